@@ -22747,6 +22747,12 @@ var BUDGETS = {
     direction: "max",
     meaning: "largest accuracy lost on any distribution-shift set",
     expect: FRACTION_EXPECT
+  },
+  "label-f1-drop": {
+    ...FRACTION,
+    direction: "max",
+    meaning: "sigmoid outputs: largest F1 lost by any label of a multi-label model (the F1 of the positive decision for a binary one)",
+    expect: FRACTION_EXPECT
   }
 };
 var BUDGET_NAMES = Object.keys(BUDGETS);
@@ -22925,6 +22931,7 @@ var CONFIG_SCHEMA = {
     "schedule-patience": wholeNumber(1),
     "recovery-rounds": { type: "integer", minimum: 0, description: "a whole number of rounds (1 = one shot, 0 = auto)" },
     "rounds-compare-sensitivity": boolean,
+    output: { type: "string", minLength: 1, description: "an output name of the model like 'logits'" },
     budgets: {
       type: "object",
       additionalProperties: false,
@@ -23221,6 +23228,23 @@ function shiftAccuracyDrop({ dense, final }) {
     unmeasured: missing.length ? `final was not evaluated on ${missing.join(", ")}` : void 0
   };
 }
+function labelF1Drop({ dense, final }) {
+  const d = dense.per_label_f1 ?? (dense.f1 !== void 0 ? [dense.f1] : void 0);
+  const f = final.per_label_f1 ?? (final.f1 !== void 0 ? [final.f1] : void 0);
+  if (!d || !f) return notMeasured("F1 is measured for sigmoid outputs (binary or multi-label) only");
+  let worst = -1;
+  let worstDrop = -Infinity;
+  d.forEach((x2, k) => {
+    const y = f[k];
+    if (x2 == null || y == null) return;
+    if (x2 - y > worstDrop) {
+      worst = k;
+      worstDrop = x2 - y;
+    }
+  });
+  if (worst < 0) return notMeasured("no label has an F1 in both dense and final (no positive label or prediction)");
+  return { actual: worstDrop, detail: `${d.length > 1 ? `label ${worst}` : "F1"}: ${pct(d[worst])} \u2192 ${pct(f[worst])}` };
+}
 var MEASURE = {
   "accuracy-drop": accuracyDrop,
   "class-accuracy-drop": classAccuracyDrop,
@@ -23229,7 +23253,8 @@ var MEASURE = {
   "latency-regression": latencyRegression,
   "p95-latency-ms": p95LatencyMs,
   "max-size-bytes": maxSizeBytes,
-  "shift-accuracy-drop": shiftAccuracyDrop
+  "shift-accuracy-drop": shiftAccuracyDrop,
+  "label-f1-drop": labelF1Drop
 };
 function within(direction, actual, limit) {
   return direction === "max" ? actual <= limit + TOLERANCE : actual >= limit - TOLERANCE;
@@ -23280,10 +23305,83 @@ function overallVerdict(results) {
   return results.reduce((worst, v) => SEVERITY[v] > SEVERITY[worst] ? v : worst, "pass");
 }
 
+// src/ledger/compact.ts
+var FULL_CLASSES = 100;
+var SHOWN_CLASSES = 20;
+function summary(step, classes) {
+  const acc2 = classes.map((c) => step.per_class?.[c] ?? null).filter((a) => a !== null);
+  const out = {
+    classes: classes.length,
+    with_samples: acc2.length,
+    mean_accuracy: acc2.length ? acc2.reduce((a, b) => a + b, 0) / acc2.length : null,
+    min_accuracy: acc2.length ? Math.min(...acc2) : null
+  };
+  if (step.confusion) {
+    let samples = 0;
+    let correct = 0;
+    for (const c of classes) {
+      const row = step.confusion[c] ?? [];
+      for (const n of row) samples += n;
+      correct += row[c] ?? 0;
+    }
+    Object.assign(out, { samples, correct });
+  }
+  return out;
+}
+function digestStep(step, shown) {
+  const classes = step.per_class?.length ?? 0;
+  if (classes <= FULL_CLASSES) return step;
+  const set = new Set(shown);
+  const rest = Array.from({ length: classes }, (_, c) => c).filter((c) => !set.has(c));
+  const digest = {
+    classes,
+    shown: [...shown],
+    accuracy: shown.map((c) => step.per_class[c] ?? null),
+    ...step.per_class_ci ? { accuracy_ci: shown.map((c) => step.per_class_ci[c] ?? null) } : {},
+    ...step.confusion ? { confusion: shown.map((c) => (step.confusion[c] ?? []).flatMap((n, p) => n > 0 ? [[p, n]] : [])) } : {},
+    rest: summary(step, rest)
+  };
+  const { per_class_ci: _ci, confusion: _confusion, ...kept } = step;
+  return { ...kept, per_class: null, class_digest: digest };
+}
+function shownClasses(changes, limit = SHOWN_CLASSES) {
+  const shown = changes.slice(0, limit).map((c) => c.class);
+  for (const c of changes.slice(limit)) if (c.beyond_budget) shown.push(c.class);
+  return shown;
+}
+function compactModel(model) {
+  const classes = Math.max(model.eval.classes, ...model.steps.map((s) => s.per_class?.length ?? 0));
+  if (classes <= FULL_CLASSES) return model;
+  const shown = shownClasses(model.class_changes);
+  const listed = new Set(shown);
+  const rest = model.class_changes.filter((c) => !listed.has(c.class));
+  const out = {
+    ...model,
+    steps: model.steps.map((s) => digestStep(s, shown)),
+    class_changes: model.class_changes.filter((c) => listed.has(c.class)),
+    class_changes_rest: {
+      classes: rest.length,
+      lost: rest.filter((c) => c.drop > 0).length,
+      gained: rest.filter((c) => c.drop < 0).length,
+      largest_drop: rest.length ? Math.max(...rest.map((c) => c.drop)) : null
+    }
+  };
+  if (model.vs_base) {
+    out.vs_base = { ...model.vs_base, steps: model.vs_base.steps.map((s) => digestStep(s, shown)), ...model.vs_base.pair ? { pair: model.vs_base.pair.map((s) => digestStep(s, shown)) } : {} };
+  }
+  return out;
+}
+function compactLedger(ledger) {
+  return { ...ledger, models: ledger.models.map(compactModel) };
+}
+function ledgerJson(ledger) {
+  return JSON.stringify(compactLedger(ledger), null, 2) + "\n";
+}
+
 // src/pipeline/compare.ts
 import * as fs8 from "node:fs";
-import * as os from "node:os";
-import * as path4 from "node:path";
+import * as os2 from "node:os";
+import * as path5 from "node:path";
 
 // src/data/npy.ts
 var DTYPES = {
@@ -24668,1385 +24766,6 @@ function writeNpz(file, arrays, opts = {}) {
     throw new UserError(`${file}: cannot write (${describe(e)}); check that the directory exists and is writable`);
   }
 }
-
-// src/data/dataset.ts
-var LABELS = "y";
-var SINGLE_INPUT = "x";
-var INTEGER_DTYPES = /* @__PURE__ */ new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
-function describeDims(dims) {
-  return `[${dims.map((d) => d === null ? "?" : String(d)).join(",")}]`;
-}
-function npType(dtype) {
-  return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
-}
-function loadDataset(path15, model, opts) {
-  const modelName = opts.modelPath ?? "the model";
-  if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path15} into; export the model with its inputs`);
-  }
-  const arrays = readArrays(path15);
-  const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
-  const bound = [];
-  if (model.length === 1) {
-    const spec = model[0];
-    const name = spec.name !== LABELS && arrays.has(spec.name) ? spec.name : SINGLE_INPUT;
-    const arr = arrays.get(name);
-    if (!arr) {
-      throw new UserError(
-        `${path15}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
-      );
-    }
-    bound.push([spec, name, arr]);
-  } else {
-    const missing = model.filter((s) => !arrays.has(s.name)).map((s) => s.name);
-    if (missing.length > 0) {
-      const wanted = model.map((s) => `${s.name}=...`).join(", ");
-      throw new UserError(
-        `${path15}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
-      );
-    }
-    for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
-  }
-  for (const [spec, name, arr] of bound) checkInput(path15, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path15, name, arr);
-  const [first, firstName, firstArr] = bound[0];
-  const count3 = firstArr.shape[0];
-  for (const [, name, arr] of bound) {
-    if (arr.shape[0] !== count3) {
-      throw new UserError(
-        `${path15}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
-      );
-    }
-  }
-  if (count3 < 1) {
-    throw new UserError(`${path15}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
-  }
-  const y = arrays.get(LABELS);
-  let labels = null;
-  if (y) labels = toLabels(path15, y, count3);
-  else if (opts.requireLabels) {
-    throw new UserError(`${path15}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
-  }
-  const inputs = /* @__PURE__ */ new Map();
-  for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path15, count: count3, inputs, labels };
-}
-function checkInput(path15, spec, name, arr, modelName) {
-  const subject = `${path15}: array '${name}'`;
-  if (arr.dtype !== spec.dtype) {
-    throw new UserError(
-      `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
-    );
-  }
-  if (spec.dims.length === 0) {
-    throw new UserError(
-      `${modelName}: input '${spec.name}' is a scalar, so it has no batch axis to feed samples along; export the model with a batch dimension`
-    );
-  }
-  const mismatch = `${subject} has shape ${describeDims(arr.shape)} but model input '${spec.name}' expects ${describeDims(spec.dims)}`;
-  if (arr.shape.length !== spec.dims.length) {
-    throw new UserError(`${mismatch} (rank ${arr.shape.length} vs ${spec.dims.length}); ${reshapeFix(name, arr, spec)}`);
-  }
-  for (let axis = 1; axis < spec.dims.length; axis++) {
-    const want = spec.dims[axis];
-    if (typeof want === "number" && want >= 0 && arr.shape[axis] !== want) {
-      throw new UserError(`${mismatch} (axis ${axis}: ${arr.shape[axis]} vs ${want}); ${reshapeFix(name, arr, spec)}`);
-    }
-  }
-}
-var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-function checkFinite(path15, name, arr) {
-  if (!FLOAT_DTYPES.has(arr.dtype)) return;
-  const data = arr.data;
-  const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
-  const half = arr.dtype === "float16";
-  for (let i2 = 0; i2 < data.length; i2++) {
-    const bad = half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0;
-    if (bad) {
-      const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
-      const more = countNonFinite(data, half);
-      throw new UserError(
-        `${path15}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
-      );
-    }
-  }
-}
-function countNonFinite(data, half) {
-  let n = 0;
-  for (let i2 = 0; i2 < data.length; i2++) if (half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0) n++;
-  return n;
-}
-function reshapeFix(name, arr, spec) {
-  const rest = spec.dims.slice(1);
-  if (arr.shape.length >= 1 && rest.every((d) => typeof d === "number" && d >= 0)) {
-    const perSampleWanted = rest.reduce((a, d) => a * d, 1);
-    const perSampleHave = arr.shape.slice(1).reduce((a, d) => a * d, 1);
-    if (perSampleWanted === perSampleHave) return `save it with ${name}.reshape(${[-1, ...rest].join(", ")})`;
-  }
-  return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
-}
-function toLabels(path15, y, count3) {
-  const subject = `${path15}: label array '${LABELS}'`;
-  if (y.shape.length !== 1) {
-    const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
-    throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
-  }
-  if (!INTEGER_DTYPES.has(y.dtype)) {
-    throw new UserError(`${subject} has dtype ${y.dtype} but labels must be integer class ids; save it with y.astype(np.int64)`);
-  }
-  if (y.shape[0] !== count3) {
-    throw new UserError(`${subject} holds ${y.shape[0]} labels but the inputs hold ${count3} samples; save one label per sample`);
-  }
-  const out = new Int32Array(count3);
-  const src = y.data;
-  for (let i2 = 0; i2 < count3; i2++) {
-    const v = Number(src[i2]);
-    if (v < 0 || v > 2147483647) {
-      throw new UserError(
-        `${subject} has ${v < 0 ? "negative" : "out-of-range"} value ${String(src[i2])} at index ${i2}; labels must be class ids 0..K-1`
-      );
-    }
-    out[i2] = v;
-  }
-  return out;
-}
-function sampleSize(dims) {
-  let n = 1;
-  for (let i2 = 1; i2 < dims.length; i2++) n *= dims[i2];
-  return n;
-}
-function sliceBatch(ds, start, end) {
-  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > ds.count || start >= end) {
-    throw new RangeError(`sliceBatch: [${start}, ${end}) is not a non-empty range within 0..${ds.count}`);
-  }
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, arr] of ds.inputs) {
-    const per = sampleSize(arr.dims);
-    out.set(name, {
-      dtype: arr.dtype,
-      dims: [end - start, ...arr.dims.slice(1)],
-      data: arr.data.subarray(start * per, end * per)
-    });
-  }
-  return out;
-}
-function takeSamples(ds, indices) {
-  const n = indices.length;
-  if (n === 0) throw new RangeError("takeSamples: no indices; a data set holds at least one sample");
-  for (let k = 0; k < n; k++) {
-    const i2 = indices[k];
-    if (!Number.isInteger(i2) || i2 < 0 || i2 >= ds.count) {
-      throw new RangeError(`takeSamples: index ${i2} at position ${k} is outside 0..${ds.count - 1}`);
-    }
-  }
-  const inputs = /* @__PURE__ */ new Map();
-  for (const [name, arr] of ds.inputs) {
-    const per = sampleSize(arr.dims);
-    const data = allocTypedArray(arr.dtype, n * per);
-    for (let k = 0; k < n; k++) {
-      const i2 = indices[k];
-      copySample(data, k * per, arr.data, i2 * per, per);
-    }
-    inputs.set(name, { dtype: arr.dtype, dims: [n, ...arr.dims.slice(1)], data });
-  }
-  let labels = null;
-  if (ds.labels) {
-    labels = new Int32Array(n);
-    for (let k = 0; k < n; k++) labels[k] = ds.labels[indices[k]];
-  }
-  return { path: ds.path, count: n, inputs, labels };
-}
-function copySample(dst, dstIndex, src, srcIndex, length) {
-  const size = src.BYTES_PER_ELEMENT;
-  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size, length * size).set(
-    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size, length * size)
-  );
-}
-
-// node_modules/markdown-table/index.js
-function defaultStringLength(value) {
-  return value.length;
-}
-function markdownTable(table2, options) {
-  const settings = options || {};
-  const align = (settings.align || []).concat();
-  const stringLength = settings.stringLength || defaultStringLength;
-  const alignments = [];
-  const cellMatrix = [];
-  const sizeMatrix = [];
-  const longestCellByColumn = [];
-  let mostCellsPerRow = 0;
-  let rowIndex = -1;
-  while (++rowIndex < table2.length) {
-    const row2 = [];
-    const sizes2 = [];
-    let columnIndex2 = -1;
-    if (table2[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table2[rowIndex].length;
-    }
-    while (++columnIndex2 < table2[rowIndex].length) {
-      const cell4 = serialize(table2[rowIndex][columnIndex2]);
-      if (settings.alignDelimiters !== false) {
-        const size = stringLength(cell4);
-        sizes2[columnIndex2] = size;
-        if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
-          longestCellByColumn[columnIndex2] = size;
-        }
-      }
-      row2.push(cell4);
-    }
-    cellMatrix[rowIndex] = row2;
-    sizeMatrix[rowIndex] = sizes2;
-  }
-  let columnIndex = -1;
-  if (typeof align === "object" && "length" in align) {
-    while (++columnIndex < mostCellsPerRow) {
-      alignments[columnIndex] = toAlignment(align[columnIndex]);
-    }
-  } else {
-    const code = toAlignment(align);
-    while (++columnIndex < mostCellsPerRow) {
-      alignments[columnIndex] = code;
-    }
-  }
-  columnIndex = -1;
-  const row = [];
-  const sizes = [];
-  while (++columnIndex < mostCellsPerRow) {
-    const code = alignments[columnIndex];
-    let before = "";
-    let after = "";
-    if (code === 99) {
-      before = ":";
-      after = ":";
-    } else if (code === 108) {
-      before = ":";
-    } else if (code === 114) {
-      after = ":";
-    }
-    let size = settings.alignDelimiters === false ? 1 : Math.max(
-      1,
-      longestCellByColumn[columnIndex] - before.length - after.length
-    );
-    const cell4 = before + "-".repeat(size) + after;
-    if (settings.alignDelimiters !== false) {
-      size = before.length + size + after.length;
-      if (size > longestCellByColumn[columnIndex]) {
-        longestCellByColumn[columnIndex] = size;
-      }
-      sizes[columnIndex] = size;
-    }
-    row[columnIndex] = cell4;
-  }
-  cellMatrix.splice(1, 0, row);
-  sizeMatrix.splice(1, 0, sizes);
-  rowIndex = -1;
-  const lines = [];
-  while (++rowIndex < cellMatrix.length) {
-    const row2 = cellMatrix[rowIndex];
-    const sizes2 = sizeMatrix[rowIndex];
-    const cellsInRow = settings.fillRows === false ? Math.max(1, cellMatrix[rowIndex === 1 ? 0 : rowIndex].length) : mostCellsPerRow;
-    columnIndex = -1;
-    const line = [];
-    while (++columnIndex < cellsInRow) {
-      const cell4 = row2[columnIndex] || "";
-      let before = "";
-      let after = "";
-      if (settings.alignDelimiters !== false) {
-        const size = longestCellByColumn[columnIndex] - (sizes2[columnIndex] || 0);
-        const code = alignments[columnIndex];
-        if (code === 114) {
-          before = " ".repeat(size);
-        } else if (code === 99) {
-          const half = size / 2;
-          if (size % 2) {
-            before = " ".repeat(half + 0.5);
-            after = " ".repeat(half - 0.5);
-          } else {
-            before = " ".repeat(half);
-            after = before;
-          }
-        } else {
-          after = " ".repeat(size);
-        }
-      }
-      if (settings.delimiterStart !== false && !columnIndex) {
-        line.push("|");
-      }
-      if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
-      // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell4 === "") && (settings.delimiterStart !== false || columnIndex)) {
-        line.push(" ");
-      }
-      if (settings.alignDelimiters !== false) {
-        line.push(before);
-      }
-      line.push(cell4);
-      if (settings.alignDelimiters !== false) {
-        line.push(after);
-      }
-      if (settings.padding !== false) {
-        line.push(" ");
-      }
-      if (settings.delimiterEnd !== false || columnIndex !== cellsInRow - 1) {
-        line.push("|");
-      }
-    }
-    lines.push(
-      settings.delimiterEnd === false ? line.join("").replace(/ +$/, "") : line.join("")
-    );
-  }
-  return lines.join("\n");
-}
-function serialize(value) {
-  return value === null || value === void 0 ? "" : String(value);
-}
-function toAlignment(value) {
-  const code = typeof value === "string" ? value.codePointAt(0) : 0;
-  return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
-}
-
-// src/ledger/format.ts
-var MINUS = "\u2212";
-function signed(text) {
-  return text.startsWith("-") ? MINUS + text.slice(1) : text;
-}
-function fixed(x2, digits) {
-  const text = x2.toFixed(digits);
-  return Number(text) === 0 ? 0 .toFixed(digits) : signed(text);
-}
-function percent(fraction2, digits = 1) {
-  return `${fixed(fraction2 * 100, digits)}%`;
-}
-function points(fraction2, digits = 2) {
-  return `${fixed(fraction2 * 100, digits)} pt`;
-}
-function signedPoints(fraction2, digits = 1) {
-  const text = fixed(fraction2 * 100, digits);
-  if (Number(text.replace(MINUS, "-")) === 0) return `\xB1${text} pt`;
-  return text.startsWith(MINUS) ? `${text} pt` : `+${text} pt`;
-}
-function ms2(x2) {
-  return `${fixed(x2, 2)} ms`;
-}
-function ratio(x2, digits = 2) {
-  return `${fixed(x2, digits)}x`;
-}
-function bytes(n) {
-  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
-  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
-  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
-  return `${fixed(n / 1024 ** 3, 2)} GiB`;
-}
-var COUNT_UNITS = [
-  ["G", 1e9],
-  ["M", 1e6],
-  ["k", 1e3]
-];
-function count(n) {
-  for (const [suffix, size] of COUNT_UNITS) {
-    if (Math.abs(n) >= size * 0.9995) return `${signed((n / size).toPrecision(3))}${suffix}`;
-  }
-  return fixed(n, 0);
-}
-
-// src/ledger/renderSensitivity.ts
-var CHART_LAYERS = 5;
-var cell = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-var quoted = (text) => `"${text.replace(/"/g, "'")}"`;
-function damage(l) {
-  const first = l.points[0];
-  const last = l.points[l.points.length - 1];
-  return [first.calib_accuracy - last.calib_accuracy, last.calib_nll - first.calib_nll];
-}
-function bySensitivity(layers) {
-  return [...layers].sort((a, b) => {
-    const [da, na] = damage(a);
-    const [db, nb] = damage(b);
-    return db - da || nb - na || a.name.localeCompare(b.name);
-  });
-}
-function shortName(name, max2 = 28) {
-  return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
-}
-function sensitivityChart(s) {
-  const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
-  const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
-  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
-  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
-  const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
-  return [
-    "```mermaid",
-    "xychart-beta",
-    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
-    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
-    `    y-axis ${quoted(metric)} ${low} --> 100`,
-    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
-    "```"
-  ].join("\n");
-}
-function sensitivitySection(s) {
-  const ordered = bySensitivity(s.layers);
-  const shown = ordered.slice(0, CHART_LAYERS);
-  const acc2 = s.against === "labels" ? "acc" : "agree";
-  const nll = s.against === "labels" ? "NLL" : "KL";
-  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
-  const rows2 = ordered.map((l) => {
-    const line = shown.indexOf(l);
-    return [
-      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
-      String(l.size),
-      ...s.ratios.map((r) => {
-        const p = l.points.find((q) => q.ratio === r);
-        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
-      }),
-      `**${percent(l.allocated)}**`,
-      l.seconds.toFixed(2)
-    ];
-  });
-  const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
-  return [
-    `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
-    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
-    sensitivityChart(s),
-    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
-  ].join("\n\n");
-}
-
-// src/ledger/renderSchedule.ts
-var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-var DASH = "\u2014";
-var cell2 = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-function scheduleSection(model) {
-  const s = model.schedule;
-  if (!s) return void 0;
-  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
-  const structured = s.steps.some((r) => r.channels_removed !== void 0);
-  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
-  const rows2 = s.steps.map((r) => [
-    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
-    percent(r.target),
-    percent(r.sparsity),
-    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
-    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
-    r.accuracy === null ? DASH : percent(r.accuracy, 2),
-    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
-    bytes(r.size_bytes),
-    ...names.map((n) => {
-      const b = r.budgets.find((x2) => x2.name === n);
-      return b ? ICON[b.verdict] : DASH;
-    }),
-    `${ICON[r.verdict]} ${r.verdict}`
-  ]);
-  const ran = s.steps.length;
-  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
-  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
-  return [
-    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
-    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
-    stop,
-    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
-  ].join("\n\n");
-}
-
-// src/ledger/render.ts
-var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-var ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-var DASH2 = "\u2014";
-var TOP_CLASSES = 5;
-function baseName(path15) {
-  return path15.split(/[\\/]/).pop() || path15;
-}
-function cell3(text) {
-  return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-}
-function table(rows2) {
-  return markdownTable(
-    rows2.map((row) => row.map(cell3)),
-    { alignDelimiters: false }
-  );
-}
-function denseStep(model) {
-  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
-}
-function finalStep(model) {
-  return model.steps.at(-1);
-}
-var speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
-function renderHeadline(model) {
-  const dense = denseStep(model);
-  const final = finalStep(model);
-  const parts = [];
-  if (dense && final) {
-    parts.push(`${percent(final.sparsity)} sparse`);
-    if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
-      const speedup = dense.latency.p50_ms / final.latency.p50_ms;
-      if (final.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
-      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
-    }
-    if (dense.accuracy != null && final.accuracy != null) {
-      parts.push(`${signedPoints(final.accuracy - dense.accuracy)} accuracy`);
-    }
-  } else {
-    parts.push("no steps measured");
-  }
-  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
-}
-function budgetValue(name, x2) {
-  switch (name) {
-    case "accuracy-drop":
-    case "class-accuracy-drop":
-    case "ece-increase":
-    case "shift-accuracy-drop":
-      return points(x2);
-    case "latency-regression":
-      return percent(x2);
-    case "min-speedup":
-      return ratio(x2);
-    case "p95-latency-ms":
-      return ms2(x2);
-    case "max-size-bytes":
-      return bytes(x2);
-  }
-}
-function intervalText(b) {
-  if (!b.ci) return "";
-  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
-  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
-  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
-}
-function budgetTable(budgets) {
-  if (budgets.length === 0) return "_No budgets checked._";
-  return table([
-    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
-    ...budgets.map((b) => [
-      `\`${b.name}\``,
-      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH2 : budgetValue(b.name, b.actual) + intervalText(b),
-      `${ICON2[b.verdict]} ${b.verdict}`,
-      b.detail
-    ])
-  ]);
-}
-var orDash = (x2, show2) => x2 == null ? DASH2 : show2(x2);
-function stepTable(steps) {
-  const batch = steps.find((s) => s.latency)?.latency?.batch;
-  const at = batch === void 0 ? "" : ` (b=${batch})`;
-  const latency = (s, key) => {
-    if (!s.latency) return DASH2;
-    const value = s.latency[key].toFixed(2);
-    return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
-  };
-  return table([
-    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
-    ...steps.map((s) => [
-      s.name,
-      percent(s.sparsity),
-      count(s.params),
-      count(s.nonzero_params),
-      count(s.flops),
-      bytes(s.size_bytes),
-      bytes(s.gzip_bytes),
-      orDash(s.accuracy, (x2) => percent(x2, 2)),
-      orDash(s.ece, (x2) => percent(x2, 2)),
-      orDash(s.agreement, (x2) => percent(x2, 2)),
-      latency(s, "p50_ms"),
-      latency(s, "p95_ms")
-    ])
-  ]);
-}
-var zerosNotSkipped = (method) => method === "unstructured" || /^\d+:\d+$/.test(method);
-function funnelSection(model) {
-  const steps = model.steps.filter((s) => s.funnel);
-  if (steps.length === 0) return void 0;
-  const dense = denseStep(model);
-  const batch = steps[0].funnel.batch;
-  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH2;
-  const speedCell = (s) => {
-    const f = s.funnel;
-    if (s === dense) return "baseline";
-    if (f.speedup === null) return DASH2;
-    const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
-    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
-  };
-  const lines = [
-    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
-    table([
-      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
-      ...steps.map((s) => {
-        const f = s.funnel;
-        const base = s === dense;
-        return [
-          s.name,
-          percent(f.params_ratio),
-          percent(f.flops_ratio),
-          percent(f.sparse_flops_ratio),
-          ratio(f.ideal_speedup),
-          p(s, "p50_ms"),
-          p(s, "p95_ms"),
-          speedCell(s),
-          base ? DASH2 : orDash(f.efficiency, (x2) => percent(x2, 0))
-        ];
-      })
-    ])
-  ];
-  const final = finalStep(model);
-  if (final?.funnel && zerosNotSkipped(model.method)) {
-    const f = final.funnel;
-    const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
-    lines.push(
-      `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
-      table([
-        ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
-        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
-      ])
-    );
-  }
-  return lines.join("\n\n");
-}
-function classTable(model) {
-  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
-  if (lost.length === 0) return void 0;
-  return [
-    "**Classes that lost most**",
-    table([
-      ["Class", "Dense", "Pruned", "Drop", "Support"],
-      ...lost.map((c) => [
-        String(c.class),
-        percent(c.dense),
-        percent(c.pruned),
-        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
-        String(c.support)
-      ])
-    ])
-  ].join("\n\n");
-}
-function costTable(steps) {
-  const rows2 = steps.filter((s) => s.runtime_cost);
-  if (rows2.length === 0) return void 0;
-  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH2;
-  return table([
-    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
-    ...rows2.map((s) => {
-      const c = s.runtime_cost;
-      return [
-        s.name,
-        withCi(s),
-        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
-        c.load_ms.toFixed(1),
-        c.throughput_samples_per_s === void 0 ? DASH2 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
-        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
-        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
-      ];
-    })
-  ]);
-}
-function predictionShiftTable(model) {
-  if (!model.prediction_shift?.length) return void 0;
-  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
-  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
-  return [
-    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
-    table([
-      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
-      ...model.prediction_shift.flatMap(
-        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
-      )
-    ])
-  ].join("\n\n");
-}
-function shiftTable(model) {
-  if (!model.shifts?.length) return void 0;
-  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
-  return [
-    "**Distribution shift**",
-    table([
-      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
-      ...model.shifts.map((s) => [
-        s.name,
-        s.source,
-        String(s.samples),
-        percent(s.dense, 2),
-        percent(s.final, 2),
-        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
-        points(s.gap_change, 2)
-      ])
-    ])
-  ].join("\n\n");
-}
-function renderModel(model) {
-  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
-  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
-  if (model.steps.length > 0) sections.push(stepTable(model.steps));
-  const schedule = scheduleSection(model);
-  if (schedule) sections.push(schedule);
-  const funnel = funnelSection(model);
-  if (funnel) sections.push(funnel);
-  const classes = classTable(model);
-  if (classes) sections.push(classes);
-  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell3(n)}`)].join("\n"));
-  const cost = costTable(model.steps);
-  if (cost) sections.push(cost);
-  const shifts = shiftTable(model);
-  if (shifts) sections.push(shifts);
-  const predicted = predictionShiftTable(model);
-  if (predicted) sections.push(predicted);
-  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
-  return sections.join("\n\n");
-}
-function renderMarkdown(ledger) {
-  const { runtime, tool } = ledger;
-  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
-
-${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
-  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
-  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
-  const t = ledger.timed_out;
-  const timedOut = t ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
-
-` : "";
-  return `${title}
-
-${timedOut}${models}
-
-${footer}
-`;
-}
-
-// src/ledger/types.ts
-var LEDGER_SCHEMA = "prune-guard/ledger@1";
-
-// node_modules/simple-statistics/dist/simple-statistics.mjs
-function quantileSorted(x2, p) {
-  var idx = (x2.length - 1) * p;
-  if (x2.length === 0) {
-    throw new Error("quantile requires at least one data point.");
-  } else if (p < 0 || p > 1) {
-    throw new Error("quantiles must be between 0 and 1");
-  } else if (p === 1) {
-    return x2[x2.length - 1];
-  } else if (p === 0) {
-    return x2[0];
-  } else if (idx % 1 !== 0) {
-    var lower = Math.floor(idx);
-    var upper = Math.ceil(idx);
-    var fraction2 = idx - lower;
-    return x2[lower] + fraction2 * (x2[upper] - x2[lower]);
-  } else {
-    return x2[idx];
-  }
-}
-function quickselect(arr, k, left, right) {
-  left = left || 0;
-  right = right || arr.length - 1;
-  while (right > left) {
-    if (right - left > 600) {
-      var n = right - left + 1;
-      var m = k - left + 1;
-      var z2 = Math.log(n);
-      var s = 0.5 * Math.exp(2 * z2 / 3);
-      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
-      if (m - n / 2 < 0) {
-        sd *= -1;
-      }
-      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
-      var newRight = Math.min(
-        right,
-        Math.floor(k + (n - m) * s / n + sd)
-      );
-      quickselect(arr, k, newLeft, newRight);
-    }
-    var t = arr[k];
-    var i2 = left;
-    var j = right;
-    swap(arr, left, k);
-    if (arr[right] > t) {
-      swap(arr, left, right);
-    }
-    while (i2 < j) {
-      swap(arr, i2, j);
-      i2++;
-      j--;
-      while (arr[i2] < t) {
-        i2++;
-      }
-      while (arr[j] > t) {
-        j--;
-      }
-    }
-    if (arr[left] === t) {
-      swap(arr, left, j);
-    } else {
-      j++;
-      swap(arr, j, right);
-    }
-    if (j <= k) {
-      left = j + 1;
-    }
-    if (k <= j) {
-      right = j - 1;
-    }
-  }
-}
-function swap(arr, i2, j) {
-  var tmp = arr[i2];
-  arr[i2] = arr[j];
-  arr[j] = tmp;
-}
-function quantile(x2, p) {
-  var copy = x2.slice();
-  if (Array.isArray(p)) {
-    multiQuantileSelect(copy, p);
-    var results = [];
-    for (var i2 = 0; i2 < p.length; i2++) {
-      results[i2] = quantileSorted(copy, p[i2]);
-    }
-    return results;
-  } else {
-    var idx = quantileIndex(copy.length, p);
-    quantileSelect(copy, idx, 0, copy.length - 1);
-    return quantileSorted(copy, p);
-  }
-}
-function quantileSelect(arr, k, left, right) {
-  if (k % 1 === 0) {
-    quickselect(arr, k, left, right);
-  } else {
-    k = Math.floor(k);
-    quickselect(arr, k, left, right);
-    quickselect(arr, k + 1, k + 1, right);
-  }
-}
-function multiQuantileSelect(arr, p) {
-  var positions = /* @__PURE__ */ new Set();
-  for (var i2 = 0; i2 < p.length; i2++) {
-    var idx = quantileIndex(arr.length, p[i2]);
-    positions.add(Math.floor(idx));
-    positions.add(Math.ceil(idx));
-  }
-  var indices = Array.from(positions).sort(compare);
-  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
-}
-function multiselect(arr, indices, lo, hi, left, right) {
-  if (lo > hi) {
-    return;
-  }
-  var mid = lo + hi >> 1;
-  quickselect(arr, indices[mid], left, right);
-  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
-  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
-}
-function compare(a, b) {
-  return a - b;
-}
-function quantileIndex(len, p) {
-  var idx = (len - 1) * p;
-  if (p === 1) {
-    return len - 1;
-  } else if (p === 0) {
-    return 0;
-  } else if (idx % 1 !== 0) {
-    return idx;
-  } else {
-    return idx;
-  }
-}
-function median(x2) {
-  return +quantile(x2, 0.5);
-}
-var BayesianClassifier = function BayesianClassifier2() {
-  this.totalCount = 0;
-  this.data = {};
-};
-BayesianClassifier.prototype.train = function train(item, category) {
-  if (!this.data[category]) {
-    this.data[category] = {};
-  }
-  for (var k in item) {
-    var v = item[k];
-    if (this.data[category][k] === void 0) {
-      this.data[category][k] = {};
-    }
-    if (this.data[category][k][v] === void 0) {
-      this.data[category][k][v] = 0;
-    }
-    this.data[category][k][v]++;
-  }
-  this.totalCount++;
-};
-BayesianClassifier.prototype.score = function score(item) {
-  var odds = {};
-  var category;
-  for (var k in item) {
-    var v = item[k];
-    for (category in this.data) {
-      if (odds[category] === void 0) {
-        odds[category] = {};
-      }
-      if (this.data[category][k]) {
-        odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
-      } else {
-        odds[category][k + "_" + v] = 0;
-      }
-    }
-  }
-  var oddsSums = {};
-  for (category in odds) {
-    oddsSums[category] = 0;
-    for (var combination in odds[category]) {
-      oddsSums[category] += odds[category][combination];
-    }
-  }
-  return oddsSums;
-};
-var g = 607 / 128;
-var LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
-var SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
-function cumulativeDistribution(z2) {
-  var sum = z2;
-  var tmp = z2;
-  for (var i2 = 1; i2 < 30; i2++) {
-    tmp *= z2 * z2 / (2 * i2 + 1);
-    sum += tmp;
-  }
-  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
-}
-var standardNormalTable = [];
-for (z = 0; z <= 3.09; z += 0.01) {
-  standardNormalTable.push(cumulativeDistribution(z));
-}
-var z;
-function errorFunction(x2) {
-  var t = 1 / (1 + 0.5 * Math.abs(x2));
-  var tau = t * Math.exp(
-    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
-  );
-  if (x2 >= 0) {
-    return 1 - tau;
-  } else {
-    return tau - 1;
-  }
-}
-var SQRT_2PI = Math.sqrt(2 * Math.PI);
-var PerceptronModel = function PerceptronModel2() {
-  this.weights = [];
-  this.bias = 0;
-};
-PerceptronModel.prototype.predict = function predict(features) {
-  if (features.length !== this.weights.length) {
-    return null;
-  }
-  var score2 = 0;
-  for (var i2 = 0; i2 < this.weights.length; i2++) {
-    score2 += this.weights[i2] * features[i2];
-  }
-  score2 += this.bias;
-  if (score2 > 0) {
-    return 1;
-  } else {
-    return 0;
-  }
-};
-PerceptronModel.prototype.train = function train2(features, label) {
-  if (label !== 0 && label !== 1) {
-    return null;
-  }
-  if (features.length !== this.weights.length) {
-    this.weights = features.slice();
-    this.bias = 1;
-  }
-  var prediction = this.predict(features);
-  if (typeof prediction === "number" && prediction !== label) {
-    var gradient = label - prediction;
-    for (var i2 = 0; i2 < this.weights.length; i2++) {
-      this.weights[i2] += gradient * features[i2];
-    }
-    this.bias += gradient;
-  }
-  return this;
-};
-
-// src/onnx/runtime/ort.ts
-var bundled = __toESM(require_dist2(), 1);
-import { createRequire as createRequire2 } from "node:module";
-
-// src/onnx/runtime/ortErrors.ts
-var PATTERNS = [
-  [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
-  [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
-  [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
-  [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
-];
-var MAX_LENGTH = 300;
-function shortOrtError(message) {
-  for (const [re, say] of PATTERNS) {
-    const m = message.match(re);
-    if (m) return say(m);
-  }
-  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
-  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
-}
-
-// src/onnx/runtime/ort.ts
-var chosen;
-function onnxruntime() {
-  if (chosen) return chosen;
-  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
-  if (custom) {
-    try {
-      chosen = { ort: createRequire2(import.meta.url)(custom), source: custom };
-    } catch (e) {
-      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
-    }
-  } else {
-    chosen = { ort: bundled, source: "bundled" };
-  }
-  return chosen;
-}
-function onnxruntimeVersion() {
-  const { ort } = onnxruntime();
-  return ort.env.versions?.common ?? "unknown";
-}
-async function openSession(modelPath, opts) {
-  const { ort } = onnxruntime();
-  try {
-    return await ort.InferenceSession.create(modelPath, {
-      executionProviders: [opts.provider ?? "cpu"],
-      graphOptimizationLevel: "all",
-      executionMode: "sequential",
-      intraOpNumThreads: opts.threads,
-      interOpNumThreads: 1
-    });
-  } catch (e) {
-    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
-  }
-}
-
-// src/util/random.ts
-function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
-
-// src/measure/stats/bootstrap.ts
-function bootstrapInterval(n, statistic, opts = {}) {
-  const confidence = opts.confidence ?? 0.95;
-  const resamples = opts.resamples ?? 1e3;
-  const random = seededRandom(opts.seed ?? 24301);
-  const indices = new Int32Array(n);
-  const values = [];
-  for (let r = 0; r < resamples; r++) {
-    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
-    const v = statistic(indices);
-    if (Number.isFinite(v)) values.push(v);
-  }
-  if (values.length === 0) return [NaN, NaN];
-  values.sort((a, b) => a - b);
-  const alpha = (1 - confidence) / 2;
-  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
-}
-function quantileAt(values, indices, p, scratch) {
-  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
-  scratch.sort();
-  return quantileSorted(scratch, p);
-}
-function quantileInterval(values, p, opts = {}) {
-  const scratch = new Float64Array(values.length);
-  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
-}
-function meanInterval(values, opts = {}) {
-  return bootstrapInterval(values.length, (idx) => {
-    let s = 0;
-    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
-    return s / idx.length;
-  }, opts);
-}
-
-// src/measure/latency.ts
-function batchOf(source, batch) {
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, arr] of source) {
-    const rows2 = arr.dims[0];
-    const rowSize = arr.data.length / rows2;
-    const Ctor = arr.data.constructor;
-    const data = new Ctor(batch * rowSize);
-    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
-    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
-  }
-  return out;
-}
-function latencyStat(batch, samplesMs, confidence) {
-  const sorted = [...samplesMs].sort((a, b) => a - b);
-  const stat = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
-  if (confidence === void 0) return stat;
-  stat.p99_ms = quantileSorted(sorted, 0.99);
-  stat.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
-  const opts = { confidence, resamples: 500 };
-  stat.p50_ci = quantileInterval(sorted, 0.5, opts);
-  stat.p95_ci = quantileInterval(sorted, 0.95, opts);
-  stat.p99_ci = quantileInterval(sorted, 0.99, opts);
-  stat.mean_ci = meanInterval(sorted, opts);
-  return stat;
-}
-function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
-  const n = Math.min(a.length, b.length);
-  const sa = new Float64Array(n);
-  const sb = new Float64Array(n);
-  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
-  const ratio2 = median2(a) / median2(b);
-  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
-  return { ratio: ratio2, ci };
-}
-function relativeHalfWidth(estimate, ci) {
-  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
-}
-var STABLE_WINDOW = 5;
-function settled(times) {
-  if (times.length < 2 * STABLE_WINDOW) return false;
-  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
-  const last = med(times.slice(-STABLE_WINDOW));
-  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
-  return Math.abs(last / before - 1) <= 0.1;
-}
-function preciseEnough(perModel, target, confidence) {
-  if (perModel.length === 1) {
-    const s = perModel[0];
-    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
-  }
-  for (let i2 = 1; i2 < perModel.length; i2++) {
-    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
-    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
-  }
-  return true;
-}
-async function measureInterleaved(modelPaths, source, opts, onProgress) {
-  const { ort } = onnxruntime();
-  const sessions = [];
-  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
-  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
-  const adaptive = (opts.targetRelCi ?? 0) > 0;
-  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
-  let done = 0;
-  try {
-    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
-    for (let b = 0; b < opts.batchSizes.length; b++) {
-      const started = performance.now();
-      const inputs = batchOf(source, opts.batchSizes[b]);
-      const feeds = {};
-      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const warm = sessions.map(() => []);
-      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
-      let warming = opts.warmup > 0;
-      let warmRounds = 0;
-      let timed = 0;
-      for (let r = 0; ; r++) {
-        if (!warming && timed >= opts.runs) {
-          if (!adaptive || performance.now() - started > capMs) break;
-          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
-        }
-        const order = sessions.map((_, i2) => i2);
-        if (r % 2 === 1) order.reverse();
-        for (const i2 of order) {
-          let dt = Infinity;
-          for (let k = 0; k < (opts.repeat ?? 1); k++) {
-            const t0 = performance.now();
-            const out = await sessions[i2].run(feeds);
-            dt = Math.min(dt, performance.now() - t0);
-            for (const t of Object.values(out)) t.dispose();
-          }
-          if (warming) warm[i2].push(dt);
-          else samples[i2][b].push(dt);
-        }
-        if (warming) {
-          warmRounds++;
-          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
-        } else timed++;
-        onProgress?.(Math.min(++done, total2), total2);
-      }
-    }
-  } finally {
-    for (const s of sessions) await s.release();
-  }
-  return samples;
-}
-
-// src/measure/metrics.ts
-function accuracy(pred, labels) {
-  let hit = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
-  return labels.length ? hit / labels.length : NaN;
-}
-function perClassAccuracy(pred, labels, classes) {
-  const hit = new Float64Array(classes);
-  const support = classSupport(labels, classes);
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
-  return Array.from(support, (n, c) => n ? hit[c] / n : null);
-}
-function classSupport(labels, classes) {
-  const support = new Array(classes).fill(0);
-  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
-  return support;
-}
-function confusionMatrix(pred, labels, classes) {
-  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
-  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
-  return m;
-}
-function agreement(a, b) {
-  let same2 = 0;
-  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
-  return a.length ? same2 / a.length : NaN;
-}
-
-// src/measure/provider.ts
-import * as fs3 from "node:fs";
-function cudaUnavailable() {
-  const { ort, source } = onnxruntime();
-  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
-  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
-  if (!fs3.existsSync("/dev/nvidia0") && !fs3.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
-  return void 0;
-}
-async function resolveProvider(requested, probeModel) {
-  if (requested === "cpu") return { provider: "cpu" };
-  let why = cudaUnavailable();
-  if (!why) {
-    try {
-      const { ort } = onnxruntime();
-      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
-      await session.release();
-      return { provider: "cuda" };
-    } catch (e) {
-      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
-    }
-  }
-  if (requested === "cuda") {
-    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
-  }
-  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
-}
-
-// src/measure/runtimeCost.ts
-import { spawn } from "node:child_process";
-import * as fs5 from "node:fs";
-
-// src/measure/memory.ts
-import * as fs4 from "node:fs";
-function readHwm() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs4.readFileSync("/proc/self/status", "utf8"));
-  return m ? Number(m[1]) * 1024 : void 0;
-}
-function peakMeter() {
-  try {
-    fs4.writeFileSync("/proc/self/clear_refs", "5");
-    if (readHwm() !== void 0) {
-      return {
-        method: "linux-vmhwm",
-        reset: () => fs4.writeFileSync("/proc/self/clear_refs", "5"),
-        peak: () => readHwm()
-      };
-    }
-  } catch {
-  }
-  return { method: "rss-after", reset() {
-  }, peak: () => process.memoryUsage().rss };
-}
-
-// src/measure/runtimeCost.ts
-var RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
-function throughput(byBatch) {
-  if (byBatch.length === 0) return void 0;
-  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
-  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
-}
-function readCounter(file) {
-  try {
-    const v = Number(fs5.readFileSync(file, "utf8").trim());
-    return Number.isFinite(v) ? v : void 0;
-  } catch {
-    return void 0;
-  }
-}
-async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
-  const before = readCounter(counter);
-  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
-  for (let i2 = 0; i2 < runs; i2++) await run();
-  const after = readCounter(counter);
-  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
-  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
-}
-async function gpuEnergyPerSample(run, runs, batch, command = "nvidia-smi") {
-  const watts = [];
-  let failed = false;
-  const child = spawn(command, ["--query-gpu=power.draw", "--format=csv,noheader,nounits", "-i", "0", "-lms", "100"], { stdio: ["ignore", "pipe", "ignore"] });
-  child.on("error", () => failed = true);
-  child.stdout.setEncoding("utf8");
-  child.stdout.on("data", (chunk) => {
-    for (const line of chunk.split("\n")) {
-      const w = Number.parseFloat(line);
-      if (Number.isFinite(w)) watts.push(w);
-    }
-  });
-  for (let waited = 0; watts.length === 0 && !failed && child.exitCode === null && waited < 2e3; waited += 20) await new Promise((r) => setTimeout(r, 20));
-  const t0 = performance.now();
-  for (let i2 = 0; i2 < runs; i2++) await run();
-  const seconds2 = (performance.now() - t0) / 1e3;
-  child.kill();
-  if (failed || watts.length === 0) return { joules: null, note: `not available: ${command} (NVML power) did not report on this runner` };
-  const meanWatts = watts.reduce((a, b) => a + b, 0) / watts.length;
-  return { joules: meanWatts * seconds2 / (runs * batch), note: `NVML board power via nvidia-smi (${watts.length} readings, mean ${meanWatts.toFixed(1)} W) over ${runs} runs of batch ${batch} (includes other processes on the GPU)` };
-}
-async function measureRuntimeCost(artifact, byBatch, source, opts) {
-  const { ort } = onnxruntime();
-  const loads = [];
-  const meter = peakMeter();
-  for (let i2 = 0; i2 < 3; i2++) {
-    const rssBefore = process.memoryUsage().rss;
-    if (i2 === 2) meter.reset();
-    const t0 = performance.now();
-    const s = await openSession(artifact, opts);
-    loads.push(performance.now() - t0);
-    if (i2 < 2) await s.release();
-    else {
-      const batch = byBatch[0]?.batch ?? 1;
-      const feeds = {};
-      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const measureEnergy = opts.provider === "cuda" ? gpuEnergyPerSample : energyPerSample;
-      const energy = await measureEnergy(async () => {
-        const out2 = await s.run(feeds);
-        for (const t of Object.values(out2)) t.dispose();
-      }, 20, batch);
-      const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a, byBatch[0] ?? { batch: 1 });
-      const bigFeeds = {};
-      for (const [name, arr] of batchOf(source, largest.batch)) bigFeeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const out = await s.run(bigFeeds);
-      for (const t of Object.values(out)) t.dispose();
-      const peak = meter.method === "linux-vmhwm" ? meter.peak() : null;
-      await s.release();
-      const tp = throughput(byBatch);
-      return {
-        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
-        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
-        energy_j_per_sample: energy.joules,
-        energy_note: energy.note,
-        peak_rss_bytes: peak,
-        session_rss_bytes: peak === null ? null : Math.max(0, peak - rssBefore),
-        memory_note: peak === null ? "not available: the runner does not expose a resettable peak RSS (Linux /proc/self/clear_refs)" : `peak RSS of the measuring process while loading the model and running batch ${largest.batch} (Linux VmHWM)`
-      };
-    }
-  }
-  throw new Error("unreachable");
-}
-
-// src/onnx/model.ts
-import * as fs6 from "node:fs";
-import * as path3 from "node:path";
 
 // node_modules/@bufbuild/protobuf/dist/esm/is-message.js
 function isMessage(arg, schema) {
@@ -29838,9 +28557,9 @@ function compileScalarReader(type, utf8Validation, longAsString) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/file.js
-function fileDesc(b64, imports) {
+function fileDesc(b642, imports) {
   var _a2;
-  const root = fromBinary(FileDescriptorProtoSchema, base64Decode(b64));
+  const root = fromBinary(FileDescriptorProtoSchema, base64Decode(b642));
   root.messageType.forEach(restoreJsonNames);
   root.dependency = (_a2 = imports === null || imports === void 0 ? void 0 : imports.map((f) => f.proto.name)) !== null && _a2 !== void 0 ? _a2 : [];
   const reg = createEmbeddedFileRegistry(root, (protoFileName) => imports === null || imports === void 0 ? void 0 : imports.find((f) => f.proto.name === protoFileName));
@@ -30438,9 +29157,1571 @@ function makeFloatTensor(name, dims, values) {
   setTensorFloat32(t, values);
   return t;
 }
+function makeTypedFloatTensor(name, dataType, dims, values) {
+  const t = create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt) });
+  setTensorFloat32(t, values);
+  return t;
+}
 function makeInt64Tensor(name, dims, values) {
   const raw = new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
   return create(TensorProtoSchema, { name, dataType: 7 /* INT64 */, dims: dims.map(BigInt), rawData: raw });
+}
+
+// src/data/dataset.ts
+var LABELS = "y";
+var SINGLE_INPUT = "x";
+var INTEGER_DTYPES = /* @__PURE__ */ new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
+function describeDims(dims) {
+  return `[${dims.map((d) => d === null ? "?" : String(d)).join(",")}]`;
+}
+function npType(dtype) {
+  return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
+}
+function loadDataset(path15, model, opts) {
+  const modelName = opts.modelPath ?? "the model";
+  if (model.length === 0) {
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path15} into; export the model with its inputs`);
+  }
+  const arrays = readArrays(path15);
+  const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
+  const bound = [];
+  if (model.length === 1) {
+    const spec = model[0];
+    const name = spec.name !== LABELS && arrays.has(spec.name) ? spec.name : SINGLE_INPUT;
+    const arr = arrays.get(name);
+    if (!arr) {
+      throw new UserError(
+        `${path15}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+      );
+    }
+    bound.push([spec, name, arr]);
+  } else {
+    const missing = model.filter((s) => !arrays.has(s.name)).map((s) => s.name);
+    if (missing.length > 0) {
+      const wanted = model.map((s) => `${s.name}=...`).join(", ");
+      throw new UserError(
+        `${path15}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+      );
+    }
+    for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
+  }
+  for (const [spec, name, arr] of bound) checkInput(path15, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path15, name, arr);
+  const [first, firstName, firstArr] = bound[0];
+  const count3 = firstArr.shape[0];
+  for (const [, name, arr] of bound) {
+    if (arr.shape[0] !== count3) {
+      throw new UserError(
+        `${path15}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+      );
+    }
+  }
+  if (count3 < 1) {
+    throw new UserError(`${path15}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+  }
+  const y = arrays.get(LABELS);
+  let labels = null;
+  let labelWidth = 1;
+  if (y) ({ labels, width: labelWidth } = toLabels(path15, y, count3));
+  else if (opts.requireLabels) {
+    throw new UserError(`${path15}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+  }
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [spec, name, arr] of bound) inputs.set(spec.name, asModelType(path15, name, arr, spec));
+  return { path: path15, count: count3, inputs, labels, labelWidth };
+}
+var FLOAT_DTYPES_CONVERTIBLE = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
+function convertible(have, want) {
+  return have !== want && FLOAT_DTYPES_CONVERTIBLE.has(have) && FLOAT_DTYPES_CONVERTIBLE.has(want);
+}
+var HALF_FINITE = 31744;
+function asModelType(path15, name, arr, spec) {
+  if (arr.dtype === spec.dtype) return { dtype: arr.dtype, dims: arr.shape, data: arr.data };
+  const n = arr.data.length;
+  const src = arr.dtype === "float16" ? Float32Array.from(arr.data, halfToFloat) : arr.data;
+  const out = allocTypedArray(spec.dtype, n);
+  if (spec.dtype === "float16") {
+    const half = out;
+    for (let i2 = 0; i2 < n; i2++) {
+      half[i2] = floatToHalf(src[i2]);
+      if ((half[i2] & HALF_FINITE) === HALF_FINITE) {
+        throw new UserError(`${path15}: array '${name}' holds ${src[i2]} at flat index ${i2}, beyond the float16 range (\xB165504) of model input '${spec.name}'; scale the data as the model expects, or save it with ${name}.astype(np.float16) after clipping`);
+      }
+    }
+  } else out.set(src);
+  return { dtype: spec.dtype, dims: arr.shape, data: out };
+}
+function checkInput(path15, spec, name, arr, modelName) {
+  const subject = `${path15}: array '${name}'`;
+  if (arr.dtype !== spec.dtype && !convertible(arr.dtype, spec.dtype)) {
+    throw new UserError(
+      `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
+    );
+  }
+  if (spec.dims.length === 0) {
+    throw new UserError(
+      `${modelName}: input '${spec.name}' is a scalar, so it has no batch axis to feed samples along; export the model with a batch dimension`
+    );
+  }
+  const mismatch = `${subject} has shape ${describeDims(arr.shape)} but model input '${spec.name}' expects ${describeDims(spec.dims)}`;
+  if (arr.shape.length !== spec.dims.length) {
+    throw new UserError(`${mismatch} (rank ${arr.shape.length} vs ${spec.dims.length}); ${reshapeFix(name, arr, spec)}`);
+  }
+  for (let axis = 1; axis < spec.dims.length; axis++) {
+    const want = spec.dims[axis];
+    if (typeof want === "number" && want >= 0 && arr.shape[axis] !== want) {
+      throw new UserError(`${mismatch} (axis ${axis}: ${arr.shape[axis]} vs ${want}); ${reshapeFix(name, arr, spec)}`);
+    }
+  }
+}
+var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
+function checkFinite(path15, name, arr) {
+  if (!FLOAT_DTYPES.has(arr.dtype)) return;
+  const data = arr.data;
+  const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
+  const half = arr.dtype === "float16";
+  for (let i2 = 0; i2 < data.length; i2++) {
+    const bad = half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0;
+    if (bad) {
+      const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
+      const more = countNonFinite(data, half);
+      throw new UserError(
+        `${path15}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+      );
+    }
+  }
+}
+function countNonFinite(data, half) {
+  let n = 0;
+  for (let i2 = 0; i2 < data.length; i2++) if (half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0) n++;
+  return n;
+}
+function reshapeFix(name, arr, spec) {
+  const rest = spec.dims.slice(1);
+  if (arr.shape.length >= 1 && rest.every((d) => typeof d === "number" && d >= 0)) {
+    const perSampleWanted = rest.reduce((a, d) => a * d, 1);
+    const perSampleHave = arr.shape.slice(1).reduce((a, d) => a * d, 1);
+    if (perSampleWanted === perSampleHave) return `save it with ${name}.reshape(${[-1, ...rest].join(", ")})`;
+  }
+  return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
+}
+var LABEL_MATRIX_DTYPES = /* @__PURE__ */ new Set([...INTEGER_DTYPES, "bool", "float16", "float32", "float64"]);
+function toLabels(path15, y, count3) {
+  const subject = `${path15}: label array '${LABELS}'`;
+  const matrix = y.shape.length === 2 && y.shape[1] > 1;
+  if (y.shape.length !== 1 && !(y.shape.length === 2 && y.shape[1] >= 1)) {
+    throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be class ids [N], or a 0/1 matrix [N,K] for multi-label models; save it with y.reshape(len(y), -1) or y.reshape(-1)`);
+  }
+  if (!(matrix ? LABEL_MATRIX_DTYPES : INTEGER_DTYPES).has(y.dtype)) {
+    throw new UserError(`${subject} has dtype ${y.dtype} but labels must be integer class ids; save it with y.astype(np.int64)`);
+  }
+  if (y.shape[0] !== count3) {
+    throw new UserError(`${subject} holds ${y.shape[0]} labels but the inputs hold ${count3} samples; save one label per sample`);
+  }
+  const width = y.shape.length === 2 ? y.shape[1] : 1;
+  const out = new Int32Array(count3 * width);
+  const src = y.data;
+  const half = y.dtype === "float16";
+  for (let i2 = 0; i2 < out.length; i2++) {
+    const v = half ? halfToFloat(src[i2]) : Number(src[i2]);
+    if (matrix && v !== 0 && v !== 1) {
+      throw new UserError(`${subject} is a [N,K] matrix, read as multi-label targets, but holds ${v} at sample ${Math.floor(i2 / width)}, label ${i2 % width}; multi-label targets must be 0 or 1 (for one-hot class labels save y.argmax(axis=1))`);
+    }
+    if (v < 0 || v > 2147483647 || !Number.isInteger(v)) {
+      throw new UserError(
+        `${subject} has ${v < 0 ? "negative" : "out-of-range"} value ${String(src[i2])} at index ${Math.floor(i2 / width)}; labels must be class ids 0..K-1`
+      );
+    }
+    out[i2] = v;
+  }
+  return { labels: out, width };
+}
+function sampleSize(dims) {
+  let n = 1;
+  for (let i2 = 1; i2 < dims.length; i2++) n *= dims[i2];
+  return n;
+}
+function sliceBatch(ds, start, end) {
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > ds.count || start >= end) {
+    throw new RangeError(`sliceBatch: [${start}, ${end}) is not a non-empty range within 0..${ds.count}`);
+  }
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) {
+    const per = sampleSize(arr.dims);
+    out.set(name, {
+      dtype: arr.dtype,
+      dims: [end - start, ...arr.dims.slice(1)],
+      data: arr.data.subarray(start * per, end * per)
+    });
+  }
+  return out;
+}
+function takeSamples(ds, indices) {
+  const n = indices.length;
+  if (n === 0) throw new RangeError("takeSamples: no indices; a data set holds at least one sample");
+  for (let k = 0; k < n; k++) {
+    const i2 = indices[k];
+    if (!Number.isInteger(i2) || i2 < 0 || i2 >= ds.count) {
+      throw new RangeError(`takeSamples: index ${i2} at position ${k} is outside 0..${ds.count - 1}`);
+    }
+  }
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) {
+    const per = sampleSize(arr.dims);
+    const data = allocTypedArray(arr.dtype, n * per);
+    for (let k = 0; k < n; k++) {
+      const i2 = indices[k];
+      copySample(data, k * per, arr.data, i2 * per, per);
+    }
+    inputs.set(name, { dtype: arr.dtype, dims: [n, ...arr.dims.slice(1)], data });
+  }
+  let labels = null;
+  const w = ds.labelWidth ?? 1;
+  if (ds.labels) {
+    labels = new Int32Array(n * w);
+    for (let k = 0; k < n; k++) labels.set(ds.labels.subarray(indices[k] * w, (indices[k] + 1) * w), k * w);
+  }
+  return { path: ds.path, count: n, inputs, labels, ...ds.labelWidth !== void 0 ? { labelWidth: ds.labelWidth } : {} };
+}
+function copySample(dst, dstIndex, src, srcIndex, length) {
+  const size = src.BYTES_PER_ELEMENT;
+  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size, length * size).set(
+    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size, length * size)
+  );
+}
+
+// node_modules/markdown-table/index.js
+function defaultStringLength(value) {
+  return value.length;
+}
+function markdownTable(table2, options) {
+  const settings = options || {};
+  const align = (settings.align || []).concat();
+  const stringLength = settings.stringLength || defaultStringLength;
+  const alignments = [];
+  const cellMatrix = [];
+  const sizeMatrix = [];
+  const longestCellByColumn = [];
+  let mostCellsPerRow = 0;
+  let rowIndex = -1;
+  while (++rowIndex < table2.length) {
+    const row2 = [];
+    const sizes2 = [];
+    let columnIndex2 = -1;
+    if (table2[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table2[rowIndex].length;
+    }
+    while (++columnIndex2 < table2[rowIndex].length) {
+      const cell4 = serialize(table2[rowIndex][columnIndex2]);
+      if (settings.alignDelimiters !== false) {
+        const size = stringLength(cell4);
+        sizes2[columnIndex2] = size;
+        if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
+          longestCellByColumn[columnIndex2] = size;
+        }
+      }
+      row2.push(cell4);
+    }
+    cellMatrix[rowIndex] = row2;
+    sizeMatrix[rowIndex] = sizes2;
+  }
+  let columnIndex = -1;
+  if (typeof align === "object" && "length" in align) {
+    while (++columnIndex < mostCellsPerRow) {
+      alignments[columnIndex] = toAlignment(align[columnIndex]);
+    }
+  } else {
+    const code = toAlignment(align);
+    while (++columnIndex < mostCellsPerRow) {
+      alignments[columnIndex] = code;
+    }
+  }
+  columnIndex = -1;
+  const row = [];
+  const sizes = [];
+  while (++columnIndex < mostCellsPerRow) {
+    const code = alignments[columnIndex];
+    let before = "";
+    let after = "";
+    if (code === 99) {
+      before = ":";
+      after = ":";
+    } else if (code === 108) {
+      before = ":";
+    } else if (code === 114) {
+      after = ":";
+    }
+    let size = settings.alignDelimiters === false ? 1 : Math.max(
+      1,
+      longestCellByColumn[columnIndex] - before.length - after.length
+    );
+    const cell4 = before + "-".repeat(size) + after;
+    if (settings.alignDelimiters !== false) {
+      size = before.length + size + after.length;
+      if (size > longestCellByColumn[columnIndex]) {
+        longestCellByColumn[columnIndex] = size;
+      }
+      sizes[columnIndex] = size;
+    }
+    row[columnIndex] = cell4;
+  }
+  cellMatrix.splice(1, 0, row);
+  sizeMatrix.splice(1, 0, sizes);
+  rowIndex = -1;
+  const lines = [];
+  while (++rowIndex < cellMatrix.length) {
+    const row2 = cellMatrix[rowIndex];
+    const sizes2 = sizeMatrix[rowIndex];
+    const cellsInRow = settings.fillRows === false ? Math.max(1, cellMatrix[rowIndex === 1 ? 0 : rowIndex].length) : mostCellsPerRow;
+    columnIndex = -1;
+    const line = [];
+    while (++columnIndex < cellsInRow) {
+      const cell4 = row2[columnIndex] || "";
+      let before = "";
+      let after = "";
+      if (settings.alignDelimiters !== false) {
+        const size = longestCellByColumn[columnIndex] - (sizes2[columnIndex] || 0);
+        const code = alignments[columnIndex];
+        if (code === 114) {
+          before = " ".repeat(size);
+        } else if (code === 99) {
+          const half = size / 2;
+          if (size % 2) {
+            before = " ".repeat(half + 0.5);
+            after = " ".repeat(half - 0.5);
+          } else {
+            before = " ".repeat(half);
+            after = before;
+          }
+        } else {
+          after = " ".repeat(size);
+        }
+      }
+      if (settings.delimiterStart !== false && !columnIndex) {
+        line.push("|");
+      }
+      if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
+      // empty: there will be a closing space.
+      !(settings.alignDelimiters === false && cell4 === "") && (settings.delimiterStart !== false || columnIndex)) {
+        line.push(" ");
+      }
+      if (settings.alignDelimiters !== false) {
+        line.push(before);
+      }
+      line.push(cell4);
+      if (settings.alignDelimiters !== false) {
+        line.push(after);
+      }
+      if (settings.padding !== false) {
+        line.push(" ");
+      }
+      if (settings.delimiterEnd !== false || columnIndex !== cellsInRow - 1) {
+        line.push("|");
+      }
+    }
+    lines.push(
+      settings.delimiterEnd === false ? line.join("").replace(/ +$/, "") : line.join("")
+    );
+  }
+  return lines.join("\n");
+}
+function serialize(value) {
+  return value === null || value === void 0 ? "" : String(value);
+}
+function toAlignment(value) {
+  const code = typeof value === "string" ? value.codePointAt(0) : 0;
+  return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
+}
+
+// src/ledger/format.ts
+var MINUS = "\u2212";
+function signed(text) {
+  return text.startsWith("-") ? MINUS + text.slice(1) : text;
+}
+function fixed(x2, digits) {
+  const text = x2.toFixed(digits);
+  return Number(text) === 0 ? 0 .toFixed(digits) : signed(text);
+}
+function percent(fraction2, digits = 1) {
+  return `${fixed(fraction2 * 100, digits)}%`;
+}
+function points(fraction2, digits = 2) {
+  return `${fixed(fraction2 * 100, digits)} pt`;
+}
+function signedPoints(fraction2, digits = 1) {
+  const text = fixed(fraction2 * 100, digits);
+  if (Number(text.replace(MINUS, "-")) === 0) return `\xB1${text} pt`;
+  return text.startsWith(MINUS) ? `${text} pt` : `+${text} pt`;
+}
+function ms2(x2) {
+  return `${fixed(x2, 2)} ms`;
+}
+function ratio(x2, digits = 2) {
+  return `${fixed(x2, digits)}x`;
+}
+function bytes(n) {
+  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
+  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
+  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
+  return `${fixed(n / 1024 ** 3, 2)} GiB`;
+}
+var COUNT_UNITS = [
+  ["G", 1e9],
+  ["M", 1e6],
+  ["k", 1e3]
+];
+function count(n) {
+  for (const [suffix, size] of COUNT_UNITS) {
+    if (Math.abs(n) >= size * 0.9995) return `${signed((n / size).toPrecision(3))}${suffix}`;
+  }
+  return fixed(n, 0);
+}
+
+// src/ledger/renderSensitivity.ts
+var CHART_LAYERS = 5;
+var cell = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+var quoted = (text) => `"${text.replace(/"/g, "'")}"`;
+function damage(l) {
+  const first = l.points[0];
+  const last = l.points[l.points.length - 1];
+  return [first.calib_accuracy - last.calib_accuracy, last.calib_nll - first.calib_nll];
+}
+function bySensitivity(layers) {
+  return [...layers].sort((a, b) => {
+    const [da, na] = damage(a);
+    const [db, nb] = damage(b);
+    return db - da || nb - na || a.name.localeCompare(b.name);
+  });
+}
+function shortName(name, max2 = 28) {
+  return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
+}
+function sensitivityChart(s) {
+  const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
+  const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
+  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
+  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
+  const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
+  return [
+    "```mermaid",
+    "xychart-beta",
+    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
+    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
+    `    y-axis ${quoted(metric)} ${low} --> 100`,
+    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
+    "```"
+  ].join("\n");
+}
+function sensitivitySection(s) {
+  const ordered = bySensitivity(s.layers);
+  const shown = ordered.slice(0, CHART_LAYERS);
+  const acc2 = s.against === "labels" ? "acc" : "agree";
+  const nll = s.against === "labels" ? "NLL" : "KL";
+  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
+  const rows2 = ordered.map((l) => {
+    const line = shown.indexOf(l);
+    return [
+      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
+      String(l.size),
+      ...s.ratios.map((r) => {
+        const p = l.points.find((q) => q.ratio === r);
+        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
+      }),
+      `**${percent(l.allocated)}**`,
+      l.seconds.toFixed(2)
+    ];
+  });
+  const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
+  return [
+    `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
+    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
+    sensitivityChart(s),
+    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
+  ].join("\n\n");
+}
+
+// src/ledger/renderSchedule.ts
+var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+var DASH = "\u2014";
+var cell2 = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+function scheduleSection(model) {
+  const s = model.schedule;
+  if (!s) return void 0;
+  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
+  const structured = s.steps.some((r) => r.channels_removed !== void 0);
+  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
+  const rows2 = s.steps.map((r) => [
+    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
+    percent(r.target),
+    percent(r.sparsity),
+    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
+    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
+    r.accuracy === null ? DASH : percent(r.accuracy, 2),
+    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
+    bytes(r.size_bytes),
+    ...names.map((n) => {
+      const b = r.budgets.find((x2) => x2.name === n);
+      return b ? ICON[b.verdict] : DASH;
+    }),
+    `${ICON[r.verdict]} ${r.verdict}`
+  ]);
+  const ran = s.steps.length;
+  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
+  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
+  return [
+    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
+    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
+    stop,
+    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
+  ].join("\n\n");
+}
+
+// src/ledger/render.ts
+var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
+var ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+var DASH2 = "\u2014";
+var TOP_CLASSES = 5;
+function baseName(path15) {
+  return path15.split(/[\\/]/).pop() || path15;
+}
+function cell3(text) {
+  return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+}
+function table(rows2) {
+  return markdownTable(
+    rows2.map((row) => row.map(cell3)),
+    { alignDelimiters: false }
+  );
+}
+function denseStep(model) {
+  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
+}
+function finalStep(model) {
+  return model.steps.at(-1);
+}
+var speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
+function renderHeadline(model) {
+  const dense = denseStep(model);
+  const final = finalStep(model);
+  const parts = [];
+  if (dense && final) {
+    parts.push(`${percent(final.sparsity)} sparse`);
+    if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
+      const speedup = dense.latency.p50_ms / final.latency.p50_ms;
+      if (final.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
+      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
+    }
+    if (dense.accuracy != null && final.accuracy != null) {
+      parts.push(`${signedPoints(final.accuracy - dense.accuracy)} accuracy`);
+    }
+  } else {
+    parts.push("no steps measured");
+  }
+  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
+}
+function budgetValue(name, x2) {
+  switch (name) {
+    case "accuracy-drop":
+    case "class-accuracy-drop":
+    case "ece-increase":
+    case "shift-accuracy-drop":
+    case "label-f1-drop":
+      return points(x2);
+    case "latency-regression":
+      return percent(x2);
+    case "min-speedup":
+      return ratio(x2);
+    case "p95-latency-ms":
+      return ms2(x2);
+    case "max-size-bytes":
+      return bytes(x2);
+  }
+}
+function intervalText(b) {
+  if (!b.ci) return "";
+  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
+  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
+  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
+}
+function budgetTable(budgets) {
+  if (budgets.length === 0) return "_No budgets checked._";
+  return table([
+    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
+    ...budgets.map((b) => [
+      `\`${b.name}\``,
+      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
+      b.actual === null ? DASH2 : budgetValue(b.name, b.actual) + intervalText(b),
+      `${ICON2[b.verdict]} ${b.verdict}`,
+      b.detail
+    ])
+  ]);
+}
+var orDash = (x2, show2) => x2 == null ? DASH2 : show2(x2);
+function stepTable(steps) {
+  const batch = steps.find((s) => s.latency)?.latency?.batch;
+  const at = batch === void 0 ? "" : ` (b=${batch})`;
+  const latency = (s, key) => {
+    if (!s.latency) return DASH2;
+    const value = s.latency[key].toFixed(2);
+    return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
+  };
+  const f1 = steps.some((s) => s.f1 !== void 0);
+  return table([
+    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", ...f1 ? ["F1"] : [], "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
+    ...steps.map((s) => [
+      s.name,
+      percent(s.sparsity),
+      count(s.params),
+      count(s.nonzero_params),
+      count(s.flops),
+      bytes(s.size_bytes),
+      bytes(s.gzip_bytes),
+      orDash(s.accuracy, (x2) => percent(x2, 2)),
+      ...f1 ? [orDash(s.f1, (x2) => percent(x2, 2))] : [],
+      orDash(s.ece, (x2) => percent(x2, 2)),
+      orDash(s.agreement, (x2) => percent(x2, 2)),
+      latency(s, "p50_ms"),
+      latency(s, "p95_ms")
+    ])
+  ]);
+}
+var zerosNotSkipped = (method) => method === "unstructured" || /^\d+:\d+$/.test(method);
+function funnelSection(model) {
+  const steps = model.steps.filter((s) => s.funnel);
+  if (steps.length === 0) return void 0;
+  const dense = denseStep(model);
+  const batch = steps[0].funnel.batch;
+  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH2;
+  const speedCell = (s) => {
+    const f = s.funnel;
+    if (s === dense) return "baseline";
+    if (f.speedup === null) return DASH2;
+    const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
+    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
+  };
+  const lines = [
+    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
+    table([
+      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
+      ...steps.map((s) => {
+        const f = s.funnel;
+        const base = s === dense;
+        return [
+          s.name,
+          percent(f.params_ratio),
+          percent(f.flops_ratio),
+          percent(f.sparse_flops_ratio),
+          ratio(f.ideal_speedup),
+          p(s, "p50_ms"),
+          p(s, "p95_ms"),
+          speedCell(s),
+          base ? DASH2 : orDash(f.efficiency, (x2) => percent(x2, 0))
+        ];
+      })
+    ])
+  ];
+  const final = finalStep(model);
+  if (final?.funnel && zerosNotSkipped(model.method)) {
+    const f = final.funnel;
+    const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
+    lines.push(
+      `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
+      table([
+        ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
+        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
+      ])
+    );
+  }
+  return lines.join("\n\n");
+}
+var FEW_CLASSES = 20;
+var SIGNIFICANT = 0.05;
+function classTable(model) {
+  const unit = model.eval.task === "multilabel" ? "Label" : "Class";
+  const units = unit === "Label" ? "Labels" : "Classes";
+  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop);
+  const many = model.eval.classes > FEW_CLASSES;
+  const matter = many ? lost.filter((c) => c.beyond_budget || c.p_value !== void 0 && c.p_value < SIGNIFICANT) : lost;
+  const shown = matter.slice(0, TOP_CLASSES);
+  const lostCount = lost.length + (model.class_changes_rest?.lost ?? 0);
+  if (shown.length === 0) {
+    if (!many || lostCount === 0) return void 0;
+    return `**${units}:** ${lostCount} of ${model.eval.classes} lost accuracy, none significantly (McNemar p < ${SIGNIFICANT}) nor beyond the class budget; with ${(model.eval.samples / model.eval.classes).toFixed(1)} samples per class on average, single-class drops are noise here.`;
+  }
+  return [
+    many ? `**${units} that lost most** <sub>(of ${model.eval.classes}: only drops that are significant or beyond the budget; ${lostCount} lost accuracy in all)</sub>` : `**${units} that lost most**`,
+    table([
+      [unit, "Dense", "Pruned", "Drop", "Support"],
+      ...shown.map((c) => [
+        String(c.class),
+        percent(c.dense),
+        percent(c.pruned),
+        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
+        String(c.support)
+      ])
+    ])
+  ].join("\n\n");
+}
+function costTable(steps) {
+  const rows2 = steps.filter((s) => s.runtime_cost);
+  if (rows2.length === 0) return void 0;
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH2;
+  return table([
+    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
+    ...rows2.map((s) => {
+      const c = s.runtime_cost;
+      return [
+        s.name,
+        withCi(s),
+        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
+        c.load_ms.toFixed(1),
+        c.throughput_samples_per_s === void 0 ? DASH2 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
+        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
+        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
+      ];
+    })
+  ]);
+}
+function predictionShiftTable(model) {
+  if (!model.prediction_shift?.length) return void 0;
+  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
+  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
+  return [
+    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
+    table([
+      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
+      ...model.prediction_shift.flatMap(
+        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
+      )
+    ])
+  ].join("\n\n");
+}
+function shiftTable(model) {
+  if (!model.shifts?.length) return void 0;
+  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
+  return [
+    "**Distribution shift**",
+    table([
+      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
+      ...model.shifts.map((s) => [
+        s.name,
+        s.source,
+        String(s.samples),
+        percent(s.dense, 2),
+        percent(s.final, 2),
+        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
+        points(s.gap_change, 2)
+      ])
+    ])
+  ].join("\n\n");
+}
+function evalWhat(e) {
+  const what = e.task === "binary" ? `binary sigmoid \`${e.output}\`` : e.task === "multilabel" ? `${e.classes} sigmoid labels of \`${e.output}\`` : `${e.classes} classes${e.scores && e.scores !== "logits" ? ` (${e.scores} of \`${e.output}\`)` : ""}`;
+  return e.fixed_batch !== void 0 ? `${what}, batch fixed at ${e.fixed_batch}` : what;
+}
+function renderModel(model) {
+  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${evalWhat(model.eval)}</sub>`;
+  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
+  if (model.steps.length > 0) sections.push(stepTable(model.steps));
+  const schedule = scheduleSection(model);
+  if (schedule) sections.push(schedule);
+  const funnel = funnelSection(model);
+  if (funnel) sections.push(funnel);
+  const classes = classTable(model);
+  if (classes) sections.push(classes);
+  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell3(n)}`)].join("\n"));
+  const cost = costTable(model.steps);
+  if (cost) sections.push(cost);
+  const shifts = shiftTable(model);
+  if (shifts) sections.push(shifts);
+  const predicted = predictionShiftTable(model);
+  if (predicted) sections.push(predicted);
+  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
+  return sections.join("\n\n");
+}
+function renderMarkdown(ledger) {
+  const { runtime, tool } = ledger;
+  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
+
+${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
+  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
+  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
+  const t = ledger.timed_out;
+  const timedOut = t ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
+
+` : "";
+  return `${title}
+
+${timedOut}${models}
+
+${footer}
+`;
+}
+
+// src/ledger/types.ts
+var LEDGER_SCHEMA = "prune-guard/ledger@1";
+
+// node_modules/simple-statistics/dist/simple-statistics.mjs
+function quantileSorted(x2, p) {
+  var idx = (x2.length - 1) * p;
+  if (x2.length === 0) {
+    throw new Error("quantile requires at least one data point.");
+  } else if (p < 0 || p > 1) {
+    throw new Error("quantiles must be between 0 and 1");
+  } else if (p === 1) {
+    return x2[x2.length - 1];
+  } else if (p === 0) {
+    return x2[0];
+  } else if (idx % 1 !== 0) {
+    var lower = Math.floor(idx);
+    var upper = Math.ceil(idx);
+    var fraction2 = idx - lower;
+    return x2[lower] + fraction2 * (x2[upper] - x2[lower]);
+  } else {
+    return x2[idx];
+  }
+}
+function quickselect(arr, k, left, right) {
+  left = left || 0;
+  right = right || arr.length - 1;
+  while (right > left) {
+    if (right - left > 600) {
+      var n = right - left + 1;
+      var m = k - left + 1;
+      var z2 = Math.log(n);
+      var s = 0.5 * Math.exp(2 * z2 / 3);
+      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
+      if (m - n / 2 < 0) {
+        sd *= -1;
+      }
+      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
+      var newRight = Math.min(
+        right,
+        Math.floor(k + (n - m) * s / n + sd)
+      );
+      quickselect(arr, k, newLeft, newRight);
+    }
+    var t = arr[k];
+    var i2 = left;
+    var j = right;
+    swap(arr, left, k);
+    if (arr[right] > t) {
+      swap(arr, left, right);
+    }
+    while (i2 < j) {
+      swap(arr, i2, j);
+      i2++;
+      j--;
+      while (arr[i2] < t) {
+        i2++;
+      }
+      while (arr[j] > t) {
+        j--;
+      }
+    }
+    if (arr[left] === t) {
+      swap(arr, left, j);
+    } else {
+      j++;
+      swap(arr, j, right);
+    }
+    if (j <= k) {
+      left = j + 1;
+    }
+    if (k <= j) {
+      right = j - 1;
+    }
+  }
+}
+function swap(arr, i2, j) {
+  var tmp = arr[i2];
+  arr[i2] = arr[j];
+  arr[j] = tmp;
+}
+function quantile(x2, p) {
+  var copy = x2.slice();
+  if (Array.isArray(p)) {
+    multiQuantileSelect(copy, p);
+    var results = [];
+    for (var i2 = 0; i2 < p.length; i2++) {
+      results[i2] = quantileSorted(copy, p[i2]);
+    }
+    return results;
+  } else {
+    var idx = quantileIndex(copy.length, p);
+    quantileSelect(copy, idx, 0, copy.length - 1);
+    return quantileSorted(copy, p);
+  }
+}
+function quantileSelect(arr, k, left, right) {
+  if (k % 1 === 0) {
+    quickselect(arr, k, left, right);
+  } else {
+    k = Math.floor(k);
+    quickselect(arr, k, left, right);
+    quickselect(arr, k + 1, k + 1, right);
+  }
+}
+function multiQuantileSelect(arr, p) {
+  var positions = /* @__PURE__ */ new Set();
+  for (var i2 = 0; i2 < p.length; i2++) {
+    var idx = quantileIndex(arr.length, p[i2]);
+    positions.add(Math.floor(idx));
+    positions.add(Math.ceil(idx));
+  }
+  var indices = Array.from(positions).sort(compare);
+  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
+}
+function multiselect(arr, indices, lo, hi, left, right) {
+  if (lo > hi) {
+    return;
+  }
+  var mid = lo + hi >> 1;
+  quickselect(arr, indices[mid], left, right);
+  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
+  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
+}
+function compare(a, b) {
+  return a - b;
+}
+function quantileIndex(len, p) {
+  var idx = (len - 1) * p;
+  if (p === 1) {
+    return len - 1;
+  } else if (p === 0) {
+    return 0;
+  } else if (idx % 1 !== 0) {
+    return idx;
+  } else {
+    return idx;
+  }
+}
+function median(x2) {
+  return +quantile(x2, 0.5);
+}
+var BayesianClassifier = function BayesianClassifier2() {
+  this.totalCount = 0;
+  this.data = {};
+};
+BayesianClassifier.prototype.train = function train(item, category) {
+  if (!this.data[category]) {
+    this.data[category] = {};
+  }
+  for (var k in item) {
+    var v = item[k];
+    if (this.data[category][k] === void 0) {
+      this.data[category][k] = {};
+    }
+    if (this.data[category][k][v] === void 0) {
+      this.data[category][k][v] = 0;
+    }
+    this.data[category][k][v]++;
+  }
+  this.totalCount++;
+};
+BayesianClassifier.prototype.score = function score(item) {
+  var odds = {};
+  var category;
+  for (var k in item) {
+    var v = item[k];
+    for (category in this.data) {
+      if (odds[category] === void 0) {
+        odds[category] = {};
+      }
+      if (this.data[category][k]) {
+        odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
+      } else {
+        odds[category][k + "_" + v] = 0;
+      }
+    }
+  }
+  var oddsSums = {};
+  for (category in odds) {
+    oddsSums[category] = 0;
+    for (var combination in odds[category]) {
+      oddsSums[category] += odds[category][combination];
+    }
+  }
+  return oddsSums;
+};
+var g = 607 / 128;
+var LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
+var SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
+function cumulativeDistribution(z2) {
+  var sum = z2;
+  var tmp = z2;
+  for (var i2 = 1; i2 < 30; i2++) {
+    tmp *= z2 * z2 / (2 * i2 + 1);
+    sum += tmp;
+  }
+  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
+}
+var standardNormalTable = [];
+for (z = 0; z <= 3.09; z += 0.01) {
+  standardNormalTable.push(cumulativeDistribution(z));
+}
+var z;
+function errorFunction(x2) {
+  var t = 1 / (1 + 0.5 * Math.abs(x2));
+  var tau = t * Math.exp(
+    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
+  );
+  if (x2 >= 0) {
+    return 1 - tau;
+  } else {
+    return tau - 1;
+  }
+}
+var SQRT_2PI = Math.sqrt(2 * Math.PI);
+var PerceptronModel = function PerceptronModel2() {
+  this.weights = [];
+  this.bias = 0;
+};
+PerceptronModel.prototype.predict = function predict(features) {
+  if (features.length !== this.weights.length) {
+    return null;
+  }
+  var score2 = 0;
+  for (var i2 = 0; i2 < this.weights.length; i2++) {
+    score2 += this.weights[i2] * features[i2];
+  }
+  score2 += this.bias;
+  if (score2 > 0) {
+    return 1;
+  } else {
+    return 0;
+  }
+};
+PerceptronModel.prototype.train = function train2(features, label) {
+  if (label !== 0 && label !== 1) {
+    return null;
+  }
+  if (features.length !== this.weights.length) {
+    this.weights = features.slice();
+    this.bias = 1;
+  }
+  var prediction = this.predict(features);
+  if (typeof prediction === "number" && prediction !== label) {
+    var gradient = label - prediction;
+    for (var i2 = 0; i2 < this.weights.length; i2++) {
+      this.weights[i2] += gradient * features[i2];
+    }
+    this.bias += gradient;
+  }
+  return this;
+};
+
+// src/onnx/runtime/ort.ts
+var bundled = __toESM(require_dist2(), 1);
+import { createRequire as createRequire2 } from "node:module";
+
+// src/onnx/runtime/ortErrors.ts
+var PATTERNS = [
+  [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
+  [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
+  [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
+  [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
+];
+var MAX_LENGTH = 300;
+function shortOrtError(message) {
+  for (const [re, say] of PATTERNS) {
+    const m = message.match(re);
+    if (m) return say(m);
+  }
+  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
+  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
+}
+
+// src/onnx/runtime/ort.ts
+var chosen;
+function onnxruntime() {
+  if (chosen) return chosen;
+  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
+  if (custom) {
+    try {
+      chosen = { ort: createRequire2(import.meta.url)(custom), source: custom };
+    } catch (e) {
+      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
+    }
+  } else {
+    chosen = { ort: bundled, source: "bundled" };
+  }
+  return chosen;
+}
+function onnxruntimeVersion() {
+  const { ort } = onnxruntime();
+  return ort.env.versions?.common ?? "unknown";
+}
+async function openSession(modelPath, opts) {
+  const { ort } = onnxruntime();
+  try {
+    return await ort.InferenceSession.create(modelPath, {
+      executionProviders: [opts.provider ?? "cpu"],
+      graphOptimizationLevel: "all",
+      executionMode: "sequential",
+      intraOpNumThreads: opts.threads,
+      interOpNumThreads: 1
+    });
+  } catch (e) {
+    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
+  }
+}
+
+// src/util/random.ts
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+
+// src/measure/stats/bootstrap.ts
+function bootstrapInterval(n, statistic, opts = {}) {
+  const confidence = opts.confidence ?? 0.95;
+  const resamples = opts.resamples ?? 1e3;
+  const random = seededRandom(opts.seed ?? 24301);
+  const indices = new Int32Array(n);
+  const values = [];
+  for (let r = 0; r < resamples; r++) {
+    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
+    const v = statistic(indices);
+    if (Number.isFinite(v)) values.push(v);
+  }
+  if (values.length === 0) return [NaN, NaN];
+  values.sort((a, b) => a - b);
+  const alpha = (1 - confidence) / 2;
+  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
+}
+function quantileAt(values, indices, p, scratch) {
+  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
+  scratch.sort();
+  return quantileSorted(scratch, p);
+}
+function quantileInterval(values, p, opts = {}) {
+  const scratch = new Float64Array(values.length);
+  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
+}
+function meanInterval(values, opts = {}) {
+  return bootstrapInterval(values.length, (idx) => {
+    let s = 0;
+    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
+    return s / idx.length;
+  }, opts);
+}
+
+// src/measure/latency.ts
+function batchOf(source, batch) {
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of source) {
+    const rows2 = arr.dims[0];
+    const rowSize = arr.data.length / rows2;
+    const Ctor = arr.data.constructor;
+    const data = new Ctor(batch * rowSize);
+    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
+    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
+  }
+  return out;
+}
+function latencyStat(batch, samplesMs, confidence) {
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  const stat = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
+  if (confidence === void 0) return stat;
+  stat.p99_ms = quantileSorted(sorted, 0.99);
+  stat.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  const opts = { confidence, resamples: 500 };
+  stat.p50_ci = quantileInterval(sorted, 0.5, opts);
+  stat.p95_ci = quantileInterval(sorted, 0.95, opts);
+  stat.p99_ci = quantileInterval(sorted, 0.99, opts);
+  stat.mean_ci = meanInterval(sorted, opts);
+  return stat;
+}
+function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
+  const n = Math.min(a.length, b.length);
+  const sa = new Float64Array(n);
+  const sb = new Float64Array(n);
+  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
+  const ratio2 = median2(a) / median2(b);
+  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
+  return { ratio: ratio2, ci };
+}
+function relativeHalfWidth(estimate, ci) {
+  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
+}
+var STABLE_WINDOW = 5;
+function settled(times) {
+  if (times.length < 2 * STABLE_WINDOW) return false;
+  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
+  const last = med(times.slice(-STABLE_WINDOW));
+  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
+  return Math.abs(last / before - 1) <= 0.1;
+}
+function preciseEnough(perModel, target, confidence) {
+  if (perModel.length === 1) {
+    const s = perModel[0];
+    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
+  }
+  for (let i2 = 1; i2 < perModel.length; i2++) {
+    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
+    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
+  }
+  return true;
+}
+async function measureInterleaved(modelPaths, source, opts, onProgress) {
+  const { ort } = onnxruntime();
+  const sessions = [];
+  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
+  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
+  const adaptive = (opts.targetRelCi ?? 0) > 0;
+  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
+  let done = 0;
+  try {
+    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
+    for (let b = 0; b < opts.batchSizes.length; b++) {
+      const started = performance.now();
+      const inputs = batchOf(source, opts.batchSizes[b]);
+      const feeds = {};
+      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const warm = sessions.map(() => []);
+      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
+      let warming = opts.warmup > 0;
+      let warmRounds = 0;
+      let timed = 0;
+      for (let r = 0; ; r++) {
+        if (!warming && timed >= opts.runs) {
+          if (!adaptive || performance.now() - started > capMs) break;
+          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
+        }
+        const order = sessions.map((_, i2) => i2);
+        if (r % 2 === 1) order.reverse();
+        for (const i2 of order) {
+          let dt = Infinity;
+          for (let k = 0; k < (opts.repeat ?? 1); k++) {
+            const t0 = performance.now();
+            const out = await sessions[i2].run(feeds);
+            dt = Math.min(dt, performance.now() - t0);
+            for (const t of Object.values(out)) t.dispose();
+          }
+          if (warming) warm[i2].push(dt);
+          else samples[i2][b].push(dt);
+        }
+        if (warming) {
+          warmRounds++;
+          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
+        } else timed++;
+        onProgress?.(Math.min(++done, total2), total2);
+      }
+    }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+  return samples;
+}
+
+// src/measure/provider.ts
+import * as fs3 from "node:fs";
+function cudaUnavailable() {
+  const { ort, source } = onnxruntime();
+  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
+  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
+  if (!fs3.existsSync("/dev/nvidia0") && !fs3.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
+  return void 0;
+}
+async function resolveProvider(requested, probeModel) {
+  if (requested === "cpu") return { provider: "cpu" };
+  let why = cudaUnavailable();
+  if (!why) {
+    try {
+      const { ort } = onnxruntime();
+      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
+      await session.release();
+      return { provider: "cuda" };
+    } catch (e) {
+      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
+    }
+  }
+  if (requested === "cuda") {
+    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
+  }
+  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
+}
+
+// src/measure/runtimeCost.ts
+import { spawn } from "node:child_process";
+import * as fs5 from "node:fs";
+
+// src/measure/memory.ts
+import * as fs4 from "node:fs";
+function readHwm() {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs4.readFileSync("/proc/self/status", "utf8"));
+  return m ? Number(m[1]) * 1024 : void 0;
+}
+function peakMeter() {
+  try {
+    fs4.writeFileSync("/proc/self/clear_refs", "5");
+    if (readHwm() !== void 0) {
+      return {
+        method: "linux-vmhwm",
+        reset: () => fs4.writeFileSync("/proc/self/clear_refs", "5"),
+        peak: () => readHwm()
+      };
+    }
+  } catch {
+  }
+  return { method: "rss-after", reset() {
+  }, peak: () => process.memoryUsage().rss };
+}
+
+// src/measure/runtimeCost.ts
+var RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
+function throughput(byBatch) {
+  if (byBatch.length === 0) return void 0;
+  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
+  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
+}
+function readCounter(file) {
+  try {
+    const v = Number(fs5.readFileSync(file, "utf8").trim());
+    return Number.isFinite(v) ? v : void 0;
+  } catch {
+    return void 0;
+  }
+}
+async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
+  const before = readCounter(counter);
+  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
+  for (let i2 = 0; i2 < runs; i2++) await run();
+  const after = readCounter(counter);
+  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
+  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
+}
+async function gpuEnergyPerSample(run, runs, batch, command = "nvidia-smi") {
+  const watts = [];
+  let failed = false;
+  const child = spawn(command, ["--query-gpu=power.draw", "--format=csv,noheader,nounits", "-i", "0", "-lms", "100"], { stdio: ["ignore", "pipe", "ignore"] });
+  child.on("error", () => failed = true);
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", (chunk) => {
+    for (const line of chunk.split("\n")) {
+      const w = Number.parseFloat(line);
+      if (Number.isFinite(w)) watts.push(w);
+    }
+  });
+  for (let waited = 0; watts.length === 0 && !failed && child.exitCode === null && waited < 2e3; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  const t0 = performance.now();
+  for (let i2 = 0; i2 < runs; i2++) await run();
+  const seconds2 = (performance.now() - t0) / 1e3;
+  child.kill();
+  if (failed || watts.length === 0) return { joules: null, note: `not available: ${command} (NVML power) did not report on this runner` };
+  const meanWatts = watts.reduce((a, b) => a + b, 0) / watts.length;
+  return { joules: meanWatts * seconds2 / (runs * batch), note: `NVML board power via nvidia-smi (${watts.length} readings, mean ${meanWatts.toFixed(1)} W) over ${runs} runs of batch ${batch} (includes other processes on the GPU)` };
+}
+async function measureRuntimeCost(artifact, byBatch, source, opts) {
+  const { ort } = onnxruntime();
+  const loads = [];
+  const meter = peakMeter();
+  for (let i2 = 0; i2 < 3; i2++) {
+    const rssBefore = process.memoryUsage().rss;
+    if (i2 === 2) meter.reset();
+    const t0 = performance.now();
+    const s = await openSession(artifact, opts);
+    loads.push(performance.now() - t0);
+    if (i2 < 2) await s.release();
+    else {
+      const batch = byBatch[0]?.batch ?? 1;
+      const feeds = {};
+      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const measureEnergy = opts.provider === "cuda" ? gpuEnergyPerSample : energyPerSample;
+      const energy = await measureEnergy(async () => {
+        const out2 = await s.run(feeds);
+        for (const t of Object.values(out2)) t.dispose();
+      }, 20, batch);
+      const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a, byBatch[0] ?? { batch: 1 });
+      const bigFeeds = {};
+      for (const [name, arr] of batchOf(source, largest.batch)) bigFeeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const out = await s.run(bigFeeds);
+      for (const t of Object.values(out)) t.dispose();
+      const peak = meter.method === "linux-vmhwm" ? meter.peak() : null;
+      await s.release();
+      const tp = throughput(byBatch);
+      return {
+        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
+        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
+        energy_j_per_sample: energy.joules,
+        energy_note: energy.note,
+        peak_rss_bytes: peak,
+        session_rss_bytes: peak === null ? null : Math.max(0, peak - rssBefore),
+        memory_note: peak === null ? "not available: the runner does not expose a resettable peak RSS (Linux /proc/self/clear_refs)" : `peak RSS of the measuring process while loading the model and running batch ${largest.batch} (Linux VmHWM)`
+      };
+    }
+  }
+  throw new Error("unreachable");
+}
+
+// src/onnx/model.ts
+import * as fs6 from "node:fs";
+import * as path3 from "node:path";
+
+// src/onnx/graph.ts
+var GraphIndex = class {
+  constructor(graph) {
+    this.graph = graph;
+    for (const t of graph.initializer) this.initializers.set(t.name, t);
+    for (const v of [...graph.input, ...graph.valueInfo, ...graph.output]) this.valueInfo.set(v.name, v);
+    for (const n of graph.node) {
+      for (const o of n.output) if (o) this.producer.set(o, n);
+      for (const i2 of n.input) {
+        if (!i2) continue;
+        const list = this.consumers.get(i2);
+        if (list) list.push(n);
+        else this.consumers.set(i2, [n]);
+      }
+    }
+    this.graphOutputs = new Set(graph.output.map((o) => o.name));
+    this.inputs = graph.input.filter((i2) => !this.initializers.has(i2.name));
+    this.order = topologicalOrder(graph.node, this.producer);
+  }
+  graph;
+  producer = /* @__PURE__ */ new Map();
+  consumers = /* @__PURE__ */ new Map();
+  initializers = /* @__PURE__ */ new Map();
+  valueInfo = /* @__PURE__ */ new Map();
+  graphOutputs;
+  /** graph inputs that are real inputs, not initializers listed as inputs (older exporters do that) */
+  inputs;
+  order;
+  consumersOf(tensor) {
+    return this.consumers.get(tensor) ?? [];
+  }
+  /** The constant behind a tensor name: an initializer or the value of a Constant node. */
+  constant(tensor) {
+    const init = this.initializers.get(tensor);
+    if (init) return init;
+    const p = this.producer.get(tensor);
+    if (p && p.opType === "Constant") return attr(p, "value")?.t;
+    return void 0;
+  }
+};
+function topologicalOrder(nodes, producer) {
+  const indegree = /* @__PURE__ */ new Map();
+  const dependents = /* @__PURE__ */ new Map();
+  for (const n of nodes) {
+    let deg = 0;
+    for (const i2 of new Set(n.input)) {
+      const p = i2 ? producer.get(i2) : void 0;
+      if (p && p !== n) {
+        deg++;
+        const list = dependents.get(p);
+        if (list) list.push(n);
+        else dependents.set(p, [n]);
+      }
+    }
+    indegree.set(n, deg);
+  }
+  const ready = nodes.filter((n) => indegree.get(n) === 0);
+  const order = [];
+  for (let k = 0; k < ready.length; k++) {
+    const n = ready[k];
+    order.push(n);
+    for (const d of dependents.get(n) ?? []) {
+      const left = indegree.get(d) - 1;
+      indegree.set(d, left);
+      if (left === 0) ready.push(d);
+    }
+  }
+  if (order.length !== nodes.length) throw new Error("graph has a cycle");
+  return order;
+}
+function attr(node, name) {
+  return node.attribute.find((a) => a.name === name);
+}
+function attrInt(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 2 /* INT */ ? Number(a.i) : fallback;
+}
+function attrInts(node, name) {
+  const a = attr(node, name);
+  return a && a.type === 7 /* INTS */ ? a.ints.map(Number) : void 0;
+}
+function attrFloat(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 1 /* FLOAT */ ? a.f : fallback;
+}
+function attrString(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 3 /* STRING */ ? new TextDecoder().decode(a.s) : fallback;
+}
+function nodeLabel(node) {
+  return node.name || `${node.opType}(${node.output[0] ?? ""})`;
+}
+
+// src/onnx/castWeights.ts
+var LIFTED_KEY = "prune-guard.lifted-weights";
+var LOW_PRECISION = /* @__PURE__ */ new Set([10 /* FLOAT16 */, 16 /* BFLOAT16 */, 11 /* DOUBLE */]);
+function b64(bytes2) {
+  return Buffer.from(bytes2).toString("base64");
+}
+function liftCastWeights(model) {
+  const g2 = model.graph;
+  const index = new GraphIndex(g2);
+  const outputs = new Set(g2.output.map((o) => o.name));
+  const lifted = [];
+  const removed = /* @__PURE__ */ new Set();
+  for (const t of g2.initializer) {
+    if (!LOW_PRECISION.has(t.dataType) || outputs.has(t.name)) continue;
+    const readers = index.consumersOf(t.name);
+    if (readers.length !== 1) continue;
+    const cast2 = readers[0];
+    if (cast2.opType !== "Cast" || attrInt(cast2, "to", 0) !== 1 /* FLOAT */ || outputs.has(cast2.output[0]) || cast2.input[0] !== t.name) continue;
+    const at = g2.node.indexOf(cast2);
+    lifted.push({ weight: t.name, type: t.dataType, cast: b64(toBinary(NodeProtoSchema, cast2)), at });
+    removed.add(at);
+    const values = tensorToFloat32(t);
+    t.dataType = 1 /* FLOAT */;
+    setTensorFloat32(t, values);
+    for (const n of index.consumersOf(cast2.output[0])) n.input = n.input.map((i2) => i2 === cast2.output[0] ? t.name : i2);
+  }
+  if (lifted.length === 0) return [];
+  g2.node = g2.node.filter((_, i2) => !removed.has(i2));
+  const previous = readLifted(model);
+  setLifted(model, [...previous, ...lifted]);
+  return lifted.map((l) => ({ weight: l.weight, type: l.type }));
+}
+function readLifted(model) {
+  const entry = model.metadataProps.find((e) => e.key === LIFTED_KEY);
+  return entry ? JSON.parse(entry.value) : [];
+}
+function setLifted(model, lifted) {
+  model.metadataProps = model.metadataProps.filter((e) => e.key !== LIFTED_KEY);
+  if (lifted.length > 0) model.metadataProps.push(create(StringStringEntryProtoSchema, { key: LIFTED_KEY, value: JSON.stringify(lifted) }));
+}
+function hasLiftedWeights(model) {
+  return model.metadataProps.some((e) => e.key === LIFTED_KEY);
+}
+function lowerCastWeights(model) {
+  const lifted = readLifted(model);
+  setLifted(model, []);
+  const g2 = model.graph;
+  const inits = new Map(g2.initializer.map((t) => [t.name, t]));
+  for (const l of [...lifted].sort((a, b) => a.at - b.at)) {
+    const t = inits.get(l.weight);
+    if (!t || t.dataType !== 1 /* FLOAT */) continue;
+    const values = tensorToFloat32(t);
+    t.dataType = l.type;
+    setTensorFloat32(t, values);
+    const cast2 = fromBinary(NodeProtoSchema, Buffer.from(l.cast, "base64"));
+    const out = cast2.output[0];
+    let first = g2.node.length;
+    g2.node.forEach((n, i2) => {
+      if (!n.input.includes(l.weight)) return;
+      n.input = n.input.map((x2) => x2 === l.weight ? out : x2);
+      first = Math.min(first, i2);
+    });
+    g2.node.splice(Math.min(l.at, first), 0, create(NodeProtoSchema, cast2));
+  }
 }
 
 // src/onnx/streamSave.ts
@@ -30652,7 +30933,13 @@ function* allTensors(proto) {
   for (const n of g2.node) for (const a of n.attribute) if (a.t) yield a.t;
 }
 function saveModel(proto, file) {
-  const { bytes: bytes2, chunks } = modelChunks(proto);
+  let saved = proto;
+  if (hasLiftedWeights(proto)) {
+    saved = cloneModel(proto);
+    lowerCastWeights(saved);
+  }
+  listInitializersAsInputs(saved);
+  const { bytes: bytes2, chunks } = modelChunks(saved);
   if (bytes2 > PROTOBUF_LIMIT) throw tooBig(file);
   writeFileAtomic(file, chunks());
   return bytes2;
@@ -30661,9 +30948,31 @@ function tooBig(file) {
   return new UserError(`${file}: the pruned model is over 2 GiB and cannot be one protobuf file; prune further or use a model with external data`);
 }
 function serializeModel(proto, file = "model") {
+  listInitializersAsInputs(proto);
   const bytes2 = toBinary(ModelProtoSchema, proto);
   if (bytes2.byteLength > PROTOBUF_LIMIT) throw tooBig(file);
   return bytes2;
+}
+function listInitializersAsInputs(proto) {
+  if (Number(proto.irVersion) >= 4 || !proto.graph) return;
+  const g2 = proto.graph;
+  const inputs = new Map(g2.input.map((i2) => [i2.name, i2]));
+  for (const t of g2.initializer) {
+    const type = create(TypeProtoSchema, {
+      value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: t.dataType, shape: { dim: t.dims.map((d) => ({ value: { case: "dimValue", value: d } })) } }) }
+    });
+    const existing = inputs.get(t.name);
+    if (!existing) g2.input.push(create(ValueInfoProtoSchema, { name: t.name, type }));
+    else if (!sameTensorType(existing.type, type)) existing.type = type;
+  }
+}
+function sameTensorType(a, b) {
+  const x2 = a?.value;
+  const y = b.value;
+  if (x2?.case !== "tensorType" || y.case !== "tensorType") return false;
+  const dx = x2.value.shape?.dim ?? [];
+  const dy = y.value.shape?.dim ?? [];
+  return x2.value.elemType === y.value.elemType && dx.length === dy.length && dx.every((d, i2) => d.value.case === "dimValue" && d.value.value === dy[i2].value.value);
 }
 function cloneModel(proto) {
   return fromBinary(ModelProtoSchema, toBinary(ModelProtoSchema, proto));
@@ -30678,99 +30987,6 @@ function setMetadata(proto, entries) {
 function opsetVersion(proto, domain = "") {
   const entry = proto.opsetImport.find((o) => o.domain === domain || domain === "" && o.domain === "ai.onnx");
   return entry ? Number(entry.version) : 0;
-}
-
-// src/onnx/graph.ts
-var GraphIndex = class {
-  constructor(graph) {
-    this.graph = graph;
-    for (const t of graph.initializer) this.initializers.set(t.name, t);
-    for (const v of [...graph.input, ...graph.valueInfo, ...graph.output]) this.valueInfo.set(v.name, v);
-    for (const n of graph.node) {
-      for (const o of n.output) if (o) this.producer.set(o, n);
-      for (const i2 of n.input) {
-        if (!i2) continue;
-        const list = this.consumers.get(i2);
-        if (list) list.push(n);
-        else this.consumers.set(i2, [n]);
-      }
-    }
-    this.graphOutputs = new Set(graph.output.map((o) => o.name));
-    this.inputs = graph.input.filter((i2) => !this.initializers.has(i2.name));
-    this.order = topologicalOrder(graph.node, this.producer);
-  }
-  graph;
-  producer = /* @__PURE__ */ new Map();
-  consumers = /* @__PURE__ */ new Map();
-  initializers = /* @__PURE__ */ new Map();
-  valueInfo = /* @__PURE__ */ new Map();
-  graphOutputs;
-  /** graph inputs that are real inputs, not initializers listed as inputs (older exporters do that) */
-  inputs;
-  order;
-  consumersOf(tensor) {
-    return this.consumers.get(tensor) ?? [];
-  }
-  /** The constant behind a tensor name: an initializer or the value of a Constant node. */
-  constant(tensor) {
-    const init = this.initializers.get(tensor);
-    if (init) return init;
-    const p = this.producer.get(tensor);
-    if (p && p.opType === "Constant") return attr(p, "value")?.t;
-    return void 0;
-  }
-};
-function topologicalOrder(nodes, producer) {
-  const indegree = /* @__PURE__ */ new Map();
-  const dependents = /* @__PURE__ */ new Map();
-  for (const n of nodes) {
-    let deg = 0;
-    for (const i2 of new Set(n.input)) {
-      const p = i2 ? producer.get(i2) : void 0;
-      if (p && p !== n) {
-        deg++;
-        const list = dependents.get(p);
-        if (list) list.push(n);
-        else dependents.set(p, [n]);
-      }
-    }
-    indegree.set(n, deg);
-  }
-  const ready = nodes.filter((n) => indegree.get(n) === 0);
-  const order = [];
-  for (let k = 0; k < ready.length; k++) {
-    const n = ready[k];
-    order.push(n);
-    for (const d of dependents.get(n) ?? []) {
-      const left = indegree.get(d) - 1;
-      indegree.set(d, left);
-      if (left === 0) ready.push(d);
-    }
-  }
-  if (order.length !== nodes.length) throw new Error("graph has a cycle");
-  return order;
-}
-function attr(node, name) {
-  return node.attribute.find((a) => a.name === name);
-}
-function attrInt(node, name, fallback) {
-  const a = attr(node, name);
-  return a && a.type === 2 /* INT */ ? Number(a.i) : fallback;
-}
-function attrInts(node, name) {
-  const a = attr(node, name);
-  return a && a.type === 7 /* INTS */ ? a.ints.map(Number) : void 0;
-}
-function attrFloat(node, name, fallback) {
-  const a = attr(node, name);
-  return a && a.type === 1 /* FLOAT */ ? a.f : fallback;
-}
-function attrString(node, name, fallback) {
-  const a = attr(node, name);
-  return a && a.type === 3 /* STRING */ ? new TextDecoder().decode(a.s) : fallback;
-}
-function nodeLabel(node) {
-  return node.name || `${node.opType}(${node.output[0] ?? ""})`;
 }
 
 // src/onnx/signature.ts
@@ -30800,6 +31016,14 @@ function signature(v, file) {
 }
 function modelInputs(model, file) {
   return new GraphIndex(model.graph).inputs.map((v) => signature(v, file));
+}
+function fixedBatch(inputs, file) {
+  const fixed2 = inputs.filter((s) => typeof s.dims[0] === "number" && s.dims[0] > 0);
+  const sizes = [...new Set(fixed2.map((s) => s.dims[0]))];
+  if (sizes.length > 1) {
+    throw new UserError(`${file}: inputs fix different batch sizes (${fixed2.map((s) => `${s.name}: ${s.dims[0]}`).join(", ")}); prune-guard feeds every input the same samples, so re-export with one batch size (or dynamic axes)`);
+  }
+  return sizes[0];
 }
 
 // src/prune/prunable.ts
@@ -30845,101 +31069,40 @@ function prunableWeights(model, opts) {
 // src/version.ts
 var VERSION = "0.1.0";
 
-// src/onnx/runtime/scores.ts
-function scoreRow(row, offset, classes, label, areProbabilities) {
-  let pred = 0;
-  let max2 = -Infinity;
-  for (let c = 0; c < classes; c++) {
-    const v = row[offset + c];
-    if (v > max2) {
-      max2 = v;
-      pred = c;
-    }
-  }
-  if (areProbabilities) {
-    const p = row[offset + label];
-    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
-  }
-  let sum = 0;
-  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
-  const logSum = Math.log(sum);
-  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
+// src/onnx/elementTypes.ts
+var BOOLEAN = /* @__PURE__ */ new Set(["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not", "IsNaN", "IsInf"]);
+var INDICES = /* @__PURE__ */ new Set(["Shape", "Size", "ArgMax", "ArgMin", "NonZero"]);
+function declared(v) {
+  const t = v?.type?.value;
+  return t?.case === "tensorType" && t.value.elemType ? t.value.elemType : void 0;
 }
-function expectedCalibrationError(confidence, correct, bins = 15) {
-  const n = confidence.length;
-  const count3 = new Float64Array(bins);
-  const conf = new Float64Array(bins);
-  const hit = new Float64Array(bins);
-  for (let i2 = 0; i2 < n; i2++) {
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
-    count3[b]++;
-    conf[b] += confidence[i2];
-    hit[b] += correct[i2];
+function elementTypes(index) {
+  const types = /* @__PURE__ */ new Map();
+  for (const v of index.graph.input) {
+    const t = declared(v);
+    if (t) types.set(v.name, t);
   }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(hit[b] - conf[b]) / n;
-  return ece;
-}
-
-// src/onnx/runtime/classifier.ts
-function endsInSoftmax(model) {
-  const index = new GraphIndex(model.graph);
-  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
-}
-async function evaluateClassifier(session, data, opts) {
-  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
-  if (session.outputNames.length !== 1) {
-    throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
+  for (const [name, t] of index.initializers) types.set(name, t.dataType);
+  for (const node of index.order) {
+    const first = node.input.find((i2) => i2 && types.has(i2));
+    const inputType = first ? types.get(first) : void 0;
+    node.output.forEach((o, k) => {
+      if (!o) return;
+      let t;
+      if (node.opType === "Constant") t = attr(node, "value")?.t?.dataType;
+      else if (node.opType === "Cast") t = attrInt(node, "to", 0) || void 0;
+      else if (node.opType === "CastLike") t = types.get(node.input[1]);
+      else if (node.opType === "ConstantOfShape") t = attr(node, "value")?.t?.dataType ?? 1 /* FLOAT */;
+      else if (BOOLEAN.has(node.opType)) t = 9 /* BOOL */;
+      else if (INDICES.has(node.opType)) t = 7 /* INT64 */;
+      else if ((node.opType === "MaxPool" || node.opType === "TopK") && k === 1) t = 7 /* INT64 */;
+      else if (node.opType === "Where") t = types.get(node.input[1]) ?? types.get(node.input[2]);
+      else t = inputType;
+      t = declared(index.valueInfo.get(o)) ?? t;
+      if (t) types.set(o, t);
+    });
   }
-  const { ort } = onnxruntime();
-  const labels = data.labels ?? new Int32Array(data.count);
-  const n = data.count;
-  const pred = new Int32Array(n);
-  const confidence = new Float32Array(n);
-  const correct = new Uint8Array(n);
-  const logProbLabel = new Float32Array(n);
-  let classes = 0;
-  let logits;
-  for (let start = 0; start < n; start += opts.batchSize) {
-    const end = Math.min(n, start + opts.batchSize);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) {
-      feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-    }
-    const result = await session.run(feeds);
-    const out = result[session.outputNames[0]];
-    if (out.dims.length !== 2 || out.dims[0] !== end - start) {
-      throw new UserError(`${opts.modelPath}: output has shape [${out.dims}], expected [batch, classes]; prune-guard evaluates classifiers with one logits output`);
-    }
-    const values = out.data;
-    if (classes === 0) {
-      classes = out.dims[1];
-      if (opts.keepLogits) logits = new Float32Array(n * classes);
-    }
-    for (let i2 = 0; i2 < end - start; i2++) {
-      const label = labels[start + i2];
-      if (label >= classes) {
-        throw new UserError(`${data.path}: label ${label} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
-      }
-      const s = scoreRow(values, i2 * classes, classes, label, opts.outputsAreProbabilities);
-      pred[start + i2] = s.pred;
-      confidence[start + i2] = s.confidence;
-      correct[start + i2] = !data.labels ? 0 : s.pred === label ? 1 : 0;
-      logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
-    }
-    logits?.set(values, start * classes);
-    for (const t of Object.values(result)) t.dispose();
-    opts.onBatch?.(end, n);
-  }
-  return { classes, pred, confidence, correct, logProbLabel, logits };
-}
-
-// src/measure/size.ts
-import * as fs7 from "node:fs";
-import { gzipSync } from "node:zlib";
-function measureFileSize(file) {
-  const data = fs7.readFileSync(file);
-  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
+  return types;
 }
 
 // src/onnx/shapes.ts
@@ -31323,6 +31486,405 @@ function inferNode(node, shapes, values) {
   }
 }
 
+// src/onnx/head.ts
+var SHAPE_ONLY = /* @__PURE__ */ new Set(["Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Dropout"]);
+var ACTIVATIONS = /* @__PURE__ */ new Set(["Softmax", "LogSoftmax", "Sigmoid"]);
+var FORM = { Softmax: "probabilities", LogSoftmax: "log-probabilities", Sigmoid: "probabilities" };
+var FIDELITY_LATER = "judging outputs without class labels by fidelity to the dense model is not available in this version";
+function showDims(dims) {
+  return dims ? `[batch,${dims.map((d) => d === null ? "?" : String(d)).join(",")}]` : "[?]";
+}
+function perSampleDims(one, three, tensor) {
+  const a = one.get(tensor);
+  const b = three.get(tensor);
+  if (!a || !b || a.length === 0 || a.length !== b.length) return void 0;
+  return a.slice(1).map((d, i2) => d === b[i2 + 1] ? d : null);
+}
+function isFloatCast(node, types) {
+  return node.opType === "Cast" && FLOAT_TYPES.has(attrInt(node, "to", 0)) && FLOAT_TYPES.has(types.get(node.input[0]) ?? 1 /* FLOAT */);
+}
+function findHead(model, opts = {}) {
+  const g2 = model.graph;
+  const index = new GraphIndex(g2);
+  const types = elementTypes(index);
+  const one = inferShapes(index, 1).shapes;
+  const three = inferShapes(index, 3).shapes;
+  const dimsOfOutput = (name) => showDims(perSampleDims(one, three, name));
+  let output;
+  if (opts.output !== void 0) {
+    if (!g2.output.some((o) => o.name === opts.output)) return { ok: false, problem: { kind: "no-such-output", asked: opts.output, outputs: g2.output.map((o) => o.name) } };
+    output = opts.output;
+  } else if (g2.output.length > 1) {
+    return { ok: false, problem: { kind: "several-outputs", outputs: g2.output.map((o) => ({ name: o.name, dims: dimsOfOutput(o.name) })) } };
+  } else output = g2.output[0].name;
+  const elemType = types.get(output) ?? 1 /* FLOAT */;
+  if (!FLOAT_TYPES.has(elemType) || elemType === 16 /* BFLOAT16 */) return { ok: false, problem: { kind: "not-float", output, type: dataTypeName(elemType) } };
+  const through = [];
+  let tensor = output;
+  let producer = index.producer.get(tensor);
+  while (producer && (SHAPE_ONLY.has(producer.opType) || isFloatCast(producer, types))) {
+    through.unshift(producer.opType);
+    tensor = producer.input[0];
+    producer = index.producer.get(tensor);
+  }
+  const activation = producer && ACTIVATIONS.has(producer.opType) ? producer.opType : void 0;
+  const scores = activation ? producer.input[0] : output;
+  const dims = perSampleDims(one, three, output);
+  if (dims && dims.filter((d) => d !== 1).length > 1) return { ok: false, problem: { kind: "not-scores", output, dims: showDims(dims) } };
+  const width = dims ? dims.some((d) => d === null) ? null : numel(dims) : null;
+  if (activation === "Softmax" || activation === "LogSoftmax") {
+    const problem = softmaxAxisProblem(producer, opsetVersion(model), one, output, activation);
+    if (problem) return { ok: false, problem };
+  }
+  const base = { output, width, scores, through, elemType, ...activation ? { activation } : {} };
+  if (activation === "Sigmoid") {
+    const labels = width ?? opts.labelWidth ?? 1;
+    return { ok: true, head: { ...base, task: labels > 1 ? "multilabel" : "binary", form: "probabilities", width: width ?? (opts.labelWidth !== void 0 ? labels : null) } };
+  }
+  if (width === 1) return { ok: false, problem: { kind: "single-score", output } };
+  return { ok: true, head: { ...base, task: "multiclass", form: activation ? FORM[activation] : "logits" } };
+}
+function softmaxAxisProblem(node, opset, shapes, output, activation) {
+  const s = shapes.get(node.input[0]);
+  if (!s || s.length === 0) return void 0;
+  let axis = attrInt(node, "axis", opset >= 13 ? -1 : 1);
+  if (axis < 0) axis += s.length;
+  const perSample = numel(s.slice(1));
+  const group = opset >= 13 ? s[axis] : numel(s.slice(axis));
+  if (axis >= 1 && group === perSample) return void 0;
+  return { kind: "softmax-axis", output, axis, dims: `[${s.join(",")}]`, activation };
+}
+function checkLabels(head, labels, labelWidth, data) {
+  if (!labels) return { kind: "no-labels", data };
+  if (head.task === "multiclass") return labelWidth > 1 ? { kind: "labels-matrix-for-classes", output: head.output, labelWidth } : void 0;
+  if (head.task === "multilabel" && head.width !== null && labelWidth !== head.width) return { kind: "label-width", output: head.output, labels: head.width, labelWidth };
+  if (head.task === "binary" && labelWidth !== 1) return { kind: "label-width", output: head.output, labels: 1, labelWidth };
+  for (let i2 = 0; i2 < labels.length; i2++) if (labels[i2] > 1) return { kind: "labels-not-binary", output: head.output, value: labels[i2] };
+  return void 0;
+}
+function headProblemMessage(p, file) {
+  switch (p.kind) {
+    case "several-outputs":
+      return `${file}: has ${p.outputs.length} outputs (${p.outputs.map((o) => `${o.name} ${o.dims}`).join(", ")}); prune-guard judges one classifier output of shape [batch, classes] (logits, probabilities or sigmoid): pass --output NAME (config 'output:') to choose it; ${FIDELITY_LATER}`;
+    case "no-such-output":
+      return `--output ${p.asked}: the model has no output of that name; its outputs are ${p.outputs.map((o) => `'${o}'`).join(", ")}`;
+    case "not-float":
+      return `${file}: output '${p.output}' holds ${p.type} values; prune-guard judges float scores per class (logits, probabilities or a sigmoid), so export the scores rather than ${p.type === "INT64" || p.type === "INT32" ? "the predicted class ids" : `${p.type} values`}${p.type === "BFLOAT16" ? " (onnxruntime-node cannot read bfloat16 tensors: Cast the output to float32)" : ""}`;
+    case "not-scores":
+      return `${file}: output '${p.output}' has shape ${p.dims}, not one score per class; prune-guard judges an output of shape [batch, classes] (or [batch, classes, 1, 1]), or a sigmoid [batch] / [batch, labels]: choose such an output with --output NAME; ${FIDELITY_LATER}`;
+    case "single-score":
+      return `${file}: output '${p.output}' has one value per sample and no Sigmoid before it; prune-guard judges a binary classifier by its sigmoid probability: export it with torch.sigmoid(...) at the end (or two class logits), or choose another output with --output NAME`;
+    case "softmax-axis":
+      return `${file}: output '${p.output}' comes from a ${p.activation} over axis ${p.axis} of ${p.dims}, which is not one distribution over classes per sample; export the ${p.activation} over the class axis (dim=1), or output the logits before it`;
+    case "labels-matrix-for-classes":
+      return `y has ${p.labelWidth} columns, read as a multi-label 0/1 matrix, but output '${p.output}' scores one class per sample (softmax or logits); for one-hot class labels save y.argmax(axis=1), or judge a multi-label model by its sigmoid output`;
+    case "labels-not-binary":
+      return `y holds the value ${p.value}, but output '${p.output}' is a sigmoid, judged as 0/1 decisions at 0.5; labels must be 0 or 1 (for classes, export a softmax or the logits instead)`;
+    case "label-width":
+      return `y has ${p.labelWidth} label${p.labelWidth > 1 ? "s" : ""} per sample but sigmoid output '${p.output}' has ${p.labels}; save y with shape [N, ${p.labels}]${p.labels === 1 ? " or [N]" : ""} (one 0/1 column per output label)`;
+    case "no-labels":
+      return `${p.data}: no label array 'y'; prune-guard judges classifiers against labels: add y=labels (class ids, or a 0/1 [N,K] matrix for a multi-label sigmoid) to the .npz; ${FIDELITY_LATER}`;
+  }
+}
+
+// src/onnx/runtime/values.ts
+function floatValues(t) {
+  const data = t.data;
+  switch (t.type) {
+    case "float32":
+      return t.data;
+    case "float16": {
+      const out = new Float32Array(data.length);
+      if (t.data instanceof Uint16Array) for (let i2 = 0; i2 < out.length; i2++) out[i2] = halfToFloat(t.data[i2]);
+      else for (let i2 = 0; i2 < out.length; i2++) out[i2] = Number(data[i2]);
+      return out;
+    }
+    case "float64":
+    case "int8":
+    case "uint8":
+    case "int16":
+    case "uint16":
+    case "int32":
+    case "uint32":
+    case "bool":
+      return Float32Array.from(data);
+    case "int64":
+    case "uint64": {
+      const out = new Float32Array(data.length);
+      for (let i2 = 0; i2 < out.length; i2++) out[i2] = Number(data[i2]);
+      return out;
+    }
+    default:
+      throw new Error(`cannot read an onnxruntime tensor of type ${t.type} as numbers`);
+  }
+}
+function copyFloatValues(t) {
+  const v = floatValues(t);
+  return v === t.data ? Float32Array.from(v) : v;
+}
+
+// src/onnx/runtime/batches.ts
+function sessionFixedBatch(session, fed) {
+  const names = new Set(fed);
+  for (const meta of session.inputMetadata) {
+    if (!names.has(meta.name) || !meta.isTensor) continue;
+    const first = meta.shape[0];
+    if (typeof first === "number" && first > 0) return first;
+  }
+  return void 0;
+}
+function paddedBatch(data, start, end, rows2) {
+  const views = sliceBatch(data, start, end);
+  const count3 = end - start;
+  if (rows2 <= count3) return views;
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of views) {
+    const per = arr.data.length / count3;
+    const padded = allocTypedArray(arr.dtype, rows2 * per);
+    const size = arr.data.BYTES_PER_ELEMENT;
+    const bytes2 = new Uint8Array(padded.buffer, padded.byteOffset, padded.byteLength);
+    bytes2.set(new Uint8Array(arr.data.buffer, arr.data.byteOffset, arr.data.byteLength));
+    const last = new Uint8Array(arr.data.buffer, arr.data.byteOffset + (count3 - 1) * per * size, per * size);
+    for (let r = count3; r < rows2; r++) bytes2.set(last, r * per * size);
+    out.set(name, { dtype: arr.dtype, dims: [rows2, ...arr.dims.slice(1)], data: padded });
+  }
+  return out;
+}
+function batchFeeds(data, start, end, rows2 = end - start) {
+  const { ort } = onnxruntime();
+  const feeds = {};
+  for (const [name, arr] of paddedBatch(data, start, end, rows2)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+  return feeds;
+}
+async function runBatches(session, data, batch, fetch, onBatch, extraFeeds = {}) {
+  const fixed2 = sessionFixedBatch(session, data.inputs.keys());
+  const step = fixed2 ?? Math.max(1, batch);
+  for (let start = 0; start < data.count; start += step) {
+    const end = Math.min(data.count, start + step);
+    const count3 = end - start;
+    const result = await session.run({ ...batchFeeds(data, start, end, fixed2 ?? count3), ...extraFeeds }, fetch);
+    try {
+      const values = /* @__PURE__ */ new Map();
+      for (const name of fetch) {
+        const t = result[name];
+        const dims = [...t.dims];
+        let v = floatValues(t);
+        if (fixed2 !== void 0 && dims[0] !== count3) {
+          v = v.subarray(0, v.length / dims[0] * count3);
+          dims[0] = count3;
+        }
+        values.set(name, { dims, data: v });
+      }
+      await onBatch(values, start, count3);
+    } finally {
+      for (const t of Object.values(result)) t.dispose();
+    }
+  }
+}
+
+// src/onnx/runtime/scores.ts
+var P_FLOOR = 1e-12;
+var SIGMOID_THRESHOLD = 0.5;
+function scoreRow(row, offset, classes, label, form) {
+  let pred = 0;
+  let max2 = -Infinity;
+  for (let c = 0; c < classes; c++) {
+    const v = row[offset + c];
+    if (v > max2) {
+      max2 = v;
+      pred = c;
+    }
+  }
+  if (form === "probabilities") {
+    const p = row[offset + label];
+    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, P_FLOOR)) };
+  }
+  if (form === "log-probabilities") return { pred, confidence: Math.exp(max2), logProbLabel: row[offset + label] };
+  let sum = 0;
+  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
+  const logSum = Math.log(sum);
+  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
+}
+function scoreSigmoid(p, y) {
+  const pred = p >= SIGMOID_THRESHOLD ? 1 : 0;
+  const q = Math.min(Math.max(p, P_FLOOR), 1 - P_FLOOR);
+  return { pred, confidence: pred ? q : 1 - q, logProbLabel: y === 1 ? Math.log(q) : Math.log(1 - q) };
+}
+function expectedCalibrationError(confidence, correct, bins = 15) {
+  const n = confidence.length;
+  const count3 = new Float64Array(bins);
+  const conf = new Float64Array(bins);
+  const hit = new Float64Array(bins);
+  for (let i2 = 0; i2 < n; i2++) {
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count3[b]++;
+    conf[b] += confidence[i2];
+    hit[b] += correct[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(hit[b] - conf[b]) / n;
+  return ece;
+}
+
+// src/onnx/runtime/classifier.ts
+function defaultHead(model, output) {
+  const r = findHead(model, { output });
+  if (!r.ok) throw new UserError(headProblemMessage(r.problem, "model"));
+  return r.head;
+}
+var SUM_TOLERANCE = 0.02;
+async function evaluateClassifier(session, data, opts) {
+  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
+  let head = opts.head;
+  if (!head) {
+    if (session.outputNames.length !== 1) {
+      throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); pass --output NAME to choose the classifier output to judge`);
+    }
+    head = { output: session.outputNames[0], task: "multiclass", form: "logits", width: null, scores: session.outputNames[0], through: [], elemType: 1 };
+  }
+  const sigmoid2 = head.task !== "multiclass";
+  const labels = data.labels && !opts.unlabelled ? data.labels : null;
+  const n = data.count;
+  let perSample = 0;
+  let decisions = 0;
+  let pred = new Int32Array(0);
+  let confidence = new Float32Array(0);
+  let correct = new Uint8Array(0);
+  let logProbLabel = new Float32Array(0);
+  let truth = new Int32Array(0);
+  let group = new Int32Array(0);
+  let logits;
+  let width0 = 0;
+  const choicesOf = (width) => sigmoid2 ? 2 : width;
+  await runBatches(session, data, opts.batchSize, [head.output], (values, start, count3) => {
+    const out = values.get(head.output);
+    const width = count3 > 0 ? out.data.length / count3 : 0;
+    if (out.dims[0] !== count3 || !Number.isInteger(width)) {
+      throw new UserError(`${opts.modelPath}: output '${head.output}' has shape [${out.dims}] for ${count3} samples, expected [batch, classes]`);
+    }
+    if (perSample === 0) {
+      if (width < 1 || !sigmoid2 && width < 2) throw new UserError(`${opts.modelPath}: output '${head.output}' has ${width} value(s) per sample; prune-guard judges [batch, classes] scores with at least 2 classes, or a sigmoid`);
+      perSample = sigmoid2 ? width : 1;
+      width0 = width;
+      decisions = n * perSample;
+      pred = new Int32Array(decisions);
+      confidence = new Float32Array(decisions);
+      correct = new Uint8Array(decisions);
+      logProbLabel = new Float32Array(decisions);
+      truth = new Int32Array(decisions);
+      group = new Int32Array(decisions);
+      if (opts.keepLogits) logits = new Float32Array(decisions * choicesOf(width));
+      if (head.form === "probabilities" && !sigmoid2) checkRowSums(out.data, width, count3, head, opts.modelPath);
+      if (labels && (data.labelWidth ?? 1) !== perSample) {
+        throw new UserError(`${data.path}: y has ${data.labelWidth ?? 1} label(s) per sample but output '${head.output}' gives ${perSample} decision(s) per sample; save y with shape [N${perSample > 1 ? `, ${perSample}` : ""}]`);
+      }
+    } else if (width !== width0) {
+      throw new UserError(`${opts.modelPath}: output '${head.output}' changed width between batches (${width} values per sample)`);
+    }
+    const v = out.data;
+    if (sigmoid2) {
+      for (let k = 0; k < count3 * width; k++) {
+        const d = start * width + k;
+        const y = labels ? labels[d] : 0;
+        const s = scoreSigmoid(v[k], y);
+        pred[d] = s.pred;
+        confidence[d] = s.confidence;
+        correct[d] = labels && s.pred === y ? 1 : 0;
+        logProbLabel[d] = labels ? s.logProbLabel : NaN;
+        truth[d] = y;
+        group[d] = width > 1 ? k % width : y;
+        if (logits) {
+          const p = Math.min(Math.max(v[k], P_FLOOR), 1 - P_FLOOR);
+          logits[2 * d] = Math.log(1 - p);
+          logits[2 * d + 1] = Math.log(p);
+        }
+      }
+    } else {
+      for (let i2 = 0; i2 < count3; i2++) {
+        const d = start + i2;
+        const y = labels ? labels[d] : 0;
+        if (y >= width) {
+          throw new UserError(`${data.path}: label ${y} at index ${d} is out of range for a model with ${width} classes; labels must be 0..${width - 1}`);
+        }
+        const s = scoreRow(v, i2 * width, width, y, head.form);
+        pred[d] = s.pred;
+        confidence[d] = s.confidence;
+        correct[d] = labels && s.pred === y ? 1 : 0;
+        logProbLabel[d] = labels ? s.logProbLabel : NaN;
+        truth[d] = y;
+        group[d] = y;
+      }
+      if (logits) {
+        const rows2 = v.subarray(0, count3 * width);
+        if (head.form === "probabilities") for (let k = 0; k < rows2.length; k++) logits[start * width + k] = Math.log(Math.max(rows2[k], P_FLOOR));
+        else logits.set(rows2, start * width);
+      }
+    }
+    opts.onBatch?.(start + count3, n);
+  });
+  const classes = sigmoid2 ? perSample > 1 ? perSample : 2 : width0;
+  return { task: head.task, classes, choices: sigmoid2 ? 2 : classes, perSample, pred, confidence, correct, logProbLabel, truth, group, logits };
+}
+function checkRowSums(v, width, count3, head, modelPath) {
+  for (let i2 = 0; i2 < count3; i2++) {
+    let sum = 0;
+    for (let c = 0; c < width; c++) sum += v[i2 * width + c];
+    if (Math.abs(sum - 1) > SUM_TOLERANCE) {
+      throw new UserError(`${modelPath}: output '${head.output}' is read as probabilities (a Softmax${head.through.length ? ` then ${head.through.join(", ")}` : ""}), but a row sums to ${sum.toFixed(4)}; export the logits, or the Softmax over the class axis as the output`);
+    }
+  }
+}
+
+// src/measure/metrics.ts
+function confusionMatrix(pred, labels, classes) {
+  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
+  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
+  return m;
+}
+function agreement(a, b) {
+  let same2 = 0;
+  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
+  return a.length ? same2 / a.length : NaN;
+}
+function groupAccuracy(correct, group, groups) {
+  const hit = new Float64Array(groups);
+  const support = new Float64Array(groups);
+  for (let i2 = 0; i2 < correct.length; i2++) {
+    support[group[i2]]++;
+    hit[group[i2]] += correct[i2];
+  }
+  return Array.from(support, (n, g2) => n ? hit[g2] / n : null);
+}
+function groupSupport(group, groups) {
+  const support = new Array(groups).fill(0);
+  for (let i2 = 0; i2 < group.length; i2++) support[group[i2]]++;
+  return support;
+}
+function labelF1(pred, truth, labels) {
+  const tp = new Float64Array(labels);
+  const fp = new Float64Array(labels);
+  const fn = new Float64Array(labels);
+  for (let i2 = 0; i2 < pred.length; i2++) {
+    const k = i2 % labels;
+    if (pred[i2] === 1 && truth[i2] === 1) tp[k]++;
+    else if (pred[i2] === 1) fp[k]++;
+    else if (truth[i2] === 1) fn[k]++;
+  }
+  return Array.from(tp, (t, k) => t + fp[k] + fn[k] > 0 ? 2 * t / (2 * t + fp[k] + fn[k]) : null);
+}
+function meanDefined(values) {
+  const defined2 = values.filter((v) => v !== null);
+  return defined2.length ? defined2.reduce((a, b) => a + b, 0) / defined2.length : null;
+}
+
+// src/measure/size.ts
+import * as fs7 from "node:fs";
+import { gzipSync } from "node:zlib";
+function measureFileSize(file) {
+  const data = fs7.readFileSync(file);
+  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
+}
+
 // src/onnx/flops.ts
 var MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
 function nodeMacs(node, shapes) {
@@ -31451,11 +32013,11 @@ function collectGarbage() {
 // src/pipeline/measureStep.ts
 function savedFacts(artifact, denseWeights, evalBatchSize) {
   const saved = loadModel(artifact).proto;
-  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
+  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), batch: boundedBatch(saved, evalBatchSize) };
 }
 async function measureStep(name, description, artifact, ctx) {
   const { data, config, progress } = ctx;
-  const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
+  const { sparsity, cost, batch } = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
   const size = measureFileSize(artifact);
   collectGarbage();
   const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
@@ -31466,21 +32028,22 @@ async function measureStep(name, description, artifact, ctx) {
     progress.start(`evaluate ${name}`, data.count);
     preds = await evaluateClassifier(session, data, {
       batchSize: batch,
-      outputsAreProbabilities: probabilities,
+      head: ctx.head,
       modelPath: artifact,
       onBatch: (done) => progress.update(done)
     });
     progress.stop();
     for (const s of ctx.shifts) {
-      const p = await evaluateClassifier(session, s.data, { batchSize: batch, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
-      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
+      const p = await evaluateClassifier(session, s.data, { batchSize: batch, head: ctx.head, modelPath: artifact, unlabelled: !s.data.labels });
+      if (s.data.labels) shiftAccuracy[s.name] = mean(p.correct);
       shiftPreds.set(s.name, p);
     }
   } finally {
     progress.stop();
     await session.release();
   }
-  const labels = data.labels;
+  const multilabel = preds.perSample > 1;
+  const f1 = ctx.head.task === "multiclass" ? void 0 : labelF1(preds.pred, preds.truth, preds.perSample);
   const step = {
     name,
     description,
@@ -31491,11 +32054,12 @@ async function measureStep(name, description, artifact, ctx) {
     flops: cost.macs,
     size_bytes: size.bytes,
     gzip_bytes: size.gzipBytes,
-    accuracy: accuracy(preds.pred, labels),
-    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
-    confusion: confusionMatrix(preds.pred, labels, preds.classes),
+    accuracy: mean(preds.correct),
+    per_class: groupAccuracy(preds.correct, preds.group, preds.classes),
+    ...multilabel ? {} : { confusion: confusionMatrix(preds.pred, preds.truth, preds.classes) },
+    ...f1 ? { f1: multilabel ? meanDefined(f1) : f1[0], ...multilabel ? { per_label_f1: f1 } : {} } : {},
     ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
-    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
+    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / preds.logProbLabel.length,
     agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
     latency: null,
     latency_by_batch: [],
@@ -31503,6 +32067,11 @@ async function measureStep(name, description, artifact, ctx) {
     layers: sparsity.layers
   };
   return { step, preds, shiftPreds };
+}
+function mean(x2) {
+  let s = 0;
+  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
+  return x2.length ? s / x2.length : NaN;
 }
 
 // src/measure/corruptions.ts
@@ -31547,8 +32116,8 @@ function moments(x2) {
     if (x2[i2] < min) min = x2[i2];
     if (x2[i2] > max2) max2 = x2[i2];
   }
-  const mean2 = s / x2.length;
-  return { mean: mean2, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean2 * mean2)), min, max: max2 };
+  const mean3 = s / x2.length;
+  return { mean: mean3, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean3 * mean3)), min, max: max2 };
 }
 function blurPlane(x2, offset, h, w, sigma, tmp) {
   const r = Math.max(1, Math.ceil(3 * sigma));
@@ -31572,6 +32141,10 @@ function blurPlane(x2, offset, h, w, sigma, tmp) {
   }
 }
 function corruptArray(name, arr, c, where) {
+  if (arr.dtype === "float16") {
+    const wide = corruptArray(name, { dtype: "float32", dims: arr.dims, data: Float32Array.from(arr.data, halfToFloat) }, c, where);
+    return { dtype: "float16", dims: arr.dims, data: Uint16Array.from(wide.data, floatToHalf) };
+  }
   if (arr.dtype !== "float32" && arr.dtype !== "float64") {
     throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
   }
@@ -31604,26 +32177,26 @@ function corruptArray(name, arr, c, where) {
         if (c.kind === "blur") {
           blurPlane(x2, off, h, w, level, tmp);
         } else {
-          let mean2 = 0;
-          for (let i2 = 0; i2 < plane; i2++) mean2 += x2[off + i2];
-          mean2 /= plane;
-          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean2 + level * (x2[off + i2] - mean2);
+          let mean3 = 0;
+          for (let i2 = 0; i2 < plane; i2++) mean3 += x2[off + i2];
+          mean3 /= plane;
+          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean3 + level * (x2[off + i2] - mean3);
         }
       }
       break;
     }
     case "feature-noise":
     case "feature-dropout": {
-      const mean2 = new Float64Array(per);
+      const mean3 = new Float64Array(per);
       const sd = new Float64Array(per);
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean2[f] += src[s * per + f] / n;
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean2[f]) ** 2 / n;
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean3[f] += src[s * per + f] / n;
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean3[f]) ** 2 / n;
       for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
       for (let s = 0; s < n; s++) {
         for (let f = 0; f < per; f++) {
           const i2 = s * per + f;
           if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
-          else if (random() < level) x2[i2] = mean2[f];
+          else if (random() < level) x2[i2] = mean3[f];
         }
       }
       break;
@@ -31634,7 +32207,7 @@ function corruptArray(name, arr, c, where) {
 function corruptDataset(ds, c) {
   const inputs = /* @__PURE__ */ new Map();
   for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
-  return { path: `${ds.path}#${corruptionName(c)}`, count: ds.count, inputs, labels: ds.labels };
+  return { ...ds, path: `${ds.path}#${corruptionName(c)}`, inputs };
 }
 function corruptionSets(data, specs) {
   return specs.map((text) => {
@@ -31907,6 +32480,7 @@ function budgetUncertainty(m) {
     const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
     u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
   }
+  if (m.reference.task !== "multiclass") u["label-f1-drop"] = { ci: labelF1DropInterval(m.reference, m.candidate, confidence) };
   return u;
 }
 function accuracyIntervals(p, labels, confidence) {
@@ -31933,19 +32507,52 @@ function annotateClassChanges(changes, m, limit) {
     return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
   });
 }
+function labelF1DropInterval(reference, candidate, confidence) {
+  const k = reference.perSample;
+  const samples = reference.pred.length / k;
+  const counts = (p, idx) => {
+    const c = new Float64Array(3 * k);
+    for (let j = 0; j < idx.length; j++) {
+      const base = idx[j] * k;
+      for (let l = 0; l < k; l++) {
+        const pr = p.pred[base + l];
+        const y = p.truth[base + l];
+        if (pr === 1 && y === 1) c[3 * l]++;
+        else if (pr === 1) c[3 * l + 1]++;
+        else if (y === 1) c[3 * l + 2]++;
+      }
+    }
+    return c;
+  };
+  const f1 = (c, l) => {
+    const d = 2 * c[3 * l] + c[3 * l + 1] + c[3 * l + 2];
+    return d > 0 ? 2 * c[3 * l] / d : null;
+  };
+  return bootstrapInterval(samples, (idx) => {
+    const a = counts(reference, idx);
+    const b = counts(candidate, idx);
+    let worst = -Infinity;
+    for (let l = 0; l < k; l++) {
+      const x2 = f1(a, l);
+      const y = f1(b, l);
+      if (x2 !== null && y !== null) worst = Math.max(worst, x2 - y);
+    }
+    return Number.isFinite(worst) ? worst : NaN;
+  }, { confidence, resamples: 500 });
+}
 
 // src/pipeline/verdicts.ts
-function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config, classChanges3, compareMode = false) {
-  const labels = data.labels;
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config, classChanges2, compareMode = false) {
+  const groups = reference.preds.group;
   const confidence = config.confidence;
-  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
+  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, groups, confidence));
   const paired = {
-    labels,
+    labels: groups,
     reference: reference.preds,
     candidate: candidate.preds,
     referenceLatency: latency?.reference,
     candidateLatency: latency?.candidate,
-    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
+    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: reference.shiftPreds.get(s.name).group, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
     confidence,
     limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
   };
@@ -31955,7 +32562,7 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
   return {
     budgets: results,
     verdict: overallVerdict(results.map((b) => b.verdict)),
-    classChanges: annotateClassChanges(classChanges3, paired, classLimit)
+    classChanges: annotateClassChanges(classChanges2, paired, classLimit)
   };
 }
 function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
@@ -31965,8 +32572,8 @@ function shiftResults(reference, candidate, shifts, corruptionNames, confidence)
     const a = reference.shiftPreds?.get(s.name);
     const b = candidate.shiftPreds?.get(s.name);
     if (!a || !b || !s.data.labels) continue;
-    const dense = mean(a.correct);
-    const final = mean(b.correct);
+    const dense = mean2(a.correct);
+    const final = mean2(b.correct);
     const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
     out.push({
       name: s.name,
@@ -31982,7 +32589,7 @@ function shiftResults(reference, candidate, shifts, corruptionNames, confidence)
   }
   return out;
 }
-function mean(x2) {
+function mean2(x2) {
   let s = 0;
   for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
   return x2.length ? s / x2.length : NaN;
@@ -31990,7 +32597,7 @@ function mean(x2) {
 function distributionShift(clean, shifted) {
   const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
   const hist = (p) => {
-    const h = new Array(p.classes).fill(0);
+    const h = new Array(p.choices).fill(0);
     for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
     return h;
   };
@@ -32008,6 +32615,74 @@ function predictionShifts(reference, candidate, shifts) {
   return out;
 }
 
+// src/pipeline/exported.ts
+function judgedHead(model, file, config, data) {
+  const found = findHead(model, { output: config.output, labelWidth: data.labels ? data.labelWidth ?? 1 : void 0 });
+  if (!found.ok) throw new UserError(headProblemMessage(found.problem, file));
+  const problem = checkLabels(found.head, data.labels, data.labelWidth ?? 1, data.path);
+  if (problem) throw new UserError(problem.kind === "no-labels" ? headProblemMessage(problem, file) : `${data.path}: ${headProblemMessage(problem, file)}`);
+  return found.head;
+}
+function batchPlan(model, file, config) {
+  const fixed2 = fixedBatch(modelInputs(model, file), file);
+  if (fixed2 === void 0) return { batchSizes: [...config.batchSizes], evalBatch: config.evalBatchSize };
+  const other = config.batchSizes.filter((b) => b !== fixed2);
+  return {
+    fixed: fixed2,
+    batchSizes: [fixed2],
+    evalBatch: fixed2,
+    ...other.length > 0 ? { note: `${file}: input batch fixed at ${fixed2}: latency measured at batch ${fixed2} instead of ${other.join(", ")}, evaluation and calibration run ${fixed2} sample${fixed2 > 1 ? "s" : ""} at a time` } : {}
+  };
+}
+
+// src/pipeline/ledgerFile.ts
+import * as os from "node:os";
+import * as path4 from "node:path";
+function classChanges(dense, final, group, classes) {
+  const support = groupSupport(group, classes);
+  const changes = [];
+  dense.per_class.forEach((d, c) => {
+    const f = final.per_class[c];
+    if (d === null || f === null) return;
+    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
+  });
+  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
+}
+function evalRecord(file, data, preds, head, plan) {
+  return {
+    data: file,
+    samples: data.count,
+    classes: preds.classes,
+    output: head.output,
+    task: head.task,
+    scores: head.form,
+    batch: plan.evalBatch,
+    ...plan.fixed !== void 0 ? { fixed_batch: plan.fixed } : {}
+  };
+}
+function writeLedger(req, provider, model) {
+  const ledger = {
+    schema: LEDGER_SCHEMA,
+    verdict: model.verdict,
+    tool: { name: "prune-guard", version: VERSION },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime: {
+      onnxruntime: onnxruntimeVersion(),
+      provider: provider.provider,
+      ...provider.note ? { notes: [provider.note] } : {},
+      threads: req.config.latency.threads || os.availableParallelism(),
+      platform: `${process.platform}-${process.arch}`
+    },
+    models: [model]
+  };
+  const markdown = renderMarkdown(ledger);
+  const ledgerPath = path4.join(req.out, "ledger.json");
+  const markdownPath = path4.join(req.out, "ledger.md");
+  writeFileAtomic(ledgerPath, ledgerJson(ledger));
+  writeFileAtomic(markdownPath, markdown);
+  return { ledger, markdown, ledgerPath, markdownPath };
+}
+
 // src/pipeline/compare.ts
 var DEFAULT_LATENCY_REGRESSION = 0.05;
 function compareBudgets(budgets) {
@@ -32016,15 +32691,6 @@ function compareBudgets(budgets) {
     all.push({ name: "latency-regression", limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS["latency-regression"].direction, source: "default" });
   }
   return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
-}
-function classChanges(base, head, labels, classes) {
-  const support = classSupport(labels, classes);
-  const out = [];
-  base.per_class.forEach((d, c) => {
-    const f = head.per_class[c];
-    if (d !== null && f !== null) out.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
-  });
-  return out.sort((a, b) => b.drop - a.drop || a.class - b.class);
 }
 function loadFor(models, file, requireLabels) {
   const [first, ...rest] = models;
@@ -32036,31 +32702,41 @@ async function measurePair(req, progress) {
   const { config } = req;
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
   const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
-  const data = loadFor(withInputs, req.data, true);
+  const data = loadFor(withInputs, req.data, false);
+  const head = judgedHead(models[0].proto, req.base, config, data);
+  judgedHead(models[1].proto, req.head, config, data);
+  const plans = models.map((m) => batchPlan(m.proto, m.path, config));
+  if (plans[0].fixed !== plans[1].fixed) {
+    throw new UserError(`${req.head}: accepts batch ${plans[1].fixed ?? "of any size"} but ${req.base} accepts ${plans[0].fixed ?? "any"}; compare models exported with the same input batch`);
+  }
+  const plan = plans[0];
+  if (plan.note) progress.note(plan.note);
+  const batchSizes = plan.batchSizes;
   const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config.corruptions)];
   const provider = await resolveProvider(config.executionProvider, req.base);
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
-  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path4.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path4.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.start("latency (base and head interleaved)", config.batchSizes.length * (config.latency.warmup + config.latency.runs));
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
+  const measureConfig = { ...config, batchSizes, evalBatchSize: plan.evalBatch };
+  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: measureConfig, progress, provider: provider.provider, head });
+  const baseStep = await measureStep("base", `base model ${path5.basename(req.base)}`, req.base, ctx(0));
+  const headStep = await measureStep("head", `head model ${path5.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
+  progress.start("latency (base and head interleaved)", batchSizes.length * (config.latency.warmup + config.latency.runs));
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...batchSizes)));
+  const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
-  [base, head].forEach((m, i2) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
+  [baseStep, headStep].forEach((m, i2) => {
+    m.step.latency_by_batch = batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
-  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
-  return { base, head, data, shifts, samples, provider };
+  for (const m of [baseStep, headStep]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
+  return { base: baseStep, head: headStep, data, shifts, samples, provider, judged: head, plan };
 }
 async function comparePipeline(req, progress) {
   const { config } = req;
   for (const p of [req.base, req.head]) if (!fs8.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
   const m = await measurePair(req, progress);
   const budgets = compareBudgets(req.budgets);
-  const changes = classChanges(m.base.step, m.head.step, m.data.labels, m.base.preds.classes);
+  const changes = classChanges(m.base.step, m.head.step, m.base.preds.group, m.base.preds.classes);
   const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config, changes, true);
   const model = {
     model: req.base,
@@ -32071,7 +32747,8 @@ async function comparePipeline(req, progress) {
     budgets: judged.budgets,
     verdict: judged.verdict,
     class_changes: judged.classChanges,
-    eval: { data: req.data, samples: m.data.count, classes: m.base.preds.classes },
+    eval: evalRecord(req.data, m.data, m.base.preds, m.judged, m.plan),
+    ...m.plan.note ? { notes: [m.plan.note] } : {},
     shifts: shiftResults(m.base, m.head, m.shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(m.base, m.head, m.shifts)
   };
@@ -32083,7 +32760,7 @@ async function comparePipeline(req, progress) {
     runtime: {
       onnxruntime: onnxruntimeVersion(),
       provider: m.provider.provider,
-      threads: config.latency.threads || os.availableParallelism(),
+      threads: config.latency.threads || os2.availableParallelism(),
       platform: `${process.platform}-${process.arch}`,
       ...m.provider.note ? { notes: [m.provider.note] } : {}
     },
@@ -32091,23 +32768,23 @@ async function comparePipeline(req, progress) {
   };
   const markdown = renderMarkdown(ledger);
   fs8.mkdirSync(req.out, { recursive: true });
-  const ledgerPath = path4.join(req.out, "ledger.json");
-  const markdownPath = path4.join(req.out, "ledger.md");
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
+  const ledgerPath = path5.join(req.out, "ledger.json");
+  const markdownPath = path5.join(req.out, "ledger.md");
+  writeFileAtomic(ledgerPath, ledgerJson(ledger));
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
 }
 
 // src/pipeline/selftest.ts
 import * as fs9 from "node:fs";
-import * as path5 from "node:path";
+import * as path6 from "node:path";
 import { fileURLToPath } from "node:url";
 function defaultFixture(name) {
-  let dir = path5.dirname(fileURLToPath(import.meta.url));
+  let dir = path6.dirname(fileURLToPath(import.meta.url));
   for (let i2 = 0; i2 < 4; i2++) {
-    const candidate = path5.join(dir, "fixtures", name);
+    const candidate = path6.join(dir, "fixtures", name);
     if (fs9.existsSync(candidate)) return candidate;
-    dir = path5.dirname(dir);
+    dir = path6.dirname(dir);
   }
   return void 0;
 }
@@ -32157,7 +32834,7 @@ async function selftest(req, progress) {
   };
   if (req.out) {
     fs9.mkdirSync(req.out, { recursive: true });
-    writeFileAtomic(path5.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
+    writeFileAtomic(path6.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
   }
   return report;
 }
@@ -32212,18 +32889,18 @@ import * as path14 from "node:path";
 
 // src/io/outputDir.ts
 import * as fs11 from "node:fs";
-import * as path7 from "node:path";
+import * as path8 from "node:path";
 import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/io/lock.ts
 import * as fs10 from "node:fs";
-import * as os2 from "node:os";
-import * as path6 from "node:path";
+import * as os3 from "node:os";
+import * as path7 from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 var LOCK_NAME = ".prune-guard.lock";
 function isStale(owner) {
   if (!owner || !Number.isInteger(owner.pid)) return true;
-  if (owner.host !== os2.hostname()) return false;
+  if (owner.host !== os3.hostname()) return false;
   if (owner.pid === process.pid) return false;
   try {
     process.kill(owner.pid, 0);
@@ -32247,8 +32924,8 @@ async function lockDir(dir, opts) {
     const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
     throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
   }
-  const file = path6.join(dir, LOCK_NAME);
-  const me = { pid: process.pid, host: os2.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const file = path7.join(dir, LOCK_NAME);
+  const me = { pid: process.pid, host: os3.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
   const until = Date.now() + opts.waitMs;
   let announced = false;
   for (; ; ) {
@@ -32281,7 +32958,7 @@ async function lockDir(dir, opts) {
     }
     if (Date.now() >= until) {
       throw new UserError(
-        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path6.join(dir, LOCK_NAME)} if that run is gone`
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path7.join(dir, LOCK_NAME)} if that run is gone`
       );
     }
     if (!announced) {
@@ -32317,7 +32994,7 @@ var OutputDir = class _OutputDir {
     });
     try {
       removeOrphanStaging(dir);
-      const staging = path7.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
+      const staging = path8.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
       fs11.mkdirSync(staging);
       return new _OutputDir(dir, staging, lock, created);
     } catch (e) {
@@ -32327,12 +33004,12 @@ var OutputDir = class _OutputDir {
   }
   /** The final path of a file written under the staging folder. */
   publicPath(p) {
-    const rel = path7.relative(this.staging, p);
-    return rel.startsWith("..") || path7.isAbsolute(rel) ? p : path7.join(this.dir, rel);
+    const rel = path8.relative(this.staging, p);
+    return rel.startsWith("..") || path8.isAbsolute(rel) ? p : path8.join(this.dir, rel);
   }
   /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
   discardStaged() {
-    for (const n of fs11.readdirSync(this.staging)) fs11.rmSync(path7.join(this.staging, n), { recursive: true, force: true });
+    for (const n of fs11.readdirSync(this.staging)) fs11.rmSync(path8.join(this.staging, n), { recursive: true, force: true });
   }
   /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
   retire(name) {
@@ -32343,8 +33020,8 @@ var OutputDir = class _OutputDir {
     if (this.done) throw new Error("OutputDir: already committed or aborted");
     const names = fs11.readdirSync(this.staging).filter((n) => !n.startsWith("."));
     const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
-    for (const n of this.retired) if (!names.includes(n)) fs11.rmSync(path7.join(this.dir, n), { force: true });
-    for (const n of ordered) fs11.renameSync(path7.join(this.staging, n), path7.join(this.dir, n));
+    for (const n of this.retired) if (!names.includes(n)) fs11.rmSync(path8.join(this.dir, n), { force: true });
+    for (const n of ordered) fs11.renameSync(path8.join(this.staging, n), path8.join(this.dir, n));
     this.finish();
   }
   /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
@@ -32368,7 +33045,7 @@ var OutputDir = class _OutputDir {
 var ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
 function removeOrphanStaging(dir) {
   for (const n of fs11.readdirSync(dir)) {
-    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs11.rmSync(path7.join(dir, n), { recursive: true, force: true });
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs11.rmSync(path8.join(dir, n), { recursive: true, force: true });
   }
 }
 
@@ -32486,7 +33163,7 @@ function weightNames(model) {
   }
   return names;
 }
-function floatValues(t, file) {
+function floatValues2(t, file) {
   const raw = t.rawData;
   if (t.dataType === 1 /* FLOAT */ && raw.byteOffset % 4 === 0 && raw.byteLength > 0 && raw.byteLength === numel(tensorDims(t)) * 4) {
     return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
@@ -32501,7 +33178,7 @@ function checkFiniteWeights(model, file) {
   const weights = weightNames(model);
   for (const t of model.graph.initializer) {
     if (!FLOAT_TYPES.has(t.dataType)) continue;
-    const v = floatValues(t, file);
+    const v = floatValues2(t, file);
     const isWeight = weights.has(t.name);
     for (let i2 = 0; i2 < v.length; i2++) {
       const x2 = v[i2];
@@ -32913,29 +33590,128 @@ function resolveScope(config, calib, rounds = 1) {
   return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
 }
 
+// src/onnx/runtime/session.ts
+import * as fs12 from "node:fs";
+import * as os4 from "node:os";
+import * as path9 from "node:path";
+async function sessionFromModel(model, threads = 0, opts = {}) {
+  const { ort } = onnxruntime();
+  const options = {
+    executionProviders: ["cpu"],
+    graphOptimizationLevel: opts.lean ? "basic" : "all",
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1
+  };
+  if (weightBytes(model) > (opts.fileAboveBytes ?? BIG_MODEL_BYTES)) return sessionThroughFile(model, options);
+  try {
+    return await ort.InferenceSession.create(serializeModel(model), options);
+  } catch (e) {
+    throw cannotLoad(e);
+  }
+}
+function cannotLoad(e) {
+  return new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
+}
+async function sessionThroughFile(model, options) {
+  const { ort } = onnxruntime();
+  const dir = fs12.mkdtempSync(path9.join(process.env.RUNNER_TEMP || os4.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs12.rmSync(dir, { recursive: true, force: true }));
+  try {
+    const file = path9.join(dir, "model.onnx");
+    saveModel(model, file);
+    return await ort.InferenceSession.create(file, options);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw cannotLoad(e);
+  } finally {
+    fs12.rmSync(dir, { recursive: true, force: true });
+    done();
+  }
+}
+var BIG_MODEL_BYTES = 64 * 2 ** 20;
+function weightBytes(model) {
+  let total2 = 0;
+  for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
+  return total2;
+}
+function withExtraOutputs(model, tensors) {
+  const copy = cloneModel(model);
+  const g2 = copy.graph;
+  const have = new Set(g2.output.map((o) => o.name));
+  const types = elementTypes(new GraphIndex(g2));
+  for (const name of tensors) {
+    if (have.has(name)) continue;
+    have.add(name);
+    g2.output.push(tensorValueInfo(name, types.get(name) ?? 1 /* FLOAT */));
+  }
+  return copy;
+}
+function tensorValueInfo(name, elemType) {
+  return create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType }) } })
+  });
+}
+async function captureActivations(session, data, fetch, batchSize = 128) {
+  const parts = /* @__PURE__ */ new Map();
+  await runBatches(session, data, batchSize, fetch, (values) => {
+    for (const name of fetch) {
+      const t = values.get(name);
+      const entry = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
+      entry.chunks.push(Float32Array.from(t.data));
+      parts.set(name, entry);
+    }
+  });
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, { dims, chunks }] of parts) {
+    const total2 = chunks.reduce((n, c) => n + c.length, 0);
+    const data32 = new Float32Array(total2);
+    let o = 0;
+    for (const c of chunks) {
+      data32.set(c, o);
+      o += c.length;
+    }
+    out.set(name, { dims: [data.count, ...dims], data: data32 });
+  }
+  return out;
+}
+async function streamActivations(runs, data, batchSize, onBatch) {
+  const fixed2 = runs.map((r) => sessionFixedBatch(r.session, data.inputs.keys()));
+  const step = fixed2.find((f) => f !== void 0) ?? batchSize;
+  if (runs.length === 1) {
+    await runBatches(runs[0].session, data, step, runs[0].fetch, (values, first, count3) => onBatch([values], first, count3));
+    return;
+  }
+  for (let start = 0; start < data.count; start += step) {
+    const end = Math.min(data.count, start + step);
+    const slice = takeRange(data, start, end);
+    const perRun = [];
+    for (const { session, fetch } of runs) {
+      await runBatches(session, slice, step, fetch, (values) => {
+        perRun.push(new Map([...values].map(([k, v]) => [k, { dims: v.dims, data: Float32Array.from(v.data) }])));
+      });
+    }
+    onBatch(perRun, start, end - start);
+  }
+}
+function takeRange(data, start, end) {
+  const w = data.labelWidth ?? 1;
+  return { ...data, count: end - start, inputs: sliceBatch(data, start, end), labels: data.labels && data.labels.subarray(start * w, end * w) };
+}
+
 // src/prune/criteria/activations.ts
 async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 64) {
-  const probe = cloneModel(model);
-  const g2 = probe.graph;
-  const existing = new Set(g2.output.map((o) => o.name));
-  for (const name of tensors.keys()) {
-    if (existing.has(name)) continue;
-    const type = create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } });
-    g2.output.push(create(ValueInfoProtoSchema, { name, type }));
-  }
+  const probe = withExtraOutputs(model, [...tensors.keys()]);
   const { ort } = onnxruntime();
   const session = await ort.InferenceSession.create(serializeModel(probe), { executionProviders: ["cpu"], graphOptimizationLevel: "disabled" });
   const sums = /* @__PURE__ */ new Map();
   let seen = 0;
   try {
     const n = Math.min(calib.count, maxSamples);
-    for (let start = 0; start < n; start += batch) {
-      const end = Math.min(n, start + batch);
-      const feeds = {};
-      for (const [name, arr] of sliceBatch(calib, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const result = await session.run(feeds, [...tensors.keys()]);
+    const subset = n < calib.count ? { ...calib, count: n } : calib;
+    await runBatches(session, subset, batch, [...tensors.keys()], (values, _first, count3) => {
       for (const [name, axis] of tensors) {
-        const t = result[name];
+        const t = values.get(name);
         const dims = t.dims;
         const data = t.data;
         const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
@@ -32944,9 +33720,8 @@ async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 6
         if (!acc2) sums.set(name, acc2 = new Float64Array(k));
         for (let i2 = 0; i2 < data.length; i2++) acc2[Math.floor(i2 / inner) % k] += Math.abs(data[i2]);
       }
-      for (const t of Object.values(result)) t.dispose();
-      seen += end - start;
-    }
+      seen += count3;
+    });
   } finally {
     await session.release();
   }
@@ -33062,10 +33837,10 @@ function allocate(groups, importance, opts) {
   const all = [];
   for (const g2 of groups) {
     const s = importance.get(g2.root);
-    let mean2 = 0;
-    for (const v of s) mean2 += v;
-    mean2 = mean2 / s.length || 1;
-    for (const v of s) all.push({ score: v / mean2, root: g2.root });
+    let mean3 = 0;
+    for (const v of s) mean3 += v;
+    mean3 = mean3 / s.length || 1;
+    for (const v of s) all.push({ score: v / mean3, root: g2.root });
     kept.set(g2.root, g2.size);
   }
   all.sort((a, b) => a.score - b.score);
@@ -34255,117 +35030,6 @@ function describeStructured(dense, r, o) {
   return `structured channel pruning (${o.criterion}, ${o.scope}) at ${pct2(o.sparsity)} of channels: removed ${s.channelsRemoved} of ${s.channels} prunable channels in ${s.groupsPruned} of ${s.groupsFound} dependency groups (${s.groupsSkipped} skipped, see notes); parameters -${pct2(s.paramsRemoved)}, MACs -${pct2(s.macsRemoved)}`;
 }
 
-// src/onnx/runtime/session.ts
-import * as fs12 from "node:fs";
-import * as os3 from "node:os";
-import * as path8 from "node:path";
-async function sessionFromModel(model, threads = 0, opts = {}) {
-  const { ort } = onnxruntime();
-  const options = {
-    executionProviders: ["cpu"],
-    graphOptimizationLevel: opts.lean ? "basic" : "all",
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1
-  };
-  if (weightBytes(model) > (opts.fileAboveBytes ?? BIG_MODEL_BYTES)) return sessionThroughFile(model, options);
-  try {
-    return await ort.InferenceSession.create(serializeModel(model), options);
-  } catch (e) {
-    throw cannotLoad(e);
-  }
-}
-function cannotLoad(e) {
-  return new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
-}
-async function sessionThroughFile(model, options) {
-  const { ort } = onnxruntime();
-  const dir = fs12.mkdtempSync(path8.join(process.env.RUNNER_TEMP || os3.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs12.rmSync(dir, { recursive: true, force: true }));
-  try {
-    const file = path8.join(dir, "model.onnx");
-    saveModel(model, file);
-    return await ort.InferenceSession.create(file, options);
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw cannotLoad(e);
-  } finally {
-    fs12.rmSync(dir, { recursive: true, force: true });
-    done();
-  }
-}
-var BIG_MODEL_BYTES = 64 * 2 ** 20;
-function weightBytes(model) {
-  let total2 = 0;
-  for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
-  return total2;
-}
-function withExtraOutputs(model, tensors) {
-  const copy = cloneModel(model);
-  const g2 = copy.graph;
-  const have = new Set(g2.output.map((o) => o.name));
-  for (const name of tensors) {
-    if (have.has(name)) continue;
-    have.add(name);
-    g2.output.push(
-      create(ValueInfoProtoSchema, {
-        name,
-        type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
-      })
-    );
-  }
-  return copy;
-}
-async function captureActivations(session, data, fetch, batchSize = 128) {
-  const { ort } = onnxruntime();
-  const parts = /* @__PURE__ */ new Map();
-  for (let start = 0; start < data.count; start += batchSize) {
-    const end = Math.min(data.count, start + batchSize);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-    const result = await session.run(feeds, fetch);
-    for (const name of fetch) {
-      const t = result[name];
-      const entry = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
-      entry.chunks.push(Float32Array.from(t.data));
-      parts.set(name, entry);
-    }
-    for (const t of Object.values(result)) t.dispose();
-  }
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, { dims, chunks }] of parts) {
-    const total2 = chunks.reduce((n, c) => n + c.length, 0);
-    const data32 = new Float32Array(total2);
-    let o = 0;
-    for (const c of chunks) {
-      data32.set(c, o);
-      o += c.length;
-    }
-    out.set(name, { dims: [data.count, ...dims], data: data32 });
-  }
-  return out;
-}
-async function streamActivations(runs, data, batchSize, onBatch) {
-  const { ort } = onnxruntime();
-  for (let start = 0; start < data.count; start += batchSize) {
-    const end = Math.min(data.count, start + batchSize);
-    const results = [];
-    try {
-      for (const { session, fetch } of runs) {
-        const feeds = {};
-        for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-        results.push(await session.run(feeds, fetch));
-      }
-      onBatch(
-        runs.map(({ fetch }, k) => new Map(fetch.map((name) => [name, { dims: results[k][name].dims, data: results[k][name].data }]))),
-        start,
-        end - start
-      );
-    } finally {
-      for (const r of results) for (const t of Object.values(r)) t.dispose();
-    }
-  }
-}
-
 // src/prune/sensitivity/calibScorer.ts
 var DEFAULT_SENSITIVITY_SAMPLES = 256;
 function evenSubset(data, max2) {
@@ -34373,16 +35037,12 @@ function evenSubset(data, max2) {
   const idx = Array.from({ length: max2 }, (_, i2) => Math.floor(i2 * data.count / max2));
   return takeSamples(data, idx);
 }
-async function logProbs(session, data, probabilities) {
-  const p = await evaluateClassifier(session, data, { batchSize: 256, outputsAreProbabilities: probabilities, keepLogits: true, unlabelled: true, modelPath: "calibration" });
-  const { classes } = p;
+async function logProbs(session, data, head) {
+  const p = await evaluateClassifier(session, data, { batchSize: 256, head, keepLogits: true, unlabelled: !data.labels, modelPath: "calibration" });
+  const classes = p.choices;
   const raw = p.logits;
-  const values = new Float64Array(data.count * classes);
+  const values = new Float64Array(raw.length);
   for (let o = 0; o < values.length; o += classes) {
-    if (probabilities) {
-      for (let c = 0; c < classes; c++) values[o + c] = Math.log(Math.max(raw[o + c], 1e-12));
-      continue;
-    }
     let max2 = -Infinity;
     for (let c = 0; c < classes; c++) max2 = Math.max(max2, raw[o + c]);
     let sum = 0;
@@ -34390,7 +35050,7 @@ async function logProbs(session, data, probabilities) {
     const lse = max2 + Math.log(sum);
     for (let c = 0; c < classes; c++) values[o + c] = raw[o + c] - lse;
   }
-  return { classes, values };
+  return { classes, count: p.pred.length, values, labels: data.labels ? p.truth : null };
 }
 function argmax(v, o, n) {
   let best = 0;
@@ -34423,11 +35083,11 @@ function compare2(lp, classes, count3, labels, dense) {
 }
 async function calibScorer(dense, calib, opts = {}) {
   const data = evenSubset(calib, opts.maxSamples ?? DEFAULT_SENSITIVITY_SAMPLES);
-  const probabilities = endsInSoftmax(dense);
+  const head = opts.head ?? defaultHead(dense);
   const run = async (model) => {
     const session = await sessionFromModel(model, opts.threads ?? 0);
     try {
-      return await logProbs(session, data, probabilities);
+      return await logProbs(session, data, head);
     } finally {
       await session.release();
     }
@@ -34437,10 +35097,10 @@ async function calibScorer(dense, calib, opts = {}) {
   return {
     against: data.labels ? "labels" : "dense",
     samples: data.count,
-    dense: compare2(ref.values, ref.classes, data.count, data.labels, denseRef),
+    dense: compare2(ref.values, ref.classes, ref.count, ref.labels, denseRef),
     score: async (model) => {
       const r = await run(model);
-      return compare2(r.values, r.classes, data.count, data.labels, denseRef);
+      return compare2(r.values, r.classes, r.count, r.labels, denseRef);
     }
   };
 }
@@ -34466,7 +35126,7 @@ function checkSensitivityInputs(config, calib) {
 var pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
 async function sensitivityPrune(dense, req) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads, head: req.head ?? defaultHead(dense, req.config.output) });
   const limit = req.maxSeconds !== void 0 ? { seconds: req.maxSeconds, scoreSeconds: (performance.now() - t0) / 1e3 } : void 0;
   const structuredOpts = { roundTo: 1, criterion: req.config.criterion, protectedTensors: req.protectedTensors, calib: req.calib };
   const units = req.method === "unstructured" ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
@@ -34540,7 +35200,7 @@ function sensitivityRecord(scorer, curves, allocated, predictedIncrease, seconds
 }
 async function unstructuredSensitivityPlan(dense, req) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads, head: req.head ?? defaultHead(dense, req.config.output) });
   const units = weightUnits(dense, req.weights);
   if (units.length === 0) throw new UserError("--scope sensitivity: the model has no prunable weights after exclusions; use --scope global");
   const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);
@@ -34700,6 +35360,7 @@ async function pruneBySensitivity(dense, weights, config, ctx) {
       weights,
       config,
       perMac: config.scope === "sensitivity-macs",
+      ...ctx.head ? { head: ctx.head } : {},
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total2) => {
         if (!started) ctx.progress?.start(`sensitivity curves (${method}, ${total2} ${method === "unstructured" ? "layers" : "groups"})`, total2);
@@ -34721,7 +35382,7 @@ async function pruneBySensitivity(dense, weights, config, ctx) {
 
 // src/recover/runRecovery.ts
 import * as fs14 from "node:fs";
-import * as path9 from "node:path";
+import * as path10 from "node:path";
 
 // src/recover/subgraph.ts
 function graphUpTo(model, tensors) {
@@ -34848,10 +35509,10 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   const targets = [];
   for (const node of index.order) {
     if (node.opType !== "BatchNormalization" || node.output.length > 1) continue;
-    const mean2 = index.initializers.get(node.input[3]);
+    const mean3 = index.initializers.get(node.input[3]);
     const variance = index.initializers.get(node.input[4]);
-    if (!mean2 || !variance || index.consumersOf(mean2.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
-    targets.push({ node, mean: mean2, variance });
+    if (!mean3 || !variance || index.consumersOf(mean3.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
+    targets.push({ node, mean: mean3, variance });
   }
   if (targets.length === 0) return { model, nodes: [] };
   const left = secondsLeft(bounds.deadline);
@@ -34978,19 +35639,33 @@ var Adam = class {
 };
 
 // src/recover/distill/gradients.ts
-var UnsupportedOp = class extends Error {
-  constructor(opType, node, detail = "") {
-    super(`${opType} node '${node}'${detail ? ` (${detail})` : ""}`);
-    this.opType = opType;
-    this.node = node;
+function describeGap(g2) {
+  switch (g2.kind) {
+    case "op":
+      return `${g2.op} node '${g2.node}'${g2.detail ? ` (${g2.detail})` : ""}`;
+    case "opset":
+      return `${g2.op} node '${g2.node}' at opset ${g2.opset} (its gradient needs ${g2.needs})`;
+    case "precision":
+      return `the model computes in ${g2.type} ('${g2.tensor}'), and the gradient graph trains float32 weights only`;
+    case "no-parameters":
+      return "the model (no float32 parameters to train)";
   }
-  opType;
-  node;
+}
+var UnsupportedOp = class extends Error {
+  gap;
+  constructor(opType, node = "", detail = "") {
+    const gap = typeof opType === "string" ? { kind: "op", op: opType, node, detail } : opType;
+    super(describeGap(gap));
+    this.gap = gap;
+  }
 };
 var range = (n, from = 0) => Array.from({ length: n }, (_, i2) => i2 + from);
 var same = (a, b) => a.length === b.length && a.every((d, i2) => d === b[i2]);
 function unsupported(c, detail) {
   throw new UnsupportedOp(c.node.opType, c.node.name || c.node.output[0], detail);
+}
+function needsOpset(c, needs) {
+  throw new UnsupportedOp({ kind: "opset", op: c.node.opType, node: c.node.name || c.node.output[0], opset: c.b.opset, needs });
 }
 var NON_DIFFERENTIABLE = /* @__PURE__ */ new Set([
   "Shape",
@@ -35088,8 +35763,8 @@ var gemm = (c) => {
   const tB = attrInt(node, "transB", 0);
   const al = alpha === 1 ? {} : { alpha: { float: alpha } };
   const out = [];
-  if (c.wants[0]) out[0] = tA ? b.op("Gemm", [bb, dy], { transA: tB, transB: 1, ...al }) : b.op("Gemm", [dy, bb], { transB: tB ? 0 : 1, ...al });
-  if (c.wants[1]) out[1] = tB ? b.op("Gemm", [dy, a], { transA: 1, transB: tA, ...al }) : b.op("Gemm", [a, dy], { transA: tA ? 0 : 1, ...al });
+  if (c.wants[0]) out[0] = tA ? b.gemm(bb, dy, { transA: tB, transB: 1, ...al }) : b.gemm(dy, bb, { transB: tB ? 0 : 1, ...al });
+  if (c.wants[1]) out[1] = tB ? b.gemm(dy, a, { transA: 1, transB: tA, ...al }) : b.gemm(a, dy, { transA: tA ? 0 : 1, ...al });
   if (cc && c.wants[2]) out[2] = b.unbroadcast(b.scale(dy, beta), c.shape(node.output[0]), c.shape(cc));
   return out;
 };
@@ -35112,7 +35787,7 @@ var matmul = (c) => {
       const k = as.at(-1);
       const a2 = b.reshape(a, [numel(as) / k, k]);
       const d2 = b.reshape(dy, [numel(ys) / ys.at(-1), ys.at(-1)]);
-      out[1] = b.op("Gemm", [a2, d2], { transA: 1 });
+      out[1] = b.gemm(a2, d2, { transA: 1 });
     } else {
       const full = b.op("MatMul", [b.transpose(a, swap2(as.length)), dy]);
       out[1] = b.unbroadcast(full, [...ys.slice(0, -2), bs.at(-2), bs.at(-1)], bs);
@@ -35147,13 +35822,12 @@ var passThrough = (c) => [c.dy[0]];
 var reshapeBack = (c) => [c.b.reshape(c.dy[0], c.shape(c.node.input[0]))];
 var relu = (c) => {
   const { b, node } = c;
-  const zero = b.scalar(0);
-  return [b.op("Where", [b.op("Greater", [node.input[0], zero]), c.dy[0], zero])];
+  return [b.keepWhere(b.op("Greater", [node.input[0], b.scalar(0)]), c.dy[0])];
 };
 var leakyRelu = (c) => {
   const { b, node } = c;
   const dy = c.dy[0];
-  return [b.op("Where", [b.op("Greater", [node.input[0], b.scalar(0)]), dy, b.scale(dy, attrFloat(node, "alpha", 0.01))])];
+  return [b.select(b.op("Greater", [node.input[0], b.scalar(0)]), dy, b.scale(dy, attrFloat(node, "alpha", 0.01)))];
 };
 var clip = (c) => {
   const { b, node } = c;
@@ -35170,7 +35844,7 @@ var clip = (c) => {
   const conds = [lo && b.op("Greater", [x2, lo]), hi && b.op("Less", [x2, hi])].filter((s) => !!s);
   if (conds.length === 0) return [c.dy[0]];
   const mask = conds.length === 2 ? b.op("And", conds) : conds[0];
-  return [b.op("Where", [mask, c.dy[0], b.scalar(0)])];
+  return [b.keepWhere(mask, c.dy[0])];
 };
 var sigmoid = (c) => {
   const { b, node } = c;
@@ -35235,10 +35909,10 @@ var concat = (c) => {
     return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size], [axis]) : void 0;
   });
 };
-var reduce = (mean2) => (c) => {
+var reduce = (mean3) => (c) => {
   const { b, node } = c;
   const xs = c.shape(node.input[0]);
-  const axesFromInput = mean2 ? b.opset >= 18 : b.opset >= 13;
+  const axesFromInput = mean3 ? b.opset >= 18 : b.opset >= 13;
   let axes = axesFromInput ? node.input[1] ? c.ints(node.input[1]) : [] : attrInts(node, "axes");
   if (axes === void 0 && axesFromInput) unsupported(c, "axes not constant");
   if (!axes || axes.length === 0) {
@@ -35248,14 +35922,14 @@ var reduce = (mean2) => (c) => {
   const norm2 = axes.map((a) => a < 0 ? a + xs.length : a);
   const kept = xs.map((d, i2) => norm2.includes(i2) ? 1 : d);
   const n = norm2.reduce((a, i2) => a * xs[i2], 1);
-  const g2 = b.op("Expand", [b.reshape(c.dy[0], kept), b.int64s(xs)]);
-  return [mean2 ? b.scale(g2, 1 / n) : g2];
+  const g2 = b.expand(b.reshape(c.dy[0], kept), kept, xs);
+  return [mean3 ? b.scale(g2, 1 / n) : g2];
 };
 var globalAveragePool = (c) => {
   const { b, node } = c;
   const xs = c.shape(node.input[0]);
   const n = numel(xs.slice(2));
-  return [b.scale(b.op("Expand", [c.dy[0], b.int64s(xs)]), 1 / n)];
+  return [b.scale(b.expand(c.dy[0], c.shape(node.output[0]), xs), 1 / n)];
 };
 var maxPool = (c) => {
   const { b, node } = c;
@@ -35266,12 +35940,40 @@ var maxPool = (c) => {
   const dil = attrInts(node, "dilations") ?? new Array(r).fill(1);
   if (attrInt(node, "storage_order", 0) !== 0) unsupported(c, "storage_order=1");
   const overlapping = kernel.some((k, i2) => (k - 1) * dil[i2] + 1 > strides[i2]);
-  if (overlapping && b.opset < 16) unsupported(c, "overlapping windows need ScatterElements reduction, opset 16+");
+  if (b.opset < 11) {
+    if (kernel.some((k, i2) => k !== strides[i2] || dil[i2] !== 1)) needsOpset(c, "ScatterElements (opset 11) unless the windows tile the input (kernel = stride, no dilation)");
+    return [tiledMaxPoolGrad(c, xs, kernel)];
+  }
+  if (overlapping && b.opset < 16) needsOpset(c, "ScatterElements with reduction (opset 16) for overlapping windows");
   if (!node.output[1]) node.output[1] = b.fresh("maxpool_indices");
   const zeros = b.op("ConstantOfShape", [b.int64s([numel(xs)])], { value: { tensor: zeroTensor() } });
   const scatter = b.op("ScatterElements", [zeros, b.reshape(node.output[1], [-1]), b.reshape(c.dy[0], [-1])], overlapping ? { axis: 0, reduction: "add" } : { axis: 0 });
   return [b.reshape(scatter, xs)];
 };
+function tiledMaxPoolGrad(c, xs, kernel) {
+  const { b, node } = c;
+  const r = kernel.length;
+  const ys = c.shape(node.output[0]);
+  const pads = explicitPads(node, xs, ys, kernel, kernel, new Array(r).fill(1));
+  const covered = range(r).map((i2) => ys[2 + i2] * kernel[i2]);
+  const before = range(r).map((i2) => pads[i2]);
+  const after = range(r).map((i2) => covered[i2] - before[i2] - xs[2 + i2]);
+  const spatial = range(r, 2);
+  let x2 = node.input[0];
+  if (after.some((a) => a < 0)) x2 = b.slice(x2, new Array(r).fill(0), range(r).map((i2) => xs[2 + i2] + Math.min(0, after[i2])), spatial);
+  if (before.some((p) => p > 0) || after.some((a) => a > 0)) x2 = b.pad(x2, [0, 0, ...before, 0, 0, ...after.map((a) => Math.max(0, a))], -34028234663852886e22);
+  const [n, ch] = xs;
+  const windows = [n, ch, ...range(r).flatMap((i2) => [ys[2 + i2], kernel[i2]])];
+  const perWindow = [n, ch, ...range(r).flatMap((i2) => [ys[2 + i2], 1])];
+  const inWindow = range(r).map((i2) => 3 + 2 * i2);
+  const x22 = b.reshape(x2, windows);
+  const mask = b.op("Cast", [b.op("Not", [b.op("Less", [x22, b.reshape(node.output[0], perWindow)])])], { to: 1 });
+  const ties = b.reduceSum(mask, inWindow, true);
+  let g2 = b.reshape(b.op("Div", [b.mul(mask, b.reshape(c.dy[0], perWindow)), ties]), [n, ch, ...covered]);
+  if (before.some((p) => p > 0) || after.some((a) => a > 0)) g2 = b.slice(g2, before, range(r).map((i2) => before[i2] + xs[2 + i2] + Math.min(0, after[i2])), spatial);
+  if (after.some((a) => a < 0)) g2 = b.pad(g2, [0, 0, ...new Array(r).fill(0), 0, 0, ...after.map((a) => Math.max(0, -a))], 0);
+  return g2;
+}
 function zeroTensor() {
   return makeFloatTensor("zero", [1], new Float32Array(1));
 }
@@ -35281,12 +35983,13 @@ function channelDims(channels, rank) {
 var batchNorm = (c) => {
   const { b, node } = c;
   if (attrInt(node, "training_mode", 0) !== 0) unsupported(c, "training_mode=1");
+  if (attrInt(node, "spatial", 1) !== 1) unsupported(c, "spatial=0");
   const [x2, scale2, , meanName, varName] = node.input;
   const xs = c.shape(x2);
   const ch = xs[1];
-  const mean2 = c.floats(meanName);
+  const mean3 = c.floats(meanName);
   const variance = c.floats(varName);
-  if (!mean2 || !variance) unsupported(c, "running statistics are not constants");
+  if (!mean3 || !variance) unsupported(c, "running statistics are not constants");
   const eps = attrFloat(node, "epsilon", 1e-5);
   const inv = variance.map((v) => 1 / Math.sqrt(v + eps));
   const cd = channelDims(ch, xs.length);
@@ -35296,7 +35999,7 @@ var batchNorm = (c) => {
   const out = [];
   if (c.wants[0]) out[0] = b.mul(dy, b.mul(b.reshape(scale2, cd), invC));
   if (c.wants[1]) {
-    const xhat = b.mul(b.sub(x2, b.floats(mean2, cd)), invC);
+    const xhat = b.mul(b.sub(x2, b.floats(mean3, cd)), invC);
     out[1] = b.reduceSum(b.mul(dy, xhat), axes, false);
   }
   if (c.wants[2]) out[2] = b.reduceSum(dy, axes, false);
@@ -35388,6 +36091,31 @@ function distillLoss(logits, teacherProbs, onehot, rows2, classes, temperature, 
     if (p1 && onehot[i2] > 0) loss -= labelWeight * onehot[i2] * Math.log(Math.max(p1[i2], 1e-30));
   }
   return loss / rows2;
+}
+function sigmoidValues(logits, temperature = 1) {
+  return Float64Array.from({ length: logits.length }, (_, i2) => 1 / (1 + Math.exp(-logits[i2] / temperature)));
+}
+var xlogy = (p, q) => p > 0 ? p * (Math.log(p) - Math.log(Math.max(q, 1e-30))) : 0;
+function sigmoidDistillLoss(logits, teacherProbs, labels, rows2, temperature, labelWeight) {
+  const ps = sigmoidValues(logits, temperature);
+  const p1 = labels && labelWeight > 0 ? sigmoidValues(logits, 1) : void 0;
+  let loss = 0;
+  for (let i2 = 0; i2 < ps.length; i2++) {
+    const pt = teacherProbs[i2];
+    loss += temperature * temperature * (xlogy(pt, ps[i2]) + xlogy(1 - pt, 1 - ps[i2]));
+    if (p1) loss -= labelWeight * (labels[i2] > 0 ? Math.log(Math.max(p1[i2], 1e-30)) : Math.log(Math.max(1 - p1[i2], 1e-30)));
+  }
+  return loss / rows2;
+}
+function sigmoidHeldOut(studentLogits, teacherProbs, labels, rows2) {
+  const ps = sigmoidValues(studentLogits, 1);
+  let kl = 0;
+  let correct = 0;
+  for (let i2 = 0; i2 < ps.length; i2++) {
+    kl += xlogy(teacherProbs[i2], ps[i2]) + xlogy(1 - teacherProbs[i2], 1 - ps[i2]);
+    if (labels && (ps[i2] >= 0.5 ? 1 : 0) === labels[i2]) correct++;
+  }
+  return { kl: kl / rows2, ...labels ? { accuracy: correct / ps.length } : {} };
 }
 
 // src/recover/distill/builder.ts
@@ -35490,9 +36218,42 @@ var GraphBuilder = class {
     const same2 = now.length === to.length && now.every((d, i2) => d === to[i2]);
     return same2 ? g2 : this.reshape(g2, to);
   }
-  /** x[..., starts:ends] along the given axes (Slice with inputs, opset 10+). */
+  /** x[..., starts:ends] along the given axes: Slice with inputs from opset 10, with attributes before. */
   slice(x2, starts, ends, axes) {
+    if (this.opset < 10) return this.op("Slice", [x2], { starts: [...starts], ends: [...ends], axes: [...axes] });
     return this.op("Slice", [x2, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
+  }
+  /**
+   * Gemm of two operands: C is optional from opset 11; before it, a zero C (broadcast from [1]) with
+   * beta 0 stands in, so the product is the same.
+   */
+  gemm(a, b, attrs = {}) {
+    if (this.opset >= 11) return this.op("Gemm", [a, b], attrs);
+    return this.op("Gemm", [a, b, this.floats([0], [1])], { ...attrs, beta: { float: 0 } });
+  }
+  /** `cond ? x : 0`: Where from opset 9; before it, x times the condition cast to float. */
+  keepWhere(cond, x2) {
+    if (this.opset >= 9) return this.op("Where", [cond, x2, this.scalar(0)]);
+    return this.mul(x2, this.op("Cast", [cond], { to: 1 }));
+  }
+  /** `cond ? x : y`: Where from opset 9; before it, the two masked by the condition and its negation. */
+  select(cond, x2, y) {
+    if (this.opset >= 9) return this.op("Where", [cond, x2, y]);
+    return this.add(this.keepWhere(cond, x2), this.keepWhere(this.op("Not", [cond]), y));
+  }
+  /**
+   * x (shaped `from`) broadcast to `to`: Expand from opset 8; before it, a product with ones that span
+   * only the broadcast axes (small: [1,1,H,W] for a pooled [N,C,1,1]).
+   */
+  expand(x2, from, to) {
+    if (this.opset >= 8) return this.op("Expand", [x2, this.int64s(to)]);
+    const ones = to.map((d, i2) => from[i2 - (to.length - from.length)] === d ? 1 : d);
+    return this.mul(x2, this.floats(new Float32Array(ones.reduce((a, d) => a * d, 1)).fill(1), ones));
+  }
+  /** Constant padding of each axis by `pads` (begins then ends): Pad with attributes before opset 11, with inputs from it. */
+  pad(x2, pads, value) {
+    if (this.opset < 11) return this.op("Pad", [x2], { pads: [...pads], value: { float: value } });
+    return this.op("Pad", [x2, this.int64s(pads), this.scalar(value)]);
   }
 };
 
@@ -35567,10 +36328,13 @@ function buildTrainGraph(model, params, opts) {
   const index = new GraphIndex(g2);
   const opset = opsetVersion(copy);
   const shapes = inferShapes(index, opts.batch).shapes;
-  const logits = logitsTensor(copy);
+  const logits = opts.scores ?? logitsTensor(copy);
+  const loss = opts.loss ?? "softmax";
   const ls = shapes.get(logits);
-  if (!ls || ls.length !== 2) throw new UnsupportedOp("output", logits, `logits of shape ${ls ? `[${ls.join(",")}]` : "unknown"}, need [batch, classes]`);
-  const classes = ls[1];
+  const width = ls && ls.length >= 1 ? numel(ls.slice(1)) : 0;
+  if (!ls || ls[0] !== opts.batch || loss === "softmax" && (ls.length < 2 || ls.slice(1).filter((d) => d !== 1).length > 1)) {
+    throw new UnsupportedOp("output", logits, `scores of shape ${ls ? `[${ls.join(",")}]` : "unknown"}, need [batch, classes]`);
+  }
   const forward = ancestors(index, logits);
   const trainable = new Set(params.map((p) => p.name));
   const requires = new Set(trainable);
@@ -35597,10 +36361,12 @@ function buildTrainGraph(model, params, opts) {
     return s;
   };
   const T = opts.temperature;
-  const ps = b.op("Softmax", [b.scale(logits, 1 / T)], { axis: 1 });
-  let dz = b.scale(b.sub(ps, TEACHER_INPUT), T / opts.batch);
-  if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(b.op("Softmax", [logits], { axis: 1 }), LABEL_INPUT), opts.labelWeight / opts.batch));
-  push(logits, dz);
+  const teacherDims = loss === "softmax" ? [opts.batch, width] : ls;
+  const z2 = loss === "softmax" && ls.length !== 2 ? b.reshape(logits, teacherDims) : logits;
+  const activate = (x2) => loss === "softmax" ? b.op("Softmax", [x2], { axis: 1 }) : b.op("Sigmoid", [x2]);
+  let dz = b.scale(b.sub(activate(b.scale(z2, 1 / T)), TEACHER_INPUT), T / opts.batch);
+  if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(activate(z2), LABEL_INPUT), opts.labelWeight / opts.batch));
+  push(logits, z2 === logits ? dz : b.reshape(dz, ls));
   const hints = (opts.hints ?? []).filter((t) => t !== logits && shapes.has(t));
   for (const t of hints) push(t, b.mul(b.sub(t, hintInput(t)), hintScale(t)));
   const shape = (t, node) => {
@@ -35649,21 +36415,21 @@ function buildTrainGraph(model, params, opts) {
   const dataInputs = g2.input.filter((i2) => !index.initializers.has(i2.name));
   g2.input = [
     ...dataInputs,
-    floatValueInfo(TEACHER_INPUT, [opts.batch, classes]),
-    ...opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, [opts.batch, classes])] : [],
+    floatValueInfo(TEACHER_INPUT, teacherDims),
+    ...opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, teacherDims)] : [],
     ...hints.flatMap((t) => [floatValueInfo(hintInput(t), shapes.get(t)), floatValueInfo(hintScale(t), [1])]),
     ...params.map((p) => floatValueInfo(p.name, p.dims))
   ];
   g2.output = [floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))];
   g2.valueInfo = [];
-  return { model: copy, params: kept, gradOutputs, logits, classes, batch: opts.batch, hints };
+  return { model: copy, params: kept, gradOutputs, logits, width, targetDims: teacherDims, batch: opts.batch, hints };
 }
-function buildEvalGraph(model, params) {
+function buildEvalGraph(model, params, scores) {
   const copy = cloneModel(model);
   const g2 = copy.graph;
   const names = new Set(params.map((p) => p.name));
   const index = new GraphIndex(g2);
-  const logits = logitsTensor(copy);
+  const logits = scores ?? logitsTensor(copy);
   g2.node.splice(0, g2.node.length, ...ancestors(index, logits));
   g2.initializer = g2.initializer.filter((t) => !names.has(t.name));
   g2.input = [...g2.input.filter((i2) => !index.initializers.has(i2.name)), ...params.map((p) => floatValueInfo(p.name, p.dims))];
@@ -35705,33 +36471,39 @@ function paramFeeds(params) {
   const { ort } = onnxruntime();
   return Object.fromEntries(params.map((p) => [p.name, new ort.Tensor("float32", p.values, p.dims)]));
 }
-async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
+async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, head = defaultHead(student)) {
   const { ort } = onnxruntime();
+  const scoresType = elementTypes(new GraphIndex(student.graph)).get(head.scores) ?? 1 /* FLOAT */;
+  if (scoresType !== 1 /* FLOAT */) throw new UnsupportedOp({ kind: "precision", tensor: head.scores, type: dataTypeName(scoresType).toLowerCase() });
   const params = selectTrainables(student, masked);
-  if (params.length === 0) throw new UnsupportedOp("model", "graph", "no float32 parameters to train");
+  if (params.length === 0) throw new UnsupportedOp({ kind: "no-parameters" });
+  const loss = head.task === "multiclass" ? "softmax" : "sigmoid";
   const n = calib.count;
   const order = permutation(n, opts.seed);
   const heldoutCount = n >= 50 ? Math.round(n * opts.holdout) : 0;
   const heldIdx = heldoutCount > 0 ? order.slice(0, heldoutCount) : order;
   const trainIdx = heldoutCount > 0 ? order.slice(heldoutCount) : order;
-  const batch = Math.min(opts.batch, trainIdx.length);
+  const fixed2 = fixedBatch(modelInputs(student, "model"), "model");
+  const micro = fixed2 ?? Math.min(opts.batch, trainIdx.length);
+  const runs = fixed2 === void 0 ? 1 : Math.max(1, Math.floor(Math.min(opts.batch, trainIdx.length) / fixed2));
+  const batch = micro * runs;
   const stepsPerEpoch = Math.floor(trainIdx.length / batch);
   const hintCandidates = opts.hintWeight > 0 ? hintTensors(dense, student, masked) : [];
-  const tg = buildTrainGraph(student, params, { batch, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked, hints: hintCandidates });
-  const ev = buildEvalGraph(student, params);
-  const classes = tg.classes;
-  const teacherLogits = await teacherOutputs(dense, calib, opts.threads);
-  const teacherT = Float32Array.from(softmaxRows(teacherLogits, n, classes, opts.temperature));
-  const teacher1 = Float32Array.from(softmaxRows(teacherLogits, n, classes, 1));
-  const onehot = calib.labels ? new Float32Array(n * classes) : void 0;
-  if (onehot) calib.labels.forEach((y, i2) => y < classes && (onehot[i2 * classes + y] = 1));
+  const tg = buildTrainGraph(student, params, { batch: micro, scores: head.scores, loss, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked, hints: hintCandidates });
+  const ev = buildEvalGraph(student, params, head.scores);
+  const width = tg.width;
+  const teacherDims = tg.targetDims;
+  const teacherLogits = await teacherOutputs(dense, calib, opts.threads, head.scores);
+  const teacherT = Float32Array.from(loss === "softmax" ? softmaxRows(teacherLogits, n, width, opts.temperature) : sigmoidValues(teacherLogits, opts.temperature));
+  const teacher1 = Float32Array.from(loss === "softmax" ? softmaxRows(teacherLogits, n, width, 1) : sigmoidValues(teacherLogits, 1));
+  const targets = calib.labels ? loss === "softmax" ? oneHot(calib.labels, n, width) : Float32Array.from(calib.labels) : void 0;
   const held = takeSamples(calib, heldIdx);
   const labelled = tg.model.graph.input.some((i2) => i2.name === LABEL_INPUT);
   const train3 = await sessionFromModel(tg.model, opts.threads);
   const evalSession = await sessionFromModel(ev.model, opts.threads);
   const hintSession = tg.hints.length > 0 ? await sessionFromModel(withExtraOutputs(dense, tg.hints), opts.threads) : void 0;
   try {
-    const score2 = async () => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, classes), params, classes, boundedBatch(student, 256));
+    const score2 = async () => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, width), params, loss, width, boundedBatch(student, 256));
     const before = await score2();
     let best = { score: before, epoch: 0, values: params.map((p) => Float32Array.from(p.values)) };
     let adam = new Adam(tg.params);
@@ -35751,31 +36523,42 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
           stopped = "deadline";
           break;
         }
-        const idx = shuffled.slice(s * batch, (s + 1) * batch);
-        const x2 = takeSamples(calib, idx);
-        const pt = rows(teacherT, idx, classes);
-        const oh = onehot && labelled ? rows(onehot, idx, classes) : void 0;
-        const feeds = { ...dataFeeds(x2), ...paramFeeds(params) };
-        feeds[TEACHER_INPUT] = new ort.Tensor("float32", pt, [batch, classes]);
-        if (oh) feeds[LABEL_INPUT] = new ort.Tensor("float32", oh, [batch, classes]);
-        if (hintSession) {
-          const targets = await hintSession.run(dataFeeds(x2), tg.hints);
-          for (const t of tg.hints) {
-            const d = Float32Array.from(targets[t].data);
-            targets[t].dispose();
-            let ms3 = 0;
-            for (let i2 = 0; i2 < d.length; i2++) ms3 += d[i2] * d[i2];
-            feeds[hintInput(t)] = new ort.Tensor("float32", d, targets[t].dims);
-            feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms3 > 0 ? opts.hintWeight / ms3 : 0), [1]);
+        let grads;
+        for (let r = 0; r < runs; r++) {
+          const idx = shuffled.slice(s * batch + r * micro, s * batch + (r + 1) * micro);
+          const x2 = takeSamples(calib, idx);
+          const pt = rows(teacherT, idx, width);
+          const oh = targets && labelled ? rows(targets, idx, width) : void 0;
+          const feeds = { ...dataFeeds(x2), ...paramFeeds(params) };
+          feeds[TEACHER_INPUT] = new ort.Tensor("float32", pt, teacherDims);
+          if (oh) feeds[LABEL_INPUT] = new ort.Tensor("float32", oh, teacherDims);
+          if (hintSession) {
+            const hinted = await hintSession.run(dataFeeds(x2), tg.hints);
+            for (const t of tg.hints) {
+              const d = copyFloatValues(hinted[t]);
+              let ms3 = 0;
+              for (let i2 = 0; i2 < d.length; i2++) ms3 += d[i2] * d[i2];
+              feeds[hintInput(t)] = new ort.Tensor("float32", d, hinted[t].dims);
+              hinted[t].dispose();
+              feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms3 > 0 ? opts.hintWeight / ms3 : 0), [1]);
+            }
           }
+          const out = await train3.run(feeds);
+          const z2 = out[tg.logits].data;
+          lossSum += (loss === "softmax" ? distillLoss(z2, pt, oh, micro, width, opts.temperature, oh ? opts.labelWeight : 0) : sigmoidDistillLoss(z2, pt, oh, micro, opts.temperature, oh ? opts.labelWeight : 0)) / runs;
+          const g2 = tg.gradOutputs.map((o) => out[o].data);
+          if (runs === 1) grads = g2;
+          else if (!grads) grads = g2.map((v) => Float32Array.from(v, (x3) => x3 / runs));
+          else g2.forEach((v, k) => {
+            for (let i2 = 0; i2 < v.length; i2++) grads[k][i2] += v[i2] / runs;
+          });
+          if (runs === 1) {
+            adamStep(adam, grads, lrScale, step, totalSteps);
+          }
+          for (const t of Object.values(out)) t.dispose();
         }
-        const out = await train3.run(feeds);
-        lossSum += distillLoss(out[tg.logits].data, pt, oh, batch, classes, opts.temperature, oh ? opts.labelWeight : 0);
+        if (runs > 1) adamStep(adam, grads, lrScale, step, totalSteps);
         batches++;
-        const grads = tg.gradOutputs.map((o) => out[o].data);
-        const lr = lrScale * opts.lr * 0.5 * (1 + Math.cos(Math.PI * step / Math.max(1, totalSteps)));
-        adam.step(grads, lr);
-        for (const t of Object.values(out)) t.dispose();
         step++;
       }
       if (batches === 0) break;
@@ -35816,6 +36599,14 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
     await evalSession.release();
     await hintSession?.release();
   }
+  function adamStep(a, grads, scale2, at, total2) {
+    a.step(grads, scale2 * opts.lr * 0.5 * (1 + Math.cos(Math.PI * at / Math.max(1, total2))));
+  }
+}
+function oneHot(labels, n, classes) {
+  const out = new Float32Array(n * classes);
+  for (let i2 = 0; i2 < n; i2++) if (labels[i2] < classes) out[i2 * classes + labels[i2]] = 1;
+  return out;
 }
 function hintTensors(dense, student, masked) {
   const s = new GraphIndex(student.graph);
@@ -35832,8 +36623,7 @@ function hintTensors(dense, student, masked) {
   }
   return out;
 }
-async function teacherOutputs(dense, calib, threads) {
-  const name = logitsTensor(dense);
+async function teacherOutputs(dense, calib, threads, name) {
   const session = await sessionFromModel(withExtraOutputs(dense, [name]), threads);
   try {
     return (await captureActivations(session, calib, [name], boundedBatch(dense, 128))).get(name).data;
@@ -35841,17 +36631,18 @@ async function teacherOutputs(dense, calib, threads) {
     await session.release();
   }
 }
-async function scoreHeldOut(session, logits, held, teacher, params, classes, step) {
+async function scoreHeldOut(session, logits, held, teacher, params, loss, width, step) {
   const out = await captureWithParams(session, logits, held, params, step);
-  const ps = softmaxRows(out, held.count, classes, 1);
+  if (loss === "sigmoid") return sigmoidHeldOut(out, teacher, held.labels, held.count);
+  const ps = softmaxRows(out, held.count, width, 1);
   let kl = 0;
   let correct = 0;
   for (let r = 0; r < held.count; r++) {
     let arg = 0;
-    for (let k = 0; k < classes; k++) {
-      const i2 = r * classes + k;
+    for (let k = 0; k < width; k++) {
+      const i2 = r * width + k;
       if (teacher[i2] > 0) kl += teacher[i2] * (Math.log(teacher[i2]) - Math.log(Math.max(ps[i2], 1e-30)));
-      if (ps[i2] > ps[r * classes + arg]) arg = k;
+      if (ps[i2] > ps[r * width + arg]) arg = k;
     }
     if (held.labels && held.labels[r] === arg) correct++;
   }
@@ -35861,13 +36652,9 @@ async function scoreHeldOut(session, logits, held, teacher, params, classes, ste
 }
 async function captureWithParams(session, logits, data, params, step) {
   const chunks = [];
-  const pf = paramFeeds(params);
-  for (let start = 0; start < data.count; start += step) {
-    const idx = Array.from({ length: Math.min(step, data.count - start) }, (_, i2) => start + i2);
-    const out = await session.run({ ...dataFeeds(takeSamples(data, idx)), ...pf }, [logits]);
-    chunks.push(Float32Array.from(out[logits].data));
-    out[logits].dispose();
-  }
+  await runBatches(session, data, step, [logits], (values) => {
+    chunks.push(Float32Array.from(values.get(logits).data));
+  }, paramFeeds(params));
   const all = new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
   let o = 0;
   for (const c of chunks) {
@@ -35878,17 +36665,18 @@ async function captureWithParams(session, logits, data, params, step) {
 }
 
 // src/recover/calibScore.ts
-async function calibScore(model, calib, threads = 0) {
+async function calibScore(model, calib, threads = 0, head = defaultHead(model)) {
   const session = await sessionFromModel(model, threads, { lean: true });
   try {
-    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
+    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), head, modelPath: "calibration" });
     let correct = 0;
     let nll = 0;
-    for (let i2 = 0; i2 < calib.count; i2++) {
+    const n = p.correct.length;
+    for (let i2 = 0; i2 < n; i2++) {
       correct += p.correct[i2];
       nll -= p.logProbLabel[i2];
     }
-    return { accuracy: correct / calib.count, nll: nll / calib.count };
+    return { accuracy: correct / n, nll: nll / n };
   } finally {
     await session.release();
   }
@@ -35908,13 +36696,10 @@ async function distillStage(dense, current, calib, masked, config, progress, opt
       threads: config.latency.threads,
       deadline: opts.deadline,
       onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out KL ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`)
-    });
+    }, opts.head ?? defaultHead(current, config.output));
   } catch (e) {
     if (!(e instanceof UnsupportedOp)) throw e;
-    if (opts.optional) {
-      progress.note(`recovery: distillation skipped, no gradient for ${e.message}`);
-      return void 0;
-    }
+    if (opts.optional) return { kind: "skipped", gap: e.gap };
     throw new UserError(`--recovery distill: cannot differentiate ${e.message}; use --recovery reconstruct, or --recovery command with your own fine-tuning`);
   }
   const seconds2 = (performance.now() - t0) / 1e3;
@@ -35923,8 +36708,18 @@ async function distillStage(dense, current, calib, masked, config, progress, opt
   const acc2 = (a) => a === void 0 ? "" : `, accuracy ${(a * 100).toFixed(1)}%`;
   const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
   const stop = r.stopped === "deadline" ? "; stopped by recovery-time-budget" : r.stopped === "patience" ? "; stopped when the held-out score stopped improving" : "";
-  const summary = `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
-  return { model: r.model, result: r, seconds: seconds2, summary };
+  const summary2 = `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
+  return { kind: "distilled", model: r.model, result: r, seconds: seconds2, summary: summary2 };
+}
+function skipReason(gap) {
+  switch (gap.kind) {
+    case "opset":
+      return `at opset ${gap.opset}, the gradient of ${gap.op} node '${gap.node}' needs ${gap.needs}; re-export at a newer opset to distil`;
+    case "precision":
+      return `${describeGap(gap)}; reconstruction still refits the ${gap.type} weights`;
+    default:
+      return `no gradient for ${describeGap(gap)}`;
+  }
 }
 
 // src/recover/external.ts
@@ -36054,12 +36849,12 @@ function lowerTransposeTimesLower(m, n) {
   return out;
 }
 function inverseHessian(h, n, dampFraction) {
-  let mean2 = 0;
-  for (let i2 = 0; i2 < n; i2++) mean2 += h[i2 * n + i2];
-  mean2 = mean2 / n || 1;
+  let mean3 = 0;
+  for (let i2 = 0; i2 < n; i2++) mean3 += h[i2 * n + i2];
+  mean3 = mean3 / n || 1;
   for (let damp = dampFraction; ; damp *= 10) {
     const a = Float64Array.from(h);
-    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean2;
+    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean3;
     if (!choleskyLower(a, n)) {
       if (damp > 1e6) throw new Error("inverseHessian: matrix is not positive definite even with heavy damping");
       continue;
@@ -36224,11 +37019,11 @@ function crossValidatedDamp(folds, rows2, m, grid = DAMP_GRID) {
   return { damp: grid[best], errors };
 }
 function ridgeSolve(h, g2, rows2, m, damp) {
-  let mean2 = 0;
-  for (let i2 = 0; i2 < m; i2++) mean2 += h[i2 * m + i2];
-  mean2 = mean2 / m || 1;
+  let mean3 = 0;
+  for (let i2 = 0; i2 < m; i2++) mean3 += h[i2 * m + i2];
+  mean3 = mean3 / m || 1;
   const l = Float64Array.from(h);
-  for (let i2 = 0; i2 < m; i2++) l[i2 * m + i2] += damp * mean2;
+  for (let i2 = 0; i2 < m; i2++) l[i2 * m + i2] += damp * mean3;
   if (!choleskyLower(l, m)) return null;
   const lt = new Float64Array(m * m);
   for (let i2 = 0; i2 < m; i2++) for (let k = 0; k <= i2; k++) lt[k * m + i2] = l[i2 * m + k];
@@ -36320,9 +37115,9 @@ function reluGate(index, node, channels) {
   const a = new Float64Array(channels).fill(1);
   const c = new Float64Array(channels);
   if (next?.opType === "BatchNormalization" && next.output.length === 1) {
-    const [scale2, bias, mean2, variance] = next.input.slice(1, 5).map((n) => index.initializers.get(n));
-    if (!scale2 || !bias || !mean2 || !variance) return null;
-    const [s, b, m, v] = [scale2, bias, mean2, variance].map((t) => tensorToFloat32(t));
+    const [scale2, bias, mean3, variance] = next.input.slice(1, 5).map((n) => index.initializers.get(n));
+    if (!scale2 || !bias || !mean3 || !variance) return null;
+    const [s, b, m, v] = [scale2, bias, mean3, variance].map((t) => tensorToFloat32(t));
     if (s.length !== channels) return null;
     const eps = attrFloat(next, "epsilon", 1e-5);
     for (let k = 0; k < channels; k++) {
@@ -36847,31 +37642,24 @@ function fitTemperature(logits, labels, classes) {
   const after = scaledScores(logits, labels, classes, temperature);
   return { temperature, nll_before: before.nll, nll_after: after.nll, ece_before: before.ece, ece_after: after.ece };
 }
-async function calibrateTemperature(model, calib, threads = 0) {
+async function calibrateTemperature(model, calib, threads = 0, head = defaultHead(model)) {
   if (!calib.labels) throw new UserError(`${calib.path}: temperature scaling needs labels; add y=labels to the calibration .npz`);
   const session = await sessionFromModel(model, threads);
-  let logits;
-  let classes;
+  let p;
   try {
-    const probs = endsInSoftmax(model);
-    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: probs, keepLogits: true, modelPath: "calibration" });
-    logits = p.logits;
-    classes = p.classes;
-    if (probs) for (let i2 = 0; i2 < logits.length; i2++) logits[i2] = Math.log(Math.max(logits[i2], 1e-12));
+    p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), head, keepLogits: true, modelPath: "calibration" });
   } finally {
     await session.release();
   }
-  return fitTemperature(logits, calib.labels, classes);
+  return fitTemperature(p.logits, p.truth, p.choices);
 }
-function bakeTemperature(model, temperature) {
+function bakeTemperature(model, temperature, head = defaultHead(model)) {
   const out = cloneModel(model);
   const g2 = out.graph;
   const index = new GraphIndex(g2);
-  const outputName = g2.output[0].name;
-  const softmax2 = endsInSoftmax(out) ? index.producer.get(outputName) : void 0;
-  const target = softmax2 ? softmax2.input[0] : outputName;
+  const target = head.scores;
   const producer = index.producer.get(target);
-  if (!producer) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
+  if (!producer) throw new UserError(`--bake-temperature: the scores '${target}' of output '${head.output}' are not produced by a node; cannot insert the scaling`);
   const taken = /* @__PURE__ */ new Set([...index.producer.keys(), ...index.initializers.keys(), ...g2.input.map((i2) => i2.name)]);
   const unique = (base) => {
     let name = base;
@@ -36879,10 +37667,11 @@ function bakeTemperature(model, temperature) {
     taken.add(name);
     return name;
   };
+  const type = elementTypes(index).get(target) ?? 1 /* FLOAT */;
   const unscaled = unique(`${target}_before_temperature`);
   const tName = unique("prune_guard_temperature");
   producer.output[producer.output.indexOf(target)] = unscaled;
-  g2.initializer.push(makeFloatTensor(tName, [], Float32Array.of(temperature)));
+  g2.initializer.push(makeTypedFloatTensor(tName, type, [], Float32Array.of(temperature)));
   const div2 = create(NodeProtoSchema, { name: unique("prune_guard_temperature_scaling"), opType: "Div", input: [unscaled, tName], output: [target] });
   g2.node.splice(g2.node.indexOf(producer) + 1, 0, div2);
   return out;
@@ -36914,29 +37703,31 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path9.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path10.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
 }
 async function runRecovery(req) {
   const { config, calib, progress } = req;
+  const head = req.head ?? defaultHead(req.dense, config.output);
+  req = { ...req, head };
   const notes = [];
   const steps = await recoverySteps(req, calib, notes);
   if (!calib) return { steps: steps.map((s) => s.step), notes };
   const last = steps.at(-1)?.model ?? req.pruned;
   if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes };
   const t0 = performance.now();
-  const fit = await calibrateTemperature(last, calib, config.latency.threads);
+  const fit = await calibrateTemperature(last, calib, config.latency.threads, head);
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
-  const baked = bakeTemperature(last, fit.temperature);
+  const baked = bakeTemperature(last, fit.temperature, head);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
   fs14.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
     name: "calibrate:temperature",
-    description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
+    description: `${head.scores === head.output ? "logits" : `scores before the ${head.activation}`} divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
     artifact,
     info: { seconds: (performance.now() - t0) / 1e3, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
     temperature: temperatureInfo(fit, true)
@@ -36951,7 +37742,7 @@ async function recoverySteps(req, calib, bounded) {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.note(`recovery: running ${config.recoveryCommand}`);
     const t0 = performance.now();
-    const before = calib?.labels ? await calibScore(req.pruned, calib, config.latency.threads) : void 0;
+    const before = calib?.labels ? await calibScore(req.pruned, calib, config.latency.threads, req.head) : void 0;
     const model = await externalRecovery(config.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
       modelIn: req.prunedArtifact,
       modelOut: artifact,
@@ -36960,7 +37751,7 @@ async function recoverySteps(req, calib, bounded) {
       data: req.files.data
     });
     const seconds2 = (performance.now() - t0) / 1e3;
-    const after = calib?.labels ? await calibScore(model, calib, config.latency.threads) : void 0;
+    const after = calib?.labels ? await calibScore(model, calib, config.latency.threads, req.head) : void 0;
     const info = { seconds: seconds2 };
     if (before && after) Object.assign(info, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
     const description = `external recovery command \`${config.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds2.toFixed(1)} s)`;
@@ -36975,7 +37766,7 @@ async function recoverySteps(req, calib, bounded) {
   let current = req.pruned;
   const started = performance.now();
   const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1e3 : void 0;
-  let currentScore = labelled ? await calibScore(current, calib, config.latency.threads) : void 0;
+  let currentScore = labelled ? await calibScore(current, calib, config.latency.threads, req.head) : void 0;
   const passSeconds = labelled ? (performance.now() - started) / 1e3 : void 0;
   const judgeMs = config.recovery === "auto" && passSeconds !== void 0 ? passSeconds * 1e3 : 0;
   const bound = (line) => {
@@ -36999,9 +37790,12 @@ async function recoverySteps(req, calib, bounded) {
       bound(`recovery: distillation skipped: ${unfit}`);
       return;
     }
-    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline: deadline2 });
-    if (!d) return;
-    const score2 = labelled ? await calibScore(d.model, calib, config.latency.threads) : void 0;
+    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline: deadline2, head: req.head });
+    if (d.kind === "skipped") {
+      bound(`recovery: distillation skipped: ${skipReason(d.gap)}`);
+      return;
+    }
+    const score2 = labelled ? await calibScore(d.model, calib, config.latency.threads, req.head) : void 0;
     if (judged && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
@@ -37025,7 +37819,7 @@ async function recoverySteps(req, calib, bounded) {
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join("; ") || void 0;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
-    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config.latency.threads) : void 0;
+    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config.latency.threads, req.head) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
     if (judged && score2 && currentScore && !better(score2, currentScore)) {
@@ -37043,7 +37837,7 @@ async function recoverySteps(req, calib, bounded) {
       if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
       return steps;
     }
-    await tryBatchNorm(current, calib, config, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
+    await tryBatchNorm(current, calib, config, req.head, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
       if (why.includes("recovery-time-budget")) bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
     });
@@ -37067,7 +37861,7 @@ function refitWeights(req) {
   return [...names];
 }
 var EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
-async function tryBatchNorm(model, calib, config, bounds, accept, currentScore, reject) {
+async function tryBatchNorm(model, calib, config, head, bounds, accept, currentScore, reject) {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
   if (!base) return reject("the calibration set has no labels to judge it");
@@ -37075,7 +37869,7 @@ async function tryBatchNorm(model, calib, config, bounds, accept, currentScore, 
   const bn = await reestimateBatchNorm(model, calib, config.latency.threads, bounds);
   if (bn.nodes.length === 0) return bn.note ? reject(bn.note) : void 0;
   const seconds2 = (performance.now() - t0) / 1e3;
-  const score2 = await calibScore(bn.model, calib, config.latency.threads);
+  const score2 = await calibScore(bn.model, calib, config.latency.threads, head);
   if (!better(score2, base)) return reject(`${fmt(score2)} vs ${fmt(base)} without it`);
   accept(bn.model, seconds2, score2, bn.nodes.length, bn.note);
 }
@@ -37100,7 +37894,7 @@ function boundSkips(skipped) {
 
 // src/recover/rounds.ts
 import * as fs15 from "node:fs";
-import * as path10 from "node:path";
+import * as path11 from "node:path";
 
 // src/prune/schedule.ts
 function cubicSchedule(initial, final, steps) {
@@ -37199,15 +37993,15 @@ async function runRounds(req) {
     const target = targets[r - 1];
     progress.note(`recovery round ${r}/${req.rounds}: ${config.method} to ${pct4(target)}`);
     const pruned = pruneRound(current, req.weights, target, config, req.plan);
-    const dir = path10.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
+    const dir = path11.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
     const artifact = stepFile(dir, 1, "prune");
     fs15.mkdirSync(dir, { recursive: true });
     saveModel(pruned, artifact);
-    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false });
+    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false, head: req.head });
     const last = rec.steps.at(-1)?.artifact ?? artifact;
     current = last === artifact ? pruned : loadModel(last).proto;
     const recorded = recordedScores(rec.steps);
-    const before = recorded?.before ?? await calibScore(pruned, calib, config.latency.threads);
+    const before = recorded?.before ?? await calibScore(pruned, calib, config.latency.threads, req.head);
     const after = recorded?.after ?? before;
     const seconds2 = (performance.now() - t0) / 1e3;
     const kept = rec.steps.map((s) => s.name.replace(/^recover:/, "")).join(" + ") || "nothing kept";
@@ -37222,7 +38016,7 @@ async function runRounds(req) {
 }
 async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
   const t0 = performance.now();
-  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config, stepsDir: dir, progress: ctx.progress, files: ctx.files, plan });
+  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config, stepsDir: dir, progress: ctx.progress, files: ctx.files, plan, head: ctx.head });
   ctx.progress.note(`recovery round ${rounds}/${rounds}: ${config.method} to ${pct4(config.sparsity)}`);
   const model = pruneRound(r.model, weights, config.sparsity, config, plan);
   ctx.stamp(model, plan ? "sensitivity" : config.scope);
@@ -37230,8 +38024,8 @@ async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
   fs15.mkdirSync(dir, { recursive: true });
   saveModel(model, pruneArtifact);
   const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0;
-  const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
-  const score2 = ctx.calib.labels ? recordedScores(recovery.steps)?.after ?? await calibScore(model, ctx.calib, config.latency.threads) : void 0;
+  const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files, head: ctx.head });
+  const score2 = ctx.calib.labels ? recordedScores(recovery.steps)?.after ?? await calibScore(model, ctx.calib, config.latency.threads, ctx.head) : void 0;
   const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config.scope;
   return {
     pruned: {
@@ -37251,13 +38045,13 @@ async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
 async function pruneWithRounds(dense, config, rounds, ctx, compare3 = false) {
   const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
   if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config });
+  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config, head: ctx.head });
   if (!(compare3 && config.scope === "global" && ctx.calib.labels)) {
     return runChain(dense, weights, config, rounds, ctx.stepsDir, ctx, config.scope === "sensitivity" ? await sensitivity() : void 0);
   }
   const half = { ...config, recoveryTimeBudget: config.recoveryTimeBudget / 2 };
-  const global = await runChain(dense, weights, half, rounds, path10.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path10.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const global = await runChain(dense, weights, half, rounds, path11.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path11.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
   const keepSensitivity = better(bySensitivity2.score, global.score);
   const [won, lost] = keepSensitivity ? [bySensitivity2, global] : [global, bySensitivity2];
   const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
@@ -37285,42 +38079,6 @@ function countChannels(model, protectedTensors) {
     if (g2.size > 1) removable += g2.size;
   }
   return { remaining, removable };
-}
-
-// src/pipeline/ledgerFile.ts
-import * as os4 from "node:os";
-import * as path11 from "node:path";
-function classChanges2(dense, final, labels, classes) {
-  const support = classSupport(labels, classes);
-  const changes = [];
-  dense.per_class.forEach((d, c) => {
-    const f = final.per_class[c];
-    if (d === null || f === null) return;
-    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
-  });
-  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
-}
-function writeLedger(req, provider, model) {
-  const ledger = {
-    schema: LEDGER_SCHEMA,
-    verdict: model.verdict,
-    tool: { name: "prune-guard", version: VERSION },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: provider.provider,
-      ...provider.note ? { notes: [provider.note] } : {},
-      threads: req.config.latency.threads || os4.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`
-    },
-    models: [model]
-  };
-  const markdown = renderMarkdown(ledger);
-  const ledgerPath = path11.join(req.out, "ledger.json");
-  const markdownPath = path11.join(req.out, "ledger.md");
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
 }
 
 // src/measure/funnel.ts
@@ -37369,10 +38127,10 @@ function mannWhitneyP(x2, y) {
     i2 = j + 1;
   }
   const u = rankSumX - n1 * (n1 + 1) / 2;
-  const mean2 = n1 * n2 / 2;
+  const mean3 = n1 * n2 / 2;
   const variance = n1 * n2 / 12 * (n + 1 - ties / (n * (n - 1)));
   if (!(variance > 0)) return 1;
-  const z2 = Math.max(0, Math.abs(u - mean2) - 0.5) / Math.sqrt(variance);
+  const z2 = Math.max(0, Math.abs(u - mean3) - 0.5) / Math.sqrt(variance);
   return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
 }
 var SPEED_ALPHA = 0.05;
@@ -37482,15 +38240,15 @@ async function runGradual(input, progress) {
     throw new UserError(`${req.model}: no channel group can be pruned (see --method structured notes); use --method unstructured`);
   }
   const targets = cubicSchedule(initial, config.sparsity, config.scheduleSteps);
-  const plan = config.scope === "sensitivity" ? await unstructuredSensitivityPlan(input.dense, { calib, weights, config }) : void 0;
+  const plan = config.scope === "sensitivity" ? await unstructuredSensitivityPlan(input.dense, { calib, weights, config, head: input.head }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config.sparsity)} (${targets.map(pct5).join(", ")})`);
   const stepsRoot = path12.join(req.out, "steps");
   fs16.mkdirSync(stepsRoot, { recursive: true });
-  const ctx = { data, shifts, denseWeights: weights, config, progress, provider };
+  const ctx = { data, shifts, denseWeights: weights, config, progress, provider, head: input.head };
   const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
-  const denseCalib = calib?.labels ? (await calibScore(input.dense, calib, config.latency.threads)).accuracy : null;
+  const denseCalib = calib?.labels ? (await calibScore(input.dense, calib, config.latency.threads, input.head)).accuracy : null;
   const cliffMetric = denseCalib !== null ? "calib" : "eval";
   const denseQuality = denseCalib ?? dense.step.accuracy;
   const cliffThreshold = budgets.find((b) => b.name === "accuracy-drop")?.limit ?? DEFAULT_CLIFF;
@@ -37514,7 +38272,7 @@ async function runGradual(input, progress) {
     }
     progress.note(`pruning ${path12.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
     const stepConfig = { ...config, method: structured ? "structured" : config.method, sparsity: stepSparsity };
-    const pruned = plan ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [], structured: void 0 } : await pruneModel(current, stepConfig, { modelPath: req.model, calib });
+    const pruned = plan ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [], structured: void 0 } : await pruneModel(current, stepConfig, { modelPath: req.model, calib, head: input.head });
     if (config.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config));
     for (const n of pruned.notes) {
       if (!notes.has(n)) progress.note(n);
@@ -37533,7 +38291,7 @@ async function runGradual(input, progress) {
     fs16.mkdirSync(dir, { recursive: true });
     const pruneArtifact = stepFile(dir, 1, "prune");
     saveModel(pruned.model, pruneArtifact);
-    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
+    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured, head: input.head });
     const at = `@${t}`;
     const prefix = `schedule step ${t}/${targets.length}, target ${pct5(target)}: `;
     const stepMeasured = [await measureStep(`prune${at}`, prefix + pruned.description, pruneArtifact, withDense)];
@@ -37557,7 +38315,7 @@ async function runGradual(input, progress) {
       index: t,
       target,
       final,
-      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config.latency.threads)).accuracy : null
+      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config.latency.threads, input.head)).accuracy : null
     };
     if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels.remaining;
     rows2.push(row);
@@ -37637,8 +38395,8 @@ async function runGradual(input, progress) {
     budgets: judged.budgets,
     verdict: overallVerdict(judged.budgets.map((b) => b.verdict)),
     class_changes: judged.classChanges,
-    eval: { data: req.data, samples: data.count, classes: dense.preds.classes },
-    ...notes.size > 0 || plan ? { notes: [...plan?.notes ?? [], ...notes] } : {},
+    eval: evalRecord(req.data, data, dense.preds, input.head, input.plan),
+    ...notes.size > 0 || plan || input.exportNotes.length > 0 ? { notes: [...input.exportNotes, ...plan?.notes ?? [], ...notes] } : {},
     ...plan ? { sensitivity: plan.info(config.sparsity) } : {},
     shifts: shiftResults(dense, chosen2.final, shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(dense, chosen2.final, shifts),
@@ -37649,7 +38407,7 @@ async function runGradual(input, progress) {
   return writeLedger(req, input.provider, modelLedger);
 }
 function judge(budgets, dense, step, input, latency) {
-  const changes = classChanges2(dense.step, step.step, input.data.labels, dense.preds.classes);
+  const changes = classChanges(dense.step, step.step, dense.preds.group, dense.preds.classes);
   return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, changes);
 }
 function topUpMagnitude(model, description, dense, target, config) {
@@ -37687,7 +38445,11 @@ async function runPipeline(req, progress) {
   const dense = loadModel(req.model);
   preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
-  const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
+  const data = loadDataset(req.data, inputs, { requireLabels: false, modelPath: req.model });
+  const head = judgedHead(dense.proto, req.model, config, data);
+  const plan = batchPlan(dense.proto, req.model, config);
+  config = { ...config, batchSizes: plan.batchSizes, evalBatchSize: plan.evalBatch };
+  req = { ...req, config };
   const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
   const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
@@ -37695,6 +38457,7 @@ async function runPipeline(req, progress) {
   const scope = resolveScope(config, calib ? { labelled: calib.labels !== null } : void 0, rounds);
   config = { ...config, scope: scope.scope };
   req = { ...req, config };
+  const lifted = liftCastWeights(dense.proto);
   const outPath = prunedPath(req.out, req.model);
   if (path13.resolve(outPath) === path13.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
@@ -37704,7 +38467,9 @@ async function runPipeline(req, progress) {
   checkRounds(config, calib);
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
-  if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
+  const exportNotes = [...plan.note ? [plan.note] : [], ...lifted.length > 0 ? [`${lifted.length} weight${lifted.length > 1 ? "s" : ""} stored as ${liftedTypes(lifted)} behind a Cast: pruned and refit as float32, saved back in their own type`] : []];
+  for (const n of exportNotes) progress.note(n);
+  if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider, head, exportNotes, plan }, progress);
   const target = targetSparsity(config);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
   progress.note(`pruning ${path13.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
@@ -37718,9 +38483,9 @@ async function runPipeline(req, progress) {
     });
     setMetadata(model, { "prune-guard.recovery": config.recovery });
   };
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path13.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : void 0;
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path13.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp, head }, resolveCompare(config, rounds)) : void 0;
   const autoAnalysisSeconds = scope.reason && config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget : void 0;
-  const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+  const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress, head, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
   for (const n of pruned.notes) progress.note(n);
   if (!withRounds) stamp(pruned.model, pruned.scope ?? config.scope);
   fs17.mkdirSync(req.out, { recursive: true });
@@ -37729,7 +38494,7 @@ async function runPipeline(req, progress) {
   const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, "prune") : outPath);
   if (staged) fs17.mkdirSync(stepsDir, { recursive: true });
   if (!withRounds) saveModel(pruned.model, pruneArtifact);
-  const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
+  const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured, head });
   const recovered = recovery.steps;
   if (staged) writeFileAtomic(outPath, fs17.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
@@ -37738,7 +38503,7 @@ async function runPipeline(req, progress) {
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
   collectGarbage();
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider, head };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
   const measured = [denseStep2];
   for (const r of withRounds?.steps ?? []) {
@@ -37757,7 +38522,7 @@ async function runPipeline(req, progress) {
   const samples = await timeSteps(measured, data, config, provider.provider, progress);
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
-  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges2(steps[0], final, data.labels, denseStep2.preds.classes));
+  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, denseStep2.preds.group, denseStep2.preds.classes));
   const { budgets, verdict } = judged;
   const modelLedger = {
     model: req.model,
@@ -37768,14 +38533,17 @@ async function runPipeline(req, progress) {
     budgets,
     verdict,
     class_changes: judged.classChanges,
-    eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
-    ...pruned.notes.length + recovery.notes.length > 0 ? { notes: [...pruned.notes, ...recovery.notes] } : {},
+    eval: evalRecord(req.data, data, denseStep2.preds, head, plan),
+    ...exportNotes.length + pruned.notes.length + recovery.notes.length > 0 ? { notes: [...exportNotes, ...pruned.notes, ...recovery.notes] } : {},
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
     scope: pruned.scope ?? scope.scope,
     ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
   };
   return writeLedger(req, provider, modelLedger);
+}
+function liftedTypes(lifted) {
+  return [...new Set(lifted.map((l) => dataTypeName(l.type).toLowerCase()))].join(" and ");
 }
 
 // src/pipeline/guardedRun.ts
@@ -37806,7 +38574,7 @@ function timedOutLedger(req, t) {
 }
 function stageLedger(out, ledger) {
   const markdown = renderMarkdown(ledger);
-  writeFileAtomic(path14.join(out.staging, "ledger.json"), JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(path14.join(out.staging, "ledger.json"), ledgerJson(ledger));
   writeFileAtomic(path14.join(out.staging, "ledger.md"), markdown);
   return { markdown };
 }
@@ -37969,6 +38737,7 @@ function resolveConfig(flags) {
   if (flags.schedulePatience !== void 0) overrides.schedulePatience = flags.schedulePatience;
   if (flags.recoveryRounds !== void 0) overrides.recoveryRounds = flags.recoveryRounds;
   if (flags.roundsCompareSensitivity) overrides.roundsCompareSensitivity = true;
+  if (flags.output !== void 0) overrides.output = flags.output;
   return mergeConfig(base, overrides);
 }
 function positiveNumber(flag) {
@@ -37983,7 +38752,7 @@ function addStatisticsOptions(cmd) {
 }
 function buildProgram(io) {
   const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
-  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []).option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect2, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation + distillation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer's measured calibration-loss curve (needs --calib); sensitivity-macs (structured): channels removed where that loss per MAC saved is smallest; auto (default): sensitivity-macs for structured oneshot with a labelled --calib, else global").choices(["global", "layer", "sensitivity", "sensitivity-macs", "auto"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance; unstructured: sparsegpt (reconstruction re-chooses which weights are zero)").choices(["l1", "l2", "bn-scale", "activation", "sparsegpt"])).option("--max-layer-sparsity <fraction>", "global scope: no layer (structured: channel group) loses more than this fraction; the rest of the target goes to the others (default 1: no cap)", capFraction("--max-layer-sparsity")).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect2, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers or distilling after this many seconds (0 = no limit; default 240)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).addOption(new Option("--schedule <kind>", "oneshot: prune to --sparsity at once; gradual: cubic schedule of --schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget").choices(["oneshot", "gradual"])).option("--schedule-steps <n>", "gradual: number of pruning steps (default 4)", count2("--schedule-steps", 1)).option("--schedule-patience <n>", "gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)", count2("--schedule-patience", 1)).option("--recovery-rounds <n>", "oneshot unstructured: prune and recover in n rounds of rising sparsity (cubic) ending at --sparsity, shipping the last (1 = one shot; default 0 = auto: 4 rounds for unstructured at 60% or more with --recovery auto and a labelled --calib)", count2("--recovery-rounds", 0)).option("--rounds-compare-sensitivity", "with recovery rounds and --scope global: also run the rounds with sensitivity-allocated layer ratios and ship whichever ends with the lower calibration NLL (twice the rounds)").option("--quiet", "do not print the ledger");
+  program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []).option("--output <name>", "the model output to judge (needed when the model has several): [batch, classes] logits, probabilities or log-probabilities, or a sigmoid [batch] / [batch, labels]").option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect2, []).option("--sparsity <fraction>", "target fraction of prunable weights set to zero (structured: of prunable channels removed)", fraction("--sparsity")).option("--method <method>", "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4").addOption(new Option("--recovery <recovery>", "accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation + distillation with --calib, each kept only if it helps on the calibration set)").choices(["none", "reconstruct", "distill", "auto", "command"])).addOption(new Option("--scope <scope>", "magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer's measured calibration-loss curve (needs --calib); sensitivity-macs (structured): channels removed where that loss per MAC saved is smallest; auto (default): sensitivity-macs for structured oneshot with a labelled --calib, else global").choices(["global", "layer", "sensitivity", "sensitivity-macs", "auto"])).option("--round-to <n>", "structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)", count2("--round-to", 1)).addOption(new Option("--criterion <name>", "structured: channel importance; unstructured: sparsegpt (reconstruction re-chooses which weights are zero)").choices(["l1", "l2", "bn-scale", "activation", "sparsegpt"])).option("--max-layer-sparsity <fraction>", "global scope: no layer (structured: channel group) loses more than this fraction; the rest of the target goes to the others (default 1: no cap)", capFraction("--max-layer-sparsity")).option("--exclude <glob>", "node or initializer names never pruned, repeatable", collect2, []).option("--keep-first-layer", "do not prune the first prunable layer").option("--keep-last-layer", "do not prune the last prunable layer").option("--recovery-command <cmd>", "shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)").option("--recovery-time-budget <seconds>", "stop refitting further layers or distilling after this many seconds (0 = no limit; default 240)", count2("--recovery-time-budget", 0)).option("--bake-temperature", "divide the shipped model's logits by the temperature fitted on --calib (needs labels)").option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is shown in the headline", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--time-budget <seconds>", "stop a run that takes longer and write a fail ledger saying where it stopped", seconds("--time-budget")).addOption(new Option("--schedule <kind>", "oneshot: prune to --sparsity at once; gradual: cubic schedule of --schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget").choices(["oneshot", "gradual"])).option("--schedule-steps <n>", "gradual: number of pruning steps (default 4)", count2("--schedule-steps", 1)).option("--schedule-patience <n>", "gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)", count2("--schedule-patience", 1)).option("--recovery-rounds <n>", "oneshot unstructured: prune and recover in n rounds of rising sparsity (cubic) ending at --sparsity, shipping the last (1 = one shot; default 0 = auto: 4 rounds for unstructured at 60% or more with --recovery auto and a labelled --calib)", count2("--recovery-rounds", 0)).option("--rounds-compare-sensitivity", "with recovery rounds and --scope global: also run the rounds with sensitivity-allocated layer ratios and ship whichever ends with the lower calibration NLL (twice the rounds)").option("--quiet", "do not print the ledger");
   addStatisticsOptions(program2.commands[program2.commands.length - 1]).action(async (flags) => {
     const config = resolveConfig(flags);
     const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
@@ -37998,7 +38767,7 @@ function buildProgram(io) {
   return program2;
 }
 function addMeasureOptions(cmd) {
-  return cmd.option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect2, []).option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is the one judged", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs (at least) per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--quiet", "do not print the report");
+  return cmd.option("--config <path>", `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`).option("--budget <name=value>", "budget limit, repeatable; overrides the config file", collect2, []).option("--batch-sizes <list>", "latency batch sizes, comma separated; the first is the one judged", positiveInts("--batch-sizes")).option("--warmup <n>", "untimed latency runs per model and batch size", count2("--warmup", 0)).option("--runs <n>", "timed latency runs (at least) per model and batch size", count2("--runs", 1)).option("--threads <n>", "onnxruntime intra-op threads (0 = all cores)", count2("--threads", 0)).option("--eval-batch-size <n>", "batch size for accuracy evaluation", count2("--eval-batch-size", 1)).option("--output <name>", "the model output to judge (needed when the models have several)").option("--quiet", "do not print the report");
 }
 function addCompareCommands(program2, io) {
   const print = (flags, text) => {

@@ -25146,6 +25146,12 @@ var init_budgets = __esm({
         direction: "max",
         meaning: "largest accuracy lost on any distribution-shift set",
         expect: FRACTION_EXPECT
+      },
+      "label-f1-drop": {
+        ...FRACTION,
+        direction: "max",
+        meaning: "sigmoid outputs: largest F1 lost by any label of a multi-label model (the F1 of the positive decision for a binary one)",
+        expect: FRACTION_EXPECT
       }
     };
     BUDGET_NAMES = Object.keys(BUDGETS);
@@ -25297,6 +25303,7 @@ var init_schema = __esm({
         "schedule-patience": wholeNumber(1),
         "recovery-rounds": { type: "integer", minimum: 0, description: "a whole number of rounds (1 = one shot, 0 = auto)" },
         "rounds-compare-sensitivity": boolean,
+        output: { type: "string", minLength: 1, description: "an output name of the model like 'logits'" },
         budgets: {
           type: "object",
           additionalProperties: false,
@@ -25404,6 +25411,85 @@ var init_inputs = __esm({
     MODES = ["check", "nightly", "aggregate"];
     COMMENT_MODES = ["auto", "always", "never"];
     FAIL_ON = ["fail", "warn", "never"];
+  }
+});
+
+// src/ledger/compact.ts
+function summary2(step, classes) {
+  const acc2 = classes.map((c) => step.per_class?.[c] ?? null).filter((a) => a !== null);
+  const out = {
+    classes: classes.length,
+    with_samples: acc2.length,
+    mean_accuracy: acc2.length ? acc2.reduce((a, b) => a + b, 0) / acc2.length : null,
+    min_accuracy: acc2.length ? Math.min(...acc2) : null
+  };
+  if (step.confusion) {
+    let samples = 0;
+    let correct = 0;
+    for (const c of classes) {
+      const row = step.confusion[c] ?? [];
+      for (const n of row) samples += n;
+      correct += row[c] ?? 0;
+    }
+    Object.assign(out, { samples, correct });
+  }
+  return out;
+}
+function digestStep(step, shown) {
+  const classes = step.per_class?.length ?? 0;
+  if (classes <= FULL_CLASSES) return step;
+  const set = new Set(shown);
+  const rest = Array.from({ length: classes }, (_, c) => c).filter((c) => !set.has(c));
+  const digest = {
+    classes,
+    shown: [...shown],
+    accuracy: shown.map((c) => step.per_class[c] ?? null),
+    ...step.per_class_ci ? { accuracy_ci: shown.map((c) => step.per_class_ci[c] ?? null) } : {},
+    ...step.confusion ? { confusion: shown.map((c) => (step.confusion[c] ?? []).flatMap((n, p) => n > 0 ? [[p, n]] : [])) } : {},
+    rest: summary2(step, rest)
+  };
+  const { per_class_ci: _ci, confusion: _confusion, ...kept } = step;
+  return { ...kept, per_class: null, class_digest: digest };
+}
+function shownClasses(changes, limit = SHOWN_CLASSES) {
+  const shown = changes.slice(0, limit).map((c) => c.class);
+  for (const c of changes.slice(limit)) if (c.beyond_budget) shown.push(c.class);
+  return shown;
+}
+function compactModel(model) {
+  const classes = Math.max(model.eval.classes, ...model.steps.map((s) => s.per_class?.length ?? 0));
+  if (classes <= FULL_CLASSES) return model;
+  const shown = shownClasses(model.class_changes);
+  const listed = new Set(shown);
+  const rest = model.class_changes.filter((c) => !listed.has(c.class));
+  const out = {
+    ...model,
+    steps: model.steps.map((s) => digestStep(s, shown)),
+    class_changes: model.class_changes.filter((c) => listed.has(c.class)),
+    class_changes_rest: {
+      classes: rest.length,
+      lost: rest.filter((c) => c.drop > 0).length,
+      gained: rest.filter((c) => c.drop < 0).length,
+      largest_drop: rest.length ? Math.max(...rest.map((c) => c.drop)) : null
+    }
+  };
+  if (model.vs_base) {
+    out.vs_base = { ...model.vs_base, steps: model.vs_base.steps.map((s) => digestStep(s, shown)), ...model.vs_base.pair ? { pair: model.vs_base.pair.map((s) => digestStep(s, shown)) } : {} };
+  }
+  return out;
+}
+function compactLedger(ledger) {
+  return { ...ledger, models: ledger.models.map(compactModel) };
+}
+function ledgerJson(ledger) {
+  return JSON.stringify(compactLedger(ledger), null, 2) + "\n";
+}
+var FULL_CLASSES, SHOWN_CLASSES;
+var init_compact = __esm({
+  "src/ledger/compact.ts"() {
+    "use strict";
+    FULL_CLASSES = 100;
+    SHOWN_CLASSES = 20;
   }
 });
 
@@ -25537,6 +25623,23 @@ function shiftAccuracyDrop({ dense, final: final2 }) {
     unmeasured: missing.length ? `final was not evaluated on ${missing.join(", ")}` : void 0
   };
 }
+function labelF1Drop({ dense, final: final2 }) {
+  const d = dense.per_label_f1 ?? (dense.f1 !== void 0 ? [dense.f1] : void 0);
+  const f = final2.per_label_f1 ?? (final2.f1 !== void 0 ? [final2.f1] : void 0);
+  if (!d || !f) return notMeasured("F1 is measured for sigmoid outputs (binary or multi-label) only");
+  let worst = -1;
+  let worstDrop = -Infinity;
+  d.forEach((x2, k) => {
+    const y = f[k];
+    if (x2 == null || y == null) return;
+    if (x2 - y > worstDrop) {
+      worst = k;
+      worstDrop = x2 - y;
+    }
+  });
+  if (worst < 0) return notMeasured("no label has an F1 in both dense and final (no positive label or prediction)");
+  return { actual: worstDrop, detail: `${d.length > 1 ? `label ${worst}` : "F1"}: ${pct(d[worst])} \u2192 ${pct(f[worst])}` };
+}
 function within(direction, actual, limit) {
   return direction === "max" ? actual <= limit + TOLERANCE : actual >= limit - TOLERANCE;
 }
@@ -25599,7 +25702,8 @@ var init_budgets2 = __esm({
       "latency-regression": latencyRegression,
       "p95-latency-ms": p95LatencyMs,
       "max-size-bytes": maxSizeBytes,
-      "shift-accuracy-drop": shiftAccuracyDrop
+      "shift-accuracy-drop": shiftAccuracyDrop,
+      "label-f1-drop": labelF1Drop
     };
     STRADDLE = "interval straddles the limit";
     SEVERITY = { pass: 0, warn: 1, fail: 2 };
@@ -26975,2838 +27079,6 @@ var init_npz = __esm({
     MAX_DEFLATE_RATIO = 1100;
     MIN_CENTRAL_ENTRY = 46;
     ZIP_MTIME = new Date(1980, 0, 1);
-  }
-});
-
-// src/data/dataset.ts
-function describeDims(dims) {
-  return `[${dims.map((d) => d === null ? "?" : String(d)).join(",")}]`;
-}
-function npType(dtype) {
-  return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
-}
-function loadDataset(path18, model, opts) {
-  const modelName = opts.modelPath ?? "the model";
-  if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path18} into; export the model with its inputs`);
-  }
-  const arrays = readArrays(path18);
-  const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
-  const bound = [];
-  if (model.length === 1) {
-    const spec = model[0];
-    const name = spec.name !== LABELS && arrays.has(spec.name) ? spec.name : SINGLE_INPUT;
-    const arr = arrays.get(name);
-    if (!arr) {
-      throw new UserError(
-        `${path18}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
-      );
-    }
-    bound.push([spec, name, arr]);
-  } else {
-    const missing = model.filter((s) => !arrays.has(s.name)).map((s) => s.name);
-    if (missing.length > 0) {
-      const wanted = model.map((s) => `${s.name}=...`).join(", ");
-      throw new UserError(
-        `${path18}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
-      );
-    }
-    for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
-  }
-  for (const [spec, name, arr] of bound) checkInput(path18, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path18, name, arr);
-  const [first, firstName, firstArr] = bound[0];
-  const count2 = firstArr.shape[0];
-  for (const [, name, arr] of bound) {
-    if (arr.shape[0] !== count2) {
-      throw new UserError(
-        `${path18}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
-      );
-    }
-  }
-  if (count2 < 1) {
-    throw new UserError(`${path18}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
-  }
-  const y = arrays.get(LABELS);
-  let labels = null;
-  if (y) labels = toLabels(path18, y, count2);
-  else if (opts.requireLabels) {
-    throw new UserError(`${path18}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
-  }
-  const inputs = /* @__PURE__ */ new Map();
-  for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path18, count: count2, inputs, labels };
-}
-function checkInput(path18, spec, name, arr, modelName) {
-  const subject = `${path18}: array '${name}'`;
-  if (arr.dtype !== spec.dtype) {
-    throw new UserError(
-      `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
-    );
-  }
-  if (spec.dims.length === 0) {
-    throw new UserError(
-      `${modelName}: input '${spec.name}' is a scalar, so it has no batch axis to feed samples along; export the model with a batch dimension`
-    );
-  }
-  const mismatch = `${subject} has shape ${describeDims(arr.shape)} but model input '${spec.name}' expects ${describeDims(spec.dims)}`;
-  if (arr.shape.length !== spec.dims.length) {
-    throw new UserError(`${mismatch} (rank ${arr.shape.length} vs ${spec.dims.length}); ${reshapeFix(name, arr, spec)}`);
-  }
-  for (let axis = 1; axis < spec.dims.length; axis++) {
-    const want = spec.dims[axis];
-    if (typeof want === "number" && want >= 0 && arr.shape[axis] !== want) {
-      throw new UserError(`${mismatch} (axis ${axis}: ${arr.shape[axis]} vs ${want}); ${reshapeFix(name, arr, spec)}`);
-    }
-  }
-}
-function checkFinite(path18, name, arr) {
-  if (!FLOAT_DTYPES.has(arr.dtype)) return;
-  const data = arr.data;
-  const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
-  const half = arr.dtype === "float16";
-  for (let i2 = 0; i2 < data.length; i2++) {
-    const bad = half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0;
-    if (bad) {
-      const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
-      const more = countNonFinite(data, half);
-      throw new UserError(
-        `${path18}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
-      );
-    }
-  }
-}
-function countNonFinite(data, half) {
-  let n = 0;
-  for (let i2 = 0; i2 < data.length; i2++) if (half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0) n++;
-  return n;
-}
-function reshapeFix(name, arr, spec) {
-  const rest = spec.dims.slice(1);
-  if (arr.shape.length >= 1 && rest.every((d) => typeof d === "number" && d >= 0)) {
-    const perSampleWanted = rest.reduce((a, d) => a * d, 1);
-    const perSampleHave = arr.shape.slice(1).reduce((a, d) => a * d, 1);
-    if (perSampleWanted === perSampleHave) return `save it with ${name}.reshape(${[-1, ...rest].join(", ")})`;
-  }
-  return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
-}
-function toLabels(path18, y, count2) {
-  const subject = `${path18}: label array '${LABELS}'`;
-  if (y.shape.length !== 1) {
-    const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
-    throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
-  }
-  if (!INTEGER_DTYPES.has(y.dtype)) {
-    throw new UserError(`${subject} has dtype ${y.dtype} but labels must be integer class ids; save it with y.astype(np.int64)`);
-  }
-  if (y.shape[0] !== count2) {
-    throw new UserError(`${subject} holds ${y.shape[0]} labels but the inputs hold ${count2} samples; save one label per sample`);
-  }
-  const out = new Int32Array(count2);
-  const src = y.data;
-  for (let i2 = 0; i2 < count2; i2++) {
-    const v = Number(src[i2]);
-    if (v < 0 || v > 2147483647) {
-      throw new UserError(
-        `${subject} has ${v < 0 ? "negative" : "out-of-range"} value ${String(src[i2])} at index ${i2}; labels must be class ids 0..K-1`
-      );
-    }
-    out[i2] = v;
-  }
-  return out;
-}
-function sampleSize(dims) {
-  let n = 1;
-  for (let i2 = 1; i2 < dims.length; i2++) n *= dims[i2];
-  return n;
-}
-function sliceBatch(ds, start, end) {
-  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > ds.count || start >= end) {
-    throw new RangeError(`sliceBatch: [${start}, ${end}) is not a non-empty range within 0..${ds.count}`);
-  }
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, arr] of ds.inputs) {
-    const per = sampleSize(arr.dims);
-    out.set(name, {
-      dtype: arr.dtype,
-      dims: [end - start, ...arr.dims.slice(1)],
-      data: arr.data.subarray(start * per, end * per)
-    });
-  }
-  return out;
-}
-function takeSamples(ds, indices) {
-  const n = indices.length;
-  if (n === 0) throw new RangeError("takeSamples: no indices; a data set holds at least one sample");
-  for (let k = 0; k < n; k++) {
-    const i2 = indices[k];
-    if (!Number.isInteger(i2) || i2 < 0 || i2 >= ds.count) {
-      throw new RangeError(`takeSamples: index ${i2} at position ${k} is outside 0..${ds.count - 1}`);
-    }
-  }
-  const inputs = /* @__PURE__ */ new Map();
-  for (const [name, arr] of ds.inputs) {
-    const per = sampleSize(arr.dims);
-    const data = allocTypedArray(arr.dtype, n * per);
-    for (let k = 0; k < n; k++) {
-      const i2 = indices[k];
-      copySample(data, k * per, arr.data, i2 * per, per);
-    }
-    inputs.set(name, { dtype: arr.dtype, dims: [n, ...arr.dims.slice(1)], data });
-  }
-  let labels = null;
-  if (ds.labels) {
-    labels = new Int32Array(n);
-    for (let k = 0; k < n; k++) labels[k] = ds.labels[indices[k]];
-  }
-  return { path: ds.path, count: n, inputs, labels };
-}
-function copySample(dst, dstIndex, src, srcIndex, length) {
-  const size = src.BYTES_PER_ELEMENT;
-  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size, length * size).set(
-    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size, length * size)
-  );
-}
-var LABELS, SINGLE_INPUT, INTEGER_DTYPES, FLOAT_DTYPES;
-var init_dataset = __esm({
-  "src/data/dataset.ts"() {
-    "use strict";
-    init_errors();
-    init_npy();
-    init_npz();
-    LABELS = "y";
-    SINGLE_INPUT = "x";
-    INTEGER_DTYPES = /* @__PURE__ */ new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
-    FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/backend-impl.js
-var require_backend_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/backend-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.resolveBackendAndExecutionProviders = exports.registerBackend = void 0;
-    var backends = /* @__PURE__ */ new Map();
-    var backendsSortedByPriority = [];
-    var registerBackend = (name, backend, priority) => {
-      if (backend && typeof backend.init === "function" && typeof backend.createInferenceSessionHandler === "function") {
-        const currentBackend = backends.get(name);
-        if (currentBackend === void 0) {
-          backends.set(name, { backend, priority });
-        } else if (currentBackend.priority > priority) {
-          return;
-        } else if (currentBackend.priority === priority) {
-          if (currentBackend.backend !== backend) {
-            throw new Error(`cannot register backend "${name}" using priority ${priority}`);
-          }
-        }
-        if (priority >= 0) {
-          const i2 = backendsSortedByPriority.indexOf(name);
-          if (i2 !== -1) {
-            backendsSortedByPriority.splice(i2, 1);
-          }
-          for (let i3 = 0; i3 < backendsSortedByPriority.length; i3++) {
-            if (backends.get(backendsSortedByPriority[i3]).priority <= priority) {
-              backendsSortedByPriority.splice(i3, 0, name);
-              return;
-            }
-          }
-          backendsSortedByPriority.push(name);
-        }
-        return;
-      }
-      throw new TypeError("not a valid backend");
-    };
-    exports.registerBackend = registerBackend;
-    var tryResolveAndInitializeBackend = async (backendName) => {
-      const backendInfo = backends.get(backendName);
-      if (!backendInfo) {
-        return "backend not found.";
-      }
-      if (backendInfo.initialized) {
-        return backendInfo.backend;
-      } else if (backendInfo.aborted) {
-        return backendInfo.error;
-      } else {
-        const isInitializing = !!backendInfo.initPromise;
-        try {
-          if (!isInitializing) {
-            backendInfo.initPromise = backendInfo.backend.init(backendName);
-          }
-          await backendInfo.initPromise;
-          backendInfo.initialized = true;
-          return backendInfo.backend;
-        } catch (e) {
-          if (!isInitializing) {
-            backendInfo.error = `${e}`;
-            backendInfo.aborted = true;
-          }
-          return backendInfo.error;
-        } finally {
-          delete backendInfo.initPromise;
-        }
-      }
-    };
-    var resolveBackendAndExecutionProviders = async (options) => {
-      const eps = options.executionProviders || [];
-      const backendHints = eps.map((i2) => typeof i2 === "string" ? i2 : i2.name);
-      const backendNames = backendHints.length === 0 ? backendsSortedByPriority : backendHints;
-      let backend;
-      const errors = [];
-      const availableBackendNames = /* @__PURE__ */ new Set();
-      for (const backendName of backendNames) {
-        const resolveResult = await tryResolveAndInitializeBackend(backendName);
-        if (typeof resolveResult === "string") {
-          errors.push({ name: backendName, err: resolveResult });
-        } else {
-          if (!backend) {
-            backend = resolveResult;
-          }
-          if (backend === resolveResult) {
-            availableBackendNames.add(backendName);
-          }
-        }
-      }
-      if (!backend) {
-        throw new Error(`no available backend found. ERR: ${errors.map((e) => `[${e.name}] ${e.err}`).join(", ")}`);
-      }
-      for (const { name, err: err2 } of errors) {
-        if (backendHints.includes(name)) {
-          console.warn(`removing requested execution provider "${name}" from session options because it is not available: ${err2}`);
-        }
-      }
-      const filteredEps = eps.filter((i2) => availableBackendNames.has(typeof i2 === "string" ? i2 : i2.name));
-      return [
-        backend,
-        new Proxy(options, {
-          get: (target, prop) => {
-            if (prop === "executionProviders") {
-              return filteredEps;
-            }
-            return Reflect.get(target, prop);
-          }
-        })
-      ];
-    };
-    exports.resolveBackendAndExecutionProviders = resolveBackendAndExecutionProviders;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/backend.js
-var require_backend = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/backend.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.registerBackend = void 0;
-    var backend_impl_js_1 = require_backend_impl();
-    Object.defineProperty(exports, "registerBackend", { enumerable: true, get: function() {
-      return backend_impl_js_1.registerBackend;
-    } });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/version.js
-var require_version = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/version.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.version = void 0;
-    exports.version = "1.30.0";
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/env-impl.js
-var require_env_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/env-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.env = void 0;
-    var version_js_1 = require_version();
-    var logLevelValue = "warning";
-    exports.env = {
-      wasm: {},
-      webgl: {},
-      webgpu: {},
-      versions: { common: version_js_1.version },
-      set logLevel(value) {
-        if (value === void 0) {
-          return;
-        }
-        if (typeof value !== "string" || ["verbose", "info", "warning", "error", "fatal"].indexOf(value) === -1) {
-          throw new Error(`Unsupported logging level: ${value}`);
-        }
-        logLevelValue = value;
-      },
-      get logLevel() {
-        return logLevelValue;
-      }
-    };
-    Object.defineProperty(exports.env, "logLevel", { enumerable: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/env.js
-var require_env = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/env.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.env = void 0;
-    var env_impl_js_1 = require_env_impl();
-    exports.env = env_impl_js_1.env;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js
-var require_tensor_conversion_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.tensorToImageData = exports.tensorToDataURL = void 0;
-    var tensorToDataURL = (tensor, options) => {
-      const canvas = typeof document !== "undefined" ? document.createElement("canvas") : new OffscreenCanvas(1, 1);
-      canvas.width = tensor.dims[3];
-      canvas.height = tensor.dims[2];
-      const pixels2DContext = canvas.getContext("2d");
-      if (pixels2DContext != null) {
-        let width;
-        let height;
-        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
-          width = tensor.dims[2];
-          height = tensor.dims[3];
-        } else {
-          width = tensor.dims[3];
-          height = tensor.dims[2];
-        }
-        const inputformat = options?.format !== void 0 ? options.format : "RGB";
-        const norm2 = options?.norm;
-        let normMean;
-        let normBias;
-        if (norm2 === void 0 || norm2.mean === void 0) {
-          normMean = [255, 255, 255, 255];
-        } else {
-          if (typeof norm2.mean === "number") {
-            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
-          } else {
-            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 0];
-            if (norm2.mean[3] !== void 0) {
-              normMean[3] = norm2.mean[3];
-            }
-          }
-        }
-        if (norm2 === void 0 || norm2.bias === void 0) {
-          normBias = [0, 0, 0, 0];
-        } else {
-          if (typeof norm2.bias === "number") {
-            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
-          } else {
-            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
-            if (norm2.bias[3] !== void 0) {
-              normBias[3] = norm2.bias[3];
-            }
-          }
-        }
-        const stride = height * width;
-        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
-        if (inputformat === "RGBA") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-          aTensorPointer = stride * 3;
-        } else if (inputformat === "RGB") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-        } else if (inputformat === "RBG") {
-          rTensorPointer = 0;
-          bTensorPointer = stride;
-          gTensorPointer = stride * 2;
-        }
-        for (let i2 = 0; i2 < height; i2++) {
-          for (let j = 0; j < width; j++) {
-            const R = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
-            const G = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
-            const B = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
-            const A = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
-            pixels2DContext.fillStyle = "rgba(" + R + "," + G + "," + B + "," + A + ")";
-            pixels2DContext.fillRect(j, i2, 1, 1);
-          }
-        }
-        if ("toDataURL" in canvas) {
-          return canvas.toDataURL();
-        } else {
-          throw new Error("toDataURL is not supported");
-        }
-      } else {
-        throw new Error("Can not access image data");
-      }
-    };
-    exports.tensorToDataURL = tensorToDataURL;
-    var tensorToImageData = (tensor, options) => {
-      const pixels2DContext = typeof document !== "undefined" ? document.createElement("canvas").getContext("2d") : new OffscreenCanvas(1, 1).getContext("2d");
-      let image;
-      if (pixels2DContext != null) {
-        let width;
-        let height;
-        let channels;
-        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
-          width = tensor.dims[2];
-          height = tensor.dims[1];
-          channels = tensor.dims[3];
-        } else {
-          width = tensor.dims[3];
-          height = tensor.dims[2];
-          channels = tensor.dims[1];
-        }
-        const inputformat = options !== void 0 ? options.format !== void 0 ? options.format : "RGB" : "RGB";
-        const norm2 = options?.norm;
-        let normMean;
-        let normBias;
-        if (norm2 === void 0 || norm2.mean === void 0) {
-          normMean = [255, 255, 255, 255];
-        } else {
-          if (typeof norm2.mean === "number") {
-            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
-          } else {
-            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 255];
-            if (norm2.mean[3] !== void 0) {
-              normMean[3] = norm2.mean[3];
-            }
-          }
-        }
-        if (norm2 === void 0 || norm2.bias === void 0) {
-          normBias = [0, 0, 0, 0];
-        } else {
-          if (typeof norm2.bias === "number") {
-            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
-          } else {
-            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
-            if (norm2.bias[3] !== void 0) {
-              normBias[3] = norm2.bias[3];
-            }
-          }
-        }
-        const stride = height * width;
-        if (options !== void 0) {
-          if (options.format !== void 0 && channels === 4 && options.format !== "RGBA" || channels === 3 && options.format !== "RGB" && options.format !== "BGR") {
-            throw new Error("Tensor format doesn't match input tensor dims");
-          }
-        }
-        const step = 4;
-        let rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
-        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
-        if (inputformat === "RGBA") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-          aTensorPointer = stride * 3;
-        } else if (inputformat === "RGB") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-        } else if (inputformat === "RBG") {
-          rTensorPointer = 0;
-          bTensorPointer = stride;
-          gTensorPointer = stride * 2;
-        }
-        image = pixels2DContext.createImageData(width, height);
-        for (let i2 = 0; i2 < height * width; rImagePointer += step, gImagePointer += step, bImagePointer += step, aImagePointer += step, i2++) {
-          image.data[rImagePointer] = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
-          image.data[gImagePointer] = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
-          image.data[bImagePointer] = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
-          image.data[aImagePointer] = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
-        }
-      } else {
-        throw new Error("Can not access image data");
-      }
-      return image;
-    };
-    exports.tensorToImageData = tensorToImageData;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js
-var require_tensor_factory_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.tensorFromPinnedBuffer = exports.tensorFromMLTensor = exports.tensorFromGpuBuffer = exports.tensorFromTexture = exports.tensorFromImage = exports.bufferToTensor = void 0;
-    var tensor_impl_js_1 = require_tensor_impl();
-    var bufferToTensor = (buffer, options) => {
-      if (buffer === void 0) {
-        throw new Error("Image buffer must be defined");
-      }
-      if (options.height === void 0 || options.width === void 0) {
-        throw new Error("Image height and width must be defined");
-      }
-      if (options.tensorLayout === "NHWC") {
-        throw new Error("NHWC Tensor layout is not supported yet");
-      }
-      const { height, width } = options;
-      const norm2 = options.norm ?? { mean: 255, bias: 0 };
-      let normMean;
-      let normBias;
-      if (typeof norm2.mean === "number") {
-        normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
-      } else {
-        normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], norm2.mean[3] ?? 255];
-      }
-      if (typeof norm2.bias === "number") {
-        normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
-      } else {
-        normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], norm2.bias[3] ?? 0];
-      }
-      const inputformat = options.format !== void 0 ? options.format : "RGBA";
-      const outputformat = options.tensorFormat !== void 0 ? options.tensorFormat !== void 0 ? options.tensorFormat : "RGB" : "RGB";
-      const stride = height * width;
-      const float32Data = outputformat === "RGBA" ? new Float32Array(stride * 4) : new Float32Array(stride * 3);
-      let step = 4, rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
-      let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
-      if (inputformat === "RGB") {
-        step = 3;
-        rImagePointer = 0;
-        gImagePointer = 1;
-        bImagePointer = 2;
-        aImagePointer = -1;
-      }
-      if (outputformat === "RGBA") {
-        aTensorPointer = stride * 3;
-      } else if (outputformat === "RBG") {
-        rTensorPointer = 0;
-        bTensorPointer = stride;
-        gTensorPointer = stride * 2;
-      } else if (outputformat === "BGR") {
-        bTensorPointer = 0;
-        gTensorPointer = stride;
-        rTensorPointer = stride * 2;
-      }
-      for (let i2 = 0; i2 < stride; i2++, rImagePointer += step, bImagePointer += step, gImagePointer += step, aImagePointer += step) {
-        float32Data[rTensorPointer++] = (buffer[rImagePointer] + normBias[0]) / normMean[0];
-        float32Data[gTensorPointer++] = (buffer[gImagePointer] + normBias[1]) / normMean[1];
-        float32Data[bTensorPointer++] = (buffer[bImagePointer] + normBias[2]) / normMean[2];
-        if (aTensorPointer !== -1 && aImagePointer !== -1) {
-          float32Data[aTensorPointer++] = (buffer[aImagePointer] + normBias[3]) / normMean[3];
-        }
-      }
-      const outputTensor = outputformat === "RGBA" ? new tensor_impl_js_1.Tensor("float32", float32Data, [1, 4, height, width]) : new tensor_impl_js_1.Tensor("float32", float32Data, [1, 3, height, width]);
-      return outputTensor;
-    };
-    exports.bufferToTensor = bufferToTensor;
-    var tensorFromImage = async (image, options) => {
-      const isHTMLImageEle = typeof HTMLImageElement !== "undefined" && image instanceof HTMLImageElement;
-      const isImageDataEle = typeof ImageData !== "undefined" && image instanceof ImageData;
-      const isImageBitmap = typeof ImageBitmap !== "undefined" && image instanceof ImageBitmap;
-      const isString = typeof image === "string";
-      let data;
-      let bufferToTensorOptions = options ?? {};
-      const createCanvas = () => {
-        if (typeof document !== "undefined") {
-          return document.createElement("canvas");
-        } else if (typeof OffscreenCanvas !== "undefined") {
-          return new OffscreenCanvas(1, 1);
-        } else {
-          throw new Error("Canvas is not supported");
-        }
-      };
-      const createCanvasContext = (canvas) => {
-        if (typeof HTMLCanvasElement !== "undefined" && canvas instanceof HTMLCanvasElement) {
-          return canvas.getContext("2d");
-        } else if (canvas instanceof OffscreenCanvas) {
-          return canvas.getContext("2d");
-        } else {
-          return null;
-        }
-      };
-      if (isHTMLImageEle) {
-        const canvas = createCanvas();
-        canvas.width = image.width;
-        canvas.height = image.height;
-        const pixels2DContext = createCanvasContext(canvas);
-        if (pixels2DContext != null) {
-          let height = image.height;
-          let width = image.width;
-          if (options !== void 0 && options.resizedHeight !== void 0 && options.resizedWidth !== void 0) {
-            height = options.resizedHeight;
-            width = options.resizedWidth;
-          }
-          if (options !== void 0) {
-            bufferToTensorOptions = options;
-            if (options.tensorFormat !== void 0) {
-              throw new Error("Image input config format must be RGBA for HTMLImageElement");
-            } else {
-              bufferToTensorOptions.tensorFormat = "RGBA";
-            }
-            bufferToTensorOptions.height = height;
-            bufferToTensorOptions.width = width;
-          } else {
-            bufferToTensorOptions.tensorFormat = "RGBA";
-            bufferToTensorOptions.height = height;
-            bufferToTensorOptions.width = width;
-          }
-          pixels2DContext.drawImage(image, 0, 0);
-          data = pixels2DContext.getImageData(0, 0, width, height).data;
-        } else {
-          throw new Error("Can not access image data");
-        }
-      } else if (isImageDataEle) {
-        let height;
-        let width;
-        if (options !== void 0 && options.resizedWidth !== void 0 && options.resizedHeight !== void 0) {
-          height = options.resizedHeight;
-          width = options.resizedWidth;
-        } else {
-          height = image.height;
-          width = image.width;
-        }
-        if (options !== void 0) {
-          bufferToTensorOptions = options;
-        }
-        bufferToTensorOptions.format = "RGBA";
-        bufferToTensorOptions.height = height;
-        bufferToTensorOptions.width = width;
-        if (options !== void 0) {
-          const tempCanvas = createCanvas();
-          tempCanvas.width = width;
-          tempCanvas.height = height;
-          const pixels2DContext = createCanvasContext(tempCanvas);
-          if (pixels2DContext != null) {
-            pixels2DContext.putImageData(image, 0, 0);
-            data = pixels2DContext.getImageData(0, 0, width, height).data;
-          } else {
-            throw new Error("Can not access image data");
-          }
-        } else {
-          data = image.data;
-        }
-      } else if (isImageBitmap) {
-        if (options === void 0) {
-          throw new Error("Please provide image config with format for Imagebitmap");
-        }
-        const canvas = createCanvas();
-        canvas.width = image.width;
-        canvas.height = image.height;
-        const pixels2DContext = createCanvasContext(canvas);
-        if (pixels2DContext != null) {
-          const height = image.height;
-          const width = image.width;
-          pixels2DContext.drawImage(image, 0, 0, width, height);
-          data = pixels2DContext.getImageData(0, 0, width, height).data;
-          bufferToTensorOptions.height = height;
-          bufferToTensorOptions.width = width;
-          return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
-        } else {
-          throw new Error("Can not access image data");
-        }
-      } else if (isString) {
-        return new Promise((resolve7, reject) => {
-          const canvas = createCanvas();
-          const context3 = createCanvasContext(canvas);
-          if (!image || !context3) {
-            return reject();
-          }
-          const newImage = new Image();
-          newImage.crossOrigin = "Anonymous";
-          newImage.src = image;
-          newImage.onload = () => {
-            canvas.width = newImage.width;
-            canvas.height = newImage.height;
-            context3.drawImage(newImage, 0, 0, canvas.width, canvas.height);
-            const img = context3.getImageData(0, 0, canvas.width, canvas.height);
-            bufferToTensorOptions.height = canvas.height;
-            bufferToTensorOptions.width = canvas.width;
-            resolve7((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
-          };
-        });
-      } else {
-        throw new Error("Input data provided is not supported - aborted tensor creation");
-      }
-      if (data !== void 0) {
-        return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
-      } else {
-        throw new Error("Input data provided is not supported - aborted tensor creation");
-      }
-    };
-    exports.tensorFromImage = tensorFromImage;
-    var tensorFromTexture = (texture, options) => {
-      const { width, height, download, dispose } = options;
-      const dims = [1, height, width, 4];
-      return new tensor_impl_js_1.Tensor({ location: "texture", type: "float32", texture, dims, download, dispose });
-    };
-    exports.tensorFromTexture = tensorFromTexture;
-    var tensorFromGpuBuffer = (gpuBuffer, options) => {
-      const { dataType, dims, download, dispose } = options;
-      return new tensor_impl_js_1.Tensor({ location: "gpu-buffer", type: dataType ?? "float32", gpuBuffer, dims, download, dispose });
-    };
-    exports.tensorFromGpuBuffer = tensorFromGpuBuffer;
-    var tensorFromMLTensor = (mlTensor, options) => {
-      const { dataType, dims, download, dispose } = options;
-      return new tensor_impl_js_1.Tensor({ location: "ml-tensor", type: dataType ?? "float32", mlTensor, dims, download, dispose });
-    };
-    exports.tensorFromMLTensor = tensorFromMLTensor;
-    var tensorFromPinnedBuffer = (type, buffer, dims) => new tensor_impl_js_1.Tensor({ location: "cpu-pinned", type, data: buffer, dims: dims ?? [buffer.length] });
-    exports.tensorFromPinnedBuffer = tensorFromPinnedBuffer;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js
-var require_tensor_impl_type_mapping = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.checkTypedArray = exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = void 0;
-    exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = /* @__PURE__ */ new Map([
-      ["float32", Float32Array],
-      ["uint8", Uint8Array],
-      ["int8", Int8Array],
-      ["uint16", Uint16Array],
-      ["int16", Int16Array],
-      ["int32", Int32Array],
-      ["bool", Uint8Array],
-      ["float64", Float64Array],
-      ["uint32", Uint32Array],
-      ["int4", Uint8Array],
-      ["uint4", Uint8Array]
-    ]);
-    exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = /* @__PURE__ */ new Map([
-      [Float32Array, "float32"],
-      [Uint8Array, "uint8"],
-      [Int8Array, "int8"],
-      [Uint16Array, "uint16"],
-      [Int16Array, "int16"],
-      [Int32Array, "int32"],
-      [Float64Array, "float64"],
-      [Uint32Array, "uint32"]
-    ]);
-    var isTypedArrayChecked = false;
-    var checkTypedArray = () => {
-      if (!isTypedArrayChecked) {
-        isTypedArrayChecked = true;
-        const isBigInt64ArrayAvailable = typeof BigInt64Array !== "undefined" && BigInt64Array.from;
-        const isBigUint64ArrayAvailable = typeof BigUint64Array !== "undefined" && BigUint64Array.from;
-        const Float16Array = globalThis.Float16Array;
-        const isFloat16ArrayAvailable = typeof Float16Array !== "undefined" && Float16Array.from;
-        if (isBigInt64ArrayAvailable) {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("int64", BigInt64Array);
-          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigInt64Array, "int64");
-        }
-        if (isBigUint64ArrayAvailable) {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("uint64", BigUint64Array);
-          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigUint64Array, "uint64");
-        }
-        if (isFloat16ArrayAvailable) {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Float16Array);
-          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(Float16Array, "float16");
-        } else {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Uint16Array);
-        }
-      }
-    };
-    exports.checkTypedArray = checkTypedArray;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js
-var require_tensor_utils_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.tensorReshape = exports.calculateSize = void 0;
-    var tensor_impl_js_1 = require_tensor_impl();
-    var calculateSize = (dims) => {
-      let size = 1;
-      for (let i2 = 0; i2 < dims.length; i2++) {
-        const dim = dims[i2];
-        if (typeof dim !== "number" || !Number.isSafeInteger(dim)) {
-          throw new TypeError(`dims[${i2}] must be an integer, got: ${dim}`);
-        }
-        if (dim < 0) {
-          throw new RangeError(`dims[${i2}] must be a non-negative integer, got: ${dim}`);
-        }
-        size *= dim;
-      }
-      return size;
-    };
-    exports.calculateSize = calculateSize;
-    var tensorReshape = (tensor, dims) => {
-      switch (tensor.location) {
-        case "cpu":
-          return new tensor_impl_js_1.Tensor(tensor.type, tensor.data, dims);
-        case "cpu-pinned":
-          return new tensor_impl_js_1.Tensor({
-            location: "cpu-pinned",
-            data: tensor.data,
-            type: tensor.type,
-            dims
-          });
-        case "texture":
-          return new tensor_impl_js_1.Tensor({
-            location: "texture",
-            texture: tensor.texture,
-            type: tensor.type,
-            dims
-          });
-        case "gpu-buffer":
-          return new tensor_impl_js_1.Tensor({
-            location: "gpu-buffer",
-            gpuBuffer: tensor.gpuBuffer,
-            type: tensor.type,
-            dims
-          });
-        case "ml-tensor":
-          return new tensor_impl_js_1.Tensor({
-            location: "ml-tensor",
-            mlTensor: tensor.mlTensor,
-            type: tensor.type,
-            dims
-          });
-        default:
-          throw new Error(`tensorReshape: tensor location ${tensor.location} is not supported`);
-      }
-    };
-    exports.tensorReshape = tensorReshape;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-impl.js
-var require_tensor_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.Tensor = void 0;
-    var tensor_conversion_impl_js_1 = require_tensor_conversion_impl();
-    var tensor_factory_impl_js_1 = require_tensor_factory_impl();
-    var tensor_impl_type_mapping_js_1 = require_tensor_impl_type_mapping();
-    var tensor_utils_impl_js_1 = require_tensor_utils_impl();
-    var Tensor = class {
-      /**
-       * implementation.
-       */
-      constructor(arg0, arg1, arg2) {
-        (0, tensor_impl_type_mapping_js_1.checkTypedArray)();
-        let type;
-        let dims;
-        if (typeof arg0 === "object" && "location" in arg0) {
-          this.dataLocation = arg0.location;
-          type = arg0.type;
-          dims = arg0.dims;
-          switch (arg0.location) {
-            case "cpu-pinned": {
-              const expectedTypedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(type);
-              if (!expectedTypedArrayConstructor) {
-                throw new TypeError(`unsupported type "${type}" to create tensor from pinned buffer`);
-              }
-              if (!(arg0.data instanceof expectedTypedArrayConstructor)) {
-                throw new TypeError(`buffer should be of type ${expectedTypedArrayConstructor.name}`);
-              }
-              this.cpuData = arg0.data;
-              break;
-            }
-            case "texture": {
-              if (type !== "float32") {
-                throw new TypeError(`unsupported type "${type}" to create tensor from texture`);
-              }
-              this.gpuTextureData = arg0.texture;
-              this.downloader = arg0.download;
-              this.disposer = arg0.dispose;
-              break;
-            }
-            case "gpu-buffer": {
-              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
-                throw new TypeError(`unsupported type "${type}" to create tensor from gpu buffer`);
-              }
-              this.gpuBufferData = arg0.gpuBuffer;
-              this.downloader = arg0.download;
-              this.disposer = arg0.dispose;
-              break;
-            }
-            case "ml-tensor": {
-              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint64" && type !== "int8" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
-                throw new TypeError(`unsupported type "${type}" to create tensor from MLTensor`);
-              }
-              this.mlTensorData = arg0.mlTensor;
-              this.downloader = arg0.download;
-              this.disposer = arg0.dispose;
-              break;
-            }
-            default:
-              throw new Error(`Tensor constructor: unsupported location '${this.dataLocation}'`);
-          }
-        } else {
-          let data;
-          let maybeDims;
-          if (typeof arg0 === "string") {
-            type = arg0;
-            maybeDims = arg2;
-            if (arg0 === "string") {
-              if (!Array.isArray(arg1)) {
-                throw new TypeError("A string tensor's data must be a string array.");
-              }
-              data = arg1;
-            } else {
-              const typedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(arg0);
-              if (typedArrayConstructor === void 0) {
-                throw new TypeError(`Unsupported tensor type: ${arg0}.`);
-              }
-              if (Array.isArray(arg1)) {
-                if (arg0 === "float16" && typedArrayConstructor === Uint16Array || arg0 === "uint4" || arg0 === "int4") {
-                  throw new TypeError(`Creating a ${arg0} tensor from number array is not supported. Please use ${typedArrayConstructor.name} as data.`);
-                } else if (arg0 === "uint64" || arg0 === "int64") {
-                  data = typedArrayConstructor.from(arg1, BigInt);
-                } else {
-                  data = typedArrayConstructor.from(arg1);
-                }
-              } else if (arg1 instanceof typedArrayConstructor) {
-                data = arg1;
-              } else if (arg1 instanceof Uint8ClampedArray) {
-                if (arg0 === "uint8") {
-                  data = Uint8Array.from(arg1);
-                } else {
-                  throw new TypeError(`A Uint8ClampedArray tensor's data must be type of uint8`);
-                }
-              } else if (arg0 === "float16" && arg1 instanceof Uint16Array && typedArrayConstructor !== Uint16Array) {
-                data = new globalThis.Float16Array(arg1.buffer, arg1.byteOffset, arg1.length);
-              } else {
-                throw new TypeError(`A ${type} tensor's data must be type of ${typedArrayConstructor}`);
-              }
-            }
-          } else {
-            maybeDims = arg1;
-            if (Array.isArray(arg0)) {
-              if (arg0.length === 0) {
-                throw new TypeError("Tensor type cannot be inferred from an empty array.");
-              }
-              const firstElementType = typeof arg0[0];
-              if (firstElementType === "string") {
-                type = "string";
-                data = arg0;
-              } else if (firstElementType === "boolean") {
-                type = "bool";
-                data = Uint8Array.from(arg0);
-              } else {
-                throw new TypeError(`Invalid element type of data array: ${firstElementType}.`);
-              }
-            } else if (arg0 instanceof Uint8ClampedArray) {
-              type = "uint8";
-              data = Uint8Array.from(arg0);
-            } else {
-              const mappedType = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.get(arg0.constructor);
-              if (mappedType === void 0) {
-                throw new TypeError(`Unsupported type for tensor data: ${arg0.constructor}.`);
-              }
-              type = mappedType;
-              data = arg0;
-            }
-          }
-          if (maybeDims === void 0) {
-            maybeDims = [data.length];
-          } else if (!Array.isArray(maybeDims)) {
-            throw new TypeError("A tensor's dims must be a number array");
-          }
-          dims = maybeDims;
-          this.cpuData = data;
-          this.dataLocation = "cpu";
-        }
-        const size = (0, tensor_utils_impl_js_1.calculateSize)(dims);
-        if (this.cpuData && size !== this.cpuData.length) {
-          if ((type === "uint4" || type === "int4") && Math.ceil(size / 2) === this.cpuData.length) {
-          } else {
-            throw new Error(`Tensor's size(${size}) does not match data length(${this.cpuData.length}).`);
-          }
-        }
-        this.type = type;
-        this.dims = dims;
-        this.size = size;
-      }
-      // #endregion
-      // #region factory
-      static async fromImage(image, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromImage)(image, options);
-      }
-      static fromTexture(texture, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromTexture)(texture, options);
-      }
-      static fromGpuBuffer(gpuBuffer, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromGpuBuffer)(gpuBuffer, options);
-      }
-      static fromMLTensor(mlTensor, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromMLTensor)(mlTensor, options);
-      }
-      static fromPinnedBuffer(type, buffer, dims) {
-        return (0, tensor_factory_impl_js_1.tensorFromPinnedBuffer)(type, buffer, dims);
-      }
-      // #endregion
-      // #region conversions
-      toDataURL(options) {
-        return (0, tensor_conversion_impl_js_1.tensorToDataURL)(this, options);
-      }
-      toImageData(options) {
-        return (0, tensor_conversion_impl_js_1.tensorToImageData)(this, options);
-      }
-      // #endregion
-      // #region properties
-      get data() {
-        this.ensureValid();
-        if (!this.cpuData) {
-          throw new Error("The data is not on CPU. Use `getData()` to download GPU data to CPU, or use `texture` or `gpuBuffer` property to access the GPU data directly.");
-        }
-        return this.cpuData;
-      }
-      get location() {
-        return this.dataLocation;
-      }
-      get texture() {
-        this.ensureValid();
-        if (!this.gpuTextureData) {
-          throw new Error("The data is not stored as a WebGL texture.");
-        }
-        return this.gpuTextureData;
-      }
-      get gpuBuffer() {
-        this.ensureValid();
-        if (!this.gpuBufferData) {
-          throw new Error("The data is not stored as a WebGPU buffer.");
-        }
-        return this.gpuBufferData;
-      }
-      get mlTensor() {
-        this.ensureValid();
-        if (!this.mlTensorData) {
-          throw new Error("The data is not stored as a WebNN MLTensor.");
-        }
-        return this.mlTensorData;
-      }
-      // #endregion
-      // #region methods
-      async getData(releaseData) {
-        this.ensureValid();
-        switch (this.dataLocation) {
-          case "cpu":
-          case "cpu-pinned":
-            return this.data;
-          case "texture":
-          case "gpu-buffer":
-          case "ml-tensor": {
-            if (!this.downloader) {
-              throw new Error("The current tensor is not created with a specified data downloader.");
-            }
-            if (this.isDownloading) {
-              throw new Error("The current tensor is being downloaded.");
-            }
-            try {
-              this.isDownloading = true;
-              const data = await this.downloader();
-              this.downloader = void 0;
-              this.dataLocation = "cpu";
-              this.cpuData = data;
-              if (releaseData && this.disposer) {
-                this.disposer();
-                this.disposer = void 0;
-              }
-              return data;
-            } finally {
-              this.isDownloading = false;
-            }
-          }
-          default:
-            throw new Error(`cannot get data from location: ${this.dataLocation}`);
-        }
-      }
-      dispose() {
-        if (this.isDownloading) {
-          throw new Error("The current tensor is being downloaded.");
-        }
-        if (this.disposer) {
-          this.disposer();
-          this.disposer = void 0;
-        }
-        this.cpuData = void 0;
-        this.gpuTextureData = void 0;
-        this.gpuBufferData = void 0;
-        this.mlTensorData = void 0;
-        this.downloader = void 0;
-        this.isDownloading = void 0;
-        this.dataLocation = "none";
-      }
-      // #endregion
-      // #region tensor utilities
-      ensureValid() {
-        if (this.dataLocation === "none") {
-          throw new Error("The tensor is disposed.");
-        }
-      }
-      reshape(dims) {
-        this.ensureValid();
-        if (this.downloader || this.disposer) {
-          throw new Error("Cannot reshape a tensor that owns GPU resource.");
-        }
-        return (0, tensor_utils_impl_js_1.tensorReshape)(this, dims);
-      }
-    };
-    exports.Tensor = Tensor;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor.js
-var require_tensor = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.Tensor = void 0;
-    var tensor_impl_js_1 = require_tensor_impl();
-    exports.Tensor = tensor_impl_js_1.Tensor;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/trace.js
-var require_trace = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/trace.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.TRACE_EVENT_END = exports.TRACE_EVENT_BEGIN = exports.TRACE_FUNC_END = exports.TRACE_FUNC_BEGIN = exports.TRACE = void 0;
-    var env_impl_js_1 = require_env_impl();
-    var TRACE = (deviceType, label2) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      console.timeStamp(`${deviceType}::ORT::${label2}`);
-    };
-    exports.TRACE = TRACE;
-    var TRACE_FUNC = (msg, extraMsg) => {
-      const stack = new Error().stack?.split(/\r\n|\r|\n/g) || [];
-      let hasTraceFunc = false;
-      for (let i2 = 0; i2 < stack.length; i2++) {
-        if (hasTraceFunc && !stack[i2].includes("TRACE_FUNC")) {
-          let label2 = `FUNC_${msg}::${stack[i2].trim().split(" ")[1]}`;
-          if (extraMsg) {
-            label2 += `::${extraMsg}`;
-          }
-          (0, exports.TRACE)("CPU", label2);
-          return;
-        }
-        if (stack[i2].includes("TRACE_FUNC")) {
-          hasTraceFunc = true;
-        }
-      }
-    };
-    var TRACE_FUNC_BEGIN = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      TRACE_FUNC("BEGIN", extraMsg);
-    };
-    exports.TRACE_FUNC_BEGIN = TRACE_FUNC_BEGIN;
-    var TRACE_FUNC_END = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      TRACE_FUNC("END", extraMsg);
-    };
-    exports.TRACE_FUNC_END = TRACE_FUNC_END;
-    var TRACE_EVENT_BEGIN = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      console.time(`ORT::${extraMsg}`);
-    };
-    exports.TRACE_EVENT_BEGIN = TRACE_EVENT_BEGIN;
-    var TRACE_EVENT_END = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      console.timeEnd(`ORT::${extraMsg}`);
-    };
-    exports.TRACE_EVENT_END = TRACE_EVENT_END;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js
-var require_inference_session_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.InferenceSession = void 0;
-    var backend_impl_js_1 = require_backend_impl();
-    var tensor_js_1 = require_tensor();
-    var trace_js_1 = require_trace();
-    var InferenceSession = class _InferenceSession {
-      constructor(handler2) {
-        this.handler = handler2;
-      }
-      async run(feeds, arg1, arg2) {
-        (0, trace_js_1.TRACE_FUNC_BEGIN)();
-        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.run");
-        const fetches = {};
-        let options = {};
-        if (typeof feeds !== "object" || feeds === null || feeds instanceof tensor_js_1.Tensor || Array.isArray(feeds)) {
-          throw new TypeError("'feeds' must be an object that use input names as keys and OnnxValue as corresponding values.");
-        }
-        let isFetchesEmpty = true;
-        if (typeof arg1 === "object") {
-          if (arg1 === null) {
-            throw new TypeError("Unexpected argument[1]: cannot be null.");
-          }
-          if (arg1 instanceof tensor_js_1.Tensor) {
-            throw new TypeError("'fetches' cannot be a Tensor");
-          }
-          if (Array.isArray(arg1)) {
-            if (arg1.length === 0) {
-              throw new TypeError("'fetches' cannot be an empty array.");
-            }
-            isFetchesEmpty = false;
-            for (const name of arg1) {
-              if (typeof name !== "string") {
-                throw new TypeError("'fetches' must be a string array or an object.");
-              }
-              if (this.outputNames.indexOf(name) === -1) {
-                throw new RangeError(`'fetches' contains invalid output name: ${name}.`);
-              }
-              fetches[name] = null;
-            }
-            if (typeof arg2 === "object" && arg2 !== null) {
-              options = arg2;
-            } else if (typeof arg2 !== "undefined") {
-              throw new TypeError("'options' must be an object.");
-            }
-          } else {
-            let isFetches = false;
-            const arg1Keys = Object.getOwnPropertyNames(arg1);
-            for (const name of this.outputNames) {
-              if (arg1Keys.indexOf(name) !== -1) {
-                const v = arg1[name];
-                if (v === null || v instanceof tensor_js_1.Tensor) {
-                  isFetches = true;
-                  isFetchesEmpty = false;
-                  fetches[name] = v;
-                }
-              }
-            }
-            if (isFetches) {
-              if (typeof arg2 === "object" && arg2 !== null) {
-                options = arg2;
-              } else if (typeof arg2 !== "undefined") {
-                throw new TypeError("'options' must be an object.");
-              }
-            } else {
-              options = arg1;
-            }
-          }
-        } else if (typeof arg1 !== "undefined") {
-          throw new TypeError("Unexpected argument[1]: must be 'fetches' or 'options'.");
-        }
-        for (const name of this.inputNames) {
-          if (typeof feeds[name] === "undefined") {
-            throw new Error(`input '${name}' is missing in 'feeds'.`);
-          }
-        }
-        if (isFetchesEmpty) {
-          for (const name of this.outputNames) {
-            fetches[name] = null;
-          }
-        }
-        const results = await this.handler.run(feeds, fetches, options);
-        const returnValue = {};
-        for (const key in results) {
-          if (Object.hasOwnProperty.call(results, key)) {
-            const result = results[key];
-            if (result instanceof tensor_js_1.Tensor) {
-              returnValue[key] = result;
-            } else {
-              returnValue[key] = new tensor_js_1.Tensor(result.type, result.data, result.dims);
-            }
-          }
-        }
-        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.run");
-        (0, trace_js_1.TRACE_FUNC_END)();
-        return returnValue;
-      }
-      async release() {
-        return this.handler.dispose();
-      }
-      static async create(arg0, arg1, arg2, arg3) {
-        (0, trace_js_1.TRACE_FUNC_BEGIN)();
-        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.create");
-        let filePathOrUint8Array;
-        let options = {};
-        if (typeof arg0 === "string") {
-          filePathOrUint8Array = arg0;
-          if (typeof arg1 === "object" && arg1 !== null) {
-            options = arg1;
-          } else if (typeof arg1 !== "undefined") {
-            throw new TypeError("'options' must be an object.");
-          }
-        } else if (arg0 instanceof Uint8Array) {
-          filePathOrUint8Array = arg0;
-          if (typeof arg1 === "object" && arg1 !== null) {
-            options = arg1;
-          } else if (typeof arg1 !== "undefined") {
-            throw new TypeError("'options' must be an object.");
-          }
-        } else if (arg0 instanceof ArrayBuffer || typeof SharedArrayBuffer !== "undefined" && arg0 instanceof SharedArrayBuffer) {
-          const buffer = arg0;
-          let byteOffset = 0;
-          let byteLength = arg0.byteLength;
-          if (typeof arg1 === "object" && arg1 !== null) {
-            options = arg1;
-          } else if (typeof arg1 === "number") {
-            byteOffset = arg1;
-            if (!Number.isSafeInteger(byteOffset)) {
-              throw new RangeError("'byteOffset' must be an integer.");
-            }
-            if (byteOffset < 0 || byteOffset >= buffer.byteLength) {
-              throw new RangeError(`'byteOffset' is out of range [0, ${buffer.byteLength}).`);
-            }
-            byteLength = arg0.byteLength - byteOffset;
-            if (typeof arg2 === "number") {
-              byteLength = arg2;
-              if (!Number.isSafeInteger(byteLength)) {
-                throw new RangeError("'byteLength' must be an integer.");
-              }
-              if (byteLength <= 0 || byteOffset + byteLength > buffer.byteLength) {
-                throw new RangeError(`'byteLength' is out of range (0, ${buffer.byteLength - byteOffset}].`);
-              }
-              if (typeof arg3 === "object" && arg3 !== null) {
-                options = arg3;
-              } else if (typeof arg3 !== "undefined") {
-                throw new TypeError("'options' must be an object.");
-              }
-            } else if (typeof arg2 !== "undefined") {
-              throw new TypeError("'byteLength' must be a number.");
-            }
-          } else if (typeof arg1 !== "undefined") {
-            throw new TypeError("'options' must be an object.");
-          }
-          filePathOrUint8Array = new Uint8Array(buffer, byteOffset, byteLength);
-        } else {
-          throw new TypeError("Unexpected argument[0]: must be 'path' or 'buffer'.");
-        }
-        const [backend, optionsWithValidatedEPs] = await (0, backend_impl_js_1.resolveBackendAndExecutionProviders)(options);
-        const handler2 = await backend.createInferenceSessionHandler(filePathOrUint8Array, optionsWithValidatedEPs);
-        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.create");
-        (0, trace_js_1.TRACE_FUNC_END)();
-        return new _InferenceSession(handler2);
-      }
-      startProfiling() {
-        this.handler.startProfiling();
-      }
-      endProfiling() {
-        this.handler.endProfiling();
-      }
-      get inputNames() {
-        return this.handler.inputNames;
-      }
-      get outputNames() {
-        return this.handler.outputNames;
-      }
-      get inputMetadata() {
-        return this.handler.inputMetadata;
-      }
-      get outputMetadata() {
-        return this.handler.outputMetadata;
-      }
-    };
-    exports.InferenceSession = InferenceSession;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/inference-session.js
-var require_inference_session = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/inference-session.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.InferenceSession = void 0;
-    var inference_session_impl_js_1 = require_inference_session_impl();
-    exports.InferenceSession = inference_session_impl_js_1.InferenceSession;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js
-var require_tensor_conversion = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-factory.js
-var require_tensor_factory = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-factory.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/onnx-model.js
-var require_onnx_model = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/onnx-model.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/onnx-value.js
-var require_onnx_value = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/onnx-value.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/index.js
-var require_cjs = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/index.js"(exports) {
-    "use strict";
-    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      var desc = Object.getOwnPropertyDescriptor(m, k);
-      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
-        desc = { enumerable: true, get: function() {
-          return m[k];
-        } };
-      }
-      Object.defineProperty(o, k2, desc);
-    }) : (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      o[k2] = m[k];
-    }));
-    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
-      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
-    };
-    Object.defineProperty(exports, "__esModule", { value: true });
-    __exportStar(require_backend(), exports);
-    __exportStar(require_env(), exports);
-    __exportStar(require_inference_session(), exports);
-    __exportStar(require_tensor(), exports);
-    __exportStar(require_tensor_conversion(), exports);
-    __exportStar(require_tensor_factory(), exports);
-    __exportStar(require_trace(), exports);
-    __exportStar(require_onnx_model(), exports);
-    __exportStar(require_onnx_value(), exports);
-  }
-});
-
-// node_modules/onnxruntime-node/dist/binding.js
-var require_binding = __commonJS({
-  "node_modules/onnxruntime-node/dist/binding.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.initOrt = exports.binding = void 0;
-    var worker_threads_1 = __require("worker_threads");
-    var onnxruntime_common_1 = require_cjs();
-    exports.binding = // eslint-disable-next-line @typescript-eslint/no-require-imports, @typescript-eslint/no-var-requires
-    __require(globalThis.__pruneGuardOrtBinding());
-    var ortInitialized = false;
-    var initOrt = () => {
-      if (!ortInitialized) {
-        ortInitialized = true;
-        let logLevel = 2;
-        if (onnxruntime_common_1.env.logLevel) {
-          switch (onnxruntime_common_1.env.logLevel) {
-            case "verbose":
-              logLevel = 0;
-              break;
-            case "info":
-              logLevel = 1;
-              break;
-            case "warning":
-              logLevel = 2;
-              break;
-            case "error":
-              logLevel = 3;
-              break;
-            case "fatal":
-              logLevel = 4;
-              break;
-            default:
-              throw new Error(`Unsupported log level: ${onnxruntime_common_1.env.logLevel}`);
-          }
-        }
-        exports.binding.initOrtOnce(logLevel, onnxruntime_common_1.Tensor, worker_threads_1.isMainThread);
-      }
-    };
-    exports.initOrt = initOrt;
-  }
-});
-
-// node_modules/onnxruntime-node/dist/backend.js
-var require_backend2 = __commonJS({
-  "node_modules/onnxruntime-node/dist/backend.js"(exports) {
-    "use strict";
-    var __classPrivateFieldSet = exports && exports.__classPrivateFieldSet || function(receiver, state, value, kind, f) {
-      if (kind === "m") throw new TypeError("Private method is not writable");
-      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a setter");
-      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot write private member to an object whose class did not declare it");
-      return kind === "a" ? f.call(receiver, value) : f ? f.value = value : state.set(receiver, value), value;
-    };
-    var __classPrivateFieldGet = exports && exports.__classPrivateFieldGet || function(receiver, state, kind, f) {
-      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a getter");
-      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot read private member from an object whose class did not declare it");
-      return kind === "m" ? f : kind === "a" ? f.call(receiver) : f ? f.value : state.get(receiver);
-    };
-    var _OnnxruntimeSessionHandler_inferenceSession;
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.listSupportedBackends = exports.onnxruntimeBackend = void 0;
-    var binding_1 = require_binding();
-    var dataTypeStrings = [
-      void 0,
-      // 0
-      "float32",
-      "uint8",
-      "int8",
-      "uint16",
-      "int16",
-      "int32",
-      "int64",
-      "string",
-      "bool",
-      "float16",
-      "float64",
-      "uint32",
-      "uint64",
-      void 0,
-      // 14
-      void 0,
-      // 15
-      void 0,
-      // 16
-      void 0,
-      // 17
-      void 0,
-      // 18
-      void 0,
-      // 19
-      void 0,
-      // 20
-      "uint4",
-      "int4"
-    ];
-    var OnnxruntimeSessionHandler = class {
-      constructor(pathOrBuffer, options) {
-        _OnnxruntimeSessionHandler_inferenceSession.set(this, void 0);
-        (0, binding_1.initOrt)();
-        __classPrivateFieldSet(this, _OnnxruntimeSessionHandler_inferenceSession, new binding_1.binding.InferenceSession(), "f");
-        if (typeof pathOrBuffer === "string") {
-          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer, options);
-        } else {
-          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer.buffer, pathOrBuffer.byteOffset, pathOrBuffer.byteLength, options);
-        }
-        this.inputNames = [];
-        this.outputNames = [];
-        this.inputMetadata = [];
-        this.outputMetadata = [];
-        const fillNamesAndMetadata = (rawMetadata) => {
-          const names = [];
-          const metadata = [];
-          for (const m of rawMetadata) {
-            names.push(m.name);
-            if (!m.isTensor) {
-              metadata.push({ name: m.name, isTensor: false });
-            } else {
-              const type = dataTypeStrings[m.type];
-              if (type === void 0) {
-                throw new Error(`Unsupported data type: ${m.type}`);
-              }
-              const shape = [];
-              for (let i2 = 0; i2 < m.shape.length; ++i2) {
-                const dim = m.shape[i2];
-                if (dim === -1) {
-                  shape.push(m.symbolicDimensions[i2]);
-                } else if (dim >= 0) {
-                  shape.push(dim);
-                } else {
-                  throw new Error(`Invalid dimension: ${dim}`);
-                }
-              }
-              metadata.push({
-                name: m.name,
-                isTensor: m.isTensor,
-                type,
-                shape
-              });
-            }
-          }
-          return [names, metadata];
-        };
-        [this.inputNames, this.inputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").inputMetadata);
-        [this.outputNames, this.outputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").outputMetadata);
-      }
-      async dispose() {
-        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").dispose();
-      }
-      startProfiling() {
-      }
-      endProfiling() {
-        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
-      }
-      async run(feeds, fetches, options) {
-        return new Promise((resolve7, reject) => {
-          setImmediate(() => {
-            try {
-              resolve7(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
-            } catch (e) {
-              reject(e);
-            }
-          });
-        });
-      }
-    };
-    _OnnxruntimeSessionHandler_inferenceSession = /* @__PURE__ */ new WeakMap();
-    var OnnxruntimeBackend = class {
-      async init() {
-        return Promise.resolve();
-      }
-      async createInferenceSessionHandler(pathOrBuffer, options) {
-        return new Promise((resolve7, reject) => {
-          setImmediate(() => {
-            try {
-              resolve7(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
-            } catch (e) {
-              reject(e);
-            }
-          });
-        });
-      }
-    };
-    exports.onnxruntimeBackend = new OnnxruntimeBackend();
-    exports.listSupportedBackends = binding_1.binding.listSupportedBackends;
-  }
-});
-
-// node_modules/onnxruntime-node/dist/version.js
-var require_version2 = __commonJS({
-  "node_modules/onnxruntime-node/dist/version.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.version = void 0;
-    exports.version = "1.30.0";
-  }
-});
-
-// node_modules/onnxruntime-node/dist/index.js
-var require_dist = __commonJS({
-  "node_modules/onnxruntime-node/dist/index.js"(exports) {
-    "use strict";
-    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      var desc = Object.getOwnPropertyDescriptor(m, k);
-      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
-        desc = { enumerable: true, get: function() {
-          return m[k];
-        } };
-      }
-      Object.defineProperty(o, k2, desc);
-    }) : (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      o[k2] = m[k];
-    }));
-    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
-      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
-    };
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.listSupportedBackends = void 0;
-    __exportStar(require_cjs(), exports);
-    var backend_1 = require_backend2();
-    Object.defineProperty(exports, "listSupportedBackends", { enumerable: true, get: function() {
-      return backend_1.listSupportedBackends;
-    } });
-    var onnxruntime_common_1 = require_cjs();
-    var version_1 = require_version2();
-    var backend_2 = require_backend2();
-    var backends = (0, backend_2.listSupportedBackends)();
-    for (const backend of backends) {
-      (0, onnxruntime_common_1.registerBackend)(backend.name, backend_2.onnxruntimeBackend, 100);
-    }
-    Object.defineProperty(onnxruntime_common_1.env.versions, "node", { value: version_1.version, enumerable: true });
-  }
-});
-
-// src/onnx/runtime/ortErrors.ts
-function shortOrtError(message) {
-  for (const [re, say] of PATTERNS) {
-    const m = message.match(re);
-    if (m) return say(m);
-  }
-  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
-  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
-}
-var PATTERNS, MAX_LENGTH;
-var init_ortErrors = __esm({
-  "src/onnx/runtime/ortErrors.ts"() {
-    "use strict";
-    PATTERNS = [
-      [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
-      [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
-      [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
-      [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
-    ];
-    MAX_LENGTH = 300;
-  }
-});
-
-// src/onnx/runtime/ort.ts
-import { createRequire as createRequire2 } from "node:module";
-function onnxruntime() {
-  if (chosen) return chosen;
-  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
-  if (custom) {
-    try {
-      chosen = { ort: createRequire2(import.meta.url)(custom), source: custom };
-    } catch (e) {
-      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
-    }
-  } else {
-    chosen = { ort: bundled, source: "bundled" };
-  }
-  return chosen;
-}
-function onnxruntimeVersion() {
-  const { ort } = onnxruntime();
-  return ort.env.versions?.common ?? "unknown";
-}
-async function openSession(modelPath, opts) {
-  const { ort } = onnxruntime();
-  try {
-    return await ort.InferenceSession.create(modelPath, {
-      executionProviders: [opts.provider ?? "cpu"],
-      graphOptimizationLevel: "all",
-      executionMode: "sequential",
-      intraOpNumThreads: opts.threads,
-      interOpNumThreads: 1
-    });
-  } catch (e) {
-    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
-  }
-}
-var bundled, chosen;
-var init_ort = __esm({
-  "src/onnx/runtime/ort.ts"() {
-    "use strict";
-    bundled = __toESM(require_dist(), 1);
-    init_errors();
-    init_ortErrors();
-  }
-});
-
-// src/measure/provider.ts
-import * as fs5 from "node:fs";
-function cudaUnavailable() {
-  const { ort, source } = onnxruntime();
-  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
-  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
-  if (!fs5.existsSync("/dev/nvidia0") && !fs5.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
-  return void 0;
-}
-async function resolveProvider(requested, probeModel) {
-  if (requested === "cpu") return { provider: "cpu" };
-  let why = cudaUnavailable();
-  if (!why) {
-    try {
-      const { ort } = onnxruntime();
-      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
-      await session.release();
-      return { provider: "cuda" };
-    } catch (e) {
-      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
-    }
-  }
-  if (requested === "cuda") {
-    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
-  }
-  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
-}
-var init_provider = __esm({
-  "src/measure/provider.ts"() {
-    "use strict";
-    init_errors();
-    init_ort();
-  }
-});
-
-// src/util/random.ts
-function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
-var init_random = __esm({
-  "src/util/random.ts"() {
-    "use strict";
-  }
-});
-
-// src/measure/corruptions.ts
-function parseCorruption(text, where) {
-  const m = /^([a-z-]+):([1-5])$/.exec(text.trim());
-  if (!m || !CORRUPTIONS.includes(m[1])) {
-    throw new UserError(`${where} ${text}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
-  }
-  return { kind: m[1], severity: Number(m[2]) };
-}
-function seedOf(c) {
-  let h = 2166136261;
-  for (const ch of corruptionName(c)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
-  return h >>> 0;
-}
-function gaussian(random) {
-  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
-function moments(x2) {
-  let s = 0;
-  let s2 = 0;
-  let min = Infinity;
-  let max2 = -Infinity;
-  for (let i2 = 0; i2 < x2.length; i2++) {
-    s += x2[i2];
-    s2 += x2[i2] * x2[i2];
-    if (x2[i2] < min) min = x2[i2];
-    if (x2[i2] > max2) max2 = x2[i2];
-  }
-  const mean2 = s / x2.length;
-  return { mean: mean2, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean2 * mean2)), min, max: max2 };
-}
-function blurPlane(x2, offset, h, w, sigma, tmp) {
-  const r = Math.max(1, Math.ceil(3 * sigma));
-  const k = Array.from({ length: 2 * r + 1 }, (_, i2) => Math.exp(-((i2 - r) ** 2) / (2 * sigma * sigma)));
-  const sum = k.reduce((a, b) => a + b, 0);
-  for (let i2 = 0; i2 < k.length; i2++) k[i2] /= sum;
-  const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
-  for (let y = 0; y < h; y++) {
-    for (let xx = 0; xx < w; xx++) {
-      let acc2 = 0;
-      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
-      tmp[y * w + xx] = acc2;
-    }
-  }
-  for (let y = 0; y < h; y++) {
-    for (let xx = 0; xx < w; xx++) {
-      let acc2 = 0;
-      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
-      x2[offset + y * w + xx] = acc2;
-    }
-  }
-}
-function corruptArray(name, arr, c, where) {
-  if (arr.dtype !== "float32" && arr.dtype !== "float64") {
-    throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
-  }
-  const image = IMAGE_CORRUPTIONS.includes(c.kind);
-  if (image && arr.dims.length !== 4) {
-    throw new UserError(`${where}: corruption ${corruptionName(c)} is for images [N, C, H, W] but input '${name}' has ${arr.dims.length} dims; use feature-noise or feature-dropout for tabular inputs`);
-  }
-  const src = arr.data;
-  const x2 = src.slice();
-  const level = SEVERITIES[c.kind][c.severity - 1];
-  const random = seededRandom(seedOf(c));
-  const normal = gaussian(random);
-  const n = arr.dims[0];
-  const per = x2.length / n;
-  const stats = moments(src);
-  switch (c.kind) {
-    case "gaussian-noise":
-      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * stats.sd * normal();
-      break;
-    case "brightness":
-      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * (stats.max - stats.min);
-      break;
-    case "contrast":
-    case "blur": {
-      const [, channels, h, w] = arr.dims;
-      const plane = h * w;
-      const tmp = new Float64Array(plane);
-      for (let p = 0; p < n * channels; p++) {
-        const off = p * plane;
-        if (c.kind === "blur") {
-          blurPlane(x2, off, h, w, level, tmp);
-        } else {
-          let mean2 = 0;
-          for (let i2 = 0; i2 < plane; i2++) mean2 += x2[off + i2];
-          mean2 /= plane;
-          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean2 + level * (x2[off + i2] - mean2);
-        }
-      }
-      break;
-    }
-    case "feature-noise":
-    case "feature-dropout": {
-      const mean2 = new Float64Array(per);
-      const sd = new Float64Array(per);
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean2[f] += src[s * per + f] / n;
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean2[f]) ** 2 / n;
-      for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
-      for (let s = 0; s < n; s++) {
-        for (let f = 0; f < per; f++) {
-          const i2 = s * per + f;
-          if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
-          else if (random() < level) x2[i2] = mean2[f];
-        }
-      }
-      break;
-    }
-  }
-  return { dtype: arr.dtype, dims: [...arr.dims], data: x2 };
-}
-function corruptDataset(ds, c) {
-  const inputs = /* @__PURE__ */ new Map();
-  for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
-  return { path: `${ds.path}#${corruptionName(c)}`, count: ds.count, inputs, labels: ds.labels };
-}
-function corruptionSets(data, specs) {
-  return specs.map((text) => {
-    const c = parseCorruption(text, "corruptions");
-    return { name: corruptionName(c), data: corruptDataset(data, c) };
-  });
-}
-var SEVERITIES, corruptionName;
-var init_corruptions = __esm({
-  "src/measure/corruptions.ts"() {
-    "use strict";
-    init_errors();
-    init_schema();
-    init_random();
-    SEVERITIES = {
-      /** noise sd as a multiple of the input's sd (ImageNet-C's 0.08..0.38 on [0,1] pixels is ~0.3..1.3 sd) */
-      "gaussian-noise": [0.25, 0.4, 0.6, 0.85, 1.2],
-      /** contrast kept: x' = mean + c·(x − mean), per sample and channel */
-      contrast: [0.75, 0.6, 0.45, 0.3, 0.15],
-      /** added offset as a fraction of the input's range (max − min) */
-      brightness: [0.1, 0.2, 0.3, 0.4, 0.5],
-      /** Gaussian blur sigma, in pixels */
-      blur: [0.5, 0.75, 1, 1.5, 2],
-      /** noise sd as a multiple of each feature's sd */
-      "feature-noise": [0.1, 0.2, 0.3, 0.45, 0.6],
-      /** fraction of features per sample replaced by the feature's mean */
-      "feature-dropout": [0.1, 0.2, 0.3, 0.4, 0.5]
-    };
-    corruptionName = (c) => `${c.kind}:${c.severity}`;
-  }
-});
-
-// src/measure/stats/binomial.ts
-function logGamma(x2) {
-  const g2 = 7;
-  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
-  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
-  x2 -= 1;
-  let a = c[0];
-  const t = x2 + g2 + 0.5;
-  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
-  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
-}
-function binomialHalfCdf(k, n) {
-  if (k < 0) return 0;
-  if (k >= n) return 1;
-  const lnN = logGamma(n + 1);
-  const ln2n = n * Math.LN2;
-  let sum = 0;
-  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
-  return Math.min(1, sum);
-}
-var init_binomial = __esm({
-  "src/measure/stats/binomial.ts"() {
-    "use strict";
-  }
-});
-
-// src/measure/stats/distribution.ts
-function regularizedGammaP(a, x2) {
-  if (x2 <= 0) return 0;
-  const lnPre = -x2 + a * Math.log(x2) - logGamma(a);
-  if (x2 < a + 1) {
-    let sum = 1 / a;
-    let term = sum;
-    for (let n = 1; n < 1e3; n++) {
-      term *= x2 / (a + n);
-      sum += term;
-      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
-    }
-    return Math.min(1, sum * Math.exp(lnPre));
-  }
-  let b = x2 + 1 - a;
-  let c = 1 / 1e-300;
-  let d = 1 / b;
-  let h = d;
-  for (let i2 = 1; i2 < 1e3; i2++) {
-    const an = -i2 * (i2 - a);
-    b += 2;
-    d = an * d + b;
-    if (Math.abs(d) < 1e-300) d = 1e-300;
-    c = b + an / c;
-    if (Math.abs(c) < 1e-300) c = 1e-300;
-    d = 1 / d;
-    const delta = d * c;
-    h *= delta;
-    if (Math.abs(delta - 1) < 1e-15) break;
-  }
-  return Math.max(0, 1 - Math.exp(lnPre) * h);
-}
-function chiSquareSurvival(x2, df) {
-  return 1 - regularizedGammaP(df / 2, x2 / 2);
-}
-function chiSquareHomogeneity(a, b) {
-  const na = a.reduce((s, v) => s + v, 0);
-  const nb = b.reduce((s, v) => s + v, 0);
-  let stat2 = 0;
-  let bins = 0;
-  for (let i2 = 0; i2 < a.length; i2++) {
-    const total2 = a[i2] + b[i2];
-    if (total2 === 0) continue;
-    bins++;
-    const ea = total2 * na / (na + nb);
-    const eb = total2 * nb / (na + nb);
-    stat2 += (a[i2] - ea) ** 2 / ea + (b[i2] - eb) ** 2 / eb;
-  }
-  const df = Math.max(1, bins - 1);
-  return { statistic: stat2, df, p_value: bins < 2 ? 1 : chiSquareSurvival(stat2, df) };
-}
-function kolmogorovSmirnov(x2, y) {
-  const a = Float64Array.from(x2).sort();
-  const b = Float64Array.from(y).sort();
-  let i2 = 0;
-  let j = 0;
-  let d = 0;
-  while (i2 < a.length && j < b.length) {
-    const v = Math.min(a[i2], b[j]);
-    while (i2 < a.length && a[i2] <= v) i2++;
-    while (j < b.length && b[j] <= v) j++;
-    d = Math.max(d, Math.abs(i2 / a.length - j / b.length));
-  }
-  const ne = a.length * b.length / (a.length + b.length);
-  const lambda = (Math.sqrt(ne) + 0.12 + 0.11 / Math.sqrt(ne)) * d;
-  let p = 0;
-  for (let k = 1; k <= 100; k++) p += 2 * (-1) ** (k - 1) * Math.exp(-2 * k * k * lambda * lambda);
-  return { statistic: d, p_value: Math.min(1, Math.max(0, lambda < 0.2 ? 1 : p)) };
-}
-function populationStabilityIndex(expected, actual, bins = 10) {
-  const sorted = Float64Array.from(expected).sort();
-  const edges = [];
-  for (let k = 1; k < bins; k++) edges.push(sorted[Math.floor(k * sorted.length / bins)]);
-  const hist = (values) => {
-    const h = new Float64Array(bins);
-    for (let i2 = 0; i2 < values.length; i2++) {
-      let b = 0;
-      while (b < edges.length && values[i2] > edges[b]) b++;
-      h[b]++;
-    }
-    return Array.from(h, (c) => Math.max(c / values.length, 1e-4));
-  };
-  const e = hist(expected);
-  const a = hist(actual);
-  let psi = 0;
-  for (let k = 0; k < bins; k++) psi += (a[k] - e[k]) * Math.log(a[k] / e[k]);
-  return psi;
-}
-var init_distribution = __esm({
-  "src/measure/stats/distribution.ts"() {
-    "use strict";
-    init_binomial();
-  }
-});
-
-// node_modules/simple-statistics/dist/simple-statistics.mjs
-function quantileSorted(x2, p) {
-  var idx = (x2.length - 1) * p;
-  if (x2.length === 0) {
-    throw new Error("quantile requires at least one data point.");
-  } else if (p < 0 || p > 1) {
-    throw new Error("quantiles must be between 0 and 1");
-  } else if (p === 1) {
-    return x2[x2.length - 1];
-  } else if (p === 0) {
-    return x2[0];
-  } else if (idx % 1 !== 0) {
-    var lower = Math.floor(idx);
-    var upper = Math.ceil(idx);
-    var fraction = idx - lower;
-    return x2[lower] + fraction * (x2[upper] - x2[lower]);
-  } else {
-    return x2[idx];
-  }
-}
-function quickselect(arr, k, left, right) {
-  left = left || 0;
-  right = right || arr.length - 1;
-  while (right > left) {
-    if (right - left > 600) {
-      var n = right - left + 1;
-      var m = k - left + 1;
-      var z2 = Math.log(n);
-      var s = 0.5 * Math.exp(2 * z2 / 3);
-      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
-      if (m - n / 2 < 0) {
-        sd *= -1;
-      }
-      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
-      var newRight = Math.min(
-        right,
-        Math.floor(k + (n - m) * s / n + sd)
-      );
-      quickselect(arr, k, newLeft, newRight);
-    }
-    var t = arr[k];
-    var i2 = left;
-    var j = right;
-    swap(arr, left, k);
-    if (arr[right] > t) {
-      swap(arr, left, right);
-    }
-    while (i2 < j) {
-      swap(arr, i2, j);
-      i2++;
-      j--;
-      while (arr[i2] < t) {
-        i2++;
-      }
-      while (arr[j] > t) {
-        j--;
-      }
-    }
-    if (arr[left] === t) {
-      swap(arr, left, j);
-    } else {
-      j++;
-      swap(arr, j, right);
-    }
-    if (j <= k) {
-      left = j + 1;
-    }
-    if (k <= j) {
-      right = j - 1;
-    }
-  }
-}
-function swap(arr, i2, j) {
-  var tmp = arr[i2];
-  arr[i2] = arr[j];
-  arr[j] = tmp;
-}
-function quantile(x2, p) {
-  var copy = x2.slice();
-  if (Array.isArray(p)) {
-    multiQuantileSelect(copy, p);
-    var results = [];
-    for (var i2 = 0; i2 < p.length; i2++) {
-      results[i2] = quantileSorted(copy, p[i2]);
-    }
-    return results;
-  } else {
-    var idx = quantileIndex(copy.length, p);
-    quantileSelect(copy, idx, 0, copy.length - 1);
-    return quantileSorted(copy, p);
-  }
-}
-function quantileSelect(arr, k, left, right) {
-  if (k % 1 === 0) {
-    quickselect(arr, k, left, right);
-  } else {
-    k = Math.floor(k);
-    quickselect(arr, k, left, right);
-    quickselect(arr, k + 1, k + 1, right);
-  }
-}
-function multiQuantileSelect(arr, p) {
-  var positions = /* @__PURE__ */ new Set();
-  for (var i2 = 0; i2 < p.length; i2++) {
-    var idx = quantileIndex(arr.length, p[i2]);
-    positions.add(Math.floor(idx));
-    positions.add(Math.ceil(idx));
-  }
-  var indices = Array.from(positions).sort(compare);
-  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
-}
-function multiselect(arr, indices, lo, hi, left, right) {
-  if (lo > hi) {
-    return;
-  }
-  var mid = lo + hi >> 1;
-  quickselect(arr, indices[mid], left, right);
-  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
-  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
-}
-function compare(a, b) {
-  return a - b;
-}
-function quantileIndex(len, p) {
-  var idx = (len - 1) * p;
-  if (p === 1) {
-    return len - 1;
-  } else if (p === 0) {
-    return 0;
-  } else if (idx % 1 !== 0) {
-    return idx;
-  } else {
-    return idx;
-  }
-}
-function median(x2) {
-  return +quantile(x2, 0.5);
-}
-function cumulativeDistribution(z2) {
-  var sum = z2;
-  var tmp = z2;
-  for (var i2 = 1; i2 < 30; i2++) {
-    tmp *= z2 * z2 / (2 * i2 + 1);
-    sum += tmp;
-  }
-  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
-}
-function errorFunction(x2) {
-  var t = 1 / (1 + 0.5 * Math.abs(x2));
-  var tau = t * Math.exp(
-    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
-  );
-  if (x2 >= 0) {
-    return 1 - tau;
-  } else {
-    return tau - 1;
-  }
-}
-var BayesianClassifier, g, LOGSQRT2PI, SQRT_2PI$1, standardNormalTable, z, SQRT_2PI, PerceptronModel;
-var init_simple_statistics = __esm({
-  "node_modules/simple-statistics/dist/simple-statistics.mjs"() {
-    BayesianClassifier = function BayesianClassifier2() {
-      this.totalCount = 0;
-      this.data = {};
-    };
-    BayesianClassifier.prototype.train = function train(item, category) {
-      if (!this.data[category]) {
-        this.data[category] = {};
-      }
-      for (var k in item) {
-        var v = item[k];
-        if (this.data[category][k] === void 0) {
-          this.data[category][k] = {};
-        }
-        if (this.data[category][k][v] === void 0) {
-          this.data[category][k][v] = 0;
-        }
-        this.data[category][k][v]++;
-      }
-      this.totalCount++;
-    };
-    BayesianClassifier.prototype.score = function score(item) {
-      var odds = {};
-      var category;
-      for (var k in item) {
-        var v = item[k];
-        for (category in this.data) {
-          if (odds[category] === void 0) {
-            odds[category] = {};
-          }
-          if (this.data[category][k]) {
-            odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
-          } else {
-            odds[category][k + "_" + v] = 0;
-          }
-        }
-      }
-      var oddsSums = {};
-      for (category in odds) {
-        oddsSums[category] = 0;
-        for (var combination in odds[category]) {
-          oddsSums[category] += odds[category][combination];
-        }
-      }
-      return oddsSums;
-    };
-    g = 607 / 128;
-    LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
-    SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
-    standardNormalTable = [];
-    for (z = 0; z <= 3.09; z += 0.01) {
-      standardNormalTable.push(cumulativeDistribution(z));
-    }
-    SQRT_2PI = Math.sqrt(2 * Math.PI);
-    PerceptronModel = function PerceptronModel2() {
-      this.weights = [];
-      this.bias = 0;
-    };
-    PerceptronModel.prototype.predict = function predict(features) {
-      if (features.length !== this.weights.length) {
-        return null;
-      }
-      var score2 = 0;
-      for (var i2 = 0; i2 < this.weights.length; i2++) {
-        score2 += this.weights[i2] * features[i2];
-      }
-      score2 += this.bias;
-      if (score2 > 0) {
-        return 1;
-      } else {
-        return 0;
-      }
-    };
-    PerceptronModel.prototype.train = function train2(features, label2) {
-      if (label2 !== 0 && label2 !== 1) {
-        return null;
-      }
-      if (features.length !== this.weights.length) {
-        this.weights = features.slice();
-        this.bias = 1;
-      }
-      var prediction = this.predict(features);
-      if (typeof prediction === "number" && prediction !== label2) {
-        var gradient = label2 - prediction;
-        for (var i2 = 0; i2 < this.weights.length; i2++) {
-          this.weights[i2] += gradient * features[i2];
-        }
-        this.bias += gradient;
-      }
-      return this;
-    };
-  }
-});
-
-// src/measure/stats/bootstrap.ts
-function bootstrapInterval(n, statistic, opts = {}) {
-  const confidence = opts.confidence ?? 0.95;
-  const resamples = opts.resamples ?? 1e3;
-  const random = seededRandom(opts.seed ?? 24301);
-  const indices = new Int32Array(n);
-  const values = [];
-  for (let r = 0; r < resamples; r++) {
-    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
-    const v = statistic(indices);
-    if (Number.isFinite(v)) values.push(v);
-  }
-  if (values.length === 0) return [NaN, NaN];
-  values.sort((a, b) => a - b);
-  const alpha = (1 - confidence) / 2;
-  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
-}
-function quantileAt(values, indices, p, scratch) {
-  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
-  scratch.sort();
-  return quantileSorted(scratch, p);
-}
-function quantileInterval(values, p, opts = {}) {
-  const scratch = new Float64Array(values.length);
-  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
-}
-function meanInterval(values, opts = {}) {
-  return bootstrapInterval(values.length, (idx) => {
-    let s = 0;
-    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
-    return s / idx.length;
-  }, opts);
-}
-var init_bootstrap = __esm({
-  "src/measure/stats/bootstrap.ts"() {
-    "use strict";
-    init_simple_statistics();
-    init_random();
-  }
-});
-
-// src/measure/latency.ts
-function batchOf(source, batch) {
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, arr] of source) {
-    const rows2 = arr.dims[0];
-    const rowSize = arr.data.length / rows2;
-    const Ctor = arr.data.constructor;
-    const data = new Ctor(batch * rowSize);
-    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
-    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
-  }
-  return out;
-}
-function latencyStat(batch, samplesMs, confidence) {
-  const sorted = [...samplesMs].sort((a, b) => a - b);
-  const stat2 = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
-  if (confidence === void 0) return stat2;
-  stat2.p99_ms = quantileSorted(sorted, 0.99);
-  stat2.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
-  const opts = { confidence, resamples: 500 };
-  stat2.p50_ci = quantileInterval(sorted, 0.5, opts);
-  stat2.p95_ci = quantileInterval(sorted, 0.95, opts);
-  stat2.p99_ci = quantileInterval(sorted, 0.99, opts);
-  stat2.mean_ci = meanInterval(sorted, opts);
-  return stat2;
-}
-function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
-  const n = Math.min(a.length, b.length);
-  const sa = new Float64Array(n);
-  const sb = new Float64Array(n);
-  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
-  const ratio2 = median2(a) / median2(b);
-  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
-  return { ratio: ratio2, ci };
-}
-function relativeHalfWidth(estimate, ci) {
-  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
-}
-function settled(times) {
-  if (times.length < 2 * STABLE_WINDOW) return false;
-  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
-  const last = med(times.slice(-STABLE_WINDOW));
-  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
-  return Math.abs(last / before - 1) <= 0.1;
-}
-function preciseEnough(perModel, target, confidence) {
-  if (perModel.length === 1) {
-    const s = perModel[0];
-    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
-  }
-  for (let i2 = 1; i2 < perModel.length; i2++) {
-    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
-    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
-  }
-  return true;
-}
-async function measureInterleaved(modelPaths, source, opts, onProgress) {
-  const { ort } = onnxruntime();
-  const sessions = [];
-  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
-  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
-  const adaptive = (opts.targetRelCi ?? 0) > 0;
-  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
-  let done = 0;
-  try {
-    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
-    for (let b = 0; b < opts.batchSizes.length; b++) {
-      const started = performance.now();
-      const inputs = batchOf(source, opts.batchSizes[b]);
-      const feeds = {};
-      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const warm = sessions.map(() => []);
-      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
-      let warming = opts.warmup > 0;
-      let warmRounds = 0;
-      let timed = 0;
-      for (let r = 0; ; r++) {
-        if (!warming && timed >= opts.runs) {
-          if (!adaptive || performance.now() - started > capMs) break;
-          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
-        }
-        const order = sessions.map((_, i2) => i2);
-        if (r % 2 === 1) order.reverse();
-        for (const i2 of order) {
-          let dt = Infinity;
-          for (let k = 0; k < (opts.repeat ?? 1); k++) {
-            const t0 = performance.now();
-            const out = await sessions[i2].run(feeds);
-            dt = Math.min(dt, performance.now() - t0);
-            for (const t of Object.values(out)) t.dispose();
-          }
-          if (warming) warm[i2].push(dt);
-          else samples[i2][b].push(dt);
-        }
-        if (warming) {
-          warmRounds++;
-          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
-        } else timed++;
-        onProgress?.(Math.min(++done, total2), total2);
-      }
-    }
-  } finally {
-    for (const s of sessions) await s.release();
-  }
-  return samples;
-}
-var STABLE_WINDOW;
-var init_latency = __esm({
-  "src/measure/latency.ts"() {
-    "use strict";
-    init_simple_statistics();
-    init_ort();
-    init_bootstrap();
-    STABLE_WINDOW = 5;
-  }
-});
-
-// src/measure/stats/normal.ts
-function normalQuantile(p) {
-  if (!(p > 0 && p < 1)) {
-    if (p === 0) return -Infinity;
-    if (p === 1) return Infinity;
-    return NaN;
-  }
-  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
-  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
-  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
-  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
-  const low = 0.02425;
-  if (p < low) {
-    const q2 = Math.sqrt(-2 * Math.log(p));
-    return (((((c[0] * q2 + c[1]) * q2 + c[2]) * q2 + c[3]) * q2 + c[4]) * q2 + c[5]) / ((((d[0] * q2 + d[1]) * q2 + d[2]) * q2 + d[3]) * q2 + 1);
-  }
-  if (p > 1 - low) return -normalQuantile(1 - p);
-  const q = p - 0.5;
-  const r = q * q;
-  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
-}
-function twoSidedZ(confidence) {
-  return normalQuantile(1 - (1 - confidence) / 2);
-}
-var init_normal = __esm({
-  "src/measure/stats/normal.ts"() {
-    "use strict";
-  }
-});
-
-// src/measure/stats/wilson.ts
-function wilsonInterval(successes, n, confidence = 0.95) {
-  if (n <= 0) return [0, 1];
-  const z2 = twoSidedZ(confidence);
-  const p = successes / n;
-  const z22 = z2 * z2;
-  const centre = p + z22 / (2 * n);
-  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
-  const denom = 1 + z22 / n;
-  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
-  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
-  return [lo, hi];
-}
-var init_wilson = __esm({
-  "src/measure/stats/wilson.ts"() {
-    "use strict";
-    init_normal();
-  }
-});
-
-// src/measure/stats/mcnemar.ts
-function pairedTable(correctA, correctB) {
-  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
-  for (let i2 = 0; i2 < correctA.length; i2++) {
-    if (correctA[i2]) {
-      if (correctB[i2]) t.both++;
-      else t.onlyA++;
-    } else if (correctB[i2]) t.onlyB++;
-    else t.neither++;
-  }
-  return t;
-}
-function mcnemarExact(onlyA, onlyB) {
-  const n = onlyA + onlyB;
-  if (n === 0) return 1;
-  return Math.min(1, 2 * binomialHalfCdf(Math.min(onlyA, onlyB), n));
-}
-function pairedDifferenceInterval(t, confidence = 0.95) {
-  const n = t.both + t.onlyA + t.onlyB + t.neither;
-  if (n === 0) return [-1, 1];
-  const p1 = (t.both + t.onlyA) / n;
-  const p2 = (t.both + t.onlyB) / n;
-  const [l1, u1] = wilsonInterval(t.both + t.onlyA, n, confidence);
-  const [l2, u2] = wilsonInterval(t.both + t.onlyB, n, confidence);
-  const marginals = (t.both + t.onlyA) * (t.onlyB + t.neither) * (t.both + t.onlyB) * (t.onlyA + t.neither);
-  const phi = marginals > 0 ? (t.both * t.neither - t.onlyA * t.onlyB) / Math.sqrt(marginals) : 0;
-  const diff = p1 - p2;
-  const lower = Math.sqrt(Math.max(0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2));
-  const upper = Math.sqrt(Math.max(0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2));
-  return [Math.max(-1, diff - lower), Math.min(1, diff + upper)];
-}
-function minSamplesForDrop(drop, discordant, confidence = 0.95) {
-  const z2 = twoSidedZ(confidence);
-  const d = Math.max(discordant, drop);
-  return Math.ceil(z2 * z2 * d / (drop * drop));
-}
-var init_mcnemar = __esm({
-  "src/measure/stats/mcnemar.ts"() {
-    "use strict";
-    init_binomial();
-    init_wilson();
-    init_normal();
-  }
-});
-
-// src/measure/stats/uncertainty.ts
-function subsetTable(a, b, keep) {
-  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
-  for (let i2 = 0; i2 < a.length; i2++) {
-    if (!keep(i2)) continue;
-    if (a[i2]) {
-      if (b[i2]) t.both++;
-      else t.onlyA++;
-    } else if (b[i2]) t.onlyB++;
-    else t.neither++;
-  }
-  return t;
-}
-function sampleNote(t, ci, limit, confidence, what) {
-  if (limit === void 0 || !(ci[0] <= limit && limit < ci[1]) || limit <= 0) return void 0;
-  const n = total(t);
-  const discordant = (t.onlyA + t.onlyB) / Math.max(1, n);
-  const need = minSamplesForDrop(limit, discordant, confidence);
-  return need > n ? `too few samples to decide: ${what} has ${n}, about ${need} needed to resolve a ${(limit * 100).toFixed(2)} pt drop` : void 0;
-}
-function accuracyDropUncertainty(reference, candidate, confidence, limit) {
-  const t = pairedTable(reference, candidate);
-  const ci = pairedDifferenceInterval(t, confidence);
-  return { ci, p_value: mcnemarExact(t.onlyA, t.onlyB), note: sampleNote(t, ci, limit, confidence, "the set") };
-}
-function eceAt(confidence, correct, indices, bins = 15) {
-  const count2 = new Float64Array(bins);
-  const gap = new Float64Array(bins);
-  for (let k = 0; k < indices.length; k++) {
-    const i2 = indices[k];
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
-    count2[b]++;
-    gap[b] += correct[i2] - confidence[i2];
-  }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(gap[b]) / indices.length;
-  return ece;
-}
-function classDropIntervals(m) {
-  const out = [];
-  for (let c = 0; c < m.reference.classes; c++) {
-    const t = subsetTable(m.reference.correct, m.candidate.correct, (i2) => m.labels[i2] === c);
-    if (total(t) === 0) continue;
-    out.push({ class: c, ci: pairedDifferenceInterval(t, m.confidence), p_value: mcnemarExact(t.onlyA, t.onlyB), table: t });
-  }
-  return out;
-}
-function maxInterval(cis) {
-  return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
-}
-function budgetUncertainty(m) {
-  const { confidence } = m;
-  const u = {};
-  u["accuracy-drop"] = accuracyDropUncertainty(m.reference.correct, m.candidate.correct, confidence, m.limits["accuracy-drop"]);
-  const classes = classDropIntervals(m);
-  if (classes.length) {
-    const ci = maxInterval(classes.map((c) => c.ci));
-    const limit = m.limits["class-accuracy-drop"];
-    const smallest = classes.reduce((a, b) => total(a.table) < total(b.table) ? a : b);
-    const note = sampleNote(smallest.table, ci, limit, confidence, `class ${smallest.class}`);
-    u["class-accuracy-drop"] = { ci, note };
-  }
-  const n = m.labels.length;
-  u["ece-increase"] = {
-    ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
-  };
-  if (m.referenceLatency?.length && m.candidateLatency?.length) {
-    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
-    u["min-speedup"] = { ci: speedup.ci };
-    const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
-    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
-    u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
-  }
-  if (m.shifts?.length) {
-    const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
-    u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
-  }
-  return u;
-}
-function accuracyIntervals(p, labels, confidence) {
-  const hit = new Float64Array(p.classes);
-  const support = new Float64Array(p.classes);
-  let all = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) {
-    support[labels[i2]]++;
-    if (p.correct[i2]) {
-      hit[labels[i2]]++;
-      all++;
-    }
-  }
-  return {
-    accuracy_ci: wilsonInterval(all, labels.length, confidence),
-    per_class_ci: Array.from(support, (s, c) => s ? wilsonInterval(hit[c], s, confidence) : null)
-  };
-}
-function annotateClassChanges(changes, m, limit) {
-  const byClass = new Map(classDropIntervals(m).map((c) => [c.class, c]));
-  return changes.map((c) => {
-    const s = byClass.get(c.class);
-    if (!s) return c;
-    return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
-  });
-}
-var total;
-var init_uncertainty = __esm({
-  "src/measure/stats/uncertainty.ts"() {
-    "use strict";
-    init_latency();
-    init_bootstrap();
-    init_mcnemar();
-    init_wilson();
-    total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
-  }
-});
-
-// src/pipeline/verdicts.ts
-function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config, classChanges2, compareMode = false) {
-  const labels = data.labels;
-  const confidence = config.confidence;
-  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
-  const paired = {
-    labels,
-    reference: reference.preds,
-    candidate: candidate.preds,
-    referenceLatency: latency?.reference,
-    candidateLatency: latency?.candidate,
-    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
-    confidence,
-    limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
-  };
-  const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
-  const results = evaluateBudgets(budgets, { ...measurements, uncertainty: budgetUncertainty(paired) }, { strict: config.strict, confidence });
-  const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
-  return {
-    budgets: results,
-    verdict: overallVerdict(results.map((b) => b.verdict)),
-    classChanges: annotateClassChanges(classChanges2, paired, classLimit)
-  };
-}
-function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
-  const cleanGap = (reference.step.accuracy ?? 0) - (candidate.step.accuracy ?? 0);
-  const out = [];
-  for (const s of shifts) {
-    const a = reference.shiftPreds?.get(s.name);
-    const b = candidate.shiftPreds?.get(s.name);
-    if (!a || !b || !s.data.labels) continue;
-    const dense = mean(a.correct);
-    const final2 = mean(b.correct);
-    const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
-    out.push({
-      name: s.name,
-      source: corruptionNames.has(s.name) ? "corruption" : "user",
-      samples: s.data.count,
-      dense,
-      final: final2,
-      drop: dense - final2,
-      drop_ci: u.ci,
-      p_value: u.p_value,
-      gap_change: dense - final2 - cleanGap
-    });
-  }
-  return out;
-}
-function mean(x2) {
-  let s = 0;
-  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
-  return x2.length ? s / x2.length : NaN;
-}
-function distributionShift(clean, shifted) {
-  const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
-  const hist = (p) => {
-    const h = new Array(p.classes).fill(0);
-    for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
-    return h;
-  };
-  const chi = chiSquareHomogeneity(hist(clean), hist(shifted));
-  return { ks: ks.statistic, ks_p: ks.p_value, psi: populationStabilityIndex(clean.confidence, shifted.confidence), chi2: chi.statistic, chi2_df: chi.df, chi2_p: chi.p_value };
-}
-function predictionShifts(reference, candidate, shifts) {
-  const out = [];
-  for (const s of shifts) {
-    const a = reference.shiftPreds?.get(s.name);
-    const b = candidate.shiftPreds?.get(s.name);
-    if (!a || !b) continue;
-    out.push({ name: s.name, samples: s.data.count, labelled: !!s.data.labels, dense: distributionShift(reference.preds, a), final: distributionShift(candidate.preds, b) });
-  }
-  return out;
-}
-var init_verdicts = __esm({
-  "src/pipeline/verdicts.ts"() {
-    "use strict";
-    init_budgets2();
-    init_distribution();
-    init_uncertainty();
   }
 });
 
@@ -33764,9 +31036,9 @@ var init_from_binary = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/file.js
-function fileDesc(b64, imports) {
+function fileDesc(b642, imports) {
   var _a2;
-  const root = fromBinary(FileDescriptorProtoSchema, base64Decode(b64));
+  const root = fromBinary(FileDescriptorProtoSchema, base64Decode(b642));
   root.messageType.forEach(restoreJsonNames);
   root.dependency = (_a2 = imports === null || imports === void 0 ? void 0 : imports.map((f) => f.proto.name)) !== null && _a2 !== void 0 ? _a2 : [];
   const reg = createEmbeddedFileRegistry(root, (protoFileName) => imports === null || imports === void 0 ? void 0 : imports.find((f) => f.proto.name === protoFileName));
@@ -34535,6 +31807,11 @@ function makeFloatTensor(name, dims, values) {
   setTensorFloat32(t, values);
   return t;
 }
+function makeTypedFloatTensor(name, dataType, dims, values) {
+  const t = create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt) });
+  setTensorFloat32(t, values);
+  return t;
+}
 function makeInt64Tensor(name, dims, values) {
   const raw = new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
   return create(TensorProtoSchema, { name, dataType: 7 /* INT64 */, dims: dims.map(BigInt), rawData: raw });
@@ -34563,6 +31840,3083 @@ var init_tensor = __esm({
     FLOAT_TYPES = /* @__PURE__ */ new Set([1 /* FLOAT */, 11 /* DOUBLE */, 10 /* FLOAT16 */, 16 /* BFLOAT16 */]);
     f32 = new Float32Array(1);
     u32 = new Uint32Array(f32.buffer);
+  }
+});
+
+// src/data/dataset.ts
+function describeDims(dims) {
+  return `[${dims.map((d) => d === null ? "?" : String(d)).join(",")}]`;
+}
+function npType(dtype) {
+  return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
+}
+function loadDataset(path18, model, opts) {
+  const modelName = opts.modelPath ?? "the model";
+  if (model.length === 0) {
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path18} into; export the model with its inputs`);
+  }
+  const arrays = readArrays(path18);
+  const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
+  const bound = [];
+  if (model.length === 1) {
+    const spec = model[0];
+    const name = spec.name !== LABELS && arrays.has(spec.name) ? spec.name : SINGLE_INPUT;
+    const arr = arrays.get(name);
+    if (!arr) {
+      throw new UserError(
+        `${path18}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+      );
+    }
+    bound.push([spec, name, arr]);
+  } else {
+    const missing = model.filter((s) => !arrays.has(s.name)).map((s) => s.name);
+    if (missing.length > 0) {
+      const wanted = model.map((s) => `${s.name}=...`).join(", ");
+      throw new UserError(
+        `${path18}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+      );
+    }
+    for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
+  }
+  for (const [spec, name, arr] of bound) checkInput(path18, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path18, name, arr);
+  const [first, firstName, firstArr] = bound[0];
+  const count2 = firstArr.shape[0];
+  for (const [, name, arr] of bound) {
+    if (arr.shape[0] !== count2) {
+      throw new UserError(
+        `${path18}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+      );
+    }
+  }
+  if (count2 < 1) {
+    throw new UserError(`${path18}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+  }
+  const y = arrays.get(LABELS);
+  let labels = null;
+  let labelWidth = 1;
+  if (y) ({ labels, width: labelWidth } = toLabels(path18, y, count2));
+  else if (opts.requireLabels) {
+    throw new UserError(`${path18}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+  }
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [spec, name, arr] of bound) inputs.set(spec.name, asModelType(path18, name, arr, spec));
+  return { path: path18, count: count2, inputs, labels, labelWidth };
+}
+function convertible(have, want) {
+  return have !== want && FLOAT_DTYPES_CONVERTIBLE.has(have) && FLOAT_DTYPES_CONVERTIBLE.has(want);
+}
+function asModelType(path18, name, arr, spec) {
+  if (arr.dtype === spec.dtype) return { dtype: arr.dtype, dims: arr.shape, data: arr.data };
+  const n = arr.data.length;
+  const src = arr.dtype === "float16" ? Float32Array.from(arr.data, halfToFloat) : arr.data;
+  const out = allocTypedArray(spec.dtype, n);
+  if (spec.dtype === "float16") {
+    const half = out;
+    for (let i2 = 0; i2 < n; i2++) {
+      half[i2] = floatToHalf(src[i2]);
+      if ((half[i2] & HALF_FINITE) === HALF_FINITE) {
+        throw new UserError(`${path18}: array '${name}' holds ${src[i2]} at flat index ${i2}, beyond the float16 range (\xB165504) of model input '${spec.name}'; scale the data as the model expects, or save it with ${name}.astype(np.float16) after clipping`);
+      }
+    }
+  } else out.set(src);
+  return { dtype: spec.dtype, dims: arr.shape, data: out };
+}
+function checkInput(path18, spec, name, arr, modelName) {
+  const subject = `${path18}: array '${name}'`;
+  if (arr.dtype !== spec.dtype && !convertible(arr.dtype, spec.dtype)) {
+    throw new UserError(
+      `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
+    );
+  }
+  if (spec.dims.length === 0) {
+    throw new UserError(
+      `${modelName}: input '${spec.name}' is a scalar, so it has no batch axis to feed samples along; export the model with a batch dimension`
+    );
+  }
+  const mismatch = `${subject} has shape ${describeDims(arr.shape)} but model input '${spec.name}' expects ${describeDims(spec.dims)}`;
+  if (arr.shape.length !== spec.dims.length) {
+    throw new UserError(`${mismatch} (rank ${arr.shape.length} vs ${spec.dims.length}); ${reshapeFix(name, arr, spec)}`);
+  }
+  for (let axis = 1; axis < spec.dims.length; axis++) {
+    const want = spec.dims[axis];
+    if (typeof want === "number" && want >= 0 && arr.shape[axis] !== want) {
+      throw new UserError(`${mismatch} (axis ${axis}: ${arr.shape[axis]} vs ${want}); ${reshapeFix(name, arr, spec)}`);
+    }
+  }
+}
+function checkFinite(path18, name, arr) {
+  if (!FLOAT_DTYPES.has(arr.dtype)) return;
+  const data = arr.data;
+  const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
+  const half = arr.dtype === "float16";
+  for (let i2 = 0; i2 < data.length; i2++) {
+    const bad = half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0;
+    if (bad) {
+      const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
+      const more = countNonFinite(data, half);
+      throw new UserError(
+        `${path18}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+      );
+    }
+  }
+}
+function countNonFinite(data, half) {
+  let n = 0;
+  for (let i2 = 0; i2 < data.length; i2++) if (half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0) n++;
+  return n;
+}
+function reshapeFix(name, arr, spec) {
+  const rest = spec.dims.slice(1);
+  if (arr.shape.length >= 1 && rest.every((d) => typeof d === "number" && d >= 0)) {
+    const perSampleWanted = rest.reduce((a, d) => a * d, 1);
+    const perSampleHave = arr.shape.slice(1).reduce((a, d) => a * d, 1);
+    if (perSampleWanted === perSampleHave) return `save it with ${name}.reshape(${[-1, ...rest].join(", ")})`;
+  }
+  return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
+}
+function toLabels(path18, y, count2) {
+  const subject = `${path18}: label array '${LABELS}'`;
+  const matrix = y.shape.length === 2 && y.shape[1] > 1;
+  if (y.shape.length !== 1 && !(y.shape.length === 2 && y.shape[1] >= 1)) {
+    throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be class ids [N], or a 0/1 matrix [N,K] for multi-label models; save it with y.reshape(len(y), -1) or y.reshape(-1)`);
+  }
+  if (!(matrix ? LABEL_MATRIX_DTYPES : INTEGER_DTYPES).has(y.dtype)) {
+    throw new UserError(`${subject} has dtype ${y.dtype} but labels must be integer class ids; save it with y.astype(np.int64)`);
+  }
+  if (y.shape[0] !== count2) {
+    throw new UserError(`${subject} holds ${y.shape[0]} labels but the inputs hold ${count2} samples; save one label per sample`);
+  }
+  const width = y.shape.length === 2 ? y.shape[1] : 1;
+  const out = new Int32Array(count2 * width);
+  const src = y.data;
+  const half = y.dtype === "float16";
+  for (let i2 = 0; i2 < out.length; i2++) {
+    const v = half ? halfToFloat(src[i2]) : Number(src[i2]);
+    if (matrix && v !== 0 && v !== 1) {
+      throw new UserError(`${subject} is a [N,K] matrix, read as multi-label targets, but holds ${v} at sample ${Math.floor(i2 / width)}, label ${i2 % width}; multi-label targets must be 0 or 1 (for one-hot class labels save y.argmax(axis=1))`);
+    }
+    if (v < 0 || v > 2147483647 || !Number.isInteger(v)) {
+      throw new UserError(
+        `${subject} has ${v < 0 ? "negative" : "out-of-range"} value ${String(src[i2])} at index ${Math.floor(i2 / width)}; labels must be class ids 0..K-1`
+      );
+    }
+    out[i2] = v;
+  }
+  return { labels: out, width };
+}
+function sampleSize(dims) {
+  let n = 1;
+  for (let i2 = 1; i2 < dims.length; i2++) n *= dims[i2];
+  return n;
+}
+function sliceBatch(ds, start, end) {
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > ds.count || start >= end) {
+    throw new RangeError(`sliceBatch: [${start}, ${end}) is not a non-empty range within 0..${ds.count}`);
+  }
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) {
+    const per = sampleSize(arr.dims);
+    out.set(name, {
+      dtype: arr.dtype,
+      dims: [end - start, ...arr.dims.slice(1)],
+      data: arr.data.subarray(start * per, end * per)
+    });
+  }
+  return out;
+}
+function takeSamples(ds, indices) {
+  const n = indices.length;
+  if (n === 0) throw new RangeError("takeSamples: no indices; a data set holds at least one sample");
+  for (let k = 0; k < n; k++) {
+    const i2 = indices[k];
+    if (!Number.isInteger(i2) || i2 < 0 || i2 >= ds.count) {
+      throw new RangeError(`takeSamples: index ${i2} at position ${k} is outside 0..${ds.count - 1}`);
+    }
+  }
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) {
+    const per = sampleSize(arr.dims);
+    const data = allocTypedArray(arr.dtype, n * per);
+    for (let k = 0; k < n; k++) {
+      const i2 = indices[k];
+      copySample(data, k * per, arr.data, i2 * per, per);
+    }
+    inputs.set(name, { dtype: arr.dtype, dims: [n, ...arr.dims.slice(1)], data });
+  }
+  let labels = null;
+  const w = ds.labelWidth ?? 1;
+  if (ds.labels) {
+    labels = new Int32Array(n * w);
+    for (let k = 0; k < n; k++) labels.set(ds.labels.subarray(indices[k] * w, (indices[k] + 1) * w), k * w);
+  }
+  return { path: ds.path, count: n, inputs, labels, ...ds.labelWidth !== void 0 ? { labelWidth: ds.labelWidth } : {} };
+}
+function copySample(dst, dstIndex, src, srcIndex, length) {
+  const size = src.BYTES_PER_ELEMENT;
+  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size, length * size).set(
+    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size, length * size)
+  );
+}
+var LABELS, SINGLE_INPUT, INTEGER_DTYPES, FLOAT_DTYPES_CONVERTIBLE, HALF_FINITE, FLOAT_DTYPES, LABEL_MATRIX_DTYPES;
+var init_dataset = __esm({
+  "src/data/dataset.ts"() {
+    "use strict";
+    init_errors();
+    init_npy();
+    init_npz();
+    init_tensor();
+    LABELS = "y";
+    SINGLE_INPUT = "x";
+    INTEGER_DTYPES = /* @__PURE__ */ new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
+    FLOAT_DTYPES_CONVERTIBLE = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
+    HALF_FINITE = 31744;
+    FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
+    LABEL_MATRIX_DTYPES = /* @__PURE__ */ new Set([...INTEGER_DTYPES, "bool", "float16", "float32", "float64"]);
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/backend-impl.js
+var require_backend_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/backend-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.resolveBackendAndExecutionProviders = exports.registerBackend = void 0;
+    var backends = /* @__PURE__ */ new Map();
+    var backendsSortedByPriority = [];
+    var registerBackend = (name, backend, priority) => {
+      if (backend && typeof backend.init === "function" && typeof backend.createInferenceSessionHandler === "function") {
+        const currentBackend = backends.get(name);
+        if (currentBackend === void 0) {
+          backends.set(name, { backend, priority });
+        } else if (currentBackend.priority > priority) {
+          return;
+        } else if (currentBackend.priority === priority) {
+          if (currentBackend.backend !== backend) {
+            throw new Error(`cannot register backend "${name}" using priority ${priority}`);
+          }
+        }
+        if (priority >= 0) {
+          const i2 = backendsSortedByPriority.indexOf(name);
+          if (i2 !== -1) {
+            backendsSortedByPriority.splice(i2, 1);
+          }
+          for (let i3 = 0; i3 < backendsSortedByPriority.length; i3++) {
+            if (backends.get(backendsSortedByPriority[i3]).priority <= priority) {
+              backendsSortedByPriority.splice(i3, 0, name);
+              return;
+            }
+          }
+          backendsSortedByPriority.push(name);
+        }
+        return;
+      }
+      throw new TypeError("not a valid backend");
+    };
+    exports.registerBackend = registerBackend;
+    var tryResolveAndInitializeBackend = async (backendName) => {
+      const backendInfo = backends.get(backendName);
+      if (!backendInfo) {
+        return "backend not found.";
+      }
+      if (backendInfo.initialized) {
+        return backendInfo.backend;
+      } else if (backendInfo.aborted) {
+        return backendInfo.error;
+      } else {
+        const isInitializing = !!backendInfo.initPromise;
+        try {
+          if (!isInitializing) {
+            backendInfo.initPromise = backendInfo.backend.init(backendName);
+          }
+          await backendInfo.initPromise;
+          backendInfo.initialized = true;
+          return backendInfo.backend;
+        } catch (e) {
+          if (!isInitializing) {
+            backendInfo.error = `${e}`;
+            backendInfo.aborted = true;
+          }
+          return backendInfo.error;
+        } finally {
+          delete backendInfo.initPromise;
+        }
+      }
+    };
+    var resolveBackendAndExecutionProviders = async (options) => {
+      const eps = options.executionProviders || [];
+      const backendHints = eps.map((i2) => typeof i2 === "string" ? i2 : i2.name);
+      const backendNames = backendHints.length === 0 ? backendsSortedByPriority : backendHints;
+      let backend;
+      const errors = [];
+      const availableBackendNames = /* @__PURE__ */ new Set();
+      for (const backendName of backendNames) {
+        const resolveResult = await tryResolveAndInitializeBackend(backendName);
+        if (typeof resolveResult === "string") {
+          errors.push({ name: backendName, err: resolveResult });
+        } else {
+          if (!backend) {
+            backend = resolveResult;
+          }
+          if (backend === resolveResult) {
+            availableBackendNames.add(backendName);
+          }
+        }
+      }
+      if (!backend) {
+        throw new Error(`no available backend found. ERR: ${errors.map((e) => `[${e.name}] ${e.err}`).join(", ")}`);
+      }
+      for (const { name, err: err2 } of errors) {
+        if (backendHints.includes(name)) {
+          console.warn(`removing requested execution provider "${name}" from session options because it is not available: ${err2}`);
+        }
+      }
+      const filteredEps = eps.filter((i2) => availableBackendNames.has(typeof i2 === "string" ? i2 : i2.name));
+      return [
+        backend,
+        new Proxy(options, {
+          get: (target, prop) => {
+            if (prop === "executionProviders") {
+              return filteredEps;
+            }
+            return Reflect.get(target, prop);
+          }
+        })
+      ];
+    };
+    exports.resolveBackendAndExecutionProviders = resolveBackendAndExecutionProviders;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/backend.js
+var require_backend = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/backend.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.registerBackend = void 0;
+    var backend_impl_js_1 = require_backend_impl();
+    Object.defineProperty(exports, "registerBackend", { enumerable: true, get: function() {
+      return backend_impl_js_1.registerBackend;
+    } });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/version.js
+var require_version = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/version.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.version = void 0;
+    exports.version = "1.30.0";
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/env-impl.js
+var require_env_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/env-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.env = void 0;
+    var version_js_1 = require_version();
+    var logLevelValue = "warning";
+    exports.env = {
+      wasm: {},
+      webgl: {},
+      webgpu: {},
+      versions: { common: version_js_1.version },
+      set logLevel(value) {
+        if (value === void 0) {
+          return;
+        }
+        if (typeof value !== "string" || ["verbose", "info", "warning", "error", "fatal"].indexOf(value) === -1) {
+          throw new Error(`Unsupported logging level: ${value}`);
+        }
+        logLevelValue = value;
+      },
+      get logLevel() {
+        return logLevelValue;
+      }
+    };
+    Object.defineProperty(exports.env, "logLevel", { enumerable: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/env.js
+var require_env = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/env.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.env = void 0;
+    var env_impl_js_1 = require_env_impl();
+    exports.env = env_impl_js_1.env;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js
+var require_tensor_conversion_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.tensorToImageData = exports.tensorToDataURL = void 0;
+    var tensorToDataURL = (tensor, options) => {
+      const canvas = typeof document !== "undefined" ? document.createElement("canvas") : new OffscreenCanvas(1, 1);
+      canvas.width = tensor.dims[3];
+      canvas.height = tensor.dims[2];
+      const pixels2DContext = canvas.getContext("2d");
+      if (pixels2DContext != null) {
+        let width;
+        let height;
+        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
+          width = tensor.dims[2];
+          height = tensor.dims[3];
+        } else {
+          width = tensor.dims[3];
+          height = tensor.dims[2];
+        }
+        const inputformat = options?.format !== void 0 ? options.format : "RGB";
+        const norm2 = options?.norm;
+        let normMean;
+        let normBias;
+        if (norm2 === void 0 || norm2.mean === void 0) {
+          normMean = [255, 255, 255, 255];
+        } else {
+          if (typeof norm2.mean === "number") {
+            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
+          } else {
+            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 0];
+            if (norm2.mean[3] !== void 0) {
+              normMean[3] = norm2.mean[3];
+            }
+          }
+        }
+        if (norm2 === void 0 || norm2.bias === void 0) {
+          normBias = [0, 0, 0, 0];
+        } else {
+          if (typeof norm2.bias === "number") {
+            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
+          } else {
+            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
+            if (norm2.bias[3] !== void 0) {
+              normBias[3] = norm2.bias[3];
+            }
+          }
+        }
+        const stride = height * width;
+        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
+        if (inputformat === "RGBA") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+          aTensorPointer = stride * 3;
+        } else if (inputformat === "RGB") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+        } else if (inputformat === "RBG") {
+          rTensorPointer = 0;
+          bTensorPointer = stride;
+          gTensorPointer = stride * 2;
+        }
+        for (let i2 = 0; i2 < height; i2++) {
+          for (let j = 0; j < width; j++) {
+            const R = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
+            const G = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
+            const B = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
+            const A = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
+            pixels2DContext.fillStyle = "rgba(" + R + "," + G + "," + B + "," + A + ")";
+            pixels2DContext.fillRect(j, i2, 1, 1);
+          }
+        }
+        if ("toDataURL" in canvas) {
+          return canvas.toDataURL();
+        } else {
+          throw new Error("toDataURL is not supported");
+        }
+      } else {
+        throw new Error("Can not access image data");
+      }
+    };
+    exports.tensorToDataURL = tensorToDataURL;
+    var tensorToImageData = (tensor, options) => {
+      const pixels2DContext = typeof document !== "undefined" ? document.createElement("canvas").getContext("2d") : new OffscreenCanvas(1, 1).getContext("2d");
+      let image;
+      if (pixels2DContext != null) {
+        let width;
+        let height;
+        let channels;
+        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
+          width = tensor.dims[2];
+          height = tensor.dims[1];
+          channels = tensor.dims[3];
+        } else {
+          width = tensor.dims[3];
+          height = tensor.dims[2];
+          channels = tensor.dims[1];
+        }
+        const inputformat = options !== void 0 ? options.format !== void 0 ? options.format : "RGB" : "RGB";
+        const norm2 = options?.norm;
+        let normMean;
+        let normBias;
+        if (norm2 === void 0 || norm2.mean === void 0) {
+          normMean = [255, 255, 255, 255];
+        } else {
+          if (typeof norm2.mean === "number") {
+            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
+          } else {
+            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 255];
+            if (norm2.mean[3] !== void 0) {
+              normMean[3] = norm2.mean[3];
+            }
+          }
+        }
+        if (norm2 === void 0 || norm2.bias === void 0) {
+          normBias = [0, 0, 0, 0];
+        } else {
+          if (typeof norm2.bias === "number") {
+            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
+          } else {
+            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
+            if (norm2.bias[3] !== void 0) {
+              normBias[3] = norm2.bias[3];
+            }
+          }
+        }
+        const stride = height * width;
+        if (options !== void 0) {
+          if (options.format !== void 0 && channels === 4 && options.format !== "RGBA" || channels === 3 && options.format !== "RGB" && options.format !== "BGR") {
+            throw new Error("Tensor format doesn't match input tensor dims");
+          }
+        }
+        const step = 4;
+        let rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
+        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
+        if (inputformat === "RGBA") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+          aTensorPointer = stride * 3;
+        } else if (inputformat === "RGB") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+        } else if (inputformat === "RBG") {
+          rTensorPointer = 0;
+          bTensorPointer = stride;
+          gTensorPointer = stride * 2;
+        }
+        image = pixels2DContext.createImageData(width, height);
+        for (let i2 = 0; i2 < height * width; rImagePointer += step, gImagePointer += step, bImagePointer += step, aImagePointer += step, i2++) {
+          image.data[rImagePointer] = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
+          image.data[gImagePointer] = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
+          image.data[bImagePointer] = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
+          image.data[aImagePointer] = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
+        }
+      } else {
+        throw new Error("Can not access image data");
+      }
+      return image;
+    };
+    exports.tensorToImageData = tensorToImageData;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js
+var require_tensor_factory_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.tensorFromPinnedBuffer = exports.tensorFromMLTensor = exports.tensorFromGpuBuffer = exports.tensorFromTexture = exports.tensorFromImage = exports.bufferToTensor = void 0;
+    var tensor_impl_js_1 = require_tensor_impl();
+    var bufferToTensor = (buffer, options) => {
+      if (buffer === void 0) {
+        throw new Error("Image buffer must be defined");
+      }
+      if (options.height === void 0 || options.width === void 0) {
+        throw new Error("Image height and width must be defined");
+      }
+      if (options.tensorLayout === "NHWC") {
+        throw new Error("NHWC Tensor layout is not supported yet");
+      }
+      const { height, width } = options;
+      const norm2 = options.norm ?? { mean: 255, bias: 0 };
+      let normMean;
+      let normBias;
+      if (typeof norm2.mean === "number") {
+        normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
+      } else {
+        normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], norm2.mean[3] ?? 255];
+      }
+      if (typeof norm2.bias === "number") {
+        normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
+      } else {
+        normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], norm2.bias[3] ?? 0];
+      }
+      const inputformat = options.format !== void 0 ? options.format : "RGBA";
+      const outputformat = options.tensorFormat !== void 0 ? options.tensorFormat !== void 0 ? options.tensorFormat : "RGB" : "RGB";
+      const stride = height * width;
+      const float32Data = outputformat === "RGBA" ? new Float32Array(stride * 4) : new Float32Array(stride * 3);
+      let step = 4, rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
+      let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
+      if (inputformat === "RGB") {
+        step = 3;
+        rImagePointer = 0;
+        gImagePointer = 1;
+        bImagePointer = 2;
+        aImagePointer = -1;
+      }
+      if (outputformat === "RGBA") {
+        aTensorPointer = stride * 3;
+      } else if (outputformat === "RBG") {
+        rTensorPointer = 0;
+        bTensorPointer = stride;
+        gTensorPointer = stride * 2;
+      } else if (outputformat === "BGR") {
+        bTensorPointer = 0;
+        gTensorPointer = stride;
+        rTensorPointer = stride * 2;
+      }
+      for (let i2 = 0; i2 < stride; i2++, rImagePointer += step, bImagePointer += step, gImagePointer += step, aImagePointer += step) {
+        float32Data[rTensorPointer++] = (buffer[rImagePointer] + normBias[0]) / normMean[0];
+        float32Data[gTensorPointer++] = (buffer[gImagePointer] + normBias[1]) / normMean[1];
+        float32Data[bTensorPointer++] = (buffer[bImagePointer] + normBias[2]) / normMean[2];
+        if (aTensorPointer !== -1 && aImagePointer !== -1) {
+          float32Data[aTensorPointer++] = (buffer[aImagePointer] + normBias[3]) / normMean[3];
+        }
+      }
+      const outputTensor = outputformat === "RGBA" ? new tensor_impl_js_1.Tensor("float32", float32Data, [1, 4, height, width]) : new tensor_impl_js_1.Tensor("float32", float32Data, [1, 3, height, width]);
+      return outputTensor;
+    };
+    exports.bufferToTensor = bufferToTensor;
+    var tensorFromImage = async (image, options) => {
+      const isHTMLImageEle = typeof HTMLImageElement !== "undefined" && image instanceof HTMLImageElement;
+      const isImageDataEle = typeof ImageData !== "undefined" && image instanceof ImageData;
+      const isImageBitmap = typeof ImageBitmap !== "undefined" && image instanceof ImageBitmap;
+      const isString = typeof image === "string";
+      let data;
+      let bufferToTensorOptions = options ?? {};
+      const createCanvas = () => {
+        if (typeof document !== "undefined") {
+          return document.createElement("canvas");
+        } else if (typeof OffscreenCanvas !== "undefined") {
+          return new OffscreenCanvas(1, 1);
+        } else {
+          throw new Error("Canvas is not supported");
+        }
+      };
+      const createCanvasContext = (canvas) => {
+        if (typeof HTMLCanvasElement !== "undefined" && canvas instanceof HTMLCanvasElement) {
+          return canvas.getContext("2d");
+        } else if (canvas instanceof OffscreenCanvas) {
+          return canvas.getContext("2d");
+        } else {
+          return null;
+        }
+      };
+      if (isHTMLImageEle) {
+        const canvas = createCanvas();
+        canvas.width = image.width;
+        canvas.height = image.height;
+        const pixels2DContext = createCanvasContext(canvas);
+        if (pixels2DContext != null) {
+          let height = image.height;
+          let width = image.width;
+          if (options !== void 0 && options.resizedHeight !== void 0 && options.resizedWidth !== void 0) {
+            height = options.resizedHeight;
+            width = options.resizedWidth;
+          }
+          if (options !== void 0) {
+            bufferToTensorOptions = options;
+            if (options.tensorFormat !== void 0) {
+              throw new Error("Image input config format must be RGBA for HTMLImageElement");
+            } else {
+              bufferToTensorOptions.tensorFormat = "RGBA";
+            }
+            bufferToTensorOptions.height = height;
+            bufferToTensorOptions.width = width;
+          } else {
+            bufferToTensorOptions.tensorFormat = "RGBA";
+            bufferToTensorOptions.height = height;
+            bufferToTensorOptions.width = width;
+          }
+          pixels2DContext.drawImage(image, 0, 0);
+          data = pixels2DContext.getImageData(0, 0, width, height).data;
+        } else {
+          throw new Error("Can not access image data");
+        }
+      } else if (isImageDataEle) {
+        let height;
+        let width;
+        if (options !== void 0 && options.resizedWidth !== void 0 && options.resizedHeight !== void 0) {
+          height = options.resizedHeight;
+          width = options.resizedWidth;
+        } else {
+          height = image.height;
+          width = image.width;
+        }
+        if (options !== void 0) {
+          bufferToTensorOptions = options;
+        }
+        bufferToTensorOptions.format = "RGBA";
+        bufferToTensorOptions.height = height;
+        bufferToTensorOptions.width = width;
+        if (options !== void 0) {
+          const tempCanvas = createCanvas();
+          tempCanvas.width = width;
+          tempCanvas.height = height;
+          const pixels2DContext = createCanvasContext(tempCanvas);
+          if (pixels2DContext != null) {
+            pixels2DContext.putImageData(image, 0, 0);
+            data = pixels2DContext.getImageData(0, 0, width, height).data;
+          } else {
+            throw new Error("Can not access image data");
+          }
+        } else {
+          data = image.data;
+        }
+      } else if (isImageBitmap) {
+        if (options === void 0) {
+          throw new Error("Please provide image config with format for Imagebitmap");
+        }
+        const canvas = createCanvas();
+        canvas.width = image.width;
+        canvas.height = image.height;
+        const pixels2DContext = createCanvasContext(canvas);
+        if (pixels2DContext != null) {
+          const height = image.height;
+          const width = image.width;
+          pixels2DContext.drawImage(image, 0, 0, width, height);
+          data = pixels2DContext.getImageData(0, 0, width, height).data;
+          bufferToTensorOptions.height = height;
+          bufferToTensorOptions.width = width;
+          return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
+        } else {
+          throw new Error("Can not access image data");
+        }
+      } else if (isString) {
+        return new Promise((resolve7, reject) => {
+          const canvas = createCanvas();
+          const context3 = createCanvasContext(canvas);
+          if (!image || !context3) {
+            return reject();
+          }
+          const newImage = new Image();
+          newImage.crossOrigin = "Anonymous";
+          newImage.src = image;
+          newImage.onload = () => {
+            canvas.width = newImage.width;
+            canvas.height = newImage.height;
+            context3.drawImage(newImage, 0, 0, canvas.width, canvas.height);
+            const img = context3.getImageData(0, 0, canvas.width, canvas.height);
+            bufferToTensorOptions.height = canvas.height;
+            bufferToTensorOptions.width = canvas.width;
+            resolve7((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
+          };
+        });
+      } else {
+        throw new Error("Input data provided is not supported - aborted tensor creation");
+      }
+      if (data !== void 0) {
+        return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
+      } else {
+        throw new Error("Input data provided is not supported - aborted tensor creation");
+      }
+    };
+    exports.tensorFromImage = tensorFromImage;
+    var tensorFromTexture = (texture, options) => {
+      const { width, height, download, dispose } = options;
+      const dims = [1, height, width, 4];
+      return new tensor_impl_js_1.Tensor({ location: "texture", type: "float32", texture, dims, download, dispose });
+    };
+    exports.tensorFromTexture = tensorFromTexture;
+    var tensorFromGpuBuffer = (gpuBuffer, options) => {
+      const { dataType, dims, download, dispose } = options;
+      return new tensor_impl_js_1.Tensor({ location: "gpu-buffer", type: dataType ?? "float32", gpuBuffer, dims, download, dispose });
+    };
+    exports.tensorFromGpuBuffer = tensorFromGpuBuffer;
+    var tensorFromMLTensor = (mlTensor, options) => {
+      const { dataType, dims, download, dispose } = options;
+      return new tensor_impl_js_1.Tensor({ location: "ml-tensor", type: dataType ?? "float32", mlTensor, dims, download, dispose });
+    };
+    exports.tensorFromMLTensor = tensorFromMLTensor;
+    var tensorFromPinnedBuffer = (type, buffer, dims) => new tensor_impl_js_1.Tensor({ location: "cpu-pinned", type, data: buffer, dims: dims ?? [buffer.length] });
+    exports.tensorFromPinnedBuffer = tensorFromPinnedBuffer;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js
+var require_tensor_impl_type_mapping = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.checkTypedArray = exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = void 0;
+    exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = /* @__PURE__ */ new Map([
+      ["float32", Float32Array],
+      ["uint8", Uint8Array],
+      ["int8", Int8Array],
+      ["uint16", Uint16Array],
+      ["int16", Int16Array],
+      ["int32", Int32Array],
+      ["bool", Uint8Array],
+      ["float64", Float64Array],
+      ["uint32", Uint32Array],
+      ["int4", Uint8Array],
+      ["uint4", Uint8Array]
+    ]);
+    exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = /* @__PURE__ */ new Map([
+      [Float32Array, "float32"],
+      [Uint8Array, "uint8"],
+      [Int8Array, "int8"],
+      [Uint16Array, "uint16"],
+      [Int16Array, "int16"],
+      [Int32Array, "int32"],
+      [Float64Array, "float64"],
+      [Uint32Array, "uint32"]
+    ]);
+    var isTypedArrayChecked = false;
+    var checkTypedArray = () => {
+      if (!isTypedArrayChecked) {
+        isTypedArrayChecked = true;
+        const isBigInt64ArrayAvailable = typeof BigInt64Array !== "undefined" && BigInt64Array.from;
+        const isBigUint64ArrayAvailable = typeof BigUint64Array !== "undefined" && BigUint64Array.from;
+        const Float16Array = globalThis.Float16Array;
+        const isFloat16ArrayAvailable = typeof Float16Array !== "undefined" && Float16Array.from;
+        if (isBigInt64ArrayAvailable) {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("int64", BigInt64Array);
+          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigInt64Array, "int64");
+        }
+        if (isBigUint64ArrayAvailable) {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("uint64", BigUint64Array);
+          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigUint64Array, "uint64");
+        }
+        if (isFloat16ArrayAvailable) {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Float16Array);
+          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(Float16Array, "float16");
+        } else {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Uint16Array);
+        }
+      }
+    };
+    exports.checkTypedArray = checkTypedArray;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js
+var require_tensor_utils_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.tensorReshape = exports.calculateSize = void 0;
+    var tensor_impl_js_1 = require_tensor_impl();
+    var calculateSize = (dims) => {
+      let size = 1;
+      for (let i2 = 0; i2 < dims.length; i2++) {
+        const dim = dims[i2];
+        if (typeof dim !== "number" || !Number.isSafeInteger(dim)) {
+          throw new TypeError(`dims[${i2}] must be an integer, got: ${dim}`);
+        }
+        if (dim < 0) {
+          throw new RangeError(`dims[${i2}] must be a non-negative integer, got: ${dim}`);
+        }
+        size *= dim;
+      }
+      return size;
+    };
+    exports.calculateSize = calculateSize;
+    var tensorReshape = (tensor, dims) => {
+      switch (tensor.location) {
+        case "cpu":
+          return new tensor_impl_js_1.Tensor(tensor.type, tensor.data, dims);
+        case "cpu-pinned":
+          return new tensor_impl_js_1.Tensor({
+            location: "cpu-pinned",
+            data: tensor.data,
+            type: tensor.type,
+            dims
+          });
+        case "texture":
+          return new tensor_impl_js_1.Tensor({
+            location: "texture",
+            texture: tensor.texture,
+            type: tensor.type,
+            dims
+          });
+        case "gpu-buffer":
+          return new tensor_impl_js_1.Tensor({
+            location: "gpu-buffer",
+            gpuBuffer: tensor.gpuBuffer,
+            type: tensor.type,
+            dims
+          });
+        case "ml-tensor":
+          return new tensor_impl_js_1.Tensor({
+            location: "ml-tensor",
+            mlTensor: tensor.mlTensor,
+            type: tensor.type,
+            dims
+          });
+        default:
+          throw new Error(`tensorReshape: tensor location ${tensor.location} is not supported`);
+      }
+    };
+    exports.tensorReshape = tensorReshape;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-impl.js
+var require_tensor_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Tensor = void 0;
+    var tensor_conversion_impl_js_1 = require_tensor_conversion_impl();
+    var tensor_factory_impl_js_1 = require_tensor_factory_impl();
+    var tensor_impl_type_mapping_js_1 = require_tensor_impl_type_mapping();
+    var tensor_utils_impl_js_1 = require_tensor_utils_impl();
+    var Tensor = class {
+      /**
+       * implementation.
+       */
+      constructor(arg0, arg1, arg2) {
+        (0, tensor_impl_type_mapping_js_1.checkTypedArray)();
+        let type;
+        let dims;
+        if (typeof arg0 === "object" && "location" in arg0) {
+          this.dataLocation = arg0.location;
+          type = arg0.type;
+          dims = arg0.dims;
+          switch (arg0.location) {
+            case "cpu-pinned": {
+              const expectedTypedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(type);
+              if (!expectedTypedArrayConstructor) {
+                throw new TypeError(`unsupported type "${type}" to create tensor from pinned buffer`);
+              }
+              if (!(arg0.data instanceof expectedTypedArrayConstructor)) {
+                throw new TypeError(`buffer should be of type ${expectedTypedArrayConstructor.name}`);
+              }
+              this.cpuData = arg0.data;
+              break;
+            }
+            case "texture": {
+              if (type !== "float32") {
+                throw new TypeError(`unsupported type "${type}" to create tensor from texture`);
+              }
+              this.gpuTextureData = arg0.texture;
+              this.downloader = arg0.download;
+              this.disposer = arg0.dispose;
+              break;
+            }
+            case "gpu-buffer": {
+              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
+                throw new TypeError(`unsupported type "${type}" to create tensor from gpu buffer`);
+              }
+              this.gpuBufferData = arg0.gpuBuffer;
+              this.downloader = arg0.download;
+              this.disposer = arg0.dispose;
+              break;
+            }
+            case "ml-tensor": {
+              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint64" && type !== "int8" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
+                throw new TypeError(`unsupported type "${type}" to create tensor from MLTensor`);
+              }
+              this.mlTensorData = arg0.mlTensor;
+              this.downloader = arg0.download;
+              this.disposer = arg0.dispose;
+              break;
+            }
+            default:
+              throw new Error(`Tensor constructor: unsupported location '${this.dataLocation}'`);
+          }
+        } else {
+          let data;
+          let maybeDims;
+          if (typeof arg0 === "string") {
+            type = arg0;
+            maybeDims = arg2;
+            if (arg0 === "string") {
+              if (!Array.isArray(arg1)) {
+                throw new TypeError("A string tensor's data must be a string array.");
+              }
+              data = arg1;
+            } else {
+              const typedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(arg0);
+              if (typedArrayConstructor === void 0) {
+                throw new TypeError(`Unsupported tensor type: ${arg0}.`);
+              }
+              if (Array.isArray(arg1)) {
+                if (arg0 === "float16" && typedArrayConstructor === Uint16Array || arg0 === "uint4" || arg0 === "int4") {
+                  throw new TypeError(`Creating a ${arg0} tensor from number array is not supported. Please use ${typedArrayConstructor.name} as data.`);
+                } else if (arg0 === "uint64" || arg0 === "int64") {
+                  data = typedArrayConstructor.from(arg1, BigInt);
+                } else {
+                  data = typedArrayConstructor.from(arg1);
+                }
+              } else if (arg1 instanceof typedArrayConstructor) {
+                data = arg1;
+              } else if (arg1 instanceof Uint8ClampedArray) {
+                if (arg0 === "uint8") {
+                  data = Uint8Array.from(arg1);
+                } else {
+                  throw new TypeError(`A Uint8ClampedArray tensor's data must be type of uint8`);
+                }
+              } else if (arg0 === "float16" && arg1 instanceof Uint16Array && typedArrayConstructor !== Uint16Array) {
+                data = new globalThis.Float16Array(arg1.buffer, arg1.byteOffset, arg1.length);
+              } else {
+                throw new TypeError(`A ${type} tensor's data must be type of ${typedArrayConstructor}`);
+              }
+            }
+          } else {
+            maybeDims = arg1;
+            if (Array.isArray(arg0)) {
+              if (arg0.length === 0) {
+                throw new TypeError("Tensor type cannot be inferred from an empty array.");
+              }
+              const firstElementType = typeof arg0[0];
+              if (firstElementType === "string") {
+                type = "string";
+                data = arg0;
+              } else if (firstElementType === "boolean") {
+                type = "bool";
+                data = Uint8Array.from(arg0);
+              } else {
+                throw new TypeError(`Invalid element type of data array: ${firstElementType}.`);
+              }
+            } else if (arg0 instanceof Uint8ClampedArray) {
+              type = "uint8";
+              data = Uint8Array.from(arg0);
+            } else {
+              const mappedType = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.get(arg0.constructor);
+              if (mappedType === void 0) {
+                throw new TypeError(`Unsupported type for tensor data: ${arg0.constructor}.`);
+              }
+              type = mappedType;
+              data = arg0;
+            }
+          }
+          if (maybeDims === void 0) {
+            maybeDims = [data.length];
+          } else if (!Array.isArray(maybeDims)) {
+            throw new TypeError("A tensor's dims must be a number array");
+          }
+          dims = maybeDims;
+          this.cpuData = data;
+          this.dataLocation = "cpu";
+        }
+        const size = (0, tensor_utils_impl_js_1.calculateSize)(dims);
+        if (this.cpuData && size !== this.cpuData.length) {
+          if ((type === "uint4" || type === "int4") && Math.ceil(size / 2) === this.cpuData.length) {
+          } else {
+            throw new Error(`Tensor's size(${size}) does not match data length(${this.cpuData.length}).`);
+          }
+        }
+        this.type = type;
+        this.dims = dims;
+        this.size = size;
+      }
+      // #endregion
+      // #region factory
+      static async fromImage(image, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromImage)(image, options);
+      }
+      static fromTexture(texture, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromTexture)(texture, options);
+      }
+      static fromGpuBuffer(gpuBuffer, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromGpuBuffer)(gpuBuffer, options);
+      }
+      static fromMLTensor(mlTensor, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromMLTensor)(mlTensor, options);
+      }
+      static fromPinnedBuffer(type, buffer, dims) {
+        return (0, tensor_factory_impl_js_1.tensorFromPinnedBuffer)(type, buffer, dims);
+      }
+      // #endregion
+      // #region conversions
+      toDataURL(options) {
+        return (0, tensor_conversion_impl_js_1.tensorToDataURL)(this, options);
+      }
+      toImageData(options) {
+        return (0, tensor_conversion_impl_js_1.tensorToImageData)(this, options);
+      }
+      // #endregion
+      // #region properties
+      get data() {
+        this.ensureValid();
+        if (!this.cpuData) {
+          throw new Error("The data is not on CPU. Use `getData()` to download GPU data to CPU, or use `texture` or `gpuBuffer` property to access the GPU data directly.");
+        }
+        return this.cpuData;
+      }
+      get location() {
+        return this.dataLocation;
+      }
+      get texture() {
+        this.ensureValid();
+        if (!this.gpuTextureData) {
+          throw new Error("The data is not stored as a WebGL texture.");
+        }
+        return this.gpuTextureData;
+      }
+      get gpuBuffer() {
+        this.ensureValid();
+        if (!this.gpuBufferData) {
+          throw new Error("The data is not stored as a WebGPU buffer.");
+        }
+        return this.gpuBufferData;
+      }
+      get mlTensor() {
+        this.ensureValid();
+        if (!this.mlTensorData) {
+          throw new Error("The data is not stored as a WebNN MLTensor.");
+        }
+        return this.mlTensorData;
+      }
+      // #endregion
+      // #region methods
+      async getData(releaseData) {
+        this.ensureValid();
+        switch (this.dataLocation) {
+          case "cpu":
+          case "cpu-pinned":
+            return this.data;
+          case "texture":
+          case "gpu-buffer":
+          case "ml-tensor": {
+            if (!this.downloader) {
+              throw new Error("The current tensor is not created with a specified data downloader.");
+            }
+            if (this.isDownloading) {
+              throw new Error("The current tensor is being downloaded.");
+            }
+            try {
+              this.isDownloading = true;
+              const data = await this.downloader();
+              this.downloader = void 0;
+              this.dataLocation = "cpu";
+              this.cpuData = data;
+              if (releaseData && this.disposer) {
+                this.disposer();
+                this.disposer = void 0;
+              }
+              return data;
+            } finally {
+              this.isDownloading = false;
+            }
+          }
+          default:
+            throw new Error(`cannot get data from location: ${this.dataLocation}`);
+        }
+      }
+      dispose() {
+        if (this.isDownloading) {
+          throw new Error("The current tensor is being downloaded.");
+        }
+        if (this.disposer) {
+          this.disposer();
+          this.disposer = void 0;
+        }
+        this.cpuData = void 0;
+        this.gpuTextureData = void 0;
+        this.gpuBufferData = void 0;
+        this.mlTensorData = void 0;
+        this.downloader = void 0;
+        this.isDownloading = void 0;
+        this.dataLocation = "none";
+      }
+      // #endregion
+      // #region tensor utilities
+      ensureValid() {
+        if (this.dataLocation === "none") {
+          throw new Error("The tensor is disposed.");
+        }
+      }
+      reshape(dims) {
+        this.ensureValid();
+        if (this.downloader || this.disposer) {
+          throw new Error("Cannot reshape a tensor that owns GPU resource.");
+        }
+        return (0, tensor_utils_impl_js_1.tensorReshape)(this, dims);
+      }
+    };
+    exports.Tensor = Tensor;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor.js
+var require_tensor = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Tensor = void 0;
+    var tensor_impl_js_1 = require_tensor_impl();
+    exports.Tensor = tensor_impl_js_1.Tensor;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/trace.js
+var require_trace = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/trace.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.TRACE_EVENT_END = exports.TRACE_EVENT_BEGIN = exports.TRACE_FUNC_END = exports.TRACE_FUNC_BEGIN = exports.TRACE = void 0;
+    var env_impl_js_1 = require_env_impl();
+    var TRACE = (deviceType, label2) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      console.timeStamp(`${deviceType}::ORT::${label2}`);
+    };
+    exports.TRACE = TRACE;
+    var TRACE_FUNC = (msg, extraMsg) => {
+      const stack = new Error().stack?.split(/\r\n|\r|\n/g) || [];
+      let hasTraceFunc = false;
+      for (let i2 = 0; i2 < stack.length; i2++) {
+        if (hasTraceFunc && !stack[i2].includes("TRACE_FUNC")) {
+          let label2 = `FUNC_${msg}::${stack[i2].trim().split(" ")[1]}`;
+          if (extraMsg) {
+            label2 += `::${extraMsg}`;
+          }
+          (0, exports.TRACE)("CPU", label2);
+          return;
+        }
+        if (stack[i2].includes("TRACE_FUNC")) {
+          hasTraceFunc = true;
+        }
+      }
+    };
+    var TRACE_FUNC_BEGIN = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      TRACE_FUNC("BEGIN", extraMsg);
+    };
+    exports.TRACE_FUNC_BEGIN = TRACE_FUNC_BEGIN;
+    var TRACE_FUNC_END = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      TRACE_FUNC("END", extraMsg);
+    };
+    exports.TRACE_FUNC_END = TRACE_FUNC_END;
+    var TRACE_EVENT_BEGIN = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      console.time(`ORT::${extraMsg}`);
+    };
+    exports.TRACE_EVENT_BEGIN = TRACE_EVENT_BEGIN;
+    var TRACE_EVENT_END = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      console.timeEnd(`ORT::${extraMsg}`);
+    };
+    exports.TRACE_EVENT_END = TRACE_EVENT_END;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js
+var require_inference_session_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.InferenceSession = void 0;
+    var backend_impl_js_1 = require_backend_impl();
+    var tensor_js_1 = require_tensor();
+    var trace_js_1 = require_trace();
+    var InferenceSession = class _InferenceSession {
+      constructor(handler2) {
+        this.handler = handler2;
+      }
+      async run(feeds, arg1, arg2) {
+        (0, trace_js_1.TRACE_FUNC_BEGIN)();
+        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.run");
+        const fetches = {};
+        let options = {};
+        if (typeof feeds !== "object" || feeds === null || feeds instanceof tensor_js_1.Tensor || Array.isArray(feeds)) {
+          throw new TypeError("'feeds' must be an object that use input names as keys and OnnxValue as corresponding values.");
+        }
+        let isFetchesEmpty = true;
+        if (typeof arg1 === "object") {
+          if (arg1 === null) {
+            throw new TypeError("Unexpected argument[1]: cannot be null.");
+          }
+          if (arg1 instanceof tensor_js_1.Tensor) {
+            throw new TypeError("'fetches' cannot be a Tensor");
+          }
+          if (Array.isArray(arg1)) {
+            if (arg1.length === 0) {
+              throw new TypeError("'fetches' cannot be an empty array.");
+            }
+            isFetchesEmpty = false;
+            for (const name of arg1) {
+              if (typeof name !== "string") {
+                throw new TypeError("'fetches' must be a string array or an object.");
+              }
+              if (this.outputNames.indexOf(name) === -1) {
+                throw new RangeError(`'fetches' contains invalid output name: ${name}.`);
+              }
+              fetches[name] = null;
+            }
+            if (typeof arg2 === "object" && arg2 !== null) {
+              options = arg2;
+            } else if (typeof arg2 !== "undefined") {
+              throw new TypeError("'options' must be an object.");
+            }
+          } else {
+            let isFetches = false;
+            const arg1Keys = Object.getOwnPropertyNames(arg1);
+            for (const name of this.outputNames) {
+              if (arg1Keys.indexOf(name) !== -1) {
+                const v = arg1[name];
+                if (v === null || v instanceof tensor_js_1.Tensor) {
+                  isFetches = true;
+                  isFetchesEmpty = false;
+                  fetches[name] = v;
+                }
+              }
+            }
+            if (isFetches) {
+              if (typeof arg2 === "object" && arg2 !== null) {
+                options = arg2;
+              } else if (typeof arg2 !== "undefined") {
+                throw new TypeError("'options' must be an object.");
+              }
+            } else {
+              options = arg1;
+            }
+          }
+        } else if (typeof arg1 !== "undefined") {
+          throw new TypeError("Unexpected argument[1]: must be 'fetches' or 'options'.");
+        }
+        for (const name of this.inputNames) {
+          if (typeof feeds[name] === "undefined") {
+            throw new Error(`input '${name}' is missing in 'feeds'.`);
+          }
+        }
+        if (isFetchesEmpty) {
+          for (const name of this.outputNames) {
+            fetches[name] = null;
+          }
+        }
+        const results = await this.handler.run(feeds, fetches, options);
+        const returnValue = {};
+        for (const key in results) {
+          if (Object.hasOwnProperty.call(results, key)) {
+            const result = results[key];
+            if (result instanceof tensor_js_1.Tensor) {
+              returnValue[key] = result;
+            } else {
+              returnValue[key] = new tensor_js_1.Tensor(result.type, result.data, result.dims);
+            }
+          }
+        }
+        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.run");
+        (0, trace_js_1.TRACE_FUNC_END)();
+        return returnValue;
+      }
+      async release() {
+        return this.handler.dispose();
+      }
+      static async create(arg0, arg1, arg2, arg3) {
+        (0, trace_js_1.TRACE_FUNC_BEGIN)();
+        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.create");
+        let filePathOrUint8Array;
+        let options = {};
+        if (typeof arg0 === "string") {
+          filePathOrUint8Array = arg0;
+          if (typeof arg1 === "object" && arg1 !== null) {
+            options = arg1;
+          } else if (typeof arg1 !== "undefined") {
+            throw new TypeError("'options' must be an object.");
+          }
+        } else if (arg0 instanceof Uint8Array) {
+          filePathOrUint8Array = arg0;
+          if (typeof arg1 === "object" && arg1 !== null) {
+            options = arg1;
+          } else if (typeof arg1 !== "undefined") {
+            throw new TypeError("'options' must be an object.");
+          }
+        } else if (arg0 instanceof ArrayBuffer || typeof SharedArrayBuffer !== "undefined" && arg0 instanceof SharedArrayBuffer) {
+          const buffer = arg0;
+          let byteOffset = 0;
+          let byteLength = arg0.byteLength;
+          if (typeof arg1 === "object" && arg1 !== null) {
+            options = arg1;
+          } else if (typeof arg1 === "number") {
+            byteOffset = arg1;
+            if (!Number.isSafeInteger(byteOffset)) {
+              throw new RangeError("'byteOffset' must be an integer.");
+            }
+            if (byteOffset < 0 || byteOffset >= buffer.byteLength) {
+              throw new RangeError(`'byteOffset' is out of range [0, ${buffer.byteLength}).`);
+            }
+            byteLength = arg0.byteLength - byteOffset;
+            if (typeof arg2 === "number") {
+              byteLength = arg2;
+              if (!Number.isSafeInteger(byteLength)) {
+                throw new RangeError("'byteLength' must be an integer.");
+              }
+              if (byteLength <= 0 || byteOffset + byteLength > buffer.byteLength) {
+                throw new RangeError(`'byteLength' is out of range (0, ${buffer.byteLength - byteOffset}].`);
+              }
+              if (typeof arg3 === "object" && arg3 !== null) {
+                options = arg3;
+              } else if (typeof arg3 !== "undefined") {
+                throw new TypeError("'options' must be an object.");
+              }
+            } else if (typeof arg2 !== "undefined") {
+              throw new TypeError("'byteLength' must be a number.");
+            }
+          } else if (typeof arg1 !== "undefined") {
+            throw new TypeError("'options' must be an object.");
+          }
+          filePathOrUint8Array = new Uint8Array(buffer, byteOffset, byteLength);
+        } else {
+          throw new TypeError("Unexpected argument[0]: must be 'path' or 'buffer'.");
+        }
+        const [backend, optionsWithValidatedEPs] = await (0, backend_impl_js_1.resolveBackendAndExecutionProviders)(options);
+        const handler2 = await backend.createInferenceSessionHandler(filePathOrUint8Array, optionsWithValidatedEPs);
+        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.create");
+        (0, trace_js_1.TRACE_FUNC_END)();
+        return new _InferenceSession(handler2);
+      }
+      startProfiling() {
+        this.handler.startProfiling();
+      }
+      endProfiling() {
+        this.handler.endProfiling();
+      }
+      get inputNames() {
+        return this.handler.inputNames;
+      }
+      get outputNames() {
+        return this.handler.outputNames;
+      }
+      get inputMetadata() {
+        return this.handler.inputMetadata;
+      }
+      get outputMetadata() {
+        return this.handler.outputMetadata;
+      }
+    };
+    exports.InferenceSession = InferenceSession;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/inference-session.js
+var require_inference_session = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/inference-session.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.InferenceSession = void 0;
+    var inference_session_impl_js_1 = require_inference_session_impl();
+    exports.InferenceSession = inference_session_impl_js_1.InferenceSession;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js
+var require_tensor_conversion = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-factory.js
+var require_tensor_factory = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-factory.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/onnx-model.js
+var require_onnx_model = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/onnx-model.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/onnx-value.js
+var require_onnx_value = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/onnx-value.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/index.js
+var require_cjs = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/index.js"(exports) {
+    "use strict";
+    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      var desc = Object.getOwnPropertyDescriptor(m, k);
+      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+        desc = { enumerable: true, get: function() {
+          return m[k];
+        } };
+      }
+      Object.defineProperty(o, k2, desc);
+    }) : (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      o[k2] = m[k];
+    }));
+    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
+      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
+    };
+    Object.defineProperty(exports, "__esModule", { value: true });
+    __exportStar(require_backend(), exports);
+    __exportStar(require_env(), exports);
+    __exportStar(require_inference_session(), exports);
+    __exportStar(require_tensor(), exports);
+    __exportStar(require_tensor_conversion(), exports);
+    __exportStar(require_tensor_factory(), exports);
+    __exportStar(require_trace(), exports);
+    __exportStar(require_onnx_model(), exports);
+    __exportStar(require_onnx_value(), exports);
+  }
+});
+
+// node_modules/onnxruntime-node/dist/binding.js
+var require_binding = __commonJS({
+  "node_modules/onnxruntime-node/dist/binding.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.initOrt = exports.binding = void 0;
+    var worker_threads_1 = __require("worker_threads");
+    var onnxruntime_common_1 = require_cjs();
+    exports.binding = // eslint-disable-next-line @typescript-eslint/no-require-imports, @typescript-eslint/no-var-requires
+    __require(globalThis.__pruneGuardOrtBinding());
+    var ortInitialized = false;
+    var initOrt = () => {
+      if (!ortInitialized) {
+        ortInitialized = true;
+        let logLevel = 2;
+        if (onnxruntime_common_1.env.logLevel) {
+          switch (onnxruntime_common_1.env.logLevel) {
+            case "verbose":
+              logLevel = 0;
+              break;
+            case "info":
+              logLevel = 1;
+              break;
+            case "warning":
+              logLevel = 2;
+              break;
+            case "error":
+              logLevel = 3;
+              break;
+            case "fatal":
+              logLevel = 4;
+              break;
+            default:
+              throw new Error(`Unsupported log level: ${onnxruntime_common_1.env.logLevel}`);
+          }
+        }
+        exports.binding.initOrtOnce(logLevel, onnxruntime_common_1.Tensor, worker_threads_1.isMainThread);
+      }
+    };
+    exports.initOrt = initOrt;
+  }
+});
+
+// node_modules/onnxruntime-node/dist/backend.js
+var require_backend2 = __commonJS({
+  "node_modules/onnxruntime-node/dist/backend.js"(exports) {
+    "use strict";
+    var __classPrivateFieldSet = exports && exports.__classPrivateFieldSet || function(receiver, state, value, kind, f) {
+      if (kind === "m") throw new TypeError("Private method is not writable");
+      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a setter");
+      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot write private member to an object whose class did not declare it");
+      return kind === "a" ? f.call(receiver, value) : f ? f.value = value : state.set(receiver, value), value;
+    };
+    var __classPrivateFieldGet = exports && exports.__classPrivateFieldGet || function(receiver, state, kind, f) {
+      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a getter");
+      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot read private member from an object whose class did not declare it");
+      return kind === "m" ? f : kind === "a" ? f.call(receiver) : f ? f.value : state.get(receiver);
+    };
+    var _OnnxruntimeSessionHandler_inferenceSession;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.listSupportedBackends = exports.onnxruntimeBackend = void 0;
+    var binding_1 = require_binding();
+    var dataTypeStrings = [
+      void 0,
+      // 0
+      "float32",
+      "uint8",
+      "int8",
+      "uint16",
+      "int16",
+      "int32",
+      "int64",
+      "string",
+      "bool",
+      "float16",
+      "float64",
+      "uint32",
+      "uint64",
+      void 0,
+      // 14
+      void 0,
+      // 15
+      void 0,
+      // 16
+      void 0,
+      // 17
+      void 0,
+      // 18
+      void 0,
+      // 19
+      void 0,
+      // 20
+      "uint4",
+      "int4"
+    ];
+    var OnnxruntimeSessionHandler = class {
+      constructor(pathOrBuffer, options) {
+        _OnnxruntimeSessionHandler_inferenceSession.set(this, void 0);
+        (0, binding_1.initOrt)();
+        __classPrivateFieldSet(this, _OnnxruntimeSessionHandler_inferenceSession, new binding_1.binding.InferenceSession(), "f");
+        if (typeof pathOrBuffer === "string") {
+          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer, options);
+        } else {
+          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer.buffer, pathOrBuffer.byteOffset, pathOrBuffer.byteLength, options);
+        }
+        this.inputNames = [];
+        this.outputNames = [];
+        this.inputMetadata = [];
+        this.outputMetadata = [];
+        const fillNamesAndMetadata = (rawMetadata) => {
+          const names = [];
+          const metadata = [];
+          for (const m of rawMetadata) {
+            names.push(m.name);
+            if (!m.isTensor) {
+              metadata.push({ name: m.name, isTensor: false });
+            } else {
+              const type = dataTypeStrings[m.type];
+              if (type === void 0) {
+                throw new Error(`Unsupported data type: ${m.type}`);
+              }
+              const shape = [];
+              for (let i2 = 0; i2 < m.shape.length; ++i2) {
+                const dim = m.shape[i2];
+                if (dim === -1) {
+                  shape.push(m.symbolicDimensions[i2]);
+                } else if (dim >= 0) {
+                  shape.push(dim);
+                } else {
+                  throw new Error(`Invalid dimension: ${dim}`);
+                }
+              }
+              metadata.push({
+                name: m.name,
+                isTensor: m.isTensor,
+                type,
+                shape
+              });
+            }
+          }
+          return [names, metadata];
+        };
+        [this.inputNames, this.inputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").inputMetadata);
+        [this.outputNames, this.outputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").outputMetadata);
+      }
+      async dispose() {
+        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").dispose();
+      }
+      startProfiling() {
+      }
+      endProfiling() {
+        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
+      }
+      async run(feeds, fetches, options) {
+        return new Promise((resolve7, reject) => {
+          setImmediate(() => {
+            try {
+              resolve7(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
+            } catch (e) {
+              reject(e);
+            }
+          });
+        });
+      }
+    };
+    _OnnxruntimeSessionHandler_inferenceSession = /* @__PURE__ */ new WeakMap();
+    var OnnxruntimeBackend = class {
+      async init() {
+        return Promise.resolve();
+      }
+      async createInferenceSessionHandler(pathOrBuffer, options) {
+        return new Promise((resolve7, reject) => {
+          setImmediate(() => {
+            try {
+              resolve7(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
+            } catch (e) {
+              reject(e);
+            }
+          });
+        });
+      }
+    };
+    exports.onnxruntimeBackend = new OnnxruntimeBackend();
+    exports.listSupportedBackends = binding_1.binding.listSupportedBackends;
+  }
+});
+
+// node_modules/onnxruntime-node/dist/version.js
+var require_version2 = __commonJS({
+  "node_modules/onnxruntime-node/dist/version.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.version = void 0;
+    exports.version = "1.30.0";
+  }
+});
+
+// node_modules/onnxruntime-node/dist/index.js
+var require_dist = __commonJS({
+  "node_modules/onnxruntime-node/dist/index.js"(exports) {
+    "use strict";
+    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      var desc = Object.getOwnPropertyDescriptor(m, k);
+      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+        desc = { enumerable: true, get: function() {
+          return m[k];
+        } };
+      }
+      Object.defineProperty(o, k2, desc);
+    }) : (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      o[k2] = m[k];
+    }));
+    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
+      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
+    };
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.listSupportedBackends = void 0;
+    __exportStar(require_cjs(), exports);
+    var backend_1 = require_backend2();
+    Object.defineProperty(exports, "listSupportedBackends", { enumerable: true, get: function() {
+      return backend_1.listSupportedBackends;
+    } });
+    var onnxruntime_common_1 = require_cjs();
+    var version_1 = require_version2();
+    var backend_2 = require_backend2();
+    var backends = (0, backend_2.listSupportedBackends)();
+    for (const backend of backends) {
+      (0, onnxruntime_common_1.registerBackend)(backend.name, backend_2.onnxruntimeBackend, 100);
+    }
+    Object.defineProperty(onnxruntime_common_1.env.versions, "node", { value: version_1.version, enumerable: true });
+  }
+});
+
+// src/onnx/runtime/ortErrors.ts
+function shortOrtError(message) {
+  for (const [re, say] of PATTERNS) {
+    const m = message.match(re);
+    if (m) return say(m);
+  }
+  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
+  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
+}
+var PATTERNS, MAX_LENGTH;
+var init_ortErrors = __esm({
+  "src/onnx/runtime/ortErrors.ts"() {
+    "use strict";
+    PATTERNS = [
+      [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
+      [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
+      [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
+      [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
+    ];
+    MAX_LENGTH = 300;
+  }
+});
+
+// src/onnx/runtime/ort.ts
+import { createRequire as createRequire2 } from "node:module";
+function onnxruntime() {
+  if (chosen) return chosen;
+  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
+  if (custom) {
+    try {
+      chosen = { ort: createRequire2(import.meta.url)(custom), source: custom };
+    } catch (e) {
+      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
+    }
+  } else {
+    chosen = { ort: bundled, source: "bundled" };
+  }
+  return chosen;
+}
+function onnxruntimeVersion() {
+  const { ort } = onnxruntime();
+  return ort.env.versions?.common ?? "unknown";
+}
+async function openSession(modelPath, opts) {
+  const { ort } = onnxruntime();
+  try {
+    return await ort.InferenceSession.create(modelPath, {
+      executionProviders: [opts.provider ?? "cpu"],
+      graphOptimizationLevel: "all",
+      executionMode: "sequential",
+      intraOpNumThreads: opts.threads,
+      interOpNumThreads: 1
+    });
+  } catch (e) {
+    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
+  }
+}
+var bundled, chosen;
+var init_ort = __esm({
+  "src/onnx/runtime/ort.ts"() {
+    "use strict";
+    bundled = __toESM(require_dist(), 1);
+    init_errors();
+    init_ortErrors();
+  }
+});
+
+// src/measure/provider.ts
+import * as fs5 from "node:fs";
+function cudaUnavailable() {
+  const { ort, source } = onnxruntime();
+  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
+  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
+  if (!fs5.existsSync("/dev/nvidia0") && !fs5.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
+  return void 0;
+}
+async function resolveProvider(requested, probeModel) {
+  if (requested === "cpu") return { provider: "cpu" };
+  let why = cudaUnavailable();
+  if (!why) {
+    try {
+      const { ort } = onnxruntime();
+      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
+      await session.release();
+      return { provider: "cuda" };
+    } catch (e) {
+      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
+    }
+  }
+  if (requested === "cuda") {
+    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
+  }
+  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
+}
+var init_provider = __esm({
+  "src/measure/provider.ts"() {
+    "use strict";
+    init_errors();
+    init_ort();
+  }
+});
+
+// src/util/random.ts
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+var init_random = __esm({
+  "src/util/random.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/corruptions.ts
+function parseCorruption(text, where) {
+  const m = /^([a-z-]+):([1-5])$/.exec(text.trim());
+  if (!m || !CORRUPTIONS.includes(m[1])) {
+    throw new UserError(`${where} ${text}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
+  }
+  return { kind: m[1], severity: Number(m[2]) };
+}
+function seedOf(c) {
+  let h = 2166136261;
+  for (const ch of corruptionName(c)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
+  return h >>> 0;
+}
+function gaussian(random) {
+  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+}
+function moments(x2) {
+  let s = 0;
+  let s2 = 0;
+  let min = Infinity;
+  let max2 = -Infinity;
+  for (let i2 = 0; i2 < x2.length; i2++) {
+    s += x2[i2];
+    s2 += x2[i2] * x2[i2];
+    if (x2[i2] < min) min = x2[i2];
+    if (x2[i2] > max2) max2 = x2[i2];
+  }
+  const mean3 = s / x2.length;
+  return { mean: mean3, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean3 * mean3)), min, max: max2 };
+}
+function blurPlane(x2, offset, h, w, sigma, tmp) {
+  const r = Math.max(1, Math.ceil(3 * sigma));
+  const k = Array.from({ length: 2 * r + 1 }, (_, i2) => Math.exp(-((i2 - r) ** 2) / (2 * sigma * sigma)));
+  const sum = k.reduce((a, b) => a + b, 0);
+  for (let i2 = 0; i2 < k.length; i2++) k[i2] /= sum;
+  const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc2 = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
+      tmp[y * w + xx] = acc2;
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc2 = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
+      x2[offset + y * w + xx] = acc2;
+    }
+  }
+}
+function corruptArray(name, arr, c, where) {
+  if (arr.dtype === "float16") {
+    const wide = corruptArray(name, { dtype: "float32", dims: arr.dims, data: Float32Array.from(arr.data, halfToFloat) }, c, where);
+    return { dtype: "float16", dims: arr.dims, data: Uint16Array.from(wide.data, floatToHalf) };
+  }
+  if (arr.dtype !== "float32" && arr.dtype !== "float64") {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
+  }
+  const image = IMAGE_CORRUPTIONS.includes(c.kind);
+  if (image && arr.dims.length !== 4) {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} is for images [N, C, H, W] but input '${name}' has ${arr.dims.length} dims; use feature-noise or feature-dropout for tabular inputs`);
+  }
+  const src = arr.data;
+  const x2 = src.slice();
+  const level = SEVERITIES[c.kind][c.severity - 1];
+  const random = seededRandom(seedOf(c));
+  const normal = gaussian(random);
+  const n = arr.dims[0];
+  const per = x2.length / n;
+  const stats = moments(src);
+  switch (c.kind) {
+    case "gaussian-noise":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * stats.sd * normal();
+      break;
+    case "brightness":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * (stats.max - stats.min);
+      break;
+    case "contrast":
+    case "blur": {
+      const [, channels, h, w] = arr.dims;
+      const plane = h * w;
+      const tmp = new Float64Array(plane);
+      for (let p = 0; p < n * channels; p++) {
+        const off = p * plane;
+        if (c.kind === "blur") {
+          blurPlane(x2, off, h, w, level, tmp);
+        } else {
+          let mean3 = 0;
+          for (let i2 = 0; i2 < plane; i2++) mean3 += x2[off + i2];
+          mean3 /= plane;
+          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean3 + level * (x2[off + i2] - mean3);
+        }
+      }
+      break;
+    }
+    case "feature-noise":
+    case "feature-dropout": {
+      const mean3 = new Float64Array(per);
+      const sd = new Float64Array(per);
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean3[f] += src[s * per + f] / n;
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean3[f]) ** 2 / n;
+      for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
+      for (let s = 0; s < n; s++) {
+        for (let f = 0; f < per; f++) {
+          const i2 = s * per + f;
+          if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
+          else if (random() < level) x2[i2] = mean3[f];
+        }
+      }
+      break;
+    }
+  }
+  return { dtype: arr.dtype, dims: [...arr.dims], data: x2 };
+}
+function corruptDataset(ds, c) {
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
+  return { ...ds, path: `${ds.path}#${corruptionName(c)}`, inputs };
+}
+function corruptionSets(data, specs) {
+  return specs.map((text) => {
+    const c = parseCorruption(text, "corruptions");
+    return { name: corruptionName(c), data: corruptDataset(data, c) };
+  });
+}
+var SEVERITIES, corruptionName;
+var init_corruptions = __esm({
+  "src/measure/corruptions.ts"() {
+    "use strict";
+    init_errors();
+    init_schema();
+    init_random();
+    init_tensor();
+    SEVERITIES = {
+      /** noise sd as a multiple of the input's sd (ImageNet-C's 0.08..0.38 on [0,1] pixels is ~0.3..1.3 sd) */
+      "gaussian-noise": [0.25, 0.4, 0.6, 0.85, 1.2],
+      /** contrast kept: x' = mean + c·(x − mean), per sample and channel */
+      contrast: [0.75, 0.6, 0.45, 0.3, 0.15],
+      /** added offset as a fraction of the input's range (max − min) */
+      brightness: [0.1, 0.2, 0.3, 0.4, 0.5],
+      /** Gaussian blur sigma, in pixels */
+      blur: [0.5, 0.75, 1, 1.5, 2],
+      /** noise sd as a multiple of each feature's sd */
+      "feature-noise": [0.1, 0.2, 0.3, 0.45, 0.6],
+      /** fraction of features per sample replaced by the feature's mean */
+      "feature-dropout": [0.1, 0.2, 0.3, 0.4, 0.5]
+    };
+    corruptionName = (c) => `${c.kind}:${c.severity}`;
+  }
+});
+
+// src/measure/stats/binomial.ts
+function logGamma(x2) {
+  const g2 = 7;
+  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
+  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
+  x2 -= 1;
+  let a = c[0];
+  const t = x2 + g2 + 0.5;
+  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
+  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
+}
+function binomialHalfCdf(k, n) {
+  if (k < 0) return 0;
+  if (k >= n) return 1;
+  const lnN = logGamma(n + 1);
+  const ln2n = n * Math.LN2;
+  let sum = 0;
+  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
+  return Math.min(1, sum);
+}
+var init_binomial = __esm({
+  "src/measure/stats/binomial.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/distribution.ts
+function regularizedGammaP(a, x2) {
+  if (x2 <= 0) return 0;
+  const lnPre = -x2 + a * Math.log(x2) - logGamma(a);
+  if (x2 < a + 1) {
+    let sum = 1 / a;
+    let term = sum;
+    for (let n = 1; n < 1e3; n++) {
+      term *= x2 / (a + n);
+      sum += term;
+      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
+    }
+    return Math.min(1, sum * Math.exp(lnPre));
+  }
+  let b = x2 + 1 - a;
+  let c = 1 / 1e-300;
+  let d = 1 / b;
+  let h = d;
+  for (let i2 = 1; i2 < 1e3; i2++) {
+    const an = -i2 * (i2 - a);
+    b += 2;
+    d = an * d + b;
+    if (Math.abs(d) < 1e-300) d = 1e-300;
+    c = b + an / c;
+    if (Math.abs(c) < 1e-300) c = 1e-300;
+    d = 1 / d;
+    const delta = d * c;
+    h *= delta;
+    if (Math.abs(delta - 1) < 1e-15) break;
+  }
+  return Math.max(0, 1 - Math.exp(lnPre) * h);
+}
+function chiSquareSurvival(x2, df) {
+  return 1 - regularizedGammaP(df / 2, x2 / 2);
+}
+function chiSquareHomogeneity(a, b) {
+  const na = a.reduce((s, v) => s + v, 0);
+  const nb = b.reduce((s, v) => s + v, 0);
+  let stat2 = 0;
+  let bins = 0;
+  for (let i2 = 0; i2 < a.length; i2++) {
+    const total2 = a[i2] + b[i2];
+    if (total2 === 0) continue;
+    bins++;
+    const ea = total2 * na / (na + nb);
+    const eb = total2 * nb / (na + nb);
+    stat2 += (a[i2] - ea) ** 2 / ea + (b[i2] - eb) ** 2 / eb;
+  }
+  const df = Math.max(1, bins - 1);
+  return { statistic: stat2, df, p_value: bins < 2 ? 1 : chiSquareSurvival(stat2, df) };
+}
+function kolmogorovSmirnov(x2, y) {
+  const a = Float64Array.from(x2).sort();
+  const b = Float64Array.from(y).sort();
+  let i2 = 0;
+  let j = 0;
+  let d = 0;
+  while (i2 < a.length && j < b.length) {
+    const v = Math.min(a[i2], b[j]);
+    while (i2 < a.length && a[i2] <= v) i2++;
+    while (j < b.length && b[j] <= v) j++;
+    d = Math.max(d, Math.abs(i2 / a.length - j / b.length));
+  }
+  const ne = a.length * b.length / (a.length + b.length);
+  const lambda = (Math.sqrt(ne) + 0.12 + 0.11 / Math.sqrt(ne)) * d;
+  let p = 0;
+  for (let k = 1; k <= 100; k++) p += 2 * (-1) ** (k - 1) * Math.exp(-2 * k * k * lambda * lambda);
+  return { statistic: d, p_value: Math.min(1, Math.max(0, lambda < 0.2 ? 1 : p)) };
+}
+function populationStabilityIndex(expected, actual, bins = 10) {
+  const sorted = Float64Array.from(expected).sort();
+  const edges = [];
+  for (let k = 1; k < bins; k++) edges.push(sorted[Math.floor(k * sorted.length / bins)]);
+  const hist = (values) => {
+    const h = new Float64Array(bins);
+    for (let i2 = 0; i2 < values.length; i2++) {
+      let b = 0;
+      while (b < edges.length && values[i2] > edges[b]) b++;
+      h[b]++;
+    }
+    return Array.from(h, (c) => Math.max(c / values.length, 1e-4));
+  };
+  const e = hist(expected);
+  const a = hist(actual);
+  let psi = 0;
+  for (let k = 0; k < bins; k++) psi += (a[k] - e[k]) * Math.log(a[k] / e[k]);
+  return psi;
+}
+var init_distribution = __esm({
+  "src/measure/stats/distribution.ts"() {
+    "use strict";
+    init_binomial();
+  }
+});
+
+// node_modules/simple-statistics/dist/simple-statistics.mjs
+function quantileSorted(x2, p) {
+  var idx = (x2.length - 1) * p;
+  if (x2.length === 0) {
+    throw new Error("quantile requires at least one data point.");
+  } else if (p < 0 || p > 1) {
+    throw new Error("quantiles must be between 0 and 1");
+  } else if (p === 1) {
+    return x2[x2.length - 1];
+  } else if (p === 0) {
+    return x2[0];
+  } else if (idx % 1 !== 0) {
+    var lower = Math.floor(idx);
+    var upper = Math.ceil(idx);
+    var fraction = idx - lower;
+    return x2[lower] + fraction * (x2[upper] - x2[lower]);
+  } else {
+    return x2[idx];
+  }
+}
+function quickselect(arr, k, left, right) {
+  left = left || 0;
+  right = right || arr.length - 1;
+  while (right > left) {
+    if (right - left > 600) {
+      var n = right - left + 1;
+      var m = k - left + 1;
+      var z2 = Math.log(n);
+      var s = 0.5 * Math.exp(2 * z2 / 3);
+      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
+      if (m - n / 2 < 0) {
+        sd *= -1;
+      }
+      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
+      var newRight = Math.min(
+        right,
+        Math.floor(k + (n - m) * s / n + sd)
+      );
+      quickselect(arr, k, newLeft, newRight);
+    }
+    var t = arr[k];
+    var i2 = left;
+    var j = right;
+    swap(arr, left, k);
+    if (arr[right] > t) {
+      swap(arr, left, right);
+    }
+    while (i2 < j) {
+      swap(arr, i2, j);
+      i2++;
+      j--;
+      while (arr[i2] < t) {
+        i2++;
+      }
+      while (arr[j] > t) {
+        j--;
+      }
+    }
+    if (arr[left] === t) {
+      swap(arr, left, j);
+    } else {
+      j++;
+      swap(arr, j, right);
+    }
+    if (j <= k) {
+      left = j + 1;
+    }
+    if (k <= j) {
+      right = j - 1;
+    }
+  }
+}
+function swap(arr, i2, j) {
+  var tmp = arr[i2];
+  arr[i2] = arr[j];
+  arr[j] = tmp;
+}
+function quantile(x2, p) {
+  var copy = x2.slice();
+  if (Array.isArray(p)) {
+    multiQuantileSelect(copy, p);
+    var results = [];
+    for (var i2 = 0; i2 < p.length; i2++) {
+      results[i2] = quantileSorted(copy, p[i2]);
+    }
+    return results;
+  } else {
+    var idx = quantileIndex(copy.length, p);
+    quantileSelect(copy, idx, 0, copy.length - 1);
+    return quantileSorted(copy, p);
+  }
+}
+function quantileSelect(arr, k, left, right) {
+  if (k % 1 === 0) {
+    quickselect(arr, k, left, right);
+  } else {
+    k = Math.floor(k);
+    quickselect(arr, k, left, right);
+    quickselect(arr, k + 1, k + 1, right);
+  }
+}
+function multiQuantileSelect(arr, p) {
+  var positions = /* @__PURE__ */ new Set();
+  for (var i2 = 0; i2 < p.length; i2++) {
+    var idx = quantileIndex(arr.length, p[i2]);
+    positions.add(Math.floor(idx));
+    positions.add(Math.ceil(idx));
+  }
+  var indices = Array.from(positions).sort(compare);
+  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
+}
+function multiselect(arr, indices, lo, hi, left, right) {
+  if (lo > hi) {
+    return;
+  }
+  var mid = lo + hi >> 1;
+  quickselect(arr, indices[mid], left, right);
+  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
+  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
+}
+function compare(a, b) {
+  return a - b;
+}
+function quantileIndex(len, p) {
+  var idx = (len - 1) * p;
+  if (p === 1) {
+    return len - 1;
+  } else if (p === 0) {
+    return 0;
+  } else if (idx % 1 !== 0) {
+    return idx;
+  } else {
+    return idx;
+  }
+}
+function median(x2) {
+  return +quantile(x2, 0.5);
+}
+function cumulativeDistribution(z2) {
+  var sum = z2;
+  var tmp = z2;
+  for (var i2 = 1; i2 < 30; i2++) {
+    tmp *= z2 * z2 / (2 * i2 + 1);
+    sum += tmp;
+  }
+  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
+}
+function errorFunction(x2) {
+  var t = 1 / (1 + 0.5 * Math.abs(x2));
+  var tau = t * Math.exp(
+    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
+  );
+  if (x2 >= 0) {
+    return 1 - tau;
+  } else {
+    return tau - 1;
+  }
+}
+var BayesianClassifier, g, LOGSQRT2PI, SQRT_2PI$1, standardNormalTable, z, SQRT_2PI, PerceptronModel;
+var init_simple_statistics = __esm({
+  "node_modules/simple-statistics/dist/simple-statistics.mjs"() {
+    BayesianClassifier = function BayesianClassifier2() {
+      this.totalCount = 0;
+      this.data = {};
+    };
+    BayesianClassifier.prototype.train = function train(item, category) {
+      if (!this.data[category]) {
+        this.data[category] = {};
+      }
+      for (var k in item) {
+        var v = item[k];
+        if (this.data[category][k] === void 0) {
+          this.data[category][k] = {};
+        }
+        if (this.data[category][k][v] === void 0) {
+          this.data[category][k][v] = 0;
+        }
+        this.data[category][k][v]++;
+      }
+      this.totalCount++;
+    };
+    BayesianClassifier.prototype.score = function score(item) {
+      var odds = {};
+      var category;
+      for (var k in item) {
+        var v = item[k];
+        for (category in this.data) {
+          if (odds[category] === void 0) {
+            odds[category] = {};
+          }
+          if (this.data[category][k]) {
+            odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
+          } else {
+            odds[category][k + "_" + v] = 0;
+          }
+        }
+      }
+      var oddsSums = {};
+      for (category in odds) {
+        oddsSums[category] = 0;
+        for (var combination in odds[category]) {
+          oddsSums[category] += odds[category][combination];
+        }
+      }
+      return oddsSums;
+    };
+    g = 607 / 128;
+    LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
+    SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
+    standardNormalTable = [];
+    for (z = 0; z <= 3.09; z += 0.01) {
+      standardNormalTable.push(cumulativeDistribution(z));
+    }
+    SQRT_2PI = Math.sqrt(2 * Math.PI);
+    PerceptronModel = function PerceptronModel2() {
+      this.weights = [];
+      this.bias = 0;
+    };
+    PerceptronModel.prototype.predict = function predict(features) {
+      if (features.length !== this.weights.length) {
+        return null;
+      }
+      var score2 = 0;
+      for (var i2 = 0; i2 < this.weights.length; i2++) {
+        score2 += this.weights[i2] * features[i2];
+      }
+      score2 += this.bias;
+      if (score2 > 0) {
+        return 1;
+      } else {
+        return 0;
+      }
+    };
+    PerceptronModel.prototype.train = function train2(features, label2) {
+      if (label2 !== 0 && label2 !== 1) {
+        return null;
+      }
+      if (features.length !== this.weights.length) {
+        this.weights = features.slice();
+        this.bias = 1;
+      }
+      var prediction = this.predict(features);
+      if (typeof prediction === "number" && prediction !== label2) {
+        var gradient = label2 - prediction;
+        for (var i2 = 0; i2 < this.weights.length; i2++) {
+          this.weights[i2] += gradient * features[i2];
+        }
+        this.bias += gradient;
+      }
+      return this;
+    };
+  }
+});
+
+// src/measure/stats/bootstrap.ts
+function bootstrapInterval(n, statistic, opts = {}) {
+  const confidence = opts.confidence ?? 0.95;
+  const resamples = opts.resamples ?? 1e3;
+  const random = seededRandom(opts.seed ?? 24301);
+  const indices = new Int32Array(n);
+  const values = [];
+  for (let r = 0; r < resamples; r++) {
+    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
+    const v = statistic(indices);
+    if (Number.isFinite(v)) values.push(v);
+  }
+  if (values.length === 0) return [NaN, NaN];
+  values.sort((a, b) => a - b);
+  const alpha = (1 - confidence) / 2;
+  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
+}
+function quantileAt(values, indices, p, scratch) {
+  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
+  scratch.sort();
+  return quantileSorted(scratch, p);
+}
+function quantileInterval(values, p, opts = {}) {
+  const scratch = new Float64Array(values.length);
+  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
+}
+function meanInterval(values, opts = {}) {
+  return bootstrapInterval(values.length, (idx) => {
+    let s = 0;
+    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
+    return s / idx.length;
+  }, opts);
+}
+var init_bootstrap = __esm({
+  "src/measure/stats/bootstrap.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_random();
+  }
+});
+
+// src/measure/latency.ts
+function batchOf(source, batch) {
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of source) {
+    const rows2 = arr.dims[0];
+    const rowSize = arr.data.length / rows2;
+    const Ctor = arr.data.constructor;
+    const data = new Ctor(batch * rowSize);
+    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
+    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
+  }
+  return out;
+}
+function latencyStat(batch, samplesMs, confidence) {
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  const stat2 = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
+  if (confidence === void 0) return stat2;
+  stat2.p99_ms = quantileSorted(sorted, 0.99);
+  stat2.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  const opts = { confidence, resamples: 500 };
+  stat2.p50_ci = quantileInterval(sorted, 0.5, opts);
+  stat2.p95_ci = quantileInterval(sorted, 0.95, opts);
+  stat2.p99_ci = quantileInterval(sorted, 0.99, opts);
+  stat2.mean_ci = meanInterval(sorted, opts);
+  return stat2;
+}
+function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
+  const n = Math.min(a.length, b.length);
+  const sa = new Float64Array(n);
+  const sb = new Float64Array(n);
+  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
+  const ratio2 = median2(a) / median2(b);
+  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
+  return { ratio: ratio2, ci };
+}
+function relativeHalfWidth(estimate, ci) {
+  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
+}
+function settled(times) {
+  if (times.length < 2 * STABLE_WINDOW) return false;
+  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
+  const last = med(times.slice(-STABLE_WINDOW));
+  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
+  return Math.abs(last / before - 1) <= 0.1;
+}
+function preciseEnough(perModel, target, confidence) {
+  if (perModel.length === 1) {
+    const s = perModel[0];
+    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
+  }
+  for (let i2 = 1; i2 < perModel.length; i2++) {
+    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
+    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
+  }
+  return true;
+}
+async function measureInterleaved(modelPaths, source, opts, onProgress) {
+  const { ort } = onnxruntime();
+  const sessions = [];
+  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
+  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
+  const adaptive = (opts.targetRelCi ?? 0) > 0;
+  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
+  let done = 0;
+  try {
+    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
+    for (let b = 0; b < opts.batchSizes.length; b++) {
+      const started = performance.now();
+      const inputs = batchOf(source, opts.batchSizes[b]);
+      const feeds = {};
+      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const warm = sessions.map(() => []);
+      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
+      let warming = opts.warmup > 0;
+      let warmRounds = 0;
+      let timed = 0;
+      for (let r = 0; ; r++) {
+        if (!warming && timed >= opts.runs) {
+          if (!adaptive || performance.now() - started > capMs) break;
+          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
+        }
+        const order = sessions.map((_, i2) => i2);
+        if (r % 2 === 1) order.reverse();
+        for (const i2 of order) {
+          let dt = Infinity;
+          for (let k = 0; k < (opts.repeat ?? 1); k++) {
+            const t0 = performance.now();
+            const out = await sessions[i2].run(feeds);
+            dt = Math.min(dt, performance.now() - t0);
+            for (const t of Object.values(out)) t.dispose();
+          }
+          if (warming) warm[i2].push(dt);
+          else samples[i2][b].push(dt);
+        }
+        if (warming) {
+          warmRounds++;
+          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
+        } else timed++;
+        onProgress?.(Math.min(++done, total2), total2);
+      }
+    }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+  return samples;
+}
+var STABLE_WINDOW;
+var init_latency = __esm({
+  "src/measure/latency.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_ort();
+    init_bootstrap();
+    STABLE_WINDOW = 5;
+  }
+});
+
+// src/measure/stats/normal.ts
+function normalQuantile(p) {
+  if (!(p > 0 && p < 1)) {
+    if (p === 0) return -Infinity;
+    if (p === 1) return Infinity;
+    return NaN;
+  }
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const low = 0.02425;
+  if (p < low) {
+    const q2 = Math.sqrt(-2 * Math.log(p));
+    return (((((c[0] * q2 + c[1]) * q2 + c[2]) * q2 + c[3]) * q2 + c[4]) * q2 + c[5]) / ((((d[0] * q2 + d[1]) * q2 + d[2]) * q2 + d[3]) * q2 + 1);
+  }
+  if (p > 1 - low) return -normalQuantile(1 - p);
+  const q = p - 0.5;
+  const r = q * q;
+  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+function twoSidedZ(confidence) {
+  return normalQuantile(1 - (1 - confidence) / 2);
+}
+var init_normal = __esm({
+  "src/measure/stats/normal.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/wilson.ts
+function wilsonInterval(successes, n, confidence = 0.95) {
+  if (n <= 0) return [0, 1];
+  const z2 = twoSidedZ(confidence);
+  const p = successes / n;
+  const z22 = z2 * z2;
+  const centre = p + z22 / (2 * n);
+  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
+  const denom = 1 + z22 / n;
+  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
+  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
+  return [lo, hi];
+}
+var init_wilson = __esm({
+  "src/measure/stats/wilson.ts"() {
+    "use strict";
+    init_normal();
+  }
+});
+
+// src/measure/stats/mcnemar.ts
+function pairedTable(correctA, correctB) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < correctA.length; i2++) {
+    if (correctA[i2]) {
+      if (correctB[i2]) t.both++;
+      else t.onlyA++;
+    } else if (correctB[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+function mcnemarExact(onlyA, onlyB) {
+  const n = onlyA + onlyB;
+  if (n === 0) return 1;
+  return Math.min(1, 2 * binomialHalfCdf(Math.min(onlyA, onlyB), n));
+}
+function pairedDifferenceInterval(t, confidence = 0.95) {
+  const n = t.both + t.onlyA + t.onlyB + t.neither;
+  if (n === 0) return [-1, 1];
+  const p1 = (t.both + t.onlyA) / n;
+  const p2 = (t.both + t.onlyB) / n;
+  const [l1, u1] = wilsonInterval(t.both + t.onlyA, n, confidence);
+  const [l2, u2] = wilsonInterval(t.both + t.onlyB, n, confidence);
+  const marginals = (t.both + t.onlyA) * (t.onlyB + t.neither) * (t.both + t.onlyB) * (t.onlyA + t.neither);
+  const phi = marginals > 0 ? (t.both * t.neither - t.onlyA * t.onlyB) / Math.sqrt(marginals) : 0;
+  const diff = p1 - p2;
+  const lower = Math.sqrt(Math.max(0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2));
+  const upper = Math.sqrt(Math.max(0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2));
+  return [Math.max(-1, diff - lower), Math.min(1, diff + upper)];
+}
+function minSamplesForDrop(drop, discordant, confidence = 0.95) {
+  const z2 = twoSidedZ(confidence);
+  const d = Math.max(discordant, drop);
+  return Math.ceil(z2 * z2 * d / (drop * drop));
+}
+var init_mcnemar = __esm({
+  "src/measure/stats/mcnemar.ts"() {
+    "use strict";
+    init_binomial();
+    init_wilson();
+    init_normal();
+  }
+});
+
+// src/measure/stats/uncertainty.ts
+function subsetTable(a, b, keep) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < a.length; i2++) {
+    if (!keep(i2)) continue;
+    if (a[i2]) {
+      if (b[i2]) t.both++;
+      else t.onlyA++;
+    } else if (b[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+function sampleNote(t, ci, limit, confidence, what) {
+  if (limit === void 0 || !(ci[0] <= limit && limit < ci[1]) || limit <= 0) return void 0;
+  const n = total(t);
+  const discordant = (t.onlyA + t.onlyB) / Math.max(1, n);
+  const need = minSamplesForDrop(limit, discordant, confidence);
+  return need > n ? `too few samples to decide: ${what} has ${n}, about ${need} needed to resolve a ${(limit * 100).toFixed(2)} pt drop` : void 0;
+}
+function accuracyDropUncertainty(reference, candidate, confidence, limit) {
+  const t = pairedTable(reference, candidate);
+  const ci = pairedDifferenceInterval(t, confidence);
+  return { ci, p_value: mcnemarExact(t.onlyA, t.onlyB), note: sampleNote(t, ci, limit, confidence, "the set") };
+}
+function eceAt(confidence, correct, indices, bins = 15) {
+  const count2 = new Float64Array(bins);
+  const gap = new Float64Array(bins);
+  for (let k = 0; k < indices.length; k++) {
+    const i2 = indices[k];
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count2[b]++;
+    gap[b] += correct[i2] - confidence[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(gap[b]) / indices.length;
+  return ece;
+}
+function classDropIntervals(m) {
+  const out = [];
+  for (let c = 0; c < m.reference.classes; c++) {
+    const t = subsetTable(m.reference.correct, m.candidate.correct, (i2) => m.labels[i2] === c);
+    if (total(t) === 0) continue;
+    out.push({ class: c, ci: pairedDifferenceInterval(t, m.confidence), p_value: mcnemarExact(t.onlyA, t.onlyB), table: t });
+  }
+  return out;
+}
+function maxInterval(cis) {
+  return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
+}
+function budgetUncertainty(m) {
+  const { confidence } = m;
+  const u = {};
+  u["accuracy-drop"] = accuracyDropUncertainty(m.reference.correct, m.candidate.correct, confidence, m.limits["accuracy-drop"]);
+  const classes = classDropIntervals(m);
+  if (classes.length) {
+    const ci = maxInterval(classes.map((c) => c.ci));
+    const limit = m.limits["class-accuracy-drop"];
+    const smallest = classes.reduce((a, b) => total(a.table) < total(b.table) ? a : b);
+    const note = sampleNote(smallest.table, ci, limit, confidence, `class ${smallest.class}`);
+    u["class-accuracy-drop"] = { ci, note };
+  }
+  const n = m.labels.length;
+  u["ece-increase"] = {
+    ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
+  };
+  if (m.referenceLatency?.length && m.candidateLatency?.length) {
+    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
+    u["min-speedup"] = { ci: speedup.ci };
+    const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
+    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
+  }
+  if (m.shifts?.length) {
+    const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
+    u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
+  }
+  if (m.reference.task !== "multiclass") u["label-f1-drop"] = { ci: labelF1DropInterval(m.reference, m.candidate, confidence) };
+  return u;
+}
+function accuracyIntervals(p, labels, confidence) {
+  const hit = new Float64Array(p.classes);
+  const support = new Float64Array(p.classes);
+  let all = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) {
+    support[labels[i2]]++;
+    if (p.correct[i2]) {
+      hit[labels[i2]]++;
+      all++;
+    }
+  }
+  return {
+    accuracy_ci: wilsonInterval(all, labels.length, confidence),
+    per_class_ci: Array.from(support, (s, c) => s ? wilsonInterval(hit[c], s, confidence) : null)
+  };
+}
+function annotateClassChanges(changes, m, limit) {
+  const byClass = new Map(classDropIntervals(m).map((c) => [c.class, c]));
+  return changes.map((c) => {
+    const s = byClass.get(c.class);
+    if (!s) return c;
+    return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
+  });
+}
+function labelF1DropInterval(reference, candidate, confidence) {
+  const k = reference.perSample;
+  const samples = reference.pred.length / k;
+  const counts = (p, idx) => {
+    const c = new Float64Array(3 * k);
+    for (let j = 0; j < idx.length; j++) {
+      const base = idx[j] * k;
+      for (let l = 0; l < k; l++) {
+        const pr = p.pred[base + l];
+        const y = p.truth[base + l];
+        if (pr === 1 && y === 1) c[3 * l]++;
+        else if (pr === 1) c[3 * l + 1]++;
+        else if (y === 1) c[3 * l + 2]++;
+      }
+    }
+    return c;
+  };
+  const f1 = (c, l) => {
+    const d = 2 * c[3 * l] + c[3 * l + 1] + c[3 * l + 2];
+    return d > 0 ? 2 * c[3 * l] / d : null;
+  };
+  return bootstrapInterval(samples, (idx) => {
+    const a = counts(reference, idx);
+    const b = counts(candidate, idx);
+    let worst = -Infinity;
+    for (let l = 0; l < k; l++) {
+      const x2 = f1(a, l);
+      const y = f1(b, l);
+      if (x2 !== null && y !== null) worst = Math.max(worst, x2 - y);
+    }
+    return Number.isFinite(worst) ? worst : NaN;
+  }, { confidence, resamples: 500 });
+}
+var total;
+var init_uncertainty = __esm({
+  "src/measure/stats/uncertainty.ts"() {
+    "use strict";
+    init_latency();
+    init_bootstrap();
+    init_mcnemar();
+    init_wilson();
+    total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
+  }
+});
+
+// src/pipeline/verdicts.ts
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config, classChanges2, compareMode = false) {
+  const groups = reference.preds.group;
+  const confidence = config.confidence;
+  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, groups, confidence));
+  const paired = {
+    labels: groups,
+    reference: reference.preds,
+    candidate: candidate.preds,
+    referenceLatency: latency?.reference,
+    candidateLatency: latency?.candidate,
+    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: reference.shiftPreds.get(s.name).group, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
+    confidence,
+    limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
+  };
+  const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
+  const results = evaluateBudgets(budgets, { ...measurements, uncertainty: budgetUncertainty(paired) }, { strict: config.strict, confidence });
+  const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
+  return {
+    budgets: results,
+    verdict: overallVerdict(results.map((b) => b.verdict)),
+    classChanges: annotateClassChanges(classChanges2, paired, classLimit)
+  };
+}
+function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
+  const cleanGap = (reference.step.accuracy ?? 0) - (candidate.step.accuracy ?? 0);
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b || !s.data.labels) continue;
+    const dense = mean(a.correct);
+    const final2 = mean(b.correct);
+    const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
+    out.push({
+      name: s.name,
+      source: corruptionNames.has(s.name) ? "corruption" : "user",
+      samples: s.data.count,
+      dense,
+      final: final2,
+      drop: dense - final2,
+      drop_ci: u.ci,
+      p_value: u.p_value,
+      gap_change: dense - final2 - cleanGap
+    });
+  }
+  return out;
+}
+function mean(x2) {
+  let s = 0;
+  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
+  return x2.length ? s / x2.length : NaN;
+}
+function distributionShift(clean, shifted) {
+  const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
+  const hist = (p) => {
+    const h = new Array(p.choices).fill(0);
+    for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
+    return h;
+  };
+  const chi = chiSquareHomogeneity(hist(clean), hist(shifted));
+  return { ks: ks.statistic, ks_p: ks.p_value, psi: populationStabilityIndex(clean.confidence, shifted.confidence), chi2: chi.statistic, chi2_df: chi.df, chi2_p: chi.p_value };
+}
+function predictionShifts(reference, candidate, shifts) {
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b) continue;
+    out.push({ name: s.name, samples: s.data.count, labelled: !!s.data.labels, dense: distributionShift(reference.preds, a), final: distributionShift(candidate.preds, b) });
+  }
+  return out;
+}
+var init_verdicts = __esm({
+  "src/pipeline/verdicts.ts"() {
+    "use strict";
+    init_budgets2();
+    init_distribution();
+    init_uncertainty();
+  }
+});
+
+// src/onnx/graph.ts
+function topologicalOrder(nodes, producer) {
+  const indegree = /* @__PURE__ */ new Map();
+  const dependents = /* @__PURE__ */ new Map();
+  for (const n of nodes) {
+    let deg = 0;
+    for (const i2 of new Set(n.input)) {
+      const p = i2 ? producer.get(i2) : void 0;
+      if (p && p !== n) {
+        deg++;
+        const list = dependents.get(p);
+        if (list) list.push(n);
+        else dependents.set(p, [n]);
+      }
+    }
+    indegree.set(n, deg);
+  }
+  const ready = nodes.filter((n) => indegree.get(n) === 0);
+  const order = [];
+  for (let k = 0; k < ready.length; k++) {
+    const n = ready[k];
+    order.push(n);
+    for (const d of dependents.get(n) ?? []) {
+      const left = indegree.get(d) - 1;
+      indegree.set(d, left);
+      if (left === 0) ready.push(d);
+    }
+  }
+  if (order.length !== nodes.length) throw new Error("graph has a cycle");
+  return order;
+}
+function attr(node, name) {
+  return node.attribute.find((a) => a.name === name);
+}
+function attrInt(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 2 /* INT */ ? Number(a.i) : fallback;
+}
+function attrInts(node, name) {
+  const a = attr(node, name);
+  return a && a.type === 7 /* INTS */ ? a.ints.map(Number) : void 0;
+}
+function attrFloat(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 1 /* FLOAT */ ? a.f : fallback;
+}
+function attrString(node, name, fallback) {
+  const a = attr(node, name);
+  return a && a.type === 3 /* STRING */ ? new TextDecoder().decode(a.s) : fallback;
+}
+function nodeLabel(node) {
+  return node.name || `${node.opType}(${node.output[0] ?? ""})`;
+}
+var GraphIndex;
+var init_graph = __esm({
+  "src/onnx/graph.ts"() {
+    "use strict";
+    init_onnx_pb();
+    GraphIndex = class {
+      constructor(graph) {
+        this.graph = graph;
+        for (const t of graph.initializer) this.initializers.set(t.name, t);
+        for (const v of [...graph.input, ...graph.valueInfo, ...graph.output]) this.valueInfo.set(v.name, v);
+        for (const n of graph.node) {
+          for (const o of n.output) if (o) this.producer.set(o, n);
+          for (const i2 of n.input) {
+            if (!i2) continue;
+            const list = this.consumers.get(i2);
+            if (list) list.push(n);
+            else this.consumers.set(i2, [n]);
+          }
+        }
+        this.graphOutputs = new Set(graph.output.map((o) => o.name));
+        this.inputs = graph.input.filter((i2) => !this.initializers.has(i2.name));
+        this.order = topologicalOrder(graph.node, this.producer);
+      }
+      graph;
+      producer = /* @__PURE__ */ new Map();
+      consumers = /* @__PURE__ */ new Map();
+      initializers = /* @__PURE__ */ new Map();
+      valueInfo = /* @__PURE__ */ new Map();
+      graphOutputs;
+      /** graph inputs that are real inputs, not initializers listed as inputs (older exporters do that) */
+      inputs;
+      order;
+      consumersOf(tensor) {
+        return this.consumers.get(tensor) ?? [];
+      }
+      /** The constant behind a tensor name: an initializer or the value of a Constant node. */
+      constant(tensor) {
+        const init = this.initializers.get(tensor);
+        if (init) return init;
+        const p = this.producer.get(tensor);
+        if (p && p.opType === "Constant") return attr(p, "value")?.t;
+        return void 0;
+      }
+    };
+  }
+});
+
+// src/onnx/castWeights.ts
+function b64(bytes2) {
+  return Buffer.from(bytes2).toString("base64");
+}
+function liftCastWeights(model) {
+  const g2 = model.graph;
+  const index = new GraphIndex(g2);
+  const outputs = new Set(g2.output.map((o) => o.name));
+  const lifted = [];
+  const removed = /* @__PURE__ */ new Set();
+  for (const t of g2.initializer) {
+    if (!LOW_PRECISION.has(t.dataType) || outputs.has(t.name)) continue;
+    const readers = index.consumersOf(t.name);
+    if (readers.length !== 1) continue;
+    const cast2 = readers[0];
+    if (cast2.opType !== "Cast" || attrInt(cast2, "to", 0) !== 1 /* FLOAT */ || outputs.has(cast2.output[0]) || cast2.input[0] !== t.name) continue;
+    const at = g2.node.indexOf(cast2);
+    lifted.push({ weight: t.name, type: t.dataType, cast: b64(toBinary(NodeProtoSchema, cast2)), at });
+    removed.add(at);
+    const values = tensorToFloat32(t);
+    t.dataType = 1 /* FLOAT */;
+    setTensorFloat32(t, values);
+    for (const n of index.consumersOf(cast2.output[0])) n.input = n.input.map((i2) => i2 === cast2.output[0] ? t.name : i2);
+  }
+  if (lifted.length === 0) return [];
+  g2.node = g2.node.filter((_, i2) => !removed.has(i2));
+  const previous = readLifted(model);
+  setLifted(model, [...previous, ...lifted]);
+  return lifted.map((l) => ({ weight: l.weight, type: l.type }));
+}
+function readLifted(model) {
+  const entry3 = model.metadataProps.find((e) => e.key === LIFTED_KEY);
+  return entry3 ? JSON.parse(entry3.value) : [];
+}
+function setLifted(model, lifted) {
+  model.metadataProps = model.metadataProps.filter((e) => e.key !== LIFTED_KEY);
+  if (lifted.length > 0) model.metadataProps.push(create(StringStringEntryProtoSchema, { key: LIFTED_KEY, value: JSON.stringify(lifted) }));
+}
+function hasLiftedWeights(model) {
+  return model.metadataProps.some((e) => e.key === LIFTED_KEY);
+}
+function lowerCastWeights(model) {
+  const lifted = readLifted(model);
+  setLifted(model, []);
+  const g2 = model.graph;
+  const inits = new Map(g2.initializer.map((t) => [t.name, t]));
+  for (const l of [...lifted].sort((a, b) => a.at - b.at)) {
+    const t = inits.get(l.weight);
+    if (!t || t.dataType !== 1 /* FLOAT */) continue;
+    const values = tensorToFloat32(t);
+    t.dataType = l.type;
+    setTensorFloat32(t, values);
+    const cast2 = fromBinary(NodeProtoSchema, Buffer.from(l.cast, "base64"));
+    const out = cast2.output[0];
+    let first = g2.node.length;
+    g2.node.forEach((n, i2) => {
+      if (!n.input.includes(l.weight)) return;
+      n.input = n.input.map((x2) => x2 === l.weight ? out : x2);
+      first = Math.min(first, i2);
+    });
+    g2.node.splice(Math.min(l.at, first), 0, create(NodeProtoSchema, cast2));
+  }
+}
+var LIFTED_KEY, LOW_PRECISION;
+var init_castWeights = __esm({
+  "src/onnx/castWeights.ts"() {
+    "use strict";
+    init_esm2();
+    init_graph();
+    init_onnx_pb();
+    init_tensor();
+    LIFTED_KEY = "prune-guard.lifted-weights";
+    LOW_PRECISION = /* @__PURE__ */ new Set([10 /* FLOAT16 */, 16 /* BFLOAT16 */, 11 /* DOUBLE */]);
   }
 });
 
@@ -34784,7 +35138,13 @@ function* allTensors(proto) {
   for (const n of g2.node) for (const a of n.attribute) if (a.t) yield a.t;
 }
 function saveModel(proto, file) {
-  const { bytes: bytes2, chunks } = modelChunks(proto);
+  let saved = proto;
+  if (hasLiftedWeights(proto)) {
+    saved = cloneModel(proto);
+    lowerCastWeights(saved);
+  }
+  listInitializersAsInputs(saved);
+  const { bytes: bytes2, chunks } = modelChunks(saved);
   if (bytes2 > PROTOBUF_LIMIT) throw tooBig(file);
   writeFileAtomic(file, chunks());
   return bytes2;
@@ -34793,9 +35153,31 @@ function tooBig(file) {
   return new UserError(`${file}: the pruned model is over 2 GiB and cannot be one protobuf file; prune further or use a model with external data`);
 }
 function serializeModel(proto, file = "model") {
+  listInitializersAsInputs(proto);
   const bytes2 = toBinary(ModelProtoSchema, proto);
   if (bytes2.byteLength > PROTOBUF_LIMIT) throw tooBig(file);
   return bytes2;
+}
+function listInitializersAsInputs(proto) {
+  if (Number(proto.irVersion) >= 4 || !proto.graph) return;
+  const g2 = proto.graph;
+  const inputs = new Map(g2.input.map((i2) => [i2.name, i2]));
+  for (const t of g2.initializer) {
+    const type = create(TypeProtoSchema, {
+      value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: t.dataType, shape: { dim: t.dims.map((d) => ({ value: { case: "dimValue", value: d } })) } }) }
+    });
+    const existing = inputs.get(t.name);
+    if (!existing) g2.input.push(create(ValueInfoProtoSchema, { name: t.name, type }));
+    else if (!sameTensorType(existing.type, type)) existing.type = type;
+  }
+}
+function sameTensorType(a, b) {
+  const x2 = a?.value;
+  const y = b.value;
+  if (x2?.case !== "tensorType" || y.case !== "tensorType") return false;
+  const dx = x2.value.shape?.dim ?? [];
+  const dy = y.value.shape?.dim ?? [];
+  return x2.value.elemType === y.value.elemType && dx.length === dy.length && dx.every((d, i2) => d.value.case === "dimValue" && d.value.value === dy[i2].value.value);
 }
 function cloneModel(proto) {
   return fromBinary(ModelProtoSchema, toBinary(ModelProtoSchema, proto));
@@ -34819,110 +35201,11 @@ var init_model = __esm({
     init_errors();
     init_atomicWrite();
     init_onnx_pb();
+    init_castWeights();
     init_tensor();
     init_streamSave();
     init_onnx_pb();
     PROTOBUF_LIMIT = 2 ** 31 - 1;
-  }
-});
-
-// src/onnx/graph.ts
-function topologicalOrder(nodes, producer) {
-  const indegree = /* @__PURE__ */ new Map();
-  const dependents = /* @__PURE__ */ new Map();
-  for (const n of nodes) {
-    let deg = 0;
-    for (const i2 of new Set(n.input)) {
-      const p = i2 ? producer.get(i2) : void 0;
-      if (p && p !== n) {
-        deg++;
-        const list = dependents.get(p);
-        if (list) list.push(n);
-        else dependents.set(p, [n]);
-      }
-    }
-    indegree.set(n, deg);
-  }
-  const ready = nodes.filter((n) => indegree.get(n) === 0);
-  const order = [];
-  for (let k = 0; k < ready.length; k++) {
-    const n = ready[k];
-    order.push(n);
-    for (const d of dependents.get(n) ?? []) {
-      const left = indegree.get(d) - 1;
-      indegree.set(d, left);
-      if (left === 0) ready.push(d);
-    }
-  }
-  if (order.length !== nodes.length) throw new Error("graph has a cycle");
-  return order;
-}
-function attr(node, name) {
-  return node.attribute.find((a) => a.name === name);
-}
-function attrInt(node, name, fallback) {
-  const a = attr(node, name);
-  return a && a.type === 2 /* INT */ ? Number(a.i) : fallback;
-}
-function attrInts(node, name) {
-  const a = attr(node, name);
-  return a && a.type === 7 /* INTS */ ? a.ints.map(Number) : void 0;
-}
-function attrFloat(node, name, fallback) {
-  const a = attr(node, name);
-  return a && a.type === 1 /* FLOAT */ ? a.f : fallback;
-}
-function attrString(node, name, fallback) {
-  const a = attr(node, name);
-  return a && a.type === 3 /* STRING */ ? new TextDecoder().decode(a.s) : fallback;
-}
-function nodeLabel(node) {
-  return node.name || `${node.opType}(${node.output[0] ?? ""})`;
-}
-var GraphIndex;
-var init_graph = __esm({
-  "src/onnx/graph.ts"() {
-    "use strict";
-    init_onnx_pb();
-    GraphIndex = class {
-      constructor(graph) {
-        this.graph = graph;
-        for (const t of graph.initializer) this.initializers.set(t.name, t);
-        for (const v of [...graph.input, ...graph.valueInfo, ...graph.output]) this.valueInfo.set(v.name, v);
-        for (const n of graph.node) {
-          for (const o of n.output) if (o) this.producer.set(o, n);
-          for (const i2 of n.input) {
-            if (!i2) continue;
-            const list = this.consumers.get(i2);
-            if (list) list.push(n);
-            else this.consumers.set(i2, [n]);
-          }
-        }
-        this.graphOutputs = new Set(graph.output.map((o) => o.name));
-        this.inputs = graph.input.filter((i2) => !this.initializers.has(i2.name));
-        this.order = topologicalOrder(graph.node, this.producer);
-      }
-      graph;
-      producer = /* @__PURE__ */ new Map();
-      consumers = /* @__PURE__ */ new Map();
-      initializers = /* @__PURE__ */ new Map();
-      valueInfo = /* @__PURE__ */ new Map();
-      graphOutputs;
-      /** graph inputs that are real inputs, not initializers listed as inputs (older exporters do that) */
-      inputs;
-      order;
-      consumersOf(tensor) {
-        return this.consumers.get(tensor) ?? [];
-      }
-      /** The constant behind a tensor name: an initializer or the value of a Constant node. */
-      constant(tensor) {
-        const init = this.initializers.get(tensor);
-        if (init) return init;
-        const p = this.producer.get(tensor);
-        if (p && p.opType === "Constant") return attr(p, "value")?.t;
-        return void 0;
-      }
-    };
   }
 });
 
@@ -35038,6 +35321,14 @@ function signature(v, file) {
 }
 function modelInputs(model, file) {
   return new GraphIndex(model.graph).inputs.map((v) => signature(v, file));
+}
+function fixedBatch(inputs, file) {
+  const fixed2 = inputs.filter((s) => typeof s.dims[0] === "number" && s.dims[0] > 0);
+  const sizes = [...new Set(fixed2.map((s) => s.dims[0]))];
+  if (sizes.length > 1) {
+    throw new UserError(`${file}: inputs fix different batch sizes (${fixed2.map((s) => `${s.name}: ${s.dims[0]}`).join(", ")}); prune-guard feeds every input the same samples, so re-export with one batch size (or dynamic axes)`);
+  }
+  return sizes[0];
 }
 var NUMPY_NAME;
 var init_signature = __esm({
@@ -37344,29 +37635,312 @@ var init_sparsity = __esm({
   }
 });
 
+// src/onnx/runtime/values.ts
+function floatValues2(t) {
+  const data = t.data;
+  switch (t.type) {
+    case "float32":
+      return t.data;
+    case "float16": {
+      const out = new Float32Array(data.length);
+      if (t.data instanceof Uint16Array) for (let i2 = 0; i2 < out.length; i2++) out[i2] = halfToFloat(t.data[i2]);
+      else for (let i2 = 0; i2 < out.length; i2++) out[i2] = Number(data[i2]);
+      return out;
+    }
+    case "float64":
+    case "int8":
+    case "uint8":
+    case "int16":
+    case "uint16":
+    case "int32":
+    case "uint32":
+    case "bool":
+      return Float32Array.from(data);
+    case "int64":
+    case "uint64": {
+      const out = new Float32Array(data.length);
+      for (let i2 = 0; i2 < out.length; i2++) out[i2] = Number(data[i2]);
+      return out;
+    }
+    default:
+      throw new Error(`cannot read an onnxruntime tensor of type ${t.type} as numbers`);
+  }
+}
+function copyFloatValues(t) {
+  const v = floatValues2(t);
+  return v === t.data ? Float32Array.from(v) : v;
+}
+var init_values = __esm({
+  "src/onnx/runtime/values.ts"() {
+    "use strict";
+    init_tensor();
+  }
+});
+
+// src/onnx/runtime/batches.ts
+function sessionFixedBatch(session, fed) {
+  const names = new Set(fed);
+  for (const meta of session.inputMetadata) {
+    if (!names.has(meta.name) || !meta.isTensor) continue;
+    const first = meta.shape[0];
+    if (typeof first === "number" && first > 0) return first;
+  }
+  return void 0;
+}
+function paddedBatch(data, start, end, rows2) {
+  const views = sliceBatch(data, start, end);
+  const count2 = end - start;
+  if (rows2 <= count2) return views;
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of views) {
+    const per = arr.data.length / count2;
+    const padded = allocTypedArray(arr.dtype, rows2 * per);
+    const size = arr.data.BYTES_PER_ELEMENT;
+    const bytes2 = new Uint8Array(padded.buffer, padded.byteOffset, padded.byteLength);
+    bytes2.set(new Uint8Array(arr.data.buffer, arr.data.byteOffset, arr.data.byteLength));
+    const last = new Uint8Array(arr.data.buffer, arr.data.byteOffset + (count2 - 1) * per * size, per * size);
+    for (let r = count2; r < rows2; r++) bytes2.set(last, r * per * size);
+    out.set(name, { dtype: arr.dtype, dims: [rows2, ...arr.dims.slice(1)], data: padded });
+  }
+  return out;
+}
+function batchFeeds(data, start, end, rows2 = end - start) {
+  const { ort } = onnxruntime();
+  const feeds = {};
+  for (const [name, arr] of paddedBatch(data, start, end, rows2)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+  return feeds;
+}
+async function runBatches(session, data, batch, fetch2, onBatch, extraFeeds = {}) {
+  const fixed2 = sessionFixedBatch(session, data.inputs.keys());
+  const step = fixed2 ?? Math.max(1, batch);
+  for (let start = 0; start < data.count; start += step) {
+    const end = Math.min(data.count, start + step);
+    const count2 = end - start;
+    const result = await session.run({ ...batchFeeds(data, start, end, fixed2 ?? count2), ...extraFeeds }, fetch2);
+    try {
+      const values = /* @__PURE__ */ new Map();
+      for (const name of fetch2) {
+        const t = result[name];
+        const dims = [...t.dims];
+        let v = floatValues2(t);
+        if (fixed2 !== void 0 && dims[0] !== count2) {
+          v = v.subarray(0, v.length / dims[0] * count2);
+          dims[0] = count2;
+        }
+        values.set(name, { dims, data: v });
+      }
+      await onBatch(values, start, count2);
+    } finally {
+      for (const t of Object.values(result)) t.dispose();
+    }
+  }
+}
+var init_batches = __esm({
+  "src/onnx/runtime/batches.ts"() {
+    "use strict";
+    init_dataset();
+    init_npy();
+    init_ort();
+    init_values();
+  }
+});
+
+// src/onnx/elementTypes.ts
+function declared(v) {
+  const t = v?.type?.value;
+  return t?.case === "tensorType" && t.value.elemType ? t.value.elemType : void 0;
+}
+function elementTypes(index) {
+  const types = /* @__PURE__ */ new Map();
+  for (const v of index.graph.input) {
+    const t = declared(v);
+    if (t) types.set(v.name, t);
+  }
+  for (const [name, t] of index.initializers) types.set(name, t.dataType);
+  for (const node of index.order) {
+    const first = node.input.find((i2) => i2 && types.has(i2));
+    const inputType = first ? types.get(first) : void 0;
+    node.output.forEach((o, k) => {
+      if (!o) return;
+      let t;
+      if (node.opType === "Constant") t = attr(node, "value")?.t?.dataType;
+      else if (node.opType === "Cast") t = attrInt(node, "to", 0) || void 0;
+      else if (node.opType === "CastLike") t = types.get(node.input[1]);
+      else if (node.opType === "ConstantOfShape") t = attr(node, "value")?.t?.dataType ?? 1 /* FLOAT */;
+      else if (BOOLEAN.has(node.opType)) t = 9 /* BOOL */;
+      else if (INDICES.has(node.opType)) t = 7 /* INT64 */;
+      else if ((node.opType === "MaxPool" || node.opType === "TopK") && k === 1) t = 7 /* INT64 */;
+      else if (node.opType === "Where") t = types.get(node.input[1]) ?? types.get(node.input[2]);
+      else t = inputType;
+      t = declared(index.valueInfo.get(o)) ?? t;
+      if (t) types.set(o, t);
+    });
+  }
+  return types;
+}
+var BOOLEAN, INDICES;
+var init_elementTypes = __esm({
+  "src/onnx/elementTypes.ts"() {
+    "use strict";
+    init_graph();
+    init_tensor();
+    BOOLEAN = /* @__PURE__ */ new Set(["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not", "IsNaN", "IsInf"]);
+    INDICES = /* @__PURE__ */ new Set(["Shape", "Size", "ArgMax", "ArgMin", "NonZero"]);
+  }
+});
+
+// src/io/cleanup.ts
+function onInterrupt(undo) {
+  pending.add(undo);
+  return () => pending.delete(undo);
+}
+var pending;
+var init_cleanup = __esm({
+  "src/io/cleanup.ts"() {
+    "use strict";
+    pending = /* @__PURE__ */ new Set();
+  }
+});
+
+// src/onnx/runtime/session.ts
+import * as fs7 from "node:fs";
+import * as os5 from "node:os";
+import * as path4 from "node:path";
+async function sessionFromModel(model, threads = 0, opts = {}) {
+  const { ort } = onnxruntime();
+  const options = {
+    executionProviders: ["cpu"],
+    graphOptimizationLevel: opts.lean ? "basic" : "all",
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1
+  };
+  if (weightBytes(model) > (opts.fileAboveBytes ?? BIG_MODEL_BYTES)) return sessionThroughFile(model, options);
+  try {
+    return await ort.InferenceSession.create(serializeModel(model), options);
+  } catch (e) {
+    throw cannotLoad(e);
+  }
+}
+function cannotLoad(e) {
+  return new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
+}
+async function sessionThroughFile(model, options) {
+  const { ort } = onnxruntime();
+  const dir = fs7.mkdtempSync(path4.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs7.rmSync(dir, { recursive: true, force: true }));
+  try {
+    const file = path4.join(dir, "model.onnx");
+    saveModel(model, file);
+    return await ort.InferenceSession.create(file, options);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw cannotLoad(e);
+  } finally {
+    fs7.rmSync(dir, { recursive: true, force: true });
+    done();
+  }
+}
+function weightBytes(model) {
+  let total2 = 0;
+  for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
+  return total2;
+}
+function withExtraOutputs(model, tensors) {
+  const copy = cloneModel(model);
+  const g2 = copy.graph;
+  const have = new Set(g2.output.map((o) => o.name));
+  const types = elementTypes(new GraphIndex(g2));
+  for (const name of tensors) {
+    if (have.has(name)) continue;
+    have.add(name);
+    g2.output.push(tensorValueInfo(name, types.get(name) ?? 1 /* FLOAT */));
+  }
+  return copy;
+}
+function tensorValueInfo(name, elemType) {
+  return create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType }) } })
+  });
+}
+async function captureActivations(session, data, fetch2, batchSize = 128) {
+  const parts = /* @__PURE__ */ new Map();
+  await runBatches(session, data, batchSize, fetch2, (values) => {
+    for (const name of fetch2) {
+      const t = values.get(name);
+      const entry3 = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
+      entry3.chunks.push(Float32Array.from(t.data));
+      parts.set(name, entry3);
+    }
+  });
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, { dims, chunks }] of parts) {
+    const total2 = chunks.reduce((n, c) => n + c.length, 0);
+    const data32 = new Float32Array(total2);
+    let o = 0;
+    for (const c of chunks) {
+      data32.set(c, o);
+      o += c.length;
+    }
+    out.set(name, { dims: [data.count, ...dims], data: data32 });
+  }
+  return out;
+}
+async function streamActivations(runs, data, batchSize, onBatch) {
+  const fixed2 = runs.map((r) => sessionFixedBatch(r.session, data.inputs.keys()));
+  const step = fixed2.find((f) => f !== void 0) ?? batchSize;
+  if (runs.length === 1) {
+    await runBatches(runs[0].session, data, step, runs[0].fetch, (values, first, count2) => onBatch([values], first, count2));
+    return;
+  }
+  for (let start = 0; start < data.count; start += step) {
+    const end = Math.min(data.count, start + step);
+    const slice = takeRange(data, start, end);
+    const perRun = [];
+    for (const { session, fetch: fetch2 } of runs) {
+      await runBatches(session, slice, step, fetch2, (values) => {
+        perRun.push(new Map([...values].map(([k, v]) => [k, { dims: v.dims, data: Float32Array.from(v.data) }])));
+      });
+    }
+    onBatch(perRun, start, end - start);
+  }
+}
+function takeRange(data, start, end) {
+  const w = data.labelWidth ?? 1;
+  return { ...data, count: end - start, inputs: sliceBatch(data, start, end), labels: data.labels && data.labels.subarray(start * w, end * w) };
+}
+var BIG_MODEL_BYTES;
+var init_session = __esm({
+  "src/onnx/runtime/session.ts"() {
+    "use strict";
+    init_esm2();
+    init_dataset();
+    init_graph();
+    init_elementTypes();
+    init_batches();
+    init_ort();
+    init_model();
+    init_cleanup();
+    init_errors();
+    init_onnx_pb();
+    init_tensor();
+    BIG_MODEL_BYTES = 64 * 2 ** 20;
+  }
+});
+
 // src/prune/criteria/activations.ts
 async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 64) {
-  const probe = cloneModel(model);
-  const g2 = probe.graph;
-  const existing = new Set(g2.output.map((o) => o.name));
-  for (const name of tensors.keys()) {
-    if (existing.has(name)) continue;
-    const type = create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } });
-    g2.output.push(create(ValueInfoProtoSchema, { name, type }));
-  }
+  const probe = withExtraOutputs(model, [...tensors.keys()]);
   const { ort } = onnxruntime();
   const session = await ort.InferenceSession.create(serializeModel(probe), { executionProviders: ["cpu"], graphOptimizationLevel: "disabled" });
   const sums = /* @__PURE__ */ new Map();
   let seen = 0;
   try {
     const n = Math.min(calib.count, maxSamples);
-    for (let start = 0; start < n; start += batch) {
-      const end = Math.min(n, start + batch);
-      const feeds = {};
-      for (const [name, arr] of sliceBatch(calib, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const result = await session.run(feeds, [...tensors.keys()]);
+    const subset = n < calib.count ? { ...calib, count: n } : calib;
+    await runBatches(session, subset, batch, [...tensors.keys()], (values, _first, count2) => {
       for (const [name, axis] of tensors) {
-        const t = result[name];
+        const t = values.get(name);
         const dims = t.dims;
         const data = t.data;
         const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
@@ -37375,9 +37949,8 @@ async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 6
         if (!acc2) sums.set(name, acc2 = new Float64Array(k));
         for (let i2 = 0; i2 < data.length; i2++) acc2[Math.floor(i2 / inner) % k] += Math.abs(data[i2]);
       }
-      for (const t of Object.values(result)) t.dispose();
-      seen += end - start;
-    }
+      seen += count2;
+    });
   } finally {
     await session.release();
   }
@@ -37391,12 +37964,10 @@ async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 6
 var init_activations = __esm({
   "src/prune/criteria/activations.ts"() {
     "use strict";
-    init_esm2();
-    init_dataset();
     init_ort();
     init_model();
-    init_onnx_pb();
-    init_tensor();
+    init_batches();
+    init_session();
   }
 });
 
@@ -37512,10 +38083,10 @@ function allocate(groups, importance, opts) {
   const all = [];
   for (const g2 of groups) {
     const s = importance.get(g2.root);
-    let mean2 = 0;
-    for (const v of s) mean2 += v;
-    mean2 = mean2 / s.length || 1;
-    for (const v of s) all.push({ score: v / mean2, root: g2.root });
+    let mean3 = 0;
+    for (const v of s) mean3 += v;
+    mean3 = mean3 / s.length || 1;
+    for (const v of s) all.push({ score: v / mean3, root: g2.root });
     kept.set(g2.root, g2.size);
   }
   all.sort((a, b) => a.score - b.score);
@@ -39233,8 +39804,120 @@ var init_describe = __esm({
   }
 });
 
+// src/onnx/head.ts
+function showDims(dims) {
+  return dims ? `[batch,${dims.map((d) => d === null ? "?" : String(d)).join(",")}]` : "[?]";
+}
+function perSampleDims(one, three, tensor) {
+  const a = one.get(tensor);
+  const b = three.get(tensor);
+  if (!a || !b || a.length === 0 || a.length !== b.length) return void 0;
+  return a.slice(1).map((d, i2) => d === b[i2 + 1] ? d : null);
+}
+function isFloatCast(node, types) {
+  return node.opType === "Cast" && FLOAT_TYPES.has(attrInt(node, "to", 0)) && FLOAT_TYPES.has(types.get(node.input[0]) ?? 1 /* FLOAT */);
+}
+function findHead(model, opts = {}) {
+  const g2 = model.graph;
+  const index = new GraphIndex(g2);
+  const types = elementTypes(index);
+  const one = inferShapes(index, 1).shapes;
+  const three = inferShapes(index, 3).shapes;
+  const dimsOfOutput = (name) => showDims(perSampleDims(one, three, name));
+  let output;
+  if (opts.output !== void 0) {
+    if (!g2.output.some((o) => o.name === opts.output)) return { ok: false, problem: { kind: "no-such-output", asked: opts.output, outputs: g2.output.map((o) => o.name) } };
+    output = opts.output;
+  } else if (g2.output.length > 1) {
+    return { ok: false, problem: { kind: "several-outputs", outputs: g2.output.map((o) => ({ name: o.name, dims: dimsOfOutput(o.name) })) } };
+  } else output = g2.output[0].name;
+  const elemType = types.get(output) ?? 1 /* FLOAT */;
+  if (!FLOAT_TYPES.has(elemType) || elemType === 16 /* BFLOAT16 */) return { ok: false, problem: { kind: "not-float", output, type: dataTypeName(elemType) } };
+  const through = [];
+  let tensor = output;
+  let producer = index.producer.get(tensor);
+  while (producer && (SHAPE_ONLY.has(producer.opType) || isFloatCast(producer, types))) {
+    through.unshift(producer.opType);
+    tensor = producer.input[0];
+    producer = index.producer.get(tensor);
+  }
+  const activation = producer && ACTIVATIONS.has(producer.opType) ? producer.opType : void 0;
+  const scores = activation ? producer.input[0] : output;
+  const dims = perSampleDims(one, three, output);
+  if (dims && dims.filter((d) => d !== 1).length > 1) return { ok: false, problem: { kind: "not-scores", output, dims: showDims(dims) } };
+  const width = dims ? dims.some((d) => d === null) ? null : numel(dims) : null;
+  if (activation === "Softmax" || activation === "LogSoftmax") {
+    const problem = softmaxAxisProblem(producer, opsetVersion(model), one, output, activation);
+    if (problem) return { ok: false, problem };
+  }
+  const base = { output, width, scores, through, elemType, ...activation ? { activation } : {} };
+  if (activation === "Sigmoid") {
+    const labels = width ?? opts.labelWidth ?? 1;
+    return { ok: true, head: { ...base, task: labels > 1 ? "multilabel" : "binary", form: "probabilities", width: width ?? (opts.labelWidth !== void 0 ? labels : null) } };
+  }
+  if (width === 1) return { ok: false, problem: { kind: "single-score", output } };
+  return { ok: true, head: { ...base, task: "multiclass", form: activation ? FORM[activation] : "logits" } };
+}
+function softmaxAxisProblem(node, opset, shapes, output, activation) {
+  const s = shapes.get(node.input[0]);
+  if (!s || s.length === 0) return void 0;
+  let axis = attrInt(node, "axis", opset >= 13 ? -1 : 1);
+  if (axis < 0) axis += s.length;
+  const perSample = numel(s.slice(1));
+  const group = opset >= 13 ? s[axis] : numel(s.slice(axis));
+  if (axis >= 1 && group === perSample) return void 0;
+  return { kind: "softmax-axis", output, axis, dims: `[${s.join(",")}]`, activation };
+}
+function checkLabels(head, labels, labelWidth, data) {
+  if (!labels) return { kind: "no-labels", data };
+  if (head.task === "multiclass") return labelWidth > 1 ? { kind: "labels-matrix-for-classes", output: head.output, labelWidth } : void 0;
+  if (head.task === "multilabel" && head.width !== null && labelWidth !== head.width) return { kind: "label-width", output: head.output, labels: head.width, labelWidth };
+  if (head.task === "binary" && labelWidth !== 1) return { kind: "label-width", output: head.output, labels: 1, labelWidth };
+  for (let i2 = 0; i2 < labels.length; i2++) if (labels[i2] > 1) return { kind: "labels-not-binary", output: head.output, value: labels[i2] };
+  return void 0;
+}
+function headProblemMessage(p, file) {
+  switch (p.kind) {
+    case "several-outputs":
+      return `${file}: has ${p.outputs.length} outputs (${p.outputs.map((o) => `${o.name} ${o.dims}`).join(", ")}); prune-guard judges one classifier output of shape [batch, classes] (logits, probabilities or sigmoid): pass --output NAME (config 'output:') to choose it; ${FIDELITY_LATER}`;
+    case "no-such-output":
+      return `--output ${p.asked}: the model has no output of that name; its outputs are ${p.outputs.map((o) => `'${o}'`).join(", ")}`;
+    case "not-float":
+      return `${file}: output '${p.output}' holds ${p.type} values; prune-guard judges float scores per class (logits, probabilities or a sigmoid), so export the scores rather than ${p.type === "INT64" || p.type === "INT32" ? "the predicted class ids" : `${p.type} values`}${p.type === "BFLOAT16" ? " (onnxruntime-node cannot read bfloat16 tensors: Cast the output to float32)" : ""}`;
+    case "not-scores":
+      return `${file}: output '${p.output}' has shape ${p.dims}, not one score per class; prune-guard judges an output of shape [batch, classes] (or [batch, classes, 1, 1]), or a sigmoid [batch] / [batch, labels]: choose such an output with --output NAME; ${FIDELITY_LATER}`;
+    case "single-score":
+      return `${file}: output '${p.output}' has one value per sample and no Sigmoid before it; prune-guard judges a binary classifier by its sigmoid probability: export it with torch.sigmoid(...) at the end (or two class logits), or choose another output with --output NAME`;
+    case "softmax-axis":
+      return `${file}: output '${p.output}' comes from a ${p.activation} over axis ${p.axis} of ${p.dims}, which is not one distribution over classes per sample; export the ${p.activation} over the class axis (dim=1), or output the logits before it`;
+    case "labels-matrix-for-classes":
+      return `y has ${p.labelWidth} columns, read as a multi-label 0/1 matrix, but output '${p.output}' scores one class per sample (softmax or logits); for one-hot class labels save y.argmax(axis=1), or judge a multi-label model by its sigmoid output`;
+    case "labels-not-binary":
+      return `y holds the value ${p.value}, but output '${p.output}' is a sigmoid, judged as 0/1 decisions at 0.5; labels must be 0 or 1 (for classes, export a softmax or the logits instead)`;
+    case "label-width":
+      return `y has ${p.labelWidth} label${p.labelWidth > 1 ? "s" : ""} per sample but sigmoid output '${p.output}' has ${p.labels}; save y with shape [N, ${p.labels}]${p.labels === 1 ? " or [N]" : ""} (one 0/1 column per output label)`;
+    case "no-labels":
+      return `${p.data}: no label array 'y'; prune-guard judges classifiers against labels: add y=labels (class ids, or a 0/1 [N,K] matrix for a multi-label sigmoid) to the .npz; ${FIDELITY_LATER}`;
+  }
+}
+var SHAPE_ONLY, ACTIVATIONS, FORM, FIDELITY_LATER;
+var init_head = __esm({
+  "src/onnx/head.ts"() {
+    "use strict";
+    init_graph();
+    init_elementTypes();
+    init_model();
+    init_shapes();
+    init_tensor();
+    SHAPE_ONLY = /* @__PURE__ */ new Set(["Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Dropout"]);
+    ACTIVATIONS = /* @__PURE__ */ new Set(["Softmax", "LogSoftmax", "Sigmoid"]);
+    FORM = { Softmax: "probabilities", LogSoftmax: "log-probabilities", Sigmoid: "probabilities" };
+    FIDELITY_LATER = "judging outputs without class labels by fidelity to the dense model is not available in this version";
+  }
+});
+
 // src/onnx/runtime/scores.ts
-function scoreRow(row, offset, classes, label2, areProbabilities) {
+function scoreRow(row, offset, classes, label2, form) {
   let pred = 0;
   let max2 = -Infinity;
   for (let c = 0; c < classes; c++) {
@@ -39244,14 +39927,20 @@ function scoreRow(row, offset, classes, label2, areProbabilities) {
       pred = c;
     }
   }
-  if (areProbabilities) {
+  if (form === "probabilities") {
     const p = row[offset + label2];
-    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
+    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, P_FLOOR)) };
   }
+  if (form === "log-probabilities") return { pred, confidence: Math.exp(max2), logProbLabel: row[offset + label2] };
   let sum = 0;
   for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
   const logSum = Math.log(sum);
   return { pred, confidence: 1 / sum, logProbLabel: row[offset + label2] - max2 - logSum };
+}
+function scoreSigmoid(p, y) {
+  const pred = p >= SIGMOID_THRESHOLD ? 1 : 0;
+  const q = Math.min(Math.max(p, P_FLOOR), 1 - P_FLOOR);
+  return { pred, confidence: pred ? q : 1 - q, logProbLabel: y === 1 ? Math.log(q) : Math.log(1 - q) };
 }
 function expectedCalibrationError(confidence, correct, bins = 15) {
   const n = confidence.length;
@@ -39268,210 +39957,131 @@ function expectedCalibrationError(confidence, correct, bins = 15) {
   for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(hit[b] - conf[b]) / n;
   return ece;
 }
+var P_FLOOR, SIGMOID_THRESHOLD;
 var init_scores = __esm({
   "src/onnx/runtime/scores.ts"() {
     "use strict";
+    P_FLOOR = 1e-12;
+    SIGMOID_THRESHOLD = 0.5;
   }
 });
 
 // src/onnx/runtime/classifier.ts
-function endsInSoftmax(model) {
-  const index = new GraphIndex(model.graph);
-  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
+function defaultHead(model, output) {
+  const r = findHead(model, { output });
+  if (!r.ok) throw new UserError(headProblemMessage(r.problem, "model"));
+  return r.head;
 }
 async function evaluateClassifier(session, data, opts) {
   if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
-  if (session.outputNames.length !== 1) {
-    throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
+  let head = opts.head;
+  if (!head) {
+    if (session.outputNames.length !== 1) {
+      throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); pass --output NAME to choose the classifier output to judge`);
+    }
+    head = { output: session.outputNames[0], task: "multiclass", form: "logits", width: null, scores: session.outputNames[0], through: [], elemType: 1 };
   }
-  const { ort } = onnxruntime();
-  const labels = data.labels ?? new Int32Array(data.count);
+  const sigmoid2 = head.task !== "multiclass";
+  const labels = data.labels && !opts.unlabelled ? data.labels : null;
   const n = data.count;
-  const pred = new Int32Array(n);
-  const confidence = new Float32Array(n);
-  const correct = new Uint8Array(n);
-  const logProbLabel = new Float32Array(n);
-  let classes = 0;
+  let perSample = 0;
+  let decisions = 0;
+  let pred = new Int32Array(0);
+  let confidence = new Float32Array(0);
+  let correct = new Uint8Array(0);
+  let logProbLabel = new Float32Array(0);
+  let truth = new Int32Array(0);
+  let group = new Int32Array(0);
   let logits;
-  for (let start = 0; start < n; start += opts.batchSize) {
-    const end = Math.min(n, start + opts.batchSize);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) {
-      feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+  let width0 = 0;
+  const choicesOf = (width) => sigmoid2 ? 2 : width;
+  await runBatches(session, data, opts.batchSize, [head.output], (values, start, count2) => {
+    const out = values.get(head.output);
+    const width = count2 > 0 ? out.data.length / count2 : 0;
+    if (out.dims[0] !== count2 || !Number.isInteger(width)) {
+      throw new UserError(`${opts.modelPath}: output '${head.output}' has shape [${out.dims}] for ${count2} samples, expected [batch, classes]`);
     }
-    const result = await session.run(feeds);
-    const out = result[session.outputNames[0]];
-    if (out.dims.length !== 2 || out.dims[0] !== end - start) {
-      throw new UserError(`${opts.modelPath}: output has shape [${out.dims}], expected [batch, classes]; prune-guard evaluates classifiers with one logits output`);
-    }
-    const values = out.data;
-    if (classes === 0) {
-      classes = out.dims[1];
-      if (opts.keepLogits) logits = new Float32Array(n * classes);
-    }
-    for (let i2 = 0; i2 < end - start; i2++) {
-      const label2 = labels[start + i2];
-      if (label2 >= classes) {
-        throw new UserError(`${data.path}: label ${label2} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
+    if (perSample === 0) {
+      if (width < 1 || !sigmoid2 && width < 2) throw new UserError(`${opts.modelPath}: output '${head.output}' has ${width} value(s) per sample; prune-guard judges [batch, classes] scores with at least 2 classes, or a sigmoid`);
+      perSample = sigmoid2 ? width : 1;
+      width0 = width;
+      decisions = n * perSample;
+      pred = new Int32Array(decisions);
+      confidence = new Float32Array(decisions);
+      correct = new Uint8Array(decisions);
+      logProbLabel = new Float32Array(decisions);
+      truth = new Int32Array(decisions);
+      group = new Int32Array(decisions);
+      if (opts.keepLogits) logits = new Float32Array(decisions * choicesOf(width));
+      if (head.form === "probabilities" && !sigmoid2) checkRowSums(out.data, width, count2, head, opts.modelPath);
+      if (labels && (data.labelWidth ?? 1) !== perSample) {
+        throw new UserError(`${data.path}: y has ${data.labelWidth ?? 1} label(s) per sample but output '${head.output}' gives ${perSample} decision(s) per sample; save y with shape [N${perSample > 1 ? `, ${perSample}` : ""}]`);
       }
-      const s = scoreRow(values, i2 * classes, classes, label2, opts.outputsAreProbabilities);
-      pred[start + i2] = s.pred;
-      confidence[start + i2] = s.confidence;
-      correct[start + i2] = !data.labels ? 0 : s.pred === label2 ? 1 : 0;
-      logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
+    } else if (width !== width0) {
+      throw new UserError(`${opts.modelPath}: output '${head.output}' changed width between batches (${width} values per sample)`);
     }
-    logits?.set(values, start * classes);
-    for (const t of Object.values(result)) t.dispose();
-    opts.onBatch?.(end, n);
-  }
-  return { classes, pred, confidence, correct, logProbLabel, logits };
+    const v = out.data;
+    if (sigmoid2) {
+      for (let k = 0; k < count2 * width; k++) {
+        const d = start * width + k;
+        const y = labels ? labels[d] : 0;
+        const s = scoreSigmoid(v[k], y);
+        pred[d] = s.pred;
+        confidence[d] = s.confidence;
+        correct[d] = labels && s.pred === y ? 1 : 0;
+        logProbLabel[d] = labels ? s.logProbLabel : NaN;
+        truth[d] = y;
+        group[d] = width > 1 ? k % width : y;
+        if (logits) {
+          const p = Math.min(Math.max(v[k], P_FLOOR), 1 - P_FLOOR);
+          logits[2 * d] = Math.log(1 - p);
+          logits[2 * d + 1] = Math.log(p);
+        }
+      }
+    } else {
+      for (let i2 = 0; i2 < count2; i2++) {
+        const d = start + i2;
+        const y = labels ? labels[d] : 0;
+        if (y >= width) {
+          throw new UserError(`${data.path}: label ${y} at index ${d} is out of range for a model with ${width} classes; labels must be 0..${width - 1}`);
+        }
+        const s = scoreRow(v, i2 * width, width, y, head.form);
+        pred[d] = s.pred;
+        confidence[d] = s.confidence;
+        correct[d] = labels && s.pred === y ? 1 : 0;
+        logProbLabel[d] = labels ? s.logProbLabel : NaN;
+        truth[d] = y;
+        group[d] = y;
+      }
+      if (logits) {
+        const rows2 = v.subarray(0, count2 * width);
+        if (head.form === "probabilities") for (let k = 0; k < rows2.length; k++) logits[start * width + k] = Math.log(Math.max(rows2[k], P_FLOOR));
+        else logits.set(rows2, start * width);
+      }
+    }
+    opts.onBatch?.(start + count2, n);
+  });
+  const classes = sigmoid2 ? perSample > 1 ? perSample : 2 : width0;
+  return { task: head.task, classes, choices: sigmoid2 ? 2 : classes, perSample, pred, confidence, correct, logProbLabel, truth, group, logits };
 }
+function checkRowSums(v, width, count2, head, modelPath) {
+  for (let i2 = 0; i2 < count2; i2++) {
+    let sum = 0;
+    for (let c = 0; c < width; c++) sum += v[i2 * width + c];
+    if (Math.abs(sum - 1) > SUM_TOLERANCE) {
+      throw new UserError(`${modelPath}: output '${head.output}' is read as probabilities (a Softmax${head.through.length ? ` then ${head.through.join(", ")}` : ""}), but a row sums to ${sum.toFixed(4)}; export the logits, or the Softmax over the class axis as the output`);
+    }
+  }
+}
+var SUM_TOLERANCE;
 var init_classifier = __esm({
   "src/onnx/runtime/classifier.ts"() {
     "use strict";
-    init_dataset();
     init_errors();
-    init_graph();
-    init_ort();
+    init_head();
+    init_batches();
     init_scores();
-  }
-});
-
-// src/io/cleanup.ts
-function onInterrupt(undo) {
-  pending.add(undo);
-  return () => pending.delete(undo);
-}
-var pending;
-var init_cleanup = __esm({
-  "src/io/cleanup.ts"() {
-    "use strict";
-    pending = /* @__PURE__ */ new Set();
-  }
-});
-
-// src/onnx/runtime/session.ts
-import * as fs7 from "node:fs";
-import * as os5 from "node:os";
-import * as path4 from "node:path";
-async function sessionFromModel(model, threads = 0, opts = {}) {
-  const { ort } = onnxruntime();
-  const options = {
-    executionProviders: ["cpu"],
-    graphOptimizationLevel: opts.lean ? "basic" : "all",
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1
-  };
-  if (weightBytes(model) > (opts.fileAboveBytes ?? BIG_MODEL_BYTES)) return sessionThroughFile(model, options);
-  try {
-    return await ort.InferenceSession.create(serializeModel(model), options);
-  } catch (e) {
-    throw cannotLoad(e);
-  }
-}
-function cannotLoad(e) {
-  return new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
-}
-async function sessionThroughFile(model, options) {
-  const { ort } = onnxruntime();
-  const dir = fs7.mkdtempSync(path4.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs7.rmSync(dir, { recursive: true, force: true }));
-  try {
-    const file = path4.join(dir, "model.onnx");
-    saveModel(model, file);
-    return await ort.InferenceSession.create(file, options);
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw cannotLoad(e);
-  } finally {
-    fs7.rmSync(dir, { recursive: true, force: true });
-    done();
-  }
-}
-function weightBytes(model) {
-  let total2 = 0;
-  for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
-  return total2;
-}
-function withExtraOutputs(model, tensors) {
-  const copy = cloneModel(model);
-  const g2 = copy.graph;
-  const have = new Set(g2.output.map((o) => o.name));
-  for (const name of tensors) {
-    if (have.has(name)) continue;
-    have.add(name);
-    g2.output.push(
-      create(ValueInfoProtoSchema, {
-        name,
-        type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
-      })
-    );
-  }
-  return copy;
-}
-async function captureActivations(session, data, fetch2, batchSize = 128) {
-  const { ort } = onnxruntime();
-  const parts = /* @__PURE__ */ new Map();
-  for (let start = 0; start < data.count; start += batchSize) {
-    const end = Math.min(data.count, start + batchSize);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-    const result = await session.run(feeds, fetch2);
-    for (const name of fetch2) {
-      const t = result[name];
-      const entry3 = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
-      entry3.chunks.push(Float32Array.from(t.data));
-      parts.set(name, entry3);
-    }
-    for (const t of Object.values(result)) t.dispose();
-  }
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, { dims, chunks }] of parts) {
-    const total2 = chunks.reduce((n, c) => n + c.length, 0);
-    const data32 = new Float32Array(total2);
-    let o = 0;
-    for (const c of chunks) {
-      data32.set(c, o);
-      o += c.length;
-    }
-    out.set(name, { dims: [data.count, ...dims], data: data32 });
-  }
-  return out;
-}
-async function streamActivations(runs, data, batchSize, onBatch) {
-  const { ort } = onnxruntime();
-  for (let start = 0; start < data.count; start += batchSize) {
-    const end = Math.min(data.count, start + batchSize);
-    const results = [];
-    try {
-      for (const { session, fetch: fetch2 } of runs) {
-        const feeds = {};
-        for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-        results.push(await session.run(feeds, fetch2));
-      }
-      onBatch(
-        runs.map(({ fetch: fetch2 }, k) => new Map(fetch2.map((name) => [name, { dims: results[k][name].dims, data: results[k][name].data }]))),
-        start,
-        end - start
-      );
-    } finally {
-      for (const r of results) for (const t of Object.values(r)) t.dispose();
-    }
-  }
-}
-var BIG_MODEL_BYTES;
-var init_session = __esm({
-  "src/onnx/runtime/session.ts"() {
-    "use strict";
-    init_esm2();
-    init_dataset();
-    init_ort();
-    init_model();
-    init_cleanup();
-    init_errors();
-    init_onnx_pb();
-    init_tensor();
-    BIG_MODEL_BYTES = 64 * 2 ** 20;
+    SUM_TOLERANCE = 0.02;
   }
 });
 
@@ -39481,16 +40091,12 @@ function evenSubset(data, max2) {
   const idx = Array.from({ length: max2 }, (_, i2) => Math.floor(i2 * data.count / max2));
   return takeSamples(data, idx);
 }
-async function logProbs(session, data, probabilities) {
-  const p = await evaluateClassifier(session, data, { batchSize: 256, outputsAreProbabilities: probabilities, keepLogits: true, unlabelled: true, modelPath: "calibration" });
-  const { classes } = p;
+async function logProbs(session, data, head) {
+  const p = await evaluateClassifier(session, data, { batchSize: 256, head, keepLogits: true, unlabelled: !data.labels, modelPath: "calibration" });
+  const classes = p.choices;
   const raw = p.logits;
-  const values = new Float64Array(data.count * classes);
+  const values = new Float64Array(raw.length);
   for (let o = 0; o < values.length; o += classes) {
-    if (probabilities) {
-      for (let c = 0; c < classes; c++) values[o + c] = Math.log(Math.max(raw[o + c], 1e-12));
-      continue;
-    }
     let max2 = -Infinity;
     for (let c = 0; c < classes; c++) max2 = Math.max(max2, raw[o + c]);
     let sum = 0;
@@ -39498,7 +40104,7 @@ async function logProbs(session, data, probabilities) {
     const lse = max2 + Math.log(sum);
     for (let c = 0; c < classes; c++) values[o + c] = raw[o + c] - lse;
   }
-  return { classes, values };
+  return { classes, count: p.pred.length, values, labels: data.labels ? p.truth : null };
 }
 function argmax(v, o, n) {
   let best = 0;
@@ -39531,11 +40137,11 @@ function compare2(lp, classes, count2, labels, dense) {
 }
 async function calibScorer(dense, calib, opts = {}) {
   const data = evenSubset(calib, opts.maxSamples ?? DEFAULT_SENSITIVITY_SAMPLES);
-  const probabilities = endsInSoftmax(dense);
+  const head = opts.head ?? defaultHead(dense);
   const run2 = async (model) => {
     const session = await sessionFromModel(model, opts.threads ?? 0);
     try {
-      return await logProbs(session, data, probabilities);
+      return await logProbs(session, data, head);
     } finally {
       await session.release();
     }
@@ -39545,10 +40151,10 @@ async function calibScorer(dense, calib, opts = {}) {
   return {
     against: data.labels ? "labels" : "dense",
     samples: data.count,
-    dense: compare2(ref.values, ref.classes, data.count, data.labels, denseRef),
+    dense: compare2(ref.values, ref.classes, ref.count, ref.labels, denseRef),
     score: async (model) => {
       const r = await run2(model);
-      return compare2(r.values, r.classes, data.count, data.labels, denseRef);
+      return compare2(r.values, r.classes, r.count, r.labels, denseRef);
     }
   };
 }
@@ -39583,7 +40189,7 @@ function checkSensitivityInputs(config, calib) {
 }
 async function sensitivityPrune(dense, req) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads, head: req.head ?? defaultHead(dense, req.config.output) });
   const limit = req.maxSeconds !== void 0 ? { seconds: req.maxSeconds, scoreSeconds: (performance.now() - t0) / 1e3 } : void 0;
   const structuredOpts = { roundTo: 1, criterion: req.config.criterion, protectedTensors: req.protectedTensors, calib: req.calib };
   const units = req.method === "unstructured" ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
@@ -39656,7 +40262,7 @@ function sensitivityRecord(scorer, curves, allocated, predictedIncrease, seconds
 }
 async function unstructuredSensitivityPlan(dense, req) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads, head: req.head ?? defaultHead(dense, req.config.output) });
   const units = weightUnits(dense, req.weights);
   if (units.length === 0) throw new UserError("--scope sensitivity: the model has no prunable weights after exclusions; use --scope global");
   const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);
@@ -39702,6 +40308,7 @@ var init_sensitivityPrune = __esm({
     init_describe();
     init_structuredPrune();
     init_allocateSparsity();
+    init_classifier();
     init_calibScorer();
     init_sensitivityCurves();
     MAC_COST_EXPONENT = 1;
@@ -39836,6 +40443,7 @@ async function pruneBySensitivity(dense, weights, config, ctx) {
       weights,
       config,
       perMac: config.scope === "sensitivity-macs",
+      ...ctx.head ? { head: ctx.head } : {},
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total2) => {
         if (!started) ctx.progress?.start(`sensitivity curves (${method}, ${total2} ${method === "unstructured" ? "layers" : "groups"})`, total2);
@@ -40052,10 +40660,10 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   const targets = [];
   for (const node of index.order) {
     if (node.opType !== "BatchNormalization" || node.output.length > 1) continue;
-    const mean2 = index.initializers.get(node.input[3]);
+    const mean3 = index.initializers.get(node.input[3]);
     const variance = index.initializers.get(node.input[4]);
-    if (!mean2 || !variance || index.consumersOf(mean2.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
-    targets.push({ node, mean: mean2, variance });
+    if (!mean3 || !variance || index.consumersOf(mean3.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
+    targets.push({ node, mean: mean3, variance });
   }
   if (targets.length === 0) return { model, nodes: [] };
   const left = secondsLeft(bounds.deadline);
@@ -40200,8 +40808,23 @@ var init_adam = __esm({
 });
 
 // src/recover/distill/gradients.ts
+function describeGap(g2) {
+  switch (g2.kind) {
+    case "op":
+      return `${g2.op} node '${g2.node}'${g2.detail ? ` (${g2.detail})` : ""}`;
+    case "opset":
+      return `${g2.op} node '${g2.node}' at opset ${g2.opset} (its gradient needs ${g2.needs})`;
+    case "precision":
+      return `the model computes in ${g2.type} ('${g2.tensor}'), and the gradient graph trains float32 weights only`;
+    case "no-parameters":
+      return "the model (no float32 parameters to train)";
+  }
+}
 function unsupported(c, detail) {
   throw new UnsupportedOp(c.node.opType, c.node.name || c.node.output[0], detail);
+}
+function needsOpset(c, needs) {
+  throw new UnsupportedOp({ kind: "opset", op: c.node.opType, node: c.node.name || c.node.output[0], opset: c.b.opset, needs });
 }
 function explicitPads(node, xs, ys, kernel, strides, dil) {
   const r = kernel.length;
@@ -40223,6 +40846,30 @@ function softmaxAxes(c, rank) {
   if (axis < 0) axis += rank;
   return opset >= 13 ? [axis] : range(rank - axis, axis);
 }
+function tiledMaxPoolGrad(c, xs, kernel) {
+  const { b, node } = c;
+  const r = kernel.length;
+  const ys = c.shape(node.output[0]);
+  const pads = explicitPads(node, xs, ys, kernel, kernel, new Array(r).fill(1));
+  const covered = range(r).map((i2) => ys[2 + i2] * kernel[i2]);
+  const before = range(r).map((i2) => pads[i2]);
+  const after = range(r).map((i2) => covered[i2] - before[i2] - xs[2 + i2]);
+  const spatial = range(r, 2);
+  let x2 = node.input[0];
+  if (after.some((a) => a < 0)) x2 = b.slice(x2, new Array(r).fill(0), range(r).map((i2) => xs[2 + i2] + Math.min(0, after[i2])), spatial);
+  if (before.some((p) => p > 0) || after.some((a) => a > 0)) x2 = b.pad(x2, [0, 0, ...before, 0, 0, ...after.map((a) => Math.max(0, a))], -34028234663852886e22);
+  const [n, ch] = xs;
+  const windows = [n, ch, ...range(r).flatMap((i2) => [ys[2 + i2], kernel[i2]])];
+  const perWindow = [n, ch, ...range(r).flatMap((i2) => [ys[2 + i2], 1])];
+  const inWindow = range(r).map((i2) => 3 + 2 * i2);
+  const x22 = b.reshape(x2, windows);
+  const mask = b.op("Cast", [b.op("Not", [b.op("Less", [x22, b.reshape(node.output[0], perWindow)])])], { to: 1 });
+  const ties = b.reduceSum(mask, inWindow, true);
+  let g2 = b.reshape(b.op("Div", [b.mul(mask, b.reshape(c.dy[0], perWindow)), ties]), [n, ch, ...covered]);
+  if (before.some((p) => p > 0) || after.some((a) => a > 0)) g2 = b.slice(g2, before, range(r).map((i2) => before[i2] + xs[2 + i2] + Math.min(0, after[i2])), spatial);
+  if (after.some((a) => a < 0)) g2 = b.pad(g2, [0, 0, ...new Array(r).fill(0), 0, 0, ...after.map((a) => Math.max(0, -a))], 0);
+  return g2;
+}
 function zeroTensor() {
   return makeFloatTensor("zero", [1], new Float32Array(1));
 }
@@ -40236,13 +40883,12 @@ var init_gradients = __esm({
     init_graph();
     init_tensor();
     UnsupportedOp = class extends Error {
-      constructor(opType, node, detail = "") {
-        super(`${opType} node '${node}'${detail ? ` (${detail})` : ""}`);
-        this.opType = opType;
-        this.node = node;
+      gap;
+      constructor(opType, node = "", detail = "") {
+        const gap = typeof opType === "string" ? { kind: "op", op: opType, node, detail } : opType;
+        super(describeGap(gap));
+        this.gap = gap;
       }
-      opType;
-      node;
     };
     range = (n, from = 0) => Array.from({ length: n }, (_, i2) => i2 + from);
     same = (a, b) => a.length === b.length && a.every((d, i2) => d === b[i2]);
@@ -40328,8 +40974,8 @@ var init_gradients = __esm({
       const tB = attrInt(node, "transB", 0);
       const al = alpha === 1 ? {} : { alpha: { float: alpha } };
       const out = [];
-      if (c.wants[0]) out[0] = tA ? b.op("Gemm", [bb, dy], { transA: tB, transB: 1, ...al }) : b.op("Gemm", [dy, bb], { transB: tB ? 0 : 1, ...al });
-      if (c.wants[1]) out[1] = tB ? b.op("Gemm", [dy, a], { transA: 1, transB: tA, ...al }) : b.op("Gemm", [a, dy], { transA: tA ? 0 : 1, ...al });
+      if (c.wants[0]) out[0] = tA ? b.gemm(bb, dy, { transA: tB, transB: 1, ...al }) : b.gemm(dy, bb, { transB: tB ? 0 : 1, ...al });
+      if (c.wants[1]) out[1] = tB ? b.gemm(dy, a, { transA: 1, transB: tA, ...al }) : b.gemm(a, dy, { transA: tA ? 0 : 1, ...al });
       if (cc && c.wants[2]) out[2] = b.unbroadcast(b.scale(dy, beta), c.shape(node.output[0]), c.shape(cc));
       return out;
     };
@@ -40352,7 +40998,7 @@ var init_gradients = __esm({
           const k = as.at(-1);
           const a2 = b.reshape(a, [numel(as) / k, k]);
           const d2 = b.reshape(dy, [numel(ys) / ys.at(-1), ys.at(-1)]);
-          out[1] = b.op("Gemm", [a2, d2], { transA: 1 });
+          out[1] = b.gemm(a2, d2, { transA: 1 });
         } else {
           const full = b.op("MatMul", [b.transpose(a, swap2(as.length)), dy]);
           out[1] = b.unbroadcast(full, [...ys.slice(0, -2), bs.at(-2), bs.at(-1)], bs);
@@ -40387,13 +41033,12 @@ var init_gradients = __esm({
     reshapeBack = (c) => [c.b.reshape(c.dy[0], c.shape(c.node.input[0]))];
     relu = (c) => {
       const { b, node } = c;
-      const zero = b.scalar(0);
-      return [b.op("Where", [b.op("Greater", [node.input[0], zero]), c.dy[0], zero])];
+      return [b.keepWhere(b.op("Greater", [node.input[0], b.scalar(0)]), c.dy[0])];
     };
     leakyRelu = (c) => {
       const { b, node } = c;
       const dy = c.dy[0];
-      return [b.op("Where", [b.op("Greater", [node.input[0], b.scalar(0)]), dy, b.scale(dy, attrFloat(node, "alpha", 0.01))])];
+      return [b.select(b.op("Greater", [node.input[0], b.scalar(0)]), dy, b.scale(dy, attrFloat(node, "alpha", 0.01)))];
     };
     clip = (c) => {
       const { b, node } = c;
@@ -40410,7 +41055,7 @@ var init_gradients = __esm({
       const conds = [lo && b.op("Greater", [x2, lo]), hi && b.op("Less", [x2, hi])].filter((s) => !!s);
       if (conds.length === 0) return [c.dy[0]];
       const mask = conds.length === 2 ? b.op("And", conds) : conds[0];
-      return [b.op("Where", [mask, c.dy[0], b.scalar(0)])];
+      return [b.keepWhere(mask, c.dy[0])];
     };
     sigmoid = (c) => {
       const { b, node } = c;
@@ -40469,10 +41114,10 @@ var init_gradients = __esm({
         return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size], [axis]) : void 0;
       });
     };
-    reduce = (mean2) => (c) => {
+    reduce = (mean3) => (c) => {
       const { b, node } = c;
       const xs = c.shape(node.input[0]);
-      const axesFromInput = mean2 ? b.opset >= 18 : b.opset >= 13;
+      const axesFromInput = mean3 ? b.opset >= 18 : b.opset >= 13;
       let axes = axesFromInput ? node.input[1] ? c.ints(node.input[1]) : [] : attrInts(node, "axes");
       if (axes === void 0 && axesFromInput) unsupported(c, "axes not constant");
       if (!axes || axes.length === 0) {
@@ -40482,14 +41127,14 @@ var init_gradients = __esm({
       const norm2 = axes.map((a) => a < 0 ? a + xs.length : a);
       const kept = xs.map((d, i2) => norm2.includes(i2) ? 1 : d);
       const n = norm2.reduce((a, i2) => a * xs[i2], 1);
-      const g2 = b.op("Expand", [b.reshape(c.dy[0], kept), b.int64s(xs)]);
-      return [mean2 ? b.scale(g2, 1 / n) : g2];
+      const g2 = b.expand(b.reshape(c.dy[0], kept), kept, xs);
+      return [mean3 ? b.scale(g2, 1 / n) : g2];
     };
     globalAveragePool = (c) => {
       const { b, node } = c;
       const xs = c.shape(node.input[0]);
       const n = numel(xs.slice(2));
-      return [b.scale(b.op("Expand", [c.dy[0], b.int64s(xs)]), 1 / n)];
+      return [b.scale(b.expand(c.dy[0], c.shape(node.output[0]), xs), 1 / n)];
     };
     maxPool = (c) => {
       const { b, node } = c;
@@ -40500,7 +41145,11 @@ var init_gradients = __esm({
       const dil = attrInts(node, "dilations") ?? new Array(r).fill(1);
       if (attrInt(node, "storage_order", 0) !== 0) unsupported(c, "storage_order=1");
       const overlapping = kernel.some((k, i2) => (k - 1) * dil[i2] + 1 > strides[i2]);
-      if (overlapping && b.opset < 16) unsupported(c, "overlapping windows need ScatterElements reduction, opset 16+");
+      if (b.opset < 11) {
+        if (kernel.some((k, i2) => k !== strides[i2] || dil[i2] !== 1)) needsOpset(c, "ScatterElements (opset 11) unless the windows tile the input (kernel = stride, no dilation)");
+        return [tiledMaxPoolGrad(c, xs, kernel)];
+      }
+      if (overlapping && b.opset < 16) needsOpset(c, "ScatterElements with reduction (opset 16) for overlapping windows");
       if (!node.output[1]) node.output[1] = b.fresh("maxpool_indices");
       const zeros = b.op("ConstantOfShape", [b.int64s([numel(xs)])], { value: { tensor: zeroTensor() } });
       const scatter = b.op("ScatterElements", [zeros, b.reshape(node.output[1], [-1]), b.reshape(c.dy[0], [-1])], overlapping ? { axis: 0, reduction: "add" } : { axis: 0 });
@@ -40509,12 +41158,13 @@ var init_gradients = __esm({
     batchNorm = (c) => {
       const { b, node } = c;
       if (attrInt(node, "training_mode", 0) !== 0) unsupported(c, "training_mode=1");
+      if (attrInt(node, "spatial", 1) !== 1) unsupported(c, "spatial=0");
       const [x2, scale2, , meanName, varName] = node.input;
       const xs = c.shape(x2);
       const ch = xs[1];
-      const mean2 = c.floats(meanName);
+      const mean3 = c.floats(meanName);
       const variance = c.floats(varName);
-      if (!mean2 || !variance) unsupported(c, "running statistics are not constants");
+      if (!mean3 || !variance) unsupported(c, "running statistics are not constants");
       const eps = attrFloat(node, "epsilon", 1e-5);
       const inv = variance.map((v) => 1 / Math.sqrt(v + eps));
       const cd = channelDims(ch, xs.length);
@@ -40524,7 +41174,7 @@ var init_gradients = __esm({
       const out = [];
       if (c.wants[0]) out[0] = b.mul(dy, b.mul(b.reshape(scale2, cd), invC));
       if (c.wants[1]) {
-        const xhat = b.mul(b.sub(x2, b.floats(mean2, cd)), invC);
+        const xhat = b.mul(b.sub(x2, b.floats(mean3, cd)), invC);
         out[1] = b.reduceSum(b.mul(dy, xhat), axes, false);
       }
       if (c.wants[2]) out[2] = b.reduceSum(dy, axes, false);
@@ -40619,9 +41269,35 @@ function distillLoss(logits, teacherProbs, onehot, rows2, classes, temperature, 
   }
   return loss / rows2;
 }
+function sigmoidValues(logits, temperature = 1) {
+  return Float64Array.from({ length: logits.length }, (_, i2) => 1 / (1 + Math.exp(-logits[i2] / temperature)));
+}
+function sigmoidDistillLoss(logits, teacherProbs, labels, rows2, temperature, labelWeight) {
+  const ps = sigmoidValues(logits, temperature);
+  const p1 = labels && labelWeight > 0 ? sigmoidValues(logits, 1) : void 0;
+  let loss = 0;
+  for (let i2 = 0; i2 < ps.length; i2++) {
+    const pt = teacherProbs[i2];
+    loss += temperature * temperature * (xlogy(pt, ps[i2]) + xlogy(1 - pt, 1 - ps[i2]));
+    if (p1) loss -= labelWeight * (labels[i2] > 0 ? Math.log(Math.max(p1[i2], 1e-30)) : Math.log(Math.max(1 - p1[i2], 1e-30)));
+  }
+  return loss / rows2;
+}
+function sigmoidHeldOut(studentLogits, teacherProbs, labels, rows2) {
+  const ps = sigmoidValues(studentLogits, 1);
+  let kl = 0;
+  let correct = 0;
+  for (let i2 = 0; i2 < ps.length; i2++) {
+    kl += xlogy(teacherProbs[i2], ps[i2]) + xlogy(1 - teacherProbs[i2], 1 - ps[i2]);
+    if (labels && (ps[i2] >= 0.5 ? 1 : 0) === labels[i2]) correct++;
+  }
+  return { kl: kl / rows2, ...labels ? { accuracy: correct / ps.length } : {} };
+}
+var xlogy;
 var init_loss = __esm({
   "src/recover/distill/loss.ts"() {
     "use strict";
+    xlogy = (p, q) => p > 0 ? p * (Math.log(p) - Math.log(Math.max(q, 1e-30))) : 0;
   }
 });
 
@@ -40732,9 +41408,42 @@ var init_builder = __esm({
         const same2 = now.length === to.length && now.every((d, i2) => d === to[i2]);
         return same2 ? g2 : this.reshape(g2, to);
       }
-      /** x[..., starts:ends] along the given axes (Slice with inputs, opset 10+). */
+      /** x[..., starts:ends] along the given axes: Slice with inputs from opset 10, with attributes before. */
       slice(x2, starts, ends, axes) {
+        if (this.opset < 10) return this.op("Slice", [x2], { starts: [...starts], ends: [...ends], axes: [...axes] });
         return this.op("Slice", [x2, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
+      }
+      /**
+       * Gemm of two operands: C is optional from opset 11; before it, a zero C (broadcast from [1]) with
+       * beta 0 stands in, so the product is the same.
+       */
+      gemm(a, b, attrs = {}) {
+        if (this.opset >= 11) return this.op("Gemm", [a, b], attrs);
+        return this.op("Gemm", [a, b, this.floats([0], [1])], { ...attrs, beta: { float: 0 } });
+      }
+      /** `cond ? x : 0`: Where from opset 9; before it, x times the condition cast to float. */
+      keepWhere(cond, x2) {
+        if (this.opset >= 9) return this.op("Where", [cond, x2, this.scalar(0)]);
+        return this.mul(x2, this.op("Cast", [cond], { to: 1 }));
+      }
+      /** `cond ? x : y`: Where from opset 9; before it, the two masked by the condition and its negation. */
+      select(cond, x2, y) {
+        if (this.opset >= 9) return this.op("Where", [cond, x2, y]);
+        return this.add(this.keepWhere(cond, x2), this.keepWhere(this.op("Not", [cond]), y));
+      }
+      /**
+       * x (shaped `from`) broadcast to `to`: Expand from opset 8; before it, a product with ones that span
+       * only the broadcast axes (small: [1,1,H,W] for a pooled [N,C,1,1]).
+       */
+      expand(x2, from, to) {
+        if (this.opset >= 8) return this.op("Expand", [x2, this.int64s(to)]);
+        const ones = to.map((d, i2) => from[i2 - (to.length - from.length)] === d ? 1 : d);
+        return this.mul(x2, this.floats(new Float32Array(ones.reduce((a, d) => a * d, 1)).fill(1), ones));
+      }
+      /** Constant padding of each axis by `pads` (begins then ends): Pad with attributes before opset 11, with inputs from it. */
+      pad(x2, pads, value) {
+        if (this.opset < 11) return this.op("Pad", [x2], { pads: [...pads], value: { float: value } });
+        return this.op("Pad", [x2, this.int64s(pads), this.scalar(value)]);
       }
     };
   }
@@ -40797,10 +41506,13 @@ function buildTrainGraph(model, params, opts) {
   const index = new GraphIndex(g2);
   const opset = opsetVersion(copy);
   const shapes = inferShapes(index, opts.batch).shapes;
-  const logits = logitsTensor(copy);
+  const logits = opts.scores ?? logitsTensor(copy);
+  const loss = opts.loss ?? "softmax";
   const ls = shapes.get(logits);
-  if (!ls || ls.length !== 2) throw new UnsupportedOp("output", logits, `logits of shape ${ls ? `[${ls.join(",")}]` : "unknown"}, need [batch, classes]`);
-  const classes = ls[1];
+  const width = ls && ls.length >= 1 ? numel(ls.slice(1)) : 0;
+  if (!ls || ls[0] !== opts.batch || loss === "softmax" && (ls.length < 2 || ls.slice(1).filter((d) => d !== 1).length > 1)) {
+    throw new UnsupportedOp("output", logits, `scores of shape ${ls ? `[${ls.join(",")}]` : "unknown"}, need [batch, classes]`);
+  }
   const forward = ancestors(index, logits);
   const trainable = new Set(params.map((p) => p.name));
   const requires = new Set(trainable);
@@ -40827,10 +41539,12 @@ function buildTrainGraph(model, params, opts) {
     return s;
   };
   const T = opts.temperature;
-  const ps = b.op("Softmax", [b.scale(logits, 1 / T)], { axis: 1 });
-  let dz = b.scale(b.sub(ps, TEACHER_INPUT), T / opts.batch);
-  if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(b.op("Softmax", [logits], { axis: 1 }), LABEL_INPUT), opts.labelWeight / opts.batch));
-  push(logits, dz);
+  const teacherDims = loss === "softmax" ? [opts.batch, width] : ls;
+  const z2 = loss === "softmax" && ls.length !== 2 ? b.reshape(logits, teacherDims) : logits;
+  const activate = (x2) => loss === "softmax" ? b.op("Softmax", [x2], { axis: 1 }) : b.op("Sigmoid", [x2]);
+  let dz = b.scale(b.sub(activate(b.scale(z2, 1 / T)), TEACHER_INPUT), T / opts.batch);
+  if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(activate(z2), LABEL_INPUT), opts.labelWeight / opts.batch));
+  push(logits, z2 === logits ? dz : b.reshape(dz, ls));
   const hints = (opts.hints ?? []).filter((t) => t !== logits && shapes.has(t));
   for (const t of hints) push(t, b.mul(b.sub(t, hintInput(t)), hintScale(t)));
   const shape = (t, node) => {
@@ -40879,21 +41593,21 @@ function buildTrainGraph(model, params, opts) {
   const dataInputs = g2.input.filter((i2) => !index.initializers.has(i2.name));
   g2.input = [
     ...dataInputs,
-    floatValueInfo(TEACHER_INPUT, [opts.batch, classes]),
-    ...opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, [opts.batch, classes])] : [],
+    floatValueInfo(TEACHER_INPUT, teacherDims),
+    ...opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, teacherDims)] : [],
     ...hints.flatMap((t) => [floatValueInfo(hintInput(t), shapes.get(t)), floatValueInfo(hintScale(t), [1])]),
     ...params.map((p) => floatValueInfo(p.name, p.dims))
   ];
   g2.output = [floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))];
   g2.valueInfo = [];
-  return { model: copy, params: kept, gradOutputs, logits, classes, batch: opts.batch, hints };
+  return { model: copy, params: kept, gradOutputs, logits, width, targetDims: teacherDims, batch: opts.batch, hints };
 }
-function buildEvalGraph(model, params) {
+function buildEvalGraph(model, params, scores) {
   const copy = cloneModel(model);
   const g2 = copy.graph;
   const names = new Set(params.map((p) => p.name));
   const index = new GraphIndex(g2);
-  const logits = logitsTensor(copy);
+  const logits = scores ?? logitsTensor(copy);
   g2.node.splice(0, g2.node.length, ...ancestors(index, logits));
   g2.initializer = g2.initializer.filter((t) => !names.has(t.name));
   g2.input = [...g2.input.filter((i2) => !index.initializers.has(i2.name)), ...params.map((p) => floatValueInfo(p.name, p.dims))];
@@ -40961,33 +41675,39 @@ function paramFeeds(params) {
   const { ort } = onnxruntime();
   return Object.fromEntries(params.map((p) => [p.name, new ort.Tensor("float32", p.values, p.dims)]));
 }
-async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
+async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, head = defaultHead(student)) {
   const { ort } = onnxruntime();
+  const scoresType = elementTypes(new GraphIndex(student.graph)).get(head.scores) ?? 1 /* FLOAT */;
+  if (scoresType !== 1 /* FLOAT */) throw new UnsupportedOp({ kind: "precision", tensor: head.scores, type: dataTypeName(scoresType).toLowerCase() });
   const params = selectTrainables(student, masked);
-  if (params.length === 0) throw new UnsupportedOp("model", "graph", "no float32 parameters to train");
+  if (params.length === 0) throw new UnsupportedOp({ kind: "no-parameters" });
+  const loss = head.task === "multiclass" ? "softmax" : "sigmoid";
   const n = calib.count;
   const order = permutation(n, opts.seed);
   const heldoutCount = n >= 50 ? Math.round(n * opts.holdout) : 0;
   const heldIdx = heldoutCount > 0 ? order.slice(0, heldoutCount) : order;
   const trainIdx = heldoutCount > 0 ? order.slice(heldoutCount) : order;
-  const batch = Math.min(opts.batch, trainIdx.length);
+  const fixed2 = fixedBatch(modelInputs(student, "model"), "model");
+  const micro = fixed2 ?? Math.min(opts.batch, trainIdx.length);
+  const runs = fixed2 === void 0 ? 1 : Math.max(1, Math.floor(Math.min(opts.batch, trainIdx.length) / fixed2));
+  const batch = micro * runs;
   const stepsPerEpoch = Math.floor(trainIdx.length / batch);
   const hintCandidates = opts.hintWeight > 0 ? hintTensors(dense, student, masked) : [];
-  const tg = buildTrainGraph(student, params, { batch, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked, hints: hintCandidates });
-  const ev = buildEvalGraph(student, params);
-  const classes = tg.classes;
-  const teacherLogits = await teacherOutputs(dense, calib, opts.threads);
-  const teacherT = Float32Array.from(softmaxRows(teacherLogits, n, classes, opts.temperature));
-  const teacher1 = Float32Array.from(softmaxRows(teacherLogits, n, classes, 1));
-  const onehot = calib.labels ? new Float32Array(n * classes) : void 0;
-  if (onehot) calib.labels.forEach((y, i2) => y < classes && (onehot[i2 * classes + y] = 1));
+  const tg = buildTrainGraph(student, params, { batch: micro, scores: head.scores, loss, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked, hints: hintCandidates });
+  const ev = buildEvalGraph(student, params, head.scores);
+  const width = tg.width;
+  const teacherDims = tg.targetDims;
+  const teacherLogits = await teacherOutputs(dense, calib, opts.threads, head.scores);
+  const teacherT = Float32Array.from(loss === "softmax" ? softmaxRows(teacherLogits, n, width, opts.temperature) : sigmoidValues(teacherLogits, opts.temperature));
+  const teacher1 = Float32Array.from(loss === "softmax" ? softmaxRows(teacherLogits, n, width, 1) : sigmoidValues(teacherLogits, 1));
+  const targets = calib.labels ? loss === "softmax" ? oneHot(calib.labels, n, width) : Float32Array.from(calib.labels) : void 0;
   const held = takeSamples(calib, heldIdx);
   const labelled = tg.model.graph.input.some((i2) => i2.name === LABEL_INPUT);
   const train3 = await sessionFromModel(tg.model, opts.threads);
   const evalSession = await sessionFromModel(ev.model, opts.threads);
   const hintSession = tg.hints.length > 0 ? await sessionFromModel(withExtraOutputs(dense, tg.hints), opts.threads) : void 0;
   try {
-    const score2 = async () => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, classes), params, classes, boundedBatch(student, 256));
+    const score2 = async () => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, width), params, loss, width, boundedBatch(student, 256));
     const before = await score2();
     let best = { score: before, epoch: 0, values: params.map((p) => Float32Array.from(p.values)) };
     let adam = new Adam(tg.params);
@@ -41007,31 +41727,42 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
           stopped = "deadline";
           break;
         }
-        const idx = shuffled.slice(s * batch, (s + 1) * batch);
-        const x2 = takeSamples(calib, idx);
-        const pt = rows(teacherT, idx, classes);
-        const oh = onehot && labelled ? rows(onehot, idx, classes) : void 0;
-        const feeds = { ...dataFeeds(x2), ...paramFeeds(params) };
-        feeds[TEACHER_INPUT] = new ort.Tensor("float32", pt, [batch, classes]);
-        if (oh) feeds[LABEL_INPUT] = new ort.Tensor("float32", oh, [batch, classes]);
-        if (hintSession) {
-          const targets = await hintSession.run(dataFeeds(x2), tg.hints);
-          for (const t of tg.hints) {
-            const d = Float32Array.from(targets[t].data);
-            targets[t].dispose();
-            let ms3 = 0;
-            for (let i2 = 0; i2 < d.length; i2++) ms3 += d[i2] * d[i2];
-            feeds[hintInput(t)] = new ort.Tensor("float32", d, targets[t].dims);
-            feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms3 > 0 ? opts.hintWeight / ms3 : 0), [1]);
+        let grads;
+        for (let r = 0; r < runs; r++) {
+          const idx = shuffled.slice(s * batch + r * micro, s * batch + (r + 1) * micro);
+          const x2 = takeSamples(calib, idx);
+          const pt = rows(teacherT, idx, width);
+          const oh = targets && labelled ? rows(targets, idx, width) : void 0;
+          const feeds = { ...dataFeeds(x2), ...paramFeeds(params) };
+          feeds[TEACHER_INPUT] = new ort.Tensor("float32", pt, teacherDims);
+          if (oh) feeds[LABEL_INPUT] = new ort.Tensor("float32", oh, teacherDims);
+          if (hintSession) {
+            const hinted = await hintSession.run(dataFeeds(x2), tg.hints);
+            for (const t of tg.hints) {
+              const d = copyFloatValues(hinted[t]);
+              let ms3 = 0;
+              for (let i2 = 0; i2 < d.length; i2++) ms3 += d[i2] * d[i2];
+              feeds[hintInput(t)] = new ort.Tensor("float32", d, hinted[t].dims);
+              hinted[t].dispose();
+              feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms3 > 0 ? opts.hintWeight / ms3 : 0), [1]);
+            }
           }
+          const out = await train3.run(feeds);
+          const z2 = out[tg.logits].data;
+          lossSum += (loss === "softmax" ? distillLoss(z2, pt, oh, micro, width, opts.temperature, oh ? opts.labelWeight : 0) : sigmoidDistillLoss(z2, pt, oh, micro, opts.temperature, oh ? opts.labelWeight : 0)) / runs;
+          const g2 = tg.gradOutputs.map((o) => out[o].data);
+          if (runs === 1) grads = g2;
+          else if (!grads) grads = g2.map((v) => Float32Array.from(v, (x3) => x3 / runs));
+          else g2.forEach((v, k) => {
+            for (let i2 = 0; i2 < v.length; i2++) grads[k][i2] += v[i2] / runs;
+          });
+          if (runs === 1) {
+            adamStep(adam, grads, lrScale, step, totalSteps);
+          }
+          for (const t of Object.values(out)) t.dispose();
         }
-        const out = await train3.run(feeds);
-        lossSum += distillLoss(out[tg.logits].data, pt, oh, batch, classes, opts.temperature, oh ? opts.labelWeight : 0);
+        if (runs > 1) adamStep(adam, grads, lrScale, step, totalSteps);
         batches++;
-        const grads = tg.gradOutputs.map((o) => out[o].data);
-        const lr = lrScale * opts.lr * 0.5 * (1 + Math.cos(Math.PI * step / Math.max(1, totalSteps)));
-        adam.step(grads, lr);
-        for (const t of Object.values(out)) t.dispose();
         step++;
       }
       if (batches === 0) break;
@@ -41072,6 +41803,14 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
     await evalSession.release();
     await hintSession?.release();
   }
+  function adamStep(a, grads, scale2, at, total2) {
+    a.step(grads, scale2 * opts.lr * 0.5 * (1 + Math.cos(Math.PI * at / Math.max(1, total2))));
+  }
+}
+function oneHot(labels, n, classes) {
+  const out = new Float32Array(n * classes);
+  for (let i2 = 0; i2 < n; i2++) if (labels[i2] < classes) out[i2 * classes + labels[i2]] = 1;
+  return out;
 }
 function hintTensors(dense, student, masked) {
   const s = new GraphIndex(student.graph);
@@ -41088,8 +41827,7 @@ function hintTensors(dense, student, masked) {
   }
   return out;
 }
-async function teacherOutputs(dense, calib, threads) {
-  const name = logitsTensor(dense);
+async function teacherOutputs(dense, calib, threads, name) {
   const session = await sessionFromModel(withExtraOutputs(dense, [name]), threads);
   try {
     return (await captureActivations(session, calib, [name], boundedBatch(dense, 128))).get(name).data;
@@ -41097,17 +41835,18 @@ async function teacherOutputs(dense, calib, threads) {
     await session.release();
   }
 }
-async function scoreHeldOut(session, logits, held, teacher, params, classes, step) {
+async function scoreHeldOut(session, logits, held, teacher, params, loss, width, step) {
   const out = await captureWithParams(session, logits, held, params, step);
-  const ps = softmaxRows(out, held.count, classes, 1);
+  if (loss === "sigmoid") return sigmoidHeldOut(out, teacher, held.labels, held.count);
+  const ps = softmaxRows(out, held.count, width, 1);
   let kl = 0;
   let correct = 0;
   for (let r = 0; r < held.count; r++) {
     let arg = 0;
-    for (let k = 0; k < classes; k++) {
-      const i2 = r * classes + k;
+    for (let k = 0; k < width; k++) {
+      const i2 = r * width + k;
       if (teacher[i2] > 0) kl += teacher[i2] * (Math.log(teacher[i2]) - Math.log(Math.max(ps[i2], 1e-30)));
-      if (ps[i2] > ps[r * classes + arg]) arg = k;
+      if (ps[i2] > ps[r * width + arg]) arg = k;
     }
     if (held.labels && held.labels[r] === arg) correct++;
   }
@@ -41117,13 +41856,9 @@ async function scoreHeldOut(session, logits, held, teacher, params, classes, ste
 }
 async function captureWithParams(session, logits, data, params, step) {
   const chunks = [];
-  const pf = paramFeeds(params);
-  for (let start = 0; start < data.count; start += step) {
-    const idx = Array.from({ length: Math.min(step, data.count - start) }, (_, i2) => start + i2);
-    const out = await session.run({ ...dataFeeds(takeSamples(data, idx)), ...pf }, [logits]);
-    chunks.push(Float32Array.from(out[logits].data));
-    out[logits].dispose();
-  }
+  await runBatches(session, data, step, [logits], (values) => {
+    chunks.push(Float32Array.from(values.get(logits).data));
+  }, paramFeeds(params));
   const all = new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
   let o = 0;
   for (const c of chunks) {
@@ -41146,23 +41881,30 @@ var init_distill = __esm({
     init_graph();
     init_shapes();
     init_trainGraph();
+    init_batches();
+    init_values();
+    init_classifier();
+    init_elementTypes();
+    init_tensor();
+    init_signature();
     DEFAULT_DISTILL = { maxEpochs: 30, batch: 64, lr: 2e-3, temperature: 2, labelWeight: 0, holdout: 0.2, patience: 8, threads: 0, seed: 1, hintWeight: 1 };
     BACKTRACK = 1.25;
   }
 });
 
 // src/recover/calibScore.ts
-async function calibScore(model, calib, threads = 0) {
+async function calibScore(model, calib, threads = 0, head = defaultHead(model)) {
   const session = await sessionFromModel(model, threads, { lean: true });
   try {
-    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
+    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), head, modelPath: "calibration" });
     let correct = 0;
     let nll = 0;
-    for (let i2 = 0; i2 < calib.count; i2++) {
+    const n = p.correct.length;
+    for (let i2 = 0; i2 < n; i2++) {
       correct += p.correct[i2];
       nll -= p.logProbLabel[i2];
     }
-    return { accuracy: correct / calib.count, nll: nll / calib.count };
+    return { accuracy: correct / n, nll: nll / n };
   } finally {
     await session.release();
   }
@@ -41190,13 +41932,10 @@ async function distillStage(dense, current, calib, masked, config, progress, opt
       threads: config.latency.threads,
       deadline: opts.deadline,
       onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out KL ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`)
-    });
+    }, opts.head ?? defaultHead(current, config.output));
   } catch (e) {
     if (!(e instanceof UnsupportedOp)) throw e;
-    if (opts.optional) {
-      progress.note(`recovery: distillation skipped, no gradient for ${e.message}`);
-      return void 0;
-    }
+    if (opts.optional) return { kind: "skipped", gap: e.gap };
     throw new UserError(`--recovery distill: cannot differentiate ${e.message}; use --recovery reconstruct, or --recovery command with your own fine-tuning`);
   }
   const seconds = (performance.now() - t0) / 1e3;
@@ -41205,8 +41944,18 @@ async function distillStage(dense, current, calib, masked, config, progress, opt
   const acc2 = (a) => a === void 0 ? "" : `, accuracy ${(a * 100).toFixed(1)}%`;
   const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
   const stop = r.stopped === "deadline" ? "; stopped by recovery-time-budget" : r.stopped === "patience" ? "; stopped when the held-out score stopped improving" : "";
-  const summary2 = `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
-  return { model: r.model, result: r, seconds, summary: summary2 };
+  const summary3 = `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
+  return { kind: "distilled", model: r.model, result: r, seconds, summary: summary3 };
+}
+function skipReason(gap) {
+  switch (gap.kind) {
+    case "opset":
+      return `at opset ${gap.opset}, the gradient of ${gap.op} node '${gap.node}' needs ${gap.needs}; re-export at a newer opset to distil`;
+    case "precision":
+      return `${describeGap(gap)}; reconstruction still refits the ${gap.type} weights`;
+    default:
+      return `no gradient for ${describeGap(gap)}`;
+  }
 }
 var init_stage = __esm({
   "src/recover/distill/stage.ts"() {
@@ -41214,6 +41963,7 @@ var init_stage = __esm({
     init_errors();
     init_distill();
     init_gradients();
+    init_classifier();
   }
 });
 
@@ -41354,12 +42104,12 @@ function lowerTransposeTimesLower(m, n) {
   return out;
 }
 function inverseHessian(h, n, dampFraction) {
-  let mean2 = 0;
-  for (let i2 = 0; i2 < n; i2++) mean2 += h[i2 * n + i2];
-  mean2 = mean2 / n || 1;
+  let mean3 = 0;
+  for (let i2 = 0; i2 < n; i2++) mean3 += h[i2 * n + i2];
+  mean3 = mean3 / n || 1;
   for (let damp = dampFraction; ; damp *= 10) {
     const a = Float64Array.from(h);
-    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean2;
+    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean3;
     if (!choleskyLower(a, n)) {
       if (damp > 1e6) throw new Error("inverseHessian: matrix is not positive definite even with heavy damping");
       continue;
@@ -41539,11 +42289,11 @@ function crossValidatedDamp(folds, rows2, m, grid = DAMP_GRID) {
   return { damp: grid[best], errors };
 }
 function ridgeSolve(h, g2, rows2, m, damp) {
-  let mean2 = 0;
-  for (let i2 = 0; i2 < m; i2++) mean2 += h[i2 * m + i2];
-  mean2 = mean2 / m || 1;
+  let mean3 = 0;
+  for (let i2 = 0; i2 < m; i2++) mean3 += h[i2 * m + i2];
+  mean3 = mean3 / m || 1;
   const l = Float64Array.from(h);
-  for (let i2 = 0; i2 < m; i2++) l[i2 * m + i2] += damp * mean2;
+  for (let i2 = 0; i2 < m; i2++) l[i2 * m + i2] += damp * mean3;
   if (!choleskyLower(l, m)) return null;
   const lt = new Float64Array(m * m);
   for (let i2 = 0; i2 < m; i2++) for (let k = 0; k <= i2; k++) lt[k * m + i2] = l[i2 * m + k];
@@ -41655,9 +42405,9 @@ function reluGate(index, node, channels) {
   const a = new Float64Array(channels).fill(1);
   const c = new Float64Array(channels);
   if (next?.opType === "BatchNormalization" && next.output.length === 1) {
-    const [scale2, bias, mean2, variance] = next.input.slice(1, 5).map((n) => index.initializers.get(n));
-    if (!scale2 || !bias || !mean2 || !variance) return null;
-    const [s, b, m, v] = [scale2, bias, mean2, variance].map((t) => tensorToFloat32(t));
+    const [scale2, bias, mean3, variance] = next.input.slice(1, 5).map((n) => index.initializers.get(n));
+    if (!scale2 || !bias || !mean3 || !variance) return null;
+    const [s, b, m, v] = [scale2, bias, mean3, variance].map((t) => tensorToFloat32(t));
     if (s.length !== channels) return null;
     const eps = attrFloat(next, "epsilon", 1e-5);
     for (let k = 0; k < channels; k++) {
@@ -42219,31 +42969,24 @@ function fitTemperature(logits, labels, classes) {
   const after = scaledScores(logits, labels, classes, temperature);
   return { temperature, nll_before: before.nll, nll_after: after.nll, ece_before: before.ece, ece_after: after.ece };
 }
-async function calibrateTemperature(model, calib, threads = 0) {
+async function calibrateTemperature(model, calib, threads = 0, head = defaultHead(model)) {
   if (!calib.labels) throw new UserError(`${calib.path}: temperature scaling needs labels; add y=labels to the calibration .npz`);
   const session = await sessionFromModel(model, threads);
-  let logits;
-  let classes;
+  let p;
   try {
-    const probs = endsInSoftmax(model);
-    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: probs, keepLogits: true, modelPath: "calibration" });
-    logits = p.logits;
-    classes = p.classes;
-    if (probs) for (let i2 = 0; i2 < logits.length; i2++) logits[i2] = Math.log(Math.max(logits[i2], 1e-12));
+    p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), head, keepLogits: true, modelPath: "calibration" });
   } finally {
     await session.release();
   }
-  return fitTemperature(logits, calib.labels, classes);
+  return fitTemperature(p.logits, p.truth, p.choices);
 }
-function bakeTemperature(model, temperature) {
+function bakeTemperature(model, temperature, head = defaultHead(model)) {
   const out = cloneModel(model);
   const g2 = out.graph;
   const index = new GraphIndex(g2);
-  const outputName = g2.output[0].name;
-  const softmax2 = endsInSoftmax(out) ? index.producer.get(outputName) : void 0;
-  const target = softmax2 ? softmax2.input[0] : outputName;
+  const target = head.scores;
   const producer = index.producer.get(target);
-  if (!producer) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
+  if (!producer) throw new UserError(`--bake-temperature: the scores '${target}' of output '${head.output}' are not produced by a node; cannot insert the scaling`);
   const taken = /* @__PURE__ */ new Set([...index.producer.keys(), ...index.initializers.keys(), ...g2.input.map((i2) => i2.name)]);
   const unique = (base) => {
     let name = base;
@@ -42251,10 +42994,11 @@ function bakeTemperature(model, temperature) {
     taken.add(name);
     return name;
   };
+  const type = elementTypes(index).get(target) ?? 1 /* FLOAT */;
   const unscaled = unique(`${target}_before_temperature`);
   const tName = unique("prune_guard_temperature");
   producer.output[producer.output.indexOf(target)] = unscaled;
-  g2.initializer.push(makeFloatTensor(tName, [], Float32Array.of(temperature)));
+  g2.initializer.push(makeTypedFloatTensor(tName, type, [], Float32Array.of(temperature)));
   const div2 = create(NodeProtoSchema, { name: unique("prune_guard_temperature_scaling"), opType: "Div", input: [unscaled, tName], output: [target] });
   g2.node.splice(g2.node.indexOf(producer) + 1, 0, div2);
   return out;
@@ -42266,6 +43010,7 @@ var init_temperature = __esm({
     init_esm2();
     init_errors();
     init_classifier();
+    init_elementTypes();
     init_scores();
     init_graph();
     init_model();
@@ -42305,22 +43050,24 @@ function fmt(s) {
 }
 async function runRecovery(req) {
   const { config, calib, progress } = req;
+  const head = req.head ?? defaultHead(req.dense, config.output);
+  req = { ...req, head };
   const notes = [];
   const steps = await recoverySteps(req, calib, notes);
   if (!calib) return { steps: steps.map((s) => s.step), notes };
   const last = steps.at(-1)?.model ?? req.pruned;
   if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes };
   const t0 = performance.now();
-  const fit = await calibrateTemperature(last, calib, config.latency.threads);
+  const fit = await calibrateTemperature(last, calib, config.latency.threads, head);
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
-  const baked = bakeTemperature(last, fit.temperature);
+  const baked = bakeTemperature(last, fit.temperature, head);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
   fs9.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
     name: "calibrate:temperature",
-    description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
+    description: `${head.scores === head.output ? "logits" : `scores before the ${head.activation}`} divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
     artifact,
     info: { seconds: (performance.now() - t0) / 1e3, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
     temperature: temperatureInfo(fit, true)
@@ -42335,7 +43082,7 @@ async function recoverySteps(req, calib, bounded) {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.note(`recovery: running ${config.recoveryCommand}`);
     const t0 = performance.now();
-    const before = calib?.labels ? await calibScore(req.pruned, calib, config.latency.threads) : void 0;
+    const before = calib?.labels ? await calibScore(req.pruned, calib, config.latency.threads, req.head) : void 0;
     const model = await externalRecovery(config.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
       modelIn: req.prunedArtifact,
       modelOut: artifact,
@@ -42344,7 +43091,7 @@ async function recoverySteps(req, calib, bounded) {
       data: req.files.data
     });
     const seconds = (performance.now() - t0) / 1e3;
-    const after = calib?.labels ? await calibScore(model, calib, config.latency.threads) : void 0;
+    const after = calib?.labels ? await calibScore(model, calib, config.latency.threads, req.head) : void 0;
     const info2 = { seconds };
     if (before && after) Object.assign(info2, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
     const description = `external recovery command \`${config.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
@@ -42359,7 +43106,7 @@ async function recoverySteps(req, calib, bounded) {
   let current = req.pruned;
   const started = performance.now();
   const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1e3 : void 0;
-  let currentScore = labelled ? await calibScore(current, calib, config.latency.threads) : void 0;
+  let currentScore = labelled ? await calibScore(current, calib, config.latency.threads, req.head) : void 0;
   const passSeconds = labelled ? (performance.now() - started) / 1e3 : void 0;
   const judgeMs = config.recovery === "auto" && passSeconds !== void 0 ? passSeconds * 1e3 : 0;
   const bound = (line) => {
@@ -42383,9 +43130,12 @@ async function recoverySteps(req, calib, bounded) {
       bound(`recovery: distillation skipped: ${unfit}`);
       return;
     }
-    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline: deadline2 });
-    if (!d) return;
-    const score2 = labelled ? await calibScore(d.model, calib, config.latency.threads) : void 0;
+    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline: deadline2, head: req.head });
+    if (d.kind === "skipped") {
+      bound(`recovery: distillation skipped: ${skipReason(d.gap)}`);
+      return;
+    }
+    const score2 = labelled ? await calibScore(d.model, calib, config.latency.threads, req.head) : void 0;
     if (judged && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
@@ -42409,7 +43159,7 @@ async function recoverySteps(req, calib, bounded) {
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join("; ") || void 0;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
-    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config.latency.threads) : void 0;
+    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config.latency.threads, req.head) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
     if (judged && score2 && currentScore && !better(score2, currentScore)) {
@@ -42427,7 +43177,7 @@ async function recoverySteps(req, calib, bounded) {
       if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
       return steps;
     }
-    await tryBatchNorm(current, calib, config, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
+    await tryBatchNorm(current, calib, config, req.head, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
       if (why.includes("recovery-time-budget")) bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
     });
@@ -42450,7 +43200,7 @@ function refitWeights(req) {
   }
   return [...names];
 }
-async function tryBatchNorm(model, calib, config, bounds, accept, currentScore, reject) {
+async function tryBatchNorm(model, calib, config, head, bounds, accept, currentScore, reject) {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
   if (!base) return reject("the calibration set has no labels to judge it");
@@ -42458,7 +43208,7 @@ async function tryBatchNorm(model, calib, config, bounds, accept, currentScore, 
   const bn = await reestimateBatchNorm(model, calib, config.latency.threads, bounds);
   if (bn.nodes.length === 0) return bn.note ? reject(bn.note) : void 0;
   const seconds = (performance.now() - t0) / 1e3;
-  const score2 = await calibScore(bn.model, calib, config.latency.threads);
+  const score2 = await calibScore(bn.model, calib, config.latency.threads, head);
   if (!better(score2, base)) return reject(`${fmt(score2)} vs ${fmt(base)} without it`);
   accept(bn.model, seconds, score2, bn.nodes.length, bn.note);
 }
@@ -42495,6 +43245,7 @@ var init_runRecovery = __esm({
     init_external();
     init_reconstruct();
     init_temperature();
+    init_classifier();
     SPARSEGPT_BLOCK = 128;
     NEEDS_CALIB = {
       reconstruct: "the layer inputs reconstruction refits to",
@@ -42609,11 +43360,11 @@ async function runRounds(req) {
     const artifact = stepFile(dir, 1, "prune");
     fs10.mkdirSync(dir, { recursive: true });
     saveModel(pruned, artifact);
-    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false });
+    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false, head: req.head });
     const last = rec.steps.at(-1)?.artifact ?? artifact;
     current = last === artifact ? pruned : loadModel(last).proto;
     const recorded = recordedScores(rec.steps);
-    const before = recorded?.before ?? await calibScore(pruned, calib, config.latency.threads);
+    const before = recorded?.before ?? await calibScore(pruned, calib, config.latency.threads, req.head);
     const after = recorded?.after ?? before;
     const seconds = (performance.now() - t0) / 1e3;
     const kept = rec.steps.map((s) => s.name.replace(/^recover:/, "")).join(" + ") || "nothing kept";
@@ -42628,7 +43379,7 @@ async function runRounds(req) {
 }
 async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
   const t0 = performance.now();
-  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config, stepsDir: dir, progress: ctx.progress, files: ctx.files, plan });
+  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config, stepsDir: dir, progress: ctx.progress, files: ctx.files, plan, head: ctx.head });
   ctx.progress.note(`recovery round ${rounds}/${rounds}: ${config.method} to ${pct4(config.sparsity)}`);
   const model = pruneRound(r.model, weights, config.sparsity, config, plan);
   ctx.stamp(model, plan ? "sensitivity" : config.scope);
@@ -42636,8 +43387,8 @@ async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
   fs10.mkdirSync(dir, { recursive: true });
   saveModel(model, pruneArtifact);
   const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0;
-  const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
-  const score2 = ctx.calib.labels ? recordedScores(recovery.steps)?.after ?? await calibScore(model, ctx.calib, config.latency.threads) : void 0;
+  const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files, head: ctx.head });
+  const score2 = ctx.calib.labels ? recordedScores(recovery.steps)?.after ?? await calibScore(model, ctx.calib, config.latency.threads, ctx.head) : void 0;
   const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config.scope;
   return {
     pruned: {
@@ -42657,7 +43408,7 @@ async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
 async function pruneWithRounds(dense, config, rounds, ctx, compare3 = false) {
   const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
   if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config });
+  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config, head: ctx.head });
   if (!(compare3 && config.scope === "global" && ctx.calib.labels)) {
     return runChain(dense, weights, config, rounds, ctx.stepsDir, ctx, config.scope === "sensitivity" ? await sensitivity() : void 0);
   }
@@ -42726,22 +43477,6 @@ var init_channels = __esm({
 });
 
 // src/measure/metrics.ts
-function accuracy(pred, labels) {
-  let hit = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
-  return labels.length ? hit / labels.length : NaN;
-}
-function perClassAccuracy(pred, labels, classes) {
-  const hit = new Float64Array(classes);
-  const support = classSupport(labels, classes);
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
-  return Array.from(support, (n, c) => n ? hit[c] / n : null);
-}
-function classSupport(labels, classes) {
-  const support = new Array(classes).fill(0);
-  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
-  return support;
-}
 function confusionMatrix(pred, labels, classes) {
   const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
   for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
@@ -42751,6 +43486,36 @@ function agreement(a, b) {
   let same2 = 0;
   for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
   return a.length ? same2 / a.length : NaN;
+}
+function groupAccuracy(correct, group, groups) {
+  const hit = new Float64Array(groups);
+  const support = new Float64Array(groups);
+  for (let i2 = 0; i2 < correct.length; i2++) {
+    support[group[i2]]++;
+    hit[group[i2]] += correct[i2];
+  }
+  return Array.from(support, (n, g2) => n ? hit[g2] / n : null);
+}
+function groupSupport(group, groups) {
+  const support = new Array(groups).fill(0);
+  for (let i2 = 0; i2 < group.length; i2++) support[group[i2]]++;
+  return support;
+}
+function labelF1(pred, truth, labels) {
+  const tp = new Float64Array(labels);
+  const fp = new Float64Array(labels);
+  const fn = new Float64Array(labels);
+  for (let i2 = 0; i2 < pred.length; i2++) {
+    const k = i2 % labels;
+    if (pred[i2] === 1 && truth[i2] === 1) tp[k]++;
+    else if (pred[i2] === 1) fp[k]++;
+    else if (truth[i2] === 1) fn[k]++;
+  }
+  return Array.from(tp, (t, k) => t + fp[k] + fn[k] > 0 ? 2 * t / (2 * t + fp[k] + fn[k]) : null);
+}
+function meanDefined(values) {
+  const defined2 = values.filter((v) => v !== null);
+  return defined2.length ? defined2.reduce((a, b) => a + b, 0) / defined2.length : null;
 }
 var init_metrics = __esm({
   "src/measure/metrics.ts"() {
@@ -42804,11 +43569,11 @@ var init_release = __esm({
 // src/pipeline/measureStep.ts
 function savedFacts(artifact, denseWeights, evalBatchSize) {
   const saved = loadModel(artifact).proto;
-  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
+  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), batch: boundedBatch(saved, evalBatchSize) };
 }
 async function measureStep(name, description, artifact, ctx) {
   const { data, config, progress } = ctx;
-  const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
+  const { sparsity, cost, batch } = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
   const size = measureFileSize(artifact);
   collectGarbage();
   const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
@@ -42819,21 +43584,22 @@ async function measureStep(name, description, artifact, ctx) {
     progress.start(`evaluate ${name}`, data.count);
     preds = await evaluateClassifier(session, data, {
       batchSize: batch,
-      outputsAreProbabilities: probabilities,
+      head: ctx.head,
       modelPath: artifact,
       onBatch: (done) => progress.update(done)
     });
     progress.stop();
     for (const s of ctx.shifts) {
-      const p = await evaluateClassifier(session, s.data, { batchSize: batch, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
-      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
+      const p = await evaluateClassifier(session, s.data, { batchSize: batch, head: ctx.head, modelPath: artifact, unlabelled: !s.data.labels });
+      if (s.data.labels) shiftAccuracy[s.name] = mean2(p.correct);
       shiftPreds.set(s.name, p);
     }
   } finally {
     progress.stop();
     await session.release();
   }
-  const labels = data.labels;
+  const multilabel = preds.perSample > 1;
+  const f1 = ctx.head.task === "multiclass" ? void 0 : labelF1(preds.pred, preds.truth, preds.perSample);
   const step = {
     name,
     description,
@@ -42844,11 +43610,12 @@ async function measureStep(name, description, artifact, ctx) {
     flops: cost.macs,
     size_bytes: size.bytes,
     gzip_bytes: size.gzipBytes,
-    accuracy: accuracy(preds.pred, labels),
-    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
-    confusion: confusionMatrix(preds.pred, labels, preds.classes),
+    accuracy: mean2(preds.correct),
+    per_class: groupAccuracy(preds.correct, preds.group, preds.classes),
+    ...multilabel ? {} : { confusion: confusionMatrix(preds.pred, preds.truth, preds.classes) },
+    ...f1 ? { f1: multilabel ? meanDefined(f1) : f1[0], ...multilabel ? { per_label_f1: f1 } : {} } : {},
     ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
-    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
+    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / preds.logProbLabel.length,
     agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
     latency: null,
     latency_by_batch: [],
@@ -42856,6 +43623,11 @@ async function measureStep(name, description, artifact, ctx) {
     layers: sparsity.layers
   };
   return { step, preds, shiftPreds };
+}
+function mean2(x2) {
+  let s = 0;
+  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
+  return x2.length ? s / x2.length : NaN;
 }
 var init_measureStep = __esm({
   "src/pipeline/measureStep.ts"() {
@@ -43229,6 +44001,7 @@ function budgetValue(name, x2) {
     case "class-accuracy-drop":
     case "ece-increase":
     case "shift-accuracy-drop":
+    case "label-f1-drop":
       return points(x2);
     case "latency-regression":
       return percent(x2);
@@ -43267,8 +44040,9 @@ function stepTable(steps) {
     const value = s.latency[key].toFixed(2);
     return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
   };
+  const f1 = steps.some((s) => s.f1 !== void 0);
   return table([
-    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
+    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", ...f1 ? ["F1"] : [], "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
     ...steps.map((s) => [
       s.name,
       percent(s.sparsity),
@@ -43278,6 +44052,7 @@ function stepTable(steps) {
       bytes(s.size_bytes),
       bytes(s.gzip_bytes),
       orDash(s.accuracy, (x2) => percent(x2, 2)),
+      ...f1 ? [orDash(s.f1, (x2) => percent(x2, 2))] : [],
       orDash(s.ece, (x2) => percent(x2, 2)),
       orDash(s.agreement, (x2) => percent(x2, 2)),
       latency(s, "p50_ms"),
@@ -43334,13 +44109,22 @@ function funnelSection(model) {
   return lines2.join("\n\n");
 }
 function classTable(model) {
-  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
-  if (lost.length === 0) return void 0;
+  const unit = model.eval.task === "multilabel" ? "Label" : "Class";
+  const units = unit === "Label" ? "Labels" : "Classes";
+  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop);
+  const many = model.eval.classes > FEW_CLASSES;
+  const matter = many ? lost.filter((c) => c.beyond_budget || c.p_value !== void 0 && c.p_value < SIGNIFICANT) : lost;
+  const shown = matter.slice(0, TOP_CLASSES);
+  const lostCount = lost.length + (model.class_changes_rest?.lost ?? 0);
+  if (shown.length === 0) {
+    if (!many || lostCount === 0) return void 0;
+    return `**${units}:** ${lostCount} of ${model.eval.classes} lost accuracy, none significantly (McNemar p < ${SIGNIFICANT}) nor beyond the class budget; with ${(model.eval.samples / model.eval.classes).toFixed(1)} samples per class on average, single-class drops are noise here.`;
+  }
   return [
-    "**Classes that lost most**",
+    many ? `**${units} that lost most** <sub>(of ${model.eval.classes}: only drops that are significant or beyond the budget; ${lostCount} lost accuracy in all)</sub>` : `**${units} that lost most**`,
     table([
-      ["Class", "Dense", "Pruned", "Drop", "Support"],
-      ...lost.map((c) => [
+      [unit, "Dense", "Pruned", "Drop", "Support"],
+      ...shown.map((c) => [
         String(c.class),
         percent(c.dense),
         percent(c.pruned),
@@ -43403,8 +44187,12 @@ function shiftTable(model) {
     ])
   ].join("\n\n");
 }
+function evalWhat(e) {
+  const what = e.task === "binary" ? `binary sigmoid \`${e.output}\`` : e.task === "multilabel" ? `${e.classes} sigmoid labels of \`${e.output}\`` : `${e.classes} classes${e.scores && e.scores !== "logits" ? ` (${e.scores} of \`${e.output}\`)` : ""}`;
+  return e.fixed_batch !== void 0 ? `${what}, batch fixed at ${e.fixed_batch}` : what;
+}
 function renderModel(model) {
-  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${evalWhat(model.eval)}</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
   const schedule = scheduleSection(model);
@@ -43441,7 +44229,7 @@ ${timedOut}${models}
 ${footer}
 `;
 }
-var WORD, ICON2, DASH2, TOP_CLASSES, speedRatio, orDash, zerosNotSkipped;
+var WORD, ICON2, DASH2, TOP_CLASSES, speedRatio, orDash, zerosNotSkipped, FEW_CLASSES, SIGNIFICANT;
 var init_render = __esm({
   "src/ledger/render.ts"() {
     "use strict";
@@ -43456,14 +44244,16 @@ var init_render = __esm({
     speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
     orDash = (x2, show2) => x2 == null ? DASH2 : show2(x2);
     zerosNotSkipped = (method) => method === "unstructured" || /^\d+:\d+$/.test(method);
+    FEW_CLASSES = 20;
+    SIGNIFICANT = 0.05;
   }
 });
 
 // src/pipeline/ledgerFile.ts
 import * as os6 from "node:os";
 import * as path7 from "node:path";
-function classChanges(dense, final2, labels, classes) {
-  const support = classSupport(labels, classes);
+function classChanges(dense, final2, group, classes) {
+  const support = groupSupport(group, classes);
   const changes = [];
   dense.per_class.forEach((d, c) => {
     const f = final2.per_class[c];
@@ -43471,6 +44261,18 @@ function classChanges(dense, final2, labels, classes) {
     changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
   });
   return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
+}
+function evalRecord(file, data, preds, head, plan) {
+  return {
+    data: file,
+    samples: data.count,
+    classes: preds.classes,
+    output: head.output,
+    task: head.task,
+    scores: head.form,
+    batch: plan.evalBatch,
+    ...plan.fixed !== void 0 ? { fixed_batch: plan.fixed } : {}
+  };
 }
 function writeLedger(req, provider, model) {
   const ledger = {
@@ -43490,13 +44292,14 @@ function writeLedger(req, provider, model) {
   const markdown = renderMarkdown(ledger);
   const ledgerPath = path7.join(req.out, "ledger.json");
   const markdownPath = path7.join(req.out, "ledger.md");
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(ledgerPath, ledgerJson(ledger));
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
 }
 var init_ledgerFile = __esm({
   "src/pipeline/ledgerFile.ts"() {
     "use strict";
+    init_compact();
     init_atomicWrite();
     init_render();
     init_types();
@@ -43550,10 +44353,10 @@ function mannWhitneyP(x2, y) {
     i2 = j + 1;
   }
   const u = rankSumX - n1 * (n1 + 1) / 2;
-  const mean2 = n1 * n2 / 2;
+  const mean3 = n1 * n2 / 2;
   const variance = n1 * n2 / 12 * (n + 1 - ties / (n * (n - 1)));
   if (!(variance > 0)) return 1;
-  const z2 = Math.max(0, Math.abs(u - mean2) - 0.5) / Math.sqrt(variance);
+  const z2 = Math.max(0, Math.abs(u - mean3) - 0.5) / Math.sqrt(variance);
   return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
 }
 function speedFunnel(input) {
@@ -43808,15 +44611,15 @@ async function runGradual(input, progress) {
     throw new UserError(`${req.model}: no channel group can be pruned (see --method structured notes); use --method unstructured`);
   }
   const targets = cubicSchedule(initial, config.sparsity, config.scheduleSteps);
-  const plan = config.scope === "sensitivity" ? await unstructuredSensitivityPlan(input.dense, { calib, weights, config }) : void 0;
+  const plan = config.scope === "sensitivity" ? await unstructuredSensitivityPlan(input.dense, { calib, weights, config, head: input.head }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config.sparsity)} (${targets.map(pct5).join(", ")})`);
   const stepsRoot = path8.join(req.out, "steps");
   fs14.mkdirSync(stepsRoot, { recursive: true });
-  const ctx = { data, shifts, denseWeights: weights, config, progress, provider };
+  const ctx = { data, shifts, denseWeights: weights, config, progress, provider, head: input.head };
   const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
-  const denseCalib = calib?.labels ? (await calibScore(input.dense, calib, config.latency.threads)).accuracy : null;
+  const denseCalib = calib?.labels ? (await calibScore(input.dense, calib, config.latency.threads, input.head)).accuracy : null;
   const cliffMetric = denseCalib !== null ? "calib" : "eval";
   const denseQuality = denseCalib ?? dense.step.accuracy;
   const cliffThreshold = budgets.find((b) => b.name === "accuracy-drop")?.limit ?? DEFAULT_CLIFF;
@@ -43840,7 +44643,7 @@ async function runGradual(input, progress) {
     }
     progress.note(`pruning ${path8.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
     const stepConfig = { ...config, method: structured ? "structured" : config.method, sparsity: stepSparsity };
-    const pruned = plan ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [], structured: void 0 } : await pruneModel(current, stepConfig, { modelPath: req.model, calib });
+    const pruned = plan ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [], structured: void 0 } : await pruneModel(current, stepConfig, { modelPath: req.model, calib, head: input.head });
     if (config.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config));
     for (const n of pruned.notes) {
       if (!notes.has(n)) progress.note(n);
@@ -43859,7 +44662,7 @@ async function runGradual(input, progress) {
     fs14.mkdirSync(dir, { recursive: true });
     const pruneArtifact = stepFile(dir, 1, "prune");
     saveModel(pruned.model, pruneArtifact);
-    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
+    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured, head: input.head });
     const at = `@${t}`;
     const prefix = `schedule step ${t}/${targets.length}, target ${pct5(target)}: `;
     const stepMeasured = [await measureStep(`prune${at}`, prefix + pruned.description, pruneArtifact, withDense)];
@@ -43883,7 +44686,7 @@ async function runGradual(input, progress) {
       index: t,
       target,
       final: final2,
-      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config.latency.threads)).accuracy : null
+      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config.latency.threads, input.head)).accuracy : null
     };
     if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels.remaining;
     rows2.push(row);
@@ -43963,8 +44766,8 @@ async function runGradual(input, progress) {
     budgets: judged.budgets,
     verdict: overallVerdict(judged.budgets.map((b) => b.verdict)),
     class_changes: judged.classChanges,
-    eval: { data: req.data, samples: data.count, classes: dense.preds.classes },
-    ...notes.size > 0 || plan ? { notes: [...plan?.notes ?? [], ...notes] } : {},
+    eval: evalRecord(req.data, data, dense.preds, input.head, input.plan),
+    ...notes.size > 0 || plan || input.exportNotes.length > 0 ? { notes: [...input.exportNotes, ...plan?.notes ?? [], ...notes] } : {},
     ...plan ? { sensitivity: plan.info(config.sparsity) } : {},
     shifts: shiftResults(dense, chosen2.final, shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(dense, chosen2.final, shifts),
@@ -43975,7 +44778,7 @@ async function runGradual(input, progress) {
   return writeLedger(req, input.provider, modelLedger);
 }
 function judge(budgets, dense, step, input, latency) {
-  const changes = classChanges(dense.step, step.step, input.data.labels, dense.preds.classes);
+  const changes = classChanges(dense.step, step.step, dense.preds.group, dense.preds.classes);
   return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, changes);
 }
 function topUpMagnitude(model, description, dense, target, config) {
@@ -44029,6 +44832,34 @@ var init_gradual = __esm({
   }
 });
 
+// src/pipeline/exported.ts
+function judgedHead(model, file, config, data) {
+  const found = findHead(model, { output: config.output, labelWidth: data.labels ? data.labelWidth ?? 1 : void 0 });
+  if (!found.ok) throw new UserError(headProblemMessage(found.problem, file));
+  const problem = checkLabels(found.head, data.labels, data.labelWidth ?? 1, data.path);
+  if (problem) throw new UserError(problem.kind === "no-labels" ? headProblemMessage(problem, file) : `${data.path}: ${headProblemMessage(problem, file)}`);
+  return found.head;
+}
+function batchPlan(model, file, config) {
+  const fixed2 = fixedBatch(modelInputs(model, file), file);
+  if (fixed2 === void 0) return { batchSizes: [...config.batchSizes], evalBatch: config.evalBatchSize };
+  const other = config.batchSizes.filter((b) => b !== fixed2);
+  return {
+    fixed: fixed2,
+    batchSizes: [fixed2],
+    evalBatch: fixed2,
+    ...other.length > 0 ? { note: `${file}: input batch fixed at ${fixed2}: latency measured at batch ${fixed2} instead of ${other.join(", ")}, evaluation and calibration run ${fixed2} sample${fixed2 > 1 ? "s" : ""} at a time` } : {}
+  };
+}
+var init_exported = __esm({
+  "src/pipeline/exported.ts"() {
+    "use strict";
+    init_errors();
+    init_head();
+    init_signature();
+  }
+});
+
 // src/pipeline/run.ts
 import * as fs15 from "node:fs";
 import * as path9 from "node:path";
@@ -44047,7 +44878,11 @@ async function runPipeline(req, progress) {
   const dense = loadModel(req.model);
   preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
-  const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
+  const data = loadDataset(req.data, inputs, { requireLabels: false, modelPath: req.model });
+  const head = judgedHead(dense.proto, req.model, config, data);
+  const plan = batchPlan(dense.proto, req.model, config);
+  config = { ...config, batchSizes: plan.batchSizes, evalBatchSize: plan.evalBatch };
+  req = { ...req, config };
   const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
   const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
@@ -44055,6 +44890,7 @@ async function runPipeline(req, progress) {
   const scope = resolveScope(config, calib ? { labelled: calib.labels !== null } : void 0, rounds);
   config = { ...config, scope: scope.scope };
   req = { ...req, config };
+  const lifted = liftCastWeights(dense.proto);
   const outPath = prunedPath(req.out, req.model);
   if (path9.resolve(outPath) === path9.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
@@ -44064,7 +44900,9 @@ async function runPipeline(req, progress) {
   checkRounds(config, calib);
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
-  if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
+  const exportNotes = [...plan.note ? [plan.note] : [], ...lifted.length > 0 ? [`${lifted.length} weight${lifted.length > 1 ? "s" : ""} stored as ${liftedTypes(lifted)} behind a Cast: pruned and refit as float32, saved back in their own type`] : []];
+  for (const n of exportNotes) progress.note(n);
+  if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider, head, exportNotes, plan }, progress);
   const target = targetSparsity(config);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
   progress.note(`pruning ${path9.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
@@ -44078,9 +44916,9 @@ async function runPipeline(req, progress) {
     });
     setMetadata(model, { "prune-guard.recovery": config.recovery });
   };
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path9.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : void 0;
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path9.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp, head }, resolveCompare(config, rounds)) : void 0;
   const autoAnalysisSeconds = scope.reason && config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget : void 0;
-  const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+  const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress, head, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
   for (const n of pruned.notes) progress.note(n);
   if (!withRounds) stamp(pruned.model, pruned.scope ?? config.scope);
   fs15.mkdirSync(req.out, { recursive: true });
@@ -44089,7 +44927,7 @@ async function runPipeline(req, progress) {
   const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, "prune") : outPath);
   if (staged) fs15.mkdirSync(stepsDir, { recursive: true });
   if (!withRounds) saveModel(pruned.model, pruneArtifact);
-  const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
+  const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured, head });
   const recovered = recovery.steps;
   if (staged) writeFileAtomic(outPath, fs15.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
@@ -44098,7 +44936,7 @@ async function runPipeline(req, progress) {
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
   collectGarbage();
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider, head };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
   const measured = [denseStep2];
   for (const r of withRounds?.steps ?? []) {
@@ -44117,7 +44955,7 @@ async function runPipeline(req, progress) {
   const samples = await timeSteps(measured, data, config, provider.provider, progress);
   const steps = measured.map((m) => m.step);
   const final2 = steps[steps.length - 1];
-  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final2, data.labels, denseStep2.preds.classes));
+  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final2, denseStep2.preds.group, denseStep2.preds.classes));
   const { budgets, verdict } = judged;
   const modelLedger = {
     model: req.model,
@@ -44128,14 +44966,17 @@ async function runPipeline(req, progress) {
     budgets,
     verdict,
     class_changes: judged.classChanges,
-    eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
-    ...pruned.notes.length + recovery.notes.length > 0 ? { notes: [...pruned.notes, ...recovery.notes] } : {},
+    eval: evalRecord(req.data, data, denseStep2.preds, head, plan),
+    ...exportNotes.length + pruned.notes.length + recovery.notes.length > 0 ? { notes: [...exportNotes, ...pruned.notes, ...recovery.notes] } : {},
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
     scope: pruned.scope ?? scope.scope,
     ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
   };
   return writeLedger(req, provider, modelLedger);
+}
+function liftedTypes(lifted) {
+  return [...new Set(lifted.map((l) => dataTypeName(l.type).toLowerCase()))].join(" and ");
 }
 var IMPLEMENTED_RECOVERIES;
 var init_run = __esm({
@@ -44158,6 +44999,9 @@ var init_run = __esm({
     init_version3();
     init_gradual();
     init_ledgerFile();
+    init_exported();
+    init_castWeights();
+    init_tensor();
     init_timeSteps();
     init_measureStep();
     init_release();
@@ -44184,29 +45028,40 @@ async function measurePair(req, progress) {
   const { config } = req;
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
   const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
-  const data = loadFor(withInputs, req.data, true);
+  const data = loadFor(withInputs, req.data, false);
+  const head = judgedHead(models[0].proto, req.base, config, data);
+  judgedHead(models[1].proto, req.head, config, data);
+  const plans = models.map((m) => batchPlan(m.proto, m.path, config));
+  if (plans[0].fixed !== plans[1].fixed) {
+    throw new UserError(`${req.head}: accepts batch ${plans[1].fixed ?? "of any size"} but ${req.base} accepts ${plans[0].fixed ?? "any"}; compare models exported with the same input batch`);
+  }
+  const plan = plans[0];
+  if (plan.note) progress.note(plan.note);
+  const batchSizes = plan.batchSizes;
   const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config.corruptions)];
   const provider = await resolveProvider(config.executionProvider, req.base);
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
-  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path10.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path10.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.start("latency (base and head interleaved)", config.batchSizes.length * (config.latency.warmup + config.latency.runs));
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
+  const measureConfig = { ...config, batchSizes, evalBatchSize: plan.evalBatch };
+  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: measureConfig, progress, provider: provider.provider, head });
+  const baseStep = await measureStep("base", `base model ${path10.basename(req.base)}`, req.base, ctx(0));
+  const headStep = await measureStep("head", `head model ${path10.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
+  progress.start("latency (base and head interleaved)", batchSizes.length * (config.latency.warmup + config.latency.runs));
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...batchSizes)));
+  const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
-  [base, head].forEach((m, i2) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
+  [baseStep, headStep].forEach((m, i2) => {
+    m.step.latency_by_batch = batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
-  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
-  return { base, head, data, shifts, samples, provider };
+  for (const m of [baseStep, headStep]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
+  return { base: baseStep, head: headStep, data, shifts, samples, provider, judged: head, plan };
 }
 var DEFAULT_LATENCY_REGRESSION;
 var init_compare = __esm({
   "src/pipeline/compare.ts"() {
     "use strict";
+    init_compact();
     init_dataset();
     init_errors();
     init_atomicWrite();
@@ -44214,7 +45069,6 @@ var init_compare = __esm({
     init_render();
     init_types();
     init_latency();
-    init_metrics();
     init_ort();
     init_provider();
     init_runtimeCost();
@@ -44225,6 +45079,8 @@ var init_compare = __esm({
     init_measureStep();
     init_corruptions();
     init_verdicts();
+    init_exported();
+    init_ledgerFile();
     DEFAULT_LATENCY_REGRESSION = 0.05;
   }
 });
@@ -44245,7 +45101,7 @@ var init_compareBase = __esm({
     "use strict";
     init_compare();
     init_verdicts();
-    VS_BASE = /* @__PURE__ */ new Set(["accuracy-drop", "class-accuracy-drop", "ece-increase", "latency-regression", "shift-accuracy-drop"]);
+    VS_BASE = /* @__PURE__ */ new Set(["accuracy-drop", "class-accuracy-drop", "ece-increase", "latency-regression", "shift-accuracy-drop", "label-f1-drop"]);
   }
 });
 
@@ -52050,7 +52906,7 @@ async function publishGate(octokit, ctx, ledger, opts) {
     const title = renderHeadline(model).replace(/\*\*/g, "");
     if (via === "check") {
       const annotations = budgetAnnotations(model, opts.sources);
-      const summary2 = (opts.summaries.get(model.model) ?? title).slice(0, SUMMARY_LIMIT);
+      const summary3 = (opts.summaries.get(model.model) ?? title).slice(0, SUMMARY_LIMIT);
       try {
         const { data } = await octokit.rest.checks.create({
           owner,
@@ -52060,10 +52916,10 @@ async function publishGate(octokit, ctx, ledger, opts) {
           status: "completed",
           conclusion: state,
           details_url: opts.detailsUrl,
-          output: { title, summary: summary2, annotations: annotations.slice(0, ANNOTATIONS_PER_REQUEST) }
+          output: { title, summary: summary3, annotations: annotations.slice(0, ANNOTATIONS_PER_REQUEST) }
         });
         for (let i2 = ANNOTATIONS_PER_REQUEST; i2 < annotations.length; i2 += ANNOTATIONS_PER_REQUEST) {
-          await octokit.rest.checks.update({ owner, repo, check_run_id: data.id, output: { title, summary: summary2, annotations: annotations.slice(i2, i2 + ANNOTATIONS_PER_REQUEST) } });
+          await octokit.rest.checks.update({ owner, repo, check_run_id: data.id, output: { title, summary: summary3, annotations: annotations.slice(i2, i2 + ANNOTATIONS_PER_REQUEST) } });
         }
         continue;
       } catch (e) {
@@ -60123,7 +60979,7 @@ async function run(inputs, octokit, ctx, env, io) {
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
   const ledgerPath = path17.join(out, "ledger.json");
   fs22.mkdirSync(out, { recursive: true });
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(ledgerPath, ledgerJson(ledger));
   writeFileAtomic(path17.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
@@ -60175,6 +61031,7 @@ var SUMMARY_LIMIT2, FORK_HINT;
 var init_run2 = __esm({
   "src/github/run.ts"() {
     "use strict";
+    init_compact();
     init_errors();
     init_atomicWrite();
     init_checkModels();

@@ -107,6 +107,7 @@ interface RunFlags {
   schedulePatience?: number;
   recoveryRounds?: number;
   roundsCompareSensitivity?: boolean;
+  output?: string;
 }
 
 /** The config file named by --config, else ./.prune-guard.yml when present, else the defaults. */
@@ -146,6 +147,7 @@ function resolveConfig(flags: RunFlags): Config {
   if (flags.schedulePatience !== undefined) overrides.schedulePatience = flags.schedulePatience;
   if (flags.recoveryRounds !== undefined) overrides.recoveryRounds = flags.recoveryRounds;
   if (flags.roundsCompareSensitivity) overrides.roundsCompareSensitivity = true;
+  if (flags.output !== undefined) overrides.output = flags.output;
   return mergeConfig(base, overrides);
 }
 
@@ -184,6 +186,7 @@ function buildProgram(io: { out: (s: string) => void; exit: (code: number) => vo
     .requiredOption('--out <dir>', 'output folder for <model>.pruned.onnx, ledger.json, ledger.md')
     .option('--calib <path>', 'calibration set (.npz), validated against the model')
     .option('--shift <name=path>', 'labelled distribution-shift set, repeatable', collect, [])
+    .option('--output <name>', 'the model output to judge (needed when the model has several): [batch, classes] logits, probabilities or log-probabilities, or a sigmoid [batch] / [batch, labels]')
     .option('--config <path>', `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`)
     .option('--budget <name=value>', 'budget limit, repeatable; overrides the config file', collect, [])
     .option('--sparsity <fraction>', 'target fraction of prunable weights set to zero (structured: of prunable channels removed)', fraction('--sparsity'))
@@ -236,6 +239,7 @@ function addMeasureOptions(cmd: Command): Command {
     .option('--runs <n>', 'timed latency runs (at least) per model and batch size', count('--runs', 1))
     .option('--threads <n>', 'onnxruntime intra-op threads (0 = all cores)', count('--threads', 0))
     .option('--eval-batch-size <n>', 'batch size for accuracy evaluation', count('--eval-batch-size', 1))
+    .option('--output <name>', 'the model output to judge (needed when the models have several)')
     .option('--quiet', 'do not print the report');
 }
 

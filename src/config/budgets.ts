@@ -16,7 +16,8 @@ export type BudgetName =
   | 'latency-regression'
   | 'p95-latency-ms'
   | 'max-size-bytes'
-  | 'shift-accuracy-drop';
+  | 'shift-accuracy-drop'
+  | 'label-f1-drop';
 
 export type BudgetUnit = 'fraction' | 'ratio' | 'ms' | 'bytes';
 /** where a budget's limit came from */
@@ -99,6 +100,12 @@ export const BUDGETS: Readonly<Record<BudgetName, BudgetSpec>> = {
     ...FRACTION,
     direction: 'max',
     meaning: 'largest accuracy lost on any distribution-shift set',
+    expect: FRACTION_EXPECT,
+  },
+  'label-f1-drop': {
+    ...FRACTION,
+    direction: 'max',
+    meaning: 'sigmoid outputs: largest F1 lost by any label of a multi-label model (the F1 of the positive decision for a binary one)',
     expect: FRACTION_EXPECT,
   },
 };

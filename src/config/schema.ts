@@ -94,6 +94,8 @@ export interface Config {
   recoveryRounds: number;
   /** recovery rounds under global scope: also run them with sensitivity allocation, keep the lower calibration NLL */
   roundsCompareSensitivity: boolean;
+  /** the model output to judge, by name; needed when the model has several (unset: its only output) */
+  output?: string;
 }
 
 export const DEFAULT_CONFIG: Readonly<Config> = Object.freeze({
@@ -214,6 +216,7 @@ export const CONFIG_SCHEMA: SchemaNode = {
     'schedule-patience': wholeNumber(1),
     'recovery-rounds': { type: 'integer', minimum: 0, description: 'a whole number of rounds (1 = one shot, 0 = auto)' },
     'rounds-compare-sensitivity': boolean,
+    output: { type: 'string', minLength: 1, description: "an output name of the model like 'logits'" },
     budgets: {
       type: 'object',
       additionalProperties: false,

@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { describe, UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
-import { ModelProtoSchema, StringStringEntryProtoSchema, type ModelProto, type TensorProto } from './proto/onnx_pb.js';
+import { ModelProtoSchema, StringStringEntryProtoSchema, TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema, type ModelProto, type TensorProto, type TypeProto } from './proto/onnx_pb.js';
+import { hasLiftedWeights, lowerCastWeights } from './castWeights.js';
 import { isExternal } from './tensor.js';
 import { modelChunks } from './streamSave.js';
 import { TensorProto_DataLocation } from './proto/onnx_pb.js';
@@ -153,7 +154,13 @@ function* allTensors(proto: ModelProto): Generator<TensorProto> {
  * the model and its whole serialisation at once.
  */
 export function saveModel(proto: ModelProto, file: string): number {
-  const { bytes, chunks } = modelChunks(proto);
+  let saved = proto;
+  if (hasLiftedWeights(proto)) {
+    saved = cloneModel(proto);
+    lowerCastWeights(saved);
+  }
+  listInitializersAsInputs(saved);
+  const { bytes, chunks } = modelChunks(saved);
   if (bytes > PROTOBUF_LIMIT) throw tooBig(file);
   writeFileAtomic(file, chunks());
   return bytes;
@@ -164,9 +171,38 @@ function tooBig(file: string): UserError {
 }
 
 export function serializeModel(proto: ModelProto, file = 'model'): Uint8Array {
+  listInitializersAsInputs(proto);
   const bytes = toBinary(ModelProtoSchema, proto);
   if (bytes.byteLength > PROTOBUF_LIMIT) throw tooBig(file);
   return bytes;
+}
+
+/**
+ * IR versions before 4 require every initializer to be listed as a graph input too, with its type and
+ * shape. Passes add initializers (untied copies, rewritten shape constants, a refit bias, the
+ * temperature) and change their shapes; this brings the input list back in line, in place.
+ */
+export function listInitializersAsInputs(proto: ModelProto): void {
+  if (Number(proto.irVersion) >= 4 || !proto.graph) return;
+  const g = proto.graph;
+  const inputs = new Map(g.input.map((i) => [i.name, i]));
+  for (const t of g.initializer) {
+    const type = create(TypeProtoSchema, {
+      value: { case: 'tensorType', value: create(TypeProto_TensorSchema, { elemType: t.dataType, shape: { dim: t.dims.map((d) => ({ value: { case: 'dimValue' as const, value: d } })) } as never }) },
+    });
+    const existing = inputs.get(t.name);
+    if (!existing) g.input.push(create(ValueInfoProtoSchema, { name: t.name, type }));
+    else if (!sameTensorType(existing.type, type)) existing.type = type;
+  }
+}
+
+function sameTensorType(a: TypeProto | undefined, b: TypeProto): boolean {
+  const x = a?.value;
+  const y = b.value;
+  if (x?.case !== 'tensorType' || y.case !== 'tensorType') return false;
+  const dx = x.value.shape?.dim ?? [];
+  const dy = y.value.shape?.dim ?? [];
+  return x.value.elemType === y.value.elemType && dx.length === dy.length && dx.every((d, i) => d.value.case === 'dimValue' && d.value.value === dy[i].value.value);
 }
 
 /** A deep copy, so passes can rewrite a model without touching the caller's. */

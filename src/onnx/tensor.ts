@@ -201,6 +201,13 @@ export function makeFloatTensor(name: string, dims: readonly number[], values: F
   return t;
 }
 
+/** A float tensor of any float element type (float32, float16, bfloat16, double), values rounded to it. */
+export function makeTypedFloatTensor(name: string, dataType: number, dims: readonly number[], values: Float32Array): TensorProto {
+  const t = create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt) });
+  setTensorFloat32(t, values);
+  return t;
+}
+
 export function makeInt64Tensor(name: string, dims: readonly number[], values: readonly number[]): TensorProto {
   const raw = new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
   return create(TensorProtoSchema, { name, dataType: DT.INT64, dims: dims.map(BigInt), rawData: raw });

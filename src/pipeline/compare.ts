@@ -1,3 +1,4 @@
+import { ledgerJson } from '../ledger/compact.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -8,9 +9,8 @@ import { writeFileAtomic } from '../io/atomicWrite.js';
 import { type ResolvedBudget } from '../ledger/budgets.js';
 import { BUDGETS, BUDGET_NAMES } from '../config/budgets.js';
 import { renderMarkdown } from '../ledger/render.js';
-import { LEDGER_SCHEMA, type ClassChange, type Ledger, type ModelLedger, type Step } from '../ledger/types.js';
+import { LEDGER_SCHEMA, type Ledger, type ModelLedger } from '../ledger/types.js';
 import { latencyStat, measureInterleaved } from '../measure/latency.js';
-import { classSupport } from '../measure/metrics.js';
 import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
 import { resolveProvider, type ResolvedProvider } from '../measure/provider.js';
 import { measureRuntimeCost } from '../measure/runtimeCost.js';
@@ -22,6 +22,9 @@ import { measureStep, type MeasuredStep } from './measureStep.js';
 import type { Progress } from '../io/progress.js';
 import { corruptionSets } from '../measure/corruptions.js';
 import { judgeWithIntervals, predictionShifts, shiftResults } from './verdicts.js';
+import { batchPlan, judgedHead, type BatchPlan } from './exported.js';
+import { classChanges, evalRecord } from './ledgerFile.js';
+import type { Head } from '../onnx/head.js';
 
 export interface CompareRequest {
   base: string;
@@ -45,16 +48,6 @@ export function compareBudgets(budgets: readonly ResolvedBudget[]): ResolvedBudg
   return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
 }
 
-function classChanges(base: Step, head: Step, labels: Int32Array, classes: number): ClassChange[] {
-  const support = classSupport(labels, classes);
-  const out: ClassChange[] = [];
-  base.per_class!.forEach((d, c) => {
-    const f = head.per_class![c];
-    if (d !== null && f !== null) out.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
-  });
-  return out.sort((a, b) => b.drop - a.drop || a.class - b.class);
-}
-
 /** Both models must take the same inputs, or there is nothing to compare them on. */
 function loadFor(models: { path: string; inputs: ReturnType<typeof modelInputs> }[], file: string, requireLabels: boolean): Dataset {
   const [first, ...rest] = models;
@@ -71,6 +64,9 @@ export interface MeasuredPair {
   /** per model, per batch size, timed runs paired by round */
   samples: number[][][];
   provider: ResolvedProvider;
+  /** the output both models were judged on */
+  judged: Head;
+  plan: BatchPlan;
 }
 
 /** Evaluate both models on the same data and time them interleaved; shared by compare and selftest. */
@@ -78,24 +74,35 @@ export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, 
   const { config } = req;
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
   const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
-  const data = loadFor(withInputs, req.data, true);
+  const data = loadFor(withInputs, req.data, false);
+  // both models are read the same way: the same output, judged against the same labels
+  const head = judgedHead(models[0].proto, req.base, config, data);
+  judgedHead(models[1].proto, req.head, config, data);
+  const plans = models.map((m) => batchPlan(m.proto, m.path, config));
+  if (plans[0].fixed !== plans[1].fixed) {
+    throw new UserError(`${req.head}: accepts batch ${plans[1].fixed ?? 'of any size'} but ${req.base} accepts ${plans[0].fixed ?? 'any'}; compare models exported with the same input batch`);
+  }
+  const plan = plans[0];
+  if (plan.note) progress.note(plan.note);
+  const batchSizes = plan.batchSizes;
   const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config.corruptions)];
   const provider = await resolveProvider(config.executionProvider, req.base);
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
-  const ctx = (i: number) => ({ data, shifts, denseWeights: prunableWeights(models[i].proto, opts), config, progress, provider: provider.provider });
-  const base = await measureStep('base', `base model ${path.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep('head', `head model ${path.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.start('latency (base and head interleaved)', config.batchSizes.length * (config.latency.warmup + config.latency.runs));
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
+  const measureConfig = { ...config, batchSizes, evalBatchSize: plan.evalBatch };
+  const ctx = (i: number) => ({ data, shifts, denseWeights: prunableWeights(models[i].proto, opts), config: measureConfig, progress, provider: provider.provider, head });
+  const baseStep = await measureStep('base', `base model ${path.basename(req.base)}`, req.base, ctx(0));
+  const headStep = await measureStep('head', `head model ${path.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
+  progress.start('latency (base and head interleaved)', batchSizes.length * (config.latency.warmup + config.latency.runs));
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...batchSizes)));
+  const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
-  [base, head].forEach((m, i) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i][j], config.confidence));
+  [baseStep, headStep].forEach((m, i) => {
+    m.step.latency_by_batch = batchSizes.map((b, j) => latencyStat(b, samples[i][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
-  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
-  return { base, head, data, shifts, samples, provider };
+  for (const m of [baseStep, headStep]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
+  return { base: baseStep, head: headStep, data, shifts, samples, provider, judged: head, plan };
 }
 
 /**
@@ -107,7 +114,7 @@ export async function comparePipeline(req: CompareRequest, progress: Progress): 
   for (const p of [req.base, req.head]) if (!fs.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
   const m = await measurePair(req, progress);
   const budgets = compareBudgets(req.budgets);
-  const changes = classChanges(m.base.step, m.head.step, m.data.labels!, m.base.preds.classes);
+  const changes = classChanges(m.base.step, m.head.step, m.base.preds.group, m.base.preds.classes);
   const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config, changes, true);
   const model: ModelLedger = {
     model: req.base,
@@ -118,7 +125,8 @@ export async function comparePipeline(req: CompareRequest, progress: Progress): 
     budgets: judged.budgets,
     verdict: judged.verdict,
     class_changes: judged.classChanges,
-    eval: { data: req.data, samples: m.data.count, classes: m.base.preds.classes },
+    eval: evalRecord(req.data, m.data, m.base.preds, m.judged, m.plan),
+    ...(m.plan.note ? { notes: [m.plan.note] } : {}),
     shifts: shiftResults(m.base, m.head, m.shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(m.base, m.head, m.shifts),
   };
@@ -140,7 +148,7 @@ export async function comparePipeline(req: CompareRequest, progress: Progress): 
   fs.mkdirSync(req.out, { recursive: true });
   const ledgerPath = path.join(req.out, 'ledger.json');
   const markdownPath = path.join(req.out, 'ledger.md');
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + '\n');
+  writeFileAtomic(ledgerPath, ledgerJson(ledger));
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
 }

@@ -24,7 +24,9 @@ import { runRecovery, stepFile } from '../recover/runRecovery.js';
 import { VERSION } from '../version.js';
 import { measureStep, type MeasuredStep, type StepContext } from './measureStep.js';
 import type { Progress } from '../io/progress.js';
-import { classChanges, writeLedger } from './ledgerFile.js';
+import { classChanges, evalRecord, writeLedger } from './ledgerFile.js';
+import type { Head } from '../onnx/head.js';
+import type { BatchPlan } from './exported.js';
 import type { RunRequest, RunResult } from './request.js';
 import { resolveScope } from '../prune/resolveScope.js';
 import { timePair, timeSteps } from './timeSteps.js';
@@ -44,6 +46,11 @@ export interface GradualInput {
   calib?: Dataset;
   outPath: string;
   provider: { provider: 'cpu' | 'cuda'; note?: string };
+  /** the output judged (findHead) */
+  head: Head;
+  /** what the run says about how the model was exported (fixed batch, weights behind a Cast) */
+  exportNotes: string[];
+  plan: BatchPlan;
 }
 
 /** Refuse what a schedule cannot do, before anything is written. */
@@ -125,16 +132,16 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
   }
   const targets = cubicSchedule(initial, config.sparsity, config.scheduleSteps);
   // unstructured sensitivity: curves measured once on the dense model, each step's target allocated from them
-  const plan = config.scope === 'sensitivity' ? await unstructuredSensitivityPlan(input.dense, { calib: calib!, weights, config }) : undefined;
+  const plan = config.scope === 'sensitivity' ? await unstructuredSensitivityPlan(input.dense, { calib: calib!, weights, config, head: input.head }) : undefined;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct(config.sparsity)} (${targets.map(pct).join(', ')})`);
 
   const stepsRoot = path.join(req.out, 'steps');
   fs.mkdirSync(stepsRoot, { recursive: true });
-  const ctx: StepContext = { data, shifts, denseWeights: weights, config, progress, provider };
+  const ctx: StepContext = { data, shifts, denseWeights: weights, config, progress, provider, head: input.head };
   const dense = await measureStep('dense', 'input model, unchanged (the rollback artifact)', req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
-  const denseCalib = calib?.labels ? (await calibScore(input.dense, calib, config.latency.threads)).accuracy : null;
+  const denseCalib = calib?.labels ? (await calibScore(input.dense, calib, config.latency.threads, input.head)).accuracy : null;
   const cliffMetric: ScheduleLedger['cliff_metric'] = denseCalib !== null ? 'calib' : 'eval';
   const denseQuality = denseCalib ?? dense.step.accuracy;
   const cliffThreshold = budgets.find((b) => b.name === 'accuracy-drop')?.limit ?? DEFAULT_CLIFF;
@@ -162,7 +169,7 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
     const stepConfig: Config = { ...config, method: structured ? 'structured' : config.method, sparsity: stepSparsity };
     const pruned = plan
       ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [] as string[], structured: undefined }
-      : await pruneModel(current, stepConfig, { modelPath: req.model, calib });
+      : await pruneModel(current, stepConfig, { modelPath: req.model, calib, head: input.head });
     if (config.method === 'hybrid') Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config));
     for (const n of pruned.notes) {
       if (!notes.has(n)) progress.note(n);
@@ -182,7 +189,7 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
     const pruneArtifact = stepFile(dir, 1, 'prune');
     saveModel(pruned.model, pruneArtifact);
     // structured steps cut an already-smaller model: its channels are refit toward the previous step's outputs (the reference the pruner hands on), since the dense model's rows no longer line up
-    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
+    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured, head: input.head });
 
     const at = `@${t}`;
     const prefix = `schedule step ${t}/${targets.length}, target ${pct(target)}: `;
@@ -211,7 +218,7 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
       index: t,
       target,
       final,
-      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config.latency.threads)).accuracy : null,
+      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config.latency.threads, input.head)).accuracy : null,
     };
     if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels!.remaining;
     rows.push(row);
@@ -296,8 +303,8 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
     budgets: judged.budgets,
     verdict: overallVerdict(judged.budgets.map((b) => b.verdict)),
     class_changes: judged.classChanges,
-    eval: { data: req.data, samples: data.count, classes: dense.preds.classes },
-    ...(notes.size > 0 || plan ? { notes: [...(plan?.notes ?? []), ...notes] } : {}),
+    eval: evalRecord(req.data, data, dense.preds, input.head, input.plan),
+    ...(notes.size > 0 || plan || input.exportNotes.length > 0 ? { notes: [...input.exportNotes, ...(plan?.notes ?? []), ...notes] } : {}),
     ...(plan ? { sensitivity: plan.info(config.sparsity) } : {}),
     shifts: shiftResults(dense, chosen.final, shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(dense, chosen.final, shifts),
@@ -309,7 +316,7 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
 }
 
 function judge(budgets: RunRequest['budgets'], dense: MeasuredStep, step: MeasuredStep, input: GradualInput, latency: { reference: number[]; candidate: number[] } | undefined): Judged {
-  const changes = classChanges(dense.step, step.step, input.data.labels!, dense.preds.classes);
+  const changes = classChanges(dense.step, step.step, dense.preds.group, dense.preds.classes);
   return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, changes);
 }
 

@@ -1,3 +1,4 @@
+import { ledgerJson } from '../ledger/compact.js';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { UserError } from '../errors.js';
@@ -44,7 +45,7 @@ function timedOutLedger(req: RunRequest, t: TimedOut): Ledger {
 
 function stageLedger(out: OutputDir, ledger: Ledger): { markdown: string } {
   const markdown = renderMarkdown(ledger);
-  writeFileAtomic(path.join(out.staging, 'ledger.json'), JSON.stringify(ledger, null, 2) + '\n');
+  writeFileAtomic(path.join(out.staging, 'ledger.json'), ledgerJson(ledger));
   writeFileAtomic(path.join(out.staging, 'ledger.md'), markdown);
   return { markdown };
 }

@@ -1,16 +1,21 @@
+import { ledgerJson } from '../ledger/compact.js';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { renderMarkdown } from '../ledger/render.js';
 import { LEDGER_SCHEMA, type ClassChange, type Ledger, type ModelLedger, type Step } from '../ledger/types.js';
-import { classSupport } from '../measure/metrics.js';
+import { groupSupport } from '../measure/metrics.js';
 import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
 import { VERSION } from '../version.js';
 import type { RunRequest, RunResult } from './request.js';
+import type { Dataset } from '../data/dataset.js';
+import type { Head } from '../onnx/head.js';
+import type { Predictions } from '../onnx/runtime/classifier.js';
+import type { BatchPlan } from './exported.js';
 
-/** Per-class accuracy changes from dense to the shipped step, largest drop first. */
-export function classChanges(dense: Step, final: Step, labels: Int32Array, classes: number): ClassChange[] {
-  const support = classSupport(labels, classes);
+/** Per-class (per-label) accuracy changes from dense to the shipped step, largest drop first; `group` is each decision's class or label. */
+export function classChanges(dense: Step, final: Step, group: Int32Array, classes: number): ClassChange[] {
+  const support = groupSupport(group, classes);
   const changes: ClassChange[] = [];
   dense.per_class!.forEach((d, c) => {
     const f = final.per_class![c];
@@ -18,6 +23,20 @@ export function classChanges(dense: Step, final: Step, labels: Int32Array, class
     changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
   });
   return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
+}
+
+/** What the ledger says about the evaluation: the set, the output judged and how, and the batch it ran at. */
+export function evalRecord(file: string, data: Dataset, preds: Predictions, head: Head, plan: BatchPlan): ModelLedger['eval'] {
+  return {
+    data: file,
+    samples: data.count,
+    classes: preds.classes,
+    output: head.output,
+    task: head.task,
+    scores: head.form,
+    batch: plan.evalBatch,
+    ...(plan.fixed !== undefined ? { fixed_batch: plan.fixed } : {}),
+  };
 }
 
 /** The run's ledger.json and ledger.md for one model, both written atomically. */
@@ -39,7 +58,7 @@ export function writeLedger(req: RunRequest, provider: { provider: 'cpu' | 'cuda
   const markdown = renderMarkdown(ledger);
   const ledgerPath = path.join(req.out, 'ledger.json');
   const markdownPath = path.join(req.out, 'ledger.md');
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + '\n');
+  writeFileAtomic(ledgerPath, ledgerJson(ledger));
   writeFileAtomic(markdownPath, markdown);
   return { ledger, markdown, ledgerPath, markdownPath };
 }

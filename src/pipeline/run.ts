@@ -19,7 +19,10 @@ import { checkRecoveryInputs, hasRecoverySteps, runRecovery, stepFile } from '..
 import { checkRounds, pruneWithRounds, resolveCompare, resolveRounds } from '../recover/rounds.js';
 import { VERSION } from '../version.js';
 import { runGradual } from './gradual.js';
-import { classChanges, writeLedger } from './ledgerFile.js';
+import { classChanges, evalRecord, writeLedger } from './ledgerFile.js';
+import { batchPlan, judgedHead } from './exported.js';
+import { liftCastWeights } from '../onnx/castWeights.js';
+import { dataTypeName } from '../onnx/tensor.js';
 import { timeSteps } from './timeSteps.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
 import type { RunRequest, RunResult } from './request.js';
@@ -51,7 +54,11 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const dense = loadModel(req.model);
   preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
-  const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
+  const data = loadDataset(req.data, inputs, { requireLabels: false, modelPath: req.model });
+  const head = judgedHead(dense.proto, req.model, config, data);
+  const plan = batchPlan(dense.proto, req.model, config);
+  config = { ...config, batchSizes: plan.batchSizes, evalBatchSize: plan.evalBatch };
+  req = { ...req, config };
   // shift sets without labels are allowed: they get prediction-distribution tests instead of accuracy
   const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
   const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
@@ -62,6 +69,8 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const scope = resolveScope(config, calib ? { labelled: calib.labels !== null } : undefined, rounds);
   config = { ...config, scope: scope.scope };
   req = { ...req, config };
+  // weights stored in a low precision behind a Cast are pruned and refit as float32 and saved back in their type
+  const lifted = liftCastWeights(dense.proto);
   const outPath = prunedPath(req.out, req.model);
   if (path.resolve(outPath) === path.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
@@ -73,7 +82,9 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   // before anything is written: a run that cannot measure where it was asked to must not leave files
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
-  if (config.schedule === 'gradual') return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
+  const exportNotes = [...(plan.note ? [plan.note] : []), ...(lifted.length > 0 ? [`${lifted.length} weight${lifted.length > 1 ? 's' : ''} stored as ${liftedTypes(lifted)} behind a Cast: pruned and refit as float32, saved back in their own type`] : [])];
+  for (const n of exportNotes) progress.note(n);
+  if (config.schedule === 'gradual') return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider, head, exportNotes, plan }, progress);
   const target = targetSparsity(config);
   // after every check, so a refused run still prints one line; falling back to global is today's behaviour, not news
   if (scope.scope !== 'global' && scope.reason) progress.note(scope.reason);
@@ -89,10 +100,10 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     setMetadata(model, { 'prune-guard.recovery': config.recovery });
   };
   // recovery rounds prune and recover round by round, the last round included (its steps as in one shot)
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib: calib!, stepsDir: path.join(req.out, 'steps'), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : undefined;
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib: calib!, stepsDir: path.join(req.out, 'steps'), progress, files: { data: req.data, calib: req.calib }, stamp, head }, resolveCompare(config, rounds)) : undefined;
   // scope auto may not spend longer measuring curves than recovery may spend refitting
   const autoAnalysisSeconds = scope.reason && config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget : undefined;
-  const pruned = withRounds?.pruned ?? (await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress, ...(autoAnalysisSeconds !== undefined ? { autoAnalysisSeconds } : {}) }));
+  const pruned = withRounds?.pruned ?? (await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress, head, ...(autoAnalysisSeconds !== undefined ? { autoAnalysisSeconds } : {}) }));
   for (const n of pruned.notes) progress.note(n);
   if (!withRounds) stamp(pruned.model, pruned.scope ?? config.scope);
   fs.mkdirSync(req.out, { recursive: true });
@@ -102,7 +113,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, 'prune') : outPath);
   if (staged) fs.mkdirSync(stepsDir, { recursive: true });
   if (!withRounds) saveModel(pruned.model, pruneArtifact);
-  const recovery = withRounds?.recovery ?? (await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured }));
+  const recovery = withRounds?.recovery ?? (await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured, head }));
   const recovered = recovery.steps;
   if (staged) writeFileAtomic(outPath, fs.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   // the shipped file must still hold the method's pattern after every recovery stage
@@ -116,7 +127,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   delete pruned.structured;
   collectGarbage();
 
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider, head };
   const denseStep = await measureStep('dense', 'input model, unchanged', req.model, ctx);
   const measured: MeasuredStep[] = [denseStep];
   // intermediate recovery rounds first, then the final round's prune and recovery as in one shot
@@ -137,7 +148,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const samples = await timeSteps(measured, data, config, provider.provider, progress);
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
-  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels!, denseStep.preds.classes));
+  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, denseStep.preds.group, denseStep.preds.classes));
   const { budgets, verdict } = judged;
   const modelLedger: ModelLedger = {
     model: req.model,
@@ -148,12 +159,17 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     budgets,
     verdict,
     class_changes: judged.classChanges,
-    eval: { data: req.data, samples: data.count, classes: denseStep.preds.classes },
-    ...(pruned.notes.length + recovery.notes.length > 0 ? { notes: [...pruned.notes, ...recovery.notes] } : {}),
+    eval: evalRecord(req.data, data, denseStep.preds, head, plan),
+    ...(exportNotes.length + pruned.notes.length + recovery.notes.length > 0 ? { notes: [...exportNotes, ...pruned.notes, ...recovery.notes] } : {}),
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
     scope: pruned.scope ?? scope.scope,
     ...(pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}),
   };
   return writeLedger(req, provider, modelLedger);
+}
+
+/** "bfloat16" or "float16 and bfloat16": the types the lifted weights are stored as in the file. */
+function liftedTypes(lifted: readonly { type: number }[]): string {
+  return [...new Set(lifted.map((l) => dataTypeName(l.type).toLowerCase()))].join(' and ');
 }

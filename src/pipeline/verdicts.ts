@@ -29,18 +29,19 @@ export function judgeWithIntervals(
   classChanges: ClassChange[],
   compareMode = false,
 ): Judged {
-  const labels = data.labels!;
+  // per-class statistics are taken per reporting group: the true class, or the label of a multi-label model
+  const groups = reference.preds.group;
   const confidence = config.confidence;
-  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
+  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, groups, confidence));
   const paired: PairedMeasurements = {
-    labels,
+    labels: groups,
     reference: reference.preds,
     candidate: candidate.preds,
     referenceLatency: latency?.reference,
     candidateLatency: latency?.candidate,
     shifts: shifts
       .filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name))
-      .map((s) => ({ name: s.name, labels: s.data.labels!, reference: reference.shiftPreds!.get(s.name)!, candidate: candidate.shiftPreds!.get(s.name)! })),
+      .map((s) => ({ name: s.name, labels: reference.shiftPreds!.get(s.name)!.group, reference: reference.shiftPreds!.get(s.name)!, candidate: candidate.shiftPreds!.get(s.name)! })),
     confidence,
     limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit])),
   };
@@ -100,7 +101,7 @@ function mean(x: Uint8Array): number {
 function distributionShift(clean: Predictions, shifted: Predictions): DistributionShift {
   const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
   const hist = (p: Predictions) => {
-    const h = new Array<number>(p.classes).fill(0);
+    const h = new Array<number>(p.choices).fill(0);
     for (let i = 0; i < p.pred.length; i++) h[p.pred[i]]++;
     return h;
   };

@@ -9,6 +9,7 @@ import { resolveScope } from './resolveScope.js';
 import { countSparsity } from './sparsity.js';
 import type { SensitivityInfo } from './sensitivity/types.js';
 import type { Progress } from '../io/progress.js';
+import type { Head } from '../onnx/head.js';
 import { AnalysisOverBudget } from './sensitivity/sensitivityCurves.js';
 import { checkSensitivityInputs, sensitivityPrune } from './sensitivity/sensitivityPrune.js';
 import { describeStructured } from './structured/describe.js';
@@ -26,6 +27,8 @@ export interface PruneContext {
    * global with a note (a scope the user asked for is measured however long it takes)
    */
   autoAnalysisSeconds?: number;
+  /** the output judged (findHead); sensitivity curves score the model on it */
+  head?: Head;
 }
 
 export interface PruneOutcome {
@@ -190,7 +193,7 @@ async function pruneBySensitivity(dense: ModelProto, weights: PrunableWeight[], 
   let started = false;
   try {
     const r = await sensitivityPrune(dense, {
-      method, sparsity: config.sparsity, calib: ctx.calib!, weights, config, perMac: config.scope === 'sensitivity-macs',
+      method, sparsity: config.sparsity, calib: ctx.calib!, weights, config, perMac: config.scope === 'sensitivity-macs', ...(ctx.head ? { head: ctx.head } : {}),
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total) => {
         if (!started) ctx.progress?.start(`sensitivity curves (${method}, ${total} ${method === 'unstructured' ? 'layers' : 'groups'})`, total);

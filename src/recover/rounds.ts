@@ -5,6 +5,7 @@ import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import { loadModel, saveModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import type { Head } from '../onnx/head.js';
 import type { Progress } from '../io/progress.js';
 import { magnitudePrune } from '../prune/magnitude.js';
 import { prunableWeights, type PrunableWeight } from '../prune/prunable.js';
@@ -87,6 +88,8 @@ export interface RoundsRequest {
   files: { data: string; calib?: string };
   /** scope sensitivity: the per-layer allocation from curves measured once on the dense model */
   plan?: UnstructuredSensitivityPlan;
+  /** the output judged (findHead) */
+  head?: Head;
 }
 
 export interface RoundsOutcome {
@@ -137,12 +140,12 @@ export async function runRounds(req: RoundsRequest): Promise<RoundsOutcome> {
     const artifact = stepFile(dir, 1, 'prune');
     fs.mkdirSync(dir, { recursive: true });
     saveModel(pruned, artifact);
-    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false });
+    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false, head: req.head });
     const last = rec.steps.at(-1)?.artifact ?? artifact;
     current = last === artifact ? pruned : loadModel(last).proto;
     // recovery scored both ends already; a pass of its own only when it kept no stage
     const recorded = recordedScores(rec.steps);
-    const before = recorded?.before ?? (await calibScore(pruned, calib, config.latency.threads));
+    const before = recorded?.before ?? (await calibScore(pruned, calib, config.latency.threads, req.head));
     const after = recorded?.after ?? before;
     const seconds = (performance.now() - t0) / 1000;
     const kept = rec.steps.map((s) => s.name.replace(/^recover:/, '')).join(' + ') || 'nothing kept';
@@ -176,12 +179,14 @@ interface RoundsContext {
   files: RoundsRequest['files'];
   /** the pipeline's metadata for a pruned model (scope as the chain allocated) */
   stamp: (model: ModelProto, scope?: string) => void;
+  /** the output judged (findHead) */
+  head?: Head;
 }
 
 /** One chain of rounds with one allocation, the final prune and recovery included. */
 async function runChain(dense: ModelProto, weights: readonly PrunableWeight[], config: Config, rounds: number, dir: string, ctx: RoundsContext, plan?: UnstructuredSensitivityPlan): Promise<RoundsPrune & { score: CalibScore | undefined; seconds: number }> {
   const t0 = performance.now();
-  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config, stepsDir: dir, progress: ctx.progress, files: ctx.files, plan });
+  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config, stepsDir: dir, progress: ctx.progress, files: ctx.files, plan, head: ctx.head });
   ctx.progress.note(`recovery round ${rounds}/${rounds}: ${config.method} to ${pct(config.sparsity)}`);
   const model = pruneRound(r.model, weights, config.sparsity, config, plan);
   ctx.stamp(model, plan ? 'sensitivity' : config.scope);
@@ -190,8 +195,8 @@ async function runChain(dense: ModelProto, weights: readonly PrunableWeight[], c
   saveModel(model, pruneArtifact);
   // the final round gets the same share of the recovery time budget as every other round
   const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0;
-  const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
-  const score = ctx.calib.labels ? (recordedScores(recovery.steps)?.after ?? (await calibScore(model, ctx.calib, config.latency.threads))) : undefined;
+  const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files, head: ctx.head });
+  const score = ctx.calib.labels ? (recordedScores(recovery.steps)?.after ?? (await calibScore(model, ctx.calib, config.latency.threads, ctx.head))) : undefined;
   const how = plan ? 'sensitivity-allocated (curves measured once on the dense model)' : config.scope;
   return {
     pruned: {
@@ -219,7 +224,7 @@ async function runChain(dense: ModelProto, weights: readonly PrunableWeight[], c
 export async function pruneWithRounds(dense: ModelProto, config: Config, rounds: number, ctx: RoundsContext, compare = false): Promise<RoundsPrune> {
   const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
   if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config });
+  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config, head: ctx.head });
   if (!(compare && config.scope === 'global' && ctx.calib.labels)) {
     return runChain(dense, weights, config, rounds, ctx.stepsDir, ctx, config.scope === 'sensitivity' ? await sensitivity() : undefined);
   }

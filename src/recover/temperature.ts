@@ -2,12 +2,14 @@ import { boundedBatch } from '../onnx/runtime/activationBudget.js';
 import { create } from '@bufbuild/protobuf';
 import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
-import { endsInSoftmax, evaluateClassifier } from '../onnx/runtime/classifier.js';
+import { defaultHead, evaluateClassifier, type Predictions } from '../onnx/runtime/classifier.js';
+import type { Head } from '../onnx/head.js';
+import { elementTypes } from '../onnx/elementTypes.js';
 import { expectedCalibrationError } from '../onnx/runtime/scores.js';
 import { GraphIndex } from '../onnx/graph.js';
 import { cloneModel } from '../onnx/model.js';
 import { NodeProtoSchema, type ModelProto } from '../onnx/proto/onnx_pb.js';
-import { makeFloatTensor } from '../onnx/tensor.js';
+import { DataType, makeTypedFloatTensor } from '../onnx/tensor.js';
 import { sessionFromModel } from '../onnx/runtime/session.js';
 
 export interface TemperatureFit {
@@ -78,40 +80,34 @@ export function fitTemperature(logits: Float32Array, labels: Int32Array, classes
 }
 
 /**
- * Fit T for a model on the labelled calibration set. A model that ends in Softmax is scored on
- * log-probabilities, which are its logits up to a per-row shift that softmax ignores.
+ * Fit T for a model on the labelled calibration set, on the scores whose softmax is the model's
+ * distribution (evaluateClassifier's logits): for a Softmax or LogSoftmax output these are its logits up to
+ * a per-row shift softmax ignores; a sigmoid decision is the two-way softmax of [0, z].
  */
-export async function calibrateTemperature(model: ModelProto, calib: Dataset, threads = 0): Promise<TemperatureFit> {
+export async function calibrateTemperature(model: ModelProto, calib: Dataset, threads = 0, head: Head = defaultHead(model)): Promise<TemperatureFit> {
   if (!calib.labels) throw new UserError(`${calib.path}: temperature scaling needs labels; add y=labels to the calibration .npz`);
   const session = await sessionFromModel(model, threads);
-  let logits: Float32Array;
-  let classes: number;
+  let p: Predictions;
   try {
-    const probs = endsInSoftmax(model);
-    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: probs, keepLogits: true, modelPath: 'calibration' });
-    logits = p.logits!;
-    classes = p.classes;
-    if (probs) for (let i = 0; i < logits.length; i++) logits[i] = Math.log(Math.max(logits[i], 1e-12));
+    p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), head, keepLogits: true, modelPath: 'calibration' });
   } finally {
     await session.release();
   }
-  return fitTemperature(logits, calib.labels, classes);
+  return fitTemperature(p.logits!, p.truth, p.choices);
 }
 
 /**
- * A copy of the model whose output is divided by T before it leaves the graph (before the final
- * Softmax when there is one), so onnxruntime serves calibrated probabilities. The output keeps its name.
+ * A copy of the model whose scores are divided by T before the final Softmax, LogSoftmax or Sigmoid
+ * (or before the output, for logits), so onnxruntime serves calibrated probabilities. The output keeps
+ * its name; the divisor has the scores' own element type, so a float16 model stays valid.
  */
-export function bakeTemperature(model: ModelProto, temperature: number): ModelProto {
+export function bakeTemperature(model: ModelProto, temperature: number, head: Head = defaultHead(model)): ModelProto {
   const out = cloneModel(model);
   const g = out.graph!;
   const index = new GraphIndex(g);
-  const outputName = g.output[0].name;
-  const softmax = endsInSoftmax(out) ? index.producer.get(outputName)! : undefined;
-  // the tensor to scale: the Softmax input, or the graph output itself
-  const target = softmax ? softmax.input[0] : outputName;
+  const target = head.scores;
   const producer = index.producer.get(target);
-  if (!producer) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
+  if (!producer) throw new UserError(`--bake-temperature: the scores '${target}' of output '${head.output}' are not produced by a node; cannot insert the scaling`);
   const taken = new Set([...index.producer.keys(), ...index.initializers.keys(), ...g.input.map((i) => i.name)]);
   const unique = (base: string) => {
     let name = base;
@@ -119,10 +115,11 @@ export function bakeTemperature(model: ModelProto, temperature: number): ModelPr
     taken.add(name);
     return name;
   };
+  const type = elementTypes(index).get(target) ?? DataType.FLOAT;
   const unscaled = unique(`${target}_before_temperature`);
   const tName = unique('prune_guard_temperature');
   producer.output[producer.output.indexOf(target)] = unscaled;
-  g.initializer.push(makeFloatTensor(tName, [], Float32Array.of(temperature)));
+  g.initializer.push(makeTypedFloatTensor(tName, type, [], Float32Array.of(temperature)));
   const div = create(NodeProtoSchema, { name: unique('prune_guard_temperature_scaling'), opType: 'Div', input: [unscaled, tName], output: [target] });
   // keep topological order: right after the producer
   g.node.splice(g.node.indexOf(producer) + 1, 0, div);

@@ -13,6 +13,7 @@ describe('BUDGETS table', () => {
       'p95-latency-ms',
       'max-size-bytes',
       'shift-accuracy-drop',
+      'label-f1-drop',
     ]);
     const defaults = Object.fromEntries(BUDGET_NAMES.map((n) => [n, BUDGETS[n].default]).filter(([, d]) => d !== undefined));
     expect(defaults).toEqual({ 'accuracy-drop': 0.01, 'class-accuracy-drop': 0.05, 'ece-increase': 0.02 });

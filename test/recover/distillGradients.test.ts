@@ -72,7 +72,7 @@ async function checkGradients(model: ModelProto, batch: number, probes = 6, hint
   const evalSession = await sessionFromModel(ev.model);
   const xDims = [batch, ...(model.graph!.input[0].type!.value.value as { shape: { dim: { value: { value: bigint } }[] } }).shape.dim.slice(1).map((d) => Number(d.value.value))];
   const x = seededWeights(xDims.reduce((a, d) => a * d, 1), 99);
-  const classes = tg.classes;
+  const classes = tg.width;
   const teacher = Float32Array.from(softmaxRows(seededWeights(batch * classes, 5).map((v) => v * 3), batch, classes, T));
   const onehot = new Float32Array(batch * classes);
   for (let r = 0; r < batch; r++) onehot[r * classes + ((r * 7) % classes)] = 1;
