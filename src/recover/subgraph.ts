@@ -1,8 +1,11 @@
 import { create } from '@bufbuild/protobuf';
 import type { ModelProto, NodeProto } from '../onnx/proto/onnx_pb.js';
-import { GraphProtoSchema, ModelProtoSchema, TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema } from '../onnx/proto/onnx_pb.js';
+import { GraphProtoSchema, ModelProtoSchema } from '../onnx/proto/onnx_pb.js';
 import { DataType } from '../onnx/tensor.js';
-import { withExtraOutputs } from '../onnx/runtime/session.js';
+import { batchedDims, tensorValueInfo, withExtraOutputs } from '../onnx/runtime/session.js';
+import { inferShapes } from '../onnx/shapes.js';
+import { elementTypes } from '../onnx/elementTypes.js';
+import { GraphIndex } from '../onnx/graph.js';
 
 /**
  * A model that computes only the named float tensors: the nodes they depend on, the initializers those
@@ -19,11 +22,11 @@ export function graphUpTo(model: ModelProto, tensors: readonly string[]): ModelP
   if (!up) return withExtraOutputs(model, tensors);
   const { nodes: needed, names } = up;
   const initNames = new Set(g.initializer.map((t) => t.name));
-  const outputs = tensors.map(
-    (name) =>
-      g.output.find((o) => o.name === name) ??
-      create(ValueInfoProtoSchema, { name, type: create(TypeProtoSchema, { value: { case: 'tensorType', value: create(TypeProto_TensorSchema, { elemType: DataType.FLOAT }) } }) }),
-  );
+  // each capture is declared in its own element type: a float16 model's activations are float16
+  const index = new GraphIndex(g);
+  const types = elementTypes(index);
+  const shapes = inferShapes(index, 1).shapes;
+  const outputs = tensors.map((name) => g.output.find((o) => o.name === name) ?? tensorValueInfo(name, types.get(name) ?? DataType.FLOAT, batchedDims(shapes.get(name))));
   const graph = create(GraphProtoSchema, {
     name: g.name,
     node: g.node.filter((n) => needed.has(n)),

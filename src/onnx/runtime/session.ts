@@ -6,6 +6,7 @@ import type { Dataset } from '../../data/dataset.js';
 import { sliceBatch } from '../../data/dataset.js';
 import { GraphIndex } from '../graph.js';
 import { elementTypes } from '../elementTypes.js';
+import { inferShapes } from '../shapes.js';
 import { runBatches, sessionFixedBatch } from './batches.js';
 import { onnxruntime, type Ort, type OrtSession } from './ort.js';
 import { cloneModel, saveModel, serializeModel } from '../model.js';
@@ -80,20 +81,28 @@ export function withExtraOutputs(model: ModelProto, tensors: readonly string[]):
   const copy = cloneModel(model);
   const g = copy.graph!;
   const have = new Set(g.output.map((o) => o.name));
-  const types = elementTypes(new GraphIndex(g));
+  const index = new GraphIndex(g);
+  const types = elementTypes(index);
+  const shapes = inferShapes(index, 1).shapes;
   for (const name of tensors) {
     if (have.has(name)) continue;
     have.add(name);
-    g.output.push(tensorValueInfo(name, types.get(name) ?? DataType.FLOAT));
+    g.output.push(tensorValueInfo(name, types.get(name) ?? DataType.FLOAT, batchedDims(shapes.get(name))));
   }
   return copy;
 }
 
-/** A graph output of the given element type and unspecified shape. */
-export function tensorValueInfo(name: string, elemType: number): ValueInfoProto {
+/** Per-sample dims as a graph output declares them: the first is the (symbolic) batch. */
+export function batchedDims(dims: readonly number[] | undefined): (number | string)[] | undefined {
+  return dims && dims.length > 0 ? ['batch', ...dims.slice(1)] : undefined;
+}
+
+/** A graph output of the given element type, with its shape when known (numbers fixed, strings symbolic). */
+export function tensorValueInfo(name: string, elemType: number, dims?: readonly (number | string)[]): ValueInfoProto {
+  const shape = dims ? { dim: dims.map((d) => ({ value: typeof d === 'number' ? { case: 'dimValue' as const, value: BigInt(d) } : { case: 'dimParam' as const, value: d } })) } : undefined;
   return create(ValueInfoProtoSchema, {
     name,
-    type: create(TypeProtoSchema, { value: { case: 'tensorType', value: create(TypeProto_TensorSchema, { elemType }) } }),
+    type: create(TypeProtoSchema, { value: { case: 'tensorType', value: create(TypeProto_TensorSchema, { elemType, ...(shape ? { shape: shape as never } : {}) }) } }),
   });
 }
 

@@ -240,7 +240,7 @@ export function buildTrainGraph(model: ModelProto, params: readonly Trainable[],
     ...hints.flatMap((t) => [floatValueInfo(hintInput(t), shapes.get(t)), floatValueInfo(hintScale(t), [1])]),
     ...params.map((p) => floatValueInfo(p.name, p.dims)),
   ];
-  g.output = [floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))];
+  g.output = [floatValueInfo(logits, ls), ...gradOutputs.map((o, k) => floatValueInfo(o, kept[k].dims))];
   g.valueInfo = [];
   return { model: copy, params: kept, gradOutputs, logits, width, targetDims: teacherDims, batch: opts.batch, hints };
 }
