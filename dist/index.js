@@ -31431,8 +31431,17 @@ var init_equals = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/fields.js
+function isFieldSet(message, field) {
+  return field.parent.typeName == message.$typeName && unsafeIsSet(message, field);
+}
+function clearField(message, field) {
+  if (field.parent.typeName == message.$typeName) {
+    unsafeClear(message, field);
+  }
+}
 var init_fields = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/fields.js"() {
+    init_unsafe();
   }
 });
 
@@ -35472,7 +35481,7 @@ function magnitudePrune(model, weights, sparsity, scope, maxLayerSparsity = 1) {
   return { model: out, masks: byName };
 }
 function cloneWithoutData(model, tensors) {
-  const saved = tensors.map((t) => ({ raw: t.rawData, float: t.floatData, double: t.doubleData, int32: t.int32Data }));
+  const saved = tensors.map((t) => ({ raw: t.rawData, rawSet: isFieldSet(t, TensorProtoSchema.field.rawData), float: t.floatData, double: t.doubleData, int32: t.int32Data }));
   try {
     for (const t of tensors) {
       t.rawData = new Uint8Array(0);
@@ -35483,7 +35492,8 @@ function cloneWithoutData(model, tensors) {
     return cloneModel(model);
   } finally {
     tensors.forEach((t, j) => {
-      t.rawData = saved[j].raw;
+      if (saved[j].rawSet) t.rawData = saved[j].raw;
+      else clearField(t, TensorProtoSchema.field.rawData);
       t.floatData = saved[j].float;
       t.doubleData = saved[j].double;
       t.int32Data = saved[j].int32;
@@ -35493,6 +35503,8 @@ function cloneWithoutData(model, tensors) {
 var init_magnitude = __esm({
   "src/prune/magnitude.ts"() {
     "use strict";
+    init_esm2();
+    init_onnx_pb();
     init_graph();
     init_model();
     init_tensor();
@@ -37789,333 +37801,6 @@ var init_elementTypes = __esm({
   }
 });
 
-// src/io/cleanup.ts
-function onInterrupt(undo) {
-  pending.add(undo);
-  return () => pending.delete(undo);
-}
-var pending;
-var init_cleanup = __esm({
-  "src/io/cleanup.ts"() {
-    "use strict";
-    pending = /* @__PURE__ */ new Set();
-  }
-});
-
-// src/onnx/runtime/session.ts
-import * as fs7 from "node:fs";
-import * as os5 from "node:os";
-import * as path4 from "node:path";
-async function sessionFromModel(model, threads = 0, opts = {}) {
-  const { ort } = onnxruntime();
-  const options = {
-    executionProviders: ["cpu"],
-    graphOptimizationLevel: opts.lean ? "basic" : "all",
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1
-  };
-  if (weightBytes(model) > (opts.fileAboveBytes ?? BIG_MODEL_BYTES)) return sessionThroughFile(model, options);
-  try {
-    return await ort.InferenceSession.create(serializeModel(model), options);
-  } catch (e) {
-    throw cannotLoad(e);
-  }
-}
-function cannotLoad(e) {
-  return new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
-}
-async function sessionThroughFile(model, options) {
-  const { ort } = onnxruntime();
-  const dir = fs7.mkdtempSync(path4.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs7.rmSync(dir, { recursive: true, force: true }));
-  try {
-    const file = path4.join(dir, "model.onnx");
-    saveModel(model, file);
-    return await ort.InferenceSession.create(file, options);
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw cannotLoad(e);
-  } finally {
-    fs7.rmSync(dir, { recursive: true, force: true });
-    done();
-  }
-}
-function weightBytes(model) {
-  let total2 = 0;
-  for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
-  return total2;
-}
-function withExtraOutputs(model, tensors) {
-  const copy = cloneModel(model);
-  const g2 = copy.graph;
-  const have = new Set(g2.output.map((o) => o.name));
-  const types = elementTypes(new GraphIndex(g2));
-  for (const name of tensors) {
-    if (have.has(name)) continue;
-    have.add(name);
-    g2.output.push(tensorValueInfo(name, types.get(name) ?? 1 /* FLOAT */));
-  }
-  return copy;
-}
-function tensorValueInfo(name, elemType) {
-  return create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType }) } })
-  });
-}
-async function captureActivations(session, data, fetch2, batchSize = 128) {
-  const parts = /* @__PURE__ */ new Map();
-  await runBatches(session, data, batchSize, fetch2, (values) => {
-    for (const name of fetch2) {
-      const t = values.get(name);
-      const entry3 = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
-      entry3.chunks.push(Float32Array.from(t.data));
-      parts.set(name, entry3);
-    }
-  });
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, { dims, chunks }] of parts) {
-    const total2 = chunks.reduce((n, c) => n + c.length, 0);
-    const data32 = new Float32Array(total2);
-    let o = 0;
-    for (const c of chunks) {
-      data32.set(c, o);
-      o += c.length;
-    }
-    out.set(name, { dims: [data.count, ...dims], data: data32 });
-  }
-  return out;
-}
-async function streamActivations(runs, data, batchSize, onBatch) {
-  const fixed2 = runs.map((r) => sessionFixedBatch(r.session, data.inputs.keys()));
-  const step = fixed2.find((f) => f !== void 0) ?? batchSize;
-  if (runs.length === 1) {
-    await runBatches(runs[0].session, data, step, runs[0].fetch, (values, first, count2) => onBatch([values], first, count2));
-    return;
-  }
-  for (let start = 0; start < data.count; start += step) {
-    const end = Math.min(data.count, start + step);
-    const slice = takeRange(data, start, end);
-    const perRun = [];
-    for (const { session, fetch: fetch2 } of runs) {
-      await runBatches(session, slice, step, fetch2, (values) => {
-        perRun.push(new Map([...values].map(([k, v]) => [k, { dims: v.dims, data: Float32Array.from(v.data) }])));
-      });
-    }
-    onBatch(perRun, start, end - start);
-  }
-}
-function takeRange(data, start, end) {
-  const w = data.labelWidth ?? 1;
-  return { ...data, count: end - start, inputs: sliceBatch(data, start, end), labels: data.labels && data.labels.subarray(start * w, end * w) };
-}
-var BIG_MODEL_BYTES;
-var init_session = __esm({
-  "src/onnx/runtime/session.ts"() {
-    "use strict";
-    init_esm2();
-    init_dataset();
-    init_graph();
-    init_elementTypes();
-    init_batches();
-    init_ort();
-    init_model();
-    init_cleanup();
-    init_errors();
-    init_onnx_pb();
-    init_tensor();
-    BIG_MODEL_BYTES = 64 * 2 ** 20;
-  }
-});
-
-// src/prune/criteria/activations.ts
-async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 64) {
-  const probe = withExtraOutputs(model, [...tensors.keys()]);
-  const { ort } = onnxruntime();
-  const session = await ort.InferenceSession.create(serializeModel(probe), { executionProviders: ["cpu"], graphOptimizationLevel: "disabled" });
-  const sums = /* @__PURE__ */ new Map();
-  let seen = 0;
-  try {
-    const n = Math.min(calib.count, maxSamples);
-    const subset = n < calib.count ? { ...calib, count: n } : calib;
-    await runBatches(session, subset, batch, [...tensors.keys()], (values, _first, count2) => {
-      for (const [name, axis] of tensors) {
-        const t = values.get(name);
-        const dims = t.dims;
-        const data = t.data;
-        const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-        const k = dims[axis];
-        let acc2 = sums.get(name);
-        if (!acc2) sums.set(name, acc2 = new Float64Array(k));
-        for (let i2 = 0; i2 < data.length; i2++) acc2[Math.floor(i2 / inner) % k] += Math.abs(data[i2]);
-      }
-      seen += count2;
-    });
-  } finally {
-    await session.release();
-  }
-  for (const [name, acc2] of sums) {
-    const perSample = acc2.length;
-    void perSample;
-    for (let i2 = 0; i2 < acc2.length; i2++) acc2[i2] /= Math.max(1, seen);
-  }
-  return sums;
-}
-var init_activations = __esm({
-  "src/prune/criteria/activations.ts"() {
-    "use strict";
-    init_ort();
-    init_model();
-    init_batches();
-    init_session();
-  }
-});
-
-// src/prune/criteria/importance.ts
-function normAlongAxis(values, dims, axis, p) {
-  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const n = dims[axis];
-  const out = new Float64Array(n);
-  for (let i2 = 0; i2 < values.length; i2++) {
-    const k = Math.floor(i2 / inner) % n;
-    const v = values[i2];
-    out[k] += p === 1 ? Math.abs(v) : v * v;
-  }
-  return out;
-}
-function accumulate(scores, spaces, layout, perElement) {
-  let pos = 0;
-  for (const s of layout) {
-    const root = spaces.root(s.space);
-    let acc2 = scores.get(root);
-    if (!acc2) scores.set(root, acc2 = new Float64Array(spaces.size(root)));
-    for (let c = 0; c < s.len; c++) {
-      for (let r = 0; r < s.repeat; r++) acc2[s.start + c] += perElement[pos + c * s.repeat + r];
-    }
-    pos += s.len * s.repeat;
-  }
-}
-function constants3(model) {
-  const index = new GraphIndex(model.graph);
-  const cache = /* @__PURE__ */ new Map();
-  return (name) => {
-    let c = cache.get(name);
-    if (!c) {
-      const t = index.constant(name);
-      cache.set(name, c = { values: tensorToFloat32(t), dims: tensorDims(t) });
-    }
-    return c;
-  };
-}
-function magnitudeImportance(model, analysis, p) {
-  const get = constants3(model);
-  const scores = /* @__PURE__ */ new Map();
-  for (const u of analysis.uses) {
-    if (!isMatrixUse(u, get)) continue;
-    const { values, dims } = get(u.tensor);
-    accumulate(scores, analysis.spaces, u.layout, normAlongAxis(values, dims, u.axis, p));
-  }
-  if (p === 2) for (const v of scores.values()) for (let i2 = 0; i2 < v.length; i2++) v[i2] = Math.sqrt(v[i2]);
-  return scores;
-}
-function bnScaleImportance(model, analysis) {
-  const get = constants3(model);
-  const scores = /* @__PURE__ */ new Map();
-  const nodes = model.graph.node;
-  for (const u of analysis.uses) {
-    const n = nodes[u.node];
-    if (n.opType !== "BatchNormalization" || u.tensor !== resolveAlias(model, n.input[1])) continue;
-    accumulate(scores, analysis.spaces, u.layout, Array.from(get(u.tensor).values, Math.abs));
-  }
-  return scores;
-}
-function resolveAlias(model, name) {
-  const byOutput = new Map(model.graph.node.map((n2) => [n2.output[0], n2]));
-  let n = name;
-  for (let hop = 0; hop < 8; hop++) {
-    const p = byOutput.get(n);
-    if (!p || p.opType !== "Identity") return n;
-    n = p.input[0];
-  }
-  return n;
-}
-function activationImportance(model, analysis, meanAbs) {
-  const get = constants3(model);
-  const scores = /* @__PURE__ */ new Map();
-  for (const u of analysis.uses) {
-    if (u.role !== "fanin" || !u.activation) continue;
-    const act = meanAbs.get(u.activation);
-    if (!act) continue;
-    const { values, dims } = get(u.tensor);
-    const w = normAlongAxis(values, dims, u.axis, 2);
-    const per = new Float64Array(w.length);
-    for (let i2 = 0; i2 < w.length; i2++) per[i2] = Math.sqrt(w[i2]) * (act[i2] ?? 0);
-    accumulate(scores, analysis.spaces, u.layout, per);
-  }
-  return scores;
-}
-var isMatrixUse;
-var init_importance = __esm({
-  "src/prune/criteria/importance.ts"() {
-    "use strict";
-    init_graph();
-    init_tensor();
-    isMatrixUse = (u, get) => get(u.tensor).dims.length >= 2;
-  }
-});
-
-// src/prune/structured/allocate.ts
-function roundKept(kept, size, roundTo) {
-  const floor = Math.min(size, Math.max(1, roundTo));
-  if (roundTo <= 1) return Math.max(floor, Math.min(size, kept));
-  if (size <= roundTo) return size;
-  const r = Math.round(kept / roundTo) * roundTo;
-  return Math.min(size, Math.max(floor, r));
-}
-function allocate(groups, importance, opts) {
-  const kept = /* @__PURE__ */ new Map();
-  if (opts.scope === "layer") {
-    for (const g2 of groups) kept.set(g2.root, roundKept(Math.round(g2.size * (1 - opts.sparsity)), g2.size, opts.roundTo));
-    return kept;
-  }
-  const total2 = groups.reduce((n, g2) => n + g2.size, 0);
-  const target = Math.round(total2 * opts.sparsity);
-  const all = [];
-  for (const g2 of groups) {
-    const s = importance.get(g2.root);
-    let mean3 = 0;
-    for (const v of s) mean3 += v;
-    mean3 = mean3 / s.length || 1;
-    for (const v of s) all.push({ score: v / mean3, root: g2.root });
-    kept.set(g2.root, g2.size);
-  }
-  all.sort((a, b) => a.score - b.score);
-  const floor = Math.max(1, opts.roundTo);
-  const cap = opts.maxLayerSparsity ?? 1;
-  const minKept = new Map(groups.map((g2) => [g2.root, Math.max(floor, Math.ceil(g2.size * (1 - cap) - 1e-9))]));
-  let removed = 0;
-  for (const c of all) {
-    if (removed >= target) break;
-    const k = kept.get(c.root);
-    if (k <= minKept.get(c.root)) continue;
-    kept.set(c.root, k - 1);
-    removed++;
-  }
-  for (const g2 of groups) kept.set(g2.root, roundKept(kept.get(g2.root), g2.size, opts.roundTo));
-  return kept;
-}
-function keepMask(scores, keep) {
-  const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b);
-  const mask = new Uint8Array(scores.length);
-  for (let i2 = 0; i2 < keep; i2++) mask[order[i2]] = 1;
-  return mask;
-}
-var init_allocate = __esm({
-  "src/prune/structured/allocate.ts"() {
-    "use strict";
-  }
-});
-
 // src/onnx/shapes.ts
 function dimsOf(v, batch) {
   const t = v?.type?.value;
@@ -38502,6 +38187,340 @@ var init_shapes = __esm({
       "Cos"
     ]);
     BROADCAST = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "And", "Or", "Mod", "LessOrEqual", "GreaterOrEqual", "Expand"]);
+  }
+});
+
+// src/io/cleanup.ts
+function onInterrupt(undo) {
+  pending.add(undo);
+  return () => pending.delete(undo);
+}
+var pending;
+var init_cleanup = __esm({
+  "src/io/cleanup.ts"() {
+    "use strict";
+    pending = /* @__PURE__ */ new Set();
+  }
+});
+
+// src/onnx/runtime/session.ts
+import * as fs7 from "node:fs";
+import * as os5 from "node:os";
+import * as path4 from "node:path";
+async function sessionFromModel(model, threads = 0, opts = {}) {
+  const { ort } = onnxruntime();
+  const options = {
+    executionProviders: ["cpu"],
+    graphOptimizationLevel: opts.lean ? "basic" : "all",
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1
+  };
+  if (weightBytes(model) > (opts.fileAboveBytes ?? BIG_MODEL_BYTES)) return sessionThroughFile(model, options);
+  try {
+    return await ort.InferenceSession.create(serializeModel(model), options);
+  } catch (e) {
+    throw cannotLoad(e);
+  }
+}
+function cannotLoad(e) {
+  return new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
+}
+async function sessionThroughFile(model, options) {
+  const { ort } = onnxruntime();
+  const dir = fs7.mkdtempSync(path4.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs7.rmSync(dir, { recursive: true, force: true }));
+  try {
+    const file = path4.join(dir, "model.onnx");
+    saveModel(model, file);
+    return await ort.InferenceSession.create(file, options);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw cannotLoad(e);
+  } finally {
+    fs7.rmSync(dir, { recursive: true, force: true });
+    done();
+  }
+}
+function weightBytes(model) {
+  let total2 = 0;
+  for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
+  return total2;
+}
+function withExtraOutputs(model, tensors) {
+  const copy = cloneModel(model);
+  const g2 = copy.graph;
+  const have = new Set(g2.output.map((o) => o.name));
+  const index = new GraphIndex(g2);
+  const types = elementTypes(index);
+  const shapes = inferShapes(index, 1).shapes;
+  for (const name of tensors) {
+    if (have.has(name)) continue;
+    have.add(name);
+    g2.output.push(tensorValueInfo(name, types.get(name) ?? 1 /* FLOAT */, batchedDims(shapes.get(name))));
+  }
+  return copy;
+}
+function batchedDims(dims) {
+  return dims && dims.length > 0 ? ["batch", ...dims.slice(1)] : void 0;
+}
+function tensorValueInfo(name, elemType, dims) {
+  const shape = dims ? { dim: dims.map((d) => ({ value: typeof d === "number" ? { case: "dimValue", value: BigInt(d) } : { case: "dimParam", value: d } })) } : void 0;
+  return create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType, ...shape ? { shape } : {} }) } })
+  });
+}
+async function captureActivations(session, data, fetch2, batchSize = 128) {
+  const parts = /* @__PURE__ */ new Map();
+  await runBatches(session, data, batchSize, fetch2, (values) => {
+    for (const name of fetch2) {
+      const t = values.get(name);
+      const entry3 = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
+      entry3.chunks.push(Float32Array.from(t.data));
+      parts.set(name, entry3);
+    }
+  });
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, { dims, chunks }] of parts) {
+    const total2 = chunks.reduce((n, c) => n + c.length, 0);
+    const data32 = new Float32Array(total2);
+    let o = 0;
+    for (const c of chunks) {
+      data32.set(c, o);
+      o += c.length;
+    }
+    out.set(name, { dims: [data.count, ...dims], data: data32 });
+  }
+  return out;
+}
+async function streamActivations(runs, data, batchSize, onBatch) {
+  const fixed2 = runs.map((r) => sessionFixedBatch(r.session, data.inputs.keys()));
+  const step = fixed2.find((f) => f !== void 0) ?? batchSize;
+  if (runs.length === 1) {
+    await runBatches(runs[0].session, data, step, runs[0].fetch, (values, first, count2) => onBatch([values], first, count2));
+    return;
+  }
+  for (let start = 0; start < data.count; start += step) {
+    const end = Math.min(data.count, start + step);
+    const slice = takeRange(data, start, end);
+    const perRun = [];
+    for (const { session, fetch: fetch2 } of runs) {
+      await runBatches(session, slice, step, fetch2, (values) => {
+        perRun.push(new Map([...values].map(([k, v]) => [k, { dims: v.dims, data: Float32Array.from(v.data) }])));
+      });
+    }
+    onBatch(perRun, start, end - start);
+  }
+}
+function takeRange(data, start, end) {
+  const w = data.labelWidth ?? 1;
+  return { ...data, count: end - start, inputs: sliceBatch(data, start, end), labels: data.labels && data.labels.subarray(start * w, end * w) };
+}
+var BIG_MODEL_BYTES;
+var init_session = __esm({
+  "src/onnx/runtime/session.ts"() {
+    "use strict";
+    init_esm2();
+    init_dataset();
+    init_graph();
+    init_elementTypes();
+    init_shapes();
+    init_batches();
+    init_ort();
+    init_model();
+    init_cleanup();
+    init_errors();
+    init_onnx_pb();
+    init_tensor();
+    BIG_MODEL_BYTES = 64 * 2 ** 20;
+  }
+});
+
+// src/prune/criteria/activations.ts
+async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 64) {
+  const probe = withExtraOutputs(model, [...tensors.keys()]);
+  const { ort } = onnxruntime();
+  const session = await ort.InferenceSession.create(serializeModel(probe), { executionProviders: ["cpu"], graphOptimizationLevel: "disabled" });
+  const sums = /* @__PURE__ */ new Map();
+  let seen = 0;
+  try {
+    const n = Math.min(calib.count, maxSamples);
+    const subset = n < calib.count ? { ...calib, count: n } : calib;
+    await runBatches(session, subset, batch, [...tensors.keys()], (values, _first, count2) => {
+      for (const [name, axis] of tensors) {
+        const t = values.get(name);
+        const dims = t.dims;
+        const data = t.data;
+        const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+        const k = dims[axis];
+        let acc2 = sums.get(name);
+        if (!acc2) sums.set(name, acc2 = new Float64Array(k));
+        for (let i2 = 0; i2 < data.length; i2++) acc2[Math.floor(i2 / inner) % k] += Math.abs(data[i2]);
+      }
+      seen += count2;
+    });
+  } finally {
+    await session.release();
+  }
+  for (const [name, acc2] of sums) {
+    const perSample = acc2.length;
+    void perSample;
+    for (let i2 = 0; i2 < acc2.length; i2++) acc2[i2] /= Math.max(1, seen);
+  }
+  return sums;
+}
+var init_activations = __esm({
+  "src/prune/criteria/activations.ts"() {
+    "use strict";
+    init_ort();
+    init_model();
+    init_batches();
+    init_session();
+  }
+});
+
+// src/prune/criteria/importance.ts
+function normAlongAxis(values, dims, axis, p) {
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const n = dims[axis];
+  const out = new Float64Array(n);
+  for (let i2 = 0; i2 < values.length; i2++) {
+    const k = Math.floor(i2 / inner) % n;
+    const v = values[i2];
+    out[k] += p === 1 ? Math.abs(v) : v * v;
+  }
+  return out;
+}
+function accumulate(scores, spaces, layout, perElement) {
+  let pos = 0;
+  for (const s of layout) {
+    const root = spaces.root(s.space);
+    let acc2 = scores.get(root);
+    if (!acc2) scores.set(root, acc2 = new Float64Array(spaces.size(root)));
+    for (let c = 0; c < s.len; c++) {
+      for (let r = 0; r < s.repeat; r++) acc2[s.start + c] += perElement[pos + c * s.repeat + r];
+    }
+    pos += s.len * s.repeat;
+  }
+}
+function constants3(model) {
+  const index = new GraphIndex(model.graph);
+  const cache = /* @__PURE__ */ new Map();
+  return (name) => {
+    let c = cache.get(name);
+    if (!c) {
+      const t = index.constant(name);
+      cache.set(name, c = { values: tensorToFloat32(t), dims: tensorDims(t) });
+    }
+    return c;
+  };
+}
+function magnitudeImportance(model, analysis, p) {
+  const get = constants3(model);
+  const scores = /* @__PURE__ */ new Map();
+  for (const u of analysis.uses) {
+    if (!isMatrixUse(u, get)) continue;
+    const { values, dims } = get(u.tensor);
+    accumulate(scores, analysis.spaces, u.layout, normAlongAxis(values, dims, u.axis, p));
+  }
+  if (p === 2) for (const v of scores.values()) for (let i2 = 0; i2 < v.length; i2++) v[i2] = Math.sqrt(v[i2]);
+  return scores;
+}
+function bnScaleImportance(model, analysis) {
+  const get = constants3(model);
+  const scores = /* @__PURE__ */ new Map();
+  const nodes = model.graph.node;
+  for (const u of analysis.uses) {
+    const n = nodes[u.node];
+    if (n.opType !== "BatchNormalization" || u.tensor !== resolveAlias(model, n.input[1])) continue;
+    accumulate(scores, analysis.spaces, u.layout, Array.from(get(u.tensor).values, Math.abs));
+  }
+  return scores;
+}
+function resolveAlias(model, name) {
+  const byOutput = new Map(model.graph.node.map((n2) => [n2.output[0], n2]));
+  let n = name;
+  for (let hop = 0; hop < 8; hop++) {
+    const p = byOutput.get(n);
+    if (!p || p.opType !== "Identity") return n;
+    n = p.input[0];
+  }
+  return n;
+}
+function activationImportance(model, analysis, meanAbs) {
+  const get = constants3(model);
+  const scores = /* @__PURE__ */ new Map();
+  for (const u of analysis.uses) {
+    if (u.role !== "fanin" || !u.activation) continue;
+    const act = meanAbs.get(u.activation);
+    if (!act) continue;
+    const { values, dims } = get(u.tensor);
+    const w = normAlongAxis(values, dims, u.axis, 2);
+    const per = new Float64Array(w.length);
+    for (let i2 = 0; i2 < w.length; i2++) per[i2] = Math.sqrt(w[i2]) * (act[i2] ?? 0);
+    accumulate(scores, analysis.spaces, u.layout, per);
+  }
+  return scores;
+}
+var isMatrixUse;
+var init_importance = __esm({
+  "src/prune/criteria/importance.ts"() {
+    "use strict";
+    init_graph();
+    init_tensor();
+    isMatrixUse = (u, get) => get(u.tensor).dims.length >= 2;
+  }
+});
+
+// src/prune/structured/allocate.ts
+function roundKept(kept, size, roundTo) {
+  const floor = Math.min(size, Math.max(1, roundTo));
+  if (roundTo <= 1) return Math.max(floor, Math.min(size, kept));
+  if (size <= roundTo) return size;
+  const r = Math.round(kept / roundTo) * roundTo;
+  return Math.min(size, Math.max(floor, r));
+}
+function allocate(groups, importance, opts) {
+  const kept = /* @__PURE__ */ new Map();
+  if (opts.scope === "layer") {
+    for (const g2 of groups) kept.set(g2.root, roundKept(Math.round(g2.size * (1 - opts.sparsity)), g2.size, opts.roundTo));
+    return kept;
+  }
+  const total2 = groups.reduce((n, g2) => n + g2.size, 0);
+  const target = Math.round(total2 * opts.sparsity);
+  const all = [];
+  for (const g2 of groups) {
+    const s = importance.get(g2.root);
+    let mean3 = 0;
+    for (const v of s) mean3 += v;
+    mean3 = mean3 / s.length || 1;
+    for (const v of s) all.push({ score: v / mean3, root: g2.root });
+    kept.set(g2.root, g2.size);
+  }
+  all.sort((a, b) => a.score - b.score);
+  const floor = Math.max(1, opts.roundTo);
+  const cap = opts.maxLayerSparsity ?? 1;
+  const minKept = new Map(groups.map((g2) => [g2.root, Math.max(floor, Math.ceil(g2.size * (1 - cap) - 1e-9))]));
+  let removed = 0;
+  for (const c of all) {
+    if (removed >= target) break;
+    const k = kept.get(c.root);
+    if (k <= minKept.get(c.root)) continue;
+    kept.set(c.root, k - 1);
+    removed++;
+  }
+  for (const g2 of groups) kept.set(g2.root, roundKept(kept.get(g2.root), g2.size, opts.roundTo));
+  return kept;
+}
+function keepMask(scores, keep) {
+  const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b);
+  const mask = new Uint8Array(scores.length);
+  for (let i2 = 0; i2 < keep; i2++) mask[order[i2]] = 1;
+  return mask;
+}
+var init_allocate = __esm({
+  "src/prune/structured/allocate.ts"() {
+    "use strict";
   }
 });
 
@@ -40486,9 +40505,10 @@ function graphUpTo(model, tensors) {
   if (!up) return withExtraOutputs(model, tensors);
   const { nodes: needed, names } = up;
   const initNames = new Set(g2.initializer.map((t) => t.name));
-  const outputs = tensors.map(
-    (name) => g2.output.find((o) => o.name === name) ?? create(ValueInfoProtoSchema, { name, type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } }) })
-  );
+  const index = new GraphIndex(g2);
+  const types = elementTypes(index);
+  const shapes = inferShapes(index, 1).shapes;
+  const outputs = tensors.map((name) => g2.output.find((o) => o.name === name) ?? tensorValueInfo(name, types.get(name) ?? 1 /* FLOAT */, batchedDims(shapes.get(name))));
   const graph = create(GraphProtoSchema, {
     name: g2.name,
     node: g2.node.filter((n) => needed.has(n)),
@@ -40525,6 +40545,9 @@ var init_subgraph = __esm({
     init_onnx_pb();
     init_tensor();
     init_session();
+    init_shapes();
+    init_elementTypes();
+    init_graph();
   }
 });
 
@@ -41598,7 +41621,7 @@ function buildTrainGraph(model, params, opts) {
     ...hints.flatMap((t) => [floatValueInfo(hintInput(t), shapes.get(t)), floatValueInfo(hintScale(t), [1])]),
     ...params.map((p) => floatValueInfo(p.name, p.dims))
   ];
-  g2.output = [floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))];
+  g2.output = [floatValueInfo(logits, ls), ...gradOutputs.map((o, k) => floatValueInfo(o, kept[k].dims))];
   g2.valueInfo = [];
   return { model: copy, params: kept, gradOutputs, logits, width, targetDims: teacherDims, batch: opts.batch, hints };
 }
@@ -42142,14 +42165,26 @@ var init_linalg = __esm({
 });
 
 // src/recover/layers.ts
-function convGeometry(node, dims) {
+function convGeometry(node, dims, inputShape) {
   if (dims.length !== 4) return `${dims.length - 2}-D convolution`;
   const autoPad = attrString(node, "auto_pad", "NOTSET");
-  if (autoPad !== "NOTSET" && autoPad !== "VALID") return `auto_pad=${autoPad}`;
-  const p = attrInts(node, "pads") ?? [0, 0, 0, 0];
   const s = attrInts(node, "strides") ?? [1, 1];
   const d = attrInts(node, "dilations") ?? [1, 1];
-  return { kernel: [dims[2], dims[3]], strides: [s[0], s[1]], pads: [p[0], p[1], p[2], p[3]], dilations: [d[0], d[1]] };
+  const kernel = [dims[2], dims[3]];
+  let p = attrInts(node, "pads") ?? [0, 0, 0, 0];
+  if (autoPad === "VALID") p = [0, 0, 0, 0];
+  else if (autoPad === "SAME_UPPER" || autoPad === "SAME_LOWER") {
+    const x2 = inputShape();
+    if (!x2 || x2.length !== 4) return `auto_pad=${autoPad} on an input of unknown shape`;
+    p = [0, 0, 0, 0];
+    for (let i2 = 0; i2 < 2; i2++) {
+      const total2 = Math.max(0, (Math.ceil(x2[2 + i2] / s[i2]) - 1) * s[i2] + (kernel[i2] - 1) * d[i2] + 1 - x2[2 + i2]);
+      const small = Math.floor(total2 / 2);
+      p[i2] = autoPad === "SAME_UPPER" ? small : total2 - small;
+      p[2 + i2] = total2 - p[i2];
+    }
+  } else if (autoPad !== "NOTSET") return `auto_pad=${autoPad}`;
+  return { kernel, strides: [s[0], s[1]], pads: [p[0], p[1], p[2], p[3]], dilations: [d[0], d[1]] };
 }
 function linearLayer(index, weight) {
   const consumers = index.consumersOf(weight);
@@ -42162,7 +42197,7 @@ function linearLayer(index, weight) {
   switch (node.opType) {
     case "Conv": {
       if (node.input[1] !== weight) return "weight is not the Conv kernel";
-      const geo = convGeometry(node, dims);
+      const geo = convGeometry(node, dims, () => inferShapes(index, 1).shapes.get(node.input[0]));
       if (typeof geo === "string") return geo;
       const groups = attrInt(node, "group", 1);
       const bias = node.input[2] || null;
@@ -42221,6 +42256,7 @@ var init_layers = __esm({
     "use strict";
     init_graph();
     init_tensor();
+    init_shapes();
   }
 });
 
@@ -44930,7 +44966,9 @@ async function runPipeline(req, progress) {
   const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured, head });
   const recovered = recovery.steps;
   if (staged) writeFileAtomic(outPath, fs15.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
-  const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
+  const shipped = loadModel(outPath).proto;
+  liftCastWeights(shipped);
+  const broken = pruned.verifySaved?.(shipped) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   releaseField(dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");

@@ -117,7 +117,10 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const recovered = recovery.steps;
   if (staged) writeFileAtomic(outPath, fs.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   // the shipped file must still hold the method's pattern after every recovery stage
-  const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
+  // read as pruning saw it: weights behind a Cast lifted again
+  const shipped = loadModel(outPath).proto;
+  liftCastWeights(shipped);
+  const broken = pruned.verifySaved?.(shipped) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join('; ')}`);
   // from here on every number is read from the saved files: the parsed models (each about the file's
   // size) would otherwise stay alive beside onnxruntime's own copies until the run ends

@@ -203,6 +203,24 @@ describe('1000 classes', () => {
   });
 });
 
+describe('structured and N:M pruning of every export variant', () => {
+  const SMALL = head(TEST, 300);
+  for (const file of ['cnn-batch1.onnx', 'cnn-fp16.onnx', 'cnn-bf16w.onnx', 'cnn-opset7.onnx', 'cnn-opset21.onnx']) {
+    it(`${file}: structured 30% and 2:4, in the model's own format`, async () => {
+      const types = initializerTypes(exported(file));
+      for (const method of [['--method', 'structured', '--sparsity', '0.3'], ['--method', '2:4']]) {
+        const r = await run(file, SMALL, ...method, '--recovery', 'none');
+        expect([0, 1], `${file} ${method[1]}: ${r.stderr}`).toContain(r.code);
+        const m = r.model!;
+        if (method[1] === 'structured') expect(m.steps[1].params).toBeLessThan(m.steps[0].params);
+        else expect(m.steps[1].sparsity).toBeCloseTo(0.5, 2);
+        for (const s of m.steps) await expectReproduced(s, SMALL, 'logits');
+        expect(initializerTypes(m.pruned)).toEqual(types);
+      }
+    });
+  }
+});
+
 describe('every file written', () => {
   it('passes onnx.checker', async () => {
     if (!hasOnnxChecker) return;

@@ -4,6 +4,7 @@ import { expect } from 'vitest';
 import { main } from '../../src/cli.js';
 import { readArrays, writeNpz } from '../../src/data/npz.js';
 import type { Ledger, ModelLedger, Step } from '../../src/ledger/types.js';
+import { validateLedger } from '../../src/ledger/validateLedger.js';
 import { FIXTURES, tempDir } from './fixtures.js';
 import { referenceEval, type EvalResult, type OutputKind } from './referenceEval.js';
 
@@ -39,6 +40,8 @@ export async function cliInProcess(args: readonly string[]): Promise<CliRun> {
   }
   const file = path.join(out, 'ledger.json');
   const ledger = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Ledger) : undefined;
+  // every ledger written is the public contract's shape
+  if (ledger) expect(validateLedger(ledger)).toEqual([]);
   return { code, out, ledger, model: ledger?.models[0], stderr };
 }
 
