@@ -23417,29 +23417,29 @@ var MAX_RANK = 64;
 var HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 var RESAVE = "re-save it with np.save (or np.savez for an archive)";
 var VIEW_MIN_BYTES = 1 << 20;
-function parseNpy(bytes2, where) {
+function parseNpy(bytes3, where) {
   const fail = (problem, fix = RESAVE) => {
     throw new UserError(`${where}: ${problem}; ${fix}`);
   };
-  if (bytes2.length < 10 || MAGIC.some((m, i2) => bytes2[i2] !== m)) {
+  if (bytes3.length < 10 || MAGIC.some((m, i2) => bytes3[i2] !== m)) {
     fail("not a NumPy .npy file (bad magic bytes)", "save the array with np.save");
   }
-  const major = bytes2[6];
-  const minor = bytes2[7];
+  const major = bytes3[6];
+  const minor = bytes3[7];
   if (!(major === 1 || major === 2 || major === 3) || minor !== 0) {
     fail(`.npy format version ${major}.${minor} is not supported (only 1.0, 2.0 and 3.0)`);
   }
   const lenBytes = major === 1 ? 2 : 4;
   const headerStart = 8 + lenBytes;
-  if (bytes2.length < headerStart) fail("file ends inside the header");
-  const view = new DataView(bytes2.buffer, bytes2.byteOffset, bytes2.byteLength);
+  if (bytes3.length < headerStart) fail("file ends inside the header");
+  const view = new DataView(bytes3.buffer, bytes3.byteOffset, bytes3.byteLength);
   const headerLen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   if (headerLen > MAX_HEADER_LEN) fail(`absurd header length of ${headerLen} bytes`);
   const dataStart = headerStart + headerLen;
-  if (dataStart > bytes2.length) {
-    fail(`truncated: the header claims ${headerLen} bytes but the file ends after ${bytes2.length - headerStart}`);
+  if (dataStart > bytes3.length) {
+    fail(`truncated: the header claims ${headerLen} bytes but the file ends after ${bytes3.length - headerStart}`);
   }
-  const headerText = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(bytes2.subarray(headerStart, dataStart));
+  const headerText = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(bytes3.subarray(headerStart, dataStart));
   let header;
   try {
     header = parsePyLiteral(headerText);
@@ -23468,7 +23468,7 @@ function parseNpy(bytes2, where) {
   }
   const shape = decodeShape(shapeVal, fail);
   const itemSize = DTYPES[dtype].size;
-  const available = bytes2.length - dataStart;
+  const available = bytes3.length - dataStart;
   let count3 = shape.includes(0) ? 0 : 1;
   for (const d of shape) {
     if (count3 * itemSize > available) break;
@@ -23484,12 +23484,12 @@ function parseNpy(bytes2, where) {
   if (needed < available) {
     fail(`${available - needed} unexpected bytes after the data for shape ${describeShape(shape)} of ${dtype}`);
   }
-  const start = bytes2.byteOffset + dataStart;
+  const start = bytes3.byteOffset + dataStart;
   if (!(swap2 && itemSize > 1) && needed >= VIEW_MIN_BYTES && start % itemSize === 0) {
-    return { dtype, shape, data: DTYPES[dtype].make(bytes2.buffer, start, count3) };
+    return { dtype, shape, data: DTYPES[dtype].make(bytes3.buffer, start, count3) };
   }
   const copy = new Uint8Array(needed);
-  copy.set(bytes2.subarray(dataStart, dataStart + needed));
+  copy.set(bytes3.subarray(dataStart, dataStart + needed));
   if (swap2 && itemSize > 1) swapBytesInPlace(copy, itemSize);
   return { dtype, shape, data: DTYPES[dtype].make(copy.buffer, 0, count3) };
 }
@@ -23567,13 +23567,13 @@ function decodeShape(value, fail) {
     return Number(d);
   });
 }
-function swapBytesInPlace(bytes2, size) {
+function swapBytesInPlace(bytes3, size) {
   if (size === 2) {
-    const w2 = new Uint16Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 1);
+    const w2 = new Uint16Array(bytes3.buffer, bytes3.byteOffset, bytes3.length >>> 1);
     for (let i2 = 0; i2 < w2.length; i2++) w2[i2] = (w2[i2] & 255) << 8 | w2[i2] >>> 8;
     return;
   }
-  const w = new Uint32Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 2);
+  const w = new Uint32Array(bytes3.buffer, bytes3.byteOffset, bytes3.length >>> 2);
   const bswap = (x2) => (x2 << 24 | (x2 & 65280) << 8 | x2 >>> 8 & 65280 | x2 >>> 24) >>> 0;
   if (size === 4) {
     for (let i2 = 0; i2 < w.length; i2++) w[i2] = bswap(w[i2]);
@@ -24704,21 +24704,21 @@ function readFile(file) {
   }
 }
 function readNpz(file) {
-  const bytes2 = readFile(file);
-  if (bytes2.length >= 6 && bytes2[0] === 147 && String.fromCharCode(...bytes2.subarray(1, 6)) === "NUMPY") {
+  const bytes3 = readFile(file);
+  if (bytes3.length >= 6 && bytes3[0] === 147 && String.fromCharCode(...bytes3.subarray(1, 6)) === "NUMPY") {
     throw new UserError(`${file}: is a single .npy array, not a .npz archive; rename it to end in .npy`);
   }
   const members = (() => {
     let entries = 0;
     try {
-      return unzipSync(bytes2, {
+      return unzipSync(bytes3, {
         filter: (f) => {
-          if (++entries > bytes2.length / MIN_CENTRAL_ENTRY) throw new Error("more entries than the file can hold");
+          if (++entries > bytes3.length / MIN_CENTRAL_ENTRY) throw new Error("more entries than the file can hold");
           if (!f.name.endsWith(".npy")) return false;
           if (f.compression !== ZIP_STORED && f.compression !== ZIP_DEFLATE) {
             throw new Error(`member ${f.name} uses zip compression method ${f.compression}; only stored and deflate are supported`);
           }
-          if (f.size > bytes2.length) throw new Error(`member ${f.name} claims ${f.size} bytes, beyond the end of the file`);
+          if (f.size > bytes3.length) throw new Error(`member ${f.name} claims ${f.size} bytes, beyond the end of the file`);
           if (f.compression === ZIP_DEFLATE && f.originalSize > f.size * MAX_DEFLATE_RATIO + 1024) {
             throw new Error(`member ${f.name} claims an impossible uncompressed size`);
           }
@@ -24759,9 +24759,9 @@ function writeNpz(file, arrays, opts = {}) {
     if (name === "") throw new Error("writeNpz: empty array name");
     zippable[`${name}.npy`] = [encodeNpy(arr), { level, mtime: ZIP_MTIME }];
   }
-  const bytes2 = zipSync(zippable);
+  const bytes3 = zipSync(zippable);
   try {
-    writeFileAtomic(file, bytes2);
+    writeFileAtomic(file, bytes3);
   } catch (e) {
     throw new UserError(`${file}: cannot write (${describe(e)}); check that the directory exists and is writable`);
   }
@@ -24913,23 +24913,23 @@ var decimalFrom1e7WithLeadingZeros = (digit1e7) => {
   const partial = String(digit1e7);
   return "0000000".slice(partial.length) + partial;
 };
-function varint32write(value, bytes2) {
+function varint32write(value, bytes3) {
   if (value >>> 0 < 128) {
-    bytes2.push(value);
+    bytes3.push(value);
     return;
   }
   if (value >= 0) {
     while (value > 127) {
-      bytes2.push(value & 127 | 128);
+      bytes3.push(value & 127 | 128);
       value = value >>> 7;
     }
-    bytes2.push(value);
+    bytes3.push(value);
   } else {
     for (let i2 = 0; i2 < 9; i2++) {
-      bytes2.push(value & 127 | 128);
+      bytes3.push(value & 127 | 128);
       value = value >> 7;
     }
-    bytes2.push(1);
+    bytes3.push(1);
   }
 }
 function varint32read() {
@@ -25483,7 +25483,7 @@ function getTextEncoding() {
       encodeUtf8(text) {
         return textEncoder.encode(text);
       },
-      decodeUtf8(bytes2, strict) {
+      decodeUtf8(bytes3, strict) {
         if (strict) {
           if (!textDecoderStrict) {
             textDecoderStrict = new globals.TextDecoder("utf-8", {
@@ -25491,9 +25491,9 @@ function getTextEncoding() {
               ignoreBOM: true
             });
           }
-          return textDecoderStrict.decode(bytes2);
+          return textDecoderStrict.decode(bytes3);
         }
-        return textDecoder.decode(bytes2);
+        return textDecoder.decode(bytes3);
       },
       checkUtf8(text) {
         try {
@@ -25519,9 +25519,9 @@ function getTextEncoding() {
 }
 function emulateEncodeInto(encodeUtf8) {
   return (text, dest) => {
-    const bytes2 = encodeUtf8(text);
-    dest.set(bytes2);
-    return { written: bytes2.byteLength };
+    const bytes3 = encodeUtf8(text);
+    dest.set(bytes3);
+    return { written: bytes3.byteLength };
   };
 }
 
@@ -25563,11 +25563,11 @@ var BinaryWriter = class {
    * was last used.
    */
   view() {
-    const bytes2 = this.buffer;
+    const bytes3 = this.buffer;
     const view = this.viewCache;
-    if (view.byteLength === bytes2.byteLength)
+    if (view.byteLength === bytes3.byteLength)
       return view;
-    const newView = new DataView(bytes2.buffer);
+    const newView = new DataView(bytes3.buffer);
     this.viewCache = newView;
     return newView;
   }
@@ -26853,11 +26853,11 @@ function base64Decode(base64Str) {
   if ((len & 3) == 0 && base64Str[len - 1] == "=") {
     size -= base64Str[len - 2] == "=" ? 2 : 1;
   }
-  const bytes2 = new Uint8Array(size);
+  const bytes3 = new Uint8Array(size);
   let written = -1;
   if (nativeSetFromBase64) {
     try {
-      const result = nativeSetFromBase64.call(bytes2, base64Str);
+      const result = nativeSetFromBase64.call(bytes3, base64Str);
       if (result.read == len) {
         written = result.written;
       }
@@ -26865,11 +26865,11 @@ function base64Decode(base64Str) {
     }
   }
   if (written < 0) {
-    written = setFromBase64(bytes2, base64Str);
+    written = setFromBase64(bytes3, base64Str);
   }
-  return written == size ? bytes2 : bytes2.subarray(0, written);
+  return written == size ? bytes3 : bytes3.subarray(0, written);
 }
-function setFromBase64(bytes2, base64Str) {
+function setFromBase64(bytes3, base64Str) {
   const table2 = getDecodeTable();
   let bytePos = 0, groupPos = 0, b, p = 0;
   for (let i2 = 0; i2 < base64Str.length; i2++) {
@@ -26896,17 +26896,17 @@ function setFromBase64(bytes2, base64Str) {
         groupPos = 1;
         break;
       case 1:
-        bytes2[bytePos++] = p << 2 | (b & 48) >> 4;
+        bytes3[bytePos++] = p << 2 | (b & 48) >> 4;
         p = b;
         groupPos = 2;
         break;
       case 2:
-        bytes2[bytePos++] = (p & 15) << 4 | (b & 60) >> 2;
+        bytes3[bytePos++] = (p & 15) << 4 | (b & 60) >> 2;
         p = b;
         groupPos = 3;
         break;
       case 3:
-        bytes2[bytePos++] = (p & 3) << 6 | b;
+        bytes3[bytePos++] = (p & 3) << 6 | b;
         groupPos = 0;
         break;
     }
@@ -28234,9 +28234,9 @@ var SymbolVisibility;
 function makeReadContext(options) {
   return Object.assign(Object.assign({ readUnknownFields: true, recursionLimit: 100 }, options), { depth: 0 });
 }
-function fromBinary(schema, bytes2, options) {
+function fromBinary(schema, bytes3, options) {
   const message = create(schema);
-  compiledReader(schema).read(message, new BinaryReader(bytes2), makeReadContext(options), bytes2.byteLength);
+  compiledReader(schema).read(message, new BinaryReader(bytes3), makeReadContext(options), bytes3.byteLength);
   return message;
 }
 var compiledReaders = /* @__PURE__ */ new WeakMap();
@@ -28375,13 +28375,13 @@ function compileEnumFieldReader(field) {
         message[localName] = val;
       }
     } else if (ctx.readUnknownFields) {
-      const bytes2 = [];
-      varint32write(val, bytes2);
+      const bytes3 = [];
+      varint32write(val, bytes3);
       const unknownFields = (_a3 = message.$unknown) !== null && _a3 !== void 0 ? _a3 : [];
       unknownFields.push({
         no: fieldNo,
         wireType,
-        data: new Uint8Array(bytes2)
+        data: new Uint8Array(bytes3)
       });
       message.$unknown = unknownFields;
     }
@@ -30668,37 +30668,68 @@ function nodeLabel(node) {
   return node.name || `${node.opType}(${node.output[0] ?? ""})`;
 }
 
-// src/onnx/castWeights.ts
+// src/onnx/liftedWeights.ts
 var LIFTED_KEY = "prune-guard.lifted-weights";
 var LOW_PRECISION = /* @__PURE__ */ new Set([10 /* FLOAT16 */, 16 /* BFLOAT16 */, 11 /* DOUBLE */]);
-function b64(bytes2) {
-  return Buffer.from(bytes2).toString("base64");
+var b64 = (bytes3) => Buffer.from(bytes3).toString("base64");
+var bytes2 = (text) => Buffer.from(text, "base64");
+function reshaped(dims, shape, allowZero) {
+  const out = shape.map((d, i2) => d === 0 && !allowZero ? dims[i2] : d);
+  const free = out.filter((d) => d === -1).length;
+  if (free > 1 || out.some((d) => d === void 0 || d < -1)) return void 0;
+  const known = out.filter((d) => d !== -1).reduce((a, d) => a * d, 1);
+  if (free === 1) {
+    if (known === 0 || numel([...dims]) % known !== 0) return void 0;
+    return out.map((d) => d === -1 ? numel([...dims]) / known : d);
+  }
+  return known === numel([...dims]) ? out : void 0;
 }
-function liftCastWeights(model) {
+function liftable(t, node, index) {
+  if (node.input[0] !== t.name) return void 0;
+  if (node.opType === "Cast" && LOW_PRECISION.has(t.dataType) && attrInt(node, "to", 0) === 1 /* FLOAT */) return { by: "Cast", dims: tensorDims(t) };
+  if (node.opType === "Reshape" && (t.dataType === 1 /* FLOAT */ || LOW_PRECISION.has(t.dataType))) {
+    const shape = index.initializers.get(node.input[1]);
+    if (!shape) return void 0;
+    const dims = reshaped(tensorDims(t), tensorToInts(shape), attrInt(node, "allowzero", 0) === 1);
+    return dims ? { by: "Reshape", dims, shape } : void 0;
+  }
+  return void 0;
+}
+function liftWeights(model) {
   const g2 = model.graph;
   const index = new GraphIndex(g2);
   const outputs = new Set(g2.output.map((o) => o.name));
   const lifted = [];
   const removed = /* @__PURE__ */ new Set();
+  const unusedShapes = /* @__PURE__ */ new Set();
   for (const t of g2.initializer) {
-    if (!LOW_PRECISION.has(t.dataType) || outputs.has(t.name)) continue;
+    if (outputs.has(t.name)) continue;
     const readers = index.consumersOf(t.name);
-    if (readers.length !== 1) continue;
-    const cast2 = readers[0];
-    if (cast2.opType !== "Cast" || attrInt(cast2, "to", 0) !== 1 /* FLOAT */ || outputs.has(cast2.output[0]) || cast2.input[0] !== t.name) continue;
-    const at = g2.node.indexOf(cast2);
-    lifted.push({ weight: t.name, type: t.dataType, cast: b64(toBinary(NodeProtoSchema, cast2)), at });
+    if (readers.length !== 1 || outputs.has(readers[0].output[0])) continue;
+    const node = readers[0];
+    const how = liftable(t, node, index);
+    if (!how) continue;
+    const at = g2.node.indexOf(node);
+    const record = { weight: t.name, by: how.by, type: t.dataType, dims: tensorDims(t), node: b64(toBinary(NodeProtoSchema, node)), at };
+    if (how.shape && index.consumersOf(how.shape.name).length === 1 && !outputs.has(how.shape.name)) {
+      const inputAt = g2.input.findIndex((i2) => i2.name === how.shape.name);
+      record.shape = { tensor: b64(toBinary(TensorProtoSchema, how.shape)), at: g2.initializer.indexOf(how.shape), ...inputAt >= 0 ? { input: { info: b64(toBinary(ValueInfoProtoSchema, g2.input[inputAt])), at: inputAt } } : {} };
+      unusedShapes.add(how.shape.name);
+    }
+    lifted.push(record);
     removed.add(at);
     const values = tensorToFloat32(t);
     t.dataType = 1 /* FLOAT */;
+    t.dims = how.dims.map(BigInt);
     setTensorFloat32(t, values);
-    for (const n of index.consumersOf(cast2.output[0])) n.input = n.input.map((i2) => i2 === cast2.output[0] ? t.name : i2);
+    for (const n of index.consumersOf(node.output[0])) n.input = n.input.map((i2) => i2 === node.output[0] ? t.name : i2);
   }
   if (lifted.length === 0) return [];
   g2.node = g2.node.filter((_, i2) => !removed.has(i2));
-  const previous = readLifted(model);
-  setLifted(model, [...previous, ...lifted]);
-  return lifted.map((l) => ({ weight: l.weight, type: l.type }));
+  g2.initializer = g2.initializer.filter((t) => !unusedShapes.has(t.name));
+  g2.input = g2.input.filter((i2) => !unusedShapes.has(i2.name));
+  setLifted(model, [...readLifted(model), ...lifted]);
+  return lifted.map((l) => ({ weight: l.weight, by: l.by, type: l.type }));
 }
 function readLifted(model) {
   const entry = model.metadataProps.find((e) => e.key === LIFTED_KEY);
@@ -30711,26 +30742,35 @@ function setLifted(model, lifted) {
 function hasLiftedWeights(model) {
   return model.metadataProps.some((e) => e.key === LIFTED_KEY);
 }
-function lowerCastWeights(model) {
+function lowerWeights(model) {
   const lifted = readLifted(model);
   setLifted(model, []);
   const g2 = model.graph;
   const inits = new Map(g2.initializer.map((t) => [t.name, t]));
   for (const l of [...lifted].sort((a, b) => a.at - b.at)) {
     const t = inits.get(l.weight);
-    if (!t || t.dataType !== 1 /* FLOAT */) continue;
+    if (!t || t.dataType !== 1 /* FLOAT */ || numel(tensorDims(t)) !== numel(l.dims)) continue;
     const values = tensorToFloat32(t);
     t.dataType = l.type;
+    t.dims = l.dims.map(BigInt);
     setTensorFloat32(t, values);
-    const cast2 = fromBinary(NodeProtoSchema, Buffer.from(l.cast, "base64"));
-    const out = cast2.output[0];
+    if (l.shape) {
+      const shape = fromBinary(TensorProtoSchema, bytes2(l.shape.tensor));
+      if (!inits.has(shape.name)) {
+        g2.initializer.splice(Math.min(l.shape.at, g2.initializer.length), 0, shape);
+        inits.set(shape.name, shape);
+      }
+      if (l.shape.input && !g2.input.some((i2) => i2.name === shape.name)) g2.input.splice(Math.min(l.shape.input.at, g2.input.length), 0, fromBinary(ValueInfoProtoSchema, bytes2(l.shape.input.info)));
+    }
+    const node = fromBinary(NodeProtoSchema, bytes2(l.node));
+    const out = node.output[0];
     let first = g2.node.length;
     g2.node.forEach((n, i2) => {
       if (!n.input.includes(l.weight)) return;
       n.input = n.input.map((x2) => x2 === l.weight ? out : x2);
       first = Math.min(first, i2);
     });
-    g2.node.splice(Math.min(l.at, first), 0, create(NodeProtoSchema, cast2));
+    g2.node.splice(Math.min(l.at, first), 0, create(NodeProtoSchema, node));
   }
 }
 
@@ -30759,11 +30799,11 @@ function framing(tag, length) {
 function indexOf(hay, needle) {
   return Buffer.from(hay.buffer, hay.byteOffset, hay.byteLength).indexOf(Buffer.from(needle.buffer, needle.byteOffset, needle.byteLength));
 }
-function splitAround(bytes2, tag, inner) {
+function splitAround(bytes3, tag, inner) {
   const field = new Uint8Array([...framing(tag, inner.length), ...inner]);
-  const at = indexOf(bytes2, field);
-  if (at < 0 || indexOf(bytes2.subarray(at + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
-  return [bytes2.subarray(0, at), bytes2.subarray(at + field.length)];
+  const at = indexOf(bytes3, field);
+  if (at < 0 || indexOf(bytes3.subarray(at + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
+  return [bytes3.subarray(0, at), bytes3.subarray(at + field.length)];
 }
 function encodeWith(holder, key, value, encode) {
   const kept = holder[key];
@@ -30805,10 +30845,10 @@ function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
   const modelEncoded = encodeWith(proto, "graph", sentinelGraph, () => toBinary(ModelProtoSchema, proto));
   const [modelBefore, modelAfter] = splitAround(modelEncoded, TAG_MODEL_GRAPH, toBinary(GraphProtoSchema, sentinelGraph));
   const graphHeader = framing(TAG_MODEL_GRAPH, graphLength);
-  const bytes2 = modelBefore.byteLength + graphHeader.byteLength + graphLength + modelAfter.byteLength;
+  const bytes3 = modelBefore.byteLength + graphHeader.byteLength + graphLength + modelAfter.byteLength;
   const initializers = graph.initializer;
   return {
-    bytes: bytes2,
+    bytes: bytes3,
     chunks: function* () {
       yield modelBefore;
       yield graphHeader;
@@ -30834,22 +30874,22 @@ function graphFraming(graph) {
 // src/onnx/model.ts
 var PROTOBUF_LIMIT = 2 ** 31 - 1;
 function loadModel(file) {
-  let bytes2;
+  let bytes3;
   try {
-    bytes2 = fs6.readFileSync(file);
+    bytes3 = fs6.readFileSync(file);
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
     if (code === "EISDIR") throw new UserError(`${file}: is a folder; pass the path of an .onnx model`);
     throw new UserError(`${file}: cannot read (${describe(e)})`);
   }
-  return { proto: parseModel(bytes2, file), path: file, bytes: bytes2.byteLength };
+  return { proto: parseModel(bytes3, file), path: file, bytes: bytes3.byteLength };
 }
-function parseModel(bytes2, file) {
-  if (bytes2.byteLength === 0) throw new UserError(`${file}: empty file; re-export the model`);
+function parseModel(bytes3, file) {
+  if (bytes3.byteLength === 0) throw new UserError(`${file}: empty file; re-export the model`);
   let proto;
   try {
-    proto = fromBinary(ModelProtoSchema, bytes2);
+    proto = fromBinary(ModelProtoSchema, bytes3);
   } catch (e) {
     throw new UserError(`${file}: not a valid ONNX model (${describe(e)}); the file may be truncated or not ONNX, re-export it`);
   }
@@ -30946,22 +30986,22 @@ function saveModel(proto, file) {
   let saved = proto;
   if (hasLiftedWeights(proto)) {
     saved = cloneModel(proto);
-    lowerCastWeights(saved);
+    lowerWeights(saved);
   }
   listInitializersAsInputs(saved);
-  const { bytes: bytes2, chunks } = modelChunks(saved);
-  if (bytes2 > PROTOBUF_LIMIT) throw tooBig(file);
+  const { bytes: bytes3, chunks } = modelChunks(saved);
+  if (bytes3 > PROTOBUF_LIMIT) throw tooBig(file);
   writeFileAtomic(file, chunks());
-  return bytes2;
+  return bytes3;
 }
 function tooBig(file) {
   return new UserError(`${file}: the pruned model is over 2 GiB and cannot be one protobuf file; prune further or use a model with external data`);
 }
 function serializeModel(proto, file = "model") {
   listInitializersAsInputs(proto);
-  const bytes2 = toBinary(ModelProtoSchema, proto);
-  if (bytes2.byteLength > PROTOBUF_LIMIT) throw tooBig(file);
-  return bytes2;
+  const bytes3 = toBinary(ModelProtoSchema, proto);
+  if (bytes3.byteLength > PROTOBUF_LIMIT) throw tooBig(file);
+  return bytes3;
 }
 function listInitializersAsInputs(proto) {
   if (Number(proto.irVersion) >= 4 || !proto.graph) return;
@@ -31652,10 +31692,10 @@ function paddedBatch(data, start, end, rows2) {
     const per = arr.data.length / count3;
     const padded = allocTypedArray(arr.dtype, rows2 * per);
     const size = arr.data.BYTES_PER_ELEMENT;
-    const bytes2 = new Uint8Array(padded.buffer, padded.byteOffset, padded.byteLength);
-    bytes2.set(new Uint8Array(arr.data.buffer, arr.data.byteOffset, arr.data.byteLength));
+    const bytes3 = new Uint8Array(padded.buffer, padded.byteOffset, padded.byteLength);
+    bytes3.set(new Uint8Array(arr.data.buffer, arr.data.byteOffset, arr.data.byteLength));
     const last = new Uint8Array(arr.data.buffer, arr.data.byteOffset + (count3 - 1) * per * size, per * size);
-    for (let r = count3; r < rows2; r++) bytes2.set(last, r * per * size);
+    for (let r = count3; r < rows2; r++) bytes3.set(last, r * per * size);
     out.set(name, { dtype: arr.dtype, dims: [rows2, ...arr.dims.slice(1)], data: padded });
   }
   return out;
@@ -32806,13 +32846,14 @@ async function selftest(req, progress) {
   const budgets = compareBudgets(req.budgets);
   const limit = budgets.find((b) => b.name === "latency-regression").limit;
   const first = await measurePair({ base: model, head: model, data, shifts: [], config }, progress);
-  const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...config.batchSizes)));
+  const batchSizes = first.plan.batchSizes;
+  const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...batchSizes)));
   const halfWidths = [];
   const failures = [];
   let falseAlarms = 0;
   let warns = 0;
   for (let k = 0; k < req.repetitions; k++) {
-    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config.latency, batchSizes: config.batchSizes.slice(0, 1), confidence: config.confidence, provider: first.provider.provider });
+    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config.latency, batchSizes: batchSizes.slice(0, 1), confidence: config.confidence, provider: first.provider.provider });
     progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
     const latency = { reference: samples[0][0], candidate: samples[1][0] };
     const r = pairedMedianRatio(latency.candidate, latency.reference, config.confidence);
@@ -32832,7 +32873,7 @@ async function selftest(req, progress) {
     data,
     repetitions: req.repetitions,
     confidence: config.confidence,
-    batch: config.batchSizes[0],
+    batch: batchSizes[0],
     false_alarms: falseAlarms,
     false_alarm_rate: falseAlarms / req.repetitions,
     warns,
@@ -35508,9 +35549,9 @@ function distillUnfit(model, opts) {
   let params = 0;
   for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
   const perSample = activationBytesPerSample(model);
-  const bytes2 = 5 * 4 * params + opts.batch * perSample;
-  if (bytes2 > opts.maxBytes) {
-    return `a training step needs about ${(bytes2 / 2 ** 20).toFixed(0)} MB (${(params / 1e6).toFixed(1)}M parameters x 5, ${opts.batch} samples x ${(perSample / 2 ** 20).toFixed(1)} MB of activations), over the ${(opts.maxBytes / 2 ** 20).toFixed(0)} MB bound`;
+  const bytes3 = 5 * 4 * params + opts.batch * perSample;
+  if (bytes3 > opts.maxBytes) {
+    return `a training step needs about ${(bytes3 / 2 ** 20).toFixed(0)} MB (${(params / 1e6).toFixed(1)}M parameters x 5, ${opts.batch} samples x ${(perSample / 2 ** 20).toFixed(1)} MB of activations), over the ${(opts.maxBytes / 2 ** 20).toFixed(0)} MB bound`;
   }
   if (opts.passSeconds !== void 0) {
     const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
@@ -37324,9 +37365,9 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const cp = p.cols + (withBias ? 1 : 0);
     const cd = d.cols + (withBias ? 1 : 0);
     const blocks = columnBlocks(cp, cd === cp, opts.maxBlock);
-    const bytes2 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
-    if (bytes2 > opts.maxRefitBytes) {
-      skipped.push({ weight: p.weight, reason: `its refit needs about ${mb(bytes2)} MB (Gram matrices of ${cp} x ${cp} and ${cd} x ${cp} columns), over the ${mb(opts.maxRefitBytes)} MB refit bound` });
+    const bytes3 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
+    if (bytes3 > opts.maxRefitBytes) {
+      skipped.push({ weight: p.weight, reason: `its refit needs about ${mb(bytes3)} MB (Gram matrices of ${cp} x ${cp} and ${cd} x ${cp} columns), over the ${mb(opts.maxRefitBytes)} MB refit bound` });
       continue;
     }
     const left = secondsLeft(opts.deadline);
@@ -37367,7 +37408,7 @@ function evenlySpaced(calib, n) {
   return takeSamples(calib, Int32Array.from({ length: n }, (_, k) => Math.floor(k * calib.count / n)));
 }
 var CAPTURE_BATCH = 128;
-var mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
+var mb = (bytes3) => (bytes3 / 2 ** 20).toFixed(0);
 async function captureLayerInput(model, layer, calib, withBias, opts, batch) {
   const session = await sessionFromModel(graphUpTo(model, [layer.input]), opts.threads, { lean: true });
   let sampler;
@@ -38487,7 +38528,7 @@ async function runPipeline(req, progress) {
   const scope = resolveScope(config, calib ? { labelled: calib.labels !== null } : void 0, rounds);
   config = { ...config, scope: scope.scope };
   req = { ...req, config };
-  const lifted = liftCastWeights(dense.proto);
+  const lifted = liftWeights(dense.proto);
   const outPath = prunedPath(req.out, req.model);
   if (path13.resolve(outPath) === path13.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
@@ -38497,7 +38538,7 @@ async function runPipeline(req, progress) {
   checkRounds(config, calib);
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
-  const exportNotes = [...plan.note ? [plan.note] : [], ...lifted.length > 0 ? [`${lifted.length} weight${lifted.length > 1 ? "s" : ""} stored as ${liftedTypes(lifted)} behind a Cast: pruned and refit as float32, saved back in their own type`] : []];
+  const exportNotes = [...plan.note ? [plan.note] : [], ...liftedNotes(lifted)];
   for (const n of exportNotes) progress.note(n);
   if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider, head, exportNotes, plan }, progress);
   const target = targetSparsity(config);
@@ -38528,7 +38569,7 @@ async function runPipeline(req, progress) {
   const recovered = recovery.steps;
   if (staged) writeFileAtomic(outPath, fs17.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
   const shipped = loadModel(outPath).proto;
-  liftCastWeights(shipped);
+  liftWeights(shipped);
   const broken = pruned.verifySaved?.(shipped) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   releaseField(dense, "proto", "the dense model");
@@ -38574,8 +38615,14 @@ async function runPipeline(req, progress) {
   };
   return writeLedger(req, provider, modelLedger);
 }
-function liftedTypes(lifted) {
-  return [...new Set(lifted.map((l) => dataTypeName(l.type).toLowerCase()))].join(" and ");
+function liftedNotes(lifted) {
+  const notes = [];
+  const count3 = (n) => `${n} weight${n > 1 ? "s" : ""}`;
+  const cast2 = lifted.filter((l) => l.by === "Cast");
+  if (cast2.length > 0) notes.push(`${count3(cast2.length)} stored as ${[...new Set(cast2.map((l) => dataTypeName(l.type).toLowerCase()))].join(" and ")} behind a Cast: pruned and refit as float32, saved back in their own type`);
+  const reshape = lifted.filter((l) => l.by === "Reshape");
+  if (reshape.length > 0) notes.push(`${count3(reshape.length)} stored in another shape behind a constant Reshape: pruned and refit in the shape the layer reads, saved back in their own shape (unless structured pruning resized them)`);
+  return notes;
 }
 
 // src/pipeline/guardedRun.ts

@@ -4,7 +4,7 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { describe, UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { ModelProtoSchema, StringStringEntryProtoSchema, TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema, type ModelProto, type TensorProto, type TypeProto } from './proto/onnx_pb.js';
-import { hasLiftedWeights, lowerCastWeights } from './castWeights.js';
+import { hasLiftedWeights, lowerWeights } from './liftedWeights.js';
 import { isExternal } from './tensor.js';
 import { modelChunks } from './streamSave.js';
 import { TensorProto_DataLocation } from './proto/onnx_pb.js';
@@ -157,7 +157,7 @@ export function saveModel(proto: ModelProto, file: string): number {
   let saved = proto;
   if (hasLiftedWeights(proto)) {
     saved = cloneModel(proto);
-    lowerCastWeights(saved);
+    lowerWeights(saved);
   }
   listInitializersAsInputs(saved);
   const { bytes, chunks } = modelChunks(saved);

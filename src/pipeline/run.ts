@@ -21,7 +21,7 @@ import { VERSION } from '../version.js';
 import { runGradual } from './gradual.js';
 import { classChanges, evalRecord, writeLedger } from './ledgerFile.js';
 import { batchPlan, judgedHead } from './exported.js';
-import { liftCastWeights } from '../onnx/castWeights.js';
+import { liftWeights, type LiftedBy } from '../onnx/liftedWeights.js';
 import { dataTypeName } from '../onnx/tensor.js';
 import { timeSteps } from './timeSteps.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
@@ -69,8 +69,9 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const scope = resolveScope(config, calib ? { labelled: calib.labels !== null } : undefined, rounds);
   config = { ...config, scope: scope.scope };
   req = { ...req, config };
-  // weights stored in a low precision behind a Cast are pruned and refit as float32 and saved back in their type
-  const lifted = liftCastWeights(dense.proto);
+  // weights behind a Cast or a constant Reshape are pruned and refit as the float32 tensors the layers
+  // read, and saved back in their own type and shape
+  const lifted = liftWeights(dense.proto);
   const outPath = prunedPath(req.out, req.model);
   if (path.resolve(outPath) === path.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
@@ -82,7 +83,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   // before anything is written: a run that cannot measure where it was asked to must not leave files
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
-  const exportNotes = [...(plan.note ? [plan.note] : []), ...(lifted.length > 0 ? [`${lifted.length} weight${lifted.length > 1 ? 's' : ''} stored as ${liftedTypes(lifted)} behind a Cast: pruned and refit as float32, saved back in their own type`] : [])];
+  const exportNotes = [...(plan.note ? [plan.note] : []), ...liftedNotes(lifted)];
   for (const n of exportNotes) progress.note(n);
   if (config.schedule === 'gradual') return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider, head, exportNotes, plan }, progress);
   const target = targetSparsity(config);
@@ -119,7 +120,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   // the shipped file must still hold the method's pattern after every recovery stage
   // read as pruning saw it: weights behind a Cast lifted again
   const shipped = loadModel(outPath).proto;
-  liftCastWeights(shipped);
+  liftWeights(shipped);
   const broken = pruned.verifySaved?.(shipped) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join('; ')}`);
   // from here on every number is read from the saved files: the parsed models (each about the file's
@@ -172,7 +173,13 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   return writeLedger(req, provider, modelLedger);
 }
 
-/** "bfloat16" or "float16 and bfloat16": the types the lifted weights are stored as in the file. */
-function liftedTypes(lifted: readonly { type: number }[]): string {
-  return [...new Set(lifted.map((l) => dataTypeName(l.type).toLowerCase()))].join(' and ');
+/** One line per kind of op the lifted weights were behind, for the progress log and the ledger's notes. */
+function liftedNotes(lifted: readonly { by: LiftedBy; type: number }[]): string[] {
+  const notes: string[] = [];
+  const count = (n: number) => `${n} weight${n > 1 ? 's' : ''}`;
+  const cast = lifted.filter((l) => l.by === 'Cast');
+  if (cast.length > 0) notes.push(`${count(cast.length)} stored as ${[...new Set(cast.map((l) => dataTypeName(l.type).toLowerCase()))].join(' and ')} behind a Cast: pruned and refit as float32, saved back in their own type`);
+  const reshape = lifted.filter((l) => l.by === 'Reshape');
+  if (reshape.length > 0) notes.push(`${count(reshape.length)} stored in another shape behind a constant Reshape: pruned and refit in the shape the layer reads, saved back in their own shape (unless structured pruning resized them)`);
+  return notes;
 }

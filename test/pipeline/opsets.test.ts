@@ -14,7 +14,7 @@ import { fixture, tempDir } from '../support/fixtures.js';
 import { checkerKnows, hasOnnxChecker, onnxCheckAll } from '../support/onnxChecker.js';
 
 const TEST = head(fixture('fmnist-test.npz'), 300);
-const CALIB = head(fixture('fmnist-calib.npz'), 96);
+const CALIB = head(fixture('fmnist-calib.npz'), 64);
 const OPSETS = [7, 10, 13, 17, 21];
 
 /** onnx.checker where the installed onnx knows the IR and opset; onnxruntime's own load check (schemas of that opset) beyond. */

@@ -10,12 +10,13 @@ import { realWorld } from '../support/fixtures.js';
 
 const CASES = [
   // CNTK 2.5.1, opset 8, IR 3 (initializers listed as inputs), batch fixed at 1, raw 0..255 pixels
-  { name: 'mnist-8-cntk', accuracy: 0.984, fixed: 1 },
+  // (its MatMul weight sits behind a constant Reshape: pruned like the two convolutions)
+  { name: 'mnist-8-cntk', accuracy: 0.984, fixed: 1, layers: 3 },
   // PyTorch 1.7, opset 10, dynamic batch
-  { name: 'cifar10-cnn', accuracy: 0.633, fixed: undefined },
+  { name: 'cifar10-cnn', accuracy: 0.633, fixed: undefined, layers: 5 },
 ];
 
-describe.each(CASES)('$name', ({ name, accuracy, fixed }) => {
+describe.each(CASES)('$name', ({ name, accuracy, fixed, layers }) => {
   it(`runs with --recovery auto --calib without error, and the ledger's dense accuracy is ${(accuracy * 100).toFixed(1)}%`, async () => {
     const dir = realWorld(name);
     const data = path.join(dir, 'test.npz');
@@ -28,6 +29,8 @@ describe.each(CASES)('$name', ({ name, accuracy, fixed }) => {
     expect(m.steps[0].accuracy).toBeCloseTo(accuracy, 4);
     expect(m.eval.fixed_batch).toBe(fixed);
     expect(m.steps.length).toBeGreaterThanOrEqual(2);
+    expect(m.steps[1].layers).toHaveLength(layers);
+    expect(m.steps[1].sparsity).toBeCloseTo(0.5, 2);
     await expectReproduced(m.steps[0], data, 'logits');
     await expectReproduced(m.steps.at(-1)!, data, 'logits');
   });

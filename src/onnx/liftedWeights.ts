@@ -1,0 +1,161 @@
+/**
+ * Weights an exporter left behind an op that only re-presents them: stored in a low precision and widened
+ * by a `Cast(to=FLOAT)` (bfloat16 weights of a float32 model), or stored in another shape and given the
+ * layer's by a `Reshape` with a constant shape (CNTK's MatMul weights). Every pass (pruning, surgery,
+ * reconstruction, distillation) finds a layer's weight as the initializer its node reads, and here it
+ * reads the Cast's or Reshape's output. So the pipeline works on a lifted copy, where each such weight is
+ * a float32 initializer of the same name, in the layer's shape, read directly; every saved file is
+ * lowered back: the weight in its own type and shape behind the same node. The lift computes exactly
+ * what the node did, so the function is unchanged; what is lowered back is rounded to the weight's own
+ * type. A weight whose size a pass changed (structured surgery) stays in the layer's shape.
+ */
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { GraphIndex, attrInt } from './graph.js';
+import { NodeProtoSchema, StringStringEntryProtoSchema, TensorProtoSchema, ValueInfoProtoSchema, type ModelProto, type NodeProto, type TensorProto } from './proto/onnx_pb.js';
+import { DataType as DT, numel, setTensorFloat32, tensorDims, tensorToFloat32, tensorToInts } from './tensor.js';
+
+const LIFTED_KEY = 'prune-guard.lifted-weights';
+const LOW_PRECISION: ReadonlySet<number> = new Set([DT.FLOAT16, DT.BFLOAT16, DT.DOUBLE]);
+
+/** What a lifted weight was behind. */
+export type LiftedBy = 'Cast' | 'Reshape';
+
+interface Lifted {
+  weight: string;
+  by: LiftedBy;
+  /** its element type and shape in the file */
+  type: number;
+  dims: number[];
+  /** the node it was behind, serialised as it was */
+  node: string;
+  /** the node's position among the graph's nodes */
+  at: number;
+  /** Reshape: its shape initializer (serialised, with its positions among the initializers and, before IR 4, the graph inputs), taken out while unused */
+  shape?: { tensor: string; at: number; input?: { info: string; at: number } };
+}
+
+const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
+const bytes = (text: string): Uint8Array => Buffer.from(text, 'base64');
+
+/** The dims a Reshape to `shape` gives a tensor of `dims` (0 copies the input dim, -1 takes the rest), or undefined. */
+function reshaped(dims: readonly number[], shape: readonly number[], allowZero: boolean): number[] | undefined {
+  const out = shape.map((d, i) => (d === 0 && !allowZero ? dims[i] : d));
+  const free = out.filter((d) => d === -1).length;
+  if (free > 1 || out.some((d) => d === undefined || d < -1)) return undefined;
+  const known = out.filter((d) => d !== -1).reduce((a, d) => a * d, 1);
+  if (free === 1) {
+    if (known === 0 || numel([...dims]) % known !== 0) return undefined;
+    return out.map((d) => (d === -1 ? numel([...dims]) / known : d));
+  }
+  return known === numel([...dims]) ? out : undefined;
+}
+
+/** How `node` re-presents initializer `t`, when it is one of the two forms lifted. */
+function liftable(t: TensorProto, node: NodeProto, index: GraphIndex): { by: LiftedBy; dims: number[]; shape?: TensorProto } | undefined {
+  if (node.input[0] !== t.name) return undefined;
+  if (node.opType === 'Cast' && LOW_PRECISION.has(t.dataType) && attrInt(node, 'to', 0) === DT.FLOAT) return { by: 'Cast', dims: tensorDims(t) };
+  if (node.opType === 'Reshape' && (t.dataType === DT.FLOAT || LOW_PRECISION.has(t.dataType))) {
+    const shape = index.initializers.get(node.input[1]);
+    if (!shape) return undefined;
+    const dims = reshaped(tensorDims(t), tensorToInts(shape), attrInt(node, 'allowzero', 0) === 1);
+    return dims ? { by: 'Reshape', dims, shape } : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * Lift, in place, every initializer whose only reader is a `Cast(to=FLOAT)` of a low-precision weight or
+ * a `Reshape` to a constant shape: the node is removed, its readers read the initializer, now float32 in
+ * the node's output shape. The record of what to lower is kept in the model's metadata, so it survives
+ * every copy a pass makes. Returns each lifted weight with what it was behind and its type in the file.
+ */
+export function liftWeights(model: ModelProto): { weight: string; by: LiftedBy; type: number }[] {
+  const g = model.graph!;
+  const index = new GraphIndex(g);
+  const outputs = new Set(g.output.map((o) => o.name));
+  const lifted: Lifted[] = [];
+  const removed = new Set<number>();
+  const unusedShapes = new Set<string>();
+  for (const t of g.initializer) {
+    if (outputs.has(t.name)) continue;
+    const readers = index.consumersOf(t.name);
+    if (readers.length !== 1 || outputs.has(readers[0].output[0])) continue;
+    const node = readers[0];
+    const how = liftable(t, node, index);
+    if (!how) continue;
+    const at = g.node.indexOf(node);
+    const record: Lifted = { weight: t.name, by: how.by, type: t.dataType, dims: tensorDims(t), node: b64(toBinary(NodeProtoSchema, node)), at };
+    // a shape nothing else reads is taken out too (onnxruntime warns of unused initializers) and put back on lowering
+    if (how.shape && index.consumersOf(how.shape.name).length === 1 && !outputs.has(how.shape.name)) {
+      const inputAt = g.input.findIndex((i) => i.name === how.shape!.name);
+      record.shape = { tensor: b64(toBinary(TensorProtoSchema, how.shape)), at: g.initializer.indexOf(how.shape), ...(inputAt >= 0 ? { input: { info: b64(toBinary(ValueInfoProtoSchema, g.input[inputAt])), at: inputAt } } : {}) };
+      unusedShapes.add(how.shape.name);
+    }
+    lifted.push(record);
+    removed.add(at);
+    const values = tensorToFloat32(t);
+    t.dataType = DT.FLOAT;
+    t.dims = how.dims.map(BigInt);
+    setTensorFloat32(t, values);
+    for (const n of index.consumersOf(node.output[0])) n.input = n.input.map((i) => (i === node.output[0] ? t.name : i));
+  }
+  if (lifted.length === 0) return [];
+  g.node = g.node.filter((_, i) => !removed.has(i));
+  g.initializer = g.initializer.filter((t) => !unusedShapes.has(t.name));
+  g.input = g.input.filter((i) => !unusedShapes.has(i.name));
+  setLifted(model, [...readLifted(model), ...lifted]);
+  return lifted.map((l) => ({ weight: l.weight, by: l.by, type: l.type }));
+}
+
+function readLifted(model: ModelProto): Lifted[] {
+  const entry = model.metadataProps.find((e) => e.key === LIFTED_KEY);
+  return entry ? (JSON.parse(entry.value) as Lifted[]) : [];
+}
+
+function setLifted(model: ModelProto, lifted: Lifted[]): void {
+  model.metadataProps = model.metadataProps.filter((e) => e.key !== LIFTED_KEY);
+  if (lifted.length > 0) model.metadataProps.push(create(StringStringEntryProtoSchema, { key: LIFTED_KEY, value: JSON.stringify(lifted) }));
+}
+
+export function hasLiftedWeights(model: ModelProto): boolean {
+  return model.metadataProps.some((e) => e.key === LIFTED_KEY);
+}
+
+/**
+ * Lower, in place, what liftWeights lifted: each weight back to its own type (rounded) and shape behind
+ * its node, at the node's old position or just before its first reader, whichever is earlier. A weight
+ * a pass removed is skipped; one whose size changed keeps the layer's shape and is read directly. The
+ * record is dropped, so the saved file carries nothing of this.
+ */
+export function lowerWeights(model: ModelProto): void {
+  const lifted = readLifted(model);
+  setLifted(model, []);
+  const g = model.graph!;
+  const inits = new Map(g.initializer.map((t) => [t.name, t]));
+  // in the order they stood: once the earlier nodes are back, an unchanged graph has each one's old prefix
+  for (const l of [...lifted].sort((a, b) => a.at - b.at)) {
+    const t = inits.get(l.weight);
+    if (!t || t.dataType !== DT.FLOAT || numel(tensorDims(t)) !== numel(l.dims)) continue;
+    const values = tensorToFloat32(t);
+    t.dataType = l.type;
+    t.dims = l.dims.map(BigInt);
+    setTensorFloat32(t, values);
+    if (l.shape) {
+      const shape = fromBinary(TensorProtoSchema, bytes(l.shape.tensor));
+      if (!inits.has(shape.name)) {
+        g.initializer.splice(Math.min(l.shape.at, g.initializer.length), 0, shape);
+        inits.set(shape.name, shape);
+      }
+      if (l.shape.input && !g.input.some((i) => i.name === shape.name)) g.input.splice(Math.min(l.shape.input.at, g.input.length), 0, fromBinary(ValueInfoProtoSchema, bytes(l.shape.input.info)));
+    }
+    const node = fromBinary(NodeProtoSchema, bytes(l.node));
+    const out = node.output[0];
+    let first = g.node.length;
+    g.node.forEach((n, i) => {
+      if (!n.input.includes(l.weight)) return;
+      n.input = n.input.map((x) => (x === l.weight ? out : x));
+      first = Math.min(first, i);
+    });
+    g.node.splice(Math.min(l.at, first), 0, create(NodeProtoSchema, node));
+  }
+}
