@@ -34930,10 +34930,11 @@ function lowerWeights(model) {
   const inits = new Map(g2.initializer.map((t) => [t.name, t]));
   for (const l of [...lifted].sort((a, b) => a.at - b.at)) {
     const t = inits.get(l.weight);
-    if (!t || t.dataType !== 1 /* FLOAT */ || numel(tensorDims(t)) !== numel(l.dims)) continue;
+    if (!t || t.dataType !== 1 /* FLOAT */) continue;
+    if (l.by === "Reshape" && numel(tensorDims(t)) !== numel(l.dims)) continue;
     const values = tensorToFloat32(t);
     t.dataType = l.type;
-    t.dims = l.dims.map(BigInt);
+    if (l.by === "Reshape") t.dims = l.dims.map(BigInt);
     setTensorFloat32(t, values);
     if (l.shape) {
       const shape = fromBinary(TensorProtoSchema, bytes(l.shape.tensor));

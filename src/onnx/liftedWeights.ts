@@ -7,7 +7,7 @@
  * a float32 initializer of the same name, in the layer's shape, read directly; every saved file is
  * lowered back: the weight in its own type and shape behind the same node. The lift computes exactly
  * what the node did, so the function is unchanged; what is lowered back is rounded to the weight's own
- * type. A weight whose size a pass changed (structured surgery) stays in the layer's shape.
+ * type. A weight behind a Reshape whose size a pass changed (structured surgery) stays in the layer's shape.
  */
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { GraphIndex, attrInt } from './graph.js';
@@ -124,7 +124,7 @@ export function hasLiftedWeights(model: ModelProto): boolean {
 /**
  * Lower, in place, what liftWeights lifted: each weight back to its own type (rounded) and shape behind
  * its node, at the node's old position or just before its first reader, whichever is earlier. A weight
- * a pass removed is skipped; one whose size changed keeps the layer's shape and is read directly. The
+ * a pass removed is skipped; one behind a Reshape whose size changed keeps the layer's shape and is read directly. The
  * record is dropped, so the saved file carries nothing of this.
  */
 export function lowerWeights(model: ModelProto): void {
@@ -135,10 +135,12 @@ export function lowerWeights(model: ModelProto): void {
   // in the order they stood: once the earlier nodes are back, an unchanged graph has each one's old prefix
   for (const l of [...lifted].sort((a, b) => a.at - b.at)) {
     const t = inits.get(l.weight);
-    if (!t || t.dataType !== DT.FLOAT || numel(tensorDims(t)) !== numel(l.dims)) continue;
+    if (!t || t.dataType !== DT.FLOAT) continue;
+    // a Cast keeps whatever shape the passes gave the weight; a Reshape's source shape holds only its old size
+    if (l.by === 'Reshape' && numel(tensorDims(t)) !== numel(l.dims)) continue;
     const values = tensorToFloat32(t);
     t.dataType = l.type;
-    t.dims = l.dims.map(BigInt);
+    if (l.by === 'Reshape') t.dims = l.dims.map(BigInt);
     setTensorFloat32(t, values);
     if (l.shape) {
       const shape = fromBinary(TensorProtoSchema, bytes(l.shape.tensor));
