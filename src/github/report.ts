@@ -1,6 +1,6 @@
 import { markdownTable } from 'markdown-table';
 import { bytes, ms, percent, points, ratio } from '../ledger/format.js';
-import { renderHeadline, renderMarkdown } from '../ledger/render.js';
+import { renderHeadline, renderMarkdown, timedOutLines } from '../ledger/render.js';
 import type { BudgetName, BudgetResult, Ledger, ModelLedger, Step, Verdict } from '../ledger/types.js';
 import type { Section } from './fit.js';
 
@@ -97,9 +97,15 @@ function modelCharts(model: ModelLedger): string {
   return charts.filter(Boolean).join('\n\n');
 }
 
+/** The ledger narrowed to one of its models: that model's verdict, without the runs that timed out. */
+export function oneModel(ledger: Ledger, model: ModelLedger): Ledger {
+  const { timed_out: _t, more_timed_out: _m, ...rest } = ledger;
+  return { ...rest, models: [model], verdict: model.verdict };
+}
+
 function singleModelMarkdown(ledger: Ledger, model: ModelLedger): string {
   // the CLI's ledger rendering without its title line: the comment has its own
-  return renderMarkdown({ ...ledger, models: [model], verdict: model.verdict }).split('\n').slice(2).join('\n').trim();
+  return renderMarkdown(oneModel(ledger, model)).split('\n').slice(2).join('\n').trim();
 }
 
 function overview(models: readonly ModelLedger[]): string {
@@ -128,8 +134,10 @@ function overview(models: readonly ModelLedger[]): string {
 export function renderReport(ledger: Ledger, opts: { title: string; links: Links; notes?: string[] }): Section[] {
   const sections: Section[] = [MARKER, `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]} · ${opts.title}`];
   if (opts.notes?.length) sections.push(opts.notes.map((n) => `> ${n}`).join('\n>\n'));
+  const timedOut = timedOutLines(ledger);
+  if (timedOut.length) sections.push(timedOut.join('\n\n'));
   if (ledger.models.length === 0) {
-    sections.push('_No model to check._');
+    if (!timedOut.length) sections.push('_No model to check._');
   } else {
     sections.push(overview(ledger.models));
     for (const m of ledger.models) {

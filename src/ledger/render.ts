@@ -1,8 +1,10 @@
 import { markdownTable } from 'markdown-table';
+import { timedOutRuns } from './envelope.js';
 import { sensitivitySection } from './renderSensitivity.js';
 import { bytes, count, ms, percent, points, ratio, signedPoints } from './format.js';
 import type { BudgetName, BudgetResult, Ledger, ModelLedger, Step, Verdict } from './types.js';
 import { scheduleSection } from './renderSchedule.js';
+import { quantizeSection } from './renderQuantize.js';
 
 const WORD: Record<Verdict, string> = { pass: 'PASS', warn: 'WARN', fail: 'FAIL' };
 const ICON: Record<Verdict, string> = { pass: '✅', warn: '⚠️', fail: '❌' };
@@ -42,7 +44,9 @@ export function renderHeadline(model: ModelLedger): string {
   const final = finalStep(model);
   const parts: string[] = [];
   if (dense && final) {
-    parts.push(`${percent(final.sparsity)} sparse`);
+    // a quantized model's rounded-to-zero weights are not what the reader asked for; the file size is
+    if (final.quantize) parts.push(`INT8 (${ratio(final.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
+    if (!final.quantize || final.sparsity >= 0.05) parts.push(`${percent(final.sparsity)} sparse`);
     if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
       const speedup = dense.latency.p50_ms / final.latency.p50_ms;
       // claim a speed change only when the latency samples support it (see speedFunnel)
@@ -150,7 +154,7 @@ function funnelSection(model: ModelLedger): string | undefined {
   const lines = [
     `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
     table([
-      ['Step', 'Nonzero params', 'MACs run', 'MACs with nonzero weight', 'Ideal speedup', 'p50 ms', 'p95 ms', 'Speedup (p50)', 'Efficiency'],
+      ['Step', 'Nonzero params', 'MACs run', 'MACs with nonzero weight', 'Weight bytes', 'Ideal speedup', 'p50 ms', 'p95 ms', 'Speedup (p50)', 'Efficiency'],
       ...steps.map((s) => {
         const f = s.funnel!;
         const base = s === dense;
@@ -159,6 +163,7 @@ function funnelSection(model: ModelLedger): string | undefined {
           percent(f.params_ratio),
           percent(f.flops_ratio),
           percent(f.sparse_flops_ratio),
+          orDash(f.bytes_ratio, (x) => percent(x)),
           ratio(f.ideal_speedup),
           p(s, 'p50_ms'),
           p(s, 'p95_ms'),
@@ -169,7 +174,7 @@ function funnelSection(model: ModelLedger): string | undefined {
     ]),
   ];
   const final = finalStep(model);
-  if (final?.funnel && zerosNotSkipped(model.method)) {
+  if (final?.funnel && zerosNotSkipped(model.method) && !final.quantize) {
     const f = final.funnel;
     const measured = f.speedup === null ? '' : ` (measured ${ratio(f.speedup)}${f.speed === 'unchanged' ? ', within noise' : ''})`;
     lines.push(
@@ -289,6 +294,8 @@ function renderModel(model: ModelLedger): string {
   if (schedule) sections.push(schedule);
   const funnel = funnelSection(model);
   if (funnel) sections.push(funnel);
+  const quantize = quantizeSection(model);
+  if (quantize) sections.push(quantize);
   const classes = classTable(model);
   if (classes) sections.push(classes);
   if (model.notes?.length) sections.push(['**Notes**', ...model.notes.map((n) => `- ${cell(n)}`)].join('\n'));
@@ -311,9 +318,13 @@ export function renderMarkdown(ledger: Ledger): string {
     (runtime.notes?.length ? `\n\n${runtime.notes.map((n) => `> ⚠️ ${n}`).join('\n>\n')}` : '');
   const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const models = ledger.models.length ? ledger.models.map(renderModel).join('\n\n---\n\n') : '_No models._';
-  const t = ledger.timed_out;
-  const timedOut = t
-    ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.\n\n`
-    : '';
+  const timedOut = timedOutLines(ledger).map((l) => `${l}\n\n`).join('');
   return `${title}\n\n${timedOut}${models}\n\n${footer}\n`;
+}
+
+/** One line per run that stopped at its time budget: where, and that it published no pruned model. */
+export function timedOutLines(ledger: Pick<Ledger, 'timed_out' | 'more_timed_out'>): string[] {
+  return timedOutRuns(ledger).map(
+    (t) => `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`,
+  );
 }

@@ -53,6 +53,10 @@ export interface BudgetResult {
   confidence?: number;
   /** p-value of the test behind the verdict, where one applies (McNemar's exact test for accuracy) */
   p_value?: number;
+  /** the limit as the user wrote it, e.g. `0.5pt`, `2MB`, `1.3x` (a bare number as given); absent for defaults */
+  written?: string;
+  /** where the limit was set: `FILE:LINE` in the config file, `--budget`, or `action input budgets` */
+  set_at?: string;
 }
 
 /** One distribution-shift set (user --shift or built-in corruption), reference vs judged model. */
@@ -241,4 +245,6 @@ export interface Ledger {
   };
   models: ModelLedger[];
   timed_out?: TimedOut;
+  /** a merged ledger (the action's, over several models or shards): runs after the first that also timed out */
+  more_timed_out?: TimedOut[];
 }

@@ -195,20 +195,31 @@ export function floatToHalf(x: number): number {
   return half;
 }
 
-export function makeFloatTensor(name: string, dims: readonly number[], values: Float32Array): TensorProto {
-  const t = create(TensorProtoSchema, { name, dataType: DT.FLOAT, dims: dims.map(BigInt) });
-  setTensorFloat32(t, values);
-  return t;
-}
-
-/** A float tensor of any float element type (float32, float16, bfloat16, double), values rounded to it. */
-export function makeTypedFloatTensor(name: string, dataType: number, dims: readonly number[], values: Float32Array): TensorProto {
+/**
+ * A float tensor (float32, float16, bfloat16 or double) holding `values` rounded to `dataType`, so a
+ * constant added beside a float16 model's weights is float16 too.
+ */
+export function makeFloatTensor(name: string, dims: readonly number[], values: Float32Array, dataType: DT = DT.FLOAT): TensorProto {
+  if (!FLOAT_TYPES.has(dataType)) throw new Error(`tensor ${name}: ${dataTypeName(dataType)} is not a float type`);
   const t = create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt) });
   setTensorFloat32(t, values);
   return t;
 }
 
+/** The integer element types a rewrite writes: int64/int32 shape and index constants, int8/uint8/int32 quantized values. */
+export type IntType = DT.INT64 | DT.INT32 | DT.INT8 | DT.UINT8;
+
+/** An integer tensor: int64 (default) or int32 as shape, axes and index constants are stored; int8, uint8, int32 as quantized weights, zero points and biases are. */
+export function makeIntTensor(name: string, dims: readonly number[], values: ArrayLike<number>, dataType: IntType = DT.INT64): TensorProto {
+  const array = Array.from(values);
+  const raw =
+    dataType === DT.INT64 ? new Uint8Array(BigInt64Array.from(array, (v) => BigInt(v)).buffer)
+    : dataType === DT.INT32 ? new Uint8Array(Int32Array.from(array).buffer)
+    : dataType === DT.INT8 ? new Uint8Array(Int8Array.from(array).buffer)
+    : Uint8Array.from(array);
+  return create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt), rawData: raw });
+}
+
 export function makeInt64Tensor(name: string, dims: readonly number[], values: readonly number[]): TensorProto {
-  const raw = new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
-  return create(TensorProtoSchema, { name, dataType: DT.INT64, dims: dims.map(BigInt), rawData: raw });
+  return makeIntTensor(name, dims, values, DT.INT64);
 }

@@ -1,29 +1,25 @@
-import { ledgerJson } from '../ledger/compact.js';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
+import { checkMeasureConfig } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
 import { loadDataset, sliceBatch, type Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
-import { writeFileAtomic } from '../io/atomicWrite.js';
 import { type ResolvedBudget } from '../ledger/budgets.js';
 import { BUDGETS, BUDGET_NAMES } from '../config/budgets.js';
-import { renderMarkdown } from '../ledger/render.js';
-import { LEDGER_SCHEMA, type Ledger, type ModelLedger } from '../ledger/types.js';
+import { ledgerEnvelope } from '../ledger/envelope.js';
 import { latencyStat, measureInterleaved } from '../measure/latency.js';
-import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
 import { resolveProvider, type ResolvedProvider } from '../measure/provider.js';
 import { measureRuntimeCost } from '../measure/runtimeCost.js';
 import { loadModel } from '../onnx/model.js';
 import { modelInputs } from '../onnx/signature.js';
 import { prunableWeights } from '../prune/prunable.js';
-import { VERSION } from '../version.js';
+import { buildModelLedger, measuredRuntime, writeLedgerFiles } from './ledger.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
 import type { Progress } from '../io/progress.js';
+import type { RunResult } from './request.js';
 import { corruptionSets } from '../measure/corruptions.js';
-import { judgeWithIntervals, predictionShifts, shiftResults } from './verdicts.js';
+import { judgeWithIntervals } from './verdicts.js';
 import { batchPlan, judgedHead, type BatchPlan } from './exported.js';
-import { classChanges, evalRecord } from './ledgerFile.js';
 import type { Head } from '../onnx/head.js';
 
 export interface CompareRequest {
@@ -72,6 +68,7 @@ export interface MeasuredPair {
 /** Evaluate both models on the same data and time them interleaved; shared by compare and selftest. */
 export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, progress: Progress): Promise<MeasuredPair> {
   const { config } = req;
+  checkMeasureConfig(config);
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
   const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
   const data = loadFor(withInputs, req.data, false);
@@ -91,9 +88,9 @@ export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, 
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
   const measureConfig = { ...config, batchSizes, evalBatchSize: plan.evalBatch };
   const ctx = (i: number) => ({ data, shifts, denseWeights: prunableWeights(models[i].proto, opts), config: measureConfig, progress, provider: provider.provider, head });
-  const baseStep = await measureStep('base', `base model ${path.basename(req.base)}`, req.base, ctx(0));
-  const headStep = await measureStep('head', `head model ${path.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
-  progress.start('latency (base and head interleaved)', batchSizes.length * (config.latency.warmup + config.latency.runs));
+  const baseStep = await measureStep({ kind: 'base' }, `base model ${path.basename(req.base)}`, req.base, ctx(0));
+  const headStep = await measureStep({ kind: 'head' }, `head model ${path.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
+  progress.stage({ kind: 'latency', detail: 'base and head interleaved', total: batchSizes.length * (config.latency.warmup + config.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
@@ -109,46 +106,28 @@ export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, 
  * `compare`: the same measurements for two given models (no pruning), written as a ledger whose
  * steps are `base` and `head`, with head judged against base on confidence intervals.
  */
-export async function comparePipeline(req: CompareRequest, progress: Progress): Promise<{ ledger: Ledger; markdown: string; ledgerPath: string; markdownPath: string }> {
+export async function comparePipeline(req: CompareRequest, progress: Progress): Promise<RunResult> {
   const { config } = req;
   for (const p of [req.base, req.head]) if (!fs.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
   const m = await measurePair(req, progress);
-  const budgets = compareBudgets(req.budgets);
-  const changes = classChanges(m.base.step, m.head.step, m.base.preds.group, m.base.preds.classes);
-  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config, changes, true);
-  const model: ModelLedger = {
+  const judged = judgeWithIntervals(compareBudgets(req.budgets), m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config, true);
+  const model = buildModelLedger({
     model: req.base,
     pruned: req.head,
     method: 'compare',
-    target_sparsity: m.head.step.sparsity,
-    steps: [m.base.step, m.head.step],
-    budgets: judged.budgets,
-    verdict: judged.verdict,
-    class_changes: judged.classChanges,
-    eval: evalRecord(req.data, m.data, m.base.preds, m.judged, m.plan),
+    targetSparsity: m.head.step.sparsity,
+    steps: [m.base, m.head],
+    reference: m.base,
+    shipped: m.head,
+    judged,
+    data: { path: req.data, set: m.data },
+    head: m.judged,
+    plan: m.plan,
+    shifts: m.shifts,
+    config,
     ...(m.plan.note ? { notes: [m.plan.note] } : {}),
-    shifts: shiftResults(m.base, m.head, m.shifts, new Set(config.corruptions), config.confidence),
-    prediction_shift: predictionShifts(m.base, m.head, m.shifts),
-  };
-  const ledger: Ledger = {
-    schema: LEDGER_SCHEMA,
-    verdict: judged.verdict,
-    tool: { name: 'prune-guard', version: VERSION },
-    created_at: new Date().toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: m.provider.provider,
-      threads: config.latency.threads || os.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`,
-      ...(m.provider.note ? { notes: [m.provider.note] } : {}),
-    },
-    models: [model],
-  };
-  const markdown = renderMarkdown(ledger);
+  });
+  const ledger = ledgerEnvelope([model], measuredRuntime(m.provider, config));
   fs.mkdirSync(req.out, { recursive: true });
-  const ledgerPath = path.join(req.out, 'ledger.json');
-  const markdownPath = path.join(req.out, 'ledger.md');
-  writeFileAtomic(ledgerPath, ledgerJson(ledger));
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
+  return { ledger, ...writeLedgerFiles(req.out, ledger) };
 }

@@ -1,56 +1,39 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Config } from '../config/schema.js';
+import { checkConfig } from '../config/rules.js';
 import { loadDataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
-import { writeFileAtomic } from '../io/atomicWrite.js';
-import type { ModelLedger } from '../ledger/types.js';
-import { resolveProvider } from '../measure/provider.js';
+import type { Progress } from '../io/progress.js';
 import { corruptionSets } from '../measure/corruptions.js';
-import { judgeWithIntervals, predictionShifts, shiftResults } from './verdicts.js';
-import { loadModel, saveModel, setMetadata } from '../onnx/model.js';
-import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import { resolveProvider } from '../measure/provider.js';
+import { loadModel } from '../onnx/model.js';
 import { preflightModel } from '../onnx/preflight.js';
 import { modelInputs } from '../onnx/signature.js';
-import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
 import { resolveScope } from '../prune/resolveScope.js';
-import { checkSensitivityInputs } from '../prune/sensitivity/sensitivityPrune.js';
-import { checkRecoveryInputs, hasRecoverySteps, runRecovery, stepFile } from '../recover/runRecovery.js';
-import { checkRounds, pruneWithRounds, resolveCompare, resolveRounds } from '../recover/rounds.js';
+import { resolveRounds } from '../recover/rounds.js';
 import { VERSION } from '../version.js';
 import { runGradual } from './gradual.js';
-import { classChanges, evalRecord, writeLedger } from './ledgerFile.js';
+import { measuredRuntime } from './ledger.js';
+import { runOneShot } from './oneShot.js';
+import { checkQuantizeInputs } from './quantizeStep.js';
+import { runQuantizeOnly } from './quantizeOnly.js';
+import type { PipelineResult, RunRequest } from './request.js';
 import { batchPlan, judgedHead } from './exported.js';
 import { liftWeights, type LiftedBy } from '../onnx/liftedWeights.js';
 import { dataTypeName } from '../onnx/tensor.js';
-import { timeSteps } from './timeSteps.js';
-import { measureStep, type MeasuredStep } from './measureStep.js';
-import type { RunRequest, RunResult } from './request.js';
-import type { Progress } from '../io/progress.js';
-import { collectGarbage, releaseField } from './release.js';
-
-/** Recoveries this build implements; others are refused up front, never faked. */
-const IMPLEMENTED_RECOVERIES = new Set(['none', 'reconstruct', 'distill', 'command', 'auto']);
-
-function checkRequest(config: Config): void {
-  if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
-    throw new UserError(`--recovery ${config.recovery}: not available in prune-guard ${VERSION} yet; use --recovery none`);
-  }
-  if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
-}
 
 export function prunedPath(out: string, model: string): string {
   return path.join(out, `${path.basename(model).replace(/\.onnx$/i, '')}.pruned.onnx`);
 }
 
 /**
- * The whole `run` pipeline for one model: load, validate data, prune, save, then measure the dense
- * input and every saved artifact the same way, check budgets and write the ledger. Inputs are all
- * validated before anything is written, and every file is written atomically.
+ * The whole `run` pipeline for one model: load, validate data and every setting against each other,
+ * then the configured strategy (one shot, recovery rounds or a gradual schedule) prunes, recovers and
+ * saves into `req.out`, measures the dense input and every saved step the same way and judges the
+ * budgets. Returns the model's ledger record; the only files written are artifacts (the caller writes
+ * the ledger, see runGuarded). Inputs are all validated before anything is written.
  */
-export async function runPipeline(req: RunRequest, progress: Progress): Promise<RunResult> {
+export async function runPipeline(req: RunRequest, progress: Progress): Promise<PipelineResult> {
   let { config } = req;
-  checkRequest(config);
   const dense = loadModel(req.model);
   preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
@@ -76,101 +59,19 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   if (path.resolve(outPath) === path.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
-  checkRecoveryInputs(config, calib);
-  checkSensitivityInputs(config, calib);
-  checkRounds(config, calib);
+  // every setting checked against the others and the data, here and nowhere later
+  checkConfig({ ...config, scope: scope.scope }, { calib: !calib ? 'none' : calib.labels ? 'labelled' : 'unlabelled' });
+  checkQuantizeInputs(config, dense.proto, req);
 
   // before anything is written: a run that cannot measure where it was asked to must not leave files
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
   const exportNotes = [...(plan.note ? [plan.note] : []), ...liftedNotes(lifted)];
   for (const n of exportNotes) progress.note(n);
-  if (config.schedule === 'gradual') return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider, head, exportNotes, plan }, progress);
-  const target = targetSparsity(config);
-  // after every check, so a refused run still prints one line; falling back to global is today's behaviour, not news
-  if (scope.scope !== 'global' && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
-  const stamp = (model: ModelProto, scope: string = config.scope): void => {
-    setMetadata(model, {
-      'prune-guard.version': VERSION,
-      'prune-guard.method': config.method,
-      'prune-guard.scope': scope,
-      'prune-guard.target_sparsity': String(target),
-      'prune-guard.source': path.basename(req.model),
-    });
-    setMetadata(model, { 'prune-guard.recovery': config.recovery });
-  };
-  // recovery rounds prune and recover round by round, the last round included (its steps as in one shot)
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib: calib!, stepsDir: path.join(req.out, 'steps'), progress, files: { data: req.data, calib: req.calib }, stamp, head }, resolveCompare(config, rounds)) : undefined;
-  // scope auto may not spend longer measuring curves than recovery may spend refitting
-  const autoAnalysisSeconds = scope.reason && config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget : undefined;
-  const pruned = withRounds?.pruned ?? (await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress, head, ...(autoAnalysisSeconds !== undefined ? { autoAnalysisSeconds } : {}) }));
-  for (const n of pruned.notes) progress.note(n);
-  if (!withRounds) stamp(pruned.model, pruned.scope ?? config.scope);
-  fs.mkdirSync(req.out, { recursive: true });
-  // with recovery, every stage is kept under OUT/steps and the last one is copied to outPath
-  const stepsDir = path.join(req.out, 'steps');
-  const staged = hasRecoverySteps(config, calib);
-  const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, 'prune') : outPath);
-  if (staged) fs.mkdirSync(stepsDir, { recursive: true });
-  if (!withRounds) saveModel(pruned.model, pruneArtifact);
-  const recovery = withRounds?.recovery ?? (await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured, head }));
-  const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
-  // the shipped file must still hold the method's pattern after every recovery stage
-  // read as pruning saw it: weights behind a Cast lifted again
-  const shipped = loadModel(outPath).proto;
-  liftWeights(shipped);
-  const broken = pruned.verifySaved?.(shipped) ?? [];
-  if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join('; ')}`);
-  // from here on every number is read from the saved files: the parsed models (each about the file's
-  // size) would otherwise stay alive beside onnxruntime's own copies until the run ends
-  releaseField(dense, 'proto', 'the dense model');
-  releaseField(pruned, 'model', 'the pruned model');
-  // structured: the untied dense reference recovery refit toward is a third full copy
-  delete pruned.structured;
-  collectGarbage();
-
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider, head };
-  const denseStep = await measureStep('dense', 'input model, unchanged', req.model, ctx);
-  const measured: MeasuredStep[] = [denseStep];
-  // intermediate recovery rounds first, then the final round's prune and recovery as in one shot
-  for (const r of withRounds?.steps ?? []) {
-    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep.preds });
-    m.step.recovery = r.info;
-    measured.push(m);
-  }
-  measured.push(await measureStep('prune', pruned.description, pruneArtifact, { ...ctx, dense: denseStep.preds }));
-  for (const r of recovered) {
-    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep.preds });
-    m.step.recovery = r.info;
-    if (r.temperature) m.step.temperature = r.temperature;
-    measured.push(m);
-  }
-  if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
-
-  const samples = await timeSteps(measured, data, config, provider.provider, progress);
-  const steps = measured.map((m) => m.step);
-  const final = steps[steps.length - 1];
-  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, denseStep.preds.group, denseStep.preds.classes));
-  const { budgets, verdict } = judged;
-  const modelLedger: ModelLedger = {
-    model: req.model,
-    pruned: outPath,
-    method: config.method,
-    target_sparsity: target,
-    steps,
-    budgets,
-    verdict,
-    class_changes: judged.classChanges,
-    eval: evalRecord(req.data, data, denseStep.preds, head, plan),
-    ...(exportNotes.length + pruned.notes.length + recovery.notes.length > 0 ? { notes: [...exportNotes, ...pruned.notes, ...recovery.notes] } : {}),
-    shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
-    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
-    scope: pruned.scope ?? scope.scope,
-    ...(pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}),
-  };
-  return writeLedger(req, provider, modelLedger);
+  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds, head, plan, exportNotes };
+  const quantizeOnly = config.quantize !== 'none' && config.sparsity === 0;
+  const model = quantizeOnly ? await runQuantizeOnly(input, progress) : config.schedule === 'gradual' ? await runGradual(input, progress) : await runOneShot(input, progress);
+  return { model, runtime: measuredRuntime(provider, config) };
 }
 
 /** One line per kind of op the lifted weights were behind, for the progress log and the ledger's notes. */

@@ -14,7 +14,7 @@ import type { Progress } from '../io/progress.js';
  */
 export async function timeSteps(measured: readonly MeasuredStep[], data: Dataset, config: Config, provider: 'cpu' | 'cuda', progress: Progress): Promise<number[][][]> {
   const artifacts = measured.map((m) => m.step.artifact);
-  progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
+  progress.stage({ kind: 'latency', detail: `${artifacts.length} models interleaved`, total: config.batchSizes.length * (config.latency.warmup + config.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
   const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider }, (done) => progress.update(done));
   progress.stop();
@@ -25,7 +25,7 @@ export async function timeSteps(measured: readonly MeasuredStep[], data: Dataset
   const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
   measured.forEach((m, i) => {
     m.step.sparse_bytes = facts[i].sparseBytes;
-    m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i], denseSamples: samples[0][0], stepSamples: samples[i][0] });
+    m.step.funnel = speedFunnel({ dense: measured[0].step, denseFacts: facts[0], step: m.step, stepFacts: facts[i], denseSamples: samples[0][0], stepSamples: samples[i][0] });
   });
   for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider });
   return samples;
@@ -34,7 +34,7 @@ export async function timeSteps(measured: readonly MeasuredStep[], data: Dataset
 /** Primary-batch latency of dense and one candidate, interleaved: enough to judge a latency budget mid-schedule. */
 export async function timePair(dense: string, candidate: string, data: Dataset, config: Config, provider: 'cpu' | 'cuda', progress: Progress): Promise<{ reference: number[]; candidate: number[] }> {
   const batch = config.batchSizes[0];
-  progress.start('latency (dense and schedule step)', config.latency.warmup + config.latency.runs);
+  progress.stage({ kind: 'latency', detail: 'dense and schedule step', total: config.latency.warmup + config.latency.runs });
   const source = sliceBatch(data, 0, Math.min(data.count, batch));
   const samples = await measureInterleaved([dense, candidate], source, { ...config.latency, batchSizes: [batch], confidence: config.confidence, provider }, (done) => progress.update(done));
   progress.stop();

@@ -1,7 +1,8 @@
 import type { Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import { evaluateBudgets, overallVerdict, type ResolvedBudget } from '../ledger/budgets.js';
-import type { BudgetResult, ClassChange, DistributionShift, PredictionShift, ShiftResult, Verdict } from '../ledger/types.js';
+import type { BudgetResult, ClassChange, DistributionShift, PredictionShift, ShiftResult, Step, Verdict } from '../ledger/types.js';
+import { groupSupport } from '../measure/metrics.js';
 import type { Predictions } from '../onnx/runtime/classifier.js';
 import { chiSquareHomogeneity, kolmogorovSmirnov, populationStabilityIndex } from '../measure/stats/distribution.js';
 import { accuracyDropUncertainty, accuracyIntervals, annotateClassChanges, budgetUncertainty, type PairedMeasurements } from '../measure/stats/uncertainty.js';
@@ -13,10 +14,22 @@ export interface Judged {
   classChanges: ClassChange[];
 }
 
+/** Per-class (per-label) accuracy changes from the reference step to the candidate, largest drop first; `group` is each decision's class or label. */
+export function classChanges(reference: Step, candidate: Step, group: Int32Array, classes: number): ClassChange[] {
+  const support = groupSupport(group, classes);
+  const changes: ClassChange[] = [];
+  reference.per_class!.forEach((d, c) => {
+    const f = candidate.per_class![c];
+    if (d === null || f === null) return;
+    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
+  });
+  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
+}
+
 /**
  * Budgets of `candidate` against `reference` (dense vs final in `run`, base vs head in `compare`),
- * each judged on its confidence interval. Also writes Wilson intervals into both steps.
- * `latency` holds the primary-batch timed runs of the two models, paired by round.
+ * each judged on its confidence interval, and the per-class changes between them. Also writes Wilson
+ * intervals into both steps. `latency` holds the primary-batch timed runs of the two models, paired by round.
  */
 export function judgeWithIntervals(
   budgets: readonly ResolvedBudget[],
@@ -26,7 +39,6 @@ export function judgeWithIntervals(
   shifts: readonly { name: string; data: Dataset }[],
   latency: { reference: readonly number[]; candidate: readonly number[] } | undefined,
   config: Config,
-  classChanges: ClassChange[],
   compareMode = false,
 ): Judged {
   // per-class statistics are taken per reporting group: the true class, or the label of a multi-label model
@@ -53,7 +65,7 @@ export function judgeWithIntervals(
   return {
     budgets: results,
     verdict: overallVerdict(results.map((b) => b.verdict)),
-    classChanges: annotateClassChanges(classChanges, paired, classLimit),
+    classChanges: annotateClassChanges(classChanges(reference.step, candidate.step, groups, reference.preds.classes), paired, classLimit),
   };
 }
 

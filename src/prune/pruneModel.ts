@@ -2,6 +2,7 @@ import { DEFAULT_CONFIG, type ConcreteScope, type Config } from '../config/schem
 import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import { topUpMagnitude } from './hybrid.js';
 import { magnitudePrune } from './magnitude.js';
 import { nmPrune, parseNM, verifyNM, type NMPattern } from './nm.js';
 import { prunableWeights, type PrunableWeight } from './prunable.js';
@@ -11,7 +12,7 @@ import type { SensitivityInfo } from './sensitivity/types.js';
 import type { Progress } from '../io/progress.js';
 import type { Head } from '../onnx/head.js';
 import { AnalysisOverBudget } from './sensitivity/sensitivityCurves.js';
-import { checkSensitivityInputs, sensitivityPrune } from './sensitivity/sensitivityPrune.js';
+import { sensitivityPrune } from './sensitivity/sensitivityPrune.js';
 import { describeStructured } from './structured/describe.js';
 import type { KeptChannels } from './structured/keptChannels.js';
 import { structuredPrune } from './structured/structuredPrune.js';
@@ -97,31 +98,6 @@ function pruneNM(dense: ModelProto, weights: PrunableWeight[], config: Config, {
   };
 }
 
-/** A cap below the target cannot be met by any allocation, and other scopes ignore it: refuse rather than silently differ. */
-function checkLayerCap(config: Config): void {
-  if (config.maxLayerSparsity < 1 && config.scope !== 'global') {
-    throw new UserError(`--max-layer-sparsity: caps what one global threshold takes from a layer, but --scope ${config.scope} sets every layer's ratio itself; use --scope global or drop the cap`);
-  }
-  if (config.maxLayerSparsity < 1 && config.maxLayerSparsity < config.sparsity) {
-    throw new UserError(`--max-layer-sparsity ${config.maxLayerSparsity}: below --sparsity ${config.sparsity}, so no allocation reaches the target; raise it to at least ${config.sparsity}`);
-  }
-}
-
-/**
- * `--criterion sparsegpt` moves the mask during reconstruction, keeping each layer's zero count: it
- * exists only for unstructured pruning with a recovery that reconstructs.
- */
-function checkSparseGPT(config: Config, calib: Dataset | undefined): void {
-  if (config.criterion !== 'sparsegpt') return;
-  if (config.method !== 'unstructured') {
-    throw new UserError(`--criterion sparsegpt: re-chooses unstructured masks during reconstruction, not --method ${config.method}; use --method unstructured, or --criterion l1`);
-  }
-  if (config.recovery !== 'reconstruct' && config.recovery !== 'auto') {
-    throw new UserError(`--criterion sparsegpt: the mask is chosen by the reconstruction step, but --recovery is ${config.recovery}; use --recovery reconstruct or auto`);
-  }
-  if (!calib) throw new UserError('--criterion sparsegpt: needs calibration data to choose the mask on; pass --calib calib.npz');
-}
-
 /** The pruning stage: one method, chosen by config, applied to a copy of the dense model. */
 export async function pruneModel(dense: ModelProto, requested: Config, ctx: PruneContext): Promise<PruneOutcome> {
   // callers other than the pipeline (which resolves first, for its checks and the ledger) may pass `auto`
@@ -136,9 +112,6 @@ async function pruneWithScope(dense: ModelProto, config: Config & { scope: Concr
   if (weights.length === 0) {
     throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
-  checkSparseGPT(config, ctx.calib);
-  checkSensitivityInputs(config, ctx.calib);
-  checkLayerCap(config);
   if (config.scope === 'sensitivity' || config.scope === 'sensitivity-macs') return pruneBySensitivity(dense, weights, config, ctx);
   const nm = parseNM(config.method);
   if (nm) return pruneNM(dense, weights, config, nm);
@@ -170,13 +143,9 @@ async function pruneWithScope(dense: ModelProto, config: Config & { scope: Concr
       let model = r.model;
       if (config.method === 'hybrid') {
         const removed = countSparsity(model, weights).overall;
-        const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
-        const restTotal = rest.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const denseTotal = weights.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const extra = Math.max(0, config.sparsity * denseTotal - (denseTotal - restTotal));
-        const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-        model = magnitudePrune(model, rest, frac, config.scope).model;
-        description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
+        const topUp = topUpMagnitude(model, weights, config.sparsity, config, config.scope);
+        model = topUp.model;
+        description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(topUp.fraction * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
       return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept } };
     }
@@ -196,7 +165,7 @@ async function pruneBySensitivity(dense: ModelProto, weights: PrunableWeight[], 
       method, sparsity: config.sparsity, calib: ctx.calib!, weights, config, perMac: config.scope === 'sensitivity-macs', ...(ctx.head ? { head: ctx.head } : {}),
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total) => {
-        if (!started) ctx.progress?.start(`sensitivity curves (${method}, ${total} ${method === 'unstructured' ? 'layers' : 'groups'})`, total);
+        if (!started) ctx.progress?.stage({ kind: 'sensitivity', detail: `${method}, ${total} ${method === 'unstructured' ? 'layers' : 'groups'}`, total });
         started = true;
         ctx.progress?.update(done);
       },

@@ -1,8 +1,8 @@
 import { takeSamples, type Dataset } from '../data/dataset.js';
 import { GraphIndex } from '../onnx/graph.js';
-import { cloneModel } from '../onnx/model.js';
+import { ModelEditor } from '../onnx/edit.js';
 import type { ModelProto, NodeProto } from '../onnx/proto/onnx_pb.js';
-import { makeFloatTensor, setTensorFloat32, tensorToFloat32 } from '../onnx/tensor.js';
+import { tensorToFloat32 } from '../onnx/tensor.js';
 import { inverseHessian, matmul } from './linalg.js';
 import { linearLayer, setWeightRows, weightRows, type LinearLayer } from './layers.js';
 import { adaptiveMaskSweep, fixedMaskSweep } from './obs.js';
@@ -14,7 +14,8 @@ import { sessionFromModel, streamActivations } from '../onnx/runtime/session.js'
 import { crossGram, timesTransposed } from '../onnx/runtime/gemm.js';
 import { captureSamplesThatFit, columnBlocks, macsBefore, nodeMacsOf, PRIOR_FLOPS_PER_SECOND, refitBytes, refitFlops, secondsLeft } from './bounds.js';
 import { boundedBatch } from '../onnx/runtime/activationBudget.js';
-import { graphUpTo } from './subgraph.js';
+import { graphUpTo } from '../onnx/subgraph.js';
+import type { LayerSkip } from './refusals.js';
 
 export interface ReconstructOptions {
   /** ridge added to H's diagonal, as a fraction of its mean diagonal (SparseGPT uses 0.01) */
@@ -69,7 +70,7 @@ export interface ReconstructResult {
   model: ModelProto;
   layers: LayerRefit[];
   /** layers left as they were, and why */
-  skipped: { weight: string; reason: string }[];
+  skipped: { weight: string; reason: LayerSkip }[];
   /** layers whose input was captured on fewer calibration samples to fit the time left */
   subsampled: { weight: string; samples: number }[];
 }
@@ -92,12 +93,13 @@ export interface ReconstructResult {
  * what is left before `deadline`, so a layer is never started that cannot finish in time.
  */
 export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights: readonly string[], calib: Dataset, opts: ReconstructOptions = DEFAULT_RECONSTRUCT): Promise<ReconstructResult> {
-  const model = cloneModel(pruned);
+  const ed = ModelEditor.copyOf(pruned);
+  const model = ed.model;
   const pIndex = new GraphIndex(model.graph!);
   const dIndex = new GraphIndex(dense.graph!);
   const wanted = new Set(weights);
   const plans: { p: LinearLayer; d: LinearLayer; node: NodeProto; rows: Int32Array }[] = [];
-  const skipped: { weight: string; reason: string }[] = [];
+  const skipped: { weight: string; reason: LayerSkip }[] = [];
   for (const node of pIndex.order) {
     const w = node.input.find((i) => wanted.has(i));
     if (!w) continue;
@@ -105,21 +107,21 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
     const p = linearLayer(pIndex, w);
     const d = linearLayer(dIndex, w);
     if (typeof p === 'string' || typeof d === 'string') {
-      skipped.push({ weight: w, reason: typeof p === 'string' ? p : `dense model: ${d as string}` });
+      skipped.push({ weight: w, reason: { kind: 'unpaired', why: typeof p === 'string' ? p : `dense model: ${d as string}` } });
       continue;
     }
     if (p.input !== d.input) {
-      skipped.push({ weight: w, reason: 'reads a different tensor than the dense layer' });
+      skipped.push({ weight: w, reason: { kind: 'unpaired', why: 'reads a different tensor than the dense layer' } });
       continue;
     }
     const rows = denseRowsOf(p, d, opts.kept);
     if (typeof rows === 'string') {
-      skipped.push({ weight: w, reason: rows });
+      skipped.push({ weight: w, reason: { kind: 'unpaired', why: rows } });
       continue;
     }
     plans.push({ p, d, node, rows });
   }
-  for (const w of wanted) skipped.push({ weight: w, reason: 'not found in the pruned model' });
+  for (const w of wanted) skipped.push({ weight: w, reason: { kind: 'unpaired', why: 'not found in the pruned model' } });
 
   // the time bound: capture cost from multiply-accumulates at the speed the last capture ran (or the
   // caller's measured full pass), solve cost from its flop count at the speed the last solve ran
@@ -138,13 +140,13 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
     const blocks = columnBlocks(cp, cd === cp, opts.maxBlock);
     const bytes = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
     if (bytes > opts.maxRefitBytes) {
-      skipped.push({ weight: p.weight, reason: `its refit needs about ${mb(bytes)} MB (Gram matrices of ${cp} x ${cp} and ${cd} x ${cp} columns), over the ${mb(opts.maxRefitBytes)} MB refit bound` });
+      skipped.push({ weight: p.weight, reason: { kind: 'memory', bytes, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
       continue;
     }
     // checked after memory, so a layer that could never be refit says so whatever the time left
     const left = secondsLeft(opts.deadline);
     if (left <= 0) {
-      skipped.push({ weight: p.weight, reason: 'recovery-time-budget reached' });
+      skipped.push({ weight: p.weight, reason: { kind: 'time' } });
       continue;
     }
     const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
@@ -156,7 +158,7 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
     const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
     const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureSeconds, solveSeconds, secondsLeft: left });
     if (samples === null) {
-      skipped.push({ weight: p.weight, reason: `estimated ${(captureSeconds + solveSeconds).toFixed(0)} s (capturing its input on ${calib.count} samples from both models, then the solve), more than the ${left.toFixed(0)} s left of recovery-time-budget, even on fewer samples` });
+      skipped.push({ weight: p.weight, reason: { kind: 'time', estimate: { seconds: captureSeconds + solveSeconds, samples: calib.count, leftSeconds: left } } });
       continue;
     }
     const input = samples < calib.count ? evenlySpaced(calib, samples) : calib;
@@ -172,7 +174,7 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
       continue;
     }
     const t1 = performance.now();
-    layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, rows, dc.patches, pc.patches, opts));
+    layers.push(await refitLayer(ed, pIndex, dIndex, node, p, d, rows, dc.patches, pc.patches, opts));
     const solved = (performance.now() - t1) / 1000;
     // short solves are dominated by onnxruntime calls and timer noise, not the loops the estimate counts
     if (solved > 1) flopsPerSecond = flops / solved;
@@ -190,8 +192,6 @@ function evenlySpaced(calib: Dataset, n: number): Dataset {
 
 /** samples per onnxruntime run while capturing, before the activation bound cuts it */
 const CAPTURE_BATCH = 128;
-
-const mb = (bytes: number): string => (bytes / 2 ** 20).toFixed(0);
 
 /**
  * A layer's input on the calibration set, reduced as it streams by: the sampled patches the refit
@@ -294,7 +294,7 @@ export function denseRowsOf(p: LinearLayer, d: LinearLayer, kept: KeptChannels |
 
 type Patches = ReturnType<PatchSampler['result']>;
 
-async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIndex, node: NodeProto, p: LinearLayer, d: LinearLayer, rowMap: Int32Array, dPatches: Patches, pPatches: Patches, opts: ReconstructOptions): Promise<LayerRefit> {
+async function refitLayer(ed: ModelEditor, pIndex: GraphIndex, dIndex: GraphIndex, node: NodeProto, p: LinearLayer, d: LinearLayer, rowMap: Int32Array, dPatches: Patches, pPatches: Patches, opts: ReconstructOptions): Promise<LayerRefit> {
   const withBias = p.biasRefit && d.biasRefit;
   const pw = pIndex.initializers.get(p.weight)!;
   const dValues = tensorToFloat32(dIndex.initializers.get(d.weight)!);
@@ -357,10 +357,10 @@ async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIn
     setWeightRows(p, pValues, g, strip(refit, p.rows, cp, withBias));
     if (withBias) for (let r = 0; r < p.rows; r++) pBias[g * p.rows + r] = refit[r * cp + cp - 1];
   }
-  setTensorFloat32(pw, pValues);
+  ed.replaceInitializer(pw.name, pValues);
   if (withBias) {
-    if (p.bias) setTensorFloat32(pIndex.initializers.get(p.bias)!, pBias);
-    else addBias(model, pIndex, node, p, pBias);
+    if (p.bias) ed.replaceInitializer(p.bias, pBias);
+    else addBias(ed, node, p, pBias);
   }
   const rel = (e: number) => (norm > 0 ? Math.sqrt(Math.max(0, e) / norm) : 0);
   return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after), damp: Math.max(...damps) };
@@ -499,11 +499,8 @@ function rowErrors(yd: Float64Array, y: Float64Array, rows: number): { error: Fl
   return { error, norm };
 }
 
-/** Give a bias-less Conv/Gemm the refit bias as a new initializer input. */
-function addBias(model: ModelProto, index: GraphIndex, node: NodeProto, layer: LinearLayer, bias: Float32Array): void {
-  let name = `${layer.weight}.prune_guard_bias`;
-  for (let k = 1; index.initializers.has(name) || index.producer.has(name); k++) name = `${layer.weight}.prune_guard_bias${k}`;
-  model.graph!.initializer.push(makeFloatTensor(name, [bias.length], bias));
-  while (node.input.length < 2) node.input.push('');
-  node.input[2] = name;
+/** Give a bias-less Conv/Gemm the refit bias as a new initializer input, in the weight's element type (the op needs them alike). */
+function addBias(ed: ModelEditor, node: NodeProto, layer: LinearLayer, bias: Float32Array): void {
+  const type = ed.initializer(layer.weight)!.dataType;
+  ed.setInput(node, 2, ed.addFloatInitializer(`${layer.weight}.prune_guard_bias`, [bias.length], bias, type));
 }

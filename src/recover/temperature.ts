@@ -1,15 +1,14 @@
 import { boundedBatch } from '../onnx/runtime/activationBudget.js';
-import { create } from '@bufbuild/protobuf';
 import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import { defaultHead, evaluateClassifier, type Predictions } from '../onnx/runtime/classifier.js';
 import type { Head } from '../onnx/head.js';
 import { elementTypes } from '../onnx/elementTypes.js';
 import { expectedCalibrationError } from '../onnx/runtime/scores.js';
+import { ModelEditor } from '../onnx/edit.js';
 import { GraphIndex } from '../onnx/graph.js';
-import { cloneModel } from '../onnx/model.js';
-import { NodeProtoSchema, type ModelProto } from '../onnx/proto/onnx_pb.js';
-import { DataType, makeTypedFloatTensor } from '../onnx/tensor.js';
+import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import { DataType } from '../onnx/tensor.js';
 import { sessionFromModel } from '../onnx/runtime/session.js';
 
 export interface TemperatureFit {
@@ -102,26 +101,11 @@ export async function calibrateTemperature(model: ModelProto, calib: Dataset, th
  * its name; the divisor has the scores' own element type, so a float16 model stays valid.
  */
 export function bakeTemperature(model: ModelProto, temperature: number, head: Head = defaultHead(model)): ModelProto {
-  const out = cloneModel(model);
-  const g = out.graph!;
-  const index = new GraphIndex(g);
+  const ed = ModelEditor.copyOf(model);
   const target = head.scores;
-  const producer = index.producer.get(target);
-  if (!producer) throw new UserError(`--bake-temperature: the scores '${target}' of output '${head.output}' are not produced by a node; cannot insert the scaling`);
-  const taken = new Set([...index.producer.keys(), ...index.initializers.keys(), ...g.input.map((i) => i.name)]);
-  const unique = (base: string) => {
-    let name = base;
-    for (let k = 1; taken.has(name); k++) name = `${base}${k}`;
-    taken.add(name);
-    return name;
-  };
-  const type = elementTypes(index).get(target) ?? DataType.FLOAT;
-  const unscaled = unique(`${target}_before_temperature`);
-  const tName = unique('prune_guard_temperature');
-  producer.output[producer.output.indexOf(target)] = unscaled;
-  g.initializer.push(makeTypedFloatTensor(tName, type, [], Float32Array.of(temperature)));
-  const div = create(NodeProtoSchema, { name: unique('prune_guard_temperature_scaling'), opType: 'Div', input: [unscaled, tName], output: [target] });
-  // keep topological order: right after the producer
-  g.node.splice(g.node.indexOf(producer) + 1, 0, div);
-  return out;
+  if (!ed.producer(target)) throw new UserError(`--bake-temperature: the scores '${target}' of output '${head.output}' are not produced by a node; cannot insert the scaling`);
+  const type = elementTypes(new GraphIndex(ed.graph)).get(target) ?? DataType.FLOAT;
+  const t = ed.addFloatInitializer('prune_guard_temperature', [], Float32Array.of(temperature), type);
+  ed.insertAfter(target, { opType: 'Div', inputs: [target, t], name: 'prune_guard_temperature_scaling' }, `${target}_before_temperature`);
+  return ed.model;
 }

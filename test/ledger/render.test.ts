@@ -126,9 +126,9 @@ describe('where the speed went', () => {
     for (const method of ['unstructured', '2:4']) {
       const md = renderMarkdown({ ...sampleLedger(), models: [withFunnel(method, { speedup: 1.02, efficiency: 1.02 * 0.21, p_value: 0.41, speed: 'unchanged' })] });
       expect(md).toContain('**Where the speed went**');
-      expect(md).toContain('| Step | Nonzero params | MACs run | MACs with nonzero weight | Ideal speedup | p50 ms | p95 ms | Speedup (p50) | Efficiency |');
-      expect(md).toContain('| prune | 20.0% | 100.0% | 21.0% | 4.76x | 0.22 | 0.31 | 1.02x (within noise, p=0.410) | 21% |');
-      expect(md).toContain('| dense | 100.0% | 100.0% | 100.0% | 1.00x | 0.42 | 0.50 | baseline | — |');
+      expect(md).toContain('| Step | Nonzero params | MACs run | MACs with nonzero weight | Weight bytes | Ideal speedup | p50 ms | p95 ms | Speedup (p50) | Efficiency |');
+      expect(md).toContain('| prune | 20.0% | 100.0% | 21.0% | — | 4.76x | 0.22 | 0.31 | 1.02x (within noise, p=0.410) | 21% |');
+      expect(md).toContain('| dense | 100.0% | 100.0% | 100.0% | — | 1.00x | 0.42 | 0.50 | baseline | — |');
       expect(md).toMatch(/onnxruntime on CPU does not exploit .*sparsity: .* the ideal 4\.76x is not reached here \(measured 1\.02x, within noise\)/);
       expect(md).toContain('| prune | 1.91 MiB | 146.5 KiB | 107.4 KiB |');
     }

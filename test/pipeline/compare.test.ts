@@ -7,7 +7,7 @@ import type { Ledger } from '../../src/ledger/types.js';
 import { validateLedger } from '../../src/ledger/validateLedger.js';
 import { compareBudgets, comparePipeline } from '../../src/pipeline/compare.js';
 import { silentProgress } from '../../src/io/progress.js';
-import { runPipeline } from '../../src/pipeline/run.js';
+import { runGuarded } from '../../src/pipeline/guardedRun.js';
 import { renderSelftest, selftest } from '../../src/pipeline/selftest.js';
 import { fixture, tempDir } from '../support/fixtures.js';
 
@@ -63,8 +63,8 @@ describe('compare: a model against itself (A/A)', () => {
 describe('run with a user shift set and two built-in corruptions', () => {
   it('shows accuracy, drop with interval and the gap change on every set', async () => {
     const out = tempDir();
-    const budgets = resolveBudgets({ 'shift-accuracy-drop': 0.05 }, []);
-    const r = await runPipeline(
+    const budgets = resolveBudgets({ 'shift-accuracy-drop': { limit: 0.05, written: '5pt' } }, []);
+    const r = await runGuarded(
       { model: fixture('mlp.onnx'), data: fixture('fmnist-calib.npz'), shifts: [{ name: 'rotate', path: fixture('fmnist-shift-rotate.npz') }], out, budgets, config: { ...config, sparsity: 0.8, corruptions: ['gaussian-noise:3', 'contrast:4'] } },
       silentProgress,
     );
@@ -115,7 +115,7 @@ describe('a shift set without labels', () => {
 describe('compare budgets', () => {
   it('keeps a configured latency-regression limit and adds the default otherwise', () => {
     expect(compareBudgets(resolveBudgets({}, [])).map((b) => b.name)).toEqual(['accuracy-drop', 'class-accuracy-drop', 'ece-increase', 'latency-regression']);
-    expect(compareBudgets(resolveBudgets({ 'latency-regression': 0.2 }, [])).find((b) => b.name === 'latency-regression')!.limit).toBe(0.2);
+    expect(compareBudgets(resolveBudgets({ 'latency-regression': { limit: 0.2, written: '20%' } }, [])).find((b) => b.name === 'latency-regression')!.limit).toBe(0.2);
   });
 });
 

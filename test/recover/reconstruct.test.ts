@@ -12,7 +12,9 @@ import { calibScore } from '../../src/recover/calibScore.js';
 import { linearLayer } from '../../src/recover/layers.js';
 import { layerPatches } from '../../src/recover/patches.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from '../../src/recover/reconstruct.js';
-import { captureActivations, sessionFromModel, withExtraOutputs } from '../../src/onnx/runtime/session.js';
+import { captureActivations, sessionFromModel } from '../../src/onnx/runtime/session.js';
+import { withExtraOutputs } from '../../src/onnx/subgraph.js';
+import { layerSkipText } from '../../src/recover/refusals.js';
 import { fixture } from '../support/fixtures.js';
 
 const ALL = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
@@ -133,6 +135,7 @@ describe('reconstruct with a spent time budget', () => {
     const pruned = magnitudePrune(model, weights, 0.5, 'global').model;
     const r = await reconstruct(model, pruned, weights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, maxPatches: 1024, maxBlock: 1024, threads: 0, deadline: 0 });
     expect(r.layers).toEqual([]);
-    expect(r.skipped.map((s) => s.reason)).toEqual(weights.map(() => 'recovery-time-budget reached'));
+    expect(r.skipped.map((s) => s.reason)).toEqual(weights.map(() => ({ kind: 'time' })));
+    expect(r.skipped.map((s) => layerSkipText(s.reason))).toEqual(weights.map(() => 'recovery-time-budget reached'));
   });
 });

@@ -1,19 +1,14 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { create } from '@bufbuild/protobuf';
 import type { Dataset } from '../../data/dataset.js';
 import { sliceBatch } from '../../data/dataset.js';
-import { GraphIndex } from '../graph.js';
-import { elementTypes } from '../elementTypes.js';
-import { inferShapes } from '../shapes.js';
 import { runBatches, sessionFixedBatch } from './batches.js';
 import { onnxruntime, type Ort, type OrtSession } from './ort.js';
-import { cloneModel, saveModel, serializeModel } from '../model.js';
+import { saveModel, serializeModel } from '../model.js';
 import { onInterrupt } from '../../io/cleanup.js';
 import { describe, UserError } from '../../errors.js';
-import { TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema, type ModelProto, type ValueInfoProto } from '../proto/onnx_pb.js';
-import { DataType } from '../tensor.js';
+import type { ModelProto } from '../proto/onnx_pb.js';
 
 /**
  * A session over a model proto (recovery works on models that are not files yet). A big model goes to
@@ -70,40 +65,6 @@ function weightBytes(model: ModelProto): number {
   let total = 0;
   for (const t of model.graph?.initializer ?? []) total += t.rawData.byteLength + 4 * t.floatData.length;
   return total;
-}
-
-/**
- * A copy of `model` that also outputs the named intermediate tensors, so one run yields the activations a
- * layer sees. Each is declared with its own element type (a float16 model's activations are float16).
- * onnxruntime keeps a fetched tensor alive, which also stops it from fusing it away.
- */
-export function withExtraOutputs(model: ModelProto, tensors: readonly string[]): ModelProto {
-  const copy = cloneModel(model);
-  const g = copy.graph!;
-  const have = new Set(g.output.map((o) => o.name));
-  const index = new GraphIndex(g);
-  const types = elementTypes(index);
-  const shapes = inferShapes(index, 1).shapes;
-  for (const name of tensors) {
-    if (have.has(name)) continue;
-    have.add(name);
-    g.output.push(tensorValueInfo(name, types.get(name) ?? DataType.FLOAT, batchedDims(shapes.get(name))));
-  }
-  return copy;
-}
-
-/** Per-sample dims as a graph output declares them: the first is the (symbolic) batch. */
-export function batchedDims(dims: readonly number[] | undefined): (number | string)[] | undefined {
-  return dims && dims.length > 0 ? ['batch', ...dims.slice(1)] : undefined;
-}
-
-/** A graph output of the given element type, with its shape when known (numbers fixed, strings symbolic). */
-export function tensorValueInfo(name: string, elemType: number, dims?: readonly (number | string)[]): ValueInfoProto {
-  const shape = dims ? { dim: dims.map((d) => ({ value: typeof d === 'number' ? { case: 'dimValue' as const, value: BigInt(d) } : { case: 'dimParam' as const, value: d } })) } : undefined;
-  return create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, { value: { case: 'tensorType', value: create(TypeProto_TensorSchema, { elemType, ...(shape ? { shape: shape as never } : {}) }) } }),
-  });
 }
 
 export interface Activation {

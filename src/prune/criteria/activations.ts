@@ -3,7 +3,7 @@ import { onnxruntime } from '../../onnx/runtime/ort.js';
 import { serializeModel } from '../../onnx/model.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
 import { runBatches } from '../../onnx/runtime/batches.js';
-import { withExtraOutputs } from '../../onnx/runtime/session.js';
+import { withExtraOutputs } from '../../onnx/subgraph.js';
 
 /**
  * Mean |x| per index of one axis for each named intermediate tensor, over calibration samples. The

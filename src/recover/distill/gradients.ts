@@ -356,7 +356,7 @@ const maxPool: GradRule = (c) => {
   }
   if (overlapping && b.opset < 16) needsOpset(c, 'ScatterElements with reduction (opset 16) for overlapping windows');
   // the Indices output (flat positions over the whole input tensor) routes each gradient to its argmax
-  if (!node.output[1]) node.output[1] = b.fresh('maxpool_indices');
+  if (!node.output[1]) b.editor.setOutput(node, 1, b.fresh('maxpool_indices'));
   const zeros = b.op('ConstantOfShape', [b.int64s([numel(xs)])], { value: { tensor: zeroTensor() } });
   const scatter = b.op('ScatterElements', [zeros, b.reshape(node.output[1], [-1]), b.reshape(c.dy[0]!, [-1])], overlapping ? { axis: 0, reduction: 'add' } : { axis: 0 });
   return [b.reshape(scatter, xs)];

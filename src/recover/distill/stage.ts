@@ -29,7 +29,7 @@ export interface DistillSkipped {
  */
 export async function distillStage(dense: ModelProto, current: ModelProto, calib: Dataset, masked: readonly string[], config: Config, progress: Progress, opts: { optional: boolean; deadline?: number; head?: Head }): Promise<DistillStage | DistillSkipped> {
   const t0 = performance.now();
-  progress.note('recovery: distillation toward the dense model on the calibration set');
+  progress.stage({ kind: 'recover', work: 'distill', detail: 'distillation toward the dense model on the calibration set' });
   let result: DistillResult;
   try {
     result = await distill(dense, current, calib, new Set(masked), {
