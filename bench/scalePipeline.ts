@@ -59,6 +59,7 @@ const progress: Progress = {
   },
   update() {},
   stop() {},
+  output: (text) => process.stderr.write(text),
 };
 
 const config: Config = {

@@ -1217,8 +1217,8 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path20 = __require("node:path");
-    var fs22 = __require("node:fs");
+    var path24 = __require("node:path");
+    var fs26 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2212,7 +2212,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs22.existsSync(executableFile)) return;
+        if (fs26.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2230,11 +2230,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
-          const localBin = path20.resolve(baseDir, baseName2);
-          if (fs22.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path20.extname(baseName2))) return void 0;
+          const localBin = path24.resolve(baseDir, baseName2);
+          if (fs26.existsSync(localBin)) return localBin;
+          if (sourceExt.includes(path24.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs22.existsSync(`${localBin}${ext}`)
+            (ext) => fs26.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2246,21 +2246,21 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs22.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs26.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path20.resolve(
-            path20.dirname(resolvedScriptPath),
+          executableDir = path24.resolve(
+            path24.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path20.basename(
+            const legacyName = path24.basename(
               this._scriptPath,
-              path20.extname(this._scriptPath)
+              path24.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path20.extname(executableFile));
+        launchWithNode = sourceExt.includes(path24.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path20.basename(filename, path20.extname(filename));
+        this._name = path24.basename(filename, path24.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path21) {
-        if (path21 === void 0) return this._executableDir;
-        this._executableDir = path21;
+      executableDir(path25) {
+        if (path25 === void 0) return this._executableDir;
+        this._executableDir = path25;
         return this;
       }
       /**
@@ -3705,17 +3705,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path20) {
-      const ctrl = callVisitor(key, node, visitor, path20);
+    function visit_(key, node, visitor, path24) {
+      const ctrl = callVisitor(key, node, visitor, path24);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path20, ctrl);
-        return visit_(key, ctrl, visitor, path20);
+        replaceNode(key, path24, ctrl);
+        return visit_(key, ctrl, visitor, path24);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path20 = Object.freeze(path20.concat(node));
+          path24 = Object.freeze(path24.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path20);
+            const ci = visit_(i2, node.items[i2], visitor, path24);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3726,13 +3726,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path20 = Object.freeze(path20.concat(node));
-          const ck = visit_("key", node.key, visitor, path20);
+          path24 = Object.freeze(path24.concat(node));
+          const ck = visit_("key", node.key, visitor, path24);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path20);
+          const cv = visit_("value", node.value, visitor, path24);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3753,17 +3753,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path20) {
-      const ctrl = await callVisitor(key, node, visitor, path20);
+    async function visitAsync_(key, node, visitor, path24) {
+      const ctrl = await callVisitor(key, node, visitor, path24);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path20, ctrl);
-        return visitAsync_(key, ctrl, visitor, path20);
+        replaceNode(key, path24, ctrl);
+        return visitAsync_(key, ctrl, visitor, path24);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path20 = Object.freeze(path20.concat(node));
+          path24 = Object.freeze(path24.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path20);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path24);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3774,13 +3774,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path20 = Object.freeze(path20.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path20);
+          path24 = Object.freeze(path24.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path24);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path20);
+          const cv = await visitAsync_("value", node.value, visitor, path24);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3807,23 +3807,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path20) {
+    function callVisitor(key, node, visitor, path24) {
       if (typeof visitor === "function")
-        return visitor(key, node, path20);
+        return visitor(key, node, path24);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path20);
+        return visitor.Map?.(key, node, path24);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path20);
+        return visitor.Seq?.(key, node, path24);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path20);
+        return visitor.Pair?.(key, node, path24);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path20);
+        return visitor.Scalar?.(key, node, path24);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path20);
+        return visitor.Alias?.(key, node, path24);
       return void 0;
     }
-    function replaceNode(key, path20, node) {
-      const parent = path20[path20.length - 1];
+    function replaceNode(key, path24, node) {
+      const parent = path24[path24.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4435,10 +4435,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path20, value) {
+    function collectionFromPath(schema, path24, value) {
       let v = value;
-      for (let i2 = path20.length - 1; i2 >= 0; --i2) {
-        const k = path20[i2];
+      for (let i2 = path24.length - 1; i2 >= 0; --i2) {
+        const k = path24[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4457,7 +4457,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path20) => path20 == null || typeof path20 === "object" && !!path20[Symbol.iterator]().next().done;
+    var isEmptyPath = (path24) => path24 == null || typeof path24 === "object" && !!path24[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4487,11 +4487,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path20, value) {
-        if (isEmptyPath(path20))
+      addIn(path24, value) {
+        if (isEmptyPath(path24))
           this.add(value);
         else {
-          const [key, ...rest] = path20;
+          const [key, ...rest] = path24;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4505,8 +4505,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path20) {
-        const [key, ...rest] = path20;
+      deleteIn(path24) {
+        const [key, ...rest] = path24;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4520,8 +4520,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path20, keepScalar) {
-        const [key, ...rest] = path20;
+      getIn(path24, keepScalar) {
+        const [key, ...rest] = path24;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4539,8 +4539,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path20) {
-        const [key, ...rest] = path20;
+      hasIn(path24) {
+        const [key, ...rest] = path24;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4550,8 +4550,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path20, value) {
-        const [key, ...rest] = path20;
+      setIn(path24, value) {
+        const [key, ...rest] = path24;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -7066,9 +7066,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path20, value) {
+      addIn(path24, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path20, value);
+          this.contents.addIn(path24, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -7143,14 +7143,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path20) {
-        if (Collection.isEmptyPath(path20)) {
+      deleteIn(path24) {
+        if (Collection.isEmptyPath(path24)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path20) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path24) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7165,10 +7165,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path20, keepScalar) {
-        if (Collection.isEmptyPath(path20))
+      getIn(path24, keepScalar) {
+        if (Collection.isEmptyPath(path24))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path20, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path24, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7179,10 +7179,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path20) {
-        if (Collection.isEmptyPath(path20))
+      hasIn(path24) {
+        if (Collection.isEmptyPath(path24))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path20) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path24) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7199,13 +7199,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path20, value) {
-        if (Collection.isEmptyPath(path20)) {
+      setIn(path24, value) {
+        if (Collection.isEmptyPath(path24)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path20), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path24), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path20, value);
+          this.contents.setIn(path24, value);
         }
       }
       /**
@@ -7591,10 +7591,10 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start, key, sep: sep2, value } = collItem;
+        const { start, key, sep: sep3, value } = collItem;
         const keyProps = resolveProps.resolveProps(start, {
           indicator: "explicit-key-ind",
-          next: key ?? sep2?.[0],
+          next: key ?? sep3?.[0],
           offset,
           onError,
           parentIndent: bm.indent,
@@ -7608,7 +7608,7 @@ var require_resolve_block_map = __commonJS({
             else if ("indent" in key && key.indent !== bm.indent)
               onError(offset, "BAD_INDENT", startColMsg);
           }
-          if (!keyProps.anchor && !keyProps.tag && !sep2) {
+          if (!keyProps.anchor && !keyProps.tag && !sep3) {
             commentEnd = keyProps.end;
             if (keyProps.comment) {
               if (map.comment)
@@ -7632,7 +7632,7 @@ var require_resolve_block_map = __commonJS({
         ctx.atKey = false;
         if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
           onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
-        const valueProps = resolveProps.resolveProps(sep2 ?? [], {
+        const valueProps = resolveProps.resolveProps(sep3 ?? [], {
           indicator: "map-value-ind",
           next: value,
           offset: keyNode.range[2],
@@ -7648,7 +7648,7 @@ var require_resolve_block_map = __commonJS({
             if (ctx.options.strict && keyProps.start < valueProps.found.offset - 1024)
               onError(keyNode.range, "KEY_OVER_1024_CHARS", "The : indicator must be at most 1024 chars after the start of an implicit block mapping key");
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep2, null, valueProps, onError);
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep3, null, valueProps, onError);
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
@@ -7739,7 +7739,7 @@ var require_resolve_end = __commonJS({
       let comment = "";
       if (end) {
         let hasSpace = false;
-        let sep2 = "";
+        let sep3 = "";
         for (const token of end) {
           const { source, type } = token;
           switch (type) {
@@ -7753,13 +7753,13 @@ var require_resolve_end = __commonJS({
               if (!comment)
                 comment = cb;
               else
-                comment += sep2 + cb;
-              sep2 = "";
+                comment += sep3 + cb;
+              sep3 = "";
               break;
             }
             case "newline":
               if (comment)
-                sep2 += source;
+                sep3 += source;
               hasSpace = true;
               break;
             default:
@@ -7802,18 +7802,18 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i2 = 0; i2 < fc.items.length; ++i2) {
         const collItem = fc.items[i2];
-        const { start, key, sep: sep2, value } = collItem;
+        const { start, key, sep: sep3, value } = collItem;
         const props = resolveProps.resolveProps(start, {
           flow: fcName,
           indicator: "explicit-key-ind",
-          next: key ?? sep2?.[0],
+          next: key ?? sep3?.[0],
           offset,
           onError,
           parentIndent: fc.indent,
           startOnNewline: false
         });
         if (!props.found) {
-          if (!props.anchor && !props.tag && !sep2 && !value) {
+          if (!props.anchor && !props.tag && !sep3 && !value) {
             if (i2 === 0 && props.comma)
               onError(props.comma, "UNEXPECTED_TOKEN", `Unexpected , in ${fcName}`);
             else if (i2 < fc.items.length - 1)
@@ -7867,8 +7867,8 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap2 && !sep2 && !props.found) {
-          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep2, null, props, onError);
+        if (!isMap2 && !sep3 && !props.found) {
+          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep3, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
           if (isBlock(value))
@@ -7880,7 +7880,7 @@ var require_resolve_flow_collection = __commonJS({
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
-          const valueProps = resolveProps.resolveProps(sep2 ?? [], {
+          const valueProps = resolveProps.resolveProps(sep3 ?? [], {
             flow: fcName,
             indicator: "map-value-ind",
             next: value,
@@ -7891,8 +7891,8 @@ var require_resolve_flow_collection = __commonJS({
           });
           if (valueProps.found) {
             if (!isMap2 && !props.found && ctx.options.strict) {
-              if (sep2)
-                for (const st of sep2) {
+              if (sep3)
+                for (const st of sep3) {
                   if (st === valueProps.found)
                     break;
                   if (st.type === "newline") {
@@ -7909,7 +7909,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               onError(valueProps.start, "MISSING_CHAR", `Missing , or : between ${fcName} items`);
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep2, null, valueProps, onError) : null;
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep3, null, valueProps, onError) : null;
           if (valueNode) {
             if (isBlock(value))
               onError(valueNode.range, "BLOCK_IN_FLOW", blockMsg);
@@ -8089,7 +8089,7 @@ var require_resolve_block_scalar = __commonJS({
           chompStart = i2 + 1;
       }
       let value = "";
-      let sep2 = "";
+      let sep3 = "";
       let prevMoreIndented = false;
       for (let i2 = 0; i2 < contentStart; ++i2)
         value += lines[i2][0].slice(trimIndent) + "\n";
@@ -8106,24 +8106,24 @@ var require_resolve_block_scalar = __commonJS({
           indent = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
-          value += sep2 + indent.slice(trimIndent) + content;
-          sep2 = "\n";
+          value += sep3 + indent.slice(trimIndent) + content;
+          sep3 = "\n";
         } else if (indent.length > trimIndent || content[0] === "	") {
-          if (sep2 === " ")
-            sep2 = "\n";
-          else if (!prevMoreIndented && sep2 === "\n")
-            sep2 = "\n\n";
-          value += sep2 + indent.slice(trimIndent) + content;
-          sep2 = "\n";
+          if (sep3 === " ")
+            sep3 = "\n";
+          else if (!prevMoreIndented && sep3 === "\n")
+            sep3 = "\n\n";
+          value += sep3 + indent.slice(trimIndent) + content;
+          sep3 = "\n";
           prevMoreIndented = true;
         } else if (content === "") {
-          if (sep2 === "\n")
+          if (sep3 === "\n")
             value += "\n";
           else
-            sep2 = "\n";
+            sep3 = "\n";
         } else {
-          value += sep2 + content;
-          sep2 = " ";
+          value += sep3 + content;
+          sep3 = " ";
           prevMoreIndented = false;
         }
       }
@@ -8306,25 +8306,25 @@ var require_resolve_flow_scalar = __commonJS({
         trimBoth = /^[ \t]+|[ \t]+$/g;
       }
       let res = match[1].replace(trimEnd, "");
-      let sep2 = " ";
+      let sep3 = " ";
       let pos = line.lastIndex;
       while (match = line.exec(source)) {
         const lm = match[1].replace(trimBoth, "");
         if (lm === "") {
-          if (sep2 === "\n")
-            res += sep2;
+          if (sep3 === "\n")
+            res += sep3;
           else
-            sep2 = "\n";
+            sep3 = "\n";
         } else {
-          res += sep2 + lm;
-          sep2 = " ";
+          res += sep3 + lm;
+          sep3 = " ";
         }
         pos = line.lastIndex;
       }
       const last = /[ \t]*(.*)/sy;
       last.lastIndex = pos;
       match = last.exec(source);
-      return res + sep2 + (match?.[1] ?? "");
+      return res + sep3 + (match?.[1] ?? "");
     }
     function doubleQuotedValue(source, onError) {
       let res = "";
@@ -9134,14 +9134,14 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start, key, sep: sep2, value }) {
+    function stringifyItem({ start, key, sep: sep3, value }) {
       let res = "";
       for (const st of start)
         res += st.source;
       if (key)
         res += stringifyToken(key);
-      if (sep2)
-        for (const st of sep2)
+      if (sep3)
+        for (const st of sep3)
           res += st.source;
       if (value)
         res += stringifyToken(value);
@@ -9166,9 +9166,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path20) => {
+    visit.itemAtPath = (cst, path24) => {
       let item = cst;
-      for (const [field, index] of path20) {
+      for (const [field, index] of path24) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9177,23 +9177,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path20) => {
-      const parent = visit.itemAtPath(cst, path20.slice(0, -1));
-      const field = path20[path20.length - 1][0];
+    visit.parentCollection = (cst, path24) => {
+      const parent = visit.itemAtPath(cst, path24.slice(0, -1));
+      const field = path24[path24.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path20, item, visitor) {
-      let ctrl = visitor(item, path20);
+    function _visit(path24, item, visitor) {
+      let ctrl = visitor(item, path24);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path20.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path24.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9204,10 +9204,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path20);
+            ctrl = ctrl(item, path24);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path20) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path24) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10308,18 +10308,18 @@ var require_parser = __commonJS({
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start = getFirstKeyStartProps(prev);
-          let sep2;
+          let sep3;
           if (scalar.end) {
-            sep2 = scalar.end;
-            sep2.push(this.sourceToken);
+            sep3 = scalar.end;
+            sep3.push(this.sourceToken);
             delete scalar.end;
           } else
-            sep2 = [this.sourceToken];
+            sep3 = [this.sourceToken];
           const map = {
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start, key: scalar, sep: sep2 }]
+            items: [{ start, key: scalar, sep: sep3 }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
@@ -10472,15 +10472,15 @@ var require_parser = __commonJS({
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
                   const start2 = getFirstKeyStartProps(it.start);
                   const key = it.key;
-                  const sep2 = it.sep;
-                  sep2.push(this.sourceToken);
+                  const sep3 = it.sep;
+                  sep3.push(this.sourceToken);
                   delete it.key;
                   delete it.sep;
                   this.stack.push({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start2, key, sep: sep2 }]
+                    items: [{ start: start2, key, sep: sep3 }]
                   });
                 } else if (start.length > 0) {
                   it.sep = it.sep.concat(start, this.sourceToken);
@@ -10509,14 +10509,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs22 = this.flowScalar(this.type);
+              const fs26 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs22, sep: [] });
+                map.items.push({ start, key: fs26, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs22);
+                this.stack.push(fs26);
               } else {
-                Object.assign(it, { key: fs22, sep: [] });
+                Object.assign(it, { key: fs26, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10644,13 +10644,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs22 = this.flowScalar(this.type);
+              const fs26 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs22, sep: [] });
+                fc.items.push({ start: [], key: fs26, sep: [] });
               else if (it.sep)
-                this.stack.push(fs22);
+                this.stack.push(fs26);
               else
-                Object.assign(it, { key: fs22, sep: [] });
+                Object.assign(it, { key: fs26, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -10674,13 +10674,13 @@ var require_parser = __commonJS({
             const prev = getPrevProps(parent);
             const start = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
-            const sep2 = fc.end.splice(1, fc.end.length);
-            sep2.push(this.sourceToken);
+            const sep3 = fc.end.splice(1, fc.end.length);
+            sep3.push(this.sourceToken);
             const map = {
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start, key: fc, sep: sep2 }]
+              items: [{ start, key: fc, sep: sep3 }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map;
@@ -11156,30 +11156,30 @@ var require_tensor_conversion_impl = __commonJS({
           height = tensor.dims[2];
         }
         const inputformat = options?.format !== void 0 ? options.format : "RGB";
-        const norm2 = options?.norm;
+        const norm3 = options?.norm;
         let normMean;
         let normBias;
-        if (norm2 === void 0 || norm2.mean === void 0) {
+        if (norm3 === void 0 || norm3.mean === void 0) {
           normMean = [255, 255, 255, 255];
         } else {
-          if (typeof norm2.mean === "number") {
-            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
+          if (typeof norm3.mean === "number") {
+            normMean = [norm3.mean, norm3.mean, norm3.mean, norm3.mean];
           } else {
-            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 0];
-            if (norm2.mean[3] !== void 0) {
-              normMean[3] = norm2.mean[3];
+            normMean = [norm3.mean[0], norm3.mean[1], norm3.mean[2], 0];
+            if (norm3.mean[3] !== void 0) {
+              normMean[3] = norm3.mean[3];
             }
           }
         }
-        if (norm2 === void 0 || norm2.bias === void 0) {
+        if (norm3 === void 0 || norm3.bias === void 0) {
           normBias = [0, 0, 0, 0];
         } else {
-          if (typeof norm2.bias === "number") {
-            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
+          if (typeof norm3.bias === "number") {
+            normBias = [norm3.bias, norm3.bias, norm3.bias, norm3.bias];
           } else {
-            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
-            if (norm2.bias[3] !== void 0) {
-              normBias[3] = norm2.bias[3];
+            normBias = [norm3.bias[0], norm3.bias[1], norm3.bias[2], 0];
+            if (norm3.bias[3] !== void 0) {
+              normBias[3] = norm3.bias[3];
             }
           }
         }
@@ -11236,30 +11236,30 @@ var require_tensor_conversion_impl = __commonJS({
           channels = tensor.dims[1];
         }
         const inputformat = options !== void 0 ? options.format !== void 0 ? options.format : "RGB" : "RGB";
-        const norm2 = options?.norm;
+        const norm3 = options?.norm;
         let normMean;
         let normBias;
-        if (norm2 === void 0 || norm2.mean === void 0) {
+        if (norm3 === void 0 || norm3.mean === void 0) {
           normMean = [255, 255, 255, 255];
         } else {
-          if (typeof norm2.mean === "number") {
-            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
+          if (typeof norm3.mean === "number") {
+            normMean = [norm3.mean, norm3.mean, norm3.mean, norm3.mean];
           } else {
-            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 255];
-            if (norm2.mean[3] !== void 0) {
-              normMean[3] = norm2.mean[3];
+            normMean = [norm3.mean[0], norm3.mean[1], norm3.mean[2], 255];
+            if (norm3.mean[3] !== void 0) {
+              normMean[3] = norm3.mean[3];
             }
           }
         }
-        if (norm2 === void 0 || norm2.bias === void 0) {
+        if (norm3 === void 0 || norm3.bias === void 0) {
           normBias = [0, 0, 0, 0];
         } else {
-          if (typeof norm2.bias === "number") {
-            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
+          if (typeof norm3.bias === "number") {
+            normBias = [norm3.bias, norm3.bias, norm3.bias, norm3.bias];
           } else {
-            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
-            if (norm2.bias[3] !== void 0) {
-              normBias[3] = norm2.bias[3];
+            normBias = [norm3.bias[0], norm3.bias[1], norm3.bias[2], 0];
+            if (norm3.bias[3] !== void 0) {
+              normBias[3] = norm3.bias[3];
             }
           }
         }
@@ -11320,18 +11320,18 @@ var require_tensor_factory_impl = __commonJS({
         throw new Error("NHWC Tensor layout is not supported yet");
       }
       const { height, width } = options;
-      const norm2 = options.norm ?? { mean: 255, bias: 0 };
+      const norm3 = options.norm ?? { mean: 255, bias: 0 };
       let normMean;
       let normBias;
-      if (typeof norm2.mean === "number") {
-        normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
+      if (typeof norm3.mean === "number") {
+        normMean = [norm3.mean, norm3.mean, norm3.mean, norm3.mean];
       } else {
-        normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], norm2.mean[3] ?? 255];
+        normMean = [norm3.mean[0], norm3.mean[1], norm3.mean[2], norm3.mean[3] ?? 255];
       }
-      if (typeof norm2.bias === "number") {
-        normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
+      if (typeof norm3.bias === "number") {
+        normBias = [norm3.bias, norm3.bias, norm3.bias, norm3.bias];
       } else {
-        normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], norm2.bias[3] ?? 0];
+        normBias = [norm3.bias[0], norm3.bias[1], norm3.bias[2], norm3.bias[3] ?? 0];
       }
       const inputformat = options.format !== void 0 ? options.format : "RGBA";
       const outputformat = options.tensorFormat !== void 0 ? options.tensorFormat !== void 0 ? options.tensorFormat : "RGB" : "RGB";
@@ -11475,7 +11475,7 @@ var require_tensor_factory_impl = __commonJS({
           throw new Error("Can not access image data");
         }
       } else if (isString) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           const canvas = createCanvas();
           const context = createCanvasContext(canvas);
           if (!image || !context) {
@@ -11491,7 +11491,7 @@ var require_tensor_factory_impl = __commonJS({
             const img = context.getImageData(0, 0, canvas.width, canvas.height);
             bufferToTensorOptions.height = canvas.height;
             bufferToTensorOptions.width = canvas.width;
-            resolve4((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
+            resolve5((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
           };
         });
       } else {
@@ -12415,10 +12415,10 @@ var require_backend2 = __commonJS({
         __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
       }
       async run(feeds, fetches, options) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           setImmediate(() => {
             try {
-              resolve4(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
+              resolve5(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
             } catch (e) {
               reject(e);
             }
@@ -12432,10 +12432,10 @@ var require_backend2 = __commonJS({
         return Promise.resolve();
       }
       async createInferenceSessionHandler(pathOrBuffer, options) {
-        return new Promise((resolve4, reject) => {
+        return new Promise((resolve5, reject) => {
           setImmediate(() => {
             try {
-              resolve4(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
+              resolve5(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
             } catch (e) {
               reject(e);
             }
@@ -12751,8 +12751,8 @@ var require_utils = __commonJS({
       }
       return output;
     };
-    exports.basename = (path20, { windows } = {}) => {
-      const segs = path20.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path24, { windows } = {}) => {
+      const segs = path24.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -13104,7 +13104,7 @@ var require_scan = __commonJS({
 var require_parse = __commonJS({
   "node_modules/picomatch/lib/parse.js"(exports, module) {
     "use strict";
-    var constants2 = require_constants();
+    var constants3 = require_constants();
     var utils = require_utils();
     var {
       MAX_LENGTH: MAX_LENGTH2,
@@ -13112,7 +13112,7 @@ var require_parse = __commonJS({
       REGEX_NON_SPECIAL_CHARS,
       REGEX_SPECIAL_CHARS_BACKREF,
       REPLACEMENTS
-    } = constants2;
+    } = constants3;
     var expandRange = (args, options) => {
       if (typeof options.expandRange === "function") {
         return options.expandRange(...args, options);
@@ -13223,16 +13223,16 @@ var require_parse = __commonJS({
       }
       return false;
     };
-    var parseRepeatedExtglob = (pattern, requireEnd = true) => {
-      if (pattern[0] !== "+" && pattern[0] !== "*" || pattern[1] !== "(") {
+    var parseRepeatedExtglob = (pattern2, requireEnd = true) => {
+      if (pattern2[0] !== "+" && pattern2[0] !== "*" || pattern2[1] !== "(") {
         return;
       }
       let bracket = 0;
       let paren = 0;
       let quote = 0;
       let escaped = false;
-      for (let i2 = 1; i2 < pattern.length; i2++) {
-        const ch = pattern[i2];
+      for (let i2 = 1; i2 < pattern2.length; i2++) {
+        const ch = pattern2[i2];
         if (escaped === true) {
           escaped = false;
           continue;
@@ -13266,12 +13266,12 @@ var require_parse = __commonJS({
         if (ch === ")") {
           paren--;
           if (paren === 0) {
-            if (requireEnd === true && i2 !== pattern.length - 1) {
+            if (requireEnd === true && i2 !== pattern2.length - 1) {
               return;
             }
             return {
-              type: pattern[0],
-              body: pattern.slice(2, i2),
+              type: pattern2[0],
+              body: pattern2.slice(2, i2),
               end: i2
             };
           }
@@ -13282,11 +13282,11 @@ var require_parse = __commonJS({
       const source = chars.length === 1 ? utils.escapeRegex(chars[0]) : `[${chars.map((ch) => utils.escapeRegex(ch)).join("")}]`;
       return `${source}*`;
     };
-    var getStarExtglobSequenceChars = (pattern) => {
+    var getStarExtglobSequenceChars = (pattern2) => {
       let index = 0;
       const chars = [];
-      while (index < pattern.length) {
-        const match = parseRepeatedExtglob(pattern.slice(index), false);
+      while (index < pattern2.length) {
+        const match = parseRepeatedExtglob(pattern2.slice(index), false);
         if (!match || match.type !== "*") {
           return;
         }
@@ -13306,9 +13306,9 @@ var require_parse = __commonJS({
       }
       return chars;
     };
-    var repeatedExtglobRecursion = (pattern) => {
+    var repeatedExtglobRecursion = (pattern2) => {
       let depth = 0;
-      let value = pattern.trim();
+      let value = pattern2.trim();
       let match = parseRepeatedExtglob(value);
       while (match) {
         depth++;
@@ -13321,7 +13321,7 @@ var require_parse = __commonJS({
       if (options.maxExtglobRecursion === false) {
         return { risky: false };
       }
-      const max2 = typeof options.maxExtglobRecursion === "number" ? options.maxExtglobRecursion : constants2.DEFAULT_MAX_EXTGLOB_RECURSION;
+      const max2 = typeof options.maxExtglobRecursion === "number" ? options.maxExtglobRecursion : constants3.DEFAULT_MAX_EXTGLOB_RECURSION;
       const branches = splitTopLevel(body).map((branch) => branch.trim());
       if (branches.length > 1) {
         if (branches.some((branch) => branch === "") || branches.some((branch) => /^[*?]+$/.test(branch)) || hasRepeatedCharPrefixOverlap(branches)) {
@@ -13367,8 +13367,8 @@ var require_parse = __commonJS({
       const bos = { type: "bos", value: "", output: opts.prepend || "" };
       const tokens = [bos];
       const capture = opts.capture ? "" : "?:";
-      const PLATFORM_CHARS = constants2.globChars(opts.windows);
-      const EXTGLOB_CHARS = constants2.extglobChars(PLATFORM_CHARS);
+      const PLATFORM_CHARS = constants3.globChars(opts.windows);
+      const EXTGLOB_CHARS = constants3.extglobChars(PLATFORM_CHARS);
       const {
         DOT_LITERAL,
         PLUS_LITERAL,
@@ -14064,7 +14064,7 @@ var require_parse = __commonJS({
         NO_DOTS_SLASH,
         STAR,
         START_ANCHOR
-      } = constants2.globChars(opts.windows);
+      } = constants3.globChars(opts.windows);
       const nodot = opts.dot ? NO_DOTS : NO_DOT;
       const slashDot = opts.dot ? NO_DOTS_SLASH : NO_DOT;
       const capture = opts.capture ? "" : "?:";
@@ -14122,7 +14122,7 @@ var require_picomatch = __commonJS({
     var scan = require_scan();
     var parse2 = require_parse();
     var utils = require_utils();
-    var constants2 = require_constants();
+    var constants3 = require_constants();
     var isObject3 = (val) => val && typeof val === "object" && !Array.isArray(val);
     var picomatch4 = (glob2, options, returnState = false) => {
       if (Array.isArray(glob2)) {
@@ -14206,9 +14206,9 @@ var require_picomatch = __commonJS({
       return regex.test(utils.basename(input, { windows: posix }));
     };
     picomatch4.isMatch = (str, patterns, options) => picomatch4(patterns, options)(str);
-    picomatch4.parse = (pattern, options) => {
-      if (Array.isArray(pattern)) return pattern.map((p) => picomatch4.parse(p, options));
-      return parse2(pattern, { ...options, fastpaths: false });
+    picomatch4.parse = (pattern2, options) => {
+      if (Array.isArray(pattern2)) return pattern2.map((p) => picomatch4.parse(p, options));
+      return parse2(pattern2, { ...options, fastpaths: false });
     };
     picomatch4.scan = (input, options) => scan(input, options);
     picomatch4.compileRe = (state, options, returnOutput = false, returnState = false) => {
@@ -14250,7 +14250,7 @@ var require_picomatch = __commonJS({
         return /$^/;
       }
     };
-    picomatch4.constants = constants2;
+    picomatch4.constants = constants3;
     module.exports = picomatch4;
   }
 });
@@ -14443,11 +14443,11 @@ var require_ansi_regex = __commonJS({
   "node_modules/ansi-regex/index.js"(exports, module) {
     "use strict";
     module.exports = ({ onlyFirst = false } = {}) => {
-      const pattern = [
+      const pattern2 = [
         "[\\u001B\\u009B][[\\]()#;?]*(?:(?:(?:(?:;[-a-zA-Z\\d\\/#&.:=?%@~_]+)*|[a-zA-Z\\d]+(?:;[-a-zA-Z\\d\\/#&.:=?%@~_]*)*)?\\u0007)",
         "(?:(?:\\d{1,4}(?:;\\d{0,4})*)?[\\dA-PR-TZcf-ntqry=><~]))"
       ].join("|");
-      return new RegExp(pattern, onlyFirst ? void 0 : "g");
+      return new RegExp(pattern2, onlyFirst ? void 0 : "g");
     };
   }
 });
@@ -15144,7 +15144,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs21 from "node:fs";
+import * as fs25 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -15265,11 +15265,16 @@ var BUDGETS = {
     meaning: "largest accuracy lost on any distribution-shift set",
     expect: POINTS_EXPECT
   },
-  "label-f1-drop": {
-    ...POINTS,
-    direction: "max",
-    meaning: "sigmoid outputs: largest F1 lost by any label of a multi-label model (the F1 of the positive decision for a binary one)",
-    expect: POINTS_EXPECT
+  "target-reduction": {
+    unit: "fraction",
+    min: 0,
+    minExclusive: false,
+    max: 1,
+    direction: "min",
+    meaning: "share of the requested reduction (of prunable weights, or of channels for structured) the pruning achieved; below the limit warns, nothing pruned fails",
+    default: 0.75,
+    breach: "warn",
+    expect: "a fraction from 0 to 1 like 0.75 or 75%"
   }
 };
 var BUDGET_NAMES = Object.keys(BUDGETS);
@@ -15359,9 +15364,66 @@ function parseBudgetFlag(text2, setAt = "--budget") {
   return { name, limit: reading.limit, written: reading.written, set_at: setAt };
 }
 
+// src/io/inputFile.ts
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+var PSEUDO_ROOTS = ["/proc", "/sys", "/dev"];
+var MEMORY_SHARE = 0.5;
+function underPseudoRoot(real) {
+  return PSEUDO_ROOTS.some((root) => real === root || real.startsWith(root + path.sep));
+}
+function readInputFile(file, opts) {
+  const shown = opts.shownAs ?? file;
+  const refuse = (why) => {
+    throw new UserError(`${shown}: ${why}; pass the path of ${opts.expected}`);
+  };
+  let real;
+  try {
+    real = fs.realpathSync(file);
+  } catch (e) {
+    const code = e.code;
+    if (code === "ENOENT") refuse("file not found");
+    return refuse(`cannot read (${describe(e)})`);
+  }
+  if (underPseudoRoot(real)) refuse(`is a system file (${real}), not a regular file`);
+  let fd2;
+  try {
+    fd2 = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  } catch (e) {
+    return refuse(`cannot read (${describe(e)})`);
+  }
+  try {
+    const st = fs.fstatSync(fd2);
+    if (st.isDirectory()) refuse("is a folder");
+    if (!st.isFile()) refuse(`is a ${kindOf(st)}, not a regular file`);
+    const limit = opts.maxBytes ?? Math.floor(os.totalmem() * MEMORY_SHARE);
+    if (st.size > limit) refuse(`is ${mib(st.size)}, more than the ${mib(limit)} this machine can hold for it`);
+    const bytes2 = Buffer.allocUnsafe(st.size);
+    let off = 0;
+    while (off < st.size) {
+      const n = fs.readSync(fd2, bytes2, off, st.size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    if (off !== st.size) refuse(`changed while being read (${off} of ${st.size} bytes)`);
+    return bytes2;
+  } finally {
+    fs.closeSync(fd2);
+  }
+}
+function kindOf(st) {
+  if (st.isFIFO()) return "named pipe (FIFO)";
+  if (st.isCharacterDevice() || st.isBlockDevice()) return "device";
+  if (st.isSocket()) return "socket";
+  return "special file";
+}
+function mib(n) {
+  return `${(n / 2 ** 20).toFixed(1)} MiB`;
+}
+
 // src/config/loadConfig.ts
 var import_yaml2 = __toESM(require_dist(), 1);
-import { readFileSync } from "node:fs";
 
 // node_modules/zod/v4/core/util.js
 function getEnumValues(entries) {
@@ -15497,11 +15559,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path20, issues) {
+function prefixIssues(path24, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path20);
+    iss.path.unshift(path24);
     return iss;
   });
 }
@@ -15583,9 +15645,9 @@ function issue(...args) {
   }
   return { ...iss };
 }
-function members(proto, table3) {
-  for (const key in table3) {
-    const desc = Object.getOwnPropertyDescriptor(table3, key);
+function members(proto, table4) {
+  for (const key in table4) {
+    const desc = Object.getOwnPropertyDescriptor(table4, key);
     if (desc.get)
       Object.defineProperty(proto, key, { ...desc, enumerable: false });
     else
@@ -16691,8 +16753,8 @@ var $ZodOptional = /* @__PURE__ */ $constructor("$ZodOptional", (inst, def) => {
     return values ? /* @__PURE__ */ new Set([...values, void 0]) : void 0;
   });
   defineLazyInternal(inst, "pattern", (zod) => {
-    const pattern = zod.def.innerType._zod.pattern;
-    return pattern ? new RegExp(`^(${cleanRegex(pattern.source)})?$`) : void 0;
+    const pattern2 = zod.def.innerType._zod.pattern;
+    return pattern2 ? new RegExp(`^(${cleanRegex(pattern2.source)})?$`) : void 0;
   });
   inst._zod.parse = (payload, ctx) => {
     if (payload.value === void 0) {
@@ -16938,12 +17000,12 @@ function _minLength(minimum, params) {
   });
 }
 // @__NO_SIDE_EFFECTS__
-function _regex(pattern, params) {
+function _regex(pattern2, params) {
   return new $ZodCheckRegex({
     check: "string_format",
     format: "regex",
     ...normalizeParams(params),
-    pattern
+    pattern: pattern2
   });
 }
 // @__NO_SIDE_EFFECTS__
@@ -17316,6 +17378,12 @@ function budgetLimit(name) {
   return optional(pipe(union([number2(), string2()], must(spec.expect)), limit)).check(meta2({ description: spec.meaning, ...budgetJsonSchema(name) }));
 }
 var BUDGETS_HELP = "budget limits by name (NAME=VALUE for --budget and for each line of the action input), with units: 0.5pt or 0.5% (points), 5ms, 2MB or 2MiB, 1.3x, 10% (a relative change)";
+var SPEEDUP_EXPECT = "a speedup above 1 like 2 (2x on the command line)";
+var speedup = {
+  schema: number2(must(SPEEDUP_EXPECT)).check(_gt(1)),
+  expect: SPEEDUP_EXPECT,
+  read: (t) => /^[0-9]*\.?[0-9]+x$/i.test(t) ? Number(t.slice(0, -1)) : /^[0-9]*\.?[0-9]+$/.test(t) ? Number(t) : t
+};
 var SETTINGS = {
   sparsity: setting(number3("a fraction from 0 to below 1 like 0.5", _gte(0), _lt(1)), 0.5, {
     help: "target fraction of prunable weights set to zero (structured: of prunable channels removed)",
@@ -17390,9 +17458,17 @@ var SETTINGS = {
     help: "confidence level of every interval",
     flag: { value: "<level>", commands: MEASURE }
   }),
-  "round-to": setting(wholeNumber(1), 1, {
-    help: "structured: kept channel counts are multiples of this (8 or 16 suit SIMD kernels; 1 = no rounding)",
+  "round-to": setting(wholeNumber(0), 0, {
+    help: "structured: kept channel counts are multiples of this (1 = no rounding); 0 = the multiples measured to run fast on this machine (each layer kind timed at many widths once, cached per machine and onnxruntime)",
     flag: { value: "<n>", commands: RUN }
+  }),
+  "target-speedup": optionalSetting(speedup, {
+    help: "structured: allocate channels for this measured speedup over dense at the first batch size (2 or 2x), from a per-layer latency table, corrected by measurement up to 3 times",
+    flag: { value: "<x>", commands: RUN }
+  }),
+  "target-latency-ms": optionalSetting(number3("milliseconds above 0 like 5", _gt(0)), {
+    help: "structured: allocate channels for this measured p50 latency in milliseconds at the first batch size, like target-speedup",
+    flag: { value: "<ms>", commands: RUN }
   }),
   criterion: setting(oneOf(CRITERIA), "l1", {
     help: "structured: how channel importance is scored; unstructured: sparsegpt (reconstruction re-chooses which weights are zero)",
@@ -17449,10 +17525,6 @@ var SETTINGS = {
     help: "globs of node names quantize keeps in float; flags add to the file's list",
     flag: { value: "<glob>", commands: RUN, repeat: "append" }
   }),
-  output: optionalSetting(text("an output name of the model like 'logits'", _minLength(1)), {
-    help: "the model output to judge (needed when the model has several): [batch, classes] logits, probabilities or log-probabilities, or a sigmoid [batch] / [batch, labels] (absent: its only output)",
-    flag: { value: "<name>", commands: ["run", "compare"] }
-  }),
   budgets: {
     help: BUDGETS_HELP,
     /** flags and the input are NAME=VALUE lines (src/config/budgets.ts), kept apart from the file's limits so the ledger says where each came from */
@@ -17484,16 +17556,16 @@ var writtenLimits = (budgets) => Object.fromEntries(Object.entries(budgets).map(
 var DEFAULT_CONFIG = Object.freeze(fromFile(CONFIG_FILE.parse({})));
 
 // src/config/validate.ts
-function formatKeyPath(path20) {
-  return path20.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path24) {
+  return path24.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path20) {
-  return path20.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path24) {
+  return path24.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue2, subject, value) {
   const form = formOf(issue2);
@@ -17503,18 +17575,18 @@ function describeIssue(issue2, subject, value) {
   return `${subject} must be ${issue2.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue2, raw) {
-  const path20 = issue2.path;
+  const path24 = issue2.path;
   if (issue2.code === "unrecognized_keys") {
     const valid = issue2.message.startsWith(VALID_KEYS) ? issue2.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue2.keys.map((key) => {
-      const full = [...path20, key];
+      const full = [...path24, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path20));
-  if (path20.length === 0) return [{ path: path20, message: `the config must be ${issue2.message} (got ${value})` }];
-  const subject = formOf(issue2) === "plain" ? formatKeyPath(path20) : `'${formatKeyPath(path20)}'`;
-  return [{ path: path20, message: describeIssue(issue2, subject, value) }];
+  const value = show(valueAt(raw, path24));
+  if (path24.length === 0) return [{ path: path24, message: `the config must be ${issue2.message} (got ${value})` }];
+  const subject = formOf(issue2) === "plain" ? formatKeyPath(path24) : `'${formatKeyPath(path24)}'`;
+  return [{ path: path24, message: describeIssue(issue2, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -17534,10 +17606,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path20) {
+function lineOf(doc, lines, path24) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path20) {
+  for (const segment of path24) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -17556,15 +17628,9 @@ function lineOf(doc, lines, path20) {
 }
 
 // src/config/loadConfig.ts
-function loadConfig(path20, shownAs = path20) {
-  let text2;
-  try {
-    text2 = readFileSync(path20, "utf8");
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${shownAs}: config file not found; check the path or create it`);
-    throw new UserError(`${shownAs}: cannot read config file: ${describe(e)}`);
-  }
+var MAX_CONFIG_BYTES = 4 * 2 ** 20;
+function loadConfig(path24, shownAs = path24) {
+  const text2 = readInputFile(path24, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
   return parseConfig(text2, shownAs);
 }
 function parseConfig(text2, where) {
@@ -17590,10 +17656,10 @@ function parseConfig(text2, where) {
   }
   const config2 = fromFile(CONFIG_FILE.parse(raw));
   for (const [name, limit] of Object.entries(config2.budgets)) {
-    const path20 = ["budgets", name];
-    const node = doc.getIn(path20, true);
+    const path24 = ["budgets", name];
+    const node = doc.getIn(path24, true);
     if ((0, import_yaml2.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-    limit.set_at = `${where}:${lineOf(doc, lines, path20)}`;
+    limit.set_at = `${where}:${lineOf(doc, lines, path24)}`;
   }
   return config2;
 }
@@ -17604,22 +17670,22 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry) => {
     const eq = entry.indexOf("=");
     const name = entry.slice(0, Math.max(eq, 0)).trim();
-    const path20 = entry.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path20 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path24 = entry.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path24 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry);
-    return { name, path: path20 };
+    return { name, path: path24 };
   });
 }
 
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path20 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path20);
+    const path24 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path24);
     if (!("kind" in s)) return [];
-    return [{ path: path20, field: path20.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path24, field: path24.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 var SETTING_REFS = flatten(SETTINGS, []);
@@ -17679,10 +17745,86 @@ function applyGiven(base, given, where) {
   return config2;
 }
 
+// src/ledger/format.ts
+var MINUS = "\u2212";
+function signed(text2) {
+  return text2.startsWith("-") ? MINUS + text2.slice(1) : text2;
+}
+function fixed(x2, digits) {
+  const text2 = x2.toFixed(digits);
+  return Number(text2) === 0 ? 0 .toFixed(digits) : signed(text2);
+}
+function percent(fraction, digits = 1) {
+  return `${fixed(fraction * 100, digits)}%`;
+}
+function points(fraction, digits = 2) {
+  return `${fixed(fraction * 100, digits)} pt`;
+}
+function signedPoints(fraction, digits = 1) {
+  const text2 = fixed(fraction * 100, digits);
+  if (Number(text2.replace(MINUS, "-")) === 0) return `\xB1${text2} pt`;
+  return text2.startsWith(MINUS) ? `${text2} pt` : `+${text2} pt`;
+}
+function ms(x2) {
+  return `${fixed(x2, 2)} ms`;
+}
+function ratio(x2, digits = 2) {
+  return `${fixed(x2, digits)}x`;
+}
+function bytes(n) {
+  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
+  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
+  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
+  return `${fixed(n / 1024 ** 3, 2)} GiB`;
+}
+var COUNT_UNITS = [
+  ["G", 1e9],
+  ["M", 1e6],
+  ["k", 1e3]
+];
+function count(n) {
+  for (const [suffix, size2] of COUNT_UNITS) {
+    if (Math.abs(n) >= size2 * 0.9995) return `${signed((n / size2).toPrecision(3))}${suffix}`;
+  }
+  return fixed(n, 0);
+}
+
+// src/ledger/reduction.ts
+function fromTally(t) {
+  return { removed: t.eligible > 0 ? t.removed / t.eligible : 0, skipped: t.skipped };
+}
+function buildReduction(dense, step, request, channels) {
+  const gone = (a, b) => a > 0 ? 1 - b / a : 0;
+  const achieved = {
+    weights: step.sparsity,
+    ...channels ? { channels: channels.removed } : {},
+    params: gone(dense.nonzero_params, step.nonzero_params),
+    // dense kernels execute every MAC of a zeroed weight: only removed channels count
+    macs: Number.isFinite(dense.flops) && Number.isFinite(step.flops) ? gone(dense.flops, step.flops) : null
+  };
+  const inUnit = request.unit === "channels" ? achieved.channels ?? 0 : achieved.weights;
+  return {
+    unit: request.unit,
+    requested: request.requested,
+    achieved,
+    met: request.requested > 0 ? inUnit / request.requested : 1,
+    skipped: channels?.skipped ?? []
+  };
+}
+function describeReduction(r) {
+  const got = r.unit === "channels" ? r.achieved.channels ?? 0 : r.achieved.weights;
+  const head = `${percent(got)} of ${r.unit === "channels" ? "channels" : "prunable weights"} removed where ${percent(r.requested)} was asked`;
+  const held = r.skipped.filter((s) => s.reason.kind !== "graph-output");
+  if (held.length === 0) return head;
+  const kinds = /* @__PURE__ */ new Map();
+  for (const s of held) kinds.set(s.reason.kind, (kinds.get(s.reason.kind) ?? 0) + s.channels);
+  return `${head}; left whole (reason per group in the notes): ${[...kinds].map(([k, n]) => `${n} channels for ${k}`).join(", ")}`;
+}
+
 // src/ledger/budgets.ts
 function resolveBudgets(configBudgets, flagBudgets) {
   const flags = new Map(flagBudgets.map((f) => [f.name, f]));
-  const resolved = [];
+  const resolved2 = [];
   const set = (name, source, b) => ({
     name,
     limit: b.limit,
@@ -17695,15 +17837,15 @@ function resolveBudgets(configBudgets, flagBudgets) {
     const { direction, default: fallback } = BUDGETS[name];
     const fromFlag = flags.get(name);
     const fromConfig = configBudgets[name];
-    if (fromFlag !== void 0) resolved.push(set(name, "flag", fromFlag));
-    else if (fromConfig !== void 0) resolved.push(set(name, "config", fromConfig));
-    else if (fallback !== void 0) resolved.push({ name, limit: fallback, direction, source: "default" });
+    if (fromFlag !== void 0) resolved2.push(set(name, "flag", fromFlag));
+    else if (fromConfig !== void 0) resolved2.push(set(name, "config", fromConfig));
+    else if (fallback !== void 0) resolved2.push({ name, limit: fallback, direction, source: "default" });
   }
-  return resolved;
+  return resolved2;
 }
 var TOLERANCE = 1e-12;
 var pct = (x2) => `${(x2 * 100).toFixed(2)}%`;
-var ms = (x2) => `${x2.toFixed(2)} ms`;
+var ms2 = (x2) => `${x2.toFixed(2)} ms`;
 function notMeasured(why) {
   return { actual: null, why };
 }
@@ -17747,7 +17889,7 @@ function latencyRatio(from, fromLabel, final) {
   }
   return {
     actual: from.latency.p50_ms / final.latency.p50_ms,
-    detail: `p50 ${ms(from.latency.p50_ms)} \u2192 ${ms(final.latency.p50_ms)} at batch ${final.latency.batch}`
+    detail: `p50 ${ms2(from.latency.p50_ms)} \u2192 ${ms2(final.latency.p50_ms)} at batch ${final.latency.batch}`
   };
 }
 function minSpeedup({ dense, final }) {
@@ -17784,22 +17926,9 @@ function shiftAccuracyDrop({ dense, final }) {
     unmeasured: missing.length ? `final was not evaluated on ${missing.join(", ")}` : void 0
   };
 }
-function labelF1Drop({ dense, final }) {
-  const d = dense.per_label_f1 ?? (dense.f1 !== void 0 ? [dense.f1] : void 0);
-  const f = final.per_label_f1 ?? (final.f1 !== void 0 ? [final.f1] : void 0);
-  if (!d || !f) return notMeasured("F1 is measured for sigmoid outputs (binary or multi-label) only");
-  let worst = -1;
-  let worstDrop = -Infinity;
-  d.forEach((x2, k) => {
-    const y = f[k];
-    if (x2 == null || y == null) return;
-    if (x2 - y > worstDrop) {
-      worst = k;
-      worstDrop = x2 - y;
-    }
-  });
-  if (worst < 0) return notMeasured("no label has an F1 in both dense and final (no positive label or prediction)");
-  return { actual: worstDrop, detail: `${d.length > 1 ? `label ${worst}` : "F1"}: ${pct(d[worst])} \u2192 ${pct(f[worst])}` };
+function targetReduction({ reduction }) {
+  if (!reduction) return notMeasured("no pruning step records what was requested");
+  return { actual: reduction.met, detail: describeReduction(reduction) };
 }
 var MEASURE2 = {
   "accuracy-drop": accuracyDrop,
@@ -17810,17 +17939,17 @@ var MEASURE2 = {
   "p95-latency-ms": p95LatencyMs,
   "max-size-bytes": maxSizeBytes,
   "shift-accuracy-drop": shiftAccuracyDrop,
-  "label-f1-drop": labelF1Drop
+  "target-reduction": targetReduction
 };
 function within(direction, actual, limit) {
   return direction === "max" ? actual <= limit + TOLERANCE : actual >= limit - TOLERANCE;
 }
 function intervalVerdict(direction, ci, limit, strict = false) {
   const [lo, hi] = ci;
-  const inside = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
+  const inside2 = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
   const beyond = direction === "max" ? lo > limit + TOLERANCE : hi < limit - TOLERANCE;
   if (beyond) return "fail";
-  if (inside) return "pass";
+  if (inside2) return "pass";
   return strict ? "fail" : "warn";
 }
 var STRADDLE = "interval straddles the limit";
@@ -17848,7 +17977,8 @@ function evaluateBudgets(budgets, m, opts = {}) {
       return { ...base, actual: null, verdict: "warn", detail: `not measured: came out as ${measured.actual} (${measured.detail})` };
     }
     if (!within(direction, measured.actual, limit)) {
-      return { ...base, actual: measured.actual, verdict: "fail", detail: measured.detail };
+      const partial2 = BUDGETS[name].breach === "warn" && measured.actual > TOLERANCE && !opts.strict;
+      return { ...base, actual: measured.actual, verdict: partial2 ? "warn" : "fail", detail: measured.detail };
     }
     if (measured.unmeasured) {
       return { ...base, actual: measured.actual, verdict: "warn", detail: `${measured.detail}; not measured: ${measured.unmeasured}` };
@@ -17862,11 +17992,44 @@ function overallVerdict(results) {
 }
 
 // src/pipeline/compare.ts
-import * as fs8 from "node:fs";
-import * as path5 from "node:path";
+import * as fs9 from "node:fs";
+
+// src/io/inputPaths.ts
+import * as fs2 from "node:fs";
+import * as path2 from "node:path";
+function resolved(p) {
+  const abs = path2.resolve(p);
+  const missing = [];
+  let dir = abs;
+  for (; ; ) {
+    try {
+      return path2.join(fs2.realpathSync(dir), ...missing.reverse());
+    } catch {
+      const parent = path2.dirname(dir);
+      if (parent === dir) return abs;
+      missing.push(path2.basename(dir));
+      dir = parent;
+    }
+  }
+}
+function inside(child, parent) {
+  const rel = path2.relative(parent, child);
+  return rel === "" || !rel.startsWith("..") && !path2.isAbsolute(rel);
+}
+function refuseInputsInOutput(out, inputs) {
+  const outDir = resolved(out);
+  for (const input of inputs) {
+    if (inside(resolved(input.path), outDir)) {
+      throw new UserError(`${input.flag} ${input.path}: sits inside the output folder ${out}, which this run replaces; move the file out of it or choose another --out`);
+    }
+  }
+}
+
+// src/pipeline/compare.ts
+import * as path7 from "node:path";
 
 // src/config/rules.ts
-import * as os from "node:os";
+import * as os2 from "node:os";
 var SENSITIVITY_CAP = 0.95;
 var THREADS_PER_CORE = 4;
 var NEEDS_CALIB = {
@@ -17927,9 +18090,25 @@ var QUANTIZE_RULES = [
   (c, f) => c.quantize === "int8" && f.calib === "none" ? "--quantize int8: needs calibration data to measure activation ranges; pass --calib calib.npz (512 samples are plenty), or use --quantize dynamic for MatMul layers" : void 0,
   (c) => c.quantize !== "none" && c.schedule === "gradual" ? `--quantize ${c.quantize}: not combined with --schedule gradual; quantize the shipped step in a one-shot run (--schedule oneshot)` : void 0
 ];
-var RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES];
+var targetFlag = (c) => c.targetSpeedup !== void 0 ? "--target-speedup" : c.targetLatencyMs !== void 0 ? "--target-latency-ms" : void 0;
+var TARGET_RULES = [
+  (c) => c.targetSpeedup !== void 0 && c.targetLatencyMs !== void 0 ? "--target-speedup and --target-latency-ms: give one latency target, not both" : void 0,
+  (c) => {
+    const flag = targetFlag(c);
+    return flag && c.method !== "structured" ? `${flag}: channels are allocated for speed only by --method structured (unstructured and N:M zeros do not run faster on CPU), not ${c.method}; add --method structured` : void 0;
+  },
+  (c) => {
+    const flag = targetFlag(c);
+    return flag && (c.schedule !== "oneshot" || c.recoveryRounds > 1) ? `${flag}: allocates one structured prune; drop --schedule gradual and --recovery-rounds` : void 0;
+  },
+  (c) => {
+    const flag = targetFlag(c);
+    return flag && c.quantize !== "none" ? `${flag}: is met by the structured prune alone; drop --quantize, or quantize in a run without a latency target` : void 0;
+  }
+];
+var RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES, ...TARGET_RULES];
 function broken(rules, config2, facts) {
-  const all = { calib: "none", ...facts, cores: facts.cores ?? os.availableParallelism() };
+  const all = { calib: "none", ...facts, cores: facts.cores ?? os2.availableParallelism() };
   return rules.map((rule) => rule(config2, all)).filter((m) => m !== void 0);
 }
 function checkConfig(config2, facts) {
@@ -17975,29 +18154,29 @@ var MAX_RANK = 64;
 var HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 var RESAVE = "re-save it with np.save (or np.savez for an archive)";
 var VIEW_MIN_BYTES = 1 << 20;
-function parseNpy(bytes3, where) {
+function parseNpy(bytes2, where) {
   const fail = (problem, fix = RESAVE) => {
     throw new UserError(`${where}: ${problem}; ${fix}`);
   };
-  if (bytes3.length < 10 || MAGIC.some((m, i2) => bytes3[i2] !== m)) {
+  if (bytes2.length < 10 || MAGIC.some((m, i2) => bytes2[i2] !== m)) {
     fail("not a NumPy .npy file (bad magic bytes)", "save the array with np.save");
   }
-  const major = bytes3[6];
-  const minor = bytes3[7];
+  const major = bytes2[6];
+  const minor = bytes2[7];
   if (!(major === 1 || major === 2 || major === 3) || minor !== 0) {
     fail(`.npy format version ${major}.${minor} is not supported (only 1.0, 2.0 and 3.0)`);
   }
   const lenBytes = major === 1 ? 2 : 4;
   const headerStart = 8 + lenBytes;
-  if (bytes3.length < headerStart) fail("file ends inside the header");
-  const view = new DataView(bytes3.buffer, bytes3.byteOffset, bytes3.byteLength);
+  if (bytes2.length < headerStart) fail("file ends inside the header");
+  const view = new DataView(bytes2.buffer, bytes2.byteOffset, bytes2.byteLength);
   const headerLen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   if (headerLen > MAX_HEADER_LEN) fail(`absurd header length of ${headerLen} bytes`);
   const dataStart = headerStart + headerLen;
-  if (dataStart > bytes3.length) {
-    fail(`truncated: the header claims ${headerLen} bytes but the file ends after ${bytes3.length - headerStart}`);
+  if (dataStart > bytes2.length) {
+    fail(`truncated: the header claims ${headerLen} bytes but the file ends after ${bytes2.length - headerStart}`);
   }
-  const headerText = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(bytes3.subarray(headerStart, dataStart));
+  const headerText = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(bytes2.subarray(headerStart, dataStart));
   let header;
   try {
     header = parsePyLiteral(headerText);
@@ -18026,7 +18205,7 @@ function parseNpy(bytes3, where) {
   }
   const shape = decodeShape(shapeVal, fail);
   const itemSize = DTYPES[dtype].size;
-  const available = bytes3.length - dataStart;
+  const available = bytes2.length - dataStart;
   let count3 = shape.includes(0) ? 0 : 1;
   for (const d of shape) {
     if (count3 * itemSize > available) break;
@@ -18042,12 +18221,12 @@ function parseNpy(bytes3, where) {
   if (needed < available) {
     fail(`${available - needed} unexpected bytes after the data for shape ${describeShape(shape)} of ${dtype}`);
   }
-  const start = bytes3.byteOffset + dataStart;
+  const start = bytes2.byteOffset + dataStart;
   if (!(swap2 && itemSize > 1) && needed >= VIEW_MIN_BYTES && start % itemSize === 0) {
-    return { dtype, shape, data: DTYPES[dtype].make(bytes3.buffer, start, count3) };
+    return { dtype, shape, data: DTYPES[dtype].make(bytes2.buffer, start, count3) };
   }
   const copy = new Uint8Array(needed);
-  copy.set(bytes3.subarray(dataStart, dataStart + needed));
+  copy.set(bytes2.subarray(dataStart, dataStart + needed));
   if (swap2 && itemSize > 1) swapBytesInPlace(copy, itemSize);
   return { dtype, shape, data: DTYPES[dtype].make(copy.buffer, 0, count3) };
 }
@@ -18125,13 +18304,13 @@ function decodeShape(value, fail) {
     return Number(d);
   });
 }
-function swapBytesInPlace(bytes3, size2) {
+function swapBytesInPlace(bytes2, size2) {
   if (size2 === 2) {
-    const w2 = new Uint16Array(bytes3.buffer, bytes3.byteOffset, bytes3.length >>> 1);
+    const w2 = new Uint16Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 1);
     for (let i2 = 0; i2 < w2.length; i2++) w2[i2] = (w2[i2] & 255) << 8 | w2[i2] >>> 8;
     return;
   }
-  const w = new Uint32Array(bytes3.buffer, bytes3.byteOffset, bytes3.length >>> 2);
+  const w = new Uint32Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 2);
   const bswap = (x2) => (x2 << 24 | (x2 & 65280) << 8 | x2 >>> 8 & 65280 | x2 >>> 24) >>> 0;
   if (size2 === 4) {
     for (let i2 = 0; i2 < w.length; i2++) w[i2] = bswap(w[i2]);
@@ -18225,39 +18404,38 @@ function parsePyLiteral(text2) {
 }
 
 // src/io/atomicWrite.ts
-import * as fs from "node:fs";
-import * as path from "node:path";
+import * as fs3 from "node:fs";
+import * as path3 from "node:path";
 import { randomBytes } from "node:crypto";
 function writeFileAtomic(file, data) {
-  const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
-  const fd2 = fs.openSync(tmp, "wx");
+  const dir = path3.dirname(file);
+  fs3.mkdirSync(dir, { recursive: true });
+  const tmp = path3.join(dir, `.${path3.basename(file)}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`);
+  const fd2 = fs3.openSync(tmp, "wx");
   try {
-    if (typeof data === "string" || data instanceof Uint8Array) fs.writeFileSync(fd2, data);
+    if (typeof data === "string" || data instanceof Uint8Array) fs3.writeFileSync(fd2, data);
     else for (const chunk of data) writeAll(fd2, chunk);
-    fs.fsyncSync(fd2);
+    fs3.fsyncSync(fd2);
   } catch (e) {
-    fs.closeSync(fd2);
-    fs.rmSync(tmp, { force: true });
+    fs3.closeSync(fd2);
+    fs3.rmSync(tmp, { force: true });
     throw e;
   }
-  fs.closeSync(fd2);
+  fs3.closeSync(fd2);
   try {
-    fs.renameSync(tmp, file);
+    fs3.renameSync(tmp, file);
   } catch (e) {
-    fs.rmSync(tmp, { force: true });
+    fs3.rmSync(tmp, { force: true });
     throw e;
   }
 }
 function writeAll(fd2, chunk) {
   let done = 0;
-  while (done < chunk.byteLength) done += fs.writeSync(fd2, chunk, done, chunk.byteLength - done);
+  while (done < chunk.byteLength) done += fs3.writeSync(fd2, chunk, done, chunk.byteLength - done);
 }
 
 // src/data/npz.ts
-import * as fs2 from "node:fs";
-import * as path2 from "node:path";
+import * as path4 from "node:path";
 
 // node_modules/fflate/esm/index.mjs
 import { createRequire } from "module";
@@ -19172,7 +19350,7 @@ function zipSync(data, opts) {
     var _a4 = r[fn], file = _a4[0], p = _a4[1];
     var compression = p.level == 0 ? 0 : 8;
     var f = strToU8(fn), s = f.length;
-    var com = p.comment, m = com && strToU8(com), ms3 = m && m.length;
+    var com = p.comment, m = com && strToU8(com), ms4 = m && m.length;
     var exl = exfl(p.extra);
     if (s > 65535)
       err(11);
@@ -19185,12 +19363,12 @@ function zipSync(data, opts) {
       c: d,
       f,
       m,
-      u: s != fn.length || m && com.length != ms3,
+      u: s != fn.length || m && com.length != ms4,
       o,
       compression
     }));
     o += 30 + s + exl + l;
-    tot += 76 + 2 * (s + exl) + (ms3 || 0) + l;
+    tot += 76 + 2 * (s + exl) + (ms4 || 0) + l;
   }
   var out = new u8(tot + 22), oe = o, cdl = tot - o;
   for (var i2 = 0; i2 < files.length; ++i2) {
@@ -19252,31 +19430,24 @@ var MAX_DEFLATE_RATIO = 1100;
 var MIN_CENTRAL_ENTRY = 46;
 var ZIP_MTIME = new Date(1980, 0, 1);
 function readFile(file) {
-  try {
-    return fs2.readFileSync(file);
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${file}: file not found`);
-    if (code === "EISDIR") throw new UserError(`${file}: is a directory; give the path of a .npz or .npy file`);
-    throw new UserError(`${file}: cannot read (${describe(e)}); check the path and its permissions`);
-  }
+  return readInputFile(file, { expected: "a .npz or .npy file" });
 }
 function readNpz(file) {
-  const bytes3 = readFile(file);
-  if (bytes3.length >= 6 && bytes3[0] === 147 && String.fromCharCode(...bytes3.subarray(1, 6)) === "NUMPY") {
+  const bytes2 = readFile(file);
+  if (bytes2.length >= 6 && bytes2[0] === 147 && String.fromCharCode(...bytes2.subarray(1, 6)) === "NUMPY") {
     throw new UserError(`${file}: is a single .npy array, not a .npz archive; rename it to end in .npy`);
   }
   const members2 = (() => {
     let entries = 0;
     try {
-      return unzipSync(bytes3, {
+      return unzipSync(bytes2, {
         filter: (f) => {
-          if (++entries > bytes3.length / MIN_CENTRAL_ENTRY) throw new Error("more entries than the file can hold");
+          if (++entries > bytes2.length / MIN_CENTRAL_ENTRY) throw new Error("more entries than the file can hold");
           if (!f.name.endsWith(".npy")) return false;
           if (f.compression !== ZIP_STORED && f.compression !== ZIP_DEFLATE) {
             throw new Error(`member ${f.name} uses zip compression method ${f.compression}; only stored and deflate are supported`);
           }
-          if (f.size > bytes3.length) throw new Error(`member ${f.name} claims ${f.size} bytes, beyond the end of the file`);
+          if (f.size > bytes2.length) throw new Error(`member ${f.name} claims ${f.size} bytes, beyond the end of the file`);
           if (f.compression === ZIP_DEFLATE && f.originalSize > f.size * MAX_DEFLATE_RATIO + 1024) {
             throw new Error(`member ${f.name} claims an impossible uncompressed size`);
           }
@@ -19303,7 +19474,7 @@ function readNpy(file) {
   return parseNpy(readFile(file), file);
 }
 function readArrays(file) {
-  const ext = path2.extname(file).toLowerCase();
+  const ext = path4.extname(file).toLowerCase();
   if (ext === ".npz") return readNpz(file);
   if (ext === ".npy") return /* @__PURE__ */ new Map([["x", readNpy(file)]]);
   throw new UserError(
@@ -19317,13 +19488,835 @@ function writeNpz(file, arrays, opts = {}) {
     if (name === "") throw new Error("writeNpz: empty array name");
     zippable[`${name}.npy`] = [encodeNpy(arr), { level, mtime: ZIP_MTIME }];
   }
-  const bytes3 = zipSync(zippable);
+  const bytes2 = zipSync(zippable);
   try {
-    writeFileAtomic(file, bytes3);
+    writeFileAtomic(file, bytes2);
   } catch (e) {
     throw new UserError(`${file}: cannot write (${describe(e)}); check that the directory exists and is writable`);
   }
 }
+
+// src/data/dataset.ts
+var LABELS = "y";
+var SINGLE_INPUT = "x";
+var INTEGER_DTYPES = /* @__PURE__ */ new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
+function describeDims(dims) {
+  return `[${dims.map((d) => d === null ? "?" : String(d)).join(",")}]`;
+}
+function npType(dtype) {
+  return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
+}
+function loadDataset(path24, model, opts) {
+  const modelName = opts.modelPath ?? "the model";
+  if (model.length === 0) {
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path24} into; export the model with its inputs`);
+  }
+  const arrays = readArrays(path24);
+  const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
+  const bound = [];
+  if (model.length === 1) {
+    const spec = model[0];
+    const name = spec.name !== LABELS && arrays.has(spec.name) ? spec.name : SINGLE_INPUT;
+    const arr = arrays.get(name);
+    if (!arr) {
+      throw new UserError(
+        `${path24}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+      );
+    }
+    bound.push([spec, name, arr]);
+  } else {
+    const missing = model.filter((s) => !arrays.has(s.name)).map((s) => s.name);
+    if (missing.length > 0) {
+      const wanted = model.map((s) => `${s.name}=...`).join(", ");
+      throw new UserError(
+        `${path24}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+      );
+    }
+    for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
+  }
+  for (const [spec, name, arr] of bound) checkInput(path24, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path24, name, arr);
+  const [first, firstName, firstArr] = bound[0];
+  const count3 = firstArr.shape[0];
+  for (const [, name, arr] of bound) {
+    if (arr.shape[0] !== count3) {
+      throw new UserError(
+        `${path24}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+      );
+    }
+  }
+  if (count3 < 1) {
+    throw new UserError(`${path24}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+  }
+  const y = arrays.get(LABELS);
+  let labels = null;
+  if (y) labels = toLabels(path24, y, count3);
+  else if (opts.requireLabels) {
+    throw new UserError(`${path24}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+  }
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
+  return { path: path24, count: count3, inputs, labels };
+}
+function checkInput(path24, spec, name, arr, modelName) {
+  const subject = `${path24}: array '${name}'`;
+  if (arr.dtype !== spec.dtype) {
+    throw new UserError(
+      `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
+    );
+  }
+  if (spec.dims.length === 0) {
+    throw new UserError(
+      `${modelName}: input '${spec.name}' is a scalar, so it has no batch axis to feed samples along; export the model with a batch dimension`
+    );
+  }
+  const mismatch = `${subject} has shape ${describeDims(arr.shape)} but model input '${spec.name}' expects ${describeDims(spec.dims)}`;
+  if (arr.shape.length !== spec.dims.length) {
+    throw new UserError(`${mismatch} (rank ${arr.shape.length} vs ${spec.dims.length}); ${reshapeFix(name, arr, spec)}`);
+  }
+  for (let axis = 1; axis < spec.dims.length; axis++) {
+    const want = spec.dims[axis];
+    if (typeof want === "number" && want >= 0 && arr.shape[axis] !== want) {
+      throw new UserError(`${mismatch} (axis ${axis}: ${arr.shape[axis]} vs ${want}); ${reshapeFix(name, arr, spec)}`);
+    }
+  }
+}
+var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
+function checkFinite(path24, name, arr) {
+  if (!FLOAT_DTYPES.has(arr.dtype)) return;
+  const data = arr.data;
+  const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
+  const half = arr.dtype === "float16";
+  for (let i2 = 0; i2 < data.length; i2++) {
+    const bad = half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0;
+    if (bad) {
+      const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
+      const more = countNonFinite(data, half);
+      throw new UserError(
+        `${path24}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+      );
+    }
+  }
+}
+function countNonFinite(data, half) {
+  let n = 0;
+  for (let i2 = 0; i2 < data.length; i2++) if (half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0) n++;
+  return n;
+}
+function reshapeFix(name, arr, spec) {
+  const rest = spec.dims.slice(1);
+  if (arr.shape.length >= 1 && rest.every((d) => typeof d === "number" && d >= 0)) {
+    const perSampleWanted = rest.reduce((a, d) => a * d, 1);
+    const perSampleHave = arr.shape.slice(1).reduce((a, d) => a * d, 1);
+    if (perSampleWanted === perSampleHave) return `save it with ${name}.reshape(${[-1, ...rest].join(", ")})`;
+  }
+  return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
+}
+function toLabels(path24, y, count3) {
+  const subject = `${path24}: label array '${LABELS}'`;
+  if (y.shape.length !== 1) {
+    const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
+    throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
+  }
+  if (!INTEGER_DTYPES.has(y.dtype)) {
+    throw new UserError(`${subject} has dtype ${y.dtype} but labels must be integer class ids; save it with y.astype(np.int64)`);
+  }
+  if (y.shape[0] !== count3) {
+    throw new UserError(`${subject} holds ${y.shape[0]} labels but the inputs hold ${count3} samples; save one label per sample`);
+  }
+  const out = new Int32Array(count3);
+  const src = y.data;
+  for (let i2 = 0; i2 < count3; i2++) {
+    const v = Number(src[i2]);
+    if (v < 0 || v > 2147483647) {
+      throw new UserError(
+        `${subject} has ${v < 0 ? "negative" : "out-of-range"} value ${String(src[i2])} at index ${i2}; labels must be class ids 0..K-1`
+      );
+    }
+    out[i2] = v;
+  }
+  return out;
+}
+function sampleSize(dims) {
+  let n = 1;
+  for (let i2 = 1; i2 < dims.length; i2++) n *= dims[i2];
+  return n;
+}
+function sliceBatch(ds, start, end) {
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > ds.count || start >= end) {
+    throw new RangeError(`sliceBatch: [${start}, ${end}) is not a non-empty range within 0..${ds.count}`);
+  }
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) {
+    const per = sampleSize(arr.dims);
+    out.set(name, {
+      dtype: arr.dtype,
+      dims: [end - start, ...arr.dims.slice(1)],
+      data: arr.data.subarray(start * per, end * per)
+    });
+  }
+  return out;
+}
+function takeSamples(ds, indices) {
+  const n = indices.length;
+  if (n === 0) throw new RangeError("takeSamples: no indices; a data set holds at least one sample");
+  for (let k = 0; k < n; k++) {
+    const i2 = indices[k];
+    if (!Number.isInteger(i2) || i2 < 0 || i2 >= ds.count) {
+      throw new RangeError(`takeSamples: index ${i2} at position ${k} is outside 0..${ds.count - 1}`);
+    }
+  }
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) {
+    const per = sampleSize(arr.dims);
+    const data = allocTypedArray(arr.dtype, n * per);
+    for (let k = 0; k < n; k++) {
+      const i2 = indices[k];
+      copySample(data, k * per, arr.data, i2 * per, per);
+    }
+    inputs.set(name, { dtype: arr.dtype, dims: [n, ...arr.dims.slice(1)], data });
+  }
+  let labels = null;
+  if (ds.labels) {
+    labels = new Int32Array(n);
+    for (let k = 0; k < n; k++) labels[k] = ds.labels[indices[k]];
+  }
+  return { path: ds.path, count: n, inputs, labels };
+}
+function copySample(dst, dstIndex, src, srcIndex, length) {
+  const size2 = src.BYTES_PER_ELEMENT;
+  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size2, length * size2).set(
+    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size2, length * size2)
+  );
+}
+
+// src/ledger/types.ts
+var LEDGER_SCHEMA = "prune-guard/ledger@1";
+
+// src/version.ts
+var VERSION = "0.1.0";
+
+// src/ledger/envelope.ts
+function ledgerEnvelope(models, runtime, timedOut = []) {
+  const verdicts = [...models.map((m) => m.verdict), ...timedOut.map(() => "fail")];
+  return {
+    schema: LEDGER_SCHEMA,
+    verdict: overallVerdict(verdicts),
+    tool: { name: "prune-guard", version: VERSION },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime,
+    models,
+    ...timedOut.length > 0 ? { timed_out: timedOut[0] } : {},
+    ...timedOut.length > 1 ? { more_timed_out: timedOut.slice(1) } : {}
+  };
+}
+function timedOutRuns(ledger) {
+  return ledger.timed_out ? [ledger.timed_out, ...ledger.more_timed_out ?? []] : [];
+}
+
+// node_modules/simple-statistics/dist/simple-statistics.mjs
+function quantileSorted(x2, p) {
+  var idx = (x2.length - 1) * p;
+  if (x2.length === 0) {
+    throw new Error("quantile requires at least one data point.");
+  } else if (p < 0 || p > 1) {
+    throw new Error("quantiles must be between 0 and 1");
+  } else if (p === 1) {
+    return x2[x2.length - 1];
+  } else if (p === 0) {
+    return x2[0];
+  } else if (idx % 1 !== 0) {
+    var lower = Math.floor(idx);
+    var upper = Math.ceil(idx);
+    var fraction = idx - lower;
+    return x2[lower] + fraction * (x2[upper] - x2[lower]);
+  } else {
+    return x2[idx];
+  }
+}
+function quickselect(arr, k, left, right) {
+  left = left || 0;
+  right = right || arr.length - 1;
+  while (right > left) {
+    if (right - left > 600) {
+      var n = right - left + 1;
+      var m = k - left + 1;
+      var z2 = Math.log(n);
+      var s = 0.5 * Math.exp(2 * z2 / 3);
+      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
+      if (m - n / 2 < 0) {
+        sd *= -1;
+      }
+      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
+      var newRight = Math.min(
+        right,
+        Math.floor(k + (n - m) * s / n + sd)
+      );
+      quickselect(arr, k, newLeft, newRight);
+    }
+    var t = arr[k];
+    var i2 = left;
+    var j = right;
+    swap(arr, left, k);
+    if (arr[right] > t) {
+      swap(arr, left, right);
+    }
+    while (i2 < j) {
+      swap(arr, i2, j);
+      i2++;
+      j--;
+      while (arr[i2] < t) {
+        i2++;
+      }
+      while (arr[j] > t) {
+        j--;
+      }
+    }
+    if (arr[left] === t) {
+      swap(arr, left, j);
+    } else {
+      j++;
+      swap(arr, j, right);
+    }
+    if (j <= k) {
+      left = j + 1;
+    }
+    if (k <= j) {
+      right = j - 1;
+    }
+  }
+}
+function swap(arr, i2, j) {
+  var tmp = arr[i2];
+  arr[i2] = arr[j];
+  arr[j] = tmp;
+}
+function quantile(x2, p) {
+  var copy = x2.slice();
+  if (Array.isArray(p)) {
+    multiQuantileSelect(copy, p);
+    var results = [];
+    for (var i2 = 0; i2 < p.length; i2++) {
+      results[i2] = quantileSorted(copy, p[i2]);
+    }
+    return results;
+  } else {
+    var idx = quantileIndex(copy.length, p);
+    quantileSelect(copy, idx, 0, copy.length - 1);
+    return quantileSorted(copy, p);
+  }
+}
+function quantileSelect(arr, k, left, right) {
+  if (k % 1 === 0) {
+    quickselect(arr, k, left, right);
+  } else {
+    k = Math.floor(k);
+    quickselect(arr, k, left, right);
+    quickselect(arr, k + 1, k + 1, right);
+  }
+}
+function multiQuantileSelect(arr, p) {
+  var positions = /* @__PURE__ */ new Set();
+  for (var i2 = 0; i2 < p.length; i2++) {
+    var idx = quantileIndex(arr.length, p[i2]);
+    positions.add(Math.floor(idx));
+    positions.add(Math.ceil(idx));
+  }
+  var indices = Array.from(positions).sort(compare);
+  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
+}
+function multiselect(arr, indices, lo, hi, left, right) {
+  if (lo > hi) {
+    return;
+  }
+  var mid = lo + hi >> 1;
+  quickselect(arr, indices[mid], left, right);
+  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
+  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
+}
+function compare(a, b) {
+  return a - b;
+}
+function quantileIndex(len, p) {
+  var idx = (len - 1) * p;
+  if (p === 1) {
+    return len - 1;
+  } else if (p === 0) {
+    return 0;
+  } else if (idx % 1 !== 0) {
+    return idx;
+  } else {
+    return idx;
+  }
+}
+function median(x2) {
+  return +quantile(x2, 0.5);
+}
+var BayesianClassifier = function BayesianClassifier2() {
+  this.totalCount = 0;
+  this.data = {};
+};
+BayesianClassifier.prototype.train = function train(item, category) {
+  if (!this.data[category]) {
+    this.data[category] = {};
+  }
+  for (var k in item) {
+    var v = item[k];
+    if (this.data[category][k] === void 0) {
+      this.data[category][k] = {};
+    }
+    if (this.data[category][k][v] === void 0) {
+      this.data[category][k][v] = 0;
+    }
+    this.data[category][k][v]++;
+  }
+  this.totalCount++;
+};
+BayesianClassifier.prototype.score = function score(item) {
+  var odds = {};
+  var category;
+  for (var k in item) {
+    var v = item[k];
+    for (category in this.data) {
+      if (odds[category] === void 0) {
+        odds[category] = {};
+      }
+      if (this.data[category][k]) {
+        odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
+      } else {
+        odds[category][k + "_" + v] = 0;
+      }
+    }
+  }
+  var oddsSums = {};
+  for (category in odds) {
+    oddsSums[category] = 0;
+    for (var combination in odds[category]) {
+      oddsSums[category] += odds[category][combination];
+    }
+  }
+  return oddsSums;
+};
+var g = 607 / 128;
+var LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
+var SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
+function cumulativeDistribution(z2) {
+  var sum = z2;
+  var tmp = z2;
+  for (var i2 = 1; i2 < 30; i2++) {
+    tmp *= z2 * z2 / (2 * i2 + 1);
+    sum += tmp;
+  }
+  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
+}
+var standardNormalTable = [];
+for (z = 0; z <= 3.09; z += 0.01) {
+  standardNormalTable.push(cumulativeDistribution(z));
+}
+var z;
+function errorFunction(x2) {
+  var t = 1 / (1 + 0.5 * Math.abs(x2));
+  var tau = t * Math.exp(
+    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
+  );
+  if (x2 >= 0) {
+    return 1 - tau;
+  } else {
+    return tau - 1;
+  }
+}
+var SQRT_2PI = Math.sqrt(2 * Math.PI);
+var PerceptronModel = function PerceptronModel2() {
+  this.weights = [];
+  this.bias = 0;
+};
+PerceptronModel.prototype.predict = function predict(features) {
+  if (features.length !== this.weights.length) {
+    return null;
+  }
+  var score2 = 0;
+  for (var i2 = 0; i2 < this.weights.length; i2++) {
+    score2 += this.weights[i2] * features[i2];
+  }
+  score2 += this.bias;
+  if (score2 > 0) {
+    return 1;
+  } else {
+    return 0;
+  }
+};
+PerceptronModel.prototype.train = function train2(features, label) {
+  if (label !== 0 && label !== 1) {
+    return null;
+  }
+  if (features.length !== this.weights.length) {
+    this.weights = features.slice();
+    this.bias = 1;
+  }
+  var prediction = this.predict(features);
+  if (typeof prediction === "number" && prediction !== label) {
+    var gradient = label - prediction;
+    for (var i2 = 0; i2 < this.weights.length; i2++) {
+      this.weights[i2] += gradient * features[i2];
+    }
+    this.bias += gradient;
+  }
+  return this;
+};
+
+// src/onnx/runtime/ort.ts
+var bundled = __toESM(require_dist2(), 1);
+import { createRequire as createRequire2 } from "node:module";
+
+// src/onnx/runtime/ortErrors.ts
+var PATTERNS = [
+  [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
+  [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
+  [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
+  [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
+];
+var MAX_LENGTH = 300;
+function shortOrtError(message) {
+  for (const [re, say] of PATTERNS) {
+    const m = message.match(re);
+    if (m) return say(m);
+  }
+  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
+  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
+}
+
+// src/onnx/runtime/ort.ts
+var chosen;
+function onnxruntime() {
+  if (chosen) return chosen;
+  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
+  if (custom) {
+    try {
+      chosen = { ort: createRequire2(import.meta.url)(custom), source: custom };
+    } catch (e) {
+      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
+    }
+  } else {
+    chosen = { ort: bundled, source: "bundled" };
+  }
+  return chosen;
+}
+function onnxruntimeVersion() {
+  const { ort } = onnxruntime();
+  return ort.env.versions?.common ?? "unknown";
+}
+async function openSession(modelPath, opts) {
+  const { ort } = onnxruntime();
+  try {
+    return await ort.InferenceSession.create(modelPath, {
+      executionProviders: [opts.provider ?? "cpu"],
+      graphOptimizationLevel: "all",
+      executionMode: "sequential",
+      intraOpNumThreads: opts.threads,
+      interOpNumThreads: 1
+    });
+  } catch (e) {
+    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
+  }
+}
+
+// src/util/random.ts
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+
+// src/measure/stats/bootstrap.ts
+function bootstrapInterval(n, statistic, opts = {}) {
+  const confidence = opts.confidence ?? 0.95;
+  const resamples = opts.resamples ?? 1e3;
+  const random = seededRandom(opts.seed ?? 24301);
+  const indices = new Int32Array(n);
+  const values = [];
+  for (let r = 0; r < resamples; r++) {
+    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
+    const v = statistic(indices);
+    if (Number.isFinite(v)) values.push(v);
+  }
+  if (values.length === 0) return [NaN, NaN];
+  values.sort((a, b) => a - b);
+  const alpha = (1 - confidence) / 2;
+  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
+}
+function quantileAt(values, indices, p, scratch) {
+  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
+  scratch.sort();
+  return quantileSorted(scratch, p);
+}
+function quantileInterval(values, p, opts = {}) {
+  const scratch = new Float64Array(values.length);
+  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
+}
+function meanInterval(values, opts = {}) {
+  return bootstrapInterval(values.length, (idx) => {
+    let s = 0;
+    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
+    return s / idx.length;
+  }, opts);
+}
+
+// src/measure/latency.ts
+function batchOf(source, batch) {
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of source) {
+    const rows2 = arr.dims[0];
+    const rowSize = arr.data.length / rows2;
+    const Ctor = arr.data.constructor;
+    const data = new Ctor(batch * rowSize);
+    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
+    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
+  }
+  return out;
+}
+function latencyStat(batch, samplesMs, confidence) {
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  const stat = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
+  if (confidence === void 0) return stat;
+  stat.p99_ms = quantileSorted(sorted, 0.99);
+  stat.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  const opts = { confidence, resamples: 500 };
+  stat.p50_ci = quantileInterval(sorted, 0.5, opts);
+  stat.p95_ci = quantileInterval(sorted, 0.95, opts);
+  stat.p99_ci = quantileInterval(sorted, 0.99, opts);
+  stat.mean_ci = meanInterval(sorted, opts);
+  return stat;
+}
+function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
+  const n = Math.min(a.length, b.length);
+  const sa = new Float64Array(n);
+  const sb = new Float64Array(n);
+  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
+  const ratio2 = median2(a) / median2(b);
+  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
+  return { ratio: ratio2, ci };
+}
+function relativeHalfWidth(estimate, ci) {
+  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
+}
+var STABLE_WINDOW = 5;
+function settled(times) {
+  if (times.length < 2 * STABLE_WINDOW) return false;
+  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
+  const last = med(times.slice(-STABLE_WINDOW));
+  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
+  return Math.abs(last / before - 1) <= 0.1;
+}
+function preciseEnough(perModel, target, confidence) {
+  if (perModel.length === 1) {
+    const s = perModel[0];
+    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
+  }
+  for (let i2 = 1; i2 < perModel.length; i2++) {
+    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
+    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
+  }
+  return true;
+}
+async function measureInterleaved(modelPaths, source, opts, onProgress) {
+  const { ort } = onnxruntime();
+  const sessions = [];
+  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
+  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
+  const adaptive = (opts.targetRelCi ?? 0) > 0;
+  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
+  let done = 0;
+  try {
+    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
+    for (let b = 0; b < opts.batchSizes.length; b++) {
+      const started = performance.now();
+      const inputs = batchOf(source, opts.batchSizes[b]);
+      const feeds = {};
+      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const warm = sessions.map(() => []);
+      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
+      let warming = opts.warmup > 0;
+      let warmRounds = 0;
+      let timed = 0;
+      for (let r = 0; ; r++) {
+        if (!warming && timed >= opts.runs) {
+          if (!adaptive || performance.now() - started > capMs) break;
+          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
+        }
+        const order = sessions.map((_, i2) => i2);
+        if (r % 2 === 1) order.reverse();
+        for (const i2 of order) {
+          let dt = Infinity;
+          for (let k = 0; k < (opts.repeat ?? 1); k++) {
+            const t0 = performance.now();
+            const out = await sessions[i2].run(feeds);
+            dt = Math.min(dt, performance.now() - t0);
+            for (const t of Object.values(out)) t.dispose();
+          }
+          if (warming) warm[i2].push(dt);
+          else samples[i2][b].push(dt);
+        }
+        if (warming) {
+          warmRounds++;
+          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
+        } else timed++;
+        onProgress?.(Math.min(++done, total2), total2);
+      }
+    }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+  return samples;
+}
+
+// src/measure/provider.ts
+import * as fs4 from "node:fs";
+function cudaUnavailable() {
+  const { ort, source } = onnxruntime();
+  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
+  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
+  if (!fs4.existsSync("/dev/nvidia0") && !fs4.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
+  return void 0;
+}
+async function resolveProvider(requested, probeModel2) {
+  if (requested === "cpu") return { provider: "cpu" };
+  let why = cudaUnavailable();
+  if (!why) {
+    try {
+      const { ort } = onnxruntime();
+      const session = await ort.InferenceSession.create(probeModel2, { executionProviders: ["cuda"] });
+      await session.release();
+      return { provider: "cuda" };
+    } catch (e) {
+      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
+    }
+  }
+  if (requested === "cuda") {
+    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
+  }
+  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
+}
+
+// src/measure/runtimeCost.ts
+import { spawn } from "node:child_process";
+import * as fs6 from "node:fs";
+
+// src/measure/memory.ts
+import * as fs5 from "node:fs";
+function readHwm() {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs5.readFileSync("/proc/self/status", "utf8"));
+  return m ? Number(m[1]) * 1024 : void 0;
+}
+function peakMeter() {
+  try {
+    fs5.writeFileSync("/proc/self/clear_refs", "5");
+    if (readHwm() !== void 0) {
+      return {
+        method: "linux-vmhwm",
+        reset: () => fs5.writeFileSync("/proc/self/clear_refs", "5"),
+        peak: () => readHwm()
+      };
+    }
+  } catch {
+  }
+  return { method: "rss-after", reset() {
+  }, peak: () => process.memoryUsage().rss };
+}
+
+// src/measure/runtimeCost.ts
+var RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
+function throughput(byBatch) {
+  if (byBatch.length === 0) return void 0;
+  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
+  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
+}
+function readCounter(file) {
+  try {
+    const v = Number(fs6.readFileSync(file, "utf8").trim());
+    return Number.isFinite(v) ? v : void 0;
+  } catch {
+    return void 0;
+  }
+}
+async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
+  const before = readCounter(counter);
+  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
+  for (let i2 = 0; i2 < runs; i2++) await run();
+  const after = readCounter(counter);
+  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
+  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
+}
+async function gpuEnergyPerSample(run, runs, batch, command = "nvidia-smi") {
+  const watts = [];
+  let failed = false;
+  const child = spawn(command, ["--query-gpu=power.draw", "--format=csv,noheader,nounits", "-i", "0", "-lms", "100"], { stdio: ["ignore", "pipe", "ignore"] });
+  child.on("error", () => failed = true);
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", (chunk) => {
+    for (const line of chunk.split("\n")) {
+      const w = Number.parseFloat(line);
+      if (Number.isFinite(w)) watts.push(w);
+    }
+  });
+  for (let waited = 0; watts.length === 0 && !failed && child.exitCode === null && waited < 2e3; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  const t0 = performance.now();
+  for (let i2 = 0; i2 < runs; i2++) await run();
+  const seconds = (performance.now() - t0) / 1e3;
+  child.kill();
+  if (failed || watts.length === 0) return { joules: null, note: `not available: ${command} (NVML power) did not report on this runner` };
+  const meanWatts = watts.reduce((a, b) => a + b, 0) / watts.length;
+  return { joules: meanWatts * seconds / (runs * batch), note: `NVML board power via nvidia-smi (${watts.length} readings, mean ${meanWatts.toFixed(1)} W) over ${runs} runs of batch ${batch} (includes other processes on the GPU)` };
+}
+async function measureRuntimeCost(artifact, byBatch, source, opts) {
+  const { ort } = onnxruntime();
+  const loads = [];
+  const meter = peakMeter();
+  for (let i2 = 0; i2 < 3; i2++) {
+    const rssBefore = process.memoryUsage().rss;
+    if (i2 === 2) meter.reset();
+    const t0 = performance.now();
+    const s = await openSession(artifact, opts);
+    loads.push(performance.now() - t0);
+    if (i2 < 2) await s.release();
+    else {
+      const batch = byBatch[0]?.batch ?? 1;
+      const feeds = {};
+      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const measureEnergy = opts.provider === "cuda" ? gpuEnergyPerSample : energyPerSample;
+      const energy = await measureEnergy(async () => {
+        const out2 = await s.run(feeds);
+        for (const t of Object.values(out2)) t.dispose();
+      }, 20, batch);
+      const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a, byBatch[0] ?? { batch: 1 });
+      const bigFeeds = {};
+      for (const [name, arr] of batchOf(source, largest.batch)) bigFeeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const out = await s.run(bigFeeds);
+      for (const t of Object.values(out)) t.dispose();
+      const peak = meter.method === "linux-vmhwm" ? meter.peak() : null;
+      await s.release();
+      const tp = throughput(byBatch);
+      return {
+        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
+        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
+        energy_j_per_sample: energy.joules,
+        energy_note: energy.note,
+        peak_rss_bytes: peak,
+        session_rss_bytes: peak === null ? null : Math.max(0, peak - rssBefore),
+        memory_note: peak === null ? "not available: the runner does not expose a resettable peak RSS (Linux /proc/self/clear_refs)" : `peak RSS of the measuring process while loading the model and running batch ${largest.batch} (Linux VmHWM)`
+      };
+    }
+  }
+  throw new Error("unreachable");
+}
+
+// src/onnx/model.ts
+import * as fs7 from "node:fs";
+import * as path5 from "node:path";
 
 // node_modules/@bufbuild/protobuf/dist/esm/is-message.js
 function isMessage(arg, schema) {
@@ -19471,23 +20464,23 @@ var decimalFrom1e7WithLeadingZeros = (digit1e7) => {
   const partial2 = String(digit1e7);
   return "0000000".slice(partial2.length) + partial2;
 };
-function varint32write(value, bytes3) {
+function varint32write(value, bytes2) {
   if (value >>> 0 < 128) {
-    bytes3.push(value);
+    bytes2.push(value);
     return;
   }
   if (value >= 0) {
     while (value > 127) {
-      bytes3.push(value & 127 | 128);
+      bytes2.push(value & 127 | 128);
       value = value >>> 7;
     }
-    bytes3.push(value);
+    bytes2.push(value);
   } else {
     for (let i2 = 0; i2 < 9; i2++) {
-      bytes3.push(value & 127 | 128);
+      bytes2.push(value & 127 | 128);
       value = value >> 7;
     }
-    bytes3.push(1);
+    bytes2.push(1);
   }
 }
 function varint32read() {
@@ -20041,7 +21034,7 @@ function getTextEncoding() {
       encodeUtf8(text2) {
         return textEncoder.encode(text2);
       },
-      decodeUtf8(bytes3, strict) {
+      decodeUtf8(bytes2, strict) {
         if (strict) {
           if (!textDecoderStrict) {
             textDecoderStrict = new globals.TextDecoder("utf-8", {
@@ -20049,9 +21042,9 @@ function getTextEncoding() {
               ignoreBOM: true
             });
           }
-          return textDecoderStrict.decode(bytes3);
+          return textDecoderStrict.decode(bytes2);
         }
-        return textDecoder.decode(bytes3);
+        return textDecoder.decode(bytes2);
       },
       checkUtf8(text2) {
         try {
@@ -20077,9 +21070,9 @@ function getTextEncoding() {
 }
 function emulateEncodeInto(encodeUtf8) {
   return (text2, dest) => {
-    const bytes3 = encodeUtf8(text2);
-    dest.set(bytes3);
-    return { written: bytes3.byteLength };
+    const bytes2 = encodeUtf8(text2);
+    dest.set(bytes2);
+    return { written: bytes2.byteLength };
   };
 }
 
@@ -20121,11 +21114,11 @@ var BinaryWriter = class {
    * was last used.
    */
   view() {
-    const bytes3 = this.buffer;
+    const bytes2 = this.buffer;
     const view = this.viewCache;
-    if (view.byteLength === bytes3.byteLength)
+    if (view.byteLength === bytes2.byteLength)
       return view;
-    const newView = new DataView(bytes3.buffer);
+    const newView = new DataView(bytes2.buffer);
     this.viewCache = newView;
     return newView;
   }
@@ -21411,11 +22404,11 @@ function base64Decode(base64Str) {
   if ((len & 3) == 0 && base64Str[len - 1] == "=") {
     size2 -= base64Str[len - 2] == "=" ? 2 : 1;
   }
-  const bytes3 = new Uint8Array(size2);
+  const bytes2 = new Uint8Array(size2);
   let written = -1;
   if (nativeSetFromBase64) {
     try {
-      const result = nativeSetFromBase64.call(bytes3, base64Str);
+      const result = nativeSetFromBase64.call(bytes2, base64Str);
       if (result.read == len) {
         written = result.written;
       }
@@ -21423,15 +22416,15 @@ function base64Decode(base64Str) {
     }
   }
   if (written < 0) {
-    written = setFromBase64(bytes3, base64Str);
+    written = setFromBase64(bytes2, base64Str);
   }
-  return written == size2 ? bytes3 : bytes3.subarray(0, written);
+  return written == size2 ? bytes2 : bytes2.subarray(0, written);
 }
-function setFromBase64(bytes3, base64Str) {
-  const table3 = getDecodeTable();
+function setFromBase64(bytes2, base64Str) {
+  const table4 = getDecodeTable();
   let bytePos = 0, groupPos = 0, b, p = 0;
   for (let i2 = 0; i2 < base64Str.length; i2++) {
-    b = table3[base64Str.charCodeAt(i2)];
+    b = table4[base64Str.charCodeAt(i2)];
     if (b === void 0) {
       switch (base64Str[i2]) {
         // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
@@ -21454,17 +22447,17 @@ function setFromBase64(bytes3, base64Str) {
         groupPos = 1;
         break;
       case 1:
-        bytes3[bytePos++] = p << 2 | (b & 48) >> 4;
+        bytes2[bytePos++] = p << 2 | (b & 48) >> 4;
         p = b;
         groupPos = 2;
         break;
       case 2:
-        bytes3[bytePos++] = (p & 15) << 4 | (b & 60) >> 2;
+        bytes2[bytePos++] = (p & 15) << 4 | (b & 60) >> 2;
         p = b;
         groupPos = 3;
         break;
       case 3:
-        bytes3[bytePos++] = (p & 3) << 6 | b;
+        bytes2[bytePos++] = (p & 3) << 6 | b;
         groupPos = 0;
         break;
     }
@@ -21747,8 +22740,8 @@ function* nestedTypes(desc) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/registry.js
-function createEmbeddedFileRegistry(fileDescriptorProto, resolve4) {
-  return buildFileRegistry([fileDescriptorProto, resolve4]);
+function createEmbeddedFileRegistry(fileDescriptorProto, resolve5) {
+  return buildFileRegistry([fileDescriptorProto, resolve5]);
 }
 function buildFileRegistry(args, check) {
   const registry2 = createBaseRegistry();
@@ -21772,7 +22765,7 @@ function buildFileRegistry(args, check) {
         if (seen.has(protoFileName)) {
           continue;
         }
-        const dep = resolve4(protoFileName);
+        const dep = resolve5(protoFileName);
         if (!dep) {
           throw new Error(`Unable to resolve ${protoFileName}, imported by ${file.name}`);
         }
@@ -21786,7 +22779,7 @@ function buildFileRegistry(args, check) {
       return deps.concat(...deps.map(recurseDeps));
     };
     const input = args[0];
-    const resolve4 = args[1];
+    const resolve5 = args[1];
     const seen = /* @__PURE__ */ new Set();
     for (const file of [input, ...recurseDeps(input)].reverse()) {
       check === null || check === void 0 ? void 0 : check(file);
@@ -22464,11 +23457,11 @@ function getFieldPresence(proto, oneof, isExtension, parent) {
   if (isExtension) {
     return EXPLICIT;
   }
-  const resolved = resolveFeature("fieldPresence", { proto, parent });
-  if (resolved == IMPLICIT3 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
+  const resolved2 = resolveFeature("fieldPresence", { proto, parent });
+  if (resolved2 == IMPLICIT3 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
     return EXPLICIT;
   }
-  return resolved;
+  return resolved2;
 }
 function isPackedField(proto, parent) {
   if (proto.label != LABEL_REPEATED) {
@@ -22618,8 +23611,8 @@ function bootEnumDescriptorProto(init) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path20, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path20]);
+function messageDesc(file, path24, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path24]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -22792,9 +23785,9 @@ var SymbolVisibility;
 function makeReadContext(options) {
   return Object.assign(Object.assign({ readUnknownFields: true, recursionLimit: 100 }, options), { depth: 0 });
 }
-function fromBinary(schema, bytes3, options) {
+function fromBinary(schema, bytes2, options) {
   const message = create(schema);
-  compiledReader(schema).read(message, new BinaryReader(bytes3), makeReadContext(options), bytes3.byteLength);
+  compiledReader(schema).read(message, new BinaryReader(bytes2), makeReadContext(options), bytes2.byteLength);
   return message;
 }
 var compiledReaders = /* @__PURE__ */ new WeakMap();
@@ -22933,13 +23926,13 @@ function compileEnumFieldReader(field) {
         message[localName] = val;
       }
     } else if (ctx.readUnknownFields) {
-      const bytes3 = [];
-      varint32write(val, bytes3);
+      const bytes2 = [];
+      varint32write(val, bytes2);
       const unknownFields = (_a5 = message.$unknown) !== null && _a5 !== void 0 ? _a5 : [];
       unknownFields.push({
         no: fieldNo,
         wireType,
-        data: new Uint8Array(bytes3)
+        data: new Uint8Array(bytes2)
       });
       message.$unknown = unknownFields;
     }
@@ -23115,9 +24108,9 @@ function compileScalarReader(type, utf8Validation, longAsString) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/file.js
-function fileDesc(b642, imports) {
+function fileDesc(b64, imports) {
   var _a4;
-  const root = fromBinary(FileDescriptorProtoSchema, base64Decode(b642));
+  const root = fromBinary(FileDescriptorProtoSchema, base64Decode(b64));
   root.messageType.forEach(restoreJsonNames);
   root.dependency = (_a4 = imports === null || imports === void 0 ? void 0 : imports.map((f) => f.proto.name)) !== null && _a4 !== void 0 ? _a4 : [];
   const reg = createEmbeddedFileRegistry(root, (protoFileName) => imports === null || imports === void 0 ? void 0 : imports.find((f) => f.proto.name === protoFileName));
@@ -23478,16 +24471,6 @@ function writeTypeOfScalar(type) {
   }
 }
 
-// node_modules/@bufbuild/protobuf/dist/esm/fields.js
-function isFieldSet(message, field) {
-  return field.parent.typeName == message.$typeName && unsafeIsSet(message, field);
-}
-function clearField(message, field) {
-  if (field.parent.typeName == message.$typeName) {
-    unsafeClear(message, field);
-  }
-}
-
 // src/onnx/proto/onnx_pb.ts
 var file_onnx = /* @__PURE__ */ fileDesc("Cgpvbm54LnByb3RvEgRvbm54IswFCg5BdHRyaWJ1dGVQcm90bxIMCgRuYW1lGAEgASgJEhUKDXJlZl9hdHRyX25hbWUYFSABKAkSEgoKZG9jX3N0cmluZxgNIAEoCRIwCgR0eXBlGBQgASgOMiIub25ueC5BdHRyaWJ1dGVQcm90by5BdHRyaWJ1dGVUeXBlEgkKAWYYAiABKAISCQoBaRgDIAEoAxIJCgFzGAQgASgMEhwKAXQYBSABKAsyES5vbm54LlRlbnNvclByb3RvEhsKAWcYBiABKAsyEC5vbm54LkdyYXBoUHJvdG8SLgoNc3BhcnNlX3RlbnNvchgWIAEoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SGwoCdHAYDiABKAsyDy5vbm54LlR5cGVQcm90bxIOCgZmbG9hdHMYByADKAISDAoEaW50cxgIIAMoAxIPCgdzdHJpbmdzGAkgAygMEiIKB3RlbnNvcnMYCiADKAsyES5vbm54LlRlbnNvclByb3RvEiAKBmdyYXBocxgLIAMoCzIQLm9ubnguR3JhcGhQcm90bxIvCg5zcGFyc2VfdGVuc29ycxgXIAMoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SJAoLdHlwZV9wcm90b3MYDyADKAsyDy5vbm54LlR5cGVQcm90byLZAQoNQXR0cmlidXRlVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgcKA0lOVBACEgoKBlNUUklORxADEgoKBlRFTlNPUhAEEgkKBUdSQVBIEAUSEQoNU1BBUlNFX1RFTlNPUhALEg4KClRZUEVfUFJPVE8QDRIKCgZGTE9BVFMQBhIICgRJTlRTEAcSCwoHU1RSSU5HUxAIEgsKB1RFTlNPUlMQCRIKCgZHUkFQSFMQChISCg5TUEFSU0VfVEVOU09SUxAMEg8KC1RZUEVfUFJPVE9TEA4iUQoOVmFsdWVJbmZvUHJvdG8SDAoEbmFtZRgBIAEoCRIdCgR0eXBlGAIgASgLMg8ub25ueC5UeXBlUHJvdG8SEgoKZG9jX3N0cmluZxgDIAEoCSKWAQoJTm9kZVByb3RvEg0KBWlucHV0GAEgAygJEg4KBm91dHB1dBgCIAMoCRIMCgRuYW1lGAMgASgJEg8KB29wX3R5cGUYBCABKAkSDgoGZG9tYWluGAcgASgJEicKCWF0dHJpYnV0ZRgFIAMoCzIULm9ubnguQXR0cmlidXRlUHJvdG8SEgoKZG9jX3N0cmluZxgGIAEoCSLWAQoRVHJhaW5pbmdJbmZvUHJvdG8SKAoOaW5pdGlhbGl6YXRpb24YASABKAsyEC5vbm54LkdyYXBoUHJvdG8SIwoJYWxnb3JpdGhtGAIgASgLMhAub25ueC5HcmFwaFByb3RvEjwKFmluaXRpYWxpemF0aW9uX2JpbmRpbmcYAyADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8SNAoOdXBkYXRlX2JpbmRpbmcYBCADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8i6wIKCk1vZGVsUHJvdG8SEgoKaXJfdmVyc2lvbhgBIAEoAxIuCgxvcHNldF9pbXBvcnQYCCADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIVCg1wcm9kdWNlcl9uYW1lGAIgASgJEhgKEHByb2R1Y2VyX3ZlcnNpb24YAyABKAkSDgoGZG9tYWluGAQgASgJEhUKDW1vZGVsX3ZlcnNpb24YBSABKAMSEgoKZG9jX3N0cmluZxgGIAEoCRIfCgVncmFwaBgHIAEoCzIQLm9ubnguR3JhcGhQcm90bxI0Cg5tZXRhZGF0YV9wcm9wcxgOIAMoCzIcLm9ubnguU3RyaW5nU3RyaW5nRW50cnlQcm90bxIuCg10cmFpbmluZ19pbmZvGBQgAygLMhcub25ueC5UcmFpbmluZ0luZm9Qcm90bxImCglmdW5jdGlvbnMYGSADKAsyEy5vbm54LkZ1bmN0aW9uUHJvdG8iNAoWU3RyaW5nU3RyaW5nRW50cnlQcm90bxILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiawoQVGVuc29yQW5ub3RhdGlvbhITCgt0ZW5zb3JfbmFtZRgBIAEoCRJCChxxdWFudF9wYXJhbWV0ZXJfdGVuc29yX25hbWVzGAIgAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvIp4DCgpHcmFwaFByb3RvEh0KBG5vZGUYASADKAsyDy5vbm54Lk5vZGVQcm90bxIMCgRuYW1lGAIgASgJEiYKC2luaXRpYWxpemVyGAUgAygLMhEub25ueC5UZW5zb3JQcm90bxIzChJzcGFyc2VfaW5pdGlhbGl6ZXIYDyADKAsyFy5vbm54LlNwYXJzZVRlbnNvclByb3RvEhIKCmRvY19zdHJpbmcYCiABKAkSIwoFaW5wdXQYCyADKAsyFC5vbm54LlZhbHVlSW5mb1Byb3RvEiQKBm91dHB1dBgMIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SKAoKdmFsdWVfaW5mbxgNIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SNwoXcXVhbnRpemF0aW9uX2Fubm90YXRpb24YDiADKAsyFi5vbm54LlRlbnNvckFubm90YXRpb25KBAgDEARKBAgEEAVKBAgGEApSCmlyX3ZlcnNpb25SEHByb2R1Y2VyX3ZlcnNpb25SDHByb2R1Y2VyX3RhZ1IGZG9tYWluIrgFCgtUZW5zb3JQcm90bxIMCgRkaW1zGAEgAygDEhEKCWRhdGFfdHlwZRgCIAEoBRIqCgdzZWdtZW50GAMgASgLMhkub25ueC5UZW5zb3JQcm90by5TZWdtZW50EhYKCmZsb2F0X2RhdGEYBCADKAJCAhABEhYKCmludDMyX2RhdGEYBSADKAVCAhABEhMKC3N0cmluZ19kYXRhGAYgAygMEhYKCmludDY0X2RhdGEYByADKANCAhABEgwKBG5hbWUYCCABKAkSEgoKZG9jX3N0cmluZxgMIAEoCRIQCghyYXdfZGF0YRgJIAEoDBIzCg1leHRlcm5hbF9kYXRhGA0gAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvEjUKDWRhdGFfbG9jYXRpb24YDiABKA4yHi5vbm54LlRlbnNvclByb3RvLkRhdGFMb2NhdGlvbhIXCgtkb3VibGVfZGF0YRgKIAMoAUICEAESFwoLdWludDY0X2RhdGEYCyADKARCAhABGiUKB1NlZ21lbnQSDQoFYmVnaW4YASABKAMSCwoDZW5kGAIgASgDItoBCghEYXRhVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgkKBVVJTlQ4EAISCAoESU5UOBADEgoKBlVJTlQxNhAEEgkKBUlOVDE2EAUSCQoFSU5UMzIQBhIJCgVJTlQ2NBAHEgoKBlNUUklORxAIEggKBEJPT0wQCRILCgdGTE9BVDE2EAoSCgoGRE9VQkxFEAsSCgoGVUlOVDMyEAwSCgoGVUlOVDY0EA0SDQoJQ09NUExFWDY0EA4SDgoKQ09NUExFWDEyOBAPEgwKCEJGTE9BVDE2EBAiKQoMRGF0YUxvY2F0aW9uEgsKB0RFRkFVTFQQABIMCghFWFRFUk5BTBABImgKEVNwYXJzZVRlbnNvclByb3RvEiEKBnZhbHVlcxgBIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SIgoHaW5kaWNlcxgCIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SDAoEZGltcxgDIAMoAyKVAQoQVGVuc29yU2hhcGVQcm90bxItCgNkaW0YASADKAsyIC5vbm54LlRlbnNvclNoYXBlUHJvdG8uRGltZW5zaW9uGlIKCURpbWVuc2lvbhITCglkaW1fdmFsdWUYASABKANIABITCglkaW1fcGFyYW0YAiABKAlIABISCgpkZW5vdGF0aW9uGAMgASgJQgcKBXZhbHVlIs4ECglUeXBlUHJvdG8SLQoLdGVuc29yX3R5cGUYASABKAsyFi5vbm54LlR5cGVQcm90by5UZW5zb3JIABIxCg1zZXF1ZW5jZV90eXBlGAQgASgLMhgub25ueC5UeXBlUHJvdG8uU2VxdWVuY2VIABInCghtYXBfdHlwZRgFIAEoCzITLm9ubnguVHlwZVByb3RvLk1hcEgAEjEKDW9wdGlvbmFsX3R5cGUYCSABKAsyGC5vbm54LlR5cGVQcm90by5PcHRpb25hbEgAEjoKEnNwYXJzZV90ZW5zb3JfdHlwZRgIIAEoCzIcLm9ubnguVHlwZVByb3RvLlNwYXJzZVRlbnNvckgAEhIKCmRlbm90YXRpb24YBiABKAkaQgoGVGVuc29yEhEKCWVsZW1fdHlwZRgBIAEoBRIlCgVzaGFwZRgCIAEoCzIWLm9ubnguVGVuc29yU2hhcGVQcm90bxouCghTZXF1ZW5jZRIiCgllbGVtX3R5cGUYASABKAsyDy5vbm54LlR5cGVQcm90bxo8CgNNYXASEAoIa2V5X3R5cGUYASABKAUSIwoKdmFsdWVfdHlwZRgCIAEoCzIPLm9ubnguVHlwZVByb3RvGi4KCE9wdGlvbmFsEiIKCWVsZW1fdHlwZRgBIAEoCzIPLm9ubnguVHlwZVByb3RvGkgKDFNwYXJzZVRlbnNvchIRCgllbGVtX3R5cGUYASABKAUSJQoFc2hhcGUYAiABKAsyFi5vbm54LlRlbnNvclNoYXBlUHJvdG9CBwoFdmFsdWUiNQoST3BlcmF0b3JTZXRJZFByb3RvEg4KBmRvbWFpbhgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDIuUBCg1GdW5jdGlvblByb3RvEgwKBG5hbWUYASABKAkSDQoFaW5wdXQYBCADKAkSDgoGb3V0cHV0GAUgAygJEhEKCWF0dHJpYnV0ZRgGIAMoCRIdCgRub2RlGAcgAygLMg8ub25ueC5Ob2RlUHJvdG8SEgoKZG9jX3N0cmluZxgIIAEoCRIuCgxvcHNldF9pbXBvcnQYCSADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIOCgZkb21haW4YCiABKAlKBAgCEANKBAgDEARSDXNpbmNlX3ZlcnNpb25SBnN0YXR1cyrkAQoHVmVyc2lvbhISCg5fU1RBUlRfVkVSU0lPThAAEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8xMBABEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8zMBACEhgKFElSX1ZFUlNJT05fMjAxN18xMV8zEAMSGAoUSVJfVkVSU0lPTl8yMDE5XzFfMjIQBBIYChRJUl9WRVJTSU9OXzIwMTlfM18xOBAFEhgKFElSX1ZFUlNJT05fMjAxOV85XzE5EAYSFwoTSVJfVkVSU0lPTl8yMDIwXzVfOBAHEg4KCklSX1ZFUlNJT04QCCouCg5PcGVyYXRvclN0YXR1cxIQCgxFWFBFUklNRU5UQUwQABIKCgZTVEFCTEUQAUICSAM");
 var AttributeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 0);
@@ -23518,7 +24501,7 @@ var TensorProto_DataType = /* @__PURE__ */ ((TensorProto_DataType2) => {
   return TensorProto_DataType2;
 })(TensorProto_DataType || {});
 var TypeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 11);
-var TypeProto_TensorSchema = /* @__PURE__ */ messageDesc(file_onnx, 11, 0);
+var OperatorSetIdProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 12);
 
 // src/onnx/tensor.ts
 var ITEM_SIZE = {
@@ -23732,856 +24715,234 @@ function makeIntTensor(name, dims, values, dataType = 7 /* INT64 */) {
   return create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt), rawData: raw });
 }
 
-// src/data/dataset.ts
-var LABELS = "y";
-var SINGLE_INPUT = "x";
-var INTEGER_DTYPES = /* @__PURE__ */ new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
-function describeDims(dims) {
-  return `[${dims.map((d) => d === null ? "?" : String(d)).join(",")}]`;
+// src/onnx/streamSave.ts
+import { randomBytes as randomBytes2 } from "node:crypto";
+var STREAM_RAW_BYTES = 1 << 16;
+var TAG_MODEL_GRAPH = 7 << 3 | 2;
+var TAG_GRAPH_INITIALIZER = 5 << 3 | 2;
+var TAG_TENSOR_RAW_DATA = 9 << 3 | 2;
+function varint(n) {
+  const out = [];
+  while (n >= 128) {
+    out.push(n % 128 | 128);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Uint8Array.from(out);
 }
-function npType(dtype) {
-  return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
-}
-function loadDataset(path20, model, opts) {
-  const modelName = opts.modelPath ?? "the model";
-  if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path20} into; export the model with its inputs`);
-  }
-  const arrays = readArrays(path20);
-  const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
-  const bound = [];
-  if (model.length === 1) {
-    const spec = model[0];
-    const name = spec.name !== LABELS && arrays.has(spec.name) ? spec.name : SINGLE_INPUT;
-    const arr = arrays.get(name);
-    if (!arr) {
-      throw new UserError(
-        `${path20}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
-      );
-    }
-    bound.push([spec, name, arr]);
-  } else {
-    const missing = model.filter((s) => !arrays.has(s.name)).map((s) => s.name);
-    if (missing.length > 0) {
-      const wanted = model.map((s) => `${s.name}=...`).join(", ");
-      throw new UserError(
-        `${path20}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
-      );
-    }
-    for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
-  }
-  for (const [spec, name, arr] of bound) checkInput(path20, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path20, name, arr);
-  const [first, firstName, firstArr] = bound[0];
-  const count3 = firstArr.shape[0];
-  for (const [, name, arr] of bound) {
-    if (arr.shape[0] !== count3) {
-      throw new UserError(
-        `${path20}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
-      );
-    }
-  }
-  if (count3 < 1) {
-    throw new UserError(`${path20}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
-  }
-  const y = arrays.get(LABELS);
-  let labels = null;
-  let labelWidth = 1;
-  if (y) ({ labels, width: labelWidth } = toLabels(path20, y, count3));
-  else if (opts.requireLabels) {
-    throw new UserError(`${path20}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
-  }
-  const inputs = /* @__PURE__ */ new Map();
-  for (const [spec, name, arr] of bound) inputs.set(spec.name, asModelType(path20, name, arr, spec));
-  return { path: path20, count: count3, inputs, labels, labelWidth };
-}
-var FLOAT_DTYPES_CONVERTIBLE = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-function convertible(have, want) {
-  return have !== want && FLOAT_DTYPES_CONVERTIBLE.has(have) && FLOAT_DTYPES_CONVERTIBLE.has(want);
-}
-var HALF_FINITE = 31744;
-function asModelType(path20, name, arr, spec) {
-  if (arr.dtype === spec.dtype) return { dtype: arr.dtype, dims: arr.shape, data: arr.data };
-  const n = arr.data.length;
-  const src = arr.dtype === "float16" ? Float32Array.from(arr.data, halfToFloat) : arr.data;
-  const out = allocTypedArray(spec.dtype, n);
-  if (spec.dtype === "float16") {
-    const half = out;
-    for (let i2 = 0; i2 < n; i2++) {
-      half[i2] = floatToHalf(src[i2]);
-      if ((half[i2] & HALF_FINITE) === HALF_FINITE) {
-        throw new UserError(`${path20}: array '${name}' holds ${src[i2]} at flat index ${i2}, beyond the float16 range (\xB165504) of model input '${spec.name}'; scale the data as the model expects, or save it with ${name}.astype(np.float16) after clipping`);
-      }
-    }
-  } else out.set(src);
-  return { dtype: spec.dtype, dims: arr.shape, data: out };
-}
-function checkInput(path20, spec, name, arr, modelName) {
-  const subject = `${path20}: array '${name}'`;
-  if (arr.dtype !== spec.dtype && !convertible(arr.dtype, spec.dtype)) {
-    throw new UserError(
-      `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
-    );
-  }
-  if (spec.dims.length === 0) {
-    throw new UserError(
-      `${modelName}: input '${spec.name}' is a scalar, so it has no batch axis to feed samples along; export the model with a batch dimension`
-    );
-  }
-  const mismatch = `${subject} has shape ${describeDims(arr.shape)} but model input '${spec.name}' expects ${describeDims(spec.dims)}`;
-  if (arr.shape.length !== spec.dims.length) {
-    throw new UserError(`${mismatch} (rank ${arr.shape.length} vs ${spec.dims.length}); ${reshapeFix(name, arr, spec)}`);
-  }
-  for (let axis = 1; axis < spec.dims.length; axis++) {
-    const want = spec.dims[axis];
-    if (typeof want === "number" && want >= 0 && arr.shape[axis] !== want) {
-      throw new UserError(`${mismatch} (axis ${axis}: ${arr.shape[axis]} vs ${want}); ${reshapeFix(name, arr, spec)}`);
-    }
-  }
-}
-var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-function checkFinite(path20, name, arr) {
-  if (!FLOAT_DTYPES.has(arr.dtype)) return;
-  const data = arr.data;
-  const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
-  const half = arr.dtype === "float16";
-  for (let i2 = 0; i2 < data.length; i2++) {
-    const bad = half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0;
-    if (bad) {
-      const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
-      const more = countNonFinite(data, half);
-      throw new UserError(
-        `${path20}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
-      );
-    }
-  }
-}
-function countNonFinite(data, half) {
-  let n = 0;
-  for (let i2 = 0; i2 < data.length; i2++) if (half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0) n++;
-  return n;
-}
-function reshapeFix(name, arr, spec) {
-  const rest = spec.dims.slice(1);
-  if (arr.shape.length >= 1 && rest.every((d) => typeof d === "number" && d >= 0)) {
-    const perSampleWanted = rest.reduce((a, d) => a * d, 1);
-    const perSampleHave = arr.shape.slice(1).reduce((a, d) => a * d, 1);
-    if (perSampleWanted === perSampleHave) return `save it with ${name}.reshape(${[-1, ...rest].join(", ")})`;
-  }
-  return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
-}
-var LABEL_MATRIX_DTYPES = /* @__PURE__ */ new Set([...INTEGER_DTYPES, "bool", "float16", "float32", "float64"]);
-function toLabels(path20, y, count3) {
-  const subject = `${path20}: label array '${LABELS}'`;
-  const matrix = y.shape.length === 2 && y.shape[1] > 1;
-  if (y.shape.length !== 1 && !(y.shape.length === 2 && y.shape[1] >= 1)) {
-    throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be class ids [N], or a 0/1 matrix [N,K] for multi-label models; save it with y.reshape(len(y), -1) or y.reshape(-1)`);
-  }
-  if (!(matrix ? LABEL_MATRIX_DTYPES : INTEGER_DTYPES).has(y.dtype)) {
-    throw new UserError(`${subject} has dtype ${y.dtype} but labels must be integer class ids; save it with y.astype(np.int64)`);
-  }
-  if (y.shape[0] !== count3) {
-    throw new UserError(`${subject} holds ${y.shape[0]} labels but the inputs hold ${count3} samples; save one label per sample`);
-  }
-  const width = y.shape.length === 2 ? y.shape[1] : 1;
-  const out = new Int32Array(count3 * width);
-  const src = y.data;
-  const half = y.dtype === "float16";
-  for (let i2 = 0; i2 < out.length; i2++) {
-    const v = half ? halfToFloat(src[i2]) : Number(src[i2]);
-    if (matrix && v !== 0 && v !== 1) {
-      throw new UserError(`${subject} is a [N,K] matrix, read as multi-label targets, but holds ${v} at sample ${Math.floor(i2 / width)}, label ${i2 % width}; multi-label targets must be 0 or 1 (for one-hot class labels save y.argmax(axis=1))`);
-    }
-    if (v < 0 || v > 2147483647 || !Number.isInteger(v)) {
-      throw new UserError(
-        `${subject} has ${v < 0 ? "negative" : "out-of-range"} value ${String(src[i2])} at index ${Math.floor(i2 / width)}; labels must be class ids 0..K-1`
-      );
-    }
-    out[i2] = v;
-  }
-  return { labels: out, width };
-}
-function sampleSize(dims) {
-  let n = 1;
-  for (let i2 = 1; i2 < dims.length; i2++) n *= dims[i2];
-  return n;
-}
-function sliceBatch(ds, start, end) {
-  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > ds.count || start >= end) {
-    throw new RangeError(`sliceBatch: [${start}, ${end}) is not a non-empty range within 0..${ds.count}`);
-  }
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, arr] of ds.inputs) {
-    const per = sampleSize(arr.dims);
-    out.set(name, {
-      dtype: arr.dtype,
-      dims: [end - start, ...arr.dims.slice(1)],
-      data: arr.data.subarray(start * per, end * per)
-    });
-  }
+function framing(tag, length) {
+  const len = varint(length);
+  const out = new Uint8Array(1 + len.length);
+  out[0] = tag;
+  out.set(len, 1);
   return out;
 }
-function takeSamples(ds, indices) {
-  const n = indices.length;
-  if (n === 0) throw new RangeError("takeSamples: no indices; a data set holds at least one sample");
-  for (let k = 0; k < n; k++) {
-    const i2 = indices[k];
-    if (!Number.isInteger(i2) || i2 < 0 || i2 >= ds.count) {
-      throw new RangeError(`takeSamples: index ${i2} at position ${k} is outside 0..${ds.count - 1}`);
-    }
-  }
-  const inputs = /* @__PURE__ */ new Map();
-  for (const [name, arr] of ds.inputs) {
-    const per = sampleSize(arr.dims);
-    const data = allocTypedArray(arr.dtype, n * per);
-    for (let k = 0; k < n; k++) {
-      const i2 = indices[k];
-      copySample(data, k * per, arr.data, i2 * per, per);
-    }
-    inputs.set(name, { dtype: arr.dtype, dims: [n, ...arr.dims.slice(1)], data });
-  }
-  let labels = null;
-  const w = ds.labelWidth ?? 1;
-  if (ds.labels) {
-    labels = new Int32Array(n * w);
-    for (let k = 0; k < n; k++) labels.set(ds.labels.subarray(indices[k] * w, (indices[k] + 1) * w), k * w);
-  }
-  return { path: ds.path, count: n, inputs, labels, ...ds.labelWidth !== void 0 ? { labelWidth: ds.labelWidth } : {} };
+function indexOf(hay, needle) {
+  return Buffer.from(hay.buffer, hay.byteOffset, hay.byteLength).indexOf(Buffer.from(needle.buffer, needle.byteOffset, needle.byteLength));
 }
-function copySample(dst, dstIndex, src, srcIndex, length) {
-  const size2 = src.BYTES_PER_ELEMENT;
-  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size2, length * size2).set(
-    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size2, length * size2)
-  );
+function splitAround(bytes2, tag, inner) {
+  const field = new Uint8Array([...framing(tag, inner.length), ...inner]);
+  const at2 = indexOf(bytes2, field);
+  if (at2 < 0 || indexOf(bytes2.subarray(at2 + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
+  return [bytes2.subarray(0, at2), bytes2.subarray(at2 + field.length)];
 }
-
-// src/ledger/types.ts
-var LEDGER_SCHEMA = "prune-guard/ledger@1";
-
-// src/version.ts
-var VERSION = "0.1.0";
-
-// src/ledger/envelope.ts
-function ledgerEnvelope(models, runtime, timedOut = []) {
-  const verdicts = [...models.map((m) => m.verdict), ...timedOut.map(() => "fail")];
-  return {
-    schema: LEDGER_SCHEMA,
-    verdict: overallVerdict(verdicts),
-    tool: { name: "prune-guard", version: VERSION },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime,
-    models,
-    ...timedOut.length > 0 ? { timed_out: timedOut[0] } : {},
-    ...timedOut.length > 1 ? { more_timed_out: timedOut.slice(1) } : {}
-  };
-}
-function timedOutRuns(ledger) {
-  return ledger.timed_out ? [ledger.timed_out, ...ledger.more_timed_out ?? []] : [];
-}
-
-// node_modules/simple-statistics/dist/simple-statistics.mjs
-function quantileSorted(x2, p) {
-  var idx = (x2.length - 1) * p;
-  if (x2.length === 0) {
-    throw new Error("quantile requires at least one data point.");
-  } else if (p < 0 || p > 1) {
-    throw new Error("quantiles must be between 0 and 1");
-  } else if (p === 1) {
-    return x2[x2.length - 1];
-  } else if (p === 0) {
-    return x2[0];
-  } else if (idx % 1 !== 0) {
-    var lower = Math.floor(idx);
-    var upper = Math.ceil(idx);
-    var fraction = idx - lower;
-    return x2[lower] + fraction * (x2[upper] - x2[lower]);
-  } else {
-    return x2[idx];
-  }
-}
-function quickselect(arr, k, left, right) {
-  left = left || 0;
-  right = right || arr.length - 1;
-  while (right > left) {
-    if (right - left > 600) {
-      var n = right - left + 1;
-      var m = k - left + 1;
-      var z2 = Math.log(n);
-      var s = 0.5 * Math.exp(2 * z2 / 3);
-      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
-      if (m - n / 2 < 0) {
-        sd *= -1;
-      }
-      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
-      var newRight = Math.min(
-        right,
-        Math.floor(k + (n - m) * s / n + sd)
-      );
-      quickselect(arr, k, newLeft, newRight);
-    }
-    var t = arr[k];
-    var i2 = left;
-    var j = right;
-    swap(arr, left, k);
-    if (arr[right] > t) {
-      swap(arr, left, right);
-    }
-    while (i2 < j) {
-      swap(arr, i2, j);
-      i2++;
-      j--;
-      while (arr[i2] < t) {
-        i2++;
-      }
-      while (arr[j] > t) {
-        j--;
-      }
-    }
-    if (arr[left] === t) {
-      swap(arr, left, j);
-    } else {
-      j++;
-      swap(arr, j, right);
-    }
-    if (j <= k) {
-      left = j + 1;
-    }
-    if (k <= j) {
-      right = j - 1;
-    }
-  }
-}
-function swap(arr, i2, j) {
-  var tmp = arr[i2];
-  arr[i2] = arr[j];
-  arr[j] = tmp;
-}
-function quantile(x2, p) {
-  var copy = x2.slice();
-  if (Array.isArray(p)) {
-    multiQuantileSelect(copy, p);
-    var results = [];
-    for (var i2 = 0; i2 < p.length; i2++) {
-      results[i2] = quantileSorted(copy, p[i2]);
-    }
-    return results;
-  } else {
-    var idx = quantileIndex(copy.length, p);
-    quantileSelect(copy, idx, 0, copy.length - 1);
-    return quantileSorted(copy, p);
-  }
-}
-function quantileSelect(arr, k, left, right) {
-  if (k % 1 === 0) {
-    quickselect(arr, k, left, right);
-  } else {
-    k = Math.floor(k);
-    quickselect(arr, k, left, right);
-    quickselect(arr, k + 1, k + 1, right);
-  }
-}
-function multiQuantileSelect(arr, p) {
-  var positions = /* @__PURE__ */ new Set();
-  for (var i2 = 0; i2 < p.length; i2++) {
-    var idx = quantileIndex(arr.length, p[i2]);
-    positions.add(Math.floor(idx));
-    positions.add(Math.ceil(idx));
-  }
-  var indices = Array.from(positions).sort(compare);
-  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
-}
-function multiselect(arr, indices, lo, hi, left, right) {
-  if (lo > hi) {
-    return;
-  }
-  var mid = lo + hi >> 1;
-  quickselect(arr, indices[mid], left, right);
-  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
-  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
-}
-function compare(a, b) {
-  return a - b;
-}
-function quantileIndex(len, p) {
-  var idx = (len - 1) * p;
-  if (p === 1) {
-    return len - 1;
-  } else if (p === 0) {
-    return 0;
-  } else if (idx % 1 !== 0) {
-    return idx;
-  } else {
-    return idx;
-  }
-}
-function median(x2) {
-  return +quantile(x2, 0.5);
-}
-var BayesianClassifier = function BayesianClassifier2() {
-  this.totalCount = 0;
-  this.data = {};
-};
-BayesianClassifier.prototype.train = function train(item, category) {
-  if (!this.data[category]) {
-    this.data[category] = {};
-  }
-  for (var k in item) {
-    var v = item[k];
-    if (this.data[category][k] === void 0) {
-      this.data[category][k] = {};
-    }
-    if (this.data[category][k][v] === void 0) {
-      this.data[category][k][v] = 0;
-    }
-    this.data[category][k][v]++;
-  }
-  this.totalCount++;
-};
-BayesianClassifier.prototype.score = function score(item) {
-  var odds = {};
-  var category;
-  for (var k in item) {
-    var v = item[k];
-    for (category in this.data) {
-      if (odds[category] === void 0) {
-        odds[category] = {};
-      }
-      if (this.data[category][k]) {
-        odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
-      } else {
-        odds[category][k + "_" + v] = 0;
-      }
-    }
-  }
-  var oddsSums = {};
-  for (category in odds) {
-    oddsSums[category] = 0;
-    for (var combination in odds[category]) {
-      oddsSums[category] += odds[category][combination];
-    }
-  }
-  return oddsSums;
-};
-var g = 607 / 128;
-var LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
-var SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
-function cumulativeDistribution(z2) {
-  var sum = z2;
-  var tmp = z2;
-  for (var i2 = 1; i2 < 30; i2++) {
-    tmp *= z2 * z2 / (2 * i2 + 1);
-    sum += tmp;
-  }
-  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
-}
-var standardNormalTable = [];
-for (z = 0; z <= 3.09; z += 0.01) {
-  standardNormalTable.push(cumulativeDistribution(z));
-}
-var z;
-function errorFunction(x2) {
-  var t = 1 / (1 + 0.5 * Math.abs(x2));
-  var tau = t * Math.exp(
-    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
-  );
-  if (x2 >= 0) {
-    return 1 - tau;
-  } else {
-    return tau - 1;
-  }
-}
-var SQRT_2PI = Math.sqrt(2 * Math.PI);
-var PerceptronModel = function PerceptronModel2() {
-  this.weights = [];
-  this.bias = 0;
-};
-PerceptronModel.prototype.predict = function predict(features) {
-  if (features.length !== this.weights.length) {
-    return null;
-  }
-  var score2 = 0;
-  for (var i2 = 0; i2 < this.weights.length; i2++) {
-    score2 += this.weights[i2] * features[i2];
-  }
-  score2 += this.bias;
-  if (score2 > 0) {
-    return 1;
-  } else {
-    return 0;
-  }
-};
-PerceptronModel.prototype.train = function train2(features, label) {
-  if (label !== 0 && label !== 1) {
-    return null;
-  }
-  if (features.length !== this.weights.length) {
-    this.weights = features.slice();
-    this.bias = 1;
-  }
-  var prediction = this.predict(features);
-  if (typeof prediction === "number" && prediction !== label) {
-    var gradient = label - prediction;
-    for (var i2 = 0; i2 < this.weights.length; i2++) {
-      this.weights[i2] += gradient * features[i2];
-    }
-    this.bias += gradient;
-  }
-  return this;
-};
-
-// src/onnx/runtime/ort.ts
-var bundled = __toESM(require_dist2(), 1);
-import { createRequire as createRequire2 } from "node:module";
-
-// src/onnx/runtime/ortErrors.ts
-var PATTERNS = [
-  [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
-  [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
-  [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
-  [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
-];
-var MAX_LENGTH = 300;
-function shortOrtError(message) {
-  for (const [re, say] of PATTERNS) {
-    const m = message.match(re);
-    if (m) return say(m);
-  }
-  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
-  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
-}
-
-// src/onnx/runtime/ort.ts
-var chosen;
-function onnxruntime() {
-  if (chosen) return chosen;
-  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
-  if (custom) {
-    try {
-      chosen = { ort: createRequire2(import.meta.url)(custom), source: custom };
-    } catch (e) {
-      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
-    }
-  } else {
-    chosen = { ort: bundled, source: "bundled" };
-  }
-  return chosen;
-}
-function onnxruntimeVersion() {
-  const { ort } = onnxruntime();
-  return ort.env.versions?.common ?? "unknown";
-}
-async function openSession(modelPath, opts) {
-  const { ort } = onnxruntime();
+function encodeWith(holder, key, value, encode2) {
+  const kept = holder[key];
+  holder[key] = value;
   try {
-    return await ort.InferenceSession.create(modelPath, {
-      executionProviders: [opts.provider ?? "cpu"],
-      graphOptimizationLevel: "all",
-      executionMode: "sequential",
-      intraOpNumThreads: opts.threads,
-      interOpNumThreads: 1
-    });
-  } catch (e) {
-    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
-  }
-}
-
-// src/util/random.ts
-function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
-
-// src/measure/stats/bootstrap.ts
-function bootstrapInterval(n, statistic, opts = {}) {
-  const confidence = opts.confidence ?? 0.95;
-  const resamples = opts.resamples ?? 1e3;
-  const random = seededRandom(opts.seed ?? 24301);
-  const indices = new Int32Array(n);
-  const values = [];
-  for (let r = 0; r < resamples; r++) {
-    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
-    const v = statistic(indices);
-    if (Number.isFinite(v)) values.push(v);
-  }
-  if (values.length === 0) return [NaN, NaN];
-  values.sort((a, b) => a - b);
-  const alpha = (1 - confidence) / 2;
-  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
-}
-function quantileAt(values, indices, p, scratch) {
-  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
-  scratch.sort();
-  return quantileSorted(scratch, p);
-}
-function quantileInterval(values, p, opts = {}) {
-  const scratch = new Float64Array(values.length);
-  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
-}
-function meanInterval(values, opts = {}) {
-  return bootstrapInterval(values.length, (idx) => {
-    let s = 0;
-    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
-    return s / idx.length;
-  }, opts);
-}
-
-// src/measure/latency.ts
-function batchOf(source, batch) {
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, arr] of source) {
-    const rows2 = arr.dims[0];
-    const rowSize = arr.data.length / rows2;
-    const Ctor = arr.data.constructor;
-    const data = new Ctor(batch * rowSize);
-    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
-    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
-  }
-  return out;
-}
-function latencyStat(batch, samplesMs, confidence) {
-  const sorted = [...samplesMs].sort((a, b) => a - b);
-  const stat = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
-  if (confidence === void 0) return stat;
-  stat.p99_ms = quantileSorted(sorted, 0.99);
-  stat.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
-  const opts = { confidence, resamples: 500 };
-  stat.p50_ci = quantileInterval(sorted, 0.5, opts);
-  stat.p95_ci = quantileInterval(sorted, 0.95, opts);
-  stat.p99_ci = quantileInterval(sorted, 0.99, opts);
-  stat.mean_ci = meanInterval(sorted, opts);
-  return stat;
-}
-function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
-  const n = Math.min(a.length, b.length);
-  const sa = new Float64Array(n);
-  const sb = new Float64Array(n);
-  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
-  const ratio2 = median2(a) / median2(b);
-  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
-  return { ratio: ratio2, ci };
-}
-function relativeHalfWidth(estimate, ci) {
-  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
-}
-var STABLE_WINDOW = 5;
-function settled(times) {
-  if (times.length < 2 * STABLE_WINDOW) return false;
-  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
-  const last = med(times.slice(-STABLE_WINDOW));
-  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
-  return Math.abs(last / before - 1) <= 0.1;
-}
-function preciseEnough(perModel, target, confidence) {
-  if (perModel.length === 1) {
-    const s = perModel[0];
-    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
-  }
-  for (let i2 = 1; i2 < perModel.length; i2++) {
-    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
-    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
-  }
-  return true;
-}
-async function measureInterleaved(modelPaths, source, opts, onProgress) {
-  const { ort } = onnxruntime();
-  const sessions = [];
-  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
-  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
-  const adaptive = (opts.targetRelCi ?? 0) > 0;
-  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
-  let done = 0;
-  try {
-    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
-    for (let b = 0; b < opts.batchSizes.length; b++) {
-      const started = performance.now();
-      const inputs = batchOf(source, opts.batchSizes[b]);
-      const feeds = {};
-      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const warm = sessions.map(() => []);
-      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
-      let warming = opts.warmup > 0;
-      let warmRounds = 0;
-      let timed = 0;
-      for (let r = 0; ; r++) {
-        if (!warming && timed >= opts.runs) {
-          if (!adaptive || performance.now() - started > capMs) break;
-          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
-        }
-        const order = sessions.map((_, i2) => i2);
-        if (r % 2 === 1) order.reverse();
-        for (const i2 of order) {
-          let dt = Infinity;
-          for (let k = 0; k < (opts.repeat ?? 1); k++) {
-            const t0 = performance.now();
-            const out = await sessions[i2].run(feeds);
-            dt = Math.min(dt, performance.now() - t0);
-            for (const t of Object.values(out)) t.dispose();
-          }
-          if (warming) warm[i2].push(dt);
-          else samples[i2][b].push(dt);
-        }
-        if (warming) {
-          warmRounds++;
-          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
-        } else timed++;
-        onProgress?.(Math.min(++done, total2), total2);
-      }
-    }
+    return encode2();
   } finally {
-    for (const s of sessions) await s.release();
-  }
-  return samples;
-}
-
-// src/measure/provider.ts
-import * as fs3 from "node:fs";
-function cudaUnavailable() {
-  const { ort, source } = onnxruntime();
-  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
-  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
-  if (!fs3.existsSync("/dev/nvidia0") && !fs3.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
-  return void 0;
-}
-async function resolveProvider(requested, probeModel) {
-  if (requested === "cpu") return { provider: "cpu" };
-  let why = cudaUnavailable();
-  if (!why) {
-    try {
-      const { ort } = onnxruntime();
-      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
-      await session.release();
-      return { provider: "cuda" };
-    } catch (e) {
-      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
-    }
-  }
-  if (requested === "cuda") {
-    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
-  }
-  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
-}
-
-// src/measure/runtimeCost.ts
-import { spawn } from "node:child_process";
-import * as fs5 from "node:fs";
-
-// src/measure/memory.ts
-import * as fs4 from "node:fs";
-function readHwm() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs4.readFileSync("/proc/self/status", "utf8"));
-  return m ? Number(m[1]) * 1024 : void 0;
-}
-function peakMeter() {
-  try {
-    fs4.writeFileSync("/proc/self/clear_refs", "5");
-    if (readHwm() !== void 0) {
-      return {
-        method: "linux-vmhwm",
-        reset: () => fs4.writeFileSync("/proc/self/clear_refs", "5"),
-        peak: () => readHwm()
-      };
-    }
-  } catch {
-  }
-  return { method: "rss-after", reset() {
-  }, peak: () => process.memoryUsage().rss };
-}
-
-// src/measure/runtimeCost.ts
-var RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
-function throughput(byBatch) {
-  if (byBatch.length === 0) return void 0;
-  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
-  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
-}
-function readCounter(file) {
-  try {
-    const v = Number(fs5.readFileSync(file, "utf8").trim());
-    return Number.isFinite(v) ? v : void 0;
-  } catch {
-    return void 0;
+    holder[key] = kept;
   }
 }
-async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
-  const before = readCounter(counter);
-  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
-  for (let i2 = 0; i2 < runs; i2++) await run();
-  const after = readCounter(counter);
-  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
-  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
+function tensorPieces(t, streamRawBytes) {
+  const raw = t.rawData;
+  if (raw.byteLength === 0 || raw.byteLength < streamRawBytes) return [toBinary(TensorProtoSchema, t)];
+  const sentinel = randomBytes2(16);
+  const encoded = encodeWith(t, "rawData", sentinel, () => toBinary(TensorProtoSchema, t));
+  const [before, after] = splitAround(encoded, TAG_TENSOR_RAW_DATA, sentinel);
+  return [before, framing(TAG_TENSOR_RAW_DATA, raw.byteLength), raw, after];
 }
-async function gpuEnergyPerSample(run, runs, batch, command = "nvidia-smi") {
-  const watts = [];
-  let failed = false;
-  const child = spawn(command, ["--query-gpu=power.draw", "--format=csv,noheader,nounits", "-i", "0", "-lms", "100"], { stdio: ["ignore", "pipe", "ignore"] });
-  child.on("error", () => failed = true);
-  child.stdout.setEncoding("utf8");
-  child.stdout.on("data", (chunk) => {
-    for (const line of chunk.split("\n")) {
-      const w = Number.parseFloat(line);
-      if (Number.isFinite(w)) watts.push(w);
-    }
+function sentinelTensor() {
+  const tensor = create(TensorProtoSchema, { name: randomBytes2(16).toString("hex") });
+  return { tensor, bytes: toBinary(TensorProtoSchema, tensor) };
+}
+function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
+  const graph = proto.graph;
+  if (!graph) {
+    const whole = toBinary(ModelProtoSchema, proto);
+    return { bytes: whole.byteLength, chunks: function* () {
+      yield whole;
+    } };
+  }
+  const [graphBefore, graphAfter] = graphFraming(graph);
+  const sizes = graph.initializer.map((t) => {
+    const pieces = tensorPieces(t, streamRawBytes);
+    return pieces.reduce((s, p) => s + p.byteLength, 0);
   });
-  for (let waited = 0; watts.length === 0 && !failed && child.exitCode === null && waited < 2e3; waited += 20) await new Promise((r) => setTimeout(r, 20));
-  const t0 = performance.now();
-  for (let i2 = 0; i2 < runs; i2++) await run();
-  const seconds = (performance.now() - t0) / 1e3;
-  child.kill();
-  if (failed || watts.length === 0) return { joules: null, note: `not available: ${command} (NVML power) did not report on this runner` };
-  const meanWatts = watts.reduce((a, b) => a + b, 0) / watts.length;
-  return { joules: meanWatts * seconds / (runs * batch), note: `NVML board power via nvidia-smi (${watts.length} readings, mean ${meanWatts.toFixed(1)} W) over ${runs} runs of batch ${batch} (includes other processes on the GPU)` };
-}
-async function measureRuntimeCost(artifact, byBatch, source, opts) {
-  const { ort } = onnxruntime();
-  const loads = [];
-  const meter = peakMeter();
-  for (let i2 = 0; i2 < 3; i2++) {
-    const rssBefore = process.memoryUsage().rss;
-    if (i2 === 2) meter.reset();
-    const t0 = performance.now();
-    const s = await openSession(artifact, opts);
-    loads.push(performance.now() - t0);
-    if (i2 < 2) await s.release();
-    else {
-      const batch = byBatch[0]?.batch ?? 1;
-      const feeds = {};
-      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const measureEnergy = opts.provider === "cuda" ? gpuEnergyPerSample : energyPerSample;
-      const energy = await measureEnergy(async () => {
-        const out2 = await s.run(feeds);
-        for (const t of Object.values(out2)) t.dispose();
-      }, 20, batch);
-      const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a, byBatch[0] ?? { batch: 1 });
-      const bigFeeds = {};
-      for (const [name, arr] of batchOf(source, largest.batch)) bigFeeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const out = await s.run(bigFeeds);
-      for (const t of Object.values(out)) t.dispose();
-      const peak = meter.method === "linux-vmhwm" ? meter.peak() : null;
-      await s.release();
-      const tp = throughput(byBatch);
-      return {
-        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
-        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
-        energy_j_per_sample: energy.joules,
-        energy_note: energy.note,
-        peak_rss_bytes: peak,
-        session_rss_bytes: peak === null ? null : Math.max(0, peak - rssBefore),
-        memory_note: peak === null ? "not available: the runner does not expose a resettable peak RSS (Linux /proc/self/clear_refs)" : `peak RSS of the measuring process while loading the model and running batch ${largest.batch} (Linux VmHWM)`
-      };
+  let graphLength = graphBefore.byteLength + graphAfter.byteLength;
+  for (const s of sizes) graphLength += framing(TAG_GRAPH_INITIALIZER, s).byteLength + s;
+  const sentinelGraph = create(GraphProtoSchema, { name: randomBytes2(16).toString("hex") });
+  const modelEncoded = encodeWith(proto, "graph", sentinelGraph, () => toBinary(ModelProtoSchema, proto));
+  const [modelBefore, modelAfter] = splitAround(modelEncoded, TAG_MODEL_GRAPH, toBinary(GraphProtoSchema, sentinelGraph));
+  const graphHeader = framing(TAG_MODEL_GRAPH, graphLength);
+  const bytes2 = modelBefore.byteLength + graphHeader.byteLength + graphLength + modelAfter.byteLength;
+  const initializers = graph.initializer;
+  return {
+    bytes: bytes2,
+    chunks: function* () {
+      yield modelBefore;
+      yield graphHeader;
+      yield graphBefore;
+      for (let i2 = 0; i2 < initializers.length; i2++) {
+        yield framing(TAG_GRAPH_INITIALIZER, sizes[i2]);
+        const pieces = tensorPieces(initializers[i2], streamRawBytes);
+        const got = pieces.reduce((s, p) => s + p.byteLength, 0);
+        if (got !== sizes[i2]) throw new Error(`streamSave: initializer '${initializers[i2].name}' changed while the model was being written`);
+        yield* pieces;
+      }
+      yield graphAfter;
+      yield modelAfter;
     }
-  }
-  throw new Error("unreachable");
+  };
+}
+function graphFraming(graph) {
+  const sentinel = sentinelTensor();
+  const encoded = encodeWith(graph, "initializer", [sentinel.tensor], () => toBinary(GraphProtoSchema, graph));
+  return splitAround(encoded, TAG_GRAPH_INITIALIZER, sentinel.bytes);
 }
 
 // src/onnx/model.ts
-import * as fs6 from "node:fs";
-import * as path3 from "node:path";
+var PROTOBUF_LIMIT = 2 ** 31 - 1;
+function loadModel(file) {
+  const bytes2 = readInputFile(file, { expected: "an .onnx model" });
+  return { proto: parseModel(bytes2, file), path: file, bytes: bytes2.byteLength };
+}
+function parseModel(bytes2, file) {
+  if (bytes2.byteLength === 0) throw new UserError(`${file}: empty file; re-export the model`);
+  let proto;
+  try {
+    proto = fromBinary(ModelProtoSchema, bytes2);
+  } catch (e) {
+    throw new UserError(`${file}: not a valid ONNX model (${describe(e)}); the file may be truncated or not ONNX, re-export it`);
+  }
+  checkStructure(proto, file);
+  resolveExternalData(proto, file);
+  return proto;
+}
+function checkStructure(proto, file) {
+  const g2 = proto.graph;
+  if (!g2 || proto.opsetImport.length === 0 || g2.node.length === 0 || g2.output.length === 0) {
+    const missing = !g2 ? "no graph" : proto.opsetImport.length === 0 ? "no opset_import" : g2.node.length === 0 ? "no nodes" : "no graph outputs";
+    throw new UserError(`${file}: not a valid ONNX model (${missing}); the file may be truncated or not ONNX, re-export it`);
+  }
+  const known = /* @__PURE__ */ new Set([""]);
+  for (const i2 of g2.input) known.add(i2.name);
+  for (const t of g2.initializer) known.add(t.name);
+  for (const n of g2.node) for (const o of n.output) known.add(o);
+  for (const n of g2.node) {
+    for (const i2 of n.input) {
+      if (!known.has(i2)) {
+        throw new UserError(`${file}: node '${n.name || n.opType}' reads '${i2}', which no node, input or initializer provides; the file may be truncated, re-export it`);
+      }
+    }
+  }
+  for (const o of g2.output) {
+    if (!known.has(o.name)) throw new UserError(`${file}: graph output '${o.name}' is never produced; the file may be truncated, re-export it`);
+  }
+}
+function externalEntry(t, key) {
+  return t.externalData.find((e) => e.key === key)?.value;
+}
+function resolveExternalData(proto, file) {
+  const dir = path5.dirname(path5.resolve(file));
+  const tensors = [...allTensors(proto)].filter(isExternal);
+  if (tensors.length === 0) return;
+  const realDir = fs7.realpathSync(dir);
+  const reads = [];
+  let total2 = 0;
+  for (const t of tensors) {
+    const location = externalEntry(t, "location");
+    if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
+    if (path5.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
+    const target = path5.resolve(dir, location);
+    let real;
+    try {
+      real = fs7.realpathSync(target);
+    } catch {
+      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path5.basename(file)}`);
+    }
+    if (real !== realDir && !real.startsWith(realDir + path5.sep)) {
+      throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
+    }
+    const stat = fs7.statSync(real);
+    if (!stat.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
+    const size2 = stat.size;
+    const offset = Number(externalEntry(t, "offset") ?? 0);
+    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size2 - offset;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size2) {
+      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size2}; the external data file is truncated or does not belong to this model`);
+    }
+    total2 += length;
+    reads.push({ t, real, offset, length });
+  }
+  if (total2 > PROTOBUF_LIMIT) {
+    throw new UserError(
+      `${file}: holds ${(total2 / 2 ** 30).toFixed(2)} GiB of weights in external data; prune-guard keeps a model in one protobuf file, which cannot exceed 2 GiB, so models this large are not supported yet; prune a smaller model or split it`
+    );
+  }
+  const handles = /* @__PURE__ */ new Map();
+  try {
+    for (const { t, real, offset, length } of reads) {
+      let fd2 = handles.get(real);
+      if (fd2 === void 0) {
+        fd2 = fs7.openSync(real, "r");
+        handles.set(real, fd2);
+      }
+      const data = new Uint8Array(length);
+      fs7.readSync(fd2, data, 0, length, offset);
+      t.rawData = data;
+      t.externalData = [];
+      t.dataLocation = 0 /* DEFAULT */;
+    }
+  } finally {
+    for (const fd2 of handles.values()) fs7.closeSync(fd2);
+  }
+}
+function* allTensors(proto) {
+  const g2 = proto.graph;
+  if (!g2) return;
+  yield* g2.initializer;
+  for (const n of g2.node) for (const a of n.attribute) if (a.t) yield a.t;
+}
+function saveModel(proto, file) {
+  const { bytes: bytes2, chunks } = modelChunks(proto);
+  if (bytes2 > PROTOBUF_LIMIT) throw tooBig(file);
+  writeFileAtomic(file, chunks());
+  return bytes2;
+}
+function tooBig(file) {
+  return new UserError(`${file}: the pruned model is over 2 GiB and cannot be one protobuf file; prune further or use a model with external data`);
+}
+function serializeModel(proto, file = "model") {
+  const bytes2 = toBinary(ModelProtoSchema, proto);
+  if (bytes2.byteLength > PROTOBUF_LIMIT) throw tooBig(file);
+  return bytes2;
+}
+function cloneModel(proto) {
+  return fromBinary(ModelProtoSchema, toBinary(ModelProtoSchema, proto));
+}
+function setMetadata(proto, entries) {
+  for (const [key, value] of Object.entries(entries)) {
+    const existing = proto.metadataProps.find((e) => e.key === key);
+    if (existing) existing.value = value;
+    else proto.metadataProps.push(create(StringStringEntryProtoSchema, { key, value }));
+  }
+}
+function opsetVersion(proto, domain = "") {
+  const entry = proto.opsetImport.find((o) => o.domain === domain || domain === "" && o.domain === "ai.onnx");
+  return entry ? Number(entry.version) : 0;
+}
 
 // src/onnx/graph.ts
 var GraphIndex = class {
@@ -24681,378 +25042,6 @@ function nodeLabel(node) {
   return node.name || `${node.opType}(${node.output[0] ?? ""})`;
 }
 
-// src/onnx/liftedWeights.ts
-var LIFTED_KEY = "prune-guard.lifted-weights";
-var LOW_PRECISION = /* @__PURE__ */ new Set([10 /* FLOAT16 */, 16 /* BFLOAT16 */, 11 /* DOUBLE */]);
-var b64 = (bytes3) => Buffer.from(bytes3).toString("base64");
-var bytes = (text2) => Buffer.from(text2, "base64");
-function reshaped(dims, shape, allowZero) {
-  const out = shape.map((d, i2) => d === 0 && !allowZero ? dims[i2] : d);
-  const free = out.filter((d) => d === -1).length;
-  if (free > 1 || out.some((d) => d === void 0 || d < -1)) return void 0;
-  const known = out.filter((d) => d !== -1).reduce((a, d) => a * d, 1);
-  if (free === 1) {
-    if (known === 0 || numel([...dims]) % known !== 0) return void 0;
-    return out.map((d) => d === -1 ? numel([...dims]) / known : d);
-  }
-  return known === numel([...dims]) ? out : void 0;
-}
-function liftable(t, node, index) {
-  if (node.input[0] !== t.name) return void 0;
-  if (node.opType === "Cast" && LOW_PRECISION.has(t.dataType) && attrInt(node, "to", 0) === 1 /* FLOAT */) return { by: "Cast", dims: tensorDims(t) };
-  if (node.opType === "Reshape" && (t.dataType === 1 /* FLOAT */ || LOW_PRECISION.has(t.dataType))) {
-    const shape = index.initializers.get(node.input[1]);
-    if (!shape) return void 0;
-    const dims = reshaped(tensorDims(t), tensorToInts(shape), attrInt(node, "allowzero", 0) === 1);
-    return dims ? { by: "Reshape", dims, shape } : void 0;
-  }
-  return void 0;
-}
-function liftWeights(model) {
-  const g2 = model.graph;
-  const index = new GraphIndex(g2);
-  const outputs = new Set(g2.output.map((o) => o.name));
-  const lifted = [];
-  const removed = /* @__PURE__ */ new Set();
-  const unusedShapes = /* @__PURE__ */ new Set();
-  for (const t of g2.initializer) {
-    if (outputs.has(t.name)) continue;
-    const readers = index.consumersOf(t.name);
-    if (readers.length !== 1 || outputs.has(readers[0].output[0])) continue;
-    const node = readers[0];
-    const how = liftable(t, node, index);
-    if (!how) continue;
-    const at2 = g2.node.indexOf(node);
-    const record = { weight: t.name, by: how.by, type: t.dataType, dims: tensorDims(t), node: b64(toBinary(NodeProtoSchema, node)), at: at2 };
-    if (how.shape && index.consumersOf(how.shape.name).length === 1 && !outputs.has(how.shape.name)) {
-      const inputAt = g2.input.findIndex((i2) => i2.name === how.shape.name);
-      record.shape = { tensor: b64(toBinary(TensorProtoSchema, how.shape)), at: g2.initializer.indexOf(how.shape), ...inputAt >= 0 ? { input: { info: b64(toBinary(ValueInfoProtoSchema, g2.input[inputAt])), at: inputAt } } : {} };
-      unusedShapes.add(how.shape.name);
-    }
-    lifted.push(record);
-    removed.add(at2);
-    const values = tensorToFloat32(t);
-    t.dataType = 1 /* FLOAT */;
-    t.dims = how.dims.map(BigInt);
-    setTensorFloat32(t, values);
-    for (const n of index.consumersOf(node.output[0])) n.input = n.input.map((i2) => i2 === node.output[0] ? t.name : i2);
-  }
-  if (lifted.length === 0) return [];
-  g2.node = g2.node.filter((_, i2) => !removed.has(i2));
-  g2.initializer = g2.initializer.filter((t) => !unusedShapes.has(t.name));
-  g2.input = g2.input.filter((i2) => !unusedShapes.has(i2.name));
-  setLifted(model, [...readLifted(model), ...lifted]);
-  return lifted.map((l) => ({ weight: l.weight, by: l.by, type: l.type }));
-}
-function readLifted(model) {
-  const entry = model.metadataProps.find((e) => e.key === LIFTED_KEY);
-  return entry ? JSON.parse(entry.value) : [];
-}
-function setLifted(model, lifted) {
-  model.metadataProps = model.metadataProps.filter((e) => e.key !== LIFTED_KEY);
-  if (lifted.length > 0) model.metadataProps.push(create(StringStringEntryProtoSchema, { key: LIFTED_KEY, value: JSON.stringify(lifted) }));
-}
-function hasLiftedWeights(model) {
-  return model.metadataProps.some((e) => e.key === LIFTED_KEY);
-}
-function lowerWeights(model) {
-  const lifted = readLifted(model);
-  setLifted(model, []);
-  const g2 = model.graph;
-  const inits = new Map(g2.initializer.map((t) => [t.name, t]));
-  for (const l of [...lifted].sort((a, b) => a.at - b.at)) {
-    const t = inits.get(l.weight);
-    if (!t || t.dataType !== 1 /* FLOAT */) continue;
-    if (l.by === "Reshape" && numel(tensorDims(t)) !== numel(l.dims)) continue;
-    const values = tensorToFloat32(t);
-    t.dataType = l.type;
-    if (l.by === "Reshape") t.dims = l.dims.map(BigInt);
-    setTensorFloat32(t, values);
-    if (l.shape) {
-      const shape = fromBinary(TensorProtoSchema, bytes(l.shape.tensor));
-      if (!inits.has(shape.name)) {
-        g2.initializer.splice(Math.min(l.shape.at, g2.initializer.length), 0, shape);
-        inits.set(shape.name, shape);
-      }
-      if (l.shape.input && !g2.input.some((i2) => i2.name === shape.name)) g2.input.splice(Math.min(l.shape.input.at, g2.input.length), 0, fromBinary(ValueInfoProtoSchema, bytes(l.shape.input.info)));
-    }
-    const node = fromBinary(NodeProtoSchema, bytes(l.node));
-    const out = node.output[0];
-    let first = g2.node.length;
-    g2.node.forEach((n, i2) => {
-      if (!n.input.includes(l.weight)) return;
-      n.input = n.input.map((x2) => x2 === l.weight ? out : x2);
-      first = Math.min(first, i2);
-    });
-    g2.node.splice(Math.min(l.at, first), 0, create(NodeProtoSchema, node));
-  }
-}
-
-// src/onnx/streamSave.ts
-import { randomBytes as randomBytes2 } from "node:crypto";
-var STREAM_RAW_BYTES = 1 << 16;
-var TAG_MODEL_GRAPH = 7 << 3 | 2;
-var TAG_GRAPH_INITIALIZER = 5 << 3 | 2;
-var TAG_TENSOR_RAW_DATA = 9 << 3 | 2;
-function varint(n) {
-  const out = [];
-  while (n >= 128) {
-    out.push(n % 128 | 128);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return Uint8Array.from(out);
-}
-function framing(tag, length) {
-  const len = varint(length);
-  const out = new Uint8Array(1 + len.length);
-  out[0] = tag;
-  out.set(len, 1);
-  return out;
-}
-function indexOf(hay, needle) {
-  return Buffer.from(hay.buffer, hay.byteOffset, hay.byteLength).indexOf(Buffer.from(needle.buffer, needle.byteOffset, needle.byteLength));
-}
-function splitAround(bytes3, tag, inner) {
-  const field = new Uint8Array([...framing(tag, inner.length), ...inner]);
-  const at2 = indexOf(bytes3, field);
-  if (at2 < 0 || indexOf(bytes3.subarray(at2 + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
-  return [bytes3.subarray(0, at2), bytes3.subarray(at2 + field.length)];
-}
-function encodeWith(holder, key, value, encode2) {
-  const kept = holder[key];
-  holder[key] = value;
-  try {
-    return encode2();
-  } finally {
-    holder[key] = kept;
-  }
-}
-function tensorPieces(t, streamRawBytes) {
-  const raw = t.rawData;
-  if (raw.byteLength === 0 || raw.byteLength < streamRawBytes) return [toBinary(TensorProtoSchema, t)];
-  const sentinel = randomBytes2(16);
-  const encoded = encodeWith(t, "rawData", sentinel, () => toBinary(TensorProtoSchema, t));
-  const [before, after] = splitAround(encoded, TAG_TENSOR_RAW_DATA, sentinel);
-  return [before, framing(TAG_TENSOR_RAW_DATA, raw.byteLength), raw, after];
-}
-function sentinelTensor() {
-  const tensor = create(TensorProtoSchema, { name: randomBytes2(16).toString("hex") });
-  return { tensor, bytes: toBinary(TensorProtoSchema, tensor) };
-}
-function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
-  const graph = proto.graph;
-  if (!graph) {
-    const whole = toBinary(ModelProtoSchema, proto);
-    return { bytes: whole.byteLength, chunks: function* () {
-      yield whole;
-    } };
-  }
-  const [graphBefore, graphAfter] = graphFraming(graph);
-  const sizes = graph.initializer.map((t) => {
-    const pieces = tensorPieces(t, streamRawBytes);
-    return pieces.reduce((s, p) => s + p.byteLength, 0);
-  });
-  let graphLength = graphBefore.byteLength + graphAfter.byteLength;
-  for (const s of sizes) graphLength += framing(TAG_GRAPH_INITIALIZER, s).byteLength + s;
-  const sentinelGraph = create(GraphProtoSchema, { name: randomBytes2(16).toString("hex") });
-  const modelEncoded = encodeWith(proto, "graph", sentinelGraph, () => toBinary(ModelProtoSchema, proto));
-  const [modelBefore, modelAfter] = splitAround(modelEncoded, TAG_MODEL_GRAPH, toBinary(GraphProtoSchema, sentinelGraph));
-  const graphHeader = framing(TAG_MODEL_GRAPH, graphLength);
-  const bytes3 = modelBefore.byteLength + graphHeader.byteLength + graphLength + modelAfter.byteLength;
-  const initializers = graph.initializer;
-  return {
-    bytes: bytes3,
-    chunks: function* () {
-      yield modelBefore;
-      yield graphHeader;
-      yield graphBefore;
-      for (let i2 = 0; i2 < initializers.length; i2++) {
-        yield framing(TAG_GRAPH_INITIALIZER, sizes[i2]);
-        const pieces = tensorPieces(initializers[i2], streamRawBytes);
-        const got = pieces.reduce((s, p) => s + p.byteLength, 0);
-        if (got !== sizes[i2]) throw new Error(`streamSave: initializer '${initializers[i2].name}' changed while the model was being written`);
-        yield* pieces;
-      }
-      yield graphAfter;
-      yield modelAfter;
-    }
-  };
-}
-function graphFraming(graph) {
-  const sentinel = sentinelTensor();
-  const encoded = encodeWith(graph, "initializer", [sentinel.tensor], () => toBinary(GraphProtoSchema, graph));
-  return splitAround(encoded, TAG_GRAPH_INITIALIZER, sentinel.bytes);
-}
-
-// src/onnx/model.ts
-var PROTOBUF_LIMIT = 2 ** 31 - 1;
-function loadModel(file) {
-  let bytes3;
-  try {
-    bytes3 = fs6.readFileSync(file);
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
-    if (code === "EISDIR") throw new UserError(`${file}: is a folder; pass the path of an .onnx model`);
-    throw new UserError(`${file}: cannot read (${describe(e)})`);
-  }
-  return { proto: parseModel(bytes3, file), path: file, bytes: bytes3.byteLength };
-}
-function parseModel(bytes3, file) {
-  if (bytes3.byteLength === 0) throw new UserError(`${file}: empty file; re-export the model`);
-  let proto;
-  try {
-    proto = fromBinary(ModelProtoSchema, bytes3);
-  } catch (e) {
-    throw new UserError(`${file}: not a valid ONNX model (${describe(e)}); the file may be truncated or not ONNX, re-export it`);
-  }
-  checkStructure(proto, file);
-  resolveExternalData(proto, file);
-  return proto;
-}
-function checkStructure(proto, file) {
-  const g2 = proto.graph;
-  if (!g2 || proto.opsetImport.length === 0 || g2.node.length === 0 || g2.output.length === 0) {
-    const missing = !g2 ? "no graph" : proto.opsetImport.length === 0 ? "no opset_import" : g2.node.length === 0 ? "no nodes" : "no graph outputs";
-    throw new UserError(`${file}: not a valid ONNX model (${missing}); the file may be truncated or not ONNX, re-export it`);
-  }
-  const known = /* @__PURE__ */ new Set([""]);
-  for (const i2 of g2.input) known.add(i2.name);
-  for (const t of g2.initializer) known.add(t.name);
-  for (const n of g2.node) for (const o of n.output) known.add(o);
-  for (const n of g2.node) {
-    for (const i2 of n.input) {
-      if (!known.has(i2)) {
-        throw new UserError(`${file}: node '${n.name || n.opType}' reads '${i2}', which no node, input or initializer provides; the file may be truncated, re-export it`);
-      }
-    }
-  }
-  for (const o of g2.output) {
-    if (!known.has(o.name)) throw new UserError(`${file}: graph output '${o.name}' is never produced; the file may be truncated, re-export it`);
-  }
-}
-function externalEntry(t, key) {
-  return t.externalData.find((e) => e.key === key)?.value;
-}
-function resolveExternalData(proto, file) {
-  const dir = path3.dirname(path3.resolve(file));
-  const tensors = [...allTensors(proto)].filter(isExternal);
-  if (tensors.length === 0) return;
-  const realDir = fs6.realpathSync(dir);
-  const reads = [];
-  let total2 = 0;
-  for (const t of tensors) {
-    const location = externalEntry(t, "location");
-    if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
-    if (path3.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
-    const target = path3.resolve(dir, location);
-    let real;
-    try {
-      real = fs6.realpathSync(target);
-    } catch {
-      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
-    }
-    if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
-      throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
-    }
-    const stat = fs6.statSync(real);
-    if (!stat.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
-    const size2 = stat.size;
-    const offset = Number(externalEntry(t, "offset") ?? 0);
-    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size2 - offset;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size2) {
-      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size2}; the external data file is truncated or does not belong to this model`);
-    }
-    total2 += length;
-    reads.push({ t, real, offset, length });
-  }
-  if (total2 > PROTOBUF_LIMIT) {
-    throw new UserError(
-      `${file}: holds ${(total2 / 2 ** 30).toFixed(2)} GiB of weights in external data; prune-guard keeps a model in one protobuf file, which cannot exceed 2 GiB, so models this large are not supported yet; prune a smaller model or split it`
-    );
-  }
-  const handles = /* @__PURE__ */ new Map();
-  try {
-    for (const { t, real, offset, length } of reads) {
-      let fd2 = handles.get(real);
-      if (fd2 === void 0) {
-        fd2 = fs6.openSync(real, "r");
-        handles.set(real, fd2);
-      }
-      const data = new Uint8Array(length);
-      fs6.readSync(fd2, data, 0, length, offset);
-      t.rawData = data;
-      t.externalData = [];
-      t.dataLocation = 0 /* DEFAULT */;
-    }
-  } finally {
-    for (const fd2 of handles.values()) fs6.closeSync(fd2);
-  }
-}
-function* allTensors(proto) {
-  const g2 = proto.graph;
-  if (!g2) return;
-  yield* g2.initializer;
-  for (const n of g2.node) for (const a of n.attribute) if (a.t) yield a.t;
-}
-function saveModel(proto, file) {
-  let saved = proto;
-  if (hasLiftedWeights(proto)) {
-    saved = cloneModel(proto);
-    lowerWeights(saved);
-  }
-  listInitializersAsInputs(saved);
-  const { bytes: bytes3, chunks } = modelChunks(saved);
-  if (bytes3 > PROTOBUF_LIMIT) throw tooBig(file);
-  writeFileAtomic(file, chunks());
-  return bytes3;
-}
-function tooBig(file) {
-  return new UserError(`${file}: the pruned model is over 2 GiB and cannot be one protobuf file; prune further or use a model with external data`);
-}
-function serializeModel(proto, file = "model") {
-  listInitializersAsInputs(proto);
-  const bytes3 = toBinary(ModelProtoSchema, proto);
-  if (bytes3.byteLength > PROTOBUF_LIMIT) throw tooBig(file);
-  return bytes3;
-}
-function listInitializersAsInputs(proto) {
-  if (Number(proto.irVersion) >= 4 || !proto.graph) return;
-  const g2 = proto.graph;
-  const inputs = new Map(g2.input.map((i2) => [i2.name, i2]));
-  for (const t of g2.initializer) {
-    const type = create(TypeProtoSchema, {
-      value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: t.dataType, shape: { dim: t.dims.map((d) => ({ value: { case: "dimValue", value: d } })) } }) }
-    });
-    const existing = inputs.get(t.name);
-    if (!existing) g2.input.push(create(ValueInfoProtoSchema, { name: t.name, type }));
-    else if (!sameTensorType(existing.type, type)) existing.type = type;
-  }
-}
-function sameTensorType(a, b) {
-  const x2 = a?.value;
-  const y = b.value;
-  if (x2?.case !== "tensorType" || y.case !== "tensorType") return false;
-  const dx = x2.value.shape?.dim ?? [];
-  const dy = y.value.shape?.dim ?? [];
-  return x2.value.elemType === y.value.elemType && dx.length === dy.length && dx.every((d, i2) => d.value.case === "dimValue" && d.value.value === dy[i2].value.value);
-}
-function cloneModel(proto) {
-  return fromBinary(ModelProtoSchema, toBinary(ModelProtoSchema, proto));
-}
-function setMetadata(proto, entries) {
-  for (const [key, value] of Object.entries(entries)) {
-    const existing = proto.metadataProps.find((e) => e.key === key);
-    if (existing) existing.value = value;
-    else proto.metadataProps.push(create(StringStringEntryProtoSchema, { key, value }));
-  }
-}
-function opsetVersion(proto, domain = "") {
-  const entry = proto.opsetImport.find((o) => o.domain === domain || domain === "" && o.domain === "ai.onnx");
-  return entry ? Number(entry.version) : 0;
-}
-
 // src/onnx/signature.ts
 var NUMPY_NAME = {
   [1 /* FLOAT */]: "float32",
@@ -25080,14 +25069,6 @@ function signature(v, file) {
 }
 function modelInputs(model, file) {
   return new GraphIndex(model.graph).inputs.map((v) => signature(v, file));
-}
-function fixedBatch(inputs, file) {
-  const fixed2 = inputs.filter((s) => typeof s.dims[0] === "number" && s.dims[0] > 0);
-  const sizes = [...new Set(fixed2.map((s) => s.dims[0]))];
-  if (sizes.length > 1) {
-    throw new UserError(`${file}: inputs fix different batch sizes (${fixed2.map((s) => `${s.name}: ${s.dims[0]}`).join(", ")}); prune-guard feeds every input the same samples, so re-export with one batch size (or dynamic axes)`);
-  }
-  return sizes[0];
 }
 
 // src/prune/prunable.ts
@@ -25131,87 +25112,14 @@ function prunableWeights(model, opts) {
 }
 
 // src/pipeline/ledger.ts
-import * as os2 from "node:os";
-import * as path4 from "node:path";
-
-// src/ledger/compact.ts
-var FULL_CLASSES = 100;
-var SHOWN_CLASSES = 20;
-function summary(step, classes) {
-  const acc2 = classes.map((c) => step.per_class?.[c] ?? null).filter((a) => a !== null);
-  const out = {
-    classes: classes.length,
-    with_samples: acc2.length,
-    mean_accuracy: acc2.length ? acc2.reduce((a, b) => a + b, 0) / acc2.length : null,
-    min_accuracy: acc2.length ? Math.min(...acc2) : null
-  };
-  if (step.confusion) {
-    let samples = 0;
-    let correct = 0;
-    for (const c of classes) {
-      const row = step.confusion[c] ?? [];
-      for (const n of row) samples += n;
-      correct += row[c] ?? 0;
-    }
-    Object.assign(out, { samples, correct });
-  }
-  return out;
-}
-function digestStep(step, shown) {
-  const classes = step.per_class?.length ?? 0;
-  if (classes <= FULL_CLASSES) return step;
-  const set = new Set(shown);
-  const rest = Array.from({ length: classes }, (_, c) => c).filter((c) => !set.has(c));
-  const digest = {
-    classes,
-    shown: [...shown],
-    accuracy: shown.map((c) => step.per_class[c] ?? null),
-    ...step.per_class_ci ? { accuracy_ci: shown.map((c) => step.per_class_ci[c] ?? null) } : {},
-    ...step.confusion ? { confusion: shown.map((c) => (step.confusion[c] ?? []).flatMap((n, p) => n > 0 ? [[p, n]] : [])) } : {},
-    rest: summary(step, rest)
-  };
-  const { per_class_ci: _ci, confusion: _confusion, ...kept } = step;
-  return { ...kept, per_class: null, class_digest: digest };
-}
-function shownClasses(changes, limit = SHOWN_CLASSES) {
-  const shown = changes.slice(0, limit).map((c) => c.class);
-  for (const c of changes.slice(limit)) if (c.beyond_budget) shown.push(c.class);
-  return shown;
-}
-function compactModel(model) {
-  const classes = Math.max(model.eval.classes, ...model.steps.map((s) => s.per_class?.length ?? 0));
-  if (classes <= FULL_CLASSES) return model;
-  const shown = shownClasses(model.class_changes);
-  const listed = new Set(shown);
-  const rest = model.class_changes.filter((c) => !listed.has(c.class));
-  const out = {
-    ...model,
-    steps: model.steps.map((s) => digestStep(s, shown)),
-    class_changes: model.class_changes.filter((c) => listed.has(c.class)),
-    class_changes_rest: {
-      classes: rest.length,
-      lost: rest.filter((c) => c.drop > 0).length,
-      gained: rest.filter((c) => c.drop < 0).length,
-      largest_drop: rest.length ? Math.max(...rest.map((c) => c.drop)) : null
-    }
-  };
-  if (model.vs_base) {
-    out.vs_base = { ...model.vs_base, steps: model.vs_base.steps.map((s) => digestStep(s, shown)), ...model.vs_base.pair ? { pair: model.vs_base.pair.map((s) => digestStep(s, shown)) } : {} };
-  }
-  return out;
-}
-function compactLedger(ledger) {
-  return { ...ledger, models: ledger.models.map(compactModel) };
-}
-function ledgerJson(ledger) {
-  return JSON.stringify(compactLedger(ledger), null, 2) + "\n";
-}
+import * as os3 from "node:os";
+import * as path6 from "node:path";
 
 // node_modules/markdown-table/index.js
 function defaultStringLength(value) {
   return value.length;
 }
-function markdownTable(table3, options) {
+function markdownTable(table4, options) {
   const settings = options || {};
   const align = (settings.align || []).concat();
   const stringLength = settings.stringLength || defaultStringLength;
@@ -25221,15 +25129,15 @@ function markdownTable(table3, options) {
   const longestCellByColumn = [];
   let mostCellsPerRow = 0;
   let rowIndex = -1;
-  while (++rowIndex < table3.length) {
+  while (++rowIndex < table4.length) {
     const row2 = [];
     const sizes2 = [];
     let columnIndex2 = -1;
-    if (table3[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table3[rowIndex].length;
+    if (table4[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table4[rowIndex].length;
     }
-    while (++columnIndex2 < table3[rowIndex].length) {
-      const cell5 = serialize(table3[rowIndex][columnIndex2]);
+    while (++columnIndex2 < table4[rowIndex].length) {
+      const cell5 = serialize(table4[rowIndex][columnIndex2]);
       if (settings.alignDelimiters !== false) {
         const size2 = stringLength(cell5);
         sizes2[columnIndex2] = size2;
@@ -25350,53 +25258,64 @@ function toAlignment(value) {
   return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
 }
 
-// src/ledger/format.ts
-var MINUS = "\u2212";
-function signed(text2) {
-  return text2.startsWith("-") ? MINUS + text2.slice(1) : text2;
+// src/util/escape.ts
+var LINE_BREAKS = /[\r\n\u2028\u2029\u0085]+/g;
+var CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
+function oneLine(text2) {
+  return text2.replace(LINE_BREAKS, " ").replace(CONTROLS, "");
 }
-function fixed(x2, digits) {
-  const text2 = x2.toFixed(digits);
-  return Number(text2) === 0 ? 0 .toFixed(digits) : signed(text2);
+function escapeMarkdown(text2) {
+  return oneLine(text2).replace(/[\\`*_{}[\]()#+!|~]/g, (c) => `\\${c}`).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`).replace(/@/g, "@\u200D");
 }
-function percent(fraction, digits = 1) {
-  return `${fixed(fraction * 100, digits)}%`;
+function markdownCode(text2) {
+  const line = oneLine(text2).replace(/\|/g, "\\|");
+  const longest = Math.max(0, ...(line.match(/`+/g) ?? []).map((r) => r.length));
+  const fence = "`".repeat(longest + 1);
+  const pad2 = line.startsWith("`") || line.endsWith("`") || line === "" ? " " : "";
+  return `${fence}${pad2}${line}${pad2}${fence}`;
 }
-function points(fraction, digits = 2) {
-  return `${fixed(fraction * 100, digits)} pt`;
+function markdownCell(text2) {
+  return oneLine(text2).replace(/\|/g, "\\|");
 }
-function signedPoints(fraction, digits = 1) {
-  const text2 = fixed(fraction * 100, digits);
-  if (Number(text2.replace(MINUS, "-")) === 0) return `\xB1${text2} pt`;
-  return text2.startsWith(MINUS) ? `${text2} pt` : `+${text2} pt`;
-}
-function ms2(x2) {
-  return `${fixed(x2, 2)} ms`;
-}
-function ratio(x2, digits = 2) {
-  return `${fixed(x2, digits)}x`;
-}
-function bytes2(n) {
-  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
-  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
-  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
-  return `${fixed(n / 1024 ** 3, 2)} GiB`;
-}
-var COUNT_UNITS = [
-  ["G", 1e9],
-  ["M", 1e6],
-  ["k", 1e3]
-];
-function count(n) {
-  for (const [suffix, size2] of COUNT_UNITS) {
-    if (Math.abs(n) >= size2 * 0.9995) return `${signed((n / size2).toPrecision(3))}${suffix}`;
+
+// src/ledger/renderAllocation.ts
+var table = (rows2) => markdownTable(rows2.map((r) => r.map(markdownCell)), { alignDelimiters: false });
+var ms3 = (x2) => typeof x2 === "number" && Number.isFinite(x2) ? x2.toFixed(3) : "\u2014";
+function allocationSection(a) {
+  const parts = [];
+  if (a.rounding === "fixed") parts.push(`Kept channel counts are multiples of ${a.round_to} (\`round-to\`).`);
+  if (a.probes?.length) {
+    const rows2 = /* @__PURE__ */ new Map();
+    for (const p of a.probes) {
+      const key = `${p.kind}\0${p.axis}`;
+      rows2.set(key, [...rows2.get(key) ?? [], `b=${p.batch}: ${p.multiple}${p.cached ? "" : " (timed now)"}`]);
+    }
+    parts.push(
+      `Channel widths measured on ${a.machine ?? "this machine"} (onnxruntime ${a.onnxruntime ?? "?"}, ${a.threads || "all"} threads): the multiple each layer kind runs fast at, read from its latency over ${a.probes[0].curve.counts.length} channel counts; every group keeps a multiple of the largest its layers ask for (or a halving of it).`,
+      table([["Layer kind", "Channels", "Multiple"], ...[...rows2].map(([k, v]) => [k.split("\0")[0], k.split("\0")[1], v.join(", ")])])
+    );
+  } else if (a.rounding === "recorded") parts.push("Kept channel counts were snapped to recorded widths.");
+  const t = a.target;
+  if (t) {
+    parts.push(
+      `Latency target ${t.kind === "speedup" ? ratio(t.value) : `${t.value} ms`} at batch ${t.batch} (dense ${ms3(t.dense_ms)} ms, so ${ratio(t.speedup_needed)}): ${t.outcome === "met" ? "met" : `not met (${t.outcome})`}, ${t.detail}.`,
+      table([
+        ["Attempt", "Budget ms", "Predicted ms", "p50 ms", "Speedup", "MACs"],
+        ...t.attempts.map((x2, i2) => [`${i2 + 1}${i2 === t.shipped ? " (ships)" : ""}`, ms3(x2.budget_ms), ms3(x2.predicted_ms), ms3(x2.p50_ms), ratio(x2.speedup), String(x2.macs)])
+      ])
+    );
   }
-  return fixed(n, 0);
+  if (parts.length === 0) return void 0;
+  return `<details><summary>Channel allocation${t ? " and latency target" : ""}</summary>
+
+${parts.join("\n\n")}
+
+</details>`;
 }
 
 // src/ledger/renderSensitivity.ts
 var CHART_LAYERS = 5;
-var cell = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+var cell = markdownCell;
 var quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
 function damage(l) {
   const first = l.points[0];
@@ -25460,7 +25379,7 @@ function sensitivitySection(s) {
 // src/ledger/renderSchedule.ts
 var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
 var DASH = "\u2014";
-var cell2 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+var cell2 = markdownCell;
 function scheduleSection(model) {
   const s = model.schedule;
   if (!s) return void 0;
@@ -25475,7 +25394,7 @@ function scheduleSection(model) {
     r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
     r.accuracy === null ? DASH : percent(r.accuracy, 2),
     r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
-    bytes2(r.size_bytes),
+    bytes(r.size_bytes),
     ...names.map((n) => {
       const b = r.budgets.find((x2) => x2.name === n);
       return b ? ICON[b.verdict] : DASH;
@@ -25496,7 +25415,7 @@ function scheduleSection(model) {
 // src/ledger/renderQuantize.ts
 var DASH2 = "\u2014";
 var cell3 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-var table = (rows2) => markdownTable(rows2.map((r) => r.map(cell3)), { alignDelimiters: false });
+var table2 = (rows2) => markdownTable(rows2.map((r) => r.map(cell3)), { alignDelimiters: false });
 function quantizeSection(model) {
   const step = model.steps.find((s) => s.quantize);
   const q = step?.quantize;
@@ -25511,7 +25430,7 @@ function quantizeSection(model) {
   ];
   if (q.variants.length > 1) {
     lines.push(
-      table([
+      table2([
         ["Plan", "Kept float", "Calib quality", "Speedup vs float", "Chosen"],
         ...q.variants.map((v) => [v.name, v.keep_float.length ? v.keep_float.join(", ") : DASH2, percent(v.calib_quality, 2), v.speedup === null ? DASH2 : ratio(v.speedup, 2), v.chosen ? "\u2714" : ""])
       ])
@@ -25520,7 +25439,7 @@ function quantizeSection(model) {
   const errors = new Map(q.layer_errors.map((e) => [e.node, e]));
   const floatReason = new Map(q.float_layers.map((f) => [f.node, f.reason]));
   lines.push(
-    table([
+    table2([
       ["Layer", "Op", "Kernel", "Error in \u2192 out"],
       ...k.layers.map((l) => {
         const e = errors.get(l.node);
@@ -25537,13 +25456,11 @@ var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
 var ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
 var DASH3 = "\u2014";
 var TOP_CLASSES = 5;
-function baseName(path20) {
-  return path20.split(/[\\/]/).pop() || path20;
+function baseName(path24) {
+  return path24.split(/[\\/]/).pop() || path24;
 }
-function cell4(text2) {
-  return text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-}
-function table2(rows2) {
+var cell4 = markdownCell;
+function table3(rows2) {
   return markdownTable(
     rows2.map((row) => row.map(cell4)),
     { alignDelimiters: false }
@@ -25564,9 +25481,9 @@ function renderHeadline(model) {
     if (final.quantize) parts.push(`INT8 (${ratio(final.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
     if (!final.quantize || final.sparsity >= 0.05) parts.push(`${percent(final.sparsity)} sparse`);
     if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
-      const speedup = dense.latency.p50_ms / final.latency.p50_ms;
+      const speedup2 = dense.latency.p50_ms / final.latency.p50_ms;
       if (final.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
-      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
+      else parts.push(speedup2 >= 1 ? `${speedRatio(speedup2)} faster` : `${speedRatio(1 / speedup2)} slower`);
     }
     if (dense.accuracy != null && final.accuracy != null) {
       parts.push(`${signedPoints(final.accuracy - dense.accuracy)} accuracy`);
@@ -25574,7 +25491,7 @@ function renderHeadline(model) {
   } else {
     parts.push("no steps measured");
   }
-  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
+  return `**${WORD[model.verdict]}** \xB7 ${escapeMarkdown(baseName(model.model))}: ${parts.join(", ")}`;
 }
 function budgetValue(name, x2) {
   switch (name) {
@@ -25582,16 +25499,16 @@ function budgetValue(name, x2) {
     case "class-accuracy-drop":
     case "ece-increase":
     case "shift-accuracy-drop":
-    case "label-f1-drop":
       return points(x2);
     case "latency-regression":
+    case "target-reduction":
       return percent(x2);
     case "min-speedup":
       return ratio(x2);
     case "p95-latency-ms":
-      return ms2(x2);
+      return ms(x2);
     case "max-size-bytes":
-      return bytes2(x2);
+      return bytes(x2);
   }
 }
 function intervalText(b) {
@@ -25602,7 +25519,7 @@ function intervalText(b) {
 }
 function budgetTable(budgets) {
   if (budgets.length === 0) return "_No budgets checked._";
-  return table2([
+  return table3([
     ["Budget", "Limit", "Actual", "Verdict", "Detail"],
     ...budgets.map((b) => [
       `\`${b.name}\``,
@@ -25622,19 +25539,17 @@ function stepTable(steps) {
     const value = s.latency[key].toFixed(2);
     return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
   };
-  const f1 = steps.some((s) => s.f1 !== void 0);
-  return table2([
-    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", ...f1 ? ["F1"] : [], "ECE", "Agreement", `p50 ms${at2}`, `p95 ms${at2}`],
+  return table3([
+    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at2}`, `p95 ms${at2}`],
     ...steps.map((s) => [
       s.name,
       percent(s.sparsity),
       count(s.params),
       count(s.nonzero_params),
       count(s.flops),
-      bytes2(s.size_bytes),
-      bytes2(s.gzip_bytes),
+      bytes(s.size_bytes),
+      bytes(s.gzip_bytes),
       orDash(s.accuracy, (x2) => percent(x2, 2)),
-      ...f1 ? [orDash(s.f1, (x2) => percent(x2, 2))] : [],
       orDash(s.ece, (x2) => percent(x2, 2)),
       orDash(s.agreement, (x2) => percent(x2, 2)),
       latency(s, "p50_ms"),
@@ -25658,7 +25573,7 @@ function funnelSection(model) {
   };
   const lines = [
     `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
-    table2([
+    table3([
       ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Weight bytes", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
       ...steps.map((s) => {
         const f = s.funnel;
@@ -25684,33 +25599,22 @@ function funnelSection(model) {
     const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
     lines.push(
       `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
-      table2([
+      table3([
         ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
-        ...model.steps.map((s) => [s.name, bytes2(s.size_bytes), bytes2(s.gzip_bytes), orDash(s.sparse_bytes, bytes2)])
+        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
       ])
     );
   }
   return lines.join("\n\n");
 }
-var FEW_CLASSES = 20;
-var SIGNIFICANT = 0.05;
 function classTable(model) {
-  const unit = model.eval.task === "multilabel" ? "Label" : "Class";
-  const units = unit === "Label" ? "Labels" : "Classes";
-  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop);
-  const many = model.eval.classes > FEW_CLASSES;
-  const matter = many ? lost.filter((c) => c.beyond_budget || c.p_value !== void 0 && c.p_value < SIGNIFICANT) : lost;
-  const shown = matter.slice(0, TOP_CLASSES);
-  const lostCount = lost.length + (model.class_changes_rest?.lost ?? 0);
-  if (shown.length === 0) {
-    if (!many || lostCount === 0) return void 0;
-    return `**${units}:** ${lostCount} of ${model.eval.classes} lost accuracy, none significantly (McNemar p < ${SIGNIFICANT}) nor beyond the class budget; with ${(model.eval.samples / model.eval.classes).toFixed(1)} samples per class on average, single-class drops are noise here.`;
-  }
+  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
+  if (lost.length === 0) return void 0;
   return [
-    many ? `**${units} that lost most** <sub>(of ${model.eval.classes}: only drops that are significant or beyond the budget; ${lostCount} lost accuracy in all)</sub>` : `**${units} that lost most**`,
-    table2([
-      [unit, "Dense", "Pruned", "Drop", "Support"],
-      ...shown.map((c) => [
+    "**Classes that lost most**",
+    table3([
+      ["Class", "Dense", "Pruned", "Drop", "Support"],
+      ...lost.map((c) => [
         String(c.class),
         percent(c.dense),
         percent(c.pruned),
@@ -25724,7 +25628,7 @@ function costTable(steps) {
   const rows2 = steps.filter((s) => s.runtime_cost);
   if (rows2.length === 0) return void 0;
   const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH3;
-  return table2([
+  return table3([
     ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
     ...rows2.map((s) => {
       const c = s.runtime_cost;
@@ -25734,7 +25638,7 @@ function costTable(steps) {
         orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
         c.load_ms.toFixed(1),
         c.throughput_samples_per_s === void 0 ? DASH3 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
-        c.peak_rss_bytes == null ? "not available" : `${bytes2(c.peak_rss_bytes)} (+${bytes2(c.session_rss_bytes ?? 0)})`,
+        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
         c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
       ];
     })
@@ -25746,10 +25650,10 @@ function predictionShiftTable(model) {
   const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
   return [
     "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
-    table2([
+    table3([
       ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
       ...model.prediction_shift.flatMap(
-        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
+        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [escapeMarkdown(s.name), s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
       )
     ])
   ].join("\n\n");
@@ -25759,11 +25663,11 @@ function shiftTable(model) {
   const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
   return [
     "**Distribution shift**",
-    table2([
+    table3([
       ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
       ...model.shifts.map((s) => [
-        s.name,
-        s.source,
+        escapeMarkdown(s.name),
+        escapeMarkdown(s.source),
         String(s.samples),
         percent(s.dense, 2),
         percent(s.final, 2),
@@ -25773,18 +25677,16 @@ function shiftTable(model) {
     ])
   ].join("\n\n");
 }
-function evalWhat(e) {
-  const what = e.task === "binary" ? `binary sigmoid \`${e.output}\`` : e.task === "multilabel" ? `${e.classes} sigmoid labels of \`${e.output}\`` : `${e.classes} classes${e.scores && e.scores !== "logits" ? ` (${e.scores} of \`${e.output}\`)` : ""}`;
-  return e.fixed_batch !== void 0 ? `${what}, batch fixed at ${e.fixed_batch}` : what;
-}
 function renderModel(model) {
-  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${evalWhat(model.eval)}</sub>`;
+  const about = `<sub>${markdownCode(model.model)} \u2192 ${markdownCode(model.pruned)} \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
   const schedule = scheduleSection(model);
   if (schedule) sections.push(schedule);
   const funnel = funnelSection(model);
   if (funnel) sections.push(funnel);
+  const allocation = model.allocation && allocationSection(model.allocation);
+  if (allocation) sections.push(allocation);
   const quantize = quantizeSection(model);
   if (quantize) sections.push(quantize);
   const classes = classTable(model);
@@ -25818,11 +25720,27 @@ ${footer}
 }
 function timedOutLines(ledger) {
   return timedOutRuns(ledger).map(
-    (t) => `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`
+    (t) => `**Timed out:** ${markdownCode(t.model)} ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`
   );
 }
 
 // src/measure/metrics.ts
+function accuracy(pred, labels) {
+  let hit = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
+  return labels.length ? hit / labels.length : NaN;
+}
+function perClassAccuracy(pred, labels, classes) {
+  const hit = new Float64Array(classes);
+  const support = classSupport(labels, classes);
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
+  return Array.from(support, (n, c) => n ? hit[c] / n : null);
+}
+function classSupport(labels, classes) {
+  const support = new Array(classes).fill(0);
+  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
+  return support;
+}
 function confusionMatrix(pred, labels, classes) {
   const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
   for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
@@ -25832,36 +25750,6 @@ function agreement(a, b) {
   let same2 = 0;
   for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
   return a.length ? same2 / a.length : NaN;
-}
-function groupAccuracy(correct, group2, groups) {
-  const hit = new Float64Array(groups);
-  const support = new Float64Array(groups);
-  for (let i2 = 0; i2 < correct.length; i2++) {
-    support[group2[i2]]++;
-    hit[group2[i2]] += correct[i2];
-  }
-  return Array.from(support, (n, g2) => n ? hit[g2] / n : null);
-}
-function groupSupport(group2, groups) {
-  const support = new Array(groups).fill(0);
-  for (let i2 = 0; i2 < group2.length; i2++) support[group2[i2]]++;
-  return support;
-}
-function labelF1(pred, truth, labels) {
-  const tp = new Float64Array(labels);
-  const fp = new Float64Array(labels);
-  const fn = new Float64Array(labels);
-  for (let i2 = 0; i2 < pred.length; i2++) {
-    const k = i2 % labels;
-    if (pred[i2] === 1 && truth[i2] === 1) tp[k]++;
-    else if (pred[i2] === 1) fp[k]++;
-    else if (truth[i2] === 1) fn[k]++;
-  }
-  return Array.from(tp, (t, k) => t + fp[k] + fn[k] > 0 ? 2 * t / (2 * t + fp[k] + fn[k]) : null);
-}
-function meanDefined(values) {
-  const defined = values.filter((v) => v !== null);
-  return defined.length ? defined.reduce((a, b) => a + b, 0) / defined.length : null;
 }
 
 // src/measure/stats/binomial.ts
@@ -26006,10 +25894,10 @@ function wilsonInterval(successes, n, confidence = 0.95) {
   const p = successes / n;
   const z22 = z2 * z2;
   const centre = p + z22 / (2 * n);
-  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
+  const spread2 = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
   const denom = 1 + z22 / n;
-  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
-  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
+  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread2) / denom);
+  const hi = successes >= n ? 1 : Math.min(1, (centre + spread2) / denom);
   return [lo, hi];
 }
 
@@ -26118,8 +26006,8 @@ function budgetUncertainty(m) {
     ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
   };
   if (m.referenceLatency?.length && m.candidateLatency?.length) {
-    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
-    u["min-speedup"] = { ci: speedup.ci };
+    const speedup2 = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
+    u["min-speedup"] = { ci: speedup2.ci };
     const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
     u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
     u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
@@ -26128,7 +26016,6 @@ function budgetUncertainty(m) {
     const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
     u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
   }
-  if (m.reference.task !== "multiclass") u["label-f1-drop"] = { ci: labelF1DropInterval(m.reference, m.candidate, confidence) };
   return u;
 }
 function accuracyIntervals(p, labels, confidence) {
@@ -26155,43 +26042,10 @@ function annotateClassChanges(changes, m, limit) {
     return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
   });
 }
-function labelF1DropInterval(reference, candidate, confidence) {
-  const k = reference.perSample;
-  const samples = reference.pred.length / k;
-  const counts = (p, idx) => {
-    const c = new Float64Array(3 * k);
-    for (let j = 0; j < idx.length; j++) {
-      const base = idx[j] * k;
-      for (let l = 0; l < k; l++) {
-        const pr = p.pred[base + l];
-        const y = p.truth[base + l];
-        if (pr === 1 && y === 1) c[3 * l]++;
-        else if (pr === 1) c[3 * l + 1]++;
-        else if (y === 1) c[3 * l + 2]++;
-      }
-    }
-    return c;
-  };
-  const f1 = (c, l) => {
-    const d = 2 * c[3 * l] + c[3 * l + 1] + c[3 * l + 2];
-    return d > 0 ? 2 * c[3 * l] / d : null;
-  };
-  return bootstrapInterval(samples, (idx) => {
-    const a = counts(reference, idx);
-    const b = counts(candidate, idx);
-    let worst = -Infinity;
-    for (let l = 0; l < k; l++) {
-      const x2 = f1(a, l);
-      const y = f1(b, l);
-      if (x2 !== null && y !== null) worst = Math.max(worst, x2 - y);
-    }
-    return Number.isFinite(worst) ? worst : NaN;
-  }, { confidence, resamples: 500 });
-}
 
 // src/pipeline/verdicts.ts
-function classChanges(reference, candidate, group2, classes) {
-  const support = groupSupport(group2, classes);
+function classChanges(reference, candidate, labels, classes) {
+  const support = classSupport(labels, classes);
   const changes = [];
   reference.per_class.forEach((d, c) => {
     const f = candidate.per_class[c];
@@ -26200,27 +26054,28 @@ function classChanges(reference, candidate, group2, classes) {
   });
   return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
 }
-function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config2, compareMode = false) {
-  const groups = reference.preds.group;
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config2, compareMode = false, reduction) {
+  const labels = data.labels;
   const confidence = config2.confidence;
-  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, groups, confidence));
+  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
   const paired = {
-    labels: groups,
+    labels,
     reference: reference.preds,
     candidate: candidate.preds,
     referenceLatency: latency?.reference,
     candidateLatency: latency?.candidate,
-    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: reference.shiftPreds.get(s.name).group, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
+    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
     confidence,
     limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
   };
   const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
-  const results = evaluateBudgets(budgets, { ...measurements, uncertainty: budgetUncertainty(paired) }, { strict: config2.strict, confidence });
+  const judgedBudgets = compareMode || !reduction ? budgets.filter((b) => b.name !== "target-reduction") : budgets;
+  const results = evaluateBudgets(judgedBudgets, { ...measurements, ...reduction ? { reduction } : {}, uncertainty: budgetUncertainty(paired) }, { strict: config2.strict, confidence });
   const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
   return {
     budgets: results,
     verdict: overallVerdict(results.map((b) => b.verdict)),
-    classChanges: annotateClassChanges(classChanges(reference.step, candidate.step, groups, reference.preds.classes), paired, classLimit)
+    classChanges: annotateClassChanges(classChanges(reference.step, candidate.step, labels, reference.preds.classes), paired, classLimit)
   };
 }
 function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
@@ -26255,7 +26110,7 @@ function mean(x2) {
 function distributionShift(clean, shifted) {
   const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
   const hist = (p) => {
-    const h = new Array(p.choices).fill(0);
+    const h = new Array(p.classes).fill(0);
     for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
     return h;
   };
@@ -26278,7 +26133,7 @@ function measuredRuntime(provider, config2) {
   return {
     onnxruntime: onnxruntimeVersion(),
     provider: provider.provider,
-    threads: config2.latency.threads || os2.availableParallelism(),
+    threads: config2.latency.threads || os3.availableParallelism(),
     platform: `${process.platform}-${process.arch}`,
     ...provider.note ? { notes: [provider.note] } : {}
   };
@@ -26293,70 +26148,190 @@ function buildModelLedger(i2) {
     budgets: i2.judged.budgets,
     verdict: i2.judged.verdict,
     class_changes: i2.judged.classChanges,
-    eval: evalRecord(i2.data.path, i2.data.set, i2.reference.preds.classes, i2.head, i2.plan),
+    eval: { data: i2.data.path, samples: i2.data.set.count, classes: i2.reference.preds.classes },
     ...i2.notes?.length ? { notes: [...i2.notes] } : {},
     shifts: shiftResults(i2.reference, i2.shipped, i2.shifts, new Set(i2.config.corruptions), i2.config.confidence),
     prediction_shift: predictionShifts(i2.reference, i2.shipped, i2.shifts),
     ...i2.scope ? { scope: i2.scope } : {},
     ...i2.sensitivity ? { sensitivity: i2.sensitivity } : {},
-    ...i2.schedule ? { schedule: i2.schedule } : {}
-  };
-}
-function evalRecord(file, data, classes, head, plan) {
-  return {
-    data: file,
-    samples: data.count,
-    classes,
-    output: head.output,
-    task: head.task,
-    scores: head.form,
-    batch: plan.evalBatch,
-    ...plan.fixed !== void 0 ? { fixed_batch: plan.fixed } : {}
+    ...i2.schedule ? { schedule: i2.schedule } : {},
+    ...i2.allocation ? { allocation: i2.allocation } : {}
   };
 }
 function writeLedgerFiles(dir, ledger) {
   const markdown = renderMarkdown(ledger);
-  const ledgerPath = path4.join(dir, "ledger.json");
-  const markdownPath = path4.join(dir, "ledger.md");
-  writeFileAtomic(ledgerPath, ledgerJson(ledger));
+  const ledgerPath = path6.join(dir, "ledger.json");
+  const markdownPath = path6.join(dir, "ledger.md");
+  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
   writeFileAtomic(markdownPath, markdown);
   return { markdown, ledgerPath, markdownPath };
 }
 
-// src/onnx/elementTypes.ts
-var BOOLEAN = /* @__PURE__ */ new Set(["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not", "IsNaN", "IsInf"]);
-var INDICES = /* @__PURE__ */ new Set(["Shape", "Size", "ArgMax", "ArgMin", "NonZero"]);
-function declared(v) {
-  const t = v?.type?.value;
-  return t?.case === "tensorType" && t.value.elemType ? t.value.elemType : void 0;
+// src/onnx/runtime/scores.ts
+function scoreRow(row, offset, classes, label, areProbabilities) {
+  let pred = 0;
+  let max2 = -Infinity;
+  for (let c = 0; c < classes; c++) {
+    const v = row[offset + c];
+    if (v > max2) {
+      max2 = v;
+      pred = c;
+    }
+  }
+  if (areProbabilities) {
+    const p = row[offset + label];
+    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
+  }
+  let sum = 0;
+  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
+  const logSum = Math.log(sum);
+  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
 }
-function elementTypes(index) {
-  const types = /* @__PURE__ */ new Map();
-  for (const v of index.graph.input) {
-    const t = declared(v);
-    if (t) types.set(v.name, t);
+function expectedCalibrationError(confidence, correct, bins = 15) {
+  const n = confidence.length;
+  const count3 = new Float64Array(bins);
+  const conf = new Float64Array(bins);
+  const hit = new Float64Array(bins);
+  for (let i2 = 0; i2 < n; i2++) {
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count3[b]++;
+    conf[b] += confidence[i2];
+    hit[b] += correct[i2];
   }
-  for (const [name, t] of index.initializers) types.set(name, t.dataType);
-  for (const node of index.order) {
-    const first = node.input.find((i2) => i2 && types.has(i2));
-    const inputType = first ? types.get(first) : void 0;
-    node.output.forEach((o, k) => {
-      if (!o) return;
-      let t;
-      if (node.opType === "Constant") t = attr(node, "value")?.t?.dataType;
-      else if (node.opType === "Cast") t = attrInt(node, "to", 0) || void 0;
-      else if (node.opType === "CastLike") t = types.get(node.input[1]);
-      else if (node.opType === "ConstantOfShape") t = attr(node, "value")?.t?.dataType ?? 1 /* FLOAT */;
-      else if (BOOLEAN.has(node.opType)) t = 9 /* BOOL */;
-      else if (INDICES.has(node.opType)) t = 7 /* INT64 */;
-      else if ((node.opType === "MaxPool" || node.opType === "TopK") && k === 1) t = 7 /* INT64 */;
-      else if (node.opType === "Where") t = types.get(node.input[1]) ?? types.get(node.input[2]);
-      else t = inputType;
-      t = declared(index.valueInfo.get(o)) ?? t;
-      if (t) types.set(o, t);
-    });
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(hit[b] - conf[b]) / n;
+  return ece;
+}
+
+// src/onnx/runtime/classifier.ts
+function endsInSoftmax(model) {
+  const index = new GraphIndex(model.graph);
+  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
+}
+async function evaluateClassifier(session, data, opts) {
+  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
+  if (session.outputNames.length !== 1) {
+    throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
   }
-  return types;
+  const { ort } = onnxruntime();
+  const labels = data.labels ?? new Int32Array(data.count);
+  const n = data.count;
+  const pred = new Int32Array(n);
+  const confidence = new Float32Array(n);
+  const correct = new Uint8Array(n);
+  const logProbLabel = new Float32Array(n);
+  let classes = 0;
+  let logits;
+  for (let start = 0; start < n; start += opts.batchSize) {
+    const end = Math.min(n, start + opts.batchSize);
+    const feeds = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) {
+      feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+    }
+    const result = await session.run(feeds);
+    const out = result[session.outputNames[0]];
+    if (out.dims.length !== 2 || out.dims[0] !== end - start) {
+      throw new UserError(`${opts.modelPath}: output has shape [${out.dims}], expected [batch, classes]; prune-guard evaluates classifiers with one logits output`);
+    }
+    const values = out.data;
+    if (classes === 0) {
+      classes = out.dims[1];
+      if (opts.keepLogits) logits = new Float32Array(n * classes);
+    }
+    for (let i2 = 0; i2 < end - start; i2++) {
+      const label = labels[start + i2];
+      if (label >= classes) {
+        throw new UserError(`${data.path}: label ${label} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
+      }
+      const s = scoreRow(values, i2 * classes, classes, label, opts.outputsAreProbabilities);
+      pred[start + i2] = s.pred;
+      confidence[start + i2] = s.confidence;
+      correct[start + i2] = !data.labels ? 0 : s.pred === label ? 1 : 0;
+      logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
+    }
+    logits?.set(values, start * classes);
+    for (const t of Object.values(result)) t.dispose();
+    opts.onBatch?.(end, n);
+  }
+  return { classes, pred, confidence, correct, logProbLabel, logits };
+}
+
+// src/measure/size.ts
+import * as fs8 from "node:fs";
+import { gzipSync } from "node:zlib";
+function measureFileSize(file) {
+  const data = fs8.readFileSync(file);
+  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
+}
+
+// src/onnx/einsum.ts
+var ELLIPSIS = "...";
+var ellipsisLabel = (fromRight) => `\u2026${fromRight}`;
+function splitTerm(term) {
+  const at2 = term.indexOf(ELLIPSIS);
+  if (at2 < 0) return { before: [...term], ellipsis: false, after: [] };
+  if (term.indexOf(ELLIPSIS, at2 + 1) >= 0) throw new Error(`'${term}' has more than one ellipsis`);
+  return { before: [...term.slice(0, at2)], ellipsis: true, after: [...term.slice(at2 + ELLIPSIS.length)] };
+}
+function checkLabels(labels, term) {
+  for (const l of labels) if (!/^[A-Za-z]$/.test(l)) throw new Error(`'${term}' has '${l}', which is not a letter`);
+}
+function parseEinsum(equation, ranks) {
+  const eq = equation.replace(/\s+/g, "");
+  const arrow = eq.indexOf("->");
+  const lhs = arrow >= 0 ? eq.slice(0, arrow) : eq;
+  const terms = lhs.split(",");
+  if (terms.length !== ranks.length) throw new Error(`'${equation}' names ${terms.length} operands, the node has ${ranks.length}`);
+  let ellipsisRank = 0;
+  const inputs = terms.map((term, k) => {
+    const { before, ellipsis, after } = splitTerm(term);
+    checkLabels([...before, ...after], term);
+    const broadcast = ranks[k] - before.length - after.length;
+    if (broadcast < 0 || !ellipsis && broadcast !== 0) throw new Error(`'${term}' does not fit an operand of rank ${ranks[k]}`);
+    ellipsisRank = Math.max(ellipsisRank, broadcast);
+    const middle = Array.from({ length: broadcast }, (_, i2) => ellipsisLabel(broadcast - 1 - i2));
+    return [...before, ...middle, ...after];
+  });
+  const broadcastLabels = Array.from({ length: ellipsisRank }, (_, i2) => ellipsisLabel(ellipsisRank - 1 - i2));
+  let output;
+  if (arrow >= 0) {
+    const { before, ellipsis, after } = splitTerm(eq.slice(arrow + 2));
+    checkLabels([...before, ...after], eq.slice(arrow + 2));
+    output = [...before, ...ellipsis ? broadcastLabels : [], ...after];
+    const known = new Set(inputs.flat());
+    for (const l of output) if (!known.has(l)) throw new Error(`'${equation}': output label '${l}' is in no input`);
+    if (new Set(output).size !== output.length) throw new Error(`'${equation}': an output label repeats`);
+  } else {
+    const count3 = /* @__PURE__ */ new Map();
+    for (const l of inputs.flat()) if (!l.startsWith("\u2026")) count3.set(l, (count3.get(l) ?? 0) + 1);
+    output = [...broadcastLabels, ...[...count3].filter(([, n]) => n === 1).map(([l]) => l).sort()];
+  }
+  return { inputs, output };
+}
+function labelSizes(e, shapes) {
+  const sizes = /* @__PURE__ */ new Map();
+  for (let k = 0; k < e.inputs.length; k++) {
+    const labels = e.inputs[k];
+    for (let a = 0; a < labels.length; a++) {
+      const l = labels[a];
+      const d = shapes[k][a];
+      const prior = sizes.get(l);
+      if (prior === void 0 || prior === 1) sizes.set(l, d);
+      else if (d !== prior && !(d === 1 && l.startsWith("\u2026"))) return void 0;
+    }
+  }
+  return sizes;
+}
+function einsumShape(e, shapes) {
+  const sizes = labelSizes(e, shapes);
+  return sizes && e.output.map((l) => sizes.get(l));
+}
+function einsumMacs(e, shapes) {
+  const sizes = labelSizes(e, shapes);
+  if (!sizes) return void 0;
+  let n = 1;
+  for (const d of sizes.values()) n *= d;
+  return (e.inputs.length - 1) * n;
 }
 
 // src/onnx/shapes.ts
@@ -26617,6 +26592,20 @@ function inferNode(node, shapes, values) {
       set(out);
       return;
     }
+    case "Range": {
+      const [start, limit, delta] = [v(0)?.[0], v(1)?.[0], v(2)?.[0]];
+      if (start === void 0 || limit === void 0 || !delta) return;
+      const n = Math.max(0, Math.ceil((limit - start) / delta));
+      set([n], n <= 64 ? Array.from({ length: n }, (_, i2) => start + i2 * delta) : void 0);
+      return;
+    }
+    case "Einsum": {
+      const ins = node.input.map((n) => shapes.get(n));
+      if (ins.some((i2) => !i2)) return;
+      const e = parseEinsum(attrString(node, "equation", ""), ins.map((i2) => i2.length));
+      set(einsumShape(e, ins));
+      return;
+    }
     case "Concat": {
       const ins = node.input.map((n) => shapes.get(n));
       if (ins.some((i2) => !i2)) return;
@@ -26639,18 +26628,18 @@ function inferNode(node, shapes, values) {
       const axes = attrInts(node, "axes") ?? v(1);
       if (!axes) return;
       const rank = x2.length + axes.length;
-      const norm2 = new Set(axes.map((a) => normAxis(a, rank)));
+      const norm3 = new Set(axes.map((a) => normAxis(a, rank)));
       const out = [];
       let k = 0;
-      for (let i2 = 0; i2 < rank; i2++) out.push(norm2.has(i2) ? 1 : x2[k++]);
+      for (let i2 = 0; i2 < rank; i2++) out.push(norm3.has(i2) ? 1 : x2[k++]);
       set(out, v(0));
       return;
     }
     case "Squeeze": {
       if (!x2) return;
       const axes = attrInts(node, "axes") ?? v(1);
-      const norm2 = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
-      set(x2.filter((d, i2) => norm2 ? !norm2.has(i2) : d !== 1), v(0));
+      const norm3 = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
+      set(x2.filter((d, i2) => norm3 ? !norm3.has(i2) : d !== 1), v(0));
       return;
     }
     case "Gather": {
@@ -26719,8 +26708,8 @@ function inferNode(node, shapes, values) {
       if (!x2) return;
       const axes = attrInts(node, "axes") ?? v(1) ?? x2.map((_, i2) => i2);
       const keep = attrInt(node, "keepdims", 1) === 1;
-      const norm2 = new Set(axes.map((a) => normAxis(a, x2.length)));
-      set(keep ? x2.map((d, i2) => norm2.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm2.has(i2)));
+      const norm3 = new Set(axes.map((a) => normAxis(a, x2.length)));
+      set(keep ? x2.map((d, i2) => norm3.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm3.has(i2)));
       return;
     }
     case "ArgMax":
@@ -26745,366 +26734,18 @@ function inferNode(node, shapes, values) {
   }
 }
 
-// src/onnx/head.ts
-var SHAPE_ONLY = /* @__PURE__ */ new Set(["Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Dropout"]);
-var ACTIVATIONS = /* @__PURE__ */ new Set(["Softmax", "LogSoftmax", "Sigmoid"]);
-var FORM = { Softmax: "probabilities", LogSoftmax: "log-probabilities", Sigmoid: "probabilities" };
-var FIDELITY_LATER = "judging outputs without class labels by fidelity to the dense model is not available in this version";
-function showDims(dims) {
-  return dims ? `[batch,${dims.map((d) => d === null ? "?" : String(d)).join(",")}]` : "[?]";
-}
-function perSampleDims(one, three, tensor) {
-  const a = one.get(tensor);
-  const b = three.get(tensor);
-  if (!a || !b || a.length === 0 || a.length !== b.length) return void 0;
-  return a.slice(1).map((d, i2) => d === b[i2 + 1] ? d : null);
-}
-function isFloatCast(node, types) {
-  return node.opType === "Cast" && FLOAT_TYPES.has(attrInt(node, "to", 0)) && FLOAT_TYPES.has(types.get(node.input[0]) ?? 1 /* FLOAT */);
-}
-function findHead(model, opts = {}) {
-  const g2 = model.graph;
-  const index = new GraphIndex(g2);
-  const types = elementTypes(index);
-  const one = inferShapes(index, 1).shapes;
-  const three = inferShapes(index, 3).shapes;
-  const dimsOfOutput = (name) => showDims(perSampleDims(one, three, name));
-  let output;
-  if (opts.output !== void 0) {
-    if (!g2.output.some((o) => o.name === opts.output)) return { ok: false, problem: { kind: "no-such-output", asked: opts.output, outputs: g2.output.map((o) => o.name) } };
-    output = opts.output;
-  } else if (g2.output.length > 1) {
-    return { ok: false, problem: { kind: "several-outputs", outputs: g2.output.map((o) => ({ name: o.name, dims: dimsOfOutput(o.name) })) } };
-  } else output = g2.output[0].name;
-  const elemType = types.get(output) ?? 1 /* FLOAT */;
-  if (!FLOAT_TYPES.has(elemType) || elemType === 16 /* BFLOAT16 */) return { ok: false, problem: { kind: "not-float", output, type: dataTypeName(elemType) } };
-  const through = [];
-  let tensor = output;
-  let producer = index.producer.get(tensor);
-  while (producer && (SHAPE_ONLY.has(producer.opType) || isFloatCast(producer, types))) {
-    through.unshift(producer.opType);
-    tensor = producer.input[0];
-    producer = index.producer.get(tensor);
-  }
-  const activation = producer && ACTIVATIONS.has(producer.opType) ? producer.opType : void 0;
-  const scores = activation ? producer.input[0] : output;
-  const dims = perSampleDims(one, three, output);
-  if (dims && dims.filter((d) => d !== 1).length > 1) return { ok: false, problem: { kind: "not-scores", output, dims: showDims(dims) } };
-  const width = dims ? dims.some((d) => d === null) ? null : numel(dims) : null;
-  if (activation === "Softmax" || activation === "LogSoftmax") {
-    const problem = softmaxAxisProblem(producer, opsetVersion(model), one, output, activation);
-    if (problem) return { ok: false, problem };
-  }
-  const base = { output, width, scores, through, elemType, ...activation ? { activation } : {} };
-  if (activation === "Sigmoid") {
-    const labels = width ?? opts.labelWidth ?? 1;
-    return { ok: true, head: { ...base, task: labels > 1 ? "multilabel" : "binary", form: "probabilities", width: width ?? (opts.labelWidth !== void 0 ? labels : null) } };
-  }
-  if (width === 1) return { ok: false, problem: { kind: "single-score", output } };
-  return { ok: true, head: { ...base, task: "multiclass", form: activation ? FORM[activation] : "logits" } };
-}
-function softmaxAxisProblem(node, opset, shapes, output, activation) {
-  const s = shapes.get(node.input[0]);
-  if (!s || s.length === 0) return void 0;
-  let axis = attrInt(node, "axis", opset >= 13 ? -1 : 1);
-  if (axis < 0) axis += s.length;
-  const perSample = numel(s.slice(1));
-  const group2 = opset >= 13 ? s[axis] : numel(s.slice(axis));
-  if (axis >= 1 && group2 === perSample) return void 0;
-  return { kind: "softmax-axis", output, axis, dims: `[${s.join(",")}]`, activation };
-}
-function checkLabels(head, labels, labelWidth, data) {
-  if (!labels) return { kind: "no-labels", data };
-  if (head.task === "multiclass") return labelWidth > 1 ? { kind: "labels-matrix-for-classes", output: head.output, labelWidth } : void 0;
-  if (head.task === "multilabel" && head.width !== null && labelWidth !== head.width) return { kind: "label-width", output: head.output, labels: head.width, labelWidth };
-  if (head.task === "binary" && labelWidth !== 1) return { kind: "label-width", output: head.output, labels: 1, labelWidth };
-  for (let i2 = 0; i2 < labels.length; i2++) if (labels[i2] > 1) return { kind: "labels-not-binary", output: head.output, value: labels[i2] };
-  return void 0;
-}
-function headProblemMessage(p, file) {
-  switch (p.kind) {
-    case "several-outputs":
-      return `${file}: has ${p.outputs.length} outputs (${p.outputs.map((o) => `${o.name} ${o.dims}`).join(", ")}); prune-guard judges one classifier output of shape [batch, classes] (logits, probabilities or sigmoid): pass --output NAME (config 'output:') to choose it; ${FIDELITY_LATER}`;
-    case "no-such-output":
-      return `--output ${p.asked}: the model has no output of that name; its outputs are ${p.outputs.map((o) => `'${o}'`).join(", ")}`;
-    case "not-float":
-      return `${file}: output '${p.output}' holds ${p.type} values; prune-guard judges float scores per class (logits, probabilities or a sigmoid), so export the scores rather than ${p.type === "INT64" || p.type === "INT32" ? "the predicted class ids" : `${p.type} values`}${p.type === "BFLOAT16" ? " (onnxruntime-node cannot read bfloat16 tensors: Cast the output to float32)" : ""}`;
-    case "not-scores":
-      return `${file}: output '${p.output}' has shape ${p.dims}, not one score per class; prune-guard judges an output of shape [batch, classes] (or [batch, classes, 1, 1]), or a sigmoid [batch] / [batch, labels]: choose such an output with --output NAME; ${FIDELITY_LATER}`;
-    case "single-score":
-      return `${file}: output '${p.output}' has one value per sample and no Sigmoid before it; prune-guard judges a binary classifier by its sigmoid probability: export it with torch.sigmoid(...) at the end (or two class logits), or choose another output with --output NAME`;
-    case "softmax-axis":
-      return `${file}: output '${p.output}' comes from a ${p.activation} over axis ${p.axis} of ${p.dims}, which is not one distribution over classes per sample; export the ${p.activation} over the class axis (dim=1), or output the logits before it`;
-    case "labels-matrix-for-classes":
-      return `y has ${p.labelWidth} columns, read as a multi-label 0/1 matrix, but output '${p.output}' scores one class per sample (softmax or logits); for one-hot class labels save y.argmax(axis=1), or judge a multi-label model by its sigmoid output`;
-    case "labels-not-binary":
-      return `y holds the value ${p.value}, but output '${p.output}' is a sigmoid, judged as 0/1 decisions at 0.5; labels must be 0 or 1 (for classes, export a softmax or the logits instead)`;
-    case "label-width":
-      return `y has ${p.labelWidth} label${p.labelWidth > 1 ? "s" : ""} per sample but sigmoid output '${p.output}' has ${p.labels}; save y with shape [N, ${p.labels}]${p.labels === 1 ? " or [N]" : ""} (one 0/1 column per output label)`;
-    case "no-labels":
-      return `${p.data}: no label array 'y'; prune-guard judges classifiers against labels: add y=labels (class ids, or a 0/1 [N,K] matrix for a multi-label sigmoid) to the .npz; ${FIDELITY_LATER}`;
-  }
-}
-
-// src/onnx/runtime/values.ts
-function floatValues(t) {
-  const data = t.data;
-  switch (t.type) {
-    case "float32":
-      return t.data;
-    case "float16": {
-      const out = new Float32Array(data.length);
-      if (t.data instanceof Uint16Array) for (let i2 = 0; i2 < out.length; i2++) out[i2] = halfToFloat(t.data[i2]);
-      else for (let i2 = 0; i2 < out.length; i2++) out[i2] = Number(data[i2]);
-      return out;
-    }
-    case "float64":
-    case "int8":
-    case "uint8":
-    case "int16":
-    case "uint16":
-    case "int32":
-    case "uint32":
-    case "bool":
-      return Float32Array.from(data);
-    case "int64":
-    case "uint64": {
-      const out = new Float32Array(data.length);
-      for (let i2 = 0; i2 < out.length; i2++) out[i2] = Number(data[i2]);
-      return out;
-    }
-    default:
-      throw new Error(`cannot read an onnxruntime tensor of type ${t.type} as numbers`);
-  }
-}
-function copyFloatValues(t) {
-  const v = floatValues(t);
-  return v === t.data ? Float32Array.from(v) : v;
-}
-
-// src/onnx/runtime/batches.ts
-function sessionFixedBatch(session, fed) {
-  const names = new Set(fed);
-  for (const meta3 of session.inputMetadata) {
-    if (!names.has(meta3.name) || !meta3.isTensor) continue;
-    const first = meta3.shape[0];
-    if (typeof first === "number" && first > 0) return first;
-  }
-  return void 0;
-}
-function paddedBatch(data, start, end, rows2) {
-  const views = sliceBatch(data, start, end);
-  const count3 = end - start;
-  if (rows2 <= count3) return views;
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, arr] of views) {
-    const per = arr.data.length / count3;
-    const padded = allocTypedArray(arr.dtype, rows2 * per);
-    const size2 = arr.data.BYTES_PER_ELEMENT;
-    const bytes3 = new Uint8Array(padded.buffer, padded.byteOffset, padded.byteLength);
-    bytes3.set(new Uint8Array(arr.data.buffer, arr.data.byteOffset, arr.data.byteLength));
-    const last = new Uint8Array(arr.data.buffer, arr.data.byteOffset + (count3 - 1) * per * size2, per * size2);
-    for (let r = count3; r < rows2; r++) bytes3.set(last, r * per * size2);
-    out.set(name, { dtype: arr.dtype, dims: [rows2, ...arr.dims.slice(1)], data: padded });
-  }
-  return out;
-}
-function batchFeeds(data, start, end, rows2 = end - start) {
-  const { ort } = onnxruntime();
-  const feeds = {};
-  for (const [name, arr] of paddedBatch(data, start, end, rows2)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-  return feeds;
-}
-async function runBatches(session, data, batch, fetch, onBatch, extraFeeds = {}) {
-  const fixed2 = sessionFixedBatch(session, data.inputs.keys());
-  const step = fixed2 ?? Math.max(1, batch);
-  for (let start = 0; start < data.count; start += step) {
-    const end = Math.min(data.count, start + step);
-    const count3 = end - start;
-    const result = await session.run({ ...batchFeeds(data, start, end, fixed2 ?? count3), ...extraFeeds }, fetch);
-    try {
-      const values = /* @__PURE__ */ new Map();
-      for (const name of fetch) {
-        const t = result[name];
-        const dims = [...t.dims];
-        let v = floatValues(t);
-        if (fixed2 !== void 0 && dims[0] !== count3) {
-          v = v.subarray(0, v.length / dims[0] * count3);
-          dims[0] = count3;
-        }
-        values.set(name, { dims, data: v });
-      }
-      await onBatch(values, start, count3);
-    } finally {
-      for (const t of Object.values(result)) t.dispose();
-    }
-  }
-}
-
-// src/onnx/runtime/scores.ts
-var P_FLOOR = 1e-12;
-var SIGMOID_THRESHOLD = 0.5;
-function scoreRow(row, offset, classes, label, form) {
-  let pred = 0;
-  let max2 = -Infinity;
-  for (let c = 0; c < classes; c++) {
-    const v = row[offset + c];
-    if (v > max2) {
-      max2 = v;
-      pred = c;
-    }
-  }
-  if (form === "probabilities") {
-    const p = row[offset + label];
-    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, P_FLOOR)) };
-  }
-  if (form === "log-probabilities") return { pred, confidence: Math.exp(max2), logProbLabel: row[offset + label] };
-  let sum = 0;
-  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
-  const logSum = Math.log(sum);
-  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
-}
-function scoreSigmoid(p, y) {
-  const pred = p >= SIGMOID_THRESHOLD ? 1 : 0;
-  const q = Math.min(Math.max(p, P_FLOOR), 1 - P_FLOOR);
-  return { pred, confidence: pred ? q : 1 - q, logProbLabel: y === 1 ? Math.log(q) : Math.log(1 - q) };
-}
-function expectedCalibrationError(confidence, correct, bins = 15) {
-  const n = confidence.length;
-  const count3 = new Float64Array(bins);
-  const conf = new Float64Array(bins);
-  const hit = new Float64Array(bins);
-  for (let i2 = 0; i2 < n; i2++) {
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
-    count3[b]++;
-    conf[b] += confidence[i2];
-    hit[b] += correct[i2];
-  }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(hit[b] - conf[b]) / n;
-  return ece;
-}
-
-// src/onnx/runtime/classifier.ts
-function defaultHead(model, output) {
-  const r = findHead(model, { output });
-  if (!r.ok) throw new UserError(headProblemMessage(r.problem, "model"));
-  return r.head;
-}
-var SUM_TOLERANCE = 0.02;
-async function evaluateClassifier(session, data, opts) {
-  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
-  let head = opts.head;
-  if (!head) {
-    if (session.outputNames.length !== 1) {
-      throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); pass --output NAME to choose the classifier output to judge`);
-    }
-    head = { output: session.outputNames[0], task: "multiclass", form: "logits", width: null, scores: session.outputNames[0], through: [], elemType: 1 };
-  }
-  const sigmoid2 = head.task !== "multiclass";
-  const labels = data.labels && !opts.unlabelled ? data.labels : null;
-  const n = data.count;
-  let perSample = 0;
-  let decisions = 0;
-  let pred = new Int32Array(0);
-  let confidence = new Float32Array(0);
-  let correct = new Uint8Array(0);
-  let logProbLabel = new Float32Array(0);
-  let truth = new Int32Array(0);
-  let group2 = new Int32Array(0);
-  let logits;
-  let width0 = 0;
-  const choicesOf = (width) => sigmoid2 ? 2 : width;
-  await runBatches(session, data, opts.batchSize, [head.output], (values, start, count3) => {
-    const out = values.get(head.output);
-    const width = count3 > 0 ? out.data.length / count3 : 0;
-    if (out.dims[0] !== count3 || !Number.isInteger(width)) {
-      throw new UserError(`${opts.modelPath}: output '${head.output}' has shape [${out.dims}] for ${count3} samples, expected [batch, classes]`);
-    }
-    if (perSample === 0) {
-      if (width < 1 || !sigmoid2 && width < 2) throw new UserError(`${opts.modelPath}: output '${head.output}' has ${width} value(s) per sample; prune-guard judges [batch, classes] scores with at least 2 classes, or a sigmoid`);
-      perSample = sigmoid2 ? width : 1;
-      width0 = width;
-      decisions = n * perSample;
-      pred = new Int32Array(decisions);
-      confidence = new Float32Array(decisions);
-      correct = new Uint8Array(decisions);
-      logProbLabel = new Float32Array(decisions);
-      truth = new Int32Array(decisions);
-      group2 = new Int32Array(decisions);
-      if (opts.keepLogits) logits = new Float32Array(decisions * choicesOf(width));
-      if (head.form === "probabilities" && !sigmoid2) checkRowSums(out.data, width, count3, head, opts.modelPath);
-      if (labels && (data.labelWidth ?? 1) !== perSample) {
-        throw new UserError(`${data.path}: y has ${data.labelWidth ?? 1} label(s) per sample but output '${head.output}' gives ${perSample} decision(s) per sample; save y with shape [N${perSample > 1 ? `, ${perSample}` : ""}]`);
-      }
-    } else if (width !== width0) {
-      throw new UserError(`${opts.modelPath}: output '${head.output}' changed width between batches (${width} values per sample)`);
-    }
-    const v = out.data;
-    if (sigmoid2) {
-      for (let k = 0; k < count3 * width; k++) {
-        const d = start * width + k;
-        const y = labels ? labels[d] : 0;
-        const s = scoreSigmoid(v[k], y);
-        pred[d] = s.pred;
-        confidence[d] = s.confidence;
-        correct[d] = labels && s.pred === y ? 1 : 0;
-        logProbLabel[d] = labels ? s.logProbLabel : NaN;
-        truth[d] = y;
-        group2[d] = width > 1 ? k % width : y;
-        if (logits) {
-          const p = Math.min(Math.max(v[k], P_FLOOR), 1 - P_FLOOR);
-          logits[2 * d] = Math.log(1 - p);
-          logits[2 * d + 1] = Math.log(p);
-        }
-      }
-    } else {
-      for (let i2 = 0; i2 < count3; i2++) {
-        const d = start + i2;
-        const y = labels ? labels[d] : 0;
-        if (y >= width) {
-          throw new UserError(`${data.path}: label ${y} at index ${d} is out of range for a model with ${width} classes; labels must be 0..${width - 1}`);
-        }
-        const s = scoreRow(v, i2 * width, width, y, head.form);
-        pred[d] = s.pred;
-        confidence[d] = s.confidence;
-        correct[d] = labels && s.pred === y ? 1 : 0;
-        logProbLabel[d] = labels ? s.logProbLabel : NaN;
-        truth[d] = y;
-        group2[d] = y;
-      }
-      if (logits) {
-        const rows2 = v.subarray(0, count3 * width);
-        if (head.form === "probabilities") for (let k = 0; k < rows2.length; k++) logits[start * width + k] = Math.log(Math.max(rows2[k], P_FLOOR));
-        else logits.set(rows2, start * width);
-      }
-    }
-    opts.onBatch?.(start + count3, n);
-  });
-  const classes = sigmoid2 ? perSample > 1 ? perSample : 2 : width0;
-  return { task: head.task, classes, choices: sigmoid2 ? 2 : classes, perSample, pred, confidence, correct, logProbLabel, truth, group: group2, logits };
-}
-function checkRowSums(v, width, count3, head, modelPath) {
-  for (let i2 = 0; i2 < count3; i2++) {
-    let sum = 0;
-    for (let c = 0; c < width; c++) sum += v[i2 * width + c];
-    if (Math.abs(sum - 1) > SUM_TOLERANCE) {
-      throw new UserError(`${modelPath}: output '${head.output}' is read as probabilities (a Softmax${head.through.length ? ` then ${head.through.join(", ")}` : ""}), but a row sums to ${sum.toFixed(4)}; export the logits, or the Softmax over the class axis as the output`);
-    }
-  }
-}
-
-// src/measure/size.ts
-import * as fs7 from "node:fs";
-import { gzipSync } from "node:zlib";
-function measureFileSize(file) {
-  const data = fs7.readFileSync(file);
-  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
-}
-
 // src/onnx/flops.ts
-var MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul", "MatMulInteger", "ConvInteger"]);
+var MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum", "MatMulInteger", "ConvInteger"]);
 function nodeMacs(node, shapes) {
+  if (node.opType === "Einsum") {
+    const ins = node.input.map((n) => shapes.get(n));
+    if (ins.some((i2) => !i2)) return null;
+    try {
+      return einsumMacs(parseEinsum(attrString(node, "equation", ""), ins.map((i2) => i2.length)), ins) ?? null;
+    } catch {
+      return null;
+    }
+  }
   const x2 = shapes.get(node.input[0]);
   const w = shapes.get(node.input[1]);
   const y = shapes.get(node.output[0]);
@@ -27272,6 +26913,8 @@ function stepName(s) {
       return `calibrate:temperature${at(s.at)}`;
     case "quantize":
       return `quantize:${s.scheme}`;
+    case "target":
+      return `target:attempt-${s.attempt}`;
   }
 }
 var at = (n) => n === void 0 ? "" : `@${n}`;
@@ -27285,12 +26928,12 @@ function recoveryRecord(r, at2) {
 // src/pipeline/measureStep.ts
 function savedFacts(artifact, denseWeights, evalBatchSize) {
   const saved = loadModel(artifact).proto;
-  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), batch: boundedBatch(saved, evalBatchSize) };
+  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
 }
 async function measureStep(kind, description, artifact, ctx) {
   const { data, config: config2, progress } = ctx;
   const name = stepName(kind);
-  const { sparsity, cost, batch } = savedFacts(artifact, ctx.denseWeights, config2.evalBatchSize);
+  const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config2.evalBatchSize);
   const size2 = measureFileSize(artifact);
   collectGarbage();
   const session = await openSession(artifact, { threads: config2.latency.threads, provider: ctx.provider });
@@ -27301,22 +26944,21 @@ async function measureStep(kind, description, artifact, ctx) {
     progress.stage({ kind: "evaluate", step: name, total: data.count });
     preds = await evaluateClassifier(session, data, {
       batchSize: batch,
-      head: ctx.head,
+      outputsAreProbabilities: probabilities,
       modelPath: artifact,
       onBatch: (done) => progress.update(done)
     });
     progress.stop();
     for (const s of ctx.shifts) {
-      const p = await evaluateClassifier(session, s.data, { batchSize: batch, head: ctx.head, modelPath: artifact, unlabelled: !s.data.labels });
-      if (s.data.labels) shiftAccuracy[s.name] = mean2(p.correct);
+      const p = await evaluateClassifier(session, s.data, { batchSize: batch, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
+      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
       shiftPreds.set(s.name, p);
     }
   } finally {
     progress.stop();
     await session.release();
   }
-  const multilabel = preds.perSample > 1;
-  const f1 = ctx.head.task === "multiclass" ? void 0 : labelF1(preds.pred, preds.truth, preds.perSample);
+  const labels = data.labels;
   const step = {
     name,
     description,
@@ -27327,12 +26969,11 @@ async function measureStep(kind, description, artifact, ctx) {
     flops: cost.macs,
     size_bytes: size2.bytes,
     gzip_bytes: size2.gzipBytes,
-    accuracy: mean2(preds.correct),
-    per_class: groupAccuracy(preds.correct, preds.group, preds.classes),
-    ...multilabel ? {} : { confusion: confusionMatrix(preds.pred, preds.truth, preds.classes) },
-    ...f1 ? { f1: multilabel ? meanDefined(f1) : f1[0], ...multilabel ? { per_label_f1: f1 } : {} } : {},
+    accuracy: accuracy(preds.pred, labels),
+    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
+    confusion: confusionMatrix(preds.pred, labels, preds.classes),
     ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
-    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / preds.logProbLabel.length,
+    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
     agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
     latency: null,
     latency_by_batch: [],
@@ -27346,11 +26987,6 @@ async function measureRecord(r, ctx) {
   if (r.recovery) m.step.recovery = r.recovery;
   if (r.temperature) m.step.temperature = r.temperature;
   return m;
-}
-function mean2(x2) {
-  let s = 0;
-  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
-  return x2.length ? s / x2.length : NaN;
 }
 
 // src/measure/corruptions.ts
@@ -27395,8 +27031,8 @@ function moments(x2) {
     if (x2[i2] < min) min = x2[i2];
     if (x2[i2] > max2) max2 = x2[i2];
   }
-  const mean3 = s / x2.length;
-  return { mean: mean3, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean3 * mean3)), min, max: max2 };
+  const mean2 = s / x2.length;
+  return { mean: mean2, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean2 * mean2)), min, max: max2 };
 }
 function blurPlane(x2, offset, h, w, sigma, tmp) {
   const r = Math.max(1, Math.ceil(3 * sigma));
@@ -27420,10 +27056,6 @@ function blurPlane(x2, offset, h, w, sigma, tmp) {
   }
 }
 function corruptArray(name, arr, c, where) {
-  if (arr.dtype === "float16") {
-    const wide = corruptArray(name, { dtype: "float32", dims: arr.dims, data: Float32Array.from(arr.data, halfToFloat) }, c, where);
-    return { dtype: "float16", dims: arr.dims, data: Uint16Array.from(wide.data, floatToHalf) };
-  }
   if (arr.dtype !== "float32" && arr.dtype !== "float64") {
     throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
   }
@@ -27456,26 +27088,26 @@ function corruptArray(name, arr, c, where) {
         if (c.kind === "blur") {
           blurPlane(x2, off, h, w, level, tmp);
         } else {
-          let mean3 = 0;
-          for (let i2 = 0; i2 < plane; i2++) mean3 += x2[off + i2];
-          mean3 /= plane;
-          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean3 + level * (x2[off + i2] - mean3);
+          let mean2 = 0;
+          for (let i2 = 0; i2 < plane; i2++) mean2 += x2[off + i2];
+          mean2 /= plane;
+          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean2 + level * (x2[off + i2] - mean2);
         }
       }
       break;
     }
     case "feature-noise":
     case "feature-dropout": {
-      const mean3 = new Float64Array(per);
+      const mean2 = new Float64Array(per);
       const sd = new Float64Array(per);
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean3[f] += src[s * per + f] / n;
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean3[f]) ** 2 / n;
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean2[f] += src[s * per + f] / n;
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean2[f]) ** 2 / n;
       for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
       for (let s = 0; s < n; s++) {
         for (let f = 0; f < per; f++) {
           const i2 = s * per + f;
           if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
-          else if (random() < level) x2[i2] = mean3[f];
+          else if (random() < level) x2[i2] = mean2[f];
         }
       }
       break;
@@ -27486,7 +27118,7 @@ function corruptArray(name, arr, c, where) {
 function corruptDataset(ds, c) {
   const inputs = /* @__PURE__ */ new Map();
   for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
-  return { ...ds, path: `${ds.path}#${corruptionName(c)}`, inputs };
+  return { path: `${ds.path}#${corruptionName(c)}`, count: ds.count, inputs, labels: ds.labels };
 }
 function corruptionSets(data, specs) {
   return specs.map((text2) => {
@@ -27495,30 +27127,10 @@ function corruptionSets(data, specs) {
   });
 }
 
-// src/pipeline/exported.ts
-function judgedHead(model, file, config2, data) {
-  const found = findHead(model, { output: config2.output, labelWidth: data.labels ? data.labelWidth ?? 1 : void 0 });
-  if (!found.ok) throw new UserError(headProblemMessage(found.problem, file));
-  const problem = checkLabels(found.head, data.labels, data.labelWidth ?? 1, data.path);
-  if (problem) throw new UserError(problem.kind === "no-labels" ? headProblemMessage(problem, file) : `${data.path}: ${headProblemMessage(problem, file)}`);
-  return found.head;
-}
-function batchPlan(model, file, config2) {
-  const fixed2 = fixedBatch(modelInputs(model, file), file);
-  if (fixed2 === void 0) return { batchSizes: [...config2.batchSizes], evalBatch: config2.evalBatchSize };
-  const other = config2.batchSizes.filter((b) => b !== fixed2);
-  return {
-    fixed: fixed2,
-    batchSizes: [fixed2],
-    evalBatch: fixed2,
-    ...other.length > 0 ? { note: `${file}: input batch fixed at ${fixed2}: latency measured at batch ${fixed2} instead of ${other.join(", ")}, evaluation and calibration run ${fixed2} sample${fixed2 > 1 ? "s" : ""} at a time` } : {}
-  };
-}
-
 // src/pipeline/compare.ts
 var DEFAULT_LATENCY_REGRESSION = 0.05;
 function compareBudgets(budgets) {
-  const all = [...budgets];
+  const all = budgets.filter((b) => b.name !== "target-reduction");
   if (!all.some((b) => b.name === "latency-regression")) {
     all.push({ name: "latency-regression", limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS["latency-regression"].direction, source: "default" });
   }
@@ -27535,38 +27147,34 @@ async function measurePair(req, progress) {
   checkMeasureConfig(config2);
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
   const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
-  const data = loadFor(withInputs, req.data, false);
-  const head = judgedHead(models[0].proto, req.base, config2, data);
-  judgedHead(models[1].proto, req.head, config2, data);
-  const plans = models.map((m) => batchPlan(m.proto, m.path, config2));
-  if (plans[0].fixed !== plans[1].fixed) {
-    throw new UserError(`${req.head}: accepts batch ${plans[1].fixed ?? "of any size"} but ${req.base} accepts ${plans[0].fixed ?? "any"}; compare models exported with the same input batch`);
-  }
-  const plan = plans[0];
-  if (plan.note) progress.note(plan.note);
-  const batchSizes = plan.batchSizes;
+  const data = loadFor(withInputs, req.data, true);
   const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config2.corruptions)];
   const provider = await resolveProvider(config2.executionProvider, req.base);
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
-  const measureConfig = { ...config2, batchSizes, evalBatchSize: plan.evalBatch };
-  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: measureConfig, progress, provider: provider.provider, head });
-  const baseStep = await measureStep({ kind: "base" }, `base model ${path5.basename(req.base)}`, req.base, ctx(0));
-  const headStep = await measureStep({ kind: "head" }, `head model ${path5.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
-  progress.stage({ kind: "latency", detail: "base and head interleaved", total: batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...batchSizes)));
-  const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
+  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
+  const base = await measureStep({ kind: "base" }, `base model ${path7.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep({ kind: "head" }, `head model ${path7.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  progress.stage({ kind: "latency", detail: "base and head interleaved", total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
+  const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
-  [baseStep, headStep].forEach((m, i2) => {
-    m.step.latency_by_batch = batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
+  [base, head].forEach((m, i2) => {
+    m.step.latency_by_batch = config2.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
-  for (const m of [baseStep, headStep]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider: provider.provider });
-  return { base: baseStep, head: headStep, data, shifts, samples, provider, judged: head, plan };
+  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider: provider.provider });
+  return { base, head, data, shifts, samples, provider };
 }
 async function comparePipeline(req, progress) {
   const { config: config2 } = req;
-  for (const p of [req.base, req.head]) if (!fs8.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  for (const p of [req.base, req.head]) if (!fs9.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  refuseInputsInOutput(req.out, [
+    { flag: "--base", path: req.base },
+    { flag: "--head", path: req.head },
+    { flag: "--data", path: req.data },
+    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path }))
+  ]);
   const m = await measurePair(req, progress);
   const judged = judgeWithIntervals(compareBudgets(req.budgets), m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config2, true);
   const model = buildModelLedger({
@@ -27579,27 +27187,24 @@ async function comparePipeline(req, progress) {
     shipped: m.head,
     judged,
     data: { path: req.data, set: m.data },
-    head: m.judged,
-    plan: m.plan,
     shifts: m.shifts,
-    config: config2,
-    ...m.plan.note ? { notes: [m.plan.note] } : {}
+    config: config2
   });
   const ledger = ledgerEnvelope([model], measuredRuntime(m.provider, config2));
-  fs8.mkdirSync(req.out, { recursive: true });
+  fs9.mkdirSync(req.out, { recursive: true });
   return { ledger, ...writeLedgerFiles(req.out, ledger) };
 }
 
 // src/pipeline/selftest.ts
-import * as fs9 from "node:fs";
-import * as path6 from "node:path";
+import * as fs10 from "node:fs";
+import * as path8 from "node:path";
 import { fileURLToPath } from "node:url";
 function defaultFixture(name) {
-  let dir = path6.dirname(fileURLToPath(import.meta.url));
+  let dir = path8.dirname(fileURLToPath(import.meta.url));
   for (let i2 = 0; i2 < 4; i2++) {
-    const candidate = path6.join(dir, "fixtures", name);
-    if (fs9.existsSync(candidate)) return candidate;
-    dir = path6.dirname(dir);
+    const candidate = path8.join(dir, "fixtures", name);
+    if (fs10.existsSync(candidate)) return candidate;
+    dir = path8.dirname(dir);
   }
   return void 0;
 }
@@ -27611,14 +27216,13 @@ async function selftest(req, progress) {
   const budgets = compareBudgets(req.budgets);
   const limit = budgets.find((b) => b.name === "latency-regression").limit;
   const first = await measurePair({ base: model, head: model, data, shifts: [], config: config2 }, progress);
-  const batchSizes = first.plan.batchSizes;
-  const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...batchSizes)));
+  const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...config2.batchSizes)));
   const halfWidths = [];
   const failures = [];
   let falseAlarms = 0;
   let warns = 0;
   for (let k = 0; k < req.repetitions; k++) {
-    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config2.latency, batchSizes: batchSizes.slice(0, 1), confidence: config2.confidence, provider: first.provider.provider });
+    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config2.latency, batchSizes: config2.batchSizes.slice(0, 1), confidence: config2.confidence, provider: first.provider.provider });
     progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
     const latency = { reference: samples[0][0], candidate: samples[1][0] };
     const r = pairedMedianRatio(latency.candidate, latency.reference, config2.confidence);
@@ -27638,7 +27242,7 @@ async function selftest(req, progress) {
     data,
     repetitions: req.repetitions,
     confidence: config2.confidence,
-    batch: batchSizes[0],
+    batch: config2.batchSizes[0],
     false_alarms: falseAlarms,
     false_alarm_rate: falseAlarms / req.repetitions,
     warns,
@@ -27649,8 +27253,8 @@ async function selftest(req, progress) {
     failures
   };
   if (req.out) {
-    fs9.mkdirSync(req.out, { recursive: true });
-    writeFileAtomic(path6.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
+    fs10.mkdirSync(req.out, { recursive: true });
+    writeFileAtomic(path8.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
   }
   return report;
 }
@@ -27668,6 +27272,14 @@ function renderSelftest(r) {
     ""
   ].join("\n");
 }
+
+// src/pipeline/guardedRun.ts
+import * as path23 from "node:path";
+
+// src/io/outputDir.ts
+import * as fs12 from "node:fs";
+import * as path10 from "node:path";
+import { randomBytes as randomBytes3 } from "node:crypto";
 
 // src/io/cleanup.ts
 var pending = /* @__PURE__ */ new Set();
@@ -27699,23 +27311,15 @@ function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
   }
 }
 
-// src/pipeline/guardedRun.ts
-import * as path19 from "node:path";
-
-// src/io/outputDir.ts
-import * as fs11 from "node:fs";
-import * as path8 from "node:path";
-import { randomBytes as randomBytes3 } from "node:crypto";
-
 // src/io/lock.ts
-import * as fs10 from "node:fs";
-import * as os3 from "node:os";
-import * as path7 from "node:path";
+import * as fs11 from "node:fs";
+import * as os4 from "node:os";
+import * as path9 from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 var LOCK_NAME = ".prune-guard.lock";
 function isStale(owner) {
   if (!owner || !Number.isInteger(owner.pid)) return true;
-  if (owner.host !== os3.hostname()) return false;
+  if (owner.host !== os4.hostname()) return false;
   if (owner.pid === process.pid) return false;
   try {
     process.kill(owner.pid, 0);
@@ -27726,30 +27330,31 @@ function isStale(owner) {
 }
 function readOwner(file) {
   try {
-    return JSON.parse(fs10.readFileSync(file, "utf8"));
+    return JSON.parse(fs11.readFileSync(file, "utf8"));
   } catch {
     return void 0;
   }
 }
 async function lockDir(dir, opts) {
+  if (underPseudoRoot(resolved(dir))) throw new UserError(`--out ${dir}: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs`);
   try {
-    fs10.mkdirSync(dir, { recursive: true });
+    fs11.mkdirSync(dir, { recursive: true });
   } catch (e) {
     const code = e.code;
     const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
     throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
   }
-  const file = path7.join(dir, LOCK_NAME);
-  const me = { pid: process.pid, host: os3.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const file = path9.join(dir, LOCK_NAME);
+  const me = { pid: process.pid, host: os4.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
   const until = Date.now() + opts.waitMs;
   let announced = false;
   for (; ; ) {
     try {
-      const fd2 = fs10.openSync(file, "wx");
+      const fd2 = fs11.openSync(file, "wx");
       try {
-        fs10.writeFileSync(fd2, JSON.stringify(me) + "\n");
+        fs11.writeFileSync(fd2, JSON.stringify(me) + "\n");
       } finally {
-        fs10.closeSync(fd2);
+        fs11.closeSync(fd2);
       }
       let released = false;
       return {
@@ -27757,7 +27362,7 @@ async function lockDir(dir, opts) {
         release() {
           if (released) return;
           released = true;
-          if (readOwner(file)?.pid === me.pid) fs10.rmSync(file, { force: true });
+          if (readOwner(file)?.pid === me.pid) fs11.rmSync(file, { force: true });
         }
       };
     } catch (e) {
@@ -27768,12 +27373,12 @@ async function lockDir(dir, opts) {
     const owner = readOwner(file);
     if (isStale(owner)) {
       const again = readOwner(file);
-      if (JSON.stringify(again) === JSON.stringify(owner)) fs10.rmSync(file, { force: true });
+      if (JSON.stringify(again) === JSON.stringify(owner)) fs11.rmSync(file, { force: true });
       continue;
     }
     if (Date.now() >= until) {
       throw new UserError(
-        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path7.join(dir, LOCK_NAME)} if that run is gone`
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path9.join(dir, LOCK_NAME)} if that run is gone`
       );
     }
     if (!announced) {
@@ -27802,15 +27407,15 @@ var OutputDir = class _OutputDir {
   retired = /* @__PURE__ */ new Set();
   unregister;
   static async open(dir, opts) {
-    const created = !fs11.existsSync(dir);
+    const created = !fs12.existsSync(dir);
     const lock = await lockDir(dir, {
       waitMs: opts.waitMs,
       onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
     });
     try {
       removeOrphanStaging(dir);
-      const staging = path8.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
-      fs11.mkdirSync(staging);
+      const staging = path10.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
+      fs12.mkdirSync(staging);
       return new _OutputDir(dir, staging, lock, created);
     } catch (e) {
       lock.release();
@@ -27819,12 +27424,12 @@ var OutputDir = class _OutputDir {
   }
   /** The final path of a file written under the staging folder. */
   publicPath(p) {
-    const rel = path8.relative(this.staging, p);
-    return rel.startsWith("..") || path8.isAbsolute(rel) ? p : path8.join(this.dir, rel);
+    const rel = path10.relative(this.staging, p);
+    return rel.startsWith("..") || path10.isAbsolute(rel) ? p : path10.join(this.dir, rel);
   }
   /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
   discardStaged() {
-    for (const n of fs11.readdirSync(this.staging)) fs11.rmSync(path8.join(this.staging, n), { recursive: true, force: true });
+    for (const n of fs12.readdirSync(this.staging)) fs12.rmSync(path10.join(this.staging, n), { recursive: true, force: true });
   }
   /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
   retire(name) {
@@ -27833,15 +27438,15 @@ var OutputDir = class _OutputDir {
   /** Move every staged file into the folder (`last` after the others), then unlock. */
   commit(last = []) {
     if (this.done) throw new Error("OutputDir: already committed or aborted");
-    const names = fs11.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+    const names = fs12.readdirSync(this.staging).filter((n) => !n.startsWith("."));
     const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
-    for (const n of this.retired) if (!names.includes(n)) fs11.rmSync(path8.join(this.dir, n), { force: true });
+    for (const n of this.retired) if (!names.includes(n)) fs12.rmSync(path10.join(this.dir, n), { force: true });
     for (const n of ordered) {
-      const target = path8.join(this.dir, n);
-      const staged = path8.join(this.staging, n);
-      const old = fs11.lstatSync(target, { throwIfNoEntry: false });
-      if (old && (old.isDirectory() || fs11.lstatSync(staged).isDirectory())) fs11.renameSync(target, path8.join(this.staging, `.replaced-${n}`));
-      fs11.renameSync(staged, target);
+      const target = path10.join(this.dir, n);
+      const staged = path10.join(this.staging, n);
+      const old = fs12.lstatSync(target, { throwIfNoEntry: false });
+      if (old && (old.isDirectory() || fs12.lstatSync(staged).isDirectory())) fs12.renameSync(target, path10.join(this.staging, `.replaced-${n}`));
+      fs12.renameSync(staged, target);
     }
     this.finish();
   }
@@ -27851,7 +27456,7 @@ var OutputDir = class _OutputDir {
     this.finish();
     if (this.created) {
       try {
-        fs11.rmdirSync(this.dir);
+        fs12.rmdirSync(this.dir);
       } catch {
       }
     }
@@ -27859,14 +27464,14 @@ var OutputDir = class _OutputDir {
   finish() {
     this.done = true;
     this.unregister();
-    fs11.rmSync(this.staging, { recursive: true, force: true });
+    fs12.rmSync(this.staging, { recursive: true, force: true });
     this.lock.release();
   }
 };
 var ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
 function removeOrphanStaging(dir) {
-  for (const n of fs11.readdirSync(dir)) {
-    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs11.rmSync(path8.join(dir, n), { recursive: true, force: true });
+  for (const n of fs12.readdirSync(dir)) {
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs12.rmSync(path10.join(dir, n), { recursive: true, force: true });
   }
 }
 
@@ -27898,6 +27503,13 @@ function stageLine(e) {
     case "latency":
       return `latency (${e.detail})`;
   }
+}
+function lineProgress(write) {
+  const line = (m) => write(`prune-guard: ${m}
+`);
+  return { stage: (e) => line(stageLine(e)), note: line, update() {
+  }, stop() {
+  }, output: write };
 }
 
 // src/pipeline/deadline.ts
@@ -27944,13 +27556,15 @@ var Deadline = class {
         inner.update(done);
         this.check();
       },
-      stop: () => inner.stop()
+      stop: () => inner.stop(),
+      output: (text2) => inner.output(text2),
+      remainingSeconds: () => this.limitSeconds === void 0 ? void 0 : Math.max(0, this.limitSeconds - this.elapsedSeconds())
     };
   }
 };
 
 // src/pipeline/run.ts
-import * as path18 from "node:path";
+import * as path22 from "node:path";
 
 // src/onnx/preflight.ts
 var MAX_ONNX_OPSET = 26;
@@ -28007,7 +27621,7 @@ function weightNames(model) {
   }
   return names;
 }
-function floatValues2(t, file) {
+function floatValues(t, file) {
   const raw = t.rawData;
   if (t.dataType === 1 /* FLOAT */ && raw.byteOffset % 4 === 0 && raw.byteLength > 0 && raw.byteLength === numel(tensorDims(t)) * 4) {
     return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
@@ -28022,7 +27636,7 @@ function checkFiniteWeights(model, file) {
   const weights = weightNames(model);
   for (const t of model.graph.initializer) {
     if (!FLOAT_TYPES.has(t.dataType)) continue;
-    const v = floatValues2(t, file);
+    const v = floatValues(t, file);
     const isWeight = weights.has(t.name);
     for (let i2 = 0; i2 < v.length; i2++) {
       const x2 = v[i2];
@@ -28037,7 +27651,30 @@ function checkFiniteWeights(model, file) {
     }
   }
 }
+function checkSingleProducers(graph, file) {
+  const writer = /* @__PURE__ */ new Map();
+  const claim2 = (tensor, by) => {
+    if (!tensor) return;
+    const first = writer.get(tensor);
+    if (first !== void 0) {
+      throw new UserError(`${file}: tensor '${tensor}' has two producers (${first} and ${by}); each tensor must be written once, fix the export`);
+    }
+    writer.set(tensor, by);
+  };
+  const inits = new Set(graph.initializer.map((t) => t.name));
+  for (const i2 of graph.input) if (!inits.has(i2.name)) claim2(i2.name, `graph input '${i2.name}'`);
+  for (const t of graph.initializer) claim2(t.name, `initializer '${t.name}'`);
+  graph.node.forEach((n, k) => {
+    for (const o of n.output) claim2(o, `node '${n.name || `#${k}`}' (${n.opType})`);
+  });
+  try {
+    new GraphIndex(graph);
+  } catch {
+    throw new UserError(`${file}: the graph has a cycle (a node reads, through other nodes, its own output); fix the export`);
+  }
+}
 function preflightModel(model, file) {
+  checkSingleProducers(model.graph, file);
   checkRuntimeSupport(model, file);
   checkFiniteWeights(model, file);
 }
@@ -28173,8 +27810,8 @@ function resolveCompare(config2, rounds) {
 }
 
 // src/pipeline/gradual.ts
-import * as fs16 from "node:fs";
-import * as path12 from "node:path";
+import * as fs19 from "node:fs";
+import * as path15 from "node:path";
 
 // src/onnx/build.ts
 function attribute(name, v) {
@@ -28279,6 +27916,17 @@ var ModelEditor = class _ModelEditor {
   /** An editor over a deep copy, so the caller's model is never touched. */
   static copyOf(model) {
     return new _ModelEditor(cloneModel(model));
+  }
+  /** An editor over a new model with an empty graph importing the default domain at `opset`. */
+  static empty(opset, name) {
+    return new _ModelEditor(
+      create(ModelProtoSchema, {
+        irVersion: 8n,
+        producerName: "prune-guard",
+        opsetImport: [create(OperatorSetIdProtoSchema, { domain: "", version: BigInt(opset) })],
+        graph: create(GraphProtoSchema, { name })
+      })
+    );
   }
   /** The opset the model imports for `domain` (0 when it imports none), to pick an op form valid there. */
   opset(domain = "") {
@@ -28656,7 +28304,7 @@ function magnitudePrune(model, weights, sparsity, scope, maxLayerSparsity = 1) {
   return { model: ed.model, masks: byName };
 }
 function cloneWithoutData(model, tensors) {
-  const saved = tensors.map((t) => ({ raw: t.rawData, rawSet: isFieldSet(t, TensorProtoSchema.field.rawData), float: t.floatData, double: t.doubleData, int32: t.int32Data }));
+  const saved = tensors.map((t) => ({ raw: t.rawData, float: t.floatData, double: t.doubleData, int32: t.int32Data }));
   try {
     for (const t of tensors) {
       t.rawData = new Uint8Array(0);
@@ -28667,8 +28315,7 @@ function cloneWithoutData(model, tensors) {
     return cloneModel(model);
   } finally {
     tensors.forEach((t, j) => {
-      if (saved[j].rawSet) t.rawData = saved[j].raw;
-      else clearField(t, TensorProtoSchema.field.rawData);
+      t.rawData = saved[j].raw;
       t.floatData = saved[j].float;
       t.doubleData = saved[j].double;
       t.int32Data = saved[j].int32;
@@ -28831,19 +28478,9 @@ function verifyNM(model, weights, n, m, limit = 100) {
 }
 
 // src/onnx/subgraph.ts
-function batchedDims(dims) {
-  return dims && dims.length > 0 ? ["batch", ...dims.slice(1)] : void 0;
-}
-function captureDeclarations(model) {
-  const index = new GraphIndex(model.graph);
-  const types = elementTypes(index);
-  const shapes = inferShapes(index, 1).shapes;
-  return (name) => valueInfo(name, types.get(name) ?? 1 /* FLOAT */, batchedDims(shapes.get(name)));
-}
 function withExtraOutputs(model, tensors) {
-  const declare = captureDeclarations(model);
   const ed = ModelEditor.copyOf(model);
-  for (const name of tensors) ed.declareOutput(declare(name));
+  for (const name of tensors) ed.declareOutput(valueInfo(name));
   return ed.model;
 }
 function graphUpTo(model, tensors) {
@@ -28852,14 +28489,13 @@ function graphUpTo(model, tensors) {
   if (!up) return withExtraOutputs(model, tensors);
   const { nodes: needed, names } = up;
   const initNames = new Set(g2.initializer.map((t) => t.name));
-  const declare = captureDeclarations(model);
   const graph = create(GraphProtoSchema, {
     name: g2.name,
     node: g2.node.filter((n) => needed.has(n)),
     initializer: g2.initializer.filter((t) => names.has(t.name)),
     sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
     input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
-    output: tensors.map((name) => g2.output.find((o) => o.name === name) ?? declare(name)),
+    output: tensors.map((name) => g2.output.find((o) => o.name === name) ?? valueInfo(name)),
     valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
   });
   return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
@@ -28892,10 +28528,13 @@ async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 6
   let seen = 0;
   try {
     const n = Math.min(calib.count, maxSamples);
-    const subset = n < calib.count ? { ...calib, count: n } : calib;
-    await runBatches(session, subset, batch, [...tensors.keys()], (values, _first, count3) => {
+    for (let start = 0; start < n; start += batch) {
+      const end = Math.min(n, start + batch);
+      const feeds = {};
+      for (const [name, arr] of sliceBatch(calib, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const result = await session.run(feeds, [...tensors.keys()]);
       for (const [name, axis] of tensors) {
-        const t = values.get(name);
+        const t = result[name];
         const dims = t.dims;
         const data = t.data;
         const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
@@ -28904,8 +28543,9 @@ async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 6
         if (!acc2) sums.set(name, acc2 = new Float64Array(k));
         for (let i2 = 0; i2 < data.length; i2++) acc2[Math.floor(i2 / inner) % k] += Math.abs(data[i2]);
       }
-      seen += count3;
-    });
+      for (const t of Object.values(result)) t.dispose();
+      seen += end - start;
+    }
   } finally {
     await session.release();
   }
@@ -28941,7 +28581,7 @@ function accumulate(scores, spaces, layout, perElement) {
     pos += s.len * s.repeat;
   }
 }
-function constants(model) {
+function constants2(model) {
   const index = new GraphIndex(model.graph);
   const cache = /* @__PURE__ */ new Map();
   return (name) => {
@@ -28955,7 +28595,7 @@ function constants(model) {
 }
 var isMatrixUse = (u, get) => get(u.tensor).dims.length >= 2;
 function magnitudeImportance(model, analysis, p) {
-  const get = constants(model);
+  const get = constants2(model);
   const scores = /* @__PURE__ */ new Map();
   for (const u of analysis.uses) {
     if (!isMatrixUse(u, get)) continue;
@@ -28966,7 +28606,7 @@ function magnitudeImportance(model, analysis, p) {
   return scores;
 }
 function bnScaleImportance(model, analysis) {
-  const get = constants(model);
+  const get = constants2(model);
   const scores = /* @__PURE__ */ new Map();
   const nodes = model.graph.node;
   for (const u of analysis.uses) {
@@ -28987,7 +28627,7 @@ function resolveAlias(model, name) {
   return n;
 }
 function activationImportance(model, analysis, meanAbs) {
-  const get = constants(model);
+  const get = constants2(model);
   const scores = /* @__PURE__ */ new Map();
   for (const u of analysis.uses) {
     if (u.role !== "fanin" || !u.activation) continue;
@@ -29000,6 +28640,74 @@ function activationImportance(model, analysis, meanAbs) {
     accumulate(scores, analysis.spaces, u.layout, per);
   }
   return scores;
+}
+
+// src/prune/structured/skip.ts
+function skipText(r) {
+  switch (r.kind) {
+    case "graph-output":
+      return `reaches graph output '${r.output}', whose shape must not change`;
+    case "graph-input":
+      return `${r.node} combines the channels with graph input '${r.input}', whose width is fixed`;
+    case "normalization":
+      return `${r.node} (${r.op}) normalises over the channel axis (removing a channel would change how every other one is normalised)`;
+    case "protected":
+      return `'${r.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`;
+    case "embedding":
+      return `the channels start in embedding table '${r.table}'`;
+    case "grouped-conv":
+      return `${r.node} is a grouped convolution (group=${r.group}, ${r.perGroup} input channels per group); pruning it would break the grouping`;
+    case "shape-arithmetic":
+      return `${r.node} (${r.op}) ${r.detail}`;
+    case "not-constant":
+      return `${r.node} reads '${r.tensor}', which is not a float constant`;
+    case "shared-constant":
+      return `'${r.tensor}' is also read by ${r.reader} (${r.op})`;
+    case "unsupported":
+      return `${r.node} (${r.op}) ${r.detail}`;
+  }
+}
+function skipHint(r) {
+  switch (r.kind) {
+    case "graph-output":
+      return "the output width is the model's interface and stays";
+    case "graph-input":
+      return "the input width is the caller's and stays";
+    case "normalization":
+      return "the layers that feed and read it are pruned instead where they can be (in a transformer: the attention heads and FFN channels of every block); a narrower width needs a narrower model trained or distilled";
+    case "protected":
+      return "drop the flag that protects it to let it be pruned";
+    case "embedding":
+      return "embedding tables keep their width by design; the layers after them are pruned";
+    case "grouped-conv":
+      return "a depthwise (group = channels) or ungrouped convolution is followed";
+    case "shape-arithmetic":
+      return "export with static shapes or constant-fold the shape computation (e.g. onnxsim) so the count is a constant";
+    case "not-constant":
+      return "export with constant folding so weights are stored as initializers";
+    case "shared-constant":
+      return "export without weight sharing between these layers (or untie them) to prune them";
+    case "unsupported":
+      return "the rest of the model is still pruned; --exclude the group's layers to silence this note";
+  }
+}
+function renderSkip(r) {
+  return `${skipText(r)}; ${skipHint(r)}`;
+}
+
+// src/prune/reduction.ts
+var BY_DESIGN = /* @__PURE__ */ new Set(["graph-output", "graph-input", "protected", "embedding"]);
+function channelTally(groups) {
+  let eligible = 0;
+  let removed = 0;
+  const skipped = [];
+  for (const g2 of groups) {
+    if (g2.skip) skipped.push({ group: g2.name, channels: g2.size, reason: g2.skip, text: renderSkip(g2.skip) });
+    if (g2.size <= 1 || g2.skip && BY_DESIGN.has(g2.skip.kind)) continue;
+    eligible += g2.size;
+    removed += g2.size - g2.kept;
+  }
+  return { eligible, removed, skipped };
 }
 
 // src/prune/structured/allocate.ts
@@ -29021,10 +28729,10 @@ function allocate(groups, importance, opts) {
   const all = [];
   for (const g2 of groups) {
     const s = importance.get(g2.root);
-    let mean3 = 0;
-    for (const v of s) mean3 += v;
-    mean3 = mean3 / s.length || 1;
-    for (const v of s) all.push({ score: v / mean3, root: g2.root });
+    let mean2 = 0;
+    for (const v of s) mean2 += v;
+    mean2 = mean2 / s.length || 1;
+    for (const v of s) all.push({ score: v / mean2, root: g2.root });
     kept.set(g2.root, g2.size);
   }
   all.sort((a, b) => a.score - b.score);
@@ -29047,6 +28755,86 @@ function keepMask(scores, keep) {
   const mask = new Uint8Array(scores.length);
   for (let i2 = 0; i2 < keep; i2++) mask[order[i2]] = 1;
   return mask;
+}
+
+// src/prune/structured/widths.ts
+var WIDTH_MULTIPLES = [1, 2, 4, 8, 16];
+var WIDTH_TOLERANCE = 0.015;
+function trend(curve) {
+  const n = curve.counts.length;
+  const mx = curve.counts.reduce((a, b) => a + b, 0) / n;
+  const my = curve.ms.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  curve.counts.forEach((c, i2) => {
+    sxy += (c - mx) * (curve.ms[i2] - my);
+    sxx += (c - mx) * (c - mx);
+  });
+  const slope = sxx > 0 ? sxy / sxx : 0;
+  return (c) => my + slope * (c - mx);
+}
+function chooseMultiple(curve, tolerance = WIDTH_TOLERANCE) {
+  if (curve.counts.length < 2) return { multiple: 1, scores: [] };
+  const fit = trend(curve);
+  const scores = [];
+  for (const m of WIDTH_MULTIPLES) {
+    const at2 = curve.counts.flatMap((c, i2) => c % m === 0 && curve.ms[i2] > 0 ? [fit(c) / curve.ms[i2]] : []);
+    if (at2.length > 0) scores.push({ multiple: m, score: at2.reduce((a, b) => a + b, 0) / at2.length });
+  }
+  if (scores.length === 0) return { multiple: 1, scores: [] };
+  const best = Math.max(...scores.map((s) => s.score));
+  const relative3 = scores.map((s) => ({ multiple: s.multiple, score: s.score / best }));
+  return { multiple: relative3.find((s) => s.score >= 1 - tolerance).multiple, scores: relative3 };
+}
+function allowedWidths(size2, multiple) {
+  const out = /* @__PURE__ */ new Set();
+  for (let w = multiple / 2; w >= 1 && Number.isInteger(w); w /= 2) if (w < size2) out.add(w);
+  for (let w = multiple; w < size2; w += multiple) out.add(w);
+  out.add(size2);
+  return [...out].sort((a, b) => a - b);
+}
+function nearest(widths, kept) {
+  let best = widths[0];
+  for (const w of widths) if (Math.abs(w - kept) < Math.abs(best - kept) || Math.abs(w - kept) === Math.abs(best - kept) && w > best) best = w;
+  return best;
+}
+function snapToWidths(groups) {
+  const widths = new Map(groups.map((g2) => [g2.root, allowedWidths(g2.size, Math.max(1, g2.multiple))]));
+  const kept = new Map(groups.map((g2) => [g2.root, nearest(widths.get(g2.root), g2.kept)]));
+  const sorted = new Map(groups.map((g2) => [g2.root, Float64Array.from(g2.scores).sort()]));
+  const target = groups.reduce((n, g2) => n + g2.size - g2.kept, 0);
+  const removed = () => groups.reduce((n, g2) => n + g2.size - kept.get(g2.root), 0);
+  const meanBetween = (g2, lo, hi) => {
+    const s = sorted.get(g2.root);
+    const units = s.length;
+    let sum = 0;
+    for (let r = units - hi; r < units - lo; r++) sum += s[r];
+    return sum / Math.max(1, hi - lo);
+  };
+  for (let guard = 0; guard < 1e4; guard++) {
+    const gap = target - removed();
+    let best;
+    for (const g2 of groups) {
+      const list = widths.get(g2.root);
+      const i2 = list.indexOf(kept.get(g2.root));
+      if (gap > 0 && i2 > 0) {
+        const to = list[i2 - 1];
+        const step = kept.get(g2.root) - to;
+        if (Math.abs(gap - step) >= Math.abs(gap)) continue;
+        const cost = meanBetween(g2, to, kept.get(g2.root));
+        if (!best || cost < best.cost) best = { root: g2.root, to, cost };
+      } else if (gap < 0 && i2 < list.length - 1) {
+        const to = list[i2 + 1];
+        const step = to - kept.get(g2.root);
+        if (Math.abs(gap + step) >= Math.abs(gap)) continue;
+        const cost = -meanBetween(g2, kept.get(g2.root), to);
+        if (!best || cost < best.cost) best = { root: g2.root, to, cost };
+      }
+    }
+    if (!best) break;
+    kept.set(best.root, best.to);
+  }
+  return kept;
 }
 
 // src/prune/structured/layout.ts
@@ -29082,7 +28870,7 @@ var Spaces = class {
   setBlock(s, n) {
     const r = this.list[this.root(s)];
     if (r.block === 1 || r.block === n) r.block = n;
-    else this.poison(s, `split into heads of ${r.block} and of ${n} channels`);
+    else this.poison(s, headConflict(r.origin, r.block, n));
   }
   poison(s, reason) {
     const r = this.list[this.root(s)];
@@ -29099,7 +28887,7 @@ var Spaces = class {
     if (!A.skip && B.skip) A.skip = B.skip;
     if (A.block !== B.block) {
       if (A.block === 1) A.block = B.block;
-      else if (B.block !== 1 && !A.skip) A.skip = `split into heads of ${A.block} and of ${B.block} channels`;
+      else if (B.block !== 1 && !A.skip) A.skip = headConflict(A.origin, A.block, B.block);
     }
   }
   get count() {
@@ -29117,6 +28905,9 @@ var Spaces = class {
     return out;
   }
 };
+function headConflict(origin, a, b) {
+  return { kind: "unsupported", node: origin, op: "Reshape", detail: `channels are split into heads of ${a} and of ${b} channels` };
+}
 function layoutSize(layout) {
   let n = 0;
   for (const s of layout) n += s.len * s.repeat;
@@ -29165,6 +28956,797 @@ function keptSize(layout, spaces, keep) {
   return n;
 }
 
+// src/prune/structured/context.ts
+var Context = class {
+  constructor(model) {
+    this.model = model;
+    this.index = new GraphIndex(model.graph);
+    const info = inferShapes(this.index, 2);
+    this.shapes = info.shapes;
+    this.values = info.values;
+    model.graph.node.forEach((n, i2) => this.nodeIndex.set(n, i2));
+  }
+  model;
+  index;
+  spaces = new Spaces();
+  uses = [];
+  rewrites = [];
+  tracked = /* @__PURE__ */ new Map();
+  shapes;
+  /** small int tensors computed by shape arithmetic (Pad amounts, Reshape targets built from Concat) */
+  values;
+  nodeIndex = /* @__PURE__ */ new Map();
+  /** constant tensor -> the first layout registered per axis, so shared constants are sliced one way */
+  constantAxes = /* @__PURE__ */ new Map();
+  /** spaces made for one part of a fused projection (Q, K, V of one MatMul) */
+  fusedSpaces = /* @__PURE__ */ new Set();
+  /** spaces of channels looked up in an embedding table, and the table */
+  embeddingSpaces = /* @__PURE__ */ new Map();
+  shapeReads = [];
+  /** `node:input` -> elements of a Reshape target that copy the reshaped tensor's own length back */
+  selfCopies = /* @__PURE__ */ new Map();
+  otherBatchValues;
+  poison(layout, reason) {
+    for (const s of layout) this.spaces.poison(s.space, reason);
+  }
+  poisonAll(ins, reason) {
+    for (const t of ins) if (t) for (const l of layoutsOf(t)) this.poison(l, reason);
+  }
+  /** The rule for an op or layout the analysis does not follow: every group reaching it stays whole. */
+  unsupported(node, ins, detail2) {
+    this.poisonAll(ins, { kind: "unsupported", node: nodeLabel(node), op: node.opType, detail: detail2 });
+  }
+  shape(name) {
+    return name ? this.shapes.get(name) : void 0;
+  }
+  /** The constant behind a name, following Identity nodes (exporters alias shared parameters that way). */
+  constant(name) {
+    let n = name;
+    for (let hop = 0; hop < 8 && n; hop++) {
+      const t = this.index.constant(n);
+      if (t) return { name: n, tensor: t };
+      const p = this.index.producer.get(n);
+      if (!p || p.opType !== "Identity") return void 0;
+      n = p.input[0];
+    }
+    return void 0;
+  }
+  ints(name) {
+    if (!name) return void 0;
+    const c = this.constant(name);
+    return c ? tensorToInts(c.tensor) : void 0;
+  }
+  /** a constant, or a small int tensor the shape pass could evaluate (read-only uses: never rewritten) */
+  knownInts(name) {
+    return name ? this.ints(name) ?? this.values.get(name) : void 0;
+  }
+  /**
+   * The values of a computed int tensor when they do not depend on the batch or any other symbolic
+   * dimension (evaluated at two batch sizes), so a constant can stand in for the computation.
+   */
+  staticInts(name) {
+    const v = this.values.get(name);
+    if (!v) return void 0;
+    this.otherBatchValues ??= inferShapes(this.index, 3).values;
+    const w = this.otherBatchValues.get(name);
+    return w && w.length === v.length && w.every((x2, i2) => x2 === v[i2]) ? v : void 0;
+  }
+  /** Register a slice of a constant; a constant shared by two readers must be sliced the same way. */
+  use(node, name, axis, layout, role, activation) {
+    const c = this.constant(name);
+    if (!c || !FLOAT_TYPES.has(c.tensor.dataType)) {
+      this.poison(layout, { kind: "not-constant", node: nodeLabel(node), tensor: name });
+      return false;
+    }
+    const dims = tensorDims(c.tensor);
+    if (dims[axis] !== layoutSize(layout)) {
+      this.poison(layout, { kind: "unsupported", node: nodeLabel(node), op: node.opType, detail: `reads '${name}' whose axis ${axis} has ${dims[axis]} entries, expected ${layoutSize(layout)}` });
+      return false;
+    }
+    let axes = this.constantAxes.get(c.name);
+    if (!axes) this.constantAxes.set(c.name, axes = /* @__PURE__ */ new Map());
+    const prior = axes.get(axis);
+    if (prior) this.unify(prior, layout, node, `'${c.name}' is shared by several nodes`);
+    else axes.set(axis, layout);
+    this.uses.push({
+      tensor: c.name,
+      axis,
+      layout,
+      role,
+      node: this.nodeIndex.get(node),
+      activation: activation?.name,
+      activationAxis: activation?.axis
+    });
+    return true;
+  }
+  fresh(node, size2, skip) {
+    return fullLayout(this.spaces.create(size2, nodeLabel(node), skip), size2);
+  }
+  set(name, t) {
+    if (t && name) this.tracked.set(name, t);
+  }
+  /**
+   * Two layouts whose channels meet element by element (a residual Add): their spaces become one group.
+   * Only whole spaces can merge; anything else is refused rather than approximated.
+   */
+  unify(a, b, node, what) {
+    const ok = a.length === b.length && a.every((sa, i2) => {
+      const sb = b[i2];
+      if (sa.len !== sb.len || sa.repeat !== sb.repeat) return false;
+      if (this.spaces.root(sa.space) === this.spaces.root(sb.space)) return sa.start === sb.start;
+      return sa.start === 0 && sb.start === 0 && this.spaces.size(sa.space) === sa.len && this.spaces.size(sb.space) === sb.len;
+    });
+    if (!ok) {
+      const reason = { kind: "unsupported", node: nodeLabel(node), op: node.opType, detail: `${what}: channel ranges of coupled tensors do not line up` };
+      this.poison(a, reason);
+      this.poison(b, reason);
+      return false;
+    }
+    a.forEach((sa, i2) => this.spaces.union(sa.space, b[i2].space));
+    return true;
+  }
+  addRewrite(node, target, element, layout, base = 0) {
+    this.rewrites.push({ node: this.nodeIndex.get(node), target, element, layout, base });
+  }
+  /**
+   * Where element `k` of a Reshape target lives and how the surgery can rewrite it: the constant itself,
+   * one constant part of a Concat that builds the target from the batch size (dynamic-batch exports),
+   * torch's Unsqueeze(scalar) part, or a computed part (written as a constant when it does not depend on
+   * the batch, else marked `dynamic`). Undefined when the element cannot be located.
+   */
+  targetSlot(node, k) {
+    const name = node.input[1];
+    const direct = this.ints(name);
+    if (direct) return { value: direct[k], rewrite: { node: this.nodeIndex.get(node), target: { input: 1 }, element: k } };
+    const cat = this.index.producer.get(name);
+    if (!cat || cat.opType !== "Concat") return this.computedSlot(node, 1, k);
+    let pos = 0;
+    for (let i2 = 0; i2 < cat.input.length; i2++) {
+      const len = this.shape(cat.input[i2])?.[0] ?? (this.shape(cat.input[i2])?.length === 0 ? 1 : void 0);
+      if (len === void 0) return void 0;
+      if (k < pos + len) {
+        const part = this.ints(cat.input[i2]);
+        if (part) return { value: part[k - pos], rewrite: { node: this.nodeIndex.get(cat), target: { input: i2 }, element: k - pos } };
+        const u = this.index.producer.get(cat.input[i2]);
+        const scalar = u?.opType === "Unsqueeze" && len === 1 ? this.ints(u.input[0]) : void 0;
+        if (u && scalar && scalar.length === 1) return { value: scalar[0], rewrite: { node: this.nodeIndex.get(u), target: { input: 0 }, element: 0 } };
+        return this.computedSlot(cat, i2, k - pos);
+      }
+      pos += len;
+    }
+    return void 0;
+  }
+  /**
+   * Whether element `k` of `node`'s Reshape target is a copy of the reshaped tensor's own length on an
+   * axis `same` accepts (torch's x.reshape(x.shape[:2] + (-1,))): it then follows the pruned length by
+   * itself, and that read of the shape is recorded as safe.
+   */
+  copiesOwnLength(node, k, same2) {
+    const src = this.lengthSource(node.input[1], k, 8);
+    if (!src || src.tensor !== node.input[0] || !same2(src.axis)) return false;
+    const key = `${this.nodeIndex.get(node)}:1`;
+    const set = this.selfCopies.get(key) ?? /* @__PURE__ */ new Set();
+    set.add(k);
+    this.selfCopies.set(key, set);
+    return true;
+  }
+  /** The tensor and axis whose length element `k` of an int tensor copies, through Slice/Gather/Concat/Unsqueeze. */
+  lengthSource(name, k, depth) {
+    const p = this.index.producer.get(name);
+    if (!p || depth === 0) return void 0;
+    const one = (i2) => this.lengthSource(p.input[0], i2, depth - 1);
+    switch (p.opType) {
+      case "Shape": {
+        const rank = this.shape(p.input[0])?.length;
+        if (rank === void 0) return void 0;
+        const start = attrInt(p, "start", 0);
+        return { tensor: p.input[0], axis: (start < 0 ? start + rank : start) + k };
+      }
+      case "Unsqueeze":
+      case "Squeeze":
+      case "Cast":
+      case "Identity":
+        return one(k);
+      case "Gather": {
+        const idx = this.knownInts(p.input[1]);
+        const n = this.shape(p.input[0])?.[0];
+        if (!idx || n === void 0 || attrInt(p, "axis", 0) !== 0 || idx[k] === void 0) return void 0;
+        return one(idx[k] < 0 ? idx[k] + n : idx[k]);
+      }
+      case "Slice": {
+        const starts = this.knownInts(p.input[1]);
+        const steps = p.input[4] ? this.knownInts(p.input[4]) : [1];
+        const n = this.shape(p.input[0])?.[0];
+        if (!starts || !steps || starts.length !== 1 || n === void 0) return void 0;
+        const start = Math.min(Math.max(starts[0] < 0 ? starts[0] + n : starts[0], 0), n);
+        return one(start + k * steps[0]);
+      }
+      case "Concat": {
+        let pos = 0;
+        for (const part of p.input) {
+          const s = this.shape(part);
+          const len = s ? s.length === 0 ? 1 : s[0] : void 0;
+          if (len === void 0) return void 0;
+          if (k < pos + len) return this.lengthSource(part, k - pos, depth - 1);
+          pos += len;
+        }
+        return void 0;
+      }
+      default:
+        return void 0;
+    }
+  }
+  computedSlot(node, input, k) {
+    const name = node.input[input];
+    const values = this.values.get(name);
+    const dims = this.shape(name);
+    if (!values || !dims || values[k] === void 0) return void 0;
+    return {
+      value: values[k],
+      rewrite: { node: this.nodeIndex.get(node), target: { input }, element: k, computed: { values, dims } },
+      dynamic: this.staticInts(name) === void 0
+    };
+  }
+};
+function layoutsOf(t) {
+  return t.parts ? t.parts.layouts : [t.layout];
+}
+
+// src/prune/structured/regroup.ts
+function regroup(inDims, outShape, splitChannels) {
+  const flat = inDims.flat().filter((f) => f.n !== 1);
+  const pieces = [];
+  let i2 = 0;
+  let rem = flat[0]?.n ?? 1;
+  for (let dim = 0; dim < outShape.length; dim++) {
+    let need = outShape[dim];
+    while (need > 1) {
+      if (i2 >= flat.length) return "has more output elements than input elements";
+      if (rem <= need && need % rem === 0) {
+        pieces.push({ factor: i2, n: rem, dim });
+        need /= rem;
+        i2++;
+        rem = flat[i2]?.n ?? 1;
+      } else if (rem % need === 0) {
+        pieces.push({ factor: i2, n: need, dim });
+        rem /= need;
+        need = 1;
+      } else {
+        return "cuts a dimension at a size that does not divide it";
+      }
+    }
+  }
+  if (i2 < flat.length) return "leaves input dimensions unaccounted for";
+  const named = [];
+  for (let f = 0; f < flat.length; f++) {
+    const mine = pieces.filter((p) => p.factor === f);
+    const sizes = mine.map((p) => p.n);
+    const factor = flat[f];
+    if (mine.length === 1) {
+      named.push(factor);
+      continue;
+    }
+    if (factor.kind === "opaque") {
+      for (const n of sizes) named.push({ kind: "opaque", n });
+      continue;
+    }
+    if (factor.kind !== "chan") return `cuts ${factor.kind === "heads" ? "the head axis" : factor.kind === "width" ? "the head width" : "the fused projection axis"}`;
+    const split = splitChannels(factor.n, sizes);
+    if (typeof split === "string") return split;
+    named.push(...split);
+  }
+  const out = outShape.map(() => []);
+  pieces.forEach((p, k) => out[p.dim].push(named[k]));
+  return out;
+}
+function dimRole(factors) {
+  const kinds = factors.filter((f) => f.n !== 1).map((f) => f.kind);
+  if (kinds.every((k) => k === "opaque")) return { role: "plain" };
+  const key = kinds.join(" ");
+  if (/^(opaque )*heads$/.test(key)) {
+    const outer = factors.filter((f) => f.kind === "opaque").reduce((a, f) => a * f.n, 1);
+    return { role: "heads", outer };
+  }
+  if (key === "width") return { role: "width" };
+  if (key === "part") return { role: "part" };
+  if (key === "chan" || key === "heads width") return { role: "channels", parts: false };
+  if (key === "part chan" || key === "part heads width") return { role: "channels", parts: true };
+  return { role: "mixed" };
+}
+
+// src/prune/structured/attention.ts
+var norm = (axis, rank) => axis < 0 ? axis + rank : axis;
+function remap(t, f) {
+  const axis = f(t.axis);
+  const dAxis = t.dAxis === void 0 ? void 0 : f(t.dAxis);
+  if (axis === void 0 || t.dAxis !== void 0 && dAxis === void 0) return void 0;
+  let parts = t.parts;
+  if (parts) {
+    const p = f(parts.axis);
+    if (p === void 0) {
+      if (parts.layouts.length !== 1) return void 0;
+      return { ...t, axis, dAxis, parts: void 0, layout: parts.layouts[0] };
+    }
+    parts = { ...parts, axis: p };
+  }
+  return { ...t, axis, dAxis, parts };
+}
+function withoutParts(t, layout) {
+  return { ...t, parts: void 0, layout };
+}
+function sizedAxes(t) {
+  return [t.axis];
+}
+function shapeRead(c, node, t) {
+  const rank = c.shape(node.input[0])?.length;
+  if (rank === void 0) return c.unsupported(node, [t], "has an unknown input shape");
+  const clamp = (v) => Math.min(Math.max(norm(v, rank), 0), rank);
+  const start = clamp(attrInt(node, "start", 0));
+  const end = clamp(attrInt(node, "end", rank));
+  const elements = sizedAxes(t).filter((a) => a >= start && a < end).map((a) => a - start);
+  if (elements.length > 0) c.shapeReads.push({ tensor: node.output[0], elements: new Set(elements), layouts: layoutsOf(t), node });
+}
+function fusedParts(c, out, axis, size2) {
+  let t = out;
+  for (let hop = 0; hop < 4; hop++) {
+    const readers = c.index.consumersOf(t);
+    const p = partsCutBy(c, readers, t, axis, size2);
+    if (p) return p;
+    if (readers.length !== 1) return void 0;
+    const r = readers[0];
+    const other = r.input.find((i2) => i2 !== t);
+    if (r.opType === "Add" && other && c.constant(other)) t = r.output[0];
+    else if (r.opType === "Identity" || r.opType === "Cast") t = r.output[0];
+    else return void 0;
+  }
+  return void 0;
+}
+function partsCutBy(c, readers, t, axis, size2) {
+  const rank = c.shape(t)?.length;
+  if (rank === void 0) return void 0;
+  for (const r of readers) {
+    if (r.opType === "Split" && norm(attrInt(r, "axis", 0), rank) === axis) {
+      const sizes = (r.input[1] ? c.knownInts(r.input[1]) : attrInts(r, "split")) ?? r.output.map((o) => c.shape(o)?.[axis] ?? -1);
+      return equalParts(sizes, size2);
+    }
+    if (r.opType === "Reshape" && r.input[0] === t) {
+      const outS = c.shape(r.output[0]);
+      const inS = c.shape(t);
+      if (!outS || !inS || outS.length <= inS.length || !inS.slice(0, axis).every((d, i2) => outS[i2] === d)) continue;
+      const p = outS[axis];
+      if (p >= 2 && p < size2 && size2 % p === 0 && selectsAlong(c, r.output[0], axis, 4)) return p;
+    }
+  }
+  const slices = readers.filter((r) => r.opType === "Slice" && r.input[0] === t);
+  if (slices.length >= 2) {
+    const bounds = [];
+    for (const s of slices) {
+      const axes = s.input[3] ? c.knownInts(s.input[3]) : [...Array(rank).keys()];
+      const starts = c.knownInts(s.input[1]);
+      const ends = c.knownInts(s.input[2]);
+      const k = axes?.map((a) => norm(a, rank)).indexOf(axis) ?? -1;
+      if (!starts || !ends || k < 0) return void 0;
+      const clamp = (v) => Math.min(Math.max(v < 0 ? v + size2 : v, 0), size2);
+      bounds.push([clamp(starts[k]), clamp(ends[k])]);
+    }
+    const len = bounds[0][1] - bounds[0][0];
+    if (len > 0 && size2 % len === 0 && bounds.every(([a, b]) => b - a === len && a % len === 0)) return size2 / len;
+  }
+  return void 0;
+}
+function equalParts(sizes, size2) {
+  const ok = sizes.length >= 2 && sizes.every((s) => s === sizes[0]) && sizes[0] * sizes.length === size2;
+  return ok ? sizes.length : void 0;
+}
+function selectsAlong(c, tensor, axis, depth) {
+  if (depth === 0) return false;
+  const rank = c.shape(tensor)?.length;
+  if (rank === void 0) return false;
+  for (const r of c.index.consumersOf(tensor)) {
+    if (r.input[0] !== tensor) continue;
+    if (r.opType === "Gather" && norm(attrInt(r, "axis", 0), rank) === axis && c.shape(r.input[1])?.length === 0) return true;
+    if (r.opType === "Split" && norm(attrInt(r, "axis", 0), rank) === axis) return true;
+    const next = movedAxis(c, r, axis, rank);
+    if (next !== void 0 && selectsAlong(c, r.output[0], next, depth - 1)) return true;
+  }
+  return false;
+}
+function movedAxis(c, r, axis, rank) {
+  if (r.opType === "Transpose") return (attrInts(r, "perm") ?? [...Array(rank).keys()].reverse()).indexOf(axis);
+  const axes = attrInts(r, "axes") ?? c.knownInts(r.input[1]);
+  if (!axes) return void 0;
+  if (r.opType === "Unsqueeze") {
+    const sorted = axes.map((a) => norm(a, rank + axes.length)).sort((p, q) => p - q);
+    let k = axis;
+    for (const a of sorted) if (a <= k) k++;
+    return k;
+  }
+  if (r.opType === "Squeeze") {
+    const removed = axes.map((a) => norm(a, rank));
+    return removed.includes(axis) ? void 0 : axis - removed.filter((a) => a < axis).length;
+  }
+  return void 0;
+}
+function isFused(c, layout, parts) {
+  return layout.length === parts && layout.every((s) => c.fusedSpaces.has(s.space) && s.start === 0 && s.repeat === 1 && s.len === layout[0].len);
+}
+function factorsOf(t, shape) {
+  if (t.layout.some((s) => s.repeat !== 1)) return void 0;
+  const dims = [];
+  for (let i2 = 0; i2 < shape.length; i2++) {
+    if (i2 === t.axis && t.block) {
+      const outer = t.outer ?? 1;
+      const heads = layoutSize(t.layout) / t.block;
+      if (outer * heads !== shape[i2]) return void 0;
+      dims.push([{ kind: "opaque", n: outer }, { kind: "heads", n: heads }]);
+    } else if (i2 === t.axis) dims.push([{ kind: "chan", n: shape[i2] }]);
+    else if (i2 === t.dAxis) dims.push([{ kind: "width", n: shape[i2] }]);
+    else if (t.parts && i2 === t.parts.axis) dims.push([{ kind: "part", n: shape[i2] }]);
+    else dims.push([{ kind: "opaque", n: shape[i2] }]);
+  }
+  return dims;
+}
+function headsAligned(layouts, d) {
+  return layouts.every((l) => l.every((s) => s.repeat === 1 && s.start % d === 0 && s.len % d === 0));
+}
+function regroupReshape(c, node, t) {
+  const fail = (why) => c.unsupported(node, [t], why);
+  const inS = c.shape(node.input[0]);
+  const outS = c.shape(node.output[0]);
+  if (!inS || !outS) return fail("has an unknown shape");
+  const inF = factorsOf(t, inS);
+  if (!inF) return fail("regroups channels repeated over a flattened block");
+  let newParts;
+  const split = (n, pieces) => {
+    let rest = pieces;
+    const out = [];
+    let layouts2 = t.parts?.layouts ?? [t.layout];
+    if (!t.parts && pieces.length >= 2 && isFused(c, t.layout, pieces[0])) {
+      newParts = t.layout.map((s) => [s]);
+      layouts2 = newParts;
+      out.push({ kind: "part", n: pieces[0] });
+      rest = pieces.slice(1);
+    }
+    const perPart = n / (out.length ? pieces[0] : 1);
+    if (rest.length === 1) return [...out, { kind: "chan", n: perPart }];
+    if (rest.length === 2 && headsAligned(layouts2, rest[1])) return [...out, { kind: "heads", n: rest[0] }, { kind: "width", n: rest[1] }];
+    return rest.length === 2 ? "splits channels into heads across channel blocks" : "splits or merges the channel axis (e.g. a channel shuffle)";
+  };
+  const outF = regroup(inF, outS, split);
+  if (typeof outF === "string") return fail(outF);
+  const roles = outF.map(dimRole);
+  const find = (role) => roles.flatMap((r, i2) => r.role === role ? [i2] : []);
+  const [heads, width, part, chans, mixed] = ["heads", "width", "part", "channels", "mixed"].map(find);
+  if (mixed.length || heads.length > 1 || width.length > 1 || part.length > 1 || chans.length > 1 || heads.length + chans.length !== 1 || heads.length === 1 !== (width.length === 1)) {
+    const shuffled = outF.some((f) => f.findIndex((x2) => x2.kind === "width") >= 0 && f.findIndex((x2) => x2.kind === "width") < f.findIndex((x2) => x2.kind === "heads"));
+    if (shuffled || !(t.block || t.parts)) return fail("splits or merges the channel axis with other dimensions (e.g. a channel shuffle)");
+    return fail("regroups heads or channels with other dimensions");
+  }
+  const layouts = newParts ?? t.parts?.layouts ?? [t.layout];
+  if (newParts) {
+    for (let i2 = 1; i2 < newParts.length; i2++) if (!c.unify(newParts[0], newParts[i2], node, "the parts of a fused projection")) return;
+  }
+  const first = layouts[0];
+  const all = layouts.flat();
+  let result;
+  const rewrites = outS.map(() => ({ layout: first }));
+  const needs = /* @__PURE__ */ new Set();
+  if (heads.length === 1) {
+    const h = heads[0];
+    const block = outF[width[0]].find((f) => f.kind === "width").n;
+    for (const l of layouts) for (const s of l) c.spaces.setBlock(s.space, block);
+    const outer = roles[h].outer;
+    result = { axis: h, layout: first, block, dAxis: width[0], ...outer > 1 ? { outer } : {}, ...part.length && layouts.length > 1 ? { parts: { axis: part[0], layouts } } : {} };
+    rewrites[h] = { layout: first, divisor: block, ...outer > 1 ? { multiplier: outer } : {} };
+    needs.add(h);
+  } else {
+    const k = chans[0];
+    const merged = roles[k].parts;
+    if (merged || layouts.length === 1) result = { axis: k, layout: merged ? all : first };
+    else if (part.length === 1) result = { axis: k, layout: first, parts: { axis: part[0], layouts } };
+    else return fail("drops the fused projection axis");
+    rewrites[k] = { layout: merged ? all : first };
+    needs.add(k);
+  }
+  if (!writeTarget(c, node, inF, outF, rewrites, needs, fail)) return;
+  c.set(node.output[0], result);
+}
+function writeTarget(c, node, inF, outF, rewrites, needs, fail) {
+  const target = c.knownInts(node.input[1]);
+  let inferred = target?.includes(-1) ?? true;
+  for (const k of needs) {
+    if (c.copiesOwnLength(node, k, (axis) => JSON.stringify(inF[axis]) === JSON.stringify(outF[k]))) continue;
+    const slot = c.targetSlot(node, k);
+    if (!slot) return fail("has a computed target shape the analysis cannot rewrite"), false;
+    if (slot.value === -1) continue;
+    if (slot.value === 0) {
+      if (JSON.stringify(inF[k]) === JSON.stringify(outF[k])) continue;
+      return fail("copies a dimension by position"), false;
+    }
+    if (slot.dynamic) {
+      const single = slot.rewrite.computed && slot.rewrite.computed.values.length === 1;
+      if (inferred || !single) return fail("computes a head count from the batch size next to another inferred dimension"), false;
+      inferred = true;
+      c.rewrites.push({ ...slot.rewrite, layout: rewrites[k].layout, fixed: -1 });
+      continue;
+    }
+    c.rewrites.push({ ...slot.rewrite, ...rewrites[k] });
+  }
+  return true;
+}
+var ELEMENTWISE = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Where", "Pow", "Max", "Min"]);
+function attentionOp(c, node, ins) {
+  const op = node.opType;
+  const x2 = ins[0];
+  const out = node.output[0];
+  const fail = (why) => c.unsupported(node, ins, why);
+  const rank = c.shape(node.input[0])?.length;
+  if (op === "Cast" || op === "Identity" || op === "Dropout") return x2 ? c.set(out, x2) : fail("takes heads in a parameter input");
+  if (op === "Shape") return x2 ? shapeRead(c, node, x2) : void 0;
+  if (op === "Einsum") return einsumHeads(c, node, ins);
+  if (op === "MatMul") return matmulHeads(c, node, ins);
+  if (ELEMENTWISE.has(op)) return elementwiseHeads(c, node, ins);
+  if (!x2 || rank === void 0 || ins.slice(1).some((t) => t)) return fail("is not understood inside attention heads");
+  if (op === "Reshape") return regroupReshape(c, node, x2);
+  if (op === "Transpose") {
+    const perm = attrInts(node, "perm") ?? [...Array(rank).keys()].reverse();
+    const r = remap(x2, (a) => perm.indexOf(a));
+    return r ? c.set(out, r) : fail("has an unknown permutation");
+  }
+  if (op === "Unsqueeze" || op === "Squeeze") {
+    const axes = attrInts(node, "axes") ?? c.knownInts(node.input[1]) ?? (op === "Squeeze" ? c.shape(node.input[0]).flatMap((d, i2) => d === 1 ? [i2] : []) : void 0);
+    if (!axes) return fail("has axes that are not constant");
+    const r = remap(x2, (a) => movedAxisBy(op, axes, a, rank));
+    return r ? c.set(out, r) : fail("squeezes a head axis");
+  }
+  if (op === "Softmax" || op === "LogSoftmax") {
+    const axis = norm(attrInt(node, "axis", -1), rank);
+    if (axis === x2.axis || axis === x2.dAxis || axis === x2.parts?.axis) return fail("normalises over heads or head channels");
+    return c.set(out, x2);
+  }
+  if (op === "Gather") {
+    const axis = norm(attrInt(node, "axis", 0), rank);
+    const idx = c.knownInts(node.input[1]);
+    const idxRank = c.shape(node.input[1])?.length;
+    if (x2.parts && axis === x2.parts.axis && idx?.length === 1 && idxRank === 0) {
+      const picked = withoutParts(x2, x2.parts.layouts[norm(idx[0], x2.parts.layouts.length)]);
+      const r2 = remap(picked, (a) => a < axis ? a : a - 1);
+      return r2 ? c.set(out, r2) : fail("picks a fused part in a way the analysis does not follow");
+    }
+    if (axis === x2.axis || axis === x2.dAxis || axis === x2.parts?.axis || idxRank === void 0) return fail("gathers along a head axis");
+    const r = remap(x2, (a) => a < axis ? a : a - 1 + idxRank);
+    return r ? c.set(out, r) : fail("gathers along a head axis");
+  }
+  if (op === "Split") {
+    const axis = norm(attrInt(node, "axis", 0), rank);
+    if (x2.parts && axis === x2.parts.axis) {
+      const sizes = (node.input[1] ? c.knownInts(node.input[1]) : attrInts(node, "split")) ?? node.output.map((o) => c.shape(o)?.[axis] ?? -1);
+      if (sizes.some((s) => s !== 1) || sizes.length !== x2.parts.layouts.length) return fail("splits a fused projection into uneven parts");
+      node.output.forEach((o, i2) => c.set(o, { ...x2, layout: x2.parts.layouts[i2], parts: { axis, layouts: [x2.parts.layouts[i2]] } }));
+      return;
+    }
+    if (axis === x2.axis || axis === x2.dAxis) return fail("splits a head axis");
+    for (const o of node.output) c.set(o, x2);
+    return;
+  }
+  if (op === "Slice") {
+    const starts = c.knownInts(node.input[1]);
+    const ends = c.knownInts(node.input[2]);
+    const axes = (node.input[3] ? c.knownInts(node.input[3]) : starts?.map((_, i2) => i2))?.map((a) => norm(a, rank));
+    const steps = node.input[4] ? c.knownInts(node.input[4]) : void 0;
+    if (!starts || !ends || !axes || steps?.some((s) => s !== 1)) return fail("has bounds that are not constant");
+    const inS = c.shape(node.input[0]);
+    let r = x2;
+    for (let k = 0; k < axes.length; k++) {
+      const a = axes[k];
+      const clamp = (v) => Math.min(Math.max(v < 0 ? v + inS[a] : v, 0), inS[a]);
+      const [lo, hi] = [clamp(starts[k]), clamp(ends[k])];
+      if (lo === 0 && hi === inS[a]) continue;
+      if (x2.parts && a === x2.parts.axis && hi === lo + 1) r = { ...r, layout: x2.parts.layouts[lo], parts: { axis: a, layouts: [x2.parts.layouts[lo]] } };
+      else if (a === x2.axis || a === x2.dAxis || a === x2.parts?.axis) return fail("slices a head axis");
+    }
+    return c.set(out, r);
+  }
+  fail("is not understood inside attention heads");
+}
+function movedAxisBy(op, axes, axis, rank) {
+  if (op === "Unsqueeze") {
+    const sorted = axes.map((a) => norm(a, rank + axes.length)).sort((p, q) => p - q);
+    let k = axis;
+    for (const a of sorted) if (a <= k) k++;
+    return k;
+  }
+  const removed = axes.map((a) => norm(a, rank));
+  return removed.includes(axis) ? void 0 : axis - removed.filter((a) => a < axis).length;
+}
+function elementwiseHeads(c, node, ins) {
+  const fail = (why) => c.unsupported(node, ins, why);
+  const rank = c.shape(node.output[0])?.length;
+  if (rank === void 0) return fail("has an unknown output shape");
+  let result;
+  for (let i2 = 0; i2 < ins.length; i2++) {
+    const t = ins[i2];
+    const r = c.shape(node.input[i2])?.length;
+    if (!t) continue;
+    if (r !== rank) return fail("combines heads with a tensor of another rank");
+    if (!result) result = t;
+    else if (t.axis !== result.axis || t.dAxis !== result.dAxis || t.outer !== result.outer || t.block !== result.block || t.parts?.axis !== result.parts?.axis) return fail("combines heads laid out differently");
+    else for (const [a, b] of layoutsOf(result).map((l, k) => [l, layoutsOf(t)[k]])) if (!b || !c.unify(a, b, node, "the operands")) return;
+  }
+  if (!result) return;
+  for (let i2 = 0; i2 < ins.length; i2++) {
+    if (ins[i2] || !node.input[i2]) continue;
+    const s = c.shape(node.input[i2]);
+    if (!s) return fail("combines heads with a tensor of unknown shape");
+    const at2 = (axis) => axis === void 0 ? 1 : s[axis - (rank - s.length)] ?? 1;
+    if (at2(result.axis) !== 1 || at2(result.parts?.axis) !== 1) return fail("combines heads with a tensor that varies over heads");
+  }
+  c.set(node.output[0], result);
+}
+function matmulHeads(c, node, ins) {
+  const fail = (why) => c.unsupported(node, ins, why);
+  const [a, b] = ins;
+  const ra = c.shape(node.input[0])?.length;
+  const rb = c.shape(node.input[1])?.length;
+  if (!a || !b || ra === void 0 || rb === void 0 || ra !== rb || a.axis !== b.axis || a.axis >= ra - 2 || a.outer !== b.outer || a.parts || b.parts) {
+    return fail("mixes heads in a way the analysis does not follow");
+  }
+  const outer = a.outer ? { outer: a.outer } : {};
+  if (a.dAxis === ra - 1 && b.dAxis === rb - 2) {
+    if (!c.unify(a.layout, b.layout, node, "Q x K")) return;
+    return c.set(node.output[0], { axis: a.axis, layout: a.layout, block: a.block, ...outer });
+  }
+  if (a.dAxis === void 0 && b.dAxis === rb - 1) {
+    if (!c.unify(a.layout, b.layout, node, "scores x V")) return;
+    return c.set(node.output[0], { axis: a.axis, layout: b.layout, block: b.block, dAxis: ra - 1, ...outer });
+  }
+  fail("mixes heads in a way the analysis does not follow");
+}
+function parseNodeEinsum(c, node) {
+  const ranks = node.input.map((i2) => c.shape(i2)?.length);
+  if (ranks.some((r) => r === void 0)) return void 0;
+  try {
+    return parseEinsum(attrString(node, "equation", ""), ranks);
+  } catch {
+    return void 0;
+  }
+}
+function einsumHeads(c, node, ins) {
+  const fail = (why) => c.unsupported(node, ins, why);
+  const e = parseNodeEinsum(c, node);
+  if (!e) return fail("has an equation that does not fit its operands");
+  const tracked = ins.flatMap((t, k) => t ? [{ t, k }] : []);
+  const first = tracked[0].t;
+  if (tracked.some(({ t }) => !t.block || t.parts || t.outer !== first.outer || t.block !== first.block)) return fail("mixes heads with other channels");
+  const h = e.inputs[tracked[0].k][first.axis];
+  if (tracked.some(({ t, k }) => e.inputs[k][t.axis] !== h)) return fail("pairs different head axes");
+  for (let k = 0; k < ins.length; k++) {
+    const a = e.inputs[k].indexOf(h);
+    if (!ins[k] && a >= 0 && c.shape(node.input[k])[a] !== 1) return fail("combines heads with a tensor that varies over heads");
+  }
+  const outAxis = e.output.indexOf(h);
+  if (outAxis < 0) return fail("sums over heads");
+  const widths = new Set(tracked.filter(({ t }) => t.dAxis !== void 0).map(({ t, k }) => e.inputs[k][t.dAxis]));
+  let dAxis;
+  let layout = first.layout;
+  for (const d of widths) {
+    if (d === h) return fail("pairs a head axis with a head width");
+    if (e.output.includes(d)) {
+      if (dAxis !== void 0) return fail("keeps two head widths");
+      dAxis = e.output.indexOf(d);
+      layout = tracked.find(({ t, k }) => t.dAxis !== void 0 && e.inputs[k][t.dAxis] === d).t.layout;
+    } else {
+      for (let k = 0; k < ins.length; k++) {
+        const a = e.inputs[k].indexOf(d);
+        if (a >= 0 && ins[k]?.dAxis !== a) return fail("contracts a head width with a tensor that is not split into the same heads");
+      }
+    }
+  }
+  for (const { t } of tracked.slice(1)) if (!c.unify(first.layout, t.layout, node, "Einsum operands")) return;
+  c.set(node.output[0], { axis: outAxis, layout, block: first.block, ...dAxis !== void 0 ? { dAxis } : {}, ...first.outer ? { outer: first.outer } : {} });
+}
+function einsumChannels(c, node, ins) {
+  const fail = (why) => c.unsupported(node, ins, why);
+  const e = parseNodeEinsum(c, node);
+  if (!e) return fail("has an equation that does not fit its operands");
+  const w = ins.length === 2 ? [0, 1].find((k) => c.constant(node.input[k]) && e.inputs[k].length === 2) : void 0;
+  if (w !== void 0 && !ins[w]) {
+    const xk = 1 - w;
+    const wl = e.inputs[w];
+    const j = wl.find((l) => e.inputs[xk].includes(l) && !e.output.includes(l));
+    const o = wl.find((l) => !e.inputs[xk].includes(l) && e.output.includes(l));
+    if (j !== void 0 && o !== void 0) {
+      const x2 = ins[xk];
+      if (x2) {
+        if (e.inputs[xk][x2.axis] !== j) return fail("reads channels on an axis it does not contract");
+        c.use(node, node.input[w], wl.indexOf(j), x2.layout, "fanin", { ...x2, name: node.input[xk] });
+      }
+      const size2 = c.shape(node.input[w])[wl.indexOf(o)];
+      const layout = c.fresh(node, size2);
+      c.use(node, node.input[w], wl.indexOf(o), layout, "param");
+      return c.set(node.output[0], { axis: e.output.indexOf(o), layout });
+    }
+  }
+  const tracked = ins.flatMap((t, k) => t ? [{ t, k }] : []);
+  if (tracked.length === 0) return;
+  const label = e.inputs[tracked[0].k][tracked[0].t.axis];
+  if (tracked.some(({ t, k }) => e.inputs[k][t.axis] !== label)) return fail("combines channels on different labels");
+  if (!e.output.includes(label)) return fail("sums over the channel axis of an activation");
+  for (let k = 0; k < ins.length; k++) {
+    const a = e.inputs[k].indexOf(label);
+    if (!ins[k] && a >= 0 && c.shape(node.input[k])[a] !== 1) return fail("multiplies the channels by a tensor the analysis cannot slice");
+  }
+  for (const { t } of tracked.slice(1)) if (!c.unify(tracked[0].t.layout, t.layout, node, "Einsum operands")) return;
+  c.set(node.output[0], { axis: e.output.indexOf(label), layout: tracked[0].t.layout });
+}
+
+// src/prune/structured/shapeTaint.ts
+var ELEMENTWISE2 = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Mod", "Max", "Min", "Neg", "Abs", "Floor", "Ceil", "Cast", "Identity", "Sqrt", "Reciprocal"]);
+function firstUnreplacedRead(index, seed, replaced, ints, length) {
+  const taint = /* @__PURE__ */ new Map([[seed.tensor, seed.elements]]);
+  const queue = [seed.tensor];
+  while (queue.length > 0) {
+    const t = queue.shift();
+    const elements = taint.get(t);
+    if (index.graphOutputs.has(t)) return { node: index.producer.get(t), input: -1 };
+    for (const c of index.consumersOf(t)) {
+      for (let i2 = 0; i2 < c.input.length; i2++) {
+        if (c.input[i2] !== t || replaced(c, i2, elements)) continue;
+        const out = propagate(c, i2, elements, ints, length);
+        if (out === void 0) return { node: c, input: i2 };
+        if (out.size === 0) continue;
+        const o = c.output[0];
+        const prior = taint.get(o);
+        const merged = /* @__PURE__ */ new Set([...prior ?? [], ...out]);
+        if (!prior || merged.size !== prior.size) {
+          taint.set(o, merged);
+          queue.push(o);
+        }
+      }
+    }
+  }
+  return void 0;
+}
+function propagate(node, i2, elements, ints, length) {
+  const n = length(node.input[i2]);
+  const all = (len) => new Set(Array.from({ length: Math.max(1, len ?? 1) }, (_, k) => k));
+  switch (node.opType) {
+    case "Gather": {
+      if (i2 !== 0 || attrInt(node, "axis", 0) !== 0 || n === void 0) return void 0;
+      const idx = ints(node.input[1]);
+      if (!idx) return void 0;
+      return new Set(idx.flatMap((v, k) => elements.has(v < 0 ? v + n : v) ? [k] : []));
+    }
+    case "Slice": {
+      if (i2 !== 0 || n === void 0) return void 0;
+      const starts = node.input[1] ? ints(node.input[1]) : attrInts(node, "starts");
+      const ends = node.input[2] ? ints(node.input[2]) : attrInts(node, "ends");
+      const steps = node.input[4] ? ints(node.input[4]) : void 0;
+      if (!starts || !ends || starts.length !== 1 || steps && steps[0] !== 1) return void 0;
+      const clamp = (v) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
+      const a = clamp(starts[0]);
+      const b = clamp(ends[0]);
+      return new Set([...elements].filter((e) => e >= a && e < b).map((e) => e - a));
+    }
+    case "Concat": {
+      let offset = 0;
+      for (let k = 0; k < i2; k++) {
+        const len = length(node.input[k]);
+        if (len === void 0) return void 0;
+        offset += len;
+      }
+      return new Set([...elements].map((e) => e + offset));
+    }
+    case "Unsqueeze":
+    case "Squeeze":
+    case "Reshape":
+      return i2 === 0 ? new Set(elements) : void 0;
+    default:
+      if (!ELEMENTWISE2.has(node.opType)) return void 0;
+      return length(node.output[0]) === n ? new Set(elements) : all(length(node.output[0]));
+  }
+}
+
 // src/prune/structured/depgraph.ts
 var PASS_THROUGH = /* @__PURE__ */ new Set([
   "Relu",
@@ -29205,193 +29787,103 @@ var PASS_THROUGH = /* @__PURE__ */ new Set([
 var SPATIAL_POOL = /* @__PURE__ */ new Set(["MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"]);
 var BROADCAST2 = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "PRelu", "Where"]);
 var REDUCE = /* @__PURE__ */ new Set(["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL1", "ReduceL2", "ReduceProd", "ReduceLogSumExp", "ReduceSumSquare"]);
-var norm = (axis, rank) => axis < 0 ? axis + rank : axis;
+var SHAPE_ONLY = /* @__PURE__ */ new Set(["Identity", "Cast", "Transpose", "Reshape", "Unsqueeze", "Squeeze", "Flatten"]);
+var norm2 = (axis, rank) => axis < 0 ? axis + rank : axis;
 var prod = (xs) => xs.reduce((a, b) => a * b, 1);
 function analyzeDependencies(model) {
   return new Analyzer(model).run();
 }
 var Analyzer = class {
+  c;
   constructor(model) {
-    this.model = model;
-    this.index = new GraphIndex(model.graph);
-    const info = inferShapes(this.index, 2);
-    this.shapes = info.shapes;
-    this.values = info.values;
-    model.graph.node.forEach((n, i2) => this.nodeIndex.set(n, i2));
+    this.c = new Context(model);
   }
-  model;
-  index;
-  spaces = new Spaces();
-  uses = [];
-  rewrites = [];
-  tracked = /* @__PURE__ */ new Map();
-  shapes;
-  /** small int tensors computed by shape arithmetic (Pad amounts, Reshape targets built from Concat) */
-  values;
-  nodeIndex = /* @__PURE__ */ new Map();
-  /** constant tensor -> the first layout registered per axis, so shared constants are sliced one way */
-  constantAxes = /* @__PURE__ */ new Map();
   run() {
-    for (const node of this.index.order) {
-      const ins = node.input.map((i2) => i2 ? this.tracked.get(i2) : void 0);
+    const c = this.c;
+    for (const node of c.index.order) {
+      const ins = node.input.map((i2) => i2 ? c.tracked.get(i2) : void 0);
       if (ins.every((t) => !t) && !isProducer(node.opType)) continue;
       try {
         this.visit(node, ins);
       } catch (e) {
-        this.poisonAll(ins, `${nodeLabel(node)} (${node.opType}) could not be analysed: ${e.message}`);
+        c.unsupported(node, ins, `could not be analysed: ${e.message}`);
       }
     }
-    for (const out of this.index.graphOutputs) {
-      const t = this.tracked.get(out);
-      if (t) this.poison(t.layout, `reaches graph output '${out}', whose shape must not change`);
+    for (const out of c.index.graphOutputs) {
+      const t = c.tracked.get(out);
+      if (t) for (const l of layoutsOf(t)) c.poison(l, { kind: "graph-output", output: out });
     }
+    for (const [space, table4] of c.embeddingSpaces) c.spaces.poison(space, { kind: "embedding", table: table4 });
     this.checkConstantConsumers();
-    return { spaces: this.spaces, uses: this.uses, rewrites: this.rewrites, groups: this.groups() };
+    this.checkRewrites();
+    this.checkShapeReads();
+    return { spaces: c.spaces, uses: c.uses, rewrites: c.rewrites, groups: this.groups() };
   }
   groups() {
+    const { spaces, uses } = this.c;
     const used = /* @__PURE__ */ new Set();
-    for (const u of this.uses) for (const s of u.layout) used.add(this.spaces.root(s.space));
-    return this.spaces.roots().filter((r) => used.has(r)).map((r) => {
-      const origins = [...new Set(this.spaces.members(r).map((m) => this.spaces.origin(m)))];
+    for (const u of uses) for (const s of u.layout) used.add(spaces.root(s.space));
+    return spaces.roots().filter((r) => used.has(r)).map((r) => {
+      const origins = [...new Set(spaces.members(r).map((m) => spaces.origin(m)))];
       const name = origins.length > 3 ? `${origins.slice(0, 3).join(" + ")} + ${origins.length - 3} more` : origins.join(" + ");
-      return { root: r, name, size: this.spaces.size(r), skip: this.spaces.skipReason(r), block: this.spaces.block(r) };
+      return { root: r, name, size: spaces.size(r), skip: spaces.skipReason(r), block: spaces.block(r) };
     });
-  }
-  // ---- helpers --------------------------------------------------------------------------------------
-  poison(layout, reason) {
-    for (const s of layout) this.spaces.poison(s.space, reason);
-  }
-  poisonAll(ins, reason) {
-    for (const t of ins) if (t) this.poison(t.layout, reason);
-  }
-  shape(name) {
-    return name ? this.shapes.get(name) : void 0;
-  }
-  /** The constant behind a name, following Identity nodes (exporters alias shared parameters that way). */
-  constant(name) {
-    let n = name;
-    for (let hop = 0; hop < 8 && n; hop++) {
-      const t = this.index.constant(n);
-      if (t) return { name: n, tensor: t };
-      const p = this.index.producer.get(n);
-      if (!p || p.opType !== "Identity") return void 0;
-      n = p.input[0];
-    }
-    return void 0;
-  }
-  ints(name) {
-    if (!name) return void 0;
-    const c = this.constant(name);
-    return c ? tensorToInts(c.tensor) : void 0;
-  }
-  /** a constant, or a small int tensor the shape pass could evaluate (read-only uses: never rewritten) */
-  knownInts(name) {
-    return name ? this.ints(name) ?? this.values.get(name) : void 0;
-  }
-  /** Register a slice of a constant; a constant shared by two readers must be sliced the same way. */
-  use(node, name, axis, layout, role, activation) {
-    const c = this.constant(name);
-    if (!c || !FLOAT_TYPES.has(c.tensor.dataType)) {
-      this.poison(layout, `${nodeLabel(node)} reads '${name}', which is not a float constant`);
-      return false;
-    }
-    const dims = tensorDims(c.tensor);
-    if (dims[axis] !== layoutSize(layout)) {
-      this.poison(layout, `${nodeLabel(node)}: '${name}' axis ${axis} has ${dims[axis]} entries, expected ${layoutSize(layout)}`);
-      return false;
-    }
-    let axes = this.constantAxes.get(c.name);
-    if (!axes) this.constantAxes.set(c.name, axes = /* @__PURE__ */ new Map());
-    const prior = axes.get(axis);
-    if (prior) this.unify(prior, layout, `'${c.name}' is shared by several nodes`);
-    else axes.set(axis, layout);
-    this.uses.push({
-      tensor: c.name,
-      axis,
-      layout,
-      role,
-      node: this.nodeIndex.get(node),
-      activation: activation?.name,
-      activationAxis: activation?.axis
-    });
-    return true;
-  }
-  fresh(node, size2, skip) {
-    return fullLayout(this.spaces.create(size2, nodeLabel(node), skip), size2);
-  }
-  set(name, t) {
-    if (t && name) this.tracked.set(name, t);
-  }
-  /**
-   * Two layouts whose channels meet element by element (a residual Add): their spaces become one group.
-   * Only whole spaces can merge; anything else is refused rather than approximated.
-   */
-  unify(a, b, where) {
-    const ok = a.length === b.length && a.every((sa, i2) => {
-      const sb = b[i2];
-      if (sa.len !== sb.len || sa.repeat !== sb.repeat) return false;
-      if (this.spaces.root(sa.space) === this.spaces.root(sb.space)) return sa.start === sb.start;
-      return sa.start === 0 && sb.start === 0 && this.spaces.size(sa.space) === sa.len && this.spaces.size(sb.space) === sb.len;
-    });
-    if (!ok) {
-      const reason = `${where}: channel ranges of coupled tensors do not line up`;
-      this.poison(a, reason);
-      this.poison(b, reason);
-      return false;
-    }
-    a.forEach((sa, i2) => this.spaces.union(sa.space, b[i2].space));
-    return true;
-  }
-  addRewrite(node, target, element, layout, base = 0) {
-    this.rewrites.push({ node: this.nodeIndex.get(node), target, element, layout, base });
   }
   // ---- ops ------------------------------------------------------------------------------------------
   visit(node, ins) {
+    const c = this.c;
     const op = node.opType;
     const x2 = ins[0];
     const out = node.output[0];
-    const label = nodeLabel(node);
-    const unknown = (why) => this.poisonAll(ins, `${label} (${op}) ${why}`);
-    if (ins.some((t) => t?.block)) return this.headOp(node, ins, unknown);
+    const unknown = (why) => c.unsupported(node, ins, why);
+    if (ins.some((t) => t?.block || t?.parts)) return attentionOp(c, node, ins);
     if (op === "Conv") return this.conv(node, x2);
     if (op === "ConvTranspose") return this.convTranspose(node, x2);
     if (op === "Gemm") return this.gemm(node, ins);
     if (op === "MatMul") return this.matmul(node, ins);
+    if (op === "Einsum") return einsumChannels(c, node, ins);
+    if (op === "Gather" && !x2) return this.embedding(node);
     if (!x2 && ins.every((t) => !t)) return;
     if (PASS_THROUGH.has(op)) {
       if (ins.slice(1).some((t) => t)) return unknown("takes channels in a parameter input");
-      return this.set(out, x2);
+      return c.set(out, x2);
     }
     if (op === "BatchNormalization" || op === "InstanceNormalization") {
       if (!x2 || x2.axis !== 1 || ins.slice(1).some((t) => t)) return unknown("normalises along an axis that is not the channel axis");
       if (node.output.length > 1 && node.output.slice(1).some((o) => o)) return unknown("has training outputs");
-      for (let i2 = 1; i2 < node.input.length; i2++) if (node.input[i2]) this.use(node, node.input[i2], 0, x2.layout, "param");
-      return this.set(out, x2);
+      for (let i2 = 1; i2 < node.input.length; i2++) if (node.input[i2]) c.use(node, node.input[i2], 0, x2.layout, "param");
+      return c.set(out, x2);
     }
     if (op === "LayerNormalization") {
-      const rank = this.shape(node.input[0])?.length;
+      const rank = c.shape(node.input[0])?.length;
       if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-      if (x2.axis >= norm(attrInt(node, "axis", -1), rank)) return unknown("normalises over the channel axis (removing a channel would change the statistics)");
+      if (x2.axis >= norm2(attrInt(node, "axis", -1), rank)) return c.poison(x2.layout, { kind: "normalization", node: nodeLabel(node), op });
       if (ins.slice(1).some((t) => t)) return unknown("takes channels in a parameter input");
-      return this.set(out, x2);
+      return c.set(out, x2);
     }
     if (op === "Softmax" || op === "LogSoftmax" || op === "Hardmax") {
-      const rank = this.shape(node.input[0])?.length;
+      const rank = c.shape(node.input[0])?.length;
       if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-      const axis = norm(attrInt(node, "axis", -1), rank);
-      if (x2.axis === axis) return unknown("normalises over the channel axis");
-      return this.set(out, x2);
+      const axis = norm2(attrInt(node, "axis", -1), rank);
+      if (x2.axis === axis) return c.poison(x2.layout, this.normalised(node));
+      return c.set(out, x2);
+    }
+    if (op === "LpNormalization") {
+      const rank = c.shape(node.input[0])?.length;
+      if (!x2 || rank === void 0) return unknown("has an unknown input shape");
+      if (x2.axis === norm2(attrInt(node, "axis", -1), rank)) return c.poison(x2.layout, this.normalised(node));
+      return c.set(out, x2);
     }
     if (SPATIAL_POOL.has(op)) {
       if (!x2 || x2.axis !== 1) return unknown("pools over the channel axis");
       if (node.output.length > 1 && node.output[1]) return unknown("returns indices");
-      return this.set(out, x2);
+      return c.set(out, x2);
     }
     if (op === "Resize" || op === "Upsample") {
-      const a = this.shape(node.input[0]);
-      const b = this.shape(out);
+      const a = c.shape(node.input[0]);
+      const b = c.shape(out);
       if (!x2 || !a || !b || a[x2.axis] !== b[x2.axis] || ins.slice(1).some((t) => t)) return unknown("may resize the channel axis");
-      return this.set(out, x2);
+      return c.set(out, x2);
     }
     if (REDUCE.has(op)) return this.reduce(node, x2, unknown);
     if (BROADCAST2.has(op)) return this.broadcast(node, ins, unknown);
@@ -29399,370 +29891,367 @@ var Analyzer = class {
     if (op === "Flatten") return this.flatten(node, x2, unknown);
     if (op === "Reshape") return this.reshape(node, ins, unknown);
     if (op === "Transpose") {
-      const perm = attrInts(node, "perm") ?? this.shape(node.input[0])?.map((_, i2, a) => a.length - 1 - i2);
+      const perm = attrInts(node, "perm") ?? c.shape(node.input[0])?.map((_, i2, a) => a.length - 1 - i2);
       if (!x2 || !perm) return unknown("has an unknown permutation");
-      return this.set(out, { axis: perm.indexOf(x2.axis), layout: x2.layout });
+      return c.set(out, { axis: perm.indexOf(x2.axis), layout: x2.layout });
     }
     if (op === "Squeeze" || op === "Unsqueeze") return this.squeeze(node, ins, unknown);
     if (op === "Pad") {
-      const rank = this.shape(node.input[0])?.length;
-      const pads = attrInts(node, "pads") ?? this.knownInts(node.input[1]);
-      const axes = node.input[3] ? this.knownInts(node.input[3]) : void 0;
+      const rank = c.shape(node.input[0])?.length;
+      const pads = attrInts(node, "pads") ?? c.knownInts(node.input[1]);
+      const axes = node.input[3] ? c.knownInts(node.input[3]) : void 0;
       if (!x2 || !pads || rank === void 0 || ins.slice(1).some((t) => t)) return unknown("has pads that are not constant");
-      const padded = axes ? axes.map((a) => norm(a, rank)) : [...Array(rank).keys()];
+      const padded = axes ? axes.map((a) => norm2(a, rank)) : [...Array(rank).keys()];
       const k = padded.indexOf(x2.axis);
       if (k >= 0 && (pads[k] !== 0 || pads[k + padded.length] !== 0)) return unknown("pads the channel axis");
-      return this.set(out, x2);
+      return c.set(out, x2);
     }
     if (op === "Split") return this.split(node, x2, unknown);
     if (op === "Slice") return this.slice(node, ins, unknown);
     if (op === "Gather") {
-      const rank = this.shape(node.input[0])?.length;
-      const idx = this.shape(node.input[1]);
+      const rank = c.shape(node.input[0])?.length;
+      const idx = c.shape(node.input[1]);
       if (!x2 || ins[1] || rank === void 0 || !idx) return unknown("gathers along an unknown axis");
-      const axis = norm(attrInt(node, "axis", 0), rank);
+      const axis = norm2(attrInt(node, "axis", 0), rank);
       if (axis === x2.axis) return unknown("gathers along the channel axis");
-      return this.set(out, { axis: x2.axis < axis ? x2.axis : x2.axis - 1 + idx.length, layout: x2.layout });
+      return c.set(out, { axis: x2.axis < axis ? x2.axis : x2.axis - 1 + idx.length, layout: x2.layout });
     }
-    if (op === "Shape") {
-      const rank = this.shape(node.input[0])?.length;
-      const readers = this.index.consumersOf(out);
-      const safe = x2 && rank !== void 0 && readers.every((g2) => {
-        if (g2.opType !== "Gather" || g2.input[0] !== out) return false;
-        const idx = this.knownInts(g2.input[1]);
-        return idx !== void 0 && idx.every((i2) => norm(i2, rank) !== x2.axis);
-      });
-      if (!safe) unknown("reads the channel count (shape arithmetic)");
-      return;
-    }
+    if (op === "Shape") return x2 ? shapeRead(c, node, x2) : void 0;
     unknown("is not understood by the channel analysis");
   }
+  /**
+   * The output channels of a producer: one space, or one per part when the graph cuts them right away
+   * into equal parts (a fused QKV projection), so the parts can be paired with each other.
+   */
+  produced(node, size2, axis) {
+    const c = this.c;
+    const parts = fusedParts(c, node.output[0], axis, size2);
+    if (!parts) return c.fresh(node, size2);
+    const layout = [];
+    for (let p = 0; p < parts; p++) {
+      const space = c.spaces.create(size2 / parts, nodeLabel(node));
+      c.fusedSpaces.add(space);
+      layout.push(...fullLayout(space, size2 / parts));
+    }
+    return layout;
+  }
+  /**
+   * An embedding lookup (Gather of rows of a 2-D float table): its columns are channels the residual
+   * stream of a text transformer starts with, followed so the stream is one group; the table itself keeps
+   * its width (checked at the end).
+   */
+  embedding(node) {
+    const c = this.c;
+    const table4 = c.constant(node.input[0]);
+    const rank = c.shape(node.output[0])?.length;
+    if (!table4 || !FLOAT_TYPES.has(table4.tensor.dataType) || tensorDims(table4.tensor).length !== 2 || attrInt(node, "axis", 0) !== 0 || rank === void 0) return;
+    const layout = c.fresh(node, tensorDims(table4.tensor)[1]);
+    c.embeddingSpaces.set(layout[0].space, table4.name);
+    c.use(node, node.input[0], 1, layout, "param");
+    c.set(node.output[0], { axis: rank - 1, layout });
+  }
   conv(node, x2) {
-    const w = this.constant(node.input[1]);
+    const c = this.c;
+    const w = c.constant(node.input[1]);
     const label = nodeLabel(node);
     const group2 = attrInt(node, "group", 1);
     const dims = w ? tensorDims(w.tensor) : void 0;
     if (!w || !dims) {
-      if (x2) this.poison(x2.layout, `${label} has a weight that is not constant`);
+      if (x2) c.poison(x2.layout, { kind: "not-constant", node: label, tensor: node.input[1] });
       return;
     }
     const cout = dims[0];
     const cinPerGroup = dims[1];
     if (x2 && x2.axis !== 1) {
-      this.poison(x2.layout, `${label} reads channels on axis ${x2.axis}`);
+      c.unsupported(node, [x2], `reads channels on axis ${x2.axis}`);
       return;
     }
     if (group2 === 1) {
-      if (x2) this.use(node, node.input[1], 1, x2.layout, "fanin", { ...x2, name: node.input[0] });
-      const layout = this.fresh(node, cout);
-      this.use(node, node.input[1], 0, layout, "param");
-      if (node.input[2]) this.use(node, node.input[2], 0, layout, "param");
-      this.set(node.output[0], { axis: 1, layout });
+      if (x2) c.use(node, node.input[1], 1, x2.layout, "fanin", { ...x2, name: node.input[0] });
+      const layout = this.produced(node, cout, 1);
+      c.use(node, node.input[1], 0, layout, "param");
+      if (node.input[2]) c.use(node, node.input[2], 0, layout, "param");
+      c.set(node.output[0], { axis: 1, layout });
       return;
     }
     if (cinPerGroup === 1 && cout === group2 && x2 && layoutSize(x2.layout) === group2) {
-      this.use(node, node.input[1], 0, x2.layout, "param");
-      if (node.input[2]) this.use(node, node.input[2], 0, x2.layout, "param");
-      this.addRewrite(node, { attr: "group" }, 0, x2.layout);
-      this.set(node.output[0], { axis: 1, layout: x2.layout });
+      c.use(node, node.input[1], 0, x2.layout, "param");
+      if (node.input[2]) c.use(node, node.input[2], 0, x2.layout, "param");
+      c.addRewrite(node, { attr: "group" }, 0, x2.layout);
+      c.set(node.output[0], { axis: 1, layout: x2.layout });
       return;
     }
-    const why = cinPerGroup === 1 && cout === group2 && !x2 ? `${label} is a depthwise convolution whose input channels come from ops the analysis could not follow` : `${label} is a grouped convolution (group=${group2}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
-    if (x2) this.poison(x2.layout, why);
-    this.set(node.output[0], { axis: 1, layout: this.fresh(node, cout, why) });
+    const why = cinPerGroup === 1 && cout === group2 && !x2 ? { kind: "unsupported", node: label, op: "Conv", detail: "is a depthwise convolution whose input channels come from ops the analysis could not follow" } : { kind: "grouped-conv", node: label, group: group2, perGroup: cinPerGroup };
+    if (x2) c.poison(x2.layout, why);
+    c.set(node.output[0], { axis: 1, layout: c.fresh(node, cout, why) });
   }
   convTranspose(node, x2) {
-    const w = this.constant(node.input[1]);
-    const label = nodeLabel(node);
+    const c = this.c;
+    const w = c.constant(node.input[1]);
     if (!w || attrInt(node, "group", 1) !== 1 || x2 && x2.axis !== 1) {
-      if (x2) this.poison(x2.layout, `${label} is a grouped or non-constant transposed convolution`);
+      if (x2) c.unsupported(node, [x2], "is a grouped or non-constant transposed convolution");
       return;
     }
     const dims = tensorDims(w.tensor);
-    if (x2) this.use(node, node.input[1], 0, x2.layout, "fanin", { ...x2, name: node.input[0] });
-    const layout = this.fresh(node, dims[1]);
-    this.use(node, node.input[1], 1, layout, "param");
-    if (node.input[2]) this.use(node, node.input[2], 0, layout, "param");
-    this.set(node.output[0], { axis: 1, layout });
+    if (x2) c.use(node, node.input[1], 0, x2.layout, "fanin", { ...x2, name: node.input[0] });
+    const layout = this.produced(node, dims[1], 1);
+    c.use(node, node.input[1], 1, layout, "param");
+    if (node.input[2]) c.use(node, node.input[2], 0, layout, "param");
+    c.set(node.output[0], { axis: 1, layout });
   }
   gemm(node, ins) {
-    const label = nodeLabel(node);
-    const [a, b, c] = ins;
-    const w = this.constant(node.input[1]);
-    if (b || c || !w || attrInt(node, "transA", 0) !== 0) {
-      if (a) this.poison(a.layout, `${label} (Gemm) has a non-constant or transposed operand`);
-      if (b) this.poison(b.layout, `${label} (Gemm) multiplies two activations`);
+    const c = this.c;
+    const [a, b, bias] = ins;
+    const w = c.constant(node.input[1]);
+    if (b || bias || !w || attrInt(node, "transA", 0) !== 0) {
+      if (a) c.unsupported(node, [a], "has a non-constant or transposed operand");
+      if (b) c.unsupported(node, [b], "multiplies two activations");
       return;
     }
     const transB = attrInt(node, "transB", 0) === 1;
     const dims = tensorDims(w.tensor);
     const outUnits = transB ? dims[0] : dims[1];
     if (a) {
-      if (a.axis !== 1) return this.poison(a.layout, `${label} (Gemm) reads channels on axis ${a.axis}`);
-      this.use(node, node.input[1], transB ? 1 : 0, a.layout, "fanin", { ...a, name: node.input[0] });
+      if (a.axis !== 1) return c.unsupported(node, [a], `reads channels on axis ${a.axis}`);
+      c.use(node, node.input[1], transB ? 1 : 0, a.layout, "fanin", { ...a, name: node.input[0] });
     }
-    const layout = this.fresh(node, outUnits);
-    this.use(node, node.input[1], transB ? 0 : 1, layout, "param");
-    const bias = node.input[2] ? this.constant(node.input[2]) : void 0;
-    if (node.input[2] && !bias) this.poison(layout, `${label} (Gemm) has a non-constant bias`);
-    if (bias) {
-      const bd = tensorDims(bias.tensor);
-      if (bd.length > 0 && bd[bd.length - 1] === outUnits && outUnits !== 1) this.use(node, node.input[2], bd.length - 1, layout, "param");
-      else if (bd.length === 2 && bd[0] !== 1) this.poison(layout, `${label} (Gemm) has a per-row bias`);
+    const layout = this.produced(node, outUnits, 1);
+    c.use(node, node.input[1], transB ? 0 : 1, layout, "param");
+    const b22 = node.input[2] ? c.constant(node.input[2]) : void 0;
+    if (node.input[2] && !b22) c.poison(layout, { kind: "not-constant", node: nodeLabel(node), tensor: node.input[2] });
+    if (b22) {
+      const bd = tensorDims(b22.tensor);
+      if (bd.length > 0 && bd[bd.length - 1] === outUnits && outUnits !== 1) c.use(node, node.input[2], bd.length - 1, layout, "param");
+      else if (bd.length === 2 && bd[0] !== 1) c.poison(layout, { kind: "unsupported", node: nodeLabel(node), op: "Gemm", detail: "has a per-row bias" });
     }
-    this.set(node.output[0], { axis: 1, layout });
+    c.set(node.output[0], { axis: 1, layout });
   }
   matmul(node, ins) {
-    const label = nodeLabel(node);
+    const c = this.c;
     const [a, b] = ins;
-    const wb = this.constant(node.input[1]);
-    const rankA = this.shape(node.input[0])?.length;
+    const wb = c.constant(node.input[1]);
+    const rankA = c.shape(node.input[0])?.length;
     if (wb && tensorDims(wb.tensor).length === 2 && !b && rankA !== void 0 && rankA >= 2) {
       const dims = tensorDims(wb.tensor);
       if (a) {
-        if (a.axis !== rankA - 1) return this.poison(a.layout, `${label} (MatMul) reads channels on a batch or row axis`);
-        this.use(node, node.input[1], 0, a.layout, "fanin", { ...a, name: node.input[0] });
+        if (a.axis !== rankA - 1) return c.unsupported(node, [a], "reads channels on a batch or row axis");
+        c.use(node, node.input[1], 0, a.layout, "fanin", { ...a, name: node.input[0] });
       }
-      const layout = this.fresh(node, dims[1]);
-      this.use(node, node.input[1], 1, layout, "param");
-      this.set(node.output[0], { axis: rankA - 1, layout });
+      const layout = this.produced(node, dims[1], rankA - 1);
+      c.use(node, node.input[1], 1, layout, "param");
+      c.set(node.output[0], { axis: rankA - 1, layout });
       return;
     }
     const why = a && b ? "multiplies two activations (attention scores)" : rankA === void 0 ? "has an input of unknown shape" : "has an operand layout the analysis does not follow";
-    if (a) this.poison(a.layout, `${label} (MatMul) ${why}`);
-    if (b) this.poison(b.layout, `${label} (MatMul) ${why}`);
+    const reason = { kind: "unsupported", node: nodeLabel(node), op: "MatMul", detail: why };
+    c.poisonAll([a, b], reason);
     if (wb && !b && tensorDims(wb.tensor).length === 2) {
-      const layout = this.fresh(node, tensorDims(wb.tensor)[1], `${label} (MatMul) ${why}`);
-      this.use(node, node.input[1], 1, layout, "param");
+      const layout = c.fresh(node, tensorDims(wb.tensor)[1], reason);
+      c.use(node, node.input[1], 1, layout, "param");
     }
   }
   reduce(node, x2, unknown) {
-    const rank = this.shape(node.input[0])?.length;
+    const c = this.c;
+    const rank = c.shape(node.input[0])?.length;
     if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-    const axesIn = attrInts(node, "axes") ?? (node.input[1] ? this.knownInts(node.input[1]) : void 0);
+    const axesIn = attrInts(node, "axes") ?? (node.input[1] ? c.knownInts(node.input[1]) : void 0);
     if (node.input[1] && !axesIn) return unknown("has axes that are not constant");
-    const axes = (axesIn ?? [...Array(rank).keys()]).map((a) => norm(a, rank));
-    if (axes.length === 0 && attrInt(node, "noop_with_empty_axes", 0) === 1) return this.set(node.output[0], x2);
-    if (axes.length === 0 || axes.includes(x2.axis)) return unknown("reduces over the channel axis");
+    const axes = (axesIn ?? [...Array(rank).keys()]).map((a) => norm2(a, rank));
+    if (axes.length === 0 && attrInt(node, "noop_with_empty_axes", 0) === 1) return c.set(node.output[0], x2);
+    if (axes.length === 0 || axes.includes(x2.axis)) {
+      const reads = c.index.consumersOf(node.output[0]);
+      const centred = node.opType === "ReduceMean" && reads.some((s) => s.opType === "Sub" && s.input[0] === node.input[0]);
+      const scaled = (node.opType === "ReduceL2" || node.opType === "ReduceL1") && reads.some((s) => s.opType === "Div" || s.opType === "Clip" || s.opType === "Max");
+      if (centred || scaled) return c.poison(x2.layout, { kind: "normalization", node: nodeLabel(node), op: centred ? "LayerNorm as ReduceMean/Sub" : `${node.opType} normalisation` });
+      return unknown("reduces over the channel axis");
+    }
     const keep = attrInt(node, "keepdims", 1) === 1;
     const axis = keep ? x2.axis : x2.axis - axes.filter((a) => a < x2.axis).length;
-    this.set(node.output[0], { axis, layout: x2.layout });
+    c.set(node.output[0], { axis, layout: x2.layout });
   }
   broadcast(node, ins, unknown) {
-    const outShape = this.shape(node.output[0]);
+    const c = this.c;
+    const outShape = c.shape(node.output[0]);
     if (!outShape) return unknown("has an unknown output shape");
     const rank = outShape.length;
     let result;
     for (let i2 = 0; i2 < ins.length; i2++) {
       const t = ins[i2];
       if (!t) continue;
-      const r = this.shape(node.input[i2])?.length;
+      const r = c.shape(node.input[i2])?.length;
       if (r === void 0) return unknown("has an unknown input shape");
       const here = { axis: t.axis + rank - r, layout: t.layout };
       if (!result) result = here;
       else if (result.axis !== here.axis) return unknown("combines channels on different axes");
-      else if (!this.unify(result.layout, here.layout, `${nodeLabel(node)} (${node.opType})`)) return;
+      else if (!c.unify(result.layout, here.layout, node, "the operands")) return;
     }
     if (!result) return;
     const size2 = layoutSize(result.layout);
     for (let i2 = 0; i2 < ins.length; i2++) {
       if (ins[i2] || !node.input[i2]) continue;
-      const s = this.shape(node.input[i2]);
+      const s = c.shape(node.input[i2]);
       if (!s) return unknown("has an operand of unknown shape");
       const k = result.axis - (rank - s.length);
       if (k < 0 || s[k] === 1) continue;
       if (s[k] !== size2) return unknown("broadcasts an operand of another size over the channel axis");
-      const c = this.constant(node.input[i2]);
-      if (!c) return unknown("adds an activation that carries channels the analysis cannot follow");
-      if (!this.use(node, node.input[i2], k, result.layout, "param")) return;
+      if (!c.constant(node.input[i2])) {
+        const input = this.graphInput(node.input[i2]);
+        if (input) return c.poison(result.layout, { kind: "graph-input", node: nodeLabel(node), input });
+        return unknown("adds an activation that carries channels the analysis cannot follow");
+      }
+      if (!c.use(node, node.input[i2], k, result.layout, "param")) return;
     }
-    this.set(node.output[0], result);
+    c.set(node.output[0], result);
+  }
+  /**
+   * A normalisation over the channels: by design when its result is a graph output (a classifier's
+   * Softmax, also behind Flatten or Squeeze), else a normalisation the channels cannot leave.
+   */
+  normalised(node) {
+    let n = node.output[0];
+    for (let hop = 0; hop < 8; hop++) {
+      if (this.c.index.graphOutputs.has(n)) return { kind: "graph-output", output: n };
+      const readers = this.c.index.consumersOf(n);
+      if (readers.length !== 1 || !SHAPE_ONLY.has(readers[0].opType)) break;
+      n = readers[0].output[0];
+    }
+    return { kind: "normalization", node: nodeLabel(node), op: node.opType };
+  }
+  /** The graph input a tensor is, seen through ops that only move elements; undefined otherwise. */
+  graphInput(name) {
+    let n = name;
+    for (let hop = 0; hop < 8; hop++) {
+      if (this.c.index.inputs.some((i2) => i2.name === n)) return n;
+      const p = this.c.index.producer.get(n);
+      if (!p || !SHAPE_ONLY.has(p.opType)) return void 0;
+      n = p.input[0];
+    }
+    return void 0;
+  }
+  /**
+   * A constant joined with tracked channels along another axis (a ViT's class token, often broadcast
+   * over the batch by Expand): its channel axis is sliced with the group.
+   */
+  constantAlongside(node, name, axis, rank, layout) {
+    const c = this.c;
+    let reader = node;
+    let source = name;
+    const p = c.index.producer.get(name);
+    if (p?.opType === "Expand") {
+      const target = c.knownInts(p.input[1]);
+      const k2 = axis - (rank - (target?.length ?? rank));
+      if (!target || k2 >= 0 && target[k2] !== 1) return false;
+      reader = p;
+      source = p.input[0];
+    }
+    const cst = c.constant(source);
+    if (!cst) return false;
+    const k = axis - (rank - tensorDims(cst.tensor).length);
+    if (k < 0 || tensorDims(cst.tensor)[k] !== layoutSize(layout)) return false;
+    return c.use(reader, source, k, layout, "param");
   }
   concat(node, ins, unknown) {
-    const rank = this.shape(node.output[0])?.length;
+    const c = this.c;
+    const rank = c.shape(node.output[0])?.length;
     if (rank === void 0) return unknown("has an unknown output shape");
-    const axis = norm(attrInt(node, "axis", 0), rank);
+    const axis = norm2(attrInt(node, "axis", 0), rank);
     const trackedAxes = new Set(ins.filter((t) => t).map((t) => t.axis));
     if (trackedAxes.size > 1) return unknown("concatenates tensors with channels on different axes");
     const [tAxis] = trackedAxes;
     if (tAxis !== axis) {
-      if (ins.some((t) => !t)) return unknown("joins a tensor whose channels the analysis cannot follow");
-      for (let i2 = 1; i2 < ins.length; i2++) if (!this.unify(ins[0].layout, ins[i2].layout, `${nodeLabel(node)} (Concat)`)) return;
-      return this.set(node.output[0], ins[0]);
+      const first = ins.find((t) => t);
+      for (let i2 = 0; i2 < ins.length; i2++) {
+        const t = ins[i2];
+        if (t && !c.unify(first.layout, t.layout, node, "the joined tensors")) return;
+        if (!t && !this.constantAlongside(node, node.input[i2], tAxis, rank, first.layout)) return unknown("joins a tensor whose channels the analysis cannot follow");
+      }
+      return c.set(node.output[0], first);
     }
     const layout = [];
     for (let i2 = 0; i2 < ins.length; i2++) {
       const t = ins[i2];
       if (t) layout.push(...t.layout);
       else {
-        const s = this.shape(node.input[i2]);
+        const s = c.shape(node.input[i2]);
         if (!s) return unknown("joins an input of unknown shape");
-        if (s[axis] > 0) layout.push(...this.fresh(node, s[axis], `${nodeLabel(node)}: channels from '${node.input[i2]}' are not produced by a prunable layer`));
+        const why = { kind: "unsupported", node: nodeLabel(node), op: "Concat", detail: `takes channels from '${node.input[i2]}', which no prunable layer produces` };
+        if (s[axis] > 0) layout.push(...c.fresh(node, s[axis], why));
       }
     }
-    this.set(node.output[0], { axis, layout });
+    c.set(node.output[0], { axis, layout });
   }
   flatten(node, x2, unknown) {
-    const s = this.shape(node.input[0]);
+    const c = this.c;
+    const s = c.shape(node.input[0]);
     if (!x2 || !s) return unknown("has an unknown input shape");
-    const axis = norm(attrInt(node, "axis", 1), s.length);
-    if (x2.axis < axis) return this.set(node.output[0], x2);
+    const axis = norm2(attrInt(node, "axis", 1), s.length);
+    if (x2.axis < axis) return c.set(node.output[0], x2);
     if (x2.axis !== axis) return unknown("flattens the channel axis into the middle of a dimension");
-    this.set(node.output[0], { axis: 1, layout: withRepeat(x2.layout, prod(s.slice(axis + 1))) });
+    c.set(node.output[0], { axis: 1, layout: withRepeat(x2.layout, prod(s.slice(axis + 1))) });
   }
   reshape(node, ins, unknown) {
+    const c = this.c;
     const x2 = ins[0];
-    const inS = this.shape(node.input[0]);
-    const outS = this.shape(node.output[0]);
+    const inS = c.shape(node.input[0]);
+    const outS = c.shape(node.output[0]);
     if (!x2 || ins[1] || !inS || !outS) return unknown("has an unknown shape");
     const a = x2.axis;
     const tail = prod(inS.slice(a + 1));
+    const rewrite = (k2, layout, allowZero) => {
+      if (c.copiesOwnLength(node, k2, (axis) => axis === a && sameDims(layoutShape(layout), layoutShape(x2.layout)))) return true;
+      const t = c.targetSlot(node, k2);
+      if (!t || t.dynamic) return unknown("has a computed target shape that would need the channel count"), false;
+      if (t.value === 0 && !allowZero) return unknown("copies a dimension by position"), false;
+      if (t.value !== -1 && t.value !== 0) c.rewrites.push({ ...t.rewrite, layout });
+      return true;
+    };
     if (outS.length >= 1 && prod(outS.slice(0, -1)) === prod(inS.slice(0, a)) && sameDims(outS.slice(0, -1), inS.slice(0, a))) {
       const k2 = outS.length - 1;
-      const t = this.targetElement(node, k2);
-      if (!t) return unknown("has a computed target shape that would need the channel count");
-      if (t.value === 0) return unknown("copies the channel dimension by position");
-      if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: withRepeat(x2.layout, tail) });
-      return this.set(node.output[0], { axis: k2, layout: withRepeat(x2.layout, tail) });
+      const layout = withRepeat(x2.layout, tail);
+      if (!rewrite(k2, layout, false)) return;
+      return c.set(node.output[0], { axis: k2, layout });
     }
     if (outS.length > a && sameDims(outS.slice(0, a + 1), inS.slice(0, a + 1)) && prod(outS.slice(a + 1)) === tail) {
-      const t = this.targetElement(node, a);
-      if (!t) return unknown("has a computed target shape that would need the channel count");
-      if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
-      return this.set(node.output[0], { axis: a, layout: x2.layout });
+      if (!rewrite(a, x2.layout, true)) return;
+      return c.set(node.output[0], { axis: a, layout: x2.layout });
     }
     const k = outS.length - (inS.length - a);
     if (k >= 0 && outS[k] === inS[a] && sameDims(outS.slice(k + 1), inS.slice(a + 1)) && prod(outS.slice(0, k)) === prod(inS.slice(0, a))) {
-      const t = this.targetElement(node, k);
-      if (!t) return unknown("has a computed target shape that would need the channel count");
-      if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
-      else if (t.value === 0 && k !== a) return unknown("copies a dimension by position");
-      return this.set(node.output[0], { axis: k, layout: x2.layout });
+      if (!rewrite(k, x2.layout, k === a)) return;
+      return c.set(node.output[0], { axis: k, layout: x2.layout });
     }
-    if (outS.length === inS.length + 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] * outS[a + 1] === inS[a] && sameDims(outS.slice(a + 2), inS.slice(a + 1))) {
-      const d = outS[a + 1];
-      if (x2.layout.some((sg) => sg.repeat !== 1 || sg.start % d !== 0 || sg.len % d !== 0)) return unknown("splits channels into heads across channel blocks");
-      const t = this.targetElement(node, a);
-      if (!t) return unknown("has a computed head count the analysis cannot rewrite");
-      for (const sg of x2.layout) this.spaces.setBlock(sg.space, d);
-      if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x2.layout, divisor: d });
-      return this.set(node.output[0], { axis: a, layout: x2.layout, block: d, dAxis: a + 1 });
-    }
-    unknown("splits or merges the channel axis (e.g. a channel shuffle)");
-  }
-  /**
-   * Where element `k` of a Reshape target lives: the constant itself, or one constant part of a Concat that
-   * builds the target from the batch size (dynamic-batch exports). Undefined when it is computed.
-   */
-  targetElement(node, k) {
-    const name = node.input[1];
-    const direct = this.ints(name);
-    if (direct) return { value: direct[k], rewrite: { node: this.nodeIndex.get(node), target: { input: 1 }, element: k } };
-    const cat = this.index.producer.get(name);
-    if (!cat || cat.opType !== "Concat") return void 0;
-    let pos = 0;
-    for (let i2 = 0; i2 < cat.input.length; i2++) {
-      const len = this.shape(cat.input[i2])?.[0];
-      if (len === void 0) return void 0;
-      if (k < pos + len) {
-        const part = this.ints(cat.input[i2]);
-        if (part) return { value: part[k - pos], rewrite: { node: this.nodeIndex.get(cat), target: { input: i2 }, element: k - pos } };
-        const u = this.index.producer.get(cat.input[i2]);
-        const scalar = u?.opType === "Unsqueeze" && len === 1 ? this.ints(u.input[0]) : void 0;
-        if (!u || !scalar || scalar.length !== 1) return void 0;
-        return { value: scalar[0], rewrite: { node: this.nodeIndex.get(u), target: { input: 0 }, element: 0 } };
-      }
-      pos += len;
-    }
-    return void 0;
-  }
-  /** Ops inside multi-head attention, where a tracked axis counts heads. */
-  headOp(node, ins, unknown) {
-    const op = node.opType;
-    const x2 = ins[0];
-    const out = node.output[0];
-    if (op === "Transpose") {
-      const perm = attrInts(node, "perm");
-      if (!x2 || !perm) return unknown("has an unknown permutation");
-      return this.set(out, { ...x2, axis: perm.indexOf(x2.axis), dAxis: x2.dAxis === void 0 ? void 0 : perm.indexOf(x2.dAxis) });
-    }
-    if (op === "Cast" || op === "Identity" || op === "Dropout") return this.set(out, x2);
-    if (op === "Softmax" || op === "LogSoftmax") {
-      const rank = this.shape(node.input[0])?.length;
-      if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-      const axis = norm(attrInt(node, "axis", -1), rank);
-      if (axis === x2.axis || axis === x2.dAxis) return unknown("normalises over heads or head channels");
-      return this.set(out, x2);
-    }
-    if (op === "Mul" || op === "Div" || op === "Add" || op === "Sub") {
-      const tracked = ins.filter((t) => t);
-      const rank = this.shape(out)?.length;
-      if (tracked.length !== 1 || !x2 || rank === void 0 || this.shape(node.input[0])?.length !== rank) return unknown("combines heads with another tensor");
-      const other = this.shape(node.input[1]);
-      const c = this.constant(node.input[1]);
-      if (!other || !c) return unknown("combines heads with a non-constant tensor");
-      const at2 = (ax) => ax === void 0 ? 1 : other[ax - (rank - other.length)] ?? 1;
-      if (at2(x2.axis) !== 1 || at2(x2.dAxis) !== 1) return unknown("combines heads with a per-head constant");
-      return this.set(out, x2);
-    }
-    if (op === "MatMul") {
-      const [a, b] = ins;
-      const ra = this.shape(node.input[0])?.length;
-      const rb = this.shape(node.input[1])?.length;
-      if (!a || !b || ra === void 0 || rb === void 0 || ra !== rb || a.axis !== b.axis || a.axis >= ra - 2) return unknown("mixes heads in a way the analysis does not follow");
-      if (a.dAxis === ra - 1 && b.dAxis === rb - 2) {
-        if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (Q x K)`)) return;
-        return this.set(out, { axis: a.axis, layout: a.layout, block: a.block });
-      }
-      if (a.dAxis === void 0 && b.dAxis === rb - 1) {
-        if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (scores x V)`)) return;
-        return this.set(out, { axis: a.axis, layout: b.layout, block: b.block, dAxis: ra - 1 });
-      }
-      return unknown("mixes heads in a way the analysis does not follow");
-    }
-    if (op === "Reshape") {
-      const inS = this.shape(node.input[0]);
-      const outS = this.shape(out);
-      if (!x2 || x2.dAxis !== x2.axis + 1 || !inS || !outS || ins[1]) return unknown("reshapes heads in a way the analysis does not follow");
-      const a = x2.axis;
-      if (outS.length === inS.length - 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] === inS[a] * inS[a + 1] && sameDims(outS.slice(a + 1), inS.slice(a + 2))) {
-        const t = this.targetElement(node, a);
-        if (!t) return unknown("has a computed channel count the analysis cannot rewrite");
-        if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
-        return this.set(out, { axis: a, layout: x2.layout });
-      }
-      return unknown("reshapes heads in a way the analysis does not follow");
-    }
-    unknown("is not understood inside attention heads");
+    regroupReshape(c, node, x2);
   }
   squeeze(node, ins, unknown) {
+    const c = this.c;
     const x2 = ins[0];
-    const inS = this.shape(node.input[0]);
-    const outS = this.shape(node.output[0]);
+    const inS = c.shape(node.input[0]);
+    const outS = c.shape(node.output[0]);
     if (!x2 || !inS || !outS || ins[1]) return unknown("has an unknown shape");
-    const axesIn = attrInts(node, "axes") ?? this.knownInts(node.input[1]);
+    const axesIn = attrInts(node, "axes") ?? c.knownInts(node.input[1]);
     if (node.opType === "Squeeze") {
-      const axes2 = (axesIn ?? inS.map((d, i2) => d === 1 ? i2 : -1).filter((i2) => i2 >= 0)).map((v) => norm(v, inS.length));
+      const axes2 = (axesIn ?? inS.map((d, i2) => d === 1 ? i2 : -1).filter((i2) => i2 >= 0)).map((v) => norm2(v, inS.length));
       if (axes2.includes(x2.axis)) return unknown("squeezes the channel axis");
-      return this.set(node.output[0], { axis: x2.axis - axes2.filter((v) => v < x2.axis).length, layout: x2.layout });
+      return c.set(node.output[0], { axis: x2.axis - axes2.filter((v) => v < x2.axis).length, layout: x2.layout });
     }
     if (!axesIn) return unknown("has axes that are not constant");
-    const axes = axesIn.map((v) => norm(v, outS.length)).sort((p, q) => p - q);
+    const axes = axesIn.map((v) => norm2(v, outS.length)).sort((p, q) => p - q);
     let axis = x2.axis;
     for (const v of axes) if (v <= axis) axis++;
-    this.set(node.output[0], { axis, layout: x2.layout });
+    c.set(node.output[0], { axis, layout: x2.layout });
   }
   split(node, x2, unknown) {
-    const s = this.shape(node.input[0]);
+    const c = this.c;
+    const s = c.shape(node.input[0]);
     if (!x2 || !s) return unknown("has an unknown shape");
-    const axis = norm(attrInt(node, "axis", 0), s.length);
+    const axis = norm2(attrInt(node, "axis", 0), s.length);
     if (axis !== x2.axis) {
-      for (const o of node.output) this.set(o, x2);
+      for (const o of node.output) c.set(o, x2);
       return;
     }
-    const fromInput = node.input[1] ? this.ints(node.input[1]) : void 0;
+    const fromInput = node.input[1] ? c.ints(node.input[1]) : void 0;
     if (node.input[1] && !fromInput) return unknown("has split sizes that are not constant");
-    const sizes = fromInput ?? attrInts(node, "split") ?? node.output.map((o) => this.shape(o)?.[axis] ?? -1);
+    const sizes = fromInput ?? attrInts(node, "split") ?? node.output.map((o) => c.shape(o)?.[axis] ?? -1);
     if (sizes.some((v) => v < 0) || sizes.length !== node.output.length) return unknown("has split sizes the analysis cannot read");
     const parts = [];
     let pos = 0;
@@ -29777,23 +30266,25 @@ var Analyzer = class {
       return unknown("splits into equal parts without explicit sizes");
     }
     parts.forEach((p, i2) => {
-      this.addRewrite(node, target, i2, p);
-      this.set(node.output[i2], { axis, layout: p });
+      c.addRewrite(node, target, i2, p);
+      c.set(node.output[i2], { axis, layout: p });
     });
   }
   slice(node, ins, unknown) {
+    const c = this.c;
     const x2 = ins[0];
-    const s = this.shape(node.input[0]);
+    const s = c.shape(node.input[0]);
     if (!x2 || !s || ins.slice(1).some((t) => t)) return unknown("has an unknown shape");
     const fromAttr = node.input.length < 3;
-    const starts = fromAttr ? attrInts(node, "starts") : this.ints(node.input[1]);
-    const ends = fromAttr ? attrInts(node, "ends") : this.ints(node.input[2]);
-    const axesV = fromAttr ? attrInts(node, "axes") : node.input[3] ? this.ints(node.input[3]) : void 0;
-    const steps = !fromAttr && node.input[4] ? this.ints(node.input[4]) : void 0;
+    const bound = (i2) => c.ints(node.input[i2]) ?? c.staticInts(node.input[i2]);
+    const starts = fromAttr ? attrInts(node, "starts") : bound(1);
+    const ends = fromAttr ? attrInts(node, "ends") : bound(2);
+    const axesV = fromAttr ? attrInts(node, "axes") : node.input[3] ? c.knownInts(node.input[3]) : void 0;
+    const steps = !fromAttr && node.input[4] ? c.knownInts(node.input[4]) : void 0;
     if (!starts || !ends || !fromAttr && node.input[3] && !axesV) return unknown("has bounds that are not constant");
-    const axes = (axesV ?? starts.map((_, i2) => i2)).map((v) => norm(v, s.length));
+    const axes = (axesV ?? starts.map((_, i2) => i2)).map((v) => norm2(v, s.length));
     const k = axes.indexOf(x2.axis);
-    if (k < 0) return this.set(node.output[0], x2);
+    if (k < 0) return c.set(node.output[0], x2);
     if (steps && steps[k] !== 1) return unknown("slices the channel axis with a step");
     if (fromAttr) return unknown("slices the channel axis with attribute bounds (opset < 10)");
     const n = s[x2.axis];
@@ -29803,15 +30294,20 @@ var Analyzer = class {
     const part = subLayout(x2.layout, a, b);
     const before = subLayout(x2.layout, 0, a);
     if (!part || !before) return unknown("slices through a flattened channel block");
-    this.addRewrite(node, { input: 1 }, k, before);
-    this.addRewrite(node, { input: 2 }, k, [...before, ...part]);
-    this.set(node.output[0], { axis: x2.axis, layout: part });
+    const write = (input, layout, values) => {
+      const computed = c.ints(node.input[input]) ? void 0 : { values, dims: c.shape(node.input[input]) ?? [values.length] };
+      c.rewrites.push({ node: c.nodeIndex.get(node), target: { input }, element: k, layout, base: 0, ...computed ? { computed } : {} });
+    };
+    write(1, before, starts);
+    write(2, [...before, ...part], ends);
+    c.set(node.output[0], { axis: x2.axis, layout: part });
   }
   /** A constant we slice must not also feed a node that did not register the slice. */
   checkConstantConsumers() {
+    const c = this.c;
     const readers = /* @__PURE__ */ new Map();
     const axesOf = /* @__PURE__ */ new Map();
-    for (const u of this.uses) {
+    for (const u of c.uses) {
       let r = readers.get(u.tensor);
       if (!r) readers.set(u.tensor, r = /* @__PURE__ */ new Set());
       r.add(u.node);
@@ -29821,27 +30317,371 @@ var Analyzer = class {
     }
     for (const [name, nodes] of readers) {
       for (const reader of this.finalReaders(name)) {
-        if (!nodes.has(this.nodeIndex.get(reader))) {
-          for (const l of axesOf.get(name)) this.poison(l, `'${name}' is also read by ${nodeLabel(reader)} (${reader.opType})`);
+        if (!nodes.has(c.nodeIndex.get(reader))) {
+          for (const l of axesOf.get(name)) c.poison(l, { kind: "shared-constant", tensor: name, reader: nodeLabel(reader), op: reader.opType });
         }
       }
-      if (this.index.graphOutputs.has(name)) for (const l of axesOf.get(name)) this.poison(l, `'${name}' is a graph output`);
+      if (c.index.graphOutputs.has(name)) for (const l of axesOf.get(name)) c.poison(l, { kind: "graph-output", output: name });
     }
   }
   finalReaders(name) {
     const out = [];
-    for (const c of this.index.consumersOf(name)) {
-      if (c.opType === "Identity") out.push(...this.finalReaders(c.output[0]));
-      else out.push(c);
+    for (const r of this.c.index.consumersOf(name)) {
+      if (r.opType === "Identity") out.push(...this.finalReaders(r.output[0]));
+      else out.push(r);
     }
     return out;
   }
+  /** Two rewrites of one element must agree for every choice of kept channels, or both groups stay whole. */
+  checkRewrites() {
+    const c = this.c;
+    const seen = /* @__PURE__ */ new Map();
+    const key = (r) => `${r.node}:${"input" in r.target ? r.target.input : r.target.attr}:${r.element}`;
+    const formula = (r) => r.fixed !== void 0 ? `=${r.fixed}` : `${r.layout.map((s) => `${c.spaces.root(s.space)}:${s.start}:${s.len}:${s.repeat}`).join(",")}/${r.divisor ?? 1}*${r.multiplier ?? 1}+${r.base ?? 0}`;
+    for (const r of c.rewrites) {
+      const prior = seen.get(key(r));
+      if (!prior) seen.set(key(r), r);
+      else if (formula(prior) !== formula(r)) {
+        const node = c.model.graph.node[r.node];
+        const reason = { kind: "shape-arithmetic", node: nodeLabel(node), op: node.opType, detail: "holds one shape value that two groups would set differently" };
+        c.poison(prior.layout, reason);
+        c.poison(r.layout, reason);
+      }
+    }
+  }
+  /** Shape reads of pruned lengths must only feed values the surgery replaces with constants. */
+  checkShapeReads() {
+    const c = this.c;
+    const replaced = new Set(c.rewrites.flatMap((r) => "input" in r.target ? [`${r.node}:${r.target.input}`] : []));
+    const length = (name) => {
+      const s = c.shape(name);
+      return s ? s.length === 0 ? 1 : s[0] : void 0;
+    };
+    for (const read of c.shapeReads) {
+      const safe = (n, i2, elements) => {
+        const key = `${c.nodeIndex.get(n)}:${i2}`;
+        const copies = c.selfCopies.get(key);
+        return replaced.has(key) || copies !== void 0 && [...elements].every((e) => copies.has(e));
+      };
+      const sink = firstUnreplacedRead(c.index, read, safe, (n) => c.knownInts(n), length);
+      if (!sink) continue;
+      const reason = {
+        kind: "shape-arithmetic",
+        node: nodeLabel(sink.node),
+        op: sink.node.opType,
+        detail: `uses a channel count read by ${nodeLabel(read.node)} (Shape) at run time`
+      };
+      for (const l of read.layouts) c.poison(l, reason);
+    }
+  }
 };
 function isProducer(op) {
-  return op === "Conv" || op === "ConvTranspose" || op === "Gemm" || op === "MatMul";
+  return op === "Conv" || op === "ConvTranspose" || op === "Gemm" || op === "MatMul" || op === "Einsum" || op === "Gather";
+}
+function layoutShape(layout) {
+  return layout.flatMap((s) => [s.space, s.start, s.len, s.repeat]);
 }
 function sameDims(a, b) {
   return a.length === b.length && a.every((v, i2) => v === b[i2]);
+}
+
+// src/io/measureCache.ts
+import { createHash } from "node:crypto";
+import * as fs13 from "node:fs";
+import * as os5 from "node:os";
+import * as path11 from "node:path";
+function cacheDir(env = process.env) {
+  if (env.PRUNE_GUARD_CACHE_DIR) return env.PRUNE_GUARD_CACHE_DIR;
+  const base = env.XDG_CACHE_HOME || (os5.homedir() ? path11.join(os5.homedir(), ".cache") : "") || env.RUNNER_TEMP || os5.tmpdir();
+  return path11.join(base, "prune-guard");
+}
+var FORMAT = "prune-guard/measure-cache@1";
+function fileFor(dir, key) {
+  return path11.join(dir, `${createHash("sha256").update(key).digest("hex").slice(0, 32)}.json`);
+}
+function readCached(dir, key, valid) {
+  try {
+    const parsed = JSON.parse(fs13.readFileSync(fileFor(dir, key), "utf8"));
+    if (parsed.format !== FORMAT || parsed.key !== key || !valid(parsed.value)) return void 0;
+    return parsed.value;
+  } catch {
+    return void 0;
+  }
+}
+function writeCached(dir, key, value) {
+  try {
+    writeFileAtomic(fileFor(dir, key), JSON.stringify({ format: FORMAT, key, value }) + "\n");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// src/prune/structured/hardware.ts
+import { createHash as createHash2 } from "node:crypto";
+import * as fs14 from "node:fs";
+import * as os6 from "node:os";
+
+// src/onnx/runtime/probe.ts
+function pattern(n, seed) {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i2 = 0; i2 < n; i2++) {
+    s = Math.imul(s, 1664525) + 1013904223 >>> 0;
+    out[i2] = (s / 2 ** 32 - 0.5) * 0.1;
+  }
+  return out;
+}
+function probeInputDims(layer, batch, cin) {
+  if (layer.opType === "Conv") return [batch, cin, ...layer.spatial];
+  if (layer.opType === "MatMul" && layer.rows > 1) return [batch, layer.rows, cin];
+  return [batch, cin];
+}
+function probeModel(layer, batch, cin, cout) {
+  const ed = ModelEditor.empty(13, "probe");
+  ed.addInput(valueInfo("x", void 0, probeInputDims(layer, batch, cin)));
+  let wDims;
+  const attrs = { ...layer.attrs };
+  if (layer.opType === "Conv") {
+    const kernel = layer.attrs.kernel_shape ?? layer.spatial.map(() => 1);
+    const out = layer.depthwise ? cin : cout;
+    wDims = [out, layer.depthwise ? 1 : cin, ...kernel];
+    attrs.group = layer.depthwise ? cin : 1;
+  } else if (layer.opType === "Gemm") {
+    wDims = attrs.transB ? [cout, cin] : [cin, cout];
+  } else {
+    wDims = [cin, cout];
+  }
+  const w = ed.addFloatInitializer("w", wDims, pattern(wDims.reduce((a, b) => a * b, 1), cin * 131 + cout));
+  ed.addNode({ opType: layer.opType, inputs: ["x", w], outputs: ["y"], attrs });
+  ed.declareOutput(valueInfo("y"));
+  return ed.model;
+}
+function overheadModel() {
+  const ed = ModelEditor.empty(13, "overhead");
+  ed.addInput(valueInfo("x", void 0, [1, 1]));
+  ed.addNode({ opType: "Relu", inputs: ["x"], outputs: ["y"] });
+  ed.declareOutput(valueInfo("y"));
+  return { model: ed.model, inputDims: [1, 1] };
+}
+async function bestTimes(models, opts) {
+  const { ort } = onnxruntime();
+  const sessions = [];
+  const largest = Math.max(...models.map((m) => m.inputDims.reduce((a, b) => a * b, 1)));
+  const buffer = pattern(largest, 7);
+  const best = models.map(() => Infinity);
+  try {
+    for (const m of models) {
+      sessions.push(
+        await ort.InferenceSession.create(serializeModel(m.model), {
+          executionProviders: ["cpu"],
+          graphOptimizationLevel: "all",
+          executionMode: "sequential",
+          intraOpNumThreads: opts.threads,
+          interOpNumThreads: 1
+        })
+      );
+    }
+    const feeds = models.map((m) => ({ x: new ort.Tensor("float32", buffer.subarray(0, m.inputDims.reduce((a, b) => a * b, 1)), m.inputDims) }));
+    for (let r = 0; r <= opts.rounds; r++) {
+      const order = sessions.map((_, i2) => i2);
+      if (r % 2 === 1) order.reverse();
+      for (const i2 of order) {
+        const t0 = performance.now();
+        const out = await sessions[i2].run(feeds[i2]);
+        const dt = performance.now() - t0;
+        for (const t of Object.values(out)) t.dispose();
+        if (r > 0) best[i2] = Math.min(best[i2], dt);
+      }
+    }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+  return best;
+}
+
+// src/prune/structured/hardware.ts
+var PROBE_COUNTS = Array.from({ length: 33 }, (_, i2) => 40 + i2);
+var PROBE_MAC_CAP = 3e7;
+var PROBE_ROUNDS = 4;
+function machineId() {
+  let flags = "";
+  try {
+    flags = /^flags\s*:(.*)$/m.exec(fs14.readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "";
+  } catch {
+  }
+  const cpu = os6.cpus()[0]?.model ?? "cpu";
+  return `${cpu} ${process.arch} ${createHash2("sha256").update(flags).digest("hex").slice(0, 12)}`;
+}
+function probeSpecs(layers, batches) {
+  const byKind = /* @__PURE__ */ new Map();
+  for (const l of layers) {
+    if (l.inRoots.length === 0 && l.outRoots.length === 0) continue;
+    byKind.set(l.kind, [...byKind.get(l.kind) ?? [], l]);
+  }
+  const specs = [];
+  for (const [kind, list] of byKind) {
+    const rep = list.reduce((a, b) => b.macs > a.macs ? b : a);
+    const axes = rep.probe.depthwise ? [{ axis: "channels", fixed: 0 }] : [
+      ...list.some((l) => l.outRoots.length > 0) ? [{ axis: "out", fixed: rep.cin }] : [],
+      ...list.some((l) => l.inRoots.length > 0) ? [{ axis: "in", fixed: rep.cout }] : []
+    ];
+    for (const b of batches) for (const a of axes) specs.push({ kind, axis: a.axis, batch: b, fixed: a.fixed, layer: rep.probe });
+  }
+  return specs;
+}
+function probeCost(layer, batch, fixed2) {
+  const kernel = (layer.attrs.kernel_shape ?? []).reduce((a, b) => a * b, 1);
+  const spatial = layer.spatial.reduce((a, b) => a * b, 1);
+  const top = PROBE_COUNTS[PROBE_COUNTS.length - 1];
+  return batch * layer.rows * spatial * kernel * (layer.depthwise ? top : top * Math.max(fixed2, 1));
+}
+function boundedLayer(layer, batch, fixed2) {
+  let l = layer;
+  while (l.spatial.some((d) => d > 4) && probeCost(l, batch, fixed2) > PROBE_MAC_CAP) l = { ...l, spatial: l.spatial.map((d) => Math.max(4, Math.ceil(d / 2))) };
+  return l;
+}
+var isCurve = (v) => !!v && Array.isArray(v.counts) && Array.isArray(v.ms) && v.counts.length === v.ms.length && v.ms.every((x2) => typeof x2 === "number" && x2 > 0);
+async function measureCurve(spec, layer, threads) {
+  const models = PROBE_COUNTS.map((c) => {
+    const cin = spec.axis === "out" ? spec.fixed : c;
+    const cout = spec.axis === "in" ? spec.fixed : c;
+    return { model: probeModel(layer, spec.batch, cin, cout), inputDims: probeInputDims(layer, spec.batch, cin) };
+  });
+  return { counts: [...PROBE_COUNTS], ms: await bestTimes(models, { threads, rounds: PROBE_ROUNDS }) };
+}
+async function measureProbes(layers, opts) {
+  const machine = machineId();
+  const ort = onnxruntimeVersion();
+  const specs = probeSpecs(layers, opts.batches);
+  const probes = [];
+  for (const [i2, spec] of specs.entries()) {
+    const layer = boundedLayer(spec.layer, spec.batch, spec.fixed);
+    const key = JSON.stringify({ what: "width-probe", machine, ort, threads: opts.threads, batch: spec.batch, axis: spec.axis, fixed: spec.fixed, layer, counts: PROBE_COUNTS, rounds: PROBE_ROUNDS });
+    const hit = readCached(opts.cacheDir, key, isCurve);
+    const curve = hit ?? await measureCurve(spec, layer, opts.threads);
+    if (!hit) writeCached(opts.cacheDir, key, curve);
+    const choice = chooseMultiple(curve);
+    probes.push({ kind: spec.kind, axis: spec.axis, batch: spec.batch, fixed: spec.fixed, spatial: layer.spatial, curve, multiple: choice.multiple, scores: choice.scores, cached: !!hit });
+    opts.onProbe?.(i2 + 1, specs.length);
+  }
+  return { machine, onnxruntime: ort, threads: opts.threads, batches: [...opts.batches], probes };
+}
+function groupMultiples(layers, probes, groups) {
+  const multipleOf = (kind, axis) => Math.max(1, ...probes.filter((p) => p.kind === kind && p.axis === axis).map((p) => p.multiple));
+  return groups.map((g2) => {
+    let multiple = 1;
+    const from = /* @__PURE__ */ new Set();
+    for (const l of layers) {
+      const axes = l.probe.depthwise ? l.inRoots.includes(g2.root) ? ["channels"] : [] : [...l.outRoots.includes(g2.root) ? ["out"] : [], ...l.inRoots.includes(g2.root) ? ["in"] : []];
+      for (const a of axes) {
+        const m = multipleOf(l.kind, a);
+        from.add(`${l.kind} (${a === "channels" ? "channels" : `${a}put channels`}): ${m}`);
+        multiple = Math.max(multiple, m);
+      }
+    }
+    return { root: g2.root, name: g2.name, multiple, from: [...from].sort() };
+  });
+}
+var TABLE_POINTS = 6;
+function spread(list, n) {
+  if (list.length <= n) return [...list];
+  return [...new Set(Array.from({ length: n }, (_, i2) => list[Math.round(i2 * (list.length - 1) / (n - 1))]))];
+}
+var isTable = (v) => !!v && typeof v.ms === "number" && Array.isArray(v.inCurve) && Array.isArray(v.outCurve);
+async function measureLayerTables(layers, widths, opts) {
+  const machine = machineId();
+  const ort = onnxruntimeVersion();
+  const multiple = new Map(widths.map((w) => [w.root, w.multiple]));
+  const grid = (root, dense) => root === void 0 || !multiple.has(root) ? [] : spread(allowedWidths(dense, multiple.get(root)), TABLE_POINTS);
+  const tables = [];
+  const relevant = layers.filter((l) => l.inRoot !== void 0 && multiple.has(l.inRoot) || l.outRoot !== void 0 && multiple.has(l.outRoot));
+  for (const [i2, l] of relevant.entries()) {
+    const inGrid = grid(l.inRoot, l.cin);
+    const outGrid = l.probe.depthwise ? [] : grid(l.outRoot, l.cout);
+    const key = JSON.stringify({ what: "layer-table", machine, ort, threads: opts.threads, batch: opts.batch, probe: l.probe, cin: l.cin, cout: l.cout, inGrid, outGrid, rounds: PROBE_ROUNDS });
+    let hit = readCached(opts.cacheDir, key, isTable);
+    if (!hit) {
+      const points2 = [{ cin: l.cin, cout: l.cout }, ...inGrid.map((c) => ({ cin: c, cout: l.cout })), ...outGrid.map((c) => ({ cin: l.cin, cout: c }))];
+      const timed = await bestTimes(
+        [overheadModel(), ...points2.map((p) => ({ model: probeModel(l.probe, opts.batch, p.cin, p.cout), inputDims: probeInputDims(l.probe, opts.batch, p.cin) }))],
+        { threads: opts.threads, rounds: PROBE_ROUNDS }
+      );
+      const ms4 = timed.slice(1).map((t) => Math.max(t - timed[0], t / 10));
+      hit = {
+        ms: ms4[0],
+        inCurve: inGrid.map((count3, j) => ({ count: count3, ms: ms4[1 + j] })),
+        outCurve: outGrid.map((count3, j) => ({ count: count3, ms: ms4[1 + inGrid.length + j] }))
+      };
+      writeCached(opts.cacheDir, key, hit);
+    }
+    tables.push({ node: l.node, inRoot: l.inRoot, outRoot: l.outRoot, depthwise: l.probe.depthwise, cin: l.cin, cout: l.cout, ...hit });
+    opts.onLayer?.(i2 + 1, relevant.length);
+  }
+  return tables;
+}
+
+// src/prune/structured/latencyModel.ts
+function relativeAt(curve, dense, count3) {
+  if (curve.length === 0 || dense <= 0) return 1;
+  if (count3 <= curve[0].count) return curve[0].ms / dense * (count3 / curve[0].count);
+  for (let i2 = 1; i2 < curve.length; i2++) {
+    const a = curve[i2 - 1];
+    const b = curve[i2];
+    if (count3 <= b.count) return (a.ms + (b.ms - a.ms) * (count3 - a.count) / (b.count - a.count)) / dense;
+  }
+  const last = curve[curve.length - 1];
+  return last.ms / dense * (count3 / last.count);
+}
+function predictMs(tables, restMs, kept, scale2 = 1) {
+  let total2 = 0;
+  for (const t of tables) {
+    const kin = t.inRoot !== void 0 ? kept.get(t.inRoot) ?? t.cin : t.cin;
+    const kout = t.outRoot !== void 0 ? kept.get(t.outRoot) ?? t.cout : t.cout;
+    const a = relativeAt(t.inCurve, t.ms, kin);
+    const b = t.depthwise ? 1 : relativeAt(t.outCurve, t.ms, kout);
+    total2 += t.ms * a * b;
+  }
+  return restMs + scale2 * total2;
+}
+function splitDense(tables, denseMs) {
+  const layers = tables.reduce((s, t) => s + t.ms, 0);
+  if (layers <= 0) return { restMs: denseMs, scale: 1 };
+  return layers <= denseMs ? { restMs: denseMs - layers, scale: 1 } : { restMs: 0, scale: denseMs / layers };
+}
+function allocateForLatency(groups, tables, dense, budgetMs, cost) {
+  const restMs = dense.restMs;
+  const kept = new Map(groups.map((g2) => [g2.root, g2.size]));
+  const widths = new Map(groups.map((g2) => [g2.root, allowedWidths(g2.size, Math.max(1, g2.multiple))]));
+  const sorted = new Map(groups.map((g2) => [g2.root, Float64Array.from(g2.scores).sort()]));
+  const steps = [];
+  let current = predictMs(tables, restMs, kept, dense.scale);
+  while (current > budgetMs) {
+    let best;
+    for (const g2 of groups) {
+      const list = widths.get(g2.root);
+      const k = kept.get(g2.root);
+      const i2 = list.indexOf(k);
+      if (i2 <= 0) continue;
+      const to = list[i2 - 1];
+      kept.set(g2.root, to);
+      const ms4 = predictMs(tables, restMs, kept, dense.scale);
+      kept.set(g2.root, k);
+      const s = sorted.get(g2.root);
+      let dropped = 0;
+      for (let r = s.length - k; r < s.length - to; r++) dropped += s[r];
+      const measured = cost?.(g2.root, k, to);
+      const lost = measured === void 0 ? dropped : Math.max(0, measured) + dropped * 1e-9;
+      const saved = current - ms4;
+      const price = saved > 0 ? lost / saved : Infinity;
+      if (!best || price < best.price || price === Infinity && best.price === Infinity && saved > best.saved) best = { root: g2.root, to, ms: ms4, price, saved };
+    }
+    if (!best) break;
+    kept.set(best.root, best.to);
+    current = best.ms;
+    steps.push({ root: best.root, to: best.to, ms: best.ms });
+  }
+  return { kept, predictedMs: current, reached: current <= budgetMs, steps };
 }
 
 // src/prune/structured/keptChannels.ts
@@ -29859,6 +30699,64 @@ function keptChannels(model, analysis, keep) {
     axes.set(use.axis, Int32Array.from(idx));
   }
   return out;
+}
+
+// src/prune/structured/macLayers.ts
+function roots(analysis, layout) {
+  return layout ? [...new Set(layout.map((s) => analysis.spaces.root(s.space)))] : [];
+}
+function singleRoot(analysis, layout) {
+  const r = roots(analysis, layout);
+  return r.length === 1 ? r[0] : void 0;
+}
+function macLayers(model, analysis) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const nodes = model.graph.node;
+  const layers = [];
+  nodes.forEach((node, i2) => {
+    if (node.opType !== "Conv" && node.opType !== "Gemm" && node.opType !== "MatMul") return;
+    const uses = analysis.uses.filter((u) => u.node === i2 && node.input.indexOf(u.tensor) >= 0);
+    if (node.opType === "MatMul" && (uses.length === 0 || index.constant(node.input[0]))) return;
+    const weightUse = uses.find((u) => u.role === "param" && u.tensor === node.input[1]) ?? uses.find((u) => u.role === "param");
+    const faninUse = uses.find((u) => u.role === "fanin");
+    const x2 = shapes.get(node.input[0]);
+    const y = shapes.get(node.output[0]);
+    if (!x2 || !y) return;
+    const group2 = attrInt(node, "group", 1);
+    const depthwise = node.opType === "Conv" && group2 > 1 && group2 === x2[1] && group2 === y[1];
+    if (node.opType === "Conv" && group2 > 1 && !depthwise) return;
+    if (node.opType === "Gemm" && attrInt(node, "transA", 0)) return;
+    const cin = node.opType === "Conv" ? x2[1] : x2[x2.length - 1];
+    const cout = node.opType === "Conv" ? y[1] : y[y.length - 1];
+    const inRoot = faninUse ? singleRoot(analysis, faninUse.layout) : depthwise && weightUse ? singleRoot(analysis, weightUse.layout) : void 0;
+    const outRoot = weightUse ? singleRoot(analysis, weightUse.layout) : void 0;
+    let probe;
+    let kind;
+    if (node.opType === "Conv") {
+      const kernel = attrInts(node, "kernel_shape") ?? [];
+      const attrs = { kernel_shape: kernel };
+      for (const name of ["strides", "dilations", "pads"]) {
+        const v = attrInts(node, name);
+        if (v) attrs[name] = v;
+      }
+      const autoPad = attrString(node, "auto_pad", "NOTSET");
+      if (autoPad !== "NOTSET") attrs.auto_pad = autoPad;
+      const spatial = x2.slice(2);
+      probe = { opType: "Conv", depthwise, spatial, rows: 1, attrs };
+      const strides = attrInts(node, "strides") ?? kernel.map(() => 1);
+      kind = `Conv ${kernel.join("x")}${strides.some((s) => s !== 1) ? ` stride ${strides.join("x")}` : ""}${depthwise ? " depthwise" : ""}${cin < 8 && !depthwise ? ` from ${cin} channels` : ""}`;
+    } else {
+      const rows2 = node.opType === "MatMul" ? numel(x2.slice(1, -1)) : 1;
+      probe = { opType: node.opType, depthwise: false, spatial: [], rows: rows2, attrs: node.opType === "Gemm" ? { transB: attrInt(node, "transB", 0) } : {} };
+      kind = `${node.opType}${rows2 > 1 ? " over rows" : ""}`;
+    }
+    const macs = numel(y) * (node.opType === "Conv" ? (depthwise ? 1 : cin) * numel(attrInts(node, "kernel_shape") ?? []) : cin);
+    const inRoots = roots(analysis, faninUse?.layout ?? (depthwise ? weightUse?.layout : void 0));
+    const outRoots = depthwise ? inRoots : roots(analysis, weightUse?.layout);
+    layers.push({ node: nodeLabel(node), kind, probe, cin, cout, inRoot, outRoot: depthwise ? inRoot : outRoot, inRoots, outRoots, macs });
+  });
+  return layers;
 }
 
 // src/prune/structured/surgery.ts
@@ -29908,7 +30806,7 @@ function removeChannels(model, analysis, keep) {
   const edits = /* @__PURE__ */ new Map();
   for (const r of analysis.rewrites) {
     const node = g2.node[r.node];
-    const value = keptSize(r.layout, spaces, keep) / (r.divisor ?? 1) + (r.base ?? 0);
+    const value = r.fixed ?? keptSize(r.layout, spaces, keep) / (r.divisor ?? 1) * (r.multiplier ?? 1) + (r.base ?? 0);
     if ("attr" in r.target) {
       const a = attr(node, r.target.attr);
       if (!a) throw new Error(`surgery: ${node.name} has no attribute ${r.target.attr}`);
@@ -29920,18 +30818,17 @@ function removeChannels(model, analysis, keep) {
     let e = edits.get(key);
     if (!e) {
       const t = ed.constant(node.input[r.target.input]);
-      if (!t) throw new Error(`surgery: ${node.name} input ${r.target.input} is not constant`);
-      edits.set(key, e = { node, input: r.target.input, values: tensorToInts(t) });
+      if (!t && !r.computed) throw new Error(`surgery: ${node.name} input ${r.target.input} is not constant`);
+      const before = t ? tensorToInts(t) : r.computed.values;
+      const dims = t ? tensorDims(t) : r.computed.dims;
+      const type = t?.dataType === 6 /* INT32 */ ? 6 /* INT32 */ : 7 /* INT64 */;
+      edits.set(key, e = { node, input: r.target.input, before, values: [...before], dims, type, computed: !t });
     }
     e.values[r.element] = value;
   }
   for (const e of edits.values()) {
-    const oldName = e.node.input[e.input];
-    const old = ed.constant(oldName);
-    const before = tensorToInts(old);
-    if (before.every((v, i2) => v === e.values[i2])) continue;
-    const type = old.dataType === 6 /* INT32 */ ? 6 /* INT32 */ : 7 /* INT64 */;
-    ed.setInput(e.node, e.input, ed.addIntInitializer(`${oldName}_pruned`, tensorDims(old), e.values, type));
+    if (!e.computed && e.before.every((v, i2) => v === e.values[i2])) continue;
+    ed.setInput(e.node, e.input, ed.addIntInitializer(`${e.node.input[e.input]}_pruned`, e.dims, e.values, e.type));
   }
   ed.dropUnread(/* @__PURE__ */ new Set(["Constant"]), { initializers: true });
   if (keep.size > 0) ed.clearValueInfo();
@@ -29987,6 +30884,38 @@ async function structuredPrune(input, opts) {
     const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
     for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
   }
+  const widths = opts.roundTo > 1 ? void 0 : await groupWidths(model, analysis, prunable, opts);
+  let latency;
+  if (opts.latency) {
+    const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
+    const multiple = new Map((widths?.groups ?? plain.map((u) => ({ root: u.root, multiple: Math.max(1, opts.roundTo) }))).map((g2) => [g2.root, g2.multiple]));
+    const layers = macLayers(model, analysis);
+    const tableWidths = plain.map((u) => ({ root: u.root, name: "", multiple: multiple.get(u.root) ?? 1, from: [] }));
+    const tables = await measureLayerTables(layers, tableWidths, { batch: opts.latency.batch, threads: opts.hardware?.threads ?? 1, cacheDir: opts.hardware?.cacheDir ?? cacheDir(), onLayer: opts.hardware?.onProbe });
+    const split = splitDense(tables, opts.latency.denseMs);
+    const curves = /* @__PURE__ */ new Map();
+    for (const g2 of prunable) {
+      const points2 = opts.lossCurves?.get(g2.name);
+      if (points2) curves.set(g2.root, lossAt(monotoneCurve(points2, 1)));
+    }
+    const cost = (root, from, to) => {
+      const f = curves.get(root);
+      const size2 = units.find((u) => u.root === root).size;
+      return f ? f(1 - to / size2) - f(1 - from / size2) : void 0;
+    };
+    const plan = allocateForLatency(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)) })), tables, split, opts.latency.budgetMs, cost);
+    for (const u of units) keptUnits.set(u.root, plan.kept.get(u.root) ?? u.size);
+    latency = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), layers: tables };
+    if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
+  } else if (widths) {
+    const multiple = new Map(widths.groups.map((g2) => [g2.root, g2.multiple]));
+    const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
+    const snapped = snapToWidths(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root), scores: normalised(unitImportance.get(u.root)) })));
+    const asked = plain.reduce((n, u) => n + u.size - keptUnits.get(u.root), 0);
+    const got = plain.reduce((n, u) => n + u.size - snapped.get(u.root), 0);
+    if (got !== asked) notes.push(`channel widths: ${got} channels removed instead of the ${asked} the allocation asked for, the nearest total the fast widths allow`);
+    for (const [r, k] of snapped) keptUnits.set(r, k);
+  }
   const keptCount = /* @__PURE__ */ new Map();
   const keep = /* @__PURE__ */ new Map();
   for (const g2 of prunable) {
@@ -29996,8 +30925,30 @@ async function structuredPrune(input, opts) {
   }
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
-  for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${g2.skip}`);
-  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep) };
+  for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${renderSkip(g2.skip)}`);
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), tally: channelTally(outcome), ...widths ? { widths } : {}, ...latency ? { latency } : {} };
+}
+function lossAt(pts) {
+  return (ratio2) => {
+    for (let i2 = 1; i2 < pts.length; i2++) {
+      if (ratio2 <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (ratio2 - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r || 1);
+    }
+    return pts[pts.length - 1].f;
+  };
+}
+function normalised(scores) {
+  let mean2 = 0;
+  for (const v of scores) mean2 += v;
+  mean2 = mean2 / scores.length || 1;
+  return scores.map((v) => v / mean2);
+}
+async function groupWidths(model, analysis, prunable, opts) {
+  const plain = prunable.filter((g2) => g2.block === 1);
+  if (opts.widths) return { groups: plain.map((g2) => ({ root: g2.root, name: g2.name, multiple: opts.widths.get(g2.name) ?? 1, from: ["recorded"] })) };
+  if (!opts.hardware) return void 0;
+  const layers = macLayers(model, analysis);
+  const table4 = await measureProbes(layers.filter((l) => plain.some((g2) => l.inRoots.includes(g2.root) || l.outRoots.includes(g2.root))), opts.hardware);
+  return { ...table4, groups: groupMultiples(layers, table4.probes, plain) };
 }
 function structuredGroups(input, protectedTensors) {
   const model = untieConstants(input);
@@ -30005,7 +30956,7 @@ function structuredGroups(input, protectedTensors) {
   const protect = /* @__PURE__ */ new Map();
   for (const u of analysis.uses) {
     if (!protectedTensors.has(u.tensor)) continue;
-    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), `'${u.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`);
+    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), { kind: "protected", tensor: u.tensor });
   }
   return { model, analysis, groups: analysis.groups.map((g2) => ({ ...g2, skip: g2.skip ?? protect.get(g2.root) })) };
 }
@@ -30158,9 +31109,9 @@ function describeStructured(dense, r, o) {
 }
 
 // src/onnx/runtime/session.ts
-import * as fs12 from "node:fs";
-import * as os4 from "node:os";
-import * as path9 from "node:path";
+import * as fs15 from "node:fs";
+import * as os7 from "node:os";
+import * as path12 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
   const options = {
@@ -30181,17 +31132,17 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs12.mkdtempSync(path9.join(process.env.RUNNER_TEMP || os4.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs12.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs15.mkdtempSync(path12.join(process.env.RUNNER_TEMP || os7.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs15.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path9.join(dir, "model.onnx");
+    const file = path12.join(dir, "model.onnx");
     saveModel(model, file);
     return await ort.InferenceSession.create(file, options);
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw cannotLoad(e);
   } finally {
-    fs12.rmSync(dir, { recursive: true, force: true });
+    fs15.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -30202,15 +31153,21 @@ function weightBytes(model) {
   return total2;
 }
 async function captureActivations(session, data, fetch, batchSize2 = 128) {
+  const { ort } = onnxruntime();
   const parts = /* @__PURE__ */ new Map();
-  await runBatches(session, data, batchSize2, fetch, (values) => {
+  for (let start = 0; start < data.count; start += batchSize2) {
+    const end = Math.min(data.count, start + batchSize2);
+    const feeds = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+    const result = await session.run(feeds, fetch);
     for (const name of fetch) {
-      const t = values.get(name);
+      const t = result[name];
       const entry = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
       entry.chunks.push(Float32Array.from(t.data));
       parts.set(name, entry);
     }
-  });
+    for (const t of Object.values(result)) t.dispose();
+  }
   const out = /* @__PURE__ */ new Map();
   for (const [name, { dims, chunks }] of parts) {
     const total2 = chunks.reduce((n, c) => n + c.length, 0);
@@ -30225,27 +31182,25 @@ async function captureActivations(session, data, fetch, batchSize2 = 128) {
   return out;
 }
 async function streamActivations(runs, data, batchSize2, onBatch) {
-  const fixed2 = runs.map((r) => sessionFixedBatch(r.session, data.inputs.keys()));
-  const step = fixed2.find((f) => f !== void 0) ?? batchSize2;
-  if (runs.length === 1) {
-    await runBatches(runs[0].session, data, step, runs[0].fetch, (values, first, count3) => onBatch([values], first, count3));
-    return;
-  }
-  for (let start = 0; start < data.count; start += step) {
-    const end = Math.min(data.count, start + step);
-    const slice = takeRange(data, start, end);
-    const perRun = [];
-    for (const { session, fetch } of runs) {
-      await runBatches(session, slice, step, fetch, (values) => {
-        perRun.push(new Map([...values].map(([k, v]) => [k, { dims: v.dims, data: Float32Array.from(v.data) }])));
-      });
+  const { ort } = onnxruntime();
+  for (let start = 0; start < data.count; start += batchSize2) {
+    const end = Math.min(data.count, start + batchSize2);
+    const results = [];
+    try {
+      for (const { session, fetch } of runs) {
+        const feeds = {};
+        for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+        results.push(await session.run(feeds, fetch));
+      }
+      onBatch(
+        runs.map(({ fetch }, k) => new Map(fetch.map((name) => [name, { dims: results[k][name].dims, data: results[k][name].data }]))),
+        start,
+        end - start
+      );
+    } finally {
+      for (const r of results) for (const t of Object.values(r)) t.dispose();
     }
-    onBatch(perRun, start, end - start);
   }
-}
-function takeRange(data, start, end) {
-  const w = data.labelWidth ?? 1;
-  return { ...data, count: end - start, inputs: sliceBatch(data, start, end), labels: data.labels && data.labels.subarray(start * w, end * w) };
 }
 
 // src/prune/sensitivity/calibScorer.ts
@@ -30255,12 +31210,16 @@ function evenSubset(data, max2) {
   const idx = Array.from({ length: max2 }, (_, i2) => Math.floor(i2 * data.count / max2));
   return takeSamples(data, idx);
 }
-async function logProbs(session, data, head) {
-  const p = await evaluateClassifier(session, data, { batchSize: 256, head, keepLogits: true, unlabelled: !data.labels, modelPath: "calibration" });
-  const classes = p.choices;
+async function logProbs(session, data, probabilities) {
+  const p = await evaluateClassifier(session, data, { batchSize: 256, outputsAreProbabilities: probabilities, keepLogits: true, unlabelled: true, modelPath: "calibration" });
+  const { classes } = p;
   const raw = p.logits;
-  const values = new Float64Array(raw.length);
+  const values = new Float64Array(data.count * classes);
   for (let o = 0; o < values.length; o += classes) {
+    if (probabilities) {
+      for (let c = 0; c < classes; c++) values[o + c] = Math.log(Math.max(raw[o + c], 1e-12));
+      continue;
+    }
     let max2 = -Infinity;
     for (let c = 0; c < classes; c++) max2 = Math.max(max2, raw[o + c]);
     let sum = 0;
@@ -30268,7 +31227,7 @@ async function logProbs(session, data, head) {
     const lse = max2 + Math.log(sum);
     for (let c = 0; c < classes; c++) values[o + c] = raw[o + c] - lse;
   }
-  return { classes, count: p.pred.length, values, labels: data.labels ? p.truth : null };
+  return { classes, values };
 }
 function argmax(v, o, n) {
   let best = 0;
@@ -30301,11 +31260,11 @@ function compare2(lp, classes, count3, labels, dense) {
 }
 async function calibScorer(dense, calib, opts = {}) {
   const data = evenSubset(calib, opts.maxSamples ?? DEFAULT_SENSITIVITY_SAMPLES);
-  const head = opts.head ?? defaultHead(dense);
+  const probabilities = endsInSoftmax(dense);
   const run = async (model) => {
     const session = await sessionFromModel(model, opts.threads ?? 0);
     try {
-      return await logProbs(session, data, head);
+      return await logProbs(session, data, probabilities);
     } finally {
       await session.release();
     }
@@ -30315,10 +31274,10 @@ async function calibScorer(dense, calib, opts = {}) {
   return {
     against: data.labels ? "labels" : "dense",
     samples: data.count,
-    dense: compare2(ref.values, ref.classes, ref.count, ref.labels, denseRef),
+    dense: compare2(ref.values, ref.classes, data.count, data.labels, denseRef),
     score: async (model) => {
       const r = await run(model);
-      return compare2(r.values, r.classes, r.count, r.labels, denseRef);
+      return compare2(r.values, r.classes, data.count, data.labels, denseRef);
     }
   };
 }
@@ -30328,7 +31287,7 @@ var MAC_COST_EXPONENT = 1;
 var pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
 async function sensitivityPrune(dense, req) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads, head: req.head ?? defaultHead(dense, req.config.output) });
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
   const limit = req.maxSeconds !== void 0 ? { seconds: req.maxSeconds, scoreSeconds: (performance.now() - t0) / 1e3 } : void 0;
   const structuredOpts = { roundTo: 1, criterion: req.config.criterion, protectedTensors: req.protectedTensors, calib: req.calib };
   const units = req.method === "unstructured" ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
@@ -30350,6 +31309,8 @@ async function sensitivityPrune(dense, req) {
   let description;
   let allocated = allocation.ratios;
   let structured;
+  let widths;
+  let channels;
   if (req.method === "unstructured") {
     model = pruneCounts(dense, req.weights, allocation.pruned);
     description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct3(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
@@ -30364,10 +31325,12 @@ async function sensitivityPrune(dense, req) {
       keptUnits.set(g2.root, keep);
       allocated.push(1 - keep * g2.block / g2.size);
     });
-    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits });
+    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits, ...req.hardware ? { hardware: req.hardware } : {} });
     notes.push(...r.notes);
+    widths = r.widths;
     model = r.model;
     structured = { reference: r.base, kept: r.kept };
+    channels = r.tally;
     description = describeStructured(dense, r, { criterion: req.config.criterion, scope: perMac ? "sensitivity-macs" : "sensitivity", sparsity: req.sparsity });
   }
   if (req.method === "structured" && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope ${perMac ? "sensitivity-macs" : "sensitivity"}: kept channel counts come from the allocation`);
@@ -30380,6 +31343,8 @@ async function sensitivityPrune(dense, req) {
     description,
     notes,
     ...structured ? { structured } : {},
+    ...widths ? { widths } : {},
+    ...channels ? { channels } : {},
     sensitivity: {
       ...sensitivityRecord(scorer, curves, allocated, allocation.predictedIncrease, seconds, req.method === "unstructured" ? "weights" : "channels"),
       allocation: perMac ? "loss-per-mac" : "loss"
@@ -30402,7 +31367,7 @@ function sensitivityRecord(scorer, curves, allocated, predictedIncrease, seconds
 }
 async function unstructuredSensitivityPlan(dense, req) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads, head: req.head ?? defaultHead(dense, req.config.output) });
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
   const units = weightUnits(dense, req.weights);
   if (units.length === 0) throw new UserError("--scope sensitivity: the model has no prunable weights after exclusions; use --scope global");
   const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);
@@ -30433,11 +31398,38 @@ function pruneCounts(dense, weights, counts) {
   });
   return ed.model;
 }
+async function groupLossCurves(dense, calib, opts) {
+  const t0 = performance.now();
+  const scorer = await calibScorer(dense, calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: opts.threads });
+  const units = groupUnits(dense, { roundTo: 1, criterion: opts.criterion, protectedTensors: opts.protectedTensors, calib });
+  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, opts.onLayer);
+  const seconds = (performance.now() - t0) / 1e3;
+  return {
+    curves: new Map(curves.map((c) => [c.name, c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll }))])),
+    note: `latency target: ${curves.length} groups x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples (${againstText(scorer)}) in ${seconds.toFixed(1)} s; channels removed where the predicted loss per millisecond saved is smallest`
+  };
+}
+
+// src/prune/structured/record.ts
+function allocationRecord(roundTo, widths, latency) {
+  const rounding = roundTo > 1 ? "fixed" : widths && "probes" in widths ? "measured" : widths ? "recorded" : "none";
+  const table4 = widths && "probes" in widths ? { machine: widths.machine, onnxruntime: widths.onnxruntime, threads: widths.threads, batches: widths.batches, probes: widths.probes } : {};
+  return {
+    rounding,
+    ...roundTo > 1 ? { round_to: roundTo } : {},
+    ...table4,
+    ...widths ? { groups: widths.groups.map(({ root: _root, ...g2 }) => g2) } : {},
+    ...latency ? { latency } : {}
+  };
+}
 
 // src/prune/pruneModel.ts
 function targetSparsity(config2) {
   const nm = parseNM(config2.method);
   return nm ? 1 - nm.n / nm.m : config2.sparsity;
+}
+function requestedReduction(config2) {
+  return config2.method === "structured" ? { unit: "channels", requested: config2.sparsity } : { unit: "weights", requested: targetSparsity(config2) };
 }
 function pruneNM(dense, weights, config2, { n, m }) {
   const r = nmPrune(dense, weights, n, m);
@@ -30506,8 +31498,12 @@ async function pruneWithScope(dense, config2, ctx) {
         maxLayerSparsity: config2.scope === "global" ? config2.maxLayerSparsity : 1,
         criterion: config2.criterion,
         protectedTensors,
-        calib: ctx.calib
+        calib: ctx.calib,
+        ...ctx.hardware && config2.roundTo === 0 ? { hardware: ctx.hardware } : {},
+        ...ctx.latencyTarget ? { latency: ctx.latencyTarget } : {},
+        ...ctx.lossCurves ? { lossCurves: ctx.lossCurves } : {}
       });
+      const allocation = allocationRecord(config2.roundTo, r.widths, r.latency);
       let description = describeStructured(dense, r, { criterion: config2.criterion, scope: config2.scope, sparsity: channelSparsity });
       let model = r.model;
       if (config2.method === "hybrid") {
@@ -30516,11 +31512,19 @@ async function pruneWithScope(dense, config2, ctx) {
         model = topUp.model;
         description += `; then unstructured magnitude (${config2.scope}) of the remaining weights: ${(topUp.fraction * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
-      return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept } };
+      return { model, description: description + widthsText(allocation), denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept }, channels: r.tally, allocation };
     }
     default:
       throw new UserError(`--method ${config2.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
   }
+}
+function widthsText(a) {
+  if (a.rounding === "fixed") return `; kept counts multiples of ${a.round_to}`;
+  if (!a.groups || a.groups.length === 0) return "";
+  const counts = /* @__PURE__ */ new Map();
+  for (const g2 of a.groups) counts.set(g2.multiple, (counts.get(g2.multiple) ?? 0) + 1);
+  const list = [...counts].sort((x2, y) => y[1] - x2[1] || y[0] - x2[0]).map(([m, n]) => `${m} (${n} group${n === 1 ? "" : "s"})`).join(", ");
+  return `; kept counts snapped to ${a.rounding === "measured" ? "the widths measured to run fast" : "recorded widths"}: multiples of ${list}`;
 }
 async function pruneBySensitivity(dense, weights, config2, ctx) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
@@ -30535,16 +31539,26 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
       weights,
       config: config2,
       perMac: config2.scope === "sensitivity-macs",
-      ...ctx.head ? { head: ctx.head } : {},
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total2) => {
         if (!started) ctx.progress?.stage({ kind: "sensitivity", detail: `${method2}, ${total2} ${method2 === "unstructured" ? "layers" : "groups"}`, total: total2 });
         started = true;
         ctx.progress?.update(done);
       },
-      ...ctx.autoAnalysisSeconds !== void 0 ? { maxSeconds: ctx.autoAnalysisSeconds } : {}
+      ...ctx.autoAnalysisSeconds !== void 0 ? { maxSeconds: ctx.autoAnalysisSeconds } : {},
+      ...ctx.hardware && config2.roundTo === 0 && method2 === "structured" ? { hardware: ctx.hardware } : {}
     });
-    return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity, ...r.structured ? { structured: r.structured } : {} };
+    const allocation = method2 === "structured" ? allocationRecord(config2.roundTo, r.widths, void 0) : void 0;
+    return {
+      model: r.model,
+      description: r.description + (allocation ? widthsText(allocation) : ""),
+      denseWeights: weights,
+      notes: r.notes,
+      sensitivity: r.sensitivity,
+      ...r.structured ? { structured: r.structured } : {},
+      ...r.channels ? { channels: r.channels } : {},
+      ...allocation ? { allocation } : {}
+    };
   } catch (e) {
     if (!(e instanceof AnalysisOverBudget)) throw e;
     const global = await pruneWithScope(dense, { ...config2, scope: "global" }, ctx);
@@ -30613,18 +31627,17 @@ function countChannels(model, protectedTensors) {
 }
 
 // src/recover/calibScore.ts
-async function calibScore(model, calib, threads = 0, head = defaultHead(model)) {
+async function calibScore(model, calib, threads = 0) {
   const session = await sessionFromModel(model, threads, { lean: true });
   try {
-    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), head, modelPath: "calibration" });
+    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
     let correct = 0;
     let nll = 0;
-    const n = p.correct.length;
-    for (let i2 = 0; i2 < n; i2++) {
+    for (let i2 = 0; i2 < calib.count; i2++) {
       correct += p.correct[i2];
       nll -= p.logProbLabel[i2];
     }
-    return { accuracy: correct / n, nll: nll / n };
+    return { accuracy: correct / calib.count, nll: nll / calib.count };
   } finally {
     await session.release();
   }
@@ -30634,8 +31647,8 @@ function better(a, b) {
 }
 
 // src/recover/runRecovery.ts
-import * as fs14 from "node:fs";
-import * as path10 from "node:path";
+import * as fs17 from "node:fs";
+import * as path13 from "node:path";
 
 // src/recover/bounds.ts
 function nodeMacsOf(model) {
@@ -30703,8 +31716,8 @@ function distillUnfit(model, opts) {
   let params = 0;
   for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
   const perSample = activationBytesPerSample(model);
-  const bytes3 = 5 * 4 * params + opts.batch * perSample;
-  if (bytes3 > opts.maxBytes) return { kind: "memory", bytes: bytes3, parameters: params, batch: opts.batch, bytesPerSample: perSample, limitBytes: opts.maxBytes };
+  const bytes2 = 5 * 4 * params + opts.batch * perSample;
+  if (bytes2 > opts.maxBytes) return { kind: "memory", bytes: bytes2, parameters: params, batch: opts.batch, bytesPerSample: perSample, limitBytes: opts.maxBytes };
   if (opts.passSeconds !== void 0) {
     const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
     if (epoch > opts.secondsLeft) return { kind: "time", epochSeconds: epoch, passSeconds: opts.passSeconds, leftSeconds: opts.secondsLeft };
@@ -30721,10 +31734,10 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   const targets = [];
   for (const node of index.order) {
     if (node.opType !== "BatchNormalization" || node.output.length > 1) continue;
-    const mean3 = index.initializers.get(node.input[3]);
+    const mean2 = index.initializers.get(node.input[3]);
     const variance = index.initializers.get(node.input[4]);
-    if (!mean3 || !variance || index.consumersOf(mean3.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
-    targets.push({ node, mean: mean3, variance });
+    if (!mean2 || !variance || index.consumersOf(mean2.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
+    targets.push({ node, mean: mean2, variance });
   }
   if (targets.length === 0) return { model, nodes: [] };
   const left = secondsLeft(bounds.deadline);
@@ -30851,33 +31864,19 @@ var Adam = class {
 };
 
 // src/recover/distill/gradients.ts
-function describeGap(g2) {
-  switch (g2.kind) {
-    case "op":
-      return `${g2.op} node '${g2.node}'${g2.detail ? ` (${g2.detail})` : ""}`;
-    case "opset":
-      return `${g2.op} node '${g2.node}' at opset ${g2.opset} (its gradient needs ${g2.needs})`;
-    case "precision":
-      return `the model computes in ${g2.type} ('${g2.tensor}'), and the gradient graph trains float32 weights only`;
-    case "no-parameters":
-      return "the model (no float32 parameters to train)";
-  }
-}
 var UnsupportedOp = class extends Error {
-  gap;
-  constructor(opType, node = "", detail2 = "") {
-    const gap = typeof opType === "string" ? { kind: "op", op: opType, node, detail: detail2 } : opType;
-    super(describeGap(gap));
-    this.gap = gap;
+  constructor(opType, node, detail2 = "") {
+    super(`${opType} node '${node}'${detail2 ? ` (${detail2})` : ""}`);
+    this.opType = opType;
+    this.node = node;
   }
+  opType;
+  node;
 };
 var range = (n, from = 0) => Array.from({ length: n }, (_, i2) => i2 + from);
 var same = (a, b) => a.length === b.length && a.every((d, i2) => d === b[i2]);
 function unsupported(c, detail2) {
   throw new UnsupportedOp(c.node.opType, c.node.name || c.node.output[0], detail2);
-}
-function needsOpset(c, needs) {
-  throw new UnsupportedOp({ kind: "opset", op: c.node.opType, node: c.node.name || c.node.output[0], opset: c.b.opset, needs });
 }
 var NON_DIFFERENTIABLE = /* @__PURE__ */ new Set([
   "Shape",
@@ -31034,12 +32033,13 @@ var passThrough = (c) => [c.dy[0]];
 var reshapeBack = (c) => [c.b.reshape(c.dy[0], c.shape(c.node.input[0]))];
 var relu = (c) => {
   const { b, node } = c;
-  return [b.keepWhere(b.op("Greater", [node.input[0], b.scalar(0)]), c.dy[0])];
+  const zero = b.scalar(0);
+  return [b.op("Where", [b.op("Greater", [node.input[0], zero]), c.dy[0], zero])];
 };
 var leakyRelu = (c) => {
   const { b, node } = c;
   const dy = c.dy[0];
-  return [b.select(b.op("Greater", [node.input[0], b.scalar(0)]), dy, b.scale(dy, attrFloat(node, "alpha", 0.01)))];
+  return [b.op("Where", [b.op("Greater", [node.input[0], b.scalar(0)]), dy, b.scale(dy, attrFloat(node, "alpha", 0.01))])];
 };
 var clip = (c) => {
   const { b, node } = c;
@@ -31056,7 +32056,7 @@ var clip = (c) => {
   const conds = [lo && b.op("Greater", [x2, lo]), hi && b.op("Less", [x2, hi])].filter((s) => !!s);
   if (conds.length === 0) return [c.dy[0]];
   const mask = conds.length === 2 ? b.op("And", conds) : conds[0];
-  return [b.keepWhere(mask, c.dy[0])];
+  return [b.op("Where", [mask, c.dy[0], b.scalar(0)])];
 };
 var sigmoid = (c) => {
   const { b, node } = c;
@@ -31121,27 +32121,27 @@ var concat = (c) => {
     return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size2], [axis]) : void 0;
   });
 };
-var reduce = (mean3) => (c) => {
+var reduce = (mean2) => (c) => {
   const { b, node } = c;
   const xs = c.shape(node.input[0]);
-  const axesFromInput = mean3 ? b.opset >= 18 : b.opset >= 13;
+  const axesFromInput = mean2 ? b.opset >= 18 : b.opset >= 13;
   let axes = axesFromInput ? node.input[1] ? c.ints(node.input[1]) : [] : attrInts(node, "axes");
   if (axes === void 0 && axesFromInput) unsupported(c, "axes not constant");
   if (!axes || axes.length === 0) {
     if (attrInt(node, "noop_with_empty_axes", 0)) return [c.dy[0]];
     axes = range(xs.length);
   }
-  const norm2 = axes.map((a) => a < 0 ? a + xs.length : a);
-  const kept = xs.map((d, i2) => norm2.includes(i2) ? 1 : d);
-  const n = norm2.reduce((a, i2) => a * xs[i2], 1);
-  const g2 = b.expand(b.reshape(c.dy[0], kept), kept, xs);
-  return [mean3 ? b.scale(g2, 1 / n) : g2];
+  const norm3 = axes.map((a) => a < 0 ? a + xs.length : a);
+  const kept = xs.map((d, i2) => norm3.includes(i2) ? 1 : d);
+  const n = norm3.reduce((a, i2) => a * xs[i2], 1);
+  const g2 = b.op("Expand", [b.reshape(c.dy[0], kept), b.int64s(xs)]);
+  return [mean2 ? b.scale(g2, 1 / n) : g2];
 };
 var globalAveragePool = (c) => {
   const { b, node } = c;
   const xs = c.shape(node.input[0]);
   const n = numel(xs.slice(2));
-  return [b.scale(b.expand(c.dy[0], c.shape(node.output[0]), xs), 1 / n)];
+  return [b.scale(b.op("Expand", [c.dy[0], b.int64s(xs)]), 1 / n)];
 };
 var maxPool = (c) => {
   const { b, node } = c;
@@ -31152,40 +32152,12 @@ var maxPool = (c) => {
   const dil = attrInts(node, "dilations") ?? new Array(r).fill(1);
   if (attrInt(node, "storage_order", 0) !== 0) unsupported(c, "storage_order=1");
   const overlapping = kernel.some((k, i2) => (k - 1) * dil[i2] + 1 > strides[i2]);
-  if (b.opset < 11) {
-    if (kernel.some((k, i2) => k !== strides[i2] || dil[i2] !== 1)) needsOpset(c, "ScatterElements (opset 11) unless the windows tile the input (kernel = stride, no dilation)");
-    return [tiledMaxPoolGrad(c, xs, kernel)];
-  }
-  if (overlapping && b.opset < 16) needsOpset(c, "ScatterElements with reduction (opset 16) for overlapping windows");
+  if (overlapping && b.opset < 16) unsupported(c, "overlapping windows need ScatterElements reduction, opset 16+");
   if (!node.output[1]) b.editor.setOutput(node, 1, b.fresh("maxpool_indices"));
   const zeros = b.op("ConstantOfShape", [b.int64s([numel(xs)])], { value: { tensor: zeroTensor() } });
   const scatter = b.op("ScatterElements", [zeros, b.reshape(node.output[1], [-1]), b.reshape(c.dy[0], [-1])], overlapping ? { axis: 0, reduction: "add" } : { axis: 0 });
   return [b.reshape(scatter, xs)];
 };
-function tiledMaxPoolGrad(c, xs, kernel) {
-  const { b, node } = c;
-  const r = kernel.length;
-  const ys = c.shape(node.output[0]);
-  const pads = explicitPads(node, xs, ys, kernel, kernel, new Array(r).fill(1));
-  const covered = range(r).map((i2) => ys[2 + i2] * kernel[i2]);
-  const before = range(r).map((i2) => pads[i2]);
-  const after = range(r).map((i2) => covered[i2] - before[i2] - xs[2 + i2]);
-  const spatial = range(r, 2);
-  let x2 = node.input[0];
-  if (after.some((a) => a < 0)) x2 = b.slice(x2, new Array(r).fill(0), range(r).map((i2) => xs[2 + i2] + Math.min(0, after[i2])), spatial);
-  if (before.some((p) => p > 0) || after.some((a) => a > 0)) x2 = b.pad(x2, [0, 0, ...before, 0, 0, ...after.map((a) => Math.max(0, a))], -34028234663852886e22);
-  const [n, ch] = xs;
-  const windows = [n, ch, ...range(r).flatMap((i2) => [ys[2 + i2], kernel[i2]])];
-  const perWindow = [n, ch, ...range(r).flatMap((i2) => [ys[2 + i2], 1])];
-  const inWindow = range(r).map((i2) => 3 + 2 * i2);
-  const x22 = b.reshape(x2, windows);
-  const mask = b.op("Cast", [b.op("Not", [b.op("Less", [x22, b.reshape(node.output[0], perWindow)])])], { to: 1 });
-  const ties = b.reduceSum(mask, inWindow, true);
-  let g2 = b.reshape(b.op("Div", [b.mul(mask, b.reshape(c.dy[0], perWindow)), ties]), [n, ch, ...covered]);
-  if (before.some((p) => p > 0) || after.some((a) => a > 0)) g2 = b.slice(g2, before, range(r).map((i2) => before[i2] + xs[2 + i2] + Math.min(0, after[i2])), spatial);
-  if (after.some((a) => a < 0)) g2 = b.pad(g2, [0, 0, ...new Array(r).fill(0), 0, 0, ...after.map((a) => Math.max(0, -a))], 0);
-  return g2;
-}
 function zeroTensor() {
   return makeFloatTensor("zero", [1], new Float32Array(1));
 }
@@ -31195,13 +32167,12 @@ function channelDims(channels, rank) {
 var batchNorm = (c) => {
   const { b, node } = c;
   if (attrInt(node, "training_mode", 0) !== 0) unsupported(c, "training_mode=1");
-  if (attrInt(node, "spatial", 1) !== 1) unsupported(c, "spatial=0");
   const [x2, scale2, , meanName, varName] = node.input;
   const xs = c.shape(x2);
   const ch = xs[1];
-  const mean3 = c.floats(meanName);
+  const mean2 = c.floats(meanName);
   const variance = c.floats(varName);
-  if (!mean3 || !variance) unsupported(c, "running statistics are not constants");
+  if (!mean2 || !variance) unsupported(c, "running statistics are not constants");
   const eps = attrFloat(node, "epsilon", 1e-5);
   const inv = variance.map((v) => 1 / Math.sqrt(v + eps));
   const cd = channelDims(ch, xs.length);
@@ -31211,7 +32182,7 @@ var batchNorm = (c) => {
   const out = [];
   if (c.wants[0]) out[0] = b.mul(dy, b.mul(b.reshape(scale2, cd), invC));
   if (c.wants[1]) {
-    const xhat = b.mul(b.sub(x2, b.floats(mean3, cd)), invC);
+    const xhat = b.mul(b.sub(x2, b.floats(mean2, cd)), invC);
     out[1] = b.reduceSum(b.mul(dy, xhat), axes, false);
   }
   if (c.wants[2]) out[2] = b.reduceSum(dy, axes, false);
@@ -31304,31 +32275,6 @@ function distillLoss(logits, teacherProbs, onehot, rows2, classes, temperature, 
   }
   return loss / rows2;
 }
-function sigmoidValues(logits, temperature = 1) {
-  return Float64Array.from({ length: logits.length }, (_, i2) => 1 / (1 + Math.exp(-logits[i2] / temperature)));
-}
-var xlogy = (p, q) => p > 0 ? p * (Math.log(p) - Math.log(Math.max(q, 1e-30))) : 0;
-function sigmoidDistillLoss(logits, teacherProbs, labels, rows2, temperature, labelWeight) {
-  const ps = sigmoidValues(logits, temperature);
-  const p1 = labels && labelWeight > 0 ? sigmoidValues(logits, 1) : void 0;
-  let loss = 0;
-  for (let i2 = 0; i2 < ps.length; i2++) {
-    const pt = teacherProbs[i2];
-    loss += temperature * temperature * (xlogy(pt, ps[i2]) + xlogy(1 - pt, 1 - ps[i2]));
-    if (p1) loss -= labelWeight * (labels[i2] > 0 ? Math.log(Math.max(p1[i2], 1e-30)) : Math.log(Math.max(1 - p1[i2], 1e-30)));
-  }
-  return loss / rows2;
-}
-function sigmoidHeldOut(studentLogits, teacherProbs, labels, rows2) {
-  const ps = sigmoidValues(studentLogits, 1);
-  let kl = 0;
-  let correct = 0;
-  for (let i2 = 0; i2 < ps.length; i2++) {
-    kl += xlogy(teacherProbs[i2], ps[i2]) + xlogy(1 - teacherProbs[i2], 1 - ps[i2]);
-    if (labels && (ps[i2] >= 0.5 ? 1 : 0) === labels[i2]) correct++;
-  }
-  return { kl: kl / rows2, ...labels ? { accuracy: correct / ps.length } : {} };
-}
 
 // src/recover/distill/builder.ts
 var GraphBuilder = class {
@@ -31405,42 +32351,14 @@ var GraphBuilder = class {
     const same2 = now.length === to.length && now.every((d, i2) => d === to[i2]);
     return same2 ? g2 : this.reshape(g2, to);
   }
-  /** x[..., starts:ends] along the given axes: Slice with inputs from opset 10, with attributes before. */
-  slice(x2, starts, ends, axes) {
-    if (this.opset < 10) return this.op("Slice", [x2], { starts: [...starts], ends: [...ends], axes: [...axes] });
-    return this.op("Slice", [x2, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
-  }
-  /**
-   * Gemm of two operands: C is optional from opset 11; before it, a zero C (broadcast from [1]) with
-   * beta 0 stands in, so the product is the same.
-   */
+  /** Gemm without a bias: C is optional from opset 11, before that a zero scalar (broadcast) stands in. */
   gemm(a, b, attrs = {}) {
-    if (this.opset >= 11) return this.op("Gemm", [a, b], attrs);
-    return this.op("Gemm", [a, b, this.floats([0], [1])], { ...attrs, beta: { float: 0 } });
+    return this.op("Gemm", this.opset >= 11 ? [a, b] : [a, b, this.scalar(0)], attrs);
   }
-  /** `cond ? x : 0`: Where from opset 9; before it, x times the condition cast to float. */
-  keepWhere(cond, x2) {
-    if (this.opset >= 9) return this.op("Where", [cond, x2, this.scalar(0)]);
-    return this.mul(x2, this.op("Cast", [cond], { to: 1 }));
-  }
-  /** `cond ? x : y`: Where from opset 9; before it, the two masked by the condition and its negation. */
-  select(cond, x2, y) {
-    if (this.opset >= 9) return this.op("Where", [cond, x2, y]);
-    return this.add(this.keepWhere(cond, x2), this.keepWhere(this.op("Not", [cond]), y));
-  }
-  /**
-   * x (shaped `from`) broadcast to `to`: Expand from opset 8; before it, a product with ones that span
-   * only the broadcast axes (small: [1,1,H,W] for a pooled [N,C,1,1]).
-   */
-  expand(x2, from, to) {
-    if (this.opset >= 8) return this.op("Expand", [x2, this.int64s(to)]);
-    const ones = to.map((d, i2) => from[i2 - (to.length - from.length)] === d ? 1 : d);
-    return this.mul(x2, this.floats(new Float32Array(ones.reduce((a, d) => a * d, 1)).fill(1), ones));
-  }
-  /** Constant padding of each axis by `pads` (begins then ends): Pad with attributes before opset 11, with inputs from it. */
-  pad(x2, pads, value) {
-    if (this.opset < 11) return this.op("Pad", [x2], { pads: [...pads], value: { float: value } });
-    return this.op("Pad", [x2, this.int64s(pads), this.scalar(value)]);
+  /** x[..., starts:ends] along the given axes (Slice takes them as inputs from opset 10, as attributes before). */
+  slice(x2, starts, ends, axes) {
+    if (this.opset >= 10) return this.op("Slice", [x2, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
+    return this.op("Slice", [x2], { starts: [...starts], ends: [...ends], axes: [...axes] });
   }
 };
 
@@ -31507,13 +32425,10 @@ function buildTrainGraph(model, params, opts) {
   const ed = ModelEditor.copyOf(model);
   const index = new GraphIndex(ed.graph);
   const shapes = inferShapes(index, opts.batch).shapes;
-  const logits = opts.scores ?? logitsTensor(ed.model);
-  const loss = opts.loss ?? "softmax";
+  const logits = logitsTensor(ed.model);
   const ls = shapes.get(logits);
-  const width = ls && ls.length >= 1 ? numel(ls.slice(1)) : 0;
-  if (!ls || ls[0] !== opts.batch || loss === "softmax" && (ls.length < 2 || ls.slice(1).filter((d) => d !== 1).length > 1)) {
-    throw new UnsupportedOp("output", logits, `scores of shape ${ls ? `[${ls.join(",")}]` : "unknown"}, need [batch, classes]`);
-  }
+  if (!ls || ls.length !== 2) throw new UnsupportedOp("output", logits, `logits of shape ${ls ? `[${ls.join(",")}]` : "unknown"}, need [batch, classes]`);
+  const classes = ls[1];
   const forward = ancestors(index, logits);
   const trainable = new Set(params.map((p) => p.name));
   const requires = new Set(trainable);
@@ -31541,12 +32456,10 @@ function buildTrainGraph(model, params, opts) {
     return s;
   };
   const T = opts.temperature;
-  const teacherDims = loss === "softmax" ? [opts.batch, width] : ls;
-  const z2 = loss === "softmax" && ls.length !== 2 ? b.reshape(logits, teacherDims) : logits;
-  const activate = (x2) => loss === "softmax" ? b.op("Softmax", [x2], { axis: 1 }) : b.op("Sigmoid", [x2]);
-  let dz = b.scale(b.sub(activate(b.scale(z2, 1 / T)), TEACHER_INPUT), T / opts.batch);
-  if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(activate(z2), LABEL_INPUT), opts.labelWeight / opts.batch));
-  push(logits, z2 === logits ? dz : b.reshape(dz, ls));
+  const ps = b.op("Softmax", [b.scale(logits, 1 / T)], { axis: 1 });
+  let dz = b.scale(b.sub(ps, TEACHER_INPUT), T / opts.batch);
+  if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(b.op("Softmax", [logits], { axis: 1 }), LABEL_INPUT), opts.labelWeight / opts.batch));
+  push(logits, dz);
   const hints = (opts.hints ?? []).filter((t) => t !== logits && shapes.has(t));
   for (const t of hints) push(t, b.mul(b.sub(t, hintInput(t)), hintScale(t)));
   const shape = (t, node) => {
@@ -31592,20 +32505,20 @@ function buildTrainGraph(model, params, opts) {
   }
   ed.dropInitializerInputs();
   for (const decl of [
-    floatValueInfo(TEACHER_INPUT, teacherDims),
-    ...opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, teacherDims)] : [],
+    floatValueInfo(TEACHER_INPUT, [opts.batch, classes]),
+    ...opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, [opts.batch, classes])] : [],
     ...hints.flatMap((t) => [floatValueInfo(hintInput(t), shapes.get(t)), floatValueInfo(hintScale(t), [1])]),
     ...params.map((p) => floatValueInfo(p.name, p.dims))
   ])
     ed.addInput(decl);
-  ed.setOutputs([floatValueInfo(logits, ls), ...gradOutputs.map((o, k) => floatValueInfo(o, kept[k].dims))]);
+  ed.setOutputs([floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))]);
   ed.clearValueInfo();
-  return { model: ed.model, params: kept, gradOutputs, logits, width, targetDims: teacherDims, batch: opts.batch, hints };
+  return { model: ed.model, params: kept, gradOutputs, logits, classes, batch: opts.batch, hints };
 }
-function buildEvalGraph(model, params, scores) {
+function buildEvalGraph(model, params) {
   const ed = ModelEditor.copyOf(model);
   const index = new GraphIndex(ed.graph);
-  const logits = scores ?? logitsTensor(ed.model);
+  const logits = logitsTensor(ed.model);
   ed.setNodes(ancestors(index, logits));
   ed.removeInitializers(params.map((p) => p.name).filter((name) => ed.initializer(name)));
   ed.dropInitializerInputs();
@@ -31647,39 +32560,33 @@ function paramFeeds(params) {
   const { ort } = onnxruntime();
   return Object.fromEntries(params.map((p) => [p.name, new ort.Tensor("float32", p.values, p.dims)]));
 }
-async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, head = defaultHead(student)) {
+async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
   const { ort } = onnxruntime();
-  const scoresType = elementTypes(new GraphIndex(student.graph)).get(head.scores) ?? 1 /* FLOAT */;
-  if (scoresType !== 1 /* FLOAT */) throw new UnsupportedOp({ kind: "precision", tensor: head.scores, type: dataTypeName(scoresType).toLowerCase() });
   const params = selectTrainables(student, masked);
-  if (params.length === 0) throw new UnsupportedOp({ kind: "no-parameters" });
-  const loss = head.task === "multiclass" ? "softmax" : "sigmoid";
+  if (params.length === 0) throw new UnsupportedOp("model", "graph", "no float32 parameters to train");
   const n = calib.count;
   const order = permutation(n, opts.seed);
   const heldoutCount = n >= 50 ? Math.round(n * opts.holdout) : 0;
   const heldIdx = heldoutCount > 0 ? order.slice(0, heldoutCount) : order;
   const trainIdx = heldoutCount > 0 ? order.slice(heldoutCount) : order;
-  const fixed2 = fixedBatch(modelInputs(student, "model"), "model");
-  const micro = fixed2 ?? Math.min(opts.batch, trainIdx.length);
-  const runs = fixed2 === void 0 ? 1 : Math.max(1, Math.floor(Math.min(opts.batch, trainIdx.length) / fixed2));
-  const batch = micro * runs;
+  const batch = Math.min(opts.batch, trainIdx.length);
   const stepsPerEpoch = Math.floor(trainIdx.length / batch);
   const hintCandidates = opts.hintWeight > 0 ? hintTensors(dense, student, masked) : [];
-  const tg = buildTrainGraph(student, params, { batch: micro, scores: head.scores, loss, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked, hints: hintCandidates });
-  const ev = buildEvalGraph(student, params, head.scores);
-  const width = tg.width;
-  const teacherDims = tg.targetDims;
-  const teacherLogits = await teacherOutputs(dense, calib, opts.threads, head.scores);
-  const teacherT = Float32Array.from(loss === "softmax" ? softmaxRows(teacherLogits, n, width, opts.temperature) : sigmoidValues(teacherLogits, opts.temperature));
-  const teacher1 = Float32Array.from(loss === "softmax" ? softmaxRows(teacherLogits, n, width, 1) : sigmoidValues(teacherLogits, 1));
-  const targets = calib.labels ? loss === "softmax" ? oneHot(calib.labels, n, width) : Float32Array.from(calib.labels) : void 0;
+  const tg = buildTrainGraph(student, params, { batch, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked, hints: hintCandidates });
+  const ev = buildEvalGraph(student, params);
+  const classes = tg.classes;
+  const teacherLogits = await teacherOutputs(dense, calib, opts.threads);
+  const teacherT = Float32Array.from(softmaxRows(teacherLogits, n, classes, opts.temperature));
+  const teacher1 = Float32Array.from(softmaxRows(teacherLogits, n, classes, 1));
+  const onehot = calib.labels ? new Float32Array(n * classes) : void 0;
+  if (onehot) calib.labels.forEach((y, i2) => y < classes && (onehot[i2 * classes + y] = 1));
   const held = takeSamples(calib, heldIdx);
   const labelled = tg.model.graph.input.some((i2) => i2.name === LABEL_INPUT);
   const train3 = await sessionFromModel(tg.model, opts.threads);
   const evalSession = await sessionFromModel(ev.model, opts.threads);
   const hintSession = tg.hints.length > 0 ? await sessionFromModel(withExtraOutputs(dense, tg.hints), opts.threads) : void 0;
   try {
-    const score2 = async () => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, width), params, loss, width, boundedBatch(student, 256));
+    const score2 = async () => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, classes), params, classes, boundedBatch(student, 256));
     const before = await score2();
     let best = { score: before, epoch: 0, values: params.map((p) => Float32Array.from(p.values)) };
     let adam = new Adam(tg.params);
@@ -31699,42 +32606,31 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, he
           stopped = "deadline";
           break;
         }
-        let grads;
-        for (let r = 0; r < runs; r++) {
-          const idx = shuffled.slice(s * batch + r * micro, s * batch + (r + 1) * micro);
-          const x2 = takeSamples(calib, idx);
-          const pt = rows(teacherT, idx, width);
-          const oh = targets && labelled ? rows(targets, idx, width) : void 0;
-          const feeds = { ...dataFeeds(x2), ...paramFeeds(params) };
-          feeds[TEACHER_INPUT] = new ort.Tensor("float32", pt, teacherDims);
-          if (oh) feeds[LABEL_INPUT] = new ort.Tensor("float32", oh, teacherDims);
-          if (hintSession) {
-            const hinted = await hintSession.run(dataFeeds(x2), tg.hints);
-            for (const t of tg.hints) {
-              const d = copyFloatValues(hinted[t]);
-              let ms3 = 0;
-              for (let i2 = 0; i2 < d.length; i2++) ms3 += d[i2] * d[i2];
-              feeds[hintInput(t)] = new ort.Tensor("float32", d, hinted[t].dims);
-              hinted[t].dispose();
-              feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms3 > 0 ? opts.hintWeight / ms3 : 0), [1]);
-            }
+        const idx = shuffled.slice(s * batch, (s + 1) * batch);
+        const x2 = takeSamples(calib, idx);
+        const pt = rows(teacherT, idx, classes);
+        const oh = onehot && labelled ? rows(onehot, idx, classes) : void 0;
+        const feeds = { ...dataFeeds(x2), ...paramFeeds(params) };
+        feeds[TEACHER_INPUT] = new ort.Tensor("float32", pt, [batch, classes]);
+        if (oh) feeds[LABEL_INPUT] = new ort.Tensor("float32", oh, [batch, classes]);
+        if (hintSession) {
+          const targets = await hintSession.run(dataFeeds(x2), tg.hints);
+          for (const t of tg.hints) {
+            const d = Float32Array.from(targets[t].data);
+            targets[t].dispose();
+            let ms4 = 0;
+            for (let i2 = 0; i2 < d.length; i2++) ms4 += d[i2] * d[i2];
+            feeds[hintInput(t)] = new ort.Tensor("float32", d, targets[t].dims);
+            feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms4 > 0 ? opts.hintWeight / ms4 : 0), [1]);
           }
-          const out = await train3.run(feeds);
-          const z2 = out[tg.logits].data;
-          lossSum += (loss === "softmax" ? distillLoss(z2, pt, oh, micro, width, opts.temperature, oh ? opts.labelWeight : 0) : sigmoidDistillLoss(z2, pt, oh, micro, opts.temperature, oh ? opts.labelWeight : 0)) / runs;
-          const g2 = tg.gradOutputs.map((o) => out[o].data);
-          if (runs === 1) grads = g2;
-          else if (!grads) grads = g2.map((v) => Float32Array.from(v, (x3) => x3 / runs));
-          else g2.forEach((v, k) => {
-            for (let i2 = 0; i2 < v.length; i2++) grads[k][i2] += v[i2] / runs;
-          });
-          if (runs === 1) {
-            adamStep(adam, grads, lrScale, step, totalSteps);
-          }
-          for (const t of Object.values(out)) t.dispose();
         }
-        if (runs > 1) adamStep(adam, grads, lrScale, step, totalSteps);
+        const out = await train3.run(feeds);
+        lossSum += distillLoss(out[tg.logits].data, pt, oh, batch, classes, opts.temperature, oh ? opts.labelWeight : 0);
         batches++;
+        const grads = tg.gradOutputs.map((o) => out[o].data);
+        const lr = lrScale * opts.lr * 0.5 * (1 + Math.cos(Math.PI * step / Math.max(1, totalSteps)));
+        adam.step(grads, lr);
+        for (const t of Object.values(out)) t.dispose();
         step++;
       }
       if (batches === 0) break;
@@ -31775,14 +32671,6 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, he
     await evalSession.release();
     await hintSession?.release();
   }
-  function adamStep(a, grads, scale2, at2, total2) {
-    a.step(grads, scale2 * opts.lr * 0.5 * (1 + Math.cos(Math.PI * at2 / Math.max(1, total2))));
-  }
-}
-function oneHot(labels, n, classes) {
-  const out = new Float32Array(n * classes);
-  for (let i2 = 0; i2 < n; i2++) if (labels[i2] < classes) out[i2 * classes + labels[i2]] = 1;
-  return out;
 }
 function hintTensors(dense, student, masked) {
   const s = new GraphIndex(student.graph);
@@ -31799,7 +32687,8 @@ function hintTensors(dense, student, masked) {
   }
   return out;
 }
-async function teacherOutputs(dense, calib, threads, name) {
+async function teacherOutputs(dense, calib, threads) {
+  const name = logitsTensor(dense);
   const session = await sessionFromModel(withExtraOutputs(dense, [name]), threads);
   try {
     return (await captureActivations(session, calib, [name], boundedBatch(dense, 128))).get(name).data;
@@ -31807,18 +32696,17 @@ async function teacherOutputs(dense, calib, threads, name) {
     await session.release();
   }
 }
-async function scoreHeldOut(session, logits, held, teacher, params, loss, width, step) {
+async function scoreHeldOut(session, logits, held, teacher, params, classes, step) {
   const out = await captureWithParams(session, logits, held, params, step);
-  if (loss === "sigmoid") return sigmoidHeldOut(out, teacher, held.labels, held.count);
-  const ps = softmaxRows(out, held.count, width, 1);
+  const ps = softmaxRows(out, held.count, classes, 1);
   let kl = 0;
   let correct = 0;
   for (let r = 0; r < held.count; r++) {
     let arg = 0;
-    for (let k = 0; k < width; k++) {
-      const i2 = r * width + k;
+    for (let k = 0; k < classes; k++) {
+      const i2 = r * classes + k;
       if (teacher[i2] > 0) kl += teacher[i2] * (Math.log(teacher[i2]) - Math.log(Math.max(ps[i2], 1e-30)));
-      if (ps[i2] > ps[r * width + arg]) arg = k;
+      if (ps[i2] > ps[r * classes + arg]) arg = k;
     }
     if (held.labels && held.labels[r] === arg) correct++;
   }
@@ -31828,9 +32716,13 @@ async function scoreHeldOut(session, logits, held, teacher, params, loss, width,
 }
 async function captureWithParams(session, logits, data, params, step) {
   const chunks = [];
-  await runBatches(session, data, step, [logits], (values) => {
-    chunks.push(Float32Array.from(values.get(logits).data));
-  }, paramFeeds(params));
+  const pf = paramFeeds(params);
+  for (let start = 0; start < data.count; start += step) {
+    const idx = Array.from({ length: Math.min(step, data.count - start) }, (_, i2) => start + i2);
+    const out = await session.run({ ...dataFeeds(takeSamples(data, idx)), ...pf }, [logits]);
+    chunks.push(Float32Array.from(out[logits].data));
+    out[logits].dispose();
+  }
   const all = new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
   let o = 0;
   for (const c of chunks) {
@@ -31851,10 +32743,13 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
       threads: config2.latency.threads,
       deadline: opts.deadline,
       onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out KL ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`)
-    }, opts.head ?? defaultHead(current, config2.output));
+    });
   } catch (e) {
     if (!(e instanceof UnsupportedOp)) throw e;
-    if (opts.optional) return { kind: "skipped", gap: e.gap };
+    if (opts.optional) {
+      progress.note(`recovery: distillation skipped, no gradient for ${e.message}`);
+      return void 0;
+    }
     throw new UserError(`--recovery distill: cannot differentiate ${e.message}; use --recovery reconstruct, or --recovery command with your own fine-tuning`);
   }
   const seconds = (performance.now() - t0) / 1e3;
@@ -31863,23 +32758,13 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
   const acc2 = (a) => a === void 0 ? "" : `, accuracy ${(a * 100).toFixed(1)}%`;
   const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
   const stop = r.stopped === "deadline" ? "; stopped by recovery-time-budget" : r.stopped === "patience" ? "; stopped when the held-out score stopped improving" : "";
-  const summary2 = `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
-  return { kind: "distilled", model: r.model, result: r, seconds, summary: summary2 };
-}
-function skipReason(gap) {
-  switch (gap.kind) {
-    case "opset":
-      return `at opset ${gap.opset}, the gradient of ${gap.op} node '${gap.node}' needs ${gap.needs}; re-export at a newer opset to distil`;
-    case "precision":
-      return `${describeGap(gap)}; reconstruction still refits the ${gap.type} weights`;
-    default:
-      return `no gradient for ${describeGap(gap)}`;
-  }
+  const summary = `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
+  return { model: r.model, result: r, seconds, summary };
 }
 
 // src/recover/external.ts
 import { spawn as spawn2 } from "node:child_process";
-import * as fs13 from "node:fs";
+import * as fs16 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -31903,14 +32788,50 @@ function externalEnv(p) {
     PRUNE_GUARD_DATA: p.data
   };
 }
-function runCommand(command, env) {
-  return new Promise((resolve4, reject) => {
-    const child = spawn2(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout.on("data", (d) => process.stderr.write(d));
-    child.stderr.on("data", (d) => process.stderr.write(d));
+function commandEnv(base, extra) {
+  const env = {};
+  for (const [k, v] of Object.entries(base)) if (v !== void 0 && !/^INPUT_/i.test(k)) env[k] = v;
+  return { ...env, ...extra };
+}
+var CommandTimedOut = class extends Error {
+  constructor(seconds) {
+    super(`the recovery command was stopped after ${seconds.toFixed(1)} s, at the time budget`);
+    this.seconds = seconds;
+  }
+  seconds;
+  name = "CommandTimedOut";
+};
+var KILL_GRACE_MS = 2e3;
+function runCommand(command, env, output, opts = {}) {
+  return new Promise((resolve5, reject) => {
+    const started = performance.now();
+    const child = spawn2(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ["ignore", "pipe", "pipe"] });
+    const killGroup = (signal) => {
+      try {
+        if (child.pid !== void 0) process.kill(-child.pid, signal);
+      } catch {
+      }
+    };
+    const unregister = onInterrupt(() => killGroup("SIGKILL"));
+    let timedOut = false;
+    let grace;
+    const timer = opts.timeoutSeconds === void 0 ? void 0 : setTimeout(() => {
+      timedOut = true;
+      killGroup("SIGTERM");
+      grace = setTimeout(() => killGroup("SIGKILL"), KILL_GRACE_MS);
+    }, opts.timeoutSeconds * 1e3);
+    child.stdout.setEncoding("utf8").on("data", output);
+    child.stderr.setEncoding("utf8").on("data", output);
     child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
+    child.on("exit", () => {
+      killGroup("SIGKILL");
+    });
     child.on("close", (code, signal) => {
-      if (code === 0) resolve4();
+      clearTimeout(timer);
+      clearTimeout(grace);
+      unregister();
+      if (timedOut) reject(new CommandTimedOut((performance.now() - started) / 1e3));
+      else if (code === 0) resolve5();
       else reject(new UserError(`--recovery-command: '${command}' ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; its output is above, fix the command and rerun`));
     });
   });
@@ -31942,12 +32863,12 @@ function verifyRecovered(before, after, masks, file) {
     if (revived > 0) fail(`made ${revived} pruned weights of '${name}' nonzero again (the mask is in $PRUNE_GUARD_MASKS)`);
   }
 }
-async function externalRecovery(command, pruned, weights, paths) {
+async function externalRecovery(command, pruned, weights, paths, output, opts = {}) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs13.rmSync(paths.modelOut, { force: true });
-  await runCommand(command, externalEnv(paths));
-  if (!fs13.existsSync(paths.modelOut)) {
+  fs16.rmSync(paths.modelOut, { force: true });
+  await runCommand(command, externalEnv(paths), output, opts);
+  if (!fs16.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered = loadModel(paths.modelOut).proto;
@@ -32004,12 +32925,12 @@ function lowerTransposeTimesLower(m, n) {
   return out;
 }
 function inverseHessian(h, n, dampFraction) {
-  let mean3 = 0;
-  for (let i2 = 0; i2 < n; i2++) mean3 += h[i2 * n + i2];
-  mean3 = mean3 / n || 1;
+  let mean2 = 0;
+  for (let i2 = 0; i2 < n; i2++) mean2 += h[i2 * n + i2];
+  mean2 = mean2 / n || 1;
   for (let damp = dampFraction; ; damp *= 10) {
     const a = Float64Array.from(h);
-    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean3;
+    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean2;
     if (!choleskyLower(a, n)) {
       if (damp > 1e6) throw new Error("inverseHessian: matrix is not positive definite even with heavy damping");
       continue;
@@ -32037,26 +32958,14 @@ function matmul2(a, b, m, k, n) {
 }
 
 // src/recover/layers.ts
-function convGeometry(node, dims, inputShape) {
+function convGeometry(node, dims) {
   if (dims.length !== 4) return `${dims.length - 2}-D convolution`;
   const autoPad = attrString(node, "auto_pad", "NOTSET");
+  if (autoPad !== "NOTSET" && autoPad !== "VALID") return `auto_pad=${autoPad}`;
+  const p = attrInts(node, "pads") ?? [0, 0, 0, 0];
   const s = attrInts(node, "strides") ?? [1, 1];
   const d = attrInts(node, "dilations") ?? [1, 1];
-  const kernel = [dims[2], dims[3]];
-  let p = attrInts(node, "pads") ?? [0, 0, 0, 0];
-  if (autoPad === "VALID") p = [0, 0, 0, 0];
-  else if (autoPad === "SAME_UPPER" || autoPad === "SAME_LOWER") {
-    const x2 = inputShape();
-    if (!x2 || x2.length !== 4) return `auto_pad=${autoPad} on an input of unknown shape`;
-    p = [0, 0, 0, 0];
-    for (let i2 = 0; i2 < 2; i2++) {
-      const total2 = Math.max(0, (Math.ceil(x2[2 + i2] / s[i2]) - 1) * s[i2] + (kernel[i2] - 1) * d[i2] + 1 - x2[2 + i2]);
-      const small = Math.floor(total2 / 2);
-      p[i2] = autoPad === "SAME_UPPER" ? small : total2 - small;
-      p[2 + i2] = total2 - p[i2];
-    }
-  } else if (autoPad !== "NOTSET") return `auto_pad=${autoPad}`;
-  return { kernel, strides: [s[0], s[1]], pads: [p[0], p[1], p[2], p[3]], dilations: [d[0], d[1]] };
+  return { kernel: [dims[2], dims[3]], strides: [s[0], s[1]], pads: [p[0], p[1], p[2], p[3]], dilations: [d[0], d[1]] };
 }
 function linearLayer(index, weight) {
   const consumers = index.consumersOf(weight);
@@ -32069,7 +32978,7 @@ function linearLayer(index, weight) {
   switch (node.opType) {
     case "Conv": {
       if (node.input[1] !== weight) return "weight is not the Conv kernel";
-      const geo = convGeometry(node, dims, () => inferShapes(index, 1).shapes.get(node.input[0]));
+      const geo = convGeometry(node, dims);
       if (typeof geo === "string") return geo;
       const groups = attrInt(node, "group", 1);
       const bias = node.input[2] || null;
@@ -32186,11 +33095,11 @@ function crossValidatedDamp(folds, rows2, m, grid = DAMP_GRID) {
   return { damp: grid[best], errors };
 }
 function ridgeSolve(h, g2, rows2, m, damp) {
-  let mean3 = 0;
-  for (let i2 = 0; i2 < m; i2++) mean3 += h[i2 * m + i2];
-  mean3 = mean3 / m || 1;
+  let mean2 = 0;
+  for (let i2 = 0; i2 < m; i2++) mean2 += h[i2 * m + i2];
+  mean2 = mean2 / m || 1;
   const l = Float64Array.from(h);
-  for (let i2 = 0; i2 < m; i2++) l[i2 * m + i2] += damp * mean3;
+  for (let i2 = 0; i2 < m; i2++) l[i2 * m + i2] += damp * mean2;
   if (!choleskyLower(l, m)) return null;
   const lt = new Float64Array(m * m);
   for (let i2 = 0; i2 < m; i2++) for (let k = 0; k <= i2; k++) lt[k * m + i2] = l[i2 * m + k];
@@ -32278,9 +33187,9 @@ function reluGate(index, node, channels) {
   const a = new Float64Array(channels).fill(1);
   const c = new Float64Array(channels);
   if (next?.opType === "BatchNormalization" && next.output.length === 1) {
-    const [scale2, bias, mean3, variance] = next.input.slice(1, 5).map((n) => index.initializers.get(n));
-    if (!scale2 || !bias || !mean3 || !variance) return null;
-    const [s, b, m, v] = [scale2, bias, mean3, variance].map((t) => tensorToFloat32(t));
+    const [scale2, bias, mean2, variance] = next.input.slice(1, 5).map((n) => index.initializers.get(n));
+    if (!scale2 || !bias || !mean2 || !variance) return null;
+    const [s, b, m, v] = [scale2, bias, mean2, variance].map((t) => tensorToFloat32(t));
     if (s.length !== channels) return null;
     const eps = attrFloat(next, "epsilon", 1e-5);
     for (let k = 0; k < channels; k++) {
@@ -32311,15 +33220,15 @@ async function reluRefit(xp, yd, n, w0, h, rows2, cols, damp, gate, rounds = 3) 
 }
 function gatedRowErrors(yd, y, rows2, gate) {
   const error = new Float64Array(rows2);
-  let norm2 = 0;
+  let norm3 = 0;
   for (let i2 = 0; i2 < yd.length; i2++) {
     const r = i2 % rows2;
     const d = Math.max(0, gate.a[r] * yd[i2] + gate.c[r]);
     const p = Math.max(0, gate.a[r] * y[i2] + gate.c[r]);
     error[r] += (d - p) ** 2;
-    norm2 += d * d;
+    norm3 += d * d;
   }
-  return { error, norm: norm2 };
+  return { error, norm: norm3 };
 }
 
 // src/recover/patches.ts
@@ -32458,9 +33367,9 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const cp = p.cols + (withBias ? 1 : 0);
     const cd = d.cols + (withBias ? 1 : 0);
     const blocks = columnBlocks(cp, cd === cp, opts.maxBlock);
-    const bytes3 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
-    if (bytes3 > opts.maxRefitBytes) {
-      skipped.push({ weight: p.weight, reason: { kind: "memory", bytes: bytes3, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
+    const bytes2 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
+    if (bytes2 > opts.maxRefitBytes) {
+      skipped.push({ weight: p.weight, reason: { kind: "memory", bytes: bytes2, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
       continue;
     }
     const left = secondsLeft(opts.deadline);
@@ -32588,7 +33497,7 @@ async function refitLayer(ed, pIndex, dIndex, node, p, d, rowMap, dPatches, pPat
   const n = pPatches.patches;
   let before = 0;
   let after = 0;
-  let norm2 = 0;
+  let norm3 = 0;
   const damps = [];
   for (let g2 = 0; g2 < p.groups; g2++) {
     const dg = Math.floor(rowMap[g2 * p.rows] / d.rows);
@@ -32630,7 +33539,7 @@ async function refitLayer(ed, pIndex, dIndex, node, p, d, rowMap, dPatches, pPat
     }
     before += e0.error.reduce((a, b) => a + b, 0);
     after += best.reduce((a, b) => a + b, 0);
-    norm2 += e0.norm;
+    norm3 += e0.norm;
     setWeightRows(p, pValues, g2, strip(refit, p.rows, cp, withBias));
     if (withBias) for (let r = 0; r < p.rows; r++) pBias[g2 * p.rows + r] = refit[r * cp + cp - 1];
   }
@@ -32639,7 +33548,7 @@ async function refitLayer(ed, pIndex, dIndex, node, p, d, rowMap, dPatches, pPat
     if (p.bias) ed.replaceInitializer(p.bias, pBias);
     else addBias(ed, node, p, pBias);
   }
-  const rel = (e) => norm2 > 0 ? Math.sqrt(Math.max(0, e) / norm2) : 0;
+  const rel = (e) => norm3 > 0 ? Math.sqrt(Math.max(0, e) / norm3) : 0;
   return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after), damp: Math.max(...damps) };
 }
 var ERROR_PATCHES = 1024;
@@ -32737,12 +33646,12 @@ function sub(a, stride, r0, r1, c0, c1) {
 }
 function rowErrors(yd, y, rows2) {
   const error = new Float64Array(rows2);
-  let norm2 = 0;
+  let norm3 = 0;
   for (let i2 = 0; i2 < yd.length; i2++) {
     error[i2 % rows2] += (yd[i2] - y[i2]) ** 2;
-    norm2 += yd[i2] ** 2;
+    norm3 += yd[i2] ** 2;
   }
-  return { error, norm: norm2 };
+  return { error, norm: norm3 };
 }
 function addBias(ed, node, layer, bias) {
   const type = ed.initializer(layer.weight).dataType;
@@ -32750,7 +33659,7 @@ function addBias(ed, node, layer, bias) {
 }
 
 // src/recover/refusals.ts
-var mb = (bytes3) => (bytes3 / 2 ** 20).toFixed(0);
+var mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
 function layerSkipText(s) {
   switch (s.kind) {
     case "unpaired":
@@ -32831,23 +33740,30 @@ function fitTemperature(logits, labels, classes) {
   const after = scaledScores(logits, labels, classes, temperature);
   return { temperature, nll_before: before.nll, nll_after: after.nll, ece_before: before.ece, ece_after: after.ece };
 }
-async function calibrateTemperature(model, calib, threads = 0, head = defaultHead(model)) {
+async function calibrateTemperature(model, calib, threads = 0) {
   if (!calib.labels) throw new UserError(`${calib.path}: temperature scaling needs labels; add y=labels to the calibration .npz`);
   const session = await sessionFromModel(model, threads);
-  let p;
+  let logits;
+  let classes;
   try {
-    p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), head, keepLogits: true, modelPath: "calibration" });
+    const probs = endsInSoftmax(model);
+    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: probs, keepLogits: true, modelPath: "calibration" });
+    logits = p.logits;
+    classes = p.classes;
+    if (probs) for (let i2 = 0; i2 < logits.length; i2++) logits[i2] = Math.log(Math.max(logits[i2], 1e-12));
   } finally {
     await session.release();
   }
-  return fitTemperature(p.logits, p.truth, p.choices);
+  return fitTemperature(logits, calib.labels, classes);
 }
-function bakeTemperature(model, temperature, head = defaultHead(model)) {
+function bakeTemperature(model, temperature) {
   const ed = ModelEditor.copyOf(model);
-  const target = head.scores;
-  if (!ed.producer(target)) throw new UserError(`--bake-temperature: the scores '${target}' of output '${head.output}' are not produced by a node; cannot insert the scaling`);
-  const type = elementTypes(new GraphIndex(ed.graph)).get(target) ?? 1 /* FLOAT */;
-  const t = ed.addFloatInitializer("prune_guard_temperature", [], Float32Array.of(temperature), type);
+  const outputName = ed.graph.output[0].name;
+  const target = endsInSoftmax(ed.model) ? ed.producer(outputName).input[0] : outputName;
+  if (!ed.producer(target)) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
+  const declared = ed.graph.output[0].type?.value;
+  const elemType = declared?.case === "tensorType" && FLOAT_TYPES.has(declared.value.elemType) ? declared.value.elemType : 1 /* FLOAT */;
+  const t = ed.addFloatInitializer("prune_guard_temperature", [], Float32Array.of(temperature), elemType);
   ed.insertAfter(target, { opType: "Div", inputs: [target, t], name: "prune_guard_temperature_scaling" }, `${target}_before_temperature`);
   return ed.model;
 }
@@ -32862,31 +33778,29 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path10.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path13.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
 }
 async function runRecovery(req) {
   const { config: config2, calib, progress } = req;
-  const head = req.head ?? defaultHead(req.dense, config2.output);
-  req = { ...req, head };
   const notes = [];
   const steps = await recoverySteps(req, calib, notes);
   if (!calib) return { steps: steps.map((s) => s.step), notes };
   const last = steps.at(-1)?.model ?? req.pruned;
   if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes };
   const t0 = performance.now();
-  const fit = await calibrateTemperature(last, calib, config2.latency.threads, head);
+  const fit = await calibrateTemperature(last, calib, config2.latency.threads);
   if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
-  const baked = bakeTemperature(last, fit.temperature, head);
+  const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs14.mkdirSync(req.stepsDir, { recursive: true });
+  fs17.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
     stage: "temperature",
-    description: `${head.scores === head.output ? "logits" : `scores before the ${head.activation}`} divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
+    description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
     artifact,
     info: { seconds: (performance.now() - t0) / 1e3, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
     temperature: temperatureInfo(fit, true)
@@ -32896,21 +33810,25 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib, bounded) {
   const { config: config2, progress } = req;
   if (config2.recovery === "none" || config2.recovery === "auto" && !calib) return [];
-  fs14.mkdirSync(req.stepsDir, { recursive: true });
+  fs17.mkdirSync(req.stepsDir, { recursive: true });
   if (config2.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
     const t0 = performance.now();
-    const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads, req.head) : void 0;
-    const model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
-      modelIn: req.prunedArtifact,
-      modelOut: artifact,
-      masks: `${req.stepsDir}/masks.npz`,
-      calib: req.files.calib,
-      data: req.files.data
-    });
+    const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads) : void 0;
+    const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
+    let model;
+    try {
+      model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), paths, (text2) => progress.output(text2), {
+        timeoutSeconds: progress.remainingSeconds?.()
+      });
+    } catch (e) {
+      if (!(e instanceof CommandTimedOut)) throw e;
+      progress.note(`recovery: ${e.message}`);
+      throw e;
+    }
     const seconds = (performance.now() - t0) / 1e3;
-    const after = calib?.labels ? await calibScore(model, calib, config2.latency.threads, req.head) : void 0;
+    const after = calib?.labels ? await calibScore(model, calib, config2.latency.threads) : void 0;
     const info = { seconds };
     if (before && after) Object.assign(info, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
     const description = `external recovery command \`${config2.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
@@ -32925,7 +33843,7 @@ async function recoverySteps(req, calib, bounded) {
   let current = req.pruned;
   const started = performance.now();
   const deadline = config2.recoveryTimeBudget > 0 ? started + config2.recoveryTimeBudget * 1e3 : void 0;
-  let currentScore = labelled ? await calibScore(current, calib, config2.latency.threads, req.head) : void 0;
+  let currentScore = labelled ? await calibScore(current, calib, config2.latency.threads) : void 0;
   const passSeconds = labelled ? (performance.now() - started) / 1e3 : void 0;
   const judgeMs = config2.recovery === "auto" && passSeconds !== void 0 ? passSeconds * 1e3 : 0;
   const bound = (line) => {
@@ -32949,12 +33867,9 @@ async function recoverySteps(req, calib, bounded) {
       bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
-    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged, deadline: deadline2, head: req.head });
-    if (d.kind === "skipped") {
-      bound(`recovery: distillation skipped: ${skipReason(d.gap)}`);
-      return;
-    }
-    const score2 = labelled ? await calibScore(d.model, calib, config2.latency.threads, req.head) : void 0;
+    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged, deadline: deadline2 });
+    if (!d) return;
+    const score2 = labelled ? await calibScore(d.model, calib, config2.latency.threads) : void 0;
     if (judged && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
@@ -32978,7 +33893,7 @@ async function recoverySteps(req, calib, bounded) {
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${layerSkipText(s.reason)})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join("; ") || void 0;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
-    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config2.latency.threads, req.head) : void 0;
+    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config2.latency.threads) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
     if (judged && score2 && currentScore && !better(score2, currentScore)) {
@@ -32996,7 +33911,7 @@ async function recoverySteps(req, calib, bounded) {
       if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
       return steps;
     }
-    await tryBatchNorm(current, calib, config2, req.head, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+    await tryBatchNorm(current, calib, config2, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
       const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
       if (refusal.kind === "bound") bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
@@ -33031,7 +33946,7 @@ function batchNormRefusalText(r) {
       return `${fmt(r.score)} vs ${fmt(r.without)} without it`;
   }
 }
-async function tryBatchNorm(model, calib, config2, head, bounds, accept, currentScore, reject) {
+async function tryBatchNorm(model, calib, config2, bounds, accept, currentScore, reject) {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
   if (!base) return reject({ kind: "no-labels" });
@@ -33039,7 +33954,7 @@ async function tryBatchNorm(model, calib, config2, head, bounds, accept, current
   const bn = await reestimateBatchNorm(model, calib, config2.latency.threads, bounds);
   if (bn.nodes.length === 0) return bn.bound ? reject({ kind: "bound", bound: bn.bound }) : void 0;
   const seconds = (performance.now() - t0) / 1e3;
-  const score2 = await calibScore(bn.model, calib, config2.latency.threads, head);
+  const score2 = await calibScore(bn.model, calib, config2.latency.threads);
   if (!better(score2, base)) return reject({ kind: "worse", score: score2, without: base });
   accept(bn.model, seconds, score2, bn.nodes.length, bn.bound);
 }
@@ -33083,15 +33998,17 @@ function weightFacts(model) {
   const macNodes = index.order.filter((n) => MAC_OPS.has(n.opType));
   const cost = modelCost(model);
   let sparseMacs = 0;
+  const kernels = [];
   cost.nodes.forEach((c, k) => {
     if (c.macs === null) return;
     const node = macNodes[k];
-    const weight = node.opType === "MatMul" || node.opType === "MatMulInteger" ? node.input.slice(0, 2).find((i2) => (weightTensor(index, i2)?.dims.length ?? 0) >= 2) : node.input[1];
+    const weight = node.opType === "MatMul" || node.opType === "MatMulInteger" || node.opType === "Einsum" ? node.input.slice(0, 2).find((i2) => (weightTensor(index, i2)?.dims.length ?? 0) >= 2) : node.input[1];
     const t = weight ? weightTensor(index, weight) : void 0;
+    kernels.push(`${node.opType}:${t ? `${tensorDims(t).join("x")}/${t.dataType}` : "-"}`);
     const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
     sparseMacs += c.macs * d;
   });
-  return { sparseBytes, sparseMacs, weightBytes: weightBytes2 };
+  return { sparseBytes, sparseMacs, weightBytes: weightBytes2, kernels: kernels.join(" ") };
 }
 function mannWhitneyP(x2, y) {
   const n1 = x2.length;
@@ -33111,10 +34028,10 @@ function mannWhitneyP(x2, y) {
     i2 = j + 1;
   }
   const u = rankSumX - n1 * (n1 + 1) / 2;
-  const mean3 = n1 * n2 / 2;
+  const mean2 = n1 * n2 / 2;
   const variance = n1 * n2 / 12 * (n + 1 - ties / (n * (n - 1)));
   if (!(variance > 0)) return 1;
-  const z2 = Math.max(0, Math.abs(u - mean3) - 0.5) / Math.sqrt(variance);
+  const z2 = Math.max(0, Math.abs(u - mean2) - 0.5) / Math.sqrt(variance);
   return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
 }
 var SPEED_ALPHA = 0.05;
@@ -33123,9 +34040,10 @@ function speedFunnel(input) {
   const { dense, step, stepFacts, denseFacts, denseSamples, stepSamples } = input;
   const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
   const measured = denseSamples.length > 0 && stepSamples.length > 0;
-  const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
+  const speedup2 = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
   const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
-  const speed = p === null || speedup === null ? null : p < SPEED_ALPHA && speedup !== 1 ? speedup > 1 ? "faster" : "slower" : "unchanged";
+  const sameKernels = stepFacts.kernels === denseFacts.kernels;
+  const speed = p === null || speedup2 === null ? null : !sameKernels && p < SPEED_ALPHA && speedup2 !== 1 ? speedup2 > 1 ? "faster" : "slower" : "unchanged";
   return {
     batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
     params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
@@ -33133,11 +34051,20 @@ function speedFunnel(input) {
     sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
     bytes_ratio: ratioOr1(stepFacts.weightBytes, denseFacts.weightBytes),
     ideal_speedup: idealSpeedup,
-    speedup,
-    efficiency: speedup === null ? null : speedup / idealSpeedup,
+    speedup: speedup2,
+    efficiency: speedup2 === null ? null : speedup2 / idealSpeedup,
     p_value: p,
     speed
   };
+}
+function slowerThanDense(batches, denseSamples, stepSamples) {
+  return batches.flatMap((batch, j) => {
+    const d = denseSamples[j];
+    const s = stepSamples[j];
+    if (!d?.length || !s?.length) return [];
+    const speedup2 = median(d) / median(s);
+    return speedup2 < 1 ? [{ batch, speedup: speedup2, p_value: mannWhitneyP(d, s) }] : [];
+  });
 }
 
 // src/pipeline/timeSteps.ts
@@ -33169,12 +34096,12 @@ async function timePair(dense, candidate, data, config2, provider, progress) {
 }
 
 // src/pipeline/unit.ts
-import * as fs15 from "node:fs";
-import * as path11 from "node:path";
+import * as fs18 from "node:fs";
+import * as path14 from "node:path";
 async function pruneAndRecover(unit) {
   const pruned = await unit.prune();
   if (unit.metadata) setMetadata(pruned.model, unit.metadata(pruned));
-  fs15.mkdirSync(path11.dirname(unit.pruneArtifact), { recursive: true });
+  fs18.mkdirSync(path14.dirname(unit.pruneArtifact), { recursive: true });
   saveModel(pruned.model, unit.pruneArtifact);
   const recovery = await runRecovery({ ...unit.recovery, pruned: pruned.model, prunedArtifact: unit.pruneArtifact, denseWeights: pruned.denseWeights, structured: pruned.structured });
   return {
@@ -33232,15 +34159,15 @@ async function runGradual(input, progress) {
     throw new UserError(`${req.model}: no channel group can be pruned (see --method structured notes); use --method unstructured`);
   }
   const targets = cubicSchedule(initial, config2.sparsity, config2.scheduleSteps);
-  const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2, head: input.head }) : void 0;
+  const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2 }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config2.sparsity)} (${targets.map(pct4).join(", ")})`);
-  const stepsRoot = path12.join(req.out, "steps");
-  fs16.mkdirSync(stepsRoot, { recursive: true });
-  const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider, head: input.head };
+  const stepsRoot = path15.join(req.out, "steps");
+  fs19.mkdirSync(stepsRoot, { recursive: true });
+  const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
-  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, config2.latency.threads, input.head)).accuracy : null;
+  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, config2.latency.threads)).accuracy : null;
   const cliffMetric = denseCalib !== null ? "calib" : "eval";
   const denseQuality = denseCalib ?? dense.step.accuracy;
   const cliffThreshold = budgets.find((b) => b.name === "accuracy-drop")?.limit ?? DEFAULT_CLIFF;
@@ -33252,6 +34179,7 @@ async function runGradual(input, progress) {
   const drops = [];
   let stoppedEarly = null;
   let current = denseModel;
+  let denseTally;
   for (let t = 1; t <= targets.length; t++) {
     const target = targets[t - 1];
     let stepSparsity = target;
@@ -33262,11 +34190,11 @@ async function runGradual(input, progress) {
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
       what = `structured to ${pct4(channels)} of the dense channels (${pct4(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct4(target)} of the dense weights` : ""}`;
     }
-    progress.stage({ kind: "prune", model: path12.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
+    progress.stage({ kind: "prune", model: path15.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
     const from = current;
     const prune = async () => {
-      const pruned = plan ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct4(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] } : await pruneModel(from, stepConfig, { modelPath: req.model, calib, head: input.head });
+      const pruned = plan ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct4(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] } : await pruneModel(from, stepConfig, { modelPath: req.model, calib });
       if (config2.method === "hybrid") {
         const topUp = topUpMagnitude(pruned.model, weights, target, config2, config2.scope === "layer" ? "layer" : "global");
         pruned.model = topUp.model;
@@ -33276,9 +34204,10 @@ async function runGradual(input, progress) {
         if (!notes.has(n)) progress.note(n);
         notes.add(n);
       }
+      if (t === 1) denseTally = pruned.channels;
       return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct4(target)}: ${pruned.description}` };
     };
-    const dir = path12.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    const dir = path15.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
     const unit = await pruneAndRecover({
       prune,
       metadata: () => ({
@@ -33287,11 +34216,11 @@ async function runGradual(input, progress) {
         "prune-guard.scope": config2.scope,
         "prune-guard.target_sparsity": String(target),
         "prune-guard.schedule_step": `${t}/${targets.length}`,
-        "prune-guard.source": path12.basename(req.model),
+        "prune-guard.source": path15.basename(req.model),
         "prune-guard.recovery": config2.recovery
       }),
       pruneArtifact: stepFile(dir, 1, "prune"),
-      recovery: { dense: denseModel, calib, config: config2, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, head: input.head },
+      recovery: { dense: denseModel, calib, config: config2, stepsDir: dir, progress, files: { data: req.data, calib: req.calib } },
       at: t
     });
     const stepMeasured = [];
@@ -33309,9 +34238,15 @@ async function runGradual(input, progress) {
       index: t,
       target,
       final,
-      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config2.latency.threads, input.head)).accuracy : null
+      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config2.latency.threads)).accuracy : null
     };
     if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels.remaining;
+    if (structured && denseTally) {
+      const removed = denseChannels.remaining - countChannels(current, protectedTensors).remaining;
+      row.channels = { removed: denseTally.eligible > 0 ? removed / denseTally.eligible : 0, skipped: denseTally.skipped };
+    }
+    row.reduction = buildReduction(dense.step, stepMeasured[0].step, requestedReduction({ method: config2.method, sparsity: target }), row.channels);
+    stepMeasured[0].step.reduction = row.reduction;
     rows2.push(row);
     let pair;
     if (needsLatency) {
@@ -33319,7 +34254,7 @@ async function runGradual(input, progress) {
       dense.step.latency = latencyStat(config2.batchSizes[0], pair.reference, config2.confidence);
       final.step.latency = latencyStat(config2.batchSizes[0], pair.candidate, config2.confidence);
     }
-    const judged = judge(budgets, dense, final, input, pair);
+    const judged = judge(budgets, dense, final, input, pair, row.reduction);
     const met = resource.length > 0 && resource.every((b) => judged.budgets.find((r) => r.name === b.name)?.verdict === "pass");
     const quality = row.calibAccuracy ?? final.step.accuracy;
     drops.push(denseQuality !== null && quality !== null ? denseQuality - quality : 0);
@@ -33341,12 +34276,14 @@ async function runGradual(input, progress) {
   const samples = await timeSteps(measured, data, config2, provider, progress);
   for (const row of rows2) {
     const i2 = measured.indexOf(row.final);
-    row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i2][0] });
+    row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i2][0] }, row.reduction);
   }
   const choice = chooseStep(rows2.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged.budgets.map((b) => b.verdict) })));
   const chosen2 = rows2.find((r) => r.index === choice.index);
+  const chosenPrune = measured.find((m) => m.step.name === stepName({ kind: "prune", at: chosen2.index })).step;
+  const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0] }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
   progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct4(chosen2.final.step.sparsity)}): ${choice.reason}`);
-  writeFileAtomic(outPath, fs16.readFileSync(chosen2.final.step.artifact));
+  writeFileAtomic(outPath, fs19.readFileSync(chosen2.final.step.artifact));
   const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
   const schedule = {
     kind: "gradual",
@@ -33384,20 +34321,18 @@ async function runGradual(input, progress) {
     steps: shipped === chosen2.final ? measured : [...measured, shipped],
     reference: dense,
     shipped: chosen2.final,
-    judged: chosen2.judged,
+    judged: runJudged,
     data: { path: req.data, set: data },
-    head: input.head,
-    plan: input.plan,
     shifts,
     config: config2,
-    notes: [...input.exportNotes, ...plan?.notes ?? [], ...notes],
+    notes: [...plan?.notes ?? [], ...notes],
     scope: input.scope.scope,
     ...plan ? { sensitivity: plan.info(config2.sparsity) } : {},
     schedule
   });
 }
-function judge(budgets, dense, step, input, latency) {
-  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config);
+function judge(budgets, dense, step, input, latency, reduction) {
+  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, false, reduction);
 }
 function protectedFor(dense, kept) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
@@ -33406,11 +34341,11 @@ function protectedFor(dense, kept) {
 }
 
 // src/pipeline/oneShot.ts
-import * as fs19 from "node:fs";
-import * as path16 from "node:path";
+import * as fs23 from "node:fs";
+import * as path20 from "node:path";
 
 // src/pipeline/rounds.ts
-import * as path13 from "node:path";
+import * as path16 from "node:path";
 var pct5 = (x2) => `${(x2 * 100).toFixed(1)}%`;
 function pruneRound(model, weights, target, config2, plan) {
   if (plan) return pruneCounts(model, weights, plan.counts(target));
@@ -33428,14 +34363,14 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
   const { calib, progress } = ctx;
   const targets = cubicSchedule(countSparsity(dense, weights).overall, config2.sparsity, rounds);
   const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / rounds : 0;
-  const recovery = { dense, calib, files: ctx.files, progress, head: ctx.head };
+  const recovery = { dense, calib, files: ctx.files, progress };
   const steps = [];
   let current = dense;
   for (let r = 1; r < rounds; r++) {
     const started = performance.now();
     const target = targets[r - 1];
     progress.stage({ kind: "recover", work: "round", round: r, rounds, detail: `${config2.method} to ${pct5(target)}` });
-    const roundDir = path13.join(dir, `round-${String(r).padStart(2, "0")}`);
+    const roundDir = path16.join(dir, `round-${String(r).padStart(2, "0")}`);
     const from2 = current;
     const unit = await pruneAndRecover({
       prune: async () => ({ model: pruneRound(from2, weights, target, config2, plan), description: "", denseWeights: [...weights], notes: [] }),
@@ -33444,7 +34379,7 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
       recovery: { ...recovery, config: { ...config2, bakeTemperature: false, recoveryTimeBudget: share }, stepsDir: roundDir, fitTemperature: false }
     });
     const recorded = recordedScores(unit.recovered);
-    const before = recorded?.before ?? await calibScore(unit.pruned.model, calib, config2.latency.threads, ctx.head);
+    const before = recorded?.before ?? await calibScore(unit.pruned.model, calib, config2.latency.threads);
     const after = recorded?.after ?? before;
     current = loadModel(unit.chain).proto;
     const seconds = (performance.now() - started) / 1e3;
@@ -33472,19 +34407,19 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
     // the final round gets the same share of the recovery time budget as every other round
     recovery: { ...recovery, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir }
   });
-  const score2 = calib.labels ? recordedScores(final.recovered)?.after ?? await calibScore(final.pruned.model, calib, config2.latency.threads, ctx.head) : void 0;
+  const score2 = calib.labels ? recordedScores(final.recovered)?.after ?? await calibScore(final.pruned.model, calib, config2.latency.threads) : void 0;
   return { rounds: steps, final, score: score2, seconds: (performance.now() - t0) / 1e3 };
 }
 async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
   const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
   if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2, head: ctx.head });
+  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2 });
   if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
     return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
   }
   const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
-  const global = await runChain(dense, weights, half, rounds, path13.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path13.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const global = await runChain(dense, weights, half, rounds, path16.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path16.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
   const keepSensitivity = better(bySensitivity2.score, global.score);
   const [won, lost] = keepSensitivity ? [bySensitivity2, global] : [global, bySensitivity2];
   const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
@@ -33495,13 +34430,13 @@ async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
 }
 
 // src/pipeline/quantizeStep.ts
-import * as fs18 from "node:fs";
-import * as path15 from "node:path";
+import * as fs21 from "node:fs";
+import * as path18 from "node:path";
 
 // src/quantize/kernels.ts
-import * as fs17 from "node:fs";
-import * as os5 from "node:os";
-import * as path14 from "node:path";
+import * as fs20 from "node:fs";
+import * as os8 from "node:os";
+import * as path17 from "node:path";
 var INTEGER_OPS = /^(QLinear\w+|QGemm|QAttention|ConvInteger|MatMulInteger|MatMulIntegerToFloat|DynamicQuantizeMatMul|QuantizeBFP|NhwcMaxPool)$/;
 var FLOAT_COMPUTE = /^(Conv|FusedConv|Gemm|FusedGemm|MatMul|FusedMatMul|ConvTranspose)$/;
 var COMPUTE = /* @__PURE__ */ new Set(["Conv", "Gemm", "MatMul", "ConvTranspose", "MatMulInteger", "ConvInteger"]);
@@ -33537,10 +34472,10 @@ function kernelReport(written, optimised) {
 }
 async function optimisedGraph(modelPath, threads = 1) {
   const { ort } = onnxruntime();
-  const dir = fs17.mkdtempSync(path14.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-kernels-"));
-  const done = onInterrupt(() => fs17.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs20.mkdtempSync(path17.join(process.env.RUNNER_TEMP || os8.tmpdir(), "prune-guard-kernels-"));
+  const done = onInterrupt(() => fs20.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path14.join(dir, "optimised.onnx");
+    const file = path17.join(dir, "optimised.onnx");
     let session;
     try {
       session = await ort.InferenceSession.create(modelPath, { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: threads, optimizedModelFilePath: file, logSeverityLevel: 3 });
@@ -33550,7 +34485,7 @@ async function optimisedGraph(modelPath, threads = 1) {
     await session.release();
     return loadModel(file).proto;
   } finally {
-    fs17.rmSync(dir, { recursive: true, force: true });
+    fs20.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -33776,11 +34711,11 @@ function foldBatchNorms(model) {
     const consts = bn.input.slice(1, 5).map((n) => constantThroughIdentity(index, n));
     if (!w || w.dataType !== 1 /* FLOAT */ || conv2.input[2] && !bias || consts.some((c) => !c)) continue;
     if (index.consumersOf(w.name).length !== 1 || bias && index.consumersOf(bias.name).length !== 1) continue;
-    const [gamma, beta, mean3, variance] = consts.map((c) => tensorToFloat32(c));
+    const [gamma, beta, mean2, variance] = consts.map((c) => tensorToFloat32(c));
     const eps = attrFloat(bn, "epsilon", 1e-5);
     const dims = tensorDims(w);
     const channels = dims[0];
-    if ([gamma, beta, mean3, variance].some((a) => a.length !== channels)) continue;
+    if ([gamma, beta, mean2, variance].some((a) => a.length !== channels)) continue;
     const weights = tensorToFloat32(w);
     const per = numel(dims) / channels;
     const b = bias ? tensorToFloat32(bias) : new Float32Array(channels);
@@ -33788,7 +34723,7 @@ function foldBatchNorms(model) {
     for (let c = 0; c < channels; c++) {
       const k = gamma[c] / Math.sqrt(variance[c] + eps);
       for (let i2 = 0; i2 < per; i2++) weights[c * per + i2] *= k;
-      newBias[c] = (b[c] - mean3[c]) * k + beta[c];
+      newBias[c] = (b[c] - mean2[c]) * k + beta[c];
     }
     ed.adoptInitializer(w.name, weights);
     if (bias) ed.replaceInitializer(bias.name, newBias);
@@ -34124,7 +35059,7 @@ function buildQuantized(prep, keepFloat, weightBits) {
 async function predict2(model, data, mode, threads) {
   const session = await sessionFromModel(model, threads, { lean: mode === "simulated" });
   try {
-    return await evaluateClassifier(session, data, { batchSize: boundedBatch(model, 128), modelPath: "quantized model", keepLogits: true, unlabelled: !data.labels });
+    return await evaluateClassifier(session, data, { batchSize: boundedBatch(model, 128), outputsAreProbabilities: endsInSoftmax(model), modelPath: "quantized model", keepLogits: true, unlabelled: !data.labels });
   } finally {
     await session.release();
   }
@@ -34157,7 +35092,7 @@ async function layerErrors(float, q, data, threads) {
   });
   const floatNames = [...new Set(pairs.flatMap((p) => [p.input, p.out]))];
   const qNames = [...new Set(floatNames.map(dqOf))];
-  const fs22 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
+  const fs26 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
   const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
   const sums = /* @__PURE__ */ new Map();
   try {
@@ -34166,7 +35101,7 @@ async function layerErrors(float, q, data, threads) {
       const end = Math.min(data.count, start + batch);
       const feeds = {};
       for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const fr = await fs22.run(feeds, floatNames);
+      const fr = await fs26.run(feeds, floatNames);
       const qr = await qs.run(feeds, qNames);
       for (const name of floatNames) {
         const a = qr[dqOf(name)].data;
@@ -34182,7 +35117,7 @@ async function layerErrors(float, q, data, threads) {
       for (const t of [...Object.values(fr), ...Object.values(qr)]) t.dispose();
     }
   } finally {
-    await fs22.release();
+    await fs26.release();
     await qs.release();
   }
   const err2 = (t) => {
@@ -34298,21 +35233,21 @@ async function quantizeStep(input) {
   const { config: config2, progress, calib } = input;
   const threads = config2.latency.threads;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path15.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
+  progress.note(`quantizing ${path18.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
   const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
   const slice = firstSlice(calib, DECISION_SAMPLES);
   const metric = slice.labels ? "accuracy" : "agreement";
   const floatPred = await predict2(float, slice, "fused", threads);
   const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
   const weights = await chooseWeightBits(prep, slice, threads);
-  const scratch = fs18.mkdtempSync(path15.join(path15.dirname(input.artifact), ".quantize-"));
+  const scratch = fs21.mkdtempSync(path18.join(path18.dirname(input.artifact), ".quantize-"));
   const measured = [];
   try {
     const plans = variants(prep);
     const files = [];
     for (const [k, v] of plans.entries()) {
       const q2 = buildQuantized(prep, new Set(v.keep.keys()), weights.bits);
-      const file = path15.join(scratch, `variant-${k}.onnx`);
+      const file = path18.join(scratch, `variant-${k}.onnx`);
       saveModel(q2.model, file);
       files.push(file);
       const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads), floatPred, slice.labels);
@@ -34328,7 +35263,7 @@ async function quantizeStep(input) {
       });
     }
   } finally {
-    fs18.rmSync(scratch, { recursive: true, force: true });
+    fs21.rmSync(scratch, { recursive: true, force: true });
   }
   const eligible = measured.filter((m) => m.calib_quality >= floatQuality - CALIB_TOLERANCE);
   const pick2 = (eligible.length ? eligible : measured).reduce(
@@ -34381,7 +35316,7 @@ async function quantizeStep(input) {
 }
 function cpuHasVnni() {
   try {
-    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs18.readFileSync("/proc/cpuinfo", "utf8"));
+    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs21.readFileSync("/proc/cpuinfo", "utf8"));
   } catch {
     return void 0;
   }
@@ -34390,7 +35325,7 @@ async function quantizeDynamicStep(input) {
   const { config: config2, progress } = input;
   const threads = config2.latency.threads;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path15.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
+  progress.note(`quantizing ${path18.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
   let bits2 = 8;
   let deviation = null;
   let reason;
@@ -34448,28 +35383,152 @@ async function quantizeLast(source, calib, config2, artifact, progress, provider
   return void 0;
 }
 
+// src/pipeline/latencyTarget.ts
+import * as fs22 from "node:fs";
+import * as path19 from "node:path";
+
+// src/prune/structured/latencyTarget.ts
+var MAX_CORRECTIONS = 3;
+var OVERSHOOT = 0.1;
+function nextCorrection(attempts, targetSpeedup, maxCorrections = MAX_CORRECTIONS) {
+  const last = attempts[attempts.length - 1];
+  const left = attempts.length <= maxCorrections;
+  const unchanged = attempts.slice(0, -1).some((a) => a.kept === last.kept);
+  const bracketed = (proposal) => {
+    const met = attempts.filter((a) => a.speedup >= targetSpeedup).map((a) => a.budgetMs);
+    const short2 = attempts.filter((a) => a.speedup < targetSpeedup).map((a) => a.budgetMs);
+    const lo = met.length ? Math.max(...met) : -Infinity;
+    const hi = short2.length ? Math.min(...short2) : Infinity;
+    if (proposal > lo && proposal < hi) return proposal;
+    return Number.isFinite(lo) && Number.isFinite(hi) ? (lo + hi) / 2 : proposal;
+  };
+  if (last.speedup >= targetSpeedup) {
+    if (last.speedup > targetSpeedup * (1 + OVERSHOOT) && left && !unchanged) return { kind: "correct", budgetMs: bracketed(last.budgetMs * last.speedup / targetSpeedup) };
+    return { kind: "met" };
+  }
+  const short = `measured ${last.speedup.toFixed(2)}x of ${targetSpeedup.toFixed(2)}x`;
+  if (!last.reached) return { kind: "stop", reason: "unreachable", detail: `${short}; every channel group is already at its smallest fast width` };
+  if (unchanged) return { kind: "stop", reason: "unchanged", detail: `${short}; a tighter budget chose the same channels, so no further step helps` };
+  if (!left) return { kind: "stop", reason: "limit", detail: `${short} after ${maxCorrections} corrections` };
+  return { kind: "correct", budgetMs: bracketed(last.budgetMs * last.speedup / targetSpeedup) };
+}
+function shippedAttempt(attempts, targetSpeedup) {
+  const met = attempts.map((a, i2) => ({ ...a, i: i2 })).filter((a) => a.speedup >= targetSpeedup);
+  if (met.length > 0) return met.reduce((b, a) => a.macs > b.macs ? a : b).i;
+  return attempts.reduce((b, a, i2) => a.speedup > attempts[b].speedup ? i2 : b, 0);
+}
+
+// src/pipeline/latencyTarget.ts
+async function pruneForLatency(dense, modelPath, config2, ctx) {
+  const batch = config2.batchSizes[0];
+  const source = sliceBatch(ctx.data, 0, Math.min(ctx.data.count, batch));
+  const time2 = async (files, label) => {
+    ctx.progress.stage({ kind: "latency", detail: label, total: config2.latency.warmup + config2.latency.runs });
+    const samples = await measureInterleaved(files, source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider: ctx.provider }, (d) => ctx.progress.update(d));
+    ctx.progress.stop();
+    return samples.map((s) => median(s[0]));
+  };
+  const [denseMs] = await time2([modelPath], `latency target: dense at batch ${batch}`);
+  const needed = config2.targetSpeedup ?? denseMs / config2.targetLatencyMs;
+  const curves = ctx.calib ? await lossCurves(dense, config2, ctx) : void 0;
+  if (curves) ctx.progress.note(curves.note);
+  const dir = path19.join(ctx.stepsDir, "target");
+  fs22.mkdirSync(dir, { recursive: true });
+  const attempts = [];
+  let budgetMs = denseMs / needed;
+  for (; ; ) {
+    const outcome = await pruneModel(dense, { ...config2, scope: "global" }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs }, ...curves ? { lossCurves: curves.curves } : {} });
+    const file = path19.join(dir, `attempt-${attempts.length + 1}.onnx`);
+    saveModel(outcome.model, file);
+    const [d, p] = await time2([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
+    const plan = outcome.allocation?.latency;
+    attempts.push({ budgetMs, reached: plan?.reached ?? true, kept: keptSignature(outcome), speedup: d / p, outcome, predicted: plan?.predicted_ms ?? NaN, file, p50: p, macs: modelCost(outcome.model).macs });
+    const leading = shippedAttempt(attempts, needed);
+    attempts.forEach((a, i2) => {
+      if (i2 !== leading) delete a.outcome;
+    });
+    const next = nextCorrection(attempts, needed);
+    ctx.progress.note(`latency target: attempt ${attempts.length} (budget ${budgetMs.toFixed(3)} ms, predicted ${plan?.predicted_ms.toFixed(3)} ms) measured ${(d / p).toFixed(2)}x of ${needed.toFixed(2)}x`);
+    if (next.kind === "correct") {
+      budgetMs = next.budgetMs;
+      continue;
+    }
+    const shipped = shippedAttempt(attempts, needed);
+    const met = attempts[shipped].speedup >= needed;
+    const record = {
+      kind: config2.targetSpeedup !== void 0 ? "speedup" : "latency-ms",
+      value: config2.targetSpeedup ?? config2.targetLatencyMs,
+      batch,
+      dense_ms: denseMs,
+      speedup_needed: needed,
+      attempts: attempts.map((a, i2) => ({
+        step: i2 === shipped ? "prune" : stepName({ kind: "target", attempt: i2 + 1 }),
+        budget_ms: a.budgetMs,
+        predicted_ms: a.predicted,
+        reached: a.reached,
+        p50_ms: a.p50,
+        speedup: a.speedup,
+        macs: a.macs
+      })),
+      outcome: met ? "met" : next.kind === "stop" ? next.reason : "limit",
+      detail: met ? `measured ${attempts[shipped].speedup.toFixed(2)}x of ${needed.toFixed(2)}x at batch ${batch}` : next.kind === "stop" ? next.detail : "not met",
+      shipped
+    };
+    const shippedOutcome = attempts[shipped].outcome;
+    const allocation = shippedOutcome.allocation ? { ...shippedOutcome.allocation, target: record } : { rounding: "none", target: record };
+    return {
+      pruned: { ...shippedOutcome, allocation, description: `${shippedOutcome.description}; allocated for ${needed.toFixed(2)}x at batch ${batch} (attempt ${shipped + 1} of ${attempts.length})` },
+      earlier: attempts.flatMap((a, i2) => i2 === shipped ? [] : [{ step: { kind: "target", attempt: i2 + 1 }, description: `latency target attempt ${i2 + 1}: budget ${a.budgetMs.toFixed(3)} ms, measured ${a.speedup.toFixed(2)}x`, artifact: a.file }]),
+      record
+    };
+  }
+}
+async function lossCurves(dense, config2, ctx) {
+  const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
+  const kept = new Set(weights.map((w) => w.initializer));
+  let started = false;
+  const r = await groupLossCurves(dense, ctx.calib, {
+    protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
+    criterion: config2.criterion,
+    threads: config2.latency.threads,
+    onLayer: (done, total2) => {
+      if (!started) ctx.progress.stage({ kind: "sensitivity", detail: `latency target: ${total2} groups`, total: total2 });
+      started = true;
+      ctx.progress.update(done);
+    }
+  });
+  if (started) ctx.progress.stop();
+  return r;
+}
+function keptSignature(o) {
+  return JSON.stringify(o.allocation?.latency?.kept ?? []);
+}
+
 // src/pipeline/oneShot.ts
 async function runOneShot(input, progress) {
-  const { req, data, shifts, calib, outPath, scope, rounds, head } = input;
+  const { req, data, shifts, calib, outPath, scope, rounds } = input;
   const { config: config2 } = req;
   const target = targetSparsity(config2);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.stage({ kind: "prune", model: path16.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
+  progress.stage({ kind: "prune", model: path20.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
   const metadata = (scopeUsed) => ({
     "prune-guard.version": VERSION,
     "prune-guard.method": config2.method,
     "prune-guard.scope": scopeUsed,
     "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path16.basename(req.model),
+    "prune-guard.source": path20.basename(req.model),
     "prune-guard.recovery": config2.recovery
   });
-  const stepsDir = path16.join(req.out, "steps");
+  const stepsDir = path20.join(req.out, "steps");
   const files = { data: req.data, calib: req.calib };
   const staged = hasRecoverySteps(config2, calib) || config2.quantize !== "none";
   let roundSteps = [];
   let unit;
+  const hardware = hardwareOptions(config2, progress);
+  const targeted = config2.targetSpeedup !== void 0 || config2.targetLatencyMs !== void 0 ? await pruneForLatency(input.dense.proto, req.model, config2, { modelPath: req.model, calib, progress, ...hardware ? { hardware } : {}, data, stepsDir, provider: input.provider }) : void 0;
   if (rounds > 1) {
-    const r = await pruneWithRounds(input.dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir, progress, files, metadata, head }, resolveCompare(config2, rounds));
+    const r = await pruneWithRounds(input.dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir, progress, files, metadata }, resolveCompare(config2, rounds));
     for (const n of r.final.pruned.notes) progress.note(n);
     roundSteps = r.rounds;
     unit = r.final;
@@ -34477,139 +35536,145 @@ async function runOneShot(input, progress) {
     const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
     unit = await pruneAndRecover({
       prune: async () => {
-        const pruned2 = await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, head, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+        const pruned2 = targeted?.pruned ?? await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, ...hardware ? { hardware } : {}, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
         for (const n of pruned2.notes) progress.note(n);
         return pruned2;
       },
       metadata: (pruned2) => metadata(pruned2.scope ?? config2.scope),
       pruneArtifact: staged ? stepFile(stepsDir, 1, "prune") : outPath,
-      recovery: { dense: input.dense.proto, calib, config: config2, stepsDir, progress, files, head }
+      recovery: { dense: input.dense.proto, calib, config: config2, stepsDir, progress, files }
     });
   }
   const { pruned } = unit;
   const lastFloat = unit.steps[unit.steps.length - 1].artifact;
-  const saved = loadModel(lastFloat).proto;
-  liftWeights(saved);
-  const broken2 = pruned.verifySaved?.(saved) ?? [];
+  const broken2 = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
   if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
   const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider);
-  if (staged) writeFileAtomic(outPath, fs19.readFileSync(quantized?.artifact ?? lastFloat));
+  if (staged) writeFileAtomic(outPath, fs23.readFileSync(quantized?.artifact ?? lastFloat));
   releaseField(input.dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
   collectGarbage();
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: input.provider, head };
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: input.provider };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
   const measured = [dense];
-  for (const r of [...roundSteps, ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
+  for (const r of [...roundSteps, ...targeted?.earlier ?? [], ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
   if (unit.temperature) measured[measured.length - 1].step.temperature = unit.temperature;
   if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: dense.preds }));
+  const pruneStep = measured.find((m) => m.step.name === stepName({ kind: "prune" })).step;
+  if (!targeted) pruneStep.reduction = buildReduction(dense.step, pruneStep, requestedReduction(config2), pruned.channels && fromTally(pruned.channels));
+  return judgeSteps(input, measured, progress, {
+    targetSparsity: target,
+    notes: [...pruned.notes, ...unit.notes, ...quantized?.notes ?? []],
+    scope: pruned.scope ?? scope.scope,
+    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {},
+    ...pruned.allocation ? { allocation: pruned.allocation } : {}
+  }, pruneStep.reduction, targetShortfall(targeted?.record));
+}
+function targetShortfall(t) {
+  if (!t || t.outcome === "met") return [];
+  const a = t.attempts[t.shipped];
+  return [`latency target not met: the shipped attempt measured ${a.speedup.toFixed(2)}x of the ${t.speedup_needed.toFixed(2)}x asked at batch ${t.batch} (${t.outcome}: ${t.detail}); verdict at least warn`];
+}
+async function judgeSteps(input, measured, progress, record, reduction, shortfalls = []) {
+  const { req, data, shifts, outPath } = input;
+  const { config: config2 } = req;
+  const dense = measured[0];
   const shipped = measured[measured.length - 1];
   const samples = await timeSteps(measured, data, config2, input.provider, progress);
-  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2);
+  const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, reduction);
+  const speedNotes = [...shortfalls, ...structuredSpeedNotes(config2, samples[0], samples[samples.length - 1])];
+  for (const n of speedNotes) progress.note(n);
+  const judged = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, "warn"]) } : judgedBudgets;
   return buildModelLedger({
+    ...record,
+    notes: [...record.notes ?? [], ...speedNotes],
     model: req.model,
     pruned: outPath,
     method: config2.method,
-    targetSparsity: target,
     steps: measured,
     reference: dense,
     shipped,
     judged,
     data: { path: req.data, set: data },
-    head,
-    plan: input.plan,
     shifts,
-    config: config2,
-    notes: [...input.exportNotes, ...pruned.notes, ...unit.notes, ...quantized?.notes ?? []],
-    scope: pruned.scope ?? scope.scope,
-    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+    config: config2
   });
+}
+function hardwareOptions(config2, progress) {
+  if (config2.method !== "structured" && config2.method !== "hybrid" || config2.roundTo !== 0) return void 0;
+  let started = false;
+  return {
+    batches: config2.batchSizes,
+    threads: config2.latency.threads,
+    cacheDir: cacheDir(),
+    onProbe: (done, total2) => {
+      if (!started) progress.stage({ kind: "latency", detail: `channel widths: ${total2} probes, cached per machine`, total: total2 });
+      started = true;
+      progress.update(done);
+      if (done === total2) {
+        progress.stop();
+        started = false;
+      }
+    }
+  };
+}
+function structuredSpeedNotes(config2, dense, final) {
+  if (config2.method !== "structured" && config2.method !== "hybrid") return [];
+  return slowerThanDense(config2.batchSizes, dense, final).map(
+    (s) => `speed: the shipped model measured ${s.speedup.toFixed(2)}x of dense at batch ${s.batch} (p=${s.p_value < 1e-3 ? "<0.001" : s.p_value.toFixed(3)}), slower than the model it replaces: its kept channels run no faster on this machine (too few MACs removed to outweigh the rest of the graph, or widths onnxruntime executes slowly; round-to 0 measures the fast ones); verdict at least warn`
+  );
 }
 
 // src/pipeline/quantizeOnly.ts
-import * as fs20 from "node:fs";
-import * as path17 from "node:path";
+import * as fs24 from "node:fs";
+import * as path21 from "node:path";
 async function runQuantizeOnly(input, progress) {
   const { req, data, shifts, calib, outPath } = input;
   const { config: config2 } = req;
   const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
   releaseField(input.dense, "proto", "the dense model");
-  const stepsDir = path17.join(req.out, "steps");
-  fs20.mkdirSync(stepsDir, { recursive: true });
+  const stepsDir = path21.join(req.out, "steps");
+  fs24.mkdirSync(stepsDir, { recursive: true });
   const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, input.provider);
-  writeFileAtomic(outPath, fs20.readFileSync(quantized.artifact));
+  writeFileAtomic(outPath, fs24.readFileSync(quantized.artifact));
   collectGarbage();
-  const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider, head: input.head };
+  const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
   const shipped = await measureQuantized(quantized, { ...ctx, dense: dense.preds });
-  const measured = [dense, shipped];
-  const samples = await timeSteps(measured, data, config2, input.provider, progress);
-  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2);
-  return buildModelLedger({
-    model: req.model,
-    pruned: outPath,
-    method: config2.method,
-    targetSparsity: 0,
-    steps: measured,
-    reference: dense,
-    shipped,
-    judged,
-    data: { path: req.data, set: data },
-    head: input.head,
-    plan: input.plan,
-    shifts,
-    config: config2,
-    notes: [...input.exportNotes, ...quantized.notes],
-    scope: config2.scope === "auto" ? "global" : config2.scope
-  });
+  return judgeSteps(input, [dense, shipped], progress, { targetSparsity: 0, notes: quantized.notes, scope: config2.scope === "auto" ? "global" : config2.scope });
 }
 
 // src/pipeline/run.ts
 function prunedPath(out, model) {
-  return path18.join(out, `${path18.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path22.join(out, `${path22.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
   const dense = loadModel(req.model);
   preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
-  const data = loadDataset(req.data, inputs, { requireLabels: false, modelPath: req.model });
-  const head = judgedHead(dense.proto, req.model, config2, data);
-  const plan = batchPlan(dense.proto, req.model, config2);
-  config2 = { ...config2, batchSizes: plan.batchSizes, evalBatchSize: plan.evalBatch };
-  req = { ...req, config: config2 };
+  const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
   const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
   const shifts = [...userShifts, ...corruptionSets(data, config2.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const rounds = resolveRounds(config2, calib);
-  const scope = resolveScope(config2, calib ? { labelled: calib.labels !== null } : void 0, rounds);
+  const targeted = config2.targetSpeedup !== void 0 || config2.targetLatencyMs !== void 0;
+  const scope = targeted && config2.scope === "auto" ? { scope: "global", reason: "" } : resolveScope(config2, calib ? { labelled: calib.labels !== null } : void 0, rounds);
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
-  const lifted = liftWeights(dense.proto);
   const outPath = prunedPath(req.out, req.model);
-  if (path18.resolve(outPath) === path18.resolve(req.model)) {
+  if (path22.resolve(outPath) === path22.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
   checkQuantizeInputs(config2, dense.proto, req);
   const provider = await resolveProvider(config2.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
-  const exportNotes = [...plan.note ? [plan.note] : [], ...liftedNotes(lifted)];
-  for (const n of exportNotes) progress.note(n);
-  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds, head, plan, exportNotes };
+  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds };
   const quantizeOnly = config2.quantize !== "none" && config2.sparsity === 0;
   const model = quantizeOnly ? await runQuantizeOnly(input, progress) : config2.schedule === "gradual" ? await runGradual(input, progress) : await runOneShot(input, progress);
   return { model, runtime: measuredRuntime(provider, config2) };
-}
-function liftedNotes(lifted) {
-  const notes = [];
-  const count3 = (n) => `${n} weight${n > 1 ? "s" : ""}`;
-  const cast2 = lifted.filter((l) => l.by === "Cast");
-  if (cast2.length > 0) notes.push(`${count3(cast2.length)} stored as ${[...new Set(cast2.map((l) => dataTypeName(l.type).toLowerCase()))].join(" and ")} behind a Cast: pruned and refit as float32, saved back in their own type`);
-  const reshape = lifted.filter((l) => l.by === "Reshape");
-  if (reshape.length > 0) notes.push(`${count3(reshape.length)} stored in another shape behind a constant Reshape: pruned and refit in the shape the layer reads, saved back in their own shape (unless structured pruning resized them)`);
-  return notes;
 }
 
 // src/pipeline/guardedRun.ts
@@ -34628,19 +35693,29 @@ function timedOutLedger(req, t) {
 }
 function infeasibleBudgetNotes(req) {
   const notes = [];
-  const speedup = req.budgets.find((b) => b.name === "min-speedup");
+  const speedup2 = req.budgets.find((b) => b.name === "min-speedup");
   const keepsShapes = req.config.method === "unstructured" || /^\d+:\d+$/.test(req.config.method);
-  if (speedup && speedup.limit > 1 && keepsShapes) {
+  if (speedup2 && speedup2.limit > 1 && keepsShapes) {
     notes.push(
-      `note: budget min-speedup=${speedup.limit} will most likely fail: ${req.config.method} pruning keeps every tensor shape and onnxruntime on CPU does not skip zeros, so expect about 1.0x; use --method structured for speed, or drop the budget`
+      `note: budget min-speedup=${speedup2.limit} will most likely fail: ${req.config.method} pruning keeps every tensor shape and onnxruntime on CPU does not skip zeros, so expect about 1.0x; use --method structured for speed, or drop the budget`
     );
   }
   return notes;
 }
+function runInputs(req) {
+  return [
+    { flag: "--model", path: req.model },
+    { flag: "--data", path: req.data },
+    ...req.calib ? [{ flag: "--calib", path: req.calib }] : [],
+    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path })),
+    ...req.configFile ? [{ flag: "--config", path: req.configFile }] : []
+  ];
+}
 async function guardedLedger(req, progress, publishLast = () => []) {
-  if (path19.resolve(prunedPath(req.out, req.model)) === path19.resolve(req.model)) {
+  if (path23.resolve(prunedPath(req.out, req.model)) === path23.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
+  refuseInputsInOutput(req.out, runInputs(req));
   for (const n of infeasibleBudgetNotes(req)) progress.note(n);
   const out = await OutputDir.open(req.out, {
     waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3,
@@ -34657,7 +35732,7 @@ async function guardedLedger(req, progress, publishLast = () => []) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path19.basename(prunedPath(req.out, req.model)));
+      out.retire(path23.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
     out.commit(publishLast(ledger, out.staging));
@@ -34672,19 +35747,15 @@ async function runGuarded(req, progress) {
     markdown = writeLedgerFiles(staging, l).markdown;
     return ["ledger.md", "ledger.json"];
   });
-  return { ledger, markdown, ledgerPath: path19.join(req.out, "ledger.json"), markdownPath: path19.join(req.out, "ledger.md") };
+  return { ledger, markdown, ledgerPath: path23.join(req.out, "ledger.json"), markdownPath: path23.join(req.out, "ledger.md") };
 }
 
 // src/io/stderrProgress.ts
 var import_cli_progress = __toESM(require_cli_progress(), 1);
 function stderrProgress(stream = process.stderr) {
+  if (!stream.isTTY) return lineProgress((text2) => stream.write(text2));
   const line = (m) => stream.write(`prune-guard: ${m}
 `);
-  if (!stream.isTTY) {
-    return { stage: (e) => line(stageLine(e)), note: line, update() {
-    }, stop() {
-    } };
-  }
   let bar;
   return {
     stage(e) {
@@ -34700,7 +35771,8 @@ function stderrProgress(stream = process.stderr) {
     stop() {
       bar?.stop();
       bar = void 0;
-    }
+    },
+    output: (text2) => stream.write(text2)
   };
 }
 
@@ -34745,7 +35817,7 @@ function refuseEmptyValues(cmd) {
   return cmd;
 }
 function resolveConfig(flags, command) {
-  const file = flags.config ?? (fs21.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs25.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : DEFAULT_CONFIG;
   const given = FLAGS.filter((f) => f.commands.includes(command)).flatMap((f) => {
     const value = flags[attributeOf.get(f)];
@@ -34757,38 +35829,42 @@ function resolveConfig(flags, command) {
 }
 var shiftSets = (flags) => parseShiftSets(flags.shift ?? [], (entry) => `--shift '${entry}'`);
 function buildProgram(io) {
-  const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
+  const err2 = io.err ?? ((s) => void process.stderr.write(s));
+  const progress = () => io.progress ?? stderrProgress();
+  const program2 = new Command("prune-guard").description("Prune ONNX models and gate them on a budget ledger measured on the saved files").version(VERSION).exitOverride().configureOutput({ writeOut: io.out, writeErr: err2 });
   const print = (flags, text2) => {
     if (!flags.quiet) io.out(text2.endsWith("\n") ? text2 : text2 + "\n");
   };
   const run = program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []);
   addSettingFlags(run, "run").option("--quiet", "do not print the ledger").action(async (flags) => {
     const { config: config2, budgets } = resolveConfig(flags, "run");
-    const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, config: config2, budgets }, stderrProgress());
+    const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, configFile: flags.config, config: config2, budgets }, progress());
     print(flags, result.markdown);
     io.exit(result.ledger.verdict === "fail" ? EXIT.fail : EXIT.pass);
   });
   const compare3 = program2.command("compare").description("measure two models (no pruning) on the same data and judge head against base; ledger.json and ledger.md in --out").requiredOption("--base <path>", "the model in use (reference)").requiredOption("--head <path>", "the candidate model").requiredOption("--data <path>", "labelled evaluation set (.npz)").requiredOption("--out <dir>", "output folder for ledger.json and ledger.md").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []);
   addSettingFlags(compare3, "compare").option("--quiet", "do not print the report").action(async (flags) => {
     const { config: config2, budgets } = resolveConfig(flags, "compare");
-    const result = await comparePipeline({ base: flags.base, head: flags.head, data: flags.data, shifts: shiftSets(flags), out: flags.out, config: config2, budgets }, stderrProgress());
+    const result = await comparePipeline({ base: flags.base, head: flags.head, data: flags.data, shifts: shiftSets(flags), out: flags.out, config: config2, budgets }, progress());
     print(flags, result.markdown);
     io.exit(result.ledger.verdict === "fail" ? EXIT.fail : EXIT.pass);
   });
   const self = program2.command("selftest").description("A/A test of this runner: a model against itself K times; reports the false-alarm rate and the smallest latency change it can detect").option("--model <path>", "ONNX classifier (default: the bundled Fashion-MNIST MLP fixture)").option("--data <path>", "labelled evaluation set (default: the bundled Fashion-MNIST test fixture)").option("--repetitions <k>", "A/A repetitions", count2("--repetitions", 1), 10).option("--out <dir>", "also write selftest.json here");
   addSettingFlags(self, "selftest").option("--quiet", "do not print the report").action(async (flags) => {
     const { config: config2, budgets } = resolveConfig(flags, "selftest");
-    const report = await selftest({ model: flags.model, data: flags.data, repetitions: flags.repetitions, config: config2, budgets, out: flags.out }, stderrProgress());
+    const report = await selftest({ model: flags.model, data: flags.data, repetitions: flags.repetitions, config: config2, budgets, out: flags.out }, progress());
     print(flags, renderSelftest(report));
     io.exit(EXIT.pass);
   });
   for (const cmd of program2.commands) refuseEmptyValues(cmd);
   return program2;
 }
-async function main(argv, out = (s) => process.stdout.write(s)) {
+async function main(argv, io = {}) {
+  const out = io.stdout ?? ((s) => void process.stdout.write(s));
+  const err2 = io.stderr ?? ((s) => void process.stderr.write(s));
+  const progress = io.progress ?? (io.stderr ? lineProgress(io.stderr) : stderrProgress());
   let code = EXIT.pass;
-  const program2 = buildProgram({ out, exit: (c) => code = c });
-  installSignalCleanup();
+  const program2 = buildProgram({ out, err: err2, progress, exit: (c) => code = c });
   try {
     await program2.parseAsync(argv, { from: "user" });
     return code;
@@ -34797,15 +35873,16 @@ async function main(argv, out = (s) => process.stdout.write(s)) {
       return e.exitCode === 0 ? EXIT.pass : EXIT.usage;
     }
     if (isUserError(e)) {
-      process.stderr.write(`prune-guard: error: ${e.message}
+      err2(`prune-guard: error: ${e.message}
 `);
       return EXIT.usage;
     }
-    process.stderr.write(`prune-guard: internal error (please report it): ${e instanceof Error ? e.stack : describe(e)}
+    err2(`prune-guard: internal error (please report it): ${e instanceof Error ? e.stack : describe(e)}
 `);
     return EXIT.internal;
   }
 }
 
 // src/bin.ts
+installSignalCleanup();
 process.exitCode = await main(process.argv.slice(2));

@@ -17,7 +17,8 @@ export type BudgetName =
   | 'p95-latency-ms'
   | 'max-size-bytes'
   | 'shift-accuracy-drop'
-  | 'label-f1-drop';
+  | 'label-f1-drop'
+  | 'target-reduction';
 
 /**
  * `points`: a difference of two accuracies (or calibration errors), held as a fraction (0.005) and written
@@ -48,6 +49,8 @@ export interface BudgetSpec {
   min: number;
   minExclusive: boolean;
   max?: number;
+  /** what a value beyond the limit gives: `fail` (default), or `warn` for a shortfall that still did part of the work */
+  breach?: 'warn';
   /** what a valid limit looks like, for error messages: "must be <expect>" */
   expect: string;
 }
@@ -124,6 +127,17 @@ export const BUDGETS: Readonly<Record<BudgetName, BudgetSpec>> = {
     direction: 'max',
     meaning: 'sigmoid outputs: largest F1 lost by any label of a multi-label model (the F1 of the positive decision for a binary one)',
     expect: POINTS_EXPECT,
+  },
+  'target-reduction': {
+    unit: 'fraction',
+    min: 0,
+    minExclusive: false,
+    max: 1,
+    direction: 'min',
+    meaning: 'share of the requested reduction (of prunable weights, or of channels for structured) the pruning achieved; below the limit warns, nothing pruned fails',
+    default: 0.75,
+    breach: 'warn',
+    expect: 'a fraction from 0 to 1 like 0.75 or 75%',
   },
 };
 

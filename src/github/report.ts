@@ -1,4 +1,5 @@
 import { markdownTable } from 'markdown-table';
+import { markdownCell } from '../util/escape.js';
 import { bytes, ms, percent, points, ratio } from '../ledger/format.js';
 import { renderHeadline, renderMarkdown, timedOutLines } from '../ledger/render.js';
 import type { BudgetName, BudgetResult, Ledger, ModelLedger, Step, Verdict } from '../ledger/types.js';
@@ -16,7 +17,7 @@ export interface Links {
   artifacts?: string;
 }
 
-const cell = (t: string): string => t.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|');
+const cell = markdownCell;
 const table = (rows: string[][]): string => markdownTable(rows.map((r) => r.map(cell)), { alignDelimiters: false });
 const final = (steps: readonly Step[]): Step => steps[steps.length - 1];
 const orDash = (x: number | null | undefined, show: (x: number) => string): string => (x == null ? DASH : show(x));
@@ -89,7 +90,8 @@ function modelCharts(model: ModelLedger): string {
   const steps: [string, Step][] = [['dense', model.steps[0]]];
   if (model.vs_base) steps.push(['base', final(model.vs_base.steps)]);
   steps.push([model.vs_base ? 'head' : 'pruned', final(model.steps)]);
-  const name = model.model.split('/').pop()!;
+  // a chart sits in a fenced block: a name must not end the fence or the line
+  const name = markdownCell(model.model.split('/').pop()!).replace(/`/g, "'");
   const charts = [
     barChart(`${name}: accuracy`, 'accuracy %', steps.map(([n, s]) => [n, s.accuracy == null ? null : s.accuracy * 100])),
     barChart(`${name}: p50 latency`, 'ms', steps.map(([n, s]) => [n, s.latency?.p50_ms])),

@@ -45,7 +45,7 @@ const FORK_HINT =
   'from a follow-up workflow triggered by `workflow_run`, which runs with a write token but never checks out the fork\'s code (see README).';
 
 function progressFor(io: ActionIO): Progress {
-  return { stage: (e) => io.info(`prune-guard: ${stageLine(e)}`), note: (m) => io.info(`prune-guard: ${m}`), update() {}, stop() {} };
+  return { stage: (e) => io.info(`prune-guard: ${stageLine(e)}`), note: (m) => io.info(`prune-guard: ${m}`), update() {}, stop() {}, output: (text) => process.stderr.write(text) };
 }
 
 function pullRequestOf(ctx: RunContext, inputs: ActionInputs): { number: number; base: string; head: string } | undefined {

@@ -19,6 +19,10 @@ export interface Progress {
   note(message: string): void;
   update(done: number): void;
   stop(): void;
+  /** a child command's own output (a recovery command's stdout and stderr), passed on unchanged */
+  output(text: string): void;
+  /** seconds left of the run's time budget, when it has one; a child process is stopped by then */
+  remainingSeconds?(): number | undefined;
 }
 
 /** The stage's short name: what a timed-out ledger says the run stopped in (`evaluate dense`, `latency`). */
@@ -53,4 +57,10 @@ export function stageLine(e: StageEvent): string {
   }
 }
 
-export const silentProgress: Progress = { stage() {}, note() {}, update() {}, stop() {} };
+export const silentProgress: Progress = { stage() {}, note() {}, update() {}, stop() {}, output() {} };
+
+/** Plain stage lines through `write`: for CI logs, which do not render carriage returns, and for callers that collect the text. */
+export function lineProgress(write: (text: string) => void): Progress {
+  const line = (m: string) => write(`prune-guard: ${m}\n`);
+  return { stage: (e) => line(stageLine(e)), note: line, update() {}, stop() {}, output: write };
+}

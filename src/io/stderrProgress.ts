@@ -1,12 +1,10 @@
 import cliProgress from 'cli-progress';
-import { stageLine, type Progress } from './progress.js';
+import { lineProgress, stageLine, type Progress } from './progress.js';
 
 /** Bars on a terminal; plain stage lines elsewhere (CI logs do not render carriage returns). */
 export function stderrProgress(stream: NodeJS.WriteStream = process.stderr): Progress {
+  if (!stream.isTTY) return lineProgress((text) => stream.write(text));
   const line = (m: string) => stream.write(`prune-guard: ${m}\n`);
-  if (!stream.isTTY) {
-    return { stage: (e) => line(stageLine(e)), note: line, update() {}, stop() {} };
-  }
   let bar: cliProgress.SingleBar | undefined;
   return {
     stage(e) {
@@ -23,5 +21,6 @@ export function stderrProgress(stream: NodeJS.WriteStream = process.stderr): Pro
       bar?.stop();
       bar = undefined;
     },
+    output: (text) => stream.write(text),
   };
 }

@@ -1,4 +1,6 @@
 import { markdownTable } from 'markdown-table';
+import { allocationSection } from './renderAllocation.js';
+import { escapeMarkdown, markdownCell, markdownCode } from '../util/escape.js';
 import { timedOutRuns } from './envelope.js';
 import { sensitivitySection } from './renderSensitivity.js';
 import { bytes, count, ms, percent, points, ratio, signedPoints } from './format.js';
@@ -15,10 +17,7 @@ function baseName(path: string): string {
   return path.split(/[\\/]/).pop() || path;
 }
 
-/** Table cells must stay on one line and must not close the cell early. */
-function cell(text: string): string {
-  return text.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|');
-}
+const cell = markdownCell;
 
 function table(rows: string[][]): string {
   return markdownTable(
@@ -59,7 +58,7 @@ export function renderHeadline(model: ModelLedger): string {
   } else {
     parts.push('no steps measured');
   }
-  return `**${WORD[model.verdict]}** · ${baseName(model.model)}: ${parts.join(', ')}`;
+  return `**${WORD[model.verdict]}** · ${escapeMarkdown(baseName(model.model))}: ${parts.join(', ')}`;
 }
 
 function budgetValue(name: BudgetName, x: number): string {
@@ -71,6 +70,7 @@ function budgetValue(name: BudgetName, x: number): string {
     case 'label-f1-drop':
       return points(x);
     case 'latency-regression':
+    case 'target-reduction':
       return percent(x);
     case 'min-speedup':
       return ratio(x);
@@ -252,7 +252,7 @@ function predictionShiftTable(model: ModelLedger): string | undefined {
     table([
       ['Set', 'Labels', 'Model', 'KS (p)', 'PSI', 'χ² (df, p)'],
       ...model.prediction_shift.flatMap((s) =>
-        ([[ref, s.dense], [cand, s.final]] as const).map(([who, d]) => [s.name, s.labelled ? 'yes' : 'no', who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`]),
+        ([[ref, s.dense], [cand, s.final]] as const).map(([who, d]) => [escapeMarkdown(s.name), s.labelled ? 'yes' : 'no', who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`]),
       ),
     ]),
   ].join('\n\n');
@@ -266,8 +266,8 @@ function shiftTable(model: ModelLedger): string | undefined {
     table([
       ['Set', 'Source', 'Samples', ref, cand, 'Drop', 'Gap change vs clean'],
       ...model.shifts.map((s) => [
-        s.name,
-        s.source,
+        escapeMarkdown(s.name),
+        escapeMarkdown(s.source),
         String(s.samples),
         percent(s.dense, 2),
         percent(s.final, 2),
@@ -280,20 +280,23 @@ function shiftTable(model: ModelLedger): string | undefined {
 
 /** "10 classes", "binary sigmoid 'prob'", "5 sigmoid labels", and the batch when the model fixes it. */
 function evalWhat(e: ModelLedger['eval']): string {
-  const what = e.task === 'binary' ? `binary sigmoid \`${e.output}\`` : e.task === 'multilabel' ? `${e.classes} sigmoid labels of \`${e.output}\`` : `${e.classes} classes${e.scores && e.scores !== 'logits' ? ` (${e.scores} of \`${e.output}\`)` : ''}`;
+  const out = markdownCode(e.output ?? '');
+  const what = e.task === 'binary' ? `binary sigmoid ${out}` : e.task === 'multilabel' ? `${e.classes} sigmoid labels of ${out}` : `${e.classes} classes${e.scores && e.scores !== 'logits' ? ` (${e.scores} of ${out})` : ''}`;
   return e.fixed_batch !== undefined ? `${what}, batch fixed at ${e.fixed_batch}` : what;
 }
 
 function renderModel(model: ModelLedger): string {
   const about =
-    `<sub>\`${model.model}\` → \`${model.pruned}\` · ${model.method} to ${percent(model.target_sparsity)} target · ` +
-    `eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${evalWhat(model.eval)}</sub>`;
+    `<sub>${markdownCode(model.model)} → ${markdownCode(model.pruned)} · ${model.method} to ${percent(model.target_sparsity)} target · ` +
+    `eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${evalWhat(model.eval)}</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
   const schedule = scheduleSection(model);
   if (schedule) sections.push(schedule);
   const funnel = funnelSection(model);
   if (funnel) sections.push(funnel);
+  const allocation = model.allocation && allocationSection(model.allocation);
+  if (allocation) sections.push(allocation);
   const quantize = quantizeSection(model);
   if (quantize) sections.push(quantize);
   const classes = classTable(model);
@@ -325,6 +328,6 @@ export function renderMarkdown(ledger: Ledger): string {
 /** One line per run that stopped at its time budget: where, and that it published no pruned model. */
 export function timedOutLines(ledger: Pick<Ledger, 'timed_out' | 'more_timed_out'>): string[] {
   return timedOutRuns(ledger).map(
-    (t) => `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`,
+    (t) => `**Timed out:** ${markdownCode(t.model)} ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`,
   );
 }

@@ -1,11 +1,12 @@
 import { markdownTable } from 'markdown-table';
+import { markdownCell } from '../util/escape.js';
 import { bytes, percent } from './format.js';
 import type { ModelLedger, ScheduleLedger, Verdict } from './types.js';
 
 const ICON: Record<Verdict, string> = { pass: '✅', warn: '⚠️', fail: '❌' };
 const DASH = '—';
 
-const cell = (text: string): string => text.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|');
+const cell = markdownCell;
 
 /**
  * The schedule's "budget ledger" rows, one per step with its verdict on every budget, then why the

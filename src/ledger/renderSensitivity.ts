@@ -1,11 +1,12 @@
 import { markdownTable } from 'markdown-table';
+import { markdownCell } from '../util/escape.js';
 import { percent } from './format.js';
 import type { SensitivityInfo, SensitivityLayer } from './types.js';
 
 /** Lines in the chart; more would be unreadable without a legend (xychart has none), so the table has them all. */
 export const CHART_LAYERS = 5;
 
-const cell = (text: string): string => text.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|');
+const cell = markdownCell;
 
 /** Mermaid strings are double-quoted; a quote inside would end them. */
 const quoted = (text: string): string => `"${text.replace(/"/g, "'")}"`;

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { refuseInputsInOutput } from '../io/inputPaths.js';
 import * as path from 'node:path';
 import { checkMeasureConfig } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
@@ -35,9 +36,10 @@ export interface CompareRequest {
 /** Compare mode always checks latency: a 5% slowdown is the limit unless the user sets one. */
 export const DEFAULT_LATENCY_REGRESSION = 0.05;
 
-/** The run budgets plus `latency-regression`, kept in BUDGETS order. */
+/** The run budgets (but `target-reduction`: nothing is pruned) plus `latency-regression`, kept in BUDGETS order. */
 export function compareBudgets(budgets: readonly ResolvedBudget[]): ResolvedBudget[] {
-  const all = [...budgets];
+  // nothing is pruned in a comparison: no requested reduction to fall short of
+  const all = budgets.filter((b) => b.name !== 'target-reduction');
   if (!all.some((b) => b.name === 'latency-regression')) {
     all.push({ name: 'latency-regression', limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS['latency-regression'].direction, source: 'default' });
   }
@@ -109,6 +111,12 @@ export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, 
 export async function comparePipeline(req: CompareRequest, progress: Progress): Promise<RunResult> {
   const { config } = req;
   for (const p of [req.base, req.head]) if (!fs.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  refuseInputsInOutput(req.out, [
+    { flag: '--base', path: req.base },
+    { flag: '--head', path: req.head },
+    { flag: '--data', path: req.data },
+    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path })),
+  ]);
   const m = await measurePair(req, progress);
   const judged = judgeWithIntervals(compareBudgets(req.budgets), m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config, true);
   const model = buildModelLedger({

@@ -50,6 +50,8 @@ export class Deadline {
         this.check();
       },
       stop: () => inner.stop(),
+      output: (text) => inner.output(text),
+      remainingSeconds: () => (this.limitSeconds === undefined ? undefined : Math.max(0, this.limitSeconds - this.elapsedSeconds())),
     };
   }
 }

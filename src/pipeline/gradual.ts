@@ -4,6 +4,7 @@ import type { Config } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import type { Progress } from '../io/progress.js';
+import { buildReduction, type ChannelReduction } from '../ledger/reduction.js';
 import type { BudgetName, ModelLedger, ScheduleLedger, ScheduleStep } from '../ledger/types.js';
 import { latencyStat } from '../measure/latency.js';
 import { GraphIndex } from '../onnx/graph.js';
@@ -12,7 +13,8 @@ import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { tensorToFloat32 } from '../onnx/tensor.js';
 import { topUpMagnitude } from '../prune/hybrid.js';
 import { prunableWeights, type PrunableWeight } from '../prune/prunable.js';
-import { pruneModel, type PruneOutcome } from '../prune/pruneModel.js';
+import { pruneModel, requestedReduction, type PruneOutcome } from '../prune/pruneModel.js';
+import type { ChannelTally, Reduction } from '../prune/reduction.js';
 import { chooseStep, cubicSchedule, fellOffCliff, fractionOfRemaining } from '../prune/schedule.js';
 import { pruneCounts, unstructuredSensitivityPlan } from '../prune/sensitivity/sensitivityPrune.js';
 import { countSparsity } from '../prune/sparsity.js';
@@ -63,6 +65,10 @@ interface Row {
   /** the schedule step's last measured step (what it hands on and what would ship) */
   final: MeasuredStep;
   calibAccuracy: number | null;
+  /** channels removed so far (of those the target applies to) and the groups left whole */
+  channels?: ChannelReduction;
+  /** this step's requested and achieved reduction (its own target) */
+  reduction?: Reduction;
   judged?: Judged;
 }
 
@@ -119,6 +125,8 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
   const drops: number[] = [];
   let stoppedEarly: ScheduleLedger['stopped_early'] = null;
   let current = denseModel;
+  // the dense model's groups, as the first step found them: what every step's channel count is against
+  let denseTally: ChannelTally | undefined;
 
   for (let t = 1; t <= targets.length; t++) {
     const target = targets[t - 1];
@@ -146,6 +154,7 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
         if (!notes.has(n)) progress.note(n);
         notes.add(n);
       }
+      if (t === 1) denseTally = pruned.channels;
       // recovery refits toward the dense model's weights (by name), whatever shapes this step started from
       return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct(target)}: ${pruned.description}` };
     };
@@ -190,6 +199,12 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
       calibAccuracy: calib?.labels ? (await calibScore(current, calib, config.latency.threads, input.head)).accuracy : null,
     };
     if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels!.remaining;
+    if (structured && denseTally) {
+      const removed = denseChannels!.remaining - countChannels(current, protectedTensors).remaining;
+      row.channels = { removed: denseTally.eligible > 0 ? removed / denseTally.eligible : 0, skipped: denseTally.skipped };
+    }
+    row.reduction = buildReduction(dense.step, stepMeasured[0].step, requestedReduction({ method: config.method, sparsity: target }), row.channels);
+    stepMeasured[0].step.reduction = row.reduction;
     rows.push(row);
 
     // decide whether to go on; the ledger's verdicts are judged again after the interleaved latency pass
@@ -199,7 +214,7 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
       dense.step.latency = latencyStat(config.batchSizes[0], pair.reference, config.confidence);
       final.step.latency = latencyStat(config.batchSizes[0], pair.candidate, config.confidence);
     }
-    const judged = judge(budgets, dense, final, input, pair);
+    const judged = judge(budgets, dense, final, input, pair, row.reduction);
     const met = resource.length > 0 && resource.every((b) => judged.budgets.find((r) => r.name === b.name)?.verdict === 'pass');
     const quality = row.calibAccuracy ?? final.step.accuracy;
     drops.push(denseQuality !== null && quality !== null ? denseQuality - quality : 0);
@@ -222,10 +237,13 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
   const samples = await timeSteps(measured, data, config, provider, progress);
   for (const row of rows) {
     const i = measured.indexOf(row.final);
-    row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i][0] });
+    row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i][0] }, row.reduction);
   }
   const choice = chooseStep(rows.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged!.budgets.map((b) => b.verdict) })));
   const chosen = rows.find((r) => r.index === choice.index)!;
+  // steps are chosen on their own targets; the run is judged on the one the user asked for
+  const chosenPrune = measured.find((m) => m.step.name === stepName({ kind: 'prune', at: chosen.index }))!.step;
+  const runJudged = judge(budgets, dense, chosen.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen.final)][0] }, buildReduction(dense.step, chosenPrune, requestedReduction(config), chosen.channels));
   progress.note(`schedule: shipping step ${chosen.index} (${chosen.final.step.name}, ${pct(chosen.final.step.sparsity)}): ${choice.reason}`);
   writeFileAtomic(outPath, fs.readFileSync(chosen.final.step.artifact));
 
@@ -270,7 +288,7 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
     steps: shipped === chosen.final ? measured : [...measured, shipped],
     reference: dense,
     shipped: chosen.final,
-    judged: chosen.judged!,
+    judged: runJudged,
     data: { path: req.data, set: data },
     head: input.head,
     plan: input.plan,
@@ -283,8 +301,8 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
   });
 }
 
-function judge(budgets: RunRequest['budgets'], dense: MeasuredStep, step: MeasuredStep, input: StrategyInput, latency: { reference: number[]; candidate: number[] } | undefined): Judged {
-  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config);
+function judge(budgets: RunRequest['budgets'], dense: MeasuredStep, step: MeasuredStep, input: StrategyInput, latency: { reference: number[]; candidate: number[] } | undefined, reduction: Reduction | undefined): Judged {
+  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, false, reduction);
 }
 
 /** Weights the config keeps dense (exclude globs, keep-first/last-layer): structured groups touching them are not cut. */

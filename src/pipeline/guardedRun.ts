@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { UserError } from '../errors.js';
 import { OutputDir } from '../io/outputDir.js';
+import { refuseInputsInOutput, type NamedInput } from '../io/inputPaths.js';
 import { ledgerEnvelope } from '../ledger/envelope.js';
 import type { Ledger } from '../ledger/types.js';
 import { Deadline, TimedOut } from './deadline.js';
@@ -44,6 +45,17 @@ export function infeasibleBudgetNotes(req: Pick<RunRequest, 'config' | 'budgets'
   return notes;
 }
 
+/** Every file a run reads, as the user named it. */
+export function runInputs(req: Pick<RunRequest, 'model' | 'data' | 'calib' | 'shifts' | 'configFile'>): NamedInput[] {
+  return [
+    { flag: '--model', path: req.model },
+    { flag: '--data', path: req.data },
+    ...(req.calib ? [{ flag: '--calib', path: req.calib }] : []),
+    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path })),
+    ...(req.configFile ? [{ flag: '--config', path: req.configFile }] : []),
+  ];
+}
+
 /**
  * `runPipeline` made safe to run in CI: the --out folder is locked, everything is written to a staging
  * folder and published together at the end, a failure or SIGTERM publishes nothing, and a run past its
@@ -54,6 +66,7 @@ export async function guardedLedger(req: RunRequest, progress: Progress, publish
   if (path.resolve(prunedPath(req.out, req.model)) === path.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
+  refuseInputsInOutput(req.out, runInputs(req));
   for (const n of infeasibleBudgetNotes(req)) progress.note(n);
   const out = await OutputDir.open(req.out, {
     waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1000,

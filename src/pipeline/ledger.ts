@@ -6,7 +6,7 @@ import { writeFileAtomic } from '../io/atomicWrite.js';
 import type { LedgerRuntime } from '../ledger/envelope.js';
 import { ledgerJson } from '../ledger/compact.js';
 import { renderMarkdown } from '../ledger/render.js';
-import type { Ledger, ModelLedger, ScheduleLedger, SensitivityInfo } from '../ledger/types.js';
+import type { AllocationRecord, Ledger, ModelLedger, ScheduleLedger, SensitivityInfo } from '../ledger/types.js';
 import type { Head } from '../onnx/head.js';
 import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
 import type { BatchPlan } from './exported.js';
@@ -47,6 +47,7 @@ export interface ModelLedgerInput {
   scope?: ModelLedger['scope'];
   sensitivity?: SensitivityInfo;
   schedule?: ScheduleLedger;
+  allocation?: AllocationRecord;
 }
 
 /** One model's ledger record from its measured steps and judged budgets: every strategy and `compare` build it here. */
@@ -67,6 +68,7 @@ export function buildModelLedger(i: ModelLedgerInput): ModelLedger {
     ...(i.scope ? { scope: i.scope } : {}),
     ...(i.sensitivity ? { sensitivity: i.sensitivity } : {}),
     ...(i.schedule ? { schedule: i.schedule } : {}),
+    ...(i.allocation ? { allocation: i.allocation } : {}),
   };
 }
 

@@ -5,13 +5,11 @@ import type { Progress } from '../io/progress.js';
 import type { ModelLedger } from '../ledger/types.js';
 import { prunableWeights } from '../prune/prunable.js';
 import { stepFile } from '../recover/runRecovery.js';
-import { buildModelLedger } from './ledger.js';
 import { measureStep } from './measureStep.js';
 import { measureQuantized, quantizeLast } from './quantizeStep.js';
+import { judgeSteps } from './oneShot.js';
 import { collectGarbage, releaseField } from './release.js';
 import type { StrategyInput } from './request.js';
-import { timeSteps } from './timeSteps.js';
-import { judgeWithIntervals } from './verdicts.js';
 
 /**
  * `--quantize int8 --sparsity 0`: no pruning and no recovery, only the float input and its quantized
@@ -30,24 +28,5 @@ export async function runQuantizeOnly(input: StrategyInput, progress: Progress):
   const ctx = { data, shifts, denseWeights, config, progress, provider: input.provider, head: input.head };
   const dense = await measureStep({ kind: 'dense' }, 'input model, unchanged', req.model, ctx);
   const shipped = await measureQuantized(quantized, { ...ctx, dense: dense.preds });
-  const measured = [dense, shipped];
-  const samples = await timeSteps(measured, data, config, input.provider, progress);
-  const judged = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config);
-  return buildModelLedger({
-    model: req.model,
-    pruned: outPath,
-    method: config.method,
-    targetSparsity: 0,
-    steps: measured,
-    reference: dense,
-    shipped,
-    judged,
-    data: { path: req.data, set: data },
-    head: input.head,
-    plan: input.plan,
-    shifts,
-    config,
-    notes: [...input.exportNotes, ...quantized.notes],
-    scope: config.scope === 'auto' ? 'global' : config.scope,
-  });
+  return judgeSteps(input, [dense, shipped], progress, { targetSparsity: 0, notes: quantized.notes, scope: config.scope === 'auto' ? 'global' : config.scope });
 }

@@ -15,6 +15,8 @@ export interface RunRequest {
   calib?: string;
   shifts: { name: string; path: string }[];
   out: string;
+  /** the config file the settings came from, when there is one: an input like the others */
+  configFile?: string;
   config: Config;
   budgets: ResolvedBudget[];
 }

@@ -49,7 +49,9 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   // `scope: auto` becomes the scope actually used before any check, step or ledger reads it
   // rounds do not depend on the scope, the scope does on rounds (rounds keep the global threshold)
   const rounds = resolveRounds(config, calib);
-  const scope = resolveScope(config, calib ? { labelled: calib.labels !== null } : undefined, rounds);
+  // a latency target allocates by loss (or importance) per millisecond itself: scope auto means global there
+  const targeted = config.targetSpeedup !== undefined || config.targetLatencyMs !== undefined;
+  const scope = targeted && config.scope === 'auto' ? { scope: 'global' as const, reason: '' } : resolveScope(config, calib ? { labelled: calib.labels !== null } : undefined, rounds);
   config = { ...config, scope: scope.scope };
   req = { ...req, config };
   // weights behind a Cast or a constant Reshape are pruned and refit as the float32 tensors the layers

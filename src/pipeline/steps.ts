@@ -13,6 +13,8 @@ export type StepKind =
   /** an intermediate recovery round: its prune and recovery, one step */
   | { kind: 'recover'; stage: 'round'; round: number }
   | { kind: 'calibrate:temperature'; at?: number }
+  /** an attempt of a latency target's correction loop that does not ship */
+  | { kind: 'target'; attempt: number }
   /** a gradual run's chosen step, copied byte for byte to the shipped file */
   | { kind: 'ship' }
   /** post-training quantization of the last float step */
@@ -36,6 +38,8 @@ export function stepName(s: StepKind): string {
       return `calibrate:temperature${at(s.at)}`;
     case 'quantize':
       return `quantize:${s.scheme}`;
+    case 'target':
+      return `target:attempt-${s.attempt}`;
   }
 }
 

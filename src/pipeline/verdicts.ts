@@ -6,6 +6,7 @@ import { groupSupport } from '../measure/metrics.js';
 import type { Predictions } from '../onnx/runtime/classifier.js';
 import { chiSquareHomogeneity, kolmogorovSmirnov, populationStabilityIndex } from '../measure/stats/distribution.js';
 import { accuracyDropUncertainty, accuracyIntervals, annotateClassChanges, budgetUncertainty, type PairedMeasurements } from '../measure/stats/uncertainty.js';
+import type { Reduction } from '../prune/reduction.js';
 import type { MeasuredStep } from './measureStep.js';
 
 export interface Judged {
@@ -40,6 +41,7 @@ export function judgeWithIntervals(
   latency: { reference: readonly number[]; candidate: readonly number[] } | undefined,
   config: Config,
   compareMode = false,
+  reduction?: Reduction,
 ): Judged {
   // per-class statistics are taken per reporting group: the true class, or the label of a multi-label model
   const groups = reference.preds.group;
@@ -60,7 +62,9 @@ export function judgeWithIntervals(
   const measurements = compareMode
     ? { dense: reference.step, final: candidate.step, base: reference.step }
     : { dense: reference.step, final: candidate.step };
-  const results = evaluateBudgets(budgets, { ...measurements, uncertainty: budgetUncertainty(paired) }, { strict: config.strict, confidence });
+  // comparing two models, or quantizing alone, prunes nothing: there is no requested reduction to fall short of
+  const judgedBudgets = compareMode || !reduction ? budgets.filter((b) => b.name !== 'target-reduction') : budgets;
+  const results = evaluateBudgets(judgedBudgets, { ...measurements, ...(reduction ? { reduction } : {}), uncertainty: budgetUncertainty(paired) }, { strict: config.strict, confidence });
   const classLimit = budgets.find((b) => b.name === 'class-accuracy-drop')?.limit;
   return {
     budgets: results,

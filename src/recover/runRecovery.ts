@@ -13,7 +13,7 @@ import { DISTILL_MAX_BYTES, distillUnfit, secondsLeft } from './bounds.js';
 import { DEFAULT_DISTILL } from './distill/distill.js';
 import { better, calibScore, type CalibScore } from './calibScore.js';
 import { distillStage, skipReason } from './distill/stage.js';
-import { externalRecovery } from './external.js';
+import { CommandTimedOut, externalRecovery } from './external.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from './reconstruct.js';
 import { batchNormBoundText, distillUnfitText, layerSkipText, type BatchNormBound, type LayerSkip } from './refusals.js';
 import { bakeTemperature, calibrateTemperature, type TemperatureFit } from './temperature.js';
@@ -145,13 +145,18 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
     progress.stage({ kind: 'recover', work: 'command', detail: `running ${config.recoveryCommand}` });
     const t0 = performance.now();
     const before = calib?.labels ? await calibScore(req.pruned, calib, config.latency.threads, req.head) : undefined;
-    const model = await externalRecovery(config.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
-      modelIn: req.prunedArtifact,
-      modelOut: artifact,
-      masks: `${req.stepsDir}/masks.npz`,
-      calib: req.files.calib,
-      data: req.files.data,
-    });
+    const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
+    let model: ModelProto;
+    try {
+      model = await externalRecovery(config.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), paths, (text) => progress.output(text), {
+        timeoutSeconds: progress.remainingSeconds?.(),
+      });
+    } catch (e) {
+      if (!(e instanceof CommandTimedOut)) throw e;
+      // the budget's checkpoint turns this into the run's timed-out ledger
+      progress.note(`recovery: ${e.message}`);
+      throw e;
+    }
     const seconds = (performance.now() - t0) / 1000;
     const after = calib?.labels ? await calibScore(model, calib, config.latency.threads, req.head) : undefined;
     const info: RecoveryInfo = { seconds };

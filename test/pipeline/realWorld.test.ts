@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cliInProcess, expectReproduced, FAST } from '../support/exportRuns.js';
-import { realWorld } from '../support/fixtures.js';
+import { realWorldDir } from '../support/fixtures.js';
 
 const CASES = [
   // CNTK 2.5.1, opset 8, IR 3 (initializers listed as inputs), batch fixed at 1, raw 0..255 pixels
@@ -18,7 +18,7 @@ const CASES = [
 
 describe.each(CASES)('$name', ({ name, accuracy, fixed, layers }) => {
   it(`runs with --recovery auto --calib without error, and the ledger's dense accuracy is ${(accuracy * 100).toFixed(1)}%`, async () => {
-    const dir = realWorld(name);
+    const dir = realWorldDir(name);
     const data = path.join(dir, 'test.npz');
     const r = await cliInProcess(['run', '--model', path.join(dir, 'model.onnx'), '--data', data, '--calib', path.join(dir, 'calib.npz'), '--recovery', 'auto', ...FAST, '--recovery-time-budget', '15']);
     expect([0, 1], r.stderr).toContain(r.code);

@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { expect } from 'vitest';
-import { main } from '../../src/cli.js';
 import { readArrays, writeNpz } from '../../src/data/npz.js';
 import type { Ledger, ModelLedger, Step } from '../../src/ledger/types.js';
 import { validateLedger } from '../../src/ledger/validateLedger.js';
+import { runCli } from './cli.js';
 import { FIXTURES, tempDir } from './fixtures.js';
 import { referenceEval, type EvalResult, type OutputKind } from './referenceEval.js';
 
@@ -26,23 +26,12 @@ export interface CliRun {
 export async function cliInProcess(args: readonly string[]): Promise<CliRun> {
   const out = args.includes('--out') ? args[args.indexOf('--out') + 1] : path.join(tempDir(), 'out');
   const argv = args.includes('--out') ? [...args] : [...args, '--out', out];
-  const write = process.stderr.write.bind(process.stderr);
-  let stderr = '';
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    stderr += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
-    return true;
-  }) as typeof process.stderr.write;
-  let code: number;
-  try {
-    code = await main(argv, () => undefined);
-  } finally {
-    process.stderr.write = write;
-  }
+  const { code, stderr } = await runCli(argv);
   const file = path.join(out, 'ledger.json');
   const ledger = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Ledger) : undefined;
   // every ledger written is the public contract's shape
   if (ledger) expect(validateLedger(ledger)).toEqual([]);
-  return { code, out, ledger, model: ledger?.models[0], stderr };
+  return { code: code ?? -1, out, ledger, model: ledger?.models[0], stderr };
 }
 
 /** The first `n` samples of an .npz (every array cut along its first axis), written to a temp file. */
