@@ -91,7 +91,7 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
   const broken = pruned.verifySaved?.(saved) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config.method} pattern: ${broken.slice(0, 3).join('; ')}`);
   // quantization compresses what recovery shipped; the float file stays among the steps
-  const quantized = await quantizeLast(lastFloat, calib, config, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config.quantize}`), progress, input.provider);
+  const quantized = await quantizeLast(lastFloat, calib, config, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config.quantize}`), progress, input.provider, head);
   if (staged) writeFileAtomic(outPath, fs.readFileSync(quantized?.artifact ?? lastFloat));
   // from here on every number is read from the saved files: the parsed models (each about the file's
   // size) would otherwise stay alive beside onnxruntime's own copies until the run ends

@@ -22,7 +22,7 @@ export async function runQuantizeOnly(input: StrategyInput, progress: Progress):
   releaseField(input.dense, 'proto', 'the dense model');
   const stepsDir = path.join(req.out, 'steps');
   fs.mkdirSync(stepsDir, { recursive: true });
-  const quantized = (await quantizeLast(req.model, calib, config, stepFile(stepsDir, 1, `quantize-${config.quantize}`), progress, input.provider))!;
+  const quantized = (await quantizeLast(req.model, calib, config, stepFile(stepsDir, 1, `quantize-${config.quantize}`), progress, input.provider, input.head))!;
   writeFileAtomic(outPath, fs.readFileSync(quantized.artifact));
   collectGarbage();
   const ctx = { data, shifts, denseWeights, config, progress, provider: input.provider, head: input.head };

@@ -54,16 +54,17 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const scope = targeted && config.scope === 'auto' ? { scope: 'global' as const, reason: '' } : resolveScope(config, calib ? { labelled: calib.labels !== null } : undefined, rounds);
   config = { ...config, scope: scope.scope };
   req = { ...req, config };
-  // weights behind a Cast or a constant Reshape are pruned and refit as the float32 tensors the layers
-  // read, and saved back in their own type and shape
-  const lifted = liftWeights(dense.proto);
   const outPath = prunedPath(req.out, req.model);
   if (path.resolve(outPath) === path.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   // every setting checked against the others and the data, here and nowhere later
   checkConfig({ ...config, scope: scope.scope }, { calib: !calib ? 'none' : calib.labels ? 'labelled' : 'unlabelled' });
+  // on the model as exported: weights stored in another type are what quantization refuses
   checkQuantizeInputs(config, dense.proto, req);
+  // weights behind a Cast or a constant Reshape are pruned and refit as the float32 tensors the layers
+  // read, and saved back in their own type and shape
+  const lifted = liftWeights(dense.proto);
 
   // before anything is written: a run that cannot measure where it was asked to must not leave files
   const provider = await resolveProvider(config.executionProvider, req.model);
