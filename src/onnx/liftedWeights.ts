@@ -10,9 +10,10 @@
  * type. A weight behind a Reshape whose size a pass changed (structured surgery) stays in the layer's shape.
  */
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { ModelEditor } from './edit.js';
 import { GraphIndex, attrInt } from './graph.js';
 import { NodeProtoSchema, StringStringEntryProtoSchema, TensorProtoSchema, ValueInfoProtoSchema, type ModelProto, type NodeProto, type TensorProto } from './proto/onnx_pb.js';
-import { DataType as DT, numel, setTensorFloat32, tensorDims, tensorToFloat32, tensorToInts } from './tensor.js';
+import { DataType as DT, numel, tensorDims, tensorToFloat32, tensorToInts } from './tensor.js';
 
 const LIFTED_KEY = 'prune-guard.lifted-weights';
 const LOW_PRECISION: ReadonlySet<number> = new Set([DT.FLOAT16, DT.BFLOAT16, DT.DOUBLE]);
@@ -70,39 +71,35 @@ function liftable(t: TensorProto, node: NodeProto, index: GraphIndex): { by: Lif
  * every copy a pass makes. Returns each lifted weight with what it was behind and its type in the file.
  */
 export function liftWeights(model: ModelProto): { weight: string; by: LiftedBy; type: number }[] {
-  const g = model.graph!;
+  const ed = new ModelEditor(model);
+  const g = ed.graph;
   const index = new GraphIndex(g);
-  const outputs = new Set(g.output.map((o) => o.name));
   const lifted: Lifted[] = [];
-  const removed = new Set<number>();
+  const behind: NodeProto[] = [];
   const unusedShapes = new Set<string>();
-  for (const t of g.initializer) {
-    if (outputs.has(t.name)) continue;
+  for (const t of [...g.initializer]) {
+    if (ed.isGraphOutput(t.name)) continue;
     const readers = index.consumersOf(t.name);
-    if (readers.length !== 1 || outputs.has(readers[0].output[0])) continue;
+    if (readers.length !== 1 || ed.isGraphOutput(readers[0].output[0])) continue;
     const node = readers[0];
     const how = liftable(t, node, index);
     if (!how) continue;
-    const at = g.node.indexOf(node);
-    const record: Lifted = { weight: t.name, by: how.by, type: t.dataType, dims: tensorDims(t), node: b64(toBinary(NodeProtoSchema, node)), at };
+    // positions as the file has them: nothing is removed until every weight is recorded
+    const record: Lifted = { weight: t.name, by: how.by, type: t.dataType, dims: tensorDims(t), node: b64(toBinary(NodeProtoSchema, node)), at: g.node.indexOf(node) };
     // a shape nothing else reads is taken out too (onnxruntime warns of unused initializers) and put back on lowering
-    if (how.shape && index.consumersOf(how.shape.name).length === 1 && !outputs.has(how.shape.name)) {
+    if (how.shape && index.consumersOf(how.shape.name).length === 1 && !ed.isGraphOutput(how.shape.name)) {
       const inputAt = g.input.findIndex((i) => i.name === how.shape!.name);
       record.shape = { tensor: b64(toBinary(TensorProtoSchema, how.shape)), at: g.initializer.indexOf(how.shape), ...(inputAt >= 0 ? { input: { info: b64(toBinary(ValueInfoProtoSchema, g.input[inputAt])), at: inputAt } } : {}) };
       unusedShapes.add(how.shape.name);
     }
     lifted.push(record);
-    removed.add(at);
-    const values = tensorToFloat32(t);
-    t.dataType = DT.FLOAT;
-    t.dims = how.dims.map(BigInt);
-    setTensorFloat32(t, values);
-    for (const n of index.consumersOf(node.output[0])) n.input = n.input.map((i) => (i === node.output[0] ? t.name : i));
+    behind.push(node);
+    ed.retypeInitializer(t.name, tensorToFloat32(t), DT.FLOAT, how.dims);
+    for (const n of index.consumersOf(node.output[0])) n.input.forEach((x, slot) => x === node.output[0] && ed.setInput(n, slot, t.name));
   }
   if (lifted.length === 0) return [];
-  g.node = g.node.filter((_, i) => !removed.has(i));
-  g.initializer = g.initializer.filter((t) => !unusedShapes.has(t.name));
-  g.input = g.input.filter((i) => !unusedShapes.has(i.name));
+  for (const node of behind) ed.removeNode(node);
+  ed.removeInitializers(unusedShapes);
   setLifted(model, [...readLifted(model), ...lifted]);
   return lifted.map((l) => ({ weight: l.weight, by: l.by, type: l.type }));
 }
@@ -130,34 +127,25 @@ export function hasLiftedWeights(model: ModelProto): boolean {
 export function lowerWeights(model: ModelProto): void {
   const lifted = readLifted(model);
   setLifted(model, []);
-  const g = model.graph!;
-  const inits = new Map(g.initializer.map((t) => [t.name, t]));
+  const ed = new ModelEditor(model);
   // in the order they stood: once the earlier nodes are back, an unchanged graph has each one's old prefix
   for (const l of [...lifted].sort((a, b) => a.at - b.at)) {
-    const t = inits.get(l.weight);
+    const t = ed.initializer(l.weight);
     if (!t || t.dataType !== DT.FLOAT) continue;
     // a Cast keeps whatever shape the passes gave the weight; a Reshape's source shape holds only its old size
     if (l.by === 'Reshape' && numel(tensorDims(t)) !== numel(l.dims)) continue;
-    const values = tensorToFloat32(t);
-    t.dataType = l.type;
-    if (l.by === 'Reshape') t.dims = l.dims.map(BigInt);
-    setTensorFloat32(t, values);
+    ed.retypeInitializer(l.weight, tensorToFloat32(t), l.type, l.by === 'Reshape' ? l.dims : undefined);
     if (l.shape) {
-      const shape = fromBinary(TensorProtoSchema, bytes(l.shape.tensor));
-      if (!inits.has(shape.name)) {
-        g.initializer.splice(Math.min(l.shape.at, g.initializer.length), 0, shape);
-        inits.set(shape.name, shape);
-      }
-      if (l.shape.input && !g.input.some((i) => i.name === shape.name)) g.input.splice(Math.min(l.shape.input.at, g.input.length), 0, fromBinary(ValueInfoProtoSchema, bytes(l.shape.input.info)));
+      const input = l.shape.input && { decl: fromBinary(ValueInfoProtoSchema, bytes(l.shape.input.info)), at: l.shape.input.at };
+      ed.restoreInitializer(fromBinary(TensorProtoSchema, bytes(l.shape.tensor)), l.shape.at, input);
     }
-    const node = fromBinary(NodeProtoSchema, bytes(l.node));
+    const node = create(NodeProtoSchema, fromBinary(NodeProtoSchema, bytes(l.node)));
     const out = node.output[0];
-    let first = g.node.length;
-    g.node.forEach((n, i) => {
-      if (!n.input.includes(l.weight)) return;
-      n.input = n.input.map((x) => (x === l.weight ? out : x));
-      first = Math.min(first, i);
-    });
-    g.node.splice(Math.min(l.at, first), 0, create(NodeProtoSchema, node));
+    let first = ed.graph.node.length;
+    for (const n of ed.consumers(l.weight)) {
+      n.input.forEach((x, slot) => x === l.weight && ed.setInput(n, slot, out));
+      first = Math.min(first, ed.graph.node.indexOf(n));
+    }
+    ed.restoreNode(node, Math.min(l.at, first));
   }
 }

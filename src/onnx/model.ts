@@ -4,8 +4,11 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { describe, UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { readInputFile } from '../io/inputFile.js';
-import { ModelProtoSchema, StringStringEntryProtoSchema, TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema, type ModelProto, type TensorProto, type TypeProto } from './proto/onnx_pb.js';
+import { ModelProtoSchema, TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema, type ModelProto, type TensorProto, type TypeProto } from './proto/onnx_pb.js';
 import { hasLiftedWeights, lowerWeights } from './liftedWeights.js';
+import { cloneModel } from './modelProto.js';
+
+export { cloneModel, getMetadata, opsetVersion, setMetadata } from './modelProto.js';
 import { isExternal } from './tensor.js';
 import { modelChunks } from './streamSave.js';
 import { TensorProto_DataLocation } from './proto/onnx_pb.js';
@@ -196,26 +199,4 @@ function sameTensorType(a: TypeProto | undefined, b: TypeProto): boolean {
   const dx = x.value.shape?.dim ?? [];
   const dy = y.value.shape?.dim ?? [];
   return x.value.elemType === y.value.elemType && dx.length === dy.length && dx.every((d, i) => d.value.case === 'dimValue' && d.value.value === dy[i].value.value);
-}
-
-/** A deep copy, so passes can rewrite a model without touching the caller's. */
-export function cloneModel(proto: ModelProto): ModelProto {
-  return fromBinary(ModelProtoSchema, toBinary(ModelProtoSchema, proto));
-}
-
-export function setMetadata(proto: ModelProto, entries: Record<string, string>): void {
-  for (const [key, value] of Object.entries(entries)) {
-    const existing = proto.metadataProps.find((e) => e.key === key);
-    if (existing) existing.value = value;
-    else proto.metadataProps.push(create(StringStringEntryProtoSchema, { key, value }));
-  }
-}
-
-export function getMetadata(proto: ModelProto, key: string): string | undefined {
-  return proto.metadataProps.find((e) => e.key === key)?.value;
-}
-
-export function opsetVersion(proto: ModelProto, domain = ''): number {
-  const entry = proto.opsetImport.find((o) => o.domain === domain || (domain === '' && o.domain === 'ai.onnx'));
-  return entry ? Number(entry.version) : 0;
 }
