@@ -41,7 +41,7 @@ export interface QuantizeRow {
 async function top1(file: string, data: Dataset): Promise<number> {
   const session = await openSession(file, { threads: 0 });
   try {
-    const p = await evaluateClassifier(session, data, { batchSize: 256, outputsAreProbabilities: false, modelPath: file });
+    const p = await evaluateClassifier(session, data, { batchSize: 256, modelPath: file });
     return accuracy(p.pred, data.labels!);
   } finally {
     await session.release();

@@ -46,7 +46,7 @@ export interface RecoveryRow {
 async function top1(model: ModelProto, data: Dataset): Promise<number> {
   const session = await sessionFromModel(model, 0);
   try {
-    const p = await evaluateClassifier(session, data, { batchSize: 256, outputsAreProbabilities: false, modelPath: 'bench' });
+    const p = await evaluateClassifier(session, data, { batchSize: 256, modelPath: 'bench' });
     return accuracy(p.pred, data.labels!);
   } finally {
     await session.release();

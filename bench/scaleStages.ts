@@ -84,7 +84,7 @@ t = performance.now();
 cpuMark = process.cpuUsage();
 const session = await openSession(out, { threads: 0 });
 try {
-  await evaluateClassifier(session, data, { batchSize: 16, outputsAreProbabilities: false, modelPath: out });
+  await evaluateClassifier(session, data, { batchSize: 16, modelPath: out });
 } finally {
   await session.release();
 }

@@ -86,7 +86,7 @@ const evalBatch = (ctx: StageContext): number => (ctx.model.data ? ctx.config.ev
 async function predict(file: string, ctx: StageContext): Promise<Predictions> {
   const session = await openSession(file, { threads: 0 });
   try {
-    return await evaluateClassifier(session, ctx.data!, { batchSize: evalBatch(ctx), outputsAreProbabilities: false, modelPath: file });
+    return await evaluateClassifier(session, ctx.data!, { batchSize: evalBatch(ctx), modelPath: file });
   } finally {
     await session.release();
   }

@@ -15265,6 +15265,12 @@ var BUDGETS = {
     meaning: "largest accuracy lost on any distribution-shift set",
     expect: POINTS_EXPECT
   },
+  "label-f1-drop": {
+    ...POINTS,
+    direction: "max",
+    meaning: "sigmoid outputs: largest F1 lost by any label of a multi-label model (the F1 of the positive decision for a binary one)",
+    expect: POINTS_EXPECT
+  },
   "target-reduction": {
     unit: "fraction",
     min: 0,
@@ -15399,15 +15405,15 @@ function readInputFile(file, opts) {
     if (!st.isFile()) refuse(`is a ${kindOf(st)}, not a regular file`);
     const limit = opts.maxBytes ?? Math.floor(os.totalmem() * MEMORY_SHARE);
     if (st.size > limit) refuse(`is ${mib(st.size)}, more than the ${mib(limit)} this machine can hold for it`);
-    const bytes2 = Buffer.allocUnsafe(st.size);
+    const bytes3 = Buffer.allocUnsafe(st.size);
     let off = 0;
     while (off < st.size) {
-      const n = fs.readSync(fd2, bytes2, off, st.size - off, off);
+      const n = fs.readSync(fd2, bytes3, off, st.size - off, off);
       if (n === 0) break;
       off += n;
     }
     if (off !== st.size) refuse(`changed while being read (${off} of ${st.size} bytes)`);
-    return bytes2;
+    return bytes3;
   } finally {
     fs.closeSync(fd2);
   }
@@ -17525,6 +17531,10 @@ var SETTINGS = {
     help: "globs of node names quantize keeps in float; flags add to the file's list",
     flag: { value: "<glob>", commands: RUN, repeat: "append" }
   }),
+  output: optionalSetting(text("an output name of the model like 'logits'", _minLength(1)), {
+    help: "the model output to judge (needed when the model has several): [batch, classes] logits, probabilities or log-probabilities, or a sigmoid [batch] / [batch, labels] (absent: its only output)",
+    flag: { value: "<name>", commands: ["run", "compare"] }
+  }),
   budgets: {
     help: BUDGETS_HELP,
     /** flags and the input are NAME=VALUE lines (src/config/budgets.ts), kept apart from the file's limits so the ledger says where each came from */
@@ -17926,6 +17936,23 @@ function shiftAccuracyDrop({ dense, final }) {
     unmeasured: missing.length ? `final was not evaluated on ${missing.join(", ")}` : void 0
   };
 }
+function labelF1Drop({ dense, final }) {
+  const d = dense.per_label_f1 ?? (dense.f1 !== void 0 ? [dense.f1] : void 0);
+  const f = final.per_label_f1 ?? (final.f1 !== void 0 ? [final.f1] : void 0);
+  if (!d || !f) return notMeasured("F1 is measured for sigmoid outputs (binary or multi-label) only");
+  let worst = -1;
+  let worstDrop = -Infinity;
+  d.forEach((x2, k) => {
+    const y = f[k];
+    if (x2 == null || y == null) return;
+    if (x2 - y > worstDrop) {
+      worst = k;
+      worstDrop = x2 - y;
+    }
+  });
+  if (worst < 0) return notMeasured("no label has an F1 in both dense and final (no positive label or prediction)");
+  return { actual: worstDrop, detail: `${d.length > 1 ? `label ${worst}` : "F1"}: ${pct(d[worst])} \u2192 ${pct(f[worst])}` };
+}
 function targetReduction({ reduction }) {
   if (!reduction) return notMeasured("no pruning step records what was requested");
   return { actual: reduction.met, detail: describeReduction(reduction) };
@@ -17939,6 +17966,7 @@ var MEASURE2 = {
   "p95-latency-ms": p95LatencyMs,
   "max-size-bytes": maxSizeBytes,
   "shift-accuracy-drop": shiftAccuracyDrop,
+  "label-f1-drop": labelF1Drop,
   "target-reduction": targetReduction
 };
 function within(direction, actual, limit) {
@@ -18154,29 +18182,29 @@ var MAX_RANK = 64;
 var HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 var RESAVE = "re-save it with np.save (or np.savez for an archive)";
 var VIEW_MIN_BYTES = 1 << 20;
-function parseNpy(bytes2, where) {
+function parseNpy(bytes3, where) {
   const fail = (problem, fix = RESAVE) => {
     throw new UserError(`${where}: ${problem}; ${fix}`);
   };
-  if (bytes2.length < 10 || MAGIC.some((m, i2) => bytes2[i2] !== m)) {
+  if (bytes3.length < 10 || MAGIC.some((m, i2) => bytes3[i2] !== m)) {
     fail("not a NumPy .npy file (bad magic bytes)", "save the array with np.save");
   }
-  const major = bytes2[6];
-  const minor = bytes2[7];
+  const major = bytes3[6];
+  const minor = bytes3[7];
   if (!(major === 1 || major === 2 || major === 3) || minor !== 0) {
     fail(`.npy format version ${major}.${minor} is not supported (only 1.0, 2.0 and 3.0)`);
   }
   const lenBytes = major === 1 ? 2 : 4;
   const headerStart = 8 + lenBytes;
-  if (bytes2.length < headerStart) fail("file ends inside the header");
-  const view = new DataView(bytes2.buffer, bytes2.byteOffset, bytes2.byteLength);
+  if (bytes3.length < headerStart) fail("file ends inside the header");
+  const view = new DataView(bytes3.buffer, bytes3.byteOffset, bytes3.byteLength);
   const headerLen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   if (headerLen > MAX_HEADER_LEN) fail(`absurd header length of ${headerLen} bytes`);
   const dataStart = headerStart + headerLen;
-  if (dataStart > bytes2.length) {
-    fail(`truncated: the header claims ${headerLen} bytes but the file ends after ${bytes2.length - headerStart}`);
+  if (dataStart > bytes3.length) {
+    fail(`truncated: the header claims ${headerLen} bytes but the file ends after ${bytes3.length - headerStart}`);
   }
-  const headerText = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(bytes2.subarray(headerStart, dataStart));
+  const headerText = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(bytes3.subarray(headerStart, dataStart));
   let header;
   try {
     header = parsePyLiteral(headerText);
@@ -18205,7 +18233,7 @@ function parseNpy(bytes2, where) {
   }
   const shape = decodeShape(shapeVal, fail);
   const itemSize = DTYPES[dtype].size;
-  const available = bytes2.length - dataStart;
+  const available = bytes3.length - dataStart;
   let count3 = shape.includes(0) ? 0 : 1;
   for (const d of shape) {
     if (count3 * itemSize > available) break;
@@ -18221,12 +18249,12 @@ function parseNpy(bytes2, where) {
   if (needed < available) {
     fail(`${available - needed} unexpected bytes after the data for shape ${describeShape(shape)} of ${dtype}`);
   }
-  const start = bytes2.byteOffset + dataStart;
+  const start = bytes3.byteOffset + dataStart;
   if (!(swap2 && itemSize > 1) && needed >= VIEW_MIN_BYTES && start % itemSize === 0) {
-    return { dtype, shape, data: DTYPES[dtype].make(bytes2.buffer, start, count3) };
+    return { dtype, shape, data: DTYPES[dtype].make(bytes3.buffer, start, count3) };
   }
   const copy = new Uint8Array(needed);
-  copy.set(bytes2.subarray(dataStart, dataStart + needed));
+  copy.set(bytes3.subarray(dataStart, dataStart + needed));
   if (swap2 && itemSize > 1) swapBytesInPlace(copy, itemSize);
   return { dtype, shape, data: DTYPES[dtype].make(copy.buffer, 0, count3) };
 }
@@ -18304,13 +18332,13 @@ function decodeShape(value, fail) {
     return Number(d);
   });
 }
-function swapBytesInPlace(bytes2, size2) {
+function swapBytesInPlace(bytes3, size2) {
   if (size2 === 2) {
-    const w2 = new Uint16Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 1);
+    const w2 = new Uint16Array(bytes3.buffer, bytes3.byteOffset, bytes3.length >>> 1);
     for (let i2 = 0; i2 < w2.length; i2++) w2[i2] = (w2[i2] & 255) << 8 | w2[i2] >>> 8;
     return;
   }
-  const w = new Uint32Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 2);
+  const w = new Uint32Array(bytes3.buffer, bytes3.byteOffset, bytes3.length >>> 2);
   const bswap = (x2) => (x2 << 24 | (x2 & 65280) << 8 | x2 >>> 8 & 65280 | x2 >>> 24) >>> 0;
   if (size2 === 4) {
     for (let i2 = 0; i2 < w.length; i2++) w[i2] = bswap(w[i2]);
@@ -19433,21 +19461,21 @@ function readFile(file) {
   return readInputFile(file, { expected: "a .npz or .npy file" });
 }
 function readNpz(file) {
-  const bytes2 = readFile(file);
-  if (bytes2.length >= 6 && bytes2[0] === 147 && String.fromCharCode(...bytes2.subarray(1, 6)) === "NUMPY") {
+  const bytes3 = readFile(file);
+  if (bytes3.length >= 6 && bytes3[0] === 147 && String.fromCharCode(...bytes3.subarray(1, 6)) === "NUMPY") {
     throw new UserError(`${file}: is a single .npy array, not a .npz archive; rename it to end in .npy`);
   }
   const members2 = (() => {
     let entries = 0;
     try {
-      return unzipSync(bytes2, {
+      return unzipSync(bytes3, {
         filter: (f) => {
-          if (++entries > bytes2.length / MIN_CENTRAL_ENTRY) throw new Error("more entries than the file can hold");
+          if (++entries > bytes3.length / MIN_CENTRAL_ENTRY) throw new Error("more entries than the file can hold");
           if (!f.name.endsWith(".npy")) return false;
           if (f.compression !== ZIP_STORED && f.compression !== ZIP_DEFLATE) {
             throw new Error(`member ${f.name} uses zip compression method ${f.compression}; only stored and deflate are supported`);
           }
-          if (f.size > bytes2.length) throw new Error(`member ${f.name} claims ${f.size} bytes, beyond the end of the file`);
+          if (f.size > bytes3.length) throw new Error(`member ${f.name} claims ${f.size} bytes, beyond the end of the file`);
           if (f.compression === ZIP_DEFLATE && f.originalSize > f.size * MAX_DEFLATE_RATIO + 1024) {
             throw new Error(`member ${f.name} claims an impossible uncompressed size`);
           }
@@ -19488,835 +19516,13 @@ function writeNpz(file, arrays, opts = {}) {
     if (name === "") throw new Error("writeNpz: empty array name");
     zippable[`${name}.npy`] = [encodeNpy(arr), { level, mtime: ZIP_MTIME }];
   }
-  const bytes2 = zipSync(zippable);
+  const bytes3 = zipSync(zippable);
   try {
-    writeFileAtomic(file, bytes2);
+    writeFileAtomic(file, bytes3);
   } catch (e) {
     throw new UserError(`${file}: cannot write (${describe(e)}); check that the directory exists and is writable`);
   }
 }
-
-// src/data/dataset.ts
-var LABELS = "y";
-var SINGLE_INPUT = "x";
-var INTEGER_DTYPES = /* @__PURE__ */ new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
-function describeDims(dims) {
-  return `[${dims.map((d) => d === null ? "?" : String(d)).join(",")}]`;
-}
-function npType(dtype) {
-  return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
-}
-function loadDataset(path24, model, opts) {
-  const modelName = opts.modelPath ?? "the model";
-  if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path24} into; export the model with its inputs`);
-  }
-  const arrays = readArrays(path24);
-  const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
-  const bound = [];
-  if (model.length === 1) {
-    const spec = model[0];
-    const name = spec.name !== LABELS && arrays.has(spec.name) ? spec.name : SINGLE_INPUT;
-    const arr = arrays.get(name);
-    if (!arr) {
-      throw new UserError(
-        `${path24}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
-      );
-    }
-    bound.push([spec, name, arr]);
-  } else {
-    const missing = model.filter((s) => !arrays.has(s.name)).map((s) => s.name);
-    if (missing.length > 0) {
-      const wanted = model.map((s) => `${s.name}=...`).join(", ");
-      throw new UserError(
-        `${path24}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
-      );
-    }
-    for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
-  }
-  for (const [spec, name, arr] of bound) checkInput(path24, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path24, name, arr);
-  const [first, firstName, firstArr] = bound[0];
-  const count3 = firstArr.shape[0];
-  for (const [, name, arr] of bound) {
-    if (arr.shape[0] !== count3) {
-      throw new UserError(
-        `${path24}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
-      );
-    }
-  }
-  if (count3 < 1) {
-    throw new UserError(`${path24}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
-  }
-  const y = arrays.get(LABELS);
-  let labels = null;
-  if (y) labels = toLabels(path24, y, count3);
-  else if (opts.requireLabels) {
-    throw new UserError(`${path24}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
-  }
-  const inputs = /* @__PURE__ */ new Map();
-  for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path24, count: count3, inputs, labels };
-}
-function checkInput(path24, spec, name, arr, modelName) {
-  const subject = `${path24}: array '${name}'`;
-  if (arr.dtype !== spec.dtype) {
-    throw new UserError(
-      `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
-    );
-  }
-  if (spec.dims.length === 0) {
-    throw new UserError(
-      `${modelName}: input '${spec.name}' is a scalar, so it has no batch axis to feed samples along; export the model with a batch dimension`
-    );
-  }
-  const mismatch = `${subject} has shape ${describeDims(arr.shape)} but model input '${spec.name}' expects ${describeDims(spec.dims)}`;
-  if (arr.shape.length !== spec.dims.length) {
-    throw new UserError(`${mismatch} (rank ${arr.shape.length} vs ${spec.dims.length}); ${reshapeFix(name, arr, spec)}`);
-  }
-  for (let axis = 1; axis < spec.dims.length; axis++) {
-    const want = spec.dims[axis];
-    if (typeof want === "number" && want >= 0 && arr.shape[axis] !== want) {
-      throw new UserError(`${mismatch} (axis ${axis}: ${arr.shape[axis]} vs ${want}); ${reshapeFix(name, arr, spec)}`);
-    }
-  }
-}
-var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-function checkFinite(path24, name, arr) {
-  if (!FLOAT_DTYPES.has(arr.dtype)) return;
-  const data = arr.data;
-  const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
-  const half = arr.dtype === "float16";
-  for (let i2 = 0; i2 < data.length; i2++) {
-    const bad = half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0;
-    if (bad) {
-      const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
-      const more = countNonFinite(data, half);
-      throw new UserError(
-        `${path24}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
-      );
-    }
-  }
-}
-function countNonFinite(data, half) {
-  let n = 0;
-  for (let i2 = 0; i2 < data.length; i2++) if (half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0) n++;
-  return n;
-}
-function reshapeFix(name, arr, spec) {
-  const rest = spec.dims.slice(1);
-  if (arr.shape.length >= 1 && rest.every((d) => typeof d === "number" && d >= 0)) {
-    const perSampleWanted = rest.reduce((a, d) => a * d, 1);
-    const perSampleHave = arr.shape.slice(1).reduce((a, d) => a * d, 1);
-    if (perSampleWanted === perSampleHave) return `save it with ${name}.reshape(${[-1, ...rest].join(", ")})`;
-  }
-  return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
-}
-function toLabels(path24, y, count3) {
-  const subject = `${path24}: label array '${LABELS}'`;
-  if (y.shape.length !== 1) {
-    const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
-    throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
-  }
-  if (!INTEGER_DTYPES.has(y.dtype)) {
-    throw new UserError(`${subject} has dtype ${y.dtype} but labels must be integer class ids; save it with y.astype(np.int64)`);
-  }
-  if (y.shape[0] !== count3) {
-    throw new UserError(`${subject} holds ${y.shape[0]} labels but the inputs hold ${count3} samples; save one label per sample`);
-  }
-  const out = new Int32Array(count3);
-  const src = y.data;
-  for (let i2 = 0; i2 < count3; i2++) {
-    const v = Number(src[i2]);
-    if (v < 0 || v > 2147483647) {
-      throw new UserError(
-        `${subject} has ${v < 0 ? "negative" : "out-of-range"} value ${String(src[i2])} at index ${i2}; labels must be class ids 0..K-1`
-      );
-    }
-    out[i2] = v;
-  }
-  return out;
-}
-function sampleSize(dims) {
-  let n = 1;
-  for (let i2 = 1; i2 < dims.length; i2++) n *= dims[i2];
-  return n;
-}
-function sliceBatch(ds, start, end) {
-  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > ds.count || start >= end) {
-    throw new RangeError(`sliceBatch: [${start}, ${end}) is not a non-empty range within 0..${ds.count}`);
-  }
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, arr] of ds.inputs) {
-    const per = sampleSize(arr.dims);
-    out.set(name, {
-      dtype: arr.dtype,
-      dims: [end - start, ...arr.dims.slice(1)],
-      data: arr.data.subarray(start * per, end * per)
-    });
-  }
-  return out;
-}
-function takeSamples(ds, indices) {
-  const n = indices.length;
-  if (n === 0) throw new RangeError("takeSamples: no indices; a data set holds at least one sample");
-  for (let k = 0; k < n; k++) {
-    const i2 = indices[k];
-    if (!Number.isInteger(i2) || i2 < 0 || i2 >= ds.count) {
-      throw new RangeError(`takeSamples: index ${i2} at position ${k} is outside 0..${ds.count - 1}`);
-    }
-  }
-  const inputs = /* @__PURE__ */ new Map();
-  for (const [name, arr] of ds.inputs) {
-    const per = sampleSize(arr.dims);
-    const data = allocTypedArray(arr.dtype, n * per);
-    for (let k = 0; k < n; k++) {
-      const i2 = indices[k];
-      copySample(data, k * per, arr.data, i2 * per, per);
-    }
-    inputs.set(name, { dtype: arr.dtype, dims: [n, ...arr.dims.slice(1)], data });
-  }
-  let labels = null;
-  if (ds.labels) {
-    labels = new Int32Array(n);
-    for (let k = 0; k < n; k++) labels[k] = ds.labels[indices[k]];
-  }
-  return { path: ds.path, count: n, inputs, labels };
-}
-function copySample(dst, dstIndex, src, srcIndex, length) {
-  const size2 = src.BYTES_PER_ELEMENT;
-  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size2, length * size2).set(
-    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size2, length * size2)
-  );
-}
-
-// src/ledger/types.ts
-var LEDGER_SCHEMA = "prune-guard/ledger@1";
-
-// src/version.ts
-var VERSION = "0.1.0";
-
-// src/ledger/envelope.ts
-function ledgerEnvelope(models, runtime, timedOut = []) {
-  const verdicts = [...models.map((m) => m.verdict), ...timedOut.map(() => "fail")];
-  return {
-    schema: LEDGER_SCHEMA,
-    verdict: overallVerdict(verdicts),
-    tool: { name: "prune-guard", version: VERSION },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime,
-    models,
-    ...timedOut.length > 0 ? { timed_out: timedOut[0] } : {},
-    ...timedOut.length > 1 ? { more_timed_out: timedOut.slice(1) } : {}
-  };
-}
-function timedOutRuns(ledger) {
-  return ledger.timed_out ? [ledger.timed_out, ...ledger.more_timed_out ?? []] : [];
-}
-
-// node_modules/simple-statistics/dist/simple-statistics.mjs
-function quantileSorted(x2, p) {
-  var idx = (x2.length - 1) * p;
-  if (x2.length === 0) {
-    throw new Error("quantile requires at least one data point.");
-  } else if (p < 0 || p > 1) {
-    throw new Error("quantiles must be between 0 and 1");
-  } else if (p === 1) {
-    return x2[x2.length - 1];
-  } else if (p === 0) {
-    return x2[0];
-  } else if (idx % 1 !== 0) {
-    var lower = Math.floor(idx);
-    var upper = Math.ceil(idx);
-    var fraction = idx - lower;
-    return x2[lower] + fraction * (x2[upper] - x2[lower]);
-  } else {
-    return x2[idx];
-  }
-}
-function quickselect(arr, k, left, right) {
-  left = left || 0;
-  right = right || arr.length - 1;
-  while (right > left) {
-    if (right - left > 600) {
-      var n = right - left + 1;
-      var m = k - left + 1;
-      var z2 = Math.log(n);
-      var s = 0.5 * Math.exp(2 * z2 / 3);
-      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
-      if (m - n / 2 < 0) {
-        sd *= -1;
-      }
-      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
-      var newRight = Math.min(
-        right,
-        Math.floor(k + (n - m) * s / n + sd)
-      );
-      quickselect(arr, k, newLeft, newRight);
-    }
-    var t = arr[k];
-    var i2 = left;
-    var j = right;
-    swap(arr, left, k);
-    if (arr[right] > t) {
-      swap(arr, left, right);
-    }
-    while (i2 < j) {
-      swap(arr, i2, j);
-      i2++;
-      j--;
-      while (arr[i2] < t) {
-        i2++;
-      }
-      while (arr[j] > t) {
-        j--;
-      }
-    }
-    if (arr[left] === t) {
-      swap(arr, left, j);
-    } else {
-      j++;
-      swap(arr, j, right);
-    }
-    if (j <= k) {
-      left = j + 1;
-    }
-    if (k <= j) {
-      right = j - 1;
-    }
-  }
-}
-function swap(arr, i2, j) {
-  var tmp = arr[i2];
-  arr[i2] = arr[j];
-  arr[j] = tmp;
-}
-function quantile(x2, p) {
-  var copy = x2.slice();
-  if (Array.isArray(p)) {
-    multiQuantileSelect(copy, p);
-    var results = [];
-    for (var i2 = 0; i2 < p.length; i2++) {
-      results[i2] = quantileSorted(copy, p[i2]);
-    }
-    return results;
-  } else {
-    var idx = quantileIndex(copy.length, p);
-    quantileSelect(copy, idx, 0, copy.length - 1);
-    return quantileSorted(copy, p);
-  }
-}
-function quantileSelect(arr, k, left, right) {
-  if (k % 1 === 0) {
-    quickselect(arr, k, left, right);
-  } else {
-    k = Math.floor(k);
-    quickselect(arr, k, left, right);
-    quickselect(arr, k + 1, k + 1, right);
-  }
-}
-function multiQuantileSelect(arr, p) {
-  var positions = /* @__PURE__ */ new Set();
-  for (var i2 = 0; i2 < p.length; i2++) {
-    var idx = quantileIndex(arr.length, p[i2]);
-    positions.add(Math.floor(idx));
-    positions.add(Math.ceil(idx));
-  }
-  var indices = Array.from(positions).sort(compare);
-  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
-}
-function multiselect(arr, indices, lo, hi, left, right) {
-  if (lo > hi) {
-    return;
-  }
-  var mid = lo + hi >> 1;
-  quickselect(arr, indices[mid], left, right);
-  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
-  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
-}
-function compare(a, b) {
-  return a - b;
-}
-function quantileIndex(len, p) {
-  var idx = (len - 1) * p;
-  if (p === 1) {
-    return len - 1;
-  } else if (p === 0) {
-    return 0;
-  } else if (idx % 1 !== 0) {
-    return idx;
-  } else {
-    return idx;
-  }
-}
-function median(x2) {
-  return +quantile(x2, 0.5);
-}
-var BayesianClassifier = function BayesianClassifier2() {
-  this.totalCount = 0;
-  this.data = {};
-};
-BayesianClassifier.prototype.train = function train(item, category) {
-  if (!this.data[category]) {
-    this.data[category] = {};
-  }
-  for (var k in item) {
-    var v = item[k];
-    if (this.data[category][k] === void 0) {
-      this.data[category][k] = {};
-    }
-    if (this.data[category][k][v] === void 0) {
-      this.data[category][k][v] = 0;
-    }
-    this.data[category][k][v]++;
-  }
-  this.totalCount++;
-};
-BayesianClassifier.prototype.score = function score(item) {
-  var odds = {};
-  var category;
-  for (var k in item) {
-    var v = item[k];
-    for (category in this.data) {
-      if (odds[category] === void 0) {
-        odds[category] = {};
-      }
-      if (this.data[category][k]) {
-        odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
-      } else {
-        odds[category][k + "_" + v] = 0;
-      }
-    }
-  }
-  var oddsSums = {};
-  for (category in odds) {
-    oddsSums[category] = 0;
-    for (var combination in odds[category]) {
-      oddsSums[category] += odds[category][combination];
-    }
-  }
-  return oddsSums;
-};
-var g = 607 / 128;
-var LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
-var SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
-function cumulativeDistribution(z2) {
-  var sum = z2;
-  var tmp = z2;
-  for (var i2 = 1; i2 < 30; i2++) {
-    tmp *= z2 * z2 / (2 * i2 + 1);
-    sum += tmp;
-  }
-  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
-}
-var standardNormalTable = [];
-for (z = 0; z <= 3.09; z += 0.01) {
-  standardNormalTable.push(cumulativeDistribution(z));
-}
-var z;
-function errorFunction(x2) {
-  var t = 1 / (1 + 0.5 * Math.abs(x2));
-  var tau = t * Math.exp(
-    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
-  );
-  if (x2 >= 0) {
-    return 1 - tau;
-  } else {
-    return tau - 1;
-  }
-}
-var SQRT_2PI = Math.sqrt(2 * Math.PI);
-var PerceptronModel = function PerceptronModel2() {
-  this.weights = [];
-  this.bias = 0;
-};
-PerceptronModel.prototype.predict = function predict(features) {
-  if (features.length !== this.weights.length) {
-    return null;
-  }
-  var score2 = 0;
-  for (var i2 = 0; i2 < this.weights.length; i2++) {
-    score2 += this.weights[i2] * features[i2];
-  }
-  score2 += this.bias;
-  if (score2 > 0) {
-    return 1;
-  } else {
-    return 0;
-  }
-};
-PerceptronModel.prototype.train = function train2(features, label) {
-  if (label !== 0 && label !== 1) {
-    return null;
-  }
-  if (features.length !== this.weights.length) {
-    this.weights = features.slice();
-    this.bias = 1;
-  }
-  var prediction = this.predict(features);
-  if (typeof prediction === "number" && prediction !== label) {
-    var gradient = label - prediction;
-    for (var i2 = 0; i2 < this.weights.length; i2++) {
-      this.weights[i2] += gradient * features[i2];
-    }
-    this.bias += gradient;
-  }
-  return this;
-};
-
-// src/onnx/runtime/ort.ts
-var bundled = __toESM(require_dist2(), 1);
-import { createRequire as createRequire2 } from "node:module";
-
-// src/onnx/runtime/ortErrors.ts
-var PATTERNS = [
-  [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
-  [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
-  [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
-  [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
-];
-var MAX_LENGTH = 300;
-function shortOrtError(message) {
-  for (const [re, say] of PATTERNS) {
-    const m = message.match(re);
-    if (m) return say(m);
-  }
-  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
-  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
-}
-
-// src/onnx/runtime/ort.ts
-var chosen;
-function onnxruntime() {
-  if (chosen) return chosen;
-  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
-  if (custom) {
-    try {
-      chosen = { ort: createRequire2(import.meta.url)(custom), source: custom };
-    } catch (e) {
-      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
-    }
-  } else {
-    chosen = { ort: bundled, source: "bundled" };
-  }
-  return chosen;
-}
-function onnxruntimeVersion() {
-  const { ort } = onnxruntime();
-  return ort.env.versions?.common ?? "unknown";
-}
-async function openSession(modelPath, opts) {
-  const { ort } = onnxruntime();
-  try {
-    return await ort.InferenceSession.create(modelPath, {
-      executionProviders: [opts.provider ?? "cpu"],
-      graphOptimizationLevel: "all",
-      executionMode: "sequential",
-      intraOpNumThreads: opts.threads,
-      interOpNumThreads: 1
-    });
-  } catch (e) {
-    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
-  }
-}
-
-// src/util/random.ts
-function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
-
-// src/measure/stats/bootstrap.ts
-function bootstrapInterval(n, statistic, opts = {}) {
-  const confidence = opts.confidence ?? 0.95;
-  const resamples = opts.resamples ?? 1e3;
-  const random = seededRandom(opts.seed ?? 24301);
-  const indices = new Int32Array(n);
-  const values = [];
-  for (let r = 0; r < resamples; r++) {
-    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
-    const v = statistic(indices);
-    if (Number.isFinite(v)) values.push(v);
-  }
-  if (values.length === 0) return [NaN, NaN];
-  values.sort((a, b) => a - b);
-  const alpha = (1 - confidence) / 2;
-  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
-}
-function quantileAt(values, indices, p, scratch) {
-  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
-  scratch.sort();
-  return quantileSorted(scratch, p);
-}
-function quantileInterval(values, p, opts = {}) {
-  const scratch = new Float64Array(values.length);
-  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
-}
-function meanInterval(values, opts = {}) {
-  return bootstrapInterval(values.length, (idx) => {
-    let s = 0;
-    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
-    return s / idx.length;
-  }, opts);
-}
-
-// src/measure/latency.ts
-function batchOf(source, batch) {
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, arr] of source) {
-    const rows2 = arr.dims[0];
-    const rowSize = arr.data.length / rows2;
-    const Ctor = arr.data.constructor;
-    const data = new Ctor(batch * rowSize);
-    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
-    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
-  }
-  return out;
-}
-function latencyStat(batch, samplesMs, confidence) {
-  const sorted = [...samplesMs].sort((a, b) => a - b);
-  const stat = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
-  if (confidence === void 0) return stat;
-  stat.p99_ms = quantileSorted(sorted, 0.99);
-  stat.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
-  const opts = { confidence, resamples: 500 };
-  stat.p50_ci = quantileInterval(sorted, 0.5, opts);
-  stat.p95_ci = quantileInterval(sorted, 0.95, opts);
-  stat.p99_ci = quantileInterval(sorted, 0.99, opts);
-  stat.mean_ci = meanInterval(sorted, opts);
-  return stat;
-}
-function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
-  const n = Math.min(a.length, b.length);
-  const sa = new Float64Array(n);
-  const sb = new Float64Array(n);
-  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
-  const ratio2 = median2(a) / median2(b);
-  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
-  return { ratio: ratio2, ci };
-}
-function relativeHalfWidth(estimate, ci) {
-  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
-}
-var STABLE_WINDOW = 5;
-function settled(times) {
-  if (times.length < 2 * STABLE_WINDOW) return false;
-  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
-  const last = med(times.slice(-STABLE_WINDOW));
-  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
-  return Math.abs(last / before - 1) <= 0.1;
-}
-function preciseEnough(perModel, target, confidence) {
-  if (perModel.length === 1) {
-    const s = perModel[0];
-    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
-  }
-  for (let i2 = 1; i2 < perModel.length; i2++) {
-    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
-    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
-  }
-  return true;
-}
-async function measureInterleaved(modelPaths, source, opts, onProgress) {
-  const { ort } = onnxruntime();
-  const sessions = [];
-  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
-  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
-  const adaptive = (opts.targetRelCi ?? 0) > 0;
-  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
-  let done = 0;
-  try {
-    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
-    for (let b = 0; b < opts.batchSizes.length; b++) {
-      const started = performance.now();
-      const inputs = batchOf(source, opts.batchSizes[b]);
-      const feeds = {};
-      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const warm = sessions.map(() => []);
-      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
-      let warming = opts.warmup > 0;
-      let warmRounds = 0;
-      let timed = 0;
-      for (let r = 0; ; r++) {
-        if (!warming && timed >= opts.runs) {
-          if (!adaptive || performance.now() - started > capMs) break;
-          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
-        }
-        const order = sessions.map((_, i2) => i2);
-        if (r % 2 === 1) order.reverse();
-        for (const i2 of order) {
-          let dt = Infinity;
-          for (let k = 0; k < (opts.repeat ?? 1); k++) {
-            const t0 = performance.now();
-            const out = await sessions[i2].run(feeds);
-            dt = Math.min(dt, performance.now() - t0);
-            for (const t of Object.values(out)) t.dispose();
-          }
-          if (warming) warm[i2].push(dt);
-          else samples[i2][b].push(dt);
-        }
-        if (warming) {
-          warmRounds++;
-          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
-        } else timed++;
-        onProgress?.(Math.min(++done, total2), total2);
-      }
-    }
-  } finally {
-    for (const s of sessions) await s.release();
-  }
-  return samples;
-}
-
-// src/measure/provider.ts
-import * as fs4 from "node:fs";
-function cudaUnavailable() {
-  const { ort, source } = onnxruntime();
-  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
-  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
-  if (!fs4.existsSync("/dev/nvidia0") && !fs4.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
-  return void 0;
-}
-async function resolveProvider(requested, probeModel2) {
-  if (requested === "cpu") return { provider: "cpu" };
-  let why = cudaUnavailable();
-  if (!why) {
-    try {
-      const { ort } = onnxruntime();
-      const session = await ort.InferenceSession.create(probeModel2, { executionProviders: ["cuda"] });
-      await session.release();
-      return { provider: "cuda" };
-    } catch (e) {
-      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
-    }
-  }
-  if (requested === "cuda") {
-    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
-  }
-  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
-}
-
-// src/measure/runtimeCost.ts
-import { spawn } from "node:child_process";
-import * as fs6 from "node:fs";
-
-// src/measure/memory.ts
-import * as fs5 from "node:fs";
-function readHwm() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs5.readFileSync("/proc/self/status", "utf8"));
-  return m ? Number(m[1]) * 1024 : void 0;
-}
-function peakMeter() {
-  try {
-    fs5.writeFileSync("/proc/self/clear_refs", "5");
-    if (readHwm() !== void 0) {
-      return {
-        method: "linux-vmhwm",
-        reset: () => fs5.writeFileSync("/proc/self/clear_refs", "5"),
-        peak: () => readHwm()
-      };
-    }
-  } catch {
-  }
-  return { method: "rss-after", reset() {
-  }, peak: () => process.memoryUsage().rss };
-}
-
-// src/measure/runtimeCost.ts
-var RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
-function throughput(byBatch) {
-  if (byBatch.length === 0) return void 0;
-  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
-  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
-}
-function readCounter(file) {
-  try {
-    const v = Number(fs6.readFileSync(file, "utf8").trim());
-    return Number.isFinite(v) ? v : void 0;
-  } catch {
-    return void 0;
-  }
-}
-async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
-  const before = readCounter(counter);
-  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
-  for (let i2 = 0; i2 < runs; i2++) await run();
-  const after = readCounter(counter);
-  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
-  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
-}
-async function gpuEnergyPerSample(run, runs, batch, command = "nvidia-smi") {
-  const watts = [];
-  let failed = false;
-  const child = spawn(command, ["--query-gpu=power.draw", "--format=csv,noheader,nounits", "-i", "0", "-lms", "100"], { stdio: ["ignore", "pipe", "ignore"] });
-  child.on("error", () => failed = true);
-  child.stdout.setEncoding("utf8");
-  child.stdout.on("data", (chunk) => {
-    for (const line of chunk.split("\n")) {
-      const w = Number.parseFloat(line);
-      if (Number.isFinite(w)) watts.push(w);
-    }
-  });
-  for (let waited = 0; watts.length === 0 && !failed && child.exitCode === null && waited < 2e3; waited += 20) await new Promise((r) => setTimeout(r, 20));
-  const t0 = performance.now();
-  for (let i2 = 0; i2 < runs; i2++) await run();
-  const seconds = (performance.now() - t0) / 1e3;
-  child.kill();
-  if (failed || watts.length === 0) return { joules: null, note: `not available: ${command} (NVML power) did not report on this runner` };
-  const meanWatts = watts.reduce((a, b) => a + b, 0) / watts.length;
-  return { joules: meanWatts * seconds / (runs * batch), note: `NVML board power via nvidia-smi (${watts.length} readings, mean ${meanWatts.toFixed(1)} W) over ${runs} runs of batch ${batch} (includes other processes on the GPU)` };
-}
-async function measureRuntimeCost(artifact, byBatch, source, opts) {
-  const { ort } = onnxruntime();
-  const loads = [];
-  const meter = peakMeter();
-  for (let i2 = 0; i2 < 3; i2++) {
-    const rssBefore = process.memoryUsage().rss;
-    if (i2 === 2) meter.reset();
-    const t0 = performance.now();
-    const s = await openSession(artifact, opts);
-    loads.push(performance.now() - t0);
-    if (i2 < 2) await s.release();
-    else {
-      const batch = byBatch[0]?.batch ?? 1;
-      const feeds = {};
-      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const measureEnergy = opts.provider === "cuda" ? gpuEnergyPerSample : energyPerSample;
-      const energy = await measureEnergy(async () => {
-        const out2 = await s.run(feeds);
-        for (const t of Object.values(out2)) t.dispose();
-      }, 20, batch);
-      const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a, byBatch[0] ?? { batch: 1 });
-      const bigFeeds = {};
-      for (const [name, arr] of batchOf(source, largest.batch)) bigFeeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const out = await s.run(bigFeeds);
-      for (const t of Object.values(out)) t.dispose();
-      const peak = meter.method === "linux-vmhwm" ? meter.peak() : null;
-      await s.release();
-      const tp = throughput(byBatch);
-      return {
-        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
-        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
-        energy_j_per_sample: energy.joules,
-        energy_note: energy.note,
-        peak_rss_bytes: peak,
-        session_rss_bytes: peak === null ? null : Math.max(0, peak - rssBefore),
-        memory_note: peak === null ? "not available: the runner does not expose a resettable peak RSS (Linux /proc/self/clear_refs)" : `peak RSS of the measuring process while loading the model and running batch ${largest.batch} (Linux VmHWM)`
-      };
-    }
-  }
-  throw new Error("unreachable");
-}
-
-// src/onnx/model.ts
-import * as fs7 from "node:fs";
-import * as path5 from "node:path";
 
 // node_modules/@bufbuild/protobuf/dist/esm/is-message.js
 function isMessage(arg, schema) {
@@ -20464,23 +19670,23 @@ var decimalFrom1e7WithLeadingZeros = (digit1e7) => {
   const partial2 = String(digit1e7);
   return "0000000".slice(partial2.length) + partial2;
 };
-function varint32write(value, bytes2) {
+function varint32write(value, bytes3) {
   if (value >>> 0 < 128) {
-    bytes2.push(value);
+    bytes3.push(value);
     return;
   }
   if (value >= 0) {
     while (value > 127) {
-      bytes2.push(value & 127 | 128);
+      bytes3.push(value & 127 | 128);
       value = value >>> 7;
     }
-    bytes2.push(value);
+    bytes3.push(value);
   } else {
     for (let i2 = 0; i2 < 9; i2++) {
-      bytes2.push(value & 127 | 128);
+      bytes3.push(value & 127 | 128);
       value = value >> 7;
     }
-    bytes2.push(1);
+    bytes3.push(1);
   }
 }
 function varint32read() {
@@ -21034,7 +20240,7 @@ function getTextEncoding() {
       encodeUtf8(text2) {
         return textEncoder.encode(text2);
       },
-      decodeUtf8(bytes2, strict) {
+      decodeUtf8(bytes3, strict) {
         if (strict) {
           if (!textDecoderStrict) {
             textDecoderStrict = new globals.TextDecoder("utf-8", {
@@ -21042,9 +20248,9 @@ function getTextEncoding() {
               ignoreBOM: true
             });
           }
-          return textDecoderStrict.decode(bytes2);
+          return textDecoderStrict.decode(bytes3);
         }
-        return textDecoder.decode(bytes2);
+        return textDecoder.decode(bytes3);
       },
       checkUtf8(text2) {
         try {
@@ -21070,9 +20276,9 @@ function getTextEncoding() {
 }
 function emulateEncodeInto(encodeUtf8) {
   return (text2, dest) => {
-    const bytes2 = encodeUtf8(text2);
-    dest.set(bytes2);
-    return { written: bytes2.byteLength };
+    const bytes3 = encodeUtf8(text2);
+    dest.set(bytes3);
+    return { written: bytes3.byteLength };
   };
 }
 
@@ -21114,11 +20320,11 @@ var BinaryWriter = class {
    * was last used.
    */
   view() {
-    const bytes2 = this.buffer;
+    const bytes3 = this.buffer;
     const view = this.viewCache;
-    if (view.byteLength === bytes2.byteLength)
+    if (view.byteLength === bytes3.byteLength)
       return view;
-    const newView = new DataView(bytes2.buffer);
+    const newView = new DataView(bytes3.buffer);
     this.viewCache = newView;
     return newView;
   }
@@ -22404,11 +21610,11 @@ function base64Decode(base64Str) {
   if ((len & 3) == 0 && base64Str[len - 1] == "=") {
     size2 -= base64Str[len - 2] == "=" ? 2 : 1;
   }
-  const bytes2 = new Uint8Array(size2);
+  const bytes3 = new Uint8Array(size2);
   let written = -1;
   if (nativeSetFromBase64) {
     try {
-      const result = nativeSetFromBase64.call(bytes2, base64Str);
+      const result = nativeSetFromBase64.call(bytes3, base64Str);
       if (result.read == len) {
         written = result.written;
       }
@@ -22416,11 +21622,11 @@ function base64Decode(base64Str) {
     }
   }
   if (written < 0) {
-    written = setFromBase64(bytes2, base64Str);
+    written = setFromBase64(bytes3, base64Str);
   }
-  return written == size2 ? bytes2 : bytes2.subarray(0, written);
+  return written == size2 ? bytes3 : bytes3.subarray(0, written);
 }
-function setFromBase64(bytes2, base64Str) {
+function setFromBase64(bytes3, base64Str) {
   const table4 = getDecodeTable();
   let bytePos = 0, groupPos = 0, b, p = 0;
   for (let i2 = 0; i2 < base64Str.length; i2++) {
@@ -22447,17 +21653,17 @@ function setFromBase64(bytes2, base64Str) {
         groupPos = 1;
         break;
       case 1:
-        bytes2[bytePos++] = p << 2 | (b & 48) >> 4;
+        bytes3[bytePos++] = p << 2 | (b & 48) >> 4;
         p = b;
         groupPos = 2;
         break;
       case 2:
-        bytes2[bytePos++] = (p & 15) << 4 | (b & 60) >> 2;
+        bytes3[bytePos++] = (p & 15) << 4 | (b & 60) >> 2;
         p = b;
         groupPos = 3;
         break;
       case 3:
-        bytes2[bytePos++] = (p & 3) << 6 | b;
+        bytes3[bytePos++] = (p & 3) << 6 | b;
         groupPos = 0;
         break;
     }
@@ -23785,9 +22991,9 @@ var SymbolVisibility;
 function makeReadContext(options) {
   return Object.assign(Object.assign({ readUnknownFields: true, recursionLimit: 100 }, options), { depth: 0 });
 }
-function fromBinary(schema, bytes2, options) {
+function fromBinary(schema, bytes3, options) {
   const message = create(schema);
-  compiledReader(schema).read(message, new BinaryReader(bytes2), makeReadContext(options), bytes2.byteLength);
+  compiledReader(schema).read(message, new BinaryReader(bytes3), makeReadContext(options), bytes3.byteLength);
   return message;
 }
 var compiledReaders = /* @__PURE__ */ new WeakMap();
@@ -23926,13 +23132,13 @@ function compileEnumFieldReader(field) {
         message[localName] = val;
       }
     } else if (ctx.readUnknownFields) {
-      const bytes2 = [];
-      varint32write(val, bytes2);
+      const bytes3 = [];
+      varint32write(val, bytes3);
       const unknownFields = (_a5 = message.$unknown) !== null && _a5 !== void 0 ? _a5 : [];
       unknownFields.push({
         no: fieldNo,
         wireType,
-        data: new Uint8Array(bytes2)
+        data: new Uint8Array(bytes3)
       });
       message.$unknown = unknownFields;
     }
@@ -24108,9 +23314,9 @@ function compileScalarReader(type, utf8Validation, longAsString) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/file.js
-function fileDesc(b64, imports) {
+function fileDesc(b642, imports) {
   var _a4;
-  const root = fromBinary(FileDescriptorProtoSchema, base64Decode(b64));
+  const root = fromBinary(FileDescriptorProtoSchema, base64Decode(b642));
   root.messageType.forEach(restoreJsonNames);
   root.dependency = (_a4 = imports === null || imports === void 0 ? void 0 : imports.map((f) => f.proto.name)) !== null && _a4 !== void 0 ? _a4 : [];
   const reg = createEmbeddedFileRegistry(root, (protoFileName) => imports === null || imports === void 0 ? void 0 : imports.find((f) => f.proto.name === protoFileName));
@@ -24471,6 +23677,16 @@ function writeTypeOfScalar(type) {
   }
 }
 
+// node_modules/@bufbuild/protobuf/dist/esm/fields.js
+function isFieldSet(message, field) {
+  return field.parent.typeName == message.$typeName && unsafeIsSet(message, field);
+}
+function clearField(message, field) {
+  if (field.parent.typeName == message.$typeName) {
+    unsafeClear(message, field);
+  }
+}
+
 // src/onnx/proto/onnx_pb.ts
 var file_onnx = /* @__PURE__ */ fileDesc("Cgpvbm54LnByb3RvEgRvbm54IswFCg5BdHRyaWJ1dGVQcm90bxIMCgRuYW1lGAEgASgJEhUKDXJlZl9hdHRyX25hbWUYFSABKAkSEgoKZG9jX3N0cmluZxgNIAEoCRIwCgR0eXBlGBQgASgOMiIub25ueC5BdHRyaWJ1dGVQcm90by5BdHRyaWJ1dGVUeXBlEgkKAWYYAiABKAISCQoBaRgDIAEoAxIJCgFzGAQgASgMEhwKAXQYBSABKAsyES5vbm54LlRlbnNvclByb3RvEhsKAWcYBiABKAsyEC5vbm54LkdyYXBoUHJvdG8SLgoNc3BhcnNlX3RlbnNvchgWIAEoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SGwoCdHAYDiABKAsyDy5vbm54LlR5cGVQcm90bxIOCgZmbG9hdHMYByADKAISDAoEaW50cxgIIAMoAxIPCgdzdHJpbmdzGAkgAygMEiIKB3RlbnNvcnMYCiADKAsyES5vbm54LlRlbnNvclByb3RvEiAKBmdyYXBocxgLIAMoCzIQLm9ubnguR3JhcGhQcm90bxIvCg5zcGFyc2VfdGVuc29ycxgXIAMoCzIXLm9ubnguU3BhcnNlVGVuc29yUHJvdG8SJAoLdHlwZV9wcm90b3MYDyADKAsyDy5vbm54LlR5cGVQcm90byLZAQoNQXR0cmlidXRlVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgcKA0lOVBACEgoKBlNUUklORxADEgoKBlRFTlNPUhAEEgkKBUdSQVBIEAUSEQoNU1BBUlNFX1RFTlNPUhALEg4KClRZUEVfUFJPVE8QDRIKCgZGTE9BVFMQBhIICgRJTlRTEAcSCwoHU1RSSU5HUxAIEgsKB1RFTlNPUlMQCRIKCgZHUkFQSFMQChISCg5TUEFSU0VfVEVOU09SUxAMEg8KC1RZUEVfUFJPVE9TEA4iUQoOVmFsdWVJbmZvUHJvdG8SDAoEbmFtZRgBIAEoCRIdCgR0eXBlGAIgASgLMg8ub25ueC5UeXBlUHJvdG8SEgoKZG9jX3N0cmluZxgDIAEoCSKWAQoJTm9kZVByb3RvEg0KBWlucHV0GAEgAygJEg4KBm91dHB1dBgCIAMoCRIMCgRuYW1lGAMgASgJEg8KB29wX3R5cGUYBCABKAkSDgoGZG9tYWluGAcgASgJEicKCWF0dHJpYnV0ZRgFIAMoCzIULm9ubnguQXR0cmlidXRlUHJvdG8SEgoKZG9jX3N0cmluZxgGIAEoCSLWAQoRVHJhaW5pbmdJbmZvUHJvdG8SKAoOaW5pdGlhbGl6YXRpb24YASABKAsyEC5vbm54LkdyYXBoUHJvdG8SIwoJYWxnb3JpdGhtGAIgASgLMhAub25ueC5HcmFwaFByb3RvEjwKFmluaXRpYWxpemF0aW9uX2JpbmRpbmcYAyADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8SNAoOdXBkYXRlX2JpbmRpbmcYBCADKAsyHC5vbm54LlN0cmluZ1N0cmluZ0VudHJ5UHJvdG8i6wIKCk1vZGVsUHJvdG8SEgoKaXJfdmVyc2lvbhgBIAEoAxIuCgxvcHNldF9pbXBvcnQYCCADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIVCg1wcm9kdWNlcl9uYW1lGAIgASgJEhgKEHByb2R1Y2VyX3ZlcnNpb24YAyABKAkSDgoGZG9tYWluGAQgASgJEhUKDW1vZGVsX3ZlcnNpb24YBSABKAMSEgoKZG9jX3N0cmluZxgGIAEoCRIfCgVncmFwaBgHIAEoCzIQLm9ubnguR3JhcGhQcm90bxI0Cg5tZXRhZGF0YV9wcm9wcxgOIAMoCzIcLm9ubnguU3RyaW5nU3RyaW5nRW50cnlQcm90bxIuCg10cmFpbmluZ19pbmZvGBQgAygLMhcub25ueC5UcmFpbmluZ0luZm9Qcm90bxImCglmdW5jdGlvbnMYGSADKAsyEy5vbm54LkZ1bmN0aW9uUHJvdG8iNAoWU3RyaW5nU3RyaW5nRW50cnlQcm90bxILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAkiawoQVGVuc29yQW5ub3RhdGlvbhITCgt0ZW5zb3JfbmFtZRgBIAEoCRJCChxxdWFudF9wYXJhbWV0ZXJfdGVuc29yX25hbWVzGAIgAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvIp4DCgpHcmFwaFByb3RvEh0KBG5vZGUYASADKAsyDy5vbm54Lk5vZGVQcm90bxIMCgRuYW1lGAIgASgJEiYKC2luaXRpYWxpemVyGAUgAygLMhEub25ueC5UZW5zb3JQcm90bxIzChJzcGFyc2VfaW5pdGlhbGl6ZXIYDyADKAsyFy5vbm54LlNwYXJzZVRlbnNvclByb3RvEhIKCmRvY19zdHJpbmcYCiABKAkSIwoFaW5wdXQYCyADKAsyFC5vbm54LlZhbHVlSW5mb1Byb3RvEiQKBm91dHB1dBgMIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SKAoKdmFsdWVfaW5mbxgNIAMoCzIULm9ubnguVmFsdWVJbmZvUHJvdG8SNwoXcXVhbnRpemF0aW9uX2Fubm90YXRpb24YDiADKAsyFi5vbm54LlRlbnNvckFubm90YXRpb25KBAgDEARKBAgEEAVKBAgGEApSCmlyX3ZlcnNpb25SEHByb2R1Y2VyX3ZlcnNpb25SDHByb2R1Y2VyX3RhZ1IGZG9tYWluIrgFCgtUZW5zb3JQcm90bxIMCgRkaW1zGAEgAygDEhEKCWRhdGFfdHlwZRgCIAEoBRIqCgdzZWdtZW50GAMgASgLMhkub25ueC5UZW5zb3JQcm90by5TZWdtZW50EhYKCmZsb2F0X2RhdGEYBCADKAJCAhABEhYKCmludDMyX2RhdGEYBSADKAVCAhABEhMKC3N0cmluZ19kYXRhGAYgAygMEhYKCmludDY0X2RhdGEYByADKANCAhABEgwKBG5hbWUYCCABKAkSEgoKZG9jX3N0cmluZxgMIAEoCRIQCghyYXdfZGF0YRgJIAEoDBIzCg1leHRlcm5hbF9kYXRhGA0gAygLMhwub25ueC5TdHJpbmdTdHJpbmdFbnRyeVByb3RvEjUKDWRhdGFfbG9jYXRpb24YDiABKA4yHi5vbm54LlRlbnNvclByb3RvLkRhdGFMb2NhdGlvbhIXCgtkb3VibGVfZGF0YRgKIAMoAUICEAESFwoLdWludDY0X2RhdGEYCyADKARCAhABGiUKB1NlZ21lbnQSDQoFYmVnaW4YASABKAMSCwoDZW5kGAIgASgDItoBCghEYXRhVHlwZRINCglVTkRFRklORUQQABIJCgVGTE9BVBABEgkKBVVJTlQ4EAISCAoESU5UOBADEgoKBlVJTlQxNhAEEgkKBUlOVDE2EAUSCQoFSU5UMzIQBhIJCgVJTlQ2NBAHEgoKBlNUUklORxAIEggKBEJPT0wQCRILCgdGTE9BVDE2EAoSCgoGRE9VQkxFEAsSCgoGVUlOVDMyEAwSCgoGVUlOVDY0EA0SDQoJQ09NUExFWDY0EA4SDgoKQ09NUExFWDEyOBAPEgwKCEJGTE9BVDE2EBAiKQoMRGF0YUxvY2F0aW9uEgsKB0RFRkFVTFQQABIMCghFWFRFUk5BTBABImgKEVNwYXJzZVRlbnNvclByb3RvEiEKBnZhbHVlcxgBIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SIgoHaW5kaWNlcxgCIAEoCzIRLm9ubnguVGVuc29yUHJvdG8SDAoEZGltcxgDIAMoAyKVAQoQVGVuc29yU2hhcGVQcm90bxItCgNkaW0YASADKAsyIC5vbm54LlRlbnNvclNoYXBlUHJvdG8uRGltZW5zaW9uGlIKCURpbWVuc2lvbhITCglkaW1fdmFsdWUYASABKANIABITCglkaW1fcGFyYW0YAiABKAlIABISCgpkZW5vdGF0aW9uGAMgASgJQgcKBXZhbHVlIs4ECglUeXBlUHJvdG8SLQoLdGVuc29yX3R5cGUYASABKAsyFi5vbm54LlR5cGVQcm90by5UZW5zb3JIABIxCg1zZXF1ZW5jZV90eXBlGAQgASgLMhgub25ueC5UeXBlUHJvdG8uU2VxdWVuY2VIABInCghtYXBfdHlwZRgFIAEoCzITLm9ubnguVHlwZVByb3RvLk1hcEgAEjEKDW9wdGlvbmFsX3R5cGUYCSABKAsyGC5vbm54LlR5cGVQcm90by5PcHRpb25hbEgAEjoKEnNwYXJzZV90ZW5zb3JfdHlwZRgIIAEoCzIcLm9ubnguVHlwZVByb3RvLlNwYXJzZVRlbnNvckgAEhIKCmRlbm90YXRpb24YBiABKAkaQgoGVGVuc29yEhEKCWVsZW1fdHlwZRgBIAEoBRIlCgVzaGFwZRgCIAEoCzIWLm9ubnguVGVuc29yU2hhcGVQcm90bxouCghTZXF1ZW5jZRIiCgllbGVtX3R5cGUYASABKAsyDy5vbm54LlR5cGVQcm90bxo8CgNNYXASEAoIa2V5X3R5cGUYASABKAUSIwoKdmFsdWVfdHlwZRgCIAEoCzIPLm9ubnguVHlwZVByb3RvGi4KCE9wdGlvbmFsEiIKCWVsZW1fdHlwZRgBIAEoCzIPLm9ubnguVHlwZVByb3RvGkgKDFNwYXJzZVRlbnNvchIRCgllbGVtX3R5cGUYASABKAUSJQoFc2hhcGUYAiABKAsyFi5vbm54LlRlbnNvclNoYXBlUHJvdG9CBwoFdmFsdWUiNQoST3BlcmF0b3JTZXRJZFByb3RvEg4KBmRvbWFpbhgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDIuUBCg1GdW5jdGlvblByb3RvEgwKBG5hbWUYASABKAkSDQoFaW5wdXQYBCADKAkSDgoGb3V0cHV0GAUgAygJEhEKCWF0dHJpYnV0ZRgGIAMoCRIdCgRub2RlGAcgAygLMg8ub25ueC5Ob2RlUHJvdG8SEgoKZG9jX3N0cmluZxgIIAEoCRIuCgxvcHNldF9pbXBvcnQYCSADKAsyGC5vbm54Lk9wZXJhdG9yU2V0SWRQcm90bxIOCgZkb21haW4YCiABKAlKBAgCEANKBAgDEARSDXNpbmNlX3ZlcnNpb25SBnN0YXR1cyrkAQoHVmVyc2lvbhISCg5fU1RBUlRfVkVSU0lPThAAEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8xMBABEhkKFUlSX1ZFUlNJT05fMjAxN18xMF8zMBACEhgKFElSX1ZFUlNJT05fMjAxN18xMV8zEAMSGAoUSVJfVkVSU0lPTl8yMDE5XzFfMjIQBBIYChRJUl9WRVJTSU9OXzIwMTlfM18xOBAFEhgKFElSX1ZFUlNJT05fMjAxOV85XzE5EAYSFwoTSVJfVkVSU0lPTl8yMDIwXzVfOBAHEg4KCklSX1ZFUlNJT04QCCouCg5PcGVyYXRvclN0YXR1cxIQCgxFWFBFUklNRU5UQUwQABIKCgZTVEFCTEUQAUICSAM");
 var AttributeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 0);
@@ -24501,6 +23717,7 @@ var TensorProto_DataType = /* @__PURE__ */ ((TensorProto_DataType2) => {
   return TensorProto_DataType2;
 })(TensorProto_DataType || {});
 var TypeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 11);
+var TypeProto_TensorSchema = /* @__PURE__ */ messageDesc(file_onnx, 11, 0);
 var OperatorSetIdProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 12);
 
 // src/onnx/tensor.ts
@@ -24715,233 +23932,888 @@ function makeIntTensor(name, dims, values, dataType = 7 /* INT64 */) {
   return create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt), rawData: raw });
 }
 
-// src/onnx/streamSave.ts
-import { randomBytes as randomBytes2 } from "node:crypto";
-var STREAM_RAW_BYTES = 1 << 16;
-var TAG_MODEL_GRAPH = 7 << 3 | 2;
-var TAG_GRAPH_INITIALIZER = 5 << 3 | 2;
-var TAG_TENSOR_RAW_DATA = 9 << 3 | 2;
-function varint(n) {
-  const out = [];
-  while (n >= 128) {
-    out.push(n % 128 | 128);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return Uint8Array.from(out);
+// src/data/dataset.ts
+var LABELS = "y";
+var SINGLE_INPUT = "x";
+var INTEGER_DTYPES = /* @__PURE__ */ new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
+function describeDims(dims) {
+  return `[${dims.map((d) => d === null ? "?" : String(d)).join(",")}]`;
 }
-function framing(tag, length) {
-  const len = varint(length);
-  const out = new Uint8Array(1 + len.length);
-  out[0] = tag;
-  out.set(len, 1);
+function npType(dtype) {
+  return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
+}
+function loadDataset(path24, model, opts) {
+  const modelName = opts.modelPath ?? "the model";
+  if (model.length === 0) {
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path24} into; export the model with its inputs`);
+  }
+  const arrays = readArrays(path24);
+  const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
+  const bound = [];
+  if (model.length === 1) {
+    const spec = model[0];
+    const name = spec.name !== LABELS && arrays.has(spec.name) ? spec.name : SINGLE_INPUT;
+    const arr = arrays.get(name);
+    if (!arr) {
+      throw new UserError(
+        `${path24}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+      );
+    }
+    bound.push([spec, name, arr]);
+  } else {
+    const missing = model.filter((s) => !arrays.has(s.name)).map((s) => s.name);
+    if (missing.length > 0) {
+      const wanted = model.map((s) => `${s.name}=...`).join(", ");
+      throw new UserError(
+        `${path24}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+      );
+    }
+    for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
+  }
+  for (const [spec, name, arr] of bound) checkInput(path24, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path24, name, arr);
+  const [first, firstName, firstArr] = bound[0];
+  const count3 = firstArr.shape[0];
+  for (const [, name, arr] of bound) {
+    if (arr.shape[0] !== count3) {
+      throw new UserError(
+        `${path24}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+      );
+    }
+  }
+  if (count3 < 1) {
+    throw new UserError(`${path24}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+  }
+  const y = arrays.get(LABELS);
+  let labels = null;
+  let labelWidth = 1;
+  if (y) ({ labels, width: labelWidth } = toLabels(path24, y, count3));
+  else if (opts.requireLabels) {
+    throw new UserError(`${path24}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+  }
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [spec, name, arr] of bound) inputs.set(spec.name, asModelType(path24, name, arr, spec));
+  return { path: path24, count: count3, inputs, labels, labelWidth };
+}
+var FLOAT_DTYPES_CONVERTIBLE = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
+function convertible(have, want) {
+  return have !== want && FLOAT_DTYPES_CONVERTIBLE.has(have) && FLOAT_DTYPES_CONVERTIBLE.has(want);
+}
+var HALF_FINITE = 31744;
+function asModelType(path24, name, arr, spec) {
+  if (arr.dtype === spec.dtype) return { dtype: arr.dtype, dims: arr.shape, data: arr.data };
+  const n = arr.data.length;
+  const src = arr.dtype === "float16" ? Float32Array.from(arr.data, halfToFloat) : arr.data;
+  const out = allocTypedArray(spec.dtype, n);
+  if (spec.dtype === "float16") {
+    const half = out;
+    for (let i2 = 0; i2 < n; i2++) {
+      half[i2] = floatToHalf(src[i2]);
+      if ((half[i2] & HALF_FINITE) === HALF_FINITE) {
+        throw new UserError(`${path24}: array '${name}' holds ${src[i2]} at flat index ${i2}, beyond the float16 range (\xB165504) of model input '${spec.name}'; scale the data as the model expects, or save it with ${name}.astype(np.float16) after clipping`);
+      }
+    }
+  } else out.set(src);
+  return { dtype: spec.dtype, dims: arr.shape, data: out };
+}
+function checkInput(path24, spec, name, arr, modelName) {
+  const subject = `${path24}: array '${name}'`;
+  if (arr.dtype !== spec.dtype && !convertible(arr.dtype, spec.dtype)) {
+    throw new UserError(
+      `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
+    );
+  }
+  if (spec.dims.length === 0) {
+    throw new UserError(
+      `${modelName}: input '${spec.name}' is a scalar, so it has no batch axis to feed samples along; export the model with a batch dimension`
+    );
+  }
+  const mismatch = `${subject} has shape ${describeDims(arr.shape)} but model input '${spec.name}' expects ${describeDims(spec.dims)}`;
+  if (arr.shape.length !== spec.dims.length) {
+    throw new UserError(`${mismatch} (rank ${arr.shape.length} vs ${spec.dims.length}); ${reshapeFix(name, arr, spec)}`);
+  }
+  for (let axis = 1; axis < spec.dims.length; axis++) {
+    const want = spec.dims[axis];
+    if (typeof want === "number" && want >= 0 && arr.shape[axis] !== want) {
+      throw new UserError(`${mismatch} (axis ${axis}: ${arr.shape[axis]} vs ${want}); ${reshapeFix(name, arr, spec)}`);
+    }
+  }
+}
+var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
+function checkFinite(path24, name, arr) {
+  if (!FLOAT_DTYPES.has(arr.dtype)) return;
+  const data = arr.data;
+  const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
+  const half = arr.dtype === "float16";
+  for (let i2 = 0; i2 < data.length; i2++) {
+    const bad = half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0;
+    if (bad) {
+      const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
+      const more = countNonFinite(data, half);
+      throw new UserError(
+        `${path24}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+      );
+    }
+  }
+}
+function countNonFinite(data, half) {
+  let n = 0;
+  for (let i2 = 0; i2 < data.length; i2++) if (half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0) n++;
+  return n;
+}
+function reshapeFix(name, arr, spec) {
+  const rest = spec.dims.slice(1);
+  if (arr.shape.length >= 1 && rest.every((d) => typeof d === "number" && d >= 0)) {
+    const perSampleWanted = rest.reduce((a, d) => a * d, 1);
+    const perSampleHave = arr.shape.slice(1).reduce((a, d) => a * d, 1);
+    if (perSampleWanted === perSampleHave) return `save it with ${name}.reshape(${[-1, ...rest].join(", ")})`;
+  }
+  return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
+}
+var LABEL_MATRIX_DTYPES = /* @__PURE__ */ new Set([...INTEGER_DTYPES, "bool", "float16", "float32", "float64"]);
+function toLabels(path24, y, count3) {
+  const subject = `${path24}: label array '${LABELS}'`;
+  const matrix = y.shape.length === 2 && y.shape[1] > 1;
+  if (y.shape.length !== 1 && !(y.shape.length === 2 && y.shape[1] >= 1)) {
+    throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be class ids [N], or a 0/1 matrix [N,K] for multi-label models; save it with y.reshape(len(y), -1) or y.reshape(-1)`);
+  }
+  if (!(matrix ? LABEL_MATRIX_DTYPES : INTEGER_DTYPES).has(y.dtype)) {
+    throw new UserError(`${subject} has dtype ${y.dtype} but labels must be integer class ids; save it with y.astype(np.int64)`);
+  }
+  if (y.shape[0] !== count3) {
+    throw new UserError(`${subject} holds ${y.shape[0]} labels but the inputs hold ${count3} samples; save one label per sample`);
+  }
+  const width = y.shape.length === 2 ? y.shape[1] : 1;
+  const out = new Int32Array(count3 * width);
+  const src = y.data;
+  const half = y.dtype === "float16";
+  for (let i2 = 0; i2 < out.length; i2++) {
+    const v = half ? halfToFloat(src[i2]) : Number(src[i2]);
+    if (matrix && v !== 0 && v !== 1) {
+      throw new UserError(`${subject} is a [N,K] matrix, read as multi-label targets, but holds ${v} at sample ${Math.floor(i2 / width)}, label ${i2 % width}; multi-label targets must be 0 or 1 (for one-hot class labels save y.argmax(axis=1))`);
+    }
+    if (v < 0 || v > 2147483647 || !Number.isInteger(v)) {
+      throw new UserError(
+        `${subject} has ${v < 0 ? "negative" : "out-of-range"} value ${String(src[i2])} at index ${Math.floor(i2 / width)}; labels must be class ids 0..K-1`
+      );
+    }
+    out[i2] = v;
+  }
+  return { labels: out, width };
+}
+function sampleSize(dims) {
+  let n = 1;
+  for (let i2 = 1; i2 < dims.length; i2++) n *= dims[i2];
+  return n;
+}
+function sliceBatch(ds, start, end) {
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > ds.count || start >= end) {
+    throw new RangeError(`sliceBatch: [${start}, ${end}) is not a non-empty range within 0..${ds.count}`);
+  }
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) {
+    const per = sampleSize(arr.dims);
+    out.set(name, {
+      dtype: arr.dtype,
+      dims: [end - start, ...arr.dims.slice(1)],
+      data: arr.data.subarray(start * per, end * per)
+    });
+  }
   return out;
 }
-function indexOf(hay, needle) {
-  return Buffer.from(hay.buffer, hay.byteOffset, hay.byteLength).indexOf(Buffer.from(needle.buffer, needle.byteOffset, needle.byteLength));
-}
-function splitAround(bytes2, tag, inner) {
-  const field = new Uint8Array([...framing(tag, inner.length), ...inner]);
-  const at2 = indexOf(bytes2, field);
-  if (at2 < 0 || indexOf(bytes2.subarray(at2 + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
-  return [bytes2.subarray(0, at2), bytes2.subarray(at2 + field.length)];
-}
-function encodeWith(holder, key, value, encode2) {
-  const kept = holder[key];
-  holder[key] = value;
-  try {
-    return encode2();
-  } finally {
-    holder[key] = kept;
-  }
-}
-function tensorPieces(t, streamRawBytes) {
-  const raw = t.rawData;
-  if (raw.byteLength === 0 || raw.byteLength < streamRawBytes) return [toBinary(TensorProtoSchema, t)];
-  const sentinel = randomBytes2(16);
-  const encoded = encodeWith(t, "rawData", sentinel, () => toBinary(TensorProtoSchema, t));
-  const [before, after] = splitAround(encoded, TAG_TENSOR_RAW_DATA, sentinel);
-  return [before, framing(TAG_TENSOR_RAW_DATA, raw.byteLength), raw, after];
-}
-function sentinelTensor() {
-  const tensor = create(TensorProtoSchema, { name: randomBytes2(16).toString("hex") });
-  return { tensor, bytes: toBinary(TensorProtoSchema, tensor) };
-}
-function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
-  const graph = proto.graph;
-  if (!graph) {
-    const whole = toBinary(ModelProtoSchema, proto);
-    return { bytes: whole.byteLength, chunks: function* () {
-      yield whole;
-    } };
-  }
-  const [graphBefore, graphAfter] = graphFraming(graph);
-  const sizes = graph.initializer.map((t) => {
-    const pieces = tensorPieces(t, streamRawBytes);
-    return pieces.reduce((s, p) => s + p.byteLength, 0);
-  });
-  let graphLength = graphBefore.byteLength + graphAfter.byteLength;
-  for (const s of sizes) graphLength += framing(TAG_GRAPH_INITIALIZER, s).byteLength + s;
-  const sentinelGraph = create(GraphProtoSchema, { name: randomBytes2(16).toString("hex") });
-  const modelEncoded = encodeWith(proto, "graph", sentinelGraph, () => toBinary(ModelProtoSchema, proto));
-  const [modelBefore, modelAfter] = splitAround(modelEncoded, TAG_MODEL_GRAPH, toBinary(GraphProtoSchema, sentinelGraph));
-  const graphHeader = framing(TAG_MODEL_GRAPH, graphLength);
-  const bytes2 = modelBefore.byteLength + graphHeader.byteLength + graphLength + modelAfter.byteLength;
-  const initializers = graph.initializer;
-  return {
-    bytes: bytes2,
-    chunks: function* () {
-      yield modelBefore;
-      yield graphHeader;
-      yield graphBefore;
-      for (let i2 = 0; i2 < initializers.length; i2++) {
-        yield framing(TAG_GRAPH_INITIALIZER, sizes[i2]);
-        const pieces = tensorPieces(initializers[i2], streamRawBytes);
-        const got = pieces.reduce((s, p) => s + p.byteLength, 0);
-        if (got !== sizes[i2]) throw new Error(`streamSave: initializer '${initializers[i2].name}' changed while the model was being written`);
-        yield* pieces;
-      }
-      yield graphAfter;
-      yield modelAfter;
+function takeSamples(ds, indices) {
+  const n = indices.length;
+  if (n === 0) throw new RangeError("takeSamples: no indices; a data set holds at least one sample");
+  for (let k = 0; k < n; k++) {
+    const i2 = indices[k];
+    if (!Number.isInteger(i2) || i2 < 0 || i2 >= ds.count) {
+      throw new RangeError(`takeSamples: index ${i2} at position ${k} is outside 0..${ds.count - 1}`);
     }
+  }
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) {
+    const per = sampleSize(arr.dims);
+    const data = allocTypedArray(arr.dtype, n * per);
+    for (let k = 0; k < n; k++) {
+      const i2 = indices[k];
+      copySample(data, k * per, arr.data, i2 * per, per);
+    }
+    inputs.set(name, { dtype: arr.dtype, dims: [n, ...arr.dims.slice(1)], data });
+  }
+  let labels = null;
+  const w = ds.labelWidth ?? 1;
+  if (ds.labels) {
+    labels = new Int32Array(n * w);
+    for (let k = 0; k < n; k++) labels.set(ds.labels.subarray(indices[k] * w, (indices[k] + 1) * w), k * w);
+  }
+  return { path: ds.path, count: n, inputs, labels, ...ds.labelWidth !== void 0 ? { labelWidth: ds.labelWidth } : {} };
+}
+function copySample(dst, dstIndex, src, srcIndex, length) {
+  const size2 = src.BYTES_PER_ELEMENT;
+  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size2, length * size2).set(
+    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size2, length * size2)
+  );
+}
+
+// src/ledger/types.ts
+var LEDGER_SCHEMA = "prune-guard/ledger@1";
+
+// src/version.ts
+var VERSION = "0.1.0";
+
+// src/ledger/envelope.ts
+function ledgerEnvelope(models, runtime, timedOut = []) {
+  const verdicts = [...models.map((m) => m.verdict), ...timedOut.map(() => "fail")];
+  return {
+    schema: LEDGER_SCHEMA,
+    verdict: overallVerdict(verdicts),
+    tool: { name: "prune-guard", version: VERSION },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime,
+    models,
+    ...timedOut.length > 0 ? { timed_out: timedOut[0] } : {},
+    ...timedOut.length > 1 ? { more_timed_out: timedOut.slice(1) } : {}
   };
 }
-function graphFraming(graph) {
-  const sentinel = sentinelTensor();
-  const encoded = encodeWith(graph, "initializer", [sentinel.tensor], () => toBinary(GraphProtoSchema, graph));
-  return splitAround(encoded, TAG_GRAPH_INITIALIZER, sentinel.bytes);
+function timedOutRuns(ledger) {
+  return ledger.timed_out ? [ledger.timed_out, ...ledger.more_timed_out ?? []] : [];
+}
+
+// node_modules/simple-statistics/dist/simple-statistics.mjs
+function quantileSorted(x2, p) {
+  var idx = (x2.length - 1) * p;
+  if (x2.length === 0) {
+    throw new Error("quantile requires at least one data point.");
+  } else if (p < 0 || p > 1) {
+    throw new Error("quantiles must be between 0 and 1");
+  } else if (p === 1) {
+    return x2[x2.length - 1];
+  } else if (p === 0) {
+    return x2[0];
+  } else if (idx % 1 !== 0) {
+    var lower = Math.floor(idx);
+    var upper = Math.ceil(idx);
+    var fraction = idx - lower;
+    return x2[lower] + fraction * (x2[upper] - x2[lower]);
+  } else {
+    return x2[idx];
+  }
+}
+function quickselect(arr, k, left, right) {
+  left = left || 0;
+  right = right || arr.length - 1;
+  while (right > left) {
+    if (right - left > 600) {
+      var n = right - left + 1;
+      var m = k - left + 1;
+      var z2 = Math.log(n);
+      var s = 0.5 * Math.exp(2 * z2 / 3);
+      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
+      if (m - n / 2 < 0) {
+        sd *= -1;
+      }
+      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
+      var newRight = Math.min(
+        right,
+        Math.floor(k + (n - m) * s / n + sd)
+      );
+      quickselect(arr, k, newLeft, newRight);
+    }
+    var t = arr[k];
+    var i2 = left;
+    var j = right;
+    swap(arr, left, k);
+    if (arr[right] > t) {
+      swap(arr, left, right);
+    }
+    while (i2 < j) {
+      swap(arr, i2, j);
+      i2++;
+      j--;
+      while (arr[i2] < t) {
+        i2++;
+      }
+      while (arr[j] > t) {
+        j--;
+      }
+    }
+    if (arr[left] === t) {
+      swap(arr, left, j);
+    } else {
+      j++;
+      swap(arr, j, right);
+    }
+    if (j <= k) {
+      left = j + 1;
+    }
+    if (k <= j) {
+      right = j - 1;
+    }
+  }
+}
+function swap(arr, i2, j) {
+  var tmp = arr[i2];
+  arr[i2] = arr[j];
+  arr[j] = tmp;
+}
+function quantile(x2, p) {
+  var copy = x2.slice();
+  if (Array.isArray(p)) {
+    multiQuantileSelect(copy, p);
+    var results = [];
+    for (var i2 = 0; i2 < p.length; i2++) {
+      results[i2] = quantileSorted(copy, p[i2]);
+    }
+    return results;
+  } else {
+    var idx = quantileIndex(copy.length, p);
+    quantileSelect(copy, idx, 0, copy.length - 1);
+    return quantileSorted(copy, p);
+  }
+}
+function quantileSelect(arr, k, left, right) {
+  if (k % 1 === 0) {
+    quickselect(arr, k, left, right);
+  } else {
+    k = Math.floor(k);
+    quickselect(arr, k, left, right);
+    quickselect(arr, k + 1, k + 1, right);
+  }
+}
+function multiQuantileSelect(arr, p) {
+  var positions = /* @__PURE__ */ new Set();
+  for (var i2 = 0; i2 < p.length; i2++) {
+    var idx = quantileIndex(arr.length, p[i2]);
+    positions.add(Math.floor(idx));
+    positions.add(Math.ceil(idx));
+  }
+  var indices = Array.from(positions).sort(compare);
+  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
+}
+function multiselect(arr, indices, lo, hi, left, right) {
+  if (lo > hi) {
+    return;
+  }
+  var mid = lo + hi >> 1;
+  quickselect(arr, indices[mid], left, right);
+  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
+  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
+}
+function compare(a, b) {
+  return a - b;
+}
+function quantileIndex(len, p) {
+  var idx = (len - 1) * p;
+  if (p === 1) {
+    return len - 1;
+  } else if (p === 0) {
+    return 0;
+  } else if (idx % 1 !== 0) {
+    return idx;
+  } else {
+    return idx;
+  }
+}
+function median(x2) {
+  return +quantile(x2, 0.5);
+}
+var BayesianClassifier = function BayesianClassifier2() {
+  this.totalCount = 0;
+  this.data = {};
+};
+BayesianClassifier.prototype.train = function train(item, category) {
+  if (!this.data[category]) {
+    this.data[category] = {};
+  }
+  for (var k in item) {
+    var v = item[k];
+    if (this.data[category][k] === void 0) {
+      this.data[category][k] = {};
+    }
+    if (this.data[category][k][v] === void 0) {
+      this.data[category][k][v] = 0;
+    }
+    this.data[category][k][v]++;
+  }
+  this.totalCount++;
+};
+BayesianClassifier.prototype.score = function score(item) {
+  var odds = {};
+  var category;
+  for (var k in item) {
+    var v = item[k];
+    for (category in this.data) {
+      if (odds[category] === void 0) {
+        odds[category] = {};
+      }
+      if (this.data[category][k]) {
+        odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
+      } else {
+        odds[category][k + "_" + v] = 0;
+      }
+    }
+  }
+  var oddsSums = {};
+  for (category in odds) {
+    oddsSums[category] = 0;
+    for (var combination in odds[category]) {
+      oddsSums[category] += odds[category][combination];
+    }
+  }
+  return oddsSums;
+};
+var g = 607 / 128;
+var LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
+var SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
+function cumulativeDistribution(z2) {
+  var sum = z2;
+  var tmp = z2;
+  for (var i2 = 1; i2 < 30; i2++) {
+    tmp *= z2 * z2 / (2 * i2 + 1);
+    sum += tmp;
+  }
+  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
+}
+var standardNormalTable = [];
+for (z = 0; z <= 3.09; z += 0.01) {
+  standardNormalTable.push(cumulativeDistribution(z));
+}
+var z;
+function errorFunction(x2) {
+  var t = 1 / (1 + 0.5 * Math.abs(x2));
+  var tau = t * Math.exp(
+    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
+  );
+  if (x2 >= 0) {
+    return 1 - tau;
+  } else {
+    return tau - 1;
+  }
+}
+var SQRT_2PI = Math.sqrt(2 * Math.PI);
+var PerceptronModel = function PerceptronModel2() {
+  this.weights = [];
+  this.bias = 0;
+};
+PerceptronModel.prototype.predict = function predict(features) {
+  if (features.length !== this.weights.length) {
+    return null;
+  }
+  var score2 = 0;
+  for (var i2 = 0; i2 < this.weights.length; i2++) {
+    score2 += this.weights[i2] * features[i2];
+  }
+  score2 += this.bias;
+  if (score2 > 0) {
+    return 1;
+  } else {
+    return 0;
+  }
+};
+PerceptronModel.prototype.train = function train2(features, label) {
+  if (label !== 0 && label !== 1) {
+    return null;
+  }
+  if (features.length !== this.weights.length) {
+    this.weights = features.slice();
+    this.bias = 1;
+  }
+  var prediction = this.predict(features);
+  if (typeof prediction === "number" && prediction !== label) {
+    var gradient = label - prediction;
+    for (var i2 = 0; i2 < this.weights.length; i2++) {
+      this.weights[i2] += gradient * features[i2];
+    }
+    this.bias += gradient;
+  }
+  return this;
+};
+
+// src/onnx/runtime/ort.ts
+var bundled = __toESM(require_dist2(), 1);
+import { createRequire as createRequire2 } from "node:module";
+
+// src/onnx/runtime/ortErrors.ts
+var PATTERNS = [
+  [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
+  [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
+  [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
+  [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
+];
+var MAX_LENGTH = 300;
+function shortOrtError(message) {
+  for (const [re, say] of PATTERNS) {
+    const m = message.match(re);
+    if (m) return say(m);
+  }
+  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
+  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
+}
+
+// src/onnx/runtime/ort.ts
+var chosen;
+function onnxruntime() {
+  if (chosen) return chosen;
+  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
+  if (custom) {
+    try {
+      chosen = { ort: createRequire2(import.meta.url)(custom), source: custom };
+    } catch (e) {
+      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
+    }
+  } else {
+    chosen = { ort: bundled, source: "bundled" };
+  }
+  return chosen;
+}
+function onnxruntimeVersion() {
+  const { ort } = onnxruntime();
+  return ort.env.versions?.common ?? "unknown";
+}
+async function openSession(modelPath, opts) {
+  const { ort } = onnxruntime();
+  try {
+    return await ort.InferenceSession.create(modelPath, {
+      executionProviders: [opts.provider ?? "cpu"],
+      graphOptimizationLevel: "all",
+      executionMode: "sequential",
+      intraOpNumThreads: opts.threads,
+      interOpNumThreads: 1
+    });
+  } catch (e) {
+    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
+  }
+}
+
+// src/util/random.ts
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+
+// src/measure/stats/bootstrap.ts
+function bootstrapInterval(n, statistic, opts = {}) {
+  const confidence = opts.confidence ?? 0.95;
+  const resamples = opts.resamples ?? 1e3;
+  const random = seededRandom(opts.seed ?? 24301);
+  const indices = new Int32Array(n);
+  const values = [];
+  for (let r = 0; r < resamples; r++) {
+    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
+    const v = statistic(indices);
+    if (Number.isFinite(v)) values.push(v);
+  }
+  if (values.length === 0) return [NaN, NaN];
+  values.sort((a, b) => a - b);
+  const alpha = (1 - confidence) / 2;
+  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
+}
+function quantileAt(values, indices, p, scratch) {
+  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
+  scratch.sort();
+  return quantileSorted(scratch, p);
+}
+function quantileInterval(values, p, opts = {}) {
+  const scratch = new Float64Array(values.length);
+  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
+}
+function meanInterval(values, opts = {}) {
+  return bootstrapInterval(values.length, (idx) => {
+    let s = 0;
+    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
+    return s / idx.length;
+  }, opts);
+}
+
+// src/measure/latency.ts
+function batchOf(source, batch) {
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of source) {
+    const rows2 = arr.dims[0];
+    const rowSize = arr.data.length / rows2;
+    const Ctor = arr.data.constructor;
+    const data = new Ctor(batch * rowSize);
+    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
+    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
+  }
+  return out;
+}
+function latencyStat(batch, samplesMs, confidence) {
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  const stat = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
+  if (confidence === void 0) return stat;
+  stat.p99_ms = quantileSorted(sorted, 0.99);
+  stat.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  const opts = { confidence, resamples: 500 };
+  stat.p50_ci = quantileInterval(sorted, 0.5, opts);
+  stat.p95_ci = quantileInterval(sorted, 0.95, opts);
+  stat.p99_ci = quantileInterval(sorted, 0.99, opts);
+  stat.mean_ci = meanInterval(sorted, opts);
+  return stat;
+}
+function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
+  const n = Math.min(a.length, b.length);
+  const sa = new Float64Array(n);
+  const sb = new Float64Array(n);
+  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
+  const ratio2 = median2(a) / median2(b);
+  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
+  return { ratio: ratio2, ci };
+}
+function relativeHalfWidth(estimate, ci) {
+  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
+}
+var STABLE_WINDOW = 5;
+function settled(times) {
+  if (times.length < 2 * STABLE_WINDOW) return false;
+  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
+  const last = med(times.slice(-STABLE_WINDOW));
+  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
+  return Math.abs(last / before - 1) <= 0.1;
+}
+function preciseEnough(perModel, target, confidence) {
+  if (perModel.length === 1) {
+    const s = perModel[0];
+    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
+  }
+  for (let i2 = 1; i2 < perModel.length; i2++) {
+    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
+    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
+  }
+  return true;
+}
+async function measureInterleaved(modelPaths, source, opts, onProgress) {
+  const { ort } = onnxruntime();
+  const sessions = [];
+  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
+  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
+  const adaptive = (opts.targetRelCi ?? 0) > 0;
+  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
+  let done = 0;
+  try {
+    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
+    for (let b = 0; b < opts.batchSizes.length; b++) {
+      const started = performance.now();
+      const inputs = batchOf(source, opts.batchSizes[b]);
+      const feeds = {};
+      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const warm = sessions.map(() => []);
+      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
+      let warming = opts.warmup > 0;
+      let warmRounds = 0;
+      let timed = 0;
+      for (let r = 0; ; r++) {
+        if (!warming && timed >= opts.runs) {
+          if (!adaptive || performance.now() - started > capMs) break;
+          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
+        }
+        const order = sessions.map((_, i2) => i2);
+        if (r % 2 === 1) order.reverse();
+        for (const i2 of order) {
+          let dt = Infinity;
+          for (let k = 0; k < (opts.repeat ?? 1); k++) {
+            const t0 = performance.now();
+            const out = await sessions[i2].run(feeds);
+            dt = Math.min(dt, performance.now() - t0);
+            for (const t of Object.values(out)) t.dispose();
+          }
+          if (warming) warm[i2].push(dt);
+          else samples[i2][b].push(dt);
+        }
+        if (warming) {
+          warmRounds++;
+          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
+        } else timed++;
+        onProgress?.(Math.min(++done, total2), total2);
+      }
+    }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+  return samples;
+}
+
+// src/measure/provider.ts
+import * as fs4 from "node:fs";
+function cudaUnavailable() {
+  const { ort, source } = onnxruntime();
+  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
+  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
+  if (!fs4.existsSync("/dev/nvidia0") && !fs4.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
+  return void 0;
+}
+async function resolveProvider(requested, probeModel2) {
+  if (requested === "cpu") return { provider: "cpu" };
+  let why = cudaUnavailable();
+  if (!why) {
+    try {
+      const { ort } = onnxruntime();
+      const session = await ort.InferenceSession.create(probeModel2, { executionProviders: ["cuda"] });
+      await session.release();
+      return { provider: "cuda" };
+    } catch (e) {
+      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
+    }
+  }
+  if (requested === "cuda") {
+    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
+  }
+  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
+}
+
+// src/measure/runtimeCost.ts
+import { spawn } from "node:child_process";
+import * as fs6 from "node:fs";
+
+// src/measure/memory.ts
+import * as fs5 from "node:fs";
+function readHwm() {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs5.readFileSync("/proc/self/status", "utf8"));
+  return m ? Number(m[1]) * 1024 : void 0;
+}
+function peakMeter() {
+  try {
+    fs5.writeFileSync("/proc/self/clear_refs", "5");
+    if (readHwm() !== void 0) {
+      return {
+        method: "linux-vmhwm",
+        reset: () => fs5.writeFileSync("/proc/self/clear_refs", "5"),
+        peak: () => readHwm()
+      };
+    }
+  } catch {
+  }
+  return { method: "rss-after", reset() {
+  }, peak: () => process.memoryUsage().rss };
+}
+
+// src/measure/runtimeCost.ts
+var RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
+function throughput(byBatch) {
+  if (byBatch.length === 0) return void 0;
+  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
+  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
+}
+function readCounter(file) {
+  try {
+    const v = Number(fs6.readFileSync(file, "utf8").trim());
+    return Number.isFinite(v) ? v : void 0;
+  } catch {
+    return void 0;
+  }
+}
+async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
+  const before = readCounter(counter);
+  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
+  for (let i2 = 0; i2 < runs; i2++) await run();
+  const after = readCounter(counter);
+  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
+  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
+}
+async function gpuEnergyPerSample(run, runs, batch, command = "nvidia-smi") {
+  const watts = [];
+  let failed = false;
+  const child = spawn(command, ["--query-gpu=power.draw", "--format=csv,noheader,nounits", "-i", "0", "-lms", "100"], { stdio: ["ignore", "pipe", "ignore"] });
+  child.on("error", () => failed = true);
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", (chunk) => {
+    for (const line of chunk.split("\n")) {
+      const w = Number.parseFloat(line);
+      if (Number.isFinite(w)) watts.push(w);
+    }
+  });
+  for (let waited = 0; watts.length === 0 && !failed && child.exitCode === null && waited < 2e3; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  const t0 = performance.now();
+  for (let i2 = 0; i2 < runs; i2++) await run();
+  const seconds = (performance.now() - t0) / 1e3;
+  child.kill();
+  if (failed || watts.length === 0) return { joules: null, note: `not available: ${command} (NVML power) did not report on this runner` };
+  const meanWatts = watts.reduce((a, b) => a + b, 0) / watts.length;
+  return { joules: meanWatts * seconds / (runs * batch), note: `NVML board power via nvidia-smi (${watts.length} readings, mean ${meanWatts.toFixed(1)} W) over ${runs} runs of batch ${batch} (includes other processes on the GPU)` };
+}
+async function measureRuntimeCost(artifact, byBatch, source, opts) {
+  const { ort } = onnxruntime();
+  const loads = [];
+  const meter = peakMeter();
+  for (let i2 = 0; i2 < 3; i2++) {
+    const rssBefore = process.memoryUsage().rss;
+    if (i2 === 2) meter.reset();
+    const t0 = performance.now();
+    const s = await openSession(artifact, opts);
+    loads.push(performance.now() - t0);
+    if (i2 < 2) await s.release();
+    else {
+      const batch = byBatch[0]?.batch ?? 1;
+      const feeds = {};
+      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const measureEnergy = opts.provider === "cuda" ? gpuEnergyPerSample : energyPerSample;
+      const energy = await measureEnergy(async () => {
+        const out2 = await s.run(feeds);
+        for (const t of Object.values(out2)) t.dispose();
+      }, 20, batch);
+      const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a, byBatch[0] ?? { batch: 1 });
+      const bigFeeds = {};
+      for (const [name, arr] of batchOf(source, largest.batch)) bigFeeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const out = await s.run(bigFeeds);
+      for (const t of Object.values(out)) t.dispose();
+      const peak = meter.method === "linux-vmhwm" ? meter.peak() : null;
+      await s.release();
+      const tp = throughput(byBatch);
+      return {
+        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
+        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
+        energy_j_per_sample: energy.joules,
+        energy_note: energy.note,
+        peak_rss_bytes: peak,
+        session_rss_bytes: peak === null ? null : Math.max(0, peak - rssBefore),
+        memory_note: peak === null ? "not available: the runner does not expose a resettable peak RSS (Linux /proc/self/clear_refs)" : `peak RSS of the measuring process while loading the model and running batch ${largest.batch} (Linux VmHWM)`
+      };
+    }
+  }
+  throw new Error("unreachable");
 }
 
 // src/onnx/model.ts
-var PROTOBUF_LIMIT = 2 ** 31 - 1;
-function loadModel(file) {
-  const bytes2 = readInputFile(file, { expected: "an .onnx model" });
-  return { proto: parseModel(bytes2, file), path: file, bytes: bytes2.byteLength };
+import * as fs7 from "node:fs";
+import * as path5 from "node:path";
+
+// src/onnx/build.ts
+function attribute(name, v) {
+  if (typeof v === "number") return create(AttributeProtoSchema, { name, type: 2 /* INT */, i: BigInt(v) });
+  if (Array.isArray(v)) return create(AttributeProtoSchema, { name, type: 7 /* INTS */, ints: v.map(BigInt) });
+  if (typeof v === "string") return create(AttributeProtoSchema, { name, type: 3 /* STRING */, s: new TextEncoder().encode(v) });
+  const o = v;
+  if ("float" in o) return create(AttributeProtoSchema, { name, type: 1 /* FLOAT */, f: o.float });
+  if ("floats" in o) return create(AttributeProtoSchema, { name, type: 6 /* FLOATS */, floats: [...o.floats] });
+  return create(AttributeProtoSchema, { name, type: 4 /* TENSOR */, t: o.tensor });
 }
-function parseModel(bytes2, file) {
-  if (bytes2.byteLength === 0) throw new UserError(`${file}: empty file; re-export the model`);
-  let proto;
-  try {
-    proto = fromBinary(ModelProtoSchema, bytes2);
-  } catch (e) {
-    throw new UserError(`${file}: not a valid ONNX model (${describe(e)}); the file may be truncated or not ONNX, re-export it`);
-  }
-  checkStructure(proto, file);
-  resolveExternalData(proto, file);
-  return proto;
+function makeNode(name, spec) {
+  const attrs = Object.entries(spec.attrs ?? {}).map(([k, v]) => attribute(k, v));
+  return create(NodeProtoSchema, {
+    name,
+    opType: spec.opType,
+    input: [...spec.inputs],
+    output: [...spec.outputs],
+    ...attrs.length > 0 ? { attribute: attrs } : {},
+    ...spec.domain !== void 0 ? { domain: spec.domain } : {}
+  });
 }
-function checkStructure(proto, file) {
-  const g2 = proto.graph;
-  if (!g2 || proto.opsetImport.length === 0 || g2.node.length === 0 || g2.output.length === 0) {
-    const missing = !g2 ? "no graph" : proto.opsetImport.length === 0 ? "no opset_import" : g2.node.length === 0 ? "no nodes" : "no graph outputs";
-    throw new UserError(`${file}: not a valid ONNX model (${missing}); the file may be truncated or not ONNX, re-export it`);
-  }
-  const known = /* @__PURE__ */ new Set([""]);
-  for (const i2 of g2.input) known.add(i2.name);
-  for (const t of g2.initializer) known.add(t.name);
-  for (const n of g2.node) for (const o of n.output) known.add(o);
-  for (const n of g2.node) {
-    for (const i2 of n.input) {
-      if (!known.has(i2)) {
-        throw new UserError(`${file}: node '${n.name || n.opType}' reads '${i2}', which no node, input or initializer provides; the file may be truncated, re-export it`);
-      }
-    }
-  }
-  for (const o of g2.output) {
-    if (!known.has(o.name)) throw new UserError(`${file}: graph output '${o.name}' is never produced; the file may be truncated, re-export it`);
-  }
-}
-function externalEntry(t, key) {
-  return t.externalData.find((e) => e.key === key)?.value;
-}
-function resolveExternalData(proto, file) {
-  const dir = path5.dirname(path5.resolve(file));
-  const tensors = [...allTensors(proto)].filter(isExternal);
-  if (tensors.length === 0) return;
-  const realDir = fs7.realpathSync(dir);
-  const reads = [];
-  let total2 = 0;
-  for (const t of tensors) {
-    const location = externalEntry(t, "location");
-    if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
-    if (path5.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
-    const target = path5.resolve(dir, location);
-    let real;
-    try {
-      real = fs7.realpathSync(target);
-    } catch {
-      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path5.basename(file)}`);
-    }
-    if (real !== realDir && !real.startsWith(realDir + path5.sep)) {
-      throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
-    }
-    const stat = fs7.statSync(real);
-    if (!stat.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
-    const size2 = stat.size;
-    const offset = Number(externalEntry(t, "offset") ?? 0);
-    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size2 - offset;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size2) {
-      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size2}; the external data file is truncated or does not belong to this model`);
-    }
-    total2 += length;
-    reads.push({ t, real, offset, length });
-  }
-  if (total2 > PROTOBUF_LIMIT) {
-    throw new UserError(
-      `${file}: holds ${(total2 / 2 ** 30).toFixed(2)} GiB of weights in external data; prune-guard keeps a model in one protobuf file, which cannot exceed 2 GiB, so models this large are not supported yet; prune a smaller model or split it`
-    );
-  }
-  const handles = /* @__PURE__ */ new Map();
-  try {
-    for (const { t, real, offset, length } of reads) {
-      let fd2 = handles.get(real);
-      if (fd2 === void 0) {
-        fd2 = fs7.openSync(real, "r");
-        handles.set(real, fd2);
-      }
-      const data = new Uint8Array(length);
-      fs7.readSync(fd2, data, 0, length, offset);
-      t.rawData = data;
-      t.externalData = [];
-      t.dataLocation = 0 /* DEFAULT */;
-    }
-  } finally {
-    for (const fd2 of handles.values()) fs7.closeSync(fd2);
-  }
-}
-function* allTensors(proto) {
-  const g2 = proto.graph;
-  if (!g2) return;
-  yield* g2.initializer;
-  for (const n of g2.node) for (const a of n.attribute) if (a.t) yield a.t;
-}
-function saveModel(proto, file) {
-  const { bytes: bytes2, chunks } = modelChunks(proto);
-  if (bytes2 > PROTOBUF_LIMIT) throw tooBig(file);
-  writeFileAtomic(file, chunks());
-  return bytes2;
-}
-function tooBig(file) {
-  return new UserError(`${file}: the pruned model is over 2 GiB and cannot be one protobuf file; prune further or use a model with external data`);
-}
-function serializeModel(proto, file = "model") {
-  const bytes2 = toBinary(ModelProtoSchema, proto);
-  if (bytes2.byteLength > PROTOBUF_LIMIT) throw tooBig(file);
-  return bytes2;
-}
-function cloneModel(proto) {
-  return fromBinary(ModelProtoSchema, toBinary(ModelProtoSchema, proto));
-}
-function setMetadata(proto, entries) {
-  for (const [key, value] of Object.entries(entries)) {
-    const existing = proto.metadataProps.find((e) => e.key === key);
-    if (existing) existing.value = value;
-    else proto.metadataProps.push(create(StringStringEntryProtoSchema, { key, value }));
-  }
-}
-function opsetVersion(proto, domain = "") {
-  const entry = proto.opsetImport.find((o) => o.domain === domain || domain === "" && o.domain === "ai.onnx");
-  return entry ? Number(entry.version) : 0;
+function valueInfo(name, elemType = 1 /* FLOAT */, dims) {
+  const shape = dims && {
+    dim: dims.map(
+      (d) => d === null ? {} : typeof d === "number" ? { value: { case: "dimValue", value: BigInt(d) } } : { value: { case: "dimParam", value: d } }
+    )
+  };
+  return create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: "tensorType", value: shape ? { elemType, shape } : { elemType } } })
+  });
 }
 
 // src/onnx/graph.ts
@@ -25042,6 +24914,741 @@ function nodeLabel(node) {
   return node.name || `${node.opType}(${node.output[0] ?? ""})`;
 }
 
+// src/onnx/modelProto.ts
+function cloneModel(proto) {
+  return fromBinary(ModelProtoSchema, toBinary(ModelProtoSchema, proto));
+}
+function setMetadata(proto, entries) {
+  for (const [key, value] of Object.entries(entries)) {
+    const existing = proto.metadataProps.find((e) => e.key === key);
+    if (existing) existing.value = value;
+    else proto.metadataProps.push(create(StringStringEntryProtoSchema, { key, value }));
+  }
+}
+function opsetVersion(proto, domain = "") {
+  const entry = proto.opsetImport.find((o) => o.domain === domain || domain === "" && o.domain === "ai.onnx");
+  return entry ? Number(entry.version) : 0;
+}
+
+// src/onnx/names.ts
+function graphNames(graph, into = /* @__PURE__ */ new Set()) {
+  for (const v of [...graph.input, ...graph.output, ...graph.valueInfo]) into.add(v.name);
+  for (const t of graph.initializer) into.add(t.name);
+  for (const s of graph.sparseInitializer) {
+    if (s.values) into.add(s.values.name);
+    if (s.indices) into.add(s.indices.name);
+  }
+  for (const n of graph.node) {
+    into.add(n.name);
+    for (const i2 of n.input) into.add(i2);
+    for (const o of n.output) into.add(o);
+    for (const a of n.attribute) {
+      if (a.g) graphNames(a.g, into);
+      for (const g2 of a.graphs) graphNames(g2, into);
+    }
+  }
+  into.delete("");
+  return into;
+}
+var NameGenerator = class _NameGenerator {
+  taken;
+  /** the next suffix to try per base, so adding thousands of nodes of one kind stays linear */
+  next = /* @__PURE__ */ new Map();
+  constructor(taken = []) {
+    this.taken = new Set(taken);
+  }
+  static forGraph(graph) {
+    return new _NameGenerator(graphNames(graph));
+  }
+  has(name) {
+    return this.taken.has(name);
+  }
+  /** Mark a name as used (one the caller writes itself). */
+  reserve(name) {
+    if (name) this.taken.add(name);
+  }
+  fresh(base) {
+    if (!base) throw new Error("a fresh name needs a non-empty base");
+    let name = base;
+    if (this.taken.has(name)) {
+      let k = this.next.get(base) ?? 1;
+      while (this.taken.has(name = `${base}_${k}`)) k++;
+      this.next.set(base, k + 1);
+    }
+    this.taken.add(name);
+    return name;
+  }
+};
+
+// src/onnx/edit.ts
+var ModelEditor = class _ModelEditor {
+  constructor(model) {
+    this.model = model;
+    if (!model.graph) throw new Error("model has no graph");
+    this.graph = model.graph;
+    this.names = NameGenerator.forGraph(this.graph);
+    for (const t of this.graph.initializer) this.inits.set(t.name, t);
+    for (const n of this.graph.node) this.indexOutputs(n);
+  }
+  model;
+  graph;
+  names;
+  producers = /* @__PURE__ */ new Map();
+  inits = /* @__PURE__ */ new Map();
+  /** built on demand and dropped by any edit that moves a reader */
+  readers;
+  /** An editor over a deep copy, so the caller's model is never touched. */
+  static copyOf(model) {
+    return new _ModelEditor(cloneModel(model));
+  }
+  /** An editor over a new model with an empty graph importing the default domain at `opset`. */
+  static empty(opset, name) {
+    return new _ModelEditor(
+      create(ModelProtoSchema, {
+        irVersion: 8n,
+        producerName: "prune-guard",
+        opsetImport: [create(OperatorSetIdProtoSchema, { domain: "", version: BigInt(opset) })],
+        graph: create(GraphProtoSchema, { name })
+      })
+    );
+  }
+  /** The opset the model imports for `domain` (0 when it imports none), to pick an op form valid there. */
+  opset(domain = "") {
+    return opsetVersion(this.model, domain);
+  }
+  /** A name nothing in the graph uses, reserved: `base`, else `base_1`, `base_2`, … */
+  fresh(base) {
+    return this.names.fresh(base);
+  }
+  // ---- lookups
+  producer(tensor) {
+    return this.producers.get(tensor);
+  }
+  /** The nodes that read `tensor`, each once, in graph order. */
+  consumers(tensor) {
+    if (!this.readers) {
+      this.readers = /* @__PURE__ */ new Map();
+      for (const n of this.graph.node) {
+        for (const i2 of new Set(n.input)) {
+          if (!i2) continue;
+          const list = this.readers.get(i2);
+          if (list) list.push(n);
+          else this.readers.set(i2, [n]);
+        }
+      }
+    }
+    return this.readers.get(tensor) ?? [];
+  }
+  initializer(name) {
+    return this.inits.get(name);
+  }
+  /** The constant behind a tensor name: an initializer or the value of a Constant node. */
+  constant(name) {
+    const init = this.inits.get(name);
+    if (init) return init;
+    const p = this.producers.get(name);
+    return p && p.opType === "Constant" ? attr(p, "value")?.t : void 0;
+  }
+  isGraphOutput(tensor) {
+    return this.graph.output.some((o) => o.name === tensor);
+  }
+  // ---- initializers
+  /** A new float initializer stored as `dataType` (float32, float16, bfloat16, double); returns its name. */
+  addFloatInitializer(base, dims, values, dataType = 1 /* FLOAT */) {
+    return this.pushInitializer(makeFloatTensor(this.fresh(base), dims, values, dataType));
+  }
+  /** A new integer initializer: int64 (or int32) shapes, axes, indices; int8/uint8/int32 quantized values. Returns its name. */
+  addIntInitializer(base, dims, values, dataType = 7 /* INT64 */) {
+    return this.pushInitializer(makeIntTensor(this.fresh(base), dims, values, dataType));
+  }
+  /**
+   * Store an initializer's values in an integer type under its own name and shape: a weight quantized
+   * in place, so everything that names it (reports, sparsity counts) still finds it.
+   */
+  storeAsInteger(name, values, dataType) {
+    const old = this.inits.get(name);
+    if (!old) throw new Error(`no initializer '${name}'`);
+    const t = makeIntTensor(name, tensorDims(old), values, dataType);
+    this.graph.initializer[this.graph.initializer.indexOf(old)] = t;
+    this.inits.set(name, t);
+    return t;
+  }
+  /** A new initializer with the type, shape and values of the constant `name` (initializer or Constant); returns its name. */
+  copyConstant(name, base) {
+    const src = this.constant(name);
+    if (!src) throw new Error(`'${name}' is not a constant`);
+    const t = clone2(TensorProtoSchema, src);
+    t.name = this.fresh(base);
+    return this.pushInitializer(t);
+  }
+  /**
+   * New values for a float constant (an initializer or a Constant node's value), written in the
+   * tensor's own element type: a float16 weight stays float16. `dims` reshapes it (channels removed).
+   */
+  replaceInitializer(name, values, dims) {
+    const t = this.requireConstant(name);
+    setTensorFloat32(t, values, dims);
+    return t;
+  }
+  /**
+   * Like replaceInitializer with the shape unchanged, but a float32 tensor takes `values`' buffer without
+   * a copy: for a freshly computed weight the caller hands over and never touches again.
+   */
+  adoptInitializer(name, values) {
+    const t = this.requireConstant(name);
+    adoptTensorFloat32(t, values);
+    return t;
+  }
+  /**
+   * Store a float initializer's values in another float element type under its own name (float32 to
+   * float16 and back, say); `dims` reshapes it. Readers see the same tensor name.
+   */
+  retypeInitializer(name, values, dataType, dims) {
+    const t = this.inits.get(name);
+    if (!t) throw new Error(`no initializer '${name}'`);
+    t.dataType = dataType;
+    setTensorFloat32(t, values, dims);
+    return t;
+  }
+  /**
+   * Put back an initializer taken out earlier, at its old position among the initializers (and, for an
+   * older exporter that listed it, its graph-input entry at that entry's old position); positions past
+   * the end append. An initializer or input entry already present is left as it is.
+   */
+  restoreInitializer(t, at2, input) {
+    if (!this.inits.has(t.name)) {
+      this.graph.initializer.splice(Math.min(at2, this.graph.initializer.length), 0, t);
+      this.inits.set(t.name, t);
+      this.names.reserve(t.name);
+    }
+    if (input && !this.graph.input.some((i2) => i2.name === input.decl.name)) this.graph.input.splice(Math.min(input.at, this.graph.input.length), 0, input.decl);
+  }
+  /** Remove initializers, and their entries among the graph inputs where an older exporter listed them. */
+  removeInitializers(names) {
+    const gone = new Set(names);
+    for (const name of gone) if (!this.inits.delete(name)) throw new Error(`no initializer '${name}'`);
+    this.graph.initializer = this.graph.initializer.filter((t) => !gone.has(t.name));
+    this.graph.input = this.graph.input.filter((i2) => !gone.has(i2.name));
+  }
+  // ---- nodes
+  /** Append a node (or place it right after `after`, keeping the graph's order topological). */
+  addNode(spec, place = {}) {
+    const node = makeNode(this.fresh(spec.name ?? spec.opType), spec);
+    for (const o of node.output) this.names.reserve(o);
+    if (place.after) this.graph.node.splice(this.position(place.after) + 1, 0, node);
+    else this.graph.node.push(node);
+    this.indexOutputs(node);
+    this.readers = void 0;
+    return node;
+  }
+  /**
+   * Put a node between `tensor` and everything that reads it: the producer now writes a fresh name
+   * (from `renamedBase`), the new node reads that where its inputs name `tensor`, and writes `tensor`
+   * itself. So every consumer and a graph output of that name get the new node's result with no name
+   * changing, and the node sits right after the producer. value_info declared for `tensor` moves with
+   * the producer's output; a graph output's declaration stays, so a node that changes the element type
+   * or shape must be declared again (declareOutput). Returns the new node.
+   */
+  insertAfter(tensor, spec, renamedBase = `${tensor}_before_${spec.opType}`) {
+    const producer = this.producers.get(tensor);
+    if (!producer) throw new Error(`'${tensor}' is not produced by a node`);
+    const renamed = this.fresh(renamedBase);
+    producer.output[producer.output.indexOf(tensor)] = renamed;
+    this.producers.set(renamed, producer);
+    this.producers.delete(tensor);
+    for (const v of this.graph.valueInfo) if (v.name === tensor) v.name = renamed;
+    return this.addNode({ ...spec, inputs: spec.inputs.map((i2) => i2 === tensor ? renamed : i2), outputs: [tensor] }, { after: producer });
+  }
+  /** Put a new node where `old` was (same place; its name unless the spec names one); returns it. */
+  replaceNode(old, spec) {
+    const at2 = this.position(old);
+    this.unindexOutputs(old);
+    const node = makeNode(spec.name !== void 0 ? this.fresh(spec.name) : old.name, spec);
+    for (const o of node.output) this.names.reserve(o);
+    this.graph.node[at2] = node;
+    this.indexOutputs(node);
+    this.readers = void 0;
+    return node;
+  }
+  /**
+   * Put a node taken out earlier back at position `at` among the nodes (past the end: appended), name,
+   * inputs and attributes as they were. The caller picks a position that keeps the order topological.
+   */
+  restoreNode(node, at2) {
+    this.names.reserve(node.name);
+    for (const o of node.output) this.names.reserve(o);
+    this.graph.node.splice(Math.min(at2, this.graph.node.length), 0, node);
+    this.indexOutputs(node);
+    this.readers = void 0;
+    return node;
+  }
+  removeNode(node) {
+    this.graph.node.splice(this.position(node), 1);
+    this.unindexOutputs(node);
+    this.readers = void 0;
+  }
+  /** Keep only `nodes`, in the order given (a topological order of a subgraph). */
+  setNodes(nodes) {
+    this.graph.node = [...nodes];
+    this.producers.clear();
+    for (const n of nodes) this.indexOutputs(n);
+    this.readers = void 0;
+  }
+  /** Make input `slot` of `node` read `tensor` (`''` for an omitted optional input), padding the list if needed. */
+  setInput(node, slot, tensor) {
+    while (node.input.length <= slot) node.input.push("");
+    node.input[slot] = tensor;
+    this.names.reserve(tensor);
+    this.readers = void 0;
+  }
+  /** Make output `slot` of `node` write `tensor` (MaxPool's optional indices, say). */
+  setOutput(node, slot, tensor) {
+    while (node.output.length <= slot) node.output.push("");
+    const old = node.output[slot];
+    if (old && this.producers.get(old) === node) this.producers.delete(old);
+    node.output[slot] = tensor;
+    this.names.reserve(tensor);
+    if (tensor) this.producers.set(tensor, node);
+  }
+  /**
+   * Remove, until nothing changes, nodes of the given op types whose outputs nothing reads (graph
+   * outputs count as read), and with `initializers` also initializers nothing reads (and their graph
+   * input entries).
+   */
+  dropUnread(opTypes, opts) {
+    const g2 = this.graph;
+    const dropped = /* @__PURE__ */ new Set();
+    for (; ; ) {
+      const read = /* @__PURE__ */ new Set([...g2.node.flatMap((n) => n.input), ...g2.output.map((o) => o.name)]);
+      const before = g2.node.length + g2.initializer.length;
+      const [kept, gone] = partition(g2.node, (n) => !opTypes.has(n.opType) || n.output.some((o) => read.has(o)));
+      g2.node = kept;
+      for (const n of gone) this.unindexOutputs(n);
+      if (opts.initializers) {
+        for (const t of g2.initializer) if (!read.has(t.name)) dropped.add(t.name);
+        g2.initializer = g2.initializer.filter((t) => read.has(t.name));
+      }
+      if (g2.node.length + g2.initializer.length === before) break;
+    }
+    for (const name of dropped) this.inits.delete(name);
+    g2.input = g2.input.filter((i2) => !dropped.has(i2.name));
+    this.readers = void 0;
+  }
+  // ---- declarations
+  /** Graph inputs that are data, not initializers listed as inputs (older exporters list them). */
+  dataInputs() {
+    return this.graph.input.filter((i2) => !this.inits.has(i2.name));
+  }
+  /** Drop the graph-input entries of initializers, leaving the data inputs. */
+  dropInitializerInputs() {
+    this.graph.input = this.dataInputs();
+  }
+  addInput(decl) {
+    if (this.graph.input.some((i2) => i2.name === decl.name)) throw new Error(`'${decl.name}' is already a graph input`);
+    this.names.reserve(decl.name);
+    this.graph.input.push(decl);
+  }
+  /** Declare a graph output; a tensor that already is one keeps its declaration. */
+  declareOutput(decl) {
+    if (this.isGraphOutput(decl.name)) return;
+    this.names.reserve(decl.name);
+    this.graph.output.push(decl);
+  }
+  /** Replace the graph outputs, in this order. */
+  setOutputs(decls) {
+    for (const d of decls) this.names.reserve(d.name);
+    this.graph.output = [...decls];
+  }
+  /** Declare an intermediate tensor's type and shape, replacing an earlier declaration. */
+  declareValueInfo(decl) {
+    this.names.reserve(decl.name);
+    this.graph.valueInfo = [...this.graph.valueInfo.filter((v) => v.name !== decl.name), decl];
+  }
+  /** Forget the declarations of these intermediate tensors (a rewrite removed them). */
+  dropValueInfo(names) {
+    const gone = new Set(names);
+    this.graph.valueInfo = this.graph.valueInfo.filter((v) => !gone.has(v.name));
+  }
+  /** Forget every intermediate declaration: after surgery their shapes are stale (runtimes infer them again). */
+  clearValueInfo() {
+    this.graph.valueInfo = [];
+  }
+  /** Older exporters list initializers as graph inputs: make those declared shapes match the tensors. */
+  redeclareInitializerInputs() {
+    for (const i2 of this.graph.input) {
+      const t = this.inits.get(i2.name);
+      const shape = i2.type?.value.case === "tensorType" ? i2.type.value.value.shape : void 0;
+      if (t && shape) tensorDims(t).forEach((d, k) => {
+        if (shape.dim[k]) shape.dim[k].value = { case: "dimValue", value: BigInt(d) };
+      });
+    }
+  }
+  // ---- internals
+  pushInitializer(t) {
+    this.graph.initializer.push(t);
+    this.inits.set(t.name, t);
+    return t.name;
+  }
+  requireConstant(name) {
+    const t = this.constant(name);
+    if (!t) throw new Error(`'${name}' is not a constant`);
+    return t;
+  }
+  position(node) {
+    const at2 = this.graph.node.indexOf(node);
+    if (at2 < 0) throw new Error(`node '${node.name || node.opType}' is not in the graph`);
+    return at2;
+  }
+  indexOutputs(node) {
+    for (const o of node.output) if (o) this.producers.set(o, node);
+  }
+  unindexOutputs(node) {
+    for (const o of node.output) if (o && this.producers.get(o) === node) this.producers.delete(o);
+  }
+};
+function partition(items, keep) {
+  const yes = [];
+  const no = [];
+  for (const x2 of items) (keep(x2) ? yes : no).push(x2);
+  return [yes, no];
+}
+
+// src/onnx/liftedWeights.ts
+var LIFTED_KEY = "prune-guard.lifted-weights";
+var LOW_PRECISION = /* @__PURE__ */ new Set([10 /* FLOAT16 */, 16 /* BFLOAT16 */, 11 /* DOUBLE */]);
+var b64 = (bytes3) => Buffer.from(bytes3).toString("base64");
+var bytes2 = (text2) => Buffer.from(text2, "base64");
+function reshaped(dims, shape, allowZero) {
+  const out = shape.map((d, i2) => d === 0 && !allowZero ? dims[i2] : d);
+  const free = out.filter((d) => d === -1).length;
+  if (free > 1 || out.some((d) => d === void 0 || d < -1)) return void 0;
+  const known = out.filter((d) => d !== -1).reduce((a, d) => a * d, 1);
+  if (free === 1) {
+    if (known === 0 || numel([...dims]) % known !== 0) return void 0;
+    return out.map((d) => d === -1 ? numel([...dims]) / known : d);
+  }
+  return known === numel([...dims]) ? out : void 0;
+}
+function liftable(t, node, index) {
+  if (node.input[0] !== t.name) return void 0;
+  if (node.opType === "Cast" && LOW_PRECISION.has(t.dataType) && attrInt(node, "to", 0) === 1 /* FLOAT */) return { by: "Cast", dims: tensorDims(t) };
+  if (node.opType === "Reshape" && (t.dataType === 1 /* FLOAT */ || LOW_PRECISION.has(t.dataType))) {
+    const shape = index.initializers.get(node.input[1]);
+    if (!shape) return void 0;
+    const dims = reshaped(tensorDims(t), tensorToInts(shape), attrInt(node, "allowzero", 0) === 1);
+    return dims ? { by: "Reshape", dims, shape } : void 0;
+  }
+  return void 0;
+}
+function liftWeights(model) {
+  const ed = new ModelEditor(model);
+  const g2 = ed.graph;
+  const index = new GraphIndex(g2);
+  const lifted = [];
+  const behind = [];
+  const unusedShapes = /* @__PURE__ */ new Set();
+  for (const t of [...g2.initializer]) {
+    if (ed.isGraphOutput(t.name)) continue;
+    const readers = index.consumersOf(t.name);
+    if (readers.length !== 1 || ed.isGraphOutput(readers[0].output[0])) continue;
+    const node = readers[0];
+    const how = liftable(t, node, index);
+    if (!how) continue;
+    const record = { weight: t.name, by: how.by, type: t.dataType, dims: tensorDims(t), node: b64(toBinary(NodeProtoSchema, node)), at: g2.node.indexOf(node) };
+    if (how.shape && index.consumersOf(how.shape.name).length === 1 && !ed.isGraphOutput(how.shape.name)) {
+      const inputAt = g2.input.findIndex((i2) => i2.name === how.shape.name);
+      record.shape = { tensor: b64(toBinary(TensorProtoSchema, how.shape)), at: g2.initializer.indexOf(how.shape), ...inputAt >= 0 ? { input: { info: b64(toBinary(ValueInfoProtoSchema, g2.input[inputAt])), at: inputAt } } : {} };
+      unusedShapes.add(how.shape.name);
+    }
+    lifted.push(record);
+    behind.push(node);
+    ed.retypeInitializer(t.name, tensorToFloat32(t), 1 /* FLOAT */, how.dims);
+    for (const n of index.consumersOf(node.output[0])) n.input.forEach((x2, slot) => x2 === node.output[0] && ed.setInput(n, slot, t.name));
+  }
+  if (lifted.length === 0) return [];
+  for (const node of behind) ed.removeNode(node);
+  ed.removeInitializers(unusedShapes);
+  setLifted(model, [...readLifted(model), ...lifted]);
+  return lifted.map((l) => ({ weight: l.weight, by: l.by, type: l.type }));
+}
+function readLifted(model) {
+  const entry = model.metadataProps.find((e) => e.key === LIFTED_KEY);
+  return entry ? JSON.parse(entry.value) : [];
+}
+function setLifted(model, lifted) {
+  model.metadataProps = model.metadataProps.filter((e) => e.key !== LIFTED_KEY);
+  if (lifted.length > 0) model.metadataProps.push(create(StringStringEntryProtoSchema, { key: LIFTED_KEY, value: JSON.stringify(lifted) }));
+}
+function hasLiftedWeights(model) {
+  return model.metadataProps.some((e) => e.key === LIFTED_KEY);
+}
+function lowerWeights(model) {
+  const lifted = readLifted(model);
+  setLifted(model, []);
+  const ed = new ModelEditor(model);
+  for (const l of [...lifted].sort((a, b) => a.at - b.at)) {
+    const t = ed.initializer(l.weight);
+    if (!t || t.dataType !== 1 /* FLOAT */) continue;
+    if (l.by === "Reshape" && numel(tensorDims(t)) !== numel(l.dims)) continue;
+    ed.retypeInitializer(l.weight, tensorToFloat32(t), l.type, l.by === "Reshape" ? l.dims : void 0);
+    if (l.shape) {
+      const input = l.shape.input && { decl: fromBinary(ValueInfoProtoSchema, bytes2(l.shape.input.info)), at: l.shape.input.at };
+      ed.restoreInitializer(fromBinary(TensorProtoSchema, bytes2(l.shape.tensor)), l.shape.at, input);
+    }
+    const node = create(NodeProtoSchema, fromBinary(NodeProtoSchema, bytes2(l.node)));
+    const out = node.output[0];
+    let first = ed.graph.node.length;
+    for (const n of ed.consumers(l.weight)) {
+      n.input.forEach((x2, slot) => x2 === l.weight && ed.setInput(n, slot, out));
+      first = Math.min(first, ed.graph.node.indexOf(n));
+    }
+    ed.restoreNode(node, Math.min(l.at, first));
+  }
+}
+
+// src/onnx/streamSave.ts
+import { randomBytes as randomBytes2 } from "node:crypto";
+var STREAM_RAW_BYTES = 1 << 16;
+var TAG_MODEL_GRAPH = 7 << 3 | 2;
+var TAG_GRAPH_INITIALIZER = 5 << 3 | 2;
+var TAG_TENSOR_RAW_DATA = 9 << 3 | 2;
+function varint(n) {
+  const out = [];
+  while (n >= 128) {
+    out.push(n % 128 | 128);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Uint8Array.from(out);
+}
+function framing(tag, length) {
+  const len = varint(length);
+  const out = new Uint8Array(1 + len.length);
+  out[0] = tag;
+  out.set(len, 1);
+  return out;
+}
+function indexOf(hay, needle) {
+  return Buffer.from(hay.buffer, hay.byteOffset, hay.byteLength).indexOf(Buffer.from(needle.buffer, needle.byteOffset, needle.byteLength));
+}
+function splitAround(bytes3, tag, inner) {
+  const field = new Uint8Array([...framing(tag, inner.length), ...inner]);
+  const at2 = indexOf(bytes3, field);
+  if (at2 < 0 || indexOf(bytes3.subarray(at2 + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
+  return [bytes3.subarray(0, at2), bytes3.subarray(at2 + field.length)];
+}
+function encodeWith(holder, key, value, encode2) {
+  const kept = holder[key];
+  holder[key] = value;
+  try {
+    return encode2();
+  } finally {
+    holder[key] = kept;
+  }
+}
+function tensorPieces(t, streamRawBytes) {
+  const raw = t.rawData;
+  if (raw.byteLength === 0 || raw.byteLength < streamRawBytes) return [toBinary(TensorProtoSchema, t)];
+  const sentinel = randomBytes2(16);
+  const encoded = encodeWith(t, "rawData", sentinel, () => toBinary(TensorProtoSchema, t));
+  const [before, after] = splitAround(encoded, TAG_TENSOR_RAW_DATA, sentinel);
+  return [before, framing(TAG_TENSOR_RAW_DATA, raw.byteLength), raw, after];
+}
+function sentinelTensor() {
+  const tensor = create(TensorProtoSchema, { name: randomBytes2(16).toString("hex") });
+  return { tensor, bytes: toBinary(TensorProtoSchema, tensor) };
+}
+function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
+  const graph = proto.graph;
+  if (!graph) {
+    const whole = toBinary(ModelProtoSchema, proto);
+    return { bytes: whole.byteLength, chunks: function* () {
+      yield whole;
+    } };
+  }
+  const [graphBefore, graphAfter] = graphFraming(graph);
+  const sizes = graph.initializer.map((t) => {
+    const pieces = tensorPieces(t, streamRawBytes);
+    return pieces.reduce((s, p) => s + p.byteLength, 0);
+  });
+  let graphLength = graphBefore.byteLength + graphAfter.byteLength;
+  for (const s of sizes) graphLength += framing(TAG_GRAPH_INITIALIZER, s).byteLength + s;
+  const sentinelGraph = create(GraphProtoSchema, { name: randomBytes2(16).toString("hex") });
+  const modelEncoded = encodeWith(proto, "graph", sentinelGraph, () => toBinary(ModelProtoSchema, proto));
+  const [modelBefore, modelAfter] = splitAround(modelEncoded, TAG_MODEL_GRAPH, toBinary(GraphProtoSchema, sentinelGraph));
+  const graphHeader = framing(TAG_MODEL_GRAPH, graphLength);
+  const bytes3 = modelBefore.byteLength + graphHeader.byteLength + graphLength + modelAfter.byteLength;
+  const initializers = graph.initializer;
+  return {
+    bytes: bytes3,
+    chunks: function* () {
+      yield modelBefore;
+      yield graphHeader;
+      yield graphBefore;
+      for (let i2 = 0; i2 < initializers.length; i2++) {
+        yield framing(TAG_GRAPH_INITIALIZER, sizes[i2]);
+        const pieces = tensorPieces(initializers[i2], streamRawBytes);
+        const got = pieces.reduce((s, p) => s + p.byteLength, 0);
+        if (got !== sizes[i2]) throw new Error(`streamSave: initializer '${initializers[i2].name}' changed while the model was being written`);
+        yield* pieces;
+      }
+      yield graphAfter;
+      yield modelAfter;
+    }
+  };
+}
+function graphFraming(graph) {
+  const sentinel = sentinelTensor();
+  const encoded = encodeWith(graph, "initializer", [sentinel.tensor], () => toBinary(GraphProtoSchema, graph));
+  return splitAround(encoded, TAG_GRAPH_INITIALIZER, sentinel.bytes);
+}
+
+// src/onnx/model.ts
+var PROTOBUF_LIMIT = 2 ** 31 - 1;
+function loadModel(file) {
+  const bytes3 = readInputFile(file, { expected: "an .onnx model" });
+  return { proto: parseModel(bytes3, file), path: file, bytes: bytes3.byteLength };
+}
+function parseModel(bytes3, file) {
+  if (bytes3.byteLength === 0) throw new UserError(`${file}: empty file; re-export the model`);
+  let proto;
+  try {
+    proto = fromBinary(ModelProtoSchema, bytes3);
+  } catch (e) {
+    throw new UserError(`${file}: not a valid ONNX model (${describe(e)}); the file may be truncated or not ONNX, re-export it`);
+  }
+  checkStructure(proto, file);
+  resolveExternalData(proto, file);
+  return proto;
+}
+function checkStructure(proto, file) {
+  const g2 = proto.graph;
+  if (!g2 || proto.opsetImport.length === 0 || g2.node.length === 0 || g2.output.length === 0) {
+    const missing = !g2 ? "no graph" : proto.opsetImport.length === 0 ? "no opset_import" : g2.node.length === 0 ? "no nodes" : "no graph outputs";
+    throw new UserError(`${file}: not a valid ONNX model (${missing}); the file may be truncated or not ONNX, re-export it`);
+  }
+  const known = /* @__PURE__ */ new Set([""]);
+  for (const i2 of g2.input) known.add(i2.name);
+  for (const t of g2.initializer) known.add(t.name);
+  for (const n of g2.node) for (const o of n.output) known.add(o);
+  for (const n of g2.node) {
+    for (const i2 of n.input) {
+      if (!known.has(i2)) {
+        throw new UserError(`${file}: node '${n.name || n.opType}' reads '${i2}', which no node, input or initializer provides; the file may be truncated, re-export it`);
+      }
+    }
+  }
+  for (const o of g2.output) {
+    if (!known.has(o.name)) throw new UserError(`${file}: graph output '${o.name}' is never produced; the file may be truncated, re-export it`);
+  }
+}
+function externalEntry(t, key) {
+  return t.externalData.find((e) => e.key === key)?.value;
+}
+function resolveExternalData(proto, file) {
+  const dir = path5.dirname(path5.resolve(file));
+  const tensors = [...allTensors(proto)].filter(isExternal);
+  if (tensors.length === 0) return;
+  const realDir = fs7.realpathSync(dir);
+  const reads = [];
+  let total2 = 0;
+  for (const t of tensors) {
+    const location = externalEntry(t, "location");
+    if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
+    if (path5.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
+    const target = path5.resolve(dir, location);
+    let real;
+    try {
+      real = fs7.realpathSync(target);
+    } catch {
+      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path5.basename(file)}`);
+    }
+    if (real !== realDir && !real.startsWith(realDir + path5.sep)) {
+      throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
+    }
+    const stat = fs7.statSync(real);
+    if (!stat.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
+    const size2 = stat.size;
+    const offset = Number(externalEntry(t, "offset") ?? 0);
+    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size2 - offset;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size2) {
+      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size2}; the external data file is truncated or does not belong to this model`);
+    }
+    total2 += length;
+    reads.push({ t, real, offset, length });
+  }
+  if (total2 > PROTOBUF_LIMIT) {
+    throw new UserError(
+      `${file}: holds ${(total2 / 2 ** 30).toFixed(2)} GiB of weights in external data; prune-guard keeps a model in one protobuf file, which cannot exceed 2 GiB, so models this large are not supported yet; prune a smaller model or split it`
+    );
+  }
+  const handles = /* @__PURE__ */ new Map();
+  try {
+    for (const { t, real, offset, length } of reads) {
+      let fd2 = handles.get(real);
+      if (fd2 === void 0) {
+        fd2 = fs7.openSync(real, "r");
+        handles.set(real, fd2);
+      }
+      const data = new Uint8Array(length);
+      fs7.readSync(fd2, data, 0, length, offset);
+      t.rawData = data;
+      t.externalData = [];
+      t.dataLocation = 0 /* DEFAULT */;
+    }
+  } finally {
+    for (const fd2 of handles.values()) fs7.closeSync(fd2);
+  }
+}
+function* allTensors(proto) {
+  const g2 = proto.graph;
+  if (!g2) return;
+  yield* g2.initializer;
+  for (const n of g2.node) for (const a of n.attribute) if (a.t) yield a.t;
+}
+function saveModel(proto, file) {
+  let saved = proto;
+  if (hasLiftedWeights(proto)) {
+    saved = cloneModel(proto);
+    lowerWeights(saved);
+  }
+  listInitializersAsInputs(saved);
+  const { bytes: bytes3, chunks } = modelChunks(saved);
+  if (bytes3 > PROTOBUF_LIMIT) throw tooBig(file);
+  writeFileAtomic(file, chunks());
+  return bytes3;
+}
+function tooBig(file) {
+  return new UserError(`${file}: the pruned model is over 2 GiB and cannot be one protobuf file; prune further or use a model with external data`);
+}
+function serializeModel(proto, file = "model") {
+  listInitializersAsInputs(proto);
+  const bytes3 = toBinary(ModelProtoSchema, proto);
+  if (bytes3.byteLength > PROTOBUF_LIMIT) throw tooBig(file);
+  return bytes3;
+}
+function listInitializersAsInputs(proto) {
+  if (Number(proto.irVersion) >= 4 || !proto.graph) return;
+  const g2 = proto.graph;
+  const inputs = new Map(g2.input.map((i2) => [i2.name, i2]));
+  for (const t of g2.initializer) {
+    const type = create(TypeProtoSchema, {
+      value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: t.dataType, shape: { dim: t.dims.map((d) => ({ value: { case: "dimValue", value: d } })) } }) }
+    });
+    const existing = inputs.get(t.name);
+    if (!existing) g2.input.push(create(ValueInfoProtoSchema, { name: t.name, type }));
+    else if (!sameTensorType(existing.type, type)) existing.type = type;
+  }
+}
+function sameTensorType(a, b) {
+  const x2 = a?.value;
+  const y = b.value;
+  if (x2?.case !== "tensorType" || y.case !== "tensorType") return false;
+  const dx = x2.value.shape?.dim ?? [];
+  const dy = y.value.shape?.dim ?? [];
+  return x2.value.elemType === y.value.elemType && dx.length === dy.length && dx.every((d, i2) => d.value.case === "dimValue" && d.value.value === dy[i2].value.value);
+}
+
 // src/onnx/signature.ts
 var NUMPY_NAME = {
   [1 /* FLOAT */]: "float32",
@@ -25069,6 +25676,14 @@ function signature(v, file) {
 }
 function modelInputs(model, file) {
   return new GraphIndex(model.graph).inputs.map((v) => signature(v, file));
+}
+function fixedBatch(inputs, file) {
+  const fixed2 = inputs.filter((s) => typeof s.dims[0] === "number" && s.dims[0] > 0);
+  const sizes = [...new Set(fixed2.map((s) => s.dims[0]))];
+  if (sizes.length > 1) {
+    throw new UserError(`${file}: inputs fix different batch sizes (${fixed2.map((s) => `${s.name}: ${s.dims[0]}`).join(", ")}); prune-guard feeds every input the same samples, so re-export with one batch size (or dynamic axes)`);
+  }
+  return sizes[0];
 }
 
 // src/prune/prunable.ts
@@ -25114,6 +25729,79 @@ function prunableWeights(model, opts) {
 // src/pipeline/ledger.ts
 import * as os3 from "node:os";
 import * as path6 from "node:path";
+
+// src/ledger/compact.ts
+var FULL_CLASSES = 100;
+var SHOWN_CLASSES = 20;
+function summary(step, classes) {
+  const acc2 = classes.map((c) => step.per_class?.[c] ?? null).filter((a) => a !== null);
+  const out = {
+    classes: classes.length,
+    with_samples: acc2.length,
+    mean_accuracy: acc2.length ? acc2.reduce((a, b) => a + b, 0) / acc2.length : null,
+    min_accuracy: acc2.length ? Math.min(...acc2) : null
+  };
+  if (step.confusion) {
+    let samples = 0;
+    let correct = 0;
+    for (const c of classes) {
+      const row = step.confusion[c] ?? [];
+      for (const n of row) samples += n;
+      correct += row[c] ?? 0;
+    }
+    Object.assign(out, { samples, correct });
+  }
+  return out;
+}
+function digestStep(step, shown) {
+  const classes = step.per_class?.length ?? 0;
+  if (classes <= FULL_CLASSES) return step;
+  const set = new Set(shown);
+  const rest = Array.from({ length: classes }, (_, c) => c).filter((c) => !set.has(c));
+  const digest = {
+    classes,
+    shown: [...shown],
+    accuracy: shown.map((c) => step.per_class[c] ?? null),
+    ...step.per_class_ci ? { accuracy_ci: shown.map((c) => step.per_class_ci[c] ?? null) } : {},
+    ...step.confusion ? { confusion: shown.map((c) => (step.confusion[c] ?? []).flatMap((n, p) => n > 0 ? [[p, n]] : [])) } : {},
+    rest: summary(step, rest)
+  };
+  const { per_class_ci: _ci, confusion: _confusion, ...kept } = step;
+  return { ...kept, per_class: null, class_digest: digest };
+}
+function shownClasses(changes, limit = SHOWN_CLASSES) {
+  const shown = changes.slice(0, limit).map((c) => c.class);
+  for (const c of changes.slice(limit)) if (c.beyond_budget) shown.push(c.class);
+  return shown;
+}
+function compactModel(model) {
+  const classes = Math.max(model.eval.classes, ...model.steps.map((s) => s.per_class?.length ?? 0));
+  if (classes <= FULL_CLASSES) return model;
+  const shown = shownClasses(model.class_changes);
+  const listed = new Set(shown);
+  const rest = model.class_changes.filter((c) => !listed.has(c.class));
+  const out = {
+    ...model,
+    steps: model.steps.map((s) => digestStep(s, shown)),
+    class_changes: model.class_changes.filter((c) => listed.has(c.class)),
+    class_changes_rest: {
+      classes: rest.length,
+      lost: rest.filter((c) => c.drop > 0).length,
+      gained: rest.filter((c) => c.drop < 0).length,
+      largest_drop: rest.length ? Math.max(...rest.map((c) => c.drop)) : null
+    }
+  };
+  if (model.vs_base) {
+    out.vs_base = { ...model.vs_base, steps: model.vs_base.steps.map((s) => digestStep(s, shown)), ...model.vs_base.pair ? { pair: model.vs_base.pair.map((s) => digestStep(s, shown)) } : {} };
+  }
+  return out;
+}
+function compactLedger(ledger) {
+  return { ...ledger, models: ledger.models.map(compactModel) };
+}
+function ledgerJson(ledger) {
+  return JSON.stringify(compactLedger(ledger), null, 2) + "\n";
+}
 
 // node_modules/markdown-table/index.js
 function defaultStringLength(value) {
@@ -25499,6 +26187,7 @@ function budgetValue(name, x2) {
     case "class-accuracy-drop":
     case "ece-increase":
     case "shift-accuracy-drop":
+    case "label-f1-drop":
       return points(x2);
     case "latency-regression":
     case "target-reduction":
@@ -25539,8 +26228,9 @@ function stepTable(steps) {
     const value = s.latency[key].toFixed(2);
     return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
   };
+  const f1 = steps.some((s) => s.f1 !== void 0);
   return table3([
-    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at2}`, `p95 ms${at2}`],
+    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", ...f1 ? ["F1"] : [], "ECE", "Agreement", `p50 ms${at2}`, `p95 ms${at2}`],
     ...steps.map((s) => [
       s.name,
       percent(s.sparsity),
@@ -25550,6 +26240,7 @@ function stepTable(steps) {
       bytes(s.size_bytes),
       bytes(s.gzip_bytes),
       orDash(s.accuracy, (x2) => percent(x2, 2)),
+      ...f1 ? [orDash(s.f1, (x2) => percent(x2, 2))] : [],
       orDash(s.ece, (x2) => percent(x2, 2)),
       orDash(s.agreement, (x2) => percent(x2, 2)),
       latency(s, "p50_ms"),
@@ -25607,14 +26298,25 @@ function funnelSection(model) {
   }
   return lines.join("\n\n");
 }
+var FEW_CLASSES = 20;
+var SIGNIFICANT = 0.05;
 function classTable(model) {
-  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
-  if (lost.length === 0) return void 0;
+  const unit = model.eval.task === "multilabel" ? "Label" : "Class";
+  const units = unit === "Label" ? "Labels" : "Classes";
+  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop);
+  const many = model.eval.classes > FEW_CLASSES;
+  const matter = many ? lost.filter((c) => c.beyond_budget || c.p_value !== void 0 && c.p_value < SIGNIFICANT) : lost;
+  const shown = matter.slice(0, TOP_CLASSES);
+  const lostCount = lost.length + (model.class_changes_rest?.lost ?? 0);
+  if (shown.length === 0) {
+    if (!many || lostCount === 0) return void 0;
+    return `**${units}:** ${lostCount} of ${model.eval.classes} lost accuracy, none significantly (McNemar p < ${SIGNIFICANT}) nor beyond the class budget; with ${(model.eval.samples / model.eval.classes).toFixed(1)} samples per class on average, single-class drops are noise here.`;
+  }
   return [
-    "**Classes that lost most**",
+    many ? `**${units} that lost most** <sub>(of ${model.eval.classes}: only drops that are significant or beyond the budget; ${lostCount} lost accuracy in all)</sub>` : `**${units} that lost most**`,
     table3([
-      ["Class", "Dense", "Pruned", "Drop", "Support"],
-      ...lost.map((c) => [
+      [unit, "Dense", "Pruned", "Drop", "Support"],
+      ...shown.map((c) => [
         String(c.class),
         percent(c.dense),
         percent(c.pruned),
@@ -25677,8 +26379,13 @@ function shiftTable(model) {
     ])
   ].join("\n\n");
 }
+function evalWhat(e) {
+  const out = markdownCode(e.output ?? "");
+  const what = e.task === "binary" ? `binary sigmoid ${out}` : e.task === "multilabel" ? `${e.classes} sigmoid labels of ${out}` : `${e.classes} classes${e.scores && e.scores !== "logits" ? ` (${e.scores} of ${out})` : ""}`;
+  return e.fixed_batch !== void 0 ? `${what}, batch fixed at ${e.fixed_batch}` : what;
+}
 function renderModel(model) {
-  const about = `<sub>${markdownCode(model.model)} \u2192 ${markdownCode(model.pruned)} \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const about = `<sub>${markdownCode(model.model)} \u2192 ${markdownCode(model.pruned)} \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${evalWhat(model.eval)}</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
   const schedule = scheduleSection(model);
@@ -25725,22 +26432,6 @@ function timedOutLines(ledger) {
 }
 
 // src/measure/metrics.ts
-function accuracy(pred, labels) {
-  let hit = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
-  return labels.length ? hit / labels.length : NaN;
-}
-function perClassAccuracy(pred, labels, classes) {
-  const hit = new Float64Array(classes);
-  const support = classSupport(labels, classes);
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
-  return Array.from(support, (n, c) => n ? hit[c] / n : null);
-}
-function classSupport(labels, classes) {
-  const support = new Array(classes).fill(0);
-  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
-  return support;
-}
 function confusionMatrix(pred, labels, classes) {
   const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
   for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
@@ -25750,6 +26441,36 @@ function agreement(a, b) {
   let same2 = 0;
   for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
   return a.length ? same2 / a.length : NaN;
+}
+function groupAccuracy(correct, group2, groups) {
+  const hit = new Float64Array(groups);
+  const support = new Float64Array(groups);
+  for (let i2 = 0; i2 < correct.length; i2++) {
+    support[group2[i2]]++;
+    hit[group2[i2]] += correct[i2];
+  }
+  return Array.from(support, (n, g2) => n ? hit[g2] / n : null);
+}
+function groupSupport(group2, groups) {
+  const support = new Array(groups).fill(0);
+  for (let i2 = 0; i2 < group2.length; i2++) support[group2[i2]]++;
+  return support;
+}
+function labelF1(pred, truth, labels) {
+  const tp = new Float64Array(labels);
+  const fp = new Float64Array(labels);
+  const fn = new Float64Array(labels);
+  for (let i2 = 0; i2 < pred.length; i2++) {
+    const k = i2 % labels;
+    if (pred[i2] === 1 && truth[i2] === 1) tp[k]++;
+    else if (pred[i2] === 1) fp[k]++;
+    else if (truth[i2] === 1) fn[k]++;
+  }
+  return Array.from(tp, (t, k) => t + fp[k] + fn[k] > 0 ? 2 * t / (2 * t + fp[k] + fn[k]) : null);
+}
+function meanDefined(values) {
+  const defined = values.filter((v) => v !== null);
+  return defined.length ? defined.reduce((a, b) => a + b, 0) / defined.length : null;
 }
 
 // src/measure/stats/binomial.ts
@@ -26016,6 +26737,7 @@ function budgetUncertainty(m) {
     const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
     u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
   }
+  if (m.reference.task !== "multiclass") u["label-f1-drop"] = { ci: labelF1DropInterval(m.reference, m.candidate, confidence) };
   return u;
 }
 function accuracyIntervals(p, labels, confidence) {
@@ -26042,10 +26764,43 @@ function annotateClassChanges(changes, m, limit) {
     return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
   });
 }
+function labelF1DropInterval(reference, candidate, confidence) {
+  const k = reference.perSample;
+  const samples = reference.pred.length / k;
+  const counts = (p, idx) => {
+    const c = new Float64Array(3 * k);
+    for (let j = 0; j < idx.length; j++) {
+      const base = idx[j] * k;
+      for (let l = 0; l < k; l++) {
+        const pr = p.pred[base + l];
+        const y = p.truth[base + l];
+        if (pr === 1 && y === 1) c[3 * l]++;
+        else if (pr === 1) c[3 * l + 1]++;
+        else if (y === 1) c[3 * l + 2]++;
+      }
+    }
+    return c;
+  };
+  const f1 = (c, l) => {
+    const d = 2 * c[3 * l] + c[3 * l + 1] + c[3 * l + 2];
+    return d > 0 ? 2 * c[3 * l] / d : null;
+  };
+  return bootstrapInterval(samples, (idx) => {
+    const a = counts(reference, idx);
+    const b = counts(candidate, idx);
+    let worst = -Infinity;
+    for (let l = 0; l < k; l++) {
+      const x2 = f1(a, l);
+      const y = f1(b, l);
+      if (x2 !== null && y !== null) worst = Math.max(worst, x2 - y);
+    }
+    return Number.isFinite(worst) ? worst : NaN;
+  }, { confidence, resamples: 500 });
+}
 
 // src/pipeline/verdicts.ts
-function classChanges(reference, candidate, labels, classes) {
-  const support = classSupport(labels, classes);
+function classChanges(reference, candidate, group2, classes) {
+  const support = groupSupport(group2, classes);
   const changes = [];
   reference.per_class.forEach((d, c) => {
     const f = candidate.per_class[c];
@@ -26055,16 +26810,16 @@ function classChanges(reference, candidate, labels, classes) {
   return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
 }
 function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config2, compareMode = false, reduction) {
-  const labels = data.labels;
+  const groups = reference.preds.group;
   const confidence = config2.confidence;
-  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
+  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, groups, confidence));
   const paired = {
-    labels,
+    labels: groups,
     reference: reference.preds,
     candidate: candidate.preds,
     referenceLatency: latency?.reference,
     candidateLatency: latency?.candidate,
-    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
+    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: reference.shiftPreds.get(s.name).group, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
     confidence,
     limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
   };
@@ -26075,7 +26830,7 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
   return {
     budgets: results,
     verdict: overallVerdict(results.map((b) => b.verdict)),
-    classChanges: annotateClassChanges(classChanges(reference.step, candidate.step, labels, reference.preds.classes), paired, classLimit)
+    classChanges: annotateClassChanges(classChanges(reference.step, candidate.step, groups, reference.preds.classes), paired, classLimit)
   };
 }
 function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
@@ -26110,7 +26865,7 @@ function mean(x2) {
 function distributionShift(clean, shifted) {
   const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
   const hist = (p) => {
-    const h = new Array(p.classes).fill(0);
+    const h = new Array(p.choices).fill(0);
     for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
     return h;
   };
@@ -26148,7 +26903,7 @@ function buildModelLedger(i2) {
     budgets: i2.judged.budgets,
     verdict: i2.judged.verdict,
     class_changes: i2.judged.classChanges,
-    eval: { data: i2.data.path, samples: i2.data.set.count, classes: i2.reference.preds.classes },
+    eval: evalRecord(i2.data.path, i2.data.set, i2.reference.preds.classes, i2.head, i2.plan),
     ...i2.notes?.length ? { notes: [...i2.notes] } : {},
     shifts: shiftResults(i2.reference, i2.shipped, i2.shifts, new Set(i2.config.corruptions), i2.config.confidence),
     prediction_shift: predictionShifts(i2.reference, i2.shipped, i2.shifts),
@@ -26158,110 +26913,61 @@ function buildModelLedger(i2) {
     ...i2.allocation ? { allocation: i2.allocation } : {}
   };
 }
+function evalRecord(file, data, classes, head, plan) {
+  return {
+    data: file,
+    samples: data.count,
+    classes,
+    output: head.output,
+    task: head.task,
+    scores: head.form,
+    batch: plan.evalBatch,
+    ...plan.fixed !== void 0 ? { fixed_batch: plan.fixed } : {}
+  };
+}
 function writeLedgerFiles(dir, ledger) {
   const markdown = renderMarkdown(ledger);
   const ledgerPath = path6.join(dir, "ledger.json");
   const markdownPath = path6.join(dir, "ledger.md");
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(ledgerPath, ledgerJson(ledger));
   writeFileAtomic(markdownPath, markdown);
   return { markdown, ledgerPath, markdownPath };
 }
 
-// src/onnx/runtime/scores.ts
-function scoreRow(row, offset, classes, label, areProbabilities) {
-  let pred = 0;
-  let max2 = -Infinity;
-  for (let c = 0; c < classes; c++) {
-    const v = row[offset + c];
-    if (v > max2) {
-      max2 = v;
-      pred = c;
-    }
-  }
-  if (areProbabilities) {
-    const p = row[offset + label];
-    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
-  }
-  let sum = 0;
-  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
-  const logSum = Math.log(sum);
-  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
+// src/onnx/elementTypes.ts
+var BOOLEAN = /* @__PURE__ */ new Set(["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not", "IsNaN", "IsInf"]);
+var INDICES = /* @__PURE__ */ new Set(["Shape", "Size", "ArgMax", "ArgMin", "NonZero"]);
+function declared(v) {
+  const t = v?.type?.value;
+  return t?.case === "tensorType" && t.value.elemType ? t.value.elemType : void 0;
 }
-function expectedCalibrationError(confidence, correct, bins = 15) {
-  const n = confidence.length;
-  const count3 = new Float64Array(bins);
-  const conf = new Float64Array(bins);
-  const hit = new Float64Array(bins);
-  for (let i2 = 0; i2 < n; i2++) {
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
-    count3[b]++;
-    conf[b] += confidence[i2];
-    hit[b] += correct[i2];
+function elementTypes(index) {
+  const types = /* @__PURE__ */ new Map();
+  for (const v of index.graph.input) {
+    const t = declared(v);
+    if (t) types.set(v.name, t);
   }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(hit[b] - conf[b]) / n;
-  return ece;
-}
-
-// src/onnx/runtime/classifier.ts
-function endsInSoftmax(model) {
-  const index = new GraphIndex(model.graph);
-  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
-}
-async function evaluateClassifier(session, data, opts) {
-  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
-  if (session.outputNames.length !== 1) {
-    throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
+  for (const [name, t] of index.initializers) types.set(name, t.dataType);
+  for (const node of index.order) {
+    const first = node.input.find((i2) => i2 && types.has(i2));
+    const inputType = first ? types.get(first) : void 0;
+    node.output.forEach((o, k) => {
+      if (!o) return;
+      let t;
+      if (node.opType === "Constant") t = attr(node, "value")?.t?.dataType;
+      else if (node.opType === "Cast") t = attrInt(node, "to", 0) || void 0;
+      else if (node.opType === "CastLike") t = types.get(node.input[1]);
+      else if (node.opType === "ConstantOfShape") t = attr(node, "value")?.t?.dataType ?? 1 /* FLOAT */;
+      else if (BOOLEAN.has(node.opType)) t = 9 /* BOOL */;
+      else if (INDICES.has(node.opType)) t = 7 /* INT64 */;
+      else if ((node.opType === "MaxPool" || node.opType === "TopK") && k === 1) t = 7 /* INT64 */;
+      else if (node.opType === "Where") t = types.get(node.input[1]) ?? types.get(node.input[2]);
+      else t = inputType;
+      t = declared(index.valueInfo.get(o)) ?? t;
+      if (t) types.set(o, t);
+    });
   }
-  const { ort } = onnxruntime();
-  const labels = data.labels ?? new Int32Array(data.count);
-  const n = data.count;
-  const pred = new Int32Array(n);
-  const confidence = new Float32Array(n);
-  const correct = new Uint8Array(n);
-  const logProbLabel = new Float32Array(n);
-  let classes = 0;
-  let logits;
-  for (let start = 0; start < n; start += opts.batchSize) {
-    const end = Math.min(n, start + opts.batchSize);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) {
-      feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-    }
-    const result = await session.run(feeds);
-    const out = result[session.outputNames[0]];
-    if (out.dims.length !== 2 || out.dims[0] !== end - start) {
-      throw new UserError(`${opts.modelPath}: output has shape [${out.dims}], expected [batch, classes]; prune-guard evaluates classifiers with one logits output`);
-    }
-    const values = out.data;
-    if (classes === 0) {
-      classes = out.dims[1];
-      if (opts.keepLogits) logits = new Float32Array(n * classes);
-    }
-    for (let i2 = 0; i2 < end - start; i2++) {
-      const label = labels[start + i2];
-      if (label >= classes) {
-        throw new UserError(`${data.path}: label ${label} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
-      }
-      const s = scoreRow(values, i2 * classes, classes, label, opts.outputsAreProbabilities);
-      pred[start + i2] = s.pred;
-      confidence[start + i2] = s.confidence;
-      correct[start + i2] = !data.labels ? 0 : s.pred === label ? 1 : 0;
-      logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
-    }
-    logits?.set(values, start * classes);
-    for (const t of Object.values(result)) t.dispose();
-    opts.onBatch?.(end, n);
-  }
-  return { classes, pred, confidence, correct, logProbLabel, logits };
-}
-
-// src/measure/size.ts
-import * as fs8 from "node:fs";
-import { gzipSync } from "node:zlib";
-function measureFileSize(file) {
-  const data = fs8.readFileSync(file);
-  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
+  return types;
 }
 
 // src/onnx/einsum.ts
@@ -26734,6 +27440,363 @@ function inferNode(node, shapes, values) {
   }
 }
 
+// src/onnx/head.ts
+var SHAPE_ONLY = /* @__PURE__ */ new Set(["Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Dropout"]);
+var ACTIVATIONS = /* @__PURE__ */ new Set(["Softmax", "LogSoftmax", "Sigmoid"]);
+var FORM = { Softmax: "probabilities", LogSoftmax: "log-probabilities", Sigmoid: "probabilities" };
+var FIDELITY_LATER = "judging outputs without class labels by fidelity to the dense model is not available in this version";
+function showDims(dims) {
+  return dims ? `[batch,${dims.map((d) => d === null ? "?" : String(d)).join(",")}]` : "[?]";
+}
+function perSampleDims(one, three, tensor) {
+  const a = one.get(tensor);
+  const b = three.get(tensor);
+  if (!a || !b || a.length === 0 || a.length !== b.length) return void 0;
+  return a.slice(1).map((d, i2) => d === b[i2 + 1] ? d : null);
+}
+function isFloatCast(node, types) {
+  return node.opType === "Cast" && FLOAT_TYPES.has(attrInt(node, "to", 0)) && FLOAT_TYPES.has(types.get(node.input[0]) ?? 1 /* FLOAT */);
+}
+function findHead(model, opts = {}) {
+  const g2 = model.graph;
+  const index = new GraphIndex(g2);
+  const types = elementTypes(index);
+  const one = inferShapes(index, 1).shapes;
+  const three = inferShapes(index, 3).shapes;
+  const dimsOfOutput = (name) => showDims(perSampleDims(one, three, name));
+  let output;
+  if (opts.output !== void 0) {
+    if (!g2.output.some((o) => o.name === opts.output)) return { ok: false, problem: { kind: "no-such-output", asked: opts.output, outputs: g2.output.map((o) => o.name) } };
+    output = opts.output;
+  } else if (g2.output.length > 1) {
+    return { ok: false, problem: { kind: "several-outputs", outputs: g2.output.map((o) => ({ name: o.name, dims: dimsOfOutput(o.name) })) } };
+  } else output = g2.output[0].name;
+  const elemType = types.get(output) ?? 1 /* FLOAT */;
+  if (!FLOAT_TYPES.has(elemType) || elemType === 16 /* BFLOAT16 */) return { ok: false, problem: { kind: "not-float", output, type: dataTypeName(elemType) } };
+  const through = [];
+  let tensor = output;
+  let producer = index.producer.get(tensor);
+  while (producer && (SHAPE_ONLY.has(producer.opType) || isFloatCast(producer, types))) {
+    through.unshift(producer.opType);
+    tensor = producer.input[0];
+    producer = index.producer.get(tensor);
+  }
+  const activation = producer && ACTIVATIONS.has(producer.opType) ? producer.opType : void 0;
+  const scores = activation ? producer.input[0] : output;
+  const dims = perSampleDims(one, three, output);
+  if (dims && dims.filter((d) => d !== 1).length > 1) return { ok: false, problem: { kind: "not-scores", output, dims: showDims(dims) } };
+  const width = dims ? dims.some((d) => d === null) ? null : numel(dims) : null;
+  if (activation === "Softmax" || activation === "LogSoftmax") {
+    const problem = softmaxAxisProblem(producer, opsetVersion(model), one, output, activation);
+    if (problem) return { ok: false, problem };
+  }
+  const base = { output, width, scores, through, elemType, ...activation ? { activation } : {} };
+  if (activation === "Sigmoid") {
+    const labels = width ?? opts.labelWidth ?? 1;
+    return { ok: true, head: { ...base, task: labels > 1 ? "multilabel" : "binary", form: "probabilities", width: width ?? (opts.labelWidth !== void 0 ? labels : null) } };
+  }
+  if (width === 1) return { ok: false, problem: { kind: "single-score", output } };
+  return { ok: true, head: { ...base, task: "multiclass", form: activation ? FORM[activation] : "logits" } };
+}
+function softmaxAxisProblem(node, opset, shapes, output, activation) {
+  const s = shapes.get(node.input[0]);
+  if (!s || s.length === 0) return void 0;
+  let axis = attrInt(node, "axis", opset >= 13 ? -1 : 1);
+  if (axis < 0) axis += s.length;
+  const perSample = numel(s.slice(1));
+  const group2 = opset >= 13 ? s[axis] : numel(s.slice(axis));
+  if (axis >= 1 && group2 === perSample) return void 0;
+  return { kind: "softmax-axis", output, axis, dims: `[${s.join(",")}]`, activation };
+}
+function checkLabels2(head, labels, labelWidth, data) {
+  if (!labels) return { kind: "no-labels", data };
+  if (head.task === "multiclass") return labelWidth > 1 ? { kind: "labels-matrix-for-classes", output: head.output, labelWidth } : void 0;
+  if (head.task === "multilabel" && head.width !== null && labelWidth !== head.width) return { kind: "label-width", output: head.output, labels: head.width, labelWidth };
+  if (head.task === "binary" && labelWidth !== 1) return { kind: "label-width", output: head.output, labels: 1, labelWidth };
+  for (let i2 = 0; i2 < labels.length; i2++) if (labels[i2] > 1) return { kind: "labels-not-binary", output: head.output, value: labels[i2] };
+  return void 0;
+}
+function headProblemMessage(p, file) {
+  switch (p.kind) {
+    case "several-outputs":
+      return `${file}: has ${p.outputs.length} outputs (${p.outputs.map((o) => `${o.name} ${o.dims}`).join(", ")}); prune-guard judges one classifier output of shape [batch, classes] (logits, probabilities or sigmoid): pass --output NAME (config 'output:') to choose it; ${FIDELITY_LATER}`;
+    case "no-such-output":
+      return `--output ${p.asked}: the model has no output of that name; its outputs are ${p.outputs.map((o) => `'${o}'`).join(", ")}`;
+    case "not-float":
+      return `${file}: output '${p.output}' holds ${p.type} values; prune-guard judges float scores per class (logits, probabilities or a sigmoid), so export the scores rather than ${p.type === "INT64" || p.type === "INT32" ? "the predicted class ids" : `${p.type} values`}${p.type === "BFLOAT16" ? " (onnxruntime-node cannot read bfloat16 tensors: Cast the output to float32)" : ""}`;
+    case "not-scores":
+      return `${file}: output '${p.output}' has shape ${p.dims}, not one score per class; prune-guard judges an output of shape [batch, classes] (or [batch, classes, 1, 1]), or a sigmoid [batch] / [batch, labels]: choose such an output with --output NAME; ${FIDELITY_LATER}`;
+    case "single-score":
+      return `${file}: output '${p.output}' has one value per sample and no Sigmoid before it; prune-guard judges a binary classifier by its sigmoid probability: export it with torch.sigmoid(...) at the end (or two class logits), or choose another output with --output NAME`;
+    case "softmax-axis":
+      return `${file}: output '${p.output}' comes from a ${p.activation} over axis ${p.axis} of ${p.dims}, which is not one distribution over classes per sample; export the ${p.activation} over the class axis (dim=1), or output the logits before it`;
+    case "labels-matrix-for-classes":
+      return `y has ${p.labelWidth} columns, read as a multi-label 0/1 matrix, but output '${p.output}' scores one class per sample (softmax or logits); for one-hot class labels save y.argmax(axis=1), or judge a multi-label model by its sigmoid output`;
+    case "labels-not-binary":
+      return `y holds the value ${p.value}, but output '${p.output}' is a sigmoid, judged as 0/1 decisions at 0.5; labels must be 0 or 1 (for classes, export a softmax or the logits instead)`;
+    case "label-width":
+      return `y has ${p.labelWidth} label${p.labelWidth > 1 ? "s" : ""} per sample but sigmoid output '${p.output}' has ${p.labels}; save y with shape [N, ${p.labels}]${p.labels === 1 ? " or [N]" : ""} (one 0/1 column per output label)`;
+    case "no-labels":
+      return `${p.data}: no label array 'y'; prune-guard judges classifiers against labels: add y=labels (class ids, or a 0/1 [N,K] matrix for a multi-label sigmoid) to the .npz; ${FIDELITY_LATER}`;
+  }
+}
+
+// src/onnx/runtime/values.ts
+function floatValues(t) {
+  const data = t.data;
+  switch (t.type) {
+    case "float32":
+      return t.data;
+    case "float16": {
+      const out = new Float32Array(data.length);
+      if (t.data instanceof Uint16Array) for (let i2 = 0; i2 < out.length; i2++) out[i2] = halfToFloat(t.data[i2]);
+      else for (let i2 = 0; i2 < out.length; i2++) out[i2] = Number(data[i2]);
+      return out;
+    }
+    case "float64":
+    case "int8":
+    case "uint8":
+    case "int16":
+    case "uint16":
+    case "int32":
+    case "uint32":
+    case "bool":
+      return Float32Array.from(data);
+    case "int64":
+    case "uint64": {
+      const out = new Float32Array(data.length);
+      for (let i2 = 0; i2 < out.length; i2++) out[i2] = Number(data[i2]);
+      return out;
+    }
+    default:
+      throw new Error(`cannot read an onnxruntime tensor of type ${t.type} as numbers`);
+  }
+}
+function copyFloatValues(t) {
+  const v = floatValues(t);
+  return v === t.data ? Float32Array.from(v) : v;
+}
+
+// src/onnx/runtime/batches.ts
+function sessionFixedBatch(session, fed) {
+  const names = new Set(fed);
+  for (const meta3 of session.inputMetadata) {
+    if (!names.has(meta3.name) || !meta3.isTensor) continue;
+    const first = meta3.shape[0];
+    if (typeof first === "number" && first > 0) return first;
+  }
+  return void 0;
+}
+function paddedBatch(data, start, end, rows2) {
+  const views = sliceBatch(data, start, end);
+  const count3 = end - start;
+  if (rows2 <= count3) return views;
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of views) {
+    const per = arr.data.length / count3;
+    const padded = allocTypedArray(arr.dtype, rows2 * per);
+    const size2 = arr.data.BYTES_PER_ELEMENT;
+    const bytes3 = new Uint8Array(padded.buffer, padded.byteOffset, padded.byteLength);
+    bytes3.set(new Uint8Array(arr.data.buffer, arr.data.byteOffset, arr.data.byteLength));
+    const last = new Uint8Array(arr.data.buffer, arr.data.byteOffset + (count3 - 1) * per * size2, per * size2);
+    for (let r = count3; r < rows2; r++) bytes3.set(last, r * per * size2);
+    out.set(name, { dtype: arr.dtype, dims: [rows2, ...arr.dims.slice(1)], data: padded });
+  }
+  return out;
+}
+function batchFeeds(data, start, end, rows2 = end - start) {
+  const { ort } = onnxruntime();
+  const feeds = {};
+  for (const [name, arr] of paddedBatch(data, start, end, rows2)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+  return feeds;
+}
+async function runBatches(session, data, batch, fetch, onBatch, extraFeeds = {}) {
+  const fixed2 = sessionFixedBatch(session, data.inputs.keys());
+  const step = fixed2 ?? Math.max(1, batch);
+  for (let start = 0; start < data.count; start += step) {
+    const end = Math.min(data.count, start + step);
+    const count3 = end - start;
+    const result = await session.run({ ...batchFeeds(data, start, end, fixed2 ?? count3), ...extraFeeds }, fetch);
+    try {
+      const values = /* @__PURE__ */ new Map();
+      for (const name of fetch) {
+        const t = result[name];
+        const dims = [...t.dims];
+        let v = floatValues(t);
+        if (fixed2 !== void 0 && dims[0] !== count3) {
+          v = v.subarray(0, v.length / dims[0] * count3);
+          dims[0] = count3;
+        }
+        values.set(name, { dims, data: v });
+      }
+      await onBatch(values, start, count3);
+    } finally {
+      for (const t of Object.values(result)) t.dispose();
+    }
+  }
+}
+
+// src/onnx/runtime/scores.ts
+var P_FLOOR = 1e-12;
+var SIGMOID_THRESHOLD = 0.5;
+function scoreRow(row, offset, classes, label, form) {
+  let pred = 0;
+  let max2 = -Infinity;
+  for (let c = 0; c < classes; c++) {
+    const v = row[offset + c];
+    if (v > max2) {
+      max2 = v;
+      pred = c;
+    }
+  }
+  if (form === "probabilities") {
+    const p = row[offset + label];
+    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, P_FLOOR)) };
+  }
+  if (form === "log-probabilities") return { pred, confidence: Math.exp(max2), logProbLabel: row[offset + label] };
+  let sum = 0;
+  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
+  const logSum = Math.log(sum);
+  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
+}
+function scoreSigmoid(p, y) {
+  const pred = p >= SIGMOID_THRESHOLD ? 1 : 0;
+  const q = Math.min(Math.max(p, P_FLOOR), 1 - P_FLOOR);
+  return { pred, confidence: pred ? q : 1 - q, logProbLabel: y === 1 ? Math.log(q) : Math.log(1 - q) };
+}
+function expectedCalibrationError(confidence, correct, bins = 15) {
+  const n = confidence.length;
+  const count3 = new Float64Array(bins);
+  const conf = new Float64Array(bins);
+  const hit = new Float64Array(bins);
+  for (let i2 = 0; i2 < n; i2++) {
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count3[b]++;
+    conf[b] += confidence[i2];
+    hit[b] += correct[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(hit[b] - conf[b]) / n;
+  return ece;
+}
+
+// src/onnx/runtime/classifier.ts
+function defaultHead(model, output) {
+  const r = findHead(model, { output });
+  if (!r.ok) throw new UserError(headProblemMessage(r.problem, "model"));
+  return r.head;
+}
+var SUM_TOLERANCE = 0.02;
+async function evaluateClassifier(session, data, opts) {
+  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
+  let head = opts.head;
+  if (!head) {
+    if (session.outputNames.length !== 1) {
+      throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); pass --output NAME to choose the classifier output to judge`);
+    }
+    head = { output: session.outputNames[0], task: "multiclass", form: "logits", width: null, scores: session.outputNames[0], through: [], elemType: 1 };
+  }
+  const sigmoid2 = head.task !== "multiclass";
+  const labels = data.labels && !opts.unlabelled ? data.labels : null;
+  const n = data.count;
+  let perSample = 0;
+  let decisions = 0;
+  let pred = new Int32Array(0);
+  let confidence = new Float32Array(0);
+  let correct = new Uint8Array(0);
+  let logProbLabel = new Float32Array(0);
+  let truth = new Int32Array(0);
+  let group2 = new Int32Array(0);
+  let logits;
+  let width0 = 0;
+  const choicesOf = (width) => sigmoid2 ? 2 : width;
+  await runBatches(session, data, opts.batchSize, [head.output], (values, start, count3) => {
+    const out = values.get(head.output);
+    const width = count3 > 0 ? out.data.length / count3 : 0;
+    if (out.dims[0] !== count3 || !Number.isInteger(width)) {
+      throw new UserError(`${opts.modelPath}: output '${head.output}' has shape [${out.dims}] for ${count3} samples, expected [batch, classes]`);
+    }
+    if (perSample === 0) {
+      if (width < 1 || !sigmoid2 && width < 2) throw new UserError(`${opts.modelPath}: output '${head.output}' has ${width} value(s) per sample; prune-guard judges [batch, classes] scores with at least 2 classes, or a sigmoid`);
+      perSample = sigmoid2 ? width : 1;
+      width0 = width;
+      decisions = n * perSample;
+      pred = new Int32Array(decisions);
+      confidence = new Float32Array(decisions);
+      correct = new Uint8Array(decisions);
+      logProbLabel = new Float32Array(decisions);
+      truth = new Int32Array(decisions);
+      group2 = new Int32Array(decisions);
+      if (opts.keepLogits) logits = new Float32Array(decisions * choicesOf(width));
+      if (head.form === "probabilities" && !sigmoid2) checkRowSums(out.data, width, count3, head, opts.modelPath);
+      if (labels && (data.labelWidth ?? 1) !== perSample) {
+        throw new UserError(`${data.path}: y has ${data.labelWidth ?? 1} label(s) per sample but output '${head.output}' gives ${perSample} decision(s) per sample; save y with shape [N${perSample > 1 ? `, ${perSample}` : ""}]`);
+      }
+    } else if (width !== width0) {
+      throw new UserError(`${opts.modelPath}: output '${head.output}' changed width between batches (${width} values per sample)`);
+    }
+    const v = out.data;
+    if (sigmoid2) {
+      for (let k = 0; k < count3 * width; k++) {
+        const d = start * width + k;
+        const y = labels ? labels[d] : 0;
+        const s = scoreSigmoid(v[k], y);
+        pred[d] = s.pred;
+        confidence[d] = s.confidence;
+        correct[d] = labels && s.pred === y ? 1 : 0;
+        logProbLabel[d] = labels ? s.logProbLabel : NaN;
+        truth[d] = y;
+        group2[d] = width > 1 ? k % width : y;
+        if (logits) {
+          const p = Math.min(Math.max(v[k], P_FLOOR), 1 - P_FLOOR);
+          logits[2 * d] = Math.log(1 - p);
+          logits[2 * d + 1] = Math.log(p);
+        }
+      }
+    } else {
+      for (let i2 = 0; i2 < count3; i2++) {
+        const d = start + i2;
+        const y = labels ? labels[d] : 0;
+        if (y >= width) {
+          throw new UserError(`${data.path}: label ${y} at index ${d} is out of range for a model with ${width} classes; labels must be 0..${width - 1}`);
+        }
+        const s = scoreRow(v, i2 * width, width, y, head.form);
+        pred[d] = s.pred;
+        confidence[d] = s.confidence;
+        correct[d] = labels && s.pred === y ? 1 : 0;
+        logProbLabel[d] = labels ? s.logProbLabel : NaN;
+        truth[d] = y;
+        group2[d] = y;
+      }
+      if (logits) {
+        const rows2 = v.subarray(0, count3 * width);
+        if (head.form === "probabilities") for (let k = 0; k < rows2.length; k++) logits[start * width + k] = Math.log(Math.max(rows2[k], P_FLOOR));
+        else logits.set(rows2, start * width);
+      }
+    }
+    opts.onBatch?.(start + count3, n);
+  });
+  const classes = sigmoid2 ? perSample > 1 ? perSample : 2 : width0;
+  return { task: head.task, classes, choices: sigmoid2 ? 2 : classes, perSample, pred, confidence, correct, logProbLabel, truth, group: group2, logits };
+}
+function checkRowSums(v, width, count3, head, modelPath) {
+  for (let i2 = 0; i2 < count3; i2++) {
+    let sum = 0;
+    for (let c = 0; c < width; c++) sum += v[i2 * width + c];
+    if (Math.abs(sum - 1) > SUM_TOLERANCE) {
+      throw new UserError(`${modelPath}: output '${head.output}' is read as probabilities (a Softmax${head.through.length ? ` then ${head.through.join(", ")}` : ""}), but a row sums to ${sum.toFixed(4)}; export the logits, or the Softmax over the class axis as the output`);
+    }
+  }
+}
+
+// src/measure/size.ts
+import * as fs8 from "node:fs";
+import { gzipSync } from "node:zlib";
+function measureFileSize(file) {
+  const data = fs8.readFileSync(file);
+  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
+}
+
 // src/onnx/flops.ts
 var MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum", "MatMulInteger", "ConvInteger"]);
 function nodeMacs(node, shapes) {
@@ -26928,12 +27991,12 @@ function recoveryRecord(r, at2) {
 // src/pipeline/measureStep.ts
 function savedFacts(artifact, denseWeights, evalBatchSize) {
   const saved = loadModel(artifact).proto;
-  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
+  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), batch: boundedBatch(saved, evalBatchSize) };
 }
 async function measureStep(kind, description, artifact, ctx) {
   const { data, config: config2, progress } = ctx;
   const name = stepName(kind);
-  const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config2.evalBatchSize);
+  const { sparsity, cost, batch } = savedFacts(artifact, ctx.denseWeights, config2.evalBatchSize);
   const size2 = measureFileSize(artifact);
   collectGarbage();
   const session = await openSession(artifact, { threads: config2.latency.threads, provider: ctx.provider });
@@ -26944,21 +28007,22 @@ async function measureStep(kind, description, artifact, ctx) {
     progress.stage({ kind: "evaluate", step: name, total: data.count });
     preds = await evaluateClassifier(session, data, {
       batchSize: batch,
-      outputsAreProbabilities: probabilities,
+      head: ctx.head,
       modelPath: artifact,
       onBatch: (done) => progress.update(done)
     });
     progress.stop();
     for (const s of ctx.shifts) {
-      const p = await evaluateClassifier(session, s.data, { batchSize: batch, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
-      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
+      const p = await evaluateClassifier(session, s.data, { batchSize: batch, head: ctx.head, modelPath: artifact, unlabelled: !s.data.labels });
+      if (s.data.labels) shiftAccuracy[s.name] = mean2(p.correct);
       shiftPreds.set(s.name, p);
     }
   } finally {
     progress.stop();
     await session.release();
   }
-  const labels = data.labels;
+  const multilabel = preds.perSample > 1;
+  const f1 = ctx.head.task === "multiclass" ? void 0 : labelF1(preds.pred, preds.truth, preds.perSample);
   const step = {
     name,
     description,
@@ -26969,11 +28033,12 @@ async function measureStep(kind, description, artifact, ctx) {
     flops: cost.macs,
     size_bytes: size2.bytes,
     gzip_bytes: size2.gzipBytes,
-    accuracy: accuracy(preds.pred, labels),
-    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
-    confusion: confusionMatrix(preds.pred, labels, preds.classes),
+    accuracy: mean2(preds.correct),
+    per_class: groupAccuracy(preds.correct, preds.group, preds.classes),
+    ...multilabel ? {} : { confusion: confusionMatrix(preds.pred, preds.truth, preds.classes) },
+    ...f1 ? { f1: multilabel ? meanDefined(f1) : f1[0], ...multilabel ? { per_label_f1: f1 } : {} } : {},
     ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
-    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
+    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / preds.logProbLabel.length,
     agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
     latency: null,
     latency_by_batch: [],
@@ -26987,6 +28052,11 @@ async function measureRecord(r, ctx) {
   if (r.recovery) m.step.recovery = r.recovery;
   if (r.temperature) m.step.temperature = r.temperature;
   return m;
+}
+function mean2(x2) {
+  let s = 0;
+  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
+  return x2.length ? s / x2.length : NaN;
 }
 
 // src/measure/corruptions.ts
@@ -27031,8 +28101,8 @@ function moments(x2) {
     if (x2[i2] < min) min = x2[i2];
     if (x2[i2] > max2) max2 = x2[i2];
   }
-  const mean2 = s / x2.length;
-  return { mean: mean2, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean2 * mean2)), min, max: max2 };
+  const mean3 = s / x2.length;
+  return { mean: mean3, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean3 * mean3)), min, max: max2 };
 }
 function blurPlane(x2, offset, h, w, sigma, tmp) {
   const r = Math.max(1, Math.ceil(3 * sigma));
@@ -27056,6 +28126,10 @@ function blurPlane(x2, offset, h, w, sigma, tmp) {
   }
 }
 function corruptArray(name, arr, c, where) {
+  if (arr.dtype === "float16") {
+    const wide = corruptArray(name, { dtype: "float32", dims: arr.dims, data: Float32Array.from(arr.data, halfToFloat) }, c, where);
+    return { dtype: "float16", dims: arr.dims, data: Uint16Array.from(wide.data, floatToHalf) };
+  }
   if (arr.dtype !== "float32" && arr.dtype !== "float64") {
     throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
   }
@@ -27088,26 +28162,26 @@ function corruptArray(name, arr, c, where) {
         if (c.kind === "blur") {
           blurPlane(x2, off, h, w, level, tmp);
         } else {
-          let mean2 = 0;
-          for (let i2 = 0; i2 < plane; i2++) mean2 += x2[off + i2];
-          mean2 /= plane;
-          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean2 + level * (x2[off + i2] - mean2);
+          let mean3 = 0;
+          for (let i2 = 0; i2 < plane; i2++) mean3 += x2[off + i2];
+          mean3 /= plane;
+          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean3 + level * (x2[off + i2] - mean3);
         }
       }
       break;
     }
     case "feature-noise":
     case "feature-dropout": {
-      const mean2 = new Float64Array(per);
+      const mean3 = new Float64Array(per);
       const sd = new Float64Array(per);
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean2[f] += src[s * per + f] / n;
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean2[f]) ** 2 / n;
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean3[f] += src[s * per + f] / n;
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean3[f]) ** 2 / n;
       for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
       for (let s = 0; s < n; s++) {
         for (let f = 0; f < per; f++) {
           const i2 = s * per + f;
           if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
-          else if (random() < level) x2[i2] = mean2[f];
+          else if (random() < level) x2[i2] = mean3[f];
         }
       }
       break;
@@ -27118,13 +28192,33 @@ function corruptArray(name, arr, c, where) {
 function corruptDataset(ds, c) {
   const inputs = /* @__PURE__ */ new Map();
   for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
-  return { path: `${ds.path}#${corruptionName(c)}`, count: ds.count, inputs, labels: ds.labels };
+  return { ...ds, path: `${ds.path}#${corruptionName(c)}`, inputs };
 }
 function corruptionSets(data, specs) {
   return specs.map((text2) => {
     const c = parseCorruption(text2, "corruptions");
     return { name: corruptionName(c), data: corruptDataset(data, c) };
   });
+}
+
+// src/pipeline/exported.ts
+function judgedHead(model, file, config2, data) {
+  const found = findHead(model, { output: config2.output, labelWidth: data.labels ? data.labelWidth ?? 1 : void 0 });
+  if (!found.ok) throw new UserError(headProblemMessage(found.problem, file));
+  const problem = checkLabels2(found.head, data.labels, data.labelWidth ?? 1, data.path);
+  if (problem) throw new UserError(problem.kind === "no-labels" ? headProblemMessage(problem, file) : `${data.path}: ${headProblemMessage(problem, file)}`);
+  return found.head;
+}
+function batchPlan(model, file, config2) {
+  const fixed2 = fixedBatch(modelInputs(model, file), file);
+  if (fixed2 === void 0) return { batchSizes: [...config2.batchSizes], evalBatch: config2.evalBatchSize };
+  const other = config2.batchSizes.filter((b) => b !== fixed2);
+  return {
+    fixed: fixed2,
+    batchSizes: [fixed2],
+    evalBatch: fixed2,
+    ...other.length > 0 ? { note: `${file}: input batch fixed at ${fixed2}: latency measured at batch ${fixed2} instead of ${other.join(", ")}, evaluation and calibration run ${fixed2} sample${fixed2 > 1 ? "s" : ""} at a time` } : {}
+  };
 }
 
 // src/pipeline/compare.ts
@@ -27147,24 +28241,34 @@ async function measurePair(req, progress) {
   checkMeasureConfig(config2);
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
   const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
-  const data = loadFor(withInputs, req.data, true);
+  const data = loadFor(withInputs, req.data, false);
+  const head = judgedHead(models[0].proto, req.base, config2, data);
+  judgedHead(models[1].proto, req.head, config2, data);
+  const plans = models.map((m) => batchPlan(m.proto, m.path, config2));
+  if (plans[0].fixed !== plans[1].fixed) {
+    throw new UserError(`${req.head}: accepts batch ${plans[1].fixed ?? "of any size"} but ${req.base} accepts ${plans[0].fixed ?? "any"}; compare models exported with the same input batch`);
+  }
+  const plan = plans[0];
+  if (plan.note) progress.note(plan.note);
+  const batchSizes = plan.batchSizes;
   const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config2.corruptions)];
   const provider = await resolveProvider(config2.executionProvider, req.base);
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
-  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
-  const base = await measureStep({ kind: "base" }, `base model ${path7.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep({ kind: "head" }, `head model ${path7.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.stage({ kind: "latency", detail: "base and head interleaved", total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
-  const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
+  const measureConfig = { ...config2, batchSizes, evalBatchSize: plan.evalBatch };
+  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: measureConfig, progress, provider: provider.provider, head });
+  const baseStep = await measureStep({ kind: "base" }, `base model ${path7.basename(req.base)}`, req.base, ctx(0));
+  const headStep = await measureStep({ kind: "head" }, `head model ${path7.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
+  progress.stage({ kind: "latency", detail: "base and head interleaved", total: batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...batchSizes)));
+  const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
-  [base, head].forEach((m, i2) => {
-    m.step.latency_by_batch = config2.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
+  [baseStep, headStep].forEach((m, i2) => {
+    m.step.latency_by_batch = batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
-  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider: provider.provider });
-  return { base, head, data, shifts, samples, provider };
+  for (const m of [baseStep, headStep]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider: provider.provider });
+  return { base: baseStep, head: headStep, data, shifts, samples, provider, judged: head, plan };
 }
 async function comparePipeline(req, progress) {
   const { config: config2 } = req;
@@ -27187,8 +28291,11 @@ async function comparePipeline(req, progress) {
     shipped: m.head,
     judged,
     data: { path: req.data, set: m.data },
+    head: m.judged,
+    plan: m.plan,
     shifts: m.shifts,
-    config: config2
+    config: config2,
+    ...m.plan.note ? { notes: [m.plan.note] } : {}
   });
   const ledger = ledgerEnvelope([model], measuredRuntime(m.provider, config2));
   fs9.mkdirSync(req.out, { recursive: true });
@@ -27216,13 +28323,14 @@ async function selftest(req, progress) {
   const budgets = compareBudgets(req.budgets);
   const limit = budgets.find((b) => b.name === "latency-regression").limit;
   const first = await measurePair({ base: model, head: model, data, shifts: [], config: config2 }, progress);
-  const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...config2.batchSizes)));
+  const batchSizes = first.plan.batchSizes;
+  const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...batchSizes)));
   const halfWidths = [];
   const failures = [];
   let falseAlarms = 0;
   let warns = 0;
   for (let k = 0; k < req.repetitions; k++) {
-    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config2.latency, batchSizes: config2.batchSizes.slice(0, 1), confidence: config2.confidence, provider: first.provider.provider });
+    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config2.latency, batchSizes: batchSizes.slice(0, 1), confidence: config2.confidence, provider: first.provider.provider });
     progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
     const latency = { reference: samples[0][0], candidate: samples[1][0] };
     const r = pairedMedianRatio(latency.candidate, latency.reference, config2.confidence);
@@ -27242,7 +28350,7 @@ async function selftest(req, progress) {
     data,
     repetitions: req.repetitions,
     confidence: config2.confidence,
-    batch: config2.batchSizes[0],
+    batch: batchSizes[0],
     false_alarms: falseAlarms,
     false_alarm_rate: falseAlarms / req.repetitions,
     warns,
@@ -27621,7 +28729,7 @@ function weightNames(model) {
   }
   return names;
 }
-function floatValues(t, file) {
+function floatValues2(t, file) {
   const raw = t.rawData;
   if (t.dataType === 1 /* FLOAT */ && raw.byteOffset % 4 === 0 && raw.byteLength > 0 && raw.byteLength === numel(tensorDims(t)) * 4) {
     return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
@@ -27636,7 +28744,7 @@ function checkFiniteWeights(model, file) {
   const weights = weightNames(model);
   for (const t of model.graph.initializer) {
     if (!FLOAT_TYPES.has(t.dataType)) continue;
-    const v = floatValues(t, file);
+    const v = floatValues2(t, file);
     const isWeight = weights.has(t.name);
     for (let i2 = 0; i2 < v.length; i2++) {
       const x2 = v[i2];
@@ -27813,386 +28921,6 @@ function resolveCompare(config2, rounds) {
 import * as fs19 from "node:fs";
 import * as path15 from "node:path";
 
-// src/onnx/build.ts
-function attribute(name, v) {
-  if (typeof v === "number") return create(AttributeProtoSchema, { name, type: 2 /* INT */, i: BigInt(v) });
-  if (Array.isArray(v)) return create(AttributeProtoSchema, { name, type: 7 /* INTS */, ints: v.map(BigInt) });
-  if (typeof v === "string") return create(AttributeProtoSchema, { name, type: 3 /* STRING */, s: new TextEncoder().encode(v) });
-  const o = v;
-  if ("float" in o) return create(AttributeProtoSchema, { name, type: 1 /* FLOAT */, f: o.float });
-  if ("floats" in o) return create(AttributeProtoSchema, { name, type: 6 /* FLOATS */, floats: [...o.floats] });
-  return create(AttributeProtoSchema, { name, type: 4 /* TENSOR */, t: o.tensor });
-}
-function makeNode(name, spec) {
-  const attrs = Object.entries(spec.attrs ?? {}).map(([k, v]) => attribute(k, v));
-  return create(NodeProtoSchema, {
-    name,
-    opType: spec.opType,
-    input: [...spec.inputs],
-    output: [...spec.outputs],
-    ...attrs.length > 0 ? { attribute: attrs } : {},
-    ...spec.domain !== void 0 ? { domain: spec.domain } : {}
-  });
-}
-function valueInfo(name, elemType = 1 /* FLOAT */, dims) {
-  const shape = dims && {
-    dim: dims.map(
-      (d) => d === null ? {} : typeof d === "number" ? { value: { case: "dimValue", value: BigInt(d) } } : { value: { case: "dimParam", value: d } }
-    )
-  };
-  return create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, { value: { case: "tensorType", value: shape ? { elemType, shape } : { elemType } } })
-  });
-}
-
-// src/onnx/names.ts
-function graphNames(graph, into = /* @__PURE__ */ new Set()) {
-  for (const v of [...graph.input, ...graph.output, ...graph.valueInfo]) into.add(v.name);
-  for (const t of graph.initializer) into.add(t.name);
-  for (const s of graph.sparseInitializer) {
-    if (s.values) into.add(s.values.name);
-    if (s.indices) into.add(s.indices.name);
-  }
-  for (const n of graph.node) {
-    into.add(n.name);
-    for (const i2 of n.input) into.add(i2);
-    for (const o of n.output) into.add(o);
-    for (const a of n.attribute) {
-      if (a.g) graphNames(a.g, into);
-      for (const g2 of a.graphs) graphNames(g2, into);
-    }
-  }
-  into.delete("");
-  return into;
-}
-var NameGenerator = class _NameGenerator {
-  taken;
-  /** the next suffix to try per base, so adding thousands of nodes of one kind stays linear */
-  next = /* @__PURE__ */ new Map();
-  constructor(taken = []) {
-    this.taken = new Set(taken);
-  }
-  static forGraph(graph) {
-    return new _NameGenerator(graphNames(graph));
-  }
-  has(name) {
-    return this.taken.has(name);
-  }
-  /** Mark a name as used (one the caller writes itself). */
-  reserve(name) {
-    if (name) this.taken.add(name);
-  }
-  fresh(base) {
-    if (!base) throw new Error("a fresh name needs a non-empty base");
-    let name = base;
-    if (this.taken.has(name)) {
-      let k = this.next.get(base) ?? 1;
-      while (this.taken.has(name = `${base}_${k}`)) k++;
-      this.next.set(base, k + 1);
-    }
-    this.taken.add(name);
-    return name;
-  }
-};
-
-// src/onnx/edit.ts
-var ModelEditor = class _ModelEditor {
-  constructor(model) {
-    this.model = model;
-    if (!model.graph) throw new Error("model has no graph");
-    this.graph = model.graph;
-    this.names = NameGenerator.forGraph(this.graph);
-    for (const t of this.graph.initializer) this.inits.set(t.name, t);
-    for (const n of this.graph.node) this.indexOutputs(n);
-  }
-  model;
-  graph;
-  names;
-  producers = /* @__PURE__ */ new Map();
-  inits = /* @__PURE__ */ new Map();
-  /** built on demand and dropped by any edit that moves a reader */
-  readers;
-  /** An editor over a deep copy, so the caller's model is never touched. */
-  static copyOf(model) {
-    return new _ModelEditor(cloneModel(model));
-  }
-  /** An editor over a new model with an empty graph importing the default domain at `opset`. */
-  static empty(opset, name) {
-    return new _ModelEditor(
-      create(ModelProtoSchema, {
-        irVersion: 8n,
-        producerName: "prune-guard",
-        opsetImport: [create(OperatorSetIdProtoSchema, { domain: "", version: BigInt(opset) })],
-        graph: create(GraphProtoSchema, { name })
-      })
-    );
-  }
-  /** The opset the model imports for `domain` (0 when it imports none), to pick an op form valid there. */
-  opset(domain = "") {
-    return opsetVersion(this.model, domain);
-  }
-  /** A name nothing in the graph uses, reserved: `base`, else `base_1`, `base_2`, … */
-  fresh(base) {
-    return this.names.fresh(base);
-  }
-  // ---- lookups
-  producer(tensor) {
-    return this.producers.get(tensor);
-  }
-  /** The nodes that read `tensor`, each once, in graph order. */
-  consumers(tensor) {
-    if (!this.readers) {
-      this.readers = /* @__PURE__ */ new Map();
-      for (const n of this.graph.node) {
-        for (const i2 of new Set(n.input)) {
-          if (!i2) continue;
-          const list = this.readers.get(i2);
-          if (list) list.push(n);
-          else this.readers.set(i2, [n]);
-        }
-      }
-    }
-    return this.readers.get(tensor) ?? [];
-  }
-  initializer(name) {
-    return this.inits.get(name);
-  }
-  /** The constant behind a tensor name: an initializer or the value of a Constant node. */
-  constant(name) {
-    const init = this.inits.get(name);
-    if (init) return init;
-    const p = this.producers.get(name);
-    return p && p.opType === "Constant" ? attr(p, "value")?.t : void 0;
-  }
-  isGraphOutput(tensor) {
-    return this.graph.output.some((o) => o.name === tensor);
-  }
-  // ---- initializers
-  /** A new float initializer stored as `dataType` (float32, float16, bfloat16, double); returns its name. */
-  addFloatInitializer(base, dims, values, dataType = 1 /* FLOAT */) {
-    return this.pushInitializer(makeFloatTensor(this.fresh(base), dims, values, dataType));
-  }
-  /** A new integer initializer: int64 (or int32) shapes, axes, indices; int8/uint8/int32 quantized values. Returns its name. */
-  addIntInitializer(base, dims, values, dataType = 7 /* INT64 */) {
-    return this.pushInitializer(makeIntTensor(this.fresh(base), dims, values, dataType));
-  }
-  /**
-   * Store an initializer's values in an integer type under its own name and shape: a weight quantized
-   * in place, so everything that names it (reports, sparsity counts) still finds it.
-   */
-  storeAsInteger(name, values, dataType) {
-    const old = this.inits.get(name);
-    if (!old) throw new Error(`no initializer '${name}'`);
-    const t = makeIntTensor(name, tensorDims(old), values, dataType);
-    this.graph.initializer[this.graph.initializer.indexOf(old)] = t;
-    this.inits.set(name, t);
-    return t;
-  }
-  /** A new initializer with the type, shape and values of the constant `name` (initializer or Constant); returns its name. */
-  copyConstant(name, base) {
-    const src = this.constant(name);
-    if (!src) throw new Error(`'${name}' is not a constant`);
-    const t = clone2(TensorProtoSchema, src);
-    t.name = this.fresh(base);
-    return this.pushInitializer(t);
-  }
-  /**
-   * New values for a float constant (an initializer or a Constant node's value), written in the
-   * tensor's own element type: a float16 weight stays float16. `dims` reshapes it (channels removed).
-   */
-  replaceInitializer(name, values, dims) {
-    const t = this.requireConstant(name);
-    setTensorFloat32(t, values, dims);
-    return t;
-  }
-  /**
-   * Like replaceInitializer with the shape unchanged, but a float32 tensor takes `values`' buffer without
-   * a copy: for a freshly computed weight the caller hands over and never touches again.
-   */
-  adoptInitializer(name, values) {
-    const t = this.requireConstant(name);
-    adoptTensorFloat32(t, values);
-    return t;
-  }
-  /** Remove initializers, and their entries among the graph inputs where an older exporter listed them. */
-  removeInitializers(names) {
-    const gone = new Set(names);
-    for (const name of gone) if (!this.inits.delete(name)) throw new Error(`no initializer '${name}'`);
-    this.graph.initializer = this.graph.initializer.filter((t) => !gone.has(t.name));
-    this.graph.input = this.graph.input.filter((i2) => !gone.has(i2.name));
-  }
-  // ---- nodes
-  /** Append a node (or place it right after `after`, keeping the graph's order topological). */
-  addNode(spec, place = {}) {
-    const node = makeNode(this.fresh(spec.name ?? spec.opType), spec);
-    for (const o of node.output) this.names.reserve(o);
-    if (place.after) this.graph.node.splice(this.position(place.after) + 1, 0, node);
-    else this.graph.node.push(node);
-    this.indexOutputs(node);
-    this.readers = void 0;
-    return node;
-  }
-  /**
-   * Put a node between `tensor` and everything that reads it: the producer now writes a fresh name
-   * (from `renamedBase`), the new node reads that where its inputs name `tensor`, and writes `tensor`
-   * itself. So every consumer and a graph output of that name get the new node's result with no name
-   * changing, and the node sits right after the producer. value_info declared for `tensor` moves with
-   * the producer's output; a graph output's declaration stays, so a node that changes the element type
-   * or shape must be declared again (declareOutput). Returns the new node.
-   */
-  insertAfter(tensor, spec, renamedBase = `${tensor}_before_${spec.opType}`) {
-    const producer = this.producers.get(tensor);
-    if (!producer) throw new Error(`'${tensor}' is not produced by a node`);
-    const renamed = this.fresh(renamedBase);
-    producer.output[producer.output.indexOf(tensor)] = renamed;
-    this.producers.set(renamed, producer);
-    this.producers.delete(tensor);
-    for (const v of this.graph.valueInfo) if (v.name === tensor) v.name = renamed;
-    return this.addNode({ ...spec, inputs: spec.inputs.map((i2) => i2 === tensor ? renamed : i2), outputs: [tensor] }, { after: producer });
-  }
-  /** Put a new node where `old` was (same place; its name unless the spec names one); returns it. */
-  replaceNode(old, spec) {
-    const at2 = this.position(old);
-    this.unindexOutputs(old);
-    const node = makeNode(spec.name !== void 0 ? this.fresh(spec.name) : old.name, spec);
-    for (const o of node.output) this.names.reserve(o);
-    this.graph.node[at2] = node;
-    this.indexOutputs(node);
-    this.readers = void 0;
-    return node;
-  }
-  removeNode(node) {
-    this.graph.node.splice(this.position(node), 1);
-    this.unindexOutputs(node);
-    this.readers = void 0;
-  }
-  /** Keep only `nodes`, in the order given (a topological order of a subgraph). */
-  setNodes(nodes) {
-    this.graph.node = [...nodes];
-    this.producers.clear();
-    for (const n of nodes) this.indexOutputs(n);
-    this.readers = void 0;
-  }
-  /** Make input `slot` of `node` read `tensor` (`''` for an omitted optional input), padding the list if needed. */
-  setInput(node, slot, tensor) {
-    while (node.input.length <= slot) node.input.push("");
-    node.input[slot] = tensor;
-    this.names.reserve(tensor);
-    this.readers = void 0;
-  }
-  /** Make output `slot` of `node` write `tensor` (MaxPool's optional indices, say). */
-  setOutput(node, slot, tensor) {
-    while (node.output.length <= slot) node.output.push("");
-    const old = node.output[slot];
-    if (old && this.producers.get(old) === node) this.producers.delete(old);
-    node.output[slot] = tensor;
-    this.names.reserve(tensor);
-    if (tensor) this.producers.set(tensor, node);
-  }
-  /**
-   * Remove, until nothing changes, nodes of the given op types whose outputs nothing reads (graph
-   * outputs count as read), and with `initializers` also initializers nothing reads (and their graph
-   * input entries).
-   */
-  dropUnread(opTypes, opts) {
-    const g2 = this.graph;
-    const dropped = /* @__PURE__ */ new Set();
-    for (; ; ) {
-      const read = /* @__PURE__ */ new Set([...g2.node.flatMap((n) => n.input), ...g2.output.map((o) => o.name)]);
-      const before = g2.node.length + g2.initializer.length;
-      const [kept, gone] = partition(g2.node, (n) => !opTypes.has(n.opType) || n.output.some((o) => read.has(o)));
-      g2.node = kept;
-      for (const n of gone) this.unindexOutputs(n);
-      if (opts.initializers) {
-        for (const t of g2.initializer) if (!read.has(t.name)) dropped.add(t.name);
-        g2.initializer = g2.initializer.filter((t) => read.has(t.name));
-      }
-      if (g2.node.length + g2.initializer.length === before) break;
-    }
-    for (const name of dropped) this.inits.delete(name);
-    g2.input = g2.input.filter((i2) => !dropped.has(i2.name));
-    this.readers = void 0;
-  }
-  // ---- declarations
-  /** Graph inputs that are data, not initializers listed as inputs (older exporters list them). */
-  dataInputs() {
-    return this.graph.input.filter((i2) => !this.inits.has(i2.name));
-  }
-  /** Drop the graph-input entries of initializers, leaving the data inputs. */
-  dropInitializerInputs() {
-    this.graph.input = this.dataInputs();
-  }
-  addInput(decl) {
-    if (this.graph.input.some((i2) => i2.name === decl.name)) throw new Error(`'${decl.name}' is already a graph input`);
-    this.names.reserve(decl.name);
-    this.graph.input.push(decl);
-  }
-  /** Declare a graph output; a tensor that already is one keeps its declaration. */
-  declareOutput(decl) {
-    if (this.isGraphOutput(decl.name)) return;
-    this.names.reserve(decl.name);
-    this.graph.output.push(decl);
-  }
-  /** Replace the graph outputs, in this order. */
-  setOutputs(decls) {
-    for (const d of decls) this.names.reserve(d.name);
-    this.graph.output = [...decls];
-  }
-  /** Declare an intermediate tensor's type and shape, replacing an earlier declaration. */
-  declareValueInfo(decl) {
-    this.names.reserve(decl.name);
-    this.graph.valueInfo = [...this.graph.valueInfo.filter((v) => v.name !== decl.name), decl];
-  }
-  /** Forget the declarations of these intermediate tensors (a rewrite removed them). */
-  dropValueInfo(names) {
-    const gone = new Set(names);
-    this.graph.valueInfo = this.graph.valueInfo.filter((v) => !gone.has(v.name));
-  }
-  /** Forget every intermediate declaration: after surgery their shapes are stale (runtimes infer them again). */
-  clearValueInfo() {
-    this.graph.valueInfo = [];
-  }
-  /** Older exporters list initializers as graph inputs: make those declared shapes match the tensors. */
-  redeclareInitializerInputs() {
-    for (const i2 of this.graph.input) {
-      const t = this.inits.get(i2.name);
-      const shape = i2.type?.value.case === "tensorType" ? i2.type.value.value.shape : void 0;
-      if (t && shape) tensorDims(t).forEach((d, k) => {
-        if (shape.dim[k]) shape.dim[k].value = { case: "dimValue", value: BigInt(d) };
-      });
-    }
-  }
-  // ---- internals
-  pushInitializer(t) {
-    this.graph.initializer.push(t);
-    this.inits.set(t.name, t);
-    return t.name;
-  }
-  requireConstant(name) {
-    const t = this.constant(name);
-    if (!t) throw new Error(`'${name}' is not a constant`);
-    return t;
-  }
-  position(node) {
-    const at2 = this.graph.node.indexOf(node);
-    if (at2 < 0) throw new Error(`node '${node.name || node.opType}' is not in the graph`);
-    return at2;
-  }
-  indexOutputs(node) {
-    for (const o of node.output) if (o) this.producers.set(o, node);
-  }
-  unindexOutputs(node) {
-    for (const o of node.output) if (o && this.producers.get(o) === node) this.producers.delete(o);
-  }
-};
-function partition(items, keep) {
-  const yes = [];
-  const no = [];
-  for (const x2 of items) (keep(x2) ? yes : no).push(x2);
-  return [yes, no];
-}
-
 // src/prune/select.ts
 function kthSmallestAbsBits(arrays, k) {
   const total2 = arrays.reduce((n, a) => n + a.length, 0);
@@ -28304,7 +29032,7 @@ function magnitudePrune(model, weights, sparsity, scope, maxLayerSparsity = 1) {
   return { model: ed.model, masks: byName };
 }
 function cloneWithoutData(model, tensors) {
-  const saved = tensors.map((t) => ({ raw: t.rawData, float: t.floatData, double: t.doubleData, int32: t.int32Data }));
+  const saved = tensors.map((t) => ({ raw: t.rawData, rawSet: isFieldSet(t, TensorProtoSchema.field.rawData), float: t.floatData, double: t.doubleData, int32: t.int32Data }));
   try {
     for (const t of tensors) {
       t.rawData = new Uint8Array(0);
@@ -28315,7 +29043,8 @@ function cloneWithoutData(model, tensors) {
     return cloneModel(model);
   } finally {
     tensors.forEach((t, j) => {
-      t.rawData = saved[j].raw;
+      if (saved[j].rawSet) t.rawData = saved[j].raw;
+      else clearField(t, TensorProtoSchema.field.rawData);
       t.floatData = saved[j].float;
       t.doubleData = saved[j].double;
       t.int32Data = saved[j].int32;
@@ -28478,9 +29207,19 @@ function verifyNM(model, weights, n, m, limit = 100) {
 }
 
 // src/onnx/subgraph.ts
+function batchedDims(dims) {
+  return dims && dims.length > 0 ? ["batch", ...dims.slice(1)] : void 0;
+}
+function captureDeclarations(model) {
+  const index = new GraphIndex(model.graph);
+  const types = elementTypes(index);
+  const shapes = inferShapes(index, 1).shapes;
+  return (name) => valueInfo(name, types.get(name) ?? 1 /* FLOAT */, batchedDims(shapes.get(name)));
+}
 function withExtraOutputs(model, tensors) {
+  const declare = captureDeclarations(model);
   const ed = ModelEditor.copyOf(model);
-  for (const name of tensors) ed.declareOutput(valueInfo(name));
+  for (const name of tensors) ed.declareOutput(declare(name));
   return ed.model;
 }
 function graphUpTo(model, tensors) {
@@ -28489,13 +29228,14 @@ function graphUpTo(model, tensors) {
   if (!up) return withExtraOutputs(model, tensors);
   const { nodes: needed, names } = up;
   const initNames = new Set(g2.initializer.map((t) => t.name));
+  const declare = captureDeclarations(model);
   const graph = create(GraphProtoSchema, {
     name: g2.name,
     node: g2.node.filter((n) => needed.has(n)),
     initializer: g2.initializer.filter((t) => names.has(t.name)),
     sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
     input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
-    output: tensors.map((name) => g2.output.find((o) => o.name === name) ?? valueInfo(name)),
+    output: tensors.map((name) => g2.output.find((o) => o.name === name) ?? declare(name)),
     valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
   });
   return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
@@ -28528,13 +29268,10 @@ async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 6
   let seen = 0;
   try {
     const n = Math.min(calib.count, maxSamples);
-    for (let start = 0; start < n; start += batch) {
-      const end = Math.min(n, start + batch);
-      const feeds = {};
-      for (const [name, arr] of sliceBatch(calib, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const result = await session.run(feeds, [...tensors.keys()]);
+    const subset = n < calib.count ? { ...calib, count: n } : calib;
+    await runBatches(session, subset, batch, [...tensors.keys()], (values, _first, count3) => {
       for (const [name, axis] of tensors) {
-        const t = result[name];
+        const t = values.get(name);
         const dims = t.dims;
         const data = t.data;
         const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
@@ -28543,9 +29280,8 @@ async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 6
         if (!acc2) sums.set(name, acc2 = new Float64Array(k));
         for (let i2 = 0; i2 < data.length; i2++) acc2[Math.floor(i2 / inner) % k] += Math.abs(data[i2]);
       }
-      for (const t of Object.values(result)) t.dispose();
-      seen += end - start;
-    }
+      seen += count3;
+    });
   } finally {
     await session.release();
   }
@@ -28729,10 +29465,10 @@ function allocate(groups, importance, opts) {
   const all = [];
   for (const g2 of groups) {
     const s = importance.get(g2.root);
-    let mean2 = 0;
-    for (const v of s) mean2 += v;
-    mean2 = mean2 / s.length || 1;
-    for (const v of s) all.push({ score: v / mean2, root: g2.root });
+    let mean3 = 0;
+    for (const v of s) mean3 += v;
+    mean3 = mean3 / s.length || 1;
+    for (const v of s) all.push({ score: v / mean3, root: g2.root });
     kept.set(g2.root, g2.size);
   }
   all.sort((a, b) => a.score - b.score);
@@ -29787,7 +30523,7 @@ var PASS_THROUGH = /* @__PURE__ */ new Set([
 var SPATIAL_POOL = /* @__PURE__ */ new Set(["MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"]);
 var BROADCAST2 = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "PRelu", "Where"]);
 var REDUCE = /* @__PURE__ */ new Set(["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL1", "ReduceL2", "ReduceProd", "ReduceLogSumExp", "ReduceSumSquare"]);
-var SHAPE_ONLY = /* @__PURE__ */ new Set(["Identity", "Cast", "Transpose", "Reshape", "Unsqueeze", "Squeeze", "Flatten"]);
+var SHAPE_ONLY2 = /* @__PURE__ */ new Set(["Identity", "Cast", "Transpose", "Reshape", "Unsqueeze", "Squeeze", "Flatten"]);
 var norm2 = (axis, rank) => axis < 0 ? axis + rank : axis;
 var prod = (xs) => xs.reduce((a, b) => a * b, 1);
 function analyzeDependencies(model) {
@@ -30112,7 +30848,7 @@ var Analyzer = class {
     for (let hop = 0; hop < 8; hop++) {
       if (this.c.index.graphOutputs.has(n)) return { kind: "graph-output", output: n };
       const readers = this.c.index.consumersOf(n);
-      if (readers.length !== 1 || !SHAPE_ONLY.has(readers[0].opType)) break;
+      if (readers.length !== 1 || !SHAPE_ONLY2.has(readers[0].opType)) break;
       n = readers[0].output[0];
     }
     return { kind: "normalization", node: nodeLabel(node), op: node.opType };
@@ -30123,7 +30859,7 @@ var Analyzer = class {
     for (let hop = 0; hop < 8; hop++) {
       if (this.c.index.inputs.some((i2) => i2.name === n)) return n;
       const p = this.c.index.producer.get(n);
-      if (!p || !SHAPE_ONLY.has(p.opType)) return void 0;
+      if (!p || !SHAPE_ONLY2.has(p.opType)) return void 0;
       n = p.input[0];
     }
     return void 0;
@@ -30937,10 +31673,10 @@ function lossAt(pts) {
   };
 }
 function normalised(scores) {
-  let mean2 = 0;
-  for (const v of scores) mean2 += v;
-  mean2 = mean2 / scores.length || 1;
-  return scores.map((v) => v / mean2);
+  let mean3 = 0;
+  for (const v of scores) mean3 += v;
+  mean3 = mean3 / scores.length || 1;
+  return scores.map((v) => v / mean3);
 }
 async function groupWidths(model, analysis, prunable, opts) {
   const plain = prunable.filter((g2) => g2.block === 1);
@@ -31153,21 +31889,15 @@ function weightBytes(model) {
   return total2;
 }
 async function captureActivations(session, data, fetch, batchSize2 = 128) {
-  const { ort } = onnxruntime();
   const parts = /* @__PURE__ */ new Map();
-  for (let start = 0; start < data.count; start += batchSize2) {
-    const end = Math.min(data.count, start + batchSize2);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-    const result = await session.run(feeds, fetch);
+  await runBatches(session, data, batchSize2, fetch, (values) => {
     for (const name of fetch) {
-      const t = result[name];
+      const t = values.get(name);
       const entry = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
       entry.chunks.push(Float32Array.from(t.data));
       parts.set(name, entry);
     }
-    for (const t of Object.values(result)) t.dispose();
-  }
+  });
   const out = /* @__PURE__ */ new Map();
   for (const [name, { dims, chunks }] of parts) {
     const total2 = chunks.reduce((n, c) => n + c.length, 0);
@@ -31182,25 +31912,27 @@ async function captureActivations(session, data, fetch, batchSize2 = 128) {
   return out;
 }
 async function streamActivations(runs, data, batchSize2, onBatch) {
-  const { ort } = onnxruntime();
-  for (let start = 0; start < data.count; start += batchSize2) {
-    const end = Math.min(data.count, start + batchSize2);
-    const results = [];
-    try {
-      for (const { session, fetch } of runs) {
-        const feeds = {};
-        for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-        results.push(await session.run(feeds, fetch));
-      }
-      onBatch(
-        runs.map(({ fetch }, k) => new Map(fetch.map((name) => [name, { dims: results[k][name].dims, data: results[k][name].data }]))),
-        start,
-        end - start
-      );
-    } finally {
-      for (const r of results) for (const t of Object.values(r)) t.dispose();
-    }
+  const fixed2 = runs.map((r) => sessionFixedBatch(r.session, data.inputs.keys()));
+  const step = fixed2.find((f) => f !== void 0) ?? batchSize2;
+  if (runs.length === 1) {
+    await runBatches(runs[0].session, data, step, runs[0].fetch, (values, first, count3) => onBatch([values], first, count3));
+    return;
   }
+  for (let start = 0; start < data.count; start += step) {
+    const end = Math.min(data.count, start + step);
+    const slice = takeRange(data, start, end);
+    const perRun = [];
+    for (const { session, fetch } of runs) {
+      await runBatches(session, slice, step, fetch, (values) => {
+        perRun.push(new Map([...values].map(([k, v]) => [k, { dims: v.dims, data: Float32Array.from(v.data) }])));
+      });
+    }
+    onBatch(perRun, start, end - start);
+  }
+}
+function takeRange(data, start, end) {
+  const w = data.labelWidth ?? 1;
+  return { ...data, count: end - start, inputs: sliceBatch(data, start, end), labels: data.labels && data.labels.subarray(start * w, end * w) };
 }
 
 // src/prune/sensitivity/calibScorer.ts
@@ -31210,16 +31942,12 @@ function evenSubset(data, max2) {
   const idx = Array.from({ length: max2 }, (_, i2) => Math.floor(i2 * data.count / max2));
   return takeSamples(data, idx);
 }
-async function logProbs(session, data, probabilities) {
-  const p = await evaluateClassifier(session, data, { batchSize: 256, outputsAreProbabilities: probabilities, keepLogits: true, unlabelled: true, modelPath: "calibration" });
-  const { classes } = p;
+async function logProbs(session, data, head) {
+  const p = await evaluateClassifier(session, data, { batchSize: 256, head, keepLogits: true, unlabelled: !data.labels, modelPath: "calibration" });
+  const classes = p.choices;
   const raw = p.logits;
-  const values = new Float64Array(data.count * classes);
+  const values = new Float64Array(raw.length);
   for (let o = 0; o < values.length; o += classes) {
-    if (probabilities) {
-      for (let c = 0; c < classes; c++) values[o + c] = Math.log(Math.max(raw[o + c], 1e-12));
-      continue;
-    }
     let max2 = -Infinity;
     for (let c = 0; c < classes; c++) max2 = Math.max(max2, raw[o + c]);
     let sum = 0;
@@ -31227,7 +31955,7 @@ async function logProbs(session, data, probabilities) {
     const lse = max2 + Math.log(sum);
     for (let c = 0; c < classes; c++) values[o + c] = raw[o + c] - lse;
   }
-  return { classes, values };
+  return { classes, count: p.pred.length, values, labels: data.labels ? p.truth : null };
 }
 function argmax(v, o, n) {
   let best = 0;
@@ -31260,11 +31988,11 @@ function compare2(lp, classes, count3, labels, dense) {
 }
 async function calibScorer(dense, calib, opts = {}) {
   const data = evenSubset(calib, opts.maxSamples ?? DEFAULT_SENSITIVITY_SAMPLES);
-  const probabilities = endsInSoftmax(dense);
+  const head = opts.head ?? defaultHead(dense);
   const run = async (model) => {
     const session = await sessionFromModel(model, opts.threads ?? 0);
     try {
-      return await logProbs(session, data, probabilities);
+      return await logProbs(session, data, head);
     } finally {
       await session.release();
     }
@@ -31274,10 +32002,10 @@ async function calibScorer(dense, calib, opts = {}) {
   return {
     against: data.labels ? "labels" : "dense",
     samples: data.count,
-    dense: compare2(ref.values, ref.classes, data.count, data.labels, denseRef),
+    dense: compare2(ref.values, ref.classes, ref.count, ref.labels, denseRef),
     score: async (model) => {
       const r = await run(model);
-      return compare2(r.values, r.classes, data.count, data.labels, denseRef);
+      return compare2(r.values, r.classes, r.count, r.labels, denseRef);
     }
   };
 }
@@ -31287,7 +32015,7 @@ var MAC_COST_EXPONENT = 1;
 var pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
 async function sensitivityPrune(dense, req) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads, head: req.head ?? defaultHead(dense, req.config.output) });
   const limit = req.maxSeconds !== void 0 ? { seconds: req.maxSeconds, scoreSeconds: (performance.now() - t0) / 1e3 } : void 0;
   const structuredOpts = { roundTo: 1, criterion: req.config.criterion, protectedTensors: req.protectedTensors, calib: req.calib };
   const units = req.method === "unstructured" ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
@@ -31367,7 +32095,7 @@ function sensitivityRecord(scorer, curves, allocated, predictedIncrease, seconds
 }
 async function unstructuredSensitivityPlan(dense, req) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads, head: req.head ?? defaultHead(dense, req.config.output) });
   const units = weightUnits(dense, req.weights);
   if (units.length === 0) throw new UserError("--scope sensitivity: the model has no prunable weights after exclusions; use --scope global");
   const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);
@@ -31539,6 +32267,7 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
       weights,
       config: config2,
       perMac: config2.scope === "sensitivity-macs",
+      ...ctx.head ? { head: ctx.head } : {},
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total2) => {
         if (!started) ctx.progress?.stage({ kind: "sensitivity", detail: `${method2}, ${total2} ${method2 === "unstructured" ? "layers" : "groups"}`, total: total2 });
@@ -31627,17 +32356,18 @@ function countChannels(model, protectedTensors) {
 }
 
 // src/recover/calibScore.ts
-async function calibScore(model, calib, threads = 0) {
+async function calibScore(model, calib, threads = 0, head = defaultHead(model)) {
   const session = await sessionFromModel(model, threads, { lean: true });
   try {
-    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
+    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), head, modelPath: "calibration" });
     let correct = 0;
     let nll = 0;
-    for (let i2 = 0; i2 < calib.count; i2++) {
+    const n = p.correct.length;
+    for (let i2 = 0; i2 < n; i2++) {
       correct += p.correct[i2];
       nll -= p.logProbLabel[i2];
     }
-    return { accuracy: correct / calib.count, nll: nll / calib.count };
+    return { accuracy: correct / n, nll: nll / n };
   } finally {
     await session.release();
   }
@@ -31716,8 +32446,8 @@ function distillUnfit(model, opts) {
   let params = 0;
   for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
   const perSample = activationBytesPerSample(model);
-  const bytes2 = 5 * 4 * params + opts.batch * perSample;
-  if (bytes2 > opts.maxBytes) return { kind: "memory", bytes: bytes2, parameters: params, batch: opts.batch, bytesPerSample: perSample, limitBytes: opts.maxBytes };
+  const bytes3 = 5 * 4 * params + opts.batch * perSample;
+  if (bytes3 > opts.maxBytes) return { kind: "memory", bytes: bytes3, parameters: params, batch: opts.batch, bytesPerSample: perSample, limitBytes: opts.maxBytes };
   if (opts.passSeconds !== void 0) {
     const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
     if (epoch > opts.secondsLeft) return { kind: "time", epochSeconds: epoch, passSeconds: opts.passSeconds, leftSeconds: opts.secondsLeft };
@@ -31734,10 +32464,10 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   const targets = [];
   for (const node of index.order) {
     if (node.opType !== "BatchNormalization" || node.output.length > 1) continue;
-    const mean2 = index.initializers.get(node.input[3]);
+    const mean3 = index.initializers.get(node.input[3]);
     const variance = index.initializers.get(node.input[4]);
-    if (!mean2 || !variance || index.consumersOf(mean2.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
-    targets.push({ node, mean: mean2, variance });
+    if (!mean3 || !variance || index.consumersOf(mean3.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
+    targets.push({ node, mean: mean3, variance });
   }
   if (targets.length === 0) return { model, nodes: [] };
   const left = secondsLeft(bounds.deadline);
@@ -31864,19 +32594,33 @@ var Adam = class {
 };
 
 // src/recover/distill/gradients.ts
-var UnsupportedOp = class extends Error {
-  constructor(opType, node, detail2 = "") {
-    super(`${opType} node '${node}'${detail2 ? ` (${detail2})` : ""}`);
-    this.opType = opType;
-    this.node = node;
+function describeGap(g2) {
+  switch (g2.kind) {
+    case "op":
+      return `${g2.op} node '${g2.node}'${g2.detail ? ` (${g2.detail})` : ""}`;
+    case "opset":
+      return `${g2.op} node '${g2.node}' at opset ${g2.opset} (its gradient needs ${g2.needs})`;
+    case "precision":
+      return `the model computes in ${g2.type} ('${g2.tensor}'), and the gradient graph trains float32 weights only`;
+    case "no-parameters":
+      return "the model (no float32 parameters to train)";
   }
-  opType;
-  node;
+}
+var UnsupportedOp = class extends Error {
+  gap;
+  constructor(opType, node = "", detail2 = "") {
+    const gap = typeof opType === "string" ? { kind: "op", op: opType, node, detail: detail2 } : opType;
+    super(describeGap(gap));
+    this.gap = gap;
+  }
 };
 var range = (n, from = 0) => Array.from({ length: n }, (_, i2) => i2 + from);
 var same = (a, b) => a.length === b.length && a.every((d, i2) => d === b[i2]);
 function unsupported(c, detail2) {
   throw new UnsupportedOp(c.node.opType, c.node.name || c.node.output[0], detail2);
+}
+function needsOpset(c, needs) {
+  throw new UnsupportedOp({ kind: "opset", op: c.node.opType, node: c.node.name || c.node.output[0], opset: c.b.opset, needs });
 }
 var NON_DIFFERENTIABLE = /* @__PURE__ */ new Set([
   "Shape",
@@ -32033,13 +32777,12 @@ var passThrough = (c) => [c.dy[0]];
 var reshapeBack = (c) => [c.b.reshape(c.dy[0], c.shape(c.node.input[0]))];
 var relu = (c) => {
   const { b, node } = c;
-  const zero = b.scalar(0);
-  return [b.op("Where", [b.op("Greater", [node.input[0], zero]), c.dy[0], zero])];
+  return [b.keepWhere(b.op("Greater", [node.input[0], b.scalar(0)]), c.dy[0])];
 };
 var leakyRelu = (c) => {
   const { b, node } = c;
   const dy = c.dy[0];
-  return [b.op("Where", [b.op("Greater", [node.input[0], b.scalar(0)]), dy, b.scale(dy, attrFloat(node, "alpha", 0.01))])];
+  return [b.select(b.op("Greater", [node.input[0], b.scalar(0)]), dy, b.scale(dy, attrFloat(node, "alpha", 0.01)))];
 };
 var clip = (c) => {
   const { b, node } = c;
@@ -32056,7 +32799,7 @@ var clip = (c) => {
   const conds = [lo && b.op("Greater", [x2, lo]), hi && b.op("Less", [x2, hi])].filter((s) => !!s);
   if (conds.length === 0) return [c.dy[0]];
   const mask = conds.length === 2 ? b.op("And", conds) : conds[0];
-  return [b.op("Where", [mask, c.dy[0], b.scalar(0)])];
+  return [b.keepWhere(mask, c.dy[0])];
 };
 var sigmoid = (c) => {
   const { b, node } = c;
@@ -32121,10 +32864,10 @@ var concat = (c) => {
     return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size2], [axis]) : void 0;
   });
 };
-var reduce = (mean2) => (c) => {
+var reduce = (mean3) => (c) => {
   const { b, node } = c;
   const xs = c.shape(node.input[0]);
-  const axesFromInput = mean2 ? b.opset >= 18 : b.opset >= 13;
+  const axesFromInput = mean3 ? b.opset >= 18 : b.opset >= 13;
   let axes = axesFromInput ? node.input[1] ? c.ints(node.input[1]) : [] : attrInts(node, "axes");
   if (axes === void 0 && axesFromInput) unsupported(c, "axes not constant");
   if (!axes || axes.length === 0) {
@@ -32134,14 +32877,14 @@ var reduce = (mean2) => (c) => {
   const norm3 = axes.map((a) => a < 0 ? a + xs.length : a);
   const kept = xs.map((d, i2) => norm3.includes(i2) ? 1 : d);
   const n = norm3.reduce((a, i2) => a * xs[i2], 1);
-  const g2 = b.op("Expand", [b.reshape(c.dy[0], kept), b.int64s(xs)]);
-  return [mean2 ? b.scale(g2, 1 / n) : g2];
+  const g2 = b.expand(b.reshape(c.dy[0], kept), kept, xs);
+  return [mean3 ? b.scale(g2, 1 / n) : g2];
 };
 var globalAveragePool = (c) => {
   const { b, node } = c;
   const xs = c.shape(node.input[0]);
   const n = numel(xs.slice(2));
-  return [b.scale(b.op("Expand", [c.dy[0], b.int64s(xs)]), 1 / n)];
+  return [b.scale(b.expand(c.dy[0], c.shape(node.output[0]), xs), 1 / n)];
 };
 var maxPool = (c) => {
   const { b, node } = c;
@@ -32152,12 +32895,40 @@ var maxPool = (c) => {
   const dil = attrInts(node, "dilations") ?? new Array(r).fill(1);
   if (attrInt(node, "storage_order", 0) !== 0) unsupported(c, "storage_order=1");
   const overlapping = kernel.some((k, i2) => (k - 1) * dil[i2] + 1 > strides[i2]);
-  if (overlapping && b.opset < 16) unsupported(c, "overlapping windows need ScatterElements reduction, opset 16+");
+  if (b.opset < 11) {
+    if (kernel.some((k, i2) => k !== strides[i2] || dil[i2] !== 1)) needsOpset(c, "ScatterElements (opset 11) unless the windows tile the input (kernel = stride, no dilation)");
+    return [tiledMaxPoolGrad(c, xs, kernel)];
+  }
+  if (overlapping && b.opset < 16) needsOpset(c, "ScatterElements with reduction (opset 16) for overlapping windows");
   if (!node.output[1]) b.editor.setOutput(node, 1, b.fresh("maxpool_indices"));
   const zeros = b.op("ConstantOfShape", [b.int64s([numel(xs)])], { value: { tensor: zeroTensor() } });
   const scatter = b.op("ScatterElements", [zeros, b.reshape(node.output[1], [-1]), b.reshape(c.dy[0], [-1])], overlapping ? { axis: 0, reduction: "add" } : { axis: 0 });
   return [b.reshape(scatter, xs)];
 };
+function tiledMaxPoolGrad(c, xs, kernel) {
+  const { b, node } = c;
+  const r = kernel.length;
+  const ys = c.shape(node.output[0]);
+  const pads = explicitPads(node, xs, ys, kernel, kernel, new Array(r).fill(1));
+  const covered = range(r).map((i2) => ys[2 + i2] * kernel[i2]);
+  const before = range(r).map((i2) => pads[i2]);
+  const after = range(r).map((i2) => covered[i2] - before[i2] - xs[2 + i2]);
+  const spatial = range(r, 2);
+  let x2 = node.input[0];
+  if (after.some((a) => a < 0)) x2 = b.slice(x2, new Array(r).fill(0), range(r).map((i2) => xs[2 + i2] + Math.min(0, after[i2])), spatial);
+  if (before.some((p) => p > 0) || after.some((a) => a > 0)) x2 = b.pad(x2, [0, 0, ...before, 0, 0, ...after.map((a) => Math.max(0, a))], -34028234663852886e22);
+  const [n, ch] = xs;
+  const windows = [n, ch, ...range(r).flatMap((i2) => [ys[2 + i2], kernel[i2]])];
+  const perWindow = [n, ch, ...range(r).flatMap((i2) => [ys[2 + i2], 1])];
+  const inWindow = range(r).map((i2) => 3 + 2 * i2);
+  const x22 = b.reshape(x2, windows);
+  const mask = b.op("Cast", [b.op("Not", [b.op("Less", [x22, b.reshape(node.output[0], perWindow)])])], { to: 1 });
+  const ties = b.reduceSum(mask, inWindow, true);
+  let g2 = b.reshape(b.op("Div", [b.mul(mask, b.reshape(c.dy[0], perWindow)), ties]), [n, ch, ...covered]);
+  if (before.some((p) => p > 0) || after.some((a) => a > 0)) g2 = b.slice(g2, before, range(r).map((i2) => before[i2] + xs[2 + i2] + Math.min(0, after[i2])), spatial);
+  if (after.some((a) => a < 0)) g2 = b.pad(g2, [0, 0, ...new Array(r).fill(0), 0, 0, ...after.map((a) => Math.max(0, -a))], 0);
+  return g2;
+}
 function zeroTensor() {
   return makeFloatTensor("zero", [1], new Float32Array(1));
 }
@@ -32167,12 +32938,13 @@ function channelDims(channels, rank) {
 var batchNorm = (c) => {
   const { b, node } = c;
   if (attrInt(node, "training_mode", 0) !== 0) unsupported(c, "training_mode=1");
+  if (attrInt(node, "spatial", 1) !== 1) unsupported(c, "spatial=0");
   const [x2, scale2, , meanName, varName] = node.input;
   const xs = c.shape(x2);
   const ch = xs[1];
-  const mean2 = c.floats(meanName);
+  const mean3 = c.floats(meanName);
   const variance = c.floats(varName);
-  if (!mean2 || !variance) unsupported(c, "running statistics are not constants");
+  if (!mean3 || !variance) unsupported(c, "running statistics are not constants");
   const eps = attrFloat(node, "epsilon", 1e-5);
   const inv = variance.map((v) => 1 / Math.sqrt(v + eps));
   const cd = channelDims(ch, xs.length);
@@ -32182,7 +32954,7 @@ var batchNorm = (c) => {
   const out = [];
   if (c.wants[0]) out[0] = b.mul(dy, b.mul(b.reshape(scale2, cd), invC));
   if (c.wants[1]) {
-    const xhat = b.mul(b.sub(x2, b.floats(mean2, cd)), invC);
+    const xhat = b.mul(b.sub(x2, b.floats(mean3, cd)), invC);
     out[1] = b.reduceSum(b.mul(dy, xhat), axes, false);
   }
   if (c.wants[2]) out[2] = b.reduceSum(dy, axes, false);
@@ -32275,6 +33047,31 @@ function distillLoss(logits, teacherProbs, onehot, rows2, classes, temperature, 
   }
   return loss / rows2;
 }
+function sigmoidValues(logits, temperature = 1) {
+  return Float64Array.from({ length: logits.length }, (_, i2) => 1 / (1 + Math.exp(-logits[i2] / temperature)));
+}
+var xlogy = (p, q) => p > 0 ? p * (Math.log(p) - Math.log(Math.max(q, 1e-30))) : 0;
+function sigmoidDistillLoss(logits, teacherProbs, labels, rows2, temperature, labelWeight) {
+  const ps = sigmoidValues(logits, temperature);
+  const p1 = labels && labelWeight > 0 ? sigmoidValues(logits, 1) : void 0;
+  let loss = 0;
+  for (let i2 = 0; i2 < ps.length; i2++) {
+    const pt = teacherProbs[i2];
+    loss += temperature * temperature * (xlogy(pt, ps[i2]) + xlogy(1 - pt, 1 - ps[i2]));
+    if (p1) loss -= labelWeight * (labels[i2] > 0 ? Math.log(Math.max(p1[i2], 1e-30)) : Math.log(Math.max(1 - p1[i2], 1e-30)));
+  }
+  return loss / rows2;
+}
+function sigmoidHeldOut(studentLogits, teacherProbs, labels, rows2) {
+  const ps = sigmoidValues(studentLogits, 1);
+  let kl = 0;
+  let correct = 0;
+  for (let i2 = 0; i2 < ps.length; i2++) {
+    kl += xlogy(teacherProbs[i2], ps[i2]) + xlogy(1 - teacherProbs[i2], 1 - ps[i2]);
+    if (labels && (ps[i2] >= 0.5 ? 1 : 0) === labels[i2]) correct++;
+  }
+  return { kl: kl / rows2, ...labels ? { accuracy: correct / ps.length } : {} };
+}
 
 // src/recover/distill/builder.ts
 var GraphBuilder = class {
@@ -32351,14 +33148,42 @@ var GraphBuilder = class {
     const same2 = now.length === to.length && now.every((d, i2) => d === to[i2]);
     return same2 ? g2 : this.reshape(g2, to);
   }
-  /** Gemm without a bias: C is optional from opset 11, before that a zero scalar (broadcast) stands in. */
-  gemm(a, b, attrs = {}) {
-    return this.op("Gemm", this.opset >= 11 ? [a, b] : [a, b, this.scalar(0)], attrs);
-  }
-  /** x[..., starts:ends] along the given axes (Slice takes them as inputs from opset 10, as attributes before). */
+  /** x[..., starts:ends] along the given axes: Slice with inputs from opset 10, with attributes before. */
   slice(x2, starts, ends, axes) {
-    if (this.opset >= 10) return this.op("Slice", [x2, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
-    return this.op("Slice", [x2], { starts: [...starts], ends: [...ends], axes: [...axes] });
+    if (this.opset < 10) return this.op("Slice", [x2], { starts: [...starts], ends: [...ends], axes: [...axes] });
+    return this.op("Slice", [x2, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
+  }
+  /**
+   * Gemm of two operands: C is optional from opset 11; before it, a zero C (broadcast from [1]) with
+   * beta 0 stands in, so the product is the same.
+   */
+  gemm(a, b, attrs = {}) {
+    if (this.opset >= 11) return this.op("Gemm", [a, b], attrs);
+    return this.op("Gemm", [a, b, this.floats([0], [1])], { ...attrs, beta: { float: 0 } });
+  }
+  /** `cond ? x : 0`: Where from opset 9; before it, x times the condition cast to float. */
+  keepWhere(cond, x2) {
+    if (this.opset >= 9) return this.op("Where", [cond, x2, this.scalar(0)]);
+    return this.mul(x2, this.op("Cast", [cond], { to: 1 }));
+  }
+  /** `cond ? x : y`: Where from opset 9; before it, the two masked by the condition and its negation. */
+  select(cond, x2, y) {
+    if (this.opset >= 9) return this.op("Where", [cond, x2, y]);
+    return this.add(this.keepWhere(cond, x2), this.keepWhere(this.op("Not", [cond]), y));
+  }
+  /**
+   * x (shaped `from`) broadcast to `to`: Expand from opset 8; before it, a product with ones that span
+   * only the broadcast axes (small: [1,1,H,W] for a pooled [N,C,1,1]).
+   */
+  expand(x2, from, to) {
+    if (this.opset >= 8) return this.op("Expand", [x2, this.int64s(to)]);
+    const ones = to.map((d, i2) => from[i2 - (to.length - from.length)] === d ? 1 : d);
+    return this.mul(x2, this.floats(new Float32Array(ones.reduce((a, d) => a * d, 1)).fill(1), ones));
+  }
+  /** Constant padding of each axis by `pads` (begins then ends): Pad with attributes before opset 11, with inputs from it. */
+  pad(x2, pads, value) {
+    if (this.opset < 11) return this.op("Pad", [x2], { pads: [...pads], value: { float: value } });
+    return this.op("Pad", [x2, this.int64s(pads), this.scalar(value)]);
   }
 };
 
@@ -32425,10 +33250,13 @@ function buildTrainGraph(model, params, opts) {
   const ed = ModelEditor.copyOf(model);
   const index = new GraphIndex(ed.graph);
   const shapes = inferShapes(index, opts.batch).shapes;
-  const logits = logitsTensor(ed.model);
+  const logits = opts.scores ?? logitsTensor(ed.model);
+  const loss = opts.loss ?? "softmax";
   const ls = shapes.get(logits);
-  if (!ls || ls.length !== 2) throw new UnsupportedOp("output", logits, `logits of shape ${ls ? `[${ls.join(",")}]` : "unknown"}, need [batch, classes]`);
-  const classes = ls[1];
+  const width = ls && ls.length >= 1 ? numel(ls.slice(1)) : 0;
+  if (!ls || ls[0] !== opts.batch || loss === "softmax" && (ls.length < 2 || ls.slice(1).filter((d) => d !== 1).length > 1)) {
+    throw new UnsupportedOp("output", logits, `scores of shape ${ls ? `[${ls.join(",")}]` : "unknown"}, need [batch, classes]`);
+  }
   const forward = ancestors(index, logits);
   const trainable = new Set(params.map((p) => p.name));
   const requires = new Set(trainable);
@@ -32456,10 +33284,12 @@ function buildTrainGraph(model, params, opts) {
     return s;
   };
   const T = opts.temperature;
-  const ps = b.op("Softmax", [b.scale(logits, 1 / T)], { axis: 1 });
-  let dz = b.scale(b.sub(ps, TEACHER_INPUT), T / opts.batch);
-  if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(b.op("Softmax", [logits], { axis: 1 }), LABEL_INPUT), opts.labelWeight / opts.batch));
-  push(logits, dz);
+  const teacherDims = loss === "softmax" ? [opts.batch, width] : ls;
+  const z2 = loss === "softmax" && ls.length !== 2 ? b.reshape(logits, teacherDims) : logits;
+  const activate = (x2) => loss === "softmax" ? b.op("Softmax", [x2], { axis: 1 }) : b.op("Sigmoid", [x2]);
+  let dz = b.scale(b.sub(activate(b.scale(z2, 1 / T)), TEACHER_INPUT), T / opts.batch);
+  if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(activate(z2), LABEL_INPUT), opts.labelWeight / opts.batch));
+  push(logits, z2 === logits ? dz : b.reshape(dz, ls));
   const hints = (opts.hints ?? []).filter((t) => t !== logits && shapes.has(t));
   for (const t of hints) push(t, b.mul(b.sub(t, hintInput(t)), hintScale(t)));
   const shape = (t, node) => {
@@ -32505,20 +33335,20 @@ function buildTrainGraph(model, params, opts) {
   }
   ed.dropInitializerInputs();
   for (const decl of [
-    floatValueInfo(TEACHER_INPUT, [opts.batch, classes]),
-    ...opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, [opts.batch, classes])] : [],
+    floatValueInfo(TEACHER_INPUT, teacherDims),
+    ...opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, teacherDims)] : [],
     ...hints.flatMap((t) => [floatValueInfo(hintInput(t), shapes.get(t)), floatValueInfo(hintScale(t), [1])]),
     ...params.map((p) => floatValueInfo(p.name, p.dims))
   ])
     ed.addInput(decl);
-  ed.setOutputs([floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))]);
+  ed.setOutputs([floatValueInfo(logits, ls), ...gradOutputs.map((o, k) => floatValueInfo(o, kept[k].dims))]);
   ed.clearValueInfo();
-  return { model: ed.model, params: kept, gradOutputs, logits, classes, batch: opts.batch, hints };
+  return { model: ed.model, params: kept, gradOutputs, logits, width, targetDims: teacherDims, batch: opts.batch, hints };
 }
-function buildEvalGraph(model, params) {
+function buildEvalGraph(model, params, scores) {
   const ed = ModelEditor.copyOf(model);
   const index = new GraphIndex(ed.graph);
-  const logits = logitsTensor(ed.model);
+  const logits = scores ?? logitsTensor(ed.model);
   ed.setNodes(ancestors(index, logits));
   ed.removeInitializers(params.map((p) => p.name).filter((name) => ed.initializer(name)));
   ed.dropInitializerInputs();
@@ -32560,33 +33390,39 @@ function paramFeeds(params) {
   const { ort } = onnxruntime();
   return Object.fromEntries(params.map((p) => [p.name, new ort.Tensor("float32", p.values, p.dims)]));
 }
-async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
+async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, head = defaultHead(student)) {
   const { ort } = onnxruntime();
+  const scoresType = elementTypes(new GraphIndex(student.graph)).get(head.scores) ?? 1 /* FLOAT */;
+  if (scoresType !== 1 /* FLOAT */) throw new UnsupportedOp({ kind: "precision", tensor: head.scores, type: dataTypeName(scoresType).toLowerCase() });
   const params = selectTrainables(student, masked);
-  if (params.length === 0) throw new UnsupportedOp("model", "graph", "no float32 parameters to train");
+  if (params.length === 0) throw new UnsupportedOp({ kind: "no-parameters" });
+  const loss = head.task === "multiclass" ? "softmax" : "sigmoid";
   const n = calib.count;
   const order = permutation(n, opts.seed);
   const heldoutCount = n >= 50 ? Math.round(n * opts.holdout) : 0;
   const heldIdx = heldoutCount > 0 ? order.slice(0, heldoutCount) : order;
   const trainIdx = heldoutCount > 0 ? order.slice(heldoutCount) : order;
-  const batch = Math.min(opts.batch, trainIdx.length);
+  const fixed2 = fixedBatch(modelInputs(student, "model"), "model");
+  const micro = fixed2 ?? Math.min(opts.batch, trainIdx.length);
+  const runs = fixed2 === void 0 ? 1 : Math.max(1, Math.floor(Math.min(opts.batch, trainIdx.length) / fixed2));
+  const batch = micro * runs;
   const stepsPerEpoch = Math.floor(trainIdx.length / batch);
   const hintCandidates = opts.hintWeight > 0 ? hintTensors(dense, student, masked) : [];
-  const tg = buildTrainGraph(student, params, { batch, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked, hints: hintCandidates });
-  const ev = buildEvalGraph(student, params);
-  const classes = tg.classes;
-  const teacherLogits = await teacherOutputs(dense, calib, opts.threads);
-  const teacherT = Float32Array.from(softmaxRows(teacherLogits, n, classes, opts.temperature));
-  const teacher1 = Float32Array.from(softmaxRows(teacherLogits, n, classes, 1));
-  const onehot = calib.labels ? new Float32Array(n * classes) : void 0;
-  if (onehot) calib.labels.forEach((y, i2) => y < classes && (onehot[i2 * classes + y] = 1));
+  const tg = buildTrainGraph(student, params, { batch: micro, scores: head.scores, loss, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked, hints: hintCandidates });
+  const ev = buildEvalGraph(student, params, head.scores);
+  const width = tg.width;
+  const teacherDims = tg.targetDims;
+  const teacherLogits = await teacherOutputs(dense, calib, opts.threads, head.scores);
+  const teacherT = Float32Array.from(loss === "softmax" ? softmaxRows(teacherLogits, n, width, opts.temperature) : sigmoidValues(teacherLogits, opts.temperature));
+  const teacher1 = Float32Array.from(loss === "softmax" ? softmaxRows(teacherLogits, n, width, 1) : sigmoidValues(teacherLogits, 1));
+  const targets = calib.labels ? loss === "softmax" ? oneHot(calib.labels, n, width) : Float32Array.from(calib.labels) : void 0;
   const held = takeSamples(calib, heldIdx);
   const labelled = tg.model.graph.input.some((i2) => i2.name === LABEL_INPUT);
   const train3 = await sessionFromModel(tg.model, opts.threads);
   const evalSession = await sessionFromModel(ev.model, opts.threads);
   const hintSession = tg.hints.length > 0 ? await sessionFromModel(withExtraOutputs(dense, tg.hints), opts.threads) : void 0;
   try {
-    const score2 = async () => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, classes), params, classes, boundedBatch(student, 256));
+    const score2 = async () => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, width), params, loss, width, boundedBatch(student, 256));
     const before = await score2();
     let best = { score: before, epoch: 0, values: params.map((p) => Float32Array.from(p.values)) };
     let adam = new Adam(tg.params);
@@ -32606,31 +33442,42 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
           stopped = "deadline";
           break;
         }
-        const idx = shuffled.slice(s * batch, (s + 1) * batch);
-        const x2 = takeSamples(calib, idx);
-        const pt = rows(teacherT, idx, classes);
-        const oh = onehot && labelled ? rows(onehot, idx, classes) : void 0;
-        const feeds = { ...dataFeeds(x2), ...paramFeeds(params) };
-        feeds[TEACHER_INPUT] = new ort.Tensor("float32", pt, [batch, classes]);
-        if (oh) feeds[LABEL_INPUT] = new ort.Tensor("float32", oh, [batch, classes]);
-        if (hintSession) {
-          const targets = await hintSession.run(dataFeeds(x2), tg.hints);
-          for (const t of tg.hints) {
-            const d = Float32Array.from(targets[t].data);
-            targets[t].dispose();
-            let ms4 = 0;
-            for (let i2 = 0; i2 < d.length; i2++) ms4 += d[i2] * d[i2];
-            feeds[hintInput(t)] = new ort.Tensor("float32", d, targets[t].dims);
-            feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms4 > 0 ? opts.hintWeight / ms4 : 0), [1]);
+        let grads;
+        for (let r = 0; r < runs; r++) {
+          const idx = shuffled.slice(s * batch + r * micro, s * batch + (r + 1) * micro);
+          const x2 = takeSamples(calib, idx);
+          const pt = rows(teacherT, idx, width);
+          const oh = targets && labelled ? rows(targets, idx, width) : void 0;
+          const feeds = { ...dataFeeds(x2), ...paramFeeds(params) };
+          feeds[TEACHER_INPUT] = new ort.Tensor("float32", pt, teacherDims);
+          if (oh) feeds[LABEL_INPUT] = new ort.Tensor("float32", oh, teacherDims);
+          if (hintSession) {
+            const hinted = await hintSession.run(dataFeeds(x2), tg.hints);
+            for (const t of tg.hints) {
+              const d = copyFloatValues(hinted[t]);
+              let ms4 = 0;
+              for (let i2 = 0; i2 < d.length; i2++) ms4 += d[i2] * d[i2];
+              feeds[hintInput(t)] = new ort.Tensor("float32", d, hinted[t].dims);
+              hinted[t].dispose();
+              feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms4 > 0 ? opts.hintWeight / ms4 : 0), [1]);
+            }
           }
+          const out = await train3.run(feeds);
+          const z2 = out[tg.logits].data;
+          lossSum += (loss === "softmax" ? distillLoss(z2, pt, oh, micro, width, opts.temperature, oh ? opts.labelWeight : 0) : sigmoidDistillLoss(z2, pt, oh, micro, opts.temperature, oh ? opts.labelWeight : 0)) / runs;
+          const g2 = tg.gradOutputs.map((o) => out[o].data);
+          if (runs === 1) grads = g2;
+          else if (!grads) grads = g2.map((v) => Float32Array.from(v, (x3) => x3 / runs));
+          else g2.forEach((v, k) => {
+            for (let i2 = 0; i2 < v.length; i2++) grads[k][i2] += v[i2] / runs;
+          });
+          if (runs === 1) {
+            adamStep(adam, grads, lrScale, step, totalSteps);
+          }
+          for (const t of Object.values(out)) t.dispose();
         }
-        const out = await train3.run(feeds);
-        lossSum += distillLoss(out[tg.logits].data, pt, oh, batch, classes, opts.temperature, oh ? opts.labelWeight : 0);
+        if (runs > 1) adamStep(adam, grads, lrScale, step, totalSteps);
         batches++;
-        const grads = tg.gradOutputs.map((o) => out[o].data);
-        const lr = lrScale * opts.lr * 0.5 * (1 + Math.cos(Math.PI * step / Math.max(1, totalSteps)));
-        adam.step(grads, lr);
-        for (const t of Object.values(out)) t.dispose();
         step++;
       }
       if (batches === 0) break;
@@ -32671,6 +33518,14 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
     await evalSession.release();
     await hintSession?.release();
   }
+  function adamStep(a, grads, scale2, at2, total2) {
+    a.step(grads, scale2 * opts.lr * 0.5 * (1 + Math.cos(Math.PI * at2 / Math.max(1, total2))));
+  }
+}
+function oneHot(labels, n, classes) {
+  const out = new Float32Array(n * classes);
+  for (let i2 = 0; i2 < n; i2++) if (labels[i2] < classes) out[i2 * classes + labels[i2]] = 1;
+  return out;
 }
 function hintTensors(dense, student, masked) {
   const s = new GraphIndex(student.graph);
@@ -32687,8 +33542,7 @@ function hintTensors(dense, student, masked) {
   }
   return out;
 }
-async function teacherOutputs(dense, calib, threads) {
-  const name = logitsTensor(dense);
+async function teacherOutputs(dense, calib, threads, name) {
   const session = await sessionFromModel(withExtraOutputs(dense, [name]), threads);
   try {
     return (await captureActivations(session, calib, [name], boundedBatch(dense, 128))).get(name).data;
@@ -32696,17 +33550,18 @@ async function teacherOutputs(dense, calib, threads) {
     await session.release();
   }
 }
-async function scoreHeldOut(session, logits, held, teacher, params, classes, step) {
+async function scoreHeldOut(session, logits, held, teacher, params, loss, width, step) {
   const out = await captureWithParams(session, logits, held, params, step);
-  const ps = softmaxRows(out, held.count, classes, 1);
+  if (loss === "sigmoid") return sigmoidHeldOut(out, teacher, held.labels, held.count);
+  const ps = softmaxRows(out, held.count, width, 1);
   let kl = 0;
   let correct = 0;
   for (let r = 0; r < held.count; r++) {
     let arg = 0;
-    for (let k = 0; k < classes; k++) {
-      const i2 = r * classes + k;
+    for (let k = 0; k < width; k++) {
+      const i2 = r * width + k;
       if (teacher[i2] > 0) kl += teacher[i2] * (Math.log(teacher[i2]) - Math.log(Math.max(ps[i2], 1e-30)));
-      if (ps[i2] > ps[r * classes + arg]) arg = k;
+      if (ps[i2] > ps[r * width + arg]) arg = k;
     }
     if (held.labels && held.labels[r] === arg) correct++;
   }
@@ -32716,13 +33571,9 @@ async function scoreHeldOut(session, logits, held, teacher, params, classes, ste
 }
 async function captureWithParams(session, logits, data, params, step) {
   const chunks = [];
-  const pf = paramFeeds(params);
-  for (let start = 0; start < data.count; start += step) {
-    const idx = Array.from({ length: Math.min(step, data.count - start) }, (_, i2) => start + i2);
-    const out = await session.run({ ...dataFeeds(takeSamples(data, idx)), ...pf }, [logits]);
-    chunks.push(Float32Array.from(out[logits].data));
-    out[logits].dispose();
-  }
+  await runBatches(session, data, step, [logits], (values) => {
+    chunks.push(Float32Array.from(values.get(logits).data));
+  }, paramFeeds(params));
   const all = new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
   let o = 0;
   for (const c of chunks) {
@@ -32743,13 +33594,10 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
       threads: config2.latency.threads,
       deadline: opts.deadline,
       onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out KL ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`)
-    });
+    }, opts.head ?? defaultHead(current, config2.output));
   } catch (e) {
     if (!(e instanceof UnsupportedOp)) throw e;
-    if (opts.optional) {
-      progress.note(`recovery: distillation skipped, no gradient for ${e.message}`);
-      return void 0;
-    }
+    if (opts.optional) return { kind: "skipped", gap: e.gap };
     throw new UserError(`--recovery distill: cannot differentiate ${e.message}; use --recovery reconstruct, or --recovery command with your own fine-tuning`);
   }
   const seconds = (performance.now() - t0) / 1e3;
@@ -32758,8 +33606,18 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
   const acc2 = (a) => a === void 0 ? "" : `, accuracy ${(a * 100).toFixed(1)}%`;
   const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
   const stop = r.stopped === "deadline" ? "; stopped by recovery-time-budget" : r.stopped === "patience" ? "; stopped when the held-out score stopped improving" : "";
-  const summary = `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
-  return { model: r.model, result: r, seconds, summary };
+  const summary2 = `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
+  return { kind: "distilled", model: r.model, result: r, seconds, summary: summary2 };
+}
+function skipReason(gap) {
+  switch (gap.kind) {
+    case "opset":
+      return `at opset ${gap.opset}, the gradient of ${gap.op} node '${gap.node}' needs ${gap.needs}; re-export at a newer opset to distil`;
+    case "precision":
+      return `${describeGap(gap)}; reconstruction still refits the ${gap.type} weights`;
+    default:
+      return `no gradient for ${describeGap(gap)}`;
+  }
 }
 
 // src/recover/external.ts
@@ -32925,12 +33783,12 @@ function lowerTransposeTimesLower(m, n) {
   return out;
 }
 function inverseHessian(h, n, dampFraction) {
-  let mean2 = 0;
-  for (let i2 = 0; i2 < n; i2++) mean2 += h[i2 * n + i2];
-  mean2 = mean2 / n || 1;
+  let mean3 = 0;
+  for (let i2 = 0; i2 < n; i2++) mean3 += h[i2 * n + i2];
+  mean3 = mean3 / n || 1;
   for (let damp = dampFraction; ; damp *= 10) {
     const a = Float64Array.from(h);
-    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean2;
+    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean3;
     if (!choleskyLower(a, n)) {
       if (damp > 1e6) throw new Error("inverseHessian: matrix is not positive definite even with heavy damping");
       continue;
@@ -32958,14 +33816,26 @@ function matmul2(a, b, m, k, n) {
 }
 
 // src/recover/layers.ts
-function convGeometry(node, dims) {
+function convGeometry(node, dims, inputShape) {
   if (dims.length !== 4) return `${dims.length - 2}-D convolution`;
   const autoPad = attrString(node, "auto_pad", "NOTSET");
-  if (autoPad !== "NOTSET" && autoPad !== "VALID") return `auto_pad=${autoPad}`;
-  const p = attrInts(node, "pads") ?? [0, 0, 0, 0];
   const s = attrInts(node, "strides") ?? [1, 1];
   const d = attrInts(node, "dilations") ?? [1, 1];
-  return { kernel: [dims[2], dims[3]], strides: [s[0], s[1]], pads: [p[0], p[1], p[2], p[3]], dilations: [d[0], d[1]] };
+  const kernel = [dims[2], dims[3]];
+  let p = attrInts(node, "pads") ?? [0, 0, 0, 0];
+  if (autoPad === "VALID") p = [0, 0, 0, 0];
+  else if (autoPad === "SAME_UPPER" || autoPad === "SAME_LOWER") {
+    const x2 = inputShape();
+    if (!x2 || x2.length !== 4) return `auto_pad=${autoPad} on an input of unknown shape`;
+    p = [0, 0, 0, 0];
+    for (let i2 = 0; i2 < 2; i2++) {
+      const total2 = Math.max(0, (Math.ceil(x2[2 + i2] / s[i2]) - 1) * s[i2] + (kernel[i2] - 1) * d[i2] + 1 - x2[2 + i2]);
+      const small = Math.floor(total2 / 2);
+      p[i2] = autoPad === "SAME_UPPER" ? small : total2 - small;
+      p[2 + i2] = total2 - p[i2];
+    }
+  } else if (autoPad !== "NOTSET") return `auto_pad=${autoPad}`;
+  return { kernel, strides: [s[0], s[1]], pads: [p[0], p[1], p[2], p[3]], dilations: [d[0], d[1]] };
 }
 function linearLayer(index, weight) {
   const consumers = index.consumersOf(weight);
@@ -32978,7 +33848,7 @@ function linearLayer(index, weight) {
   switch (node.opType) {
     case "Conv": {
       if (node.input[1] !== weight) return "weight is not the Conv kernel";
-      const geo = convGeometry(node, dims);
+      const geo = convGeometry(node, dims, () => inferShapes(index, 1).shapes.get(node.input[0]));
       if (typeof geo === "string") return geo;
       const groups = attrInt(node, "group", 1);
       const bias = node.input[2] || null;
@@ -33095,11 +33965,11 @@ function crossValidatedDamp(folds, rows2, m, grid = DAMP_GRID) {
   return { damp: grid[best], errors };
 }
 function ridgeSolve(h, g2, rows2, m, damp) {
-  let mean2 = 0;
-  for (let i2 = 0; i2 < m; i2++) mean2 += h[i2 * m + i2];
-  mean2 = mean2 / m || 1;
+  let mean3 = 0;
+  for (let i2 = 0; i2 < m; i2++) mean3 += h[i2 * m + i2];
+  mean3 = mean3 / m || 1;
   const l = Float64Array.from(h);
-  for (let i2 = 0; i2 < m; i2++) l[i2 * m + i2] += damp * mean2;
+  for (let i2 = 0; i2 < m; i2++) l[i2 * m + i2] += damp * mean3;
   if (!choleskyLower(l, m)) return null;
   const lt = new Float64Array(m * m);
   for (let i2 = 0; i2 < m; i2++) for (let k = 0; k <= i2; k++) lt[k * m + i2] = l[i2 * m + k];
@@ -33187,9 +34057,9 @@ function reluGate(index, node, channels) {
   const a = new Float64Array(channels).fill(1);
   const c = new Float64Array(channels);
   if (next?.opType === "BatchNormalization" && next.output.length === 1) {
-    const [scale2, bias, mean2, variance] = next.input.slice(1, 5).map((n) => index.initializers.get(n));
-    if (!scale2 || !bias || !mean2 || !variance) return null;
-    const [s, b, m, v] = [scale2, bias, mean2, variance].map((t) => tensorToFloat32(t));
+    const [scale2, bias, mean3, variance] = next.input.slice(1, 5).map((n) => index.initializers.get(n));
+    if (!scale2 || !bias || !mean3 || !variance) return null;
+    const [s, b, m, v] = [scale2, bias, mean3, variance].map((t) => tensorToFloat32(t));
     if (s.length !== channels) return null;
     const eps = attrFloat(next, "epsilon", 1e-5);
     for (let k = 0; k < channels; k++) {
@@ -33367,9 +34237,9 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const cp = p.cols + (withBias ? 1 : 0);
     const cd = d.cols + (withBias ? 1 : 0);
     const blocks = columnBlocks(cp, cd === cp, opts.maxBlock);
-    const bytes2 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
-    if (bytes2 > opts.maxRefitBytes) {
-      skipped.push({ weight: p.weight, reason: { kind: "memory", bytes: bytes2, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
+    const bytes3 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
+    if (bytes3 > opts.maxRefitBytes) {
+      skipped.push({ weight: p.weight, reason: { kind: "memory", bytes: bytes3, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
       continue;
     }
     const left = secondsLeft(opts.deadline);
@@ -33659,7 +34529,7 @@ function addBias(ed, node, layer, bias) {
 }
 
 // src/recover/refusals.ts
-var mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
+var mb = (bytes3) => (bytes3 / 2 ** 20).toFixed(0);
 function layerSkipText(s) {
   switch (s.kind) {
     case "unpaired":
@@ -33740,30 +34610,23 @@ function fitTemperature(logits, labels, classes) {
   const after = scaledScores(logits, labels, classes, temperature);
   return { temperature, nll_before: before.nll, nll_after: after.nll, ece_before: before.ece, ece_after: after.ece };
 }
-async function calibrateTemperature(model, calib, threads = 0) {
+async function calibrateTemperature(model, calib, threads = 0, head = defaultHead(model)) {
   if (!calib.labels) throw new UserError(`${calib.path}: temperature scaling needs labels; add y=labels to the calibration .npz`);
   const session = await sessionFromModel(model, threads);
-  let logits;
-  let classes;
+  let p;
   try {
-    const probs = endsInSoftmax(model);
-    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: probs, keepLogits: true, modelPath: "calibration" });
-    logits = p.logits;
-    classes = p.classes;
-    if (probs) for (let i2 = 0; i2 < logits.length; i2++) logits[i2] = Math.log(Math.max(logits[i2], 1e-12));
+    p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), head, keepLogits: true, modelPath: "calibration" });
   } finally {
     await session.release();
   }
-  return fitTemperature(logits, calib.labels, classes);
+  return fitTemperature(p.logits, p.truth, p.choices);
 }
-function bakeTemperature(model, temperature) {
+function bakeTemperature(model, temperature, head = defaultHead(model)) {
   const ed = ModelEditor.copyOf(model);
-  const outputName = ed.graph.output[0].name;
-  const target = endsInSoftmax(ed.model) ? ed.producer(outputName).input[0] : outputName;
-  if (!ed.producer(target)) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
-  const declared = ed.graph.output[0].type?.value;
-  const elemType = declared?.case === "tensorType" && FLOAT_TYPES.has(declared.value.elemType) ? declared.value.elemType : 1 /* FLOAT */;
-  const t = ed.addFloatInitializer("prune_guard_temperature", [], Float32Array.of(temperature), elemType);
+  const target = head.scores;
+  if (!ed.producer(target)) throw new UserError(`--bake-temperature: the scores '${target}' of output '${head.output}' are not produced by a node; cannot insert the scaling`);
+  const type = elementTypes(new GraphIndex(ed.graph)).get(target) ?? 1 /* FLOAT */;
+  const t = ed.addFloatInitializer("prune_guard_temperature", [], Float32Array.of(temperature), type);
   ed.insertAfter(target, { opType: "Div", inputs: [target, t], name: "prune_guard_temperature_scaling" }, `${target}_before_temperature`);
   return ed.model;
 }
@@ -33785,22 +34648,24 @@ function fmt(s) {
 }
 async function runRecovery(req) {
   const { config: config2, calib, progress } = req;
+  const head = req.head ?? defaultHead(req.dense, config2.output);
+  req = { ...req, head };
   const notes = [];
   const steps = await recoverySteps(req, calib, notes);
   if (!calib) return { steps: steps.map((s) => s.step), notes };
   const last = steps.at(-1)?.model ?? req.pruned;
   if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes };
   const t0 = performance.now();
-  const fit = await calibrateTemperature(last, calib, config2.latency.threads);
+  const fit = await calibrateTemperature(last, calib, config2.latency.threads, head);
   if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
-  const baked = bakeTemperature(last, fit.temperature);
+  const baked = bakeTemperature(last, fit.temperature, head);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
   fs17.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
     stage: "temperature",
-    description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
+    description: `${head.scores === head.output ? "logits" : `scores before the ${head.activation}`} divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
     artifact,
     info: { seconds: (performance.now() - t0) / 1e3, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
     temperature: temperatureInfo(fit, true)
@@ -33815,7 +34680,7 @@ async function recoverySteps(req, calib, bounded) {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
     const t0 = performance.now();
-    const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads) : void 0;
+    const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads, req.head) : void 0;
     const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
     let model;
     try {
@@ -33828,7 +34693,7 @@ async function recoverySteps(req, calib, bounded) {
       throw e;
     }
     const seconds = (performance.now() - t0) / 1e3;
-    const after = calib?.labels ? await calibScore(model, calib, config2.latency.threads) : void 0;
+    const after = calib?.labels ? await calibScore(model, calib, config2.latency.threads, req.head) : void 0;
     const info = { seconds };
     if (before && after) Object.assign(info, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
     const description = `external recovery command \`${config2.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
@@ -33843,7 +34708,7 @@ async function recoverySteps(req, calib, bounded) {
   let current = req.pruned;
   const started = performance.now();
   const deadline = config2.recoveryTimeBudget > 0 ? started + config2.recoveryTimeBudget * 1e3 : void 0;
-  let currentScore = labelled ? await calibScore(current, calib, config2.latency.threads) : void 0;
+  let currentScore = labelled ? await calibScore(current, calib, config2.latency.threads, req.head) : void 0;
   const passSeconds = labelled ? (performance.now() - started) / 1e3 : void 0;
   const judgeMs = config2.recovery === "auto" && passSeconds !== void 0 ? passSeconds * 1e3 : 0;
   const bound = (line) => {
@@ -33867,9 +34732,12 @@ async function recoverySteps(req, calib, bounded) {
       bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
-    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged, deadline: deadline2 });
-    if (!d) return;
-    const score2 = labelled ? await calibScore(d.model, calib, config2.latency.threads) : void 0;
+    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged, deadline: deadline2, head: req.head });
+    if (d.kind === "skipped") {
+      bound(`recovery: distillation skipped: ${skipReason(d.gap)}`);
+      return;
+    }
+    const score2 = labelled ? await calibScore(d.model, calib, config2.latency.threads, req.head) : void 0;
     if (judged && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
@@ -33893,7 +34761,7 @@ async function recoverySteps(req, calib, bounded) {
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${layerSkipText(s.reason)})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join("; ") || void 0;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
-    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config2.latency.threads) : void 0;
+    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config2.latency.threads, req.head) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
     if (judged && score2 && currentScore && !better(score2, currentScore)) {
@@ -33911,7 +34779,7 @@ async function recoverySteps(req, calib, bounded) {
       if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
       return steps;
     }
-    await tryBatchNorm(current, calib, config2, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+    await tryBatchNorm(current, calib, config2, req.head, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
       const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
       if (refusal.kind === "bound") bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
@@ -33946,7 +34814,7 @@ function batchNormRefusalText(r) {
       return `${fmt(r.score)} vs ${fmt(r.without)} without it`;
   }
 }
-async function tryBatchNorm(model, calib, config2, bounds, accept, currentScore, reject) {
+async function tryBatchNorm(model, calib, config2, head, bounds, accept, currentScore, reject) {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
   if (!base) return reject({ kind: "no-labels" });
@@ -33954,7 +34822,7 @@ async function tryBatchNorm(model, calib, config2, bounds, accept, currentScore,
   const bn = await reestimateBatchNorm(model, calib, config2.latency.threads, bounds);
   if (bn.nodes.length === 0) return bn.bound ? reject({ kind: "bound", bound: bn.bound }) : void 0;
   const seconds = (performance.now() - t0) / 1e3;
-  const score2 = await calibScore(bn.model, calib, config2.latency.threads);
+  const score2 = await calibScore(bn.model, calib, config2.latency.threads, head);
   if (!better(score2, base)) return reject({ kind: "worse", score: score2, without: base });
   accept(bn.model, seconds, score2, bn.nodes.length, bn.bound);
 }
@@ -34028,10 +34896,10 @@ function mannWhitneyP(x2, y) {
     i2 = j + 1;
   }
   const u = rankSumX - n1 * (n1 + 1) / 2;
-  const mean2 = n1 * n2 / 2;
+  const mean3 = n1 * n2 / 2;
   const variance = n1 * n2 / 12 * (n + 1 - ties / (n * (n - 1)));
   if (!(variance > 0)) return 1;
-  const z2 = Math.max(0, Math.abs(u - mean2) - 0.5) / Math.sqrt(variance);
+  const z2 = Math.max(0, Math.abs(u - mean3) - 0.5) / Math.sqrt(variance);
   return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
 }
 var SPEED_ALPHA = 0.05;
@@ -34159,15 +35027,15 @@ async function runGradual(input, progress) {
     throw new UserError(`${req.model}: no channel group can be pruned (see --method structured notes); use --method unstructured`);
   }
   const targets = cubicSchedule(initial, config2.sparsity, config2.scheduleSteps);
-  const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2 }) : void 0;
+  const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2, head: input.head }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config2.sparsity)} (${targets.map(pct4).join(", ")})`);
   const stepsRoot = path15.join(req.out, "steps");
   fs19.mkdirSync(stepsRoot, { recursive: true });
-  const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
+  const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider, head: input.head };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
-  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, config2.latency.threads)).accuracy : null;
+  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, config2.latency.threads, input.head)).accuracy : null;
   const cliffMetric = denseCalib !== null ? "calib" : "eval";
   const denseQuality = denseCalib ?? dense.step.accuracy;
   const cliffThreshold = budgets.find((b) => b.name === "accuracy-drop")?.limit ?? DEFAULT_CLIFF;
@@ -34194,7 +35062,7 @@ async function runGradual(input, progress) {
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
     const from = current;
     const prune = async () => {
-      const pruned = plan ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct4(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] } : await pruneModel(from, stepConfig, { modelPath: req.model, calib });
+      const pruned = plan ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct4(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] } : await pruneModel(from, stepConfig, { modelPath: req.model, calib, head: input.head });
       if (config2.method === "hybrid") {
         const topUp = topUpMagnitude(pruned.model, weights, target, config2, config2.scope === "layer" ? "layer" : "global");
         pruned.model = topUp.model;
@@ -34220,7 +35088,7 @@ async function runGradual(input, progress) {
         "prune-guard.recovery": config2.recovery
       }),
       pruneArtifact: stepFile(dir, 1, "prune"),
-      recovery: { dense: denseModel, calib, config: config2, stepsDir: dir, progress, files: { data: req.data, calib: req.calib } },
+      recovery: { dense: denseModel, calib, config: config2, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, head: input.head },
       at: t
     });
     const stepMeasured = [];
@@ -34238,7 +35106,7 @@ async function runGradual(input, progress) {
       index: t,
       target,
       final,
-      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config2.latency.threads)).accuracy : null
+      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config2.latency.threads, input.head)).accuracy : null
     };
     if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels.remaining;
     if (structured && denseTally) {
@@ -34323,9 +35191,11 @@ async function runGradual(input, progress) {
     shipped: chosen2.final,
     judged: runJudged,
     data: { path: req.data, set: data },
+    head: input.head,
+    plan: input.plan,
     shifts,
     config: config2,
-    notes: [...plan?.notes ?? [], ...notes],
+    notes: [...input.exportNotes, ...plan?.notes ?? [], ...notes],
     scope: input.scope.scope,
     ...plan ? { sensitivity: plan.info(config2.sparsity) } : {},
     schedule
@@ -34363,7 +35233,7 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
   const { calib, progress } = ctx;
   const targets = cubicSchedule(countSparsity(dense, weights).overall, config2.sparsity, rounds);
   const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / rounds : 0;
-  const recovery = { dense, calib, files: ctx.files, progress };
+  const recovery = { dense, calib, files: ctx.files, progress, head: ctx.head };
   const steps = [];
   let current = dense;
   for (let r = 1; r < rounds; r++) {
@@ -34379,7 +35249,7 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
       recovery: { ...recovery, config: { ...config2, bakeTemperature: false, recoveryTimeBudget: share }, stepsDir: roundDir, fitTemperature: false }
     });
     const recorded = recordedScores(unit.recovered);
-    const before = recorded?.before ?? await calibScore(unit.pruned.model, calib, config2.latency.threads);
+    const before = recorded?.before ?? await calibScore(unit.pruned.model, calib, config2.latency.threads, ctx.head);
     const after = recorded?.after ?? before;
     current = loadModel(unit.chain).proto;
     const seconds = (performance.now() - started) / 1e3;
@@ -34407,13 +35277,13 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
     // the final round gets the same share of the recovery time budget as every other round
     recovery: { ...recovery, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir }
   });
-  const score2 = calib.labels ? recordedScores(final.recovered)?.after ?? await calibScore(final.pruned.model, calib, config2.latency.threads) : void 0;
+  const score2 = calib.labels ? recordedScores(final.recovered)?.after ?? await calibScore(final.pruned.model, calib, config2.latency.threads, ctx.head) : void 0;
   return { rounds: steps, final, score: score2, seconds: (performance.now() - t0) / 1e3 };
 }
 async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
   const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
   if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2 });
+  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2, head: ctx.head });
   if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
     return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
   }
@@ -34711,11 +35581,11 @@ function foldBatchNorms(model) {
     const consts = bn.input.slice(1, 5).map((n) => constantThroughIdentity(index, n));
     if (!w || w.dataType !== 1 /* FLOAT */ || conv2.input[2] && !bias || consts.some((c) => !c)) continue;
     if (index.consumersOf(w.name).length !== 1 || bias && index.consumersOf(bias.name).length !== 1) continue;
-    const [gamma, beta, mean2, variance] = consts.map((c) => tensorToFloat32(c));
+    const [gamma, beta, mean3, variance] = consts.map((c) => tensorToFloat32(c));
     const eps = attrFloat(bn, "epsilon", 1e-5);
     const dims = tensorDims(w);
     const channels = dims[0];
-    if ([gamma, beta, mean2, variance].some((a) => a.length !== channels)) continue;
+    if ([gamma, beta, mean3, variance].some((a) => a.length !== channels)) continue;
     const weights = tensorToFloat32(w);
     const per = numel(dims) / channels;
     const b = bias ? tensorToFloat32(bias) : new Float32Array(channels);
@@ -34723,7 +35593,7 @@ function foldBatchNorms(model) {
     for (let c = 0; c < channels; c++) {
       const k = gamma[c] / Math.sqrt(variance[c] + eps);
       for (let i2 = 0; i2 < per; i2++) weights[c * per + i2] *= k;
-      newBias[c] = (b[c] - mean2[c]) * k + beta[c];
+      newBias[c] = (b[c] - mean3[c]) * k + beta[c];
     }
     ed.adoptInitializer(w.name, weights);
     if (bias) ed.replaceInitializer(bias.name, newBias);
@@ -34815,13 +35685,38 @@ var ACTIVATION_OPS = /* @__PURE__ */ new Set(["Add", "Mul", "Concat", "GlobalAve
 var PASS_THROUGH2 = /* @__PURE__ */ new Set(["MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze"]);
 var MIN_QDQ_OPSET = 10;
 var PER_CHANNEL_OPSET = 13;
+function qdqRefusalMessage(r) {
+  switch (r.kind) {
+    case "opset":
+      return `opset ${r.opset} has no QuantizeLinear/DequantizeLinear (they start at opset ${MIN_QDQ_OPSET}); re-export the model at opset 13 or later`;
+    case "input-type":
+      return `input '${r.input}' is ${dataTypeName(r.type).toLowerCase()}, not float32; INT8 quantization here starts from a float32 model, so quantize the float32 export`;
+    case "weight-type":
+      return `the weight of '${r.node}' is stored as ${dataTypeName(r.type).toLowerCase()}${r.behindCast ? " behind a Cast" : ""}, not float32; INT8 quantization here starts from float32 weights, so quantize the float32 export`;
+  }
+}
+var NOT_FLOAT32 = /* @__PURE__ */ new Set([10 /* FLOAT16 */, 16 /* BFLOAT16 */, 11 /* DOUBLE */]);
+function otherFloatWeight(index) {
+  for (const n of index.order) {
+    if (!WEIGHTED.has(n.opType) || !n.input[1]) continue;
+    const stored = index.initializers.get(n.input[1]);
+    if (stored && NOT_FLOAT32.has(stored.dataType)) return { kind: "weight-type", node: nodeLabel(n), type: stored.dataType, behindCast: false };
+    const cast2 = index.producer.get(n.input[1]);
+    const source = cast2?.opType === "Cast" ? index.initializers.get(cast2.input[0]) : void 0;
+    if (source && NOT_FLOAT32.has(source.dataType)) return { kind: "weight-type", node: nodeLabel(n), type: source.dataType, behindCast: true };
+  }
+  return void 0;
+}
 function qdqSupport(model) {
+  const refuse = (refusal) => ({ kind: "unsupported", refusal, reason: qdqRefusalMessage(refusal) });
   const opset = opsetVersion(model);
-  if (opset < MIN_QDQ_OPSET) return { kind: "unsupported", reason: `opset ${opset} has no QuantizeLinear/DequantizeLinear (they start at opset ${MIN_QDQ_OPSET}); re-export the model at opset 13 or later` };
+  if (opset < MIN_QDQ_OPSET) return refuse({ kind: "opset", opset });
   const g2 = model.graph;
   const inits = new Set(g2.initializer.map((t) => t.name));
-  const floatInput = g2.input.find((i2) => !inits.has(i2.name) && i2.type?.value.case === "tensorType" && i2.type.value.value.elemType !== 1 /* FLOAT */ && [10 /* FLOAT16 */, 16 /* BFLOAT16 */, 11 /* DOUBLE */].includes(i2.type.value.value.elemType));
-  if (floatInput) return { kind: "unsupported", reason: `input '${floatInput.name}' is not float32; INT8 quantization here starts from a float32 model, so quantize the float32 export` };
+  const floatInput = g2.input.find((i2) => !inits.has(i2.name) && i2.type?.value.case === "tensorType" && NOT_FLOAT32.has(i2.type.value.value.elemType));
+  if (floatInput && floatInput.type?.value.case === "tensorType") return refuse({ kind: "input-type", input: floatInput.name, type: floatInput.type.value.value.elemType });
+  const weight = otherFloatWeight(new GraphIndex(g2));
+  if (weight) return refuse(weight);
   if (opset < PER_CHANNEL_OPSET) return { kind: "per-tensor", reason: `opset ${opset}: DequantizeLinear has no axis before opset 13, so weights get one scale per tensor` };
   return { kind: "per-channel" };
 }
@@ -35056,10 +35951,10 @@ async function prepareQuantization(model, calib, opts) {
 function buildQuantized(prep, keepFloat, weightBits) {
   return quantizeQdq(prep.folded, { ranges: prep.ranges, keepFloat: /* @__PURE__ */ new Set([...prep.excluded, ...keepFloat]), weightBits, perChannel: prep.perChannel });
 }
-async function predict2(model, data, mode, threads) {
+async function predict2(model, data, mode, threads, head) {
   const session = await sessionFromModel(model, threads, { lean: mode === "simulated" });
   try {
-    return await evaluateClassifier(session, data, { batchSize: boundedBatch(model, 128), outputsAreProbabilities: endsInSoftmax(model), modelPath: "quantized model", keepLogits: true, unlabelled: !data.labels });
+    return await evaluateClassifier(session, data, { batchSize: boundedBatch(model, 128), modelPath: "quantized model", keepLogits: true, unlabelled: !data.labels, ...head ? { head } : {} });
   } finally {
     await session.release();
   }
@@ -35080,7 +35975,6 @@ function relativeL2(a, b) {
   return den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
 }
 async function layerErrors(float, q, data, threads) {
-  const { ort } = onnxruntime();
   const g2 = q.model.graph;
   const quantizedSet = new Set(q.quantized);
   const dqOf = (t) => q.tensors.includes(t) ? g2.output.some((o) => o.name === t) ? t : `${t}_DequantizeLinear_Output` : t;
@@ -35096,16 +35990,10 @@ async function layerErrors(float, q, data, threads) {
   const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
   const sums = /* @__PURE__ */ new Map();
   try {
-    const batch = boundedBatch(q.model, 64);
-    for (let start = 0; start < data.count; start += batch) {
-      const end = Math.min(data.count, start + batch);
-      const feeds = {};
-      for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const fr = await fs26.run(feeds, floatNames);
-      const qr = await qs.run(feeds, qNames);
+    await streamActivations([{ session: fs26, fetch: floatNames }, { session: qs, fetch: qNames }], data, boundedBatch(q.model, 64), ([fr, qr]) => {
       for (const name of floatNames) {
-        const a = qr[dqOf(name)].data;
-        const b = fr[name].data;
+        const a = qr.get(dqOf(name)).data;
+        const b = fr.get(name).data;
         const s = sums.get(name) ?? { num: 0, den: 0 };
         for (let i2 = 0; i2 < b.length; i2++) {
           const d = a[i2] - b[i2];
@@ -35114,8 +36002,7 @@ async function layerErrors(float, q, data, threads) {
         }
         sums.set(name, s);
       }
-      for (const t of [...Object.values(fr), ...Object.values(qr)]) t.dispose();
-    }
+    });
   } finally {
     await fs26.release();
     await qs.release();
@@ -35192,11 +36079,11 @@ function firstSlice(d, n) {
   if (d.count <= n) return d;
   return { ...d, count: n, inputs: sliceBatch(d, 0, n), labels: d.labels ? d.labels.subarray(0, n) : null };
 }
-async function chooseWeightBits(prep, slice, threads) {
+async function chooseWeightBits(prep, slice, threads, head) {
   const dev = async (bits2) => {
     const q = buildQuantized(prep, /* @__PURE__ */ new Set(), bits2).model;
-    const fused = await predict2(q, slice, "fused", threads);
-    const simulated = await predict2(q, slice, "simulated", threads);
+    const fused = await predict2(q, slice, "fused", threads, head);
+    const simulated = await predict2(q, slice, "simulated", threads, head);
     return relativeL2(fused.logits, simulated.logits);
   };
   const bits8 = await dev(8);
@@ -35237,9 +36124,9 @@ async function quantizeStep(input) {
   const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
   const slice = firstSlice(calib, DECISION_SAMPLES);
   const metric = slice.labels ? "accuracy" : "agreement";
-  const floatPred = await predict2(float, slice, "fused", threads);
+  const floatPred = await predict2(float, slice, "fused", threads, input.head);
   const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
-  const weights = await chooseWeightBits(prep, slice, threads);
+  const weights = await chooseWeightBits(prep, slice, threads, input.head);
   const scratch = fs21.mkdtempSync(path18.join(path18.dirname(input.artifact), ".quantize-"));
   const measured = [];
   try {
@@ -35250,7 +36137,7 @@ async function quantizeStep(input) {
       const file = path18.join(scratch, `variant-${k}.onnx`);
       saveModel(q2.model, file);
       files.push(file);
-      const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads), floatPred, slice.labels);
+      const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads, input.head), floatPred, slice.labels);
       measured.push({ name: v.name, keep_float: [...v.keep.keys()], calib_quality: quality2, speedup: null, chosen: false, keep: v.keep });
     }
     if (plans.length > 1) {
@@ -35279,7 +36166,7 @@ async function quantizeStep(input) {
     if (!worst) break;
     keep.set(worst.node, "error");
     q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
-    quality = calibQuality(await predict2(q.model, slice, "fused", threads), floatPred, slice.labels);
+    quality = calibQuality(await predict2(q.model, slice, "fused", threads, input.head), floatPred, slice.labels);
     errors = await layerErrors(prep.folded, q, slice, threads);
   }
   setMetadata(q.model, { "prune-guard.version": VERSION, "prune-guard.quantize": "int8-static-qdq", "prune-guard.quantize.weight_bits": String(weights.bits) });
@@ -35331,8 +36218,8 @@ async function quantizeDynamicStep(input) {
   let reason;
   if (input.calib) {
     const slice = firstSlice(input.calib, DECISION_SAMPLES);
-    const reference = await predict2(float, slice, "fused", threads);
-    const err2 = async (b) => relativeL2((await predict2(quantizeDynamic(float, { weightBits: b, exclude: config2.quantizeExclude }).model, slice, "fused", threads)).logits, reference.logits);
+    const reference = await predict2(float, slice, "fused", threads, input.head);
+    const err2 = async (b) => relativeL2((await predict2(quantizeDynamic(float, { weightBits: b, exclude: config2.quantizeExclude }).model, slice, "fused", threads, input.head)).logits, reference.logits);
     deviation = { bits8: await err2(8), bits7: await err2(7) };
     bits2 = deviation.bits8 > deviation.bits7 ? 7 : 8;
     reason = `${bits2}-bit weights: relative output error against float ${deviation.bits8.toFixed(4)} at 8 bits and ${deviation.bits7.toFixed(4)} at 7 bits on ${slice.count} calibration samples${bits2 === 7 ? " (8 bits worse than 7: saturating 16-bit sums on this CPU)" : ""}`;
@@ -35377,9 +36264,9 @@ async function measureQuantized(q, ctx) {
   m.step.quantize = q.info;
   return m;
 }
-async function quantizeLast(source, calib, config2, artifact, progress, provider) {
-  if (config2.quantize === "int8") return quantizeStep({ source, calib, config: config2, artifact, progress, provider });
-  if (config2.quantize === "dynamic") return quantizeDynamicStep({ source, calib, config: config2, artifact, progress, provider });
+async function quantizeLast(source, calib, config2, artifact, progress, provider, head) {
+  if (config2.quantize === "int8") return quantizeStep({ source, calib, config: config2, artifact, progress, provider, head });
+  if (config2.quantize === "dynamic") return quantizeDynamicStep({ source, calib, config: config2, artifact, progress, provider, head });
   return void 0;
 }
 
@@ -35507,7 +36394,7 @@ function keptSignature(o) {
 
 // src/pipeline/oneShot.ts
 async function runOneShot(input, progress) {
-  const { req, data, shifts, calib, outPath, scope, rounds } = input;
+  const { req, data, shifts, calib, outPath, scope, rounds, head } = input;
   const { config: config2 } = req;
   const target = targetSparsity(config2);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
@@ -35528,7 +36415,7 @@ async function runOneShot(input, progress) {
   const hardware = hardwareOptions(config2, progress);
   const targeted = config2.targetSpeedup !== void 0 || config2.targetLatencyMs !== void 0 ? await pruneForLatency(input.dense.proto, req.model, config2, { modelPath: req.model, calib, progress, ...hardware ? { hardware } : {}, data, stepsDir, provider: input.provider }) : void 0;
   if (rounds > 1) {
-    const r = await pruneWithRounds(input.dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir, progress, files, metadata }, resolveCompare(config2, rounds));
+    const r = await pruneWithRounds(input.dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir, progress, files, metadata, head }, resolveCompare(config2, rounds));
     for (const n of r.final.pruned.notes) progress.note(n);
     roundSteps = r.rounds;
     unit = r.final;
@@ -35536,26 +36423,28 @@ async function runOneShot(input, progress) {
     const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
     unit = await pruneAndRecover({
       prune: async () => {
-        const pruned2 = targeted?.pruned ?? await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, ...hardware ? { hardware } : {}, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+        const pruned2 = targeted?.pruned ?? await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, head, ...hardware ? { hardware } : {}, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
         for (const n of pruned2.notes) progress.note(n);
         return pruned2;
       },
       metadata: (pruned2) => metadata(pruned2.scope ?? config2.scope),
       pruneArtifact: staged ? stepFile(stepsDir, 1, "prune") : outPath,
-      recovery: { dense: input.dense.proto, calib, config: config2, stepsDir, progress, files }
+      recovery: { dense: input.dense.proto, calib, config: config2, stepsDir, progress, files, head }
     });
   }
   const { pruned } = unit;
   const lastFloat = unit.steps[unit.steps.length - 1].artifact;
-  const broken2 = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
+  const saved = loadModel(lastFloat).proto;
+  liftWeights(saved);
+  const broken2 = pruned.verifySaved?.(saved) ?? [];
   if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
-  const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider);
+  const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider, head);
   if (staged) writeFileAtomic(outPath, fs23.readFileSync(quantized?.artifact ?? lastFloat));
   releaseField(input.dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
   collectGarbage();
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: input.provider };
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: input.provider, head };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
   const measured = [dense];
   for (const r of [...roundSteps, ...targeted?.earlier ?? [], ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
@@ -35588,7 +36477,7 @@ async function judgeSteps(input, measured, progress, record, reduction, shortfal
   const judged = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, "warn"]) } : judgedBudgets;
   return buildModelLedger({
     ...record,
-    notes: [...record.notes ?? [], ...speedNotes],
+    notes: [...input.exportNotes, ...record.notes ?? [], ...speedNotes],
     model: req.model,
     pruned: outPath,
     method: config2.method,
@@ -35597,6 +36486,8 @@ async function judgeSteps(input, measured, progress, record, reduction, shortfal
     shipped,
     judged,
     data: { path: req.data, set: data },
+    head: input.head,
+    plan: input.plan,
     shifts,
     config: config2
   });
@@ -35636,10 +36527,10 @@ async function runQuantizeOnly(input, progress) {
   releaseField(input.dense, "proto", "the dense model");
   const stepsDir = path21.join(req.out, "steps");
   fs24.mkdirSync(stepsDir, { recursive: true });
-  const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, input.provider);
+  const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, input.provider, input.head);
   writeFileAtomic(outPath, fs24.readFileSync(quantized.artifact));
   collectGarbage();
-  const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider };
+  const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider, head: input.head };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
   const shipped = await measureQuantized(quantized, { ...ctx, dense: dense.preds });
   return judgeSteps(input, [dense, shipped], progress, { targetSparsity: 0, notes: quantized.notes, scope: config2.scope === "auto" ? "global" : config2.scope });
@@ -35654,7 +36545,11 @@ async function runPipeline(req, progress) {
   const dense = loadModel(req.model);
   preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
-  const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
+  const data = loadDataset(req.data, inputs, { requireLabels: false, modelPath: req.model });
+  const head = judgedHead(dense.proto, req.model, config2, data);
+  const plan = batchPlan(dense.proto, req.model, config2);
+  config2 = { ...config2, batchSizes: plan.batchSizes, evalBatchSize: plan.evalBatch };
+  req = { ...req, config: config2 };
   const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
   const shifts = [...userShifts, ...corruptionSets(data, config2.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
@@ -35669,12 +36564,24 @@ async function runPipeline(req, progress) {
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
   checkQuantizeInputs(config2, dense.proto, req);
+  const lifted = liftWeights(dense.proto);
   const provider = await resolveProvider(config2.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
-  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds };
+  const exportNotes = [...plan.note ? [plan.note] : [], ...liftedNotes(lifted)];
+  for (const n of exportNotes) progress.note(n);
+  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds, head, plan, exportNotes };
   const quantizeOnly = config2.quantize !== "none" && config2.sparsity === 0;
   const model = quantizeOnly ? await runQuantizeOnly(input, progress) : config2.schedule === "gradual" ? await runGradual(input, progress) : await runOneShot(input, progress);
   return { model, runtime: measuredRuntime(provider, config2) };
+}
+function liftedNotes(lifted) {
+  const notes = [];
+  const count3 = (n) => `${n} weight${n > 1 ? "s" : ""}`;
+  const cast2 = lifted.filter((l) => l.by === "Cast");
+  if (cast2.length > 0) notes.push(`${count3(cast2.length)} stored as ${[...new Set(cast2.map((l) => dataTypeName(l.type).toLowerCase()))].join(" and ")} behind a Cast: pruned and refit as float32, saved back in their own type`);
+  const reshape = lifted.filter((l) => l.by === "Reshape");
+  if (reshape.length > 0) notes.push(`${count3(reshape.length)} stored in another shape behind a constant Reshape: pruned and refit in the shape the layer reads, saved back in their own shape (unless structured pruning resized them)`);
+  return notes;
 }
 
 // src/pipeline/guardedRun.ts

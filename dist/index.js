@@ -3528,8 +3528,8 @@ var require_data_url = __commonJS({
       return input.slice(start, position.position);
     }
     function stringPercentDecode(input) {
-      const bytes2 = encoder.encode(input);
-      return percentDecode(bytes2);
+      const bytes3 = encoder.encode(input);
+      return percentDecode(bytes3);
     }
     function isHexCharByte(byte) {
       return byte >= 48 && byte <= 57 || byte >= 65 && byte <= 70 || byte >= 97 && byte <= 102;
@@ -4512,7 +4512,7 @@ var require_util2 = __commonJS({
         return false;
       }
     }
-    function bytesMatch(bytes2, metadataList) {
+    function bytesMatch(bytes3, metadataList) {
       if (crypto2 === void 0) {
         return true;
       }
@@ -4528,7 +4528,7 @@ var require_util2 = __commonJS({
       for (const item of metadata) {
         const algorithm = item.algo;
         const expectedValue = item.hash;
-        let actualValue = crypto2.createHash(algorithm).update(bytes2).digest("base64");
+        let actualValue = crypto2.createHash(algorithm).update(bytes3).digest("base64");
         if (actualValue[actualValue.length - 1] === "=") {
           if (actualValue[actualValue.length - 2] === "=") {
             actualValue = actualValue.slice(0, -2);
@@ -4806,17 +4806,17 @@ var require_util2 = __commonJS({
       return input;
     }
     async function readAllBytes(reader) {
-      const bytes2 = [];
+      const bytes3 = [];
       let byteLength = 0;
       while (true) {
         const { done, value: chunk } = await reader.read();
         if (done) {
-          return Buffer.concat(bytes2, byteLength);
+          return Buffer.concat(bytes3, byteLength);
         }
         if (!isUint8Array(chunk)) {
           throw new TypeError("Received non-Uint8Array chunk");
         }
-        bytes2.push(chunk);
+        bytes3.push(chunk);
         byteLength += chunk.length;
       }
     }
@@ -5770,19 +5770,19 @@ Content-Type: ${value.type || "application/octet-stream"}\r
     function bodyMixinMethods(instance) {
       const methods = {
         blob() {
-          return consumeBody(this, (bytes2) => {
+          return consumeBody(this, (bytes3) => {
             let mimeType = bodyMimeType(this);
             if (mimeType === null) {
               mimeType = "";
             } else if (mimeType) {
               mimeType = serializeAMimeType(mimeType);
             }
-            return new Blob2([bytes2], { type: mimeType });
+            return new Blob2([bytes3], { type: mimeType });
           }, instance);
         },
         arrayBuffer() {
-          return consumeBody(this, (bytes2) => {
-            return new Uint8Array(bytes2).buffer;
+          return consumeBody(this, (bytes3) => {
+            return new Uint8Array(bytes3).buffer;
           }, instance);
         },
         text() {
@@ -5821,8 +5821,8 @@ Content-Type: ${value.type || "application/octet-stream"}\r
           }, instance);
         },
         bytes() {
-          return consumeBody(this, (bytes2) => {
-            return new Uint8Array(bytes2);
+          return consumeBody(this, (bytes3) => {
+            return new Uint8Array(bytes3);
           }, instance);
         }
       };
@@ -5857,8 +5857,8 @@ Content-Type: ${value.type || "application/octet-stream"}\r
       const body = object[kState].body;
       return body != null && (body.stream.locked || util.isDisturbed(body.stream));
     }
-    function parseJSONFromBytes(bytes2) {
-      return JSON.parse(utf8DecodeBytes(bytes2));
+    function parseJSONFromBytes(bytes3) {
+      return JSON.parse(utf8DecodeBytes(bytes3));
     }
     function bodyMimeType(requestOrResponse) {
       const headers = requestOrResponse[kState].headersList;
@@ -12561,10 +12561,10 @@ var require_response = __commonJS({
         if (init !== null) {
           init = webidl.converters.ResponseInit(init);
         }
-        const bytes2 = textEncoder.encode(
+        const bytes3 = textEncoder.encode(
           serializeJavascriptValueToJSONString(data)
         );
-        const body = extractBody(bytes2);
+        const body = extractBody(bytes3);
         const responseObject = fromInnerResponse(makeResponse({}), "response");
         initializeResponse(responseObject, init, { body: body[0], type: "application/json" });
         return responseObject;
@@ -14021,12 +14021,12 @@ var require_fetch = __commonJS({
           processBodyError(response.error);
           return;
         }
-        const processBody = (bytes2) => {
-          if (!bytesMatch(bytes2, request2.integrity)) {
+        const processBody = (bytes3) => {
+          if (!bytesMatch(bytes3, request2.integrity)) {
             processBodyError("integrity mismatch");
             return;
           }
-          response.body = safelyExtractBody(bytes2)[0];
+          response.body = safelyExtractBody(bytes3)[0];
           fetchFinale(fetchParams, response);
         };
         await fullyReadBody(response.body, processBody, processBodyError);
@@ -14439,12 +14439,12 @@ var require_fetch = __commonJS({
       if (request2.body == null && fetchParams.processRequestEndOfBody) {
         queueMicrotask(() => fetchParams.processRequestEndOfBody());
       } else if (request2.body != null) {
-        const processBodyChunk = async function* (bytes2) {
+        const processBodyChunk = async function* (bytes3) {
           if (isCancelled(fetchParams)) {
             return;
           }
-          yield bytes2;
-          fetchParams.processRequestBodyChunkLength?.(bytes2.byteLength);
+          yield bytes3;
+          fetchParams.processRequestBodyChunkLength?.(bytes3.byteLength);
         };
         const processEndOfBody = () => {
           if (isCancelled(fetchParams)) {
@@ -14466,8 +14466,8 @@ var require_fetch = __commonJS({
         };
         requestBody = (async function* () {
           try {
-            for await (const bytes2 of request2.body.stream) {
-              yield* processBodyChunk(bytes2);
+            for await (const bytes3 of request2.body.stream) {
+              yield* processBodyChunk(bytes3);
             }
             processEndOfBody();
           } catch (err2) {
@@ -14519,33 +14519,33 @@ var require_fetch = __commonJS({
       }
       fetchParams.controller.resume = async () => {
         while (true) {
-          let bytes2;
+          let bytes3;
           let isFailure;
           try {
             const { done, value } = await fetchParams.controller.next();
             if (isAborted(fetchParams)) {
               break;
             }
-            bytes2 = done ? void 0 : value;
+            bytes3 = done ? void 0 : value;
           } catch (err2) {
             if (fetchParams.controller.ended && !timingInfo.encodedBodySize) {
-              bytes2 = void 0;
+              bytes3 = void 0;
             } else {
-              bytes2 = err2;
+              bytes3 = err2;
               isFailure = true;
             }
           }
-          if (bytes2 === void 0) {
+          if (bytes3 === void 0) {
             readableStreamClose(fetchParams.controller.controller);
             finalizeResponse(fetchParams, response);
             return;
           }
-          timingInfo.decodedBodySize += bytes2?.byteLength ?? 0;
+          timingInfo.decodedBodySize += bytes3?.byteLength ?? 0;
           if (isFailure) {
-            fetchParams.controller.terminate(bytes2);
+            fetchParams.controller.terminate(bytes3);
             return;
           }
-          const buffer = new Uint8Array(bytes2);
+          const buffer = new Uint8Array(bytes3);
           if (buffer.byteLength) {
             fetchParams.controller.controller.enqueue(buffer);
           }
@@ -14671,9 +14671,9 @@ var require_fetch = __commonJS({
               if (fetchParams.controller.dump) {
                 return;
               }
-              const bytes2 = chunk;
-              timingInfo.encodedBodySize += bytes2.byteLength;
-              return this.body.push(bytes2);
+              const bytes3 = chunk;
+              timingInfo.encodedBodySize += bytes3.byteLength;
+              return this.body.push(bytes3);
             },
             onComplete() {
               if (this.abort) {
@@ -15119,7 +15119,7 @@ var require_util4 = __commonJS({
       fr[kError] = null;
       const stream = blob.stream();
       const reader = stream.getReader();
-      const bytes2 = [];
+      const bytes3 = [];
       let chunkPromise = reader.read();
       let isFirstChunk = true;
       (async () => {
@@ -15133,7 +15133,7 @@ var require_util4 = __commonJS({
             }
             isFirstChunk = false;
             if (!done && types.isUint8Array(value)) {
-              bytes2.push(value);
+              bytes3.push(value);
               if ((fr[kLastProgressEventFired] === void 0 || Date.now() - fr[kLastProgressEventFired] >= 50) && !fr[kAborted]) {
                 fr[kLastProgressEventFired] = Date.now();
                 queueMicrotask(() => {
@@ -15145,7 +15145,7 @@ var require_util4 = __commonJS({
               queueMicrotask(() => {
                 fr[kState] = "done";
                 try {
-                  const result = packageData(bytes2, type, blob.type, encodingName);
+                  const result = packageData(bytes3, type, blob.type, encodingName);
                   if (fr[kAborted]) {
                     return;
                   }
@@ -15185,7 +15185,7 @@ var require_util4 = __commonJS({
       });
       reader.dispatchEvent(event);
     }
-    function packageData(bytes2, type, mimeType, encodingName) {
+    function packageData(bytes3, type, mimeType, encodingName) {
       switch (type) {
         case "DataURL": {
           let dataURL = "data:";
@@ -15195,7 +15195,7 @@ var require_util4 = __commonJS({
           }
           dataURL += ";base64,";
           const decoder = new StringDecoder("latin1");
-          for (const chunk of bytes2) {
+          for (const chunk of bytes3) {
             dataURL += btoa2(decoder.write(chunk));
           }
           dataURL += btoa2(decoder.end());
@@ -15215,16 +15215,16 @@ var require_util4 = __commonJS({
           if (encoding === "failure") {
             encoding = "UTF-8";
           }
-          return decode2(bytes2, encoding);
+          return decode2(bytes3, encoding);
         }
         case "ArrayBuffer": {
-          const sequence = combineByteSequences(bytes2);
+          const sequence = combineByteSequences(bytes3);
           return sequence.buffer;
         }
         case "BinaryString": {
           let binaryString = "";
           const decoder = new StringDecoder("latin1");
-          for (const chunk of bytes2) {
+          for (const chunk of bytes3) {
             binaryString += decoder.write(chunk);
           }
           binaryString += decoder.end();
@@ -15233,14 +15233,14 @@ var require_util4 = __commonJS({
       }
     }
     function decode2(ioQueue, encoding) {
-      const bytes2 = combineByteSequences(ioQueue);
-      const BOMEncoding = BOMSniffing(bytes2);
+      const bytes3 = combineByteSequences(ioQueue);
+      const BOMEncoding = BOMSniffing(bytes3);
       let slice = 0;
       if (BOMEncoding !== null) {
         encoding = BOMEncoding;
         slice = BOMEncoding === "UTF-8" ? 3 : 2;
       }
-      const sliced = bytes2.slice(slice);
+      const sliced = bytes3.slice(slice);
       return new TextDecoder(encoding).decode(sliced);
     }
     function BOMSniffing(ioQueue) {
@@ -15793,9 +15793,9 @@ var require_cache = __commonJS({
           // 16.
         };
         operations.push(operation);
-        const bytes2 = await bodyReadPromise.promise;
+        const bytes3 = await bodyReadPromise.promise;
         if (clonedResponse.body != null) {
-          clonedResponse.body.source = bytes2;
+          clonedResponse.body.source = bytes3;
         }
         const cacheJobPromise = createDeferredPromise();
         let errorData = null;
@@ -25174,6 +25174,12 @@ var init_budgets = __esm({
         meaning: "largest accuracy lost on any distribution-shift set",
         expect: POINTS_EXPECT
       },
+      "label-f1-drop": {
+        ...POINTS,
+        direction: "max",
+        meaning: "sigmoid outputs: largest F1 lost by any label of a multi-label model (the F1 of the positive decision for a binary one)",
+        expect: POINTS_EXPECT
+      },
       "target-reduction": {
         unit: "fraction",
         min: 0,
@@ -27536,6 +27542,10 @@ var init_schema = __esm({
         help: "globs of node names quantize keeps in float; flags add to the file's list",
         flag: { value: "<glob>", commands: RUN, repeat: "append" }
       }),
+      output: optionalSetting(text("an output name of the model like 'logits'", _minLength(1)), {
+        help: "the model output to judge (needed when the model has several): [batch, classes] logits, probabilities or log-probabilities, or a sigmoid [batch] / [batch, labels] (absent: its only output)",
+        flag: { value: "<name>", commands: ["run", "compare"] }
+      }),
       budgets: {
         help: BUDGETS_HELP,
         /** flags and the input are NAME=VALUE lines (src/config/budgets.ts), kept apart from the file's limits so the ledger says where each came from */
@@ -27794,6 +27804,85 @@ var init_inputs = __esm({
   }
 });
 
+// src/ledger/compact.ts
+function summary2(step, classes) {
+  const acc2 = classes.map((c) => step.per_class?.[c] ?? null).filter((a) => a !== null);
+  const out = {
+    classes: classes.length,
+    with_samples: acc2.length,
+    mean_accuracy: acc2.length ? acc2.reduce((a, b) => a + b, 0) / acc2.length : null,
+    min_accuracy: acc2.length ? Math.min(...acc2) : null
+  };
+  if (step.confusion) {
+    let samples = 0;
+    let correct = 0;
+    for (const c of classes) {
+      const row = step.confusion[c] ?? [];
+      for (const n of row) samples += n;
+      correct += row[c] ?? 0;
+    }
+    Object.assign(out, { samples, correct });
+  }
+  return out;
+}
+function digestStep(step, shown) {
+  const classes = step.per_class?.length ?? 0;
+  if (classes <= FULL_CLASSES) return step;
+  const set = new Set(shown);
+  const rest = Array.from({ length: classes }, (_, c) => c).filter((c) => !set.has(c));
+  const digest = {
+    classes,
+    shown: [...shown],
+    accuracy: shown.map((c) => step.per_class[c] ?? null),
+    ...step.per_class_ci ? { accuracy_ci: shown.map((c) => step.per_class_ci[c] ?? null) } : {},
+    ...step.confusion ? { confusion: shown.map((c) => (step.confusion[c] ?? []).flatMap((n, p) => n > 0 ? [[p, n]] : [])) } : {},
+    rest: summary2(step, rest)
+  };
+  const { per_class_ci: _ci, confusion: _confusion, ...kept } = step;
+  return { ...kept, per_class: null, class_digest: digest };
+}
+function shownClasses(changes, limit = SHOWN_CLASSES) {
+  const shown = changes.slice(0, limit).map((c) => c.class);
+  for (const c of changes.slice(limit)) if (c.beyond_budget) shown.push(c.class);
+  return shown;
+}
+function compactModel(model) {
+  const classes = Math.max(model.eval.classes, ...model.steps.map((s) => s.per_class?.length ?? 0));
+  if (classes <= FULL_CLASSES) return model;
+  const shown = shownClasses(model.class_changes);
+  const listed = new Set(shown);
+  const rest = model.class_changes.filter((c) => !listed.has(c.class));
+  const out = {
+    ...model,
+    steps: model.steps.map((s) => digestStep(s, shown)),
+    class_changes: model.class_changes.filter((c) => listed.has(c.class)),
+    class_changes_rest: {
+      classes: rest.length,
+      lost: rest.filter((c) => c.drop > 0).length,
+      gained: rest.filter((c) => c.drop < 0).length,
+      largest_drop: rest.length ? Math.max(...rest.map((c) => c.drop)) : null
+    }
+  };
+  if (model.vs_base) {
+    out.vs_base = { ...model.vs_base, steps: model.vs_base.steps.map((s) => digestStep(s, shown)), ...model.vs_base.pair ? { pair: model.vs_base.pair.map((s) => digestStep(s, shown)) } : {} };
+  }
+  return out;
+}
+function compactLedger(ledger) {
+  return { ...ledger, models: ledger.models.map(compactModel) };
+}
+function ledgerJson(ledger) {
+  return JSON.stringify(compactLedger(ledger), null, 2) + "\n";
+}
+var FULL_CLASSES, SHOWN_CLASSES;
+var init_compact = __esm({
+  "src/ledger/compact.ts"() {
+    "use strict";
+    FULL_CLASSES = 100;
+    SHOWN_CLASSES = 20;
+  }
+});
+
 // src/io/atomicWrite.ts
 import * as fs3 from "node:fs";
 import * as path from "node:path";
@@ -28020,6 +28109,23 @@ function shiftAccuracyDrop({ dense, final: final2 }) {
     unmeasured: missing.length ? `final was not evaluated on ${missing.join(", ")}` : void 0
   };
 }
+function labelF1Drop({ dense, final: final2 }) {
+  const d = dense.per_label_f1 ?? (dense.f1 !== void 0 ? [dense.f1] : void 0);
+  const f = final2.per_label_f1 ?? (final2.f1 !== void 0 ? [final2.f1] : void 0);
+  if (!d || !f) return notMeasured("F1 is measured for sigmoid outputs (binary or multi-label) only");
+  let worst = -1;
+  let worstDrop = -Infinity;
+  d.forEach((x2, k) => {
+    const y = f[k];
+    if (x2 == null || y == null) return;
+    if (x2 - y > worstDrop) {
+      worst = k;
+      worstDrop = x2 - y;
+    }
+  });
+  if (worst < 0) return notMeasured("no label has an F1 in both dense and final (no positive label or prediction)");
+  return { actual: worstDrop, detail: `${d.length > 1 ? `label ${worst}` : "F1"}: ${pct(d[worst])} \u2192 ${pct(f[worst])}` };
+}
 function targetReduction({ reduction }) {
   if (!reduction) return notMeasured("no pruning step records what was requested");
   return { actual: reduction.met, detail: describeReduction(reduction) };
@@ -28089,6 +28195,7 @@ var init_budgets2 = __esm({
       "p95-latency-ms": p95LatencyMs,
       "max-size-bytes": maxSizeBytes,
       "shift-accuracy-drop": shiftAccuracyDrop,
+      "label-f1-drop": labelF1Drop,
       "target-reduction": targetReduction
     };
     STRADDLE = "interval straddles the limit";
@@ -28221,15 +28328,15 @@ function readInputFile(file, opts) {
     if (!st.isFile()) refuse(`is a ${kindOf(st)}, not a regular file`);
     const limit = opts.maxBytes ?? Math.floor(os5.totalmem() * MEMORY_SHARE);
     if (st.size > limit) refuse(`is ${mib(st.size)}, more than the ${mib(limit)} this machine can hold for it`);
-    const bytes2 = Buffer.allocUnsafe(st.size);
+    const bytes3 = Buffer.allocUnsafe(st.size);
     let off = 0;
     while (off < st.size) {
-      const n = fs4.readSync(fd2, bytes2, off, st.size - off, off);
+      const n = fs4.readSync(fd2, bytes3, off, st.size - off, off);
       if (n === 0) break;
       off += n;
     }
     if (off !== st.size) refuse(`changed while being read (${off} of ${st.size} bytes)`);
-    return bytes2;
+    return bytes3;
   } finally {
     fs4.closeSync(fd2);
   }
@@ -28955,6 +29062,7 @@ function budgetValue(name, x2) {
     case "class-accuracy-drop":
     case "ece-increase":
     case "shift-accuracy-drop":
+    case "label-f1-drop":
       return points(x2);
     case "latency-regression":
     case "target-reduction":
@@ -28994,8 +29102,9 @@ function stepTable(steps) {
     const value = s.latency[key].toFixed(2);
     return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
   };
+  const f1 = steps.some((s) => s.f1 !== void 0);
   return table3([
-    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at2}`, `p95 ms${at2}`],
+    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", ...f1 ? ["F1"] : [], "ECE", "Agreement", `p50 ms${at2}`, `p95 ms${at2}`],
     ...steps.map((s) => [
       s.name,
       percent(s.sparsity),
@@ -29005,6 +29114,7 @@ function stepTable(steps) {
       bytes(s.size_bytes),
       bytes(s.gzip_bytes),
       orDash(s.accuracy, (x2) => percent(x2, 2)),
+      ...f1 ? [orDash(s.f1, (x2) => percent(x2, 2))] : [],
       orDash(s.ece, (x2) => percent(x2, 2)),
       orDash(s.agreement, (x2) => percent(x2, 2)),
       latency(s, "p50_ms"),
@@ -29062,13 +29172,22 @@ function funnelSection(model) {
   return lines2.join("\n\n");
 }
 function classTable(model) {
-  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
-  if (lost.length === 0) return void 0;
+  const unit = model.eval.task === "multilabel" ? "Label" : "Class";
+  const units = unit === "Label" ? "Labels" : "Classes";
+  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop);
+  const many = model.eval.classes > FEW_CLASSES;
+  const matter = many ? lost.filter((c) => c.beyond_budget || c.p_value !== void 0 && c.p_value < SIGNIFICANT) : lost;
+  const shown = matter.slice(0, TOP_CLASSES);
+  const lostCount = lost.length + (model.class_changes_rest?.lost ?? 0);
+  if (shown.length === 0) {
+    if (!many || lostCount === 0) return void 0;
+    return `**${units}:** ${lostCount} of ${model.eval.classes} lost accuracy, none significantly (McNemar p < ${SIGNIFICANT}) nor beyond the class budget; with ${(model.eval.samples / model.eval.classes).toFixed(1)} samples per class on average, single-class drops are noise here.`;
+  }
   return [
-    "**Classes that lost most**",
+    many ? `**${units} that lost most** <sub>(of ${model.eval.classes}: only drops that are significant or beyond the budget; ${lostCount} lost accuracy in all)</sub>` : `**${units} that lost most**`,
     table3([
-      ["Class", "Dense", "Pruned", "Drop", "Support"],
-      ...lost.map((c) => [
+      [unit, "Dense", "Pruned", "Drop", "Support"],
+      ...shown.map((c) => [
         String(c.class),
         percent(c.dense),
         percent(c.pruned),
@@ -29131,8 +29250,13 @@ function shiftTable(model) {
     ])
   ].join("\n\n");
 }
+function evalWhat(e) {
+  const out = markdownCode(e.output ?? "");
+  const what = e.task === "binary" ? `binary sigmoid ${out}` : e.task === "multilabel" ? `${e.classes} sigmoid labels of ${out}` : `${e.classes} classes${e.scores && e.scores !== "logits" ? ` (${e.scores} of ${out})` : ""}`;
+  return e.fixed_batch !== void 0 ? `${what}, batch fixed at ${e.fixed_batch}` : what;
+}
 function renderModel(model) {
-  const about = `<sub>${markdownCode(model.model)} \u2192 ${markdownCode(model.pruned)} \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const about = `<sub>${markdownCode(model.model)} \u2192 ${markdownCode(model.pruned)} \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${evalWhat(model.eval)}</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
   const schedule = scheduleSection(model);
@@ -29177,7 +29301,7 @@ function timedOutLines(ledger) {
     (t) => `**Timed out:** ${markdownCode(t.model)} ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`
   );
 }
-var WORD, ICON2, DASH3, TOP_CLASSES, cell4, speedRatio, orDash, zerosNotSkipped;
+var WORD, ICON2, DASH3, TOP_CLASSES, cell4, speedRatio, orDash, zerosNotSkipped, FEW_CLASSES, SIGNIFICANT;
 var init_render = __esm({
   "src/ledger/render.ts"() {
     "use strict";
@@ -29197,6 +29321,8 @@ var init_render = __esm({
     speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
     orDash = (x2, show2) => x2 == null ? DASH3 : show2(x2);
     zerosNotSkipped = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
+    FEW_CLASSES = 20;
+    SIGNIFICANT = 0.05;
   }
 });
 
@@ -30806,22 +30932,6 @@ var init_ort = __esm({
 });
 
 // src/measure/metrics.ts
-function accuracy(pred, labels) {
-  let hit = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
-  return labels.length ? hit / labels.length : NaN;
-}
-function perClassAccuracy(pred, labels, classes) {
-  const hit = new Float64Array(classes);
-  const support = classSupport(labels, classes);
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
-  return Array.from(support, (n, c) => n ? hit[c] / n : null);
-}
-function classSupport(labels, classes) {
-  const support = new Array(classes).fill(0);
-  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
-  return support;
-}
 function confusionMatrix(pred, labels, classes) {
   const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
   for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
@@ -30831,6 +30941,36 @@ function agreement(a, b) {
   let same2 = 0;
   for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
   return a.length ? same2 / a.length : NaN;
+}
+function groupAccuracy(correct, group2, groups) {
+  const hit = new Float64Array(groups);
+  const support = new Float64Array(groups);
+  for (let i2 = 0; i2 < correct.length; i2++) {
+    support[group2[i2]]++;
+    hit[group2[i2]] += correct[i2];
+  }
+  return Array.from(support, (n, g2) => n ? hit[g2] / n : null);
+}
+function groupSupport(group2, groups) {
+  const support = new Array(groups).fill(0);
+  for (let i2 = 0; i2 < group2.length; i2++) support[group2[i2]]++;
+  return support;
+}
+function labelF1(pred, truth, labels) {
+  const tp = new Float64Array(labels);
+  const fp = new Float64Array(labels);
+  const fn = new Float64Array(labels);
+  for (let i2 = 0; i2 < pred.length; i2++) {
+    const k = i2 % labels;
+    if (pred[i2] === 1 && truth[i2] === 1) tp[k]++;
+    else if (pred[i2] === 1) fp[k]++;
+    else if (truth[i2] === 1) fn[k]++;
+  }
+  return Array.from(tp, (t, k) => t + fp[k] + fn[k] > 0 ? 2 * t / (2 * t + fp[k] + fn[k]) : null);
+}
+function meanDefined(values) {
+  const defined = values.filter((v) => v !== null);
+  return defined.length ? defined.reduce((a, b) => a + b, 0) / defined.length : null;
 }
 var init_metrics = __esm({
   "src/measure/metrics.ts"() {
@@ -31560,6 +31700,7 @@ function budgetUncertainty(m) {
     const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
     u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
   }
+  if (m.reference.task !== "multiclass") u["label-f1-drop"] = { ci: labelF1DropInterval(m.reference, m.candidate, confidence) };
   return u;
 }
 function accuracyIntervals(p, labels, confidence) {
@@ -31586,6 +31727,39 @@ function annotateClassChanges(changes, m, limit) {
     return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
   });
 }
+function labelF1DropInterval(reference, candidate, confidence) {
+  const k = reference.perSample;
+  const samples = reference.pred.length / k;
+  const counts = (p, idx) => {
+    const c = new Float64Array(3 * k);
+    for (let j = 0; j < idx.length; j++) {
+      const base = idx[j] * k;
+      for (let l = 0; l < k; l++) {
+        const pr = p.pred[base + l];
+        const y = p.truth[base + l];
+        if (pr === 1 && y === 1) c[3 * l]++;
+        else if (pr === 1) c[3 * l + 1]++;
+        else if (y === 1) c[3 * l + 2]++;
+      }
+    }
+    return c;
+  };
+  const f1 = (c, l) => {
+    const d = 2 * c[3 * l] + c[3 * l + 1] + c[3 * l + 2];
+    return d > 0 ? 2 * c[3 * l] / d : null;
+  };
+  return bootstrapInterval(samples, (idx) => {
+    const a = counts(reference, idx);
+    const b = counts(candidate, idx);
+    let worst = -Infinity;
+    for (let l = 0; l < k; l++) {
+      const x2 = f1(a, l);
+      const y = f1(b, l);
+      if (x2 !== null && y !== null) worst = Math.max(worst, x2 - y);
+    }
+    return Number.isFinite(worst) ? worst : NaN;
+  }, { confidence, resamples: 500 });
+}
 var total;
 var init_uncertainty = __esm({
   "src/measure/stats/uncertainty.ts"() {
@@ -31599,8 +31773,8 @@ var init_uncertainty = __esm({
 });
 
 // src/pipeline/verdicts.ts
-function classChanges(reference, candidate, labels, classes) {
-  const support = classSupport(labels, classes);
+function classChanges(reference, candidate, group2, classes) {
+  const support = groupSupport(group2, classes);
   const changes = [];
   reference.per_class.forEach((d, c) => {
     const f = candidate.per_class[c];
@@ -31610,16 +31784,16 @@ function classChanges(reference, candidate, labels, classes) {
   return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
 }
 function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config2, compareMode = false, reduction) {
-  const labels = data.labels;
+  const groups = reference.preds.group;
   const confidence = config2.confidence;
-  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
+  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, groups, confidence));
   const paired = {
-    labels,
+    labels: groups,
     reference: reference.preds,
     candidate: candidate.preds,
     referenceLatency: latency?.reference,
     candidateLatency: latency?.candidate,
-    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
+    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: reference.shiftPreds.get(s.name).group, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
     confidence,
     limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
   };
@@ -31630,7 +31804,7 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
   return {
     budgets: results,
     verdict: overallVerdict(results.map((b) => b.verdict)),
-    classChanges: annotateClassChanges(classChanges(reference.step, candidate.step, labels, reference.preds.classes), paired, classLimit)
+    classChanges: annotateClassChanges(classChanges(reference.step, candidate.step, groups, reference.preds.classes), paired, classLimit)
   };
 }
 function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
@@ -31665,7 +31839,7 @@ function mean(x2) {
 function distributionShift(clean, shifted) {
   const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
   const hist = (p) => {
-    const h = new Array(p.classes).fill(0);
+    const h = new Array(p.choices).fill(0);
     for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
     return h;
   };
@@ -31713,7 +31887,7 @@ function buildModelLedger(i2) {
     budgets: i2.judged.budgets,
     verdict: i2.judged.verdict,
     class_changes: i2.judged.classChanges,
-    eval: { data: i2.data.path, samples: i2.data.set.count, classes: i2.reference.preds.classes },
+    eval: evalRecord(i2.data.path, i2.data.set, i2.reference.preds.classes, i2.head, i2.plan),
     ...i2.notes?.length ? { notes: [...i2.notes] } : {},
     shifts: shiftResults(i2.reference, i2.shipped, i2.shifts, new Set(i2.config.corruptions), i2.config.confidence),
     prediction_shift: predictionShifts(i2.reference, i2.shipped, i2.shifts),
@@ -31723,10 +31897,23 @@ function buildModelLedger(i2) {
     ...i2.allocation ? { allocation: i2.allocation } : {}
   };
 }
+function evalRecord(file, data, classes, head, plan) {
+  return {
+    data: file,
+    samples: data.count,
+    classes,
+    output: head.output,
+    task: head.task,
+    scores: head.form,
+    batch: plan.evalBatch,
+    ...plan.fixed !== void 0 ? { fixed_batch: plan.fixed } : {}
+  };
+}
 var init_ledger = __esm({
   "src/pipeline/ledger.ts"() {
     "use strict";
     init_atomicWrite();
+    init_compact();
     init_render();
     init_ort();
     init_verdicts();
@@ -31841,29 +32028,29 @@ function allocTypedArray(dtype, length) {
 function matchesDtype(dtype, data) {
   return data.constructor === allocTypedArray(dtype, 0).constructor;
 }
-function parseNpy(bytes2, where) {
+function parseNpy(bytes3, where) {
   const fail = (problem, fix = RESAVE) => {
     throw new UserError(`${where}: ${problem}; ${fix}`);
   };
-  if (bytes2.length < 10 || MAGIC.some((m, i2) => bytes2[i2] !== m)) {
+  if (bytes3.length < 10 || MAGIC.some((m, i2) => bytes3[i2] !== m)) {
     fail("not a NumPy .npy file (bad magic bytes)", "save the array with np.save");
   }
-  const major = bytes2[6];
-  const minor = bytes2[7];
+  const major = bytes3[6];
+  const minor = bytes3[7];
   if (!(major === 1 || major === 2 || major === 3) || minor !== 0) {
     fail(`.npy format version ${major}.${minor} is not supported (only 1.0, 2.0 and 3.0)`);
   }
   const lenBytes = major === 1 ? 2 : 4;
   const headerStart = 8 + lenBytes;
-  if (bytes2.length < headerStart) fail("file ends inside the header");
-  const view = new DataView(bytes2.buffer, bytes2.byteOffset, bytes2.byteLength);
+  if (bytes3.length < headerStart) fail("file ends inside the header");
+  const view = new DataView(bytes3.buffer, bytes3.byteOffset, bytes3.byteLength);
   const headerLen = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
   if (headerLen > MAX_HEADER_LEN) fail(`absurd header length of ${headerLen} bytes`);
   const dataStart = headerStart + headerLen;
-  if (dataStart > bytes2.length) {
-    fail(`truncated: the header claims ${headerLen} bytes but the file ends after ${bytes2.length - headerStart}`);
+  if (dataStart > bytes3.length) {
+    fail(`truncated: the header claims ${headerLen} bytes but the file ends after ${bytes3.length - headerStart}`);
   }
-  const headerText = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(bytes2.subarray(headerStart, dataStart));
+  const headerText = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(bytes3.subarray(headerStart, dataStart));
   let header;
   try {
     header = parsePyLiteral(headerText);
@@ -31892,7 +32079,7 @@ function parseNpy(bytes2, where) {
   }
   const shape = decodeShape(shapeVal, fail);
   const itemSize = DTYPES[dtype].size;
-  const available = bytes2.length - dataStart;
+  const available = bytes3.length - dataStart;
   let count2 = shape.includes(0) ? 0 : 1;
   for (const d of shape) {
     if (count2 * itemSize > available) break;
@@ -31908,12 +32095,12 @@ function parseNpy(bytes2, where) {
   if (needed < available) {
     fail(`${available - needed} unexpected bytes after the data for shape ${describeShape(shape)} of ${dtype}`);
   }
-  const start = bytes2.byteOffset + dataStart;
+  const start = bytes3.byteOffset + dataStart;
   if (!(swap2 && itemSize > 1) && needed >= VIEW_MIN_BYTES && start % itemSize === 0) {
-    return { dtype, shape, data: DTYPES[dtype].make(bytes2.buffer, start, count2) };
+    return { dtype, shape, data: DTYPES[dtype].make(bytes3.buffer, start, count2) };
   }
   const copy = new Uint8Array(needed);
-  copy.set(bytes2.subarray(dataStart, dataStart + needed));
+  copy.set(bytes3.subarray(dataStart, dataStart + needed));
   if (swap2 && itemSize > 1) swapBytesInPlace(copy, itemSize);
   return { dtype, shape, data: DTYPES[dtype].make(copy.buffer, 0, count2) };
 }
@@ -31991,13 +32178,13 @@ function decodeShape(value, fail) {
     return Number(d);
   });
 }
-function swapBytesInPlace(bytes2, size2) {
+function swapBytesInPlace(bytes3, size2) {
   if (size2 === 2) {
-    const w2 = new Uint16Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 1);
+    const w2 = new Uint16Array(bytes3.buffer, bytes3.byteOffset, bytes3.length >>> 1);
     for (let i2 = 0; i2 < w2.length; i2++) w2[i2] = (w2[i2] & 255) << 8 | w2[i2] >>> 8;
     return;
   }
-  const w = new Uint32Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 2);
+  const w = new Uint32Array(bytes3.buffer, bytes3.byteOffset, bytes3.length >>> 2);
   const bswap = (x2) => (x2 << 24 | (x2 & 65280) << 8 | x2 >>> 8 & 65280 | x2 >>> 24) >>> 0;
   if (size2 === 4) {
     for (let i2 = 0; i2 < w.length; i2++) w[i2] = bswap(w[i2]);
@@ -33110,21 +33297,21 @@ function readFile(file) {
   return readInputFile(file, { expected: "a .npz or .npy file" });
 }
 function readNpz(file) {
-  const bytes2 = readFile(file);
-  if (bytes2.length >= 6 && bytes2[0] === 147 && String.fromCharCode(...bytes2.subarray(1, 6)) === "NUMPY") {
+  const bytes3 = readFile(file);
+  if (bytes3.length >= 6 && bytes3[0] === 147 && String.fromCharCode(...bytes3.subarray(1, 6)) === "NUMPY") {
     throw new UserError(`${file}: is a single .npy array, not a .npz archive; rename it to end in .npy`);
   }
   const members2 = (() => {
     let entries = 0;
     try {
-      return unzipSync(bytes2, {
+      return unzipSync(bytes3, {
         filter: (f) => {
-          if (++entries > bytes2.length / MIN_CENTRAL_ENTRY) throw new Error("more entries than the file can hold");
+          if (++entries > bytes3.length / MIN_CENTRAL_ENTRY) throw new Error("more entries than the file can hold");
           if (!f.name.endsWith(".npy")) return false;
           if (f.compression !== ZIP_STORED && f.compression !== ZIP_DEFLATE) {
             throw new Error(`member ${f.name} uses zip compression method ${f.compression}; only stored and deflate are supported`);
           }
-          if (f.size > bytes2.length) throw new Error(`member ${f.name} claims ${f.size} bytes, beyond the end of the file`);
+          if (f.size > bytes3.length) throw new Error(`member ${f.name} claims ${f.size} bytes, beyond the end of the file`);
           if (f.compression === ZIP_DEFLATE && f.originalSize > f.size * MAX_DEFLATE_RATIO + 1024) {
             throw new Error(`member ${f.name} claims an impossible uncompressed size`);
           }
@@ -33165,9 +33352,9 @@ function writeNpz(file, arrays, opts = {}) {
     if (name === "") throw new Error("writeNpz: empty array name");
     zippable[`${name}.npy`] = [encodeNpy(arr), { level, mtime: ZIP_MTIME }];
   }
-  const bytes2 = zipSync(zippable);
+  const bytes3 = zipSync(zippable);
   try {
-    writeFileAtomic(file, bytes2);
+    writeFileAtomic(file, bytes3);
   } catch (e) {
     throw new UserError(`${file}: cannot write (${describe(e)}); check that the directory exists and is writable`);
   }
@@ -33186,391 +33373,6 @@ var init_npz = __esm({
     MAX_DEFLATE_RATIO = 1100;
     MIN_CENTRAL_ENTRY = 46;
     ZIP_MTIME = new Date(1980, 0, 1);
-  }
-});
-
-// src/data/dataset.ts
-function describeDims(dims) {
-  return `[${dims.map((d) => d === null ? "?" : String(d)).join(",")}]`;
-}
-function npType(dtype) {
-  return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
-}
-function loadDataset(path29, model, opts) {
-  const modelName = opts.modelPath ?? "the model";
-  if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path29} into; export the model with its inputs`);
-  }
-  const arrays = readArrays(path29);
-  const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
-  const bound = [];
-  if (model.length === 1) {
-    const spec = model[0];
-    const name = spec.name !== LABELS && arrays.has(spec.name) ? spec.name : SINGLE_INPUT;
-    const arr = arrays.get(name);
-    if (!arr) {
-      throw new UserError(
-        `${path29}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
-      );
-    }
-    bound.push([spec, name, arr]);
-  } else {
-    const missing = model.filter((s) => !arrays.has(s.name)).map((s) => s.name);
-    if (missing.length > 0) {
-      const wanted = model.map((s) => `${s.name}=...`).join(", ");
-      throw new UserError(
-        `${path29}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
-      );
-    }
-    for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
-  }
-  for (const [spec, name, arr] of bound) checkInput(path29, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path29, name, arr);
-  const [first, firstName, firstArr] = bound[0];
-  const count2 = firstArr.shape[0];
-  for (const [, name, arr] of bound) {
-    if (arr.shape[0] !== count2) {
-      throw new UserError(
-        `${path29}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
-      );
-    }
-  }
-  if (count2 < 1) {
-    throw new UserError(`${path29}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
-  }
-  const y = arrays.get(LABELS);
-  let labels = null;
-  if (y) labels = toLabels(path29, y, count2);
-  else if (opts.requireLabels) {
-    throw new UserError(`${path29}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
-  }
-  const inputs = /* @__PURE__ */ new Map();
-  for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path29, count: count2, inputs, labels };
-}
-function checkInput(path29, spec, name, arr, modelName) {
-  const subject = `${path29}: array '${name}'`;
-  if (arr.dtype !== spec.dtype) {
-    throw new UserError(
-      `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
-    );
-  }
-  if (spec.dims.length === 0) {
-    throw new UserError(
-      `${modelName}: input '${spec.name}' is a scalar, so it has no batch axis to feed samples along; export the model with a batch dimension`
-    );
-  }
-  const mismatch = `${subject} has shape ${describeDims(arr.shape)} but model input '${spec.name}' expects ${describeDims(spec.dims)}`;
-  if (arr.shape.length !== spec.dims.length) {
-    throw new UserError(`${mismatch} (rank ${arr.shape.length} vs ${spec.dims.length}); ${reshapeFix(name, arr, spec)}`);
-  }
-  for (let axis = 1; axis < spec.dims.length; axis++) {
-    const want = spec.dims[axis];
-    if (typeof want === "number" && want >= 0 && arr.shape[axis] !== want) {
-      throw new UserError(`${mismatch} (axis ${axis}: ${arr.shape[axis]} vs ${want}); ${reshapeFix(name, arr, spec)}`);
-    }
-  }
-}
-function checkFinite(path29, name, arr) {
-  if (!FLOAT_DTYPES.has(arr.dtype)) return;
-  const data = arr.data;
-  const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
-  const half = arr.dtype === "float16";
-  for (let i2 = 0; i2 < data.length; i2++) {
-    const bad = half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0;
-    if (bad) {
-      const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
-      const more = countNonFinite(data, half);
-      throw new UserError(
-        `${path29}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
-      );
-    }
-  }
-}
-function countNonFinite(data, half) {
-  let n = 0;
-  for (let i2 = 0; i2 < data.length; i2++) if (half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0) n++;
-  return n;
-}
-function reshapeFix(name, arr, spec) {
-  const rest = spec.dims.slice(1);
-  if (arr.shape.length >= 1 && rest.every((d) => typeof d === "number" && d >= 0)) {
-    const perSampleWanted = rest.reduce((a, d) => a * d, 1);
-    const perSampleHave = arr.shape.slice(1).reduce((a, d) => a * d, 1);
-    if (perSampleWanted === perSampleHave) return `save it with ${name}.reshape(${[-1, ...rest].join(", ")})`;
-  }
-  return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
-}
-function toLabels(path29, y, count2) {
-  const subject = `${path29}: label array '${LABELS}'`;
-  if (y.shape.length !== 1) {
-    const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
-    throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
-  }
-  if (!INTEGER_DTYPES.has(y.dtype)) {
-    throw new UserError(`${subject} has dtype ${y.dtype} but labels must be integer class ids; save it with y.astype(np.int64)`);
-  }
-  if (y.shape[0] !== count2) {
-    throw new UserError(`${subject} holds ${y.shape[0]} labels but the inputs hold ${count2} samples; save one label per sample`);
-  }
-  const out = new Int32Array(count2);
-  const src = y.data;
-  for (let i2 = 0; i2 < count2; i2++) {
-    const v = Number(src[i2]);
-    if (v < 0 || v > 2147483647) {
-      throw new UserError(
-        `${subject} has ${v < 0 ? "negative" : "out-of-range"} value ${String(src[i2])} at index ${i2}; labels must be class ids 0..K-1`
-      );
-    }
-    out[i2] = v;
-  }
-  return out;
-}
-function sampleSize(dims) {
-  let n = 1;
-  for (let i2 = 1; i2 < dims.length; i2++) n *= dims[i2];
-  return n;
-}
-function sliceBatch(ds, start, end) {
-  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > ds.count || start >= end) {
-    throw new RangeError(`sliceBatch: [${start}, ${end}) is not a non-empty range within 0..${ds.count}`);
-  }
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, arr] of ds.inputs) {
-    const per = sampleSize(arr.dims);
-    out.set(name, {
-      dtype: arr.dtype,
-      dims: [end - start, ...arr.dims.slice(1)],
-      data: arr.data.subarray(start * per, end * per)
-    });
-  }
-  return out;
-}
-function takeSamples(ds, indices) {
-  const n = indices.length;
-  if (n === 0) throw new RangeError("takeSamples: no indices; a data set holds at least one sample");
-  for (let k = 0; k < n; k++) {
-    const i2 = indices[k];
-    if (!Number.isInteger(i2) || i2 < 0 || i2 >= ds.count) {
-      throw new RangeError(`takeSamples: index ${i2} at position ${k} is outside 0..${ds.count - 1}`);
-    }
-  }
-  const inputs = /* @__PURE__ */ new Map();
-  for (const [name, arr] of ds.inputs) {
-    const per = sampleSize(arr.dims);
-    const data = allocTypedArray(arr.dtype, n * per);
-    for (let k = 0; k < n; k++) {
-      const i2 = indices[k];
-      copySample(data, k * per, arr.data, i2 * per, per);
-    }
-    inputs.set(name, { dtype: arr.dtype, dims: [n, ...arr.dims.slice(1)], data });
-  }
-  let labels = null;
-  if (ds.labels) {
-    labels = new Int32Array(n);
-    for (let k = 0; k < n; k++) labels[k] = ds.labels[indices[k]];
-  }
-  return { path: ds.path, count: n, inputs, labels };
-}
-function copySample(dst, dstIndex, src, srcIndex, length) {
-  const size2 = src.BYTES_PER_ELEMENT;
-  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size2, length * size2).set(
-    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size2, length * size2)
-  );
-}
-var LABELS, SINGLE_INPUT, INTEGER_DTYPES, FLOAT_DTYPES;
-var init_dataset = __esm({
-  "src/data/dataset.ts"() {
-    "use strict";
-    init_errors();
-    init_npy();
-    init_npz();
-    LABELS = "y";
-    SINGLE_INPUT = "x";
-    INTEGER_DTYPES = /* @__PURE__ */ new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
-    FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-  }
-});
-
-// src/measure/corruptions.ts
-function parseCorruption(text2, where) {
-  const m = /^([a-z-]+):([1-5])$/.exec(text2.trim());
-  if (!m || !CORRUPTIONS.includes(m[1])) {
-    throw new UserError(`${where} ${text2}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
-  }
-  return { kind: m[1], severity: Number(m[2]) };
-}
-function seedOf(c) {
-  let h = 2166136261;
-  for (const ch of corruptionName(c)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
-  return h >>> 0;
-}
-function gaussian(random) {
-  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
-function moments(x2) {
-  let s = 0;
-  let s2 = 0;
-  let min = Infinity;
-  let max2 = -Infinity;
-  for (let i2 = 0; i2 < x2.length; i2++) {
-    s += x2[i2];
-    s2 += x2[i2] * x2[i2];
-    if (x2[i2] < min) min = x2[i2];
-    if (x2[i2] > max2) max2 = x2[i2];
-  }
-  const mean2 = s / x2.length;
-  return { mean: mean2, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean2 * mean2)), min, max: max2 };
-}
-function blurPlane(x2, offset, h, w, sigma, tmp) {
-  const r = Math.max(1, Math.ceil(3 * sigma));
-  const k = Array.from({ length: 2 * r + 1 }, (_, i2) => Math.exp(-((i2 - r) ** 2) / (2 * sigma * sigma)));
-  const sum = k.reduce((a, b) => a + b, 0);
-  for (let i2 = 0; i2 < k.length; i2++) k[i2] /= sum;
-  const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
-  for (let y = 0; y < h; y++) {
-    for (let xx = 0; xx < w; xx++) {
-      let acc2 = 0;
-      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
-      tmp[y * w + xx] = acc2;
-    }
-  }
-  for (let y = 0; y < h; y++) {
-    for (let xx = 0; xx < w; xx++) {
-      let acc2 = 0;
-      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
-      x2[offset + y * w + xx] = acc2;
-    }
-  }
-}
-function corruptArray(name, arr, c, where) {
-  if (arr.dtype !== "float32" && arr.dtype !== "float64") {
-    throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
-  }
-  const image = IMAGE_CORRUPTIONS.includes(c.kind);
-  if (image && arr.dims.length !== 4) {
-    throw new UserError(`${where}: corruption ${corruptionName(c)} is for images [N, C, H, W] but input '${name}' has ${arr.dims.length} dims; use feature-noise or feature-dropout for tabular inputs`);
-  }
-  const src = arr.data;
-  const x2 = src.slice();
-  const level = SEVERITIES[c.kind][c.severity - 1];
-  const random = seededRandom(seedOf(c));
-  const normal = gaussian(random);
-  const n = arr.dims[0];
-  const per = x2.length / n;
-  const stats = moments(src);
-  switch (c.kind) {
-    case "gaussian-noise":
-      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * stats.sd * normal();
-      break;
-    case "brightness":
-      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * (stats.max - stats.min);
-      break;
-    case "contrast":
-    case "blur": {
-      const [, channels, h, w] = arr.dims;
-      const plane = h * w;
-      const tmp = new Float64Array(plane);
-      for (let p = 0; p < n * channels; p++) {
-        const off = p * plane;
-        if (c.kind === "blur") {
-          blurPlane(x2, off, h, w, level, tmp);
-        } else {
-          let mean2 = 0;
-          for (let i2 = 0; i2 < plane; i2++) mean2 += x2[off + i2];
-          mean2 /= plane;
-          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean2 + level * (x2[off + i2] - mean2);
-        }
-      }
-      break;
-    }
-    case "feature-noise":
-    case "feature-dropout": {
-      const mean2 = new Float64Array(per);
-      const sd = new Float64Array(per);
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean2[f] += src[s * per + f] / n;
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean2[f]) ** 2 / n;
-      for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
-      for (let s = 0; s < n; s++) {
-        for (let f = 0; f < per; f++) {
-          const i2 = s * per + f;
-          if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
-          else if (random() < level) x2[i2] = mean2[f];
-        }
-      }
-      break;
-    }
-  }
-  return { dtype: arr.dtype, dims: [...arr.dims], data: x2 };
-}
-function corruptDataset(ds, c) {
-  const inputs = /* @__PURE__ */ new Map();
-  for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
-  return { path: `${ds.path}#${corruptionName(c)}`, count: ds.count, inputs, labels: ds.labels };
-}
-function corruptionSets(data, specs) {
-  return specs.map((text2) => {
-    const c = parseCorruption(text2, "corruptions");
-    return { name: corruptionName(c), data: corruptDataset(data, c) };
-  });
-}
-var SEVERITIES, corruptionName;
-var init_corruptions = __esm({
-  "src/measure/corruptions.ts"() {
-    "use strict";
-    init_errors();
-    init_schema();
-    init_random();
-    SEVERITIES = {
-      /** noise sd as a multiple of the input's sd (ImageNet-C's 0.08..0.38 on [0,1] pixels is ~0.3..1.3 sd) */
-      "gaussian-noise": [0.25, 0.4, 0.6, 0.85, 1.2],
-      /** contrast kept: x' = mean + c·(x − mean), per sample and channel */
-      contrast: [0.75, 0.6, 0.45, 0.3, 0.15],
-      /** added offset as a fraction of the input's range (max − min) */
-      brightness: [0.1, 0.2, 0.3, 0.4, 0.5],
-      /** Gaussian blur sigma, in pixels */
-      blur: [0.5, 0.75, 1, 1.5, 2],
-      /** noise sd as a multiple of each feature's sd */
-      "feature-noise": [0.1, 0.2, 0.3, 0.45, 0.6],
-      /** fraction of features per sample replaced by the feature's mean */
-      "feature-dropout": [0.1, 0.2, 0.3, 0.4, 0.5]
-    };
-    corruptionName = (c) => `${c.kind}:${c.severity}`;
-  }
-});
-
-// src/measure/provider.ts
-import * as fs8 from "node:fs";
-function cudaUnavailable() {
-  const { ort, source } = onnxruntime();
-  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
-  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
-  if (!fs8.existsSync("/dev/nvidia0") && !fs8.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
-  return void 0;
-}
-async function resolveProvider(requested, probeModel2) {
-  if (requested === "cpu") return { provider: "cpu" };
-  let why = cudaUnavailable();
-  if (!why) {
-    try {
-      const { ort } = onnxruntime();
-      const session = await ort.InferenceSession.create(probeModel2, { executionProviders: ["cuda"] });
-      await session.release();
-      return { provider: "cuda" };
-    } catch (e) {
-      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
-    }
-  }
-  if (requested === "cuda") {
-    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
-  }
-  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
-}
-var init_provider = __esm({
-  "src/measure/provider.ts"() {
-    "use strict";
-    init_errors();
-    init_ort();
   }
 });
 
@@ -33729,23 +33531,23 @@ function negate(lowBits, highBits) {
   }
   return newBits(lowBits, highBits);
 }
-function varint32write(value, bytes2) {
+function varint32write(value, bytes3) {
   if (value >>> 0 < 128) {
-    bytes2.push(value);
+    bytes3.push(value);
     return;
   }
   if (value >= 0) {
     while (value > 127) {
-      bytes2.push(value & 127 | 128);
+      bytes3.push(value & 127 | 128);
       value = value >>> 7;
     }
-    bytes2.push(value);
+    bytes3.push(value);
   } else {
     for (let i2 = 0; i2 < 9; i2++) {
-      bytes2.push(value & 127 | 128);
+      bytes3.push(value & 127 | 128);
       value = value >> 7;
     }
-    bytes2.push(1);
+    bytes3.push(1);
   }
 }
 function varint32read() {
@@ -34352,7 +34154,7 @@ function getTextEncoding() {
       encodeUtf8(text2) {
         return textEncoder.encode(text2);
       },
-      decodeUtf8(bytes2, strict) {
+      decodeUtf8(bytes3, strict) {
         if (strict) {
           if (!textDecoderStrict) {
             textDecoderStrict = new globals.TextDecoder("utf-8", {
@@ -34360,9 +34162,9 @@ function getTextEncoding() {
               ignoreBOM: true
             });
           }
-          return textDecoderStrict.decode(bytes2);
+          return textDecoderStrict.decode(bytes3);
         }
-        return textDecoder.decode(bytes2);
+        return textDecoder.decode(bytes3);
       },
       checkUtf8(text2) {
         try {
@@ -34388,9 +34190,9 @@ function getTextEncoding() {
 }
 function emulateEncodeInto(encodeUtf8) {
   return (text2, dest) => {
-    const bytes2 = encodeUtf8(text2);
-    dest.set(bytes2);
-    return { written: bytes2.byteLength };
+    const bytes3 = encodeUtf8(text2);
+    dest.set(bytes3);
+    return { written: bytes3.byteLength };
   };
 }
 var te2;
@@ -34485,11 +34287,11 @@ var init_binary_encoding = __esm({
        * was last used.
        */
       view() {
-        const bytes2 = this.buffer;
+        const bytes3 = this.buffer;
         const view = this.viewCache;
-        if (view.byteLength === bytes2.byteLength)
+        if (view.byteLength === bytes3.byteLength)
           return view;
-        const newView = new DataView(bytes2.buffer);
+        const newView = new DataView(bytes3.buffer);
         this.viewCache = newView;
         return newView;
       }
@@ -35775,11 +35577,11 @@ function base64Decode(base64Str) {
   if ((len & 3) == 0 && base64Str[len - 1] == "=") {
     size2 -= base64Str[len - 2] == "=" ? 2 : 1;
   }
-  const bytes2 = new Uint8Array(size2);
+  const bytes3 = new Uint8Array(size2);
   let written = -1;
   if (nativeSetFromBase64) {
     try {
-      const result = nativeSetFromBase64.call(bytes2, base64Str);
+      const result = nativeSetFromBase64.call(bytes3, base64Str);
       if (result.read == len) {
         written = result.written;
       }
@@ -35787,11 +35589,11 @@ function base64Decode(base64Str) {
     }
   }
   if (written < 0) {
-    written = setFromBase64(bytes2, base64Str);
+    written = setFromBase64(bytes3, base64Str);
   }
-  return written == size2 ? bytes2 : bytes2.subarray(0, written);
+  return written == size2 ? bytes3 : bytes3.subarray(0, written);
 }
-function setFromBase64(bytes2, base64Str) {
+function setFromBase64(bytes3, base64Str) {
   const table5 = getDecodeTable();
   let bytePos = 0, groupPos = 0, b, p = 0;
   for (let i2 = 0; i2 < base64Str.length; i2++) {
@@ -35818,17 +35620,17 @@ function setFromBase64(bytes2, base64Str) {
         groupPos = 1;
         break;
       case 1:
-        bytes2[bytePos++] = p << 2 | (b & 48) >> 4;
+        bytes3[bytePos++] = p << 2 | (b & 48) >> 4;
         p = b;
         groupPos = 2;
         break;
       case 2:
-        bytes2[bytePos++] = (p & 15) << 4 | (b & 60) >> 2;
+        bytes3[bytePos++] = (p & 15) << 4 | (b & 60) >> 2;
         p = b;
         groupPos = 3;
         break;
       case 3:
-        bytes2[bytePos++] = (p & 3) << 6 | b;
+        bytes3[bytePos++] = (p & 3) << 6 | b;
         groupPos = 0;
         break;
     }
@@ -37193,9 +36995,9 @@ var init_descriptor_pb = __esm({
 function makeReadContext(options) {
   return Object.assign(Object.assign({ readUnknownFields: true, recursionLimit: 100 }, options), { depth: 0 });
 }
-function fromBinary(schema, bytes2, options) {
+function fromBinary(schema, bytes3, options) {
   const message = create(schema);
-  compiledReader(schema).read(message, new BinaryReader(bytes2), makeReadContext(options), bytes2.byteLength);
+  compiledReader(schema).read(message, new BinaryReader(bytes3), makeReadContext(options), bytes3.byteLength);
   return message;
 }
 function compiledReader(desc) {
@@ -37333,13 +37135,13 @@ function compileEnumFieldReader(field) {
         message[localName] = val;
       }
     } else if (ctx.readUnknownFields) {
-      const bytes2 = [];
-      varint32write(val, bytes2);
+      const bytes3 = [];
+      varint32write(val, bytes3);
       const unknownFields = (_a5 = message.$unknown) !== null && _a5 !== void 0 ? _a5 : [];
       unknownFields.push({
         no: fieldNo,
         wireType,
-        data: new Uint8Array(bytes2)
+        data: new Uint8Array(bytes3)
       });
       message.$unknown = unknownFields;
     }
@@ -37528,9 +37330,9 @@ var init_from_binary = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/file.js
-function fileDesc(b64, imports) {
+function fileDesc(b642, imports) {
   var _a4;
-  const root = fromBinary(FileDescriptorProtoSchema, base64Decode(b64));
+  const root = fromBinary(FileDescriptorProtoSchema, base64Decode(b642));
   root.messageType.forEach(restoreJsonNames);
   root.dependency = (_a4 = imports === null || imports === void 0 ? void 0 : imports.map((f) => f.proto.name)) !== null && _a4 !== void 0 ? _a4 : [];
   const reg = createEmbeddedFileRegistry(root, (protoFileName) => imports === null || imports === void 0 ? void 0 : imports.find((f) => f.proto.name === protoFileName));
@@ -37923,8 +37725,17 @@ var init_equals = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/fields.js
+function isFieldSet(message, field) {
+  return field.parent.typeName == message.$typeName && unsafeIsSet(message, field);
+}
+function clearField(message, field) {
+  if (field.parent.typeName == message.$typeName) {
+    unsafeClear(message, field);
+  }
+}
 var init_fields = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/fields.js"() {
+    init_unsafe();
   }
 });
 
@@ -38074,7 +37885,7 @@ var init_codegenv2 = __esm({
 });
 
 // src/onnx/proto/onnx_pb.ts
-var file_onnx, AttributeProtoSchema, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, GraphProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema, OperatorSetIdProtoSchema;
+var file_onnx, AttributeProtoSchema, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, GraphProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema, TypeProto_TensorSchema, OperatorSetIdProtoSchema;
 var init_onnx_pb = __esm({
   "src/onnx/proto/onnx_pb.ts"() {
     "use strict";
@@ -38108,6 +37919,7 @@ var init_onnx_pb = __esm({
       return TensorProto_DataType2;
     })(TensorProto_DataType || {});
     TypeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 11);
+    TypeProto_TensorSchema = /* @__PURE__ */ messageDesc(file_onnx, 11, 0);
     OperatorSetIdProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 12);
   }
 });
@@ -38332,256 +38144,464 @@ var init_tensor = __esm({
   }
 });
 
-// src/onnx/streamSave.ts
-import { randomBytes as randomBytes3 } from "node:crypto";
-function varint(n) {
-  const out = [];
-  while (n >= 128) {
-    out.push(n % 128 | 128);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return Uint8Array.from(out);
+// src/data/dataset.ts
+function describeDims(dims) {
+  return `[${dims.map((d) => d === null ? "?" : String(d)).join(",")}]`;
 }
-function framing(tag, length) {
-  const len = varint(length);
-  const out = new Uint8Array(1 + len.length);
-  out[0] = tag;
-  out.set(len, 1);
+function npType(dtype) {
+  return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
+}
+function loadDataset(path29, model, opts) {
+  const modelName = opts.modelPath ?? "the model";
+  if (model.length === 0) {
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path29} into; export the model with its inputs`);
+  }
+  const arrays = readArrays(path29);
+  const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
+  const bound = [];
+  if (model.length === 1) {
+    const spec = model[0];
+    const name = spec.name !== LABELS && arrays.has(spec.name) ? spec.name : SINGLE_INPUT;
+    const arr = arrays.get(name);
+    if (!arr) {
+      throw new UserError(
+        `${path29}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+      );
+    }
+    bound.push([spec, name, arr]);
+  } else {
+    const missing = model.filter((s) => !arrays.has(s.name)).map((s) => s.name);
+    if (missing.length > 0) {
+      const wanted = model.map((s) => `${s.name}=...`).join(", ");
+      throw new UserError(
+        `${path29}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+      );
+    }
+    for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
+  }
+  for (const [spec, name, arr] of bound) checkInput(path29, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path29, name, arr);
+  const [first, firstName, firstArr] = bound[0];
+  const count2 = firstArr.shape[0];
+  for (const [, name, arr] of bound) {
+    if (arr.shape[0] !== count2) {
+      throw new UserError(
+        `${path29}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+      );
+    }
+  }
+  if (count2 < 1) {
+    throw new UserError(`${path29}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+  }
+  const y = arrays.get(LABELS);
+  let labels = null;
+  let labelWidth = 1;
+  if (y) ({ labels, width: labelWidth } = toLabels(path29, y, count2));
+  else if (opts.requireLabels) {
+    throw new UserError(`${path29}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+  }
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [spec, name, arr] of bound) inputs.set(spec.name, asModelType(path29, name, arr, spec));
+  return { path: path29, count: count2, inputs, labels, labelWidth };
+}
+function convertible(have, want) {
+  return have !== want && FLOAT_DTYPES_CONVERTIBLE.has(have) && FLOAT_DTYPES_CONVERTIBLE.has(want);
+}
+function asModelType(path29, name, arr, spec) {
+  if (arr.dtype === spec.dtype) return { dtype: arr.dtype, dims: arr.shape, data: arr.data };
+  const n = arr.data.length;
+  const src = arr.dtype === "float16" ? Float32Array.from(arr.data, halfToFloat) : arr.data;
+  const out = allocTypedArray(spec.dtype, n);
+  if (spec.dtype === "float16") {
+    const half = out;
+    for (let i2 = 0; i2 < n; i2++) {
+      half[i2] = floatToHalf(src[i2]);
+      if ((half[i2] & HALF_FINITE) === HALF_FINITE) {
+        throw new UserError(`${path29}: array '${name}' holds ${src[i2]} at flat index ${i2}, beyond the float16 range (\xB165504) of model input '${spec.name}'; scale the data as the model expects, or save it with ${name}.astype(np.float16) after clipping`);
+      }
+    }
+  } else out.set(src);
+  return { dtype: spec.dtype, dims: arr.shape, data: out };
+}
+function checkInput(path29, spec, name, arr, modelName) {
+  const subject = `${path29}: array '${name}'`;
+  if (arr.dtype !== spec.dtype && !convertible(arr.dtype, spec.dtype)) {
+    throw new UserError(
+      `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
+    );
+  }
+  if (spec.dims.length === 0) {
+    throw new UserError(
+      `${modelName}: input '${spec.name}' is a scalar, so it has no batch axis to feed samples along; export the model with a batch dimension`
+    );
+  }
+  const mismatch = `${subject} has shape ${describeDims(arr.shape)} but model input '${spec.name}' expects ${describeDims(spec.dims)}`;
+  if (arr.shape.length !== spec.dims.length) {
+    throw new UserError(`${mismatch} (rank ${arr.shape.length} vs ${spec.dims.length}); ${reshapeFix(name, arr, spec)}`);
+  }
+  for (let axis = 1; axis < spec.dims.length; axis++) {
+    const want = spec.dims[axis];
+    if (typeof want === "number" && want >= 0 && arr.shape[axis] !== want) {
+      throw new UserError(`${mismatch} (axis ${axis}: ${arr.shape[axis]} vs ${want}); ${reshapeFix(name, arr, spec)}`);
+    }
+  }
+}
+function checkFinite(path29, name, arr) {
+  if (!FLOAT_DTYPES.has(arr.dtype)) return;
+  const data = arr.data;
+  const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
+  const half = arr.dtype === "float16";
+  for (let i2 = 0; i2 < data.length; i2++) {
+    const bad = half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0;
+    if (bad) {
+      const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
+      const more = countNonFinite(data, half);
+      throw new UserError(
+        `${path29}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+      );
+    }
+  }
+}
+function countNonFinite(data, half) {
+  let n = 0;
+  for (let i2 = 0; i2 < data.length; i2++) if (half ? (data[i2] & 31744) === 31744 : data[i2] - data[i2] !== 0) n++;
+  return n;
+}
+function reshapeFix(name, arr, spec) {
+  const rest = spec.dims.slice(1);
+  if (arr.shape.length >= 1 && rest.every((d) => typeof d === "number" && d >= 0)) {
+    const perSampleWanted = rest.reduce((a, d) => a * d, 1);
+    const perSampleHave = arr.shape.slice(1).reduce((a, d) => a * d, 1);
+    if (perSampleWanted === perSampleHave) return `save it with ${name}.reshape(${[-1, ...rest].join(", ")})`;
+  }
+  return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
+}
+function toLabels(path29, y, count2) {
+  const subject = `${path29}: label array '${LABELS}'`;
+  const matrix = y.shape.length === 2 && y.shape[1] > 1;
+  if (y.shape.length !== 1 && !(y.shape.length === 2 && y.shape[1] >= 1)) {
+    throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be class ids [N], or a 0/1 matrix [N,K] for multi-label models; save it with y.reshape(len(y), -1) or y.reshape(-1)`);
+  }
+  if (!(matrix ? LABEL_MATRIX_DTYPES : INTEGER_DTYPES).has(y.dtype)) {
+    throw new UserError(`${subject} has dtype ${y.dtype} but labels must be integer class ids; save it with y.astype(np.int64)`);
+  }
+  if (y.shape[0] !== count2) {
+    throw new UserError(`${subject} holds ${y.shape[0]} labels but the inputs hold ${count2} samples; save one label per sample`);
+  }
+  const width = y.shape.length === 2 ? y.shape[1] : 1;
+  const out = new Int32Array(count2 * width);
+  const src = y.data;
+  const half = y.dtype === "float16";
+  for (let i2 = 0; i2 < out.length; i2++) {
+    const v = half ? halfToFloat(src[i2]) : Number(src[i2]);
+    if (matrix && v !== 0 && v !== 1) {
+      throw new UserError(`${subject} is a [N,K] matrix, read as multi-label targets, but holds ${v} at sample ${Math.floor(i2 / width)}, label ${i2 % width}; multi-label targets must be 0 or 1 (for one-hot class labels save y.argmax(axis=1))`);
+    }
+    if (v < 0 || v > 2147483647 || !Number.isInteger(v)) {
+      throw new UserError(
+        `${subject} has ${v < 0 ? "negative" : "out-of-range"} value ${String(src[i2])} at index ${Math.floor(i2 / width)}; labels must be class ids 0..K-1`
+      );
+    }
+    out[i2] = v;
+  }
+  return { labels: out, width };
+}
+function sampleSize(dims) {
+  let n = 1;
+  for (let i2 = 1; i2 < dims.length; i2++) n *= dims[i2];
+  return n;
+}
+function sliceBatch(ds, start, end) {
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > ds.count || start >= end) {
+    throw new RangeError(`sliceBatch: [${start}, ${end}) is not a non-empty range within 0..${ds.count}`);
+  }
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) {
+    const per = sampleSize(arr.dims);
+    out.set(name, {
+      dtype: arr.dtype,
+      dims: [end - start, ...arr.dims.slice(1)],
+      data: arr.data.subarray(start * per, end * per)
+    });
+  }
   return out;
 }
-function indexOf(hay, needle) {
-  return Buffer.from(hay.buffer, hay.byteOffset, hay.byteLength).indexOf(Buffer.from(needle.buffer, needle.byteOffset, needle.byteLength));
-}
-function splitAround(bytes2, tag, inner) {
-  const field = new Uint8Array([...framing(tag, inner.length), ...inner]);
-  const at2 = indexOf(bytes2, field);
-  if (at2 < 0 || indexOf(bytes2.subarray(at2 + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
-  return [bytes2.subarray(0, at2), bytes2.subarray(at2 + field.length)];
-}
-function encodeWith(holder, key, value, encode2) {
-  const kept = holder[key];
-  holder[key] = value;
-  try {
-    return encode2();
-  } finally {
-    holder[key] = kept;
-  }
-}
-function tensorPieces(t, streamRawBytes) {
-  const raw = t.rawData;
-  if (raw.byteLength === 0 || raw.byteLength < streamRawBytes) return [toBinary(TensorProtoSchema, t)];
-  const sentinel = randomBytes3(16);
-  const encoded = encodeWith(t, "rawData", sentinel, () => toBinary(TensorProtoSchema, t));
-  const [before, after] = splitAround(encoded, TAG_TENSOR_RAW_DATA, sentinel);
-  return [before, framing(TAG_TENSOR_RAW_DATA, raw.byteLength), raw, after];
-}
-function sentinelTensor() {
-  const tensor = create(TensorProtoSchema, { name: randomBytes3(16).toString("hex") });
-  return { tensor, bytes: toBinary(TensorProtoSchema, tensor) };
-}
-function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
-  const graph = proto.graph;
-  if (!graph) {
-    const whole = toBinary(ModelProtoSchema, proto);
-    return { bytes: whole.byteLength, chunks: function* () {
-      yield whole;
-    } };
-  }
-  const [graphBefore, graphAfter] = graphFraming(graph);
-  const sizes = graph.initializer.map((t) => {
-    const pieces = tensorPieces(t, streamRawBytes);
-    return pieces.reduce((s, p) => s + p.byteLength, 0);
-  });
-  let graphLength = graphBefore.byteLength + graphAfter.byteLength;
-  for (const s of sizes) graphLength += framing(TAG_GRAPH_INITIALIZER, s).byteLength + s;
-  const sentinelGraph = create(GraphProtoSchema, { name: randomBytes3(16).toString("hex") });
-  const modelEncoded = encodeWith(proto, "graph", sentinelGraph, () => toBinary(ModelProtoSchema, proto));
-  const [modelBefore, modelAfter] = splitAround(modelEncoded, TAG_MODEL_GRAPH, toBinary(GraphProtoSchema, sentinelGraph));
-  const graphHeader = framing(TAG_MODEL_GRAPH, graphLength);
-  const bytes2 = modelBefore.byteLength + graphHeader.byteLength + graphLength + modelAfter.byteLength;
-  const initializers = graph.initializer;
-  return {
-    bytes: bytes2,
-    chunks: function* () {
-      yield modelBefore;
-      yield graphHeader;
-      yield graphBefore;
-      for (let i2 = 0; i2 < initializers.length; i2++) {
-        yield framing(TAG_GRAPH_INITIALIZER, sizes[i2]);
-        const pieces = tensorPieces(initializers[i2], streamRawBytes);
-        const got = pieces.reduce((s, p) => s + p.byteLength, 0);
-        if (got !== sizes[i2]) throw new Error(`streamSave: initializer '${initializers[i2].name}' changed while the model was being written`);
-        yield* pieces;
-      }
-      yield graphAfter;
-      yield modelAfter;
+function takeSamples(ds, indices) {
+  const n = indices.length;
+  if (n === 0) throw new RangeError("takeSamples: no indices; a data set holds at least one sample");
+  for (let k = 0; k < n; k++) {
+    const i2 = indices[k];
+    if (!Number.isInteger(i2) || i2 < 0 || i2 >= ds.count) {
+      throw new RangeError(`takeSamples: index ${i2} at position ${k} is outside 0..${ds.count - 1}`);
     }
-  };
+  }
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) {
+    const per = sampleSize(arr.dims);
+    const data = allocTypedArray(arr.dtype, n * per);
+    for (let k = 0; k < n; k++) {
+      const i2 = indices[k];
+      copySample(data, k * per, arr.data, i2 * per, per);
+    }
+    inputs.set(name, { dtype: arr.dtype, dims: [n, ...arr.dims.slice(1)], data });
+  }
+  let labels = null;
+  const w = ds.labelWidth ?? 1;
+  if (ds.labels) {
+    labels = new Int32Array(n * w);
+    for (let k = 0; k < n; k++) labels.set(ds.labels.subarray(indices[k] * w, (indices[k] + 1) * w), k * w);
+  }
+  return { path: ds.path, count: n, inputs, labels, ...ds.labelWidth !== void 0 ? { labelWidth: ds.labelWidth } : {} };
 }
-function graphFraming(graph) {
-  const sentinel = sentinelTensor();
-  const encoded = encodeWith(graph, "initializer", [sentinel.tensor], () => toBinary(GraphProtoSchema, graph));
-  return splitAround(encoded, TAG_GRAPH_INITIALIZER, sentinel.bytes);
+function copySample(dst, dstIndex, src, srcIndex, length) {
+  const size2 = src.BYTES_PER_ELEMENT;
+  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size2, length * size2).set(
+    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size2, length * size2)
+  );
 }
-var STREAM_RAW_BYTES, TAG_MODEL_GRAPH, TAG_GRAPH_INITIALIZER, TAG_TENSOR_RAW_DATA;
-var init_streamSave = __esm({
-  "src/onnx/streamSave.ts"() {
+var LABELS, SINGLE_INPUT, INTEGER_DTYPES, FLOAT_DTYPES_CONVERTIBLE, HALF_FINITE, FLOAT_DTYPES, LABEL_MATRIX_DTYPES;
+var init_dataset = __esm({
+  "src/data/dataset.ts"() {
     "use strict";
-    init_esm2();
-    init_onnx_pb();
-    STREAM_RAW_BYTES = 1 << 16;
-    TAG_MODEL_GRAPH = 7 << 3 | 2;
-    TAG_GRAPH_INITIALIZER = 5 << 3 | 2;
-    TAG_TENSOR_RAW_DATA = 9 << 3 | 2;
+    init_errors();
+    init_npy();
+    init_npz();
+    init_tensor();
+    LABELS = "y";
+    SINGLE_INPUT = "x";
+    INTEGER_DTYPES = /* @__PURE__ */ new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
+    FLOAT_DTYPES_CONVERTIBLE = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
+    HALF_FINITE = 31744;
+    FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
+    LABEL_MATRIX_DTYPES = /* @__PURE__ */ new Set([...INTEGER_DTYPES, "bool", "float16", "float32", "float64"]);
   }
 });
 
-// src/onnx/model.ts
-import * as fs9 from "node:fs";
-import * as path7 from "node:path";
-function loadModel(file) {
-  const bytes2 = readInputFile(file, { expected: "an .onnx model" });
-  return { proto: parseModel(bytes2, file), path: file, bytes: bytes2.byteLength };
-}
-function parseModel(bytes2, file) {
-  if (bytes2.byteLength === 0) throw new UserError(`${file}: empty file; re-export the model`);
-  let proto;
-  try {
-    proto = fromBinary(ModelProtoSchema, bytes2);
-  } catch (e) {
-    throw new UserError(`${file}: not a valid ONNX model (${describe(e)}); the file may be truncated or not ONNX, re-export it`);
+// src/measure/corruptions.ts
+function parseCorruption(text2, where) {
+  const m = /^([a-z-]+):([1-5])$/.exec(text2.trim());
+  if (!m || !CORRUPTIONS.includes(m[1])) {
+    throw new UserError(`${where} ${text2}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
   }
-  checkStructure(proto, file);
-  resolveExternalData(proto, file);
-  return proto;
+  return { kind: m[1], severity: Number(m[2]) };
 }
-function checkStructure(proto, file) {
-  const g2 = proto.graph;
-  if (!g2 || proto.opsetImport.length === 0 || g2.node.length === 0 || g2.output.length === 0) {
-    const missing = !g2 ? "no graph" : proto.opsetImport.length === 0 ? "no opset_import" : g2.node.length === 0 ? "no nodes" : "no graph outputs";
-    throw new UserError(`${file}: not a valid ONNX model (${missing}); the file may be truncated or not ONNX, re-export it`);
+function seedOf(c) {
+  let h = 2166136261;
+  for (const ch of corruptionName(c)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
+  return h >>> 0;
+}
+function gaussian(random) {
+  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+}
+function moments(x2) {
+  let s = 0;
+  let s2 = 0;
+  let min = Infinity;
+  let max2 = -Infinity;
+  for (let i2 = 0; i2 < x2.length; i2++) {
+    s += x2[i2];
+    s2 += x2[i2] * x2[i2];
+    if (x2[i2] < min) min = x2[i2];
+    if (x2[i2] > max2) max2 = x2[i2];
   }
-  const known = /* @__PURE__ */ new Set([""]);
-  for (const i2 of g2.input) known.add(i2.name);
-  for (const t of g2.initializer) known.add(t.name);
-  for (const n of g2.node) for (const o of n.output) known.add(o);
-  for (const n of g2.node) {
-    for (const i2 of n.input) {
-      if (!known.has(i2)) {
-        throw new UserError(`${file}: node '${n.name || n.opType}' reads '${i2}', which no node, input or initializer provides; the file may be truncated, re-export it`);
-      }
+  const mean3 = s / x2.length;
+  return { mean: mean3, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean3 * mean3)), min, max: max2 };
+}
+function blurPlane(x2, offset, h, w, sigma, tmp) {
+  const r = Math.max(1, Math.ceil(3 * sigma));
+  const k = Array.from({ length: 2 * r + 1 }, (_, i2) => Math.exp(-((i2 - r) ** 2) / (2 * sigma * sigma)));
+  const sum = k.reduce((a, b) => a + b, 0);
+  for (let i2 = 0; i2 < k.length; i2++) k[i2] /= sum;
+  const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc2 = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
+      tmp[y * w + xx] = acc2;
     }
   }
-  for (const o of g2.output) {
-    if (!known.has(o.name)) throw new UserError(`${file}: graph output '${o.name}' is never produced; the file may be truncated, re-export it`);
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc2 = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
+      x2[offset + y * w + xx] = acc2;
+    }
   }
 }
-function externalEntry(t, key) {
-  return t.externalData.find((e) => e.key === key)?.value;
+function corruptArray(name, arr, c, where) {
+  if (arr.dtype === "float16") {
+    const wide = corruptArray(name, { dtype: "float32", dims: arr.dims, data: Float32Array.from(arr.data, halfToFloat) }, c, where);
+    return { dtype: "float16", dims: arr.dims, data: Uint16Array.from(wide.data, floatToHalf) };
+  }
+  if (arr.dtype !== "float32" && arr.dtype !== "float64") {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
+  }
+  const image = IMAGE_CORRUPTIONS.includes(c.kind);
+  if (image && arr.dims.length !== 4) {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} is for images [N, C, H, W] but input '${name}' has ${arr.dims.length} dims; use feature-noise or feature-dropout for tabular inputs`);
+  }
+  const src = arr.data;
+  const x2 = src.slice();
+  const level = SEVERITIES[c.kind][c.severity - 1];
+  const random = seededRandom(seedOf(c));
+  const normal = gaussian(random);
+  const n = arr.dims[0];
+  const per = x2.length / n;
+  const stats = moments(src);
+  switch (c.kind) {
+    case "gaussian-noise":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * stats.sd * normal();
+      break;
+    case "brightness":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * (stats.max - stats.min);
+      break;
+    case "contrast":
+    case "blur": {
+      const [, channels, h, w] = arr.dims;
+      const plane = h * w;
+      const tmp = new Float64Array(plane);
+      for (let p = 0; p < n * channels; p++) {
+        const off = p * plane;
+        if (c.kind === "blur") {
+          blurPlane(x2, off, h, w, level, tmp);
+        } else {
+          let mean3 = 0;
+          for (let i2 = 0; i2 < plane; i2++) mean3 += x2[off + i2];
+          mean3 /= plane;
+          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean3 + level * (x2[off + i2] - mean3);
+        }
+      }
+      break;
+    }
+    case "feature-noise":
+    case "feature-dropout": {
+      const mean3 = new Float64Array(per);
+      const sd = new Float64Array(per);
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean3[f] += src[s * per + f] / n;
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean3[f]) ** 2 / n;
+      for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
+      for (let s = 0; s < n; s++) {
+        for (let f = 0; f < per; f++) {
+          const i2 = s * per + f;
+          if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
+          else if (random() < level) x2[i2] = mean3[f];
+        }
+      }
+      break;
+    }
+  }
+  return { dtype: arr.dtype, dims: [...arr.dims], data: x2 };
 }
-function resolveExternalData(proto, file) {
-  const dir = path7.dirname(path7.resolve(file));
-  const tensors = [...allTensors(proto)].filter(isExternal);
-  if (tensors.length === 0) return;
-  const realDir = fs9.realpathSync(dir);
-  const reads = [];
-  let total2 = 0;
-  for (const t of tensors) {
-    const location = externalEntry(t, "location");
-    if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
-    if (path7.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
-    const target = path7.resolve(dir, location);
-    let real;
+function corruptDataset(ds, c) {
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
+  return { ...ds, path: `${ds.path}#${corruptionName(c)}`, inputs };
+}
+function corruptionSets(data, specs) {
+  return specs.map((text2) => {
+    const c = parseCorruption(text2, "corruptions");
+    return { name: corruptionName(c), data: corruptDataset(data, c) };
+  });
+}
+var SEVERITIES, corruptionName;
+var init_corruptions = __esm({
+  "src/measure/corruptions.ts"() {
+    "use strict";
+    init_errors();
+    init_schema();
+    init_random();
+    init_tensor();
+    SEVERITIES = {
+      /** noise sd as a multiple of the input's sd (ImageNet-C's 0.08..0.38 on [0,1] pixels is ~0.3..1.3 sd) */
+      "gaussian-noise": [0.25, 0.4, 0.6, 0.85, 1.2],
+      /** contrast kept: x' = mean + c·(x − mean), per sample and channel */
+      contrast: [0.75, 0.6, 0.45, 0.3, 0.15],
+      /** added offset as a fraction of the input's range (max − min) */
+      brightness: [0.1, 0.2, 0.3, 0.4, 0.5],
+      /** Gaussian blur sigma, in pixels */
+      blur: [0.5, 0.75, 1, 1.5, 2],
+      /** noise sd as a multiple of each feature's sd */
+      "feature-noise": [0.1, 0.2, 0.3, 0.45, 0.6],
+      /** fraction of features per sample replaced by the feature's mean */
+      "feature-dropout": [0.1, 0.2, 0.3, 0.4, 0.5]
+    };
+    corruptionName = (c) => `${c.kind}:${c.severity}`;
+  }
+});
+
+// src/measure/provider.ts
+import * as fs8 from "node:fs";
+function cudaUnavailable() {
+  const { ort, source } = onnxruntime();
+  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
+  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
+  if (!fs8.existsSync("/dev/nvidia0") && !fs8.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
+  return void 0;
+}
+async function resolveProvider(requested, probeModel2) {
+  if (requested === "cpu") return { provider: "cpu" };
+  let why = cudaUnavailable();
+  if (!why) {
     try {
-      real = fs9.realpathSync(target);
-    } catch {
-      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path7.basename(file)}`);
+      const { ort } = onnxruntime();
+      const session = await ort.InferenceSession.create(probeModel2, { executionProviders: ["cuda"] });
+      await session.release();
+      return { provider: "cuda" };
+    } catch (e) {
+      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
     }
-    if (real !== realDir && !real.startsWith(realDir + path7.sep)) {
-      throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
-    }
-    const stat2 = fs9.statSync(real);
-    if (!stat2.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
-    const size2 = stat2.size;
-    const offset = Number(externalEntry(t, "offset") ?? 0);
-    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size2 - offset;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size2) {
-      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size2}; the external data file is truncated or does not belong to this model`);
-    }
-    total2 += length;
-    reads.push({ t, real, offset, length });
   }
-  if (total2 > PROTOBUF_LIMIT) {
-    throw new UserError(
-      `${file}: holds ${(total2 / 2 ** 30).toFixed(2)} GiB of weights in external data; prune-guard keeps a model in one protobuf file, which cannot exceed 2 GiB, so models this large are not supported yet; prune a smaller model or split it`
-    );
+  if (requested === "cuda") {
+    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
   }
-  const handles = /* @__PURE__ */ new Map();
-  try {
-    for (const { t, real, offset, length } of reads) {
-      let fd2 = handles.get(real);
-      if (fd2 === void 0) {
-        fd2 = fs9.openSync(real, "r");
-        handles.set(real, fd2);
-      }
-      const data = new Uint8Array(length);
-      fs9.readSync(fd2, data, 0, length, offset);
-      t.rawData = data;
-      t.externalData = [];
-      t.dataLocation = 0 /* DEFAULT */;
-    }
-  } finally {
-    for (const fd2 of handles.values()) fs9.closeSync(fd2);
+  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
+}
+var init_provider = __esm({
+  "src/measure/provider.ts"() {
+    "use strict";
+    init_errors();
+    init_ort();
   }
+});
+
+// src/onnx/build.ts
+function attribute(name, v) {
+  if (typeof v === "number") return create(AttributeProtoSchema, { name, type: 2 /* INT */, i: BigInt(v) });
+  if (Array.isArray(v)) return create(AttributeProtoSchema, { name, type: 7 /* INTS */, ints: v.map(BigInt) });
+  if (typeof v === "string") return create(AttributeProtoSchema, { name, type: 3 /* STRING */, s: new TextEncoder().encode(v) });
+  const o = v;
+  if ("float" in o) return create(AttributeProtoSchema, { name, type: 1 /* FLOAT */, f: o.float });
+  if ("floats" in o) return create(AttributeProtoSchema, { name, type: 6 /* FLOATS */, floats: [...o.floats] });
+  return create(AttributeProtoSchema, { name, type: 4 /* TENSOR */, t: o.tensor });
 }
-function* allTensors(proto) {
-  const g2 = proto.graph;
-  if (!g2) return;
-  yield* g2.initializer;
-  for (const n of g2.node) for (const a of n.attribute) if (a.t) yield a.t;
+function makeNode(name, spec) {
+  const attrs = Object.entries(spec.attrs ?? {}).map(([k, v]) => attribute(k, v));
+  return create(NodeProtoSchema, {
+    name,
+    opType: spec.opType,
+    input: [...spec.inputs],
+    output: [...spec.outputs],
+    ...attrs.length > 0 ? { attribute: attrs } : {},
+    ...spec.domain !== void 0 ? { domain: spec.domain } : {}
+  });
 }
-function saveModel(proto, file) {
-  const { bytes: bytes2, chunks } = modelChunks(proto);
-  if (bytes2 > PROTOBUF_LIMIT) throw tooBig(file);
-  writeFileAtomic(file, chunks());
-  return bytes2;
+function valueInfo(name, elemType = 1 /* FLOAT */, dims) {
+  const shape = dims && {
+    dim: dims.map(
+      (d) => d === null ? {} : typeof d === "number" ? { value: { case: "dimValue", value: BigInt(d) } } : { value: { case: "dimParam", value: d } }
+    )
+  };
+  return create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: "tensorType", value: shape ? { elemType, shape } : { elemType } } })
+  });
 }
-function tooBig(file) {
-  return new UserError(`${file}: the pruned model is over 2 GiB and cannot be one protobuf file; prune further or use a model with external data`);
-}
-function serializeModel(proto, file = "model") {
-  const bytes2 = toBinary(ModelProtoSchema, proto);
-  if (bytes2.byteLength > PROTOBUF_LIMIT) throw tooBig(file);
-  return bytes2;
-}
-function cloneModel(proto) {
-  return fromBinary(ModelProtoSchema, toBinary(ModelProtoSchema, proto));
-}
-function setMetadata(proto, entries) {
-  for (const [key, value] of Object.entries(entries)) {
-    const existing = proto.metadataProps.find((e) => e.key === key);
-    if (existing) existing.value = value;
-    else proto.metadataProps.push(create(StringStringEntryProtoSchema, { key, value }));
-  }
-}
-function opsetVersion(proto, domain = "") {
-  const entry3 = proto.opsetImport.find((o) => o.domain === domain || domain === "" && o.domain === "ai.onnx");
-  return entry3 ? Number(entry3.version) : 0;
-}
-var PROTOBUF_LIMIT;
-var init_model = __esm({
-  "src/onnx/model.ts"() {
+var init_build = __esm({
+  "src/onnx/build.ts"() {
     "use strict";
     init_esm2();
-    init_errors();
-    init_atomicWrite();
-    init_inputFile();
     init_onnx_pb();
     init_tensor();
-    init_streamSave();
-    init_onnx_pb();
-    PROTOBUF_LIMIT = 2 ** 31 - 1;
   }
 });
 
@@ -38687,6 +38707,805 @@ var init_graph = __esm({
         return void 0;
       }
     };
+  }
+});
+
+// src/onnx/modelProto.ts
+function cloneModel(proto) {
+  return fromBinary(ModelProtoSchema, toBinary(ModelProtoSchema, proto));
+}
+function setMetadata(proto, entries) {
+  for (const [key, value] of Object.entries(entries)) {
+    const existing = proto.metadataProps.find((e) => e.key === key);
+    if (existing) existing.value = value;
+    else proto.metadataProps.push(create(StringStringEntryProtoSchema, { key, value }));
+  }
+}
+function opsetVersion(proto, domain = "") {
+  const entry3 = proto.opsetImport.find((o) => o.domain === domain || domain === "" && o.domain === "ai.onnx");
+  return entry3 ? Number(entry3.version) : 0;
+}
+var init_modelProto = __esm({
+  "src/onnx/modelProto.ts"() {
+    "use strict";
+    init_esm2();
+    init_onnx_pb();
+  }
+});
+
+// src/onnx/names.ts
+function graphNames(graph, into = /* @__PURE__ */ new Set()) {
+  for (const v of [...graph.input, ...graph.output, ...graph.valueInfo]) into.add(v.name);
+  for (const t of graph.initializer) into.add(t.name);
+  for (const s of graph.sparseInitializer) {
+    if (s.values) into.add(s.values.name);
+    if (s.indices) into.add(s.indices.name);
+  }
+  for (const n of graph.node) {
+    into.add(n.name);
+    for (const i2 of n.input) into.add(i2);
+    for (const o of n.output) into.add(o);
+    for (const a of n.attribute) {
+      if (a.g) graphNames(a.g, into);
+      for (const g2 of a.graphs) graphNames(g2, into);
+    }
+  }
+  into.delete("");
+  return into;
+}
+var NameGenerator;
+var init_names2 = __esm({
+  "src/onnx/names.ts"() {
+    "use strict";
+    NameGenerator = class _NameGenerator {
+      taken;
+      /** the next suffix to try per base, so adding thousands of nodes of one kind stays linear */
+      next = /* @__PURE__ */ new Map();
+      constructor(taken = []) {
+        this.taken = new Set(taken);
+      }
+      static forGraph(graph) {
+        return new _NameGenerator(graphNames(graph));
+      }
+      has(name) {
+        return this.taken.has(name);
+      }
+      /** Mark a name as used (one the caller writes itself). */
+      reserve(name) {
+        if (name) this.taken.add(name);
+      }
+      fresh(base) {
+        if (!base) throw new Error("a fresh name needs a non-empty base");
+        let name = base;
+        if (this.taken.has(name)) {
+          let k = this.next.get(base) ?? 1;
+          while (this.taken.has(name = `${base}_${k}`)) k++;
+          this.next.set(base, k + 1);
+        }
+        this.taken.add(name);
+        return name;
+      }
+    };
+  }
+});
+
+// src/onnx/edit.ts
+function partition(items, keep) {
+  const yes = [];
+  const no = [];
+  for (const x2 of items) (keep(x2) ? yes : no).push(x2);
+  return [yes, no];
+}
+var ModelEditor;
+var init_edit = __esm({
+  "src/onnx/edit.ts"() {
+    "use strict";
+    init_esm2();
+    init_build();
+    init_graph();
+    init_modelProto();
+    init_names2();
+    init_onnx_pb();
+    init_tensor();
+    ModelEditor = class _ModelEditor {
+      constructor(model) {
+        this.model = model;
+        if (!model.graph) throw new Error("model has no graph");
+        this.graph = model.graph;
+        this.names = NameGenerator.forGraph(this.graph);
+        for (const t of this.graph.initializer) this.inits.set(t.name, t);
+        for (const n of this.graph.node) this.indexOutputs(n);
+      }
+      model;
+      graph;
+      names;
+      producers = /* @__PURE__ */ new Map();
+      inits = /* @__PURE__ */ new Map();
+      /** built on demand and dropped by any edit that moves a reader */
+      readers;
+      /** An editor over a deep copy, so the caller's model is never touched. */
+      static copyOf(model) {
+        return new _ModelEditor(cloneModel(model));
+      }
+      /** An editor over a new model with an empty graph importing the default domain at `opset`. */
+      static empty(opset, name) {
+        return new _ModelEditor(
+          create(ModelProtoSchema, {
+            irVersion: 8n,
+            producerName: "prune-guard",
+            opsetImport: [create(OperatorSetIdProtoSchema, { domain: "", version: BigInt(opset) })],
+            graph: create(GraphProtoSchema, { name })
+          })
+        );
+      }
+      /** The opset the model imports for `domain` (0 when it imports none), to pick an op form valid there. */
+      opset(domain = "") {
+        return opsetVersion(this.model, domain);
+      }
+      /** A name nothing in the graph uses, reserved: `base`, else `base_1`, `base_2`, … */
+      fresh(base) {
+        return this.names.fresh(base);
+      }
+      // ---- lookups
+      producer(tensor) {
+        return this.producers.get(tensor);
+      }
+      /** The nodes that read `tensor`, each once, in graph order. */
+      consumers(tensor) {
+        if (!this.readers) {
+          this.readers = /* @__PURE__ */ new Map();
+          for (const n of this.graph.node) {
+            for (const i2 of new Set(n.input)) {
+              if (!i2) continue;
+              const list = this.readers.get(i2);
+              if (list) list.push(n);
+              else this.readers.set(i2, [n]);
+            }
+          }
+        }
+        return this.readers.get(tensor) ?? [];
+      }
+      initializer(name) {
+        return this.inits.get(name);
+      }
+      /** The constant behind a tensor name: an initializer or the value of a Constant node. */
+      constant(name) {
+        const init = this.inits.get(name);
+        if (init) return init;
+        const p = this.producers.get(name);
+        return p && p.opType === "Constant" ? attr(p, "value")?.t : void 0;
+      }
+      isGraphOutput(tensor) {
+        return this.graph.output.some((o) => o.name === tensor);
+      }
+      // ---- initializers
+      /** A new float initializer stored as `dataType` (float32, float16, bfloat16, double); returns its name. */
+      addFloatInitializer(base, dims, values, dataType = 1 /* FLOAT */) {
+        return this.pushInitializer(makeFloatTensor(this.fresh(base), dims, values, dataType));
+      }
+      /** A new integer initializer: int64 (or int32) shapes, axes, indices; int8/uint8/int32 quantized values. Returns its name. */
+      addIntInitializer(base, dims, values, dataType = 7 /* INT64 */) {
+        return this.pushInitializer(makeIntTensor(this.fresh(base), dims, values, dataType));
+      }
+      /**
+       * Store an initializer's values in an integer type under its own name and shape: a weight quantized
+       * in place, so everything that names it (reports, sparsity counts) still finds it.
+       */
+      storeAsInteger(name, values, dataType) {
+        const old = this.inits.get(name);
+        if (!old) throw new Error(`no initializer '${name}'`);
+        const t = makeIntTensor(name, tensorDims(old), values, dataType);
+        this.graph.initializer[this.graph.initializer.indexOf(old)] = t;
+        this.inits.set(name, t);
+        return t;
+      }
+      /** A new initializer with the type, shape and values of the constant `name` (initializer or Constant); returns its name. */
+      copyConstant(name, base) {
+        const src = this.constant(name);
+        if (!src) throw new Error(`'${name}' is not a constant`);
+        const t = clone2(TensorProtoSchema, src);
+        t.name = this.fresh(base);
+        return this.pushInitializer(t);
+      }
+      /**
+       * New values for a float constant (an initializer or a Constant node's value), written in the
+       * tensor's own element type: a float16 weight stays float16. `dims` reshapes it (channels removed).
+       */
+      replaceInitializer(name, values, dims) {
+        const t = this.requireConstant(name);
+        setTensorFloat32(t, values, dims);
+        return t;
+      }
+      /**
+       * Like replaceInitializer with the shape unchanged, but a float32 tensor takes `values`' buffer without
+       * a copy: for a freshly computed weight the caller hands over and never touches again.
+       */
+      adoptInitializer(name, values) {
+        const t = this.requireConstant(name);
+        adoptTensorFloat32(t, values);
+        return t;
+      }
+      /**
+       * Store a float initializer's values in another float element type under its own name (float32 to
+       * float16 and back, say); `dims` reshapes it. Readers see the same tensor name.
+       */
+      retypeInitializer(name, values, dataType, dims) {
+        const t = this.inits.get(name);
+        if (!t) throw new Error(`no initializer '${name}'`);
+        t.dataType = dataType;
+        setTensorFloat32(t, values, dims);
+        return t;
+      }
+      /**
+       * Put back an initializer taken out earlier, at its old position among the initializers (and, for an
+       * older exporter that listed it, its graph-input entry at that entry's old position); positions past
+       * the end append. An initializer or input entry already present is left as it is.
+       */
+      restoreInitializer(t, at2, input) {
+        if (!this.inits.has(t.name)) {
+          this.graph.initializer.splice(Math.min(at2, this.graph.initializer.length), 0, t);
+          this.inits.set(t.name, t);
+          this.names.reserve(t.name);
+        }
+        if (input && !this.graph.input.some((i2) => i2.name === input.decl.name)) this.graph.input.splice(Math.min(input.at, this.graph.input.length), 0, input.decl);
+      }
+      /** Remove initializers, and their entries among the graph inputs where an older exporter listed them. */
+      removeInitializers(names) {
+        const gone = new Set(names);
+        for (const name of gone) if (!this.inits.delete(name)) throw new Error(`no initializer '${name}'`);
+        this.graph.initializer = this.graph.initializer.filter((t) => !gone.has(t.name));
+        this.graph.input = this.graph.input.filter((i2) => !gone.has(i2.name));
+      }
+      // ---- nodes
+      /** Append a node (or place it right after `after`, keeping the graph's order topological). */
+      addNode(spec, place = {}) {
+        const node = makeNode(this.fresh(spec.name ?? spec.opType), spec);
+        for (const o of node.output) this.names.reserve(o);
+        if (place.after) this.graph.node.splice(this.position(place.after) + 1, 0, node);
+        else this.graph.node.push(node);
+        this.indexOutputs(node);
+        this.readers = void 0;
+        return node;
+      }
+      /**
+       * Put a node between `tensor` and everything that reads it: the producer now writes a fresh name
+       * (from `renamedBase`), the new node reads that where its inputs name `tensor`, and writes `tensor`
+       * itself. So every consumer and a graph output of that name get the new node's result with no name
+       * changing, and the node sits right after the producer. value_info declared for `tensor` moves with
+       * the producer's output; a graph output's declaration stays, so a node that changes the element type
+       * or shape must be declared again (declareOutput). Returns the new node.
+       */
+      insertAfter(tensor, spec, renamedBase = `${tensor}_before_${spec.opType}`) {
+        const producer = this.producers.get(tensor);
+        if (!producer) throw new Error(`'${tensor}' is not produced by a node`);
+        const renamed = this.fresh(renamedBase);
+        producer.output[producer.output.indexOf(tensor)] = renamed;
+        this.producers.set(renamed, producer);
+        this.producers.delete(tensor);
+        for (const v of this.graph.valueInfo) if (v.name === tensor) v.name = renamed;
+        return this.addNode({ ...spec, inputs: spec.inputs.map((i2) => i2 === tensor ? renamed : i2), outputs: [tensor] }, { after: producer });
+      }
+      /** Put a new node where `old` was (same place; its name unless the spec names one); returns it. */
+      replaceNode(old, spec) {
+        const at2 = this.position(old);
+        this.unindexOutputs(old);
+        const node = makeNode(spec.name !== void 0 ? this.fresh(spec.name) : old.name, spec);
+        for (const o of node.output) this.names.reserve(o);
+        this.graph.node[at2] = node;
+        this.indexOutputs(node);
+        this.readers = void 0;
+        return node;
+      }
+      /**
+       * Put a node taken out earlier back at position `at` among the nodes (past the end: appended), name,
+       * inputs and attributes as they were. The caller picks a position that keeps the order topological.
+       */
+      restoreNode(node, at2) {
+        this.names.reserve(node.name);
+        for (const o of node.output) this.names.reserve(o);
+        this.graph.node.splice(Math.min(at2, this.graph.node.length), 0, node);
+        this.indexOutputs(node);
+        this.readers = void 0;
+        return node;
+      }
+      removeNode(node) {
+        this.graph.node.splice(this.position(node), 1);
+        this.unindexOutputs(node);
+        this.readers = void 0;
+      }
+      /** Keep only `nodes`, in the order given (a topological order of a subgraph). */
+      setNodes(nodes) {
+        this.graph.node = [...nodes];
+        this.producers.clear();
+        for (const n of nodes) this.indexOutputs(n);
+        this.readers = void 0;
+      }
+      /** Make input `slot` of `node` read `tensor` (`''` for an omitted optional input), padding the list if needed. */
+      setInput(node, slot, tensor) {
+        while (node.input.length <= slot) node.input.push("");
+        node.input[slot] = tensor;
+        this.names.reserve(tensor);
+        this.readers = void 0;
+      }
+      /** Make output `slot` of `node` write `tensor` (MaxPool's optional indices, say). */
+      setOutput(node, slot, tensor) {
+        while (node.output.length <= slot) node.output.push("");
+        const old = node.output[slot];
+        if (old && this.producers.get(old) === node) this.producers.delete(old);
+        node.output[slot] = tensor;
+        this.names.reserve(tensor);
+        if (tensor) this.producers.set(tensor, node);
+      }
+      /**
+       * Remove, until nothing changes, nodes of the given op types whose outputs nothing reads (graph
+       * outputs count as read), and with `initializers` also initializers nothing reads (and their graph
+       * input entries).
+       */
+      dropUnread(opTypes, opts) {
+        const g2 = this.graph;
+        const dropped = /* @__PURE__ */ new Set();
+        for (; ; ) {
+          const read = /* @__PURE__ */ new Set([...g2.node.flatMap((n) => n.input), ...g2.output.map((o) => o.name)]);
+          const before = g2.node.length + g2.initializer.length;
+          const [kept, gone] = partition(g2.node, (n) => !opTypes.has(n.opType) || n.output.some((o) => read.has(o)));
+          g2.node = kept;
+          for (const n of gone) this.unindexOutputs(n);
+          if (opts.initializers) {
+            for (const t of g2.initializer) if (!read.has(t.name)) dropped.add(t.name);
+            g2.initializer = g2.initializer.filter((t) => read.has(t.name));
+          }
+          if (g2.node.length + g2.initializer.length === before) break;
+        }
+        for (const name of dropped) this.inits.delete(name);
+        g2.input = g2.input.filter((i2) => !dropped.has(i2.name));
+        this.readers = void 0;
+      }
+      // ---- declarations
+      /** Graph inputs that are data, not initializers listed as inputs (older exporters list them). */
+      dataInputs() {
+        return this.graph.input.filter((i2) => !this.inits.has(i2.name));
+      }
+      /** Drop the graph-input entries of initializers, leaving the data inputs. */
+      dropInitializerInputs() {
+        this.graph.input = this.dataInputs();
+      }
+      addInput(decl) {
+        if (this.graph.input.some((i2) => i2.name === decl.name)) throw new Error(`'${decl.name}' is already a graph input`);
+        this.names.reserve(decl.name);
+        this.graph.input.push(decl);
+      }
+      /** Declare a graph output; a tensor that already is one keeps its declaration. */
+      declareOutput(decl) {
+        if (this.isGraphOutput(decl.name)) return;
+        this.names.reserve(decl.name);
+        this.graph.output.push(decl);
+      }
+      /** Replace the graph outputs, in this order. */
+      setOutputs(decls) {
+        for (const d of decls) this.names.reserve(d.name);
+        this.graph.output = [...decls];
+      }
+      /** Declare an intermediate tensor's type and shape, replacing an earlier declaration. */
+      declareValueInfo(decl) {
+        this.names.reserve(decl.name);
+        this.graph.valueInfo = [...this.graph.valueInfo.filter((v) => v.name !== decl.name), decl];
+      }
+      /** Forget the declarations of these intermediate tensors (a rewrite removed them). */
+      dropValueInfo(names) {
+        const gone = new Set(names);
+        this.graph.valueInfo = this.graph.valueInfo.filter((v) => !gone.has(v.name));
+      }
+      /** Forget every intermediate declaration: after surgery their shapes are stale (runtimes infer them again). */
+      clearValueInfo() {
+        this.graph.valueInfo = [];
+      }
+      /** Older exporters list initializers as graph inputs: make those declared shapes match the tensors. */
+      redeclareInitializerInputs() {
+        for (const i2 of this.graph.input) {
+          const t = this.inits.get(i2.name);
+          const shape = i2.type?.value.case === "tensorType" ? i2.type.value.value.shape : void 0;
+          if (t && shape) tensorDims(t).forEach((d, k) => {
+            if (shape.dim[k]) shape.dim[k].value = { case: "dimValue", value: BigInt(d) };
+          });
+        }
+      }
+      // ---- internals
+      pushInitializer(t) {
+        this.graph.initializer.push(t);
+        this.inits.set(t.name, t);
+        return t.name;
+      }
+      requireConstant(name) {
+        const t = this.constant(name);
+        if (!t) throw new Error(`'${name}' is not a constant`);
+        return t;
+      }
+      position(node) {
+        const at2 = this.graph.node.indexOf(node);
+        if (at2 < 0) throw new Error(`node '${node.name || node.opType}' is not in the graph`);
+        return at2;
+      }
+      indexOutputs(node) {
+        for (const o of node.output) if (o) this.producers.set(o, node);
+      }
+      unindexOutputs(node) {
+        for (const o of node.output) if (o && this.producers.get(o) === node) this.producers.delete(o);
+      }
+    };
+  }
+});
+
+// src/onnx/liftedWeights.ts
+function reshaped(dims, shape, allowZero) {
+  const out = shape.map((d, i2) => d === 0 && !allowZero ? dims[i2] : d);
+  const free = out.filter((d) => d === -1).length;
+  if (free > 1 || out.some((d) => d === void 0 || d < -1)) return void 0;
+  const known = out.filter((d) => d !== -1).reduce((a, d) => a * d, 1);
+  if (free === 1) {
+    if (known === 0 || numel([...dims]) % known !== 0) return void 0;
+    return out.map((d) => d === -1 ? numel([...dims]) / known : d);
+  }
+  return known === numel([...dims]) ? out : void 0;
+}
+function liftable(t, node, index) {
+  if (node.input[0] !== t.name) return void 0;
+  if (node.opType === "Cast" && LOW_PRECISION.has(t.dataType) && attrInt(node, "to", 0) === 1 /* FLOAT */) return { by: "Cast", dims: tensorDims(t) };
+  if (node.opType === "Reshape" && (t.dataType === 1 /* FLOAT */ || LOW_PRECISION.has(t.dataType))) {
+    const shape = index.initializers.get(node.input[1]);
+    if (!shape) return void 0;
+    const dims = reshaped(tensorDims(t), tensorToInts(shape), attrInt(node, "allowzero", 0) === 1);
+    return dims ? { by: "Reshape", dims, shape } : void 0;
+  }
+  return void 0;
+}
+function liftWeights(model) {
+  const ed = new ModelEditor(model);
+  const g2 = ed.graph;
+  const index = new GraphIndex(g2);
+  const lifted = [];
+  const behind = [];
+  const unusedShapes = /* @__PURE__ */ new Set();
+  for (const t of [...g2.initializer]) {
+    if (ed.isGraphOutput(t.name)) continue;
+    const readers = index.consumersOf(t.name);
+    if (readers.length !== 1 || ed.isGraphOutput(readers[0].output[0])) continue;
+    const node = readers[0];
+    const how = liftable(t, node, index);
+    if (!how) continue;
+    const record = { weight: t.name, by: how.by, type: t.dataType, dims: tensorDims(t), node: b64(toBinary(NodeProtoSchema, node)), at: g2.node.indexOf(node) };
+    if (how.shape && index.consumersOf(how.shape.name).length === 1 && !ed.isGraphOutput(how.shape.name)) {
+      const inputAt = g2.input.findIndex((i2) => i2.name === how.shape.name);
+      record.shape = { tensor: b64(toBinary(TensorProtoSchema, how.shape)), at: g2.initializer.indexOf(how.shape), ...inputAt >= 0 ? { input: { info: b64(toBinary(ValueInfoProtoSchema, g2.input[inputAt])), at: inputAt } } : {} };
+      unusedShapes.add(how.shape.name);
+    }
+    lifted.push(record);
+    behind.push(node);
+    ed.retypeInitializer(t.name, tensorToFloat32(t), 1 /* FLOAT */, how.dims);
+    for (const n of index.consumersOf(node.output[0])) n.input.forEach((x2, slot) => x2 === node.output[0] && ed.setInput(n, slot, t.name));
+  }
+  if (lifted.length === 0) return [];
+  for (const node of behind) ed.removeNode(node);
+  ed.removeInitializers(unusedShapes);
+  setLifted(model, [...readLifted(model), ...lifted]);
+  return lifted.map((l) => ({ weight: l.weight, by: l.by, type: l.type }));
+}
+function readLifted(model) {
+  const entry3 = model.metadataProps.find((e) => e.key === LIFTED_KEY);
+  return entry3 ? JSON.parse(entry3.value) : [];
+}
+function setLifted(model, lifted) {
+  model.metadataProps = model.metadataProps.filter((e) => e.key !== LIFTED_KEY);
+  if (lifted.length > 0) model.metadataProps.push(create(StringStringEntryProtoSchema, { key: LIFTED_KEY, value: JSON.stringify(lifted) }));
+}
+function hasLiftedWeights(model) {
+  return model.metadataProps.some((e) => e.key === LIFTED_KEY);
+}
+function lowerWeights(model) {
+  const lifted = readLifted(model);
+  setLifted(model, []);
+  const ed = new ModelEditor(model);
+  for (const l of [...lifted].sort((a, b) => a.at - b.at)) {
+    const t = ed.initializer(l.weight);
+    if (!t || t.dataType !== 1 /* FLOAT */) continue;
+    if (l.by === "Reshape" && numel(tensorDims(t)) !== numel(l.dims)) continue;
+    ed.retypeInitializer(l.weight, tensorToFloat32(t), l.type, l.by === "Reshape" ? l.dims : void 0);
+    if (l.shape) {
+      const input = l.shape.input && { decl: fromBinary(ValueInfoProtoSchema, bytes2(l.shape.input.info)), at: l.shape.input.at };
+      ed.restoreInitializer(fromBinary(TensorProtoSchema, bytes2(l.shape.tensor)), l.shape.at, input);
+    }
+    const node = create(NodeProtoSchema, fromBinary(NodeProtoSchema, bytes2(l.node)));
+    const out = node.output[0];
+    let first = ed.graph.node.length;
+    for (const n of ed.consumers(l.weight)) {
+      n.input.forEach((x2, slot) => x2 === l.weight && ed.setInput(n, slot, out));
+      first = Math.min(first, ed.graph.node.indexOf(n));
+    }
+    ed.restoreNode(node, Math.min(l.at, first));
+  }
+}
+var LIFTED_KEY, LOW_PRECISION, b64, bytes2;
+var init_liftedWeights = __esm({
+  "src/onnx/liftedWeights.ts"() {
+    "use strict";
+    init_esm2();
+    init_edit();
+    init_graph();
+    init_onnx_pb();
+    init_tensor();
+    LIFTED_KEY = "prune-guard.lifted-weights";
+    LOW_PRECISION = /* @__PURE__ */ new Set([10 /* FLOAT16 */, 16 /* BFLOAT16 */, 11 /* DOUBLE */]);
+    b64 = (bytes3) => Buffer.from(bytes3).toString("base64");
+    bytes2 = (text2) => Buffer.from(text2, "base64");
+  }
+});
+
+// src/onnx/streamSave.ts
+import { randomBytes as randomBytes3 } from "node:crypto";
+function varint(n) {
+  const out = [];
+  while (n >= 128) {
+    out.push(n % 128 | 128);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Uint8Array.from(out);
+}
+function framing(tag, length) {
+  const len = varint(length);
+  const out = new Uint8Array(1 + len.length);
+  out[0] = tag;
+  out.set(len, 1);
+  return out;
+}
+function indexOf(hay, needle) {
+  return Buffer.from(hay.buffer, hay.byteOffset, hay.byteLength).indexOf(Buffer.from(needle.buffer, needle.byteOffset, needle.byteLength));
+}
+function splitAround(bytes3, tag, inner) {
+  const field = new Uint8Array([...framing(tag, inner.length), ...inner]);
+  const at2 = indexOf(bytes3, field);
+  if (at2 < 0 || indexOf(bytes3.subarray(at2 + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
+  return [bytes3.subarray(0, at2), bytes3.subarray(at2 + field.length)];
+}
+function encodeWith(holder, key, value, encode2) {
+  const kept = holder[key];
+  holder[key] = value;
+  try {
+    return encode2();
+  } finally {
+    holder[key] = kept;
+  }
+}
+function tensorPieces(t, streamRawBytes) {
+  const raw = t.rawData;
+  if (raw.byteLength === 0 || raw.byteLength < streamRawBytes) return [toBinary(TensorProtoSchema, t)];
+  const sentinel = randomBytes3(16);
+  const encoded = encodeWith(t, "rawData", sentinel, () => toBinary(TensorProtoSchema, t));
+  const [before, after] = splitAround(encoded, TAG_TENSOR_RAW_DATA, sentinel);
+  return [before, framing(TAG_TENSOR_RAW_DATA, raw.byteLength), raw, after];
+}
+function sentinelTensor() {
+  const tensor = create(TensorProtoSchema, { name: randomBytes3(16).toString("hex") });
+  return { tensor, bytes: toBinary(TensorProtoSchema, tensor) };
+}
+function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
+  const graph = proto.graph;
+  if (!graph) {
+    const whole = toBinary(ModelProtoSchema, proto);
+    return { bytes: whole.byteLength, chunks: function* () {
+      yield whole;
+    } };
+  }
+  const [graphBefore, graphAfter] = graphFraming(graph);
+  const sizes = graph.initializer.map((t) => {
+    const pieces = tensorPieces(t, streamRawBytes);
+    return pieces.reduce((s, p) => s + p.byteLength, 0);
+  });
+  let graphLength = graphBefore.byteLength + graphAfter.byteLength;
+  for (const s of sizes) graphLength += framing(TAG_GRAPH_INITIALIZER, s).byteLength + s;
+  const sentinelGraph = create(GraphProtoSchema, { name: randomBytes3(16).toString("hex") });
+  const modelEncoded = encodeWith(proto, "graph", sentinelGraph, () => toBinary(ModelProtoSchema, proto));
+  const [modelBefore, modelAfter] = splitAround(modelEncoded, TAG_MODEL_GRAPH, toBinary(GraphProtoSchema, sentinelGraph));
+  const graphHeader = framing(TAG_MODEL_GRAPH, graphLength);
+  const bytes3 = modelBefore.byteLength + graphHeader.byteLength + graphLength + modelAfter.byteLength;
+  const initializers = graph.initializer;
+  return {
+    bytes: bytes3,
+    chunks: function* () {
+      yield modelBefore;
+      yield graphHeader;
+      yield graphBefore;
+      for (let i2 = 0; i2 < initializers.length; i2++) {
+        yield framing(TAG_GRAPH_INITIALIZER, sizes[i2]);
+        const pieces = tensorPieces(initializers[i2], streamRawBytes);
+        const got = pieces.reduce((s, p) => s + p.byteLength, 0);
+        if (got !== sizes[i2]) throw new Error(`streamSave: initializer '${initializers[i2].name}' changed while the model was being written`);
+        yield* pieces;
+      }
+      yield graphAfter;
+      yield modelAfter;
+    }
+  };
+}
+function graphFraming(graph) {
+  const sentinel = sentinelTensor();
+  const encoded = encodeWith(graph, "initializer", [sentinel.tensor], () => toBinary(GraphProtoSchema, graph));
+  return splitAround(encoded, TAG_GRAPH_INITIALIZER, sentinel.bytes);
+}
+var STREAM_RAW_BYTES, TAG_MODEL_GRAPH, TAG_GRAPH_INITIALIZER, TAG_TENSOR_RAW_DATA;
+var init_streamSave = __esm({
+  "src/onnx/streamSave.ts"() {
+    "use strict";
+    init_esm2();
+    init_onnx_pb();
+    STREAM_RAW_BYTES = 1 << 16;
+    TAG_MODEL_GRAPH = 7 << 3 | 2;
+    TAG_GRAPH_INITIALIZER = 5 << 3 | 2;
+    TAG_TENSOR_RAW_DATA = 9 << 3 | 2;
+  }
+});
+
+// src/onnx/model.ts
+import * as fs9 from "node:fs";
+import * as path7 from "node:path";
+function loadModel(file) {
+  const bytes3 = readInputFile(file, { expected: "an .onnx model" });
+  return { proto: parseModel(bytes3, file), path: file, bytes: bytes3.byteLength };
+}
+function parseModel(bytes3, file) {
+  if (bytes3.byteLength === 0) throw new UserError(`${file}: empty file; re-export the model`);
+  let proto;
+  try {
+    proto = fromBinary(ModelProtoSchema, bytes3);
+  } catch (e) {
+    throw new UserError(`${file}: not a valid ONNX model (${describe(e)}); the file may be truncated or not ONNX, re-export it`);
+  }
+  checkStructure(proto, file);
+  resolveExternalData(proto, file);
+  return proto;
+}
+function checkStructure(proto, file) {
+  const g2 = proto.graph;
+  if (!g2 || proto.opsetImport.length === 0 || g2.node.length === 0 || g2.output.length === 0) {
+    const missing = !g2 ? "no graph" : proto.opsetImport.length === 0 ? "no opset_import" : g2.node.length === 0 ? "no nodes" : "no graph outputs";
+    throw new UserError(`${file}: not a valid ONNX model (${missing}); the file may be truncated or not ONNX, re-export it`);
+  }
+  const known = /* @__PURE__ */ new Set([""]);
+  for (const i2 of g2.input) known.add(i2.name);
+  for (const t of g2.initializer) known.add(t.name);
+  for (const n of g2.node) for (const o of n.output) known.add(o);
+  for (const n of g2.node) {
+    for (const i2 of n.input) {
+      if (!known.has(i2)) {
+        throw new UserError(`${file}: node '${n.name || n.opType}' reads '${i2}', which no node, input or initializer provides; the file may be truncated, re-export it`);
+      }
+    }
+  }
+  for (const o of g2.output) {
+    if (!known.has(o.name)) throw new UserError(`${file}: graph output '${o.name}' is never produced; the file may be truncated, re-export it`);
+  }
+}
+function externalEntry(t, key) {
+  return t.externalData.find((e) => e.key === key)?.value;
+}
+function resolveExternalData(proto, file) {
+  const dir = path7.dirname(path7.resolve(file));
+  const tensors = [...allTensors(proto)].filter(isExternal);
+  if (tensors.length === 0) return;
+  const realDir = fs9.realpathSync(dir);
+  const reads = [];
+  let total2 = 0;
+  for (const t of tensors) {
+    const location = externalEntry(t, "location");
+    if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
+    if (path7.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
+    const target = path7.resolve(dir, location);
+    let real;
+    try {
+      real = fs9.realpathSync(target);
+    } catch {
+      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path7.basename(file)}`);
+    }
+    if (real !== realDir && !real.startsWith(realDir + path7.sep)) {
+      throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
+    }
+    const stat2 = fs9.statSync(real);
+    if (!stat2.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
+    const size2 = stat2.size;
+    const offset = Number(externalEntry(t, "offset") ?? 0);
+    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size2 - offset;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size2) {
+      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size2}; the external data file is truncated or does not belong to this model`);
+    }
+    total2 += length;
+    reads.push({ t, real, offset, length });
+  }
+  if (total2 > PROTOBUF_LIMIT) {
+    throw new UserError(
+      `${file}: holds ${(total2 / 2 ** 30).toFixed(2)} GiB of weights in external data; prune-guard keeps a model in one protobuf file, which cannot exceed 2 GiB, so models this large are not supported yet; prune a smaller model or split it`
+    );
+  }
+  const handles = /* @__PURE__ */ new Map();
+  try {
+    for (const { t, real, offset, length } of reads) {
+      let fd2 = handles.get(real);
+      if (fd2 === void 0) {
+        fd2 = fs9.openSync(real, "r");
+        handles.set(real, fd2);
+      }
+      const data = new Uint8Array(length);
+      fs9.readSync(fd2, data, 0, length, offset);
+      t.rawData = data;
+      t.externalData = [];
+      t.dataLocation = 0 /* DEFAULT */;
+    }
+  } finally {
+    for (const fd2 of handles.values()) fs9.closeSync(fd2);
+  }
+}
+function* allTensors(proto) {
+  const g2 = proto.graph;
+  if (!g2) return;
+  yield* g2.initializer;
+  for (const n of g2.node) for (const a of n.attribute) if (a.t) yield a.t;
+}
+function saveModel(proto, file) {
+  let saved = proto;
+  if (hasLiftedWeights(proto)) {
+    saved = cloneModel(proto);
+    lowerWeights(saved);
+  }
+  listInitializersAsInputs(saved);
+  const { bytes: bytes3, chunks } = modelChunks(saved);
+  if (bytes3 > PROTOBUF_LIMIT) throw tooBig(file);
+  writeFileAtomic(file, chunks());
+  return bytes3;
+}
+function tooBig(file) {
+  return new UserError(`${file}: the pruned model is over 2 GiB and cannot be one protobuf file; prune further or use a model with external data`);
+}
+function serializeModel(proto, file = "model") {
+  listInitializersAsInputs(proto);
+  const bytes3 = toBinary(ModelProtoSchema, proto);
+  if (bytes3.byteLength > PROTOBUF_LIMIT) throw tooBig(file);
+  return bytes3;
+}
+function listInitializersAsInputs(proto) {
+  if (Number(proto.irVersion) >= 4 || !proto.graph) return;
+  const g2 = proto.graph;
+  const inputs = new Map(g2.input.map((i2) => [i2.name, i2]));
+  for (const t of g2.initializer) {
+    const type = create(TypeProtoSchema, {
+      value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: t.dataType, shape: { dim: t.dims.map((d) => ({ value: { case: "dimValue", value: d } })) } }) }
+    });
+    const existing = inputs.get(t.name);
+    if (!existing) g2.input.push(create(ValueInfoProtoSchema, { name: t.name, type }));
+    else if (!sameTensorType(existing.type, type)) existing.type = type;
+  }
+}
+function sameTensorType(a, b) {
+  const x2 = a?.value;
+  const y = b.value;
+  if (x2?.case !== "tensorType" || y.case !== "tensorType") return false;
+  const dx = x2.value.shape?.dim ?? [];
+  const dy = y.value.shape?.dim ?? [];
+  return x2.value.elemType === y.value.elemType && dx.length === dy.length && dx.every((d, i2) => d.value.case === "dimValue" && d.value.value === dy[i2].value.value);
+}
+var PROTOBUF_LIMIT;
+var init_model = __esm({
+  "src/onnx/model.ts"() {
+    "use strict";
+    init_esm2();
+    init_errors();
+    init_atomicWrite();
+    init_inputFile();
+    init_onnx_pb();
+    init_liftedWeights();
+    init_modelProto();
+    init_modelProto();
+    init_tensor();
+    init_streamSave();
+    init_onnx_pb();
+    PROTOBUF_LIMIT = 2 ** 31 - 1;
   }
 });
 
@@ -38825,6 +39644,14 @@ function signature(v, file) {
 }
 function modelInputs(model, file) {
   return new GraphIndex(model.graph).inputs.map((v) => signature(v, file));
+}
+function fixedBatch(inputs, file) {
+  const fixed2 = inputs.filter((s) => typeof s.dims[0] === "number" && s.dims[0] > 0);
+  const sizes = [...new Set(fixed2.map((s) => s.dims[0]))];
+  if (sizes.length > 1) {
+    throw new UserError(`${file}: inputs fix different batch sizes (${fixed2.map((s) => `${s.name}: ${s.dims[0]}`).join(", ")}); prune-guard feeds every input the same samples, so re-export with one batch size (or dynamic axes)`);
+  }
+  return sizes[0];
 }
 var NUMPY_NAME;
 var init_signature = __esm({
@@ -39001,413 +39828,6 @@ var init_rounds = __esm({
   }
 });
 
-// src/onnx/build.ts
-function attribute(name, v) {
-  if (typeof v === "number") return create(AttributeProtoSchema, { name, type: 2 /* INT */, i: BigInt(v) });
-  if (Array.isArray(v)) return create(AttributeProtoSchema, { name, type: 7 /* INTS */, ints: v.map(BigInt) });
-  if (typeof v === "string") return create(AttributeProtoSchema, { name, type: 3 /* STRING */, s: new TextEncoder().encode(v) });
-  const o = v;
-  if ("float" in o) return create(AttributeProtoSchema, { name, type: 1 /* FLOAT */, f: o.float });
-  if ("floats" in o) return create(AttributeProtoSchema, { name, type: 6 /* FLOATS */, floats: [...o.floats] });
-  return create(AttributeProtoSchema, { name, type: 4 /* TENSOR */, t: o.tensor });
-}
-function makeNode(name, spec) {
-  const attrs = Object.entries(spec.attrs ?? {}).map(([k, v]) => attribute(k, v));
-  return create(NodeProtoSchema, {
-    name,
-    opType: spec.opType,
-    input: [...spec.inputs],
-    output: [...spec.outputs],
-    ...attrs.length > 0 ? { attribute: attrs } : {},
-    ...spec.domain !== void 0 ? { domain: spec.domain } : {}
-  });
-}
-function valueInfo(name, elemType = 1 /* FLOAT */, dims) {
-  const shape = dims && {
-    dim: dims.map(
-      (d) => d === null ? {} : typeof d === "number" ? { value: { case: "dimValue", value: BigInt(d) } } : { value: { case: "dimParam", value: d } }
-    )
-  };
-  return create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, { value: { case: "tensorType", value: shape ? { elemType, shape } : { elemType } } })
-  });
-}
-var init_build = __esm({
-  "src/onnx/build.ts"() {
-    "use strict";
-    init_esm2();
-    init_onnx_pb();
-    init_tensor();
-  }
-});
-
-// src/onnx/names.ts
-function graphNames(graph, into = /* @__PURE__ */ new Set()) {
-  for (const v of [...graph.input, ...graph.output, ...graph.valueInfo]) into.add(v.name);
-  for (const t of graph.initializer) into.add(t.name);
-  for (const s of graph.sparseInitializer) {
-    if (s.values) into.add(s.values.name);
-    if (s.indices) into.add(s.indices.name);
-  }
-  for (const n of graph.node) {
-    into.add(n.name);
-    for (const i2 of n.input) into.add(i2);
-    for (const o of n.output) into.add(o);
-    for (const a of n.attribute) {
-      if (a.g) graphNames(a.g, into);
-      for (const g2 of a.graphs) graphNames(g2, into);
-    }
-  }
-  into.delete("");
-  return into;
-}
-var NameGenerator;
-var init_names2 = __esm({
-  "src/onnx/names.ts"() {
-    "use strict";
-    NameGenerator = class _NameGenerator {
-      taken;
-      /** the next suffix to try per base, so adding thousands of nodes of one kind stays linear */
-      next = /* @__PURE__ */ new Map();
-      constructor(taken = []) {
-        this.taken = new Set(taken);
-      }
-      static forGraph(graph) {
-        return new _NameGenerator(graphNames(graph));
-      }
-      has(name) {
-        return this.taken.has(name);
-      }
-      /** Mark a name as used (one the caller writes itself). */
-      reserve(name) {
-        if (name) this.taken.add(name);
-      }
-      fresh(base) {
-        if (!base) throw new Error("a fresh name needs a non-empty base");
-        let name = base;
-        if (this.taken.has(name)) {
-          let k = this.next.get(base) ?? 1;
-          while (this.taken.has(name = `${base}_${k}`)) k++;
-          this.next.set(base, k + 1);
-        }
-        this.taken.add(name);
-        return name;
-      }
-    };
-  }
-});
-
-// src/onnx/edit.ts
-function partition(items, keep) {
-  const yes = [];
-  const no = [];
-  for (const x2 of items) (keep(x2) ? yes : no).push(x2);
-  return [yes, no];
-}
-var ModelEditor;
-var init_edit = __esm({
-  "src/onnx/edit.ts"() {
-    "use strict";
-    init_esm2();
-    init_build();
-    init_graph();
-    init_model();
-    init_names2();
-    init_onnx_pb();
-    init_tensor();
-    ModelEditor = class _ModelEditor {
-      constructor(model) {
-        this.model = model;
-        if (!model.graph) throw new Error("model has no graph");
-        this.graph = model.graph;
-        this.names = NameGenerator.forGraph(this.graph);
-        for (const t of this.graph.initializer) this.inits.set(t.name, t);
-        for (const n of this.graph.node) this.indexOutputs(n);
-      }
-      model;
-      graph;
-      names;
-      producers = /* @__PURE__ */ new Map();
-      inits = /* @__PURE__ */ new Map();
-      /** built on demand and dropped by any edit that moves a reader */
-      readers;
-      /** An editor over a deep copy, so the caller's model is never touched. */
-      static copyOf(model) {
-        return new _ModelEditor(cloneModel(model));
-      }
-      /** An editor over a new model with an empty graph importing the default domain at `opset`. */
-      static empty(opset, name) {
-        return new _ModelEditor(
-          create(ModelProtoSchema, {
-            irVersion: 8n,
-            producerName: "prune-guard",
-            opsetImport: [create(OperatorSetIdProtoSchema, { domain: "", version: BigInt(opset) })],
-            graph: create(GraphProtoSchema, { name })
-          })
-        );
-      }
-      /** The opset the model imports for `domain` (0 when it imports none), to pick an op form valid there. */
-      opset(domain = "") {
-        return opsetVersion(this.model, domain);
-      }
-      /** A name nothing in the graph uses, reserved: `base`, else `base_1`, `base_2`, … */
-      fresh(base) {
-        return this.names.fresh(base);
-      }
-      // ---- lookups
-      producer(tensor) {
-        return this.producers.get(tensor);
-      }
-      /** The nodes that read `tensor`, each once, in graph order. */
-      consumers(tensor) {
-        if (!this.readers) {
-          this.readers = /* @__PURE__ */ new Map();
-          for (const n of this.graph.node) {
-            for (const i2 of new Set(n.input)) {
-              if (!i2) continue;
-              const list = this.readers.get(i2);
-              if (list) list.push(n);
-              else this.readers.set(i2, [n]);
-            }
-          }
-        }
-        return this.readers.get(tensor) ?? [];
-      }
-      initializer(name) {
-        return this.inits.get(name);
-      }
-      /** The constant behind a tensor name: an initializer or the value of a Constant node. */
-      constant(name) {
-        const init = this.inits.get(name);
-        if (init) return init;
-        const p = this.producers.get(name);
-        return p && p.opType === "Constant" ? attr(p, "value")?.t : void 0;
-      }
-      isGraphOutput(tensor) {
-        return this.graph.output.some((o) => o.name === tensor);
-      }
-      // ---- initializers
-      /** A new float initializer stored as `dataType` (float32, float16, bfloat16, double); returns its name. */
-      addFloatInitializer(base, dims, values, dataType = 1 /* FLOAT */) {
-        return this.pushInitializer(makeFloatTensor(this.fresh(base), dims, values, dataType));
-      }
-      /** A new integer initializer: int64 (or int32) shapes, axes, indices; int8/uint8/int32 quantized values. Returns its name. */
-      addIntInitializer(base, dims, values, dataType = 7 /* INT64 */) {
-        return this.pushInitializer(makeIntTensor(this.fresh(base), dims, values, dataType));
-      }
-      /**
-       * Store an initializer's values in an integer type under its own name and shape: a weight quantized
-       * in place, so everything that names it (reports, sparsity counts) still finds it.
-       */
-      storeAsInteger(name, values, dataType) {
-        const old = this.inits.get(name);
-        if (!old) throw new Error(`no initializer '${name}'`);
-        const t = makeIntTensor(name, tensorDims(old), values, dataType);
-        this.graph.initializer[this.graph.initializer.indexOf(old)] = t;
-        this.inits.set(name, t);
-        return t;
-      }
-      /** A new initializer with the type, shape and values of the constant `name` (initializer or Constant); returns its name. */
-      copyConstant(name, base) {
-        const src = this.constant(name);
-        if (!src) throw new Error(`'${name}' is not a constant`);
-        const t = clone2(TensorProtoSchema, src);
-        t.name = this.fresh(base);
-        return this.pushInitializer(t);
-      }
-      /**
-       * New values for a float constant (an initializer or a Constant node's value), written in the
-       * tensor's own element type: a float16 weight stays float16. `dims` reshapes it (channels removed).
-       */
-      replaceInitializer(name, values, dims) {
-        const t = this.requireConstant(name);
-        setTensorFloat32(t, values, dims);
-        return t;
-      }
-      /**
-       * Like replaceInitializer with the shape unchanged, but a float32 tensor takes `values`' buffer without
-       * a copy: for a freshly computed weight the caller hands over and never touches again.
-       */
-      adoptInitializer(name, values) {
-        const t = this.requireConstant(name);
-        adoptTensorFloat32(t, values);
-        return t;
-      }
-      /** Remove initializers, and their entries among the graph inputs where an older exporter listed them. */
-      removeInitializers(names) {
-        const gone = new Set(names);
-        for (const name of gone) if (!this.inits.delete(name)) throw new Error(`no initializer '${name}'`);
-        this.graph.initializer = this.graph.initializer.filter((t) => !gone.has(t.name));
-        this.graph.input = this.graph.input.filter((i2) => !gone.has(i2.name));
-      }
-      // ---- nodes
-      /** Append a node (or place it right after `after`, keeping the graph's order topological). */
-      addNode(spec, place = {}) {
-        const node = makeNode(this.fresh(spec.name ?? spec.opType), spec);
-        for (const o of node.output) this.names.reserve(o);
-        if (place.after) this.graph.node.splice(this.position(place.after) + 1, 0, node);
-        else this.graph.node.push(node);
-        this.indexOutputs(node);
-        this.readers = void 0;
-        return node;
-      }
-      /**
-       * Put a node between `tensor` and everything that reads it: the producer now writes a fresh name
-       * (from `renamedBase`), the new node reads that where its inputs name `tensor`, and writes `tensor`
-       * itself. So every consumer and a graph output of that name get the new node's result with no name
-       * changing, and the node sits right after the producer. value_info declared for `tensor` moves with
-       * the producer's output; a graph output's declaration stays, so a node that changes the element type
-       * or shape must be declared again (declareOutput). Returns the new node.
-       */
-      insertAfter(tensor, spec, renamedBase = `${tensor}_before_${spec.opType}`) {
-        const producer = this.producers.get(tensor);
-        if (!producer) throw new Error(`'${tensor}' is not produced by a node`);
-        const renamed = this.fresh(renamedBase);
-        producer.output[producer.output.indexOf(tensor)] = renamed;
-        this.producers.set(renamed, producer);
-        this.producers.delete(tensor);
-        for (const v of this.graph.valueInfo) if (v.name === tensor) v.name = renamed;
-        return this.addNode({ ...spec, inputs: spec.inputs.map((i2) => i2 === tensor ? renamed : i2), outputs: [tensor] }, { after: producer });
-      }
-      /** Put a new node where `old` was (same place; its name unless the spec names one); returns it. */
-      replaceNode(old, spec) {
-        const at2 = this.position(old);
-        this.unindexOutputs(old);
-        const node = makeNode(spec.name !== void 0 ? this.fresh(spec.name) : old.name, spec);
-        for (const o of node.output) this.names.reserve(o);
-        this.graph.node[at2] = node;
-        this.indexOutputs(node);
-        this.readers = void 0;
-        return node;
-      }
-      removeNode(node) {
-        this.graph.node.splice(this.position(node), 1);
-        this.unindexOutputs(node);
-        this.readers = void 0;
-      }
-      /** Keep only `nodes`, in the order given (a topological order of a subgraph). */
-      setNodes(nodes) {
-        this.graph.node = [...nodes];
-        this.producers.clear();
-        for (const n of nodes) this.indexOutputs(n);
-        this.readers = void 0;
-      }
-      /** Make input `slot` of `node` read `tensor` (`''` for an omitted optional input), padding the list if needed. */
-      setInput(node, slot, tensor) {
-        while (node.input.length <= slot) node.input.push("");
-        node.input[slot] = tensor;
-        this.names.reserve(tensor);
-        this.readers = void 0;
-      }
-      /** Make output `slot` of `node` write `tensor` (MaxPool's optional indices, say). */
-      setOutput(node, slot, tensor) {
-        while (node.output.length <= slot) node.output.push("");
-        const old = node.output[slot];
-        if (old && this.producers.get(old) === node) this.producers.delete(old);
-        node.output[slot] = tensor;
-        this.names.reserve(tensor);
-        if (tensor) this.producers.set(tensor, node);
-      }
-      /**
-       * Remove, until nothing changes, nodes of the given op types whose outputs nothing reads (graph
-       * outputs count as read), and with `initializers` also initializers nothing reads (and their graph
-       * input entries).
-       */
-      dropUnread(opTypes, opts) {
-        const g2 = this.graph;
-        const dropped = /* @__PURE__ */ new Set();
-        for (; ; ) {
-          const read = /* @__PURE__ */ new Set([...g2.node.flatMap((n) => n.input), ...g2.output.map((o) => o.name)]);
-          const before = g2.node.length + g2.initializer.length;
-          const [kept, gone] = partition(g2.node, (n) => !opTypes.has(n.opType) || n.output.some((o) => read.has(o)));
-          g2.node = kept;
-          for (const n of gone) this.unindexOutputs(n);
-          if (opts.initializers) {
-            for (const t of g2.initializer) if (!read.has(t.name)) dropped.add(t.name);
-            g2.initializer = g2.initializer.filter((t) => read.has(t.name));
-          }
-          if (g2.node.length + g2.initializer.length === before) break;
-        }
-        for (const name of dropped) this.inits.delete(name);
-        g2.input = g2.input.filter((i2) => !dropped.has(i2.name));
-        this.readers = void 0;
-      }
-      // ---- declarations
-      /** Graph inputs that are data, not initializers listed as inputs (older exporters list them). */
-      dataInputs() {
-        return this.graph.input.filter((i2) => !this.inits.has(i2.name));
-      }
-      /** Drop the graph-input entries of initializers, leaving the data inputs. */
-      dropInitializerInputs() {
-        this.graph.input = this.dataInputs();
-      }
-      addInput(decl) {
-        if (this.graph.input.some((i2) => i2.name === decl.name)) throw new Error(`'${decl.name}' is already a graph input`);
-        this.names.reserve(decl.name);
-        this.graph.input.push(decl);
-      }
-      /** Declare a graph output; a tensor that already is one keeps its declaration. */
-      declareOutput(decl) {
-        if (this.isGraphOutput(decl.name)) return;
-        this.names.reserve(decl.name);
-        this.graph.output.push(decl);
-      }
-      /** Replace the graph outputs, in this order. */
-      setOutputs(decls) {
-        for (const d of decls) this.names.reserve(d.name);
-        this.graph.output = [...decls];
-      }
-      /** Declare an intermediate tensor's type and shape, replacing an earlier declaration. */
-      declareValueInfo(decl) {
-        this.names.reserve(decl.name);
-        this.graph.valueInfo = [...this.graph.valueInfo.filter((v) => v.name !== decl.name), decl];
-      }
-      /** Forget the declarations of these intermediate tensors (a rewrite removed them). */
-      dropValueInfo(names) {
-        const gone = new Set(names);
-        this.graph.valueInfo = this.graph.valueInfo.filter((v) => !gone.has(v.name));
-      }
-      /** Forget every intermediate declaration: after surgery their shapes are stale (runtimes infer them again). */
-      clearValueInfo() {
-        this.graph.valueInfo = [];
-      }
-      /** Older exporters list initializers as graph inputs: make those declared shapes match the tensors. */
-      redeclareInitializerInputs() {
-        for (const i2 of this.graph.input) {
-          const t = this.inits.get(i2.name);
-          const shape = i2.type?.value.case === "tensorType" ? i2.type.value.value.shape : void 0;
-          if (t && shape) tensorDims(t).forEach((d, k) => {
-            if (shape.dim[k]) shape.dim[k].value = { case: "dimValue", value: BigInt(d) };
-          });
-        }
-      }
-      // ---- internals
-      pushInitializer(t) {
-        this.graph.initializer.push(t);
-        this.inits.set(t.name, t);
-        return t.name;
-      }
-      requireConstant(name) {
-        const t = this.constant(name);
-        if (!t) throw new Error(`'${name}' is not a constant`);
-        return t;
-      }
-      position(node) {
-        const at2 = this.graph.node.indexOf(node);
-        if (at2 < 0) throw new Error(`node '${node.name || node.opType}' is not in the graph`);
-        return at2;
-      }
-      indexOutputs(node) {
-        for (const o of node.output) if (o) this.producers.set(o, node);
-      }
-      unindexOutputs(node) {
-        for (const o of node.output) if (o && this.producers.get(o) === node) this.producers.delete(o);
-      }
-    };
-  }
-});
-
 // src/prune/select.ts
 function kthSmallestAbsBits(arrays, k) {
   const total2 = arrays.reduce((n, a) => n + a.length, 0);
@@ -39524,7 +39944,7 @@ function magnitudePrune(model, weights, sparsity, scope, maxLayerSparsity = 1) {
   return { model: ed.model, masks: byName };
 }
 function cloneWithoutData(model, tensors) {
-  const saved = tensors.map((t) => ({ raw: t.rawData, float: t.floatData, double: t.doubleData, int32: t.int32Data }));
+  const saved = tensors.map((t) => ({ raw: t.rawData, rawSet: isFieldSet(t, TensorProtoSchema.field.rawData), float: t.floatData, double: t.doubleData, int32: t.int32Data }));
   try {
     for (const t of tensors) {
       t.rawData = new Uint8Array(0);
@@ -39535,7 +39955,8 @@ function cloneWithoutData(model, tensors) {
     return cloneModel(model);
   } finally {
     tensors.forEach((t, j) => {
-      t.rawData = saved[j].raw;
+      if (saved[j].rawSet) t.rawData = saved[j].raw;
+      else clearField(t, TensorProtoSchema.field.rawData);
       t.floatData = saved[j].float;
       t.doubleData = saved[j].double;
       t.int32Data = saved[j].int32;
@@ -39545,6 +39966,8 @@ function cloneWithoutData(model, tensors) {
 var init_magnitude = __esm({
   "src/prune/magnitude.ts"() {
     "use strict";
+    init_esm2();
+    init_onnx_pb();
     init_graph();
     init_model();
     init_edit();
@@ -41577,412 +42000,157 @@ var init_sparsity = __esm({
   }
 });
 
-// src/onnx/subgraph.ts
-function withExtraOutputs(model, tensors) {
-  const ed = ModelEditor.copyOf(model);
-  for (const name of tensors) ed.declareOutput(valueInfo(name));
-  return ed.model;
-}
-function graphUpTo(model, tensors) {
-  const g2 = model.graph;
-  const up = upstream(model, tensors);
-  if (!up) return withExtraOutputs(model, tensors);
-  const { nodes: needed, names } = up;
-  const initNames = new Set(g2.initializer.map((t) => t.name));
-  const graph = create(GraphProtoSchema, {
-    name: g2.name,
-    node: g2.node.filter((n) => needed.has(n)),
-    initializer: g2.initializer.filter((t) => names.has(t.name)),
-    sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
-    input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
-    output: tensors.map((name) => g2.output.find((o) => o.name === name) ?? valueInfo(name)),
-    valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
-  });
-  return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
-}
-function upstream(model, tensors) {
-  const producer = /* @__PURE__ */ new Map();
-  for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
-  const nodes = /* @__PURE__ */ new Set();
-  const names = /* @__PURE__ */ new Set();
-  const stack = [...tensors];
-  while (stack.length > 0) {
-    const t = stack.pop();
-    if (names.has(t)) continue;
-    names.add(t);
-    const n = producer.get(t);
-    if (!n || nodes.has(n)) continue;
-    if (n.attribute.some((a) => a.g !== void 0 || a.graphs.length > 0)) return null;
-    nodes.add(n);
-    for (const i2 of n.input) if (i2) stack.push(i2);
-  }
-  return { nodes, names };
-}
-var init_subgraph = __esm({
-  "src/onnx/subgraph.ts"() {
-    "use strict";
-    init_esm2();
-    init_build();
-    init_edit();
-    init_onnx_pb();
-  }
-});
-
-// src/prune/criteria/activations.ts
-async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 64) {
-  const probe = withExtraOutputs(model, [...tensors.keys()]);
-  const { ort } = onnxruntime();
-  const session = await ort.InferenceSession.create(serializeModel(probe), { executionProviders: ["cpu"], graphOptimizationLevel: "disabled" });
-  const sums = /* @__PURE__ */ new Map();
-  let seen = 0;
-  try {
-    const n = Math.min(calib.count, maxSamples);
-    for (let start = 0; start < n; start += batch) {
-      const end = Math.min(n, start + batch);
-      const feeds = {};
-      for (const [name, arr] of sliceBatch(calib, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const result = await session.run(feeds, [...tensors.keys()]);
-      for (const [name, axis] of tensors) {
-        const t = result[name];
-        const dims = t.dims;
-        const data = t.data;
-        const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-        const k = dims[axis];
-        let acc2 = sums.get(name);
-        if (!acc2) sums.set(name, acc2 = new Float64Array(k));
-        for (let i2 = 0; i2 < data.length; i2++) acc2[Math.floor(i2 / inner) % k] += Math.abs(data[i2]);
-      }
-      for (const t of Object.values(result)) t.dispose();
-      seen += end - start;
+// src/onnx/runtime/values.ts
+function floatValues2(t) {
+  const data = t.data;
+  switch (t.type) {
+    case "float32":
+      return t.data;
+    case "float16": {
+      const out = new Float32Array(data.length);
+      if (t.data instanceof Uint16Array) for (let i2 = 0; i2 < out.length; i2++) out[i2] = halfToFloat(t.data[i2]);
+      else for (let i2 = 0; i2 < out.length; i2++) out[i2] = Number(data[i2]);
+      return out;
     }
-  } finally {
-    await session.release();
+    case "float64":
+    case "int8":
+    case "uint8":
+    case "int16":
+    case "uint16":
+    case "int32":
+    case "uint32":
+    case "bool":
+      return Float32Array.from(data);
+    case "int64":
+    case "uint64": {
+      const out = new Float32Array(data.length);
+      for (let i2 = 0; i2 < out.length; i2++) out[i2] = Number(data[i2]);
+      return out;
+    }
+    default:
+      throw new Error(`cannot read an onnxruntime tensor of type ${t.type} as numbers`);
   }
-  for (const [name, acc2] of sums) {
-    const perSample = acc2.length;
-    void perSample;
-    for (let i2 = 0; i2 < acc2.length; i2++) acc2[i2] /= Math.max(1, seen);
-  }
-  return sums;
 }
-var init_activations = __esm({
-  "src/prune/criteria/activations.ts"() {
+function copyFloatValues(t) {
+  const v = floatValues2(t);
+  return v === t.data ? Float32Array.from(v) : v;
+}
+var init_values = __esm({
+  "src/onnx/runtime/values.ts"() {
     "use strict";
-    init_dataset();
-    init_ort();
-    init_model();
-    init_subgraph();
+    init_tensor();
   }
 });
 
-// src/prune/criteria/importance.ts
-function normAlongAxis(values, dims, axis, p) {
-  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const n = dims[axis];
-  const out = new Float64Array(n);
-  for (let i2 = 0; i2 < values.length; i2++) {
-    const k = Math.floor(i2 / inner) % n;
-    const v = values[i2];
-    out[k] += p === 1 ? Math.abs(v) : v * v;
+// src/onnx/runtime/batches.ts
+function sessionFixedBatch(session, fed) {
+  const names = new Set(fed);
+  for (const meta3 of session.inputMetadata) {
+    if (!names.has(meta3.name) || !meta3.isTensor) continue;
+    const first = meta3.shape[0];
+    if (typeof first === "number" && first > 0) return first;
+  }
+  return void 0;
+}
+function paddedBatch(data, start, end, rows2) {
+  const views = sliceBatch(data, start, end);
+  const count2 = end - start;
+  if (rows2 <= count2) return views;
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of views) {
+    const per = arr.data.length / count2;
+    const padded = allocTypedArray(arr.dtype, rows2 * per);
+    const size2 = arr.data.BYTES_PER_ELEMENT;
+    const bytes3 = new Uint8Array(padded.buffer, padded.byteOffset, padded.byteLength);
+    bytes3.set(new Uint8Array(arr.data.buffer, arr.data.byteOffset, arr.data.byteLength));
+    const last = new Uint8Array(arr.data.buffer, arr.data.byteOffset + (count2 - 1) * per * size2, per * size2);
+    for (let r = count2; r < rows2; r++) bytes3.set(last, r * per * size2);
+    out.set(name, { dtype: arr.dtype, dims: [rows2, ...arr.dims.slice(1)], data: padded });
   }
   return out;
 }
-function accumulate(scores, spaces, layout, perElement) {
-  let pos = 0;
-  for (const s of layout) {
-    const root = spaces.root(s.space);
-    let acc2 = scores.get(root);
-    if (!acc2) scores.set(root, acc2 = new Float64Array(spaces.size(root)));
-    for (let c = 0; c < s.len; c++) {
-      for (let r = 0; r < s.repeat; r++) acc2[s.start + c] += perElement[pos + c * s.repeat + r];
+function batchFeeds(data, start, end, rows2 = end - start) {
+  const { ort } = onnxruntime();
+  const feeds = {};
+  for (const [name, arr] of paddedBatch(data, start, end, rows2)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+  return feeds;
+}
+async function runBatches(session, data, batch, fetch2, onBatch, extraFeeds = {}) {
+  const fixed2 = sessionFixedBatch(session, data.inputs.keys());
+  const step = fixed2 ?? Math.max(1, batch);
+  for (let start = 0; start < data.count; start += step) {
+    const end = Math.min(data.count, start + step);
+    const count2 = end - start;
+    const result = await session.run({ ...batchFeeds(data, start, end, fixed2 ?? count2), ...extraFeeds }, fetch2);
+    try {
+      const values = /* @__PURE__ */ new Map();
+      for (const name of fetch2) {
+        const t = result[name];
+        const dims = [...t.dims];
+        let v = floatValues2(t);
+        if (fixed2 !== void 0 && dims[0] !== count2) {
+          v = v.subarray(0, v.length / dims[0] * count2);
+          dims[0] = count2;
+        }
+        values.set(name, { dims, data: v });
+      }
+      await onBatch(values, start, count2);
+    } finally {
+      for (const t of Object.values(result)) t.dispose();
     }
-    pos += s.len * s.repeat;
   }
 }
-function constants4(model) {
-  const index = new GraphIndex(model.graph);
-  const cache = /* @__PURE__ */ new Map();
-  return (name) => {
-    let c = cache.get(name);
-    if (!c) {
-      const t = index.constant(name);
-      cache.set(name, c = { values: tensorToFloat32(t), dims: tensorDims(t) });
-    }
-    return c;
-  };
-}
-function magnitudeImportance(model, analysis, p) {
-  const get = constants4(model);
-  const scores = /* @__PURE__ */ new Map();
-  for (const u of analysis.uses) {
-    if (!isMatrixUse(u, get)) continue;
-    const { values, dims } = get(u.tensor);
-    accumulate(scores, analysis.spaces, u.layout, normAlongAxis(values, dims, u.axis, p));
+var init_batches = __esm({
+  "src/onnx/runtime/batches.ts"() {
+    "use strict";
+    init_dataset();
+    init_npy();
+    init_ort();
+    init_values();
   }
-  if (p === 2) for (const v of scores.values()) for (let i2 = 0; i2 < v.length; i2++) v[i2] = Math.sqrt(v[i2]);
-  return scores;
+});
+
+// src/onnx/elementTypes.ts
+function declared(v) {
+  const t = v?.type?.value;
+  return t?.case === "tensorType" && t.value.elemType ? t.value.elemType : void 0;
 }
-function bnScaleImportance(model, analysis) {
-  const get = constants4(model);
-  const scores = /* @__PURE__ */ new Map();
-  const nodes = model.graph.node;
-  for (const u of analysis.uses) {
-    const n = nodes[u.node];
-    if (n.opType !== "BatchNormalization" || u.tensor !== resolveAlias(model, n.input[1])) continue;
-    accumulate(scores, analysis.spaces, u.layout, Array.from(get(u.tensor).values, Math.abs));
+function elementTypes(index) {
+  const types = /* @__PURE__ */ new Map();
+  for (const v of index.graph.input) {
+    const t = declared(v);
+    if (t) types.set(v.name, t);
   }
-  return scores;
-}
-function resolveAlias(model, name) {
-  const byOutput = new Map(model.graph.node.map((n2) => [n2.output[0], n2]));
-  let n = name;
-  for (let hop = 0; hop < 8; hop++) {
-    const p = byOutput.get(n);
-    if (!p || p.opType !== "Identity") return n;
-    n = p.input[0];
+  for (const [name, t] of index.initializers) types.set(name, t.dataType);
+  for (const node of index.order) {
+    const first = node.input.find((i2) => i2 && types.has(i2));
+    const inputType = first ? types.get(first) : void 0;
+    node.output.forEach((o, k) => {
+      if (!o) return;
+      let t;
+      if (node.opType === "Constant") t = attr(node, "value")?.t?.dataType;
+      else if (node.opType === "Cast") t = attrInt(node, "to", 0) || void 0;
+      else if (node.opType === "CastLike") t = types.get(node.input[1]);
+      else if (node.opType === "ConstantOfShape") t = attr(node, "value")?.t?.dataType ?? 1 /* FLOAT */;
+      else if (BOOLEAN.has(node.opType)) t = 9 /* BOOL */;
+      else if (INDICES.has(node.opType)) t = 7 /* INT64 */;
+      else if ((node.opType === "MaxPool" || node.opType === "TopK") && k === 1) t = 7 /* INT64 */;
+      else if (node.opType === "Where") t = types.get(node.input[1]) ?? types.get(node.input[2]);
+      else t = inputType;
+      t = declared(index.valueInfo.get(o)) ?? t;
+      if (t) types.set(o, t);
+    });
   }
-  return n;
+  return types;
 }
-function activationImportance(model, analysis, meanAbs) {
-  const get = constants4(model);
-  const scores = /* @__PURE__ */ new Map();
-  for (const u of analysis.uses) {
-    if (u.role !== "fanin" || !u.activation) continue;
-    const act = meanAbs.get(u.activation);
-    if (!act) continue;
-    const { values, dims } = get(u.tensor);
-    const w = normAlongAxis(values, dims, u.axis, 2);
-    const per = new Float64Array(w.length);
-    for (let i2 = 0; i2 < w.length; i2++) per[i2] = Math.sqrt(w[i2]) * (act[i2] ?? 0);
-    accumulate(scores, analysis.spaces, u.layout, per);
-  }
-  return scores;
-}
-var isMatrixUse;
-var init_importance = __esm({
-  "src/prune/criteria/importance.ts"() {
+var BOOLEAN, INDICES;
+var init_elementTypes = __esm({
+  "src/onnx/elementTypes.ts"() {
     "use strict";
     init_graph();
     init_tensor();
-    isMatrixUse = (u, get) => get(u.tensor).dims.length >= 2;
-  }
-});
-
-// src/prune/structured/skip.ts
-function skipText(r) {
-  switch (r.kind) {
-    case "graph-output":
-      return `reaches graph output '${r.output}', whose shape must not change`;
-    case "graph-input":
-      return `${r.node} combines the channels with graph input '${r.input}', whose width is fixed`;
-    case "normalization":
-      return `${r.node} (${r.op}) normalises over the channel axis (removing a channel would change how every other one is normalised)`;
-    case "protected":
-      return `'${r.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`;
-    case "embedding":
-      return `the channels start in embedding table '${r.table}'`;
-    case "grouped-conv":
-      return `${r.node} is a grouped convolution (group=${r.group}, ${r.perGroup} input channels per group); pruning it would break the grouping`;
-    case "shape-arithmetic":
-      return `${r.node} (${r.op}) ${r.detail}`;
-    case "not-constant":
-      return `${r.node} reads '${r.tensor}', which is not a float constant`;
-    case "shared-constant":
-      return `'${r.tensor}' is also read by ${r.reader} (${r.op})`;
-    case "unsupported":
-      return `${r.node} (${r.op}) ${r.detail}`;
-  }
-}
-function skipHint(r) {
-  switch (r.kind) {
-    case "graph-output":
-      return "the output width is the model's interface and stays";
-    case "graph-input":
-      return "the input width is the caller's and stays";
-    case "normalization":
-      return "the layers that feed and read it are pruned instead where they can be (in a transformer: the attention heads and FFN channels of every block); a narrower width needs a narrower model trained or distilled";
-    case "protected":
-      return "drop the flag that protects it to let it be pruned";
-    case "embedding":
-      return "embedding tables keep their width by design; the layers after them are pruned";
-    case "grouped-conv":
-      return "a depthwise (group = channels) or ungrouped convolution is followed";
-    case "shape-arithmetic":
-      return "export with static shapes or constant-fold the shape computation (e.g. onnxsim) so the count is a constant";
-    case "not-constant":
-      return "export with constant folding so weights are stored as initializers";
-    case "shared-constant":
-      return "export without weight sharing between these layers (or untie them) to prune them";
-    case "unsupported":
-      return "the rest of the model is still pruned; --exclude the group's layers to silence this note";
-  }
-}
-function renderSkip(r) {
-  return `${skipText(r)}; ${skipHint(r)}`;
-}
-var init_skip = __esm({
-  "src/prune/structured/skip.ts"() {
-    "use strict";
-  }
-});
-
-// src/prune/reduction.ts
-function channelTally(groups) {
-  let eligible = 0;
-  let removed = 0;
-  const skipped = [];
-  for (const g2 of groups) {
-    if (g2.skip) skipped.push({ group: g2.name, channels: g2.size, reason: g2.skip, text: renderSkip(g2.skip) });
-    if (g2.size <= 1 || g2.skip && BY_DESIGN.has(g2.skip.kind)) continue;
-    eligible += g2.size;
-    removed += g2.size - g2.kept;
-  }
-  return { eligible, removed, skipped };
-}
-var BY_DESIGN;
-var init_reduction2 = __esm({
-  "src/prune/reduction.ts"() {
-    "use strict";
-    init_skip();
-    BY_DESIGN = /* @__PURE__ */ new Set(["graph-output", "graph-input", "protected", "embedding"]);
-  }
-});
-
-// src/prune/structured/allocate.ts
-function roundKept(kept, size2, roundTo) {
-  const floor = Math.min(size2, Math.max(1, roundTo));
-  if (roundTo <= 1) return Math.max(floor, Math.min(size2, kept));
-  if (size2 <= roundTo) return size2;
-  const r = Math.round(kept / roundTo) * roundTo;
-  return Math.min(size2, Math.max(floor, r));
-}
-function allocate(groups, importance, opts) {
-  const kept = /* @__PURE__ */ new Map();
-  if (opts.scope === "layer") {
-    for (const g2 of groups) kept.set(g2.root, roundKept(Math.round(g2.size * (1 - opts.sparsity)), g2.size, opts.roundTo));
-    return kept;
-  }
-  const total2 = groups.reduce((n, g2) => n + g2.size, 0);
-  const target = Math.round(total2 * opts.sparsity);
-  const all = [];
-  for (const g2 of groups) {
-    const s = importance.get(g2.root);
-    let mean2 = 0;
-    for (const v of s) mean2 += v;
-    mean2 = mean2 / s.length || 1;
-    for (const v of s) all.push({ score: v / mean2, root: g2.root });
-    kept.set(g2.root, g2.size);
-  }
-  all.sort((a, b) => a.score - b.score);
-  const floor = Math.max(1, opts.roundTo);
-  const cap = opts.maxLayerSparsity ?? 1;
-  const minKept = new Map(groups.map((g2) => [g2.root, Math.max(floor, Math.ceil(g2.size * (1 - cap) - 1e-9))]));
-  let removed = 0;
-  for (const c of all) {
-    if (removed >= target) break;
-    const k = kept.get(c.root);
-    if (k <= minKept.get(c.root)) continue;
-    kept.set(c.root, k - 1);
-    removed++;
-  }
-  for (const g2 of groups) kept.set(g2.root, roundKept(kept.get(g2.root), g2.size, opts.roundTo));
-  return kept;
-}
-function keepMask(scores, keep) {
-  const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b);
-  const mask = new Uint8Array(scores.length);
-  for (let i2 = 0; i2 < keep; i2++) mask[order[i2]] = 1;
-  return mask;
-}
-var init_allocate = __esm({
-  "src/prune/structured/allocate.ts"() {
-    "use strict";
-  }
-});
-
-// src/prune/structured/widths.ts
-function trend(curve) {
-  const n = curve.counts.length;
-  const mx = curve.counts.reduce((a, b) => a + b, 0) / n;
-  const my = curve.ms.reduce((a, b) => a + b, 0) / n;
-  let sxy = 0;
-  let sxx = 0;
-  curve.counts.forEach((c, i2) => {
-    sxy += (c - mx) * (curve.ms[i2] - my);
-    sxx += (c - mx) * (c - mx);
-  });
-  const slope = sxx > 0 ? sxy / sxx : 0;
-  return (c) => my + slope * (c - mx);
-}
-function chooseMultiple(curve, tolerance = WIDTH_TOLERANCE) {
-  if (curve.counts.length < 2) return { multiple: 1, scores: [] };
-  const fit = trend(curve);
-  const scores = [];
-  for (const m of WIDTH_MULTIPLES) {
-    const at2 = curve.counts.flatMap((c, i2) => c % m === 0 && curve.ms[i2] > 0 ? [fit(c) / curve.ms[i2]] : []);
-    if (at2.length > 0) scores.push({ multiple: m, score: at2.reduce((a, b) => a + b, 0) / at2.length });
-  }
-  if (scores.length === 0) return { multiple: 1, scores: [] };
-  const best = Math.max(...scores.map((s) => s.score));
-  const relative5 = scores.map((s) => ({ multiple: s.multiple, score: s.score / best }));
-  return { multiple: relative5.find((s) => s.score >= 1 - tolerance).multiple, scores: relative5 };
-}
-function allowedWidths(size2, multiple) {
-  const out = /* @__PURE__ */ new Set();
-  for (let w = multiple / 2; w >= 1 && Number.isInteger(w); w /= 2) if (w < size2) out.add(w);
-  for (let w = multiple; w < size2; w += multiple) out.add(w);
-  out.add(size2);
-  return [...out].sort((a, b) => a - b);
-}
-function nearest(widths, kept) {
-  let best = widths[0];
-  for (const w of widths) if (Math.abs(w - kept) < Math.abs(best - kept) || Math.abs(w - kept) === Math.abs(best - kept) && w > best) best = w;
-  return best;
-}
-function snapToWidths(groups) {
-  const widths = new Map(groups.map((g2) => [g2.root, allowedWidths(g2.size, Math.max(1, g2.multiple))]));
-  const kept = new Map(groups.map((g2) => [g2.root, nearest(widths.get(g2.root), g2.kept)]));
-  const sorted = new Map(groups.map((g2) => [g2.root, Float64Array.from(g2.scores).sort()]));
-  const target = groups.reduce((n, g2) => n + g2.size - g2.kept, 0);
-  const removed = () => groups.reduce((n, g2) => n + g2.size - kept.get(g2.root), 0);
-  const meanBetween = (g2, lo, hi) => {
-    const s = sorted.get(g2.root);
-    const units = s.length;
-    let sum = 0;
-    for (let r = units - hi; r < units - lo; r++) sum += s[r];
-    return sum / Math.max(1, hi - lo);
-  };
-  for (let guard = 0; guard < 1e4; guard++) {
-    const gap = target - removed();
-    let best;
-    for (const g2 of groups) {
-      const list = widths.get(g2.root);
-      const i2 = list.indexOf(kept.get(g2.root));
-      if (gap > 0 && i2 > 0) {
-        const to = list[i2 - 1];
-        const step = kept.get(g2.root) - to;
-        if (Math.abs(gap - step) >= Math.abs(gap)) continue;
-        const cost = meanBetween(g2, to, kept.get(g2.root));
-        if (!best || cost < best.cost) best = { root: g2.root, to, cost };
-      } else if (gap < 0 && i2 < list.length - 1) {
-        const to = list[i2 + 1];
-        const step = to - kept.get(g2.root);
-        if (Math.abs(gap + step) >= Math.abs(gap)) continue;
-        const cost = -meanBetween(g2, kept.get(g2.root), to);
-        if (!best || cost < best.cost) best = { root: g2.root, to, cost };
-      }
-    }
-    if (!best) break;
-    kept.set(best.root, best.to);
-  }
-  return kept;
-}
-var WIDTH_MULTIPLES, WIDTH_TOLERANCE;
-var init_widths = __esm({
-  "src/prune/structured/widths.ts"() {
-    "use strict";
-    WIDTH_MULTIPLES = [1, 2, 4, 8, 16];
-    WIDTH_TOLERANCE = 0.015;
+    BOOLEAN = /* @__PURE__ */ new Set(["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not", "IsNaN", "IsInf"]);
+    INDICES = /* @__PURE__ */ new Set(["Shape", "Size", "ArgMax", "ArgMin", "NonZero"]);
   }
 });
 
@@ -42468,6 +42636,426 @@ var init_shapes = __esm({
       "DynamicQuantizeLinear"
     ]);
     BROADCAST = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "And", "Or", "Mod", "LessOrEqual", "GreaterOrEqual", "Expand"]);
+  }
+});
+
+// src/onnx/subgraph.ts
+function batchedDims(dims) {
+  return dims && dims.length > 0 ? ["batch", ...dims.slice(1)] : void 0;
+}
+function captureDeclarations(model) {
+  const index = new GraphIndex(model.graph);
+  const types = elementTypes(index);
+  const shapes = inferShapes(index, 1).shapes;
+  return (name) => valueInfo(name, types.get(name) ?? 1 /* FLOAT */, batchedDims(shapes.get(name)));
+}
+function withExtraOutputs(model, tensors) {
+  const declare = captureDeclarations(model);
+  const ed = ModelEditor.copyOf(model);
+  for (const name of tensors) ed.declareOutput(declare(name));
+  return ed.model;
+}
+function graphUpTo(model, tensors) {
+  const g2 = model.graph;
+  const up = upstream(model, tensors);
+  if (!up) return withExtraOutputs(model, tensors);
+  const { nodes: needed, names } = up;
+  const initNames = new Set(g2.initializer.map((t) => t.name));
+  const declare = captureDeclarations(model);
+  const graph = create(GraphProtoSchema, {
+    name: g2.name,
+    node: g2.node.filter((n) => needed.has(n)),
+    initializer: g2.initializer.filter((t) => names.has(t.name)),
+    sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
+    input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
+    output: tensors.map((name) => g2.output.find((o) => o.name === name) ?? declare(name)),
+    valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
+  });
+  return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
+}
+function upstream(model, tensors) {
+  const producer = /* @__PURE__ */ new Map();
+  for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
+  const nodes = /* @__PURE__ */ new Set();
+  const names = /* @__PURE__ */ new Set();
+  const stack = [...tensors];
+  while (stack.length > 0) {
+    const t = stack.pop();
+    if (names.has(t)) continue;
+    names.add(t);
+    const n = producer.get(t);
+    if (!n || nodes.has(n)) continue;
+    if (n.attribute.some((a) => a.g !== void 0 || a.graphs.length > 0)) return null;
+    nodes.add(n);
+    for (const i2 of n.input) if (i2) stack.push(i2);
+  }
+  return { nodes, names };
+}
+var init_subgraph = __esm({
+  "src/onnx/subgraph.ts"() {
+    "use strict";
+    init_esm2();
+    init_build();
+    init_edit();
+    init_elementTypes();
+    init_graph();
+    init_onnx_pb();
+    init_shapes();
+    init_tensor();
+  }
+});
+
+// src/prune/criteria/activations.ts
+async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 64) {
+  const probe = withExtraOutputs(model, [...tensors.keys()]);
+  const { ort } = onnxruntime();
+  const session = await ort.InferenceSession.create(serializeModel(probe), { executionProviders: ["cpu"], graphOptimizationLevel: "disabled" });
+  const sums = /* @__PURE__ */ new Map();
+  let seen = 0;
+  try {
+    const n = Math.min(calib.count, maxSamples);
+    const subset = n < calib.count ? { ...calib, count: n } : calib;
+    await runBatches(session, subset, batch, [...tensors.keys()], (values, _first, count2) => {
+      for (const [name, axis] of tensors) {
+        const t = values.get(name);
+        const dims = t.dims;
+        const data = t.data;
+        const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+        const k = dims[axis];
+        let acc2 = sums.get(name);
+        if (!acc2) sums.set(name, acc2 = new Float64Array(k));
+        for (let i2 = 0; i2 < data.length; i2++) acc2[Math.floor(i2 / inner) % k] += Math.abs(data[i2]);
+      }
+      seen += count2;
+    });
+  } finally {
+    await session.release();
+  }
+  for (const [name, acc2] of sums) {
+    const perSample = acc2.length;
+    void perSample;
+    for (let i2 = 0; i2 < acc2.length; i2++) acc2[i2] /= Math.max(1, seen);
+  }
+  return sums;
+}
+var init_activations = __esm({
+  "src/prune/criteria/activations.ts"() {
+    "use strict";
+    init_ort();
+    init_model();
+    init_batches();
+    init_subgraph();
+  }
+});
+
+// src/prune/criteria/importance.ts
+function normAlongAxis(values, dims, axis, p) {
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const n = dims[axis];
+  const out = new Float64Array(n);
+  for (let i2 = 0; i2 < values.length; i2++) {
+    const k = Math.floor(i2 / inner) % n;
+    const v = values[i2];
+    out[k] += p === 1 ? Math.abs(v) : v * v;
+  }
+  return out;
+}
+function accumulate(scores, spaces, layout, perElement) {
+  let pos = 0;
+  for (const s of layout) {
+    const root = spaces.root(s.space);
+    let acc2 = scores.get(root);
+    if (!acc2) scores.set(root, acc2 = new Float64Array(spaces.size(root)));
+    for (let c = 0; c < s.len; c++) {
+      for (let r = 0; r < s.repeat; r++) acc2[s.start + c] += perElement[pos + c * s.repeat + r];
+    }
+    pos += s.len * s.repeat;
+  }
+}
+function constants4(model) {
+  const index = new GraphIndex(model.graph);
+  const cache = /* @__PURE__ */ new Map();
+  return (name) => {
+    let c = cache.get(name);
+    if (!c) {
+      const t = index.constant(name);
+      cache.set(name, c = { values: tensorToFloat32(t), dims: tensorDims(t) });
+    }
+    return c;
+  };
+}
+function magnitudeImportance(model, analysis, p) {
+  const get = constants4(model);
+  const scores = /* @__PURE__ */ new Map();
+  for (const u of analysis.uses) {
+    if (!isMatrixUse(u, get)) continue;
+    const { values, dims } = get(u.tensor);
+    accumulate(scores, analysis.spaces, u.layout, normAlongAxis(values, dims, u.axis, p));
+  }
+  if (p === 2) for (const v of scores.values()) for (let i2 = 0; i2 < v.length; i2++) v[i2] = Math.sqrt(v[i2]);
+  return scores;
+}
+function bnScaleImportance(model, analysis) {
+  const get = constants4(model);
+  const scores = /* @__PURE__ */ new Map();
+  const nodes = model.graph.node;
+  for (const u of analysis.uses) {
+    const n = nodes[u.node];
+    if (n.opType !== "BatchNormalization" || u.tensor !== resolveAlias(model, n.input[1])) continue;
+    accumulate(scores, analysis.spaces, u.layout, Array.from(get(u.tensor).values, Math.abs));
+  }
+  return scores;
+}
+function resolveAlias(model, name) {
+  const byOutput = new Map(model.graph.node.map((n2) => [n2.output[0], n2]));
+  let n = name;
+  for (let hop = 0; hop < 8; hop++) {
+    const p = byOutput.get(n);
+    if (!p || p.opType !== "Identity") return n;
+    n = p.input[0];
+  }
+  return n;
+}
+function activationImportance(model, analysis, meanAbs) {
+  const get = constants4(model);
+  const scores = /* @__PURE__ */ new Map();
+  for (const u of analysis.uses) {
+    if (u.role !== "fanin" || !u.activation) continue;
+    const act = meanAbs.get(u.activation);
+    if (!act) continue;
+    const { values, dims } = get(u.tensor);
+    const w = normAlongAxis(values, dims, u.axis, 2);
+    const per = new Float64Array(w.length);
+    for (let i2 = 0; i2 < w.length; i2++) per[i2] = Math.sqrt(w[i2]) * (act[i2] ?? 0);
+    accumulate(scores, analysis.spaces, u.layout, per);
+  }
+  return scores;
+}
+var isMatrixUse;
+var init_importance = __esm({
+  "src/prune/criteria/importance.ts"() {
+    "use strict";
+    init_graph();
+    init_tensor();
+    isMatrixUse = (u, get) => get(u.tensor).dims.length >= 2;
+  }
+});
+
+// src/prune/structured/skip.ts
+function skipText(r) {
+  switch (r.kind) {
+    case "graph-output":
+      return `reaches graph output '${r.output}', whose shape must not change`;
+    case "graph-input":
+      return `${r.node} combines the channels with graph input '${r.input}', whose width is fixed`;
+    case "normalization":
+      return `${r.node} (${r.op}) normalises over the channel axis (removing a channel would change how every other one is normalised)`;
+    case "protected":
+      return `'${r.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`;
+    case "embedding":
+      return `the channels start in embedding table '${r.table}'`;
+    case "grouped-conv":
+      return `${r.node} is a grouped convolution (group=${r.group}, ${r.perGroup} input channels per group); pruning it would break the grouping`;
+    case "shape-arithmetic":
+      return `${r.node} (${r.op}) ${r.detail}`;
+    case "not-constant":
+      return `${r.node} reads '${r.tensor}', which is not a float constant`;
+    case "shared-constant":
+      return `'${r.tensor}' is also read by ${r.reader} (${r.op})`;
+    case "unsupported":
+      return `${r.node} (${r.op}) ${r.detail}`;
+  }
+}
+function skipHint(r) {
+  switch (r.kind) {
+    case "graph-output":
+      return "the output width is the model's interface and stays";
+    case "graph-input":
+      return "the input width is the caller's and stays";
+    case "normalization":
+      return "the layers that feed and read it are pruned instead where they can be (in a transformer: the attention heads and FFN channels of every block); a narrower width needs a narrower model trained or distilled";
+    case "protected":
+      return "drop the flag that protects it to let it be pruned";
+    case "embedding":
+      return "embedding tables keep their width by design; the layers after them are pruned";
+    case "grouped-conv":
+      return "a depthwise (group = channels) or ungrouped convolution is followed";
+    case "shape-arithmetic":
+      return "export with static shapes or constant-fold the shape computation (e.g. onnxsim) so the count is a constant";
+    case "not-constant":
+      return "export with constant folding so weights are stored as initializers";
+    case "shared-constant":
+      return "export without weight sharing between these layers (or untie them) to prune them";
+    case "unsupported":
+      return "the rest of the model is still pruned; --exclude the group's layers to silence this note";
+  }
+}
+function renderSkip(r) {
+  return `${skipText(r)}; ${skipHint(r)}`;
+}
+var init_skip = __esm({
+  "src/prune/structured/skip.ts"() {
+    "use strict";
+  }
+});
+
+// src/prune/reduction.ts
+function channelTally(groups) {
+  let eligible = 0;
+  let removed = 0;
+  const skipped = [];
+  for (const g2 of groups) {
+    if (g2.skip) skipped.push({ group: g2.name, channels: g2.size, reason: g2.skip, text: renderSkip(g2.skip) });
+    if (g2.size <= 1 || g2.skip && BY_DESIGN.has(g2.skip.kind)) continue;
+    eligible += g2.size;
+    removed += g2.size - g2.kept;
+  }
+  return { eligible, removed, skipped };
+}
+var BY_DESIGN;
+var init_reduction2 = __esm({
+  "src/prune/reduction.ts"() {
+    "use strict";
+    init_skip();
+    BY_DESIGN = /* @__PURE__ */ new Set(["graph-output", "graph-input", "protected", "embedding"]);
+  }
+});
+
+// src/prune/structured/allocate.ts
+function roundKept(kept, size2, roundTo) {
+  const floor = Math.min(size2, Math.max(1, roundTo));
+  if (roundTo <= 1) return Math.max(floor, Math.min(size2, kept));
+  if (size2 <= roundTo) return size2;
+  const r = Math.round(kept / roundTo) * roundTo;
+  return Math.min(size2, Math.max(floor, r));
+}
+function allocate(groups, importance, opts) {
+  const kept = /* @__PURE__ */ new Map();
+  if (opts.scope === "layer") {
+    for (const g2 of groups) kept.set(g2.root, roundKept(Math.round(g2.size * (1 - opts.sparsity)), g2.size, opts.roundTo));
+    return kept;
+  }
+  const total2 = groups.reduce((n, g2) => n + g2.size, 0);
+  const target = Math.round(total2 * opts.sparsity);
+  const all = [];
+  for (const g2 of groups) {
+    const s = importance.get(g2.root);
+    let mean3 = 0;
+    for (const v of s) mean3 += v;
+    mean3 = mean3 / s.length || 1;
+    for (const v of s) all.push({ score: v / mean3, root: g2.root });
+    kept.set(g2.root, g2.size);
+  }
+  all.sort((a, b) => a.score - b.score);
+  const floor = Math.max(1, opts.roundTo);
+  const cap = opts.maxLayerSparsity ?? 1;
+  const minKept = new Map(groups.map((g2) => [g2.root, Math.max(floor, Math.ceil(g2.size * (1 - cap) - 1e-9))]));
+  let removed = 0;
+  for (const c of all) {
+    if (removed >= target) break;
+    const k = kept.get(c.root);
+    if (k <= minKept.get(c.root)) continue;
+    kept.set(c.root, k - 1);
+    removed++;
+  }
+  for (const g2 of groups) kept.set(g2.root, roundKept(kept.get(g2.root), g2.size, opts.roundTo));
+  return kept;
+}
+function keepMask(scores, keep) {
+  const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b);
+  const mask = new Uint8Array(scores.length);
+  for (let i2 = 0; i2 < keep; i2++) mask[order[i2]] = 1;
+  return mask;
+}
+var init_allocate = __esm({
+  "src/prune/structured/allocate.ts"() {
+    "use strict";
+  }
+});
+
+// src/prune/structured/widths.ts
+function trend(curve) {
+  const n = curve.counts.length;
+  const mx = curve.counts.reduce((a, b) => a + b, 0) / n;
+  const my = curve.ms.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  curve.counts.forEach((c, i2) => {
+    sxy += (c - mx) * (curve.ms[i2] - my);
+    sxx += (c - mx) * (c - mx);
+  });
+  const slope = sxx > 0 ? sxy / sxx : 0;
+  return (c) => my + slope * (c - mx);
+}
+function chooseMultiple(curve, tolerance = WIDTH_TOLERANCE) {
+  if (curve.counts.length < 2) return { multiple: 1, scores: [] };
+  const fit = trend(curve);
+  const scores = [];
+  for (const m of WIDTH_MULTIPLES) {
+    const at2 = curve.counts.flatMap((c, i2) => c % m === 0 && curve.ms[i2] > 0 ? [fit(c) / curve.ms[i2]] : []);
+    if (at2.length > 0) scores.push({ multiple: m, score: at2.reduce((a, b) => a + b, 0) / at2.length });
+  }
+  if (scores.length === 0) return { multiple: 1, scores: [] };
+  const best = Math.max(...scores.map((s) => s.score));
+  const relative5 = scores.map((s) => ({ multiple: s.multiple, score: s.score / best }));
+  return { multiple: relative5.find((s) => s.score >= 1 - tolerance).multiple, scores: relative5 };
+}
+function allowedWidths(size2, multiple) {
+  const out = /* @__PURE__ */ new Set();
+  for (let w = multiple / 2; w >= 1 && Number.isInteger(w); w /= 2) if (w < size2) out.add(w);
+  for (let w = multiple; w < size2; w += multiple) out.add(w);
+  out.add(size2);
+  return [...out].sort((a, b) => a - b);
+}
+function nearest(widths, kept) {
+  let best = widths[0];
+  for (const w of widths) if (Math.abs(w - kept) < Math.abs(best - kept) || Math.abs(w - kept) === Math.abs(best - kept) && w > best) best = w;
+  return best;
+}
+function snapToWidths(groups) {
+  const widths = new Map(groups.map((g2) => [g2.root, allowedWidths(g2.size, Math.max(1, g2.multiple))]));
+  const kept = new Map(groups.map((g2) => [g2.root, nearest(widths.get(g2.root), g2.kept)]));
+  const sorted = new Map(groups.map((g2) => [g2.root, Float64Array.from(g2.scores).sort()]));
+  const target = groups.reduce((n, g2) => n + g2.size - g2.kept, 0);
+  const removed = () => groups.reduce((n, g2) => n + g2.size - kept.get(g2.root), 0);
+  const meanBetween = (g2, lo, hi) => {
+    const s = sorted.get(g2.root);
+    const units = s.length;
+    let sum = 0;
+    for (let r = units - hi; r < units - lo; r++) sum += s[r];
+    return sum / Math.max(1, hi - lo);
+  };
+  for (let guard = 0; guard < 1e4; guard++) {
+    const gap = target - removed();
+    let best;
+    for (const g2 of groups) {
+      const list = widths.get(g2.root);
+      const i2 = list.indexOf(kept.get(g2.root));
+      if (gap > 0 && i2 > 0) {
+        const to = list[i2 - 1];
+        const step = kept.get(g2.root) - to;
+        if (Math.abs(gap - step) >= Math.abs(gap)) continue;
+        const cost = meanBetween(g2, to, kept.get(g2.root));
+        if (!best || cost < best.cost) best = { root: g2.root, to, cost };
+      } else if (gap < 0 && i2 < list.length - 1) {
+        const to = list[i2 + 1];
+        const step = to - kept.get(g2.root);
+        if (Math.abs(gap + step) >= Math.abs(gap)) continue;
+        const cost = -meanBetween(g2, kept.get(g2.root), to);
+        if (!best || cost < best.cost) best = { root: g2.root, to, cost };
+      }
+    }
+    if (!best) break;
+    kept.set(best.root, best.to);
+  }
+  return kept;
+}
+var WIDTH_MULTIPLES, WIDTH_TOLERANCE;
+var init_widths = __esm({
+  "src/prune/structured/widths.ts"() {
+    "use strict";
+    WIDTH_MULTIPLES = [1, 2, 4, 8, 16];
+    WIDTH_TOLERANCE = 0.015;
   }
 });
 
@@ -44683,10 +45271,10 @@ function lossAt(pts) {
   };
 }
 function normalised(scores) {
-  let mean2 = 0;
-  for (const v of scores) mean2 += v;
-  mean2 = mean2 / scores.length || 1;
-  return scores.map((v) => v / mean2);
+  let mean3 = 0;
+  for (const v of scores) mean3 += v;
+  mean3 = mean3 / scores.length || 1;
+  return scores.map((v) => v / mean3);
 }
 async function groupWidths(model, analysis, prunable, opts) {
   const plain = prunable.filter((g2) => g2.block === 1);
@@ -44991,8 +45579,120 @@ var init_describe = __esm({
   }
 });
 
+// src/onnx/head.ts
+function showDims(dims) {
+  return dims ? `[batch,${dims.map((d) => d === null ? "?" : String(d)).join(",")}]` : "[?]";
+}
+function perSampleDims(one, three, tensor) {
+  const a = one.get(tensor);
+  const b = three.get(tensor);
+  if (!a || !b || a.length === 0 || a.length !== b.length) return void 0;
+  return a.slice(1).map((d, i2) => d === b[i2 + 1] ? d : null);
+}
+function isFloatCast(node, types) {
+  return node.opType === "Cast" && FLOAT_TYPES.has(attrInt(node, "to", 0)) && FLOAT_TYPES.has(types.get(node.input[0]) ?? 1 /* FLOAT */);
+}
+function findHead(model, opts = {}) {
+  const g2 = model.graph;
+  const index = new GraphIndex(g2);
+  const types = elementTypes(index);
+  const one = inferShapes(index, 1).shapes;
+  const three = inferShapes(index, 3).shapes;
+  const dimsOfOutput = (name) => showDims(perSampleDims(one, three, name));
+  let output;
+  if (opts.output !== void 0) {
+    if (!g2.output.some((o) => o.name === opts.output)) return { ok: false, problem: { kind: "no-such-output", asked: opts.output, outputs: g2.output.map((o) => o.name) } };
+    output = opts.output;
+  } else if (g2.output.length > 1) {
+    return { ok: false, problem: { kind: "several-outputs", outputs: g2.output.map((o) => ({ name: o.name, dims: dimsOfOutput(o.name) })) } };
+  } else output = g2.output[0].name;
+  const elemType = types.get(output) ?? 1 /* FLOAT */;
+  if (!FLOAT_TYPES.has(elemType) || elemType === 16 /* BFLOAT16 */) return { ok: false, problem: { kind: "not-float", output, type: dataTypeName(elemType) } };
+  const through = [];
+  let tensor = output;
+  let producer = index.producer.get(tensor);
+  while (producer && (SHAPE_ONLY2.has(producer.opType) || isFloatCast(producer, types))) {
+    through.unshift(producer.opType);
+    tensor = producer.input[0];
+    producer = index.producer.get(tensor);
+  }
+  const activation = producer && ACTIVATIONS.has(producer.opType) ? producer.opType : void 0;
+  const scores = activation ? producer.input[0] : output;
+  const dims = perSampleDims(one, three, output);
+  if (dims && dims.filter((d) => d !== 1).length > 1) return { ok: false, problem: { kind: "not-scores", output, dims: showDims(dims) } };
+  const width = dims ? dims.some((d) => d === null) ? null : numel(dims) : null;
+  if (activation === "Softmax" || activation === "LogSoftmax") {
+    const problem = softmaxAxisProblem(producer, opsetVersion(model), one, output, activation);
+    if (problem) return { ok: false, problem };
+  }
+  const base = { output, width, scores, through, elemType, ...activation ? { activation } : {} };
+  if (activation === "Sigmoid") {
+    const labels = width ?? opts.labelWidth ?? 1;
+    return { ok: true, head: { ...base, task: labels > 1 ? "multilabel" : "binary", form: "probabilities", width: width ?? (opts.labelWidth !== void 0 ? labels : null) } };
+  }
+  if (width === 1) return { ok: false, problem: { kind: "single-score", output } };
+  return { ok: true, head: { ...base, task: "multiclass", form: activation ? FORM[activation] : "logits" } };
+}
+function softmaxAxisProblem(node, opset, shapes, output, activation) {
+  const s = shapes.get(node.input[0]);
+  if (!s || s.length === 0) return void 0;
+  let axis = attrInt(node, "axis", opset >= 13 ? -1 : 1);
+  if (axis < 0) axis += s.length;
+  const perSample = numel(s.slice(1));
+  const group2 = opset >= 13 ? s[axis] : numel(s.slice(axis));
+  if (axis >= 1 && group2 === perSample) return void 0;
+  return { kind: "softmax-axis", output, axis, dims: `[${s.join(",")}]`, activation };
+}
+function checkLabels2(head, labels, labelWidth, data) {
+  if (!labels) return { kind: "no-labels", data };
+  if (head.task === "multiclass") return labelWidth > 1 ? { kind: "labels-matrix-for-classes", output: head.output, labelWidth } : void 0;
+  if (head.task === "multilabel" && head.width !== null && labelWidth !== head.width) return { kind: "label-width", output: head.output, labels: head.width, labelWidth };
+  if (head.task === "binary" && labelWidth !== 1) return { kind: "label-width", output: head.output, labels: 1, labelWidth };
+  for (let i2 = 0; i2 < labels.length; i2++) if (labels[i2] > 1) return { kind: "labels-not-binary", output: head.output, value: labels[i2] };
+  return void 0;
+}
+function headProblemMessage(p, file) {
+  switch (p.kind) {
+    case "several-outputs":
+      return `${file}: has ${p.outputs.length} outputs (${p.outputs.map((o) => `${o.name} ${o.dims}`).join(", ")}); prune-guard judges one classifier output of shape [batch, classes] (logits, probabilities or sigmoid): pass --output NAME (config 'output:') to choose it; ${FIDELITY_LATER}`;
+    case "no-such-output":
+      return `--output ${p.asked}: the model has no output of that name; its outputs are ${p.outputs.map((o) => `'${o}'`).join(", ")}`;
+    case "not-float":
+      return `${file}: output '${p.output}' holds ${p.type} values; prune-guard judges float scores per class (logits, probabilities or a sigmoid), so export the scores rather than ${p.type === "INT64" || p.type === "INT32" ? "the predicted class ids" : `${p.type} values`}${p.type === "BFLOAT16" ? " (onnxruntime-node cannot read bfloat16 tensors: Cast the output to float32)" : ""}`;
+    case "not-scores":
+      return `${file}: output '${p.output}' has shape ${p.dims}, not one score per class; prune-guard judges an output of shape [batch, classes] (or [batch, classes, 1, 1]), or a sigmoid [batch] / [batch, labels]: choose such an output with --output NAME; ${FIDELITY_LATER}`;
+    case "single-score":
+      return `${file}: output '${p.output}' has one value per sample and no Sigmoid before it; prune-guard judges a binary classifier by its sigmoid probability: export it with torch.sigmoid(...) at the end (or two class logits), or choose another output with --output NAME`;
+    case "softmax-axis":
+      return `${file}: output '${p.output}' comes from a ${p.activation} over axis ${p.axis} of ${p.dims}, which is not one distribution over classes per sample; export the ${p.activation} over the class axis (dim=1), or output the logits before it`;
+    case "labels-matrix-for-classes":
+      return `y has ${p.labelWidth} columns, read as a multi-label 0/1 matrix, but output '${p.output}' scores one class per sample (softmax or logits); for one-hot class labels save y.argmax(axis=1), or judge a multi-label model by its sigmoid output`;
+    case "labels-not-binary":
+      return `y holds the value ${p.value}, but output '${p.output}' is a sigmoid, judged as 0/1 decisions at 0.5; labels must be 0 or 1 (for classes, export a softmax or the logits instead)`;
+    case "label-width":
+      return `y has ${p.labelWidth} label${p.labelWidth > 1 ? "s" : ""} per sample but sigmoid output '${p.output}' has ${p.labels}; save y with shape [N, ${p.labels}]${p.labels === 1 ? " or [N]" : ""} (one 0/1 column per output label)`;
+    case "no-labels":
+      return `${p.data}: no label array 'y'; prune-guard judges classifiers against labels: add y=labels (class ids, or a 0/1 [N,K] matrix for a multi-label sigmoid) to the .npz; ${FIDELITY_LATER}`;
+  }
+}
+var SHAPE_ONLY2, ACTIVATIONS, FORM, FIDELITY_LATER;
+var init_head = __esm({
+  "src/onnx/head.ts"() {
+    "use strict";
+    init_graph();
+    init_elementTypes();
+    init_model();
+    init_shapes();
+    init_tensor();
+    SHAPE_ONLY2 = /* @__PURE__ */ new Set(["Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Dropout"]);
+    ACTIVATIONS = /* @__PURE__ */ new Set(["Softmax", "LogSoftmax", "Sigmoid"]);
+    FORM = { Softmax: "probabilities", LogSoftmax: "log-probabilities", Sigmoid: "probabilities" };
+    FIDELITY_LATER = "judging outputs without class labels by fidelity to the dense model is not available in this version";
+  }
+});
+
 // src/onnx/runtime/scores.ts
-function scoreRow(row, offset, classes, label2, areProbabilities) {
+function scoreRow(row, offset, classes, label2, form) {
   let pred = 0;
   let max2 = -Infinity;
   for (let c = 0; c < classes; c++) {
@@ -45002,14 +45702,20 @@ function scoreRow(row, offset, classes, label2, areProbabilities) {
       pred = c;
     }
   }
-  if (areProbabilities) {
+  if (form === "probabilities") {
     const p = row[offset + label2];
-    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
+    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, P_FLOOR)) };
   }
+  if (form === "log-probabilities") return { pred, confidence: Math.exp(max2), logProbLabel: row[offset + label2] };
   let sum = 0;
   for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
   const logSum = Math.log(sum);
   return { pred, confidence: 1 / sum, logProbLabel: row[offset + label2] - max2 - logSum };
+}
+function scoreSigmoid(p, y) {
+  const pred = p >= SIGMOID_THRESHOLD ? 1 : 0;
+  const q = Math.min(Math.max(p, P_FLOOR), 1 - P_FLOOR);
+  return { pred, confidence: pred ? q : 1 - q, logProbLabel: y === 1 ? Math.log(q) : Math.log(1 - q) };
 }
 function expectedCalibrationError(confidence, correct, bins = 15) {
   const n = confidence.length;
@@ -45026,72 +45732,131 @@ function expectedCalibrationError(confidence, correct, bins = 15) {
   for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(hit[b] - conf[b]) / n;
   return ece;
 }
+var P_FLOOR, SIGMOID_THRESHOLD;
 var init_scores = __esm({
   "src/onnx/runtime/scores.ts"() {
     "use strict";
+    P_FLOOR = 1e-12;
+    SIGMOID_THRESHOLD = 0.5;
   }
 });
 
 // src/onnx/runtime/classifier.ts
-function endsInSoftmax(model) {
-  const index = new GraphIndex(model.graph);
-  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
+function defaultHead(model, output) {
+  const r = findHead(model, { output });
+  if (!r.ok) throw new UserError(headProblemMessage(r.problem, "model"));
+  return r.head;
 }
 async function evaluateClassifier(session, data, opts) {
   if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
-  if (session.outputNames.length !== 1) {
-    throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
+  let head = opts.head;
+  if (!head) {
+    if (session.outputNames.length !== 1) {
+      throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); pass --output NAME to choose the classifier output to judge`);
+    }
+    head = { output: session.outputNames[0], task: "multiclass", form: "logits", width: null, scores: session.outputNames[0], through: [], elemType: 1 };
   }
-  const { ort } = onnxruntime();
-  const labels = data.labels ?? new Int32Array(data.count);
+  const sigmoid2 = head.task !== "multiclass";
+  const labels = data.labels && !opts.unlabelled ? data.labels : null;
   const n = data.count;
-  const pred = new Int32Array(n);
-  const confidence = new Float32Array(n);
-  const correct = new Uint8Array(n);
-  const logProbLabel = new Float32Array(n);
-  let classes = 0;
+  let perSample = 0;
+  let decisions = 0;
+  let pred = new Int32Array(0);
+  let confidence = new Float32Array(0);
+  let correct = new Uint8Array(0);
+  let logProbLabel = new Float32Array(0);
+  let truth = new Int32Array(0);
+  let group2 = new Int32Array(0);
   let logits;
-  for (let start = 0; start < n; start += opts.batchSize) {
-    const end = Math.min(n, start + opts.batchSize);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) {
-      feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+  let width0 = 0;
+  const choicesOf = (width) => sigmoid2 ? 2 : width;
+  await runBatches(session, data, opts.batchSize, [head.output], (values, start, count2) => {
+    const out = values.get(head.output);
+    const width = count2 > 0 ? out.data.length / count2 : 0;
+    if (out.dims[0] !== count2 || !Number.isInteger(width)) {
+      throw new UserError(`${opts.modelPath}: output '${head.output}' has shape [${out.dims}] for ${count2} samples, expected [batch, classes]`);
     }
-    const result = await session.run(feeds);
-    const out = result[session.outputNames[0]];
-    if (out.dims.length !== 2 || out.dims[0] !== end - start) {
-      throw new UserError(`${opts.modelPath}: output has shape [${out.dims}], expected [batch, classes]; prune-guard evaluates classifiers with one logits output`);
-    }
-    const values = out.data;
-    if (classes === 0) {
-      classes = out.dims[1];
-      if (opts.keepLogits) logits = new Float32Array(n * classes);
-    }
-    for (let i2 = 0; i2 < end - start; i2++) {
-      const label2 = labels[start + i2];
-      if (label2 >= classes) {
-        throw new UserError(`${data.path}: label ${label2} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
+    if (perSample === 0) {
+      if (width < 1 || !sigmoid2 && width < 2) throw new UserError(`${opts.modelPath}: output '${head.output}' has ${width} value(s) per sample; prune-guard judges [batch, classes] scores with at least 2 classes, or a sigmoid`);
+      perSample = sigmoid2 ? width : 1;
+      width0 = width;
+      decisions = n * perSample;
+      pred = new Int32Array(decisions);
+      confidence = new Float32Array(decisions);
+      correct = new Uint8Array(decisions);
+      logProbLabel = new Float32Array(decisions);
+      truth = new Int32Array(decisions);
+      group2 = new Int32Array(decisions);
+      if (opts.keepLogits) logits = new Float32Array(decisions * choicesOf(width));
+      if (head.form === "probabilities" && !sigmoid2) checkRowSums(out.data, width, count2, head, opts.modelPath);
+      if (labels && (data.labelWidth ?? 1) !== perSample) {
+        throw new UserError(`${data.path}: y has ${data.labelWidth ?? 1} label(s) per sample but output '${head.output}' gives ${perSample} decision(s) per sample; save y with shape [N${perSample > 1 ? `, ${perSample}` : ""}]`);
       }
-      const s = scoreRow(values, i2 * classes, classes, label2, opts.outputsAreProbabilities);
-      pred[start + i2] = s.pred;
-      confidence[start + i2] = s.confidence;
-      correct[start + i2] = !data.labels ? 0 : s.pred === label2 ? 1 : 0;
-      logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
+    } else if (width !== width0) {
+      throw new UserError(`${opts.modelPath}: output '${head.output}' changed width between batches (${width} values per sample)`);
     }
-    logits?.set(values, start * classes);
-    for (const t of Object.values(result)) t.dispose();
-    opts.onBatch?.(end, n);
-  }
-  return { classes, pred, confidence, correct, logProbLabel, logits };
+    const v = out.data;
+    if (sigmoid2) {
+      for (let k = 0; k < count2 * width; k++) {
+        const d = start * width + k;
+        const y = labels ? labels[d] : 0;
+        const s = scoreSigmoid(v[k], y);
+        pred[d] = s.pred;
+        confidence[d] = s.confidence;
+        correct[d] = labels && s.pred === y ? 1 : 0;
+        logProbLabel[d] = labels ? s.logProbLabel : NaN;
+        truth[d] = y;
+        group2[d] = width > 1 ? k % width : y;
+        if (logits) {
+          const p = Math.min(Math.max(v[k], P_FLOOR), 1 - P_FLOOR);
+          logits[2 * d] = Math.log(1 - p);
+          logits[2 * d + 1] = Math.log(p);
+        }
+      }
+    } else {
+      for (let i2 = 0; i2 < count2; i2++) {
+        const d = start + i2;
+        const y = labels ? labels[d] : 0;
+        if (y >= width) {
+          throw new UserError(`${data.path}: label ${y} at index ${d} is out of range for a model with ${width} classes; labels must be 0..${width - 1}`);
+        }
+        const s = scoreRow(v, i2 * width, width, y, head.form);
+        pred[d] = s.pred;
+        confidence[d] = s.confidence;
+        correct[d] = labels && s.pred === y ? 1 : 0;
+        logProbLabel[d] = labels ? s.logProbLabel : NaN;
+        truth[d] = y;
+        group2[d] = y;
+      }
+      if (logits) {
+        const rows2 = v.subarray(0, count2 * width);
+        if (head.form === "probabilities") for (let k = 0; k < rows2.length; k++) logits[start * width + k] = Math.log(Math.max(rows2[k], P_FLOOR));
+        else logits.set(rows2, start * width);
+      }
+    }
+    opts.onBatch?.(start + count2, n);
+  });
+  const classes = sigmoid2 ? perSample > 1 ? perSample : 2 : width0;
+  return { task: head.task, classes, choices: sigmoid2 ? 2 : classes, perSample, pred, confidence, correct, logProbLabel, truth, group: group2, logits };
 }
+function checkRowSums(v, width, count2, head, modelPath) {
+  for (let i2 = 0; i2 < count2; i2++) {
+    let sum = 0;
+    for (let c = 0; c < width; c++) sum += v[i2 * width + c];
+    if (Math.abs(sum - 1) > SUM_TOLERANCE) {
+      throw new UserError(`${modelPath}: output '${head.output}' is read as probabilities (a Softmax${head.through.length ? ` then ${head.through.join(", ")}` : ""}), but a row sums to ${sum.toFixed(4)}; export the logits, or the Softmax over the class axis as the output`);
+    }
+  }
+}
+var SUM_TOLERANCE;
 var init_classifier = __esm({
   "src/onnx/runtime/classifier.ts"() {
     "use strict";
-    init_dataset();
     init_errors();
-    init_graph();
-    init_ort();
+    init_head();
+    init_batches();
     init_scores();
+    SUM_TOLERANCE = 0.02;
   }
 });
 
@@ -45139,21 +45904,15 @@ function weightBytes(model) {
   return total2;
 }
 async function captureActivations(session, data, fetch2, batchSize2 = 128) {
-  const { ort } = onnxruntime();
   const parts = /* @__PURE__ */ new Map();
-  for (let start = 0; start < data.count; start += batchSize2) {
-    const end = Math.min(data.count, start + batchSize2);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-    const result = await session.run(feeds, fetch2);
+  await runBatches(session, data, batchSize2, fetch2, (values) => {
     for (const name of fetch2) {
-      const t = result[name];
+      const t = values.get(name);
       const entry3 = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
       entry3.chunks.push(Float32Array.from(t.data));
       parts.set(name, entry3);
     }
-    for (const t of Object.values(result)) t.dispose();
-  }
+  });
   const out = /* @__PURE__ */ new Map();
   for (const [name, { dims, chunks }] of parts) {
     const total2 = chunks.reduce((n, c) => n + c.length, 0);
@@ -45168,31 +45927,34 @@ async function captureActivations(session, data, fetch2, batchSize2 = 128) {
   return out;
 }
 async function streamActivations(runs, data, batchSize2, onBatch) {
-  const { ort } = onnxruntime();
-  for (let start = 0; start < data.count; start += batchSize2) {
-    const end = Math.min(data.count, start + batchSize2);
-    const results = [];
-    try {
-      for (const { session, fetch: fetch2 } of runs) {
-        const feeds = {};
-        for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-        results.push(await session.run(feeds, fetch2));
-      }
-      onBatch(
-        runs.map(({ fetch: fetch2 }, k) => new Map(fetch2.map((name) => [name, { dims: results[k][name].dims, data: results[k][name].data }]))),
-        start,
-        end - start
-      );
-    } finally {
-      for (const r of results) for (const t of Object.values(r)) t.dispose();
-    }
+  const fixed2 = runs.map((r) => sessionFixedBatch(r.session, data.inputs.keys()));
+  const step = fixed2.find((f) => f !== void 0) ?? batchSize2;
+  if (runs.length === 1) {
+    await runBatches(runs[0].session, data, step, runs[0].fetch, (values, first, count2) => onBatch([values], first, count2));
+    return;
   }
+  for (let start = 0; start < data.count; start += step) {
+    const end = Math.min(data.count, start + step);
+    const slice = takeRange(data, start, end);
+    const perRun = [];
+    for (const { session, fetch: fetch2 } of runs) {
+      await runBatches(session, slice, step, fetch2, (values) => {
+        perRun.push(new Map([...values].map(([k, v]) => [k, { dims: v.dims, data: Float32Array.from(v.data) }])));
+      });
+    }
+    onBatch(perRun, start, end - start);
+  }
+}
+function takeRange(data, start, end) {
+  const w = data.labelWidth ?? 1;
+  return { ...data, count: end - start, inputs: sliceBatch(data, start, end), labels: data.labels && data.labels.subarray(start * w, end * w) };
 }
 var BIG_MODEL_BYTES;
 var init_session = __esm({
   "src/onnx/runtime/session.ts"() {
     "use strict";
     init_dataset();
+    init_batches();
     init_ort();
     init_model();
     init_cleanup();
@@ -45207,16 +45969,12 @@ function evenSubset(data, max2) {
   const idx = Array.from({ length: max2 }, (_, i2) => Math.floor(i2 * data.count / max2));
   return takeSamples(data, idx);
 }
-async function logProbs(session, data, probabilities) {
-  const p = await evaluateClassifier(session, data, { batchSize: 256, outputsAreProbabilities: probabilities, keepLogits: true, unlabelled: true, modelPath: "calibration" });
-  const { classes } = p;
+async function logProbs(session, data, head) {
+  const p = await evaluateClassifier(session, data, { batchSize: 256, head, keepLogits: true, unlabelled: !data.labels, modelPath: "calibration" });
+  const classes = p.choices;
   const raw = p.logits;
-  const values = new Float64Array(data.count * classes);
+  const values = new Float64Array(raw.length);
   for (let o = 0; o < values.length; o += classes) {
-    if (probabilities) {
-      for (let c = 0; c < classes; c++) values[o + c] = Math.log(Math.max(raw[o + c], 1e-12));
-      continue;
-    }
     let max2 = -Infinity;
     for (let c = 0; c < classes; c++) max2 = Math.max(max2, raw[o + c]);
     let sum = 0;
@@ -45224,7 +45982,7 @@ async function logProbs(session, data, probabilities) {
     const lse = max2 + Math.log(sum);
     for (let c = 0; c < classes; c++) values[o + c] = raw[o + c] - lse;
   }
-  return { classes, values };
+  return { classes, count: p.pred.length, values, labels: data.labels ? p.truth : null };
 }
 function argmax(v, o, n) {
   let best = 0;
@@ -45257,11 +46015,11 @@ function compare2(lp, classes, count2, labels, dense) {
 }
 async function calibScorer(dense, calib, opts = {}) {
   const data = evenSubset(calib, opts.maxSamples ?? DEFAULT_SENSITIVITY_SAMPLES);
-  const probabilities = endsInSoftmax(dense);
+  const head = opts.head ?? defaultHead(dense);
   const run2 = async (model) => {
     const session = await sessionFromModel(model, opts.threads ?? 0);
     try {
-      return await logProbs(session, data, probabilities);
+      return await logProbs(session, data, head);
     } finally {
       await session.release();
     }
@@ -45271,10 +46029,10 @@ async function calibScorer(dense, calib, opts = {}) {
   return {
     against: data.labels ? "labels" : "dense",
     samples: data.count,
-    dense: compare2(ref.values, ref.classes, data.count, data.labels, denseRef),
+    dense: compare2(ref.values, ref.classes, ref.count, ref.labels, denseRef),
     score: async (model) => {
       const r = await run2(model);
-      return compare2(r.values, r.classes, data.count, data.labels, denseRef);
+      return compare2(r.values, r.classes, r.count, r.labels, denseRef);
     }
   };
 }
@@ -45293,7 +46051,7 @@ var init_calibScorer = __esm({
 // src/prune/sensitivity/sensitivityPrune.ts
 async function sensitivityPrune(dense, req) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads, head: req.head ?? defaultHead(dense, req.config.output) });
   const limit = req.maxSeconds !== void 0 ? { seconds: req.maxSeconds, scoreSeconds: (performance.now() - t0) / 1e3 } : void 0;
   const structuredOpts = { roundTo: 1, criterion: req.config.criterion, protectedTensors: req.protectedTensors, calib: req.calib };
   const units = req.method === "unstructured" ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
@@ -45372,7 +46130,7 @@ function sensitivityRecord(scorer, curves, allocated, predictedIncrease, seconds
 }
 async function unstructuredSensitivityPlan(dense, req) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads, head: req.head ?? defaultHead(dense, req.config.output) });
   const units = weightUnits(dense, req.weights);
   if (units.length === 0) throw new UserError("--scope sensitivity: the model has no prunable weights after exclusions; use --scope global");
   const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);
@@ -45426,6 +46184,7 @@ var init_sensitivityPrune = __esm({
     init_describe();
     init_structuredPrune();
     init_allocateSparsity();
+    init_classifier();
     init_calibScorer();
     init_sensitivityCurves();
     MAC_COST_EXPONENT = 1;
@@ -45568,6 +46327,7 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
       weights,
       config: config2,
       perMac: config2.scope === "sensitivity-macs",
+      ...ctx.head ? { head: ctx.head } : {},
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total2) => {
         if (!started) ctx.progress?.stage({ kind: "sensitivity", detail: `${method2}, ${total2} ${method2 === "unstructured" ? "layers" : "groups"}`, total: total2 });
@@ -45723,17 +46483,18 @@ var init_activationBudget = __esm({
 });
 
 // src/recover/calibScore.ts
-async function calibScore(model, calib, threads = 0) {
+async function calibScore(model, calib, threads = 0, head = defaultHead(model)) {
   const session = await sessionFromModel(model, threads, { lean: true });
   try {
-    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
+    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), head, modelPath: "calibration" });
     let correct = 0;
     let nll = 0;
-    for (let i2 = 0; i2 < calib.count; i2++) {
+    const n = p.correct.length;
+    for (let i2 = 0; i2 < n; i2++) {
       correct += p.correct[i2];
       nll -= p.logProbLabel[i2];
     }
-    return { accuracy: correct / calib.count, nll: nll / calib.count };
+    return { accuracy: correct / n, nll: nll / n };
   } finally {
     await session.release();
   }
@@ -45815,8 +46576,8 @@ function distillUnfit(model, opts) {
   let params = 0;
   for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
   const perSample = activationBytesPerSample(model);
-  const bytes2 = 5 * 4 * params + opts.batch * perSample;
-  if (bytes2 > opts.maxBytes) return { kind: "memory", bytes: bytes2, parameters: params, batch: opts.batch, bytesPerSample: perSample, limitBytes: opts.maxBytes };
+  const bytes3 = 5 * 4 * params + opts.batch * perSample;
+  if (bytes3 > opts.maxBytes) return { kind: "memory", bytes: bytes3, parameters: params, batch: opts.batch, bytesPerSample: perSample, limitBytes: opts.maxBytes };
   if (opts.passSeconds !== void 0) {
     const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
     if (epoch > opts.secondsLeft) return { kind: "time", epochSeconds: epoch, passSeconds: opts.passSeconds, leftSeconds: opts.secondsLeft };
@@ -45845,10 +46606,10 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   const targets = [];
   for (const node of index.order) {
     if (node.opType !== "BatchNormalization" || node.output.length > 1) continue;
-    const mean2 = index.initializers.get(node.input[3]);
+    const mean3 = index.initializers.get(node.input[3]);
     const variance = index.initializers.get(node.input[4]);
-    if (!mean2 || !variance || index.consumersOf(mean2.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
-    targets.push({ node, mean: mean2, variance });
+    if (!mean3 || !variance || index.consumersOf(mean3.name).length !== 1 || index.consumersOf(variance.name).length !== 1) continue;
+    targets.push({ node, mean: mean3, variance });
   }
   if (targets.length === 0) return { model, nodes: [] };
   const left = secondsLeft(bounds.deadline);
@@ -45993,8 +46754,23 @@ var init_adam = __esm({
 });
 
 // src/recover/distill/gradients.ts
+function describeGap(g2) {
+  switch (g2.kind) {
+    case "op":
+      return `${g2.op} node '${g2.node}'${g2.detail ? ` (${g2.detail})` : ""}`;
+    case "opset":
+      return `${g2.op} node '${g2.node}' at opset ${g2.opset} (its gradient needs ${g2.needs})`;
+    case "precision":
+      return `the model computes in ${g2.type} ('${g2.tensor}'), and the gradient graph trains float32 weights only`;
+    case "no-parameters":
+      return "the model (no float32 parameters to train)";
+  }
+}
 function unsupported(c, detail2) {
   throw new UnsupportedOp(c.node.opType, c.node.name || c.node.output[0], detail2);
+}
+function needsOpset(c, needs) {
+  throw new UnsupportedOp({ kind: "opset", op: c.node.opType, node: c.node.name || c.node.output[0], opset: c.b.opset, needs });
 }
 function explicitPads(node, xs, ys, kernel, strides, dil) {
   const r = kernel.length;
@@ -46016,6 +46792,30 @@ function softmaxAxes(c, rank) {
   if (axis < 0) axis += rank;
   return opset >= 13 ? [axis] : range(rank - axis, axis);
 }
+function tiledMaxPoolGrad(c, xs, kernel) {
+  const { b, node } = c;
+  const r = kernel.length;
+  const ys = c.shape(node.output[0]);
+  const pads = explicitPads(node, xs, ys, kernel, kernel, new Array(r).fill(1));
+  const covered = range(r).map((i2) => ys[2 + i2] * kernel[i2]);
+  const before = range(r).map((i2) => pads[i2]);
+  const after = range(r).map((i2) => covered[i2] - before[i2] - xs[2 + i2]);
+  const spatial = range(r, 2);
+  let x2 = node.input[0];
+  if (after.some((a) => a < 0)) x2 = b.slice(x2, new Array(r).fill(0), range(r).map((i2) => xs[2 + i2] + Math.min(0, after[i2])), spatial);
+  if (before.some((p) => p > 0) || after.some((a) => a > 0)) x2 = b.pad(x2, [0, 0, ...before, 0, 0, ...after.map((a) => Math.max(0, a))], -34028234663852886e22);
+  const [n, ch] = xs;
+  const windows = [n, ch, ...range(r).flatMap((i2) => [ys[2 + i2], kernel[i2]])];
+  const perWindow = [n, ch, ...range(r).flatMap((i2) => [ys[2 + i2], 1])];
+  const inWindow = range(r).map((i2) => 3 + 2 * i2);
+  const x22 = b.reshape(x2, windows);
+  const mask = b.op("Cast", [b.op("Not", [b.op("Less", [x22, b.reshape(node.output[0], perWindow)])])], { to: 1 });
+  const ties = b.reduceSum(mask, inWindow, true);
+  let g2 = b.reshape(b.op("Div", [b.mul(mask, b.reshape(c.dy[0], perWindow)), ties]), [n, ch, ...covered]);
+  if (before.some((p) => p > 0) || after.some((a) => a > 0)) g2 = b.slice(g2, before, range(r).map((i2) => before[i2] + xs[2 + i2] + Math.min(0, after[i2])), spatial);
+  if (after.some((a) => a < 0)) g2 = b.pad(g2, [0, 0, ...new Array(r).fill(0), 0, 0, ...after.map((a) => Math.max(0, -a))], 0);
+  return g2;
+}
 function zeroTensor() {
   return makeFloatTensor("zero", [1], new Float32Array(1));
 }
@@ -46029,13 +46829,12 @@ var init_gradients = __esm({
     init_graph();
     init_tensor();
     UnsupportedOp = class extends Error {
-      constructor(opType, node, detail2 = "") {
-        super(`${opType} node '${node}'${detail2 ? ` (${detail2})` : ""}`);
-        this.opType = opType;
-        this.node = node;
+      gap;
+      constructor(opType, node = "", detail2 = "") {
+        const gap = typeof opType === "string" ? { kind: "op", op: opType, node, detail: detail2 } : opType;
+        super(describeGap(gap));
+        this.gap = gap;
       }
-      opType;
-      node;
     };
     range = (n, from = 0) => Array.from({ length: n }, (_, i2) => i2 + from);
     same = (a, b) => a.length === b.length && a.every((d, i2) => d === b[i2]);
@@ -46180,13 +46979,12 @@ var init_gradients = __esm({
     reshapeBack = (c) => [c.b.reshape(c.dy[0], c.shape(c.node.input[0]))];
     relu = (c) => {
       const { b, node } = c;
-      const zero = b.scalar(0);
-      return [b.op("Where", [b.op("Greater", [node.input[0], zero]), c.dy[0], zero])];
+      return [b.keepWhere(b.op("Greater", [node.input[0], b.scalar(0)]), c.dy[0])];
     };
     leakyRelu = (c) => {
       const { b, node } = c;
       const dy = c.dy[0];
-      return [b.op("Where", [b.op("Greater", [node.input[0], b.scalar(0)]), dy, b.scale(dy, attrFloat(node, "alpha", 0.01))])];
+      return [b.select(b.op("Greater", [node.input[0], b.scalar(0)]), dy, b.scale(dy, attrFloat(node, "alpha", 0.01)))];
     };
     clip = (c) => {
       const { b, node } = c;
@@ -46203,7 +47001,7 @@ var init_gradients = __esm({
       const conds = [lo && b.op("Greater", [x2, lo]), hi && b.op("Less", [x2, hi])].filter((s) => !!s);
       if (conds.length === 0) return [c.dy[0]];
       const mask = conds.length === 2 ? b.op("And", conds) : conds[0];
-      return [b.op("Where", [mask, c.dy[0], b.scalar(0)])];
+      return [b.keepWhere(mask, c.dy[0])];
     };
     sigmoid = (c) => {
       const { b, node } = c;
@@ -46262,10 +47060,10 @@ var init_gradients = __esm({
         return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size2], [axis]) : void 0;
       });
     };
-    reduce = (mean2) => (c) => {
+    reduce = (mean3) => (c) => {
       const { b, node } = c;
       const xs = c.shape(node.input[0]);
-      const axesFromInput = mean2 ? b.opset >= 18 : b.opset >= 13;
+      const axesFromInput = mean3 ? b.opset >= 18 : b.opset >= 13;
       let axes = axesFromInput ? node.input[1] ? c.ints(node.input[1]) : [] : attrInts(node, "axes");
       if (axes === void 0 && axesFromInput) unsupported(c, "axes not constant");
       if (!axes || axes.length === 0) {
@@ -46275,14 +47073,14 @@ var init_gradients = __esm({
       const norm3 = axes.map((a) => a < 0 ? a + xs.length : a);
       const kept = xs.map((d, i2) => norm3.includes(i2) ? 1 : d);
       const n = norm3.reduce((a, i2) => a * xs[i2], 1);
-      const g2 = b.op("Expand", [b.reshape(c.dy[0], kept), b.int64s(xs)]);
-      return [mean2 ? b.scale(g2, 1 / n) : g2];
+      const g2 = b.expand(b.reshape(c.dy[0], kept), kept, xs);
+      return [mean3 ? b.scale(g2, 1 / n) : g2];
     };
     globalAveragePool = (c) => {
       const { b, node } = c;
       const xs = c.shape(node.input[0]);
       const n = numel(xs.slice(2));
-      return [b.scale(b.op("Expand", [c.dy[0], b.int64s(xs)]), 1 / n)];
+      return [b.scale(b.expand(c.dy[0], c.shape(node.output[0]), xs), 1 / n)];
     };
     maxPool = (c) => {
       const { b, node } = c;
@@ -46293,7 +47091,11 @@ var init_gradients = __esm({
       const dil = attrInts(node, "dilations") ?? new Array(r).fill(1);
       if (attrInt(node, "storage_order", 0) !== 0) unsupported(c, "storage_order=1");
       const overlapping = kernel.some((k, i2) => (k - 1) * dil[i2] + 1 > strides[i2]);
-      if (overlapping && b.opset < 16) unsupported(c, "overlapping windows need ScatterElements reduction, opset 16+");
+      if (b.opset < 11) {
+        if (kernel.some((k, i2) => k !== strides[i2] || dil[i2] !== 1)) needsOpset(c, "ScatterElements (opset 11) unless the windows tile the input (kernel = stride, no dilation)");
+        return [tiledMaxPoolGrad(c, xs, kernel)];
+      }
+      if (overlapping && b.opset < 16) needsOpset(c, "ScatterElements with reduction (opset 16) for overlapping windows");
       if (!node.output[1]) b.editor.setOutput(node, 1, b.fresh("maxpool_indices"));
       const zeros = b.op("ConstantOfShape", [b.int64s([numel(xs)])], { value: { tensor: zeroTensor() } });
       const scatter = b.op("ScatterElements", [zeros, b.reshape(node.output[1], [-1]), b.reshape(c.dy[0], [-1])], overlapping ? { axis: 0, reduction: "add" } : { axis: 0 });
@@ -46302,12 +47104,13 @@ var init_gradients = __esm({
     batchNorm = (c) => {
       const { b, node } = c;
       if (attrInt(node, "training_mode", 0) !== 0) unsupported(c, "training_mode=1");
+      if (attrInt(node, "spatial", 1) !== 1) unsupported(c, "spatial=0");
       const [x2, scale2, , meanName, varName] = node.input;
       const xs = c.shape(x2);
       const ch = xs[1];
-      const mean2 = c.floats(meanName);
+      const mean3 = c.floats(meanName);
       const variance = c.floats(varName);
-      if (!mean2 || !variance) unsupported(c, "running statistics are not constants");
+      if (!mean3 || !variance) unsupported(c, "running statistics are not constants");
       const eps = attrFloat(node, "epsilon", 1e-5);
       const inv = variance.map((v) => 1 / Math.sqrt(v + eps));
       const cd = channelDims(ch, xs.length);
@@ -46317,7 +47120,7 @@ var init_gradients = __esm({
       const out = [];
       if (c.wants[0]) out[0] = b.mul(dy, b.mul(b.reshape(scale2, cd), invC));
       if (c.wants[1]) {
-        const xhat = b.mul(b.sub(x2, b.floats(mean2, cd)), invC);
+        const xhat = b.mul(b.sub(x2, b.floats(mean3, cd)), invC);
         out[1] = b.reduceSum(b.mul(dy, xhat), axes, false);
       }
       if (c.wants[2]) out[2] = b.reduceSum(dy, axes, false);
@@ -46412,9 +47215,35 @@ function distillLoss(logits, teacherProbs, onehot, rows2, classes, temperature, 
   }
   return loss / rows2;
 }
+function sigmoidValues(logits, temperature = 1) {
+  return Float64Array.from({ length: logits.length }, (_, i2) => 1 / (1 + Math.exp(-logits[i2] / temperature)));
+}
+function sigmoidDistillLoss(logits, teacherProbs, labels, rows2, temperature, labelWeight) {
+  const ps = sigmoidValues(logits, temperature);
+  const p1 = labels && labelWeight > 0 ? sigmoidValues(logits, 1) : void 0;
+  let loss = 0;
+  for (let i2 = 0; i2 < ps.length; i2++) {
+    const pt = teacherProbs[i2];
+    loss += temperature * temperature * (xlogy(pt, ps[i2]) + xlogy(1 - pt, 1 - ps[i2]));
+    if (p1) loss -= labelWeight * (labels[i2] > 0 ? Math.log(Math.max(p1[i2], 1e-30)) : Math.log(Math.max(1 - p1[i2], 1e-30)));
+  }
+  return loss / rows2;
+}
+function sigmoidHeldOut(studentLogits, teacherProbs, labels, rows2) {
+  const ps = sigmoidValues(studentLogits, 1);
+  let kl = 0;
+  let correct = 0;
+  for (let i2 = 0; i2 < ps.length; i2++) {
+    kl += xlogy(teacherProbs[i2], ps[i2]) + xlogy(1 - teacherProbs[i2], 1 - ps[i2]);
+    if (labels && (ps[i2] >= 0.5 ? 1 : 0) === labels[i2]) correct++;
+  }
+  return { kl: kl / rows2, ...labels ? { accuracy: correct / ps.length } : {} };
+}
+var xlogy;
 var init_loss = __esm({
   "src/recover/distill/loss.ts"() {
     "use strict";
+    xlogy = (p, q) => p > 0 ? p * (Math.log(p) - Math.log(Math.max(q, 1e-30))) : 0;
   }
 });
 
@@ -46497,14 +47326,42 @@ var init_builder = __esm({
         const same2 = now.length === to.length && now.every((d, i2) => d === to[i2]);
         return same2 ? g2 : this.reshape(g2, to);
       }
-      /** Gemm without a bias: C is optional from opset 11, before that a zero scalar (broadcast) stands in. */
-      gemm(a, b, attrs = {}) {
-        return this.op("Gemm", this.opset >= 11 ? [a, b] : [a, b, this.scalar(0)], attrs);
-      }
-      /** x[..., starts:ends] along the given axes (Slice takes them as inputs from opset 10, as attributes before). */
+      /** x[..., starts:ends] along the given axes: Slice with inputs from opset 10, with attributes before. */
       slice(x2, starts, ends, axes) {
-        if (this.opset >= 10) return this.op("Slice", [x2, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
-        return this.op("Slice", [x2], { starts: [...starts], ends: [...ends], axes: [...axes] });
+        if (this.opset < 10) return this.op("Slice", [x2], { starts: [...starts], ends: [...ends], axes: [...axes] });
+        return this.op("Slice", [x2, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
+      }
+      /**
+       * Gemm of two operands: C is optional from opset 11; before it, a zero C (broadcast from [1]) with
+       * beta 0 stands in, so the product is the same.
+       */
+      gemm(a, b, attrs = {}) {
+        if (this.opset >= 11) return this.op("Gemm", [a, b], attrs);
+        return this.op("Gemm", [a, b, this.floats([0], [1])], { ...attrs, beta: { float: 0 } });
+      }
+      /** `cond ? x : 0`: Where from opset 9; before it, x times the condition cast to float. */
+      keepWhere(cond, x2) {
+        if (this.opset >= 9) return this.op("Where", [cond, x2, this.scalar(0)]);
+        return this.mul(x2, this.op("Cast", [cond], { to: 1 }));
+      }
+      /** `cond ? x : y`: Where from opset 9; before it, the two masked by the condition and its negation. */
+      select(cond, x2, y) {
+        if (this.opset >= 9) return this.op("Where", [cond, x2, y]);
+        return this.add(this.keepWhere(cond, x2), this.keepWhere(this.op("Not", [cond]), y));
+      }
+      /**
+       * x (shaped `from`) broadcast to `to`: Expand from opset 8; before it, a product with ones that span
+       * only the broadcast axes (small: [1,1,H,W] for a pooled [N,C,1,1]).
+       */
+      expand(x2, from, to) {
+        if (this.opset >= 8) return this.op("Expand", [x2, this.int64s(to)]);
+        const ones = to.map((d, i2) => from[i2 - (to.length - from.length)] === d ? 1 : d);
+        return this.mul(x2, this.floats(new Float32Array(ones.reduce((a, d) => a * d, 1)).fill(1), ones));
+      }
+      /** Constant padding of each axis by `pads` (begins then ends): Pad with attributes before opset 11, with inputs from it. */
+      pad(x2, pads, value) {
+        if (this.opset < 11) return this.op("Pad", [x2], { pads: [...pads], value: { float: value } });
+        return this.op("Pad", [x2, this.int64s(pads), this.scalar(value)]);
       }
     };
   }
@@ -46558,10 +47415,13 @@ function buildTrainGraph(model, params, opts) {
   const ed = ModelEditor.copyOf(model);
   const index = new GraphIndex(ed.graph);
   const shapes = inferShapes(index, opts.batch).shapes;
-  const logits = logitsTensor(ed.model);
+  const logits = opts.scores ?? logitsTensor(ed.model);
+  const loss = opts.loss ?? "softmax";
   const ls = shapes.get(logits);
-  if (!ls || ls.length !== 2) throw new UnsupportedOp("output", logits, `logits of shape ${ls ? `[${ls.join(",")}]` : "unknown"}, need [batch, classes]`);
-  const classes = ls[1];
+  const width = ls && ls.length >= 1 ? numel(ls.slice(1)) : 0;
+  if (!ls || ls[0] !== opts.batch || loss === "softmax" && (ls.length < 2 || ls.slice(1).filter((d) => d !== 1).length > 1)) {
+    throw new UnsupportedOp("output", logits, `scores of shape ${ls ? `[${ls.join(",")}]` : "unknown"}, need [batch, classes]`);
+  }
   const forward = ancestors(index, logits);
   const trainable = new Set(params.map((p) => p.name));
   const requires = new Set(trainable);
@@ -46589,10 +47449,12 @@ function buildTrainGraph(model, params, opts) {
     return s;
   };
   const T = opts.temperature;
-  const ps = b.op("Softmax", [b.scale(logits, 1 / T)], { axis: 1 });
-  let dz = b.scale(b.sub(ps, TEACHER_INPUT), T / opts.batch);
-  if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(b.op("Softmax", [logits], { axis: 1 }), LABEL_INPUT), opts.labelWeight / opts.batch));
-  push(logits, dz);
+  const teacherDims = loss === "softmax" ? [opts.batch, width] : ls;
+  const z2 = loss === "softmax" && ls.length !== 2 ? b.reshape(logits, teacherDims) : logits;
+  const activate = (x2) => loss === "softmax" ? b.op("Softmax", [x2], { axis: 1 }) : b.op("Sigmoid", [x2]);
+  let dz = b.scale(b.sub(activate(b.scale(z2, 1 / T)), TEACHER_INPUT), T / opts.batch);
+  if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(activate(z2), LABEL_INPUT), opts.labelWeight / opts.batch));
+  push(logits, z2 === logits ? dz : b.reshape(dz, ls));
   const hints = (opts.hints ?? []).filter((t) => t !== logits && shapes.has(t));
   for (const t of hints) push(t, b.mul(b.sub(t, hintInput(t)), hintScale(t)));
   const shape = (t, node) => {
@@ -46638,20 +47500,20 @@ function buildTrainGraph(model, params, opts) {
   }
   ed.dropInitializerInputs();
   for (const decl of [
-    floatValueInfo(TEACHER_INPUT, [opts.batch, classes]),
-    ...opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, [opts.batch, classes])] : [],
+    floatValueInfo(TEACHER_INPUT, teacherDims),
+    ...opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, teacherDims)] : [],
     ...hints.flatMap((t) => [floatValueInfo(hintInput(t), shapes.get(t)), floatValueInfo(hintScale(t), [1])]),
     ...params.map((p) => floatValueInfo(p.name, p.dims))
   ])
     ed.addInput(decl);
-  ed.setOutputs([floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))]);
+  ed.setOutputs([floatValueInfo(logits, ls), ...gradOutputs.map((o, k) => floatValueInfo(o, kept[k].dims))]);
   ed.clearValueInfo();
-  return { model: ed.model, params: kept, gradOutputs, logits, classes, batch: opts.batch, hints };
+  return { model: ed.model, params: kept, gradOutputs, logits, width, targetDims: teacherDims, batch: opts.batch, hints };
 }
-function buildEvalGraph(model, params) {
+function buildEvalGraph(model, params, scores) {
   const ed = ModelEditor.copyOf(model);
   const index = new GraphIndex(ed.graph);
-  const logits = logitsTensor(ed.model);
+  const logits = scores ?? logitsTensor(ed.model);
   ed.setNodes(ancestors(index, logits));
   ed.removeInitializers(params.map((p) => p.name).filter((name) => ed.initializer(name)));
   ed.dropInitializerInputs();
@@ -46719,33 +47581,39 @@ function paramFeeds(params) {
   const { ort } = onnxruntime();
   return Object.fromEntries(params.map((p) => [p.name, new ort.Tensor("float32", p.values, p.dims)]));
 }
-async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
+async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, head = defaultHead(student)) {
   const { ort } = onnxruntime();
+  const scoresType = elementTypes(new GraphIndex(student.graph)).get(head.scores) ?? 1 /* FLOAT */;
+  if (scoresType !== 1 /* FLOAT */) throw new UnsupportedOp({ kind: "precision", tensor: head.scores, type: dataTypeName(scoresType).toLowerCase() });
   const params = selectTrainables(student, masked);
-  if (params.length === 0) throw new UnsupportedOp("model", "graph", "no float32 parameters to train");
+  if (params.length === 0) throw new UnsupportedOp({ kind: "no-parameters" });
+  const loss = head.task === "multiclass" ? "softmax" : "sigmoid";
   const n = calib.count;
   const order = permutation(n, opts.seed);
   const heldoutCount = n >= 50 ? Math.round(n * opts.holdout) : 0;
   const heldIdx = heldoutCount > 0 ? order.slice(0, heldoutCount) : order;
   const trainIdx = heldoutCount > 0 ? order.slice(heldoutCount) : order;
-  const batch = Math.min(opts.batch, trainIdx.length);
+  const fixed2 = fixedBatch(modelInputs(student, "model"), "model");
+  const micro = fixed2 ?? Math.min(opts.batch, trainIdx.length);
+  const runs = fixed2 === void 0 ? 1 : Math.max(1, Math.floor(Math.min(opts.batch, trainIdx.length) / fixed2));
+  const batch = micro * runs;
   const stepsPerEpoch = Math.floor(trainIdx.length / batch);
   const hintCandidates = opts.hintWeight > 0 ? hintTensors(dense, student, masked) : [];
-  const tg = buildTrainGraph(student, params, { batch, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked, hints: hintCandidates });
-  const ev = buildEvalGraph(student, params);
-  const classes = tg.classes;
-  const teacherLogits = await teacherOutputs(dense, calib, opts.threads);
-  const teacherT = Float32Array.from(softmaxRows(teacherLogits, n, classes, opts.temperature));
-  const teacher1 = Float32Array.from(softmaxRows(teacherLogits, n, classes, 1));
-  const onehot = calib.labels ? new Float32Array(n * classes) : void 0;
-  if (onehot) calib.labels.forEach((y, i2) => y < classes && (onehot[i2 * classes + y] = 1));
+  const tg = buildTrainGraph(student, params, { batch: micro, scores: head.scores, loss, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked, hints: hintCandidates });
+  const ev = buildEvalGraph(student, params, head.scores);
+  const width = tg.width;
+  const teacherDims = tg.targetDims;
+  const teacherLogits = await teacherOutputs(dense, calib, opts.threads, head.scores);
+  const teacherT = Float32Array.from(loss === "softmax" ? softmaxRows(teacherLogits, n, width, opts.temperature) : sigmoidValues(teacherLogits, opts.temperature));
+  const teacher1 = Float32Array.from(loss === "softmax" ? softmaxRows(teacherLogits, n, width, 1) : sigmoidValues(teacherLogits, 1));
+  const targets = calib.labels ? loss === "softmax" ? oneHot(calib.labels, n, width) : Float32Array.from(calib.labels) : void 0;
   const held = takeSamples(calib, heldIdx);
   const labelled = tg.model.graph.input.some((i2) => i2.name === LABEL_INPUT);
   const train3 = await sessionFromModel(tg.model, opts.threads);
   const evalSession = await sessionFromModel(ev.model, opts.threads);
   const hintSession = tg.hints.length > 0 ? await sessionFromModel(withExtraOutputs(dense, tg.hints), opts.threads) : void 0;
   try {
-    const score2 = async () => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, classes), params, classes, boundedBatch(student, 256));
+    const score2 = async () => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, width), params, loss, width, boundedBatch(student, 256));
     const before = await score2();
     let best = { score: before, epoch: 0, values: params.map((p) => Float32Array.from(p.values)) };
     let adam = new Adam(tg.params);
@@ -46765,31 +47633,42 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
           stopped = "deadline";
           break;
         }
-        const idx = shuffled.slice(s * batch, (s + 1) * batch);
-        const x2 = takeSamples(calib, idx);
-        const pt = rows(teacherT, idx, classes);
-        const oh = onehot && labelled ? rows(onehot, idx, classes) : void 0;
-        const feeds = { ...dataFeeds(x2), ...paramFeeds(params) };
-        feeds[TEACHER_INPUT] = new ort.Tensor("float32", pt, [batch, classes]);
-        if (oh) feeds[LABEL_INPUT] = new ort.Tensor("float32", oh, [batch, classes]);
-        if (hintSession) {
-          const targets = await hintSession.run(dataFeeds(x2), tg.hints);
-          for (const t of tg.hints) {
-            const d = Float32Array.from(targets[t].data);
-            targets[t].dispose();
-            let ms4 = 0;
-            for (let i2 = 0; i2 < d.length; i2++) ms4 += d[i2] * d[i2];
-            feeds[hintInput(t)] = new ort.Tensor("float32", d, targets[t].dims);
-            feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms4 > 0 ? opts.hintWeight / ms4 : 0), [1]);
+        let grads;
+        for (let r = 0; r < runs; r++) {
+          const idx = shuffled.slice(s * batch + r * micro, s * batch + (r + 1) * micro);
+          const x2 = takeSamples(calib, idx);
+          const pt = rows(teacherT, idx, width);
+          const oh = targets && labelled ? rows(targets, idx, width) : void 0;
+          const feeds = { ...dataFeeds(x2), ...paramFeeds(params) };
+          feeds[TEACHER_INPUT] = new ort.Tensor("float32", pt, teacherDims);
+          if (oh) feeds[LABEL_INPUT] = new ort.Tensor("float32", oh, teacherDims);
+          if (hintSession) {
+            const hinted = await hintSession.run(dataFeeds(x2), tg.hints);
+            for (const t of tg.hints) {
+              const d = copyFloatValues(hinted[t]);
+              let ms4 = 0;
+              for (let i2 = 0; i2 < d.length; i2++) ms4 += d[i2] * d[i2];
+              feeds[hintInput(t)] = new ort.Tensor("float32", d, hinted[t].dims);
+              hinted[t].dispose();
+              feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms4 > 0 ? opts.hintWeight / ms4 : 0), [1]);
+            }
           }
+          const out = await train3.run(feeds);
+          const z2 = out[tg.logits].data;
+          lossSum += (loss === "softmax" ? distillLoss(z2, pt, oh, micro, width, opts.temperature, oh ? opts.labelWeight : 0) : sigmoidDistillLoss(z2, pt, oh, micro, opts.temperature, oh ? opts.labelWeight : 0)) / runs;
+          const g2 = tg.gradOutputs.map((o) => out[o].data);
+          if (runs === 1) grads = g2;
+          else if (!grads) grads = g2.map((v) => Float32Array.from(v, (x3) => x3 / runs));
+          else g2.forEach((v, k) => {
+            for (let i2 = 0; i2 < v.length; i2++) grads[k][i2] += v[i2] / runs;
+          });
+          if (runs === 1) {
+            adamStep(adam, grads, lrScale, step, totalSteps);
+          }
+          for (const t of Object.values(out)) t.dispose();
         }
-        const out = await train3.run(feeds);
-        lossSum += distillLoss(out[tg.logits].data, pt, oh, batch, classes, opts.temperature, oh ? opts.labelWeight : 0);
+        if (runs > 1) adamStep(adam, grads, lrScale, step, totalSteps);
         batches++;
-        const grads = tg.gradOutputs.map((o) => out[o].data);
-        const lr = lrScale * opts.lr * 0.5 * (1 + Math.cos(Math.PI * step / Math.max(1, totalSteps)));
-        adam.step(grads, lr);
-        for (const t of Object.values(out)) t.dispose();
         step++;
       }
       if (batches === 0) break;
@@ -46830,6 +47709,14 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
     await evalSession.release();
     await hintSession?.release();
   }
+  function adamStep(a, grads, scale2, at2, total2) {
+    a.step(grads, scale2 * opts.lr * 0.5 * (1 + Math.cos(Math.PI * at2 / Math.max(1, total2))));
+  }
+}
+function oneHot(labels, n, classes) {
+  const out = new Float32Array(n * classes);
+  for (let i2 = 0; i2 < n; i2++) if (labels[i2] < classes) out[i2 * classes + labels[i2]] = 1;
+  return out;
 }
 function hintTensors(dense, student, masked) {
   const s = new GraphIndex(student.graph);
@@ -46846,8 +47733,7 @@ function hintTensors(dense, student, masked) {
   }
   return out;
 }
-async function teacherOutputs(dense, calib, threads) {
-  const name = logitsTensor(dense);
+async function teacherOutputs(dense, calib, threads, name) {
   const session = await sessionFromModel(withExtraOutputs(dense, [name]), threads);
   try {
     return (await captureActivations(session, calib, [name], boundedBatch(dense, 128))).get(name).data;
@@ -46855,17 +47741,18 @@ async function teacherOutputs(dense, calib, threads) {
     await session.release();
   }
 }
-async function scoreHeldOut(session, logits, held, teacher, params, classes, step) {
+async function scoreHeldOut(session, logits, held, teacher, params, loss, width, step) {
   const out = await captureWithParams(session, logits, held, params, step);
-  const ps = softmaxRows(out, held.count, classes, 1);
+  if (loss === "sigmoid") return sigmoidHeldOut(out, teacher, held.labels, held.count);
+  const ps = softmaxRows(out, held.count, width, 1);
   let kl = 0;
   let correct = 0;
   for (let r = 0; r < held.count; r++) {
     let arg = 0;
-    for (let k = 0; k < classes; k++) {
-      const i2 = r * classes + k;
+    for (let k = 0; k < width; k++) {
+      const i2 = r * width + k;
       if (teacher[i2] > 0) kl += teacher[i2] * (Math.log(teacher[i2]) - Math.log(Math.max(ps[i2], 1e-30)));
-      if (ps[i2] > ps[r * classes + arg]) arg = k;
+      if (ps[i2] > ps[r * width + arg]) arg = k;
     }
     if (held.labels && held.labels[r] === arg) correct++;
   }
@@ -46875,13 +47762,9 @@ async function scoreHeldOut(session, logits, held, teacher, params, classes, ste
 }
 async function captureWithParams(session, logits, data, params, step) {
   const chunks = [];
-  const pf = paramFeeds(params);
-  for (let start = 0; start < data.count; start += step) {
-    const idx = Array.from({ length: Math.min(step, data.count - start) }, (_, i2) => start + i2);
-    const out = await session.run({ ...dataFeeds(takeSamples(data, idx)), ...pf }, [logits]);
-    chunks.push(Float32Array.from(out[logits].data));
-    out[logits].dispose();
-  }
+  await runBatches(session, data, step, [logits], (values) => {
+    chunks.push(Float32Array.from(values.get(logits).data));
+  }, paramFeeds(params));
   const all = new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
   let o = 0;
   for (const c of chunks) {
@@ -46905,6 +47788,12 @@ var init_distill = __esm({
     init_graph();
     init_shapes();
     init_trainGraph();
+    init_batches();
+    init_values();
+    init_classifier();
+    init_elementTypes();
+    init_tensor();
+    init_signature();
     DEFAULT_DISTILL = { maxEpochs: 30, batch: 64, lr: 2e-3, temperature: 2, labelWeight: 0, holdout: 0.2, patience: 8, threads: 0, seed: 1, hintWeight: 1 };
     BACKTRACK = 1.25;
   }
@@ -46921,13 +47810,10 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
       threads: config2.latency.threads,
       deadline: opts.deadline,
       onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out KL ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`)
-    });
+    }, opts.head ?? defaultHead(current, config2.output));
   } catch (e) {
     if (!(e instanceof UnsupportedOp)) throw e;
-    if (opts.optional) {
-      progress.note(`recovery: distillation skipped, no gradient for ${e.message}`);
-      return void 0;
-    }
+    if (opts.optional) return { kind: "skipped", gap: e.gap };
     throw new UserError(`--recovery distill: cannot differentiate ${e.message}; use --recovery reconstruct, or --recovery command with your own fine-tuning`);
   }
   const seconds = (performance.now() - t0) / 1e3;
@@ -46936,8 +47822,18 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
   const acc2 = (a) => a === void 0 ? "" : `, accuracy ${(a * 100).toFixed(1)}%`;
   const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
   const stop = r.stopped === "deadline" ? "; stopped by recovery-time-budget" : r.stopped === "patience" ? "; stopped when the held-out score stopped improving" : "";
-  const summary2 = `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
-  return { model: r.model, result: r, seconds, summary: summary2 };
+  const summary3 = `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
+  return { kind: "distilled", model: r.model, result: r, seconds, summary: summary3 };
+}
+function skipReason(gap) {
+  switch (gap.kind) {
+    case "opset":
+      return `at opset ${gap.opset}, the gradient of ${gap.op} node '${gap.node}' needs ${gap.needs}; re-export at a newer opset to distil`;
+    case "precision":
+      return `${describeGap(gap)}; reconstruction still refits the ${gap.type} weights`;
+    default:
+      return `no gradient for ${describeGap(gap)}`;
+  }
 }
 var init_stage = __esm({
   "src/recover/distill/stage.ts"() {
@@ -46945,6 +47841,7 @@ var init_stage = __esm({
     init_errors();
     init_distill();
     init_gradients();
+    init_classifier();
   }
 });
 
@@ -47123,12 +48020,12 @@ function lowerTransposeTimesLower(m, n) {
   return out;
 }
 function inverseHessian(h, n, dampFraction) {
-  let mean2 = 0;
-  for (let i2 = 0; i2 < n; i2++) mean2 += h[i2 * n + i2];
-  mean2 = mean2 / n || 1;
+  let mean3 = 0;
+  for (let i2 = 0; i2 < n; i2++) mean3 += h[i2 * n + i2];
+  mean3 = mean3 / n || 1;
   for (let damp = dampFraction; ; damp *= 10) {
     const a = Float64Array.from(h);
-    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean2;
+    for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean3;
     if (!choleskyLower(a, n)) {
       if (damp > 1e6) throw new Error("inverseHessian: matrix is not positive definite even with heavy damping");
       continue;
@@ -47161,14 +48058,26 @@ var init_linalg = __esm({
 });
 
 // src/recover/layers.ts
-function convGeometry(node, dims) {
+function convGeometry(node, dims, inputShape) {
   if (dims.length !== 4) return `${dims.length - 2}-D convolution`;
   const autoPad = attrString(node, "auto_pad", "NOTSET");
-  if (autoPad !== "NOTSET" && autoPad !== "VALID") return `auto_pad=${autoPad}`;
-  const p = attrInts(node, "pads") ?? [0, 0, 0, 0];
   const s = attrInts(node, "strides") ?? [1, 1];
   const d = attrInts(node, "dilations") ?? [1, 1];
-  return { kernel: [dims[2], dims[3]], strides: [s[0], s[1]], pads: [p[0], p[1], p[2], p[3]], dilations: [d[0], d[1]] };
+  const kernel = [dims[2], dims[3]];
+  let p = attrInts(node, "pads") ?? [0, 0, 0, 0];
+  if (autoPad === "VALID") p = [0, 0, 0, 0];
+  else if (autoPad === "SAME_UPPER" || autoPad === "SAME_LOWER") {
+    const x2 = inputShape();
+    if (!x2 || x2.length !== 4) return `auto_pad=${autoPad} on an input of unknown shape`;
+    p = [0, 0, 0, 0];
+    for (let i2 = 0; i2 < 2; i2++) {
+      const total2 = Math.max(0, (Math.ceil(x2[2 + i2] / s[i2]) - 1) * s[i2] + (kernel[i2] - 1) * d[i2] + 1 - x2[2 + i2]);
+      const small = Math.floor(total2 / 2);
+      p[i2] = autoPad === "SAME_UPPER" ? small : total2 - small;
+      p[2 + i2] = total2 - p[i2];
+    }
+  } else if (autoPad !== "NOTSET") return `auto_pad=${autoPad}`;
+  return { kernel, strides: [s[0], s[1]], pads: [p[0], p[1], p[2], p[3]], dilations: [d[0], d[1]] };
 }
 function linearLayer(index, weight) {
   const consumers = index.consumersOf(weight);
@@ -47181,7 +48090,7 @@ function linearLayer(index, weight) {
   switch (node.opType) {
     case "Conv": {
       if (node.input[1] !== weight) return "weight is not the Conv kernel";
-      const geo = convGeometry(node, dims);
+      const geo = convGeometry(node, dims, () => inferShapes(index, 1).shapes.get(node.input[0]));
       if (typeof geo === "string") return geo;
       const groups = attrInt(node, "group", 1);
       const bias = node.input[2] || null;
@@ -47240,6 +48149,7 @@ var init_layers = __esm({
     "use strict";
     init_graph();
     init_tensor();
+    init_shapes();
   }
 });
 
@@ -47308,11 +48218,11 @@ function crossValidatedDamp(folds, rows2, m, grid = DAMP_GRID) {
   return { damp: grid[best], errors };
 }
 function ridgeSolve(h, g2, rows2, m, damp) {
-  let mean2 = 0;
-  for (let i2 = 0; i2 < m; i2++) mean2 += h[i2 * m + i2];
-  mean2 = mean2 / m || 1;
+  let mean3 = 0;
+  for (let i2 = 0; i2 < m; i2++) mean3 += h[i2 * m + i2];
+  mean3 = mean3 / m || 1;
   const l = Float64Array.from(h);
-  for (let i2 = 0; i2 < m; i2++) l[i2 * m + i2] += damp * mean2;
+  for (let i2 = 0; i2 < m; i2++) l[i2 * m + i2] += damp * mean3;
   if (!choleskyLower(l, m)) return null;
   const lt = new Float64Array(m * m);
   for (let i2 = 0; i2 < m; i2++) for (let k = 0; k <= i2; k++) lt[k * m + i2] = l[i2 * m + k];
@@ -47420,9 +48330,9 @@ function reluGate(index, node, channels) {
   const a = new Float64Array(channels).fill(1);
   const c = new Float64Array(channels);
   if (next?.opType === "BatchNormalization" && next.output.length === 1) {
-    const [scale2, bias, mean2, variance] = next.input.slice(1, 5).map((n) => index.initializers.get(n));
-    if (!scale2 || !bias || !mean2 || !variance) return null;
-    const [s, b, m, v] = [scale2, bias, mean2, variance].map((t) => tensorToFloat32(t));
+    const [scale2, bias, mean3, variance] = next.input.slice(1, 5).map((n) => index.initializers.get(n));
+    if (!scale2 || !bias || !mean3 || !variance) return null;
+    const [s, b, m, v] = [scale2, bias, mean3, variance].map((t) => tensorToFloat32(t));
     if (s.length !== channels) return null;
     const eps = attrFloat(next, "epsilon", 1e-5);
     for (let k = 0; k < channels; k++) {
@@ -47615,9 +48525,9 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const cp = p.cols + (withBias ? 1 : 0);
     const cd = d.cols + (withBias ? 1 : 0);
     const blocks = columnBlocks(cp, cd === cp, opts.maxBlock);
-    const bytes2 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
-    if (bytes2 > opts.maxRefitBytes) {
-      skipped.push({ weight: p.weight, reason: { kind: "memory", bytes: bytes2, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
+    const bytes3 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
+    if (bytes3 > opts.maxRefitBytes) {
+      skipped.push({ weight: p.weight, reason: { kind: "memory", bytes: bytes3, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
       continue;
     }
     const left = secondsLeft(opts.deadline);
@@ -47959,7 +48869,7 @@ var mb;
 var init_refusals = __esm({
   "src/recover/refusals.ts"() {
     "use strict";
-    mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
+    mb = (bytes3) => (bytes3 / 2 ** 20).toFixed(0);
   }
 });
 
@@ -48016,30 +48926,23 @@ function fitTemperature(logits, labels, classes) {
   const after = scaledScores(logits, labels, classes, temperature);
   return { temperature, nll_before: before.nll, nll_after: after.nll, ece_before: before.ece, ece_after: after.ece };
 }
-async function calibrateTemperature(model, calib, threads = 0) {
+async function calibrateTemperature(model, calib, threads = 0, head = defaultHead(model)) {
   if (!calib.labels) throw new UserError(`${calib.path}: temperature scaling needs labels; add y=labels to the calibration .npz`);
   const session = await sessionFromModel(model, threads);
-  let logits;
-  let classes;
+  let p;
   try {
-    const probs = endsInSoftmax(model);
-    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: probs, keepLogits: true, modelPath: "calibration" });
-    logits = p.logits;
-    classes = p.classes;
-    if (probs) for (let i2 = 0; i2 < logits.length; i2++) logits[i2] = Math.log(Math.max(logits[i2], 1e-12));
+    p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), head, keepLogits: true, modelPath: "calibration" });
   } finally {
     await session.release();
   }
-  return fitTemperature(logits, calib.labels, classes);
+  return fitTemperature(p.logits, p.truth, p.choices);
 }
-function bakeTemperature(model, temperature) {
+function bakeTemperature(model, temperature, head = defaultHead(model)) {
   const ed = ModelEditor.copyOf(model);
-  const outputName = ed.graph.output[0].name;
-  const target = endsInSoftmax(ed.model) ? ed.producer(outputName).input[0] : outputName;
-  if (!ed.producer(target)) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
-  const declared = ed.graph.output[0].type?.value;
-  const elemType = declared?.case === "tensorType" && FLOAT_TYPES.has(declared.value.elemType) ? declared.value.elemType : 1 /* FLOAT */;
-  const t = ed.addFloatInitializer("prune_guard_temperature", [], Float32Array.of(temperature), elemType);
+  const target = head.scores;
+  if (!ed.producer(target)) throw new UserError(`--bake-temperature: the scores '${target}' of output '${head.output}' are not produced by a node; cannot insert the scaling`);
+  const type = elementTypes(new GraphIndex(ed.graph)).get(target) ?? 1 /* FLOAT */;
+  const t = ed.addFloatInitializer("prune_guard_temperature", [], Float32Array.of(temperature), type);
   ed.insertAfter(target, { opType: "Div", inputs: [target, t], name: "prune_guard_temperature_scaling" }, `${target}_before_temperature`);
   return ed.model;
 }
@@ -48049,8 +48952,10 @@ var init_temperature = __esm({
     init_activationBudget();
     init_errors();
     init_classifier();
+    init_elementTypes();
     init_scores();
     init_edit();
+    init_graph();
     init_tensor();
     init_session();
   }
@@ -48074,22 +48979,24 @@ function fmt(s) {
 }
 async function runRecovery(req) {
   const { config: config2, calib, progress } = req;
+  const head = req.head ?? defaultHead(req.dense, config2.output);
+  req = { ...req, head };
   const notes = [];
   const steps = await recoverySteps(req, calib, notes);
   if (!calib) return { steps: steps.map((s) => s.step), notes };
   const last = steps.at(-1)?.model ?? req.pruned;
   if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes };
   const t0 = performance.now();
-  const fit = await calibrateTemperature(last, calib, config2.latency.threads);
+  const fit = await calibrateTemperature(last, calib, config2.latency.threads, head);
   if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
-  const baked = bakeTemperature(last, fit.temperature);
+  const baked = bakeTemperature(last, fit.temperature, head);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
   fs14.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
     stage: "temperature",
-    description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
+    description: `${head.scores === head.output ? "logits" : `scores before the ${head.activation}`} divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
     artifact,
     info: { seconds: (performance.now() - t0) / 1e3, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
     temperature: temperatureInfo(fit, true)
@@ -48104,7 +49011,7 @@ async function recoverySteps(req, calib, bounded) {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
     const t0 = performance.now();
-    const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads) : void 0;
+    const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads, req.head) : void 0;
     const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
     let model;
     try {
@@ -48117,7 +49024,7 @@ async function recoverySteps(req, calib, bounded) {
       throw e;
     }
     const seconds = (performance.now() - t0) / 1e3;
-    const after = calib?.labels ? await calibScore(model, calib, config2.latency.threads) : void 0;
+    const after = calib?.labels ? await calibScore(model, calib, config2.latency.threads, req.head) : void 0;
     const info2 = { seconds };
     if (before && after) Object.assign(info2, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
     const description = `external recovery command \`${config2.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
@@ -48132,7 +49039,7 @@ async function recoverySteps(req, calib, bounded) {
   let current = req.pruned;
   const started = performance.now();
   const deadline = config2.recoveryTimeBudget > 0 ? started + config2.recoveryTimeBudget * 1e3 : void 0;
-  let currentScore = labelled ? await calibScore(current, calib, config2.latency.threads) : void 0;
+  let currentScore = labelled ? await calibScore(current, calib, config2.latency.threads, req.head) : void 0;
   const passSeconds = labelled ? (performance.now() - started) / 1e3 : void 0;
   const judgeMs = config2.recovery === "auto" && passSeconds !== void 0 ? passSeconds * 1e3 : 0;
   const bound = (line) => {
@@ -48156,9 +49063,12 @@ async function recoverySteps(req, calib, bounded) {
       bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
-    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged, deadline: deadline2 });
-    if (!d) return;
-    const score2 = labelled ? await calibScore(d.model, calib, config2.latency.threads) : void 0;
+    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged, deadline: deadline2, head: req.head });
+    if (d.kind === "skipped") {
+      bound(`recovery: distillation skipped: ${skipReason(d.gap)}`);
+      return;
+    }
+    const score2 = labelled ? await calibScore(d.model, calib, config2.latency.threads, req.head) : void 0;
     if (judged && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
@@ -48182,7 +49092,7 @@ async function recoverySteps(req, calib, bounded) {
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${layerSkipText(s.reason)})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join("; ") || void 0;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
-    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config2.latency.threads) : void 0;
+    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config2.latency.threads, req.head) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
     if (judged && score2 && currentScore && !better(score2, currentScore)) {
@@ -48200,7 +49110,7 @@ async function recoverySteps(req, calib, bounded) {
       if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
       return steps;
     }
-    await tryBatchNorm(current, calib, config2, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+    await tryBatchNorm(current, calib, config2, req.head, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
       const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
       if (refusal.kind === "bound") bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
@@ -48234,7 +49144,7 @@ function batchNormRefusalText(r) {
       return `${fmt(r.score)} vs ${fmt(r.without)} without it`;
   }
 }
-async function tryBatchNorm(model, calib, config2, bounds, accept, currentScore, reject) {
+async function tryBatchNorm(model, calib, config2, head, bounds, accept, currentScore, reject) {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
   if (!base) return reject({ kind: "no-labels" });
@@ -48242,7 +49152,7 @@ async function tryBatchNorm(model, calib, config2, bounds, accept, currentScore,
   const bn = await reestimateBatchNorm(model, calib, config2.latency.threads, bounds);
   if (bn.nodes.length === 0) return bn.bound ? reject({ kind: "bound", bound: bn.bound }) : void 0;
   const seconds = (performance.now() - t0) / 1e3;
-  const score2 = await calibScore(bn.model, calib, config2.latency.threads);
+  const score2 = await calibScore(bn.model, calib, config2.latency.threads, head);
   if (!better(score2, base)) return reject({ kind: "worse", score: score2, without: base });
   accept(bn.model, seconds, score2, bn.nodes.length, bn.bound);
 }
@@ -48280,6 +49190,7 @@ var init_runRecovery = __esm({
     init_reconstruct();
     init_refusals();
     init_temperature();
+    init_classifier();
     SPARSEGPT_BLOCK = 128;
     EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
   }
@@ -48365,12 +49276,12 @@ var init_steps = __esm({
 // src/pipeline/measureStep.ts
 function savedFacts(artifact, denseWeights, evalBatchSize) {
   const saved = loadModel(artifact).proto;
-  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
+  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), batch: boundedBatch(saved, evalBatchSize) };
 }
 async function measureStep(kind, description, artifact, ctx) {
   const { data, config: config2, progress } = ctx;
   const name = stepName(kind);
-  const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config2.evalBatchSize);
+  const { sparsity, cost, batch } = savedFacts(artifact, ctx.denseWeights, config2.evalBatchSize);
   const size2 = measureFileSize(artifact);
   collectGarbage();
   const session = await openSession(artifact, { threads: config2.latency.threads, provider: ctx.provider });
@@ -48381,21 +49292,22 @@ async function measureStep(kind, description, artifact, ctx) {
     progress.stage({ kind: "evaluate", step: name, total: data.count });
     preds = await evaluateClassifier(session, data, {
       batchSize: batch,
-      outputsAreProbabilities: probabilities,
+      head: ctx.head,
       modelPath: artifact,
       onBatch: (done) => progress.update(done)
     });
     progress.stop();
     for (const s of ctx.shifts) {
-      const p = await evaluateClassifier(session, s.data, { batchSize: batch, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
-      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
+      const p = await evaluateClassifier(session, s.data, { batchSize: batch, head: ctx.head, modelPath: artifact, unlabelled: !s.data.labels });
+      if (s.data.labels) shiftAccuracy[s.name] = mean2(p.correct);
       shiftPreds.set(s.name, p);
     }
   } finally {
     progress.stop();
     await session.release();
   }
-  const labels = data.labels;
+  const multilabel = preds.perSample > 1;
+  const f1 = ctx.head.task === "multiclass" ? void 0 : labelF1(preds.pred, preds.truth, preds.perSample);
   const step = {
     name,
     description,
@@ -48406,11 +49318,12 @@ async function measureStep(kind, description, artifact, ctx) {
     flops: cost.macs,
     size_bytes: size2.bytes,
     gzip_bytes: size2.gzipBytes,
-    accuracy: accuracy(preds.pred, labels),
-    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
-    confusion: confusionMatrix(preds.pred, labels, preds.classes),
+    accuracy: mean2(preds.correct),
+    per_class: groupAccuracy(preds.correct, preds.group, preds.classes),
+    ...multilabel ? {} : { confusion: confusionMatrix(preds.pred, preds.truth, preds.classes) },
+    ...f1 ? { f1: multilabel ? meanDefined(f1) : f1[0], ...multilabel ? { per_label_f1: f1 } : {} } : {},
     ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
-    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
+    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / preds.logProbLabel.length,
     agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
     latency: null,
     latency_by_batch: [],
@@ -48424,6 +49337,11 @@ async function measureRecord(r, ctx) {
   if (r.recovery) m.step.recovery = r.recovery;
   if (r.temperature) m.step.temperature = r.temperature;
   return m;
+}
+function mean2(x2) {
+  let s = 0;
+  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
+  return x2.length ? s / x2.length : NaN;
 }
 var init_measureStep = __esm({
   "src/pipeline/measureStep.ts"() {
@@ -48492,10 +49410,10 @@ function mannWhitneyP(x2, y) {
     i2 = j + 1;
   }
   const u = rankSumX - n1 * (n1 + 1) / 2;
-  const mean2 = n1 * n2 / 2;
+  const mean3 = n1 * n2 / 2;
   const variance = n1 * n2 / 12 * (n + 1 - ties / (n * (n - 1)));
   if (!(variance > 0)) return 1;
-  const z2 = Math.max(0, Math.abs(u - mean2) - 0.5) / Math.sqrt(variance);
+  const z2 = Math.max(0, Math.abs(u - mean3) - 0.5) / Math.sqrt(variance);
   return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
 }
 function speedFunnel(input) {
@@ -48775,15 +49693,15 @@ async function runGradual(input, progress) {
     throw new UserError(`${req.model}: no channel group can be pruned (see --method structured notes); use --method unstructured`);
   }
   const targets = cubicSchedule(initial, config2.sparsity, config2.scheduleSteps);
-  const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2 }) : void 0;
+  const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2, head: input.head }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config2.sparsity)} (${targets.map(pct4).join(", ")})`);
   const stepsRoot = path12.join(req.out, "steps");
   fs19.mkdirSync(stepsRoot, { recursive: true });
-  const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
+  const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider, head: input.head };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
-  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, config2.latency.threads)).accuracy : null;
+  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, config2.latency.threads, input.head)).accuracy : null;
   const cliffMetric = denseCalib !== null ? "calib" : "eval";
   const denseQuality = denseCalib ?? dense.step.accuracy;
   const cliffThreshold = budgets.find((b) => b.name === "accuracy-drop")?.limit ?? DEFAULT_CLIFF;
@@ -48810,7 +49728,7 @@ async function runGradual(input, progress) {
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
     const from = current;
     const prune = async () => {
-      const pruned = plan ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct4(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] } : await pruneModel(from, stepConfig, { modelPath: req.model, calib });
+      const pruned = plan ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct4(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] } : await pruneModel(from, stepConfig, { modelPath: req.model, calib, head: input.head });
       if (config2.method === "hybrid") {
         const topUp = topUpMagnitude(pruned.model, weights, target, config2, config2.scope === "layer" ? "layer" : "global");
         pruned.model = topUp.model;
@@ -48836,7 +49754,7 @@ async function runGradual(input, progress) {
         "prune-guard.recovery": config2.recovery
       }),
       pruneArtifact: stepFile(dir, 1, "prune"),
-      recovery: { dense: denseModel, calib, config: config2, stepsDir: dir, progress, files: { data: req.data, calib: req.calib } },
+      recovery: { dense: denseModel, calib, config: config2, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, head: input.head },
       at: t
     });
     const stepMeasured = [];
@@ -48854,7 +49772,7 @@ async function runGradual(input, progress) {
       index: t,
       target,
       final: final2,
-      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config2.latency.threads)).accuracy : null
+      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config2.latency.threads, input.head)).accuracy : null
     };
     if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels.remaining;
     if (structured && denseTally) {
@@ -48939,9 +49857,11 @@ async function runGradual(input, progress) {
     shipped: chosen2.final,
     judged: runJudged,
     data: { path: req.data, set: data },
+    head: input.head,
+    plan: input.plan,
     shifts,
     config: config2,
-    notes: [...plan?.notes ?? [], ...notes],
+    notes: [...input.exportNotes, ...plan?.notes ?? [], ...notes],
     scope: input.scope.scope,
     ...plan ? { sensitivity: plan.info(config2.sparsity) } : {},
     schedule
@@ -49007,7 +49927,7 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
   const { calib, progress } = ctx;
   const targets = cubicSchedule(countSparsity(dense, weights).overall, config2.sparsity, rounds);
   const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / rounds : 0;
-  const recovery = { dense, calib, files: ctx.files, progress };
+  const recovery = { dense, calib, files: ctx.files, progress, head: ctx.head };
   const steps = [];
   let current = dense;
   for (let r = 1; r < rounds; r++) {
@@ -49023,7 +49943,7 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
       recovery: { ...recovery, config: { ...config2, bakeTemperature: false, recoveryTimeBudget: share }, stepsDir: roundDir, fitTemperature: false }
     });
     const recorded = recordedScores(unit.recovered);
-    const before = recorded?.before ?? await calibScore(unit.pruned.model, calib, config2.latency.threads);
+    const before = recorded?.before ?? await calibScore(unit.pruned.model, calib, config2.latency.threads, ctx.head);
     const after = recorded?.after ?? before;
     current = loadModel(unit.chain).proto;
     const seconds = (performance.now() - started) / 1e3;
@@ -49051,13 +49971,13 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
     // the final round gets the same share of the recovery time budget as every other round
     recovery: { ...recovery, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir }
   });
-  const score2 = calib.labels ? recordedScores(final2.recovered)?.after ?? await calibScore(final2.pruned.model, calib, config2.latency.threads) : void 0;
+  const score2 = calib.labels ? recordedScores(final2.recovered)?.after ?? await calibScore(final2.pruned.model, calib, config2.latency.threads, ctx.head) : void 0;
   return { rounds: steps, final: final2, score: score2, seconds: (performance.now() - t0) / 1e3 };
 }
 async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
   const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
   if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2 });
+  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2, head: ctx.head });
   if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
     return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
   }
@@ -49391,11 +50311,11 @@ function foldBatchNorms(model) {
     const consts = bn.input.slice(1, 5).map((n) => constantThroughIdentity(index, n));
     if (!w || w.dataType !== 1 /* FLOAT */ || conv2.input[2] && !bias || consts.some((c) => !c)) continue;
     if (index.consumersOf(w.name).length !== 1 || bias && index.consumersOf(bias.name).length !== 1) continue;
-    const [gamma, beta, mean2, variance] = consts.map((c) => tensorToFloat32(c));
+    const [gamma, beta, mean3, variance] = consts.map((c) => tensorToFloat32(c));
     const eps = attrFloat(bn, "epsilon", 1e-5);
     const dims = tensorDims(w);
     const channels = dims[0];
-    if ([gamma, beta, mean2, variance].some((a) => a.length !== channels)) continue;
+    if ([gamma, beta, mean3, variance].some((a) => a.length !== channels)) continue;
     const weights = tensorToFloat32(w);
     const per = numel(dims) / channels;
     const b = bias ? tensorToFloat32(bias) : new Float32Array(channels);
@@ -49403,7 +50323,7 @@ function foldBatchNorms(model) {
     for (let c = 0; c < channels; c++) {
       const k = gamma[c] / Math.sqrt(variance[c] + eps);
       for (let i2 = 0; i2 < per; i2++) weights[c * per + i2] *= k;
-      newBias[c] = (b[c] - mean2[c]) * k + beta[c];
+      newBias[c] = (b[c] - mean3[c]) * k + beta[c];
     }
     ed.adoptInitializer(w.name, weights);
     if (bias) ed.replaceInitializer(bias.name, newBias);
@@ -49504,13 +50424,37 @@ var init_params = __esm({
 });
 
 // src/quantize/qdq.ts
+function qdqRefusalMessage(r) {
+  switch (r.kind) {
+    case "opset":
+      return `opset ${r.opset} has no QuantizeLinear/DequantizeLinear (they start at opset ${MIN_QDQ_OPSET}); re-export the model at opset 13 or later`;
+    case "input-type":
+      return `input '${r.input}' is ${dataTypeName(r.type).toLowerCase()}, not float32; INT8 quantization here starts from a float32 model, so quantize the float32 export`;
+    case "weight-type":
+      return `the weight of '${r.node}' is stored as ${dataTypeName(r.type).toLowerCase()}${r.behindCast ? " behind a Cast" : ""}, not float32; INT8 quantization here starts from float32 weights, so quantize the float32 export`;
+  }
+}
+function otherFloatWeight(index) {
+  for (const n of index.order) {
+    if (!WEIGHTED.has(n.opType) || !n.input[1]) continue;
+    const stored = index.initializers.get(n.input[1]);
+    if (stored && NOT_FLOAT32.has(stored.dataType)) return { kind: "weight-type", node: nodeLabel(n), type: stored.dataType, behindCast: false };
+    const cast2 = index.producer.get(n.input[1]);
+    const source = cast2?.opType === "Cast" ? index.initializers.get(cast2.input[0]) : void 0;
+    if (source && NOT_FLOAT32.has(source.dataType)) return { kind: "weight-type", node: nodeLabel(n), type: source.dataType, behindCast: true };
+  }
+  return void 0;
+}
 function qdqSupport(model) {
+  const refuse = (refusal) => ({ kind: "unsupported", refusal, reason: qdqRefusalMessage(refusal) });
   const opset = opsetVersion(model);
-  if (opset < MIN_QDQ_OPSET) return { kind: "unsupported", reason: `opset ${opset} has no QuantizeLinear/DequantizeLinear (they start at opset ${MIN_QDQ_OPSET}); re-export the model at opset 13 or later` };
+  if (opset < MIN_QDQ_OPSET) return refuse({ kind: "opset", opset });
   const g2 = model.graph;
   const inits = new Set(g2.initializer.map((t) => t.name));
-  const floatInput = g2.input.find((i2) => !inits.has(i2.name) && i2.type?.value.case === "tensorType" && i2.type.value.value.elemType !== 1 /* FLOAT */ && [10 /* FLOAT16 */, 16 /* BFLOAT16 */, 11 /* DOUBLE */].includes(i2.type.value.value.elemType));
-  if (floatInput) return { kind: "unsupported", reason: `input '${floatInput.name}' is not float32; INT8 quantization here starts from a float32 model, so quantize the float32 export` };
+  const floatInput = g2.input.find((i2) => !inits.has(i2.name) && i2.type?.value.case === "tensorType" && NOT_FLOAT32.has(i2.type.value.value.elemType));
+  if (floatInput && floatInput.type?.value.case === "tensorType") return refuse({ kind: "input-type", input: floatInput.name, type: floatInput.type.value.value.elemType });
+  const weight = otherFloatWeight(new GraphIndex(g2));
+  if (weight) return refuse(weight);
   if (opset < PER_CHANNEL_OPSET) return { kind: "per-tensor", reason: `opset ${opset}: DequantizeLinear has no axis before opset 13, so weights get one scale per tensor` };
   return { kind: "per-channel" };
 }
@@ -49720,7 +50664,7 @@ function floatInputChannels(n, index) {
   if (n.opType === "Gemm" && dims.length === 2 && attrInt(n, "transA", 0) === 0) return attrInt(n, "transB", 0) ? dims[1] : dims[0];
   return void 0;
 }
-var WEIGHTED, ACTIVATION_OPS, PASS_THROUGH2, MIN_QDQ_OPSET, PER_CHANNEL_OPSET;
+var WEIGHTED, ACTIVATION_OPS, PASS_THROUGH2, MIN_QDQ_OPSET, PER_CHANNEL_OPSET, NOT_FLOAT32;
 var init_qdq = __esm({
   "src/quantize/qdq.ts"() {
     "use strict";
@@ -49734,6 +50678,7 @@ var init_qdq = __esm({
     PASS_THROUGH2 = /* @__PURE__ */ new Set(["MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze"]);
     MIN_QDQ_OPSET = 10;
     PER_CHANNEL_OPSET = 13;
+    NOT_FLOAT32 = /* @__PURE__ */ new Set([10 /* FLOAT16 */, 16 /* BFLOAT16 */, 11 /* DOUBLE */]);
   }
 });
 
@@ -49761,10 +50706,10 @@ async function prepareQuantization(model, calib, opts) {
 function buildQuantized(prep, keepFloat, weightBits) {
   return quantizeQdq(prep.folded, { ranges: prep.ranges, keepFloat: /* @__PURE__ */ new Set([...prep.excluded, ...keepFloat]), weightBits, perChannel: prep.perChannel });
 }
-async function predict2(model, data, mode, threads) {
+async function predict2(model, data, mode, threads, head) {
   const session = await sessionFromModel(model, threads, { lean: mode === "simulated" });
   try {
-    return await evaluateClassifier(session, data, { batchSize: boundedBatch(model, 128), outputsAreProbabilities: endsInSoftmax(model), modelPath: "quantized model", keepLogits: true, unlabelled: !data.labels });
+    return await evaluateClassifier(session, data, { batchSize: boundedBatch(model, 128), modelPath: "quantized model", keepLogits: true, unlabelled: !data.labels, ...head ? { head } : {} });
   } finally {
     await session.release();
   }
@@ -49785,7 +50730,6 @@ function relativeL2(a, b) {
   return den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
 }
 async function layerErrors(float, q, data, threads) {
-  const { ort } = onnxruntime();
   const g2 = q.model.graph;
   const quantizedSet = new Set(q.quantized);
   const dqOf = (t) => q.tensors.includes(t) ? g2.output.some((o) => o.name === t) ? t : `${t}_DequantizeLinear_Output` : t;
@@ -49801,16 +50745,10 @@ async function layerErrors(float, q, data, threads) {
   const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
   const sums = /* @__PURE__ */ new Map();
   try {
-    const batch = boundedBatch(q.model, 64);
-    for (let start = 0; start < data.count; start += batch) {
-      const end = Math.min(data.count, start + batch);
-      const feeds = {};
-      for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const fr = await fs32.run(feeds, floatNames);
-      const qr = await qs.run(feeds, qNames);
+    await streamActivations([{ session: fs32, fetch: floatNames }, { session: qs, fetch: qNames }], data, boundedBatch(q.model, 64), ([fr, qr]) => {
       for (const name of floatNames) {
-        const a = qr[dqOf(name)].data;
-        const b = fr[name].data;
+        const a = qr.get(dqOf(name)).data;
+        const b = fr.get(name).data;
         const s = sums.get(name) ?? { num: 0, den: 0 };
         for (let i2 = 0; i2 < b.length; i2++) {
           const d = a[i2] - b[i2];
@@ -49819,8 +50757,7 @@ async function layerErrors(float, q, data, threads) {
         }
         sums.set(name, s);
       }
-      for (const t of [...Object.values(fr), ...Object.values(qr)]) t.dispose();
-    }
+    });
   } finally {
     await fs32.release();
     await qs.release();
@@ -49836,9 +50773,7 @@ var init_prepare = __esm({
   "src/quantize/prepare.ts"() {
     "use strict";
     import_picomatch2 = __toESM(require_picomatch2(), 1);
-    init_dataset();
     init_classifier();
-    init_ort();
     init_session();
     init_subgraph();
     init_activationBudget();
@@ -49920,11 +50855,11 @@ function firstSlice(d, n) {
   if (d.count <= n) return d;
   return { ...d, count: n, inputs: sliceBatch(d, 0, n), labels: d.labels ? d.labels.subarray(0, n) : null };
 }
-async function chooseWeightBits(prep, slice, threads) {
+async function chooseWeightBits(prep, slice, threads, head) {
   const dev = async (bits2) => {
     const q = buildQuantized(prep, /* @__PURE__ */ new Set(), bits2).model;
-    const fused = await predict2(q, slice, "fused", threads);
-    const simulated = await predict2(q, slice, "simulated", threads);
+    const fused = await predict2(q, slice, "fused", threads, head);
+    const simulated = await predict2(q, slice, "simulated", threads, head);
     return relativeL2(fused.logits, simulated.logits);
   };
   const bits8 = await dev(8);
@@ -49965,9 +50900,9 @@ async function quantizeStep(input) {
   const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
   const slice = firstSlice(calib, DECISION_SAMPLES);
   const metric = slice.labels ? "accuracy" : "agreement";
-  const floatPred = await predict2(float, slice, "fused", threads);
+  const floatPred = await predict2(float, slice, "fused", threads, input.head);
   const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
-  const weights = await chooseWeightBits(prep, slice, threads);
+  const weights = await chooseWeightBits(prep, slice, threads, input.head);
   const scratch = fs21.mkdtempSync(path15.join(path15.dirname(input.artifact), ".quantize-"));
   const measured = [];
   try {
@@ -49978,7 +50913,7 @@ async function quantizeStep(input) {
       const file = path15.join(scratch, `variant-${k}.onnx`);
       saveModel(q2.model, file);
       files.push(file);
-      const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads), floatPred, slice.labels);
+      const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads, input.head), floatPred, slice.labels);
       measured.push({ name: v.name, keep_float: [...v.keep.keys()], calib_quality: quality2, speedup: null, chosen: false, keep: v.keep });
     }
     if (plans.length > 1) {
@@ -50007,7 +50942,7 @@ async function quantizeStep(input) {
     if (!worst) break;
     keep.set(worst.node, "error");
     q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
-    quality = calibQuality(await predict2(q.model, slice, "fused", threads), floatPred, slice.labels);
+    quality = calibQuality(await predict2(q.model, slice, "fused", threads, input.head), floatPred, slice.labels);
     errors = await layerErrors(prep.folded, q, slice, threads);
   }
   setMetadata(q.model, { "prune-guard.version": VERSION7, "prune-guard.quantize": "int8-static-qdq", "prune-guard.quantize.weight_bits": String(weights.bits) });
@@ -50059,8 +50994,8 @@ async function quantizeDynamicStep(input) {
   let reason;
   if (input.calib) {
     const slice = firstSlice(input.calib, DECISION_SAMPLES);
-    const reference = await predict2(float, slice, "fused", threads);
-    const err2 = async (b) => relativeL2((await predict2(quantizeDynamic(float, { weightBits: b, exclude: config2.quantizeExclude }).model, slice, "fused", threads)).logits, reference.logits);
+    const reference = await predict2(float, slice, "fused", threads, input.head);
+    const err2 = async (b) => relativeL2((await predict2(quantizeDynamic(float, { weightBits: b, exclude: config2.quantizeExclude }).model, slice, "fused", threads, input.head)).logits, reference.logits);
     deviation = { bits8: await err2(8), bits7: await err2(7) };
     bits2 = deviation.bits8 > deviation.bits7 ? 7 : 8;
     reason = `${bits2}-bit weights: relative output error against float ${deviation.bits8.toFixed(4)} at 8 bits and ${deviation.bits7.toFixed(4)} at 7 bits on ${slice.count} calibration samples${bits2 === 7 ? " (8 bits worse than 7: saturating 16-bit sums on this CPU)" : ""}`;
@@ -50105,9 +51040,9 @@ async function measureQuantized(q, ctx) {
   m.step.quantize = q.info;
   return m;
 }
-async function quantizeLast(source, calib, config2, artifact, progress, provider) {
-  if (config2.quantize === "int8") return quantizeStep({ source, calib, config: config2, artifact, progress, provider });
-  if (config2.quantize === "dynamic") return quantizeDynamicStep({ source, calib, config: config2, artifact, progress, provider });
+async function quantizeLast(source, calib, config2, artifact, progress, provider, head) {
+  if (config2.quantize === "int8") return quantizeStep({ source, calib, config: config2, artifact, progress, provider, head });
+  if (config2.quantize === "dynamic") return quantizeDynamicStep({ source, calib, config: config2, artifact, progress, provider, head });
   return void 0;
 }
 var DECISION_SAMPLES, CALIB_TOLERANCE, MAX_ERROR_FALLBACKS, DECISION_TIMING, CLEAR_GAIN, NARROW_CHANNELS;
@@ -50279,7 +51214,7 @@ var init_latencyTarget2 = __esm({
 import * as fs23 from "node:fs";
 import * as path17 from "node:path";
 async function runOneShot(input, progress) {
-  const { req, data, shifts, calib, outPath, scope, rounds } = input;
+  const { req, data, shifts, calib, outPath, scope, rounds, head } = input;
   const { config: config2 } = req;
   const target = targetSparsity(config2);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
@@ -50300,7 +51235,7 @@ async function runOneShot(input, progress) {
   const hardware = hardwareOptions(config2, progress);
   const targeted = config2.targetSpeedup !== void 0 || config2.targetLatencyMs !== void 0 ? await pruneForLatency(input.dense.proto, req.model, config2, { modelPath: req.model, calib, progress, ...hardware ? { hardware } : {}, data, stepsDir, provider: input.provider }) : void 0;
   if (rounds > 1) {
-    const r = await pruneWithRounds(input.dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir, progress, files, metadata }, resolveCompare(config2, rounds));
+    const r = await pruneWithRounds(input.dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir, progress, files, metadata, head }, resolveCompare(config2, rounds));
     for (const n of r.final.pruned.notes) progress.note(n);
     roundSteps = r.rounds;
     unit = r.final;
@@ -50308,26 +51243,28 @@ async function runOneShot(input, progress) {
     const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
     unit = await pruneAndRecover({
       prune: async () => {
-        const pruned2 = targeted?.pruned ?? await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, ...hardware ? { hardware } : {}, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+        const pruned2 = targeted?.pruned ?? await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, head, ...hardware ? { hardware } : {}, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
         for (const n of pruned2.notes) progress.note(n);
         return pruned2;
       },
       metadata: (pruned2) => metadata(pruned2.scope ?? config2.scope),
       pruneArtifact: staged ? stepFile(stepsDir, 1, "prune") : outPath,
-      recovery: { dense: input.dense.proto, calib, config: config2, stepsDir, progress, files }
+      recovery: { dense: input.dense.proto, calib, config: config2, stepsDir, progress, files, head }
     });
   }
   const { pruned } = unit;
   const lastFloat = unit.steps[unit.steps.length - 1].artifact;
-  const broken2 = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
+  const saved = loadModel(lastFloat).proto;
+  liftWeights(saved);
+  const broken2 = pruned.verifySaved?.(saved) ?? [];
   if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
-  const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider);
+  const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider, head);
   if (staged) writeFileAtomic(outPath, fs23.readFileSync(quantized?.artifact ?? lastFloat));
   releaseField(input.dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
   collectGarbage();
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: input.provider };
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: input.provider, head };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
   const measured = [dense];
   for (const r of [...roundSteps, ...targeted?.earlier ?? [], ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
@@ -50360,7 +51297,7 @@ async function judgeSteps(input, measured, progress, record, reduction, shortfal
   const judged = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, "warn"]) } : judgedBudgets;
   return buildModelLedger({
     ...record,
-    notes: [...record.notes ?? [], ...speedNotes],
+    notes: [...input.exportNotes, ...record.notes ?? [], ...speedNotes],
     model: req.model,
     pruned: outPath,
     method: config2.method,
@@ -50369,6 +51306,8 @@ async function judgeSteps(input, measured, progress, record, reduction, shortfal
     shipped,
     judged,
     data: { path: req.data, set: data },
+    head: input.head,
+    plan: input.plan,
     shifts,
     config: config2
   });
@@ -50401,6 +51340,7 @@ var init_oneShot = __esm({
   "src/pipeline/oneShot.ts"() {
     "use strict";
     init_atomicWrite();
+    init_liftedWeights();
     init_model();
     init_reduction();
     init_pruneModel();
@@ -50433,10 +51373,10 @@ async function runQuantizeOnly(input, progress) {
   releaseField(input.dense, "proto", "the dense model");
   const stepsDir = path18.join(req.out, "steps");
   fs24.mkdirSync(stepsDir, { recursive: true });
-  const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, input.provider);
+  const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, input.provider, input.head);
   writeFileAtomic(outPath, fs24.readFileSync(quantized.artifact));
   collectGarbage();
-  const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider };
+  const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider, head: input.head };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
   const shipped = await measureQuantized(quantized, { ...ctx, dense: dense.preds });
   return judgeSteps(input, [dense, shipped], progress, { targetSparsity: 0, notes: quantized.notes, scope: config2.scope === "auto" ? "global" : config2.scope });
@@ -50454,6 +51394,34 @@ var init_quantizeOnly = __esm({
   }
 });
 
+// src/pipeline/exported.ts
+function judgedHead(model, file, config2, data) {
+  const found = findHead(model, { output: config2.output, labelWidth: data.labels ? data.labelWidth ?? 1 : void 0 });
+  if (!found.ok) throw new UserError(headProblemMessage(found.problem, file));
+  const problem = checkLabels2(found.head, data.labels, data.labelWidth ?? 1, data.path);
+  if (problem) throw new UserError(problem.kind === "no-labels" ? headProblemMessage(problem, file) : `${data.path}: ${headProblemMessage(problem, file)}`);
+  return found.head;
+}
+function batchPlan(model, file, config2) {
+  const fixed2 = fixedBatch(modelInputs(model, file), file);
+  if (fixed2 === void 0) return { batchSizes: [...config2.batchSizes], evalBatch: config2.evalBatchSize };
+  const other = config2.batchSizes.filter((b) => b !== fixed2);
+  return {
+    fixed: fixed2,
+    batchSizes: [fixed2],
+    evalBatch: fixed2,
+    ...other.length > 0 ? { note: `${file}: input batch fixed at ${fixed2}: latency measured at batch ${fixed2} instead of ${other.join(", ")}, evaluation and calibration run ${fixed2} sample${fixed2 > 1 ? "s" : ""} at a time` } : {}
+  };
+}
+var init_exported = __esm({
+  "src/pipeline/exported.ts"() {
+    "use strict";
+    init_errors();
+    init_head();
+    init_signature();
+  }
+});
+
 // src/pipeline/run.ts
 import * as path19 from "node:path";
 function prunedPath(out, model) {
@@ -50464,7 +51432,11 @@ async function runPipeline(req, progress) {
   const dense = loadModel(req.model);
   preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
-  const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
+  const data = loadDataset(req.data, inputs, { requireLabels: false, modelPath: req.model });
+  const head = judgedHead(dense.proto, req.model, config2, data);
+  const plan = batchPlan(dense.proto, req.model, config2);
+  config2 = { ...config2, batchSizes: plan.batchSizes, evalBatchSize: plan.evalBatch };
+  req = { ...req, config: config2 };
   const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
   const shifts = [...userShifts, ...corruptionSets(data, config2.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
@@ -50479,12 +51451,24 @@ async function runPipeline(req, progress) {
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
   checkQuantizeInputs(config2, dense.proto, req);
+  const lifted = liftWeights(dense.proto);
   const provider = await resolveProvider(config2.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
-  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds };
+  const exportNotes = [...plan.note ? [plan.note] : [], ...liftedNotes(lifted)];
+  for (const n of exportNotes) progress.note(n);
+  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds, head, plan, exportNotes };
   const quantizeOnly = config2.quantize !== "none" && config2.sparsity === 0;
   const model = quantizeOnly ? await runQuantizeOnly(input, progress) : config2.schedule === "gradual" ? await runGradual(input, progress) : await runOneShot(input, progress);
   return { model, runtime: measuredRuntime(provider, config2) };
+}
+function liftedNotes(lifted) {
+  const notes = [];
+  const count2 = (n) => `${n} weight${n > 1 ? "s" : ""}`;
+  const cast2 = lifted.filter((l) => l.by === "Cast");
+  if (cast2.length > 0) notes.push(`${count2(cast2.length)} stored as ${[...new Set(cast2.map((l) => dataTypeName(l.type).toLowerCase()))].join(" and ")} behind a Cast: pruned and refit as float32, saved back in their own type`);
+  const reshape = lifted.filter((l) => l.by === "Reshape");
+  if (reshape.length > 0) notes.push(`${count2(reshape.length)} stored in another shape behind a constant Reshape: pruned and refit in the shape the layer reads, saved back in their own shape (unless structured pruning resized them)`);
+  return notes;
 }
 var init_run = __esm({
   "src/pipeline/run.ts"() {
@@ -50504,6 +51488,9 @@ var init_run = __esm({
     init_oneShot();
     init_quantizeStep();
     init_quantizeOnly();
+    init_exported();
+    init_liftedWeights();
+    init_tensor();
   }
 });
 
@@ -50606,24 +51593,34 @@ async function measurePair(req, progress) {
   checkMeasureConfig(config2);
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
   const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
-  const data = loadFor(withInputs, req.data, true);
+  const data = loadFor(withInputs, req.data, false);
+  const head = judgedHead(models[0].proto, req.base, config2, data);
+  judgedHead(models[1].proto, req.head, config2, data);
+  const plans = models.map((m) => batchPlan(m.proto, m.path, config2));
+  if (plans[0].fixed !== plans[1].fixed) {
+    throw new UserError(`${req.head}: accepts batch ${plans[1].fixed ?? "of any size"} but ${req.base} accepts ${plans[0].fixed ?? "any"}; compare models exported with the same input batch`);
+  }
+  const plan = plans[0];
+  if (plan.note) progress.note(plan.note);
+  const batchSizes = plan.batchSizes;
   const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config2.corruptions)];
   const provider = await resolveProvider(config2.executionProvider, req.base);
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
-  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
-  const base = await measureStep({ kind: "base" }, `base model ${path21.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep({ kind: "head" }, `head model ${path21.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.stage({ kind: "latency", detail: "base and head interleaved", total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
-  const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
+  const measureConfig = { ...config2, batchSizes, evalBatchSize: plan.evalBatch };
+  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: measureConfig, progress, provider: provider.provider, head });
+  const baseStep = await measureStep({ kind: "base" }, `base model ${path21.basename(req.base)}`, req.base, ctx(0));
+  const headStep = await measureStep({ kind: "head" }, `head model ${path21.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
+  progress.stage({ kind: "latency", detail: "base and head interleaved", total: batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...batchSizes)));
+  const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
-  [base, head].forEach((m, i2) => {
-    m.step.latency_by_batch = config2.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
+  [baseStep, headStep].forEach((m, i2) => {
+    m.step.latency_by_batch = batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
-  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider: provider.provider });
-  return { base, head, data, shifts, samples, provider };
+  for (const m of [baseStep, headStep]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider: provider.provider });
+  return { base: baseStep, head: headStep, data, shifts, samples, provider, judged: head, plan };
 }
 var DEFAULT_LATENCY_REGRESSION;
 var init_compare = __esm({
@@ -50645,6 +51642,7 @@ var init_compare = __esm({
     init_measureStep();
     init_corruptions();
     init_verdicts();
+    init_exported();
     DEFAULT_LATENCY_REGRESSION = 0.05;
   }
 });
@@ -50665,7 +51663,7 @@ var init_compareBase = __esm({
     "use strict";
     init_compare();
     init_verdicts();
-    VS_BASE = /* @__PURE__ */ new Set(["accuracy-drop", "class-accuracy-drop", "ece-increase", "latency-regression", "shift-accuracy-drop"]);
+    VS_BASE = /* @__PURE__ */ new Set(["accuracy-drop", "class-accuracy-drop", "ece-increase", "latency-regression", "shift-accuracy-drop", "label-f1-drop"]);
   }
 });
 
@@ -58477,7 +59475,7 @@ async function publishGate(octokit, ctx, ledger, opts) {
     const title = renderHeadline(model).replace(/\*\*/g, "");
     if (via === "check") {
       const annotations = budgetAnnotations(model, opts.sources);
-      const summary2 = (opts.summaries.get(model.model) ?? title).slice(0, SUMMARY_LIMIT);
+      const summary3 = (opts.summaries.get(model.model) ?? title).slice(0, SUMMARY_LIMIT);
       try {
         const { data } = await octokit.rest.checks.create({
           owner,
@@ -58487,10 +59485,10 @@ async function publishGate(octokit, ctx, ledger, opts) {
           status: "completed",
           conclusion: state,
           details_url: opts.detailsUrl,
-          output: { title, summary: summary2, annotations: annotations.slice(0, ANNOTATIONS_PER_REQUEST) }
+          output: { title, summary: summary3, annotations: annotations.slice(0, ANNOTATIONS_PER_REQUEST) }
         });
         for (let i2 = ANNOTATIONS_PER_REQUEST; i2 < annotations.length; i2 += ANNOTATIONS_PER_REQUEST) {
-          await octokit.rest.checks.update({ owner, repo, check_run_id: data.id, output: { title, summary: summary2, annotations: annotations.slice(i2, i2 + ANNOTATIONS_PER_REQUEST) } });
+          await octokit.rest.checks.update({ owner, repo, check_run_id: data.id, output: { title, summary: summary3, annotations: annotations.slice(i2, i2 + ANNOTATIONS_PER_REQUEST) } });
         }
         continue;
       } catch (e) {
@@ -58933,7 +59931,7 @@ async function run(inputs, octokit, ctx, env, io) {
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
   const ledgerPath = path28.join(out, "ledger.json");
   fs31.mkdirSync(out, { recursive: true });
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(ledgerPath, ledgerJson(ledger));
   writeFileAtomic(path28.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
@@ -58985,6 +59983,7 @@ var SUMMARY_LIMIT2, FORK_HINT;
 var init_run2 = __esm({
   "src/github/run.ts"() {
     "use strict";
+    init_compact();
     init_errors();
     init_atomicWrite();
     init_envelope();

@@ -17,6 +17,7 @@ export type BudgetName =
   | 'p95-latency-ms'
   | 'max-size-bytes'
   | 'shift-accuracy-drop'
+  | 'label-f1-drop'
   | 'target-reduction'
   | 'min-output-cosine'
   | 'max-output-rel-error';
@@ -133,6 +134,12 @@ export const BUDGETS: Readonly<Record<BudgetName, BudgetSpec>> = {
     ...POINTS,
     direction: 'max',
     meaning: 'largest accuracy lost on any distribution-shift set',
+    expect: POINTS_EXPECT,
+  },
+  'label-f1-drop': {
+    ...POINTS,
+    direction: 'max',
+    meaning: 'sigmoid outputs: largest F1 lost by any label of a multi-label model (the F1 of the positive decision for a binary one)',
     expect: POINTS_EXPECT,
   },
   'target-reduction': {

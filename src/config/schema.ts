@@ -347,6 +347,10 @@ export const SETTINGS = {
     help: "globs of node names quantize keeps in float; flags add to the file's list",
     flag: { value: '<glob>', commands: RUN, repeat: 'append' },
   }),
+  output: optionalSetting(text("an output name of the model like 'logits'", z.minLength(1)), {
+    help: 'the model output to judge (needed when the model has several): [batch, classes] logits, probabilities or log-probabilities, or a sigmoid [batch] / [batch, labels] (absent: its only output)',
+    flag: { value: '<name>', commands: ['run', 'compare'] },
+  }),
   budgets: {
     help: BUDGETS_HELP,
     /** flags and the input are NAME=VALUE lines (src/config/budgets.ts), kept apart from the file's limits so the ledger says where each came from */

@@ -6,6 +6,7 @@
 import { UserError } from '../errors.js';
 import { allocTypedArray, type NdArray, type NpyDtype, type TypedArray } from './npy.js';
 import { readArrays } from './npz.js';
+import { floatToHalf, halfToFloat } from '../onnx/tensor.js';
 
 /** A model input as the ONNX graph declares it; string/null dims are symbolic or unknown (usually batch). */
 export interface ModelInputSpec {
@@ -26,7 +27,10 @@ export interface Dataset {
   count: number;
   /** keyed by model input name */
   inputs: Map<string, InputArray>;
+  /** `count x labelWidth` values, row-major: class ids (width 1), or 0/1 per label (multi-label, width K) */
   labels: Int32Array | null;
+  /** labels per sample: K for `y` of shape [N,K]; 1 (or absent) for [N] and [N,1] */
+  labelWidth?: number;
 }
 
 const LABELS = 'y';
@@ -96,19 +100,52 @@ export function loadDataset(
 
   const y = arrays.get(LABELS);
   let labels: Int32Array | null = null;
-  if (y) labels = toLabels(path, y, count);
+  let labelWidth = 1;
+  if (y) ({ labels, width: labelWidth } = toLabels(path, y, count));
   else if (opts.requireLabels) {
     throw new UserError(`${path}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
 
   const inputs = new Map<string, InputArray>();
-  for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path, count, inputs, labels };
+  for (const [spec, name, arr] of bound) inputs.set(spec.name, asModelType(path, name, arr, spec));
+  return { path, count, inputs, labels, labelWidth };
+}
+
+const FLOAT_DTYPES_CONVERTIBLE: ReadonlySet<NpyDtype> = new Set(['float16', 'float32', 'float64']);
+
+/** Whether data of `have` is fed to an input of `want` by converting it (float widths only). */
+function convertible(have: NpyDtype, want: NpyDtype): boolean {
+  return have !== want && FLOAT_DTYPES_CONVERTIBLE.has(have) && FLOAT_DTYPES_CONVERTIBLE.has(want);
+}
+
+/** float16 bits beyond the largest finite half (65504): the data does not fit the model's input type. */
+const HALF_FINITE = 0x7c00;
+
+/**
+ * The array in the element type the model's input declares: float data of another width is converted
+ * once here (a float16 model fed a float32 evaluation set runs on the float16-rounded values, as it
+ * would in deployment), so every run feeds the model exactly the type it was exported with.
+ */
+function asModelType(path: string, name: string, arr: NdArray, spec: ModelInputSpec): InputArray {
+  if (arr.dtype === spec.dtype) return { dtype: arr.dtype, dims: arr.shape, data: arr.data };
+  const n = arr.data.length;
+  const src = arr.dtype === 'float16' ? Float32Array.from(arr.data as Uint16Array, halfToFloat) : (arr.data as Float32Array | Float64Array);
+  const out = allocTypedArray(spec.dtype, n);
+  if (spec.dtype === 'float16') {
+    const half = out as Uint16Array;
+    for (let i = 0; i < n; i++) {
+      half[i] = floatToHalf(src[i]);
+      if ((half[i] & HALF_FINITE) === HALF_FINITE) {
+        throw new UserError(`${path}: array '${name}' holds ${src[i]} at flat index ${i}, beyond the float16 range (±65504) of model input '${spec.name}'; scale the data as the model expects, or save it with ${name}.astype(np.float16) after clipping`);
+      }
+    }
+  } else (out as Float32Array | Float64Array).set(src);
+  return { dtype: spec.dtype, dims: arr.shape, data: out };
 }
 
 function checkInput(path: string, spec: ModelInputSpec, name: string, arr: NdArray, modelName: string): void {
   const subject = `${path}: array '${name}'`;
-  if (arr.dtype !== spec.dtype) {
+  if (arr.dtype !== spec.dtype && !convertible(arr.dtype, spec.dtype)) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`,
     );
@@ -170,32 +207,44 @@ function reshapeFix(name: string, arr: NdArray, spec: ModelInputSpec): string {
   return `save it with shape ${describeDims(['N', ...rest])} (N samples first)`;
 }
 
-function toLabels(path: string, y: NdArray, count: number): Int32Array {
+/** Multi-label targets may be saved as floats or booleans; their values must still be exactly 0 or 1. */
+const LABEL_MATRIX_DTYPES: ReadonlySet<NpyDtype> = new Set([...INTEGER_DTYPES, 'bool', 'float16', 'float32', 'float64']);
+
+/**
+ * Class ids (`y` [N] or [N,1], integers) or a multi-label matrix (`y` [N,K], K > 1, values 0/1 of any
+ * numeric type). Which one the model needs is decided against its output later; here only what the
+ * file holds is checked.
+ */
+function toLabels(path: string, y: NdArray, count: number): { labels: Int32Array; width: number } {
   const subject = `${path}: label array '${LABELS}'`;
-  // shape first: float one-hot labels are better fixed by argmax than by astype
-  if (y.shape.length !== 1) {
-    const fix = y.shape.length === 2 ? 'for one-hot labels save y.argmax(axis=1)' : 'save it with y.reshape(-1)';
-    throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
+  const matrix = y.shape.length === 2 && y.shape[1] > 1;
+  if (y.shape.length !== 1 && !(y.shape.length === 2 && y.shape[1] >= 1)) {
+    throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be class ids [N], or a 0/1 matrix [N,K] for multi-label models; save it with y.reshape(len(y), -1) or y.reshape(-1)`);
   }
-  if (!INTEGER_DTYPES.has(y.dtype)) {
+  if (!(matrix ? LABEL_MATRIX_DTYPES : INTEGER_DTYPES).has(y.dtype)) {
     throw new UserError(`${subject} has dtype ${y.dtype} but labels must be integer class ids; save it with y.astype(np.int64)`);
   }
   if (y.shape[0] !== count) {
     throw new UserError(`${subject} holds ${y.shape[0]} labels but the inputs hold ${count} samples; save one label per sample`);
   }
-  const out = new Int32Array(count);
+  const width = y.shape.length === 2 ? y.shape[1] : 1;
+  const out = new Int32Array(count * width);
   const src = y.data;
-  // one pass per element is fine here: labels are 1-D and small next to the inputs
-  for (let i = 0; i < count; i++) {
-    const v = Number(src[i]);
-    if (v < 0 || v > 0x7fffffff) {
+  const half = y.dtype === 'float16';
+  // one pass per element is fine here: labels are small next to the inputs
+  for (let i = 0; i < out.length; i++) {
+    const v = half ? halfToFloat(src[i] as number) : Number(src[i]);
+    if (matrix && v !== 0 && v !== 1) {
+      throw new UserError(`${subject} is a [N,K] matrix, read as multi-label targets, but holds ${v} at sample ${Math.floor(i / width)}, label ${i % width}; multi-label targets must be 0 or 1 (for one-hot class labels save y.argmax(axis=1))`);
+    }
+    if (v < 0 || v > 0x7fffffff || !Number.isInteger(v)) {
       throw new UserError(
-        `${subject} has ${v < 0 ? 'negative' : 'out-of-range'} value ${String(src[i])} at index ${i}; labels must be class ids 0..K-1`,
+        `${subject} has ${v < 0 ? 'negative' : 'out-of-range'} value ${String(src[i])} at index ${Math.floor(i / width)}; labels must be class ids 0..K-1`,
       );
     }
     out[i] = v;
   }
-  return out;
+  return { labels: out, width };
 }
 
 function sampleSize(dims: number[]): number {
@@ -242,11 +291,12 @@ export function takeSamples(ds: Dataset, indices: ArrayLike<number>): Dataset {
     inputs.set(name, { dtype: arr.dtype, dims: [n, ...arr.dims.slice(1)], data });
   }
   let labels: Int32Array | null = null;
+  const w = ds.labelWidth ?? 1;
   if (ds.labels) {
-    labels = new Int32Array(n);
-    for (let k = 0; k < n; k++) labels[k] = ds.labels[indices[k]];
+    labels = new Int32Array(n * w);
+    for (let k = 0; k < n; k++) labels.set(ds.labels.subarray(indices[k] * w, (indices[k] + 1) * w), k * w);
   }
-  return { path: ds.path, count: n, inputs, labels };
+  return { path: ds.path, count: n, inputs, labels, ...(ds.labelWidth !== undefined ? { labelWidth: ds.labelWidth } : {}) };
 }
 
 // TypedArray is a union, so TS cannot prove dst.set(src) pairs matching element types; both come from

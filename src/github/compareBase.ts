@@ -9,7 +9,7 @@ import { judgeWithIntervals } from '../pipeline/verdicts.js';
  * Budgets that mean something between two shipped models (base and head): "worse than base by more than
  * the budget". min-speedup (against the dense input) and the absolute limits are already checked on head.
  */
-const VS_BASE: ReadonlySet<BudgetName> = new Set(['accuracy-drop', 'class-accuracy-drop', 'ece-increase', 'latency-regression', 'shift-accuracy-drop']);
+const VS_BASE: ReadonlySet<BudgetName> = new Set(['accuracy-drop', 'class-accuracy-drop', 'ece-increase', 'latency-regression', 'shift-accuracy-drop', 'label-f1-drop']);
 
 /**
  * The head's shipped model judged against the base's shipped model by the pipeline's compare mode: both

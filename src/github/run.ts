@@ -1,3 +1,4 @@
+import { ledgerJson } from '../ledger/compact.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.js';
@@ -113,7 +114,7 @@ export async function run(inputs: ActionInputs, octokit: Octokit, ctx: RunContex
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT);
   const ledgerPath = path.join(out, 'ledger.json');
   fs.mkdirSync(out, { recursive: true });
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + '\n');
+  writeFileAtomic(ledgerPath, ledgerJson(ledger));
   writeFileAtomic(path.join(out, 'ledger.md'), summaryMarkdown);
   io.setOutput('verdict', ledger.verdict);
   io.setOutput('ledger', ledgerPath);

@@ -177,6 +177,24 @@ function shiftAccuracyDrop({ dense, final }: BudgetMeasurements): Measured {
   };
 }
 
+function labelF1Drop({ dense, final }: BudgetMeasurements): Measured {
+  const d = dense.per_label_f1 ?? (dense.f1 !== undefined ? [dense.f1] : undefined);
+  const f = final.per_label_f1 ?? (final.f1 !== undefined ? [final.f1] : undefined);
+  if (!d || !f) return notMeasured('F1 is measured for sigmoid outputs (binary or multi-label) only');
+  let worst = -1;
+  let worstDrop = -Infinity;
+  d.forEach((x, k) => {
+    const y = f[k];
+    if (x == null || y == null) return;
+    if (x - y > worstDrop) {
+      worst = k;
+      worstDrop = x - y;
+    }
+  });
+  if (worst < 0) return notMeasured('no label has an F1 in both dense and final (no positive label or prediction)');
+  return { actual: worstDrop, detail: `${d.length > 1 ? `label ${worst}` : 'F1'}: ${pct(d[worst]!)} → ${pct(f[worst]!)}` };
+}
+
 function targetReduction({ reduction }: BudgetMeasurements): Measured {
   if (!reduction) return notMeasured('no pruning step records what was requested');
   return { actual: reduction.met, detail: describeReduction(reduction) };
@@ -217,6 +235,7 @@ const MEASURE: Record<BudgetName, (m: BudgetMeasurements, output?: string) => Me
   'p95-latency-ms': p95LatencyMs,
   'max-size-bytes': maxSizeBytes,
   'shift-accuracy-drop': shiftAccuracyDrop,
+  'label-f1-drop': labelF1Drop,
   'target-reduction': targetReduction,
   'min-output-cosine': outputMeasure('cosine', (a, b) => a < b),
   'max-output-rel-error': outputMeasure('rel_l2', (a, b) => a > b),

@@ -68,6 +68,7 @@ function budgetValue(name: BudgetName, x: number): string {
     case 'class-accuracy-drop':
     case 'ece-increase':
     case 'shift-accuracy-drop':
+    case 'label-f1-drop':
       return points(x);
     case 'latency-regression':
     case 'target-reduction':
@@ -120,8 +121,9 @@ function stepTable(steps: readonly Step[]): string {
     const value = s.latency[key].toFixed(2);
     return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
   };
+  const f1 = steps.some((s) => s.f1 !== undefined);
   return table([
-    ['Step', 'Sparsity', 'Params', 'Nonzero', 'MACs', 'Size', 'Gzip', 'Accuracy', 'ECE', 'Agreement', `p50 ms${at}`, `p95 ms${at}`],
+    ['Step', 'Sparsity', 'Params', 'Nonzero', 'MACs', 'Size', 'Gzip', 'Accuracy', ...(f1 ? ['F1'] : []), 'ECE', 'Agreement', `p50 ms${at}`, `p95 ms${at}`],
     ...steps.map((s) => [
       s.name,
       percent(s.sparsity),
@@ -131,6 +133,7 @@ function stepTable(steps: readonly Step[]): string {
       bytes(s.size_bytes),
       bytes(s.gzip_bytes),
       orDash(s.accuracy, (x) => percent(x, 2)),
+      ...(f1 ? [orDash(s.f1, (x) => percent(x, 2))] : []),
       orDash(s.ece, (x) => percent(x, 2)),
       orDash(s.agreement, (x) => percent(x, 2)),
       latency(s, 'p50_ms'),
@@ -195,17 +198,28 @@ function funnelSection(model: ModelLedger): string | undefined {
   return lines.join('\n\n');
 }
 
+/** Past this many classes, a class is listed only when its drop is significant or beyond the budget. */
+const FEW_CLASSES = 20;
+const SIGNIFICANT = 0.05;
+
 function classTable(model: ModelLedger): string | undefined {
-  const lost = model.class_changes
-    .filter((c) => c.drop > 0)
-    .sort((a, b) => b.drop - a.drop)
-    .slice(0, TOP_CLASSES);
-  if (lost.length === 0) return undefined;
+  const unit = model.eval.task === 'multilabel' ? 'Label' : 'Class';
+  const units = unit === 'Label' ? 'Labels' : 'Classes';
+  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop);
+  const many = model.eval.classes > FEW_CLASSES;
+  // with many classes most have a handful of samples: a lost sample is a large drop that means nothing
+  const matter = many ? lost.filter((c) => c.beyond_budget || (c.p_value !== undefined && c.p_value < SIGNIFICANT)) : lost;
+  const shown = matter.slice(0, TOP_CLASSES);
+  const lostCount = lost.length + (model.class_changes_rest?.lost ?? 0);
+  if (shown.length === 0) {
+    if (!many || lostCount === 0) return undefined;
+    return `**${units}:** ${lostCount} of ${model.eval.classes} lost accuracy, none significantly (McNemar p < ${SIGNIFICANT}) nor beyond the class budget; with ${(model.eval.samples / model.eval.classes).toFixed(1)} samples per class on average, single-class drops are noise here.`;
+  }
   return [
-    '**Classes that lost most**',
+    many ? `**${units} that lost most** <sub>(of ${model.eval.classes}: only drops that are significant or beyond the budget; ${lostCount} lost accuracy in all)</sub>` : `**${units} that lost most**`,
     table([
-      ['Class', 'Dense', 'Pruned', 'Drop', 'Support'],
-      ...lost.map((c) => [
+      [unit, 'Dense', 'Pruned', 'Drop', 'Support'],
+      ...shown.map((c) => [
         String(c.class),
         percent(c.dense),
         percent(c.pruned),
@@ -272,10 +286,17 @@ function shiftTable(model: ModelLedger): string | undefined {
   ].join('\n\n');
 }
 
+/** "10 classes", "binary sigmoid 'prob'", "5 sigmoid labels", and the batch when the model fixes it. */
+function evalWhat(e: ModelLedger['eval']): string {
+  const out = markdownCode(e.output ?? '');
+  const what = e.task === 'binary' ? `binary sigmoid ${out}` : e.task === 'multilabel' ? `${e.classes} sigmoid labels of ${out}` : `${e.classes} classes${e.scores && e.scores !== 'logits' ? ` (${e.scores} of ${out})` : ''}`;
+  return e.fixed_batch !== undefined ? `${what}, batch fixed at ${e.fixed_batch}` : what;
+}
+
 function renderModel(model: ModelLedger): string {
   const about =
     `<sub>${markdownCode(model.model)} → ${markdownCode(model.pruned)} · ${model.method} to ${percent(model.target_sparsity)} target · ` +
-    `eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+    `eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${evalWhat(model.eval)}</sub>`;
   const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
   if (model.steps.length > 0) sections.push(stepTable(model.steps));
   const fidelity = fidelitySection(model);

@@ -3,7 +3,7 @@
  * extended, never renamed. `schema/ledger.schema.json` is the machine-readable form of the same shape.
  */
 import type { BudgetName, BudgetSource, Verdict } from '../config/budgets.js';
-import type { LatencyStat, RuntimeCost, SpeedFunnel, Step } from '../measure/step.js';
+import type { ClassDigest, ClassSummary, LatencyStat, RuntimeCost, SpeedFunnel, Step } from '../measure/step.js';
 import type { ClassChange } from '../measure/stats/uncertainty.js';
 import type { OutputFidelity } from '../measure/fidelity.js';
 import type { Reduction, SkippedGroup } from '../prune/reduction.js';
@@ -11,6 +11,7 @@ import type { SkipReason } from '../prune/structured/skip.js';
 import type { LayerSparsity } from '../prune/sparsity.js';
 import type { SensitivityInfo, SensitivityLayer, SensitivityPoint } from '../prune/sensitivity/types.js';
 import type { RecoveryInfo, TemperatureInfo } from '../recover/runRecovery.js';
+import type { ScoreForm, Task } from '../onnx/head.js';
 import type { AllocationRecord, TargetRecord } from '../prune/structured/record.js';
 
 // records produced below the ledger are declared where they are produced (a lower layer may not import
@@ -18,6 +19,8 @@ import type { AllocationRecord, TargetRecord } from '../prune/structured/record.
 export type {
   AllocationRecord,
   BudgetName,
+  ClassDigest,
+  ClassSummary,
   ClassChange,
   LatencyStat,
   LayerSparsity,
@@ -107,6 +110,34 @@ export interface PredictionShift {
   final: DistributionShift;
 }
 
+/** The evaluation set and how the model was read on it. */
+/** The class changes not listed in `class_changes`. */
+export interface ClassChangesRest {
+  classes: number;
+  /** how many of them lost accuracy, and how many gained */
+  lost: number;
+  gained: number;
+  /** largest drop among them (the shown ones are larger or beyond the budget) */
+  largest_drop: number | null;
+}
+
+export interface EvalInfo {
+  data: string;
+  samples: number;
+  /** classes of a softmax or logits output; 2 for a binary sigmoid; the labels of a multi-label sigmoid */
+  classes: number;
+  /** the output judged */
+  output?: string;
+  /** multiclass: one class per sample; binary: one sigmoid decision; multilabel: one sigmoid decision per label */
+  task?: Task;
+  /** what the output's values are (a Softmax behind Flatten or Squeeze is still probabilities) */
+  scores?: ScoreForm;
+  /** samples per evaluation run */
+  batch?: number;
+  /** set when the model's inputs fix the batch: evaluation, calibration and latency all ran at it */
+  fixed_batch?: number;
+}
+
 export interface ModelLedger {
   /** input model path as given */
   model: string;
@@ -117,9 +148,11 @@ export interface ModelLedger {
   steps: Step[];
   budgets: BudgetResult[];
   verdict: Verdict;
-  /** classes sorted by accuracy drop, largest first */
+  /** classes sorted by accuracy drop, largest first (with many classes, only the ones that matter: see compact.ts) */
   class_changes: ClassChange[];
-  eval: { data: string; samples: number; classes: number };
+  /** with many classes: the class changes not listed in `class_changes`, summarised */
+  class_changes_rest?: ClassChangesRest;
+  eval: EvalInfo;
   /** what the pruning stage wants the user to know (weights left dense and why); absent when none */
   notes?: string[];
   /** set by the GitHub Action on pull requests; `verdict` above then includes `vs_base.verdict` */

@@ -2,6 +2,7 @@ import type { Dataset, InputArray } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import { CORRUPTIONS, IMAGE_CORRUPTIONS, type CorruptionKind } from '../config/schema.js';
 import { seededRandom } from '../util/random.js';
+import { floatToHalf, halfToFloat } from '../onnx/tensor.js';
 
 /**
  * Built-in synthetic distribution shifts, applied to a copy of the evaluation set. Severities 1..5
@@ -89,6 +90,11 @@ function blurPlane(x: Float32Array | Float64Array, offset: number, h: number, w:
 }
 
 function corruptArray(name: string, arr: InputArray, c: Corruption, where: string): InputArray {
+  if (arr.dtype === 'float16') {
+    // corrupted in float32 and rounded back: the model is fed its own type, as for clean data
+    const wide = corruptArray(name, { dtype: 'float32', dims: arr.dims, data: Float32Array.from(arr.data as Uint16Array, halfToFloat) }, c, where);
+    return { dtype: 'float16', dims: arr.dims, data: Uint16Array.from(wide.data as Float32Array, floatToHalf) };
+  }
   if (arr.dtype !== 'float32' && arr.dtype !== 'float64') {
     throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
   }
@@ -153,7 +159,7 @@ function corruptArray(name: string, arr: InputArray, c: Corruption, where: strin
 export function corruptDataset(ds: Dataset, c: Corruption): Dataset {
   const inputs = new Map<string, InputArray>();
   for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
-  return { path: `${ds.path}#${corruptionName(c)}`, count: ds.count, inputs, labels: ds.labels };
+  return { ...ds, path: `${ds.path}#${corruptionName(c)}`, inputs };
 }
 
 /** The configured corruptions of the evaluation set, as named shift sets (`gaussian-noise:2`). */

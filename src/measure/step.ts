@@ -68,6 +68,34 @@ export interface SpeedFunnel {
   speed: 'faster' | 'slower' | 'unchanged' | null;
 }
 
+/** The per-class numbers of one step for the shown classes, and a summary of the rest. */
+export interface ClassDigest {
+  /** classes in the model */
+  classes: number;
+  /** the classes written in full, in the order of `class_changes` (largest drop first) */
+  shown: number[];
+  /** accuracy of each shown class (null: no sample) */
+  accuracy: (number | null)[];
+  accuracy_ci?: ([number, number] | null)[];
+  /** each shown class's row of the confusion matrix, as [predicted class, count] for the nonzero counts */
+  confusion?: [number, number][][];
+  /** the classes not shown */
+  rest: ClassSummary;
+}
+
+/** Accuracy over a set of classes, from their per-class numbers. */
+export interface ClassSummary {
+  classes: number;
+  /** classes with at least one sample */
+  with_samples: number;
+  /** mean over the classes with samples of their accuracy; null when none has */
+  mean_accuracy: number | null;
+  min_accuracy: number | null;
+  /** samples of these classes and how many of them were right, from the confusion matrix */
+  samples?: number;
+  correct?: number;
+}
+
 export interface Step {
   /** e.g. "dense", "prune", "recover:reconstruct" */
   name: string;
@@ -90,10 +118,22 @@ export interface Step {
   accuracy_ci?: [number, number];
   /** Wilson interval of each class's accuracy; null for a class with no sample */
   per_class_ci?: ([number, number] | null)[];
-  /** accuracy per class index; null for a class with no sample in the evaluation set */
+  /** accuracy per class index (per label for a multi-label model); null for a class with no sample in the evaluation set */
   per_class: (number | null)[] | null;
   /** rows: true class, columns: predicted class */
   confusion?: number[][];
+  /**
+   * in a written ledger of a model with many classes, instead of `per_class` (then null), `per_class_ci`
+   * and `confusion`: the classes that changed most in full, the rest summarised (src/ledger/compact.ts)
+   */
+  class_digest?: ClassDigest;
+  /**
+   * sigmoid outputs: F1 of the positive decision (binary), or the mean over labels of each label's F1
+   * (multi-label); absent for softmax classifiers
+   */
+  f1?: number | null;
+  /** multi-label only: F1 of each label; null where a label has neither a positive label nor a positive prediction */
+  per_label_f1?: (number | null)[];
   ece: number | null;
   nll: number | null;
   /** top-1 agreement with the dense model; 1 for the dense step */

@@ -1,7 +1,7 @@
 import { clone, create } from '@bufbuild/protobuf';
 import { makeNode, type NodeSpec } from './build.js';
 import { attr } from './graph.js';
-import { cloneModel, opsetVersion } from './model.js';
+import { cloneModel, opsetVersion } from './modelProto.js';
 import { NameGenerator } from './names.js';
 import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, TensorProtoSchema, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto/onnx_pb.js';
 import { adoptTensorFloat32, DataType, makeFloatTensor, makeIntTensor, setTensorFloat32, tensorDims, type IntType } from './tensor.js';
@@ -150,6 +150,32 @@ export class ModelEditor {
     return t;
   }
 
+  /**
+   * Store a float initializer's values in another float element type under its own name (float32 to
+   * float16 and back, say); `dims` reshapes it. Readers see the same tensor name.
+   */
+  retypeInitializer(name: string, values: Float32Array, dataType: DataType, dims?: readonly number[]): TensorProto {
+    const t = this.inits.get(name);
+    if (!t) throw new Error(`no initializer '${name}'`);
+    t.dataType = dataType;
+    setTensorFloat32(t, values, dims);
+    return t;
+  }
+
+  /**
+   * Put back an initializer taken out earlier, at its old position among the initializers (and, for an
+   * older exporter that listed it, its graph-input entry at that entry's old position); positions past
+   * the end append. An initializer or input entry already present is left as it is.
+   */
+  restoreInitializer(t: TensorProto, at: number, input?: { decl: ValueInfoProto; at: number }): void {
+    if (!this.inits.has(t.name)) {
+      this.graph.initializer.splice(Math.min(at, this.graph.initializer.length), 0, t);
+      this.inits.set(t.name, t);
+      this.names.reserve(t.name);
+    }
+    if (input && !this.graph.input.some((i) => i.name === input.decl.name)) this.graph.input.splice(Math.min(input.at, this.graph.input.length), 0, input.decl);
+  }
+
   /** Remove initializers, and their entries among the graph inputs where an older exporter listed them. */
   removeInitializers(names: Iterable<string>): void {
     const gone = new Set(names);
@@ -197,6 +223,19 @@ export class ModelEditor {
     const node = makeNode(spec.name !== undefined ? this.fresh(spec.name) : old.name, spec);
     for (const o of node.output) this.names.reserve(o);
     this.graph.node[at] = node;
+    this.indexOutputs(node);
+    this.readers = undefined;
+    return node;
+  }
+
+  /**
+   * Put a node taken out earlier back at position `at` among the nodes (past the end: appended), name,
+   * inputs and attributes as they were. The caller picks a position that keeps the order topological.
+   */
+  restoreNode(node: NodeProto, at: number): NodeProto {
+    this.names.reserve(node.name);
+    for (const o of node.output) this.names.reserve(o);
+    this.graph.node.splice(Math.min(at, this.graph.node.length), 0, node);
     this.indexOutputs(node);
     this.readers = undefined;
     return node;

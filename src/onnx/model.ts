@@ -4,7 +4,11 @@ import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { describe, UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import { readInputFile } from '../io/inputFile.js';
-import { ModelProtoSchema, StringStringEntryProtoSchema, type ModelProto, type TensorProto } from './proto/onnx_pb.js';
+import { ModelProtoSchema, TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema, type ModelProto, type TensorProto, type TypeProto } from './proto/onnx_pb.js';
+import { hasLiftedWeights, lowerWeights } from './liftedWeights.js';
+import { cloneModel } from './modelProto.js';
+
+export { cloneModel, getMetadata, opsetVersion, setMetadata } from './modelProto.js';
 import { isExternal } from './tensor.js';
 import { modelChunks } from './streamSave.js';
 import { TensorProto_DataLocation } from './proto/onnx_pb.js';
@@ -146,7 +150,13 @@ function* allTensors(proto: ModelProto): Generator<TensorProto> {
  * the model and its whole serialisation at once.
  */
 export function saveModel(proto: ModelProto, file: string): number {
-  const { bytes, chunks } = modelChunks(proto);
+  let saved = proto;
+  if (hasLiftedWeights(proto)) {
+    saved = cloneModel(proto);
+    lowerWeights(saved);
+  }
+  listInitializersAsInputs(saved);
+  const { bytes, chunks } = modelChunks(saved);
   if (bytes > PROTOBUF_LIMIT) throw tooBig(file);
   writeFileAtomic(file, chunks());
   return bytes;
@@ -157,29 +167,36 @@ function tooBig(file: string): UserError {
 }
 
 export function serializeModel(proto: ModelProto, file = 'model'): Uint8Array {
+  listInitializersAsInputs(proto);
   const bytes = toBinary(ModelProtoSchema, proto);
   if (bytes.byteLength > PROTOBUF_LIMIT) throw tooBig(file);
   return bytes;
 }
 
-/** A deep copy, so passes can rewrite a model without touching the caller's. */
-export function cloneModel(proto: ModelProto): ModelProto {
-  return fromBinary(ModelProtoSchema, toBinary(ModelProtoSchema, proto));
-}
-
-export function setMetadata(proto: ModelProto, entries: Record<string, string>): void {
-  for (const [key, value] of Object.entries(entries)) {
-    const existing = proto.metadataProps.find((e) => e.key === key);
-    if (existing) existing.value = value;
-    else proto.metadataProps.push(create(StringStringEntryProtoSchema, { key, value }));
+/**
+ * IR versions before 4 require every initializer to be listed as a graph input too, with its type and
+ * shape. Passes add initializers (untied copies, rewritten shape constants, a refit bias, the
+ * temperature) and change their shapes; this brings the input list back in line, in place.
+ */
+export function listInitializersAsInputs(proto: ModelProto): void {
+  if (Number(proto.irVersion) >= 4 || !proto.graph) return;
+  const g = proto.graph;
+  const inputs = new Map(g.input.map((i) => [i.name, i]));
+  for (const t of g.initializer) {
+    const type = create(TypeProtoSchema, {
+      value: { case: 'tensorType', value: create(TypeProto_TensorSchema, { elemType: t.dataType, shape: { dim: t.dims.map((d) => ({ value: { case: 'dimValue' as const, value: d } })) } as never }) },
+    });
+    const existing = inputs.get(t.name);
+    if (!existing) g.input.push(create(ValueInfoProtoSchema, { name: t.name, type }));
+    else if (!sameTensorType(existing.type, type)) existing.type = type;
   }
 }
 
-export function getMetadata(proto: ModelProto, key: string): string | undefined {
-  return proto.metadataProps.find((e) => e.key === key)?.value;
-}
-
-export function opsetVersion(proto: ModelProto, domain = ''): number {
-  const entry = proto.opsetImport.find((o) => o.domain === domain || (domain === '' && o.domain === 'ai.onnx'));
-  return entry ? Number(entry.version) : 0;
+function sameTensorType(a: TypeProto | undefined, b: TypeProto): boolean {
+  const x = a?.value;
+  const y = b.value;
+  if (x?.case !== 'tensorType' || y.case !== 'tensorType') return false;
+  const dx = x.value.shape?.dim ?? [];
+  const dy = y.value.shape?.dim ?? [];
+  return x.value.elemType === y.value.elemType && dx.length === dy.length && dx.every((d, i) => d.value.case === 'dimValue' && d.value.value === dy[i].value.value);
 }

@@ -38,3 +38,17 @@ export function modelInputs(model: ModelProto, file: string): TensorSignature[] 
 export function modelOutputs(model: ModelProto, file: string): TensorSignature[] {
   return model.graph!.output.map((v) => signature(v, file));
 }
+
+/**
+ * The batch the model's inputs are fixed at (a number as their first dimension, as exports without
+ * dynamic axes have), or undefined when the batch is free. Inputs that fix different batches cannot be
+ * fed together: refused.
+ */
+export function fixedBatch(inputs: readonly TensorSignature[], file: string): number | undefined {
+  const fixed = inputs.filter((s) => typeof s.dims[0] === 'number' && (s.dims[0] as number) > 0);
+  const sizes = [...new Set(fixed.map((s) => s.dims[0] as number))];
+  if (sizes.length > 1) {
+    throw new UserError(`${file}: inputs fix different batch sizes (${fixed.map((s) => `${s.name}: ${s.dims[0]}`).join(', ')}); prune-guard feeds every input the same samples, so re-export with one batch size (or dynamic axes)`);
+  }
+  return sizes[0];
+}

@@ -1,17 +1,38 @@
 import { create } from '@bufbuild/protobuf';
 import { valueInfo } from './build.js';
 import { ModelEditor } from './edit.js';
-import type { ModelProto, NodeProto } from './proto/onnx_pb.js';
+import { elementTypes } from './elementTypes.js';
+import { GraphIndex } from './graph.js';
+import type { ModelProto, NodeProto, ValueInfoProto } from './proto/onnx_pb.js';
 import { GraphProtoSchema, ModelProtoSchema } from './proto/onnx_pb.js';
+import { inferShapes } from './shapes.js';
+import { DataType } from './tensor.js';
+
+/** Per-sample dims as a graph output declares them: the first is the (symbolic) batch. */
+export function batchedDims(dims: readonly number[] | undefined): (number | string)[] | undefined {
+  return dims && dims.length > 0 ? ['batch', ...dims.slice(1)] : undefined;
+}
 
 /**
- * A copy of `model` that also outputs the named intermediate float tensors, so one run yields the
+ * Declarations of intermediate tensors as graph outputs, each in its own element type and with its
+ * shape when known: a float16 model's activations are float16.
+ */
+function captureDeclarations(model: ModelProto): (name: string) => ValueInfoProto {
+  const index = new GraphIndex(model.graph!);
+  const types = elementTypes(index);
+  const shapes = inferShapes(index, 1).shapes;
+  return (name) => valueInfo(name, types.get(name) ?? DataType.FLOAT, batchedDims(shapes.get(name)));
+}
+
+/**
+ * A copy of `model` that also outputs the named intermediate tensors, so one run yields the
  * activations a layer sees. onnxruntime keeps a fetched tensor alive, which also stops it from fusing
  * it away.
  */
 export function withExtraOutputs(model: ModelProto, tensors: readonly string[]): ModelProto {
+  const declare = captureDeclarations(model);
   const ed = ModelEditor.copyOf(model);
-  for (const name of tensors) ed.declareOutput(valueInfo(name));
+  for (const name of tensors) ed.declareOutput(declare(name));
   return ed.model;
 }
 
@@ -30,13 +51,14 @@ export function graphUpTo(model: ModelProto, tensors: readonly string[]): ModelP
   if (!up) return withExtraOutputs(model, tensors);
   const { nodes: needed, names } = up;
   const initNames = new Set(g.initializer.map((t) => t.name));
+  const declare = captureDeclarations(model);
   const graph = create(GraphProtoSchema, {
     name: g.name,
     node: g.node.filter((n) => needed.has(n)),
     initializer: g.initializer.filter((t) => names.has(t.name)),
     sparseInitializer: g.sparseInitializer.filter((t) => names.has(t.values?.name ?? '')),
     input: g.input.filter((i) => !initNames.has(i.name) || names.has(i.name)),
-    output: tensors.map((name) => g.output.find((o) => o.name === name) ?? valueInfo(name)),
+    output: tensors.map((name) => g.output.find((o) => o.name === name) ?? declare(name)),
     valueInfo: g.valueInfo.filter((v) => names.has(v.name)),
   });
   return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });

@@ -20,6 +20,8 @@ import type { Progress } from '../io/progress.js';
 import type { RunResult } from './request.js';
 import { corruptionSets } from '../measure/corruptions.js';
 import { judgeWithIntervals } from './verdicts.js';
+import { batchPlan, judgedHead, type BatchPlan } from './exported.js';
+import type { Head } from '../onnx/head.js';
 
 export interface CompareRequest {
   base: string;
@@ -60,6 +62,9 @@ export interface MeasuredPair {
   /** per model, per batch size, timed runs paired by round */
   samples: number[][][];
   provider: ResolvedProvider;
+  /** the output both models were judged on */
+  judged: Head;
+  plan: BatchPlan;
 }
 
 /** Evaluate both models on the same data and time them interleaved; shared by compare and selftest. */
@@ -68,24 +73,35 @@ export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, 
   checkMeasureConfig(config);
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
   const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
-  const data = loadFor(withInputs, req.data, true);
+  const data = loadFor(withInputs, req.data, false);
+  // both models are read the same way: the same output, judged against the same labels
+  const head = judgedHead(models[0].proto, req.base, config, data);
+  judgedHead(models[1].proto, req.head, config, data);
+  const plans = models.map((m) => batchPlan(m.proto, m.path, config));
+  if (plans[0].fixed !== plans[1].fixed) {
+    throw new UserError(`${req.head}: accepts batch ${plans[1].fixed ?? 'of any size'} but ${req.base} accepts ${plans[0].fixed ?? 'any'}; compare models exported with the same input batch`);
+  }
+  const plan = plans[0];
+  if (plan.note) progress.note(plan.note);
+  const batchSizes = plan.batchSizes;
   const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config.corruptions)];
   const provider = await resolveProvider(config.executionProvider, req.base);
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
-  const ctx = (i: number) => ({ data, shifts, denseWeights: prunableWeights(models[i].proto, opts), config, progress, provider: provider.provider });
-  const base = await measureStep({ kind: 'base' }, `base model ${path.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep({ kind: 'head' }, `head model ${path.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.stage({ kind: 'latency', detail: 'base and head interleaved', total: config.batchSizes.length * (config.latency.warmup + config.latency.runs) });
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
+  const measureConfig = { ...config, batchSizes, evalBatchSize: plan.evalBatch };
+  const ctx = (i: number) => ({ data, shifts, denseWeights: prunableWeights(models[i].proto, opts), config: measureConfig, progress, provider: provider.provider, head });
+  const baseStep = await measureStep({ kind: 'base' }, `base model ${path.basename(req.base)}`, req.base, ctx(0));
+  const headStep = await measureStep({ kind: 'head' }, `head model ${path.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
+  progress.stage({ kind: 'latency', detail: 'base and head interleaved', total: batchSizes.length * (config.latency.warmup + config.latency.runs) });
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...batchSizes)));
+  const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
-  [base, head].forEach((m, i) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i][j], config.confidence));
+  [baseStep, headStep].forEach((m, i) => {
+    m.step.latency_by_batch = batchSizes.map((b, j) => latencyStat(b, samples[i][j], config.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
-  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
-  return { base, head, data, shifts, samples, provider };
+  for (const m of [baseStep, headStep]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
+  return { base: baseStep, head: headStep, data, shifts, samples, provider, judged: head, plan };
 }
 
 /**
@@ -113,8 +129,11 @@ export async function comparePipeline(req: CompareRequest, progress: Progress): 
     shipped: m.head,
     judged,
     data: { path: req.data, set: m.data },
+    head: m.judged,
+    plan: m.plan,
     shifts: m.shifts,
     config,
+    ...(m.plan.note ? { notes: [m.plan.note] } : {}),
   });
   const ledger = ledgerEnvelope([model], measuredRuntime(m.provider, config));
   fs.mkdirSync(req.out, { recursive: true });

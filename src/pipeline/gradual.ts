@@ -103,16 +103,16 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
   }
   const targets = cubicSchedule(initial, config.sparsity, config.scheduleSteps);
   // unstructured sensitivity: curves measured once on the dense model, each step's target allocated from them
-  const plan = config.scope === 'sensitivity' ? await unstructuredSensitivityPlan(denseModel, { calib: calib!, weights, config }) : undefined;
+  const plan = config.scope === 'sensitivity' ? await unstructuredSensitivityPlan(denseModel, { calib: calib!, weights, config, head: input.head }) : undefined;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct(config.sparsity)} (${targets.map(pct).join(', ')})`);
 
   const stepsRoot = path.join(req.out, 'steps');
   fs.mkdirSync(stepsRoot, { recursive: true });
-  const ctx: StepContext = { data, shifts, denseWeights: weights, config, progress, provider };
+  const ctx: StepContext = { data, shifts, denseWeights: weights, config, progress, provider, head: input.head };
   const dense = await measureStep({ kind: 'dense' }, 'input model, unchanged (the rollback artifact)', req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
-  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, config.latency.threads)).accuracy : null;
+  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, config.latency.threads, input.head)).accuracy : null;
   const cliffMetric: ScheduleLedger['cliff_metric'] = denseCalib !== null ? 'calib' : 'eval';
   const denseQuality = denseCalib ?? dense.step.accuracy;
   const cliffThreshold = budgets.find((b) => b.name === 'accuracy-drop')?.limit ?? DEFAULT_CLIFF;
@@ -144,7 +144,7 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
     const prune = async (): Promise<PruneOutcome> => {
       const pruned: PruneOutcome = plan
         ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] }
-        : await pruneModel(from, stepConfig, { modelPath: req.model, calib });
+        : await pruneModel(from, stepConfig, { modelPath: req.model, calib, head: input.head });
       if (config.method === 'hybrid') {
         const topUp = topUpMagnitude(pruned.model, weights, target, config, config.scope === 'layer' ? 'layer' : 'global');
         pruned.model = topUp.model;
@@ -173,7 +173,7 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
         'prune-guard.recovery': config.recovery,
       }),
       pruneArtifact: stepFile(dir, 1, 'prune'),
-      recovery: { dense: denseModel, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib } },
+      recovery: { dense: denseModel, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, head: input.head },
       at: t,
     });
 
@@ -196,7 +196,7 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
       index: t,
       target,
       final,
-      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config.latency.threads)).accuracy : null,
+      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config.latency.threads, input.head)).accuracy : null,
     };
     if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels!.remaining;
     if (structured && denseTally) {
@@ -290,9 +290,11 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
     shipped: chosen.final,
     judged: runJudged,
     data: { path: req.data, set: data },
+    head: input.head,
+    plan: input.plan,
     shifts,
     config,
-    notes: [...(plan?.notes ?? []), ...notes],
+    notes: [...input.exportNotes, ...(plan?.notes ?? []), ...notes],
     scope: input.scope.scope,
     ...(plan ? { sensitivity: plan.info(config.sparsity) } : {}),
     schedule,

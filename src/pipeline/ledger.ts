@@ -4,9 +4,12 @@ import type { Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import type { LedgerRuntime } from '../ledger/envelope.js';
+import { ledgerJson } from '../ledger/compact.js';
 import { renderMarkdown } from '../ledger/render.js';
 import type { AllocationRecord, Ledger, ModelLedger, ScheduleLedger, SensitivityInfo } from '../ledger/types.js';
+import type { Head } from '../onnx/head.js';
 import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
+import type { BatchPlan } from './exported.js';
 import type { MeasuredStep } from './measureStep.js';
 import { predictionShifts, shiftResults, type Judged } from './verdicts.js';
 
@@ -34,6 +37,10 @@ export interface ModelLedgerInput {
   shipped: MeasuredStep;
   judged: Judged;
   data: { path: string; set: Dataset };
+  /** the output judged and how it is read */
+  head: Head;
+  /** the batches the models ran at */
+  plan: BatchPlan;
   shifts: readonly { name: string; data: Dataset }[];
   config: Pick<Config, 'corruptions' | 'confidence'>;
   notes?: readonly string[];
@@ -54,7 +61,7 @@ export function buildModelLedger(i: ModelLedgerInput): ModelLedger {
     budgets: i.judged.budgets,
     verdict: i.judged.verdict,
     class_changes: i.judged.classChanges,
-    eval: { data: i.data.path, samples: i.data.set.count, classes: i.reference.preds.classes },
+    eval: evalRecord(i.data.path, i.data.set, i.reference.preds.classes, i.head, i.plan),
     ...(i.notes?.length ? { notes: [...i.notes] } : {}),
     shifts: shiftResults(i.reference, i.shipped, i.shifts, new Set(i.config.corruptions), i.config.confidence),
     prediction_shift: predictionShifts(i.reference, i.shipped, i.shifts),
@@ -65,12 +72,26 @@ export function buildModelLedger(i: ModelLedgerInput): ModelLedger {
   };
 }
 
+/** What the ledger says about the evaluation: the set, the output judged and how, and the batch it ran at. */
+function evalRecord(file: string, data: Dataset, classes: number, head: Head, plan: BatchPlan): ModelLedger['eval'] {
+  return {
+    data: file,
+    samples: data.count,
+    classes,
+    output: head.output,
+    task: head.task,
+    scores: head.form,
+    batch: plan.evalBatch,
+    ...(plan.fixed !== undefined ? { fixed_batch: plan.fixed } : {}),
+  };
+}
+
 /** ledger.json and ledger.md in `dir`, each written atomically; returns the Markdown and both paths. */
 export function writeLedgerFiles(dir: string, ledger: Ledger): { markdown: string; ledgerPath: string; markdownPath: string } {
   const markdown = renderMarkdown(ledger);
   const ledgerPath = path.join(dir, 'ledger.json');
   const markdownPath = path.join(dir, 'ledger.md');
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + '\n');
+  writeFileAtomic(ledgerPath, ledgerJson(ledger));
   writeFileAtomic(markdownPath, markdown);
   return { markdown, ledgerPath, markdownPath };
 }

@@ -1,8 +1,9 @@
 import type { Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Step } from '../ledger/types.js';
-import { endsInSoftmax, evaluateClassifier, type Predictions } from '../onnx/runtime/classifier.js';
-import { accuracy, agreement, confusionMatrix, perClassAccuracy } from '../measure/metrics.js';
+import { evaluateClassifier, type Predictions } from '../onnx/runtime/classifier.js';
+import type { Head } from '../onnx/head.js';
+import { agreement, confusionMatrix, groupAccuracy, labelF1, meanDefined } from '../measure/metrics.js';
 import { expectedCalibrationError } from '../onnx/runtime/scores.js';
 import { openSession } from '../onnx/runtime/ort.js';
 import { measureFileSize } from '../measure/size.js';
@@ -33,6 +34,8 @@ export interface StepContext {
   dense?: Predictions;
   /** execution provider resolved for this run; cpu when absent */
   provider?: 'cpu' | 'cuda';
+  /** the output judged and how it is read (findHead) */
+  head: Head;
 }
 
 /** What the saved file holds, read in a function of its own so the parsed model is garbage before onnxruntime loads its copy. */
@@ -40,7 +43,7 @@ function savedFacts(artifact: string, denseWeights: readonly PrunableWeight[], e
   const saved = loadModel(artifact).proto;
   // onnxruntime's arena keeps a run's high-water mark, so the batch is cut to fit the activation budget
   // (ViT-B/16: 20 of 32), which also keeps glibc from hoarding per-thread buffers as it did without the arena
-  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
+  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), batch: boundedBatch(saved, evalBatchSize) };
 }
 
 /**
@@ -50,7 +53,7 @@ function savedFacts(artifact: string, denseWeights: readonly PrunableWeight[], e
 export async function measureStep(kind: StepKind, description: string, artifact: string, ctx: StepContext): Promise<MeasuredStep> {
   const { data, config, progress } = ctx;
   const name = stepName(kind);
-  const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
+  const { sparsity, cost, batch } = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
   const size = measureFileSize(artifact);
   collectGarbage();
   const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
@@ -61,21 +64,22 @@ export async function measureStep(kind: StepKind, description: string, artifact:
     progress.stage({ kind: 'evaluate', step: name, total: data.count });
     preds = await evaluateClassifier(session, data, {
       batchSize: batch,
-      outputsAreProbabilities: probabilities,
+      head: ctx.head,
       modelPath: artifact,
       onBatch: (done) => progress.update(done),
     });
     progress.stop();
     for (const s of ctx.shifts) {
-      const p = await evaluateClassifier(session, s.data, { batchSize: batch, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
-      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
+      const p = await evaluateClassifier(session, s.data, { batchSize: batch, head: ctx.head, modelPath: artifact, unlabelled: !s.data.labels });
+      if (s.data.labels) shiftAccuracy[s.name] = mean(p.correct);
       shiftPreds.set(s.name, p);
     }
   } finally {
     progress.stop();
     await session.release();
   }
-  const labels = data.labels!;
+  const multilabel = preds.perSample > 1;
+  const f1 = ctx.head.task === 'multiclass' ? undefined : labelF1(preds.pred, preds.truth, preds.perSample);
   const step: Step = {
     name,
     description,
@@ -86,11 +90,12 @@ export async function measureStep(kind: StepKind, description: string, artifact:
     flops: cost.macs,
     size_bytes: size.bytes,
     gzip_bytes: size.gzipBytes,
-    accuracy: accuracy(preds.pred, labels),
-    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
-    confusion: confusionMatrix(preds.pred, labels, preds.classes),
+    accuracy: mean(preds.correct),
+    per_class: groupAccuracy(preds.correct, preds.group, preds.classes),
+    ...(multilabel ? {} : { confusion: confusionMatrix(preds.pred, preds.truth, preds.classes) }),
+    ...(f1 ? { f1: multilabel ? meanDefined(f1) : f1[0], ...(multilabel ? { per_label_f1: f1 } : {}) } : {}),
     ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
-    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
+    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / preds.logProbLabel.length,
     agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
     latency: null,
     latency_by_batch: [],
@@ -106,4 +111,10 @@ export async function measureRecord(r: StepRecord, ctx: StepContext): Promise<Me
   if (r.recovery) m.step.recovery = r.recovery;
   if (r.temperature) m.step.temperature = r.temperature;
   return m;
+}
+
+function mean(x: Uint8Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i];
+  return x.length ? s / x.length : NaN;
 }

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import type { Progress } from '../io/progress.js';
 import type { ModelLedger } from '../ledger/types.js';
+import { liftWeights } from '../onnx/liftedWeights.js';
 import { loadModel } from '../onnx/model.js';
 import { buildReduction, fromTally } from '../ledger/reduction.js';
 import type { Reduction } from '../prune/reduction.js';
@@ -35,7 +36,7 @@ import type { TargetRecord } from '../prune/structured/record.js';
  * judged against dense.
  */
 export async function runOneShot(input: StrategyInput, progress: Progress): Promise<ModelLedger> {
-  const { req, data, shifts, calib, outPath, scope, rounds } = input;
+  const { req, data, shifts, calib, outPath, scope, rounds, head } = input;
   const { config } = req;
   const target = targetSparsity(config);
   // after every check, so a refused run still prints one line; falling back to global is the default, not news
@@ -63,7 +64,7 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
     : undefined;
   if (rounds > 1) {
     // recovery rounds prune and recover round by round, the last round's steps as in one shot
-    const r = await pruneWithRounds(input.dense.proto, config, rounds, { modelPath: req.model, calib: calib!, stepsDir, progress, files, metadata }, resolveCompare(config, rounds));
+    const r = await pruneWithRounds(input.dense.proto, config, rounds, { modelPath: req.model, calib: calib!, stepsDir, progress, files, metadata, head }, resolveCompare(config, rounds));
     for (const n of r.final.pruned.notes) progress.note(n);
     roundSteps = r.rounds;
     unit = r.final;
@@ -72,22 +73,25 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
     const autoAnalysisSeconds = scope.reason && config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget : undefined;
     unit = await pruneAndRecover({
       prune: async () => {
-        const pruned = targeted?.pruned ?? (await pruneModel(input.dense.proto, config, { modelPath: req.model, calib, progress, ...(hardware ? { hardware } : {}), ...(autoAnalysisSeconds !== undefined ? { autoAnalysisSeconds } : {}) }));
+        const pruned = targeted?.pruned ?? (await pruneModel(input.dense.proto, config, { modelPath: req.model, calib, progress, head, ...(hardware ? { hardware } : {}), ...(autoAnalysisSeconds !== undefined ? { autoAnalysisSeconds } : {}) }));
         for (const n of pruned.notes) progress.note(n);
         return pruned;
       },
       metadata: (pruned) => metadata(pruned.scope ?? config.scope),
       pruneArtifact: staged ? stepFile(stepsDir, 1, 'prune') : outPath,
-      recovery: { dense: input.dense.proto, calib, config, stepsDir, progress, files },
+      recovery: { dense: input.dense.proto, calib, config, stepsDir, progress, files, head },
     });
   }
   const { pruned } = unit;
   const lastFloat = unit.steps[unit.steps.length - 1].artifact;
-  // the last float file must still hold the method's pattern after every recovery stage
-  const broken = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
+  // the last float file must still hold the method's pattern after every recovery stage, read as
+  // pruning saw it: weights behind a Cast or a constant Reshape lifted again
+  const saved = loadModel(lastFloat).proto;
+  liftWeights(saved);
+  const broken = pruned.verifySaved?.(saved) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config.method} pattern: ${broken.slice(0, 3).join('; ')}`);
   // quantization compresses what recovery shipped; the float file stays among the steps
-  const quantized = await quantizeLast(lastFloat, calib, config, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config.quantize}`), progress, input.provider);
+  const quantized = await quantizeLast(lastFloat, calib, config, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config.quantize}`), progress, input.provider, head);
   if (staged) writeFileAtomic(outPath, fs.readFileSync(quantized?.artifact ?? lastFloat));
   // from here on every number is read from the saved files: the parsed models (each about the file's
   // size) would otherwise stay alive beside onnxruntime's own copies until the run ends
@@ -97,7 +101,7 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
   delete pruned.structured;
   collectGarbage();
 
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: input.provider };
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: input.provider, head };
   const dense = await measureStep({ kind: 'dense' }, 'input model, unchanged', req.model, ctx);
   const measured: MeasuredStep[] = [dense];
   // intermediate recovery rounds (or a latency target's other attempts) first, then the final unit's prune and recovery
@@ -150,7 +154,7 @@ export async function judgeSteps(
   const judged = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, 'warn']) } : judgedBudgets;
   return buildModelLedger({
     ...record,
-    notes: [...(record.notes ?? []), ...speedNotes],
+    notes: [...input.exportNotes, ...(record.notes ?? []), ...speedNotes],
     model: req.model,
     pruned: outPath,
     method: config.method,
@@ -159,6 +163,8 @@ export async function judgeSteps(
     shipped,
     judged,
     data: { path: req.data, set: data },
+    head: input.head,
+    plan: input.plan,
     shifts,
     config,
   });

@@ -22,10 +22,10 @@ export async function runQuantizeOnly(input: StrategyInput, progress: Progress):
   releaseField(input.dense, 'proto', 'the dense model');
   const stepsDir = path.join(req.out, 'steps');
   fs.mkdirSync(stepsDir, { recursive: true });
-  const quantized = (await quantizeLast(req.model, calib, config, stepFile(stepsDir, 1, `quantize-${config.quantize}`), progress, input.provider))!;
+  const quantized = (await quantizeLast(req.model, calib, config, stepFile(stepsDir, 1, `quantize-${config.quantize}`), progress, input.provider, input.head))!;
   writeFileAtomic(outPath, fs.readFileSync(quantized.artifact));
   collectGarbage();
-  const ctx = { data, shifts, denseWeights, config, progress, provider: input.provider };
+  const ctx = { data, shifts, denseWeights, config, progress, provider: input.provider, head: input.head };
   const dense = await measureStep({ kind: 'dense' }, 'input model, unchanged', req.model, ctx);
   const shipped = await measureQuantized(quantized, { ...ctx, dense: dense.preds });
   return judgeSteps(input, [dense, shipped], progress, { targetSparsity: 0, notes: quantized.notes, scope: config.scope === 'auto' ? 'global' : config.scope });

@@ -12,6 +12,7 @@ import { buildQuantized, calibQuality, layerErrors, predict, prepareQuantization
 import type { FloatReason, QuantizeInfo, QuantizeVariant } from '../quantize/types.js';
 import { VERSION } from '../version.js';
 import { UserError } from '../errors.js';
+import type { Head } from '../onnx/head.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { qdqSupport } from '../quantize/qdq.js';
 import { dynamicCandidates, MIN_DYNAMIC_OPSET, quantizeDynamic } from '../quantize/dynamic.js';
@@ -42,6 +43,8 @@ export interface QuantizeStepInput {
   artifact: string;
   progress: Progress;
   provider: 'cpu' | 'cuda';
+  /** the judged output (`--output`, a sigmoid head); absent: the model's only output, read as logits */
+  head?: Head;
 }
 
 export interface QuantizeStepResult {
@@ -62,11 +65,11 @@ function firstSlice(d: Dataset, n: number): Dataset {
  * precisions are run fused and simulated; 8 bits is kept unless its fused result strays from its
  * simulation clearly more than 7 bits' does (rounding alone moves both alike).
  */
-async function chooseWeightBits(prep: Prepared, slice: Dataset, threads: number): Promise<{ bits: WeightBits; deviation: { bits8: number; bits7: number }; reason: string }> {
+async function chooseWeightBits(prep: Prepared, slice: Dataset, threads: number, head: Head | undefined): Promise<{ bits: WeightBits; deviation: { bits8: number; bits7: number }; reason: string }> {
   const dev = async (bits: WeightBits): Promise<number> => {
     const q = buildQuantized(prep, new Set(), bits).model;
-    const fused = await predict(q, slice, 'fused', threads);
-    const simulated = await predict(q, slice, 'simulated', threads);
+    const fused = await predict(q, slice, 'fused', threads, head);
+    const simulated = await predict(q, slice, 'simulated', threads, head);
     return relativeL2(fused.logits!, simulated.logits!);
   };
   const bits8 = await dev(8);
@@ -113,9 +116,9 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
   const prep = await prepareQuantization(float, calib, { calibrator: config.quantizeCalibration, exclude: config.quantizeExclude, threads });
   const slice = firstSlice(calib, DECISION_SAMPLES);
   const metric = slice.labels ? 'accuracy' : 'agreement';
-  const floatPred = await predict(float, slice, 'fused', threads);
+  const floatPred = await predict(float, slice, 'fused', threads, input.head);
   const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
-  const weights = await chooseWeightBits(prep, slice, threads);
+  const weights = await chooseWeightBits(prep, slice, threads, input.head);
 
   // time every plan against the float model in one interleaved pass, on calibration inputs
   const scratch = fs.mkdtempSync(path.join(path.dirname(input.artifact), '.quantize-'));
@@ -128,7 +131,7 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
       const file = path.join(scratch, `variant-${k}.onnx`);
       saveModel(q.model, file);
       files.push(file);
-      const quality = calibQuality(await predict(q.model, slice, 'fused', threads), floatPred, slice.labels);
+      const quality = calibQuality(await predict(q.model, slice, 'fused', threads, input.head), floatPred, slice.labels);
       measured.push({ name: v.name, keep_float: [...v.keep.keys()], calib_quality: quality, speedup: null, chosen: false, keep: v.keep });
     }
     // one plan needs no choosing: the step's own latency is measured with every other step's
@@ -161,7 +164,7 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
     if (!worst) break;
     keep.set(worst.node, 'error');
     q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
-    quality = calibQuality(await predict(q.model, slice, 'fused', threads), floatPred, slice.labels);
+    quality = calibQuality(await predict(q.model, slice, 'fused', threads, input.head), floatPred, slice.labels);
     errors = await layerErrors(prep.folded, q, slice, threads);
   }
   setMetadata(q.model, { 'prune-guard.version': VERSION, 'prune-guard.quantize': 'int8-static-qdq', 'prune-guard.quantize.weight_bits': String(weights.bits) });
@@ -224,8 +227,8 @@ export async function quantizeDynamicStep(input: Omit<QuantizeStepInput, 'calib'
   let reason: string;
   if (input.calib) {
     const slice = firstSlice(input.calib, DECISION_SAMPLES);
-    const reference = await predict(float, slice, 'fused', threads);
-    const err = async (b: WeightBits) => relativeL2((await predict(quantizeDynamic(float, { weightBits: b, exclude: config.quantizeExclude }).model, slice, 'fused', threads)).logits!, reference.logits!);
+    const reference = await predict(float, slice, 'fused', threads, input.head);
+    const err = async (b: WeightBits) => relativeL2((await predict(quantizeDynamic(float, { weightBits: b, exclude: config.quantizeExclude }).model, slice, 'fused', threads, input.head)).logits!, reference.logits!);
     deviation = { bits8: await err(8), bits7: await err(7) };
     bits = deviation.bits8 > deviation.bits7 ? 7 : 8;
     reason = `${bits}-bit weights: relative output error against float ${deviation.bits8.toFixed(4)} at 8 bits and ${deviation.bits7.toFixed(4)} at 7 bits on ${slice.count} calibration samples${bits === 7 ? ' (8 bits worse than 7: saturating 16-bit sums on this CPU)' : ''}`;
@@ -280,8 +283,8 @@ export async function measureQuantized(q: QuantizeStepResult, ctx: StepContext):
 }
 
 /** The configured quantization of a float file, saved at `artifact`; undefined without `--quantize`. */
-export async function quantizeLast(source: string, calib: Dataset | undefined, config: Config, artifact: string, progress: Progress, provider: 'cpu' | 'cuda'): Promise<QuantizeStepResult | undefined> {
-  if (config.quantize === 'int8') return quantizeStep({ source, calib: calib!, config, artifact, progress, provider });
-  if (config.quantize === 'dynamic') return quantizeDynamicStep({ source, calib, config, artifact, progress, provider });
+export async function quantizeLast(source: string, calib: Dataset | undefined, config: Config, artifact: string, progress: Progress, provider: 'cpu' | 'cuda', head: Head): Promise<QuantizeStepResult | undefined> {
+  if (config.quantize === 'int8') return quantizeStep({ source, calib: calib!, config, artifact, progress, provider, head });
+  if (config.quantize === 'dynamic') return quantizeDynamicStep({ source, calib, config, artifact, progress, provider, head });
   return undefined;
 }

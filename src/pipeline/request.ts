@@ -3,8 +3,10 @@ import type { Dataset } from '../data/dataset.js';
 import type { ResolvedBudget } from '../ledger/budgets.js';
 import type { LedgerRuntime } from '../ledger/envelope.js';
 import type { Ledger, ModelLedger } from '../ledger/types.js';
+import type { Head } from '../onnx/head.js';
 import type { LoadedModel } from '../onnx/model.js';
 import type { ResolvedScope } from '../prune/resolveScope.js';
+import type { BatchPlan } from './exported.js';
 
 /** What one `run` is asked to do: shared by the strategies, the guarded run and the action. */
 export interface RunRequest {
@@ -48,4 +50,10 @@ export interface StrategyInput {
   scope: ResolvedScope;
   /** recovery rounds (1: one shot) */
   rounds: number;
+  /** the output judged and how it is read (findHead) */
+  head: Head;
+  /** the batches the model runs at */
+  plan: BatchPlan;
+  /** what was settled about the export (a fixed batch, lifted weights), for the ledger's notes */
+  exportNotes: string[];
 }

@@ -11,6 +11,7 @@ import type { PruneOutcome } from '../prune/pruneModel.js';
 import { cubicSchedule } from '../prune/schedule.js';
 import { pruneCounts, unstructuredSensitivityPlan, type UnstructuredSensitivityPlan } from '../prune/sensitivity/sensitivityPrune.js';
 import { countSparsity } from '../prune/sparsity.js';
+import type { Head } from '../onnx/head.js';
 import { better, calibScore, type CalibScore } from '../recover/calibScore.js';
 import { stepFile, type RecoveryStep } from '../recover/runRecovery.js';
 import type { StepRecord } from './steps.js';
@@ -31,6 +32,8 @@ export interface RoundsContext {
   stepsDir: string;
   progress: Progress;
   files: { data: string; calib?: string };
+  /** the output judged (findHead) */
+  head?: Head;
   /** the pipeline's metadata for the shipped pruned model, with the scope the chain allocated by */
   metadata: (scope: string) => Record<string, string>;
 }
@@ -70,7 +73,7 @@ async function runChain(dense: ModelProto, weights: readonly PrunableWeight[], c
   const targets = cubicSchedule(countSparsity(dense, weights).overall, config.sparsity, rounds);
   // each round gets an equal share of the recovery time budget, the final one included
   const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0;
-  const recovery = { dense, calib, files: ctx.files, progress };
+  const recovery = { dense, calib, files: ctx.files, progress, head: ctx.head };
   const steps: StepRecord[] = [];
   let current = dense;
   for (let r = 1; r < rounds; r++) {
@@ -87,7 +90,7 @@ async function runChain(dense: ModelProto, weights: readonly PrunableWeight[], c
     });
     // recovery scored both ends already; a pass of its own only when it kept no stage
     const recorded = recordedScores(unit.recovered);
-    const before = recorded?.before ?? (await calibScore(unit.pruned.model, calib, config.latency.threads));
+    const before = recorded?.before ?? (await calibScore(unit.pruned.model, calib, config.latency.threads, ctx.head));
     const after = recorded?.after ?? before;
     current = loadModel(unit.chain).proto;
     const seconds = (performance.now() - started) / 1000;
@@ -115,7 +118,7 @@ async function runChain(dense: ModelProto, weights: readonly PrunableWeight[], c
     // the final round gets the same share of the recovery time budget as every other round
     recovery: { ...recovery, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir },
   });
-  const score = calib.labels ? (recordedScores(final.recovered)?.after ?? (await calibScore(final.pruned.model, calib, config.latency.threads))) : undefined;
+  const score = calib.labels ? (recordedScores(final.recovered)?.after ?? (await calibScore(final.pruned.model, calib, config.latency.threads, ctx.head))) : undefined;
   return { rounds: steps, final, score, seconds: (performance.now() - t0) / 1000 };
 }
 
@@ -129,7 +132,7 @@ async function runChain(dense: ModelProto, weights: readonly PrunableWeight[], c
 export async function pruneWithRounds(dense: ModelProto, config: Config, rounds: number, ctx: RoundsContext, compare = false): Promise<Rounds> {
   const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
   if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config });
+  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config, head: ctx.head });
   if (!(compare && config.scope === 'global' && ctx.calib.labels)) {
     return runChain(dense, weights, config, rounds, ctx.stepsDir, ctx, config.scope === 'sensitivity' ? await sensitivity() : undefined);
   }

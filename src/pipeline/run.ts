@@ -17,6 +17,9 @@ import { runOneShot } from './oneShot.js';
 import { checkQuantizeInputs } from './quantizeStep.js';
 import { runQuantizeOnly } from './quantizeOnly.js';
 import type { PipelineResult, RunRequest } from './request.js';
+import { batchPlan, judgedHead } from './exported.js';
+import { liftWeights, type LiftedBy } from '../onnx/liftedWeights.js';
+import { dataTypeName } from '../onnx/tensor.js';
 
 export function prunedPath(out: string, model: string): string {
   return path.join(out, `${path.basename(model).replace(/\.onnx$/i, '')}.pruned.onnx`);
@@ -34,7 +37,11 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const dense = loadModel(req.model);
   preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
-  const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
+  const data = loadDataset(req.data, inputs, { requireLabels: false, modelPath: req.model });
+  const head = judgedHead(dense.proto, req.model, config, data);
+  const plan = batchPlan(dense.proto, req.model, config);
+  config = { ...config, batchSizes: plan.batchSizes, evalBatchSize: plan.evalBatch };
+  req = { ...req, config };
   // shift sets without labels are allowed: they get prediction-distribution tests instead of accuracy
   const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
   const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
@@ -53,13 +60,30 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   }
   // every setting checked against the others and the data, here and nowhere later
   checkConfig({ ...config, scope: scope.scope }, { calib: !calib ? 'none' : calib.labels ? 'labelled' : 'unlabelled' });
+  // on the model as exported: weights stored in another type are what quantization refuses
   checkQuantizeInputs(config, dense.proto, req);
+  // weights behind a Cast or a constant Reshape are pruned and refit as the float32 tensors the layers
+  // read, and saved back in their own type and shape
+  const lifted = liftWeights(dense.proto);
 
   // before anything is written: a run that cannot measure where it was asked to must not leave files
   const provider = await resolveProvider(config.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
-  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds };
+  const exportNotes = [...(plan.note ? [plan.note] : []), ...liftedNotes(lifted)];
+  for (const n of exportNotes) progress.note(n);
+  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds, head, plan, exportNotes };
   const quantizeOnly = config.quantize !== 'none' && config.sparsity === 0;
   const model = quantizeOnly ? await runQuantizeOnly(input, progress) : config.schedule === 'gradual' ? await runGradual(input, progress) : await runOneShot(input, progress);
   return { model, runtime: measuredRuntime(provider, config) };
+}
+
+/** One line per kind of op the lifted weights were behind, for the progress log and the ledger's notes. */
+function liftedNotes(lifted: readonly { by: LiftedBy; type: number }[]): string[] {
+  const notes: string[] = [];
+  const count = (n: number) => `${n} weight${n > 1 ? 's' : ''}`;
+  const cast = lifted.filter((l) => l.by === 'Cast');
+  if (cast.length > 0) notes.push(`${count(cast.length)} stored as ${[...new Set(cast.map((l) => dataTypeName(l.type).toLowerCase()))].join(' and ')} behind a Cast: pruned and refit as float32, saved back in their own type`);
+  const reshape = lifted.filter((l) => l.by === 'Reshape');
+  if (reshape.length > 0) notes.push(`${count(reshape.length)} stored in another shape behind a constant Reshape: pruned and refit in the shape the layer reads, saved back in their own shape (unless structured pruning resized them)`);
+  return notes;
 }

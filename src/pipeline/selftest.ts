@@ -65,14 +65,16 @@ export async function selftest(req: SelftestRequest, progress: Progress): Promis
   const budgets = compareBudgets(req.budgets);
   const limit = budgets.find((b) => b.name === 'latency-regression')!.limit;
   const first = await measurePair({ base: model, head: model, data, shifts: [], config }, progress);
-  const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...config.batchSizes)));
+  // a model whose batch is fixed is timed at that batch, as measurePair did
+  const batchSizes = first.plan.batchSizes;
+  const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...batchSizes)));
   const halfWidths: number[] = [];
   const failures: string[] = [];
   let falseAlarms = 0;
   let warns = 0;
   for (let k = 0; k < req.repetitions; k++) {
     // predictions are deterministic, so only latency is measured again in each repetition
-    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config.latency, batchSizes: config.batchSizes.slice(0, 1), confidence: config.confidence, provider: first.provider.provider });
+    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config.latency, batchSizes: batchSizes.slice(0, 1), confidence: config.confidence, provider: first.provider.provider });
     progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
     const latency = { reference: samples[0][0], candidate: samples[1][0] };
     const r = pairedMedianRatio(latency.candidate, latency.reference, config.confidence);
@@ -92,7 +94,7 @@ export async function selftest(req: SelftestRequest, progress: Progress): Promis
     data,
     repetitions: req.repetitions,
     confidence: config.confidence,
-    batch: config.batchSizes[0],
+    batch: batchSizes[0],
     false_alarms: falseAlarms,
     false_alarm_rate: falseAlarms / req.repetitions,
     warns,

@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import { evaluateBudgets, overallVerdict, type ResolvedBudget } from '../ledger/budgets.js';
 import type { BudgetResult, ClassChange, DistributionShift, PredictionShift, ShiftResult, Step, Verdict } from '../ledger/types.js';
-import { classSupport } from '../measure/metrics.js';
+import { groupSupport } from '../measure/metrics.js';
 import type { Predictions } from '../onnx/runtime/classifier.js';
 import { chiSquareHomogeneity, kolmogorovSmirnov, populationStabilityIndex } from '../measure/stats/distribution.js';
 import { accuracyDropUncertainty, accuracyIntervals, annotateClassChanges, budgetUncertainty, type PairedMeasurements } from '../measure/stats/uncertainty.js';
@@ -15,9 +15,9 @@ export interface Judged {
   classChanges: ClassChange[];
 }
 
-/** Per-class accuracy changes from the reference step to the candidate, largest drop first. */
-export function classChanges(reference: Step, candidate: Step, labels: Int32Array, classes: number): ClassChange[] {
-  const support = classSupport(labels, classes);
+/** Per-class (per-label) accuracy changes from the reference step to the candidate, largest drop first; `group` is each decision's class or label. */
+export function classChanges(reference: Step, candidate: Step, group: Int32Array, classes: number): ClassChange[] {
+  const support = groupSupport(group, classes);
   const changes: ClassChange[] = [];
   reference.per_class!.forEach((d, c) => {
     const f = candidate.per_class![c];
@@ -43,18 +43,19 @@ export function judgeWithIntervals(
   compareMode = false,
   reduction?: Reduction,
 ): Judged {
-  const labels = data.labels!;
+  // per-class statistics are taken per reporting group: the true class, or the label of a multi-label model
+  const groups = reference.preds.group;
   const confidence = config.confidence;
-  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
+  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, groups, confidence));
   const paired: PairedMeasurements = {
-    labels,
+    labels: groups,
     reference: reference.preds,
     candidate: candidate.preds,
     referenceLatency: latency?.reference,
     candidateLatency: latency?.candidate,
     shifts: shifts
       .filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name))
-      .map((s) => ({ name: s.name, labels: s.data.labels!, reference: reference.shiftPreds!.get(s.name)!, candidate: candidate.shiftPreds!.get(s.name)! })),
+      .map((s) => ({ name: s.name, labels: reference.shiftPreds!.get(s.name)!.group, reference: reference.shiftPreds!.get(s.name)!, candidate: candidate.shiftPreds!.get(s.name)! })),
     confidence,
     limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit])),
   };
@@ -68,7 +69,7 @@ export function judgeWithIntervals(
   return {
     budgets: results,
     verdict: overallVerdict(results.map((b) => b.verdict)),
-    classChanges: annotateClassChanges(classChanges(reference.step, candidate.step, labels, reference.preds.classes), paired, classLimit),
+    classChanges: annotateClassChanges(classChanges(reference.step, candidate.step, groups, reference.preds.classes), paired, classLimit),
   };
 }
 
@@ -116,7 +117,7 @@ function mean(x: Uint8Array): number {
 function distributionShift(clean: Predictions, shifted: Predictions): DistributionShift {
   const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
   const hist = (p: Predictions) => {
-    const h = new Array<number>(p.classes).fill(0);
+    const h = new Array<number>(p.choices).fill(0);
     for (let i = 0; i < p.pred.length; i++) h[p.pred[i]]++;
     return h;
   };

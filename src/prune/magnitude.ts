@@ -1,4 +1,5 @@
-import type { ModelProto, TensorProto } from '../onnx/proto/onnx_pb.js';
+import { clearField, isFieldSet } from '@bufbuild/protobuf';
+import { TensorProtoSchema, type ModelProto, type TensorProto } from '../onnx/proto/onnx_pb.js';
 import { GraphIndex } from '../onnx/graph.js';
 import { cloneModel } from '../onnx/model.js';
 import { ModelEditor } from '../onnx/edit.js';
@@ -134,7 +135,9 @@ export function magnitudePrune(model: ModelProto, weights: readonly PrunableWeig
  * and always put back.
  */
 function cloneWithoutData(model: ModelProto, tensors: readonly TensorProto[]): ModelProto {
-  const saved = tensors.map((t) => ({ raw: t.rawData, float: t.floatData, double: t.doubleData, int32: t.int32Data }));
+  // raw_data has presence (proto2): a tensor that keeps its values in float_data must get its raw_data
+  // back unset, not set to empty bytes, or onnxruntime reads the empty bytes as the values
+  const saved = tensors.map((t) => ({ raw: t.rawData, rawSet: isFieldSet(t, TensorProtoSchema.field.rawData), float: t.floatData, double: t.doubleData, int32: t.int32Data }));
   try {
     for (const t of tensors) {
       t.rawData = new Uint8Array(0);
@@ -145,7 +148,8 @@ function cloneWithoutData(model: ModelProto, tensors: readonly TensorProto[]): M
     return cloneModel(model);
   } finally {
     tensors.forEach((t, j) => {
-      t.rawData = saved[j].raw;
+      if (saved[j].rawSet) t.rawData = saved[j].raw;
+      else clearField(t, TensorProtoSchema.field.rawData);
       t.floatData = saved[j].float;
       t.doubleData = saved[j].double;
       t.int32Data = saved[j].int32;

@@ -10,6 +10,7 @@ import { resolveScope } from './resolveScope.js';
 import { countSparsity } from './sparsity.js';
 import type { SensitivityInfo } from './sensitivity/types.js';
 import type { Progress } from '../io/progress.js';
+import type { Head } from '../onnx/head.js';
 import { AnalysisOverBudget } from './sensitivity/sensitivityCurves.js';
 import { sensitivityPrune } from './sensitivity/sensitivityPrune.js';
 import { describeStructured } from './structured/describe.js';
@@ -30,6 +31,8 @@ export interface PruneContext {
    * global with a note (a scope the user asked for is measured however long it takes)
    */
   autoAnalysisSeconds?: number;
+  /** the output judged (findHead); sensitivity curves score the model on it */
+  head?: Head;
   /** structured with `round-to: 0`: where and how to measure the widths that run fast */
   hardware?: MeasureOptions;
   /** structured: allocate for a predicted latency instead of `sparsity` (the latency target's loop sets it) */
@@ -191,7 +194,7 @@ async function pruneBySensitivity(dense: ModelProto, weights: PrunableWeight[], 
   let started = false;
   try {
     const r = await sensitivityPrune(dense, {
-      method, sparsity: config.sparsity, calib: ctx.calib!, weights, config, perMac: config.scope === 'sensitivity-macs',
+      method, sparsity: config.sparsity, calib: ctx.calib!, weights, config, perMac: config.scope === 'sensitivity-macs', ...(ctx.head ? { head: ctx.head } : {}),
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total) => {
         if (!started) ctx.progress?.stage({ kind: 'sensitivity', detail: `${method}, ${total} ${method === 'unstructured' ? 'layers' : 'groups'}`, total });

@@ -1,10 +1,9 @@
 import picomatch from 'picomatch';
 import type { Dataset } from '../data/dataset.js';
-import { sliceBatch } from '../data/dataset.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
-import { endsInSoftmax, evaluateClassifier, type Predictions } from '../onnx/runtime/classifier.js';
-import { onnxruntime } from '../onnx/runtime/ort.js';
-import { sessionFromModel } from '../onnx/runtime/session.js';
+import { evaluateClassifier, type Predictions } from '../onnx/runtime/classifier.js';
+import { sessionFromModel, streamActivations } from '../onnx/runtime/session.js';
+import type { Head } from '../onnx/head.js';
 import { withExtraOutputs } from '../onnx/subgraph.js';
 import { boundedBatch } from '../onnx/runtime/activationBudget.js';
 import type { CalibratorName, Range } from './calibrate.js';
@@ -53,11 +52,15 @@ export function buildQuantized(prep: Prepared, keepFloat: ReadonlySet<string>, w
   return quantizeQdq(prep.folded, { ranges: prep.ranges, keepFloat: new Set([...prep.excluded, ...keepFloat]), weightBits, perChannel: prep.perChannel });
 }
 
-/** Run a classifier over `data` in onnxruntime: fused ('all', as deployed) or simulated ('basic': QDQ evaluated in float). */
-export async function predict(model: ModelProto, data: Dataset, mode: 'fused' | 'simulated', threads: number): Promise<Predictions> {
+/**
+ * Run a classifier over `data` in onnxruntime: fused ('all', as deployed) or simulated ('basic': QDQ
+ * evaluated in float). `head` is the judged output (absent: the model's only output, read as logits);
+ * a model whose inputs fix the batch runs at it.
+ */
+export async function predict(model: ModelProto, data: Dataset, mode: 'fused' | 'simulated', threads: number, head?: Head): Promise<Predictions> {
   const session = await sessionFromModel(model, threads, { lean: mode === 'simulated' });
   try {
-    return await evaluateClassifier(session, data, { batchSize: boundedBatch(model, 128), outputsAreProbabilities: endsInSoftmax(model), modelPath: 'quantized model', keepLogits: true, unlabelled: !data.labels });
+    return await evaluateClassifier(session, data, { batchSize: boundedBatch(model, 128), modelPath: 'quantized model', keepLogits: true, unlabelled: !data.labels, ...(head ? { head } : {}) });
   } finally {
     await session.release();
   }
@@ -96,7 +99,6 @@ export interface LayerError {
  * intermediate can be fetched). Sums of squares are accumulated batch by batch.
  */
 export async function layerErrors(float: ModelProto, q: QdqResult, data: Dataset, threads: number): Promise<LayerError[]> {
-  const { ort } = onnxruntime();
   const g = q.model.graph!;
   const quantizedSet = new Set(q.quantized);
   const dqOf = (t: string): string => (q.tensors.includes(t) ? (g.output.some((o) => o.name === t) ? t : `${t}_DequantizeLinear_Output`) : t);
@@ -113,16 +115,11 @@ export async function layerErrors(float: ModelProto, q: QdqResult, data: Dataset
   const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
   const sums = new Map<string, { num: number; den: number }>();
   try {
-    const batch = boundedBatch(q.model, 64);
-    for (let start = 0; start < data.count; start += batch) {
-      const end = Math.min(data.count, start + batch);
-      const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
-      for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data as never, arr.dims);
-      const fr = await fs.run(feeds, floatNames);
-      const qr = await qs.run(feeds, qNames);
+    // batch by batch at the model's own batch when its inputs fix one
+    await streamActivations([{ session: fs, fetch: floatNames }, { session: qs, fetch: qNames }], data, boundedBatch(q.model, 64), ([fr, qr]) => {
       for (const name of floatNames) {
-        const a = qr[dqOf(name)].data as Float32Array;
-        const b = fr[name].data as Float32Array;
+        const a = qr.get(dqOf(name))!.data;
+        const b = fr.get(name)!.data;
         const s = sums.get(name) ?? { num: 0, den: 0 };
         for (let i = 0; i < b.length; i++) {
           const d = a[i] - b[i];
@@ -131,8 +128,7 @@ export async function layerErrors(float: ModelProto, q: QdqResult, data: Dataset
         }
         sums.set(name, s);
       }
-      for (const t of [...Object.values(fr), ...Object.values(qr)]) t.dispose();
-    }
+    });
   } finally {
     await fs.release();
     await qs.release();

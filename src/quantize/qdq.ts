@@ -2,7 +2,7 @@ import { ModelEditor } from '../onnx/edit.js';
 import { GraphIndex, attrFloat, attrInt, nodeLabel, sortedNodes } from '../onnx/graph.js';
 import { opsetVersion } from '../onnx/model.js';
 import type { ModelProto, NodeProto, TensorProto } from '../onnx/proto/onnx_pb.js';
-import { DataType, tensorDims, tensorToFloat32 } from '../onnx/tensor.js';
+import { DataType, dataTypeName, tensorDims, tensorToFloat32 } from '../onnx/tensor.js';
 import type { Range } from './calibrate.js';
 import { activationParams, quantizeBias, quantizeWeight, type QParams, type WeightBits } from './params.js';
 
@@ -31,19 +31,55 @@ export type QuantizableKind = 'conv' | 'depthwise-conv' | 'gemm' | 'matmul' | 'a
 export const MIN_QDQ_OPSET = 10;
 export const PER_CHANNEL_OPSET = 13;
 
+/** Why static QDQ cannot be written for a model: what the rewrite needs that the export lacks. */
+export type QdqRefusal =
+  | { kind: 'opset'; opset: number }
+  | { kind: 'input-type'; input: string; type: number }
+  | { kind: 'weight-type'; node: string; type: number; behindCast: boolean };
+
 /** Whether static QDQ can be written at this model's opset and types, and at what granularity. */
 export type QdqSupport =
   | { kind: 'per-channel' }
   | { kind: 'per-tensor'; reason: string }
-  | { kind: 'unsupported'; reason: string };
+  | { kind: 'unsupported'; refusal: QdqRefusal; reason: string };
+
+/** One line: what the rewrite needs and how to re-export the model for it. */
+export function qdqRefusalMessage(r: QdqRefusal): string {
+  switch (r.kind) {
+    case 'opset':
+      return `opset ${r.opset} has no QuantizeLinear/DequantizeLinear (they start at opset ${MIN_QDQ_OPSET}); re-export the model at opset 13 or later`;
+    case 'input-type':
+      return `input '${r.input}' is ${dataTypeName(r.type).toLowerCase()}, not float32; INT8 quantization here starts from a float32 model, so quantize the float32 export`;
+    case 'weight-type':
+      return `the weight of '${r.node}' is stored as ${dataTypeName(r.type).toLowerCase()}${r.behindCast ? ' behind a Cast' : ''}, not float32; INT8 quantization here starts from float32 weights, so quantize the float32 export`;
+  }
+}
+
+const NOT_FLOAT32 = new Set<number>([DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE]);
+
+/** The first Conv, Gemm or MatMul whose constant weight is a float other than float32, stored as it is or behind a Cast. */
+function otherFloatWeight(index: GraphIndex): QdqRefusal | undefined {
+  for (const n of index.order) {
+    if (!WEIGHTED.has(n.opType) || !n.input[1]) continue;
+    const stored = index.initializers.get(n.input[1]);
+    if (stored && NOT_FLOAT32.has(stored.dataType)) return { kind: 'weight-type', node: nodeLabel(n), type: stored.dataType, behindCast: false };
+    const cast = index.producer.get(n.input[1]);
+    const source = cast?.opType === 'Cast' ? index.initializers.get(cast.input[0]) : undefined;
+    if (source && NOT_FLOAT32.has(source.dataType)) return { kind: 'weight-type', node: nodeLabel(n), type: source.dataType, behindCast: true };
+  }
+  return undefined;
+}
 
 export function qdqSupport(model: ModelProto): QdqSupport {
+  const refuse = (refusal: QdqRefusal): QdqSupport => ({ kind: 'unsupported', refusal, reason: qdqRefusalMessage(refusal) });
   const opset = opsetVersion(model);
-  if (opset < MIN_QDQ_OPSET) return { kind: 'unsupported', reason: `opset ${opset} has no QuantizeLinear/DequantizeLinear (they start at opset ${MIN_QDQ_OPSET}); re-export the model at opset 13 or later` };
+  if (opset < MIN_QDQ_OPSET) return refuse({ kind: 'opset', opset });
   const g = model.graph!;
   const inits = new Set(g.initializer.map((t) => t.name));
-  const floatInput = g.input.find((i) => !inits.has(i.name) && i.type?.value.case === 'tensorType' && i.type.value.value.elemType !== DataType.FLOAT && [DataType.FLOAT16, DataType.BFLOAT16, DataType.DOUBLE].includes(i.type.value.value.elemType));
-  if (floatInput) return { kind: 'unsupported', reason: `input '${floatInput.name}' is not float32; INT8 quantization here starts from a float32 model, so quantize the float32 export` };
+  const floatInput = g.input.find((i) => !inits.has(i.name) && i.type?.value.case === 'tensorType' && NOT_FLOAT32.has(i.type.value.value.elemType));
+  if (floatInput && floatInput.type?.value.case === 'tensorType') return refuse({ kind: 'input-type', input: floatInput.name, type: floatInput.type.value.value.elemType });
+  const weight = otherFloatWeight(new GraphIndex(g));
+  if (weight) return refuse(weight);
   if (opset < PER_CHANNEL_OPSET) return { kind: 'per-tensor', reason: `opset ${opset}: DequantizeLinear has no axis before opset 13, so weights get one scale per tensor` };
   return { kind: 'per-channel' };
 }

@@ -1,6 +1,7 @@
 import type { NodeProto } from '../onnx/proto/onnx_pb.js';
 import { attrFloat, attrInt, attrInts, attrString, GraphIndex, nodeLabel } from '../onnx/graph.js';
 import { FLOAT_TYPES, tensorDims } from '../onnx/tensor.js';
+import { inferShapes } from '../onnx/shapes.js';
 
 /**
  * A layer whose weights reconstruction can refit: a linear map y = W x (+ b) applied to patches of
@@ -35,14 +36,27 @@ export interface ConvGeometry {
   dilations: [number, number];
 }
 
-function convGeometry(node: NodeProto, dims: number[]): ConvGeometry | string {
+function convGeometry(node: NodeProto, dims: number[], inputShape: () => number[] | undefined): ConvGeometry | string {
   if (dims.length !== 4) return `${dims.length - 2}-D convolution`;
   const autoPad = attrString(node, 'auto_pad', 'NOTSET');
-  if (autoPad !== 'NOTSET' && autoPad !== 'VALID') return `auto_pad=${autoPad}`;
-  const p = attrInts(node, 'pads') ?? [0, 0, 0, 0];
   const s = attrInts(node, 'strides') ?? [1, 1];
   const d = attrInts(node, 'dilations') ?? [1, 1];
-  return { kernel: [dims[2], dims[3]], strides: [s[0], s[1]], pads: [p[0], p[1], p[2], p[3]], dilations: [d[0], d[1]] };
+  const kernel: [number, number] = [dims[2], dims[3]];
+  let p = attrInts(node, 'pads') ?? [0, 0, 0, 0];
+  if (autoPad === 'VALID') p = [0, 0, 0, 0];
+  else if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+    // the pads the exporter left to the runtime, as ONNX defines them: output = ceil(input / stride)
+    const x = inputShape();
+    if (!x || x.length !== 4) return `auto_pad=${autoPad} on an input of unknown shape`;
+    p = [0, 0, 0, 0];
+    for (let i = 0; i < 2; i++) {
+      const total = Math.max(0, (Math.ceil(x[2 + i] / s[i]) - 1) * s[i] + (kernel[i] - 1) * d[i] + 1 - x[2 + i]);
+      const small = Math.floor(total / 2);
+      p[i] = autoPad === 'SAME_UPPER' ? small : total - small;
+      p[2 + i] = total - p[i];
+    }
+  } else if (autoPad !== 'NOTSET') return `auto_pad=${autoPad}`;
+  return { kernel, strides: [s[0], s[1]], pads: [p[0], p[1], p[2], p[3]], dilations: [d[0], d[1]] };
 }
 
 /** The refittable layer behind a weight initializer, or a reason it cannot be refit. */
@@ -57,7 +71,7 @@ export function linearLayer(index: GraphIndex, weight: string): LinearLayer | st
   switch (node.opType) {
     case 'Conv': {
       if (node.input[1] !== weight) return 'weight is not the Conv kernel';
-      const geo = convGeometry(node, dims);
+      const geo = convGeometry(node, dims, () => inferShapes(index, 1).shapes.get(node.input[0]));
       if (typeof geo === 'string') return geo;
       const groups = attrInt(node, 'group', 1);
       const bias = node.input[2] || null;

@@ -12,11 +12,13 @@ import { reestimateBatchNorm, type BatchNormBounds } from './batchNorm.js';
 import { DISTILL_MAX_BYTES, distillUnfit, secondsLeft } from './bounds.js';
 import { DEFAULT_DISTILL } from './distill/distill.js';
 import { better, calibScore, type CalibScore } from './calibScore.js';
-import { distillStage } from './distill/stage.js';
+import { distillStage, skipReason } from './distill/stage.js';
 import { CommandTimedOut, externalRecovery } from './external.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from './reconstruct.js';
 import { batchNormBoundText, distillUnfitText, layerSkipText, type BatchNormBound, type LayerSkip } from './refusals.js';
 import { bakeTemperature, calibrateTemperature, type TemperatureFit } from './temperature.js';
+import type { Head } from '../onnx/head.js';
+import { defaultHead } from '../onnx/runtime/classifier.js';
 
 /** Cost and gain of one recovery step; calibration-set numbers are what the step was judged on. */
 export interface RecoveryInfo {
@@ -76,6 +78,8 @@ export interface RecoveryRequest {
   structured?: PruneOutcome['structured'];
   /** false: no temperature fit after recovery (an intermediate recovery round ships nothing); default true */
   fitTemperature?: boolean;
+  /** the output judged (findHead); the dense model's single classifier output (or config.output) when absent */
+  head?: Head;
 }
 
 /** columns per SparseGPT mask-selection block (the paper's default) */
@@ -107,22 +111,24 @@ function fmt(s: CalibScore | undefined): string {
  */
 export async function runRecovery(req: RecoveryRequest): Promise<RecoveryOutcome> {
   const { config, calib, progress } = req;
+  const head = req.head ?? defaultHead(req.dense, config.output);
+  req = { ...req, head };
   const notes: string[] = [];
   const steps = await recoverySteps(req, calib, notes);
   if (!calib) return { steps: steps.map((s) => s.step), notes };
   const last = steps.at(-1)?.model ?? req.pruned;
   if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes };
   const t0 = performance.now();
-  const fit = await calibrateTemperature(last, calib, config.latency.threads);
+  const fit = await calibrateTemperature(last, calib, config.latency.threads, head);
   if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
-  const baked = bakeTemperature(last, fit.temperature);
+  const baked = bakeTemperature(last, fit.temperature, head);
   const artifact = stepFile(req.stepsDir, steps.length + 2, 'temperature');
   fs.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step: RecoveryStep = {
     stage: 'temperature',
-    description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
+    description: `${head.scores === head.output ? 'logits' : `scores before the ${head.activation}`} divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
     artifact,
     info: { seconds: (performance.now() - t0) / 1000, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
     temperature: temperatureInfo(fit, true),
@@ -138,7 +144,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
     const artifact = stepFile(req.stepsDir, 2, 'command');
     progress.stage({ kind: 'recover', work: 'command', detail: `running ${config.recoveryCommand}` });
     const t0 = performance.now();
-    const before = calib?.labels ? await calibScore(req.pruned, calib, config.latency.threads) : undefined;
+    const before = calib?.labels ? await calibScore(req.pruned, calib, config.latency.threads, req.head) : undefined;
     const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
     let model: ModelProto;
     try {
@@ -152,7 +158,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       throw e;
     }
     const seconds = (performance.now() - t0) / 1000;
-    const after = calib?.labels ? await calibScore(model, calib, config.latency.threads) : undefined;
+    const after = calib?.labels ? await calibScore(model, calib, config.latency.threads, req.head) : undefined;
     const info: RecoveryInfo = { seconds };
     if (before && after) Object.assign(info, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
     const description = `external recovery command \`${config.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
@@ -169,7 +175,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
   // costs: every later stage is started only when its estimate (in such passes) fits what is left
   const started = performance.now();
   const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1000 : undefined;
-  let currentScore = labelled ? await calibScore(current, calib, config.latency.threads) : undefined;
+  let currentScore = labelled ? await calibScore(current, calib, config.latency.threads, req.head) : undefined;
   const passSeconds = labelled ? (performance.now() - started) / 1000 : undefined;
   // time kept back for judging a stage on the calibration score (auto)
   const judgeMs = config.recovery === 'auto' && passSeconds !== undefined ? passSeconds * 1000 : 0;
@@ -199,9 +205,12 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
-    const d = await distillStage(req.dense, current, calib!, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline });
-    if (!d) return;
-    const score = labelled ? await calibScore(d.model, calib!, config.latency.threads) : undefined;
+    const d = await distillStage(req.dense, current, calib!, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline, head: req.head });
+    if (d.kind === 'skipped') {
+      bound(`recovery: distillation skipped: ${skipReason(d.gap)}`);
+      return;
+    }
+    const score = labelled ? await calibScore(d.model, calib!, config.latency.threads, req.head) : undefined;
     if (judged && (!d.result.improved || (score && currentScore && !better(score, currentScore)))) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score)} vs ${fmt(currentScore)} without it` : 'no epoch improved the held-out KL'})`);
       return;
@@ -228,7 +237,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join('; ') || undefined;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
     // nothing refit (every layer skipped by a bound): the model is unchanged, so judging it would only spend a pass
-    const score = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config.latency.threads) : undefined;
+    const score = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config.latency.threads, req.head) : undefined;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
     if (judged && score && currentScore && !better(score, currentScore)) {
@@ -246,7 +255,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
       return steps;
     }
-    await tryBatchNorm(current, calib, config, { deadline: deadline === undefined ? undefined : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound) => keep('bn-stats', `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound ? ` (${batchNormBoundText(bound)})` : ''} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+    await tryBatchNorm(current, calib, config, req.head!, { deadline: deadline === undefined ? undefined : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound) => keep('bn-stats', `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound ? ` (${batchNormBoundText(bound)})` : ''} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
       const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
       if (refusal.kind === 'bound') bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
@@ -300,6 +309,7 @@ async function tryBatchNorm(
   model: ModelProto,
   calib: Dataset,
   config: Config,
+  head: Head,
   bounds: BatchNormBounds,
   accept: (model: ModelProto, seconds: number, score: CalibScore, nodes: number, bound?: BatchNormBound) => void,
   currentScore: () => CalibScore | undefined,
@@ -313,7 +323,7 @@ async function tryBatchNorm(
   const bn = await reestimateBatchNorm(model, calib, config.latency.threads, bounds);
   if (bn.nodes.length === 0) return bn.bound ? reject({ kind: 'bound', bound: bn.bound }) : undefined;
   const seconds = (performance.now() - t0) / 1000;
-  const score = await calibScore(bn.model, calib, config.latency.threads);
+  const score = await calibScore(bn.model, calib, config.latency.threads, head);
   if (!better(score, base)) return reject({ kind: 'worse', score, without: base });
   accept(bn.model, seconds, score, bn.nodes.length, bn.bound);
 }

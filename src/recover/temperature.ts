@@ -1,11 +1,14 @@
 import { boundedBatch } from '../onnx/runtime/activationBudget.js';
 import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
-import { endsInSoftmax, evaluateClassifier } from '../onnx/runtime/classifier.js';
+import { defaultHead, evaluateClassifier, type Predictions } from '../onnx/runtime/classifier.js';
+import type { Head } from '../onnx/head.js';
+import { elementTypes } from '../onnx/elementTypes.js';
 import { expectedCalibrationError } from '../onnx/runtime/scores.js';
 import { ModelEditor } from '../onnx/edit.js';
+import { GraphIndex } from '../onnx/graph.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
-import { DataType, FLOAT_TYPES } from '../onnx/tensor.js';
+import { DataType } from '../onnx/tensor.js';
 import { sessionFromModel } from '../onnx/runtime/session.js';
 
 export interface TemperatureFit {
@@ -76,40 +79,33 @@ export function fitTemperature(logits: Float32Array, labels: Int32Array, classes
 }
 
 /**
- * Fit T for a model on the labelled calibration set. A model that ends in Softmax is scored on
- * log-probabilities, which are its logits up to a per-row shift that softmax ignores.
+ * Fit T for a model on the labelled calibration set, on the scores whose softmax is the model's
+ * distribution (evaluateClassifier's logits): for a Softmax or LogSoftmax output these are its logits up to
+ * a per-row shift softmax ignores; a sigmoid decision is the two-way softmax of [0, z].
  */
-export async function calibrateTemperature(model: ModelProto, calib: Dataset, threads = 0): Promise<TemperatureFit> {
+export async function calibrateTemperature(model: ModelProto, calib: Dataset, threads = 0, head: Head = defaultHead(model)): Promise<TemperatureFit> {
   if (!calib.labels) throw new UserError(`${calib.path}: temperature scaling needs labels; add y=labels to the calibration .npz`);
   const session = await sessionFromModel(model, threads);
-  let logits: Float32Array;
-  let classes: number;
+  let p: Predictions;
   try {
-    const probs = endsInSoftmax(model);
-    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: probs, keepLogits: true, modelPath: 'calibration' });
-    logits = p.logits!;
-    classes = p.classes;
-    if (probs) for (let i = 0; i < logits.length; i++) logits[i] = Math.log(Math.max(logits[i], 1e-12));
+    p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), head, keepLogits: true, modelPath: 'calibration' });
   } finally {
     await session.release();
   }
-  return fitTemperature(logits, calib.labels, classes);
+  return fitTemperature(p.logits!, p.truth, p.choices);
 }
 
 /**
- * A copy of the model whose output is divided by T before it leaves the graph (before the final
- * Softmax when there is one), so onnxruntime serves calibrated probabilities. The output keeps its name.
+ * A copy of the model whose scores are divided by T before the final Softmax, LogSoftmax or Sigmoid
+ * (or before the output, for logits), so onnxruntime serves calibrated probabilities. The output keeps
+ * its name; the divisor has the scores' own element type, so a float16 model stays valid.
  */
-export function bakeTemperature(model: ModelProto, temperature: number): ModelProto {
+export function bakeTemperature(model: ModelProto, temperature: number, head: Head = defaultHead(model)): ModelProto {
   const ed = ModelEditor.copyOf(model);
-  const outputName = ed.graph.output[0].name;
-  // the tensor to scale: the Softmax input, or the graph output itself
-  const target = endsInSoftmax(ed.model) ? ed.producer(outputName)!.input[0] : outputName;
-  if (!ed.producer(target)) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
-  // T in the output's own float type: Div needs both operands alike (a float16 model divides by a float16 T)
-  const declared = ed.graph.output[0].type?.value;
-  const elemType = declared?.case === 'tensorType' && FLOAT_TYPES.has(declared.value.elemType) ? declared.value.elemType : DataType.FLOAT;
-  const t = ed.addFloatInitializer('prune_guard_temperature', [], Float32Array.of(temperature), elemType);
+  const target = head.scores;
+  if (!ed.producer(target)) throw new UserError(`--bake-temperature: the scores '${target}' of output '${head.output}' are not produced by a node; cannot insert the scaling`);
+  const type = elementTypes(new GraphIndex(ed.graph)).get(target) ?? DataType.FLOAT;
+  const t = ed.addFloatInitializer('prune_guard_temperature', [], Float32Array.of(temperature), type);
   ed.insertAfter(target, { opType: 'Div', inputs: [target, t], name: 'prune_guard_temperature_scaling' }, `${target}_before_temperature`);
   return ed.model;
 }

@@ -15,6 +15,7 @@ describe('BUDGETS table', () => {
       'p95-latency-ms',
       'max-size-bytes',
       'shift-accuracy-drop',
+      'label-f1-drop',
       'target-reduction',
       'min-output-cosine',
       'max-output-rel-error',

@@ -33,7 +33,7 @@ describe('the Config type, from the declaration', () => {
     expectTypeOf<keyof Config>().toEqualTypeOf<
       | 'sparsity' | 'method' | 'task' | 'recovery' | 'scope' | 'exclude' | 'keepFirstLayer' | 'keepLastLayer' | 'bakeTemperature' | 'recoveryTimeBudget' | 'recoveryCommand'
       | 'batchSizes' | 'latency' | 'evalBatchSize' | 'confidence' | 'roundTo' | 'targetSpeedup' | 'targetLatencyMs' | 'criterion' | 'maxLayerSparsity' | 'strict' | 'executionProvider' | 'corruptions'
-      | 'timeBudget' | 'schedule' | 'scheduleSteps' | 'schedulePatience' | 'recoveryRounds' | 'roundsCompareSensitivity' | 'quantize' | 'quantizeCalibration' | 'quantizeExclude' | 'budgets'
+      | 'timeBudget' | 'schedule' | 'scheduleSteps' | 'schedulePatience' | 'recoveryRounds' | 'roundsCompareSensitivity' | 'quantize' | 'quantizeCalibration' | 'quantizeExclude' | 'output' | 'budgets'
     >();
   });
 });
@@ -105,9 +105,9 @@ describe('CLI flags, from the declaration', () => {
       ...['--model', '--data', '--out', '--calib', '--shift', '--config', '--budget', '--sparsity', '--method', '--task', '--recovery', '--scope', '--round-to', '--target-speedup', '--target-latency-ms', '--criterion', '--max-layer-sparsity'],
       ...['--exclude', '--keep-first-layer', '--keep-last-layer', '--recovery-command', '--recovery-time-budget', '--bake-temperature', '--batch-sizes', '--warmup', '--runs', '--threads'],
       ...['--eval-batch-size', '--time-budget', '--schedule', '--schedule-steps', '--schedule-patience', '--recovery-rounds', '--rounds-compare-sensitivity', '--quiet', ...STATISTICS],
-      ...['--quantize', '--quantize-calibration', '--quantize-exclude'],
+      ...['--quantize', '--quantize-calibration', '--quantize-exclude', '--output'],
     ],
-    compare: ['--base', '--head', '--data', '--out', '--shift', ...MEASURE, ...STATISTICS],
+    compare: ['--base', '--head', '--data', '--out', '--shift', '--output', ...MEASURE, ...STATISTICS],
     selftest: ['--model', '--data', '--repetitions', '--out', ...MEASURE, ...STATISTICS],
   };
 

@@ -1,3 +1,4 @@
+import { floatToHalf, halfToFloat } from '../../src/onnx/tensor.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,10 +114,32 @@ describe('loadDataset: mapping arrays to model inputs', () => {
 
 describe('loadDataset: validation', () => {
   it('rejects a wrong dtype with the astype fix', () => {
-    const file = npz({ x: { dtype: 'float64', shape: [1, 2, 2], data: new Float64Array(4) }, y: i64([0]) });
+    const file = npz({ x: { dtype: 'int32', shape: [1, 2, 2], data: new Int32Array(4) }, y: i64([0]) });
     expect(userErrorOf(() => loadDataset(file, [SMALL], { requireLabels: true }))).toBe(
-      `${file}: array 'x' has dtype float64 but model input 'input' expects float32; save it with x.astype(np.float32)`,
+      `${file}: array 'x' has dtype int32 but model input 'input' expects float32; save it with x.astype(np.float32)`,
     );
+  });
+
+  it('feeds float data of another width in the type the model input declares (float32 data to a float16 model, float64 to float32)', () => {
+    const values = Float32Array.of(0.1, -2.5, 1 / 3, 70000 / 2);
+    const file = npz({ x: { dtype: 'float32', shape: [1, 2, 2], data: values }, y: i64([0]) });
+    const half = loadDataset(file, [{ ...SMALL, dtype: 'float16' }], { requireLabels: true }).inputs.get('input')!;
+    expect(half.dtype).toBe('float16');
+    expect(Array.from(half.data as Uint16Array, halfToFloat)).toEqual(Array.from(values, (v) => halfToFloat(floatToHalf(v))));
+    const wide = npz({ x: { dtype: 'float64', shape: [1, 2, 2], data: Float64Array.from(values) }, y: i64([0]) });
+    expect(loadDataset(wide, [SMALL], { requireLabels: true }).inputs.get('input')!.data).toEqual(values);
+    const big = npz({ x: { dtype: 'float32', shape: [1, 2, 2], data: Float32Array.of(0, 1e5, 0, 0) }, y: i64([0]) });
+    expect(userErrorOf(() => loadDataset(big, [{ ...SMALL, dtype: 'float16' }], { requireLabels: true }))).toContain('beyond the float16 range');
+  });
+
+  it('reads a 0/1 [N,K] y as multi-label targets and an [N,1] y as one label per sample', () => {
+    const x = f32([3, 2, 2]);
+    const multi = loadDataset(npz({ x, y: { dtype: 'float32', shape: [3, 2], data: Float32Array.of(1, 0, 0, 1, 1, 1) } }), [SMALL], { requireLabels: true });
+    expect(multi.labelWidth).toBe(2);
+    expect(Array.from(multi.labels!)).toEqual([1, 0, 0, 1, 1, 1]);
+    const column = loadDataset(npz({ x, y: { dtype: 'int64', shape: [3, 1], data: BigInt64Array.of(0n, 1n, 1n) } }), [SMALL], { requireLabels: true });
+    expect(column.labelWidth).toBe(1);
+    expect(Array.from(column.labels!)).toEqual([0, 1, 1]);
   });
 
   it('rejects a wrong rank, suggesting the exact reshape when the sample size fits', () => {
@@ -150,7 +173,8 @@ describe('loadDataset: validation', () => {
     const x = f32([3, 2, 2]);
     const cases: [NdArray, string][] = [
       [f32([3]), "label array 'y' has dtype float32 but labels must be integer class ids; save it with y.astype(np.int64)"],
-      [f32([3, 2]), "label array 'y' has shape [3,2] but labels must be 1-D class ids; for one-hot labels save y.argmax(axis=1)"],
+      [f32([3, 2]), "label array 'y' is a [N,K] matrix, read as multi-label targets, but holds"],
+      [f32([3, 2, 2]), "label array 'y' has shape [3,2,2] but labels must be class ids [N], or a 0/1 matrix [N,K] for multi-label models"],
       [i64([0, -1, 2]), "label array 'y' has negative value -1 at index 1"],
       [i64([0, 1]), "label array 'y' holds 2 labels but the inputs hold 3 samples"],
       [{ dtype: 'uint64', shape: [3], data: new BigUint64Array([0n, 2n ** 40n, 1n]) }, "label array 'y' has out-of-range value 1099511627776 at index 1"],

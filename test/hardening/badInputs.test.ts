@@ -10,6 +10,7 @@ import { loadModel, parseModel } from '../../src/onnx/model.js';
 import { isUserError } from '../../src/errors.js';
 import { fixture, tempDir } from '../support/fixtures.js';
 import { runCli } from '../support/cli.js';
+import { writeNpz } from '../../src/data/npz.js';
 import { dataSet, deeplyNestedBytes, externalDataModel, hugeExternalModel, mlp, MLP, nestedSubgraphModel, withWeightValue, writeModel } from './badModels.js';
 
 const dir = tempDir('prune-guard-hostile-');
@@ -173,8 +174,10 @@ describe('broken data sets', () => {
     await expectRefused(onData(dataSet(file('nan.npz'), v, [8, 1, 28, 28], labels(8))), /nan\.npz: array 'x' holds NaN at sample 5 \(1 non-finite value in all\)/);
   });
 
-  it('the wrong dtype', async () => {
-    await expectRefused(onData(dataSet(file('f64.npz'), new Float64Array(2 * 784), [2, 1, 28, 28], labels(2))), /f64\.npz: array 'x' has dtype float64 but model input 'input' expects float32; .*astype\(np\.float32\)/);
+  it('the wrong dtype (float data of another width is converted instead)', async () => {
+    const f = file('i32.npz');
+    writeNpz(f, { x: { dtype: 'int32', shape: [2, 1, 28, 28], data: new Int32Array(2 * 784) }, y: { dtype: 'int64', shape: [2], data: new BigInt64Array(2) } });
+    await expectRefused(onData(f), /i32\.npz: array 'x' has dtype int32 but model input 'input' expects float32; .*astype\(np\.float32\)/);
   });
 
   it('the wrong rank', async () => {

@@ -16,7 +16,7 @@ function preds(labels: Int32Array, wrong: (i: number) => boolean, seed = 1): Pre
     correct[i] = pred[i] === labels[i] ? 1 : 0;
     confidence[i] = 0.5 + 0.5 * random();
   }
-  return { classes: 4, pred, correct, confidence, logProbLabel: new Float32Array(n) };
+  return { task: 'multiclass', classes: 4, choices: 4, perSample: 1, pred, correct, confidence, logProbLabel: new Float32Array(n), truth: labels, group: labels };
 }
 
 const labels = Int32Array.from({ length: 2000 }, (_, i) => i % 4);

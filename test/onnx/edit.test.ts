@@ -217,6 +217,42 @@ describe('ModelEditor', () => {
     checked(ed.model);
   });
 
+  it('restoreNode and restoreInitializer put what was taken out back in place, with lookups and names right; retypeInitializer changes only the stored type', () => {
+    const original = smallModel();
+    original.graph!.input.push(valueInfo('W', DataType.FLOAT, [4, 4]));
+    const ed = ModelEditor.copyOf(original);
+    const relu = ed.producer('t')!;
+    const w = ed.initializer('W')!;
+    const decl = ed.graph.input[1];
+    // taken out as a pass would: the node, the weight and its graph-input entry
+    ed.removeNode(relu);
+    ed.removeInitializers(['W']);
+    expect(ed.producer('t')).toBeUndefined();
+    ed.restoreInitializer(w, 0, { decl, at: 1 });
+    ed.restoreNode(relu, 1);
+    expect(ed.producer('t')).toBe(relu);
+    expect(ed.consumers('h')).toEqual([relu]);
+    expect(ed.initializer('W')).toBe(w);
+    expect(ed.fresh('relu')).not.toBe('relu');
+    expect(serializeModel(ed.model)).toEqual(serializeModel(original));
+    // already present: left as it is, never doubled
+    ed.restoreInitializer(w, 0, { decl, at: 1 });
+    expect(ed.graph.initializer).toHaveLength(1);
+    expect(ed.graph.input).toHaveLength(2);
+    // a position past the end appends
+    const extra = ed.restoreNode(makeNode('extra', { opType: 'Abs', inputs: ['y'], outputs: ['z'] }), 99);
+    expect(ed.graph.node[ed.graph.node.length - 1]).toBe(extra);
+    expect(ed.producer('z')).toBe(extra);
+
+    const halfW = ed.retypeInitializer('W', W, DataType.FLOAT16, [16]);
+    expect(halfW).toBe(w);
+    expect([halfW.dataType, halfW.dims]).toEqual([DataType.FLOAT16, [16n]]);
+    expect(Array.from(tensorToFloat32(halfW))).toEqual(Array.from(W, (v) => halfToFloat(floatToHalf(v))));
+    ed.retypeInitializer('W', tensorToFloat32(halfW), DataType.FLOAT, [4, 4]);
+    expect(Array.from(tensorToFloat32(ed.initializer('W')!))).toEqual(Array.from(W));
+    expect(() => ed.retypeInitializer('nope', W, DataType.FLOAT)).toThrow();
+  });
+
   it('dropUnread removes unread nodes of the named kinds and unread initializers, until nothing changes', () => {
     const ed = ModelEditor.copyOf(smallModel());
     const c = ed.addFloatInitializer('c', [4], new Float32Array(4));

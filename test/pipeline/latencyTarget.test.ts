@@ -6,6 +6,7 @@ import { validateLedger } from '../../src/ledger/validateLedger.js';
 import { modelCost } from '../../src/onnx/flops.js';
 import { loadModel } from '../../src/onnx/model.js';
 import { runCli } from '../support/cli.js';
+import { head } from '../support/exportRuns.js';
 import { fixture, tempDir } from '../support/fixtures.js';
 
 const FAST = ['--warmup', '1', '--runs', '3', '--batch-sizes', '1', '--threads', '1', '--recovery', 'none', '--quiet'];
@@ -37,5 +38,21 @@ describe('prune-guard run --target-speedup', () => {
       expect(m.verdict).not.toBe('pass');
       expect(m.notes?.some((n) => n.startsWith('latency target not met'))).toBe(true);
     }
+  }, 120_000);
+});
+
+describe('a model whose input batch is fixed', () => {
+  it('probes channel widths and times the latency target at the batch the model takes, whatever --batch-sizes asks', async () => {
+    const out = tempDir();
+    // cnn-batch1 takes one sample per run: batch 8 cannot be fed to it
+    const r = await runCli(['run', '--model', fixture('exports/cnn-batch1.onnx'), '--data', head(fixture('fmnist-test.npz'), 200), '--method', 'structured', '--target-speedup', '1.2x', '--round-to', '0', '--out', out, ...FAST, '--batch-sizes', '8']);
+    expect(r.stderr).not.toMatch(/internal error|invalid dimensions/i);
+    const m = (JSON.parse(fs.readFileSync(path.join(out, 'ledger.json'), 'utf8')) as Ledger).models[0];
+    expect(m.eval.fixed_batch).toBe(1);
+    expect(m.allocation!.rounding).toBe('measured');
+    expect(m.allocation!.batches).toEqual([1]);
+    expect(m.allocation!.probes!.every((p) => p.batch === 1)).toBe(true);
+    expect(m.allocation!.target!.batch).toBe(1);
+    for (const s of m.steps) expect(s.latency_by_batch.map((l) => l.batch)).toEqual([1]);
   }, 120_000);
 });

@@ -7,6 +7,8 @@ import { validateLedger } from '../../src/ledger/validateLedger.js';
 import { renderMarkdown } from '../../src/ledger/render.js';
 import { fixture, tempDir } from '../support/fixtures.js';
 import { onnxCheck } from '../support/onnxChecker.js';
+import { cliInProcess, expectReproduced, exported, head } from '../support/exportRuns.js';
+import { loadModel, saveModel } from '../../src/onnx/model.js';
 
 const FAST = ['--warmup', '1', '--runs', '3', '--batch-sizes', '32', '--quiet'];
 
@@ -58,11 +60,14 @@ describe('--quantize int8 --sparsity 0 on the fixture MLP', () => {
 });
 
 describe('--quantize refusals', () => {
-  it('without --calib, dynamic on a model without MatMul, and on an opset-9 model: one line, exit 2, nothing written', async () => {
+  it('without --calib, dynamic on a model without MatMul, an opset-9 model, float16 I/O or bfloat16 weights: one line, exit 2, nothing written', async () => {
     const cases: [string[], RegExp][] = [
       [['--model', fixture('mlp.onnx'), '--quantize', 'int8'], /--quantize int8: needs calibration data.*--calib/],
       [['--model', fixture('mlp.onnx'), '--calib', fixture('fmnist-calib.npz'), '--quantize', 'dynamic'], /mlp\.onnx: --quantize dynamic rewrites MatMul layers .* has none; use --quantize int8/],
       [['--model', fixture('exports/cnn-opset9.onnx'), '--calib', fixture('fmnist-calib.npz'), '--quantize', 'int8'], /cnn-opset9\.onnx: cannot quantize to INT8: opset 9/],
+      // float16 I/O, and bfloat16 weights behind a Cast: static QDQ starts from float32, said before any work
+      [['--model', fixture('exports/cnn-fp16.onnx'), '--calib', fixture('fmnist-calib.npz'), '--quantize', 'int8'], /cnn-fp16\.onnx: cannot quantize to INT8: input 'input' is float16, not float32; .*quantize the float32 export/],
+      [['--model', fixture('exports/cnn-bf16w.onnx'), '--calib', fixture('fmnist-calib.npz'), '--quantize', 'int8', '--sparsity', '0.3'], /cnn-bf16w\.onnx: cannot quantize to INT8: the weight of '.+' is stored as bfloat16 behind a Cast, not float32/],
     ];
     for (const [args, message] of cases) {
       const out = tempDir();
@@ -73,4 +78,45 @@ describe('--quantize refusals', () => {
       expect(fs.readdirSync(out)).toEqual([]);
     }
   });
+});
+
+describe('--quantize on models as exported', () => {
+  const TEST = head(fixture('fmnist-test.npz'), 300);
+  const CALIB = head(fixture('fmnist-calib.npz'), 64);
+  const QUICK = ['--warmup', '1', '--runs', '3', '--batch-sizes', '1', '--max-seconds', '5', '--quiet'];
+
+  it('a model whose batch is fixed at 1 is calibrated, planned and timed at batch 1 after pruning', async () => {
+    // latency asked at batch 8: the model takes 1, so every timing (the INT8 plans' too) runs at 1
+    const r = await cliInProcess(['run', '--model', exported('cnn-batch1.onnx'), '--data', TEST, '--calib', CALIB, '--sparsity', '0.3', '--recovery', 'none', '--quantize', 'int8', ...QUICK, '--batch-sizes', '8']);
+    expect([0, 1], r.stderr).toContain(r.code);
+    const m = r.model!;
+    expect(m.eval.fixed_batch).toBe(1);
+    expect(m.steps.map((s) => s.name)).toEqual(['dense', 'prune', 'quantize:int8']);
+    const [, pruned, q] = m.steps;
+    expect(q.latency_by_batch.map((l) => l.batch)).toEqual([1]);
+    expect(q.quantize!.kernels.layers.some((l) => l.integer)).toBe(true);
+    expect(Math.abs(q.accuracy! - pruned.accuracy!)).toBeLessThanOrEqual(0.03);
+    await expectReproduced(q, TEST, 'logits');
+  }, 60_000);
+
+  it('a multi-label sigmoid is quantized judged by its own labels, and --output picks the output of a two-output model', async () => {
+    const multi = await cliInProcess(['run', '--model', exported('fmnist-multilabel.onnx'), '--data', head(exported('fmnist-multilabel-test.npz'), 300), '--calib', head(exported('fmnist-multilabel-calib.npz'), 64), '--sparsity', '0', '--quantize', 'int8', ...QUICK]);
+    expect([0, 1], multi.stderr).toContain(multi.code);
+    const [dense, q] = multi.model!.steps;
+    expect(multi.model!.eval.task).toBe('multilabel');
+    expect(q.per_label_f1).toHaveLength(5);
+    expect(Math.abs(q.accuracy! - dense.accuracy!)).toBeLessThanOrEqual(0.03);
+    expect(q.quantize!.calib_quality!.metric).toBe('accuracy');
+
+    // cnn-opset13 with its pooled features as a second output
+    const model = loadModel(exported('cnn-opset13.onnx')).proto;
+    const gap = model.graph!.node.find((n) => n.opType === 'ReduceMean')!;
+    model.graph!.output.push({ ...model.graph!.output[0], name: gap.output[0], type: undefined } as never);
+    const two = path.join(tempDir(), 'two-outputs.onnx');
+    saveModel(model, two);
+    const picked = await cliInProcess(['run', '--model', two, '--data', TEST, '--calib', CALIB, '--sparsity', '0', '--quantize', 'int8', '--output', 'logits', ...QUICK]);
+    expect([0, 1], picked.stderr).toContain(picked.code);
+    expect(picked.model!.eval.output).toBe('logits');
+    await expectReproduced(picked.model!.steps[1], TEST, 'logits', { outputName: 'logits' });
+  }, 60_000);
 });

@@ -27,7 +27,7 @@ function data(model: ModelProto, file: string, n: number): Dataset {
 async function top1(model: ModelProto, d: Dataset): Promise<Int32Array> {
   const s = await sessionFromModel(model, 1, { lean: true });
   try {
-    return (await evaluateClassifier(s, d, { batchSize: 64, outputsAreProbabilities: false, modelPath: 'm', unlabelled: true })).pred;
+    return (await evaluateClassifier(s, d, { batchSize: 64, modelPath: 'm', unlabelled: true })).pred;
   } finally {
     await s.release();
   }

@@ -16,7 +16,7 @@ import { magnitudePrune } from '../../src/prune/magnitude.js';
 import { prunableWeights } from '../../src/prune/prunable.js';
 import { calibScore } from '../../src/recover/calibScore.js';
 import { DEFAULT_DISTILL, distill, type DistillResult } from '../../src/recover/distill/distill.js';
-import { distillStage } from '../../src/recover/distill/stage.js';
+import { distillStage, skipReason } from '../../src/recover/distill/stage.js';
 import { seededWeights, oneOpModel } from '../support/buildModel.js';
 import { runCli } from '../support/cli.js';
 import { fixture, tempDir } from '../support/fixtures.js';
@@ -86,11 +86,12 @@ describe('an op without a gradient rule', () => {
     await expect(distillStage(model, model, calib, ['W'], DEFAULT_CONFIG, silentProgress, { optional: false })).rejects.toThrow(/--recovery distill: cannot differentiate Softplus node 'sp'/);
   });
 
-  it('skips distillation under auto, with a note', async () => {
-    const notes: string[] = [];
-    const r = await distillStage(model, model, calib, ['W'], DEFAULT_CONFIG, { ...silentProgress, note: (m: string) => notes.push(m) }, { optional: true });
-    expect(r).toBeUndefined();
-    expect(notes.at(-1)).toMatch(/distillation skipped, no gradient for Softplus/);
+  it('skips distillation under auto, saying why', async () => {
+    const r = await distillStage(model, model, calib, ['W'], DEFAULT_CONFIG, silentProgress, { optional: true });
+    expect(r.kind).toBe('skipped');
+    if (r.kind !== 'skipped') return;
+    expect(r.gap).toEqual({ kind: 'op', op: 'Softplus', node: 'sp', detail: 'no gradient rule' });
+    expect(skipReason(r.gap)).toMatch(/^no gradient for Softplus node 'sp'/);
   });
 });
 

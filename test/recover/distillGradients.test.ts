@@ -7,8 +7,8 @@ import { ModelEditor } from '../../src/onnx/edit.js';
 import { DataType } from '../../src/onnx/tensor.js';
 import { GraphBuilder, type AttrValue } from '../../src/recover/distill/builder.js';
 import { UnsupportedOp } from '../../src/recover/distill/gradients.js';
-import { distillLoss, softmaxRows } from '../../src/recover/distill/loss.js';
-import { buildEvalGraph, buildTrainGraph, hintInput, hintScale, LABEL_INPUT, selectTrainables, TEACHER_INPUT } from '../../src/recover/distill/trainGraph.js';
+import { distillLoss, sigmoidDistillLoss, sigmoidValues, softmaxRows } from '../../src/recover/distill/loss.js';
+import { buildEvalGraph, buildTrainGraph, hintInput, hintScale, LABEL_INPUT, selectTrainables, TEACHER_INPUT, type LossKind } from '../../src/recover/distill/trainGraph.js';
 import { sessionFromModel } from '../../src/onnx/runtime/session.js';
 import { withExtraOutputs } from '../../src/onnx/subgraph.js';
 import { seededWeights } from '../support/buildModel.js';
@@ -55,10 +55,10 @@ const W = 0.5;
  * Compares every trainable's graph gradient with central finite differences of the same loss,
  * computed from the forward model's logits.
  */
-async function checkGradients(model: ModelProto, batch: number, probes = 6, hint?: { tensor: string; dims: number[] }): Promise<{ checked: number; worst: number }> {
+async function checkGradients(model: ModelProto, batch: number, probes = 6, hint?: { tensor: string; dims: number[] }, kind: LossKind = 'softmax'): Promise<{ checked: number; worst: number }> {
   const { ort } = onnxruntime();
   const params = selectTrainables(model, new Set());
-  const tg = buildTrainGraph(model, params, { batch, temperature: T, labelWeight: W, masked: new Set(), hints: hint ? [hint.tensor] : [] });
+  const tg = buildTrainGraph(model, params, { batch, temperature: T, labelWeight: W, masked: new Set(), hints: hint ? [hint.tensor] : [], loss: kind });
   expect(tg.params.length).toBe(params.length);
   expect(tg.hints).toEqual(hint ? [hint.tensor] : []);
   const built = buildEvalGraph(model, params);
@@ -67,14 +67,16 @@ async function checkGradients(model: ModelProto, batch: number, probes = 6, hint
   const evalSession = await sessionFromModel(ev.model);
   const xDims = [batch, ...(model.graph!.input[0].type!.value.value as { shape: { dim: { value: { value: bigint } }[] } }).shape.dim.slice(1).map((d) => Number(d.value.value))];
   const x = seededWeights(xDims.reduce((a, d) => a * d, 1), 99);
-  const classes = tg.classes;
-  const teacher = Float32Array.from(softmaxRows(seededWeights(batch * classes, 5).map((v) => v * 3), batch, classes, T));
+  const classes = tg.width;
+  const raw = seededWeights(batch * classes, 5).map((v) => v * 3);
+  const teacher = Float32Array.from(kind === 'softmax' ? softmaxRows(raw, batch, classes, T) : sigmoidValues(raw, T));
   const onehot = new Float32Array(batch * classes);
-  for (let r = 0; r < batch; r++) onehot[r * classes + ((r * 7) % classes)] = 1;
+  if (kind === 'softmax') for (let r = 0; r < batch; r++) onehot[r * classes + ((r * 7) % classes)] = 1;
+  else for (let i = 0; i < onehot.length; i++) onehot[i] = (i * 7) % 3 === 0 ? 1 : 0;
   const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
     x: new ort.Tensor('float32', x, xDims),
-    [TEACHER_INPUT]: new ort.Tensor('float32', teacher, [batch, classes]),
-    [LABEL_INPUT]: new ort.Tensor('float32', onehot, [batch, classes]),
+    [TEACHER_INPUT]: new ort.Tensor('float32', teacher, tg.targetDims),
+    [LABEL_INPUT]: new ort.Tensor('float32', onehot, tg.targetDims),
   };
   const hintTarget = hint ? seededWeights(hint.dims.reduce((a, d) => a * d, 1), 31) : undefined;
   const HINT_SCALE = 0.3;
@@ -86,7 +88,8 @@ async function checkGradients(model: ModelProto, batch: number, probes = 6, hint
   const result = await train.run({ ...feeds, ...paramFeeds() });
   const loss = async (): Promise<number> => {
     const out = await evalSession.run({ x: feeds.x, ...paramFeeds() });
-    let l = distillLoss(out[ev.logits].data as Float32Array, teacher, onehot, batch, classes, T, W);
+    const z = out[ev.logits].data as Float32Array;
+    let l = kind === 'softmax' ? distillLoss(z, teacher, onehot, batch, classes, T, W) : sigmoidDistillLoss(z, teacher, onehot, batch, T, W);
     if (hint) {
       // the feature term: scale / 2 * ||t - target||^2
       const t = out[hint.tensor].data as Float32Array;
@@ -236,6 +239,44 @@ describe('distillation gradient rules match finite differences', () => {
     const h = n.op('Gelu', [n.op('Gemm', ['x', n.param([5, 4]), n.param([4])])]);
     const r = await checkGradients(n.model(n.op('Gemm', [h, n.param([4, 3])])), 4);
     expect(r.checked).toBeGreaterThan(10);
+  });
+
+  for (const opset of [7, 10]) {
+    it(`opset ${opset}, written without Where, Expand, ConstantOfShape, ScatterElements or a two-input Gemm: Conv, Relu, LeakyRelu, Clip, MaxPool tiling a padded and a cropped input, GAP, ReduceMean, Gemm`, async () => {
+      const n = new Net(opset, [2, 2, 7, 7]);
+      let h = n.op('Conv', ['x', n.param([4, 2, 3, 3]), n.param([4])], { pads: [1, 1, 1, 1], kernel_shape: [3, 3] });
+      h = n.op('Relu', [h]);
+      // 7 + 1 pad = 8 = 4 windows of 2
+      h = n.op('MaxPool', [h], { kernel_shape: [2, 2], strides: [2, 2], pads: [1, 1, 0, 0] });
+      h = n.op('LeakyRelu', [n.op('Conv', [h, n.param([4, 4, 1, 1]), n.param([4])])], { alpha: { float: 0.1 } });
+      h = n.op('Clip', [h], { min: { float: -0.4 }, max: { float: 0.7 } });
+      // 4 = 1 window of 3 and a row no window reads
+      const pooled = n.op('MaxPool', [h], { kernel_shape: [3, 3], strides: [3, 3] });
+      const mean = n.op('ReduceMean', [h], { axes: [2, 3], keepdims: 0 });
+      const g = n.op('Flatten', [n.op('GlobalAveragePool', [pooled])], { axis: 1 });
+      const logits = n.op('Gemm', [n.op('Concat', [g, mean], { axis: 1 }), n.param([3, 8]), n.param([3])], { transB: 1 });
+      const model = n.model(logits);
+      const nodes = buildTrainGraph(model, selectTrainables(model, new Set()), { batch: 2, temperature: T, labelWeight: W, masked: new Set() }).model.graph!.node;
+      // the opset each op first appears in
+      const since: Record<string, number> = { Where: 9, Expand: 8, ConstantOfShape: 9, ScatterElements: 11 };
+      for (const node of nodes) {
+        expect(since[node.opType] ?? 1, `${node.opType} at opset ${opset}`).toBeLessThanOrEqual(opset);
+        if (node.opType === 'Gemm' && opset < 11) expect(node.input).toHaveLength(3);
+      }
+      const r = await checkGradients(model, 2);
+      expect(r.checked).toBeGreaterThan(25);
+      expect(r.worst).toBeLessThan(0.03);
+    });
+  }
+
+  it('the sigmoid loss of a binary [N,1] and a multi-label [N,K] head', async () => {
+    for (const k of [1, 3]) {
+      const n = new Net(13, [2, 5]);
+      const h = n.op('Tanh', [n.op('Gemm', ['x', n.param([5, 4]), n.param([4])])]);
+      const r = await checkGradients(n.model(n.op('Gemm', [h, n.param([4, k]), n.param([k])])), 3, 6, undefined, 'sigmoid');
+      expect(r.checked).toBeGreaterThanOrEqual(14);
+      expect(r.worst).toBeLessThan(0.03);
+    }
   });
 
   it('refuses an op it has no rule for, by name', () => {

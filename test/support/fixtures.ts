@@ -30,6 +30,16 @@ export function present(file: string): string {
 /** A file of the shared real-world model, checked with `present` when read. */
 export const realWorld = (name: 'model.onnx' | 'test.npz' | 'calib.npz'): string => path.join(REAL_WORLD, name);
 
+/**
+ * A folder of ../shared/real-world (beside the main checkout or a worktree one level deeper). Tests that
+ * need one call this: it throws when the folder is missing, so a missing copy fails them loudly.
+ */
+export function realWorldDir(name: string): string {
+  const found = ['../shared', '../../shared'].map((s) => path.resolve(ROOT, s, 'real-world', name)).find((d) => fs.existsSync(path.join(d, 'model.onnx')));
+  if (!found) throw new Error(`../shared/real-world/${name}/model.onnx is missing: these tests need the models trained elsewhere beside the project`);
+  return found;
+}
+
 export function tempDir(prefix = 'prune-guard-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }

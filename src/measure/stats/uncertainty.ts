@@ -141,6 +141,7 @@ export function budgetUncertainty(m: PairedMeasurements): Partial<Record<BudgetN
     const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
     u['shift-accuracy-drop'] = { ci: maxInterval(cis) };
   }
+  if (m.reference.task !== 'multiclass') u['label-f1-drop'] = { ci: labelF1DropInterval(m.reference, m.candidate, confidence) };
   return u;
 }
 
@@ -170,4 +171,43 @@ export function annotateClassChanges(changes: ClassChange[], m: PairedMeasuremen
     if (!s) return c;
     return { ...c, drop_ci: s.ci, p_value: s.p_value, ...(limit !== undefined ? { beyond_budget: s.ci[0] > limit } : {}) };
   });
+}
+
+/**
+ * Bootstrap interval of the largest per-label F1 drop (reference − candidate), resampling samples with all
+ * their labels, so labels that move together are not counted as independent evidence.
+ */
+export function labelF1DropInterval(reference: Predictions, candidate: Predictions, confidence: number): Interval {
+  const k = reference.perSample;
+  const samples = reference.pred.length / k;
+  const counts = (p: Predictions, idx: Int32Array): Float64Array => {
+    // per label: true positives, false positives, false negatives
+    const c = new Float64Array(3 * k);
+    for (let j = 0; j < idx.length; j++) {
+      const base = idx[j] * k;
+      for (let l = 0; l < k; l++) {
+        const pr = p.pred[base + l];
+        const y = p.truth[base + l];
+        if (pr === 1 && y === 1) c[3 * l]++;
+        else if (pr === 1) c[3 * l + 1]++;
+        else if (y === 1) c[3 * l + 2]++;
+      }
+    }
+    return c;
+  };
+  const f1 = (c: Float64Array, l: number): number | null => {
+    const d = 2 * c[3 * l] + c[3 * l + 1] + c[3 * l + 2];
+    return d > 0 ? (2 * c[3 * l]) / d : null;
+  };
+  return bootstrapInterval(samples, (idx) => {
+    const a = counts(reference, idx);
+    const b = counts(candidate, idx);
+    let worst = -Infinity;
+    for (let l = 0; l < k; l++) {
+      const x = f1(a, l);
+      const y = f1(b, l);
+      if (x !== null && y !== null) worst = Math.max(worst, x - y);
+    }
+    return Number.isFinite(worst) ? worst : NaN;
+  }, { confidence, resamples: 500 });
 }

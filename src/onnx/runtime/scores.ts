@@ -3,11 +3,18 @@
  * fitting: one row of logits (or probabilities) to a prediction, and the calibration error of a set.
  */
 
+/** Probabilities are clamped to this before a log, so a saturated output gives a large finite NLL, not Infinity. */
+export const P_FLOOR = 1e-12;
+
+/** Sigmoid outputs at or above this are the positive decision. */
+export const SIGMOID_THRESHOLD = 0.5;
+
 /**
- * One row of logits (or probabilities, when the model ends in Softmax) to: predicted class, its
- * probability, and the log-probability of `label`. Log-softmax is computed stably (max subtracted).
+ * One row of class scores to: predicted class, its probability, and the log-probability of `label`.
+ * `form` says what the row holds: logits (log-softmax is computed stably, max subtracted), probabilities
+ * (a Softmax output: used as they are, clamped before the log) or log-probabilities (a LogSoftmax output).
  */
-export function scoreRow(row: ArrayLike<number>, offset: number, classes: number, label: number, areProbabilities: boolean): { pred: number; confidence: number; logProbLabel: number } {
+export function scoreRow(row: ArrayLike<number>, offset: number, classes: number, label: number, form: 'logits' | 'probabilities' | 'log-probabilities'): { pred: number; confidence: number; logProbLabel: number } {
   let pred = 0;
   let max = -Infinity;
   for (let c = 0; c < classes; c++) {
@@ -17,14 +24,25 @@ export function scoreRow(row: ArrayLike<number>, offset: number, classes: number
       pred = c;
     }
   }
-  if (areProbabilities) {
+  if (form === 'probabilities') {
     const p = row[offset + label];
-    return { pred, confidence: max, logProbLabel: Math.log(Math.max(p, 1e-12)) };
+    return { pred, confidence: max, logProbLabel: Math.log(Math.max(p, P_FLOOR)) };
   }
+  if (form === 'log-probabilities') return { pred, confidence: Math.exp(max), logProbLabel: row[offset + label] };
   let sum = 0;
   for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max);
   const logSum = Math.log(sum);
   return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max - logSum };
+}
+
+/**
+ * One sigmoid probability as a two-way decision: 1 at p >= 0.5, the probability of that decision, and the
+ * log-probability of label `y` (0 or 1), with p clamped to [P_FLOOR, 1 - P_FLOOR] as binary cross-entropy is.
+ */
+export function scoreSigmoid(p: number, y: number): { pred: number; confidence: number; logProbLabel: number } {
+  const pred = p >= SIGMOID_THRESHOLD ? 1 : 0;
+  const q = Math.min(Math.max(p, P_FLOOR), 1 - P_FLOOR);
+  return { pred, confidence: pred ? q : 1 - q, logProbLabel: y === 1 ? Math.log(q) : Math.log(1 - q) };
 }
 
 /**

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Dataset } from '../../data/dataset.js';
 import { sliceBatch } from '../../data/dataset.js';
+import { runBatches, sessionFixedBatch } from './batches.js';
 import { onnxruntime, type Ort, type OrtSession } from './ort.js';
 import { saveModel, serializeModel } from '../model.js';
 import { onInterrupt } from '../../io/cleanup.js';
@@ -72,24 +73,18 @@ export interface Activation {
   data: Float32Array;
 }
 
-/** Run the whole calibration set and concatenate the fetched tensors along the sample axis. */
+/** Run the whole calibration set and concatenate the fetched tensors (as float32) along the sample axis. */
 export async function captureActivations(session: OrtSession, data: Dataset, fetch: readonly string[], batchSize = 128): Promise<Map<string, Activation>> {
-  const { ort } = onnxruntime();
   const parts = new Map<string, { dims: number[]; chunks: Float32Array[] }>();
-  for (let start = 0; start < data.count; start += batchSize) {
-    const end = Math.min(data.count, start + batchSize);
-    const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data as never, arr.dims);
-    const result = await session.run(feeds, fetch as string[]);
+  await runBatches(session, data, batchSize, fetch, (values) => {
     for (const name of fetch) {
-      const t = result[name];
-      const entry = parts.get(name) ?? { dims: t.dims.slice(1) as number[], chunks: [] };
+      const t = values.get(name)!;
+      const entry = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
       // copy: onnxruntime may reuse the output buffer after dispose
-      entry.chunks.push(Float32Array.from(t.data as Float32Array));
+      entry.chunks.push(Float32Array.from(t.data));
       parts.set(name, entry);
     }
-    for (const t of Object.values(result)) t.dispose();
-  }
+  });
   const out = new Map<string, Activation>();
   for (const [name, { dims, chunks }] of parts) {
     const total = chunks.reduce((n, c) => n + c.length, 0);
@@ -112,7 +107,8 @@ export type BatchActivations = Map<string, Activation>;
  * to `onBatch` without keeping them: what a caller needs (sampled patches, running sums) is reduced per
  * batch, so memory is one batch of activations instead of the whole set's (VGG-16's second conv reads
  * 12.8 MB per sample: 6.6 GB for 512 samples). Every session runs the same batch before `onBatch`, so
- * their activations can be compared sample by sample.
+ * their activations can be compared sample by sample. A session whose inputs fix the batch runs at it
+ * (see runBatches); then every session must fix the same one, since they run the same samples.
  */
 export async function streamActivations(
   runs: readonly { session: OrtSession; fetch: readonly string[] }[],
@@ -120,23 +116,28 @@ export async function streamActivations(
   batchSize: number,
   onBatch: (perRun: BatchActivations[], first: number, count: number) => void,
 ): Promise<void> {
-  const { ort } = onnxruntime();
-  for (let start = 0; start < data.count; start += batchSize) {
-    const end = Math.min(data.count, start + batchSize);
-    const results: Record<string, InstanceType<typeof ort.Tensor>>[] = [];
-    try {
-      for (const { session, fetch } of runs) {
-        const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
-        for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data as never, arr.dims);
-        results.push(await session.run(feeds, fetch as string[]));
-      }
-      onBatch(
-        runs.map(({ fetch }, k) => new Map(fetch.map((name) => [name, { dims: results[k][name].dims as number[], data: results[k][name].data as Float32Array }]))),
-        start,
-        end - start,
-      );
-    } finally {
-      for (const r of results) for (const t of Object.values(r)) t.dispose();
-    }
+  const fixed = runs.map((r) => sessionFixedBatch(r.session, data.inputs.keys()));
+  const step = fixed.find((f) => f !== undefined) ?? batchSize;
+  if (runs.length === 1) {
+    await runBatches(runs[0].session, data, step, runs[0].fetch, (values, first, count) => onBatch([values], first, count));
+    return;
   }
+  for (let start = 0; start < data.count; start += step) {
+    const end = Math.min(data.count, start + step);
+    const slice = takeRange(data, start, end);
+    const perRun: BatchActivations[] = [];
+    for (const { session, fetch } of runs) {
+      await runBatches(session, slice, step, fetch, (values) => {
+        // copied: the next session's run may reuse onnxruntime's buffers
+        perRun.push(new Map([...values].map(([k, v]) => [k, { dims: v.dims, data: Float32Array.from(v.data) }])));
+      });
+    }
+    onBatch(perRun, start, end - start);
+  }
+}
+
+/** Samples [start, end) as a data set of their own (views, no copy). */
+function takeRange(data: Dataset, start: number, end: number): Dataset {
+  const w = data.labelWidth ?? 1;
+  return { ...data, count: end - start, inputs: sliceBatch(data, start, end), labels: data.labels && data.labels.subarray(start * w, end * w) };
 }

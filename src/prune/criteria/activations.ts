@@ -1,13 +1,14 @@
 import type { Dataset } from '../../data/dataset.js';
-import { sliceBatch } from '../../data/dataset.js';
 import { onnxruntime } from '../../onnx/runtime/ort.js';
 import { serializeModel } from '../../onnx/model.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
+import { runBatches } from '../../onnx/runtime/batches.js';
 import { withExtraOutputs } from '../../onnx/subgraph.js';
 
 /**
  * Mean |x| per index of one axis for each named intermediate tensor, over calibration samples. The
- * tensors are captured by adding them as graph outputs and running onnxruntime once per batch.
+ * tensors are captured by adding them as graph outputs and running onnxruntime once per batch (at the
+ * model's own batch when its inputs fix one).
  */
 export async function channelMeanAbs(model: ModelProto, tensors: ReadonlyMap<string, number>, calib: Dataset, maxSamples = 256, batch = 64): Promise<Map<string, Float64Array>> {
   const probe = withExtraOutputs(model, [...tensors.keys()]);
@@ -17,24 +18,20 @@ export async function channelMeanAbs(model: ModelProto, tensors: ReadonlyMap<str
   let seen = 0;
   try {
     const n = Math.min(calib.count, maxSamples);
-    for (let start = 0; start < n; start += batch) {
-      const end = Math.min(n, start + batch);
-      const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
-      for (const [name, arr] of sliceBatch(calib, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data as never, arr.dims);
-      const result = await session.run(feeds, [...tensors.keys()]);
+    const subset = n < calib.count ? { ...calib, count: n } : calib;
+    await runBatches(session, subset, batch, [...tensors.keys()], (values, _first, count) => {
       for (const [name, axis] of tensors) {
-        const t = result[name];
-        const dims = t.dims as readonly number[];
-        const data = t.data as Float32Array;
+        const t = values.get(name)!;
+        const dims = t.dims;
+        const data = t.data;
         const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
         const k = dims[axis];
         let acc = sums.get(name);
         if (!acc) sums.set(name, (acc = new Float64Array(k)));
         for (let i = 0; i < data.length; i++) acc[Math.floor(i / inner) % k] += Math.abs(data[i]);
       }
-      for (const t of Object.values(result)) t.dispose();
-      seen += end - start;
-    }
+      seen += count;
+    });
   } finally {
     await session.release();
   }

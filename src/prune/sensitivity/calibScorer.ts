@@ -1,7 +1,8 @@
 import type { Dataset } from '../../data/dataset.js';
 import { takeSamples } from '../../data/dataset.js';
 import { UserError } from '../../errors.js';
-import { endsInSoftmax, evaluateClassifier } from '../../onnx/runtime/classifier.js';
+import { defaultHead, evaluateClassifier } from '../../onnx/runtime/classifier.js';
+import type { Head } from '../../onnx/head.js';
 import type { OrtSession } from '../../onnx/runtime/ort.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
 import { sessionFromModel } from '../../onnx/runtime/session.js';
@@ -32,18 +33,14 @@ export function evenSubset(data: Dataset, max: number): Dataset {
   return takeSamples(data, idx);
 }
 
-/** Log-probabilities [count, classes] of a one-output classifier over the whole set. */
-async function logProbs(session: OrtSession, data: Dataset, probabilities: boolean): Promise<{ classes: number; values: Float64Array }> {
+/** Log-probabilities [decisions, choices] of a classifier over the whole set, and the label of each decision. */
+async function logProbs(session: OrtSession, data: Dataset, head: Head): Promise<{ classes: number; count: number; values: Float64Array; labels: Int32Array | null }> {
   // the shared evaluator batches, feeds and checks the output shape; only the full rows are needed here
-  const p = await evaluateClassifier(session, data, { batchSize: 256, outputsAreProbabilities: probabilities, keepLogits: true, unlabelled: true, modelPath: 'calibration' });
-  const { classes } = p;
+  const p = await evaluateClassifier(session, data, { batchSize: 256, head, keepLogits: true, unlabelled: !data.labels, modelPath: 'calibration' });
+  const classes = p.choices;
   const raw = p.logits!;
-  const values = new Float64Array(data.count * classes);
+  const values = new Float64Array(raw.length);
   for (let o = 0; o < values.length; o += classes) {
-    if (probabilities) {
-      for (let c = 0; c < classes; c++) values[o + c] = Math.log(Math.max(raw[o + c], 1e-12));
-      continue;
-    }
     let max = -Infinity;
     for (let c = 0; c < classes; c++) max = Math.max(max, raw[o + c]);
     let sum = 0;
@@ -51,7 +48,7 @@ async function logProbs(session: OrtSession, data: Dataset, probabilities: boole
     const lse = max + Math.log(sum);
     for (let c = 0; c < classes; c++) values[o + c] = raw[o + c] - lse;
   }
-  return { classes, values };
+  return { classes, count: p.pred.length, values, labels: data.labels ? p.truth : null };
 }
 
 function argmax(v: Float64Array, o: number, n: number): number {
@@ -90,13 +87,13 @@ function compare(lp: Float64Array, classes: number, count: number, labels: Int32
  * Scores models on at most `maxSamples` calibration samples with in-memory onnxruntime sessions.
  * The dense model is scored first: without labels it is the reference every other model is compared to.
  */
-export async function calibScorer(dense: ModelProto, calib: Dataset, opts: { maxSamples?: number; threads?: number } = {}): Promise<CalibScorer> {
+export async function calibScorer(dense: ModelProto, calib: Dataset, opts: { maxSamples?: number; threads?: number; head?: Head } = {}): Promise<CalibScorer> {
   const data = evenSubset(calib, opts.maxSamples ?? DEFAULT_SENSITIVITY_SAMPLES);
-  const probabilities = endsInSoftmax(dense);
+  const head = opts.head ?? defaultHead(dense);
   const run = async (model: ModelProto) => {
     const session = await sessionFromModel(model, opts.threads ?? 0);
     try {
-      return await logProbs(session, data, probabilities);
+      return await logProbs(session, data, head);
     } finally {
       await session.release();
     }
@@ -106,10 +103,10 @@ export async function calibScorer(dense: ModelProto, calib: Dataset, opts: { max
   return {
     against: data.labels ? 'labels' : 'dense',
     samples: data.count,
-    dense: compare(ref.values, ref.classes, data.count, data.labels, denseRef),
+    dense: compare(ref.values, ref.classes, ref.count, ref.labels, denseRef),
     score: async (model) => {
       const r = await run(model);
-      return compare(r.values, r.classes, data.count, data.labels, denseRef);
+      return compare(r.values, r.classes, r.count, r.labels, denseRef);
     },
   };
 }

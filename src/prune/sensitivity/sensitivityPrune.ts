@@ -14,6 +14,8 @@ import type { MeasureOptions } from '../structured/hardware.js';
 import type { KeptChannels } from '../structured/keptChannels.js';
 import { structuredGroups, structuredPrune, type StructuredResult } from '../structured/structuredPrune.js';
 import { allocateSparsity, DEFAULT_CAP } from './allocateSparsity.js';
+import { defaultHead } from '../../onnx/runtime/classifier.js';
+import type { Head } from '../../onnx/head.js';
 import { calibScorer, DEFAULT_SENSITIVITY_SAMPLES, type CalibScorer } from './calibScorer.js';
 import { DEFAULT_RATIOS, groupUnits, sensitivityCurves, weightUnits } from './sensitivityCurves.js';
 
@@ -37,7 +39,9 @@ export interface SensitivityRequest {
   weights: readonly PrunableWeight[];
   /** tensors structured pruning must leave alone */
   protectedTensors: ReadonlySet<string>;
-  config: Pick<Config, 'roundTo' | 'criterion' | 'latency'>;
+  config: Pick<Config, 'roundTo' | 'criterion' | 'latency' | 'output'>;
+  /** the output judged; the model's single classifier output (or config.output) when absent */
+  head?: Head;
   /** structured: rank calibration loss per MAC saved (`scope: sensitivity-macs`) instead of per channel */
   perMac?: boolean;
   onLayer?: (done: number, total: number) => void;
@@ -62,7 +66,7 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
  */
 export async function sensitivityPrune(dense: ModelProto, req: SensitivityRequest): Promise<SensitivityOutcome> {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads, head: req.head ?? defaultHead(dense, req.config.output) });
   // the dense pass just timed (session creation included) prices every later score
   const limit = req.maxSeconds !== undefined ? { seconds: req.maxSeconds, scoreSeconds: (performance.now() - t0) / 1000 } : undefined;
   const structuredOpts = { roundTo: 1, criterion: req.config.criterion as Exclude<typeof req.config.criterion, 'sparsegpt'>, protectedTensors: req.protectedTensors, calib: req.calib };
@@ -172,10 +176,10 @@ export interface UnstructuredSensitivityPlan {
  */
 export async function unstructuredSensitivityPlan(
   dense: ModelProto,
-  req: Pick<SensitivityRequest, 'calib' | 'weights' | 'config' | 'onLayer'>,
+  req: Pick<SensitivityRequest, 'calib' | 'weights' | 'config' | 'onLayer' | 'head'>,
 ): Promise<UnstructuredSensitivityPlan> {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads, head: req.head ?? defaultHead(dense, req.config.output) });
   const units = weightUnits(dense, req.weights);
   if (units.length === 0) throw new UserError('--scope sensitivity: the model has no prunable weights after exclusions; use --scope global');
   const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);

@@ -98,14 +98,46 @@ export class GraphBuilder {
     return same ? g : this.reshape(g, to);
   }
 
-  /** Gemm without a bias: C is optional from opset 11, before that a zero scalar (broadcast) stands in. */
-  gemm(a: string, b: string, attrs: Record<string, AttrValue> = {}): string {
-    return this.op('Gemm', this.opset >= 11 ? [a, b] : [a, b, this.scalar(0)], attrs);
+  /** x[..., starts:ends] along the given axes: Slice with inputs from opset 10, with attributes before. */
+  slice(x: string, starts: readonly number[], ends: readonly number[], axes: readonly number[]): string {
+    if (this.opset < 10) return this.op('Slice', [x], { starts: [...starts], ends: [...ends], axes: [...axes] });
+    return this.op('Slice', [x, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
   }
 
-  /** x[..., starts:ends] along the given axes (Slice takes them as inputs from opset 10, as attributes before). */
-  slice(x: string, starts: readonly number[], ends: readonly number[], axes: readonly number[]): string {
-    if (this.opset >= 10) return this.op('Slice', [x, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
-    return this.op('Slice', [x], { starts: [...starts], ends: [...ends], axes: [...axes] });
+  /**
+   * Gemm of two operands: C is optional from opset 11; before it, a zero C (broadcast from [1]) with
+   * beta 0 stands in, so the product is the same.
+   */
+  gemm(a: string, b: string, attrs: Record<string, AttrValue> = {}): string {
+    if (this.opset >= 11) return this.op('Gemm', [a, b], attrs);
+    return this.op('Gemm', [a, b, this.floats([0], [1])], { ...attrs, beta: { float: 0 } });
+  }
+
+  /** `cond ? x : 0`: Where from opset 9; before it, x times the condition cast to float. */
+  keepWhere(cond: string, x: string): string {
+    if (this.opset >= 9) return this.op('Where', [cond, x, this.scalar(0)]);
+    return this.mul(x, this.op('Cast', [cond], { to: 1 }));
+  }
+
+  /** `cond ? x : y`: Where from opset 9; before it, the two masked by the condition and its negation. */
+  select(cond: string, x: string, y: string): string {
+    if (this.opset >= 9) return this.op('Where', [cond, x, y]);
+    return this.add(this.keepWhere(cond, x), this.keepWhere(this.op('Not', [cond]), y));
+  }
+
+  /**
+   * x (shaped `from`) broadcast to `to`: Expand from opset 8; before it, a product with ones that span
+   * only the broadcast axes (small: [1,1,H,W] for a pooled [N,C,1,1]).
+   */
+  expand(x: string, from: readonly number[], to: readonly number[]): string {
+    if (this.opset >= 8) return this.op('Expand', [x, this.int64s(to)]);
+    const ones = to.map((d, i) => (from[i - (to.length - from.length)] === d ? 1 : d));
+    return this.mul(x, this.floats(new Float32Array(ones.reduce((a, d) => a * d, 1)).fill(1), ones));
+  }
+
+  /** Constant padding of each axis by `pads` (begins then ends): Pad with attributes before opset 11, with inputs from it. */
+  pad(x: string, pads: readonly number[], value: number): string {
+    if (this.opset < 11) return this.op('Pad', [x], { pads: [...pads], value: { float: value } });
+    return this.op('Pad', [x, this.int64s(pads), this.scalar(value)]);
   }
 }

@@ -6,10 +6,17 @@ import { withExtraOutputs } from '../../onnx/subgraph.js';
 import { Adam } from './adam.js';
 import { boundedBatch } from '../../onnx/runtime/activationBudget.js';
 import { UnsupportedOp } from './gradients.js';
-import { distillLoss, softmaxRows } from './loss.js';
+import { distillLoss, sigmoidDistillLoss, sigmoidHeldOut, sigmoidValues, softmaxRows } from './loss.js';
 import { GraphIndex } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shapes.js';
-import { buildEvalGraph, buildTrainGraph, hintInput, hintScale, LABEL_INPUT, logitsTensor, selectTrainables, TEACHER_INPUT, withParams, type Trainable } from './trainGraph.js';
+import { buildEvalGraph, buildTrainGraph, hintInput, hintScale, LABEL_INPUT, selectTrainables, TEACHER_INPUT, withParams, type LossKind, type Trainable } from './trainGraph.js';
+import { runBatches } from '../../onnx/runtime/batches.js';
+import { copyFloatValues } from '../../onnx/runtime/values.js';
+import { defaultHead } from '../../onnx/runtime/classifier.js';
+import type { Head } from '../../onnx/head.js';
+import { elementTypes } from '../../onnx/elementTypes.js';
+import { DataType, dataTypeName } from '../../onnx/tensor.js';
+import { fixedBatch, modelInputs } from '../../onnx/signature.js';
 
 export interface DistillOptions {
   maxEpochs: number;
@@ -104,32 +111,43 @@ function paramFeeds(params: readonly Trainable[]): Record<string, OrtTensor> {
  * every float parameter (pruned weights masked) against T^2 KL(teacher || student) at temperature T,
  * plus cross-entropy with the labels when given. Gradients come from a training-step ONNX graph
  * (trainGraph.ts) run in onnxruntime. A held-out part of the calibration set picks the best epoch, so
- * the result is never worse than the input on data it was not trained on. Throws UnsupportedOp when
- * the model holds an op without a gradient rule.
+ * the result is never worse than the input on data it was not trained on. The loss is taken on the
+ * head's scores: over classes for a softmax or logits output, per decision for a sigmoid. A model whose
+ * inputs fix the batch trains at that batch, summing the gradients of as many runs as make up one step.
+ * Throws UnsupportedOp when the model holds an op without a gradient rule, computes in another
+ * precision than float32, or its opset lacks an op a gradient needs.
  */
-export async function distill(dense: ModelProto, student: ModelProto, calib: Dataset, masked: ReadonlySet<string>, opts: DistillOptions = DEFAULT_DISTILL): Promise<DistillResult> {
+export async function distill(dense: ModelProto, student: ModelProto, calib: Dataset, masked: ReadonlySet<string>, opts: DistillOptions = DEFAULT_DISTILL, head: Head = defaultHead(student)): Promise<DistillResult> {
   const { ort } = onnxruntime();
+  const scoresType = elementTypes(new GraphIndex(student.graph!)).get(head.scores) ?? DataType.FLOAT;
+  if (scoresType !== DataType.FLOAT) throw new UnsupportedOp({ kind: 'precision', tensor: head.scores, type: dataTypeName(scoresType).toLowerCase() });
   const params = selectTrainables(student, masked);
-  if (params.length === 0) throw new UnsupportedOp('model', 'graph', 'no float32 parameters to train');
+  if (params.length === 0) throw new UnsupportedOp({ kind: 'no-parameters' });
+  const loss: LossKind = head.task === 'multiclass' ? 'softmax' : 'sigmoid';
   const n = calib.count;
   const order = permutation(n, opts.seed);
   const heldoutCount = n >= 50 ? Math.round(n * opts.holdout) : 0;
   const heldIdx = heldoutCount > 0 ? order.slice(0, heldoutCount) : order;
   const trainIdx = heldoutCount > 0 ? order.slice(heldoutCount) : order;
-  const batch = Math.min(opts.batch, trainIdx.length);
+  const fixed = fixedBatch(modelInputs(student, 'model'), 'model');
+  // a fixed-batch model runs `fixed` samples at a time: one step is `runs` of them, gradients summed
+  const micro = fixed ?? Math.min(opts.batch, trainIdx.length);
+  const runs = fixed === undefined ? 1 : Math.max(1, Math.floor(Math.min(opts.batch, trainIdx.length) / fixed));
+  const batch = micro * runs;
   const stepsPerEpoch = Math.floor(trainIdx.length / batch);
 
   // built before anything runs, so an unsupported op is refused at once
   const hintCandidates = opts.hintWeight > 0 ? hintTensors(dense, student, masked) : [];
-  const tg = buildTrainGraph(student, params, { batch, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked, hints: hintCandidates });
-  const ev = buildEvalGraph(student, params);
-  const classes = tg.classes;
+  const tg = buildTrainGraph(student, params, { batch: micro, scores: head.scores, loss, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked, hints: hintCandidates });
+  const ev = buildEvalGraph(student, params, head.scores);
+  const width = tg.width;
+  const teacherDims = tg.targetDims;
 
-  const teacherLogits = await teacherOutputs(dense, calib, opts.threads);
-  const teacherT = Float32Array.from(softmaxRows(teacherLogits, n, classes, opts.temperature));
-  const teacher1 = Float32Array.from(softmaxRows(teacherLogits, n, classes, 1));
-  const onehot = calib.labels ? new Float32Array(n * classes) : undefined;
-  if (onehot) calib.labels!.forEach((y, i) => y < classes && (onehot[i * classes + y] = 1));
+  const teacherLogits = await teacherOutputs(dense, calib, opts.threads, head.scores);
+  const teacherT = Float32Array.from(loss === 'softmax' ? softmaxRows(teacherLogits, n, width, opts.temperature) : sigmoidValues(teacherLogits, opts.temperature));
+  const teacher1 = Float32Array.from(loss === 'softmax' ? softmaxRows(teacherLogits, n, width, 1) : sigmoidValues(teacherLogits, 1));
+  // label targets in the loss's own form: one-hot rows over classes, or each decision's 0/1
+  const targets = calib.labels ? (loss === 'softmax' ? oneHot(calib.labels, n, width) : Float32Array.from(calib.labels)) : undefined;
   const held = takeSamples(calib, heldIdx);
 
   const labelled = tg.model.graph!.input.some((i) => i.name === LABEL_INPUT);
@@ -137,7 +155,7 @@ export async function distill(dense: ModelProto, student: ModelProto, calib: Dat
   const evalSession = await sessionFromModel(ev.model, opts.threads);
   const hintSession = tg.hints.length > 0 ? await sessionFromModel(withExtraOutputs(dense, tg.hints), opts.threads) : undefined;
   try {
-    const score = async (): Promise<HeldOutScore> => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, classes), params, classes, boundedBatch(student, 256));
+    const score = async (): Promise<HeldOutScore> => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, width), params, loss, width, boundedBatch(student, 256));
     const before = await score();
     let best = { score: before, epoch: 0, values: params.map((p) => Float32Array.from(p.values)) };
     let adam = new Adam(tg.params);
@@ -157,32 +175,41 @@ export async function distill(dense: ModelProto, student: ModelProto, calib: Dat
           stopped = 'deadline';
           break;
         }
-        const idx = shuffled.slice(s * batch, (s + 1) * batch);
-        const x = takeSamples(calib, idx);
-        const pt = rows(teacherT, idx, classes);
-        const oh = onehot && labelled ? rows(onehot, idx, classes) : undefined;
-        const feeds: Record<string, OrtTensor> = { ...dataFeeds(x), ...paramFeeds(params) };
-        feeds[TEACHER_INPUT] = new ort.Tensor('float32', pt, [batch, classes]);
-        if (oh) feeds[LABEL_INPUT] = new ort.Tensor('float32', oh, [batch, classes]);
-        if (hintSession) {
-          const targets = await hintSession.run(dataFeeds(x), tg.hints);
-          for (const t of tg.hints) {
-            const d = Float32Array.from(targets[t].data as Float32Array);
-            targets[t].dispose();
-            let ms = 0;
-            for (let i = 0; i < d.length; i++) ms += d[i] * d[i];
-            feeds[hintInput(t)] = new ort.Tensor('float32', d, targets[t].dims as number[]);
-            // relative MSE: each layer counts alike whatever its scale
-            feeds[hintScale(t)] = new ort.Tensor('float32', Float32Array.of(ms > 0 ? opts.hintWeight / ms : 0), [1]);
+        let grads: Float32Array[] | undefined;
+        for (let r = 0; r < runs; r++) {
+          const idx = shuffled.slice(s * batch + r * micro, s * batch + (r + 1) * micro);
+          const x = takeSamples(calib, idx);
+          const pt = rows(teacherT, idx, width);
+          const oh = targets && labelled ? rows(targets, idx, width) : undefined;
+          const feeds: Record<string, OrtTensor> = { ...dataFeeds(x), ...paramFeeds(params) };
+          feeds[TEACHER_INPUT] = new ort.Tensor('float32', pt, teacherDims);
+          if (oh) feeds[LABEL_INPUT] = new ort.Tensor('float32', oh, teacherDims);
+          if (hintSession) {
+            const hinted = await hintSession.run(dataFeeds(x), tg.hints);
+            for (const t of tg.hints) {
+              const d = copyFloatValues(hinted[t]);
+              let ms = 0;
+              for (let i = 0; i < d.length; i++) ms += d[i] * d[i];
+              feeds[hintInput(t)] = new ort.Tensor('float32', d, hinted[t].dims as number[]);
+              hinted[t].dispose();
+              // relative MSE: each layer counts alike whatever its scale
+              feeds[hintScale(t)] = new ort.Tensor('float32', Float32Array.of(ms > 0 ? opts.hintWeight / ms : 0), [1]);
+            }
           }
+          const out = await train.run(feeds);
+          const z = out[tg.logits].data as Float32Array;
+          lossSum += (loss === 'softmax' ? distillLoss(z, pt, oh, micro, width, opts.temperature, oh ? opts.labelWeight : 0) : sigmoidDistillLoss(z, pt, oh, micro, opts.temperature, oh ? opts.labelWeight : 0)) / runs;
+          const g = tg.gradOutputs.map((o) => out[o].data as Float32Array);
+          if (runs === 1) grads = g;
+          else if (!grads) grads = g.map((v) => Float32Array.from(v, (x) => x / runs));
+          else g.forEach((v, k) => { for (let i = 0; i < v.length; i++) grads![k][i] += v[i] / runs; });
+          if (runs === 1) {
+            adamStep(adam, grads!, lrScale, step, totalSteps);
+          }
+          for (const t of Object.values(out)) t.dispose();
         }
-        const out = await train.run(feeds);
-        lossSum += distillLoss(out[tg.logits].data as Float32Array, pt, oh, batch, classes, opts.temperature, oh ? opts.labelWeight : 0);
+        if (runs > 1) adamStep(adam, grads!, lrScale, step, totalSteps);
         batches++;
-        const grads = tg.gradOutputs.map((o) => out[o].data as Float32Array);
-        const lr = lrScale * opts.lr * 0.5 * (1 + Math.cos((Math.PI * step) / Math.max(1, totalSteps)));
-        adam.step(grads, lr);
-        for (const t of Object.values(out)) t.dispose();
         step++;
       }
       if (batches === 0) break;
@@ -225,6 +252,17 @@ export async function distill(dense: ModelProto, student: ModelProto, calib: Dat
     await evalSession.release();
     await hintSession?.release();
   }
+
+  function adamStep(a: Adam, grads: Float32Array[], scale: number, at: number, total: number): void {
+    a.step(grads, scale * opts.lr * 0.5 * (1 + Math.cos((Math.PI * at) / Math.max(1, total))));
+  }
+}
+
+/** One-hot rows [n, classes] of class-id labels. */
+function oneHot(labels: Int32Array, n: number, classes: number): Float32Array {
+  const out = new Float32Array(n * classes);
+  for (let i = 0; i < n; i++) if (labels[i] < classes) out[i * classes + labels[i]] = 1;
+  return out;
 }
 
 /** Outputs of the layers whose weights were pruned, where dense and pruned models agree on the name and shape. */
@@ -244,9 +282,8 @@ function hintTensors(dense: ModelProto, student: ModelProto, masked: ReadonlySet
   return out;
 }
 
-/** The dense model's logits (the input of a final Softmax, if any) on every calibration sample. */
-async function teacherOutputs(dense: ModelProto, calib: Dataset, threads: number): Promise<Float32Array> {
-  const name = logitsTensor(dense);
+/** The dense model's scores (the input of its final Softmax or Sigmoid, or its logits) on every calibration sample. */
+async function teacherOutputs(dense: ModelProto, calib: Dataset, threads: number, name: string): Promise<Float32Array> {
   const session = await sessionFromModel(withExtraOutputs(dense, [name]), threads);
   try {
     return (await captureActivations(session, calib, [name], boundedBatch(dense, 128))).get(name)!.data;
@@ -255,17 +292,18 @@ async function teacherOutputs(dense: ModelProto, calib: Dataset, threads: number
   }
 }
 
-async function scoreHeldOut(session: OrtSession, logits: string, held: Dataset, teacher: Float32Array, params: readonly Trainable[], classes: number, step: number): Promise<HeldOutScore> {
+async function scoreHeldOut(session: OrtSession, logits: string, held: Dataset, teacher: Float32Array, params: readonly Trainable[], loss: LossKind, width: number, step: number): Promise<HeldOutScore> {
   const out = await captureWithParams(session, logits, held, params, step);
-  const ps = softmaxRows(out, held.count, classes, 1);
+  if (loss === 'sigmoid') return sigmoidHeldOut(out, teacher, held.labels, held.count);
+  const ps = softmaxRows(out, held.count, width, 1);
   let kl = 0;
   let correct = 0;
   for (let r = 0; r < held.count; r++) {
     let arg = 0;
-    for (let k = 0; k < classes; k++) {
-      const i = r * classes + k;
+    for (let k = 0; k < width; k++) {
+      const i = r * width + k;
       if (teacher[i] > 0) kl += teacher[i] * (Math.log(teacher[i]) - Math.log(Math.max(ps[i], 1e-30)));
-      if (ps[i] > ps[r * classes + arg]) arg = k;
+      if (ps[i] > ps[r * width + arg]) arg = k;
     }
     if (held.labels && held.labels[r] === arg) correct++;
   }
@@ -276,13 +314,9 @@ async function scoreHeldOut(session: OrtSession, logits: string, held: Dataset, 
 
 async function captureWithParams(session: OrtSession, logits: string, data: Dataset, params: readonly Trainable[], step: number): Promise<Float32Array> {
   const chunks: Float32Array[] = [];
-  const pf = paramFeeds(params);
-  for (let start = 0; start < data.count; start += step) {
-    const idx = Array.from({ length: Math.min(step, data.count - start) }, (_, i) => start + i);
-    const out = await session.run({ ...dataFeeds(takeSamples(data, idx)), ...pf }, [logits]);
-    chunks.push(Float32Array.from(out[logits].data as Float32Array));
-    out[logits].dispose();
-  }
+  await runBatches(session, data, step, [logits], (values) => {
+    chunks.push(Float32Array.from(values.get(logits)!.data));
+  }, paramFeeds(params));
   const all = new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
   let o = 0;
   for (const c of chunks) {

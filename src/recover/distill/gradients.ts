@@ -3,14 +3,34 @@ import type { NodeProto } from '../../onnx/proto/onnx_pb.js';
 import { makeFloatTensor, numel } from '../../onnx/tensor.js';
 import type { AttrValue, GraphBuilder } from './builder.js';
 
-/** An op (or an op's configuration) the gradient builder has no rule for. */
+/** Why distillation cannot train a model: the gap in what the gradient builder can write. */
+export type DistillGap =
+  | { kind: 'op'; op: string; node: string; detail: string }
+  | { kind: 'opset'; op: string; node: string; opset: number; needs: string }
+  | { kind: 'precision'; tensor: string; type: string }
+  | { kind: 'no-parameters' };
+
+/** One clause for a note or error: what cannot be differentiated, and why. */
+export function describeGap(g: DistillGap): string {
+  switch (g.kind) {
+    case 'op':
+      return `${g.op} node '${g.node}'${g.detail ? ` (${g.detail})` : ''}`;
+    case 'opset':
+      return `${g.op} node '${g.node}' at opset ${g.opset} (its gradient needs ${g.needs})`;
+    case 'precision':
+      return `the model computes in ${g.type} ('${g.tensor}'), and the gradient graph trains float32 weights only`;
+    case 'no-parameters':
+      return 'the model (no float32 parameters to train)';
+  }
+}
+
+/** An op (or an op's configuration, opset or precision) the gradient builder cannot differentiate. */
 export class UnsupportedOp extends Error {
-  constructor(
-    readonly opType: string,
-    readonly node: string,
-    detail = '',
-  ) {
-    super(`${opType} node '${node}'${detail ? ` (${detail})` : ''}`);
+  readonly gap: DistillGap;
+  constructor(opType: string | DistillGap, node = '', detail = '') {
+    const gap: DistillGap = typeof opType === 'string' ? { kind: 'op', op: opType, node, detail } : opType;
+    super(describeGap(gap));
+    this.gap = gap;
   }
 }
 
@@ -37,6 +57,11 @@ const same = (a: readonly number[], b: readonly number[]) => a.length === b.leng
 
 function unsupported(c: GradContext, detail: string): never {
   throw new UnsupportedOp(c.node.opType, c.node.name || c.node.output[0], detail);
+}
+
+/** The gradient would need an op the model's opset does not have yet. */
+function needsOpset(c: GradContext, needs: string): never {
+  throw new UnsupportedOp({ kind: 'opset', op: c.node.opType, node: c.node.name || c.node.output[0], opset: c.b.opset, needs });
 }
 
 /** Ops whose outputs carry no gradient (shape arithmetic, comparisons, constants). */
@@ -189,14 +214,13 @@ const reshapeBack: GradRule = (c) => [c.b.reshape(c.dy[0]!, c.shape(c.node.input
 
 const relu: GradRule = (c) => {
   const { b, node } = c;
-  const zero = b.scalar(0);
-  return [b.op('Where', [b.op('Greater', [node.input[0], zero]), c.dy[0]!, zero])];
+  return [b.keepWhere(b.op('Greater', [node.input[0], b.scalar(0)]), c.dy[0]!)];
 };
 
 const leakyRelu: GradRule = (c) => {
   const { b, node } = c;
   const dy = c.dy[0]!;
-  return [b.op('Where', [b.op('Greater', [node.input[0], b.scalar(0)]), dy, b.scale(dy, attrFloat(node, 'alpha', 0.01))])];
+  return [b.select(b.op('Greater', [node.input[0], b.scalar(0)]), dy, b.scale(dy, attrFloat(node, 'alpha', 0.01)))];
 };
 
 const clip: GradRule = (c) => {
@@ -214,7 +238,7 @@ const clip: GradRule = (c) => {
   const conds = [lo && b.op('Greater', [x, lo]), hi && b.op('Less', [x, hi])].filter((s): s is string => !!s);
   if (conds.length === 0) return [c.dy[0]];
   const mask = conds.length === 2 ? b.op('And', conds) : conds[0];
-  return [b.op('Where', [mask, c.dy[0]!, b.scalar(0)])];
+  return [b.keepWhere(mask, c.dy[0]!)];
 };
 
 const sigmoid: GradRule = (c) => {
@@ -305,7 +329,7 @@ const reduce =
     const norm = axes.map((a) => (a < 0 ? a + xs.length : a));
     const kept = xs.map((d, i) => (norm.includes(i) ? 1 : d));
     const n = norm.reduce((a, i) => a * xs[i], 1);
-    const g = b.op('Expand', [b.reshape(c.dy[0]!, kept), b.int64s(xs)]);
+    const g = b.expand(b.reshape(c.dy[0]!, kept), kept, xs);
     return [mean ? b.scale(g, 1 / n) : g];
   };
 
@@ -313,7 +337,7 @@ const globalAveragePool: GradRule = (c) => {
   const { b, node } = c;
   const xs = c.shape(node.input[0]);
   const n = numel(xs.slice(2));
-  return [b.scale(b.op('Expand', [c.dy[0]!, b.int64s(xs)]), 1 / n)];
+  return [b.scale(b.expand(c.dy[0]!, c.shape(node.output[0]), xs), 1 / n)];
 };
 
 const maxPool: GradRule = (c) => {
@@ -325,13 +349,50 @@ const maxPool: GradRule = (c) => {
   const dil = attrInts(node, 'dilations') ?? new Array(r).fill(1);
   if (attrInt(node, 'storage_order', 0) !== 0) unsupported(c, 'storage_order=1');
   const overlapping = kernel.some((k, i) => (k - 1) * dil[i] + 1 > strides[i]);
-  if (overlapping && b.opset < 16) unsupported(c, 'overlapping windows need ScatterElements reduction, opset 16+');
+  if (b.opset < 11) {
+    // no ScatterElements yet: windows that tile the input are routed by comparison instead
+    if (kernel.some((k, i) => k !== strides[i] || dil[i] !== 1)) needsOpset(c, 'ScatterElements (opset 11) unless the windows tile the input (kernel = stride, no dilation)');
+    return [tiledMaxPoolGrad(c, xs, kernel)];
+  }
+  if (overlapping && b.opset < 16) needsOpset(c, 'ScatterElements with reduction (opset 16) for overlapping windows');
   // the Indices output (flat positions over the whole input tensor) routes each gradient to its argmax
   if (!node.output[1]) b.editor.setOutput(node, 1, b.fresh('maxpool_indices'));
   const zeros = b.op('ConstantOfShape', [b.int64s([numel(xs)])], { value: { tensor: zeroTensor() } });
   const scatter = b.op('ScatterElements', [zeros, b.reshape(node.output[1], [-1]), b.reshape(c.dy[0]!, [-1])], overlapping ? { axis: 0, reduction: 'add' } : { axis: 0 });
   return [b.reshape(scatter, xs)];
 };
+
+/**
+ * MaxPool's gradient for windows that tile the input (kernel = stride), written with ops every opset has:
+ * the input cut (or padded with the lowest float) to exactly the windows, reshaped so each window is its
+ * own axes, compared with the window's maximum; the gradient is shared among ties (a subgradient) and
+ * put back at the input's shape, zero where no window reads.
+ */
+function tiledMaxPoolGrad(c: GradContext, xs: number[], kernel: number[]): string {
+  const { b, node } = c;
+  const r = kernel.length;
+  const ys = c.shape(node.output[0]);
+  const pads = explicitPads(node, xs, ys, kernel, kernel, new Array(r).fill(1));
+  const covered = range(r).map((i) => ys[2 + i] * kernel[i]);
+  const before = range(r).map((i) => pads[i]);
+  // positions past the input that the windows cover (> 0: padding), or input rows no window reads (< 0)
+  const after = range(r).map((i) => covered[i] - before[i] - xs[2 + i]);
+  const spatial = range(r, 2);
+  let x = node.input[0];
+  if (after.some((a) => a < 0)) x = b.slice(x, new Array(r).fill(0), range(r).map((i) => xs[2 + i] + Math.min(0, after[i])), spatial);
+  if (before.some((p) => p > 0) || after.some((a) => a > 0)) x = b.pad(x, [0, 0, ...before, 0, 0, ...after.map((a) => Math.max(0, a))], -3.4028234663852886e38);
+  const [n, ch] = xs;
+  const windows = [n, ch, ...range(r).flatMap((i) => [ys[2 + i], kernel[i]])];
+  const perWindow = [n, ch, ...range(r).flatMap((i) => [ys[2 + i], 1])];
+  const inWindow = range(r).map((i) => 3 + 2 * i);
+  const x2 = b.reshape(x, windows);
+  const mask = b.op('Cast', [b.op('Not', [b.op('Less', [x2, b.reshape(node.output[0], perWindow)])])], { to: 1 });
+  const ties = b.reduceSum(mask, inWindow, true);
+  let g = b.reshape(b.op('Div', [b.mul(mask, b.reshape(c.dy[0]!, perWindow)), ties]), [n, ch, ...covered]);
+  if (before.some((p) => p > 0) || after.some((a) => a > 0)) g = b.slice(g, before, range(r).map((i) => before[i] + xs[2 + i] + Math.min(0, after[i])), spatial);
+  if (after.some((a) => a < 0)) g = b.pad(g, [0, 0, ...new Array(r).fill(0), 0, 0, ...after.map((a) => Math.max(0, -a))], 0);
+  return g;
+}
 
 /** A one-element float zero, the fill value of ConstantOfShape. */
 function zeroTensor() {
@@ -347,6 +408,8 @@ function channelDims(channels: number, rank: number): number[] {
 const batchNorm: GradRule = (c) => {
   const { b, node } = c;
   if (attrInt(node, 'training_mode', 0) !== 0) unsupported(c, 'training_mode=1');
+  // opsets before 9 also allow per-activation statistics (spatial=0), which the rule below does not model
+  if (attrInt(node, 'spatial', 1) !== 1) unsupported(c, 'spatial=0');
   const [x, scale, , meanName, varName] = node.input;
   const xs = c.shape(x);
   const ch = xs[1];

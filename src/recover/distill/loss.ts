@@ -30,3 +30,39 @@ export function distillLoss(logits: ArrayLike<number>, teacherProbs: ArrayLike<n
   }
   return loss / rows;
 }
+
+/** Elementwise sigmoid(z / temperature) as float64: each value one decision's probability. */
+export function sigmoidValues(logits: ArrayLike<number>, temperature = 1): Float64Array {
+  return Float64Array.from({ length: logits.length }, (_, i) => 1 / (1 + Math.exp(-logits[i] / temperature)));
+}
+
+const xlogy = (p: number, q: number): number => (p > 0 ? p * (Math.log(p) - Math.log(Math.max(q, 1e-30))) : 0);
+
+/**
+ * The sigmoid form of distillLoss: every value is a decision, its loss T^2 KL of the teacher's two-way
+ * distribution (p_t, 1 - p_t) to sigmoid(z/T)'s, plus w times binary cross-entropy with a 0/1 label; summed
+ * per sample (over its decisions), averaged over rows.
+ */
+export function sigmoidDistillLoss(logits: ArrayLike<number>, teacherProbs: ArrayLike<number>, labels: ArrayLike<number> | undefined, rows: number, temperature: number, labelWeight: number): number {
+  const ps = sigmoidValues(logits, temperature);
+  const p1 = labels && labelWeight > 0 ? sigmoidValues(logits, 1) : undefined;
+  let loss = 0;
+  for (let i = 0; i < ps.length; i++) {
+    const pt = teacherProbs[i];
+    loss += temperature * temperature * (xlogy(pt, ps[i]) + xlogy(1 - pt, 1 - ps[i]));
+    if (p1) loss -= labelWeight * (labels![i] > 0 ? Math.log(Math.max(p1[i], 1e-30)) : Math.log(Math.max(1 - p1[i], 1e-30)));
+  }
+  return loss / rows;
+}
+
+/** KL(teacher || student) summed over a row's decisions and averaged over rows, with the student's accuracy against labels. */
+export function sigmoidHeldOut(studentLogits: ArrayLike<number>, teacherProbs: ArrayLike<number>, labels: ArrayLike<number> | null, rows: number): { kl: number; accuracy?: number } {
+  const ps = sigmoidValues(studentLogits, 1);
+  let kl = 0;
+  let correct = 0;
+  for (let i = 0; i < ps.length; i++) {
+    kl += xlogy(teacherProbs[i], ps[i]) + xlogy(1 - teacherProbs[i], 1 - ps[i]);
+    if (labels && (ps[i] >= 0.5 ? 1 : 0) === labels[i]) correct++;
+  }
+  return { kl: kl / rows, ...(labels ? { accuracy: correct / ps.length } : {}) };
+}

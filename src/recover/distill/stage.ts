@@ -4,9 +4,12 @@ import { UserError } from '../../errors.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
 import type { Progress } from '../../io/progress.js';
 import { DEFAULT_DISTILL, distill, type DistillResult } from './distill.js';
-import { UnsupportedOp } from './gradients.js';
+import { describeGap, UnsupportedOp, type DistillGap } from './gradients.js';
+import type { Head } from '../../onnx/head.js';
+import { defaultHead } from '../../onnx/runtime/classifier.js';
 
 export interface DistillStage {
+  kind: 'distilled';
   model: ModelProto;
   result: DistillResult;
   seconds: number;
@@ -14,11 +17,17 @@ export interface DistillStage {
   summary: string;
 }
 
+/** Auto recovery went on without distillation: what stood in the way. */
+export interface DistillSkipped {
+  kind: 'skipped';
+  gap: DistillGap;
+}
+
 /**
  * Distillation as a recovery stage. For `--recovery distill` an op without a gradient rule is a
- * UserError naming it; for `auto` (`optional`) the stage is skipped with a progress note instead.
+ * UserError naming it; for `auto` (`optional`) the stage is skipped and says why.
  */
-export async function distillStage(dense: ModelProto, current: ModelProto, calib: Dataset, masked: readonly string[], config: Config, progress: Progress, opts: { optional: boolean; deadline?: number }): Promise<DistillStage | undefined> {
+export async function distillStage(dense: ModelProto, current: ModelProto, calib: Dataset, masked: readonly string[], config: Config, progress: Progress, opts: { optional: boolean; deadline?: number; head?: Head }): Promise<DistillStage | DistillSkipped> {
   const t0 = performance.now();
   progress.stage({ kind: 'recover', work: 'distill', detail: 'distillation toward the dense model on the calibration set' });
   let result: DistillResult;
@@ -28,13 +37,10 @@ export async function distillStage(dense: ModelProto, current: ModelProto, calib
       threads: config.latency.threads,
       deadline: opts.deadline,
       onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out KL ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`),
-    });
+    }, opts.head ?? defaultHead(current, config.output));
   } catch (e) {
     if (!(e instanceof UnsupportedOp)) throw e;
-    if (opts.optional) {
-      progress.note(`recovery: distillation skipped, no gradient for ${e.message}`);
-      return undefined;
-    }
+    if (opts.optional) return { kind: 'skipped', gap: e.gap };
     throw new UserError(`--recovery distill: cannot differentiate ${e.message}; use --recovery reconstruct, or --recovery command with your own fine-tuning`);
   }
   const seconds = (performance.now() - t0) / 1000;
@@ -46,5 +52,17 @@ export async function distillStage(dense: ModelProto, current: ModelProto, calib
   const summary =
     `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ''}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; ` +
     `on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc(r.before.accuracy)}${r.after.accuracy !== undefined ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ''}`;
-  return { model: r.model, result: r, seconds, summary };
+  return { kind: 'distilled', model: r.model, result: r, seconds, summary };
+}
+
+/** The one line a run prints (and the ledger keeps) when auto recovery goes on without distillation. */
+export function skipReason(gap: DistillGap): string {
+  switch (gap.kind) {
+    case 'opset':
+      return `at opset ${gap.opset}, the gradient of ${gap.op} node '${gap.node}' needs ${gap.needs}; re-export at a newer opset to distil`;
+    case 'precision':
+      return `${describeGap(gap)}; reconstruction still refits the ${gap.type} weights`;
+    default:
+      return `no gradient for ${describeGap(gap)}`;
+  }
 }

@@ -22,7 +22,10 @@ export interface TrainGraph {
   /** graph output holding each param's gradient, parallel to params */
   gradOutputs: string[];
   logits: string;
-  classes: number;
+  /** values of `logits` per sample: the classes (softmax), or the sigmoid decisions */
+  width: number;
+  /** shape of TEACHER_INPUT and LABEL_INPUT: [batch, classes] (softmax), the scores' own shape (sigmoid) */
+  targetDims: number[];
   batch: number;
   /** the hint tensors the graph takes targets for */
   hints: string[];
@@ -33,8 +36,15 @@ export const LABEL_INPUT = 'pg_label_onehot';
 export const hintInput = (t: string) => `pg_hint/${t}`;
 export const hintScale = (t: string) => `pg_hint_scale/${t}`;
 
+/** softmax: the scores are logits over classes; sigmoid: each score is one independent decision's logit */
+export type LossKind = 'softmax' | 'sigmoid';
+
 export interface TrainGraphOptions {
   batch: number;
+  /** the tensor the loss is taken on (the input of the final Softmax or Sigmoid, or the logits output); the graph's first output when absent */
+  scores?: string;
+  /** default softmax */
+  loss?: LossKind;
   /** distillation temperature T: the loss is T^2 KL(softmax(t/T) || softmax(s/T)) */
   temperature: number;
   /** weight of the cross-entropy with the labels (0 = no label input) */
@@ -124,10 +134,13 @@ export function buildTrainGraph(model: ModelProto, params: readonly Trainable[],
   const ed = ModelEditor.copyOf(model);
   const index = new GraphIndex(ed.graph);
   const shapes = inferShapes(index, opts.batch).shapes;
-  const logits = logitsTensor(ed.model);
+  const logits = opts.scores ?? logitsTensor(ed.model);
+  const loss = opts.loss ?? 'softmax';
   const ls = shapes.get(logits);
-  if (!ls || ls.length !== 2) throw new UnsupportedOp('output', logits, `logits of shape ${ls ? `[${ls.join(',')}]` : 'unknown'}, need [batch, classes]`);
-  const classes = ls[1];
+  const width = ls && ls.length >= 1 ? numel(ls.slice(1)) : 0;
+  if (!ls || ls[0] !== opts.batch || (loss === 'softmax' && (ls.length < 2 || ls.slice(1).filter((d) => d !== 1).length > 1))) {
+    throw new UnsupportedOp('output', logits, `scores of shape ${ls ? `[${ls.join(',')}]` : 'unknown'}, need [batch, classes]`);
+  }
   const forward = ancestors(index, logits);
   const trainable = new Set(params.map((p) => p.name));
 
@@ -156,12 +169,15 @@ export function buildTrainGraph(model: ModelProto, params: readonly Trainable[],
     return s;
   };
 
-  // d/dz of T^2 KL(p_t || softmax(z/T)) + w CE(y, softmax(z)), averaged over the batch
+  // softmax: d/dz of T^2 KL(p_t || softmax(z/T)) + w CE(y, softmax(z)); sigmoid: the same for each
+  // decision's two-way distribution (sigmoid(z/T) against the teacher's), averaged over the batch
   const T = opts.temperature;
-  const ps = b.op('Softmax', [b.scale(logits, 1 / T)], { axis: 1 });
-  let dz = b.scale(b.sub(ps, TEACHER_INPUT), T / opts.batch);
-  if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(b.op('Softmax', [logits], { axis: 1 }), LABEL_INPUT), opts.labelWeight / opts.batch));
-  push(logits, dz);
+  const teacherDims = loss === 'softmax' ? [opts.batch, width] : ls;
+  const z = loss === 'softmax' && ls.length !== 2 ? b.reshape(logits, teacherDims) : logits;
+  const activate = (x: string) => (loss === 'softmax' ? b.op('Softmax', [x], { axis: 1 }) : b.op('Sigmoid', [x]));
+  let dz = b.scale(b.sub(activate(b.scale(z, 1 / T)), TEACHER_INPUT), T / opts.batch);
+  if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(activate(z), LABEL_INPUT), opts.labelWeight / opts.batch));
+  push(logits, z === logits ? dz : b.reshape(dz, ls));
   const hints = (opts.hints ?? []).filter((t) => t !== logits && shapes.has(t));
   for (const t of hints) push(t, b.mul(b.sub(t, hintInput(t)), hintScale(t)));
 
@@ -210,22 +226,22 @@ export function buildTrainGraph(model: ModelProto, params: readonly Trainable[],
 
   ed.dropInitializerInputs();
   for (const decl of [
-    floatValueInfo(TEACHER_INPUT, [opts.batch, classes]),
-    ...(opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, [opts.batch, classes])] : []),
+    floatValueInfo(TEACHER_INPUT, teacherDims),
+    ...(opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, teacherDims)] : []),
     ...hints.flatMap((t) => [floatValueInfo(hintInput(t), shapes.get(t)), floatValueInfo(hintScale(t), [1])]),
     ...params.map((p) => floatValueInfo(p.name, p.dims)),
   ])
     ed.addInput(decl);
-  ed.setOutputs([floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))]);
+  ed.setOutputs([floatValueInfo(logits, ls), ...gradOutputs.map((o, k) => floatValueInfo(o, kept[k].dims))]);
   ed.clearValueInfo();
-  return { model: ed.model, params: kept, gradOutputs, logits, classes, batch: opts.batch, hints };
+  return { model: ed.model, params: kept, gradOutputs, logits, width, targetDims: teacherDims, batch: opts.batch, hints };
 }
 
 /** The forward model with `params` as inputs (any batch), so one session scores every epoch's weights. */
-export function buildEvalGraph(model: ModelProto, params: readonly Trainable[]): { model: ModelProto; logits: string } {
+export function buildEvalGraph(model: ModelProto, params: readonly Trainable[], scores?: string): { model: ModelProto; logits: string } {
   const ed = ModelEditor.copyOf(model);
   const index = new GraphIndex(ed.graph);
-  const logits = logitsTensor(ed.model);
+  const logits = scores ?? logitsTensor(ed.model);
   ed.setNodes(ancestors(index, logits));
   ed.removeInitializers(params.map((p) => p.name).filter((name) => ed.initializer(name)));
   ed.dropInitializerInputs();

@@ -3,6 +3,8 @@ import * as path from 'node:path';
 import { loadModel, saveModel } from '../../../src/onnx/model.js';
 import type { ModelProto } from '../../../src/onnx/proto/onnx_pb.js';
 import { onnxruntime } from '../../../src/onnx/runtime/ort.js';
+import { copyFloatValues } from '../../../src/onnx/runtime/values.js';
+import { floatToHalf } from '../../../src/onnx/tensor.js';
 import { modelInputs } from '../../../src/onnx/signature.js';
 import { analyzeDependencies, type DependencyAnalysis } from '../../../src/prune/structured/depgraph.js';
 import type { KeepMap } from '../../../src/prune/structured/layout.js';
@@ -25,13 +27,18 @@ export function randomFeeds(model: ModelProto, batch = 2): Record<string, { dims
   return feeds;
 }
 
+/** The model's outputs on `feeds` as float32; a float16 input is fed the feeds rounded to float16. */
 export async function runModel(file: string, feeds: ReturnType<typeof randomFeeds>): Promise<Float32Array[]> {
   const { ort } = onnxruntime();
   const s = await ort.InferenceSession.create(file, { executionProviders: ['cpu'], graphOptimizationLevel: 'disabled' });
+  const half = new Set(s.inputMetadata.filter((m) => m.isTensor && m.type === 'float16').map((m) => m.name));
   const f: Record<string, InstanceType<typeof ort.Tensor>> = {};
-  for (const [k, v] of Object.entries(feeds)) f[k] = v.data instanceof BigInt64Array ? new ort.Tensor('int64', v.data, v.dims) : new ort.Tensor('float32', v.data, v.dims);
+  for (const [k, v] of Object.entries(feeds)) {
+    if (v.data instanceof BigInt64Array) f[k] = new ort.Tensor('int64', v.data, v.dims);
+    else f[k] = half.has(k) ? new ort.Tensor('float16', Uint16Array.from(v.data, floatToHalf), v.dims) : new ort.Tensor('float32', v.data, v.dims);
+  }
   const r = await s.run(f);
-  const out = s.outputNames.map((n) => Float32Array.from(r[n].data as Float32Array));
+  const out = s.outputNames.map((n) => copyFloatValues(r[n]));
   await s.release();
   return out;
 }
@@ -81,8 +88,9 @@ export interface GroupCheck {
  * For every prunable group alone: physically remove half its channels, and compare with the original
  * model whose consumers' fan-in for those channels is zeroed. Also checks onnx.checker on each result.
  */
-export async function exactnessPerGroup(file: string, opts: { check?: boolean; maxGroups?: number; batch?: number } = {}): Promise<GroupCheck[]> {
-  const proto = untieConstants(loadModel(file).proto);
+export async function exactnessPerGroup(file: string, opts: { check?: boolean; maxGroups?: number; batch?: number; as?: (m: ModelProto) => ModelProto } = {}): Promise<GroupCheck[]> {
+  const loaded = loadModel(file).proto;
+  const proto = untieConstants(opts.as ? opts.as(loaded) : loaded);
   const analysis = analyzeDependencies(proto);
   const dir = tempDir('pg-exact-');
   // a batch the analysis never evaluated shapes at: constants written from shape arithmetic must not bake it in

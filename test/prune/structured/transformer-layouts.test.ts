@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { modelCost } from '../../../src/onnx/flops.js';
+import { ModelEditor } from '../../../src/onnx/edit.js';
 import { loadModel } from '../../../src/onnx/model.js';
+import type { ModelProto } from '../../../src/onnx/proto/onnx_pb.js';
+import { DataType, setTensorFloat32, tensorToFloat32 } from '../../../src/onnx/tensor.js';
 import { skipHint } from '../../../src/prune/structured/skip.js';
 import { structuredGroups, structuredPrune } from '../../../src/prune/structured/structuredPrune.js';
 import { fixture } from '../../support/fixtures.js';
@@ -85,5 +88,46 @@ describe('the Einsum and fused-QKV exports of the trained ViT (fixtures/exports)
     const checks = await exactnessPerGroup(path, { check: true, maxGroups: 1 });
     expect(checks.map((c) => c.group)).toEqual([expect.stringMatching(/attn\/(q|qkv)\/MatMul/)]);
     for (const c of checks) expect(c.diff, c.group).toBeLessThan(1e-5);
+  }, 30_000);
+});
+
+/**
+ * The model as a float16 export writes it (fixtures/make_export_fixtures.py cast_float): every float32
+ * initializer, Constant, Cast target, input, output and declaration in float16.
+ */
+function asFloat16(model: ModelProto): ModelProto {
+  const ed = ModelEditor.copyOf(model);
+  for (const t of [...ed.graph.initializer]) if (t.dataType === DataType.FLOAT) ed.retypeInitializer(t.name, tensorToFloat32(t), DataType.FLOAT16);
+  for (const n of ed.graph.node) {
+    for (const a of n.attribute) {
+      if (a.t?.dataType === DataType.FLOAT) {
+        const values = tensorToFloat32(a.t);
+        a.t.dataType = DataType.FLOAT16;
+        setTensorFloat32(a.t, values);
+      }
+      if (n.opType === 'Cast' && a.name === 'to' && Number(a.i) === DataType.FLOAT) a.i = BigInt(DataType.FLOAT16);
+    }
+  }
+  for (const v of [...ed.graph.input, ...ed.graph.output, ...ed.graph.valueInfo]) {
+    if (v.type?.value.case === 'tensorType' && v.type.value.value.elemType === DataType.FLOAT) v.type.value.value.elemType = DataType.FLOAT16;
+  }
+  return ed.model;
+}
+
+describe('float16 weights and I/O (the Einsum ViT cast to float16)', () => {
+  it('structured at 0.3 removes heads and FFN channels, writes the weights back in float16, and removing a group matches zeroing it', async () => {
+    const proto = asFloat16(loadModel(fixture('exports/vit-einsum.onnx')).proto);
+    const r = await structuredPrune(proto, { sparsity: 0.3, scope: 'global', roundTo: 1, criterion: 'l1', protectedTensors: new Set() });
+    const heads = r.groups.filter((g) => g.block === 16);
+    expect(heads).toHaveLength(2);
+    expect(heads.some((g) => g.kept < g.size)).toBe(true);
+    expect(r.groups.filter((g) => !g.skip && g.block === 1 && g.kept < g.size).length).toBeGreaterThan(0);
+    expect(modelCost(r.model).params / modelCost(proto).params).toBeLessThanOrEqual(0.8);
+    const floats = r.model.graph!.initializer.filter((t) => t.dataType === DataType.FLOAT16 || t.dataType === DataType.FLOAT);
+    expect(floats.every((t) => t.dataType === DataType.FLOAT16)).toBe(true);
+    // float16 sums of the same terms in another order: within a few units of float16 rounding
+    const checks = await exactnessPerGroup(fixture('exports/vit-einsum.onnx'), { maxGroups: 1, as: asFloat16 });
+    expect(checks).toHaveLength(1);
+    for (const c of checks) expect(c.diff, c.group).toBeLessThan(1e-2);
   }, 30_000);
 });
