@@ -14,6 +14,8 @@ export type CalibFact = 'none' | 'unlabelled' | 'labelled';
 /** What the rules know besides the config. */
 export interface RunFacts {
   calib: CalibFact;
+  /** what the run judges quality by, after `task: auto` was resolved (default classification) */
+  task?: 'classification' | 'fidelity';
   /** this machine's cores (default: os.availableParallelism()) */
   cores?: number;
 }
@@ -193,11 +195,29 @@ const TARGET_RULES: readonly Rule<ResolvedConfig>[] = [
   },
 ];
 
+/**
+ * The fidelity task: one prune and its recovery, judged output by output against the dense model; what
+ * needs class labels (temperature, sensitivity curves, shift accuracy) or a schedule of its own is refused.
+ */
+const FIDELITY = 'task fidelity (every output judged against the dense model)';
+const FIDELITY_RULES: readonly Rule<ResolvedConfig>[] = [
+  (c, f) => (f.task === 'fidelity' && c.schedule !== 'oneshot' ? `--schedule ${c.schedule}: ${FIDELITY} prunes one shot; drop --schedule or judge labels with --task classification` : undefined),
+  (c, f) => (f.task === 'fidelity' && c.recoveryRounds > 1 ? `--recovery-rounds ${c.recoveryRounds}: ${FIDELITY} prunes one shot; drop --recovery-rounds or judge labels with --task classification` : undefined),
+  (c, f) => (f.task === 'fidelity' && isSensitivity(c.scope) ? `--scope ${c.scope}: sensitivity curves are measured on labelled calibration loss, which ${FIDELITY} does not use; use --scope global or layer` : undefined),
+  (c, f) => (f.task === 'fidelity' && c.bakeTemperature ? `--bake-temperature: fits a classifier's temperature on labels; ${FIDELITY} has none to fit, drop it` : undefined),
+  (c, f) => (f.task === 'fidelity' && c.quantize !== 'none' ? `--quantize ${c.quantize}: not available with ${FIDELITY} in this version; quantize in a run judged by --task classification` : undefined),
+  (c, f) => {
+    const flag = targetFlag(c);
+    return f.task === 'fidelity' && flag ? `${flag}: not available with ${FIDELITY} in this version; drop it, or judge labels with --task classification` : undefined;
+  },
+  (c, f) => (f.task === 'fidelity' && c.corruptions.length > 0 ? `--corruption: corrupted sets are judged by label accuracy, which ${FIDELITY} does not use; drop --corruption` : undefined),
+];
+
 /** Every rule of a pruning run, in the order their messages take precedence. */
-const RUN_RULES: readonly Rule<ResolvedConfig>[] = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES, ...TARGET_RULES];
+const RUN_RULES: readonly Rule<ResolvedConfig>[] = [...MEASURE_RULES, ...FIDELITY_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES, ...TARGET_RULES];
 
 function broken<C>(rules: readonly Rule<C>[], config: C, facts: Omit<RunFacts, 'calib'> & { calib?: CalibFact }): string[] {
-  const all: Facts = { calib: 'none', ...facts, cores: facts.cores ?? os.availableParallelism() };
+  const all: Facts = { calib: 'none', task: 'classification', ...facts, cores: facts.cores ?? os.availableParallelism() };
   return rules.map((rule) => rule(config, all)).filter((m): m is string => m !== undefined);
 }
 

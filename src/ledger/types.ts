@@ -136,6 +136,8 @@ export interface EvalInfo {
   batch?: number;
   /** set when the model's inputs fix the batch: evaluation, calibration and latency all ran at it */
   fixed_batch?: number;
+  /** the fidelity task: the outputs compared with the dense model's */
+  outputs?: string[];
 }
 
 export interface ModelLedger {
@@ -153,6 +155,8 @@ export interface ModelLedger {
   /** with many classes: the class changes not listed in `class_changes`, summarised */
   class_changes_rest?: ClassChangesRest;
   eval: EvalInfo;
+  /** what quality was judged by: class labels, or each output's fidelity to the dense model (`steps[].fidelity`); absent: classification */
+  task?: 'classification' | 'fidelity';
   /** what the pruning stage wants the user to know (weights left dense and why); absent when none */
   notes?: string[];
   /** set by the GitHub Action on pull requests; `verdict` above then includes `vs_base.verdict` */

@@ -22,6 +22,12 @@ export interface OutputFidelity {
   top5_agreement?: number;
 }
 
+/** One output compared with the dense model's; `classes` when it scores classes (top-1/top-5 agreement over its last axis). */
+export interface FidelityOutput {
+  name: string;
+  classes?: number;
+}
+
 /** The axis of an output scored as classes: the last one, `classes` wide. */
 export interface ClassAxis {
   classes: number;

@@ -14,6 +14,8 @@ import { countSparsity } from '../prune/sparsity.js';
 import type { Progress } from '../io/progress.js';
 import { boundedBatch } from '../onnx/runtime/activationBudget.js';
 import { collectGarbage } from './release.js';
+import type { FidelityOutput } from '../measure/fidelity.js';
+import { measureFidelity, referenceOutputs, type ReferenceOutputs } from '../measure/outputFidelity.js';
 import { stepName, type StepKind, type StepRecord } from './steps.js';
 
 export interface MeasuredStep {
@@ -46,6 +48,21 @@ function savedFacts(artifact: string, denseWeights: readonly PrunableWeight[], e
   return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), batch: boundedBatch(saved, evalBatchSize) };
 }
 
+/** The numbers a step's saved file holds, whatever the task judges it by. */
+function fileNumbers(name: string, description: string, artifact: string, facts: ReturnType<typeof savedFacts>, size: ReturnType<typeof measureFileSize>) {
+  return {
+    name,
+    description,
+    artifact,
+    sparsity: facts.sparsity.overall,
+    params: facts.cost.params,
+    nonzero_params: facts.cost.nonzeroParams,
+    flops: facts.cost.macs,
+    size_bytes: size.bytes,
+    gzip_bytes: size.gzipBytes,
+  };
+}
+
 /**
  * Every number of a step except latency (measured interleaved across steps), from the artifact saved
  * at `artifact`, read back from disk: what the ledger reports is what the file holds.
@@ -53,7 +70,8 @@ function savedFacts(artifact: string, denseWeights: readonly PrunableWeight[], e
 export async function measureStep(kind: StepKind, description: string, artifact: string, ctx: StepContext): Promise<MeasuredStep> {
   const { data, config, progress } = ctx;
   const name = stepName(kind);
-  const { sparsity, cost, batch } = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
+  const facts = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
+  const { batch } = facts;
   const size = measureFileSize(artifact);
   collectGarbage();
   const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
@@ -81,15 +99,7 @@ export async function measureStep(kind: StepKind, description: string, artifact:
   const multilabel = preds.perSample > 1;
   const f1 = ctx.head.task === 'multiclass' ? undefined : labelF1(preds.pred, preds.truth, preds.perSample);
   const step: Step = {
-    name,
-    description,
-    artifact,
-    sparsity: sparsity.overall,
-    params: cost.params,
-    nonzero_params: cost.nonzeroParams,
-    flops: cost.macs,
-    size_bytes: size.bytes,
-    gzip_bytes: size.gzipBytes,
+    ...fileNumbers(name, description, artifact, facts, size),
     accuracy: mean(preds.correct),
     per_class: groupAccuracy(preds.correct, preds.group, preds.classes),
     ...(multilabel ? {} : { confusion: confusionMatrix(preds.pred, preds.truth, preds.classes) }),
@@ -100,9 +110,66 @@ export async function measureStep(kind: StepKind, description: string, artifact:
     latency: null,
     latency_by_batch: [],
     shift_accuracy: shiftAccuracy,
-    layers: sparsity.layers,
+    layers: facts.sparsity.layers,
   };
   return { kind, step, preds, shiftPreds };
+}
+
+/** What the fidelity task measures a step against: the outputs compared and the dense model's values of them. */
+export interface FidelityContext extends Omit<StepContext, 'dense' | 'head' | 'shifts'> {
+  outputs: readonly FidelityOutput[];
+  /** the dense model's outputs on the evaluation set; measured (and set) with the dense step when absent */
+  reference?: ReferenceOutputs;
+}
+
+/** A step of the fidelity task: the file's facts as in `measureStep`, quality as each output against the dense model's. */
+export interface FidelityStep {
+  kind: StepKind;
+  step: Step;
+}
+
+/**
+ * Every number of a step but latency, for the fidelity task: sparsity, size and MACs from the saved file,
+ * then each compared output against the dense model's on the evaluation set (the dense step itself
+ * records the reference outputs in `ctx.reference` and compares with them, as a check of the reading).
+ */
+export async function measureFidelityStep(kind: StepKind, description: string, artifact: string, ctx: FidelityContext): Promise<FidelityStep> {
+  const { data, config, progress } = ctx;
+  const name = stepName(kind);
+  const facts = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
+  const { batch } = facts;
+  const size = measureFileSize(artifact);
+  collectGarbage();
+  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
+  let fidelity;
+  try {
+    progress.stage({ kind: 'evaluate', step: name, total: data.count });
+    ctx.reference ??= await referenceOutputs(session, data, batch, ctx.outputs);
+    fidelity = await measureFidelity(session, data, batch, ctx.outputs, ctx.reference, (done) => progress.update(done));
+  } finally {
+    progress.stop();
+    await session.release();
+  }
+  const step: Step = {
+    ...fileNumbers(name, description, artifact, facts, size),
+    accuracy: null,
+    per_class: null,
+    ece: null,
+    nll: null,
+    agreement: null,
+    latency: null,
+    latency_by_batch: [],
+    layers: facts.sparsity.layers,
+    fidelity,
+  };
+  return { kind, step };
+}
+
+/** A saved step record measured for the fidelity task, with the recovery it carries. */
+export async function measureFidelityRecord(r: StepRecord, ctx: FidelityContext): Promise<FidelityStep> {
+  const m = await measureFidelityStep(r.step, r.description, r.artifact, ctx);
+  if (r.recovery) m.step.recovery = r.recovery;
+  return m;
 }
 
 /** A saved step record measured, with the recovery and temperature it carries. */

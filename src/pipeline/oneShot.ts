@@ -42,14 +42,7 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
   // after every check, so a refused run still prints one line; falling back to global is the default, not news
   if (scope.scope !== 'global' && scope.reason) progress.note(scope.reason);
   progress.stage({ kind: 'prune', model: path.basename(req.model), detail: `${config.method} to ${(target * 100).toFixed(1)}%` });
-  const metadata = (scopeUsed: string): Record<string, string> => ({
-    'prune-guard.version': VERSION,
-    'prune-guard.method': config.method,
-    'prune-guard.scope': scopeUsed,
-    'prune-guard.target_sparsity': String(target),
-    'prune-guard.source': path.basename(req.model),
-    'prune-guard.recovery': config.recovery,
-  });
+  const metadata = (scopeUsed: string): Record<string, string> => shipMetadata(req.model, config, scopeUsed);
   // with recovery, every stage is kept under OUT/steps and the last one is copied to outPath
   const stepsDir = path.join(req.out, 'steps');
   const files = { data: req.data, calib: req.calib };
@@ -83,13 +76,7 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
     });
   }
   const { pruned } = unit;
-  const lastFloat = unit.steps[unit.steps.length - 1].artifact;
-  // the last float file must still hold the method's pattern after every recovery stage, read as
-  // pruning saw it: weights behind a Cast or a constant Reshape lifted again
-  const saved = loadModel(lastFloat).proto;
-  liftWeights(saved);
-  const broken = pruned.verifySaved?.(saved) ?? [];
-  if (broken.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config.method} pattern: ${broken.slice(0, 3).join('; ')}`);
+  const lastFloat = verifiedLast(unit, config);
   // quantization compresses what recovery shipped; the float file stays among the steps
   const quantized = await quantizeLast(lastFloat, calib, config, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config.quantize}`), progress, input.provider, head);
   if (staged) writeFileAtomic(outPath, fs.readFileSync(quantized?.artifact ?? lastFloat));
@@ -119,6 +106,31 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
     ...(pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}),
     ...(pruned.allocation ? { allocation: pruned.allocation } : {}),
   }, pruneStep.reduction, targetShortfall(targeted?.record));
+}
+
+/** What the shipped model carries in its metadata_props: who pruned it, how, and from which file. */
+export function shipMetadata(model: string, config: Config, scopeUsed: string): Record<string, string> {
+  return {
+    'prune-guard.version': VERSION,
+    'prune-guard.method': config.method,
+    'prune-guard.scope': scopeUsed,
+    'prune-guard.target_sparsity': String(targetSparsity(config)),
+    'prune-guard.source': path.basename(model),
+    'prune-guard.recovery': config.recovery,
+  };
+}
+
+/**
+ * The unit's last float file, checked: it must still hold the method's pattern after every recovery
+ * stage, read as pruning saw it (weights behind a Cast or a constant Reshape lifted again).
+ */
+export function verifiedLast(unit: UnitOutcome, config: Config): string {
+  const lastFloat = unit.steps[unit.steps.length - 1].artifact;
+  const saved = loadModel(lastFloat).proto;
+  liftWeights(saved);
+  const broken = unit.pruned.verifySaved?.(saved) ?? [];
+  if (broken.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config.method} pattern: ${broken.slice(0, 3).join('; ')}`);
+  return lastFloat;
 }
 
 /** A latency target the loop could not meet: said in the notes, and the verdict is at least `warn`. */
@@ -194,7 +206,7 @@ function hardwareOptions(config: Config, progress: Progress): MeasureOptions | u
  * A structured prune is there to run faster: where the shipped model measured slower than dense at any
  * batch size the ledger says so, with the cause, and the verdict is at least `warn`.
  */
-function structuredSpeedNotes(config: Config, dense: readonly number[][], final: readonly number[][]): string[] {
+export function structuredSpeedNotes(config: Config, dense: readonly number[][], final: readonly number[][]): string[] {
   if (config.method !== 'structured' && config.method !== 'hybrid') return [];
   return slowerThanDense(config.batchSizes, dense, final).map(
     (s) =>

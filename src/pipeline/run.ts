@@ -17,7 +17,10 @@ import { runOneShot } from './oneShot.js';
 import { checkQuantizeInputs } from './quantizeStep.js';
 import { runQuantizeOnly } from './quantizeOnly.js';
 import type { PipelineResult, RunRequest } from './request.js';
-import { batchPlan, judgedHead } from './exported.js';
+import { batchPlan } from './exported.js';
+import { chooseTask, taskLine } from './task.js';
+import { runFidelityOneShot } from './fidelityRun.js';
+import type { Dataset } from '../data/dataset.js';
 import { liftWeights, type LiftedBy } from '../onnx/liftedWeights.js';
 import { dataTypeName } from '../onnx/tensor.js';
 
@@ -37,15 +40,21 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   const dense = loadModel(req.model);
   preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
-  const data = loadDataset(req.data, inputs, { requireLabels: false, modelPath: req.model });
-  const head = judgedHead(dense.proto, req.model, config, data);
+  const loaded = loadDataset(req.data, inputs, { requireLabels: false, modelPath: req.model });
+  const task = chooseTask(dense.proto, req.model, config, loaded);
+  // the fidelity task compares outputs with the dense model's: labels in the data are not used
+  const data = task.task === 'fidelity' ? unlabelled(loaded) : loaded;
   const plan = batchPlan(dense.proto, req.model, config);
   config = { ...config, batchSizes: plan.batchSizes, evalBatchSize: plan.evalBatch };
   req = { ...req, config };
   // shift sets without labels are allowed: they get prediction-distribution tests instead of accuracy
   const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
   const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
-  const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : undefined;
+  if (task.task === 'fidelity' && req.shifts.length > 0) {
+    throw new UserError(`--shift ${req.shifts[0].path}: shift sets are judged by label accuracy and prediction distributions, which task fidelity (every output judged against the dense model) does not use; drop --shift`);
+  }
+  const calibLoaded = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : undefined;
+  const calib = calibLoaded && task.task === 'fidelity' ? unlabelled(calibLoaded) : calibLoaded;
   // `scope: auto` becomes the scope actually used before any check, step or ledger reads it
   // rounds do not depend on the scope, the scope does on rounds (rounds keep the global threshold)
   const rounds = resolveRounds(config, calib);
@@ -59,7 +68,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   // every setting checked against the others and the data, here and nowhere later
-  checkConfig({ ...config, scope: scope.scope }, { calib: !calib ? 'none' : calib.labels ? 'labelled' : 'unlabelled' });
+  checkConfig({ ...config, scope: scope.scope }, { calib: !calib ? 'none' : calib.labels ? 'labelled' : 'unlabelled', task: task.task });
   // on the model as exported: weights stored in another type are what quantization refuses
   checkQuantizeInputs(config, dense.proto, req);
   // weights behind a Cast or a constant Reshape are pruned and refit as the float32 tensors the layers
@@ -71,7 +80,12 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   if (provider.note) progress.note(provider.note);
   const exportNotes = [...(plan.note ? [plan.note] : []), ...liftedNotes(lifted)];
   for (const n of exportNotes) progress.note(n);
-  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds, head, plan, exportNotes };
+  const common = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds, plan, exportNotes };
+  if (task.task === 'fidelity') {
+    progress.note(taskLine(task));
+    return { model: await runFidelityOneShot({ ...common, task }, progress), runtime: measuredRuntime(provider, config) };
+  }
+  const input = { ...common, head: task.head };
   const quantizeOnly = config.quantize !== 'none' && config.sparsity === 0;
   const model = quantizeOnly ? await runQuantizeOnly(input, progress) : config.schedule === 'gradual' ? await runGradual(input, progress) : await runOneShot(input, progress);
   return { model, runtime: measuredRuntime(provider, config) };
@@ -86,4 +100,9 @@ function liftedNotes(lifted: readonly { by: LiftedBy; type: number }[]): string[
   const reshape = lifted.filter((l) => l.by === 'Reshape');
   if (reshape.length > 0) notes.push(`${count(reshape.length)} stored in another shape behind a constant Reshape: pruned and refit in the shape the layer reads, saved back in their own shape (unless structured pruning resized them)`);
   return notes;
+}
+
+/** The same set without its labels: the fidelity task judges outputs against the dense model, not `y`. */
+function unlabelled(data: Dataset): Dataset {
+  return { ...data, labels: null, labelWidth: 1 };
 }

@@ -12,7 +12,7 @@ import type { Progress } from '../io/progress.js';
  * speed funnel, sparse encoding size and runtime cost, exactly as `runPipeline` measures them.
  * Returns the raw samples per step per batch size, for the budgets' paired intervals.
  */
-export async function timeSteps(measured: readonly MeasuredStep[], data: Dataset, config: Config, provider: 'cpu' | 'cuda', progress: Progress): Promise<number[][][]> {
+export async function timeSteps(measured: readonly Pick<MeasuredStep, 'step'>[], data: Dataset, config: Config, provider: 'cpu' | 'cuda', progress: Progress): Promise<number[][][]> {
   const artifacts = measured.map((m) => m.step.artifact);
   progress.stage({ kind: 'latency', detail: `${artifacts.length} models interleaved`, total: config.batchSizes.length * (config.latency.warmup + config.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));

@@ -56,3 +56,15 @@ export function distillUnfitText(u: DistillUnfit): string {
       return `one epoch takes about ${u.epochSeconds.toFixed(0)} s (${(u.epochSeconds / u.passSeconds).toFixed(1)} passes of ${u.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, u.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
   }
 }
+
+/** Why temperature scaling was not fitted after recovery. */
+export type TemperatureSkip =
+  /** the run judges fidelity to the dense outputs: there is no classifier head whose logits a temperature divides, nor labels to fit it on */
+  { kind: 'fidelity' };
+
+export function temperatureSkipText(s: TemperatureSkip): string {
+  switch (s.kind) {
+    case 'fidelity':
+      return 'the run judges fidelity to the dense outputs, with no classifier head to scale nor labels to fit a temperature on';
+  }
+}

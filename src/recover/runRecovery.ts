@@ -15,7 +15,7 @@ import { better, calibScore, type CalibScore } from './calibScore.js';
 import { distillStage, skipReason } from './distill/stage.js';
 import { CommandTimedOut, externalRecovery } from './external.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from './reconstruct.js';
-import { batchNormBoundText, distillUnfitText, layerSkipText, type BatchNormBound, type LayerSkip } from './refusals.js';
+import { batchNormBoundText, distillUnfitText, layerSkipText, temperatureSkipText, type BatchNormBound, type LayerSkip } from './refusals.js';
 import { bakeTemperature, calibrateTemperature, type TemperatureFit } from './temperature.js';
 import type { Head } from '../onnx/head.js';
 import { defaultHead } from '../onnx/runtime/classifier.js';
@@ -80,6 +80,8 @@ export interface RecoveryRequest {
   fitTemperature?: boolean;
   /** the output judged (findHead); the dense model's single classifier output (or config.output) when absent */
   head?: Head;
+  /** the fidelity task: no classifier head; distillation matches these outputs to the dense model's, temperature is not fitted */
+  fidelity?: { outputs: readonly string[] };
 }
 
 /** columns per SparseGPT mask-selection block (the paper's default) */
@@ -111,12 +113,16 @@ function fmt(s: CalibScore | undefined): string {
  */
 export async function runRecovery(req: RecoveryRequest): Promise<RecoveryOutcome> {
   const { config, calib, progress } = req;
-  const head = req.head ?? defaultHead(req.dense, config.output);
-  req = { ...req, head };
+  const head = req.fidelity ? undefined : (req.head ?? defaultHead(req.dense, config.output));
+  req = { ...req, ...(head ? { head } : {}) };
   const notes: string[] = [];
   const steps = await recoverySteps(req, calib, notes);
   if (!calib) return { steps: steps.map((s) => s.step), notes };
   const last = steps.at(-1)?.model ?? req.pruned;
+  if (!head) {
+    if (steps.length > 0) notes.push(`recovery: temperature not fitted: ${temperatureSkipText({ kind: 'fidelity' })}`);
+    return { steps: steps.map((s) => s.step), notes };
+  }
   if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes };
   const t0 = performance.now();
   const fit = await calibrateTemperature(last, calib, config.latency.threads, head);
@@ -205,7 +211,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
-    const d = await distillStage(req.dense, current, calib!, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline, head: req.head });
+    const d = await distillStage(req.dense, current, calib!, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline, head: req.head, ...(req.fidelity ? { outputs: req.fidelity.outputs } : {}) });
     if (d.kind === 'skipped') {
       bound(`recovery: distillation skipped: ${skipReason(d.gap)}`);
       return;

@@ -6,7 +6,7 @@ import { withExtraOutputs } from '../../onnx/subgraph.js';
 import { Adam } from './adam.js';
 import { boundedBatch } from '../../onnx/runtime/activationBudget.js';
 import { UnsupportedOp } from './gradients.js';
-import { distillLoss, sigmoidDistillLoss, sigmoidHeldOut, sigmoidValues, softmaxRows } from './loss.js';
+import { distillLoss, relativeSquaredError, sigmoidDistillLoss, sigmoidHeldOut, sigmoidValues, softmaxRows } from './loss.js';
 import { GraphIndex } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shapes.js';
 import { buildEvalGraph, buildTrainGraph, hintInput, hintScale, LABEL_INPUT, selectTrainables, TEACHER_INPUT, withParams, type LossKind, type Trainable } from './trainGraph.js';
@@ -17,6 +17,11 @@ import type { Head } from '../../onnx/head.js';
 import { elementTypes } from '../../onnx/elementTypes.js';
 import { DataType, dataTypeName } from '../../onnx/tensor.js';
 import { fixedBatch, modelInputs } from '../../onnx/signature.js';
+
+/** Distillation toward the dense model's outputs themselves (the fidelity task): no classifier head, no temperature. */
+export interface DenseOutputs {
+  outputs: readonly string[];
+}
 
 export interface DistillOptions {
   maxEpochs: number;
@@ -50,7 +55,7 @@ export interface EpochLog {
 }
 
 export interface HeldOutScore {
-  /** mean KL(dense || model) of the softmax outputs at T = 1 */
+  /** mean KL(dense || model) of the softmax (or sigmoid) outputs at T = 1; toward dense outputs, their mean relative squared error */
   kl: number;
   accuracy?: number;
 }
@@ -117,13 +122,26 @@ function paramFeeds(params: readonly Trainable[]): Record<string, OrtTensor> {
  * Throws UnsupportedOp when the model holds an op without a gradient rule, computes in another
  * precision than float32, or its opset lacks an op a gradient needs.
  */
-export async function distill(dense: ModelProto, student: ModelProto, calib: Dataset, masked: ReadonlySet<string>, opts: DistillOptions = DEFAULT_DISTILL, head: Head = defaultHead(student)): Promise<DistillResult> {
+export async function distill(
+  dense: ModelProto,
+  student: ModelProto,
+  calib: Dataset,
+  masked: ReadonlySet<string>,
+  opts: DistillOptions = DEFAULT_DISTILL,
+  target: Head | DenseOutputs = defaultHead(student),
+): Promise<DistillResult> {
   const { ort } = onnxruntime();
-  const scoresType = elementTypes(new GraphIndex(student.graph!)).get(head.scores) ?? DataType.FLOAT;
-  if (scoresType !== DataType.FLOAT) throw new UnsupportedOp({ kind: 'precision', tensor: head.scores, type: dataTypeName(scoresType).toLowerCase() });
+  const matched = 'outputs' in target ? target.outputs : [];
+  // classifier heads are matched on their scores, other models on their outputs (the same float32 the loss is taken in)
+  const head = 'outputs' in target ? undefined : target;
+  const types = elementTypes(new GraphIndex(student.graph!));
+  for (const t of head ? [head.scores] : matched) {
+    const type = types.get(t) ?? DataType.FLOAT;
+    if (type !== DataType.FLOAT) throw new UnsupportedOp({ kind: 'precision', tensor: t, type: dataTypeName(type).toLowerCase() });
+  }
   const params = selectTrainables(student, masked);
   if (params.length === 0) throw new UnsupportedOp({ kind: 'no-parameters' });
-  const loss: LossKind = head.task === 'multiclass' ? 'softmax' : 'sigmoid';
+  const loss: LossKind = !head ? 'outputs' : head.task === 'multiclass' ? 'softmax' : 'sigmoid';
   const n = calib.count;
   const order = permutation(n, opts.seed);
   const heldoutCount = n >= 50 ? Math.round(n * opts.holdout) : 0;
@@ -138,24 +156,33 @@ export async function distill(dense: ModelProto, student: ModelProto, calib: Dat
 
   // built before anything runs, so an unsupported op is refused at once
   const hintCandidates = opts.hintWeight > 0 ? hintTensors(dense, student, masked) : [];
-  const tg = buildTrainGraph(student, params, { batch: micro, scores: head.scores, loss, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked, hints: hintCandidates });
-  const ev = buildEvalGraph(student, params, head.scores);
+  const tg = buildTrainGraph(student, params, { batch: micro, scores: head?.scores, loss, outputs: matched, temperature: opts.temperature, labelWeight: calib.labels && head ? opts.labelWeight : 0, masked, hints: hintCandidates });
+  const ev = buildEvalGraph(student, params, head ? head.scores : matched);
   const width = tg.width;
   const teacherDims = tg.targetDims;
+  // the matched outputs count alike, each by its relative squared error; pruned layers' outputs by the hint weight
+  const hintWeight = (t: string): number => (matched.includes(t) ? 1 : opts.hintWeight);
 
-  const teacherLogits = await teacherOutputs(dense, calib, opts.threads, head.scores);
-  const teacherT = Float32Array.from(loss === 'softmax' ? softmaxRows(teacherLogits, n, width, opts.temperature) : sigmoidValues(teacherLogits, opts.temperature));
-  const teacher1 = Float32Array.from(loss === 'softmax' ? softmaxRows(teacherLogits, n, width, 1) : sigmoidValues(teacherLogits, 1));
+  const teacherLogits = head ? await teacherOutputs(dense, calib, opts.threads, [head.scores]) : undefined;
+  const scoresOf = (logits: Float32Array | undefined, temperature: number): Float32Array =>
+    !logits ? new Float32Array(0) : Float32Array.from(loss === 'softmax' ? softmaxRows(logits, n, width, temperature) : sigmoidValues(logits, temperature));
+  const teacherT = scoresOf(teacherLogits?.get(head?.scores ?? ''), opts.temperature);
+  const teacher1 = scoresOf(teacherLogits?.get(head?.scores ?? ''), 1);
   // label targets in the loss's own form: one-hot rows over classes, or each decision's 0/1
-  const targets = calib.labels ? (loss === 'softmax' ? oneHot(calib.labels, n, width) : Float32Array.from(calib.labels)) : undefined;
+  const targets = calib.labels && head ? (loss === 'softmax' ? oneHot(calib.labels, n, width) : Float32Array.from(calib.labels)) : undefined;
   const held = takeSamples(calib, heldIdx);
+  const heldDense = head ? undefined : await teacherOutputs(dense, held, opts.threads, matched);
 
   const labelled = tg.model.graph!.input.some((i) => i.name === LABEL_INPUT);
   const train = await sessionFromModel(tg.model, opts.threads);
   const evalSession = await sessionFromModel(ev.model, opts.threads);
-  const hintSession = tg.hints.length > 0 ? await sessionFromModel(withExtraOutputs(dense, tg.hints), opts.threads) : undefined;
+  const denseOutputs = new Set(dense.graph!.output.map((o) => o.name));
+  const hintSession = tg.hints.length > 0 ? await sessionFromModel(withExtraOutputs(dense, tg.hints.filter((t) => !denseOutputs.has(t))), opts.threads) : undefined;
   try {
-    const score = async (): Promise<HeldOutScore> => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, width), params, loss, width, boundedBatch(student, 256));
+    const score = async (): Promise<HeldOutScore> =>
+      heldDense
+        ? { kl: relativeSquaredError(await captureWithParams(evalSession, matched, held, params, boundedBatch(student, 256)), heldDense) }
+        : scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, width), params, loss, width, boundedBatch(student, 256));
     const before = await score();
     let best = { score: before, epoch: 0, values: params.map((p) => Float32Array.from(p.values)) };
     let adam = new Adam(tg.params);
@@ -182,8 +209,9 @@ export async function distill(dense: ModelProto, student: ModelProto, calib: Dat
           const pt = rows(teacherT, idx, width);
           const oh = targets && labelled ? rows(targets, idx, width) : undefined;
           const feeds: Record<string, OrtTensor> = { ...dataFeeds(x), ...paramFeeds(params) };
-          feeds[TEACHER_INPUT] = new ort.Tensor('float32', pt, teacherDims);
+          if (head) feeds[TEACHER_INPUT] = new ort.Tensor('float32', pt, teacherDims);
           if (oh) feeds[LABEL_INPUT] = new ort.Tensor('float32', oh, teacherDims);
+          const hintTargets = new Map<string, Float32Array>();
           if (hintSession) {
             const hinted = await hintSession.run(dataFeeds(x), tg.hints);
             for (const t of tg.hints) {
@@ -192,13 +220,19 @@ export async function distill(dense: ModelProto, student: ModelProto, calib: Dat
               for (let i = 0; i < d.length; i++) ms += d[i] * d[i];
               feeds[hintInput(t)] = new ort.Tensor('float32', d, hinted[t].dims as number[]);
               hinted[t].dispose();
+              hintTargets.set(t, d);
               // relative MSE: each layer counts alike whatever its scale
-              feeds[hintScale(t)] = new ort.Tensor('float32', Float32Array.of(ms > 0 ? opts.hintWeight / ms : 0), [1]);
+              feeds[hintScale(t)] = new ort.Tensor('float32', Float32Array.of(ms > 0 ? hintWeight(t) / ms : 0), [1]);
             }
           }
           const out = await train.run(feeds);
           const z = out[tg.logits].data as Float32Array;
-          lossSum += (loss === 'softmax' ? distillLoss(z, pt, oh, micro, width, opts.temperature, oh ? opts.labelWeight : 0) : sigmoidDistillLoss(z, pt, oh, micro, opts.temperature, oh ? opts.labelWeight : 0)) / runs;
+          lossSum +=
+            (loss === 'outputs'
+              ? (relativeSquaredError(new Map(matched.map((t) => [t, out[t].data as Float32Array])), hintTargets) * matched.length) / 2
+              : loss === 'softmax'
+                ? distillLoss(z, pt, oh, micro, width, opts.temperature, oh ? opts.labelWeight : 0)
+                : sigmoidDistillLoss(z, pt, oh, micro, opts.temperature, oh ? opts.labelWeight : 0)) / runs;
           const g = tg.gradOutputs.map((o) => out[o].data as Float32Array);
           if (runs === 1) grads = g;
           else if (!grads) grads = g.map((v) => Float32Array.from(v, (x) => x / runs));
@@ -282,18 +316,20 @@ function hintTensors(dense: ModelProto, student: ModelProto, masked: ReadonlySet
   return out;
 }
 
-/** The dense model's scores (the input of its final Softmax or Sigmoid, or its logits) on every calibration sample. */
-async function teacherOutputs(dense: ModelProto, calib: Dataset, threads: number, name: string): Promise<Float32Array> {
-  const session = await sessionFromModel(withExtraOutputs(dense, [name]), threads);
+/** Outputs of the dense model (its scores: the input of a final Softmax or Sigmoid, or its logits; or graph outputs) on every sample. */
+async function teacherOutputs(dense: ModelProto, data: Dataset, threads: number, names: readonly string[]): Promise<Map<string, Float32Array>> {
+  const outputs = new Set(dense.graph!.output.map((o) => o.name));
+  const session = await sessionFromModel(withExtraOutputs(dense, names.filter((t) => !outputs.has(t))), threads);
   try {
-    return (await captureActivations(session, calib, [name], boundedBatch(dense, 128))).get(name)!.data;
+    const got = await captureActivations(session, data, names, boundedBatch(dense, 128));
+    return new Map(names.map((t) => [t, got.get(t)!.data]));
   } finally {
     await session.release();
   }
 }
 
 async function scoreHeldOut(session: OrtSession, logits: string, held: Dataset, teacher: Float32Array, params: readonly Trainable[], loss: LossKind, width: number, step: number): Promise<HeldOutScore> {
-  const out = await captureWithParams(session, logits, held, params, step);
+  const out = (await captureWithParams(session, [logits], held, params, step)).get(logits)!;
   if (loss === 'sigmoid') return sigmoidHeldOut(out, teacher, held.labels, held.count);
   const ps = softmaxRows(out, held.count, width, 1);
   let kl = 0;
@@ -312,16 +348,20 @@ async function scoreHeldOut(session: OrtSession, logits: string, held: Dataset, 
   return s;
 }
 
-async function captureWithParams(session: OrtSession, logits: string, data: Dataset, params: readonly Trainable[], step: number): Promise<Float32Array> {
-  const chunks: Float32Array[] = [];
-  await runBatches(session, data, step, [logits], (values) => {
-    chunks.push(Float32Array.from(values.get(logits)!.data));
+async function captureWithParams(session: OrtSession, names: readonly string[], data: Dataset, params: readonly Trainable[], step: number): Promise<Map<string, Float32Array>> {
+  const chunks = new Map<string, Float32Array[]>(names.map((t) => [t, []]));
+  await runBatches(session, data, step, names, (values) => {
+    for (const t of names) chunks.get(t)!.push(Float32Array.from(values.get(t)!.data));
   }, paramFeeds(params));
-  const all = new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    all.set(c, o);
-    o += c.length;
+  const out = new Map<string, Float32Array>();
+  for (const [t, parts] of chunks) {
+    const all = new Float32Array(parts.reduce((a, c) => a + c.length, 0));
+    let o = 0;
+    for (const c of parts) {
+      all.set(c, o);
+      o += c.length;
+    }
+    out.set(t, all);
   }
-  return all;
+  return out;
 }

@@ -66,3 +66,23 @@ export function sigmoidHeldOut(studentLogits: ArrayLike<number>, teacherProbs: A
   }
   return { kl: kl / rows, ...(labels ? { accuracy: correct / ps.length } : {}) };
 }
+
+/**
+ * Mean over outputs of ‖student − dense‖² / ‖dense‖²: the square of the relative L2 error the fidelity
+ * budgets judge, so each output counts alike whatever its scale (0 for an output whose dense values are all 0).
+ */
+export function relativeSquaredError(student: ReadonlyMap<string, ArrayLike<number>>, dense: ReadonlyMap<string, ArrayLike<number>>): number {
+  let total = 0;
+  for (const [name, s] of student) {
+    const t = dense.get(name)!;
+    let diff = 0;
+    let norm = 0;
+    for (let i = 0; i < t.length; i++) {
+      const d = s[i] - t[i];
+      diff += d * d;
+      norm += t[i] * t[i];
+    }
+    total += norm > 0 ? diff / norm : 0;
+  }
+  return student.size ? total / student.size : 0;
+}

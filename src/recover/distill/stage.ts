@@ -27,7 +27,16 @@ export interface DistillSkipped {
  * Distillation as a recovery stage. For `--recovery distill` an op without a gradient rule is a
  * UserError naming it; for `auto` (`optional`) the stage is skipped and says why.
  */
-export async function distillStage(dense: ModelProto, current: ModelProto, calib: Dataset, masked: readonly string[], config: Config, progress: Progress, opts: { optional: boolean; deadline?: number; head?: Head }): Promise<DistillStage | DistillSkipped> {
+export async function distillStage(
+  dense: ModelProto,
+  current: ModelProto,
+  calib: Dataset,
+  masked: readonly string[],
+  config: Config,
+  progress: Progress,
+  opts: { optional: boolean; deadline?: number; head?: Head; outputs?: readonly string[] },
+): Promise<DistillStage | DistillSkipped> {
+  const toward = opts.outputs ? 'relative squared error to dense' : 'KL';
   const t0 = performance.now();
   progress.stage({ kind: 'recover', work: 'distill', detail: 'distillation toward the dense model on the calibration set' });
   let result: DistillResult;
@@ -36,8 +45,8 @@ export async function distillStage(dense: ModelProto, current: ModelProto, calib
       ...DEFAULT_DISTILL,
       threads: config.latency.threads,
       deadline: opts.deadline,
-      onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out KL ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`),
-    }, opts.head ?? defaultHead(current, config.output));
+      onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out ${toward} ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`),
+    }, opts.outputs ? { outputs: opts.outputs } : (opts.head ?? defaultHead(current, config.output)));
   } catch (e) {
     if (!(e instanceof UnsupportedOp)) throw e;
     if (opts.optional) return { kind: 'skipped', gap: e.gap };
@@ -49,9 +58,12 @@ export async function distillStage(dense: ModelProto, current: ModelProto, calib
   const acc = (a?: number) => (a === undefined ? '' : `, accuracy ${(a * 100).toFixed(1)}%`);
   const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
   const stop = r.stopped === 'deadline' ? '; stopped by recovery-time-budget' : r.stopped === 'patience' ? '; stopped when the held-out score stopped improving' : '';
+  const target = opts.outputs
+    ? `toward the dense model's outputs ${opts.outputs.map((o) => `'${o}'`).join(', ')} (relative MSE, each output alike)`
+    : `toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ''})`;
   const summary =
-    `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ''}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; ` +
-    `on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc(r.before.accuracy)}${r.after.accuracy !== undefined ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ''}`;
+    `distilled ${r.parameters} parameters in ${r.trainables} tensors ${target} and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; ` +
+    `on ${held}: ${toward === 'KL' ? 'KL to dense' : toward} ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc(r.before.accuracy)}${r.after.accuracy !== undefined ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ''}`;
   return { kind: 'distilled', model: r.model, result: r, seconds, summary };
 }
 

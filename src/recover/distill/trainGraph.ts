@@ -36,8 +36,12 @@ export const LABEL_INPUT = 'pg_label_onehot';
 export const hintInput = (t: string) => `pg_hint/${t}`;
 export const hintScale = (t: string) => `pg_hint_scale/${t}`;
 
-/** softmax: the scores are logits over classes; sigmoid: each score is one independent decision's logit */
-export type LossKind = 'softmax' | 'sigmoid';
+/**
+ * softmax: the scores are logits over classes; sigmoid: each score is one independent decision's logit;
+ * outputs: every output is pulled toward the dense model's values (relative MSE), for models without a
+ * classifier head (detectors, embedding models)
+ */
+export type LossKind = 'softmax' | 'sigmoid' | 'outputs';
 
 export interface TrainGraphOptions {
   batch: number;
@@ -45,6 +49,8 @@ export interface TrainGraphOptions {
   scores?: string;
   /** default softmax */
   loss?: LossKind;
+  /** `outputs` loss: the graph outputs matched to the dense model's, each fed as a hint target (hintInput, hintScale) */
+  outputs?: readonly string[];
   /** distillation temperature T: the loss is T^2 KL(softmax(t/T) || softmax(s/T)) */
   temperature: number;
   /** weight of the cross-entropy with the labels (0 = no label input) */
@@ -110,10 +116,10 @@ export function selectTrainables(model: ModelProto, masked: ReadonlySet<string>)
 
 const floatValueInfo = (name: string, dims?: readonly number[]) => valueInfo(name, DataType.FLOAT, dims);
 
-/** Nodes the tensor `target` depends on, in topological order. */
-function ancestors(index: GraphIndex, target: string): NodeProto[] {
+/** Nodes the `targets` depend on, in topological order. */
+function ancestors(index: GraphIndex, ...targets: string[]): NodeProto[] {
   const needed = new Set<NodeProto>();
-  const stack = [target];
+  const stack = [...targets];
   while (stack.length > 0) {
     const p = index.producer.get(stack.pop()!);
     if (!p || needed.has(p)) continue;
@@ -134,14 +140,19 @@ export function buildTrainGraph(model: ModelProto, params: readonly Trainable[],
   const ed = ModelEditor.copyOf(model);
   const index = new GraphIndex(ed.graph);
   const shapes = inferShapes(index, opts.batch).shapes;
-  const logits = opts.scores ?? logitsTensor(ed.model);
   const loss = opts.loss ?? 'softmax';
+  const matched = loss === 'outputs' ? [...(opts.outputs ?? [])] : [];
+  const logits = loss === 'outputs' ? matched[0] : (opts.scores ?? logitsTensor(ed.model));
   const ls = shapes.get(logits);
   const width = ls && ls.length >= 1 ? numel(ls.slice(1)) : 0;
+  for (const t of loss === 'outputs' ? matched : []) {
+    const s = shapes.get(t);
+    if (!s || s[0] !== opts.batch) throw new UnsupportedOp('output', t, `output of shape ${s ? `[${s.join(',')}]` : 'unknown'}, need the batch first`);
+  }
   if (!ls || ls[0] !== opts.batch || (loss === 'softmax' && (ls.length < 2 || ls.slice(1).filter((d) => d !== 1).length > 1))) {
     throw new UnsupportedOp('output', logits, `scores of shape ${ls ? `[${ls.join(',')}]` : 'unknown'}, need [batch, classes]`);
   }
-  const forward = ancestors(index, logits);
+  const forward = ancestors(index, ...(loss === 'outputs' ? matched : [logits]));
   const trainable = new Set(params.map((p) => p.name));
 
   const requires = new Set<string>(trainable);
@@ -173,12 +184,15 @@ export function buildTrainGraph(model: ModelProto, params: readonly Trainable[],
   // decision's two-way distribution (sigmoid(z/T) against the teacher's), averaged over the batch
   const T = opts.temperature;
   const teacherDims = loss === 'softmax' ? [opts.batch, width] : ls;
-  const z = loss === 'softmax' && ls.length !== 2 ? b.reshape(logits, teacherDims) : logits;
-  const activate = (x: string) => (loss === 'softmax' ? b.op('Softmax', [x], { axis: 1 }) : b.op('Sigmoid', [x]));
-  let dz = b.scale(b.sub(activate(b.scale(z, 1 / T)), TEACHER_INPUT), T / opts.batch);
-  if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(activate(z), LABEL_INPUT), opts.labelWeight / opts.batch));
-  push(logits, z === logits ? dz : b.reshape(dz, ls));
-  const hints = (opts.hints ?? []).filter((t) => t !== logits && shapes.has(t));
+  if (loss !== 'outputs') {
+    const z = loss === 'softmax' && ls.length !== 2 ? b.reshape(logits, teacherDims) : logits;
+    const activate = (x: string) => (loss === 'softmax' ? b.op('Softmax', [x], { axis: 1 }) : b.op('Sigmoid', [x]));
+    let dz = b.scale(b.sub(activate(b.scale(z, 1 / T)), TEACHER_INPUT), T / opts.batch);
+    if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(activate(z), LABEL_INPUT), opts.labelWeight / opts.batch));
+    push(logits, z === logits ? dz : b.reshape(dz, ls));
+  }
+  // the outputs matched to dense are hint targets like the pruned layers' outputs: scale * ||t - target||^2 / 2
+  const hints = [...matched, ...(opts.hints ?? []).filter((t) => t !== logits && !matched.includes(t) && shapes.has(t))];
   for (const t of hints) push(t, b.mul(b.sub(t, hintInput(t)), hintScale(t)));
 
   const shape = (t: string, node: NodeProto): number[] => {
@@ -226,28 +240,29 @@ export function buildTrainGraph(model: ModelProto, params: readonly Trainable[],
 
   ed.dropInitializerInputs();
   for (const decl of [
-    floatValueInfo(TEACHER_INPUT, teacherDims),
-    ...(opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, teacherDims)] : []),
+    ...(loss === 'outputs' ? [] : [floatValueInfo(TEACHER_INPUT, teacherDims)]),
+    ...(opts.labelWeight > 0 && loss !== 'outputs' ? [floatValueInfo(LABEL_INPUT, teacherDims)] : []),
     ...hints.flatMap((t) => [floatValueInfo(hintInput(t), shapes.get(t)), floatValueInfo(hintScale(t), [1])]),
     ...params.map((p) => floatValueInfo(p.name, p.dims)),
   ])
     ed.addInput(decl);
-  ed.setOutputs([floatValueInfo(logits, ls), ...gradOutputs.map((o, k) => floatValueInfo(o, kept[k].dims))]);
+  const shown = loss === 'outputs' ? matched : [logits];
+  ed.setOutputs([...shown.map((t) => floatValueInfo(t, shapes.get(t))), ...gradOutputs.map((o, k) => floatValueInfo(o, kept[k].dims))]);
   ed.clearValueInfo();
   return { model: ed.model, params: kept, gradOutputs, logits, width, targetDims: teacherDims, batch: opts.batch, hints };
 }
 
 /** The forward model with `params` as inputs (any batch), so one session scores every epoch's weights. */
-export function buildEvalGraph(model: ModelProto, params: readonly Trainable[], scores?: string): { model: ModelProto; logits: string } {
+export function buildEvalGraph(model: ModelProto, params: readonly Trainable[], scores?: string | readonly string[]): { model: ModelProto; logits: string } {
   const ed = ModelEditor.copyOf(model);
   const index = new GraphIndex(ed.graph);
-  const logits = scores ?? logitsTensor(ed.model);
-  ed.setNodes(ancestors(index, logits));
+  const shown = typeof scores === 'string' ? [scores] : scores?.length ? [...scores] : [logitsTensor(ed.model)];
+  ed.setNodes(ancestors(index, ...shown));
   ed.removeInitializers(params.map((p) => p.name).filter((name) => ed.initializer(name)));
   ed.dropInitializerInputs();
   for (const p of params) ed.addInput(floatValueInfo(p.name, p.dims));
-  ed.setOutputs([floatValueInfo(logits)]);
-  return { model: ed.model, logits };
+  ed.setOutputs(shown.map((t) => floatValueInfo(t)));
+  return { model: ed.model, logits: shown[0] };
 }
 
 /** A copy of `model` with the params' values written into its initializers. */

@@ -1,0 +1,44 @@
+import type { Dataset } from '../data/dataset.js';
+import { runBatches } from '../onnx/runtime/batches.js';
+import type { OrtSession } from '../onnx/runtime/ort.js';
+import { FidelityAccumulator, type FidelityOutput, type OutputFidelity } from './fidelity.js';
+
+/** The reference model's compared outputs on the whole set, as float32 read by their real type, samples first. */
+export type ReferenceOutputs = Map<string, Float32Array>;
+
+/** Runs the reference (dense) model once over the set and keeps every compared output. */
+export async function referenceOutputs(session: OrtSession, data: Dataset, batch: number, outputs: readonly FidelityOutput[]): Promise<ReferenceOutputs> {
+  const parts = new Map<string, Float32Array[]>(outputs.map((o) => [o.name, []]));
+  await runBatches(session, data, batch, outputs.map((o) => o.name), (values) => {
+    for (const o of outputs) parts.get(o.name)!.push(Float32Array.from(values.get(o.name)!.data));
+  });
+  const out: ReferenceOutputs = new Map();
+  for (const [name, chunks] of parts) {
+    const all = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const c of chunks) {
+      all.set(c, at);
+      at += c.length;
+    }
+    out.set(name, all);
+  }
+  return out;
+}
+
+/**
+ * Each compared output of the model in `session` against the reference's on the same samples, batch by
+ * batch: the numbers of `OutputFidelity`.
+ */
+export async function measureFidelity(session: OrtSession, data: Dataset, batch: number, outputs: readonly FidelityOutput[], reference: ReferenceOutputs, onBatch?: (done: number) => void): Promise<OutputFidelity[]> {
+  const acc = outputs.map((o) => new FidelityAccumulator(o.name, o.classes !== undefined ? { classes: o.classes } : undefined));
+  await runBatches(session, data, batch, outputs.map((o) => o.name), (values, first, count) => {
+    outputs.forEach((o, k) => {
+      const v = values.get(o.name)!.data;
+      const ref = reference.get(o.name)!;
+      const per = v.length / count;
+      acc[k].add(ref.subarray(first * per, (first + count) * per), v, count);
+    });
+    onBatch?.(first + count);
+  });
+  return acc.map((a) => a.result());
+}
