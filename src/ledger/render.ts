@@ -289,7 +289,9 @@ function shiftTable(model: ModelLedger): string | undefined {
 /** "10 classes", "binary sigmoid 'prob'", "5 sigmoid labels", and the batch when the model fixes it. */
 function evalWhat(e: ModelLedger['eval']): string {
   const out = markdownCode(e.output ?? '');
-  const what = e.task === 'binary' ? `binary sigmoid ${out}` : e.task === 'multilabel' ? `${e.classes} sigmoid labels of ${out}` : `${e.classes} classes${e.scores && e.scores !== 'logits' ? ` (${e.scores} of ${out})` : ''}`;
+  const what = e.outputs
+    ? `outputs ${e.outputs.map((o) => markdownCode(o)).join(', ')} against the dense model's`
+    : e.task === 'binary' ? `binary sigmoid ${out}` : e.task === 'multilabel' ? `${e.classes} sigmoid labels of ${out}` : `${e.classes} classes${e.scores && e.scores !== 'logits' ? ` (${e.scores} of ${out})` : ''}`;
   return e.fixed_batch !== undefined ? `${what}, batch fixed at ${e.fixed_batch}` : what;
 }
 
