@@ -268,3 +268,4 @@ export async function referenceFidelity(
   }
   return result;
 }
+
