@@ -81,7 +81,12 @@ export async function checkModels(
     model.pruned = path.relative(opts.workspace, model.pruned).split(path.sep).join('/');
     model.eval.data = workspacePath(opts.workspace, model.eval.data);
     const timedOut: TimedOut[] = [];
-    if (opts.base) {
+    if (opts.base && model.task === 'fidelity') {
+      // the base's outputs are another model's, not a reference the head should reproduce: each version is judged against its own dense model
+      const line = `base comparison: not made for task fidelity; ${job.path} is judged against its own dense model`;
+      opts.progress.note(line);
+      model.notes = [...(model.notes ?? []), line];
+    } else if (opts.base) {
       const basePath = job.basePath ?? job.path;
       const dir = path.join(opts.temp, 'prune-guard-base', slug(job.path));
       const baseFile = path.join(dir, path.basename(basePath));
