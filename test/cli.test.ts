@@ -36,10 +36,10 @@ describe('bad input exits 2 with one clear line', () => {
     await expectUsageError(base(fixture('cnn-bn.onnx'), f), /wrong-shape\.npz: .*shape.*\[4,1,32,32\].*28/);
   });
 
-  it('a data file without labels', async () => {
+  it('a data file without labels, judged as a classifier', async () => {
     const f = path.join(dir, 'no-labels.npz');
     writeNpz(f, { x: { dtype: 'float32', shape: [2, 1, 28, 28], data: new Float32Array(2 * 784) } });
-    await expectUsageError(base(fixture('cnn-bn.onnx'), f), /no-labels\.npz: no label array 'y'/);
+    await expectUsageError([...base(fixture('cnn-bn.onnx'), f), '--task', 'classification'], /no-labels\.npz: no label array 'y'.*--task fidelity/);
   });
 
   it('a config typo names the key and suggests the right one', async () => {

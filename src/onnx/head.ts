@@ -55,7 +55,7 @@ const SHAPE_ONLY = new Set(['Flatten', 'Reshape', 'Squeeze', 'Unsqueeze', 'Ident
 const ACTIVATIONS = new Set<string>(['Softmax', 'LogSoftmax', 'Sigmoid']);
 const FORM: Record<Activation, ScoreForm> = { Softmax: 'probabilities', LogSoftmax: 'log-probabilities', Sigmoid: 'probabilities' };
 
-const FIDELITY_LATER = "or judge every output by its fidelity to the dense model with --task fidelity";
+const FIDELITY_LATER = 'or judge every output by its fidelity to the dense model with --task fidelity';
 
 function showDims(dims: readonly (number | null)[] | undefined): string {
   return dims ? `[batch,${dims.map((d) => (d === null ? '?' : String(d))).join(',')}]` : '[?]';

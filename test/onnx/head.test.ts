@@ -34,14 +34,14 @@ describe('findHead: the output judged and what its values are', () => {
     expect(head(findHead(at('cnn-fp16.onnx')))).toMatchObject({ task: 'multiclass', form: 'logits', elemType: 10 });
   });
 
-  it('refuses several outputs without --output, naming them, --output and that fidelity is not available', () => {
+  it('refuses several outputs without --output, naming them, --output and --task fidelity', () => {
     const r = findHead(at('detector.onnx'));
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.problem).toEqual({ kind: 'several-outputs', outputs: [{ name: 'boxes', dims: '[batch,49,4]' }, { name: 'scores', dims: '[batch,49,3]' }] });
     const line = headProblemMessage(r.problem, 'detector.onnx');
     expect(line).toContain('--output NAME');
-    expect(line).toContain('fidelity');
+    expect(line).toContain('--task fidelity');
     expect(line).not.toContain('\n');
   });
 

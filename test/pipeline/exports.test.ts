@@ -130,7 +130,7 @@ describe('sigmoid heads', () => {
 });
 
 describe('several outputs', () => {
-  it('--output (or output: in the config) picks the one to judge; without it the run is refused before any work', async () => {
+  it('--output (or output: in the config) picks the one to judge; without it --task classification is refused before any work', async () => {
     const dir = tempDir();
     // cnn-opset13 with its pooled features as a second output
     const model = loadModel(exported('cnn-opset13.onnx')).proto;
@@ -139,9 +139,9 @@ describe('several outputs', () => {
     const { saveModel } = await import('../../src/onnx/model.js');
     const two = path.join(dir, 'two-outputs.onnx');
     saveModel(model, two);
-    const refused = await cliInProcess(['run', '--model', two, '--data', TEST, ...FAST, '--out', path.join(dir, 'refused')]);
+    const refused = await cliInProcess(['run', '--model', two, '--data', TEST, ...FAST, '--task', 'classification', '--out', path.join(dir, 'refused')]);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toMatch(/has 2 outputs .*--output NAME/);
+    expect(refused.stderr).toMatch(/has 2 outputs .*--output NAME.*--task fidelity/);
     expect(fs.existsSync(path.join(dir, 'refused'))).toBe(false);
     const byFlag = await cliInProcess(['run', '--model', two, '--data', TEST, ...FAST, '--recovery', 'none', '--output', 'logits']);
     expect([0, 1]).toContain(byFlag.code);
@@ -154,15 +154,15 @@ describe('several outputs', () => {
     expect(byConfig.model!.steps[0].accuracy).toBe(byFlag.model!.steps[0].accuracy);
   });
 
-  it('a detector and an embedding model get one line naming --output and that fidelity is not available, exit 2, nothing written', async () => {
+  it('a detector and an embedding model judged as classifiers get one line naming --output and --task fidelity, exit 2, nothing written', async () => {
     const data = exported('fmnist-unlabelled.npz');
     for (const file of ['detector.onnx', 'embed.onnx']) {
       const out = path.join(tempDir(), 'out');
-      const r = await run(file, data, '--out', out);
+      const r = await run(file, data, '--task', 'classification', '--out', out);
       expect(r.code, file).toBe(2);
       const lines = r.stderr.trim().split('\n');
       expect(lines, file).toHaveLength(1);
-      expect(lines[0], file).toMatch(/fidelity to the dense model is not available/);
+      expect(lines[0], file).toMatch(/judge every output by its fidelity to the dense model with --task fidelity/);
       if (file === 'detector.onnx') expect(lines[0]).toContain('--output NAME');
       expect(fs.existsSync(out), file).toBe(false);
     }
