@@ -69,6 +69,19 @@ describe('cross-field rules', () => {
     expect(() => checkMeasureConfig({ ...DEFAULT_CONFIG, latency: { ...DEFAULT_CONFIG.latency, threads: 5 } } as Config, { cores: 1 })).toThrow(UserError);
   });
 
+  it('the fidelity task refuses what needs labels or a schedule of its own, each in one line, and allows the rest', () => {
+    const fidelity = (over: Partial<ResolvedConfig>) => brokenRules(cfg(over), { calib: 'unlabelled', cores: 2, task: 'fidelity' });
+    const T = 'task fidelity (every output judged against the dense model)';
+    expect(fidelity({ schedule: 'gradual' })).toEqual([`--schedule gradual: ${T} prunes one shot; drop --schedule or judge labels with --task classification`]);
+    expect(fidelity({ recoveryRounds: 3 })[0]).toBe(`--recovery-rounds 3: ${T} prunes one shot; drop --recovery-rounds or judge labels with --task classification`);
+    expect(fidelity({ scope: 'sensitivity' })[0]).toBe(`--scope sensitivity: sensitivity curves are measured on labelled calibration loss, which ${T} does not use; use --scope global or layer`);
+    expect(fidelity({ quantize: 'int8' })[0]).toBe(`--quantize int8: not available with ${T} in this version; quantize in a run judged by --task classification`);
+    expect(fidelity({ targetSpeedup: 2, method: 'structured' })[0]).toBe(`--target-speedup: not available with ${T} in this version; drop it, or judge labels with --task classification`);
+    expect(fidelity({ corruptions: ['blur:1'] })).toEqual([`--corruption: corrupted sets are judged by label accuracy, which ${T} does not use; drop --corruption`]);
+    expect(fidelity({ bakeTemperature: true })[0]).toMatch(/^--bake-temperature: fits a classifier's temperature on labels/);
+    expect(fidelity({ method: 'structured', recovery: 'distill', scope: 'layer' })).toEqual([]);
+  });
+
   it('the sensitivity cap the rules refuse above is the one allocation uses', () => {
     expect(DEFAULT_CAP).toBe(SENSITIVITY_CAP);
   });
