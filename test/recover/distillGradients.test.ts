@@ -225,6 +225,17 @@ describe('distillation gradient rules match finite differences', () => {
     expect(r.checked).toBeGreaterThan(15);
   });
 
+  it('an L2-normalised embedding as exported: ReduceL2, Clip, Expand back to the features, Div', async () => {
+    const n = new Net(13, [3, 6]);
+    const h = n.op('Gemm', ['x', n.param([6, 5]), n.param([5])]);
+    const norm = n.op('Clip', [n.op('ReduceL2', [h], { axes: [1], keepdims: 1 }), n.b.scalar(1e-6)]);
+    const e = n.op('Div', [h, n.op('Expand', [norm, n.b.int64s([1, 5])])]);
+    const logits = n.op('Gemm', [e, n.param([5, 4], 2)]);
+    const r = await checkGradients(n.model(logits), 3, 8);
+    expect(r.checked).toBeGreaterThan(15);
+    expect(r.worst).toBeLessThan(0.03);
+  });
+
   it('the feature-distillation term on an intermediate tensor', async () => {
     const n = new Net(13, [2, 5]);
     const hidden = n.op('Gemm', ['x', n.param([5, 4]), n.param([4])]);

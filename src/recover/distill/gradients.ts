@@ -333,6 +333,29 @@ const reduce =
     return [mean ? b.scale(g, 1 / n) : g];
   };
 
+/** ReduceL2, y = sqrt(sum x^2) over its axes: dx = x / y * dy, y and dy broadcast back over the reduced axes. */
+const reduceL2: GradRule = (c) => {
+  const { b, node } = c;
+  const xs = c.shape(node.input[0]);
+  const axesFromInput = b.opset >= 18;
+  let axes = axesFromInput ? (node.input[1] ? c.ints(node.input[1]) : []) : attrInts(node, 'axes');
+  if (axes === undefined && axesFromInput) unsupported(c, 'axes not constant');
+  if (!axes || axes.length === 0) {
+    if (attrInt(node, 'noop_with_empty_axes', 0)) return [c.dy[0]];
+    axes = range(xs.length);
+  }
+  const norm = axes.map((a) => (a < 0 ? a + xs.length : a));
+  const kept = xs.map((d, i) => (norm.includes(i) ? 1 : d));
+  const x = node.input[0];
+  return [b.op('Div', [b.mul(x, b.reshape(c.dy[0]!, kept)), b.reshape(node.output[0], kept)])];
+};
+
+/** Expand broadcasts its input: the gradient sums over the axes it stretched (its shape input has none). */
+const expandGrad: GradRule = (c) => {
+  const { b, node } = c;
+  return [b.unbroadcast(c.dy[0]!, c.shape(node.output[0]), c.shape(node.input[0])), undefined];
+};
+
 const globalAveragePool: GradRule = (c) => {
   const { b, node } = c;
   const xs = c.shape(node.input[0]);
@@ -489,6 +512,8 @@ export const GRAD_RULES: Readonly<Record<string, GradRule>> = {
   Concat: concat,
   ReduceMean: reduce(true),
   ReduceSum: reduce(false),
+  ReduceL2: reduceL2,
+  Expand: expandGrad,
   GlobalAveragePool: globalAveragePool,
   MaxPool: maxPool,
   BatchNormalization: batchNorm,
