@@ -147,15 +147,19 @@ const glob = text('a non-empty glob', z.minLength(1));
 const batchSize = wholeNumber(1, MAX_BATCH);
 
 /** A budget limit: a number or text with a unit, read by `readBudget` (which also refuses misreadable bare numbers). */
-function budgetLimit(name: BudgetName) {
+function limitOf(name: BudgetName) {
   const spec = BUDGETS[name];
-  const limit = z.transform((value: number | string, ctx): BudgetLimit => {
+  const read = z.transform((value: number | string, ctx): BudgetLimit => {
     const reading = readBudget(name, value);
     if (reading.ok) return { limit: reading.limit, written: reading.written };
     ctx.issues.push(reading.message ? sentence('plain', reading.message, value) : { code: 'custom', message: spec.expect, input: value });
     return z.NEVER;
   });
-  return z.optional(z.pipe(z.union([z.number(), z.string()], must(spec.expect)), limit)).check(z.meta({ description: spec.meaning, ...budgetJsonSchema(name) }));
+  return z.pipe(z.union([z.number(), z.string()], must(spec.expect)), read);
+}
+
+function budgetLimit(name: BudgetName) {
+  return z.optional(limitOf(name)).check(z.meta({ description: BUDGETS[name].meaning, ...budgetJsonSchema(name) }));
 }
 
 const OUTPUT_LIMIT_EXPECT = (name: BudgetName) => `${BUDGETS[name].expect}, { output: NAME, limit: VALUE }, or a list of these`;
@@ -166,13 +170,7 @@ const OUTPUT_LIMIT_EXPECT = (name: BudgetName) => `${BUDGETS[name].expect}, { ou
  */
 function outputBudgetLimits(name: BudgetName) {
   const spec = BUDGETS[name];
-  const read = z.transform((value: number | string, ctx): BudgetLimit => {
-    const reading = readBudget(name, value);
-    if (reading.ok) return { limit: reading.limit, written: reading.written };
-    ctx.issues.push(reading.message ? sentence('plain', reading.message, value) : { code: 'custom', message: spec.expect, input: value });
-    return z.NEVER;
-  });
-  const limit = z.pipe(z.union([z.number(), z.string()], must(spec.expect)), read);
+  const limit = limitOf(name);
   const selected = z.pipe(
     mapping({ output: z.string().check(z.minLength(1)), limit }, OUTPUT_LIMIT_EXPECT(name)),
     z.transform((o): BudgetLimit => ({ ...o.limit, output: o.output })),

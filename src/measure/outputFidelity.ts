@@ -1,6 +1,7 @@
 import type { Dataset } from '../data/dataset.js';
 import { runBatches } from '../onnx/runtime/batches.js';
 import type { OrtSession } from '../onnx/runtime/ort.js';
+import { captureActivations } from '../onnx/runtime/session.js';
 import { FidelityAccumulator, type FidelityOutput, type OutputFidelity } from './fidelity.js';
 
 /** The reference model's compared outputs on the whole set, as float32 read by their real type, samples first. */
@@ -8,21 +9,8 @@ export type ReferenceOutputs = Map<string, Float32Array>;
 
 /** Runs the reference (dense) model once over the set and keeps every compared output. */
 export async function referenceOutputs(session: OrtSession, data: Dataset, batch: number, outputs: readonly FidelityOutput[]): Promise<ReferenceOutputs> {
-  const parts = new Map<string, Float32Array[]>(outputs.map((o) => [o.name, []]));
-  await runBatches(session, data, batch, outputs.map((o) => o.name), (values) => {
-    for (const o of outputs) parts.get(o.name)!.push(Float32Array.from(values.get(o.name)!.data));
-  });
-  const out: ReferenceOutputs = new Map();
-  for (const [name, chunks] of parts) {
-    const all = new Float32Array(chunks.reduce((n, c) => n + c.length, 0));
-    let at = 0;
-    for (const c of chunks) {
-      all.set(c, at);
-      at += c.length;
-    }
-    out.set(name, all);
-  }
-  return out;
+  const got = await captureActivations(session, data, outputs.map((o) => o.name), batch);
+  return new Map(outputs.map((o) => [o.name, got.get(o.name)!.data]));
 }
 
 /**

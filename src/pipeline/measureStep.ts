@@ -48,6 +48,15 @@ function savedFacts(artifact: string, denseWeights: readonly PrunableWeight[], e
   return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), batch: boundedBatch(saved, evalBatchSize) };
 }
 
+/** What the saved file holds, its size, and a session on it to evaluate with (the parsed model released first). */
+async function openStep(artifact: string, ctx: Pick<StepContext, 'denseWeights' | 'config' | 'provider'>) {
+  const facts = savedFacts(artifact, ctx.denseWeights, ctx.config.evalBatchSize);
+  const size = measureFileSize(artifact);
+  collectGarbage();
+  const session = await openSession(artifact, { threads: ctx.config.latency.threads, provider: ctx.provider });
+  return { facts, size, session };
+}
+
 /** The numbers a step's saved file holds, whatever the task judges it by. */
 function fileNumbers(name: string, description: string, artifact: string, facts: ReturnType<typeof savedFacts>, size: ReturnType<typeof measureFileSize>) {
   return {
@@ -68,13 +77,10 @@ function fileNumbers(name: string, description: string, artifact: string, facts:
  * at `artifact`, read back from disk: what the ledger reports is what the file holds.
  */
 export async function measureStep(kind: StepKind, description: string, artifact: string, ctx: StepContext): Promise<MeasuredStep> {
-  const { data, config, progress } = ctx;
+  const { data, progress } = ctx;
   const name = stepName(kind);
-  const facts = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
+  const { facts, size, session } = await openStep(artifact, ctx);
   const { batch } = facts;
-  const size = measureFileSize(artifact);
-  collectGarbage();
-  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
   let preds: Predictions;
   const shiftAccuracy: Record<string, number> = {};
   const shiftPreds = new Map<string, Predictions>();
@@ -134,13 +140,10 @@ export interface FidelityStep {
  * records the reference outputs in `ctx.reference` and compares with them, as a check of the reading).
  */
 export async function measureFidelityStep(kind: StepKind, description: string, artifact: string, ctx: FidelityContext): Promise<FidelityStep> {
-  const { data, config, progress } = ctx;
+  const { data, progress } = ctx;
   const name = stepName(kind);
-  const facts = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
+  const { facts, size, session } = await openStep(artifact, ctx);
   const { batch } = facts;
-  const size = measureFileSize(artifact);
-  collectGarbage();
-  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
   let fidelity;
   try {
     progress.stage({ kind: 'evaluate', step: name, total: data.count });

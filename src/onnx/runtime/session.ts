@@ -73,8 +73,17 @@ export interface Activation {
   data: Float32Array;
 }
 
-/** Run the whole calibration set and concatenate the fetched tensors (as float32) along the sample axis. */
-export async function captureActivations(session: OrtSession, data: Dataset, fetch: readonly string[], batchSize = 128): Promise<Map<string, Activation>> {
+/**
+ * Run the whole calibration set and concatenate the fetched tensors (as float32) along the sample axis;
+ * `extraFeeds` go with every batch (the parameters of an evaluation graph).
+ */
+export async function captureActivations(
+  session: OrtSession,
+  data: Dataset,
+  fetch: readonly string[],
+  batchSize = 128,
+  extraFeeds?: Parameters<typeof runBatches>[5],
+): Promise<Map<string, Activation>> {
   const parts = new Map<string, { dims: number[]; chunks: Float32Array[] }>();
   await runBatches(session, data, batchSize, fetch, (values) => {
     for (const name of fetch) {
@@ -84,7 +93,7 @@ export async function captureActivations(session: OrtSession, data: Dataset, fet
       entry.chunks.push(Float32Array.from(t.data));
       parts.set(name, entry);
     }
-  });
+  }, extraFeeds);
   const out = new Map<string, Activation>();
   for (const [name, { dims, chunks }] of parts) {
     const total = chunks.reduce((n, c) => n + c.length, 0);

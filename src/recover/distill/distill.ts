@@ -10,7 +10,6 @@ import { distillLoss, relativeSquaredError, sigmoidDistillLoss, sigmoidHeldOut, 
 import { GraphIndex } from '../../onnx/graph.js';
 import { inferShapes } from '../../onnx/shapes.js';
 import { buildEvalGraph, buildTrainGraph, hintInput, hintScale, LABEL_INPUT, selectTrainables, TEACHER_INPUT, withParams, type LossKind, type Trainable } from './trainGraph.js';
-import { runBatches } from '../../onnx/runtime/batches.js';
 import { copyFloatValues } from '../../onnx/runtime/values.js';
 import { defaultHead } from '../../onnx/runtime/classifier.js';
 import type { Head } from '../../onnx/head.js';
@@ -349,19 +348,6 @@ async function scoreHeldOut(session: OrtSession, logits: string, held: Dataset, 
 }
 
 async function captureWithParams(session: OrtSession, names: readonly string[], data: Dataset, params: readonly Trainable[], step: number): Promise<Map<string, Float32Array>> {
-  const chunks = new Map<string, Float32Array[]>(names.map((t) => [t, []]));
-  await runBatches(session, data, step, names, (values) => {
-    for (const t of names) chunks.get(t)!.push(Float32Array.from(values.get(t)!.data));
-  }, paramFeeds(params));
-  const out = new Map<string, Float32Array>();
-  for (const [t, parts] of chunks) {
-    const all = new Float32Array(parts.reduce((a, c) => a + c.length, 0));
-    let o = 0;
-    for (const c of parts) {
-      all.set(c, o);
-      o += c.length;
-    }
-    out.set(t, all);
-  }
-  return out;
+  const got = await captureActivations(session, data, names, step, paramFeeds(params));
+  return new Map(names.map((t) => [t, got.get(t)!.data]));
 }

@@ -314,20 +314,31 @@ const concat: GradRule = (c) => {
   });
 };
 
+/**
+ * A Reduce node's input shape, its reduced axes (non-negative) and the input shape with them kept as 1;
+ * undefined for a no-op (empty axes with noop_with_empty_axes). Axes are an input from `inputFrom` on.
+ */
+function reduction(c: GradContext, inputFrom: number): { xs: number[]; axes: number[]; kept: number[] } | undefined {
+  const { b, node } = c;
+  const xs = c.shape(node.input[0]);
+  const axesFromInput = b.opset >= inputFrom;
+  let axes = axesFromInput ? (node.input[1] ? c.ints(node.input[1]) : []) : attrInts(node, 'axes');
+  if (axes === undefined && axesFromInput) unsupported(c, 'axes not constant');
+  if (!axes || axes.length === 0) {
+    if (attrInt(node, 'noop_with_empty_axes', 0)) return undefined;
+    axes = range(xs.length);
+  }
+  const norm = axes.map((a) => (a < 0 ? a + xs.length : a));
+  return { xs, axes: norm, kept: xs.map((d, i) => (norm.includes(i) ? 1 : d)) };
+}
+
 const reduce =
   (mean: boolean): GradRule =>
   (c) => {
-    const { b, node } = c;
-    const xs = c.shape(node.input[0]);
-    const axesFromInput = mean ? b.opset >= 18 : b.opset >= 13;
-    let axes = axesFromInput ? (node.input[1] ? c.ints(node.input[1]) : []) : attrInts(node, 'axes');
-    if (axes === undefined && axesFromInput) unsupported(c, 'axes not constant');
-    if (!axes || axes.length === 0) {
-      if (attrInt(node, 'noop_with_empty_axes', 0)) return [c.dy[0]];
-      axes = range(xs.length);
-    }
-    const norm = axes.map((a) => (a < 0 ? a + xs.length : a));
-    const kept = xs.map((d, i) => (norm.includes(i) ? 1 : d));
+    const { b } = c;
+    const r = reduction(c, mean ? 18 : 13);
+    if (!r) return [c.dy[0]];
+    const { xs, axes: norm, kept } = r;
     const n = norm.reduce((a, i) => a * xs[i], 1);
     const g = b.expand(b.reshape(c.dy[0]!, kept), kept, xs);
     return [mean ? b.scale(g, 1 / n) : g];
@@ -336,18 +347,9 @@ const reduce =
 /** ReduceL2, y = sqrt(sum x^2) over its axes: dx = x / y * dy, y and dy broadcast back over the reduced axes. */
 const reduceL2: GradRule = (c) => {
   const { b, node } = c;
-  const xs = c.shape(node.input[0]);
-  const axesFromInput = b.opset >= 18;
-  let axes = axesFromInput ? (node.input[1] ? c.ints(node.input[1]) : []) : attrInts(node, 'axes');
-  if (axes === undefined && axesFromInput) unsupported(c, 'axes not constant');
-  if (!axes || axes.length === 0) {
-    if (attrInt(node, 'noop_with_empty_axes', 0)) return [c.dy[0]];
-    axes = range(xs.length);
-  }
-  const norm = axes.map((a) => (a < 0 ? a + xs.length : a));
-  const kept = xs.map((d, i) => (norm.includes(i) ? 1 : d));
-  const x = node.input[0];
-  return [b.op('Div', [b.mul(x, b.reshape(c.dy[0]!, kept)), b.reshape(node.output[0], kept)])];
+  const r = reduction(c, 18);
+  if (!r) return [c.dy[0]];
+  return [b.op('Div', [b.mul(node.input[0], b.reshape(c.dy[0]!, r.kept)), b.reshape(node.output[0], r.kept)])];
 };
 
 /** Expand broadcasts its input: the gradient sums over the axes it stretched (its shape input has none). */
