@@ -91,6 +91,7 @@ export async function checkModels(
           config: settings.config,
           budgets: settings.budgets,
         }, opts.progress);
+        model.vs_base.base_budgets = base.ledger.models[0].budgets;
         model.verdict = overallVerdict([model.verdict, model.vs_base.verdict]);
       } else {
         opts.progress.note(`${job.path} is new in this pull request: no base to compare with`);

@@ -1,7 +1,6 @@
 import { markdownTable } from 'markdown-table';
 import { bytes, ms, percent } from '../ledger/format.js';
 import type { Ledger, Verdict } from '../ledger/types.js';
-import { barChart } from './report.js';
 
 export const HISTORY_SCHEMA = 'prune-guard/history@1' as const;
 /** Entries kept; a year of nightly runs. */
@@ -74,6 +73,24 @@ export function historyEntry(ledger: Ledger, sha: string, runId: number): Histor
 
 export function appendHistory(history: History, entry: HistoryEntry): History {
   return { schema: HISTORY_SCHEMA, entries: [...history.entries, entry].slice(-HISTORY_LIMIT) };
+}
+
+const label = (t: string): string => `"${t.replace(/"/g, "'")}"`;
+
+/** A Mermaid bar chart (GitHub renders `xychart-beta`); undefined when a value is missing. */
+export function barChart(title: string, yLabel: string, bars: [string, number | null | undefined][]): string | undefined {
+  const known = bars.filter((b): b is [string, number] => b[1] != null && Number.isFinite(b[1]));
+  if (known.length === 0) return undefined;
+  const values = known.map((b) => Number(b[1].toFixed(3)));
+  return [
+    '```mermaid',
+    'xychart-beta',
+    `  title ${label(title)}`,
+    `  x-axis [${known.map((b) => label(b[0])).join(', ')}]`,
+    `  y-axis ${label(yLabel)} 0 --> ${Number((Math.max(...values) * 1.1 || 1).toFixed(3))}`,
+    `  bar [${values.join(', ')}]`,
+    '```',
+  ].join('\n');
 }
 
 const TREND_ROWS = 10;

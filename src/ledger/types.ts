@@ -50,6 +50,10 @@ export interface BudgetResult {
   confidence?: number;
   /** p-value of the test behind the verdict, where one applies (McNemar's exact test for accuracy) */
   p_value?: number;
+  /** the limit exactly as the user wrote it (`0.5pt`, `2MB`, `1.3x`), shown instead of `limit` when present */
+  written?: string;
+  /** where the limit was set (`prune-guard.yml:12`, `--budget`, `action input budgets`) */
+  set_at?: string;
 }
 
 /** One distribution-shift set (user --shift or built-in corruption), reference vs judged model. */
@@ -180,6 +184,11 @@ export interface BaseComparison {
   pair?: [Step, Step];
   /** the head's final model checked against the base's final model: a regression is a failed one */
   budgets: BudgetResult[];
+  /**
+   * the base run's own budgets (its dense model against its shipped one), so a budget the head breaks
+   * can be told apart as new in the pull request or already broken on base
+   */
+  base_budgets?: BudgetResult[];
   verdict: Verdict;
 }
 

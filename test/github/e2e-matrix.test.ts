@@ -48,7 +48,8 @@ describe('a matrix of shards, then one aggregate comment', () => {
     expect(merged.verdict).toBe(verdicts.includes('fail') ? 'fail' : verdicts.includes('warn') ? 'warn' : 'pass');
     const body: string = api.calls[1].body.body;
     expect(body).toContain('2 models from 2 shards');
-    expect(body.match(/<details><summary>Ledger: /g)).toHaveLength(2);
+    // one fold per model, each summarised by its verdict and what pruning did
+    expect(body.match(/<details><summary>(✅|⚠️|❌) <code>models\/(classifier|other)\.onnx<\/code> · /g)).toHaveLength(2);
   }, 60_000);
 
   it('a workflow_run follow-up posts the downloaded ledgers to the pull request named by the input (the fork flow)', async () => {

@@ -43,15 +43,16 @@ describe('the action on a pull request (dist/index.js copied without node_module
     expect(first.outputs['comment-url']).toBe(api.state.comments[0].html_url);
   });
 
-  it('the comment carries the marker, the comparison with base, Mermaid charts and links, and fits the limit', () => {
+  it('the comment carries the marker, the verdict over both comparisons, the model\'s fold with base, and links, and fits the limit', () => {
     const body: string = firstCalls[3].body.body;
     expect(body.startsWith('<!-- prune-guard -->')).toBe(true);
     expect(body).toContain('models/classifier.onnx');
     expect(body).not.toContain('models/other.onnx');
+    // the verdict line before any fold counts the budgets of both comparisons
+    expect(body.slice(0, body.indexOf('<details>'))).toMatch(/\*\*Every budget passes\*\*: \d+ budgets on `models\/classifier\.onnx` \(dense → pruned and base → head\)/);
+    expect(body).toContain('<details><summary>✅ <code>models/classifier.onnx</code> · ');
     expect(body).toContain('| Base | Head | Change |');
     expect(body).toContain(`at ${repo.base.slice(0, 12)} (merge base)`);
-    expect(body).toContain('```mermaid\nxychart-beta');
-    expect(body).toContain('<details><summary>Ledger: models/classifier.onnx</summary>');
     expect(body).toContain('https://github.test/octo/models/actions/runs/4242');
     expect(body.length).toBeLessThanOrEqual(65_536);
   });
@@ -105,8 +106,10 @@ describe('the gate', () => {
     expect(r.outputs.verdict).toBe('fail');
     const check = api.calls.find((c) => route(c) === 'POST /repos/octo/models/check-runs')!.body;
     expect(check.conclusion).toBe('failure');
-    const accuracy = check.output.annotations.find((a: { title: string }) => a.title === 'models/classifier.onnx: accuracy-drop fail');
+    expect(check.output.title).toMatch(/^FAIL: /);
+    const accuracy = check.output.annotations.find((a: { title: string }) => /^models\/classifier\.onnx: accuracy-drop \d+\.\d\d pt > 0\.1 pt$/.test(a.title));
     expect(accuracy).toMatchObject({ path: 'strict.yml', start_line: 6, end_line: 6, annotation_level: 'failure' });
+    expect(accuracy.message).toMatch(/^accuracy-drop \(dense → pruned\) \d+\.\d\d pt, limit ≤ 0\.1 pt, \d+\.\d\d pt over/);
   }, 180_000);
 
   it('a read-only token: 403 on the comment and on check runs falls back to a commit status, the summary and the ledger file', async () => {

@@ -6,10 +6,10 @@ import { appendHistory, emptyHistory, HISTORY_LIMIT, parseHistory } from '../../
 import type { BudgetName, BudgetResult, ModelLedger } from '../../src/ledger/types.js';
 import { refuseLfsPointer } from '../../src/github/checkModels.js';
 import { COMMENT_LIMIT, fitComment } from '../../src/github/fit.js';
-import { gateFails } from '../../src/github/gate.js';
+import { gateFails, statusDescription } from '../../src/github/gate.js';
 import { readInputs } from '../../src/github/inputs.js';
 import { findModels, shardModels } from '../../src/github/models.js';
-import { barChart } from '../../src/github/report.js';
+import { barChart } from '../../src/github/history.js';
 import { parse } from 'yaml';
 import { ROOT, tempDir } from '../support/fixtures.js';
 
@@ -120,42 +120,54 @@ describe('action.yml and the example workflows', () => {
 });
 
 describe('budget annotations', () => {
-  const budget = (name: BudgetName, source: 'default' | 'config' | 'flag', verdict: 'pass' | 'warn' | 'fail'): BudgetResult => ({ name, limit: 0.01, actual: verdict === 'warn' ? null : 0.2, verdict, direction: 'max', source, detail: 'd' });
+  const budget = (name: BudgetName, source: 'default' | 'config' | 'flag', verdict: 'pass' | 'warn' | 'fail', limit: number, actual: number | null): BudgetResult => ({
+    name,
+    limit,
+    actual,
+    verdict,
+    direction: 'max',
+    source,
+    detail: actual === null ? 'not measured: dense per-class accuracy was not evaluated' : '/home/runner/work/m/out/m.pruned.onnx',
+  });
 
   it('point at the workflow line for budgets: inputs, at the config line otherwise, and skip passing budgets', () => {
     const ws = tempDir();
     fs.mkdirSync(path.join(ws, '.github/workflows'), { recursive: true });
     fs.writeFileSync(path.join(ws, '.github/workflows/ci.yml'), 'on: pull_request\njobs:\n  x:\n    steps:\n      - with:\n          budgets: |\n            max-size-bytes=2MB\n');
     fs.writeFileSync(path.join(ws, 'pg.yml'), 'sparsity: 0.5\nbudgets:\n  ece-increase: 0.01\n  accuracy-drop: 0.01\n');
-    const model = { model: 'm.onnx', budgets: [budget('accuracy-drop', 'config', 'fail'), budget('max-size-bytes', 'flag', 'fail'), budget('ece-increase', 'config', 'pass'), budget('class-accuracy-drop', 'default', 'warn')] } as ModelLedger;
+    const model = {
+      model: 'm.onnx',
+      method: 'unstructured',
+      target_sparsity: 0.5,
+      steps: [],
+      budgets: [
+        { ...budget('accuracy-drop', 'config', 'fail', 0.01, 0.022000000000000002), detail: '89.55% → 87.35%' },
+        budget('max-size-bytes', 'flag', 'fail', 2_000_000, 2_080_000),
+        budget('ece-increase', 'config', 'pass', 0.01, 0.001),
+        budget('class-accuracy-drop', 'default', 'warn', 0.05, null),
+      ],
+    } as unknown as ModelLedger;
     const got = budgetAnnotations(model, { workspace: ws, configFile: 'pg.yml', workflowFile: '.github/workflows/ci.yml' });
     expect(got.map((a) => [a.path, a.start_line, a.annotation_level, a.title])).toEqual([
-      ['pg.yml', 4, 'failure', 'm.onnx: accuracy-drop fail'],
-      ['.github/workflows/ci.yml', 7, 'failure', 'm.onnx: max-size-bytes fail'],
+      ['pg.yml', 4, 'failure', 'm.onnx: accuracy-drop 2.20 pt > 1 pt'],
+      ['.github/workflows/ci.yml', 7, 'failure', 'm.onnx: max-size-bytes 2.08 MB > 2 MB'],
       // a default limit is not written anywhere: the annotation points at the config's budgets mapping
-      ['pg.yml', 2, 'warning', 'm.onnx: class-accuracy-drop warn'],
+      ['pg.yml', 2, 'warning', 'm.onnx: class-accuracy-drop not measured'],
     ]);
+    // worded like the comment: value, limit, margin, why and what to do; no raw float, no runner path
+    expect(got[0].message).toBe(
+      'accuracy-drop (dense → pruned) 2.20 pt, limit ≤ 1 pt, 1.20 pt over. Why: 89.55% → 87.35%. What to do: accuracy-drop ≤ 1 pt is set in the config file. Lower sparsity (now 0.5), add calib-data so recovery wins accuracy back, or raise the limit.',
+    );
+    expect(got[1].message).toBe('max-size-bytes (dense → pruned) 2.08 MB, limit ≤ 2 MB, 0.08 MB over. What to do: max-size-bytes ≤ 2 MB is set by the budgets input. Use method: structured (zeros still take their place in the file), or raise the limit.');
+    expect(got[2].message).toBe('class-accuracy-drop (dense → pruned) limit ≤ 5 pt: not measured: dense per-class accuracy was not evaluated. What to do: class-accuracy-drop ≤ 5 pt is the default.');
   });
 });
 
-describe('history', () => {
-  it('keeps the latest entries and refuses a file that is not a prune-guard history', () => {
-    let h = emptyHistory();
-    for (let i = 0; i < HISTORY_LIMIT + 5; i++) h = appendHistory(h, { created_at: `2026-01-01T00:00:${i}`, sha: 'abc', run_id: i, verdict: 'pass', models: [] });
-    expect(h.entries).toHaveLength(HISTORY_LIMIT);
-    expect(h.entries[0].run_id).toBe(5);
-    expect(parseHistory(JSON.stringify(h), 'h.json').entries).toHaveLength(HISTORY_LIMIT);
-    expect(() => parseHistory('{"entries": []}', 'h.json')).toThrow('h.json: is not a prune-guard history file');
-    expect(() => parseHistory('nope', 'h.json')).toThrow('h.json: is not JSON');
-  });
-});
-
-describe('Git LFS', () => {
-  it('a pointer file instead of a model is refused with the checkout hint', () => {
-    const file = path.join(tempDir(), 'm.onnx');
-    fs.writeFileSync(file, 'version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n');
-    expect(() => refuseLfsPointer(file, 'models/m.onnx')).toThrow('models/m.onnx: is a Git LFS pointer, not the model; check out with `lfs: true` on actions/checkout');
-    fs.writeFileSync(file, Buffer.from([8, 7, 18, 4]));
-    expect(() => refuseLfsPointer(file, 'models/m.onnx')).not.toThrow();
+describe('check-run titles and commit statuses', () => {
+  it('name what failed and by how much, and cut at a budget, never mid-number', () => {
+    expect(statusDescription('FAIL: accuracy-drop 5.05 pt > 1 pt')).toBe('FAIL: accuracy-drop 5.05 pt > 1 pt');
+    const title = 'FAIL: shift-accuracy-drop 12.50 pt > 2 pt; class-accuracy-drop 28.00 pt > 8 pt; class-accuracy-drop vs base 24.00 pt > 8 pt; 14 more fail or warn';
+    expect(title.length).toBeGreaterThan(140);
+    expect(statusDescription(title)).toBe('FAIL: shift-accuracy-drop 12.50 pt > 2 pt; class-accuracy-drop 28.00 pt > 8 pt; class-accuracy-drop vs base 24.00 pt > 8 pt…');
   });
 });

@@ -62,7 +62,8 @@ describe.each([
   it('the ledger shows the funnel and the plain CPU note, and the headline agrees with the samples', () => {
     expect(stdout).toContain('**Where the speed went**');
     expect(stdout).toContain('onnxruntime on CPU does not exploit');
-    const headline = stdout.split('\n').find((l) => l.startsWith('**'))!;
+    // the model's one-line summary heads its fold
+    const headline = stdout.split('\n').find((l) => l.startsWith('<details><summary>'))!;
     const speed = steps[1].funnel!.speed;
     if (speed === 'unchanged') expect(headline).toContain('speed unchanged within noise');
     else expect(headline).toMatch(speed === 'faster' ? /x faster/ : /x slower/);
