@@ -1,5 +1,5 @@
 import { BUDGETS } from '../config/budgets.js';
-import { ms, percent, points, pValue, ratio, sizeIn, sizeUnit, trimmed } from './format.js';
+import { ms, percent, points, pValue, ratio, sizeIn, sizeLike, sizeUnit, trimmed } from './format.js';
 import { withoutAbsolutePaths } from './markdown.js';
 import type { BudgetResult, Verdict } from './types.js';
 
@@ -27,7 +27,7 @@ function valueIn(b: BudgetResult): (x: number) => string {
       return (x) => ms(x);
     case 'bytes': {
       const unit = sizeUnit(b.limit);
-      return (x) => sizeIn(x, unit);
+      return (x) => sizeLike(x, unit);
     }
   }
 }

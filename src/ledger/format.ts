@@ -103,3 +103,13 @@ export function sizeIn(n: number, [name, scale]: [string, number], exact = false
   if (scale === 1) return `${fixed(n, 0)} B`;
   return `${exact ? trimmed(n / scale, 2) : fixed(n / scale, 2)} ${name}`;
 }
+
+/**
+ * A size in the family of units a limit was written in (MB and kB, or MiB and KiB), at the scale that
+ * suits the value: beside a "400 kB" limit, 2,000,000 bytes reads "2.00 MB", not "2000.00 kB".
+ */
+export function sizeLike(n: number, limitUnit: [string, number]): string {
+  const binary = limitUnit[0].includes('i');
+  const family = SIZE_UNITS.filter(([name]) => name.includes('i') === binary);
+  return sizeIn(n, family.find(([, scale]) => Math.abs(n) >= scale) ?? ['B', 1]);
+}

@@ -42,8 +42,20 @@ function onBase(j: Judged): BudgetResult | undefined {
   return j.model.vs_base?.base_budgets?.find((b) => b.name === j.budget.name);
 }
 
+/** Absolute limits a `compare` run can hold the base model to as well: its own file size and p95 latency. */
+function compareBase(j: Judged): string {
+  const base = j.model.steps[0];
+  const b = j.budget;
+  const value = b.name === 'max-size-bytes' ? base?.size_bytes : b.name === 'p95-latency-ms' ? base?.latency?.p95_ms : undefined;
+  if (value == null) return '';
+  const shown = valueText({ ...b, actual: value });
+  const over = b.direction === 'max' ? value > b.limit : value < b.limit;
+  return over ? `already over on base (${shown})` : `new in head (base ${shown})`;
+}
+
 /** "new in this PR (base 0.40 pt)", "already failing on base (8.10 pt)", or '' when there is no base run. */
 export function baseStatus(j: Judged): string {
+  if (j.model.method === 'compare') return compareBase(j);
   const b = onBase(j);
   if (!b) return '';
   const value = valueText(b) ?? 'not measured';

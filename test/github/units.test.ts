@@ -158,7 +158,7 @@ describe('budget annotations', () => {
     expect(got[0].message).toBe(
       'accuracy-drop (dense → pruned) 2.20 pt, limit ≤ 1 pt, 1.20 pt over. Why: 89.55% → 87.35%. What to do: accuracy-drop ≤ 1 pt is set in the config file. Lower sparsity (now 0.5), add calib-data so recovery wins accuracy back, or raise the limit.',
     );
-    expect(got[1].message).toBe('max-size-bytes (dense → pruned) 2.08 MB, limit ≤ 2 MB, 0.08 MB over. What to do: max-size-bytes ≤ 2 MB is set by the budgets input. Use method: structured (zeros still take their place in the file), or raise the limit.');
+    expect(got[1].message).toBe('max-size-bytes (dense → pruned) 2.08 MB, limit ≤ 2 MB, 80.00 kB over. What to do: max-size-bytes ≤ 2 MB is set by the budgets input. Use method: structured (zeros still take their place in the file), or raise the limit.');
     expect(got[2].message).toBe('class-accuracy-drop (dense → pruned) limit ≤ 5 pt: not measured: dense per-class accuracy was not evaluated. What to do: class-accuracy-drop ≤ 5 pt is the default.');
   });
 });

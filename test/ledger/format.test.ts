@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { latency, pValue, sizeIn, sizeUnit, trimmed } from '../../src/ledger/format.js';
+import { latency, pValue, sizeIn, sizeLike, sizeUnit, trimmed } from '../../src/ledger/format.js';
 
 describe('number formats', () => {
   it('write p-values a reader compares with 0.05, never in exponent form', () => {
@@ -18,6 +18,8 @@ describe('number formats', () => {
     expect(sizeUnit(512)).toEqual(['B', 1]);
     expect(sizeIn(2_080_000, ['MB', 1e6])).toBe('2.08 MB');
     expect(sizeIn(2_000_000, ['MB', 1e6], true)).toBe('2 MB');
+    expect(sizeLike(2_000_000, ['kB', 1e3])).toBe('2.00 MB');
+    expect(sizeLike(474_000, ['MiB', 2 ** 20])).toBe('462.89 KiB');
   });
 
   it('keep three decimals below 0.1 ms, so a tiny model\'s latency does not round away', () => {

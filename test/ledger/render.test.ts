@@ -64,7 +64,7 @@ describe('renderMarkdown', () => {
     expect(md).toContain('| `accuracy-drop`<br><sub>dense → pruned</sub> | ≤ 1 pt | 0.40 pt | 0.60 pt to spare | ✅ pass | 89.20% → 88.80% |');
     expect(md).toContain('| `min-speedup`<br><sub>dense → pruned</sub> | ≥ 1.5x | 1.91x | 0.41x to spare | ✅ pass | p50 0.42 ms → 0.22 ms at batch 1 |');
     // 2 MiB written as such reads back as MiB; the detail (the file's path) is not repeated
-    expect(md).toContain('| `max-size-bytes`<br><sub>dense → pruned</sub> | ≤ 2 MiB | 1.91 MiB | 0.09 MiB to spare | ✅ pass | |');
+    expect(md).toContain('| `max-size-bytes`<br><sub>dense → pruned</sub> | ≤ 2 MiB | 1.91 MiB | 94.88 KiB to spare | ✅ pass | |');
     expect(md).toContain('| `class-accuracy-drop`<br><sub>dense → pruned</sub> | ≤ 3 pt | 5.00 pt | 2.00 pt over | ❌ fail | class 0: 90.00% → 85.00% |');
     expect(md).toContain('| `latency-regression`<br><sub>dense → pruned</sub> | ≤ 10% | — | — | ⚠️ warn | not measured: no base model');
   });
@@ -76,7 +76,7 @@ describe('renderMarkdown', () => {
     const md = renderMarkdown({ ...sampleLedger(), models: [model] });
     const top = firstScreen(md);
     expect(top).toContain('- ❌ `accuracy-drop` (dense → pruned) **0.90 pt**, limit ≤ 0.5pt, 0.40 pt over');
-    expect(top).toContain('- ❌ `max-size-bytes` (dense → pruned) **2.08 MB**, limit ≤ 2 MB, 0.08 MB over');
+    expect(top).toContain('- ❌ `max-size-bytes` (dense → pruned) **2.08 MB**, limit ≤ 2 MB, 80.00 kB over');
     expect(top).toContain('`accuracy-drop` ≤ 0.5pt is set at `prune-guard.yml:12`');
     expect(md).not.toContain('/home/runner');
   });
@@ -176,6 +176,17 @@ describe('a pull request against its base', () => {
     expect(md).toContain('**Against base**: `models/mlp.onnx` at aaaaaaaaaaaa (merge base)');
     expect(md).toContain('| Sparsity | 80.0% | 80.0% | ±0.0 pt |');
     expect(md).toContain('| Accuracy | 90.00% | 88.80% | −1.20 pt |');
+  });
+});
+
+describe('compare', () => {
+  it('tells a size limit the head breaks from one the base already broke', () => {
+    const model = sampleModel({ method: 'compare' });
+    model.budgets = [{ name: 'max-size-bytes', limit: 1_000_000, actual: 2_000_000, verdict: 'fail', direction: 'max', source: 'flag', detail: 'out/mlp.pruned.onnx' }];
+    const top = firstScreen(renderMarkdown({ ...sampleLedger(), models: [model] }));
+    expect(top).toContain('- ❌ `max-size-bytes` (base → head) **2.00 MB**, limit ≤ 1 MB, 1.00 MB over · new in head (base 474.00 kB)');
+    model.budgets[0].limit = 400_000;
+    expect(firstScreen(renderMarkdown({ ...sampleLedger(), models: [model] }))).toContain('limit ≤ 400 kB, 1.60 MB over · already over on base (474.00 kB)');
   });
 });
 
