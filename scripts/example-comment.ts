@@ -76,9 +76,12 @@ export async function exampleComment(): Promise<string> {
   return text;
 }
 
-/** Each fold's body replaced by "…": the README shows what a reviewer sees before expanding anything. */
+/**
+ * What a reviewer sees before expanding anything: each fold's body replaced by "…", and without the
+ * hidden marker that finds the sticky comment (GitHub does not show it).
+ */
 export function foldsEmptied(comment: string): string {
-  return comment.replace(/(<details><summary>.*?<\/summary>)\n[\s\S]*?\n<\/details>/g, '$1\n\n…\n\n</details>');
+  return comment.replace(/^<!-- prune-guard -->\n\n/, '').replace(/(<details><summary>.*?<\/summary>)\n[\s\S]*?\n<\/details>/g, '$1\n\n…\n\n</details>');
 }
 
 const START = '<!-- example-comment:start -->';
