@@ -2229,10 +2229,10 @@ Expecting one of '${allowedValues.join("', '")}'`);
         args = args.slice();
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
-        function findFile(baseDir, baseName2) {
-          const localBin = path15.resolve(baseDir, baseName2);
+        function findFile(baseDir, baseName) {
+          const localBin = path15.resolve(baseDir, baseName);
           if (fs19.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path15.extname(baseName2))) return void 0;
+          if (sourceExt.includes(path15.extname(baseName))) return void 0;
           const foundExt = sourceExt.find(
             (ext) => fs19.existsSync(`${localBin}${ext}`)
           );
@@ -11959,10 +11959,10 @@ var require_codegen = __commonJS({
     }
     exports.not = not;
     var andCode = mappend(exports.operators.AND);
-    function and(...args) {
+    function and2(...args) {
       return args.reduce(andCode);
     }
-    exports.and = and;
+    exports.and = and2;
     var orCode = mappend(exports.operators.OR);
     function or(...args) {
       return args.reduce(orCode);
@@ -23140,7 +23140,7 @@ function resolveBudgets(configBudgets, flagBudgets) {
 }
 var TOLERANCE = 1e-12;
 var pct = (x2) => `${(x2 * 100).toFixed(2)}%`;
-var ms = (x2) => `${x2.toFixed(2)} ms`;
+var ms = (x2) => `${x2 >= 1 ? x2.toFixed(2) : x2.toPrecision(2)} ms`;
 function notMeasured(why) {
   return { actual: null, why };
 }
@@ -24863,6 +24863,83 @@ function copySample(dst, dstIndex, src, srcIndex, length) {
   );
 }
 
+// src/ledger/format.ts
+var MINUS = "\u2212";
+function signed(text) {
+  return text.startsWith("-") ? MINUS + text.slice(1) : text;
+}
+function fixed(x2, digits) {
+  const text = x2.toFixed(digits);
+  return Number(text) === 0 ? 0 .toFixed(digits) : signed(text);
+}
+function percent(fraction2, digits = 1) {
+  return `${fixed(fraction2 * 100, digits)}%`;
+}
+function points(fraction2, digits = 2) {
+  return `${fixed(fraction2 * 100, digits)} pt`;
+}
+function signedPoints(fraction2, digits = 1) {
+  const text = fixed(fraction2 * 100, digits);
+  if (Number(text.replace(MINUS, "-")) === 0) return `\xB1${text} pt`;
+  return text.startsWith(MINUS) ? `${text} pt` : `+${text} pt`;
+}
+function ms2(x2) {
+  return `${latency(x2)} ms`;
+}
+function latency(x2) {
+  return fixed(x2, Math.abs(x2) < 0.1 && x2 !== 0 ? 3 : 2);
+}
+function ratio(x2, digits = 2) {
+  return `${fixed(x2, digits)}x`;
+}
+function bytes(n) {
+  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
+  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
+  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
+  return `${fixed(n / 1024 ** 3, 2)} GiB`;
+}
+var COUNT_UNITS = [
+  ["G", 1e9],
+  ["M", 1e6],
+  ["k", 1e3]
+];
+function count(n) {
+  for (const [suffix, size] of COUNT_UNITS) {
+    if (Math.abs(n) >= size * 0.9995) return `${signed((n / size).toPrecision(3))}${suffix}`;
+  }
+  return fixed(n, 0);
+}
+function pValue(p) {
+  return p < 1e-3 ? "p<0.001" : `p=${p.toFixed(3)}`;
+}
+function trimmed(x2, digits = 2) {
+  return signed(String(Number(x2.toFixed(digits)) || 0));
+}
+var SIZE_UNITS2 = [
+  ["GB", 1e9],
+  ["GiB", 2 ** 30],
+  ["MB", 1e6],
+  ["MiB", 2 ** 20],
+  ["kB", 1e3],
+  ["KiB", 2 ** 10]
+];
+function sizeUnit(n) {
+  for (const unit of SIZE_UNITS2) {
+    const scaled = Math.abs(n) / unit[1];
+    if (scaled >= 1 && Math.abs(scaled * 100 - Math.round(scaled * 100)) < 1e-6) return unit;
+  }
+  return Math.abs(n) >= 1e6 ? ["MB", 1e6] : Math.abs(n) >= 1e3 ? ["kB", 1e3] : ["B", 1];
+}
+function sizeIn(n, [name, scale2], exact = false) {
+  if (scale2 === 1) return `${fixed(n, 0)} B`;
+  return `${exact ? trimmed(n / scale2, 2) : fixed(n / scale2, 2)} ${name}`;
+}
+function sizeLike(n, limitUnit) {
+  const binary = limitUnit[0].includes("i");
+  const family = SIZE_UNITS2.filter(([name]) => name.includes("i") === binary);
+  return sizeIn(n, family.find(([, scale2]) => Math.abs(n) >= scale2) ?? ["B", 1]);
+}
+
 // node_modules/markdown-table/index.js
 function defaultStringLength(value) {
   return value.length;
@@ -24885,15 +24962,15 @@ function markdownTable(table2, options) {
       mostCellsPerRow = table2[rowIndex].length;
     }
     while (++columnIndex2 < table2[rowIndex].length) {
-      const cell4 = serialize(table2[rowIndex][columnIndex2]);
+      const cell2 = serialize(table2[rowIndex][columnIndex2]);
       if (settings.alignDelimiters !== false) {
-        const size = stringLength(cell4);
+        const size = stringLength(cell2);
         sizes2[columnIndex2] = size;
         if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
           longestCellByColumn[columnIndex2] = size;
         }
       }
-      row2.push(cell4);
+      row2.push(cell2);
     }
     cellMatrix[rowIndex] = row2;
     sizeMatrix[rowIndex] = sizes2;
@@ -24928,7 +25005,7 @@ function markdownTable(table2, options) {
       1,
       longestCellByColumn[columnIndex] - before.length - after.length
     );
-    const cell4 = before + "-".repeat(size) + after;
+    const cell2 = before + "-".repeat(size) + after;
     if (settings.alignDelimiters !== false) {
       size = before.length + size + after.length;
       if (size > longestCellByColumn[columnIndex]) {
@@ -24936,7 +25013,7 @@ function markdownTable(table2, options) {
       }
       sizes[columnIndex] = size;
     }
-    row[columnIndex] = cell4;
+    row[columnIndex] = cell2;
   }
   cellMatrix.splice(1, 0, row);
   sizeMatrix.splice(1, 0, sizes);
@@ -24949,7 +25026,7 @@ function markdownTable(table2, options) {
     columnIndex = -1;
     const line = [];
     while (++columnIndex < cellsInRow) {
-      const cell4 = row2[columnIndex] || "";
+      const cell2 = row2[columnIndex] || "";
       let before = "";
       let after = "";
       if (settings.alignDelimiters !== false) {
@@ -24975,13 +25052,13 @@ function markdownTable(table2, options) {
       }
       if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
       // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell4 === "") && (settings.delimiterStart !== false || columnIndex)) {
+      !(settings.alignDelimiters === false && cell2 === "") && (settings.delimiterStart !== false || columnIndex)) {
         line.push(" ");
       }
       if (settings.alignDelimiters !== false) {
         line.push(before);
       }
-      line.push(cell4);
+      line.push(cell2);
       if (settings.alignDelimiters !== false) {
         line.push(after);
       }
@@ -25006,54 +25083,169 @@ function toAlignment(value) {
   return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
 }
 
-// src/ledger/format.ts
-var MINUS = "\u2212";
-function signed(text) {
-  return text.startsWith("-") ? MINUS + text.slice(1) : text;
+// src/ledger/markdown.ts
+var DASH = "\u2014";
+var EMPTY = /* @__PURE__ */ new Set(["", DASH, "not available"]);
+function cell(text) {
+  return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
 }
-function fixed(x2, digits) {
-  const text = x2.toFixed(digits);
-  return Number(text) === 0 ? 0 .toFixed(digits) : signed(text);
+function table(rows2) {
+  const [head, ...body] = rows2;
+  const keep = head.map((_, j) => body.length === 0 || body.some((r) => !EMPTY.has((r[j] ?? "").trim())));
+  return markdownTable(
+    rows2.map((row) => row.filter((_, j) => keep[j]).map(cell)),
+    { alignDelimiters: false }
+  );
 }
-function percent(fraction2, digits = 1) {
-  return `${fixed(fraction2 * 100, digits)}%`;
+function nowrap(text) {
+  return text.replace(/([≤≥]) /g, "$1\xA0").replace(/(\d) (?=(?:pt|ms|[kMG]i?B|B|x)\b)/g, "$1\xA0").replace(/\] (?=\d)/g, "]\xA0");
 }
-function points(fraction2, digits = 2) {
-  return `${fixed(fraction2 * 100, digits)} pt`;
+function unbroken(name) {
+  return name.replace(/-/g, "\u2011");
 }
-function signedPoints(fraction2, digits = 1) {
-  const text = fixed(fraction2 * 100, digits);
-  if (Number(text.replace(MINUS, "-")) === 0) return `\xB1${text} pt`;
-  return text.startsWith(MINUS) ? `${text} pt` : `+${text} pt`;
+function details(f) {
+  return `<details><summary>${f.summary}</summary>
+
+${f.body}
+
+</details>`;
 }
-function ms2(x2) {
-  return `${fixed(x2, 2)} ms`;
+function shownPath(p) {
+  if (!/^(?:\/|[A-Za-z]:[\\/]|\\\\)/.test(p)) return p;
+  return p.split(/[\\/]/).pop() || p;
 }
-function ratio(x2, digits = 2) {
-  return `${fixed(x2, digits)}x`;
+function withoutAbsolutePaths(text) {
+  return text.replace(/(^|[\s(`'"=])((?:\/|[A-Za-z]:\\)[^\s`'")]*[\\/][^\s`'")]*)/g, (_, pre, p) => pre + shownPath(p));
 }
-function bytes(n) {
-  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
-  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
-  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
-  return `${fixed(n / 1024 ** 3, 2)} GiB`;
-}
-var COUNT_UNITS = [
-  ["G", 1e9],
-  ["M", 1e6],
-  ["k", 1e3]
-];
-function count(n) {
-  for (const [suffix, size] of COUNT_UNITS) {
-    if (Math.abs(n) >= size * 0.9995) return `${signed((n / size).toPrecision(3))}${suffix}`;
+
+// src/ledger/budgetText.ts
+var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
+function valueIn(b) {
+  switch (BUDGETS[b.name].unit) {
+    case "fraction":
+      return b.name === "latency-regression" ? (x2) => (x2 > 0 && percent(x2) !== percent(0) ? "+" : "") + percent(x2) : (x2) => points(x2);
+    case "ratio":
+      return (x2) => ratio(x2);
+    case "ms":
+      return (x2) => ms2(x2);
+    case "bytes": {
+      const unit = sizeUnit(b.limit);
+      return (x2) => sizeLike(x2, unit);
+    }
   }
-  return fixed(n, 0);
+}
+function naturalLimit(b) {
+  switch (BUDGETS[b.name].unit) {
+    case "fraction":
+      return b.name === "latency-regression" ? `${trimmed(b.limit * 100)}%` : `${trimmed(b.limit * 100)} pt`;
+    case "ratio":
+      return `${trimmed(b.limit)}x`;
+    case "ms":
+      return `${trimmed(b.limit)} ms`;
+    case "bytes":
+      return sizeIn(b.limit, sizeUnit(b.limit), true);
+  }
+}
+function limitText(b) {
+  const op = b.direction === "max" ? "\u2264" : "\u2265";
+  const written = b.written?.trim();
+  return `${op} ${written && /[a-z%]/i.test(written) ? written : naturalLimit(b)}`;
+}
+function valueText(b) {
+  return b.actual === null ? null : valueIn(b)(b.actual);
+}
+function intervalText(b) {
+  if (!b.ci) return "";
+  const show2 = valueIn(b);
+  const level = b.confidence === void 0 ? "" : ` ${trimmed(b.confidence * 100, 1)}%`;
+  return `[${show2(b.ci[0])}, ${show2(b.ci[1])}]${level}`;
+}
+function marginText(b) {
+  if (b.actual === null) return null;
+  const beyond = b.direction === "max" ? b.actual - b.limit : b.limit - b.actual;
+  const size = Math.abs(beyond);
+  const unit = BUDGETS[b.name].unit;
+  const text = unit !== "fraction" ? valueIn(b)(size) : b.name === "latency-regression" ? points(size, 1) : points(size);
+  if (beyond <= 0) return `${text} to spare`;
+  return `${text} ${b.direction === "max" ? "over" : "short"}`;
+}
+function straddles(b) {
+  if (!b.ci || b.actual === null) return false;
+  const [lo, hi] = b.ci;
+  return lo <= b.limit && b.limit <= hi;
+}
+var STRADDLE2 = /^interval straddles the limit/;
+function closeCall(b, withInterval = true) {
+  const strict = b.verdict === "fail" ? " (strict mode fails it)" : "";
+  return `${withInterval ? `its interval ${intervalText(b)}` : "the interval"} reaches across the limit: too close to call${strict}`;
+}
+function whyText(b, opts = {}) {
+  const parts = withoutAbsolutePaths(b.detail).split("; ").filter((p) => p && !STRADDLE2.test(p)).filter((p) => b.name !== "max-size-bytes" || !/\.onnx$/.test(p));
+  if (b.verdict !== "pass" && straddles(b) && opts.closeCall !== false) parts.unshift(closeCall(b, opts.interval !== false));
+  if (b.p_value !== void 0) parts.push(pValue(b.p_value));
+  return parts.join("; ");
+}
+
+// src/ledger/renderCharts.ts
+var COLORS = {
+  red: { hex: "#d1242f", square: "\u{1F7E5}" },
+  orange: { hex: "#bc4c00", square: "\u{1F7E7}" },
+  purple: { hex: "#8250df", square: "\u{1F7EA}" },
+  blue: { hex: "#0969da", square: "\u{1F7E6}" },
+  green: { hex: "#1a7f37", square: "\u{1F7E9}" }
+};
+var quoted = (text) => `"${text.replace(/"/g, "'")}"`;
+function axisRange(values) {
+  const lo = Math.min(...values);
+  const hi = Math.max(...values);
+  const span = Math.max(hi - lo, 0.5);
+  const step = span < 5 ? 0.1 : span < 50 ? 1 : 10;
+  const pad2 = span * 0.15;
+  const down = (x2) => Number((Math.floor(x2 / step) * step).toFixed(1));
+  const up = (x2) => Number((Math.ceil(x2 / step) * step).toFixed(1));
+  return [down(lo - pad2), up(hi + pad2)];
+}
+function lineChart(opts) {
+  const [lo, hi] = opts.range ?? axisRange(opts.series.flatMap((s) => s.values));
+  const palette = opts.series.map((s) => COLORS[s.color].hex).join(", ");
+  const init = { themeVariables: { xyChart: { plotColorPalette: palette } } };
+  return [
+    `Lines: ${opts.series.map((s) => `${COLORS[s.color].square} ${s.label}`).join(" \xB7 ")}`,
+    [
+      "```mermaid",
+      `%%{init: ${JSON.stringify(init)}}%%`,
+      "xychart-beta",
+      `    title ${quoted(opts.title)}`,
+      `    x-axis ${opts.xLabel ? `${quoted(opts.xLabel)} ` : ""}[${opts.categories.map(quoted).join(", ")}]`,
+      `    y-axis ${quoted(opts.yLabel)} ${lo} --> ${hi}`,
+      ...opts.series.map((s) => `    line [${s.values.join(", ")}]`),
+      "```"
+    ].join("\n")
+  ].join("\n\n");
+}
+var asInTable = (x2) => Math.round(x2 * 1e4) / 100;
+var change = (x2, from) => Number((asInTable(x2) - asInTable(from)).toFixed(2));
+function accuracyChart(model) {
+  if (model.method === "compare") return void 0;
+  const steps = model.steps;
+  if (steps.length < 3 || steps.some((s) => s.accuracy == null)) return void 0;
+  const dense = steps[0].accuracy;
+  const series = [{ label: "this model, change at each step", color: "blue", values: steps.map((s) => change(s.accuracy, dense)) }];
+  const base = model.vs_base?.steps;
+  if (base && base.length === steps.length && base.every((s, i2) => s.name === steps[i2].name && s.accuracy != null)) {
+    series.push({ label: "the base model, same steps", color: "orange", values: base.map((s) => change(s.accuracy, base[0].accuracy)) });
+  }
+  const budget = model.budgets.find((b) => b.name === "accuracy-drop");
+  if (budget) {
+    const at = -Number((budget.limit * 100).toFixed(2));
+    series.push({ label: `\`accuracy-drop\` limit (${limitText(budget)})`, color: "red", values: steps.map(() => at) });
+  }
+  return lineChart({ title: "Accuracy change vs dense (pt)", categories: steps.map((s) => s.name), yLabel: "pt", series });
 }
 
 // src/ledger/renderSensitivity.ts
 var CHART_LAYERS = 5;
-var cell = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-var quoted = (text) => `"${text.replace(/"/g, "'")}"`;
 function damage(l) {
   const first = l.points[0];
   const last = l.points[l.points.length - 1];
@@ -25069,37 +25261,44 @@ function bySensitivity(layers) {
 function shortName(name, max2 = 28) {
   return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
 }
+var LINE_COLORS = ["red", "orange", "purple", "blue", "green"];
 function sensitivityChart(s) {
   const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
   const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
-  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
-  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
   const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
-  return [
-    "```mermaid",
-    "xychart-beta",
-    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
-    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
-    `    y-axis ${quoted(metric)} ${low} --> 100`,
-    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
-    "```"
-  ].join("\n");
+  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
+  const [lo, hi] = axisRange(values);
+  return lineChart({
+    range: [Math.max(0, lo), Math.min(100, hi)],
+    title: `${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`,
+    xLabel: "fraction pruned",
+    categories: xs.map(String),
+    yLabel: metric,
+    series: shown.map((l, i2) => ({
+      label: `(${i2 + 1}) \`${cell(shortName(l.name))}\``,
+      color: LINE_COLORS[i2],
+      values: l.points.map((p) => Number((p.calib_accuracy * 100).toFixed(2)))
+    }))
+  });
 }
 function sensitivitySection(s) {
   const ordered = bySensitivity(s.layers);
   const shown = ordered.slice(0, CHART_LAYERS);
-  const acc2 = s.against === "labels" ? "acc" : "agree";
+  const acc2 = s.against === "labels" ? "Accuracy" : "Agreement";
   const nll = s.against === "labels" ? "NLL" : "KL";
-  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
+  const at = s.ratios.join(" / ");
+  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", `${acc2} at ${at}`, `${nll} at ${at}`, "Allocated", "Seconds"];
   const rows2 = ordered.map((l) => {
     const line = shown.indexOf(l);
+    const at2 = (show2) => s.ratios.map((r) => {
+      const p = l.points.find((q) => q.ratio === r);
+      return p ? show2(p) : "\u2014";
+    }).join(" / ");
     return [
       `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
       String(l.size),
-      ...s.ratios.map((r) => {
-        const p = l.points.find((q) => q.ratio === r);
-        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
-      }),
+      at2((p) => percent(p.calib_accuracy)),
+      at2((p) => p.calib_nll.toFixed(3)),
       `**${percent(l.allocated)}**`,
       l.seconds.toFixed(2)
     ];
@@ -25107,78 +25306,32 @@ function sensitivitySection(s) {
   const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
   return [
     `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
-    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
-    sensitivityChart(s),
-    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
+    sensitivityChart(s) + (ordered.length > shown.length ? `
+
+The ${shown.length} most sensitive are drawn; all ${ordered.length} are in the table.` : ""),
+    table([head, ...rows2])
   ].join("\n\n");
 }
 
-// src/ledger/renderSchedule.ts
-var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-var DASH = "\u2014";
-var cell2 = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-function scheduleSection(model) {
-  const s = model.schedule;
-  if (!s) return void 0;
-  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
-  const structured = s.steps.some((r) => r.channels_removed !== void 0);
-  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
-  const rows2 = s.steps.map((r) => [
-    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
-    percent(r.target),
-    percent(r.sparsity),
-    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
-    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
-    r.accuracy === null ? DASH : percent(r.accuracy, 2),
-    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
-    bytes(r.size_bytes),
-    ...names.map((n) => {
-      const b = r.budgets.find((x2) => x2.name === n);
-      return b ? ICON[b.verdict] : DASH;
-    }),
-    `${ICON[r.verdict]} ${r.verdict}`
-  ]);
-  const ran = s.steps.length;
-  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
-  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
-  return [
-    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
-    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
-    stop,
-    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
-  ].join("\n\n");
-}
-
-// src/ledger/render.ts
-var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-var ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-var DASH2 = "\u2014";
-var TOP_CLASSES = 5;
-function baseName(path15) {
-  return path15.split(/[\\/]/).pop() || path15;
-}
-function cell3(text) {
-  return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-}
-function table(rows2) {
-  return markdownTable(
-    rows2.map((row) => row.map(cell3)),
-    { alignDelimiters: false }
-  );
-}
+// src/ledger/renderSummary.ts
 function denseStep(model) {
   return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
 }
 function finalStep(model) {
   return model.steps.at(-1);
 }
+function sparsityPhrase(method, sparsity) {
+  if (method === "structured") return `${percent(sparsity)} of prunable weights removed`;
+  if (method === "hybrid") return `${percent(sparsity)} of prunable weights removed or zeroed`;
+  return `${percent(sparsity)} sparse`;
+}
 var speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
-function renderHeadline(model) {
+function summaryParts(model) {
   const dense = denseStep(model);
   const final = finalStep(model);
   const parts = [];
   if (dense && final) {
-    parts.push(`${percent(final.sparsity)} sparse`);
+    parts.push(sparsityPhrase(model.method, final.sparsity));
     if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
       const speedup = dense.latency.p50_ms / final.latency.p50_ms;
       if (final.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
@@ -25190,70 +25343,292 @@ function renderHeadline(model) {
   } else {
     parts.push("no steps measured");
   }
-  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
+  return parts.join(", ");
 }
-function budgetValue(name, x2) {
-  switch (name) {
-    case "accuracy-drop":
-    case "class-accuracy-drop":
-    case "ece-increase":
-    case "shift-accuracy-drop":
-      return points(x2);
-    case "latency-regression":
-      return percent(x2);
-    case "min-speedup":
-      return ratio(x2);
-    case "p95-latency-ms":
-      return ms2(x2);
-    case "max-size-bytes":
-      return bytes(x2);
+
+// src/ledger/renderReview.ts
+function judged(model) {
+  const own = model.method === "compare" ? "base \u2192 head" : "dense \u2192 pruned";
+  return [
+    ...model.budgets.map((budget) => ({ model, budget, compared: own })),
+    ...(model.vs_base?.budgets ?? []).map((budget) => ({ model, budget, compared: "base \u2192 head" }))
+  ];
+}
+function notPassed(models) {
+  const all = models.flatMap(judged).filter((j) => j.budget.verdict !== "pass");
+  return [...all.filter((j) => j.budget.verdict === "fail"), ...all.filter((j) => j.budget.verdict === "warn")];
+}
+function onBase(j) {
+  if (j.compared !== "dense \u2192 pruned") return void 0;
+  return j.model.vs_base?.base_budgets?.find((b) => b.name === j.budget.name);
+}
+function compareBase(j) {
+  const base = j.model.steps[0];
+  const b = j.budget;
+  const value = b.name === "max-size-bytes" ? base?.size_bytes : b.name === "p95-latency-ms" ? base?.latency?.p95_ms : void 0;
+  if (value == null) return "";
+  const shown = valueText({ ...b, actual: value });
+  const over = b.direction === "max" ? value > b.limit : value < b.limit;
+  return over ? `already over on base (${shown})` : `new in head (base ${shown})`;
+}
+function baseStatus(j) {
+  if (j.model.method === "compare") return compareBase(j);
+  const b = onBase(j);
+  if (!b) return "";
+  const value = valueText(b) ?? "not measured";
+  if (b.verdict === "fail") return `already failing on base (${value})`;
+  if (b.verdict === "warn") return `warned on base too (${value})`;
+  return `new in this PR (base ${value})`;
+}
+function warnReason(b) {
+  if (b.actual === null) return b.detail;
+  if (straddles(b)) return closeCall(b);
+  return whyText(b);
+}
+function budgetLine(j, opts = {}) {
+  const b = j.budget;
+  const value = valueText(b);
+  const parts = [`${opts.icon === false ? "" : `${ICON[b.verdict]} `}\`${b.name}\` (${j.compared})`];
+  if (value === null) parts.push(`limit ${limitText(b)}: ${warnReason(b)}`);
+  else {
+    let text = `**${value}**, limit ${limitText(b)}, ${marginText(b)}`;
+    if (b.verdict === "warn" || straddles(b)) text += `: ${warnReason(b)}`;
+    parts.push(text);
   }
+  const status = baseStatus(j);
+  return parts.join(" ") + (status ? ` \xB7 ${status}` : "");
 }
-function intervalText(b) {
-  if (!b.ci) return "";
-  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
-  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
-  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
+function shortBudget(j) {
+  const b = j.budget;
+  const name = `\`${b.name}\`${j.compared === "base \u2192 head" ? " vs base" : ""}`;
+  const value = valueText(b);
+  if (value === null) return `${ICON.warn} ${name} not measured`;
+  if (b.verdict !== "pass" && straddles(b)) return `${ICON[b.verdict]} ${name} **${value}**, too close to ${limitText(b)} to call`;
+  return `${ICON[b.verdict]} ${name} **${value}** ${b.direction === "max" ? ">" : "<"} ${limitText(b).slice(2)} (${marginText(b)})`;
 }
-function budgetTable(budgets) {
-  if (budgets.length === 0) return "_No budgets checked._";
+function modelLine(m, items) {
+  const mine = items.filter((j) => j.model === m);
+  return `\`${shownPath(m.model)}\`: ${mine.map(shortBudget).join("; ")}`;
+}
+function setAt(b, via) {
+  if (b.set_at) return `set at \`${b.set_at}\``;
+  if (b.source === "default") return "the default";
+  if (b.source === "config") return "set in the config file";
+  return via === "action" ? "set by the `budgets` input" : "set by `--budget`";
+}
+var QUALITY = /* @__PURE__ */ new Set(["accuracy-drop", "class-accuracy-drop", "ece-increase", "shift-accuracy-drop"]);
+var zerosStayDense = (method) => method === "unstructured" || /^\d+:\d+$/.test(method);
+var recovered = (m) => m.steps.some((s) => s.name.startsWith("recover:"));
+function headItselfWorse(m) {
+  const head = m.steps[0]?.accuracy;
+  const base = m.vs_base?.steps[0]?.accuracy;
+  const limit = m.vs_base?.budgets.find((b) => b.name === "accuracy-drop")?.limit;
+  if (head == null || base == null || limit === void 0 || base - head <= limit) return void 0;
+  return `the head model is ${points(base - head)} less accurate than base before pruning (${percent(base, 2)} \u2192 ${percent(head, 2)}): the model change itself, not pruning, loses it`;
+}
+function levers(items, via) {
+  const out = [];
+  const add = (text) => {
+    if (!out.includes(text)) out.push(text);
+  };
+  for (const j of items) {
+    const worse = j.compared === "base \u2192 head" ? headItselfWorse(j.model) : void 0;
+    if (worse) add(worse);
+  }
+  for (const { model, budget, compared } of items) {
+    if (budget.actual === null) continue;
+    const method = model.method;
+    if (straddles(budget)) {
+      add(budget.name.includes("latency") ? "run more latency `runs` to narrow the interval" : "evaluate on more samples to narrow the interval");
+      continue;
+    }
+    if (QUALITY.has(budget.name) && method !== "compare" && !(compared === "base \u2192 head" && headItselfWorse(model))) {
+      add(`lower \`sparsity\` (now ${model.target_sparsity})`);
+      if (!recovered(model)) add(`add ${via === "action" ? "`calib-data`" : "`--calib`"} so recovery wins accuracy back`);
+    }
+    if ((budget.name === "min-speedup" || budget.name === "p95-latency-ms") && method !== "compare") {
+      add(zerosStayDense(method) ? "use `method: structured` (CPU kernels multiply unstructured zeros like any weight)" : `raise \`sparsity\` (now ${model.target_sparsity})`);
+    }
+    if (budget.name === "max-size-bytes" && method !== "compare") {
+      add(zerosStayDense(method) ? "use `method: structured` (zeros still take their place in the file)" : `raise \`sparsity\` (now ${model.target_sparsity})`);
+    }
+    if (budget.name === "latency-regression") add("find why the head model runs slower than base");
+  }
+  if (items.some((j) => j.budget.verdict === "fail")) add("raise the limit");
+  return out;
+}
+var and = (xs) => xs.length < 2 ? xs.join("") : `${xs.slice(0, -1).join(", ")} and ${xs.at(-1)}`;
+function whatToDo(items, via) {
+  const where = /* @__PURE__ */ new Map();
+  const seen = /* @__PURE__ */ new Set();
+  for (const { budget } of items) {
+    const name = `\`${budget.name}\` ${limitText(budget)}`;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const at = setAt(budget, via);
+    where.set(at, [...where.get(at) ?? [], name]);
+  }
+  const set = [...where].map(([at, names]) => {
+    if (at === "the default") return `${and(names)} ${names.length === 1 ? "is the default" : "are defaults"}`;
+    return `${and(names)} ${names.length === 1 ? "is" : "are"} ${at}`;
+  });
+  const todo = levers(items, via);
+  const first = todo.length ? todo[0][0].toUpperCase() + todo[0].slice(1) : "";
+  const rest = todo.slice(1);
+  const options = !first ? "" : rest.length === 0 ? `${first}.` : `${[first, ...rest.slice(0, -1)].join(", ")}, or ${rest.at(-1)}.`;
+  return `**What to do:** ${set.join("; ")}.${options ? ` ${options}` : ""}`;
+}
+function shortNames(paths) {
+  const parts = paths.map((p) => shownPath(p).split("/"));
+  const out = /* @__PURE__ */ new Map();
+  parts.forEach((segments, i2) => {
+    for (let n = 1; n <= segments.length; n++) {
+      const tail = segments.slice(-n).join("/");
+      if (n === segments.length || parts.every((other, k) => k === i2 || other.slice(-n).join("/") !== tail)) {
+        out.set(paths[i2], tail);
+        break;
+      }
+    }
+  });
+  return out;
+}
+function notPassedTable(items, manyModels) {
+  const names = shortNames([...new Set(items.map((j) => j.model.model))]);
   return table([
-    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
-    ...budgets.map((b) => [
-      `\`${b.name}\``,
-      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH2 : budgetValue(b.name, b.actual) + intervalText(b),
-      `${ICON2[b.verdict]} ${b.verdict}`,
-      b.detail
-    ])
+    [...manyModels ? ["Model"] : [], "Budget", "Limit", "Measured", "Margin", "On base", "Why"],
+    ...items.map((j) => {
+      const b = j.budget;
+      const value = valueText(b);
+      const interval = intervalText(b);
+      return [
+        ...manyModels ? [`\`${unbroken(names.get(j.model.model))}\``] : [],
+        `${ICON[b.verdict]} \`${unbroken(b.name)}\`<br><sub>${j.compared}</sub>`,
+        nowrap(limitText(b)),
+        value === null ? "not measured" : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ""),
+        nowrap(marginText(b) ?? "\u2014"),
+        baseStatus(j),
+        whyText(b, { interval: false })
+      ];
+    })
   ]);
 }
-var orDash = (x2, show2) => x2 == null ? DASH2 : show2(x2);
-function stepTable(steps) {
+var plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+function counts(items) {
+  const fail = items.filter((j) => j.budget.verdict === "fail").length;
+  const warn = items.length - fail;
+  const parts = [];
+  if (fail) parts.push(`${plural(fail, "budget")} ${fail === 1 ? "fails" : "fail"}`);
+  if (warn) parts.push(`${fail ? warn : plural(warn, "budget")} ${warn === 1 ? "warns" : "warn"}`);
+  return parts.join(" and ");
+}
+function renderReview(ledger, via) {
+  const models = ledger.models;
+  if (models.length === 0) return "";
+  const items = notPassed(models);
+  const many = models.length > 1;
+  const passing = models.filter((m) => judged(m).every((j) => j.budget.verdict === "pass"));
+  if (items.length === 0) {
+    const total2 = models.reduce((n, m) => n + judged(m).length, 0);
+    const scopes = models.some((m) => m.vs_base) ? " (dense \u2192 pruned and base \u2192 head)" : "";
+    const on = many ? plural(models.length, "model") : `\`${shownPath(models[0].model)}\``;
+    return `**Every budget passes**: ${plural(total2, "budget")} on ${on}${scopes}${many ? "" : `; ${cell(summaryParts(models[0]))}`}.`;
+  }
+  const scope = many ? ` on ${models.length - passing.length} of ${plural(models.length, "model")}` : ` on \`${shownPath(models[0].model)}\``;
+  const lines = [];
+  const flagged = [...models.filter((m) => m.verdict === "fail"), ...models.filter((m) => m.verdict !== "fail" && !passing.includes(m))];
+  const bullets = many ? flagged.map((m) => `- ${modelLine(m, items)}`) : items.map((j) => `- ${budgetLine(j)}`);
+  lines.push(`**${counts(items)}**${scope}:
+
+${bullets.join("\n")}`);
+  lines.push(whatToDo(items, via));
+  lines.push(notPassedTable(items, many));
+  if (many && passing.length) lines.push(`${plural(passing.length, "other model")} pass${passing.length === 1 ? "es" : ""} every budget.`);
+  return lines.join("\n\n");
+}
+
+// src/ledger/renderSchedule.ts
+function scheduleSection(model) {
+  const s = model.schedule;
+  if (!s) return void 0;
+  const structured = s.steps.some((r) => r.channels_removed !== void 0);
+  const missed = (r) => {
+    const bad = r.budgets.filter((b) => b.verdict !== "pass");
+    return bad.length ? bad.map((b) => `${ICON[b.verdict]} \`${unbroken(b.name)}\``).join(", ") : `${ICON.pass} all ${r.budgets.length}`;
+  };
+  const header = ["Step", "Sparsity (target)", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", "Budgets"];
+  const rows2 = s.steps.map((r) => [
+    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
+    `${percent(r.sparsity)} (${percent(r.target)})`,
+    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
+    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
+    r.accuracy === null ? DASH : percent(r.accuracy, 2),
+    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
+    bytes(r.size_bytes),
+    missed(r)
+  ]);
+  const ran = s.steps.length;
+  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
+  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
+  return [
+    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
+    table([header, ...rows2]),
+    stop,
+    `Ships step ${s.chosen} (\`${cell(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${shownPath(s.rollback)}\` is unchanged and stays the rollback artifact.`
+  ].join("\n\n");
+}
+
+// src/ledger/render.ts
+var TOP_CLASSES = 5;
+function budgetTable(model) {
+  const all = judged(model);
+  if (all.length === 0) return "_No budgets checked._";
+  return table([
+    ["Budget", "Limit", "Measured", "Margin", "Verdict", "Why"],
+    ...all.map(({ budget: b, compared }) => {
+      const interval = intervalText(b);
+      const value = valueText(b);
+      return [
+        `\`${unbroken(b.name)}\`<br><sub>${compared}</sub>`,
+        nowrap(limitText(b)),
+        value === null ? DASH : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ""),
+        nowrap(marginText(b) ?? DASH),
+        `${ICON[b.verdict]} ${b.verdict}`,
+        whyText(b, { interval: false })
+      ];
+    })
+  ]);
+}
+var orDash = (x2, show2) => x2 == null ? DASH : show2(x2);
+var sparsityHeader = (method) => method === "structured" ? "Weights removed" : method === "hybrid" ? "Removed or zero" : "Sparsity";
+function stepTables(model) {
+  const steps = model.steps;
   const batch = steps.find((s) => s.latency)?.latency?.batch;
   const at = batch === void 0 ? "" : ` (b=${batch})`;
-  const latency = (s, key) => {
-    if (!s.latency) return DASH2;
-    const value = s.latency[key].toFixed(2);
+  const timed = (s, key) => {
+    if (!s.latency) return DASH;
+    const value = latency(s.latency[key]);
     return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
   };
-  return table([
-    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
+  const quality = table([
+    ["Step", "Accuracy", "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
     ...steps.map((s) => [
       s.name,
-      percent(s.sparsity),
-      count(s.params),
-      count(s.nonzero_params),
-      count(s.flops),
-      bytes(s.size_bytes),
-      bytes(s.gzip_bytes),
       orDash(s.accuracy, (x2) => percent(x2, 2)),
       orDash(s.ece, (x2) => percent(x2, 2)),
       orDash(s.agreement, (x2) => percent(x2, 2)),
-      latency(s, "p50_ms"),
-      latency(s, "p95_ms")
+      timed(s, "p50_ms"),
+      timed(s, "p95_ms")
     ])
   ]);
+  const size = table([
+    ["Step", sparsityHeader(model.method), "Params", "Nonzero", "MACs", "Size", "Gzip"],
+    ...steps.map((s) => [s.name, percent(s.sparsity), count(s.params), count(s.nonzero_params), count(s.flops), bytes(s.size_bytes), bytes(s.gzip_bytes)])
+  ]);
+  return `**Steps**
+
+${quality}
+
+${size}`;
 }
 var zerosNotSkipped = (method) => method === "unstructured" || /^\d+:\d+$/.test(method);
 function funnelSection(model) {
@@ -25261,31 +25636,27 @@ function funnelSection(model) {
   if (steps.length === 0) return void 0;
   const dense = denseStep(model);
   const batch = steps[0].funnel.batch;
-  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH2;
   const speedCell = (s) => {
     const f = s.funnel;
     if (s === dense) return "baseline";
-    if (f.speedup === null) return DASH2;
+    if (f.speedup === null) return DASH;
     const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
-    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
+    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, ${pValue(f.p_value)}`})`;
   };
   const lines = [
-    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
+    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs on nonzero weights; p50 and p95 in the step table)</sub>`,
     table([
-      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
+      ["Step", "Nonzero params", "MACs run", "MACs on nonzero weights", "Ideal speedup", "Measured speedup (p50)", "Efficiency"],
       ...steps.map((s) => {
         const f = s.funnel;
-        const base = s === dense;
         return [
           s.name,
           percent(f.params_ratio),
           percent(f.flops_ratio),
           percent(f.sparse_flops_ratio),
           ratio(f.ideal_speedup),
-          p(s, "p50_ms"),
-          p(s, "p95_ms"),
           speedCell(s),
-          base ? DASH2 : orDash(f.efficiency, (x2) => percent(x2, 0))
+          s === dense ? DASH : orDash(f.efficiency, (x2) => percent(x2, 0))
         ];
       })
     ])
@@ -25307,10 +25678,11 @@ function funnelSection(model) {
 function classTable(model) {
   const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
   if (lost.length === 0) return void 0;
+  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
   return [
     "**Classes that lost most**",
     table([
-      ["Class", "Dense", "Pruned", "Drop", "Support"],
+      ["Class", ref, cand, "Drop", "Support"],
       ...lost.map((c) => [
         String(c.class),
         percent(c.dense),
@@ -25324,26 +25696,29 @@ function classTable(model) {
 function costTable(steps) {
   const rows2 = steps.filter((s) => s.runtime_cost);
   if (rows2.length === 0) return void 0;
-  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH2;
-  return table([
-    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
-    ...rows2.map((s) => {
-      const c = s.runtime_cost;
-      return [
-        s.name,
-        withCi(s),
-        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
-        c.load_ms.toFixed(1),
-        c.throughput_samples_per_s === void 0 ? DASH2 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
-        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
-        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
-      ];
-    })
-  ]);
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH;
+  return [
+    "**Runtime cost**",
+    table([
+      ["Step", "p50 ms [interval]", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
+      ...rows2.map((s) => {
+        const c = s.runtime_cost;
+        return [
+          s.name,
+          withCi(s),
+          orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
+          c.load_ms.toFixed(1),
+          c.throughput_samples_per_s === void 0 ? DASH : `${Math.round(c.throughput_samples_per_s)}/s (b=${c.throughput_batch})`,
+          c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
+          c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
+        ];
+      })
+    ])
+  ].join("\n\n");
 }
 function predictionShiftTable(model) {
   if (!model.prediction_shift?.length) return void 0;
-  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
+  const p = (x2) => pValue(x2);
   const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
   return [
     "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
@@ -25374,43 +25749,78 @@ function shiftTable(model) {
     ])
   ].join("\n\n");
 }
+var signedChange = (a, b, show2) => {
+  if (a == null || b == null) return DASH;
+  const text = show2(Math.abs(b - a));
+  if (!/[1-9]/.test(text)) return `\xB1${text}`;
+  return b > a ? `+${text}` : `\u2212${text}`;
+};
+function baseSection(model) {
+  const vs = model.vs_base;
+  if (!vs) return void 0;
+  const [base, head] = vs.pair ?? [vs.steps[vs.steps.length - 1], model.steps[model.steps.length - 1]];
+  const baseRun = vs.steps.at(-1);
+  const headRun = finalStep(model);
+  const p50 = (s) => s.latency?.p50_ms;
+  const rows2 = [
+    ["", "Base", "Head", "Change"],
+    [sparsityHeader(model.method), orDash(baseRun?.sparsity, percent), orDash(headRun?.sparsity, percent), signedChange(baseRun?.sparsity, headRun?.sparsity, (x2) => points(x2, 1))],
+    ["Parameters", count(base.params), count(head.params), signedChange(base.params, head.params, count)],
+    ["Accuracy", orDash(base.accuracy, (x2) => percent(x2, 2)), orDash(head.accuracy, (x2) => percent(x2, 2)), signedChange(base.accuracy, head.accuracy, (x2) => points(x2, 2))],
+    ["ECE", orDash(base.ece, (x2) => percent(x2, 2)), orDash(head.ece, (x2) => percent(x2, 2)), signedChange(base.ece, head.ece, (x2) => points(x2, 2))],
+    [`p50 latency${head.latency ? ` (b=${head.latency.batch})` : ""}`, orDash(p50(base), ms2), orDash(p50(head), ms2), signedChange(p50(base), p50(head), ms2)],
+    ["Size", bytes(base.size_bytes), bytes(head.size_bytes), signedChange(base.size_bytes, head.size_bytes, bytes)]
+  ];
+  return [
+    `**Against base**: \`${shownPath(vs.model)}\` at ${vs.ref.slice(0, 12)} (merge base), pruned the same way; both shipped models measured again together (same data, latency interleaved).`,
+    table(rows2)
+  ].join("\n\n");
+}
 function renderModel(model) {
-  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
-  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
-  if (model.steps.length > 0) sections.push(stepTable(model.steps));
-  const schedule = scheduleSection(model);
-  if (schedule) sections.push(schedule);
-  const funnel = funnelSection(model);
-  if (funnel) sections.push(funnel);
-  const classes = classTable(model);
-  if (classes) sections.push(classes);
-  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell3(n)}`)].join("\n"));
-  const cost = costTable(model.steps);
-  if (cost) sections.push(cost);
-  const shifts = shiftTable(model);
-  if (shifts) sections.push(shifts);
-  const predicted = predictionShiftTable(model);
-  if (predicted) sections.push(predicted);
-  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
+  const about = `<sub>\`${shownPath(model.model)}\` \u2192 \`${shownPath(model.pruned)}\` \xB7 ${model.method === "compare" ? "compare" : `${model.method} to ${percent(model.target_sparsity)} target`} \xB7 eval on \`${shownPath(model.eval.data)}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const sections = [about, `**Budgets**
+
+${budgetTable(model)}`];
+  const optional = [
+    baseSection(model),
+    accuracyChart(model),
+    model.steps.length > 0 ? stepTables(model) : void 0,
+    scheduleSection(model),
+    funnelSection(model),
+    classTable(model),
+    model.notes?.length ? ["**Notes**", ...model.notes.map((n) => `- ${cell(withoutAbsolutePaths(n))}`)].join("\n") : void 0,
+    costTable(model.steps),
+    shiftTable(model),
+    predictionShiftTable(model),
+    model.sensitivity ? sensitivitySection(model.sensitivity) : void 0
+  ];
+  for (const s of optional) if (s) sections.push(s);
   return sections.join("\n\n");
 }
-function renderMarkdown(ledger) {
+var escapeHtml = (t) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+function modelFold(model) {
+  const summary = `${ICON[model.verdict]} <code>${escapeHtml(shownPath(model.model))}</code> \xB7 ${escapeHtml(summaryParts(model))} \u2014 full ledger`;
+  return { summary, body: renderModel(model) };
+}
+function renderFooter(ledger, links = []) {
   const { runtime, tool } = ledger;
-  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
+  return `<sub>${links.length ? `${links.join(" \xB7 ")} \xB7 ` : ""}${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} thread${runtime.threads === 1 ? "" : "s"}, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
 
 ${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
-  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
-  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
+}
+function timedOutText(ledger) {
   const t = ledger.timed_out;
-  const timedOut = t ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
-
-` : "";
-  return `${title}
-
-${timedOut}${models}
-
-${footer}
-`;
+  if (!t) return void 0;
+  return `**Timed out:** \`${shownPath(t.model)}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`;
+}
+function renderBody(ledger, via) {
+  const review = [timedOutText(ledger), renderReview(ledger, via)].filter(Boolean).join("\n\n");
+  return { review: review || "_No models._", folds: ledger.models.map(modelFold) };
+}
+function renderMarkdown(ledger) {
+  const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
+  const { review, folds } = renderBody(ledger, "cli");
+  return [title, review, ...folds.map(details), renderFooter(ledger)].join("\n\n") + "\n";
 }
 
 // src/ledger/types.ts
@@ -27508,15 +27918,15 @@ function checkScalarValue(scalar) {
       };
   }
 }
-function reasonSingular(field, val, details) {
-  details = typeof details == "string" ? `: ${details}` : `, got ${formatVal(val)}`;
+function reasonSingular(field, val, details2) {
+  details2 = typeof details2 == "string" ? `: ${details2}` : `, got ${formatVal(val)}`;
   if (field.scalar !== void 0) {
-    return `expected ${scalarTypeDescription(field.scalar)}` + details;
+    return `expected ${scalarTypeDescription(field.scalar)}` + details2;
   }
   if (field.enum !== void 0) {
-    return `expected ${field.enum.toString()}` + details;
+    return `expected ${field.enum.toString()}` + details2;
   }
-  return `expected ${formatReflectMessage(field.message)}` + details;
+  return `expected ${formatReflectMessage(field.message)}` + details2;
 }
 function formatVal(val) {
   switch (typeof val) {
@@ -31935,7 +32345,7 @@ function annotateClassChanges(changes, m, limit) {
 }
 
 // src/pipeline/verdicts.ts
-function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config, classChanges3, compareMode = false) {
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency2, config, classChanges3, compareMode = false) {
   const labels = data.labels;
   const confidence = config.confidence;
   for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
@@ -31943,8 +32353,8 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
     labels,
     reference: reference.preds,
     candidate: candidate.preds,
-    referenceLatency: latency?.reference,
-    candidateLatency: latency?.candidate,
+    referenceLatency: latency2?.reference,
+    candidateLatency: latency2?.candidate,
     shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
     confidence,
     limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
@@ -32061,23 +32471,23 @@ async function comparePipeline(req, progress) {
   const m = await measurePair(req, progress);
   const budgets = compareBudgets(req.budgets);
   const changes = classChanges(m.base.step, m.head.step, m.data.labels, m.base.preds.classes);
-  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config, changes, true);
+  const judged2 = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config, changes, true);
   const model = {
     model: req.base,
     pruned: req.head,
     method: "compare",
     target_sparsity: m.head.step.sparsity,
     steps: [m.base.step, m.head.step],
-    budgets: judged.budgets,
-    verdict: judged.verdict,
-    class_changes: judged.classChanges,
+    budgets: judged2.budgets,
+    verdict: judged2.verdict,
+    class_changes: judged2.classChanges,
     eval: { data: req.data, samples: m.data.count, classes: m.base.preds.classes },
     shifts: shiftResults(m.base, m.head, m.shifts, new Set(config.corruptions), config.confidence),
     prediction_shift: predictionShifts(m.base, m.head, m.shifts)
   };
   const ledger = {
     schema: LEDGER_SCHEMA,
-    verdict: judged.verdict,
+    verdict: judged2.verdict,
     tool: { name: "prune-guard", version: VERSION },
     created_at: (/* @__PURE__ */ new Date()).toISOString(),
     runtime: {
@@ -32127,16 +32537,16 @@ async function selftest(req, progress) {
   for (let k = 0; k < req.repetitions; k++) {
     const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config.latency, batchSizes: config.batchSizes.slice(0, 1), confidence: config.confidence, provider: first.provider.provider });
     progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
-    const latency = { reference: samples[0][0], candidate: samples[1][0] };
-    const r = pairedMedianRatio(latency.candidate, latency.reference, config.confidence);
+    const latency2 = { reference: samples[0][0], candidate: samples[1][0] };
+    const r = pairedMedianRatio(latency2.candidate, latency2.reference, config.confidence);
     halfWidths.push((r.ci[1] - r.ci[0]) / 2);
-    first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency.candidate].sort((a, b) => a - b), 0.5) };
-    first.base.step.latency = { ...first.base.step.latency, p50_ms: quantileSorted([...latency.reference].sort((a, b) => a - b), 0.5) };
-    const judged = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency, config, [], true);
-    if (judged.verdict === "fail") {
+    first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency2.candidate].sort((a, b) => a - b), 0.5) };
+    first.base.step.latency = { ...first.base.step.latency, p50_ms: quantileSorted([...latency2.reference].sort((a, b) => a - b), 0.5) };
+    const judged2 = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency2, config, [], true);
+    if (judged2.verdict === "fail") {
       falseAlarms++;
-      failures.push(`repetition ${k + 1}: ${judged.budgets.filter((b) => b.verdict === "fail").map((b) => `${b.name} ${b.detail}`).join("; ")}`);
-    } else if (judged.verdict === "warn") warns++;
+      failures.push(`repetition ${k + 1}: ${judged2.budgets.filter((b) => b.verdict === "fail").map((b) => `${b.name} ${b.detail}`).join("; ")}`);
+    } else if (judged2.verdict === "warn") warns++;
   }
   const sorted = [...halfWidths].sort((a, b) => a - b);
   const median2 = quantileSorted(sorted, 0.5);
@@ -34563,13 +34973,13 @@ async function unstructuredSensitivityPlan(dense, req) {
     ]
   };
 }
-function pruneCounts(dense, weights, counts) {
+function pruneCounts(dense, weights, counts2) {
   const out = cloneModel(dense);
   const index = new GraphIndex(out.graph);
   weights.forEach((w, i2) => {
     const t = index.initializers.get(w.initializer);
     const values = tensorToFloat32(t);
-    setTensorFloat32(t, applyMask(values, magnitudeMask([values], counts[i2])[0]));
+    setTensorFloat32(t, applyMask(values, magnitudeMask([values], counts2[i2])[0]));
   });
   return out;
 }
@@ -36000,9 +36410,9 @@ async function externalRecovery(command, pruned, weights, paths) {
   if (!fs13.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
-  const recovered = loadModel(paths.modelOut).proto;
-  verifyRecovered(pruned, recovered, masks, paths.modelOut);
-  return recovered;
+  const recovered2 = loadModel(paths.modelOut).proto;
+  verifyRecovered(pruned, recovered2, masks, paths.modelOut);
+  return recovered2;
 }
 
 // src/recover/linalg.ts
@@ -36993,23 +37403,23 @@ async function recoverySteps(req, calib, bounded) {
     current = model;
     currentScore = score2;
   };
-  async function distillStep(judged, deadline2) {
+  async function distillStep(judged2, deadline2) {
     const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline2), maxBytes: DISTILL_MAX_BYTES });
     if (unfit) {
       bound(`recovery: distillation skipped: ${unfit}`);
       return;
     }
-    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline: deadline2 });
+    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged2, deadline: deadline2 });
     if (!d) return;
     const score2 = labelled ? await calibScore(d.model, calib, config.latency.threads) : void 0;
-    if (judged && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
+    if (judged2 && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
     }
     keep("recover:distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
   }
   if (config.recovery === "reconstruct" || config.recovery === "auto") {
-    const judged = config.recovery === "auto";
+    const judged2 = config.recovery === "auto";
     const t0 = performance.now();
     progress.note("recovery: layer-wise reconstruction on the calibration set");
     const adaptive = config.criterion === "sparsegpt" && config.method === "unstructured" && !req.structured;
@@ -37028,7 +37438,7 @@ async function recoverySteps(req, calib, bounded) {
     const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config.latency.threads) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
-    if (judged && score2 && currentScore && !better(score2, currentScore)) {
+    if (judged2 && score2 && currentScore && !better(score2, currentScore)) {
       progress.note(`recovery: reconstruction not kept (${fmt(score2)} vs ${fmt(currentScore)} without it)`);
     } else if (r.layers.length > 0) {
       keep(
@@ -37567,8 +37977,8 @@ async function runGradual(input, progress) {
       dense.step.latency = latencyStat(config.batchSizes[0], pair.reference, config.confidence);
       final.step.latency = latencyStat(config.batchSizes[0], pair.candidate, config.confidence);
     }
-    const judged2 = judge(budgets, dense, final, input, pair);
-    const met = resource.length > 0 && resource.every((b) => judged2.budgets.find((r) => r.name === b.name)?.verdict === "pass");
+    const judged3 = judge(budgets, dense, final, input, pair);
+    const met = resource.length > 0 && resource.every((b) => judged3.budgets.find((r) => r.name === b.name)?.verdict === "pass");
     const quality = row.calibAccuracy ?? final.step.accuracy;
     drops.push(denseQuality !== null && quality !== null ? denseQuality - quality : 0);
     const more = t < targets.length;
@@ -37599,7 +38009,7 @@ async function runGradual(input, progress) {
   if (chosen2 !== rows2[rows2.length - 1]) {
     steps.push({ ...chosen2.final.step, name: "ship", artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` });
   }
-  const judged = chosen2.judged;
+  const judged2 = chosen2.judged;
   const schedule = {
     kind: "gradual",
     planned_steps: targets.length,
@@ -37634,9 +38044,9 @@ async function runGradual(input, progress) {
     method: config.method,
     target_sparsity: config.sparsity,
     steps,
-    budgets: judged.budgets,
-    verdict: overallVerdict(judged.budgets.map((b) => b.verdict)),
-    class_changes: judged.classChanges,
+    budgets: judged2.budgets,
+    verdict: overallVerdict(judged2.budgets.map((b) => b.verdict)),
+    class_changes: judged2.classChanges,
     eval: { data: req.data, samples: data.count, classes: dense.preds.classes },
     ...notes.size > 0 || plan ? { notes: [...plan?.notes ?? [], ...notes] } : {},
     ...plan ? { sensitivity: plan.info(config.sparsity) } : {},
@@ -37648,9 +38058,9 @@ async function runGradual(input, progress) {
   };
   return writeLedger(req, input.provider, modelLedger);
 }
-function judge(budgets, dense, step, input, latency) {
+function judge(budgets, dense, step, input, latency2) {
   const changes = classChanges2(dense.step, step.step, input.data.labels, dense.preds.classes);
-  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, changes);
+  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency2, input.req.config, changes);
 }
 function topUpMagnitude(model, description, dense, target, config) {
   const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
@@ -37730,8 +38140,8 @@ async function runPipeline(req, progress) {
   if (staged) fs17.mkdirSync(stepsDir, { recursive: true });
   if (!withRounds) saveModel(pruned.model, pruneArtifact);
   const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
-  const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs17.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  const recovered2 = recovery.steps;
+  if (staged) writeFileAtomic(outPath, fs17.readFileSync(recovered2.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   releaseField(dense, "proto", "the dense model");
@@ -37747,7 +38157,7 @@ async function runPipeline(req, progress) {
     measured.push(m);
   }
   measured.push(await measureStep("prune", pruned.description, pruneArtifact, { ...ctx, dense: denseStep2.preds }));
-  for (const r of recovered) {
+  for (const r of recovered2) {
     const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
     m.step.recovery = r.info;
     if (r.temperature) m.step.temperature = r.temperature;
@@ -37757,8 +38167,8 @@ async function runPipeline(req, progress) {
   const samples = await timeSteps(measured, data, config, provider.provider, progress);
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
-  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges2(steps[0], final, data.labels, denseStep2.preds.classes));
-  const { budgets, verdict } = judged;
+  const judged2 = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges2(steps[0], final, data.labels, denseStep2.preds.classes));
+  const { budgets, verdict } = judged2;
   const modelLedger = {
     model: req.model,
     pruned: outPath,
@@ -37767,7 +38177,7 @@ async function runPipeline(req, progress) {
     steps,
     budgets,
     verdict,
-    class_changes: judged.classChanges,
+    class_changes: judged2.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
     ...pruned.notes.length + recovery.notes.length > 0 ? { notes: [...pruned.notes, ...recovery.notes] } : {},
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
@@ -37936,14 +38346,14 @@ function parseShift(text) {
 function resolveConfig(flags) {
   const file = flags.config ?? (fs18.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : { ...DEFAULT_CONFIG };
-  const latency = { ...base.latency };
-  if (flags.warmup !== void 0) latency.warmup = flags.warmup;
-  if (flags.runs !== void 0) latency.runs = flags.runs;
-  if (flags.threads !== void 0) latency.threads = flags.threads;
-  if (flags.targetRelCi !== void 0) latency.targetRelCi = flags.targetRelCi;
-  if (flags.maxSeconds !== void 0) latency.maxSeconds = flags.maxSeconds;
-  if (flags.repeat !== void 0) latency.repeat = flags.repeat;
-  const overrides = { latency };
+  const latency2 = { ...base.latency };
+  if (flags.warmup !== void 0) latency2.warmup = flags.warmup;
+  if (flags.runs !== void 0) latency2.runs = flags.runs;
+  if (flags.threads !== void 0) latency2.threads = flags.threads;
+  if (flags.targetRelCi !== void 0) latency2.targetRelCi = flags.targetRelCi;
+  if (flags.maxSeconds !== void 0) latency2.maxSeconds = flags.maxSeconds;
+  if (flags.repeat !== void 0) latency2.repeat = flags.repeat;
+  const overrides = { latency: latency2 };
   if (flags.sparsity !== void 0) overrides.sparsity = flags.sparsity;
   if (flags.method !== void 0) overrides.method = flags.method;
   if (flags.recovery !== void 0) overrides.recovery = flags.recovery;

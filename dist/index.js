@@ -3817,8 +3817,8 @@ var require_webidl = __commonJS({
       return new TypeError(`${message.header}: ${message.message}`);
     };
     webidl.errors.conversionFailed = function(context3) {
-      const plural = context3.types.length === 1 ? "" : " one of";
-      const message = `${context3.argument} could not be converted to${plural}: ${context3.types.join(", ")}.`;
+      const plural2 = context3.types.length === 1 ? "" : " one of";
+      const message = `${context3.argument} could not be converted to${plural2}: ${context3.types.join(", ")}.`;
       return webidl.errors.exception({
         header: context3.prefix,
         message
@@ -11381,9 +11381,9 @@ var require_pluralizer = __commonJS({
       this: "these"
     };
     module.exports = class Pluralizer {
-      constructor(singular, plural) {
+      constructor(singular, plural2) {
         this.singular = singular;
-        this.plural = plural;
+        this.plural = plural2;
       }
       pluralize(count2) {
         const one = count2 === 1;
@@ -19557,11 +19557,11 @@ var init_summary = __esm({
        */
       addTable(rows2) {
         const tableBody = rows2.map((row) => {
-          const cells = row.map((cell5) => {
-            if (typeof cell5 === "string") {
-              return this.wrap("td", cell5);
+          const cells = row.map((cell2) => {
+            if (typeof cell2 === "string") {
+              return this.wrap("td", cell2);
             }
-            const { header, data, colspan, rowspan } = cell5;
+            const { header, data, colspan, rowspan } = cell2;
             const tag = header ? "th" : "td";
             const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
             return this.wrap(tag, data, attrs);
@@ -25460,21 +25460,21 @@ function resolveBudgets(configBudgets, flagBudgets) {
 function notMeasured(why) {
   return { actual: null, why };
 }
-function accuracyDrop({ dense, final: final2 }) {
+function accuracyDrop({ dense, final }) {
   if (dense.accuracy == null) return notMeasured("dense accuracy was not evaluated");
-  if (final2.accuracy == null) return notMeasured("final accuracy was not evaluated");
-  return { actual: dense.accuracy - final2.accuracy, detail: `${pct(dense.accuracy)} \u2192 ${pct(final2.accuracy)}` };
+  if (final.accuracy == null) return notMeasured("final accuracy was not evaluated");
+  return { actual: dense.accuracy - final.accuracy, detail: `${pct(dense.accuracy)} \u2192 ${pct(final.accuracy)}` };
 }
-function classAccuracyDrop({ dense, final: final2 }) {
+function classAccuracyDrop({ dense, final }) {
   if (!dense.per_class?.length) return notMeasured("dense per-class accuracy was not evaluated");
-  if (!final2.per_class?.length) return notMeasured("final per-class accuracy was not evaluated");
-  if (dense.per_class.length !== final2.per_class.length) {
-    return notMeasured(`dense has ${dense.per_class.length} classes but final has ${final2.per_class.length}`);
+  if (!final.per_class?.length) return notMeasured("final per-class accuracy was not evaluated");
+  if (dense.per_class.length !== final.per_class.length) {
+    return notMeasured(`dense has ${dense.per_class.length} classes but final has ${final.per_class.length}`);
   }
   let worst = -1;
   let worstDrop = -Infinity;
   dense.per_class.forEach((d, i2) => {
-    const f = final2.per_class[i2];
+    const f = final.per_class[i2];
     if (d == null || f == null) return;
     if (d - f > worstDrop) {
       worst = i2;
@@ -25484,52 +25484,52 @@ function classAccuracyDrop({ dense, final: final2 }) {
   if (worst < 0) return notMeasured("no class has accuracy in both dense and final");
   return {
     actual: worstDrop,
-    detail: `class ${worst}: ${pct(dense.per_class[worst])} \u2192 ${pct(final2.per_class[worst])}`
+    detail: `class ${worst}: ${pct(dense.per_class[worst])} \u2192 ${pct(final.per_class[worst])}`
   };
 }
-function eceIncrease({ dense, final: final2 }) {
+function eceIncrease({ dense, final }) {
   if (dense.ece == null) return notMeasured("dense ECE was not evaluated");
-  if (final2.ece == null) return notMeasured("final ECE was not evaluated");
-  return { actual: final2.ece - dense.ece, detail: `ECE ${pct(dense.ece)} \u2192 ${pct(final2.ece)}` };
+  if (final.ece == null) return notMeasured("final ECE was not evaluated");
+  return { actual: final.ece - dense.ece, detail: `ECE ${pct(dense.ece)} \u2192 ${pct(final.ece)}` };
 }
-function latencyRatio(from, fromLabel, final2) {
+function latencyRatio(from, fromLabel, final) {
   if (!from.latency) return notMeasured(`${fromLabel} latency was not measured`);
-  if (!final2.latency) return notMeasured("final latency was not measured");
-  if (from.latency.batch !== final2.latency.batch) {
-    return notMeasured(`${fromLabel} latency is at batch ${from.latency.batch} but final at batch ${final2.latency.batch}`);
+  if (!final.latency) return notMeasured("final latency was not measured");
+  if (from.latency.batch !== final.latency.batch) {
+    return notMeasured(`${fromLabel} latency is at batch ${from.latency.batch} but final at batch ${final.latency.batch}`);
   }
   return {
-    actual: from.latency.p50_ms / final2.latency.p50_ms,
-    detail: `p50 ${ms(from.latency.p50_ms)} \u2192 ${ms(final2.latency.p50_ms)} at batch ${final2.latency.batch}`
+    actual: from.latency.p50_ms / final.latency.p50_ms,
+    detail: `p50 ${ms(from.latency.p50_ms)} \u2192 ${ms(final.latency.p50_ms)} at batch ${final.latency.batch}`
   };
 }
-function minSpeedup({ dense, final: final2 }) {
-  return latencyRatio(dense, "dense", final2);
+function minSpeedup({ dense, final }) {
+  return latencyRatio(dense, "dense", final);
 }
-function latencyRegression({ base, final: final2 }) {
+function latencyRegression({ base, final }) {
   if (!base) return notMeasured("no base model to compare against (compare mode only)");
-  const ratio2 = latencyRatio(base, "base", final2);
+  const ratio2 = latencyRatio(base, "base", final);
   if (ratio2.actual === null) return ratio2;
   return { actual: 1 / ratio2.actual - 1, detail: ratio2.detail };
 }
-function p95LatencyMs({ final: final2 }) {
-  if (!final2.latency) return notMeasured("final latency was not measured");
-  return { actual: final2.latency.p95_ms, detail: `batch ${final2.latency.batch}, ${final2.latency.runs} runs` };
+function p95LatencyMs({ final }) {
+  if (!final.latency) return notMeasured("final latency was not measured");
+  return { actual: final.latency.p95_ms, detail: `batch ${final.latency.batch}, ${final.latency.runs} runs` };
 }
-function maxSizeBytes({ final: final2 }) {
-  return { actual: final2.size_bytes, detail: final2.artifact };
+function maxSizeBytes({ final }) {
+  return { actual: final.size_bytes, detail: final.artifact };
 }
-function shiftAccuracyDrop({ dense, final: final2 }) {
-  const shared = Object.keys(dense.shift_accuracy ?? {}).filter((k) => final2.shift_accuracy?.[k] != null);
+function shiftAccuracyDrop({ dense, final }) {
+  const shared = Object.keys(dense.shift_accuracy ?? {}).filter((k) => final.shift_accuracy?.[k] != null);
   if (shared.length === 0) return notMeasured("no shift set was evaluated on both dense and final");
   let worst = shared[0];
   for (const k of shared) {
-    if (dense.shift_accuracy[k] - final2.shift_accuracy[k] > dense.shift_accuracy[worst] - final2.shift_accuracy[worst]) {
+    if (dense.shift_accuracy[k] - final.shift_accuracy[k] > dense.shift_accuracy[worst] - final.shift_accuracy[worst]) {
       worst = k;
     }
   }
   const d = dense.shift_accuracy[worst];
-  const f = final2.shift_accuracy[worst];
+  const f = final.shift_accuracy[worst];
   const missing = Object.keys(dense.shift_accuracy).filter((k) => !shared.includes(k));
   return {
     actual: d - f,
@@ -25590,7 +25590,7 @@ var init_budgets2 = __esm({
     init_budgets();
     TOLERANCE = 1e-12;
     pct = (x2) => `${(x2 * 100).toFixed(2)}%`;
-    ms = (x2) => `${x2.toFixed(2)} ms`;
+    ms = (x2) => `${x2 >= 1 ? x2.toFixed(2) : x2.toPrecision(2)} ms`;
     MEASURE = {
       "accuracy-drop": accuracyDrop,
       "class-accuracy-drop": classAccuracyDrop,
@@ -26277,11 +26277,11 @@ var init_esm = __esm({
           buf = nbuf;
         }
       };
-      var final2 = st.f || 0, pos = st.p || 0, bt = st.b || 0, lm = st.l, dm = st.d, lbt = st.m, dbt = st.n;
+      var final = st.f || 0, pos = st.p || 0, bt = st.b || 0, lm = st.l, dm = st.d, lbt = st.m, dbt = st.n;
       var tbts = sl * 8;
       do {
         if (!lm) {
-          final2 = bits(dat, pos, 1);
+          final = bits(dat, pos, 1);
           var type = bits(dat, pos + 1, 3);
           pos += 3;
           if (!type) {
@@ -26294,7 +26294,7 @@ var init_esm = __esm({
             if (resize)
               cbuf(bt + l);
             buf.set(dat.subarray(s, t), bt);
-            st.b = bt += l, st.p = pos = t * 8, st.f = final2;
+            st.b = bt += l, st.p = pos = t * 8, st.f = final;
             continue;
           } else if (type == 1)
             lm = flrm, dm = fdrm, lbt = 9, dbt = 5;
@@ -26395,10 +26395,10 @@ var init_esm = __esm({
               buf[bt] = buf[bt - dt];
           }
         }
-        st.l = lm, st.p = lpos, st.b = bt, st.f = final2;
+        st.l = lm, st.p = lpos, st.b = bt, st.f = final;
         if (lm)
-          final2 = 1, st.m = lbt, st.d = dm, st.n = dbt;
-      } while (!final2);
+          final = 1, st.m = lbt, st.d = dm, st.n = dbt;
+      } while (!final);
       return bt != buf.length && noBuf ? slc(buf, 0, bt) : buf.subarray(0, bt);
     };
     wbits = function(d, p, v) {
@@ -26535,8 +26535,8 @@ var init_esm = __esm({
         out[o + i2 + 4] = dat[i2];
       return (o + 4 + s) * 8;
     };
-    wblk = function(dat, out, final2, syms, lf, df, eb, li, bs, bl, p) {
-      wbits(out, p++, final2);
+    wblk = function(dat, out, final, syms, lf, df, eb, li, bs, bl, p) {
+      wbits(out, p++, final);
       ++lf[256];
       var _a2 = hTree(lf, 15), dlt = _a2.t, mlb = _a2.l;
       var _b2 = hTree(df, 15), ddt = _b2.t, mdb = _b2.l;
@@ -29729,7 +29729,7 @@ var init_uncertainty = __esm({
 });
 
 // src/pipeline/verdicts.ts
-function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config, classChanges2, compareMode = false) {
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency2, config, classChanges2, compareMode = false) {
   const labels = data.labels;
   const confidence = config.confidence;
   for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
@@ -29737,8 +29737,8 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
     labels,
     reference: reference.preds,
     candidate: candidate.preds,
-    referenceLatency: latency?.reference,
-    candidateLatency: latency?.candidate,
+    referenceLatency: latency2?.reference,
+    candidateLatency: latency2?.candidate,
     shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
     confidence,
     limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
@@ -29760,18 +29760,18 @@ function shiftResults(reference, candidate, shifts, corruptionNames, confidence)
     const b = candidate.shiftPreds?.get(s.name);
     if (!a || !b || !s.data.labels) continue;
     const dense = mean(a.correct);
-    const final2 = mean(b.correct);
+    const final = mean(b.correct);
     const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
     out.push({
       name: s.name,
       source: corruptionNames.has(s.name) ? "corruption" : "user",
       samples: s.data.count,
       dense,
-      final: final2,
-      drop: dense - final2,
+      final,
+      drop: dense - final,
       drop_ci: u.ci,
       p_value: u.p_value,
-      gap_change: dense - final2 - cleanGap
+      gap_change: dense - final - cleanGap
     });
   }
   return out;
@@ -31344,15 +31344,15 @@ function checkScalarValue(scalar) {
       };
   }
 }
-function reasonSingular(field, val, details) {
-  details = typeof details == "string" ? `: ${details}` : `, got ${formatVal(val)}`;
+function reasonSingular(field, val, details2) {
+  details2 = typeof details2 == "string" ? `: ${details2}` : `, got ${formatVal(val)}`;
   if (field.scalar !== void 0) {
-    return `expected ${scalarTypeDescription(field.scalar)}` + details;
+    return `expected ${scalarTypeDescription(field.scalar)}` + details2;
   }
   if (field.enum !== void 0) {
-    return `expected ${field.enum.toString()}` + details;
+    return `expected ${field.enum.toString()}` + details2;
   }
-  return `expected ${formatReflectMessage(field.message)}` + details;
+  return `expected ${formatReflectMessage(field.message)}` + details2;
 }
 function formatVal(val) {
   switch (typeof val) {
@@ -32028,10 +32028,10 @@ function base64Decode(base64Str) {
   return written == size ? bytes2 : bytes2.subarray(0, written);
 }
 function setFromBase64(bytes2, base64Str) {
-  const table3 = getDecodeTable();
+  const table2 = getDecodeTable();
   let bytePos = 0, groupPos = 0, b, p = 0;
   for (let i2 = 0; i2 < base64Str.length; i2++) {
-    b = table3[base64Str.charCodeAt(i2)];
+    b = table2[base64Str.charCodeAt(i2)];
     if (b === void 0) {
       switch (base64Str[i2]) {
         // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
@@ -38966,9 +38966,9 @@ async function structuredPrune(input, opts) {
   if (opts.keptUnits) {
     for (const u of units) keptUnits.set(u.root, Math.max(1, Math.min(u.size, opts.keptUnits.get(u.root) ?? u.size)));
   } else {
-    const plain = allocate(units.filter((u) => analysis.spaces.block(u.root) === 1), unitImportance, opts);
+    const plain2 = allocate(units.filter((u) => analysis.spaces.block(u.root) === 1), unitImportance, opts);
     const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
-    for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
+    for (const [r, k] of [...plain2, ...heads]) keptUnits.set(r, k);
   }
   const keptCount = /* @__PURE__ */ new Map();
   const keep = /* @__PURE__ */ new Map();
@@ -39679,13 +39679,13 @@ async function unstructuredSensitivityPlan(dense, req) {
     ]
   };
 }
-function pruneCounts(dense, weights, counts) {
+function pruneCounts(dense, weights, counts2) {
   const out = cloneModel(dense);
   const index = new GraphIndex(out.graph);
   weights.forEach((w, i2) => {
     const t = index.initializers.get(w.initializer);
     const values = tensorToFloat32(t);
-    setTensorFloat32(t, applyMask(values, magnitudeMask([values], counts[i2])[0]));
+    setTensorFloat32(t, applyMask(values, magnitudeMask([values], counts2[i2])[0]));
   });
   return out;
 }
@@ -41290,9 +41290,9 @@ async function externalRecovery(command, pruned, weights, paths) {
   if (!fs8.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
-  const recovered = loadModel(paths.modelOut).proto;
-  verifyRecovered(pruned, recovered, masks, paths.modelOut);
-  return recovered;
+  const recovered2 = loadModel(paths.modelOut).proto;
+  verifyRecovered(pruned, recovered2, masks, paths.modelOut);
+  return recovered2;
 }
 var init_external = __esm({
   "src/recover/external.ts"() {
@@ -42377,23 +42377,23 @@ async function recoverySteps(req, calib, bounded) {
     current = model;
     currentScore = score2;
   };
-  async function distillStep(judged, deadline2) {
+  async function distillStep(judged2, deadline2) {
     const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline2), maxBytes: DISTILL_MAX_BYTES });
     if (unfit) {
       bound(`recovery: distillation skipped: ${unfit}`);
       return;
     }
-    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline: deadline2 });
+    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged2, deadline: deadline2 });
     if (!d) return;
     const score2 = labelled ? await calibScore(d.model, calib, config.latency.threads) : void 0;
-    if (judged && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
+    if (judged2 && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
     }
     keep("recover:distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
   }
   if (config.recovery === "reconstruct" || config.recovery === "auto") {
-    const judged = config.recovery === "auto";
+    const judged2 = config.recovery === "auto";
     const t0 = performance.now();
     progress.note("recovery: layer-wise reconstruction on the calibration set");
     const adaptive = config.criterion === "sparsegpt" && config.method === "unstructured" && !req.structured;
@@ -42412,7 +42412,7 @@ async function recoverySteps(req, calib, bounded) {
     const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config.latency.threads) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
-    if (judged && score2 && currentScore && !better(score2, currentScore)) {
+    if (judged2 && score2 && currentScore && !better(score2, currentScore)) {
       progress.note(`recovery: reconstruction not kept (${fmt(score2)} vs ${fmt(currentScore)} without it)`);
     } else if (r.layers.length > 0) {
       keep(
@@ -42505,11 +42505,11 @@ var init_runRecovery = __esm({
 });
 
 // src/prune/schedule.ts
-function cubicSchedule(initial, final2, steps) {
+function cubicSchedule(initial, final, steps) {
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`cubicSchedule: steps must be a whole number of 1 or more (got ${steps})`);
-  if (!(initial >= 0 && final2 < 1 && final2 > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final2})`);
+  if (!(initial >= 0 && final < 1 && final > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final})`);
   const out = [];
-  for (let t = 1; t <= steps; t++) out.push(t === steps ? final2 : final2 + (initial - final2) * (1 - t / steps) ** 3);
+  for (let t = 1; t <= steps; t++) out.push(t === steps ? final : final + (initial - final) * (1 - t / steps) ** 3);
   return out;
 }
 function fractionOfRemaining(remaining, denseTotal, target) {
@@ -42873,11 +42873,94 @@ var init_measureStep = __esm({
   }
 });
 
+// src/ledger/format.ts
+function signed(text) {
+  return text.startsWith("-") ? MINUS + text.slice(1) : text;
+}
+function fixed(x2, digits) {
+  const text = x2.toFixed(digits);
+  return Number(text) === 0 ? 0 .toFixed(digits) : signed(text);
+}
+function percent(fraction, digits = 1) {
+  return `${fixed(fraction * 100, digits)}%`;
+}
+function points(fraction, digits = 2) {
+  return `${fixed(fraction * 100, digits)} pt`;
+}
+function signedPoints(fraction, digits = 1) {
+  const text = fixed(fraction * 100, digits);
+  if (Number(text.replace(MINUS, "-")) === 0) return `\xB1${text} pt`;
+  return text.startsWith(MINUS) ? `${text} pt` : `+${text} pt`;
+}
+function ms2(x2) {
+  return `${latency(x2)} ms`;
+}
+function latency(x2) {
+  return fixed(x2, Math.abs(x2) < 0.1 && x2 !== 0 ? 3 : 2);
+}
+function ratio(x2, digits = 2) {
+  return `${fixed(x2, digits)}x`;
+}
+function bytes(n) {
+  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
+  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
+  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
+  return `${fixed(n / 1024 ** 3, 2)} GiB`;
+}
+function count(n) {
+  for (const [suffix, size] of COUNT_UNITS) {
+    if (Math.abs(n) >= size * 0.9995) return `${signed((n / size).toPrecision(3))}${suffix}`;
+  }
+  return fixed(n, 0);
+}
+function pValue(p) {
+  return p < 1e-3 ? "p<0.001" : `p=${p.toFixed(3)}`;
+}
+function trimmed(x2, digits = 2) {
+  return signed(String(Number(x2.toFixed(digits)) || 0));
+}
+function sizeUnit(n) {
+  for (const unit of SIZE_UNITS2) {
+    const scaled = Math.abs(n) / unit[1];
+    if (scaled >= 1 && Math.abs(scaled * 100 - Math.round(scaled * 100)) < 1e-6) return unit;
+  }
+  return Math.abs(n) >= 1e6 ? ["MB", 1e6] : Math.abs(n) >= 1e3 ? ["kB", 1e3] : ["B", 1];
+}
+function sizeIn(n, [name, scale2], exact = false) {
+  if (scale2 === 1) return `${fixed(n, 0)} B`;
+  return `${exact ? trimmed(n / scale2, 2) : fixed(n / scale2, 2)} ${name}`;
+}
+function sizeLike(n, limitUnit) {
+  const binary = limitUnit[0].includes("i");
+  const family = SIZE_UNITS2.filter(([name]) => name.includes("i") === binary);
+  return sizeIn(n, family.find(([, scale2]) => Math.abs(n) >= scale2) ?? ["B", 1]);
+}
+var MINUS, COUNT_UNITS, SIZE_UNITS2;
+var init_format = __esm({
+  "src/ledger/format.ts"() {
+    "use strict";
+    MINUS = "\u2212";
+    COUNT_UNITS = [
+      ["G", 1e9],
+      ["M", 1e6],
+      ["k", 1e3]
+    ];
+    SIZE_UNITS2 = [
+      ["GB", 1e9],
+      ["GiB", 2 ** 30],
+      ["MB", 1e6],
+      ["MiB", 2 ** 20],
+      ["kB", 1e3],
+      ["KiB", 2 ** 10]
+    ];
+  }
+});
+
 // node_modules/markdown-table/index.js
 function defaultStringLength(value) {
   return value.length;
 }
-function markdownTable(table3, options) {
+function markdownTable(table2, options) {
   const settings = options || {};
   const align = (settings.align || []).concat();
   const stringLength = settings.stringLength || defaultStringLength;
@@ -42887,23 +42970,23 @@ function markdownTable(table3, options) {
   const longestCellByColumn = [];
   let mostCellsPerRow = 0;
   let rowIndex = -1;
-  while (++rowIndex < table3.length) {
+  while (++rowIndex < table2.length) {
     const row2 = [];
     const sizes2 = [];
     let columnIndex2 = -1;
-    if (table3[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table3[rowIndex].length;
+    if (table2[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table2[rowIndex].length;
     }
-    while (++columnIndex2 < table3[rowIndex].length) {
-      const cell5 = serialize(table3[rowIndex][columnIndex2]);
+    while (++columnIndex2 < table2[rowIndex].length) {
+      const cell2 = serialize(table2[rowIndex][columnIndex2]);
       if (settings.alignDelimiters !== false) {
-        const size = stringLength(cell5);
+        const size = stringLength(cell2);
         sizes2[columnIndex2] = size;
         if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
           longestCellByColumn[columnIndex2] = size;
         }
       }
-      row2.push(cell5);
+      row2.push(cell2);
     }
     cellMatrix[rowIndex] = row2;
     sizeMatrix[rowIndex] = sizes2;
@@ -42938,7 +43021,7 @@ function markdownTable(table3, options) {
       1,
       longestCellByColumn[columnIndex] - before.length - after.length
     );
-    const cell5 = before + "-".repeat(size) + after;
+    const cell2 = before + "-".repeat(size) + after;
     if (settings.alignDelimiters !== false) {
       size = before.length + size + after.length;
       if (size > longestCellByColumn[columnIndex]) {
@@ -42946,7 +43029,7 @@ function markdownTable(table3, options) {
       }
       sizes[columnIndex] = size;
     }
-    row[columnIndex] = cell5;
+    row[columnIndex] = cell2;
   }
   cellMatrix.splice(1, 0, row);
   sizeMatrix.splice(1, 0, sizes);
@@ -42959,7 +43042,7 @@ function markdownTable(table3, options) {
     columnIndex = -1;
     const line = [];
     while (++columnIndex < cellsInRow) {
-      const cell5 = row2[columnIndex] || "";
+      const cell2 = row2[columnIndex] || "";
       let before = "";
       let after = "";
       if (settings.alignDelimiters !== false) {
@@ -42985,13 +43068,13 @@ function markdownTable(table3, options) {
       }
       if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
       // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell5 === "") && (settings.delimiterStart !== false || columnIndex)) {
+      !(settings.alignDelimiters === false && cell2 === "") && (settings.delimiterStart !== false || columnIndex)) {
         line.push(" ");
       }
       if (settings.alignDelimiters !== false) {
         line.push(before);
       }
-      line.push(cell5);
+      line.push(cell2);
       if (settings.alignDelimiters !== false) {
         line.push(after);
       }
@@ -43020,53 +43103,195 @@ var init_markdown_table = __esm({
   }
 });
 
-// src/ledger/format.ts
-function signed(text) {
-  return text.startsWith("-") ? MINUS + text.slice(1) : text;
+// src/ledger/markdown.ts
+function cell(text) {
+  return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
 }
-function fixed(x2, digits) {
-  const text = x2.toFixed(digits);
-  return Number(text) === 0 ? 0 .toFixed(digits) : signed(text);
+function table(rows2) {
+  const [head, ...body] = rows2;
+  const keep = head.map((_, j) => body.length === 0 || body.some((r) => !EMPTY.has((r[j] ?? "").trim())));
+  return markdownTable(
+    rows2.map((row) => row.filter((_, j) => keep[j]).map(cell)),
+    { alignDelimiters: false }
+  );
 }
-function percent(fraction, digits = 1) {
-  return `${fixed(fraction * 100, digits)}%`;
+function nowrap(text) {
+  return text.replace(/([≤≥]) /g, "$1\xA0").replace(/(\d) (?=(?:pt|ms|[kMG]i?B|B|x)\b)/g, "$1\xA0").replace(/\] (?=\d)/g, "]\xA0");
 }
-function points(fraction, digits = 2) {
-  return `${fixed(fraction * 100, digits)} pt`;
+function unbroken(name) {
+  return name.replace(/-/g, "\u2011");
 }
-function signedPoints(fraction, digits = 1) {
-  const text = fixed(fraction * 100, digits);
-  if (Number(text.replace(MINUS, "-")) === 0) return `\xB1${text} pt`;
-  return text.startsWith(MINUS) ? `${text} pt` : `+${text} pt`;
+function details(f) {
+  return `<details><summary>${f.summary}</summary>
+
+${f.body}
+
+</details>`;
 }
-function ms2(x2) {
-  return `${fixed(x2, 2)} ms`;
+function shownPath(p) {
+  if (!/^(?:\/|[A-Za-z]:[\\/]|\\\\)/.test(p)) return p;
+  return p.split(/[\\/]/).pop() || p;
 }
-function ratio(x2, digits = 2) {
-  return `${fixed(x2, digits)}x`;
+function withoutAbsolutePaths(text) {
+  return text.replace(/(^|[\s(`'"=])((?:\/|[A-Za-z]:\\)[^\s`'")]*[\\/][^\s`'")]*)/g, (_, pre, p) => pre + shownPath(p));
 }
-function bytes(n) {
-  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
-  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
-  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
-  return `${fixed(n / 1024 ** 3, 2)} GiB`;
-}
-function count(n) {
-  for (const [suffix, size] of COUNT_UNITS) {
-    if (Math.abs(n) >= size * 0.9995) return `${signed((n / size).toPrecision(3))}${suffix}`;
-  }
-  return fixed(n, 0);
-}
-var MINUS, COUNT_UNITS;
-var init_format = __esm({
-  "src/ledger/format.ts"() {
+var DASH, EMPTY;
+var init_markdown = __esm({
+  "src/ledger/markdown.ts"() {
     "use strict";
-    MINUS = "\u2212";
-    COUNT_UNITS = [
-      ["G", 1e9],
-      ["M", 1e6],
-      ["k", 1e3]
-    ];
+    init_markdown_table();
+    DASH = "\u2014";
+    EMPTY = /* @__PURE__ */ new Set(["", DASH, "not available"]);
+  }
+});
+
+// src/ledger/budgetText.ts
+function valueIn(b) {
+  switch (BUDGETS[b.name].unit) {
+    case "fraction":
+      return b.name === "latency-regression" ? (x2) => (x2 > 0 && percent(x2) !== percent(0) ? "+" : "") + percent(x2) : (x2) => points(x2);
+    case "ratio":
+      return (x2) => ratio(x2);
+    case "ms":
+      return (x2) => ms2(x2);
+    case "bytes": {
+      const unit = sizeUnit(b.limit);
+      return (x2) => sizeLike(x2, unit);
+    }
+  }
+}
+function naturalLimit(b) {
+  switch (BUDGETS[b.name].unit) {
+    case "fraction":
+      return b.name === "latency-regression" ? `${trimmed(b.limit * 100)}%` : `${trimmed(b.limit * 100)} pt`;
+    case "ratio":
+      return `${trimmed(b.limit)}x`;
+    case "ms":
+      return `${trimmed(b.limit)} ms`;
+    case "bytes":
+      return sizeIn(b.limit, sizeUnit(b.limit), true);
+  }
+}
+function limitText(b) {
+  const op = b.direction === "max" ? "\u2264" : "\u2265";
+  const written = b.written?.trim();
+  return `${op} ${written && /[a-z%]/i.test(written) ? written : naturalLimit(b)}`;
+}
+function valueText(b) {
+  return b.actual === null ? null : valueIn(b)(b.actual);
+}
+function intervalText(b) {
+  if (!b.ci) return "";
+  const show2 = valueIn(b);
+  const level = b.confidence === void 0 ? "" : ` ${trimmed(b.confidence * 100, 1)}%`;
+  return `[${show2(b.ci[0])}, ${show2(b.ci[1])}]${level}`;
+}
+function marginText(b) {
+  if (b.actual === null) return null;
+  const beyond = b.direction === "max" ? b.actual - b.limit : b.limit - b.actual;
+  const size = Math.abs(beyond);
+  const unit = BUDGETS[b.name].unit;
+  const text = unit !== "fraction" ? valueIn(b)(size) : b.name === "latency-regression" ? points(size, 1) : points(size);
+  if (beyond <= 0) return `${text} to spare`;
+  return `${text} ${b.direction === "max" ? "over" : "short"}`;
+}
+function straddles(b) {
+  if (!b.ci || b.actual === null) return false;
+  const [lo, hi] = b.ci;
+  return lo <= b.limit && b.limit <= hi;
+}
+function closeCall(b, withInterval = true) {
+  const strict = b.verdict === "fail" ? " (strict mode fails it)" : "";
+  return `${withInterval ? `its interval ${intervalText(b)}` : "the interval"} reaches across the limit: too close to call${strict}`;
+}
+function whyText(b, opts = {}) {
+  const parts = withoutAbsolutePaths(b.detail).split("; ").filter((p) => p && !STRADDLE2.test(p)).filter((p) => b.name !== "max-size-bytes" || !/\.onnx$/.test(p));
+  if (b.verdict !== "pass" && straddles(b) && opts.closeCall !== false) parts.unshift(closeCall(b, opts.interval !== false));
+  if (b.p_value !== void 0) parts.push(pValue(b.p_value));
+  return parts.join("; ");
+}
+function budgetPhrase(b, compared) {
+  const name = compared === "base \u2192 head" ? `${b.name} vs base` : b.name;
+  const value = valueText(b);
+  if (value === null) return `${name} not measured`;
+  if (b.verdict !== "pass" && straddles(b)) return `${name} ${value}, too close to the ${limitText(b)} limit to call`;
+  const op = b.verdict === "pass" ? limitText(b) : `${b.direction === "max" ? ">" : "<"} ${limitText(b).slice(2)}`;
+  return `${name} ${value} ${op}`;
+}
+var ICON, WORD, STRADDLE2;
+var init_budgetText = __esm({
+  "src/ledger/budgetText.ts"() {
+    "use strict";
+    init_budgets();
+    init_format();
+    init_markdown();
+    ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+    WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
+    STRADDLE2 = /^interval straddles the limit/;
+  }
+});
+
+// src/ledger/renderCharts.ts
+function axisRange(values) {
+  const lo = Math.min(...values);
+  const hi = Math.max(...values);
+  const span = Math.max(hi - lo, 0.5);
+  const step = span < 5 ? 0.1 : span < 50 ? 1 : 10;
+  const pad2 = span * 0.15;
+  const down = (x2) => Number((Math.floor(x2 / step) * step).toFixed(1));
+  const up = (x2) => Number((Math.ceil(x2 / step) * step).toFixed(1));
+  return [down(lo - pad2), up(hi + pad2)];
+}
+function lineChart(opts) {
+  const [lo, hi] = opts.range ?? axisRange(opts.series.flatMap((s) => s.values));
+  const palette = opts.series.map((s) => COLORS[s.color].hex).join(", ");
+  const init = { themeVariables: { xyChart: { plotColorPalette: palette } } };
+  return [
+    `Lines: ${opts.series.map((s) => `${COLORS[s.color].square} ${s.label}`).join(" \xB7 ")}`,
+    [
+      "```mermaid",
+      `%%{init: ${JSON.stringify(init)}}%%`,
+      "xychart-beta",
+      `    title ${quoted(opts.title)}`,
+      `    x-axis ${opts.xLabel ? `${quoted(opts.xLabel)} ` : ""}[${opts.categories.map(quoted).join(", ")}]`,
+      `    y-axis ${quoted(opts.yLabel)} ${lo} --> ${hi}`,
+      ...opts.series.map((s) => `    line [${s.values.join(", ")}]`),
+      "```"
+    ].join("\n")
+  ].join("\n\n");
+}
+function accuracyChart(model) {
+  if (model.method === "compare") return void 0;
+  const steps = model.steps;
+  if (steps.length < 3 || steps.some((s) => s.accuracy == null)) return void 0;
+  const dense = steps[0].accuracy;
+  const series = [{ label: "this model, change at each step", color: "blue", values: steps.map((s) => change(s.accuracy, dense)) }];
+  const base = model.vs_base?.steps;
+  if (base && base.length === steps.length && base.every((s, i2) => s.name === steps[i2].name && s.accuracy != null)) {
+    series.push({ label: "the base model, same steps", color: "orange", values: base.map((s) => change(s.accuracy, base[0].accuracy)) });
+  }
+  const budget = model.budgets.find((b) => b.name === "accuracy-drop");
+  if (budget) {
+    const at = -Number((budget.limit * 100).toFixed(2));
+    series.push({ label: `\`accuracy-drop\` limit (${limitText(budget)})`, color: "red", values: steps.map(() => at) });
+  }
+  return lineChart({ title: "Accuracy change vs dense (pt)", categories: steps.map((s) => s.name), yLabel: "pt", series });
+}
+var COLORS, quoted, asInTable, change;
+var init_renderCharts = __esm({
+  "src/ledger/renderCharts.ts"() {
+    "use strict";
+    init_budgetText();
+    COLORS = {
+      red: { hex: "#d1242f", square: "\u{1F7E5}" },
+      orange: { hex: "#bc4c00", square: "\u{1F7E7}" },
+      purple: { hex: "#8250df", square: "\u{1F7EA}" },
+      blue: { hex: "#0969da", square: "\u{1F7E6}" },
+      green: { hex: "#1a7f37", square: "\u{1F7E9}" }
+    };
+    quoted = (text) => `"${text.replace(/"/g, "'")}"`;
+    asInTable = (x2) => Math.round(x2 * 1e4) / 100;
+    change = (x2, from) => Number((asInTable(x2) - asInTable(from)).toFixed(2));
   }
 });
 
@@ -43089,34 +43314,40 @@ function shortName(name, max2 = 28) {
 function sensitivityChart(s) {
   const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
   const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
-  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
-  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
   const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
-  return [
-    "```mermaid",
-    "xychart-beta",
-    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
-    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
-    `    y-axis ${quoted(metric)} ${low} --> 100`,
-    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
-    "```"
-  ].join("\n");
+  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
+  const [lo, hi] = axisRange(values);
+  return lineChart({
+    range: [Math.max(0, lo), Math.min(100, hi)],
+    title: `${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`,
+    xLabel: "fraction pruned",
+    categories: xs.map(String),
+    yLabel: metric,
+    series: shown.map((l, i2) => ({
+      label: `(${i2 + 1}) \`${cell(shortName(l.name))}\``,
+      color: LINE_COLORS[i2],
+      values: l.points.map((p) => Number((p.calib_accuracy * 100).toFixed(2)))
+    }))
+  });
 }
 function sensitivitySection(s) {
   const ordered = bySensitivity(s.layers);
   const shown = ordered.slice(0, CHART_LAYERS);
-  const acc2 = s.against === "labels" ? "acc" : "agree";
+  const acc2 = s.against === "labels" ? "Accuracy" : "Agreement";
   const nll = s.against === "labels" ? "NLL" : "KL";
-  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
+  const at = s.ratios.join(" / ");
+  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", `${acc2} at ${at}`, `${nll} at ${at}`, "Allocated", "Seconds"];
   const rows2 = ordered.map((l) => {
     const line = shown.indexOf(l);
+    const at2 = (show2) => s.ratios.map((r) => {
+      const p = l.points.find((q) => q.ratio === r);
+      return p ? show2(p) : "\u2014";
+    }).join(" / ");
     return [
       `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
       String(l.size),
-      ...s.ratios.map((r) => {
-        const p = l.points.find((q) => q.ratio === r);
-        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
-      }),
+      at2((p) => percent(p.calib_accuracy)),
+      at2((p) => p.calib_nll.toFixed(3)),
       `**${percent(l.allocated)}**`,
       l.seconds.toFixed(2)
     ];
@@ -43124,79 +43355,27 @@ function sensitivitySection(s) {
   const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
   return [
     `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
-    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
-    sensitivityChart(s),
-    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
+    sensitivityChart(s) + (ordered.length > shown.length ? `
+
+The ${shown.length} most sensitive are drawn; all ${ordered.length} are in the table.` : ""),
+    table([head, ...rows2])
   ].join("\n\n");
 }
-var CHART_LAYERS, cell, quoted;
+var CHART_LAYERS, LINE_COLORS;
 var init_renderSensitivity = __esm({
   "src/ledger/renderSensitivity.ts"() {
     "use strict";
-    init_markdown_table();
     init_format();
+    init_markdown();
+    init_renderCharts();
     CHART_LAYERS = 5;
-    cell = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-    quoted = (text) => `"${text.replace(/"/g, "'")}"`;
+    LINE_COLORS = ["red", "orange", "purple", "blue", "green"];
   }
 });
 
-// src/ledger/renderSchedule.ts
-function scheduleSection(model) {
-  const s = model.schedule;
-  if (!s) return void 0;
-  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
-  const structured = s.steps.some((r) => r.channels_removed !== void 0);
-  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
-  const rows2 = s.steps.map((r) => [
-    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
-    percent(r.target),
-    percent(r.sparsity),
-    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
-    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
-    r.accuracy === null ? DASH : percent(r.accuracy, 2),
-    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
-    bytes(r.size_bytes),
-    ...names.map((n) => {
-      const b = r.budgets.find((x2) => x2.name === n);
-      return b ? ICON[b.verdict] : DASH;
-    }),
-    `${ICON[r.verdict]} ${r.verdict}`
-  ]);
-  const ran = s.steps.length;
-  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
-  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
-  return [
-    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
-    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
-    stop,
-    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
-  ].join("\n\n");
-}
-var ICON, DASH, cell2;
-var init_renderSchedule = __esm({
-  "src/ledger/renderSchedule.ts"() {
-    "use strict";
-    init_markdown_table();
-    init_format();
-    ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-    DASH = "\u2014";
-    cell2 = (text) => text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-  }
-});
-
-// src/ledger/render.ts
+// src/ledger/renderSummary.ts
 function baseName(path18) {
   return path18.split(/[\\/]/).pop() || path18;
-}
-function cell3(text) {
-  return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-}
-function table(rows2) {
-  return markdownTable(
-    rows2.map((row) => row.map(cell3)),
-    { alignDelimiters: false }
-  );
 }
 function denseStep(model) {
   return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
@@ -43204,124 +43383,384 @@ function denseStep(model) {
 function finalStep(model) {
   return model.steps.at(-1);
 }
-function renderHeadline(model) {
+function sparsityPhrase(method, sparsity) {
+  if (method === "structured") return `${percent(sparsity)} of prunable weights removed`;
+  if (method === "hybrid") return `${percent(sparsity)} of prunable weights removed or zeroed`;
+  return `${percent(sparsity)} sparse`;
+}
+function summaryParts(model) {
   const dense = denseStep(model);
-  const final2 = finalStep(model);
+  const final = finalStep(model);
   const parts = [];
-  if (dense && final2) {
-    parts.push(`${percent(final2.sparsity)} sparse`);
-    if (dense.latency && final2.latency && dense.latency.batch === final2.latency.batch && final2.latency.p50_ms > 0) {
-      const speedup = dense.latency.p50_ms / final2.latency.p50_ms;
-      if (final2.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
+  if (dense && final) {
+    parts.push(sparsityPhrase(model.method, final.sparsity));
+    if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
+      const speedup = dense.latency.p50_ms / final.latency.p50_ms;
+      if (final.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
       else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
     }
-    if (dense.accuracy != null && final2.accuracy != null) {
-      parts.push(`${signedPoints(final2.accuracy - dense.accuracy)} accuracy`);
+    if (dense.accuracy != null && final.accuracy != null) {
+      parts.push(`${signedPoints(final.accuracy - dense.accuracy)} accuracy`);
     }
   } else {
     parts.push("no steps measured");
   }
-  return `**${WORD[model.verdict]}** \xB7 ${baseName(model.model)}: ${parts.join(", ")}`;
+  return parts.join(", ");
 }
-function budgetValue(name, x2) {
-  switch (name) {
-    case "accuracy-drop":
-    case "class-accuracy-drop":
-    case "ece-increase":
-    case "shift-accuracy-drop":
-      return points(x2);
-    case "latency-regression":
-      return percent(x2);
-    case "min-speedup":
-      return ratio(x2);
-    case "p95-latency-ms":
-      return ms2(x2);
-    case "max-size-bytes":
-      return bytes(x2);
+function modelSummary(model) {
+  return `${baseName(model.model)}: ${summaryParts(model)}`;
+}
+var speedRatio;
+var init_renderSummary = __esm({
+  "src/ledger/renderSummary.ts"() {
+    "use strict";
+    init_budgetText();
+    init_format();
+    speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
   }
+});
+
+// src/ledger/renderReview.ts
+function judged(model) {
+  const own = model.method === "compare" ? "base \u2192 head" : "dense \u2192 pruned";
+  return [
+    ...model.budgets.map((budget) => ({ model, budget, compared: own })),
+    ...(model.vs_base?.budgets ?? []).map((budget) => ({ model, budget, compared: "base \u2192 head" }))
+  ];
 }
-function intervalText(b) {
-  if (!b.ci) return "";
-  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
-  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
-  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
+function notPassed(models) {
+  const all = models.flatMap(judged).filter((j) => j.budget.verdict !== "pass");
+  return [...all.filter((j) => j.budget.verdict === "fail"), ...all.filter((j) => j.budget.verdict === "warn")];
 }
-function budgetTable(budgets) {
-  if (budgets.length === 0) return "_No budgets checked._";
+function onBase(j) {
+  if (j.compared !== "dense \u2192 pruned") return void 0;
+  return j.model.vs_base?.base_budgets?.find((b) => b.name === j.budget.name);
+}
+function compareBase(j) {
+  const base = j.model.steps[0];
+  const b = j.budget;
+  const value = b.name === "max-size-bytes" ? base?.size_bytes : b.name === "p95-latency-ms" ? base?.latency?.p95_ms : void 0;
+  if (value == null) return "";
+  const shown = valueText({ ...b, actual: value });
+  const over = b.direction === "max" ? value > b.limit : value < b.limit;
+  return over ? `already over on base (${shown})` : `new in head (base ${shown})`;
+}
+function baseStatus(j) {
+  if (j.model.method === "compare") return compareBase(j);
+  const b = onBase(j);
+  if (!b) return "";
+  const value = valueText(b) ?? "not measured";
+  if (b.verdict === "fail") return `already failing on base (${value})`;
+  if (b.verdict === "warn") return `warned on base too (${value})`;
+  return `new in this PR (base ${value})`;
+}
+function warnReason(b) {
+  if (b.actual === null) return b.detail;
+  if (straddles(b)) return closeCall(b);
+  return whyText(b);
+}
+function budgetLine(j, opts = {}) {
+  const b = j.budget;
+  const value = valueText(b);
+  const parts = [`${opts.icon === false ? "" : `${ICON[b.verdict]} `}\`${b.name}\` (${j.compared})`];
+  if (value === null) parts.push(`limit ${limitText(b)}: ${warnReason(b)}`);
+  else {
+    let text = `**${value}**, limit ${limitText(b)}, ${marginText(b)}`;
+    if (b.verdict === "warn" || straddles(b)) text += `: ${warnReason(b)}`;
+    parts.push(text);
+  }
+  const status = baseStatus(j);
+  return parts.join(" ") + (status ? ` \xB7 ${status}` : "");
+}
+function shortBudget(j) {
+  const b = j.budget;
+  const name = `\`${b.name}\`${j.compared === "base \u2192 head" ? " vs base" : ""}`;
+  const value = valueText(b);
+  if (value === null) return `${ICON.warn} ${name} not measured`;
+  if (b.verdict !== "pass" && straddles(b)) return `${ICON[b.verdict]} ${name} **${value}**, too close to ${limitText(b)} to call`;
+  return `${ICON[b.verdict]} ${name} **${value}** ${b.direction === "max" ? ">" : "<"} ${limitText(b).slice(2)} (${marginText(b)})`;
+}
+function modelLine(m, items) {
+  const mine = items.filter((j) => j.model === m);
+  return `\`${shownPath(m.model)}\`: ${mine.map(shortBudget).join("; ")}`;
+}
+function setAt(b, via) {
+  if (b.set_at) return `set at \`${b.set_at}\``;
+  if (b.source === "default") return "the default";
+  if (b.source === "config") return "set in the config file";
+  return via === "action" ? "set by the `budgets` input" : "set by `--budget`";
+}
+function headItselfWorse(m) {
+  const head = m.steps[0]?.accuracy;
+  const base = m.vs_base?.steps[0]?.accuracy;
+  const limit = m.vs_base?.budgets.find((b) => b.name === "accuracy-drop")?.limit;
+  if (head == null || base == null || limit === void 0 || base - head <= limit) return void 0;
+  return `the head model is ${points(base - head)} less accurate than base before pruning (${percent(base, 2)} \u2192 ${percent(head, 2)}): the model change itself, not pruning, loses it`;
+}
+function levers(items, via) {
+  const out = [];
+  const add = (text) => {
+    if (!out.includes(text)) out.push(text);
+  };
+  for (const j of items) {
+    const worse = j.compared === "base \u2192 head" ? headItselfWorse(j.model) : void 0;
+    if (worse) add(worse);
+  }
+  for (const { model, budget, compared } of items) {
+    if (budget.actual === null) continue;
+    const method = model.method;
+    if (straddles(budget)) {
+      add(budget.name.includes("latency") ? "run more latency `runs` to narrow the interval" : "evaluate on more samples to narrow the interval");
+      continue;
+    }
+    if (QUALITY.has(budget.name) && method !== "compare" && !(compared === "base \u2192 head" && headItselfWorse(model))) {
+      add(`lower \`sparsity\` (now ${model.target_sparsity})`);
+      if (!recovered(model)) add(`add ${via === "action" ? "`calib-data`" : "`--calib`"} so recovery wins accuracy back`);
+    }
+    if ((budget.name === "min-speedup" || budget.name === "p95-latency-ms") && method !== "compare") {
+      add(zerosStayDense(method) ? "use `method: structured` (CPU kernels multiply unstructured zeros like any weight)" : `raise \`sparsity\` (now ${model.target_sparsity})`);
+    }
+    if (budget.name === "max-size-bytes" && method !== "compare") {
+      add(zerosStayDense(method) ? "use `method: structured` (zeros still take their place in the file)" : `raise \`sparsity\` (now ${model.target_sparsity})`);
+    }
+    if (budget.name === "latency-regression") add("find why the head model runs slower than base");
+  }
+  if (items.some((j) => j.budget.verdict === "fail")) add("raise the limit");
+  return out;
+}
+function whatToDo(items, via) {
+  const where = /* @__PURE__ */ new Map();
+  const seen = /* @__PURE__ */ new Set();
+  for (const { budget } of items) {
+    const name = `\`${budget.name}\` ${limitText(budget)}`;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const at = setAt(budget, via);
+    where.set(at, [...where.get(at) ?? [], name]);
+  }
+  const set = [...where].map(([at, names]) => {
+    if (at === "the default") return `${and(names)} ${names.length === 1 ? "is the default" : "are defaults"}`;
+    return `${and(names)} ${names.length === 1 ? "is" : "are"} ${at}`;
+  });
+  const todo = levers(items, via);
+  const first = todo.length ? todo[0][0].toUpperCase() + todo[0].slice(1) : "";
+  const rest = todo.slice(1);
+  const options = !first ? "" : rest.length === 0 ? `${first}.` : `${[first, ...rest.slice(0, -1)].join(", ")}, or ${rest.at(-1)}.`;
+  return `**What to do:** ${set.join("; ")}.${options ? ` ${options}` : ""}`;
+}
+function shortNames(paths) {
+  const parts = paths.map((p) => shownPath(p).split("/"));
+  const out = /* @__PURE__ */ new Map();
+  parts.forEach((segments, i2) => {
+    for (let n = 1; n <= segments.length; n++) {
+      const tail = segments.slice(-n).join("/");
+      if (n === segments.length || parts.every((other, k) => k === i2 || other.slice(-n).join("/") !== tail)) {
+        out.set(paths[i2], tail);
+        break;
+      }
+    }
+  });
+  return out;
+}
+function notPassedTable(items, manyModels) {
+  const names = shortNames([...new Set(items.map((j) => j.model.model))]);
   return table([
-    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
-    ...budgets.map((b) => [
-      `\`${b.name}\``,
-      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH2 : budgetValue(b.name, b.actual) + intervalText(b),
-      `${ICON2[b.verdict]} ${b.verdict}`,
-      b.detail
-    ])
+    [...manyModels ? ["Model"] : [], "Budget", "Limit", "Measured", "Margin", "On base", "Why"],
+    ...items.map((j) => {
+      const b = j.budget;
+      const value = valueText(b);
+      const interval = intervalText(b);
+      return [
+        ...manyModels ? [`\`${unbroken(names.get(j.model.model))}\``] : [],
+        `${ICON[b.verdict]} \`${unbroken(b.name)}\`<br><sub>${j.compared}</sub>`,
+        nowrap(limitText(b)),
+        value === null ? "not measured" : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ""),
+        nowrap(marginText(b) ?? "\u2014"),
+        baseStatus(j),
+        whyText(b, { interval: false })
+      ];
+    })
   ]);
 }
-function stepTable(steps) {
+function counts(items) {
+  const fail = items.filter((j) => j.budget.verdict === "fail").length;
+  const warn = items.length - fail;
+  const parts = [];
+  if (fail) parts.push(`${plural(fail, "budget")} ${fail === 1 ? "fails" : "fail"}`);
+  if (warn) parts.push(`${fail ? warn : plural(warn, "budget")} ${warn === 1 ? "warns" : "warn"}`);
+  return parts.join(" and ");
+}
+function renderReview(ledger, via) {
+  const models = ledger.models;
+  if (models.length === 0) return "";
+  const items = notPassed(models);
+  const many = models.length > 1;
+  const passing = models.filter((m) => judged(m).every((j) => j.budget.verdict === "pass"));
+  if (items.length === 0) {
+    const total2 = models.reduce((n, m) => n + judged(m).length, 0);
+    const scopes = models.some((m) => m.vs_base) ? " (dense \u2192 pruned and base \u2192 head)" : "";
+    const on = many ? plural(models.length, "model") : `\`${shownPath(models[0].model)}\``;
+    return `**Every budget passes**: ${plural(total2, "budget")} on ${on}${scopes}${many ? "" : `; ${cell(summaryParts(models[0]))}`}.`;
+  }
+  const scope = many ? ` on ${models.length - passing.length} of ${plural(models.length, "model")}` : ` on \`${shownPath(models[0].model)}\``;
+  const lines2 = [];
+  const flagged = [...models.filter((m) => m.verdict === "fail"), ...models.filter((m) => m.verdict !== "fail" && !passing.includes(m))];
+  const bullets = many ? flagged.map((m) => `- ${modelLine(m, items)}`) : items.map((j) => `- ${budgetLine(j)}`);
+  lines2.push(`**${counts(items)}**${scope}:
+
+${bullets.join("\n")}`);
+  lines2.push(whatToDo(items, via));
+  lines2.push(notPassedTable(items, many));
+  if (many && passing.length) lines2.push(`${plural(passing.length, "other model")} pass${passing.length === 1 ? "es" : ""} every budget.`);
+  return lines2.join("\n\n");
+}
+function verdictTitle(model) {
+  const items = notPassed([model]);
+  if (items.length === 0) return `PASS \xB7 ${modelSummary(model)}`;
+  const shown = items.slice(0, TITLE_BUDGETS).map((j) => budgetPhrase(j.budget, j.compared));
+  const more = items.length - shown.length;
+  return `${WORD[model.verdict]}: ${shown.join("; ")}${more ? `; ${more} more` : ""}`;
+}
+var QUALITY, zerosStayDense, recovered, and, plural, TITLE_BUDGETS, plain;
+var init_renderReview = __esm({
+  "src/ledger/renderReview.ts"() {
+    "use strict";
+    init_budgetText();
+    init_format();
+    init_markdown();
+    init_renderSummary();
+    QUALITY = /* @__PURE__ */ new Set(["accuracy-drop", "class-accuracy-drop", "ece-increase", "shift-accuracy-drop"]);
+    zerosStayDense = (method) => method === "unstructured" || /^\d+:\d+$/.test(method);
+    recovered = (m) => m.steps.some((s) => s.name.startsWith("recover:"));
+    and = (xs) => xs.length < 2 ? xs.join("") : `${xs.slice(0, -1).join(", ")} and ${xs.at(-1)}`;
+    plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+    TITLE_BUDGETS = 3;
+    plain = (markdown) => markdown.replace(/\*\*|`|<br>|<\/?sub>/g, "").replace(/\u00a0/g, " ");
+  }
+});
+
+// src/ledger/renderSchedule.ts
+function scheduleSection(model) {
+  const s = model.schedule;
+  if (!s) return void 0;
+  const structured = s.steps.some((r) => r.channels_removed !== void 0);
+  const missed = (r) => {
+    const bad = r.budgets.filter((b) => b.verdict !== "pass");
+    return bad.length ? bad.map((b) => `${ICON[b.verdict]} \`${unbroken(b.name)}\``).join(", ") : `${ICON.pass} all ${r.budgets.length}`;
+  };
+  const header = ["Step", "Sparsity (target)", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", "Budgets"];
+  const rows2 = s.steps.map((r) => [
+    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
+    `${percent(r.sparsity)} (${percent(r.target)})`,
+    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
+    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
+    r.accuracy === null ? DASH : percent(r.accuracy, 2),
+    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
+    bytes(r.size_bytes),
+    missed(r)
+  ]);
+  const ran = s.steps.length;
+  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
+  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
+  return [
+    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
+    table([header, ...rows2]),
+    stop,
+    `Ships step ${s.chosen} (\`${cell(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${shownPath(s.rollback)}\` is unchanged and stays the rollback artifact.`
+  ].join("\n\n");
+}
+var init_renderSchedule = __esm({
+  "src/ledger/renderSchedule.ts"() {
+    "use strict";
+    init_budgetText();
+    init_format();
+    init_markdown();
+  }
+});
+
+// src/ledger/render.ts
+function budgetTable(model) {
+  const all = judged(model);
+  if (all.length === 0) return "_No budgets checked._";
+  return table([
+    ["Budget", "Limit", "Measured", "Margin", "Verdict", "Why"],
+    ...all.map(({ budget: b, compared }) => {
+      const interval = intervalText(b);
+      const value = valueText(b);
+      return [
+        `\`${unbroken(b.name)}\`<br><sub>${compared}</sub>`,
+        nowrap(limitText(b)),
+        value === null ? DASH : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ""),
+        nowrap(marginText(b) ?? DASH),
+        `${ICON[b.verdict]} ${b.verdict}`,
+        whyText(b, { interval: false })
+      ];
+    })
+  ]);
+}
+function stepTables(model) {
+  const steps = model.steps;
   const batch = steps.find((s) => s.latency)?.latency?.batch;
   const at = batch === void 0 ? "" : ` (b=${batch})`;
-  const latency = (s, key) => {
-    if (!s.latency) return DASH2;
-    const value = s.latency[key].toFixed(2);
+  const timed = (s, key) => {
+    if (!s.latency) return DASH;
+    const value = latency(s.latency[key]);
     return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
   };
-  return table([
-    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
+  const quality = table([
+    ["Step", "Accuracy", "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
     ...steps.map((s) => [
       s.name,
-      percent(s.sparsity),
-      count(s.params),
-      count(s.nonzero_params),
-      count(s.flops),
-      bytes(s.size_bytes),
-      bytes(s.gzip_bytes),
       orDash(s.accuracy, (x2) => percent(x2, 2)),
       orDash(s.ece, (x2) => percent(x2, 2)),
       orDash(s.agreement, (x2) => percent(x2, 2)),
-      latency(s, "p50_ms"),
-      latency(s, "p95_ms")
+      timed(s, "p50_ms"),
+      timed(s, "p95_ms")
     ])
   ]);
+  const size = table([
+    ["Step", sparsityHeader(model.method), "Params", "Nonzero", "MACs", "Size", "Gzip"],
+    ...steps.map((s) => [s.name, percent(s.sparsity), count(s.params), count(s.nonzero_params), count(s.flops), bytes(s.size_bytes), bytes(s.gzip_bytes)])
+  ]);
+  return `**Steps**
+
+${quality}
+
+${size}`;
 }
 function funnelSection(model) {
   const steps = model.steps.filter((s) => s.funnel);
   if (steps.length === 0) return void 0;
   const dense = denseStep(model);
   const batch = steps[0].funnel.batch;
-  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH2;
   const speedCell = (s) => {
     const f = s.funnel;
     if (s === dense) return "baseline";
-    if (f.speedup === null) return DASH2;
+    if (f.speedup === null) return DASH;
     const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
-    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
+    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, ${pValue(f.p_value)}`})`;
   };
   const lines2 = [
-    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
+    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs on nonzero weights; p50 and p95 in the step table)</sub>`,
     table([
-      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
+      ["Step", "Nonzero params", "MACs run", "MACs on nonzero weights", "Ideal speedup", "Measured speedup (p50)", "Efficiency"],
       ...steps.map((s) => {
         const f = s.funnel;
-        const base = s === dense;
         return [
           s.name,
           percent(f.params_ratio),
           percent(f.flops_ratio),
           percent(f.sparse_flops_ratio),
           ratio(f.ideal_speedup),
-          p(s, "p50_ms"),
-          p(s, "p95_ms"),
           speedCell(s),
-          base ? DASH2 : orDash(f.efficiency, (x2) => percent(x2, 0))
+          s === dense ? DASH : orDash(f.efficiency, (x2) => percent(x2, 0))
         ];
       })
     ])
   ];
-  const final2 = finalStep(model);
-  if (final2?.funnel && zerosNotSkipped(model.method)) {
-    const f = final2.funnel;
+  const final = finalStep(model);
+  if (final?.funnel && zerosNotSkipped(model.method)) {
+    const f = final.funnel;
     const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
     lines2.push(
       `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
@@ -43336,10 +43775,11 @@ function funnelSection(model) {
 function classTable(model) {
   const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
   if (lost.length === 0) return void 0;
+  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
   return [
     "**Classes that lost most**",
     table([
-      ["Class", "Dense", "Pruned", "Drop", "Support"],
+      ["Class", ref, cand, "Drop", "Support"],
       ...lost.map((c) => [
         String(c.class),
         percent(c.dense),
@@ -43353,26 +43793,29 @@ function classTable(model) {
 function costTable(steps) {
   const rows2 = steps.filter((s) => s.runtime_cost);
   if (rows2.length === 0) return void 0;
-  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH2;
-  return table([
-    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
-    ...rows2.map((s) => {
-      const c = s.runtime_cost;
-      return [
-        s.name,
-        withCi(s),
-        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
-        c.load_ms.toFixed(1),
-        c.throughput_samples_per_s === void 0 ? DASH2 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
-        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
-        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
-      ];
-    })
-  ]);
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH;
+  return [
+    "**Runtime cost**",
+    table([
+      ["Step", "p50 ms [interval]", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
+      ...rows2.map((s) => {
+        const c = s.runtime_cost;
+        return [
+          s.name,
+          withCi(s),
+          orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
+          c.load_ms.toFixed(1),
+          c.throughput_samples_per_s === void 0 ? DASH : `${Math.round(c.throughput_samples_per_s)}/s (b=${c.throughput_batch})`,
+          c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
+          c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
+        ];
+      })
+    ])
+  ].join("\n\n");
 }
 function predictionShiftTable(model) {
   if (!model.prediction_shift?.length) return void 0;
-  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
+  const p = (x2) => pValue(x2);
   const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
   return [
     "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
@@ -43403,70 +43846,107 @@ function shiftTable(model) {
     ])
   ].join("\n\n");
 }
+function baseSection(model) {
+  const vs = model.vs_base;
+  if (!vs) return void 0;
+  const [base, head] = vs.pair ?? [vs.steps[vs.steps.length - 1], model.steps[model.steps.length - 1]];
+  const baseRun = vs.steps.at(-1);
+  const headRun = finalStep(model);
+  const p50 = (s) => s.latency?.p50_ms;
+  const rows2 = [
+    ["", "Base", "Head", "Change"],
+    [sparsityHeader(model.method), orDash(baseRun?.sparsity, percent), orDash(headRun?.sparsity, percent), signedChange(baseRun?.sparsity, headRun?.sparsity, (x2) => points(x2, 1))],
+    ["Parameters", count(base.params), count(head.params), signedChange(base.params, head.params, count)],
+    ["Accuracy", orDash(base.accuracy, (x2) => percent(x2, 2)), orDash(head.accuracy, (x2) => percent(x2, 2)), signedChange(base.accuracy, head.accuracy, (x2) => points(x2, 2))],
+    ["ECE", orDash(base.ece, (x2) => percent(x2, 2)), orDash(head.ece, (x2) => percent(x2, 2)), signedChange(base.ece, head.ece, (x2) => points(x2, 2))],
+    [`p50 latency${head.latency ? ` (b=${head.latency.batch})` : ""}`, orDash(p50(base), ms2), orDash(p50(head), ms2), signedChange(p50(base), p50(head), ms2)],
+    ["Size", bytes(base.size_bytes), bytes(head.size_bytes), signedChange(base.size_bytes, head.size_bytes, bytes)]
+  ];
+  return [
+    `**Against base**: \`${shownPath(vs.model)}\` at ${vs.ref.slice(0, 12)} (merge base), pruned the same way; both shipped models measured again together (same data, latency interleaved).`,
+    table(rows2)
+  ].join("\n\n");
+}
 function renderModel(model) {
-  const about = `<sub>\`${model.model}\` \u2192 \`${model.pruned}\` \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on \`${model.eval.data}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
-  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
-  if (model.steps.length > 0) sections.push(stepTable(model.steps));
-  const schedule = scheduleSection(model);
-  if (schedule) sections.push(schedule);
-  const funnel = funnelSection(model);
-  if (funnel) sections.push(funnel);
-  const classes = classTable(model);
-  if (classes) sections.push(classes);
-  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell3(n)}`)].join("\n"));
-  const cost = costTable(model.steps);
-  if (cost) sections.push(cost);
-  const shifts = shiftTable(model);
-  if (shifts) sections.push(shifts);
-  const predicted = predictionShiftTable(model);
-  if (predicted) sections.push(predicted);
-  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
+  const about = `<sub>\`${shownPath(model.model)}\` \u2192 \`${shownPath(model.pruned)}\` \xB7 ${model.method === "compare" ? "compare" : `${model.method} to ${percent(model.target_sparsity)} target`} \xB7 eval on \`${shownPath(model.eval.data)}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const sections = [about, `**Budgets**
+
+${budgetTable(model)}`];
+  const optional = [
+    baseSection(model),
+    accuracyChart(model),
+    model.steps.length > 0 ? stepTables(model) : void 0,
+    scheduleSection(model),
+    funnelSection(model),
+    classTable(model),
+    model.notes?.length ? ["**Notes**", ...model.notes.map((n) => `- ${cell(withoutAbsolutePaths(n))}`)].join("\n") : void 0,
+    costTable(model.steps),
+    shiftTable(model),
+    predictionShiftTable(model),
+    model.sensitivity ? sensitivitySection(model.sensitivity) : void 0
+  ];
+  for (const s of optional) if (s) sections.push(s);
   return sections.join("\n\n");
 }
-function renderMarkdown(ledger) {
+function modelFold(model) {
+  const summary2 = `${ICON[model.verdict]} <code>${escapeHtml(shownPath(model.model))}</code> \xB7 ${escapeHtml(summaryParts(model))} \u2014 full ledger`;
+  return { summary: summary2, body: renderModel(model) };
+}
+function renderFooter(ledger, links = []) {
   const { runtime, tool } = ledger;
-  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
+  return `<sub>${links.length ? `${links.join(" \xB7 ")} \xB7 ` : ""}${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} thread${runtime.threads === 1 ? "" : "s"}, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
 
 ${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
-  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
-  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
-  const t = ledger.timed_out;
-  const timedOut = t ? `**Timed out:** \`${t.model}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.
-
-` : "";
-  return `${title}
-
-${timedOut}${models}
-
-${footer}
-`;
 }
-var WORD, ICON2, DASH2, TOP_CLASSES, speedRatio, orDash, zerosNotSkipped;
+function timedOutText(ledger) {
+  const t = ledger.timed_out;
+  if (!t) return void 0;
+  return `**Timed out:** \`${shownPath(t.model)}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`;
+}
+function renderBody(ledger, via) {
+  const review = [timedOutText(ledger), renderReview(ledger, via)].filter(Boolean).join("\n\n");
+  return { review: review || "_No models._", folds: ledger.models.map(modelFold) };
+}
+function renderMarkdown(ledger) {
+  const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
+  const { review, folds } = renderBody(ledger, "cli");
+  return [title, review, ...folds.map(details), renderFooter(ledger)].join("\n\n") + "\n";
+}
+var TOP_CLASSES, orDash, sparsityHeader, zerosNotSkipped, signedChange, escapeHtml;
 var init_render = __esm({
   "src/ledger/render.ts"() {
     "use strict";
-    init_markdown_table();
     init_renderSensitivity();
     init_format();
+    init_budgetText();
+    init_markdown();
+    init_renderCharts();
+    init_renderReview();
     init_renderSchedule();
-    WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-    ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-    DASH2 = "\u2014";
+    init_renderSummary();
+    init_renderSummary();
     TOP_CLASSES = 5;
-    speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
-    orDash = (x2, show2) => x2 == null ? DASH2 : show2(x2);
+    orDash = (x2, show2) => x2 == null ? DASH : show2(x2);
+    sparsityHeader = (method) => method === "structured" ? "Weights removed" : method === "hybrid" ? "Removed or zero" : "Sparsity";
     zerosNotSkipped = (method) => method === "unstructured" || /^\d+:\d+$/.test(method);
+    signedChange = (a, b, show2) => {
+      if (a == null || b == null) return DASH;
+      const text = show2(Math.abs(b - a));
+      if (!/[1-9]/.test(text)) return `\xB1${text}`;
+      return b > a ? `+${text}` : `\u2212${text}`;
+    };
+    escapeHtml = (t) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
   }
 });
 
 // src/pipeline/ledgerFile.ts
 import * as os6 from "node:os";
 import * as path7 from "node:path";
-function classChanges(dense, final2, labels, classes) {
+function classChanges(dense, final, labels, classes) {
   const support = classSupport(labels, classes);
   const changes = [];
   dense.per_class.forEach((d, c) => {
-    const f = final2.per_class[c];
+    const f = final.per_class[c];
     if (d === null || f === null) return;
     changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
   });
@@ -43869,10 +44349,10 @@ async function runGradual(input, progress) {
       if (r.temperature) m.step.temperature = r.temperature;
       stepMeasured.push(m);
     }
-    const final2 = stepMeasured[stepMeasured.length - 1];
-    if (recovery.temperature) final2.step.temperature = recovery.temperature;
+    const final = stepMeasured[stepMeasured.length - 1];
+    if (recovery.temperature) final.step.temperature = recovery.temperature;
     measured.push(...stepMeasured);
-    const chain = config.bakeTemperature ? recovery.steps.filter((r) => r.name !== "calibrate:temperature").at(-1)?.artifact ?? pruneArtifact : final2.step.artifact;
+    const chain = config.bakeTemperature ? recovery.steps.filter((r) => r.name !== "calibrate:temperature").at(-1)?.artifact ?? pruneArtifact : final.step.artifact;
     const next = loadModel(chain).proto;
     {
       const regrown = regrownWeights(current, next, weights.map((w) => w.initializer));
@@ -43882,24 +44362,24 @@ async function runGradual(input, progress) {
     const row = {
       index: t,
       target,
-      final: final2,
+      final,
       calibAccuracy: calib?.labels ? (await calibScore(current, calib, config.latency.threads)).accuracy : null
     };
     if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels.remaining;
     rows2.push(row);
     let pair;
     if (needsLatency) {
-      pair = await timePair(req.model, final2.step.artifact, data, config, provider, progress);
+      pair = await timePair(req.model, final.step.artifact, data, config, provider, progress);
       dense.step.latency = latencyStat(config.batchSizes[0], pair.reference, config.confidence);
-      final2.step.latency = latencyStat(config.batchSizes[0], pair.candidate, config.confidence);
+      final.step.latency = latencyStat(config.batchSizes[0], pair.candidate, config.confidence);
     }
-    const judged2 = judge(budgets, dense, final2, input, pair);
-    const met = resource.length > 0 && resource.every((b) => judged2.budgets.find((r) => r.name === b.name)?.verdict === "pass");
-    const quality = row.calibAccuracy ?? final2.step.accuracy;
+    const judged3 = judge(budgets, dense, final, input, pair);
+    const met = resource.length > 0 && resource.every((b) => judged3.budgets.find((r) => r.name === b.name)?.verdict === "pass");
+    const quality = row.calibAccuracy ?? final.step.accuracy;
     drops.push(denseQuality !== null && quality !== null ? denseQuality - quality : 0);
     const more = t < targets.length;
     if (met && more) {
-      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct5(final2.step.sparsity)}; pruning further would only cost quality` };
+      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct5(final.step.sparsity)}; pruning further would only cost quality` };
     } else if (more && fellOffCliff(drops, cliffThreshold, config.schedulePatience)) {
       stoppedEarly = {
         after_step: t,
@@ -43925,7 +44405,7 @@ async function runGradual(input, progress) {
   if (chosen2 !== rows2[rows2.length - 1]) {
     steps.push({ ...chosen2.final.step, name: "ship", artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` });
   }
-  const judged = chosen2.judged;
+  const judged2 = chosen2.judged;
   const schedule = {
     kind: "gradual",
     planned_steps: targets.length,
@@ -43960,9 +44440,9 @@ async function runGradual(input, progress) {
     method: config.method,
     target_sparsity: config.sparsity,
     steps,
-    budgets: judged.budgets,
-    verdict: overallVerdict(judged.budgets.map((b) => b.verdict)),
-    class_changes: judged.classChanges,
+    budgets: judged2.budgets,
+    verdict: overallVerdict(judged2.budgets.map((b) => b.verdict)),
+    class_changes: judged2.classChanges,
     eval: { data: req.data, samples: data.count, classes: dense.preds.classes },
     ...notes.size > 0 || plan ? { notes: [...plan?.notes ?? [], ...notes] } : {},
     ...plan ? { sensitivity: plan.info(config.sparsity) } : {},
@@ -43974,9 +44454,9 @@ async function runGradual(input, progress) {
   };
   return writeLedger(req, input.provider, modelLedger);
 }
-function judge(budgets, dense, step, input, latency) {
+function judge(budgets, dense, step, input, latency2) {
   const changes = classChanges(dense.step, step.step, input.data.labels, dense.preds.classes);
-  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, changes);
+  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency2, input.req.config, changes);
 }
 function topUpMagnitude(model, description, dense, target, config) {
   const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
@@ -44090,8 +44570,8 @@ async function runPipeline(req, progress) {
   if (staged) fs15.mkdirSync(stepsDir, { recursive: true });
   if (!withRounds) saveModel(pruned.model, pruneArtifact);
   const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
-  const recovered = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs15.readFileSync(recovered.at(-1)?.artifact ?? pruneArtifact));
+  const recovered2 = recovery.steps;
+  if (staged) writeFileAtomic(outPath, fs15.readFileSync(recovered2.at(-1)?.artifact ?? pruneArtifact));
   const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
   if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
   releaseField(dense, "proto", "the dense model");
@@ -44107,7 +44587,7 @@ async function runPipeline(req, progress) {
     measured.push(m);
   }
   measured.push(await measureStep("prune", pruned.description, pruneArtifact, { ...ctx, dense: denseStep2.preds }));
-  for (const r of recovered) {
+  for (const r of recovered2) {
     const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
     m.step.recovery = r.info;
     if (r.temperature) m.step.temperature = r.temperature;
@@ -44116,9 +44596,9 @@ async function runPipeline(req, progress) {
   if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
   const samples = await timeSteps(measured, data, config, provider.provider, progress);
   const steps = measured.map((m) => m.step);
-  const final2 = steps[steps.length - 1];
-  const judged = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final2, data.labels, denseStep2.preds.classes));
-  const { budgets, verdict } = judged;
+  const final = steps[steps.length - 1];
+  const judged2 = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels, denseStep2.preds.classes));
+  const { budgets, verdict } = judged2;
   const modelLedger = {
     model: req.model,
     pruned: outPath,
@@ -44127,7 +44607,7 @@ async function runPipeline(req, progress) {
     steps,
     budgets,
     verdict,
-    class_changes: judged.classChanges,
+    class_changes: judged2.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
     ...pruned.notes.length + recovery.notes.length > 0 ? { notes: [...pruned.notes, ...recovery.notes] } : {},
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
@@ -44236,8 +44716,8 @@ async function compareWithBase(opts, progress) {
   progress.note(`comparing with base: ${opts.baseModel} at ${opts.ref.slice(0, 12)}`);
   const m = await measurePair({ base, head, data: opts.data, shifts: opts.shifts, config: opts.config }, progress);
   const budgets = compareBudgets(opts.budgets).filter((b) => VS_BASE.has(b.name));
-  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, opts.config, [], true);
-  return { ref: opts.ref, model: opts.baseModel, steps: opts.baseSteps, pair: [m.base.step, m.head.step], budgets: judged.budgets, verdict: judged.verdict };
+  const judged2 = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, opts.config, [], true);
+  return { ref: opts.ref, model: opts.baseModel, steps: opts.baseSteps, pair: [m.base.step, m.head.step], budgets: judged2.budgets, verdict: judged2.verdict };
 }
 var VS_BASE;
 var init_compareBase = __esm({
@@ -44353,6 +44833,7 @@ async function checkModels(jobs, settings, opts) {
           config: settings.config,
           budgets: settings.budgets
         }, opts.progress);
+        model.vs_base.base_budgets = base.ledger.models[0].budgets;
         model.verdict = overallVerdict([model.verdict, model.vs_base.verdict]);
       } else {
         opts.progress.note(`${job.path} is new in this pull request: no base to compare with`);
@@ -44402,135 +44883,26 @@ var init_checkModels = __esm({
 });
 
 // src/github/report.ts
-function signed2(x2, show2) {
-  const text = show2(Math.abs(x2));
-  if (text === show2(0)) return `\xB1${text}`;
-  return x2 > 0 ? `+${text}` : `\u2212${text}`;
-}
-function change(a, b, show2) {
-  return a == null || b == null ? DASH3 : signed2(b - a, show2);
-}
-function baseTable(base, head) {
-  const p50 = (s) => s.latency?.p50_ms;
-  return table2([
-    ["", "Base", "Head", "Change"],
-    ["Sparsity", percent(base.sparsity), percent(head.sparsity), change(base.sparsity, head.sparsity, (x2) => points(x2, 1))],
-    ["Accuracy", orDash2(base.accuracy, (x2) => percent(x2, 2)), orDash2(head.accuracy, (x2) => percent(x2, 2)), change(base.accuracy, head.accuracy, (x2) => points(x2, 2))],
-    ["ECE", orDash2(base.ece, (x2) => percent(x2, 2)), orDash2(head.ece, (x2) => percent(x2, 2)), change(base.ece, head.ece, (x2) => points(x2, 2))],
-    [`p50 latency${head.latency ? ` (b=${head.latency.batch})` : ""}`, orDash2(p50(base), ms2), orDash2(p50(head), ms2), change(p50(base), p50(head), ms2)],
-    ["Size", bytes(base.size_bytes), bytes(head.size_bytes), change(base.size_bytes, head.size_bytes, bytes)],
-    ["Gzip", bytes(base.gzip_bytes), bytes(head.gzip_bytes), change(base.gzip_bytes, head.gzip_bytes, bytes)]
-  ]);
-}
-function limitText(name, x2) {
-  if (name === "latency-regression") return percent(x2);
-  if (name === "min-speedup") return ratio(x2);
-  if (name === "p95-latency-ms") return ms2(x2);
-  if (name === "max-size-bytes") return bytes(x2);
-  return points(x2);
-}
-function budgetRows(budgets) {
-  return table2([
-    ["Budget vs base", "Limit", "Actual", "Verdict", "Detail"],
-    ...budgets.map((b) => [
-      `\`${b.name}\``,
-      `${b.direction === "max" ? "\u2264" : "\u2265"} ${limitText(b.name, b.limit)}`,
-      b.actual === null ? DASH3 : limitText(b.name, b.actual),
-      `${ICON3[b.verdict]} ${b.verdict}`,
-      b.detail
-    ])
-  ]);
-}
-function barChart(title, yLabel, bars) {
-  const known = bars.filter((b) => b[1] != null && Number.isFinite(b[1]));
-  if (known.length === 0) return void 0;
-  const values = known.map((b) => Number(b[1].toFixed(3)));
-  return [
-    "```mermaid",
-    "xychart-beta",
-    `  title ${label(title)}`,
-    `  x-axis [${known.map((b) => label(b[0])).join(", ")}]`,
-    `  y-axis ${label(yLabel)} 0 --> ${Number((Math.max(...values) * 1.1 || 1).toFixed(3))}`,
-    `  bar [${values.join(", ")}]`,
-    "```"
-  ].join("\n");
-}
-function modelCharts(model) {
-  const steps = [["dense", model.steps[0]]];
-  if (model.vs_base) steps.push(["base", final(model.vs_base.steps)]);
-  steps.push([model.vs_base ? "head" : "pruned", final(model.steps)]);
-  const name = model.model.split("/").pop();
-  const charts = [
-    barChart(`${name}: accuracy`, "accuracy %", steps.map(([n, s]) => [n, s.accuracy == null ? null : s.accuracy * 100])),
-    barChart(`${name}: p50 latency`, "ms", steps.map(([n, s]) => [n, s.latency?.p50_ms]))
-  ];
-  return charts.filter(Boolean).join("\n\n");
-}
-function singleModelMarkdown(ledger, model) {
-  return renderMarkdown({ ...ledger, models: [model], verdict: model.verdict }).split("\n").slice(2).join("\n").trim();
-}
-function overview(models) {
-  return table2([
-    ["Model", "Verdict", "Sparsity", "Accuracy", "vs base", "p50", "Size"],
-    ...models.map((m) => {
-      const f = final(m.steps);
-      const b = m.vs_base ? final(m.vs_base.steps) : void 0;
-      return [
-        `\`${m.model}\``,
-        `${ICON3[m.verdict]} ${m.verdict}`,
-        percent(f.sparsity),
-        orDash2(f.accuracy, (x2) => percent(x2, 2)),
-        b ? `${change(b.accuracy, f.accuracy, (x2) => points(x2, 2))} accuracy` : "new model",
-        orDash2(f.latency?.p50_ms, ms2),
-        bytes(f.size_bytes)
-      ];
-    })
-  ]);
-}
 function renderReport(ledger, opts) {
-  const sections = [MARKER, `### prune-guard ${ICON3[ledger.verdict]} ${WORD2[ledger.verdict]} \xB7 ${opts.title}`];
+  const sections = [MARKER, `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]} \xB7 ${opts.title}`];
   if (opts.notes?.length) sections.push(opts.notes.map((n) => `> ${n}`).join("\n>\n"));
   if (ledger.models.length === 0) {
     sections.push("_No model to check._");
   } else {
-    sections.push(overview(ledger.models));
-    for (const m of ledger.models) {
-      const parts = [renderHeadline(m)];
-      if (m.vs_base) {
-        parts.push(`Against \`${m.vs_base.model}\` at ${m.vs_base.ref.slice(0, 12)} (merge base), both pruned the same way, then measured together (same data, latency interleaved):`);
-        const [base, head] = m.vs_base.pair ?? [final(m.vs_base.steps), final(m.steps)];
-        parts.push(baseTable(base, head));
-        if (m.vs_base.budgets.length) parts.push(budgetRows(m.vs_base.budgets));
-      }
-      sections.push(parts.join("\n\n"));
-      const charts = modelCharts(m);
-      if (charts) sections.push({ summary: `Charts: ${m.model}`, body: charts });
-      sections.push({ summary: `Ledger: ${m.model}`, body: singleModelMarkdown(ledger, m) });
-    }
+    const { review, folds } = renderBody(ledger, "action");
+    sections.push(review, ...folds);
   }
-  const links = [opts.links.run && `[workflow run](${opts.links.run})`, opts.links.artifacts && `[artifacts (ledger.json, pruned models)](${opts.links.artifacts})`].filter(Boolean);
-  const { runtime, tool } = ledger;
-  sections.push(
-    `<sub>${links.length ? `${links.join(" \xB7 ")} \xB7 ` : ""}${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>`
-  );
+  const links = [opts.links.run && `[workflow run](${opts.links.run})`, opts.links.artifacts && `[artifacts (ledger.json, pruned models)](${opts.links.artifacts})`].filter((l) => !!l);
+  sections.push(renderFooter(ledger, links));
   return sections;
 }
-var MARKER, ICON3, WORD2, DASH3, cell4, table2, final, orDash2, label;
+var MARKER;
 var init_report = __esm({
   "src/github/report.ts"() {
     "use strict";
-    init_markdown_table();
-    init_format();
+    init_budgetText();
     init_render();
     MARKER = "<!-- prune-guard -->";
-    ICON3 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-    WORD2 = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-    DASH3 = "\u2014";
-    cell4 = (t) => t.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-    table2 = (rows2) => markdownTable(rows2.map((r) => r.map(cell4)), { alignDelimiters: false });
-    final = (steps) => steps[steps.length - 1];
-    orDash2 = (x2, show2) => x2 == null ? DASH3 : show2(x2);
-    label = (t) => `"${t.replace(/"/g, "'")}"`;
   }
 });
 
@@ -44555,15 +44927,8 @@ var init_comment = __esm({
 });
 
 // src/github/fit.ts
-function renderFold(f) {
-  return `<details><summary>${f.summary}</summary>
-
-${f.body}
-
-</details>`;
-}
 function join10(sections) {
-  return sections.map((s) => typeof s === "string" ? s : renderFold(s)).join("\n\n") + "\n";
+  return sections.map((s) => typeof s === "string" ? s : details(s)).join("\n\n") + "\n";
 }
 function hardCut(text, max2) {
   const note = "\n\n_\u2026truncated to stay within GitHub's comment limit: the job summary and the ledger artifact have it in full._\n";
@@ -44594,6 +44959,7 @@ var COMMENT_LIMIT, omitted;
 var init_fit = __esm({
   "src/github/fit.ts"() {
     "use strict";
+    init_markdown();
     COMMENT_LIMIT = 65536;
     omitted = (f) => ({
       summary: f.summary,
@@ -51987,22 +52353,19 @@ function locate(b, src) {
   return void 0;
 }
 function budgetAnnotations(model, src) {
-  const all = [
-    ...model.budgets.map((b) => ["", b]),
-    ...(model.vs_base?.budgets ?? []).map((b) => [" vs base", b])
-  ];
   const out = [];
-  for (const [scope, b] of all) {
-    if (b.verdict === "pass") continue;
+  for (const j of notPassed([model])) {
+    const b = j.budget;
     const at = locate(b, src);
     if (!at) continue;
+    const why = b.actual === null ? "" : whyText(b, { closeCall: false });
     out.push({
       path: at.path,
       start_line: at.line,
       end_line: at.line,
       annotation_level: b.verdict === "fail" ? "failure" : "warning",
-      title: `${model.model}: ${b.name}${scope} ${b.verdict}`,
-      message: `${b.name}${scope}: limit ${b.direction === "max" ? "<=" : ">="} ${b.limit}, actual ${b.actual ?? "not measured"} (${b.detail})`
+      title: `${model.model}: ${budgetPhrase(b, j.compared)}`,
+      message: plain(`${budgetLine(j, { icon: false })}.${why ? ` Why: ${why}.` : ""} ${whatToDo([j], "action")}`)
     });
   }
   return out;
@@ -52013,6 +52376,8 @@ var init_annotations = __esm({
     "use strict";
     import_yaml2 = __toESM(require_dist2(), 1);
     init_yamlPosition();
+    init_budgetText();
+    init_renderReview();
   }
 });
 
@@ -52040,6 +52405,12 @@ function conclusion(verdict, failOn) {
   if (gateFails(verdict, failOn)) return "failure";
   return verdict === "pass" ? "success" : "neutral";
 }
+function statusDescription(title) {
+  if (title.length <= STATUS_LIMIT) return title;
+  const cut = title.slice(0, STATUS_LIMIT - 1);
+  const at = Math.max(cut.lastIndexOf("; "), cut.lastIndexOf(", "));
+  return `${at > 0 ? cut.slice(0, at) : cut}\u2026`;
+}
 async function publishGate(octokit, ctx, ledger, opts) {
   const { owner, repo } = ctx.repo;
   const messages = [];
@@ -52047,7 +52418,7 @@ async function publishGate(octokit, ctx, ledger, opts) {
   for (const model of ledger.models) {
     const name = checkName(model);
     const state = conclusion(model.verdict, opts.failOn);
-    const title = renderHeadline(model).replace(/\*\*/g, "");
+    const title = verdictTitle(model);
     if (via === "check") {
       const annotations = budgetAnnotations(model, opts.sources);
       const summary2 = (opts.summaries.get(model.model) ?? title).slice(0, SUMMARY_LIMIT);
@@ -52080,7 +52451,7 @@ async function publishGate(octokit, ctx, ledger, opts) {
           sha: opts.sha,
           context: name,
           state: state === "failure" ? "failure" : "success",
-          description: title.slice(0, 140),
+          description: statusDescription(title),
           target_url: opts.detailsUrl
         });
       } catch (e) {
@@ -52092,15 +52463,16 @@ async function publishGate(octokit, ctx, ledger, opts) {
   }
   return { via, messages };
 }
-var checkName, ANNOTATIONS_PER_REQUEST, SUMMARY_LIMIT;
+var checkName, ANNOTATIONS_PER_REQUEST, STATUS_LIMIT, SUMMARY_LIMIT;
 var init_gate = __esm({
   "src/github/gate.ts"() {
     "use strict";
-    init_render();
+    init_renderReview();
     init_annotations();
     init_octokit();
     checkName = (model) => `prune-guard / ${model.model}`;
     ANNOTATIONS_PER_REQUEST = 50;
+    STATUS_LIMIT = 140;
     SUMMARY_LIMIT = 65535;
   }
 });
@@ -52183,7 +52555,21 @@ function historyEntry(ledger, sha, runId) {
 function appendHistory(history, entry3) {
   return { schema: HISTORY_SCHEMA, entries: [...history.entries, entry3].slice(-HISTORY_LIMIT) };
 }
-function lineChart(title, yLabel, points2) {
+function barChart(title, yLabel, bars) {
+  const known = bars.filter((b) => b[1] != null && Number.isFinite(b[1]));
+  if (known.length === 0) return void 0;
+  const values = known.map((b) => Number(b[1].toFixed(3)));
+  return [
+    "```mermaid",
+    "xychart-beta",
+    `  title ${label(title)}`,
+    `  x-axis [${known.map((b) => label(b[0])).join(", ")}]`,
+    `  y-axis ${label(yLabel)} 0 --> ${Number((Math.max(...values) * 1.1 || 1).toFixed(3))}`,
+    `  bar [${values.join(", ")}]`,
+    "```"
+  ].join("\n");
+}
+function lineChart2(title, yLabel, points2) {
   const chart = barChart(title, yLabel, points2);
   return chart?.replace(/^ {2}bar /m, "  line ");
 }
@@ -52216,23 +52602,23 @@ function renderTrend(history) {
     const chartRows = rows2.slice(-CHART_POINTS);
     const labels = chartRows.map(({ e }, i2) => `${e.created_at.slice(5, 10)}#${i2 + 1}`);
     const charts = [
-      lineChart(`${name}: accuracy over time`, "accuracy %", chartRows.map(({ m }, i2) => [labels[i2], m.accuracy == null ? null : m.accuracy * 100])),
-      lineChart(`${name}: p50 latency over time`, "ms", chartRows.map(({ m }, i2) => [labels[i2], m.p50_ms])),
-      lineChart(`${name}: sparsity over time`, "sparsity %", chartRows.map(({ m }, i2) => [labels[i2], m.sparsity * 100]))
+      lineChart2(`${name}: accuracy over time`, "accuracy %", chartRows.map(({ m }, i2) => [labels[i2], m.accuracy == null ? null : m.accuracy * 100])),
+      lineChart2(`${name}: p50 latency over time`, "ms", chartRows.map(({ m }, i2) => [labels[i2], m.p50_ms])),
+      lineChart2(`${name}: sparsity over time`, "sparsity %", chartRows.map(({ m }, i2) => [labels[i2], m.sparsity * 100]))
     ];
     parts.push(...charts.filter((c) => !!c));
   }
   return parts.join("\n\n") + "\n";
 }
-var HISTORY_SCHEMA, HISTORY_LIMIT, TREND_ROWS, CHART_POINTS;
+var HISTORY_SCHEMA, HISTORY_LIMIT, label, TREND_ROWS, CHART_POINTS;
 var init_history = __esm({
   "src/github/history.ts"() {
     "use strict";
     init_markdown_table();
     init_format();
-    init_report();
     HISTORY_SCHEMA = "prune-guard/history@1";
     HISTORY_LIMIT = 400;
+    label = (t) => `"${t.replace(/"/g, "'")}"`;
     TREND_ROWS = 10;
     CHART_POINTS = 30;
   }
@@ -53364,10 +53750,10 @@ var require_codegen = __commonJS({
     }
     exports.not = not;
     var andCode = mappend(exports.operators.AND);
-    function and(...args) {
+    function and2(...args) {
       return args.reduce(andCode);
     }
-    exports.and = and;
+    exports.and = and2;
     var orCode = mappend(exports.operators.OR);
     function or(...args) {
       return args.reduce(orCode);

@@ -269,7 +269,7 @@ export function renderFooter(ledger: Ledger, links: readonly string[] = []): str
   const { runtime, tool } = ledger;
   return (
     `<sub>${links.length ? `${links.join(' · ')} · ` : ''}${tool.name} ${tool.version} · onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ` +
-    `${runtime.threads} threads, ${runtime.platform}) · ${ledger.created_at}</sub>` +
+    `${runtime.threads} thread${runtime.threads === 1 ? '' : 's'}, ${runtime.platform}) · ${ledger.created_at}</sub>` +
     (runtime.notes?.length ? `\n\n${runtime.notes.map((n) => `> ⚠️ ${n}`).join('\n>\n')}` : '')
   );
 }
