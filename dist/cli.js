@@ -25424,17 +25424,13 @@ function headItselfWorse(m) {
   const base = m.vs_base?.steps[0]?.accuracy;
   const limit = m.vs_base?.budgets.find((b) => b.name === "accuracy-drop")?.limit;
   if (head == null || base == null || limit === void 0 || base - head <= limit) return void 0;
-  return `the head model is ${points(base - head)} less accurate than base before pruning (${percent(base, 2)} \u2192 ${percent(head, 2)}): the model change itself, not pruning, loses it`;
+  return `The head model is ${points(base - head)} less accurate than base before pruning (${percent(base, 2)} \u2192 ${percent(head, 2)}): the model change itself, not pruning, loses it.`;
 }
 function levers(items, via) {
   const out = [];
   const add = (text) => {
     if (!out.includes(text)) out.push(text);
   };
-  for (const j of items) {
-    const worse = j.compared === "base \u2192 head" ? headItselfWorse(j.model) : void 0;
-    if (worse) add(worse);
-  }
   for (const { model, budget, compared } of items) {
     if (budget.actual === null) continue;
     const method = model.method;
@@ -25472,11 +25468,12 @@ function whatToDo(items, via) {
     if (at === "the default") return `${and(names)} ${names.length === 1 ? "is the default" : "are defaults"}`;
     return `${and(names)} ${names.length === 1 ? "is" : "are"} ${at}`;
   });
+  const causes = [...new Set(items.filter((j) => j.compared === "base \u2192 head").map((j) => headItselfWorse(j.model)))].filter((c) => !!c);
   const todo = levers(items, via);
   const first = todo.length ? todo[0][0].toUpperCase() + todo[0].slice(1) : "";
   const rest = todo.slice(1);
   const options = !first ? "" : rest.length === 0 ? `${first}.` : `${[first, ...rest.slice(0, -1)].join(", ")}, or ${rest.at(-1)}.`;
-  return `**What to do:** ${set.join("; ")}.${options ? ` ${options}` : ""}`;
+  return ["**What to do:**", `${set.join("; ")}.`, ...causes, options].filter(Boolean).join(" ");
 }
 function shortNames(paths) {
   const parts = paths.map((p) => shownPath(p).split("/"));

@@ -126,7 +126,7 @@ function headItselfWorse(m: ModelLedger): string | undefined {
   const base = m.vs_base?.steps[0]?.accuracy;
   const limit = m.vs_base?.budgets.find((b) => b.name === 'accuracy-drop')?.limit;
   if (head == null || base == null || limit === undefined || base - head <= limit) return undefined;
-  return `the head model is ${points(base - head)} less accurate than base before pruning (${percent(base, 2)} → ${percent(head, 2)}): the model change itself, not pruning, loses it`;
+  return `The head model is ${points(base - head)} less accurate than base before pruning (${percent(base, 2)} → ${percent(head, 2)}): the model change itself, not pruning, loses it.`;
 }
 
 /** Levers that would change the outcome, in the order a user would try them. */
@@ -135,10 +135,6 @@ function levers(items: readonly Judged[], via: Via): string[] {
   const add = (text: string) => {
     if (!out.includes(text)) out.push(text);
   };
-  for (const j of items) {
-    const worse = j.compared === 'base → head' ? headItselfWorse(j.model) : undefined;
-    if (worse) add(worse);
-  }
   for (const { model, budget, compared } of items) {
     if (budget.actual === null) continue;
     const method = model.method;
@@ -179,11 +175,12 @@ export function whatToDo(items: readonly Judged[], via: Via): string {
     if (at === 'the default') return `${and(names)} ${names.length === 1 ? 'is the default' : 'are defaults'}`;
     return `${and(names)} ${names.length === 1 ? 'is' : 'are'} ${at}`;
   });
+  const causes = [...new Set(items.filter((j) => j.compared === 'base → head').map((j) => headItselfWorse(j.model)))].filter((c): c is string => !!c);
   const todo = levers(items, via);
   const first = todo.length ? todo[0][0].toUpperCase() + todo[0].slice(1) : '';
   const rest = todo.slice(1);
   const options = !first ? '' : rest.length === 0 ? `${first}.` : `${[first, ...rest.slice(0, -1)].join(', ')}, or ${rest.at(-1)}.`;
-  return `**What to do:** ${set.join('; ')}.${options ? ` ${options}` : ''}`;
+  return ['**What to do:**', `${set.join('; ')}.`, ...causes, options].filter(Boolean).join(' ');
 }
 
 /**
@@ -283,4 +280,4 @@ export function verdictTitle(model: ModelLedger): string {
 }
 
 /** Markdown emphasis and code marks dropped, for the places GitHub shows text as typed. */
-export const plain = (markdown: string): string => markdown.replace(/\*\*|`|<br>|<\/?sub>/g, '').replace(/\u00a0/g, ' ');
+export const plain = (markdown: string): string => markdown.replace(/\*\*|`|<br>|<\/?sub>/g, '').replace(/\u00a0/g, ' ').replace(/\u2011/g, '-');

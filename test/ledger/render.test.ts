@@ -171,6 +171,20 @@ describe('a pull request against its base', () => {
     expect(firstScreen(withBase('fail'))).toContain('· already failing on base (4.00 pt)');
   });
 
+  it('points at the model change when the head is already worse than base before pruning', () => {
+    const model = sampleModel();
+    const [dense, pruned] = model.steps;
+    model.vs_base = {
+      ref: 'b'.repeat(40),
+      model: 'models/mlp.onnx',
+      steps: [{ ...dense, accuracy: 0.95 }, { ...pruned, accuracy: 0.948 }],
+      budgets: [{ name: 'accuracy-drop', limit: 0.01, actual: 0.06, verdict: 'fail', direction: 'max', source: 'default', detail: '94.80% → 88.80%' }],
+      verdict: 'fail',
+    };
+    const top = firstScreen(renderMarkdown({ ...sampleLedger(), models: [model] }));
+    expect(top).toContain('The head model is 5.80 pt less accurate than base before pruning (95.00% → 89.20%): the model change itself, not pruning, loses it. Lower `sparsity` (now 0.8)');
+  });
+
   it('shows base and head side by side with each run\'s own sparsity, the rest from the pair measured together', () => {
     const md = norm(withBase('pass'));
     expect(md).toContain('**Against base**: `models/mlp.onnx` at aaaaaaaaaaaa (merge base)');
