@@ -43400,7 +43400,7 @@ function summaryParts(model) {
       else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
     }
     if (dense.accuracy != null && final.accuracy != null) {
-      parts.push(`${signedPoints(final.accuracy - dense.accuracy)} accuracy`);
+      parts.push(`${signedPoints(final.accuracy - dense.accuracy, 2)} accuracy`);
     }
   } else {
     parts.push("no steps measured");

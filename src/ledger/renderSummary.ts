@@ -43,7 +43,8 @@ export function summaryParts(model: ModelLedger): string {
       else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
     }
     if (dense.accuracy != null && final.accuracy != null) {
-      parts.push(`${signedPoints(final.accuracy - dense.accuracy)} accuracy`);
+      // two decimals, as the accuracy budgets beside it
+      parts.push(`${signedPoints(final.accuracy - dense.accuracy, 2)} accuracy`);
     }
   } else {
     parts.push('no steps measured');

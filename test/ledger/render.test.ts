@@ -4,7 +4,7 @@ import { sampleLedger, sampleModel, step } from './fixtures.js';
 
 describe('renderHeadline', () => {
   it('shows verdict, file name, sparsity, speedup and signed accuracy change', () => {
-    expect(renderHeadline(sampleModel())).toBe('**FAIL** · mlp.onnx: 80.0% sparse, 1.9x faster, −0.4 pt accuracy');
+    expect(renderHeadline(sampleModel())).toBe('**FAIL** · mlp.onnx: 80.0% sparse, 1.9x faster, −0.40 pt accuracy');
   });
 
   it('leaves out parts that were not measured', () => {
@@ -23,7 +23,7 @@ describe('renderHeadline', () => {
         step({ name: 'prune', accuracy: 0.894, latency: { batch: 1, p50_ms: 0.84, p95_ms: 1, runs: 30 } }),
       ],
     });
-    expect(renderHeadline(model)).toBe('**WARN** · mlp.onnx: 0.0% sparse, 2.0x slower, +0.2 pt accuracy');
+    expect(renderHeadline(model)).toBe('**WARN** · mlp.onnx: 0.0% sparse, 2.0x slower, +0.20 pt accuracy');
   });
 });
 
@@ -55,7 +55,7 @@ describe('renderMarkdown', () => {
     const top = firstScreen(text);
     expect(top).toContain('| Budget | Limit | Measured | Margin | Why |');
     expect(top).toContain('| ❌ `class-accuracy-drop`<br><sub>dense → pruned</sub> | ≤ 3 pt | 5.00 pt | 2.00 pt over | class 0: 90.00% → 85.00% |');
-    expect(text).toContain('<details><summary>❌ <code>models/mlp.onnx</code> · 80.0% sparse, 1.9x faster, −0.4 pt accuracy — full ledger</summary>');
+    expect(text).toContain('<details><summary>❌ <code>models/mlp.onnx</code> · 80.0% sparse, 1.9x faster, −0.40 pt accuracy — full ledger</summary>');
     for (const line of norm(text).split('\n').filter((l) => l.startsWith('| '))) expect(line.split(' | ').length).toBeLessThanOrEqual(7);
   });
 
@@ -102,7 +102,7 @@ describe('renderMarkdown', () => {
 
   it('reports structured pruning as weights removed, the way the headline does', () => {
     const model = sampleModel({ method: 'structured', verdict: 'pass', budgets: [] });
-    expect(renderHeadline(model)).toBe('**PASS** · mlp.onnx: 80.0% of prunable weights removed, 1.9x faster, −0.4 pt accuracy');
+    expect(renderHeadline(model)).toBe('**PASS** · mlp.onnx: 80.0% of prunable weights removed, 1.9x faster, −0.40 pt accuracy');
     const md = renderMarkdown({ ...sampleLedger(), verdict: 'pass', models: [model] });
     expect(md).toContain('| Step | Weights removed | Params | Nonzero | MACs | Size | Gzip |');
   });
@@ -256,7 +256,7 @@ describe('where the speed went', () => {
 
   it('headline says "speed unchanged within noise" when the samples do not support a change', () => {
     const model = withFunnel('unstructured', { speedup: 1.91, efficiency: 0.4, p_value: 0.2, speed: 'unchanged' });
-    expect(renderHeadline(model)).toBe('**FAIL** · mlp.onnx: 80.0% sparse, speed unchanged within noise, −0.4 pt accuracy');
+    expect(renderHeadline(model)).toBe('**FAIL** · mlp.onnx: 80.0% sparse, speed unchanged within noise, −0.40 pt accuracy');
   });
 
   it('headline claims the speedup when the samples support it, with two decimals near 1', () => {
