@@ -25196,14 +25196,15 @@ var COLORS = {
   green: { hex: "#1a7f37", square: "\u{1F7E9}" }
 };
 var quoted = (text) => `"${text.replace(/"/g, "'")}"`;
-function axisRange(values) {
+function axisRange(values, minSpan = 0.5) {
   const lo = Math.min(...values);
   const hi = Math.max(...values);
-  const span = Math.max(hi - lo, 0.5);
-  const step = span < 5 ? 0.1 : span < 50 ? 1 : 10;
+  const span = Math.max(hi - lo, minSpan);
+  const step = 10 ** Math.floor(Math.log10(span / 5) + 1e-9);
+  const digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
   const pad2 = span * 0.15;
-  const down = (x2) => Number((Math.floor(x2 / step) * step).toFixed(1));
-  const up = (x2) => Number((Math.ceil(x2 / step) * step).toFixed(1));
+  const down = (x2) => Number((Math.floor(x2 / step) * step).toFixed(digits));
+  const up = (x2) => Number((Math.ceil(x2 / step) * step).toFixed(digits));
   return [down(lo - pad2), up(hi + pad2)];
 }
 function lineChart(opts) {

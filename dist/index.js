@@ -14806,11 +14806,11 @@ var require_progressevent = __commonJS({
 var require_encoding = __commonJS({
   "node_modules/undici/lib/web/fileapi/encoding.js"(exports, module) {
     "use strict";
-    function getEncoding(label2) {
-      if (!label2) {
+    function getEncoding(label) {
+      if (!label) {
         return "failure";
       }
-      switch (label2.trim().toLowerCase()) {
+      switch (label.trim().toLowerCase()) {
         case "unicode-1-1-utf-8":
         case "unicode11utf8":
         case "unicode20utf8":
@@ -19579,8 +19579,8 @@ var init_summary = __esm({
        *
        * @returns {Summary} summary instance
        */
-      addDetails(label2, content) {
-        const element = this.wrap("details", this.wrap("summary", label2) + content);
+      addDetails(label, content) {
+        const element = this.wrap("details", this.wrap("summary", label) + content);
         return this.addRaw(element).addEOL();
       }
       /**
@@ -28164,11 +28164,11 @@ var require_trace = __commonJS({
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.TRACE_EVENT_END = exports.TRACE_EVENT_BEGIN = exports.TRACE_FUNC_END = exports.TRACE_FUNC_BEGIN = exports.TRACE = void 0;
     var env_impl_js_1 = require_env_impl();
-    var TRACE = (deviceType, label2) => {
+    var TRACE = (deviceType, label) => {
       if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
         return;
       }
-      console.timeStamp(`${deviceType}::ORT::${label2}`);
+      console.timeStamp(`${deviceType}::ORT::${label}`);
     };
     exports.TRACE = TRACE;
     var TRACE_FUNC = (msg, extraMsg) => {
@@ -28176,11 +28176,11 @@ var require_trace = __commonJS({
       let hasTraceFunc = false;
       for (let i2 = 0; i2 < stack.length; i2++) {
         if (hasTraceFunc && !stack[i2].includes("TRACE_FUNC")) {
-          let label2 = `FUNC_${msg}::${stack[i2].trim().split(" ")[1]}`;
+          let label = `FUNC_${msg}::${stack[i2].trim().split(" ")[1]}`;
           if (extraMsg) {
-            label2 += `::${extraMsg}`;
+            label += `::${extraMsg}`;
           }
-          (0, exports.TRACE)("CPU", label2);
+          (0, exports.TRACE)("CPU", label);
           return;
         }
         if (stack[i2].includes("TRACE_FUNC")) {
@@ -29339,8 +29339,8 @@ var init_simple_statistics = __esm({
         return 0;
       }
     };
-    PerceptronModel.prototype.train = function train2(features, label2) {
-      if (label2 !== 0 && label2 !== 1) {
+    PerceptronModel.prototype.train = function train2(features, label) {
+      if (label !== 0 && label !== 1) {
         return null;
       }
       if (features.length !== this.weights.length) {
@@ -29348,8 +29348,8 @@ var init_simple_statistics = __esm({
         this.bias = 1;
       }
       var prediction = this.predict(features);
-      if (typeof prediction === "number" && prediction !== label2) {
-        var gradient = label2 - prediction;
+      if (typeof prediction === "number" && prediction !== label) {
+        var gradient = label - prediction;
         for (var i2 = 0; i2 < this.weights.length; i2++) {
           this.weights[i2] += gradient * features[i2];
         }
@@ -32785,10 +32785,10 @@ function newField(proto, parentOrFile, reg, oneof, mapEntries) {
     enumerable: true,
     configurable: true
   });
-  const label2 = proto.label;
+  const label = proto.label;
   const type = proto.type;
   const jstype = (_c = proto.options) === null || _c === void 0 ? void 0 : _c.jstype;
-  if (label2 === LABEL_REPEATED) {
+  if (label === LABEL_REPEATED) {
     const mapEntry = type == TYPE_MESSAGE ? mapEntries === null || mapEntries === void 0 ? void 0 : mapEntries.get(trimLeadingDot(proto.typeName)) : void 0;
     if (mapEntry) {
       field.fieldKind = "map";
@@ -38255,8 +38255,8 @@ var init_depgraph = __esm({
         const op = node.opType;
         const x2 = ins[0];
         const out = node.output[0];
-        const label2 = nodeLabel(node);
-        const unknown = (why) => this.poisonAll(ins, `${label2} (${op}) ${why}`);
+        const label = nodeLabel(node);
+        const unknown = (why) => this.poisonAll(ins, `${label} (${op}) ${why}`);
         if (ins.some((t) => t?.block)) return this.headOp(node, ins, unknown);
         if (op === "Conv") return this.conv(node, x2);
         if (op === "ConvTranspose") return this.convTranspose(node, x2);
@@ -38344,17 +38344,17 @@ var init_depgraph = __esm({
       }
       conv(node, x2) {
         const w = this.constant(node.input[1]);
-        const label2 = nodeLabel(node);
+        const label = nodeLabel(node);
         const group = attrInt(node, "group", 1);
         const dims = w ? tensorDims(w.tensor) : void 0;
         if (!w || !dims) {
-          if (x2) this.poison(x2.layout, `${label2} has a weight that is not constant`);
+          if (x2) this.poison(x2.layout, `${label} has a weight that is not constant`);
           return;
         }
         const cout = dims[0];
         const cinPerGroup = dims[1];
         if (x2 && x2.axis !== 1) {
-          this.poison(x2.layout, `${label2} reads channels on axis ${x2.axis}`);
+          this.poison(x2.layout, `${label} reads channels on axis ${x2.axis}`);
           return;
         }
         if (group === 1) {
@@ -38372,15 +38372,15 @@ var init_depgraph = __esm({
           this.set(node.output[0], { axis: 1, layout: x2.layout });
           return;
         }
-        const why = cinPerGroup === 1 && cout === group && !x2 ? `${label2} is a depthwise convolution whose input channels come from ops the analysis could not follow` : `${label2} is a grouped convolution (group=${group}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
+        const why = cinPerGroup === 1 && cout === group && !x2 ? `${label} is a depthwise convolution whose input channels come from ops the analysis could not follow` : `${label} is a grouped convolution (group=${group}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
         if (x2) this.poison(x2.layout, why);
         this.set(node.output[0], { axis: 1, layout: this.fresh(node, cout, why) });
       }
       convTranspose(node, x2) {
         const w = this.constant(node.input[1]);
-        const label2 = nodeLabel(node);
+        const label = nodeLabel(node);
         if (!w || attrInt(node, "group", 1) !== 1 || x2 && x2.axis !== 1) {
-          if (x2) this.poison(x2.layout, `${label2} is a grouped or non-constant transposed convolution`);
+          if (x2) this.poison(x2.layout, `${label} is a grouped or non-constant transposed convolution`);
           return;
         }
         const dims = tensorDims(w.tensor);
@@ -38391,41 +38391,41 @@ var init_depgraph = __esm({
         this.set(node.output[0], { axis: 1, layout });
       }
       gemm(node, ins) {
-        const label2 = nodeLabel(node);
+        const label = nodeLabel(node);
         const [a, b, c] = ins;
         const w = this.constant(node.input[1]);
         if (b || c || !w || attrInt(node, "transA", 0) !== 0) {
-          if (a) this.poison(a.layout, `${label2} (Gemm) has a non-constant or transposed operand`);
-          if (b) this.poison(b.layout, `${label2} (Gemm) multiplies two activations`);
+          if (a) this.poison(a.layout, `${label} (Gemm) has a non-constant or transposed operand`);
+          if (b) this.poison(b.layout, `${label} (Gemm) multiplies two activations`);
           return;
         }
         const transB = attrInt(node, "transB", 0) === 1;
         const dims = tensorDims(w.tensor);
         const outUnits = transB ? dims[0] : dims[1];
         if (a) {
-          if (a.axis !== 1) return this.poison(a.layout, `${label2} (Gemm) reads channels on axis ${a.axis}`);
+          if (a.axis !== 1) return this.poison(a.layout, `${label} (Gemm) reads channels on axis ${a.axis}`);
           this.use(node, node.input[1], transB ? 1 : 0, a.layout, "fanin", { ...a, name: node.input[0] });
         }
         const layout = this.fresh(node, outUnits);
         this.use(node, node.input[1], transB ? 0 : 1, layout, "param");
         const bias = node.input[2] ? this.constant(node.input[2]) : void 0;
-        if (node.input[2] && !bias) this.poison(layout, `${label2} (Gemm) has a non-constant bias`);
+        if (node.input[2] && !bias) this.poison(layout, `${label} (Gemm) has a non-constant bias`);
         if (bias) {
           const bd = tensorDims(bias.tensor);
           if (bd.length > 0 && bd[bd.length - 1] === outUnits && outUnits !== 1) this.use(node, node.input[2], bd.length - 1, layout, "param");
-          else if (bd.length === 2 && bd[0] !== 1) this.poison(layout, `${label2} (Gemm) has a per-row bias`);
+          else if (bd.length === 2 && bd[0] !== 1) this.poison(layout, `${label} (Gemm) has a per-row bias`);
         }
         this.set(node.output[0], { axis: 1, layout });
       }
       matmul(node, ins) {
-        const label2 = nodeLabel(node);
+        const label = nodeLabel(node);
         const [a, b] = ins;
         const wb = this.constant(node.input[1]);
         const rankA = this.shape(node.input[0])?.length;
         if (wb && tensorDims(wb.tensor).length === 2 && !b && rankA !== void 0 && rankA >= 2) {
           const dims = tensorDims(wb.tensor);
           if (a) {
-            if (a.axis !== rankA - 1) return this.poison(a.layout, `${label2} (MatMul) reads channels on a batch or row axis`);
+            if (a.axis !== rankA - 1) return this.poison(a.layout, `${label} (MatMul) reads channels on a batch or row axis`);
             this.use(node, node.input[1], 0, a.layout, "fanin", { ...a, name: node.input[0] });
           }
           const layout = this.fresh(node, dims[1]);
@@ -38434,10 +38434,10 @@ var init_depgraph = __esm({
           return;
         }
         const why = a && b ? "multiplies two activations (attention scores)" : rankA === void 0 ? "has an input of unknown shape" : "has an operand layout the analysis does not follow";
-        if (a) this.poison(a.layout, `${label2} (MatMul) ${why}`);
-        if (b) this.poison(b.layout, `${label2} (MatMul) ${why}`);
+        if (a) this.poison(a.layout, `${label} (MatMul) ${why}`);
+        if (b) this.poison(b.layout, `${label} (MatMul) ${why}`);
         if (wb && !b && tensorDims(wb.tensor).length === 2) {
-          const layout = this.fresh(node, tensorDims(wb.tensor)[1], `${label2} (MatMul) ${why}`);
+          const layout = this.fresh(node, tensorDims(wb.tensor)[1], `${label} (MatMul) ${why}`);
           this.use(node, node.input[1], 1, layout, "param");
         }
       }
@@ -39234,7 +39234,7 @@ var init_describe = __esm({
 });
 
 // src/onnx/runtime/scores.ts
-function scoreRow(row, offset, classes, label2, areProbabilities) {
+function scoreRow(row, offset, classes, label, areProbabilities) {
   let pred = 0;
   let max2 = -Infinity;
   for (let c = 0; c < classes; c++) {
@@ -39245,13 +39245,13 @@ function scoreRow(row, offset, classes, label2, areProbabilities) {
     }
   }
   if (areProbabilities) {
-    const p = row[offset + label2];
+    const p = row[offset + label];
     return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
   }
   let sum = 0;
   for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
   const logSum = Math.log(sum);
-  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label2] - max2 - logSum };
+  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
 }
 function expectedCalibrationError(confidence, correct, bins = 15) {
   const n = confidence.length;
@@ -39310,14 +39310,14 @@ async function evaluateClassifier(session, data, opts) {
       if (opts.keepLogits) logits = new Float32Array(n * classes);
     }
     for (let i2 = 0; i2 < end - start; i2++) {
-      const label2 = labels[start + i2];
-      if (label2 >= classes) {
-        throw new UserError(`${data.path}: label ${label2} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
+      const label = labels[start + i2];
+      if (label >= classes) {
+        throw new UserError(`${data.path}: label ${label} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
       }
-      const s = scoreRow(values, i2 * classes, classes, label2, opts.outputsAreProbabilities);
+      const s = scoreRow(values, i2 * classes, classes, label, opts.outputsAreProbabilities);
       pred[start + i2] = s.pred;
       confidence[start + i2] = s.confidence;
-      correct[start + i2] = !data.labels ? 0 : s.pred === label2 ? 1 : 0;
+      correct[start + i2] = !data.labels ? 0 : s.pred === label ? 1 : 0;
       logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
     }
     logits?.set(values, start * classes);
@@ -41408,7 +41408,7 @@ function linearLayer(index, weight) {
   const t = index.initializers.get(weight);
   if (!t || !FLOAT_TYPES.has(t.dataType)) return "not a float initializer";
   const dims = tensorDims(t);
-  const label2 = nodeLabel(node);
+  const label = nodeLabel(node);
   switch (node.opType) {
     case "Conv": {
       if (node.input[1] !== weight) return "weight is not the Conv kernel";
@@ -41416,7 +41416,7 @@ function linearLayer(index, weight) {
       if (typeof geo === "string") return geo;
       const groups = attrInt(node, "group", 1);
       const bias = node.input[2] || null;
-      return { node: label2, opType: "Conv", weight, input: node.input[0], groups, rows: dims[0] / groups, cols: dims[1] * dims[2] * dims[3], transposed: false, bias, biasRefit: bias === null || index.initializers.has(bias), conv: geo };
+      return { node: label, opType: "Conv", weight, input: node.input[0], groups, rows: dims[0] / groups, cols: dims[1] * dims[2] * dims[3], transposed: false, bias, biasRefit: bias === null || index.initializers.has(bias), conv: geo };
     }
     case "Gemm": {
       if (node.input[1] !== weight || dims.length !== 2) return "weight is not the Gemm B matrix";
@@ -41427,12 +41427,12 @@ function linearLayer(index, weight) {
       const biasT = bias ? index.initializers.get(bias) : void 0;
       const unitScale = attrFloat(node, "alpha", 1) === 1 && attrFloat(node, "beta", 1) === 1;
       const biasRefit = unitScale && (bias === null || biasT !== void 0 && tensorDims(biasT).length === 1 && tensorDims(biasT)[0] === rows2);
-      return { node: label2, opType: "Gemm", weight, input: node.input[0], groups: 1, rows: rows2, cols, transposed, bias, biasRefit };
+      return { node: label, opType: "Gemm", weight, input: node.input[0], groups: 1, rows: rows2, cols, transposed, bias, biasRefit };
     }
     case "MatMul": {
       if (node.input[1] !== weight || dims.length !== 2) return "weight is the left MatMul operand";
       const bias = matMulBias(index, node, dims[1]);
-      return { node: label2, opType: "MatMul", weight, input: node.input[0], groups: 1, rows: dims[1], cols: dims[0], transposed: true, bias, biasRefit: bias !== null };
+      return { node: label, opType: "MatMul", weight, input: node.input[0], groups: 1, rows: dims[1], cols: dims[0], transposed: true, bias, biasRefit: bias !== null };
     }
     default:
       return `${node.opType} layers are not refit`;
@@ -43232,14 +43232,15 @@ var init_budgetText = __esm({
 });
 
 // src/ledger/renderCharts.ts
-function axisRange(values) {
+function axisRange(values, minSpan = 0.5) {
   const lo = Math.min(...values);
   const hi = Math.max(...values);
-  const span = Math.max(hi - lo, 0.5);
-  const step = span < 5 ? 0.1 : span < 50 ? 1 : 10;
+  const span = Math.max(hi - lo, minSpan);
+  const step = 10 ** Math.floor(Math.log10(span / 5) + 1e-9);
+  const digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
   const pad2 = span * 0.15;
-  const down = (x2) => Number((Math.floor(x2 / step) * step).toFixed(1));
-  const up = (x2) => Number((Math.ceil(x2 / step) * step).toFixed(1));
+  const down = (x2) => Number((Math.floor(x2 / step) * step).toFixed(digits));
+  const up = (x2) => Number((Math.ceil(x2 / step) * step).toFixed(digits));
   return [down(lo - pad2), up(hi + pad2)];
 }
 function lineChart(opts) {
@@ -52552,23 +52553,21 @@ function historyEntry(ledger, sha, runId) {
 function appendHistory(history, entry3) {
   return { schema: HISTORY_SCHEMA, entries: [...history.entries, entry3].slice(-HISTORY_LIMIT) };
 }
-function barChart(title, yLabel, bars) {
-  const known = bars.filter((b) => b[1] != null && Number.isFinite(b[1]));
+function trendChart(title, yLabel, points2, minSpan = 0.5) {
+  const known = points2.filter((b) => b[1] != null && Number.isFinite(b[1]));
   if (known.length === 0) return void 0;
   const values = known.map((b) => Number(b[1].toFixed(3)));
+  const range2 = axisRange(values, minSpan);
+  const [lo, hi] = [Math.max(0, range2[0]), range2[1]];
   return [
     "```mermaid",
     "xychart-beta",
-    `  title ${label(title)}`,
-    `  x-axis [${known.map((b) => label(b[0])).join(", ")}]`,
-    `  y-axis ${label(yLabel)} 0 --> ${Number((Math.max(...values) * 1.1 || 1).toFixed(3))}`,
-    `  bar [${values.join(", ")}]`,
+    `  title ${quoted(title)}`,
+    `  x-axis [${known.map((b) => quoted(b[0])).join(", ")}]`,
+    `  y-axis ${quoted(yLabel)} ${lo} --> ${hi}`,
+    `  line [${values.join(", ")}]`,
     "```"
   ].join("\n");
-}
-function lineChart2(title, yLabel, points2) {
-  const chart = barChart(title, yLabel, points2);
-  return chart?.replace(/^ {2}bar /m, "  line ");
 }
 function renderTrend(history) {
   const names = [...new Set(history.entries.flatMap((e) => e.models.map((m) => m.model)))].sort();
@@ -52599,23 +52598,24 @@ function renderTrend(history) {
     const chartRows = rows2.slice(-CHART_POINTS);
     const labels = chartRows.map(({ e }, i2) => `${e.created_at.slice(5, 10)}#${i2 + 1}`);
     const charts = [
-      lineChart2(`${name}: accuracy over time`, "accuracy %", chartRows.map(({ m }, i2) => [labels[i2], m.accuracy == null ? null : m.accuracy * 100])),
-      lineChart2(`${name}: p50 latency over time`, "ms", chartRows.map(({ m }, i2) => [labels[i2], m.p50_ms])),
-      lineChart2(`${name}: sparsity over time`, "sparsity %", chartRows.map(({ m }, i2) => [labels[i2], m.sparsity * 100]))
+      trendChart(`${name}: accuracy over time`, "accuracy %", chartRows.map(({ m }, i2) => [labels[i2], m.accuracy == null ? null : m.accuracy * 100])),
+      // latency drifts relative to its size: a tenth of it is the smallest span worth drawing
+      trendChart(`${name}: p50 latency over time`, "ms", chartRows.map(({ m }, i2) => [labels[i2], m.p50_ms]), Math.max(...chartRows.map(({ m }) => m.p50_ms ?? 0)) * 0.1 || 0.5),
+      trendChart(`${name}: sparsity over time`, "sparsity %", chartRows.map(({ m }, i2) => [labels[i2], m.sparsity * 100]))
     ];
     parts.push(...charts.filter((c) => !!c));
   }
   return parts.join("\n\n") + "\n";
 }
-var HISTORY_SCHEMA, HISTORY_LIMIT, label, TREND_ROWS, CHART_POINTS;
+var HISTORY_SCHEMA, HISTORY_LIMIT, TREND_ROWS, CHART_POINTS;
 var init_history = __esm({
   "src/github/history.ts"() {
     "use strict";
     init_markdown_table();
     init_format();
+    init_renderCharts();
     HISTORY_SCHEMA = "prune-guard/history@1";
     HISTORY_LIMIT = 400;
-    label = (t) => `"${t.replace(/"/g, "'")}"`;
     TREND_ROWS = 10;
     CHART_POINTS = 30;
   }
@@ -52675,16 +52675,16 @@ function issueBody(ledger, links) {
   });
   return [NIGHTLY_MARKER, `The nightly prune-guard run failed a budget (${ledger.created_at}, [run](${links.run})):`, ...lines2, "", "This issue is updated by every failing nightly run."].join("\n");
 }
-async function reportFailure(octokit, ctx, ledger, label2, links) {
+async function reportFailure(octokit, ctx, ledger, label, links) {
   const { owner, repo } = ctx.repo;
-  const open2 = await octokit.paginate(octokit.rest.issues.listForRepo, { owner, repo, state: "open", labels: label2, per_page: 100 });
+  const open2 = await octokit.paginate(octokit.rest.issues.listForRepo, { owner, repo, state: "open", labels: label, per_page: 100 });
   const mine = open2.find((i2) => !i2.pull_request && i2.body?.includes(NIGHTLY_MARKER));
   const body = issueBody(ledger, links);
   if (mine) {
     const { data: data2 } = await octokit.rest.issues.update({ owner, repo, issue_number: mine.number, body });
     return `updated issue ${data2.html_url}`;
   }
-  const { data } = await octokit.rest.issues.create({ owner, repo, title: "prune-guard: nightly budget failing", body, labels: [label2] });
+  const { data } = await octokit.rest.issues.create({ owner, repo, title: "prune-guard: nightly budget failing", body, labels: [label] });
   return `opened issue ${data.html_url}`;
 }
 async function runNightly(octokit, ctx, ledger, opts) {
@@ -53165,9 +53165,9 @@ var require_codegen = __commonJS({
       }
     };
     var Label = class extends Node {
-      constructor(label2) {
+      constructor(label) {
         super();
-        this.label = label2;
+        this.label = label;
         this.names = {};
       }
       render({ _n }) {
@@ -53175,14 +53175,14 @@ var require_codegen = __commonJS({
       }
     };
     var Break = class extends Node {
-      constructor(label2) {
+      constructor(label) {
         super();
-        this.label = label2;
+        this.label = label;
         this.names = {};
       }
       render({ _n }) {
-        const label2 = this.label ? ` ${this.label}` : "";
-        return `break${label2};` + _n;
+        const label = this.label ? ` ${this.label}` : "";
+        return `break${label};` + _n;
       }
     };
     var Throw = class extends Node {
@@ -53594,12 +53594,12 @@ var require_codegen = __commonJS({
         return this._endBlockNode(For);
       }
       // `label` statement
-      label(label2) {
-        return this._leafNode(new Label(label2));
+      label(label) {
+        return this._leafNode(new Label(label));
       }
       // `break` statement
-      break(label2) {
-        return this._leafNode(new Break(label2));
+      break(label) {
+        return this._leafNode(new Break(label));
       }
       // `return` statement
       return(value) {

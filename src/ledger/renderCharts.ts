@@ -28,15 +28,20 @@ export interface Series {
 /** Mermaid strings are double-quoted; a quote inside would end them. */
 export const quoted = (text: string): string => `"${text.replace(/"/g, "'")}"`;
 
-/** A round axis range around the values with a little room, so small differences stay visible. */
-export function axisRange(values: readonly number[]): [number, number] {
+/**
+ * A round axis range around the values with a little room, so small differences stay visible; a span
+ * below `minSpan` is widened to it, so noise does not fill the whole chart.
+ */
+export function axisRange(values: readonly number[], minSpan = 0.5): [number, number] {
   const lo = Math.min(...values);
   const hi = Math.max(...values);
-  const span = Math.max(hi - lo, 0.5);
-  const step = span < 5 ? 0.1 : span < 50 ? 1 : 10;
+  const span = Math.max(hi - lo, minSpan);
+  // round to a tenth of the span's decade: 0.1 for spans from 0.5 to 5, 1 up to 50, 0.01 below 0.5
+  const step = 10 ** Math.floor(Math.log10(span / 5) + 1e-9);
+  const digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
   const pad = span * 0.15;
-  const down = (x: number) => Number((Math.floor(x / step) * step).toFixed(1));
-  const up = (x: number) => Number((Math.ceil(x / step) * step).toFixed(1));
+  const down = (x: number) => Number((Math.floor(x / step) * step).toFixed(digits));
+  const up = (x: number) => Number((Math.ceil(x / step) * step).toFixed(digits));
   return [down(lo - pad), up(hi + pad)];
 }
 

@@ -9,7 +9,7 @@ import { COMMENT_LIMIT, fitComment } from '../../src/github/fit.js';
 import { gateFails, statusDescription } from '../../src/github/gate.js';
 import { readInputs } from '../../src/github/inputs.js';
 import { findModels, shardModels } from '../../src/github/models.js';
-import { barChart } from '../../src/github/history.js';
+import { trendChart } from '../../src/github/history.js';
 import { parse } from 'yaml';
 import { ROOT, tempDir } from '../support/fixtures.js';
 
@@ -86,11 +86,13 @@ describe('gate and charts', () => {
     expect([gateFails('fail', 'fail'), gateFails('warn', 'fail'), gateFails('warn', 'warn'), gateFails('fail', 'never')]).toEqual([true, false, true, false]);
   });
 
-  it('Mermaid bar charts leave out missing values and quote labels', () => {
-    expect(barChart('a "b"', 'ms', [['dense', 2], ['x', null], ['head', 1]])).toBe(
-      '```mermaid\nxychart-beta\n  title "a \'b\'"\n  x-axis ["dense", "head"]\n  y-axis "ms" 0 --> 2.2\n  bar [2, 1]\n```',
+  it('Mermaid trend lines leave out missing values, quote labels and span the values rather than start at zero', () => {
+    expect(trendChart('a "b"', 'accuracy %', [['01-02#1', 90.1], ['01-03#2', null], ['01-04#3', 89.6]])).toBe(
+      '```mermaid\nxychart-beta\n  title "a \'b\'"\n  x-axis ["01-02#1", "01-04#3"]\n  y-axis "accuracy %" 89.5 --> 90.2\n  line [90.1, 89.6]\n```',
     );
-    expect(barChart('t', 'ms', [['x', null]])).toBeUndefined();
+    expect(trendChart('t', 'ms', [['x', null]])).toBeUndefined();
+    // a tiny model's latency keeps its own scale and never goes below zero
+    expect(trendChart('t', 'ms', [['a', 0.024], ['b', 0.026]], 0.0026)).toContain('y-axis "ms" 0.0236 --> 0.0264');
   });
 });
 
