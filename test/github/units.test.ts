@@ -10,6 +10,9 @@ import { gateFails, statusDescription } from '../../src/github/gate.js';
 import { readInputs } from '../../src/github/inputs.js';
 import { findModels, shardModels } from '../../src/github/models.js';
 import { trendChart } from '../../src/github/history.js';
+import { renderReport } from '../../src/github/report.js';
+import { renderReview } from '../../src/ledger/renderReview.js';
+import { sampleLedger, sampleModel } from '../ledger/fixtures.js';
 import { parse } from 'yaml';
 import { ROOT, tempDir } from '../support/fixtures.js';
 
@@ -70,6 +73,25 @@ describe('comment size', () => {
     expect(text).toContain('<details><summary>big</summary>\n\n_Omitted (70000 characters)');
     expect(text).toContain('y'.repeat(1000));
     expect(text.endsWith('tail\n')).toBe(true);
+  });
+
+  it('ten models with long ledgers: the review stays whole, the largest model folds are emptied and say where the full ledger is', () => {
+    const layers = Array.from({ length: 120 }, (_, i) => ({
+      name: `backbone.stage${i}.conv.weight`,
+      node: `conv${i}`,
+      size: 4096,
+      points: [0, 0.5, 0.9].map((ratio) => ({ ratio, calib_nll: 0.3 + ratio, calib_accuracy: 0.9 - ratio / 10 })),
+      allocated: 0.5,
+      seconds: 0.1,
+    }));
+    const sensitivity = { unit: 'weights' as const, against: 'labels' as const, calib_samples: 256, ratios: [0, 0.5, 0.9], dense: { calib_nll: 0.3, calib_accuracy: 0.9 }, cap: 0.95, predicted_increase: 0.1, seconds: 9, layers };
+    const models = Array.from({ length: 10 }, (_, i) => sampleModel({ model: `models/m${i}.onnx`, sensitivity }));
+    const ledger = { ...sampleLedger(), models };
+    const text = fitComment(renderReport(ledger, { title: '10 changed models in #7', links: {} }), COMMENT_LIMIT);
+    expect(text.length).toBeLessThanOrEqual(COMMENT_LIMIT);
+    expect(text).toContain(renderReview(ledger, 'action'));
+    expect(text.match(/<details><summary>/g)).toHaveLength(10);
+    expect(text).toMatch(/_Omitted \(\d+ characters\) to stay within GitHub's comment limit: the job summary and the ledger artifact have it in full\._/);
   });
 
   it('cuts plain text last, closing an open code fence and details, never splitting a surrogate pair', () => {
