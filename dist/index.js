@@ -1374,7 +1374,7 @@ var require_util = __commonJS({
     function isBuffer(buffer) {
       return buffer instanceof Uint8Array || Buffer.isBuffer(buffer);
     }
-    function validateHandler(handler2, method, upgrade) {
+    function validateHandler(handler2, method2, upgrade) {
       if (!handler2 || typeof handler2 !== "object") {
         throw new InvalidArgumentError("handler must be an object");
       }
@@ -1387,7 +1387,7 @@ var require_util = __commonJS({
       if (typeof handler2.onBodySent !== "function" && handler2.onBodySent !== void 0) {
         throw new InvalidArgumentError("invalid onBodySent method");
       }
-      if (upgrade || method === "CONNECT") {
+      if (upgrade || method2 === "CONNECT") {
         if (typeof handler2.onUpgrade !== "function") {
           throw new InvalidArgumentError("invalid onUpgrade method");
         }
@@ -1646,53 +1646,53 @@ var require_diagnostics = __commonJS({
       const debuglog = fetchDebuglog.enabled ? fetchDebuglog : undiciDebugLog;
       diagnosticsChannel.channel("undici:client:beforeConnect").subscribe((evt) => {
         const {
-          connectParams: { version, protocol, port, host }
+          connectParams: { version: version2, protocol, port, host }
         } = evt;
         debuglog(
           "connecting to %s using %s%s",
           `${host}${port ? `:${port}` : ""}`,
           protocol,
-          version
+          version2
         );
       });
       diagnosticsChannel.channel("undici:client:connected").subscribe((evt) => {
         const {
-          connectParams: { version, protocol, port, host }
+          connectParams: { version: version2, protocol, port, host }
         } = evt;
         debuglog(
           "connected to %s using %s%s",
           `${host}${port ? `:${port}` : ""}`,
           protocol,
-          version
+          version2
         );
       });
       diagnosticsChannel.channel("undici:client:connectError").subscribe((evt) => {
         const {
-          connectParams: { version, protocol, port, host },
+          connectParams: { version: version2, protocol, port, host },
           error: error2
         } = evt;
         debuglog(
           "connection to %s using %s%s errored - %s",
           `${host}${port ? `:${port}` : ""}`,
           protocol,
-          version,
+          version2,
           error2.message
         );
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path18, origin }
+          request: { method: method2, path: path18, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path18);
+        debuglog("sending request to %s %s/%s", method2, origin, path18);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path18, origin },
+          request: { method: method2, path: path18, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
-          method,
+          method2,
           origin,
           path18,
           statusCode
@@ -1700,18 +1700,18 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path18, origin }
+          request: { method: method2, path: path18, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path18);
+        debuglog("trailers received from %s %s/%s", method2, origin, path18);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path18, origin },
+          request: { method: method2, path: path18, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
-          method,
+          method2,
           origin,
           path18,
           error2.message
@@ -1724,31 +1724,31 @@ var require_diagnostics = __commonJS({
         const debuglog = undiciDebugLog.enabled ? undiciDebugLog : websocketDebuglog;
         diagnosticsChannel.channel("undici:client:beforeConnect").subscribe((evt) => {
           const {
-            connectParams: { version, protocol, port, host }
+            connectParams: { version: version2, protocol, port, host }
           } = evt;
           debuglog(
             "connecting to %s%s using %s%s",
             host,
             port ? `:${port}` : "",
             protocol,
-            version
+            version2
           );
         });
         diagnosticsChannel.channel("undici:client:connected").subscribe((evt) => {
           const {
-            connectParams: { version, protocol, port, host }
+            connectParams: { version: version2, protocol, port, host }
           } = evt;
           debuglog(
             "connected to %s%s using %s%s",
             host,
             port ? `:${port}` : "",
             protocol,
-            version
+            version2
           );
         });
         diagnosticsChannel.channel("undici:client:connectError").subscribe((evt) => {
           const {
-            connectParams: { version, protocol, port, host },
+            connectParams: { version: version2, protocol, port, host },
             error: error2
           } = evt;
           debuglog(
@@ -1756,15 +1756,15 @@ var require_diagnostics = __commonJS({
             host,
             port ? `:${port}` : "",
             protocol,
-            version,
+            version2,
             error2.message
           );
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path18, origin }
+            request: { method: method2, path: path18, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path18);
+          debuglog("sending request to %s %s/%s", method2, origin, path18);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1828,7 +1828,7 @@ var require_request = __commonJS({
     var Request = class {
       constructor(origin, {
         path: path18,
-        method,
+        method: method2,
         body,
         headers,
         query,
@@ -1844,14 +1844,14 @@ var require_request = __commonJS({
       }, handler2) {
         if (typeof path18 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path18[0] !== "/" && !(path18.startsWith("http://") || path18.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path18[0] !== "/" && !(path18.startsWith("http://") || path18.startsWith("https://")) && method2 !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
         } else if (invalidPathRegex.test(path18)) {
           throw new InvalidArgumentError("invalid request path");
         }
-        if (typeof method !== "string") {
+        if (typeof method2 !== "string") {
           throw new InvalidArgumentError("method must be a string");
-        } else if (normalizedMethodRecords[method] === void 0 && !isValidHTTPToken(method)) {
+        } else if (normalizedMethodRecords[method2] === void 0 && !isValidHTTPToken(method2)) {
           throw new InvalidArgumentError("invalid request method");
         }
         if (upgrade && typeof upgrade !== "string") {
@@ -1875,7 +1875,7 @@ var require_request = __commonJS({
         this.headersTimeout = headersTimeout;
         this.bodyTimeout = bodyTimeout;
         this.throwOnError = throwOnError === true;
-        this.method = method;
+        this.method = method2;
         this.abort = null;
         if (body == null) {
           this.body = null;
@@ -1914,7 +1914,7 @@ var require_request = __commonJS({
         this.upgrade = upgrade || null;
         this.path = query ? buildURL(path18, query) : path18;
         this.origin = origin;
-        this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
+        this.idempotent = idempotent == null ? method2 === "HEAD" || method2 === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
         this.reset = reset == null ? null : reset;
         this.host = null;
@@ -1946,7 +1946,7 @@ var require_request = __commonJS({
         } else if (headers != null) {
           throw new InvalidArgumentError("headers must be an object or an array");
         }
-        validateHandler(handler2, method, upgrade);
+        validateHandler(handler2, method2, upgrade);
         this.servername = servername || getServerName(this.host);
         this[kHandler] = handler2;
         if (channels.create.hasSubscribers) {
@@ -2898,18 +2898,18 @@ var require_constants2 = __commonJS({
       TYPE2[TYPE2["REQUEST"] = 1] = "REQUEST";
       TYPE2[TYPE2["RESPONSE"] = 2] = "RESPONSE";
     })(TYPE = exports.TYPE || (exports.TYPE = {}));
-    var FLAGS;
-    (function(FLAGS2) {
-      FLAGS2[FLAGS2["CONNECTION_KEEP_ALIVE"] = 1] = "CONNECTION_KEEP_ALIVE";
-      FLAGS2[FLAGS2["CONNECTION_CLOSE"] = 2] = "CONNECTION_CLOSE";
-      FLAGS2[FLAGS2["CONNECTION_UPGRADE"] = 4] = "CONNECTION_UPGRADE";
-      FLAGS2[FLAGS2["CHUNKED"] = 8] = "CHUNKED";
-      FLAGS2[FLAGS2["UPGRADE"] = 16] = "UPGRADE";
-      FLAGS2[FLAGS2["CONTENT_LENGTH"] = 32] = "CONTENT_LENGTH";
-      FLAGS2[FLAGS2["SKIPBODY"] = 64] = "SKIPBODY";
-      FLAGS2[FLAGS2["TRAILING"] = 128] = "TRAILING";
-      FLAGS2[FLAGS2["TRANSFER_ENCODING"] = 512] = "TRANSFER_ENCODING";
-    })(FLAGS = exports.FLAGS || (exports.FLAGS = {}));
+    var FLAGS2;
+    (function(FLAGS3) {
+      FLAGS3[FLAGS3["CONNECTION_KEEP_ALIVE"] = 1] = "CONNECTION_KEEP_ALIVE";
+      FLAGS3[FLAGS3["CONNECTION_CLOSE"] = 2] = "CONNECTION_CLOSE";
+      FLAGS3[FLAGS3["CONNECTION_UPGRADE"] = 4] = "CONNECTION_UPGRADE";
+      FLAGS3[FLAGS3["CHUNKED"] = 8] = "CHUNKED";
+      FLAGS3[FLAGS3["UPGRADE"] = 16] = "UPGRADE";
+      FLAGS3[FLAGS3["CONTENT_LENGTH"] = 32] = "CONTENT_LENGTH";
+      FLAGS3[FLAGS3["SKIPBODY"] = 64] = "SKIPBODY";
+      FLAGS3[FLAGS3["TRAILING"] = 128] = "TRAILING";
+      FLAGS3[FLAGS3["TRANSFER_ENCODING"] = 512] = "TRANSFER_ENCODING";
+    })(FLAGS2 = exports.FLAGS || (exports.FLAGS = {}));
     var LENIENT_FLAGS;
     (function(LENIENT_FLAGS2) {
       LENIENT_FLAGS2[LENIENT_FLAGS2["HEADERS"] = 1] = "HEADERS";
@@ -3968,17 +3968,17 @@ var require_webidl = __commonJS({
             message: `${argument} (${webidl.util.Stringify(V)}) is not iterable.`
           });
         }
-        const method = typeof Iterable === "function" ? Iterable() : V?.[Symbol.iterator]?.();
+        const method2 = typeof Iterable === "function" ? Iterable() : V?.[Symbol.iterator]?.();
         const seq = [];
         let index = 0;
-        if (method === void 0 || typeof method.next !== "function") {
+        if (method2 === void 0 || typeof method2.next !== "function") {
           throw webidl.errors.exception({
             header: prefix,
             message: `${argument} is not iterable.`
           });
         }
         while (true) {
-          const { done, value } = method.next();
+          const { done, value } = method2.next();
           if (done) {
             break;
           }
@@ -4041,8 +4041,8 @@ var require_webidl = __commonJS({
           });
         }
         for (const options of converters) {
-          const { key, defaultValue, required, converter } = options;
-          if (required === true) {
+          const { key, defaultValue, required: required2, converter } = options;
+          if (required2 === true) {
             if (!Object.hasOwn(dictionary, key)) {
               throw webidl.errors.exception({
                 header: prefix,
@@ -4055,7 +4055,7 @@ var require_webidl = __commonJS({
           if (hasDefault && value !== null) {
             value ??= defaultValue();
           }
-          if (required || hasDefault || value !== void 0) {
+          if (required2 || hasDefault || value !== void 0) {
             value = converter(value, prefix, `${argument}.${key}`);
             if (options.allowedValues && !options.allowedValues.includes(value)) {
               throw webidl.errors.exception({
@@ -4633,8 +4633,8 @@ var require_util2 = __commonJS({
     function isCancelled(fetchParams) {
       return fetchParams.controller.state === "aborted" || fetchParams.controller.state === "terminated";
     }
-    function normalizeMethod(method) {
-      return normalizedMethodRecordsBase[method.toLowerCase()] ?? method;
+    function normalizeMethod(method2) {
+      return normalizedMethodRecordsBase[method2.toLowerCase()] ?? method2;
     }
     function serializeJavascriptValueToJSONString(value) {
       const result = JSON.stringify(value);
@@ -5109,7 +5109,7 @@ var require_symbols2 = __commonJS({
 var require_file = __commonJS({
   "node_modules/undici/lib/web/fetch/file.js"(exports, module) {
     "use strict";
-    var { Blob: Blob2, File } = __require("node:buffer");
+    var { Blob: Blob2, File: File2 } = __require("node:buffer");
     var { kState } = require_symbols2();
     var { webidl } = require_webidl();
     var FileLike = class _FileLike {
@@ -5162,7 +5162,7 @@ var require_file = __commonJS({
     };
     webidl.converters.Blob = webidl.interfaceConverter(Blob2);
     function isFileLike(object) {
-      return object instanceof File || object && (typeof object.stream === "function" || typeof object.arrayBuffer === "function") && object[Symbol.toStringTag] === "File";
+      return object instanceof File2 || object && (typeof object.stream === "function" || typeof object.arrayBuffer === "function") && object[Symbol.toStringTag] === "File";
     }
     module.exports = { FileLike, isFileLike };
   }
@@ -5179,7 +5179,7 @@ var require_formdata = __commonJS({
     var { webidl } = require_webidl();
     var { File: NativeFile } = __require("node:buffer");
     var nodeUtil = __require("node:util");
-    var File = globalThis.File ?? NativeFile;
+    var File2 = globalThis.File ?? NativeFile;
     var FormData = class _FormData {
       constructor(form) {
         webidl.util.markAsUncloneable(this);
@@ -5299,14 +5299,14 @@ var require_formdata = __commonJS({
       if (typeof value === "string") {
       } else {
         if (!isFileLike(value)) {
-          value = value instanceof Blob ? new File([value], "blob", { type: value.type }) : new FileLike(value, "blob", { type: value.type });
+          value = value instanceof Blob ? new File2([value], "blob", { type: value.type }) : new FileLike(value, "blob", { type: value.type });
         }
         if (filename !== void 0) {
           const options = {
             type: value.type,
             lastModified: value.lastModified
           };
-          value = value instanceof NativeFile ? new File([value], filename, options) : new FileLike(value, filename, options);
+          value = value instanceof NativeFile ? new File2([value], filename, options) : new FileLike(value, filename, options);
         }
       }
       return { name, value };
@@ -5326,7 +5326,7 @@ var require_formdata_parser = __commonJS({
     var { makeEntry } = require_formdata();
     var assert2 = __require("node:assert");
     var { File: NodeFile } = __require("node:buffer");
-    var File = globalThis.File ?? NodeFile;
+    var File2 = globalThis.File ?? NodeFile;
     var formDataNameBuffer = Buffer.from('form-data; name="');
     var filenameBuffer = Buffer.from("; filename");
     var dd = Buffer.from("--");
@@ -5413,7 +5413,7 @@ var require_formdata_parser = __commonJS({
           if (!isAsciiString(contentType)) {
             contentType = "";
           }
-          value = new File([body], filename, { type: contentType });
+          value = new File2([body], filename, { type: contentType });
         } else {
           value = utf8DecodeBytes(Buffer.from(body));
         }
@@ -5649,7 +5649,7 @@ var require_body = __commonJS({
         const boundary = `----formdata-undici-0${`${random(1e11)}`.padStart(11, "0")}`;
         const prefix = `--${boundary}\r
 Content-Disposition: form-data`;
-        const escape2 = (str) => str.replace(/\n/g, "%0A").replace(/\r/g, "%0D").replace(/"/g, "%22");
+        const escape = (str) => str.replace(/\n/g, "%0A").replace(/\r/g, "%0D").replace(/"/g, "%22");
         const normalizeLinefeeds = (value) => value.replace(/\r?\n|\r/g, "\r\n");
         const blobParts = [];
         const rn = new Uint8Array([13, 10]);
@@ -5657,14 +5657,14 @@ Content-Disposition: form-data`;
         let hasUnknownSizeValue = false;
         for (const [name, value] of object) {
           if (typeof value === "string") {
-            const chunk2 = textEncoder.encode(prefix + `; name="${escape2(normalizeLinefeeds(name))}"\r
+            const chunk2 = textEncoder.encode(prefix + `; name="${escape(normalizeLinefeeds(name))}"\r
 \r
 ${normalizeLinefeeds(value)}\r
 `);
             blobParts.push(chunk2);
             length += chunk2.byteLength;
           } else {
-            const chunk2 = textEncoder.encode(`${prefix}; name="${escape2(normalizeLinefeeds(name))}"` + (value.name ? `; filename="${escape2(value.name)}"` : "") + `\r
+            const chunk2 = textEncoder.encode(`${prefix}; name="${escape(normalizeLinefeeds(name))}"` + (value.name ? `; filename="${escape(value.name)}"` : "") + `\r
 Content-Type: ${value.type || "application/octet-stream"}\r
 \r
 `);
@@ -6601,13 +6601,13 @@ var require_client_h1 = __commonJS({
         }
       }
     }
-    function shouldSendContentLength(method) {
-      return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
+    function shouldSendContentLength(method2) {
+      return method2 !== "GET" && method2 !== "HEAD" && method2 !== "OPTIONS" && method2 !== "TRACE" && method2 !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method, path: path18, host, upgrade, blocking, reset } = request2;
+      const { method: method2, path: path18, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
-      const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
+      const expectsPayload = method2 === "PUT" || method2 === "POST" || method2 === "PATCH" || method2 === "QUERY" || method2 === "PROPFIND" || method2 === "PROPPATCH";
       if (util.isFormDataLike(body)) {
         if (!extractBody) {
           extractBody = require_body().extractBody;
@@ -6640,7 +6640,7 @@ var require_client_h1 = __commonJS({
       if (contentLength === 0 && !expectsPayload) {
         contentLength = null;
       }
-      if (shouldSendContentLength(method) && contentLength > 0 && request2.contentLength !== null && request2.contentLength !== contentLength) {
+      if (shouldSendContentLength(method2) && contentLength > 0 && request2.contentLength !== null && request2.contentLength !== contentLength) {
         if (client[kStrictContentLength]) {
           util.errorRequest(client, request2, new RequestContentLengthMismatchError());
           return false;
@@ -6671,10 +6671,10 @@ var require_client_h1 = __commonJS({
       if (request2.aborted) {
         return false;
       }
-      if (method === "HEAD") {
+      if (method2 === "HEAD") {
         socket[kReset] = true;
       }
-      if (upgrade || method === "CONNECT") {
+      if (upgrade || method2 === "CONNECT") {
         socket[kReset] = true;
       }
       if (reset != null) {
@@ -6686,7 +6686,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path18} HTTP/1.1\r
+      let header = `${method2} ${path18} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -7210,12 +7210,12 @@ var require_client_h2 = __commonJS({
       client.emit("disconnect", client[kUrl], [client], err2);
       client[kResume]();
     }
-    function shouldSendContentLength(method) {
-      return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
+    function shouldSendContentLength(method2) {
+      return method2 !== "GET" && method2 !== "HEAD" && method2 !== "OPTIONS" && method2 !== "TRACE" && method2 !== "CONNECT";
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method, path: path18, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method: method2, path: path18, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7240,13 +7240,13 @@ var require_client_h2 = __commonJS({
       let stream;
       const { hostname, port } = client[kUrl];
       headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname}${port ? `:${port}` : ""}`;
-      headers[HTTP2_HEADER_METHOD] = method;
+      headers[HTTP2_HEADER_METHOD] = method2;
       const abort = (error2) => {
         if (request2.aborted) {
           return;
         }
         if (request2.completed) {
-          if (method === "CONNECT" && stream != null) {
+          if (method2 === "CONNECT" && stream != null) {
             util.destroy(stream, error2 || new RequestAbortedError());
           }
           return;
@@ -7268,7 +7268,7 @@ var require_client_h2 = __commonJS({
       if (request2.aborted) {
         return false;
       }
-      if (method === "CONNECT") {
+      if (method2 === "CONNECT") {
         session.ref();
         stream = session.request(headers, { endStream: false, signal });
         let upgradeResponseFinished = false;
@@ -7314,7 +7314,7 @@ var require_client_h2 = __commonJS({
       }
       headers[HTTP2_HEADER_PATH] = path18;
       headers[HTTP2_HEADER_SCHEME] = "https";
-      const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
+      const expectsPayload = method2 === "PUT" || method2 === "POST" || method2 === "PATCH";
       if (body && typeof body.read === "function") {
         body.read(0);
       }
@@ -7332,7 +7332,7 @@ var require_client_h2 = __commonJS({
       if (contentLength === 0 || !expectsPayload) {
         contentLength = null;
       }
-      if (shouldSendContentLength(method) && contentLength > 0 && request2.contentLength != null && request2.contentLength !== contentLength) {
+      if (shouldSendContentLength(method2) && contentLength > 0 && request2.contentLength != null && request2.contentLength !== contentLength) {
         if (client[kStrictContentLength]) {
           util.errorRequest(client, request2, new RequestContentLengthMismatchError());
           return false;
@@ -7344,7 +7344,7 @@ var require_client_h2 = __commonJS({
         headers[HTTP2_HEADER_CONTENT_LENGTH] = `${contentLength}`;
       }
       session.ref();
-      const shouldEndStream = method === "GET" || method === "HEAD" || body === null;
+      const shouldEndStream = method2 === "GET" || method2 === "HEAD" || body === null;
       if (expectContinue) {
         headers[HTTP2_HEADER_EXPECT] = "100-continue";
         stream = session.request(headers, { endStream: shouldEndStream, signal });
@@ -7495,15 +7495,15 @@ var require_client_h2 = __commonJS({
     }
     function writeStream(abort, socket, expectsPayload, h2stream, body, client, request2, contentLength) {
       assert2(contentLength !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
-      const pipe = pipeline(
+      const pipe2 = pipeline(
         body,
         h2stream,
         (err2) => {
           if (err2) {
-            util.destroy(pipe, err2);
+            util.destroy(pipe2, err2);
             abort(err2);
           } else {
-            util.removeAllListeners(pipe);
+            util.removeAllListeners(pipe2);
             request2.onRequestSent();
             if (!expectsPayload) {
               socket[kReset] = true;
@@ -7512,7 +7512,7 @@ var require_client_h2 = __commonJS({
           }
         }
       );
-      util.addListener(pipe, "data", onPipeData);
+      util.addListener(pipe2, "data", onPipeData);
       function onPipeData(chunk) {
         request2.onBodySent(chunk);
       }
@@ -9336,7 +9336,7 @@ var require_retry_handler = __commonJS({
       }
       static [kRetryHandlerDefaultRetry](err2, { state, opts }, cb) {
         const { statusCode, code, headers } = err2;
-        const { method, retryOptions } = opts;
+        const { method: method2, retryOptions } = opts;
         const {
           maxRetries,
           minTimeout,
@@ -9351,7 +9351,7 @@ var require_retry_handler = __commonJS({
           cb(err2);
           return;
         }
-        if (Array.isArray(methods) && !methods.includes(method)) {
+        if (Array.isArray(methods) && !methods.includes(method2)) {
           cb(err2);
           return;
         }
@@ -9958,7 +9958,7 @@ var require_api_request = __commonJS({
         if (!opts || typeof opts !== "object") {
           throw new InvalidArgumentError("invalid opts");
         }
-        const { signal, method, opaque, body, onInfo, responseHeaders, throwOnError, highWaterMark } = opts;
+        const { signal, method: method2, opaque, body, onInfo, responseHeaders, throwOnError, highWaterMark } = opts;
         try {
           if (typeof callback !== "function") {
             throw new InvalidArgumentError("invalid callback");
@@ -9969,7 +9969,7 @@ var require_api_request = __commonJS({
           if (signal && typeof signal.on !== "function" && typeof signal.addEventListener !== "function") {
             throw new InvalidArgumentError("signal must be an EventEmitter or EventTarget");
           }
-          if (method === "CONNECT") {
+          if (method2 === "CONNECT") {
             throw new InvalidArgumentError("invalid method");
           }
           if (onInfo && typeof onInfo !== "function") {
@@ -9982,7 +9982,7 @@ var require_api_request = __commonJS({
           }
           throw err2;
         }
-        this.method = method;
+        this.method = method2;
         this.responseHeaders = responseHeaders || null;
         this.opaque = opaque || null;
         this.callback = callback;
@@ -10196,7 +10196,7 @@ var require_api_stream = __commonJS({
         if (!opts || typeof opts !== "object") {
           throw new InvalidArgumentError("invalid opts");
         }
-        const { signal, method, opaque, body, onInfo, responseHeaders, throwOnError } = opts;
+        const { signal, method: method2, opaque, body, onInfo, responseHeaders, throwOnError } = opts;
         try {
           if (typeof callback !== "function") {
             throw new InvalidArgumentError("invalid callback");
@@ -10207,7 +10207,7 @@ var require_api_stream = __commonJS({
           if (signal && typeof signal.on !== "function" && typeof signal.addEventListener !== "function") {
             throw new InvalidArgumentError("signal must be an EventEmitter or EventTarget");
           }
-          if (method === "CONNECT") {
+          if (method2 === "CONNECT") {
             throw new InvalidArgumentError("invalid method");
           }
           if (onInfo && typeof onInfo !== "function") {
@@ -10412,11 +10412,11 @@ var require_api_pipeline = __commonJS({
         if (typeof handler2 !== "function") {
           throw new InvalidArgumentError("invalid handler");
         }
-        const { signal, method, opaque, onInfo, responseHeaders } = opts;
+        const { signal, method: method2, opaque, onInfo, responseHeaders } = opts;
         if (signal && typeof signal.on !== "function" && typeof signal.addEventListener !== "function") {
           throw new InvalidArgumentError("signal must be an EventEmitter or EventTarget");
         }
-        if (method === "CONNECT") {
+        if (method2 === "CONNECT") {
           throw new InvalidArgumentError("invalid method");
         }
         if (onInfo && typeof onInfo !== "function") {
@@ -10853,10 +10853,10 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildHeadersFromArray(headers) {
-      const clone2 = headers.slice();
+      const clone3 = headers.slice();
       const entries = [];
-      for (let index = 0; index < clone2.length; index += 2) {
-        entries.push([clone2[index], clone2[index + 1]]);
+      for (let index = 0; index < clone3.length; index += 2) {
+        entries.push([clone3[index], clone3[index + 1]]);
       }
       return Object.fromEntries(entries);
     }
@@ -10893,9 +10893,9 @@ var require_mock_utils = __commonJS({
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path18, method, body, headers }) {
+    function matchKey(mockDispatch2, { path: path18, method: method2, body, headers }) {
       const pathMatch = matchValue(mockDispatch2.path, path18);
-      const methodMatch = matchValue(mockDispatch2.method, method);
+      const methodMatch = matchValue(mockDispatch2.method, method2);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
       return pathMatch && methodMatch && bodyMatch && headersMatch;
@@ -10920,7 +10920,7 @@ var require_mock_utils = __commonJS({
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
-      matchedMockDispatches = matchedMockDispatches.filter(({ method }) => matchValue(method, key.method));
+      matchedMockDispatches = matchedMockDispatches.filter(({ method: method2 }) => matchValue(method2, key.method));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for method '${key.method}' on path '${resolvedPath}'`);
       }
@@ -10954,10 +10954,10 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path18, method, body, headers, query } = opts;
+      const { path: path18, method: method2, body, headers, query } = opts;
       return {
         path: path18,
-        method,
+        method: method2,
         body,
         headers,
         query
@@ -11419,8 +11419,8 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path18, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
-            Method: method,
+          ({ method: method2, path: path18, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+            Method: method2,
             Origin: origin,
             Path: path18,
             "Status code": statusCode,
@@ -11956,8 +11956,8 @@ var require_dns = __commonJS({
         }
         this.#records.set(origin.hostname, records);
       }
-      getHandler(meta, opts) {
-        return new DNSDispatchHandler(this, meta, opts);
+      getHandler(meta3, opts) {
+        return new DNSDispatchHandler(this, meta3, opts);
       }
     };
     var DNSDispatchHandler = class extends DecoratorHandler {
@@ -12268,24 +12268,24 @@ var require_headers = __commonJS({
       // https://fetch.spec.whatwg.org/#convert-header-names-to-a-sorted-lowercase-set
       toSortedArray() {
         const size = this[kHeadersMap].size;
-        const array = new Array(size);
+        const array2 = new Array(size);
         if (size <= 32) {
           if (size === 0) {
-            return array;
+            return array2;
           }
           const iterator2 = this[kHeadersMap][Symbol.iterator]();
           const firstValue = iterator2.next().value;
-          array[0] = [firstValue[0], firstValue[1].value];
+          array2[0] = [firstValue[0], firstValue[1].value];
           assert2(firstValue[1].value !== null);
           for (let i2 = 1, j = 0, right = 0, left = 0, pivot = 0, x2, value; i2 < size; ++i2) {
             value = iterator2.next().value;
-            x2 = array[i2] = [value[0], value[1].value];
+            x2 = array2[i2] = [value[0], value[1].value];
             assert2(x2[1] !== null);
             left = 0;
             right = i2;
             while (left < right) {
               pivot = left + (right - left >> 1);
-              if (array[pivot][0] <= x2[0]) {
+              if (array2[pivot][0] <= x2[0]) {
                 left = pivot + 1;
               } else {
                 right = pivot;
@@ -12294,22 +12294,22 @@ var require_headers = __commonJS({
             if (i2 !== pivot) {
               j = i2;
               while (j > left) {
-                array[j] = array[--j];
+                array2[j] = array2[--j];
               }
-              array[left] = x2;
+              array2[left] = x2;
             }
           }
           if (!iterator2.next().done) {
             throw new TypeError("Unreachable");
           }
-          return array;
+          return array2;
         } else {
           let i2 = 0;
           for (const { 0: name, 1: { value } } of this[kHeadersMap]) {
-            array[i2++] = [name, value];
+            array2[i2++] = [name, value];
             assert2(value !== null);
           }
-          return array.sort(compareHeaderName);
+          return array2.sort(compareHeaderName);
         }
       }
     };
@@ -13180,20 +13180,20 @@ var require_request2 = __commonJS({
           request2.keepalive = Boolean(init.keepalive);
         }
         if (init.method !== void 0) {
-          let method = init.method;
-          const mayBeNormalized = normalizedMethodRecords[method];
+          let method2 = init.method;
+          const mayBeNormalized = normalizedMethodRecords[method2];
           if (mayBeNormalized !== void 0) {
             request2.method = mayBeNormalized;
           } else {
-            if (!isValidHTTPToken(method)) {
-              throw new TypeError(`'${method}' is not a valid HTTP method.`);
+            if (!isValidHTTPToken(method2)) {
+              throw new TypeError(`'${method2}' is not a valid HTTP method.`);
             }
-            const upperCase = method.toUpperCase();
+            const upperCase = method2.toUpperCase();
             if (forbiddenMethodsSet.has(upperCase)) {
-              throw new TypeError(`'${method}' HTTP method is unsupported.`);
+              throw new TypeError(`'${method2}' HTTP method is unsupported.`);
             }
-            method = normalizedMethodRecordsBase[upperCase] ?? method;
-            request2.method = method;
+            method2 = normalizedMethodRecordsBase[upperCase] ?? method2;
+            request2.method = method2;
           }
           if (!patchMethodWarning && request2.method === "patch") {
             process.emitWarning("Using `patch` is highly likely to result in a `405 Method Not Allowed`. `PATCH` is much more likely to succeed.", {
@@ -15215,7 +15215,7 @@ var require_util4 = __commonJS({
           if (encoding === "failure") {
             encoding = "UTF-8";
           }
-          return decode(bytes2, encoding);
+          return decode2(bytes2, encoding);
         }
         case "ArrayBuffer": {
           const sequence = combineByteSequences(bytes2);
@@ -15232,7 +15232,7 @@ var require_util4 = __commonJS({
         }
       }
     }
-    function decode(ioQueue, encoding) {
+    function decode2(ioQueue, encoding) {
       const bytes2 = combineByteSequences(ioQueue);
       const BOMEncoding = BOMSniffing(bytes2);
       let slice = 0;
@@ -16374,11 +16374,11 @@ var require_util6 = __commonJS({
       "Dec"
     ];
     var IMFPaddedNumbers = Array(61).fill(0).map((_, i2) => i2.toString().padStart(2, "0"));
-    function toIMFDate(date) {
-      if (typeof date === "number") {
-        date = new Date(date);
+    function toIMFDate(date2) {
+      if (typeof date2 === "number") {
+        date2 = new Date(date2);
       }
-      return `${IMFDays[date.getUTCDay()]}, ${IMFPaddedNumbers[date.getUTCDate()]} ${IMFMonths[date.getUTCMonth()]} ${date.getUTCFullYear()} ${IMFPaddedNumbers[date.getUTCHours()]}:${IMFPaddedNumbers[date.getUTCMinutes()]}:${IMFPaddedNumbers[date.getUTCSeconds()]} GMT`;
+      return `${IMFDays[date2.getUTCDay()]}, ${IMFPaddedNumbers[date2.getUTCDate()]} ${IMFMonths[date2.getUTCMonth()]} ${date2.getUTCFullYear()} ${IMFPaddedNumbers[date2.getUTCHours()]}:${IMFPaddedNumbers[date2.getUTCMinutes()]}:${IMFPaddedNumbers[date2.getUTCSeconds()]} GMT`;
     }
     function validateCookieMaxAge(maxAge) {
       if (maxAge < 0) {
@@ -17240,7 +17240,7 @@ var require_frame = __commonJS({
     } catch {
       crypto2 = {
         // not full compatibility, but minimum.
-        randomFillSync: function randomFillSync(buffer2, _offset, _size) {
+        randomFillSync: function randomFillSync(buffer2, _offset, _size2) {
           for (let i2 = 0; i2 < buffer2.length; ++i2) {
             buffer2[i2] = Math.random() * 255 | 0;
           }
@@ -19427,7 +19427,7 @@ var init_summary = __esm({
           }
           try {
             yield access(pathFromEnv, constants.R_OK | constants.W_OK);
-          } catch (_a2) {
+          } catch (_a4) {
             throw new Error(`Unable to access summary file: '${pathFromEnv}'. Check if the file has correct read/write permissions.`);
           }
           this._filePath = pathFromEnv;
@@ -19509,8 +19509,8 @@ var init_summary = __esm({
        *
        * @returns {Summary} summary instance
        */
-      addRaw(text, addEOL = false) {
-        this._buffer += text;
+      addRaw(text2, addEOL = false) {
+        this._buffer += text2;
         return addEOL ? this.addEOL() : this;
       }
       /**
@@ -19606,10 +19606,10 @@ var init_summary = __esm({
        *
        * @returns {Summary} summary instance
        */
-      addHeading(text, level) {
+      addHeading(text2, level) {
         const tag = `h${level}`;
         const allowedTag = ["h1", "h2", "h3", "h4", "h5", "h6"].includes(tag) ? tag : "h1";
-        const element = this.wrap(allowedTag, text);
+        const element = this.wrap(allowedTag, text2);
         return this.addRaw(element).addEOL();
       }
       /**
@@ -19638,9 +19638,9 @@ var init_summary = __esm({
        *
        * @returns {Summary} summary instance
        */
-      addQuote(text, cite) {
+      addQuote(text2, cite) {
         const attrs = Object.assign({}, cite && { cite });
-        const element = this.wrap("blockquote", text, attrs);
+        const element = this.wrap("blockquote", text2, attrs);
         return this.addRaw(element).addEOL();
       }
       /**
@@ -19651,8 +19651,8 @@ var init_summary = __esm({
        *
        * @returns {Summary} summary instance
        */
-      addLink(text, href) {
-        const element = this.wrap("a", text, { href });
+      addLink(text2, href) {
+        const element = this.wrap("a", text2, { href });
         return this.addRaw(element).addEOL();
       }
     };
@@ -19775,7 +19775,7 @@ var init_context = __esm({
        * Hydrate the context from the environment
        */
       constructor() {
-        var _a2, _b2, _c;
+        var _a4, _b2, _c;
         this.payload = {};
         if (process.env.GITHUB_EVENT_PATH) {
           if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
@@ -19795,7 +19795,7 @@ var init_context = __esm({
         this.runAttempt = parseInt(process.env.GITHUB_RUN_ATTEMPT, 10);
         this.runNumber = parseInt(process.env.GITHUB_RUN_NUMBER, 10);
         this.runId = parseInt(process.env.GITHUB_RUN_ID, 10);
-        this.apiUrl = (_a2 = process.env.GITHUB_API_URL) !== null && _a2 !== void 0 ? _a2 : `https://api.github.com`;
+        this.apiUrl = (_a4 = process.env.GITHUB_API_URL) !== null && _a4 !== void 0 ? _a4 : `https://api.github.com`;
         this.serverUrl = (_b2 = process.env.GITHUB_SERVER_URL) !== null && _b2 !== void 0 ? _b2 : `https://github.com`;
         this.graphqlUrl = (_c = process.env.GITHUB_GRAPHQL_URL) !== null && _c !== void 0 ? _c : `https://api.github.com/graphql`;
       }
@@ -19842,7 +19842,7 @@ var require_proxy = __commonJS({
       if (proxyVar) {
         try {
           return new DecodedURL(proxyVar);
-        } catch (_a2) {
+        } catch (_a4) {
           if (!proxyVar.startsWith("http://") && !proxyVar.startsWith("https://"))
             return new DecodedURL(`http://${proxyVar}`);
         }
@@ -20359,7 +20359,7 @@ var require_lib = __commonJS({
         }
         return this._getProxyAgentDispatcher(parsedUrl, proxyUrl);
       }
-      _prepareRequest(method, requestUrl, headers) {
+      _prepareRequest(method2, requestUrl, headers) {
         const info2 = {};
         info2.parsedUrl = requestUrl;
         const usingSsl = info2.parsedUrl.protocol === "https:";
@@ -20369,7 +20369,7 @@ var require_lib = __commonJS({
         info2.options.host = info2.parsedUrl.hostname;
         info2.options.port = info2.parsedUrl.port ? parseInt(info2.parsedUrl.port) : defaultPort;
         info2.options.path = (info2.parsedUrl.pathname || "") + (info2.parsedUrl.search || "");
-        info2.options.method = method;
+        info2.options.method = method2;
         info2.options.headers = this._mergeHeaders(headers);
         if (this.userAgent != null) {
           info2.options.headers["user-agent"] = this.userAgent;
@@ -20395,7 +20395,7 @@ var require_lib = __commonJS({
        * For headers that must always be a single string (like Content-Type), use the
        * specialized _getExistingOrDefaultContentTypeHeader method instead.
        */
-      _getExistingOrDefaultHeader(additionalHeaders, header, _default) {
+      _getExistingOrDefaultHeader(additionalHeaders, header, _default2) {
         let clientHeader;
         if (this.requestOptions && this.requestOptions.headers) {
           const headerValue = lowercaseKeys2(this.requestOptions.headers)[header];
@@ -20410,7 +20410,7 @@ var require_lib = __commonJS({
         if (clientHeader !== void 0) {
           return clientHeader;
         }
-        return _default;
+        return _default2;
       }
       /**
        * Specialized version of _getExistingOrDefaultHeader for Content-Type header.
@@ -20419,7 +20419,7 @@ var require_lib = __commonJS({
        * This was split from _getExistingOrDefaultHeader to provide stricter typing for callers
        * that assign the result to places expecting a string (e.g., additionalHeaders[Headers.ContentType]).
        */
-      _getExistingOrDefaultContentTypeHeader(additionalHeaders, _default) {
+      _getExistingOrDefaultContentTypeHeader(additionalHeaders, _default2) {
         let clientHeader;
         if (this.requestOptions && this.requestOptions.headers) {
           const headerValue = lowercaseKeys2(this.requestOptions.headers)[Headers2.ContentType];
@@ -20446,7 +20446,7 @@ var require_lib = __commonJS({
         if (clientHeader !== void 0) {
           return clientHeader;
         }
-        return _default;
+        return _default2;
       }
       _getAgent(parsedUrl) {
         let agent;
@@ -20620,8 +20620,8 @@ function getApiBaseUrl() {
   return process.env["GITHUB_API_URL"] || "https://api.github.com";
 }
 function getUserAgentWithOrchestrationId(baseUserAgent) {
-  var _a2;
-  const orchId = (_a2 = process.env["ACTIONS_ORCHESTRATION_ID"]) === null || _a2 === void 0 ? void 0 : _a2.trim();
+  var _a4;
+  const orchId = (_a4 = process.env["ACTIONS_ORCHESTRATION_ID"]) === null || _a4 === void 0 ? void 0 : _a4.trim();
   if (orchId) {
     const sanitizedId = orchId.replace(/[^a-z0-9_.-]/gi, "_");
     const tag = `actions_orchestration_id/${sanitizedId}`;
@@ -20683,8 +20683,8 @@ var init_universal_user_agent = __esm({
 });
 
 // node_modules/before-after-hook/lib/register.js
-function register(state, name, method, options) {
-  if (typeof method !== "function") {
+function register(state, name, method2, options) {
+  if (typeof method2 !== "function") {
     throw new Error("method for before hook must be a function");
   }
   if (!options) {
@@ -20693,15 +20693,15 @@ function register(state, name, method, options) {
   if (Array.isArray(name)) {
     return name.reverse().reduce((callback, name2) => {
       return register.bind(null, state, name2, callback, options);
-    }, method)();
+    }, method2)();
   }
   return Promise.resolve().then(() => {
     if (!state.registry[name]) {
-      return method(options);
+      return method2(options);
     }
-    return state.registry[name].reduce((method2, registered) => {
-      return registered.hook.bind(null, method2, options);
-    }, method)();
+    return state.registry[name].reduce((method3, registered) => {
+      return registered.hook.bind(null, method3, options);
+    }, method2)();
   });
 }
 var init_register = __esm({
@@ -20716,14 +20716,14 @@ function addHook(state, kind, name, hook2) {
     state.registry[name] = [];
   }
   if (kind === "before") {
-    hook2 = (method, options) => {
-      return Promise.resolve().then(orig.bind(null, options)).then(method.bind(null, options));
+    hook2 = (method2, options) => {
+      return Promise.resolve().then(orig.bind(null, options)).then(method2.bind(null, options));
     };
   }
   if (kind === "after") {
-    hook2 = (method, options) => {
+    hook2 = (method2, options) => {
       let result;
-      return Promise.resolve().then(method.bind(null, options)).then((result_) => {
+      return Promise.resolve().then(method2.bind(null, options)).then((result_) => {
         result = result_;
         return orig(result, options);
       }).then(() => {
@@ -20732,8 +20732,8 @@ function addHook(state, kind, name, hook2) {
     };
   }
   if (kind === "error") {
-    hook2 = (method, options) => {
-      return Promise.resolve().then(method.bind(null, options)).catch((error2) => {
+    hook2 = (method2, options) => {
+      return Promise.resolve().then(method2.bind(null, options)).catch((error2) => {
         return orig(error2, options);
       });
     };
@@ -20749,13 +20749,13 @@ var init_add = __esm({
 });
 
 // node_modules/before-after-hook/lib/remove.js
-function removeHook(state, name, method) {
+function removeHook(state, name, method2) {
   if (!state.registry[name]) {
     return;
   }
   const index = state.registry[name].map((registered) => {
     return registered.orig;
-  }).indexOf(method);
+  }).indexOf(method2);
   if (index === -1) {
     return;
   }
@@ -20848,8 +20848,8 @@ function removeUndefinedProperties(obj) {
 }
 function merge(defaults2, route, options) {
   if (typeof route === "string") {
-    let [method, url] = route.split(" ");
-    options = Object.assign(url ? { method, url } : { url: method }, options);
+    let [method2, url] = route.split(" ");
+    options = Object.assign(url ? { method: method2, url } : { url: method2 }, options);
   } else {
     options = Object.assign({}, route);
   }
@@ -21030,7 +21030,7 @@ function expand(template, context3) {
   }
 }
 function parse(options) {
-  let method = options.method.toUpperCase();
+  let method2 = options.method.toUpperCase();
   let url = (options.url || "/").replace(/:([a-z]\w+)/g, "{$1}");
   let headers = Object.assign({}, options.headers);
   let body;
@@ -21069,7 +21069,7 @@ function parse(options) {
       }
     }
   }
-  if (["GET", "HEAD"].includes(method)) {
+  if (["GET", "HEAD"].includes(method2)) {
     url = addQueryParameters(url, remainingParameters);
   } else {
     if ("data" in remainingParameters) {
@@ -21083,11 +21083,11 @@ function parse(options) {
   if (!headers["content-type"] && typeof body !== "undefined") {
     headers["content-type"] = "application/json; charset=utf-8";
   }
-  if (["PATCH", "PUT"].includes(method) && typeof body === "undefined") {
+  if (["PATCH", "PUT"].includes(method2) && typeof body === "undefined") {
     body = "";
   }
   return Object.assign(
-    { method, url, headers },
+    { method: method2, url, headers },
     typeof body !== "undefined" ? { body } : null,
     options.request ? { request: options.request } : null
   );
@@ -21339,8 +21339,8 @@ var init_json_with_bigint = __esm({
       const isFunctionReplacer = typeof replacer === "function";
       const propertyList = Array.isArray(replacer) ? new Set(replacer.map(String)) : null;
       const prepareVal = (parent, key, val) => {
-        const isObject2 = val !== null && typeof val === "object";
-        const hasToJSON = isObject2 && typeof val.toJSON === "function";
+        const isObject3 = val !== null && typeof val === "object";
+        const hasToJSON = isObject3 && typeof val.toJSON === "function";
         if (hasToJSON) {
           val = val.toJSON(key);
         }
@@ -21561,8 +21561,8 @@ var init_json_with_bigint = __esm({
       if (!hasUserReviver) return value;
       return userReviver(key, value, context3);
     };
-    JSONParseV2 = (text, reviver) => {
-      return JSON.parse(text, (key, value, context3) => {
+    JSONParseV2 = (text2, reviver) => {
+      return JSON.parse(text2, (key, value, context3) => {
         const isNumber = typeof value === "number";
         const isOutOfBounds = value > Number.MAX_SAFE_INTEGER || value < Number.MIN_SAFE_INTEGER;
         const isBigNumber = isNumber && isOutOfBounds;
@@ -21620,8 +21620,8 @@ var init_json_with_bigint = __esm({
       }
       return rootHolder[""];
     };
-    serializeBigInts = (text) => {
-      return text.replace(
+    serializeBigInts = (text2) => {
+      return text2.replace(
         stringsOrLargeNumbers,
         (match, digits, fractional, exponential) => {
           const isString = match[0] === '"';
@@ -21635,18 +21635,18 @@ var init_json_with_bigint = __esm({
         }
       );
     };
-    JSONParse = (text, reviver) => {
-      if (!text) return originalParse(text, reviver);
+    JSONParse = (text2, reviver) => {
+      if (!text2) return originalParse(text2, reviver);
       try {
-        if (isContextSourceSupported()) return JSONParseV2(text, reviver);
-        const serializedData = serializeBigInts(text);
+        if (isContextSourceSupported()) return JSONParseV2(text2, reviver);
+        const serializedData = serializeBigInts(text2);
         return originalParse(
           serializedData,
           (key, value, context3) => convertMarkedBigIntsReviver(key, value, context3, reviver)
         );
       } catch (error2) {
         if (error2 instanceof RangeError) {
-          const serializedData = serializeBigInts(text);
+          const serializedData = serializeBigInts(text2);
           const parsed = originalParse(serializedData);
           return applyReviverIteratively(parsed, reviver);
         }
@@ -21814,12 +21814,12 @@ async function getResponseData(response) {
   }
   const mimetype = parse2(contentType);
   if (isJSONResponse(mimetype)) {
-    let text = "";
+    let text2 = "";
     try {
-      text = await response.text();
-      return JSONParse(text);
+      text2 = await response.text();
+      return JSONParse(text2);
     } catch (err2) {
-      return text;
+      return text2;
     }
   } else if (mimetype.type.startsWith("text/") || // `application/octet-stream` is the canonical "arbitrary binary" type
   // (RFC 2046) and must never be decoded as text, even when the response
@@ -24574,10 +24574,10 @@ var init_endpoints_to_methods = __esm({
     for (const [scope, endpoints] of Object.entries(endpoints_default)) {
       for (const [methodName, endpoint2] of Object.entries(endpoints)) {
         const [route, defaults2, decorations] = endpoint2;
-        const [method, url] = route.split(/ /);
+        const [method2, url] = route.split(/ /);
         const endpointDefaults = Object.assign(
           {
-            method,
+            method: method2,
             url
           },
           defaults2
@@ -24624,11 +24624,11 @@ var init_endpoints_to_methods = __esm({
         if (cache[methodName]) {
           return cache[methodName];
         }
-        const method = endpointMethodsMap.get(scope).get(methodName);
-        if (!method) {
+        const method2 = endpointMethodsMap.get(scope).get(methodName);
+        if (!method2) {
           return void 0;
         }
-        const { endpointDefaults, decorations } = method;
+        const { endpointDefaults, decorations } = method2;
         if (decorations) {
           cache[methodName] = decorate(
             octokit,
@@ -24703,7 +24703,7 @@ function normalizePaginatedListResponse(response) {
 function iterator(octokit, route, parameters) {
   const options = typeof route === "function" ? route.endpoint(parameters) : octokit.request.endpoint(route, parameters);
   const requestMethod = typeof route === "function" ? route : octokit.request;
-  const method = options.method;
+  const method2 = options.method;
   const headers = options.headers;
   let url = options.url;
   return {
@@ -24711,7 +24711,7 @@ function iterator(octokit, route, parameters) {
       async next() {
         if (!url) return { done: true };
         try {
-          const response = await requestMethod({ method, url, headers });
+          const response = await requestMethod({ method: method2, url, headers });
           const normalizedResponse = normalizePaginatedListResponse(response);
           url = ((normalizedResponse.headers.link || "").match(
             /<([^<>]+)>;\s*rel="next"/
@@ -25041,73 +25041,100 @@ var init_suggest = __esm({
 function isBudgetName(name) {
   return Object.hasOwn(BUDGETS, name);
 }
+function unitPattern(unit) {
+  const anyCase = (u) => [...u].map((c) => /[a-z]/.test(c) ? `[${c}${c.toUpperCase()}]` : c).join("");
+  return `(${UNITS[unit].map(anyCase).join("|")})`;
+}
+function budgetTextPattern(unit) {
+  return `^\\s*(${NUMBER.replace("e[+-]", "[eE][+-]")})\\s*${unitPattern(unit)}?\\s*$`;
+}
 function scale(unit, suffix) {
-  if (!suffix) return 1;
-  if (unit === "fraction") return 0.01;
+  if (unit === "points" || unit === "fraction") return 0.01;
   if (unit === "bytes") return SIZE_UNITS[suffix.toLowerCase()];
   return 1;
 }
-function parseBudgetValue(name, raw) {
+function pointsPhrase(points2) {
+  if (points2 === 0.5) return "half a point";
+  return `${tidy(points2)} point${points2 === 1 ? "" : "s"}`;
+}
+function readBudget(name, raw) {
   const spec = BUDGETS[name];
   let value;
+  let bare;
   if (typeof raw === "number") {
     value = raw;
+    bare = true;
   } else {
-    const match = SUFFIXES[spec.unit].exec(raw.trim());
-    if (!match) return null;
-    value = Number(match[1]) * scale(spec.unit, match[2]);
+    const match = new RegExp(budgetTextPattern(spec.unit)).exec(raw);
+    if (!match) return { ok: false };
+    bare = match[2] === void 0;
+    value = Number(match[1]) * (bare ? 1 : scale(spec.unit, match[2]));
     if (spec.unit === "bytes") value = Math.round(value);
   }
-  if (!Number.isFinite(value)) return null;
-  if (spec.minExclusive ? value <= spec.min : value < spec.min) return null;
-  if (spec.max !== void 0 && value > spec.max) return null;
-  return value;
+  if (!Number.isFinite(value)) return { ok: false };
+  if (spec.minExclusive ? value <= spec.min : value < spec.min) return { ok: false };
+  if (bare && spec.unit === "points" && value >= BARE_POINTS_LIMIT) {
+    const written = typeof raw === "number" ? tidy(raw) : raw.trim();
+    const points2 = value * 100;
+    const instead = points2 <= 100 ? ` or ${tidy(points2)}pt if you mean it` : "";
+    return { ok: false, message: `${written} would mean ${tidy(points2)} points (a fraction); write ${written}pt for ${pointsPhrase(value)}${instead}` };
+  }
+  if (spec.max !== void 0 && value > spec.max) return { ok: false };
+  return { ok: true, limit: value, written: typeof raw === "number" ? String(raw) : raw.trim() };
 }
-function parseBudgetFlag(text) {
-  const eq = text.indexOf("=");
+function budgetJsonSchema(name) {
+  const spec = BUDGETS[name];
+  const bare = { type: "number", [spec.minExclusive ? "exclusiveMinimum" : "minimum"]: spec.min };
+  if (spec.unit === "points") bare.exclusiveMaximum = BARE_POINTS_LIMIT;
+  else if (spec.max !== void 0) bare.maximum = spec.max;
+  return { anyOf: [bare, { type: "string", pattern: budgetTextPattern(spec.unit) }] };
+}
+function parseBudgetFlag(text2, setAt2 = "--budget") {
+  const eq = text2.indexOf("=");
   if (eq < 0) {
-    throw new UserError(`--budget ${text}: expected NAME=VALUE, e.g. --budget accuracy-drop=0.01`);
+    throw new UserError(`--budget ${text2}: expected NAME=VALUE, e.g. --budget accuracy-drop=0.5pt`);
   }
-  const name = text.slice(0, eq).trim();
-  const raw = text.slice(eq + 1).trim();
+  const name = text2.slice(0, eq).trim();
+  const raw = text2.slice(eq + 1).trim();
   if (!isBudgetName(name)) {
-    throw new UserError(`--budget ${text}: unknown budget '${name}'${suggestionTail(name, BUDGET_NAMES)}`);
+    throw new UserError(`--budget ${text2}: unknown budget '${name}'${suggestionTail(name, BUDGET_NAMES)}`);
   }
-  const limit = parseBudgetValue(name, raw);
-  if (limit === null) {
-    throw new UserError(`--budget ${text}: '${name}' must be ${BUDGETS[name].expect} (got ${JSON.stringify(raw)})`);
+  const reading = readBudget(name, raw);
+  if (!reading.ok) {
+    throw new UserError(`--budget ${text2}: ${reading.message ?? `'${name}' must be ${BUDGETS[name].expect} (got ${JSON.stringify(raw)})`}`);
   }
-  return { name, limit };
+  return { name, limit: reading.limit, written: reading.written, set_at: setAt2 };
 }
-var FRACTION, FRACTION_EXPECT, BUDGETS, BUDGET_NAMES, NUMBER, SIZE_UNITS, SUFFIXES;
+var POINTS, POINTS_EXPECT, BARE_POINTS_LIMIT, BUDGETS, BUDGET_NAMES, NUMBER, SIZE_UNITS, UNITS, tidy;
 var init_budgets = __esm({
   "src/config/budgets.ts"() {
     "use strict";
     init_errors();
     init_suggest();
-    FRACTION = { unit: "fraction", min: 0, minExclusive: false, max: 1 };
-    FRACTION_EXPECT = "a fraction between 0 and 1 like 0.01 or 1%";
+    POINTS = { unit: "points", min: 0, minExclusive: false, max: 1 };
+    POINTS_EXPECT = "points from 0 to 100 like 0.5pt or 1%, or a fraction below 0.1 like 0.01";
+    BARE_POINTS_LIMIT = 0.1;
     BUDGETS = {
       "accuracy-drop": {
-        ...FRACTION,
+        ...POINTS,
         direction: "max",
         meaning: "top-1 accuracy lost: dense minus final",
         default: 0.01,
-        expect: FRACTION_EXPECT
+        expect: POINTS_EXPECT
       },
       "class-accuracy-drop": {
-        ...FRACTION,
+        ...POINTS,
         direction: "max",
         meaning: "largest accuracy lost by any single class",
         default: 0.05,
-        expect: FRACTION_EXPECT
+        expect: POINTS_EXPECT
       },
       "ece-increase": {
-        ...FRACTION,
+        ...POINTS,
         direction: "max",
         meaning: "expected calibration error gained: final minus dense",
         default: 0.02,
-        expect: FRACTION_EXPECT
+        expect: POINTS_EXPECT
       },
       "min-speedup": {
         direction: "min",
@@ -25142,10 +25169,10 @@ var init_budgets = __esm({
         expect: "a size in bytes above 0 like 2000000, 2MB or 1.5MiB"
       },
       "shift-accuracy-drop": {
-        ...FRACTION,
+        ...POINTS,
         direction: "max",
         meaning: "largest accuracy lost on any distribution-shift set",
-        expect: FRACTION_EXPECT
+        expect: POINTS_EXPECT
       }
     };
     BUDGET_NAMES = Object.keys(BUDGETS);
@@ -25159,28 +25186,2168 @@ var init_budgets = __esm({
       mib: 2 ** 20,
       gib: 2 ** 30
     };
-    SUFFIXES = {
-      fraction: new RegExp(`^(${NUMBER})\\s*(%?)$`, "i"),
-      ratio: new RegExp(`^(${NUMBER})\\s*(x?)$`, "i"),
-      ms: new RegExp(`^(${NUMBER})\\s*(ms)?$`, "i"),
-      bytes: new RegExp(`^(${NUMBER})\\s*(b|kb|mb|gb|kib|mib|gib)?$`, "i")
+    UNITS = {
+      points: ["pt", "%"],
+      fraction: ["%"],
+      ratio: ["x"],
+      ms: ["ms"],
+      bytes: Object.keys(SIZE_UNITS)
+    };
+    tidy = (x2) => String(Number(x2.toPrecision(12)));
+  }
+});
+
+// src/config/shifts.ts
+function parseShiftSets(entries, subject) {
+  const seen = /* @__PURE__ */ new Map();
+  return entries.map((entry3) => {
+    const eq = entry3.indexOf("=");
+    const name = entry3.slice(0, Math.max(eq, 0)).trim();
+    const path18 = entry3.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path18 === "") throw new UserError(`${subject(entry3)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const earlier = seen.get(name);
+    if (earlier !== void 0) throw new UserError(`${subject(entry3)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
+    seen.set(name, entry3);
+    return { name, path: path18 };
+  });
+}
+var init_shifts = __esm({
+  "src/config/shifts.ts"() {
+    "use strict";
+    init_errors();
+  }
+});
+
+// src/config/issues.ts
+function must(expect) {
+  return { error: () => expect };
+}
+function sentence(form, message, input) {
+  return { code: "custom", message, params: { form }, input };
+}
+function formOf(issue3) {
+  const form = issue3.code === "custom" ? issue3.params?.form : void 0;
+  return form === "said" || form === "plain" ? form : void 0;
+}
+function boundOf(issue3) {
+  if (issue3.origin !== "number" && issue3.origin !== "int") return void 0;
+  if (issue3.code === "too_small") return `must be ${issue3.inclusive ? ">=" : ">"} ${String(issue3.minimum)}`;
+  if (issue3.code === "too_big") return `must be ${issue3.inclusive ? "<=" : "<"} ${String(issue3.maximum)}`;
+  return void 0;
+}
+var init_issues = __esm({
+  "src/config/issues.ts"() {
+    "use strict";
+  }
+});
+
+// node_modules/zod/v4/core/util.js
+function getEnumValues(entries) {
+  const numericValues = Object.values(entries).filter((v) => typeof v === "number");
+  const values = Object.entries(entries).filter(([k, _]) => numericValues.indexOf(+k) === -1).map(([_, v]) => v);
+  return values;
+}
+function jsonStringifyReplacer(_, value) {
+  if (typeof value === "bigint")
+    return value.toString();
+  return value;
+}
+function cached(getter) {
+  return new Cached(getter);
+}
+function nullish(input) {
+  return input === null || input === void 0;
+}
+function cleanRegex(source) {
+  const start = source.startsWith("^") ? 1 : 0;
+  const end = source.endsWith("$") ? source.length - 1 : source.length;
+  return source.slice(start, end);
+}
+function assignProp(target, prop, value) {
+  Object.defineProperty(target, prop, {
+    value,
+    writable: true,
+    enumerable: true,
+    configurable: true
+  });
+}
+function isObject(data) {
+  return typeof data === "object" && data !== null && !Array.isArray(data);
+}
+function isPlainObject3(o) {
+  if (isObject(o) === false)
+    return false;
+  const ctor = o.constructor;
+  if (ctor === void 0)
+    return true;
+  if (typeof ctor !== "function")
+    return true;
+  const prot = ctor.prototype;
+  if (isObject(prot) === false)
+    return false;
+  if (Object.prototype.hasOwnProperty.call(prot, "isPrototypeOf") === false) {
+    return false;
+  }
+  return true;
+}
+function shallowClone(o) {
+  if (isPlainObject3(o))
+    return { ...o };
+  if (Array.isArray(o))
+    return [...o];
+  if (o instanceof Map)
+    return new Map(o);
+  if (o instanceof Set)
+    return new Set(o);
+  return o;
+}
+function escapeRegex(str) {
+  return str.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+function clone(inst, def, params) {
+  const cl = new inst._zod.constr(def ?? inst._zod.def);
+  if (!def || params?.parent)
+    cl._zod.parent = inst;
+  return cl;
+}
+function normalizeParams(_params) {
+  const params = _params;
+  if (!params)
+    return {};
+  if (typeof params === "string")
+    return { error: () => params };
+  if (params?.message !== void 0) {
+    if (params?.error !== void 0)
+      throw new Error("Cannot specify both `message` and `error` params");
+    params.error = params.message;
+  }
+  delete params.message;
+  if (typeof params.error === "string")
+    return { ...params, error: () => params.error };
+  return params;
+}
+function optionalKeys(shape) {
+  return Object.keys(shape).filter((k) => {
+    return shape[k]._zod.optin !== void 0 && shape[k]._zod.optout === "optional";
+  });
+}
+function aborted(x2, startIndex = 0) {
+  if (x2.aborted === true)
+    return true;
+  for (let i2 = startIndex; i2 < x2.issues.length; i2++) {
+    if (x2.issues[i2]?.continue !== true) {
+      return true;
+    }
+  }
+  return false;
+}
+function explicitlyAborted(x2, startIndex = 0) {
+  if (x2.aborted === true)
+    return true;
+  for (let i2 = startIndex; i2 < x2.issues.length; i2++) {
+    if (x2.issues[i2]?.continue === false) {
+      return true;
+    }
+  }
+  return false;
+}
+function prefixIssues(path18, issues) {
+  return issues.map((iss) => {
+    var _a4;
+    (_a4 = iss).path ?? (_a4.path = []);
+    iss.path.unshift(path18);
+    return iss;
+  });
+}
+function unwrapMessage(message) {
+  return typeof message === "string" ? message : message?.message;
+}
+function sizeCaps(defChecks) {
+  const caps = [];
+  for (const ch of defChecks ?? []) {
+    const d = ch._zod.def;
+    if (!/_(length|size)$|_equals$/.test(d.check))
+      break;
+    const max2 = d.maximum ?? d.length ?? d.size;
+    if (max2 >= 0)
+      caps.push([max2, ch]);
+  }
+  return caps;
+}
+function attachSchema(issues, start, inst) {
+  var _a4;
+  for (let i2 = start; i2 < issues.length; i2++) {
+    (_a4 = issues[i2]).schema ?? (_a4.schema = inst);
+  }
+}
+function finalizeIssue(iss, ctx, config2) {
+  var _a4;
+  const traits = iss.inst?._zod?.traits;
+  if (traits?.has("$ZodType")) {
+    if (traits.has("$ZodCheck"))
+      (_a4 = iss).schema ?? (_a4.schema = iss.inst);
+    else
+      iss.schema = iss.inst;
+  }
+  const schemaError = iss.schema !== iss.inst ? iss.schema?._zod.def?.error : void 0;
+  const message = iss.message ? iss.message : unwrapMessage(iss.inst?._zod.def?.error?.(iss)) ?? unwrapMessage(schemaError?.(iss)) ?? unwrapMessage(ctx?.error?.(iss)) ?? unwrapMessage(config2.customError?.(iss)) ?? unwrapMessage(config2.localeError?.(iss)) ?? "Invalid input";
+  const full = {};
+  for (const k of Object.keys(iss)) {
+    if (k === "inst" || k === "schema" || k === "continue" || k === "input" || k === "__proto__")
+      continue;
+    full[k] = iss[k];
+  }
+  full.path ?? (full.path = []);
+  full.message = message;
+  if (ctx?.reportInput) {
+    full.input = iss.input;
+  }
+  return full;
+}
+function codePointLength(str) {
+  const units = str.length;
+  if (!highSurrogate.test(str))
+    return units;
+  let count2 = units;
+  for (let i2 = 0; i2 < units - 1; i2++) {
+    if ((str.charCodeAt(i2) & 64512) === 55296 && (str.charCodeAt(i2 + 1) & 64512) === 56320) {
+      count2--;
+      i2++;
+    }
+  }
+  return count2;
+}
+function getLengthableOrigin(input) {
+  if (Array.isArray(input))
+    return "array";
+  if (typeof input === "string")
+    return "string";
+  return "unknown";
+}
+function issue2(...args) {
+  const [iss, input, inst] = args;
+  if (typeof iss === "string") {
+    return {
+      message: iss,
+      code: "custom",
+      input,
+      inst
+    };
+  }
+  return { ...iss };
+}
+function members(proto, table2) {
+  for (const key in table2) {
+    const desc = Object.getOwnPropertyDescriptor(table2, key);
+    if (desc.get)
+      Object.defineProperty(proto, key, { ...desc, enumerable: false });
+    else
+      defineBound(proto, key, desc.value);
+  }
+}
+function own(inst, key, value, enumerable = true) {
+  Object.defineProperty(inst, key, { configurable: true, writable: true, enumerable, value });
+  return value;
+}
+function hide(inst, key, value) {
+  return own(inst, key, value, false);
+}
+function defineBound(proto, key, fn) {
+  Object.defineProperty(proto, key, {
+    configurable: true,
+    get() {
+      return this == null ? fn : own(this, key, fn.bind(this));
+    },
+    set(value) {
+      own(this, key, value);
+    }
+  });
+}
+function claim(inst, sentinel) {
+  const proto = Object.getPrototypeOf(inst);
+  return sentinel in proto ? void 0 : proto;
+}
+function defineLazyInternal(inst, key, compute) {
+  const proto = Object.getPrototypeOf(inst._zod);
+  if (key in proto && installing !== inst._zod) {
+    installing = void 0;
+    return;
+  }
+  installing = inst._zod;
+  Object.defineProperty(proto, key, {
+    configurable: true,
+    get() {
+      Object.defineProperty(this, key, breaker);
+      const outer = broke;
+      broke = false;
+      try {
+        const value = compute(this);
+        if (broke)
+          delete this[key];
+        else
+          Object.defineProperty(this, key, { configurable: true, writable: true, value });
+        broke = broke || outer;
+        return value;
+      } catch (err2) {
+        delete this[key];
+        broke = broke || outer;
+        throw err2;
+      }
+    },
+    set(value) {
+      Object.defineProperty(this, key, { configurable: true, writable: true, value });
+    }
+  });
+}
+function installLazyProp(inst, key, make, enumerable) {
+  const proto = claim(inst, key);
+  if (!proto)
+    return;
+  Object.defineProperty(proto, key, {
+    configurable: true,
+    get() {
+      const desc = { configurable: true, writable: true, enumerable, value: void 0 };
+      Object.defineProperty(this, key, desc);
+      desc.value = make(this);
+      Object.defineProperty(this, key, desc);
+      return desc.value;
+    },
+    set(value) {
+      Object.defineProperty(this, key, { configurable: true, writable: true, enumerable, value });
+    }
+  });
+}
+var Cached, captureStackTrace, propertyKeyTypes, NUMBER_FORMAT_RANGES, highSurrogate, installing, broke, breaker;
+var init_util = __esm({
+  "node_modules/zod/v4/core/util.js"() {
+    Cached = class {
+      constructor(getter) {
+        this._getter = getter;
+        this._value = void 0;
+      }
+      get value() {
+        const getter = this._getter;
+        if (getter !== void 0) {
+          this._value = getter();
+          this._getter = void 0;
+        }
+        return this._value;
+      }
+    };
+    captureStackTrace = "captureStackTrace" in Error ? Error.captureStackTrace : (..._args) => {
+    };
+    propertyKeyTypes = /* @__PURE__ */ new Set(["string", "number", "symbol"]);
+    NUMBER_FORMAT_RANGES = /* @__PURE__ */ (() => ({
+      safeint: [Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER],
+      int32: [-2147483648, 2147483647],
+      uint32: [0, 4294967295],
+      float32: [-34028234663852886e22, 34028234663852886e22],
+      float64: [-Number.MAX_VALUE, Number.MAX_VALUE]
+    }))();
+    highSurrogate = /[\uD800-\uDBFF]/;
+    broke = false;
+    breaker = {
+      configurable: true,
+      get() {
+        broke = true;
+        return void 0;
+      }
     };
   }
 });
 
-// src/config/schema.ts
-function schemaAt(path18) {
-  let node = CONFIG_SCHEMA;
-  for (const segment of path18) {
-    node = typeof segment === "number" ? node?.items : node?.properties?.[segment];
+// node_modules/zod/v4/core/core.js
+function newError(Definition) {
+  const E = _E;
+  if (E) {
+    const saved = E.stackTraceLimit;
+    if (typeof saved === "number") {
+      try {
+        E.stackTraceLimit = 0;
+      } catch {
+        _E = null;
+        return new Definition();
+      }
+      try {
+        return new Definition();
+      } finally {
+        E.stackTraceLimit = saved;
+      }
+    }
   }
-  return node;
+  return new Definition();
 }
-var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SCHEDULES, EXECUTION_PROVIDERS, DEFAULT_CONFIG, wholeNumber, boolean, oneOf, CONFIG_SCHEMA;
+// @__NO_SIDE_EFFECTS__
+function $constructor(name, initializer2, proto, params) {
+  const zodProto = {};
+  function Internals(def) {
+    this.def = def;
+    this.constr = _;
+    this.traits = /* @__PURE__ */ new Set();
+  }
+  Internals.prototype = zodProto;
+  const protoMembers = proto;
+  const initialized = protoMembers && /* @__PURE__ */ new WeakSet();
+  function init(inst, def) {
+    if (!inst._zod) {
+      _zodDesc.value = new Internals(def);
+      try {
+        Object.defineProperty(inst, "_zod", _zodDesc);
+      } finally {
+        _zodDesc.value = void 0;
+      }
+    } else if (inst._zod.traits.has(name)) {
+      return;
+    }
+    inst._zod.traits.add(name);
+    initializer2(inst, def);
+    if (initialized) {
+      const own2 = Object.getPrototypeOf(inst);
+      const ctorProto = inst._zod.constr.prototype;
+      let up = own2;
+      while (up && up !== ctorProto)
+        up = Object.getPrototypeOf(up);
+      const target = up ?? own2;
+      if (!initialized.has(target)) {
+        initialized.add(target);
+        members(target, protoMembers);
+      }
+    }
+    const proto2 = _.prototype;
+    for (const k in proto2) {
+      if (!Object.prototype.hasOwnProperty.call(proto2, k))
+        continue;
+      if (!(k in inst)) {
+        inst[k] = proto2[k].bind(inst);
+      }
+    }
+  }
+  const Parent = params?.Parent ?? Object;
+  class Definition extends Parent {
+  }
+  Object.defineProperty(Definition, "name", { value: name });
+  function _(def) {
+    const inst = params?.Parent ? newError(Definition) : this;
+    init(inst, def);
+    const deferred = inst._zod.deferred;
+    if (deferred) {
+      for (const fn of deferred) {
+        fn();
+      }
+      inst._zod.deferred = void 0;
+    }
+    const pp = globalThis.__zod_globalConfig?.postProcessor;
+    if (pp)
+      pp(inst);
+    return inst;
+  }
+  Object.defineProperty(_, "init", { value: init });
+  Object.defineProperty(_, Symbol.hasInstance, {
+    value: (inst) => {
+      if (params?.Parent && inst instanceof params.Parent)
+        return true;
+      return inst?._zod?.traits?.has(name);
+    }
+  });
+  Object.defineProperty(_, "name", { value: name });
+  return _;
+}
+function config(newConfig) {
+  if (newConfig)
+    Object.assign(globalConfig, newConfig);
+  return globalConfig;
+}
+var _a, NEVER, _zodDesc, _E, $ZodAsyncError, $ZodEncodeError, globalConfig;
+var init_core2 = __esm({
+  "node_modules/zod/v4/core/core.js"() {
+    init_util();
+    NEVER = /* @__PURE__ */ Object.freeze({
+      status: "aborted"
+    });
+    _zodDesc = { value: void 0, enumerable: false };
+    _E = "captureStackTrace" in Error ? Error : null;
+    $ZodAsyncError = class extends Error {
+      constructor() {
+        super(`Encountered Promise during synchronous parse. Use .parseAsync() instead.`);
+      }
+    };
+    $ZodEncodeError = class extends Error {
+      constructor(name) {
+        super(`Encountered unidirectional transform during encode: ${name}`);
+        this.name = "ZodEncodeError";
+      }
+    };
+    (_a = globalThis).__zod_globalConfig ?? (_a.__zod_globalConfig = {});
+    globalConfig = globalThis.__zod_globalConfig;
+  }
+});
+
+// node_modules/zod/v4/core/errors.js
+function _getMessage() {
+  const internals = this._zod;
+  internals.message ?? (internals.message = JSON.stringify(internals.def, jsonStringifyReplacer, 2));
+  return internals.message;
+}
+function _setMessage(value) {
+  this._zod.message = value;
+}
+var _messageDesc, _issuesDesc, _installedToString, initializer, $ZodError, $ZodRealError;
+var init_errors2 = __esm({
+  "node_modules/zod/v4/core/errors.js"() {
+    init_core2();
+    init_util();
+    _messageDesc = {
+      get: _getMessage,
+      set: _setMessage,
+      enumerable: true,
+      configurable: true
+    };
+    _issuesDesc = { value: void 0, enumerable: false };
+    _installedToString = /* @__PURE__ */ new WeakSet([Object.prototype, Error.prototype]);
+    initializer = (inst, def) => {
+      inst.name = "$ZodError";
+      _issuesDesc.value = def;
+      Object.defineProperty(inst, "issues", _issuesDesc);
+      _issuesDesc.value = void 0;
+      Object.defineProperty(inst, "message", _messageDesc);
+      const proto = Object.getPrototypeOf(inst);
+      if (!_installedToString.has(proto)) {
+        _installedToString.add(proto);
+        Object.defineProperty(proto, "toString", {
+          configurable: true,
+          enumerable: false,
+          get() {
+            const value = () => this.message;
+            Object.defineProperty(this, "toString", { value, configurable: true, writable: true });
+            return value;
+          },
+          set(value) {
+            Object.defineProperty(this, "toString", { value, configurable: true, writable: true });
+          }
+        });
+      }
+    };
+    $ZodError = $constructor("$ZodError", initializer);
+    $ZodRealError = $constructor("$ZodError", initializer, void 0, {
+      Parent: Error
+    });
+  }
+});
+
+// node_modules/zod/v4/core/parse.js
+function failure(Err, issues, ctx) {
+  let error2;
+  return {
+    success: false,
+    get error() {
+      if (!error2) {
+        error2 = new Err(issues.map((iss) => finalizeIssue(iss, ctx, config())));
+        issues = void 0;
+        ctx = void 0;
+      }
+      return error2;
+    },
+    set error(e) {
+      error2 = e;
+      issues = void 0;
+      ctx = void 0;
+    }
+  };
+}
+var _parse, parse3, _parseAsync, parseAsync, _safeParse, safeParse, _safeParseAsync, safeParseAsync;
+var init_parse = __esm({
+  "node_modules/zod/v4/core/parse.js"() {
+    init_core2();
+    init_errors2();
+    init_util();
+    _parse = (_Err) => {
+      const fn = (schema, value, _ctx, _params) => {
+        const ctx = _ctx ? { ..._ctx, async: false } : { async: false };
+        const result = schema._zod.run({ value, issues: [] }, ctx);
+        if (result instanceof Promise) {
+          throw new $ZodAsyncError();
+        }
+        if (result.issues.length) {
+          const e = new (_params?.Err ?? _Err)(result.issues.map((iss) => finalizeIssue(iss, ctx, config())));
+          captureStackTrace(e, _params?.callee ?? fn);
+          throw e;
+        }
+        return result.value;
+      };
+      return fn;
+    };
+    parse3 = /* @__PURE__ */ _parse($ZodRealError);
+    _parseAsync = (_Err) => {
+      const fn = async (schema, value, _ctx, params) => {
+        const ctx = _ctx ? { ..._ctx, async: true } : { async: true };
+        let result = schema._zod.run({ value, issues: [] }, ctx);
+        if (result instanceof Promise)
+          result = await result;
+        if (result.issues.length) {
+          const e = new (params?.Err ?? _Err)(result.issues.map((iss) => finalizeIssue(iss, ctx, config())));
+          captureStackTrace(e, params?.callee ?? fn);
+          throw e;
+        }
+        return result.value;
+      };
+      return fn;
+    };
+    parseAsync = /* @__PURE__ */ _parseAsync($ZodRealError);
+    _safeParse = (_Err) => (schema, value, _ctx) => {
+      const ctx = _ctx ? { ..._ctx, async: false } : { async: false };
+      const result = schema._zod.run({ value, issues: [] }, ctx);
+      if (result instanceof Promise) {
+        throw new $ZodAsyncError();
+      }
+      return result.issues.length ? failure(_Err, result.issues, ctx) : { success: true, data: result.value };
+    };
+    safeParse = /* @__PURE__ */ _safeParse($ZodRealError);
+    _safeParseAsync = (_Err) => async (schema, value, _ctx) => {
+      const ctx = _ctx ? { ..._ctx, async: true } : { async: true };
+      let result = schema._zod.run({ value, issues: [] }, ctx);
+      if (result instanceof Promise)
+        result = await result;
+      return result.issues.length ? failure(_Err, result.issues, ctx) : { success: true, data: result.value };
+    };
+    safeParseAsync = /* @__PURE__ */ _safeParseAsync($ZodRealError);
+  }
+});
+
+// node_modules/zod/v4/core/regexes.js
+var anyString, number, boolean;
+var init_regexes = __esm({
+  "node_modules/zod/v4/core/regexes.js"() {
+    anyString = /^[\s\S]{0,}$/;
+    number = /^-?\d+(?:\.\d+)?$/;
+    boolean = /^(?:true|false)$/i;
+  }
+});
+
+// node_modules/zod/v4/core/checks.js
+var $ZodCheck, _whenHasLength, numericOriginMap, $ZodCheckLessThan, $ZodCheckGreaterThan, $ZodCheckNumberFormat, $ZodCheckMinLength, $ZodCheckStringFormat, $ZodCheckRegex;
+var init_checks = __esm({
+  "node_modules/zod/v4/core/checks.js"() {
+    init_core2();
+    init_util();
+    $ZodCheck = /* @__PURE__ */ $constructor("$ZodCheck", (inst, def) => {
+      var _a4;
+      inst._zod ?? (inst._zod = {});
+      inst._zod.def = def;
+      (_a4 = inst._zod).onattach ?? (_a4.onattach = []);
+    });
+    _whenHasLength = (payload) => {
+      const val = payload.value;
+      return !nullish(val) && val.length !== void 0;
+    };
+    numericOriginMap = {
+      number: "number",
+      bigint: "bigint",
+      object: "date"
+    };
+    $ZodCheckLessThan = /* @__PURE__ */ $constructor("$ZodCheckLessThan", (inst, def) => {
+      $ZodCheck.init(inst, def);
+      const origin = numericOriginMap[typeof def.value];
+      inst._zod.check = (payload) => {
+        if (def.inclusive ? payload.value <= def.value : payload.value < def.value) {
+          return;
+        }
+        payload.issues.push({
+          origin: numericOriginMap[typeof payload.value] ?? origin,
+          code: "too_big",
+          maximum: typeof def.value === "object" ? def.value.getTime() : def.value,
+          input: payload.value,
+          inclusive: def.inclusive,
+          inst,
+          continue: !def.abort
+        });
+      };
+    });
+    $ZodCheckGreaterThan = /* @__PURE__ */ $constructor("$ZodCheckGreaterThan", (inst, def) => {
+      $ZodCheck.init(inst, def);
+      const origin = numericOriginMap[typeof def.value];
+      inst._zod.check = (payload) => {
+        if (def.inclusive ? payload.value >= def.value : payload.value > def.value) {
+          return;
+        }
+        payload.issues.push({
+          origin: numericOriginMap[typeof payload.value] ?? origin,
+          code: "too_small",
+          minimum: typeof def.value === "object" ? def.value.getTime() : def.value,
+          input: payload.value,
+          inclusive: def.inclusive,
+          inst,
+          continue: !def.abort
+        });
+      };
+    });
+    $ZodCheckNumberFormat = /* @__PURE__ */ $constructor("$ZodCheckNumberFormat", (inst, def) => {
+      $ZodCheck.init(inst, def);
+      def.format = def.format || "float64";
+      const isInt = def.format?.includes("int");
+      const origin = isInt ? "int" : "number";
+      const [minimum, maximum] = NUMBER_FORMAT_RANGES[def.format];
+      inst._zod.check = (payload) => {
+        const input = payload.value;
+        if (isInt) {
+          if (!Number.isInteger(input)) {
+            payload.issues.push({
+              expected: origin,
+              format: def.format,
+              code: "invalid_type",
+              continue: false,
+              input,
+              inst
+            });
+            return;
+          }
+          if (!Number.isSafeInteger(input)) {
+            if (input > 0) {
+              payload.issues.push({
+                input,
+                code: "too_big",
+                maximum: Number.MAX_SAFE_INTEGER,
+                note: "Integers must be within the safe integer range.",
+                inst,
+                origin,
+                inclusive: true,
+                continue: !def.abort
+              });
+            } else {
+              payload.issues.push({
+                input,
+                code: "too_small",
+                minimum: Number.MIN_SAFE_INTEGER,
+                note: "Integers must be within the safe integer range.",
+                inst,
+                origin,
+                inclusive: true,
+                continue: !def.abort
+              });
+            }
+            return;
+          }
+        }
+        if (input < minimum) {
+          payload.issues.push({
+            origin: "number",
+            input,
+            code: "too_small",
+            minimum,
+            inclusive: true,
+            inst,
+            continue: !def.abort
+          });
+        }
+        if (input > maximum) {
+          payload.issues.push({
+            origin: "number",
+            input,
+            code: "too_big",
+            maximum,
+            inclusive: true,
+            inst,
+            continue: !def.abort
+          });
+        }
+      };
+    });
+    $ZodCheckMinLength = /* @__PURE__ */ $constructor("$ZodCheckMinLength", (inst, def) => {
+      var _a4;
+      $ZodCheck.init(inst, def);
+      (_a4 = inst._zod.def).when ?? (_a4.when = _whenHasLength);
+      inst._zod.check = (payload) => {
+        const input = payload.value;
+        const units = input.length;
+        const length = typeof input === "string" && units >= def.minimum && units < def.minimum * 2 ? codePointLength(input) : units;
+        if (length >= def.minimum)
+          return;
+        const origin = getLengthableOrigin(input);
+        payload.issues.push({
+          origin,
+          code: "too_small",
+          minimum: def.minimum,
+          inclusive: true,
+          input,
+          inst,
+          continue: !def.abort
+        });
+      };
+    });
+    $ZodCheckStringFormat = /* @__PURE__ */ $constructor("$ZodCheckStringFormat", (inst, def) => {
+      var _a4, _b2;
+      $ZodCheck.init(inst, def);
+      if (def.pattern)
+        (_a4 = inst._zod).check ?? (_a4.check = (payload) => {
+          def.pattern.lastIndex = 0;
+          if (def.pattern.test(payload.value))
+            return;
+          payload.issues.push({
+            origin: "string",
+            code: "invalid_format",
+            format: def.format,
+            input: payload.value,
+            ...def.pattern ? { pattern: def.pattern.toString() } : {},
+            inst,
+            continue: !def.abort
+          });
+        });
+      else
+        (_b2 = inst._zod).check ?? (_b2.check = () => {
+        });
+    });
+    $ZodCheckRegex = /* @__PURE__ */ $constructor("$ZodCheckRegex", (inst, def) => {
+      $ZodCheckStringFormat.init(inst, def);
+      inst._zod.check = (payload) => {
+        def.pattern.lastIndex = 0;
+        if (def.pattern.test(payload.value))
+          return;
+        payload.issues.push({
+          origin: "string",
+          code: "invalid_format",
+          format: "regex",
+          input: payload.value,
+          pattern: def.pattern.toString(),
+          inst,
+          continue: !def.abort
+        });
+      };
+    });
+  }
+});
+
+// node_modules/zod/v4/core/doc.js
+var init_doc = __esm({
+  "node_modules/zod/v4/core/doc.js"() {
+  }
+});
+
+// node_modules/zod/v4/core/versions.js
+var version;
+var init_versions = __esm({
+  "node_modules/zod/v4/core/versions.js"() {
+    version = {
+      major: 4,
+      minor: 6,
+      patch: 7
+    };
+  }
+});
+
+// node_modules/zod/v4/core/schemas.js
+async function validateAsync(inst, value) {
+  const ctx = { async: true };
+  return toStandardResult(await inst._zod.run({ value, issues: [] }, ctx), ctx);
+}
+function standardProps(inst) {
+  return {
+    validate: (value) => {
+      const ctx = { async: false };
+      try {
+        const r = inst._zod.run({ value, issues: [] }, ctx);
+        if (!(r instanceof Promise))
+          return toStandardResult(r, ctx);
+      } catch (_) {
+      }
+      return validateAsync(inst, value);
+    },
+    vendor: "zod",
+    version: 1
+  };
+}
+function capSize(inst, size) {
+  const caps = sizeCaps(inst._zod.def.checks);
+  if (!caps.length)
+    return;
+  const cap = Math.min(...caps.map((c) => c[0]));
+  const parse4 = inst._zod.parse;
+  inst._zod.parse = (payload, ctx) => {
+    const n = size(payload.value);
+    if (n > cap && !ctx?.skipChecks && ctx?.direction !== "backward") {
+      for (const [max2, ch] of sizeCaps(inst._zod.def.checks)) {
+        if (n > max2 && ch._zod.def.when(payload)) {
+          const start = payload.issues.length;
+          ch._zod.check(payload);
+          payload.issues[start].continue = false;
+          attachSchema(payload.issues, start, inst);
+          return payload;
+        }
+      }
+    }
+    return parse4(payload, ctx);
+  };
+}
+function handleArrayResult(result, final, index) {
+  if (result.issues.length) {
+    final.issues.push(...prefixIssues(index, result.issues));
+  }
+  final.value[index] = result.value;
+}
+function handlePropertyResult(result, final, key, input, optin, optout) {
+  const isPresent = key in input;
+  const isOptionalOut = optout === "optional";
+  if (!isPresent && isOptionalOut && optin === "optional") {
+    return;
+  }
+  if (result.issues.length) {
+    if (optin !== void 0 && isOptionalOut && !isPresent) {
+      return;
+    }
+    final.issues.push(...prefixIssues(key, result.issues));
+  }
+  if (!isPresent && optin === void 0) {
+    if (!result.issues.length) {
+      final.issues.push({
+        code: "invalid_type",
+        expected: "nonoptional",
+        input: void 0,
+        path: [key]
+      });
+    }
+    return;
+  }
+  if (result.value === void 0) {
+    if (isPresent || optin === "defaulted" && !isOptionalOut) {
+      final.value[key] = void 0;
+    }
+  } else {
+    final.value[key] = result.value;
+  }
+}
+function normalizeDef(def) {
+  const keys = Object.keys(def.shape);
+  const ownSymbols = Object.getOwnPropertySymbols(def.shape);
+  const symbolKeys = ownSymbols.length ? ownSymbols : NO_SYMBOL_KEYS;
+  const allKeys = symbolKeys.length ? [...keys, ...symbolKeys] : keys;
+  for (const k of allKeys) {
+    if (!def.shape?.[k]?._zod?.traits?.has("$ZodType")) {
+      throw new Error(`Invalid element at key "${String(k)}": expected a Zod schema`);
+    }
+  }
+  const okeys = optionalKeys(def.shape);
+  return {
+    ...def,
+    allKeys,
+    symbolKeys,
+    // string-only: handleCatchall matches it against `for...in`, which never yields a symbol
+    keySet: new Set(keys),
+    numKeys: keys.length,
+    optionalKeys: new Set(okeys)
+  };
+}
+function handleCatchall(proms, input, payload, ctx, def, inst, abortEarly) {
+  const unrecognized = [];
+  const keySet = def.keySet;
+  const _catchall = def.catchall._zod;
+  const t = _catchall.def.type;
+  const optin = _catchall.optin;
+  const optout = _catchall.optout;
+  let seen = 0;
+  for (const key in input) {
+    if (abortEarly && payload.issues.length !== seen) {
+      if (aborted(payload, seen))
+        break;
+      seen = payload.issues.length;
+    }
+    if (keySet.has(key))
+      continue;
+    if (key === "__proto__") {
+      if (t === "never")
+        unrecognized.push(key);
+      continue;
+    }
+    if (t === "never") {
+      unrecognized.push(key);
+      continue;
+    }
+    const r = _catchall.run({ value: input[key], issues: [] }, ctx);
+    if (r instanceof Promise) {
+      proms.push(r.then((r2) => handlePropertyResult(r2, payload, key, input, optin, optout)));
+    } else {
+      handlePropertyResult(r, payload, key, input, optin, optout);
+    }
+  }
+  if (unrecognized.length) {
+    payload.issues.push({
+      code: "unrecognized_keys",
+      keys: unrecognized,
+      input,
+      inst,
+      // Describes the shape of the input, not the validity of the parsed value, so it never aborts. The parse still fails; the schema's own checks just get to run first, and an enclosing intersection can reconcile the key against a sibling operand.
+      continue: true
+    });
+  }
+  if (!proms.length)
+    return payload;
+  return Promise.all(proms).then(() => {
+    return payload;
+  });
+}
+function handleUnionResults(results, final, inst, ctx) {
+  for (const result of results) {
+    if (result.issues.length === 0) {
+      final.value = result.value;
+      return final;
+    }
+  }
+  const nonaborted = results.filter((r) => !aborted(r));
+  if (nonaborted.length === 1) {
+    final.value = nonaborted[0].value;
+    return nonaborted[0];
+  }
+  final.issues.push({
+    code: "invalid_union",
+    input: final.value,
+    inst,
+    errors: results.map((result) => result.issues.map((iss) => finalizeIssue(iss, ctx, config())))
+  });
+  return final;
+}
+function handleOptionalResult(payload, result) {
+  payload.value = result.issues.length ? void 0 : result.value;
+  return payload;
+}
+function handleDefaultResult(payload, def) {
+  if (payload.value === void 0) {
+    payload.value = def.defaultValue;
+  }
+  return payload;
+}
+function handlePipeResult(left, next, ctx) {
+  if (left.issues.some((iss) => iss.code !== "unrecognized_keys")) {
+    left.aborted = true;
+    return left;
+  }
+  return next._zod.run({ value: left.value, issues: left.issues }, ctx);
+}
+function handleRefineResult(result, payload, input, inst) {
+  if (!result) {
+    const _iss = {
+      code: "custom",
+      input,
+      inst,
+      // incorporates params.error into issue reporting
+      path: [...inst._zod.def.path ?? []],
+      // incorporates params.error into issue reporting
+      continue: !inst._zod.def.abort
+      // params: inst._zod.def.params,
+    };
+    if (inst._zod.def.params)
+      _iss.params = inst._zod.def.params;
+    payload.issues.push(issue2(_iss));
+  }
+}
+var $ZodType, toStandardResult, $ZodString, $ZodNumber, $ZodNumberFormat, $ZodBoolean, $ZodNever, arraySize, $ZodArray, NO_SYMBOL_KEYS, $ZodObject, $ZodUnion, $ZodEnum, $ZodTransform, $ZodOptional, $ZodDefault, $ZodPrefault, $ZodPipe, $ZodCustom;
+var init_schemas = __esm({
+  "node_modules/zod/v4/core/schemas.js"() {
+    init_checks();
+    init_core2();
+    init_regexes();
+    init_util();
+    init_versions();
+    init_util();
+    $ZodType = /* @__PURE__ */ $constructor("$ZodType", (inst, def) => {
+      var _a4;
+      inst ?? (inst = {});
+      inst._zod.def = def;
+      inst._zod.bag = inst._zod.bag || {};
+      inst._zod.version = version;
+      const defChecks = inst._zod.def.checks;
+      const checks = inst._zod.traits.has("$ZodCheck") ? [inst, ...defChecks ?? []] : defChecks?.length ? [...defChecks] : [];
+      for (const ch of checks) {
+        for (const fn of ch._zod.onattach) {
+          fn(inst);
+        }
+      }
+      if (checks.length === 0) {
+        (_a4 = inst._zod).deferred ?? (_a4.deferred = []);
+        inst._zod.deferred?.push(() => {
+          inst._zod.run = inst._zod.parse;
+        });
+      } else {
+        const runChecks = (payload, checks2, ctx) => {
+          if (payload.memo)
+            return payload;
+          let isAborted = aborted(payload);
+          let asyncResult;
+          for (const ch of checks2) {
+            if (ch._zod.def.when) {
+              if (explicitlyAborted(payload))
+                continue;
+              const shouldRun = ch._zod.def.when(payload);
+              if (!shouldRun)
+                continue;
+            } else if (isAborted) {
+              continue;
+            }
+            const currLen = payload.issues.length;
+            const _ = ch._zod.check(payload);
+            if (_ instanceof Promise && ctx?.async === false) {
+              throw new $ZodAsyncError();
+            }
+            if (asyncResult || _ instanceof Promise) {
+              asyncResult = (asyncResult ?? Promise.resolve()).then(async () => {
+                await _;
+                const nextLen = payload.issues.length;
+                if (nextLen === currLen)
+                  return;
+                attachSchema(payload.issues, currLen, inst);
+                if (!isAborted)
+                  isAborted = aborted(payload, currLen);
+              });
+            } else {
+              const nextLen = payload.issues.length;
+              if (nextLen === currLen)
+                continue;
+              attachSchema(payload.issues, currLen, inst);
+              if (!isAborted)
+                isAborted = aborted(payload, currLen);
+            }
+          }
+          if (asyncResult) {
+            return asyncResult.then(() => {
+              return payload;
+            });
+          }
+          return payload;
+        };
+        const handleCanaryResult = (canary, payload, ctx) => {
+          if (aborted(canary)) {
+            canary.aborted = true;
+            return canary;
+          }
+          const checkResult = runChecks(payload, checks, ctx);
+          if (checkResult instanceof Promise) {
+            if (ctx.async === false)
+              throw new $ZodAsyncError();
+            return checkResult.then((checkResult2) => inst._zod.parse(checkResult2, ctx));
+          }
+          return inst._zod.parse(checkResult, ctx);
+        };
+        inst._zod.run = (payload, ctx) => {
+          if (ctx.skipChecks) {
+            return inst._zod.parse(payload, ctx);
+          }
+          if (ctx.direction === "backward") {
+            const canary = inst._zod.parse({ value: payload.value, issues: [] }, { ...ctx, skipChecks: true });
+            if (canary instanceof Promise) {
+              return canary.then((canary2) => {
+                return handleCanaryResult(canary2, payload, ctx);
+              });
+            }
+            return handleCanaryResult(canary, payload, ctx);
+          }
+          const result = inst._zod.parse(payload, ctx);
+          if (result instanceof Promise) {
+            if (ctx.async === false)
+              throw new $ZodAsyncError();
+            return result.then((result2) => runChecks(result2, checks, ctx));
+          }
+          return runChecks(result, checks, ctx);
+        };
+      }
+    }, {
+      // Wrappers extend this by installing a richer factory over it; reading it eagerly would defeat the laziness.
+      get "~standard"() {
+        return hide(this, "~standard", standardProps(this));
+      },
+      set "~standard"(value) {
+        own(this, "~standard", value);
+      }
+    });
+    toStandardResult = (r, ctx) => r.issues.length ? { issues: r.issues.map((iss) => finalizeIssue(iss, ctx, config())) } : { value: r.value };
+    $ZodString = /* @__PURE__ */ $constructor("$ZodString", (inst, def) => {
+      $ZodType.init(inst, def);
+      inst._zod.pattern = def.pattern ?? anyString;
+      inst._zod.parse = (payload, _) => {
+        if (def.coerce)
+          try {
+            payload.value = String(payload.value);
+          } catch (_2) {
+          }
+        if (typeof payload.value === "string")
+          return payload;
+        payload.issues.push({
+          expected: "string",
+          code: "invalid_type",
+          input: payload.value,
+          inst
+        });
+        return payload;
+      };
+    });
+    $ZodNumber = /* @__PURE__ */ $constructor("$ZodNumber", (inst, def) => {
+      $ZodType.init(inst, def);
+      inst._zod.pattern = number;
+      inst._zod.parse = (payload, _ctx) => {
+        if (def.coerce)
+          try {
+            payload.value = Number(payload.value);
+          } catch (_) {
+          }
+        const input = payload.value;
+        if (typeof input === "number" && !Number.isNaN(input) && Number.isFinite(input)) {
+          return payload;
+        }
+        const received = typeof input === "number" ? Number.isNaN(input) ? "NaN" : !Number.isFinite(input) ? String(input) : void 0 : void 0;
+        payload.issues.push({
+          expected: "number",
+          code: "invalid_type",
+          input,
+          inst,
+          ...received ? { received } : {}
+        });
+        return payload;
+      };
+    });
+    $ZodNumberFormat = /* @__PURE__ */ $constructor("$ZodNumberFormat", (inst, def) => {
+      $ZodCheckNumberFormat.init(inst, def);
+      $ZodNumber.init(inst, def);
+    });
+    $ZodBoolean = /* @__PURE__ */ $constructor("$ZodBoolean", (inst, def) => {
+      $ZodType.init(inst, def);
+      inst._zod.pattern = boolean;
+      inst._zod.parse = (payload, _ctx) => {
+        if (def.coerce)
+          try {
+            payload.value = Boolean(payload.value);
+          } catch (_) {
+          }
+        const input = payload.value;
+        if (typeof input === "boolean")
+          return payload;
+        payload.issues.push({
+          expected: "boolean",
+          code: "invalid_type",
+          input,
+          inst
+        });
+        return payload;
+      };
+    });
+    $ZodNever = /* @__PURE__ */ $constructor("$ZodNever", (inst, def) => {
+      $ZodType.init(inst, def);
+      inst._zod.parse = (payload, _ctx) => {
+        payload.issues.push({
+          expected: "never",
+          code: "invalid_type",
+          input: payload.value,
+          inst
+        });
+        return payload;
+      };
+    });
+    arraySize = (input) => Array.isArray(input) ? input.length : -1;
+    $ZodArray = /* @__PURE__ */ $constructor("$ZodArray", (inst, def) => {
+      $ZodType.init(inst, def);
+      const memo = globalConfig.memoizer;
+      memo?.attach(inst);
+      inst._zod.parse = (payload, ctx) => {
+        const input = payload.value;
+        if (!Array.isArray(input)) {
+          payload.issues.push({
+            expected: "array",
+            code: "invalid_type",
+            input,
+            inst
+          });
+          return payload;
+        }
+        payload.value = memo ? memo.alloc(inst, payload, Array(input.length), ctx) : Array(input.length);
+        const proms = [];
+        const abortEarly = ctx?.abortEarly;
+        for (let i2 = 0; i2 < input.length; i2++) {
+          const item = input[i2];
+          const result = def.element._zod.run({
+            value: item,
+            issues: []
+          }, ctx);
+          if (result instanceof Promise) {
+            proms.push(result.then((result2) => handleArrayResult(result2, payload, i2)));
+          } else {
+            handleArrayResult(result, payload, i2);
+            if (abortEarly && result.issues.length !== 0 && aborted(result))
+              break;
+          }
+        }
+        if (proms.length) {
+          return Promise.all(proms).then(() => payload);
+        }
+        return payload;
+      };
+      capSize(inst, arraySize);
+    });
+    NO_SYMBOL_KEYS = [];
+    $ZodObject = /* @__PURE__ */ $constructor("$ZodObject", (inst, def) => {
+      $ZodType.init(inst, def);
+      const desc = Object.getOwnPropertyDescriptor(def, "shape");
+      const sh = desc?.get ? desc.get.raw : def.shape ?? {};
+      if (sh) {
+        const get = () => {
+          const newSh = { ...sh };
+          Object.defineProperty(def, "shape", { value: newSh });
+          get.raw = newSh;
+          return newSh;
+        };
+        get.raw = sh;
+        Object.defineProperty(def, "shape", { get });
+      }
+      const _normalized = cached(() => normalizeDef(def));
+      defineLazyInternal(inst, "propValues", (zod) => {
+        const shape = zod.def.shape;
+        const propValues = {};
+        for (const key in shape) {
+          const field = shape[key]._zod;
+          if (field.values) {
+            if (!Object.prototype.hasOwnProperty.call(propValues, key)) {
+              assignProp(propValues, key, /* @__PURE__ */ new Set());
+            }
+            for (const v of field.values)
+              propValues[key].add(v);
+            if (field.optin !== void 0)
+              propValues[key].add(void 0);
+          }
+        }
+        return propValues;
+      });
+      const isObject3 = isObject;
+      const catchall = def.catchall;
+      let value;
+      const memo = globalConfig.memoizer;
+      memo?.attach(inst);
+      inst._zod.parse = (payload, ctx) => {
+        value ?? (value = _normalized.value);
+        const input = payload.value;
+        if (!isObject3(input)) {
+          payload.issues.push({
+            expected: "object",
+            code: "invalid_type",
+            input,
+            inst
+          });
+          return payload;
+        }
+        payload.value = memo ? memo.alloc(inst, payload, {}, ctx) : {};
+        const proms = [];
+        const shape = value.shape;
+        const abortEarly = ctx?.abortEarly;
+        let seen = payload.issues.length;
+        for (const key of value.allKeys) {
+          if (abortEarly && payload.issues.length !== seen) {
+            if (aborted(payload, seen))
+              break;
+            seen = payload.issues.length;
+          }
+          if (key === "__proto__")
+            continue;
+          const el = shape[key];
+          const optin = el._zod.optin;
+          const optout = el._zod.optout;
+          const r = el._zod.run({ value: input[key], issues: [] }, ctx);
+          if (r instanceof Promise) {
+            proms.push(r.then((r2) => handlePropertyResult(r2, payload, key, input, optin, optout)));
+          } else {
+            handlePropertyResult(r, payload, key, input, optin, optout);
+          }
+        }
+        if (!catchall) {
+          return proms.length ? Promise.all(proms).then(() => payload) : payload;
+        }
+        return handleCatchall(proms, input, payload, ctx, _normalized.value, inst, abortEarly === true);
+      };
+    });
+    $ZodUnion = /* @__PURE__ */ $constructor("$ZodUnion", (inst, def) => {
+      $ZodType.init(inst, def);
+      defineLazyInternal(inst, "optin", (zod) => zod.def.options.some((o) => o._zod.optin === "defaulted") ? "defaulted" : zod.def.options.some((o) => o._zod.optin !== void 0) ? "optional" : void 0);
+      defineLazyInternal(inst, "optout", (zod) => zod.def.options.some((o) => o._zod.optout === "optional") ? "optional" : void 0);
+      defineLazyInternal(inst, "values", (zod) => {
+        if (zod.def.options.every((o) => o._zod.values)) {
+          return new Set(zod.def.options.flatMap((option) => Array.from(option._zod.values)));
+        }
+        return void 0;
+      });
+      defineLazyInternal(inst, "pattern", (zod) => {
+        if (zod.def.options.every((o) => o._zod.pattern)) {
+          const patterns = zod.def.options.map((o) => o._zod.pattern);
+          return new RegExp(`^(${patterns.map((p) => cleanRegex(p.source)).join("|")})$`);
+        }
+        return void 0;
+      });
+      const first = def.options.length === 1 ? def.options[0]._zod.run : null;
+      inst._zod.parse = (payload, ctx) => {
+        if (first) {
+          return first(payload, ctx);
+        }
+        let async = false;
+        const results = [];
+        for (const option of def.options) {
+          const result = option._zod.run({
+            value: payload.value,
+            issues: []
+          }, ctx);
+          if (result instanceof Promise) {
+            results.push(result);
+            async = true;
+          } else {
+            if (result.issues.length === 0)
+              return result;
+            results.push(result);
+          }
+        }
+        if (!async)
+          return handleUnionResults(results, payload, inst, ctx);
+        return Promise.all(results).then((results2) => {
+          return handleUnionResults(results2, payload, inst, ctx);
+        });
+      };
+    });
+    $ZodEnum = /* @__PURE__ */ $constructor("$ZodEnum", (inst, def) => {
+      $ZodType.init(inst, def);
+      const values = getEnumValues(def.entries);
+      const valuesSet = new Set(values);
+      inst._zod.values = valuesSet;
+      defineLazyInternal(inst, "pattern", (zod) => {
+        const patternValues = getEnumValues(zod.def.entries).filter((k) => propertyKeyTypes.has(typeof k));
+        return new RegExp(patternValues.length ? `^(${patternValues.map((o) => escapeRegex(o.toString())).join("|")})$` : "^[^\\s\\S]$");
+      });
+      inst._zod.parse = (payload, _ctx) => {
+        const input = payload.value;
+        if (valuesSet.has(input)) {
+          return payload;
+        }
+        payload.issues.push({
+          code: "invalid_value",
+          values,
+          input,
+          inst
+        });
+        return payload;
+      };
+    });
+    $ZodTransform = /* @__PURE__ */ $constructor("$ZodTransform", (inst, def) => {
+      $ZodType.init(inst, def);
+      inst._zod.optin = "optional";
+      globalConfig.memoizer?.guard(inst);
+      inst._zod.parse = (payload, ctx) => {
+        if (ctx.direction === "backward") {
+          throw new $ZodEncodeError(inst.constructor.name);
+        }
+        const _out = def.transform(payload.value, payload);
+        if (ctx.async) {
+          const output = _out instanceof Promise ? _out : Promise.resolve(_out);
+          return output.then((output2) => {
+            payload.value = output2;
+            return payload;
+          });
+        }
+        if (_out instanceof Promise) {
+          throw new $ZodAsyncError();
+        }
+        payload.value = _out;
+        return payload;
+      };
+    });
+    $ZodOptional = /* @__PURE__ */ $constructor("$ZodOptional", (inst, def) => {
+      $ZodType.init(inst, def);
+      defineLazyInternal(inst, "optin", (zod) => zod.def.innerType._zod.optin === "defaulted" ? "defaulted" : "optional");
+      inst._zod.optout = "optional";
+      defineLazyInternal(inst, "values", (zod) => {
+        const values = zod.def.innerType._zod.values;
+        return values ? /* @__PURE__ */ new Set([...values, void 0]) : void 0;
+      });
+      defineLazyInternal(inst, "pattern", (zod) => {
+        const pattern = zod.def.innerType._zod.pattern;
+        return pattern ? new RegExp(`^(${cleanRegex(pattern.source)})?$`) : void 0;
+      });
+      inst._zod.parse = (payload, ctx) => {
+        if (payload.value === void 0) {
+          if (def.innerType._zod.optin !== "defaulted")
+            return payload;
+          const result = def.innerType._zod.run({ value: payload.value, issues: [] }, ctx);
+          if (result instanceof Promise)
+            return result.then((result2) => handleOptionalResult(payload, result2));
+          return handleOptionalResult(payload, result);
+        }
+        return def.innerType._zod.run(payload, ctx);
+      };
+    });
+    $ZodDefault = /* @__PURE__ */ $constructor("$ZodDefault", (inst, def) => {
+      $ZodType.init(inst, def);
+      inst._zod.optin = "defaulted";
+      defineLazyInternal(inst, "values", (zod) => zod.def.innerType._zod.values);
+      inst._zod.parse = (payload, ctx) => {
+        if (ctx.direction === "backward") {
+          return def.innerType._zod.run(payload, ctx);
+        }
+        if (payload.value === void 0) {
+          payload.value = def.defaultValue;
+          return payload;
+        }
+        const result = def.innerType._zod.run(payload, ctx);
+        if (result instanceof Promise) {
+          return result.then((result2) => handleDefaultResult(result2, def));
+        }
+        return handleDefaultResult(result, def);
+      };
+    });
+    $ZodPrefault = /* @__PURE__ */ $constructor("$ZodPrefault", (inst, def) => {
+      $ZodType.init(inst, def);
+      inst._zod.optin = "defaulted";
+      defineLazyInternal(inst, "values", (zod) => zod.def.innerType._zod.values);
+      inst._zod.parse = (payload, ctx) => {
+        if (ctx.direction === "backward") {
+          return def.innerType._zod.run(payload, ctx);
+        }
+        if (payload.value === void 0) {
+          payload.value = def.defaultValue;
+        }
+        return def.innerType._zod.run(payload, ctx);
+      };
+    });
+    $ZodPipe = /* @__PURE__ */ $constructor("$ZodPipe", (inst, def) => {
+      $ZodType.init(inst, def);
+      defineLazyInternal(inst, "values", (zod) => zod.def.in._zod.values);
+      defineLazyInternal(inst, "optin", (zod) => zod.def.in._zod.optin);
+      defineLazyInternal(inst, "optout", (zod) => zod.def.out._zod.optout);
+      defineLazyInternal(inst, "propValues", (zod) => zod.def.in._zod.propValues);
+      inst._zod.parse = (payload, ctx) => {
+        if (ctx.direction === "backward") {
+          const right = def.out._zod.run(payload, ctx);
+          if (right instanceof Promise) {
+            return right.then((right2) => handlePipeResult(right2, def.in, ctx));
+          }
+          return handlePipeResult(right, def.in, ctx);
+        }
+        const left = def.in._zod.run(payload, ctx);
+        if (left instanceof Promise) {
+          return left.then((left2) => handlePipeResult(left2, def.out, ctx));
+        }
+        return handlePipeResult(left, def.out, ctx);
+      };
+    });
+    $ZodCustom = /* @__PURE__ */ $constructor("$ZodCustom", (inst, def) => {
+      $ZodCheck.init(inst, def);
+      $ZodType.init(inst, def);
+      inst._zod.parse = (payload, _) => {
+        return payload;
+      };
+      inst._zod.check = (payload) => {
+        const input = payload.value;
+        const r = def.fn(input);
+        if (r instanceof Promise) {
+          return r.then((r2) => handleRefineResult(r2, payload, input, inst));
+        }
+        handleRefineResult(r, payload, input, inst);
+        return;
+      };
+    });
+  }
+});
+
+// node_modules/zod/v4/core/memoizer.js
+var init_memoizer = __esm({
+  "node_modules/zod/v4/core/memoizer.js"() {
+  }
+});
+
+// node_modules/zod/v4/locales/index.js
+var init_locales = __esm({
+  "node_modules/zod/v4/locales/index.js"() {
+  }
+});
+
+// node_modules/zod/v4/core/registries.js
+function registry() {
+  return new $ZodRegistry();
+}
+var _a2, $ZodRegistry, globalRegistry;
+var init_registries = __esm({
+  "node_modules/zod/v4/core/registries.js"() {
+    $ZodRegistry = class {
+      constructor() {
+        this._map = /* @__PURE__ */ new WeakMap();
+        this._idmap = /* @__PURE__ */ new Map();
+      }
+      add(schema, ..._meta) {
+        const meta3 = _meta[0];
+        this._map.set(schema, meta3);
+        if (meta3 && typeof meta3 === "object" && "id" in meta3) {
+          this._idmap.set(meta3.id, schema);
+        }
+        return this;
+      }
+      clear() {
+        this._map = /* @__PURE__ */ new WeakMap();
+        this._idmap = /* @__PURE__ */ new Map();
+        return this;
+      }
+      remove(schema) {
+        const meta3 = this._map.get(schema);
+        if (meta3 && typeof meta3 === "object" && "id" in meta3) {
+          this._idmap.delete(meta3.id);
+        }
+        this._map.delete(schema);
+        return this;
+      }
+      get(schema) {
+        const p = schema._zod.parent;
+        if (p) {
+          const pm = { ...this.get(p) ?? {} };
+          delete pm.id;
+          const f = { ...pm, ...this._map.get(schema) };
+          return Object.keys(f).length ? f : void 0;
+        }
+        return this._map.get(schema);
+      }
+      has(schema) {
+        return this._map.has(schema);
+      }
+    };
+    (_a2 = globalThis).__zod_globalRegistry ?? (_a2.__zod_globalRegistry = registry());
+    globalRegistry = globalThis.__zod_globalRegistry;
+  }
+});
+
+// node_modules/zod/v4/core/compile.js
+var init_compile = __esm({
+  "node_modules/zod/v4/core/compile.js"() {
+  }
+});
+
+// node_modules/zod/v4/core/api.js
+function snapshotChecks(def) {
+  if (def.checks)
+    def.checks = [...def.checks];
+  return def;
+}
+// @__NO_SIDE_EFFECTS__
+function _string(Class, params) {
+  return new Class(snapshotChecks({ type: "string", ...normalizeParams(params) }));
+}
+// @__NO_SIDE_EFFECTS__
+function _number(Class, params) {
+  return new Class(snapshotChecks({ type: "number", checks: [], ...normalizeParams(params) }));
+}
+// @__NO_SIDE_EFFECTS__
+function _int(Class, params) {
+  return new Class({
+    type: "number",
+    check: "number_format",
+    abort: false,
+    format: "safeint",
+    ...normalizeParams(params)
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function _boolean(Class, params) {
+  return new Class({
+    type: "boolean",
+    ...normalizeParams(params)
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function _never(Class, params) {
+  return new Class({
+    type: "never",
+    ...normalizeParams(params)
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function _lt(value, params) {
+  return new $ZodCheckLessThan({
+    check: "less_than",
+    ...normalizeParams(params),
+    value,
+    inclusive: false
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function _lte(value, params) {
+  return new $ZodCheckLessThan({
+    check: "less_than",
+    ...normalizeParams(params),
+    value,
+    inclusive: true
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function _gt(value, params) {
+  return new $ZodCheckGreaterThan({
+    check: "greater_than",
+    ...normalizeParams(params),
+    value,
+    inclusive: false
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function _gte(value, params) {
+  return new $ZodCheckGreaterThan({
+    check: "greater_than",
+    ...normalizeParams(params),
+    value,
+    inclusive: true
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function _minLength(minimum, params) {
+  return new $ZodCheckMinLength({
+    check: "min_length",
+    ...normalizeParams(params),
+    minimum
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function _regex(pattern, params) {
+  return new $ZodCheckRegex({
+    check: "string_format",
+    format: "regex",
+    ...normalizeParams(params),
+    pattern
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function _refine(Class, fn, _params) {
+  const schema = new Class({
+    type: "custom",
+    check: "custom",
+    fn,
+    ...normalizeParams(_params)
+  });
+  return schema;
+}
+// @__NO_SIDE_EFFECTS__
+function describe2(description) {
+  const ch = new $ZodCheck({ check: "describe" });
+  ch._zod.onattach = [
+    (inst) => {
+      const existing = globalRegistry.get(inst) ?? {};
+      globalRegistry.add(inst, { ...existing, description });
+    }
+  ];
+  ch._zod.check = () => {
+  };
+  return ch;
+}
+// @__NO_SIDE_EFFECTS__
+function meta(metadata) {
+  const ch = new $ZodCheck({ check: "meta" });
+  ch._zod.onattach = [
+    (inst) => {
+      const existing = globalRegistry.get(inst) ?? {};
+      globalRegistry.add(inst, { ...existing, ...metadata });
+    }
+  ];
+  ch._zod.check = () => {
+  };
+  return ch;
+}
+var init_api = __esm({
+  "node_modules/zod/v4/core/api.js"() {
+    init_checks();
+    init_registries();
+    init_util();
+  }
+});
+
+// node_modules/zod/v4/core/to-json-schema.js
+var init_to_json_schema = __esm({
+  "node_modules/zod/v4/core/to-json-schema.js"() {
+  }
+});
+
+// node_modules/zod/v4/core/json-schema.js
+var init_json_schema = __esm({
+  "node_modules/zod/v4/core/json-schema.js"() {
+  }
+});
+
+// node_modules/zod/v4/core/index.js
+var init_core3 = __esm({
+  "node_modules/zod/v4/core/index.js"() {
+    init_core2();
+    init_parse();
+    init_errors2();
+    init_schemas();
+    init_memoizer();
+    init_checks();
+    init_versions();
+    init_util();
+    init_regexes();
+    init_locales();
+    init_registries();
+    init_doc();
+    init_compile();
+    init_api();
+    init_to_json_schema();
+    init_json_schema();
+  }
+});
+
+// node_modules/zod/v4/mini/parse.js
+var init_parse2 = __esm({
+  "node_modules/zod/v4/mini/parse.js"() {
+    init_core3();
+  }
+});
+
+// node_modules/zod/v4/mini/schemas.js
+// @__NO_SIDE_EFFECTS__
+function string2(params) {
+  return _string(ZodMiniString, params);
+}
+// @__NO_SIDE_EFFECTS__
+function number2(params) {
+  return _number(ZodMiniNumber, params);
+}
+function int(params) {
+  return _int(ZodMiniNumberFormat, params);
+}
+// @__NO_SIDE_EFFECTS__
+function boolean2(params) {
+  return _boolean(ZodMiniBoolean, params);
+}
+// @__NO_SIDE_EFFECTS__
+function never(params) {
+  return _never(ZodMiniNever, params);
+}
+// @__NO_SIDE_EFFECTS__
+function array(element, params) {
+  return new ZodMiniArray({
+    type: "array",
+    element,
+    ...normalizeParams(params)
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function strictObject(shape, params) {
+  return new ZodMiniObject({
+    type: "object",
+    shape,
+    catchall: /* @__PURE__ */ never(),
+    ...normalizeParams(params)
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function union(options, params) {
+  return new ZodMiniUnion({
+    type: "union",
+    options,
+    ...normalizeParams(params)
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function _enum(values, params) {
+  const entries = Array.isArray(values) ? Object.fromEntries(values.map((v) => [v, v])) : values;
+  return new ZodMiniEnum({
+    type: "enum",
+    entries,
+    ...normalizeParams(params)
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function transform(fn) {
+  return new ZodMiniTransform({
+    type: "transform",
+    transform: fn
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function optional(innerType) {
+  return new ZodMiniOptional({
+    type: "optional",
+    innerType
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function _default(innerType, defaultValue) {
+  return new ZodMiniDefault({
+    type: "default",
+    innerType,
+    get defaultValue() {
+      return typeof defaultValue === "function" ? defaultValue() : shallowClone(defaultValue);
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function prefault(innerType, defaultValue) {
+  return new ZodMiniPrefault({
+    type: "prefault",
+    innerType,
+    get defaultValue() {
+      return typeof defaultValue === "function" ? defaultValue() : shallowClone(defaultValue);
+    }
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function pipe(in_, out) {
+  return new ZodMiniPipe({
+    type: "pipe",
+    in: in_,
+    out
+  });
+}
+// @__NO_SIDE_EFFECTS__
+function refine(fn, _params = {}) {
+  return _refine(ZodMiniCustom, fn, _params);
+}
+var ZodMiniType, ZodMiniString, ZodMiniNumber, ZodMiniNumberFormat, ZodMiniBoolean, ZodMiniNever, ZodMiniArray, ZodMiniObject, ZodMiniUnion, ZodMiniEnum, ZodMiniTransform, ZodMiniOptional, ZodMiniDefault, ZodMiniPrefault, ZodMiniPipe, ZodMiniCustom, describe3, meta2;
+var init_schemas2 = __esm({
+  "node_modules/zod/v4/mini/schemas.js"() {
+    init_core3();
+    init_util();
+    init_parse2();
+    ZodMiniType = /* @__PURE__ */ $constructor("ZodMiniType", (inst, def) => {
+      if (!inst._zod)
+        throw new Error("Uninitialized schema in ZodMiniType.");
+      $ZodType.init(inst, def);
+      inst.def = def;
+      inst.type = def.type;
+    }, {
+      // `with` is an alias for `check`: the same function object, not a wrapper.
+      get with() {
+        return this.check;
+      },
+      set with(value) {
+        own(this, "with", value);
+      },
+      parse(data, params) {
+        return parse3(this, data, params, { callee: this.parse });
+      },
+      parseAsync(data, params) {
+        return parseAsync(this, data, params, { callee: this.parseAsync });
+      },
+      safeParse(data, params) {
+        return safeParse(this, data, params);
+      },
+      safeParseAsync(data, params) {
+        return safeParseAsync(this, data, params);
+      },
+      check(...checks) {
+        const def = this.def;
+        return this.clone({
+          ...def,
+          checks: [
+            ...def.checks ?? [],
+            ...checks.map((ch) => typeof ch === "function" ? { _zod: { check: ch, def: { check: "custom" }, onattach: [] } } : ch)
+          ]
+        }, { parent: true });
+      },
+      clone(_def, params) {
+        return clone(this, _def, params);
+      },
+      brand() {
+        return this;
+      },
+      register(reg, meta3) {
+        reg.add(this, meta3);
+        return this;
+      },
+      apply(fn, ...args) {
+        return args.length === 0 ? fn(this) : fn(this, ...args);
+      }
+    });
+    ZodMiniString = /* @__PURE__ */ $constructor("ZodMiniString", (inst, def) => {
+      $ZodString.init(inst, def);
+      ZodMiniType.init(inst, def);
+    });
+    ZodMiniNumber = /* @__PURE__ */ $constructor("ZodMiniNumber", (inst, def) => {
+      $ZodNumber.init(inst, def);
+      ZodMiniType.init(inst, def);
+    });
+    ZodMiniNumberFormat = /* @__PURE__ */ $constructor("ZodMiniNumberFormat", (inst, def) => {
+      $ZodNumberFormat.init(inst, def);
+      ZodMiniNumber.init(inst, def);
+    });
+    ZodMiniBoolean = /* @__PURE__ */ $constructor("ZodMiniBoolean", (inst, def) => {
+      $ZodBoolean.init(inst, def);
+      ZodMiniType.init(inst, def);
+    });
+    ZodMiniNever = /* @__PURE__ */ $constructor("ZodMiniNever", (inst, def) => {
+      $ZodNever.init(inst, def);
+      ZodMiniType.init(inst, def);
+    });
+    ZodMiniArray = /* @__PURE__ */ $constructor("ZodMiniArray", (inst, def) => {
+      $ZodArray.init(inst, def);
+      ZodMiniType.init(inst, def);
+    });
+    ZodMiniObject = /* @__PURE__ */ $constructor("ZodMiniObject", (inst, def) => {
+      $ZodObject.init(inst, def);
+      ZodMiniType.init(inst, def);
+      installLazyProp(inst, "shape", (self) => self._zod.def.shape, false);
+    });
+    ZodMiniUnion = /* @__PURE__ */ $constructor("ZodMiniUnion", (inst, def) => {
+      $ZodUnion.init(inst, def);
+      ZodMiniType.init(inst, def);
+    });
+    ZodMiniEnum = /* @__PURE__ */ $constructor("ZodMiniEnum", (inst, def) => {
+      $ZodEnum.init(inst, def);
+      ZodMiniType.init(inst, def);
+      inst.options = [...inst._zod.values];
+    });
+    ZodMiniTransform = /* @__PURE__ */ $constructor("ZodMiniTransform", (inst, def) => {
+      $ZodTransform.init(inst, def);
+      ZodMiniType.init(inst, def);
+    });
+    ZodMiniOptional = /* @__PURE__ */ $constructor("ZodMiniOptional", (inst, def) => {
+      $ZodOptional.init(inst, def);
+      ZodMiniType.init(inst, def);
+    });
+    ZodMiniDefault = /* @__PURE__ */ $constructor("ZodMiniDefault", (inst, def) => {
+      $ZodDefault.init(inst, def);
+      ZodMiniType.init(inst, def);
+    });
+    ZodMiniPrefault = /* @__PURE__ */ $constructor("ZodMiniPrefault", (inst, def) => {
+      $ZodPrefault.init(inst, def);
+      ZodMiniType.init(inst, def);
+    });
+    ZodMiniPipe = /* @__PURE__ */ $constructor("ZodMiniPipe", (inst, def) => {
+      $ZodPipe.init(inst, def);
+      ZodMiniType.init(inst, def);
+    });
+    ZodMiniCustom = /* @__PURE__ */ $constructor("ZodMiniCustom", (inst, def) => {
+      $ZodCustom.init(inst, def);
+      ZodMiniType.init(inst, def);
+    });
+    describe3 = describe2;
+    meta2 = meta;
+  }
+});
+
+// node_modules/zod/v4/mini/checks.js
+var init_checks2 = __esm({
+  "node_modules/zod/v4/mini/checks.js"() {
+    init_core3();
+  }
+});
+
+// node_modules/zod/v4/mini/iso.js
+var init_iso = __esm({
+  "node_modules/zod/v4/mini/iso.js"() {
+  }
+});
+
+// node_modules/zod/v4/mini/coerce.js
+var init_coerce = __esm({
+  "node_modules/zod/v4/mini/coerce.js"() {
+  }
+});
+
+// node_modules/zod/v4/mini/external.js
+var init_external = __esm({
+  "node_modules/zod/v4/mini/external.js"() {
+    init_core3();
+    init_parse2();
+    init_schemas2();
+    init_checks2();
+    init_core3();
+    init_locales();
+    init_iso();
+    init_coerce();
+  }
+});
+
+// node_modules/zod/mini/index.js
+var init_mini = __esm({
+  "node_modules/zod/mini/index.js"() {
+    init_external();
+  }
+});
+
+// src/config/kinds.ts
+function number3(expect, ...bounds) {
+  return { schema: number2(must(expect)).check(...bounds), expect, read: readNumber };
+}
+function wholeNumber(min, max2, phrase) {
+  const expect = phrase ?? (max2 === void 0 ? `a whole number of ${min} or more` : `a whole number from ${min} to ${max2}`);
+  const bounds = max2 === void 0 ? [_gte(min)] : [_gte(min), _lte(max2)];
+  return { schema: int(must(expect)).check(...bounds), expect, read: readNumber };
+}
+function oneOf(values) {
+  const expect = `one of ${values.join(", ")}`;
+  return { schema: _enum(values, must(expect)), expect, read: asIs, choices: values };
+}
+function text(expect, ...checks) {
+  return { schema: string2(must(expect)).check(...checks), expect, read: asIs };
+}
+function onOff() {
+  return { schema: boolean2(must("true or false")), expect: "true or false", read: (t) => t === "true" ? true : t === "false" ? false : t, isSwitch: true };
+}
+function commaList(item, expect, textExpect, opts = {}) {
+  const checks = [...opts.nonEmpty ? [_minLength(1)] : [], ...opts.unique ? unique(expect) : []];
+  return {
+    schema: array(item.schema, must(expect)).check(...checks),
+    expect,
+    textExpect,
+    read: (t) => t.split(",").map((s) => item.read(s.trim()))
+  };
+}
+function repeatedList(item, expect, opts = {}) {
+  return {
+    schema: array(item.schema, must(expect)).check(...opts.unique ? unique(expect) : []),
+    expect,
+    textExpect: item.expect,
+    read: item.read,
+    item
+  };
+}
+var NUMBER_TEXT, readNumber, asIs, distinct, unique;
+var init_kinds = __esm({
+  "src/config/kinds.ts"() {
+    "use strict";
+    init_mini();
+    init_issues();
+    NUMBER_TEXT = /^\s*[+-]?(?:\d+\.?\d*|\.\d+)(?:e[+-]?\d+)?\s*$/i;
+    readNumber = (text2) => NUMBER_TEXT.test(text2) ? Number(text2) : text2;
+    asIs = (text2) => text2;
+    distinct = (list) => new Set(list).size === list.length;
+    unique = (expect) => [refine(distinct, must(expect)), meta2({ uniqueItems: true })];
+  }
+});
+
+// src/config/schema.ts
+function setting(kind, value, spec) {
+  return { ...spec, kind, default: value, schema: _default(kind.schema, value).check(describe3(spec.help)) };
+}
+function optionalSetting(kind, spec) {
+  return { ...spec, kind, schema: optional(kind.schema).check(describe3(spec.help)) };
+}
+function mapping(shape, expect) {
+  const keys = Object.keys(shape).join(", ");
+  return strictObject(shape, { error: (issue3) => issue3.code === "unrecognized_keys" ? `${VALID_KEYS}${keys}` : expect });
+}
+function shapeOf(settings) {
+  return Object.fromEntries(Object.entries(settings).map(([key, s]) => [key, s.schema]));
+}
+function group(settings, expect, help) {
+  return { help, settings, schema: prefault(mapping(shapeOf(settings), expect), {}).check(describe3(help)) };
+}
+function budgetLimit(name) {
+  const spec = BUDGETS[name];
+  const limit = transform((value, ctx) => {
+    const reading = readBudget(name, value);
+    if (reading.ok) return { limit: reading.limit, written: reading.written };
+    ctx.issues.push(reading.message ? sentence("plain", reading.message, value) : { code: "custom", message: spec.expect, input: value });
+    return NEVER;
+  });
+  return optional(pipe(union([number2(), string2()], must(spec.expect)), limit)).check(meta2({ description: spec.meaning, ...budgetJsonSchema(name) }));
+}
+function fromFile(file) {
+  const renamed = (o, deep) => Object.fromEntries(Object.entries(o).map(([k, v]) => [camel(k), deep && k === "latency" ? renamed(v, false) : v]));
+  return structuredClone(renamed(file, true));
+}
+function toFile(config2) {
+  const renamed = (o, deep) => Object.fromEntries(
+    Object.entries(o).map(([k, v]) => [kebab(k), deep && k === "latency" ? renamed(v, false) : deep && k === "budgets" ? writtenLimits(v) : v])
+  );
+  return renamed(config2, true);
+}
+var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SCHEDULES, EXECUTION_PROVIDERS, MAX_BATCH, RUN, MEASURE, VALID_KEYS, NM, isNM, METHOD_EXPECT, method, corruption, glob, batchSize, BUDGETS_HELP, SETTINGS, CONFIG_FILE, camel, kebab, writtenLimits, DEFAULT_CONFIG;
 var init_schema = __esm({
   "src/config/schema.ts"() {
     "use strict";
+    init_mini();
     init_budgets();
+    init_issues();
+    init_kinds();
     PRUNE_METHODS = ["unstructured", "structured", "hybrid"];
     RECOVERIES = ["none", "reconstruct", "distill", "auto", "command"];
     CRITERIA = ["l1", "l2", "bn-scale", "activation", "sparsegpt"];
@@ -25190,202 +27357,362 @@ var init_schema = __esm({
     CORRUPTIONS = [...IMAGE_CORRUPTIONS, ...TABULAR_CORRUPTIONS];
     SCHEDULES = ["oneshot", "gradual"];
     EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
-    DEFAULT_CONFIG = Object.freeze({
-      sparsity: 0.5,
-      method: "unstructured",
-      recovery: "auto",
-      scope: "auto",
-      exclude: [],
-      keepFirstLayer: false,
-      keepLastLayer: false,
-      bakeTemperature: false,
-      recoveryCommand: "",
-      recoveryTimeBudget: 240,
-      batchSizes: [1, 32],
-      latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
-      evalBatchSize: 256,
-      confidence: 0.95,
-      roundTo: 1,
-      criterion: "l1",
-      maxLayerSparsity: 1,
-      strict: false,
-      executionProvider: "cpu",
-      corruptions: [],
-      budgets: {},
-      schedule: "oneshot",
-      scheduleSteps: 4,
-      schedulePatience: 1,
-      // auto: 4 rounds for unstructured pruning to 60% or more with auto recovery and a labelled calib (src/recover/rounds.ts)
-      recoveryRounds: 0,
-      roundsCompareSensitivity: false
-    });
-    wholeNumber = (minimum) => ({
-      type: "integer",
-      minimum,
-      description: `a whole number of ${minimum} or more`
-    });
-    boolean = { type: "boolean", description: "true or false" };
-    oneOf = (values) => ({
-      enum: [...values],
-      description: `one of ${values.join(", ")}`
-    });
-    CONFIG_SCHEMA = {
-      $schema: "https://json-schema.org/draft/2020-12/schema",
-      type: "object",
-      additionalProperties: false,
-      description: "a mapping of settings like 'sparsity: 0.5'",
-      properties: {
-        sparsity: { type: "number", minimum: 0, exclusiveMaximum: 1, description: "a number between 0 and 1" },
-        method: {
-          type: "string",
-          anyOf: [{ enum: [...PRUNE_METHODS] }, { pattern: "^[1-9][0-9]*:[1-9][0-9]*$" }],
-          description: `one of ${PRUNE_METHODS.join(", ")} or an N:M pattern like "2:4"`
-        },
-        recovery: oneOf(RECOVERIES),
-        scope: oneOf(SCOPES),
-        exclude: {
-          type: "array",
-          items: { type: "string", minLength: 1, description: "a non-empty glob" },
-          description: 'a list of globs like ["*.bias"]'
-        },
-        "keep-first-layer": boolean,
-        "keep-last-layer": boolean,
-        "bake-temperature": boolean,
-        "recovery-time-budget": { type: "number", minimum: 0, description: "a number of seconds (0 = no limit)" },
-        "recovery-command": { type: "string", description: 'a shell command like "python finetune.py"' },
-        "batch-sizes": {
-          type: "array",
-          minItems: 1,
-          uniqueItems: true,
-          items: wholeNumber(1),
-          description: "a non-empty list of distinct batch sizes like [1, 32]"
-        },
-        latency: {
-          type: "object",
-          additionalProperties: false,
-          properties: {
-            warmup: wholeNumber(0),
-            runs: wholeNumber(1),
-            threads: wholeNumber(0),
-            "target-rel-ci": { type: "number", minimum: 0, exclusiveMaximum: 1, description: "a fraction from 0 (off) to below 1 like 0.02" },
-            "max-seconds": { type: "number", minimum: 0, description: "seconds, 0 or more (0 = no cap)" },
-            repeat: wholeNumber(1)
-          },
-          description: "a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 60 }"
-        },
-        "eval-batch-size": wholeNumber(1),
-        confidence: {
-          type: "number",
-          exclusiveMinimum: 0,
-          exclusiveMaximum: 1,
-          description: "a number between 0 and 1 like 0.95"
-        },
-        "round-to": wholeNumber(1),
-        criterion: oneOf(CRITERIA),
-        "max-layer-sparsity": { type: "number", exclusiveMinimum: 0, maximum: 1, description: "a fraction above 0 up to 1 like 0.9 (1 = no cap)" },
-        strict: boolean,
-        "execution-provider": oneOf(EXECUTION_PROVIDERS),
-        corruptions: {
-          type: "array",
-          uniqueItems: true,
-          items: { type: "string", pattern: `^(${CORRUPTIONS.join("|")}):[1-5]$`, description: `KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5` },
-          description: "a list like [gaussian-noise:2, blur:1]"
-        },
-        "time-budget": { type: "number", exclusiveMinimum: 0, description: "a number of seconds above 0 like 600" },
-        schedule: oneOf(SCHEDULES),
-        "schedule-steps": wholeNumber(1),
-        "schedule-patience": wholeNumber(1),
-        "recovery-rounds": { type: "integer", minimum: 0, description: "a whole number of rounds (1 = one shot, 0 = auto)" },
-        "rounds-compare-sensitivity": boolean,
-        budgets: {
-          type: "object",
-          additionalProperties: false,
-          // limits may carry units ("1%", "2MB"); parseBudgetValue checks them after the schema
-          properties: Object.fromEntries(
-            BUDGET_NAMES.map((name) => [name, { type: ["number", "string"], description: BUDGETS[name].expect }])
-          ),
-          description: "a mapping of budget names to limits like { accuracy-drop: 0.01 }"
+    MAX_BATCH = 65536;
+    RUN = ["run"];
+    MEASURE = ["run", "compare", "selftest"];
+    VALID_KEYS = "valid keys: ";
+    NM = /^[1-9][0-9]*:[1-9][0-9]*$/;
+    isNM = (method2) => NM.test(method2);
+    METHOD_EXPECT = `one of ${PRUNE_METHODS.join(", ")} or an N:M pattern like "2:4"`;
+    method = {
+      schema: union([_enum(PRUNE_METHODS, must(METHOD_EXPECT)), string2(must(METHOD_EXPECT)).check(_regex(NM))], must(METHOD_EXPECT)).check((ctx) => {
+        const [n, m] = ctx.value.split(":").map(Number);
+        if (isNM(ctx.value) && n >= m) ctx.issues.push(sentence("said", 'N:M must have N smaller than M, like "2:4"', ctx.value));
+      }),
+      expect: METHOD_EXPECT,
+      read: (t) => t
+    };
+    corruption = text(`KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5`, _regex(new RegExp(`^(${CORRUPTIONS.join("|")}):[1-5]$`)));
+    glob = text("a non-empty glob", _minLength(1));
+    batchSize = wholeNumber(1, MAX_BATCH);
+    BUDGETS_HELP = "budget limits by name (NAME=VALUE for --budget and for each line of the action input), with units: 0.5pt or 0.5% (points), 5ms, 2MB or 2MiB, 1.3x, 10% (a relative change)";
+    SETTINGS = {
+      sparsity: setting(number3("a fraction from 0 to below 1 like 0.5", _gte(0), _lt(1)), 0.5, {
+        help: "target fraction of prunable weights set to zero (structured: of prunable channels removed)",
+        flag: { value: "<fraction>", commands: RUN },
+        input: "target-sparsity"
+      }),
+      method: setting(method, "unstructured", {
+        help: "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4",
+        flag: { value: "<method>", commands: RUN },
+        input: "method"
+      }),
+      recovery: setting(oneOf(RECOVERIES), "auto", {
+        help: "accuracy recovery after pruning; auto: reconstruction, BatchNorm re-estimation and distillation on the calibration set, each kept only if it helps there",
+        flag: { value: "<recovery>", commands: RUN },
+        input: "recovery"
+      }),
+      scope: setting(oneOf(SCOPES), "auto", {
+        help: "how the target is spread over layers: global (one magnitude threshold), layer (each layer alike), sensitivity (per-layer ratios from each layer's measured calibration-loss curve; needs calibration data), sensitivity-macs (structured: channels removed where that loss per MAC saved is smallest), auto (sensitivity-macs for structured and sensitivity for unstructured oneshot with a labelled calibration set, else global)",
+        flag: { value: "<scope>", commands: RUN }
+      }),
+      exclude: setting(repeatedList(glob, 'a list of globs like ["*.bias"]'), [], {
+        help: "globs of node or initializer names never pruned; flags add to the file's list",
+        flag: { value: "<glob>", commands: RUN, repeat: "append" }
+      }),
+      "keep-first-layer": setting(onOff(), false, { help: "do not prune the first prunable layer", flag: { commands: RUN } }),
+      "keep-last-layer": setting(onOff(), false, { help: "do not prune the last prunable layer", flag: { commands: RUN } }),
+      "bake-temperature": setting(onOff(), false, {
+        help: "divide the shipped model's logits by the temperature fitted on the calibration set (needs labels)",
+        flag: { commands: RUN }
+      }),
+      "recovery-time-budget": setting(number3("a number of seconds (0 = no limit)", _gte(0)), 240, {
+        help: "seconds recovery may spend before it stops refitting further layers or distilling (0 = no limit)",
+        flag: { value: "<seconds>", commands: RUN }
+      }),
+      "recovery-command": setting(text('a shell command like "python finetune.py"'), "", {
+        help: "shell command run by recovery: command (your own fine-tuning); gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (docs/recovery.md)",
+        flag: { value: "<cmd>", commands: RUN },
+        input: "recovery-command"
+      }),
+      "batch-sizes": setting(
+        commaList(batchSize, `a non-empty list of distinct batch sizes from 1 to ${MAX_BATCH} like [1, 32]`, `distinct batch sizes from 1 to ${MAX_BATCH} separated by commas, like 1,32`, { nonEmpty: true, unique: true }),
+        [1, 32],
+        {
+          help: "latency batch sizes; the first is the primary one, shown in the headline and judged",
+          flag: { value: "<list>", commands: MEASURE },
+          input: "batch-sizes"
         }
+      ),
+      latency: group(
+        {
+          warmup: setting(wholeNumber(0), 10, { help: "untimed latency runs per model and batch size", flag: { value: "<n>", commands: MEASURE }, input: "warmup" }),
+          runs: setting(wholeNumber(1), 30, { help: "timed latency runs per model and batch size (at least, with the adaptive stop)", flag: { value: "<n>", commands: MEASURE }, input: "runs" }),
+          threads: setting(wholeNumber(0), 0, { help: "onnxruntime intra-op threads (0 = all cores; at most 4 per core)", flag: { value: "<n>", commands: MEASURE } }),
+          "target-rel-ci": setting(number3("a fraction from 0 (off) to below 1 like 0.02", _gte(0), _lt(1)), 0, {
+            help: "adaptive latency stop: sample until the speedup interval is within \xB1 this fraction (0 = a fixed number of runs)",
+            flag: { value: "<fraction>", commands: MEASURE }
+          }),
+          "max-seconds": setting(number3("seconds, 0 or more (0 = no cap)", _gte(0)), 60, {
+            help: "time cap of the adaptive latency stop in seconds, all batch sizes together (0 = none)",
+            flag: { value: "<s>", commands: MEASURE }
+          }),
+          repeat: setting(wholeNumber(1), 1, {
+            help: "each timed latency sample is the fastest of this many back-to-back runs (filters preemption on shared runners)",
+            flag: { value: "<k>", commands: MEASURE }
+          })
+        },
+        "a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 60 }",
+        "how latency is measured"
+      ),
+      "eval-batch-size": setting(wholeNumber(1, MAX_BATCH), 256, { help: "batch size of accuracy evaluation", flag: { value: "<n>", commands: MEASURE } }),
+      confidence: setting(number3("a number between 0 and 1 like 0.95", _gt(0), _lt(1)), 0.95, {
+        help: "confidence level of every interval",
+        flag: { value: "<level>", commands: MEASURE }
+      }),
+      "round-to": setting(wholeNumber(1), 1, {
+        help: "structured: kept channel counts are multiples of this (8 or 16 suit SIMD kernels; 1 = no rounding)",
+        flag: { value: "<n>", commands: RUN }
+      }),
+      criterion: setting(oneOf(CRITERIA), "l1", {
+        help: "structured: how channel importance is scored; unstructured: sparsegpt (reconstruction re-chooses which weights are zero)",
+        flag: { value: "<name>", commands: RUN }
+      }),
+      "max-layer-sparsity": setting(number3("a fraction above 0 up to 1 like 0.9 (1 = no cap)", _gt(0), _lte(1)), 1, {
+        help: "global scope: no layer (structured: channel group) loses more than this fraction; the rest of the target goes to the others (1 = no cap)",
+        flag: { value: "<fraction>", commands: RUN }
+      }),
+      strict: setting(onOff(), false, {
+        help: "release gate: a budget whose confidence interval straddles its limit fails instead of warning",
+        flag: { commands: MEASURE }
+      }),
+      "execution-provider": setting(oneOf(EXECUTION_PROVIDERS), "cpu", {
+        help: "where to measure: cpu, cuda (must be available: a CUDA-enabled onnxruntime-node) or auto (cuda, else cpu, noted in the ledger)",
+        flag: { value: "<provider>", commands: MEASURE },
+        input: "execution-provider"
+      }),
+      corruptions: setting(repeatedList(corruption, "a list like [gaussian-noise:2, blur:1]", { unique: true }), [], {
+        help: "built-in shifts of the evaluation set, KIND:SEVERITY: gaussian-noise, contrast, brightness, blur (images), feature-noise, feature-dropout (tabular), severity 1-5",
+        flag: { name: "--corruption", value: "<kind:severity>", commands: MEASURE, repeat: "union" }
+      }),
+      "time-budget": optionalSetting(number3("a number of seconds above 0 like 600", _gt(0)), {
+        help: "seconds one model's run may take; past it the run stops and writes a fail ledger saying where (absent: no limit)",
+        flag: { value: "<seconds>", commands: RUN }
+      }),
+      schedule: setting(oneOf(SCHEDULES), "oneshot", {
+        help: "oneshot: prune to the target at once; gradual: a cubic schedule of schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget",
+        flag: { value: "<kind>", commands: RUN }
+      }),
+      "schedule-steps": setting(wholeNumber(1), 4, { help: "gradual: number of pruning steps", flag: { value: "<n>", commands: RUN } }),
+      "schedule-patience": setting(wholeNumber(1), 1, {
+        help: "gradual: stop after this many consecutive steps whose quality fell beyond the cliff threshold",
+        flag: { value: "<n>", commands: RUN }
+      }),
+      "recovery-rounds": setting(wholeNumber(0, void 0, "a whole number of rounds (1 = one shot, 0 = auto)"), 0, {
+        help: "oneshot unstructured: prune and recover in this many rounds of rising sparsity (cubic) ending at the target, shipping the last (1 = one shot; 0 = auto: 4 rounds at 60% or more with recovery auto and a labelled calibration set)",
+        flag: { value: "<n>", commands: RUN }
+      }),
+      "rounds-compare-sensitivity": setting(onOff(), false, {
+        help: "with recovery rounds and global scope: also run the rounds with sensitivity-allocated layer ratios and ship whichever ends with the lower calibration NLL (twice the rounds)",
+        flag: { commands: RUN }
+      }),
+      budgets: {
+        help: BUDGETS_HELP,
+        /** flags and the input are NAME=VALUE lines (src/config/budgets.ts), kept apart from the file's limits so the ledger says where each came from */
+        flag: { name: "--budget", value: "<name=value>", commands: MEASURE },
+        input: "budgets",
+        schema: prefault(
+          mapping(
+            Object.fromEntries(BUDGET_NAMES.map((name) => [name, budgetLimit(name)])),
+            "a mapping of budget names to limits like { accuracy-drop: 0.5pt }"
+          ),
+          {}
+        ).check(describe3(BUDGETS_HELP))
       }
     };
+    CONFIG_FILE = mapping(shapeOf(SETTINGS), "a mapping of settings like 'sparsity: 0.5'");
+    camel = (key) => key.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
+    kebab = (key) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    writtenLimits = (budgets) => Object.fromEntries(Object.entries(budgets).map(([name, b]) => [name, b.written]));
+    DEFAULT_CONFIG = Object.freeze(fromFile(CONFIG_FILE.parse({})));
+  }
+});
+
+// src/config/validate.ts
+function formatKeyPath(path18) {
+  return path18.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+}
+function show(value) {
+  if (value === null || value === void 0) return "nothing";
+  const text2 = JSON.stringify(value);
+  return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
+}
+function valueAt(raw, path18) {
+  return path18.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+}
+function describeIssue(issue3, subject, value) {
+  const form = formOf(issue3);
+  if (form === "plain") return `${subject}: ${issue3.message}`;
+  if (form === "said") return `${subject} ${issue3.message} (got ${value})`;
+  const bound = boundOf(issue3);
+  return `${subject} must be ${issue3.message} (got ${value}${bound ? `; ${bound}` : ""})`;
+}
+function fromIssue(issue3, raw) {
+  const path18 = issue3.path;
+  if (issue3.code === "unrecognized_keys") {
+    const valid = issue3.message.startsWith(VALID_KEYS) ? issue3.message.slice(VALID_KEYS.length).split(", ") : [];
+    return issue3.keys.map((key) => {
+      const full = [...path18, key];
+      return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
+    });
+  }
+  const value = show(valueAt(raw, path18));
+  if (path18.length === 0) return [{ path: path18, message: `the config must be ${issue3.message} (got ${value})` }];
+  const subject = formOf(issue3) === "plain" ? formatKeyPath(path18) : `'${formatKeyPath(path18)}'`;
+  return [{ path: path18, message: describeIssue(issue3, subject, value) }];
+}
+function findProblems(raw) {
+  const result = CONFIG_FILE.safeParse(raw);
+  if (result.success) return [];
+  const problems = [];
+  const seen = /* @__PURE__ */ new Set();
+  for (const issue3 of result.error.issues) {
+    for (const problem of fromIssue(issue3, raw)) {
+      const key = JSON.stringify(problem.path);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      problems.push(problem);
+    }
+  }
+  return problems;
+}
+var init_validate = __esm({
+  "src/config/validate.ts"() {
+    "use strict";
+    init_issues();
+    init_schema();
+    init_suggest();
+  }
+});
+
+// src/config/sources.ts
+function flatten(settings, prefix) {
+  return Object.entries(settings).flatMap(([key, s]) => {
+    const path18 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path18);
+    if (!("kind" in s)) return [];
+    return [{ path: path18, field: path18.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+  });
+}
+function defaultText(ref) {
+  const d = ref.default;
+  if (d === void 0 || d === false || d === "" || Array.isArray(d) && d.length === 0) return void 0;
+  return Array.isArray(d) ? d.join(",") : String(d);
+}
+function inputDescription(ref) {
+  const shown = defaultText(ref);
+  const help = ref.help.charAt(0).toUpperCase() + ref.help.slice(1);
+  return `${help}. Overrides the config file${shown === void 0 ? "" : ` (default ${shown})`}.`;
+}
+function readText(ref, text2, subject) {
+  const kind = ref.kind.item ?? ref.kind;
+  if (text2.trim() === "") return { message: `${subject} is empty (an unset variable?); give a value or leave it out` };
+  const result = kind.schema.safeParse(kind.read(text2));
+  if (result.success) return { value: result.data };
+  const issue3 = result.error.issues[0];
+  const asText = ref.kind.textExpect && !ref.kind.item && formOf(issue3) === void 0 ? { ...issue3, message: ref.kind.textExpect } : issue3;
+  return { message: describeIssue(asText, subject, `'${text2}'`) };
+}
+function applyGiven(base, given, where) {
+  const config2 = structuredClone(base);
+  for (const { ref, value } of given) {
+    const parent = ref.field.slice(0, -1).reduce((o, k) => o[k], config2);
+    const key = ref.field.at(-1);
+    const repeat = ref.flag?.repeat;
+    if (repeat === "append") parent[key] = [...parent[key], value];
+    else if (repeat === "union") parent[key] = [.../* @__PURE__ */ new Set([...parent[key], value])];
+    else parent[key] = value;
+  }
+  const problem = findProblems(toFile(config2))[0];
+  if (problem) throw new UserError(`${where}: ${problem.message}`);
+  return config2;
+}
+var SETTING_REFS, FLAGS, BUDGET_FLAG, CONFIG_INPUTS;
+var init_sources = __esm({
+  "src/config/sources.ts"() {
+    "use strict";
+    init_errors();
+    init_issues();
+    init_schema();
+    init_validate();
+    SETTING_REFS = flatten(SETTINGS, []);
+    FLAGS = SETTING_REFS.filter((r) => r.flag).map((ref) => {
+      const f = ref.flag;
+      const flag = f.name ?? `--${ref.path.at(-1)}`;
+      const shown = defaultText(ref);
+      return {
+        flag,
+        syntax: ref.kind.isSwitch ? flag : `${flag} ${f.value ?? "<value>"}`,
+        help: `${ref.help}${ref.kind.item ? "; repeatable" : ""}${shown === void 0 ? "" : ` (default: ${shown})`}`,
+        ...ref.kind.choices ? { choices: ref.kind.choices } : {},
+        commands: f.commands,
+        ref
+      };
+    });
+    BUDGET_FLAG = {
+      syntax: `${SETTINGS.budgets.flag.name} ${SETTINGS.budgets.flag.value}`,
+      help: `${SETTINGS.budgets.help}; repeatable, over the config file`,
+      commands: SETTINGS.budgets.flag.commands
+    };
+    CONFIG_INPUTS = [
+      ...SETTING_REFS.filter((r) => r.input).map((ref) => ({ input: ref.input, ref, description: inputDescription(ref) })),
+      { input: SETTINGS.budgets.input, description: inputDescription({ help: SETTINGS.budgets.help }) }
+    ];
   }
 });
 
 // src/github/inputs.ts
-function lines(text) {
-  return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+function lines(text2) {
+  return text2.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
 }
 function oneOf2(input, value, allowed, fallback) {
   if (value === "") return fallback;
   if (allowed.includes(value)) return value;
   throw new UserError(`input ${input}: '${value}' is not one of ${allowed.join(", ")}; set it to one of them or leave it out`);
 }
-function parseShard(text) {
-  if (text === "") return void 0;
-  const m = /^(\d+)\s*\/\s*(\d+)$/.exec(text);
+function parseShard(text2) {
+  if (text2 === "") return void 0;
+  const m = /^(\d+)\s*\/\s*(\d+)$/.exec(text2);
   const index = m ? Number(m[1]) : NaN;
   const count2 = m ? Number(m[2]) : NaN;
   if (!m || count2 < 1 || index < 1 || index > count2) {
-    throw new UserError(`input shard: '${text}' must be i/n with 1 <= i <= n, e.g. shard: \${{ matrix.shard }}/4`);
+    throw new UserError(`input shard: '${text2}' must be i/n with 1 <= i <= n, e.g. shard: \${{ matrix.shard }}/4`);
   }
   return { index, count: count2 };
 }
-function parseNamedPaths(input, text) {
-  return lines(text).map((l) => {
-    const eq = l.indexOf("=");
-    if (eq <= 0 || eq === l.length - 1) throw new UserError(`input ${input}: '${l}' must be NAME=path, e.g. rotated=data/rotated.npz`);
-    return { name: l.slice(0, eq).trim(), path: l.slice(eq + 1).trim() };
-  });
-}
-function number(input, text, ok, expect) {
-  if (text === "") return void 0;
-  const n = Number(text);
-  if (!Number.isFinite(n) || !ok(n)) throw new UserError(`input ${input}: '${text}' must be ${expect}`);
+function number4(input, text2, ok, expect) {
+  if (text2 === "") return void 0;
+  const n = Number(text2);
+  if (!Number.isFinite(n) || !ok(n)) throw new UserError(`input ${input}: '${text2}' must be ${expect}`);
   return n;
 }
 function readInputs(get) {
   const budgets = lines(get("budgets")).map((line) => {
     try {
-      return parseBudgetFlag(line);
+      return parseBudgetFlag(line, "action input budgets");
     } catch (e) {
       throw new UserError(e.message.replace(/^--budget /, "input budgets: "));
     }
   });
-  const batchText = get("batch-sizes");
-  const batchSizes = batchText === "" ? void 0 : batchText.split(",").map((s) => Number(s.trim()));
-  if (batchSizes?.some((b) => !Number.isInteger(b) || b < 1)) {
-    throw new UserError(`input batch-sizes: '${batchText}' must be positive integers separated by commas, e.g. 1,32`);
-  }
-  const executionProvider = oneOf2("execution-provider", get("execution-provider"), EXECUTION_PROVIDERS, "cpu");
+  const settings = CONFIG_INPUTS.flatMap(({ input, ref }) => {
+    const text2 = ref ? get(input) : "";
+    if (!ref || text2 === "") return [];
+    const read = readText(ref, text2, `input ${input}`);
+    if ("message" in read) throw new UserError(read.message);
+    return [{ ref, value: read.value }];
+  });
   const inputs = {
     models: lines(get("models")).flatMap((l) => l.split(",").map((s) => s.trim()).filter(Boolean)),
     config: get("config") || void 0,
-    targetSparsity: number("target-sparsity", get("target-sparsity"), (n) => n >= 0 && n < 1, "a fraction from 0 to below 1, e.g. 0.5"),
-    method: get("method") || void 0,
-    recovery: get("recovery") || void 0,
-    recoveryCommand: get("recovery-command") || void 0,
+    settings,
     data: get("data") || void 0,
     calibData: get("calib-data") || void 0,
-    shiftData: parseNamedPaths("shift-data", get("shift-data")),
-    executionProvider,
+    shiftData: parseShiftSets(lines(get("shift-data")), (entry3) => `input shift-data: '${entry3}'`),
     onnxruntimePath: get("onnxruntime-path") || void 0,
-    mode: oneOf2("mode", get("mode"), MODES, "check"),
+    mode: oneOf2("mode", get("mode"), MODES, ACTION_ONLY_INPUTS.mode),
     shard: parseShard(get("shard")),
     budgets,
-    comment: oneOf2("comment", get("comment"), COMMENT_MODES, "auto"),
-    failOn: oneOf2("fail-on", get("fail-on"), FAIL_ON, "fail"),
+    comment: oneOf2("comment", get("comment"), COMMENT_MODES, ACTION_ONLY_INPUTS.comment),
+    failOn: oneOf2("fail-on", get("fail-on"), FAIL_ON, ACTION_ONLY_INPUTS["fail-on"]),
     githubToken: get("github-token"),
-    out: get("out") || "prune-guard-out",
+    out: get("out") || ACTION_ONLY_INPUTS.out,
     ledgers: get("ledgers") || void 0,
-    historyFile: get("history-file") || "prune-guard-history.json",
+    historyFile: get("history-file") || ACTION_ONLY_INPUTS["history-file"],
     historyBranch: get("history-branch") || void 0,
-    issueLabel: get("issue-label") || "prune-guard",
-    pullRequest: number("pull-request", get("pull-request"), (n) => Number.isInteger(n) && n >= 1, "a pull-request number like 42"),
-    batchSizes,
-    runs: number("runs", get("runs"), (n) => Number.isInteger(n) && n >= 1, "a whole number of 1 or more"),
-    warmup: number("warmup", get("warmup"), (n) => Number.isInteger(n) && n >= 0, "a whole number of 0 or more")
+    issueLabel: get("issue-label") || ACTION_ONLY_INPUTS["issue-label"],
+    pullRequest: number4("pull-request", get("pull-request"), (n) => Number.isInteger(n) && n >= 1, "a pull-request number like 42")
   };
-  if (inputs.models.length === 0) inputs.models = ["**/*.onnx"];
+  if (inputs.models.length === 0) inputs.models = [ACTION_ONLY_INPUTS.models];
   if (inputs.mode === "aggregate" && !inputs.ledgers) {
     throw new UserError("input ledgers: mode aggregate needs the folder holding the shards' ledger.json files (download-artifact path)");
   }
@@ -25394,16 +27721,36 @@ function readInputs(get) {
   }
   return inputs;
 }
-var MODES, COMMENT_MODES, FAIL_ON;
+var MODES, COMMENT_MODES, FAIL_ON, ACTION_ONLY_INPUTS;
 var init_inputs = __esm({
   "src/github/inputs.ts"() {
     "use strict";
-    init_schema();
-    init_errors();
     init_budgets();
+    init_shifts();
+    init_sources();
+    init_errors();
     MODES = ["check", "nightly", "aggregate"];
     COMMENT_MODES = ["auto", "always", "never"];
     FAIL_ON = ["fail", "warn", "never"];
+    ACTION_ONLY_INPUTS = {
+      models: "**/*.onnx",
+      config: "",
+      data: "",
+      "calib-data": "",
+      "shift-data": "",
+      "onnxruntime-path": "",
+      mode: "check",
+      shard: "",
+      ledgers: "",
+      out: "prune-guard-out",
+      comment: "auto",
+      "fail-on": "fail",
+      "history-file": "prune-guard-history.json",
+      "history-branch": "",
+      "issue-label": "prune-guard",
+      "pull-request": "",
+      "github-token": "${{ github.token }}"
+    };
   }
 });
 
@@ -25445,14 +27792,22 @@ var init_atomicWrite = __esm({
 
 // src/ledger/budgets.ts
 function resolveBudgets(configBudgets, flagBudgets) {
-  const flags = new Map(flagBudgets.map((f) => [f.name, f.limit]));
+  const flags = new Map(flagBudgets.map((f) => [f.name, f]));
   const resolved = [];
+  const set = (name, source, b) => ({
+    name,
+    limit: b.limit,
+    direction: BUDGETS[name].direction,
+    source,
+    written: b.written,
+    ...b.set_at !== void 0 ? { set_at: b.set_at } : {}
+  });
   for (const name of BUDGET_NAMES) {
     const { direction, default: fallback } = BUDGETS[name];
     const fromFlag = flags.get(name);
     const fromConfig = configBudgets[name];
-    if (fromFlag !== void 0) resolved.push({ name, limit: fromFlag, direction, source: "flag" });
-    else if (fromConfig !== void 0) resolved.push({ name, limit: fromConfig, direction, source: "config" });
+    if (fromFlag !== void 0) resolved.push(set(name, "flag", fromFlag));
+    else if (fromConfig !== void 0) resolved.push(set(name, "config", fromConfig));
     else if (fallback !== void 0) resolved.push({ name, limit: fallback, direction, source: "default" });
   }
   return resolved;
@@ -25549,9 +27904,9 @@ function intervalVerdict(direction, ci, limit, strict = false) {
   return strict ? "fail" : "warn";
 }
 function evaluateBudgets(budgets, m, opts = {}) {
-  return budgets.map(({ name, limit, direction, source }) => {
-    const measured = MEASURE[name](m);
-    const base = { name, limit, direction, source };
+  return budgets.map(({ name, limit, direction, source, written, set_at }) => {
+    const measured = MEASURE2[name](m);
+    const base = { name, limit, direction, source, ...written !== void 0 ? { written } : {}, ...set_at !== void 0 ? { set_at } : {} };
     const u = m.uncertainty?.[name];
     if (measured.actual !== null && Number.isFinite(measured.actual) && u && u.ci.every(Number.isFinite)) {
       const stats = { ci: u.ci, ...opts.confidence !== void 0 ? { confidence: opts.confidence } : {}, ...u.p_value !== void 0 ? { p_value: u.p_value } : {} };
@@ -25583,7 +27938,7 @@ function evaluateBudgets(budgets, m, opts = {}) {
 function overallVerdict(results) {
   return results.reduce((worst, v) => SEVERITY[v] > SEVERITY[worst] ? v : worst, "pass");
 }
-var TOLERANCE, pct, ms, MEASURE, STRADDLE, SEVERITY;
+var TOLERANCE, pct, ms, MEASURE2, STRADDLE, SEVERITY;
 var init_budgets2 = __esm({
   "src/ledger/budgets.ts"() {
     "use strict";
@@ -25591,7 +27946,7 @@ var init_budgets2 = __esm({
     TOLERANCE = 1e-12;
     pct = (x2) => `${(x2 * 100).toFixed(2)}%`;
     ms = (x2) => `${x2 >= 1 ? x2.toFixed(2) : x2.toPrecision(2)} ms`;
-    MEASURE = {
+    MEASURE2 = {
       "accuracy-drop": accuracyDrop,
       "class-accuracy-drop": classAccuracyDrop,
       "ece-increase": eceIncrease,
@@ -25612,6 +27967,86 @@ var init_types = __esm({
   "src/ledger/types.ts"() {
     "use strict";
     LEDGER_SCHEMA = "prune-guard/ledger@1";
+  }
+});
+
+// src/config/rules.ts
+import * as os5 from "node:os";
+function broken(rules, config2, facts) {
+  const all = { calib: "none", ...facts, cores: facts.cores ?? os5.availableParallelism() };
+  return rules.map((rule) => rule(config2, all)).filter((m) => m !== void 0);
+}
+function checkConfig(config2, facts) {
+  const [first] = broken(RUN_RULES, config2, facts);
+  if (first !== void 0) throw new UserError(first);
+}
+function checkMeasureConfig(config2, facts = {}) {
+  const [first] = broken(MEASURE_RULES, config2, facts);
+  if (first !== void 0) throw new UserError(first);
+}
+var SENSITIVITY_CAP, THREADS_PER_CORE, NEEDS_CALIB, isNM2, isSensitivity, MEASURE_RULES, RECOVERY_RULES, SENSITIVITY_RULES, ROUNDS_RULES, SCHEDULE_RULES, SPARSEGPT_RULES, LAYER_CAP_RULES, RUN_RULES;
+var init_rules = __esm({
+  "src/config/rules.ts"() {
+    "use strict";
+    init_errors();
+    init_schema();
+    SENSITIVITY_CAP = 0.95;
+    THREADS_PER_CORE = 4;
+    NEEDS_CALIB = {
+      reconstruct: "the layer inputs reconstruction refits to",
+      distill: "the samples distillation trains on"
+    };
+    isNM2 = (method2) => !PRUNE_METHODS.includes(method2);
+    isSensitivity = (scope) => scope === "sensitivity" || scope === "sensitivity-macs";
+    MEASURE_RULES = [
+      (c, f) => {
+        const most = THREADS_PER_CORE * f.cores;
+        if (c.latency.threads <= most) return void 0;
+        return `--threads ${c.latency.threads}: more than ${THREADS_PER_CORE} per core on this machine's ${f.cores} cores; use at most ${most}, or 0 for all cores`;
+      }
+    ];
+    RECOVERY_RULES = [
+      (c, f) => {
+        const why = NEEDS_CALIB[c.recovery];
+        if (!why || f.calib !== "none") return void 0;
+        return `--recovery ${c.recovery}: needs a calibration set for ${why}; pass --calib calib.npz (a few hundred training-like samples, with y to judge steps)`;
+      },
+      (c) => c.recovery === "command" && !c.recoveryCommand ? `--recovery command: no command given; pass --recovery-command "python finetune.py" (or recovery-command in the config file)` : void 0,
+      (c, f) => c.bakeTemperature && f.calib !== "labelled" ? `--bake-temperature: needs a labelled calibration set to fit the temperature on; pass --calib calib.npz with x and y` : void 0
+    ];
+    SENSITIVITY_RULES = [
+      (c, f) => isSensitivity(c.scope) && f.calib === "none" ? `--scope ${c.scope}: needs a calibration set to measure each layer on; pass --calib calib.npz (labels optional) or use --scope global` : void 0,
+      (c) => c.scope === "sensitivity-macs" && c.method !== "structured" ? `--scope ${c.scope}: ranks channel groups by the MACs their removal saves, so it needs --method structured, not ${c.method}; use --scope sensitivity or global` : void 0,
+      (c) => isSensitivity(c.scope) && c.method !== "unstructured" && c.method !== "structured" ? `--scope ${c.scope}: works with --method unstructured or structured, not ${c.method}; use one of those or --scope global` : void 0,
+      (c) => isSensitivity(c.scope) && c.sparsity > SENSITIVITY_CAP ? `--sparsity ${c.sparsity}: --scope ${c.scope} prunes no layer beyond ${SENSITIVITY_CAP * 100}%, so the target must be at most ${SENSITIVITY_CAP}; lower --sparsity or use --scope global` : void 0
+    ];
+    ROUNDS_RULES = [
+      (c) => c.roundsCompareSensitivity && c.scope !== "global" ? `--rounds-compare-sensitivity: compares global with sensitivity allocation, but --scope is ${c.scope}; drop --scope or the flag` : void 0,
+      (c) => c.roundsCompareSensitivity && c.sparsity > SENSITIVITY_CAP ? `--rounds-compare-sensitivity: sensitivity allocation prunes no layer beyond ${SENSITIVITY_CAP * 100}%, so --sparsity ${c.sparsity} cannot be compared; lower --sparsity to ${SENSITIVITY_CAP} or drop the flag` : void 0,
+      (c, f) => c.roundsCompareSensitivity && f.calib !== "labelled" ? "--rounds-compare-sensitivity: picks by calibration NLL, so it needs a labelled calibration set; pass --calib calib.npz with x and y" : void 0,
+      (c) => c.recoveryRounds > 1 && c.method !== "unstructured" ? `--recovery-rounds ${c.recoveryRounds}: rounds prune unstructured weights again after each recovery, not --method ${c.method}; use --method unstructured or --recovery-rounds 1` : void 0,
+      (c) => c.recoveryRounds > 1 && c.schedule !== "oneshot" ? `--recovery-rounds ${c.recoveryRounds}: --schedule gradual already recovers after each step; use one of them` : void 0,
+      (c) => c.recoveryRounds > 1 && c.maxLayerSparsity < 1 ? `--recovery-rounds ${c.recoveryRounds}: rounds prune by one global threshold without a per-layer cap; drop --max-layer-sparsity or use --recovery-rounds 1` : void 0,
+      (c) => c.recoveryRounds > 1 && c.criterion === "sparsegpt" ? `--recovery-rounds ${c.recoveryRounds}: --criterion sparsegpt re-chooses zeros at each reconstruction, so a later round would revive earlier zeros; use --criterion l1` : void 0,
+      (c, f) => c.recoveryRounds > 1 && (f.calib === "none" || !["auto", "reconstruct", "distill"].includes(c.recovery)) ? `--recovery-rounds ${c.recoveryRounds}: each round recovers on the calibration set; pass --calib calib.npz and --recovery auto, reconstruct or distill` : void 0
+    ];
+    SCHEDULE_RULES = [
+      (c) => c.schedule === "gradual" && isNM2(c.method) ? `--schedule gradual: --method ${c.method} has one fixed sparsity (1 - N/M), so there is nothing to schedule; use --schedule oneshot` : void 0,
+      // each step's reconstruction moves zeros, which would revive zeros of the step before
+      (c) => c.schedule === "gradual" && c.criterion === "sparsegpt" && c.method === "unstructured" ? `--schedule gradual: --criterion sparsegpt re-chooses the mask at every reconstruction, so a later step would revive earlier zeros; use --schedule oneshot with sparsegpt, or --criterion l1` : void 0,
+      // structured steps cut channels of an already-smaller model, which the dense groups' curves no longer describe
+      (c) => c.schedule === "gradual" && (c.scope === "sensitivity" && c.method !== "unstructured" || c.scope === "sensitivity-macs") ? `--schedule gradual: --scope sensitivity is scheduled for --method unstructured only (curves measured once on the dense model), and sensitivity-macs not at all; use --scope global or layer with gradual, or --schedule oneshot with sensitivity` : void 0
+    ];
+    SPARSEGPT_RULES = [
+      (c) => c.criterion === "sparsegpt" && c.method !== "unstructured" ? `--criterion sparsegpt: re-chooses unstructured masks during reconstruction, not --method ${c.method}; use --method unstructured, or --criterion l1` : void 0,
+      (c) => c.criterion === "sparsegpt" && c.recovery !== "reconstruct" && c.recovery !== "auto" ? `--criterion sparsegpt: the mask is chosen by the reconstruction step, but --recovery is ${c.recovery}; use --recovery reconstruct or auto` : void 0,
+      (c, f) => c.criterion === "sparsegpt" && f.calib === "none" ? "--criterion sparsegpt: needs calibration data to choose the mask on; pass --calib calib.npz" : void 0
+    ];
+    LAYER_CAP_RULES = [
+      (c) => c.maxLayerSparsity < 1 && c.scope !== "global" ? `--max-layer-sparsity: caps what one global threshold takes from a layer, but --scope ${c.scope} sets every layer's ratio itself; use --scope global or drop the cap` : void 0,
+      (c) => c.maxLayerSparsity < 1 && c.maxLayerSparsity < c.sparsity ? `--max-layer-sparsity ${c.maxLayerSparsity}: below --sparsity ${c.sparsity}, so no allocation reaches the target; raise it to at least ${c.sparsity}` : void 0
+    ];
+    RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES];
   }
 });
 
@@ -25794,21 +28229,21 @@ function swapBytesInPlace(bytes2, size) {
 function isDict(v) {
   return v instanceof Map;
 }
-function parsePyLiteral(text) {
+function parsePyLiteral(text2) {
   let pos = 0;
   const err2 = (what) => {
     throw new Error(`${what} at offset ${pos}`);
   };
   const skipWs = () => {
-    while (pos < text.length && " 	\r\n".includes(text[pos])) pos++;
+    while (pos < text2.length && " 	\r\n".includes(text2[pos])) pos++;
   };
   const value = (depth) => {
     if (depth > MAX_DEPTH) err2("nesting too deep");
     skipWs();
-    const c = text[pos];
+    const c = text2[pos];
     if (c === "{" || c === "(" || c === "[") return container(c, depth);
     if (c === "'" || c === '"') return str(c);
-    const m = /^(?:[-+]?\d+L?|True|False|None)/.exec(text.slice(pos, pos + 32));
+    const m = /^(?:[-+]?\d+L?|True|False|None)/.exec(text2.slice(pos, pos + 32));
     if (!m) return err2("unexpected character");
     pos += m[0].length;
     if (m[0] === "True") return true;
@@ -25819,12 +28254,12 @@ function parsePyLiteral(text) {
   const str = (quote) => {
     pos++;
     let s = "";
-    while (pos < text.length && text[pos] !== quote) {
-      if (text[pos] === "\\") pos++;
-      s += text[pos] ?? "";
+    while (pos < text2.length && text2[pos] !== quote) {
+      if (text2[pos] === "\\") pos++;
+      s += text2[pos] ?? "";
       pos++;
     }
-    if (pos >= text.length) err2("unterminated string");
+    if (pos >= text2.length) err2("unterminated string");
     pos++;
     return s;
   };
@@ -25836,15 +28271,15 @@ function parsePyLiteral(text) {
     let sawComma = false;
     for (; ; ) {
       skipWs();
-      if (text[pos] === close) {
+      if (text2[pos] === close) {
         pos++;
         break;
       }
-      if (pos >= text.length) err2(`missing '${close}'`);
+      if (pos >= text2.length) err2(`missing '${close}'`);
       if (open2 === "{") {
         const key = value(depth + 1);
         skipWs();
-        if (text[pos] !== ":") err2("expected ':'");
+        if (text2[pos] !== ":") err2("expected ':'");
         pos++;
         if (dict.has(key)) err2(`duplicate key ${String(key)}`);
         dict.set(key, value(depth + 1));
@@ -25852,10 +28287,10 @@ function parsePyLiteral(text) {
         items.push(value(depth + 1));
       }
       skipWs();
-      if (text[pos] === ",") {
+      if (text2[pos] === ",") {
         pos++;
         sawComma = true;
-      } else if (text[pos] !== close) {
+      } else if (text2[pos] !== close) {
         err2(`expected ',' or '${close}'`);
       }
     }
@@ -25866,7 +28301,7 @@ function parsePyLiteral(text) {
   };
   const v = value(0);
   skipWs();
-  if (pos !== text.length) err2("trailing characters");
+  if (pos !== text2.length) err2("trailing characters");
   return v;
 }
 var DTYPES, BY_CODE, NPY_DTYPES, MAGIC, ARRAY_ALIGN, MAX_HEADER_LEN, GROWTH_AXIS_MAX_DIGITS, MAX_RANK, HOST_LITTLE_ENDIAN, RESAVE, VIEW_MIN_BYTES, TUPLE, MAX_DEPTH;
@@ -25955,7 +28390,7 @@ function strFromU8(dat, latin1) {
   } else if (td) {
     return td.decode(dat);
   } else {
-    var _a2 = dutf8(dat), s = _a2.s, r = _a2.r;
+    var _a4 = dutf8(dat), s = _a4.s, r = _a4.r;
     if (r.length)
       err(8);
     return s;
@@ -25970,7 +28405,7 @@ function zipSync(data, opts) {
   var o = 0;
   var tot = 0;
   for (var fn in r) {
-    var _a2 = r[fn], file = _a2[0], p = _a2[1];
+    var _a4 = r[fn], file = _a4[0], p = _a4[1];
     var compression = p.level == 0 ? 0 : 8;
     var f = strToU8(fn), s = f.length;
     var com = p.comment, m = com && strToU8(com), ms3 = m && m.length;
@@ -26027,7 +28462,7 @@ function unzipSync(data, opts) {
   }
   var fltr = opts && opts.filter;
   for (var i2 = 0; i2 < c; ++i2) {
-    var _a2 = zh(data, o, z2), c_2 = _a2[0], sc = _a2[1], su = _a2[2], fn = _a2[3], no = _a2[4], off = _a2[5], b = slzh(data, off);
+    var _a4 = zh(data, o, z2), c_2 = _a4[0], sc = _a4[1], su = _a4[2], fn = _a4[3], no = _a4[4], off = _a4[5], b = slzh(data, off);
     o = no;
     if (!fltr || fltr({
       name: fn,
@@ -26045,12 +28480,12 @@ function unzipSync(data, opts) {
   }
   return files;
 }
-var require2, _a, Worker, isMarkedAsUntransferable, u8, u16, i32, fleb, fdeb, clim, freb, _a, fl, revfl, _b, fd, revfd, rev, x, i, hMap, flt, i, i, i, i, fdt, i, flm, flrm, fdm, fdrm, max, bits, bits16, shft, slc, ec, err, inflt, wbits, wbits16, hTree, ln, lc, clen, wfblk, wblk, deo, et, dflt, crct, crc, dopt, mrg, b2, b4, b8, wbytes, fltn, te, td, tds, dutf8, slzh, zh, z64hs, exfl, wzh, wzf;
+var require2, _a3, Worker, isMarkedAsUntransferable, u8, u16, i32, fleb, fdeb, clim, freb, _a3, fl, revfl, _b, fd, revfd, rev, x, i, hMap, flt, i, i, i, i, fdt, i, flm, flrm, fdm, fdrm, max, bits, bits16, shft, slc, ec, err, inflt, wbits, wbits16, hTree, ln, lc, clen, wfblk, wblk, deo, et, dflt, crct, crc, dopt, mrg, b2, b4, b8, wbytes, fltn, te, td, tds, dutf8, slzh, zh, z64hs, exfl, wzh, wzf;
 var init_esm = __esm({
   "node_modules/fflate/esm/index.mjs"() {
     require2 = createRequire("/");
     try {
-      _a = require2("worker_threads"), Worker = _a.Worker, isMarkedAsUntransferable = _a.isMarkedAsUntransferable;
+      _a3 = require2("worker_threads"), Worker = _a3.Worker, isMarkedAsUntransferable = _a3.isMarkedAsUntransferable;
     } catch (e) {
     }
     u8 = Uint8Array;
@@ -26141,9 +28576,9 @@ var init_esm = __esm({
       }
       return { b, r };
     };
-    _a = freb(fleb, 2);
-    fl = _a.b;
-    revfl = _a.r;
+    _a3 = freb(fleb, 2);
+    fl = _a3.b;
+    revfl = _a3.r;
     fl[28] = 258, revfl[258] = 28;
     _b = freb(fdeb, 0);
     fd = _b.b;
@@ -26538,7 +28973,7 @@ var init_esm = __esm({
     wblk = function(dat, out, final, syms, lf, df, eb, li, bs, bl, p) {
       wbits(out, p++, final);
       ++lf[256];
-      var _a2 = hTree(lf, 15), dlt = _a2.t, mlb = _a2.l;
+      var _a4 = hTree(lf, 15), dlt = _a4.t, mlb = _a4.l;
       var _b2 = hTree(df, 15), ddt = _b2.t, mdb = _b2.l;
       var _c = lc(dlt), lclt = _c.c, nlc = _c.n;
       var _d = lc(ddt), lcdt = _d.c, ndc = _d.n;
@@ -26803,7 +29238,7 @@ var init_esm = __esm({
     };
     zh = function(d, b, z2) {
       var fnl = b2(d, b + 28), efl = b2(d, b + 30), fn = strFromU8(d.subarray(b + 46, b + 46 + fnl), !(b2(d, b + 8) & 2048)), es = b + 46 + fnl;
-      var _a2 = z64hs(d, es, efl, z2, b4(d, b + 20), b4(d, b + 24), b4(d, b + 42)), sc = _a2[0], su = _a2[1], off = _a2[2];
+      var _a4 = z64hs(d, es, efl, z2, b4(d, b + 20), b4(d, b + 24), b4(d, b + 42)), sc = _a4[0], su = _a4[1], off = _a4[2];
       return [b2(d, b + 10), sc, su, fn, es + efl + b2(d, b + 32), off];
     };
     z64hs = function(d, b, l, z2, sc, su, off) {
@@ -26904,7 +29339,7 @@ function readNpz(file) {
   if (bytes2.length >= 6 && bytes2[0] === 147 && String.fromCharCode(...bytes2.subarray(1, 6)) === "NUMPY") {
     throw new UserError(`${file}: is a single .npy array, not a .npz archive; rename it to end in .npy`);
   }
-  const members = (() => {
+  const members2 = (() => {
     let entries = 0;
     try {
       return unzipSync(bytes2, {
@@ -26928,7 +29363,7 @@ function readNpz(file) {
     }
   })();
   const arrays = /* @__PURE__ */ new Map();
-  for (const [member, data] of Object.entries(members)) {
+  for (const [member, data] of Object.entries(members2)) {
     const name = member.slice(0, -".npy".length);
     arrays.set(name, parseNpy(data, `${file} (array '${name}')`));
   }
@@ -28839,10 +31274,10 @@ var init_random = __esm({
 });
 
 // src/measure/corruptions.ts
-function parseCorruption(text, where) {
-  const m = /^([a-z-]+):([1-5])$/.exec(text.trim());
+function parseCorruption(text2, where) {
+  const m = /^([a-z-]+):([1-5])$/.exec(text2.trim());
   if (!m || !CORRUPTIONS.includes(m[1])) {
-    throw new UserError(`${where} ${text}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
+    throw new UserError(`${where} ${text2}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
   }
   return { kind: m[1], severity: Number(m[2]) };
 }
@@ -28955,8 +31390,8 @@ function corruptDataset(ds, c) {
   return { path: `${ds.path}#${corruptionName(c)}`, count: ds.count, inputs, labels: ds.labels };
 }
 function corruptionSets(data, specs) {
-  return specs.map((text) => {
-    const c = parseCorruption(text, "corruptions");
+  return specs.map((text2) => {
+    const c = parseCorruption(text2, "corruptions");
     return { name: corruptionName(c), data: corruptDataset(data, c) };
   });
 }
@@ -29729,9 +32164,9 @@ var init_uncertainty = __esm({
 });
 
 // src/pipeline/verdicts.ts
-function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency2, config, classChanges2, compareMode = false) {
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency2, config2, classChanges2, compareMode = false) {
   const labels = data.labels;
-  const confidence = config.confidence;
+  const confidence = config2.confidence;
   for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
   const paired = {
     labels,
@@ -29744,7 +32179,7 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
     limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
   };
   const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
-  const results = evaluateBudgets(budgets, { ...measurements, uncertainty: budgetUncertainty(paired) }, { strict: config.strict, confidence });
+  const results = evaluateBudgets(budgets, { ...measurements, uncertainty: budgetUncertainty(paired) }, { strict: config2.strict, confidence });
   const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
   return {
     budgets: results,
@@ -30023,8 +32458,8 @@ var init_varint = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/wire/varint.js"() {
     TWO_PWR_32_DBL = 4294967296;
     decimalFrom1e7WithLeadingZeros = (digit1e7) => {
-      const partial = String(digit1e7);
-      return "0000000".slice(partial.length) + partial;
+      const partial2 = String(digit1e7);
+      return "0000000".slice(partial2.length) + partial2;
     };
   }
 });
@@ -30284,34 +32719,34 @@ var init_unsafe = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/reflect/guard.js
-function isObject(arg) {
+function isObject2(arg) {
   return arg !== null && typeof arg == "object" && !Array.isArray(arg);
 }
 function isReflectList(arg, field) {
-  var _a2, _b2, _c, _d;
-  if (isObject(arg) && unsafeLocal in arg && "add" in arg && "field" in arg && typeof arg.field == "function") {
+  var _a4, _b2, _c, _d;
+  if (isObject2(arg) && unsafeLocal in arg && "add" in arg && "field" in arg && typeof arg.field == "function") {
     if (field !== void 0) {
       const a = field;
       const b = arg.field();
-      return a.listKind == b.listKind && a.scalar === b.scalar && ((_a2 = a.message) === null || _a2 === void 0 ? void 0 : _a2.typeName) === ((_b2 = b.message) === null || _b2 === void 0 ? void 0 : _b2.typeName) && ((_c = a.enum) === null || _c === void 0 ? void 0 : _c.typeName) === ((_d = b.enum) === null || _d === void 0 ? void 0 : _d.typeName);
+      return a.listKind == b.listKind && a.scalar === b.scalar && ((_a4 = a.message) === null || _a4 === void 0 ? void 0 : _a4.typeName) === ((_b2 = b.message) === null || _b2 === void 0 ? void 0 : _b2.typeName) && ((_c = a.enum) === null || _c === void 0 ? void 0 : _c.typeName) === ((_d = b.enum) === null || _d === void 0 ? void 0 : _d.typeName);
     }
     return true;
   }
   return false;
 }
 function isReflectMap(arg, field) {
-  var _a2, _b2, _c, _d;
-  if (isObject(arg) && unsafeLocal in arg && "has" in arg && "field" in arg && typeof arg.field == "function") {
+  var _a4, _b2, _c, _d;
+  if (isObject2(arg) && unsafeLocal in arg && "has" in arg && "field" in arg && typeof arg.field == "function") {
     if (field !== void 0) {
       const a = field, b = arg.field();
-      return a.mapKey === b.mapKey && a.mapKind == b.mapKind && a.scalar === b.scalar && ((_a2 = a.message) === null || _a2 === void 0 ? void 0 : _a2.typeName) === ((_b2 = b.message) === null || _b2 === void 0 ? void 0 : _b2.typeName) && ((_c = a.enum) === null || _c === void 0 ? void 0 : _c.typeName) === ((_d = b.enum) === null || _d === void 0 ? void 0 : _d.typeName);
+      return a.mapKey === b.mapKey && a.mapKind == b.mapKind && a.scalar === b.scalar && ((_a4 = a.message) === null || _a4 === void 0 ? void 0 : _a4.typeName) === ((_b2 = b.message) === null || _b2 === void 0 ? void 0 : _b2.typeName) && ((_c = a.enum) === null || _c === void 0 ? void 0 : _c.typeName) === ((_d = b.enum) === null || _d === void 0 ? void 0 : _d.typeName);
     }
     return true;
   }
   return false;
 }
 function isReflectMessage(arg, messageDesc2) {
-  return isObject(arg) && unsafeLocal in arg && "desc" in arg && isObject(arg.desc) && arg.desc.kind === "message" && (messageDesc2 === void 0 || arg.desc.typeName == messageDesc2.typeName);
+  return isObject2(arg) && unsafeLocal in arg && "desc" in arg && isObject2(arg.desc) && arg.desc.kind === "message" && (messageDesc2 === void 0 || arg.desc.typeName == messageDesc2.typeName);
 }
 var init_guard = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/reflect/guard.js"() {
@@ -30355,12 +32790,12 @@ function create(schema, init) {
   return compiledCreate(schema)(init);
 }
 function compiledCreate(desc) {
-  let compiled2 = compiledCreates.get(desc);
-  if (compiled2 === void 0) {
-    compiled2 = compileCreate(desc);
-    compiledCreates.set(desc, compiled2);
+  let compiled = compiledCreates.get(desc);
+  if (compiled === void 0) {
+    compiled = compileCreate(desc);
+    compiledCreates.set(desc, compiled);
   }
-  return compiled2;
+  return compiled;
 }
 function compileCreate(desc) {
   const typeName = desc.typeName;
@@ -30389,7 +32824,7 @@ function compileCreate(desc) {
           message[name] = property.convert !== void 0 && Array.isArray(initValue) ? initValue.map(property.convert) : initValue !== null && initValue !== void 0 ? initValue : [];
           break;
         case INIT_MAP:
-          if (property.convert === void 0 || !isObject(initValue)) {
+          if (property.convert === void 0 || !isObject2(initValue)) {
             message[name] = initValue !== null && initValue !== void 0 ? initValue : {};
           } else {
             const converted = {};
@@ -30421,7 +32856,7 @@ function compileCreate(desc) {
   };
 }
 function compileInitMessage(desc) {
-  var _a2, _b2;
+  var _a4, _b2;
   const properties = [];
   const prototype = {};
   const usePrototype = needsPrototypeChain(desc);
@@ -30451,7 +32886,7 @@ function compileInitMessage(desc) {
           name,
           kind: INIT_LIST,
           constant: void 0,
-          convert: member.listKind == "message" ? (_a2 = compileConvertMessage(member)) !== null && _a2 !== void 0 ? _a2 : ((value) => value) : member.scalar == ScalarType.BYTES ? toU8Arr : void 0
+          convert: member.listKind == "message" ? (_a4 = compileConvertMessage(member)) !== null && _a4 !== void 0 ? _a4 : ((value) => value) : member.scalar == ScalarType.BYTES ? toU8Arr : void 0
         });
         break;
       }
@@ -30505,13 +32940,13 @@ function compileConvertMessage(field) {
     return void 0;
   }
   const messageDesc2 = field.message;
-  let compiled2;
+  let compiled;
   return (value) => {
-    if (!isObject(value) || isMessage(value, messageDesc2)) {
+    if (!isObject2(value) || isMessage(value, messageDesc2)) {
       return value;
     }
-    compiled2 !== null && compiled2 !== void 0 ? compiled2 : compiled2 = compiledCreate(messageDesc2);
-    return compiled2(value);
+    compiled !== null && compiled !== void 0 ? compiled : compiled = compiledCreate(messageDesc2);
+    return compiled(value);
   };
 }
 function toU8Arr(value) {
@@ -30570,8 +33005,8 @@ var init_error = __esm({
 
 // node_modules/@bufbuild/protobuf/dist/esm/wire/text-encoding.js
 function configureTextEncoding(textEncoding) {
-  var _a2;
-  te2 = Object.assign(Object.assign({}, textEncoding), { encodeUtf8Into: (_a2 = textEncoding.encodeUtf8Into) !== null && _a2 !== void 0 ? _a2 : emulateEncodeInto(textEncoding.encodeUtf8.bind(textEncoding)) });
+  var _a4;
+  te2 = Object.assign(Object.assign({}, textEncoding), { encodeUtf8Into: (_a4 = textEncoding.encodeUtf8Into) !== null && _a4 !== void 0 ? _a4 : emulateEncodeInto(textEncoding.encodeUtf8.bind(textEncoding)) });
 }
 function getTextEncoding() {
   if (!te2) {
@@ -30584,9 +33019,9 @@ function getTextEncoding() {
       ignoreBOM: true
     });
     let textDecoderStrict;
-    const config = {
-      encodeUtf8(text) {
-        return textEncoder.encode(text);
+    const config2 = {
+      encodeUtf8(text2) {
+        return textEncoder.encode(text2);
       },
       decodeUtf8(bytes2, strict) {
         if (strict) {
@@ -30600,9 +33035,9 @@ function getTextEncoding() {
         }
         return textDecoder.decode(bytes2);
       },
-      checkUtf8(text) {
+      checkUtf8(text2) {
         try {
-          encodeURIComponent(text);
+          encodeURIComponent(text2);
           return true;
         } catch (_) {
           return false;
@@ -30610,21 +33045,21 @@ function getTextEncoding() {
       }
     };
     if (textEncoder.encodeInto) {
-      config.encodeUtf8Into = textEncoder.encodeInto.bind(textEncoder);
+      config2.encodeUtf8Into = textEncoder.encodeInto.bind(textEncoder);
     }
     const nativeStringIsWellFormed = String.prototype.isWellFormed;
     if (nativeStringIsWellFormed) {
-      config.checkUtf8 = (text) => {
-        return nativeStringIsWellFormed.call(text);
+      config2.checkUtf8 = (text2) => {
+        return nativeStringIsWellFormed.call(text2);
       };
     }
-    configureTextEncoding(config);
+    configureTextEncoding(config2);
   }
   return te2;
 }
 function emulateEncodeInto(encodeUtf8) {
-  return (text, dest) => {
-    const bytes2 = encodeUtf8(text);
+  return (text2, dest) => {
+    const bytes2 = encodeUtf8(text2);
     dest.set(bytes2);
     return { written: bytes2.byteLength };
   };
@@ -30705,10 +33140,10 @@ var init_binary_encoding = __esm({
         this.pos = 0;
       }
       ensureCapacity(size) {
-        const required = this.pos + size;
-        if (required > this.buffer.length) {
+        const required2 = this.pos + size;
+        if (required2 > this.buffer.length) {
           let newLen = this.buffer.length || INITIAL_SIZE;
-          while (newLen < required)
+          while (newLen < required2)
             newLen *= 2;
           const newBuf = new Uint8Array(newLen);
           if (this.pos > 0)
@@ -31490,7 +33925,7 @@ function wktStructToReflect(json) {
     $typeName: "google.protobuf.Struct",
     fields: {}
   };
-  if (isObject(json)) {
+  if (isObject2(json)) {
     for (const k of Object.keys(json)) {
       setOwn(struct.fields, k, wktValueToReflect(json[k]));
     }
@@ -31598,7 +34033,7 @@ function messageToReflect(field, value, check) {
         $typeName: field.message.typeName,
         value: longToReflect(field.message.fields[0], value)
       };
-    } else if (field.message.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value" && isObject(value)) {
+    } else if (field.message.typeName == "google.protobuf.Struct" && field.parent.typeName != "google.protobuf.Value" && isObject2(value)) {
       value = wktStructToReflect(value);
     }
   }
@@ -31658,7 +34093,7 @@ function mapKeyToReflect(key, type) {
     case ScalarType.FIXED64:
       try {
         return protoInt64.uParse(key);
-      } catch (_a2) {
+      } catch (_a4) {
       }
       break;
     default:
@@ -31726,9 +34161,9 @@ var init_reflect = __esm({
     messageSortedFields = /* @__PURE__ */ new WeakMap();
     ReflectMessageImpl = class {
       get sortedFields() {
-        const cached = messageSortedFields.get(this.desc);
-        if (cached) {
-          return cached;
+        const cached2 = messageSortedFields.get(this.desc);
+        if (cached2) {
+          return cached2;
         }
         const sortedFields = this.desc.fields.concat().sort((a, b) => a.number - b.number);
         messageSortedFields.set(this.desc, sortedFields);
@@ -31744,11 +34179,11 @@ var init_reflect = __esm({
         this.oneofs = messageDesc2.oneofs;
         this.members = messageDesc2.members;
       }
-      findNumber(number2) {
+      findNumber(number5) {
         if (!this._fieldsByNumber) {
           this._fieldsByNumber = new Map(this.desc.fields.map((f) => [f.number, f]));
         }
-        return this._fieldsByNumber.get(number2);
+        return this._fieldsByNumber.get(number5);
       }
       oneofCase(oneof) {
         assertOwn(this.message, oneof);
@@ -31953,7 +34388,7 @@ var init_reflect = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/clone.js
-function clone(schema, message) {
+function clone2(schema, message) {
   return cloneReflect(reflect(schema, message)).message;
 }
 function cloneReflect(i2) {
@@ -32019,7 +34454,7 @@ function base64Decode(base64Str) {
       if (result.read == len) {
         written = result.written;
       }
-    } catch (_a2) {
+    } catch (_a4) {
     }
   }
   if (written < 0) {
@@ -32375,22 +34810,22 @@ function createEmbeddedFileRegistry(fileDescriptorProto, resolve7) {
   return buildFileRegistry([fileDescriptorProto, resolve7]);
 }
 function buildFileRegistry(args, check) {
-  const registry = createBaseRegistry();
+  const registry2 = createBaseRegistry();
   if (!args.length) {
-    return registry;
+    return registry2;
   }
   if ("$typeName" in args[0] && args[0].$typeName == "google.protobuf.FileDescriptorSet") {
     for (const file of args[0].file) {
       check === null || check === void 0 ? void 0 : check(file);
-      addFile(file, registry);
+      addFile(file, registry2);
     }
-    return registry;
+    return registry2;
   }
   if ("$typeName" in args[0]) {
     let recurseDeps = function(file) {
       const deps = [];
       for (const protoFileName of file.dependency) {
-        if (registry.getFile(protoFileName) != void 0) {
+        if (registry2.getFile(protoFileName) != void 0) {
           continue;
         }
         if (seen.has(protoFileName)) {
@@ -32401,7 +34836,7 @@ function buildFileRegistry(args, check) {
           throw new Error(`Unable to resolve ${protoFileName}, imported by ${file.name}`);
         }
         if ("kind" in dep) {
-          registry.addFile(dep, false, true);
+          registry2.addFile(dep, false, true);
         } else {
           seen.add(dep.name);
           deps.push(dep);
@@ -32414,16 +34849,16 @@ function buildFileRegistry(args, check) {
     const seen = /* @__PURE__ */ new Set();
     for (const file of [input, ...recurseDeps(input)].reverse()) {
       check === null || check === void 0 ? void 0 : check(file);
-      addFile(file, registry);
+      addFile(file, registry2);
     }
   } else {
     for (const fileReg of args) {
       for (const file of fileReg.files) {
-        registry.addFile(file);
+        registry2.addFile(file);
       }
     }
   }
-  return registry;
+  return registry2;
 }
 function createBaseRegistry() {
   const types = /* @__PURE__ */ new Map();
@@ -32485,8 +34920,8 @@ function createBaseRegistry() {
       return (t === null || t === void 0 ? void 0 : t.kind) == "extension" ? t : void 0;
     },
     getExtensionFor(extendee, no) {
-      var _a2;
-      return (_a2 = extendees.get(extendee.typeName)) === null || _a2 === void 0 ? void 0 : _a2.get(no);
+      var _a4;
+      return (_a4 = extendees.get(extendee.typeName)) === null || _a4 === void 0 ? void 0 : _a4.get(no);
     },
     getService(typeName) {
       const t = types.get(typeName);
@@ -32495,11 +34930,11 @@ function createBaseRegistry() {
   };
 }
 function addFile(proto, reg) {
-  var _a2, _b2;
+  var _a4, _b2;
   const file = {
     kind: "file",
     proto,
-    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
+    deprecated: (_b2 = (_a4 = proto.options) === null || _a4 === void 0 ? void 0 : _a4.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
     edition: getFileEdition(proto),
     name: proto.name.replace(/\.proto$/, ""),
     dependencies: findFileDependencies(proto, reg),
@@ -32517,8 +34952,8 @@ function addFile(proto, reg) {
       return mapEntriesStore.get(typeName);
     },
     add(desc) {
-      var _a3;
-      assert(((_a3 = desc.proto.options) === null || _a3 === void 0 ? void 0 : _a3.mapEntry) === true);
+      var _a5;
+      assert(((_a5 = desc.proto.options) === null || _a5 === void 0 ? void 0 : _a5.mapEntry) === true);
       mapEntriesStore.set(desc.typeName, desc);
     }
   };
@@ -32588,13 +35023,13 @@ function addFields(message, reg, mapEntries) {
   }
 }
 function addEnum(proto, file, parent, reg) {
-  var _a2, _b2, _c, _d, _e, _f, _g;
+  var _a4, _b2, _c, _d, _e, _f, _g;
   var _h, _j;
   const sharedPrefix = findEnumSharedPrefix(proto.name, proto.value);
   const desc = {
     kind: "enum",
     proto,
-    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
+    deprecated: (_b2 = (_a4 = proto.options) === null || _a4 === void 0 ? void 0 : _a4.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
     file,
     parent,
     open: true,
@@ -32630,11 +35065,11 @@ function addEnum(proto, file, parent, reg) {
   ((_g = parent === null || parent === void 0 ? void 0 : parent.nestedEnums) !== null && _g !== void 0 ? _g : file.enums).push(desc);
 }
 function addMessage(proto, file, parent, reg, mapEntries) {
-  var _a2, _b2, _c, _d;
+  var _a4, _b2, _c, _d;
   const desc = {
     kind: "message",
     proto,
-    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
+    deprecated: (_b2 = (_a4 = proto.options) === null || _a4 === void 0 ? void 0 : _a4.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
     file,
     parent,
     name: proto.name,
@@ -32664,11 +35099,11 @@ function addMessage(proto, file, parent, reg, mapEntries) {
   }
 }
 function addService(proto, file, reg) {
-  var _a2, _b2;
+  var _a4, _b2;
   const desc = {
     kind: "service",
     proto,
-    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
+    deprecated: (_b2 = (_a4 = proto.options) === null || _a4 === void 0 ? void 0 : _a4.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
     file,
     name: proto.name,
     typeName: makeTypeName(proto, void 0, file),
@@ -32681,13 +35116,13 @@ function addService(proto, file, reg) {
   file.services.push(desc);
   reg.add(desc);
   for (const methodProto of proto.method) {
-    const method = newMethod(methodProto, desc, reg);
-    desc.methods.push(method);
-    desc.method[method.localName] = method;
+    const method2 = newMethod(methodProto, desc, reg);
+    desc.methods.push(method2);
+    desc.method[method2.localName] = method2;
   }
 }
 function newMethod(proto, parent, reg) {
-  var _a2, _b2, _c, _d;
+  var _a4, _b2, _c, _d;
   let methodKind;
   if (proto.clientStreaming && proto.serverStreaming) {
     methodKind = "bidi_streaming";
@@ -32706,7 +35141,7 @@ function newMethod(proto, parent, reg) {
   return {
     kind: "rpc",
     proto,
-    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
+    deprecated: (_b2 = (_a4 = proto.options) === null || _a4 === void 0 ? void 0 : _a4.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
     parent,
     name,
     localName: safeObjectProperty(name.length ? safeObjectProperty(name[0].toLowerCase() + name.substring(1)) : name),
@@ -32734,12 +35169,12 @@ function newOneof(proto, parent) {
   };
 }
 function newField(proto, parentOrFile, reg, oneof, mapEntries) {
-  var _a2, _b2, _c;
+  var _a4, _b2, _c;
   const isExtension = mapEntries === void 0;
   const field = {
     kind: "field",
     proto,
-    deprecated: (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
+    deprecated: (_b2 = (_a4 = proto.options) === null || _a4 === void 0 ? void 0 : _a4.deprecated) !== null && _b2 !== void 0 ? _b2 : false,
     name: proto.name,
     number: proto.number,
     scalar: void 0,
@@ -32900,11 +35335,11 @@ function findEnumSharedPrefix(enumName, values) {
   return prefix;
 }
 function findEnumValueJsonName(proto) {
-  var _a2, _b2;
+  var _a4, _b2;
   const extensionNumber = 998;
   const fieldNumber = 1;
   let jsonName;
-  for (const uf of (_b2 = (_a2 = proto.options) === null || _a2 === void 0 ? void 0 : _a2.$unknown) !== null && _b2 !== void 0 ? _b2 : []) {
+  for (const uf of (_b2 = (_a4 = proto.options) === null || _a4 === void 0 ? void 0 : _a4.$unknown) !== null && _b2 !== void 0 ? _b2 : []) {
     if (uf.no !== extensionNumber || uf.wireType !== WireType.LengthDelimited) {
       continue;
     }
@@ -32994,10 +35429,10 @@ function findMapEntryFields(mapEntry) {
   return { key, value };
 }
 function isEnumOpen(desc) {
-  var _a2;
+  var _a4;
   return OPEN == resolveFeature("enumType", {
     proto: desc.proto,
-    parent: (_a2 = desc.parent) !== null && _a2 !== void 0 ? _a2 : desc.file
+    parent: (_a4 = desc.parent) !== null && _a4 !== void 0 ? _a4 : desc.file
   });
 }
 function isDelimitedEncoding(proto, parent) {
@@ -33016,8 +35451,8 @@ function isUtf8Validated(proto, parent) {
   });
 }
 function resolveFeature(name, ref) {
-  var _a2, _b2;
-  const featureSet = (_a2 = ref.proto.options) === null || _a2 === void 0 ? void 0 : _a2.features;
+  var _a4, _b2;
+  const featureSet = (_a4 = ref.proto.options) === null || _a4 === void 0 ? void 0 : _a4.features;
   if (featureSet) {
     const val = featureSet[name];
     if (val != 0) {
@@ -33195,14 +35630,14 @@ function bootFileDescriptorProto(init) {
   return Object.assign(proto, Object.assign(Object.assign({ $typeName: "google.protobuf.FileDescriptorProto", dependency: [], publicDependency: [], weakDependency: [], optionDependency: [], service: [], extension: [] }, init), { messageType: init.messageType.map(bootDescriptorProto), enumType: init.enumType.map(bootEnumDescriptorProto) }));
 }
 function bootDescriptorProto(init) {
-  var _a2, _b2, _c, _d, _e, _f, _g, _h;
+  var _a4, _b2, _c, _d, _e, _f, _g, _h;
   const proto = /* @__PURE__ */ Object.create({
     visibility: 0
   });
   return Object.assign(proto, {
     $typeName: "google.protobuf.DescriptorProto",
     name: init.name,
-    field: (_b2 = (_a2 = init.field) === null || _a2 === void 0 ? void 0 : _a2.map(bootFieldDescriptorProto)) !== null && _b2 !== void 0 ? _b2 : [],
+    field: (_b2 = (_a4 = init.field) === null || _a4 === void 0 ? void 0 : _a4.map(bootFieldDescriptorProto)) !== null && _b2 !== void 0 ? _b2 : [],
     extension: [],
     nestedType: (_d = (_c = init.nestedType) === null || _c === void 0 ? void 0 : _c.map(bootDescriptorProto)) !== null && _d !== void 0 ? _d : [],
     enumType: (_f = (_e = init.enumType) === null || _e === void 0 ? void 0 : _e.map(bootEnumDescriptorProto)) !== null && _f !== void 0 ? _f : [],
@@ -33225,7 +35660,7 @@ function bootFieldDescriptorProto(init) {
   return Object.assign(proto, Object.assign(Object.assign({ $typeName: "google.protobuf.FieldDescriptorProto" }, init), { options: init.options ? bootFieldOptions(init.options) : void 0 }));
 }
 function bootFieldOptions(init) {
-  var _a2, _b2, _c;
+  var _a4, _b2, _c;
   const proto = /* @__PURE__ */ Object.create({
     ctype: 0,
     packed: false,
@@ -33237,7 +35672,7 @@ function bootFieldOptions(init) {
     debugRedact: false,
     retention: 0
   });
-  return Object.assign(proto, Object.assign(Object.assign({ $typeName: "google.protobuf.FieldOptions" }, init), { targets: (_a2 = init.targets) !== null && _a2 !== void 0 ? _a2 : [], editionDefaults: (_c = (_b2 = init.editionDefaults) === null || _b2 === void 0 ? void 0 : _b2.map((e) => Object.assign({ $typeName: "google.protobuf.FieldOptions.EditionDefault" }, e))) !== null && _c !== void 0 ? _c : [], uninterpretedOption: [] }));
+  return Object.assign(proto, Object.assign(Object.assign({ $typeName: "google.protobuf.FieldOptions" }, init), { targets: (_a4 = init.targets) !== null && _a4 !== void 0 ? _a4 : [], editionDefaults: (_c = (_b2 = init.editionDefaults) === null || _b2 === void 0 ? void 0 : _b2.map((e) => Object.assign({ $typeName: "google.protobuf.FieldOptions.EditionDefault" }, e))) !== null && _c !== void 0 ? _c : [], uninterpretedOption: [] }));
 }
 function bootEnumDescriptorProto(init) {
   const proto = /* @__PURE__ */ Object.create({
@@ -33435,33 +35870,33 @@ function fromBinary(schema, bytes2, options) {
   return message;
 }
 function compiledReader(desc) {
-  let compiled2 = compiledReaders.get(desc);
-  if (compiled2 === void 0) {
-    compiled2 = compileMessage(desc);
+  let compiled = compiledReaders.get(desc);
+  if (compiled === void 0) {
+    compiled = compileMessage(desc);
   }
-  return compiled2;
+  return compiled;
 }
 function compileMessage(desc) {
   const descString = String(desc);
   const fieldReaders = /* @__PURE__ */ new Map();
-  const compiled2 = {
+  const compiled = {
     read: compileMessageReader(descString, fieldReaders),
     readGroup: compileGroupReader(descString, fieldReaders)
   };
-  compiledReaders.set(desc, compiled2);
+  compiledReaders.set(desc, compiled);
   for (const field of desc.fields) {
     fieldReaders.set(field.number, compileFieldReader(field));
   }
-  return compiled2;
+  return compiled;
 }
 function compileMessageReader(descString, fieldReaders) {
   return (message, reader, ctx, length) => {
-    var _a2;
+    var _a4;
     if (++ctx.depth > ctx.recursionLimit) {
       throw new Error(`cannot decode ${descString} from binary: maximum recursion depth of ${ctx.recursionLimit} reached`);
     }
     const end = reader.pos + length;
-    const unknownFields = (_a2 = message.$unknown) !== null && _a2 !== void 0 ? _a2 : [];
+    const unknownFields = (_a4 = message.$unknown) !== null && _a4 !== void 0 ? _a4 : [];
     while (reader.pos < end) {
       const [fieldNo, wireType] = reader.tag();
       const fieldReader = fieldReaders.get(fieldNo);
@@ -33482,13 +35917,13 @@ function compileMessageReader(descString, fieldReaders) {
 }
 function compileGroupReader(descString, fieldReaders) {
   return (message, reader, ctx, fieldNo) => {
-    var _a2;
+    var _a4;
     if (++ctx.depth > ctx.recursionLimit) {
       throw new Error(`cannot decode ${descString} from binary: maximum recursion depth of ${ctx.recursionLimit} reached`);
     }
     let recordFieldNo;
     let wireType;
-    const unknownFields = (_a2 = message.$unknown) !== null && _a2 !== void 0 ? _a2 : [];
+    const unknownFields = (_a4 = message.$unknown) !== null && _a4 !== void 0 ? _a4 : [];
     while (reader.pos < reader.len) {
       [recordFieldNo, wireType] = reader.tag();
       if (wireType == WireType.EndGroup) {
@@ -33544,9 +35979,9 @@ function compileScalarFieldReader(field) {
   };
 }
 function compileEnumFieldReader(field) {
-  var _a2;
+  var _a4;
   const localName = field.localName;
-  const oneofLocalName = (_a2 = field.oneof) === null || _a2 === void 0 ? void 0 : _a2.localName;
+  const oneofLocalName = (_a4 = field.oneof) === null || _a4 === void 0 ? void 0 : _a4.localName;
   if (field.enum.open) {
     if (oneofLocalName !== void 0) {
       return (message, reader) => {
@@ -33560,7 +35995,7 @@ function compileEnumFieldReader(field) {
   const values = field.enum.values;
   const fieldNo = field.number;
   return (message, reader, ctx, wireType) => {
-    var _a3;
+    var _a5;
     const val = reader.int32();
     if (values.some((v) => v.number === val)) {
       if (oneofLocalName !== void 0) {
@@ -33571,7 +36006,7 @@ function compileEnumFieldReader(field) {
     } else if (ctx.readUnknownFields) {
       const bytes2 = [];
       varint32write(val, bytes2);
-      const unknownFields = (_a3 = message.$unknown) !== null && _a3 !== void 0 ? _a3 : [];
+      const unknownFields = (_a5 = message.$unknown) !== null && _a5 !== void 0 ? _a5 : [];
       unknownFields.push({
         no: fieldNo,
         wireType,
@@ -33765,10 +36200,10 @@ var init_from_binary = __esm({
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/file.js
 function fileDesc(b64, imports) {
-  var _a2;
+  var _a4;
   const root = fromBinary(FileDescriptorProtoSchema, base64Decode(b64));
   root.messageType.forEach(restoreJsonNames);
-  root.dependency = (_a2 = imports === null || imports === void 0 ? void 0 : imports.map((f) => f.proto.name)) !== null && _a2 !== void 0 ? _a2 : [];
+  root.dependency = (_a4 = imports === null || imports === void 0 ? void 0 : imports.map((f) => f.proto.name)) !== null && _a4 !== void 0 ? _a4 : [];
   const reg = createEmbeddedFileRegistry(root, (protoFileName) => imports === null || imports === void 0 ? void 0 : imports.find((f) => f.proto.name === protoFileName));
   return reg.getFile(root.name);
 }
@@ -33792,18 +36227,18 @@ function toBinary(schema, message, options) {
   return writer.finish();
 }
 function compiledWriter(desc) {
-  let compiled2 = compiledWriters.get(desc);
-  if (compiled2 === void 0) {
-    compiled2 = compileMessage2(desc);
+  let compiled = compiledWriters.get(desc);
+  if (compiled === void 0) {
+    compiled = compileMessage2(desc);
   }
-  return compiled2;
+  return compiled;
 }
 function compileMessage2(desc) {
   const typeName = desc.typeName;
   const sortedFields = desc.fields.concat().sort((a, b) => a.number - b.number);
   const foreignField = sortedFields[0];
   const fieldWriters = [];
-  const compiled2 = (writer, opts, message) => {
+  const compiled = (writer, opts, message) => {
     if (message.$typeName !== typeName && foreignField !== void 0) {
       throw new FieldError(foreignField, `cannot use ${foreignField} with message ${message.$typeName}`, "ForeignFieldError");
     }
@@ -33818,11 +36253,11 @@ function compileMessage2(desc) {
       }
     }
   };
-  compiledWriters.set(desc, compiled2);
+  compiledWriters.set(desc, compiled);
   for (const field of sortedFields) {
     fieldWriters.push(compileField(field));
   }
-  return compiled2;
+  return compiled;
 }
 function compileField(field) {
   switch (field.fieldKind) {
@@ -34028,7 +36463,7 @@ function compileMapKeyConverter(type) {
       return (key) => {
         try {
           return protoInt64.uParse(key);
-        } catch (_a2) {
+        } catch (_a4) {
           return key;
         }
       };
@@ -34038,7 +36473,7 @@ function compileMapKeyConverter(type) {
       return (key) => {
         try {
           return protoInt64.parse(key);
-        } catch (_a2) {
+        } catch (_a4) {
           return key;
         }
       };
@@ -34310,7 +36745,7 @@ var init_codegenv2 = __esm({
 });
 
 // src/onnx/proto/onnx_pb.ts
-var file_onnx, AttributeProtoSchema, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, GraphProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema, TypeProto_TensorSchema;
+var file_onnx, AttributeProtoSchema, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, GraphProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema;
 var init_onnx_pb = __esm({
   "src/onnx/proto/onnx_pb.ts"() {
     "use strict";
@@ -34344,7 +36779,6 @@ var init_onnx_pb = __esm({
       return TensorProto_DataType2;
     })(TensorProto_DataType || {});
     TypeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 11);
-    TypeProto_TensorSchema = /* @__PURE__ */ messageDesc(file_onnx, 11, 0);
   }
 });
 
@@ -34530,14 +36964,15 @@ function floatToHalf(x2) {
   if (rem > 4096 || rem === 4096 && half & 1) half++;
   return half;
 }
-function makeFloatTensor(name, dims, values) {
-  const t = create(TensorProtoSchema, { name, dataType: 1 /* FLOAT */, dims: dims.map(BigInt) });
+function makeFloatTensor(name, dims, values, dataType = 1 /* FLOAT */) {
+  if (!FLOAT_TYPES.has(dataType)) throw new Error(`tensor ${name}: ${dataTypeName(dataType)} is not a float type`);
+  const t = create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt) });
   setTensorFloat32(t, values);
   return t;
 }
-function makeInt64Tensor(name, dims, values) {
-  const raw = new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
-  return create(TensorProtoSchema, { name, dataType: 7 /* INT64 */, dims: dims.map(BigInt), rawData: raw });
+function makeIntTensor(name, dims, values, dataType = 7 /* INT64 */) {
+  const raw = dataType === 6 /* INT32 */ ? new Uint8Array(Int32Array.from(values).buffer) : new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
+  return create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt), rawData: raw });
 }
 var ITEM_SIZE, FLOAT_TYPES, f32, u32;
 var init_tensor = __esm({
@@ -34593,11 +37028,11 @@ function splitAround(bytes2, tag, inner) {
   if (at < 0 || indexOf(bytes2.subarray(at + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
   return [bytes2.subarray(0, at), bytes2.subarray(at + field.length)];
 }
-function encodeWith(holder, key, value, encode) {
+function encodeWith(holder, key, value, encode2) {
   const kept = holder[key];
   holder[key] = value;
   try {
-    return encode();
+    return encode2();
   } finally {
     holder[key] = kept;
   }
@@ -35063,6 +37498,385 @@ var init_signature = __esm({
   }
 });
 
+// src/onnx/build.ts
+function attribute(name, v) {
+  if (typeof v === "number") return create(AttributeProtoSchema, { name, type: 2 /* INT */, i: BigInt(v) });
+  if (Array.isArray(v)) return create(AttributeProtoSchema, { name, type: 7 /* INTS */, ints: v.map(BigInt) });
+  if (typeof v === "string") return create(AttributeProtoSchema, { name, type: 3 /* STRING */, s: new TextEncoder().encode(v) });
+  const o = v;
+  if ("float" in o) return create(AttributeProtoSchema, { name, type: 1 /* FLOAT */, f: o.float });
+  if ("floats" in o) return create(AttributeProtoSchema, { name, type: 6 /* FLOATS */, floats: [...o.floats] });
+  return create(AttributeProtoSchema, { name, type: 4 /* TENSOR */, t: o.tensor });
+}
+function makeNode(name, spec) {
+  const attrs = Object.entries(spec.attrs ?? {}).map(([k, v]) => attribute(k, v));
+  return create(NodeProtoSchema, {
+    name,
+    opType: spec.opType,
+    input: [...spec.inputs],
+    output: [...spec.outputs],
+    ...attrs.length > 0 ? { attribute: attrs } : {},
+    ...spec.domain !== void 0 ? { domain: spec.domain } : {}
+  });
+}
+function valueInfo(name, elemType = 1 /* FLOAT */, dims) {
+  const shape = dims && {
+    dim: dims.map(
+      (d) => d === null ? {} : typeof d === "number" ? { value: { case: "dimValue", value: BigInt(d) } } : { value: { case: "dimParam", value: d } }
+    )
+  };
+  return create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: "tensorType", value: shape ? { elemType, shape } : { elemType } } })
+  });
+}
+var init_build = __esm({
+  "src/onnx/build.ts"() {
+    "use strict";
+    init_esm2();
+    init_onnx_pb();
+    init_tensor();
+  }
+});
+
+// src/onnx/names.ts
+function graphNames(graph, into = /* @__PURE__ */ new Set()) {
+  for (const v of [...graph.input, ...graph.output, ...graph.valueInfo]) into.add(v.name);
+  for (const t of graph.initializer) into.add(t.name);
+  for (const s of graph.sparseInitializer) {
+    if (s.values) into.add(s.values.name);
+    if (s.indices) into.add(s.indices.name);
+  }
+  for (const n of graph.node) {
+    into.add(n.name);
+    for (const i2 of n.input) into.add(i2);
+    for (const o of n.output) into.add(o);
+    for (const a of n.attribute) {
+      if (a.g) graphNames(a.g, into);
+      for (const g2 of a.graphs) graphNames(g2, into);
+    }
+  }
+  into.delete("");
+  return into;
+}
+var NameGenerator;
+var init_names2 = __esm({
+  "src/onnx/names.ts"() {
+    "use strict";
+    NameGenerator = class _NameGenerator {
+      taken;
+      /** the next suffix to try per base, so adding thousands of nodes of one kind stays linear */
+      next = /* @__PURE__ */ new Map();
+      constructor(taken = []) {
+        this.taken = new Set(taken);
+      }
+      static forGraph(graph) {
+        return new _NameGenerator(graphNames(graph));
+      }
+      has(name) {
+        return this.taken.has(name);
+      }
+      /** Mark a name as used (one the caller writes itself). */
+      reserve(name) {
+        if (name) this.taken.add(name);
+      }
+      fresh(base) {
+        if (!base) throw new Error("a fresh name needs a non-empty base");
+        let name = base;
+        if (this.taken.has(name)) {
+          let k = this.next.get(base) ?? 1;
+          while (this.taken.has(name = `${base}_${k}`)) k++;
+          this.next.set(base, k + 1);
+        }
+        this.taken.add(name);
+        return name;
+      }
+    };
+  }
+});
+
+// src/onnx/edit.ts
+function partition(items, keep) {
+  const yes = [];
+  const no = [];
+  for (const x2 of items) (keep(x2) ? yes : no).push(x2);
+  return [yes, no];
+}
+var ModelEditor;
+var init_edit = __esm({
+  "src/onnx/edit.ts"() {
+    "use strict";
+    init_esm2();
+    init_build();
+    init_graph();
+    init_model();
+    init_names2();
+    init_onnx_pb();
+    init_tensor();
+    ModelEditor = class _ModelEditor {
+      constructor(model) {
+        this.model = model;
+        if (!model.graph) throw new Error("model has no graph");
+        this.graph = model.graph;
+        this.names = NameGenerator.forGraph(this.graph);
+        for (const t of this.graph.initializer) this.inits.set(t.name, t);
+        for (const n of this.graph.node) this.indexOutputs(n);
+      }
+      model;
+      graph;
+      names;
+      producers = /* @__PURE__ */ new Map();
+      inits = /* @__PURE__ */ new Map();
+      /** built on demand and dropped by any edit that moves a reader */
+      readers;
+      /** An editor over a deep copy, so the caller's model is never touched. */
+      static copyOf(model) {
+        return new _ModelEditor(cloneModel(model));
+      }
+      /** The opset the model imports for `domain` (0 when it imports none), to pick an op form valid there. */
+      opset(domain = "") {
+        return opsetVersion(this.model, domain);
+      }
+      /** A name nothing in the graph uses, reserved: `base`, else `base_1`, `base_2`, … */
+      fresh(base) {
+        return this.names.fresh(base);
+      }
+      // ---- lookups
+      producer(tensor) {
+        return this.producers.get(tensor);
+      }
+      /** The nodes that read `tensor`, each once, in graph order. */
+      consumers(tensor) {
+        if (!this.readers) {
+          this.readers = /* @__PURE__ */ new Map();
+          for (const n of this.graph.node) {
+            for (const i2 of new Set(n.input)) {
+              if (!i2) continue;
+              const list = this.readers.get(i2);
+              if (list) list.push(n);
+              else this.readers.set(i2, [n]);
+            }
+          }
+        }
+        return this.readers.get(tensor) ?? [];
+      }
+      initializer(name) {
+        return this.inits.get(name);
+      }
+      /** The constant behind a tensor name: an initializer or the value of a Constant node. */
+      constant(name) {
+        const init = this.inits.get(name);
+        if (init) return init;
+        const p = this.producers.get(name);
+        return p && p.opType === "Constant" ? attr(p, "value")?.t : void 0;
+      }
+      isGraphOutput(tensor) {
+        return this.graph.output.some((o) => o.name === tensor);
+      }
+      // ---- initializers
+      /** A new float initializer stored as `dataType` (float32, float16, bfloat16, double); returns its name. */
+      addFloatInitializer(base, dims, values, dataType = 1 /* FLOAT */) {
+        return this.pushInitializer(makeFloatTensor(this.fresh(base), dims, values, dataType));
+      }
+      /** A new int64 (or int32) initializer: shapes, axes, indices; returns its name. */
+      addIntInitializer(base, dims, values, dataType = 7 /* INT64 */) {
+        return this.pushInitializer(makeIntTensor(this.fresh(base), dims, values, dataType));
+      }
+      /** A new initializer with the type, shape and values of the constant `name` (initializer or Constant); returns its name. */
+      copyConstant(name, base) {
+        const src = this.constant(name);
+        if (!src) throw new Error(`'${name}' is not a constant`);
+        const t = clone2(TensorProtoSchema, src);
+        t.name = this.fresh(base);
+        return this.pushInitializer(t);
+      }
+      /**
+       * New values for a float constant (an initializer or a Constant node's value), written in the
+       * tensor's own element type: a float16 weight stays float16. `dims` reshapes it (channels removed).
+       */
+      replaceInitializer(name, values, dims) {
+        const t = this.requireConstant(name);
+        setTensorFloat32(t, values, dims);
+        return t;
+      }
+      /**
+       * Like replaceInitializer with the shape unchanged, but a float32 tensor takes `values`' buffer without
+       * a copy: for a freshly computed weight the caller hands over and never touches again.
+       */
+      adoptInitializer(name, values) {
+        const t = this.requireConstant(name);
+        adoptTensorFloat32(t, values);
+        return t;
+      }
+      /** Remove initializers, and their entries among the graph inputs where an older exporter listed them. */
+      removeInitializers(names) {
+        const gone = new Set(names);
+        for (const name of gone) if (!this.inits.delete(name)) throw new Error(`no initializer '${name}'`);
+        this.graph.initializer = this.graph.initializer.filter((t) => !gone.has(t.name));
+        this.graph.input = this.graph.input.filter((i2) => !gone.has(i2.name));
+      }
+      // ---- nodes
+      /** Append a node (or place it right after `after`, keeping the graph's order topological). */
+      addNode(spec, place = {}) {
+        const node = makeNode(this.fresh(spec.name ?? spec.opType), spec);
+        for (const o of node.output) this.names.reserve(o);
+        if (place.after) this.graph.node.splice(this.position(place.after) + 1, 0, node);
+        else this.graph.node.push(node);
+        this.indexOutputs(node);
+        this.readers = void 0;
+        return node;
+      }
+      /**
+       * Put a node between `tensor` and everything that reads it: the producer now writes a fresh name
+       * (from `renamedBase`), the new node reads that where its inputs name `tensor`, and writes `tensor`
+       * itself. So every consumer and a graph output of that name get the new node's result with no name
+       * changing, and the node sits right after the producer. value_info declared for `tensor` moves with
+       * the producer's output; a graph output's declaration stays, so a node that changes the element type
+       * or shape must be declared again (declareOutput). Returns the new node.
+       */
+      insertAfter(tensor, spec, renamedBase = `${tensor}_before_${spec.opType}`) {
+        const producer = this.producers.get(tensor);
+        if (!producer) throw new Error(`'${tensor}' is not produced by a node`);
+        const renamed = this.fresh(renamedBase);
+        producer.output[producer.output.indexOf(tensor)] = renamed;
+        this.producers.set(renamed, producer);
+        this.producers.delete(tensor);
+        for (const v of this.graph.valueInfo) if (v.name === tensor) v.name = renamed;
+        return this.addNode({ ...spec, inputs: spec.inputs.map((i2) => i2 === tensor ? renamed : i2), outputs: [tensor] }, { after: producer });
+      }
+      /** Put a new node where `old` was (same place; its name unless the spec names one); returns it. */
+      replaceNode(old, spec) {
+        const at = this.position(old);
+        this.unindexOutputs(old);
+        const node = makeNode(spec.name !== void 0 ? this.fresh(spec.name) : old.name, spec);
+        for (const o of node.output) this.names.reserve(o);
+        this.graph.node[at] = node;
+        this.indexOutputs(node);
+        this.readers = void 0;
+        return node;
+      }
+      removeNode(node) {
+        this.graph.node.splice(this.position(node), 1);
+        this.unindexOutputs(node);
+        this.readers = void 0;
+      }
+      /** Keep only `nodes`, in the order given (a topological order of a subgraph). */
+      setNodes(nodes) {
+        this.graph.node = [...nodes];
+        this.producers.clear();
+        for (const n of nodes) this.indexOutputs(n);
+        this.readers = void 0;
+      }
+      /** Make input `slot` of `node` read `tensor` (`''` for an omitted optional input), padding the list if needed. */
+      setInput(node, slot, tensor) {
+        while (node.input.length <= slot) node.input.push("");
+        node.input[slot] = tensor;
+        this.names.reserve(tensor);
+        this.readers = void 0;
+      }
+      /** Make output `slot` of `node` write `tensor` (MaxPool's optional indices, say). */
+      setOutput(node, slot, tensor) {
+        while (node.output.length <= slot) node.output.push("");
+        const old = node.output[slot];
+        if (old && this.producers.get(old) === node) this.producers.delete(old);
+        node.output[slot] = tensor;
+        this.names.reserve(tensor);
+        if (tensor) this.producers.set(tensor, node);
+      }
+      /**
+       * Remove, until nothing changes, nodes of the given op types whose outputs nothing reads (graph
+       * outputs count as read), and with `initializers` also initializers nothing reads (and their graph
+       * input entries).
+       */
+      dropUnread(opTypes, opts) {
+        const g2 = this.graph;
+        const dropped = /* @__PURE__ */ new Set();
+        for (; ; ) {
+          const read = /* @__PURE__ */ new Set([...g2.node.flatMap((n) => n.input), ...g2.output.map((o) => o.name)]);
+          const before = g2.node.length + g2.initializer.length;
+          const [kept, gone] = partition(g2.node, (n) => !opTypes.has(n.opType) || n.output.some((o) => read.has(o)));
+          g2.node = kept;
+          for (const n of gone) this.unindexOutputs(n);
+          if (opts.initializers) {
+            for (const t of g2.initializer) if (!read.has(t.name)) dropped.add(t.name);
+            g2.initializer = g2.initializer.filter((t) => read.has(t.name));
+          }
+          if (g2.node.length + g2.initializer.length === before) break;
+        }
+        for (const name of dropped) this.inits.delete(name);
+        g2.input = g2.input.filter((i2) => !dropped.has(i2.name));
+        this.readers = void 0;
+      }
+      // ---- declarations
+      /** Graph inputs that are data, not initializers listed as inputs (older exporters list them). */
+      dataInputs() {
+        return this.graph.input.filter((i2) => !this.inits.has(i2.name));
+      }
+      /** Drop the graph-input entries of initializers, leaving the data inputs. */
+      dropInitializerInputs() {
+        this.graph.input = this.dataInputs();
+      }
+      addInput(decl) {
+        if (this.graph.input.some((i2) => i2.name === decl.name)) throw new Error(`'${decl.name}' is already a graph input`);
+        this.names.reserve(decl.name);
+        this.graph.input.push(decl);
+      }
+      /** Declare a graph output; a tensor that already is one keeps its declaration. */
+      declareOutput(decl) {
+        if (this.isGraphOutput(decl.name)) return;
+        this.names.reserve(decl.name);
+        this.graph.output.push(decl);
+      }
+      /** Replace the graph outputs, in this order. */
+      setOutputs(decls) {
+        for (const d of decls) this.names.reserve(d.name);
+        this.graph.output = [...decls];
+      }
+      /** Declare an intermediate tensor's type and shape, replacing an earlier declaration. */
+      declareValueInfo(decl) {
+        this.names.reserve(decl.name);
+        this.graph.valueInfo = [...this.graph.valueInfo.filter((v) => v.name !== decl.name), decl];
+      }
+      /** Forget every intermediate declaration: after surgery their shapes are stale (runtimes infer them again). */
+      clearValueInfo() {
+        this.graph.valueInfo = [];
+      }
+      /** Older exporters list initializers as graph inputs: make those declared shapes match the tensors. */
+      redeclareInitializerInputs() {
+        for (const i2 of this.graph.input) {
+          const t = this.inits.get(i2.name);
+          const shape = i2.type?.value.case === "tensorType" ? i2.type.value.value.shape : void 0;
+          if (t && shape) tensorDims(t).forEach((d, k) => {
+            if (shape.dim[k]) shape.dim[k].value = { case: "dimValue", value: BigInt(d) };
+          });
+        }
+      }
+      // ---- internals
+      pushInitializer(t) {
+        this.graph.initializer.push(t);
+        this.inits.set(t.name, t);
+        return t.name;
+      }
+      requireConstant(name) {
+        const t = this.constant(name);
+        if (!t) throw new Error(`'${name}' is not a constant`);
+        return t;
+      }
+      position(node) {
+        const at = this.graph.node.indexOf(node);
+        if (at < 0) throw new Error(`node '${node.name || node.opType}' is not in the graph`);
+        return at;
+      }
+      indexOutputs(node) {
+        for (const o of node.output) if (o) this.producers.set(o, node);
+      }
+      unindexOutputs(node) {
+        for (const o of node.output) if (o && this.producers.get(o) === node) this.producers.delete(o);
+      }
+    };
+  }
+});
+
 // src/prune/select.ts
 function kthSmallestAbsBits(arrays, k) {
   const total2 = arrays.reduce((n, a) => n + a.length, 0);
@@ -35169,16 +37983,14 @@ function magnitudePrune(model, weights, sparsity, scope, maxLayerSparsity = 1) {
   } else {
     masks = values.map((v) => magnitudeMask([v], Math.round(sparsity * v.length))[0]);
   }
-  const out = cloneWithoutData(model, denseTensors);
-  const index = new GraphIndex(out.graph);
+  const ed = new ModelEditor(cloneWithoutData(model, denseTensors));
   const byName = /* @__PURE__ */ new Map();
   weights.forEach((w, j) => {
-    const t = index.initializers.get(w.initializer);
     const owned = values[j].buffer !== denseTensors[j].rawData.buffer;
-    adoptTensorFloat32(t, owned ? maskInPlace(values[j], masks[j]) : applyMask(values[j], masks[j]));
-    byName.set(t.name, masks[j]);
+    ed.adoptInitializer(w.initializer, owned ? maskInPlace(values[j], masks[j]) : applyMask(values[j], masks[j]));
+    byName.set(w.initializer, masks[j]);
   });
-  return { model: out, masks: byName };
+  return { model: ed.model, masks: byName };
 }
 function cloneWithoutData(model, tensors) {
   const saved = tensors.map((t) => ({ raw: t.rawData, float: t.floatData, double: t.doubleData, int32: t.int32Data }));
@@ -35204,14 +38016,15 @@ var init_magnitude = __esm({
     "use strict";
     init_graph();
     init_model();
+    init_edit();
     init_tensor();
     init_select();
   }
 });
 
 // src/prune/nm.ts
-function parseNM(method) {
-  const match = /^([1-9][0-9]*):([1-9][0-9]*)$/.exec(method);
+function parseNM(method2) {
+  const match = /^([1-9][0-9]*):([1-9][0-9]*)$/.exec(method2);
   if (!match) return void 0;
   const n = Number(match[1]);
   const m = Number(match[2]);
@@ -35298,8 +38111,8 @@ function nmMask(values, layout, n, m) {
 }
 function nmPrune(model, weights, n, m) {
   if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m)) throw new Error(`invalid N:M pattern ${n}:${m}`);
-  const out = cloneModel(model);
-  const index = new GraphIndex(out.graph);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
   const layers = [];
   const skipped = [];
   const masks = /* @__PURE__ */ new Map();
@@ -35309,16 +38122,15 @@ function nmPrune(model, weights, n, m) {
       skipped.push({ initializer: w.initializer, node: w.node, reason: layout });
       continue;
     }
-    const t = index.initializers.get(w.initializer);
-    const values = tensorToFloat32(t);
+    const values = tensorToFloat32(index.initializers.get(w.initializer));
     const mask = nmMask(values, layout, n, m);
     for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
-    setTensorFloat32(t, values);
+    ed.replaceInitializer(w.initializer, values);
     masks.set(w.initializer, mask);
     const tail = layout.length % m * layout.outer * layout.inner;
     layers.push({ initializer: w.initializer, node: w.node, layout, grouped: values.length - tail, tail });
   }
-  return { model: out, layers, skipped, masks };
+  return { model: ed.model, layers, skipped, masks };
 }
 function verifyNM(model, weights, n, m, limit = 100) {
   const index = new GraphIndex(model.graph);
@@ -35355,7 +38167,7 @@ var init_nm = __esm({
   "src/prune/nm.ts"() {
     "use strict";
     init_graph();
-    init_model();
+    init_edit();
     init_tensor();
     MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
     SELECT_LIMIT = 32;
@@ -35881,7 +38693,7 @@ var require_scan = __commonJS({
       }
       let base = str;
       let prefix = "";
-      let glob = "";
+      let glob2 = "";
       if (start > 0) {
         prefix = str.slice(0, start);
         str = str.slice(start);
@@ -35889,10 +38701,10 @@ var require_scan = __commonJS({
       }
       if (base && isGlob === true && lastIndex > 0) {
         base = str.slice(0, lastIndex);
-        glob = str.slice(lastIndex);
+        glob2 = str.slice(lastIndex);
       } else if (isGlob === true) {
         base = "";
-        glob = str;
+        glob2 = str;
       } else {
         base = str;
       }
@@ -35902,7 +38714,7 @@ var require_scan = __commonJS({
         }
       }
       if (opts.unescape === true) {
-        if (glob) glob = utils.removeBackslashes(glob);
+        if (glob2) glob2 = utils.removeBackslashes(glob2);
         if (base && backslashes === true) {
           base = utils.removeBackslashes(base);
         }
@@ -35912,7 +38724,7 @@ var require_scan = __commonJS({
         input,
         start,
         base,
-        glob,
+        glob: glob2,
         isBrace,
         isBracket,
         isGlob,
@@ -36219,7 +39031,7 @@ var require_parse2 = __commonJS({
       }
       return { risky: false };
     };
-    var parse3 = (input, options) => {
+    var parse4 = (input, options) => {
       if (typeof input !== "string") {
         throw new TypeError("Expected a string");
       }
@@ -36389,7 +39201,7 @@ var require_parse2 = __commonJS({
             output = token.close = `)$))${extglobStar}`;
           }
           if (token.inner.includes("*") && (rest = remaining()) && /^\.[^\\/.]+$/.test(rest)) {
-            const expression = parse3(rest, { ...options, fastpaths: false }).output;
+            const expression = parse4(rest, { ...options, fastpaths: false }).output;
             output = token.close = `)${expression})${extglobStar})`;
           }
           if (token.prev.type === "bos") {
@@ -36401,14 +39213,14 @@ var require_parse2 = __commonJS({
       };
       if (opts.fastpaths !== false && !/(^[*!]|[/()[\]{}"])/.test(input)) {
         let backslashes = false;
-        let output = input.replace(REGEX_SPECIAL_CHARS_BACKREF, (m, esc, chars, first, rest, index) => {
+        let output = input.replace(REGEX_SPECIAL_CHARS_BACKREF, (m, esc2, chars, first, rest, index) => {
           if (first === "\\") {
             backslashes = true;
             return m;
           }
           if (first === "?") {
-            if (esc) {
-              return esc + first + (rest ? QMARK.repeat(rest.length) : "");
+            if (esc2) {
+              return esc2 + first + (rest ? QMARK.repeat(rest.length) : "");
             }
             if (index === 0) {
               return qmarkNoDot + (rest ? QMARK.repeat(rest.length) : "");
@@ -36419,12 +39231,12 @@ var require_parse2 = __commonJS({
             return DOT_LITERAL.repeat(chars.length);
           }
           if (first === "*") {
-            if (esc) {
-              return esc + first + (rest ? star : "");
+            if (esc2) {
+              return esc2 + first + (rest ? star : "");
             }
             return star;
           }
-          return esc ? m : `\\${m}`;
+          return esc2 ? m : `\\${m}`;
         });
         if (backslashes === true) {
           if (opts.unescape === true) {
@@ -36912,7 +39724,7 @@ var require_parse2 = __commonJS({
       }
       return state;
     };
-    parse3.fastpaths = (input, options) => {
+    parse4.fastpaths = (input, options) => {
       const opts = { ...options };
       const max2 = typeof opts.maxLength === "number" ? Math.min(MAX_LENGTH2, opts.maxLength) : MAX_LENGTH2;
       const len = input.length;
@@ -36977,7 +39789,7 @@ var require_parse2 = __commonJS({
       }
       return source;
     };
-    module.exports = parse3;
+    module.exports = parse4;
   }
 });
 
@@ -36986,13 +39798,13 @@ var require_picomatch = __commonJS({
   "node_modules/picomatch/lib/picomatch.js"(exports, module) {
     "use strict";
     var scan = require_scan();
-    var parse3 = require_parse2();
+    var parse4 = require_parse2();
     var utils = require_utils2();
     var constants4 = require_constants6();
-    var isObject2 = (val) => val && typeof val === "object" && !Array.isArray(val);
-    var picomatch3 = (glob, options, returnState = false) => {
-      if (Array.isArray(glob)) {
-        const fns = glob.map((input) => picomatch3(input, options, returnState));
+    var isObject3 = (val) => val && typeof val === "object" && !Array.isArray(val);
+    var picomatch3 = (glob2, options, returnState = false) => {
+      if (Array.isArray(glob2)) {
+        const fns = glob2.map((input) => picomatch3(input, options, returnState));
         const arrayMatcher = (str) => {
           for (const isMatch of fns) {
             const state2 = isMatch(str);
@@ -37002,13 +39814,13 @@ var require_picomatch = __commonJS({
         };
         return arrayMatcher;
       }
-      const isState = isObject2(glob) && glob.tokens && glob.input;
-      if (glob === "" || typeof glob !== "string" && !isState) {
+      const isState = isObject3(glob2) && glob2.tokens && glob2.input;
+      if (glob2 === "" || typeof glob2 !== "string" && !isState) {
         throw new TypeError("Expected pattern to be a non-empty string");
       }
       const opts = options || {};
       const posix = opts.windows;
-      const regex = isState ? picomatch3.compileRe(glob, options) : picomatch3.makeRe(glob, options, false, true);
+      const regex = isState ? picomatch3.compileRe(glob2, options) : picomatch3.makeRe(glob2, options, false, true);
       const state = regex.state;
       delete regex.state;
       let isIgnored = () => false;
@@ -37017,8 +39829,8 @@ var require_picomatch = __commonJS({
         isIgnored = picomatch3(opts.ignore, ignoreOpts, returnState);
       }
       const matcher = (input, returnObject = false) => {
-        const { isMatch, match, output } = picomatch3.test(input, regex, options, { glob, posix });
-        const result = { glob, state, regex, posix, input, output, match, isMatch };
+        const { isMatch, match, output } = picomatch3.test(input, regex, options, { glob: glob2, posix });
+        const result = { glob: glob2, state, regex, posix, input, output, match, isMatch };
         if (typeof opts.onResult === "function") {
           opts.onResult(result);
         }
@@ -37043,7 +39855,7 @@ var require_picomatch = __commonJS({
       }
       return matcher;
     };
-    picomatch3.test = (input, regex, options, { glob, posix } = {}) => {
+    picomatch3.test = (input, regex, options, { glob: glob2, posix } = {}) => {
       if (typeof input !== "string") {
         throw new TypeError("Expected input to be a string");
       }
@@ -37052,11 +39864,11 @@ var require_picomatch = __commonJS({
       }
       const opts = options || {};
       const format = opts.format || (posix ? utils.toPosixSlashes : null);
-      let match = input === glob;
+      let match = input === glob2;
       let output = match && format ? format(input) : input;
       if (match === false) {
         output = format ? format(input) : input;
-        match = output === glob;
+        match = output === glob2;
       }
       if (match === false || opts.capture === true) {
         if (opts.matchBase === true || opts.basename === true) {
@@ -37067,14 +39879,14 @@ var require_picomatch = __commonJS({
       }
       return { isMatch: Boolean(match), match, output };
     };
-    picomatch3.matchBase = (input, glob, options, posix = options && options.windows) => {
-      const regex = glob instanceof RegExp ? glob : picomatch3.makeRe(glob, options);
+    picomatch3.matchBase = (input, glob2, options, posix = options && options.windows) => {
+      const regex = glob2 instanceof RegExp ? glob2 : picomatch3.makeRe(glob2, options);
       return regex.test(utils.basename(input, { windows: posix }));
     };
     picomatch3.isMatch = (str, patterns, options) => picomatch3(patterns, options)(str);
     picomatch3.parse = (pattern, options) => {
       if (Array.isArray(pattern)) return pattern.map((p) => picomatch3.parse(p, options));
-      return parse3(pattern, { ...options, fastpaths: false });
+      return parse4(pattern, { ...options, fastpaths: false });
     };
     picomatch3.scan = (input, options) => scan(input, options);
     picomatch3.compileRe = (state, options, returnOutput = false, returnState = false) => {
@@ -37100,10 +39912,10 @@ var require_picomatch = __commonJS({
       }
       let parsed = { negated: false, fastpaths: true };
       if (options.fastpaths !== false && (input[0] === "." || input[0] === "*")) {
-        parsed.output = parse3.fastpaths(input, options);
+        parsed.output = parse4.fastpaths(input, options);
       }
       if (!parsed.output) {
-        parsed = parse3(input, options);
+        parsed = parse4(input, options);
       }
       return picomatch3.compileRe(parsed, options, returnOutput, returnState);
     };
@@ -37127,11 +39939,11 @@ var require_picomatch2 = __commonJS({
     "use strict";
     var pico = require_picomatch();
     var utils = require_utils2();
-    function picomatch3(glob, options, returnState = false) {
+    function picomatch3(glob2, options, returnState = false) {
       if (options && (options.windows === null || options.windows === void 0)) {
         options = { ...options, windows: utils.isWindows() };
       }
-      return pico(glob, options, returnState);
+      return pico(glob2, options, returnState);
     }
     Object.assign(picomatch3, pico);
     module.exports = picomatch3;
@@ -37286,26 +40098,27 @@ var DEFAULT_CAP;
 var init_allocateSparsity = __esm({
   "src/prune/sensitivity/allocateSparsity.ts"() {
     "use strict";
+    init_rules();
     init_errors();
-    DEFAULT_CAP = 0.95;
+    DEFAULT_CAP = SENSITIVITY_CAP;
   }
 });
 
 // src/prune/resolveScope.ts
-function resolveScope(config, calib, rounds = 1) {
-  if (config.scope !== "auto") return { scope: config.scope, reason: "" };
+function resolveScope(config2, calib, rounds = 1) {
+  if (config2.scope !== "auto") return { scope: config2.scope, reason: "" };
   const global2 = (why) => ({ scope: "global", reason: `scope auto -> global: ${why}` });
-  if (config.method !== "structured" && config.method !== "unstructured") return global2(`--method ${config.method} has no sensitivity allocation`);
-  if (!calib) return global2(`no calibration set to measure ${config.method === "structured" ? "channel groups" : "layers"} on`);
+  if (config2.method !== "structured" && config2.method !== "unstructured") return global2(`--method ${config2.method} has no sensitivity allocation`);
+  if (!calib) return global2(`no calibration set to measure ${config2.method === "structured" ? "channel groups" : "layers"} on`);
   if (!calib.labelled) return global2("the calibration set has no labels");
-  if (config.schedule !== "oneshot") return global2(`--schedule ${config.schedule} (sensitivity curves are measured once, on the dense model)`);
-  if (config.maxLayerSparsity < 1) return global2("--max-layer-sparsity is a global-scope cap");
-  if (config.sparsity > DEFAULT_CAP) return global2(`--sparsity ${config.sparsity} is beyond the sensitivity cap ${DEFAULT_CAP}`);
-  if (config.method === "unstructured") {
+  if (config2.schedule !== "oneshot") return global2(`--schedule ${config2.schedule} (sensitivity curves are measured once, on the dense model)`);
+  if (config2.maxLayerSparsity < 1) return global2("--max-layer-sparsity is a global-scope cap");
+  if (config2.sparsity > DEFAULT_CAP) return global2(`--sparsity ${config2.sparsity} is beyond the sensitivity cap ${DEFAULT_CAP}`);
+  if (config2.method === "unstructured") {
     if (rounds > 1) return global2(`${rounds} recovery rounds prune by one global threshold`);
     return { scope: "sensitivity", reason: "scope auto -> sensitivity: unstructured with a labelled calibration set (per-layer ratios from each layer's calibration-loss curve)" };
   }
-  if (config.roundTo > 1) return global2("--round-to applies to the global allocation");
+  if (config2.roundTo > 1) return global2("--round-to applies to the global allocation");
   return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
 }
 var init_resolveScope = __esm({
@@ -37344,16 +40157,60 @@ var init_sparsity = __esm({
   }
 });
 
+// src/onnx/subgraph.ts
+function withExtraOutputs(model, tensors) {
+  const ed = ModelEditor.copyOf(model);
+  for (const name of tensors) ed.declareOutput(valueInfo(name));
+  return ed.model;
+}
+function graphUpTo(model, tensors) {
+  const g2 = model.graph;
+  const up = upstream(model, tensors);
+  if (!up) return withExtraOutputs(model, tensors);
+  const { nodes: needed, names } = up;
+  const initNames = new Set(g2.initializer.map((t) => t.name));
+  const graph = create(GraphProtoSchema, {
+    name: g2.name,
+    node: g2.node.filter((n) => needed.has(n)),
+    initializer: g2.initializer.filter((t) => names.has(t.name)),
+    sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
+    input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
+    output: tensors.map((name) => g2.output.find((o) => o.name === name) ?? valueInfo(name)),
+    valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
+  });
+  return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
+}
+function upstream(model, tensors) {
+  const producer = /* @__PURE__ */ new Map();
+  for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
+  const nodes = /* @__PURE__ */ new Set();
+  const names = /* @__PURE__ */ new Set();
+  const stack = [...tensors];
+  while (stack.length > 0) {
+    const t = stack.pop();
+    if (names.has(t)) continue;
+    names.add(t);
+    const n = producer.get(t);
+    if (!n || nodes.has(n)) continue;
+    if (n.attribute.some((a) => a.g !== void 0 || a.graphs.length > 0)) return null;
+    nodes.add(n);
+    for (const i2 of n.input) if (i2) stack.push(i2);
+  }
+  return { nodes, names };
+}
+var init_subgraph = __esm({
+  "src/onnx/subgraph.ts"() {
+    "use strict";
+    init_esm2();
+    init_build();
+    init_edit();
+    init_onnx_pb();
+  }
+});
+
 // src/prune/criteria/activations.ts
 async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 64) {
-  const probe = cloneModel(model);
-  const g2 = probe.graph;
-  const existing = new Set(g2.output.map((o) => o.name));
-  for (const name of tensors.keys()) {
-    if (existing.has(name)) continue;
-    const type = create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } });
-    g2.output.push(create(ValueInfoProtoSchema, { name, type }));
-  }
+  const probe = withExtraOutputs(model, [...tensors.keys()]);
   const { ort } = onnxruntime();
   const session = await ort.InferenceSession.create(serializeModel(probe), { executionProviders: ["cpu"], graphOptimizationLevel: "disabled" });
   const sums = /* @__PURE__ */ new Map();
@@ -37391,12 +40248,10 @@ async function channelMeanAbs(model, tensors, calib, maxSamples = 256, batch = 6
 var init_activations = __esm({
   "src/prune/criteria/activations.ts"() {
     "use strict";
-    init_esm2();
     init_dataset();
     init_ort();
     init_model();
-    init_onnx_pb();
-    init_tensor();
+    init_subgraph();
   }
 });
 
@@ -37698,8 +40553,8 @@ function inferNode(node, shapes, values) {
     case "ConvTranspose": {
       const w = s(1);
       if (!x2 || !w) return;
-      const group = attrInt(node, "group", 1);
-      const cout = op === "Conv" ? w[0] : w[1] * group;
+      const group2 = attrInt(node, "group", 1);
+      const cout = op === "Conv" ? w[0] : w[1] * group2;
       const sp = convOutput(node, x2, w, op === "ConvTranspose");
       set(sp && [x2[0], cout, ...sp]);
       return;
@@ -38345,7 +41200,7 @@ var init_depgraph = __esm({
       conv(node, x2) {
         const w = this.constant(node.input[1]);
         const label = nodeLabel(node);
-        const group = attrInt(node, "group", 1);
+        const group2 = attrInt(node, "group", 1);
         const dims = w ? tensorDims(w.tensor) : void 0;
         if (!w || !dims) {
           if (x2) this.poison(x2.layout, `${label} has a weight that is not constant`);
@@ -38357,7 +41212,7 @@ var init_depgraph = __esm({
           this.poison(x2.layout, `${label} reads channels on axis ${x2.axis}`);
           return;
         }
-        if (group === 1) {
+        if (group2 === 1) {
           if (x2) this.use(node, node.input[1], 1, x2.layout, "fanin", { ...x2, name: node.input[0] });
           const layout = this.fresh(node, cout);
           this.use(node, node.input[1], 0, layout, "param");
@@ -38365,14 +41220,14 @@ var init_depgraph = __esm({
           this.set(node.output[0], { axis: 1, layout });
           return;
         }
-        if (cinPerGroup === 1 && cout === group && x2 && layoutSize(x2.layout) === group) {
+        if (cinPerGroup === 1 && cout === group2 && x2 && layoutSize(x2.layout) === group2) {
           this.use(node, node.input[1], 0, x2.layout, "param");
           if (node.input[2]) this.use(node, node.input[2], 0, x2.layout, "param");
           this.addRewrite(node, { attr: "group" }, 0, x2.layout);
           this.set(node.output[0], { axis: 1, layout: x2.layout });
           return;
         }
-        const why = cinPerGroup === 1 && cout === group && !x2 ? `${label} is a depthwise convolution whose input channels come from ops the analysis could not follow` : `${label} is a grouped convolution (group=${group}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
+        const why = cinPerGroup === 1 && cout === group2 && !x2 ? `${label} is a depthwise convolution whose input channels come from ops the analysis could not follow` : `${label} is a grouped convolution (group=${group2}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
         if (x2) this.poison(x2.layout, why);
         this.set(node.output[0], { axis: 1, layout: this.fresh(node, cout, why) });
       }
@@ -38785,13 +41640,6 @@ function takeAlongAxis(values, dims, axis, indices) {
   }
   return out;
 }
-function findConstant(model, name) {
-  const g2 = model.graph;
-  const init = g2.initializer.find((t) => t.name === name);
-  if (init) return init;
-  const node = g2.node.find((n) => n.opType === "Constant" && n.output[0] === name);
-  return node ? attr(node, "value")?.t : void 0;
-}
 function slicesByTensor(uses) {
   const out = /* @__PURE__ */ new Map();
   for (const u of uses) {
@@ -38802,11 +41650,11 @@ function slicesByTensor(uses) {
   return out;
 }
 function removeChannels(model, analysis, keep) {
-  const out = cloneModel(model);
-  const g2 = out.graph;
+  const ed = ModelEditor.copyOf(model);
+  const g2 = ed.graph;
   const { spaces } = analysis;
   for (const [name, axes] of slicesByTensor(analysis.uses)) {
-    const t = findConstant(out, name);
+    const t = ed.constant(name);
     if (!t) throw new Error(`surgery: constant '${name}' not found`);
     let values = tensorToFloat32(t);
     const dims = tensorDims(t);
@@ -38818,7 +41666,7 @@ function removeChannels(model, analysis, keep) {
       dims[axis] = idx.length;
       changed = true;
     }
-    if (changed) setTensorFloat32(t, values, dims);
+    if (changed) ed.replaceInitializer(name, values, dims);
   }
   const edits = /* @__PURE__ */ new Map();
   for (const r of analysis.rewrites) {
@@ -38834,63 +41682,30 @@ function removeChannels(model, analysis, keep) {
     const key = `${r.node}:${r.target.input}`;
     let e = edits.get(key);
     if (!e) {
-      const t = findConstant(out, node.input[r.target.input]);
+      const t = ed.constant(node.input[r.target.input]);
       if (!t) throw new Error(`surgery: ${node.name} input ${r.target.input} is not constant`);
       edits.set(key, e = { node, input: r.target.input, values: tensorToInts(t) });
     }
     e.values[r.element] = value;
   }
   for (const e of edits.values()) {
-    const old = findConstant(out, e.node.input[e.input]);
+    const oldName = e.node.input[e.input];
+    const old = ed.constant(oldName);
     const before = tensorToInts(old);
     if (before.every((v, i2) => v === e.values[i2])) continue;
-    const name = uniqueName(out, `${e.node.input[e.input]}_pruned`);
-    g2.initializer.push(intTensor(name, tensorDims(old), e.values, old.dataType));
-    e.node.input[e.input] = name;
+    const type = old.dataType === 6 /* INT32 */ ? 6 /* INT32 */ : 7 /* INT64 */;
+    ed.setInput(e.node, e.input, ed.addIntInitializer(`${oldName}_pruned`, tensorDims(old), e.values, type));
   }
-  dropUnused(out);
-  if (keep.size > 0) g2.valueInfo = [];
-  const inits = new Map(g2.initializer.map((t) => [t.name, t]));
-  for (const i2 of g2.input) {
-    const t = inits.get(i2.name);
-    const shape = i2.type?.value.case === "tensorType" ? i2.type.value.value.shape : void 0;
-    if (t && shape) tensorDims(t).forEach((d, k) => {
-      if (shape.dim[k]) shape.dim[k].value = { case: "dimValue", value: BigInt(d) };
-    });
-  }
-  return out;
-}
-function intTensor(name, dims, values, dataType) {
-  const raw = dataType === 6 /* INT32 */ ? new Uint8Array(Int32Array.from(values).buffer) : new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
-  return create(TensorProtoSchema, { name, dataType: dataType === 6 /* INT32 */ ? 6 /* INT32 */ : 7 /* INT64 */, dims: dims.map(BigInt), rawData: raw });
-}
-function uniqueName(model, base) {
-  const g2 = model.graph;
-  const taken = /* @__PURE__ */ new Set([...g2.initializer.map((t) => t.name), ...g2.node.flatMap((n) => n.output), ...g2.input.map((i2) => i2.name)]);
-  let name = base;
-  for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
-  return name;
-}
-function dropUnused(model) {
-  const g2 = model.graph;
-  const dropped = /* @__PURE__ */ new Set();
-  for (; ; ) {
-    const read = /* @__PURE__ */ new Set([...g2.node.flatMap((n) => n.input), ...g2.output.map((o) => o.name)]);
-    const before = g2.node.length + g2.initializer.length;
-    g2.node = g2.node.filter((n) => n.opType !== "Constant" || read.has(n.output[0]));
-    for (const t of g2.initializer) if (!read.has(t.name)) dropped.add(t.name);
-    g2.initializer = g2.initializer.filter((t) => read.has(t.name));
-    if (g2.node.length + g2.initializer.length === before) break;
-  }
-  g2.input = g2.input.filter((i2) => !dropped.has(i2.name));
+  ed.dropUnread(/* @__PURE__ */ new Set(["Constant"]), { initializers: true });
+  if (keep.size > 0) ed.clearValueInfo();
+  ed.redeclareInitializerInputs();
+  return ed.model;
 }
 var init_surgery = __esm({
   "src/prune/structured/surgery.ts"() {
     "use strict";
-    init_esm2();
-    init_onnx_pb();
+    init_edit();
     init_graph();
-    init_model();
     init_tensor();
     init_layout();
   }
@@ -38900,20 +41715,18 @@ var init_surgery = __esm({
 function untieConstants(model) {
   const src0 = model.graph;
   const g2 = { ...src0, node: src0.node.map((n) => ({ ...n, input: [...n.input] })), initializer: [...src0.initializer] };
-  const out = { ...model, graph: g2 };
-  const index = new GraphIndex(g2);
+  const ed = new ModelEditor({ ...model, graph: g2 });
   const source = (name) => {
     let n = name;
     for (let hop = 0; hop < 8 && n; hop++) {
-      const t = index.constant(n);
-      if (t) return FLOAT_TYPES.has(t.dataType) ? { name: n, tensor: t } : void 0;
-      const p = index.producer.get(n);
+      const t = ed.constant(n);
+      if (t) return FLOAT_TYPES.has(t.dataType) ? n : void 0;
+      const p = ed.producer(n);
       if (!p || p.opType !== "Identity") return void 0;
       n = p.input[0];
     }
     return void 0;
   };
-  const taken = /* @__PURE__ */ new Set([...g2.initializer.map((t) => t.name), ...g2.node.flatMap((n) => n.output), ...g2.input.map((i2) => i2.name)]);
   const reads = /* @__PURE__ */ new Map();
   for (const node of g2.node) {
     if (node.opType === "Identity" && source(node.input[0])) continue;
@@ -38921,35 +41734,18 @@ function untieConstants(model) {
       if (!name) return;
       const src = source(name);
       if (!src) return;
-      const k = reads.get(src.name) ?? 0;
-      reads.set(src.name, k + 1);
-      if (k === 0) {
-        node.input[i2] = src.name;
-        return;
-      }
-      let copy = `${src.name}_untied${k}`;
-      for (let j = 1; taken.has(copy); j++) copy = `${src.name}_untied${k}_${j}`;
-      taken.add(copy);
-      const t = clone(TensorProtoSchema, src.tensor);
-      t.name = copy;
-      g2.initializer.push(t);
-      node.input[i2] = copy;
+      const k = reads.get(src) ?? 0;
+      reads.set(src, k + 1);
+      ed.setInput(node, i2, k === 0 ? src : ed.copyConstant(src, `${src}_untied${k}`));
     });
   }
-  const outputs = new Set(g2.output.map((o) => o.name));
-  for (let before = -1; before !== g2.node.length; ) {
-    before = g2.node.length;
-    const read = new Set(g2.node.flatMap((n) => n.input));
-    g2.node = g2.node.filter((n) => n.opType !== "Identity" || read.has(n.output[0]) || outputs.has(n.output[0]));
-  }
-  return out;
+  ed.dropUnread(/* @__PURE__ */ new Set(["Identity"]), { initializers: false });
+  return ed.model;
 }
 var init_untie = __esm({
   "src/prune/structured/untie.ts"() {
     "use strict";
-    init_esm2();
-    init_onnx_pb();
-    init_graph();
+    init_edit();
     init_tensor();
   }
 });
@@ -39044,11 +41840,10 @@ var init_structuredPrune = __esm({
 
 // src/prune/sensitivity/sensitivityCurves.ts
 function weightUnits(dense, weights) {
-  const work = cloneModel(dense);
-  const index = new GraphIndex(work.graph);
+  const work = ModelEditor.copyOf(dense);
   let touched;
   const restore = () => {
-    if (touched) setTensorFloat32(index.initializers.get(touched.name), touched.values);
+    if (touched) work.replaceInitializer(touched.name, touched.values);
     touched = void 0;
   };
   return weights.map((w) => {
@@ -39061,11 +41856,10 @@ function weightUnits(dense, weights) {
       unitsAt: (ratio2) => Math.round(ratio2 * size),
       pruneAlone: async (ratio2) => {
         restore();
-        const t = index.initializers.get(w.initializer);
-        const values = tensorToFloat32(t);
+        const values = tensorToFloat32(work.initializer(w.initializer));
         touched = { name: w.initializer, values };
-        setTensorFloat32(t, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size))[0]));
-        return work;
+        work.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size))[0]));
+        return work.model;
       }
     };
   });
@@ -39120,8 +41914,7 @@ var DEFAULT_RATIOS, AnalysisOverBudget;
 var init_sensitivityCurves = __esm({
   "src/prune/sensitivity/sensitivityCurves.ts"() {
     "use strict";
-    init_graph();
-    init_model();
+    init_edit();
     init_tensor();
     init_magnitude();
     init_structuredPrune();
@@ -39352,7 +42145,7 @@ var init_cleanup = __esm({
 
 // src/onnx/runtime/session.ts
 import * as fs7 from "node:fs";
-import * as os5 from "node:os";
+import * as os6 from "node:os";
 import * as path4 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
@@ -39374,7 +42167,7 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs7.mkdtempSync(path4.join(process.env.RUNNER_TEMP || os5.tmpdir(), "prune-guard-session-"));
+  const dir = fs7.mkdtempSync(path4.join(process.env.RUNNER_TEMP || os6.tmpdir(), "prune-guard-session-"));
   const done = onInterrupt(() => fs7.rmSync(dir, { recursive: true, force: true }));
   try {
     const file = path4.join(dir, "model.onnx");
@@ -39393,27 +42186,11 @@ function weightBytes(model) {
   for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
   return total2;
 }
-function withExtraOutputs(model, tensors) {
-  const copy = cloneModel(model);
-  const g2 = copy.graph;
-  const have = new Set(g2.output.map((o) => o.name));
-  for (const name of tensors) {
-    if (have.has(name)) continue;
-    have.add(name);
-    g2.output.push(
-      create(ValueInfoProtoSchema, {
-        name,
-        type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
-      })
-    );
-  }
-  return copy;
-}
-async function captureActivations(session, data, fetch2, batchSize = 128) {
+async function captureActivations(session, data, fetch2, batchSize2 = 128) {
   const { ort } = onnxruntime();
   const parts = /* @__PURE__ */ new Map();
-  for (let start = 0; start < data.count; start += batchSize) {
-    const end = Math.min(data.count, start + batchSize);
+  for (let start = 0; start < data.count; start += batchSize2) {
+    const end = Math.min(data.count, start + batchSize2);
     const feeds = {};
     for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
     const result = await session.run(feeds, fetch2);
@@ -39438,10 +42215,10 @@ async function captureActivations(session, data, fetch2, batchSize = 128) {
   }
   return out;
 }
-async function streamActivations(runs, data, batchSize, onBatch) {
+async function streamActivations(runs, data, batchSize2, onBatch) {
   const { ort } = onnxruntime();
-  for (let start = 0; start < data.count; start += batchSize) {
-    const end = Math.min(data.count, start + batchSize);
+  for (let start = 0; start < data.count; start += batchSize2) {
+    const end = Math.min(data.count, start + batchSize2);
     const results = [];
     try {
       for (const { session, fetch: fetch2 } of runs) {
@@ -39463,14 +42240,11 @@ var BIG_MODEL_BYTES;
 var init_session = __esm({
   "src/onnx/runtime/session.ts"() {
     "use strict";
-    init_esm2();
     init_dataset();
     init_ort();
     init_model();
     init_cleanup();
     init_errors();
-    init_onnx_pb();
-    init_tensor();
     BIG_MODEL_BYTES = 64 * 2 ** 20;
   }
 });
@@ -39565,22 +42339,6 @@ var init_calibScorer = __esm({
 });
 
 // src/prune/sensitivity/sensitivityPrune.ts
-function checkSensitivityInputs(config, calib) {
-  if (config.scope !== "sensitivity" && config.scope !== "sensitivity-macs") return;
-  const flag = `--scope ${config.scope}`;
-  if (!calib) {
-    throw new UserError(`${flag}: needs a calibration set to measure each layer on; pass --calib calib.npz (labels optional) or use --scope global`);
-  }
-  if (config.scope === "sensitivity-macs" && config.method !== "structured") {
-    throw new UserError(`${flag}: ranks channel groups by the MACs their removal saves, so it needs --method structured, not ${config.method}; use --scope sensitivity or global`);
-  }
-  if (config.method !== "unstructured" && config.method !== "structured") {
-    throw new UserError(`${flag}: works with --method unstructured or structured, not ${config.method}; use one of those or --scope global`);
-  }
-  if (config.sparsity > DEFAULT_CAP) {
-    throw new UserError(`--sparsity ${config.sparsity}: ${flag} prunes no layer beyond ${DEFAULT_CAP * 100}%, so the target must be at most ${DEFAULT_CAP}; lower --sparsity or use --scope global`);
-  }
-}
 async function sensitivityPrune(dense, req) {
   const t0 = performance.now();
   const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
@@ -39680,23 +42438,20 @@ async function unstructuredSensitivityPlan(dense, req) {
   };
 }
 function pruneCounts(dense, weights, counts2) {
-  const out = cloneModel(dense);
-  const index = new GraphIndex(out.graph);
+  const ed = ModelEditor.copyOf(dense);
   weights.forEach((w, i2) => {
-    const t = index.initializers.get(w.initializer);
-    const values = tensorToFloat32(t);
-    setTensorFloat32(t, applyMask(values, magnitudeMask([values], counts2[i2])[0]));
+    const values = tensorToFloat32(ed.initializer(w.initializer));
+    ed.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], counts2[i2])[0]));
   });
-  return out;
+  return ed.model;
 }
 var MAC_COST_EXPONENT, pct3, againstText;
 var init_sensitivityPrune = __esm({
   "src/prune/sensitivity/sensitivityPrune.ts"() {
     "use strict";
     init_errors();
-    init_graph();
-    init_model();
     init_flops();
+    init_edit();
     init_tensor();
     init_magnitude();
     init_describe();
@@ -39711,14 +42466,14 @@ var init_sensitivityPrune = __esm({
 });
 
 // src/prune/pruneModel.ts
-function targetSparsity(config) {
-  const nm = parseNM(config.method);
-  return nm ? 1 - nm.n / nm.m : config.sparsity;
+function targetSparsity(config2) {
+  const nm = parseNM(config2.method);
+  return nm ? 1 - nm.n / nm.m : config2.sparsity;
 }
-function pruneNM(dense, weights, config, { n, m }) {
+function pruneNM(dense, weights, config2, { n, m }) {
   const r = nmPrune(dense, weights, n, m);
   if (r.layers.length === 0) {
-    throw new UserError(`--method ${config.method}: none of the ${weights.length} prunable weights has a single input axis to group; use --method unstructured`);
+    throw new UserError(`--method ${config2.method}: none of the ${weights.length} prunable weights has a single input axis to group; use --method unstructured`);
   }
   const notes = [];
   const tails = r.layers.filter((l) => l.tail > 0);
@@ -39728,8 +42483,8 @@ function pruneNM(dense, weights, config, { n, m }) {
     notes.push(`${n}:${m}: fan-in not a multiple of ${m}, so the last entries of each row stay dense (${tailTotal} weights): ${list}`);
   }
   for (const s of r.skipped) notes.push(`${n}:${m}: ${s.initializer} left dense: ${s.reason}`);
-  if (config.sparsity !== DEFAULT_CONFIG.sparsity && config.sparsity !== 1 - n / m) {
-    notes.push(`--sparsity ${config.sparsity} is not used by --method ${config.method}: the pattern sets sparsity to ${1 - n / m}`);
+  if (config2.sparsity !== DEFAULT_CONFIG.sparsity && config2.sparsity !== 1 - n / m) {
+    notes.push(`--sparsity ${config2.sparsity} is not used by --method ${config2.method}: the pattern sets sparsity to ${1 - n / m}`);
   }
   const grouped = r.layers.reduce((s, l) => s + l.grouped, 0);
   const all = r.layers.reduce((s, l) => s + l.grouped + l.tail, 0);
@@ -39743,49 +42498,28 @@ function pruneNM(dense, weights, config, { n, m }) {
     verifySaved: (saved) => verifyNM(saved, pruned, n, m).map((v) => v.message)
   };
 }
-function checkLayerCap(config) {
-  if (config.maxLayerSparsity < 1 && config.scope !== "global") {
-    throw new UserError(`--max-layer-sparsity: caps what one global threshold takes from a layer, but --scope ${config.scope} sets every layer's ratio itself; use --scope global or drop the cap`);
-  }
-  if (config.maxLayerSparsity < 1 && config.maxLayerSparsity < config.sparsity) {
-    throw new UserError(`--max-layer-sparsity ${config.maxLayerSparsity}: below --sparsity ${config.sparsity}, so no allocation reaches the target; raise it to at least ${config.sparsity}`);
-  }
-}
-function checkSparseGPT(config, calib) {
-  if (config.criterion !== "sparsegpt") return;
-  if (config.method !== "unstructured") {
-    throw new UserError(`--criterion sparsegpt: re-chooses unstructured masks during reconstruction, not --method ${config.method}; use --method unstructured, or --criterion l1`);
-  }
-  if (config.recovery !== "reconstruct" && config.recovery !== "auto") {
-    throw new UserError(`--criterion sparsegpt: the mask is chosen by the reconstruction step, but --recovery is ${config.recovery}; use --recovery reconstruct or auto`);
-  }
-  if (!calib) throw new UserError("--criterion sparsegpt: needs calibration data to choose the mask on; pass --calib calib.npz");
-}
 async function pruneModel(dense, requested, ctx) {
   const { scope } = resolveScope(requested, ctx.calib ? { labelled: ctx.calib.labels !== null } : void 0);
-  const config = { ...requested, scope };
-  const outcome = await pruneWithScope(dense, config, ctx);
+  const config2 = { ...requested, scope };
+  const outcome = await pruneWithScope(dense, config2, ctx);
   return { ...outcome, scope: outcome.scope ?? scope };
 }
-async function pruneWithScope(dense, config, ctx) {
-  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+async function pruneWithScope(dense, config2, ctx) {
+  const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
   if (weights.length === 0) {
     throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
-  checkSparseGPT(config, ctx.calib);
-  checkSensitivityInputs(config, ctx.calib);
-  checkLayerCap(config);
-  if (config.scope === "sensitivity" || config.scope === "sensitivity-macs") return pruneBySensitivity(dense, weights, config, ctx);
-  const nm = parseNM(config.method);
-  if (nm) return pruneNM(dense, weights, config, nm);
-  if (/^\d+:\d+$/.test(config.method)) throw new UserError(`--method ${config.method}: an N:M pattern needs 1 <= N < M, like 2:4`);
-  switch (config.method) {
+  if (config2.scope === "sensitivity" || config2.scope === "sensitivity-macs") return pruneBySensitivity(dense, weights, config2, ctx);
+  const nm = parseNM(config2.method);
+  if (nm) return pruneNM(dense, weights, config2, nm);
+  if (/^\d+:\d+$/.test(config2.method)) throw new UserError(`--method ${config2.method}: an N:M pattern needs 1 <= N < M, like 2:4`);
+  switch (config2.method) {
     case "unstructured": {
-      const cap = config.scope === "global" ? config.maxLayerSparsity : 1;
-      const r = magnitudePrune(dense, weights, config.sparsity, config.scope, cap);
+      const cap = config2.scope === "global" ? config2.maxLayerSparsity : 1;
+      const r = magnitudePrune(dense, weights, config2.sparsity, config2.scope, cap);
       return {
         model: r.model,
-        description: `unstructured magnitude pruning (${config.scope}) of ${weights.length} weight tensors to ${(config.sparsity * 100).toFixed(1)}%` + (cap < 1 ? ` (no layer above ${(cap * 100).toFixed(1)}%)` : ""),
+        description: `unstructured magnitude pruning (${config2.scope}) of ${weights.length} weight tensors to ${(config2.sparsity * 100).toFixed(1)}%` + (cap < 1 ? ` (no layer above ${(cap * 100).toFixed(1)}%)` : ""),
         denseWeights: weights,
         notes: []
       };
@@ -39795,50 +42529,50 @@ async function pruneWithScope(dense, config, ctx) {
       const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
       const kept = new Set(weights.map((w) => w.initializer));
       const protectedTensors = new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n)));
-      const channelSparsity = config.method === "hybrid" ? config.sparsity / 2 : config.sparsity;
+      const channelSparsity = config2.method === "hybrid" ? config2.sparsity / 2 : config2.sparsity;
       const r = await structuredPrune(dense, {
         sparsity: channelSparsity,
-        scope: config.scope,
-        roundTo: config.roundTo,
-        maxLayerSparsity: config.scope === "global" ? config.maxLayerSparsity : 1,
-        criterion: config.criterion,
+        scope: config2.scope,
+        roundTo: config2.roundTo,
+        maxLayerSparsity: config2.scope === "global" ? config2.maxLayerSparsity : 1,
+        criterion: config2.criterion,
         protectedTensors,
         calib: ctx.calib
       });
-      let description = describeStructured(dense, r, { criterion: config.criterion, scope: config.scope, sparsity: channelSparsity });
+      let description = describeStructured(dense, r, { criterion: config2.criterion, scope: config2.scope, sparsity: channelSparsity });
       let model = r.model;
-      if (config.method === "hybrid") {
+      if (config2.method === "hybrid") {
         const removed = countSparsity(model, weights).overall;
-        const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+        const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
         const restTotal = rest.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
         const denseTotal = weights.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const extra = Math.max(0, config.sparsity * denseTotal - (denseTotal - restTotal));
+        const extra = Math.max(0, config2.sparsity * denseTotal - (denseTotal - restTotal));
         const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-        model = magnitudePrune(model, rest, frac, config.scope).model;
-        description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
+        model = magnitudePrune(model, rest, frac, config2.scope).model;
+        description += `; then unstructured magnitude (${config2.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
       return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept } };
     }
     default:
-      throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
+      throw new UserError(`--method ${config2.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
   }
 }
-async function pruneBySensitivity(dense, weights, config, ctx) {
+async function pruneBySensitivity(dense, weights, config2, ctx) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
   const kept = new Set(weights.map((w) => w.initializer));
-  const method = config.method;
+  const method2 = config2.method;
   let started = false;
   try {
     const r = await sensitivityPrune(dense, {
-      method,
-      sparsity: config.sparsity,
+      method: method2,
+      sparsity: config2.sparsity,
       calib: ctx.calib,
       weights,
-      config,
-      perMac: config.scope === "sensitivity-macs",
+      config: config2,
+      perMac: config2.scope === "sensitivity-macs",
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total2) => {
-        if (!started) ctx.progress?.start(`sensitivity curves (${method}, ${total2} ${method === "unstructured" ? "layers" : "groups"})`, total2);
+        if (!started) ctx.progress?.start(`sensitivity curves (${method2}, ${total2} ${method2 === "unstructured" ? "layers" : "groups"})`, total2);
         started = true;
         ctx.progress?.update(done);
       },
@@ -39847,8 +42581,8 @@ async function pruneBySensitivity(dense, weights, config, ctx) {
     return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity, ...r.structured ? { structured: r.structured } : {} };
   } catch (e) {
     if (!(e instanceof AnalysisOverBudget)) throw e;
-    const global2 = await pruneWithScope(dense, { ...config, scope: "global" }, ctx);
-    const note = `scope auto -> global: the ${config.scope} analysis would take about ${e.projectedSeconds.toFixed(0)} s for ${e.units} ${config.method === "unstructured" ? "layers" : "groups"} (limit ${e.limitSeconds} s, the recovery-time-budget); pass --scope ${config.scope} to measure it anyway`;
+    const global2 = await pruneWithScope(dense, { ...config2, scope: "global" }, ctx);
+    const note = `scope auto -> global: the ${config2.scope} analysis would take about ${e.projectedSeconds.toFixed(0)} s for ${e.units} ${config2.method === "unstructured" ? "layers" : "groups"} (limit ${e.limitSeconds} s, the recovery-time-budget); pass --scope ${config2.scope} to measure it anyway`;
     return { ...global2, notes: [note, ...global2.notes], scope: "global" };
   } finally {
     if (started) ctx.progress?.stop();
@@ -39868,55 +42602,6 @@ var init_pruneModel = __esm({
     init_sensitivityPrune();
     init_describe();
     init_structuredPrune();
-  }
-});
-
-// src/recover/subgraph.ts
-function graphUpTo(model, tensors) {
-  const g2 = model.graph;
-  const up = upstream(model, tensors);
-  if (!up) return withExtraOutputs(model, tensors);
-  const { nodes: needed, names } = up;
-  const initNames = new Set(g2.initializer.map((t) => t.name));
-  const outputs = tensors.map(
-    (name) => g2.output.find((o) => o.name === name) ?? create(ValueInfoProtoSchema, { name, type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } }) })
-  );
-  const graph = create(GraphProtoSchema, {
-    name: g2.name,
-    node: g2.node.filter((n) => needed.has(n)),
-    initializer: g2.initializer.filter((t) => names.has(t.name)),
-    sparseInitializer: g2.sparseInitializer.filter((t) => names.has(t.values?.name ?? "")),
-    input: g2.input.filter((i2) => !initNames.has(i2.name) || names.has(i2.name)),
-    output: outputs,
-    valueInfo: g2.valueInfo.filter((v) => names.has(v.name))
-  });
-  return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
-}
-function upstream(model, tensors) {
-  const producer = /* @__PURE__ */ new Map();
-  for (const n of model.graph.node) for (const o of n.output) producer.set(o, n);
-  const nodes = /* @__PURE__ */ new Set();
-  const names = /* @__PURE__ */ new Set();
-  const stack = [...tensors];
-  while (stack.length > 0) {
-    const t = stack.pop();
-    if (names.has(t)) continue;
-    names.add(t);
-    const n = producer.get(t);
-    if (!n || nodes.has(n)) continue;
-    if (n.attribute.some((a) => a.g !== void 0 || a.graphs.length > 0)) return null;
-    nodes.add(n);
-    for (const i2 of n.input) if (i2) stack.push(i2);
-  }
-  return { nodes, names };
-}
-var init_subgraph = __esm({
-  "src/recover/subgraph.ts"() {
-    "use strict";
-    init_esm2();
-    init_onnx_pb();
-    init_tensor();
-    init_session();
   }
 });
 
@@ -40047,7 +42732,8 @@ var init_activationBudget = __esm({
 
 // src/recover/batchNorm.ts
 async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
-  const model = cloneModel(pruned);
+  const ed = ModelEditor.copyOf(pruned);
+  const model = ed.model;
   const index = new GraphIndex(model.graph);
   const targets = [];
   for (const node of index.order) {
@@ -40070,7 +42756,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
     const batch2 = boundedBatch(model, 128);
     for (const t of targets) {
       const stats2 = await gatherStats(model, [t], calib, threads, batch2);
-      apply(t, stats2[0]);
+      apply(ed, t, stats2[0]);
       nodes.push(nodeLabel(t.node));
     }
     return { model, nodes };
@@ -40083,7 +42769,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   const batch = per > 0 ? Math.max(1, Math.min(128, Math.floor(ACTIVATION_BUDGET_BYTES / per))) : 128;
   const stats = await gatherStats(model, targets, calib, threads, batch);
   targets.forEach((t, k) => {
-    apply(t, stats[k]);
+    apply(ed, t, stats[k]);
     nodes.push(nodeLabel(t.node));
   });
   return {
@@ -40126,7 +42812,7 @@ async function gatherStats(model, targets, calib, threads, batch) {
   }
   return targets.map((t) => byName.get(t.node.input[0]));
 }
-function apply(t, s) {
+function apply(ed, t, s) {
   const c = s.sum.length;
   const newMean = new Float32Array(c);
   const newVar = new Float32Array(c);
@@ -40136,14 +42822,14 @@ function apply(t, s) {
   }
   const oldVar = tensorToFloat32(t.variance);
   for (let ch = 0; ch < c; ch++) if (!(newVar[ch] > 0)) newVar[ch] = oldVar[ch];
-  setTensorFloat32(t.mean, newMean);
-  setTensorFloat32(t.variance, newVar);
+  ed.replaceInitializer(t.mean.name, newMean);
+  ed.replaceInitializer(t.variance.name, newVar);
 }
 var init_batchNorm = __esm({
   "src/recover/batchNorm.ts"() {
     "use strict";
     init_graph();
-    init_model();
+    init_edit();
     init_tensor();
     init_bounds();
     init_activationBudget();
@@ -40287,29 +42973,29 @@ var init_gradients = __esm({
       const kernel = ws.slice(2);
       const strides = attrInts(node, "strides") ?? new Array(r).fill(1);
       const dil = attrInts(node, "dilations") ?? new Array(r).fill(1);
-      const group = attrInt(node, "group", 1);
+      const group2 = attrInt(node, "group", 1);
       const pads = explicitPads(node, xs, ys, kernel, strides, dil);
       const spatial = range(r, 2);
       const out = [];
       if (c.wants[0]) {
         const outputPadding = range(r).map((i2) => xs[2 + i2] - ((ys[2 + i2] - 1) * strides[i2] + (kernel[i2] - 1) * dil[i2] + 1 - pads[i2] - pads[r + i2]));
         if (outputPadding.some((p, i2) => p < 0 || p >= Math.max(strides[i2], dil[i2]))) unsupported(c, "input rows the convolution never reads");
-        out[0] = b.op("ConvTranspose", [dy, w], { strides, dilations: dil, group, pads, output_padding: outputPadding, kernel_shape: kernel });
+        out[0] = b.op("ConvTranspose", [dy, w], { strides, dilations: dil, group: group2, pads, output_padding: outputPadding, kernel_shape: kernel });
       }
       if (c.wants[1]) {
         const n = xs[0];
         const [o, cg] = ws;
         const full = range(r).map((i2) => Math.floor((xs[2 + i2] + pads[i2] + pads[r + i2] - ((ys[2 + i2] - 1) * strides[i2] + 1)) / dil[i2]) + 1);
         let g2;
-        if (group === 1) {
+        if (group2 === 1) {
           const xt = b.transpose(x2, [1, 0, ...spatial]);
           const dt = b.transpose(dy, [1, 0, ...spatial]);
           g2 = b.op("Conv", [xt, dt], { strides: dil, dilations: strides, pads });
         } else {
-          const xg = b.reshape(x2, [n, group, cg, ...xs.slice(2)]);
-          const xt = b.reshape(b.transpose(xg, [2, 0, 1, ...range(r, 3)]), [cg, n * group, ...xs.slice(2)]);
+          const xg = b.reshape(x2, [n, group2, cg, ...xs.slice(2)]);
+          const xt = b.reshape(b.transpose(xg, [2, 0, 1, ...range(r, 3)]), [cg, n * group2, ...xs.slice(2)]);
           const dr = b.reshape(dy, [n * o, 1, ...ys.slice(2)]);
-          const per = b.op("Conv", [xt, dr], { strides: dil, dilations: strides, pads, group: n * group });
+          const per = b.op("Conv", [xt, dr], { strides: dil, dilations: strides, pads, group: n * group2 });
           g2 = b.reduceSum(b.reshape(per, [cg, n, o, ...full]), [1], false);
         }
         if (!same(full, kernel)) g2 = b.slice(g2, new Array(r).fill(0), kernel, spatial);
@@ -40328,8 +43014,8 @@ var init_gradients = __esm({
       const tB = attrInt(node, "transB", 0);
       const al = alpha === 1 ? {} : { alpha: { float: alpha } };
       const out = [];
-      if (c.wants[0]) out[0] = tA ? b.op("Gemm", [bb, dy], { transA: tB, transB: 1, ...al }) : b.op("Gemm", [dy, bb], { transB: tB ? 0 : 1, ...al });
-      if (c.wants[1]) out[1] = tB ? b.op("Gemm", [dy, a], { transA: 1, transB: tA, ...al }) : b.op("Gemm", [a, dy], { transA: tA ? 0 : 1, ...al });
+      if (c.wants[0]) out[0] = tA ? b.gemm(bb, dy, { transA: tB, transB: 1, ...al }) : b.gemm(dy, bb, { transB: tB ? 0 : 1, ...al });
+      if (c.wants[1]) out[1] = tB ? b.gemm(dy, a, { transA: 1, transB: tA, ...al }) : b.gemm(a, dy, { transA: tA ? 0 : 1, ...al });
       if (cc && c.wants[2]) out[2] = b.unbroadcast(b.scale(dy, beta), c.shape(node.output[0]), c.shape(cc));
       return out;
     };
@@ -40352,7 +43038,7 @@ var init_gradients = __esm({
           const k = as.at(-1);
           const a2 = b.reshape(a, [numel(as) / k, k]);
           const d2 = b.reshape(dy, [numel(ys) / ys.at(-1), ys.at(-1)]);
-          out[1] = b.op("Gemm", [a2, d2], { transA: 1 });
+          out[1] = b.gemm(a2, d2, { transA: 1 });
         } else {
           const full = b.op("MatMul", [b.transpose(a, swap2(as.length)), dy]);
           out[1] = b.unbroadcast(full, [...ys.slice(0, -2), bs.at(-2), bs.at(-1)], bs);
@@ -40501,7 +43187,7 @@ var init_gradients = __esm({
       if (attrInt(node, "storage_order", 0) !== 0) unsupported(c, "storage_order=1");
       const overlapping = kernel.some((k, i2) => (k - 1) * dil[i2] + 1 > strides[i2]);
       if (overlapping && b.opset < 16) unsupported(c, "overlapping windows need ScatterElements reduction, opset 16+");
-      if (!node.output[1]) node.output[1] = b.fresh("maxpool_indices");
+      if (!node.output[1]) b.editor.setOutput(node, 1, b.fresh("maxpool_indices"));
       const zeros = b.op("ConstantOfShape", [b.int64s([numel(xs)])], { value: { tensor: zeroTensor() } });
       const scatter = b.op("ScatterElements", [zeros, b.reshape(node.output[1], [-1]), b.reshape(c.dy[0], [-1])], overlapping ? { axis: 0, reduction: "add" } : { axis: 0 });
       return [b.reshape(scatter, xs)];
@@ -40626,67 +43312,39 @@ var init_loss = __esm({
 });
 
 // src/recover/distill/builder.ts
-function attribute(name, v) {
-  if (typeof v === "number") return create(AttributeProtoSchema, { name, type: 2 /* INT */, i: BigInt(v) });
-  if (Array.isArray(v)) return create(AttributeProtoSchema, { name, type: 7 /* INTS */, ints: v.map(BigInt) });
-  if (typeof v === "string") return create(AttributeProtoSchema, { name, type: 3 /* STRING */, s: new TextEncoder().encode(v) });
-  if ("float" in v) return create(AttributeProtoSchema, { name, type: 1 /* FLOAT */, f: v.float });
-  return create(AttributeProtoSchema, { name, type: 4 /* TENSOR */, t: v.tensor });
-}
 var GraphBuilder;
 var init_builder = __esm({
   "src/recover/distill/builder.ts"() {
     "use strict";
-    init_esm2();
-    init_onnx_pb();
-    init_tensor();
     GraphBuilder = class {
-      constructor(opset, taken) {
-        this.opset = opset;
-        this.taken = new Set(taken);
+      constructor(editor) {
+        this.editor = editor;
+        this.opset = editor.opset();
       }
+      editor;
       opset;
+      /** the nodes this builder added, in order */
       nodes = [];
-      initializers = [];
-      counter = 0;
-      taken;
       fresh(hint) {
-        let name;
-        do
-          name = `pg_grad/${hint}_${this.counter++}`;
-        while (this.taken.has(name));
-        this.taken.add(name);
-        return name;
+        return this.editor.fresh(`pg_grad/${hint}`);
       }
       /** One node; returns its output names (`outputs` of them). */
       ops(opType, inputs, attrs = {}, outputs = 1) {
         const out = Array.from({ length: outputs }, () => this.fresh(opType));
-        this.nodes.push(
-          create(NodeProtoSchema, {
-            name: this.fresh(`${opType}_node`),
-            opType,
-            input: [...inputs],
-            output: out,
-            attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v))
-          })
-        );
+        this.nodes.push(this.editor.addNode({ name: `pg_grad/${opType}_node`, opType, inputs, outputs: out, attrs }));
         return out;
       }
       op(opType, inputs, attrs = {}) {
         return this.ops(opType, inputs, attrs, 1)[0];
       }
       floats(values, dims) {
-        const name = this.fresh("const");
-        this.initializers.push(makeFloatTensor(name, dims, Float32Array.from(values)));
-        return name;
+        return this.editor.addFloatInitializer("pg_grad/const", dims, Float32Array.from(values));
       }
       scalar(v) {
         return this.floats([v], []);
       }
       int64s(values) {
-        const name = this.fresh("ints");
-        this.initializers.push(makeInt64Tensor(name, [values.length], values));
-        return name;
+        return this.editor.addIntInitializer("pg_grad/ints", [values.length], values);
       }
       reshape(x2, dims) {
         return this.op("Reshape", [x2, this.int64s(dims)]);
@@ -40732,9 +43390,14 @@ var init_builder = __esm({
         const same2 = now.length === to.length && now.every((d, i2) => d === to[i2]);
         return same2 ? g2 : this.reshape(g2, to);
       }
-      /** x[..., starts:ends] along the given axes (Slice with inputs, opset 10+). */
+      /** Gemm without a bias: C is optional from opset 11, before that a zero scalar (broadcast) stands in. */
+      gemm(a, b, attrs = {}) {
+        return this.op("Gemm", this.opset >= 11 ? [a, b] : [a, b, this.scalar(0)], attrs);
+      }
+      /** x[..., starts:ends] along the given axes (Slice takes them as inputs from opset 10, as attributes before). */
       slice(x2, starts, ends, axes) {
-        return this.op("Slice", [x2, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
+        if (this.opset >= 10) return this.op("Slice", [x2, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
+        return this.op("Slice", [x2], { starts: [...starts], ends: [...ends], axes: [...axes] });
       }
     };
   }
@@ -40773,13 +43436,6 @@ function selectTrainables(model, masked) {
   }
   return out;
 }
-function floatValueInfo(name, dims) {
-  const shape = dims ? { dim: dims.map((d) => ({ value: { case: "dimValue", value: BigInt(d) } })) } : void 0;
-  return create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, { value: { case: "tensorType", value: { elemType: 1 /* FLOAT */, shape } } })
-  });
-}
 function ancestors(index, target) {
   const needed = /* @__PURE__ */ new Set();
   const stack = [target];
@@ -40792,12 +43448,10 @@ function ancestors(index, target) {
   return index.order.filter((n) => needed.has(n));
 }
 function buildTrainGraph(model, params, opts) {
-  const copy = cloneModel(model);
-  const g2 = copy.graph;
-  const index = new GraphIndex(g2);
-  const opset = opsetVersion(copy);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
   const shapes = inferShapes(index, opts.batch).shapes;
-  const logits = logitsTensor(copy);
+  const logits = logitsTensor(ed.model);
   const ls = shapes.get(logits);
   if (!ls || ls.length !== 2) throw new UnsupportedOp("output", logits, `logits of shape ${ls ? `[${ls.join(",")}]` : "unknown"}, need [batch, classes]`);
   const classes = ls[1];
@@ -40810,8 +43464,9 @@ function buildTrainGraph(model, params, opts) {
       for (const o of n.output) if (o) requires.add(o);
     }
   }
-  const taken = /* @__PURE__ */ new Set([...index.initializers.keys(), ...g2.input.map((i2) => i2.name), ...g2.node.flatMap((n) => n.output)]);
-  const b = new GraphBuilder(opset, taken);
+  ed.setNodes(forward);
+  ed.removeInitializers(params.map((p) => p.name).filter((name) => ed.initializer(name)));
+  const b = new GraphBuilder(ed);
   const contributions = /* @__PURE__ */ new Map();
   const push = (t, grad) => {
     const list = contributions.get(t);
@@ -40874,46 +43529,41 @@ function buildTrainGraph(model, params, opts) {
     kept.push(p);
     gradOutputs.push(b.op("Identity", [grad]));
   }
-  g2.node.splice(0, g2.node.length, ...forward, ...b.nodes);
-  g2.initializer = [...g2.initializer.filter((t) => !trainable.has(t.name)), ...b.initializers];
-  const dataInputs = g2.input.filter((i2) => !index.initializers.has(i2.name));
-  g2.input = [
-    ...dataInputs,
+  ed.dropInitializerInputs();
+  for (const decl of [
     floatValueInfo(TEACHER_INPUT, [opts.batch, classes]),
     ...opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, [opts.batch, classes])] : [],
     ...hints.flatMap((t) => [floatValueInfo(hintInput(t), shapes.get(t)), floatValueInfo(hintScale(t), [1])]),
     ...params.map((p) => floatValueInfo(p.name, p.dims))
-  ];
-  g2.output = [floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))];
-  g2.valueInfo = [];
-  return { model: copy, params: kept, gradOutputs, logits, classes, batch: opts.batch, hints };
+  ])
+    ed.addInput(decl);
+  ed.setOutputs([floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))]);
+  ed.clearValueInfo();
+  return { model: ed.model, params: kept, gradOutputs, logits, classes, batch: opts.batch, hints };
 }
 function buildEvalGraph(model, params) {
-  const copy = cloneModel(model);
-  const g2 = copy.graph;
-  const names = new Set(params.map((p) => p.name));
-  const index = new GraphIndex(g2);
-  const logits = logitsTensor(copy);
-  g2.node.splice(0, g2.node.length, ...ancestors(index, logits));
-  g2.initializer = g2.initializer.filter((t) => !names.has(t.name));
-  g2.input = [...g2.input.filter((i2) => !index.initializers.has(i2.name)), ...params.map((p) => floatValueInfo(p.name, p.dims))];
-  g2.output = [floatValueInfo(logits)];
-  return { model: copy, logits };
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
+  const logits = logitsTensor(ed.model);
+  ed.setNodes(ancestors(index, logits));
+  ed.removeInitializers(params.map((p) => p.name).filter((name) => ed.initializer(name)));
+  ed.dropInitializerInputs();
+  for (const p of params) ed.addInput(floatValueInfo(p.name, p.dims));
+  ed.setOutputs([floatValueInfo(logits)]);
+  return { model: ed.model, logits };
 }
 function withParams(model, params) {
-  const copy = cloneModel(model);
-  const byName = new Map(copy.graph.initializer.map((t) => [t.name, t]));
-  for (const p of params) setTensorFloat32(byName.get(p.name), p.values);
-  return copy;
+  const ed = ModelEditor.copyOf(model);
+  for (const p of params) ed.replaceInitializer(p.name, p.values);
+  return ed.model;
 }
-var TEACHER_INPUT, LABEL_INPUT, hintInput, hintScale, TRAINABLE_SLOTS;
+var TEACHER_INPUT, LABEL_INPUT, hintInput, hintScale, TRAINABLE_SLOTS, floatValueInfo;
 var init_trainGraph = __esm({
   "src/recover/distill/trainGraph.ts"() {
     "use strict";
-    init_esm2();
+    init_build();
+    init_edit();
     init_graph();
-    init_model();
-    init_onnx_pb();
     init_shapes();
     init_tensor();
     init_builder();
@@ -40932,6 +43582,7 @@ var init_trainGraph = __esm({
       Sub: [0, 1],
       Mul: [0, 1]
     };
+    floatValueInfo = (name, dims) => valueInfo(name, 1 /* FLOAT */, dims);
   }
 });
 
@@ -41139,6 +43790,7 @@ var init_distill = __esm({
     init_dataset();
     init_ort();
     init_session();
+    init_subgraph();
     init_adam();
     init_activationBudget();
     init_gradients();
@@ -41180,14 +43832,14 @@ var init_calibScore = __esm({
 });
 
 // src/recover/distill/stage.ts
-async function distillStage(dense, current, calib, masked, config, progress, opts) {
+async function distillStage(dense, current, calib, masked, config2, progress, opts) {
   const t0 = performance.now();
   progress.note("recovery: distillation toward the dense model on the calibration set");
   let result;
   try {
     result = await distill(dense, current, calib, new Set(masked), {
       ...DEFAULT_DISTILL,
-      threads: config.latency.threads,
+      threads: config2.latency.threads,
       deadline: opts.deadline,
       onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out KL ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`)
     });
@@ -41294,7 +43946,7 @@ async function externalRecovery(command, pruned, weights, paths) {
   verifyRecovered(pruned, recovered2, masks, paths.modelOut);
   return recovered2;
 }
-var init_external = __esm({
+var init_external2 = __esm({
   "src/recover/external.ts"() {
     "use strict";
     init_npz();
@@ -41613,19 +44265,15 @@ function timesTransposed(a, m, b, n, k) {
   return gemm2("transB", a, [m, k], b, [n, k]);
 }
 function buildGemmProto(trans) {
-  const T = (name) => create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, { value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType: 1 /* FLOAT */ }) } })
-  });
   return create(ModelProtoSchema, {
     irVersion: 8n,
     opsetImport: [{ domain: "", version: 13n }],
     graph: {
       name: "gram",
-      input: [T("A"), T("B")],
-      output: [T("G")],
+      input: [valueInfo("A"), valueInfo("B")],
+      output: [valueInfo("G")],
       // Gemm reads the transposed operand in place instead of materialising it
-      node: [{ opType: "Gemm", input: ["A", "B"], output: ["G"], name: "gemm", attribute: [{ name: trans, type: 2 /* INT */, i: 1n }] }]
+      node: [makeNode("gemm", { opType: "Gemm", inputs: ["A", "B"], outputs: ["G"], attrs: { [trans]: 1 } })]
     }
   });
 }
@@ -41638,8 +44286,8 @@ var init_gemm = __esm({
     "use strict";
     init_esm2();
     init_model();
+    init_build();
     init_onnx_pb();
-    init_tensor();
     init_ort();
     gemmSessions = /* @__PURE__ */ new Map();
   }
@@ -41808,7 +44456,8 @@ var init_patches = __esm({
 
 // src/recover/reconstruct.ts
 async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONSTRUCT) {
-  const model = cloneModel(pruned);
+  const ed = ModelEditor.copyOf(pruned);
+  const model = ed.model;
   const pIndex = new GraphIndex(model.graph);
   const dIndex = new GraphIndex(dense.graph);
   const wanted = new Set(weights);
@@ -41881,7 +44530,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       continue;
     }
     const t1 = performance.now();
-    layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, rows2, dc.patches, pc.patches, opts));
+    layers.push(await refitLayer(ed, pIndex, dIndex, node, p, d, rows2, dc.patches, pc.patches, opts));
     const solved = (performance.now() - t1) / 1e3;
     if (solved > 1) flopsPerSecond = flops / solved;
   }
@@ -41950,7 +44599,7 @@ function denseRowsOf(p, d, kept) {
   }
   return map;
 }
-async function refitLayer(model, pIndex, dIndex, node, p, d, rowMap, dPatches, pPatches, opts) {
+async function refitLayer(ed, pIndex, dIndex, node, p, d, rowMap, dPatches, pPatches, opts) {
   const withBias = p.biasRefit && d.biasRefit;
   const pw = pIndex.initializers.get(p.weight);
   const dValues = tensorToFloat32(dIndex.initializers.get(d.weight));
@@ -42006,10 +44655,10 @@ async function refitLayer(model, pIndex, dIndex, node, p, d, rowMap, dPatches, p
     setWeightRows(p, pValues, g2, strip(refit, p.rows, cp, withBias));
     if (withBias) for (let r = 0; r < p.rows; r++) pBias[g2 * p.rows + r] = refit[r * cp + cp - 1];
   }
-  setTensorFloat32(pw, pValues);
+  ed.replaceInitializer(pw.name, pValues);
   if (withBias) {
-    if (p.bias) setTensorFloat32(pIndex.initializers.get(p.bias), pBias);
-    else addBias(model, pIndex, node, p, pBias);
+    if (p.bias) ed.replaceInitializer(p.bias, pBias);
+    else addBias(ed, node, p, pBias);
   }
   const rel = (e) => norm2 > 0 ? Math.sqrt(Math.max(0, e) / norm2) : 0;
   return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after), damp: Math.max(...damps) };
@@ -42079,9 +44728,9 @@ function solveBlocks(wd, wp, keep, withBias, h, c, rows2, cd, cp, opts, foldA) {
     for (let r = 0; r < rows2; r++) kb.set(keep.subarray(r * cp + b0, r * cp + b1), r * m);
     const starts = [matmul2(matmul2(wdb, cb, rows2, d1 - d0, m), inv, rows2, m, m)];
     if (aligned) {
-      const own = new Float64Array(rows2 * m);
-      for (let r = 0; r < rows2; r++) own.set(wd.subarray(r * cd + b0, r * cd + b1), r * m);
-      starts.push(own);
+      const own2 = new Float64Array(rows2 * m);
+      for (let r = 0; r < rows2; r++) own2.set(wd.subarray(r * cd + b0, r * cd + b1), r * m);
+      starts.push(own2);
     }
     const adaptive = aligned && (opts.adaptiveMask ?? 0) > 0;
     const fixed2 = new Uint8Array(m);
@@ -42115,12 +44764,9 @@ function rowErrors(yd, y, rows2) {
   }
   return { error: error2, norm: norm2 };
 }
-function addBias(model, index, node, layer, bias) {
-  let name = `${layer.weight}.prune_guard_bias`;
-  for (let k = 1; index.initializers.has(name) || index.producer.has(name); k++) name = `${layer.weight}.prune_guard_bias${k}`;
-  model.graph.initializer.push(makeFloatTensor(name, [bias.length], bias));
-  while (node.input.length < 2) node.input.push("");
-  node.input[2] = name;
+function addBias(ed, node, layer, bias) {
+  const type = ed.initializer(layer.weight).dataType;
+  ed.setInput(node, 2, ed.addFloatInitializer(`${layer.weight}.prune_guard_bias`, [bias.length], bias, type));
 }
 var DEFAULT_RECONSTRUCT, SUBSET_SPREAD, CAPTURE_BATCH, mb, ValueHash, ERROR_PATCHES;
 var init_reconstruct = __esm({
@@ -42128,7 +44774,7 @@ var init_reconstruct = __esm({
     "use strict";
     init_dataset();
     init_graph();
-    init_model();
+    init_edit();
     init_tensor();
     init_linalg();
     init_layers();
@@ -42236,40 +44882,24 @@ async function calibrateTemperature(model, calib, threads = 0) {
   return fitTemperature(logits, calib.labels, classes);
 }
 function bakeTemperature(model, temperature) {
-  const out = cloneModel(model);
-  const g2 = out.graph;
-  const index = new GraphIndex(g2);
-  const outputName = g2.output[0].name;
-  const softmax2 = endsInSoftmax(out) ? index.producer.get(outputName) : void 0;
-  const target = softmax2 ? softmax2.input[0] : outputName;
-  const producer = index.producer.get(target);
-  if (!producer) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
-  const taken = /* @__PURE__ */ new Set([...index.producer.keys(), ...index.initializers.keys(), ...g2.input.map((i2) => i2.name)]);
-  const unique = (base) => {
-    let name = base;
-    for (let k = 1; taken.has(name); k++) name = `${base}${k}`;
-    taken.add(name);
-    return name;
-  };
-  const unscaled = unique(`${target}_before_temperature`);
-  const tName = unique("prune_guard_temperature");
-  producer.output[producer.output.indexOf(target)] = unscaled;
-  g2.initializer.push(makeFloatTensor(tName, [], Float32Array.of(temperature)));
-  const div2 = create(NodeProtoSchema, { name: unique("prune_guard_temperature_scaling"), opType: "Div", input: [unscaled, tName], output: [target] });
-  g2.node.splice(g2.node.indexOf(producer) + 1, 0, div2);
-  return out;
+  const ed = ModelEditor.copyOf(model);
+  const outputName = ed.graph.output[0].name;
+  const target = endsInSoftmax(ed.model) ? ed.producer(outputName).input[0] : outputName;
+  if (!ed.producer(target)) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
+  const declared = ed.graph.output[0].type?.value;
+  const elemType = declared?.case === "tensorType" && FLOAT_TYPES.has(declared.value.elemType) ? declared.value.elemType : 1 /* FLOAT */;
+  const t = ed.addFloatInitializer("prune_guard_temperature", [], Float32Array.of(temperature), elemType);
+  ed.insertAfter(target, { opType: "Div", inputs: [target, t], name: "prune_guard_temperature_scaling" }, `${target}_before_temperature`);
+  return ed.model;
 }
 var init_temperature = __esm({
   "src/recover/temperature.ts"() {
     "use strict";
     init_activationBudget();
-    init_esm2();
     init_errors();
     init_classifier();
     init_scores();
-    init_graph();
-    init_model();
-    init_onnx_pb();
+    init_edit();
     init_tensor();
     init_session();
   }
@@ -42278,21 +44908,9 @@ var init_temperature = __esm({
 // src/recover/runRecovery.ts
 import * as fs9 from "node:fs";
 import * as path5 from "node:path";
-function checkRecoveryInputs(config, calib) {
-  const why = NEEDS_CALIB[config.recovery];
-  if (why && !calib) {
-    throw new UserError(`--recovery ${config.recovery}: needs a calibration set for ${why}; pass --calib calib.npz (a few hundred training-like samples, with y to judge steps)`);
-  }
-  if (config.recovery === "command" && !config.recoveryCommand) {
-    throw new UserError(`--recovery command: no command given; pass --recovery-command "python finetune.py" (or recovery-command in the config file)`);
-  }
-  if (config.bakeTemperature && !calib?.labels) {
-    throw new UserError(`--bake-temperature: needs a labelled calibration set to fit the temperature on; pass --calib calib.npz with x and y`);
-  }
-}
-function hasRecoverySteps(config, calib) {
-  const recovers = config.recovery !== "none" && !(config.recovery === "auto" && !calib);
-  return recovers || config.bakeTemperature;
+function hasRecoverySteps(config2, calib) {
+  const recovers = config2.recovery !== "none" && !(config2.recovery === "auto" && !calib);
+  return recovers || config2.bakeTemperature;
 }
 function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
@@ -42304,15 +44922,15 @@ function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
 }
 async function runRecovery(req) {
-  const { config, calib, progress } = req;
+  const { config: config2, calib, progress } = req;
   const notes = [];
   const steps = await recoverySteps(req, calib, notes);
   if (!calib) return { steps: steps.map((s) => s.step), notes };
   const last = steps.at(-1)?.model ?? req.pruned;
   if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes };
   const t0 = performance.now();
-  const fit = await calibrateTemperature(last, calib, config.latency.threads);
-  if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
+  const fit = await calibrateTemperature(last, calib, config2.latency.threads);
+  if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
   fs9.mkdirSync(req.stepsDir, { recursive: true });
@@ -42328,15 +44946,15 @@ async function runRecovery(req) {
   return { steps: [...steps.map((s) => s.step), step], notes };
 }
 async function recoverySteps(req, calib, bounded) {
-  const { config, progress } = req;
-  if (config.recovery === "none" || config.recovery === "auto" && !calib) return [];
+  const { config: config2, progress } = req;
+  if (config2.recovery === "none" || config2.recovery === "auto" && !calib) return [];
   fs9.mkdirSync(req.stepsDir, { recursive: true });
-  if (config.recovery === "command") {
+  if (config2.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
-    progress.note(`recovery: running ${config.recoveryCommand}`);
+    progress.note(`recovery: running ${config2.recoveryCommand}`);
     const t0 = performance.now();
-    const before = calib?.labels ? await calibScore(req.pruned, calib, config.latency.threads) : void 0;
-    const model = await externalRecovery(config.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
+    const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads) : void 0;
+    const model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
       modelIn: req.prunedArtifact,
       modelOut: artifact,
       masks: `${req.stepsDir}/masks.npz`,
@@ -42344,24 +44962,24 @@ async function recoverySteps(req, calib, bounded) {
       data: req.files.data
     });
     const seconds = (performance.now() - t0) / 1e3;
-    const after = calib?.labels ? await calibScore(model, calib, config.latency.threads) : void 0;
+    const after = calib?.labels ? await calibScore(model, calib, config2.latency.threads) : void 0;
     const info2 = { seconds };
     if (before && after) Object.assign(info2, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
-    const description = `external recovery command \`${config.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
+    const description = `external recovery command \`${config2.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
     return [{ step: { name: "recover:command", description, artifact, info: info2 }, model }];
   }
   if (!calib) {
-    if (config.recovery === "auto") return [];
+    if (config2.recovery === "auto") return [];
     throw new Error("recoverySteps: calibration set missing (checkRecoveryInputs was not called)");
   }
   const labelled = calib.labels !== null;
   const steps = [];
   let current = req.pruned;
   const started = performance.now();
-  const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1e3 : void 0;
-  let currentScore = labelled ? await calibScore(current, calib, config.latency.threads) : void 0;
+  const deadline = config2.recoveryTimeBudget > 0 ? started + config2.recoveryTimeBudget * 1e3 : void 0;
+  let currentScore = labelled ? await calibScore(current, calib, config2.latency.threads) : void 0;
   const passSeconds = labelled ? (performance.now() - started) / 1e3 : void 0;
-  const judgeMs = config.recovery === "auto" && passSeconds !== void 0 ? passSeconds * 1e3 : 0;
+  const judgeMs = config2.recovery === "auto" && passSeconds !== void 0 ? passSeconds * 1e3 : 0;
   const bound = (line) => {
     progress.note(line);
     bounded.push(line);
@@ -42383,23 +45001,23 @@ async function recoverySteps(req, calib, bounded) {
       bound(`recovery: distillation skipped: ${unfit}`);
       return;
     }
-    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged2, deadline: deadline2 });
+    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged2, deadline: deadline2 });
     if (!d) return;
-    const score2 = labelled ? await calibScore(d.model, calib, config.latency.threads) : void 0;
+    const score2 = labelled ? await calibScore(d.model, calib, config2.latency.threads) : void 0;
     if (judged2 && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
     }
     keep("recover:distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
   }
-  if (config.recovery === "reconstruct" || config.recovery === "auto") {
-    const judged2 = config.recovery === "auto";
+  if (config2.recovery === "reconstruct" || config2.recovery === "auto") {
+    const judged2 = config2.recovery === "auto";
     const t0 = performance.now();
     progress.note("recovery: layer-wise reconstruction on the calibration set");
-    const adaptive = config.criterion === "sparsegpt" && config.method === "unstructured" && !req.structured;
+    const adaptive = config2.criterion === "sparsegpt" && config2.method === "unstructured" && !req.structured;
     const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, {
       ...DEFAULT_RECONSTRUCT,
-      threads: config.latency.threads,
+      threads: config2.latency.threads,
       deadline: deadline === void 0 ? void 0 : deadline - judgeMs,
       passSeconds,
       kept: req.structured?.kept,
@@ -42409,7 +45027,7 @@ async function recoverySteps(req, calib, bounded) {
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join("; ") || void 0;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
-    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config.latency.threads) : void 0;
+    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config2.latency.threads) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
     if (judged2 && score2 && currentScore && !better(score2, currentScore)) {
@@ -42424,24 +45042,24 @@ async function recoverySteps(req, calib, bounded) {
       );
     }
     if (deadline !== void 0 && performance.now() > deadline) {
-      if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
+      if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
       return steps;
     }
-    await tryBatchNorm(current, calib, config, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
+    await tryBatchNorm(current, calib, config2, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
       if (why.includes("recovery-time-budget")) bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
     });
-    if (config.recovery === "auto") {
-      if (deadline !== void 0 && performance.now() > deadline) bound(`recovery: distillation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
+    if (config2.recovery === "auto") {
+      if (deadline !== void 0 && performance.now() > deadline) bound(`recovery: distillation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
       else await distillStep(true, deadline);
     }
     return steps;
   }
-  if (config.recovery === "distill") {
-    await distillStep(false, config.recoveryTimeBudget > 0 ? performance.now() + config.recoveryTimeBudget * 1e3 : void 0);
+  if (config2.recovery === "distill") {
+    await distillStep(false, config2.recoveryTimeBudget > 0 ? performance.now() + config2.recoveryTimeBudget * 1e3 : void 0);
     return steps;
   }
-  throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery auto, reconstruct, distill, command or none`);
+  throw new UserError(`--recovery ${config2.recovery}: not available in this version yet; use --recovery auto, reconstruct, distill, command or none`);
 }
 function refitWeights(req) {
   const names = new Set(req.denseWeights.map((w) => w.initializer));
@@ -42450,15 +45068,15 @@ function refitWeights(req) {
   }
   return [...names];
 }
-async function tryBatchNorm(model, calib, config, bounds, accept, currentScore, reject) {
+async function tryBatchNorm(model, calib, config2, bounds, accept, currentScore, reject) {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
   if (!base) return reject("the calibration set has no labels to judge it");
   const t0 = performance.now();
-  const bn = await reestimateBatchNorm(model, calib, config.latency.threads, bounds);
+  const bn = await reestimateBatchNorm(model, calib, config2.latency.threads, bounds);
   if (bn.nodes.length === 0) return bn.note ? reject(bn.note) : void 0;
   const seconds = (performance.now() - t0) / 1e3;
-  const score2 = await calibScore(bn.model, calib, config.latency.threads);
+  const score2 = await calibScore(bn.model, calib, config2.latency.threads);
   if (!better(score2, base)) return reject(`${fmt(score2)} vs ${fmt(base)} without it`);
   accept(bn.model, seconds, score2, bn.nodes.length, bn.note);
 }
@@ -42473,14 +45091,14 @@ function subsampledClause(subsampled, count2) {
 }
 function boundSkips(skipped) {
   const memory = skipped.filter((s) => s.reason.includes("refit bound"));
-  const time = skipped.filter((s) => s.reason.includes("recovery-time-budget"));
+  const time2 = skipped.filter((s) => s.reason.includes("recovery-time-budget"));
   const parts = [];
   const names = (l) => l.length <= 3 ? l.map((s) => s.weight).join(", ") : `${l.slice(0, 2).map((s) => s.weight).join(", ")} and ${l.length - 2} more`;
   if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${memory[0].reason})`);
-  if (time.length) parts.push(`${time.length} layer${time.length > 1 ? "s" : ""} not refit for time (${names(time)}: ${time[0].reason}; a larger recovery-time-budget refits them)`);
+  if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for time (${names(time2)}: ${time2[0].reason}; a larger recovery-time-budget refits them)`);
   return parts.length ? parts.join("; ") : void 0;
 }
-var SPARSEGPT_BLOCK, NEEDS_CALIB, EVERY_LAYER;
+var SPARSEGPT_BLOCK, EVERY_LAYER;
 var init_runRecovery = __esm({
   "src/recover/runRecovery.ts"() {
     "use strict";
@@ -42492,14 +45110,10 @@ var init_runRecovery = __esm({
     init_distill();
     init_calibScore();
     init_stage();
-    init_external();
+    init_external2();
     init_reconstruct();
     init_temperature();
     SPARSEGPT_BLOCK = 128;
-    NEEDS_CALIB = {
-      reconstruct: "the layer inputs reconstruction refits to",
-      distill: "the samples distillation trains on"
-    };
     EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
   }
 });
@@ -42552,38 +45166,18 @@ var init_schedule = __esm({
 // src/recover/rounds.ts
 import * as fs10 from "node:fs";
 import * as path6 from "node:path";
-function resolveRounds(config, calib) {
-  if (config.recoveryRounds !== 0) return config.recoveryRounds;
-  const fits = config.method === "unstructured" && config.recovery === "auto" && config.schedule === "oneshot" && config.criterion !== "sparsegpt" && config.maxLayerSparsity >= 1 && calib?.labels && config.sparsity >= ROUNDS_FROM_SPARSITY;
+function resolveRounds(config2, calib) {
+  if (config2.recoveryRounds !== 0) return config2.recoveryRounds;
+  const fits = config2.method === "unstructured" && config2.recovery === "auto" && config2.schedule === "oneshot" && config2.criterion !== "sparsegpt" && config2.maxLayerSparsity >= 1 && calib?.labels && config2.sparsity >= ROUNDS_FROM_SPARSITY;
   return fits ? AUTO_ROUNDS : 1;
 }
-function resolveCompare(config, rounds) {
-  if (rounds <= 1 || config.scope !== "global" || config.sparsity > DEFAULT_CAP) return false;
-  return config.roundsCompareSensitivity || config.recoveryRounds === 0 && AUTO_COMPARE;
+function resolveCompare(config2, rounds) {
+  if (rounds <= 1 || config2.scope !== "global" || config2.sparsity > DEFAULT_CAP) return false;
+  return config2.roundsCompareSensitivity || config2.recoveryRounds === 0 && AUTO_COMPARE;
 }
-function checkRounds(config, calib) {
-  if (config.roundsCompareSensitivity && config.scope !== "global") {
-    throw new UserError(`--rounds-compare-sensitivity: compares global with sensitivity allocation, but --scope is ${config.scope}; drop --scope or the flag`);
-  }
-  if (config.roundsCompareSensitivity && config.sparsity > DEFAULT_CAP) {
-    throw new UserError(`--rounds-compare-sensitivity: sensitivity allocation prunes no layer beyond ${DEFAULT_CAP * 100}%, so --sparsity ${config.sparsity} cannot be compared; lower --sparsity to ${DEFAULT_CAP} or drop the flag`);
-  }
-  if (config.roundsCompareSensitivity && !calib?.labels) {
-    throw new UserError("--rounds-compare-sensitivity: picks by calibration NLL, so it needs a labelled calibration set; pass --calib calib.npz with x and y");
-  }
-  if (config.recoveryRounds <= 1) return;
-  const flag = `--recovery-rounds ${config.recoveryRounds}`;
-  if (config.method !== "unstructured") throw new UserError(`${flag}: rounds prune unstructured weights again after each recovery, not --method ${config.method}; use --method unstructured or --recovery-rounds 1`);
-  if (config.schedule !== "oneshot") throw new UserError(`${flag}: --schedule gradual already recovers after each step; use one of them`);
-  if (config.maxLayerSparsity < 1) throw new UserError(`${flag}: rounds prune by one global threshold without a per-layer cap; drop --max-layer-sparsity or use --recovery-rounds 1`);
-  if (config.criterion === "sparsegpt") throw new UserError(`${flag}: --criterion sparsegpt re-chooses zeros at each reconstruction, so a later round would revive earlier zeros; use --criterion l1`);
-  if (!calib || !["auto", "reconstruct", "distill"].includes(config.recovery)) {
-    throw new UserError(`${flag}: each round recovers on the calibration set; pass --calib calib.npz and --recovery auto, reconstruct or distill`);
-  }
-}
-function pruneRound(model, weights, target, config, plan) {
+function pruneRound(model, weights, target, config2, plan) {
   if (plan) return pruneCounts(model, weights, plan.counts(target));
-  return magnitudePrune(model, weights, target, config.scope === "layer" ? "layer" : "global").model;
+  return magnitudePrune(model, weights, target, config2.scope === "layer" ? "layer" : "global").model;
 }
 function recordedScores(steps) {
   const scored = steps.filter((s) => s.info.calib_accuracy_after !== void 0 && s.info.calib_nll_after !== void 0);
@@ -42593,18 +45187,18 @@ function recordedScores(steps) {
   return { before: { accuracy: first.calib_accuracy_before, nll: first.calib_nll_before }, after: { accuracy: last.calib_accuracy_after, nll: last.calib_nll_after } };
 }
 async function runRounds(req) {
-  const { config, calib, progress } = req;
+  const { config: config2, calib, progress } = req;
   const initial = countSparsity(req.dense, req.weights).overall;
-  const targets = cubicSchedule(initial, config.sparsity, req.rounds);
-  const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / req.rounds : 0;
-  const roundConfig = { ...config, bakeTemperature: false, recoveryTimeBudget: share };
+  const targets = cubicSchedule(initial, config2.sparsity, req.rounds);
+  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / req.rounds : 0;
+  const roundConfig = { ...config2, bakeTemperature: false, recoveryTimeBudget: share };
   const steps = [];
   let current = req.dense;
   for (let r = 1; r < req.rounds; r++) {
     const t0 = performance.now();
     const target = targets[r - 1];
-    progress.note(`recovery round ${r}/${req.rounds}: ${config.method} to ${pct4(target)}`);
-    const pruned = pruneRound(current, req.weights, target, config, req.plan);
+    progress.note(`recovery round ${r}/${req.rounds}: ${config2.method} to ${pct4(target)}`);
+    const pruned = pruneRound(current, req.weights, target, config2, req.plan);
     const dir = path6.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
     const artifact = stepFile(dir, 1, "prune");
     fs10.mkdirSync(dir, { recursive: true });
@@ -42613,39 +45207,39 @@ async function runRounds(req) {
     const last = rec.steps.at(-1)?.artifact ?? artifact;
     current = last === artifact ? pruned : loadModel(last).proto;
     const recorded = recordedScores(rec.steps);
-    const before = recorded?.before ?? await calibScore(pruned, calib, config.latency.threads);
+    const before = recorded?.before ?? await calibScore(pruned, calib, config2.latency.threads);
     const after = recorded?.after ?? before;
     const seconds = (performance.now() - t0) / 1e3;
     const kept = rec.steps.map((s) => s.name.replace(/^recover:/, "")).join(" + ") || "nothing kept";
     steps.push({
       name: `recover:round-${r}`,
-      description: `recovery round ${r} of ${req.rounds}: ${config.scope === "sensitivity" ? "sensitivity-allocated" : config.scope} magnitude pruning to ${pct4(target)} of the previous round's recovered weights, then ${config.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
+      description: `recovery round ${r} of ${req.rounds}: ${config2.scope === "sensitivity" ? "sensitivity-allocated" : config2.scope} magnitude pruning to ${pct4(target)} of the previous round's recovered weights, then ${config2.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
       artifact: last,
       info: { seconds, calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll }
     });
   }
   return { model: current, steps, targets };
 }
-async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
+async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
   const t0 = performance.now();
-  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config, stepsDir: dir, progress: ctx.progress, files: ctx.files, plan });
-  ctx.progress.note(`recovery round ${rounds}/${rounds}: ${config.method} to ${pct4(config.sparsity)}`);
-  const model = pruneRound(r.model, weights, config.sparsity, config, plan);
-  ctx.stamp(model, plan ? "sensitivity" : config.scope);
+  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config: config2, stepsDir: dir, progress: ctx.progress, files: ctx.files, plan });
+  ctx.progress.note(`recovery round ${rounds}/${rounds}: ${config2.method} to ${pct4(config2.sparsity)}`);
+  const model = pruneRound(r.model, weights, config2.sparsity, config2, plan);
+  ctx.stamp(model, plan ? "sensitivity" : config2.scope);
   const pruneArtifact = stepFile(dir, 1, "prune");
   fs10.mkdirSync(dir, { recursive: true });
   saveModel(model, pruneArtifact);
-  const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0;
-  const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
-  const score2 = ctx.calib.labels ? recordedScores(recovery.steps)?.after ?? await calibScore(model, ctx.calib, config.latency.threads) : void 0;
-  const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config.scope;
+  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / rounds : 0;
+  const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
+  const score2 = ctx.calib.labels ? recordedScores(recovery.steps)?.after ?? await calibScore(model, ctx.calib, config2.latency.threads) : void 0;
+  const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config2.scope;
   return {
     pruned: {
       model,
-      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct4(config.sparsity)}, round ${rounds} of ${rounds} (${r.targets.map(pct4).join(", ")}): from round ${rounds - 1}'s recovered weights`,
+      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct4(config2.sparsity)}, round ${rounds} of ${rounds} (${r.targets.map(pct4).join(", ")}): from round ${rounds - 1}'s recovered weights`,
       denseWeights: [...weights],
-      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config.recovery} recovery (${r.targets.map(pct4).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
-      ...plan ? { sensitivity: plan.info(config.sparsity) } : {}
+      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${r.targets.map(pct4).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
+      ...plan ? { sensitivity: plan.info(config2.sparsity) } : {}
     },
     pruneArtifact,
     steps: r.steps,
@@ -42654,14 +45248,14 @@ async function runChain(dense, weights, config, rounds, dir, ctx, plan) {
     seconds: (performance.now() - t0) / 1e3
   };
 }
-async function pruneWithRounds(dense, config, rounds, ctx, compare3 = false) {
-  const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
+  const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
   if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config });
-  if (!(compare3 && config.scope === "global" && ctx.calib.labels)) {
-    return runChain(dense, weights, config, rounds, ctx.stepsDir, ctx, config.scope === "sensitivity" ? await sensitivity() : void 0);
+  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2 });
+  if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
+    return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
   }
-  const half = { ...config, recoveryTimeBudget: config.recoveryTimeBudget / 2 };
+  const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
   const global2 = await runChain(dense, weights, half, rounds, path6.join(ctx.stepsDir, "global"), ctx);
   const bySensitivity2 = await runChain(dense, weights, half, rounds, path6.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
   const keepSensitivity = better(bySensitivity2.score, global2.score);
@@ -42807,11 +45401,11 @@ function savedFacts(artifact, denseWeights, evalBatchSize) {
   return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
 }
 async function measureStep(name, description, artifact, ctx) {
-  const { data, config, progress } = ctx;
-  const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
+  const { data, config: config2, progress } = ctx;
+  const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config2.evalBatchSize);
   const size = measureFileSize(artifact);
   collectGarbage();
-  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
+  const session = await openSession(artifact, { threads: config2.latency.threads, provider: ctx.provider });
   let preds;
   const shiftAccuracy = {};
   const shiftPreds = /* @__PURE__ */ new Map();
@@ -42874,12 +45468,12 @@ var init_measureStep = __esm({
 });
 
 // src/ledger/format.ts
-function signed(text) {
-  return text.startsWith("-") ? MINUS + text.slice(1) : text;
+function signed(text2) {
+  return text2.startsWith("-") ? MINUS + text2.slice(1) : text2;
 }
 function fixed(x2, digits) {
-  const text = x2.toFixed(digits);
-  return Number(text) === 0 ? 0 .toFixed(digits) : signed(text);
+  const text2 = x2.toFixed(digits);
+  return Number(text2) === 0 ? 0 .toFixed(digits) : signed(text2);
 }
 function percent(fraction, digits = 1) {
   return `${fixed(fraction * 100, digits)}%`;
@@ -42888,9 +45482,9 @@ function points(fraction, digits = 2) {
   return `${fixed(fraction * 100, digits)} pt`;
 }
 function signedPoints(fraction, digits = 1) {
-  const text = fixed(fraction * 100, digits);
-  if (Number(text.replace(MINUS, "-")) === 0) return `\xB1${text} pt`;
-  return text.startsWith(MINUS) ? `${text} pt` : `+${text} pt`;
+  const text2 = fixed(fraction * 100, digits);
+  if (Number(text2.replace(MINUS, "-")) === 0) return `\xB1${text2} pt`;
+  return text2.startsWith(MINUS) ? `${text2} pt` : `+${text2} pt`;
 }
 function ms2(x2) {
   return `${latency(x2)} ms`;
@@ -43104,8 +45698,8 @@ var init_markdown_table = __esm({
 });
 
 // src/ledger/markdown.ts
-function cell(text) {
-  return text.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+function cell(text2) {
+  return text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
 }
 function table(rows2) {
   const [head, ...body] = rows2;
@@ -43115,8 +45709,8 @@ function table(rows2) {
     { alignDelimiters: false }
   );
 }
-function nowrap(text) {
-  return text.replace(/([≤≥]) /g, "$1\xA0").replace(/(\d) (?=(?:pt|ms|[kMG]i?B|B|x)\b)/g, "$1\xA0").replace(/\] (?=\d)/g, "]\xA0");
+function nowrap(text2) {
+  return text2.replace(/([≤≥]) /g, "$1\xA0").replace(/(\d) (?=(?:pt|ms|[kMG]i?B|B|x)\b)/g, "$1\xA0").replace(/\] (?=\d)/g, "]\xA0");
 }
 function unbroken(name) {
   return name.replace(/-/g, "\u2011");
@@ -43132,8 +45726,8 @@ function shownPath(p) {
   if (!/^(?:\/|[A-Za-z]:[\\/]|\\\\)/.test(p)) return p;
   return p.split(/[\\/]/).pop() || p;
 }
-function withoutAbsolutePaths(text) {
-  return text.replace(/(^|[\s(`'"=])((?:\/|[A-Za-z]:\\)[^\s`'")]*[\\/][^\s`'")]*)/g, (_, pre, p) => pre + shownPath(p));
+function withoutAbsolutePaths(text2) {
+  return text2.replace(/(^|[\s(`'"=])((?:\/|[A-Za-z]:\\)[^\s`'")]*[\\/][^\s`'")]*)/g, (_, pre, p) => pre + shownPath(p));
 }
 var DASH, EMPTY;
 var init_markdown = __esm({
@@ -43148,8 +45742,10 @@ var init_markdown = __esm({
 // src/ledger/budgetText.ts
 function valueIn(b) {
   switch (BUDGETS[b.name].unit) {
+    case "points":
+      return (x2) => points(x2);
     case "fraction":
-      return b.name === "latency-regression" ? (x2) => (x2 > 0 && percent(x2) !== percent(0) ? "+" : "") + percent(x2) : (x2) => points(x2);
+      return (x2) => (x2 > 0 && percent(x2) !== percent(0) ? "+" : "") + percent(x2);
     case "ratio":
       return (x2) => ratio(x2);
     case "ms":
@@ -43162,8 +45758,10 @@ function valueIn(b) {
 }
 function naturalLimit(b) {
   switch (BUDGETS[b.name].unit) {
+    case "points":
+      return `${trimmed(b.limit * 100)} pt`;
     case "fraction":
-      return b.name === "latency-regression" ? `${trimmed(b.limit * 100)}%` : `${trimmed(b.limit * 100)} pt`;
+      return `${trimmed(b.limit * 100)}%`;
     case "ratio":
       return `${trimmed(b.limit)}x`;
     case "ms":
@@ -43190,10 +45788,9 @@ function marginText(b) {
   if (b.actual === null) return null;
   const beyond = b.direction === "max" ? b.actual - b.limit : b.limit - b.actual;
   const size = Math.abs(beyond);
-  const unit = BUDGETS[b.name].unit;
-  const text = unit !== "fraction" ? valueIn(b)(size) : b.name === "latency-regression" ? points(size, 1) : points(size);
-  if (beyond <= 0) return `${text} to spare`;
-  return `${text} ${b.direction === "max" ? "over" : "short"}`;
+  const text2 = BUDGETS[b.name].unit === "fraction" ? points(size, 1) : valueIn(b)(size);
+  if (beyond <= 0) return `${text2} to spare`;
+  return `${text2} ${b.direction === "max" ? "over" : "short"}`;
 }
 function straddles(b) {
   if (!b.ci || b.actual === null) return false;
@@ -43290,7 +45887,7 @@ var init_renderCharts = __esm({
       blue: { hex: "#0969da", square: "\u{1F7E6}" },
       green: { hex: "#1a7f37", square: "\u{1F7E9}" }
     };
-    quoted = (text) => `"${text.replace(/"/g, "'")}"`;
+    quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
     asInTable = (x2) => Math.round(x2 * 1e4) / 100;
     change = (x2, from) => Number((asInTable(x2) - asInTable(from)).toFixed(2));
   }
@@ -43384,9 +45981,9 @@ function denseStep(model) {
 function finalStep(model) {
   return model.steps.at(-1);
 }
-function sparsityPhrase(method, sparsity) {
-  if (method === "structured") return `${percent(sparsity)} of prunable weights removed`;
-  if (method === "hybrid") return `${percent(sparsity)} of prunable weights removed or zeroed`;
+function sparsityPhrase(method2, sparsity) {
+  if (method2 === "structured") return `${percent(sparsity)} of prunable weights removed`;
+  if (method2 === "hybrid") return `${percent(sparsity)} of prunable weights removed or zeroed`;
   return `${percent(sparsity)} sparse`;
 }
 function summaryParts(model) {
@@ -43423,9 +46020,9 @@ var init_renderSummary = __esm({
 
 // src/ledger/renderReview.ts
 function judged(model) {
-  const own = model.method === "compare" ? "base \u2192 head" : "dense \u2192 pruned";
+  const own2 = model.method === "compare" ? "base \u2192 head" : "dense \u2192 pruned";
   return [
-    ...model.budgets.map((budget) => ({ model, budget, compared: own })),
+    ...model.budgets.map((budget) => ({ model, budget, compared: own2 })),
     ...(model.vs_base?.budgets ?? []).map((budget) => ({ model, budget, compared: "base \u2192 head" }))
   ];
 }
@@ -43466,9 +46063,9 @@ function budgetLine(j, opts = {}) {
   const parts = [`${opts.icon === false ? "" : `${ICON[b.verdict]} `}\`${b.name}\` (${j.compared})`];
   if (value === null) parts.push(`limit ${limitText(b)}: ${warnReason(b)}`);
   else {
-    let text = `**${value}**, limit ${limitText(b)}, ${marginText(b)}`;
-    if (b.verdict === "warn" || straddles(b)) text += `: ${warnReason(b)}`;
-    parts.push(text);
+    let text2 = `**${value}**, limit ${limitText(b)}, ${marginText(b)}`;
+    if (b.verdict === "warn" || straddles(b)) text2 += `: ${warnReason(b)}`;
+    parts.push(text2);
   }
   const status = baseStatus(j);
   return parts.join(" ") + (status ? ` \xB7 ${status}` : "");
@@ -43486,7 +46083,7 @@ function modelLine(m, items) {
   return `\`${shownPath(m.model)}\`: ${mine.map(shortBudget).join("; ")}`;
 }
 function setAt(b, via) {
-  if (b.set_at) return `set at \`${b.set_at}\``;
+  if (b.set_at) return `set at \`${withoutAbsolutePaths(b.set_at)}\``;
   if (b.source === "default") return "the default";
   if (b.source === "config") return "set in the config file";
   return via === "action" ? "set by the `budgets` input" : "set by `--budget`";
@@ -43500,25 +46097,25 @@ function headItselfWorse(m) {
 }
 function levers(items, via) {
   const out = [];
-  const add = (text) => {
-    if (!out.includes(text)) out.push(text);
+  const add = (text2) => {
+    if (!out.includes(text2)) out.push(text2);
   };
   for (const { model, budget, compared } of items) {
     if (budget.actual === null) continue;
-    const method = model.method;
+    const method2 = model.method;
     if (straddles(budget)) {
       add(budget.name.includes("latency") ? "run more latency `runs` to narrow the interval" : "evaluate on more samples to narrow the interval");
       continue;
     }
-    if (QUALITY.has(budget.name) && method !== "compare" && !(compared === "base \u2192 head" && headItselfWorse(model))) {
+    if (QUALITY.has(budget.name) && method2 !== "compare" && !(compared === "base \u2192 head" && headItselfWorse(model))) {
       add(`lower \`sparsity\` (now ${model.target_sparsity})`);
       if (!recovered(model)) add(`add ${via === "action" ? "`calib-data`" : "`--calib`"} so recovery wins accuracy back`);
     }
-    if ((budget.name === "min-speedup" || budget.name === "p95-latency-ms") && method !== "compare") {
-      add(zerosStayDense(method) ? "use `method: structured` (CPU kernels multiply unstructured zeros like any weight)" : `raise \`sparsity\` (now ${model.target_sparsity})`);
+    if ((budget.name === "min-speedup" || budget.name === "p95-latency-ms") && method2 !== "compare") {
+      add(zerosStayDense(method2) ? "use `method: structured` (CPU kernels multiply unstructured zeros like any weight)" : `raise \`sparsity\` (now ${model.target_sparsity})`);
     }
-    if (budget.name === "max-size-bytes" && method !== "compare") {
-      add(zerosStayDense(method) ? "use `method: structured` (zeros still take their place in the file)" : `raise \`sparsity\` (now ${model.target_sparsity})`);
+    if (budget.name === "max-size-bytes" && method2 !== "compare") {
+      add(zerosStayDense(method2) ? "use `method: structured` (zeros still take their place in the file)" : `raise \`sparsity\` (now ${model.target_sparsity})`);
     }
     if (budget.name === "latency-regression") add("find why the head model runs slower than base");
   }
@@ -43628,7 +46225,7 @@ var init_renderReview = __esm({
     init_markdown();
     init_renderSummary();
     QUALITY = /* @__PURE__ */ new Set(["accuracy-drop", "class-accuracy-drop", "ece-increase", "shift-accuracy-drop"]);
-    zerosStayDense = (method) => method === "unstructured" || /^\d+:\d+$/.test(method);
+    zerosStayDense = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
     recovered = (m) => m.steps.some((s) => s.name.startsWith("recover:"));
     and = (xs) => xs.length < 2 ? xs.join("") : `${xs.slice(0, -1).join(", ")} and ${xs.at(-1)}`;
     plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
@@ -43870,7 +46467,7 @@ function renderModel(model) {
   const sections = [about, `**Budgets**
 
 ${budgetTable(model)}`];
-  const optional = [
+  const optional2 = [
     baseSection(model),
     accuracyChart(model),
     model.steps.length > 0 ? stepTables(model) : void 0,
@@ -43883,7 +46480,7 @@ ${budgetTable(model)}`];
     predictionShiftTable(model),
     model.sensitivity ? sensitivitySection(model.sensitivity) : void 0
   ];
-  for (const s of optional) if (s) sections.push(s);
+  for (const s of optional2) if (s) sections.push(s);
   return sections.join("\n\n");
 }
 function modelFold(model) {
@@ -43925,20 +46522,20 @@ var init_render = __esm({
     init_renderSummary();
     TOP_CLASSES = 5;
     orDash = (x2, show2) => x2 == null ? DASH : show2(x2);
-    sparsityHeader = (method) => method === "structured" ? "Weights removed" : method === "hybrid" ? "Removed or zero" : "Sparsity";
-    zerosNotSkipped = (method) => method === "unstructured" || /^\d+:\d+$/.test(method);
+    sparsityHeader = (method2) => method2 === "structured" ? "Weights removed" : method2 === "hybrid" ? "Removed or zero" : "Sparsity";
+    zerosNotSkipped = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
     signedChange = (a, b, show2) => {
       if (a == null || b == null) return DASH;
-      const text = show2(Math.abs(b - a));
-      if (!/[1-9]/.test(text)) return `\xB1${text}`;
-      return b > a ? `+${text}` : `\u2212${text}`;
+      const text2 = show2(Math.abs(b - a));
+      if (!/[1-9]/.test(text2)) return `\xB1${text2}`;
+      return b > a ? `+${text2}` : `\u2212${text2}`;
     };
     escapeHtml = (t) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
   }
 });
 
 // src/pipeline/ledgerFile.ts
-import * as os6 from "node:os";
+import * as os7 from "node:os";
 import * as path7 from "node:path";
 function classChanges(dense, final, labels, classes) {
   const support = classSupport(labels, classes);
@@ -43960,7 +46557,7 @@ function writeLedger(req, provider, model) {
       onnxruntime: onnxruntimeVersion(),
       provider: provider.provider,
       ...provider.note ? { notes: [provider.note] } : {},
-      threads: req.config.latency.threads || os6.availableParallelism(),
+      threads: req.config.latency.threads || os7.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
     models: [model]
@@ -44194,14 +46791,14 @@ var init_runtimeCost = __esm({
 });
 
 // src/pipeline/timeSteps.ts
-async function timeSteps(measured, data, config, provider, progress) {
+async function timeSteps(measured, data, config2, provider, progress) {
   const artifacts = measured.map((m) => m.step.artifact);
-  progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider }, (done) => progress.update(done));
+  progress.start(`latency (${artifacts.length} models interleaved)`, config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs));
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
+  const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider }, (done) => progress.update(done));
   progress.stop();
   measured.forEach((m, i2) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
+    m.step.latency_by_batch = config2.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
   const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
@@ -44209,14 +46806,14 @@ async function timeSteps(measured, data, config, provider, progress) {
     m.step.sparse_bytes = facts[i2].sparseBytes;
     m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
   });
-  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider });
+  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider });
   return samples;
 }
-async function timePair(dense, candidate, data, config, provider, progress) {
-  const batch = config.batchSizes[0];
-  progress.start("latency (dense and schedule step)", config.latency.warmup + config.latency.runs);
+async function timePair(dense, candidate, data, config2, provider, progress) {
+  const batch = config2.batchSizes[0];
+  progress.start("latency (dense and schedule step)", config2.latency.warmup + config2.latency.runs);
   const source = sliceBatch(data, 0, Math.min(data.count, batch));
-  const samples = await measureInterleaved([dense, candidate], source, { ...config.latency, batchSizes: [batch], confidence: config.confidence, provider }, (done) => progress.update(done));
+  const samples = await measureInterleaved([dense, candidate], source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider }, (done) => progress.update(done));
   progress.stop();
   return { reference: samples[0][0], candidate: samples[1][0] };
 }
@@ -44234,21 +46831,10 @@ var init_timeSteps = __esm({
 // src/pipeline/gradual.ts
 import * as fs14 from "node:fs";
 import * as path8 from "node:path";
-function checkSchedule(config) {
-  if (parseNM(config.method)) {
-    throw new UserError(`--schedule gradual: --method ${config.method} has one fixed sparsity (1 - N/M), so there is nothing to schedule; use --schedule oneshot`);
-  }
-  if (config.criterion === "sparsegpt" && config.method === "unstructured") {
-    throw new UserError(`--schedule gradual: --criterion sparsegpt re-chooses the mask at every reconstruction, so a later step would revive earlier zeros; use --schedule oneshot with sparsegpt, or --criterion l1`);
-  }
-  if (config.scope === "sensitivity" && config.method !== "unstructured" || config.scope === "sensitivity-macs") {
-    throw new UserError(`--schedule gradual: --scope sensitivity is scheduled for --method unstructured only (curves measured once on the dense model), and sensitivity-macs not at all; use --scope global or layer with gradual, or --schedule oneshot with sensitivity`);
-  }
-}
 function regrownWeights(before, after, names) {
   const a = new GraphIndex(before.graph);
   const b = new GraphIndex(after.graph);
-  const broken = [];
+  const broken2 = [];
   for (const name of names) {
     const ta = a.initializers.get(name);
     const tb = b.initializers.get(name);
@@ -44258,43 +46844,42 @@ function regrownWeights(before, after, names) {
     if (va.length !== vb.length) continue;
     for (let i2 = 0; i2 < va.length; i2++) {
       if (va[i2] === 0 && vb[i2] !== 0) {
-        broken.push(name);
+        broken2.push(name);
         break;
       }
     }
   }
-  return broken;
+  return broken2;
 }
 async function runGradual(input, progress) {
   const { req, data, shifts, calib, outPath } = input;
-  const { config, budgets } = req;
+  const { config: config2, budgets } = req;
   const provider = input.provider.provider;
-  checkSchedule(config);
-  const structured = config.method === "structured" || config.method === "hybrid";
-  const channelShare = config.method === "hybrid" ? 0.5 : 1;
-  const weights = prunableWeights(input.dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+  const structured = config2.method === "structured" || config2.method === "hybrid";
+  const channelShare = config2.method === "hybrid" ? 0.5 : 1;
+  const weights = prunableWeights(input.dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
   if (weights.length === 0) {
     throw new UserError(`${req.model}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
   const protectedTensors = protectedFor(input.dense, weights);
   const denseChannels = structured ? countChannels(input.dense, protectedTensors) : void 0;
   const initial = structured ? 0 : countSparsity(input.dense, weights).overall;
-  if (!(config.sparsity > initial)) {
-    throw new UserError(`--sparsity ${config.sparsity}: the model is already ${pct5(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
+  if (!(config2.sparsity > initial)) {
+    throw new UserError(`--sparsity ${config2.sparsity}: the model is already ${pct5(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
   }
   if (structured && denseChannels.removable === 0) {
     throw new UserError(`${req.model}: no channel group can be pruned (see --method structured notes); use --method unstructured`);
   }
-  const targets = cubicSchedule(initial, config.sparsity, config.scheduleSteps);
-  const plan = config.scope === "sensitivity" ? await unstructuredSensitivityPlan(input.dense, { calib, weights, config }) : void 0;
+  const targets = cubicSchedule(initial, config2.sparsity, config2.scheduleSteps);
+  const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(input.dense, { calib, weights, config: config2 }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
-  progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config.sparsity)} (${targets.map(pct5).join(", ")})`);
+  progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config2.sparsity)} (${targets.map(pct5).join(", ")})`);
   const stepsRoot = path8.join(req.out, "steps");
   fs14.mkdirSync(stepsRoot, { recursive: true });
-  const ctx = { data, shifts, denseWeights: weights, config, progress, provider };
+  const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
   const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
-  const denseCalib = calib?.labels ? (await calibScore(input.dense, calib, config.latency.threads)).accuracy : null;
+  const denseCalib = calib?.labels ? (await calibScore(input.dense, calib, config2.latency.threads)).accuracy : null;
   const cliffMetric = denseCalib !== null ? "calib" : "eval";
   const denseQuality = denseCalib ?? dense.step.accuracy;
   const cliffThreshold = budgets.find((b) => b.name === "accuracy-drop")?.limit ?? DEFAULT_CLIFF;
@@ -44309,7 +46894,7 @@ async function runGradual(input, progress) {
   for (let t = 1; t <= targets.length; t++) {
     const target = targets[t - 1];
     let stepSparsity = target;
-    let what = `${config.method} to ${pct5(target)}`;
+    let what = `${config2.method} to ${pct5(target)}`;
     if (structured) {
       const now = countChannels(current, protectedTensors);
       const channels = target * channelShare;
@@ -44317,27 +46902,27 @@ async function runGradual(input, progress) {
       what = `structured to ${pct5(channels)} of the dense channels (${pct5(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct5(target)} of the dense weights` : ""}`;
     }
     progress.note(`pruning ${path8.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
-    const stepConfig = { ...config, method: structured ? "structured" : config.method, sparsity: stepSparsity };
+    const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
     const pruned = plan ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [], structured: void 0 } : await pruneModel(current, stepConfig, { modelPath: req.model, calib });
-    if (config.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config));
+    if (config2.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config2));
     for (const n of pruned.notes) {
       if (!notes.has(n)) progress.note(n);
       notes.add(n);
     }
     setMetadata(pruned.model, {
       "prune-guard.version": VERSION7,
-      "prune-guard.method": config.method,
-      "prune-guard.scope": config.scope,
+      "prune-guard.method": config2.method,
+      "prune-guard.scope": config2.scope,
       "prune-guard.target_sparsity": String(target),
       "prune-guard.schedule_step": `${t}/${targets.length}`,
       "prune-guard.source": path8.basename(req.model),
-      "prune-guard.recovery": config.recovery
+      "prune-guard.recovery": config2.recovery
     });
     const dir = path8.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
     fs14.mkdirSync(dir, { recursive: true });
     const pruneArtifact = stepFile(dir, 1, "prune");
     saveModel(pruned.model, pruneArtifact);
-    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
+    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config: config2, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
     const at = `@${t}`;
     const prefix = `schedule step ${t}/${targets.length}, target ${pct5(target)}: `;
     const stepMeasured = [await measureStep(`prune${at}`, prefix + pruned.description, pruneArtifact, withDense)];
@@ -44350,7 +46935,7 @@ async function runGradual(input, progress) {
     const final = stepMeasured[stepMeasured.length - 1];
     if (recovery.temperature) final.step.temperature = recovery.temperature;
     measured.push(...stepMeasured);
-    const chain = config.bakeTemperature ? recovery.steps.filter((r) => r.name !== "calibrate:temperature").at(-1)?.artifact ?? pruneArtifact : final.step.artifact;
+    const chain = config2.bakeTemperature ? recovery.steps.filter((r) => r.name !== "calibrate:temperature").at(-1)?.artifact ?? pruneArtifact : final.step.artifact;
     const next = loadModel(chain).proto;
     {
       const regrown = regrownWeights(current, next, weights.map((w) => w.initializer));
@@ -44361,15 +46946,15 @@ async function runGradual(input, progress) {
       index: t,
       target,
       final,
-      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config.latency.threads)).accuracy : null
+      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config2.latency.threads)).accuracy : null
     };
     if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels.remaining;
     rows2.push(row);
     let pair;
     if (needsLatency) {
-      pair = await timePair(req.model, final.step.artifact, data, config, provider, progress);
-      dense.step.latency = latencyStat(config.batchSizes[0], pair.reference, config.confidence);
-      final.step.latency = latencyStat(config.batchSizes[0], pair.candidate, config.confidence);
+      pair = await timePair(req.model, final.step.artifact, data, config2, provider, progress);
+      dense.step.latency = latencyStat(config2.batchSizes[0], pair.reference, config2.confidence);
+      final.step.latency = latencyStat(config2.batchSizes[0], pair.candidate, config2.confidence);
     }
     const judged3 = judge(budgets, dense, final, input, pair);
     const met = resource.length > 0 && resource.every((b) => judged3.budgets.find((r) => r.name === b.name)?.verdict === "pass");
@@ -44378,11 +46963,11 @@ async function runGradual(input, progress) {
     const more = t < targets.length;
     if (met && more) {
       stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct5(final.step.sparsity)}; pruning further would only cost quality` };
-    } else if (more && fellOffCliff(drops, cliffThreshold, config.schedulePatience)) {
+    } else if (more && fellOffCliff(drops, cliffThreshold, config2.schedulePatience)) {
       stoppedEarly = {
         after_step: t,
         reason: "cliff",
-        detail: `${cliffMetric === "calib" ? "calibration" : "evaluation"} top-1 fell more than ${(cliffThreshold * 100).toFixed(2)} pt below dense for ${config.schedulePatience} step${config.schedulePatience > 1 ? "s" : ""} in a row (now ${(drops[drops.length - 1] * 100).toFixed(2)} pt below)`
+        detail: `${cliffMetric === "calib" ? "calibration" : "evaluation"} top-1 fell more than ${(cliffThreshold * 100).toFixed(2)} pt below dense for ${config2.schedulePatience} step${config2.schedulePatience > 1 ? "s" : ""} in a row (now ${(drops[drops.length - 1] * 100).toFixed(2)} pt below)`
       };
     }
     if (stoppedEarly) {
@@ -44390,7 +46975,7 @@ async function runGradual(input, progress) {
       break;
     }
   }
-  const samples = await timeSteps(measured, data, config, provider, progress);
+  const samples = await timeSteps(measured, data, config2, provider, progress);
   for (const row of rows2) {
     const i2 = measured.indexOf(row.final);
     row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i2][0] });
@@ -44409,7 +46994,7 @@ async function runGradual(input, progress) {
     planned_steps: targets.length,
     initial,
     targets,
-    patience: config.schedulePatience,
+    patience: config2.schedulePatience,
     cliff_threshold: cliffThreshold,
     cliff_metric: cliffMetric,
     dense_quality: denseQuality,
@@ -44435,19 +47020,19 @@ async function runGradual(input, progress) {
   const modelLedger = {
     model: req.model,
     pruned: outPath,
-    method: config.method,
-    target_sparsity: config.sparsity,
+    method: config2.method,
+    target_sparsity: config2.sparsity,
     steps,
     budgets: judged2.budgets,
     verdict: overallVerdict(judged2.budgets.map((b) => b.verdict)),
     class_changes: judged2.classChanges,
     eval: { data: req.data, samples: data.count, classes: dense.preds.classes },
     ...notes.size > 0 || plan ? { notes: [...plan?.notes ?? [], ...notes] } : {},
-    ...plan ? { sensitivity: plan.info(config.sparsity) } : {},
-    shifts: shiftResults(dense, chosen2.final, shifts, new Set(config.corruptions), config.confidence),
+    ...plan ? { sensitivity: plan.info(config2.sparsity) } : {},
+    shifts: shiftResults(dense, chosen2.final, shifts, new Set(config2.corruptions), config2.confidence),
     prediction_shift: predictionShifts(dense, chosen2.final, shifts),
     // runPipeline resolved `auto` already; resolving again only narrows the type
-    scope: resolveScope(config, calib ? { labelled: calib.labels !== null } : void 0).scope,
+    scope: resolveScope(config2, calib ? { labelled: calib.labels !== null } : void 0).scope,
     schedule
   };
   return writeLedger(req, input.provider, modelLedger);
@@ -44456,16 +47041,16 @@ function judge(budgets, dense, step, input, latency2) {
   const changes = classChanges(dense.step, step.step, input.data.labels, dense.preds.classes);
   return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency2, input.req.config, changes);
 }
-function topUpMagnitude(model, description, dense, target, config) {
-  const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
+function topUpMagnitude(model, description, dense, target, config2) {
+  const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
   const size = (ws) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
   const restTotal = size(rest);
   const denseTotal = size(dense);
   const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
   const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
   return {
-    model: magnitudePrune(model, rest, frac, config.scope === "layer" ? "layer" : "global").model,
-    description: `${description}; then unstructured magnitude (${config.scope}) to ${pct5(target)} of the dense prunable weights (${(frac * 100).toFixed(1)}% of the remaining ones zero)`
+    model: magnitudePrune(model, rest, frac, config2.scope === "layer" ? "layer" : "global").model,
+    description: `${description}; then unstructured magnitude (${config2.scope}) to ${pct5(target)} of the dense prunable weights (${(frac * 100).toFixed(1)}% of the remaining ones zero)`
   };
 }
 function protectedFor(dense, kept) {
@@ -44485,7 +47070,6 @@ var init_gradual = __esm({
     init_graph();
     init_tensor();
     init_magnitude();
-    init_nm();
     init_prunable();
     init_pruneModel();
     init_schedule();
@@ -44510,73 +47094,64 @@ var init_gradual = __esm({
 // src/pipeline/run.ts
 import * as fs15 from "node:fs";
 import * as path9 from "node:path";
-function checkRequest(config) {
-  if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
-    throw new UserError(`--recovery ${config.recovery}: not available in prune-guard ${VERSION7} yet; use --recovery none`);
-  }
-  if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
-}
 function prunedPath(out, model) {
   return path9.join(out, `${path9.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
-  let { config } = req;
-  checkRequest(config);
+  let { config: config2 } = req;
   const dense = loadModel(req.model);
   preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
   const data = loadDataset(req.data, inputs, { requireLabels: true, modelPath: req.model });
   const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
-  const shifts = [...userShifts, ...corruptionSets(data, config.corruptions)];
+  const shifts = [...userShifts, ...corruptionSets(data, config2.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
-  const rounds = resolveRounds(config, calib);
-  const scope = resolveScope(config, calib ? { labelled: calib.labels !== null } : void 0, rounds);
-  config = { ...config, scope: scope.scope };
-  req = { ...req, config };
+  const rounds = resolveRounds(config2, calib);
+  const scope = resolveScope(config2, calib ? { labelled: calib.labels !== null } : void 0, rounds);
+  config2 = { ...config2, scope: scope.scope };
+  req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
   if (path9.resolve(outPath) === path9.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
-  checkRecoveryInputs(config, calib);
-  checkSensitivityInputs(config, calib);
-  checkRounds(config, calib);
-  const provider = await resolveProvider(config.executionProvider, req.model);
+  checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
+  const provider = await resolveProvider(config2.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
-  if (config.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
-  const target = targetSparsity(config);
+  if (config2.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
+  const target = targetSparsity(config2);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path9.basename(req.model)}: ${config.method} to ${(target * 100).toFixed(1)}%`);
-  const stamp = (model, scope2 = config.scope) => {
+  progress.note(`pruning ${path9.basename(req.model)}: ${config2.method} to ${(target * 100).toFixed(1)}%`);
+  const stamp = (model, scope2 = config2.scope) => {
     setMetadata(model, {
       "prune-guard.version": VERSION7,
-      "prune-guard.method": config.method,
+      "prune-guard.method": config2.method,
       "prune-guard.scope": scope2,
       "prune-guard.target_sparsity": String(target),
       "prune-guard.source": path9.basename(req.model)
     });
-    setMetadata(model, { "prune-guard.recovery": config.recovery });
+    setMetadata(model, { "prune-guard.recovery": config2.recovery });
   };
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config, rounds, { modelPath: req.model, calib, stepsDir: path9.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config, rounds)) : void 0;
-  const autoAnalysisSeconds = scope.reason && config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget : void 0;
-  const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir: path9.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config2, rounds)) : void 0;
+  const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
+  const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config2, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
   for (const n of pruned.notes) progress.note(n);
-  if (!withRounds) stamp(pruned.model, pruned.scope ?? config.scope);
+  if (!withRounds) stamp(pruned.model, pruned.scope ?? config2.scope);
   fs15.mkdirSync(req.out, { recursive: true });
   const stepsDir = path9.join(req.out, "steps");
-  const staged = hasRecoverySteps(config, calib);
+  const staged = hasRecoverySteps(config2, calib);
   const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, "prune") : outPath);
   if (staged) fs15.mkdirSync(stepsDir, { recursive: true });
   if (!withRounds) saveModel(pruned.model, pruneArtifact);
-  const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
+  const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config: config2, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
   const recovered2 = recovery.steps;
   if (staged) writeFileAtomic(outPath, fs15.readFileSync(recovered2.at(-1)?.artifact ?? pruneArtifact));
-  const broken = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
-  if (broken.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config.method} pattern: ${broken.slice(0, 3).join("; ")}`);
+  const broken2 = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
+  if (broken2.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
   releaseField(dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
   collectGarbage();
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config, progress, provider: provider.provider };
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: provider.provider };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
   const measured = [denseStep2];
   for (const r of withRounds?.steps ?? []) {
@@ -44592,15 +47167,15 @@ async function runPipeline(req, progress) {
     measured.push(m);
   }
   if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
-  const samples = await timeSteps(measured, data, config, provider.provider, progress);
+  const samples = await timeSteps(measured, data, config2, provider.provider, progress);
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
-  const judged2 = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, classChanges(steps[0], final, data.labels, denseStep2.preds.classes));
+  const judged2 = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, classChanges(steps[0], final, data.labels, denseStep2.preds.classes));
   const { budgets, verdict } = judged2;
   const modelLedger = {
     model: req.model,
     pruned: outPath,
-    method: config.method,
+    method: config2.method,
     target_sparsity: target,
     steps,
     budgets,
@@ -44608,17 +47183,17 @@ async function runPipeline(req, progress) {
     class_changes: judged2.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
     ...pruned.notes.length + recovery.notes.length > 0 ? { notes: [...pruned.notes, ...recovery.notes] } : {},
-    shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config.corruptions), config.confidence),
+    shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config2.corruptions), config2.confidence),
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
     scope: pruned.scope ?? scope.scope,
     ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
   };
   return writeLedger(req, provider, modelLedger);
 }
-var IMPLEMENTED_RECOVERIES;
 var init_run = __esm({
   "src/pipeline/run.ts"() {
     "use strict";
+    init_rules();
     init_dataset();
     init_errors();
     init_atomicWrite();
@@ -44630,7 +47205,6 @@ var init_run = __esm({
     init_signature();
     init_pruneModel();
     init_resolveScope();
-    init_sensitivityPrune();
     init_runRecovery();
     init_rounds();
     init_version3();
@@ -44639,7 +47213,6 @@ var init_run = __esm({
     init_timeSteps();
     init_measureStep();
     init_release();
-    IMPLEMENTED_RECOVERIES = /* @__PURE__ */ new Set(["none", "reconstruct", "distill", "command", "auto"]);
   }
 });
 
@@ -44659,32 +47232,34 @@ function loadFor(models, file, requireLabels) {
   return data;
 }
 async function measurePair(req, progress) {
-  const { config } = req;
+  const { config: config2 } = req;
+  checkMeasureConfig(config2);
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
   const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
   const data = loadFor(withInputs, req.data, true);
-  const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config.corruptions)];
-  const provider = await resolveProvider(config.executionProvider, req.base);
+  const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config2.corruptions)];
+  const provider = await resolveProvider(config2.executionProvider, req.base);
   if (provider.note) progress.note(provider.note);
-  const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
-  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config, progress, provider: provider.provider });
+  const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
+  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
   const base = await measureStep("base", `base model ${path10.basename(req.base)}`, req.base, ctx(0));
   const head = await measureStep("head", `head model ${path10.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.start("latency (base and head interleaved)", config.batchSizes.length * (config.latency.warmup + config.latency.runs));
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
+  progress.start("latency (base and head interleaved)", config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs));
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
+  const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
   [base, head].forEach((m, i2) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config.confidence));
+    m.step.latency_by_batch = config2.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
     m.step.latency = m.step.latency_by_batch[0];
   });
-  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
+  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider: provider.provider });
   return { base, head, data, shifts, samples, provider };
 }
 var DEFAULT_LATENCY_REGRESSION;
 var init_compare = __esm({
   "src/pipeline/compare.ts"() {
     "use strict";
+    init_rules();
     init_dataset();
     init_errors();
     init_atomicWrite();
@@ -44804,8 +47379,8 @@ function slug(file) {
 async function checkModels(jobs, settings, opts) {
   const ledgers = [];
   for (const job of jobs) {
-    const own = settings.budgets.filter((b) => b.name !== "latency-regression");
-    const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own };
+    const own2 = settings.budgets.filter((b) => b.name !== "latency-regression");
+    const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own2 };
     opts.progress.note(`model ${job.path}`);
     refuseLfsPointer(path12.join(opts.workspace, job.path), job.path);
     const head = await runPipeline({ ...request2, model: path12.join(opts.workspace, job.path), out: path12.join(opts.out, "models", slug(job.path)) }, opts.progress);
@@ -44928,10 +47503,10 @@ var init_comment = __esm({
 function join10(sections) {
   return sections.map((s) => typeof s === "string" ? s : details(s)).join("\n\n") + "\n";
 }
-function hardCut(text, max2) {
+function hardCut(text2, max2) {
   const note = "\n\n_\u2026truncated to stay within GitHub's comment limit: the job summary and the ledger artifact have it in full._\n";
   const closers = "\n```\n</details>\n".length;
-  let cut = text.slice(0, Math.max(0, max2 - note.length - closers));
+  let cut = text2.slice(0, Math.max(0, max2 - note.length - closers));
   const last = cut.charCodeAt(cut.length - 1);
   if (last >= 55296 && last <= 56319) cut = cut.slice(0, -1);
   if ((cut.match(/^```/gm) ?? []).length % 2 === 1) cut += "\n```";
@@ -44941,17 +47516,17 @@ function hardCut(text, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text = join10(parts);
-  while (text.length > limit) {
+  let text2 = join10(parts);
+  while (text2.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
       if (typeof p !== "string" && !p.body.startsWith("_Omitted") && (largest < 0 || p.body.length > parts[largest].body.length)) largest = i2;
     });
-    if (largest < 0) return hardCut(text, limit);
+    if (largest < 0) return hardCut(text2, limit);
     parts[largest] = omitted(parts[largest]);
-    text = join10(parts);
+    text2 = join10(parts);
   }
-  return text;
+  return text2;
 }
 var COMMENT_LIMIT, omitted;
 var init_fit = __esm({
@@ -44981,7 +47556,7 @@ var require_identity = __commonJS({
     var isDocument = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === DOC;
     var isMap2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === MAP;
     var isPair = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === PAIR;
-    var isScalar2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SCALAR;
+    var isScalar3 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SCALAR;
     var isSeq2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SEQ;
     function isCollection(node) {
       if (node && typeof node === "object")
@@ -45003,7 +47578,7 @@ var require_identity = __commonJS({
         }
       return false;
     }
-    var hasAnchor = (node) => (isScalar2(node) || isCollection(node)) && !!node.anchor;
+    var hasAnchor = (node) => (isScalar3(node) || isCollection(node)) && !!node.anchor;
     exports.ALIAS = ALIAS;
     exports.DOC = DOC;
     exports.MAP = MAP;
@@ -45018,7 +47593,7 @@ var require_identity = __commonJS({
     exports.isMap = isMap2;
     exports.isNode = isNode;
     exports.isPair = isPair;
-    exports.isScalar = isScalar2;
+    exports.isScalar = isScalar3;
     exports.isSeq = isSeq2;
   }
 });
@@ -45258,13 +47833,13 @@ var require_directives = __commonJS({
               onError(0, "%YAML directive should contain exactly one part");
               return false;
             }
-            const [version] = parts;
-            if (version === "1.1" || version === "1.2") {
-              this.yaml.version = version;
+            const [version2] = parts;
+            if (version2 === "1.1" || version2 === "1.2") {
+              this.yaml.version = version2;
               return true;
             } else {
-              const isValid = /^\d+\.\d+$/.test(version);
-              onError(6, `Unsupported YAML version ${version}`, isValid);
+              const isValid = /^\d+\.\d+$/.test(version2);
+              onError(6, `Unsupported YAML version ${version2}`, isValid);
               return false;
             }
           }
@@ -45933,14 +48508,14 @@ var require_foldFlowLines = __commonJS({
     var FOLD_FLOW = "flow";
     var FOLD_BLOCK = "block";
     var FOLD_QUOTED = "quoted";
-    function foldFlowLines(text, indent, mode = "flow", { indentAtStart, lineWidth = 80, minContentWidth = 20, onFold, onOverflow } = {}) {
+    function foldFlowLines(text2, indent, mode = "flow", { indentAtStart, lineWidth = 80, minContentWidth = 20, onFold, onOverflow } = {}) {
       if (!lineWidth || lineWidth < 0)
-        return text;
+        return text2;
       if (lineWidth < minContentWidth)
         minContentWidth = 0;
       const endStep = Math.max(1 + minContentWidth, 1 + lineWidth - indent.length);
-      if (text.length <= endStep)
-        return text;
+      if (text2.length <= endStep)
+        return text2;
       const folds = [];
       const escapedFolds = {};
       let end = lineWidth - indent.length;
@@ -45957,14 +48532,14 @@ var require_foldFlowLines = __commonJS({
       let escStart = -1;
       let escEnd = -1;
       if (mode === FOLD_BLOCK) {
-        i2 = consumeMoreIndentedLines(text, i2, indent.length);
+        i2 = consumeMoreIndentedLines(text2, i2, indent.length);
         if (i2 !== -1)
           end = i2 + endStep;
       }
-      for (let ch; ch = text[i2 += 1]; ) {
+      for (let ch; ch = text2[i2 += 1]; ) {
         if (mode === FOLD_QUOTED && ch === "\\") {
           escStart = i2;
-          switch (text[i2 + 1]) {
+          switch (text2[i2 + 1]) {
             case "x":
               i2 += 3;
               break;
@@ -45981,12 +48556,12 @@ var require_foldFlowLines = __commonJS({
         }
         if (ch === "\n") {
           if (mode === FOLD_BLOCK)
-            i2 = consumeMoreIndentedLines(text, i2, indent.length);
+            i2 = consumeMoreIndentedLines(text2, i2, indent.length);
           end = i2 + indent.length + endStep;
           split = void 0;
         } else {
           if (ch === " " && prev && prev !== " " && prev !== "\n" && prev !== "	") {
-            const next = text[i2 + 1];
+            const next = text2[i2 + 1];
             if (next && next !== " " && next !== "\n" && next !== "	")
               split = i2;
           }
@@ -45998,12 +48573,12 @@ var require_foldFlowLines = __commonJS({
             } else if (mode === FOLD_QUOTED) {
               while (prev === " " || prev === "	") {
                 prev = ch;
-                ch = text[i2 += 1];
+                ch = text2[i2 += 1];
                 overflow = true;
               }
               const j = i2 > escEnd + 1 ? i2 - 2 : escStart - 1;
               if (escapedFolds[j])
-                return text;
+                return text2;
               folds.push(j);
               escapedFolds[j] = true;
               end = j + endStep;
@@ -46018,39 +48593,39 @@ var require_foldFlowLines = __commonJS({
       if (overflow && onOverflow)
         onOverflow();
       if (folds.length === 0)
-        return text;
+        return text2;
       if (onFold)
         onFold();
-      let res = text.slice(0, folds[0]);
+      let res = text2.slice(0, folds[0]);
       for (let i3 = 0; i3 < folds.length; ++i3) {
         const fold = folds[i3];
-        const end2 = folds[i3 + 1] || text.length;
+        const end2 = folds[i3 + 1] || text2.length;
         if (fold === 0)
           res = `
-${indent}${text.slice(0, end2)}`;
+${indent}${text2.slice(0, end2)}`;
         else {
           if (mode === FOLD_QUOTED && escapedFolds[fold])
-            res += `${text[fold]}\\`;
+            res += `${text2[fold]}\\`;
           res += `
-${indent}${text.slice(fold + 1, end2)}`;
+${indent}${text2.slice(fold + 1, end2)}`;
         }
       }
       return res;
     }
-    function consumeMoreIndentedLines(text, i2, indent) {
+    function consumeMoreIndentedLines(text2, i2, indent) {
       let end = i2;
       let start = i2 + 1;
-      let ch = text[start];
+      let ch = text2[start];
       while (ch === " " || ch === "	") {
         if (i2 < start + indent) {
-          ch = text[++i2];
+          ch = text2[++i2];
         } else {
           do {
-            ch = text[++i2];
+            ch = text2[++i2];
           } while (ch && ch !== "\n");
           end = i2;
           start = i2 + 1;
-          ch = text[start];
+          ch = text2[start];
         }
       }
       return end;
@@ -46631,7 +49206,7 @@ var require_merge = __commonJS({
     var identity = require_identity();
     var Scalar = require_Scalar();
     var MERGE_KEY = "<<";
-    var merge2 = {
+    var merge3 = {
       identify: (value) => value === MERGE_KEY || typeof value === "symbol" && value.description === MERGE_KEY,
       default: "key",
       tag: "tag:yaml.org,2002:merge",
@@ -46641,7 +49216,7 @@ var require_merge = __commonJS({
       }),
       stringify: () => MERGE_KEY
     };
-    var isMergeKey = (ctx, key) => (merge2.identify(key) || identity.isScalar(key) && (!key.type || key.type === Scalar.Scalar.PLAIN) && merge2.identify(key.value)) && ctx?.doc.schema.tags.some((tag) => tag.tag === merge2.tag && tag.default);
+    var isMergeKey = (ctx, key) => (merge3.identify(key) || identity.isScalar(key) && (!key.type || key.type === Scalar.Scalar.PLAIN) && merge3.identify(key.value)) && ctx?.doc.schema.tags.some((tag) => tag.tag === merge3.tag && tag.default);
     function addMergeToJSMap(ctx, map, value) {
       const source = resolveAliasValue(ctx, value);
       if (identity.isSeq(source))
@@ -46680,7 +49255,7 @@ var require_merge = __commonJS({
     }
     exports.addMergeToJSMap = addMergeToJSMap;
     exports.isMergeKey = isMergeKey;
-    exports.merge = merge2;
+    exports.merge = merge3;
   }
 });
 
@@ -46689,15 +49264,15 @@ var require_addPairToJSMap = __commonJS({
   "node_modules/yaml/dist/nodes/addPairToJSMap.js"(exports) {
     "use strict";
     var log = require_log();
-    var merge2 = require_merge();
+    var merge3 = require_merge();
     var stringify = require_stringify();
     var identity = require_identity();
     var toJS = require_toJS();
     function addPairToJSMap(ctx, map, { key, value }) {
       if (identity.isNode(key) && key.addToJSMap)
         key.addToJSMap(ctx, map, value);
-      else if (merge2.isMergeKey(ctx, key))
-        merge2.addMergeToJSMap(ctx, map, value);
+      else if (merge3.isMergeKey(ctx, key))
+        merge3.addMergeToJSMap(ctx, map, value);
       else {
         const jsKey = toJS.toJS(key, "", ctx);
         if (map instanceof Map) {
@@ -47248,7 +49823,7 @@ var require_string = __commonJS({
   "node_modules/yaml/dist/schema/common/string.js"(exports) {
     "use strict";
     var stringifyString = require_stringifyString();
-    var string = {
+    var string3 = {
       identify: (value) => typeof value === "string",
       default: true,
       tag: "tag:yaml.org,2002:str",
@@ -47258,7 +49833,7 @@ var require_string = __commonJS({
         return stringifyString.stringifyString(item, ctx, onComment, onChompKeep);
       }
     };
-    exports.string = string;
+    exports.string = string3;
   }
 });
 
@@ -47399,7 +49974,7 @@ var require_int = __commonJS({
       resolve: (str, _onError, opt) => intResolve(str, 2, 8, opt),
       stringify: (node) => intStringify(node, 8, "0o")
     };
-    var int = {
+    var int2 = {
       identify: intIdentify,
       default: true,
       tag: "tag:yaml.org,2002:int",
@@ -47416,7 +49991,7 @@ var require_int = __commonJS({
       resolve: (str, _onError, opt) => intResolve(str, 2, 16, opt),
       stringify: (node) => intStringify(node, 16, "0x")
     };
-    exports.int = int;
+    exports.int = int2;
     exports.intHex = intHex;
     exports.intOct = intOct;
   }
@@ -47427,21 +50002,21 @@ var require_schema = __commonJS({
   "node_modules/yaml/dist/schema/core/schema.js"(exports) {
     "use strict";
     var map = require_map();
-    var _null = require_null();
+    var _null3 = require_null();
     var seq = require_seq();
-    var string = require_string();
+    var string3 = require_string();
     var bool = require_bool();
     var float = require_float();
-    var int = require_int();
+    var int2 = require_int();
     var schema = [
       map.map,
       seq.seq,
-      string.string,
-      _null.nullTag,
+      string3.string,
+      _null3.nullTag,
       bool.boolTag,
-      int.intOct,
-      int.int,
-      int.intHex,
+      int2.intOct,
+      int2.int,
+      int2.intHex,
       float.floatNaN,
       float.floatExp,
       float.float
@@ -47875,7 +50450,7 @@ var require_int2 = __commonJS({
       resolve: (str, _onError, opt) => intResolve(str, 1, 8, opt),
       stringify: (node) => intStringify(node, 8, "0")
     };
-    var int = {
+    var int2 = {
       identify: intIdentify,
       default: true,
       tag: "tag:yaml.org,2002:int",
@@ -47892,7 +50467,7 @@ var require_int2 = __commonJS({
       resolve: (str, _onError, opt) => intResolve(str, 2, 16, opt),
       stringify: (node) => intStringify(node, 16, "0x")
     };
-    exports.int = int;
+    exports.int = int2;
     exports.intBin = intBin;
     exports.intHex = intHex;
     exports.intOct = intOct;
@@ -48058,15 +50633,15 @@ var require_timestamp = __commonJS({
           throw new Error("!!timestamp expects a date, starting with yyyy-mm-dd");
         const [, year, month, day, hour, minute, second] = match.map(Number);
         const millisec = match[7] ? Number((match[7] + "00").substr(1, 3)) : 0;
-        let date = Date.UTC(year, month - 1, day, hour || 0, minute || 0, second || 0, millisec);
+        let date2 = Date.UTC(year, month - 1, day, hour || 0, minute || 0, second || 0, millisec);
         const tz = match[8];
         if (tz && tz !== "Z") {
           let d = parseSexagesimal(tz, false);
           if (Math.abs(d) < 30)
             d *= 60;
-          date -= 6e4 * d;
+          date2 -= 6e4 * d;
         }
-        return new Date(date);
+        return new Date(date2);
       },
       stringify: ({ value }) => value?.toISOString().replace(/(T00:00:00)?\.000Z$/, "") ?? ""
     };
@@ -48081,14 +50656,14 @@ var require_schema3 = __commonJS({
   "node_modules/yaml/dist/schema/yaml-1.1/schema.js"(exports) {
     "use strict";
     var map = require_map();
-    var _null = require_null();
+    var _null3 = require_null();
     var seq = require_seq();
-    var string = require_string();
+    var string3 = require_string();
     var binary = require_binary();
     var bool = require_bool2();
     var float = require_float2();
-    var int = require_int2();
-    var merge2 = require_merge();
+    var int2 = require_int2();
+    var merge3 = require_merge();
     var omap = require_omap();
     var pairs = require_pairs();
     var set = require_set();
@@ -48096,19 +50671,19 @@ var require_schema3 = __commonJS({
     var schema = [
       map.map,
       seq.seq,
-      string.string,
-      _null.nullTag,
+      string3.string,
+      _null3.nullTag,
       bool.trueTag,
       bool.falseTag,
-      int.intBin,
-      int.intOct,
-      int.int,
-      int.intHex,
+      int2.intBin,
+      int2.intOct,
+      int2.int,
+      int2.intHex,
       float.floatNaN,
       float.floatExp,
       float.float,
       binary.binary,
-      merge2.merge,
+      merge3.merge,
       omap.omap,
       pairs.pairs,
       set.set,
@@ -48125,16 +50700,16 @@ var require_tags = __commonJS({
   "node_modules/yaml/dist/schema/tags.js"(exports) {
     "use strict";
     var map = require_map();
-    var _null = require_null();
+    var _null3 = require_null();
     var seq = require_seq();
-    var string = require_string();
+    var string3 = require_string();
     var bool = require_bool();
     var float = require_float();
-    var int = require_int();
+    var int2 = require_int();
     var schema = require_schema();
     var schema$1 = require_schema2();
     var binary = require_binary();
-    var merge2 = require_merge();
+    var merge3 = require_merge();
     var omap = require_omap();
     var pairs = require_pairs();
     var schema$2 = require_schema3();
@@ -48142,7 +50717,7 @@ var require_tags = __commonJS({
     var timestamp = require_timestamp();
     var schemas = /* @__PURE__ */ new Map([
       ["core", schema.schema],
-      ["failsafe", [map.map, seq.seq, string.string]],
+      ["failsafe", [map.map, seq.seq, string3.string]],
       ["json", schema$1.schema],
       ["yaml11", schema$2.schema],
       ["yaml-1.1", schema$2.schema]
@@ -48154,13 +50729,13 @@ var require_tags = __commonJS({
       floatExp: float.floatExp,
       floatNaN: float.floatNaN,
       floatTime: timestamp.floatTime,
-      int: int.int,
-      intHex: int.intHex,
-      intOct: int.intOct,
+      int: int2.int,
+      intHex: int2.intHex,
+      intOct: int2.intOct,
       intTime: timestamp.intTime,
       map: map.map,
-      merge: merge2.merge,
-      null: _null.nullTag,
+      merge: merge3.merge,
+      null: _null3.nullTag,
       omap: omap.omap,
       pairs: pairs.pairs,
       seq: seq.seq,
@@ -48169,7 +50744,7 @@ var require_tags = __commonJS({
     };
     var coreKnownTags = {
       "tag:yaml.org,2002:binary": binary.binary,
-      "tag:yaml.org,2002:merge": merge2.merge,
+      "tag:yaml.org,2002:merge": merge3.merge,
       "tag:yaml.org,2002:omap": omap.omap,
       "tag:yaml.org,2002:pairs": pairs.pairs,
       "tag:yaml.org,2002:set": set.set,
@@ -48178,7 +50753,7 @@ var require_tags = __commonJS({
     function getTags(customTags, schemaName, addMergeTag) {
       const schemaTags = schemas.get(schemaName);
       if (schemaTags && !customTags) {
-        return addMergeTag && !schemaTags.includes(merge2.merge) ? schemaTags.concat(merge2.merge) : schemaTags.slice();
+        return addMergeTag && !schemaTags.includes(merge3.merge) ? schemaTags.concat(merge3.merge) : schemaTags.slice();
       }
       let tags = schemaTags;
       if (!tags) {
@@ -48196,7 +50771,7 @@ var require_tags = __commonJS({
         tags = customTags(tags.slice());
       }
       if (addMergeTag)
-        tags = tags.concat(merge2.merge);
+        tags = tags.concat(merge3.merge);
       return tags.reduce((tags2, tag) => {
         const tagObj = typeof tag === "string" ? tagsByName[tag] : tag;
         if (!tagObj) {
@@ -48221,18 +50796,18 @@ var require_Schema = __commonJS({
     var identity = require_identity();
     var map = require_map();
     var seq = require_seq();
-    var string = require_string();
+    var string3 = require_string();
     var tags = require_tags();
     var sortMapEntriesByKey = (a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
     var Schema = class _Schema {
-      constructor({ compat, customTags, merge: merge2, resolveKnownTags, schema, sortMapEntries, toStringDefaults }) {
+      constructor({ compat, customTags, merge: merge3, resolveKnownTags, schema, sortMapEntries, toStringDefaults }) {
         this.compat = Array.isArray(compat) ? tags.getTags(compat, "compat") : compat ? tags.getTags(null, compat) : null;
         this.name = typeof schema === "string" && schema || "core";
         this.knownTags = resolveKnownTags ? tags.coreKnownTags : {};
-        this.tags = tags.getTags(customTags, this.name, merge2);
+        this.tags = tags.getTags(customTags, this.name, merge3);
         this.toStringOptions = toStringDefaults ?? null;
         Object.defineProperty(this, identity.MAP, { value: map.map });
-        Object.defineProperty(this, identity.SCALAR, { value: string.string });
+        Object.defineProperty(this, identity.SCALAR, { value: string3.string });
         Object.defineProperty(this, identity.SEQ, { value: seq.seq });
         this.sortMapEntries = typeof sortMapEntries === "function" ? sortMapEntries : sortMapEntries === true ? sortMapEntriesByKey : null;
       }
@@ -48366,14 +50941,14 @@ var require_Document = __commonJS({
           version: "1.2"
         }, options);
         this.options = opt;
-        let { version } = opt;
+        let { version: version2 } = opt;
         if (options?._directives) {
           this.directives = options._directives.atDocument();
           if (this.directives.yaml.explicit)
-            version = this.directives.yaml.version;
+            version2 = this.directives.yaml.version;
         } else
-          this.directives = new directives.Directives({ version });
-        this.setSchema(version, options);
+          this.directives = new directives.Directives({ version: version2 });
+        this.setSchema(version2, options);
         this.contents = value === void 0 ? null : this.createNode(value, _replacer, options);
       }
       /**
@@ -48553,11 +51128,11 @@ var require_Document = __commonJS({
        *
        * Overrides all previously set schema options.
        */
-      setSchema(version, options = {}) {
-        if (typeof version === "number")
-          version = String(version);
+      setSchema(version2, options = {}) {
+        if (typeof version2 === "number")
+          version2 = String(version2);
         let opt;
-        switch (version) {
+        switch (version2) {
           case "1.1":
             if (this.directives)
               this.directives.yaml.version = "1.1";
@@ -48568,9 +51143,9 @@ var require_Document = __commonJS({
           case "1.2":
           case "next":
             if (this.directives)
-              this.directives.yaml.version = version;
+              this.directives.yaml.version = version2;
             else
-              this.directives = new directives.Directives({ version });
+              this.directives = new directives.Directives({ version: version2 });
             opt = { resolveKnownTags: true, schema: "core" };
             break;
           case null:
@@ -48579,7 +51154,7 @@ var require_Document = __commonJS({
             opt = null;
             break;
           default: {
-            const sv = JSON.stringify(version);
+            const sv = JSON.stringify(version2);
             throw new Error(`Expected '1.1', '1.2' or null as first argument, but found: ${sv}`);
           }
         }
@@ -48658,7 +51233,7 @@ var require_errors2 = __commonJS({
         super("YAMLWarning", pos, code, message);
       }
     };
-    var prettifyError = (src, lc2) => (error2) => {
+    var prettifyError2 = (src, lc2) => (error2) => {
       if (error2.pos[0] === -1)
         return;
       error2.linePos = error2.pos.map((pos) => lc2.linePos(pos));
@@ -48696,7 +51271,7 @@ ${pointer}
     exports.YAMLError = YAMLError;
     exports.YAMLParseError = YAMLParseError;
     exports.YAMLWarning = YAMLWarning;
-    exports.prettifyError = prettifyError;
+    exports.prettifyError = prettifyError2;
   }
 });
 
@@ -50563,7 +53138,7 @@ var require_cst = __commonJS({
     var FLOW_END = "";
     var SCALAR = "";
     var isCollection = (token) => !!token && "items" in token;
-    var isScalar2 = (token) => !!token && (token.type === "scalar" || token.type === "single-quoted-scalar" || token.type === "double-quoted-scalar" || token.type === "block-scalar");
+    var isScalar3 = (token) => !!token && (token.type === "scalar" || token.type === "single-quoted-scalar" || token.type === "double-quoted-scalar" || token.type === "block-scalar");
     function prettyToken(token) {
       switch (token) {
         case BOM:
@@ -50647,7 +53222,7 @@ var require_cst = __commonJS({
     exports.FLOW_END = FLOW_END;
     exports.SCALAR = SCALAR;
     exports.isCollection = isCollection;
-    exports.isScalar = isScalar2;
+    exports.isScalar = isScalar3;
     exports.prettyToken = prettyToken;
     exports.tokenType = tokenType;
   }
@@ -52196,7 +54771,7 @@ var require_public_api = __commonJS({
       }
       return doc;
     }
-    function parse3(src, reviver, options) {
+    function parse4(src, reviver, options) {
       let _reviver = void 0;
       if (typeof reviver === "function") {
         _reviver = reviver;
@@ -52237,7 +54812,7 @@ var require_public_api = __commonJS({
         return value.toString(options);
       return new Document.Document(value, _replacer, options).toString(options);
     }
-    exports.parse = parse3;
+    exports.parse = parse4;
     exports.parseAllDocuments = parseAllDocuments;
     exports.parseDocument = parseDocument3;
     exports.stringify = stringify;
@@ -52518,10 +55093,10 @@ var init_models = __esm({
 function emptyHistory() {
   return { schema: HISTORY_SCHEMA, entries: [] };
 }
-function parseHistory(text, where) {
+function parseHistory(text2, where) {
   let data;
   try {
-    data = JSON.parse(text);
+    data = JSON.parse(text2);
   } catch {
     throw new Error(`${where}: is not JSON`);
   }
@@ -52746,7594 +55321,22 @@ var init_prFiles = __esm({
   }
 });
 
-// node_modules/ajv/dist/compile/codegen/code.js
-var require_code = __commonJS({
-  "node_modules/ajv/dist/compile/codegen/code.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.regexpCode = exports.getEsmExportName = exports.getProperty = exports.safeStringify = exports.stringify = exports.strConcat = exports.addCodeArg = exports.str = exports._ = exports.nil = exports._Code = exports.Name = exports.IDENTIFIER = exports._CodeOrName = void 0;
-    var _CodeOrName = class {
-    };
-    exports._CodeOrName = _CodeOrName;
-    exports.IDENTIFIER = /^[a-z$_][a-z$_0-9]*$/i;
-    var Name = class extends _CodeOrName {
-      constructor(s) {
-        super();
-        if (!exports.IDENTIFIER.test(s))
-          throw new Error("CodeGen: name must be a valid identifier");
-        this.str = s;
-      }
-      toString() {
-        return this.str;
-      }
-      emptyStr() {
-        return false;
-      }
-      get names() {
-        return { [this.str]: 1 };
-      }
-    };
-    exports.Name = Name;
-    var _Code = class extends _CodeOrName {
-      constructor(code) {
-        super();
-        this._items = typeof code === "string" ? [code] : code;
-      }
-      toString() {
-        return this.str;
-      }
-      emptyStr() {
-        if (this._items.length > 1)
-          return false;
-        const item = this._items[0];
-        return item === "" || item === '""';
-      }
-      get str() {
-        var _a2;
-        return (_a2 = this._str) !== null && _a2 !== void 0 ? _a2 : this._str = this._items.reduce((s, c) => `${s}${c}`, "");
-      }
-      get names() {
-        var _a2;
-        return (_a2 = this._names) !== null && _a2 !== void 0 ? _a2 : this._names = this._items.reduce((names, c) => {
-          if (c instanceof Name)
-            names[c.str] = (names[c.str] || 0) + 1;
-          return names;
-        }, {});
-      }
-    };
-    exports._Code = _Code;
-    exports.nil = new _Code("");
-    function _(strs, ...args) {
-      const code = [strs[0]];
-      let i2 = 0;
-      while (i2 < args.length) {
-        addCodeArg(code, args[i2]);
-        code.push(strs[++i2]);
-      }
-      return new _Code(code);
-    }
-    exports._ = _;
-    var plus = new _Code("+");
-    function str(strs, ...args) {
-      const expr = [safeStringify(strs[0])];
-      let i2 = 0;
-      while (i2 < args.length) {
-        expr.push(plus);
-        addCodeArg(expr, args[i2]);
-        expr.push(plus, safeStringify(strs[++i2]));
-      }
-      optimize(expr);
-      return new _Code(expr);
-    }
-    exports.str = str;
-    function addCodeArg(code, arg) {
-      if (arg instanceof _Code)
-        code.push(...arg._items);
-      else if (arg instanceof Name)
-        code.push(arg);
-      else
-        code.push(interpolate2(arg));
-    }
-    exports.addCodeArg = addCodeArg;
-    function optimize(expr) {
-      let i2 = 1;
-      while (i2 < expr.length - 1) {
-        if (expr[i2] === plus) {
-          const res = mergeExprItems(expr[i2 - 1], expr[i2 + 1]);
-          if (res !== void 0) {
-            expr.splice(i2 - 1, 3, res);
-            continue;
-          }
-          expr[i2++] = "+";
-        }
-        i2++;
-      }
-    }
-    function mergeExprItems(a, b) {
-      if (b === '""')
-        return a;
-      if (a === '""')
-        return b;
-      if (typeof a == "string") {
-        if (b instanceof Name || a[a.length - 1] !== '"')
-          return;
-        if (typeof b != "string")
-          return `${a.slice(0, -1)}${b}"`;
-        if (b[0] === '"')
-          return a.slice(0, -1) + b.slice(1);
-        return;
-      }
-      if (typeof b == "string" && b[0] === '"' && !(a instanceof Name))
-        return `"${a}${b.slice(1)}`;
-      return;
-    }
-    function strConcat(c1, c2) {
-      return c2.emptyStr() ? c1 : c1.emptyStr() ? c2 : str`${c1}${c2}`;
-    }
-    exports.strConcat = strConcat;
-    function interpolate2(x2) {
-      return typeof x2 == "number" || typeof x2 == "boolean" || x2 === null ? x2 : safeStringify(Array.isArray(x2) ? x2.join(",") : x2);
-    }
-    function stringify(x2) {
-      return new _Code(safeStringify(x2));
-    }
-    exports.stringify = stringify;
-    function safeStringify(x2) {
-      return JSON.stringify(x2).replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
-    }
-    exports.safeStringify = safeStringify;
-    function getProperty(key) {
-      return typeof key == "string" && exports.IDENTIFIER.test(key) ? new _Code(`.${key}`) : _`[${key}]`;
-    }
-    exports.getProperty = getProperty;
-    function getEsmExportName(key) {
-      if (typeof key == "string" && exports.IDENTIFIER.test(key)) {
-        return new _Code(`${key}`);
-      }
-      throw new Error(`CodeGen: invalid export name: ${key}, use explicit $id name mapping`);
-    }
-    exports.getEsmExportName = getEsmExportName;
-    function regexpCode(rx) {
-      return new _Code(rx.toString());
-    }
-    exports.regexpCode = regexpCode;
-  }
-});
-
-// node_modules/ajv/dist/compile/codegen/scope.js
-var require_scope = __commonJS({
-  "node_modules/ajv/dist/compile/codegen/scope.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.ValueScope = exports.ValueScopeName = exports.Scope = exports.varKinds = exports.UsedValueState = void 0;
-    var code_1 = require_code();
-    var ValueError = class extends Error {
-      constructor(name) {
-        super(`CodeGen: "code" for ${name} not defined`);
-        this.value = name.value;
-      }
-    };
-    var UsedValueState;
-    (function(UsedValueState2) {
-      UsedValueState2[UsedValueState2["Started"] = 0] = "Started";
-      UsedValueState2[UsedValueState2["Completed"] = 1] = "Completed";
-    })(UsedValueState || (exports.UsedValueState = UsedValueState = {}));
-    exports.varKinds = {
-      const: new code_1.Name("const"),
-      let: new code_1.Name("let"),
-      var: new code_1.Name("var")
-    };
-    var Scope = class {
-      constructor({ prefixes, parent } = {}) {
-        this._names = {};
-        this._prefixes = prefixes;
-        this._parent = parent;
-      }
-      toName(nameOrPrefix) {
-        return nameOrPrefix instanceof code_1.Name ? nameOrPrefix : this.name(nameOrPrefix);
-      }
-      name(prefix) {
-        return new code_1.Name(this._newName(prefix));
-      }
-      _newName(prefix) {
-        const ng = this._names[prefix] || this._nameGroup(prefix);
-        return `${prefix}${ng.index++}`;
-      }
-      _nameGroup(prefix) {
-        var _a2, _b2;
-        if (((_b2 = (_a2 = this._parent) === null || _a2 === void 0 ? void 0 : _a2._prefixes) === null || _b2 === void 0 ? void 0 : _b2.has(prefix)) || this._prefixes && !this._prefixes.has(prefix)) {
-          throw new Error(`CodeGen: prefix "${prefix}" is not allowed in this scope`);
-        }
-        return this._names[prefix] = { prefix, index: 0 };
-      }
-    };
-    exports.Scope = Scope;
-    var ValueScopeName = class extends code_1.Name {
-      constructor(prefix, nameStr) {
-        super(nameStr);
-        this.prefix = prefix;
-      }
-      setValue(value, { property, itemIndex }) {
-        this.value = value;
-        this.scopePath = (0, code_1._)`.${new code_1.Name(property)}[${itemIndex}]`;
-      }
-    };
-    exports.ValueScopeName = ValueScopeName;
-    var line = (0, code_1._)`\n`;
-    var ValueScope = class extends Scope {
-      constructor(opts) {
-        super(opts);
-        this._values = {};
-        this._scope = opts.scope;
-        this.opts = { ...opts, _n: opts.lines ? line : code_1.nil };
-      }
-      get() {
-        return this._scope;
-      }
-      name(prefix) {
-        return new ValueScopeName(prefix, this._newName(prefix));
-      }
-      value(nameOrPrefix, value) {
-        var _a2;
-        if (value.ref === void 0)
-          throw new Error("CodeGen: ref must be passed in value");
-        const name = this.toName(nameOrPrefix);
-        const { prefix } = name;
-        const valueKey = (_a2 = value.key) !== null && _a2 !== void 0 ? _a2 : value.ref;
-        let vs = this._values[prefix];
-        if (vs) {
-          const _name = vs.get(valueKey);
-          if (_name)
-            return _name;
-        } else {
-          vs = this._values[prefix] = /* @__PURE__ */ new Map();
-        }
-        vs.set(valueKey, name);
-        const s = this._scope[prefix] || (this._scope[prefix] = []);
-        const itemIndex = s.length;
-        s[itemIndex] = value.ref;
-        name.setValue(value, { property: prefix, itemIndex });
-        return name;
-      }
-      getValue(prefix, keyOrRef) {
-        const vs = this._values[prefix];
-        if (!vs)
-          return;
-        return vs.get(keyOrRef);
-      }
-      scopeRefs(scopeName, values = this._values) {
-        return this._reduceValues(values, (name) => {
-          if (name.scopePath === void 0)
-            throw new Error(`CodeGen: name "${name}" has no value`);
-          return (0, code_1._)`${scopeName}${name.scopePath}`;
-        });
-      }
-      scopeCode(values = this._values, usedValues, getCode) {
-        return this._reduceValues(values, (name) => {
-          if (name.value === void 0)
-            throw new Error(`CodeGen: name "${name}" has no value`);
-          return name.value.code;
-        }, usedValues, getCode);
-      }
-      _reduceValues(values, valueCode, usedValues = {}, getCode) {
-        let code = code_1.nil;
-        for (const prefix in values) {
-          const vs = values[prefix];
-          if (!vs)
-            continue;
-          const nameSet = usedValues[prefix] = usedValues[prefix] || /* @__PURE__ */ new Map();
-          vs.forEach((name) => {
-            if (nameSet.has(name))
-              return;
-            nameSet.set(name, UsedValueState.Started);
-            let c = valueCode(name);
-            if (c) {
-              const def = this.opts.es5 ? exports.varKinds.var : exports.varKinds.const;
-              code = (0, code_1._)`${code}${def} ${name} = ${c};${this.opts._n}`;
-            } else if (c = getCode === null || getCode === void 0 ? void 0 : getCode(name)) {
-              code = (0, code_1._)`${code}${c}${this.opts._n}`;
-            } else {
-              throw new ValueError(name);
-            }
-            nameSet.set(name, UsedValueState.Completed);
-          });
-        }
-        return code;
-      }
-    };
-    exports.ValueScope = ValueScope;
-  }
-});
-
-// node_modules/ajv/dist/compile/codegen/index.js
-var require_codegen = __commonJS({
-  "node_modules/ajv/dist/compile/codegen/index.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.or = exports.and = exports.not = exports.CodeGen = exports.operators = exports.varKinds = exports.ValueScopeName = exports.ValueScope = exports.Scope = exports.Name = exports.regexpCode = exports.stringify = exports.getProperty = exports.nil = exports.strConcat = exports.str = exports._ = void 0;
-    var code_1 = require_code();
-    var scope_1 = require_scope();
-    var code_2 = require_code();
-    Object.defineProperty(exports, "_", { enumerable: true, get: function() {
-      return code_2._;
-    } });
-    Object.defineProperty(exports, "str", { enumerable: true, get: function() {
-      return code_2.str;
-    } });
-    Object.defineProperty(exports, "strConcat", { enumerable: true, get: function() {
-      return code_2.strConcat;
-    } });
-    Object.defineProperty(exports, "nil", { enumerable: true, get: function() {
-      return code_2.nil;
-    } });
-    Object.defineProperty(exports, "getProperty", { enumerable: true, get: function() {
-      return code_2.getProperty;
-    } });
-    Object.defineProperty(exports, "stringify", { enumerable: true, get: function() {
-      return code_2.stringify;
-    } });
-    Object.defineProperty(exports, "regexpCode", { enumerable: true, get: function() {
-      return code_2.regexpCode;
-    } });
-    Object.defineProperty(exports, "Name", { enumerable: true, get: function() {
-      return code_2.Name;
-    } });
-    var scope_2 = require_scope();
-    Object.defineProperty(exports, "Scope", { enumerable: true, get: function() {
-      return scope_2.Scope;
-    } });
-    Object.defineProperty(exports, "ValueScope", { enumerable: true, get: function() {
-      return scope_2.ValueScope;
-    } });
-    Object.defineProperty(exports, "ValueScopeName", { enumerable: true, get: function() {
-      return scope_2.ValueScopeName;
-    } });
-    Object.defineProperty(exports, "varKinds", { enumerable: true, get: function() {
-      return scope_2.varKinds;
-    } });
-    exports.operators = {
-      GT: new code_1._Code(">"),
-      GTE: new code_1._Code(">="),
-      LT: new code_1._Code("<"),
-      LTE: new code_1._Code("<="),
-      EQ: new code_1._Code("==="),
-      NEQ: new code_1._Code("!=="),
-      NOT: new code_1._Code("!"),
-      OR: new code_1._Code("||"),
-      AND: new code_1._Code("&&"),
-      ADD: new code_1._Code("+")
-    };
-    var Node = class {
-      optimizeNodes() {
-        return this;
-      }
-      optimizeNames(_names, _constants) {
-        return this;
-      }
-    };
-    var Def = class extends Node {
-      constructor(varKind, name, rhs) {
-        super();
-        this.varKind = varKind;
-        this.name = name;
-        this.rhs = rhs;
-      }
-      render({ es5, _n }) {
-        const varKind = es5 ? scope_1.varKinds.var : this.varKind;
-        const rhs = this.rhs === void 0 ? "" : ` = ${this.rhs}`;
-        return `${varKind} ${this.name}${rhs};` + _n;
-      }
-      optimizeNames(names, constants4) {
-        if (!names[this.name.str])
-          return;
-        if (this.rhs)
-          this.rhs = optimizeExpr(this.rhs, names, constants4);
-        return this;
-      }
-      get names() {
-        return this.rhs instanceof code_1._CodeOrName ? this.rhs.names : {};
-      }
-    };
-    var Assign = class extends Node {
-      constructor(lhs, rhs, sideEffects) {
-        super();
-        this.lhs = lhs;
-        this.rhs = rhs;
-        this.sideEffects = sideEffects;
-      }
-      render({ _n }) {
-        return `${this.lhs} = ${this.rhs};` + _n;
-      }
-      optimizeNames(names, constants4) {
-        if (this.lhs instanceof code_1.Name && !names[this.lhs.str] && !this.sideEffects)
-          return;
-        this.rhs = optimizeExpr(this.rhs, names, constants4);
-        return this;
-      }
-      get names() {
-        const names = this.lhs instanceof code_1.Name ? {} : { ...this.lhs.names };
-        return addExprNames(names, this.rhs);
-      }
-    };
-    var AssignOp = class extends Assign {
-      constructor(lhs, op, rhs, sideEffects) {
-        super(lhs, rhs, sideEffects);
-        this.op = op;
-      }
-      render({ _n }) {
-        return `${this.lhs} ${this.op}= ${this.rhs};` + _n;
-      }
-    };
-    var Label = class extends Node {
-      constructor(label) {
-        super();
-        this.label = label;
-        this.names = {};
-      }
-      render({ _n }) {
-        return `${this.label}:` + _n;
-      }
-    };
-    var Break = class extends Node {
-      constructor(label) {
-        super();
-        this.label = label;
-        this.names = {};
-      }
-      render({ _n }) {
-        const label = this.label ? ` ${this.label}` : "";
-        return `break${label};` + _n;
-      }
-    };
-    var Throw = class extends Node {
-      constructor(error2) {
-        super();
-        this.error = error2;
-      }
-      render({ _n }) {
-        return `throw ${this.error};` + _n;
-      }
-      get names() {
-        return this.error.names;
-      }
-    };
-    var AnyCode = class extends Node {
-      constructor(code) {
-        super();
-        this.code = code;
-      }
-      render({ _n }) {
-        return `${this.code};` + _n;
-      }
-      optimizeNodes() {
-        return `${this.code}` ? this : void 0;
-      }
-      optimizeNames(names, constants4) {
-        this.code = optimizeExpr(this.code, names, constants4);
-        return this;
-      }
-      get names() {
-        return this.code instanceof code_1._CodeOrName ? this.code.names : {};
-      }
-    };
-    var ParentNode = class extends Node {
-      constructor(nodes = []) {
-        super();
-        this.nodes = nodes;
-      }
-      render(opts) {
-        return this.nodes.reduce((code, n) => code + n.render(opts), "");
-      }
-      optimizeNodes() {
-        const { nodes } = this;
-        let i2 = nodes.length;
-        while (i2--) {
-          const n = nodes[i2].optimizeNodes();
-          if (Array.isArray(n))
-            nodes.splice(i2, 1, ...n);
-          else if (n)
-            nodes[i2] = n;
-          else
-            nodes.splice(i2, 1);
-        }
-        return nodes.length > 0 ? this : void 0;
-      }
-      optimizeNames(names, constants4) {
-        const { nodes } = this;
-        let i2 = nodes.length;
-        while (i2--) {
-          const n = nodes[i2];
-          if (n.optimizeNames(names, constants4))
-            continue;
-          subtractNames(names, n.names);
-          nodes.splice(i2, 1);
-        }
-        return nodes.length > 0 ? this : void 0;
-      }
-      get names() {
-        return this.nodes.reduce((names, n) => addNames(names, n.names), {});
-      }
-    };
-    var BlockNode = class extends ParentNode {
-      render(opts) {
-        return "{" + opts._n + super.render(opts) + "}" + opts._n;
-      }
-    };
-    var Root = class extends ParentNode {
-    };
-    var Else = class extends BlockNode {
-    };
-    Else.kind = "else";
-    var If = class _If extends BlockNode {
-      constructor(condition, nodes) {
-        super(nodes);
-        this.condition = condition;
-      }
-      render(opts) {
-        let code = `if(${this.condition})` + super.render(opts);
-        if (this.else)
-          code += "else " + this.else.render(opts);
-        return code;
-      }
-      optimizeNodes() {
-        super.optimizeNodes();
-        const cond = this.condition;
-        if (cond === true)
-          return this.nodes;
-        let e = this.else;
-        if (e) {
-          const ns = e.optimizeNodes();
-          e = this.else = Array.isArray(ns) ? new Else(ns) : ns;
-        }
-        if (e) {
-          if (cond === false)
-            return e instanceof _If ? e : e.nodes;
-          if (this.nodes.length)
-            return this;
-          return new _If(not(cond), e instanceof _If ? [e] : e.nodes);
-        }
-        if (cond === false || !this.nodes.length)
-          return void 0;
-        return this;
-      }
-      optimizeNames(names, constants4) {
-        var _a2;
-        this.else = (_a2 = this.else) === null || _a2 === void 0 ? void 0 : _a2.optimizeNames(names, constants4);
-        if (!(super.optimizeNames(names, constants4) || this.else))
-          return;
-        this.condition = optimizeExpr(this.condition, names, constants4);
-        return this;
-      }
-      get names() {
-        const names = super.names;
-        addExprNames(names, this.condition);
-        if (this.else)
-          addNames(names, this.else.names);
-        return names;
-      }
-    };
-    If.kind = "if";
-    var For = class extends BlockNode {
-    };
-    For.kind = "for";
-    var ForLoop = class extends For {
-      constructor(iteration) {
-        super();
-        this.iteration = iteration;
-      }
-      render(opts) {
-        return `for(${this.iteration})` + super.render(opts);
-      }
-      optimizeNames(names, constants4) {
-        if (!super.optimizeNames(names, constants4))
-          return;
-        this.iteration = optimizeExpr(this.iteration, names, constants4);
-        return this;
-      }
-      get names() {
-        return addNames(super.names, this.iteration.names);
-      }
-    };
-    var ForRange = class extends For {
-      constructor(varKind, name, from, to) {
-        super();
-        this.varKind = varKind;
-        this.name = name;
-        this.from = from;
-        this.to = to;
-      }
-      render(opts) {
-        const varKind = opts.es5 ? scope_1.varKinds.var : this.varKind;
-        const { name, from, to } = this;
-        return `for(${varKind} ${name}=${from}; ${name}<${to}; ${name}++)` + super.render(opts);
-      }
-      get names() {
-        const names = addExprNames(super.names, this.from);
-        return addExprNames(names, this.to);
-      }
-    };
-    var ForIter = class extends For {
-      constructor(loop, varKind, name, iterable) {
-        super();
-        this.loop = loop;
-        this.varKind = varKind;
-        this.name = name;
-        this.iterable = iterable;
-      }
-      render(opts) {
-        return `for(${this.varKind} ${this.name} ${this.loop} ${this.iterable})` + super.render(opts);
-      }
-      optimizeNames(names, constants4) {
-        if (!super.optimizeNames(names, constants4))
-          return;
-        this.iterable = optimizeExpr(this.iterable, names, constants4);
-        return this;
-      }
-      get names() {
-        return addNames(super.names, this.iterable.names);
-      }
-    };
-    var Func = class extends BlockNode {
-      constructor(name, args, async) {
-        super();
-        this.name = name;
-        this.args = args;
-        this.async = async;
-      }
-      render(opts) {
-        const _async = this.async ? "async " : "";
-        return `${_async}function ${this.name}(${this.args})` + super.render(opts);
-      }
-    };
-    Func.kind = "func";
-    var Return = class extends ParentNode {
-      render(opts) {
-        return "return " + super.render(opts);
-      }
-    };
-    Return.kind = "return";
-    var Try = class extends BlockNode {
-      render(opts) {
-        let code = "try" + super.render(opts);
-        if (this.catch)
-          code += this.catch.render(opts);
-        if (this.finally)
-          code += this.finally.render(opts);
-        return code;
-      }
-      optimizeNodes() {
-        var _a2, _b2;
-        super.optimizeNodes();
-        (_a2 = this.catch) === null || _a2 === void 0 ? void 0 : _a2.optimizeNodes();
-        (_b2 = this.finally) === null || _b2 === void 0 ? void 0 : _b2.optimizeNodes();
-        return this;
-      }
-      optimizeNames(names, constants4) {
-        var _a2, _b2;
-        super.optimizeNames(names, constants4);
-        (_a2 = this.catch) === null || _a2 === void 0 ? void 0 : _a2.optimizeNames(names, constants4);
-        (_b2 = this.finally) === null || _b2 === void 0 ? void 0 : _b2.optimizeNames(names, constants4);
-        return this;
-      }
-      get names() {
-        const names = super.names;
-        if (this.catch)
-          addNames(names, this.catch.names);
-        if (this.finally)
-          addNames(names, this.finally.names);
-        return names;
-      }
-    };
-    var Catch = class extends BlockNode {
-      constructor(error2) {
-        super();
-        this.error = error2;
-      }
-      render(opts) {
-        return `catch(${this.error})` + super.render(opts);
-      }
-    };
-    Catch.kind = "catch";
-    var Finally = class extends BlockNode {
-      render(opts) {
-        return "finally" + super.render(opts);
-      }
-    };
-    Finally.kind = "finally";
-    var CodeGen = class {
-      constructor(extScope, opts = {}) {
-        this._values = {};
-        this._blockStarts = [];
-        this._constants = {};
-        this.opts = { ...opts, _n: opts.lines ? "\n" : "" };
-        this._extScope = extScope;
-        this._scope = new scope_1.Scope({ parent: extScope });
-        this._nodes = [new Root()];
-      }
-      toString() {
-        return this._root.render(this.opts);
-      }
-      // returns unique name in the internal scope
-      name(prefix) {
-        return this._scope.name(prefix);
-      }
-      // reserves unique name in the external scope
-      scopeName(prefix) {
-        return this._extScope.name(prefix);
-      }
-      // reserves unique name in the external scope and assigns value to it
-      scopeValue(prefixOrName, value) {
-        const name = this._extScope.value(prefixOrName, value);
-        const vs = this._values[name.prefix] || (this._values[name.prefix] = /* @__PURE__ */ new Set());
-        vs.add(name);
-        return name;
-      }
-      getScopeValue(prefix, keyOrRef) {
-        return this._extScope.getValue(prefix, keyOrRef);
-      }
-      // return code that assigns values in the external scope to the names that are used internally
-      // (same names that were returned by gen.scopeName or gen.scopeValue)
-      scopeRefs(scopeName) {
-        return this._extScope.scopeRefs(scopeName, this._values);
-      }
-      scopeCode() {
-        return this._extScope.scopeCode(this._values);
-      }
-      _def(varKind, nameOrPrefix, rhs, constant) {
-        const name = this._scope.toName(nameOrPrefix);
-        if (rhs !== void 0 && constant)
-          this._constants[name.str] = rhs;
-        this._leafNode(new Def(varKind, name, rhs));
-        return name;
-      }
-      // `const` declaration (`var` in es5 mode)
-      const(nameOrPrefix, rhs, _constant) {
-        return this._def(scope_1.varKinds.const, nameOrPrefix, rhs, _constant);
-      }
-      // `let` declaration with optional assignment (`var` in es5 mode)
-      let(nameOrPrefix, rhs, _constant) {
-        return this._def(scope_1.varKinds.let, nameOrPrefix, rhs, _constant);
-      }
-      // `var` declaration with optional assignment
-      var(nameOrPrefix, rhs, _constant) {
-        return this._def(scope_1.varKinds.var, nameOrPrefix, rhs, _constant);
-      }
-      // assignment code
-      assign(lhs, rhs, sideEffects) {
-        return this._leafNode(new Assign(lhs, rhs, sideEffects));
-      }
-      // `+=` code
-      add(lhs, rhs) {
-        return this._leafNode(new AssignOp(lhs, exports.operators.ADD, rhs));
-      }
-      // appends passed SafeExpr to code or executes Block
-      code(c) {
-        if (typeof c == "function")
-          c();
-        else if (c !== code_1.nil)
-          this._leafNode(new AnyCode(c));
-        return this;
-      }
-      // returns code for object literal for the passed argument list of key-value pairs
-      object(...keyValues) {
-        const code = ["{"];
-        for (const [key, value] of keyValues) {
-          if (code.length > 1)
-            code.push(",");
-          code.push(key);
-          if (key !== value || this.opts.es5) {
-            code.push(":");
-            (0, code_1.addCodeArg)(code, value);
-          }
-        }
-        code.push("}");
-        return new code_1._Code(code);
-      }
-      // `if` clause (or statement if `thenBody` and, optionally, `elseBody` are passed)
-      if(condition, thenBody, elseBody) {
-        this._blockNode(new If(condition));
-        if (thenBody && elseBody) {
-          this.code(thenBody).else().code(elseBody).endIf();
-        } else if (thenBody) {
-          this.code(thenBody).endIf();
-        } else if (elseBody) {
-          throw new Error('CodeGen: "else" body without "then" body');
-        }
-        return this;
-      }
-      // `else if` clause - invalid without `if` or after `else` clauses
-      elseIf(condition) {
-        return this._elseNode(new If(condition));
-      }
-      // `else` clause - only valid after `if` or `else if` clauses
-      else() {
-        return this._elseNode(new Else());
-      }
-      // end `if` statement (needed if gen.if was used only with condition)
-      endIf() {
-        return this._endBlockNode(If, Else);
-      }
-      _for(node, forBody) {
-        this._blockNode(node);
-        if (forBody)
-          this.code(forBody).endFor();
-        return this;
-      }
-      // a generic `for` clause (or statement if `forBody` is passed)
-      for(iteration, forBody) {
-        return this._for(new ForLoop(iteration), forBody);
-      }
-      // `for` statement for a range of values
-      forRange(nameOrPrefix, from, to, forBody, varKind = this.opts.es5 ? scope_1.varKinds.var : scope_1.varKinds.let) {
-        const name = this._scope.toName(nameOrPrefix);
-        return this._for(new ForRange(varKind, name, from, to), () => forBody(name));
-      }
-      // `for-of` statement (in es5 mode replace with a normal for loop)
-      forOf(nameOrPrefix, iterable, forBody, varKind = scope_1.varKinds.const) {
-        const name = this._scope.toName(nameOrPrefix);
-        if (this.opts.es5) {
-          const arr = iterable instanceof code_1.Name ? iterable : this.var("_arr", iterable);
-          return this.forRange("_i", 0, (0, code_1._)`${arr}.length`, (i2) => {
-            this.var(name, (0, code_1._)`${arr}[${i2}]`);
-            forBody(name);
-          });
-        }
-        return this._for(new ForIter("of", varKind, name, iterable), () => forBody(name));
-      }
-      // `for-in` statement.
-      // With option `ownProperties` replaced with a `for-of` loop for object keys
-      forIn(nameOrPrefix, obj, forBody, varKind = this.opts.es5 ? scope_1.varKinds.var : scope_1.varKinds.const) {
-        if (this.opts.ownProperties) {
-          return this.forOf(nameOrPrefix, (0, code_1._)`Object.keys(${obj})`, forBody);
-        }
-        const name = this._scope.toName(nameOrPrefix);
-        return this._for(new ForIter("in", varKind, name, obj), () => forBody(name));
-      }
-      // end `for` loop
-      endFor() {
-        return this._endBlockNode(For);
-      }
-      // `label` statement
-      label(label) {
-        return this._leafNode(new Label(label));
-      }
-      // `break` statement
-      break(label) {
-        return this._leafNode(new Break(label));
-      }
-      // `return` statement
-      return(value) {
-        const node = new Return();
-        this._blockNode(node);
-        this.code(value);
-        if (node.nodes.length !== 1)
-          throw new Error('CodeGen: "return" should have one node');
-        return this._endBlockNode(Return);
-      }
-      // `try` statement
-      try(tryBody, catchCode, finallyCode) {
-        if (!catchCode && !finallyCode)
-          throw new Error('CodeGen: "try" without "catch" and "finally"');
-        const node = new Try();
-        this._blockNode(node);
-        this.code(tryBody);
-        if (catchCode) {
-          const error2 = this.name("e");
-          this._currNode = node.catch = new Catch(error2);
-          catchCode(error2);
-        }
-        if (finallyCode) {
-          this._currNode = node.finally = new Finally();
-          this.code(finallyCode);
-        }
-        return this._endBlockNode(Catch, Finally);
-      }
-      // `throw` statement
-      throw(error2) {
-        return this._leafNode(new Throw(error2));
-      }
-      // start self-balancing block
-      block(body, nodeCount) {
-        this._blockStarts.push(this._nodes.length);
-        if (body)
-          this.code(body).endBlock(nodeCount);
-        return this;
-      }
-      // end the current self-balancing block
-      endBlock(nodeCount) {
-        const len = this._blockStarts.pop();
-        if (len === void 0)
-          throw new Error("CodeGen: not in self-balancing block");
-        const toClose = this._nodes.length - len;
-        if (toClose < 0 || nodeCount !== void 0 && toClose !== nodeCount) {
-          throw new Error(`CodeGen: wrong number of nodes: ${toClose} vs ${nodeCount} expected`);
-        }
-        this._nodes.length = len;
-        return this;
-      }
-      // `function` heading (or definition if funcBody is passed)
-      func(name, args = code_1.nil, async, funcBody) {
-        this._blockNode(new Func(name, args, async));
-        if (funcBody)
-          this.code(funcBody).endFunc();
-        return this;
-      }
-      // end function definition
-      endFunc() {
-        return this._endBlockNode(Func);
-      }
-      optimize(n = 1) {
-        while (n-- > 0) {
-          this._root.optimizeNodes();
-          this._root.optimizeNames(this._root.names, this._constants);
-        }
-      }
-      _leafNode(node) {
-        this._currNode.nodes.push(node);
-        return this;
-      }
-      _blockNode(node) {
-        this._currNode.nodes.push(node);
-        this._nodes.push(node);
-      }
-      _endBlockNode(N1, N2) {
-        const n = this._currNode;
-        if (n instanceof N1 || N2 && n instanceof N2) {
-          this._nodes.pop();
-          return this;
-        }
-        throw new Error(`CodeGen: not in block "${N2 ? `${N1.kind}/${N2.kind}` : N1.kind}"`);
-      }
-      _elseNode(node) {
-        const n = this._currNode;
-        if (!(n instanceof If)) {
-          throw new Error('CodeGen: "else" without "if"');
-        }
-        this._currNode = n.else = node;
-        return this;
-      }
-      get _root() {
-        return this._nodes[0];
-      }
-      get _currNode() {
-        const ns = this._nodes;
-        return ns[ns.length - 1];
-      }
-      set _currNode(node) {
-        const ns = this._nodes;
-        ns[ns.length - 1] = node;
-      }
-    };
-    exports.CodeGen = CodeGen;
-    function addNames(names, from) {
-      for (const n in from)
-        names[n] = (names[n] || 0) + (from[n] || 0);
-      return names;
-    }
-    function addExprNames(names, from) {
-      return from instanceof code_1._CodeOrName ? addNames(names, from.names) : names;
-    }
-    function optimizeExpr(expr, names, constants4) {
-      if (expr instanceof code_1.Name)
-        return replaceName(expr);
-      if (!canOptimize(expr))
-        return expr;
-      return new code_1._Code(expr._items.reduce((items, c) => {
-        if (c instanceof code_1.Name)
-          c = replaceName(c);
-        if (c instanceof code_1._Code)
-          items.push(...c._items);
-        else
-          items.push(c);
-        return items;
-      }, []));
-      function replaceName(n) {
-        const c = constants4[n.str];
-        if (c === void 0 || names[n.str] !== 1)
-          return n;
-        delete names[n.str];
-        return c;
-      }
-      function canOptimize(e) {
-        return e instanceof code_1._Code && e._items.some((c) => c instanceof code_1.Name && names[c.str] === 1 && constants4[c.str] !== void 0);
-      }
-    }
-    function subtractNames(names, from) {
-      for (const n in from)
-        names[n] = (names[n] || 0) - (from[n] || 0);
-    }
-    function not(x2) {
-      return typeof x2 == "boolean" || typeof x2 == "number" || x2 === null ? !x2 : (0, code_1._)`!${par(x2)}`;
-    }
-    exports.not = not;
-    var andCode = mappend(exports.operators.AND);
-    function and2(...args) {
-      return args.reduce(andCode);
-    }
-    exports.and = and2;
-    var orCode = mappend(exports.operators.OR);
-    function or(...args) {
-      return args.reduce(orCode);
-    }
-    exports.or = or;
-    function mappend(op) {
-      return (x2, y) => x2 === code_1.nil ? y : y === code_1.nil ? x2 : (0, code_1._)`${par(x2)} ${op} ${par(y)}`;
-    }
-    function par(x2) {
-      return x2 instanceof code_1.Name ? x2 : (0, code_1._)`(${x2})`;
-    }
-  }
-});
-
-// node_modules/ajv/dist/compile/util.js
-var require_util9 = __commonJS({
-  "node_modules/ajv/dist/compile/util.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.checkStrictMode = exports.getErrorPath = exports.Type = exports.useFunc = exports.setEvaluated = exports.evaluatedPropsToName = exports.mergeEvaluated = exports.eachItem = exports.unescapeJsonPointer = exports.escapeJsonPointer = exports.escapeFragment = exports.unescapeFragment = exports.schemaRefOrVal = exports.schemaHasRulesButRef = exports.schemaHasRules = exports.checkUnknownRules = exports.alwaysValidSchema = exports.toHash = void 0;
-    var codegen_1 = require_codegen();
-    var code_1 = require_code();
-    function toHash(arr) {
-      const hash = {};
-      for (const item of arr)
-        hash[item] = true;
-      return hash;
-    }
-    exports.toHash = toHash;
-    function alwaysValidSchema(it, schema) {
-      if (typeof schema == "boolean")
-        return schema;
-      if (Object.keys(schema).length === 0)
-        return true;
-      checkUnknownRules(it, schema);
-      return !schemaHasRules(schema, it.self.RULES.all);
-    }
-    exports.alwaysValidSchema = alwaysValidSchema;
-    function checkUnknownRules(it, schema = it.schema) {
-      const { opts, self } = it;
-      if (!opts.strictSchema)
-        return;
-      if (typeof schema === "boolean")
-        return;
-      const rules = self.RULES.keywords;
-      for (const key in schema) {
-        if (!rules[key])
-          checkStrictMode(it, `unknown keyword: "${key}"`);
-      }
-    }
-    exports.checkUnknownRules = checkUnknownRules;
-    function schemaHasRules(schema, rules) {
-      if (typeof schema == "boolean")
-        return !schema;
-      for (const key in schema)
-        if (rules[key])
-          return true;
-      return false;
-    }
-    exports.schemaHasRules = schemaHasRules;
-    function schemaHasRulesButRef(schema, RULES) {
-      if (typeof schema == "boolean")
-        return !schema;
-      for (const key in schema)
-        if (key !== "$ref" && RULES.all[key])
-          return true;
-      return false;
-    }
-    exports.schemaHasRulesButRef = schemaHasRulesButRef;
-    function schemaRefOrVal({ topSchemaRef, schemaPath }, schema, keyword, $data) {
-      if (!$data) {
-        if (typeof schema == "number" || typeof schema == "boolean")
-          return schema;
-        if (typeof schema == "string")
-          return (0, codegen_1._)`${schema}`;
-      }
-      return (0, codegen_1._)`${topSchemaRef}${schemaPath}${(0, codegen_1.getProperty)(keyword)}`;
-    }
-    exports.schemaRefOrVal = schemaRefOrVal;
-    function unescapeFragment(str) {
-      return unescapeJsonPointer(decodeURIComponent(str));
-    }
-    exports.unescapeFragment = unescapeFragment;
-    function escapeFragment(str) {
-      return encodeURIComponent(escapeJsonPointer(str));
-    }
-    exports.escapeFragment = escapeFragment;
-    function escapeJsonPointer(str) {
-      if (typeof str == "number")
-        return `${str}`;
-      return str.replace(/~/g, "~0").replace(/\//g, "~1");
-    }
-    exports.escapeJsonPointer = escapeJsonPointer;
-    function unescapeJsonPointer(str) {
-      return str.replace(/~1/g, "/").replace(/~0/g, "~");
-    }
-    exports.unescapeJsonPointer = unescapeJsonPointer;
-    function eachItem(xs, f) {
-      if (Array.isArray(xs)) {
-        for (const x2 of xs)
-          f(x2);
-      } else {
-        f(xs);
-      }
-    }
-    exports.eachItem = eachItem;
-    function makeMergeEvaluated({ mergeNames, mergeToName, mergeValues, resultToName }) {
-      return (gen, from, to, toName) => {
-        const res = to === void 0 ? from : to instanceof codegen_1.Name ? (from instanceof codegen_1.Name ? mergeNames(gen, from, to) : mergeToName(gen, from, to), to) : from instanceof codegen_1.Name ? (mergeToName(gen, to, from), from) : mergeValues(from, to);
-        return toName === codegen_1.Name && !(res instanceof codegen_1.Name) ? resultToName(gen, res) : res;
-      };
-    }
-    exports.mergeEvaluated = {
-      props: makeMergeEvaluated({
-        mergeNames: (gen, from, to) => gen.if((0, codegen_1._)`${to} !== true && ${from} !== undefined`, () => {
-          gen.if((0, codegen_1._)`${from} === true`, () => gen.assign(to, true), () => gen.assign(to, (0, codegen_1._)`${to} || {}`).code((0, codegen_1._)`Object.assign(${to}, ${from})`));
-        }),
-        mergeToName: (gen, from, to) => gen.if((0, codegen_1._)`${to} !== true`, () => {
-          if (from === true) {
-            gen.assign(to, true);
-          } else {
-            gen.assign(to, (0, codegen_1._)`${to} || {}`);
-            setEvaluated(gen, to, from);
-          }
-        }),
-        mergeValues: (from, to) => from === true ? true : { ...from, ...to },
-        resultToName: evaluatedPropsToName
-      }),
-      items: makeMergeEvaluated({
-        mergeNames: (gen, from, to) => gen.if((0, codegen_1._)`${to} !== true && ${from} !== undefined`, () => gen.assign(to, (0, codegen_1._)`${from} === true ? true : ${to} > ${from} ? ${to} : ${from}`)),
-        mergeToName: (gen, from, to) => gen.if((0, codegen_1._)`${to} !== true`, () => gen.assign(to, from === true ? true : (0, codegen_1._)`${to} > ${from} ? ${to} : ${from}`)),
-        mergeValues: (from, to) => from === true ? true : Math.max(from, to),
-        resultToName: (gen, items) => gen.var("items", items)
-      })
-    };
-    function evaluatedPropsToName(gen, ps) {
-      if (ps === true)
-        return gen.var("props", true);
-      const props = gen.var("props", (0, codegen_1._)`{}`);
-      if (ps !== void 0)
-        setEvaluated(gen, props, ps);
-      return props;
-    }
-    exports.evaluatedPropsToName = evaluatedPropsToName;
-    function setEvaluated(gen, props, ps) {
-      Object.keys(ps).forEach((p) => gen.assign((0, codegen_1._)`${props}${(0, codegen_1.getProperty)(p)}`, true));
-    }
-    exports.setEvaluated = setEvaluated;
-    var snippets = {};
-    function useFunc(gen, f) {
-      return gen.scopeValue("func", {
-        ref: f,
-        code: snippets[f.code] || (snippets[f.code] = new code_1._Code(f.code))
-      });
-    }
-    exports.useFunc = useFunc;
-    var Type;
-    (function(Type2) {
-      Type2[Type2["Num"] = 0] = "Num";
-      Type2[Type2["Str"] = 1] = "Str";
-    })(Type || (exports.Type = Type = {}));
-    function getErrorPath(dataProp, dataPropType, jsPropertySyntax) {
-      if (dataProp instanceof codegen_1.Name) {
-        const isNumber = dataPropType === Type.Num;
-        return jsPropertySyntax ? isNumber ? (0, codegen_1._)`"[" + ${dataProp} + "]"` : (0, codegen_1._)`"['" + ${dataProp} + "']"` : isNumber ? (0, codegen_1._)`"/" + ${dataProp}` : (0, codegen_1._)`"/" + ${dataProp}.replace(/~/g, "~0").replace(/\\//g, "~1")`;
-      }
-      return jsPropertySyntax ? (0, codegen_1.getProperty)(dataProp).toString() : "/" + escapeJsonPointer(dataProp);
-    }
-    exports.getErrorPath = getErrorPath;
-    function checkStrictMode(it, msg, mode = it.opts.strictSchema) {
-      if (!mode)
-        return;
-      msg = `strict mode: ${msg}`;
-      if (mode === true)
-        throw new Error(msg);
-      it.self.logger.warn(msg);
-    }
-    exports.checkStrictMode = checkStrictMode;
-  }
-});
-
-// node_modules/ajv/dist/compile/names.js
-var require_names = __commonJS({
-  "node_modules/ajv/dist/compile/names.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var codegen_1 = require_codegen();
-    var names = {
-      // validation function arguments
-      data: new codegen_1.Name("data"),
-      // data passed to validation function
-      // args passed from referencing schema
-      valCxt: new codegen_1.Name("valCxt"),
-      // validation/data context - should not be used directly, it is destructured to the names below
-      instancePath: new codegen_1.Name("instancePath"),
-      parentData: new codegen_1.Name("parentData"),
-      parentDataProperty: new codegen_1.Name("parentDataProperty"),
-      rootData: new codegen_1.Name("rootData"),
-      // root data - same as the data passed to the first/top validation function
-      dynamicAnchors: new codegen_1.Name("dynamicAnchors"),
-      // used to support recursiveRef and dynamicRef
-      // function scoped variables
-      vErrors: new codegen_1.Name("vErrors"),
-      // null or array of validation errors
-      errors: new codegen_1.Name("errors"),
-      // counter of validation errors
-      this: new codegen_1.Name("this"),
-      // "globals"
-      self: new codegen_1.Name("self"),
-      scope: new codegen_1.Name("scope"),
-      // JTD serialize/parse name for JSON string and position
-      json: new codegen_1.Name("json"),
-      jsonPos: new codegen_1.Name("jsonPos"),
-      jsonLen: new codegen_1.Name("jsonLen"),
-      jsonPart: new codegen_1.Name("jsonPart")
-    };
-    exports.default = names;
-  }
-});
-
-// node_modules/ajv/dist/compile/errors.js
-var require_errors3 = __commonJS({
-  "node_modules/ajv/dist/compile/errors.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.extendErrors = exports.resetErrorsCount = exports.reportExtraError = exports.reportError = exports.keyword$DataError = exports.keywordError = void 0;
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var names_1 = require_names();
-    exports.keywordError = {
-      message: ({ keyword }) => (0, codegen_1.str)`must pass "${keyword}" keyword validation`
-    };
-    exports.keyword$DataError = {
-      message: ({ keyword, schemaType }) => schemaType ? (0, codegen_1.str)`"${keyword}" keyword must be ${schemaType} ($data)` : (0, codegen_1.str)`"${keyword}" keyword is invalid ($data)`
-    };
-    function reportError(cxt, error2 = exports.keywordError, errorPaths, overrideAllErrors) {
-      const { it } = cxt;
-      const { gen, compositeRule, allErrors } = it;
-      const errObj = errorObjectCode(cxt, error2, errorPaths);
-      if (overrideAllErrors !== null && overrideAllErrors !== void 0 ? overrideAllErrors : compositeRule || allErrors) {
-        addError(gen, errObj);
-      } else {
-        returnErrors(it, (0, codegen_1._)`[${errObj}]`);
-      }
-    }
-    exports.reportError = reportError;
-    function reportExtraError(cxt, error2 = exports.keywordError, errorPaths) {
-      const { it } = cxt;
-      const { gen, compositeRule, allErrors } = it;
-      const errObj = errorObjectCode(cxt, error2, errorPaths);
-      addError(gen, errObj);
-      if (!(compositeRule || allErrors)) {
-        returnErrors(it, names_1.default.vErrors);
-      }
-    }
-    exports.reportExtraError = reportExtraError;
-    function resetErrorsCount(gen, errsCount) {
-      gen.assign(names_1.default.errors, errsCount);
-      gen.if((0, codegen_1._)`${names_1.default.vErrors} !== null`, () => gen.if(errsCount, () => gen.assign((0, codegen_1._)`${names_1.default.vErrors}.length`, errsCount), () => gen.assign(names_1.default.vErrors, null)));
-    }
-    exports.resetErrorsCount = resetErrorsCount;
-    function extendErrors({ gen, keyword, schemaValue, data, errsCount, it }) {
-      if (errsCount === void 0)
-        throw new Error("ajv implementation error");
-      const err2 = gen.name("err");
-      gen.forRange("i", errsCount, names_1.default.errors, (i2) => {
-        gen.const(err2, (0, codegen_1._)`${names_1.default.vErrors}[${i2}]`);
-        gen.if((0, codegen_1._)`${err2}.instancePath === undefined`, () => gen.assign((0, codegen_1._)`${err2}.instancePath`, (0, codegen_1.strConcat)(names_1.default.instancePath, it.errorPath)));
-        gen.assign((0, codegen_1._)`${err2}.schemaPath`, (0, codegen_1.str)`${it.errSchemaPath}/${keyword}`);
-        if (it.opts.verbose) {
-          gen.assign((0, codegen_1._)`${err2}.schema`, schemaValue);
-          gen.assign((0, codegen_1._)`${err2}.data`, data);
-        }
-      });
-    }
-    exports.extendErrors = extendErrors;
-    function addError(gen, errObj) {
-      const err2 = gen.const("err", errObj);
-      gen.if((0, codegen_1._)`${names_1.default.vErrors} === null`, () => gen.assign(names_1.default.vErrors, (0, codegen_1._)`[${err2}]`), (0, codegen_1._)`${names_1.default.vErrors}.push(${err2})`);
-      gen.code((0, codegen_1._)`${names_1.default.errors}++`);
-    }
-    function returnErrors(it, errs) {
-      const { gen, validateName, schemaEnv } = it;
-      if (schemaEnv.$async) {
-        gen.throw((0, codegen_1._)`new ${it.ValidationError}(${errs})`);
-      } else {
-        gen.assign((0, codegen_1._)`${validateName}.errors`, errs);
-        gen.return(false);
-      }
-    }
-    var E = {
-      keyword: new codegen_1.Name("keyword"),
-      schemaPath: new codegen_1.Name("schemaPath"),
-      // also used in JTD errors
-      params: new codegen_1.Name("params"),
-      propertyName: new codegen_1.Name("propertyName"),
-      message: new codegen_1.Name("message"),
-      schema: new codegen_1.Name("schema"),
-      parentSchema: new codegen_1.Name("parentSchema")
-    };
-    function errorObjectCode(cxt, error2, errorPaths) {
-      const { createErrors } = cxt.it;
-      if (createErrors === false)
-        return (0, codegen_1._)`{}`;
-      return errorObject(cxt, error2, errorPaths);
-    }
-    function errorObject(cxt, error2, errorPaths = {}) {
-      const { gen, it } = cxt;
-      const keyValues = [
-        errorInstancePath(it, errorPaths),
-        errorSchemaPath(cxt, errorPaths)
-      ];
-      extraErrorProps(cxt, error2, keyValues);
-      return gen.object(...keyValues);
-    }
-    function errorInstancePath({ errorPath }, { instancePath }) {
-      const instPath = instancePath ? (0, codegen_1.str)`${errorPath}${(0, util_1.getErrorPath)(instancePath, util_1.Type.Str)}` : errorPath;
-      return [names_1.default.instancePath, (0, codegen_1.strConcat)(names_1.default.instancePath, instPath)];
-    }
-    function errorSchemaPath({ keyword, it: { errSchemaPath } }, { schemaPath, parentSchema }) {
-      let schPath = parentSchema ? errSchemaPath : (0, codegen_1.str)`${errSchemaPath}/${keyword}`;
-      if (schemaPath) {
-        schPath = (0, codegen_1.str)`${schPath}${(0, util_1.getErrorPath)(schemaPath, util_1.Type.Str)}`;
-      }
-      return [E.schemaPath, schPath];
-    }
-    function extraErrorProps(cxt, { params, message }, keyValues) {
-      const { keyword, data, schemaValue, it } = cxt;
-      const { opts, propertyName, topSchemaRef, schemaPath } = it;
-      keyValues.push([E.keyword, keyword], [E.params, typeof params == "function" ? params(cxt) : params || (0, codegen_1._)`{}`]);
-      if (opts.messages) {
-        keyValues.push([E.message, typeof message == "function" ? message(cxt) : message]);
-      }
-      if (opts.verbose) {
-        keyValues.push([E.schema, schemaValue], [E.parentSchema, (0, codegen_1._)`${topSchemaRef}${schemaPath}`], [names_1.default.data, data]);
-      }
-      if (propertyName)
-        keyValues.push([E.propertyName, propertyName]);
-    }
-  }
-});
-
-// node_modules/ajv/dist/compile/validate/boolSchema.js
-var require_boolSchema = __commonJS({
-  "node_modules/ajv/dist/compile/validate/boolSchema.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.boolOrEmptySchema = exports.topBoolOrEmptySchema = void 0;
-    var errors_1 = require_errors3();
-    var codegen_1 = require_codegen();
-    var names_1 = require_names();
-    var boolError = {
-      message: "boolean schema is false"
-    };
-    function topBoolOrEmptySchema(it) {
-      const { gen, schema, validateName } = it;
-      if (schema === false) {
-        falseSchemaError(it, false);
-      } else if (typeof schema == "object" && schema.$async === true) {
-        gen.return(names_1.default.data);
-      } else {
-        gen.assign((0, codegen_1._)`${validateName}.errors`, null);
-        gen.return(true);
-      }
-    }
-    exports.topBoolOrEmptySchema = topBoolOrEmptySchema;
-    function boolOrEmptySchema(it, valid) {
-      const { gen, schema } = it;
-      if (schema === false) {
-        gen.var(valid, false);
-        falseSchemaError(it);
-      } else {
-        gen.var(valid, true);
-      }
-    }
-    exports.boolOrEmptySchema = boolOrEmptySchema;
-    function falseSchemaError(it, overrideAllErrors) {
-      const { gen, data } = it;
-      const cxt = {
-        gen,
-        keyword: "false schema",
-        data,
-        schema: false,
-        schemaCode: false,
-        schemaValue: false,
-        params: {},
-        it
-      };
-      (0, errors_1.reportError)(cxt, boolError, void 0, overrideAllErrors);
-    }
-  }
-});
-
-// node_modules/ajv/dist/compile/rules.js
-var require_rules = __commonJS({
-  "node_modules/ajv/dist/compile/rules.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.getRules = exports.isJSONType = void 0;
-    var _jsonTypes = ["string", "number", "integer", "boolean", "null", "object", "array"];
-    var jsonTypes = new Set(_jsonTypes);
-    function isJSONType(x2) {
-      return typeof x2 == "string" && jsonTypes.has(x2);
-    }
-    exports.isJSONType = isJSONType;
-    function getRules() {
-      const groups = {
-        number: { type: "number", rules: [] },
-        string: { type: "string", rules: [] },
-        array: { type: "array", rules: [] },
-        object: { type: "object", rules: [] }
-      };
-      return {
-        types: { ...groups, integer: true, boolean: true, null: true },
-        rules: [{ rules: [] }, groups.number, groups.string, groups.array, groups.object],
-        post: { rules: [] },
-        all: {},
-        keywords: {}
-      };
-    }
-    exports.getRules = getRules;
-  }
-});
-
-// node_modules/ajv/dist/compile/validate/applicability.js
-var require_applicability = __commonJS({
-  "node_modules/ajv/dist/compile/validate/applicability.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.shouldUseRule = exports.shouldUseGroup = exports.schemaHasRulesForType = void 0;
-    function schemaHasRulesForType({ schema, self }, type) {
-      const group = self.RULES.types[type];
-      return group && group !== true && shouldUseGroup(schema, group);
-    }
-    exports.schemaHasRulesForType = schemaHasRulesForType;
-    function shouldUseGroup(schema, group) {
-      return group.rules.some((rule) => shouldUseRule(schema, rule));
-    }
-    exports.shouldUseGroup = shouldUseGroup;
-    function shouldUseRule(schema, rule) {
-      var _a2;
-      return schema[rule.keyword] !== void 0 || ((_a2 = rule.definition.implements) === null || _a2 === void 0 ? void 0 : _a2.some((kwd) => schema[kwd] !== void 0));
-    }
-    exports.shouldUseRule = shouldUseRule;
-  }
-});
-
-// node_modules/ajv/dist/compile/validate/dataType.js
-var require_dataType = __commonJS({
-  "node_modules/ajv/dist/compile/validate/dataType.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.reportTypeError = exports.checkDataTypes = exports.checkDataType = exports.coerceAndCheckDataType = exports.getJSONTypes = exports.getSchemaTypes = exports.DataType = void 0;
-    var rules_1 = require_rules();
-    var applicability_1 = require_applicability();
-    var errors_1 = require_errors3();
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var DataType;
-    (function(DataType2) {
-      DataType2[DataType2["Correct"] = 0] = "Correct";
-      DataType2[DataType2["Wrong"] = 1] = "Wrong";
-    })(DataType || (exports.DataType = DataType = {}));
-    function getSchemaTypes(schema) {
-      const types = getJSONTypes(schema.type);
-      const hasNull = types.includes("null");
-      if (hasNull) {
-        if (schema.nullable === false)
-          throw new Error("type: null contradicts nullable: false");
-      } else {
-        if (!types.length && schema.nullable !== void 0) {
-          throw new Error('"nullable" cannot be used without "type"');
-        }
-        if (schema.nullable === true)
-          types.push("null");
-      }
-      return types;
-    }
-    exports.getSchemaTypes = getSchemaTypes;
-    function getJSONTypes(ts) {
-      const types = Array.isArray(ts) ? ts : ts ? [ts] : [];
-      if (types.every(rules_1.isJSONType))
-        return types;
-      throw new Error("type must be JSONType or JSONType[]: " + types.join(","));
-    }
-    exports.getJSONTypes = getJSONTypes;
-    function coerceAndCheckDataType(it, types) {
-      const { gen, data, opts } = it;
-      const coerceTo = coerceToTypes(types, opts.coerceTypes);
-      const checkTypes = types.length > 0 && !(coerceTo.length === 0 && types.length === 1 && (0, applicability_1.schemaHasRulesForType)(it, types[0]));
-      if (checkTypes) {
-        const wrongType = checkDataTypes(types, data, opts.strictNumbers, DataType.Wrong);
-        gen.if(wrongType, () => {
-          if (coerceTo.length)
-            coerceData(it, types, coerceTo);
-          else
-            reportTypeError(it);
-        });
-      }
-      return checkTypes;
-    }
-    exports.coerceAndCheckDataType = coerceAndCheckDataType;
-    var COERCIBLE = /* @__PURE__ */ new Set(["string", "number", "integer", "boolean", "null"]);
-    function coerceToTypes(types, coerceTypes) {
-      return coerceTypes ? types.filter((t) => COERCIBLE.has(t) || coerceTypes === "array" && t === "array") : [];
-    }
-    function coerceData(it, types, coerceTo) {
-      const { gen, data, opts } = it;
-      const dataType = gen.let("dataType", (0, codegen_1._)`typeof ${data}`);
-      const coerced = gen.let("coerced", (0, codegen_1._)`undefined`);
-      if (opts.coerceTypes === "array") {
-        gen.if((0, codegen_1._)`${dataType} == 'object' && Array.isArray(${data}) && ${data}.length == 1`, () => gen.assign(data, (0, codegen_1._)`${data}[0]`).assign(dataType, (0, codegen_1._)`typeof ${data}`).if(checkDataTypes(types, data, opts.strictNumbers), () => gen.assign(coerced, data)));
-      }
-      gen.if((0, codegen_1._)`${coerced} !== undefined`);
-      for (const t of coerceTo) {
-        if (COERCIBLE.has(t) || t === "array" && opts.coerceTypes === "array") {
-          coerceSpecificType(t);
-        }
-      }
-      gen.else();
-      reportTypeError(it);
-      gen.endIf();
-      gen.if((0, codegen_1._)`${coerced} !== undefined`, () => {
-        gen.assign(data, coerced);
-        assignParentData(it, coerced);
-      });
-      function coerceSpecificType(t) {
-        switch (t) {
-          case "string":
-            gen.elseIf((0, codegen_1._)`${dataType} == "number" || ${dataType} == "boolean"`).assign(coerced, (0, codegen_1._)`"" + ${data}`).elseIf((0, codegen_1._)`${data} === null`).assign(coerced, (0, codegen_1._)`""`);
-            return;
-          case "number":
-            gen.elseIf((0, codegen_1._)`${dataType} == "boolean" || ${data} === null
-              || (${dataType} == "string" && ${data} && ${data} == +${data})`).assign(coerced, (0, codegen_1._)`+${data}`);
-            return;
-          case "integer":
-            gen.elseIf((0, codegen_1._)`${dataType} === "boolean" || ${data} === null
-              || (${dataType} === "string" && ${data} && ${data} == +${data} && !(${data} % 1))`).assign(coerced, (0, codegen_1._)`+${data}`);
-            return;
-          case "boolean":
-            gen.elseIf((0, codegen_1._)`${data} === "false" || ${data} === 0 || ${data} === null`).assign(coerced, false).elseIf((0, codegen_1._)`${data} === "true" || ${data} === 1`).assign(coerced, true);
-            return;
-          case "null":
-            gen.elseIf((0, codegen_1._)`${data} === "" || ${data} === 0 || ${data} === false`);
-            gen.assign(coerced, null);
-            return;
-          case "array":
-            gen.elseIf((0, codegen_1._)`${dataType} === "string" || ${dataType} === "number"
-              || ${dataType} === "boolean" || ${data} === null`).assign(coerced, (0, codegen_1._)`[${data}]`);
-        }
-      }
-    }
-    function assignParentData({ gen, parentData, parentDataProperty }, expr) {
-      gen.if((0, codegen_1._)`${parentData} !== undefined`, () => gen.assign((0, codegen_1._)`${parentData}[${parentDataProperty}]`, expr));
-    }
-    function checkDataType(dataType, data, strictNums, correct = DataType.Correct) {
-      const EQ2 = correct === DataType.Correct ? codegen_1.operators.EQ : codegen_1.operators.NEQ;
-      let cond;
-      switch (dataType) {
-        case "null":
-          return (0, codegen_1._)`${data} ${EQ2} null`;
-        case "array":
-          cond = (0, codegen_1._)`Array.isArray(${data})`;
-          break;
-        case "object":
-          cond = (0, codegen_1._)`${data} && typeof ${data} == "object" && !Array.isArray(${data})`;
-          break;
-        case "integer":
-          cond = numCond((0, codegen_1._)`!(${data} % 1) && !isNaN(${data})`);
-          break;
-        case "number":
-          cond = numCond();
-          break;
-        default:
-          return (0, codegen_1._)`typeof ${data} ${EQ2} ${dataType}`;
-      }
-      return correct === DataType.Correct ? cond : (0, codegen_1.not)(cond);
-      function numCond(_cond = codegen_1.nil) {
-        return (0, codegen_1.and)((0, codegen_1._)`typeof ${data} == "number"`, _cond, strictNums ? (0, codegen_1._)`isFinite(${data})` : codegen_1.nil);
-      }
-    }
-    exports.checkDataType = checkDataType;
-    function checkDataTypes(dataTypes, data, strictNums, correct) {
-      if (dataTypes.length === 1) {
-        return checkDataType(dataTypes[0], data, strictNums, correct);
-      }
-      let cond;
-      const types = (0, util_1.toHash)(dataTypes);
-      if (types.array && types.object) {
-        const notObj = (0, codegen_1._)`typeof ${data} != "object"`;
-        cond = types.null ? notObj : (0, codegen_1._)`!${data} || ${notObj}`;
-        delete types.null;
-        delete types.array;
-        delete types.object;
-      } else {
-        cond = codegen_1.nil;
-      }
-      if (types.number)
-        delete types.integer;
-      for (const t in types)
-        cond = (0, codegen_1.and)(cond, checkDataType(t, data, strictNums, correct));
-      return cond;
-    }
-    exports.checkDataTypes = checkDataTypes;
-    var typeError = {
-      message: ({ schema }) => `must be ${schema}`,
-      params: ({ schema, schemaValue }) => typeof schema == "string" ? (0, codegen_1._)`{type: ${schema}}` : (0, codegen_1._)`{type: ${schemaValue}}`
-    };
-    function reportTypeError(it) {
-      const cxt = getTypeErrorContext(it);
-      (0, errors_1.reportError)(cxt, typeError);
-    }
-    exports.reportTypeError = reportTypeError;
-    function getTypeErrorContext(it) {
-      const { gen, data, schema } = it;
-      const schemaCode = (0, util_1.schemaRefOrVal)(it, schema, "type");
-      return {
-        gen,
-        keyword: "type",
-        data,
-        schema: schema.type,
-        schemaCode,
-        schemaValue: schemaCode,
-        parentSchema: schema,
-        params: {},
-        it
-      };
-    }
-  }
-});
-
-// node_modules/ajv/dist/compile/validate/defaults.js
-var require_defaults = __commonJS({
-  "node_modules/ajv/dist/compile/validate/defaults.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.assignDefaults = void 0;
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    function assignDefaults(it, ty) {
-      const { properties, items } = it.schema;
-      if (ty === "object" && properties) {
-        for (const key in properties) {
-          assignDefault(it, key, properties[key].default);
-        }
-      } else if (ty === "array" && Array.isArray(items)) {
-        items.forEach((sch, i2) => assignDefault(it, i2, sch.default));
-      }
-    }
-    exports.assignDefaults = assignDefaults;
-    function assignDefault(it, prop, defaultValue) {
-      const { gen, compositeRule, data, opts } = it;
-      if (defaultValue === void 0)
-        return;
-      const childData = (0, codegen_1._)`${data}${(0, codegen_1.getProperty)(prop)}`;
-      if (compositeRule) {
-        (0, util_1.checkStrictMode)(it, `default is ignored for: ${childData}`);
-        return;
-      }
-      let condition = (0, codegen_1._)`${childData} === undefined`;
-      if (opts.useDefaults === "empty") {
-        condition = (0, codegen_1._)`${condition} || ${childData} === null || ${childData} === ""`;
-      }
-      gen.if(condition, (0, codegen_1._)`${childData} = ${(0, codegen_1.stringify)(defaultValue)}`);
-    }
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/code.js
-var require_code2 = __commonJS({
-  "node_modules/ajv/dist/vocabularies/code.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.validateUnion = exports.validateArray = exports.usePattern = exports.callValidateCode = exports.schemaProperties = exports.allSchemaProperties = exports.noPropertyInData = exports.propertyInData = exports.isOwnProperty = exports.hasPropFunc = exports.reportMissingProp = exports.checkMissingProp = exports.checkReportMissingProp = void 0;
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var names_1 = require_names();
-    var util_2 = require_util9();
-    function checkReportMissingProp(cxt, prop) {
-      const { gen, data, it } = cxt;
-      gen.if(noPropertyInData(gen, data, prop, it.opts.ownProperties), () => {
-        cxt.setParams({ missingProperty: (0, codegen_1._)`${prop}` }, true);
-        cxt.error();
-      });
-    }
-    exports.checkReportMissingProp = checkReportMissingProp;
-    function checkMissingProp({ gen, data, it: { opts } }, properties, missing) {
-      return (0, codegen_1.or)(...properties.map((prop) => (0, codegen_1.and)(noPropertyInData(gen, data, prop, opts.ownProperties), (0, codegen_1._)`${missing} = ${prop}`)));
-    }
-    exports.checkMissingProp = checkMissingProp;
-    function reportMissingProp(cxt, missing) {
-      cxt.setParams({ missingProperty: missing }, true);
-      cxt.error();
-    }
-    exports.reportMissingProp = reportMissingProp;
-    function hasPropFunc(gen) {
-      return gen.scopeValue("func", {
-        // eslint-disable-next-line @typescript-eslint/unbound-method
-        ref: Object.prototype.hasOwnProperty,
-        code: (0, codegen_1._)`Object.prototype.hasOwnProperty`
-      });
-    }
-    exports.hasPropFunc = hasPropFunc;
-    function isOwnProperty(gen, data, property) {
-      return (0, codegen_1._)`${hasPropFunc(gen)}.call(${data}, ${property})`;
-    }
-    exports.isOwnProperty = isOwnProperty;
-    function propertyInData(gen, data, property, ownProperties) {
-      const cond = (0, codegen_1._)`${data}${(0, codegen_1.getProperty)(property)} !== undefined`;
-      return ownProperties ? (0, codegen_1._)`${cond} && ${isOwnProperty(gen, data, property)}` : cond;
-    }
-    exports.propertyInData = propertyInData;
-    function noPropertyInData(gen, data, property, ownProperties) {
-      const cond = (0, codegen_1._)`${data}${(0, codegen_1.getProperty)(property)} === undefined`;
-      return ownProperties ? (0, codegen_1.or)(cond, (0, codegen_1.not)(isOwnProperty(gen, data, property))) : cond;
-    }
-    exports.noPropertyInData = noPropertyInData;
-    function allSchemaProperties(schemaMap) {
-      return schemaMap ? Object.keys(schemaMap).filter((p) => p !== "__proto__") : [];
-    }
-    exports.allSchemaProperties = allSchemaProperties;
-    function schemaProperties(it, schemaMap) {
-      return allSchemaProperties(schemaMap).filter((p) => !(0, util_1.alwaysValidSchema)(it, schemaMap[p]));
-    }
-    exports.schemaProperties = schemaProperties;
-    function callValidateCode({ schemaCode, data, it: { gen, topSchemaRef, schemaPath, errorPath }, it }, func, context3, passSchema) {
-      const dataAndSchema = passSchema ? (0, codegen_1._)`${schemaCode}, ${data}, ${topSchemaRef}${schemaPath}` : data;
-      const valCxt = [
-        [names_1.default.instancePath, (0, codegen_1.strConcat)(names_1.default.instancePath, errorPath)],
-        [names_1.default.parentData, it.parentData],
-        [names_1.default.parentDataProperty, it.parentDataProperty],
-        [names_1.default.rootData, names_1.default.rootData]
-      ];
-      if (it.opts.dynamicRef)
-        valCxt.push([names_1.default.dynamicAnchors, names_1.default.dynamicAnchors]);
-      const args = (0, codegen_1._)`${dataAndSchema}, ${gen.object(...valCxt)}`;
-      return context3 !== codegen_1.nil ? (0, codegen_1._)`${func}.call(${context3}, ${args})` : (0, codegen_1._)`${func}(${args})`;
-    }
-    exports.callValidateCode = callValidateCode;
-    var newRegExp = (0, codegen_1._)`new RegExp`;
-    function usePattern({ gen, it: { opts } }, pattern) {
-      const u = opts.unicodeRegExp ? "u" : "";
-      const { regExp } = opts.code;
-      const rx = regExp(pattern, u);
-      return gen.scopeValue("pattern", {
-        key: rx.toString(),
-        ref: rx,
-        code: (0, codegen_1._)`${regExp.code === "new RegExp" ? newRegExp : (0, util_2.useFunc)(gen, regExp)}(${pattern}, ${u})`
-      });
-    }
-    exports.usePattern = usePattern;
-    function validateArray(cxt) {
-      const { gen, data, keyword, it } = cxt;
-      const valid = gen.name("valid");
-      if (it.allErrors) {
-        const validArr = gen.let("valid", true);
-        validateItems(() => gen.assign(validArr, false));
-        return validArr;
-      }
-      gen.var(valid, true);
-      validateItems(() => gen.break());
-      return valid;
-      function validateItems(notValid) {
-        const len = gen.const("len", (0, codegen_1._)`${data}.length`);
-        gen.forRange("i", 0, len, (i2) => {
-          cxt.subschema({
-            keyword,
-            dataProp: i2,
-            dataPropType: util_1.Type.Num
-          }, valid);
-          gen.if((0, codegen_1.not)(valid), notValid);
-        });
-      }
-    }
-    exports.validateArray = validateArray;
-    function validateUnion(cxt) {
-      const { gen, schema, keyword, it } = cxt;
-      if (!Array.isArray(schema))
-        throw new Error("ajv implementation error");
-      const alwaysValid = schema.some((sch) => (0, util_1.alwaysValidSchema)(it, sch));
-      if (alwaysValid && !it.opts.unevaluated)
-        return;
-      const valid = gen.let("valid", false);
-      const schValid = gen.name("_valid");
-      gen.block(() => schema.forEach((_sch, i2) => {
-        const schCxt = cxt.subschema({
-          keyword,
-          schemaProp: i2,
-          compositeRule: true
-        }, schValid);
-        gen.assign(valid, (0, codegen_1._)`${valid} || ${schValid}`);
-        const merged = cxt.mergeValidEvaluated(schCxt, schValid);
-        if (!merged)
-          gen.if((0, codegen_1.not)(valid));
-      }));
-      cxt.result(valid, () => cxt.reset(), () => cxt.error(true));
-    }
-    exports.validateUnion = validateUnion;
-  }
-});
-
-// node_modules/ajv/dist/compile/validate/keyword.js
-var require_keyword = __commonJS({
-  "node_modules/ajv/dist/compile/validate/keyword.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.validateKeywordUsage = exports.validSchemaType = exports.funcKeywordCode = exports.macroKeywordCode = void 0;
-    var codegen_1 = require_codegen();
-    var names_1 = require_names();
-    var code_1 = require_code2();
-    var errors_1 = require_errors3();
-    function macroKeywordCode(cxt, def) {
-      const { gen, keyword, schema, parentSchema, it } = cxt;
-      const macroSchema = def.macro.call(it.self, schema, parentSchema, it);
-      const schemaRef = useKeyword(gen, keyword, macroSchema);
-      if (it.opts.validateSchema !== false)
-        it.self.validateSchema(macroSchema, true);
-      const valid = gen.name("valid");
-      cxt.subschema({
-        schema: macroSchema,
-        schemaPath: codegen_1.nil,
-        errSchemaPath: `${it.errSchemaPath}/${keyword}`,
-        topSchemaRef: schemaRef,
-        compositeRule: true
-      }, valid);
-      cxt.pass(valid, () => cxt.error(true));
-    }
-    exports.macroKeywordCode = macroKeywordCode;
-    function funcKeywordCode(cxt, def) {
-      var _a2;
-      const { gen, keyword, schema, parentSchema, $data, it } = cxt;
-      checkAsyncKeyword(it, def);
-      const validate = !$data && def.compile ? def.compile.call(it.self, schema, parentSchema, it) : def.validate;
-      const validateRef = useKeyword(gen, keyword, validate);
-      const valid = gen.let("valid");
-      cxt.block$data(valid, validateKeyword);
-      cxt.ok((_a2 = def.valid) !== null && _a2 !== void 0 ? _a2 : valid);
-      function validateKeyword() {
-        if (def.errors === false) {
-          assignValid();
-          if (def.modifying)
-            modifyData(cxt);
-          reportErrs(() => cxt.error());
-        } else {
-          const ruleErrs = def.async ? validateAsync() : validateSync();
-          if (def.modifying)
-            modifyData(cxt);
-          reportErrs(() => addErrs(cxt, ruleErrs));
-        }
-      }
-      function validateAsync() {
-        const ruleErrs = gen.let("ruleErrs", null);
-        gen.try(() => assignValid((0, codegen_1._)`await `), (e) => gen.assign(valid, false).if((0, codegen_1._)`${e} instanceof ${it.ValidationError}`, () => gen.assign(ruleErrs, (0, codegen_1._)`${e}.errors`), () => gen.throw(e)));
-        return ruleErrs;
-      }
-      function validateSync() {
-        const validateErrs = (0, codegen_1._)`${validateRef}.errors`;
-        gen.assign(validateErrs, null);
-        assignValid(codegen_1.nil);
-        return validateErrs;
-      }
-      function assignValid(_await = def.async ? (0, codegen_1._)`await ` : codegen_1.nil) {
-        const passCxt = it.opts.passContext ? names_1.default.this : names_1.default.self;
-        const passSchema = !("compile" in def && !$data || def.schema === false);
-        gen.assign(valid, (0, codegen_1._)`${_await}${(0, code_1.callValidateCode)(cxt, validateRef, passCxt, passSchema)}`, def.modifying);
-      }
-      function reportErrs(errors) {
-        var _a3;
-        gen.if((0, codegen_1.not)((_a3 = def.valid) !== null && _a3 !== void 0 ? _a3 : valid), errors);
-      }
-    }
-    exports.funcKeywordCode = funcKeywordCode;
-    function modifyData(cxt) {
-      const { gen, data, it } = cxt;
-      gen.if(it.parentData, () => gen.assign(data, (0, codegen_1._)`${it.parentData}[${it.parentDataProperty}]`));
-    }
-    function addErrs(cxt, errs) {
-      const { gen } = cxt;
-      gen.if((0, codegen_1._)`Array.isArray(${errs})`, () => {
-        gen.assign(names_1.default.vErrors, (0, codegen_1._)`${names_1.default.vErrors} === null ? ${errs} : ${names_1.default.vErrors}.concat(${errs})`).assign(names_1.default.errors, (0, codegen_1._)`${names_1.default.vErrors}.length`);
-        (0, errors_1.extendErrors)(cxt);
-      }, () => cxt.error());
-    }
-    function checkAsyncKeyword({ schemaEnv }, def) {
-      if (def.async && !schemaEnv.$async)
-        throw new Error("async keyword in sync schema");
-    }
-    function useKeyword(gen, keyword, result) {
-      if (result === void 0)
-        throw new Error(`keyword "${keyword}" failed to compile`);
-      return gen.scopeValue("keyword", typeof result == "function" ? { ref: result } : { ref: result, code: (0, codegen_1.stringify)(result) });
-    }
-    function validSchemaType(schema, schemaType, allowUndefined = false) {
-      return !schemaType.length || schemaType.some((st) => st === "array" ? Array.isArray(schema) : st === "object" ? schema && typeof schema == "object" && !Array.isArray(schema) : typeof schema == st || allowUndefined && typeof schema == "undefined");
-    }
-    exports.validSchemaType = validSchemaType;
-    function validateKeywordUsage({ schema, opts, self, errSchemaPath }, def, keyword) {
-      if (Array.isArray(def.keyword) ? !def.keyword.includes(keyword) : def.keyword !== keyword) {
-        throw new Error("ajv implementation error");
-      }
-      const deps = def.dependencies;
-      if (deps === null || deps === void 0 ? void 0 : deps.some((kwd) => !Object.prototype.hasOwnProperty.call(schema, kwd))) {
-        throw new Error(`parent schema must have dependencies of ${keyword}: ${deps.join(",")}`);
-      }
-      if (def.validateSchema) {
-        const valid = def.validateSchema(schema[keyword]);
-        if (!valid) {
-          const msg = `keyword "${keyword}" value is invalid at path "${errSchemaPath}": ` + self.errorsText(def.validateSchema.errors);
-          if (opts.validateSchema === "log")
-            self.logger.error(msg);
-          else
-            throw new Error(msg);
-        }
-      }
-    }
-    exports.validateKeywordUsage = validateKeywordUsage;
-  }
-});
-
-// node_modules/ajv/dist/compile/validate/subschema.js
-var require_subschema = __commonJS({
-  "node_modules/ajv/dist/compile/validate/subschema.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.extendSubschemaMode = exports.extendSubschemaData = exports.getSubschema = void 0;
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    function getSubschema(it, { keyword, schemaProp, schema, schemaPath, errSchemaPath, topSchemaRef }) {
-      if (keyword !== void 0 && schema !== void 0) {
-        throw new Error('both "keyword" and "schema" passed, only one allowed');
-      }
-      if (keyword !== void 0) {
-        const sch = it.schema[keyword];
-        return schemaProp === void 0 ? {
-          schema: sch,
-          schemaPath: (0, codegen_1._)`${it.schemaPath}${(0, codegen_1.getProperty)(keyword)}`,
-          errSchemaPath: `${it.errSchemaPath}/${keyword}`
-        } : {
-          schema: sch[schemaProp],
-          schemaPath: (0, codegen_1._)`${it.schemaPath}${(0, codegen_1.getProperty)(keyword)}${(0, codegen_1.getProperty)(schemaProp)}`,
-          errSchemaPath: `${it.errSchemaPath}/${keyword}/${(0, util_1.escapeFragment)(schemaProp)}`
-        };
-      }
-      if (schema !== void 0) {
-        if (schemaPath === void 0 || errSchemaPath === void 0 || topSchemaRef === void 0) {
-          throw new Error('"schemaPath", "errSchemaPath" and "topSchemaRef" are required with "schema"');
-        }
-        return {
-          schema,
-          schemaPath,
-          topSchemaRef,
-          errSchemaPath
-        };
-      }
-      throw new Error('either "keyword" or "schema" must be passed');
-    }
-    exports.getSubschema = getSubschema;
-    function extendSubschemaData(subschema, it, { dataProp, dataPropType: dpType, data, dataTypes, propertyName }) {
-      if (data !== void 0 && dataProp !== void 0) {
-        throw new Error('both "data" and "dataProp" passed, only one allowed');
-      }
-      const { gen } = it;
-      if (dataProp !== void 0) {
-        const { errorPath, dataPathArr, opts } = it;
-        const nextData = gen.let("data", (0, codegen_1._)`${it.data}${(0, codegen_1.getProperty)(dataProp)}`, true);
-        dataContextProps(nextData);
-        subschema.errorPath = (0, codegen_1.str)`${errorPath}${(0, util_1.getErrorPath)(dataProp, dpType, opts.jsPropertySyntax)}`;
-        subschema.parentDataProperty = (0, codegen_1._)`${dataProp}`;
-        subschema.dataPathArr = [...dataPathArr, subschema.parentDataProperty];
-      }
-      if (data !== void 0) {
-        const nextData = data instanceof codegen_1.Name ? data : gen.let("data", data, true);
-        dataContextProps(nextData);
-        if (propertyName !== void 0)
-          subschema.propertyName = propertyName;
-      }
-      if (dataTypes)
-        subschema.dataTypes = dataTypes;
-      function dataContextProps(_nextData) {
-        subschema.data = _nextData;
-        subschema.dataLevel = it.dataLevel + 1;
-        subschema.dataTypes = [];
-        it.definedProperties = /* @__PURE__ */ new Set();
-        subschema.parentData = it.data;
-        subschema.dataNames = [...it.dataNames, _nextData];
-      }
-    }
-    exports.extendSubschemaData = extendSubschemaData;
-    function extendSubschemaMode(subschema, { jtdDiscriminator, jtdMetadata, compositeRule, createErrors, allErrors }) {
-      if (compositeRule !== void 0)
-        subschema.compositeRule = compositeRule;
-      if (createErrors !== void 0)
-        subschema.createErrors = createErrors;
-      if (allErrors !== void 0)
-        subschema.allErrors = allErrors;
-      subschema.jtdDiscriminator = jtdDiscriminator;
-      subschema.jtdMetadata = jtdMetadata;
-    }
-    exports.extendSubschemaMode = extendSubschemaMode;
-  }
-});
-
-// node_modules/fast-deep-equal/index.js
-var require_fast_deep_equal = __commonJS({
-  "node_modules/fast-deep-equal/index.js"(exports, module) {
-    "use strict";
-    module.exports = function equal(a, b) {
-      if (a === b) return true;
-      if (a && b && typeof a == "object" && typeof b == "object") {
-        if (a.constructor !== b.constructor) return false;
-        var length, i2, keys;
-        if (Array.isArray(a)) {
-          length = a.length;
-          if (length != b.length) return false;
-          for (i2 = length; i2-- !== 0; )
-            if (!equal(a[i2], b[i2])) return false;
-          return true;
-        }
-        if (a.constructor === RegExp) return a.source === b.source && a.flags === b.flags;
-        if (a.valueOf !== Object.prototype.valueOf) return a.valueOf() === b.valueOf();
-        if (a.toString !== Object.prototype.toString) return a.toString() === b.toString();
-        keys = Object.keys(a);
-        length = keys.length;
-        if (length !== Object.keys(b).length) return false;
-        for (i2 = length; i2-- !== 0; )
-          if (!Object.prototype.hasOwnProperty.call(b, keys[i2])) return false;
-        for (i2 = length; i2-- !== 0; ) {
-          var key = keys[i2];
-          if (!equal(a[key], b[key])) return false;
-        }
-        return true;
-      }
-      return a !== a && b !== b;
-    };
-  }
-});
-
-// node_modules/json-schema-traverse/index.js
-var require_json_schema_traverse = __commonJS({
-  "node_modules/json-schema-traverse/index.js"(exports, module) {
-    "use strict";
-    var traverse = module.exports = function(schema, opts, cb) {
-      if (typeof opts == "function") {
-        cb = opts;
-        opts = {};
-      }
-      cb = opts.cb || cb;
-      var pre = typeof cb == "function" ? cb : cb.pre || function() {
-      };
-      var post = cb.post || function() {
-      };
-      _traverse(opts, pre, post, schema, "", schema);
-    };
-    traverse.keywords = {
-      additionalItems: true,
-      items: true,
-      contains: true,
-      additionalProperties: true,
-      propertyNames: true,
-      not: true,
-      if: true,
-      then: true,
-      else: true
-    };
-    traverse.arrayKeywords = {
-      items: true,
-      allOf: true,
-      anyOf: true,
-      oneOf: true
-    };
-    traverse.propsKeywords = {
-      $defs: true,
-      definitions: true,
-      properties: true,
-      patternProperties: true,
-      dependencies: true
-    };
-    traverse.skipKeywords = {
-      default: true,
-      enum: true,
-      const: true,
-      required: true,
-      maximum: true,
-      minimum: true,
-      exclusiveMaximum: true,
-      exclusiveMinimum: true,
-      multipleOf: true,
-      maxLength: true,
-      minLength: true,
-      pattern: true,
-      format: true,
-      maxItems: true,
-      minItems: true,
-      uniqueItems: true,
-      maxProperties: true,
-      minProperties: true
-    };
-    function _traverse(opts, pre, post, schema, jsonPtr, rootSchema, parentJsonPtr, parentKeyword, parentSchema, keyIndex) {
-      if (schema && typeof schema == "object" && !Array.isArray(schema)) {
-        pre(schema, jsonPtr, rootSchema, parentJsonPtr, parentKeyword, parentSchema, keyIndex);
-        for (var key in schema) {
-          var sch = schema[key];
-          if (Array.isArray(sch)) {
-            if (key in traverse.arrayKeywords) {
-              for (var i2 = 0; i2 < sch.length; i2++)
-                _traverse(opts, pre, post, sch[i2], jsonPtr + "/" + key + "/" + i2, rootSchema, jsonPtr, key, schema, i2);
-            }
-          } else if (key in traverse.propsKeywords) {
-            if (sch && typeof sch == "object") {
-              for (var prop in sch)
-                _traverse(opts, pre, post, sch[prop], jsonPtr + "/" + key + "/" + escapeJsonPtr(prop), rootSchema, jsonPtr, key, schema, prop);
-            }
-          } else if (key in traverse.keywords || opts.allKeys && !(key in traverse.skipKeywords)) {
-            _traverse(opts, pre, post, sch, jsonPtr + "/" + key, rootSchema, jsonPtr, key, schema);
-          }
-        }
-        post(schema, jsonPtr, rootSchema, parentJsonPtr, parentKeyword, parentSchema, keyIndex);
-      }
-    }
-    function escapeJsonPtr(str) {
-      return str.replace(/~/g, "~0").replace(/\//g, "~1");
-    }
-  }
-});
-
-// node_modules/ajv/dist/compile/resolve.js
-var require_resolve = __commonJS({
-  "node_modules/ajv/dist/compile/resolve.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.getSchemaRefs = exports.resolveUrl = exports.normalizeId = exports._getFullPath = exports.getFullPath = exports.inlineRef = void 0;
-    var util_1 = require_util9();
-    var equal = require_fast_deep_equal();
-    var traverse = require_json_schema_traverse();
-    var SIMPLE_INLINED = /* @__PURE__ */ new Set([
-      "type",
-      "format",
-      "pattern",
-      "maxLength",
-      "minLength",
-      "maxProperties",
-      "minProperties",
-      "maxItems",
-      "minItems",
-      "maximum",
-      "minimum",
-      "uniqueItems",
-      "multipleOf",
-      "required",
-      "enum",
-      "const"
-    ]);
-    function inlineRef(schema, limit = true) {
-      if (typeof schema == "boolean")
-        return true;
-      if (limit === true)
-        return !hasRef(schema);
-      if (!limit)
-        return false;
-      return countKeys(schema) <= limit;
-    }
-    exports.inlineRef = inlineRef;
-    var REF_KEYWORDS = /* @__PURE__ */ new Set([
-      "$ref",
-      "$recursiveRef",
-      "$recursiveAnchor",
-      "$dynamicRef",
-      "$dynamicAnchor"
-    ]);
-    function hasRef(schema) {
-      for (const key in schema) {
-        if (REF_KEYWORDS.has(key))
-          return true;
-        const sch = schema[key];
-        if (Array.isArray(sch) && sch.some(hasRef))
-          return true;
-        if (typeof sch == "object" && hasRef(sch))
-          return true;
-      }
-      return false;
-    }
-    function countKeys(schema) {
-      let count2 = 0;
-      for (const key in schema) {
-        if (key === "$ref")
-          return Infinity;
-        count2++;
-        if (SIMPLE_INLINED.has(key))
-          continue;
-        if (typeof schema[key] == "object") {
-          (0, util_1.eachItem)(schema[key], (sch) => count2 += countKeys(sch));
-        }
-        if (count2 === Infinity)
-          return Infinity;
-      }
-      return count2;
-    }
-    function getFullPath(resolver, id = "", normalize) {
-      if (normalize !== false)
-        id = normalizeId(id);
-      const p = resolver.parse(id);
-      return _getFullPath(resolver, p);
-    }
-    exports.getFullPath = getFullPath;
-    function _getFullPath(resolver, p) {
-      const serialized = resolver.serialize(p);
-      return serialized.split("#")[0] + "#";
-    }
-    exports._getFullPath = _getFullPath;
-    var TRAILING_SLASH_HASH = /#\/?$/;
-    function normalizeId(id) {
-      return id ? id.replace(TRAILING_SLASH_HASH, "") : "";
-    }
-    exports.normalizeId = normalizeId;
-    function resolveUrl(resolver, baseId, id) {
-      id = normalizeId(id);
-      return resolver.resolve(baseId, id);
-    }
-    exports.resolveUrl = resolveUrl;
-    var ANCHOR = /^[a-z_][-a-z0-9._]*$/i;
-    function getSchemaRefs(schema, baseId) {
-      if (typeof schema == "boolean")
-        return {};
-      const { schemaId, uriResolver } = this.opts;
-      const schId = normalizeId(schema[schemaId] || baseId);
-      const baseIds = { "": schId };
-      const pathPrefix = getFullPath(uriResolver, schId, false);
-      const localRefs = {};
-      const schemaRefs = /* @__PURE__ */ new Set();
-      traverse(schema, { allKeys: true }, (sch, jsonPtr, _, parentJsonPtr) => {
-        if (parentJsonPtr === void 0)
-          return;
-        const fullPath = pathPrefix + jsonPtr;
-        let innerBaseId = baseIds[parentJsonPtr];
-        if (typeof sch[schemaId] == "string")
-          innerBaseId = addRef.call(this, sch[schemaId]);
-        addAnchor.call(this, sch.$anchor);
-        addAnchor.call(this, sch.$dynamicAnchor);
-        baseIds[jsonPtr] = innerBaseId;
-        function addRef(ref) {
-          const _resolve = this.opts.uriResolver.resolve;
-          ref = normalizeId(innerBaseId ? _resolve(innerBaseId, ref) : ref);
-          if (schemaRefs.has(ref))
-            throw ambiguos(ref);
-          schemaRefs.add(ref);
-          let schOrRef = this.refs[ref];
-          if (typeof schOrRef == "string")
-            schOrRef = this.refs[schOrRef];
-          if (typeof schOrRef == "object") {
-            checkAmbiguosRef(sch, schOrRef.schema, ref);
-          } else if (ref !== normalizeId(fullPath)) {
-            if (ref[0] === "#") {
-              checkAmbiguosRef(sch, localRefs[ref], ref);
-              localRefs[ref] = sch;
-            } else {
-              this.refs[ref] = fullPath;
-            }
-          }
-          return ref;
-        }
-        function addAnchor(anchor) {
-          if (typeof anchor == "string") {
-            if (!ANCHOR.test(anchor))
-              throw new Error(`invalid anchor "${anchor}"`);
-            addRef.call(this, `#${anchor}`);
-          }
-        }
-      });
-      return localRefs;
-      function checkAmbiguosRef(sch1, sch2, ref) {
-        if (sch2 !== void 0 && !equal(sch1, sch2))
-          throw ambiguos(ref);
-      }
-      function ambiguos(ref) {
-        return new Error(`reference "${ref}" resolves to more than one schema`);
-      }
-    }
-    exports.getSchemaRefs = getSchemaRefs;
-  }
-});
-
-// node_modules/ajv/dist/compile/validate/index.js
-var require_validate = __commonJS({
-  "node_modules/ajv/dist/compile/validate/index.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.getData = exports.KeywordCxt = exports.validateFunctionCode = void 0;
-    var boolSchema_1 = require_boolSchema();
-    var dataType_1 = require_dataType();
-    var applicability_1 = require_applicability();
-    var dataType_2 = require_dataType();
-    var defaults_1 = require_defaults();
-    var keyword_1 = require_keyword();
-    var subschema_1 = require_subschema();
-    var codegen_1 = require_codegen();
-    var names_1 = require_names();
-    var resolve_1 = require_resolve();
-    var util_1 = require_util9();
-    var errors_1 = require_errors3();
-    function validateFunctionCode(it) {
-      if (isSchemaObj(it)) {
-        checkKeywords(it);
-        if (schemaCxtHasRules(it)) {
-          topSchemaObjCode(it);
-          return;
-        }
-      }
-      validateFunction(it, () => (0, boolSchema_1.topBoolOrEmptySchema)(it));
-    }
-    exports.validateFunctionCode = validateFunctionCode;
-    function validateFunction({ gen, validateName, schema, schemaEnv, opts }, body) {
-      if (opts.code.es5) {
-        gen.func(validateName, (0, codegen_1._)`${names_1.default.data}, ${names_1.default.valCxt}`, schemaEnv.$async, () => {
-          gen.code((0, codegen_1._)`"use strict"; ${funcSourceUrl(schema, opts)}`);
-          destructureValCxtES5(gen, opts);
-          gen.code(body);
-        });
-      } else {
-        gen.func(validateName, (0, codegen_1._)`${names_1.default.data}, ${destructureValCxt(opts)}`, schemaEnv.$async, () => gen.code(funcSourceUrl(schema, opts)).code(body));
-      }
-    }
-    function destructureValCxt(opts) {
-      return (0, codegen_1._)`{${names_1.default.instancePath}="", ${names_1.default.parentData}, ${names_1.default.parentDataProperty}, ${names_1.default.rootData}=${names_1.default.data}${opts.dynamicRef ? (0, codegen_1._)`, ${names_1.default.dynamicAnchors}={}` : codegen_1.nil}}={}`;
-    }
-    function destructureValCxtES5(gen, opts) {
-      gen.if(names_1.default.valCxt, () => {
-        gen.var(names_1.default.instancePath, (0, codegen_1._)`${names_1.default.valCxt}.${names_1.default.instancePath}`);
-        gen.var(names_1.default.parentData, (0, codegen_1._)`${names_1.default.valCxt}.${names_1.default.parentData}`);
-        gen.var(names_1.default.parentDataProperty, (0, codegen_1._)`${names_1.default.valCxt}.${names_1.default.parentDataProperty}`);
-        gen.var(names_1.default.rootData, (0, codegen_1._)`${names_1.default.valCxt}.${names_1.default.rootData}`);
-        if (opts.dynamicRef)
-          gen.var(names_1.default.dynamicAnchors, (0, codegen_1._)`${names_1.default.valCxt}.${names_1.default.dynamicAnchors}`);
-      }, () => {
-        gen.var(names_1.default.instancePath, (0, codegen_1._)`""`);
-        gen.var(names_1.default.parentData, (0, codegen_1._)`undefined`);
-        gen.var(names_1.default.parentDataProperty, (0, codegen_1._)`undefined`);
-        gen.var(names_1.default.rootData, names_1.default.data);
-        if (opts.dynamicRef)
-          gen.var(names_1.default.dynamicAnchors, (0, codegen_1._)`{}`);
-      });
-    }
-    function topSchemaObjCode(it) {
-      const { schema, opts, gen } = it;
-      validateFunction(it, () => {
-        if (opts.$comment && schema.$comment)
-          commentKeyword(it);
-        checkNoDefault(it);
-        gen.let(names_1.default.vErrors, null);
-        gen.let(names_1.default.errors, 0);
-        if (opts.unevaluated)
-          resetEvaluated(it);
-        typeAndKeywords(it);
-        returnResults(it);
-      });
-      return;
-    }
-    function resetEvaluated(it) {
-      const { gen, validateName } = it;
-      it.evaluated = gen.const("evaluated", (0, codegen_1._)`${validateName}.evaluated`);
-      gen.if((0, codegen_1._)`${it.evaluated}.dynamicProps`, () => gen.assign((0, codegen_1._)`${it.evaluated}.props`, (0, codegen_1._)`undefined`));
-      gen.if((0, codegen_1._)`${it.evaluated}.dynamicItems`, () => gen.assign((0, codegen_1._)`${it.evaluated}.items`, (0, codegen_1._)`undefined`));
-    }
-    function funcSourceUrl(schema, opts) {
-      const schId = typeof schema == "object" && schema[opts.schemaId];
-      return schId && (opts.code.source || opts.code.process) ? (0, codegen_1._)`/*# sourceURL=${schId} */` : codegen_1.nil;
-    }
-    function subschemaCode(it, valid) {
-      if (isSchemaObj(it)) {
-        checkKeywords(it);
-        if (schemaCxtHasRules(it)) {
-          subSchemaObjCode(it, valid);
-          return;
-        }
-      }
-      (0, boolSchema_1.boolOrEmptySchema)(it, valid);
-    }
-    function schemaCxtHasRules({ schema, self }) {
-      if (typeof schema == "boolean")
-        return !schema;
-      for (const key in schema)
-        if (self.RULES.all[key])
-          return true;
-      return false;
-    }
-    function isSchemaObj(it) {
-      return typeof it.schema != "boolean";
-    }
-    function subSchemaObjCode(it, valid) {
-      const { schema, gen, opts } = it;
-      if (opts.$comment && schema.$comment)
-        commentKeyword(it);
-      updateContext(it);
-      checkAsyncSchema(it);
-      const errsCount = gen.const("_errs", names_1.default.errors);
-      typeAndKeywords(it, errsCount);
-      gen.var(valid, (0, codegen_1._)`${errsCount} === ${names_1.default.errors}`);
-    }
-    function checkKeywords(it) {
-      (0, util_1.checkUnknownRules)(it);
-      checkRefsAndKeywords(it);
-    }
-    function typeAndKeywords(it, errsCount) {
-      if (it.opts.jtd)
-        return schemaKeywords(it, [], false, errsCount);
-      const types = (0, dataType_1.getSchemaTypes)(it.schema);
-      const checkedTypes = (0, dataType_1.coerceAndCheckDataType)(it, types);
-      schemaKeywords(it, types, !checkedTypes, errsCount);
-    }
-    function checkRefsAndKeywords(it) {
-      const { schema, errSchemaPath, opts, self } = it;
-      if (schema.$ref && opts.ignoreKeywordsWithRef && (0, util_1.schemaHasRulesButRef)(schema, self.RULES)) {
-        self.logger.warn(`$ref: keywords ignored in schema at path "${errSchemaPath}"`);
-      }
-    }
-    function checkNoDefault(it) {
-      const { schema, opts } = it;
-      if (schema.default !== void 0 && opts.useDefaults && opts.strictSchema) {
-        (0, util_1.checkStrictMode)(it, "default is ignored in the schema root");
-      }
-    }
-    function updateContext(it) {
-      const schId = it.schema[it.opts.schemaId];
-      if (schId)
-        it.baseId = (0, resolve_1.resolveUrl)(it.opts.uriResolver, it.baseId, schId);
-    }
-    function checkAsyncSchema(it) {
-      if (it.schema.$async && !it.schemaEnv.$async)
-        throw new Error("async schema in sync schema");
-    }
-    function commentKeyword({ gen, schemaEnv, schema, errSchemaPath, opts }) {
-      const msg = schema.$comment;
-      if (opts.$comment === true) {
-        gen.code((0, codegen_1._)`${names_1.default.self}.logger.log(${msg})`);
-      } else if (typeof opts.$comment == "function") {
-        const schemaPath = (0, codegen_1.str)`${errSchemaPath}/$comment`;
-        const rootName = gen.scopeValue("root", { ref: schemaEnv.root });
-        gen.code((0, codegen_1._)`${names_1.default.self}.opts.$comment(${msg}, ${schemaPath}, ${rootName}.schema)`);
-      }
-    }
-    function returnResults(it) {
-      const { gen, schemaEnv, validateName, ValidationError, opts } = it;
-      if (schemaEnv.$async) {
-        gen.if((0, codegen_1._)`${names_1.default.errors} === 0`, () => gen.return(names_1.default.data), () => gen.throw((0, codegen_1._)`new ${ValidationError}(${names_1.default.vErrors})`));
-      } else {
-        gen.assign((0, codegen_1._)`${validateName}.errors`, names_1.default.vErrors);
-        if (opts.unevaluated)
-          assignEvaluated(it);
-        gen.return((0, codegen_1._)`${names_1.default.errors} === 0`);
-      }
-    }
-    function assignEvaluated({ gen, evaluated, props, items }) {
-      if (props instanceof codegen_1.Name)
-        gen.assign((0, codegen_1._)`${evaluated}.props`, props);
-      if (items instanceof codegen_1.Name)
-        gen.assign((0, codegen_1._)`${evaluated}.items`, items);
-    }
-    function schemaKeywords(it, types, typeErrors, errsCount) {
-      const { gen, schema, data, allErrors, opts, self } = it;
-      const { RULES } = self;
-      if (schema.$ref && (opts.ignoreKeywordsWithRef || !(0, util_1.schemaHasRulesButRef)(schema, RULES))) {
-        gen.block(() => keywordCode(it, "$ref", RULES.all.$ref.definition));
-        return;
-      }
-      if (!opts.jtd)
-        checkStrictTypes(it, types);
-      gen.block(() => {
-        for (const group of RULES.rules)
-          groupKeywords(group);
-        groupKeywords(RULES.post);
-      });
-      function groupKeywords(group) {
-        if (!(0, applicability_1.shouldUseGroup)(schema, group))
-          return;
-        if (group.type) {
-          gen.if((0, dataType_2.checkDataType)(group.type, data, opts.strictNumbers));
-          iterateKeywords(it, group);
-          if (types.length === 1 && types[0] === group.type && typeErrors) {
-            gen.else();
-            (0, dataType_2.reportTypeError)(it);
-          }
-          gen.endIf();
-        } else {
-          iterateKeywords(it, group);
-        }
-        if (!allErrors)
-          gen.if((0, codegen_1._)`${names_1.default.errors} === ${errsCount || 0}`);
-      }
-    }
-    function iterateKeywords(it, group) {
-      const { gen, schema, opts: { useDefaults } } = it;
-      if (useDefaults)
-        (0, defaults_1.assignDefaults)(it, group.type);
-      gen.block(() => {
-        for (const rule of group.rules) {
-          if ((0, applicability_1.shouldUseRule)(schema, rule)) {
-            keywordCode(it, rule.keyword, rule.definition, group.type);
-          }
-        }
-      });
-    }
-    function checkStrictTypes(it, types) {
-      if (it.schemaEnv.meta || !it.opts.strictTypes)
-        return;
-      checkContextTypes(it, types);
-      if (!it.opts.allowUnionTypes)
-        checkMultipleTypes(it, types);
-      checkKeywordTypes(it, it.dataTypes);
-    }
-    function checkContextTypes(it, types) {
-      if (!types.length)
-        return;
-      if (!it.dataTypes.length) {
-        it.dataTypes = types;
-        return;
-      }
-      types.forEach((t) => {
-        if (!includesType(it.dataTypes, t)) {
-          strictTypesError(it, `type "${t}" not allowed by context "${it.dataTypes.join(",")}"`);
-        }
-      });
-      narrowSchemaTypes(it, types);
-    }
-    function checkMultipleTypes(it, ts) {
-      if (ts.length > 1 && !(ts.length === 2 && ts.includes("null"))) {
-        strictTypesError(it, "use allowUnionTypes to allow union type keyword");
-      }
-    }
-    function checkKeywordTypes(it, ts) {
-      const rules = it.self.RULES.all;
-      for (const keyword in rules) {
-        const rule = rules[keyword];
-        if (typeof rule == "object" && (0, applicability_1.shouldUseRule)(it.schema, rule)) {
-          const { type } = rule.definition;
-          if (type.length && !type.some((t) => hasApplicableType(ts, t))) {
-            strictTypesError(it, `missing type "${type.join(",")}" for keyword "${keyword}"`);
-          }
-        }
-      }
-    }
-    function hasApplicableType(schTs, kwdT) {
-      return schTs.includes(kwdT) || kwdT === "number" && schTs.includes("integer");
-    }
-    function includesType(ts, t) {
-      return ts.includes(t) || t === "integer" && ts.includes("number");
-    }
-    function narrowSchemaTypes(it, withTypes) {
-      const ts = [];
-      for (const t of it.dataTypes) {
-        if (includesType(withTypes, t))
-          ts.push(t);
-        else if (withTypes.includes("integer") && t === "number")
-          ts.push("integer");
-      }
-      it.dataTypes = ts;
-    }
-    function strictTypesError(it, msg) {
-      const schemaPath = it.schemaEnv.baseId + it.errSchemaPath;
-      msg += ` at "${schemaPath}" (strictTypes)`;
-      (0, util_1.checkStrictMode)(it, msg, it.opts.strictTypes);
-    }
-    var KeywordCxt = class {
-      constructor(it, def, keyword) {
-        (0, keyword_1.validateKeywordUsage)(it, def, keyword);
-        this.gen = it.gen;
-        this.allErrors = it.allErrors;
-        this.keyword = keyword;
-        this.data = it.data;
-        this.schema = it.schema[keyword];
-        this.$data = def.$data && it.opts.$data && this.schema && this.schema.$data;
-        this.schemaValue = (0, util_1.schemaRefOrVal)(it, this.schema, keyword, this.$data);
-        this.schemaType = def.schemaType;
-        this.parentSchema = it.schema;
-        this.params = {};
-        this.it = it;
-        this.def = def;
-        if (this.$data) {
-          this.schemaCode = it.gen.const("vSchema", getData(this.$data, it));
-        } else {
-          this.schemaCode = this.schemaValue;
-          if (!(0, keyword_1.validSchemaType)(this.schema, def.schemaType, def.allowUndefined)) {
-            throw new Error(`${keyword} value must be ${JSON.stringify(def.schemaType)}`);
-          }
-        }
-        if ("code" in def ? def.trackErrors : def.errors !== false) {
-          this.errsCount = it.gen.const("_errs", names_1.default.errors);
-        }
-      }
-      result(condition, successAction, failAction) {
-        this.failResult((0, codegen_1.not)(condition), successAction, failAction);
-      }
-      failResult(condition, successAction, failAction) {
-        this.gen.if(condition);
-        if (failAction)
-          failAction();
-        else
-          this.error();
-        if (successAction) {
-          this.gen.else();
-          successAction();
-          if (this.allErrors)
-            this.gen.endIf();
-        } else {
-          if (this.allErrors)
-            this.gen.endIf();
-          else
-            this.gen.else();
-        }
-      }
-      pass(condition, failAction) {
-        this.failResult((0, codegen_1.not)(condition), void 0, failAction);
-      }
-      fail(condition) {
-        if (condition === void 0) {
-          this.error();
-          if (!this.allErrors)
-            this.gen.if(false);
-          return;
-        }
-        this.gen.if(condition);
-        this.error();
-        if (this.allErrors)
-          this.gen.endIf();
-        else
-          this.gen.else();
-      }
-      fail$data(condition) {
-        if (!this.$data)
-          return this.fail(condition);
-        const { schemaCode } = this;
-        this.fail((0, codegen_1._)`${schemaCode} !== undefined && (${(0, codegen_1.or)(this.invalid$data(), condition)})`);
-      }
-      error(append, errorParams, errorPaths) {
-        if (errorParams) {
-          this.setParams(errorParams);
-          this._error(append, errorPaths);
-          this.setParams({});
-          return;
-        }
-        this._error(append, errorPaths);
-      }
-      _error(append, errorPaths) {
-        ;
-        (append ? errors_1.reportExtraError : errors_1.reportError)(this, this.def.error, errorPaths);
-      }
-      $dataError() {
-        (0, errors_1.reportError)(this, this.def.$dataError || errors_1.keyword$DataError);
-      }
-      reset() {
-        if (this.errsCount === void 0)
-          throw new Error('add "trackErrors" to keyword definition');
-        (0, errors_1.resetErrorsCount)(this.gen, this.errsCount);
-      }
-      ok(cond) {
-        if (!this.allErrors)
-          this.gen.if(cond);
-      }
-      setParams(obj, assign) {
-        if (assign)
-          Object.assign(this.params, obj);
-        else
-          this.params = obj;
-      }
-      block$data(valid, codeBlock, $dataValid = codegen_1.nil) {
-        this.gen.block(() => {
-          this.check$data(valid, $dataValid);
-          codeBlock();
-        });
-      }
-      check$data(valid = codegen_1.nil, $dataValid = codegen_1.nil) {
-        if (!this.$data)
-          return;
-        const { gen, schemaCode, schemaType, def } = this;
-        gen.if((0, codegen_1.or)((0, codegen_1._)`${schemaCode} === undefined`, $dataValid));
-        if (valid !== codegen_1.nil)
-          gen.assign(valid, true);
-        if (schemaType.length || def.validateSchema) {
-          gen.elseIf(this.invalid$data());
-          this.$dataError();
-          if (valid !== codegen_1.nil)
-            gen.assign(valid, false);
-        }
-        gen.else();
-      }
-      invalid$data() {
-        const { gen, schemaCode, schemaType, def, it } = this;
-        return (0, codegen_1.or)(wrong$DataType(), invalid$DataSchema());
-        function wrong$DataType() {
-          if (schemaType.length) {
-            if (!(schemaCode instanceof codegen_1.Name))
-              throw new Error("ajv implementation error");
-            const st = Array.isArray(schemaType) ? schemaType : [schemaType];
-            return (0, codegen_1._)`${(0, dataType_2.checkDataTypes)(st, schemaCode, it.opts.strictNumbers, dataType_2.DataType.Wrong)}`;
-          }
-          return codegen_1.nil;
-        }
-        function invalid$DataSchema() {
-          if (def.validateSchema) {
-            const validateSchemaRef = gen.scopeValue("validate$data", { ref: def.validateSchema });
-            return (0, codegen_1._)`!${validateSchemaRef}(${schemaCode})`;
-          }
-          return codegen_1.nil;
-        }
-      }
-      subschema(appl, valid) {
-        const subschema = (0, subschema_1.getSubschema)(this.it, appl);
-        (0, subschema_1.extendSubschemaData)(subschema, this.it, appl);
-        (0, subschema_1.extendSubschemaMode)(subschema, appl);
-        const nextContext = { ...this.it, ...subschema, items: void 0, props: void 0 };
-        subschemaCode(nextContext, valid);
-        return nextContext;
-      }
-      mergeEvaluated(schemaCxt, toName) {
-        const { it, gen } = this;
-        if (!it.opts.unevaluated)
-          return;
-        if (it.props !== true && schemaCxt.props !== void 0) {
-          it.props = util_1.mergeEvaluated.props(gen, schemaCxt.props, it.props, toName);
-        }
-        if (it.items !== true && schemaCxt.items !== void 0) {
-          it.items = util_1.mergeEvaluated.items(gen, schemaCxt.items, it.items, toName);
-        }
-      }
-      mergeValidEvaluated(schemaCxt, valid) {
-        const { it, gen } = this;
-        if (it.opts.unevaluated && (it.props !== true || it.items !== true)) {
-          gen.if(valid, () => this.mergeEvaluated(schemaCxt, codegen_1.Name));
-          return true;
-        }
-      }
-    };
-    exports.KeywordCxt = KeywordCxt;
-    function keywordCode(it, keyword, def, ruleType) {
-      const cxt = new KeywordCxt(it, def, keyword);
-      if ("code" in def) {
-        def.code(cxt, ruleType);
-      } else if (cxt.$data && def.validate) {
-        (0, keyword_1.funcKeywordCode)(cxt, def);
-      } else if ("macro" in def) {
-        (0, keyword_1.macroKeywordCode)(cxt, def);
-      } else if (def.compile || def.validate) {
-        (0, keyword_1.funcKeywordCode)(cxt, def);
-      }
-    }
-    var JSON_POINTER = /^\/(?:[^~]|~0|~1)*$/;
-    var RELATIVE_JSON_POINTER = /^([0-9]+)(#|\/(?:[^~]|~0|~1)*)?$/;
-    function getData($data, { dataLevel, dataNames, dataPathArr }) {
-      let jsonPointer;
-      let data;
-      if ($data === "")
-        return names_1.default.rootData;
-      if ($data[0] === "/") {
-        if (!JSON_POINTER.test($data))
-          throw new Error(`Invalid JSON-pointer: ${$data}`);
-        jsonPointer = $data;
-        data = names_1.default.rootData;
-      } else {
-        const matches = RELATIVE_JSON_POINTER.exec($data);
-        if (!matches)
-          throw new Error(`Invalid JSON-pointer: ${$data}`);
-        const up = +matches[1];
-        jsonPointer = matches[2];
-        if (jsonPointer === "#") {
-          if (up >= dataLevel)
-            throw new Error(errorMsg("property/index", up));
-          return dataPathArr[dataLevel - up];
-        }
-        if (up > dataLevel)
-          throw new Error(errorMsg("data", up));
-        data = dataNames[dataLevel - up];
-        if (!jsonPointer)
-          return data;
-      }
-      let expr = data;
-      const segments = jsonPointer.split("/");
-      for (const segment of segments) {
-        if (segment) {
-          data = (0, codegen_1._)`${data}${(0, codegen_1.getProperty)((0, util_1.unescapeJsonPointer)(segment))}`;
-          expr = (0, codegen_1._)`${expr} && ${data}`;
-        }
-      }
-      return expr;
-      function errorMsg(pointerType, up) {
-        return `Cannot access ${pointerType} ${up} levels up, current level is ${dataLevel}`;
-      }
-    }
-    exports.getData = getData;
-  }
-});
-
-// node_modules/ajv/dist/runtime/validation_error.js
-var require_validation_error = __commonJS({
-  "node_modules/ajv/dist/runtime/validation_error.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var ValidationError = class extends Error {
-      constructor(errors) {
-        super("validation failed");
-        this.errors = errors;
-        this.ajv = this.validation = true;
-      }
-    };
-    exports.default = ValidationError;
-  }
-});
-
-// node_modules/ajv/dist/compile/ref_error.js
-var require_ref_error = __commonJS({
-  "node_modules/ajv/dist/compile/ref_error.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var resolve_1 = require_resolve();
-    var MissingRefError = class extends Error {
-      constructor(resolver, baseId, ref, msg) {
-        super(msg || `can't resolve reference ${ref} from id ${baseId}`);
-        this.missingRef = (0, resolve_1.resolveUrl)(resolver, baseId, ref);
-        this.missingSchema = (0, resolve_1.normalizeId)((0, resolve_1.getFullPath)(resolver, this.missingRef));
-      }
-    };
-    exports.default = MissingRefError;
-  }
-});
-
-// node_modules/ajv/dist/compile/index.js
-var require_compile = __commonJS({
-  "node_modules/ajv/dist/compile/index.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.resolveSchema = exports.getCompilingSchema = exports.resolveRef = exports.compileSchema = exports.SchemaEnv = void 0;
-    var codegen_1 = require_codegen();
-    var validation_error_1 = require_validation_error();
-    var names_1 = require_names();
-    var resolve_1 = require_resolve();
-    var util_1 = require_util9();
-    var validate_1 = require_validate();
-    var SchemaEnv = class {
-      constructor(env) {
-        var _a2;
-        this.refs = {};
-        this.dynamicAnchors = {};
-        let schema;
-        if (typeof env.schema == "object")
-          schema = env.schema;
-        this.schema = env.schema;
-        this.schemaId = env.schemaId;
-        this.root = env.root || this;
-        this.baseId = (_a2 = env.baseId) !== null && _a2 !== void 0 ? _a2 : (0, resolve_1.normalizeId)(schema === null || schema === void 0 ? void 0 : schema[env.schemaId || "$id"]);
-        this.schemaPath = env.schemaPath;
-        this.localRefs = env.localRefs;
-        this.meta = env.meta;
-        this.$async = schema === null || schema === void 0 ? void 0 : schema.$async;
-        this.refs = {};
-      }
-    };
-    exports.SchemaEnv = SchemaEnv;
-    function compileSchema(sch) {
-      const _sch = getCompilingSchema.call(this, sch);
-      if (_sch)
-        return _sch;
-      const rootId = (0, resolve_1.getFullPath)(this.opts.uriResolver, sch.root.baseId);
-      const { es5, lines: lines2 } = this.opts.code;
-      const { ownProperties } = this.opts;
-      const gen = new codegen_1.CodeGen(this.scope, { es5, lines: lines2, ownProperties });
-      let _ValidationError;
-      if (sch.$async) {
-        _ValidationError = gen.scopeValue("Error", {
-          ref: validation_error_1.default,
-          code: (0, codegen_1._)`require("ajv/dist/runtime/validation_error").default`
-        });
-      }
-      const validateName = gen.scopeName("validate");
-      sch.validateName = validateName;
-      const schemaCxt = {
-        gen,
-        allErrors: this.opts.allErrors,
-        data: names_1.default.data,
-        parentData: names_1.default.parentData,
-        parentDataProperty: names_1.default.parentDataProperty,
-        dataNames: [names_1.default.data],
-        dataPathArr: [codegen_1.nil],
-        // TODO can its length be used as dataLevel if nil is removed?
-        dataLevel: 0,
-        dataTypes: [],
-        definedProperties: /* @__PURE__ */ new Set(),
-        topSchemaRef: gen.scopeValue("schema", this.opts.code.source === true ? { ref: sch.schema, code: (0, codegen_1.stringify)(sch.schema) } : { ref: sch.schema }),
-        validateName,
-        ValidationError: _ValidationError,
-        schema: sch.schema,
-        schemaEnv: sch,
-        rootId,
-        baseId: sch.baseId || rootId,
-        schemaPath: codegen_1.nil,
-        errSchemaPath: sch.schemaPath || (this.opts.jtd ? "" : "#"),
-        errorPath: (0, codegen_1._)`""`,
-        opts: this.opts,
-        self: this
-      };
-      let sourceCode;
-      try {
-        this._compilations.add(sch);
-        (0, validate_1.validateFunctionCode)(schemaCxt);
-        gen.optimize(this.opts.code.optimize);
-        const validateCode = gen.toString();
-        sourceCode = `${gen.scopeRefs(names_1.default.scope)}return ${validateCode}`;
-        if (this.opts.code.process)
-          sourceCode = this.opts.code.process(sourceCode, sch);
-        const makeValidate = new Function(`${names_1.default.self}`, `${names_1.default.scope}`, sourceCode);
-        const validate = makeValidate(this, this.scope.get());
-        this.scope.value(validateName, { ref: validate });
-        validate.errors = null;
-        validate.schema = sch.schema;
-        validate.schemaEnv = sch;
-        if (sch.$async)
-          validate.$async = true;
-        if (this.opts.code.source === true) {
-          validate.source = { validateName, validateCode, scopeValues: gen._values };
-        }
-        if (this.opts.unevaluated) {
-          const { props, items } = schemaCxt;
-          validate.evaluated = {
-            props: props instanceof codegen_1.Name ? void 0 : props,
-            items: items instanceof codegen_1.Name ? void 0 : items,
-            dynamicProps: props instanceof codegen_1.Name,
-            dynamicItems: items instanceof codegen_1.Name
-          };
-          if (validate.source)
-            validate.source.evaluated = (0, codegen_1.stringify)(validate.evaluated);
-        }
-        sch.validate = validate;
-        return sch;
-      } catch (e) {
-        delete sch.validate;
-        delete sch.validateName;
-        if (sourceCode)
-          this.logger.error("Error compiling schema, function code:", sourceCode);
-        throw e;
-      } finally {
-        this._compilations.delete(sch);
-      }
-    }
-    exports.compileSchema = compileSchema;
-    function resolveRef(root, baseId, ref) {
-      var _a2;
-      ref = (0, resolve_1.resolveUrl)(this.opts.uriResolver, baseId, ref);
-      const schOrFunc = root.refs[ref];
-      if (schOrFunc)
-        return schOrFunc;
-      let _sch = resolve7.call(this, root, ref);
-      if (_sch === void 0) {
-        const schema = (_a2 = root.localRefs) === null || _a2 === void 0 ? void 0 : _a2[ref];
-        const { schemaId } = this.opts;
-        if (schema)
-          _sch = new SchemaEnv({ schema, schemaId, root, baseId });
-      }
-      if (_sch === void 0)
-        return;
-      return root.refs[ref] = inlineOrCompile.call(this, _sch);
-    }
-    exports.resolveRef = resolveRef;
-    function inlineOrCompile(sch) {
-      if ((0, resolve_1.inlineRef)(sch.schema, this.opts.inlineRefs))
-        return sch.schema;
-      return sch.validate ? sch : compileSchema.call(this, sch);
-    }
-    function getCompilingSchema(schEnv) {
-      for (const sch of this._compilations) {
-        if (sameSchemaEnv(sch, schEnv))
-          return sch;
-      }
-    }
-    exports.getCompilingSchema = getCompilingSchema;
-    function sameSchemaEnv(s1, s2) {
-      return s1.schema === s2.schema && s1.root === s2.root && s1.baseId === s2.baseId;
-    }
-    function resolve7(root, ref) {
-      let sch;
-      while (typeof (sch = this.refs[ref]) == "string")
-        ref = sch;
-      return sch || this.schemas[ref] || resolveSchema.call(this, root, ref);
-    }
-    function resolveSchema(root, ref) {
-      const p = this.opts.uriResolver.parse(ref);
-      const refPath = (0, resolve_1._getFullPath)(this.opts.uriResolver, p);
-      let baseId = (0, resolve_1.getFullPath)(this.opts.uriResolver, root.baseId, void 0);
-      if (Object.keys(root.schema).length > 0 && refPath === baseId) {
-        return getJsonPointer.call(this, p, root);
-      }
-      const id = (0, resolve_1.normalizeId)(refPath);
-      const schOrRef = this.refs[id] || this.schemas[id];
-      if (typeof schOrRef == "string") {
-        const sch = resolveSchema.call(this, root, schOrRef);
-        if (typeof (sch === null || sch === void 0 ? void 0 : sch.schema) !== "object")
-          return;
-        return getJsonPointer.call(this, p, sch);
-      }
-      if (typeof (schOrRef === null || schOrRef === void 0 ? void 0 : schOrRef.schema) !== "object")
-        return;
-      if (!schOrRef.validate)
-        compileSchema.call(this, schOrRef);
-      if (id === (0, resolve_1.normalizeId)(ref)) {
-        const { schema } = schOrRef;
-        const { schemaId } = this.opts;
-        const schId = schema[schemaId];
-        if (schId)
-          baseId = (0, resolve_1.resolveUrl)(this.opts.uriResolver, baseId, schId);
-        return new SchemaEnv({ schema, schemaId, root, baseId });
-      }
-      return getJsonPointer.call(this, p, schOrRef);
-    }
-    exports.resolveSchema = resolveSchema;
-    var PREVENT_SCOPE_CHANGE = /* @__PURE__ */ new Set([
-      "properties",
-      "patternProperties",
-      "enum",
-      "dependencies",
-      "definitions"
-    ]);
-    function getJsonPointer(parsedRef, { baseId, schema, root }) {
-      var _a2;
-      if (((_a2 = parsedRef.fragment) === null || _a2 === void 0 ? void 0 : _a2[0]) !== "/")
-        return;
-      for (const part of parsedRef.fragment.slice(1).split("/")) {
-        if (typeof schema === "boolean")
-          return;
-        const partSchema = schema[(0, util_1.unescapeFragment)(part)];
-        if (partSchema === void 0)
-          return;
-        schema = partSchema;
-        const schId = typeof schema === "object" && schema[this.opts.schemaId];
-        if (!PREVENT_SCOPE_CHANGE.has(part) && schId) {
-          baseId = (0, resolve_1.resolveUrl)(this.opts.uriResolver, baseId, schId);
-        }
-      }
-      let env;
-      if (typeof schema != "boolean" && schema.$ref && !(0, util_1.schemaHasRulesButRef)(schema, this.RULES)) {
-        const $ref = (0, resolve_1.resolveUrl)(this.opts.uriResolver, baseId, schema.$ref);
-        env = resolveSchema.call(this, root, $ref);
-      }
-      const { schemaId } = this.opts;
-      env = env || new SchemaEnv({ schema, schemaId, root, baseId });
-      if (env.schema !== env.root.schema)
-        return env;
-      return void 0;
-    }
-  }
-});
-
-// node_modules/ajv/dist/refs/data.json
-var require_data = __commonJS({
-  "node_modules/ajv/dist/refs/data.json"(exports, module) {
-    module.exports = {
-      $id: "https://raw.githubusercontent.com/ajv-validator/ajv/master/lib/refs/data.json#",
-      description: "Meta-schema for $data reference (JSON AnySchema extension proposal)",
-      type: "object",
-      required: ["$data"],
-      properties: {
-        $data: {
-          type: "string",
-          anyOf: [{ format: "relative-json-pointer" }, { format: "json-pointer" }]
-        }
-      },
-      additionalProperties: false
-    };
-  }
-});
-
-// node_modules/fast-uri/lib/utils.js
-var require_utils3 = __commonJS({
-  "node_modules/fast-uri/lib/utils.js"(exports, module) {
-    "use strict";
-    var isUUID = RegExp.prototype.test.bind(/^[\da-f]{8}-[\da-f]{4}-[\da-f]{4}-[\da-f]{4}-[\da-f]{12}$/iu);
-    var isIPv4 = RegExp.prototype.test.bind(/^(?:(?:25[0-5]|2[0-4]\d|1\d{2}|[1-9]\d|\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d{2}|[1-9]\d|\d)$/u);
-    var isPort = RegExp.prototype.test.bind(/^\d*$/u);
-    var isHexPair = RegExp.prototype.test.bind(/^[\da-f]{2}$/iu);
-    var isUnreserved = RegExp.prototype.test.bind(/^[\da-z\-._~]$/iu);
-    var isPathCharacter = RegExp.prototype.test.bind(/^[A-Za-z0-9\-._~!$&'()*+,;=:@/]$/u);
-    var isQueryFragmentCharacter = RegExp.prototype.test.bind(/^[A-Za-z0-9\-._~!$&'()*+,;=:@/?]$/u);
-    var isUserinfoCharacter = RegExp.prototype.test.bind(/^[A-Za-z0-9\-._~!$&'()*+,;=:]$/u);
-    var BYTE_HEX = new Array(256);
-    {
-      const HEX_DIGITS = "0123456789ABCDEF";
-      for (let i2 = 0; i2 < 256; i2++) {
-        BYTE_HEX[i2] = "%" + HEX_DIGITS[i2 >> 4] + HEX_DIGITS[i2 & 15];
-      }
-    }
-    function percentEncodeNonAscii(cp) {
-      if (cp < 2048) {
-        return BYTE_HEX[192 | cp >> 6] + BYTE_HEX[128 | cp & 63];
-      }
-      if (cp < 65536) {
-        return BYTE_HEX[224 | cp >> 12] + BYTE_HEX[128 | cp >> 6 & 63] + BYTE_HEX[128 | cp & 63];
-      }
-      return BYTE_HEX[240 | cp >> 18] + BYTE_HEX[128 | cp >> 12 & 63] + BYTE_HEX[128 | cp >> 6 & 63] + BYTE_HEX[128 | cp & 63];
-    }
-    function stringArrayToHexStripped(input) {
-      let acc2 = "";
-      let code = 0;
-      let i2 = 0;
-      for (i2 = 0; i2 < input.length; i2++) {
-        code = input[i2].charCodeAt(0);
-        if (code === 48) {
-          continue;
-        }
-        if (!(code >= 48 && code <= 57 || code >= 65 && code <= 70 || code >= 97 && code <= 102)) {
-          return "";
-        }
-        acc2 += input[i2];
-        break;
-      }
-      for (i2 += 1; i2 < input.length; i2++) {
-        code = input[i2].charCodeAt(0);
-        if (!(code >= 48 && code <= 57 || code >= 65 && code <= 70 || code >= 97 && code <= 102)) {
-          return "";
-        }
-        acc2 += input[i2];
-      }
-      return acc2;
-    }
-    var isHextet = RegExp.prototype.test.bind(/^[\dA-Fa-f]{1,4}$/);
-    var isIPvFuture = RegExp.prototype.test.bind(/^[vV][\dA-Fa-f]+\.[A-Za-z\d\-._~!$&'()*+,;=:]+$/);
-    var isZoneCharacter = RegExp.prototype.test.bind(/^[A-Za-z\d\-._~]$/);
-    var nonSimpleDomain = RegExp.prototype.test.bind(/[^!"$&'()*+,\-.;=_`a-z{}~]/u);
-    function isZoneIdentifier(zone) {
-      if (zone.length === 0) return false;
-      for (let i2 = 0; i2 < zone.length; i2++) {
-        if (isZoneCharacter(zone[i2])) continue;
-        if (zone[i2] === "%" && i2 + 2 < zone.length && isHexPair(zone.slice(i2 + 1, i2 + 3))) {
-          i2 += 2;
-          continue;
-        }
-        return false;
-      }
-      return true;
-    }
-    function compressIPv6ZeroRun(hextets) {
-      let bestStart = -1;
-      let bestLength = 0;
-      let runStart = -1;
-      let runLength = 0;
-      for (let i2 = 0; i2 < hextets.length; i2++) {
-        if (hextets[i2] === "0") {
-          if (runStart === -1) runStart = i2;
-          runLength++;
-          if (runLength > bestLength) {
-            bestLength = runLength;
-            bestStart = runStart;
-          }
-        } else {
-          runStart = -1;
-          runLength = 0;
-        }
-      }
-      if (bestLength < 2) return hextets.join(":");
-      const head = hextets.slice(0, bestStart).join(":");
-      const tail = hextets.slice(bestStart + bestLength).join(":");
-      return head + "::" + tail;
-    }
-    function normalizeIPv6Address(input) {
-      const compression = input.indexOf("::");
-      if (compression !== -1 && input.indexOf("::", compression + 1) !== -1) return void 0;
-      const left = compression === -1 ? input.split(":") : input.slice(0, compression).split(":");
-      const right = compression === -1 ? [] : input.slice(compression + 2).split(":");
-      if (compression !== -1) {
-        if (left.length === 1 && left[0] === "") left.length = 0;
-        if (right.length === 1 && right[0] === "") right.length = 0;
-      }
-      const parts = left.concat(right);
-      let hextetCount = 0;
-      for (let i2 = 0; i2 < parts.length; i2++) {
-        const part = parts[i2];
-        if (part === "") return void 0;
-        if (part.indexOf(".") !== -1) {
-          if (i2 !== parts.length - 1 || compression !== -1 && right.length === 0 || !isIPv4(part)) return void 0;
-          hextetCount += 2;
-          continue;
-        }
-        if (!isHextet(part)) return void 0;
-        parts[i2] = parseInt(part, 16).toString(16);
-        hextetCount++;
-      }
-      if (compression === -1) {
-        if (hextetCount !== 8) return void 0;
-        return compressIPv6ZeroRun(parts);
-      }
-      if (hextetCount >= 8) return void 0;
-      const expanded = parts.slice(0, left.length);
-      for (let i2 = hextetCount; i2 < 8; i2++) expanded.push("0");
-      for (let i2 = left.length; i2 < parts.length; i2++) expanded.push(parts[i2]);
-      return compressIPv6ZeroRun(expanded);
-    }
-    function normalizeIPv6(host) {
-      const bracketed = host[0] === "[" && host[host.length - 1] === "]";
-      const hasBracket = host[0] === "[" || host[host.length - 1] === "]";
-      if (hasBracket && !bracketed) return { host, isIPV6: false, error: true };
-      let input = bracketed ? host.slice(1, -1) : host;
-      if (bracketed && isIPvFuture(input)) {
-        input = input.toLowerCase();
-        return { host: `[${input}]`, escapedHost: input, isIPV6: false, isIPVFuture: true };
-      }
-      if (findToken(input, ":") < 2) {
-        return { host, isIPV6: false, error: bracketed };
-      }
-      let zoneIdentifier = "";
-      const zoneSeparator = input.indexOf("%");
-      if (zoneSeparator !== -1) {
-        const separatorLength = input.slice(zoneSeparator, zoneSeparator + 3).toLowerCase() === "%25" ? 3 : 1;
-        zoneIdentifier = input.slice(zoneSeparator + separatorLength);
-        if (!isZoneIdentifier(zoneIdentifier)) return { host, isIPV6: false, error: true };
-        input = input.slice(0, zoneSeparator);
-      }
-      const address = normalizeIPv6Address(input);
-      if (address === void 0) return { host, isIPV6: false, error: true };
-      return {
-        host: address + (zoneIdentifier ? "%" + zoneIdentifier : ""),
-        escapedHost: address + (zoneIdentifier ? "%25" + zoneIdentifier : ""),
-        isIPV6: true
-      };
-    }
-    function findToken(str, token) {
-      let ind = 0;
-      for (let i2 = 0; i2 < str.length; i2++) {
-        if (str[i2] === token) ind++;
-      }
-      return ind;
-    }
-    function removeDotSegments(path18) {
-      let input = path18;
-      const output = [];
-      let nextSlash = -1;
-      let len = 0;
-      while (len = input.length) {
-        if (len === 1) {
-          if (input === ".") {
-            break;
-          } else if (input === "/") {
-            output.push("/");
-            break;
-          } else {
-            output.push(input);
-            break;
-          }
-        } else if (len === 2) {
-          if (input[0] === ".") {
-            if (input[1] === ".") {
-              break;
-            } else if (input[1] === "/") {
-              input = input.slice(2);
-              continue;
-            }
-          } else if (input[0] === "/") {
-            if (input[1] === "." || input[1] === "/") {
-              output.push("/");
-              break;
-            }
-          }
-        } else if (len === 3) {
-          if (input === "/..") {
-            if (output.length !== 0) {
-              output.pop();
-            }
-            output.push("/");
-            break;
-          }
-        }
-        if (input[0] === ".") {
-          if (input[1] === ".") {
-            if (input[2] === "/") {
-              input = input.slice(3);
-              continue;
-            }
-          } else if (input[1] === "/") {
-            input = input.slice(2);
-            continue;
-          }
-        } else if (input[0] === "/") {
-          if (input[1] === ".") {
-            if (input[2] === "/") {
-              input = input.slice(2);
-              continue;
-            } else if (input[2] === ".") {
-              if (input[3] === "/") {
-                input = input.slice(3);
-                if (output.length !== 0) {
-                  output.pop();
-                }
-                continue;
-              }
-            }
-          }
-        }
-        if ((nextSlash = input.indexOf("/", 1)) === -1) {
-          output.push(input);
-          break;
-        } else {
-          output.push(input.slice(0, nextSlash));
-          input = input.slice(nextSlash);
-        }
-      }
-      return output.join("");
-    }
-    function removeDotSegmentsRelative(path18) {
-      if (path18 === "" || path18[0] === "/") {
-        return removeDotSegments(path18);
-      }
-      const segments = path18.split("/");
-      const last = segments.length - 1;
-      const output = [];
-      let trailingDirectory = false;
-      for (let i2 = 0; i2 <= last; i2++) {
-        const segment = segments[i2];
-        if (segment === "." || segment === "..") {
-          if (segment === "..") {
-            if (output.length !== 0 && output[output.length - 1] !== "..") {
-              output.pop();
-            } else {
-              output.push("..");
-            }
-          }
-          trailingDirectory = i2 === last;
-        } else {
-          output.push(segment);
-        }
-      }
-      if (trailingDirectory && output[output.length - 1] !== "..") {
-        output.push("");
-      }
-      if (output.length === 0 || output[0] === "" || output[0].includes(":")) {
-        output.unshift(".");
-      }
-      return output.join("/");
-    }
-    var HOST_DELIMS = { "@": "%40", "/": "%2F", "?": "%3F", "#": "%23", ":": "%3A" };
-    var HOST_DELIM_RE = /[@/?#:]/g;
-    var HOST_DELIM_NO_COLON_RE = /[@/?#]/g;
-    function reescapeHostDelimiters(host, isIP) {
-      const re = isIP ? HOST_DELIM_NO_COLON_RE : HOST_DELIM_RE;
-      re.lastIndex = 0;
-      return host.replace(re, (ch) => HOST_DELIMS[ch]);
-    }
-    function normalizePercentEncoding(input, decodeUnreserved = false) {
-      if (input.indexOf("%") === -1) {
-        return input;
-      }
-      let output = "";
-      for (let i2 = 0; i2 < input.length; i2++) {
-        if (input[i2] === "%" && i2 + 2 < input.length) {
-          const hex = input.slice(i2 + 1, i2 + 3);
-          if (isHexPair(hex)) {
-            const normalizedHex = hex.toUpperCase();
-            const decoded = String.fromCharCode(parseInt(normalizedHex, 16));
-            if (decodeUnreserved && isUnreserved(decoded)) {
-              output += decoded;
-            } else {
-              output += "%" + normalizedHex;
-            }
-            i2 += 2;
-            continue;
-          }
-        }
-        output += input[i2];
-      }
-      return output;
-    }
-    function normalizePathEncoding(input) {
-      let output = "";
-      for (let i2 = 0; i2 < input.length; i2++) {
-        const ch = input[i2];
-        if (ch === "%" && i2 + 2 < input.length) {
-          const hex = input.slice(i2 + 1, i2 + 3);
-          if (isHexPair(hex)) {
-            const normalizedHex = hex.toUpperCase();
-            const decoded = String.fromCharCode(parseInt(normalizedHex, 16));
-            if (decoded !== "." && isUnreserved(decoded)) {
-              output += decoded;
-            } else {
-              output += "%" + normalizedHex;
-            }
-            i2 += 2;
-            continue;
-          }
-        }
-        if (isPathCharacter(ch)) {
-          output += ch;
-        } else {
-          const code = input.charCodeAt(i2);
-          if (code < 128) {
-            output += isEscapeSafe(code) ? ch : BYTE_HEX[code];
-          } else if (code < 55296 || code > 57343) {
-            output += percentEncodeNonAscii(code);
-          } else if (code <= 56319 && i2 + 1 < input.length) {
-            const low = input.charCodeAt(i2 + 1);
-            if (low >= 56320 && low <= 57343) {
-              output += percentEncodeNonAscii(65536 + (code - 55296 << 10) + (low - 56320));
-              i2++;
-            } else {
-              output += percentEncodeNonAscii(65533);
-            }
-          } else {
-            output += percentEncodeNonAscii(65533);
-          }
-        }
-      }
-      return output;
-    }
-    function serializePathEncoding(input, pathNoScheme = false) {
-      let output = "";
-      let firstSegment = pathNoScheme && input[0] !== "/";
-      for (let i2 = 0; i2 < input.length; i2++) {
-        const ch = input[i2];
-        if (ch === "%" && i2 + 2 < input.length) {
-          const hex = input.slice(i2 + 1, i2 + 3);
-          if (isHexPair(hex)) {
-            output += "%" + hex.toUpperCase();
-            i2 += 2;
-            continue;
-          }
-        }
-        if (ch === "/") {
-          firstSegment = false;
-        }
-        if (isPathCharacter(ch) && (ch !== ":" || !firstSegment)) {
-          output += ch;
-        } else {
-          const code = input.charCodeAt(i2);
-          if (code < 128) {
-            output += BYTE_HEX[code];
-          } else if (code < 55296 || code > 57343) {
-            output += percentEncodeNonAscii(code);
-          } else if (code <= 56319 && i2 + 1 < input.length) {
-            const low = input.charCodeAt(i2 + 1);
-            if (low >= 56320 && low <= 57343) {
-              output += percentEncodeNonAscii(65536 + (code - 55296 << 10) + (low - 56320));
-              i2++;
-            } else {
-              output += percentEncodeNonAscii(65533);
-            }
-          } else {
-            output += percentEncodeNonAscii(65533);
-          }
-        }
-      }
-      return output;
-    }
-    function encodeComponent(input, isAllowed) {
-      let output = "";
-      for (let i2 = 0; i2 < input.length; i2++) {
-        const ch = input[i2];
-        if (ch === "%" && i2 + 2 < input.length) {
-          const hex = input.slice(i2 + 1, i2 + 3);
-          if (isHexPair(hex)) {
-            output += "%" + hex.toUpperCase();
-            i2 += 2;
-            continue;
-          }
-        }
-        if (isAllowed(ch)) {
-          output += ch;
-        } else {
-          const code = input.charCodeAt(i2);
-          if (code < 128) {
-            output += BYTE_HEX[code];
-          } else if (code < 55296 || code > 57343) {
-            output += percentEncodeNonAscii(code);
-          } else if (code <= 56319 && i2 + 1 < input.length) {
-            const low = input.charCodeAt(i2 + 1);
-            if (low >= 56320 && low <= 57343) {
-              output += percentEncodeNonAscii(65536 + (code - 55296 << 10) + (low - 56320));
-              i2++;
-            } else {
-              output += percentEncodeNonAscii(65533);
-            }
-          } else {
-            output += percentEncodeNonAscii(65533);
-          }
-        }
-      }
-      return output;
-    }
-    function encodeUserinfo(input) {
-      return encodeComponent(input, isUserinfoCharacter);
-    }
-    function encodeQuery(input) {
-      return encodeComponent(input, isQueryFragmentCharacter);
-    }
-    function encodeFragment(input) {
-      return encodeComponent(input, isQueryFragmentCharacter);
-    }
-    function isEscapeSafe(cp) {
-      return cp >= 48 && cp <= 57 || cp >= 65 && cp <= 90 || cp >= 97 && cp <= 122 || cp === 42 || cp === 43 || cp === 45 || cp === 46 || cp === 47 || cp === 64 || cp === 95;
-    }
-    function normalizeQueryFragmentEncoding(input) {
-      let output = "";
-      for (let i2 = 0; i2 < input.length; i2++) {
-        const ch = input[i2];
-        if (ch === "%" && i2 + 2 < input.length) {
-          const hex = input.slice(i2 + 1, i2 + 3);
-          if (isHexPair(hex)) {
-            const normalizedHex = hex.toUpperCase();
-            const decoded = String.fromCharCode(parseInt(normalizedHex, 16));
-            if (isUnreserved(decoded)) {
-              output += decoded;
-            } else {
-              output += "%" + normalizedHex;
-            }
-            i2 += 2;
-            continue;
-          }
-        }
-        if (isQueryFragmentCharacter(ch)) {
-          output += ch;
-        } else {
-          const code = input.charCodeAt(i2);
-          if (code < 128) {
-            output += isEscapeSafe(code) ? ch : BYTE_HEX[code];
-          } else if (code < 55296 || code > 57343) {
-            output += percentEncodeNonAscii(code);
-          } else if (code <= 56319 && i2 + 1 < input.length) {
-            const low = input.charCodeAt(i2 + 1);
-            if (low >= 56320 && low <= 57343) {
-              output += percentEncodeNonAscii(65536 + (code - 55296 << 10) + (low - 56320));
-              i2++;
-            } else {
-              output += percentEncodeNonAscii(65533);
-            }
-          } else {
-            output += percentEncodeNonAscii(65533);
-          }
-        }
-      }
-      return output;
-    }
-    function escapePreservingEscapes(input) {
-      let output = "";
-      for (let i2 = 0; i2 < input.length; i2++) {
-        if (input[i2] === "%" && i2 + 2 < input.length) {
-          const hex = input.slice(i2 + 1, i2 + 3);
-          if (isHexPair(hex)) {
-            output += "%" + hex.toUpperCase();
-            i2 += 2;
-            continue;
-          }
-        }
-        output += escape(input[i2]);
-      }
-      return output;
-    }
-    function recomposeAuthority(component) {
-      const uriTokens = [];
-      if (component.userinfo !== void 0) {
-        uriTokens.push(encodeUserinfo(component.userinfo));
-        uriTokens.push("@");
-      }
-      if (component.host !== void 0) {
-        let host = component.host;
-        if (!isIPv4(host)) {
-          let ipV6res = normalizeIPv6(host);
-          if (ipV6res.isIPV6 !== true && ipV6res.isIPVFuture !== true) {
-            host = normalizePercentEncoding(host, true);
-            ipV6res = normalizeIPv6(host);
-          }
-          if (ipV6res.isIPV6 === true || ipV6res.isIPVFuture === true) {
-            host = `[${ipV6res.escapedHost}]`;
-          } else {
-            host = reescapeHostDelimiters(host, false);
-          }
-        }
-        uriTokens.push(host);
-      }
-      if (typeof component.port === "number" || typeof component.port === "string") {
-        const port = String(component.port);
-        if (!isPort(port)) {
-          throw new TypeError("URI port is malformed.");
-        }
-        uriTokens.push(":");
-        uriTokens.push(port);
-      }
-      return uriTokens.length ? uriTokens.join("") : void 0;
-    }
-    module.exports = {
-      nonSimpleDomain,
-      recomposeAuthority,
-      reescapeHostDelimiters,
-      normalizePercentEncoding,
-      normalizePathEncoding,
-      serializePathEncoding,
-      normalizeQueryFragmentEncoding,
-      encodeUserinfo,
-      encodeQuery,
-      encodeFragment,
-      escapePreservingEscapes,
-      removeDotSegments,
-      removeDotSegmentsRelative,
-      isIPv4,
-      isUUID,
-      normalizeIPv6,
-      stringArrayToHexStripped
-    };
-  }
-});
-
-// node_modules/fast-uri/lib/schemes.js
-var require_schemes = __commonJS({
-  "node_modules/fast-uri/lib/schemes.js"(exports, module) {
-    "use strict";
-    var { isUUID } = require_utils3();
-    var URN_REG = /^([\da-z][\d\-a-z]{0,31}):((?:[\w!$'()*+,\-./:;=@]|%[\da-f]{2})+)$/iu;
-    var supportedSchemeNames = (
-      /** @type {const} */
-      [
-        "http",
-        "https",
-        "ws",
-        "wss",
-        "urn",
-        "urn:uuid"
-      ]
-    );
-    function isValidSchemeName(name) {
-      return supportedSchemeNames.indexOf(
-        /** @type {*} */
-        name
-      ) !== -1;
-    }
-    function wsIsSecure(wsComponent) {
-      if (wsComponent.secure === true) {
-        return true;
-      } else if (wsComponent.secure === false) {
-        return false;
-      } else if (wsComponent.scheme) {
-        return wsComponent.scheme.length === 3 && (wsComponent.scheme[0] === "w" || wsComponent.scheme[0] === "W") && (wsComponent.scheme[1] === "s" || wsComponent.scheme[1] === "S") && (wsComponent.scheme[2] === "s" || wsComponent.scheme[2] === "S");
-      } else {
-        return false;
-      }
-    }
-    function httpParse(component) {
-      if (!component.host) {
-        component.error = component.error || "HTTP URIs must have a host.";
-      }
-      return component;
-    }
-    function httpSerialize(component) {
-      const secure = String(component.scheme).toLowerCase() === "https";
-      if (component.port === (secure ? 443 : 80) || component.port === "") {
-        component.port = void 0;
-      }
-      if (!component.path) {
-        component.path = "/";
-      }
-      return component;
-    }
-    function wsParse(wsComponent) {
-      wsComponent.secure = wsIsSecure(wsComponent);
-      wsComponent.resourceName = (wsComponent.path || "/") + (wsComponent.query ? "?" + wsComponent.query : "");
-      wsComponent.path = void 0;
-      wsComponent.query = void 0;
-      return wsComponent;
-    }
-    function wsSerialize(wsComponent) {
-      if (wsComponent.port === (wsIsSecure(wsComponent) ? 443 : 80) || wsComponent.port === "") {
-        wsComponent.port = void 0;
-      }
-      if (typeof wsComponent.secure === "boolean") {
-        wsComponent.scheme = wsComponent.secure ? "wss" : "ws";
-        wsComponent.secure = void 0;
-      }
-      if (wsComponent.resourceName) {
-        const queryIndex = wsComponent.resourceName.indexOf("?");
-        const path18 = queryIndex === -1 ? wsComponent.resourceName : wsComponent.resourceName.slice(0, queryIndex);
-        wsComponent.path = path18 && path18 !== "/" ? path18 : void 0;
-        wsComponent.query = queryIndex === -1 ? void 0 : wsComponent.resourceName.slice(queryIndex + 1);
-        wsComponent.resourceName = void 0;
-      }
-      wsComponent.fragment = void 0;
-      return wsComponent;
-    }
-    function urnParse(urnComponent, options) {
-      if (!urnComponent.path) {
-        urnComponent.error = "URN can not be parsed";
-        return urnComponent;
-      }
-      const matches = urnComponent.path.match(URN_REG);
-      if (matches && matches[0] === urnComponent.path) {
-        const scheme = options.scheme || urnComponent.scheme || "urn";
-        urnComponent.nid = matches[1].toLowerCase();
-        urnComponent.nss = matches[2];
-        const urnScheme = `${scheme}:${options.nid || urnComponent.nid}`;
-        const schemeHandler = getSchemeHandler(urnScheme);
-        urnComponent.path = void 0;
-        if (schemeHandler) {
-          urnComponent = schemeHandler.parse(urnComponent, options);
-        }
-      } else {
-        urnComponent.error = urnComponent.error || "URN can not be parsed.";
-      }
-      return urnComponent;
-    }
-    function urnSerialize(urnComponent, options) {
-      if (urnComponent.nid === void 0) {
-        throw new Error("URN without nid cannot be serialized");
-      }
-      const scheme = options.scheme || urnComponent.scheme || "urn";
-      const nid = urnComponent.nid.toLowerCase();
-      const urnScheme = `${scheme}:${options.nid || nid}`;
-      const schemeHandler = getSchemeHandler(urnScheme);
-      if (schemeHandler) {
-        urnComponent = schemeHandler.serialize(urnComponent, options);
-      }
-      const uriComponent = urnComponent;
-      const nss = urnComponent.nss;
-      uriComponent.path = `${nid || options.nid}:${nss}`;
-      options.skipEscape = true;
-      return uriComponent;
-    }
-    function urnuuidParse(urnComponent, options) {
-      const uuidComponent = urnComponent;
-      uuidComponent.uuid = uuidComponent.nss;
-      uuidComponent.nss = void 0;
-      if (!options.tolerant && (!uuidComponent.uuid || !isUUID(uuidComponent.uuid))) {
-        uuidComponent.error = uuidComponent.error || "UUID is not valid.";
-      }
-      return uuidComponent;
-    }
-    function urnuuidSerialize(uuidComponent) {
-      const urnComponent = uuidComponent;
-      urnComponent.nss = (uuidComponent.uuid || "").toLowerCase();
-      return urnComponent;
-    }
-    var http = (
-      /** @type {SchemeHandler} */
-      {
-        scheme: "http",
-        domainHost: true,
-        parse: httpParse,
-        serialize: httpSerialize
-      }
-    );
-    var https = (
-      /** @type {SchemeHandler} */
-      {
-        scheme: "https",
-        domainHost: http.domainHost,
-        parse: httpParse,
-        serialize: httpSerialize
-      }
-    );
-    var ws = (
-      /** @type {SchemeHandler} */
-      {
-        scheme: "ws",
-        domainHost: true,
-        parse: wsParse,
-        serialize: wsSerialize
-      }
-    );
-    var wss = (
-      /** @type {SchemeHandler} */
-      {
-        scheme: "wss",
-        domainHost: ws.domainHost,
-        parse: ws.parse,
-        serialize: ws.serialize
-      }
-    );
-    var urn = (
-      /** @type {SchemeHandler} */
-      {
-        scheme: "urn",
-        parse: urnParse,
-        serialize: urnSerialize,
-        skipNormalize: true
-      }
-    );
-    var urnuuid = (
-      /** @type {SchemeHandler} */
-      {
-        scheme: "urn:uuid",
-        parse: urnuuidParse,
-        serialize: urnuuidSerialize,
-        skipNormalize: true
-      }
-    );
-    var SCHEMES = (
-      /** @type {Record<SchemeName, SchemeHandler>} */
-      {
-        http,
-        https,
-        ws,
-        wss,
-        urn,
-        "urn:uuid": urnuuid
-      }
-    );
-    Object.setPrototypeOf(SCHEMES, null);
-    function getSchemeHandler(scheme) {
-      return scheme && (SCHEMES[
-        /** @type {SchemeName} */
-        scheme
-      ] || SCHEMES[
-        /** @type {SchemeName} */
-        scheme.toLowerCase()
-      ]) || void 0;
-    }
-    module.exports = {
-      wsIsSecure,
-      SCHEMES,
-      isValidSchemeName,
-      getSchemeHandler
-    };
-  }
-});
-
-// node_modules/fast-uri/index.js
-var require_fast_uri = __commonJS({
-  "node_modules/fast-uri/index.js"(exports, module) {
-    "use strict";
-    var { normalizeIPv6, removeDotSegments, removeDotSegmentsRelative, recomposeAuthority, normalizePercentEncoding, normalizePathEncoding, serializePathEncoding, normalizeQueryFragmentEncoding, encodeQuery, encodeFragment, reescapeHostDelimiters, isIPv4, nonSimpleDomain } = require_utils3();
-    var { SCHEMES, getSchemeHandler } = require_schemes();
-    var VALID_SCHEME = /^[A-Za-z][A-Za-z0-9+.-]*$/u;
-    var MALFORMED_SCHEME_ERROR = "URI scheme is malformed.";
-    var MALFORMED_HOST_ERROR = "URI host is malformed.";
-    var FORBIDDEN_DOMAIN_HOST_CHARACTER = /[\0-\x20"#/:<>?@[\\\]^`{|}\x7F]/u;
-    function validateScheme(scheme) {
-      const stringScheme = String(scheme);
-      if (!VALID_SCHEME.test(stringScheme)) {
-        throw new TypeError(MALFORMED_SCHEME_ERROR);
-      }
-      return stringScheme;
-    }
-    function normalize(uri, options) {
-      if (typeof uri === "string") {
-        uri = /** @type {T} */
-        normalizeString(uri, options);
-      } else if (typeof uri === "object") {
-        uri = /** @type {T} */
-        parse3(serialize2(uri, options), options);
-      }
-      return uri;
-    }
-    function resolve7(baseURI, relativeURI, options) {
-      const schemelessOptions = options ? Object.assign({ scheme: "null" }, options) : { scheme: "null" };
-      const {
-        parsed: baseParsed,
-        malformedAuthorityOrPort: baseMalformed,
-        malformedPercentEncoding: baseMalformedPercentEncoding,
-        malformedSchemeSpecific: baseMalformedSchemeSpecific,
-        malformedHost: baseMalformedHost,
-        malformedScheme: baseMalformedScheme
-      } = parseWithStatus(baseURI, schemelessOptions);
-      const {
-        parsed: relativeParsed,
-        malformedAuthorityOrPort: relativeMalformed,
-        malformedPercentEncoding: relativeMalformedPercentEncoding,
-        malformedSchemeSpecific: relativeMalformedSchemeSpecific,
-        malformedHost: relativeMalformedHost,
-        malformedScheme: relativeMalformedScheme
-      } = parseWithStatus(relativeURI, schemelessOptions);
-      if (baseMalformed || relativeMalformed || baseMalformedPercentEncoding || relativeMalformedPercentEncoding || baseMalformedSchemeSpecific || relativeMalformedSchemeSpecific || baseMalformedHost || relativeMalformedHost || baseMalformedScheme || relativeMalformedScheme) {
-        throw new Error(baseParsed.error || relativeParsed.error || "URI is malformed.");
-      }
-      const resolved = resolveComponent(baseParsed, relativeParsed, schemelessOptions, true);
-      const resolvedSchemeHandler = getSchemeHandler(options && options.scheme || resolved.scheme);
-      const resolvedHost = resolved.host;
-      const resolvedHostIsIP = resolvedHost !== void 0 && resolvedHost !== "" && (isIPv4(resolvedHost) || normalizeIPv6(resolvedHost).isIPV6);
-      if (hasForbiddenDomainHost(resolved, options || {}, resolvedSchemeHandler, resolvedHostIsIP)) {
-        throw new Error(MALFORMED_HOST_ERROR);
-      }
-      canonicalizeHost(resolved, options || {}, resolvedSchemeHandler, resolvedHostIsIP);
-      const encodedASCIIHost = resolvedHost && resolvedHost.indexOf("%") !== -1 && !new RegExp("\\P{ASCII}", "u").test(resolvedHost);
-      if (resolved.error && !encodedASCIIHost) {
-        throw new Error(resolved.error);
-      }
-      schemelessOptions.skipEscape = true;
-      return serialize2(resolved, schemelessOptions);
-    }
-    function resolveComponent(base, relative3, options, skipNormalization) {
-      const target = {};
-      if (!skipNormalization) {
-        base = parse3(serialize2(base, options), options);
-        relative3 = parse3(serialize2(relative3, options), options);
-      }
-      options = options || {};
-      if (!options.tolerant && relative3.scheme) {
-        target.scheme = relative3.scheme;
-        target.userinfo = relative3.userinfo;
-        target.host = relative3.host;
-        target.port = relative3.port;
-        target.path = removeDotSegments(relative3.path || "");
-        target.query = relative3.query;
-      } else {
-        if (relative3.userinfo !== void 0 || relative3.host !== void 0 || relative3.port !== void 0) {
-          target.userinfo = relative3.userinfo;
-          target.host = relative3.host;
-          target.port = relative3.port;
-          target.path = removeDotSegments(relative3.path || "");
-          target.query = relative3.query;
-        } else {
-          if (!relative3.path) {
-            target.path = base.path;
-            if (relative3.query !== void 0) {
-              target.query = relative3.query;
-            } else {
-              target.query = base.query;
-            }
-          } else {
-            if (relative3.path[0] === "/") {
-              target.path = removeDotSegments(relative3.path);
-            } else {
-              const baseHasAuthority = base.userinfo !== void 0 || base.host !== void 0 || base.port !== void 0;
-              if (baseHasAuthority && !base.path) {
-                target.path = "/" + relative3.path;
-              } else if (!base.path) {
-                target.path = relative3.path;
-              } else {
-                target.path = base.path.slice(0, base.path.lastIndexOf("/") + 1) + relative3.path;
-              }
-              target.path = base.scheme === void 0 && !baseHasAuthority && target.path[0] !== "/" ? removeDotSegmentsRelative(target.path) : removeDotSegments(target.path);
-            }
-            target.query = relative3.query;
-          }
-          target.userinfo = base.userinfo;
-          target.host = base.host;
-          target.port = base.port;
-        }
-        target.scheme = base.scheme;
-      }
-      target.fragment = relative3.fragment;
-      return target;
-    }
-    function equal(uriA, uriB, options) {
-      const normalizedA = normalizeComparableURI(uriA, options);
-      const normalizedB = normalizeComparableURI(uriB, options);
-      return normalizedA !== void 0 && normalizedB !== void 0 && normalizedA === normalizedB;
-    }
-    function serialize2(cmpts, opts) {
-      const component = {
-        host: cmpts.host,
-        scheme: cmpts.scheme,
-        userinfo: cmpts.userinfo,
-        port: cmpts.port,
-        path: cmpts.path,
-        query: cmpts.query,
-        nid: cmpts.nid,
-        nss: cmpts.nss,
-        uuid: cmpts.uuid,
-        fragment: cmpts.fragment,
-        reference: cmpts.reference,
-        resourceName: cmpts.resourceName,
-        secure: cmpts.secure,
-        error: ""
-      };
-      const options = Object.assign({}, opts);
-      const uriTokens = [];
-      if (component.scheme) {
-        component.scheme = validateScheme(component.scheme);
-      }
-      const schemeHandler = getSchemeHandler(options.scheme || component.scheme);
-      if (schemeHandler && schemeHandler.serialize) schemeHandler.serialize(component, options);
-      const hasAuthority = component.userinfo !== void 0 || component.host !== void 0 || component.port !== void 0;
-      const schemelessReference = (component.scheme === void 0 || options.reference === "suffix") && !hasAuthority;
-      const pathNoScheme = !options.skipEscape && schemelessReference;
-      if (component.path !== void 0) {
-        if (!options.skipEscape) {
-          component.path = serializePathEncoding(component.path, pathNoScheme);
-        } else {
-          component.path = normalizePercentEncoding(component.path);
-        }
-      }
-      if (options.reference !== "suffix" && component.scheme) {
-        component.scheme = validateScheme(component.scheme);
-        uriTokens.push(component.scheme, ":");
-      }
-      const authority = recomposeAuthority(component);
-      if (authority !== void 0) {
-        if (options.reference !== "suffix") {
-          uriTokens.push("//");
-        }
-        uriTokens.push(authority);
-        if (component.path && component.path[0] !== "/") {
-          uriTokens.push("/");
-        }
-      }
-      if (component.path !== void 0) {
-        let s = component.path;
-        if (!options.absolutePath && (!schemeHandler || !schemeHandler.absolutePath)) {
-          s = schemelessReference && s[0] !== "/" ? removeDotSegmentsRelative(s) : removeDotSegments(s);
-        }
-        if (schemelessReference) {
-          s = serializePathEncoding(s, true);
-        }
-        if (authority === void 0 && s[0] === "/" && s[1] === "/") {
-          s = "/%2F" + s.slice(2);
-        }
-        uriTokens.push(s);
-      }
-      if (component.query !== void 0) {
-        uriTokens.push("?", encodeQuery(component.query));
-      }
-      if (component.fragment !== void 0) {
-        uriTokens.push("#", encodeFragment(component.fragment));
-      }
-      return uriTokens.join("");
-    }
-    var URI_PARSE = /^(?:([^#/:?]+):)?(?:\/\/((?:([^#/?@]*)@)?(\[[^#/?\]]+\]|[^#/:?]*)(?::(\d*))?))?([^#?]*)(?:\?([^#]*))?(?:#((?:.|[\n\r])*))?/u;
-    var AUTHORITY_PREFIX = /^(?:[^#/:?]+:)?\/\/([^/?#]*)/;
-    var AUTHORITY_INTRODUCER_REGION = /^(?:[^#/:?]+:)?([/\\\t\n\r]*)/;
-    function getParseError(parsed, matches) {
-      if (matches[2] !== void 0 && parsed.path && parsed.path[0] !== "/") {
-        return 'URI path must start with "/" when authority is present.';
-      }
-      if (typeof parsed.port === "number" && (parsed.port < 0 || parsed.port > 65535)) {
-        return "URI port is malformed.";
-      }
-      return void 0;
-    }
-    function hasMalformedPercentEncoding(component) {
-      if (component === void 0) return false;
-      let percent2 = component.indexOf("%");
-      while (percent2 !== -1) {
-        if (percent2 + 2 >= component.length || !/^[\da-f]{2}$/iu.test(component.slice(percent2 + 1, percent2 + 3))) {
-          return true;
-        }
-        percent2 = component.indexOf("%", percent2 + 3);
-      }
-      return false;
-    }
-    function isIPLiteral(host) {
-      return host[0] === "[" && host[host.length - 1] === "]";
-    }
-    function hasMalformedComponentPercentEncoding(matches) {
-      const host = matches[4];
-      return hasMalformedPercentEncoding(matches[3]) || host !== void 0 && !isIPLiteral(host) && hasMalformedPercentEncoding(host) || hasMalformedPercentEncoding(matches[6]) || hasMalformedPercentEncoding(matches[7]) || hasMalformedPercentEncoding(matches[8]);
-    }
-    function canonicalizeHost(parsed, options, schemeHandler, isIP) {
-      if (hasForbiddenDomainHost(parsed, options, schemeHandler, isIP)) {
-        parsed.error = parsed.error || MALFORMED_HOST_ERROR;
-        return true;
-      }
-      if (!options.unicodeSupport && (!schemeHandler || !schemeHandler.unicodeSupport) && parsed.host && !isIPLiteral(parsed.host) && (options.domainHost || schemeHandler && schemeHandler.domainHost) && isIP === false && nonSimpleDomain(parsed.host)) {
-        let url;
-        try {
-          url = new URL("http://" + parsed.host);
-        } catch (e) {
-          parsed.error = parsed.error || "Host's domain name can not be converted to ASCII: " + e;
-          return true;
-        }
-        if (!isHostOnlyURL(url)) {
-          parsed.error = parsed.error || MALFORMED_HOST_ERROR;
-          return true;
-        }
-        parsed.host = url.hostname;
-      }
-      return false;
-    }
-    function hasForbiddenDomainHost(parsed, options, schemeHandler, isIP) {
-      return Boolean(
-        parsed.host && isIP === false && !isIPLiteral(parsed.host) && (options.domainHost || schemeHandler && schemeHandler.domainHost) && FORBIDDEN_DOMAIN_HOST_CHARACTER.test(parsed.host)
-      );
-    }
-    function isHostOnlyURL(url) {
-      return url.username === "" && url.password === "" && url.port === "" && url.pathname === "/" && url.search === "" && url.hash === "" && url.hostname !== "";
-    }
-    function parseWithStatus(uri, opts) {
-      const options = Object.assign({}, opts);
-      const parsed = {
-        scheme: void 0,
-        userinfo: void 0,
-        host: "",
-        port: void 0,
-        path: "",
-        query: void 0,
-        fragment: void 0
-      };
-      let malformedAuthorityOrPort = false;
-      let malformedPercentEncoding = false;
-      let malformedSchemeSpecific = false;
-      let malformedHost = false;
-      let malformedIPLiteral = false;
-      let malformedScheme = false;
-      let isIP = false;
-      if (options.reference === "suffix") {
-        if (options.scheme) {
-          uri = options.scheme + ":" + uri;
-        } else {
-          uri = "//" + uri;
-        }
-      }
-      const authorityMatch = uri.match(AUTHORITY_PREFIX);
-      if (authorityMatch !== null && authorityMatch[1].indexOf("\\") !== -1) {
-        parsed.error = "URI authority must not contain a literal backslash.";
-        malformedAuthorityOrPort = true;
-      }
-      const introducerMatch = uri.match(AUTHORITY_INTRODUCER_REGION);
-      if (introducerMatch !== null) {
-        const region = introducerMatch[1];
-        const normalizedRegion = region.replace(/[\t\n\r]/g, "");
-        if (normalizedRegion.length >= 2) {
-          if (normalizedRegion.slice(0, 2) !== "//") {
-            parsed.error = parsed.error || "URI authority must not contain a literal backslash.";
-            malformedAuthorityOrPort = true;
-          } else if (region.length !== normalizedRegion.length) {
-            parsed.error = parsed.error || "URI authority introducer must not contain whitespace.";
-            malformedAuthorityOrPort = true;
-          }
-        }
-      }
-      const matches = uri.match(URI_PARSE);
-      if (matches) {
-        parsed.scheme = matches[1];
-        parsed.userinfo = matches[3];
-        parsed.host = matches[4];
-        parsed.port = parseInt(matches[5], 10);
-        parsed.path = matches[6] || "";
-        parsed.query = matches[7];
-        parsed.fragment = matches[8];
-        if (parsed.scheme !== void 0) {
-          if (VALID_SCHEME.test(parsed.scheme)) {
-            parsed.scheme = parsed.scheme.toLowerCase();
-          } else {
-            parsed.error = parsed.error || MALFORMED_SCHEME_ERROR;
-            malformedScheme = true;
-          }
-        }
-        malformedPercentEncoding = hasMalformedComponentPercentEncoding(matches);
-        if (malformedPercentEncoding) {
-          parsed.error = parsed.error || "URI contains malformed percent-encoding.";
-        }
-        if (isNaN(parsed.port)) {
-          parsed.port = matches[5];
-        }
-        const parseError = getParseError(parsed, matches);
-        if (parseError !== void 0) {
-          parsed.error = parsed.error || parseError;
-          malformedAuthorityOrPort = true;
-        }
-        if (parsed.host) {
-          const ipv4result = isIPv4(parsed.host);
-          if (ipv4result === false) {
-            const bracketedIPLiteral = isIPLiteral(parsed.host);
-            const hasIPLiteralBracket = parsed.host.indexOf("[") !== -1 || parsed.host.indexOf("]") !== -1;
-            const ipv6result = normalizeIPv6(parsed.host);
-            isIP = ipv6result.isIPV6 || ipv6result.isIPVFuture === true;
-            malformedIPLiteral = hasIPLiteralBracket && (!bracketedIPLiteral || ipv6result.error === true);
-            parsed.host = isIP ? ipv6result.host : ipv6result.host.toLowerCase();
-            if (malformedIPLiteral) {
-              parsed.error = parsed.error || MALFORMED_HOST_ERROR;
-              malformedAuthorityOrPort = true;
-            }
-          } else {
-            isIP = true;
-          }
-        }
-        if (parsed.scheme === void 0 && parsed.userinfo === void 0 && parsed.host === void 0 && parsed.port === void 0 && parsed.query === void 0 && !parsed.path) {
-          parsed.reference = "same-document";
-        } else if (parsed.scheme === void 0) {
-          parsed.reference = "relative";
-        } else if (parsed.fragment === void 0) {
-          parsed.reference = "absolute";
-        } else {
-          parsed.reference = "uri";
-        }
-        if (options.reference && options.reference !== "suffix" && options.reference !== parsed.reference) {
-          parsed.error = parsed.error || "URI is not a " + options.reference + " reference.";
-        }
-        const schemeHandler = getSchemeHandler(options.scheme || parsed.scheme);
-        if (!malformedIPLiteral) {
-          malformedHost = canonicalizeHost(parsed, options, schemeHandler, isIP);
-        }
-        if (uri.indexOf("%") !== -1 && parsed.host !== void 0 && !malformedIPLiteral) {
-          let host = isIP ? parsed.host : normalizePercentEncoding(parsed.host, true);
-          if (!isIP) {
-            host = normalizePercentEncoding(host.toLowerCase());
-          }
-          parsed.host = isIP || options.scheme !== "null" ? reescapeHostDelimiters(host, isIP) : host;
-        }
-        if (!schemeHandler || schemeHandler && !schemeHandler.skipNormalize) {
-          if (parsed.path) {
-            parsed.path = normalizePathEncoding(parsed.path);
-          }
-          if (parsed.query) {
-            parsed.query = normalizeQueryFragmentEncoding(parsed.query);
-          }
-          if (parsed.fragment) {
-            parsed.fragment = normalizeQueryFragmentEncoding(parsed.fragment);
-          }
-        }
-        if (schemeHandler && schemeHandler.parse) {
-          schemeHandler.parse(parsed, options);
-          if (schemeHandler === SCHEMES.urn && parsed.nid === void 0) {
-            malformedSchemeSpecific = true;
-          }
-        }
-      } else {
-        parsed.error = parsed.error || "URI can not be parsed.";
-      }
-      return { parsed, malformedAuthorityOrPort, malformedPercentEncoding, malformedSchemeSpecific, malformedHost, malformedScheme };
-    }
-    function parse3(uri, opts) {
-      return parseWithStatus(uri, opts).parsed;
-    }
-    function normalizeString(uri, opts) {
-      return normalizeStringWithStatus(uri, opts).normalized;
-    }
-    function normalizeStringWithStatus(uri, opts) {
-      const { parsed, malformedAuthorityOrPort, malformedPercentEncoding, malformedSchemeSpecific, malformedHost, malformedScheme } = parseWithStatus(uri, opts);
-      return {
-        normalized: malformedAuthorityOrPort || malformedPercentEncoding || malformedSchemeSpecific || malformedHost || malformedScheme ? uri : serialize2(parsed, opts),
-        malformedAuthorityOrPort,
-        malformedPercentEncoding,
-        malformedSchemeSpecific,
-        malformedHost,
-        malformedScheme
-      };
-    }
-    function normalizeComparableURI(uri, opts) {
-      if (typeof uri !== "string" && typeof uri !== "object") {
-        return void 0;
-      }
-      let value;
-      try {
-        value = typeof uri === "string" ? uri : serialize2(uri, opts);
-      } catch {
-        return void 0;
-      }
-      const { normalized, malformedAuthorityOrPort, malformedPercentEncoding, malformedSchemeSpecific, malformedHost, malformedScheme } = normalizeStringWithStatus(value, opts);
-      return malformedAuthorityOrPort || malformedPercentEncoding || malformedSchemeSpecific || malformedHost || malformedScheme ? void 0 : normalized;
-    }
-    var fastUri = {
-      SCHEMES,
-      normalize,
-      resolve: resolve7,
-      resolveComponent,
-      equal,
-      serialize: serialize2,
-      parse: parse3
-    };
-    module.exports = fastUri;
-    module.exports.default = fastUri;
-    module.exports.fastUri = fastUri;
-  }
-});
-
-// node_modules/ajv/dist/runtime/uri.js
-var require_uri = __commonJS({
-  "node_modules/ajv/dist/runtime/uri.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var uri = require_fast_uri();
-    uri.code = 'require("ajv/dist/runtime/uri").default';
-    exports.default = uri;
-  }
-});
-
-// node_modules/ajv/dist/core.js
-var require_core = __commonJS({
-  "node_modules/ajv/dist/core.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.CodeGen = exports.Name = exports.nil = exports.stringify = exports.str = exports._ = exports.KeywordCxt = void 0;
-    var validate_1 = require_validate();
-    Object.defineProperty(exports, "KeywordCxt", { enumerable: true, get: function() {
-      return validate_1.KeywordCxt;
-    } });
-    var codegen_1 = require_codegen();
-    Object.defineProperty(exports, "_", { enumerable: true, get: function() {
-      return codegen_1._;
-    } });
-    Object.defineProperty(exports, "str", { enumerable: true, get: function() {
-      return codegen_1.str;
-    } });
-    Object.defineProperty(exports, "stringify", { enumerable: true, get: function() {
-      return codegen_1.stringify;
-    } });
-    Object.defineProperty(exports, "nil", { enumerable: true, get: function() {
-      return codegen_1.nil;
-    } });
-    Object.defineProperty(exports, "Name", { enumerable: true, get: function() {
-      return codegen_1.Name;
-    } });
-    Object.defineProperty(exports, "CodeGen", { enumerable: true, get: function() {
-      return codegen_1.CodeGen;
-    } });
-    var validation_error_1 = require_validation_error();
-    var ref_error_1 = require_ref_error();
-    var rules_1 = require_rules();
-    var compile_1 = require_compile();
-    var codegen_2 = require_codegen();
-    var resolve_1 = require_resolve();
-    var dataType_1 = require_dataType();
-    var util_1 = require_util9();
-    var $dataRefSchema = require_data();
-    var uri_1 = require_uri();
-    var defaultRegExp = (str, flags) => new RegExp(str, flags);
-    defaultRegExp.code = "new RegExp";
-    var META_IGNORE_OPTIONS = ["removeAdditional", "useDefaults", "coerceTypes"];
-    var EXT_SCOPE_NAMES = /* @__PURE__ */ new Set([
-      "validate",
-      "serialize",
-      "parse",
-      "wrapper",
-      "root",
-      "schema",
-      "keyword",
-      "pattern",
-      "formats",
-      "validate$data",
-      "func",
-      "obj",
-      "Error"
-    ]);
-    var removedOptions = {
-      errorDataPath: "",
-      format: "`validateFormats: false` can be used instead.",
-      nullable: '"nullable" keyword is supported by default.',
-      jsonPointers: "Deprecated jsPropertySyntax can be used instead.",
-      extendRefs: "Deprecated ignoreKeywordsWithRef can be used instead.",
-      missingRefs: "Pass empty schema with $id that should be ignored to ajv.addSchema.",
-      processCode: "Use option `code: {process: (code, schemaEnv: object) => string}`",
-      sourceCode: "Use option `code: {source: true}`",
-      strictDefaults: "It is default now, see option `strict`.",
-      strictKeywords: "It is default now, see option `strict`.",
-      uniqueItems: '"uniqueItems" keyword is always validated.',
-      unknownFormats: "Disable strict mode or pass `true` to `ajv.addFormat` (or `formats` option).",
-      cache: "Map is used as cache, schema object as key.",
-      serialize: "Map is used as cache, schema object as key.",
-      ajvErrors: "It is default now."
-    };
-    var deprecatedOptions = {
-      ignoreKeywordsWithRef: "",
-      jsPropertySyntax: "",
-      unicode: '"minLength"/"maxLength" account for unicode characters by default.'
-    };
-    var MAX_EXPRESSION = 200;
-    function requiredOptions(o) {
-      var _a2, _b2, _c, _d, _e, _f, _g, _h, _j, _k, _l, _m, _o, _p, _q, _r, _s, _t, _u, _v, _w, _x, _y, _z, _0;
-      const s = o.strict;
-      const _optz = (_a2 = o.code) === null || _a2 === void 0 ? void 0 : _a2.optimize;
-      const optimize = _optz === true || _optz === void 0 ? 1 : _optz || 0;
-      const regExp = (_c = (_b2 = o.code) === null || _b2 === void 0 ? void 0 : _b2.regExp) !== null && _c !== void 0 ? _c : defaultRegExp;
-      const uriResolver = (_d = o.uriResolver) !== null && _d !== void 0 ? _d : uri_1.default;
-      return {
-        strictSchema: (_f = (_e = o.strictSchema) !== null && _e !== void 0 ? _e : s) !== null && _f !== void 0 ? _f : true,
-        strictNumbers: (_h = (_g = o.strictNumbers) !== null && _g !== void 0 ? _g : s) !== null && _h !== void 0 ? _h : true,
-        strictTypes: (_k = (_j = o.strictTypes) !== null && _j !== void 0 ? _j : s) !== null && _k !== void 0 ? _k : "log",
-        strictTuples: (_m = (_l = o.strictTuples) !== null && _l !== void 0 ? _l : s) !== null && _m !== void 0 ? _m : "log",
-        strictRequired: (_p = (_o = o.strictRequired) !== null && _o !== void 0 ? _o : s) !== null && _p !== void 0 ? _p : false,
-        code: o.code ? { ...o.code, optimize, regExp } : { optimize, regExp },
-        loopRequired: (_q = o.loopRequired) !== null && _q !== void 0 ? _q : MAX_EXPRESSION,
-        loopEnum: (_r = o.loopEnum) !== null && _r !== void 0 ? _r : MAX_EXPRESSION,
-        meta: (_s = o.meta) !== null && _s !== void 0 ? _s : true,
-        messages: (_t = o.messages) !== null && _t !== void 0 ? _t : true,
-        inlineRefs: (_u = o.inlineRefs) !== null && _u !== void 0 ? _u : true,
-        schemaId: (_v = o.schemaId) !== null && _v !== void 0 ? _v : "$id",
-        addUsedSchema: (_w = o.addUsedSchema) !== null && _w !== void 0 ? _w : true,
-        validateSchema: (_x = o.validateSchema) !== null && _x !== void 0 ? _x : true,
-        validateFormats: (_y = o.validateFormats) !== null && _y !== void 0 ? _y : true,
-        unicodeRegExp: (_z = o.unicodeRegExp) !== null && _z !== void 0 ? _z : true,
-        int32range: (_0 = o.int32range) !== null && _0 !== void 0 ? _0 : true,
-        uriResolver
-      };
-    }
-    var Ajv = class {
-      constructor(opts = {}) {
-        this.schemas = {};
-        this.refs = {};
-        this.formats = /* @__PURE__ */ Object.create(null);
-        this._compilations = /* @__PURE__ */ new Set();
-        this._loading = {};
-        this._cache = /* @__PURE__ */ new Map();
-        opts = this.opts = { ...opts, ...requiredOptions(opts) };
-        const { es5, lines: lines2 } = this.opts.code;
-        this.scope = new codegen_2.ValueScope({ scope: {}, prefixes: EXT_SCOPE_NAMES, es5, lines: lines2 });
-        this.logger = getLogger(opts.logger);
-        const formatOpt = opts.validateFormats;
-        opts.validateFormats = false;
-        this.RULES = (0, rules_1.getRules)();
-        checkOptions.call(this, removedOptions, opts, "NOT SUPPORTED");
-        checkOptions.call(this, deprecatedOptions, opts, "DEPRECATED", "warn");
-        this._metaOpts = getMetaSchemaOptions.call(this);
-        if (opts.formats)
-          addInitialFormats.call(this);
-        this._addVocabularies();
-        this._addDefaultMetaSchema();
-        if (opts.keywords)
-          addInitialKeywords.call(this, opts.keywords);
-        if (typeof opts.meta == "object")
-          this.addMetaSchema(opts.meta);
-        addInitialSchemas.call(this);
-        opts.validateFormats = formatOpt;
-      }
-      _addVocabularies() {
-        this.addKeyword("$async");
-      }
-      _addDefaultMetaSchema() {
-        const { $data, meta, schemaId } = this.opts;
-        let _dataRefSchema = $dataRefSchema;
-        if (schemaId === "id") {
-          _dataRefSchema = { ...$dataRefSchema };
-          _dataRefSchema.id = _dataRefSchema.$id;
-          delete _dataRefSchema.$id;
-        }
-        if (meta && $data)
-          this.addMetaSchema(_dataRefSchema, _dataRefSchema[schemaId], false);
-      }
-      defaultMeta() {
-        const { meta, schemaId } = this.opts;
-        return this.opts.defaultMeta = typeof meta == "object" ? meta[schemaId] || meta : void 0;
-      }
-      validate(schemaKeyRef, data) {
-        let v;
-        if (typeof schemaKeyRef == "string") {
-          v = this.getSchema(schemaKeyRef);
-          if (!v)
-            throw new Error(`no schema with key or ref "${schemaKeyRef}"`);
-        } else {
-          v = this.compile(schemaKeyRef);
-        }
-        const valid = v(data);
-        if (!("$async" in v))
-          this.errors = v.errors;
-        return valid;
-      }
-      compile(schema, _meta) {
-        const sch = this._addSchema(schema, _meta);
-        return sch.validate || this._compileSchemaEnv(sch);
-      }
-      compileAsync(schema, meta) {
-        if (typeof this.opts.loadSchema != "function") {
-          throw new Error("options.loadSchema should be a function");
-        }
-        const { loadSchema } = this.opts;
-        return runCompileAsync.call(this, schema, meta);
-        async function runCompileAsync(_schema, _meta) {
-          await loadMetaSchema.call(this, _schema.$schema);
-          const sch = this._addSchema(_schema, _meta);
-          return sch.validate || _compileAsync.call(this, sch);
-        }
-        async function loadMetaSchema($ref) {
-          if ($ref && !this.getSchema($ref)) {
-            await runCompileAsync.call(this, { $ref }, true);
-          }
-        }
-        async function _compileAsync(sch) {
-          try {
-            return this._compileSchemaEnv(sch);
-          } catch (e) {
-            if (!(e instanceof ref_error_1.default))
-              throw e;
-            checkLoaded.call(this, e);
-            await loadMissingSchema.call(this, e.missingSchema);
-            return _compileAsync.call(this, sch);
-          }
-        }
-        function checkLoaded({ missingSchema: ref, missingRef }) {
-          if (this.refs[ref]) {
-            throw new Error(`AnySchema ${ref} is loaded but ${missingRef} cannot be resolved`);
-          }
-        }
-        async function loadMissingSchema(ref) {
-          const _schema = await _loadSchema.call(this, ref);
-          if (!this.refs[ref])
-            await loadMetaSchema.call(this, _schema.$schema);
-          if (!this.refs[ref])
-            this.addSchema(_schema, ref, meta);
-        }
-        async function _loadSchema(ref) {
-          const p = this._loading[ref];
-          if (p)
-            return p;
-          try {
-            return await (this._loading[ref] = loadSchema(ref));
-          } finally {
-            delete this._loading[ref];
-          }
-        }
-      }
-      // Adds schema to the instance
-      addSchema(schema, key, _meta, _validateSchema = this.opts.validateSchema) {
-        if (Array.isArray(schema)) {
-          for (const sch of schema)
-            this.addSchema(sch, void 0, _meta, _validateSchema);
-          return this;
-        }
-        let id;
-        if (typeof schema === "object") {
-          const { schemaId } = this.opts;
-          id = schema[schemaId];
-          if (id !== void 0 && typeof id != "string") {
-            throw new Error(`schema ${schemaId} must be string`);
-          }
-        }
-        key = (0, resolve_1.normalizeId)(key || id);
-        this._checkUnique(key);
-        this.schemas[key] = this._addSchema(schema, _meta, key, _validateSchema, true);
-        return this;
-      }
-      // Add schema that will be used to validate other schemas
-      // options in META_IGNORE_OPTIONS are alway set to false
-      addMetaSchema(schema, key, _validateSchema = this.opts.validateSchema) {
-        this.addSchema(schema, key, true, _validateSchema);
-        return this;
-      }
-      //  Validate schema against its meta-schema
-      validateSchema(schema, throwOrLogError) {
-        if (typeof schema == "boolean")
-          return true;
-        let $schema;
-        $schema = schema.$schema;
-        if ($schema !== void 0 && typeof $schema != "string") {
-          throw new Error("$schema must be a string");
-        }
-        $schema = $schema || this.opts.defaultMeta || this.defaultMeta();
-        if (!$schema) {
-          this.logger.warn("meta-schema not available");
-          this.errors = null;
-          return true;
-        }
-        const valid = this.validate($schema, schema);
-        if (!valid && throwOrLogError) {
-          const message = "schema is invalid: " + this.errorsText();
-          if (this.opts.validateSchema === "log")
-            this.logger.error(message);
-          else
-            throw new Error(message);
-        }
-        return valid;
-      }
-      // Get compiled schema by `key` or `ref`.
-      // (`key` that was passed to `addSchema` or full schema reference - `schema.$id` or resolved id)
-      getSchema(keyRef) {
-        let sch;
-        while (typeof (sch = getSchEnv.call(this, keyRef)) == "string")
-          keyRef = sch;
-        if (sch === void 0) {
-          const { schemaId } = this.opts;
-          const root = new compile_1.SchemaEnv({ schema: {}, schemaId });
-          sch = compile_1.resolveSchema.call(this, root, keyRef);
-          if (!sch)
-            return;
-          this.refs[keyRef] = sch;
-        }
-        return sch.validate || this._compileSchemaEnv(sch);
-      }
-      // Remove cached schema(s).
-      // If no parameter is passed all schemas but meta-schemas are removed.
-      // If RegExp is passed all schemas with key/id matching pattern but meta-schemas are removed.
-      // Even if schema is referenced by other schemas it still can be removed as other schemas have local references.
-      removeSchema(schemaKeyRef) {
-        if (schemaKeyRef instanceof RegExp) {
-          this._removeAllSchemas(this.schemas, schemaKeyRef);
-          this._removeAllSchemas(this.refs, schemaKeyRef);
-          return this;
-        }
-        switch (typeof schemaKeyRef) {
-          case "undefined":
-            this._removeAllSchemas(this.schemas);
-            this._removeAllSchemas(this.refs);
-            this._cache.clear();
-            return this;
-          case "string": {
-            const sch = getSchEnv.call(this, schemaKeyRef);
-            if (typeof sch == "object")
-              this._cache.delete(sch.schema);
-            delete this.schemas[schemaKeyRef];
-            delete this.refs[schemaKeyRef];
-            return this;
-          }
-          case "object": {
-            const cacheKey = schemaKeyRef;
-            this._cache.delete(cacheKey);
-            let id = schemaKeyRef[this.opts.schemaId];
-            if (id) {
-              id = (0, resolve_1.normalizeId)(id);
-              delete this.schemas[id];
-              delete this.refs[id];
-            }
-            return this;
-          }
-          default:
-            throw new Error("ajv.removeSchema: invalid parameter");
-        }
-      }
-      // add "vocabulary" - a collection of keywords
-      addVocabulary(definitions) {
-        for (const def of definitions)
-          this.addKeyword(def);
-        return this;
-      }
-      addKeyword(kwdOrDef, def) {
-        let keyword;
-        if (typeof kwdOrDef == "string") {
-          keyword = kwdOrDef;
-          if (typeof def == "object") {
-            this.logger.warn("these parameters are deprecated, see docs for addKeyword");
-            def.keyword = keyword;
-          }
-        } else if (typeof kwdOrDef == "object" && def === void 0) {
-          def = kwdOrDef;
-          keyword = def.keyword;
-          if (Array.isArray(keyword) && !keyword.length) {
-            throw new Error("addKeywords: keyword must be string or non-empty array");
-          }
-        } else {
-          throw new Error("invalid addKeywords parameters");
-        }
-        checkKeyword.call(this, keyword, def);
-        if (!def) {
-          (0, util_1.eachItem)(keyword, (kwd) => addRule.call(this, kwd));
-          return this;
-        }
-        keywordMetaschema.call(this, def);
-        const definition = {
-          ...def,
-          type: (0, dataType_1.getJSONTypes)(def.type),
-          schemaType: (0, dataType_1.getJSONTypes)(def.schemaType)
-        };
-        (0, util_1.eachItem)(keyword, definition.type.length === 0 ? (k) => addRule.call(this, k, definition) : (k) => definition.type.forEach((t) => addRule.call(this, k, definition, t)));
-        return this;
-      }
-      getKeyword(keyword) {
-        const rule = this.RULES.all[keyword];
-        return typeof rule == "object" ? rule.definition : !!rule;
-      }
-      // Remove keyword
-      removeKeyword(keyword) {
-        const { RULES } = this;
-        delete RULES.keywords[keyword];
-        delete RULES.all[keyword];
-        for (const group of RULES.rules) {
-          const i2 = group.rules.findIndex((rule) => rule.keyword === keyword);
-          if (i2 >= 0)
-            group.rules.splice(i2, 1);
-        }
-        return this;
-      }
-      // Add format
-      addFormat(name, format) {
-        if (typeof format == "string")
-          format = new RegExp(format);
-        this.formats[name] = format;
-        return this;
-      }
-      errorsText(errors = this.errors, { separator = ", ", dataVar = "data" } = {}) {
-        if (!errors || errors.length === 0)
-          return "No errors";
-        return errors.map((e) => `${dataVar}${e.instancePath} ${e.message}`).reduce((text, msg) => text + separator + msg);
-      }
-      $dataMetaSchema(metaSchema, keywordsJsonPointers) {
-        const rules = this.RULES.all;
-        metaSchema = JSON.parse(JSON.stringify(metaSchema));
-        for (const jsonPointer of keywordsJsonPointers) {
-          const segments = jsonPointer.split("/").slice(1);
-          let keywords = metaSchema;
-          for (const seg of segments)
-            keywords = keywords[seg];
-          for (const key in rules) {
-            const rule = rules[key];
-            if (typeof rule != "object")
-              continue;
-            const { $data } = rule.definition;
-            const schema = keywords[key];
-            if ($data && schema)
-              keywords[key] = schemaOrData(schema);
-          }
-        }
-        return metaSchema;
-      }
-      _removeAllSchemas(schemas, regex) {
-        for (const keyRef in schemas) {
-          const sch = schemas[keyRef];
-          if (!regex || regex.test(keyRef)) {
-            if (typeof sch == "string") {
-              delete schemas[keyRef];
-            } else if (sch && !sch.meta) {
-              this._cache.delete(sch.schema);
-              delete schemas[keyRef];
-            }
-          }
-        }
-      }
-      _addSchema(schema, meta, baseId, validateSchema = this.opts.validateSchema, addSchema = this.opts.addUsedSchema) {
-        let id;
-        const { schemaId } = this.opts;
-        if (typeof schema == "object") {
-          id = schema[schemaId];
-        } else {
-          if (this.opts.jtd)
-            throw new Error("schema must be object");
-          else if (typeof schema != "boolean")
-            throw new Error("schema must be object or boolean");
-        }
-        let sch = this._cache.get(schema);
-        if (sch !== void 0)
-          return sch;
-        baseId = (0, resolve_1.normalizeId)(id || baseId);
-        const localRefs = resolve_1.getSchemaRefs.call(this, schema, baseId);
-        sch = new compile_1.SchemaEnv({ schema, schemaId, meta, baseId, localRefs });
-        this._cache.set(sch.schema, sch);
-        if (addSchema && !baseId.startsWith("#")) {
-          if (baseId)
-            this._checkUnique(baseId);
-          this.refs[baseId] = sch;
-        }
-        if (validateSchema)
-          this.validateSchema(schema, true);
-        return sch;
-      }
-      _checkUnique(id) {
-        if (this.schemas[id] || this.refs[id]) {
-          throw new Error(`schema with key or id "${id}" already exists`);
-        }
-      }
-      _compileSchemaEnv(sch) {
-        if (sch.meta)
-          this._compileMetaSchema(sch);
-        else
-          compile_1.compileSchema.call(this, sch);
-        if (!sch.validate)
-          throw new Error("ajv implementation error");
-        return sch.validate;
-      }
-      _compileMetaSchema(sch) {
-        const currentOpts = this.opts;
-        this.opts = this._metaOpts;
-        try {
-          compile_1.compileSchema.call(this, sch);
-        } finally {
-          this.opts = currentOpts;
-        }
-      }
-    };
-    Ajv.ValidationError = validation_error_1.default;
-    Ajv.MissingRefError = ref_error_1.default;
-    exports.default = Ajv;
-    function checkOptions(checkOpts, options, msg, log = "error") {
-      for (const key in checkOpts) {
-        const opt = key;
-        if (opt in options)
-          this.logger[log](`${msg}: option ${key}. ${checkOpts[opt]}`);
-      }
-    }
-    function getSchEnv(keyRef) {
-      keyRef = (0, resolve_1.normalizeId)(keyRef);
-      return this.schemas[keyRef] || this.refs[keyRef];
-    }
-    function addInitialSchemas() {
-      const optsSchemas = this.opts.schemas;
-      if (!optsSchemas)
-        return;
-      if (Array.isArray(optsSchemas))
-        this.addSchema(optsSchemas);
-      else
-        for (const key in optsSchemas)
-          this.addSchema(optsSchemas[key], key);
-    }
-    function addInitialFormats() {
-      for (const name in this.opts.formats) {
-        const format = this.opts.formats[name];
-        if (format)
-          this.addFormat(name, format);
-      }
-    }
-    function addInitialKeywords(defs) {
-      if (Array.isArray(defs)) {
-        this.addVocabulary(defs);
-        return;
-      }
-      this.logger.warn("keywords option as map is deprecated, pass array");
-      for (const keyword in defs) {
-        const def = defs[keyword];
-        if (!def.keyword)
-          def.keyword = keyword;
-        this.addKeyword(def);
-      }
-    }
-    function getMetaSchemaOptions() {
-      const metaOpts = { ...this.opts };
-      for (const opt of META_IGNORE_OPTIONS)
-        delete metaOpts[opt];
-      return metaOpts;
-    }
-    var noLogs = { log() {
-    }, warn() {
-    }, error() {
-    } };
-    function getLogger(logger) {
-      if (logger === false)
-        return noLogs;
-      if (logger === void 0)
-        return console;
-      if (logger.log && logger.warn && logger.error)
-        return logger;
-      throw new Error("logger must implement log, warn and error methods");
-    }
-    var KEYWORD_NAME = /^[a-z_$][a-z0-9_$:-]*$/i;
-    function checkKeyword(keyword, def) {
-      const { RULES } = this;
-      (0, util_1.eachItem)(keyword, (kwd) => {
-        if (RULES.keywords[kwd])
-          throw new Error(`Keyword ${kwd} is already defined`);
-        if (!KEYWORD_NAME.test(kwd))
-          throw new Error(`Keyword ${kwd} has invalid name`);
-      });
-      if (!def)
-        return;
-      if (def.$data && !("code" in def || "validate" in def)) {
-        throw new Error('$data keyword must have "code" or "validate" function');
-      }
-    }
-    function addRule(keyword, definition, dataType) {
-      var _a2;
-      const post = definition === null || definition === void 0 ? void 0 : definition.post;
-      if (dataType && post)
-        throw new Error('keyword with "post" flag cannot have "type"');
-      const { RULES } = this;
-      let ruleGroup = post ? RULES.post : RULES.rules.find(({ type: t }) => t === dataType);
-      if (!ruleGroup) {
-        ruleGroup = { type: dataType, rules: [] };
-        RULES.rules.push(ruleGroup);
-      }
-      RULES.keywords[keyword] = true;
-      if (!definition)
-        return;
-      const rule = {
-        keyword,
-        definition: {
-          ...definition,
-          type: (0, dataType_1.getJSONTypes)(definition.type),
-          schemaType: (0, dataType_1.getJSONTypes)(definition.schemaType)
-        }
-      };
-      if (definition.before)
-        addBeforeRule.call(this, ruleGroup, rule, definition.before);
-      else
-        ruleGroup.rules.push(rule);
-      RULES.all[keyword] = rule;
-      (_a2 = definition.implements) === null || _a2 === void 0 ? void 0 : _a2.forEach((kwd) => this.addKeyword(kwd));
-    }
-    function addBeforeRule(ruleGroup, rule, before) {
-      const i2 = ruleGroup.rules.findIndex((_rule) => _rule.keyword === before);
-      if (i2 >= 0) {
-        ruleGroup.rules.splice(i2, 0, rule);
-      } else {
-        ruleGroup.rules.push(rule);
-        this.logger.warn(`rule ${before} is not defined`);
-      }
-    }
-    function keywordMetaschema(def) {
-      let { metaSchema } = def;
-      if (metaSchema === void 0)
-        return;
-      if (def.$data && this.opts.$data)
-        metaSchema = schemaOrData(metaSchema);
-      def.validateSchema = this.compile(metaSchema, true);
-    }
-    var $dataRef = {
-      $ref: "https://raw.githubusercontent.com/ajv-validator/ajv/master/lib/refs/data.json#"
-    };
-    function schemaOrData(schema) {
-      return { anyOf: [schema, $dataRef] };
-    }
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/core/id.js
-var require_id = __commonJS({
-  "node_modules/ajv/dist/vocabularies/core/id.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var def = {
-      keyword: "id",
-      code() {
-        throw new Error('NOT SUPPORTED: keyword "id", use "$id" for schema ID');
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/core/ref.js
-var require_ref = __commonJS({
-  "node_modules/ajv/dist/vocabularies/core/ref.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.callRef = exports.getValidate = void 0;
-    var ref_error_1 = require_ref_error();
-    var code_1 = require_code2();
-    var codegen_1 = require_codegen();
-    var names_1 = require_names();
-    var compile_1 = require_compile();
-    var util_1 = require_util9();
-    var def = {
-      keyword: "$ref",
-      schemaType: "string",
-      code(cxt) {
-        const { gen, schema: $ref, it } = cxt;
-        const { baseId, schemaEnv: env, validateName, opts, self } = it;
-        const { root } = env;
-        if (($ref === "#" || $ref === "#/") && baseId === root.baseId)
-          return callRootRef();
-        const schOrEnv = compile_1.resolveRef.call(self, root, baseId, $ref);
-        if (schOrEnv === void 0)
-          throw new ref_error_1.default(it.opts.uriResolver, baseId, $ref);
-        if (schOrEnv instanceof compile_1.SchemaEnv)
-          return callValidate(schOrEnv);
-        return inlineRefSchema(schOrEnv);
-        function callRootRef() {
-          if (env === root)
-            return callRef(cxt, validateName, env, env.$async);
-          const rootName = gen.scopeValue("root", { ref: root });
-          return callRef(cxt, (0, codegen_1._)`${rootName}.validate`, root, root.$async);
-        }
-        function callValidate(sch) {
-          const v = getValidate(cxt, sch);
-          callRef(cxt, v, sch, sch.$async);
-        }
-        function inlineRefSchema(sch) {
-          const schName = gen.scopeValue("schema", opts.code.source === true ? { ref: sch, code: (0, codegen_1.stringify)(sch) } : { ref: sch });
-          const valid = gen.name("valid");
-          const schCxt = cxt.subschema({
-            schema: sch,
-            dataTypes: [],
-            schemaPath: codegen_1.nil,
-            topSchemaRef: schName,
-            errSchemaPath: $ref
-          }, valid);
-          cxt.mergeEvaluated(schCxt);
-          cxt.ok(valid);
-        }
-      }
-    };
-    function getValidate(cxt, sch) {
-      const { gen } = cxt;
-      return sch.validate ? gen.scopeValue("validate", { ref: sch.validate }) : (0, codegen_1._)`${gen.scopeValue("wrapper", { ref: sch })}.validate`;
-    }
-    exports.getValidate = getValidate;
-    function callRef(cxt, v, sch, $async) {
-      const { gen, it } = cxt;
-      const { allErrors, schemaEnv: env, opts } = it;
-      const passCxt = opts.passContext ? names_1.default.this : codegen_1.nil;
-      if ($async)
-        callAsyncRef();
-      else
-        callSyncRef();
-      function callAsyncRef() {
-        if (!env.$async)
-          throw new Error("async schema referenced by sync schema");
-        const valid = gen.let("valid");
-        gen.try(() => {
-          gen.code((0, codegen_1._)`await ${(0, code_1.callValidateCode)(cxt, v, passCxt)}`);
-          addEvaluatedFrom(v);
-          if (!allErrors)
-            gen.assign(valid, true);
-        }, (e) => {
-          gen.if((0, codegen_1._)`!(${e} instanceof ${it.ValidationError})`, () => gen.throw(e));
-          addErrorsFrom(e);
-          if (!allErrors)
-            gen.assign(valid, false);
-        });
-        cxt.ok(valid);
-      }
-      function callSyncRef() {
-        cxt.result((0, code_1.callValidateCode)(cxt, v, passCxt), () => addEvaluatedFrom(v), () => addErrorsFrom(v));
-      }
-      function addErrorsFrom(source) {
-        const errs = (0, codegen_1._)`${source}.errors`;
-        gen.assign(names_1.default.vErrors, (0, codegen_1._)`${names_1.default.vErrors} === null ? ${errs} : ${names_1.default.vErrors}.concat(${errs})`);
-        gen.assign(names_1.default.errors, (0, codegen_1._)`${names_1.default.vErrors}.length`);
-      }
-      function addEvaluatedFrom(source) {
-        var _a2;
-        if (!it.opts.unevaluated)
-          return;
-        const schEvaluated = (_a2 = sch === null || sch === void 0 ? void 0 : sch.validate) === null || _a2 === void 0 ? void 0 : _a2.evaluated;
-        if (it.props !== true) {
-          if (schEvaluated && !schEvaluated.dynamicProps) {
-            if (schEvaluated.props !== void 0) {
-              it.props = util_1.mergeEvaluated.props(gen, schEvaluated.props, it.props);
-            }
-          } else {
-            const props = gen.var("props", (0, codegen_1._)`${source}.evaluated.props`);
-            it.props = util_1.mergeEvaluated.props(gen, props, it.props, codegen_1.Name);
-          }
-        }
-        if (it.items !== true) {
-          if (schEvaluated && !schEvaluated.dynamicItems) {
-            if (schEvaluated.items !== void 0) {
-              it.items = util_1.mergeEvaluated.items(gen, schEvaluated.items, it.items);
-            }
-          } else {
-            const items = gen.var("items", (0, codegen_1._)`${source}.evaluated.items`);
-            it.items = util_1.mergeEvaluated.items(gen, items, it.items, codegen_1.Name);
-          }
-        }
-      }
-    }
-    exports.callRef = callRef;
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/core/index.js
-var require_core2 = __commonJS({
-  "node_modules/ajv/dist/vocabularies/core/index.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var id_1 = require_id();
-    var ref_1 = require_ref();
-    var core = [
-      "$schema",
-      "$id",
-      "$defs",
-      "$vocabulary",
-      { keyword: "$comment" },
-      "definitions",
-      id_1.default,
-      ref_1.default
-    ];
-    exports.default = core;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/validation/limitNumber.js
-var require_limitNumber = __commonJS({
-  "node_modules/ajv/dist/vocabularies/validation/limitNumber.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var codegen_1 = require_codegen();
-    var ops = codegen_1.operators;
-    var KWDs = {
-      maximum: { okStr: "<=", ok: ops.LTE, fail: ops.GT },
-      minimum: { okStr: ">=", ok: ops.GTE, fail: ops.LT },
-      exclusiveMaximum: { okStr: "<", ok: ops.LT, fail: ops.GTE },
-      exclusiveMinimum: { okStr: ">", ok: ops.GT, fail: ops.LTE }
-    };
-    var error2 = {
-      message: ({ keyword, schemaCode }) => (0, codegen_1.str)`must be ${KWDs[keyword].okStr} ${schemaCode}`,
-      params: ({ keyword, schemaCode }) => (0, codegen_1._)`{comparison: ${KWDs[keyword].okStr}, limit: ${schemaCode}}`
-    };
-    var def = {
-      keyword: Object.keys(KWDs),
-      type: "number",
-      schemaType: "number",
-      $data: true,
-      error: error2,
-      code(cxt) {
-        const { keyword, data, schemaCode } = cxt;
-        cxt.fail$data((0, codegen_1._)`${data} ${KWDs[keyword].fail} ${schemaCode} || isNaN(${data})`);
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/validation/multipleOf.js
-var require_multipleOf = __commonJS({
-  "node_modules/ajv/dist/vocabularies/validation/multipleOf.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var codegen_1 = require_codegen();
-    var error2 = {
-      message: ({ schemaCode }) => (0, codegen_1.str)`must be multiple of ${schemaCode}`,
-      params: ({ schemaCode }) => (0, codegen_1._)`{multipleOf: ${schemaCode}}`
-    };
-    var def = {
-      keyword: "multipleOf",
-      type: "number",
-      schemaType: "number",
-      $data: true,
-      error: error2,
-      code(cxt) {
-        const { gen, data, schemaCode, it } = cxt;
-        const prec = it.opts.multipleOfPrecision;
-        const res = gen.let("res");
-        const invalid = prec ? (0, codegen_1._)`Math.abs(Math.round(${res}) - ${res}) > 1e-${prec}` : (0, codegen_1._)`${res} !== parseInt(${res})`;
-        cxt.fail$data((0, codegen_1._)`(${schemaCode} === 0 || (${res} = ${data}/${schemaCode}, ${invalid}))`);
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/runtime/ucs2length.js
-var require_ucs2length = __commonJS({
-  "node_modules/ajv/dist/runtime/ucs2length.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    function ucs2length(str) {
-      const len = str.length;
-      let length = 0;
-      let pos = 0;
-      let value;
-      while (pos < len) {
-        length++;
-        value = str.charCodeAt(pos++);
-        if (value >= 55296 && value <= 56319 && pos < len) {
-          value = str.charCodeAt(pos);
-          if ((value & 64512) === 56320)
-            pos++;
-        }
-      }
-      return length;
-    }
-    exports.default = ucs2length;
-    ucs2length.code = 'require("ajv/dist/runtime/ucs2length").default';
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/validation/limitLength.js
-var require_limitLength = __commonJS({
-  "node_modules/ajv/dist/vocabularies/validation/limitLength.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var ucs2length_1 = require_ucs2length();
-    var error2 = {
-      message({ keyword, schemaCode }) {
-        const comp = keyword === "maxLength" ? "more" : "fewer";
-        return (0, codegen_1.str)`must NOT have ${comp} than ${schemaCode} characters`;
-      },
-      params: ({ schemaCode }) => (0, codegen_1._)`{limit: ${schemaCode}}`
-    };
-    var def = {
-      keyword: ["maxLength", "minLength"],
-      type: "string",
-      schemaType: "number",
-      $data: true,
-      error: error2,
-      code(cxt) {
-        const { keyword, data, schemaCode, it } = cxt;
-        const op = keyword === "maxLength" ? codegen_1.operators.GT : codegen_1.operators.LT;
-        const len = it.opts.unicode === false ? (0, codegen_1._)`${data}.length` : (0, codegen_1._)`${(0, util_1.useFunc)(cxt.gen, ucs2length_1.default)}(${data})`;
-        cxt.fail$data((0, codegen_1._)`${len} ${op} ${schemaCode}`);
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/validation/pattern.js
-var require_pattern = __commonJS({
-  "node_modules/ajv/dist/vocabularies/validation/pattern.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var code_1 = require_code2();
-    var util_1 = require_util9();
-    var codegen_1 = require_codegen();
-    var error2 = {
-      message: ({ schemaCode }) => (0, codegen_1.str)`must match pattern "${schemaCode}"`,
-      params: ({ schemaCode }) => (0, codegen_1._)`{pattern: ${schemaCode}}`
-    };
-    var def = {
-      keyword: "pattern",
-      type: "string",
-      schemaType: "string",
-      $data: true,
-      error: error2,
-      code(cxt) {
-        const { gen, data, $data, schema, schemaCode, it } = cxt;
-        const u = it.opts.unicodeRegExp ? "u" : "";
-        if ($data) {
-          const { regExp } = it.opts.code;
-          const regExpCode = regExp.code === "new RegExp" ? (0, codegen_1._)`new RegExp` : (0, util_1.useFunc)(gen, regExp);
-          const valid = gen.let("valid");
-          gen.try(() => gen.assign(valid, (0, codegen_1._)`${regExpCode}(${schemaCode}, ${u}).test(${data})`), () => gen.assign(valid, false));
-          cxt.fail$data((0, codegen_1._)`!${valid}`);
-        } else {
-          const regExp = (0, code_1.usePattern)(cxt, schema);
-          cxt.fail$data((0, codegen_1._)`!${regExp}.test(${data})`);
-        }
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/validation/limitProperties.js
-var require_limitProperties = __commonJS({
-  "node_modules/ajv/dist/vocabularies/validation/limitProperties.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var codegen_1 = require_codegen();
-    var error2 = {
-      message({ keyword, schemaCode }) {
-        const comp = keyword === "maxProperties" ? "more" : "fewer";
-        return (0, codegen_1.str)`must NOT have ${comp} than ${schemaCode} properties`;
-      },
-      params: ({ schemaCode }) => (0, codegen_1._)`{limit: ${schemaCode}}`
-    };
-    var def = {
-      keyword: ["maxProperties", "minProperties"],
-      type: "object",
-      schemaType: "number",
-      $data: true,
-      error: error2,
-      code(cxt) {
-        const { keyword, data, schemaCode } = cxt;
-        const op = keyword === "maxProperties" ? codegen_1.operators.GT : codegen_1.operators.LT;
-        cxt.fail$data((0, codegen_1._)`Object.keys(${data}).length ${op} ${schemaCode}`);
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/validation/required.js
-var require_required = __commonJS({
-  "node_modules/ajv/dist/vocabularies/validation/required.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var code_1 = require_code2();
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var error2 = {
-      message: ({ params: { missingProperty } }) => (0, codegen_1.str)`must have required property '${missingProperty}'`,
-      params: ({ params: { missingProperty } }) => (0, codegen_1._)`{missingProperty: ${missingProperty}}`
-    };
-    var def = {
-      keyword: "required",
-      type: "object",
-      schemaType: "array",
-      $data: true,
-      error: error2,
-      code(cxt) {
-        const { gen, schema, schemaCode, data, $data, it } = cxt;
-        const { opts } = it;
-        if (!$data && schema.length === 0)
-          return;
-        const useLoop = schema.length >= opts.loopRequired;
-        if (it.allErrors)
-          allErrorsMode();
-        else
-          exitOnErrorMode();
-        if (opts.strictRequired) {
-          const props = cxt.parentSchema.properties;
-          const { definedProperties } = cxt.it;
-          for (const requiredKey of schema) {
-            if ((props === null || props === void 0 ? void 0 : props[requiredKey]) === void 0 && !definedProperties.has(requiredKey)) {
-              const schemaPath = it.schemaEnv.baseId + it.errSchemaPath;
-              const msg = `required property "${requiredKey}" is not defined at "${schemaPath}" (strictRequired)`;
-              (0, util_1.checkStrictMode)(it, msg, it.opts.strictRequired);
-            }
-          }
-        }
-        function allErrorsMode() {
-          if (useLoop || $data) {
-            cxt.block$data(codegen_1.nil, loopAllRequired);
-          } else {
-            for (const prop of schema) {
-              (0, code_1.checkReportMissingProp)(cxt, prop);
-            }
-          }
-        }
-        function exitOnErrorMode() {
-          const missing = gen.let("missing");
-          if (useLoop || $data) {
-            const valid = gen.let("valid", true);
-            cxt.block$data(valid, () => loopUntilMissing(missing, valid));
-            cxt.ok(valid);
-          } else {
-            gen.if((0, code_1.checkMissingProp)(cxt, schema, missing));
-            (0, code_1.reportMissingProp)(cxt, missing);
-            gen.else();
-          }
-        }
-        function loopAllRequired() {
-          gen.forOf("prop", schemaCode, (prop) => {
-            cxt.setParams({ missingProperty: prop });
-            gen.if((0, code_1.noPropertyInData)(gen, data, prop, opts.ownProperties), () => cxt.error());
-          });
-        }
-        function loopUntilMissing(missing, valid) {
-          cxt.setParams({ missingProperty: missing });
-          gen.forOf(missing, schemaCode, () => {
-            gen.assign(valid, (0, code_1.propertyInData)(gen, data, missing, opts.ownProperties));
-            gen.if((0, codegen_1.not)(valid), () => {
-              cxt.error();
-              gen.break();
-            });
-          }, codegen_1.nil);
-        }
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/validation/limitItems.js
-var require_limitItems = __commonJS({
-  "node_modules/ajv/dist/vocabularies/validation/limitItems.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var codegen_1 = require_codegen();
-    var error2 = {
-      message({ keyword, schemaCode }) {
-        const comp = keyword === "maxItems" ? "more" : "fewer";
-        return (0, codegen_1.str)`must NOT have ${comp} than ${schemaCode} items`;
-      },
-      params: ({ schemaCode }) => (0, codegen_1._)`{limit: ${schemaCode}}`
-    };
-    var def = {
-      keyword: ["maxItems", "minItems"],
-      type: "array",
-      schemaType: "number",
-      $data: true,
-      error: error2,
-      code(cxt) {
-        const { keyword, data, schemaCode } = cxt;
-        const op = keyword === "maxItems" ? codegen_1.operators.GT : codegen_1.operators.LT;
-        cxt.fail$data((0, codegen_1._)`${data}.length ${op} ${schemaCode}`);
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/runtime/equal.js
-var require_equal = __commonJS({
-  "node_modules/ajv/dist/runtime/equal.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var equal = require_fast_deep_equal();
-    equal.code = 'require("ajv/dist/runtime/equal").default';
-    exports.default = equal;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/validation/uniqueItems.js
-var require_uniqueItems = __commonJS({
-  "node_modules/ajv/dist/vocabularies/validation/uniqueItems.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var dataType_1 = require_dataType();
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var equal_1 = require_equal();
-    var error2 = {
-      message: ({ params: { i: i2, j } }) => (0, codegen_1.str)`must NOT have duplicate items (items ## ${j} and ${i2} are identical)`,
-      params: ({ params: { i: i2, j } }) => (0, codegen_1._)`{i: ${i2}, j: ${j}}`
-    };
-    var def = {
-      keyword: "uniqueItems",
-      type: "array",
-      schemaType: "boolean",
-      $data: true,
-      error: error2,
-      code(cxt) {
-        const { gen, data, $data, schema, parentSchema, schemaCode, it } = cxt;
-        if (!$data && !schema)
-          return;
-        const valid = gen.let("valid");
-        const itemTypes = parentSchema.items ? (0, dataType_1.getSchemaTypes)(parentSchema.items) : [];
-        cxt.block$data(valid, validateUniqueItems, (0, codegen_1._)`${schemaCode} === false`);
-        cxt.ok(valid);
-        function validateUniqueItems() {
-          const i2 = gen.let("i", (0, codegen_1._)`${data}.length`);
-          const j = gen.let("j");
-          cxt.setParams({ i: i2, j });
-          gen.assign(valid, true);
-          gen.if((0, codegen_1._)`${i2} > 1`, () => (canOptimize() ? loopN : loopN2)(i2, j));
-        }
-        function canOptimize() {
-          return itemTypes.length > 0 && !itemTypes.some((t) => t === "object" || t === "array");
-        }
-        function loopN(i2, j) {
-          const item = gen.name("item");
-          const wrongType = (0, dataType_1.checkDataTypes)(itemTypes, item, it.opts.strictNumbers, dataType_1.DataType.Wrong);
-          const indices = gen.const("indices", (0, codegen_1._)`{}`);
-          gen.for((0, codegen_1._)`;${i2}--;`, () => {
-            gen.let(item, (0, codegen_1._)`${data}[${i2}]`);
-            gen.if(wrongType, (0, codegen_1._)`continue`);
-            if (itemTypes.length > 1)
-              gen.if((0, codegen_1._)`typeof ${item} == "string"`, (0, codegen_1._)`${item} += "_"`);
-            gen.if((0, codegen_1._)`typeof ${indices}[${item}] == "number"`, () => {
-              gen.assign(j, (0, codegen_1._)`${indices}[${item}]`);
-              cxt.error();
-              gen.assign(valid, false).break();
-            }).code((0, codegen_1._)`${indices}[${item}] = ${i2}`);
-          });
-        }
-        function loopN2(i2, j) {
-          const eql = (0, util_1.useFunc)(gen, equal_1.default);
-          const outer = gen.name("outer");
-          gen.label(outer).for((0, codegen_1._)`;${i2}--;`, () => gen.for((0, codegen_1._)`${j} = ${i2}; ${j}--;`, () => gen.if((0, codegen_1._)`${eql}(${data}[${i2}], ${data}[${j}])`, () => {
-            cxt.error();
-            gen.assign(valid, false).break(outer);
-          })));
-        }
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/validation/const.js
-var require_const = __commonJS({
-  "node_modules/ajv/dist/vocabularies/validation/const.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var equal_1 = require_equal();
-    var error2 = {
-      message: "must be equal to constant",
-      params: ({ schemaCode }) => (0, codegen_1._)`{allowedValue: ${schemaCode}}`
-    };
-    var def = {
-      keyword: "const",
-      $data: true,
-      error: error2,
-      code(cxt) {
-        const { gen, data, $data, schemaCode, schema } = cxt;
-        if ($data || schema && typeof schema == "object") {
-          cxt.fail$data((0, codegen_1._)`!${(0, util_1.useFunc)(gen, equal_1.default)}(${data}, ${schemaCode})`);
-        } else {
-          cxt.fail((0, codegen_1._)`${schema} !== ${data}`);
-        }
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/validation/enum.js
-var require_enum = __commonJS({
-  "node_modules/ajv/dist/vocabularies/validation/enum.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var equal_1 = require_equal();
-    var error2 = {
-      message: "must be equal to one of the allowed values",
-      params: ({ schemaCode }) => (0, codegen_1._)`{allowedValues: ${schemaCode}}`
-    };
-    var def = {
-      keyword: "enum",
-      schemaType: "array",
-      $data: true,
-      error: error2,
-      code(cxt) {
-        const { gen, data, $data, schema, schemaCode, it } = cxt;
-        if (!$data && schema.length === 0)
-          throw new Error("enum must have non-empty array");
-        const useLoop = schema.length >= it.opts.loopEnum;
-        let eql;
-        const getEql = () => eql !== null && eql !== void 0 ? eql : eql = (0, util_1.useFunc)(gen, equal_1.default);
-        let valid;
-        if (useLoop || $data) {
-          valid = gen.let("valid");
-          cxt.block$data(valid, loopEnum);
-        } else {
-          if (!Array.isArray(schema))
-            throw new Error("ajv implementation error");
-          const vSchema = gen.const("vSchema", schemaCode);
-          valid = (0, codegen_1.or)(...schema.map((_x, i2) => equalCode(vSchema, i2)));
-        }
-        cxt.pass(valid);
-        function loopEnum() {
-          gen.assign(valid, false);
-          gen.forOf("v", schemaCode, (v) => gen.if((0, codegen_1._)`${getEql()}(${data}, ${v})`, () => gen.assign(valid, true).break()));
-        }
-        function equalCode(vSchema, i2) {
-          const sch = schema[i2];
-          return typeof sch === "object" && sch !== null ? (0, codegen_1._)`${getEql()}(${data}, ${vSchema}[${i2}])` : (0, codegen_1._)`${data} === ${sch}`;
-        }
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/validation/index.js
-var require_validation = __commonJS({
-  "node_modules/ajv/dist/vocabularies/validation/index.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var limitNumber_1 = require_limitNumber();
-    var multipleOf_1 = require_multipleOf();
-    var limitLength_1 = require_limitLength();
-    var pattern_1 = require_pattern();
-    var limitProperties_1 = require_limitProperties();
-    var required_1 = require_required();
-    var limitItems_1 = require_limitItems();
-    var uniqueItems_1 = require_uniqueItems();
-    var const_1 = require_const();
-    var enum_1 = require_enum();
-    var validation = [
-      // number
-      limitNumber_1.default,
-      multipleOf_1.default,
-      // string
-      limitLength_1.default,
-      pattern_1.default,
-      // object
-      limitProperties_1.default,
-      required_1.default,
-      // array
-      limitItems_1.default,
-      uniqueItems_1.default,
-      // any
-      { keyword: "type", schemaType: ["string", "array"] },
-      { keyword: "nullable", schemaType: "boolean" },
-      const_1.default,
-      enum_1.default
-    ];
-    exports.default = validation;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/applicator/additionalItems.js
-var require_additionalItems = __commonJS({
-  "node_modules/ajv/dist/vocabularies/applicator/additionalItems.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.validateAdditionalItems = void 0;
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var error2 = {
-      message: ({ params: { len } }) => (0, codegen_1.str)`must NOT have more than ${len} items`,
-      params: ({ params: { len } }) => (0, codegen_1._)`{limit: ${len}}`
-    };
-    var def = {
-      keyword: "additionalItems",
-      type: "array",
-      schemaType: ["boolean", "object"],
-      before: "uniqueItems",
-      error: error2,
-      code(cxt) {
-        const { parentSchema, it } = cxt;
-        const { items } = parentSchema;
-        if (!Array.isArray(items)) {
-          (0, util_1.checkStrictMode)(it, '"additionalItems" is ignored when "items" is not an array of schemas');
-          return;
-        }
-        validateAdditionalItems(cxt, items);
-      }
-    };
-    function validateAdditionalItems(cxt, items) {
-      const { gen, schema, data, keyword, it } = cxt;
-      it.items = true;
-      const len = gen.const("len", (0, codegen_1._)`${data}.length`);
-      if (schema === false) {
-        cxt.setParams({ len: items.length });
-        cxt.pass((0, codegen_1._)`${len} <= ${items.length}`);
-      } else if (typeof schema == "object" && !(0, util_1.alwaysValidSchema)(it, schema)) {
-        const valid = gen.var("valid", (0, codegen_1._)`${len} <= ${items.length}`);
-        gen.if((0, codegen_1.not)(valid), () => validateItems(valid));
-        cxt.ok(valid);
-      }
-      function validateItems(valid) {
-        gen.forRange("i", items.length, len, (i2) => {
-          cxt.subschema({ keyword, dataProp: i2, dataPropType: util_1.Type.Num }, valid);
-          if (!it.allErrors)
-            gen.if((0, codegen_1.not)(valid), () => gen.break());
-        });
-      }
-    }
-    exports.validateAdditionalItems = validateAdditionalItems;
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/applicator/items.js
-var require_items = __commonJS({
-  "node_modules/ajv/dist/vocabularies/applicator/items.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.validateTuple = void 0;
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var code_1 = require_code2();
-    var def = {
-      keyword: "items",
-      type: "array",
-      schemaType: ["object", "array", "boolean"],
-      before: "uniqueItems",
-      code(cxt) {
-        const { schema, it } = cxt;
-        if (Array.isArray(schema))
-          return validateTuple(cxt, "additionalItems", schema);
-        it.items = true;
-        if ((0, util_1.alwaysValidSchema)(it, schema))
-          return;
-        cxt.ok((0, code_1.validateArray)(cxt));
-      }
-    };
-    function validateTuple(cxt, extraItems, schArr = cxt.schema) {
-      const { gen, parentSchema, data, keyword, it } = cxt;
-      checkStrictTuple(parentSchema);
-      if (it.opts.unevaluated && schArr.length && it.items !== true) {
-        it.items = util_1.mergeEvaluated.items(gen, schArr.length, it.items);
-      }
-      const valid = gen.name("valid");
-      const len = gen.const("len", (0, codegen_1._)`${data}.length`);
-      schArr.forEach((sch, i2) => {
-        if ((0, util_1.alwaysValidSchema)(it, sch))
-          return;
-        gen.if((0, codegen_1._)`${len} > ${i2}`, () => cxt.subschema({
-          keyword,
-          schemaProp: i2,
-          dataProp: i2
-        }, valid));
-        cxt.ok(valid);
-      });
-      function checkStrictTuple(sch) {
-        const { opts, errSchemaPath } = it;
-        const l = schArr.length;
-        const fullTuple = l === sch.minItems && (l === sch.maxItems || sch[extraItems] === false);
-        if (opts.strictTuples && !fullTuple) {
-          const msg = `"${keyword}" is ${l}-tuple, but minItems or maxItems/${extraItems} are not specified or different at path "${errSchemaPath}"`;
-          (0, util_1.checkStrictMode)(it, msg, opts.strictTuples);
-        }
-      }
-    }
-    exports.validateTuple = validateTuple;
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/applicator/prefixItems.js
-var require_prefixItems = __commonJS({
-  "node_modules/ajv/dist/vocabularies/applicator/prefixItems.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var items_1 = require_items();
-    var def = {
-      keyword: "prefixItems",
-      type: "array",
-      schemaType: ["array"],
-      before: "uniqueItems",
-      code: (cxt) => (0, items_1.validateTuple)(cxt, "items")
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/applicator/items2020.js
-var require_items2020 = __commonJS({
-  "node_modules/ajv/dist/vocabularies/applicator/items2020.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var code_1 = require_code2();
-    var additionalItems_1 = require_additionalItems();
-    var error2 = {
-      message: ({ params: { len } }) => (0, codegen_1.str)`must NOT have more than ${len} items`,
-      params: ({ params: { len } }) => (0, codegen_1._)`{limit: ${len}}`
-    };
-    var def = {
-      keyword: "items",
-      type: "array",
-      schemaType: ["object", "boolean"],
-      before: "uniqueItems",
-      error: error2,
-      code(cxt) {
-        const { schema, parentSchema, it } = cxt;
-        const { prefixItems } = parentSchema;
-        it.items = true;
-        if ((0, util_1.alwaysValidSchema)(it, schema))
-          return;
-        if (prefixItems)
-          (0, additionalItems_1.validateAdditionalItems)(cxt, prefixItems);
-        else
-          cxt.ok((0, code_1.validateArray)(cxt));
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/applicator/contains.js
-var require_contains = __commonJS({
-  "node_modules/ajv/dist/vocabularies/applicator/contains.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var error2 = {
-      message: ({ params: { min, max: max2 } }) => max2 === void 0 ? (0, codegen_1.str)`must contain at least ${min} valid item(s)` : (0, codegen_1.str)`must contain at least ${min} and no more than ${max2} valid item(s)`,
-      params: ({ params: { min, max: max2 } }) => max2 === void 0 ? (0, codegen_1._)`{minContains: ${min}}` : (0, codegen_1._)`{minContains: ${min}, maxContains: ${max2}}`
-    };
-    var def = {
-      keyword: "contains",
-      type: "array",
-      schemaType: ["object", "boolean"],
-      before: "uniqueItems",
-      trackErrors: true,
-      error: error2,
-      code(cxt) {
-        const { gen, schema, parentSchema, data, it } = cxt;
-        let min;
-        let max2;
-        const { minContains, maxContains } = parentSchema;
-        if (it.opts.next) {
-          min = minContains === void 0 ? 1 : minContains;
-          max2 = maxContains;
-        } else {
-          min = 1;
-        }
-        const len = gen.const("len", (0, codegen_1._)`${data}.length`);
-        cxt.setParams({ min, max: max2 });
-        if (max2 === void 0 && min === 0) {
-          (0, util_1.checkStrictMode)(it, `"minContains" == 0 without "maxContains": "contains" keyword ignored`);
-          return;
-        }
-        if (max2 !== void 0 && min > max2) {
-          (0, util_1.checkStrictMode)(it, `"minContains" > "maxContains" is always invalid`);
-          cxt.fail();
-          return;
-        }
-        if ((0, util_1.alwaysValidSchema)(it, schema)) {
-          let cond = (0, codegen_1._)`${len} >= ${min}`;
-          if (max2 !== void 0)
-            cond = (0, codegen_1._)`${cond} && ${len} <= ${max2}`;
-          cxt.pass(cond);
-          return;
-        }
-        it.items = true;
-        const valid = gen.name("valid");
-        if (max2 === void 0 && min === 1) {
-          validateItems(valid, () => gen.if(valid, () => gen.break()));
-        } else if (min === 0) {
-          gen.let(valid, true);
-          if (max2 !== void 0)
-            gen.if((0, codegen_1._)`${data}.length > 0`, validateItemsWithCount);
-        } else {
-          gen.let(valid, false);
-          validateItemsWithCount();
-        }
-        cxt.result(valid, () => cxt.reset());
-        function validateItemsWithCount() {
-          const schValid = gen.name("_valid");
-          const count2 = gen.let("count", 0);
-          validateItems(schValid, () => gen.if(schValid, () => checkLimits(count2)));
-        }
-        function validateItems(_valid, block) {
-          gen.forRange("i", 0, len, (i2) => {
-            cxt.subschema({
-              keyword: "contains",
-              dataProp: i2,
-              dataPropType: util_1.Type.Num,
-              compositeRule: true
-            }, _valid);
-            block();
-          });
-        }
-        function checkLimits(count2) {
-          gen.code((0, codegen_1._)`${count2}++`);
-          if (max2 === void 0) {
-            gen.if((0, codegen_1._)`${count2} >= ${min}`, () => gen.assign(valid, true).break());
-          } else {
-            gen.if((0, codegen_1._)`${count2} > ${max2}`, () => gen.assign(valid, false).break());
-            if (min === 1)
-              gen.assign(valid, true);
-            else
-              gen.if((0, codegen_1._)`${count2} >= ${min}`, () => gen.assign(valid, true));
-          }
-        }
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/applicator/dependencies.js
-var require_dependencies = __commonJS({
-  "node_modules/ajv/dist/vocabularies/applicator/dependencies.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.validateSchemaDeps = exports.validatePropertyDeps = exports.error = void 0;
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var code_1 = require_code2();
-    exports.error = {
-      message: ({ params: { property, depsCount, deps } }) => {
-        const property_ies = depsCount === 1 ? "property" : "properties";
-        return (0, codegen_1.str)`must have ${property_ies} ${deps} when property ${property} is present`;
-      },
-      params: ({ params: { property, depsCount, deps, missingProperty } }) => (0, codegen_1._)`{property: ${property},
-    missingProperty: ${missingProperty},
-    depsCount: ${depsCount},
-    deps: ${deps}}`
-      // TODO change to reference
-    };
-    var def = {
-      keyword: "dependencies",
-      type: "object",
-      schemaType: "object",
-      error: exports.error,
-      code(cxt) {
-        const [propDeps, schDeps] = splitDependencies(cxt);
-        validatePropertyDeps(cxt, propDeps);
-        validateSchemaDeps(cxt, schDeps);
-      }
-    };
-    function splitDependencies({ schema }) {
-      const propertyDeps = {};
-      const schemaDeps = {};
-      for (const key in schema) {
-        if (key === "__proto__")
-          continue;
-        const deps = Array.isArray(schema[key]) ? propertyDeps : schemaDeps;
-        deps[key] = schema[key];
-      }
-      return [propertyDeps, schemaDeps];
-    }
-    function validatePropertyDeps(cxt, propertyDeps = cxt.schema) {
-      const { gen, data, it } = cxt;
-      if (Object.keys(propertyDeps).length === 0)
-        return;
-      const missing = gen.let("missing");
-      for (const prop in propertyDeps) {
-        const deps = propertyDeps[prop];
-        if (deps.length === 0)
-          continue;
-        const hasProperty = (0, code_1.propertyInData)(gen, data, prop, it.opts.ownProperties);
-        cxt.setParams({
-          property: prop,
-          depsCount: deps.length,
-          deps: deps.join(", ")
-        });
-        if (it.allErrors) {
-          gen.if(hasProperty, () => {
-            for (const depProp of deps) {
-              (0, code_1.checkReportMissingProp)(cxt, depProp);
-            }
-          });
-        } else {
-          gen.if((0, codegen_1._)`${hasProperty} && (${(0, code_1.checkMissingProp)(cxt, deps, missing)})`);
-          (0, code_1.reportMissingProp)(cxt, missing);
-          gen.else();
-        }
-      }
-    }
-    exports.validatePropertyDeps = validatePropertyDeps;
-    function validateSchemaDeps(cxt, schemaDeps = cxt.schema) {
-      const { gen, data, keyword, it } = cxt;
-      const valid = gen.name("valid");
-      for (const prop in schemaDeps) {
-        if ((0, util_1.alwaysValidSchema)(it, schemaDeps[prop]))
-          continue;
-        gen.if(
-          (0, code_1.propertyInData)(gen, data, prop, it.opts.ownProperties),
-          () => {
-            const schCxt = cxt.subschema({ keyword, schemaProp: prop }, valid);
-            cxt.mergeValidEvaluated(schCxt, valid);
-          },
-          () => gen.var(valid, true)
-          // TODO var
-        );
-        cxt.ok(valid);
-      }
-    }
-    exports.validateSchemaDeps = validateSchemaDeps;
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/applicator/propertyNames.js
-var require_propertyNames = __commonJS({
-  "node_modules/ajv/dist/vocabularies/applicator/propertyNames.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var error2 = {
-      message: "property name must be valid",
-      params: ({ params }) => (0, codegen_1._)`{propertyName: ${params.propertyName}}`
-    };
-    var def = {
-      keyword: "propertyNames",
-      type: "object",
-      schemaType: ["object", "boolean"],
-      error: error2,
-      code(cxt) {
-        const { gen, schema, data, it } = cxt;
-        if ((0, util_1.alwaysValidSchema)(it, schema))
-          return;
-        const valid = gen.name("valid");
-        gen.forIn("key", data, (key) => {
-          cxt.setParams({ propertyName: key });
-          cxt.subschema({
-            keyword: "propertyNames",
-            data: key,
-            dataTypes: ["string"],
-            propertyName: key,
-            compositeRule: true
-          }, valid);
-          gen.if((0, codegen_1.not)(valid), () => {
-            cxt.error(true);
-            if (!it.allErrors)
-              gen.break();
-          });
-        });
-        cxt.ok(valid);
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/applicator/additionalProperties.js
-var require_additionalProperties = __commonJS({
-  "node_modules/ajv/dist/vocabularies/applicator/additionalProperties.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var code_1 = require_code2();
-    var codegen_1 = require_codegen();
-    var names_1 = require_names();
-    var util_1 = require_util9();
-    var error2 = {
-      message: "must NOT have additional properties",
-      params: ({ params }) => (0, codegen_1._)`{additionalProperty: ${params.additionalProperty}}`
-    };
-    var def = {
-      keyword: "additionalProperties",
-      type: ["object"],
-      schemaType: ["boolean", "object"],
-      allowUndefined: true,
-      trackErrors: true,
-      error: error2,
-      code(cxt) {
-        const { gen, schema, parentSchema, data, errsCount, it } = cxt;
-        if (!errsCount)
-          throw new Error("ajv implementation error");
-        const { allErrors, opts } = it;
-        it.props = true;
-        if (opts.removeAdditional !== "all" && (0, util_1.alwaysValidSchema)(it, schema))
-          return;
-        const props = (0, code_1.allSchemaProperties)(parentSchema.properties);
-        const patProps = (0, code_1.allSchemaProperties)(parentSchema.patternProperties);
-        checkAdditionalProperties();
-        cxt.ok((0, codegen_1._)`${errsCount} === ${names_1.default.errors}`);
-        function checkAdditionalProperties() {
-          gen.forIn("key", data, (key) => {
-            if (!props.length && !patProps.length)
-              additionalPropertyCode(key);
-            else
-              gen.if(isAdditional(key), () => additionalPropertyCode(key));
-          });
-        }
-        function isAdditional(key) {
-          let definedProp;
-          if (props.length > 8) {
-            const propsSchema = (0, util_1.schemaRefOrVal)(it, parentSchema.properties, "properties");
-            definedProp = (0, code_1.isOwnProperty)(gen, propsSchema, key);
-          } else if (props.length) {
-            definedProp = (0, codegen_1.or)(...props.map((p) => (0, codegen_1._)`${key} === ${p}`));
-          } else {
-            definedProp = codegen_1.nil;
-          }
-          if (patProps.length) {
-            definedProp = (0, codegen_1.or)(definedProp, ...patProps.map((p) => (0, codegen_1._)`${(0, code_1.usePattern)(cxt, p)}.test(${key})`));
-          }
-          return (0, codegen_1.not)(definedProp);
-        }
-        function deleteAdditional(key) {
-          gen.code((0, codegen_1._)`delete ${data}[${key}]`);
-        }
-        function additionalPropertyCode(key) {
-          if (opts.removeAdditional === "all" || opts.removeAdditional && schema === false) {
-            deleteAdditional(key);
-            return;
-          }
-          if (schema === false) {
-            cxt.setParams({ additionalProperty: key });
-            cxt.error();
-            if (!allErrors)
-              gen.break();
-            return;
-          }
-          if (typeof schema == "object" && !(0, util_1.alwaysValidSchema)(it, schema)) {
-            const valid = gen.name("valid");
-            if (opts.removeAdditional === "failing") {
-              applyAdditionalSchema(key, valid, false);
-              gen.if((0, codegen_1.not)(valid), () => {
-                cxt.reset();
-                deleteAdditional(key);
-              });
-            } else {
-              applyAdditionalSchema(key, valid);
-              if (!allErrors)
-                gen.if((0, codegen_1.not)(valid), () => gen.break());
-            }
-          }
-        }
-        function applyAdditionalSchema(key, valid, errors) {
-          const subschema = {
-            keyword: "additionalProperties",
-            dataProp: key,
-            dataPropType: util_1.Type.Str
-          };
-          if (errors === false) {
-            Object.assign(subschema, {
-              compositeRule: true,
-              createErrors: false,
-              allErrors: false
-            });
-          }
-          cxt.subschema(subschema, valid);
-        }
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/applicator/properties.js
-var require_properties = __commonJS({
-  "node_modules/ajv/dist/vocabularies/applicator/properties.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var validate_1 = require_validate();
-    var code_1 = require_code2();
-    var util_1 = require_util9();
-    var additionalProperties_1 = require_additionalProperties();
-    var def = {
-      keyword: "properties",
-      type: "object",
-      schemaType: "object",
-      code(cxt) {
-        const { gen, schema, parentSchema, data, it } = cxt;
-        if (it.opts.removeAdditional === "all" && parentSchema.additionalProperties === void 0) {
-          additionalProperties_1.default.code(new validate_1.KeywordCxt(it, additionalProperties_1.default, "additionalProperties"));
-        }
-        const allProps = (0, code_1.allSchemaProperties)(schema);
-        for (const prop of allProps) {
-          it.definedProperties.add(prop);
-        }
-        if (it.opts.unevaluated && allProps.length && it.props !== true) {
-          it.props = util_1.mergeEvaluated.props(gen, (0, util_1.toHash)(allProps), it.props);
-        }
-        const properties = allProps.filter((p) => !(0, util_1.alwaysValidSchema)(it, schema[p]));
-        if (properties.length === 0)
-          return;
-        const valid = gen.name("valid");
-        for (const prop of properties) {
-          if (hasDefault(prop)) {
-            applyPropertySchema(prop);
-          } else {
-            gen.if((0, code_1.propertyInData)(gen, data, prop, it.opts.ownProperties));
-            applyPropertySchema(prop);
-            if (!it.allErrors)
-              gen.else().var(valid, true);
-            gen.endIf();
-          }
-          cxt.it.definedProperties.add(prop);
-          cxt.ok(valid);
-        }
-        function hasDefault(prop) {
-          return it.opts.useDefaults && !it.compositeRule && schema[prop].default !== void 0;
-        }
-        function applyPropertySchema(prop) {
-          cxt.subschema({
-            keyword: "properties",
-            schemaProp: prop,
-            dataProp: prop
-          }, valid);
-        }
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/applicator/patternProperties.js
-var require_patternProperties = __commonJS({
-  "node_modules/ajv/dist/vocabularies/applicator/patternProperties.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var code_1 = require_code2();
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var util_2 = require_util9();
-    var def = {
-      keyword: "patternProperties",
-      type: "object",
-      schemaType: "object",
-      code(cxt) {
-        const { gen, schema, data, parentSchema, it } = cxt;
-        const { opts } = it;
-        const patterns = (0, code_1.allSchemaProperties)(schema);
-        const alwaysValidPatterns = patterns.filter((p) => (0, util_1.alwaysValidSchema)(it, schema[p]));
-        if (patterns.length === 0 || alwaysValidPatterns.length === patterns.length && (!it.opts.unevaluated || it.props === true)) {
-          return;
-        }
-        const checkProperties = opts.strictSchema && !opts.allowMatchingProperties && parentSchema.properties;
-        const valid = gen.name("valid");
-        if (it.props !== true && !(it.props instanceof codegen_1.Name)) {
-          it.props = (0, util_2.evaluatedPropsToName)(gen, it.props);
-        }
-        const { props } = it;
-        validatePatternProperties();
-        function validatePatternProperties() {
-          for (const pat of patterns) {
-            if (checkProperties)
-              checkMatchingProperties(pat);
-            if (it.allErrors) {
-              validateProperties(pat);
-            } else {
-              gen.var(valid, true);
-              validateProperties(pat);
-              gen.if(valid);
-            }
-          }
-        }
-        function checkMatchingProperties(pat) {
-          for (const prop in checkProperties) {
-            if (new RegExp(pat).test(prop)) {
-              (0, util_1.checkStrictMode)(it, `property ${prop} matches pattern ${pat} (use allowMatchingProperties)`);
-            }
-          }
-        }
-        function validateProperties(pat) {
-          gen.forIn("key", data, (key) => {
-            gen.if((0, codegen_1._)`${(0, code_1.usePattern)(cxt, pat)}.test(${key})`, () => {
-              const alwaysValid = alwaysValidPatterns.includes(pat);
-              if (!alwaysValid) {
-                cxt.subschema({
-                  keyword: "patternProperties",
-                  schemaProp: pat,
-                  dataProp: key,
-                  dataPropType: util_2.Type.Str
-                }, valid);
-              }
-              if (it.opts.unevaluated && props !== true) {
-                gen.assign((0, codegen_1._)`${props}[${key}]`, true);
-              } else if (!alwaysValid && !it.allErrors) {
-                gen.if((0, codegen_1.not)(valid), () => gen.break());
-              }
-            });
-          });
-        }
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/applicator/not.js
-var require_not = __commonJS({
-  "node_modules/ajv/dist/vocabularies/applicator/not.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var util_1 = require_util9();
-    var def = {
-      keyword: "not",
-      schemaType: ["object", "boolean"],
-      trackErrors: true,
-      code(cxt) {
-        const { gen, schema, it } = cxt;
-        if ((0, util_1.alwaysValidSchema)(it, schema)) {
-          cxt.fail();
-          return;
-        }
-        const valid = gen.name("valid");
-        cxt.subschema({
-          keyword: "not",
-          compositeRule: true,
-          createErrors: false,
-          allErrors: false
-        }, valid);
-        cxt.failResult(valid, () => cxt.reset(), () => cxt.error());
-      },
-      error: { message: "must NOT be valid" }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/applicator/anyOf.js
-var require_anyOf = __commonJS({
-  "node_modules/ajv/dist/vocabularies/applicator/anyOf.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var code_1 = require_code2();
-    var def = {
-      keyword: "anyOf",
-      schemaType: "array",
-      trackErrors: true,
-      code: code_1.validateUnion,
-      error: { message: "must match a schema in anyOf" }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/applicator/oneOf.js
-var require_oneOf = __commonJS({
-  "node_modules/ajv/dist/vocabularies/applicator/oneOf.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var error2 = {
-      message: "must match exactly one schema in oneOf",
-      params: ({ params }) => (0, codegen_1._)`{passingSchemas: ${params.passing}}`
-    };
-    var def = {
-      keyword: "oneOf",
-      schemaType: "array",
-      trackErrors: true,
-      error: error2,
-      code(cxt) {
-        const { gen, schema, parentSchema, it } = cxt;
-        if (!Array.isArray(schema))
-          throw new Error("ajv implementation error");
-        if (it.opts.discriminator && parentSchema.discriminator)
-          return;
-        const schArr = schema;
-        const valid = gen.let("valid", false);
-        const passing = gen.let("passing", null);
-        const schValid = gen.name("_valid");
-        cxt.setParams({ passing });
-        gen.block(validateOneOf);
-        cxt.result(valid, () => cxt.reset(), () => cxt.error(true));
-        function validateOneOf() {
-          schArr.forEach((sch, i2) => {
-            let schCxt;
-            if ((0, util_1.alwaysValidSchema)(it, sch)) {
-              gen.var(schValid, true);
-            } else {
-              schCxt = cxt.subschema({
-                keyword: "oneOf",
-                schemaProp: i2,
-                compositeRule: true
-              }, schValid);
-            }
-            if (i2 > 0) {
-              gen.if((0, codegen_1._)`${schValid} && ${valid}`).assign(valid, false).assign(passing, (0, codegen_1._)`[${passing}, ${i2}]`).else();
-            }
-            gen.if(schValid, () => {
-              gen.assign(valid, true);
-              gen.assign(passing, i2);
-              if (schCxt)
-                cxt.mergeEvaluated(schCxt, codegen_1.Name);
-            });
-          });
-        }
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/applicator/allOf.js
-var require_allOf = __commonJS({
-  "node_modules/ajv/dist/vocabularies/applicator/allOf.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var util_1 = require_util9();
-    var def = {
-      keyword: "allOf",
-      schemaType: "array",
-      code(cxt) {
-        const { gen, schema, it } = cxt;
-        if (!Array.isArray(schema))
-          throw new Error("ajv implementation error");
-        const valid = gen.name("valid");
-        schema.forEach((sch, i2) => {
-          if ((0, util_1.alwaysValidSchema)(it, sch))
-            return;
-          const schCxt = cxt.subschema({ keyword: "allOf", schemaProp: i2 }, valid);
-          cxt.ok(valid);
-          cxt.mergeEvaluated(schCxt);
-        });
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/applicator/if.js
-var require_if = __commonJS({
-  "node_modules/ajv/dist/vocabularies/applicator/if.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var error2 = {
-      message: ({ params }) => (0, codegen_1.str)`must match "${params.ifClause}" schema`,
-      params: ({ params }) => (0, codegen_1._)`{failingKeyword: ${params.ifClause}}`
-    };
-    var def = {
-      keyword: "if",
-      schemaType: ["object", "boolean"],
-      trackErrors: true,
-      error: error2,
-      code(cxt) {
-        const { gen, parentSchema, it } = cxt;
-        if (parentSchema.then === void 0 && parentSchema.else === void 0) {
-          (0, util_1.checkStrictMode)(it, '"if" without "then" and "else" is ignored');
-        }
-        const hasThen = hasSchema(it, "then");
-        const hasElse = hasSchema(it, "else");
-        if (!hasThen && !hasElse)
-          return;
-        const valid = gen.let("valid", true);
-        const schValid = gen.name("_valid");
-        validateIf();
-        cxt.reset();
-        if (hasThen && hasElse) {
-          const ifClause = gen.let("ifClause");
-          cxt.setParams({ ifClause });
-          gen.if(schValid, validateClause("then", ifClause), validateClause("else", ifClause));
-        } else if (hasThen) {
-          gen.if(schValid, validateClause("then"));
-        } else {
-          gen.if((0, codegen_1.not)(schValid), validateClause("else"));
-        }
-        cxt.pass(valid, () => cxt.error(true));
-        function validateIf() {
-          const schCxt = cxt.subschema({
-            keyword: "if",
-            compositeRule: true,
-            createErrors: false,
-            allErrors: false
-          }, schValid);
-          cxt.mergeEvaluated(schCxt);
-        }
-        function validateClause(keyword, ifClause) {
-          return () => {
-            const schCxt = cxt.subschema({ keyword }, schValid);
-            gen.assign(valid, schValid);
-            cxt.mergeValidEvaluated(schCxt, valid);
-            if (ifClause)
-              gen.assign(ifClause, (0, codegen_1._)`${keyword}`);
-            else
-              cxt.setParams({ ifClause: keyword });
-          };
-        }
-      }
-    };
-    function hasSchema(it, keyword) {
-      const schema = it.schema[keyword];
-      return schema !== void 0 && !(0, util_1.alwaysValidSchema)(it, schema);
-    }
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/applicator/thenElse.js
-var require_thenElse = __commonJS({
-  "node_modules/ajv/dist/vocabularies/applicator/thenElse.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var util_1 = require_util9();
-    var def = {
-      keyword: ["then", "else"],
-      schemaType: ["object", "boolean"],
-      code({ keyword, parentSchema, it }) {
-        if (parentSchema.if === void 0)
-          (0, util_1.checkStrictMode)(it, `"${keyword}" without "if" is ignored`);
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/applicator/index.js
-var require_applicator = __commonJS({
-  "node_modules/ajv/dist/vocabularies/applicator/index.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var additionalItems_1 = require_additionalItems();
-    var prefixItems_1 = require_prefixItems();
-    var items_1 = require_items();
-    var items2020_1 = require_items2020();
-    var contains_1 = require_contains();
-    var dependencies_1 = require_dependencies();
-    var propertyNames_1 = require_propertyNames();
-    var additionalProperties_1 = require_additionalProperties();
-    var properties_1 = require_properties();
-    var patternProperties_1 = require_patternProperties();
-    var not_1 = require_not();
-    var anyOf_1 = require_anyOf();
-    var oneOf_1 = require_oneOf();
-    var allOf_1 = require_allOf();
-    var if_1 = require_if();
-    var thenElse_1 = require_thenElse();
-    function getApplicator(draft2020 = false) {
-      const applicator = [
-        // any
-        not_1.default,
-        anyOf_1.default,
-        oneOf_1.default,
-        allOf_1.default,
-        if_1.default,
-        thenElse_1.default,
-        // object
-        propertyNames_1.default,
-        additionalProperties_1.default,
-        dependencies_1.default,
-        properties_1.default,
-        patternProperties_1.default
-      ];
-      if (draft2020)
-        applicator.push(prefixItems_1.default, items2020_1.default);
-      else
-        applicator.push(additionalItems_1.default, items_1.default);
-      applicator.push(contains_1.default);
-      return applicator;
-    }
-    exports.default = getApplicator;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/dynamic/dynamicAnchor.js
-var require_dynamicAnchor = __commonJS({
-  "node_modules/ajv/dist/vocabularies/dynamic/dynamicAnchor.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.dynamicAnchor = void 0;
-    var codegen_1 = require_codegen();
-    var names_1 = require_names();
-    var compile_1 = require_compile();
-    var ref_1 = require_ref();
-    var def = {
-      keyword: "$dynamicAnchor",
-      schemaType: "string",
-      code: (cxt) => dynamicAnchor(cxt, cxt.schema)
-    };
-    function dynamicAnchor(cxt, anchor) {
-      const { gen, it } = cxt;
-      it.schemaEnv.root.dynamicAnchors[anchor] = true;
-      const v = (0, codegen_1._)`${names_1.default.dynamicAnchors}${(0, codegen_1.getProperty)(anchor)}`;
-      const validate = it.errSchemaPath === "#" ? it.validateName : _getValidate(cxt);
-      gen.if((0, codegen_1._)`!${v}`, () => gen.assign(v, validate));
-    }
-    exports.dynamicAnchor = dynamicAnchor;
-    function _getValidate(cxt) {
-      const { schemaEnv, schema, self } = cxt.it;
-      const { root, baseId, localRefs, meta } = schemaEnv.root;
-      const { schemaId } = self.opts;
-      const sch = new compile_1.SchemaEnv({ schema, schemaId, root, baseId, localRefs, meta });
-      compile_1.compileSchema.call(self, sch);
-      return (0, ref_1.getValidate)(cxt, sch);
-    }
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/dynamic/dynamicRef.js
-var require_dynamicRef = __commonJS({
-  "node_modules/ajv/dist/vocabularies/dynamic/dynamicRef.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.dynamicRef = void 0;
-    var codegen_1 = require_codegen();
-    var names_1 = require_names();
-    var ref_1 = require_ref();
-    var def = {
-      keyword: "$dynamicRef",
-      schemaType: "string",
-      code: (cxt) => dynamicRef(cxt, cxt.schema)
-    };
-    function dynamicRef(cxt, ref) {
-      const { gen, keyword, it } = cxt;
-      if (ref[0] !== "#")
-        throw new Error(`"${keyword}" only supports hash fragment reference`);
-      const anchor = ref.slice(1);
-      if (it.allErrors) {
-        _dynamicRef();
-      } else {
-        const valid = gen.let("valid", false);
-        _dynamicRef(valid);
-        cxt.ok(valid);
-      }
-      function _dynamicRef(valid) {
-        if (it.schemaEnv.root.dynamicAnchors[anchor]) {
-          const v = gen.let("_v", (0, codegen_1._)`${names_1.default.dynamicAnchors}${(0, codegen_1.getProperty)(anchor)}`);
-          gen.if(v, _callRef(v, valid), _callRef(it.validateName, valid));
-        } else {
-          _callRef(it.validateName, valid)();
-        }
-      }
-      function _callRef(validate, valid) {
-        return valid ? () => gen.block(() => {
-          (0, ref_1.callRef)(cxt, validate);
-          gen.let(valid, true);
-        }) : () => (0, ref_1.callRef)(cxt, validate);
-      }
-    }
-    exports.dynamicRef = dynamicRef;
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/dynamic/recursiveAnchor.js
-var require_recursiveAnchor = __commonJS({
-  "node_modules/ajv/dist/vocabularies/dynamic/recursiveAnchor.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var dynamicAnchor_1 = require_dynamicAnchor();
-    var util_1 = require_util9();
-    var def = {
-      keyword: "$recursiveAnchor",
-      schemaType: "boolean",
-      code(cxt) {
-        if (cxt.schema)
-          (0, dynamicAnchor_1.dynamicAnchor)(cxt, "");
-        else
-          (0, util_1.checkStrictMode)(cxt.it, "$recursiveAnchor: false is ignored");
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/dynamic/recursiveRef.js
-var require_recursiveRef = __commonJS({
-  "node_modules/ajv/dist/vocabularies/dynamic/recursiveRef.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var dynamicRef_1 = require_dynamicRef();
-    var def = {
-      keyword: "$recursiveRef",
-      schemaType: "string",
-      code: (cxt) => (0, dynamicRef_1.dynamicRef)(cxt, cxt.schema)
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/dynamic/index.js
-var require_dynamic = __commonJS({
-  "node_modules/ajv/dist/vocabularies/dynamic/index.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var dynamicAnchor_1 = require_dynamicAnchor();
-    var dynamicRef_1 = require_dynamicRef();
-    var recursiveAnchor_1 = require_recursiveAnchor();
-    var recursiveRef_1 = require_recursiveRef();
-    var dynamic = [dynamicAnchor_1.default, dynamicRef_1.default, recursiveAnchor_1.default, recursiveRef_1.default];
-    exports.default = dynamic;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/validation/dependentRequired.js
-var require_dependentRequired = __commonJS({
-  "node_modules/ajv/dist/vocabularies/validation/dependentRequired.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var dependencies_1 = require_dependencies();
-    var def = {
-      keyword: "dependentRequired",
-      type: "object",
-      schemaType: "object",
-      error: dependencies_1.error,
-      code: (cxt) => (0, dependencies_1.validatePropertyDeps)(cxt)
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/applicator/dependentSchemas.js
-var require_dependentSchemas = __commonJS({
-  "node_modules/ajv/dist/vocabularies/applicator/dependentSchemas.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var dependencies_1 = require_dependencies();
-    var def = {
-      keyword: "dependentSchemas",
-      type: "object",
-      schemaType: "object",
-      code: (cxt) => (0, dependencies_1.validateSchemaDeps)(cxt)
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/validation/limitContains.js
-var require_limitContains = __commonJS({
-  "node_modules/ajv/dist/vocabularies/validation/limitContains.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var util_1 = require_util9();
-    var def = {
-      keyword: ["maxContains", "minContains"],
-      type: "array",
-      schemaType: "number",
-      code({ keyword, parentSchema, it }) {
-        if (parentSchema.contains === void 0) {
-          (0, util_1.checkStrictMode)(it, `"${keyword}" without "contains" is ignored`);
-        }
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/next.js
-var require_next = __commonJS({
-  "node_modules/ajv/dist/vocabularies/next.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var dependentRequired_1 = require_dependentRequired();
-    var dependentSchemas_1 = require_dependentSchemas();
-    var limitContains_1 = require_limitContains();
-    var next = [dependentRequired_1.default, dependentSchemas_1.default, limitContains_1.default];
-    exports.default = next;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/unevaluated/unevaluatedProperties.js
-var require_unevaluatedProperties = __commonJS({
-  "node_modules/ajv/dist/vocabularies/unevaluated/unevaluatedProperties.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var names_1 = require_names();
-    var error2 = {
-      message: "must NOT have unevaluated properties",
-      params: ({ params }) => (0, codegen_1._)`{unevaluatedProperty: ${params.unevaluatedProperty}}`
-    };
-    var def = {
-      keyword: "unevaluatedProperties",
-      type: "object",
-      schemaType: ["boolean", "object"],
-      trackErrors: true,
-      error: error2,
-      code(cxt) {
-        const { gen, schema, data, errsCount, it } = cxt;
-        if (!errsCount)
-          throw new Error("ajv implementation error");
-        const { allErrors, props } = it;
-        if (props instanceof codegen_1.Name) {
-          gen.if((0, codegen_1._)`${props} !== true`, () => gen.forIn("key", data, (key) => gen.if(unevaluatedDynamic(props, key), () => unevaluatedPropCode(key))));
-        } else if (props !== true) {
-          gen.forIn("key", data, (key) => props === void 0 ? unevaluatedPropCode(key) : gen.if(unevaluatedStatic(props, key), () => unevaluatedPropCode(key)));
-        }
-        it.props = true;
-        cxt.ok((0, codegen_1._)`${errsCount} === ${names_1.default.errors}`);
-        function unevaluatedPropCode(key) {
-          if (schema === false) {
-            cxt.setParams({ unevaluatedProperty: key });
-            cxt.error();
-            if (!allErrors)
-              gen.break();
-            return;
-          }
-          if (!(0, util_1.alwaysValidSchema)(it, schema)) {
-            const valid = gen.name("valid");
-            cxt.subschema({
-              keyword: "unevaluatedProperties",
-              dataProp: key,
-              dataPropType: util_1.Type.Str
-            }, valid);
-            if (!allErrors)
-              gen.if((0, codegen_1.not)(valid), () => gen.break());
-          }
-        }
-        function unevaluatedDynamic(evaluatedProps, key) {
-          return (0, codegen_1._)`!${evaluatedProps} || !${evaluatedProps}[${key}]`;
-        }
-        function unevaluatedStatic(evaluatedProps, key) {
-          const ps = [];
-          for (const p in evaluatedProps) {
-            if (evaluatedProps[p] === true)
-              ps.push((0, codegen_1._)`${key} !== ${p}`);
-          }
-          return (0, codegen_1.and)(...ps);
-        }
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/unevaluated/unevaluatedItems.js
-var require_unevaluatedItems = __commonJS({
-  "node_modules/ajv/dist/vocabularies/unevaluated/unevaluatedItems.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var codegen_1 = require_codegen();
-    var util_1 = require_util9();
-    var error2 = {
-      message: ({ params: { len } }) => (0, codegen_1.str)`must NOT have more than ${len} items`,
-      params: ({ params: { len } }) => (0, codegen_1._)`{limit: ${len}}`
-    };
-    var def = {
-      keyword: "unevaluatedItems",
-      type: "array",
-      schemaType: ["boolean", "object"],
-      error: error2,
-      code(cxt) {
-        const { gen, schema, data, it } = cxt;
-        const items = it.items || 0;
-        if (items === true)
-          return;
-        const len = gen.const("len", (0, codegen_1._)`${data}.length`);
-        if (schema === false) {
-          cxt.setParams({ len: items });
-          cxt.fail((0, codegen_1._)`${len} > ${items}`);
-        } else if (typeof schema == "object" && !(0, util_1.alwaysValidSchema)(it, schema)) {
-          const valid = gen.var("valid", (0, codegen_1._)`${len} <= ${items}`);
-          gen.if((0, codegen_1.not)(valid), () => validateItems(valid, items));
-          cxt.ok(valid);
-        }
-        it.items = true;
-        function validateItems(valid, from) {
-          gen.forRange("i", from, len, (i2) => {
-            cxt.subschema({ keyword: "unevaluatedItems", dataProp: i2, dataPropType: util_1.Type.Num }, valid);
-            if (!it.allErrors)
-              gen.if((0, codegen_1.not)(valid), () => gen.break());
-          });
-        }
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/unevaluated/index.js
-var require_unevaluated = __commonJS({
-  "node_modules/ajv/dist/vocabularies/unevaluated/index.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var unevaluatedProperties_1 = require_unevaluatedProperties();
-    var unevaluatedItems_1 = require_unevaluatedItems();
-    var unevaluated = [unevaluatedProperties_1.default, unevaluatedItems_1.default];
-    exports.default = unevaluated;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/format/format.js
-var require_format = __commonJS({
-  "node_modules/ajv/dist/vocabularies/format/format.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var codegen_1 = require_codegen();
-    var error2 = {
-      message: ({ schemaCode }) => (0, codegen_1.str)`must match format "${schemaCode}"`,
-      params: ({ schemaCode }) => (0, codegen_1._)`{format: ${schemaCode}}`
-    };
-    var def = {
-      keyword: "format",
-      type: ["number", "string"],
-      schemaType: "string",
-      $data: true,
-      error: error2,
-      code(cxt, ruleType) {
-        const { gen, data, $data, schema, schemaCode, it } = cxt;
-        const { opts, errSchemaPath, schemaEnv, self } = it;
-        if (!opts.validateFormats)
-          return;
-        if ($data)
-          validate$DataFormat();
-        else
-          validateFormat();
-        function validate$DataFormat() {
-          const fmts = gen.scopeValue("formats", {
-            ref: self.formats,
-            code: opts.code.formats
-          });
-          const fDef = gen.const("fDef", (0, codegen_1._)`${fmts}[${schemaCode}]`);
-          const fType = gen.let("fType");
-          const format = gen.let("format");
-          gen.if((0, codegen_1._)`typeof ${fDef} == "object" && !(${fDef} instanceof RegExp)`, () => gen.assign(fType, (0, codegen_1._)`${fDef}.type || "string"`).assign(format, (0, codegen_1._)`${fDef}.validate`), () => gen.assign(fType, (0, codegen_1._)`"string"`).assign(format, fDef));
-          cxt.fail$data((0, codegen_1.or)(unknownFmt(), invalidFmt()));
-          function unknownFmt() {
-            if (opts.strictSchema === false)
-              return codegen_1.nil;
-            return (0, codegen_1._)`${schemaCode} && !${format}`;
-          }
-          function invalidFmt() {
-            const callFormat = schemaEnv.$async ? (0, codegen_1._)`(${fDef}.async ? await ${format}(${data}) : ${format}(${data}))` : (0, codegen_1._)`${format}(${data})`;
-            const validData = (0, codegen_1._)`(typeof ${format} == "function" ? ${callFormat} : ${format}.test(${data}))`;
-            return (0, codegen_1._)`${format} && ${format} !== true && ${fType} === ${ruleType} && !${validData}`;
-          }
-        }
-        function validateFormat() {
-          const formatDef = self.formats[schema];
-          if (!formatDef) {
-            unknownFormat();
-            return;
-          }
-          if (formatDef === true)
-            return;
-          const [fmtType, format, fmtRef] = getFormat(formatDef);
-          if (fmtType === ruleType)
-            cxt.pass(validCondition());
-          function unknownFormat() {
-            if (opts.strictSchema === false) {
-              self.logger.warn(unknownMsg());
-              return;
-            }
-            throw new Error(unknownMsg());
-            function unknownMsg() {
-              return `unknown format "${schema}" ignored in schema at path "${errSchemaPath}"`;
-            }
-          }
-          function getFormat(fmtDef) {
-            const code = fmtDef instanceof RegExp ? (0, codegen_1.regexpCode)(fmtDef) : opts.code.formats ? (0, codegen_1._)`${opts.code.formats}${(0, codegen_1.getProperty)(schema)}` : void 0;
-            const fmt2 = gen.scopeValue("formats", { key: schema, ref: fmtDef, code });
-            if (typeof fmtDef == "object" && !(fmtDef instanceof RegExp)) {
-              return [fmtDef.type || "string", fmtDef.validate, (0, codegen_1._)`${fmt2}.validate`];
-            }
-            return ["string", fmtDef, fmt2];
-          }
-          function validCondition() {
-            if (typeof formatDef == "object" && !(formatDef instanceof RegExp) && formatDef.async) {
-              if (!schemaEnv.$async)
-                throw new Error("async format in sync schema");
-              return (0, codegen_1._)`await ${fmtRef}(${data})`;
-            }
-            return typeof format == "function" ? (0, codegen_1._)`${fmtRef}(${data})` : (0, codegen_1._)`${fmtRef}.test(${data})`;
-          }
-        }
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/format/index.js
-var require_format2 = __commonJS({
-  "node_modules/ajv/dist/vocabularies/format/index.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var format_1 = require_format();
-    var format = [format_1.default];
-    exports.default = format;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/metadata.js
-var require_metadata = __commonJS({
-  "node_modules/ajv/dist/vocabularies/metadata.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.contentVocabulary = exports.metadataVocabulary = void 0;
-    exports.metadataVocabulary = [
-      "title",
-      "description",
-      "default",
-      "deprecated",
-      "readOnly",
-      "writeOnly",
-      "examples"
-    ];
-    exports.contentVocabulary = [
-      "contentMediaType",
-      "contentEncoding",
-      "contentSchema"
-    ];
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/draft2020.js
-var require_draft2020 = __commonJS({
-  "node_modules/ajv/dist/vocabularies/draft2020.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var core_1 = require_core2();
-    var validation_1 = require_validation();
-    var applicator_1 = require_applicator();
-    var dynamic_1 = require_dynamic();
-    var next_1 = require_next();
-    var unevaluated_1 = require_unevaluated();
-    var format_1 = require_format2();
-    var metadata_1 = require_metadata();
-    var draft2020Vocabularies = [
-      dynamic_1.default,
-      core_1.default,
-      validation_1.default,
-      (0, applicator_1.default)(true),
-      format_1.default,
-      metadata_1.metadataVocabulary,
-      metadata_1.contentVocabulary,
-      next_1.default,
-      unevaluated_1.default
-    ];
-    exports.default = draft2020Vocabularies;
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/discriminator/types.js
-var require_types = __commonJS({
-  "node_modules/ajv/dist/vocabularies/discriminator/types.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.DiscrError = void 0;
-    var DiscrError;
-    (function(DiscrError2) {
-      DiscrError2["Tag"] = "tag";
-      DiscrError2["Mapping"] = "mapping";
-    })(DiscrError || (exports.DiscrError = DiscrError = {}));
-  }
-});
-
-// node_modules/ajv/dist/vocabularies/discriminator/index.js
-var require_discriminator = __commonJS({
-  "node_modules/ajv/dist/vocabularies/discriminator/index.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var codegen_1 = require_codegen();
-    var types_1 = require_types();
-    var compile_1 = require_compile();
-    var ref_error_1 = require_ref_error();
-    var util_1 = require_util9();
-    var error2 = {
-      message: ({ params: { discrError, tagName } }) => discrError === types_1.DiscrError.Tag ? `tag "${tagName}" must be string` : `value of tag "${tagName}" must be in oneOf`,
-      params: ({ params: { discrError, tag, tagName } }) => (0, codegen_1._)`{error: ${discrError}, tag: ${tagName}, tagValue: ${tag}}`
-    };
-    var def = {
-      keyword: "discriminator",
-      type: "object",
-      schemaType: "object",
-      error: error2,
-      code(cxt) {
-        const { gen, data, schema, parentSchema, it } = cxt;
-        const { oneOf: oneOf3 } = parentSchema;
-        if (!it.opts.discriminator) {
-          throw new Error("discriminator: requires discriminator option");
-        }
-        const tagName = schema.propertyName;
-        if (typeof tagName != "string")
-          throw new Error("discriminator: requires propertyName");
-        if (schema.mapping)
-          throw new Error("discriminator: mapping is not supported");
-        if (!oneOf3)
-          throw new Error("discriminator: requires oneOf keyword");
-        const valid = gen.let("valid", false);
-        const tag = gen.const("tag", (0, codegen_1._)`${data}${(0, codegen_1.getProperty)(tagName)}`);
-        gen.if((0, codegen_1._)`typeof ${tag} == "string"`, () => validateMapping(), () => cxt.error(false, { discrError: types_1.DiscrError.Tag, tag, tagName }));
-        cxt.ok(valid);
-        function validateMapping() {
-          const mapping = getMapping();
-          gen.if(false);
-          for (const tagValue in mapping) {
-            gen.elseIf((0, codegen_1._)`${tag} === ${tagValue}`);
-            gen.assign(valid, applyTagSchema(mapping[tagValue]));
-          }
-          gen.else();
-          cxt.error(false, { discrError: types_1.DiscrError.Mapping, tag, tagName });
-          gen.endIf();
-        }
-        function applyTagSchema(schemaProp) {
-          const _valid = gen.name("valid");
-          const schCxt = cxt.subschema({ keyword: "oneOf", schemaProp }, _valid);
-          cxt.mergeEvaluated(schCxt, codegen_1.Name);
-          return _valid;
-        }
-        function getMapping() {
-          var _a2;
-          const oneOfMapping = {};
-          const topRequired = hasRequired(parentSchema);
-          let tagRequired = true;
-          for (let i2 = 0; i2 < oneOf3.length; i2++) {
-            let sch = oneOf3[i2];
-            if ((sch === null || sch === void 0 ? void 0 : sch.$ref) && !(0, util_1.schemaHasRulesButRef)(sch, it.self.RULES)) {
-              const ref = sch.$ref;
-              sch = compile_1.resolveRef.call(it.self, it.schemaEnv.root, it.baseId, ref);
-              if (sch instanceof compile_1.SchemaEnv)
-                sch = sch.schema;
-              if (sch === void 0)
-                throw new ref_error_1.default(it.opts.uriResolver, it.baseId, ref);
-            }
-            const propSch = (_a2 = sch === null || sch === void 0 ? void 0 : sch.properties) === null || _a2 === void 0 ? void 0 : _a2[tagName];
-            if (typeof propSch != "object") {
-              throw new Error(`discriminator: oneOf subschemas (or referenced schemas) must have "properties/${tagName}"`);
-            }
-            tagRequired = tagRequired && (topRequired || hasRequired(sch));
-            addMappings(propSch, i2);
-          }
-          if (!tagRequired)
-            throw new Error(`discriminator: "${tagName}" must be required`);
-          return oneOfMapping;
-          function hasRequired({ required }) {
-            return Array.isArray(required) && required.includes(tagName);
-          }
-          function addMappings(sch, i2) {
-            if (sch.const) {
-              addMapping(sch.const, i2);
-            } else if (sch.enum) {
-              for (const tagValue of sch.enum) {
-                addMapping(tagValue, i2);
-              }
-            } else {
-              throw new Error(`discriminator: "properties/${tagName}" must have "const" or "enum"`);
-            }
-          }
-          function addMapping(tagValue, i2) {
-            if (typeof tagValue != "string" || tagValue in oneOfMapping) {
-              throw new Error(`discriminator: "${tagName}" values must be unique strings`);
-            }
-            oneOfMapping[tagValue] = i2;
-          }
-        }
-      }
-    };
-    exports.default = def;
-  }
-});
-
-// node_modules/ajv/dist/refs/json-schema-2020-12/schema.json
-var require_schema4 = __commonJS({
-  "node_modules/ajv/dist/refs/json-schema-2020-12/schema.json"(exports, module) {
-    module.exports = {
-      $schema: "https://json-schema.org/draft/2020-12/schema",
-      $id: "https://json-schema.org/draft/2020-12/schema",
-      $vocabulary: {
-        "https://json-schema.org/draft/2020-12/vocab/core": true,
-        "https://json-schema.org/draft/2020-12/vocab/applicator": true,
-        "https://json-schema.org/draft/2020-12/vocab/unevaluated": true,
-        "https://json-schema.org/draft/2020-12/vocab/validation": true,
-        "https://json-schema.org/draft/2020-12/vocab/meta-data": true,
-        "https://json-schema.org/draft/2020-12/vocab/format-annotation": true,
-        "https://json-schema.org/draft/2020-12/vocab/content": true
-      },
-      $dynamicAnchor: "meta",
-      title: "Core and Validation specifications meta-schema",
-      allOf: [
-        { $ref: "meta/core" },
-        { $ref: "meta/applicator" },
-        { $ref: "meta/unevaluated" },
-        { $ref: "meta/validation" },
-        { $ref: "meta/meta-data" },
-        { $ref: "meta/format-annotation" },
-        { $ref: "meta/content" }
-      ],
-      type: ["object", "boolean"],
-      $comment: "This meta-schema also defines keywords that have appeared in previous drafts in order to prevent incompatible extensions as they remain in common use.",
-      properties: {
-        definitions: {
-          $comment: '"definitions" has been replaced by "$defs".',
-          type: "object",
-          additionalProperties: { $dynamicRef: "#meta" },
-          deprecated: true,
-          default: {}
-        },
-        dependencies: {
-          $comment: '"dependencies" has been split and replaced by "dependentSchemas" and "dependentRequired" in order to serve their differing semantics.',
-          type: "object",
-          additionalProperties: {
-            anyOf: [{ $dynamicRef: "#meta" }, { $ref: "meta/validation#/$defs/stringArray" }]
-          },
-          deprecated: true,
-          default: {}
-        },
-        $recursiveAnchor: {
-          $comment: '"$recursiveAnchor" has been replaced by "$dynamicAnchor".',
-          $ref: "meta/core#/$defs/anchorString",
-          deprecated: true
-        },
-        $recursiveRef: {
-          $comment: '"$recursiveRef" has been replaced by "$dynamicRef".',
-          $ref: "meta/core#/$defs/uriReferenceString",
-          deprecated: true
-        }
-      }
-    };
-  }
-});
-
-// node_modules/ajv/dist/refs/json-schema-2020-12/meta/applicator.json
-var require_applicator2 = __commonJS({
-  "node_modules/ajv/dist/refs/json-schema-2020-12/meta/applicator.json"(exports, module) {
-    module.exports = {
-      $schema: "https://json-schema.org/draft/2020-12/schema",
-      $id: "https://json-schema.org/draft/2020-12/meta/applicator",
-      $vocabulary: {
-        "https://json-schema.org/draft/2020-12/vocab/applicator": true
-      },
-      $dynamicAnchor: "meta",
-      title: "Applicator vocabulary meta-schema",
-      type: ["object", "boolean"],
-      properties: {
-        prefixItems: { $ref: "#/$defs/schemaArray" },
-        items: { $dynamicRef: "#meta" },
-        contains: { $dynamicRef: "#meta" },
-        additionalProperties: { $dynamicRef: "#meta" },
-        properties: {
-          type: "object",
-          additionalProperties: { $dynamicRef: "#meta" },
-          default: {}
-        },
-        patternProperties: {
-          type: "object",
-          additionalProperties: { $dynamicRef: "#meta" },
-          propertyNames: { format: "regex" },
-          default: {}
-        },
-        dependentSchemas: {
-          type: "object",
-          additionalProperties: { $dynamicRef: "#meta" },
-          default: {}
-        },
-        propertyNames: { $dynamicRef: "#meta" },
-        if: { $dynamicRef: "#meta" },
-        then: { $dynamicRef: "#meta" },
-        else: { $dynamicRef: "#meta" },
-        allOf: { $ref: "#/$defs/schemaArray" },
-        anyOf: { $ref: "#/$defs/schemaArray" },
-        oneOf: { $ref: "#/$defs/schemaArray" },
-        not: { $dynamicRef: "#meta" }
-      },
-      $defs: {
-        schemaArray: {
-          type: "array",
-          minItems: 1,
-          items: { $dynamicRef: "#meta" }
-        }
-      }
-    };
-  }
-});
-
-// node_modules/ajv/dist/refs/json-schema-2020-12/meta/unevaluated.json
-var require_unevaluated2 = __commonJS({
-  "node_modules/ajv/dist/refs/json-schema-2020-12/meta/unevaluated.json"(exports, module) {
-    module.exports = {
-      $schema: "https://json-schema.org/draft/2020-12/schema",
-      $id: "https://json-schema.org/draft/2020-12/meta/unevaluated",
-      $vocabulary: {
-        "https://json-schema.org/draft/2020-12/vocab/unevaluated": true
-      },
-      $dynamicAnchor: "meta",
-      title: "Unevaluated applicator vocabulary meta-schema",
-      type: ["object", "boolean"],
-      properties: {
-        unevaluatedItems: { $dynamicRef: "#meta" },
-        unevaluatedProperties: { $dynamicRef: "#meta" }
-      }
-    };
-  }
-});
-
-// node_modules/ajv/dist/refs/json-schema-2020-12/meta/content.json
-var require_content = __commonJS({
-  "node_modules/ajv/dist/refs/json-schema-2020-12/meta/content.json"(exports, module) {
-    module.exports = {
-      $schema: "https://json-schema.org/draft/2020-12/schema",
-      $id: "https://json-schema.org/draft/2020-12/meta/content",
-      $vocabulary: {
-        "https://json-schema.org/draft/2020-12/vocab/content": true
-      },
-      $dynamicAnchor: "meta",
-      title: "Content vocabulary meta-schema",
-      type: ["object", "boolean"],
-      properties: {
-        contentEncoding: { type: "string" },
-        contentMediaType: { type: "string" },
-        contentSchema: { $dynamicRef: "#meta" }
-      }
-    };
-  }
-});
-
-// node_modules/ajv/dist/refs/json-schema-2020-12/meta/core.json
-var require_core3 = __commonJS({
-  "node_modules/ajv/dist/refs/json-schema-2020-12/meta/core.json"(exports, module) {
-    module.exports = {
-      $schema: "https://json-schema.org/draft/2020-12/schema",
-      $id: "https://json-schema.org/draft/2020-12/meta/core",
-      $vocabulary: {
-        "https://json-schema.org/draft/2020-12/vocab/core": true
-      },
-      $dynamicAnchor: "meta",
-      title: "Core vocabulary meta-schema",
-      type: ["object", "boolean"],
-      properties: {
-        $id: {
-          $ref: "#/$defs/uriReferenceString",
-          $comment: "Non-empty fragments not allowed.",
-          pattern: "^[^#]*#?$"
-        },
-        $schema: { $ref: "#/$defs/uriString" },
-        $ref: { $ref: "#/$defs/uriReferenceString" },
-        $anchor: { $ref: "#/$defs/anchorString" },
-        $dynamicRef: { $ref: "#/$defs/uriReferenceString" },
-        $dynamicAnchor: { $ref: "#/$defs/anchorString" },
-        $vocabulary: {
-          type: "object",
-          propertyNames: { $ref: "#/$defs/uriString" },
-          additionalProperties: {
-            type: "boolean"
-          }
-        },
-        $comment: {
-          type: "string"
-        },
-        $defs: {
-          type: "object",
-          additionalProperties: { $dynamicRef: "#meta" }
-        }
-      },
-      $defs: {
-        anchorString: {
-          type: "string",
-          pattern: "^[A-Za-z_][-A-Za-z0-9._]*$"
-        },
-        uriString: {
-          type: "string",
-          format: "uri"
-        },
-        uriReferenceString: {
-          type: "string",
-          format: "uri-reference"
-        }
-      }
-    };
-  }
-});
-
-// node_modules/ajv/dist/refs/json-schema-2020-12/meta/format-annotation.json
-var require_format_annotation = __commonJS({
-  "node_modules/ajv/dist/refs/json-schema-2020-12/meta/format-annotation.json"(exports, module) {
-    module.exports = {
-      $schema: "https://json-schema.org/draft/2020-12/schema",
-      $id: "https://json-schema.org/draft/2020-12/meta/format-annotation",
-      $vocabulary: {
-        "https://json-schema.org/draft/2020-12/vocab/format-annotation": true
-      },
-      $dynamicAnchor: "meta",
-      title: "Format vocabulary meta-schema for annotation results",
-      type: ["object", "boolean"],
-      properties: {
-        format: { type: "string" }
-      }
-    };
-  }
-});
-
-// node_modules/ajv/dist/refs/json-schema-2020-12/meta/meta-data.json
-var require_meta_data = __commonJS({
-  "node_modules/ajv/dist/refs/json-schema-2020-12/meta/meta-data.json"(exports, module) {
-    module.exports = {
-      $schema: "https://json-schema.org/draft/2020-12/schema",
-      $id: "https://json-schema.org/draft/2020-12/meta/meta-data",
-      $vocabulary: {
-        "https://json-schema.org/draft/2020-12/vocab/meta-data": true
-      },
-      $dynamicAnchor: "meta",
-      title: "Meta-data vocabulary meta-schema",
-      type: ["object", "boolean"],
-      properties: {
-        title: {
-          type: "string"
-        },
-        description: {
-          type: "string"
-        },
-        default: true,
-        deprecated: {
-          type: "boolean",
-          default: false
-        },
-        readOnly: {
-          type: "boolean",
-          default: false
-        },
-        writeOnly: {
-          type: "boolean",
-          default: false
-        },
-        examples: {
-          type: "array",
-          items: true
-        }
-      }
-    };
-  }
-});
-
-// node_modules/ajv/dist/refs/json-schema-2020-12/meta/validation.json
-var require_validation2 = __commonJS({
-  "node_modules/ajv/dist/refs/json-schema-2020-12/meta/validation.json"(exports, module) {
-    module.exports = {
-      $schema: "https://json-schema.org/draft/2020-12/schema",
-      $id: "https://json-schema.org/draft/2020-12/meta/validation",
-      $vocabulary: {
-        "https://json-schema.org/draft/2020-12/vocab/validation": true
-      },
-      $dynamicAnchor: "meta",
-      title: "Validation vocabulary meta-schema",
-      type: ["object", "boolean"],
-      properties: {
-        type: {
-          anyOf: [
-            { $ref: "#/$defs/simpleTypes" },
-            {
-              type: "array",
-              items: { $ref: "#/$defs/simpleTypes" },
-              minItems: 1,
-              uniqueItems: true
-            }
-          ]
-        },
-        const: true,
-        enum: {
-          type: "array",
-          items: true
-        },
-        multipleOf: {
-          type: "number",
-          exclusiveMinimum: 0
-        },
-        maximum: {
-          type: "number"
-        },
-        exclusiveMaximum: {
-          type: "number"
-        },
-        minimum: {
-          type: "number"
-        },
-        exclusiveMinimum: {
-          type: "number"
-        },
-        maxLength: { $ref: "#/$defs/nonNegativeInteger" },
-        minLength: { $ref: "#/$defs/nonNegativeIntegerDefault0" },
-        pattern: {
-          type: "string",
-          format: "regex"
-        },
-        maxItems: { $ref: "#/$defs/nonNegativeInteger" },
-        minItems: { $ref: "#/$defs/nonNegativeIntegerDefault0" },
-        uniqueItems: {
-          type: "boolean",
-          default: false
-        },
-        maxContains: { $ref: "#/$defs/nonNegativeInteger" },
-        minContains: {
-          $ref: "#/$defs/nonNegativeInteger",
-          default: 1
-        },
-        maxProperties: { $ref: "#/$defs/nonNegativeInteger" },
-        minProperties: { $ref: "#/$defs/nonNegativeIntegerDefault0" },
-        required: { $ref: "#/$defs/stringArray" },
-        dependentRequired: {
-          type: "object",
-          additionalProperties: {
-            $ref: "#/$defs/stringArray"
-          }
-        }
-      },
-      $defs: {
-        nonNegativeInteger: {
-          type: "integer",
-          minimum: 0
-        },
-        nonNegativeIntegerDefault0: {
-          $ref: "#/$defs/nonNegativeInteger",
-          default: 0
-        },
-        simpleTypes: {
-          enum: ["array", "boolean", "integer", "null", "number", "object", "string"]
-        },
-        stringArray: {
-          type: "array",
-          items: { type: "string" },
-          uniqueItems: true,
-          default: []
-        }
-      }
-    };
-  }
-});
-
-// node_modules/ajv/dist/refs/json-schema-2020-12/index.js
-var require_json_schema_2020_12 = __commonJS({
-  "node_modules/ajv/dist/refs/json-schema-2020-12/index.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    var metaSchema = require_schema4();
-    var applicator = require_applicator2();
-    var unevaluated = require_unevaluated2();
-    var content = require_content();
-    var core = require_core3();
-    var format = require_format_annotation();
-    var metadata = require_meta_data();
-    var validation = require_validation2();
-    var META_SUPPORT_DATA = ["/properties"];
-    function addMetaSchema2020($data) {
-      ;
-      [
-        metaSchema,
-        applicator,
-        unevaluated,
-        content,
-        core,
-        with$data(this, format),
-        metadata,
-        with$data(this, validation)
-      ].forEach((sch) => this.addMetaSchema(sch, void 0, false));
-      return this;
-      function with$data(ajv, sch) {
-        return $data ? ajv.$dataMetaSchema(sch, META_SUPPORT_DATA) : sch;
-      }
-    }
-    exports.default = addMetaSchema2020;
-  }
-});
-
-// node_modules/ajv/dist/2020.js
-var require__ = __commonJS({
-  "node_modules/ajv/dist/2020.js"(exports, module) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.MissingRefError = exports.ValidationError = exports.CodeGen = exports.Name = exports.nil = exports.stringify = exports.str = exports._ = exports.KeywordCxt = exports.Ajv2020 = void 0;
-    var core_1 = require_core();
-    var draft2020_1 = require_draft2020();
-    var discriminator_1 = require_discriminator();
-    var json_schema_2020_12_1 = require_json_schema_2020_12();
-    var META_SCHEMA_ID = "https://json-schema.org/draft/2020-12/schema";
-    var Ajv20202 = class extends core_1.default {
-      constructor(opts = {}) {
-        super({
-          ...opts,
-          dynamicRef: true,
-          next: true,
-          unevaluated: true
-        });
-      }
-      _addVocabularies() {
-        super._addVocabularies();
-        draft2020_1.default.forEach((v) => this.addVocabulary(v));
-        if (this.opts.discriminator)
-          this.addKeyword(discriminator_1.default);
-      }
-      _addDefaultMetaSchema() {
-        super._addDefaultMetaSchema();
-        const { $data, meta } = this.opts;
-        if (!meta)
-          return;
-        json_schema_2020_12_1.default.call(this, $data);
-        this.refs["http://json-schema.org/schema"] = META_SCHEMA_ID;
-      }
-      defaultMeta() {
-        return this.opts.defaultMeta = super.defaultMeta() || (this.getSchema(META_SCHEMA_ID) ? META_SCHEMA_ID : void 0);
-      }
-    };
-    exports.Ajv2020 = Ajv20202;
-    module.exports = exports = Ajv20202;
-    module.exports.Ajv2020 = Ajv20202;
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.default = Ajv20202;
-    var validate_1 = require_validate();
-    Object.defineProperty(exports, "KeywordCxt", { enumerable: true, get: function() {
-      return validate_1.KeywordCxt;
-    } });
-    var codegen_1 = require_codegen();
-    Object.defineProperty(exports, "_", { enumerable: true, get: function() {
-      return codegen_1._;
-    } });
-    Object.defineProperty(exports, "str", { enumerable: true, get: function() {
-      return codegen_1.str;
-    } });
-    Object.defineProperty(exports, "stringify", { enumerable: true, get: function() {
-      return codegen_1.stringify;
-    } });
-    Object.defineProperty(exports, "nil", { enumerable: true, get: function() {
-      return codegen_1.nil;
-    } });
-    Object.defineProperty(exports, "Name", { enumerable: true, get: function() {
-      return codegen_1.Name;
-    } });
-    Object.defineProperty(exports, "CodeGen", { enumerable: true, get: function() {
-      return codegen_1.CodeGen;
-    } });
-    var validation_error_1 = require_validation_error();
-    Object.defineProperty(exports, "ValidationError", { enumerable: true, get: function() {
-      return validation_error_1.default;
-    } });
-    var ref_error_1 = require_ref_error();
-    Object.defineProperty(exports, "MissingRefError", { enumerable: true, get: function() {
-      return ref_error_1.default;
-    } });
-  }
-});
-
-// src/config/validate.ts
-function validator() {
-  compiled ??= new import__.Ajv2020({ allErrors: true, allowUnionTypes: true }).compile(CONFIG_SCHEMA);
-  return compiled;
-}
-function formatKeyPath(path18) {
-  return path18.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
-}
-function show(value) {
-  if (value === null || value === void 0) return "nothing";
-  const text = JSON.stringify(value);
-  return text.length > 40 ? `${text.slice(0, 39)}\u2026` : text;
-}
-function toKeyPath(pointer, raw) {
-  const path18 = [];
-  let value = raw;
-  for (const part of pointer.split("/").slice(1)) {
-    const key = part.replace(/~1/g, "/").replace(/~0/g, "~");
-    if (Array.isArray(value)) {
-      path18.push(Number(key));
-      value = value[Number(key)];
-    } else {
-      path18.push(key);
-      value = value?.[key];
-    }
-  }
-  return { path: path18, value };
-}
-function fromAjv(error2, raw) {
-  const { path: path18, value } = toKeyPath(error2.instancePath, raw);
-  if (error2.keyword === "additionalProperties") {
-    const key = String(error2.params.additionalProperty);
-    const valid = Object.keys(schemaAt(path18)?.properties ?? {});
-    const full = [...path18, key];
-    return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
-  }
-  const expected = schemaAt(path18)?.description ?? "valid";
-  const bound = BOUNDS.has(error2.keyword) ? `; ${error2.message}` : "";
-  if (path18.length === 0) return { path: path18, message: `the config must be ${expected} (got ${show(value)})` };
-  return { path: path18, message: `'${formatKeyPath(path18)}' must be ${expected} (got ${show(value)}${bound})` };
-}
-function semanticProblems(raw) {
-  const problems = [];
-  const method = raw.method;
-  if (typeof method === "string" && !PRUNE_METHODS.includes(method)) {
-    const [n, m] = method.split(":").map(Number);
-    if (n >= m) {
-      problems.push({ path: ["method"], message: `'method' N:M must have N smaller than M, like "2:4" (got ${show(method)})` });
-    }
-  }
-  const budgets = raw.budgets;
-  if (budgets && typeof budgets === "object" && !Array.isArray(budgets)) {
-    for (const [name, value] of Object.entries(budgets)) {
-      if (!isBudgetName(name) || typeof value !== "number" && typeof value !== "string") continue;
-      if (parseBudgetValue(name, value) === null) {
-        const path18 = ["budgets", name];
-        problems.push({ path: path18, message: `'${formatKeyPath(path18)}' must be ${BUDGETS[name].expect} (got ${show(value)})` });
-      }
-    }
-  }
-  return problems;
-}
-function findProblems(raw) {
-  const validate = validator();
-  const problems = [];
-  const seen = /* @__PURE__ */ new Set();
-  if (!validate(raw)) {
-    for (const error2 of validate.errors ?? []) {
-      const problem = fromAjv(error2, raw);
-      const key = JSON.stringify(problem.path);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      problems.push(problem);
-    }
-  }
-  if (raw && typeof raw === "object" && !Array.isArray(raw)) {
-    problems.push(...semanticProblems(raw).filter((p) => !seen.has(JSON.stringify(p.path))));
-  }
-  return problems;
-}
-var import__, compiled, BOUNDS;
-var init_validate = __esm({
-  "src/config/validate.ts"() {
-    "use strict";
-    import__ = __toESM(require__(), 1);
-    init_budgets();
-    init_schema();
-    init_suggest();
-    BOUNDS = /* @__PURE__ */ new Set(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]);
-  }
-});
-
 // src/config/loadConfig.ts
 import { readFileSync as readFileSync12 } from "node:fs";
-function loadConfig(path18) {
-  let text;
+function loadConfig(path18, shownAs = path18) {
+  let text2;
   try {
-    text = readFileSync12(path18, "utf8");
+    text2 = readFileSync12(path18, "utf8");
   } catch (e) {
     const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${path18}: config file not found; check the path or create it`);
-    throw new UserError(`${path18}: cannot read config file: ${describe(e)}`);
+    if (code === "ENOENT") throw new UserError(`${shownAs}: config file not found; check the path or create it`);
+    throw new UserError(`${shownAs}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path18);
+  return parseConfig(text2, shownAs);
 }
-function parseConfig(text, where) {
+function parseConfig(text2, where) {
   const lines2 = new import_yaml3.LineCounter();
-  const doc = (0, import_yaml3.parseDocument)(text, { lineCounter: lines2, prettyErrors: true });
+  const doc = (0, import_yaml3.parseDocument)(text2, { lineCounter: lines2, prettyErrors: true });
   const syntax = doc.errors[0];
   if (syntax) {
     const pos = syntax.linePos?.[0] ?? { line: 1, col: 1 };
@@ -60352,56 +55355,25 @@ function parseConfig(text, where) {
     const first = located.reduce((a, b) => b.line < a.line ? b : a);
     throw new UserError(`${where}:${first.line}: ${first.message}`);
   }
-  return fromRaw(raw);
-}
-function fromRaw(raw) {
-  const config = structuredClone(DEFAULT_CONFIG);
-  for (const [key, value] of Object.entries(raw)) {
-    if (key === "latency") config.latency = { ...config.latency, ...camelKeys(value) };
-    else if (key === "budgets") config.budgets = budgetLimits(value);
-    else config[camel(key)] = value;
+  const config2 = fromFile(CONFIG_FILE.parse(raw));
+  for (const [name, limit] of Object.entries(config2.budgets)) {
+    const path18 = ["budgets", name];
+    const node = doc.getIn(path18, true);
+    if ((0, import_yaml3.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
+    limit.set_at = `${where}:${lineOf(doc, lines2, path18)}`;
   }
-  return config;
+  return config2;
 }
-function budgetLimits(raw) {
-  const limits = {};
-  for (const [name, value] of Object.entries(raw)) {
-    limits[name] = parseBudgetValue(name, value);
-  }
-  return limits;
-}
-function toRaw(config) {
-  return Object.fromEntries(Object.entries(config).map(([key, value]) => [kebab(key), key === "latency" ? kebabKeys(value) : value]));
-}
-function defined(o) {
-  return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== void 0));
-}
-function mergeConfig(base, overrides) {
-  const merged = structuredClone({
-    ...base,
-    ...defined(overrides),
-    latency: { ...base.latency, ...defined(overrides.latency) },
-    budgets: { ...base.budgets, ...defined(overrides.budgets) }
-  });
-  const problem = findProblems(toRaw(merged))[0];
-  if (problem) throw new UserError(`command-line flags: ${problem.message}`);
-  return merged;
-}
-var import_yaml3, camel, kebab, camelKeys, kebabKeys;
+var import_yaml3;
 var init_loadConfig = __esm({
   "src/config/loadConfig.ts"() {
     "use strict";
     import_yaml3 = __toESM(require_dist2(), 1);
     init_errors();
-    init_budgets();
     init_schema();
     init_validate();
     init_yamlPosition();
     init_schema();
-    camel = (key) => key.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
-    kebab = (key) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-    camelKeys = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [camel(k), v]));
-    kebabKeys = (o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [kebab(k), v]));
   }
 });
 
@@ -60410,22 +55382,13 @@ import * as fs21 from "node:fs";
 import * as path16 from "node:path";
 function resolveSettings(inputs, workspace) {
   const configFile = inputs.config ?? (fs21.existsSync(path16.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
-  const base = configFile ? loadConfig(path16.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
-  const overrides = { latency: { ...base.latency } };
-  if (inputs.targetSparsity !== void 0) overrides.sparsity = inputs.targetSparsity;
-  if (inputs.method !== void 0) overrides.method = inputs.method;
-  if (inputs.recovery !== void 0) overrides.recovery = inputs.recovery;
-  if (inputs.recoveryCommand !== void 0) overrides.recoveryCommand = inputs.recoveryCommand;
-  if (inputs.executionProvider !== "cpu") overrides.executionProvider = inputs.executionProvider;
-  if (inputs.batchSizes !== void 0) overrides.batchSizes = inputs.batchSizes;
-  if (inputs.runs !== void 0) overrides.latency.runs = inputs.runs;
-  if (inputs.warmup !== void 0) overrides.latency.warmup = inputs.warmup;
-  const config = mergeConfig(base, overrides);
+  const base = configFile ? loadConfig(path16.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
+  const config2 = applyGiven(base, inputs.settings, "action inputs");
   if (!inputs.data) throw new UserError(`input data: the labelled evaluation set (.npz) is required in mode ${inputs.mode}; set data: path/to/test.npz`);
   return {
     configFile,
-    config,
-    budgets: resolveBudgets(config.budgets, inputs.budgets),
+    config: config2,
+    budgets: resolveBudgets(config2.budgets, inputs.budgets),
     data: path16.resolve(workspace, inputs.data),
     calib: inputs.calibData ? path16.resolve(workspace, inputs.calibData) : void 0,
     shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path16.resolve(workspace, s.path) }))
@@ -60437,6 +55400,7 @@ var init_settings = __esm({
     "use strict";
     init_loadConfig();
     init_schema();
+    init_sources();
     init_errors();
     init_budgets2();
     DEFAULT_CONFIG_FILE = ".prune-guard.yml";
@@ -60581,7 +55545,7 @@ var entry_exports = {};
 __export(entry_exports, {
   entry: () => entry
 });
-import * as os7 from "node:os";
+import * as os8 from "node:os";
 function workflowFile(ref) {
   const m = ref ? /^[^/]+\/[^/]+\/(.+?)@/.exec(ref) : null;
   return m?.[1];
@@ -60600,7 +55564,7 @@ async function entry() {
     };
     await run(inputs, octokit, ctx, {
       workspace: process.env.GITHUB_WORKSPACE || process.cwd(),
-      temp: process.env.RUNNER_TEMP || os7.tmpdir(),
+      temp: process.env.RUNNER_TEMP || os8.tmpdir(),
       workflowFile: workflowFile(process.env.GITHUB_WORKFLOW_REF)
     }, {
       info: (m) => info(m),

@@ -29,8 +29,8 @@ recovery: none
 batch-sizes: [1]
 latency: { warmup: 2, runs: 10, threads: 1 }
 budgets:
-  accuracy-drop: 1%
-  class-accuracy-drop: 8%
+  accuracy-drop: 1pt
+  class-accuracy-drop: 8pt
 `;
 
 /** The action's inputs for the example: every model under models/, evaluated on data/test.npz. */

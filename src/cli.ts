@@ -1,10 +1,12 @@
 import * as fs from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { loadConfig, mergeConfig } from './config/loadConfig.js';
-import { DEFAULT_CONFIG, type Config } from './config/schema.js';
-import { describe, isUserError, UserError } from './errors.js';
-import { resolveBudgets } from './ledger/budgets.js';
 import { parseBudgetFlag } from './config/budgets.js';
+import { loadConfig } from './config/loadConfig.js';
+import { DEFAULT_CONFIG, type Command as CommandName, type Config } from './config/schema.js';
+import { parseShiftSets } from './config/shifts.js';
+import { applyGiven, BUDGET_FLAG, FLAGS, readText, type Given } from './config/sources.js';
+import { describe, isUserError } from './errors.js';
+import { resolveBudgets, type ResolvedBudget } from './ledger/budgets.js';
 import { comparePipeline } from './pipeline/compare.js';
 import { renderSelftest, selftest } from './pipeline/selftest.js';
 import { installSignalCleanup } from './io/cleanup.js';
@@ -21,30 +23,6 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-function fraction(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0 || n >= 1) throw new InvalidArgumentError(`${flag} must be a number from 0 to below 1 (got '${v}')`);
-    return n;
-  };
-}
-
-function capFraction(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0 || n > 1) throw new InvalidArgumentError(`${flag} must be a number above 0 up to 1 (got '${v}')`);
-    return n;
-  };
-}
-
-function positiveInts(flag: string) {
-  return (v: string): number[] => {
-    const list = v.split(',').map((s) => Number(s.trim()));
-    if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1)) throw new InvalidArgumentError(`${flag} must be positive integers separated by commas (got '${v}')`);
-    return list;
-  };
-}
-
 function count(flag: string, min: number) {
   return (v: string): number => {
     const n = Number(v);
@@ -53,196 +31,98 @@ function count(flag: string, min: number) {
   };
 }
 
-function seconds(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${flag} must be a number of seconds above 0 (got '${v}')`);
-    return n;
-  };
-}
-
-function parseShift(text: string): { name: string; path: string } {
-  const eq = text.indexOf('=');
-  if (eq <= 0 || eq === text.length - 1) throw new UserError(`--shift ${text}: expected NAME=path.npz, e.g. --shift rotated=shift.npz`);
-  return { name: text.slice(0, eq), path: text.slice(eq + 1) };
-}
-
-interface RunFlags {
-  model?: string;
-  data?: string;
-  calib?: string;
-  shift: string[];
-  out: string;
+/** Flags that name the inputs rather than settings; settings land under their flags' attribute names. */
+export interface InputFlags {
   config?: string;
   budget: string[];
-  sparsity?: number;
-  method?: Config['method'];
-  recovery?: Config['recovery'];
-  scope?: Config['scope'];
-  roundTo?: number;
-  criterion?: Config['criterion'];
-  maxLayerSparsity?: number;
-  exclude: string[];
-  keepFirstLayer?: boolean;
-  keepLastLayer?: boolean;
-  bakeTemperature?: boolean;
-  recoveryCommand?: string;
-  recoveryTimeBudget?: number;
-  batchSizes?: number[];
-  warmup?: number;
-  runs?: number;
-  threads?: number;
-  evalBatchSize?: number;
-  timeBudget?: number;
+  shift?: string[];
   quiet?: boolean;
-  strict?: boolean;
-  executionProvider?: Config['executionProvider'];
-  confidence?: number;
-  targetRelCi?: number;
-  maxSeconds?: number;
-  repeat?: number;
-  corruption?: string[];
-  schedule?: Config['schedule'];
-  scheduleSteps?: number;
-  schedulePatience?: number;
-  recoveryRounds?: number;
-  roundsCompareSensitivity?: boolean;
+  [attribute: string]: unknown;
 }
 
-/** The config file named by --config, else ./.prune-guard.yml when present, else the defaults. */
-function resolveConfig(flags: RunFlags): Config {
-  const file = flags.config ?? (fs.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
-  const base = file ? loadConfig(file) : { ...DEFAULT_CONFIG };
-  const latency = { ...base.latency };
-  if (flags.warmup !== undefined) latency.warmup = flags.warmup;
-  if (flags.runs !== undefined) latency.runs = flags.runs;
-  if (flags.threads !== undefined) latency.threads = flags.threads;
-  if (flags.targetRelCi !== undefined) latency.targetRelCi = flags.targetRelCi;
-  if (flags.maxSeconds !== undefined) latency.maxSeconds = flags.maxSeconds;
-  if (flags.repeat !== undefined) latency.repeat = flags.repeat;
-  const overrides: Partial<Config> = { latency };
-  if (flags.sparsity !== undefined) overrides.sparsity = flags.sparsity;
-  if (flags.method !== undefined) overrides.method = flags.method;
-  if (flags.recovery !== undefined) overrides.recovery = flags.recovery;
-  if (flags.scope !== undefined) overrides.scope = flags.scope;
-  if (flags.roundTo !== undefined) overrides.roundTo = flags.roundTo;
-  if (flags.criterion !== undefined) overrides.criterion = flags.criterion;
-  if (flags.maxLayerSparsity !== undefined) overrides.maxLayerSparsity = flags.maxLayerSparsity;
-  if (flags.exclude.length) overrides.exclude = [...base.exclude, ...flags.exclude];
-  if (flags.keepFirstLayer) overrides.keepFirstLayer = true;
-  if (flags.keepLastLayer) overrides.keepLastLayer = true;
-  if (flags.bakeTemperature) overrides.bakeTemperature = true;
-  if (flags.recoveryCommand !== undefined) overrides.recoveryCommand = flags.recoveryCommand;
-  if (flags.recoveryTimeBudget !== undefined) overrides.recoveryTimeBudget = flags.recoveryTimeBudget;
-  if (flags.batchSizes) overrides.batchSizes = flags.batchSizes;
-  if (flags.evalBatchSize !== undefined) overrides.evalBatchSize = flags.evalBatchSize;
-  if (flags.strict) overrides.strict = true;
-  if (flags.corruption?.length) overrides.corruptions = [...new Set([...base.corruptions, ...flags.corruption])];
-  if (flags.executionProvider !== undefined) overrides.executionProvider = flags.executionProvider;
-  if (flags.confidence !== undefined) overrides.confidence = flags.confidence;
-  if (flags.timeBudget !== undefined) overrides.timeBudget = flags.timeBudget;
-  if (flags.schedule !== undefined) overrides.schedule = flags.schedule;
-  if (flags.scheduleSteps !== undefined) overrides.scheduleSteps = flags.scheduleSteps;
-  if (flags.schedulePatience !== undefined) overrides.schedulePatience = flags.schedulePatience;
-  if (flags.recoveryRounds !== undefined) overrides.recoveryRounds = flags.recoveryRounds;
-  if (flags.roundsCompareSensitivity) overrides.roundsCompareSensitivity = true;
-  return mergeConfig(base, overrides);
-}
+const attributeOf = new Map(FLAGS.map((f) => [f, new Option(f.syntax).attributeName()]));
 
-function positiveNumber(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${flag} must be a number of 0 or more (got '${v}')`);
-    return n;
-  };
-}
-
-/** Flags of the statistical gate, shared by run and compare. */
-function addStatisticsOptions(cmd: Command): Command {
+/** The setting flags of one command, each generated from its setting: syntax, help, choices and parser. */
+function addSettingFlags(cmd: Command, command: CommandName): Command {
+  for (const spec of FLAGS.filter((f) => f.commands.includes(command))) {
+    const option = new Option(spec.syntax, spec.help);
+    if (spec.choices) option.choices(spec.choices);
+    else if (!spec.ref.kind.isSwitch) {
+      option.argParser((text: string, previous: unknown) => {
+        const read = readText(spec.ref, text, spec.flag);
+        if ('message' in read) throw new InvalidArgumentError(read.message);
+        return spec.ref.kind.item ? [...((previous as unknown[] | undefined) ?? []), read.value] : read.value;
+      });
+    }
+    cmd.addOption(option);
+  }
   return cmd
-    .option('--strict', 'release gate: a budget whose confidence interval straddles its limit fails instead of warning')
-    .addOption(new Option('--execution-provider <provider>', 'where to measure: cpu, cuda (must be available), auto (cuda else cpu, noted in the ledger)').choices(['cpu', 'cuda', 'auto']))
-    .option('--confidence <level>', 'confidence level of every interval, e.g. 0.95', fraction('--confidence'))
-    .option('--target-rel-ci <fraction>', 'adaptive latency stop: sample until the speedup interval is within ± this fraction (0 = fixed --runs)', fraction('--target-rel-ci'))
-    .option('--max-seconds <s>', 'time cap of the adaptive latency stop, seconds (0 = none)', positiveNumber('--max-seconds'))
-    .option('--corruption <kind:severity>', 'built-in shift of the evaluation set, repeatable: gaussian-noise, contrast, brightness, blur (images), feature-noise, feature-dropout (tabular), severity 1-5', collect, [])
-    .option('--repeat <k>', 'each timed latency sample is the fastest of k back-to-back runs (filters preemption on shared runners)', count('--repeat', 1));
+    .option('--config <path>', `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`)
+    .option(BUDGET_FLAG.syntax, BUDGET_FLAG.help, collect, []);
 }
 
-function buildProgram(io: { out: (s: string) => void; exit: (code: number) => void }): Command {
+/**
+ * An empty value is refused for every flag that takes one: `--sparsity "$UNSET"` must not read as 0, nor
+ * `--out ""` as the working directory.
+ */
+function refuseEmptyValues(cmd: Command): Command {
+  for (const option of cmd.options) {
+    if (!option.required && !option.optional) continue;
+    const parse = option.parseArg;
+    option.argParser((text: string, previous: unknown) => {
+      if (text.trim() === '') throw new InvalidArgumentError(`${option.long} is empty (an unset variable?); give a value or leave the flag out`);
+      return parse ? parse(text, previous) : text;
+    });
+  }
+  return cmd;
+}
+
+/**
+ * The config a command runs with: the file named by --config, else ./.prune-guard.yml when present, else
+ * the defaults; setting flags over it; and the budgets, --budget over the file over the defaults.
+ */
+export function resolveConfig(flags: InputFlags, command: CommandName): { config: Config; budgets: ResolvedBudget[] } {
+  const file = flags.config ?? (fs.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined);
+  const base = file ? loadConfig(file) : DEFAULT_CONFIG;
+  const given = FLAGS.filter((f) => f.commands.includes(command)).flatMap((f): Given[] => {
+    const value = flags[attributeOf.get(f)!];
+    if (value === undefined) return [];
+    return f.ref.kind.item ? (value as unknown[]).map((v) => ({ ref: f.ref, value: v })) : [{ ref: f.ref, value }];
+  });
+  const config = applyGiven(base, given, 'command-line flags');
+  return { config, budgets: resolveBudgets(config.budgets, flags.budget.map((text) => parseBudgetFlag(text))) };
+}
+
+const shiftSets = (flags: InputFlags) => parseShiftSets(flags.shift ?? [], (entry) => `--shift '${entry}'`);
+
+/** The CLI; exported so tests can read the options generated for each command. */
+export function buildProgram(io: { out: (s: string) => void; exit: (code: number) => void }): Command {
   const program = new Command('prune-guard')
     .description('Prune ONNX models and gate them on a budget ledger measured on the saved files')
     .version(VERSION)
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
+  const print = (flags: InputFlags, text: string) => {
+    if (!flags.quiet) io.out(text.endsWith('\n') ? text : text + '\n');
+  };
 
-  program
+  const run = program
     .command('run')
     .description('prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md')
     .requiredOption('--model <path>', 'ONNX classifier to prune (never modified)')
     .requiredOption('--data <path>', 'labelled evaluation set (.npz with x and y, or one array per input name plus y)')
     .requiredOption('--out <dir>', 'output folder for <model>.pruned.onnx, ledger.json, ledger.md')
     .option('--calib <path>', 'calibration set (.npz), validated against the model')
-    .option('--shift <name=path>', 'labelled distribution-shift set, repeatable', collect, [])
-    .option('--config <path>', `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`)
-    .option('--budget <name=value>', 'budget limit, repeatable; overrides the config file', collect, [])
-    .option('--sparsity <fraction>', 'target fraction of prunable weights set to zero (structured: of prunable channels removed)', fraction('--sparsity'))
-    .option('--method <method>', 'pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4')
-    .addOption(new Option('--recovery <recovery>', 'accuracy recovery after pruning (default auto: reconstruct + BatchNorm re-estimation + distillation with --calib, each kept only if it helps on the calibration set)').choices(['none', 'reconstruct', 'distill', 'auto', 'command']))
-    .addOption(new Option('--scope <scope>', 'magnitude threshold over all layers together or per layer; sensitivity: per-layer ratios from each layer\'s measured calibration-loss curve (needs --calib); sensitivity-macs (structured): channels removed where that loss per MAC saved is smallest; auto (default): sensitivity-macs for structured oneshot with a labelled --calib, else global').choices(['global', 'layer', 'sensitivity', 'sensitivity-macs', 'auto']))
-    .option('--round-to <n>', 'structured: keep channel counts at multiples of n (8 or 16 suit SIMD kernels)', count('--round-to', 1))
-    .addOption(new Option('--criterion <name>', 'structured: channel importance; unstructured: sparsegpt (reconstruction re-chooses which weights are zero)').choices(['l1', 'l2', 'bn-scale', 'activation', 'sparsegpt']))
-    .option('--max-layer-sparsity <fraction>', 'global scope: no layer (structured: channel group) loses more than this fraction; the rest of the target goes to the others (default 1: no cap)', capFraction('--max-layer-sparsity'))
-    .option('--exclude <glob>', 'node or initializer names never pruned, repeatable', collect, [])
-    .option('--keep-first-layer', 'do not prune the first prunable layer')
-    .option('--keep-last-layer', 'do not prune the last prunable layer')
-    .option('--recovery-command <cmd>', 'shell command for --recovery command; gets PRUNE_GUARD_MODEL_IN, _MODEL_OUT, _MASKS, _CALIB, _DATA (see README)')
-    .option('--recovery-time-budget <seconds>', 'stop refitting further layers or distilling after this many seconds (0 = no limit; default 240)', count('--recovery-time-budget', 0))
-    .option('--bake-temperature', 'divide the shipped model\'s logits by the temperature fitted on --calib (needs labels)')
-    .option('--batch-sizes <list>', 'latency batch sizes, comma separated; the first is shown in the headline', positiveInts('--batch-sizes'))
-    .option('--warmup <n>', 'untimed latency runs per model and batch size', count('--warmup', 0))
-    .option('--runs <n>', 'timed latency runs per model and batch size', count('--runs', 1))
-    .option('--threads <n>', 'onnxruntime intra-op threads (0 = all cores)', count('--threads', 0))
-    .option('--eval-batch-size <n>', 'batch size for accuracy evaluation', count('--eval-batch-size', 1))
-    .option('--time-budget <seconds>', 'stop a run that takes longer and write a fail ledger saying where it stopped', seconds('--time-budget'))
-    .addOption(new Option('--schedule <kind>', 'oneshot: prune to --sparsity at once; gradual: cubic schedule of --schedule-steps steps, recovering and measuring after each, shipping the best step that meets every budget').choices(['oneshot', 'gradual']))
-    .option('--schedule-steps <n>', 'gradual: number of pruning steps (default 4)', count('--schedule-steps', 1))
-    .option('--schedule-patience <n>', 'gradual: stop after n consecutive steps whose quality fell beyond the cliff threshold (default 1)', count('--schedule-patience', 1))
-    .option('--recovery-rounds <n>', 'oneshot unstructured: prune and recover in n rounds of rising sparsity (cubic) ending at --sparsity, shipping the last (1 = one shot; default 0 = auto: 4 rounds for unstructured at 60% or more with --recovery auto and a labelled --calib)', count('--recovery-rounds', 0))
-    .option('--rounds-compare-sensitivity', 'with recovery rounds and --scope global: also run the rounds with sensitivity-allocated layer ratios and ship whichever ends with the lower calibration NLL (twice the rounds)')
-    .option('--quiet', 'do not print the ledger');
-  addStatisticsOptions(program.commands[program.commands.length - 1])
-    .action(async (flags: RunFlags) => {
-      const config = resolveConfig(flags);
-      const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
-      const result = await runGuarded(
-        { model: flags.model!, data: flags.data!, calib: flags.calib, shifts: flags.shift.map(parseShift), out: flags.out, config, budgets },
-        stderrProgress(),
-      );
-      if (!flags.quiet) io.out(result.markdown.endsWith('\n') ? result.markdown : result.markdown + '\n');
+    .option('--shift <name=path>', 'labelled distribution-shift set, repeatable', collect, []);
+  addSettingFlags(run, 'run')
+    .option('--quiet', 'do not print the ledger')
+    .action(async (flags: InputFlags & { model: string; data: string; out: string; calib?: string }) => {
+      const { config, budgets } = resolveConfig(flags, 'run');
+      const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, config, budgets }, stderrProgress());
+      print(flags, result.markdown);
       io.exit(result.ledger.verdict === 'fail' ? EXIT.fail : EXIT.pass);
     });
-  addCompareCommands(program, io);
-  return program;
-}
 
-/** Latency and evaluation flags shared by compare and selftest (same meaning as in run). */
-function addMeasureOptions(cmd: Command): Command {
-  return cmd
-    .option('--config <path>', `config file (default: ./${DEFAULT_CONFIG_FILE} when present)`)
-    .option('--budget <name=value>', 'budget limit, repeatable; overrides the config file', collect, [])
-    .option('--batch-sizes <list>', 'latency batch sizes, comma separated; the first is the one judged', positiveInts('--batch-sizes'))
-    .option('--warmup <n>', 'untimed latency runs per model and batch size', count('--warmup', 0))
-    .option('--runs <n>', 'timed latency runs (at least) per model and batch size', count('--runs', 1))
-    .option('--threads <n>', 'onnxruntime intra-op threads (0 = all cores)', count('--threads', 0))
-    .option('--eval-batch-size <n>', 'batch size for accuracy evaluation', count('--eval-batch-size', 1))
-    .option('--quiet', 'do not print the report');
-}
-
-function addCompareCommands(program: Command, io: { out: (s: string) => void; exit: (code: number) => void }): void {
-  const print = (flags: { quiet?: boolean }, text: string) => {
-    if (!flags.quiet) io.out(text.endsWith('\n') ? text : text + '\n');
-  };
   const compare = program
     .command('compare')
     .description('measure two models (no pruning) on the same data and judge head against base; ledger.json and ledger.md in --out')
@@ -251,13 +131,14 @@ function addCompareCommands(program: Command, io: { out: (s: string) => void; ex
     .requiredOption('--data <path>', 'labelled evaluation set (.npz)')
     .requiredOption('--out <dir>', 'output folder for ledger.json and ledger.md')
     .option('--shift <name=path>', 'labelled distribution-shift set, repeatable', collect, []);
-  addStatisticsOptions(addMeasureOptions(compare)).action(async (flags: RunFlags & { base: string; head: string }) => {
-    const config = resolveConfig({ ...flags, exclude: [] });
-    const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
-    const result = await comparePipeline({ base: flags.base, head: flags.head, data: flags.data!, shifts: flags.shift.map(parseShift), out: flags.out, config, budgets }, stderrProgress());
-    print(flags, result.markdown);
-    io.exit(result.ledger.verdict === 'fail' ? EXIT.fail : EXIT.pass);
-  });
+  addSettingFlags(compare, 'compare')
+    .option('--quiet', 'do not print the report')
+    .action(async (flags: InputFlags & { base: string; head: string; data: string; out: string }) => {
+      const { config, budgets } = resolveConfig(flags, 'compare');
+      const result = await comparePipeline({ base: flags.base, head: flags.head, data: flags.data, shifts: shiftSets(flags), out: flags.out, config, budgets }, stderrProgress());
+      print(flags, result.markdown);
+      io.exit(result.ledger.verdict === 'fail' ? EXIT.fail : EXIT.pass);
+    });
 
   const self = program
     .command('selftest')
@@ -266,13 +147,17 @@ function addCompareCommands(program: Command, io: { out: (s: string) => void; ex
     .option('--data <path>', 'labelled evaluation set (default: the bundled Fashion-MNIST test fixture)')
     .option('--repetitions <k>', 'A/A repetitions', count('--repetitions', 1), 10)
     .option('--out <dir>', 'also write selftest.json here');
-  addStatisticsOptions(addMeasureOptions(self)).action(async (flags: RunFlags & { repetitions: number; out?: string }) => {
-    const config = resolveConfig({ ...flags, shift: [], exclude: [] });
-    const budgets = resolveBudgets(config.budgets, flags.budget.map(parseBudgetFlag));
-    const report = await selftest({ model: flags.model, data: flags.data, repetitions: flags.repetitions, config, budgets, out: flags.out }, stderrProgress());
-    print(flags, renderSelftest(report));
-    io.exit(EXIT.pass);
-  });
+  addSettingFlags(self, 'selftest')
+    .option('--quiet', 'do not print the report')
+    .action(async (flags: InputFlags & { model?: string; data?: string; repetitions: number; out?: string }) => {
+      const { config, budgets } = resolveConfig(flags, 'selftest');
+      const report = await selftest({ model: flags.model, data: flags.data, repetitions: flags.repetitions, config, budgets, out: flags.out }, stderrProgress());
+      print(flags, renderSelftest(report));
+      io.exit(EXIT.pass);
+    });
+
+  for (const cmd of program.commands) refuseEmptyValues(cmd);
+  return program;
 }
 
 /**

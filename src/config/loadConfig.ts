@@ -1,27 +1,32 @@
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument } from 'yaml';
+import { isScalar, LineCounter, parseDocument } from 'yaml';
 import { UserError, describe } from '../errors.js';
-import { parseBudgetValue, type BudgetName } from './budgets.js';
-import { DEFAULT_CONFIG, type Config, type LatencyConfig } from './schema.js';
-import { findProblems, type ConfigProblem } from './validate.js';
+import { CONFIG_FILE, fromFile, type Config } from './schema.js';
+import { findProblems } from './validate.js';
 import { lineOf } from './yamlPosition.js';
 
 export { DEFAULT_CONFIG, type Config, type LatencyConfig } from './schema.js';
 
-/** Reads and validates a `.prune-guard.yml`; every problem is a one-line UserError naming file and line. */
-export function loadConfig(path: string): Config {
+/**
+ * Reads and validates a `.prune-guard.yml`; every problem is a one-line UserError naming file and line.
+ * `shownAs` is how messages and the ledger name the file (the action shows it relative to the workspace).
+ */
+export function loadConfig(path: string, shownAs = path): Config {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError(`${path}: config file not found; check the path or create it`);
-    throw new UserError(`${path}: cannot read config file: ${describe(e)}`);
+    if (code === 'ENOENT') throw new UserError(`${shownAs}: config file not found; check the path or create it`);
+    throw new UserError(`${shownAs}: cannot read config file: ${describe(e)}`);
   }
-  return parseConfig(text, path);
+  return parseConfig(text, shownAs);
 }
 
-/** Parses config text; `where` (usually the file path) prefixes error messages. Empty text gives the defaults. */
+/**
+ * Parses config text; `where` (usually the file path) prefixes error messages and records where each
+ * budget limit was set (`where:LINE`). Empty text gives the defaults.
+ */
 export function parseConfig(text: string, where: string): Config {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true });
@@ -45,57 +50,13 @@ export function parseConfig(text: string, where: string): Config {
     const first = located.reduce((a, b) => (b.line < a.line ? b : a));
     throw new UserError(`${where}:${first.line}: ${first.message}`);
   }
-  return fromRaw(raw as Record<string, unknown>);
-}
-
-const camel = (key: string): string => key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-
-/** A validated raw config -> Config over the defaults. */
-function fromRaw(raw: Record<string, unknown>): Config {
-  const config = structuredClone(DEFAULT_CONFIG) as Config;
-  for (const [key, value] of Object.entries(raw)) {
-    if (key === 'latency') config.latency = { ...config.latency, ...(camelKeys(value as Record<string, unknown>) as Partial<LatencyConfig>) };
-    else if (key === 'budgets') config.budgets = budgetLimits(value as Record<BudgetName, number | string>);
-    else (config as unknown as Record<string, unknown>)[camel(key)] = value;
+  const config = fromFile(CONFIG_FILE.parse(raw));
+  for (const [name, limit] of Object.entries(config.budgets)) {
+    const path = ['budgets', name];
+    const node = doc.getIn(path, true);
+    // a bare number is kept as written (0.010, 1e-2), not as JavaScript prints it back
+    if (isScalar(node) && typeof node.value === 'number' && node.range) limit!.written = text.slice(node.range[0], node.range[1]).trim();
+    limit!.set_at = `${where}:${lineOf(doc, lines, path)}`;
   }
   return config;
-}
-
-function budgetLimits(raw: Record<BudgetName, number | string>): Config['budgets'] {
-  const limits: Config['budgets'] = {};
-  for (const [name, value] of Object.entries(raw) as [BudgetName, number | string][]) {
-    limits[name] = parseBudgetValue(name, value)!; // validated already
-  }
-  return limits;
-}
-
-const camelKeys = (o: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(o).map(([k, v]) => [camel(k), v]));
-const kebabKeys = (o: object): Record<string, unknown> => Object.fromEntries(Object.entries(o).map(([k, v]) => [kebab(k), v]));
-
-function toRaw(config: Config): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(config).map(([key, value]) => [kebab(key), key === 'latency' ? kebabKeys(value as object) : value]));
-}
-
-/** Overrides as the CLI collects them: any field, and any part of `latency`. */
-export type ConfigOverrides = { [K in keyof Config]?: K extends 'latency' ? Partial<LatencyConfig> : Config[K] };
-
-function defined<T extends object>(o: T | undefined): Partial<T> {
-  return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-/**
- * CLI flags over the file: set fields replace, `latency` and `budgets` merge key by key, undefined is ignored.
- * The result is validated again, so a bad flag value is a UserError naming the setting.
- */
-export function mergeConfig(base: Config, overrides: ConfigOverrides): Config {
-  const merged: Config = structuredClone({
-    ...base,
-    ...defined(overrides),
-    latency: { ...base.latency, ...defined(overrides.latency) },
-    budgets: { ...base.budgets, ...defined(overrides.budgets) },
-  } as Config);
-  const problem: ConfigProblem | undefined = findProblems(toRaw(merged))[0];
-  if (problem) throw new UserError(`command-line flags: ${problem.message}`);
-  return merged;
 }

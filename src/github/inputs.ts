@@ -1,6 +1,7 @@
-import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../config/schema.js';
+import { parseBudgetFlag, type BudgetLimit } from '../config/budgets.js';
+import { parseShiftSets } from '../config/shifts.js';
+import { CONFIG_INPUTS, readText, type Given } from '../config/sources.js';
 import { UserError } from '../errors.js';
-import { parseBudgetFlag } from '../config/budgets.js';
 import type { BudgetName } from '../ledger/types.js';
 
 export const MODES = ['check', 'nightly', 'aggregate'] as const;
@@ -13,22 +14,43 @@ export interface Shard {
   count: number;
 }
 
+/**
+ * The inputs that are not settings, with the defaults action.yml declares for them (an empty input is
+ * unset). The settings' inputs are derived from the config's declaration (`CONFIG_INPUTS`).
+ */
+export const ACTION_ONLY_INPUTS = {
+  models: '**/*.onnx',
+  config: '',
+  data: '',
+  'calib-data': '',
+  'shift-data': '',
+  'onnxruntime-path': '',
+  mode: 'check',
+  shard: '',
+  ledgers: '',
+  out: 'prune-guard-out',
+  comment: 'auto',
+  'fail-on': 'fail',
+  'history-file': 'prune-guard-history.json',
+  'history-branch': '',
+  'issue-label': 'prune-guard',
+  'pull-request': '',
+  'github-token': '${{ github.token }}',
+} as const;
+
 /** The action's inputs after validation. Names follow action.yml. */
 export interface ActionInputs {
   models: string[];
   config?: string;
-  targetSparsity?: number;
-  method?: string;
-  recovery?: string;
-  recoveryCommand?: string;
+  /** settings given as inputs, each checked like the same setting in the config file */
+  settings: Given[];
   data?: string;
   calibData?: string;
   shiftData: { name: string; path: string }[];
-  executionProvider: ExecutionProvider;
   onnxruntimePath?: string;
   mode: (typeof MODES)[number];
   shard?: Shard;
-  budgets: { name: BudgetName; limit: number }[];
+  budgets: ({ name: BudgetName } & BudgetLimit)[];
   comment: (typeof COMMENT_MODES)[number];
   failOn: (typeof FAIL_ON)[number];
   githubToken: string;
@@ -39,9 +61,6 @@ export interface ActionInputs {
   issueLabel: string;
   /** comment on this pull request from a non-pull-request event (a `workflow_run` follow-up) */
   pullRequest?: number;
-  batchSizes?: number[];
-  runs?: number;
-  warmup?: number;
 }
 
 /** Non-empty, trimmed lines of a multi-line input; `#` starts a comment line. */
@@ -70,14 +89,6 @@ export function parseShard(text: string): Shard | undefined {
   return { index, count };
 }
 
-function parseNamedPaths(input: string, text: string): { name: string; path: string }[] {
-  return lines(text).map((l) => {
-    const eq = l.indexOf('=');
-    if (eq <= 0 || eq === l.length - 1) throw new UserError(`input ${input}: '${l}' must be NAME=path, e.g. rotated=data/rotated.npz`);
-    return { name: l.slice(0, eq).trim(), path: l.slice(eq + 1).trim() };
-  });
-}
-
 function number(input: string, text: string, ok: (n: number) => boolean, expect: string): number | undefined {
   if (text === '') return undefined;
   const n = Number(text);
@@ -92,46 +103,40 @@ function number(input: string, text: string, ok: (n: number) => boolean, expect:
 export function readInputs(get: (name: string) => string): ActionInputs {
   const budgets = lines(get('budgets')).map((line) => {
     try {
-      return parseBudgetFlag(line);
+      return parseBudgetFlag(line, 'action input budgets');
     } catch (e) {
       throw new UserError((e as Error).message.replace(/^--budget /, 'input budgets: '));
     }
   });
-  const batchText = get('batch-sizes');
-  const batchSizes = batchText === '' ? undefined : batchText.split(',').map((s) => Number(s.trim()));
-  if (batchSizes?.some((b) => !Number.isInteger(b) || b < 1)) {
-    throw new UserError(`input batch-sizes: '${batchText}' must be positive integers separated by commas, e.g. 1,32`);
-  }
-  const executionProvider = oneOf('execution-provider', get('execution-provider'), EXECUTION_PROVIDERS, 'cpu');
+  const settings = CONFIG_INPUTS.flatMap(({ input, ref }): Given[] => {
+    const text = ref ? get(input) : '';
+    if (!ref || text === '') return [];
+    const read = readText(ref, text, `input ${input}`);
+    if ('message' in read) throw new UserError(read.message);
+    return [{ ref, value: read.value }];
+  });
   const inputs: ActionInputs = {
     models: lines(get('models')).flatMap((l) => l.split(',').map((s) => s.trim()).filter(Boolean)),
     config: get('config') || undefined,
-    targetSparsity: number('target-sparsity', get('target-sparsity'), (n) => n >= 0 && n < 1, 'a fraction from 0 to below 1, e.g. 0.5'),
-    method: get('method') || undefined,
-    recovery: get('recovery') || undefined,
-    recoveryCommand: get('recovery-command') || undefined,
+    settings,
     data: get('data') || undefined,
     calibData: get('calib-data') || undefined,
-    shiftData: parseNamedPaths('shift-data', get('shift-data')),
-    executionProvider,
+    shiftData: parseShiftSets(lines(get('shift-data')), (entry) => `input shift-data: '${entry}'`),
     onnxruntimePath: get('onnxruntime-path') || undefined,
-    mode: oneOf('mode', get('mode'), MODES, 'check'),
+    mode: oneOf('mode', get('mode'), MODES, ACTION_ONLY_INPUTS.mode),
     shard: parseShard(get('shard')),
     budgets,
-    comment: oneOf('comment', get('comment'), COMMENT_MODES, 'auto'),
-    failOn: oneOf('fail-on', get('fail-on'), FAIL_ON, 'fail'),
+    comment: oneOf('comment', get('comment'), COMMENT_MODES, ACTION_ONLY_INPUTS.comment),
+    failOn: oneOf('fail-on', get('fail-on'), FAIL_ON, ACTION_ONLY_INPUTS['fail-on']),
     githubToken: get('github-token'),
-    out: get('out') || 'prune-guard-out',
+    out: get('out') || ACTION_ONLY_INPUTS.out,
     ledgers: get('ledgers') || undefined,
-    historyFile: get('history-file') || 'prune-guard-history.json',
+    historyFile: get('history-file') || ACTION_ONLY_INPUTS['history-file'],
     historyBranch: get('history-branch') || undefined,
-    issueLabel: get('issue-label') || 'prune-guard',
+    issueLabel: get('issue-label') || ACTION_ONLY_INPUTS['issue-label'],
     pullRequest: number('pull-request', get('pull-request'), (n) => Number.isInteger(n) && n >= 1, 'a pull-request number like 42'),
-    batchSizes,
-    runs: number('runs', get('runs'), (n) => Number.isInteger(n) && n >= 1, 'a whole number of 1 or more'),
-    warmup: number('warmup', get('warmup'), (n) => Number.isInteger(n) && n >= 0, 'a whole number of 0 or more'),
   };
-  if (inputs.models.length === 0) inputs.models = ['**/*.onnx'];
+  if (inputs.models.length === 0) inputs.models = [ACTION_ONLY_INPUTS.models];
   if (inputs.mode === 'aggregate' && !inputs.ledgers) {
     throw new UserError('input ledgers: mode aggregate needs the folder holding the shards\' ledger.json files (download-artifact path)');
   }

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { loadConfig, mergeConfig } from '../config/loadConfig.js';
+import { loadConfig } from '../config/loadConfig.js';
 import { DEFAULT_CONFIG, type Config } from '../config/schema.js';
+import { applyGiven } from '../config/sources.js';
 import { UserError } from '../errors.js';
 import { resolveBudgets, type ResolvedBudget } from '../ledger/budgets.js';
 import type { ActionInputs } from './inputs.js';
@@ -22,17 +23,8 @@ export interface PipelineSettings {
 /** Config file, then the action's inputs on top, the way the CLI layers its flags. */
 export function resolveSettings(inputs: ActionInputs, workspace: string): PipelineSettings {
   const configFile = inputs.config ?? (fs.existsSync(path.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : undefined);
-  const base = configFile ? loadConfig(path.resolve(workspace, configFile)) : { ...DEFAULT_CONFIG };
-  const overrides: Partial<Config> = { latency: { ...base.latency } };
-  if (inputs.targetSparsity !== undefined) overrides.sparsity = inputs.targetSparsity;
-  if (inputs.method !== undefined) overrides.method = inputs.method as Config['method'];
-  if (inputs.recovery !== undefined) overrides.recovery = inputs.recovery as Config['recovery'];
-  if (inputs.recoveryCommand !== undefined) overrides.recoveryCommand = inputs.recoveryCommand;
-  if (inputs.executionProvider !== 'cpu') overrides.executionProvider = inputs.executionProvider;
-  if (inputs.batchSizes !== undefined) overrides.batchSizes = inputs.batchSizes;
-  if (inputs.runs !== undefined) overrides.latency!.runs = inputs.runs;
-  if (inputs.warmup !== undefined) overrides.latency!.warmup = inputs.warmup;
-  const config = mergeConfig(base, overrides);
+  const base = configFile ? loadConfig(path.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
+  const config = applyGiven(base, inputs.settings, 'action inputs');
   if (!inputs.data) throw new UserError(`input data: the labelled evaluation set (.npz) is required in mode ${inputs.mode}; set data: path/to/test.npz`);
   return {
     configFile,

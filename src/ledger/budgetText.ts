@@ -18,9 +18,11 @@ export type Compared = 'dense → pruned' | 'base → head';
 /** How values of this budget read: accuracy-like fractions in points, sizes in the limit's own unit. */
 function valueIn(b: BudgetResult): (x: number) => string {
   switch (BUDGETS[b.name].unit) {
+    case 'points':
+      return (x) => points(x);
     case 'fraction':
-      // a latency change is signed: "+3.1%" is slower, "−2.0%" faster
-      return b.name === 'latency-regression' ? (x) => (x > 0 && percent(x) !== percent(0) ? '+' : '') + percent(x) : (x) => points(x);
+      // a relative change is signed: "+3.1%" is slower, "−2.0%" faster
+      return (x) => (x > 0 && percent(x) !== percent(0) ? '+' : '') + percent(x);
     case 'ratio':
       return (x) => ratio(x);
     case 'ms':
@@ -35,8 +37,10 @@ function valueIn(b: BudgetResult): (x: number) => string {
 /** The limit in the budget's natural unit, as a user would write it: "1 pt", "5%", "1.5x", "12.5 ms", "2 MB". */
 export function naturalLimit(b: BudgetResult): string {
   switch (BUDGETS[b.name].unit) {
+    case 'points':
+      return `${trimmed(b.limit * 100)} pt`;
     case 'fraction':
-      return b.name === 'latency-regression' ? `${trimmed(b.limit * 100)}%` : `${trimmed(b.limit * 100)} pt`;
+      return `${trimmed(b.limit * 100)}%`;
     case 'ratio':
       return `${trimmed(b.limit)}x`;
     case 'ms':
@@ -72,9 +76,8 @@ export function marginText(b: BudgetResult): string | null {
   if (b.actual === null) return null;
   const beyond = b.direction === 'max' ? b.actual - b.limit : b.limit - b.actual;
   const size = Math.abs(beyond);
-  const unit = BUDGETS[b.name].unit;
-  // a margin in percent is a difference of percentages: points, with the value's own decimals
-  const text = unit !== 'fraction' ? valueIn(b)(size) : b.name === 'latency-regression' ? points(size, 1) : points(size);
+  // a margin between two percentages is in points, with the value's own decimals
+  const text = BUDGETS[b.name].unit === 'fraction' ? points(size, 1) : valueIn(b)(size);
   if (beyond <= 0) return `${text} to spare`;
   return `${text} ${b.direction === 'max' ? 'over' : 'short'}`;
 }

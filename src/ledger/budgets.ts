@@ -1,4 +1,4 @@
-import { BUDGETS, BUDGET_NAMES, type BudgetName, type BudgetSource, type Verdict } from '../config/budgets.js';
+import { BUDGETS, BUDGET_NAMES, type BudgetLimit, type BudgetName, type BudgetSource, type Verdict } from '../config/budgets.js';
 import type { Uncertainty } from '../measure/stats/uncertainty.js';
 import type { BudgetResult, Step } from './types.js';
 
@@ -7,6 +7,9 @@ export interface ResolvedBudget {
   limit: number;
   direction: 'max' | 'min';
   source: BudgetSource;
+  /** as the user wrote it, and where (absent for defaults) */
+  written?: string;
+  set_at?: string;
 }
 
 /**
@@ -14,17 +17,25 @@ export interface ResolvedBudget {
  * Later flags for the same name win. Budgets without a default and not set anywhere are left out.
  */
 export function resolveBudgets(
-  configBudgets: Partial<Record<BudgetName, number>>,
-  flagBudgets: ReadonlyArray<{ name: BudgetName; limit: number }>,
+  configBudgets: Partial<Record<BudgetName, BudgetLimit>>,
+  flagBudgets: ReadonlyArray<{ name: BudgetName } & BudgetLimit>,
 ): ResolvedBudget[] {
-  const flags = new Map(flagBudgets.map((f) => [f.name, f.limit] as const));
+  const flags = new Map(flagBudgets.map((f) => [f.name, f] as const));
   const resolved: ResolvedBudget[] = [];
+  const set = (name: BudgetName, source: BudgetSource, b: BudgetLimit): ResolvedBudget => ({
+    name,
+    limit: b.limit,
+    direction: BUDGETS[name].direction,
+    source,
+    written: b.written,
+    ...(b.set_at !== undefined ? { set_at: b.set_at } : {}),
+  });
   for (const name of BUDGET_NAMES) {
     const { direction, default: fallback } = BUDGETS[name];
     const fromFlag = flags.get(name);
     const fromConfig = configBudgets[name];
-    if (fromFlag !== undefined) resolved.push({ name, limit: fromFlag, direction, source: 'flag' });
-    else if (fromConfig !== undefined) resolved.push({ name, limit: fromConfig, direction, source: 'config' });
+    if (fromFlag !== undefined) resolved.push(set(name, 'flag', fromFlag));
+    else if (fromConfig !== undefined) resolved.push(set(name, 'config', fromConfig));
     else if (fallback !== undefined) resolved.push({ name, limit: fallback, direction, source: 'default' });
   }
   return resolved;
@@ -182,9 +193,9 @@ const STRADDLE = 'interval straddles the limit';
 
 /** Checks each budget against the measured steps. Anything not measured is a `warn`, never a silent pass. */
 export function evaluateBudgets(budgets: readonly ResolvedBudget[], m: BudgetMeasurements, opts: VerdictOptions = {}): BudgetResult[] {
-  return budgets.map(({ name, limit, direction, source }): BudgetResult => {
+  return budgets.map(({ name, limit, direction, source, written, set_at }): BudgetResult => {
     const measured = MEASURE[name](m);
-    const base = { name, limit, direction, source };
+    const base = { name, limit, direction, source, ...(written !== undefined ? { written } : {}), ...(set_at !== undefined ? { set_at } : {}) };
     const u = m.uncertainty?.[name];
     if (measured.actual !== null && Number.isFinite(measured.actual) && u && u.ci.every(Number.isFinite)) {
       const stats = { ci: u.ci, ...(opts.confidence !== undefined ? { confidence: opts.confidence } : {}), ...(u.p_value !== undefined ? { p_value: u.p_value } : {}) };

@@ -1,6 +1,6 @@
 import { budgetPhrase, closeCall, ICON, intervalText, limitText, marginText, straddles, valueText, whyText, WORD, type Compared } from './budgetText.js';
 import { percent, points } from './format.js';
-import { cell, nowrap, shownPath, table, unbroken } from './markdown.js';
+import { cell, nowrap, shownPath, table, unbroken, withoutAbsolutePaths } from './markdown.js';
 import { modelSummary, summaryParts } from './renderSummary.js';
 import type { BudgetResult, Ledger, ModelLedger } from './types.js';
 
@@ -107,7 +107,7 @@ function modelLine(m: ModelLedger, items: readonly Judged[]): string {
 
 /** Where a limit came from, for the "what to do" line: "set at `prune-guard.yml:12`", "the default". */
 function setAt(b: BudgetResult, via: Via): string {
-  if (b.set_at) return `set at \`${b.set_at}\``;
+  if (b.set_at) return `set at \`${withoutAbsolutePaths(b.set_at)}\``;
   if (b.source === 'default') return 'the default';
   if (b.source === 'config') return 'set in the config file';
   return via === 'action' ? 'set by the `budgets` input' : 'set by `--budget`';

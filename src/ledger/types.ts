@@ -50,9 +50,9 @@ export interface BudgetResult {
   confidence?: number;
   /** p-value of the test behind the verdict, where one applies (McNemar's exact test for accuracy) */
   p_value?: number;
-  /** the limit exactly as the user wrote it (`0.5pt`, `2MB`, `1.3x`), shown instead of `limit` when present */
+  /** the limit as the user wrote it, e.g. `0.5pt`, `2MB`, `1.3x` (a bare number as given); absent for defaults */
   written?: string;
-  /** where the limit was set (`prune-guard.yml:12`, `--budget`, `action input budgets`) */
+  /** where the limit was set: `FILE:LINE` in the config file, `--budget`, or `action input budgets` */
   set_at?: string;
 }
 

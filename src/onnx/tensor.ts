@@ -195,13 +195,23 @@ export function floatToHalf(x: number): number {
   return half;
 }
 
-export function makeFloatTensor(name: string, dims: readonly number[], values: Float32Array): TensorProto {
-  const t = create(TensorProtoSchema, { name, dataType: DT.FLOAT, dims: dims.map(BigInt) });
+/**
+ * A float tensor (float32, float16, bfloat16 or double) holding `values` rounded to `dataType`, so a
+ * constant added beside a float16 model's weights is float16 too.
+ */
+export function makeFloatTensor(name: string, dims: readonly number[], values: Float32Array, dataType: DT = DT.FLOAT): TensorProto {
+  if (!FLOAT_TYPES.has(dataType)) throw new Error(`tensor ${name}: ${dataTypeName(dataType)} is not a float type`);
+  const t = create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt) });
   setTensorFloat32(t, values);
   return t;
 }
 
+/** An int64 (or int32) tensor, as shape, axes and index constants are stored. */
+export function makeIntTensor(name: string, dims: readonly number[], values: readonly number[], dataType: DT.INT64 | DT.INT32 = DT.INT64): TensorProto {
+  const raw = dataType === DT.INT32 ? new Uint8Array(Int32Array.from(values).buffer) : new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
+  return create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt), rawData: raw });
+}
+
 export function makeInt64Tensor(name: string, dims: readonly number[], values: readonly number[]): TensorProto {
-  const raw = new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
-  return create(TensorProtoSchema, { name, dataType: DT.INT64, dims: dims.map(BigInt), rawData: raw });
+  return makeIntTensor(name, dims, values, DT.INT64);
 }

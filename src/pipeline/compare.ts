@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { checkMeasureConfig } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
 import { loadDataset, sliceBatch, type Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
@@ -76,6 +77,7 @@ export interface MeasuredPair {
 /** Evaluate both models on the same data and time them interleaved; shared by compare and selftest. */
 export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, progress: Progress): Promise<MeasuredPair> {
   const { config } = req;
+  checkMeasureConfig(config);
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
   const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
   const data = loadFor(withInputs, req.data, true);

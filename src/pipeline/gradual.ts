@@ -12,7 +12,6 @@ import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { GraphIndex } from '../onnx/graph.js';
 import { tensorToFloat32 } from '../onnx/tensor.js';
 import { magnitudePrune } from '../prune/magnitude.js';
-import { parseNM } from '../prune/nm.js';
 import { prunableWeights, type PrunableWeight } from '../prune/prunable.js';
 import { pruneModel } from '../prune/pruneModel.js';
 import { chooseStep, cubicSchedule, fellOffCliff, fractionOfRemaining } from '../prune/schedule.js';
@@ -44,21 +43,6 @@ export interface GradualInput {
   calib?: Dataset;
   outPath: string;
   provider: { provider: 'cpu' | 'cuda'; note?: string };
-}
-
-/** Refuse what a schedule cannot do, before anything is written. */
-export function checkSchedule(config: Config): void {
-  if (parseNM(config.method)) {
-    throw new UserError(`--schedule gradual: --method ${config.method} has one fixed sparsity (1 - N/M), so there is nothing to schedule; use --schedule oneshot`);
-  }
-  if (config.criterion === 'sparsegpt' && config.method === 'unstructured') {
-    // each step's reconstruction moves zeros, which would revive zeros of the step before
-    throw new UserError(`--schedule gradual: --criterion sparsegpt re-chooses the mask at every reconstruction, so a later step would revive earlier zeros; use --schedule oneshot with sparsegpt, or --criterion l1`);
-  }
-  if ((config.scope === 'sensitivity' && config.method !== 'unstructured') || config.scope === 'sensitivity-macs') {
-    // structured steps cut channels of an already-smaller model, which the dense groups' curves no longer describe
-    throw new UserError(`--schedule gradual: --scope sensitivity is scheduled for --method unstructured only (curves measured once on the dense model), and sensitivity-macs not at all; use --scope global or layer with gradual, or --schedule oneshot with sensitivity`);
-  }
 }
 
 /** Names of weights where a zero of `before` is nonzero in `after`: a schedule's masks must only grow. */
@@ -105,7 +89,6 @@ export async function runGradual(input: GradualInput, progress: Progress): Promi
   const { req, data, shifts, calib, outPath } = input;
   const { config, budgets } = req;
   const provider = input.provider.provider;
-  checkSchedule(config);
   // structured and hybrid cut channels: hybrid's channel share is half the target, as in one shot
   const structured = config.method === 'structured' || config.method === 'hybrid';
   const channelShare = config.method === 'hybrid' ? 0.5 : 1;

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Config } from '../config/schema.js';
+import { checkConfig } from '../config/rules.js';
 import { loadDataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
@@ -14,9 +14,8 @@ import { preflightModel } from '../onnx/preflight.js';
 import { modelInputs } from '../onnx/signature.js';
 import { pruneModel, targetSparsity } from '../prune/pruneModel.js';
 import { resolveScope } from '../prune/resolveScope.js';
-import { checkSensitivityInputs } from '../prune/sensitivity/sensitivityPrune.js';
-import { checkRecoveryInputs, hasRecoverySteps, runRecovery, stepFile } from '../recover/runRecovery.js';
-import { checkRounds, pruneWithRounds, resolveCompare, resolveRounds } from '../recover/rounds.js';
+import { hasRecoverySteps, runRecovery, stepFile } from '../recover/runRecovery.js';
+import { pruneWithRounds, resolveCompare, resolveRounds } from '../recover/rounds.js';
 import { VERSION } from '../version.js';
 import { runGradual } from './gradual.js';
 import { classChanges, writeLedger } from './ledgerFile.js';
@@ -25,16 +24,6 @@ import { measureStep, type MeasuredStep } from './measureStep.js';
 import type { RunRequest, RunResult } from './request.js';
 import type { Progress } from '../io/progress.js';
 import { collectGarbage, releaseField } from './release.js';
-
-/** Recoveries this build implements; others are refused up front, never faked. */
-const IMPLEMENTED_RECOVERIES = new Set(['none', 'reconstruct', 'distill', 'command', 'auto']);
-
-function checkRequest(config: Config): void {
-  if (!IMPLEMENTED_RECOVERIES.has(config.recovery)) {
-    throw new UserError(`--recovery ${config.recovery}: not available in prune-guard ${VERSION} yet; use --recovery none`);
-  }
-  if (!(config.sparsity >= 0 && config.sparsity < 1)) throw new UserError(`--sparsity ${config.sparsity}: must be at least 0 and below 1`);
-}
 
 export function prunedPath(out: string, model: string): string {
   return path.join(out, `${path.basename(model).replace(/\.onnx$/i, '')}.pruned.onnx`);
@@ -47,7 +36,6 @@ export function prunedPath(out: string, model: string): string {
  */
 export async function runPipeline(req: RunRequest, progress: Progress): Promise<RunResult> {
   let { config } = req;
-  checkRequest(config);
   const dense = loadModel(req.model);
   preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
@@ -66,9 +54,7 @@ export async function runPipeline(req: RunRequest, progress: Progress): Promise<
   if (path.resolve(outPath) === path.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
-  checkRecoveryInputs(config, calib);
-  checkSensitivityInputs(config, calib);
-  checkRounds(config, calib);
+  checkConfig({ ...config, scope: scope.scope }, { calib: !calib ? 'none' : calib.labels ? 'labelled' : 'unlabelled' });
 
   // before anything is written: a run that cannot measure where it was asked to must not leave files
   const provider = await resolveProvider(config.executionProvider, req.model);

@@ -1,7 +1,8 @@
 import type { ModelProto, TensorProto } from '../onnx/proto/onnx_pb.js';
 import { GraphIndex } from '../onnx/graph.js';
 import { cloneModel } from '../onnx/model.js';
-import { adoptTensorFloat32, readFloat32 } from '../onnx/tensor.js';
+import { ModelEditor } from '../onnx/edit.js';
+import { readFloat32 } from '../onnx/tensor.js';
 import type { PrunableWeight } from './prunable.js';
 import { kthSmallestAbsBits } from './select.js';
 
@@ -116,17 +117,15 @@ export function magnitudePrune(model: ModelProto, weights: readonly PrunableWeig
   } else {
     masks = values.map((v) => magnitudeMask([v], Math.round(sparsity * v.length))[0]);
   }
-  const out = cloneWithoutData(model, denseTensors);
-  const index = new GraphIndex(out.graph!);
+  const ed = new ModelEditor(cloneWithoutData(model, denseTensors));
   const byName = new Map<string, Uint8Array>();
   weights.forEach((w, j) => {
-    const t = index.initializers.get(w.initializer)!;
     // a weight read in place belongs to the dense model; a copy (unaligned bytes) is ours to zero in place
     const owned = values[j].buffer !== denseTensors[j].rawData.buffer;
-    adoptTensorFloat32(t, owned ? maskInPlace(values[j], masks[j]) : applyMask(values[j], masks[j]));
-    byName.set(t.name, masks[j]);
+    ed.adoptInitializer(w.initializer, owned ? maskInPlace(values[j], masks[j]) : applyMask(values[j], masks[j]));
+    byName.set(w.initializer, masks[j]);
   });
-  return { model: out, masks: byName };
+  return { model: ed.model, masks: byName };
 }
 
 /**

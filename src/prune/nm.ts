@@ -1,7 +1,7 @@
 import type { ModelProto, NodeProto } from '../onnx/proto/onnx_pb.js';
 import { GraphIndex, attrInt, nodeLabel } from '../onnx/graph.js';
-import { cloneModel } from '../onnx/model.js';
-import { numel, setTensorFloat32, tensorDims, tensorToFloat32 } from '../onnx/tensor.js';
+import { ModelEditor } from '../onnx/edit.js';
+import { numel, tensorDims, tensorToFloat32 } from '../onnx/tensor.js';
 import type { PrunableWeight } from './prunable.js';
 
 /** N:M semi-structured sparsity: in every group of M consecutive weights along the reduction axis, N are kept. */
@@ -161,8 +161,8 @@ export interface NMResult {
 /** N:M magnitude pruning of `weights` in a copy of `model`; the input model is not modified. */
 export function nmPrune(model: ModelProto, weights: readonly PrunableWeight[], n: number, m: number): NMResult {
   if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m)) throw new Error(`invalid N:M pattern ${n}:${m}`);
-  const out = cloneModel(model);
-  const index = new GraphIndex(out.graph!);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
   const layers: NMLayerReport[] = [];
   const skipped: NMSkipped[] = [];
   const masks = new Map<string, Uint8Array>();
@@ -172,16 +172,15 @@ export function nmPrune(model: ModelProto, weights: readonly PrunableWeight[], n
       skipped.push({ initializer: w.initializer, node: w.node, reason: layout });
       continue;
     }
-    const t = index.initializers.get(w.initializer)!;
-    const values = tensorToFloat32(t);
+    const values = tensorToFloat32(index.initializers.get(w.initializer)!);
     const mask = nmMask(values, layout, n, m);
     for (let i = 0; i < values.length; i++) if (!mask[i]) values[i] = 0;
-    setTensorFloat32(t, values);
+    ed.replaceInitializer(w.initializer, values);
     masks.set(w.initializer, mask);
     const tail = (layout.length % m) * layout.outer * layout.inner;
     layers.push({ initializer: w.initializer, node: w.node, layout, grouped: values.length - tail, tail });
   }
-  return { model: out, layers, skipped, masks };
+  return { model: ed.model, layers, skipped, masks };
 }
 
 export interface NMViolation {

@@ -10,7 +10,7 @@ import { countSparsity } from './sparsity.js';
 import type { SensitivityInfo } from './sensitivity/types.js';
 import type { Progress } from '../io/progress.js';
 import { AnalysisOverBudget } from './sensitivity/sensitivityCurves.js';
-import { checkSensitivityInputs, sensitivityPrune } from './sensitivity/sensitivityPrune.js';
+import { sensitivityPrune } from './sensitivity/sensitivityPrune.js';
 import { describeStructured } from './structured/describe.js';
 import type { KeptChannels } from './structured/keptChannels.js';
 import { structuredPrune } from './structured/structuredPrune.js';
@@ -94,31 +94,6 @@ function pruneNM(dense: ModelProto, weights: PrunableWeight[], config: Config, {
   };
 }
 
-/** A cap below the target cannot be met by any allocation, and other scopes ignore it: refuse rather than silently differ. */
-function checkLayerCap(config: Config): void {
-  if (config.maxLayerSparsity < 1 && config.scope !== 'global') {
-    throw new UserError(`--max-layer-sparsity: caps what one global threshold takes from a layer, but --scope ${config.scope} sets every layer's ratio itself; use --scope global or drop the cap`);
-  }
-  if (config.maxLayerSparsity < 1 && config.maxLayerSparsity < config.sparsity) {
-    throw new UserError(`--max-layer-sparsity ${config.maxLayerSparsity}: below --sparsity ${config.sparsity}, so no allocation reaches the target; raise it to at least ${config.sparsity}`);
-  }
-}
-
-/**
- * `--criterion sparsegpt` moves the mask during reconstruction, keeping each layer's zero count: it
- * exists only for unstructured pruning with a recovery that reconstructs.
- */
-function checkSparseGPT(config: Config, calib: Dataset | undefined): void {
-  if (config.criterion !== 'sparsegpt') return;
-  if (config.method !== 'unstructured') {
-    throw new UserError(`--criterion sparsegpt: re-chooses unstructured masks during reconstruction, not --method ${config.method}; use --method unstructured, or --criterion l1`);
-  }
-  if (config.recovery !== 'reconstruct' && config.recovery !== 'auto') {
-    throw new UserError(`--criterion sparsegpt: the mask is chosen by the reconstruction step, but --recovery is ${config.recovery}; use --recovery reconstruct or auto`);
-  }
-  if (!calib) throw new UserError('--criterion sparsegpt: needs calibration data to choose the mask on; pass --calib calib.npz');
-}
-
 /** The pruning stage: one method, chosen by config, applied to a copy of the dense model. */
 export async function pruneModel(dense: ModelProto, requested: Config, ctx: PruneContext): Promise<PruneOutcome> {
   // callers other than the pipeline (which resolves first, for its checks and the ledger) may pass `auto`
@@ -133,9 +108,6 @@ async function pruneWithScope(dense: ModelProto, config: Config & { scope: Concr
   if (weights.length === 0) {
     throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
-  checkSparseGPT(config, ctx.calib);
-  checkSensitivityInputs(config, ctx.calib);
-  checkLayerCap(config);
   if (config.scope === 'sensitivity' || config.scope === 'sensitivity-macs') return pruneBySensitivity(dense, weights, config, ctx);
   const nm = parseNM(config.method);
   if (nm) return pruneNM(dense, weights, config, nm);

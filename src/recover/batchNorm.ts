@@ -1,12 +1,12 @@
 import type { Dataset } from '../data/dataset.js';
 import { GraphIndex, nodeLabel } from '../onnx/graph.js';
-import { cloneModel } from '../onnx/model.js';
+import { ModelEditor } from '../onnx/edit.js';
 import type { ModelProto, NodeProto, TensorProto } from '../onnx/proto/onnx_pb.js';
-import { setTensorFloat32, tensorToFloat32 } from '../onnx/tensor.js';
+import { tensorToFloat32 } from '../onnx/tensor.js';
 import { activationBytesPerSample, macsBefore, nodeMacsOf, secondsLeft } from './bounds.js';
 import { ACTIVATION_BUDGET_BYTES, ACTIVATION_HIGH_WATER, boundedBatch, largestActivationBytes } from '../onnx/runtime/activationBudget.js';
 import { sessionFromModel, streamActivations } from '../onnx/runtime/session.js';
-import { graphUpTo } from './subgraph.js';
+import { graphUpTo } from '../onnx/subgraph.js';
 
 export interface BatchNormRestat {
   model: ModelProto;
@@ -39,7 +39,8 @@ interface Target {
  * old statistics), and when not even one pass fits, nothing is done; `note` says which.
  */
 export async function reestimateBatchNorm(pruned: ModelProto, calib: Dataset, threads = 0, bounds: BatchNormBounds = {}): Promise<BatchNormRestat> {
-  const model = cloneModel(pruned);
+  const ed = ModelEditor.copyOf(pruned);
+  const model = ed.model;
   const index = new GraphIndex(model.graph!);
   const targets: Target[] = [];
   for (const node of index.order) {
@@ -63,7 +64,7 @@ export async function reestimateBatchNorm(pruned: ModelProto, calib: Dataset, th
     const batch = boundedBatch(model, 128);
     for (const t of targets) {
       const stats = await gatherStats(model, [t], calib, threads, batch);
-      apply(t, stats[0]);
+      apply(ed, t, stats[0]);
       nodes.push(nodeLabel(t.node));
     }
     return { model, nodes };
@@ -77,7 +78,7 @@ export async function reestimateBatchNorm(pruned: ModelProto, calib: Dataset, th
   const batch = per > 0 ? Math.max(1, Math.min(128, Math.floor(ACTIVATION_BUDGET_BYTES / per))) : 128;
   const stats = await gatherStats(model, targets, calib, threads, batch);
   targets.forEach((t, k) => {
-    apply(t, stats[k]);
+    apply(ed, t, stats[k]);
     nodes.push(nodeLabel(t.node));
   });
   return {
@@ -129,7 +130,7 @@ async function gatherStats(model: ModelProto, targets: readonly Target[], calib:
   return targets.map((t) => byName.get(t.node.input[0])!);
 }
 
-function apply(t: Target, s: Stats): void {
+function apply(ed: ModelEditor, t: Target, s: Stats): void {
   const c = s.sum.length;
   const newMean = new Float32Array(c);
   const newVar = new Float32Array(c);
@@ -140,6 +141,6 @@ function apply(t: Target, s: Stats): void {
   // the old values stay for channels the calibration set never reaches (all-zero, e.g. dead ReLU)
   const oldVar = tensorToFloat32(t.variance);
   for (let ch = 0; ch < c; ch++) if (!(newVar[ch] > 0)) newVar[ch] = oldVar[ch];
-  setTensorFloat32(t.mean, newMean);
-  setTensorFloat32(t.variance, newVar);
+  ed.replaceInitializer(t.mean.name, newMean);
+  ed.replaceInitializer(t.variance.name, newVar);
 }

@@ -3,7 +3,7 @@ import { nodeMacs } from '../onnx/flops.js';
 import type { ModelProto, NodeProto } from '../onnx/proto/onnx_pb.js';
 import { inferShapes } from '../onnx/shapes.js';
 import { numel } from '../onnx/tensor.js';
-import { upstream } from './subgraph.js';
+import { upstream } from '../onnx/subgraph.js';
 
 /**
  * Bounds that keep recovery finite on big models: how much memory a layer refit may hold, and whether a

@@ -1,8 +1,8 @@
 import { takeSamples, type Dataset } from '../data/dataset.js';
 import { GraphIndex } from '../onnx/graph.js';
-import { cloneModel } from '../onnx/model.js';
+import { ModelEditor } from '../onnx/edit.js';
 import type { ModelProto, NodeProto } from '../onnx/proto/onnx_pb.js';
-import { makeFloatTensor, setTensorFloat32, tensorToFloat32 } from '../onnx/tensor.js';
+import { tensorToFloat32 } from '../onnx/tensor.js';
 import { inverseHessian, matmul } from './linalg.js';
 import { linearLayer, setWeightRows, weightRows, type LinearLayer } from './layers.js';
 import { adaptiveMaskSweep, fixedMaskSweep } from './obs.js';
@@ -14,7 +14,7 @@ import { sessionFromModel, streamActivations } from '../onnx/runtime/session.js'
 import { crossGram, timesTransposed } from '../onnx/runtime/gemm.js';
 import { captureSamplesThatFit, columnBlocks, macsBefore, nodeMacsOf, PRIOR_FLOPS_PER_SECOND, refitBytes, refitFlops, secondsLeft } from './bounds.js';
 import { boundedBatch } from '../onnx/runtime/activationBudget.js';
-import { graphUpTo } from './subgraph.js';
+import { graphUpTo } from '../onnx/subgraph.js';
 
 export interface ReconstructOptions {
   /** ridge added to H's diagonal, as a fraction of its mean diagonal (SparseGPT uses 0.01) */
@@ -92,7 +92,8 @@ export interface ReconstructResult {
  * what is left before `deadline`, so a layer is never started that cannot finish in time.
  */
 export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights: readonly string[], calib: Dataset, opts: ReconstructOptions = DEFAULT_RECONSTRUCT): Promise<ReconstructResult> {
-  const model = cloneModel(pruned);
+  const ed = ModelEditor.copyOf(pruned);
+  const model = ed.model;
   const pIndex = new GraphIndex(model.graph!);
   const dIndex = new GraphIndex(dense.graph!);
   const wanted = new Set(weights);
@@ -172,7 +173,7 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
       continue;
     }
     const t1 = performance.now();
-    layers.push(await refitLayer(model, pIndex, dIndex, node, p, d, rows, dc.patches, pc.patches, opts));
+    layers.push(await refitLayer(ed, pIndex, dIndex, node, p, d, rows, dc.patches, pc.patches, opts));
     const solved = (performance.now() - t1) / 1000;
     // short solves are dominated by onnxruntime calls and timer noise, not the loops the estimate counts
     if (solved > 1) flopsPerSecond = flops / solved;
@@ -294,7 +295,7 @@ export function denseRowsOf(p: LinearLayer, d: LinearLayer, kept: KeptChannels |
 
 type Patches = ReturnType<PatchSampler['result']>;
 
-async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIndex, node: NodeProto, p: LinearLayer, d: LinearLayer, rowMap: Int32Array, dPatches: Patches, pPatches: Patches, opts: ReconstructOptions): Promise<LayerRefit> {
+async function refitLayer(ed: ModelEditor, pIndex: GraphIndex, dIndex: GraphIndex, node: NodeProto, p: LinearLayer, d: LinearLayer, rowMap: Int32Array, dPatches: Patches, pPatches: Patches, opts: ReconstructOptions): Promise<LayerRefit> {
   const withBias = p.biasRefit && d.biasRefit;
   const pw = pIndex.initializers.get(p.weight)!;
   const dValues = tensorToFloat32(dIndex.initializers.get(d.weight)!);
@@ -357,10 +358,10 @@ async function refitLayer(model: ModelProto, pIndex: GraphIndex, dIndex: GraphIn
     setWeightRows(p, pValues, g, strip(refit, p.rows, cp, withBias));
     if (withBias) for (let r = 0; r < p.rows; r++) pBias[g * p.rows + r] = refit[r * cp + cp - 1];
   }
-  setTensorFloat32(pw, pValues);
+  ed.replaceInitializer(pw.name, pValues);
   if (withBias) {
-    if (p.bias) setTensorFloat32(pIndex.initializers.get(p.bias)!, pBias);
-    else addBias(model, pIndex, node, p, pBias);
+    if (p.bias) ed.replaceInitializer(p.bias, pBias);
+    else addBias(ed, node, p, pBias);
   }
   const rel = (e: number) => (norm > 0 ? Math.sqrt(Math.max(0, e) / norm) : 0);
   return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after), damp: Math.max(...damps) };
@@ -499,11 +500,8 @@ function rowErrors(yd: Float64Array, y: Float64Array, rows: number): { error: Fl
   return { error, norm };
 }
 
-/** Give a bias-less Conv/Gemm the refit bias as a new initializer input. */
-function addBias(model: ModelProto, index: GraphIndex, node: NodeProto, layer: LinearLayer, bias: Float32Array): void {
-  let name = `${layer.weight}.prune_guard_bias`;
-  for (let k = 1; index.initializers.has(name) || index.producer.has(name); k++) name = `${layer.weight}.prune_guard_bias${k}`;
-  model.graph!.initializer.push(makeFloatTensor(name, [bias.length], bias));
-  while (node.input.length < 2) node.input.push('');
-  node.input[2] = name;
+/** Give a bias-less Conv/Gemm the refit bias as a new initializer input, in the weight's element type (the op needs them alike). */
+function addBias(ed: ModelEditor, node: NodeProto, layer: LinearLayer, bias: Float32Array): void {
+  const type = ed.initializer(layer.weight)!.dataType;
+  ed.setInput(node, 2, ed.addFloatInitializer(`${layer.weight}.prune_guard_bias`, [bias.length], bias, type));
 }

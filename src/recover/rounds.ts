@@ -52,28 +52,6 @@ export function resolveCompare(config: Pick<Config, 'recoveryRounds' | 'roundsCo
   return config.roundsCompareSensitivity || (config.recoveryRounds === 0 && AUTO_COMPARE);
 }
 
-/** Refuse an explicit `recovery-rounds` above 1 where rounds cannot run, before anything is written. */
-export function checkRounds(config: Config, calib: Dataset | undefined): void {
-  if (config.roundsCompareSensitivity && config.scope !== 'global') {
-    throw new UserError(`--rounds-compare-sensitivity: compares global with sensitivity allocation, but --scope is ${config.scope}; drop --scope or the flag`);
-  }
-  if (config.roundsCompareSensitivity && config.sparsity > DEFAULT_CAP) {
-    throw new UserError(`--rounds-compare-sensitivity: sensitivity allocation prunes no layer beyond ${DEFAULT_CAP * 100}%, so --sparsity ${config.sparsity} cannot be compared; lower --sparsity to ${DEFAULT_CAP} or drop the flag`);
-  }
-  if (config.roundsCompareSensitivity && !calib?.labels) {
-    throw new UserError('--rounds-compare-sensitivity: picks by calibration NLL, so it needs a labelled calibration set; pass --calib calib.npz with x and y');
-  }
-  if (config.recoveryRounds <= 1) return;
-  const flag = `--recovery-rounds ${config.recoveryRounds}`;
-  if (config.method !== 'unstructured') throw new UserError(`${flag}: rounds prune unstructured weights again after each recovery, not --method ${config.method}; use --method unstructured or --recovery-rounds 1`);
-  if (config.schedule !== 'oneshot') throw new UserError(`${flag}: --schedule gradual already recovers after each step; use one of them`);
-  if (config.maxLayerSparsity < 1) throw new UserError(`${flag}: rounds prune by one global threshold without a per-layer cap; drop --max-layer-sparsity or use --recovery-rounds 1`);
-  if (config.criterion === 'sparsegpt') throw new UserError(`${flag}: --criterion sparsegpt re-chooses zeros at each reconstruction, so a later round would revive earlier zeros; use --criterion l1`);
-  if (!calib || !['auto', 'reconstruct', 'distill'].includes(config.recovery)) {
-    throw new UserError(`${flag}: each round recovers on the calibration set; pass --calib calib.npz and --recovery auto, reconstruct or distill`);
-  }
-}
-
 export interface RoundsRequest {
   dense: ModelProto;
   /** the dense model's prunable weights (sparsity is counted against them) */

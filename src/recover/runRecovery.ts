@@ -77,26 +77,6 @@ export interface RecoveryRequest {
 /** columns per SparseGPT mask-selection block (the paper's default) */
 const SPARSEGPT_BLOCK = 128;
 
-/** Recoveries that need a calibration set, and what for. */
-const NEEDS_CALIB: Partial<Record<Config['recovery'], string>> = {
-  reconstruct: 'the layer inputs reconstruction refits to',
-  distill: 'the samples distillation trains on',
-};
-
-/** Fail before pruning anything when the inputs cannot support the chosen recovery. */
-export function checkRecoveryInputs(config: Config, calib: Dataset | undefined): void {
-  const why = NEEDS_CALIB[config.recovery];
-  if (why && !calib) {
-    throw new UserError(`--recovery ${config.recovery}: needs a calibration set for ${why}; pass --calib calib.npz (a few hundred training-like samples, with y to judge steps)`);
-  }
-  if (config.recovery === 'command' && !config.recoveryCommand) {
-    throw new UserError(`--recovery command: no command given; pass --recovery-command "python finetune.py" (or recovery-command in the config file)`);
-  }
-  if (config.bakeTemperature && !calib?.labels) {
-    throw new UserError(`--bake-temperature: needs a labelled calibration set to fit the temperature on; pass --calib calib.npz with x and y`);
-  }
-}
-
 /** Whether the run has stages after 'prune', which are then kept under OUT/steps. */
 export function hasRecoverySteps(config: Config, calib: Dataset | undefined): boolean {
   // auto without a calibration set has nothing to recover with and runs as none

@@ -1,13 +1,11 @@
 import { boundedBatch } from '../onnx/runtime/activationBudget.js';
-import { create } from '@bufbuild/protobuf';
 import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import { endsInSoftmax, evaluateClassifier } from '../onnx/runtime/classifier.js';
 import { expectedCalibrationError } from '../onnx/runtime/scores.js';
-import { GraphIndex } from '../onnx/graph.js';
-import { cloneModel } from '../onnx/model.js';
-import { NodeProtoSchema, type ModelProto } from '../onnx/proto/onnx_pb.js';
-import { makeFloatTensor } from '../onnx/tensor.js';
+import { ModelEditor } from '../onnx/edit.js';
+import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import { DataType, FLOAT_TYPES } from '../onnx/tensor.js';
 import { sessionFromModel } from '../onnx/runtime/session.js';
 
 export interface TemperatureFit {
@@ -103,28 +101,15 @@ export async function calibrateTemperature(model: ModelProto, calib: Dataset, th
  * Softmax when there is one), so onnxruntime serves calibrated probabilities. The output keeps its name.
  */
 export function bakeTemperature(model: ModelProto, temperature: number): ModelProto {
-  const out = cloneModel(model);
-  const g = out.graph!;
-  const index = new GraphIndex(g);
-  const outputName = g.output[0].name;
-  const softmax = endsInSoftmax(out) ? index.producer.get(outputName)! : undefined;
+  const ed = ModelEditor.copyOf(model);
+  const outputName = ed.graph.output[0].name;
   // the tensor to scale: the Softmax input, or the graph output itself
-  const target = softmax ? softmax.input[0] : outputName;
-  const producer = index.producer.get(target);
-  if (!producer) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
-  const taken = new Set([...index.producer.keys(), ...index.initializers.keys(), ...g.input.map((i) => i.name)]);
-  const unique = (base: string) => {
-    let name = base;
-    for (let k = 1; taken.has(name); k++) name = `${base}${k}`;
-    taken.add(name);
-    return name;
-  };
-  const unscaled = unique(`${target}_before_temperature`);
-  const tName = unique('prune_guard_temperature');
-  producer.output[producer.output.indexOf(target)] = unscaled;
-  g.initializer.push(makeFloatTensor(tName, [], Float32Array.of(temperature)));
-  const div = create(NodeProtoSchema, { name: unique('prune_guard_temperature_scaling'), opType: 'Div', input: [unscaled, tName], output: [target] });
-  // keep topological order: right after the producer
-  g.node.splice(g.node.indexOf(producer) + 1, 0, div);
-  return out;
+  const target = endsInSoftmax(ed.model) ? ed.producer(outputName)!.input[0] : outputName;
+  if (!ed.producer(target)) throw new UserError(`--bake-temperature: the model output '${outputName}' is not produced by a node; cannot insert the scaling`);
+  // T in the output's own float type: Div needs both operands alike (a float16 model divides by a float16 T)
+  const declared = ed.graph.output[0].type?.value;
+  const elemType = declared?.case === 'tensorType' && FLOAT_TYPES.has(declared.value.elemType) ? declared.value.elemType : DataType.FLOAT;
+  const t = ed.addFloatInitializer('prune_guard_temperature', [], Float32Array.of(temperature), elemType);
+  ed.insertAfter(target, { opType: 'Div', inputs: [target, t], name: 'prune_guard_temperature_scaling' }, `${target}_before_temperature`);
+  return ed.model;
 }

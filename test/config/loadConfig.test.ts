@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.js';
-import { DEFAULT_CONFIG, loadConfig, mergeConfig, parseConfig } from '../../src/config/loadConfig.js';
+import { DEFAULT_CONFIG, loadConfig, parseConfig } from '../../src/config/loadConfig.js';
 
 const FILE = '.prune-guard.yml';
 
@@ -26,12 +26,12 @@ describe('parseConfig errors', () => {
 
   it('names the key, the expected type and the value for a wrong type', () => {
     expect(problem('method: unstructured\nsparsity: half\n')).toBe(
-      `.prune-guard.yml:2: 'sparsity' must be a number between 0 and 1 (got "half")`,
+      `.prune-guard.yml:2: 'sparsity' must be a fraction from 0 to below 1 like 0.5 (got "half")`,
     );
   });
 
   it('says which bound an out-of-range number breaks', () => {
-    expect(problem('sparsity: 1\n')).toBe(`.prune-guard.yml:1: 'sparsity' must be a number between 0 and 1 (got 1; must be < 1)`);
+    expect(problem('sparsity: 1\n')).toBe(`.prune-guard.yml:1: 'sparsity' must be a fraction from 0 to below 1 like 0.5 (got 1; must be < 1)`);
   });
 
   it('rejects an unknown top-level key and suggests the closest valid key', () => {
@@ -54,7 +54,7 @@ describe('parseConfig errors', () => {
 
   it('points at the list item that is wrong', () => {
     expect(problem('batch-sizes:\n  - 1\n  - x\n')).toBe(
-      `.prune-guard.yml:3: 'batch-sizes[1]' must be a whole number of 1 or more (got "x")`,
+      `.prune-guard.yml:3: 'batch-sizes[1]' must be a whole number from 1 to 65536 (got "x")`,
     );
   });
 
@@ -122,7 +122,7 @@ describe('parseConfig values', () => {
       schedule: 'oneshot',
       scheduleSteps: 4,
       schedulePatience: 1,
-      recoveryRounds: DEFAULT_CONFIG.recoveryRounds,
+      recoveryRounds: 0,
       roundsCompareSensitivity: false,
     });
   });
@@ -181,7 +181,11 @@ describe('parseConfig values', () => {
       strict: true,
       executionProvider: 'auto',
       corruptions: ['gaussian-noise:2', 'blur:1'],
-      budgets: { 'accuracy-drop': 0.005, 'min-speedup': 1.5, 'max-size-bytes': 2_000_000 },
+      budgets: {
+        'accuracy-drop': { limit: 0.005, written: '0.5%', set_at: '.prune-guard.yml:27' },
+        'min-speedup': { limit: 1.5, written: '1.5', set_at: '.prune-guard.yml:28' },
+        'max-size-bytes': { limit: 2_000_000, written: '2MB', set_at: '.prune-guard.yml:29' },
+      },
       schedule: 'gradual',
       scheduleSteps: 6,
       schedulePatience: 2,
@@ -218,39 +222,5 @@ describe('loadConfig', () => {
     const path = join(tmpdir(), 'does-not-exist', FILE);
     expect(() => loadConfig(path)).toThrow(UserError);
     expect(() => loadConfig(path)).toThrow(`${path}: config file not found`);
-  });
-});
-
-describe('mergeConfig', () => {
-  const base = parseConfig('sparsity: 0.6\nlatency: { runs: 40 }\nbudgets: { accuracy-drop: 0.02 }\n', FILE);
-
-  it('lets set overrides win, merges latency and budgets key by key and ignores undefined', () => {
-    const merged = mergeConfig(base, {
-      sparsity: 0.9,
-      method: undefined,
-      latency: { threads: 2 },
-      budgets: { 'min-speedup': 1.2 },
-    });
-    expect(merged.sparsity).toBe(0.9);
-    expect(merged.method).toBe('unstructured');
-    expect(merged.latency).toEqual({ warmup: 10, runs: 40, threads: 2, targetRelCi: 0, maxSeconds: 60, repeat: 1 });
-    expect(merged.budgets).toEqual({ 'accuracy-drop': 0.02, 'min-speedup': 1.2 });
-  });
-
-  it('does not modify the base config', () => {
-    mergeConfig(base, { sparsity: 0.9, latency: { threads: 2 } });
-    expect(base.sparsity).toBe(0.6);
-    expect(base.latency.threads).toBe(0);
-  });
-
-  it('rejects an invalid override as a UserError naming the setting', () => {
-    expect(() => mergeConfig(base, { sparsity: 1.5 })).toThrow(
-      "command-line flags: 'sparsity' must be a number between 0 and 1 (got 1.5; must be < 1)",
-    );
-    expect(() => mergeConfig(base, { batchSizes: [] })).toThrow(UserError);
-  });
-
-  it('accepts the defaults unchanged', () => {
-    expect(mergeConfig(DEFAULT_CONFIG, {})).toEqual(DEFAULT_CONFIG);
   });
 });

@@ -97,7 +97,7 @@ describe('the gate', () => {
   afterAll(async () => api?.close());
 
   it('a failed budget fails the step (exit 1) and the check run, annotated at the config line that set it', async () => {
-    const strict = 'sparsity: 0.95\nbatch-sizes: [1]\nlatency: { warmup: 1, runs: 3 }\nbudgets:\n  class-accuracy-drop: 1\n  accuracy-drop: 0.001\n';
+    const strict = 'sparsity: 0.95\nbatch-sizes: [1]\nlatency: { warmup: 1, runs: 3 }\nbudgets:\n  class-accuracy-drop: 100pt\n  accuracy-drop: 0.001\n';
     const repo = prRepo({ 'strict.yml': strict });
     api = await startFakeGitHub({ files: [{ filename: 'models/classifier.onnx', status: 'modified' }] });
     const r = await runAction({ actionDir: ROOT, workspace: repo.dir, apiUrl: api.url, eventName: 'pull_request', payload: prPayload(repo.base, repo.head), inputs: inputs({ config: 'strict.yml' }), sha: 'merge0002' });

@@ -8,6 +8,7 @@ import { refuseLfsPointer } from '../../src/github/checkModels.js';
 import { COMMENT_LIMIT, fitComment } from '../../src/github/fit.js';
 import { gateFails, statusDescription } from '../../src/github/gate.js';
 import { readInputs } from '../../src/github/inputs.js';
+import { resolveSettings } from '../../src/github/settings.js';
 import { findModels, shardModels } from '../../src/github/models.js';
 import { trendChart } from '../../src/github/history.js';
 import { renderReport } from '../../src/github/report.js';
@@ -21,7 +22,10 @@ const get = (values: Record<string, string>) => (name: string) => values[name] ?
 describe('inputs', () => {
   it('parses multi-line budgets with the CLI parser, shift sets, shard and defaults', () => {
     const i = readInputs(get({ budgets: 'accuracy-drop=0.5%\n# a comment\nmax-size-bytes = 2MB\n', 'shift-data': 'rotated=data/r.npz\nnoisy = data/n.npz', shard: '2/4', data: 'test.npz' }));
-    expect(i.budgets).toEqual([{ name: 'accuracy-drop', limit: 0.005 }, { name: 'max-size-bytes', limit: 2_000_000 }]);
+    expect(i.budgets).toEqual([
+      { name: 'accuracy-drop', limit: 0.005, written: '0.5%', set_at: 'action input budgets' },
+      { name: 'max-size-bytes', limit: 2_000_000, written: '2MB', set_at: 'action input budgets' },
+    ]);
     expect(i.shiftData).toEqual([{ name: 'rotated', path: 'data/r.npz' }, { name: 'noisy', path: 'data/n.npz' }]);
     expect(i.shard).toEqual({ index: 2, count: 4 });
     expect(i).toMatchObject({ models: ['**/*.onnx'], mode: 'check', comment: 'auto', failOn: 'fail', out: 'prune-guard-out' });
@@ -33,13 +37,32 @@ describe('inputs', () => {
     [{ shard: '5/4' }, /^input shard: '5\/4' must be i\/n/],
     [{ mode: 'weekly' }, /^input mode: 'weekly' is not one of check, nightly, aggregate/],
     [{ 'fail-on': 'sometimes' }, /^input fail-on:/],
-    [{ 'target-sparsity': '1.2' }, /^input target-sparsity: '1.2' must be a fraction/],
+    [{ 'target-sparsity': '1.2' }, /^input target-sparsity must be a fraction from 0 to below 1 like 0\.5 \(got '1\.2'; must be < 1\)$/],
+    [{ runs: '0' }, /^input runs must be a whole number of 1 or more \(got '0'; must be >= 1\)$/],
+    [{ method: 'bogus' }, /^input method must be one of unstructured, structured, hybrid or an N:M pattern/],
     [{ 'shift-data': 'rotated' }, /^input shift-data: 'rotated' must be NAME=path/],
-    [{ 'execution-provider': 'tpu' }, /^input execution-provider: 'tpu' is not one of cpu, cuda, auto/],
+    [{ 'shift-data': 'a=x.npz\na=y.npz' }, /^input shift-data: 'a=y.npz' reuses the name 'a' of input shift-data: 'a=x.npz'/],
+    [{ 'execution-provider': 'tpu' }, /^input execution-provider must be one of cpu, cuda, auto \(got 'tpu'\)$/],
     [{ mode: 'aggregate' }, /^input ledgers: mode aggregate needs/],
     [{ 'pull-request': '7' }, /^input pull-request: only used with mode: aggregate/],
   ])('refuses %j with a one-line message naming the input', (values, message) => {
     expect(() => readInputs(get(values))).toThrow(message);
+  });
+});
+
+describe('settings from inputs', () => {
+  it('lays config-backed inputs over the config file as the CLI lays its flags, and records where budgets were set', () => {
+    const ws = tempDir();
+    fs.writeFileSync(path.join(ws, '.prune-guard.yml'), 'sparsity: 0.6\nexecution-provider: auto\nlatency: { threads: 1 }\nbudgets:\n  max-size-bytes: 2MB\n');
+    const inputs = readInputs(get({ data: 'test.npz', 'target-sparsity': '0.7', 'execution-provider': 'cpu', runs: '5', 'batch-sizes': '1', budgets: 'accuracy-drop=0.5pt' }));
+    const s = resolveSettings(inputs, ws);
+    // an explicit input wins over the file, even when it names the built-in default
+    expect(s.config).toMatchObject({ sparsity: 0.7, executionProvider: 'cpu', batchSizes: [1] });
+    expect(s.config.latency).toMatchObject({ runs: 5, threads: 1 });
+    expect(s.budgets.find((b) => b.name === 'max-size-bytes')).toMatchObject({ written: '2MB', set_at: '.prune-guard.yml:5', source: 'config' });
+    expect(s.budgets.find((b) => b.name === 'accuracy-drop')).toMatchObject({ limit: 0.005, written: '0.5pt', set_at: 'action input budgets', source: 'flag' });
+    // unset inputs leave the file's values
+    expect(resolveSettings(readInputs(get({ data: 'test.npz' })), ws).config).toMatchObject({ sparsity: 0.6, executionProvider: 'auto' });
   });
 });
 

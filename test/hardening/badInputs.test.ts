@@ -181,7 +181,7 @@ describe('bad configs and budgets', () => {
 
   it('a wrong type names the key and what it must be', async () => {
     fs.writeFileSync(file('type.yml'), 'sparsity: half\n');
-    await expectRefused(onMlp(MLP, '--config', file('type.yml')), /type\.yml:1: 'sparsity' must be a number between 0 and 1 \(got "half"\)/);
+    await expectRefused(onMlp(MLP, '--config', file('type.yml')), /type\.yml:1: 'sparsity' must be a fraction from 0 to below 1 like 0\.5 \(got "half"\)/);
   });
 
   it('a YAML alias bomb', async () => {
@@ -192,7 +192,7 @@ describe('bad configs and budgets', () => {
   });
 
   it('a negative accuracy-drop budget', async () => {
-    await expectRefused(onMlp(MLP, '--budget', 'accuracy-drop=-0.1'), /--budget accuracy-drop=-0\.1: 'accuracy-drop' must be a fraction between 0 and 1/);
+    await expectRefused(onMlp(MLP, '--budget', 'accuracy-drop=-0.1'), /--budget accuracy-drop=-0\.1: 'accuracy-drop' must be points from 0 to 100/);
   });
 
   it('a non-positive time budget', async () => {

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { isUserError } from '../../src/errors.js';
 import { parseConfig } from '../../src/config/loadConfig.js';
-import { CONFIG_SCHEMA } from '../../src/config/schema.js';
+import { SETTINGS } from '../../src/config/schema.js';
 import { readArrays, writeNpz } from '../../src/data/npz.js';
 import { parseModel } from '../../src/onnx/model.js';
 import { preflightModel } from '../../src/onnx/preflight.js';
@@ -90,7 +90,7 @@ describe('fuzz: ONNX reader', () => {
 });
 
 describe('fuzz: config parser', () => {
-  const keys = Object.keys(CONFIG_SCHEMA.properties!);
+  const keys = Object.keys(SETTINGS);
   const value = fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(0.5, '2:4', 'unstructured', '1%', '2MB', [1, 32], { warmup: 1, runs: 3 }));
   const config = fc.dictionary(fc.oneof(fc.constantFrom(...keys), fc.string({ maxLength: 12 })), value, { maxKeys: 6 });
   const nested = fc.record({ budgets: fc.dictionary(fc.constantFrom('accuracy-drop', 'min-speedup', 'max-size-bytes', 'p95-latency-ms', 'bogus'), value, { maxKeys: 3 }) });

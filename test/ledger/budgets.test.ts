@@ -2,29 +2,44 @@ import { describe, expect, it } from 'vitest';
 import { evaluateBudgets, intervalVerdict, overallVerdict, resolveBudgets, type BudgetMeasurements, type ResolvedBudget } from '../../src/ledger/budgets.js';
 import { BUDGETS } from '../../src/config/budgets.js';
 import type { BudgetName, BudgetResult } from '../../src/ledger/types.js';
-import { step } from './fixtures.js';
+import { sampleLedger, sampleModel, step } from './fixtures.js';
+import { validateLedger } from '../../src/ledger/validateLedger.js';
 
 describe('resolveBudgets', () => {
   it('takes a flag over the config over the default, and records the source', () => {
-    const resolved = resolveBudgets({ 'accuracy-drop': 0.02, 'class-accuracy-drop': 0.04 }, [
-      { name: 'accuracy-drop', limit: 0.03 },
-    ]);
+    const resolved = resolveBudgets(
+      { 'accuracy-drop': { limit: 0.02, written: '2pt', set_at: 'pg.yml:3' }, 'class-accuracy-drop': { limit: 0.04, written: '4%', set_at: 'pg.yml:4' } },
+      [{ name: 'accuracy-drop', limit: 0.03, written: '3pt', set_at: '--budget' }],
+    );
     expect(resolved.slice(0, 3)).toEqual([
-      { name: 'accuracy-drop', limit: 0.03, direction: 'max', source: 'flag' },
-      { name: 'class-accuracy-drop', limit: 0.04, direction: 'max', source: 'config' },
+      { name: 'accuracy-drop', limit: 0.03, direction: 'max', source: 'flag', written: '3pt', set_at: '--budget' },
+      { name: 'class-accuracy-drop', limit: 0.04, direction: 'max', source: 'config', written: '4%', set_at: 'pg.yml:4' },
       { name: 'ece-increase', limit: 0.02, direction: 'max', source: 'default' },
     ]);
   });
 
   it('leaves out budgets without a default unless set, in table order', () => {
-    const names = resolveBudgets({ 'max-size-bytes': 1000 }, [{ name: 'min-speedup', limit: 1.2 }]).map((b) => b.name);
+    const names = resolveBudgets({ 'max-size-bytes': { limit: 1000, written: '1000' } }, [{ name: 'min-speedup', limit: 1.2, written: '1.2x' }]).map((b) => b.name);
     expect(names).toEqual(['accuracy-drop', 'class-accuracy-drop', 'ece-increase', 'min-speedup', 'max-size-bytes']);
+  });
+
+  it('carries the limit as written and where it was set into every verdict, and leaves them out for defaults', () => {
+    const resolved = resolveBudgets({ 'max-size-bytes': { limit: 2_097_152, written: '2MiB', set_at: 'pg.yml:4' } }, [{ name: 'min-speedup', limit: 1.3, written: '1.3x', set_at: '--budget' }]);
+    const m = { dense: step(), final: step({ size_bytes: 3_000_000, latency: { batch: 1, p50_ms: 0.21, p95_ms: 0.3, runs: 30 } }) };
+    const results = evaluateBudgets(resolved, m);
+    expect(results.find((b) => b.name === 'max-size-bytes')).toMatchObject({ verdict: 'fail', limit: 2_097_152, written: '2MiB', set_at: 'pg.yml:4', source: 'config' });
+    expect(results.find((b) => b.name === 'min-speedup')).toMatchObject({ verdict: 'pass', written: '1.3x', set_at: '--budget', source: 'flag' });
+    const fallback = results.find((b) => b.name === 'accuracy-drop')!;
+    expect('written' in fallback || 'set_at' in fallback).toBe(false);
+    const ledger = { ...sampleLedger(), models: [{ ...sampleModel(), budgets: results }] };
+    expect(validateLedger(ledger)).toEqual([]);
+    expect(validateLedger({ ...ledger, models: [{ ...sampleModel(), budgets: [{ ...results[0], written: 2 }] }] })).not.toEqual([]);
   });
 
   it('lets the last of repeated flags win', () => {
     const [first] = resolveBudgets({}, [
-      { name: 'accuracy-drop', limit: 0.1 },
-      { name: 'accuracy-drop', limit: 0.2 },
+      { name: 'accuracy-drop', limit: 0.1, written: '10pt' },
+      { name: 'accuracy-drop', limit: 0.2, written: '20pt' },
     ]);
     expect(first.limit).toBe(0.2);
   });

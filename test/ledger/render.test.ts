@@ -71,7 +71,7 @@ describe('renderMarkdown', () => {
 
   it('shows a limit as the user wrote it, in decimal MB when it was 2MB, and names where it was set', () => {
     const model = sampleModel();
-    model.budgets[0] = { ...model.budgets[0], actual: 0.009, verdict: 'fail', limit: 0.005, written: '0.5pt', set_at: 'prune-guard.yml:12' };
+    model.budgets[0] = { ...model.budgets[0], actual: 0.009, verdict: 'fail', limit: 0.005, written: '0.5pt', set_at: '/home/runner/work/repo/prune-guard.yml:12' };
     model.budgets[3] = { ...model.budgets[3], limit: 2_000_000, actual: 2_080_000, verdict: 'fail', detail: '/home/runner/work/repo/out/mlp.pruned.onnx' };
     const md = renderMarkdown({ ...sampleLedger(), models: [model] });
     const top = firstScreen(md);

@@ -65,7 +65,7 @@ describe('compare: a model against itself (A/A)', () => {
 describe('run with a user shift set and two built-in corruptions', () => {
   it('shows accuracy, drop with interval and the gap change on every set', async () => {
     const out = tempDir();
-    const budgets = resolveBudgets({ 'shift-accuracy-drop': 0.05 }, []);
+    const budgets = resolveBudgets({ 'shift-accuracy-drop': { limit: 0.05, written: '5pt' } }, []);
     const r = await runPipeline(
       { model: fixture('mlp.onnx'), data: fixture('fmnist-calib.npz'), shifts: [{ name: 'rotate', path: fixture('fmnist-shift-rotate.npz') }], out, budgets, config: { ...config, sparsity: 0.8, corruptions: ['gaussian-noise:3', 'contrast:4'] } },
       silentProgress,
@@ -117,7 +117,7 @@ describe('a shift set without labels', () => {
 describe('compare budgets', () => {
   it('keeps a configured latency-regression limit and adds the default otherwise', () => {
     expect(compareBudgets(resolveBudgets({}, [])).map((b) => b.name)).toEqual(['accuracy-drop', 'class-accuracy-drop', 'ece-increase', 'latency-regression']);
-    expect(compareBudgets(resolveBudgets({ 'latency-regression': 0.2 }, [])).find((b) => b.name === 'latency-regression')!.limit).toBe(0.2);
+    expect(compareBudgets(resolveBudgets({ 'latency-regression': { limit: 0.2, written: '20%' } }, [])).find((b) => b.name === 'latency-regression')!.limit).toBe(0.2);
   });
 });
 

@@ -113,7 +113,7 @@ describe('budgets decide the exit code', () => {
 
   it('a shift set is evaluated for dense and pruned and checked against its budget', async () => {
     const out = tempDir();
-    const r = await runCli(['run', '--model', fixture('cnn-bn.onnx'), '--data', fixture('fmnist-test.npz'), '--shift', `rotated=${fixture('fmnist-shift-rotate.npz')}`, '--sparsity', '0.3', '--out', out, '--budget', 'shift-accuracy-drop=0.5', '--budget', 'class-accuracy-drop=1', '--budget', 'accuracy-drop=1', '--budget', 'ece-increase=1', ...FAST]);
+    const r = await runCli(['run', '--model', fixture('cnn-bn.onnx'), '--data', fixture('fmnist-test.npz'), '--shift', `rotated=${fixture('fmnist-shift-rotate.npz')}`, '--sparsity', '0.3', '--out', out, '--budget', 'shift-accuracy-drop=50pt', '--budget', 'class-accuracy-drop=100pt', '--budget', 'accuracy-drop=100pt', '--budget', 'ece-increase=100pt', ...FAST]);
     expect(r.code).toBe(0);
     const m = readLedger(out).models[0];
     const [d, p] = m.steps;

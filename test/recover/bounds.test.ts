@@ -13,8 +13,8 @@ import { ACTIVATION_HIGH_WATER, boundedBatch, largestActivationBytes } from '../
 import { linearLayer } from '../../src/recover/layers.js';
 import { layerPatches, PatchSampler } from '../../src/recover/patches.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from '../../src/recover/reconstruct.js';
-import { captureActivations, sessionFromModel, streamActivations, withExtraOutputs } from '../../src/onnx/runtime/session.js';
-import { graphUpTo } from '../../src/recover/subgraph.js';
+import { captureActivations, sessionFromModel, streamActivations } from '../../src/onnx/runtime/session.js';
+import { graphUpTo, withExtraOutputs } from '../../src/onnx/subgraph.js';
 import { seededWeights } from '../support/buildModel.js';
 
 function vi(name: string, dims: (number | string)[]) {

@@ -12,7 +12,8 @@ import { calibScore } from '../../src/recover/calibScore.js';
 import { linearLayer } from '../../src/recover/layers.js';
 import { layerPatches } from '../../src/recover/patches.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from '../../src/recover/reconstruct.js';
-import { captureActivations, sessionFromModel, withExtraOutputs } from '../../src/onnx/runtime/session.js';
+import { captureActivations, sessionFromModel } from '../../src/onnx/runtime/session.js';
+import { withExtraOutputs } from '../../src/onnx/subgraph.js';
 import { fixture } from '../support/fixtures.js';
 
 const ALL = { exclude: [], keepFirstLayer: false, keepLastLayer: false };

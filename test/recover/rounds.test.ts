@@ -3,7 +3,6 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, type Config } from '../../src/config/schema.js';
 import type { Dataset } from '../../src/data/dataset.js';
-import { UserError } from '../../src/errors.js';
 import type { Ledger, ModelLedger } from '../../src/ledger/types.js';
 import { validateLedger } from '../../src/ledger/validateLedger.js';
 import { GraphIndex } from '../../src/onnx/graph.js';
@@ -11,7 +10,7 @@ import { loadModel } from '../../src/onnx/model.js';
 import { tensorToFloat32 } from '../../src/onnx/tensor.js';
 import { prunableWeights } from '../../src/prune/prunable.js';
 import { countSparsity } from '../../src/prune/sparsity.js';
-import { AUTO_COMPARE, AUTO_ROUNDS, checkRounds, pruneRound, resolveCompare, resolveRounds } from '../../src/recover/rounds.js';
+import { AUTO_COMPARE, AUTO_ROUNDS, pruneRound, resolveCompare, resolveRounds } from '../../src/recover/rounds.js';
 import { oneOpModel, seededWeights } from '../support/buildModel.js';
 import { runCli, type CliResult } from '../support/cli.js';
 import { fixture, tempDir } from '../support/fixtures.js';
@@ -22,7 +21,7 @@ const unlabelled = { count: 8, labels: null } as unknown as Dataset;
 // the pipeline resolves scope auto before these run; unstructured resolves to global
 const cfg = (over: Partial<Config>): Config => ({ ...DEFAULT_CONFIG, scope: 'global', ...over });
 
-describe('resolveRounds / checkRounds', () => {
+describe('resolveRounds', () => {
   it('auto (0) uses rounds only for high-sparsity unstructured auto recovery with a labelled calibration set', () => {
     expect(resolveRounds(cfg({ recoveryRounds: 0, sparsity: 0.8 }), labelled)).toBe(AUTO_ROUNDS);
     expect(resolveRounds(cfg({ recoveryRounds: 0, sparsity: 0.5 }), labelled)).toBe(1);
@@ -47,20 +46,6 @@ describe('resolveRounds / checkRounds', () => {
     expect(resolveRounds({ ...DEFAULT_CONFIG, sparsity: 0.8 }, labelled)).toBe(AUTO_ROUNDS);
     expect(resolveRounds(DEFAULT_CONFIG, labelled)).toBe(1);
     expect(resolveCompare({ ...DEFAULT_CONFIG, scope: 'global', sparsity: 0.8 }, AUTO_ROUNDS)).toBe(AUTO_COMPARE);
-  });
-
-  it('refuses explicit rounds where they cannot run, with the flag and a fix', () => {
-    expect(() => checkRounds(cfg({ recoveryRounds: 3, method: 'structured' }), labelled)).toThrow(UserError);
-    expect(() => checkRounds(cfg({ recoveryRounds: 3, schedule: 'gradual' }), labelled)).toThrow(/--schedule gradual already recovers/);
-    expect(() => checkRounds(cfg({ recoveryRounds: 3, criterion: 'sparsegpt' }), labelled)).toThrow(/revive earlier zeros/);
-    expect(() => checkRounds(cfg({ recoveryRounds: 3, maxLayerSparsity: 0.9 }), labelled)).toThrow(/--max-layer-sparsity/);
-    expect(() => checkRounds(cfg({ recoveryRounds: 3 }), undefined)).toThrow(/--recovery-rounds 3: .*--calib/);
-    expect(() => checkRounds(cfg({ recoveryRounds: 3, recovery: 'none' }), labelled)).toThrow(/--recovery auto, reconstruct or distill/);
-    expect(() => checkRounds(cfg({ roundsCompareSensitivity: true, scope: 'layer' }), labelled)).toThrow(/--rounds-compare-sensitivity: .*--scope is layer/);
-    expect(() => checkRounds(cfg({ roundsCompareSensitivity: true }), unlabelled)).toThrow(/labelled calibration set/);
-    // auto and 1 never refuse: auto falls back to one shot
-    expect(() => checkRounds(cfg({ recoveryRounds: 0, method: 'structured' }), undefined)).not.toThrow();
-    expect(() => checkRounds(cfg({ recoveryRounds: 3 }), labelled)).not.toThrow();
   });
 });
 

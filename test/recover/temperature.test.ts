@@ -5,7 +5,8 @@ import { loadDataset, takeSamples } from '../../src/data/dataset.js';
 import type { Ledger } from '../../src/ledger/types.js';
 import { validateLedger } from '../../src/ledger/validateLedger.js';
 import { onnxruntime } from '../../src/onnx/runtime/ort.js';
-import { loadModel } from '../../src/onnx/model.js';
+import { loadModel, serializeModel } from '../../src/onnx/model.js';
+import { DataType, floatToHalf, halfToFloat } from '../../src/onnx/tensor.js';
 import { modelInputs } from '../../src/onnx/signature.js';
 import { bakeTemperature, calibrateTemperature, fitTemperature, scaledScores } from '../../src/recover/temperature.js';
 import { sessionFromModel } from '../../src/onnx/runtime/session.js';
@@ -75,6 +76,30 @@ describe('bakeTemperature', () => {
     if (hasOnnxChecker) {
       const file = path.join(tempDir(), 'baked.onnx');
       fs.writeFileSync(file, (await import('../../src/onnx/model.js')).serializeModel(baked));
+      expect(() => onnxCheck(file)).not.toThrow();
+    }
+  });
+});
+
+describe('bakeTemperature on a float16 model', () => {
+  it('divides by T stored as float16, so the Div is well typed: outputs are the dense ones / T and the file passes onnx.checker', async () => {
+    const model = loadModel(fixture('exports/cnn-fp16.onnx')).proto;
+    const baked = bakeTemperature(model, 2);
+    const t = baked.graph!.initializer.find((i) => i.name === 'prune_guard_temperature')!;
+    expect(t.dataType).toBe(DataType.FLOAT16);
+    const { ort } = onnxruntime();
+    const x = Uint16Array.from({ length: 2 * 28 * 28 }, (_, i) => floatToHalf(Math.sin(i) * 1.5));
+    const run = async (m: typeof model) => {
+      const s = await sessionFromModel(m);
+      const r = await s.run({ input: new ort.Tensor('float16', x, [2, 1, 28, 28]) });
+      await s.release();
+      return Array.from(r.logits.data as Uint16Array, halfToFloat);
+    };
+    const [dense, scaled] = [await run(model), await run(baked)];
+    dense.forEach((v, i) => expect(scaled[i]).toBeCloseTo(v / 2, 2));
+    if (hasOnnxChecker) {
+      const file = path.join(tempDir(), 'baked16.onnx');
+      fs.writeFileSync(file, serializeModel(baked));
       expect(() => onnxCheck(file)).not.toThrow();
     }
   });

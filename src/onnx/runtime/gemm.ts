@@ -1,7 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import { serializeModel } from '../model.js';
-import { AttributeProto_AttributeType, ModelProtoSchema, TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema, type ModelProto } from '../proto/onnx_pb.js';
-import { DataType } from '../tensor.js';
+import { makeNode, valueInfo } from '../build.js';
+import { ModelProtoSchema, type ModelProto } from '../proto/onnx_pb.js';
 import { onnxruntime, type OrtSession } from './ort.js';
 
 const gemmSessions = new Map<string, Promise<OrtSession>>();
@@ -31,22 +31,17 @@ export function timesTransposed(a: Float32Array, m: number, b: Float32Array, n: 
 }
 
 function buildGemmProto(trans: 'transA' | 'transB'): ModelProto {
-  const T = (name: string) =>
-    create(ValueInfoProtoSchema, {
-      name,
-      type: create(TypeProtoSchema, { value: { case: 'tensorType', value: create(TypeProto_TensorSchema, { elemType: DataType.FLOAT }) } }),
-    });
   return create(ModelProtoSchema, {
     irVersion: 8n,
     opsetImport: [{ domain: '', version: 13n }],
     graph: {
       name: 'gram',
-      input: [T('A'), T('B')],
-      output: [T('G')],
+      input: [valueInfo('A'), valueInfo('B')],
+      output: [valueInfo('G')],
       // Gemm reads the transposed operand in place instead of materialising it
-      node: [{ opType: 'Gemm', input: ['A', 'B'], output: ['G'], name: 'gemm', attribute: [{ name: trans, type: AttributeProto_AttributeType.INT, i: 1n }] }],
+      node: [makeNode('gemm', { opType: 'Gemm', inputs: ['A', 'B'], outputs: ['G'], attrs: { [trans]: 1 } })],
     },
-  } as never);
+  });
 }
 
 /** A^T B in float32 via onnxruntime, widened to float64: A is [n, p], B is [n, q] (row-major). */

@@ -1,15 +1,13 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { create } from '@bufbuild/protobuf';
 import type { Dataset } from '../../data/dataset.js';
 import { sliceBatch } from '../../data/dataset.js';
 import { onnxruntime, type Ort, type OrtSession } from './ort.js';
-import { cloneModel, saveModel, serializeModel } from '../model.js';
+import { saveModel, serializeModel } from '../model.js';
 import { onInterrupt } from '../../io/cleanup.js';
 import { describe, UserError } from '../../errors.js';
-import { TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema, type ModelProto } from '../proto/onnx_pb.js';
-import { DataType } from '../tensor.js';
+import type { ModelProto } from '../proto/onnx_pb.js';
 
 /**
  * A session over a model proto (recovery works on models that are not files yet). A big model goes to
@@ -66,28 +64,6 @@ function weightBytes(model: ModelProto): number {
   let total = 0;
   for (const t of model.graph?.initializer ?? []) total += t.rawData.byteLength + 4 * t.floatData.length;
   return total;
-}
-
-/**
- * A copy of `model` that also outputs the named intermediate float tensors, so one run yields the
- * activations a layer sees. onnxruntime keeps a fetched tensor alive, which also stops it from fusing
- * it away.
- */
-export function withExtraOutputs(model: ModelProto, tensors: readonly string[]): ModelProto {
-  const copy = cloneModel(model);
-  const g = copy.graph!;
-  const have = new Set(g.output.map((o) => o.name));
-  for (const name of tensors) {
-    if (have.has(name)) continue;
-    have.add(name);
-    g.output.push(
-      create(ValueInfoProtoSchema, {
-        name,
-        type: create(TypeProtoSchema, { value: { case: 'tensorType', value: create(TypeProto_TensorSchema, { elemType: DataType.FLOAT }) } }),
-      }),
-    );
-  }
-  return copy;
 }
 
 export interface Activation {

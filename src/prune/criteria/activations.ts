@@ -1,25 +1,16 @@
-import { create } from '@bufbuild/protobuf';
 import type { Dataset } from '../../data/dataset.js';
 import { sliceBatch } from '../../data/dataset.js';
 import { onnxruntime } from '../../onnx/runtime/ort.js';
-import { cloneModel, serializeModel } from '../../onnx/model.js';
+import { serializeModel } from '../../onnx/model.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
-import { TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema } from '../../onnx/proto/onnx_pb.js';
-import { DataType } from '../../onnx/tensor.js';
+import { withExtraOutputs } from '../../onnx/subgraph.js';
 
 /**
  * Mean |x| per index of one axis for each named intermediate tensor, over calibration samples. The
  * tensors are captured by adding them as graph outputs and running onnxruntime once per batch.
  */
 export async function channelMeanAbs(model: ModelProto, tensors: ReadonlyMap<string, number>, calib: Dataset, maxSamples = 256, batch = 64): Promise<Map<string, Float64Array>> {
-  const probe = cloneModel(model);
-  const g = probe.graph!;
-  const existing = new Set(g.output.map((o) => o.name));
-  for (const name of tensors.keys()) {
-    if (existing.has(name)) continue;
-    const type = create(TypeProtoSchema, { value: { case: 'tensorType', value: create(TypeProto_TensorSchema, { elemType: DataType.FLOAT }) } });
-    g.output.push(create(ValueInfoProtoSchema, { name, type }));
-  }
+  const probe = withExtraOutputs(model, [...tensors.keys()]);
   const { ort } = onnxruntime();
   const session = await ort.InferenceSession.create(serializeModel(probe), { executionProviders: ['cpu'], graphOptimizationLevel: 'disabled' });
   const sums = new Map<string, Float64Array>();

@@ -1,3 +1,4 @@
+import { SENSITIVITY_CAP } from '../../config/rules.js';
 import { UserError } from '../../errors.js';
 
 /** A layer's measured sensitivity: calibration loss increase over the dense model when it alone is pruned. */
@@ -35,7 +36,8 @@ export interface Allocation {
   predictedIncrease: number;
 }
 
-export const DEFAULT_CAP = 0.95;
+/** declared with the rules that refuse targets above it */
+export const DEFAULT_CAP = SENSITIVITY_CAP;
 
 interface Pt {
   r: number;

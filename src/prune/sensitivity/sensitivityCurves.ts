@@ -1,8 +1,7 @@
 import type { SensitivityLayer, SensitivityPoint } from './types.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
-import { GraphIndex } from '../../onnx/graph.js';
-import { cloneModel } from '../../onnx/model.js';
-import { setTensorFloat32, tensorToFloat32 } from '../../onnx/tensor.js';
+import { ModelEditor } from '../../onnx/edit.js';
+import { tensorToFloat32 } from '../../onnx/tensor.js';
 import { applyMask, magnitudeMask } from '../magnitude.js';
 import type { PrunableWeight } from '../prunable.js';
 import { structuredGroups, structuredPrune, type StructuredOptions } from '../structured/structuredPrune.js';
@@ -29,11 +28,10 @@ export interface SensitivityUnit {
  * puts the previous tensor back and magnitude-prunes the requested one, so no point clones the model.
  */
 export function weightUnits(dense: ModelProto, weights: readonly PrunableWeight[]): SensitivityUnit[] {
-  const work = cloneModel(dense);
-  const index = new GraphIndex(work.graph!);
+  const work = ModelEditor.copyOf(dense);
   let touched: { name: string; values: Float32Array } | undefined;
   const restore = () => {
-    if (touched) setTensorFloat32(index.initializers.get(touched.name)!, touched.values);
+    if (touched) work.replaceInitializer(touched.name, touched.values);
     touched = undefined;
   };
   return weights.map((w) => {
@@ -46,11 +44,10 @@ export function weightUnits(dense: ModelProto, weights: readonly PrunableWeight[
       unitsAt: (ratio) => Math.round(ratio * size),
       pruneAlone: async (ratio) => {
         restore();
-        const t = index.initializers.get(w.initializer)!;
-        const values = tensorToFloat32(t);
+        const values = tensorToFloat32(work.initializer(w.initializer)!);
         touched = { name: w.initializer, values };
-        setTensorFloat32(t, applyMask(values, magnitudeMask([values], Math.round(ratio * size))[0]));
-        return work;
+        work.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], Math.round(ratio * size))[0]));
+        return work.model;
       },
     };
   });

@@ -2,11 +2,10 @@ import type { Config } from '../../config/schema.js';
 import type { Dataset } from '../../data/dataset.js';
 import { UserError } from '../../errors.js';
 import type { SensitivityInfo, SensitivityLayer } from './types.js';
-import { GraphIndex } from '../../onnx/graph.js';
-import { cloneModel } from '../../onnx/model.js';
 import { modelCost } from '../../onnx/flops.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
-import { setTensorFloat32, tensorToFloat32 } from '../../onnx/tensor.js';
+import { ModelEditor } from '../../onnx/edit.js';
+import { tensorToFloat32 } from '../../onnx/tensor.js';
 import { applyMask, magnitudeMask } from '../magnitude.js';
 import type { PrunableWeight } from '../prunable.js';
 import { describeStructured } from '../structured/describe.js';
@@ -46,24 +45,6 @@ export interface SensitivityRequest {
  * sensitivity on the fixtures and the real-world model, README "Scope auto".
  */
 export const MAC_COST_EXPONENT = 1;
-
-/** `--scope sensitivity` / `sensitivity-macs` need calibration data; refused before anything is pruned. */
-export function checkSensitivityInputs(config: Pick<Config, 'scope' | 'method' | 'sparsity'>, calib: Dataset | undefined): void {
-  if (config.scope !== 'sensitivity' && config.scope !== 'sensitivity-macs') return;
-  const flag = `--scope ${config.scope}`;
-  if (!calib) {
-    throw new UserError(`${flag}: needs a calibration set to measure each layer on; pass --calib calib.npz (labels optional) or use --scope global`);
-  }
-  if (config.scope === 'sensitivity-macs' && config.method !== 'structured') {
-    throw new UserError(`${flag}: ranks channel groups by the MACs their removal saves, so it needs --method structured, not ${config.method}; use --scope sensitivity or global`);
-  }
-  if (config.method !== 'unstructured' && config.method !== 'structured') {
-    throw new UserError(`${flag}: works with --method unstructured or structured, not ${config.method}; use one of those or --scope global`);
-  }
-  if (config.sparsity > DEFAULT_CAP) {
-    throw new UserError(`--sparsity ${config.sparsity}: ${flag} prunes no layer beyond ${DEFAULT_CAP * 100}%, so the target must be at most ${DEFAULT_CAP}; lower --sparsity or use --scope global`);
-  }
-}
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
@@ -208,12 +189,10 @@ export async function unstructuredSensitivityPlan(
 
 /** Magnitude pruning with an exact zero count per tensor. */
 export function pruneCounts(dense: ModelProto, weights: readonly PrunableWeight[], counts: readonly number[]): ModelProto {
-  const out = cloneModel(dense);
-  const index = new GraphIndex(out.graph!);
+  const ed = ModelEditor.copyOf(dense);
   weights.forEach((w, i) => {
-    const t = index.initializers.get(w.initializer)!;
-    const values = tensorToFloat32(t);
-    setTensorFloat32(t, applyMask(values, magnitudeMask([values], counts[i])[0]));
+    const values = tensorToFloat32(ed.initializer(w.initializer)!);
+    ed.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], counts[i])[0]));
   });
-  return out;
+  return ed.model;
 }

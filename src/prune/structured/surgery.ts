@@ -1,9 +1,7 @@
-import { create } from '@bufbuild/protobuf';
-import type { ModelProto, NodeProto, TensorProto } from '../../onnx/proto/onnx_pb.js';
-import { TensorProtoSchema } from '../../onnx/proto/onnx_pb.js';
+import { ModelEditor } from '../../onnx/edit.js';
+import type { ModelProto, NodeProto } from '../../onnx/proto/onnx_pb.js';
 import { attr } from '../../onnx/graph.js';
-import { cloneModel } from '../../onnx/model.js';
-import { DataType, setTensorFloat32, tensorDims, tensorToFloat32, tensorToInts } from '../../onnx/tensor.js';
+import { DataType, tensorDims, tensorToFloat32, tensorToInts } from '../../onnx/tensor.js';
 import type { AxisUse, DependencyAnalysis } from './depgraph.js';
 import { type KeepMap, keptIndices, keptSize } from './layout.js';
 
@@ -32,15 +30,6 @@ export function zeroAlongAxis(values: Float32Array, dims: readonly number[], axi
   for (let i = 0; i < outer; i++) for (const k of indices) values.fill(0, (i * n + k) * inner, (i * n + k + 1) * inner);
 }
 
-/** The TensorProto behind a constant name in `model`: an initializer or a Constant node's value. */
-function findConstant(model: ModelProto, name: string): TensorProto | undefined {
-  const g = model.graph!;
-  const init = g.initializer.find((t) => t.name === name);
-  if (init) return init;
-  const node = g.node.find((n) => n.opType === 'Constant' && n.output[0] === name);
-  return node ? attr(node, 'value')?.t : undefined;
-}
-
 /** one slicing per constant and axis (shared constants registered the same channels) */
 function slicesByTensor(uses: readonly AxisUse[]): Map<string, Map<number, AxisUse>> {
   const out = new Map<string, Map<number, AxisUse>>();
@@ -60,11 +49,11 @@ function slicesByTensor(uses: readonly AxisUse[]): Map<string, Map<number, AxisU
  * `analysis` must come from `model` itself (node indices are shared).
  */
 export function removeChannels(model: ModelProto, analysis: DependencyAnalysis, keep: KeepMap): ModelProto {
-  const out = cloneModel(model);
-  const g = out.graph!;
+  const ed = ModelEditor.copyOf(model);
+  const g = ed.graph;
   const { spaces } = analysis;
   for (const [name, axes] of slicesByTensor(analysis.uses)) {
-    const t = findConstant(out, name);
+    const t = ed.constant(name);
     if (!t) throw new Error(`surgery: constant '${name}' not found`);
     let values = tensorToFloat32(t);
     const dims = tensorDims(t);
@@ -76,7 +65,7 @@ export function removeChannels(model: ModelProto, analysis: DependencyAnalysis, 
       dims[axis] = idx.length;
       changed = true;
     }
-    if (changed) setTensorFloat32(t, values, dims);
+    if (changed) ed.replaceInitializer(name, values, dims);
   }
 
   // element rewrites, collected per constant input so a shared constant is copied, never edited in place
@@ -94,32 +83,27 @@ export function removeChannels(model: ModelProto, analysis: DependencyAnalysis, 
     const key = `${r.node}:${r.target.input}`;
     let e = edits.get(key);
     if (!e) {
-      const t = findConstant(out, node.input[r.target.input]);
+      const t = ed.constant(node.input[r.target.input]);
       if (!t) throw new Error(`surgery: ${node.name} input ${r.target.input} is not constant`);
       edits.set(key, (e = { node, input: r.target.input, values: tensorToInts(t) }));
     }
     e.values[r.element] = value;
   }
   for (const e of edits.values()) {
-    const old = findConstant(out, e.node.input[e.input])!;
+    const oldName = e.node.input[e.input];
+    const old = ed.constant(oldName)!;
     const before = tensorToInts(old);
     if (before.every((v, i) => v === e.values[i])) continue;
-    const name = uniqueName(out, `${e.node.input[e.input]}_pruned`);
-    g.initializer.push(intTensor(name, tensorDims(old), e.values, old.dataType));
-    e.node.input[e.input] = name;
+    const type = old.dataType === DataType.INT32 ? DataType.INT32 : DataType.INT64;
+    ed.setInput(e.node, e.input, ed.addIntInitializer(`${oldName}_pruned`, tensorDims(old), e.values, type));
   }
 
-  dropUnused(out);
+  // replaced shape constants
+  ed.dropUnread(new Set(['Constant']), { initializers: true });
   // stale shapes would mislead runtimes; when nothing was removed they are still right and help shape counts
-  if (keep.size > 0) g.valueInfo = [];
-  // older exporters list initializers as graph inputs: their declared shapes must follow the surgery
-  const inits = new Map(g.initializer.map((t) => [t.name, t]));
-  for (const i of g.input) {
-    const t = inits.get(i.name);
-    const shape = i.type?.value.case === 'tensorType' ? i.type.value.value.shape : undefined;
-    if (t && shape) tensorDims(t).forEach((d, k) => { if (shape.dim[k]) shape.dim[k].value = { case: 'dimValue', value: BigInt(d) }; });
-  }
-  return out;
+  if (keep.size > 0) ed.clearValueInfo();
+  ed.redeclareInitializerInputs();
+  return ed.model;
 }
 
 /**
@@ -128,9 +112,9 @@ export function removeChannels(model: ModelProto, analysis: DependencyAnalysis, 
  * give the same outputs as this model, up to float rounding.
  */
 export function zeroFanIn(model: ModelProto, analysis: DependencyAnalysis, keep: KeepMap): ModelProto {
-  const out = cloneModel(model);
+  const ed = ModelEditor.copyOf(model);
   for (const [name, axes] of slicesByTensor(analysis.uses.filter((u) => u.role === 'fanin'))) {
-    const t = findConstant(out, name)!;
+    const t = ed.constant(name)!;
     const values = tensorToFloat32(t);
     const dims = tensorDims(t);
     for (const [axis, use] of axes) {
@@ -139,37 +123,7 @@ export function zeroFanIn(model: ModelProto, analysis: DependencyAnalysis, keep:
       for (let i = 0; i < dims[axis]; i++) if (!kept.has(i)) drop.push(i);
       zeroAlongAxis(values, dims, axis, drop);
     }
-    setTensorFloat32(t, values);
+    ed.replaceInitializer(name, values);
   }
-  return out;
-}
-
-function intTensor(name: string, dims: readonly number[], values: readonly number[], dataType: number): TensorProto {
-  const raw = dataType === DataType.INT32
-    ? new Uint8Array(Int32Array.from(values).buffer)
-    : new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
-  return create(TensorProtoSchema, { name, dataType: dataType === DataType.INT32 ? DataType.INT32 : DataType.INT64, dims: dims.map(BigInt), rawData: raw });
-}
-
-function uniqueName(model: ModelProto, base: string): string {
-  const g = model.graph!;
-  const taken = new Set<string>([...g.initializer.map((t) => t.name), ...g.node.flatMap((n) => n.output), ...g.input.map((i) => i.name)]);
-  let name = base;
-  for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
-  return name;
-}
-
-/** Remove initializers and Constant nodes nothing reads any more (replaced shape constants). */
-function dropUnused(model: ModelProto): void {
-  const g = model.graph!;
-  const dropped = new Set<string>();
-  for (;;) {
-    const read = new Set<string>([...g.node.flatMap((n) => n.input), ...g.output.map((o) => o.name)]);
-    const before = g.node.length + g.initializer.length;
-    g.node = g.node.filter((n) => n.opType !== 'Constant' || read.has(n.output[0]));
-    for (const t of g.initializer) if (!read.has(t.name)) dropped.add(t.name);
-    g.initializer = g.initializer.filter((t) => read.has(t.name));
-    if (g.node.length + g.initializer.length === before) break;
-  }
-  g.input = g.input.filter((i) => !dropped.has(i.name));
+  return ed.model;
 }

@@ -1,62 +1,31 @@
-import { create } from '@bufbuild/protobuf';
-import {
-  AttributeProto_AttributeType as AT,
-  AttributeProtoSchema,
-  NodeProtoSchema,
-  type AttributeProto,
-  type NodeProto,
-  type TensorProto,
-} from '../../onnx/proto/onnx_pb.js';
-import { makeFloatTensor, makeInt64Tensor } from '../../onnx/tensor.js';
+import type { AttrValue } from '../../onnx/build.js';
+import type { ModelEditor } from '../../onnx/edit.js';
+import type { NodeProto } from '../../onnx/proto/onnx_pb.js';
 
-export type AttrValue = number | number[] | string | { float: number } | { tensor: TensorProto };
-
-function attribute(name: string, v: AttrValue): AttributeProto {
-  if (typeof v === 'number') return create(AttributeProtoSchema, { name, type: AT.INT, i: BigInt(v) });
-  if (Array.isArray(v)) return create(AttributeProtoSchema, { name, type: AT.INTS, ints: v.map(BigInt) });
-  if (typeof v === 'string') return create(AttributeProtoSchema, { name, type: AT.STRING, s: new TextEncoder().encode(v) });
-  if ('float' in v) return create(AttributeProtoSchema, { name, type: AT.FLOAT, f: v.float });
-  return create(AttributeProtoSchema, { name, type: AT.TENSOR, t: v.tensor });
-}
+export type { AttrValue };
 
 /**
- * Appends nodes and constants to a graph under construction, in the model's own opset (the forward
+ * Appends nodes and constants to a graph through its editor, in the model's own opset (the forward
  * nodes are copied unchanged, so the backward ones must speak the same opset: ReduceSum takes its
- * axes as an attribute before 13 and as an input from 13 on).
+ * axes as an attribute before 13 and as an input from 13 on). Every name it writes starts `pg_grad/`.
  */
 export class GraphBuilder {
+  readonly opset: number;
+  /** the nodes this builder added, in order */
   readonly nodes: NodeProto[] = [];
-  readonly initializers: TensorProto[] = [];
-  private counter = 0;
-  private readonly taken: Set<string>;
 
-  constructor(
-    readonly opset: number,
-    taken: Iterable<string>,
-  ) {
-    this.taken = new Set(taken);
+  constructor(readonly editor: ModelEditor) {
+    this.opset = editor.opset();
   }
 
   fresh(hint: string): string {
-    let name: string;
-    do name = `pg_grad/${hint}_${this.counter++}`;
-    while (this.taken.has(name));
-    this.taken.add(name);
-    return name;
+    return this.editor.fresh(`pg_grad/${hint}`);
   }
 
   /** One node; returns its output names (`outputs` of them). */
   ops(opType: string, inputs: readonly string[], attrs: Record<string, AttrValue> = {}, outputs = 1): string[] {
     const out = Array.from({ length: outputs }, () => this.fresh(opType));
-    this.nodes.push(
-      create(NodeProtoSchema, {
-        name: this.fresh(`${opType}_node`),
-        opType,
-        input: [...inputs],
-        output: out,
-        attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
-      }),
-    );
+    this.nodes.push(this.editor.addNode({ name: `pg_grad/${opType}_node`, opType, inputs, outputs: out, attrs }));
     return out;
   }
 
@@ -65,9 +34,7 @@ export class GraphBuilder {
   }
 
   floats(values: ArrayLike<number>, dims: readonly number[]): string {
-    const name = this.fresh('const');
-    this.initializers.push(makeFloatTensor(name, dims, Float32Array.from(values)));
-    return name;
+    return this.editor.addFloatInitializer('pg_grad/const', dims, Float32Array.from(values));
   }
 
   scalar(v: number): string {
@@ -75,9 +42,7 @@ export class GraphBuilder {
   }
 
   int64s(values: readonly number[]): string {
-    const name = this.fresh('ints');
-    this.initializers.push(makeInt64Tensor(name, [values.length], values));
-    return name;
+    return this.editor.addIntInitializer('pg_grad/ints', [values.length], values);
   }
 
   reshape(x: string, dims: readonly number[]): string {
@@ -133,8 +98,14 @@ export class GraphBuilder {
     return same ? g : this.reshape(g, to);
   }
 
-  /** x[..., starts:ends] along the given axes (Slice with inputs, opset 10+). */
+  /** Gemm without a bias: C is optional from opset 11, before that a zero scalar (broadcast) stands in. */
+  gemm(a: string, b: string, attrs: Record<string, AttrValue> = {}): string {
+    return this.op('Gemm', this.opset >= 11 ? [a, b] : [a, b, this.scalar(0)], attrs);
+  }
+
+  /** x[..., starts:ends] along the given axes (Slice takes them as inputs from opset 10, as attributes before). */
   slice(x: string, starts: readonly number[], ends: readonly number[], axes: readonly number[]): string {
-    return this.op('Slice', [x, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
+    if (this.opset >= 10) return this.op('Slice', [x, this.int64s(starts), this.int64s(ends), this.int64s(axes)]);
+    return this.op('Slice', [x], { starts: [...starts], ends: [...ends], axes: [...axes] });
   }
 }

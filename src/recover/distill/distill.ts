@@ -1,7 +1,8 @@
 import { takeSamples, type Dataset } from '../../data/dataset.js';
 import { onnxruntime, type OrtSession } from '../../onnx/runtime/ort.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
-import { captureActivations, sessionFromModel, withExtraOutputs } from '../../onnx/runtime/session.js';
+import { captureActivations, sessionFromModel } from '../../onnx/runtime/session.js';
+import { withExtraOutputs } from '../../onnx/subgraph.js';
 import { Adam } from './adam.js';
 import { boundedBatch } from '../../onnx/runtime/activationBudget.js';
 import { UnsupportedOp } from './gradients.js';

@@ -120,8 +120,8 @@ const gemm: GradRule = (c) => {
   const tB = attrInt(node, 'transB', 0);
   const al: Record<string, AttrValue> = alpha === 1 ? {} : { alpha: { float: alpha } };
   const out: (string | undefined)[] = [];
-  if (c.wants[0]) out[0] = tA ? b.op('Gemm', [bb, dy], { transA: tB, transB: 1, ...al }) : b.op('Gemm', [dy, bb], { transB: tB ? 0 : 1, ...al });
-  if (c.wants[1]) out[1] = tB ? b.op('Gemm', [dy, a], { transA: 1, transB: tA, ...al }) : b.op('Gemm', [a, dy], { transA: tA ? 0 : 1, ...al });
+  if (c.wants[0]) out[0] = tA ? b.gemm(bb, dy, { transA: tB, transB: 1, ...al }) : b.gemm(dy, bb, { transB: tB ? 0 : 1, ...al });
+  if (c.wants[1]) out[1] = tB ? b.gemm(dy, a, { transA: 1, transB: tA, ...al }) : b.gemm(a, dy, { transA: tA ? 0 : 1, ...al });
   if (cc && c.wants[2]) out[2] = b.unbroadcast(b.scale(dy, beta), c.shape(node.output[0]), c.shape(cc));
   return out;
 };
@@ -146,7 +146,7 @@ const matmul: GradRule = (c) => {
       const k = as.at(-1)!;
       const a2 = b.reshape(a, [numel(as) / k, k]);
       const d2 = b.reshape(dy, [numel(ys) / ys.at(-1)!, ys.at(-1)!]);
-      out[1] = b.op('Gemm', [a2, d2], { transA: 1 });
+      out[1] = b.gemm(a2, d2, { transA: 1 });
     } else {
       const full = b.op('MatMul', [b.transpose(a, swap(as.length)), dy]);
       out[1] = b.unbroadcast(full, [...ys.slice(0, -2), bs.at(-2)!, bs.at(-1)!], bs);
@@ -327,7 +327,7 @@ const maxPool: GradRule = (c) => {
   const overlapping = kernel.some((k, i) => (k - 1) * dil[i] + 1 > strides[i]);
   if (overlapping && b.opset < 16) unsupported(c, 'overlapping windows need ScatterElements reduction, opset 16+');
   // the Indices output (flat positions over the whole input tensor) routes each gradient to its argmax
-  if (!node.output[1]) node.output[1] = b.fresh('maxpool_indices');
+  if (!node.output[1]) b.editor.setOutput(node, 1, b.fresh('maxpool_indices'));
   const zeros = b.op('ConstantOfShape', [b.int64s([numel(xs)])], { value: { tensor: zeroTensor() } });
   const scatter = b.op('ScatterElements', [zeros, b.reshape(node.output[1], [-1]), b.reshape(c.dy[0]!, [-1])], overlapping ? { axis: 0, reduction: 'add' } : { axis: 0 });
   return [b.reshape(scatter, xs)];

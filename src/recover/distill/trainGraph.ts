@@ -1,9 +1,9 @@
-import { create } from '@bufbuild/protobuf';
+import { valueInfo } from '../../onnx/build.js';
+import { ModelEditor } from '../../onnx/edit.js';
 import { GraphIndex } from '../../onnx/graph.js';
-import { cloneModel, opsetVersion } from '../../onnx/model.js';
-import { TypeProtoSchema, ValueInfoProtoSchema, type ModelProto, type NodeProto, type ValueInfoProto } from '../../onnx/proto/onnx_pb.js';
+import type { ModelProto, NodeProto } from '../../onnx/proto/onnx_pb.js';
 import { inferShapes } from '../../onnx/shapes.js';
-import { DataType, numel, setTensorFloat32, tensorDims, tensorToFloat32, tensorToInts } from '../../onnx/tensor.js';
+import { DataType, numel, tensorDims, tensorToFloat32, tensorToInts } from '../../onnx/tensor.js';
 import { GraphBuilder } from './builder.js';
 import { GRAD_RULES, NON_DIFFERENTIABLE, UnsupportedOp } from './gradients.js';
 
@@ -98,13 +98,7 @@ export function selectTrainables(model: ModelProto, masked: ReadonlySet<string>)
   return out;
 }
 
-function floatValueInfo(name: string, dims?: readonly number[]): ValueInfoProto {
-  const shape = dims ? { dim: dims.map((d) => ({ value: { case: 'dimValue' as const, value: BigInt(d) } })) } : undefined;
-  return create(ValueInfoProtoSchema, {
-    name,
-    type: create(TypeProtoSchema, { value: { case: 'tensorType', value: { elemType: DataType.FLOAT, shape } as never } }),
-  });
-}
+const floatValueInfo = (name: string, dims?: readonly number[]) => valueInfo(name, DataType.FLOAT, dims);
 
 /** Nodes the tensor `target` depends on, in topological order. */
 function ancestors(index: GraphIndex, target: string): NodeProto[] {
@@ -127,12 +121,10 @@ function ancestors(index: GraphIndex, target: string): NodeProto[] {
  * path from a parameter to the logits that has no gradient rule.
  */
 export function buildTrainGraph(model: ModelProto, params: readonly Trainable[], opts: TrainGraphOptions): TrainGraph {
-  const copy = cloneModel(model);
-  const g = copy.graph!;
-  const index = new GraphIndex(g);
-  const opset = opsetVersion(copy);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
   const shapes = inferShapes(index, opts.batch).shapes;
-  const logits = logitsTensor(copy);
+  const logits = logitsTensor(ed.model);
   const ls = shapes.get(logits);
   if (!ls || ls.length !== 2) throw new UnsupportedOp('output', logits, `logits of shape ${ls ? `[${ls.join(',')}]` : 'unknown'}, need [batch, classes]`);
   const classes = ls[1];
@@ -145,8 +137,10 @@ export function buildTrainGraph(model: ModelProto, params: readonly Trainable[],
     if (n.input.some((i) => requires.has(i))) for (const o of n.output) if (o) requires.add(o);
   }
 
-  const taken = new Set<string>([...index.initializers.keys(), ...g.input.map((i) => i.name), ...g.node.flatMap((n) => n.output)]);
-  const b = new GraphBuilder(opset, taken);
+  // the forward nodes, with the trainables as inputs; the builder appends the backward pass after them
+  ed.setNodes(forward);
+  ed.removeInitializers(params.map((p) => p.name).filter((name) => ed.initializer(name)));
+  const b = new GraphBuilder(ed);
   const contributions = new Map<string, string[]>();
   const push = (t: string, grad: string) => {
     const list = contributions.get(t);
@@ -214,39 +208,35 @@ export function buildTrainGraph(model: ModelProto, params: readonly Trainable[],
     gradOutputs.push(b.op('Identity', [grad]));
   }
 
-  g.node.splice(0, g.node.length, ...forward, ...b.nodes);
-  g.initializer = [...g.initializer.filter((t) => !trainable.has(t.name)), ...b.initializers];
-  const dataInputs = g.input.filter((i) => !index.initializers.has(i.name));
-  g.input = [
-    ...dataInputs,
+  ed.dropInitializerInputs();
+  for (const decl of [
     floatValueInfo(TEACHER_INPUT, [opts.batch, classes]),
     ...(opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, [opts.batch, classes])] : []),
     ...hints.flatMap((t) => [floatValueInfo(hintInput(t), shapes.get(t)), floatValueInfo(hintScale(t), [1])]),
     ...params.map((p) => floatValueInfo(p.name, p.dims)),
-  ];
-  g.output = [floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))];
-  g.valueInfo = [];
-  return { model: copy, params: kept, gradOutputs, logits, classes, batch: opts.batch, hints };
+  ])
+    ed.addInput(decl);
+  ed.setOutputs([floatValueInfo(logits), ...gradOutputs.map((o) => floatValueInfo(o))]);
+  ed.clearValueInfo();
+  return { model: ed.model, params: kept, gradOutputs, logits, classes, batch: opts.batch, hints };
 }
 
 /** The forward model with `params` as inputs (any batch), so one session scores every epoch's weights. */
 export function buildEvalGraph(model: ModelProto, params: readonly Trainable[]): { model: ModelProto; logits: string } {
-  const copy = cloneModel(model);
-  const g = copy.graph!;
-  const names = new Set(params.map((p) => p.name));
-  const index = new GraphIndex(g);
-  const logits = logitsTensor(copy);
-  g.node.splice(0, g.node.length, ...ancestors(index, logits));
-  g.initializer = g.initializer.filter((t) => !names.has(t.name));
-  g.input = [...g.input.filter((i) => !index.initializers.has(i.name)), ...params.map((p) => floatValueInfo(p.name, p.dims))];
-  g.output = [floatValueInfo(logits)];
-  return { model: copy, logits };
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
+  const logits = logitsTensor(ed.model);
+  ed.setNodes(ancestors(index, logits));
+  ed.removeInitializers(params.map((p) => p.name).filter((name) => ed.initializer(name)));
+  ed.dropInitializerInputs();
+  for (const p of params) ed.addInput(floatValueInfo(p.name, p.dims));
+  ed.setOutputs([floatValueInfo(logits)]);
+  return { model: ed.model, logits };
 }
 
 /** A copy of `model` with the params' values written into its initializers. */
 export function withParams(model: ModelProto, params: readonly { name: string; values: Float32Array }[]): ModelProto {
-  const copy = cloneModel(model);
-  const byName = new Map(copy.graph!.initializer.map((t) => [t.name, t]));
-  for (const p of params) setTensorFloat32(byName.get(p.name)!, p.values);
-  return copy;
+  const ed = ModelEditor.copyOf(model);
+  for (const p of params) ed.replaceInitializer(p.name, p.values);
+  return ed.model;
 }

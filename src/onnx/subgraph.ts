@@ -1,8 +1,19 @@
 import { create } from '@bufbuild/protobuf';
-import type { ModelProto, NodeProto } from '../onnx/proto/onnx_pb.js';
-import { GraphProtoSchema, ModelProtoSchema, TypeProtoSchema, TypeProto_TensorSchema, ValueInfoProtoSchema } from '../onnx/proto/onnx_pb.js';
-import { DataType } from '../onnx/tensor.js';
-import { withExtraOutputs } from '../onnx/runtime/session.js';
+import { valueInfo } from './build.js';
+import { ModelEditor } from './edit.js';
+import type { ModelProto, NodeProto } from './proto/onnx_pb.js';
+import { GraphProtoSchema, ModelProtoSchema } from './proto/onnx_pb.js';
+
+/**
+ * A copy of `model` that also outputs the named intermediate float tensors, so one run yields the
+ * activations a layer sees. onnxruntime keeps a fetched tensor alive, which also stops it from fusing
+ * it away.
+ */
+export function withExtraOutputs(model: ModelProto, tensors: readonly string[]): ModelProto {
+  const ed = ModelEditor.copyOf(model);
+  for (const name of tensors) ed.declareOutput(valueInfo(name));
+  return ed.model;
+}
 
 /**
  * A model that computes only the named float tensors: the nodes they depend on, the initializers those
@@ -19,18 +30,13 @@ export function graphUpTo(model: ModelProto, tensors: readonly string[]): ModelP
   if (!up) return withExtraOutputs(model, tensors);
   const { nodes: needed, names } = up;
   const initNames = new Set(g.initializer.map((t) => t.name));
-  const outputs = tensors.map(
-    (name) =>
-      g.output.find((o) => o.name === name) ??
-      create(ValueInfoProtoSchema, { name, type: create(TypeProtoSchema, { value: { case: 'tensorType', value: create(TypeProto_TensorSchema, { elemType: DataType.FLOAT }) } }) }),
-  );
   const graph = create(GraphProtoSchema, {
     name: g.name,
     node: g.node.filter((n) => needed.has(n)),
     initializer: g.initializer.filter((t) => names.has(t.name)),
     sparseInitializer: g.sparseInitializer.filter((t) => names.has(t.values?.name ?? '')),
     input: g.input.filter((i) => !initNames.has(i.name) || names.has(i.name)),
-    output: outputs,
+    output: tensors.map((name) => g.output.find((o) => o.name === name) ?? valueInfo(name)),
     valueInfo: g.valueInfo.filter((v) => names.has(v.name)),
   });
   return create(ModelProtoSchema, { irVersion: model.irVersion, opsetImport: model.opsetImport, producerName: model.producerName, producerVersion: model.producerVersion, domain: model.domain, modelVersion: model.modelVersion, graph, functions: model.functions });
