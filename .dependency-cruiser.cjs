@@ -1,6 +1,6 @@
 /**
  * The layers of src/, lowest first. A module may import from its own layer or a lower one, never a
- * higher one, so data flows one way: config -> onnx/data -> prune -> recover -> measure -> ledger ->
+ * higher one, so data flows one way: config -> onnx/data -> prune -> recover -> quantize -> measure -> ledger ->
  * pipeline -> entry points. `npm test` checks this (test/layers.test.ts); `npm run layers` prints the
  * same report on its own.
  */
@@ -10,6 +10,7 @@ const LAYERS = [
   { name: 'onnx-data', path: '^src/(onnx|data)/' },
   { name: 'prune', path: '^src/prune/' },
   { name: 'recover', path: '^src/recover/' },
+  { name: 'quantize', path: '^src/quantize/' },
   { name: 'measure', path: '^src/measure/' },
   { name: 'ledger', path: '^src/ledger/' },
   { name: 'pipeline', path: '^src/pipeline/' },

@@ -16,6 +16,7 @@ import { peakMeter, type PeakMeter } from '../src/measure/memory.js';
 import { ensureScaleModels } from './exportScale.js';
 import { benchRecovery, RECOVERY_METHODS, renderRecoveryTable, type RecoveryRow } from './recovery.js';
 import { benchConfig, outcome, stagesFor, type BenchModel, type BenchOptions, type Outcome, type StageContext } from './stages.js';
+import { benchQuantize, quantizeModes, renderQuantizeTable, type QuantizeRow } from './quantize.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const FIXTURES = path.join(ROOT, 'fixtures');
@@ -55,10 +56,11 @@ interface RunResult extends Outcome {
   error?: string;
 }
 
-function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: string[]; gate: boolean; recoveries: string[] } {
+function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: string[]; gate: boolean; recoveries: string[]; quantize: boolean } {
   const only: string[] = [];
   let quick = false;
   let gate = true;
+  let quantize = true;
   let recoveries = [...RECOVERY_METHODS];
   let methods = ['unstructured', '2:4', 'structured'];
   for (let i = 0; i < argv.length; i++) {
@@ -69,9 +71,10 @@ function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: s
     else if (a === '--methods') methods = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--recovery') recoveries = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--no-recovery') recoveries = [];
-    else throw new Error(`unknown option ${a}; use --only a,b --quick --methods unstructured,2:4 --recovery none,reconstruct,auto --no-recovery --no-gate`);
+    else if (a === '--no-quantize') quantize = false;
+    else throw new Error(`unknown option ${a}; use --only a,b --quick --methods unstructured,2:4 --recovery none,reconstruct,auto --no-recovery --no-quantize --no-gate`);
   }
-  return { only, quick, methods, gate, recoveries };
+  return { only, quick, methods, gate, recoveries, quantize };
 }
 
 function models(only: string[], notices: string[]): BenchModel[] {
@@ -174,6 +177,7 @@ async function main(): Promise<void> {
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'prune-guard-bench-'));
   const results: RunResult[] = [];
   const recovery: RecoveryRow[] = [];
+  const quantized: QuantizeRow[] = [];
   try {
     for (const model of list) {
       for (const method of args.methods) {
@@ -186,6 +190,16 @@ async function main(): Promise<void> {
       for (const model of list) {
         if (!model.data || !model.calib || !fs.existsSync(model.calib)) continue;
         recovery.push(...(await benchRecovery({ ...model, calib: model.calib }, args.methods, args.recoveries, options, workDir)));
+      }
+    }
+    // fp32 against INT8: models with labelled data and a calibration set
+    if (args.quantize) {
+      for (const model of list) {
+        if (!model.data || !model.calib || !fs.existsSync(model.calib)) continue;
+        for (const mode of quantizeModes(model.file)) {
+          process.stderr.write(`bench: ${model.name} ${mode}\n`);
+          quantized.push(await benchQuantize({ ...model, calib: model.calib }, mode, options, workDir));
+        }
       }
     }
   } finally {
@@ -217,10 +231,16 @@ async function main(): Promise<void> {
           renderRecoveryTable(recovery),
         ]
       : []),
+    ...(quantized.length
+      ? [
+          `INT8 (\`--quantize int8\`: static QDQ, min-max calibration on the model's calibration set, weight precision and float layers chosen by measurement as the pipeline does; \`--quantize dynamic\` where the model has MatMul layers; top-1 on the evaluation set above; speedup: ratio of medians of fp32 and INT8 latency interleaved in one pass, one intra-op thread, each sample the best of 3 runs).`,
+          renderQuantizeTable(quantized),
+        ]
+      : []),
     ...(notices.length ? [notices.map((n) => `- ${n}`).join('\n')] : []),
   ].join('\n\n');
   process.stdout.write(md + '\n');
-  const json = { date, environment: env, memory: meter.method, options: { ...options, only: args.only, methods: args.methods, recoveries: args.recoveries }, results, recovery, threshold, notices };
+  const json = { date, environment: env, memory: meter.method, options: { ...options, only: args.only, methods: args.methods, recoveries: args.recoveries }, results, recovery, quantized, threshold, notices };
   const outDir = path.join(ROOT, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify(json, null, 2) + '\n');

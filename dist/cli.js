@@ -1217,8 +1217,8 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path15 = __require("node:path");
-    var fs19 = __require("node:fs");
+    var path17 = __require("node:path");
+    var fs21 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -1522,8 +1522,8 @@ var require_command = __commonJS({
        * @return {Command} `this` command for chaining
        */
       arguments(names) {
-        names.trim().split(/ +/).forEach((detail) => {
-          this.argument(detail);
+        names.trim().split(/ +/).forEach((detail2) => {
+          this.argument(detail2);
         });
         return this;
       }
@@ -2212,7 +2212,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs19.existsSync(executableFile)) return;
+        if (fs21.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2230,11 +2230,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName) {
-          const localBin = path15.resolve(baseDir, baseName);
-          if (fs19.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path15.extname(baseName))) return void 0;
+          const localBin = path17.resolve(baseDir, baseName);
+          if (fs21.existsSync(localBin)) return localBin;
+          if (sourceExt.includes(path17.extname(baseName))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs19.existsSync(`${localBin}${ext}`)
+            (ext) => fs21.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2246,21 +2246,21 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs19.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs21.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path15.resolve(
-            path15.dirname(resolvedScriptPath),
+          executableDir = path17.resolve(
+            path17.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path15.basename(
+            const legacyName = path17.basename(
               this._scriptPath,
-              path15.extname(this._scriptPath)
+              path17.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path15.extname(executableFile));
+        launchWithNode = sourceExt.includes(path17.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path15.basename(filename, path15.extname(filename));
+        this._name = path17.basename(filename, path17.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path16) {
-        if (path16 === void 0) return this._executableDir;
-        this._executableDir = path16;
+      executableDir(path18) {
+        if (path18 === void 0) return this._executableDir;
+        this._executableDir = path18;
         return this;
       }
       /**
@@ -3705,17 +3705,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path15) {
-      const ctrl = callVisitor(key, node, visitor, path15);
+    function visit_(key, node, visitor, path17) {
+      const ctrl = callVisitor(key, node, visitor, path17);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path15, ctrl);
-        return visit_(key, ctrl, visitor, path15);
+        replaceNode(key, path17, ctrl);
+        return visit_(key, ctrl, visitor, path17);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path15 = Object.freeze(path15.concat(node));
+          path17 = Object.freeze(path17.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path15);
+            const ci = visit_(i2, node.items[i2], visitor, path17);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3726,13 +3726,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path15 = Object.freeze(path15.concat(node));
-          const ck = visit_("key", node.key, visitor, path15);
+          path17 = Object.freeze(path17.concat(node));
+          const ck = visit_("key", node.key, visitor, path17);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path15);
+          const cv = visit_("value", node.value, visitor, path17);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3753,17 +3753,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path15) {
-      const ctrl = await callVisitor(key, node, visitor, path15);
+    async function visitAsync_(key, node, visitor, path17) {
+      const ctrl = await callVisitor(key, node, visitor, path17);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path15, ctrl);
-        return visitAsync_(key, ctrl, visitor, path15);
+        replaceNode(key, path17, ctrl);
+        return visitAsync_(key, ctrl, visitor, path17);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path15 = Object.freeze(path15.concat(node));
+          path17 = Object.freeze(path17.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path15);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path17);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3774,13 +3774,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path15 = Object.freeze(path15.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path15);
+          path17 = Object.freeze(path17.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path17);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path15);
+          const cv = await visitAsync_("value", node.value, visitor, path17);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3807,23 +3807,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path15) {
+    function callVisitor(key, node, visitor, path17) {
       if (typeof visitor === "function")
-        return visitor(key, node, path15);
+        return visitor(key, node, path17);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path15);
+        return visitor.Map?.(key, node, path17);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path15);
+        return visitor.Seq?.(key, node, path17);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path15);
+        return visitor.Pair?.(key, node, path17);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path15);
+        return visitor.Scalar?.(key, node, path17);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path15);
+        return visitor.Alias?.(key, node, path17);
       return void 0;
     }
-    function replaceNode(key, path15, node) {
-      const parent = path15[path15.length - 1];
+    function replaceNode(key, path17, node) {
+      const parent = path17[path17.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4435,10 +4435,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path15, value) {
+    function collectionFromPath(schema, path17, value) {
       let v = value;
-      for (let i2 = path15.length - 1; i2 >= 0; --i2) {
-        const k = path15[i2];
+      for (let i2 = path17.length - 1; i2 >= 0; --i2) {
+        const k = path17[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4457,7 +4457,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path15) => path15 == null || typeof path15 === "object" && !!path15[Symbol.iterator]().next().done;
+    var isEmptyPath = (path17) => path17 == null || typeof path17 === "object" && !!path17[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4487,11 +4487,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path15, value) {
-        if (isEmptyPath(path15))
+      addIn(path17, value) {
+        if (isEmptyPath(path17))
           this.add(value);
         else {
-          const [key, ...rest] = path15;
+          const [key, ...rest] = path17;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4505,8 +4505,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path15) {
-        const [key, ...rest] = path15;
+      deleteIn(path17) {
+        const [key, ...rest] = path17;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4520,8 +4520,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path15, keepScalar) {
-        const [key, ...rest] = path15;
+      getIn(path17, keepScalar) {
+        const [key, ...rest] = path17;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4539,8 +4539,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path15) {
-        const [key, ...rest] = path15;
+      hasIn(path17) {
+        const [key, ...rest] = path17;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4550,8 +4550,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path15, value) {
-        const [key, ...rest] = path15;
+      setIn(path17, value) {
+        const [key, ...rest] = path17;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -7066,9 +7066,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path15, value) {
+      addIn(path17, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path15, value);
+          this.contents.addIn(path17, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -7143,14 +7143,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path15) {
-        if (Collection.isEmptyPath(path15)) {
+      deleteIn(path17) {
+        if (Collection.isEmptyPath(path17)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path15) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path17) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7165,10 +7165,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path15, keepScalar) {
-        if (Collection.isEmptyPath(path15))
+      getIn(path17, keepScalar) {
+        if (Collection.isEmptyPath(path17))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path15, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path17, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7179,10 +7179,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path15) {
-        if (Collection.isEmptyPath(path15))
+      hasIn(path17) {
+        if (Collection.isEmptyPath(path17))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path15) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path17) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7199,13 +7199,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path15, value) {
-        if (Collection.isEmptyPath(path15)) {
+      setIn(path17, value) {
+        if (Collection.isEmptyPath(path17)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path15), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path17), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path15, value);
+          this.contents.setIn(path17, value);
         }
       }
       /**
@@ -9166,9 +9166,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path15) => {
+    visit.itemAtPath = (cst, path17) => {
       let item = cst;
-      for (const [field, index] of path15) {
+      for (const [field, index] of path17) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9177,23 +9177,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path15) => {
-      const parent = visit.itemAtPath(cst, path15.slice(0, -1));
-      const field = path15[path15.length - 1][0];
+    visit.parentCollection = (cst, path17) => {
+      const parent = visit.itemAtPath(cst, path17.slice(0, -1));
+      const field = path17[path17.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path15, item, visitor) {
-      let ctrl = visitor(item, path15);
+    function _visit(path17, item, visitor) {
+      let ctrl = visitor(item, path17);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path15.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path17.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9204,10 +9204,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path15);
+            ctrl = ctrl(item, path17);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path15) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path17) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10509,14 +10509,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs19 = this.flowScalar(this.type);
+              const fs21 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs19, sep: [] });
+                map.items.push({ start, key: fs21, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs19);
+                this.stack.push(fs21);
               } else {
-                Object.assign(it, { key: fs19, sep: [] });
+                Object.assign(it, { key: fs21, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10644,13 +10644,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs19 = this.flowScalar(this.type);
+              const fs21 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs19, sep: [] });
+                fc.items.push({ start: [], key: fs21, sep: [] });
               else if (it.sep)
-                this.stack.push(fs19);
+                this.stack.push(fs21);
               else
-                Object.assign(it, { key: fs19, sep: [] });
+                Object.assign(it, { key: fs21, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -12751,8 +12751,8 @@ var require_utils = __commonJS({
       }
       return output;
     };
-    exports.basename = (path15, { windows } = {}) => {
-      const segs = path15.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path17, { windows } = {}) => {
+      const segs = path17.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -14124,9 +14124,9 @@ var require_picomatch = __commonJS({
     var utils = require_utils();
     var constants2 = require_constants();
     var isObject3 = (val) => val && typeof val === "object" && !Array.isArray(val);
-    var picomatch2 = (glob2, options, returnState = false) => {
+    var picomatch4 = (glob2, options, returnState = false) => {
       if (Array.isArray(glob2)) {
-        const fns = glob2.map((input) => picomatch2(input, options, returnState));
+        const fns = glob2.map((input) => picomatch4(input, options, returnState));
         const arrayMatcher = (str) => {
           for (const isMatch of fns) {
             const state2 = isMatch(str);
@@ -14142,16 +14142,16 @@ var require_picomatch = __commonJS({
       }
       const opts = options || {};
       const posix = opts.windows;
-      const regex = isState ? picomatch2.compileRe(glob2, options) : picomatch2.makeRe(glob2, options, false, true);
+      const regex = isState ? picomatch4.compileRe(glob2, options) : picomatch4.makeRe(glob2, options, false, true);
       const state = regex.state;
       delete regex.state;
       let isIgnored = () => false;
       if (opts.ignore) {
         const ignoreOpts = { ...options, ignore: null, onMatch: null, onResult: null };
-        isIgnored = picomatch2(opts.ignore, ignoreOpts, returnState);
+        isIgnored = picomatch4(opts.ignore, ignoreOpts, returnState);
       }
       const matcher = (input, returnObject = false) => {
-        const { isMatch, match, output } = picomatch2.test(input, regex, options, { glob: glob2, posix });
+        const { isMatch, match, output } = picomatch4.test(input, regex, options, { glob: glob2, posix });
         const result = { glob: glob2, state, regex, posix, input, output, match, isMatch };
         if (typeof opts.onResult === "function") {
           opts.onResult(result);
@@ -14177,7 +14177,7 @@ var require_picomatch = __commonJS({
       }
       return matcher;
     };
-    picomatch2.test = (input, regex, options, { glob: glob2, posix } = {}) => {
+    picomatch4.test = (input, regex, options, { glob: glob2, posix } = {}) => {
       if (typeof input !== "string") {
         throw new TypeError("Expected input to be a string");
       }
@@ -14194,24 +14194,24 @@ var require_picomatch = __commonJS({
       }
       if (match === false || opts.capture === true) {
         if (opts.matchBase === true || opts.basename === true) {
-          match = picomatch2.matchBase(input, regex, options, posix);
+          match = picomatch4.matchBase(input, regex, options, posix);
         } else {
           match = regex.exec(output);
         }
       }
       return { isMatch: Boolean(match), match, output };
     };
-    picomatch2.matchBase = (input, glob2, options, posix = options && options.windows) => {
-      const regex = glob2 instanceof RegExp ? glob2 : picomatch2.makeRe(glob2, options);
+    picomatch4.matchBase = (input, glob2, options, posix = options && options.windows) => {
+      const regex = glob2 instanceof RegExp ? glob2 : picomatch4.makeRe(glob2, options);
       return regex.test(utils.basename(input, { windows: posix }));
     };
-    picomatch2.isMatch = (str, patterns, options) => picomatch2(patterns, options)(str);
-    picomatch2.parse = (pattern, options) => {
-      if (Array.isArray(pattern)) return pattern.map((p) => picomatch2.parse(p, options));
+    picomatch4.isMatch = (str, patterns, options) => picomatch4(patterns, options)(str);
+    picomatch4.parse = (pattern, options) => {
+      if (Array.isArray(pattern)) return pattern.map((p) => picomatch4.parse(p, options));
       return parse2(pattern, { ...options, fastpaths: false });
     };
-    picomatch2.scan = (input, options) => scan(input, options);
-    picomatch2.compileRe = (state, options, returnOutput = false, returnState = false) => {
+    picomatch4.scan = (input, options) => scan(input, options);
+    picomatch4.compileRe = (state, options, returnOutput = false, returnState = false) => {
       if (returnOutput === true) {
         return state.output;
       }
@@ -14222,13 +14222,13 @@ var require_picomatch = __commonJS({
       if (state && state.negated === true) {
         source = `^(?!${source}).*$`;
       }
-      const regex = picomatch2.toRegex(source, options);
+      const regex = picomatch4.toRegex(source, options);
       if (returnState === true) {
         regex.state = state;
       }
       return regex;
     };
-    picomatch2.makeRe = (input, options = {}, returnOutput = false, returnState = false) => {
+    picomatch4.makeRe = (input, options = {}, returnOutput = false, returnState = false) => {
       if (!input || typeof input !== "string") {
         throw new TypeError("Expected a non-empty string");
       }
@@ -14239,9 +14239,9 @@ var require_picomatch = __commonJS({
       if (!parsed.output) {
         parsed = parse2(input, options);
       }
-      return picomatch2.compileRe(parsed, options, returnOutput, returnState);
+      return picomatch4.compileRe(parsed, options, returnOutput, returnState);
     };
-    picomatch2.toRegex = (source, options) => {
+    picomatch4.toRegex = (source, options) => {
       try {
         const opts = options || {};
         return new RegExp(source, opts.flags || (opts.nocase ? "i" : ""));
@@ -14250,8 +14250,8 @@ var require_picomatch = __commonJS({
         return /$^/;
       }
     };
-    picomatch2.constants = constants2;
-    module.exports = picomatch2;
+    picomatch4.constants = constants2;
+    module.exports = picomatch4;
   }
 });
 
@@ -14261,14 +14261,14 @@ var require_picomatch2 = __commonJS({
     "use strict";
     var pico = require_picomatch();
     var utils = require_utils();
-    function picomatch2(glob2, options, returnState = false) {
+    function picomatch4(glob2, options, returnState = false) {
       if (options && (options.windows === null || options.windows === void 0)) {
         options = { ...options, windows: utils.isWindows() };
       }
       return pico(glob2, options, returnState);
     }
-    Object.assign(picomatch2, pico);
-    module.exports = picomatch2;
+    Object.assign(picomatch4, pico);
+    module.exports = picomatch4;
   }
 });
 
@@ -15144,7 +15144,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs18 from "node:fs";
+import * as fs20 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -15491,11 +15491,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path15, issues) {
+function prefixIssues(path17, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path15);
+    iss.path.unshift(path17);
     return iss;
   });
 }
@@ -15577,9 +15577,9 @@ function issue(...args) {
   }
   return { ...iss };
 }
-function members(proto, table2) {
-  for (const key in table2) {
-    const desc = Object.getOwnPropertyDescriptor(table2, key);
+function members(proto, table3) {
+  for (const key in table3) {
+    const desc = Object.getOwnPropertyDescriptor(table3, key);
     if (desc.get)
       Object.defineProperty(proto, key, { ...desc, enumerable: false });
     else
@@ -17262,6 +17262,8 @@ var IMAGE_CORRUPTIONS = ["gaussian-noise", "contrast", "brightness", "blur"];
 var TABULAR_CORRUPTIONS = ["feature-noise", "feature-dropout"];
 var CORRUPTIONS = [...IMAGE_CORRUPTIONS, ...TABULAR_CORRUPTIONS];
 var SCHEDULES = ["oneshot", "gradual"];
+var QUANTIZE_MODES = ["none", "int8", "dynamic"];
+var QUANTIZE_CALIBRATIONS = ["minmax", "percentile", "entropy"];
 var EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
 var MAX_BATCH = 65536;
 var RUN = ["run"];
@@ -17428,6 +17430,19 @@ var SETTINGS = {
     help: "with recovery rounds and global scope: also run the rounds with sensitivity-allocated layer ratios and ship whichever ends with the lower calibration NLL (twice the rounds)",
     flag: { commands: RUN }
   }),
+  quantize: setting(oneOf(QUANTIZE_MODES), "none", {
+    help: "after pruning and recovery (or alone with sparsity 0), quantize the last float step: int8 = static QDQ calibrated on the calibration set (uint8 activations, per-channel int8 weights, layers kept float where measurement says so); dynamic = MatMul weights int8, activations quantized per batch at run time (docs/methods.md#int8-quantization)",
+    flag: { value: "<mode>", commands: RUN },
+    input: "quantize"
+  }),
+  "quantize-calibration": setting(oneOf(QUANTIZE_CALIBRATIONS), "minmax", {
+    help: "how quantize int8 sets activation ranges on the calibration set: minmax, percentile or entropy",
+    flag: { value: "<method>", commands: RUN }
+  }),
+  "quantize-exclude": setting(repeatedList(glob, 'a list of node-name globs like ["/stem/*"]'), [], {
+    help: "globs of node names quantize keeps in float; flags add to the file's list",
+    flag: { value: "<glob>", commands: RUN, repeat: "append" }
+  }),
   budgets: {
     help: BUDGETS_HELP,
     /** flags and the input are NAME=VALUE lines (src/config/budgets.ts), kept apart from the file's limits so the ledger says where each came from */
@@ -17459,16 +17474,16 @@ var writtenLimits = (budgets) => Object.fromEntries(Object.entries(budgets).map(
 var DEFAULT_CONFIG = Object.freeze(fromFile(CONFIG_FILE.parse({})));
 
 // src/config/validate.ts
-function formatKeyPath(path15) {
-  return path15.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path17) {
+  return path17.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path15) {
-  return path15.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path17) {
+  return path17.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue2, subject, value) {
   const form = formOf(issue2);
@@ -17478,18 +17493,18 @@ function describeIssue(issue2, subject, value) {
   return `${subject} must be ${issue2.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue2, raw) {
-  const path15 = issue2.path;
+  const path17 = issue2.path;
   if (issue2.code === "unrecognized_keys") {
     const valid = issue2.message.startsWith(VALID_KEYS) ? issue2.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue2.keys.map((key) => {
-      const full = [...path15, key];
+      const full = [...path17, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path15));
-  if (path15.length === 0) return [{ path: path15, message: `the config must be ${issue2.message} (got ${value})` }];
-  const subject = formOf(issue2) === "plain" ? formatKeyPath(path15) : `'${formatKeyPath(path15)}'`;
-  return [{ path: path15, message: describeIssue(issue2, subject, value) }];
+  const value = show(valueAt(raw, path17));
+  if (path17.length === 0) return [{ path: path17, message: `the config must be ${issue2.message} (got ${value})` }];
+  const subject = formOf(issue2) === "plain" ? formatKeyPath(path17) : `'${formatKeyPath(path17)}'`;
+  return [{ path: path17, message: describeIssue(issue2, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -17509,10 +17524,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path15) {
+function lineOf(doc, lines, path17) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path15) {
+  for (const segment of path17) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -17531,10 +17546,10 @@ function lineOf(doc, lines, path15) {
 }
 
 // src/config/loadConfig.ts
-function loadConfig(path15, shownAs = path15) {
+function loadConfig(path17, shownAs = path17) {
   let text2;
   try {
-    text2 = readFileSync(path15, "utf8");
+    text2 = readFileSync(path17, "utf8");
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${shownAs}: config file not found; check the path or create it`);
@@ -17565,10 +17580,10 @@ function parseConfig(text2, where) {
   }
   const config2 = fromFile(CONFIG_FILE.parse(raw));
   for (const [name, limit] of Object.entries(config2.budgets)) {
-    const path15 = ["budgets", name];
-    const node = doc.getIn(path15, true);
+    const path17 = ["budgets", name];
+    const node = doc.getIn(path17, true);
     if ((0, import_yaml2.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-    limit.set_at = `${where}:${lineOf(doc, lines, path15)}`;
+    limit.set_at = `${where}:${lineOf(doc, lines, path17)}`;
   }
   return config2;
 }
@@ -17579,22 +17594,22 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry) => {
     const eq = entry.indexOf("=");
     const name = entry.slice(0, Math.max(eq, 0)).trim();
-    const path15 = entry.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path15 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path17 = entry.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path17 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry);
-    return { name, path: path15 };
+    return { name, path: path17 };
   });
 }
 
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path15 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path15);
+    const path17 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path17);
     if (!("kind" in s)) return [];
-    return [{ path: path15, field: path15.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path17, field: path17.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 var SETTING_REFS = flatten(SETTINGS, []);
@@ -17881,7 +17896,11 @@ var LAYER_CAP_RULES = [
   (c) => c.maxLayerSparsity < 1 && c.scope !== "global" ? `--max-layer-sparsity: caps what one global threshold takes from a layer, but --scope ${c.scope} sets every layer's ratio itself; use --scope global or drop the cap` : void 0,
   (c) => c.maxLayerSparsity < 1 && c.maxLayerSparsity < c.sparsity ? `--max-layer-sparsity ${c.maxLayerSparsity}: below --sparsity ${c.sparsity}, so no allocation reaches the target; raise it to at least ${c.sparsity}` : void 0
 ];
-var RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES];
+var QUANTIZE_RULES = [
+  (c, f) => c.quantize === "int8" && f.calib === "none" ? "--quantize int8: needs calibration data to measure activation ranges; pass --calib calib.npz (512 samples are plenty), or use --quantize dynamic for MatMul layers" : void 0,
+  (c) => c.quantize !== "none" && c.schedule === "gradual" ? `--quantize ${c.quantize}: not combined with --schedule gradual; quantize the shipped step in a one-shot run (--schedule oneshot)` : void 0
+];
+var RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES];
 function broken(rules, config2, facts) {
   const all = { calib: "none", ...facts, cores: facts.cores ?? os.availableParallelism() };
   return rules.map((rule) => rule(config2, all)).filter((m) => m !== void 0);
@@ -19289,12 +19308,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path15, model, opts) {
+function loadDataset(path17, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path15} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path17} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path15);
+  const arrays = readArrays(path17);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -19303,7 +19322,7 @@ function loadDataset(path15, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path15}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path17}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -19312,37 +19331,37 @@ function loadDataset(path15, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path15}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path17}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path15, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path15, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path17, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path17, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path15}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path17}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path15}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path17}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path15, y, count3);
+  if (y) labels = toLabels(path17, y, count3);
   else if (opts.requireLabels) {
-    throw new UserError(`${path15}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path17}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path15, count: count3, inputs, labels };
+  return { path: path17, count: count3, inputs, labels };
 }
-function checkInput(path15, spec, name, arr, modelName) {
-  const subject = `${path15}: array '${name}'`;
+function checkInput(path17, spec, name, arr, modelName) {
+  const subject = `${path17}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -19365,7 +19384,7 @@ function checkInput(path15, spec, name, arr, modelName) {
   }
 }
 var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-function checkFinite(path15, name, arr) {
+function checkFinite(path17, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -19376,7 +19395,7 @@ function checkFinite(path15, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path15}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path17}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -19395,8 +19414,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path15, y, count3) {
-  const subject = `${path15}: label array '${LABELS}'`;
+function toLabels(path17, y, count3) {
+  const subject = `${path17}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -19554,7 +19573,7 @@ function sizeLike(n, limitUnit) {
 function defaultStringLength(value) {
   return value.length;
 }
-function markdownTable(table2, options) {
+function markdownTable(table3, options) {
   const settings = options || {};
   const align = (settings.align || []).concat();
   const stringLength = settings.stringLength || defaultStringLength;
@@ -19564,23 +19583,23 @@ function markdownTable(table2, options) {
   const longestCellByColumn = [];
   let mostCellsPerRow = 0;
   let rowIndex = -1;
-  while (++rowIndex < table2.length) {
+  while (++rowIndex < table3.length) {
     const row2 = [];
     const sizes2 = [];
     let columnIndex2 = -1;
-    if (table2[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table2[rowIndex].length;
+    if (table3[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table3[rowIndex].length;
     }
-    while (++columnIndex2 < table2[rowIndex].length) {
-      const cell2 = serialize(table2[rowIndex][columnIndex2]);
+    while (++columnIndex2 < table3[rowIndex].length) {
+      const cell3 = serialize(table3[rowIndex][columnIndex2]);
       if (settings.alignDelimiters !== false) {
-        const size = stringLength(cell2);
+        const size = stringLength(cell3);
         sizes2[columnIndex2] = size;
         if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
           longestCellByColumn[columnIndex2] = size;
         }
       }
-      row2.push(cell2);
+      row2.push(cell3);
     }
     cellMatrix[rowIndex] = row2;
     sizeMatrix[rowIndex] = sizes2;
@@ -19615,7 +19634,7 @@ function markdownTable(table2, options) {
       1,
       longestCellByColumn[columnIndex] - before.length - after.length
     );
-    const cell2 = before + "-".repeat(size) + after;
+    const cell3 = before + "-".repeat(size) + after;
     if (settings.alignDelimiters !== false) {
       size = before.length + size + after.length;
       if (size > longestCellByColumn[columnIndex]) {
@@ -19623,7 +19642,7 @@ function markdownTable(table2, options) {
       }
       sizes[columnIndex] = size;
     }
-    row[columnIndex] = cell2;
+    row[columnIndex] = cell3;
   }
   cellMatrix.splice(1, 0, row);
   sizeMatrix.splice(1, 0, sizes);
@@ -19636,7 +19655,7 @@ function markdownTable(table2, options) {
     columnIndex = -1;
     const line = [];
     while (++columnIndex < cellsInRow) {
-      const cell2 = row2[columnIndex] || "";
+      const cell3 = row2[columnIndex] || "";
       let before = "";
       let after = "";
       if (settings.alignDelimiters !== false) {
@@ -19662,13 +19681,13 @@ function markdownTable(table2, options) {
       }
       if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
       // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell2 === "") && (settings.delimiterStart !== false || columnIndex)) {
+      !(settings.alignDelimiters === false && cell3 === "") && (settings.delimiterStart !== false || columnIndex)) {
         line.push(" ");
       }
       if (settings.alignDelimiters !== false) {
         line.push(before);
       }
-      line.push(cell2);
+      line.push(cell3);
       if (settings.alignDelimiters !== false) {
         line.push(after);
       }
@@ -19945,7 +19964,8 @@ function summaryParts(model) {
   const final = finalStep(model);
   const parts = [];
   if (dense && final) {
-    parts.push(sparsityPhrase(model.method, final.sparsity));
+    if (final.quantize) parts.push(`INT8 (${ratio(final.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
+    if (!final.quantize || final.sparsity >= 0.05) parts.push(sparsityPhrase(model.method, final.sparsity));
     if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
       const speedup = dense.latency.p50_ms / final.latency.p50_ms;
       if (final.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
@@ -20157,6 +20177,45 @@ ${bullets.join("\n")}`);
   return lines.join("\n\n");
 }
 
+// src/ledger/renderQuantize.ts
+var DASH2 = "\u2014";
+var cell2 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+var table2 = (rows2) => markdownTable(rows2.map((r) => r.map(cell2)), { alignDelimiters: false });
+function quantizeSection(model) {
+  const step = model.steps.find((s) => s.quantize);
+  const q = step?.quantize;
+  if (!q) return void 0;
+  const k = q.kernels;
+  const how = q.calibration ? `static QDQ, uint8 activations, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits; ${q.calibration.method} calibration on ${q.calibration.samples} samples, decisions on ${q.calibration.decision_samples}` : `dynamic: uint8 activations quantized per batch at run time, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits`;
+  const lines = [
+    `**Quantization** <sub>(${step.name}: ${how})</sub>`,
+    `- ${q.weights.reason}`,
+    (q.calib_quality ? `- calibration ${q.calib_quality.metric}: float ${percent(q.calib_quality.float, 2)}, INT8 ${percent(q.calib_quality.quantized, 2)}; ` : "- ") + `${q.quantized_nodes} nodes quantized, ${q.absorbed_relus} Relu absorbed, ${q.folded_batch_norms} BatchNorm folded`,
+    `- onnxruntime runs ${k.layers.filter((l) => l.integer).length} of ${k.layers.length} layers in integer kernels; ${k.boundaries} QuantizeLinear/DequantizeLinear left (float \u2194 int8 crossings), ${k.float_compute_nodes} float Conv/Gemm/MatMul`
+  ];
+  if (q.variants.length > 1) {
+    lines.push(
+      table2([
+        ["Plan", "Kept float", "Calib quality", "Speedup vs float", "Chosen"],
+        ...q.variants.map((v) => [v.name, v.keep_float.length ? v.keep_float.join(", ") : DASH2, percent(v.calib_quality, 2), v.speedup === null ? DASH2 : ratio(v.speedup, 2), v.chosen ? "\u2714" : ""])
+      ])
+    );
+  }
+  const errors = new Map(q.layer_errors.map((e) => [e.node, e]));
+  const floatReason = new Map(q.float_layers.map((f) => [f.node, f.reason]));
+  lines.push(
+    table2([
+      ["Layer", "Op", "Kernel", "Error in \u2192 out"],
+      ...k.layers.map((l) => {
+        const e = errors.get(l.node);
+        const reason = floatReason.get(l.node);
+        return [l.node, l.op, `${l.kernel}${reason ? ` (float: ${reason})` : ""}`, e ? `${percent(e.input_error, 2)} \u2192 ${percent(e.output_error, 2)}` : DASH2];
+      })
+    ])
+  );
+  return lines.join("\n\n");
+}
+
 // src/ledger/renderSchedule.ts
 function scheduleSection(model) {
   const s = model.schedule;
@@ -20257,7 +20316,7 @@ function funnelSection(model) {
   const lines = [
     `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs on nonzero weights; p50 and p95 in the step table)</sub>`,
     table([
-      ["Step", "Nonzero params", "MACs run", "MACs on nonzero weights", "Ideal speedup", "Measured speedup (p50)", "Efficiency"],
+      ["Step", "Nonzero params", "MACs run", "MACs on nonzero weights", "Weight bytes", "Ideal speedup", "Measured speedup (p50)", "Efficiency"],
       ...steps.map((s) => {
         const f = s.funnel;
         return [
@@ -20265,6 +20324,7 @@ function funnelSection(model) {
           percent(f.params_ratio),
           percent(f.flops_ratio),
           percent(f.sparse_flops_ratio),
+          orDash(f.bytes_ratio, (x2) => percent(x2)),
           ratio(f.ideal_speedup),
           speedCell(s),
           s === dense ? DASH : orDash(f.efficiency, (x2) => percent(x2, 0))
@@ -20273,7 +20333,7 @@ function funnelSection(model) {
     ])
   ];
   const final = finalStep(model);
-  if (final?.funnel && zerosNotSkipped(model.method)) {
+  if (final?.funnel && zerosNotSkipped(model.method) && !final.quantize) {
     const f = final.funnel;
     const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
     lines.push(
@@ -20398,6 +20458,7 @@ ${budgetTable(model)}`];
     model.steps.length > 0 ? stepTables(model) : void 0,
     scheduleSection(model),
     funnelSection(model),
+    quantizeSection(model),
     classTable(model),
     model.notes?.length ? ["**Notes**", ...model.notes.map((n) => `- ${cell(withoutAbsolutePaths(n))}`)].join("\n") : void 0,
     costTable(model.steps),
@@ -23172,10 +23233,10 @@ function base64Decode(base64Str) {
   return written == size ? bytes2 : bytes2.subarray(0, written);
 }
 function setFromBase64(bytes2, base64Str) {
-  const table2 = getDecodeTable();
+  const table3 = getDecodeTable();
   let bytePos = 0, groupPos = 0, b, p = 0;
   for (let i2 = 0; i2 < base64Str.length; i2++) {
-    b = table2[base64Str.charCodeAt(i2)];
+    b = table3[base64Str.charCodeAt(i2)];
     if (b === void 0) {
       switch (base64Str[i2]) {
         // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
@@ -24362,8 +24423,8 @@ function bootEnumDescriptorProto(init) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path15, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path15]);
+function messageDesc(file, path17, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path17]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -25460,7 +25521,8 @@ function makeFloatTensor(name, dims, values, dataType = 1 /* FLOAT */) {
   return t;
 }
 function makeIntTensor(name, dims, values, dataType = 7 /* INT64 */) {
-  const raw = dataType === 6 /* INT32 */ ? new Uint8Array(Int32Array.from(values).buffer) : new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
+  const array2 = Array.from(values);
+  const raw = dataType === 7 /* INT64 */ ? new Uint8Array(BigInt64Array.from(array2, (v) => BigInt(v)).buffer) : dataType === 6 /* INT32 */ ? new Uint8Array(Int32Array.from(array2).buffer) : dataType === 3 /* INT8 */ ? new Uint8Array(Int8Array.from(array2).buffer) : Uint8Array.from(array2);
   return create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt), rawData: raw });
 }
 
@@ -25771,6 +25833,11 @@ function topologicalOrder(nodes, producer) {
   if (order.length !== nodes.length) throw new Error("graph has a cycle");
   return order;
 }
+function sortedNodes(nodes) {
+  const producer = /* @__PURE__ */ new Map();
+  for (const n of nodes) for (const o of n.output) if (o) producer.set(o, n);
+  return topologicalOrder(nodes, producer);
+}
 function attr(node, name) {
   return node.attribute.find((a) => a.name === name);
 }
@@ -26003,7 +26070,10 @@ var ELEMENTWISE_UNARY = /* @__PURE__ */ new Set([
   "ThresholdedRelu",
   "Sign",
   "Sin",
-  "Cos"
+  "Cos",
+  "QuantizeLinear",
+  "DequantizeLinear",
+  "DynamicQuantizeLinear"
 ]);
 var BROADCAST = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "And", "Or", "Mod", "LessOrEqual", "GreaterOrEqual", "Expand"]);
 function dimsOf(v, batch) {
@@ -26155,11 +26225,12 @@ function inferNode(node, shapes, values) {
   }
   switch (op) {
     case "Conv":
+    case "ConvInteger":
     case "ConvTranspose": {
       const w = s(1);
       if (!x2 || !w) return;
       const group2 = attrInt(node, "group", 1);
-      const cout = op === "Conv" ? w[0] : w[1] * group2;
+      const cout = op === "ConvTranspose" ? w[1] * group2 : w[0];
       const sp = convOutput(node, x2, w, op === "ConvTranspose");
       set(sp && [x2[0], cout, ...sp]);
       return;
@@ -26203,7 +26274,8 @@ function inferNode(node, shapes, values) {
       set([m, n]);
       return;
     }
-    case "MatMul": {
+    case "MatMul":
+    case "MatMulInteger": {
       const w = s(1);
       if (!x2 || !w) return;
       const a = x2.length === 1 ? [1, x2[0]] : x2;
@@ -26345,7 +26417,7 @@ function inferNode(node, shapes, values) {
 }
 
 // src/onnx/flops.ts
-var MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+var MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul", "MatMulInteger", "ConvInteger"]);
 function nodeMacs(node, shapes) {
   const x2 = shapes.get(node.input[0]);
   const w = shapes.get(node.input[1]);
@@ -26353,6 +26425,8 @@ function nodeMacs(node, shapes) {
   if (!x2 || !w || !y) return null;
   switch (node.opType) {
     case "Conv":
+    // every output element: Cin/groups * prod(kernel) MACs
+    case "ConvInteger":
       return numel(y) * numel(w.slice(1));
     case "ConvTranspose":
       return numel(x2) * numel(w.slice(1));
@@ -26361,6 +26435,7 @@ function nodeMacs(node, shapes) {
       return numel(y) * k;
     }
     case "MatMul":
+    case "MatMulInteger":
       return numel(y) * x2[x2.length - 1];
     default:
       return null;
@@ -26371,8 +26446,9 @@ function modelCost(model) {
   const { shapes } = inferShapes(index, 1);
   let params = 0;
   let nonzero = 0;
+  const { stored, auxiliary } = quantizedWeights(index);
   for (const t of index.initializers.values()) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    if (auxiliary.has(t.name) || !FLOAT_TYPES.has(t.dataType) && !stored.has(t.name)) continue;
     const values = tensorToFloat32(t);
     params += values.length;
     for (let i2 = 0; i2 < values.length; i2++) if (values[i2] !== 0) nonzero++;
@@ -26387,12 +26463,37 @@ function modelCost(model) {
     else macs += m;
     let p = 0;
     for (const i2 of n.input.slice(1)) {
-      const t = index.initializers.get(i2);
-      if (t && FLOAT_TYPES.has(t.dataType)) p += numel(tensorDims(t));
+      const t = weightTensor(index, i2);
+      if (t && (FLOAT_TYPES.has(t.dataType) || stored.has(t.name))) p += numel(tensorDims(t));
     }
     nodes.push({ node: nodeLabel(n), opType: n.opType, macs: m, params: p });
   }
   return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
+}
+function quantizedWeights(index) {
+  const stored = /* @__PURE__ */ new Set();
+  const auxiliary = /* @__PURE__ */ new Set();
+  for (const n of index.graph.node) {
+    if (n.opType === "Mul" && n.input.some((i2) => index.producer.get(i2)?.opType === "DynamicQuantizeLinear")) {
+      for (const i2 of n.input) if (index.initializers.has(i2)) auxiliary.add(i2);
+      continue;
+    }
+    if (n.opType === "MatMulInteger" || n.opType === "ConvInteger") {
+      if (index.initializers.has(n.input[1])) stored.add(n.input[1]);
+      for (const i2 of n.input.slice(2)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
+      continue;
+    }
+    if (n.opType !== "DequantizeLinear" && n.opType !== "QuantizeLinear") continue;
+    if (n.opType === "DequantizeLinear" && index.initializers.has(n.input[0])) stored.add(n.input[0]);
+    for (const i2 of n.input.slice(1)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
+  }
+  return { stored, auxiliary };
+}
+function weightTensor(index, name) {
+  const t = index.initializers.get(name);
+  if (t) return t;
+  const p = index.producer.get(name);
+  return p && p.opType === "DequantizeLinear" ? index.initializers.get(p.input[0]) : void 0;
 }
 
 // src/prune/sparsity.ts
@@ -27229,8 +27330,8 @@ function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
 }
 
 // src/pipeline/guardedRun.ts
-import * as os6 from "node:os";
-import * as path14 from "node:path";
+import * as os7 from "node:os";
+import * as path16 from "node:path";
 
 // src/io/outputDir.ts
 import * as fs11 from "node:fs";
@@ -27450,8 +27551,8 @@ function stageOf(label) {
 }
 
 // src/pipeline/run.ts
-import * as fs17 from "node:fs";
-import * as path13 from "node:path";
+import * as fs19 from "node:fs";
+import * as path15 from "node:path";
 
 // src/onnx/preflight.ts
 var MAX_ONNX_OPSET = 26;
@@ -27692,9 +27793,21 @@ var ModelEditor = class _ModelEditor {
   addFloatInitializer(base, dims, values, dataType = 1 /* FLOAT */) {
     return this.pushInitializer(makeFloatTensor(this.fresh(base), dims, values, dataType));
   }
-  /** A new int64 (or int32) initializer: shapes, axes, indices; returns its name. */
+  /** A new integer initializer: int64 (or int32) shapes, axes, indices; int8/uint8/int32 quantized values. Returns its name. */
   addIntInitializer(base, dims, values, dataType = 7 /* INT64 */) {
     return this.pushInitializer(makeIntTensor(this.fresh(base), dims, values, dataType));
+  }
+  /**
+   * Store an initializer's values in an integer type under its own name and shape: a weight quantized
+   * in place, so everything that names it (reports, sparsity counts) still finds it.
+   */
+  storeAsInteger(name, values, dataType) {
+    const old = this.inits.get(name);
+    if (!old) throw new Error(`no initializer '${name}'`);
+    const t = makeIntTensor(name, tensorDims(old), values, dataType);
+    this.graph.initializer[this.graph.initializer.indexOf(old)] = t;
+    this.inits.set(name, t);
+    return t;
   }
   /** A new initializer with the type, shape and values of the constant `name` (initializer or Constant); returns its name. */
   copyConstant(name, base) {
@@ -27850,6 +27963,11 @@ var ModelEditor = class _ModelEditor {
   declareValueInfo(decl) {
     this.names.reserve(decl.name);
     this.graph.valueInfo = [...this.graph.valueInfo.filter((v) => v.name !== decl.name), decl];
+  }
+  /** Forget the declarations of these intermediate tensors (a rewrite removed them). */
+  dropValueInfo(names) {
+    const gone = new Set(names);
+    this.graph.valueInfo = this.graph.valueInfo.filter((v) => !gone.has(v.name));
   }
   /** Forget every intermediate declaration: after surgery their shapes are stale (runtimes infer them again). */
   clearValueInfo() {
@@ -30234,8 +30352,8 @@ var Adam = class {
 
 // src/recover/distill/gradients.ts
 var UnsupportedOp = class extends Error {
-  constructor(opType, node, detail = "") {
-    super(`${opType} node '${node}'${detail ? ` (${detail})` : ""}`);
+  constructor(opType, node, detail2 = "") {
+    super(`${opType} node '${node}'${detail2 ? ` (${detail2})` : ""}`);
     this.opType = opType;
     this.node = node;
   }
@@ -30244,8 +30362,8 @@ var UnsupportedOp = class extends Error {
 };
 var range = (n, from = 0) => Array.from({ length: n }, (_, i2) => i2 + from);
 var same = (a, b) => a.length === b.length && a.every((d, i2) => d === b[i2]);
-function unsupported(c, detail) {
-  throw new UnsupportedOp(c.node.opType, c.node.name || c.node.output[0], detail);
+function unsupported(c, detail2) {
+  throw new UnsupportedOp(c.node.opType, c.node.name || c.node.output[0], detail2);
 }
 var NON_DIFFERENTIABLE = /* @__PURE__ */ new Set([
   "Shape",
@@ -32493,32 +32611,35 @@ function writeLedger(req, provider, model) {
 }
 
 // src/measure/funnel.ts
-var FLOAT_SIZE = { 1: 4, 10: 2, 11: 8, 16: 2 };
-var MAC_OPS3 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+var ITEM_SIZE2 = { 1: 4, 10: 2, 11: 8, 16: 2, [3 /* INT8 */]: 1, [2 /* UINT8 */]: 1, [6 /* INT32 */]: 4 };
 function weightFacts(model) {
   const index = new GraphIndex(model.graph);
   const density = /* @__PURE__ */ new Map();
+  const { stored, auxiliary } = quantizedWeights(index);
   let sparseBytes = 0;
+  let weightBytes2 = 0;
   for (const t of index.initializers.values()) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    if (auxiliary.has(t.name) || !FLOAT_TYPES.has(t.dataType) && !stored.has(t.name)) continue;
     const v = tensorToFloat32(t);
     let nonzero = 0;
     for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    sparseBytes += Math.ceil(v.length / 8) + nonzero * (FLOAT_SIZE[t.dataType] ?? 4);
+    const size = ITEM_SIZE2[t.dataType] ?? 4;
+    sparseBytes += Math.ceil(v.length / 8) + nonzero * size;
+    weightBytes2 += v.length * size;
     density.set(t.name, v.length ? nonzero / v.length : 1);
   }
-  const macNodes = index.order.filter((n) => MAC_OPS3.has(n.opType));
+  const macNodes = index.order.filter((n) => MAC_OPS.has(n.opType));
   const cost = modelCost(model);
   let sparseMacs = 0;
   cost.nodes.forEach((c, k) => {
     if (c.macs === null) return;
     const node = macNodes[k];
-    const weight = node.opType === "MatMul" ? node.input.find((i2) => index.initializers.has(i2) && tensorDims(index.initializers.get(i2)).length >= 2) : node.input[1];
-    const t = weight ? index.initializers.get(weight) : void 0;
+    const weight = node.opType === "MatMul" || node.opType === "MatMulInteger" ? node.input.slice(0, 2).find((i2) => (weightTensor(index, i2)?.dims.length ?? 0) >= 2) : node.input[1];
+    const t = weight ? weightTensor(index, weight) : void 0;
     const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
     sparseMacs += c.macs * d;
   });
-  return { sparseBytes, sparseMacs };
+  return { sparseBytes, sparseMacs, weightBytes: weightBytes2 };
 }
 function mannWhitneyP(x2, y) {
   const n1 = x2.length;
@@ -32547,7 +32668,7 @@ function mannWhitneyP(x2, y) {
 var SPEED_ALPHA = 0.05;
 var ratioOr1 = (a, b) => b > 0 ? a / b : 1;
 function speedFunnel(input) {
-  const { dense, step, stepFacts, denseSamples, stepSamples } = input;
+  const { dense, step, stepFacts, denseFacts, denseSamples, stepSamples } = input;
   const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
   const measured = denseSamples.length > 0 && stepSamples.length > 0;
   const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
@@ -32558,6 +32679,7 @@ function speedFunnel(input) {
     params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
     flops_ratio: ratioOr1(step.flops, dense.flops),
     sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
+    bytes_ratio: ratioOr1(stepFacts.weightBytes, denseFacts.weightBytes),
     ideal_speedup: idealSpeedup,
     speedup,
     efficiency: speedup === null ? null : speedup / idealSpeedup,
@@ -32580,7 +32702,7 @@ async function timeSteps(measured, data, config2, provider, progress) {
   const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
   measured.forEach((m, i2) => {
     m.step.sparse_bytes = facts[i2].sparseBytes;
-    m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
+    m.step.funnel = speedFunnel({ dense: measured[0].step, denseFacts: facts[0], step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
   });
   for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider });
   return samples;
@@ -32827,9 +32949,958 @@ function protectedFor(dense, kept) {
   return new Set(all.map((w) => w.initializer).filter((n) => !keep.has(n)));
 }
 
+// src/pipeline/quantizeStep.ts
+import * as fs18 from "node:fs";
+import * as path14 from "node:path";
+
+// src/quantize/kernels.ts
+import * as fs17 from "node:fs";
+import * as os6 from "node:os";
+import * as path13 from "node:path";
+var INTEGER_OPS = /^(QLinear\w+|QGemm|QAttention|ConvInteger|MatMulInteger|MatMulIntegerToFloat|DynamicQuantizeMatMul|QuantizeBFP|NhwcMaxPool)$/;
+var FLOAT_COMPUTE = /^(Conv|FusedConv|Gemm|FusedGemm|MatMul|FusedMatMul|ConvTranspose)$/;
+var COMPUTE = /* @__PURE__ */ new Set(["Conv", "Gemm", "MatMul", "ConvTranspose", "MatMulInteger", "ConvInteger"]);
+function kernelReport(written, optimised) {
+  const ops = {};
+  let integer2 = 0;
+  let floatCompute = 0;
+  let boundaries = 0;
+  for (const n of optimised.graph.node) {
+    const key = n.domain && n.domain !== "ai.onnx" ? `${n.domain}.${n.opType}` : n.opType;
+    ops[key] = (ops[key] ?? 0) + 1;
+    if (INTEGER_OPS.test(n.opType)) integer2++;
+    else if (FLOAT_COMPUTE.test(n.opType)) floatCompute++;
+    else if (n.opType === "QuantizeLinear" || n.opType === "DequantizeLinear") boundaries++;
+  }
+  const nodes = optimised.graph.node;
+  const compute = nodes.filter((o) => o.opType !== "QuantizeLinear" && o.opType !== "DequantizeLinear");
+  const consumers = written.graph.node;
+  const byOutput = (t) => !t ? void 0 : compute.find((o) => o.name === `${t}_nchwc` || o.name.startsWith(`${t}_nchwc`)) ?? compute.find((o) => o.output.includes(t));
+  const find = (n) => {
+    const act = consumers.filter((c) => c.input[0] === n.output[0]);
+    return nodes.find((o) => o.name.replace(/_token_\d+$/, "") === n.name) ?? // fusions that keep the node's name as a prefix (`<name>/MatMulScaleFusion/`)
+    compute.find((o) => o.name.startsWith(`${n.name}/`)) ?? byOutput(n.output[0]) ?? (act.length === 1 && ["Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid"].includes(act[0].opType) ? byOutput(act[0].output[0]) : void 0);
+  };
+  const layers = [];
+  for (const n of written.graph.node) {
+    if (!COMPUTE.has(n.opType) || !n.name) continue;
+    const o = find(n);
+    const kernel = !o ? "unknown" : o.domain && o.domain !== "ai.onnx" && o.domain !== "com.microsoft" ? `${o.opType} (${o.domain})` : o.opType;
+    layers.push({ node: n.name, op: n.opType, kernel, integer: !!o && INTEGER_OPS.test(o.opType) });
+  }
+  return { ops: Object.fromEntries(Object.entries(ops).sort(([a], [b]) => a.localeCompare(b))), integer_nodes: integer2, float_compute_nodes: floatCompute, boundaries, layers };
+}
+async function optimisedGraph(modelPath, threads = 1) {
+  const { ort } = onnxruntime();
+  const dir = fs17.mkdtempSync(path13.join(process.env.RUNNER_TEMP || os6.tmpdir(), "prune-guard-kernels-"));
+  const done = onInterrupt(() => fs17.rmSync(dir, { recursive: true, force: true }));
+  try {
+    const file = path13.join(dir, "optimised.onnx");
+    let session;
+    try {
+      session = await ort.InferenceSession.create(modelPath, { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: threads, optimizedModelFilePath: file, logSeverityLevel: 3 });
+    } catch (e) {
+      throw new UserError(`${modelPath}: onnxruntime cannot load the quantized model: ${shortOrtError(describe(e))}`);
+    }
+    await session.release();
+    return loadModel(file).proto;
+  } finally {
+    fs17.rmSync(dir, { recursive: true, force: true });
+    done();
+  }
+}
+
+// src/quantize/prepare.ts
+var import_picomatch2 = __toESM(require_picomatch2(), 1);
+
+// src/quantize/calibrate.ts
+var HISTOGRAM_BINS = 2048;
+var SMOOTHING = 1e-4;
+var DEFAULT_PERCENTILE = 99.999;
+var MinMax = class {
+  min = Infinity;
+  max = -Infinity;
+  add(values) {
+    let lo = this.min;
+    let hi = this.max;
+    for (let i2 = 0; i2 < values.length; i2++) {
+      const v = values[i2];
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    this.min = lo;
+    this.max = hi;
+  }
+  range() {
+    return Number.isFinite(this.min) ? { min: this.min, max: this.max } : { min: 0, max: 0 };
+  }
+};
+var MagnitudeHistogram = class {
+  constructor(extent, bins = HISTOGRAM_BINS) {
+    this.extent = extent;
+    this.counts = new Float64Array(bins);
+    this.width = extent > 0 ? extent / bins : 1;
+  }
+  extent;
+  counts;
+  width;
+  total = 0;
+  addMagnitude(m) {
+    const b = Math.floor(m / this.width);
+    this.counts[b >= this.counts.length ? this.counts.length - 1 : b]++;
+    this.total++;
+  }
+};
+var SignedHistogram = class {
+  constructor(observed, bins = HISTOGRAM_BINS) {
+    this.observed = observed;
+    this.negative = new MagnitudeHistogram(Math.max(0, -observed.min), bins);
+    this.positive = new MagnitudeHistogram(Math.max(0, observed.max), bins);
+  }
+  observed;
+  negative;
+  positive;
+  zeros = 0;
+  add(values) {
+    for (let i2 = 0; i2 < values.length; i2++) {
+      const v = values[i2];
+      if (v > 0) this.positive.addMagnitude(v);
+      else if (v < 0) this.negative.addMagnitude(-v);
+      else if (v === 0) this.zeros++;
+    }
+  }
+  get total() {
+    return this.negative.total + this.positive.total + this.zeros;
+  }
+};
+function tailThreshold(h, tail) {
+  let cum = 0;
+  for (let i2 = h.counts.length - 1; i2 >= 0; i2--) {
+    cum += h.counts[i2];
+    if (cum > tail) return (i2 + 1) * h.width;
+  }
+  return 0;
+}
+function percentileRange(h, percentile = DEFAULT_PERCENTILE) {
+  const tail = (100 - percentile) / 200 * h.total;
+  return {
+    min: h.negative.total > 0 ? -Math.min(h.negative.extent, tailThreshold(h.negative, tail)) : h.observed.min,
+    max: h.positive.total > 0 ? Math.min(h.positive.extent, tailThreshold(h.positive, tail)) : h.observed.max
+  };
+}
+function entropyRange(h) {
+  const neg = h.negative.extent;
+  const pos = h.positive.extent;
+  const side = (m, extent, fallback) => {
+    if (m.total === 0) return fallback;
+    const levels = Math.max(8, Math.min(255, Math.round(255 * extent / (neg + pos))));
+    return Math.min(extent, entropyThreshold(m, levels));
+  };
+  return { min: -side(h.negative, neg, -h.observed.min), max: side(h.positive, pos, h.observed.max) };
+}
+function entropyThreshold(h, levels) {
+  const counts2 = h.counts;
+  const bins = counts2.length;
+  if (bins <= levels) return h.extent;
+  let total2 = 0;
+  for (let i2 = 0; i2 < bins; i2++) total2 += counts2[i2];
+  if (total2 === 0) return 0;
+  const beyond = new Float64Array(bins + 1);
+  for (let i2 = bins - 1; i2 >= 0; i2--) beyond[i2] = beyond[i2 + 1] + counts2[i2];
+  let best = bins;
+  let bestKl = Infinity;
+  const p = new Float64Array(bins);
+  const q = new Float64Array(bins);
+  for (let kept = levels; kept <= bins; kept++) {
+    for (let i2 = 0; i2 < kept; i2++) p[i2] = counts2[i2];
+    p[kept - 1] += beyond[kept];
+    const perLevel = kept / levels;
+    for (let j = 0; j < levels; j++) {
+      const start = Math.floor(j * perLevel);
+      const end = j === levels - 1 ? kept : Math.floor((j + 1) * perLevel);
+      let mass = 0;
+      let nonzero = 0;
+      for (let i2 = start; i2 < end; i2++) {
+        mass += counts2[i2];
+        if (counts2[i2] > 0) nonzero++;
+      }
+      const each = nonzero > 0 ? mass / nonzero : 0;
+      for (let i2 = start; i2 < end; i2++) q[i2] = counts2[i2] > 0 ? each : 0;
+    }
+    let pMass = 0;
+    let qMass = 0;
+    for (let i2 = 0; i2 < kept; i2++) {
+      pMass += p[i2];
+      qMass += q[i2];
+    }
+    if (qMass === 0) continue;
+    let kl = 0;
+    for (let i2 = 0; i2 < kept; i2++) {
+      if (p[i2] === 0) continue;
+      const pi = p[i2] / pMass;
+      kl += pi * Math.log(pi / Math.max(q[i2] / qMass, SMOOTHING));
+    }
+    if (kl < bestKl) {
+      bestKl = kl;
+      best = kept;
+    }
+  }
+  return best * h.width;
+}
+var RangeCalibrator = class {
+  constructor(method2, percentile = DEFAULT_PERCENTILE, bins = HISTOGRAM_BINS) {
+    this.method = method2;
+    this.percentile = percentile;
+    this.bins = bins;
+  }
+  method;
+  percentile;
+  bins;
+  minMax = /* @__PURE__ */ new Map();
+  histograms;
+  get needsSecondPass() {
+    return this.method !== "minmax";
+  }
+  get inSecondPass() {
+    return this.histograms !== void 0;
+  }
+  observe(tensor, values) {
+    if (this.histograms) {
+      this.histograms.get(tensor)?.add(values);
+      return;
+    }
+    let m = this.minMax.get(tensor);
+    if (!m) {
+      m = new MinMax();
+      this.minMax.set(tensor, m);
+    }
+    m.add(values);
+  }
+  startSecondPass() {
+    this.histograms = /* @__PURE__ */ new Map();
+    for (const [name, m] of this.minMax) this.histograms.set(name, new SignedHistogram(m.range(), this.bins));
+  }
+  ranges() {
+    const out = /* @__PURE__ */ new Map();
+    for (const [name, m] of this.minMax) {
+      const observed = m.range();
+      const h = this.histograms?.get(name);
+      if (this.method === "minmax" || !h) {
+        out.set(name, observed);
+        continue;
+      }
+      out.set(name, this.method === "percentile" ? percentileRange(h, this.percentile) : entropyRange(h));
+    }
+    return out;
+  }
+};
+
+// src/quantize/calibration.ts
+async function calibrateRanges(model, calib, tensors, method2, threads = 0) {
+  const calibrator = new RangeCalibrator(method2);
+  const session = await sessionFromModel(withExtraOutputs(model, tensors), threads, { lean: true });
+  try {
+    const batch = boundedBatch(model, 128);
+    const pass = () => streamActivations([{ session, fetch: tensors }], calib, batch, ([acts]) => {
+      for (const [name, a] of acts) calibrator.observe(name, a.data);
+    });
+    await pass();
+    if (calibrator.needsSecondPass) {
+      calibrator.startSecondPass();
+      await pass();
+    }
+  } finally {
+    await session.release();
+  }
+  return calibrator.ranges();
+}
+
+// src/quantize/foldBatchNorm.ts
+function foldBatchNorms(model) {
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
+  const folded = [];
+  const stale = [];
+  for (const bn of index.order) {
+    if (bn.opType !== "BatchNormalization" || bn.output.filter((o) => o).length !== 1) continue;
+    const conv2 = index.producer.get(bn.input[0]);
+    if (!conv2 || conv2.opType !== "Conv" || stale.includes(conv2.output[0])) continue;
+    if (index.consumersOf(conv2.output[0]).length !== 1 || index.graphOutputs.has(conv2.output[0])) continue;
+    const w = index.initializers.get(conv2.input[1]);
+    const bias = conv2.input[2] ? index.initializers.get(conv2.input[2]) : void 0;
+    const consts = bn.input.slice(1, 5).map((n) => constantThroughIdentity(index, n));
+    if (!w || w.dataType !== 1 /* FLOAT */ || conv2.input[2] && !bias || consts.some((c) => !c)) continue;
+    if (index.consumersOf(w.name).length !== 1 || bias && index.consumersOf(bias.name).length !== 1) continue;
+    const [gamma, beta, mean2, variance] = consts.map((c) => tensorToFloat32(c));
+    const eps = attrFloat(bn, "epsilon", 1e-5);
+    const dims = tensorDims(w);
+    const channels = dims[0];
+    if ([gamma, beta, mean2, variance].some((a) => a.length !== channels)) continue;
+    const weights = tensorToFloat32(w);
+    const per = numel(dims) / channels;
+    const b = bias ? tensorToFloat32(bias) : new Float32Array(channels);
+    const newBias = new Float32Array(channels);
+    for (let c = 0; c < channels; c++) {
+      const k = gamma[c] / Math.sqrt(variance[c] + eps);
+      for (let i2 = 0; i2 < per; i2++) weights[c * per + i2] *= k;
+      newBias[c] = (b[c] - mean2[c]) * k + beta[c];
+    }
+    ed.adoptInitializer(w.name, weights);
+    if (bias) ed.replaceInitializer(bias.name, newBias);
+    else ed.setInput(conv2, 2, ed.addFloatInitializer(`${conv2.name || conv2.output[0]}_folded_bias`, [channels], newBias));
+    stale.push(conv2.output[0]);
+    ed.removeNode(bn);
+    ed.setOutput(conv2, 0, bn.output[0]);
+    folded.push(bn.name || bn.output[0]);
+  }
+  if (folded.length === 0) return { model: ed.model, folded };
+  ed.dropValueInfo(stale);
+  ed.dropUnread(/* @__PURE__ */ new Set(["Identity", "Constant"]), { initializers: true });
+  return { model: ed.model, folded };
+}
+function constantThroughIdentity(index, tensor) {
+  let name = tensor;
+  for (let hops = 0; hops < 16; hops++) {
+    const c = index.constant(name);
+    if (c) return c;
+    const p = index.producer.get(name);
+    if (!p || p.opType !== "Identity") return void 0;
+    name = p.input[0];
+  }
+  return void 0;
+}
+
+// src/quantize/params.ts
+function weightQMax(bits2) {
+  return bits2 === 8 ? 127 : 64;
+}
+function roundHalfEven(x2) {
+  const r = Math.round(x2);
+  return Math.abs(x2 % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+function activationParams(range2) {
+  const lo = Math.min(range2.min, 0);
+  const hi = Math.max(range2.max, 0);
+  if (!(hi > lo)) return { scale: 1, zeroPoint: 0 };
+  const scale2 = Math.fround((hi - lo) / 255);
+  const zeroPoint = Math.min(255, Math.max(0, roundHalfEven(-lo / scale2)));
+  return { scale: scale2, zeroPoint };
+}
+function quantizeWeight(values, dims, axis, bits2) {
+  const qmax = weightQMax(bits2);
+  const channels = axis < 0 ? 1 : dims[axis];
+  const inner = axis < 0 ? values.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const outer = axis < 0 ? 1 : dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const scales = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    let absMax = 0;
+    for (let o = 0; o < outer; o++) {
+      const base = (o * channels + c) * inner;
+      for (let i2 = 0; i2 < inner; i2++) {
+        const a = Math.abs(values[base + i2]);
+        if (a > absMax) absMax = a;
+      }
+    }
+    scales[c] = absMax > 0 ? Math.fround(absMax / qmax) : 1;
+  }
+  const q = new Int8Array(values.length);
+  for (let o = 0; o < outer; o++) {
+    for (let c = 0; c < channels; c++) {
+      const base = (o * channels + c) * inner;
+      const s = scales[c];
+      for (let i2 = 0; i2 < inner; i2++) {
+        const v = roundHalfEven(values[base + i2] / s);
+        q[base + i2] = v > qmax ? qmax : v < -qmax ? -qmax : v;
+      }
+    }
+  }
+  return { values: q, scales, axis };
+}
+var INT32_MAX2 = 2 ** 31 - 1;
+function quantizeBias(bias, inputScale, weightScales) {
+  const scales = new Float32Array(bias.length);
+  const values = new Int32Array(bias.length);
+  for (let c = 0; c < bias.length; c++) {
+    const s = Math.fround(inputScale * weightScales[weightScales.length === 1 ? 0 : c]);
+    scales[c] = s;
+    const v = roundHalfEven(bias[c] / s);
+    values[c] = Math.max(-INT32_MAX2, Math.min(INT32_MAX2, v));
+  }
+  return { values, scales };
+}
+
+// src/quantize/qdq.ts
+var WEIGHTED = /* @__PURE__ */ new Set(["Conv", "Gemm", "MatMul"]);
+var ACTIVATION_OPS = /* @__PURE__ */ new Set(["Add", "Mul", "Concat", "GlobalAveragePool", "AveragePool", "Sigmoid", "LeakyRelu"]);
+var PASS_THROUGH2 = /* @__PURE__ */ new Set(["MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze"]);
+var MIN_QDQ_OPSET = 10;
+var PER_CHANNEL_OPSET = 13;
+function qdqSupport(model) {
+  const opset = opsetVersion(model);
+  if (opset < MIN_QDQ_OPSET) return { kind: "unsupported", reason: `opset ${opset} has no QuantizeLinear/DequantizeLinear (they start at opset ${MIN_QDQ_OPSET}); re-export the model at opset 13 or later` };
+  const g2 = model.graph;
+  const inits = new Set(g2.initializer.map((t) => t.name));
+  const floatInput = g2.input.find((i2) => !inits.has(i2.name) && i2.type?.value.case === "tensorType" && i2.type.value.value.elemType !== 1 /* FLOAT */ && [10 /* FLOAT16 */, 16 /* BFLOAT16 */, 11 /* DOUBLE */].includes(i2.type.value.value.elemType));
+  if (floatInput) return { kind: "unsupported", reason: `input '${floatInput.name}' is not float32; INT8 quantization here starts from a float32 model, so quantize the float32 export` };
+  if (opset < PER_CHANNEL_OPSET) return { kind: "per-tensor", reason: `opset ${opset}: DequantizeLinear has no axis before opset 13, so weights get one scale per tensor` };
+  return { kind: "per-channel" };
+}
+function initializerFloat(index, name) {
+  const t = name ? index.initializers.get(name) : void 0;
+  return t && t.dataType === 1 /* FLOAT */ ? t : void 0;
+}
+function activationInputs(node, index) {
+  if (PASS_THROUGH2.has(node.opType)) return [node.input[0]];
+  if (node.opType === "Conv" || node.opType === "Gemm") return [node.input[0]];
+  if (node.opType === "MatMul") return node.input.filter((i2) => !index.initializers.has(i2));
+  return node.input.filter((i2) => i2);
+}
+function quantizableNodes(model) {
+  const index = new GraphIndex(model.graph);
+  const out = [];
+  for (const n of index.order) {
+    const label = nodeLabel(n);
+    if (n.opType === "Conv") {
+      const w = initializerFloat(index, n.input[1]);
+      if (!w || tensorDims(w).length !== 4 || index.initializers.has(n.input[0])) continue;
+      if (n.input[2] && !initializerFloat(index, n.input[2])) continue;
+      const dims = tensorDims(w);
+      const groups = attrInt(n, "group", 1);
+      const inChannels = dims[1] * groups;
+      const depthwise = groups > 1 && groups === inChannels && dims[1] === 1;
+      out.push({ label, opType: n.opType, kind: depthwise ? "depthwise-conv" : "conv", inChannels, groups });
+    } else if (n.opType === "Gemm") {
+      const w = initializerFloat(index, n.input[1]);
+      if (!w || tensorDims(w).length !== 2 || attrInt(n, "transA", 0) !== 0) continue;
+      if (attrFloat(n, "alpha", 1) !== 1 || n.input[2] && attrFloat(n, "beta", 1) !== 1) continue;
+      const c = n.input[2] ? initializerFloat(index, n.input[2]) : void 0;
+      if (n.input[2] && (!c || tensorDims(c).length !== 1)) continue;
+      out.push({ label, opType: n.opType, kind: "gemm" });
+    } else if (n.opType === "MatMul") {
+      const consts = n.input.filter((i2) => index.initializers.has(i2));
+      if (consts.length > 1 || consts.length === 1 && (consts[0] !== n.input[1] || !initializerFloat(index, n.input[1]) || tensorDims(index.initializers.get(n.input[1])).length !== 2)) continue;
+      out.push({ label, opType: n.opType, kind: "matmul" });
+    } else if (ACTIVATION_OPS.has(n.opType)) {
+      if (n.input.some((i2) => i2 && index.constant(i2))) continue;
+      out.push({ label, opType: n.opType, kind: "activation-op" });
+    } else if (PASS_THROUGH2.has(n.opType)) {
+      if (index.constant(n.input[0])) continue;
+      out.push({ label, opType: n.opType, kind: "pass-through" });
+    }
+  }
+  return out;
+}
+function tensorsToCalibrate(model, keepFloat = /* @__PURE__ */ new Set()) {
+  const index = new GraphIndex(model.graph);
+  const chosen2 = chooseNodes(index, keepFloat);
+  const names = /* @__PURE__ */ new Set();
+  for (const n of chosen2) {
+    for (const i2 of activationInputs(n, index)) names.add(i2);
+    names.add(n.output[0]);
+    for (const c of index.consumersOf(n.output[0])) if (c.opType === "Relu") names.add(c.output[0]);
+  }
+  return [...names].filter((t) => t && !index.initializers.has(t));
+}
+function chooseNodes(index, keepFloat) {
+  const allowed = new Set(quantizableNodes({ graph: index.graph }).map((q) => q.label));
+  const core = new Set(index.order.filter((n) => allowed.has(nodeLabel(n)) && !keepFloat.has(nodeLabel(n)) && !PASS_THROUGH2.has(n.opType)));
+  const pass = index.order.filter((n) => allowed.has(nodeLabel(n)) && !keepFloat.has(nodeLabel(n)) && PASS_THROUGH2.has(n.opType));
+  const chosen2 = new Set(core);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const p of pass) {
+      if (chosen2.has(p)) continue;
+      const producer = index.producer.get(p.input[0]);
+      const toQuantized = index.consumersOf(p.output[0]).some((c) => chosen2.has(c) || c.opType === "Relu" && index.consumersOf(c.output[0]).some((d) => chosen2.has(d)));
+      if (producer && chosen2.has(producer) || toQuantized) {
+        chosen2.add(p);
+        changed = true;
+      }
+    }
+  }
+  return index.order.filter((n) => chosen2.has(n));
+}
+function quantizeQdq(model, opts) {
+  const ed = ModelEditor.copyOf(model);
+  const perChannel = opts.perChannel && ed.opset() >= PER_CHANNEL_OPSET;
+  let index = new GraphIndex(ed.graph);
+  const chosen2 = new Set(chooseNodes(index, opts.keepFloat));
+  const absorbed = [];
+  for (const n of index.order) {
+    if (n.opType !== "Relu") continue;
+    const p = index.producer.get(n.input[0]);
+    if (!p || !chosen2.has(p) || PASS_THROUGH2.has(p.opType) || index.consumersOf(n.input[0]).length !== 1 || index.graphOutputs.has(n.input[0]) || index.graphOutputs.has(n.output[0])) continue;
+    const r = opts.ranges.get(n.output[0]);
+    if (!r || r.min < 0) continue;
+    ed.removeNode(n);
+    ed.setOutput(p, 0, n.output[0]);
+    absorbed.push(nodeLabel(n));
+  }
+  index = new GraphIndex(ed.graph);
+  const order = index.order.filter((n) => chosen2.has(n));
+  const toQuantize = /* @__PURE__ */ new Set();
+  for (const n of order) {
+    for (const i2 of activationInputs(n, index)) if (i2 && !index.initializers.has(i2)) toQuantize.add(i2);
+    toQuantize.add(n.output[0]);
+  }
+  const params = /* @__PURE__ */ new Map();
+  const paramsOf = (t) => {
+    const known = params.get(t);
+    if (known) return known;
+    const p = index.producer.get(t);
+    let q;
+    if (p && chosen2.has(p) && PASS_THROUGH2.has(p.opType) && toQuantize.has(p.input[0])) q = paramsOf(p.input[0]);
+    else {
+      const r = opts.ranges.get(t);
+      if (!r) throw new Error(`quantize: no calibrated range for tensor '${t}'`);
+      q = activationParams(r);
+    }
+    params.set(t, q);
+    return q;
+  };
+  const dataInput = new Map(order.map((n) => [n, activationInputs(n, index)[0]]));
+  const readers = new Map([...toQuantize].map((t) => [t, index.consumersOf(t)]));
+  const quantizedOutput = /* @__PURE__ */ new Map();
+  const dequantized = /* @__PURE__ */ new Map();
+  for (const t of toQuantize) {
+    const q = paramsOf(t);
+    const scale2 = ed.addFloatInitializer(`${t}_scale`, [], Float32Array.of(q.scale));
+    const zp = ed.addIntInitializer(`${t}_zero_point`, [], [q.zeroPoint], 2 /* UINT8 */);
+    if (ed.isGraphOutput(t)) {
+      ed.insertAfter(t, { name: `${t}_QuantizeLinear`, opType: "QuantizeLinear", inputs: [t, scale2, zp] }, `${t}_QuantizeLinear_Input`);
+      const dq = ed.insertAfter(t, { name: `${t}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [t, scale2, zp] }, `${t}_QuantizeLinear_Output`);
+      quantizedOutput.set(t, dq.input[0]);
+      continue;
+    }
+    const qOut = ed.fresh(`${t}_QuantizeLinear_Output`);
+    const dqOut = ed.fresh(`${t}_DequantizeLinear_Output`);
+    ed.addNode({ name: `${t}_QuantizeLinear`, opType: "QuantizeLinear", inputs: [t, scale2, zp], outputs: [qOut] });
+    ed.addNode({ name: `${t}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [qOut, scale2, zp], outputs: [dqOut] });
+    quantizedOutput.set(t, qOut);
+    dequantized.set(t, dqOut);
+  }
+  for (const [t, nodes] of readers) {
+    const dq = dequantized.get(t);
+    if (!dq) continue;
+    for (const n of nodes) {
+      for (let k = 0; k < n.input.length; k++) {
+        if (n.input[k] !== t) continue;
+        const channels = k === 0 && perChannel && opts.keepFloat.has(nodeLabel(n)) ? floatInputChannels(n, index) : void 0;
+        if (channels === void 0) {
+          ed.setInput(n, k, dq);
+          continue;
+        }
+        const q = paramsOf(t);
+        const own2 = `${t}_DequantizeLinear_${nodeLabel(n).replace(/[^A-Za-z0-9_.]/g, "_")}`;
+        const scale2 = ed.addFloatInitializer(`${own2}_scale`, [channels], new Float32Array(channels).fill(q.scale));
+        const zp = ed.addIntInitializer(`${own2}_zero_point`, [channels], new Uint8Array(channels).fill(q.zeroPoint), 2 /* UINT8 */);
+        const out = ed.fresh(`${own2}_Output`);
+        ed.addNode({ name: own2, opType: "DequantizeLinear", inputs: [quantizedOutput.get(t), scale2, zp], outputs: [out], attrs: { axis: 1 } });
+        ed.setInput(n, k, out);
+      }
+    }
+  }
+  const weightDq = /* @__PURE__ */ new Map();
+  const chosenSet = new Set(order);
+  for (const n of order) {
+    if (!WEIGHTED.has(n.opType)) continue;
+    const wName = n.opType === "MatMul" ? n.input.find((i2) => index.initializers.has(i2)) : n.input[1];
+    if (!wName) continue;
+    const w = index.initializers.get(wName);
+    const dims = tensorDims(w);
+    const axis = !perChannel ? -1 : n.opType === "Conv" ? 0 : n.opType === "Gemm" ? attrInt(n, "transB", 0) ? 0 : 1 : 1;
+    const qw = quantizeWeight(tensorToFloat32(w), dims, axis, opts.weightBits);
+    const key = `${wName}@${axis}`;
+    let wOut = weightDq.get(key);
+    if (!wOut) {
+      const inPlace = index.consumersOf(wName).every((c) => chosenSet.has(c)) && ![...weightDq.keys()].some((k) => k.startsWith(`${wName}@`));
+      const qName = inPlace ? wName : ed.addIntInitializer(`${wName}_quantized`, dims, qw.values, 3 /* INT8 */);
+      if (inPlace) ed.storeAsInteger(wName, qw.values, 3 /* INT8 */);
+      const perDims = axis < 0 ? [] : [qw.scales.length];
+      const sName = ed.addFloatInitializer(`${wName}_scale`, perDims, qw.scales);
+      const zName = ed.addIntInitializer(`${wName}_zero_point`, perDims, new Int8Array(qw.scales.length), 3 /* INT8 */);
+      wOut = ed.fresh(`${wName}_DequantizeLinear_Output`);
+      ed.addNode({ name: `${wName}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [qName, sName, zName], outputs: [wOut], ...axis < 0 ? {} : { attrs: { axis } } });
+      weightDq.set(key, wOut);
+    }
+    ed.setInput(n, n.input.indexOf(wName), wOut);
+    const bName = n.opType === "MatMul" ? void 0 : n.input[2];
+    const xName = dataInput.get(n);
+    if (bName && toQuantize.has(xName)) {
+      const b = index.initializers.get(bName);
+      const qb = quantizeBias(tensorToFloat32(b), paramsOf(xName).scale, qw.scales);
+      const perDims = axis < 0 ? [] : [qb.values.length];
+      const scales = axis < 0 ? qb.scales.subarray(0, 1) : qb.scales;
+      const qName = ed.addIntInitializer(`${bName}_quantized`, tensorDims(b), qb.values, 6 /* INT32 */);
+      const sName = ed.addFloatInitializer(`${bName}_quantized_scale`, perDims, Float32Array.from(scales));
+      const zName = ed.addIntInitializer(`${bName}_quantized_zero_point`, perDims, new Int32Array(scales.length), 6 /* INT32 */);
+      const bOut = ed.fresh(`${bName}_DequantizeLinear_Output`);
+      ed.addNode({ name: `${bName}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [qName, sName, zName], outputs: [bOut], ...axis < 0 ? {} : { attrs: { axis: 0 } } });
+      ed.setInput(n, 2, bOut);
+    }
+  }
+  ed.setNodes(sortedNodes(ed.graph.node));
+  ed.dropUnread(/* @__PURE__ */ new Set(), { initializers: true });
+  return { model: ed.model, quantized: order.map(nodeLabel), absorbed, tensors: [...toQuantize], perChannel };
+}
+function floatInputChannels(n, index) {
+  const w = initializerFloat(index, n.input[1]);
+  if (!w) return void 0;
+  const dims = tensorDims(w);
+  if (n.opType === "Conv" && dims.length >= 3) return dims[1] * attrInt(n, "group", 1);
+  if (n.opType === "Gemm" && dims.length === 2 && attrInt(n, "transA", 0) === 0) return attrInt(n, "transB", 0) ? dims[1] : dims[0];
+  return void 0;
+}
+
+// src/quantize/prepare.ts
+async function prepareQuantization(model, calib, opts) {
+  const support = qdqSupport(model);
+  if (support.kind === "unsupported") throw new Error(support.reason);
+  const { model: folded, folded: bns } = foldBatchNorms(model);
+  const nodes = quantizableNodes(folded);
+  const isExcluded = opts.exclude.length > 0 ? (0, import_picomatch2.default)(opts.exclude) : () => false;
+  const excluded = nodes.filter((n) => isExcluded(n.label)).map((n) => n.label);
+  const ranges = await calibrateRanges(folded, calib, tensorsToCalibrate(folded, new Set(excluded)), opts.calibrator, opts.threads);
+  return {
+    folded,
+    foldedBatchNorms: bns.length,
+    ranges,
+    nodes,
+    perChannel: support.kind === "per-channel",
+    ...support.kind === "per-tensor" ? { granularityNote: support.reason } : {},
+    excluded,
+    calibrator: opts.calibrator,
+    calibSamples: calib.count
+  };
+}
+function buildQuantized(prep, keepFloat, weightBits) {
+  return quantizeQdq(prep.folded, { ranges: prep.ranges, keepFloat: /* @__PURE__ */ new Set([...prep.excluded, ...keepFloat]), weightBits, perChannel: prep.perChannel });
+}
+async function predict2(model, data, mode, threads) {
+  const session = await sessionFromModel(model, threads, { lean: mode === "simulated" });
+  try {
+    return await evaluateClassifier(session, data, { batchSize: boundedBatch(model, 128), outputsAreProbabilities: endsInSoftmax(model), modelPath: "quantized model", keepLogits: true, unlabelled: !data.labels });
+  } finally {
+    await session.release();
+  }
+}
+function calibQuality(p, reference, labels) {
+  let hit = 0;
+  for (let i2 = 0; i2 < p.pred.length; i2++) hit += labels ? p.correct[i2] : p.pred[i2] === reference.pred[i2] ? 1 : 0;
+  return hit / p.pred.length;
+}
+function relativeL2(a, b) {
+  let num = 0;
+  let den = 0;
+  for (let i2 = 0; i2 < b.length; i2++) {
+    const d = a[i2] - b[i2];
+    num += d * d;
+    den += b[i2] * b[i2];
+  }
+  return den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
+}
+async function layerErrors(float, q, data, threads) {
+  const { ort } = onnxruntime();
+  const g2 = q.model.graph;
+  const quantizedSet = new Set(q.quantized);
+  const dqOf = (t) => q.tensors.includes(t) ? g2.output.some((o) => o.name === t) ? t : `${t}_DequantizeLinear_Output` : t;
+  const producers = g2.node.filter((n) => quantizedSet.has(n.name) && ["Conv", "Gemm", "MatMul", "Add", "Mul", "Concat"].includes(n.opType));
+  const pairs = producers.map((n) => {
+    const out = n.output[0].replace(/_QuantizeLinear_Input$/, "");
+    const input = n.input[0].replace(/_DequantizeLinear_Output$/, "");
+    return { node: n.name, input, out };
+  });
+  const floatNames = [...new Set(pairs.flatMap((p) => [p.input, p.out]))];
+  const qNames = [...new Set(floatNames.map(dqOf))];
+  const fs21 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
+  const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
+  const sums = /* @__PURE__ */ new Map();
+  try {
+    const batch = boundedBatch(q.model, 64);
+    for (let start = 0; start < data.count; start += batch) {
+      const end = Math.min(data.count, start + batch);
+      const feeds = {};
+      for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const fr = await fs21.run(feeds, floatNames);
+      const qr = await qs.run(feeds, qNames);
+      for (const name of floatNames) {
+        const a = qr[dqOf(name)].data;
+        const b = fr[name].data;
+        const s = sums.get(name) ?? { num: 0, den: 0 };
+        for (let i2 = 0; i2 < b.length; i2++) {
+          const d = a[i2] - b[i2];
+          s.num += d * d;
+          s.den += b[i2] * b[i2];
+        }
+        sums.set(name, s);
+      }
+      for (const t of [...Object.values(fr), ...Object.values(qr)]) t.dispose();
+    }
+  } finally {
+    await fs21.release();
+    await qs.release();
+  }
+  const err2 = (t) => {
+    const s = sums.get(t);
+    return s.den > 0 ? Math.sqrt(s.num / s.den) : 0;
+  };
+  return pairs.map((p) => ({ node: p.node, input_error: err2(p.input), output_error: err2(p.out) }));
+}
+
+// src/quantize/dynamic.ts
+var import_picomatch3 = __toESM(require_picomatch2(), 1);
+var MIN_DYNAMIC_OPSET = 10;
+function dynamicCandidates(model, exclude = []) {
+  const index = new GraphIndex(model.graph);
+  const isExcluded = exclude.length ? (0, import_picomatch3.default)(exclude) : () => false;
+  return index.order.filter((n) => {
+    if (n.opType !== "MatMul" || isExcluded(nodeLabel(n)) || index.initializers.has(n.input[0])) return false;
+    const w = index.initializers.get(n.input[1]);
+    return !!w && w.dataType === 1 /* FLOAT */ && tensorDims(w).length === 2;
+  });
+}
+function quantizeDynamic(model, opts) {
+  if (opsetVersion(model) < MIN_DYNAMIC_OPSET) throw new Error(`opset ${opsetVersion(model)} has no MatMulInteger (it starts at opset ${MIN_DYNAMIC_OPSET})`);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
+  const candidates = dynamicCandidates(ed.model, opts.exclude);
+  const chosen2 = new Set(candidates);
+  const weights = /* @__PURE__ */ new Map();
+  const dynamicOf = /* @__PURE__ */ new Map();
+  const quantized = [];
+  for (const n of candidates) {
+    const label = nodeLabel(n);
+    const [x2, wName] = n.input;
+    let w = weights.get(wName);
+    if (!w) {
+      const t = index.initializers.get(wName);
+      const qw = quantizeWeight(tensorToFloat32(t), tensorDims(t), 1, opts.weightBits);
+      const inPlace = index.consumersOf(wName).every((c) => chosen2.has(c));
+      const q = inPlace ? wName : ed.addIntInitializer(`${wName}_quantized`, tensorDims(t), qw.values, 3 /* INT8 */);
+      if (inPlace) ed.storeAsInteger(wName, qw.values, 3 /* INT8 */);
+      w = { q, zp: ed.addIntInitializer(`${wName}_zero_point`, [qw.scales.length], new Int8Array(qw.scales.length), 3 /* INT8 */), scale: ed.addFloatInitializer(`${wName}_scale`, [qw.scales.length], qw.scales) };
+      weights.set(wName, w);
+    }
+    let dq = dynamicOf.get(x2);
+    if (!dq) {
+      dq = { q: ed.fresh(`${x2}_quantized`), scale: ed.fresh(`${x2}_scale`), zp: ed.fresh(`${x2}_zero_point`) };
+      ed.addNode({ name: `${x2}_DynamicQuantizeLinear`, opType: "DynamicQuantizeLinear", inputs: [x2], outputs: [dq.q, dq.scale, dq.zp] });
+      dynamicOf.set(x2, dq);
+    }
+    const out = n.output[0];
+    const integer2 = ed.fresh(`${out}_quantized`);
+    const asFloat = ed.fresh(`${out}_cast`);
+    const scale2 = ed.fresh(`${label}_scale`);
+    const mm = ed.replaceNode(n, { opType: "MatMulInteger", inputs: [dq.q, w.q, dq.zp, w.zp], outputs: [integer2] });
+    const cast2 = ed.addNode({ name: `${label}_cast`, opType: "Cast", inputs: [integer2], outputs: [asFloat], attrs: { to: 1 /* FLOAT */ } }, { after: mm });
+    const mul2 = ed.addNode({ name: `${label}_scales_mul`, opType: "Mul", inputs: [dq.scale, w.scale], outputs: [scale2] }, { after: cast2 });
+    ed.addNode({ name: `${label}_output_scale_mul`, opType: "Mul", inputs: [asFloat, scale2], outputs: [out] }, { after: mul2 });
+    quantized.push(label);
+  }
+  ed.setNodes(sortedNodes(ed.graph.node));
+  return { model: ed.model, quantized };
+}
+
+// src/pipeline/quantizeStep.ts
+var DECISION_SAMPLES = 256;
+var CALIB_TOLERANCE = 5e-3;
+var MAX_ERROR_FALLBACKS = 3;
+var DECISION_TIMING = { warmup: 3, runs: 12, repeat: 3 };
+var CLEAR_GAIN = 1.03;
+var NARROW_CHANNELS = 4;
+function firstSlice(d, n) {
+  if (d.count <= n) return d;
+  return { ...d, count: n, inputs: sliceBatch(d, 0, n), labels: d.labels ? d.labels.subarray(0, n) : null };
+}
+async function chooseWeightBits(prep, slice, threads) {
+  const dev = async (bits2) => {
+    const q = buildQuantized(prep, /* @__PURE__ */ new Set(), bits2).model;
+    const fused = await predict2(q, slice, "fused", threads);
+    const simulated = await predict2(q, slice, "simulated", threads);
+    return relativeL2(fused.logits, simulated.logits);
+  };
+  const bits8 = await dev(8);
+  const bits7 = await dev(7);
+  const overflow = bits8 > 2 * bits7 + 0.01;
+  const fmt2 = (x2) => x2.toFixed(4);
+  const reason = overflow ? `7-bit weights: at 8 bits onnxruntime's integer kernels strayed from the simulated QDQ graph (relative output error ${fmt2(bits8)} against ${fmt2(bits7)} at 7 bits), the sign of saturating 16-bit sums on this CPU` : `8-bit weights: this CPU's integer kernels match the simulated QDQ graph at 8 bits as closely as at 7 (relative output error ${fmt2(bits8)} against ${fmt2(bits7)})`;
+  return { bits: overflow ? 7 : 8, deviation: { bits8, bits7 }, reason };
+}
+function variants(prep) {
+  const compute = prep.nodes.filter((n) => n.kind === "conv" || n.kind === "depthwise-conv" || n.kind === "gemm" || n.kind === "matmul");
+  const first = compute[0];
+  const narrow = first && first.opType === "Conv" && (first.inChannels ?? Infinity) <= NARROW_CHANNELS && !prep.excluded.includes(first.label) ? first.label : void 0;
+  const depthwise = prep.nodes.filter((n) => n.kind === "depthwise-conv" && !prep.excluded.includes(n.label)).map((n) => n.label);
+  const out = [{ name: "all-int8", keep: /* @__PURE__ */ new Map() }];
+  if (narrow) out.push({ name: "narrow-first-layer-float", keep: /* @__PURE__ */ new Map([[narrow, "narrow-first-layer"]]) });
+  if (depthwise.length) out.push({ name: "depthwise-float", keep: new Map(depthwise.map((d) => [d, "depthwise"])) });
+  if (narrow && depthwise.length) out.push({ name: "narrow-first-and-depthwise-float", keep: new Map([[narrow, "narrow-first-layer"], ...depthwise.map((d) => [d, "depthwise"])]) });
+  return out;
+}
+function detail(reason, v) {
+  switch (reason) {
+    case "excluded":
+      return "matched the quantize exclude list";
+    case "narrow-first-layer":
+      return `few input channels; the plan keeping it float measured fastest (${v?.speedup?.toFixed(2)}x float)`;
+    case "depthwise":
+      return `depthwise; the plan keeping depthwise convs float measured fastest (${v?.speedup?.toFixed(2)}x float)`;
+    case "error":
+      return "largest share of the quantization error while the calibration quality was below tolerance";
+  }
+}
+async function quantizeStep(input) {
+  const { config: config2, progress, calib } = input;
+  const threads = config2.latency.threads;
+  const float = loadModel(input.source).proto;
+  progress.note(`quantizing ${path14.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
+  const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
+  const slice = firstSlice(calib, DECISION_SAMPLES);
+  const metric = slice.labels ? "accuracy" : "agreement";
+  const floatPred = await predict2(float, slice, "fused", threads);
+  const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
+  const weights = await chooseWeightBits(prep, slice, threads);
+  const scratch = fs18.mkdtempSync(path14.join(path14.dirname(input.artifact), ".quantize-"));
+  const measured = [];
+  try {
+    const plans = variants(prep);
+    const files = [];
+    for (const [k, v] of plans.entries()) {
+      const q2 = buildQuantized(prep, new Set(v.keep.keys()), weights.bits);
+      const file = path14.join(scratch, `variant-${k}.onnx`);
+      saveModel(q2.model, file);
+      files.push(file);
+      const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads), floatPred, slice.labels);
+      measured.push({ name: v.name, keep_float: [...v.keep.keys()], calib_quality: quality2, speedup: null, chosen: false, keep: v.keep });
+    }
+    if (plans.length > 1) {
+      progress.start(`latency (float and ${plans.length} INT8 plans interleaved)`, config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs));
+      const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes))), { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads, provider: input.provider }, (d) => progress.update(d));
+      progress.stop();
+      measured.forEach((m, k) => {
+        const logs = config2.batchSizes.map((_, b) => Math.log(median(samples[0][b]) / median(samples[k + 1][b])));
+        m.speedup = Math.exp(logs.reduce((a, x2) => a + x2, 0) / logs.length);
+      });
+    }
+  } finally {
+    fs18.rmSync(scratch, { recursive: true, force: true });
+  }
+  const eligible = measured.filter((m) => m.calib_quality >= floatQuality - CALIB_TOLERANCE);
+  const pick2 = (eligible.length ? eligible : measured).reduce(
+    (a, b) => eligible.length ? (b.speedup ?? 0) > (a.speedup ?? 0) * (b.keep_float.length > a.keep_float.length ? CLEAR_GAIN : 1 / CLEAR_GAIN) ? b : a : b.calib_quality > a.calib_quality ? b : a
+  );
+  pick2.chosen = true;
+  const keep = new Map(pick2.keep);
+  let q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
+  let quality = pick2.calib_quality;
+  let errors = await layerErrors(prep.folded, q, slice, threads);
+  for (let k = 0; k < MAX_ERROR_FALLBACKS && quality < floatQuality - CALIB_TOLERANCE; k++) {
+    const worst = errors.filter((e) => !keep.has(e.node)).sort((a, b) => b.output_error - b.input_error - (a.output_error - a.input_error))[0];
+    if (!worst) break;
+    keep.set(worst.node, "error");
+    q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
+    quality = calibQuality(await predict2(q.model, slice, "fused", threads), floatPred, slice.labels);
+    errors = await layerErrors(prep.folded, q, slice, threads);
+  }
+  setMetadata(q.model, { "prune-guard.version": VERSION, "prune-guard.quantize": "int8-static-qdq", "prune-guard.quantize.weight_bits": String(weights.bits) });
+  saveModel(q.model, input.artifact);
+  const kernels = kernelReport(q.model, await optimisedGraph(input.artifact, 1));
+  const floatLayers = [
+    ...prep.excluded.map((node) => ({ node, reason: "excluded", detail: detail("excluded") })),
+    ...[...keep].map(([node, reason]) => ({ node, reason, detail: detail(reason, pick2) }))
+  ];
+  const notes = [];
+  if (prep.granularityNote) notes.push(`quantize: ${prep.granularityNote}`);
+  const backToFloat = [...keep.values()].filter((r) => r === "error").length;
+  if (quality < floatQuality - CALIB_TOLERANCE) notes.push(`quantize: calibration ${metric} ${(quality * 100).toFixed(2)}% is still more than ${(CALIB_TOLERANCE * 100).toFixed(1)} pt below float (${(floatQuality * 100).toFixed(2)}%) after ${backToFloat} layer${backToFloat === 1 ? "" : "s"} went back to float`);
+  if (pick2.speedup !== null && pick2.speedup < 1) notes.push(`quantize: every INT8 plan measured slower than float on this runner (best ${pick2.speedup.toFixed(2)}x); the budgets judge the shipped model as measured`);
+  const unfused = kernels.layers.filter((l) => !l.integer && !keep.has(l.node) && !prep.excluded.includes(l.node));
+  if (unfused.length > 0) notes.push(`quantize: onnxruntime left ${unfused.map((l) => `${l.node} (${l.kernel})`).join(", ")} in float`);
+  const integerLayers = kernels.layers.filter((l) => l.integer).length;
+  const info = {
+    scheme: "static-qdq",
+    activations: "uint8",
+    weights: { type: "int8", bits: weights.bits, granularity: q.perChannel ? "per-channel" : "per-tensor", fused_deviation: weights.deviation, reason: weights.reason },
+    calibration: { method: prep.calibrator, samples: prep.calibSamples, decision_samples: slice.count },
+    folded_batch_norms: prep.foldedBatchNorms,
+    quantized_nodes: q.quantized.length,
+    absorbed_relus: q.absorbed.length,
+    float_layers: floatLayers,
+    variants: measured.map(({ keep: _keep, ...v }) => v),
+    calib_quality: { metric, float: floatQuality, quantized: quality },
+    layer_errors: [...errors].sort((a, b) => b.output_error - b.input_error - (a.output_error - a.input_error)).slice(0, 20),
+    kernels
+  };
+  const description = `INT8 static QDQ (${config2.quantizeCalibration} calibration, ${prep.calibSamples} samples): uint8 activations, ${weights.bits}-bit ${info.weights.granularity} int8 weights; ${integerLayers} of ${kernels.layers.length} layers run integer kernels${floatLayers.length ? `, ${floatLayers.length} kept float` : ""}`;
+  return { artifact: input.artifact, description, info, notes };
+}
+function cpuHasVnni() {
+  try {
+    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs18.readFileSync("/proc/cpuinfo", "utf8"));
+  } catch {
+    return void 0;
+  }
+}
+async function quantizeDynamicStep(input) {
+  const { config: config2, progress } = input;
+  const threads = config2.latency.threads;
+  const float = loadModel(input.source).proto;
+  progress.note(`quantizing ${path14.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
+  let bits2 = 8;
+  let deviation = null;
+  let reason;
+  if (input.calib) {
+    const slice = firstSlice(input.calib, DECISION_SAMPLES);
+    const reference = await predict2(float, slice, "fused", threads);
+    const err2 = async (b) => relativeL2((await predict2(quantizeDynamic(float, { weightBits: b, exclude: config2.quantizeExclude }).model, slice, "fused", threads)).logits, reference.logits);
+    deviation = { bits8: await err2(8), bits7: await err2(7) };
+    bits2 = deviation.bits8 > deviation.bits7 ? 7 : 8;
+    reason = `${bits2}-bit weights: relative output error against float ${deviation.bits8.toFixed(4)} at 8 bits and ${deviation.bits7.toFixed(4)} at 7 bits on ${slice.count} calibration samples${bits2 === 7 ? " (8 bits worse than 7: saturating 16-bit sums on this CPU)" : ""}`;
+  } else {
+    const vnni = cpuHasVnni();
+    bits2 = vnni === false ? 7 : 8;
+    reason = vnni === void 0 ? "8-bit weights: no calibration data to measure on and no CPU flags to read" : `${bits2}-bit weights: no calibration data to measure on; this CPU ${vnni ? "has" : "lacks"} VNNI-class integer dot products`;
+  }
+  const q = quantizeDynamic(float, { weightBits: bits2, exclude: config2.quantizeExclude });
+  setMetadata(q.model, { "prune-guard.version": VERSION, "prune-guard.quantize": "int8-dynamic", "prune-guard.quantize.weight_bits": String(bits2) });
+  saveModel(q.model, input.artifact);
+  const kernels = kernelReport(q.model, await optimisedGraph(input.artifact, 1));
+  const notes = [];
+  const info = {
+    scheme: "dynamic",
+    activations: "uint8",
+    weights: { type: "int8", bits: bits2, granularity: "per-channel", fused_deviation: deviation, reason },
+    calibration: null,
+    folded_batch_norms: 0,
+    quantized_nodes: q.quantized.length,
+    absorbed_relus: 0,
+    float_layers: [],
+    variants: [],
+    calib_quality: null,
+    layer_errors: [],
+    kernels
+  };
+  const description = `INT8 dynamic: ${q.quantized.length} MatMul weights int8 (${bits2}-bit, per output column), activations quantized per batch; ${kernels.integer_nodes} integer kernels in onnxruntime's graph`;
+  return { artifact: input.artifact, description, info, notes };
+}
+function checkQuantizeInputs(config2, model, req) {
+  if (config2.quantize === "dynamic") {
+    if (opsetVersion(model) < MIN_DYNAMIC_OPSET) throw new UserError(`${req.model}: cannot quantize dynamically: opset ${opsetVersion(model)} has no MatMulInteger (it starts at opset ${MIN_DYNAMIC_OPSET}); re-export the model at opset 13 or later`);
+    if (dynamicCandidates(model, config2.quantizeExclude).length === 0) throw new UserError(`${req.model}: --quantize dynamic rewrites MatMul layers with a constant weight and this model has none; use --quantize int8 (static, calibrated on --calib)`);
+  } else if (config2.quantize === "int8") {
+    const support = qdqSupport(model);
+    if (support.kind === "unsupported") throw new UserError(`${req.model}: cannot quantize to INT8: ${support.reason}`);
+  }
+}
+async function measureQuantized(q, ctx) {
+  const m = await measureStep(q.info.scheme === "dynamic" ? "quantize:dynamic" : "quantize:int8", q.description, q.artifact, ctx);
+  m.step.quantize = q.info;
+  return m;
+}
+
 // src/pipeline/run.ts
 function prunedPath(out, model) {
-  return path13.join(out, `${path13.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path15.join(out, `${path15.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
@@ -32845,46 +33916,52 @@ async function runPipeline(req, progress) {
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
-  if (path13.resolve(outPath) === path13.resolve(req.model)) {
+  if (path15.resolve(outPath) === path15.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
+  checkQuantizeInputs(config2, dense.proto, req);
+  const quantizeOnly = config2.quantize !== "none" && config2.sparsity === 0;
   const provider = await resolveProvider(config2.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
   if (config2.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
+  if (quantizeOnly) return quantizeOnlyRun({ req, dense, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config2);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path13.basename(req.model)}: ${config2.method} to ${(target * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path15.basename(req.model)}: ${config2.method} to ${(target * 100).toFixed(1)}%`);
   const stamp = (model, scope2 = config2.scope) => {
     setMetadata(model, {
       "prune-guard.version": VERSION,
       "prune-guard.method": config2.method,
       "prune-guard.scope": scope2,
       "prune-guard.target_sparsity": String(target),
-      "prune-guard.source": path13.basename(req.model)
+      "prune-guard.source": path15.basename(req.model)
     });
     setMetadata(model, { "prune-guard.recovery": config2.recovery });
   };
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir: path13.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config2, rounds)) : void 0;
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir: path15.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config2, rounds)) : void 0;
   const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
   const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config2, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
   for (const n of pruned.notes) progress.note(n);
   if (!withRounds) stamp(pruned.model, pruned.scope ?? config2.scope);
-  fs17.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path13.join(req.out, "steps");
+  fs19.mkdirSync(req.out, { recursive: true });
+  const stepsDir = path15.join(req.out, "steps");
   const staged = hasRecoverySteps(config2, calib);
-  const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, "prune") : outPath);
-  if (staged) fs17.mkdirSync(stepsDir, { recursive: true });
+  const keepStages = staged || config2.quantize !== "none";
+  const pruneArtifact = withRounds?.pruneArtifact ?? (keepStages ? stepFile(stepsDir, 1, "prune") : outPath);
+  if (keepStages) fs19.mkdirSync(stepsDir, { recursive: true });
   if (!withRounds) saveModel(pruned.model, pruneArtifact);
   const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config: config2, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
   const recovered2 = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs17.readFileSync(recovered2.at(-1)?.artifact ?? pruneArtifact));
-  const broken2 = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
-  if (broken2.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
+  const lastFloat = recovered2.at(-1)?.artifact ?? pruneArtifact;
+  const broken2 = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
+  if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
   releaseField(dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
   collectGarbage();
+  const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, recovered2.length + 2, `quantize-${config2.quantize}`), progress, provider.provider);
+  if (keepStages) writeFileAtomic(outPath, fs19.readFileSync(quantized?.artifact ?? lastFloat));
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: provider.provider };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
   const measured = [denseStep2];
@@ -32901,28 +33978,56 @@ async function runPipeline(req, progress) {
     measured.push(m);
   }
   if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
+  if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: denseStep2.preds }));
+  const notes = [...pruned.notes, ...recovery.notes, ...quantized?.notes ?? []];
+  return finishRun({ req, provider, data, shifts, measured, outPath, target, notes, scope: pruned.scope ?? scope.scope, sensitivity: pruned.sensitivity }, progress);
+}
+async function quantizeLast(source, calib, config2, artifact, progress, provider) {
+  if (config2.quantize === "int8") return quantizeStep({ source, calib, config: config2, artifact, progress, provider });
+  if (config2.quantize === "dynamic") return quantizeDynamicStep({ source, calib, config: config2, artifact, progress, provider });
+  return void 0;
+}
+async function finishRun(input, progress) {
+  const { req, provider, data, shifts, measured } = input;
+  const { config: config2 } = req;
   const samples = await timeSteps(measured, data, config2, provider.provider, progress);
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
+  const denseStep2 = measured[0];
   const judged2 = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, classChanges2(steps[0], final, data.labels, denseStep2.preds.classes));
   const { budgets, verdict } = judged2;
   const modelLedger = {
     model: req.model,
-    pruned: outPath,
+    pruned: input.outPath,
     method: config2.method,
-    target_sparsity: target,
+    target_sparsity: input.target,
     steps,
     budgets,
     verdict,
     class_changes: judged2.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
-    ...pruned.notes.length + recovery.notes.length > 0 ? { notes: [...pruned.notes, ...recovery.notes] } : {},
+    ...input.notes.length > 0 ? { notes: input.notes } : {},
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config2.corruptions), config2.confidence),
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
-    scope: pruned.scope ?? scope.scope,
-    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+    scope: input.scope,
+    ...input.sensitivity ? { sensitivity: input.sensitivity } : {}
   };
   return writeLedger(req, provider, modelLedger);
+}
+async function quantizeOnlyRun(input, progress) {
+  const { req, data, shifts, calib, outPath, provider } = input;
+  const { config: config2 } = req;
+  const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
+  releaseField(input.dense, "proto", "the dense model");
+  const stepsDir = path15.join(req.out, "steps");
+  fs19.mkdirSync(stepsDir, { recursive: true });
+  const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, provider.provider);
+  writeFileAtomic(outPath, fs19.readFileSync(quantized.artifact));
+  collectGarbage();
+  const ctx = { data, shifts, denseWeights, config: config2, progress, provider: provider.provider };
+  const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
+  const measured = [denseStep2, await measureQuantized(quantized, { ...ctx, dense: denseStep2.preds })];
+  return finishRun({ req, provider, data, shifts, measured, outPath, target: 0, notes: quantized.notes, scope: config2.scope === "auto" ? "global" : config2.scope }, progress);
 }
 
 // src/pipeline/guardedRun.ts
@@ -32944,7 +34049,7 @@ function timedOutLedger(req, t) {
     runtime: {
       onnxruntime: onnxruntimeVersion(),
       provider: "cpu",
-      threads: req.config.latency.threads || os6.availableParallelism(),
+      threads: req.config.latency.threads || os7.availableParallelism(),
       platform: `${process.platform}-${process.arch}`
     },
     models: [],
@@ -32953,8 +34058,8 @@ function timedOutLedger(req, t) {
 }
 function stageLedger(out, ledger) {
   const markdown = renderMarkdown(ledger);
-  writeFileAtomic(path14.join(out.staging, "ledger.json"), JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path14.join(out.staging, "ledger.md"), markdown);
+  writeFileAtomic(path16.join(out.staging, "ledger.json"), JSON.stringify(ledger, null, 2) + "\n");
+  writeFileAtomic(path16.join(out.staging, "ledger.md"), markdown);
   return { markdown };
 }
 function infeasibleBudgetNotes(req) {
@@ -32969,7 +34074,7 @@ function infeasibleBudgetNotes(req) {
   return notes;
 }
 async function runGuarded(req, progress) {
-  if (path14.resolve(prunedPath(req.out, req.model)) === path14.resolve(req.model)) {
+  if (path16.resolve(prunedPath(req.out, req.model)) === path16.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   for (const n of infeasibleBudgetNotes(req)) progress.note(n);
@@ -32978,8 +34083,8 @@ async function runGuarded(req, progress) {
     onWait: (m) => progress.note(m)
   });
   const deadline = new Deadline(req.config.timeBudget);
-  const ledgerPath = path14.join(req.out, "ledger.json");
-  const markdownPath = path14.join(req.out, "ledger.md");
+  const ledgerPath = path16.join(req.out, "ledger.json");
+  const markdownPath = path16.join(req.out, "ledger.md");
   try {
     let ledger;
     try {
@@ -32989,7 +34094,7 @@ async function runGuarded(req, progress) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path14.basename(prunedPath(req.out, req.model)));
+      out.retire(path16.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
     const { markdown } = stageLedger(out, ledger);
@@ -33075,7 +34180,7 @@ function refuseEmptyValues(cmd) {
   return cmd;
 }
 function resolveConfig(flags, command) {
-  const file = flags.config ?? (fs18.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs20.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : DEFAULT_CONFIG;
   const given = FLAGS.filter((f) => f.commands.includes(command)).flatMap((f) => {
     const value = flags[attributeOf.get(f)];

@@ -1223,14 +1223,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path18 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path20 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path18 && path18[0] !== "/") {
-          path18 = `/${path18}`;
+        if (path20 && path20[0] !== "/") {
+          path20 = `/${path20}`;
         }
-        return new URL(`${origin}${path18}`);
+        return new URL(`${origin}${path20}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1681,39 +1681,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method: method2, path: path18, origin }
+          request: { method: method2, path: path20, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method2, origin, path18);
+        debuglog("sending request to %s %s/%s", method2, origin, path20);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method: method2, path: path18, origin },
+          request: { method: method2, path: path20, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method2,
           origin,
-          path18,
+          path20,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method: method2, path: path18, origin }
+          request: { method: method2, path: path20, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method2, origin, path18);
+        debuglog("trailers received from %s %s/%s", method2, origin, path20);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method: method2, path: path18, origin },
+          request: { method: method2, path: path20, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method2,
           origin,
-          path18,
+          path20,
           error2.message
         );
       });
@@ -1762,9 +1762,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method: method2, path: path18, origin }
+            request: { method: method2, path: path20, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method2, origin, path18);
+          debuglog("sending request to %s %s/%s", method2, origin, path20);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1827,7 +1827,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path18,
+        path: path20,
         method: method2,
         body,
         headers,
@@ -1842,11 +1842,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path18 !== "string") {
+        if (typeof path20 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path18[0] !== "/" && !(path18.startsWith("http://") || path18.startsWith("https://")) && method2 !== "CONNECT") {
+        } else if (path20[0] !== "/" && !(path20.startsWith("http://") || path20.startsWith("https://")) && method2 !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path18)) {
+        } else if (invalidPathRegex.test(path20)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method2 !== "string") {
@@ -1912,7 +1912,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path18, query) : path18;
+        this.path = query ? buildURL(path20, query) : path20;
         this.origin = origin;
         this.idempotent = idempotent == null ? method2 === "HEAD" || method2 === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -6605,7 +6605,7 @@ var require_client_h1 = __commonJS({
       return method2 !== "GET" && method2 !== "HEAD" && method2 !== "OPTIONS" && method2 !== "TRACE" && method2 !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method: method2, path: path18, host, upgrade, blocking, reset } = request2;
+      const { method: method2, path: path20, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method2 === "PUT" || method2 === "POST" || method2 === "PATCH" || method2 === "QUERY" || method2 === "PROPFIND" || method2 === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6686,7 +6686,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method2} ${path18} HTTP/1.1\r
+      let header = `${method2} ${path20} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -7215,7 +7215,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method: method2, path: path18, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method: method2, path: path20, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7312,7 +7312,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path18;
+      headers[HTTP2_HEADER_PATH] = path20;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method2 === "PUT" || method2 === "POST" || method2 === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7665,9 +7665,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path18 = search ? `${pathname}${search}` : pathname;
+        const path20 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path18;
+        this.opts.path = path20;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8906,10 +8906,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path18 = "/",
+          path: path20 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path18;
+        opts.path = origin + path20;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -10881,20 +10881,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path18) {
-      if (typeof path18 !== "string") {
-        return path18;
+    function safeUrl(path20) {
+      if (typeof path20 !== "string") {
+        return path20;
       }
-      const pathSegments = path18.split("?");
+      const pathSegments = path20.split("?");
       if (pathSegments.length !== 2) {
-        return path18;
+        return path20;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path18, method: method2, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path18);
+    function matchKey(mockDispatch2, { path: path20, method: method2, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path20);
       const methodMatch = matchValue(mockDispatch2.method, method2);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10916,7 +10916,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path18 }) => matchValue(safeUrl(path18), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path20 }) => matchValue(safeUrl(path20), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10954,9 +10954,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path18, method: method2, body, headers, query } = opts;
+      const { path: path20, method: method2, body, headers, query } = opts;
       return {
-        path: path18,
+        path: path20,
         method: method2,
         body,
         headers,
@@ -11419,10 +11419,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method: method2, path: path18, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method: method2, path: path20, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method2,
             Origin: origin,
-            Path: path18,
+            Path: path20,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -16301,9 +16301,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path18) {
-      for (let i2 = 0; i2 < path18.length; ++i2) {
-        const code = path18.charCodeAt(i2);
+    function validateCookiePath(path20) {
+      for (let i2 = 0; i2 < path20.length; ++i2) {
+        const code = path20.charCodeAt(i2);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -19223,11 +19223,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path18 = opts.path;
+          let path20 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path18 = `/${path18}`;
+            path20 = `/${path20}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path18);
+          url = new URL(util.parseOrigin(url).origin + path20);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -19557,11 +19557,11 @@ var init_summary = __esm({
        */
       addTable(rows2) {
         const tableBody = rows2.map((row) => {
-          const cells = row.map((cell2) => {
-            if (typeof cell2 === "string") {
-              return this.wrap("td", cell2);
+          const cells = row.map((cell3) => {
+            if (typeof cell3 === "string") {
+              return this.wrap("td", cell3);
             }
-            const { header, data, colspan, rowspan } = cell2;
+            const { header, data, colspan, rowspan } = cell3;
             const tag = header ? "th" : "td";
             const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
             return this.wrap(tag, data, attrs);
@@ -19781,8 +19781,8 @@ var init_context = __esm({
           if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
             this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
           } else {
-            const path18 = process.env.GITHUB_EVENT_PATH;
-            process.stdout.write(`GITHUB_EVENT_PATH ${path18} does not exist${EOL5}`);
+            const path20 = process.env.GITHUB_EVENT_PATH;
+            process.stdout.write(`GITHUB_EVENT_PATH ${path20} does not exist${EOL5}`);
           }
         }
         this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -25203,12 +25203,12 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry3) => {
     const eq = entry3.indexOf("=");
     const name = entry3.slice(0, Math.max(eq, 0)).trim();
-    const path18 = entry3.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path18 === "") throw new UserError(`${subject(entry3)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path20 = entry3.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path20 === "") throw new UserError(`${subject(entry3)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry3)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry3);
-    return { name, path: path18 };
+    return { name, path: path20 };
   });
 }
 var init_shifts = __esm({
@@ -25351,11 +25351,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path18, issues) {
+function prefixIssues(path20, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path18);
+    iss.path.unshift(path20);
     return iss;
   });
 }
@@ -25436,9 +25436,9 @@ function issue2(...args) {
   }
   return { ...iss };
 }
-function members(proto, table2) {
-  for (const key in table2) {
-    const desc = Object.getOwnPropertyDescriptor(table2, key);
+function members(proto, table3) {
+  for (const key in table3) {
+    const desc = Object.getOwnPropertyDescriptor(table3, key);
     if (desc.get)
       Object.defineProperty(proto, key, { ...desc, enumerable: false });
     else
@@ -27340,7 +27340,7 @@ function toFile(config2) {
   );
   return renamed(config2, true);
 }
-var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SCHEDULES, EXECUTION_PROVIDERS, MAX_BATCH, RUN, MEASURE, VALID_KEYS, NM, isNM, METHOD_EXPECT, method, corruption, glob, batchSize, BUDGETS_HELP, SETTINGS, CONFIG_FILE, camel, kebab, writtenLimits, DEFAULT_CONFIG;
+var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SCHEDULES, QUANTIZE_MODES, QUANTIZE_CALIBRATIONS, EXECUTION_PROVIDERS, MAX_BATCH, RUN, MEASURE, VALID_KEYS, NM, isNM, METHOD_EXPECT, method, corruption, glob, batchSize, BUDGETS_HELP, SETTINGS, CONFIG_FILE, camel, kebab, writtenLimits, DEFAULT_CONFIG;
 var init_schema = __esm({
   "src/config/schema.ts"() {
     "use strict";
@@ -27356,6 +27356,8 @@ var init_schema = __esm({
     TABULAR_CORRUPTIONS = ["feature-noise", "feature-dropout"];
     CORRUPTIONS = [...IMAGE_CORRUPTIONS, ...TABULAR_CORRUPTIONS];
     SCHEDULES = ["oneshot", "gradual"];
+    QUANTIZE_MODES = ["none", "int8", "dynamic"];
+    QUANTIZE_CALIBRATIONS = ["minmax", "percentile", "entropy"];
     EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
     MAX_BATCH = 65536;
     RUN = ["run"];
@@ -27496,6 +27498,19 @@ var init_schema = __esm({
         help: "with recovery rounds and global scope: also run the rounds with sensitivity-allocated layer ratios and ship whichever ends with the lower calibration NLL (twice the rounds)",
         flag: { commands: RUN }
       }),
+      quantize: setting(oneOf(QUANTIZE_MODES), "none", {
+        help: "after pruning and recovery (or alone with sparsity 0), quantize the last float step: int8 = static QDQ calibrated on the calibration set (uint8 activations, per-channel int8 weights, layers kept float where measurement says so); dynamic = MatMul weights int8, activations quantized per batch at run time (docs/methods.md#int8-quantization)",
+        flag: { value: "<mode>", commands: RUN },
+        input: "quantize"
+      }),
+      "quantize-calibration": setting(oneOf(QUANTIZE_CALIBRATIONS), "minmax", {
+        help: "how quantize int8 sets activation ranges on the calibration set: minmax, percentile or entropy",
+        flag: { value: "<method>", commands: RUN }
+      }),
+      "quantize-exclude": setting(repeatedList(glob, 'a list of node-name globs like ["/stem/*"]'), [], {
+        help: "globs of node names quantize keeps in float; flags add to the file's list",
+        flag: { value: "<glob>", commands: RUN, repeat: "append" }
+      }),
       budgets: {
         help: BUDGETS_HELP,
         /** flags and the input are NAME=VALUE lines (src/config/budgets.ts), kept apart from the file's limits so the ledger says where each came from */
@@ -27519,16 +27534,16 @@ var init_schema = __esm({
 });
 
 // src/config/validate.ts
-function formatKeyPath(path18) {
-  return path18.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path20) {
+  return path20.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path18) {
-  return path18.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path20) {
+  return path20.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue3, subject, value) {
   const form = formOf(issue3);
@@ -27538,18 +27553,18 @@ function describeIssue(issue3, subject, value) {
   return `${subject} must be ${issue3.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue3, raw) {
-  const path18 = issue3.path;
+  const path20 = issue3.path;
   if (issue3.code === "unrecognized_keys") {
     const valid = issue3.message.startsWith(VALID_KEYS) ? issue3.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue3.keys.map((key) => {
-      const full = [...path18, key];
+      const full = [...path20, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path18));
-  if (path18.length === 0) return [{ path: path18, message: `the config must be ${issue3.message} (got ${value})` }];
-  const subject = formOf(issue3) === "plain" ? formatKeyPath(path18) : `'${formatKeyPath(path18)}'`;
-  return [{ path: path18, message: describeIssue(issue3, subject, value) }];
+  const value = show(valueAt(raw, path20));
+  if (path20.length === 0) return [{ path: path20, message: `the config must be ${issue3.message} (got ${value})` }];
+  const subject = formOf(issue3) === "plain" ? formatKeyPath(path20) : `'${formatKeyPath(path20)}'`;
+  return [{ path: path20, message: describeIssue(issue3, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -27578,10 +27593,10 @@ var init_validate = __esm({
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path18 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path18);
+    const path20 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path20);
     if (!("kind" in s)) return [];
-    return [{ path: path18, field: path18.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path20, field: path20.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 function defaultText(ref) {
@@ -27984,7 +27999,7 @@ function checkMeasureConfig(config2, facts = {}) {
   const [first] = broken(MEASURE_RULES, config2, facts);
   if (first !== void 0) throw new UserError(first);
 }
-var SENSITIVITY_CAP, THREADS_PER_CORE, NEEDS_CALIB, isNM2, isSensitivity, MEASURE_RULES, RECOVERY_RULES, SENSITIVITY_RULES, ROUNDS_RULES, SCHEDULE_RULES, SPARSEGPT_RULES, LAYER_CAP_RULES, RUN_RULES;
+var SENSITIVITY_CAP, THREADS_PER_CORE, NEEDS_CALIB, isNM2, isSensitivity, MEASURE_RULES, RECOVERY_RULES, SENSITIVITY_RULES, ROUNDS_RULES, SCHEDULE_RULES, SPARSEGPT_RULES, LAYER_CAP_RULES, QUANTIZE_RULES, RUN_RULES;
 var init_rules = __esm({
   "src/config/rules.ts"() {
     "use strict";
@@ -28046,7 +28061,11 @@ var init_rules = __esm({
       (c) => c.maxLayerSparsity < 1 && c.scope !== "global" ? `--max-layer-sparsity: caps what one global threshold takes from a layer, but --scope ${c.scope} sets every layer's ratio itself; use --scope global or drop the cap` : void 0,
       (c) => c.maxLayerSparsity < 1 && c.maxLayerSparsity < c.sparsity ? `--max-layer-sparsity ${c.maxLayerSparsity}: below --sparsity ${c.sparsity}, so no allocation reaches the target; raise it to at least ${c.sparsity}` : void 0
     ];
-    RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES];
+    QUANTIZE_RULES = [
+      (c, f) => c.quantize === "int8" && f.calib === "none" ? "--quantize int8: needs calibration data to measure activation ranges; pass --calib calib.npz (512 samples are plenty), or use --quantize dynamic for MatMul layers" : void 0,
+      (c) => c.quantize !== "none" && c.schedule === "gradual" ? `--quantize ${c.quantize}: not combined with --schedule gradual; quantize the shipped step in a one-shot run (--schedule oneshot)` : void 0
+    ];
+    RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES];
   }
 });
 
@@ -29420,12 +29439,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path18, model, opts) {
+function loadDataset(path20, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path18} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path20} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path18);
+  const arrays = readArrays(path20);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -29434,7 +29453,7 @@ function loadDataset(path18, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path18}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path20}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -29443,37 +29462,37 @@ function loadDataset(path18, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path18}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path20}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path18, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path18, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path20, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path20, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count2 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count2) {
       throw new UserError(
-        `${path18}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path20}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count2 < 1) {
-    throw new UserError(`${path18}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path20}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path18, y, count2);
+  if (y) labels = toLabels(path20, y, count2);
   else if (opts.requireLabels) {
-    throw new UserError(`${path18}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path20}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path18, count: count2, inputs, labels };
+  return { path: path20, count: count2, inputs, labels };
 }
-function checkInput(path18, spec, name, arr, modelName) {
-  const subject = `${path18}: array '${name}'`;
+function checkInput(path20, spec, name, arr, modelName) {
+  const subject = `${path20}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -29495,7 +29514,7 @@ function checkInput(path18, spec, name, arr, modelName) {
     }
   }
 }
-function checkFinite(path18, name, arr) {
+function checkFinite(path20, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -29506,7 +29525,7 @@ function checkFinite(path18, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path18}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path20}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -29525,8 +29544,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path18, y, count2) {
-  const subject = `${path18}: label array '${LABELS}'`;
+function toLabels(path20, y, count2) {
+  const subject = `${path20}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -34463,10 +34482,10 @@ function base64Decode(base64Str) {
   return written == size ? bytes2 : bytes2.subarray(0, written);
 }
 function setFromBase64(bytes2, base64Str) {
-  const table2 = getDecodeTable();
+  const table3 = getDecodeTable();
   let bytePos = 0, groupPos = 0, b, p = 0;
   for (let i2 = 0; i2 < base64Str.length; i2++) {
-    b = table2[base64Str.charCodeAt(i2)];
+    b = table3[base64Str.charCodeAt(i2)];
     if (b === void 0) {
       switch (base64Str[i2]) {
         // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
@@ -35694,8 +35713,8 @@ var init_boot = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path18, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path18]);
+function messageDesc(file, path20, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path20]);
 }
 var init_message2 = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
@@ -36971,7 +36990,8 @@ function makeFloatTensor(name, dims, values, dataType = 1 /* FLOAT */) {
   return t;
 }
 function makeIntTensor(name, dims, values, dataType = 7 /* INT64 */) {
-  const raw = dataType === 6 /* INT32 */ ? new Uint8Array(Int32Array.from(values).buffer) : new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
+  const array2 = Array.from(values);
+  const raw = dataType === 7 /* INT64 */ ? new Uint8Array(BigInt64Array.from(array2, (v) => BigInt(v)).buffer) : dataType === 6 /* INT32 */ ? new Uint8Array(Int32Array.from(array2).buffer) : dataType === 3 /* INT8 */ ? new Uint8Array(Int8Array.from(array2).buffer) : Uint8Array.from(array2);
   return create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt), rawData: raw });
 }
 var ITEM_SIZE, FLOAT_TYPES, f32, u32;
@@ -37291,6 +37311,11 @@ function topologicalOrder(nodes, producer) {
   }
   if (order.length !== nodes.length) throw new Error("graph has a cycle");
   return order;
+}
+function sortedNodes(nodes) {
+  const producer = /* @__PURE__ */ new Map();
+  for (const n of nodes) for (const o of n.output) if (o) producer.set(o, n);
+  return topologicalOrder(nodes, producer);
 }
 function attr(node, name) {
   return node.attribute.find((a) => a.name === name);
@@ -37678,9 +37703,21 @@ var init_edit = __esm({
       addFloatInitializer(base, dims, values, dataType = 1 /* FLOAT */) {
         return this.pushInitializer(makeFloatTensor(this.fresh(base), dims, values, dataType));
       }
-      /** A new int64 (or int32) initializer: shapes, axes, indices; returns its name. */
+      /** A new integer initializer: int64 (or int32) shapes, axes, indices; int8/uint8/int32 quantized values. Returns its name. */
       addIntInitializer(base, dims, values, dataType = 7 /* INT64 */) {
         return this.pushInitializer(makeIntTensor(this.fresh(base), dims, values, dataType));
+      }
+      /**
+       * Store an initializer's values in an integer type under its own name and shape: a weight quantized
+       * in place, so everything that names it (reports, sparsity counts) still finds it.
+       */
+      storeAsInteger(name, values, dataType) {
+        const old = this.inits.get(name);
+        if (!old) throw new Error(`no initializer '${name}'`);
+        const t = makeIntTensor(name, tensorDims(old), values, dataType);
+        this.graph.initializer[this.graph.initializer.indexOf(old)] = t;
+        this.inits.set(name, t);
+        return t;
       }
       /** A new initializer with the type, shape and values of the constant `name` (initializer or Constant); returns its name. */
       copyConstant(name, base) {
@@ -37836,6 +37873,11 @@ var init_edit = __esm({
       declareValueInfo(decl) {
         this.names.reserve(decl.name);
         this.graph.valueInfo = [...this.graph.valueInfo.filter((v) => v.name !== decl.name), decl];
+      }
+      /** Forget the declarations of these intermediate tensors (a rewrite removed them). */
+      dropValueInfo(names) {
+        const gone = new Set(names);
+        this.graph.valueInfo = this.graph.valueInfo.filter((v) => !gone.has(v.name));
       }
       /** Forget every intermediate declaration: after surgery their shapes are stale (runtimes infer them again). */
       clearValueInfo() {
@@ -38429,8 +38471,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path18, { windows } = {}) => {
-      const segs = path18.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path20, { windows } = {}) => {
+      const segs = path20.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -39802,9 +39844,9 @@ var require_picomatch = __commonJS({
     var utils = require_utils2();
     var constants4 = require_constants6();
     var isObject3 = (val) => val && typeof val === "object" && !Array.isArray(val);
-    var picomatch3 = (glob2, options, returnState = false) => {
+    var picomatch5 = (glob2, options, returnState = false) => {
       if (Array.isArray(glob2)) {
-        const fns = glob2.map((input) => picomatch3(input, options, returnState));
+        const fns = glob2.map((input) => picomatch5(input, options, returnState));
         const arrayMatcher = (str) => {
           for (const isMatch of fns) {
             const state2 = isMatch(str);
@@ -39820,16 +39862,16 @@ var require_picomatch = __commonJS({
       }
       const opts = options || {};
       const posix = opts.windows;
-      const regex = isState ? picomatch3.compileRe(glob2, options) : picomatch3.makeRe(glob2, options, false, true);
+      const regex = isState ? picomatch5.compileRe(glob2, options) : picomatch5.makeRe(glob2, options, false, true);
       const state = regex.state;
       delete regex.state;
       let isIgnored = () => false;
       if (opts.ignore) {
         const ignoreOpts = { ...options, ignore: null, onMatch: null, onResult: null };
-        isIgnored = picomatch3(opts.ignore, ignoreOpts, returnState);
+        isIgnored = picomatch5(opts.ignore, ignoreOpts, returnState);
       }
       const matcher = (input, returnObject = false) => {
-        const { isMatch, match, output } = picomatch3.test(input, regex, options, { glob: glob2, posix });
+        const { isMatch, match, output } = picomatch5.test(input, regex, options, { glob: glob2, posix });
         const result = { glob: glob2, state, regex, posix, input, output, match, isMatch };
         if (typeof opts.onResult === "function") {
           opts.onResult(result);
@@ -39855,7 +39897,7 @@ var require_picomatch = __commonJS({
       }
       return matcher;
     };
-    picomatch3.test = (input, regex, options, { glob: glob2, posix } = {}) => {
+    picomatch5.test = (input, regex, options, { glob: glob2, posix } = {}) => {
       if (typeof input !== "string") {
         throw new TypeError("Expected input to be a string");
       }
@@ -39872,24 +39914,24 @@ var require_picomatch = __commonJS({
       }
       if (match === false || opts.capture === true) {
         if (opts.matchBase === true || opts.basename === true) {
-          match = picomatch3.matchBase(input, regex, options, posix);
+          match = picomatch5.matchBase(input, regex, options, posix);
         } else {
           match = regex.exec(output);
         }
       }
       return { isMatch: Boolean(match), match, output };
     };
-    picomatch3.matchBase = (input, glob2, options, posix = options && options.windows) => {
-      const regex = glob2 instanceof RegExp ? glob2 : picomatch3.makeRe(glob2, options);
+    picomatch5.matchBase = (input, glob2, options, posix = options && options.windows) => {
+      const regex = glob2 instanceof RegExp ? glob2 : picomatch5.makeRe(glob2, options);
       return regex.test(utils.basename(input, { windows: posix }));
     };
-    picomatch3.isMatch = (str, patterns, options) => picomatch3(patterns, options)(str);
-    picomatch3.parse = (pattern, options) => {
-      if (Array.isArray(pattern)) return pattern.map((p) => picomatch3.parse(p, options));
+    picomatch5.isMatch = (str, patterns, options) => picomatch5(patterns, options)(str);
+    picomatch5.parse = (pattern, options) => {
+      if (Array.isArray(pattern)) return pattern.map((p) => picomatch5.parse(p, options));
       return parse4(pattern, { ...options, fastpaths: false });
     };
-    picomatch3.scan = (input, options) => scan(input, options);
-    picomatch3.compileRe = (state, options, returnOutput = false, returnState = false) => {
+    picomatch5.scan = (input, options) => scan(input, options);
+    picomatch5.compileRe = (state, options, returnOutput = false, returnState = false) => {
       if (returnOutput === true) {
         return state.output;
       }
@@ -39900,13 +39942,13 @@ var require_picomatch = __commonJS({
       if (state && state.negated === true) {
         source = `^(?!${source}).*$`;
       }
-      const regex = picomatch3.toRegex(source, options);
+      const regex = picomatch5.toRegex(source, options);
       if (returnState === true) {
         regex.state = state;
       }
       return regex;
     };
-    picomatch3.makeRe = (input, options = {}, returnOutput = false, returnState = false) => {
+    picomatch5.makeRe = (input, options = {}, returnOutput = false, returnState = false) => {
       if (!input || typeof input !== "string") {
         throw new TypeError("Expected a non-empty string");
       }
@@ -39917,9 +39959,9 @@ var require_picomatch = __commonJS({
       if (!parsed.output) {
         parsed = parse4(input, options);
       }
-      return picomatch3.compileRe(parsed, options, returnOutput, returnState);
+      return picomatch5.compileRe(parsed, options, returnOutput, returnState);
     };
-    picomatch3.toRegex = (source, options) => {
+    picomatch5.toRegex = (source, options) => {
       try {
         const opts = options || {};
         return new RegExp(source, opts.flags || (opts.nocase ? "i" : ""));
@@ -39928,8 +39970,8 @@ var require_picomatch = __commonJS({
         return /$^/;
       }
     };
-    picomatch3.constants = constants4;
-    module.exports = picomatch3;
+    picomatch5.constants = constants4;
+    module.exports = picomatch5;
   }
 });
 
@@ -39939,14 +39981,14 @@ var require_picomatch2 = __commonJS({
     "use strict";
     var pico = require_picomatch();
     var utils = require_utils2();
-    function picomatch3(glob2, options, returnState = false) {
+    function picomatch5(glob2, options, returnState = false) {
       if (options && (options.windows === null || options.windows === void 0)) {
         options = { ...options, windows: utils.isWindows() };
       }
       return pico(glob2, options, returnState);
     }
-    Object.assign(picomatch3, pico);
-    module.exports = picomatch3;
+    Object.assign(picomatch5, pico);
+    module.exports = picomatch5;
   }
 });
 
@@ -40550,11 +40592,12 @@ function inferNode(node, shapes, values) {
   }
   switch (op) {
     case "Conv":
+    case "ConvInteger":
     case "ConvTranspose": {
       const w = s(1);
       if (!x2 || !w) return;
       const group2 = attrInt(node, "group", 1);
-      const cout = op === "Conv" ? w[0] : w[1] * group2;
+      const cout = op === "ConvTranspose" ? w[1] * group2 : w[0];
       const sp = convOutput(node, x2, w, op === "ConvTranspose");
       set(sp && [x2[0], cout, ...sp]);
       return;
@@ -40598,7 +40641,8 @@ function inferNode(node, shapes, values) {
       set([m, n]);
       return;
     }
-    case "MatMul": {
+    case "MatMul":
+    case "MatMulInteger": {
       const w = s(1);
       if (!x2 || !w) return;
       const a = x2.length === 1 ? [1, x2[0]] : x2;
@@ -40783,7 +40827,10 @@ var init_shapes = __esm({
       "ThresholdedRelu",
       "Sign",
       "Sin",
-      "Cos"
+      "Cos",
+      "QuantizeLinear",
+      "DequantizeLinear",
+      "DynamicQuantizeLinear"
     ]);
     BROADCAST = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "And", "Or", "Mod", "LessOrEqual", "GreaterOrEqual", "Expand"]);
   }
@@ -41943,6 +41990,8 @@ function nodeMacs(node, shapes) {
   if (!x2 || !w || !y) return null;
   switch (node.opType) {
     case "Conv":
+    // every output element: Cin/groups * prod(kernel) MACs
+    case "ConvInteger":
       return numel(y) * numel(w.slice(1));
     case "ConvTranspose":
       return numel(x2) * numel(w.slice(1));
@@ -41951,6 +42000,7 @@ function nodeMacs(node, shapes) {
       return numel(y) * k;
     }
     case "MatMul":
+    case "MatMulInteger":
       return numel(y) * x2[x2.length - 1];
     default:
       return null;
@@ -41961,8 +42011,9 @@ function modelCost(model) {
   const { shapes } = inferShapes(index, 1);
   let params = 0;
   let nonzero = 0;
+  const { stored, auxiliary } = quantizedWeights(index);
   for (const t of index.initializers.values()) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    if (auxiliary.has(t.name) || !FLOAT_TYPES.has(t.dataType) && !stored.has(t.name)) continue;
     const values = tensorToFloat32(t);
     params += values.length;
     for (let i2 = 0; i2 < values.length; i2++) if (values[i2] !== 0) nonzero++;
@@ -41977,12 +42028,37 @@ function modelCost(model) {
     else macs += m;
     let p = 0;
     for (const i2 of n.input.slice(1)) {
-      const t = index.initializers.get(i2);
-      if (t && FLOAT_TYPES.has(t.dataType)) p += numel(tensorDims(t));
+      const t = weightTensor(index, i2);
+      if (t && (FLOAT_TYPES.has(t.dataType) || stored.has(t.name))) p += numel(tensorDims(t));
     }
     nodes.push({ node: nodeLabel(n), opType: n.opType, macs: m, params: p });
   }
   return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
+}
+function quantizedWeights(index) {
+  const stored = /* @__PURE__ */ new Set();
+  const auxiliary = /* @__PURE__ */ new Set();
+  for (const n of index.graph.node) {
+    if (n.opType === "Mul" && n.input.some((i2) => index.producer.get(i2)?.opType === "DynamicQuantizeLinear")) {
+      for (const i2 of n.input) if (index.initializers.has(i2)) auxiliary.add(i2);
+      continue;
+    }
+    if (n.opType === "MatMulInteger" || n.opType === "ConvInteger") {
+      if (index.initializers.has(n.input[1])) stored.add(n.input[1]);
+      for (const i2 of n.input.slice(2)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
+      continue;
+    }
+    if (n.opType !== "DequantizeLinear" && n.opType !== "QuantizeLinear") continue;
+    if (n.opType === "DequantizeLinear" && index.initializers.has(n.input[0])) stored.add(n.input[0]);
+    for (const i2 of n.input.slice(1)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
+  }
+  return { stored, auxiliary };
+}
+function weightTensor(index, name) {
+  const t = index.initializers.get(name);
+  if (t) return t;
+  const p = index.producer.get(name);
+  return p && p.opType === "DequantizeLinear" ? index.initializers.get(p.input[0]) : void 0;
 }
 var MAC_OPS2;
 var init_flops = __esm({
@@ -41991,7 +42067,7 @@ var init_flops = __esm({
     init_graph();
     init_shapes();
     init_tensor();
-    MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+    MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul", "MatMulInteger", "ConvInteger"]);
   }
 });
 
@@ -42886,8 +42962,8 @@ var init_adam = __esm({
 });
 
 // src/recover/distill/gradients.ts
-function unsupported(c, detail) {
-  throw new UnsupportedOp(c.node.opType, c.node.name || c.node.output[0], detail);
+function unsupported(c, detail2) {
+  throw new UnsupportedOp(c.node.opType, c.node.name || c.node.output[0], detail2);
 }
 function explicitPads(node, xs, ys, kernel, strides, dil) {
   const r = kernel.length;
@@ -42922,8 +42998,8 @@ var init_gradients = __esm({
     init_graph();
     init_tensor();
     UnsupportedOp = class extends Error {
-      constructor(opType, node, detail = "") {
-        super(`${opType} node '${node}'${detail ? ` (${detail})` : ""}`);
+      constructor(opType, node, detail2 = "") {
+        super(`${opType} node '${node}'${detail2 ? ` (${detail2})` : ""}`);
         this.opType = opType;
         this.node = node;
       }
@@ -45554,7 +45630,7 @@ var init_format = __esm({
 function defaultStringLength(value) {
   return value.length;
 }
-function markdownTable(table2, options) {
+function markdownTable(table3, options) {
   const settings = options || {};
   const align = (settings.align || []).concat();
   const stringLength = settings.stringLength || defaultStringLength;
@@ -45564,23 +45640,23 @@ function markdownTable(table2, options) {
   const longestCellByColumn = [];
   let mostCellsPerRow = 0;
   let rowIndex = -1;
-  while (++rowIndex < table2.length) {
+  while (++rowIndex < table3.length) {
     const row2 = [];
     const sizes2 = [];
     let columnIndex2 = -1;
-    if (table2[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table2[rowIndex].length;
+    if (table3[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table3[rowIndex].length;
     }
-    while (++columnIndex2 < table2[rowIndex].length) {
-      const cell2 = serialize(table2[rowIndex][columnIndex2]);
+    while (++columnIndex2 < table3[rowIndex].length) {
+      const cell3 = serialize(table3[rowIndex][columnIndex2]);
       if (settings.alignDelimiters !== false) {
-        const size = stringLength(cell2);
+        const size = stringLength(cell3);
         sizes2[columnIndex2] = size;
         if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
           longestCellByColumn[columnIndex2] = size;
         }
       }
-      row2.push(cell2);
+      row2.push(cell3);
     }
     cellMatrix[rowIndex] = row2;
     sizeMatrix[rowIndex] = sizes2;
@@ -45615,7 +45691,7 @@ function markdownTable(table2, options) {
       1,
       longestCellByColumn[columnIndex] - before.length - after.length
     );
-    const cell2 = before + "-".repeat(size) + after;
+    const cell3 = before + "-".repeat(size) + after;
     if (settings.alignDelimiters !== false) {
       size = before.length + size + after.length;
       if (size > longestCellByColumn[columnIndex]) {
@@ -45623,7 +45699,7 @@ function markdownTable(table2, options) {
       }
       sizes[columnIndex] = size;
     }
-    row[columnIndex] = cell2;
+    row[columnIndex] = cell3;
   }
   cellMatrix.splice(1, 0, row);
   sizeMatrix.splice(1, 0, sizes);
@@ -45636,7 +45712,7 @@ function markdownTable(table2, options) {
     columnIndex = -1;
     const line = [];
     while (++columnIndex < cellsInRow) {
-      const cell2 = row2[columnIndex] || "";
+      const cell3 = row2[columnIndex] || "";
       let before = "";
       let after = "";
       if (settings.alignDelimiters !== false) {
@@ -45662,13 +45738,13 @@ function markdownTable(table2, options) {
       }
       if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
       // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell2 === "") && (settings.delimiterStart !== false || columnIndex)) {
+      !(settings.alignDelimiters === false && cell3 === "") && (settings.delimiterStart !== false || columnIndex)) {
         line.push(" ");
       }
       if (settings.alignDelimiters !== false) {
         line.push(before);
       }
-      line.push(cell2);
+      line.push(cell3);
       if (settings.alignDelimiters !== false) {
         line.push(after);
       }
@@ -45972,8 +46048,8 @@ var init_renderSensitivity = __esm({
 });
 
 // src/ledger/renderSummary.ts
-function baseName(path18) {
-  return path18.split(/[\\/]/).pop() || path18;
+function baseName(path20) {
+  return path20.split(/[\\/]/).pop() || path20;
 }
 function denseStep(model) {
   return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
@@ -45991,7 +46067,8 @@ function summaryParts(model) {
   const final = finalStep(model);
   const parts = [];
   if (dense && final) {
-    parts.push(sparsityPhrase(model.method, final.sparsity));
+    if (final.quantize) parts.push(`INT8 (${ratio(final.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
+    if (!final.quantize || final.sparsity >= 0.05) parts.push(sparsityPhrase(model.method, final.sparsity));
     if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
       const speedup = dense.latency.p50_ms / final.latency.p50_ms;
       if (final.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
@@ -46234,6 +46311,53 @@ var init_renderReview = __esm({
   }
 });
 
+// src/ledger/renderQuantize.ts
+function quantizeSection(model) {
+  const step = model.steps.find((s) => s.quantize);
+  const q = step?.quantize;
+  if (!q) return void 0;
+  const k = q.kernels;
+  const how = q.calibration ? `static QDQ, uint8 activations, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits; ${q.calibration.method} calibration on ${q.calibration.samples} samples, decisions on ${q.calibration.decision_samples}` : `dynamic: uint8 activations quantized per batch at run time, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits`;
+  const lines2 = [
+    `**Quantization** <sub>(${step.name}: ${how})</sub>`,
+    `- ${q.weights.reason}`,
+    (q.calib_quality ? `- calibration ${q.calib_quality.metric}: float ${percent(q.calib_quality.float, 2)}, INT8 ${percent(q.calib_quality.quantized, 2)}; ` : "- ") + `${q.quantized_nodes} nodes quantized, ${q.absorbed_relus} Relu absorbed, ${q.folded_batch_norms} BatchNorm folded`,
+    `- onnxruntime runs ${k.layers.filter((l) => l.integer).length} of ${k.layers.length} layers in integer kernels; ${k.boundaries} QuantizeLinear/DequantizeLinear left (float \u2194 int8 crossings), ${k.float_compute_nodes} float Conv/Gemm/MatMul`
+  ];
+  if (q.variants.length > 1) {
+    lines2.push(
+      table2([
+        ["Plan", "Kept float", "Calib quality", "Speedup vs float", "Chosen"],
+        ...q.variants.map((v) => [v.name, v.keep_float.length ? v.keep_float.join(", ") : DASH2, percent(v.calib_quality, 2), v.speedup === null ? DASH2 : ratio(v.speedup, 2), v.chosen ? "\u2714" : ""])
+      ])
+    );
+  }
+  const errors = new Map(q.layer_errors.map((e) => [e.node, e]));
+  const floatReason = new Map(q.float_layers.map((f) => [f.node, f.reason]));
+  lines2.push(
+    table2([
+      ["Layer", "Op", "Kernel", "Error in \u2192 out"],
+      ...k.layers.map((l) => {
+        const e = errors.get(l.node);
+        const reason = floatReason.get(l.node);
+        return [l.node, l.op, `${l.kernel}${reason ? ` (float: ${reason})` : ""}`, e ? `${percent(e.input_error, 2)} \u2192 ${percent(e.output_error, 2)}` : DASH2];
+      })
+    ])
+  );
+  return lines2.join("\n\n");
+}
+var DASH2, cell2, table2;
+var init_renderQuantize = __esm({
+  "src/ledger/renderQuantize.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_format();
+    DASH2 = "\u2014";
+    cell2 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    table2 = (rows2) => markdownTable(rows2.map((r) => r.map(cell2)), { alignDelimiters: false });
+  }
+});
+
 // src/ledger/renderSchedule.ts
 function scheduleSection(model) {
   const s = model.schedule;
@@ -46338,7 +46462,7 @@ function funnelSection(model) {
   const lines2 = [
     `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs on nonzero weights; p50 and p95 in the step table)</sub>`,
     table([
-      ["Step", "Nonzero params", "MACs run", "MACs on nonzero weights", "Ideal speedup", "Measured speedup (p50)", "Efficiency"],
+      ["Step", "Nonzero params", "MACs run", "MACs on nonzero weights", "Weight bytes", "Ideal speedup", "Measured speedup (p50)", "Efficiency"],
       ...steps.map((s) => {
         const f = s.funnel;
         return [
@@ -46346,6 +46470,7 @@ function funnelSection(model) {
           percent(f.params_ratio),
           percent(f.flops_ratio),
           percent(f.sparse_flops_ratio),
+          orDash(f.bytes_ratio, (x2) => percent(x2)),
           ratio(f.ideal_speedup),
           speedCell(s),
           s === dense ? DASH : orDash(f.efficiency, (x2) => percent(x2, 0))
@@ -46354,7 +46479,7 @@ function funnelSection(model) {
     ])
   ];
   const final = finalStep(model);
-  if (final?.funnel && zerosNotSkipped(model.method)) {
+  if (final?.funnel && zerosNotSkipped(model.method) && !final.quantize) {
     const f = final.funnel;
     const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
     lines2.push(
@@ -46473,6 +46598,7 @@ ${budgetTable(model)}`];
     model.steps.length > 0 ? stepTables(model) : void 0,
     scheduleSection(model),
     funnelSection(model),
+    quantizeSection(model),
     classTable(model),
     model.notes?.length ? ["**Notes**", ...model.notes.map((n) => `- ${cell(withoutAbsolutePaths(n))}`)].join("\n") : void 0,
     costTable(model.steps),
@@ -46517,6 +46643,7 @@ var init_render = __esm({
     init_markdown();
     init_renderCharts();
     init_renderReview();
+    init_renderQuantize();
     init_renderSchedule();
     init_renderSummary();
     init_renderSummary();
@@ -46585,27 +46712,31 @@ var init_ledgerFile = __esm({
 function weightFacts(model) {
   const index = new GraphIndex(model.graph);
   const density = /* @__PURE__ */ new Map();
+  const { stored, auxiliary } = quantizedWeights(index);
   let sparseBytes = 0;
+  let weightBytes2 = 0;
   for (const t of index.initializers.values()) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    if (auxiliary.has(t.name) || !FLOAT_TYPES.has(t.dataType) && !stored.has(t.name)) continue;
     const v = tensorToFloat32(t);
     let nonzero = 0;
     for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    sparseBytes += Math.ceil(v.length / 8) + nonzero * (FLOAT_SIZE[t.dataType] ?? 4);
+    const size = ITEM_SIZE2[t.dataType] ?? 4;
+    sparseBytes += Math.ceil(v.length / 8) + nonzero * size;
+    weightBytes2 += v.length * size;
     density.set(t.name, v.length ? nonzero / v.length : 1);
   }
-  const macNodes = index.order.filter((n) => MAC_OPS3.has(n.opType));
+  const macNodes = index.order.filter((n) => MAC_OPS2.has(n.opType));
   const cost = modelCost(model);
   let sparseMacs = 0;
   cost.nodes.forEach((c, k) => {
     if (c.macs === null) return;
     const node = macNodes[k];
-    const weight = node.opType === "MatMul" ? node.input.find((i2) => index.initializers.has(i2) && tensorDims(index.initializers.get(i2)).length >= 2) : node.input[1];
-    const t = weight ? index.initializers.get(weight) : void 0;
+    const weight = node.opType === "MatMul" || node.opType === "MatMulInteger" ? node.input.slice(0, 2).find((i2) => (weightTensor(index, i2)?.dims.length ?? 0) >= 2) : node.input[1];
+    const t = weight ? weightTensor(index, weight) : void 0;
     const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
     sparseMacs += c.macs * d;
   });
-  return { sparseBytes, sparseMacs };
+  return { sparseBytes, sparseMacs, weightBytes: weightBytes2 };
 }
 function mannWhitneyP(x2, y) {
   const n1 = x2.length;
@@ -46632,7 +46763,7 @@ function mannWhitneyP(x2, y) {
   return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
 }
 function speedFunnel(input) {
-  const { dense, step, stepFacts, denseSamples, stepSamples } = input;
+  const { dense, step, stepFacts, denseFacts, denseSamples, stepSamples } = input;
   const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
   const measured = denseSamples.length > 0 && stepSamples.length > 0;
   const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
@@ -46643,6 +46774,7 @@ function speedFunnel(input) {
     params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
     flops_ratio: ratioOr1(step.flops, dense.flops),
     sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
+    bytes_ratio: ratioOr1(stepFacts.weightBytes, denseFacts.weightBytes),
     ideal_speedup: idealSpeedup,
     speedup,
     efficiency: speedup === null ? null : speedup / idealSpeedup,
@@ -46650,7 +46782,7 @@ function speedFunnel(input) {
     speed
   };
 }
-var FLOAT_SIZE, MAC_OPS3, SPEED_ALPHA, ratioOr1;
+var ITEM_SIZE2, SPEED_ALPHA, ratioOr1;
 var init_funnel = __esm({
   "src/measure/funnel.ts"() {
     "use strict";
@@ -46658,8 +46790,7 @@ var init_funnel = __esm({
     init_flops();
     init_graph();
     init_tensor();
-    FLOAT_SIZE = { 1: 4, 10: 2, 11: 8, 16: 2 };
-    MAC_OPS3 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+    ITEM_SIZE2 = { 1: 4, 10: 2, 11: 8, 16: 2, [3 /* INT8 */]: 1, [2 /* UINT8 */]: 1, [6 /* INT32 */]: 4 };
     SPEED_ALPHA = 0.05;
     ratioOr1 = (a, b) => b > 0 ? a / b : 1;
   }
@@ -46804,7 +46935,7 @@ async function timeSteps(measured, data, config2, provider, progress) {
   const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
   measured.forEach((m, i2) => {
     m.step.sparse_bytes = facts[i2].sparseBytes;
-    m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
+    m.step.funnel = speedFunnel({ dense: measured[0].step, denseFacts: facts[0], step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
   });
   for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider });
   return samples;
@@ -47091,11 +47222,1050 @@ var init_gradual = __esm({
   }
 });
 
-// src/pipeline/run.ts
+// src/quantize/kernels.ts
 import * as fs15 from "node:fs";
+import * as os8 from "node:os";
 import * as path9 from "node:path";
+function kernelReport(written, optimised) {
+  const ops = {};
+  let integer2 = 0;
+  let floatCompute = 0;
+  let boundaries = 0;
+  for (const n of optimised.graph.node) {
+    const key = n.domain && n.domain !== "ai.onnx" ? `${n.domain}.${n.opType}` : n.opType;
+    ops[key] = (ops[key] ?? 0) + 1;
+    if (INTEGER_OPS.test(n.opType)) integer2++;
+    else if (FLOAT_COMPUTE.test(n.opType)) floatCompute++;
+    else if (n.opType === "QuantizeLinear" || n.opType === "DequantizeLinear") boundaries++;
+  }
+  const nodes = optimised.graph.node;
+  const compute = nodes.filter((o) => o.opType !== "QuantizeLinear" && o.opType !== "DequantizeLinear");
+  const consumers = written.graph.node;
+  const byOutput = (t) => !t ? void 0 : compute.find((o) => o.name === `${t}_nchwc` || o.name.startsWith(`${t}_nchwc`)) ?? compute.find((o) => o.output.includes(t));
+  const find = (n) => {
+    const act = consumers.filter((c) => c.input[0] === n.output[0]);
+    return nodes.find((o) => o.name.replace(/_token_\d+$/, "") === n.name) ?? // fusions that keep the node's name as a prefix (`<name>/MatMulScaleFusion/`)
+    compute.find((o) => o.name.startsWith(`${n.name}/`)) ?? byOutput(n.output[0]) ?? (act.length === 1 && ["Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSigmoid"].includes(act[0].opType) ? byOutput(act[0].output[0]) : void 0);
+  };
+  const layers = [];
+  for (const n of written.graph.node) {
+    if (!COMPUTE.has(n.opType) || !n.name) continue;
+    const o = find(n);
+    const kernel = !o ? "unknown" : o.domain && o.domain !== "ai.onnx" && o.domain !== "com.microsoft" ? `${o.opType} (${o.domain})` : o.opType;
+    layers.push({ node: n.name, op: n.opType, kernel, integer: !!o && INTEGER_OPS.test(o.opType) });
+  }
+  return { ops: Object.fromEntries(Object.entries(ops).sort(([a], [b]) => a.localeCompare(b))), integer_nodes: integer2, float_compute_nodes: floatCompute, boundaries, layers };
+}
+async function optimisedGraph(modelPath, threads = 1) {
+  const { ort } = onnxruntime();
+  const dir = fs15.mkdtempSync(path9.join(process.env.RUNNER_TEMP || os8.tmpdir(), "prune-guard-kernels-"));
+  const done = onInterrupt(() => fs15.rmSync(dir, { recursive: true, force: true }));
+  try {
+    const file = path9.join(dir, "optimised.onnx");
+    let session;
+    try {
+      session = await ort.InferenceSession.create(modelPath, { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: threads, optimizedModelFilePath: file, logSeverityLevel: 3 });
+    } catch (e) {
+      throw new UserError(`${modelPath}: onnxruntime cannot load the quantized model: ${shortOrtError(describe(e))}`);
+    }
+    await session.release();
+    return loadModel(file).proto;
+  } finally {
+    fs15.rmSync(dir, { recursive: true, force: true });
+    done();
+  }
+}
+var INTEGER_OPS, FLOAT_COMPUTE, COMPUTE;
+var init_kernels = __esm({
+  "src/quantize/kernels.ts"() {
+    "use strict";
+    init_cleanup();
+    init_errors();
+    init_model();
+    init_ort();
+    init_ortErrors();
+    INTEGER_OPS = /^(QLinear\w+|QGemm|QAttention|ConvInteger|MatMulInteger|MatMulIntegerToFloat|DynamicQuantizeMatMul|QuantizeBFP|NhwcMaxPool)$/;
+    FLOAT_COMPUTE = /^(Conv|FusedConv|Gemm|FusedGemm|MatMul|FusedMatMul|ConvTranspose)$/;
+    COMPUTE = /* @__PURE__ */ new Set(["Conv", "Gemm", "MatMul", "ConvTranspose", "MatMulInteger", "ConvInteger"]);
+  }
+});
+
+// src/quantize/calibrate.ts
+function tailThreshold(h, tail) {
+  let cum = 0;
+  for (let i2 = h.counts.length - 1; i2 >= 0; i2--) {
+    cum += h.counts[i2];
+    if (cum > tail) return (i2 + 1) * h.width;
+  }
+  return 0;
+}
+function percentileRange(h, percentile = DEFAULT_PERCENTILE) {
+  const tail = (100 - percentile) / 200 * h.total;
+  return {
+    min: h.negative.total > 0 ? -Math.min(h.negative.extent, tailThreshold(h.negative, tail)) : h.observed.min,
+    max: h.positive.total > 0 ? Math.min(h.positive.extent, tailThreshold(h.positive, tail)) : h.observed.max
+  };
+}
+function entropyRange(h) {
+  const neg = h.negative.extent;
+  const pos = h.positive.extent;
+  const side = (m, extent, fallback) => {
+    if (m.total === 0) return fallback;
+    const levels = Math.max(8, Math.min(255, Math.round(255 * extent / (neg + pos))));
+    return Math.min(extent, entropyThreshold(m, levels));
+  };
+  return { min: -side(h.negative, neg, -h.observed.min), max: side(h.positive, pos, h.observed.max) };
+}
+function entropyThreshold(h, levels) {
+  const counts2 = h.counts;
+  const bins = counts2.length;
+  if (bins <= levels) return h.extent;
+  let total2 = 0;
+  for (let i2 = 0; i2 < bins; i2++) total2 += counts2[i2];
+  if (total2 === 0) return 0;
+  const beyond = new Float64Array(bins + 1);
+  for (let i2 = bins - 1; i2 >= 0; i2--) beyond[i2] = beyond[i2 + 1] + counts2[i2];
+  let best = bins;
+  let bestKl = Infinity;
+  const p = new Float64Array(bins);
+  const q = new Float64Array(bins);
+  for (let kept = levels; kept <= bins; kept++) {
+    for (let i2 = 0; i2 < kept; i2++) p[i2] = counts2[i2];
+    p[kept - 1] += beyond[kept];
+    const perLevel = kept / levels;
+    for (let j = 0; j < levels; j++) {
+      const start = Math.floor(j * perLevel);
+      const end = j === levels - 1 ? kept : Math.floor((j + 1) * perLevel);
+      let mass = 0;
+      let nonzero = 0;
+      for (let i2 = start; i2 < end; i2++) {
+        mass += counts2[i2];
+        if (counts2[i2] > 0) nonzero++;
+      }
+      const each = nonzero > 0 ? mass / nonzero : 0;
+      for (let i2 = start; i2 < end; i2++) q[i2] = counts2[i2] > 0 ? each : 0;
+    }
+    let pMass = 0;
+    let qMass = 0;
+    for (let i2 = 0; i2 < kept; i2++) {
+      pMass += p[i2];
+      qMass += q[i2];
+    }
+    if (qMass === 0) continue;
+    let kl = 0;
+    for (let i2 = 0; i2 < kept; i2++) {
+      if (p[i2] === 0) continue;
+      const pi = p[i2] / pMass;
+      kl += pi * Math.log(pi / Math.max(q[i2] / qMass, SMOOTHING));
+    }
+    if (kl < bestKl) {
+      bestKl = kl;
+      best = kept;
+    }
+  }
+  return best * h.width;
+}
+var HISTOGRAM_BINS, SMOOTHING, DEFAULT_PERCENTILE, MinMax, MagnitudeHistogram, SignedHistogram, RangeCalibrator;
+var init_calibrate = __esm({
+  "src/quantize/calibrate.ts"() {
+    "use strict";
+    HISTOGRAM_BINS = 2048;
+    SMOOTHING = 1e-4;
+    DEFAULT_PERCENTILE = 99.999;
+    MinMax = class {
+      min = Infinity;
+      max = -Infinity;
+      add(values) {
+        let lo = this.min;
+        let hi = this.max;
+        for (let i2 = 0; i2 < values.length; i2++) {
+          const v = values[i2];
+          if (v < lo) lo = v;
+          if (v > hi) hi = v;
+        }
+        this.min = lo;
+        this.max = hi;
+      }
+      range() {
+        return Number.isFinite(this.min) ? { min: this.min, max: this.max } : { min: 0, max: 0 };
+      }
+    };
+    MagnitudeHistogram = class {
+      constructor(extent, bins = HISTOGRAM_BINS) {
+        this.extent = extent;
+        this.counts = new Float64Array(bins);
+        this.width = extent > 0 ? extent / bins : 1;
+      }
+      extent;
+      counts;
+      width;
+      total = 0;
+      addMagnitude(m) {
+        const b = Math.floor(m / this.width);
+        this.counts[b >= this.counts.length ? this.counts.length - 1 : b]++;
+        this.total++;
+      }
+    };
+    SignedHistogram = class {
+      constructor(observed, bins = HISTOGRAM_BINS) {
+        this.observed = observed;
+        this.negative = new MagnitudeHistogram(Math.max(0, -observed.min), bins);
+        this.positive = new MagnitudeHistogram(Math.max(0, observed.max), bins);
+      }
+      observed;
+      negative;
+      positive;
+      zeros = 0;
+      add(values) {
+        for (let i2 = 0; i2 < values.length; i2++) {
+          const v = values[i2];
+          if (v > 0) this.positive.addMagnitude(v);
+          else if (v < 0) this.negative.addMagnitude(-v);
+          else if (v === 0) this.zeros++;
+        }
+      }
+      get total() {
+        return this.negative.total + this.positive.total + this.zeros;
+      }
+    };
+    RangeCalibrator = class {
+      constructor(method2, percentile = DEFAULT_PERCENTILE, bins = HISTOGRAM_BINS) {
+        this.method = method2;
+        this.percentile = percentile;
+        this.bins = bins;
+      }
+      method;
+      percentile;
+      bins;
+      minMax = /* @__PURE__ */ new Map();
+      histograms;
+      get needsSecondPass() {
+        return this.method !== "minmax";
+      }
+      get inSecondPass() {
+        return this.histograms !== void 0;
+      }
+      observe(tensor, values) {
+        if (this.histograms) {
+          this.histograms.get(tensor)?.add(values);
+          return;
+        }
+        let m = this.minMax.get(tensor);
+        if (!m) {
+          m = new MinMax();
+          this.minMax.set(tensor, m);
+        }
+        m.add(values);
+      }
+      startSecondPass() {
+        this.histograms = /* @__PURE__ */ new Map();
+        for (const [name, m] of this.minMax) this.histograms.set(name, new SignedHistogram(m.range(), this.bins));
+      }
+      ranges() {
+        const out = /* @__PURE__ */ new Map();
+        for (const [name, m] of this.minMax) {
+          const observed = m.range();
+          const h = this.histograms?.get(name);
+          if (this.method === "minmax" || !h) {
+            out.set(name, observed);
+            continue;
+          }
+          out.set(name, this.method === "percentile" ? percentileRange(h, this.percentile) : entropyRange(h));
+        }
+        return out;
+      }
+    };
+  }
+});
+
+// src/quantize/calibration.ts
+async function calibrateRanges(model, calib, tensors, method2, threads = 0) {
+  const calibrator = new RangeCalibrator(method2);
+  const session = await sessionFromModel(withExtraOutputs(model, tensors), threads, { lean: true });
+  try {
+    const batch = boundedBatch(model, 128);
+    const pass = () => streamActivations([{ session, fetch: tensors }], calib, batch, ([acts]) => {
+      for (const [name, a] of acts) calibrator.observe(name, a.data);
+    });
+    await pass();
+    if (calibrator.needsSecondPass) {
+      calibrator.startSecondPass();
+      await pass();
+    }
+  } finally {
+    await session.release();
+  }
+  return calibrator.ranges();
+}
+var init_calibration = __esm({
+  "src/quantize/calibration.ts"() {
+    "use strict";
+    init_activationBudget();
+    init_session();
+    init_subgraph();
+    init_calibrate();
+  }
+});
+
+// src/quantize/foldBatchNorm.ts
+function foldBatchNorms(model) {
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
+  const folded = [];
+  const stale = [];
+  for (const bn of index.order) {
+    if (bn.opType !== "BatchNormalization" || bn.output.filter((o) => o).length !== 1) continue;
+    const conv2 = index.producer.get(bn.input[0]);
+    if (!conv2 || conv2.opType !== "Conv" || stale.includes(conv2.output[0])) continue;
+    if (index.consumersOf(conv2.output[0]).length !== 1 || index.graphOutputs.has(conv2.output[0])) continue;
+    const w = index.initializers.get(conv2.input[1]);
+    const bias = conv2.input[2] ? index.initializers.get(conv2.input[2]) : void 0;
+    const consts = bn.input.slice(1, 5).map((n) => constantThroughIdentity(index, n));
+    if (!w || w.dataType !== 1 /* FLOAT */ || conv2.input[2] && !bias || consts.some((c) => !c)) continue;
+    if (index.consumersOf(w.name).length !== 1 || bias && index.consumersOf(bias.name).length !== 1) continue;
+    const [gamma, beta, mean2, variance] = consts.map((c) => tensorToFloat32(c));
+    const eps = attrFloat(bn, "epsilon", 1e-5);
+    const dims = tensorDims(w);
+    const channels = dims[0];
+    if ([gamma, beta, mean2, variance].some((a) => a.length !== channels)) continue;
+    const weights = tensorToFloat32(w);
+    const per = numel(dims) / channels;
+    const b = bias ? tensorToFloat32(bias) : new Float32Array(channels);
+    const newBias = new Float32Array(channels);
+    for (let c = 0; c < channels; c++) {
+      const k = gamma[c] / Math.sqrt(variance[c] + eps);
+      for (let i2 = 0; i2 < per; i2++) weights[c * per + i2] *= k;
+      newBias[c] = (b[c] - mean2[c]) * k + beta[c];
+    }
+    ed.adoptInitializer(w.name, weights);
+    if (bias) ed.replaceInitializer(bias.name, newBias);
+    else ed.setInput(conv2, 2, ed.addFloatInitializer(`${conv2.name || conv2.output[0]}_folded_bias`, [channels], newBias));
+    stale.push(conv2.output[0]);
+    ed.removeNode(bn);
+    ed.setOutput(conv2, 0, bn.output[0]);
+    folded.push(bn.name || bn.output[0]);
+  }
+  if (folded.length === 0) return { model: ed.model, folded };
+  ed.dropValueInfo(stale);
+  ed.dropUnread(/* @__PURE__ */ new Set(["Identity", "Constant"]), { initializers: true });
+  return { model: ed.model, folded };
+}
+function constantThroughIdentity(index, tensor) {
+  let name = tensor;
+  for (let hops = 0; hops < 16; hops++) {
+    const c = index.constant(name);
+    if (c) return c;
+    const p = index.producer.get(name);
+    if (!p || p.opType !== "Identity") return void 0;
+    name = p.input[0];
+  }
+  return void 0;
+}
+var init_foldBatchNorm = __esm({
+  "src/quantize/foldBatchNorm.ts"() {
+    "use strict";
+    init_edit();
+    init_graph();
+    init_tensor();
+  }
+});
+
+// src/quantize/params.ts
+function weightQMax(bits2) {
+  return bits2 === 8 ? 127 : 64;
+}
+function roundHalfEven(x2) {
+  const r = Math.round(x2);
+  return Math.abs(x2 % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+function activationParams(range2) {
+  const lo = Math.min(range2.min, 0);
+  const hi = Math.max(range2.max, 0);
+  if (!(hi > lo)) return { scale: 1, zeroPoint: 0 };
+  const scale2 = Math.fround((hi - lo) / 255);
+  const zeroPoint = Math.min(255, Math.max(0, roundHalfEven(-lo / scale2)));
+  return { scale: scale2, zeroPoint };
+}
+function quantizeWeight(values, dims, axis, bits2) {
+  const qmax = weightQMax(bits2);
+  const channels = axis < 0 ? 1 : dims[axis];
+  const inner = axis < 0 ? values.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const outer = axis < 0 ? 1 : dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const scales = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    let absMax = 0;
+    for (let o = 0; o < outer; o++) {
+      const base = (o * channels + c) * inner;
+      for (let i2 = 0; i2 < inner; i2++) {
+        const a = Math.abs(values[base + i2]);
+        if (a > absMax) absMax = a;
+      }
+    }
+    scales[c] = absMax > 0 ? Math.fround(absMax / qmax) : 1;
+  }
+  const q = new Int8Array(values.length);
+  for (let o = 0; o < outer; o++) {
+    for (let c = 0; c < channels; c++) {
+      const base = (o * channels + c) * inner;
+      const s = scales[c];
+      for (let i2 = 0; i2 < inner; i2++) {
+        const v = roundHalfEven(values[base + i2] / s);
+        q[base + i2] = v > qmax ? qmax : v < -qmax ? -qmax : v;
+      }
+    }
+  }
+  return { values: q, scales, axis };
+}
+function quantizeBias(bias, inputScale, weightScales) {
+  const scales = new Float32Array(bias.length);
+  const values = new Int32Array(bias.length);
+  for (let c = 0; c < bias.length; c++) {
+    const s = Math.fround(inputScale * weightScales[weightScales.length === 1 ? 0 : c]);
+    scales[c] = s;
+    const v = roundHalfEven(bias[c] / s);
+    values[c] = Math.max(-INT32_MAX2, Math.min(INT32_MAX2, v));
+  }
+  return { values, scales };
+}
+var INT32_MAX2;
+var init_params = __esm({
+  "src/quantize/params.ts"() {
+    "use strict";
+    INT32_MAX2 = 2 ** 31 - 1;
+  }
+});
+
+// src/quantize/qdq.ts
+function qdqSupport(model) {
+  const opset = opsetVersion(model);
+  if (opset < MIN_QDQ_OPSET) return { kind: "unsupported", reason: `opset ${opset} has no QuantizeLinear/DequantizeLinear (they start at opset ${MIN_QDQ_OPSET}); re-export the model at opset 13 or later` };
+  const g2 = model.graph;
+  const inits = new Set(g2.initializer.map((t) => t.name));
+  const floatInput = g2.input.find((i2) => !inits.has(i2.name) && i2.type?.value.case === "tensorType" && i2.type.value.value.elemType !== 1 /* FLOAT */ && [10 /* FLOAT16 */, 16 /* BFLOAT16 */, 11 /* DOUBLE */].includes(i2.type.value.value.elemType));
+  if (floatInput) return { kind: "unsupported", reason: `input '${floatInput.name}' is not float32; INT8 quantization here starts from a float32 model, so quantize the float32 export` };
+  if (opset < PER_CHANNEL_OPSET) return { kind: "per-tensor", reason: `opset ${opset}: DequantizeLinear has no axis before opset 13, so weights get one scale per tensor` };
+  return { kind: "per-channel" };
+}
+function initializerFloat(index, name) {
+  const t = name ? index.initializers.get(name) : void 0;
+  return t && t.dataType === 1 /* FLOAT */ ? t : void 0;
+}
+function activationInputs(node, index) {
+  if (PASS_THROUGH2.has(node.opType)) return [node.input[0]];
+  if (node.opType === "Conv" || node.opType === "Gemm") return [node.input[0]];
+  if (node.opType === "MatMul") return node.input.filter((i2) => !index.initializers.has(i2));
+  return node.input.filter((i2) => i2);
+}
+function quantizableNodes(model) {
+  const index = new GraphIndex(model.graph);
+  const out = [];
+  for (const n of index.order) {
+    const label = nodeLabel(n);
+    if (n.opType === "Conv") {
+      const w = initializerFloat(index, n.input[1]);
+      if (!w || tensorDims(w).length !== 4 || index.initializers.has(n.input[0])) continue;
+      if (n.input[2] && !initializerFloat(index, n.input[2])) continue;
+      const dims = tensorDims(w);
+      const groups = attrInt(n, "group", 1);
+      const inChannels = dims[1] * groups;
+      const depthwise = groups > 1 && groups === inChannels && dims[1] === 1;
+      out.push({ label, opType: n.opType, kind: depthwise ? "depthwise-conv" : "conv", inChannels, groups });
+    } else if (n.opType === "Gemm") {
+      const w = initializerFloat(index, n.input[1]);
+      if (!w || tensorDims(w).length !== 2 || attrInt(n, "transA", 0) !== 0) continue;
+      if (attrFloat(n, "alpha", 1) !== 1 || n.input[2] && attrFloat(n, "beta", 1) !== 1) continue;
+      const c = n.input[2] ? initializerFloat(index, n.input[2]) : void 0;
+      if (n.input[2] && (!c || tensorDims(c).length !== 1)) continue;
+      out.push({ label, opType: n.opType, kind: "gemm" });
+    } else if (n.opType === "MatMul") {
+      const consts = n.input.filter((i2) => index.initializers.has(i2));
+      if (consts.length > 1 || consts.length === 1 && (consts[0] !== n.input[1] || !initializerFloat(index, n.input[1]) || tensorDims(index.initializers.get(n.input[1])).length !== 2)) continue;
+      out.push({ label, opType: n.opType, kind: "matmul" });
+    } else if (ACTIVATION_OPS.has(n.opType)) {
+      if (n.input.some((i2) => i2 && index.constant(i2))) continue;
+      out.push({ label, opType: n.opType, kind: "activation-op" });
+    } else if (PASS_THROUGH2.has(n.opType)) {
+      if (index.constant(n.input[0])) continue;
+      out.push({ label, opType: n.opType, kind: "pass-through" });
+    }
+  }
+  return out;
+}
+function tensorsToCalibrate(model, keepFloat = /* @__PURE__ */ new Set()) {
+  const index = new GraphIndex(model.graph);
+  const chosen2 = chooseNodes(index, keepFloat);
+  const names = /* @__PURE__ */ new Set();
+  for (const n of chosen2) {
+    for (const i2 of activationInputs(n, index)) names.add(i2);
+    names.add(n.output[0]);
+    for (const c of index.consumersOf(n.output[0])) if (c.opType === "Relu") names.add(c.output[0]);
+  }
+  return [...names].filter((t) => t && !index.initializers.has(t));
+}
+function chooseNodes(index, keepFloat) {
+  const allowed = new Set(quantizableNodes({ graph: index.graph }).map((q) => q.label));
+  const core = new Set(index.order.filter((n) => allowed.has(nodeLabel(n)) && !keepFloat.has(nodeLabel(n)) && !PASS_THROUGH2.has(n.opType)));
+  const pass = index.order.filter((n) => allowed.has(nodeLabel(n)) && !keepFloat.has(nodeLabel(n)) && PASS_THROUGH2.has(n.opType));
+  const chosen2 = new Set(core);
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const p of pass) {
+      if (chosen2.has(p)) continue;
+      const producer = index.producer.get(p.input[0]);
+      const toQuantized = index.consumersOf(p.output[0]).some((c) => chosen2.has(c) || c.opType === "Relu" && index.consumersOf(c.output[0]).some((d) => chosen2.has(d)));
+      if (producer && chosen2.has(producer) || toQuantized) {
+        chosen2.add(p);
+        changed = true;
+      }
+    }
+  }
+  return index.order.filter((n) => chosen2.has(n));
+}
+function quantizeQdq(model, opts) {
+  const ed = ModelEditor.copyOf(model);
+  const perChannel = opts.perChannel && ed.opset() >= PER_CHANNEL_OPSET;
+  let index = new GraphIndex(ed.graph);
+  const chosen2 = new Set(chooseNodes(index, opts.keepFloat));
+  const absorbed = [];
+  for (const n of index.order) {
+    if (n.opType !== "Relu") continue;
+    const p = index.producer.get(n.input[0]);
+    if (!p || !chosen2.has(p) || PASS_THROUGH2.has(p.opType) || index.consumersOf(n.input[0]).length !== 1 || index.graphOutputs.has(n.input[0]) || index.graphOutputs.has(n.output[0])) continue;
+    const r = opts.ranges.get(n.output[0]);
+    if (!r || r.min < 0) continue;
+    ed.removeNode(n);
+    ed.setOutput(p, 0, n.output[0]);
+    absorbed.push(nodeLabel(n));
+  }
+  index = new GraphIndex(ed.graph);
+  const order = index.order.filter((n) => chosen2.has(n));
+  const toQuantize = /* @__PURE__ */ new Set();
+  for (const n of order) {
+    for (const i2 of activationInputs(n, index)) if (i2 && !index.initializers.has(i2)) toQuantize.add(i2);
+    toQuantize.add(n.output[0]);
+  }
+  const params = /* @__PURE__ */ new Map();
+  const paramsOf = (t) => {
+    const known = params.get(t);
+    if (known) return known;
+    const p = index.producer.get(t);
+    let q;
+    if (p && chosen2.has(p) && PASS_THROUGH2.has(p.opType) && toQuantize.has(p.input[0])) q = paramsOf(p.input[0]);
+    else {
+      const r = opts.ranges.get(t);
+      if (!r) throw new Error(`quantize: no calibrated range for tensor '${t}'`);
+      q = activationParams(r);
+    }
+    params.set(t, q);
+    return q;
+  };
+  const dataInput = new Map(order.map((n) => [n, activationInputs(n, index)[0]]));
+  const readers = new Map([...toQuantize].map((t) => [t, index.consumersOf(t)]));
+  const quantizedOutput = /* @__PURE__ */ new Map();
+  const dequantized = /* @__PURE__ */ new Map();
+  for (const t of toQuantize) {
+    const q = paramsOf(t);
+    const scale2 = ed.addFloatInitializer(`${t}_scale`, [], Float32Array.of(q.scale));
+    const zp = ed.addIntInitializer(`${t}_zero_point`, [], [q.zeroPoint], 2 /* UINT8 */);
+    if (ed.isGraphOutput(t)) {
+      ed.insertAfter(t, { name: `${t}_QuantizeLinear`, opType: "QuantizeLinear", inputs: [t, scale2, zp] }, `${t}_QuantizeLinear_Input`);
+      const dq = ed.insertAfter(t, { name: `${t}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [t, scale2, zp] }, `${t}_QuantizeLinear_Output`);
+      quantizedOutput.set(t, dq.input[0]);
+      continue;
+    }
+    const qOut = ed.fresh(`${t}_QuantizeLinear_Output`);
+    const dqOut = ed.fresh(`${t}_DequantizeLinear_Output`);
+    ed.addNode({ name: `${t}_QuantizeLinear`, opType: "QuantizeLinear", inputs: [t, scale2, zp], outputs: [qOut] });
+    ed.addNode({ name: `${t}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [qOut, scale2, zp], outputs: [dqOut] });
+    quantizedOutput.set(t, qOut);
+    dequantized.set(t, dqOut);
+  }
+  for (const [t, nodes] of readers) {
+    const dq = dequantized.get(t);
+    if (!dq) continue;
+    for (const n of nodes) {
+      for (let k = 0; k < n.input.length; k++) {
+        if (n.input[k] !== t) continue;
+        const channels = k === 0 && perChannel && opts.keepFloat.has(nodeLabel(n)) ? floatInputChannels(n, index) : void 0;
+        if (channels === void 0) {
+          ed.setInput(n, k, dq);
+          continue;
+        }
+        const q = paramsOf(t);
+        const own2 = `${t}_DequantizeLinear_${nodeLabel(n).replace(/[^A-Za-z0-9_.]/g, "_")}`;
+        const scale2 = ed.addFloatInitializer(`${own2}_scale`, [channels], new Float32Array(channels).fill(q.scale));
+        const zp = ed.addIntInitializer(`${own2}_zero_point`, [channels], new Uint8Array(channels).fill(q.zeroPoint), 2 /* UINT8 */);
+        const out = ed.fresh(`${own2}_Output`);
+        ed.addNode({ name: own2, opType: "DequantizeLinear", inputs: [quantizedOutput.get(t), scale2, zp], outputs: [out], attrs: { axis: 1 } });
+        ed.setInput(n, k, out);
+      }
+    }
+  }
+  const weightDq = /* @__PURE__ */ new Map();
+  const chosenSet = new Set(order);
+  for (const n of order) {
+    if (!WEIGHTED.has(n.opType)) continue;
+    const wName = n.opType === "MatMul" ? n.input.find((i2) => index.initializers.has(i2)) : n.input[1];
+    if (!wName) continue;
+    const w = index.initializers.get(wName);
+    const dims = tensorDims(w);
+    const axis = !perChannel ? -1 : n.opType === "Conv" ? 0 : n.opType === "Gemm" ? attrInt(n, "transB", 0) ? 0 : 1 : 1;
+    const qw = quantizeWeight(tensorToFloat32(w), dims, axis, opts.weightBits);
+    const key = `${wName}@${axis}`;
+    let wOut = weightDq.get(key);
+    if (!wOut) {
+      const inPlace = index.consumersOf(wName).every((c) => chosenSet.has(c)) && ![...weightDq.keys()].some((k) => k.startsWith(`${wName}@`));
+      const qName = inPlace ? wName : ed.addIntInitializer(`${wName}_quantized`, dims, qw.values, 3 /* INT8 */);
+      if (inPlace) ed.storeAsInteger(wName, qw.values, 3 /* INT8 */);
+      const perDims = axis < 0 ? [] : [qw.scales.length];
+      const sName = ed.addFloatInitializer(`${wName}_scale`, perDims, qw.scales);
+      const zName = ed.addIntInitializer(`${wName}_zero_point`, perDims, new Int8Array(qw.scales.length), 3 /* INT8 */);
+      wOut = ed.fresh(`${wName}_DequantizeLinear_Output`);
+      ed.addNode({ name: `${wName}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [qName, sName, zName], outputs: [wOut], ...axis < 0 ? {} : { attrs: { axis } } });
+      weightDq.set(key, wOut);
+    }
+    ed.setInput(n, n.input.indexOf(wName), wOut);
+    const bName = n.opType === "MatMul" ? void 0 : n.input[2];
+    const xName = dataInput.get(n);
+    if (bName && toQuantize.has(xName)) {
+      const b = index.initializers.get(bName);
+      const qb = quantizeBias(tensorToFloat32(b), paramsOf(xName).scale, qw.scales);
+      const perDims = axis < 0 ? [] : [qb.values.length];
+      const scales = axis < 0 ? qb.scales.subarray(0, 1) : qb.scales;
+      const qName = ed.addIntInitializer(`${bName}_quantized`, tensorDims(b), qb.values, 6 /* INT32 */);
+      const sName = ed.addFloatInitializer(`${bName}_quantized_scale`, perDims, Float32Array.from(scales));
+      const zName = ed.addIntInitializer(`${bName}_quantized_zero_point`, perDims, new Int32Array(scales.length), 6 /* INT32 */);
+      const bOut = ed.fresh(`${bName}_DequantizeLinear_Output`);
+      ed.addNode({ name: `${bName}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [qName, sName, zName], outputs: [bOut], ...axis < 0 ? {} : { attrs: { axis: 0 } } });
+      ed.setInput(n, 2, bOut);
+    }
+  }
+  ed.setNodes(sortedNodes(ed.graph.node));
+  ed.dropUnread(/* @__PURE__ */ new Set(), { initializers: true });
+  return { model: ed.model, quantized: order.map(nodeLabel), absorbed, tensors: [...toQuantize], perChannel };
+}
+function floatInputChannels(n, index) {
+  const w = initializerFloat(index, n.input[1]);
+  if (!w) return void 0;
+  const dims = tensorDims(w);
+  if (n.opType === "Conv" && dims.length >= 3) return dims[1] * attrInt(n, "group", 1);
+  if (n.opType === "Gemm" && dims.length === 2 && attrInt(n, "transA", 0) === 0) return attrInt(n, "transB", 0) ? dims[1] : dims[0];
+  return void 0;
+}
+var WEIGHTED, ACTIVATION_OPS, PASS_THROUGH2, MIN_QDQ_OPSET, PER_CHANNEL_OPSET;
+var init_qdq = __esm({
+  "src/quantize/qdq.ts"() {
+    "use strict";
+    init_edit();
+    init_graph();
+    init_model();
+    init_tensor();
+    init_params();
+    WEIGHTED = /* @__PURE__ */ new Set(["Conv", "Gemm", "MatMul"]);
+    ACTIVATION_OPS = /* @__PURE__ */ new Set(["Add", "Mul", "Concat", "GlobalAveragePool", "AveragePool", "Sigmoid", "LeakyRelu"]);
+    PASS_THROUGH2 = /* @__PURE__ */ new Set(["MaxPool", "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze"]);
+    MIN_QDQ_OPSET = 10;
+    PER_CHANNEL_OPSET = 13;
+  }
+});
+
+// src/quantize/prepare.ts
+async function prepareQuantization(model, calib, opts) {
+  const support = qdqSupport(model);
+  if (support.kind === "unsupported") throw new Error(support.reason);
+  const { model: folded, folded: bns } = foldBatchNorms(model);
+  const nodes = quantizableNodes(folded);
+  const isExcluded = opts.exclude.length > 0 ? (0, import_picomatch2.default)(opts.exclude) : () => false;
+  const excluded = nodes.filter((n) => isExcluded(n.label)).map((n) => n.label);
+  const ranges = await calibrateRanges(folded, calib, tensorsToCalibrate(folded, new Set(excluded)), opts.calibrator, opts.threads);
+  return {
+    folded,
+    foldedBatchNorms: bns.length,
+    ranges,
+    nodes,
+    perChannel: support.kind === "per-channel",
+    ...support.kind === "per-tensor" ? { granularityNote: support.reason } : {},
+    excluded,
+    calibrator: opts.calibrator,
+    calibSamples: calib.count
+  };
+}
+function buildQuantized(prep, keepFloat, weightBits) {
+  return quantizeQdq(prep.folded, { ranges: prep.ranges, keepFloat: /* @__PURE__ */ new Set([...prep.excluded, ...keepFloat]), weightBits, perChannel: prep.perChannel });
+}
+async function predict2(model, data, mode, threads) {
+  const session = await sessionFromModel(model, threads, { lean: mode === "simulated" });
+  try {
+    return await evaluateClassifier(session, data, { batchSize: boundedBatch(model, 128), outputsAreProbabilities: endsInSoftmax(model), modelPath: "quantized model", keepLogits: true, unlabelled: !data.labels });
+  } finally {
+    await session.release();
+  }
+}
+function calibQuality(p, reference, labels) {
+  let hit = 0;
+  for (let i2 = 0; i2 < p.pred.length; i2++) hit += labels ? p.correct[i2] : p.pred[i2] === reference.pred[i2] ? 1 : 0;
+  return hit / p.pred.length;
+}
+function relativeL2(a, b) {
+  let num = 0;
+  let den = 0;
+  for (let i2 = 0; i2 < b.length; i2++) {
+    const d = a[i2] - b[i2];
+    num += d * d;
+    den += b[i2] * b[i2];
+  }
+  return den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
+}
+async function layerErrors(float, q, data, threads) {
+  const { ort } = onnxruntime();
+  const g2 = q.model.graph;
+  const quantizedSet = new Set(q.quantized);
+  const dqOf = (t) => q.tensors.includes(t) ? g2.output.some((o) => o.name === t) ? t : `${t}_DequantizeLinear_Output` : t;
+  const producers = g2.node.filter((n) => quantizedSet.has(n.name) && ["Conv", "Gemm", "MatMul", "Add", "Mul", "Concat"].includes(n.opType));
+  const pairs = producers.map((n) => {
+    const out = n.output[0].replace(/_QuantizeLinear_Input$/, "");
+    const input = n.input[0].replace(/_DequantizeLinear_Output$/, "");
+    return { node: n.name, input, out };
+  });
+  const floatNames = [...new Set(pairs.flatMap((p) => [p.input, p.out]))];
+  const qNames = [...new Set(floatNames.map(dqOf))];
+  const fs25 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
+  const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
+  const sums = /* @__PURE__ */ new Map();
+  try {
+    const batch = boundedBatch(q.model, 64);
+    for (let start = 0; start < data.count; start += batch) {
+      const end = Math.min(data.count, start + batch);
+      const feeds = {};
+      for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const fr = await fs25.run(feeds, floatNames);
+      const qr = await qs.run(feeds, qNames);
+      for (const name of floatNames) {
+        const a = qr[dqOf(name)].data;
+        const b = fr[name].data;
+        const s = sums.get(name) ?? { num: 0, den: 0 };
+        for (let i2 = 0; i2 < b.length; i2++) {
+          const d = a[i2] - b[i2];
+          s.num += d * d;
+          s.den += b[i2] * b[i2];
+        }
+        sums.set(name, s);
+      }
+      for (const t of [...Object.values(fr), ...Object.values(qr)]) t.dispose();
+    }
+  } finally {
+    await fs25.release();
+    await qs.release();
+  }
+  const err2 = (t) => {
+    const s = sums.get(t);
+    return s.den > 0 ? Math.sqrt(s.num / s.den) : 0;
+  };
+  return pairs.map((p) => ({ node: p.node, input_error: err2(p.input), output_error: err2(p.out) }));
+}
+var import_picomatch2;
+var init_prepare = __esm({
+  "src/quantize/prepare.ts"() {
+    "use strict";
+    import_picomatch2 = __toESM(require_picomatch2(), 1);
+    init_dataset();
+    init_classifier();
+    init_ort();
+    init_session();
+    init_subgraph();
+    init_activationBudget();
+    init_calibration();
+    init_foldBatchNorm();
+    init_qdq();
+  }
+});
+
+// src/quantize/dynamic.ts
+function dynamicCandidates(model, exclude = []) {
+  const index = new GraphIndex(model.graph);
+  const isExcluded = exclude.length ? (0, import_picomatch3.default)(exclude) : () => false;
+  return index.order.filter((n) => {
+    if (n.opType !== "MatMul" || isExcluded(nodeLabel(n)) || index.initializers.has(n.input[0])) return false;
+    const w = index.initializers.get(n.input[1]);
+    return !!w && w.dataType === 1 /* FLOAT */ && tensorDims(w).length === 2;
+  });
+}
+function quantizeDynamic(model, opts) {
+  if (opsetVersion(model) < MIN_DYNAMIC_OPSET) throw new Error(`opset ${opsetVersion(model)} has no MatMulInteger (it starts at opset ${MIN_DYNAMIC_OPSET})`);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
+  const candidates = dynamicCandidates(ed.model, opts.exclude);
+  const chosen2 = new Set(candidates);
+  const weights = /* @__PURE__ */ new Map();
+  const dynamicOf = /* @__PURE__ */ new Map();
+  const quantized = [];
+  for (const n of candidates) {
+    const label = nodeLabel(n);
+    const [x2, wName] = n.input;
+    let w = weights.get(wName);
+    if (!w) {
+      const t = index.initializers.get(wName);
+      const qw = quantizeWeight(tensorToFloat32(t), tensorDims(t), 1, opts.weightBits);
+      const inPlace = index.consumersOf(wName).every((c) => chosen2.has(c));
+      const q = inPlace ? wName : ed.addIntInitializer(`${wName}_quantized`, tensorDims(t), qw.values, 3 /* INT8 */);
+      if (inPlace) ed.storeAsInteger(wName, qw.values, 3 /* INT8 */);
+      w = { q, zp: ed.addIntInitializer(`${wName}_zero_point`, [qw.scales.length], new Int8Array(qw.scales.length), 3 /* INT8 */), scale: ed.addFloatInitializer(`${wName}_scale`, [qw.scales.length], qw.scales) };
+      weights.set(wName, w);
+    }
+    let dq = dynamicOf.get(x2);
+    if (!dq) {
+      dq = { q: ed.fresh(`${x2}_quantized`), scale: ed.fresh(`${x2}_scale`), zp: ed.fresh(`${x2}_zero_point`) };
+      ed.addNode({ name: `${x2}_DynamicQuantizeLinear`, opType: "DynamicQuantizeLinear", inputs: [x2], outputs: [dq.q, dq.scale, dq.zp] });
+      dynamicOf.set(x2, dq);
+    }
+    const out = n.output[0];
+    const integer2 = ed.fresh(`${out}_quantized`);
+    const asFloat = ed.fresh(`${out}_cast`);
+    const scale2 = ed.fresh(`${label}_scale`);
+    const mm = ed.replaceNode(n, { opType: "MatMulInteger", inputs: [dq.q, w.q, dq.zp, w.zp], outputs: [integer2] });
+    const cast2 = ed.addNode({ name: `${label}_cast`, opType: "Cast", inputs: [integer2], outputs: [asFloat], attrs: { to: 1 /* FLOAT */ } }, { after: mm });
+    const mul2 = ed.addNode({ name: `${label}_scales_mul`, opType: "Mul", inputs: [dq.scale, w.scale], outputs: [scale2] }, { after: cast2 });
+    ed.addNode({ name: `${label}_output_scale_mul`, opType: "Mul", inputs: [asFloat, scale2], outputs: [out] }, { after: mul2 });
+    quantized.push(label);
+  }
+  ed.setNodes(sortedNodes(ed.graph.node));
+  return { model: ed.model, quantized };
+}
+var import_picomatch3, MIN_DYNAMIC_OPSET;
+var init_dynamic = __esm({
+  "src/quantize/dynamic.ts"() {
+    "use strict";
+    import_picomatch3 = __toESM(require_picomatch2(), 1);
+    init_edit();
+    init_graph();
+    init_model();
+    init_tensor();
+    init_params();
+    MIN_DYNAMIC_OPSET = 10;
+  }
+});
+
+// src/pipeline/quantizeStep.ts
+import * as fs16 from "node:fs";
+import * as path10 from "node:path";
+function firstSlice(d, n) {
+  if (d.count <= n) return d;
+  return { ...d, count: n, inputs: sliceBatch(d, 0, n), labels: d.labels ? d.labels.subarray(0, n) : null };
+}
+async function chooseWeightBits(prep, slice, threads) {
+  const dev = async (bits2) => {
+    const q = buildQuantized(prep, /* @__PURE__ */ new Set(), bits2).model;
+    const fused = await predict2(q, slice, "fused", threads);
+    const simulated = await predict2(q, slice, "simulated", threads);
+    return relativeL2(fused.logits, simulated.logits);
+  };
+  const bits8 = await dev(8);
+  const bits7 = await dev(7);
+  const overflow = bits8 > 2 * bits7 + 0.01;
+  const fmt2 = (x2) => x2.toFixed(4);
+  const reason = overflow ? `7-bit weights: at 8 bits onnxruntime's integer kernels strayed from the simulated QDQ graph (relative output error ${fmt2(bits8)} against ${fmt2(bits7)} at 7 bits), the sign of saturating 16-bit sums on this CPU` : `8-bit weights: this CPU's integer kernels match the simulated QDQ graph at 8 bits as closely as at 7 (relative output error ${fmt2(bits8)} against ${fmt2(bits7)})`;
+  return { bits: overflow ? 7 : 8, deviation: { bits8, bits7 }, reason };
+}
+function variants(prep) {
+  const compute = prep.nodes.filter((n) => n.kind === "conv" || n.kind === "depthwise-conv" || n.kind === "gemm" || n.kind === "matmul");
+  const first = compute[0];
+  const narrow = first && first.opType === "Conv" && (first.inChannels ?? Infinity) <= NARROW_CHANNELS && !prep.excluded.includes(first.label) ? first.label : void 0;
+  const depthwise = prep.nodes.filter((n) => n.kind === "depthwise-conv" && !prep.excluded.includes(n.label)).map((n) => n.label);
+  const out = [{ name: "all-int8", keep: /* @__PURE__ */ new Map() }];
+  if (narrow) out.push({ name: "narrow-first-layer-float", keep: /* @__PURE__ */ new Map([[narrow, "narrow-first-layer"]]) });
+  if (depthwise.length) out.push({ name: "depthwise-float", keep: new Map(depthwise.map((d) => [d, "depthwise"])) });
+  if (narrow && depthwise.length) out.push({ name: "narrow-first-and-depthwise-float", keep: new Map([[narrow, "narrow-first-layer"], ...depthwise.map((d) => [d, "depthwise"])]) });
+  return out;
+}
+function detail(reason, v) {
+  switch (reason) {
+    case "excluded":
+      return "matched the quantize exclude list";
+    case "narrow-first-layer":
+      return `few input channels; the plan keeping it float measured fastest (${v?.speedup?.toFixed(2)}x float)`;
+    case "depthwise":
+      return `depthwise; the plan keeping depthwise convs float measured fastest (${v?.speedup?.toFixed(2)}x float)`;
+    case "error":
+      return "largest share of the quantization error while the calibration quality was below tolerance";
+  }
+}
+async function quantizeStep(input) {
+  const { config: config2, progress, calib } = input;
+  const threads = config2.latency.threads;
+  const float = loadModel(input.source).proto;
+  progress.note(`quantizing ${path10.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
+  const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
+  const slice = firstSlice(calib, DECISION_SAMPLES);
+  const metric = slice.labels ? "accuracy" : "agreement";
+  const floatPred = await predict2(float, slice, "fused", threads);
+  const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
+  const weights = await chooseWeightBits(prep, slice, threads);
+  const scratch = fs16.mkdtempSync(path10.join(path10.dirname(input.artifact), ".quantize-"));
+  const measured = [];
+  try {
+    const plans = variants(prep);
+    const files = [];
+    for (const [k, v] of plans.entries()) {
+      const q2 = buildQuantized(prep, new Set(v.keep.keys()), weights.bits);
+      const file = path10.join(scratch, `variant-${k}.onnx`);
+      saveModel(q2.model, file);
+      files.push(file);
+      const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads), floatPred, slice.labels);
+      measured.push({ name: v.name, keep_float: [...v.keep.keys()], calib_quality: quality2, speedup: null, chosen: false, keep: v.keep });
+    }
+    if (plans.length > 1) {
+      progress.start(`latency (float and ${plans.length} INT8 plans interleaved)`, config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs));
+      const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes))), { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads, provider: input.provider }, (d) => progress.update(d));
+      progress.stop();
+      measured.forEach((m, k) => {
+        const logs = config2.batchSizes.map((_, b) => Math.log(median(samples[0][b]) / median(samples[k + 1][b])));
+        m.speedup = Math.exp(logs.reduce((a, x2) => a + x2, 0) / logs.length);
+      });
+    }
+  } finally {
+    fs16.rmSync(scratch, { recursive: true, force: true });
+  }
+  const eligible = measured.filter((m) => m.calib_quality >= floatQuality - CALIB_TOLERANCE);
+  const pick2 = (eligible.length ? eligible : measured).reduce(
+    (a, b) => eligible.length ? (b.speedup ?? 0) > (a.speedup ?? 0) * (b.keep_float.length > a.keep_float.length ? CLEAR_GAIN : 1 / CLEAR_GAIN) ? b : a : b.calib_quality > a.calib_quality ? b : a
+  );
+  pick2.chosen = true;
+  const keep = new Map(pick2.keep);
+  let q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
+  let quality = pick2.calib_quality;
+  let errors = await layerErrors(prep.folded, q, slice, threads);
+  for (let k = 0; k < MAX_ERROR_FALLBACKS && quality < floatQuality - CALIB_TOLERANCE; k++) {
+    const worst = errors.filter((e) => !keep.has(e.node)).sort((a, b) => b.output_error - b.input_error - (a.output_error - a.input_error))[0];
+    if (!worst) break;
+    keep.set(worst.node, "error");
+    q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
+    quality = calibQuality(await predict2(q.model, slice, "fused", threads), floatPred, slice.labels);
+    errors = await layerErrors(prep.folded, q, slice, threads);
+  }
+  setMetadata(q.model, { "prune-guard.version": VERSION7, "prune-guard.quantize": "int8-static-qdq", "prune-guard.quantize.weight_bits": String(weights.bits) });
+  saveModel(q.model, input.artifact);
+  const kernels = kernelReport(q.model, await optimisedGraph(input.artifact, 1));
+  const floatLayers = [
+    ...prep.excluded.map((node) => ({ node, reason: "excluded", detail: detail("excluded") })),
+    ...[...keep].map(([node, reason]) => ({ node, reason, detail: detail(reason, pick2) }))
+  ];
+  const notes = [];
+  if (prep.granularityNote) notes.push(`quantize: ${prep.granularityNote}`);
+  const backToFloat = [...keep.values()].filter((r) => r === "error").length;
+  if (quality < floatQuality - CALIB_TOLERANCE) notes.push(`quantize: calibration ${metric} ${(quality * 100).toFixed(2)}% is still more than ${(CALIB_TOLERANCE * 100).toFixed(1)} pt below float (${(floatQuality * 100).toFixed(2)}%) after ${backToFloat} layer${backToFloat === 1 ? "" : "s"} went back to float`);
+  if (pick2.speedup !== null && pick2.speedup < 1) notes.push(`quantize: every INT8 plan measured slower than float on this runner (best ${pick2.speedup.toFixed(2)}x); the budgets judge the shipped model as measured`);
+  const unfused = kernels.layers.filter((l) => !l.integer && !keep.has(l.node) && !prep.excluded.includes(l.node));
+  if (unfused.length > 0) notes.push(`quantize: onnxruntime left ${unfused.map((l) => `${l.node} (${l.kernel})`).join(", ")} in float`);
+  const integerLayers = kernels.layers.filter((l) => l.integer).length;
+  const info2 = {
+    scheme: "static-qdq",
+    activations: "uint8",
+    weights: { type: "int8", bits: weights.bits, granularity: q.perChannel ? "per-channel" : "per-tensor", fused_deviation: weights.deviation, reason: weights.reason },
+    calibration: { method: prep.calibrator, samples: prep.calibSamples, decision_samples: slice.count },
+    folded_batch_norms: prep.foldedBatchNorms,
+    quantized_nodes: q.quantized.length,
+    absorbed_relus: q.absorbed.length,
+    float_layers: floatLayers,
+    variants: measured.map(({ keep: _keep, ...v }) => v),
+    calib_quality: { metric, float: floatQuality, quantized: quality },
+    layer_errors: [...errors].sort((a, b) => b.output_error - b.input_error - (a.output_error - a.input_error)).slice(0, 20),
+    kernels
+  };
+  const description = `INT8 static QDQ (${config2.quantizeCalibration} calibration, ${prep.calibSamples} samples): uint8 activations, ${weights.bits}-bit ${info2.weights.granularity} int8 weights; ${integerLayers} of ${kernels.layers.length} layers run integer kernels${floatLayers.length ? `, ${floatLayers.length} kept float` : ""}`;
+  return { artifact: input.artifact, description, info: info2, notes };
+}
+function cpuHasVnni() {
+  try {
+    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs16.readFileSync("/proc/cpuinfo", "utf8"));
+  } catch {
+    return void 0;
+  }
+}
+async function quantizeDynamicStep(input) {
+  const { config: config2, progress } = input;
+  const threads = config2.latency.threads;
+  const float = loadModel(input.source).proto;
+  progress.note(`quantizing ${path10.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
+  let bits2 = 8;
+  let deviation = null;
+  let reason;
+  if (input.calib) {
+    const slice = firstSlice(input.calib, DECISION_SAMPLES);
+    const reference = await predict2(float, slice, "fused", threads);
+    const err2 = async (b) => relativeL2((await predict2(quantizeDynamic(float, { weightBits: b, exclude: config2.quantizeExclude }).model, slice, "fused", threads)).logits, reference.logits);
+    deviation = { bits8: await err2(8), bits7: await err2(7) };
+    bits2 = deviation.bits8 > deviation.bits7 ? 7 : 8;
+    reason = `${bits2}-bit weights: relative output error against float ${deviation.bits8.toFixed(4)} at 8 bits and ${deviation.bits7.toFixed(4)} at 7 bits on ${slice.count} calibration samples${bits2 === 7 ? " (8 bits worse than 7: saturating 16-bit sums on this CPU)" : ""}`;
+  } else {
+    const vnni = cpuHasVnni();
+    bits2 = vnni === false ? 7 : 8;
+    reason = vnni === void 0 ? "8-bit weights: no calibration data to measure on and no CPU flags to read" : `${bits2}-bit weights: no calibration data to measure on; this CPU ${vnni ? "has" : "lacks"} VNNI-class integer dot products`;
+  }
+  const q = quantizeDynamic(float, { weightBits: bits2, exclude: config2.quantizeExclude });
+  setMetadata(q.model, { "prune-guard.version": VERSION7, "prune-guard.quantize": "int8-dynamic", "prune-guard.quantize.weight_bits": String(bits2) });
+  saveModel(q.model, input.artifact);
+  const kernels = kernelReport(q.model, await optimisedGraph(input.artifact, 1));
+  const notes = [];
+  const info2 = {
+    scheme: "dynamic",
+    activations: "uint8",
+    weights: { type: "int8", bits: bits2, granularity: "per-channel", fused_deviation: deviation, reason },
+    calibration: null,
+    folded_batch_norms: 0,
+    quantized_nodes: q.quantized.length,
+    absorbed_relus: 0,
+    float_layers: [],
+    variants: [],
+    calib_quality: null,
+    layer_errors: [],
+    kernels
+  };
+  const description = `INT8 dynamic: ${q.quantized.length} MatMul weights int8 (${bits2}-bit, per output column), activations quantized per batch; ${kernels.integer_nodes} integer kernels in onnxruntime's graph`;
+  return { artifact: input.artifact, description, info: info2, notes };
+}
+function checkQuantizeInputs(config2, model, req) {
+  if (config2.quantize === "dynamic") {
+    if (opsetVersion(model) < MIN_DYNAMIC_OPSET) throw new UserError(`${req.model}: cannot quantize dynamically: opset ${opsetVersion(model)} has no MatMulInteger (it starts at opset ${MIN_DYNAMIC_OPSET}); re-export the model at opset 13 or later`);
+    if (dynamicCandidates(model, config2.quantizeExclude).length === 0) throw new UserError(`${req.model}: --quantize dynamic rewrites MatMul layers with a constant weight and this model has none; use --quantize int8 (static, calibrated on --calib)`);
+  } else if (config2.quantize === "int8") {
+    const support = qdqSupport(model);
+    if (support.kind === "unsupported") throw new UserError(`${req.model}: cannot quantize to INT8: ${support.reason}`);
+  }
+}
+async function measureQuantized(q, ctx) {
+  const m = await measureStep(q.info.scheme === "dynamic" ? "quantize:dynamic" : "quantize:int8", q.description, q.artifact, ctx);
+  m.step.quantize = q.info;
+  return m;
+}
+var DECISION_SAMPLES, CALIB_TOLERANCE, MAX_ERROR_FALLBACKS, DECISION_TIMING, CLEAR_GAIN, NARROW_CHANNELS;
+var init_quantizeStep = __esm({
+  "src/pipeline/quantizeStep.ts"() {
+    "use strict";
+    init_dataset();
+    init_latency();
+    init_model();
+    init_simple_statistics();
+    init_kernels();
+    init_prepare();
+    init_version3();
+    init_errors();
+    init_qdq();
+    init_dynamic();
+    init_measureStep();
+    DECISION_SAMPLES = 256;
+    CALIB_TOLERANCE = 5e-3;
+    MAX_ERROR_FALLBACKS = 3;
+    DECISION_TIMING = { warmup: 3, runs: 12, repeat: 3 };
+    CLEAR_GAIN = 1.03;
+    NARROW_CHANNELS = 4;
+  }
+});
+
+// src/pipeline/run.ts
+import * as fs17 from "node:fs";
+import * as path11 from "node:path";
 function prunedPath(out, model) {
-  return path9.join(out, `${path9.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path11.join(out, `${path11.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
@@ -47111,46 +48281,52 @@ async function runPipeline(req, progress) {
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
-  if (path9.resolve(outPath) === path9.resolve(req.model)) {
+  if (path11.resolve(outPath) === path11.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
+  checkQuantizeInputs(config2, dense.proto, req);
+  const quantizeOnly = config2.quantize !== "none" && config2.sparsity === 0;
   const provider = await resolveProvider(config2.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
   if (config2.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
+  if (quantizeOnly) return quantizeOnlyRun({ req, dense, data, shifts, calib, outPath, provider }, progress);
   const target = targetSparsity(config2);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path9.basename(req.model)}: ${config2.method} to ${(target * 100).toFixed(1)}%`);
+  progress.note(`pruning ${path11.basename(req.model)}: ${config2.method} to ${(target * 100).toFixed(1)}%`);
   const stamp = (model, scope2 = config2.scope) => {
     setMetadata(model, {
       "prune-guard.version": VERSION7,
       "prune-guard.method": config2.method,
       "prune-guard.scope": scope2,
       "prune-guard.target_sparsity": String(target),
-      "prune-guard.source": path9.basename(req.model)
+      "prune-guard.source": path11.basename(req.model)
     });
     setMetadata(model, { "prune-guard.recovery": config2.recovery });
   };
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir: path9.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config2, rounds)) : void 0;
+  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir: path11.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config2, rounds)) : void 0;
   const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
   const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config2, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
   for (const n of pruned.notes) progress.note(n);
   if (!withRounds) stamp(pruned.model, pruned.scope ?? config2.scope);
-  fs15.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path9.join(req.out, "steps");
+  fs17.mkdirSync(req.out, { recursive: true });
+  const stepsDir = path11.join(req.out, "steps");
   const staged = hasRecoverySteps(config2, calib);
-  const pruneArtifact = withRounds?.pruneArtifact ?? (staged ? stepFile(stepsDir, 1, "prune") : outPath);
-  if (staged) fs15.mkdirSync(stepsDir, { recursive: true });
+  const keepStages = staged || config2.quantize !== "none";
+  const pruneArtifact = withRounds?.pruneArtifact ?? (keepStages ? stepFile(stepsDir, 1, "prune") : outPath);
+  if (keepStages) fs17.mkdirSync(stepsDir, { recursive: true });
   if (!withRounds) saveModel(pruned.model, pruneArtifact);
   const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config: config2, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
   const recovered2 = recovery.steps;
-  if (staged) writeFileAtomic(outPath, fs15.readFileSync(recovered2.at(-1)?.artifact ?? pruneArtifact));
-  const broken2 = pruned.verifySaved?.(loadModel(outPath).proto) ?? [];
-  if (broken2.length > 0) throw new Error(`internal error: ${outPath} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
+  const lastFloat = recovered2.at(-1)?.artifact ?? pruneArtifact;
+  const broken2 = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
+  if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
   releaseField(dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
   collectGarbage();
+  const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, recovered2.length + 2, `quantize-${config2.quantize}`), progress, provider.provider);
+  if (keepStages) writeFileAtomic(outPath, fs17.readFileSync(quantized?.artifact ?? lastFloat));
   const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: provider.provider };
   const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
   const measured = [denseStep2];
@@ -47167,28 +48343,56 @@ async function runPipeline(req, progress) {
     measured.push(m);
   }
   if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
+  if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: denseStep2.preds }));
+  const notes = [...pruned.notes, ...recovery.notes, ...quantized?.notes ?? []];
+  return finishRun({ req, provider, data, shifts, measured, outPath, target, notes, scope: pruned.scope ?? scope.scope, sensitivity: pruned.sensitivity }, progress);
+}
+async function quantizeLast(source, calib, config2, artifact, progress, provider) {
+  if (config2.quantize === "int8") return quantizeStep({ source, calib, config: config2, artifact, progress, provider });
+  if (config2.quantize === "dynamic") return quantizeDynamicStep({ source, calib, config: config2, artifact, progress, provider });
+  return void 0;
+}
+async function finishRun(input, progress) {
+  const { req, provider, data, shifts, measured } = input;
+  const { config: config2 } = req;
   const samples = await timeSteps(measured, data, config2, provider.provider, progress);
   const steps = measured.map((m) => m.step);
   const final = steps[steps.length - 1];
+  const denseStep2 = measured[0];
   const judged2 = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, classChanges(steps[0], final, data.labels, denseStep2.preds.classes));
   const { budgets, verdict } = judged2;
   const modelLedger = {
     model: req.model,
-    pruned: outPath,
+    pruned: input.outPath,
     method: config2.method,
-    target_sparsity: target,
+    target_sparsity: input.target,
     steps,
     budgets,
     verdict,
     class_changes: judged2.classChanges,
     eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
-    ...pruned.notes.length + recovery.notes.length > 0 ? { notes: [...pruned.notes, ...recovery.notes] } : {},
+    ...input.notes.length > 0 ? { notes: input.notes } : {},
     shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config2.corruptions), config2.confidence),
     prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
-    scope: pruned.scope ?? scope.scope,
-    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}
+    scope: input.scope,
+    ...input.sensitivity ? { sensitivity: input.sensitivity } : {}
   };
   return writeLedger(req, provider, modelLedger);
+}
+async function quantizeOnlyRun(input, progress) {
+  const { req, data, shifts, calib, outPath, provider } = input;
+  const { config: config2 } = req;
+  const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
+  releaseField(input.dense, "proto", "the dense model");
+  const stepsDir = path11.join(req.out, "steps");
+  fs17.mkdirSync(stepsDir, { recursive: true });
+  const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, provider.provider);
+  writeFileAtomic(outPath, fs17.readFileSync(quantized.artifact));
+  collectGarbage();
+  const ctx = { data, shifts, denseWeights, config: config2, progress, provider: provider.provider };
+  const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
+  const measured = [denseStep2, await measureQuantized(quantized, { ...ctx, dense: denseStep2.preds })];
+  return finishRun({ req, provider, data, shifts, measured, outPath, target: 0, notes: quantized.notes, scope: config2.scope === "auto" ? "global" : config2.scope }, progress);
 }
 var init_run = __esm({
   "src/pipeline/run.ts"() {
@@ -47213,11 +48417,13 @@ var init_run = __esm({
     init_timeSteps();
     init_measureStep();
     init_release();
+    init_quantizeStep();
+    init_prunable();
   }
 });
 
 // src/pipeline/compare.ts
-import * as path10 from "node:path";
+import * as path12 from "node:path";
 function compareBudgets(budgets) {
   const all = [...budgets];
   if (!all.some((b) => b.name === "latency-regression")) {
@@ -47242,8 +48448,8 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path10.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path10.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  const base = await measureStep("base", `base model ${path12.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep("head", `head model ${path12.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
   progress.start("latency (base and head interleaved)", config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs));
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
@@ -47304,8 +48510,8 @@ var init_compareBase = __esm({
 
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
-import * as fs16 from "node:fs";
-import * as path11 from "node:path";
+import * as fs18 from "node:fs";
+import * as path13 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
 }
@@ -47338,8 +48544,8 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs16.mkdirSync(path11.dirname(dest), { recursive: true });
-  fs16.writeFileSync(dest, content);
+  fs18.mkdirSync(path13.dirname(dest), { recursive: true });
+  fs18.writeFileSync(dest, content);
   return true;
 }
 var SHALLOW_HINT;
@@ -47352,15 +48558,15 @@ var init_gitBase = __esm({
 });
 
 // src/github/checkModels.ts
-import * as fs17 from "node:fs";
-import * as path12 from "node:path";
+import * as fs19 from "node:fs";
+import * as path14 from "node:path";
 function refuseLfsPointer(file, shown) {
   let head = "";
   try {
-    const fd2 = fs17.openSync(file, "r");
+    const fd2 = fs19.openSync(file, "r");
     const buf = Buffer.alloc(40);
-    fs17.readSync(fd2, buf, 0, 40, 0);
-    fs17.closeSync(fd2);
+    fs19.readSync(fd2, buf, 0, 40, 0);
+    fs19.closeSync(fd2);
     head = buf.toString("latin1");
   } catch {
     return;
@@ -47370,8 +48576,8 @@ function refuseLfsPointer(file, shown) {
   }
 }
 function workspacePath(workspace, file) {
-  const rel = path12.relative(workspace, file);
-  return rel.startsWith("..") || path12.isAbsolute(rel) ? file : rel.split(path12.sep).join("/");
+  const rel = path14.relative(workspace, file);
+  return rel.startsWith("..") || path14.isAbsolute(rel) ? file : rel.split(path14.sep).join("/");
 }
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
@@ -47382,20 +48588,20 @@ async function checkModels(jobs, settings, opts) {
     const own2 = settings.budgets.filter((b) => b.name !== "latency-regression");
     const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own2 };
     opts.progress.note(`model ${job.path}`);
-    refuseLfsPointer(path12.join(opts.workspace, job.path), job.path);
-    const head = await runPipeline({ ...request2, model: path12.join(opts.workspace, job.path), out: path12.join(opts.out, "models", slug(job.path)) }, opts.progress);
+    refuseLfsPointer(path14.join(opts.workspace, job.path), job.path);
+    const head = await runPipeline({ ...request2, model: path14.join(opts.workspace, job.path), out: path14.join(opts.out, "models", slug(job.path)) }, opts.progress);
     const ledger = head.ledger;
     const model = ledger.models[0];
     model.model = job.path;
-    model.pruned = path12.relative(opts.workspace, model.pruned).split(path12.sep).join("/");
+    model.pruned = path14.relative(opts.workspace, model.pruned).split(path14.sep).join("/");
     model.eval.data = workspacePath(opts.workspace, model.eval.data);
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
-      const dir = path12.join(opts.temp, "prune-guard-base", slug(job.path));
-      const baseFile = path12.join(dir, path12.basename(basePath));
+      const dir = path14.join(opts.temp, "prune-guard-base", slug(job.path));
+      const baseFile = path14.join(dir, path14.basename(basePath));
       if (showFileAt(opts.base.cwd, opts.base.ref, basePath, baseFile)) {
         opts.progress.note(`base ${basePath} at ${opts.base.ref.slice(0, 12)}`);
-        const base = await runPipeline({ ...request2, model: baseFile, out: path12.join(dir, "out") }, opts.progress);
+        const base = await runPipeline({ ...request2, model: baseFile, out: path14.join(dir, "out") }, opts.progress);
         model.vs_base = await compareWithBase({
           ref: opts.base.ref,
           baseModel: basePath,
@@ -47413,8 +48619,8 @@ async function checkModels(jobs, settings, opts) {
       }
     }
     ledger.verdict = model.verdict;
-    fs17.rmSync(head.ledgerPath, { force: true });
-    fs17.rmSync(head.markdownPath, { force: true });
+    fs19.rmSync(head.ledgerPath, { force: true });
+    fs19.rmSync(head.markdownPath, { force: true });
     ledgers.push(ledger);
   }
   return ledgers;
@@ -47433,14 +48639,14 @@ function mergeLedgers(ledgers) {
 function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
-    for (const e of fs17.readdirSync(d, { withFileTypes: true })) {
-      const full = path12.join(d, e.name);
+    for (const e of fs19.readdirSync(d, { withFileTypes: true })) {
+      const full = path14.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
   walk(dir);
-  return found.sort().map((f) => JSON.parse(fs17.readFileSync(f, "utf8")));
+  return found.sort().map((f) => JSON.parse(fs19.readFileSync(f, "utf8")));
 }
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
@@ -47500,7 +48706,7 @@ var init_comment = __esm({
 });
 
 // src/github/fit.ts
-function join10(sections) {
+function join12(sections) {
   return sections.map((s) => typeof s === "string" ? s : details(s)).join("\n\n") + "\n";
 }
 function hardCut(text2, max2) {
@@ -47516,7 +48722,7 @@ function hardCut(text2, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text2 = join10(parts);
+  let text2 = join12(parts);
   while (text2.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
@@ -47524,7 +48730,7 @@ function fitComment(sections, limit = COMMENT_LIMIT) {
     });
     if (largest < 0) return hardCut(text2, limit);
     parts[largest] = omitted(parts[largest]);
-    text2 = join10(parts);
+    text2 = join12(parts);
   }
   return text2;
 }
@@ -47618,17 +48824,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path18) {
-      const ctrl = callVisitor(key, node, visitor, path18);
+    function visit_(key, node, visitor, path20) {
+      const ctrl = callVisitor(key, node, visitor, path20);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path18, ctrl);
-        return visit_(key, ctrl, visitor, path18);
+        replaceNode(key, path20, ctrl);
+        return visit_(key, ctrl, visitor, path20);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path18 = Object.freeze(path18.concat(node));
+          path20 = Object.freeze(path20.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path18);
+            const ci = visit_(i2, node.items[i2], visitor, path20);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -47639,13 +48845,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path18 = Object.freeze(path18.concat(node));
-          const ck = visit_("key", node.key, visitor, path18);
+          path20 = Object.freeze(path20.concat(node));
+          const ck = visit_("key", node.key, visitor, path20);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path18);
+          const cv = visit_("value", node.value, visitor, path20);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -47666,17 +48872,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path18) {
-      const ctrl = await callVisitor(key, node, visitor, path18);
+    async function visitAsync_(key, node, visitor, path20) {
+      const ctrl = await callVisitor(key, node, visitor, path20);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path18, ctrl);
-        return visitAsync_(key, ctrl, visitor, path18);
+        replaceNode(key, path20, ctrl);
+        return visitAsync_(key, ctrl, visitor, path20);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path18 = Object.freeze(path18.concat(node));
+          path20 = Object.freeze(path20.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path18);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path20);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -47687,13 +48893,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path18 = Object.freeze(path18.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path18);
+          path20 = Object.freeze(path20.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path20);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path18);
+          const cv = await visitAsync_("value", node.value, visitor, path20);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -47720,23 +48926,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path18) {
+    function callVisitor(key, node, visitor, path20) {
       if (typeof visitor === "function")
-        return visitor(key, node, path18);
+        return visitor(key, node, path20);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path18);
+        return visitor.Map?.(key, node, path20);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path18);
+        return visitor.Seq?.(key, node, path20);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path18);
+        return visitor.Pair?.(key, node, path20);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path18);
+        return visitor.Scalar?.(key, node, path20);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path18);
+        return visitor.Alias?.(key, node, path20);
       return void 0;
     }
-    function replaceNode(key, path18, node) {
-      const parent = path18[path18.length - 1];
+    function replaceNode(key, path20, node) {
+      const parent = path20[path20.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -48348,10 +49554,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path18, value) {
+    function collectionFromPath(schema, path20, value) {
       let v = value;
-      for (let i2 = path18.length - 1; i2 >= 0; --i2) {
-        const k = path18[i2];
+      for (let i2 = path20.length - 1; i2 >= 0; --i2) {
+        const k = path20[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -48370,7 +49576,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path18) => path18 == null || typeof path18 === "object" && !!path18[Symbol.iterator]().next().done;
+    var isEmptyPath = (path20) => path20 == null || typeof path20 === "object" && !!path20[Symbol.iterator]().next().done;
     var Collection2 = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -48400,11 +49606,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path18, value) {
-        if (isEmptyPath(path18))
+      addIn(path20, value) {
+        if (isEmptyPath(path20))
           this.add(value);
         else {
-          const [key, ...rest] = path18;
+          const [key, ...rest] = path20;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -48418,8 +49624,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path18) {
-        const [key, ...rest] = path18;
+      deleteIn(path20) {
+        const [key, ...rest] = path20;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -48433,8 +49639,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path18, keepScalar) {
-        const [key, ...rest] = path18;
+      getIn(path20, keepScalar) {
+        const [key, ...rest] = path20;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -48452,8 +49658,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path18) {
-        const [key, ...rest] = path18;
+      hasIn(path20) {
+        const [key, ...rest] = path20;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -48463,8 +49669,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path18, value) {
-        const [key, ...rest] = path18;
+      setIn(path20, value) {
+        const [key, ...rest] = path20;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -50979,9 +52185,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path18, value) {
+      addIn(path20, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path18, value);
+          this.contents.addIn(path20, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -51056,14 +52262,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path18) {
-        if (Collection2.isEmptyPath(path18)) {
+      deleteIn(path20) {
+        if (Collection2.isEmptyPath(path20)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path18) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path20) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -51078,10 +52284,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path18, keepScalar) {
-        if (Collection2.isEmptyPath(path18))
+      getIn(path20, keepScalar) {
+        if (Collection2.isEmptyPath(path20))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path18, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path20, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -51092,10 +52298,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path18) {
-        if (Collection2.isEmptyPath(path18))
+      hasIn(path20) {
+        if (Collection2.isEmptyPath(path20))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path18) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path20) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -51112,13 +52318,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path18, value) {
-        if (Collection2.isEmptyPath(path18)) {
+      setIn(path20, value) {
+        if (Collection2.isEmptyPath(path20)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path18), value);
+          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path20), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path18, value);
+          this.contents.setIn(path20, value);
         }
       }
       /**
@@ -53079,9 +54285,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path18) => {
+    visit.itemAtPath = (cst, path20) => {
       let item = cst;
-      for (const [field, index] of path18) {
+      for (const [field, index] of path20) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -53090,23 +54296,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path18) => {
-      const parent = visit.itemAtPath(cst, path18.slice(0, -1));
-      const field = path18[path18.length - 1][0];
+    visit.parentCollection = (cst, path20) => {
+      const parent = visit.itemAtPath(cst, path20.slice(0, -1));
+      const field = path20[path20.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path18, item, visitor) {
-      let ctrl = visitor(item, path18);
+    function _visit(path20, item, visitor) {
+      let ctrl = visitor(item, path20);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path18.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path20.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -53117,10 +54323,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path18);
+            ctrl = ctrl(item, path20);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path18) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path20) : ctrl;
     }
     exports.visit = visit;
   }
@@ -54422,14 +55628,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs23 = this.flowScalar(this.type);
+              const fs25 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs23, sep: [] });
+                map.items.push({ start, key: fs25, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs23);
+                this.stack.push(fs25);
               } else {
-                Object.assign(it, { key: fs23, sep: [] });
+                Object.assign(it, { key: fs25, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -54557,13 +55763,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs23 = this.flowScalar(this.type);
+              const fs25 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs23, sep: [] });
+                fc.items.push({ start: [], key: fs25, sep: [] });
               else if (it.sep)
-                this.stack.push(fs23);
+                this.stack.push(fs25);
               else
-                Object.assign(it, { key: fs23, sep: [] });
+                Object.assign(it, { key: fs25, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -54872,10 +56078,10 @@ var require_dist2 = __commonJS({
 });
 
 // src/config/yamlPosition.ts
-function lineOf(doc, lines2, path18) {
+function lineOf(doc, lines2, path20) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path18) {
+  for (const segment of path20) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -54901,25 +56107,25 @@ var init_yamlPosition = __esm({
 });
 
 // src/github/annotations.ts
-import * as fs18 from "node:fs";
-import * as path13 from "node:path";
+import * as fs20 from "node:fs";
+import * as path15 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
-  const doc = (0, import_yaml2.parseDocument)(fs18.readFileSync(file, "utf8"), { lineCounter: lines2 });
+  const doc = (0, import_yaml2.parseDocument)(fs20.readFileSync(file, "utf8"), { lineCounter: lines2 });
   return lineOf(doc, lines2, ["budgets", name]);
 }
 function workflowLine(file, name) {
-  const index = fs18.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
+  const index = fs20.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
   return index < 0 ? void 0 : index + 1;
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs18.existsSync(path13.join(src.workspace, src.workflowFile))) {
-      const line = workflowLine(path13.join(src.workspace, src.workflowFile), b.name);
+    if (b.source === "flag" && src.workflowFile && fs20.existsSync(path15.join(src.workspace, src.workflowFile))) {
+      const line = workflowLine(path15.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs18.existsSync(path13.join(src.workspace, src.configFile))) {
-      return { path: src.configFile, line: configLine(path13.join(src.workspace, src.configFile), b.name) };
+    if (src.configFile && fs20.existsSync(path15.join(src.workspace, src.configFile))) {
+      return { path: src.configFile, line: configLine(path15.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
   }
@@ -55051,23 +56257,23 @@ var init_gate = __esm({
 });
 
 // src/github/models.ts
-import * as fs19 from "node:fs";
-import * as path14 from "node:path";
+import * as fs21 from "node:fs";
+import * as path16 from "node:path";
 function modelMatcher(globs) {
-  const isMatch = (0, import_picomatch2.default)([...globs], { dot: false });
+  const isMatch = (0, import_picomatch4.default)([...globs], { dot: false });
   return (file) => file.toLowerCase().endsWith(".onnx") && isMatch(file);
 }
 function findModels(root, globs, skip = []) {
   const match = modelMatcher(globs);
-  const skipped = new Set(skip.map((s) => path14.resolve(root, s)));
+  const skipped = new Set(skip.map((s) => path16.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
-    for (const entry3 of fs19.readdirSync(dir, { withFileTypes: true })) {
-      const full = path14.join(dir, entry3.name);
+    for (const entry3 of fs21.readdirSync(dir, { withFileTypes: true })) {
+      const full = path16.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
       } else if (entry3.isFile()) {
-        const rel = path14.relative(root, full).split(path14.sep).join("/");
+        const rel = path16.relative(root, full).split(path16.sep).join("/");
         if (match(rel)) found.push(rel);
       }
     }
@@ -55080,11 +56286,11 @@ function shardModels(models, shard) {
   if (!shard) return sorted;
   return sorted.filter((_, i2) => i2 % shard.count === shard.index - 1);
 }
-var import_picomatch2, SKIP_DIRS;
+var import_picomatch4, SKIP_DIRS;
 var init_models = __esm({
   "src/github/models.ts"() {
     "use strict";
-    import_picomatch2 = __toESM(require_picomatch2(), 1);
+    import_picomatch4 = __toESM(require_picomatch2(), 1);
     SKIP_DIRS = /* @__PURE__ */ new Set([".git", "node_modules"]);
   }
 });
@@ -55197,13 +56403,13 @@ var init_history = __esm({
 });
 
 // src/github/nightly.ts
-import * as fs20 from "node:fs";
-import * as path15 from "node:path";
+import * as fs22 from "node:fs";
+import * as path17 from "node:path";
 function fileStore(file) {
   return {
-    read: async () => fs20.existsSync(file) ? parseHistory(fs20.readFileSync(file, "utf8"), file) : emptyHistory(),
+    read: async () => fs22.existsSync(file) ? parseHistory(fs22.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs20.mkdirSync(path15.dirname(file), { recursive: true });
+      fs22.mkdirSync(path17.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -55264,7 +56470,7 @@ async function reportFailure(octokit, ctx, ledger, label, links) {
 }
 async function runNightly(octokit, ctx, ledger, opts) {
   const { inputs, io } = opts;
-  const local = path15.resolve(opts.workspace, inputs.historyFile);
+  const local = path17.resolve(opts.workspace, inputs.historyFile);
   const store = inputs.historyBranch ? branchStore(octokit, ctx, inputs.historyBranch, inputs.historyFile) : fileStore(local);
   let history = emptyHistory();
   try {
@@ -55322,11 +56528,11 @@ var init_prFiles = __esm({
 });
 
 // src/config/loadConfig.ts
-import { readFileSync as readFileSync12 } from "node:fs";
-function loadConfig(path18, shownAs = path18) {
+import { readFileSync as readFileSync13 } from "node:fs";
+function loadConfig(path20, shownAs = path20) {
   let text2;
   try {
-    text2 = readFileSync12(path18, "utf8");
+    text2 = readFileSync13(path20, "utf8");
   } catch (e) {
     const code = e.code;
     if (code === "ENOENT") throw new UserError(`${shownAs}: config file not found; check the path or create it`);
@@ -55357,10 +56563,10 @@ function parseConfig(text2, where) {
   }
   const config2 = fromFile(CONFIG_FILE.parse(raw));
   for (const [name, limit] of Object.entries(config2.budgets)) {
-    const path18 = ["budgets", name];
-    const node = doc.getIn(path18, true);
+    const path20 = ["budgets", name];
+    const node = doc.getIn(path20, true);
     if ((0, import_yaml3.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-    limit.set_at = `${where}:${lineOf(doc, lines2, path18)}`;
+    limit.set_at = `${where}:${lineOf(doc, lines2, path20)}`;
   }
   return config2;
 }
@@ -55378,20 +56584,20 @@ var init_loadConfig = __esm({
 });
 
 // src/github/settings.ts
-import * as fs21 from "node:fs";
-import * as path16 from "node:path";
+import * as fs23 from "node:fs";
+import * as path18 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs21.existsSync(path16.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
-  const base = configFile ? loadConfig(path16.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
+  const configFile = inputs.config ?? (fs23.existsSync(path18.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const base = configFile ? loadConfig(path18.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
   const config2 = applyGiven(base, inputs.settings, "action inputs");
   if (!inputs.data) throw new UserError(`input data: the labelled evaluation set (.npz) is required in mode ${inputs.mode}; set data: path/to/test.npz`);
   return {
     configFile,
     config: config2,
     budgets: resolveBudgets(config2.budgets, inputs.budgets),
-    data: path16.resolve(workspace, inputs.data),
-    calib: inputs.calibData ? path16.resolve(workspace, inputs.calibData) : void 0,
-    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path16.resolve(workspace, s.path) }))
+    data: path18.resolve(workspace, inputs.data),
+    calib: inputs.calibData ? path18.resolve(workspace, inputs.calibData) : void 0,
+    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path18.resolve(workspace, s.path) }))
   };
 }
 var DEFAULT_CONFIG_FILE;
@@ -55408,8 +56614,8 @@ var init_settings = __esm({
 });
 
 // src/github/run.ts
-import * as fs22 from "node:fs";
-import * as path17 from "node:path";
+import * as fs24 from "node:fs";
+import * as path19 from "node:path";
 function progressFor(io) {
   return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {
   }, stop() {
@@ -55438,16 +56644,16 @@ async function selectModels(inputs, octokit, ctx, env) {
   return { jobs, notes: [], title: `${jobs.length} model${jobs.length === 1 ? "" : "s"}${inputs.mode === "nightly" ? " (nightly)" : ""}` };
 }
 async function run(inputs, octokit, ctx, env, io) {
-  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path17.resolve(env.workspace, inputs.onnxruntimePath);
-  const out = path17.resolve(env.workspace, inputs.out);
+  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path19.resolve(env.workspace, inputs.onnxruntimePath);
+  const out = path19.resolve(env.workspace, inputs.out);
   const progress = progressFor(io);
   let ledger;
   let title;
   let notes = [];
   let settings;
   if (inputs.mode === "aggregate") {
-    const dir = path17.resolve(env.workspace, inputs.ledgers);
-    if (!fs22.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
+    const dir = path19.resolve(env.workspace, inputs.ledgers);
+    if (!fs24.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
     ledger = mergeLedgers(shards);
@@ -55468,10 +56674,10 @@ async function run(inputs, octokit, ctx, env, io) {
   };
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
-  const ledgerPath = path17.join(out, "ledger.json");
-  fs22.mkdirSync(out, { recursive: true });
+  const ledgerPath = path19.join(out, "ledger.json");
+  fs24.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path17.join(out, "ledger.md"), summaryMarkdown);
+  writeFileAtomic(path19.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));
@@ -55545,7 +56751,7 @@ var entry_exports = {};
 __export(entry_exports, {
   entry: () => entry
 });
-import * as os8 from "node:os";
+import * as os9 from "node:os";
 function workflowFile(ref) {
   const m = ref ? /^[^/]+\/[^/]+\/(.+?)@/.exec(ref) : null;
   return m?.[1];
@@ -55564,7 +56770,7 @@ async function entry() {
     };
     await run(inputs, octokit, ctx, {
       workspace: process.env.GITHUB_WORKSPACE || process.cwd(),
-      temp: process.env.RUNNER_TEMP || os8.tmpdir(),
+      temp: process.env.RUNNER_TEMP || os9.tmpdir(),
       workflowFile: workflowFile(process.env.GITHUB_WORKFLOW_REF)
     }, {
       info: (m) => info(m),

@@ -160,8 +160,20 @@ const LAYER_CAP_RULES: readonly Rule<ResolvedConfig>[] = [
       : undefined,
 ];
 
+/** quantize: static INT8 measures activation ranges on calibration data; one quantized model per run */
+const QUANTIZE_RULES: readonly Rule<ResolvedConfig>[] = [
+  (c, f) =>
+    c.quantize === 'int8' && f.calib === 'none'
+      ? '--quantize int8: needs calibration data to measure activation ranges; pass --calib calib.npz (512 samples are plenty), or use --quantize dynamic for MatMul layers'
+      : undefined,
+  (c) =>
+    c.quantize !== 'none' && c.schedule === 'gradual'
+      ? `--quantize ${c.quantize}: not combined with --schedule gradual; quantize the shipped step in a one-shot run (--schedule oneshot)`
+      : undefined,
+];
+
 /** Every rule of a pruning run, in the order their messages take precedence. */
-const RUN_RULES: readonly Rule<ResolvedConfig>[] = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES];
+const RUN_RULES: readonly Rule<ResolvedConfig>[] = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES];
 
 function broken<C>(rules: readonly Rule<C>[], config: C, facts: Omit<RunFacts, 'calib'> & { calib?: CalibFact }): string[] {
   const all: Facts = { calib: 'none', ...facts, cores: facts.cores ?? os.availableParallelism() };

@@ -43,6 +43,13 @@ export type CorruptionKind = (typeof CORRUPTIONS)[number];
 export const SCHEDULES = ['oneshot', 'gradual'] as const;
 export type ScheduleKind = (typeof SCHEDULES)[number];
 
+/** post-training quantization after pruning and recovery (src/quantize/): none, static INT8 QDQ, or dynamic INT8 */
+export const QUANTIZE_MODES = ['none', 'int8', 'dynamic'] as const;
+export type QuantizeMode = (typeof QUANTIZE_MODES)[number];
+/** activation range calibrators of static INT8 (src/quantize/calibrate.ts) */
+export const QUANTIZE_CALIBRATIONS = ['minmax', 'percentile', 'entropy'] as const;
+export type QuantizeCalibration = (typeof QUANTIZE_CALIBRATIONS)[number];
+
 export const EXECUTION_PROVIDERS = ['cpu', 'cuda', 'auto'] as const;
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 
@@ -271,6 +278,21 @@ export const SETTINGS = {
   'rounds-compare-sensitivity': setting(onOff(), false, {
     help: 'with recovery rounds and global scope: also run the rounds with sensitivity-allocated layer ratios and ship whichever ends with the lower calibration NLL (twice the rounds)',
     flag: { commands: RUN },
+  }),
+  quantize: setting(oneOf(QUANTIZE_MODES), 'none', {
+    help:
+      'after pruning and recovery (or alone with sparsity 0), quantize the last float step: int8 = static QDQ calibrated on the calibration set (uint8 activations, per-channel int8 weights, layers kept float where measurement says so); ' +
+      'dynamic = MatMul weights int8, activations quantized per batch at run time (docs/methods.md#int8-quantization)',
+    flag: { value: '<mode>', commands: RUN },
+    input: 'quantize',
+  }),
+  'quantize-calibration': setting(oneOf(QUANTIZE_CALIBRATIONS), 'minmax', {
+    help: 'how quantize int8 sets activation ranges on the calibration set: minmax, percentile or entropy',
+    flag: { value: '<method>', commands: RUN },
+  }),
+  'quantize-exclude': setting(repeatedList(glob, 'a list of node-name globs like ["/stem/*"]'), [], {
+    help: "globs of node names quantize keeps in float; flags add to the file's list",
+    flag: { value: '<glob>', commands: RUN, repeat: 'append' },
   }),
   budgets: {
     help: BUDGETS_HELP,

@@ -4,6 +4,7 @@ import { ICON, intervalText, limitText, marginText, valueText, WORD, whyText } f
 import { cell, DASH, details, nowrap, shownPath, table, unbroken, withoutAbsolutePaths, type Fold } from './markdown.js';
 import { accuracyChart } from './renderCharts.js';
 import { judged, renderReview, type Via } from './renderReview.js';
+import { quantizeSection } from './renderQuantize.js';
 import { scheduleSection } from './renderSchedule.js';
 import { denseStep, finalStep, summaryParts } from './renderSummary.js';
 import type { Ledger, ModelLedger, Step } from './types.js';
@@ -85,7 +86,7 @@ function funnelSection(model: ModelLedger): string | undefined {
   const lines = [
     `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs on nonzero weights; p50 and p95 in the step table)</sub>`,
     table([
-      ['Step', 'Nonzero params', 'MACs run', 'MACs on nonzero weights', 'Ideal speedup', 'Measured speedup (p50)', 'Efficiency'],
+      ['Step', 'Nonzero params', 'MACs run', 'MACs on nonzero weights', 'Weight bytes', 'Ideal speedup', 'Measured speedup (p50)', 'Efficiency'],
       ...steps.map((s) => {
         const f = s.funnel!;
         return [
@@ -93,6 +94,7 @@ function funnelSection(model: ModelLedger): string | undefined {
           percent(f.params_ratio),
           percent(f.flops_ratio),
           percent(f.sparse_flops_ratio),
+          orDash(f.bytes_ratio, (x) => percent(x)),
           ratio(f.ideal_speedup),
           speedCell(s),
           s === dense ? DASH : orDash(f.efficiency, (x) => percent(x, 0)),
@@ -101,7 +103,7 @@ function funnelSection(model: ModelLedger): string | undefined {
     ]),
   ];
   const final = finalStep(model);
-  if (final?.funnel && zerosNotSkipped(model.method)) {
+  if (final?.funnel && zerosNotSkipped(model.method) && !final.quantize) {
     const f = final.funnel;
     const measured = f.speedup === null ? '' : ` (measured ${ratio(f.speedup)}${f.speed === 'unchanged' ? ', within noise' : ''})`;
     lines.push(
@@ -245,6 +247,7 @@ export function renderModel(model: ModelLedger): string {
     model.steps.length > 0 ? stepTables(model) : undefined,
     scheduleSection(model),
     funnelSection(model),
+    quantizeSection(model),
     classTable(model),
     model.notes?.length ? ['**Notes**', ...model.notes.map((n) => `- ${cell(withoutAbsolutePaths(n))}`)].join('\n') : undefined,
     costTable(model.steps),

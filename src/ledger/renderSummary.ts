@@ -35,7 +35,9 @@ export function summaryParts(model: ModelLedger): string {
   const final = finalStep(model);
   const parts: string[] = [];
   if (dense && final) {
-    parts.push(sparsityPhrase(model.method, final.sparsity));
+    // a quantized model's rounded-to-zero weights are not what the reader asked for; the file size is
+    if (final.quantize) parts.push(`INT8 (${ratio(final.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
+    if (!final.quantize || final.sparsity >= 0.05) parts.push(sparsityPhrase(model.method, final.sparsity));
     if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
       const speedup = dense.latency.p50_ms / final.latency.p50_ms;
       // claim a speed change only when the latency samples support it (see the speed funnel)

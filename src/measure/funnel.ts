@@ -1,12 +1,12 @@
 import { errorFunction, median } from 'simple-statistics';
 import type { SpeedFunnel, Step } from './step.js';
-import { modelCost } from '../onnx/flops.js';
+import { MAC_OPS, modelCost, quantizedWeights, weightTensor } from '../onnx/flops.js';
 import { GraphIndex } from '../onnx/graph.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
-import { FLOAT_TYPES, numel, tensorDims, tensorToFloat32 } from '../onnx/tensor.js';
+import { DataType, FLOAT_TYPES, numel, tensorDims, tensorToFloat32 } from '../onnx/tensor.js';
 
-/** Bytes per element of the float types a weight may be stored in. */
-const FLOAT_SIZE: Record<number, number> = { 1: 4, 10: 2, 11: 8, 16: 2 };
+/** Bytes per element of the types a weight may be stored in: float, or integer behind a DequantizeLinear. */
+const ITEM_SIZE: Record<number, number> = { 1: 4, 10: 2, 11: 8, 16: 2, [DataType.INT8]: 1, [DataType.UINT8]: 1, [DataType.INT32]: 4 };
 
 /** What a saved model's weights would cost if zeros were skipped, in storage and in compute. */
 export interface WeightFacts {
@@ -19,20 +19,25 @@ export interface WeightFacts {
   sparseBytes: number;
   /** MACs per sample whose weight is nonzero: what a kernel that skips zero weights would execute */
   sparseMacs: number;
+  /** bytes of the weights as stored (float at their width, quantized at their integer width) */
+  weightBytes: number;
 }
 
-const MAC_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 
 export function weightFacts(model: ModelProto): WeightFacts {
   const index = new GraphIndex(model.graph!);
   const density = new Map<string, number>();
+  const { stored, auxiliary } = quantizedWeights(index);
   let sparseBytes = 0;
+  let weightBytes = 0;
   for (const t of index.initializers.values()) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    if (auxiliary.has(t.name) || (!FLOAT_TYPES.has(t.dataType) && !stored.has(t.name))) continue;
     const v = tensorToFloat32(t);
     let nonzero = 0;
     for (let i = 0; i < v.length; i++) if (v[i] !== 0) nonzero++;
-    sparseBytes += Math.ceil(v.length / 8) + nonzero * (FLOAT_SIZE[t.dataType] ?? 4);
+    const size = ITEM_SIZE[t.dataType] ?? 4;
+    sparseBytes += Math.ceil(v.length / 8) + nonzero * size;
+    weightBytes += v.length * size;
     density.set(t.name, v.length ? nonzero / v.length : 1);
   }
   // modelCost lists MAC nodes in the same topological order as this index
@@ -43,12 +48,12 @@ export function weightFacts(model: ModelProto): WeightFacts {
     if (c.macs === null) return;
     const node = macNodes[k];
     // the weight operand; for a MatMul it may be either side, activation x activation has none
-    const weight = node.opType === 'MatMul' ? node.input.find((i) => index.initializers.has(i) && tensorDims(index.initializers.get(i)!).length >= 2) : node.input[1];
-    const t = weight ? index.initializers.get(weight) : undefined;
+    const weight = node.opType === 'MatMul' || node.opType === 'MatMulInteger' ? node.input.slice(0, 2).find((i) => (weightTensor(index, i)?.dims.length ?? 0) >= 2) : node.input[1];
+    const t = weight ? weightTensor(index, weight) : undefined;
     const d = t && numel(tensorDims(t)) > 0 ? (density.get(t.name) ?? 1) : 1;
     sparseMacs += c.macs * d;
   });
-  return { sparseBytes, sparseMacs };
+  return { sparseBytes, sparseMacs, weightBytes };
 }
 
 /**
@@ -88,6 +93,7 @@ const ratioOr1 = (a: number, b: number): number => (b > 0 ? a / b : 1);
 
 export interface FunnelInput {
   dense: Step;
+  denseFacts: WeightFacts;
   step: Step;
   stepFacts: WeightFacts;
   /** raw latency samples (ms) of the dense model and of this step at the primary batch, interleaved */
@@ -96,12 +102,12 @@ export interface FunnelInput {
 }
 
 /**
- * Where a step's speed went, relative to the dense step: parameters -> MACs -> the speedup those MACs
+ * Where a step's speed went, relative to the dense step: parameters -> MACs -> weight bytes -> the speedup those MACs
  * promise -> the measured speedup -> efficiency (measured / promised). The promise counts only MACs with
  * a nonzero weight, so zeros that the runtime still multiplies show up as lost efficiency.
  */
 export function speedFunnel(input: FunnelInput): SpeedFunnel {
-  const { dense, step, stepFacts, denseSamples, stepSamples } = input;
+  const { dense, step, stepFacts, denseFacts, denseSamples, stepSamples } = input;
   // the dense model runs all its MACs; this step could run only those with a nonzero weight
   const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
   const measured = denseSamples.length > 0 && stepSamples.length > 0;
@@ -113,6 +119,7 @@ export function speedFunnel(input: FunnelInput): SpeedFunnel {
     params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
     flops_ratio: ratioOr1(step.flops, dense.flops),
     sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
+    bytes_ratio: ratioOr1(stepFacts.weightBytes, denseFacts.weightBytes),
     ideal_speedup: idealSpeedup,
     speedup,
     efficiency: speedup === null ? null : speedup / idealSpeedup,

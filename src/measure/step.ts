@@ -1,5 +1,6 @@
 import type { LayerSparsity } from '../prune/sparsity.js';
 import type { RecoveryInfo, TemperatureInfo } from '../recover/runRecovery.js';
+import type { QuantizeInfo } from '../quantize/types.js';
 
 /**
  * What the ledger records for one step, all measured on the step's saved artifact: the step itself and
@@ -51,6 +52,8 @@ export interface SpeedFunnel {
   flops_ratio: number;
   /** MACs with a nonzero weight / dense MACs: what a kernel that skips zero weights would execute */
   sparse_flops_ratio: number;
+  /** bytes of the stored weights / dense: what quantization (and structured pruning) saves in memory traffic */
+  bytes_ratio?: number;
   /** 1 / sparse_flops_ratio: the speedup if time followed the MACs that matter */
   ideal_speedup: number;
   /** dense p50 / this p50 (ratio of medians of the interleaved samples); null when not measured */
@@ -111,4 +114,6 @@ export interface Step {
   sparse_bytes?: number;
   /** where the speed went, relative to the dense step */
   funnel?: SpeedFunnel;
+  /** `quantize:int8` steps only: how the model was quantized and which kernels onnxruntime runs for it */
+  quantize?: QuantizeInfo;
 }

@@ -4,7 +4,7 @@ import { attr } from './graph.js';
 import { cloneModel, opsetVersion } from './model.js';
 import { NameGenerator } from './names.js';
 import { TensorProtoSchema, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto/onnx_pb.js';
-import { adoptTensorFloat32, DataType, makeFloatTensor, makeIntTensor, setTensorFloat32, tensorDims } from './tensor.js';
+import { adoptTensorFloat32, DataType, makeFloatTensor, makeIntTensor, setTensorFloat32, tensorDims, type IntType } from './tensor.js';
 
 /** A node to add: its spec, and the base of its name (made unique; the op type when not given). */
 export type NewNode = NodeSpec & { name?: string };
@@ -91,9 +91,22 @@ export class ModelEditor {
     return this.pushInitializer(makeFloatTensor(this.fresh(base), dims, values, dataType));
   }
 
-  /** A new int64 (or int32) initializer: shapes, axes, indices; returns its name. */
-  addIntInitializer(base: string, dims: readonly number[], values: readonly number[], dataType: DataType.INT64 | DataType.INT32 = DataType.INT64): string {
+  /** A new integer initializer: int64 (or int32) shapes, axes, indices; int8/uint8/int32 quantized values. Returns its name. */
+  addIntInitializer(base: string, dims: readonly number[], values: ArrayLike<number>, dataType: IntType = DataType.INT64): string {
     return this.pushInitializer(makeIntTensor(this.fresh(base), dims, values, dataType));
+  }
+
+  /**
+   * Store an initializer's values in an integer type under its own name and shape: a weight quantized
+   * in place, so everything that names it (reports, sparsity counts) still finds it.
+   */
+  storeAsInteger(name: string, values: ArrayLike<number>, dataType: IntType): TensorProto {
+    const old = this.inits.get(name);
+    if (!old) throw new Error(`no initializer '${name}'`);
+    const t = makeIntTensor(name, tensorDims(old), values, dataType);
+    this.graph.initializer[this.graph.initializer.indexOf(old)] = t;
+    this.inits.set(name, t);
+    return t;
   }
 
   /** A new initializer with the type, shape and values of the constant `name` (initializer or Constant); returns its name. */
@@ -269,6 +282,12 @@ export class ModelEditor {
   declareValueInfo(decl: ValueInfoProto): void {
     this.names.reserve(decl.name);
     this.graph.valueInfo = [...this.graph.valueInfo.filter((v) => v.name !== decl.name), decl];
+  }
+
+  /** Forget the declarations of these intermediate tensors (a rewrite removed them). */
+  dropValueInfo(names: Iterable<string>): void {
+    const gone = new Set(names);
+    this.graph.valueInfo = this.graph.valueInfo.filter((v) => !gone.has(v.name));
   }
 
   /** Forget every intermediate declaration: after surgery their shapes are stale (runtimes infer them again). */

@@ -78,6 +78,13 @@ export function topologicalOrder(nodes: readonly NodeProto[], producer: Readonly
   return order;
 }
 
+/** `nodes` in a topological order: for a rewrite that appended nodes wherever was convenient. */
+export function sortedNodes(nodes: readonly NodeProto[]): NodeProto[] {
+  const producer = new Map<string, NodeProto>();
+  for (const n of nodes) for (const o of n.output) if (o) producer.set(o, n);
+  return topologicalOrder(nodes, producer);
+}
+
 export function attr(node: NodeProto, name: string): AttributeProto | undefined {
   return node.attribute.find((a) => a.name === name);
 }

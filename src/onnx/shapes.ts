@@ -18,7 +18,7 @@ const ELEMENTWISE_UNARY = new Set([
   'Identity', 'Relu', 'LeakyRelu', 'PRelu', 'Sigmoid', 'Tanh', 'Clip', 'Gelu', 'Erf', 'Sqrt', 'Exp', 'Log', 'Neg', 'Abs',
   'Softmax', 'LogSoftmax', 'Dropout', 'BatchNormalization', 'LayerNormalization', 'InstanceNormalization', 'Cast',
   'HardSigmoid', 'HardSwish', 'Elu', 'Selu', 'Softplus', 'Mish', 'Reciprocal', 'Floor', 'Ceil', 'Round', 'Not',
-  'LpNormalization', 'CastLike', 'Celu', 'ThresholdedRelu', 'Sign', 'Sin', 'Cos',
+  'LpNormalization', 'CastLike', 'Celu', 'ThresholdedRelu', 'Sign', 'Sin', 'Cos', 'QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear',
 ]);
 const BROADCAST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'Where', 'Equal', 'Less', 'Greater', 'And', 'Or', 'Mod', 'LessOrEqual', 'GreaterOrEqual', 'Expand']);
 
@@ -181,11 +181,12 @@ function inferNode(node: NodeProto, shapes: Map<string, number[]>, values: Map<s
   }
   switch (op) {
     case 'Conv':
+    case 'ConvInteger':
     case 'ConvTranspose': {
       const w = s(1);
       if (!x || !w) return;
       const group = attrInt(node, 'group', 1);
-      const cout = op === 'Conv' ? w[0] : w[1] * group;
+      const cout = op === 'ConvTranspose' ? w[1] * group : w[0];
       const sp = convOutput(node, x, w, op === 'ConvTranspose');
       set(sp && [x[0], cout, ...sp]);
       return;
@@ -229,7 +230,8 @@ function inferNode(node: NodeProto, shapes: Map<string, number[]>, values: Map<s
       set([m, n]);
       return;
     }
-    case 'MatMul': {
+    case 'MatMul':
+    case 'MatMulInteger': {
       const w = s(1);
       if (!x || !w) return;
       const a = x.length === 1 ? [1, x[0]] : x;

@@ -206,9 +206,17 @@ export function makeFloatTensor(name: string, dims: readonly number[], values: F
   return t;
 }
 
-/** An int64 (or int32) tensor, as shape, axes and index constants are stored. */
-export function makeIntTensor(name: string, dims: readonly number[], values: readonly number[], dataType: DT.INT64 | DT.INT32 = DT.INT64): TensorProto {
-  const raw = dataType === DT.INT32 ? new Uint8Array(Int32Array.from(values).buffer) : new Uint8Array(BigInt64Array.from(values, (v) => BigInt(v)).buffer);
+/** The integer element types a rewrite writes: int64/int32 shape and index constants, int8/uint8/int32 quantized values. */
+export type IntType = DT.INT64 | DT.INT32 | DT.INT8 | DT.UINT8;
+
+/** An integer tensor: int64 (default) or int32 as shape, axes and index constants are stored; int8, uint8, int32 as quantized weights, zero points and biases are. */
+export function makeIntTensor(name: string, dims: readonly number[], values: ArrayLike<number>, dataType: IntType = DT.INT64): TensorProto {
+  const array = Array.from(values);
+  const raw =
+    dataType === DT.INT64 ? new Uint8Array(BigInt64Array.from(array, (v) => BigInt(v)).buffer)
+    : dataType === DT.INT32 ? new Uint8Array(Int32Array.from(array).buffer)
+    : dataType === DT.INT8 ? new Uint8Array(Int8Array.from(array).buffer)
+    : Uint8Array.from(array);
   return create(TensorProtoSchema, { name, dataType, dims: dims.map(BigInt), rawData: raw });
 }
 

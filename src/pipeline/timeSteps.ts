@@ -25,7 +25,7 @@ export async function timeSteps(measured: readonly MeasuredStep[], data: Dataset
   const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
   measured.forEach((m, i) => {
     m.step.sparse_bytes = facts[i].sparseBytes;
-    m.step.funnel = speedFunnel({ dense: measured[0].step, step: m.step, stepFacts: facts[i], denseSamples: samples[0][0], stepSamples: samples[i][0] });
+    m.step.funnel = speedFunnel({ dense: measured[0].step, denseFacts: facts[0], step: m.step, stepFacts: facts[i], denseSamples: samples[0][0], stepSamples: samples[i][0] });
   });
   for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider });
   return samples;

@@ -30,7 +30,7 @@ describe('the Config type, from the declaration', () => {
     expectTypeOf<keyof Config>().toEqualTypeOf<
       | 'sparsity' | 'method' | 'recovery' | 'scope' | 'exclude' | 'keepFirstLayer' | 'keepLastLayer' | 'bakeTemperature' | 'recoveryTimeBudget' | 'recoveryCommand'
       | 'batchSizes' | 'latency' | 'evalBatchSize' | 'confidence' | 'roundTo' | 'criterion' | 'maxLayerSparsity' | 'strict' | 'executionProvider' | 'corruptions'
-      | 'timeBudget' | 'schedule' | 'scheduleSteps' | 'schedulePatience' | 'recoveryRounds' | 'roundsCompareSensitivity' | 'budgets'
+      | 'timeBudget' | 'schedule' | 'scheduleSteps' | 'schedulePatience' | 'recoveryRounds' | 'roundsCompareSensitivity' | 'quantize' | 'quantizeCalibration' | 'quantizeExclude' | 'budgets'
     >();
   });
 });
@@ -101,6 +101,7 @@ describe('CLI flags, from the declaration', () => {
       ...['--model', '--data', '--out', '--calib', '--shift', '--config', '--budget', '--sparsity', '--method', '--recovery', '--scope', '--round-to', '--criterion', '--max-layer-sparsity'],
       ...['--exclude', '--keep-first-layer', '--keep-last-layer', '--recovery-command', '--recovery-time-budget', '--bake-temperature', '--batch-sizes', '--warmup', '--runs', '--threads'],
       ...['--eval-batch-size', '--time-budget', '--schedule', '--schedule-steps', '--schedule-patience', '--recovery-rounds', '--rounds-compare-sensitivity', '--quiet', ...STATISTICS],
+      ...['--quantize', '--quantize-calibration', '--quantize-exclude'],
     ],
     compare: ['--base', '--head', '--data', '--out', '--shift', ...MEASURE, ...STATISTICS],
     selftest: ['--model', '--data', '--repetitions', '--out', ...MEASURE, ...STATISTICS],
@@ -185,6 +186,7 @@ describe('action inputs, from the declaration', () => {
       warmup: 'latency.warmup',
       runs: 'latency.runs',
       'execution-provider': 'execution-provider',
+      quantize: 'quantize',
     });
   });
 

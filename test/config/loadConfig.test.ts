@@ -124,6 +124,9 @@ describe('parseConfig values', () => {
       schedulePatience: 1,
       recoveryRounds: 0,
       roundsCompareSensitivity: false,
+      quantize: 'none',
+      quantizeCalibration: 'minmax',
+      quantizeExclude: [],
     });
   });
 
@@ -158,6 +161,9 @@ describe('parseConfig values', () => {
       '  accuracy-drop: 0.5%',
       '  min-speedup: 1.5',
       '  max-size-bytes: 2MB',
+      'quantize: int8',
+      'quantize-calibration: entropy',
+      'quantize-exclude: ["/stem/*"]',
       '',
     ].join('\n');
     expect(parseConfig(text, FILE)).toEqual({
@@ -191,6 +197,9 @@ describe('parseConfig values', () => {
       schedulePatience: 2,
       recoveryRounds: 3,
       roundsCompareSensitivity: true,
+      quantize: 'int8',
+      quantizeCalibration: 'entropy',
+      quantizeExclude: ['/stem/*'],
     });
   });
 

@@ -36,6 +36,8 @@ const RULES: [string, Partial<ResolvedConfig>, CalibFact, string, Partial<Resolv
   ['sparsegpt without calib', { criterion: 'sparsegpt' }, 'none', '--criterion sparsegpt: needs calibration data to choose the mask on; pass --calib calib.npz', { criterion: 'sparsegpt' }, 'unlabelled'],
   ['a layer cap outside global', { maxLayerSparsity: 0.9, scope: 'layer' }, 'labelled', "--max-layer-sparsity: caps what one global threshold takes from a layer, but --scope layer sets every layer's ratio itself; use --scope global or drop the cap", { maxLayerSparsity: 0.9 }, 'labelled'],
   ['a layer cap below the target', { maxLayerSparsity: 0.5, sparsity: 0.8 }, 'labelled', '--max-layer-sparsity 0.5: below --sparsity 0.8, so no allocation reaches the target; raise it to at least 0.8', { maxLayerSparsity: 0.8, sparsity: 0.8 }, 'labelled'],
+  ['static INT8 without calib', { quantize: 'int8' }, 'none', '--quantize int8: needs calibration data to measure activation ranges; pass --calib calib.npz (512 samples are plenty), or use --quantize dynamic for MatMul layers', { quantize: 'dynamic' }, 'none'],
+  ['quantize with gradual', { quantize: 'int8', schedule: 'gradual' }, 'unlabelled', '--quantize int8: not combined with --schedule gradual; quantize the shipped step in a one-shot run (--schedule oneshot)', { quantize: 'int8' }, 'unlabelled'],
 ];
 
 describe('cross-field rules', () => {

@@ -278,6 +278,19 @@ describe('where the speed went', () => {
     }
   });
 
+  it('shows weight bytes where the ledger measured them (a quantized step), and leaves the column out where it did not', () => {
+    const md = renderMarkdown({ ...sampleLedger(), models: [withFunnel('unstructured', { bytes_ratio: 0.26 })] });
+    expect(md).toContain('| Step | Nonzero params | MACs run | MACs on nonzero weights | Weight bytes | Ideal speedup | Measured speedup (p50) | Efficiency |');
+    expect(md).toContain('| prune | 20.0% | 100.0% | 21.0% | 26.0% | 4.76x |');
+    expect(renderMarkdown({ ...sampleLedger(), models: [withFunnel('unstructured', {})] })).not.toContain('Weight bytes');
+  });
+
+  it('headline of a quantized model gives its size against dense instead of the zeros rounding made', () => {
+    const model = sampleModel();
+    model.steps[1] = { ...model.steps[1], sparsity: 0.01, size_bytes: 123_240, quantize: {} as NonNullable<ReturnType<typeof step>['quantize']> };
+    expect(renderHeadline(model)).toBe('**FAIL** · mlp.onnx: INT8 (0.26x the size), 1.9x faster, −0.40 pt accuracy');
+  });
+
   it('has no CPU note for methods that really remove work, and no section without funnels', () => {
     const md = renderMarkdown({ ...sampleLedger(), models: [withFunnel('structured', { speedup: 1.6, speed: 'faster', p_value: 0.0001, flops_ratio: 0.5 })] });
     expect(md).toContain('**Where the speed went**');

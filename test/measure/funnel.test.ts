@@ -43,12 +43,14 @@ describe('speedFunnel', () => {
   const dense = step({ nonzero_params: 1000, flops: 10_000 });
   const pruned = step({ name: 'prune', nonzero_params: 520, flops: 10_000 });
   const denseSamples = [1.0, 1.02, 0.98, 1.01, 0.99, 1.03, 0.97, 1.0];
+  const denseFacts = { sparseBytes: 0, sparseMacs: 10_000, weightBytes: 4000 };
 
   it('follows parameters -> MACs -> ideal -> measured -> efficiency against the dense step', () => {
-    const f = speedFunnel({ dense, step: pruned, stepFacts: { sparseBytes: 0, sparseMacs: 5000 }, denseSamples, stepSamples: denseSamples.map((x) => x * 0.8) });
+    const f = speedFunnel({ dense, step: pruned, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 1000 }, denseSamples, stepSamples: denseSamples.map((x) => x * 0.8) });
     expect(f.params_ratio).toBeCloseTo(0.52, 12);
     expect(f.flops_ratio).toBe(1);
     expect(f.sparse_flops_ratio).toBe(0.5);
+    expect(f.bytes_ratio).toBe(0.25);
     expect(f.ideal_speedup).toBe(2);
     expect(f.speedup).toBeCloseTo(1.25, 12);
     expect(f.efficiency).toBeCloseTo(0.625, 12);
@@ -58,20 +60,20 @@ describe('speedFunnel', () => {
 
   it('calls overlapping samples unchanged, even when their medians differ', () => {
     const stepSamples = [0.99, 1.01, 0.96, 1.0, 0.97, 1.02, 0.98, 0.985];
-    const f = speedFunnel({ dense, step: pruned, stepFacts: { sparseBytes: 0, sparseMacs: 5000 }, denseSamples, stepSamples });
+    const f = speedFunnel({ dense, step: pruned, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 1000 }, denseSamples, stepSamples });
     expect(f.speedup).not.toBe(1);
     expect(f.p_value).toBeGreaterThan(0.05);
     expect(f.speed).toBe('unchanged');
   });
 
   it('reports a real slowdown as slower', () => {
-    const f = speedFunnel({ dense, step: pruned, stepFacts: { sparseBytes: 0, sparseMacs: 10_000 }, denseSamples, stepSamples: denseSamples.map((x) => x * 1.5) });
+    const f = speedFunnel({ dense, step: pruned, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 10_000, weightBytes: 1000 }, denseSamples, stepSamples: denseSamples.map((x) => x * 1.5) });
     expect(f.speed).toBe('slower');
     expect(f.speedup).toBeCloseTo(1 / 1.5, 12);
   });
 
   it('has no speed claim when latency was not measured', () => {
-    const f = speedFunnel({ dense, step: pruned, stepFacts: { sparseBytes: 0, sparseMacs: 5000 }, denseSamples: [], stepSamples: [] });
+    const f = speedFunnel({ dense, step: pruned, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 1000 }, denseSamples: [], stepSamples: [] });
     expect(f).toMatchObject({ speedup: null, efficiency: null, p_value: null, speed: null, ideal_speedup: 2 });
   });
 });

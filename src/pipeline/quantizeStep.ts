@@ -1,0 +1,280 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Config } from '../config/schema.js';
+import { sliceBatch, type Dataset } from '../data/dataset.js';
+import type { Progress } from '../io/progress.js';
+import { measureInterleaved } from '../measure/latency.js';
+import { loadModel, opsetVersion, saveModel, setMetadata } from '../onnx/model.js';
+import { median } from 'simple-statistics';
+import { kernelReport, optimisedGraph } from '../quantize/kernels.js';
+import type { WeightBits } from '../quantize/params.js';
+import { buildQuantized, calibQuality, layerErrors, predict, prepareQuantization, relativeL2, type Prepared } from '../quantize/prepare.js';
+import type { FloatReason, QuantizeInfo, QuantizeVariant } from '../quantize/types.js';
+import { VERSION } from '../version.js';
+import { UserError } from '../errors.js';
+import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import { qdqSupport } from '../quantize/qdq.js';
+import { dynamicCandidates, MIN_DYNAMIC_OPSET, quantizeDynamic } from '../quantize/dynamic.js';
+import { measureStep, type MeasuredStep, type StepContext } from './measureStep.js';
+
+/** Calibration samples the decisions (weight precision, float layers) are measured on. */
+const DECISION_SAMPLES = 256;
+/** A plan may lose this much calibration quality against the float model before layers fall back to float. */
+export const CALIB_TOLERANCE = 0.005;
+/** Error-driven fallback stops after this many layers: past it the model is mostly float anyway. */
+const MAX_ERROR_FALLBACKS = 3;
+/**
+ * Timing of the plans: enough rounds to rank them, each sample the best of 3 back-to-back runs so a
+ * preempted run on a shared runner does not decide; the shipped step is timed again with the others.
+ */
+const DECISION_TIMING = { warmup: 3, runs: 12, repeat: 3 };
+/** How much faster a plan with more float layers must time than one with fewer to be chosen. */
+const CLEAR_GAIN = 1.03;
+/** Input channels at or below which a first conv counts as narrow (a grey or RGB image). */
+const NARROW_CHANNELS = 4;
+
+export interface QuantizeStepInput {
+  /** the float model to quantize: the dense input, or the last pruning/recovery artifact */
+  source: string;
+  calib: Dataset;
+  config: Config;
+  /** where the quantized model is saved */
+  artifact: string;
+  progress: Progress;
+  provider: 'cpu' | 'cuda';
+}
+
+export interface QuantizeStepResult {
+  artifact: string;
+  description: string;
+  info: QuantizeInfo;
+  notes: string[];
+}
+
+function firstSlice(d: Dataset, n: number): Dataset {
+  if (d.count <= n) return d;
+  return { ...d, count: n, inputs: sliceBatch(d, 0, n), labels: d.labels ? d.labels.subarray(0, n) : null };
+}
+
+/**
+ * Weight precision by measurement: at 8 bits some CPUs' integer kernels (AVX2 without VNNI) saturate
+ * 16-bit intermediate sums, which the QDQ graph evaluated in float (simulated) never does. Both
+ * precisions are run fused and simulated; 8 bits is kept unless its fused result strays from its
+ * simulation clearly more than 7 bits' does (rounding alone moves both alike).
+ */
+async function chooseWeightBits(prep: Prepared, slice: Dataset, threads: number): Promise<{ bits: WeightBits; deviation: { bits8: number; bits7: number }; reason: string }> {
+  const dev = async (bits: WeightBits): Promise<number> => {
+    const q = buildQuantized(prep, new Set(), bits).model;
+    const fused = await predict(q, slice, 'fused', threads);
+    const simulated = await predict(q, slice, 'simulated', threads);
+    return relativeL2(fused.logits!, simulated.logits!);
+  };
+  const bits8 = await dev(8);
+  const bits7 = await dev(7);
+  const overflow = bits8 > 2 * bits7 + 0.01;
+  const fmt = (x: number) => x.toFixed(4);
+  const reason = overflow
+    ? `7-bit weights: at 8 bits onnxruntime's integer kernels strayed from the simulated QDQ graph (relative output error ${fmt(bits8)} against ${fmt(bits7)} at 7 bits), the sign of saturating 16-bit sums on this CPU`
+    : `8-bit weights: this CPU's integer kernels match the simulated QDQ graph at 8 bits as closely as at 7 (relative output error ${fmt(bits8)} against ${fmt(bits7)})`;
+  return { bits: overflow ? 7 : 8, deviation: { bits8, bits7 }, reason };
+}
+
+/** Plans to time: everything quantized, and with the layer kinds whose integer kernels often do not pay kept in float. */
+function variants(prep: Prepared): { name: string; keep: Map<string, FloatReason> }[] {
+  const compute = prep.nodes.filter((n) => n.kind === 'conv' || n.kind === 'depthwise-conv' || n.kind === 'gemm' || n.kind === 'matmul');
+  const first = compute[0];
+  const narrow = first && first.opType === 'Conv' && (first.inChannels ?? Infinity) <= NARROW_CHANNELS && !prep.excluded.includes(first.label) ? first.label : undefined;
+  const depthwise = prep.nodes.filter((n) => n.kind === 'depthwise-conv' && !prep.excluded.includes(n.label)).map((n) => n.label);
+  const out: { name: string; keep: Map<string, FloatReason> }[] = [{ name: 'all-int8', keep: new Map() }];
+  if (narrow) out.push({ name: 'narrow-first-layer-float', keep: new Map([[narrow, 'narrow-first-layer']]) });
+  if (depthwise.length) out.push({ name: 'depthwise-float', keep: new Map(depthwise.map((d) => [d, 'depthwise' as const])) });
+  if (narrow && depthwise.length) out.push({ name: 'narrow-first-and-depthwise-float', keep: new Map([[narrow, 'narrow-first-layer' as const], ...depthwise.map((d) => [d, 'depthwise' as const] as const)]) });
+  return out;
+}
+
+function detail(reason: FloatReason, v?: QuantizeVariant): string {
+  switch (reason) {
+    case 'excluded': return 'matched the quantize exclude list';
+    case 'narrow-first-layer': return `few input channels; the plan keeping it float measured fastest (${v?.speedup?.toFixed(2)}x float)`;
+    case 'depthwise': return `depthwise; the plan keeping depthwise convs float measured fastest (${v?.speedup?.toFixed(2)}x float)`;
+    case 'error': return 'largest share of the quantization error while the calibration quality was below tolerance';
+  }
+}
+
+/**
+ * The `quantize:int8` step: calibrate, choose weight precision and float layers by measurement on this
+ * runner, write the static QDQ model, and read back which kernels onnxruntime runs for it.
+ */
+export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeStepResult> {
+  const { config, progress, calib } = input;
+  const threads = config.latency.threads;
+  const float = loadModel(input.source).proto;
+  progress.note(`quantizing ${path.basename(input.source)} to INT8 (static QDQ, ${config.quantizeCalibration} calibration on ${calib.count} samples)`);
+  const prep = await prepareQuantization(float, calib, { calibrator: config.quantizeCalibration, exclude: config.quantizeExclude, threads });
+  const slice = firstSlice(calib, DECISION_SAMPLES);
+  const metric = slice.labels ? 'accuracy' : 'agreement';
+  const floatPred = await predict(float, slice, 'fused', threads);
+  const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
+  const weights = await chooseWeightBits(prep, slice, threads);
+
+  // time every plan against the float model in one interleaved pass, on calibration inputs
+  const scratch = fs.mkdtempSync(path.join(path.dirname(input.artifact), '.quantize-'));
+  const measured: (QuantizeVariant & { keep: Map<string, FloatReason> })[] = [];
+  try {
+    const plans = variants(prep);
+    const files: string[] = [];
+    for (const [k, v] of plans.entries()) {
+      const q = buildQuantized(prep, new Set(v.keep.keys()), weights.bits);
+      const file = path.join(scratch, `variant-${k}.onnx`);
+      saveModel(q.model, file);
+      files.push(file);
+      const quality = calibQuality(await predict(q.model, slice, 'fused', threads), floatPred, slice.labels);
+      measured.push({ name: v.name, keep_float: [...v.keep.keys()], calib_quality: quality, speedup: null, chosen: false, keep: v.keep });
+    }
+    // one plan needs no choosing: the step's own latency is measured with every other step's
+    if (plans.length > 1) {
+      progress.start(`latency (float and ${plans.length} INT8 plans interleaved)`, config.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs));
+      const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config.batchSizes))), { batchSizes: config.batchSizes, ...DECISION_TIMING, threads, provider: input.provider }, (d) => progress.update(d));
+      progress.stop();
+      measured.forEach((m, k) => {
+        const logs = config.batchSizes.map((_, b) => Math.log(median(samples[0][b]) / median(samples[k + 1][b])));
+        m.speedup = Math.exp(logs.reduce((a, x) => a + x, 0) / logs.length);
+      });
+    }
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
+  const eligible = measured.filter((m) => m.calib_quality >= floatQuality - CALIB_TOLERANCE);
+  // more float layers must buy a clear speedup over fewer: a tie within timing noise keeps INT8
+  const pick = (eligible.length ? eligible : measured).reduce((a, b) =>
+    eligible.length ? ((b.speedup ?? 0) > (a.speedup ?? 0) * (b.keep_float.length > a.keep_float.length ? CLEAR_GAIN : 1 / CLEAR_GAIN) ? b : a) : b.calib_quality > a.calib_quality ? b : a,
+  );
+  pick.chosen = true;
+  const keep = new Map(pick.keep);
+
+  // layers whose error the calibration set cannot afford go back to float, worst contribution first
+  let q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
+  let quality = pick.calib_quality;
+  let errors = await layerErrors(prep.folded, q, slice, threads);
+  for (let k = 0; k < MAX_ERROR_FALLBACKS && quality < floatQuality - CALIB_TOLERANCE; k++) {
+    const worst = errors.filter((e) => !keep.has(e.node)).sort((a, b) => b.output_error - b.input_error - (a.output_error - a.input_error))[0];
+    if (!worst) break;
+    keep.set(worst.node, 'error');
+    q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
+    quality = calibQuality(await predict(q.model, slice, 'fused', threads), floatPred, slice.labels);
+    errors = await layerErrors(prep.folded, q, slice, threads);
+  }
+  setMetadata(q.model, { 'prune-guard.version': VERSION, 'prune-guard.quantize': 'int8-static-qdq', 'prune-guard.quantize.weight_bits': String(weights.bits) });
+  saveModel(q.model, input.artifact);
+  const kernels = kernelReport(q.model, await optimisedGraph(input.artifact, 1));
+
+  const floatLayers = [
+    ...prep.excluded.map((node) => ({ node, reason: 'excluded' as const, detail: detail('excluded') })),
+    ...[...keep].map(([node, reason]) => ({ node, reason, detail: detail(reason, pick) })),
+  ];
+  const notes: string[] = [];
+  if (prep.granularityNote) notes.push(`quantize: ${prep.granularityNote}`);
+  const backToFloat = [...keep.values()].filter((r) => r === 'error').length;
+  if (quality < floatQuality - CALIB_TOLERANCE) notes.push(`quantize: calibration ${metric} ${(quality * 100).toFixed(2)}% is still more than ${(CALIB_TOLERANCE * 100).toFixed(1)} pt below float (${(floatQuality * 100).toFixed(2)}%) after ${backToFloat} layer${backToFloat === 1 ? '' : 's'} went back to float`);
+  if (pick.speedup !== null && pick.speedup < 1) notes.push(`quantize: every INT8 plan measured slower than float on this runner (best ${pick.speedup.toFixed(2)}x); the budgets judge the shipped model as measured`);
+  // layers meant to run integer kernels that onnxruntime did not fuse
+  const unfused = kernels.layers.filter((l) => !l.integer && !keep.has(l.node) && !prep.excluded.includes(l.node));
+  if (unfused.length > 0) notes.push(`quantize: onnxruntime left ${unfused.map((l) => `${l.node} (${l.kernel})`).join(', ')} in float`);
+  const integerLayers = kernels.layers.filter((l) => l.integer).length;
+  const info: QuantizeInfo = {
+    scheme: 'static-qdq',
+    activations: 'uint8',
+    weights: { type: 'int8', bits: weights.bits, granularity: q.perChannel ? 'per-channel' : 'per-tensor', fused_deviation: weights.deviation, reason: weights.reason },
+    calibration: { method: prep.calibrator, samples: prep.calibSamples, decision_samples: slice.count },
+    folded_batch_norms: prep.foldedBatchNorms,
+    quantized_nodes: q.quantized.length,
+    absorbed_relus: q.absorbed.length,
+    float_layers: floatLayers,
+    variants: measured.map(({ keep: _keep, ...v }) => v),
+    calib_quality: { metric, float: floatQuality, quantized: quality },
+    layer_errors: [...errors].sort((a, b) => b.output_error - b.input_error - (a.output_error - a.input_error)).slice(0, 20),
+    kernels,
+  };
+  const description = `INT8 static QDQ (${config.quantizeCalibration} calibration, ${prep.calibSamples} samples): uint8 activations, ${weights.bits}-bit ${info.weights.granularity} int8 weights; ${integerLayers} of ${kernels.layers.length} layers run integer kernels${floatLayers.length ? `, ${floatLayers.length} kept float` : ''}`;
+  return { artifact: input.artifact, description, info, notes };
+}
+
+/** Whether the CPU's integer dot products add 8-bit products without 16-bit saturation (VNNI, AMX), from Linux's CPU flags. */
+function cpuHasVnni(): boolean | undefined {
+  try {
+    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The `quantize:dynamic` step: MatMul weights to int8, activations quantized per batch at run time.
+ * Weight precision is measured on the calibration set when there is one (error against float at 8 and
+ * 7 bits: in exact arithmetic 8 bits has about half 7 bits' error, so more means saturation), else read
+ * from the CPU's features.
+ */
+export async function quantizeDynamicStep(input: Omit<QuantizeStepInput, 'calib'> & { calib?: Dataset }): Promise<QuantizeStepResult> {
+  const { config, progress } = input;
+  const threads = config.latency.threads;
+  const float = loadModel(input.source).proto;
+  progress.note(`quantizing ${path.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
+  let bits: WeightBits = 8;
+  let deviation: { bits8: number; bits7: number } | null = null;
+  let reason: string;
+  if (input.calib) {
+    const slice = firstSlice(input.calib, DECISION_SAMPLES);
+    const reference = await predict(float, slice, 'fused', threads);
+    const err = async (b: WeightBits) => relativeL2((await predict(quantizeDynamic(float, { weightBits: b, exclude: config.quantizeExclude }).model, slice, 'fused', threads)).logits!, reference.logits!);
+    deviation = { bits8: await err(8), bits7: await err(7) };
+    bits = deviation.bits8 > deviation.bits7 ? 7 : 8;
+    reason = `${bits}-bit weights: relative output error against float ${deviation.bits8.toFixed(4)} at 8 bits and ${deviation.bits7.toFixed(4)} at 7 bits on ${slice.count} calibration samples${bits === 7 ? ' (8 bits worse than 7: saturating 16-bit sums on this CPU)' : ''}`;
+  } else {
+    const vnni = cpuHasVnni();
+    bits = vnni === false ? 7 : 8;
+    reason = vnni === undefined ? '8-bit weights: no calibration data to measure on and no CPU flags to read' : `${bits}-bit weights: no calibration data to measure on; this CPU ${vnni ? 'has' : 'lacks'} VNNI-class integer dot products`;
+  }
+  const q = quantizeDynamic(float, { weightBits: bits, exclude: config.quantizeExclude });
+  setMetadata(q.model, { 'prune-guard.version': VERSION, 'prune-guard.quantize': 'int8-dynamic', 'prune-guard.quantize.weight_bits': String(bits) });
+  saveModel(q.model, input.artifact);
+  const kernels = kernelReport(q.model, await optimisedGraph(input.artifact, 1));
+  const notes: string[] = [];
+  const info: QuantizeInfo = {
+    scheme: 'dynamic',
+    activations: 'uint8',
+    weights: { type: 'int8', bits, granularity: 'per-channel', fused_deviation: deviation, reason },
+    calibration: null,
+    folded_batch_norms: 0,
+    quantized_nodes: q.quantized.length,
+    absorbed_relus: 0,
+    float_layers: [],
+    variants: [],
+    calib_quality: null,
+    layer_errors: [],
+    kernels,
+  };
+  const description = `INT8 dynamic: ${q.quantized.length} MatMul weights int8 (${bits}-bit, per output column), activations quantized per batch; ${kernels.integer_nodes} integer kernels in onnxruntime's graph`;
+  return { artifact: input.artifact, description, info, notes };
+}
+
+/**
+ * Refuse, before anything is written, a quantization this model cannot take: an opset or element types
+ * the rewrite cannot express, or (dynamic) no MatMul to rewrite. What the settings and inputs need
+ * (calibration data, no gradual schedule) is checked with the other rules in src/config/rules.ts.
+ */
+export function checkQuantizeInputs(config: Config, model: ModelProto, req: { model: string }): void {
+  if (config.quantize === 'dynamic') {
+    if (opsetVersion(model) < MIN_DYNAMIC_OPSET) throw new UserError(`${req.model}: cannot quantize dynamically: opset ${opsetVersion(model)} has no MatMulInteger (it starts at opset ${MIN_DYNAMIC_OPSET}); re-export the model at opset 13 or later`);
+    if (dynamicCandidates(model, config.quantizeExclude).length === 0) throw new UserError(`${req.model}: --quantize dynamic rewrites MatMul layers with a constant weight and this model has none; use --quantize int8 (static, calibrated on --calib)`);
+  } else if (config.quantize === 'int8') {
+    const support = qdqSupport(model);
+    if (support.kind === 'unsupported') throw new UserError(`${req.model}: cannot quantize to INT8: ${support.reason}`);
+  }
+}
+
+/** A quantized step is measured like any other, with what the quantizer decided attached. */
+export async function measureQuantized(q: QuantizeStepResult, ctx: StepContext): Promise<MeasuredStep> {
+  const m = await measureStep(q.info.scheme === 'dynamic' ? 'quantize:dynamic' : 'quantize:int8', q.description, q.artifact, ctx);
+  m.step.quantize = q.info;
+  return m;
+}

@@ -1,0 +1,33 @@
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_CONFIG } from '../../src/config/schema.js';
+import { loadDataset, sliceBatch } from '../../src/data/dataset.js';
+import { silentProgress } from '../../src/io/progress.js';
+import { loadModel, saveModel } from '../../src/onnx/model.js';
+import { modelInputs } from '../../src/onnx/signature.js';
+import { setTensorFloat32, tensorDims, tensorToFloat32 } from '../../src/onnx/tensor.js';
+import { quantizeStep } from '../../src/pipeline/quantizeStep.js';
+import { fixture, tempDir } from '../support/fixtures.js';
+
+describe('the quantize:int8 step', () => {
+  it('puts back in float the layer whose quantization error the calibration set cannot afford, and says why', async () => {
+    // one weight per row of the middle Gemm a thousand times its neighbours: per-channel int8 rounds
+    // the rest of the row to zero, so that layer alone wrecks the quantized model
+    const model = loadModel(fixture('mlp.onnx')).proto;
+    const w = model.graph!.initializer.find((t) => t.name === 'net.3.weight')!;
+    const [rows, cols] = tensorDims(w);
+    const v = tensorToFloat32(w);
+    for (let r = 0; r < rows; r++) v[r * cols] = 1000 * Math.abs(v[r * cols + 1]) + 5;
+    setTensorFloat32(w, v);
+    const dir = tempDir();
+    const source = path.join(dir, 'outlier.onnx');
+    saveModel(model, source);
+    const all = loadDataset(fixture('fmnist-calib.npz'), modelInputs(model, source), { requireLabels: false });
+    const calib = { ...all, count: 256, inputs: sliceBatch(all, 0, 256), labels: all.labels?.subarray(0, 256) ?? null };
+    const r = await quantizeStep({ source, calib, config: { ...DEFAULT_CONFIG, quantize: 'int8', batchSizes: [1] }, artifact: path.join(dir, 'q.onnx'), progress: silentProgress, provider: 'cpu' });
+    const back = r.info.float_layers.find((f) => f.reason === 'error');
+    expect(back?.node).toBe('/net/net.3/Gemm');
+    expect(r.info.kernels.layers.find((l) => l.node === '/net/net.3/Gemm')!.integer).toBe(false);
+    expect(r.info.calib_quality!.quantized).toBeGreaterThanOrEqual(r.info.calib_quality!.float - 0.005);
+  }, 30_000);
+});
