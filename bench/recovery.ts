@@ -16,6 +16,7 @@ import { silentProgress } from '../src/io/progress.js';
 import { pruneModel } from '../src/prune/pruneModel.js';
 import { sessionFromModel } from '../src/onnx/runtime/session.js';
 import { runRecovery } from '../src/recover/runRecovery.js';
+import { recoveryKind, stepName } from '../src/pipeline/steps.js';
 import { benchConfig, type BenchModel, type BenchOptions } from './stages.js';
 
 /** Recovery methods the bench compares; a new one (e.g. 'distill') is one more entry here. */
@@ -86,7 +87,7 @@ export async function benchRecovery(model: BenchModel & { calib: string }, metho
         const cpu = process.cpuUsage(c0);
         row.cpu_s = (cpu.user + cpu.system) / 1e6;
         row.seconds = outcome.steps.reduce((s, st) => s + st.info.seconds, 0);
-        row.steps = outcome.steps.map((s) => s.name);
+        row.steps = outcome.steps.map((s) => stepName(recoveryKind(s.stage)));
         const last = outcome.steps.at(-1);
         if (last) row.accuracy_after = await top1(loadModel(last.artifact).proto, data);
       } catch (e) {

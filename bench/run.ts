@@ -15,14 +15,20 @@ import { magnitudeMask } from '../src/prune/magnitude.js';
 import { peakMeter, type PeakMeter } from '../src/measure/memory.js';
 import { ensureScaleModels } from './exportScale.js';
 import { benchRecovery, RECOVERY_METHODS, renderRecoveryTable, type RecoveryRow } from './recovery.js';
+import { benchAllocation, renderAllocationTable, type AllocationRow } from './allocation.js';
 import { benchConfig, outcome, stagesFor, type BenchModel, type BenchOptions, type Outcome, type StageContext } from './stages.js';
 import { benchQuantize, quantizeModes, renderQuantizeTable, type QuantizeRow } from './quantize.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const FIXTURES = path.join(ROOT, 'fixtures');
-// a model trained outside the repository (model.onnx, test.npz, calib.npz), benched too when named here
+// models trained outside the repository (model.onnx, test.npz, calib.npz), benched too when named here:
+// one such folder, or a folder of them
 const REAL_WORLD_DIR = process.env.BENCH_REAL_WORLD;
-const REAL_WORLD = REAL_WORLD_DIR && fs.existsSync(path.join(REAL_WORLD_DIR, 'model.onnx')) ? path.resolve(REAL_WORLD_DIR) : undefined;
+const REAL_WORLD: string[] = !REAL_WORLD_DIR || !fs.existsSync(REAL_WORLD_DIR)
+  ? []
+  : fs.existsSync(path.join(REAL_WORLD_DIR, 'model.onnx'))
+    ? [path.resolve(REAL_WORLD_DIR)]
+    : fs.readdirSync(REAL_WORLD_DIR).sort().map((d) => path.resolve(REAL_WORLD_DIR, d)).filter((d) => fs.existsSync(path.join(d, 'model.onnx')));
 const SCALE_DIR = path.join(FIXTURES, 'scale');
 const SCALE_NAMES = ['resnet50', 'mobilenet_v2', 'densenet121', 'efficientnet_b0', 'vit_b_16', 'vgg16'];
 
@@ -56,28 +62,32 @@ interface RunResult extends Outcome {
   error?: string;
 }
 
-function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: string[]; gate: boolean; recoveries: string[]; quantize: boolean } {
+function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: string[]; gate: boolean; recoveries: string[]; quantize: boolean; allocation: boolean; scale: boolean } {
   const only: string[] = [];
   let quick = false;
   let gate = true;
   let quantize = true;
+  let allocation = true;
+  let scale = true;
   let recoveries = [...RECOVERY_METHODS];
   let methods = ['unstructured', '2:4', 'structured'];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--quick') quick = true;
     else if (a === '--no-gate') gate = false;
+    else if (a === '--no-allocation') allocation = false;
+    else if (a === '--no-scale') scale = false;
     else if (a === '--only') only.push(...(argv[++i] ?? '').split(',').filter(Boolean));
     else if (a === '--methods') methods = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--recovery') recoveries = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--no-recovery') recoveries = [];
     else if (a === '--no-quantize') quantize = false;
-    else throw new Error(`unknown option ${a}; use --only a,b --quick --methods unstructured,2:4 --recovery none,reconstruct,auto --no-recovery --no-quantize --no-gate`);
+    else throw new Error(`unknown option ${a}; use --only a,b --quick --methods unstructured,2:4 --recovery none,reconstruct,auto --no-recovery --no-quantize --no-gate --no-allocation --no-scale`);
   }
-  return { only, quick, methods, gate, recoveries, quantize };
+  return { only, quick, methods, gate, recoveries, quantize, allocation, scale };
 }
 
-function models(only: string[], notices: string[]): BenchModel[] {
+function models(only: string[], notices: string[], withScale: boolean): BenchModel[] {
   const list: BenchModel[] = [];
   const test = path.join(FIXTURES, 'fmnist-test.npz');
   for (const name of ['mlp', 'cnn-bn', 'resnet', 'dsconv-concat', 'vit']) {
@@ -85,10 +95,10 @@ function models(only: string[], notices: string[]): BenchModel[] {
     if (fs.existsSync(file)) list.push({ name, file, data: test, calib: path.join(FIXTURES, 'fmnist-calib.npz') });
     else notices.push(`skipped fixture ${name}: fixtures/${name}.onnx not present`);
   }
-  if (REAL_WORLD) list.push({ name: 'real-world-mnist-cnn', file: path.join(REAL_WORLD, 'model.onnx'), data: path.join(REAL_WORLD, 'test.npz'), calib: path.join(REAL_WORLD, 'calib.npz') });
-  else if (REAL_WORLD_DIR) notices.push(`skipped the real-world model: no model.onnx in BENCH_REAL_WORLD=${REAL_WORLD_DIR}`);
+  for (const dir of REAL_WORLD) list.push({ name: `real-world-${path.basename(dir)}`, file: path.join(dir, 'model.onnx'), data: path.join(dir, 'test.npz'), calib: path.join(dir, 'calib.npz') });
+  if (REAL_WORLD_DIR && REAL_WORLD.length === 0) notices.push(`skipped the real-world models: no model.onnx in BENCH_REAL_WORLD=${REAL_WORLD_DIR} or its folders`);
   // a clean clone has none of them (large, gitignored): export what this run needs, or say how
-  const scale = SCALE_NAMES.filter((n) => !only.length || only.some((o) => n.includes(o)));
+  const scale = withScale ? SCALE_NAMES.filter((n) => !only.length || only.some((o) => n.includes(o))) : [];
   const exported = ensureScaleModels(ROOT, scale, (l) => process.stderr.write(`${l}\n`));
   if (exported.notice) notices.push(exported.notice);
   for (const name of scale) {
@@ -171,13 +181,14 @@ async function main(): Promise<void> {
     ? { quick: true, evalSamples: 500, syntheticSamples: 8, warmup: 2, runs: 10 }
     : { quick: false, evalSamples: 2000, syntheticSamples: 32, warmup: 5, runs: 30 };
   const notices: string[] = [];
-  const list = models(args.only, notices);
+  const list = models(args.only, notices, args.scale);
   for (const n of notices) process.stderr.write(`bench: ${n}\n`);
   const meter = peakMeter();
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'prune-guard-bench-'));
   const results: RunResult[] = [];
   const recovery: RecoveryRow[] = [];
   const quantized: QuantizeRow[] = [];
+  const allocation: AllocationRow[] = [];
   try {
     for (const model of list) {
       for (const method of args.methods) {
@@ -201,6 +212,13 @@ async function main(): Promise<void> {
           quantized.push(await benchQuantize({ ...model, calib: model.calib }, mode, options, workDir));
         }
       }
+    }
+    // allocation: every model structured pruning can cut, with the structured method benched
+    if (args.allocation && args.methods.includes('structured')) {
+      const topology = fs.readdirSync(path.join(FIXTURES, 'structured')).filter((f) => f.endsWith('.onnx')).sort()
+        .map((f) => ({ name: `structured/${f.replace(/\.onnx$/, '')}`, file: path.join(FIXTURES, 'structured', f), data: path.join(FIXTURES, 'fmnist-test.npz') }))
+        .filter((m) => !args.only.length || args.only.some((o) => m.name.includes(o)));
+      for (const model of [...list, ...topology]) allocation.push(...(await benchAllocation(model, options, workDir, (l) => process.stderr.write(`${l}\n`))));
     }
   } finally {
     fs.rmSync(workDir, { recursive: true, force: true });
@@ -237,10 +255,16 @@ async function main(): Promise<void> {
           renderQuantizeTable(quantized),
         ]
       : []),
+    ...(allocation.length
+      ? [
+          `Structured allocation (one thread, each fraction of channels without recovery; speedup: ratio of medians of latency interleaved with dense; efficiency: speedup / (dense MACs / MACs kept)). "default": what \`--method structured\` ships without calibration data (global scope, kept counts on the widths measured to run fast); \`--round-to 1\`: the same allocation unrounded; \`--target-speedup 2x\`: allocated from the per-layer latency table for 2x at batch 1, corrected by measurement.`,
+          renderAllocationTable(allocation),
+        ]
+      : []),
     ...(notices.length ? [notices.map((n) => `- ${n}`).join('\n')] : []),
   ].join('\n\n');
   process.stdout.write(md + '\n');
-  const json = { date, environment: env, memory: meter.method, options: { ...options, only: args.only, methods: args.methods, recoveries: args.recoveries }, results, recovery, quantized, threshold, notices };
+  const json = { date, environment: env, memory: meter.method, options: { ...options, only: args.only, methods: args.methods, recoveries: args.recoveries }, results, recovery, quantized, allocation, threshold, notices };
   const outDir = path.join(ROOT, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify(json, null, 2) + '\n');

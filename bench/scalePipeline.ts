@@ -1,10 +1,12 @@
 /**
  * The whole `run` pipeline (runPipeline, what the CLI's `run` calls) on one model in this process, with
- * the time and peak RSS of each of its stages. A stage is the span between two progress reports (the
- * pipeline's own notes and bars), so nothing in src/ needs a hook: "pruning ..." covers pruning, saving
- * and recovery, "evaluate NAME" one step's evaluation, "latency" the interleaved latency, and the tail
- * the runtime cost and the ledger. The peak is the kernel's VmHWM, reset through /proc/self/clear_refs at
- * each boundary, so it is the true peak of that stage (onnxruntime's native memory included).
+ * the time and peak RSS of each of its stages. A stage is the span between two of the pipeline's stage
+ * events (Progress.stage), so nothing in src/ needs a hook of its own: "prune MODEL" covers pruning,
+ * saving and the first calibration score, "recovery: ..." each recovery stage (reconstruction with
+ * BatchNorm re-estimation, distillation, a command, each recovery round), "evaluate NAME" one step's
+ * evaluation, "latency" the interleaved latency, and the tail the runtime cost. The peak is the kernel's
+ * VmHWM, reset through /proc/self/clear_refs at each boundary, so it is the true peak of that stage
+ * (onnxruntime's native memory included).
  * bench/scale.ts runs it once per model and method in a child process and makes the data file.
  *
  *   node --import tsx bench/scalePipeline.ts model.onnx data.npz OUT --method structured [--calib calib.npz] [--runs 3]
@@ -14,7 +16,7 @@
 import * as fs from 'node:fs';
 import { DEFAULT_CONFIG, type Config } from '../src/config/schema.js';
 import { peakMeter } from '../src/measure/memory.js';
-import type { Progress } from '../src/io/progress.js';
+import { stageLine, type Progress } from '../src/io/progress.js';
 import { runPipeline } from '../src/pipeline/run.js';
 
 const MB = 2 ** 20;
@@ -48,16 +50,16 @@ function close(next: string): void {
 }
 
 const progress: Progress = {
-  note(m) {
-    // notes that open a stage; the others (skipped groups, provider) are details inside one
-    if (/^pruning |^recovery: (layer-wise|running|distillation toward)/.test(m)) close(m.replace(/^pruning (\S+): /, 'prune ').replace(/ on the calibration set$/, ''));
-    else process.stderr.write(`note: ${m}\n`);
+  stage(e) {
+    // the pruning stage is named for what it does, not the note's wording about the target
+    close(e.kind === 'prune' ? `prune ${e.model}` : stageLine(e).replace(/ on the calibration set$/, ''));
   },
-  start(label) {
-    close(label);
+  note(m) {
+    process.stderr.write(`note: ${m}\n`);
   },
   update() {},
   stop() {},
+  output: (text) => process.stderr.write(text),
 };
 
 const config: Config = {
@@ -74,7 +76,7 @@ const config: Config = {
 const t = performance.now();
 const result = await runPipeline({ model, data, ...(calib ? { calib } : {}), shifts: [], out, config, budgets: [] }, progress);
 close('end');
-const step = result.ledger.models[0].steps.at(-1)!;
+const step = result.model.steps.at(-1)!;
 process.stdout.write(
   JSON.stringify({
     total: true,
@@ -83,9 +85,9 @@ process.stdout.write(
     fileMB: fs.statSync(model).size / MB,
     dataMB: fs.statSync(data).size / MB,
     ...(calib ? { calibMB: fs.statSync(calib).size / MB } : {}),
-    notes: result.ledger.models[0].notes ?? [],
-    descriptions: result.ledger.models[0].steps.map((s) => s.description),
-    steps: result.ledger.models[0].steps.map((s) => s.name),
+    notes: result.model.notes ?? [],
+    descriptions: result.model.steps.map((s) => s.description),
+    steps: result.model.steps.map((s) => s.name),
     sparsity: step.sparsity,
     params: step.params,
   }) + '\n',

@@ -70,7 +70,7 @@ function seededInputs(dims: number[], seed: number): Float32Array {
 }
 
 /** Seeded random inputs for a model that ships without data (the torchvision scale models). */
-function syntheticDataset(model: ModelProto, file: string, count: number): Dataset {
+export function syntheticDataset(model: ModelProto, file: string, count: number): Dataset {
   const inputs = new Map<string, { dtype: 'float32'; dims: number[]; data: Float32Array }>();
   modelInputs(model, file).forEach((sig, k) => {
     if (sig.dtype !== 'float32') throw new Error(`${file}: input ${sig.name} is ${sig.dtype}; the bench only synthesises float32 inputs`);

@@ -1223,14 +1223,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path20 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path29 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path20 && path20[0] !== "/") {
-          path20 = `/${path20}`;
+        if (path29 && path29[0] !== "/") {
+          path29 = `/${path29}`;
         }
-        return new URL(`${origin}${path20}`);
+        return new URL(`${origin}${path29}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1681,39 +1681,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method: method2, path: path20, origin }
+          request: { method: method2, path: path29, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method2, origin, path20);
+        debuglog("sending request to %s %s/%s", method2, origin, path29);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method: method2, path: path20, origin },
+          request: { method: method2, path: path29, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method2,
           origin,
-          path20,
+          path29,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method: method2, path: path20, origin }
+          request: { method: method2, path: path29, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method2, origin, path20);
+        debuglog("trailers received from %s %s/%s", method2, origin, path29);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method: method2, path: path20, origin },
+          request: { method: method2, path: path29, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method2,
           origin,
-          path20,
+          path29,
           error2.message
         );
       });
@@ -1762,9 +1762,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method: method2, path: path20, origin }
+            request: { method: method2, path: path29, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method2, origin, path20);
+          debuglog("sending request to %s %s/%s", method2, origin, path29);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1827,7 +1827,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path20,
+        path: path29,
         method: method2,
         body,
         headers,
@@ -1842,11 +1842,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path20 !== "string") {
+        if (typeof path29 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path20[0] !== "/" && !(path20.startsWith("http://") || path20.startsWith("https://")) && method2 !== "CONNECT") {
+        } else if (path29[0] !== "/" && !(path29.startsWith("http://") || path29.startsWith("https://")) && method2 !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path20)) {
+        } else if (invalidPathRegex.test(path29)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method2 !== "string") {
@@ -1912,7 +1912,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path20, query) : path20;
+        this.path = query ? buildURL(path29, query) : path29;
         this.origin = origin;
         this.idempotent = idempotent == null ? method2 === "HEAD" || method2 === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -2309,9 +2309,9 @@ var require_dispatcher_base = __commonJS({
       }
       close(callback) {
         if (callback === void 0) {
-          return new Promise((resolve7, reject) => {
+          return new Promise((resolve9, reject) => {
             this.close((err2, data) => {
-              return err2 ? reject(err2) : resolve7(data);
+              return err2 ? reject(err2) : resolve9(data);
             });
           });
         }
@@ -2349,12 +2349,12 @@ var require_dispatcher_base = __commonJS({
           err2 = null;
         }
         if (callback === void 0) {
-          return new Promise((resolve7, reject) => {
+          return new Promise((resolve9, reject) => {
             this.destroy(err2, (err3, data) => {
               return err3 ? (
                 /* istanbul ignore next: should never error */
                 reject(err3)
-              ) : resolve7(data);
+              ) : resolve9(data);
             });
           });
         }
@@ -2726,14 +2726,14 @@ var require_connect = __commonJS({
       const sessionCache = new SessionCache(maxCachedSessions == null ? 100 : maxCachedSessions);
       timeout = timeout == null ? 1e4 : timeout;
       allowH2 = allowH2 != null ? allowH2 : false;
-      return function connect({ hostname, host, protocol, port, servername, localAddress, httpSocket }, callback) {
+      return function connect({ hostname: hostname2, host, protocol, port, servername, localAddress, httpSocket }, callback) {
         let socket;
         if (protocol === "https:") {
           if (!tls) {
             tls = __require("node:tls");
           }
           servername = servername || options.servername || util.getServerName(host) || null;
-          const sessionKey = servername || hostname;
+          const sessionKey = servername || hostname2;
           assert2(sessionKey);
           const session = customSession || sessionCache.get(sessionKey) || null;
           port = port || 443;
@@ -2749,7 +2749,7 @@ var require_connect = __commonJS({
             socket: httpSocket,
             // upgrade socket connection
             port,
-            host: hostname
+            host: hostname2
           });
           socket.on("session", function(session2) {
             sessionCache.set(sessionKey, session2);
@@ -2763,14 +2763,14 @@ var require_connect = __commonJS({
             ...options,
             localAddress,
             port,
-            host: hostname
+            host: hostname2
           });
         }
         if (options.keepAlive == null || options.keepAlive) {
           const keepAliveInitialDelay = options.keepAliveInitialDelay === void 0 ? 6e4 : options.keepAliveInitialDelay;
           socket.setKeepAlive(true, keepAliveInitialDelay);
         }
-        const clearConnectTimeout = setupConnectTimeout(new WeakRef(socket), { timeout, hostname, port });
+        const clearConnectTimeout = setupConnectTimeout(new WeakRef(socket), { timeout, hostname: hostname2, port });
         socket.setNoDelay(true).once(protocol === "https:" ? "secureConnect" : "connect", function() {
           queueMicrotask(clearConnectTimeout);
           if (callback) {
@@ -4621,8 +4621,8 @@ var require_util2 = __commonJS({
     function createDeferredPromise() {
       let res;
       let rej;
-      const promise = new Promise((resolve7, reject) => {
-        res = resolve7;
+      const promise = new Promise((resolve9, reject) => {
+        res = resolve9;
         rej = reject;
       });
       return { promise, resolve: res, reject: rej };
@@ -5934,7 +5934,7 @@ var require_client_h1 = __commonJS({
       kResume,
       kHTTPContext
     } = require_symbols();
-    var constants4 = require_constants2();
+    var constants5 = require_constants2();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var addListener = util.addListener;
@@ -5954,35 +5954,35 @@ var require_client_h1 = __commonJS({
       return await WebAssembly.instantiate(mod, {
         env: {
           /* eslint-disable camelcase */
-          wasm_on_url: (p, at, len) => {
+          wasm_on_url: (p, at2, len) => {
             return 0;
           },
-          wasm_on_status: (p, at, len) => {
+          wasm_on_status: (p, at2, len) => {
             assert2(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onStatus(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
           wasm_on_message_begin: (p) => {
             assert2(currentParser.ptr === p);
             return currentParser.onMessageBegin() || 0;
           },
-          wasm_on_header_field: (p, at, len) => {
+          wasm_on_header_field: (p, at2, len) => {
             assert2(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onHeaderField(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
-          wasm_on_header_value: (p, at, len) => {
+          wasm_on_header_value: (p, at2, len) => {
             assert2(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onHeaderValue(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
           wasm_on_headers_complete: (p, statusCode, upgrade, shouldKeepAlive) => {
             assert2(currentParser.ptr === p);
             return currentParser.onHeadersComplete(statusCode, Boolean(upgrade), Boolean(shouldKeepAlive)) || 0;
           },
-          wasm_on_body: (p, at, len) => {
+          wasm_on_body: (p, at2, len) => {
             assert2(currentParser.ptr === p);
-            const start = at - currentBufferPtr + currentBufferRef.byteOffset;
+            const start = at2 - currentBufferPtr + currentBufferRef.byteOffset;
             return currentParser.onBody(new FastBuffer(currentBufferRef.buffer, start, len)) || 0;
           },
           wasm_on_message_complete: (p) => {
@@ -6009,7 +6009,7 @@ var require_client_h1 = __commonJS({
       constructor(client, socket, { exports: exports2 }) {
         assert2(Number.isFinite(client[kMaxHeadersSize]) && client[kMaxHeadersSize] > 0);
         this.llhttp = exports2;
-        this.ptr = this.llhttp.llhttp_alloc(constants4.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants5.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -6104,11 +6104,11 @@ var require_client_h1 = __commonJS({
             currentBufferRef = null;
           }
           const offset = llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr;
-          if (ret !== constants4.ERROR.OK) {
+          if (ret !== constants5.ERROR.OK) {
             const body = data.subarray(offset);
-            if (ret === constants4.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants5.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(body);
-            } else if (ret === constants4.ERROR.PAUSED) {
+            } else if (ret === constants5.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(body);
             } else {
@@ -6131,10 +6131,10 @@ var require_client_h1 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants4.ERROR.OK) {
+        if (ret === constants5.ERROR.OK) {
           return null;
         }
-        if (ret === constants4.ERROR.PAUSED || ret === constants4.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants5.ERROR.PAUSED || ret === constants5.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -6151,7 +6151,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants4.ERROR[ret], data);
+        return new HTTPParserError(message, constants5.ERROR[ret], data);
       }
       destroy() {
         assert2(this.ptr != null);
@@ -6331,7 +6331,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants4.ERROR.PAUSED : 0;
+        return pause ? constants5.ERROR.PAUSED : 0;
       }
       onBody(buf) {
         const { client, socket, statusCode, maxResponseSize } = this;
@@ -6353,7 +6353,7 @@ var require_client_h1 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request2.onData(buf) === false) {
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         }
       }
       onMessageComplete() {
@@ -6389,13 +6389,13 @@ var require_client_h1 = __commonJS({
         if (socket[kWriting]) {
           assert2(client[kRunning] === 0);
           util.destroy(socket, new InformationalError("reset"));
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util.destroy(socket, new InformationalError("reset"));
-          return constants4.ERROR.PAUSED;
+          return constants5.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(() => client[kResume]());
         } else {
@@ -6605,7 +6605,7 @@ var require_client_h1 = __commonJS({
       return method2 !== "GET" && method2 !== "HEAD" && method2 !== "OPTIONS" && method2 !== "TRACE" && method2 !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method: method2, path: path20, host, upgrade, blocking, reset } = request2;
+      const { method: method2, path: path29, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method2 === "PUT" || method2 === "POST" || method2 === "PATCH" || method2 === "QUERY" || method2 === "PROPFIND" || method2 === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6686,7 +6686,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method2} ${path20} HTTP/1.1\r
+      let header = `${method2} ${path29} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -6873,12 +6873,12 @@ upgrade: ${upgrade}\r
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve7, reject) => {
+      const waitForDrain = () => new Promise((resolve9, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve7;
+          callback = resolve9;
         }
       });
       socket.on("close", onDrain).on("drain", onDrain);
@@ -7215,7 +7215,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method: method2, path: path20, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method: method2, path: path29, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7238,8 +7238,8 @@ var require_client_h2 = __commonJS({
         }
       }
       let stream;
-      const { hostname, port } = client[kUrl];
-      headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname}${port ? `:${port}` : ""}`;
+      const { hostname: hostname2, port } = client[kUrl];
+      headers[HTTP2_HEADER_AUTHORITY] = host || `${hostname2}${port ? `:${port}` : ""}`;
       headers[HTTP2_HEADER_METHOD] = method2;
       const abort = (error2) => {
         if (request2.aborted) {
@@ -7312,7 +7312,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path20;
+      headers[HTTP2_HEADER_PATH] = path29;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method2 === "PUT" || method2 === "POST" || method2 === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7548,12 +7548,12 @@ var require_client_h2 = __commonJS({
           cb();
         }
       }
-      const waitForDrain = () => new Promise((resolve7, reject) => {
+      const waitForDrain = () => new Promise((resolve9, reject) => {
         assert2(callback === null);
         if (socket[kError]) {
           reject(socket[kError]);
         } else {
-          callback = resolve7;
+          callback = resolve9;
         }
       });
       h2stream.on("close", onDrain).on("drain", onDrain);
@@ -7665,9 +7665,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path20 = search ? `${pathname}${search}` : pathname;
+        const path29 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path20;
+        this.opts.path = path29;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8032,16 +8032,16 @@ var require_client = __commonJS({
         return this[kNeedDrain] < 2;
       }
       async [kClose]() {
-        return new Promise((resolve7) => {
+        return new Promise((resolve9) => {
           if (this[kSize]) {
-            this[kClosedResolve] = resolve7;
+            this[kClosedResolve] = resolve9;
           } else {
-            resolve7(null);
+            resolve9(null);
           }
         });
       }
       async [kDestroy](err2) {
-        return new Promise((resolve7) => {
+        return new Promise((resolve9) => {
           const requests = this[kQueue].splice(this[kPendingIdx]);
           for (let i2 = 0; i2 < requests.length; i2++) {
             const request2 = requests[i2];
@@ -8052,7 +8052,7 @@ var require_client = __commonJS({
               this[kClosedResolve]();
               this[kClosedResolve] = null;
             }
-            resolve7(null);
+            resolve9(null);
           };
           if (this[kHTTPContext]) {
             this[kHTTPContext].destroy(err2, callback);
@@ -8079,20 +8079,20 @@ var require_client = __commonJS({
     async function connect(client) {
       assert2(!client[kConnecting]);
       assert2(!client[kHTTPContext]);
-      let { host, hostname, protocol, port } = client[kUrl];
-      if (hostname[0] === "[") {
-        const idx = hostname.indexOf("]");
+      let { host, hostname: hostname2, protocol, port } = client[kUrl];
+      if (hostname2[0] === "[") {
+        const idx = hostname2.indexOf("]");
         assert2(idx !== -1);
-        const ip = hostname.substring(1, idx);
+        const ip = hostname2.substring(1, idx);
         assert2(net.isIP(ip));
-        hostname = ip;
+        hostname2 = ip;
       }
       client[kConnecting] = true;
       if (channels.beforeConnect.hasSubscribers) {
         channels.beforeConnect.publish({
           connectParams: {
             host,
-            hostname,
+            hostname: hostname2,
             protocol,
             port,
             version: client[kHTTPContext]?.version,
@@ -8103,10 +8103,10 @@ var require_client = __commonJS({
         });
       }
       try {
-        const socket = await new Promise((resolve7, reject) => {
+        const socket = await new Promise((resolve9, reject) => {
           client[kConnector]({
             host,
-            hostname,
+            hostname: hostname2,
             protocol,
             port,
             servername: client[kServerName],
@@ -8115,7 +8115,7 @@ var require_client = __commonJS({
             if (err2) {
               reject(err2);
             } else {
-              resolve7(socket2);
+              resolve9(socket2);
             }
           });
         });
@@ -8139,7 +8139,7 @@ var require_client = __commonJS({
           channels.connected.publish({
             connectParams: {
               host,
-              hostname,
+              hostname: hostname2,
               protocol,
               port,
               version: client[kHTTPContext]?.version,
@@ -8160,7 +8160,7 @@ var require_client = __commonJS({
           channels.connectError.publish({
             connectParams: {
               host,
-              hostname,
+              hostname: hostname2,
               protocol,
               port,
               version: client[kHTTPContext]?.version,
@@ -8439,8 +8439,8 @@ var require_pool_base = __commonJS({
       }
       get [kSize]() {
         let ret = this[kQueued];
-        for (const { [kSize]: size } of this[kClients]) {
-          ret += size;
+        for (const { [kSize]: size2 } of this[kClients]) {
+          ret += size2;
         }
         return ret;
       }
@@ -8451,8 +8451,8 @@ var require_pool_base = __commonJS({
         if (this[kQueue].isEmpty()) {
           await Promise.all(this[kClients].map((c) => c.close()));
         } else {
-          await new Promise((resolve7) => {
-            this[kClosedResolve] = resolve7;
+          await new Promise((resolve9) => {
+            this[kClosedResolve] = resolve9;
           });
         }
       }
@@ -8906,10 +8906,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path20 = "/",
+          path: path29 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path20;
+        opts.path = origin + path29;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -9135,10 +9135,10 @@ var require_env_http_proxy_agent = __commonJS({
         }
       }
       #getProxyAgentForUrl(url) {
-        let { protocol, host: hostname, port } = url;
-        hostname = hostname.replace(/:\d*$/, "").toLowerCase();
+        let { protocol, host: hostname2, port } = url;
+        hostname2 = hostname2.replace(/:\d*$/, "").toLowerCase();
         port = Number.parseInt(port, 10) || DEFAULT_PORTS[protocol] || 0;
-        if (!this.#shouldProxy(hostname, port)) {
+        if (!this.#shouldProxy(hostname2, port)) {
           return this[kNoProxyAgent];
         }
         if (protocol === "https:") {
@@ -9146,7 +9146,7 @@ var require_env_http_proxy_agent = __commonJS({
         }
         return this[kHttpProxyAgent];
       }
-      #shouldProxy(hostname, port) {
+      #shouldProxy(hostname2, port) {
         if (this.#noProxyChanged) {
           this.#parseNoProxy();
         }
@@ -9162,11 +9162,11 @@ var require_env_http_proxy_agent = __commonJS({
             continue;
           }
           if (!/^[.*]/.test(entry3.hostname)) {
-            if (hostname === entry3.hostname) {
+            if (hostname2 === entry3.hostname) {
               return false;
             }
           } else {
-            if (hostname.endsWith(entry3.hostname.replace(/^\*/, ""))) {
+            if (hostname2.endsWith(entry3.hostname.replace(/^\*/, ""))) {
               return false;
             }
           }
@@ -9431,7 +9431,7 @@ var require_retry_handler = __commonJS({
             this.abort(contentLengthError);
             return false;
           }
-          const { start, size, end = size - 1 } = contentRange;
+          const { start, size: size2, end = size2 - 1 } = contentRange;
           if (this.start !== start || this.end != null && this.end !== end) {
             this.abort(
               new RequestRetryError("Content-Range mismatch", statusCode, {
@@ -9461,7 +9461,7 @@ var require_retry_handler = __commonJS({
               this.abort(contentLengthError);
               return false;
             }
-            const { start, size, end = size - 1 } = range2;
+            const { start, size: size2, end = size2 - 1 } = range2;
             assert2(
               start != null && Number.isFinite(start),
               "content-range mismatch"
@@ -9721,7 +9721,7 @@ var require_readable = __commonJS({
         if (this._readableState.closeEmitted) {
           return null;
         }
-        return await new Promise((resolve7, reject) => {
+        return await new Promise((resolve9, reject) => {
           if (this[kContentLength] > limit) {
             this.destroy(new AbortError());
           }
@@ -9734,7 +9734,7 @@ var require_readable = __commonJS({
             if (signal?.aborted) {
               reject(signal.reason ?? new AbortError());
             } else {
-              resolve7(null);
+              resolve9(null);
             }
           }).on("error", noop3).on("data", function(chunk) {
             limit -= chunk.length;
@@ -9753,7 +9753,7 @@ var require_readable = __commonJS({
     }
     async function consume(stream, type) {
       assert2(!stream[kConsume]);
-      return new Promise((resolve7, reject) => {
+      return new Promise((resolve9, reject) => {
         if (isUnusable(stream)) {
           const rState = stream._readableState;
           if (rState.destroyed && rState.closeEmitted === false) {
@@ -9770,7 +9770,7 @@ var require_readable = __commonJS({
             stream[kConsume] = {
               type,
               stream,
-              resolve: resolve7,
+              resolve: resolve9,
               reject,
               length: 0,
               body: []
@@ -9840,18 +9840,18 @@ var require_readable = __commonJS({
       return buffer;
     }
     function consumeEnd(consume2) {
-      const { type, body, resolve: resolve7, stream, length } = consume2;
+      const { type, body, resolve: resolve9, stream, length } = consume2;
       try {
         if (type === "text") {
-          resolve7(chunksDecode(body, length));
+          resolve9(chunksDecode(body, length));
         } else if (type === "json") {
-          resolve7(JSON.parse(chunksDecode(body, length)));
+          resolve9(JSON.parse(chunksDecode(body, length)));
         } else if (type === "arrayBuffer") {
-          resolve7(chunksConcat(body, length).buffer);
+          resolve9(chunksConcat(body, length).buffer);
         } else if (type === "blob") {
-          resolve7(new Blob(body, { type: stream[kContentType] }));
+          resolve9(new Blob(body, { type: stream[kContentType] }));
         } else if (type === "bytes") {
-          resolve7(chunksConcat(body, length));
+          resolve9(chunksConcat(body, length));
         }
         consumeFinish(consume2);
       } catch (err2) {
@@ -10108,9 +10108,9 @@ var require_api_request = __commonJS({
     };
     function request2(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve9, reject) => {
           request2.call(this, opts, (err2, data) => {
-            return err2 ? reject(err2) : resolve7(data);
+            return err2 ? reject(err2) : resolve9(data);
           });
         });
       }
@@ -10333,9 +10333,9 @@ var require_api_stream = __commonJS({
     };
     function stream(opts, factory, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve9, reject) => {
           stream.call(this, opts, factory, (err2, data) => {
-            return err2 ? reject(err2) : resolve7(data);
+            return err2 ? reject(err2) : resolve9(data);
           });
         });
       }
@@ -10620,9 +10620,9 @@ var require_api_upgrade = __commonJS({
     };
     function upgrade(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve9, reject) => {
           upgrade.call(this, opts, (err2, data) => {
-            return err2 ? reject(err2) : resolve7(data);
+            return err2 ? reject(err2) : resolve9(data);
           });
         });
       }
@@ -10714,9 +10714,9 @@ var require_api_connect = __commonJS({
     };
     function connect(opts, callback) {
       if (callback === void 0) {
-        return new Promise((resolve7, reject) => {
+        return new Promise((resolve9, reject) => {
           connect.call(this, opts, (err2, data) => {
-            return err2 ? reject(err2) : resolve7(data);
+            return err2 ? reject(err2) : resolve9(data);
           });
         });
       }
@@ -10881,20 +10881,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path20) {
-      if (typeof path20 !== "string") {
-        return path20;
+    function safeUrl(path29) {
+      if (typeof path29 !== "string") {
+        return path29;
       }
-      const pathSegments = path20.split("?");
+      const pathSegments = path29.split("?");
       if (pathSegments.length !== 2) {
-        return path20;
+        return path29;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path20, method: method2, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path20);
+    function matchKey(mockDispatch2, { path: path29, method: method2, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path29);
       const methodMatch = matchValue(mockDispatch2.method, method2);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10916,7 +10916,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path20 }) => matchValue(safeUrl(path20), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path29 }) => matchValue(safeUrl(path29), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10954,9 +10954,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path20, method: method2, body, headers, query } = opts;
+      const { path: path29, method: method2, body, headers, query } = opts;
       return {
-        path: path20,
+        path: path29,
         method: method2,
         body,
         headers,
@@ -11419,10 +11419,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method: method2, path: path20, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method: method2, path: path29, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method2,
             Origin: origin,
-            Path: path20,
+            Path: path29,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -12267,17 +12267,17 @@ var require_headers = __commonJS({
       }
       // https://fetch.spec.whatwg.org/#convert-header-names-to-a-sorted-lowercase-set
       toSortedArray() {
-        const size = this[kHeadersMap].size;
-        const array2 = new Array(size);
-        if (size <= 32) {
-          if (size === 0) {
+        const size2 = this[kHeadersMap].size;
+        const array2 = new Array(size2);
+        if (size2 <= 32) {
+          if (size2 === 0) {
             return array2;
           }
           const iterator2 = this[kHeadersMap][Symbol.iterator]();
           const firstValue = iterator2.next().value;
           array2[0] = [firstValue[0], firstValue[1].value];
           assert2(firstValue[1].value !== null);
-          for (let i2 = 1, j = 0, right = 0, left = 0, pivot = 0, x2, value; i2 < size; ++i2) {
+          for (let i2 = 1, j = 0, right = 0, left = 0, pivot = 0, x2, value; i2 < size2; ++i2) {
             value = iterator2.next().value;
             x2 = array2[i2] = [value[0], value[1].value];
             assert2(x2[1] !== null);
@@ -14579,7 +14579,7 @@ var require_fetch = __commonJS({
       function dispatch({ body }) {
         const url = requestCurrentURL(request2);
         const agent = fetchParams.controller.dispatcher;
-        return new Promise((resolve7, reject) => agent.dispatch(
+        return new Promise((resolve9, reject) => agent.dispatch(
           {
             path: url.pathname + url.search,
             origin: url.origin,
@@ -14655,7 +14655,7 @@ var require_fetch = __commonJS({
               }
               this.body = new Readable({ read: resume });
               const onError = this.onError.bind(this);
-              resolve7({
+              resolve9({
                 status,
                 statusText,
                 headersList,
@@ -14698,7 +14698,7 @@ var require_fetch = __commonJS({
               for (let i2 = 0; i2 < rawHeaders.length; i2 += 2) {
                 headersList.append(bufferToLowerCasedHeaderName(rawHeaders[i2]), rawHeaders[i2 + 1].toString("latin1"), true);
               }
-              resolve7({
+              resolve9({
                 status,
                 statusText: STATUS_CODES[status],
                 headersList,
@@ -15255,7 +15255,7 @@ var require_util4 = __commonJS({
       return null;
     }
     function combineByteSequences(sequences) {
-      const size = sequences.reduce((a, b) => {
+      const size2 = sequences.reduce((a, b) => {
         return a + b.byteLength;
       }, 0);
       let offset = 0;
@@ -15263,7 +15263,7 @@ var require_util4 = __commonJS({
         a.set(b, offset);
         offset += b.byteLength;
         return a;
-      }, new Uint8Array(size));
+      }, new Uint8Array(size2));
     }
     module.exports = {
       staticPropertyDescriptors,
@@ -16301,9 +16301,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path20) {
-      for (let i2 = 0; i2 < path20.length; ++i2) {
-        const code = path20.charCodeAt(i2);
+    function validateCookiePath(path29) {
+      for (let i2 = 0; i2 < path29.length; ++i2) {
+        const code = path29.charCodeAt(i2);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -18438,9 +18438,9 @@ var require_util8 = __commonJS({
       }
       return true;
     }
-    function delay(ms3) {
-      return new Promise((resolve7) => {
-        setTimeout(resolve7, ms3).unref();
+    function delay(ms4) {
+      return new Promise((resolve9) => {
+        setTimeout(resolve9, ms4).unref();
       });
     }
     module.exports = {
@@ -18696,13 +18696,13 @@ ${value}`;
           }
         }
       }
-      setEventFieldSize(field, size) {
-        const eventSize = this.eventSize - this.eventFieldSizes[field] + size;
+      setEventFieldSize(field, size2) {
+        const eventSize = this.eventSize - this.eventFieldSizes[field] + size2;
         if (this.maxEventSize > 0 && eventSize > this.maxEventSize) {
           throw createMaxEventSizeExceededError();
         }
         this.eventSize = eventSize;
-        this.eventFieldSizes[field] = size;
+        this.eventFieldSizes[field] = size2;
       }
       /**
        * @param {EventSourceStreamEvent} event
@@ -19223,11 +19223,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path20 = opts.path;
+          let path29 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path20 = `/${path20}`;
+            path29 = `/${path29}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path20);
+          url = new URL(util.parseOrigin(url).origin + path29);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -19379,11 +19379,11 @@ var init_summary = __esm({
   "node_modules/@actions/core/lib/summary.js"() {
     __awaiter = function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve7) {
-          resolve7(value);
+        return value instanceof P ? value : new P(function(resolve9) {
+          resolve9(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve7, reject) {
+      return new (P || (P = Promise))(function(resolve9, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -19399,7 +19399,7 @@ var init_summary = __esm({
           }
         }
         function step(result) {
-          result.done ? resolve7(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -19557,11 +19557,11 @@ var init_summary = __esm({
        */
       addTable(rows2) {
         const tableBody = rows2.map((row) => {
-          const cells = row.map((cell3) => {
-            if (typeof cell3 === "string") {
-              return this.wrap("td", cell3);
+          const cells = row.map((cell2) => {
+            if (typeof cell2 === "string") {
+              return this.wrap("td", cell2);
             }
-            const { header, data, colspan, rowspan } = cell3;
+            const { header, data, colspan, rowspan } = cell2;
             const tag = header ? "th" : "td";
             const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
             return this.wrap(tag, data, attrs);
@@ -19781,8 +19781,8 @@ var init_context = __esm({
           if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
             this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
           } else {
-            const path20 = process.env.GITHUB_EVENT_PATH;
-            process.stdout.write(`GITHUB_EVENT_PATH ${path20} does not exist${EOL5}`);
+            const path29 = process.env.GITHUB_EVENT_PATH;
+            process.stdout.write(`GITHUB_EVENT_PATH ${path29} does not exist${EOL5}`);
           }
         }
         this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -19944,11 +19944,11 @@ var require_lib = __commonJS({
     })();
     var __awaiter3 = exports && exports.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve7) {
-          resolve7(value);
+        return value instanceof P ? value : new P(function(resolve9) {
+          resolve9(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve7, reject) {
+      return new (P || (P = Promise))(function(resolve9, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -19964,7 +19964,7 @@ var require_lib = __commonJS({
           }
         }
         function step(result) {
-          result.done ? resolve7(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -20051,26 +20051,26 @@ var require_lib = __commonJS({
       }
       readBody() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve7) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve9) => __awaiter3(this, void 0, void 0, function* () {
             let output = Buffer.alloc(0);
             this.message.on("data", (chunk) => {
               output = Buffer.concat([output, chunk]);
             });
             this.message.on("end", () => {
-              resolve7(output.toString());
+              resolve9(output.toString());
             });
           }));
         });
       }
       readBodyBuffer() {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve7) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve9) => __awaiter3(this, void 0, void 0, function* () {
             const chunks = [];
             this.message.on("data", (chunk) => {
               chunks.push(chunk);
             });
             this.message.on("end", () => {
-              resolve7(Buffer.concat(chunks));
+              resolve9(Buffer.concat(chunks));
             });
           }));
         });
@@ -20278,14 +20278,14 @@ var require_lib = __commonJS({
        */
       requestRaw(info2, data) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve7, reject) => {
+          return new Promise((resolve9, reject) => {
             function callbackForResult(err2, res) {
               if (err2) {
                 reject(err2);
               } else if (!res) {
                 reject(new Error("Unknown error"));
               } else {
-                resolve7(res);
+                resolve9(res);
               }
             }
             this.requestRawWithCallback(info2, data, callbackForResult);
@@ -20528,13 +20528,13 @@ var require_lib = __commonJS({
       _performExponentialBackoff(retryNumber) {
         return __awaiter3(this, void 0, void 0, function* () {
           retryNumber = Math.min(ExponentialBackoffCeiling, retryNumber);
-          const ms3 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
-          return new Promise((resolve7) => setTimeout(() => resolve7(), ms3));
+          const ms4 = ExponentialBackoffTimeSlice * Math.pow(2, retryNumber);
+          return new Promise((resolve9) => setTimeout(() => resolve9(), ms4));
         });
       }
       _processResponse(res, options) {
         return __awaiter3(this, void 0, void 0, function* () {
-          return new Promise((resolve7, reject) => __awaiter3(this, void 0, void 0, function* () {
+          return new Promise((resolve9, reject) => __awaiter3(this, void 0, void 0, function* () {
             const statusCode = res.message.statusCode || 0;
             const response = {
               statusCode,
@@ -20542,7 +20542,7 @@ var require_lib = __commonJS({
               headers: {}
             };
             if (statusCode === HttpCodes2.NotFound) {
-              resolve7(response);
+              resolve9(response);
             }
             function dateTimeDeserializer(key, value) {
               if (typeof value === "string") {
@@ -20581,7 +20581,7 @@ var require_lib = __commonJS({
               err2.result = response.result;
               reject(err2);
             } else {
-              resolve7(response);
+              resolve9(response);
             }
           }));
         });
@@ -20639,11 +20639,11 @@ var init_utils2 = __esm({
     import_undici2 = __toESM(require_undici(), 1);
     __awaiter2 = function(thisArg, _arguments, P, generator) {
       function adopt(value) {
-        return value instanceof P ? value : new P(function(resolve7) {
-          resolve7(value);
+        return value instanceof P ? value : new P(function(resolve9) {
+          resolve9(value);
         });
       }
-      return new (P || (P = Promise))(function(resolve7, reject) {
+      return new (P || (P = Promise))(function(resolve9, reject) {
         function fulfilled(value) {
           try {
             step(generator.next(value));
@@ -20659,7 +20659,7 @@ var init_utils2 = __esm({
           }
         }
         function step(result) {
-          result.done ? resolve7(result.value) : adopt(result.value).then(fulfilled, rejected);
+          result.done ? resolve9(result.value) : adopt(result.value).then(fulfilled, rejected);
         }
         step((generator = generator.apply(thisArg, _arguments || [])).next());
       });
@@ -25173,6 +25173,17 @@ var init_budgets = __esm({
         direction: "max",
         meaning: "largest accuracy lost on any distribution-shift set",
         expect: POINTS_EXPECT
+      },
+      "target-reduction": {
+        unit: "fraction",
+        min: 0,
+        minExclusive: false,
+        max: 1,
+        direction: "min",
+        meaning: "share of the requested reduction (of prunable weights, or of channels for structured) the pruning achieved; below the limit warns, nothing pruned fails",
+        default: 0.75,
+        breach: "warn",
+        expect: "a fraction from 0 to 1 like 0.75 or 75%"
       }
     };
     BUDGET_NAMES = Object.keys(BUDGETS);
@@ -25203,12 +25214,12 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry3) => {
     const eq = entry3.indexOf("=");
     const name = entry3.slice(0, Math.max(eq, 0)).trim();
-    const path20 = entry3.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path20 === "") throw new UserError(`${subject(entry3)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path29 = entry3.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path29 === "") throw new UserError(`${subject(entry3)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry3)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry3);
-    return { name, path: path20 };
+    return { name, path: path29 };
   });
 }
 var init_shifts = __esm({
@@ -25351,11 +25362,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path20, issues) {
+function prefixIssues(path29, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path20);
+    iss.path.unshift(path29);
     return iss;
   });
 }
@@ -25436,9 +25447,9 @@ function issue2(...args) {
   }
   return { ...iss };
 }
-function members(proto, table3) {
-  for (const key in table3) {
-    const desc = Object.getOwnPropertyDescriptor(table3, key);
+function members(proto, table4) {
+  for (const key in table4) {
+    const desc = Object.getOwnPropertyDescriptor(table4, key);
     if (desc.get)
       Object.defineProperty(proto, key, { ...desc, enumerable: false });
     else
@@ -26054,14 +26065,14 @@ function standardProps(inst) {
     version: 1
   };
 }
-function capSize(inst, size) {
+function capSize(inst, size2) {
   const caps = sizeCaps(inst._zod.def.checks);
   if (!caps.length)
     return;
   const cap = Math.min(...caps.map((c) => c[0]));
   const parse4 = inst._zod.parse;
   inst._zod.parse = (payload, ctx) => {
-    const n = size(payload.value);
+    const n = size2(payload.value);
     if (n > cap && !ctx?.skipChecks && ctx?.direction !== "backward") {
       for (const [max2, ch] of sizeCaps(inst._zod.def.checks)) {
         if (n > max2 && ch._zod.def.when(payload)) {
@@ -26655,8 +26666,8 @@ var init_schemas = __esm({
         return values ? /* @__PURE__ */ new Set([...values, void 0]) : void 0;
       });
       defineLazyInternal(inst, "pattern", (zod) => {
-        const pattern = zod.def.innerType._zod.pattern;
-        return pattern ? new RegExp(`^(${cleanRegex(pattern.source)})?$`) : void 0;
+        const pattern2 = zod.def.innerType._zod.pattern;
+        return pattern2 ? new RegExp(`^(${cleanRegex(pattern2.source)})?$`) : void 0;
       });
       inst._zod.parse = (payload, ctx) => {
         if (payload.value === void 0) {
@@ -26896,12 +26907,12 @@ function _minLength(minimum, params) {
   });
 }
 // @__NO_SIDE_EFFECTS__
-function _regex(pattern, params) {
+function _regex(pattern2, params) {
   return new $ZodCheckRegex({
     check: "string_format",
     format: "regex",
     ...normalizeParams(params),
-    pattern
+    pattern: pattern2
   });
 }
 // @__NO_SIDE_EFFECTS__
@@ -27340,7 +27351,7 @@ function toFile(config2) {
   );
   return renamed(config2, true);
 }
-var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SCHEDULES, QUANTIZE_MODES, QUANTIZE_CALIBRATIONS, EXECUTION_PROVIDERS, MAX_BATCH, RUN, MEASURE, VALID_KEYS, NM, isNM, METHOD_EXPECT, method, corruption, glob, batchSize, BUDGETS_HELP, SETTINGS, CONFIG_FILE, camel, kebab, writtenLimits, DEFAULT_CONFIG;
+var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SCHEDULES, QUANTIZE_MODES, QUANTIZE_CALIBRATIONS, EXECUTION_PROVIDERS, MAX_BATCH, RUN, MEASURE, VALID_KEYS, NM, isNM, METHOD_EXPECT, method, corruption, glob, batchSize, BUDGETS_HELP, SPEEDUP_EXPECT, speedup, SETTINGS, CONFIG_FILE, camel, kebab, writtenLimits, DEFAULT_CONFIG;
 var init_schema = __esm({
   "src/config/schema.ts"() {
     "use strict";
@@ -27378,6 +27389,12 @@ var init_schema = __esm({
     glob = text("a non-empty glob", _minLength(1));
     batchSize = wholeNumber(1, MAX_BATCH);
     BUDGETS_HELP = "budget limits by name (NAME=VALUE for --budget and for each line of the action input), with units: 0.5pt or 0.5% (points), 5ms, 2MB or 2MiB, 1.3x, 10% (a relative change)";
+    SPEEDUP_EXPECT = "a speedup above 1 like 2 (2x on the command line)";
+    speedup = {
+      schema: number2(must(SPEEDUP_EXPECT)).check(_gt(1)),
+      expect: SPEEDUP_EXPECT,
+      read: (t) => /^[0-9]*\.?[0-9]+x$/i.test(t) ? Number(t.slice(0, -1)) : /^[0-9]*\.?[0-9]+$/.test(t) ? Number(t) : t
+    };
     SETTINGS = {
       sparsity: setting(number3("a fraction from 0 to below 1 like 0.5", _gte(0), _lt(1)), 0.5, {
         help: "target fraction of prunable weights set to zero (structured: of prunable channels removed)",
@@ -27452,9 +27469,17 @@ var init_schema = __esm({
         help: "confidence level of every interval",
         flag: { value: "<level>", commands: MEASURE }
       }),
-      "round-to": setting(wholeNumber(1), 1, {
-        help: "structured: kept channel counts are multiples of this (8 or 16 suit SIMD kernels; 1 = no rounding)",
+      "round-to": setting(wholeNumber(0), 0, {
+        help: "structured: kept channel counts are multiples of this (1 = no rounding); 0 = the multiples measured to run fast on this machine (each layer kind timed at many widths once, cached per machine and onnxruntime)",
         flag: { value: "<n>", commands: RUN }
+      }),
+      "target-speedup": optionalSetting(speedup, {
+        help: "structured: allocate channels for this measured speedup over dense at the first batch size (2 or 2x), from a per-layer latency table, corrected by measurement up to 3 times",
+        flag: { value: "<x>", commands: RUN }
+      }),
+      "target-latency-ms": optionalSetting(number3("milliseconds above 0 like 5", _gt(0)), {
+        help: "structured: allocate channels for this measured p50 latency in milliseconds at the first batch size, like target-speedup",
+        flag: { value: "<ms>", commands: RUN }
       }),
       criterion: setting(oneOf(CRITERIA), "l1", {
         help: "structured: how channel importance is scored; unstructured: sparsegpt (reconstruction re-chooses which weights are zero)",
@@ -27534,16 +27559,16 @@ var init_schema = __esm({
 });
 
 // src/config/validate.ts
-function formatKeyPath(path20) {
-  return path20.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path29) {
+  return path29.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path20) {
-  return path20.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path29) {
+  return path29.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue3, subject, value) {
   const form = formOf(issue3);
@@ -27553,18 +27578,18 @@ function describeIssue(issue3, subject, value) {
   return `${subject} must be ${issue3.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue3, raw) {
-  const path20 = issue3.path;
+  const path29 = issue3.path;
   if (issue3.code === "unrecognized_keys") {
     const valid = issue3.message.startsWith(VALID_KEYS) ? issue3.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue3.keys.map((key) => {
-      const full = [...path20, key];
+      const full = [...path29, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path20));
-  if (path20.length === 0) return [{ path: path20, message: `the config must be ${issue3.message} (got ${value})` }];
-  const subject = formOf(issue3) === "plain" ? formatKeyPath(path20) : `'${formatKeyPath(path20)}'`;
-  return [{ path: path20, message: describeIssue(issue3, subject, value) }];
+  const value = show(valueAt(raw, path29));
+  if (path29.length === 0) return [{ path: path29, message: `the config must be ${issue3.message} (got ${value})` }];
+  const subject = formOf(issue3) === "plain" ? formatKeyPath(path29) : `'${formatKeyPath(path29)}'`;
+  return [{ path: path29, message: describeIssue(issue3, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -27593,10 +27618,10 @@ var init_validate = __esm({
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path20 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path20);
+    const path29 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path29);
     if (!("kind" in s)) return [];
-    return [{ path: path20, field: path20.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path29, field: path29.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 function defaultText(ref) {
@@ -27805,10 +27830,131 @@ var init_atomicWrite = __esm({
   }
 });
 
+// src/ledger/format.ts
+function signed(text2) {
+  return text2.startsWith("-") ? MINUS + text2.slice(1) : text2;
+}
+function fixed(x2, digits) {
+  const text2 = x2.toFixed(digits);
+  return Number(text2) === 0 ? 0 .toFixed(digits) : signed(text2);
+}
+function percent(fraction, digits = 1) {
+  return `${fixed(fraction * 100, digits)}%`;
+}
+function points(fraction, digits = 2) {
+  return `${fixed(fraction * 100, digits)} pt`;
+}
+function signedPoints(fraction, digits = 1) {
+  const text2 = fixed(fraction * 100, digits);
+  if (Number(text2.replace(MINUS, "-")) === 0) return `\xB1${text2} pt`;
+  return text2.startsWith(MINUS) ? `${text2} pt` : `+${text2} pt`;
+}
+function ms(x2) {
+  return `${latency(x2)} ms`;
+}
+function latency(x2) {
+  return fixed(x2, Math.abs(x2) < 0.1 && x2 !== 0 ? 3 : 2);
+}
+function ratio(x2, digits = 2) {
+  return `${fixed(x2, digits)}x`;
+}
+function bytes(n) {
+  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
+  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
+  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
+  return `${fixed(n / 1024 ** 3, 2)} GiB`;
+}
+function count(n) {
+  for (const [suffix, size2] of COUNT_UNITS) {
+    if (Math.abs(n) >= size2 * 0.9995) return `${signed((n / size2).toPrecision(3))}${suffix}`;
+  }
+  return fixed(n, 0);
+}
+function pValue(p) {
+  return p < 1e-3 ? "p<0.001" : `p=${p.toFixed(3)}`;
+}
+function trimmed(x2, digits = 2) {
+  return signed(String(Number(x2.toFixed(digits)) || 0));
+}
+function sizeUnit(n) {
+  for (const unit of SIZE_UNITS2) {
+    const scaled = Math.abs(n) / unit[1];
+    if (scaled >= 1 && Math.abs(scaled * 100 - Math.round(scaled * 100)) < 1e-6) return unit;
+  }
+  return Math.abs(n) >= 1e6 ? ["MB", 1e6] : Math.abs(n) >= 1e3 ? ["kB", 1e3] : ["B", 1];
+}
+function sizeIn(n, [name, scale2], exact = false) {
+  if (scale2 === 1) return `${fixed(n, 0)} B`;
+  return `${exact ? trimmed(n / scale2, 2) : fixed(n / scale2, 2)} ${name}`;
+}
+function sizeLike(n, limitUnit) {
+  const binary = limitUnit[0].includes("i");
+  const family = SIZE_UNITS2.filter(([name]) => name.includes("i") === binary);
+  return sizeIn(n, family.find(([, scale2]) => Math.abs(n) >= scale2) ?? ["B", 1]);
+}
+var MINUS, COUNT_UNITS, SIZE_UNITS2;
+var init_format = __esm({
+  "src/ledger/format.ts"() {
+    "use strict";
+    MINUS = "\u2212";
+    COUNT_UNITS = [
+      ["G", 1e9],
+      ["M", 1e6],
+      ["k", 1e3]
+    ];
+    SIZE_UNITS2 = [
+      ["GB", 1e9],
+      ["GiB", 2 ** 30],
+      ["MB", 1e6],
+      ["MiB", 2 ** 20],
+      ["kB", 1e3],
+      ["KiB", 2 ** 10]
+    ];
+  }
+});
+
+// src/ledger/reduction.ts
+function fromTally(t) {
+  return { removed: t.eligible > 0 ? t.removed / t.eligible : 0, skipped: t.skipped };
+}
+function buildReduction(dense, step, request2, channels) {
+  const gone = (a, b) => a > 0 ? 1 - b / a : 0;
+  const achieved = {
+    weights: step.sparsity,
+    ...channels ? { channels: channels.removed } : {},
+    params: gone(dense.nonzero_params, step.nonzero_params),
+    // dense kernels execute every MAC of a zeroed weight: only removed channels count
+    macs: Number.isFinite(dense.flops) && Number.isFinite(step.flops) ? gone(dense.flops, step.flops) : null
+  };
+  const inUnit = request2.unit === "channels" ? achieved.channels ?? 0 : achieved.weights;
+  return {
+    unit: request2.unit,
+    requested: request2.requested,
+    achieved,
+    met: request2.requested > 0 ? inUnit / request2.requested : 1,
+    skipped: channels?.skipped ?? []
+  };
+}
+function describeReduction(r) {
+  const got = r.unit === "channels" ? r.achieved.channels ?? 0 : r.achieved.weights;
+  const head = `${percent(got)} of ${r.unit === "channels" ? "channels" : "prunable weights"} removed where ${percent(r.requested)} was asked`;
+  const held = r.skipped.filter((s) => s.reason.kind !== "graph-output");
+  if (held.length === 0) return head;
+  const kinds = /* @__PURE__ */ new Map();
+  for (const s of held) kinds.set(s.reason.kind, (kinds.get(s.reason.kind) ?? 0) + s.channels);
+  return `${head}; left whole (reason per group in the notes): ${[...kinds].map(([k, n]) => `${n} channels for ${k}`).join(", ")}`;
+}
+var init_reduction = __esm({
+  "src/ledger/reduction.ts"() {
+    "use strict";
+    init_format();
+  }
+});
+
 // src/ledger/budgets.ts
 function resolveBudgets(configBudgets, flagBudgets) {
   const flags = new Map(flagBudgets.map((f) => [f.name, f]));
-  const resolved = [];
+  const resolved2 = [];
   const set = (name, source, b) => ({
     name,
     limit: b.limit,
@@ -27821,11 +27967,11 @@ function resolveBudgets(configBudgets, flagBudgets) {
     const { direction, default: fallback } = BUDGETS[name];
     const fromFlag = flags.get(name);
     const fromConfig = configBudgets[name];
-    if (fromFlag !== void 0) resolved.push(set(name, "flag", fromFlag));
-    else if (fromConfig !== void 0) resolved.push(set(name, "config", fromConfig));
-    else if (fallback !== void 0) resolved.push({ name, limit: fallback, direction, source: "default" });
+    if (fromFlag !== void 0) resolved2.push(set(name, "flag", fromFlag));
+    else if (fromConfig !== void 0) resolved2.push(set(name, "config", fromConfig));
+    else if (fallback !== void 0) resolved2.push({ name, limit: fallback, direction, source: "default" });
   }
-  return resolved;
+  return resolved2;
 }
 function notMeasured(why) {
   return { actual: null, why };
@@ -27870,7 +28016,7 @@ function latencyRatio(from, fromLabel, final) {
   }
   return {
     actual: from.latency.p50_ms / final.latency.p50_ms,
-    detail: `p50 ${ms(from.latency.p50_ms)} \u2192 ${ms(final.latency.p50_ms)} at batch ${final.latency.batch}`
+    detail: `p50 ${ms2(from.latency.p50_ms)} \u2192 ${ms2(final.latency.p50_ms)} at batch ${final.latency.batch}`
   };
 }
 function minSpeedup({ dense, final }) {
@@ -27907,15 +28053,19 @@ function shiftAccuracyDrop({ dense, final }) {
     unmeasured: missing.length ? `final was not evaluated on ${missing.join(", ")}` : void 0
   };
 }
+function targetReduction({ reduction }) {
+  if (!reduction) return notMeasured("no pruning step records what was requested");
+  return { actual: reduction.met, detail: describeReduction(reduction) };
+}
 function within(direction, actual, limit) {
   return direction === "max" ? actual <= limit + TOLERANCE : actual >= limit - TOLERANCE;
 }
 function intervalVerdict(direction, ci, limit, strict = false) {
   const [lo, hi] = ci;
-  const inside = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
+  const inside2 = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
   const beyond = direction === "max" ? lo > limit + TOLERANCE : hi < limit - TOLERANCE;
   if (beyond) return "fail";
-  if (inside) return "pass";
+  if (inside2) return "pass";
   return strict ? "fail" : "warn";
 }
 function evaluateBudgets(budgets, m, opts = {}) {
@@ -27942,7 +28092,8 @@ function evaluateBudgets(budgets, m, opts = {}) {
       return { ...base, actual: null, verdict: "warn", detail: `not measured: came out as ${measured.actual} (${measured.detail})` };
     }
     if (!within(direction, measured.actual, limit)) {
-      return { ...base, actual: measured.actual, verdict: "fail", detail: measured.detail };
+      const partial2 = BUDGETS[name].breach === "warn" && measured.actual > TOLERANCE && !opts.strict;
+      return { ...base, actual: measured.actual, verdict: partial2 ? "warn" : "fail", detail: measured.detail };
     }
     if (measured.unmeasured) {
       return { ...base, actual: measured.actual, verdict: "warn", detail: `${measured.detail}; not measured: ${measured.unmeasured}` };
@@ -27953,14 +28104,15 @@ function evaluateBudgets(budgets, m, opts = {}) {
 function overallVerdict(results) {
   return results.reduce((worst, v) => SEVERITY[v] > SEVERITY[worst] ? v : worst, "pass");
 }
-var TOLERANCE, pct, ms, MEASURE2, STRADDLE, SEVERITY;
+var TOLERANCE, pct, ms2, MEASURE2, STRADDLE, SEVERITY;
 var init_budgets2 = __esm({
   "src/ledger/budgets.ts"() {
     "use strict";
     init_budgets();
+    init_reduction();
     TOLERANCE = 1e-12;
     pct = (x2) => `${(x2 * 100).toFixed(2)}%`;
-    ms = (x2) => `${x2 >= 1 ? x2.toFixed(2) : x2.toPrecision(2)} ms`;
+    ms2 = (x2) => `${x2 >= 1 ? x2.toFixed(2) : x2.toPrecision(2)} ms`;
     MEASURE2 = {
       "accuracy-drop": accuracyDrop,
       "class-accuracy-drop": classAccuracyDrop,
@@ -27969,7 +28121,8 @@ var init_budgets2 = __esm({
       "latency-regression": latencyRegression,
       "p95-latency-ms": p95LatencyMs,
       "max-size-bytes": maxSizeBytes,
-      "shift-accuracy-drop": shiftAccuracyDrop
+      "shift-accuracy-drop": shiftAccuracyDrop,
+      "target-reduction": targetReduction
     };
     STRADDLE = "interval straddles the limit";
     SEVERITY = { pass: 0, warn: 1, fail: 2 };
@@ -27985,10 +28138,4083 @@ var init_types = __esm({
   }
 });
 
-// src/config/rules.ts
+// src/version.ts
+var VERSION7;
+var init_version3 = __esm({
+  "src/version.ts"() {
+    "use strict";
+    VERSION7 = "0.1.0";
+  }
+});
+
+// src/ledger/envelope.ts
+function ledgerEnvelope(models, runtime, timedOut = []) {
+  const verdicts = [...models.map((m) => m.verdict), ...timedOut.map(() => "fail")];
+  return {
+    schema: LEDGER_SCHEMA,
+    verdict: overallVerdict(verdicts),
+    tool: { name: "prune-guard", version: VERSION7 },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime,
+    models,
+    ...timedOut.length > 0 ? { timed_out: timedOut[0] } : {},
+    ...timedOut.length > 1 ? { more_timed_out: timedOut.slice(1) } : {}
+  };
+}
+function timedOutRuns(ledger) {
+  return ledger.timed_out ? [ledger.timed_out, ...ledger.more_timed_out ?? []] : [];
+}
+var init_envelope = __esm({
+  "src/ledger/envelope.ts"() {
+    "use strict";
+    init_budgets2();
+    init_types();
+    init_version3();
+  }
+});
+
+// src/io/progress.ts
+function stageName(e) {
+  switch (e.kind) {
+    case "prune":
+      return `pruning ${e.model}`;
+    case "sensitivity":
+      return "sensitivity curves";
+    case "recover":
+      return e.work === "round" ? "recovery round" : "recovery";
+    case "evaluate":
+      return `evaluate ${e.step}`;
+    case "latency":
+      return "latency";
+  }
+}
+function stageLine(e) {
+  switch (e.kind) {
+    case "prune":
+      return `pruning ${e.model}${e.schedule ? ` (schedule step ${e.schedule.step}/${e.schedule.steps})` : ""}: ${e.detail}`;
+    case "sensitivity":
+      return `sensitivity curves (${e.detail})`;
+    case "recover":
+      return e.work === "round" ? `recovery round ${e.round}/${e.rounds}: ${e.detail}` : `recovery: ${e.detail}`;
+    case "evaluate":
+      return `evaluate ${e.step}`;
+    case "latency":
+      return `latency (${e.detail})`;
+  }
+}
+var init_progress = __esm({
+  "src/io/progress.ts"() {
+    "use strict";
+  }
+});
+
+// src/io/cleanup.ts
+function onInterrupt(undo) {
+  pending.add(undo);
+  return () => pending.delete(undo);
+}
+var pending;
+var init_cleanup = __esm({
+  "src/io/cleanup.ts"() {
+    "use strict";
+    pending = /* @__PURE__ */ new Set();
+  }
+});
+
+// src/io/inputFile.ts
+import * as fs4 from "node:fs";
 import * as os5 from "node:os";
+import * as path2 from "node:path";
+function underPseudoRoot(real) {
+  return PSEUDO_ROOTS.some((root) => real === root || real.startsWith(root + path2.sep));
+}
+function readInputFile(file, opts) {
+  const shown = opts.shownAs ?? file;
+  const refuse = (why) => {
+    throw new UserError(`${shown}: ${why}; pass the path of ${opts.expected}`);
+  };
+  let real;
+  try {
+    real = fs4.realpathSync(file);
+  } catch (e) {
+    const code = e.code;
+    if (code === "ENOENT") refuse("file not found");
+    return refuse(`cannot read (${describe(e)})`);
+  }
+  if (underPseudoRoot(real)) refuse(`is a system file (${real}), not a regular file`);
+  let fd2;
+  try {
+    fd2 = fs4.openSync(real, fs4.constants.O_RDONLY | fs4.constants.O_NONBLOCK);
+  } catch (e) {
+    return refuse(`cannot read (${describe(e)})`);
+  }
+  try {
+    const st = fs4.fstatSync(fd2);
+    if (st.isDirectory()) refuse("is a folder");
+    if (!st.isFile()) refuse(`is a ${kindOf(st)}, not a regular file`);
+    const limit = opts.maxBytes ?? Math.floor(os5.totalmem() * MEMORY_SHARE);
+    if (st.size > limit) refuse(`is ${mib(st.size)}, more than the ${mib(limit)} this machine can hold for it`);
+    const bytes2 = Buffer.allocUnsafe(st.size);
+    let off = 0;
+    while (off < st.size) {
+      const n = fs4.readSync(fd2, bytes2, off, st.size - off, off);
+      if (n === 0) break;
+      off += n;
+    }
+    if (off !== st.size) refuse(`changed while being read (${off} of ${st.size} bytes)`);
+    return bytes2;
+  } finally {
+    fs4.closeSync(fd2);
+  }
+}
+function kindOf(st) {
+  if (st.isFIFO()) return "named pipe (FIFO)";
+  if (st.isCharacterDevice() || st.isBlockDevice()) return "device";
+  if (st.isSocket()) return "socket";
+  return "special file";
+}
+function mib(n) {
+  return `${(n / 2 ** 20).toFixed(1)} MiB`;
+}
+var PSEUDO_ROOTS, MEMORY_SHARE;
+var init_inputFile = __esm({
+  "src/io/inputFile.ts"() {
+    "use strict";
+    init_errors();
+    PSEUDO_ROOTS = ["/proc", "/sys", "/dev"];
+    MEMORY_SHARE = 0.5;
+  }
+});
+
+// src/io/inputPaths.ts
+import * as fs5 from "node:fs";
+import * as path3 from "node:path";
+function resolved(p) {
+  const abs = path3.resolve(p);
+  const missing = [];
+  let dir = abs;
+  for (; ; ) {
+    try {
+      return path3.join(fs5.realpathSync(dir), ...missing.reverse());
+    } catch {
+      const parent = path3.dirname(dir);
+      if (parent === dir) return abs;
+      missing.push(path3.basename(dir));
+      dir = parent;
+    }
+  }
+}
+function inside(child, parent) {
+  const rel = path3.relative(parent, child);
+  return rel === "" || !rel.startsWith("..") && !path3.isAbsolute(rel);
+}
+function refuseInputsInOutput(out, inputs) {
+  const outDir = resolved(out);
+  for (const input of inputs) {
+    if (inside(resolved(input.path), outDir)) {
+      throw new UserError(`${input.flag} ${input.path}: sits inside the output folder ${out}, which this run replaces; move the file out of it or choose another --out`);
+    }
+  }
+}
+var init_inputPaths = __esm({
+  "src/io/inputPaths.ts"() {
+    "use strict";
+    init_errors();
+  }
+});
+
+// src/io/lock.ts
+import * as fs6 from "node:fs";
+import * as os6 from "node:os";
+import * as path4 from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+function isStale(owner) {
+  if (!owner || !Number.isInteger(owner.pid)) return true;
+  if (owner.host !== os6.hostname()) return false;
+  if (owner.pid === process.pid) return false;
+  try {
+    process.kill(owner.pid, 0);
+    return false;
+  } catch (e) {
+    return e.code === "ESRCH";
+  }
+}
+function readOwner(file) {
+  try {
+    return JSON.parse(fs6.readFileSync(file, "utf8"));
+  } catch {
+    return void 0;
+  }
+}
+async function lockDir(dir, opts) {
+  if (underPseudoRoot(resolved(dir))) throw new UserError(`--out ${dir}: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs`);
+  try {
+    fs6.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    const code = e.code;
+    const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
+    throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
+  }
+  const file = path4.join(dir, LOCK_NAME);
+  const me = { pid: process.pid, host: os6.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const until = Date.now() + opts.waitMs;
+  let announced = false;
+  for (; ; ) {
+    try {
+      const fd2 = fs6.openSync(file, "wx");
+      try {
+        fs6.writeFileSync(fd2, JSON.stringify(me) + "\n");
+      } finally {
+        fs6.closeSync(fd2);
+      }
+      let released = false;
+      return {
+        file,
+        release() {
+          if (released) return;
+          released = true;
+          if (readOwner(file)?.pid === me.pid) fs6.rmSync(file, { force: true });
+        }
+      };
+    } catch (e) {
+      if (e.code !== "EEXIST") {
+        throw new UserError(`--out ${dir}: cannot create the lock file ${LOCK_NAME} (${e.message}); check that the folder is writable`);
+      }
+    }
+    const owner = readOwner(file);
+    if (isStale(owner)) {
+      const again = readOwner(file);
+      if (JSON.stringify(again) === JSON.stringify(owner)) fs6.rmSync(file, { force: true });
+      continue;
+    }
+    if (Date.now() >= until) {
+      throw new UserError(
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path4.join(dir, LOCK_NAME)} if that run is gone`
+      );
+    }
+    if (!announced) {
+      announced = true;
+      opts.onWait?.(owner);
+    }
+    await sleep(opts.pollMs ?? 200);
+  }
+}
+var LOCK_NAME;
+var init_lock = __esm({
+  "src/io/lock.ts"() {
+    "use strict";
+    init_inputFile();
+    init_inputPaths();
+    init_errors();
+    LOCK_NAME = ".prune-guard.lock";
+  }
+});
+
+// src/io/outputDir.ts
+import * as fs7 from "node:fs";
+import * as path5 from "node:path";
+import { randomBytes as randomBytes2 } from "node:crypto";
+function removeOrphanStaging(dir) {
+  for (const n of fs7.readdirSync(dir)) {
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs7.rmSync(path5.join(dir, n), { recursive: true, force: true });
+  }
+}
+var STAGING_PREFIX, OutputDir, ATOMIC_TEMP;
+var init_outputDir = __esm({
+  "src/io/outputDir.ts"() {
+    "use strict";
+    init_cleanup();
+    init_lock();
+    STAGING_PREFIX = ".prune-guard-staging-";
+    OutputDir = class _OutputDir {
+      constructor(dir, staging, lock, created) {
+        this.dir = dir;
+        this.staging = staging;
+        this.lock = lock;
+        this.created = created;
+        this.unregister = onInterrupt(() => this.abort());
+      }
+      dir;
+      staging;
+      lock;
+      created;
+      done = false;
+      retired = /* @__PURE__ */ new Set();
+      unregister;
+      static async open(dir, opts) {
+        const created = !fs7.existsSync(dir);
+        const lock = await lockDir(dir, {
+          waitMs: opts.waitMs,
+          onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
+        });
+        try {
+          removeOrphanStaging(dir);
+          const staging = path5.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes2(4).toString("hex")}`);
+          fs7.mkdirSync(staging);
+          return new _OutputDir(dir, staging, lock, created);
+        } catch (e) {
+          lock.release();
+          throw e;
+        }
+      }
+      /** The final path of a file written under the staging folder. */
+      publicPath(p) {
+        const rel = path5.relative(this.staging, p);
+        return rel.startsWith("..") || path5.isAbsolute(rel) ? p : path5.join(this.dir, rel);
+      }
+      /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
+      discardStaged() {
+        for (const n of fs7.readdirSync(this.staging)) fs7.rmSync(path5.join(this.staging, n), { recursive: true, force: true });
+      }
+      /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
+      retire(name) {
+        this.retired.add(name);
+      }
+      /** Move every staged file into the folder (`last` after the others), then unlock. */
+      commit(last = []) {
+        if (this.done) throw new Error("OutputDir: already committed or aborted");
+        const names = fs7.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+        const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
+        for (const n of this.retired) if (!names.includes(n)) fs7.rmSync(path5.join(this.dir, n), { force: true });
+        for (const n of ordered) {
+          const target = path5.join(this.dir, n);
+          const staged = path5.join(this.staging, n);
+          const old = fs7.lstatSync(target, { throwIfNoEntry: false });
+          if (old && (old.isDirectory() || fs7.lstatSync(staged).isDirectory())) fs7.renameSync(target, path5.join(this.staging, `.replaced-${n}`));
+          fs7.renameSync(staged, target);
+        }
+        this.finish();
+      }
+      /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
+      abort() {
+        if (this.done) return;
+        this.finish();
+        if (this.created) {
+          try {
+            fs7.rmdirSync(this.dir);
+          } catch {
+          }
+        }
+      }
+      finish() {
+        this.done = true;
+        this.unregister();
+        fs7.rmSync(this.staging, { recursive: true, force: true });
+        this.lock.release();
+      }
+    };
+    ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
+  }
+});
+
+// src/pipeline/deadline.ts
+var TimedOut, Deadline;
+var init_deadline = __esm({
+  "src/pipeline/deadline.ts"() {
+    "use strict";
+    init_progress();
+    TimedOut = class extends Error {
+      constructor(stage, limitSeconds, elapsedSeconds) {
+        super(`time budget of ${limitSeconds} s ran out during '${stage}' after ${elapsedSeconds.toFixed(1)} s`);
+        this.stage = stage;
+        this.limitSeconds = limitSeconds;
+        this.elapsedSeconds = elapsedSeconds;
+      }
+      stage;
+      limitSeconds;
+      elapsedSeconds;
+      name = "TimedOut";
+    };
+    Deadline = class {
+      constructor(limitSeconds) {
+        this.limitSeconds = limitSeconds;
+      }
+      limitSeconds;
+      started = performance.now();
+      stage = "load model and data";
+      elapsedSeconds() {
+        return (performance.now() - this.started) / 1e3;
+      }
+      check() {
+        if (this.limitSeconds === void 0) return;
+        const elapsed = this.elapsedSeconds();
+        if (elapsed > this.limitSeconds) throw new TimedOut(this.stage, this.limitSeconds, elapsed);
+      }
+      /** `inner` with a checkpoint in every call; a stage event also names the current stage. */
+      watch(inner) {
+        return {
+          stage: (e) => {
+            this.check();
+            this.stage = stageName(e);
+            inner.stage(e);
+          },
+          note: (m) => {
+            this.check();
+            inner.note(m);
+          },
+          update: (done) => {
+            inner.update(done);
+            this.check();
+          },
+          stop: () => inner.stop(),
+          output: (text2) => inner.output(text2),
+          remainingSeconds: () => this.limitSeconds === void 0 ? void 0 : Math.max(0, this.limitSeconds - this.elapsedSeconds())
+        };
+      }
+    };
+  }
+});
+
+// node_modules/markdown-table/index.js
+function defaultStringLength(value) {
+  return value.length;
+}
+function markdownTable(table4, options) {
+  const settings = options || {};
+  const align = (settings.align || []).concat();
+  const stringLength = settings.stringLength || defaultStringLength;
+  const alignments = [];
+  const cellMatrix = [];
+  const sizeMatrix = [];
+  const longestCellByColumn = [];
+  let mostCellsPerRow = 0;
+  let rowIndex = -1;
+  while (++rowIndex < table4.length) {
+    const row2 = [];
+    const sizes2 = [];
+    let columnIndex2 = -1;
+    if (table4[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table4[rowIndex].length;
+    }
+    while (++columnIndex2 < table4[rowIndex].length) {
+      const cell2 = serialize(table4[rowIndex][columnIndex2]);
+      if (settings.alignDelimiters !== false) {
+        const size2 = stringLength(cell2);
+        sizes2[columnIndex2] = size2;
+        if (longestCellByColumn[columnIndex2] === void 0 || size2 > longestCellByColumn[columnIndex2]) {
+          longestCellByColumn[columnIndex2] = size2;
+        }
+      }
+      row2.push(cell2);
+    }
+    cellMatrix[rowIndex] = row2;
+    sizeMatrix[rowIndex] = sizes2;
+  }
+  let columnIndex = -1;
+  if (typeof align === "object" && "length" in align) {
+    while (++columnIndex < mostCellsPerRow) {
+      alignments[columnIndex] = toAlignment(align[columnIndex]);
+    }
+  } else {
+    const code = toAlignment(align);
+    while (++columnIndex < mostCellsPerRow) {
+      alignments[columnIndex] = code;
+    }
+  }
+  columnIndex = -1;
+  const row = [];
+  const sizes = [];
+  while (++columnIndex < mostCellsPerRow) {
+    const code = alignments[columnIndex];
+    let before = "";
+    let after = "";
+    if (code === 99) {
+      before = ":";
+      after = ":";
+    } else if (code === 108) {
+      before = ":";
+    } else if (code === 114) {
+      after = ":";
+    }
+    let size2 = settings.alignDelimiters === false ? 1 : Math.max(
+      1,
+      longestCellByColumn[columnIndex] - before.length - after.length
+    );
+    const cell2 = before + "-".repeat(size2) + after;
+    if (settings.alignDelimiters !== false) {
+      size2 = before.length + size2 + after.length;
+      if (size2 > longestCellByColumn[columnIndex]) {
+        longestCellByColumn[columnIndex] = size2;
+      }
+      sizes[columnIndex] = size2;
+    }
+    row[columnIndex] = cell2;
+  }
+  cellMatrix.splice(1, 0, row);
+  sizeMatrix.splice(1, 0, sizes);
+  rowIndex = -1;
+  const lines2 = [];
+  while (++rowIndex < cellMatrix.length) {
+    const row2 = cellMatrix[rowIndex];
+    const sizes2 = sizeMatrix[rowIndex];
+    const cellsInRow = settings.fillRows === false ? Math.max(1, cellMatrix[rowIndex === 1 ? 0 : rowIndex].length) : mostCellsPerRow;
+    columnIndex = -1;
+    const line = [];
+    while (++columnIndex < cellsInRow) {
+      const cell2 = row2[columnIndex] || "";
+      let before = "";
+      let after = "";
+      if (settings.alignDelimiters !== false) {
+        const size2 = longestCellByColumn[columnIndex] - (sizes2[columnIndex] || 0);
+        const code = alignments[columnIndex];
+        if (code === 114) {
+          before = " ".repeat(size2);
+        } else if (code === 99) {
+          const half = size2 / 2;
+          if (size2 % 2) {
+            before = " ".repeat(half + 0.5);
+            after = " ".repeat(half - 0.5);
+          } else {
+            before = " ".repeat(half);
+            after = before;
+          }
+        } else {
+          after = " ".repeat(size2);
+        }
+      }
+      if (settings.delimiterStart !== false && !columnIndex) {
+        line.push("|");
+      }
+      if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
+      // empty: there will be a closing space.
+      !(settings.alignDelimiters === false && cell2 === "") && (settings.delimiterStart !== false || columnIndex)) {
+        line.push(" ");
+      }
+      if (settings.alignDelimiters !== false) {
+        line.push(before);
+      }
+      line.push(cell2);
+      if (settings.alignDelimiters !== false) {
+        line.push(after);
+      }
+      if (settings.padding !== false) {
+        line.push(" ");
+      }
+      if (settings.delimiterEnd !== false || columnIndex !== cellsInRow - 1) {
+        line.push("|");
+      }
+    }
+    lines2.push(
+      settings.delimiterEnd === false ? line.join("").replace(/ +$/, "") : line.join("")
+    );
+  }
+  return lines2.join("\n");
+}
+function serialize(value) {
+  return value === null || value === void 0 ? "" : String(value);
+}
+function toAlignment(value) {
+  const code = typeof value === "string" ? value.codePointAt(0) : 0;
+  return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
+}
+var init_markdown_table = __esm({
+  "node_modules/markdown-table/index.js"() {
+  }
+});
+
+// src/util/escape.ts
+function oneLine(text2) {
+  return text2.replace(LINE_BREAKS, " ").replace(CONTROLS, "");
+}
+function htmlText(text2) {
+  return oneLine(text2).replace(/[&<>"'[\]()@]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+function escapeMarkdown(text2) {
+  return oneLine(text2).replace(/[\\`*_{}[\]()#+!|~]/g, (c) => `\\${c}`).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`).replace(/@/g, "@\u200D");
+}
+function markdownCode(text2) {
+  const line = oneLine(text2).replace(/\|/g, "\\|");
+  const longest = Math.max(0, ...(line.match(/`+/g) ?? []).map((r) => r.length));
+  const fence = "`".repeat(longest + 1);
+  const pad2 = line.startsWith("`") || line.endsWith("`") || line === "" ? " " : "";
+  return `${fence}${pad2}${line}${pad2}${fence}`;
+}
+function markdownCell(text2) {
+  return oneLine(text2).replace(/\|/g, "\\|");
+}
+var LINE_BREAKS, CONTROLS;
+var init_escape = __esm({
+  "src/util/escape.ts"() {
+    "use strict";
+    LINE_BREAKS = /[\r\n\u2028\u2029\u0085]+/g;
+    CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
+  }
+});
+
+// src/ledger/renderAllocation.ts
+function allocationSection(a) {
+  const parts = [];
+  if (a.rounding === "fixed") parts.push(`Kept channel counts are multiples of ${a.round_to} (\`round-to\`).`);
+  if (a.probes?.length) {
+    const rows2 = /* @__PURE__ */ new Map();
+    for (const p of a.probes) {
+      const key = `${p.kind}\0${p.axis}`;
+      rows2.set(key, [...rows2.get(key) ?? [], `b=${p.batch}: ${p.multiple}${p.cached ? "" : " (timed now)"}`]);
+    }
+    parts.push(
+      `Channel widths measured on ${a.machine ?? "this machine"} (onnxruntime ${a.onnxruntime ?? "?"}, ${a.threads || "all"} threads): the multiple each layer kind runs fast at, read from its latency over ${a.probes[0].curve.counts.length} channel counts; every group keeps a multiple of the largest its layers ask for (or a halving of it).`,
+      table([["Layer kind", "Channels", "Multiple"], ...[...rows2].map(([k, v]) => [k.split("\0")[0], k.split("\0")[1], v.join(", ")])])
+    );
+  } else if (a.rounding === "recorded") parts.push("Kept channel counts were snapped to recorded widths.");
+  const t = a.target;
+  if (t) {
+    parts.push(
+      `Latency target ${t.kind === "speedup" ? ratio(t.value) : `${t.value} ms`} at batch ${t.batch} (dense ${ms3(t.dense_ms)} ms, so ${ratio(t.speedup_needed)}): ${t.outcome === "met" ? "met" : `not met (${t.outcome})`}, ${t.detail}.`,
+      table([
+        ["Attempt", "Budget ms", "Predicted ms", "p50 ms", "Speedup", "MACs"],
+        ...t.attempts.map((x2, i2) => [`${i2 + 1}${i2 === t.shipped ? " (ships)" : ""}`, ms3(x2.budget_ms), ms3(x2.predicted_ms), ms3(x2.p50_ms), ratio(x2.speedup), String(x2.macs)])
+      ])
+    );
+  }
+  if (parts.length === 0) return void 0;
+  return `<details><summary>Channel allocation${t ? " and latency target" : ""}</summary>
+
+${parts.join("\n\n")}
+
+</details>`;
+}
+var table, ms3;
+var init_renderAllocation = __esm({
+  "src/ledger/renderAllocation.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_escape();
+    init_format();
+    table = (rows2) => markdownTable(rows2.map((r) => r.map(markdownCell)), { alignDelimiters: false });
+    ms3 = (x2) => typeof x2 === "number" && Number.isFinite(x2) ? x2.toFixed(3) : "\u2014";
+  }
+});
+
+// src/ledger/markdown.ts
+function table2(rows2) {
+  const [head, ...body] = rows2;
+  const keep = head.map((_, j) => body.length === 0 || body.some((r) => !EMPTY.has((r[j] ?? "").trim())));
+  return markdownTable(
+    rows2.map((row) => row.filter((_, j) => keep[j]).map(markdownCell)),
+    { alignDelimiters: false }
+  );
+}
+function nowrap(text2) {
+  return text2.replace(/([≤≥]) /g, "$1\xA0").replace(/(\d) (?=(?:pt|ms|[kMG]i?B|B|x)\b)/g, "$1\xA0").replace(/\] (?=\d)/g, "]\xA0");
+}
+function unbroken(name) {
+  return name.replace(/-/g, "\u2011");
+}
+function details(f) {
+  return `<details><summary>${f.summary}</summary>
+
+${f.body}
+
+</details>`;
+}
+function shownPath(p) {
+  if (!/^(?:\/|[A-Za-z]:[\\/]|\\\\)/.test(p)) return p;
+  return p.split(/[\\/]/).pop() || p;
+}
+function withoutAbsolutePaths(text2) {
+  return text2.replace(/(^|[\s(`'"=])((?:\/|[A-Za-z]:\\)[^\s`'")]*[\\/][^\s`'")]*)/g, (_, pre, p) => pre + shownPath(p));
+}
+var DASH, EMPTY;
+var init_markdown = __esm({
+  "src/ledger/markdown.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_escape();
+    DASH = "\u2014";
+    EMPTY = /* @__PURE__ */ new Set(["", DASH, "not available"]);
+  }
+});
+
+// src/ledger/budgetText.ts
+function valueIn(b) {
+  switch (BUDGETS[b.name].unit) {
+    case "points":
+      return (x2) => points(x2);
+    case "fraction":
+      if (b.name !== "latency-regression") return (x2) => percent(x2);
+      return (x2) => (x2 > 0 && percent(x2) !== percent(0) ? "+" : "") + percent(x2);
+    case "ratio":
+      return (x2) => ratio(x2);
+    case "ms":
+      return (x2) => ms(x2);
+    case "bytes": {
+      const unit = sizeUnit(b.limit);
+      return (x2) => sizeLike(x2, unit);
+    }
+  }
+}
+function naturalLimit(b) {
+  switch (BUDGETS[b.name].unit) {
+    case "points":
+      return `${trimmed(b.limit * 100)} pt`;
+    case "fraction":
+      return `${trimmed(b.limit * 100)}%`;
+    case "ratio":
+      return `${trimmed(b.limit)}x`;
+    case "ms":
+      return `${trimmed(b.limit)} ms`;
+    case "bytes":
+      return sizeIn(b.limit, sizeUnit(b.limit), true);
+  }
+}
+function limitText(b) {
+  const op = b.direction === "max" ? "\u2264" : "\u2265";
+  const written = b.written?.trim();
+  return `${op} ${written && /[a-z%]/i.test(written) ? written : naturalLimit(b)}`;
+}
+function valueText(b) {
+  return b.actual === null ? null : valueIn(b)(b.actual);
+}
+function intervalText(b) {
+  if (!b.ci) return "";
+  const show2 = valueIn(b);
+  const level = b.confidence === void 0 ? "" : ` ${trimmed(b.confidence * 100, 1)}%`;
+  return `[${show2(b.ci[0])}, ${show2(b.ci[1])}]${level}`;
+}
+function marginText(b) {
+  if (b.actual === null) return null;
+  const beyond = b.direction === "max" ? b.actual - b.limit : b.limit - b.actual;
+  const size2 = Math.abs(beyond);
+  const text2 = BUDGETS[b.name].unit === "fraction" ? points(size2, 1) : valueIn(b)(size2);
+  if (beyond <= 0) return `${text2} to spare`;
+  return `${text2} ${b.direction === "max" ? "over" : "short"}`;
+}
+function straddles(b) {
+  if (!b.ci || b.actual === null) return false;
+  const [lo, hi] = b.ci;
+  return lo <= b.limit && b.limit <= hi;
+}
+function closeCall(b, withInterval = true) {
+  const strict = b.verdict === "fail" ? " (strict mode fails it)" : "";
+  return `${withInterval ? `its interval ${intervalText(b)}` : "the interval"} reaches across the limit: too close to call${strict}`;
+}
+function whyText(b, opts = {}) {
+  const parts = withoutAbsolutePaths(b.detail).split("; ").filter((p) => p && !STRADDLE2.test(p)).filter((p) => b.name !== "max-size-bytes" || !/\.onnx$/.test(p));
+  if (b.verdict !== "pass" && straddles(b) && opts.closeCall !== false) parts.unshift(closeCall(b, opts.interval !== false));
+  if (b.p_value !== void 0) parts.push(pValue(b.p_value));
+  return parts.join("; ");
+}
+function budgetPhrase(b, compared) {
+  const name = compared === "base \u2192 head" ? `${b.name} vs base` : b.name;
+  const value = valueText(b);
+  if (value === null) return `${name} not measured`;
+  if (b.verdict !== "pass" && straddles(b)) return `${name} ${value}, too close to the ${limitText(b)} limit to call`;
+  const op = b.verdict === "pass" ? limitText(b) : `${b.direction === "max" ? ">" : "<"} ${limitText(b).slice(2)}`;
+  return `${name} ${value} ${op}`;
+}
+var ICON, WORD, STRADDLE2;
+var init_budgetText = __esm({
+  "src/ledger/budgetText.ts"() {
+    "use strict";
+    init_budgets();
+    init_format();
+    init_markdown();
+    ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+    WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
+    STRADDLE2 = /^interval straddles the limit/;
+  }
+});
+
+// src/ledger/renderCharts.ts
+function axisRange(values, minSpan = 0.5) {
+  const lo = Math.min(...values);
+  const hi = Math.max(...values);
+  const span = Math.max(hi - lo, minSpan);
+  const step = 10 ** Math.floor(Math.log10(span / 5) + 1e-9);
+  const digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+  const pad2 = span * 0.15;
+  const down = (x2) => Number((Math.floor(x2 / step) * step).toFixed(digits));
+  const up = (x2) => Number((Math.ceil(x2 / step) * step).toFixed(digits));
+  return [down(lo - pad2), up(hi + pad2)];
+}
+function lineChart(opts) {
+  const [lo, hi] = opts.range ?? axisRange(opts.series.flatMap((s) => s.values));
+  const palette = opts.series.map((s) => COLORS[s.color].hex).join(", ");
+  const init = { themeVariables: { xyChart: { plotColorPalette: palette } } };
+  return [
+    `Lines: ${opts.series.map((s) => `${COLORS[s.color].square} ${s.label}`).join(" \xB7 ")}`,
+    [
+      "```mermaid",
+      `%%{init: ${JSON.stringify(init)}}%%`,
+      "xychart-beta",
+      `    title ${quoted(opts.title)}`,
+      `    x-axis ${opts.xLabel ? `${quoted(opts.xLabel)} ` : ""}[${opts.categories.map(quoted).join(", ")}]`,
+      `    y-axis ${quoted(opts.yLabel)} ${lo} --> ${hi}`,
+      ...opts.series.map((s) => `    line [${s.values.join(", ")}]`),
+      "```"
+    ].join("\n")
+  ].join("\n\n");
+}
+function accuracyChart(model) {
+  if (model.method === "compare") return void 0;
+  const steps = model.steps;
+  if (steps.length < 3 || steps.some((s) => s.accuracy == null)) return void 0;
+  const dense = steps[0].accuracy;
+  const series = [{ label: "this model, change at each step", color: "blue", values: steps.map((s) => change(s.accuracy, dense)) }];
+  const base = model.vs_base?.steps;
+  if (base && base.length === steps.length && base.every((s, i2) => s.name === steps[i2].name && s.accuracy != null)) {
+    series.push({ label: "the base model, same steps", color: "orange", values: base.map((s) => change(s.accuracy, base[0].accuracy)) });
+  }
+  const budget = model.budgets.find((b) => b.name === "accuracy-drop");
+  if (budget) {
+    const at2 = -Number((budget.limit * 100).toFixed(2));
+    series.push({ label: `\`accuracy-drop\` limit (${limitText(budget)})`, color: "red", values: steps.map(() => at2) });
+  }
+  return lineChart({ title: "Accuracy change vs dense (pt)", categories: steps.map((s) => s.name), yLabel: "pt", series });
+}
+var COLORS, quoted, asInTable, change;
+var init_renderCharts = __esm({
+  "src/ledger/renderCharts.ts"() {
+    "use strict";
+    init_budgetText();
+    COLORS = {
+      red: { hex: "#d1242f", square: "\u{1F7E5}" },
+      orange: { hex: "#bc4c00", square: "\u{1F7E7}" },
+      purple: { hex: "#8250df", square: "\u{1F7EA}" },
+      blue: { hex: "#0969da", square: "\u{1F7E6}" },
+      green: { hex: "#1a7f37", square: "\u{1F7E9}" }
+    };
+    quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
+    asInTable = (x2) => Math.round(x2 * 1e4) / 100;
+    change = (x2, from) => Number((asInTable(x2) - asInTable(from)).toFixed(2));
+  }
+});
+
+// src/ledger/renderSensitivity.ts
+function damage(l) {
+  const first = l.points[0];
+  const last = l.points[l.points.length - 1];
+  return [first.calib_accuracy - last.calib_accuracy, last.calib_nll - first.calib_nll];
+}
+function bySensitivity(layers) {
+  return [...layers].sort((a, b) => {
+    const [da, na] = damage(a);
+    const [db, nb] = damage(b);
+    return db - da || nb - na || a.name.localeCompare(b.name);
+  });
+}
+function shortName(name, max2 = 28) {
+  return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
+}
+function sensitivityChart(s) {
+  const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
+  const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
+  const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
+  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
+  const [lo, hi] = axisRange(values);
+  return lineChart({
+    range: [Math.max(0, lo), Math.min(100, hi)],
+    title: `${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`,
+    xLabel: "fraction pruned",
+    categories: xs.map(String),
+    yLabel: metric,
+    series: shown.map((l, i2) => ({
+      label: `(${i2 + 1}) ${markdownCode(shortName(l.name))}`,
+      color: LINE_COLORS[i2],
+      values: l.points.map((p) => Number((p.calib_accuracy * 100).toFixed(2)))
+    }))
+  });
+}
+function sensitivitySection(s) {
+  const ordered = bySensitivity(s.layers);
+  const shown = ordered.slice(0, CHART_LAYERS);
+  const acc2 = s.against === "labels" ? "Accuracy" : "Agreement";
+  const nll = s.against === "labels" ? "NLL" : "KL";
+  const at2 = s.ratios.join(" / ");
+  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", `${acc2} at ${at2}`, `${nll} at ${at2}`, "Allocated", "Seconds"];
+  const rows2 = ordered.map((l) => {
+    const line = shown.indexOf(l);
+    const at3 = (show2) => s.ratios.map((r) => {
+      const p = l.points.find((q) => q.ratio === r);
+      return p ? show2(p) : "\u2014";
+    }).join(" / ");
+    return [
+      `${line >= 0 ? `(${line + 1}) ` : ""}${markdownCode(shortName(l.name, 48))}`,
+      String(l.size),
+      at3((p) => percent(p.calib_accuracy)),
+      at3((p) => p.calib_nll.toFixed(3)),
+      `**${percent(l.allocated)}**`,
+      l.seconds.toFixed(2)
+    ];
+  });
+  const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
+  return [
+    `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
+    sensitivityChart(s) + (ordered.length > shown.length ? `
+
+The ${shown.length} most sensitive are drawn; all ${ordered.length} are in the table.` : ""),
+    table2([head, ...rows2])
+  ].join("\n\n");
+}
+var CHART_LAYERS, LINE_COLORS;
+var init_renderSensitivity = __esm({
+  "src/ledger/renderSensitivity.ts"() {
+    "use strict";
+    init_escape();
+    init_format();
+    init_markdown();
+    init_renderCharts();
+    CHART_LAYERS = 5;
+    LINE_COLORS = ["red", "orange", "purple", "blue", "green"];
+  }
+});
+
+// src/ledger/renderSummary.ts
+function baseName(path29) {
+  return path29.split(/[\\/]/).pop() || path29;
+}
+function denseStep(model) {
+  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
+}
+function finalStep(model) {
+  return model.steps.at(-1);
+}
+function sparsityPhrase(method2, sparsity) {
+  if (method2 === "structured") return `${percent(sparsity)} of prunable weights removed`;
+  if (method2 === "hybrid") return `${percent(sparsity)} of prunable weights removed or zeroed`;
+  return `${percent(sparsity)} sparse`;
+}
+function summaryParts(model) {
+  const dense = denseStep(model);
+  const final = finalStep(model);
+  const parts = [];
+  if (dense && final) {
+    if (final.quantize) parts.push(`INT8 (${ratio(final.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
+    if (!final.quantize || final.sparsity >= 0.05) parts.push(sparsityPhrase(model.method, final.sparsity));
+    if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
+      const speedup2 = dense.latency.p50_ms / final.latency.p50_ms;
+      if (final.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
+      else parts.push(speedup2 >= 1 ? `${speedRatio(speedup2)} faster` : `${speedRatio(1 / speedup2)} slower`);
+    }
+    if (dense.accuracy != null && final.accuracy != null) {
+      parts.push(`${signedPoints(final.accuracy - dense.accuracy, 2)} accuracy`);
+    }
+  } else {
+    parts.push("no steps measured");
+  }
+  return parts.join(", ");
+}
+function modelSummary(model) {
+  return `${baseName(model.model)}: ${summaryParts(model)}`;
+}
+var speedRatio;
+var init_renderSummary = __esm({
+  "src/ledger/renderSummary.ts"() {
+    "use strict";
+    init_escape();
+    init_budgetText();
+    init_format();
+    speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
+  }
+});
+
+// src/ledger/renderReview.ts
+function judged(model) {
+  const own2 = model.method === "compare" ? "base \u2192 head" : "dense \u2192 pruned";
+  return [
+    ...model.budgets.map((budget) => ({ model, budget, compared: own2 })),
+    ...(model.vs_base?.budgets ?? []).map((budget) => ({ model, budget, compared: "base \u2192 head" }))
+  ];
+}
+function notPassed(models) {
+  const all = models.flatMap(judged).filter((j) => j.budget.verdict !== "pass");
+  return [...all.filter((j) => j.budget.verdict === "fail"), ...all.filter((j) => j.budget.verdict === "warn")];
+}
+function onBase(j) {
+  if (j.compared !== "dense \u2192 pruned") return void 0;
+  return j.model.vs_base?.base_budgets?.find((b) => b.name === j.budget.name);
+}
+function compareBase(j) {
+  const base = j.model.steps[0];
+  const b = j.budget;
+  const value = b.name === "max-size-bytes" ? base?.size_bytes : b.name === "p95-latency-ms" ? base?.latency?.p95_ms : void 0;
+  if (value == null) return "";
+  const shown = valueText({ ...b, actual: value });
+  const over = b.direction === "max" ? value > b.limit : value < b.limit;
+  return over ? `already over on base (${shown})` : `new in head (base ${shown})`;
+}
+function baseStatus(j) {
+  if (j.model.method === "compare") return compareBase(j);
+  const b = onBase(j);
+  if (!b) return "";
+  const value = valueText(b) ?? "not measured";
+  if (b.verdict === "fail") return `already failing on base (${value})`;
+  if (b.verdict === "warn") return `warned on base too (${value})`;
+  return `new in this PR (base ${value})`;
+}
+function warnReason(b) {
+  if (b.actual === null) return b.detail;
+  if (straddles(b)) return closeCall(b);
+  return whyText(b);
+}
+function budgetLine(j, opts = {}) {
+  const b = j.budget;
+  const value = valueText(b);
+  const parts = [`${opts.icon === false ? "" : `${ICON[b.verdict]} `}\`${b.name}\` (${j.compared})`];
+  if (value === null) parts.push(`limit ${limitText(b)}: ${warnReason(b)}`);
+  else {
+    let text2 = `**${value}**, limit ${limitText(b)}, ${marginText(b)}`;
+    if (b.verdict === "warn" || straddles(b)) text2 += `: ${warnReason(b)}`;
+    parts.push(text2);
+  }
+  const status = baseStatus(j);
+  return parts.join(" ") + (status ? ` \xB7 ${status}` : "");
+}
+function shortBudget(j) {
+  const b = j.budget;
+  const name = `\`${b.name}\`${j.compared === "base \u2192 head" ? " vs base" : ""}`;
+  const value = valueText(b);
+  if (value === null) return `${ICON.warn} ${name} not measured`;
+  if (b.verdict !== "pass" && straddles(b)) return `${ICON[b.verdict]} ${name} **${value}**, too close to ${limitText(b)} to call`;
+  return `${ICON[b.verdict]} ${name} **${value}** ${b.direction === "max" ? ">" : "<"} ${limitText(b).slice(2)} (${marginText(b)})`;
+}
+function modelLine(m, items) {
+  const mine = items.filter((j) => j.model === m);
+  return `${markdownCode(shownPath(m.model))}: ${mine.map(shortBudget).join("; ")}`;
+}
+function setAt(b, via) {
+  if (b.set_at) return `set at ${markdownCode(withoutAbsolutePaths(b.set_at))}`;
+  if (b.source === "default") return "the default";
+  if (b.source === "config") return "set in the config file";
+  return via === "action" ? "set by the `budgets` input" : "set by `--budget`";
+}
+function headItselfWorse(m) {
+  const head = m.steps[0]?.accuracy;
+  const base = m.vs_base?.steps[0]?.accuracy;
+  const limit = m.vs_base?.budgets.find((b) => b.name === "accuracy-drop")?.limit;
+  if (head == null || base == null || limit === void 0 || base - head <= limit) return void 0;
+  return `The head model is ${points(base - head)} less accurate than base before pruning (${percent(base, 2)} \u2192 ${percent(head, 2)}): the model change itself, not pruning, loses it.`;
+}
+function levers(items, via) {
+  const out = [];
+  const add = (text2) => {
+    if (!out.includes(text2)) out.push(text2);
+  };
+  for (const { model, budget, compared } of items) {
+    if (budget.actual === null) continue;
+    const method2 = model.method;
+    if (straddles(budget)) {
+      add(budget.name.includes("latency") ? "run more latency `runs` to narrow the interval" : "evaluate on more samples to narrow the interval");
+      continue;
+    }
+    if (QUALITY.has(budget.name) && method2 !== "compare" && !(compared === "base \u2192 head" && headItselfWorse(model))) {
+      add(`lower \`sparsity\` (now ${model.target_sparsity})`);
+      if (!recovered(model)) add(`add ${via === "action" ? "`calib-data`" : "`--calib`"} so recovery wins accuracy back`);
+    }
+    if ((budget.name === "min-speedup" || budget.name === "p95-latency-ms") && method2 !== "compare") {
+      add(zerosStayDense(method2) ? "use `method: structured` (CPU kernels multiply unstructured zeros like any weight)" : `raise \`sparsity\` (now ${model.target_sparsity})`);
+    }
+    if (budget.name === "max-size-bytes" && method2 !== "compare") {
+      add(zerosStayDense(method2) ? "use `method: structured` (zeros still take their place in the file)" : `raise \`sparsity\` (now ${model.target_sparsity})`);
+    }
+    if (budget.name === "latency-regression") add("find why the head model runs slower than base");
+    if (budget.name === "target-reduction") add("let the groups left whole be pruned (the notes say why each was) or ask for less");
+  }
+  const failing = new Set(items.filter((j) => j.budget.verdict === "fail").map((j) => j.budget.direction));
+  if (failing.size === 2) add("loosen the limits");
+  else if (failing.has("max")) add("raise the limit");
+  else if (failing.has("min")) add("lower the limit");
+  return out;
+}
+function whatToDo(items, via) {
+  const where = /* @__PURE__ */ new Map();
+  const seen = /* @__PURE__ */ new Set();
+  for (const { budget } of items) {
+    const name = `\`${budget.name}\` ${limitText(budget)}`;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const at2 = setAt(budget, via);
+    where.set(at2, [...where.get(at2) ?? [], name]);
+  }
+  const set = [...where].map(([at2, names]) => {
+    if (at2 === "the default") return `${and(names)} ${names.length === 1 ? "is the default" : "are defaults"}`;
+    return `${and(names)} ${names.length === 1 ? "is" : "are"} ${at2}`;
+  });
+  const causes = [...new Set(items.filter((j) => j.compared === "base \u2192 head").map((j) => headItselfWorse(j.model)))].filter((c) => !!c);
+  const todo = levers(items, via);
+  const first = todo.length ? todo[0][0].toUpperCase() + todo[0].slice(1) : "";
+  const rest = todo.slice(1);
+  const options = !first ? "" : rest.length === 0 ? `${first}.` : `${[first, ...rest.slice(0, -1)].join(", ")}, or ${rest.at(-1)}.`;
+  return ["**What to do:**", `${set.join("; ")}.`, ...causes, options].filter(Boolean).join(" ");
+}
+function shortNames(paths) {
+  const parts = paths.map((p) => shownPath(p).split("/"));
+  const out = /* @__PURE__ */ new Map();
+  parts.forEach((segments, i2) => {
+    for (let n = 1; n <= segments.length; n++) {
+      const tail = segments.slice(-n).join("/");
+      if (n === segments.length || parts.every((other, k) => k === i2 || other.slice(-n).join("/") !== tail)) {
+        out.set(paths[i2], tail);
+        break;
+      }
+    }
+  });
+  return out;
+}
+function notPassedTable(items, manyModels) {
+  const names = shortNames([...new Set(items.map((j) => j.model.model))]);
+  return table2([
+    [...manyModels ? ["Model"] : [], "Budget", "Limit", "Measured", "Margin", "On base", "Why"],
+    ...items.map((j) => {
+      const b = j.budget;
+      const value = valueText(b);
+      const interval = intervalText(b);
+      return [
+        ...manyModels ? [markdownCode(unbroken(names.get(j.model.model)))] : [],
+        `${ICON[b.verdict]} \`${unbroken(b.name)}\`<br><sub>${j.compared}</sub>`,
+        nowrap(limitText(b)),
+        value === null ? "not measured" : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ""),
+        nowrap(marginText(b) ?? "\u2014"),
+        baseStatus(j),
+        whyText(b, { interval: false })
+      ];
+    })
+  ]);
+}
+function counts(items) {
+  const fail = items.filter((j) => j.budget.verdict === "fail").length;
+  const warn = items.length - fail;
+  const parts = [];
+  if (fail) parts.push(`${plural(fail, "budget")} ${fail === 1 ? "fails" : "fail"}`);
+  if (warn) parts.push(`${fail ? warn : plural(warn, "budget")} ${warn === 1 ? "warns" : "warn"}`);
+  return parts.join(" and ");
+}
+function renderReview(ledger, via) {
+  const models = ledger.models;
+  if (models.length === 0) return "";
+  const items = notPassed(models);
+  const many = models.length > 1;
+  const passing = models.filter((m) => judged(m).every((j) => j.budget.verdict === "pass"));
+  if (items.length === 0) {
+    const total2 = models.reduce((n, m) => n + judged(m).length, 0);
+    const scopes = models.some((m) => m.vs_base) ? " (dense \u2192 pruned and base \u2192 head)" : "";
+    const on = many ? plural(models.length, "model") : markdownCode(shownPath(models[0].model));
+    return `**Every budget passes**: ${plural(total2, "budget")} on ${on}${scopes}${many ? "" : `; ${markdownCell(summaryParts(models[0]))}`}.`;
+  }
+  const scope = many ? ` on ${models.length - passing.length} of ${plural(models.length, "model")}` : ` on ${markdownCode(shownPath(models[0].model))}`;
+  const lines2 = [];
+  const flagged = [...models.filter((m) => m.verdict === "fail"), ...models.filter((m) => m.verdict !== "fail" && !passing.includes(m))];
+  const bullets = many ? flagged.map((m) => `- ${modelLine(m, items)}`) : items.map((j) => `- ${budgetLine(j)}`);
+  lines2.push(`**${counts(items)}**${scope}:
+
+${bullets.join("\n")}`);
+  lines2.push(whatToDo(items, via));
+  lines2.push(notPassedTable(items, many));
+  if (many && passing.length) lines2.push(`${plural(passing.length, "other model")} pass${passing.length === 1 ? "es" : ""} every budget.`);
+  return lines2.join("\n\n");
+}
+function verdictTitle(model) {
+  const items = notPassed([model]);
+  if (items.length === 0) return `PASS \xB7 ${modelSummary(model)}`;
+  const shown = items.slice(0, TITLE_BUDGETS).map((j) => budgetPhrase(j.budget, j.compared));
+  const more = items.length - shown.length;
+  return `${WORD[model.verdict]}: ${shown.join("; ")}${more ? `; ${more} more` : ""}`;
+}
+var QUALITY, zerosStayDense, recovered, and, plural, TITLE_BUDGETS, plain;
+var init_renderReview = __esm({
+  "src/ledger/renderReview.ts"() {
+    "use strict";
+    init_budgetText();
+    init_format();
+    init_escape();
+    init_markdown();
+    init_renderSummary();
+    QUALITY = /* @__PURE__ */ new Set(["accuracy-drop", "class-accuracy-drop", "ece-increase", "shift-accuracy-drop"]);
+    zerosStayDense = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
+    recovered = (m) => m.steps.some((s) => s.name.startsWith("recover:"));
+    and = (xs) => xs.length < 2 ? xs.join("") : `${xs.slice(0, -1).join(", ")} and ${xs.at(-1)}`;
+    plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+    TITLE_BUDGETS = 3;
+    plain = (markdown) => markdown.replace(/\*\*|`|<br>|<\/?sub>/g, "").replace(/\u00a0/g, " ").replace(/\u2011/g, "-");
+  }
+});
+
+// src/ledger/renderQuantize.ts
+function quantizeSection(model) {
+  const step = model.steps.find((s) => s.quantize);
+  const q = step?.quantize;
+  if (!q) return void 0;
+  const k = q.kernels;
+  const how = q.calibration ? `static QDQ, uint8 activations, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits; ${q.calibration.method} calibration on ${q.calibration.samples} samples, decisions on ${q.calibration.decision_samples}` : `dynamic: uint8 activations quantized per batch at run time, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits`;
+  const lines2 = [
+    `**Quantization** <sub>(${step.name}: ${how})</sub>`,
+    `- ${q.weights.reason}`,
+    (q.calib_quality ? `- calibration ${q.calib_quality.metric}: float ${percent(q.calib_quality.float, 2)}, INT8 ${percent(q.calib_quality.quantized, 2)}; ` : "- ") + `${q.quantized_nodes} nodes quantized, ${q.absorbed_relus} Relu absorbed, ${q.folded_batch_norms} BatchNorm folded`,
+    `- onnxruntime runs ${k.layers.filter((l) => l.integer).length} of ${k.layers.length} layers in integer kernels; ${k.boundaries} QuantizeLinear/DequantizeLinear left (float \u2194 int8 crossings), ${k.float_compute_nodes} float Conv/Gemm/MatMul`
+  ];
+  if (q.variants.length > 1) {
+    lines2.push(
+      table3([
+        ["Plan", "Kept float", "Calib quality", "Speedup vs float", "Chosen"],
+        ...q.variants.map((v) => [v.name, v.keep_float.length ? v.keep_float.join(", ") : DASH2, percent(v.calib_quality, 2), v.speedup === null ? DASH2 : ratio(v.speedup, 2), v.chosen ? "\u2714" : ""])
+      ])
+    );
+  }
+  const errors = new Map(q.layer_errors.map((e) => [e.node, e]));
+  const floatReason = new Map(q.float_layers.map((f) => [f.node, f.reason]));
+  lines2.push(
+    table3([
+      ["Layer", "Op", "Kernel", "Error in \u2192 out"],
+      ...k.layers.map((l) => {
+        const e = errors.get(l.node);
+        const reason = floatReason.get(l.node);
+        return [l.node, l.op, `${l.kernel}${reason ? ` (float: ${reason})` : ""}`, e ? `${percent(e.input_error, 2)} \u2192 ${percent(e.output_error, 2)}` : DASH2];
+      })
+    ])
+  );
+  return lines2.join("\n\n");
+}
+var DASH2, cell, table3;
+var init_renderQuantize = __esm({
+  "src/ledger/renderQuantize.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_format();
+    DASH2 = "\u2014";
+    cell = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    table3 = (rows2) => markdownTable(rows2.map((r) => r.map(cell)), { alignDelimiters: false });
+  }
+});
+
+// src/ledger/renderSchedule.ts
+function scheduleSection(model) {
+  const s = model.schedule;
+  if (!s) return void 0;
+  const structured = s.steps.some((r) => r.channels_removed !== void 0);
+  const missed = (r) => {
+    const bad = r.budgets.filter((b) => b.verdict !== "pass");
+    return bad.length ? bad.map((b) => `${ICON[b.verdict]} \`${unbroken(b.name)}\``).join(", ") : `${ICON.pass} all ${r.budgets.length}`;
+  };
+  const header = ["Step", "Sparsity (target)", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", "Budgets"];
+  const rows2 = s.steps.map((r) => [
+    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
+    `${percent(r.sparsity)} (${percent(r.target)})`,
+    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
+    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
+    r.accuracy === null ? DASH : percent(r.accuracy, 2),
+    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
+    bytes(r.size_bytes),
+    missed(r)
+  ]);
+  const ran = s.steps.length;
+  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
+  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
+  return [
+    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
+    table2([header, ...rows2]),
+    stop,
+    `Ships step ${s.chosen} (${markdownCode(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}): ${s.chosen_reason}. Rollback: the dense model ${markdownCode(shownPath(s.rollback))} is unchanged and stays the rollback artifact.`
+  ].join("\n\n");
+}
+var init_renderSchedule = __esm({
+  "src/ledger/renderSchedule.ts"() {
+    "use strict";
+    init_escape();
+    init_budgetText();
+    init_format();
+    init_markdown();
+  }
+});
+
+// src/ledger/render.ts
+function budgetTable(model) {
+  const all = judged(model);
+  if (all.length === 0) return "_No budgets checked._";
+  return table2([
+    ["Budget", "Limit", "Measured", "Margin", "Verdict", "Why"],
+    ...all.map(({ budget: b, compared }) => {
+      const interval = intervalText(b);
+      const value = valueText(b);
+      return [
+        `\`${unbroken(b.name)}\`<br><sub>${compared}</sub>`,
+        nowrap(limitText(b)),
+        value === null ? DASH : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ""),
+        nowrap(marginText(b) ?? DASH),
+        `${ICON[b.verdict]} ${b.verdict}`,
+        whyText(b, { interval: false })
+      ];
+    })
+  ]);
+}
+function stepTables(model) {
+  const steps = model.steps;
+  const batch = steps.find((s) => s.latency)?.latency?.batch;
+  const at2 = batch === void 0 ? "" : ` (b=${batch})`;
+  const timed = (s, key) => {
+    if (!s.latency) return DASH;
+    const value = latency(s.latency[key]);
+    return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
+  };
+  const quality = table2([
+    ["Step", "Accuracy", "ECE", "Agreement", `p50 ms${at2}`, `p95 ms${at2}`],
+    ...steps.map((s) => [
+      s.name,
+      orDash(s.accuracy, (x2) => percent(x2, 2)),
+      orDash(s.ece, (x2) => percent(x2, 2)),
+      orDash(s.agreement, (x2) => percent(x2, 2)),
+      timed(s, "p50_ms"),
+      timed(s, "p95_ms")
+    ])
+  ]);
+  const size2 = table2([
+    ["Step", sparsityHeader(model.method), "Params", "Nonzero", "MACs", "Size", "Gzip"],
+    ...steps.map((s) => [s.name, percent(s.sparsity), count(s.params), count(s.nonzero_params), count(s.flops), bytes(s.size_bytes), bytes(s.gzip_bytes)])
+  ]);
+  return `**Steps**
+
+${quality}
+
+${size2}`;
+}
+function funnelSection(model) {
+  const steps = model.steps.filter((s) => s.funnel);
+  if (steps.length === 0) return void 0;
+  const dense = denseStep(model);
+  const batch = steps[0].funnel.batch;
+  const speedCell = (s) => {
+    const f = s.funnel;
+    if (s === dense) return "baseline";
+    if (f.speedup === null) return DASH;
+    const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
+    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, ${pValue(f.p_value)}`})`;
+  };
+  const lines2 = [
+    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs on nonzero weights; p50 and p95 in the step table)</sub>`,
+    table2([
+      ["Step", "Nonzero params", "MACs run", "MACs on nonzero weights", "Weight bytes", "Ideal speedup", "Measured speedup (p50)", "Efficiency"],
+      ...steps.map((s) => {
+        const f = s.funnel;
+        return [
+          s.name,
+          percent(f.params_ratio),
+          percent(f.flops_ratio),
+          percent(f.sparse_flops_ratio),
+          orDash(f.bytes_ratio, (x2) => percent(x2)),
+          ratio(f.ideal_speedup),
+          speedCell(s),
+          s === dense ? DASH : orDash(f.efficiency, (x2) => percent(x2, 0))
+        ];
+      })
+    ])
+  ];
+  const final = finalStep(model);
+  if (final?.funnel && zerosNotSkipped(model.method) && !final.quantize) {
+    const f = final.funnel;
+    const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
+    lines2.push(
+      `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
+      table2([
+        ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
+        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
+      ])
+    );
+  }
+  return lines2.join("\n\n");
+}
+function classTable(model) {
+  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
+  if (lost.length === 0) return void 0;
+  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
+  return [
+    "**Classes that lost most**",
+    table2([
+      ["Class", ref, cand, "Drop", "Support"],
+      ...lost.map((c) => [
+        String(c.class),
+        percent(c.dense),
+        percent(c.pruned),
+        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
+        String(c.support)
+      ])
+    ])
+  ].join("\n\n");
+}
+function costTable(steps) {
+  const rows2 = steps.filter((s) => s.runtime_cost);
+  if (rows2.length === 0) return void 0;
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH;
+  return [
+    "**Runtime cost**",
+    table2([
+      ["Step", "p50 ms [interval]", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
+      ...rows2.map((s) => {
+        const c = s.runtime_cost;
+        return [
+          s.name,
+          withCi(s),
+          orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
+          c.load_ms.toFixed(1),
+          c.throughput_samples_per_s === void 0 ? DASH : `${Math.round(c.throughput_samples_per_s)}/s (b=${c.throughput_batch})`,
+          c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
+          c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
+        ];
+      })
+    ])
+  ].join("\n\n");
+}
+function predictionShiftTable(model) {
+  if (!model.prediction_shift?.length) return void 0;
+  const p = (x2) => pValue(x2);
+  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
+  return [
+    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
+    table2([
+      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
+      ...model.prediction_shift.flatMap(
+        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [escapeMarkdown(s.name), s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
+      )
+    ])
+  ].join("\n\n");
+}
+function shiftTable(model) {
+  if (!model.shifts?.length) return void 0;
+  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
+  return [
+    "**Distribution shift**",
+    table2([
+      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
+      ...model.shifts.map((s) => [
+        escapeMarkdown(s.name),
+        escapeMarkdown(s.source),
+        String(s.samples),
+        percent(s.dense, 2),
+        percent(s.final, 2),
+        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
+        points(s.gap_change, 2)
+      ])
+    ])
+  ].join("\n\n");
+}
+function baseSection(model) {
+  const vs = model.vs_base;
+  if (!vs) return void 0;
+  const [base, head] = vs.pair ?? [vs.steps[vs.steps.length - 1], model.steps[model.steps.length - 1]];
+  const baseRun = vs.steps.at(-1);
+  const headRun = finalStep(model);
+  const p50 = (s) => s.latency?.p50_ms;
+  const rows2 = [
+    ["", "Base", "Head", "Change"],
+    [sparsityHeader(model.method), orDash(baseRun?.sparsity, percent), orDash(headRun?.sparsity, percent), signedChange(baseRun?.sparsity, headRun?.sparsity, (x2) => points(x2, 1))],
+    ["Parameters", count(base.params), count(head.params), signedChange(base.params, head.params, count)],
+    ["Accuracy", orDash(base.accuracy, (x2) => percent(x2, 2)), orDash(head.accuracy, (x2) => percent(x2, 2)), signedChange(base.accuracy, head.accuracy, (x2) => points(x2, 2))],
+    ["ECE", orDash(base.ece, (x2) => percent(x2, 2)), orDash(head.ece, (x2) => percent(x2, 2)), signedChange(base.ece, head.ece, (x2) => points(x2, 2))],
+    [`p50 latency${head.latency ? ` (b=${head.latency.batch})` : ""}`, orDash(p50(base), ms), orDash(p50(head), ms), signedChange(p50(base), p50(head), ms)],
+    ["Size", bytes(base.size_bytes), bytes(head.size_bytes), signedChange(base.size_bytes, head.size_bytes, bytes)]
+  ];
+  return [
+    `**Against base**: ${markdownCode(shownPath(vs.model))} at ${vs.ref.slice(0, 12)} (merge base), pruned the same way; both shipped models measured again together (same data, latency interleaved).`,
+    table2(rows2)
+  ].join("\n\n");
+}
+function renderModel(model) {
+  const about = `<sub>${markdownCode(shownPath(model.model))} \u2192 ${markdownCode(shownPath(model.pruned))} \xB7 ${model.method === "compare" ? "compare" : `${model.method} to ${percent(model.target_sparsity)} target`} \xB7 eval on ${markdownCode(shownPath(model.eval.data))}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const sections = [about, `**Budgets**
+
+${budgetTable(model)}`];
+  const optional2 = [
+    baseSection(model),
+    accuracyChart(model),
+    model.steps.length > 0 ? stepTables(model) : void 0,
+    scheduleSection(model),
+    funnelSection(model),
+    model.allocation && allocationSection(model.allocation),
+    quantizeSection(model),
+    classTable(model),
+    model.notes?.length ? ["**Notes**", ...model.notes.map((n) => `- ${markdownCell(withoutAbsolutePaths(n))}`)].join("\n") : void 0,
+    costTable(model.steps),
+    shiftTable(model),
+    predictionShiftTable(model),
+    model.sensitivity ? sensitivitySection(model.sensitivity) : void 0
+  ];
+  for (const s of optional2) if (s) sections.push(s);
+  return sections.join("\n\n");
+}
+function modelFold(model) {
+  const summary2 = `${ICON[model.verdict]} <code>${htmlText(shownPath(model.model))}</code> \xB7 ${htmlText(summaryParts(model))} \u2014 full ledger`;
+  return { summary: summary2, body: renderModel(model) };
+}
+function renderFooter(ledger, links = []) {
+  const { runtime, tool } = ledger;
+  return `<sub>${links.length ? `${links.join(" \xB7 ")} \xB7 ` : ""}${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} thread${runtime.threads === 1 ? "" : "s"}, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
+
+${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
+}
+function renderBody(ledger, via) {
+  const review = [...timedOutLines(ledger), renderReview(ledger, via)].filter(Boolean).join("\n\n");
+  return { review: review || "_No models._", folds: ledger.models.map(modelFold) };
+}
+function timedOutLines(ledger) {
+  return timedOutRuns(ledger).map(
+    (t) => `**Timed out:** ${markdownCode(shownPath(t.model))} ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`
+  );
+}
+var TOP_CLASSES, orDash, sparsityHeader, zerosNotSkipped, signedChange;
+var init_render = __esm({
+  "src/ledger/render.ts"() {
+    "use strict";
+    init_renderAllocation();
+    init_escape();
+    init_envelope();
+    init_renderSensitivity();
+    init_format();
+    init_budgetText();
+    init_markdown();
+    init_renderCharts();
+    init_renderReview();
+    init_renderQuantize();
+    init_renderSchedule();
+    init_renderSummary();
+    init_renderSummary();
+    TOP_CLASSES = 5;
+    orDash = (x2, show2) => x2 == null ? DASH : show2(x2);
+    sparsityHeader = (method2) => method2 === "structured" ? "Weights removed" : method2 === "hybrid" ? "Removed or zero" : "Sparsity";
+    zerosNotSkipped = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
+    signedChange = (a, b, show2) => {
+      if (a == null || b == null) return DASH;
+      const text2 = show2(Math.abs(b - a));
+      if (!/[1-9]/.test(text2)) return `\xB1${text2}`;
+      return b > a ? `+${text2}` : `\u2212${text2}`;
+    };
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/backend-impl.js
+var require_backend_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/backend-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.resolveBackendAndExecutionProviders = exports.registerBackend = void 0;
+    var backends = /* @__PURE__ */ new Map();
+    var backendsSortedByPriority = [];
+    var registerBackend = (name, backend, priority) => {
+      if (backend && typeof backend.init === "function" && typeof backend.createInferenceSessionHandler === "function") {
+        const currentBackend = backends.get(name);
+        if (currentBackend === void 0) {
+          backends.set(name, { backend, priority });
+        } else if (currentBackend.priority > priority) {
+          return;
+        } else if (currentBackend.priority === priority) {
+          if (currentBackend.backend !== backend) {
+            throw new Error(`cannot register backend "${name}" using priority ${priority}`);
+          }
+        }
+        if (priority >= 0) {
+          const i2 = backendsSortedByPriority.indexOf(name);
+          if (i2 !== -1) {
+            backendsSortedByPriority.splice(i2, 1);
+          }
+          for (let i3 = 0; i3 < backendsSortedByPriority.length; i3++) {
+            if (backends.get(backendsSortedByPriority[i3]).priority <= priority) {
+              backendsSortedByPriority.splice(i3, 0, name);
+              return;
+            }
+          }
+          backendsSortedByPriority.push(name);
+        }
+        return;
+      }
+      throw new TypeError("not a valid backend");
+    };
+    exports.registerBackend = registerBackend;
+    var tryResolveAndInitializeBackend = async (backendName) => {
+      const backendInfo = backends.get(backendName);
+      if (!backendInfo) {
+        return "backend not found.";
+      }
+      if (backendInfo.initialized) {
+        return backendInfo.backend;
+      } else if (backendInfo.aborted) {
+        return backendInfo.error;
+      } else {
+        const isInitializing = !!backendInfo.initPromise;
+        try {
+          if (!isInitializing) {
+            backendInfo.initPromise = backendInfo.backend.init(backendName);
+          }
+          await backendInfo.initPromise;
+          backendInfo.initialized = true;
+          return backendInfo.backend;
+        } catch (e) {
+          if (!isInitializing) {
+            backendInfo.error = `${e}`;
+            backendInfo.aborted = true;
+          }
+          return backendInfo.error;
+        } finally {
+          delete backendInfo.initPromise;
+        }
+      }
+    };
+    var resolveBackendAndExecutionProviders = async (options) => {
+      const eps = options.executionProviders || [];
+      const backendHints = eps.map((i2) => typeof i2 === "string" ? i2 : i2.name);
+      const backendNames = backendHints.length === 0 ? backendsSortedByPriority : backendHints;
+      let backend;
+      const errors = [];
+      const availableBackendNames = /* @__PURE__ */ new Set();
+      for (const backendName of backendNames) {
+        const resolveResult = await tryResolveAndInitializeBackend(backendName);
+        if (typeof resolveResult === "string") {
+          errors.push({ name: backendName, err: resolveResult });
+        } else {
+          if (!backend) {
+            backend = resolveResult;
+          }
+          if (backend === resolveResult) {
+            availableBackendNames.add(backendName);
+          }
+        }
+      }
+      if (!backend) {
+        throw new Error(`no available backend found. ERR: ${errors.map((e) => `[${e.name}] ${e.err}`).join(", ")}`);
+      }
+      for (const { name, err: err2 } of errors) {
+        if (backendHints.includes(name)) {
+          console.warn(`removing requested execution provider "${name}" from session options because it is not available: ${err2}`);
+        }
+      }
+      const filteredEps = eps.filter((i2) => availableBackendNames.has(typeof i2 === "string" ? i2 : i2.name));
+      return [
+        backend,
+        new Proxy(options, {
+          get: (target, prop) => {
+            if (prop === "executionProviders") {
+              return filteredEps;
+            }
+            return Reflect.get(target, prop);
+          }
+        })
+      ];
+    };
+    exports.resolveBackendAndExecutionProviders = resolveBackendAndExecutionProviders;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/backend.js
+var require_backend = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/backend.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.registerBackend = void 0;
+    var backend_impl_js_1 = require_backend_impl();
+    Object.defineProperty(exports, "registerBackend", { enumerable: true, get: function() {
+      return backend_impl_js_1.registerBackend;
+    } });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/version.js
+var require_version = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/version.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.version = void 0;
+    exports.version = "1.30.0";
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/env-impl.js
+var require_env_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/env-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.env = void 0;
+    var version_js_1 = require_version();
+    var logLevelValue = "warning";
+    exports.env = {
+      wasm: {},
+      webgl: {},
+      webgpu: {},
+      versions: { common: version_js_1.version },
+      set logLevel(value) {
+        if (value === void 0) {
+          return;
+        }
+        if (typeof value !== "string" || ["verbose", "info", "warning", "error", "fatal"].indexOf(value) === -1) {
+          throw new Error(`Unsupported logging level: ${value}`);
+        }
+        logLevelValue = value;
+      },
+      get logLevel() {
+        return logLevelValue;
+      }
+    };
+    Object.defineProperty(exports.env, "logLevel", { enumerable: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/env.js
+var require_env = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/env.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.env = void 0;
+    var env_impl_js_1 = require_env_impl();
+    exports.env = env_impl_js_1.env;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js
+var require_tensor_conversion_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.tensorToImageData = exports.tensorToDataURL = void 0;
+    var tensorToDataURL = (tensor, options) => {
+      const canvas = typeof document !== "undefined" ? document.createElement("canvas") : new OffscreenCanvas(1, 1);
+      canvas.width = tensor.dims[3];
+      canvas.height = tensor.dims[2];
+      const pixels2DContext = canvas.getContext("2d");
+      if (pixels2DContext != null) {
+        let width;
+        let height;
+        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
+          width = tensor.dims[2];
+          height = tensor.dims[3];
+        } else {
+          width = tensor.dims[3];
+          height = tensor.dims[2];
+        }
+        const inputformat = options?.format !== void 0 ? options.format : "RGB";
+        const norm3 = options?.norm;
+        let normMean;
+        let normBias;
+        if (norm3 === void 0 || norm3.mean === void 0) {
+          normMean = [255, 255, 255, 255];
+        } else {
+          if (typeof norm3.mean === "number") {
+            normMean = [norm3.mean, norm3.mean, norm3.mean, norm3.mean];
+          } else {
+            normMean = [norm3.mean[0], norm3.mean[1], norm3.mean[2], 0];
+            if (norm3.mean[3] !== void 0) {
+              normMean[3] = norm3.mean[3];
+            }
+          }
+        }
+        if (norm3 === void 0 || norm3.bias === void 0) {
+          normBias = [0, 0, 0, 0];
+        } else {
+          if (typeof norm3.bias === "number") {
+            normBias = [norm3.bias, norm3.bias, norm3.bias, norm3.bias];
+          } else {
+            normBias = [norm3.bias[0], norm3.bias[1], norm3.bias[2], 0];
+            if (norm3.bias[3] !== void 0) {
+              normBias[3] = norm3.bias[3];
+            }
+          }
+        }
+        const stride = height * width;
+        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
+        if (inputformat === "RGBA") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+          aTensorPointer = stride * 3;
+        } else if (inputformat === "RGB") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+        } else if (inputformat === "RBG") {
+          rTensorPointer = 0;
+          bTensorPointer = stride;
+          gTensorPointer = stride * 2;
+        }
+        for (let i2 = 0; i2 < height; i2++) {
+          for (let j = 0; j < width; j++) {
+            const R = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
+            const G = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
+            const B = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
+            const A = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
+            pixels2DContext.fillStyle = "rgba(" + R + "," + G + "," + B + "," + A + ")";
+            pixels2DContext.fillRect(j, i2, 1, 1);
+          }
+        }
+        if ("toDataURL" in canvas) {
+          return canvas.toDataURL();
+        } else {
+          throw new Error("toDataURL is not supported");
+        }
+      } else {
+        throw new Error("Can not access image data");
+      }
+    };
+    exports.tensorToDataURL = tensorToDataURL;
+    var tensorToImageData = (tensor, options) => {
+      const pixels2DContext = typeof document !== "undefined" ? document.createElement("canvas").getContext("2d") : new OffscreenCanvas(1, 1).getContext("2d");
+      let image;
+      if (pixels2DContext != null) {
+        let width;
+        let height;
+        let channels;
+        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
+          width = tensor.dims[2];
+          height = tensor.dims[1];
+          channels = tensor.dims[3];
+        } else {
+          width = tensor.dims[3];
+          height = tensor.dims[2];
+          channels = tensor.dims[1];
+        }
+        const inputformat = options !== void 0 ? options.format !== void 0 ? options.format : "RGB" : "RGB";
+        const norm3 = options?.norm;
+        let normMean;
+        let normBias;
+        if (norm3 === void 0 || norm3.mean === void 0) {
+          normMean = [255, 255, 255, 255];
+        } else {
+          if (typeof norm3.mean === "number") {
+            normMean = [norm3.mean, norm3.mean, norm3.mean, norm3.mean];
+          } else {
+            normMean = [norm3.mean[0], norm3.mean[1], norm3.mean[2], 255];
+            if (norm3.mean[3] !== void 0) {
+              normMean[3] = norm3.mean[3];
+            }
+          }
+        }
+        if (norm3 === void 0 || norm3.bias === void 0) {
+          normBias = [0, 0, 0, 0];
+        } else {
+          if (typeof norm3.bias === "number") {
+            normBias = [norm3.bias, norm3.bias, norm3.bias, norm3.bias];
+          } else {
+            normBias = [norm3.bias[0], norm3.bias[1], norm3.bias[2], 0];
+            if (norm3.bias[3] !== void 0) {
+              normBias[3] = norm3.bias[3];
+            }
+          }
+        }
+        const stride = height * width;
+        if (options !== void 0) {
+          if (options.format !== void 0 && channels === 4 && options.format !== "RGBA" || channels === 3 && options.format !== "RGB" && options.format !== "BGR") {
+            throw new Error("Tensor format doesn't match input tensor dims");
+          }
+        }
+        const step = 4;
+        let rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
+        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
+        if (inputformat === "RGBA") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+          aTensorPointer = stride * 3;
+        } else if (inputformat === "RGB") {
+          rTensorPointer = 0;
+          gTensorPointer = stride;
+          bTensorPointer = stride * 2;
+        } else if (inputformat === "RBG") {
+          rTensorPointer = 0;
+          bTensorPointer = stride;
+          gTensorPointer = stride * 2;
+        }
+        image = pixels2DContext.createImageData(width, height);
+        for (let i2 = 0; i2 < height * width; rImagePointer += step, gImagePointer += step, bImagePointer += step, aImagePointer += step, i2++) {
+          image.data[rImagePointer] = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
+          image.data[gImagePointer] = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
+          image.data[bImagePointer] = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
+          image.data[aImagePointer] = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
+        }
+      } else {
+        throw new Error("Can not access image data");
+      }
+      return image;
+    };
+    exports.tensorToImageData = tensorToImageData;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js
+var require_tensor_factory_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.tensorFromPinnedBuffer = exports.tensorFromMLTensor = exports.tensorFromGpuBuffer = exports.tensorFromTexture = exports.tensorFromImage = exports.bufferToTensor = void 0;
+    var tensor_impl_js_1 = require_tensor_impl();
+    var bufferToTensor = (buffer, options) => {
+      if (buffer === void 0) {
+        throw new Error("Image buffer must be defined");
+      }
+      if (options.height === void 0 || options.width === void 0) {
+        throw new Error("Image height and width must be defined");
+      }
+      if (options.tensorLayout === "NHWC") {
+        throw new Error("NHWC Tensor layout is not supported yet");
+      }
+      const { height, width } = options;
+      const norm3 = options.norm ?? { mean: 255, bias: 0 };
+      let normMean;
+      let normBias;
+      if (typeof norm3.mean === "number") {
+        normMean = [norm3.mean, norm3.mean, norm3.mean, norm3.mean];
+      } else {
+        normMean = [norm3.mean[0], norm3.mean[1], norm3.mean[2], norm3.mean[3] ?? 255];
+      }
+      if (typeof norm3.bias === "number") {
+        normBias = [norm3.bias, norm3.bias, norm3.bias, norm3.bias];
+      } else {
+        normBias = [norm3.bias[0], norm3.bias[1], norm3.bias[2], norm3.bias[3] ?? 0];
+      }
+      const inputformat = options.format !== void 0 ? options.format : "RGBA";
+      const outputformat = options.tensorFormat !== void 0 ? options.tensorFormat !== void 0 ? options.tensorFormat : "RGB" : "RGB";
+      const stride = height * width;
+      const float32Data = outputformat === "RGBA" ? new Float32Array(stride * 4) : new Float32Array(stride * 3);
+      let step = 4, rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
+      let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
+      if (inputformat === "RGB") {
+        step = 3;
+        rImagePointer = 0;
+        gImagePointer = 1;
+        bImagePointer = 2;
+        aImagePointer = -1;
+      }
+      if (outputformat === "RGBA") {
+        aTensorPointer = stride * 3;
+      } else if (outputformat === "RBG") {
+        rTensorPointer = 0;
+        bTensorPointer = stride;
+        gTensorPointer = stride * 2;
+      } else if (outputformat === "BGR") {
+        bTensorPointer = 0;
+        gTensorPointer = stride;
+        rTensorPointer = stride * 2;
+      }
+      for (let i2 = 0; i2 < stride; i2++, rImagePointer += step, bImagePointer += step, gImagePointer += step, aImagePointer += step) {
+        float32Data[rTensorPointer++] = (buffer[rImagePointer] + normBias[0]) / normMean[0];
+        float32Data[gTensorPointer++] = (buffer[gImagePointer] + normBias[1]) / normMean[1];
+        float32Data[bTensorPointer++] = (buffer[bImagePointer] + normBias[2]) / normMean[2];
+        if (aTensorPointer !== -1 && aImagePointer !== -1) {
+          float32Data[aTensorPointer++] = (buffer[aImagePointer] + normBias[3]) / normMean[3];
+        }
+      }
+      const outputTensor = outputformat === "RGBA" ? new tensor_impl_js_1.Tensor("float32", float32Data, [1, 4, height, width]) : new tensor_impl_js_1.Tensor("float32", float32Data, [1, 3, height, width]);
+      return outputTensor;
+    };
+    exports.bufferToTensor = bufferToTensor;
+    var tensorFromImage = async (image, options) => {
+      const isHTMLImageEle = typeof HTMLImageElement !== "undefined" && image instanceof HTMLImageElement;
+      const isImageDataEle = typeof ImageData !== "undefined" && image instanceof ImageData;
+      const isImageBitmap = typeof ImageBitmap !== "undefined" && image instanceof ImageBitmap;
+      const isString = typeof image === "string";
+      let data;
+      let bufferToTensorOptions = options ?? {};
+      const createCanvas = () => {
+        if (typeof document !== "undefined") {
+          return document.createElement("canvas");
+        } else if (typeof OffscreenCanvas !== "undefined") {
+          return new OffscreenCanvas(1, 1);
+        } else {
+          throw new Error("Canvas is not supported");
+        }
+      };
+      const createCanvasContext = (canvas) => {
+        if (typeof HTMLCanvasElement !== "undefined" && canvas instanceof HTMLCanvasElement) {
+          return canvas.getContext("2d");
+        } else if (canvas instanceof OffscreenCanvas) {
+          return canvas.getContext("2d");
+        } else {
+          return null;
+        }
+      };
+      if (isHTMLImageEle) {
+        const canvas = createCanvas();
+        canvas.width = image.width;
+        canvas.height = image.height;
+        const pixels2DContext = createCanvasContext(canvas);
+        if (pixels2DContext != null) {
+          let height = image.height;
+          let width = image.width;
+          if (options !== void 0 && options.resizedHeight !== void 0 && options.resizedWidth !== void 0) {
+            height = options.resizedHeight;
+            width = options.resizedWidth;
+          }
+          if (options !== void 0) {
+            bufferToTensorOptions = options;
+            if (options.tensorFormat !== void 0) {
+              throw new Error("Image input config format must be RGBA for HTMLImageElement");
+            } else {
+              bufferToTensorOptions.tensorFormat = "RGBA";
+            }
+            bufferToTensorOptions.height = height;
+            bufferToTensorOptions.width = width;
+          } else {
+            bufferToTensorOptions.tensorFormat = "RGBA";
+            bufferToTensorOptions.height = height;
+            bufferToTensorOptions.width = width;
+          }
+          pixels2DContext.drawImage(image, 0, 0);
+          data = pixels2DContext.getImageData(0, 0, width, height).data;
+        } else {
+          throw new Error("Can not access image data");
+        }
+      } else if (isImageDataEle) {
+        let height;
+        let width;
+        if (options !== void 0 && options.resizedWidth !== void 0 && options.resizedHeight !== void 0) {
+          height = options.resizedHeight;
+          width = options.resizedWidth;
+        } else {
+          height = image.height;
+          width = image.width;
+        }
+        if (options !== void 0) {
+          bufferToTensorOptions = options;
+        }
+        bufferToTensorOptions.format = "RGBA";
+        bufferToTensorOptions.height = height;
+        bufferToTensorOptions.width = width;
+        if (options !== void 0) {
+          const tempCanvas = createCanvas();
+          tempCanvas.width = width;
+          tempCanvas.height = height;
+          const pixels2DContext = createCanvasContext(tempCanvas);
+          if (pixels2DContext != null) {
+            pixels2DContext.putImageData(image, 0, 0);
+            data = pixels2DContext.getImageData(0, 0, width, height).data;
+          } else {
+            throw new Error("Can not access image data");
+          }
+        } else {
+          data = image.data;
+        }
+      } else if (isImageBitmap) {
+        if (options === void 0) {
+          throw new Error("Please provide image config with format for Imagebitmap");
+        }
+        const canvas = createCanvas();
+        canvas.width = image.width;
+        canvas.height = image.height;
+        const pixels2DContext = createCanvasContext(canvas);
+        if (pixels2DContext != null) {
+          const height = image.height;
+          const width = image.width;
+          pixels2DContext.drawImage(image, 0, 0, width, height);
+          data = pixels2DContext.getImageData(0, 0, width, height).data;
+          bufferToTensorOptions.height = height;
+          bufferToTensorOptions.width = width;
+          return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
+        } else {
+          throw new Error("Can not access image data");
+        }
+      } else if (isString) {
+        return new Promise((resolve9, reject) => {
+          const canvas = createCanvas();
+          const context3 = createCanvasContext(canvas);
+          if (!image || !context3) {
+            return reject();
+          }
+          const newImage = new Image();
+          newImage.crossOrigin = "Anonymous";
+          newImage.src = image;
+          newImage.onload = () => {
+            canvas.width = newImage.width;
+            canvas.height = newImage.height;
+            context3.drawImage(newImage, 0, 0, canvas.width, canvas.height);
+            const img = context3.getImageData(0, 0, canvas.width, canvas.height);
+            bufferToTensorOptions.height = canvas.height;
+            bufferToTensorOptions.width = canvas.width;
+            resolve9((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
+          };
+        });
+      } else {
+        throw new Error("Input data provided is not supported - aborted tensor creation");
+      }
+      if (data !== void 0) {
+        return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
+      } else {
+        throw new Error("Input data provided is not supported - aborted tensor creation");
+      }
+    };
+    exports.tensorFromImage = tensorFromImage;
+    var tensorFromTexture = (texture, options) => {
+      const { width, height, download, dispose } = options;
+      const dims = [1, height, width, 4];
+      return new tensor_impl_js_1.Tensor({ location: "texture", type: "float32", texture, dims, download, dispose });
+    };
+    exports.tensorFromTexture = tensorFromTexture;
+    var tensorFromGpuBuffer = (gpuBuffer, options) => {
+      const { dataType, dims, download, dispose } = options;
+      return new tensor_impl_js_1.Tensor({ location: "gpu-buffer", type: dataType ?? "float32", gpuBuffer, dims, download, dispose });
+    };
+    exports.tensorFromGpuBuffer = tensorFromGpuBuffer;
+    var tensorFromMLTensor = (mlTensor, options) => {
+      const { dataType, dims, download, dispose } = options;
+      return new tensor_impl_js_1.Tensor({ location: "ml-tensor", type: dataType ?? "float32", mlTensor, dims, download, dispose });
+    };
+    exports.tensorFromMLTensor = tensorFromMLTensor;
+    var tensorFromPinnedBuffer = (type, buffer, dims) => new tensor_impl_js_1.Tensor({ location: "cpu-pinned", type, data: buffer, dims: dims ?? [buffer.length] });
+    exports.tensorFromPinnedBuffer = tensorFromPinnedBuffer;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js
+var require_tensor_impl_type_mapping = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.checkTypedArray = exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = void 0;
+    exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = /* @__PURE__ */ new Map([
+      ["float32", Float32Array],
+      ["uint8", Uint8Array],
+      ["int8", Int8Array],
+      ["uint16", Uint16Array],
+      ["int16", Int16Array],
+      ["int32", Int32Array],
+      ["bool", Uint8Array],
+      ["float64", Float64Array],
+      ["uint32", Uint32Array],
+      ["int4", Uint8Array],
+      ["uint4", Uint8Array]
+    ]);
+    exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = /* @__PURE__ */ new Map([
+      [Float32Array, "float32"],
+      [Uint8Array, "uint8"],
+      [Int8Array, "int8"],
+      [Uint16Array, "uint16"],
+      [Int16Array, "int16"],
+      [Int32Array, "int32"],
+      [Float64Array, "float64"],
+      [Uint32Array, "uint32"]
+    ]);
+    var isTypedArrayChecked = false;
+    var checkTypedArray = () => {
+      if (!isTypedArrayChecked) {
+        isTypedArrayChecked = true;
+        const isBigInt64ArrayAvailable = typeof BigInt64Array !== "undefined" && BigInt64Array.from;
+        const isBigUint64ArrayAvailable = typeof BigUint64Array !== "undefined" && BigUint64Array.from;
+        const Float16Array = globalThis.Float16Array;
+        const isFloat16ArrayAvailable = typeof Float16Array !== "undefined" && Float16Array.from;
+        if (isBigInt64ArrayAvailable) {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("int64", BigInt64Array);
+          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigInt64Array, "int64");
+        }
+        if (isBigUint64ArrayAvailable) {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("uint64", BigUint64Array);
+          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigUint64Array, "uint64");
+        }
+        if (isFloat16ArrayAvailable) {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Float16Array);
+          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(Float16Array, "float16");
+        } else {
+          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Uint16Array);
+        }
+      }
+    };
+    exports.checkTypedArray = checkTypedArray;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js
+var require_tensor_utils_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.tensorReshape = exports.calculateSize = void 0;
+    var tensor_impl_js_1 = require_tensor_impl();
+    var calculateSize = (dims) => {
+      let size2 = 1;
+      for (let i2 = 0; i2 < dims.length; i2++) {
+        const dim = dims[i2];
+        if (typeof dim !== "number" || !Number.isSafeInteger(dim)) {
+          throw new TypeError(`dims[${i2}] must be an integer, got: ${dim}`);
+        }
+        if (dim < 0) {
+          throw new RangeError(`dims[${i2}] must be a non-negative integer, got: ${dim}`);
+        }
+        size2 *= dim;
+      }
+      return size2;
+    };
+    exports.calculateSize = calculateSize;
+    var tensorReshape = (tensor, dims) => {
+      switch (tensor.location) {
+        case "cpu":
+          return new tensor_impl_js_1.Tensor(tensor.type, tensor.data, dims);
+        case "cpu-pinned":
+          return new tensor_impl_js_1.Tensor({
+            location: "cpu-pinned",
+            data: tensor.data,
+            type: tensor.type,
+            dims
+          });
+        case "texture":
+          return new tensor_impl_js_1.Tensor({
+            location: "texture",
+            texture: tensor.texture,
+            type: tensor.type,
+            dims
+          });
+        case "gpu-buffer":
+          return new tensor_impl_js_1.Tensor({
+            location: "gpu-buffer",
+            gpuBuffer: tensor.gpuBuffer,
+            type: tensor.type,
+            dims
+          });
+        case "ml-tensor":
+          return new tensor_impl_js_1.Tensor({
+            location: "ml-tensor",
+            mlTensor: tensor.mlTensor,
+            type: tensor.type,
+            dims
+          });
+        default:
+          throw new Error(`tensorReshape: tensor location ${tensor.location} is not supported`);
+      }
+    };
+    exports.tensorReshape = tensorReshape;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-impl.js
+var require_tensor_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Tensor = void 0;
+    var tensor_conversion_impl_js_1 = require_tensor_conversion_impl();
+    var tensor_factory_impl_js_1 = require_tensor_factory_impl();
+    var tensor_impl_type_mapping_js_1 = require_tensor_impl_type_mapping();
+    var tensor_utils_impl_js_1 = require_tensor_utils_impl();
+    var Tensor = class {
+      /**
+       * implementation.
+       */
+      constructor(arg0, arg1, arg2) {
+        (0, tensor_impl_type_mapping_js_1.checkTypedArray)();
+        let type;
+        let dims;
+        if (typeof arg0 === "object" && "location" in arg0) {
+          this.dataLocation = arg0.location;
+          type = arg0.type;
+          dims = arg0.dims;
+          switch (arg0.location) {
+            case "cpu-pinned": {
+              const expectedTypedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(type);
+              if (!expectedTypedArrayConstructor) {
+                throw new TypeError(`unsupported type "${type}" to create tensor from pinned buffer`);
+              }
+              if (!(arg0.data instanceof expectedTypedArrayConstructor)) {
+                throw new TypeError(`buffer should be of type ${expectedTypedArrayConstructor.name}`);
+              }
+              this.cpuData = arg0.data;
+              break;
+            }
+            case "texture": {
+              if (type !== "float32") {
+                throw new TypeError(`unsupported type "${type}" to create tensor from texture`);
+              }
+              this.gpuTextureData = arg0.texture;
+              this.downloader = arg0.download;
+              this.disposer = arg0.dispose;
+              break;
+            }
+            case "gpu-buffer": {
+              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
+                throw new TypeError(`unsupported type "${type}" to create tensor from gpu buffer`);
+              }
+              this.gpuBufferData = arg0.gpuBuffer;
+              this.downloader = arg0.download;
+              this.disposer = arg0.dispose;
+              break;
+            }
+            case "ml-tensor": {
+              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint64" && type !== "int8" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
+                throw new TypeError(`unsupported type "${type}" to create tensor from MLTensor`);
+              }
+              this.mlTensorData = arg0.mlTensor;
+              this.downloader = arg0.download;
+              this.disposer = arg0.dispose;
+              break;
+            }
+            default:
+              throw new Error(`Tensor constructor: unsupported location '${this.dataLocation}'`);
+          }
+        } else {
+          let data;
+          let maybeDims;
+          if (typeof arg0 === "string") {
+            type = arg0;
+            maybeDims = arg2;
+            if (arg0 === "string") {
+              if (!Array.isArray(arg1)) {
+                throw new TypeError("A string tensor's data must be a string array.");
+              }
+              data = arg1;
+            } else {
+              const typedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(arg0);
+              if (typedArrayConstructor === void 0) {
+                throw new TypeError(`Unsupported tensor type: ${arg0}.`);
+              }
+              if (Array.isArray(arg1)) {
+                if (arg0 === "float16" && typedArrayConstructor === Uint16Array || arg0 === "uint4" || arg0 === "int4") {
+                  throw new TypeError(`Creating a ${arg0} tensor from number array is not supported. Please use ${typedArrayConstructor.name} as data.`);
+                } else if (arg0 === "uint64" || arg0 === "int64") {
+                  data = typedArrayConstructor.from(arg1, BigInt);
+                } else {
+                  data = typedArrayConstructor.from(arg1);
+                }
+              } else if (arg1 instanceof typedArrayConstructor) {
+                data = arg1;
+              } else if (arg1 instanceof Uint8ClampedArray) {
+                if (arg0 === "uint8") {
+                  data = Uint8Array.from(arg1);
+                } else {
+                  throw new TypeError(`A Uint8ClampedArray tensor's data must be type of uint8`);
+                }
+              } else if (arg0 === "float16" && arg1 instanceof Uint16Array && typedArrayConstructor !== Uint16Array) {
+                data = new globalThis.Float16Array(arg1.buffer, arg1.byteOffset, arg1.length);
+              } else {
+                throw new TypeError(`A ${type} tensor's data must be type of ${typedArrayConstructor}`);
+              }
+            }
+          } else {
+            maybeDims = arg1;
+            if (Array.isArray(arg0)) {
+              if (arg0.length === 0) {
+                throw new TypeError("Tensor type cannot be inferred from an empty array.");
+              }
+              const firstElementType = typeof arg0[0];
+              if (firstElementType === "string") {
+                type = "string";
+                data = arg0;
+              } else if (firstElementType === "boolean") {
+                type = "bool";
+                data = Uint8Array.from(arg0);
+              } else {
+                throw new TypeError(`Invalid element type of data array: ${firstElementType}.`);
+              }
+            } else if (arg0 instanceof Uint8ClampedArray) {
+              type = "uint8";
+              data = Uint8Array.from(arg0);
+            } else {
+              const mappedType = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.get(arg0.constructor);
+              if (mappedType === void 0) {
+                throw new TypeError(`Unsupported type for tensor data: ${arg0.constructor}.`);
+              }
+              type = mappedType;
+              data = arg0;
+            }
+          }
+          if (maybeDims === void 0) {
+            maybeDims = [data.length];
+          } else if (!Array.isArray(maybeDims)) {
+            throw new TypeError("A tensor's dims must be a number array");
+          }
+          dims = maybeDims;
+          this.cpuData = data;
+          this.dataLocation = "cpu";
+        }
+        const size2 = (0, tensor_utils_impl_js_1.calculateSize)(dims);
+        if (this.cpuData && size2 !== this.cpuData.length) {
+          if ((type === "uint4" || type === "int4") && Math.ceil(size2 / 2) === this.cpuData.length) {
+          } else {
+            throw new Error(`Tensor's size(${size2}) does not match data length(${this.cpuData.length}).`);
+          }
+        }
+        this.type = type;
+        this.dims = dims;
+        this.size = size2;
+      }
+      // #endregion
+      // #region factory
+      static async fromImage(image, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromImage)(image, options);
+      }
+      static fromTexture(texture, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromTexture)(texture, options);
+      }
+      static fromGpuBuffer(gpuBuffer, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromGpuBuffer)(gpuBuffer, options);
+      }
+      static fromMLTensor(mlTensor, options) {
+        return (0, tensor_factory_impl_js_1.tensorFromMLTensor)(mlTensor, options);
+      }
+      static fromPinnedBuffer(type, buffer, dims) {
+        return (0, tensor_factory_impl_js_1.tensorFromPinnedBuffer)(type, buffer, dims);
+      }
+      // #endregion
+      // #region conversions
+      toDataURL(options) {
+        return (0, tensor_conversion_impl_js_1.tensorToDataURL)(this, options);
+      }
+      toImageData(options) {
+        return (0, tensor_conversion_impl_js_1.tensorToImageData)(this, options);
+      }
+      // #endregion
+      // #region properties
+      get data() {
+        this.ensureValid();
+        if (!this.cpuData) {
+          throw new Error("The data is not on CPU. Use `getData()` to download GPU data to CPU, or use `texture` or `gpuBuffer` property to access the GPU data directly.");
+        }
+        return this.cpuData;
+      }
+      get location() {
+        return this.dataLocation;
+      }
+      get texture() {
+        this.ensureValid();
+        if (!this.gpuTextureData) {
+          throw new Error("The data is not stored as a WebGL texture.");
+        }
+        return this.gpuTextureData;
+      }
+      get gpuBuffer() {
+        this.ensureValid();
+        if (!this.gpuBufferData) {
+          throw new Error("The data is not stored as a WebGPU buffer.");
+        }
+        return this.gpuBufferData;
+      }
+      get mlTensor() {
+        this.ensureValid();
+        if (!this.mlTensorData) {
+          throw new Error("The data is not stored as a WebNN MLTensor.");
+        }
+        return this.mlTensorData;
+      }
+      // #endregion
+      // #region methods
+      async getData(releaseData) {
+        this.ensureValid();
+        switch (this.dataLocation) {
+          case "cpu":
+          case "cpu-pinned":
+            return this.data;
+          case "texture":
+          case "gpu-buffer":
+          case "ml-tensor": {
+            if (!this.downloader) {
+              throw new Error("The current tensor is not created with a specified data downloader.");
+            }
+            if (this.isDownloading) {
+              throw new Error("The current tensor is being downloaded.");
+            }
+            try {
+              this.isDownloading = true;
+              const data = await this.downloader();
+              this.downloader = void 0;
+              this.dataLocation = "cpu";
+              this.cpuData = data;
+              if (releaseData && this.disposer) {
+                this.disposer();
+                this.disposer = void 0;
+              }
+              return data;
+            } finally {
+              this.isDownloading = false;
+            }
+          }
+          default:
+            throw new Error(`cannot get data from location: ${this.dataLocation}`);
+        }
+      }
+      dispose() {
+        if (this.isDownloading) {
+          throw new Error("The current tensor is being downloaded.");
+        }
+        if (this.disposer) {
+          this.disposer();
+          this.disposer = void 0;
+        }
+        this.cpuData = void 0;
+        this.gpuTextureData = void 0;
+        this.gpuBufferData = void 0;
+        this.mlTensorData = void 0;
+        this.downloader = void 0;
+        this.isDownloading = void 0;
+        this.dataLocation = "none";
+      }
+      // #endregion
+      // #region tensor utilities
+      ensureValid() {
+        if (this.dataLocation === "none") {
+          throw new Error("The tensor is disposed.");
+        }
+      }
+      reshape(dims) {
+        this.ensureValid();
+        if (this.downloader || this.disposer) {
+          throw new Error("Cannot reshape a tensor that owns GPU resource.");
+        }
+        return (0, tensor_utils_impl_js_1.tensorReshape)(this, dims);
+      }
+    };
+    exports.Tensor = Tensor;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor.js
+var require_tensor = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.Tensor = void 0;
+    var tensor_impl_js_1 = require_tensor_impl();
+    exports.Tensor = tensor_impl_js_1.Tensor;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/trace.js
+var require_trace = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/trace.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.TRACE_EVENT_END = exports.TRACE_EVENT_BEGIN = exports.TRACE_FUNC_END = exports.TRACE_FUNC_BEGIN = exports.TRACE = void 0;
+    var env_impl_js_1 = require_env_impl();
+    var TRACE = (deviceType, label) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      console.timeStamp(`${deviceType}::ORT::${label}`);
+    };
+    exports.TRACE = TRACE;
+    var TRACE_FUNC = (msg, extraMsg) => {
+      const stack = new Error().stack?.split(/\r\n|\r|\n/g) || [];
+      let hasTraceFunc = false;
+      for (let i2 = 0; i2 < stack.length; i2++) {
+        if (hasTraceFunc && !stack[i2].includes("TRACE_FUNC")) {
+          let label = `FUNC_${msg}::${stack[i2].trim().split(" ")[1]}`;
+          if (extraMsg) {
+            label += `::${extraMsg}`;
+          }
+          (0, exports.TRACE)("CPU", label);
+          return;
+        }
+        if (stack[i2].includes("TRACE_FUNC")) {
+          hasTraceFunc = true;
+        }
+      }
+    };
+    var TRACE_FUNC_BEGIN = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      TRACE_FUNC("BEGIN", extraMsg);
+    };
+    exports.TRACE_FUNC_BEGIN = TRACE_FUNC_BEGIN;
+    var TRACE_FUNC_END = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      TRACE_FUNC("END", extraMsg);
+    };
+    exports.TRACE_FUNC_END = TRACE_FUNC_END;
+    var TRACE_EVENT_BEGIN = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      console.time(`ORT::${extraMsg}`);
+    };
+    exports.TRACE_EVENT_BEGIN = TRACE_EVENT_BEGIN;
+    var TRACE_EVENT_END = (extraMsg) => {
+      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
+        return;
+      }
+      console.timeEnd(`ORT::${extraMsg}`);
+    };
+    exports.TRACE_EVENT_END = TRACE_EVENT_END;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js
+var require_inference_session_impl = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.InferenceSession = void 0;
+    var backend_impl_js_1 = require_backend_impl();
+    var tensor_js_1 = require_tensor();
+    var trace_js_1 = require_trace();
+    var InferenceSession = class _InferenceSession {
+      constructor(handler2) {
+        this.handler = handler2;
+      }
+      async run(feeds, arg1, arg2) {
+        (0, trace_js_1.TRACE_FUNC_BEGIN)();
+        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.run");
+        const fetches = {};
+        let options = {};
+        if (typeof feeds !== "object" || feeds === null || feeds instanceof tensor_js_1.Tensor || Array.isArray(feeds)) {
+          throw new TypeError("'feeds' must be an object that use input names as keys and OnnxValue as corresponding values.");
+        }
+        let isFetchesEmpty = true;
+        if (typeof arg1 === "object") {
+          if (arg1 === null) {
+            throw new TypeError("Unexpected argument[1]: cannot be null.");
+          }
+          if (arg1 instanceof tensor_js_1.Tensor) {
+            throw new TypeError("'fetches' cannot be a Tensor");
+          }
+          if (Array.isArray(arg1)) {
+            if (arg1.length === 0) {
+              throw new TypeError("'fetches' cannot be an empty array.");
+            }
+            isFetchesEmpty = false;
+            for (const name of arg1) {
+              if (typeof name !== "string") {
+                throw new TypeError("'fetches' must be a string array or an object.");
+              }
+              if (this.outputNames.indexOf(name) === -1) {
+                throw new RangeError(`'fetches' contains invalid output name: ${name}.`);
+              }
+              fetches[name] = null;
+            }
+            if (typeof arg2 === "object" && arg2 !== null) {
+              options = arg2;
+            } else if (typeof arg2 !== "undefined") {
+              throw new TypeError("'options' must be an object.");
+            }
+          } else {
+            let isFetches = false;
+            const arg1Keys = Object.getOwnPropertyNames(arg1);
+            for (const name of this.outputNames) {
+              if (arg1Keys.indexOf(name) !== -1) {
+                const v = arg1[name];
+                if (v === null || v instanceof tensor_js_1.Tensor) {
+                  isFetches = true;
+                  isFetchesEmpty = false;
+                  fetches[name] = v;
+                }
+              }
+            }
+            if (isFetches) {
+              if (typeof arg2 === "object" && arg2 !== null) {
+                options = arg2;
+              } else if (typeof arg2 !== "undefined") {
+                throw new TypeError("'options' must be an object.");
+              }
+            } else {
+              options = arg1;
+            }
+          }
+        } else if (typeof arg1 !== "undefined") {
+          throw new TypeError("Unexpected argument[1]: must be 'fetches' or 'options'.");
+        }
+        for (const name of this.inputNames) {
+          if (typeof feeds[name] === "undefined") {
+            throw new Error(`input '${name}' is missing in 'feeds'.`);
+          }
+        }
+        if (isFetchesEmpty) {
+          for (const name of this.outputNames) {
+            fetches[name] = null;
+          }
+        }
+        const results = await this.handler.run(feeds, fetches, options);
+        const returnValue = {};
+        for (const key in results) {
+          if (Object.hasOwnProperty.call(results, key)) {
+            const result = results[key];
+            if (result instanceof tensor_js_1.Tensor) {
+              returnValue[key] = result;
+            } else {
+              returnValue[key] = new tensor_js_1.Tensor(result.type, result.data, result.dims);
+            }
+          }
+        }
+        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.run");
+        (0, trace_js_1.TRACE_FUNC_END)();
+        return returnValue;
+      }
+      async release() {
+        return this.handler.dispose();
+      }
+      static async create(arg0, arg1, arg2, arg3) {
+        (0, trace_js_1.TRACE_FUNC_BEGIN)();
+        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.create");
+        let filePathOrUint8Array;
+        let options = {};
+        if (typeof arg0 === "string") {
+          filePathOrUint8Array = arg0;
+          if (typeof arg1 === "object" && arg1 !== null) {
+            options = arg1;
+          } else if (typeof arg1 !== "undefined") {
+            throw new TypeError("'options' must be an object.");
+          }
+        } else if (arg0 instanceof Uint8Array) {
+          filePathOrUint8Array = arg0;
+          if (typeof arg1 === "object" && arg1 !== null) {
+            options = arg1;
+          } else if (typeof arg1 !== "undefined") {
+            throw new TypeError("'options' must be an object.");
+          }
+        } else if (arg0 instanceof ArrayBuffer || typeof SharedArrayBuffer !== "undefined" && arg0 instanceof SharedArrayBuffer) {
+          const buffer = arg0;
+          let byteOffset = 0;
+          let byteLength = arg0.byteLength;
+          if (typeof arg1 === "object" && arg1 !== null) {
+            options = arg1;
+          } else if (typeof arg1 === "number") {
+            byteOffset = arg1;
+            if (!Number.isSafeInteger(byteOffset)) {
+              throw new RangeError("'byteOffset' must be an integer.");
+            }
+            if (byteOffset < 0 || byteOffset >= buffer.byteLength) {
+              throw new RangeError(`'byteOffset' is out of range [0, ${buffer.byteLength}).`);
+            }
+            byteLength = arg0.byteLength - byteOffset;
+            if (typeof arg2 === "number") {
+              byteLength = arg2;
+              if (!Number.isSafeInteger(byteLength)) {
+                throw new RangeError("'byteLength' must be an integer.");
+              }
+              if (byteLength <= 0 || byteOffset + byteLength > buffer.byteLength) {
+                throw new RangeError(`'byteLength' is out of range (0, ${buffer.byteLength - byteOffset}].`);
+              }
+              if (typeof arg3 === "object" && arg3 !== null) {
+                options = arg3;
+              } else if (typeof arg3 !== "undefined") {
+                throw new TypeError("'options' must be an object.");
+              }
+            } else if (typeof arg2 !== "undefined") {
+              throw new TypeError("'byteLength' must be a number.");
+            }
+          } else if (typeof arg1 !== "undefined") {
+            throw new TypeError("'options' must be an object.");
+          }
+          filePathOrUint8Array = new Uint8Array(buffer, byteOffset, byteLength);
+        } else {
+          throw new TypeError("Unexpected argument[0]: must be 'path' or 'buffer'.");
+        }
+        const [backend, optionsWithValidatedEPs] = await (0, backend_impl_js_1.resolveBackendAndExecutionProviders)(options);
+        const handler2 = await backend.createInferenceSessionHandler(filePathOrUint8Array, optionsWithValidatedEPs);
+        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.create");
+        (0, trace_js_1.TRACE_FUNC_END)();
+        return new _InferenceSession(handler2);
+      }
+      startProfiling() {
+        this.handler.startProfiling();
+      }
+      endProfiling() {
+        this.handler.endProfiling();
+      }
+      get inputNames() {
+        return this.handler.inputNames;
+      }
+      get outputNames() {
+        return this.handler.outputNames;
+      }
+      get inputMetadata() {
+        return this.handler.inputMetadata;
+      }
+      get outputMetadata() {
+        return this.handler.outputMetadata;
+      }
+    };
+    exports.InferenceSession = InferenceSession;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/inference-session.js
+var require_inference_session = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/inference-session.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.InferenceSession = void 0;
+    var inference_session_impl_js_1 = require_inference_session_impl();
+    exports.InferenceSession = inference_session_impl_js_1.InferenceSession;
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js
+var require_tensor_conversion = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/tensor-factory.js
+var require_tensor_factory = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/tensor-factory.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/onnx-model.js
+var require_onnx_model = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/onnx-model.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/onnx-value.js
+var require_onnx_value = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/onnx-value.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+  }
+});
+
+// node_modules/onnxruntime-common/dist/cjs/index.js
+var require_cjs = __commonJS({
+  "node_modules/onnxruntime-common/dist/cjs/index.js"(exports) {
+    "use strict";
+    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      var desc = Object.getOwnPropertyDescriptor(m, k);
+      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+        desc = { enumerable: true, get: function() {
+          return m[k];
+        } };
+      }
+      Object.defineProperty(o, k2, desc);
+    }) : (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      o[k2] = m[k];
+    }));
+    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
+      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
+    };
+    Object.defineProperty(exports, "__esModule", { value: true });
+    __exportStar(require_backend(), exports);
+    __exportStar(require_env(), exports);
+    __exportStar(require_inference_session(), exports);
+    __exportStar(require_tensor(), exports);
+    __exportStar(require_tensor_conversion(), exports);
+    __exportStar(require_tensor_factory(), exports);
+    __exportStar(require_trace(), exports);
+    __exportStar(require_onnx_model(), exports);
+    __exportStar(require_onnx_value(), exports);
+  }
+});
+
+// node_modules/onnxruntime-node/dist/binding.js
+var require_binding = __commonJS({
+  "node_modules/onnxruntime-node/dist/binding.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.initOrt = exports.binding = void 0;
+    var worker_threads_1 = __require("worker_threads");
+    var onnxruntime_common_1 = require_cjs();
+    exports.binding = // eslint-disable-next-line @typescript-eslint/no-require-imports, @typescript-eslint/no-var-requires
+    __require(globalThis.__pruneGuardOrtBinding());
+    var ortInitialized = false;
+    var initOrt = () => {
+      if (!ortInitialized) {
+        ortInitialized = true;
+        let logLevel = 2;
+        if (onnxruntime_common_1.env.logLevel) {
+          switch (onnxruntime_common_1.env.logLevel) {
+            case "verbose":
+              logLevel = 0;
+              break;
+            case "info":
+              logLevel = 1;
+              break;
+            case "warning":
+              logLevel = 2;
+              break;
+            case "error":
+              logLevel = 3;
+              break;
+            case "fatal":
+              logLevel = 4;
+              break;
+            default:
+              throw new Error(`Unsupported log level: ${onnxruntime_common_1.env.logLevel}`);
+          }
+        }
+        exports.binding.initOrtOnce(logLevel, onnxruntime_common_1.Tensor, worker_threads_1.isMainThread);
+      }
+    };
+    exports.initOrt = initOrt;
+  }
+});
+
+// node_modules/onnxruntime-node/dist/backend.js
+var require_backend2 = __commonJS({
+  "node_modules/onnxruntime-node/dist/backend.js"(exports) {
+    "use strict";
+    var __classPrivateFieldSet = exports && exports.__classPrivateFieldSet || function(receiver, state, value, kind, f) {
+      if (kind === "m") throw new TypeError("Private method is not writable");
+      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a setter");
+      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot write private member to an object whose class did not declare it");
+      return kind === "a" ? f.call(receiver, value) : f ? f.value = value : state.set(receiver, value), value;
+    };
+    var __classPrivateFieldGet = exports && exports.__classPrivateFieldGet || function(receiver, state, kind, f) {
+      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a getter");
+      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot read private member from an object whose class did not declare it");
+      return kind === "m" ? f : kind === "a" ? f.call(receiver) : f ? f.value : state.get(receiver);
+    };
+    var _OnnxruntimeSessionHandler_inferenceSession;
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.listSupportedBackends = exports.onnxruntimeBackend = void 0;
+    var binding_1 = require_binding();
+    var dataTypeStrings = [
+      void 0,
+      // 0
+      "float32",
+      "uint8",
+      "int8",
+      "uint16",
+      "int16",
+      "int32",
+      "int64",
+      "string",
+      "bool",
+      "float16",
+      "float64",
+      "uint32",
+      "uint64",
+      void 0,
+      // 14
+      void 0,
+      // 15
+      void 0,
+      // 16
+      void 0,
+      // 17
+      void 0,
+      // 18
+      void 0,
+      // 19
+      void 0,
+      // 20
+      "uint4",
+      "int4"
+    ];
+    var OnnxruntimeSessionHandler = class {
+      constructor(pathOrBuffer, options) {
+        _OnnxruntimeSessionHandler_inferenceSession.set(this, void 0);
+        (0, binding_1.initOrt)();
+        __classPrivateFieldSet(this, _OnnxruntimeSessionHandler_inferenceSession, new binding_1.binding.InferenceSession(), "f");
+        if (typeof pathOrBuffer === "string") {
+          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer, options);
+        } else {
+          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer.buffer, pathOrBuffer.byteOffset, pathOrBuffer.byteLength, options);
+        }
+        this.inputNames = [];
+        this.outputNames = [];
+        this.inputMetadata = [];
+        this.outputMetadata = [];
+        const fillNamesAndMetadata = (rawMetadata) => {
+          const names = [];
+          const metadata = [];
+          for (const m of rawMetadata) {
+            names.push(m.name);
+            if (!m.isTensor) {
+              metadata.push({ name: m.name, isTensor: false });
+            } else {
+              const type = dataTypeStrings[m.type];
+              if (type === void 0) {
+                throw new Error(`Unsupported data type: ${m.type}`);
+              }
+              const shape = [];
+              for (let i2 = 0; i2 < m.shape.length; ++i2) {
+                const dim = m.shape[i2];
+                if (dim === -1) {
+                  shape.push(m.symbolicDimensions[i2]);
+                } else if (dim >= 0) {
+                  shape.push(dim);
+                } else {
+                  throw new Error(`Invalid dimension: ${dim}`);
+                }
+              }
+              metadata.push({
+                name: m.name,
+                isTensor: m.isTensor,
+                type,
+                shape
+              });
+            }
+          }
+          return [names, metadata];
+        };
+        [this.inputNames, this.inputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").inputMetadata);
+        [this.outputNames, this.outputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").outputMetadata);
+      }
+      async dispose() {
+        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").dispose();
+      }
+      startProfiling() {
+      }
+      endProfiling() {
+        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
+      }
+      async run(feeds, fetches, options) {
+        return new Promise((resolve9, reject) => {
+          setImmediate(() => {
+            try {
+              resolve9(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
+            } catch (e) {
+              reject(e);
+            }
+          });
+        });
+      }
+    };
+    _OnnxruntimeSessionHandler_inferenceSession = /* @__PURE__ */ new WeakMap();
+    var OnnxruntimeBackend = class {
+      async init() {
+        return Promise.resolve();
+      }
+      async createInferenceSessionHandler(pathOrBuffer, options) {
+        return new Promise((resolve9, reject) => {
+          setImmediate(() => {
+            try {
+              resolve9(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
+            } catch (e) {
+              reject(e);
+            }
+          });
+        });
+      }
+    };
+    exports.onnxruntimeBackend = new OnnxruntimeBackend();
+    exports.listSupportedBackends = binding_1.binding.listSupportedBackends;
+  }
+});
+
+// node_modules/onnxruntime-node/dist/version.js
+var require_version2 = __commonJS({
+  "node_modules/onnxruntime-node/dist/version.js"(exports) {
+    "use strict";
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.version = void 0;
+    exports.version = "1.30.0";
+  }
+});
+
+// node_modules/onnxruntime-node/dist/index.js
+var require_dist = __commonJS({
+  "node_modules/onnxruntime-node/dist/index.js"(exports) {
+    "use strict";
+    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      var desc = Object.getOwnPropertyDescriptor(m, k);
+      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
+        desc = { enumerable: true, get: function() {
+          return m[k];
+        } };
+      }
+      Object.defineProperty(o, k2, desc);
+    }) : (function(o, m, k, k2) {
+      if (k2 === void 0) k2 = k;
+      o[k2] = m[k];
+    }));
+    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
+      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
+    };
+    Object.defineProperty(exports, "__esModule", { value: true });
+    exports.listSupportedBackends = void 0;
+    __exportStar(require_cjs(), exports);
+    var backend_1 = require_backend2();
+    Object.defineProperty(exports, "listSupportedBackends", { enumerable: true, get: function() {
+      return backend_1.listSupportedBackends;
+    } });
+    var onnxruntime_common_1 = require_cjs();
+    var version_1 = require_version2();
+    var backend_2 = require_backend2();
+    var backends = (0, backend_2.listSupportedBackends)();
+    for (const backend of backends) {
+      (0, onnxruntime_common_1.registerBackend)(backend.name, backend_2.onnxruntimeBackend, 100);
+    }
+    Object.defineProperty(onnxruntime_common_1.env.versions, "node", { value: version_1.version, enumerable: true });
+  }
+});
+
+// src/onnx/runtime/ortErrors.ts
+function shortOrtError(message) {
+  for (const [re, say] of PATTERNS) {
+    const m = message.match(re);
+    if (m) return say(m);
+  }
+  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
+  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
+}
+var PATTERNS, MAX_LENGTH;
+var init_ortErrors = __esm({
+  "src/onnx/runtime/ortErrors.ts"() {
+    "use strict";
+    PATTERNS = [
+      [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
+      [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
+      [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
+      [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
+    ];
+    MAX_LENGTH = 300;
+  }
+});
+
+// src/onnx/runtime/ort.ts
+import { createRequire } from "node:module";
+function onnxruntime() {
+  if (chosen) return chosen;
+  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
+  if (custom) {
+    try {
+      chosen = { ort: createRequire(import.meta.url)(custom), source: custom };
+    } catch (e) {
+      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
+    }
+  } else {
+    chosen = { ort: bundled, source: "bundled" };
+  }
+  return chosen;
+}
+function onnxruntimeVersion() {
+  const { ort } = onnxruntime();
+  return ort.env.versions?.common ?? "unknown";
+}
+async function openSession(modelPath, opts) {
+  const { ort } = onnxruntime();
+  try {
+    return await ort.InferenceSession.create(modelPath, {
+      executionProviders: [opts.provider ?? "cpu"],
+      graphOptimizationLevel: "all",
+      executionMode: "sequential",
+      intraOpNumThreads: opts.threads,
+      interOpNumThreads: 1
+    });
+  } catch (e) {
+    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
+  }
+}
+var bundled, chosen;
+var init_ort = __esm({
+  "src/onnx/runtime/ort.ts"() {
+    "use strict";
+    bundled = __toESM(require_dist(), 1);
+    init_errors();
+    init_ortErrors();
+  }
+});
+
+// src/measure/metrics.ts
+function accuracy(pred, labels) {
+  let hit = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
+  return labels.length ? hit / labels.length : NaN;
+}
+function perClassAccuracy(pred, labels, classes) {
+  const hit = new Float64Array(classes);
+  const support = classSupport(labels, classes);
+  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
+  return Array.from(support, (n, c) => n ? hit[c] / n : null);
+}
+function classSupport(labels, classes) {
+  const support = new Array(classes).fill(0);
+  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
+  return support;
+}
+function confusionMatrix(pred, labels, classes) {
+  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
+  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
+  return m;
+}
+function agreement(a, b) {
+  let same2 = 0;
+  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
+  return a.length ? same2 / a.length : NaN;
+}
+var init_metrics = __esm({
+  "src/measure/metrics.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/binomial.ts
+function logGamma(x2) {
+  const g2 = 7;
+  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
+  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
+  x2 -= 1;
+  let a = c[0];
+  const t = x2 + g2 + 0.5;
+  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
+  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
+}
+function binomialHalfCdf(k, n) {
+  if (k < 0) return 0;
+  if (k >= n) return 1;
+  const lnN = logGamma(n + 1);
+  const ln2n = n * Math.LN2;
+  let sum = 0;
+  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
+  return Math.min(1, sum);
+}
+var init_binomial = __esm({
+  "src/measure/stats/binomial.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/distribution.ts
+function regularizedGammaP(a, x2) {
+  if (x2 <= 0) return 0;
+  const lnPre = -x2 + a * Math.log(x2) - logGamma(a);
+  if (x2 < a + 1) {
+    let sum = 1 / a;
+    let term = sum;
+    for (let n = 1; n < 1e3; n++) {
+      term *= x2 / (a + n);
+      sum += term;
+      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
+    }
+    return Math.min(1, sum * Math.exp(lnPre));
+  }
+  let b = x2 + 1 - a;
+  let c = 1 / 1e-300;
+  let d = 1 / b;
+  let h = d;
+  for (let i2 = 1; i2 < 1e3; i2++) {
+    const an = -i2 * (i2 - a);
+    b += 2;
+    d = an * d + b;
+    if (Math.abs(d) < 1e-300) d = 1e-300;
+    c = b + an / c;
+    if (Math.abs(c) < 1e-300) c = 1e-300;
+    d = 1 / d;
+    const delta = d * c;
+    h *= delta;
+    if (Math.abs(delta - 1) < 1e-15) break;
+  }
+  return Math.max(0, 1 - Math.exp(lnPre) * h);
+}
+function chiSquareSurvival(x2, df) {
+  return 1 - regularizedGammaP(df / 2, x2 / 2);
+}
+function chiSquareHomogeneity(a, b) {
+  const na = a.reduce((s, v) => s + v, 0);
+  const nb = b.reduce((s, v) => s + v, 0);
+  let stat2 = 0;
+  let bins = 0;
+  for (let i2 = 0; i2 < a.length; i2++) {
+    const total2 = a[i2] + b[i2];
+    if (total2 === 0) continue;
+    bins++;
+    const ea = total2 * na / (na + nb);
+    const eb = total2 * nb / (na + nb);
+    stat2 += (a[i2] - ea) ** 2 / ea + (b[i2] - eb) ** 2 / eb;
+  }
+  const df = Math.max(1, bins - 1);
+  return { statistic: stat2, df, p_value: bins < 2 ? 1 : chiSquareSurvival(stat2, df) };
+}
+function kolmogorovSmirnov(x2, y) {
+  const a = Float64Array.from(x2).sort();
+  const b = Float64Array.from(y).sort();
+  let i2 = 0;
+  let j = 0;
+  let d = 0;
+  while (i2 < a.length && j < b.length) {
+    const v = Math.min(a[i2], b[j]);
+    while (i2 < a.length && a[i2] <= v) i2++;
+    while (j < b.length && b[j] <= v) j++;
+    d = Math.max(d, Math.abs(i2 / a.length - j / b.length));
+  }
+  const ne = a.length * b.length / (a.length + b.length);
+  const lambda = (Math.sqrt(ne) + 0.12 + 0.11 / Math.sqrt(ne)) * d;
+  let p = 0;
+  for (let k = 1; k <= 100; k++) p += 2 * (-1) ** (k - 1) * Math.exp(-2 * k * k * lambda * lambda);
+  return { statistic: d, p_value: Math.min(1, Math.max(0, lambda < 0.2 ? 1 : p)) };
+}
+function populationStabilityIndex(expected, actual, bins = 10) {
+  const sorted = Float64Array.from(expected).sort();
+  const edges = [];
+  for (let k = 1; k < bins; k++) edges.push(sorted[Math.floor(k * sorted.length / bins)]);
+  const hist = (values) => {
+    const h = new Float64Array(bins);
+    for (let i2 = 0; i2 < values.length; i2++) {
+      let b = 0;
+      while (b < edges.length && values[i2] > edges[b]) b++;
+      h[b]++;
+    }
+    return Array.from(h, (c) => Math.max(c / values.length, 1e-4));
+  };
+  const e = hist(expected);
+  const a = hist(actual);
+  let psi = 0;
+  for (let k = 0; k < bins; k++) psi += (a[k] - e[k]) * Math.log(a[k] / e[k]);
+  return psi;
+}
+var init_distribution = __esm({
+  "src/measure/stats/distribution.ts"() {
+    "use strict";
+    init_binomial();
+  }
+});
+
+// node_modules/simple-statistics/dist/simple-statistics.mjs
+function quantileSorted(x2, p) {
+  var idx = (x2.length - 1) * p;
+  if (x2.length === 0) {
+    throw new Error("quantile requires at least one data point.");
+  } else if (p < 0 || p > 1) {
+    throw new Error("quantiles must be between 0 and 1");
+  } else if (p === 1) {
+    return x2[x2.length - 1];
+  } else if (p === 0) {
+    return x2[0];
+  } else if (idx % 1 !== 0) {
+    var lower = Math.floor(idx);
+    var upper = Math.ceil(idx);
+    var fraction = idx - lower;
+    return x2[lower] + fraction * (x2[upper] - x2[lower]);
+  } else {
+    return x2[idx];
+  }
+}
+function quickselect(arr, k, left, right) {
+  left = left || 0;
+  right = right || arr.length - 1;
+  while (right > left) {
+    if (right - left > 600) {
+      var n = right - left + 1;
+      var m = k - left + 1;
+      var z2 = Math.log(n);
+      var s = 0.5 * Math.exp(2 * z2 / 3);
+      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
+      if (m - n / 2 < 0) {
+        sd *= -1;
+      }
+      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
+      var newRight = Math.min(
+        right,
+        Math.floor(k + (n - m) * s / n + sd)
+      );
+      quickselect(arr, k, newLeft, newRight);
+    }
+    var t = arr[k];
+    var i2 = left;
+    var j = right;
+    swap(arr, left, k);
+    if (arr[right] > t) {
+      swap(arr, left, right);
+    }
+    while (i2 < j) {
+      swap(arr, i2, j);
+      i2++;
+      j--;
+      while (arr[i2] < t) {
+        i2++;
+      }
+      while (arr[j] > t) {
+        j--;
+      }
+    }
+    if (arr[left] === t) {
+      swap(arr, left, j);
+    } else {
+      j++;
+      swap(arr, j, right);
+    }
+    if (j <= k) {
+      left = j + 1;
+    }
+    if (k <= j) {
+      right = j - 1;
+    }
+  }
+}
+function swap(arr, i2, j) {
+  var tmp = arr[i2];
+  arr[i2] = arr[j];
+  arr[j] = tmp;
+}
+function quantile(x2, p) {
+  var copy = x2.slice();
+  if (Array.isArray(p)) {
+    multiQuantileSelect(copy, p);
+    var results = [];
+    for (var i2 = 0; i2 < p.length; i2++) {
+      results[i2] = quantileSorted(copy, p[i2]);
+    }
+    return results;
+  } else {
+    var idx = quantileIndex(copy.length, p);
+    quantileSelect(copy, idx, 0, copy.length - 1);
+    return quantileSorted(copy, p);
+  }
+}
+function quantileSelect(arr, k, left, right) {
+  if (k % 1 === 0) {
+    quickselect(arr, k, left, right);
+  } else {
+    k = Math.floor(k);
+    quickselect(arr, k, left, right);
+    quickselect(arr, k + 1, k + 1, right);
+  }
+}
+function multiQuantileSelect(arr, p) {
+  var positions = /* @__PURE__ */ new Set();
+  for (var i2 = 0; i2 < p.length; i2++) {
+    var idx = quantileIndex(arr.length, p[i2]);
+    positions.add(Math.floor(idx));
+    positions.add(Math.ceil(idx));
+  }
+  var indices = Array.from(positions).sort(compare);
+  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
+}
+function multiselect(arr, indices, lo, hi, left, right) {
+  if (lo > hi) {
+    return;
+  }
+  var mid = lo + hi >> 1;
+  quickselect(arr, indices[mid], left, right);
+  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
+  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
+}
+function compare(a, b) {
+  return a - b;
+}
+function quantileIndex(len, p) {
+  var idx = (len - 1) * p;
+  if (p === 1) {
+    return len - 1;
+  } else if (p === 0) {
+    return 0;
+  } else if (idx % 1 !== 0) {
+    return idx;
+  } else {
+    return idx;
+  }
+}
+function median(x2) {
+  return +quantile(x2, 0.5);
+}
+function cumulativeDistribution(z2) {
+  var sum = z2;
+  var tmp = z2;
+  for (var i2 = 1; i2 < 30; i2++) {
+    tmp *= z2 * z2 / (2 * i2 + 1);
+    sum += tmp;
+  }
+  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
+}
+function errorFunction(x2) {
+  var t = 1 / (1 + 0.5 * Math.abs(x2));
+  var tau = t * Math.exp(
+    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
+  );
+  if (x2 >= 0) {
+    return 1 - tau;
+  } else {
+    return tau - 1;
+  }
+}
+var BayesianClassifier, g, LOGSQRT2PI, SQRT_2PI$1, standardNormalTable, z, SQRT_2PI, PerceptronModel;
+var init_simple_statistics = __esm({
+  "node_modules/simple-statistics/dist/simple-statistics.mjs"() {
+    BayesianClassifier = function BayesianClassifier2() {
+      this.totalCount = 0;
+      this.data = {};
+    };
+    BayesianClassifier.prototype.train = function train(item, category) {
+      if (!this.data[category]) {
+        this.data[category] = {};
+      }
+      for (var k in item) {
+        var v = item[k];
+        if (this.data[category][k] === void 0) {
+          this.data[category][k] = {};
+        }
+        if (this.data[category][k][v] === void 0) {
+          this.data[category][k][v] = 0;
+        }
+        this.data[category][k][v]++;
+      }
+      this.totalCount++;
+    };
+    BayesianClassifier.prototype.score = function score(item) {
+      var odds = {};
+      var category;
+      for (var k in item) {
+        var v = item[k];
+        for (category in this.data) {
+          if (odds[category] === void 0) {
+            odds[category] = {};
+          }
+          if (this.data[category][k]) {
+            odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
+          } else {
+            odds[category][k + "_" + v] = 0;
+          }
+        }
+      }
+      var oddsSums = {};
+      for (category in odds) {
+        oddsSums[category] = 0;
+        for (var combination in odds[category]) {
+          oddsSums[category] += odds[category][combination];
+        }
+      }
+      return oddsSums;
+    };
+    g = 607 / 128;
+    LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
+    SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
+    standardNormalTable = [];
+    for (z = 0; z <= 3.09; z += 0.01) {
+      standardNormalTable.push(cumulativeDistribution(z));
+    }
+    SQRT_2PI = Math.sqrt(2 * Math.PI);
+    PerceptronModel = function PerceptronModel2() {
+      this.weights = [];
+      this.bias = 0;
+    };
+    PerceptronModel.prototype.predict = function predict(features) {
+      if (features.length !== this.weights.length) {
+        return null;
+      }
+      var score2 = 0;
+      for (var i2 = 0; i2 < this.weights.length; i2++) {
+        score2 += this.weights[i2] * features[i2];
+      }
+      score2 += this.bias;
+      if (score2 > 0) {
+        return 1;
+      } else {
+        return 0;
+      }
+    };
+    PerceptronModel.prototype.train = function train2(features, label) {
+      if (label !== 0 && label !== 1) {
+        return null;
+      }
+      if (features.length !== this.weights.length) {
+        this.weights = features.slice();
+        this.bias = 1;
+      }
+      var prediction = this.predict(features);
+      if (typeof prediction === "number" && prediction !== label) {
+        var gradient = label - prediction;
+        for (var i2 = 0; i2 < this.weights.length; i2++) {
+          this.weights[i2] += gradient * features[i2];
+        }
+        this.bias += gradient;
+      }
+      return this;
+    };
+  }
+});
+
+// src/util/random.ts
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+var init_random = __esm({
+  "src/util/random.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/bootstrap.ts
+function bootstrapInterval(n, statistic, opts = {}) {
+  const confidence = opts.confidence ?? 0.95;
+  const resamples = opts.resamples ?? 1e3;
+  const random = seededRandom(opts.seed ?? 24301);
+  const indices = new Int32Array(n);
+  const values = [];
+  for (let r = 0; r < resamples; r++) {
+    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
+    const v = statistic(indices);
+    if (Number.isFinite(v)) values.push(v);
+  }
+  if (values.length === 0) return [NaN, NaN];
+  values.sort((a, b) => a - b);
+  const alpha = (1 - confidence) / 2;
+  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
+}
+function quantileAt(values, indices, p, scratch) {
+  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
+  scratch.sort();
+  return quantileSorted(scratch, p);
+}
+function quantileInterval(values, p, opts = {}) {
+  const scratch = new Float64Array(values.length);
+  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
+}
+function meanInterval(values, opts = {}) {
+  return bootstrapInterval(values.length, (idx) => {
+    let s = 0;
+    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
+    return s / idx.length;
+  }, opts);
+}
+var init_bootstrap = __esm({
+  "src/measure/stats/bootstrap.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_random();
+  }
+});
+
+// src/measure/latency.ts
+function batchOf(source, batch) {
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of source) {
+    const rows2 = arr.dims[0];
+    const rowSize = arr.data.length / rows2;
+    const Ctor = arr.data.constructor;
+    const data = new Ctor(batch * rowSize);
+    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
+    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
+  }
+  return out;
+}
+function latencyStat(batch, samplesMs, confidence) {
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  const stat2 = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
+  if (confidence === void 0) return stat2;
+  stat2.p99_ms = quantileSorted(sorted, 0.99);
+  stat2.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  const opts = { confidence, resamples: 500 };
+  stat2.p50_ci = quantileInterval(sorted, 0.5, opts);
+  stat2.p95_ci = quantileInterval(sorted, 0.95, opts);
+  stat2.p99_ci = quantileInterval(sorted, 0.99, opts);
+  stat2.mean_ci = meanInterval(sorted, opts);
+  return stat2;
+}
+function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
+  const n = Math.min(a.length, b.length);
+  const sa = new Float64Array(n);
+  const sb = new Float64Array(n);
+  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
+  const ratio2 = median2(a) / median2(b);
+  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
+  return { ratio: ratio2, ci };
+}
+function relativeHalfWidth(estimate, ci) {
+  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
+}
+function settled(times) {
+  if (times.length < 2 * STABLE_WINDOW) return false;
+  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
+  const last = med(times.slice(-STABLE_WINDOW));
+  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
+  return Math.abs(last / before - 1) <= 0.1;
+}
+function preciseEnough(perModel, target, confidence) {
+  if (perModel.length === 1) {
+    const s = perModel[0];
+    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
+  }
+  for (let i2 = 1; i2 < perModel.length; i2++) {
+    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
+    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
+  }
+  return true;
+}
+async function measureInterleaved(modelPaths, source, opts, onProgress) {
+  const { ort } = onnxruntime();
+  const sessions = [];
+  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
+  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
+  const adaptive = (opts.targetRelCi ?? 0) > 0;
+  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
+  let done = 0;
+  try {
+    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
+    for (let b = 0; b < opts.batchSizes.length; b++) {
+      const started = performance.now();
+      const inputs = batchOf(source, opts.batchSizes[b]);
+      const feeds = {};
+      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const warm = sessions.map(() => []);
+      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
+      let warming = opts.warmup > 0;
+      let warmRounds = 0;
+      let timed = 0;
+      for (let r = 0; ; r++) {
+        if (!warming && timed >= opts.runs) {
+          if (!adaptive || performance.now() - started > capMs) break;
+          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
+        }
+        const order = sessions.map((_, i2) => i2);
+        if (r % 2 === 1) order.reverse();
+        for (const i2 of order) {
+          let dt = Infinity;
+          for (let k = 0; k < (opts.repeat ?? 1); k++) {
+            const t0 = performance.now();
+            const out = await sessions[i2].run(feeds);
+            dt = Math.min(dt, performance.now() - t0);
+            for (const t of Object.values(out)) t.dispose();
+          }
+          if (warming) warm[i2].push(dt);
+          else samples[i2][b].push(dt);
+        }
+        if (warming) {
+          warmRounds++;
+          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
+        } else timed++;
+        onProgress?.(Math.min(++done, total2), total2);
+      }
+    }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+  return samples;
+}
+var STABLE_WINDOW;
+var init_latency = __esm({
+  "src/measure/latency.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_ort();
+    init_bootstrap();
+    STABLE_WINDOW = 5;
+  }
+});
+
+// src/measure/stats/normal.ts
+function normalQuantile(p) {
+  if (!(p > 0 && p < 1)) {
+    if (p === 0) return -Infinity;
+    if (p === 1) return Infinity;
+    return NaN;
+  }
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const low = 0.02425;
+  if (p < low) {
+    const q2 = Math.sqrt(-2 * Math.log(p));
+    return (((((c[0] * q2 + c[1]) * q2 + c[2]) * q2 + c[3]) * q2 + c[4]) * q2 + c[5]) / ((((d[0] * q2 + d[1]) * q2 + d[2]) * q2 + d[3]) * q2 + 1);
+  }
+  if (p > 1 - low) return -normalQuantile(1 - p);
+  const q = p - 0.5;
+  const r = q * q;
+  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+}
+function twoSidedZ(confidence) {
+  return normalQuantile(1 - (1 - confidence) / 2);
+}
+var init_normal = __esm({
+  "src/measure/stats/normal.ts"() {
+    "use strict";
+  }
+});
+
+// src/measure/stats/wilson.ts
+function wilsonInterval(successes, n, confidence = 0.95) {
+  if (n <= 0) return [0, 1];
+  const z2 = twoSidedZ(confidence);
+  const p = successes / n;
+  const z22 = z2 * z2;
+  const centre = p + z22 / (2 * n);
+  const spread2 = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
+  const denom = 1 + z22 / n;
+  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread2) / denom);
+  const hi = successes >= n ? 1 : Math.min(1, (centre + spread2) / denom);
+  return [lo, hi];
+}
+var init_wilson = __esm({
+  "src/measure/stats/wilson.ts"() {
+    "use strict";
+    init_normal();
+  }
+});
+
+// src/measure/stats/mcnemar.ts
+function pairedTable(correctA, correctB) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < correctA.length; i2++) {
+    if (correctA[i2]) {
+      if (correctB[i2]) t.both++;
+      else t.onlyA++;
+    } else if (correctB[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+function mcnemarExact(onlyA, onlyB) {
+  const n = onlyA + onlyB;
+  if (n === 0) return 1;
+  return Math.min(1, 2 * binomialHalfCdf(Math.min(onlyA, onlyB), n));
+}
+function pairedDifferenceInterval(t, confidence = 0.95) {
+  const n = t.both + t.onlyA + t.onlyB + t.neither;
+  if (n === 0) return [-1, 1];
+  const p1 = (t.both + t.onlyA) / n;
+  const p2 = (t.both + t.onlyB) / n;
+  const [l1, u1] = wilsonInterval(t.both + t.onlyA, n, confidence);
+  const [l2, u2] = wilsonInterval(t.both + t.onlyB, n, confidence);
+  const marginals = (t.both + t.onlyA) * (t.onlyB + t.neither) * (t.both + t.onlyB) * (t.onlyA + t.neither);
+  const phi = marginals > 0 ? (t.both * t.neither - t.onlyA * t.onlyB) / Math.sqrt(marginals) : 0;
+  const diff = p1 - p2;
+  const lower = Math.sqrt(Math.max(0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2));
+  const upper = Math.sqrt(Math.max(0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2));
+  return [Math.max(-1, diff - lower), Math.min(1, diff + upper)];
+}
+function minSamplesForDrop(drop, discordant, confidence = 0.95) {
+  const z2 = twoSidedZ(confidence);
+  const d = Math.max(discordant, drop);
+  return Math.ceil(z2 * z2 * d / (drop * drop));
+}
+var init_mcnemar = __esm({
+  "src/measure/stats/mcnemar.ts"() {
+    "use strict";
+    init_binomial();
+    init_wilson();
+    init_normal();
+  }
+});
+
+// src/measure/stats/uncertainty.ts
+function subsetTable(a, b, keep) {
+  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
+  for (let i2 = 0; i2 < a.length; i2++) {
+    if (!keep(i2)) continue;
+    if (a[i2]) {
+      if (b[i2]) t.both++;
+      else t.onlyA++;
+    } else if (b[i2]) t.onlyB++;
+    else t.neither++;
+  }
+  return t;
+}
+function sampleNote(t, ci, limit, confidence, what) {
+  if (limit === void 0 || !(ci[0] <= limit && limit < ci[1]) || limit <= 0) return void 0;
+  const n = total(t);
+  const discordant = (t.onlyA + t.onlyB) / Math.max(1, n);
+  const need = minSamplesForDrop(limit, discordant, confidence);
+  return need > n ? `too few samples to decide: ${what} has ${n}, about ${need} needed to resolve a ${(limit * 100).toFixed(2)} pt drop` : void 0;
+}
+function accuracyDropUncertainty(reference, candidate, confidence, limit) {
+  const t = pairedTable(reference, candidate);
+  const ci = pairedDifferenceInterval(t, confidence);
+  return { ci, p_value: mcnemarExact(t.onlyA, t.onlyB), note: sampleNote(t, ci, limit, confidence, "the set") };
+}
+function eceAt(confidence, correct, indices, bins = 15) {
+  const count2 = new Float64Array(bins);
+  const gap = new Float64Array(bins);
+  for (let k = 0; k < indices.length; k++) {
+    const i2 = indices[k];
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count2[b]++;
+    gap[b] += correct[i2] - confidence[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(gap[b]) / indices.length;
+  return ece;
+}
+function classDropIntervals(m) {
+  const out = [];
+  for (let c = 0; c < m.reference.classes; c++) {
+    const t = subsetTable(m.reference.correct, m.candidate.correct, (i2) => m.labels[i2] === c);
+    if (total(t) === 0) continue;
+    out.push({ class: c, ci: pairedDifferenceInterval(t, m.confidence), p_value: mcnemarExact(t.onlyA, t.onlyB), table: t });
+  }
+  return out;
+}
+function maxInterval(cis) {
+  return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
+}
+function budgetUncertainty(m) {
+  const { confidence } = m;
+  const u = {};
+  u["accuracy-drop"] = accuracyDropUncertainty(m.reference.correct, m.candidate.correct, confidence, m.limits["accuracy-drop"]);
+  const classes = classDropIntervals(m);
+  if (classes.length) {
+    const ci = maxInterval(classes.map((c) => c.ci));
+    const limit = m.limits["class-accuracy-drop"];
+    const smallest = classes.reduce((a, b) => total(a.table) < total(b.table) ? a : b);
+    const note = sampleNote(smallest.table, ci, limit, confidence, `class ${smallest.class}`);
+    u["class-accuracy-drop"] = { ci, note };
+  }
+  const n = m.labels.length;
+  u["ece-increase"] = {
+    ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
+  };
+  if (m.referenceLatency?.length && m.candidateLatency?.length) {
+    const speedup2 = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
+    u["min-speedup"] = { ci: speedup2.ci };
+    const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
+    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
+  }
+  if (m.shifts?.length) {
+    const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
+    u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
+  }
+  return u;
+}
+function accuracyIntervals(p, labels, confidence) {
+  const hit = new Float64Array(p.classes);
+  const support = new Float64Array(p.classes);
+  let all = 0;
+  for (let i2 = 0; i2 < labels.length; i2++) {
+    support[labels[i2]]++;
+    if (p.correct[i2]) {
+      hit[labels[i2]]++;
+      all++;
+    }
+  }
+  return {
+    accuracy_ci: wilsonInterval(all, labels.length, confidence),
+    per_class_ci: Array.from(support, (s, c) => s ? wilsonInterval(hit[c], s, confidence) : null)
+  };
+}
+function annotateClassChanges(changes, m, limit) {
+  const byClass = new Map(classDropIntervals(m).map((c) => [c.class, c]));
+  return changes.map((c) => {
+    const s = byClass.get(c.class);
+    if (!s) return c;
+    return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
+  });
+}
+var total;
+var init_uncertainty = __esm({
+  "src/measure/stats/uncertainty.ts"() {
+    "use strict";
+    init_latency();
+    init_bootstrap();
+    init_mcnemar();
+    init_wilson();
+    total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
+  }
+});
+
+// src/pipeline/verdicts.ts
+function classChanges(reference, candidate, labels, classes) {
+  const support = classSupport(labels, classes);
+  const changes = [];
+  reference.per_class.forEach((d, c) => {
+    const f = candidate.per_class[c];
+    if (d === null || f === null) return;
+    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
+  });
+  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
+}
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency2, config2, compareMode = false, reduction) {
+  const labels = data.labels;
+  const confidence = config2.confidence;
+  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
+  const paired = {
+    labels,
+    reference: reference.preds,
+    candidate: candidate.preds,
+    referenceLatency: latency2?.reference,
+    candidateLatency: latency2?.candidate,
+    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
+    confidence,
+    limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
+  };
+  const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
+  const judgedBudgets = compareMode || !reduction ? budgets.filter((b) => b.name !== "target-reduction") : budgets;
+  const results = evaluateBudgets(judgedBudgets, { ...measurements, ...reduction ? { reduction } : {}, uncertainty: budgetUncertainty(paired) }, { strict: config2.strict, confidence });
+  const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
+  return {
+    budgets: results,
+    verdict: overallVerdict(results.map((b) => b.verdict)),
+    classChanges: annotateClassChanges(classChanges(reference.step, candidate.step, labels, reference.preds.classes), paired, classLimit)
+  };
+}
+function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
+  const cleanGap = (reference.step.accuracy ?? 0) - (candidate.step.accuracy ?? 0);
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b || !s.data.labels) continue;
+    const dense = mean(a.correct);
+    const final = mean(b.correct);
+    const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
+    out.push({
+      name: s.name,
+      source: corruptionNames.has(s.name) ? "corruption" : "user",
+      samples: s.data.count,
+      dense,
+      final,
+      drop: dense - final,
+      drop_ci: u.ci,
+      p_value: u.p_value,
+      gap_change: dense - final - cleanGap
+    });
+  }
+  return out;
+}
+function mean(x2) {
+  let s = 0;
+  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
+  return x2.length ? s / x2.length : NaN;
+}
+function distributionShift(clean, shifted) {
+  const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
+  const hist = (p) => {
+    const h = new Array(p.classes).fill(0);
+    for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
+    return h;
+  };
+  const chi = chiSquareHomogeneity(hist(clean), hist(shifted));
+  return { ks: ks.statistic, ks_p: ks.p_value, psi: populationStabilityIndex(clean.confidence, shifted.confidence), chi2: chi.statistic, chi2_df: chi.df, chi2_p: chi.p_value };
+}
+function predictionShifts(reference, candidate, shifts) {
+  const out = [];
+  for (const s of shifts) {
+    const a = reference.shiftPreds?.get(s.name);
+    const b = candidate.shiftPreds?.get(s.name);
+    if (!a || !b) continue;
+    out.push({ name: s.name, samples: s.data.count, labelled: !!s.data.labels, dense: distributionShift(reference.preds, a), final: distributionShift(candidate.preds, b) });
+  }
+  return out;
+}
+var init_verdicts = __esm({
+  "src/pipeline/verdicts.ts"() {
+    "use strict";
+    init_budgets2();
+    init_metrics();
+    init_distribution();
+    init_uncertainty();
+  }
+});
+
+// src/pipeline/ledger.ts
+import * as os7 from "node:os";
+function measuredRuntime(provider, config2) {
+  return {
+    onnxruntime: onnxruntimeVersion(),
+    provider: provider.provider,
+    threads: config2.latency.threads || os7.availableParallelism(),
+    platform: `${process.platform}-${process.arch}`,
+    ...provider.note ? { notes: [provider.note] } : {}
+  };
+}
+function buildModelLedger(i2) {
+  return {
+    model: i2.model,
+    pruned: i2.pruned,
+    method: i2.method,
+    target_sparsity: i2.targetSparsity,
+    steps: i2.steps.map((m) => m.step),
+    budgets: i2.judged.budgets,
+    verdict: i2.judged.verdict,
+    class_changes: i2.judged.classChanges,
+    eval: { data: i2.data.path, samples: i2.data.set.count, classes: i2.reference.preds.classes },
+    ...i2.notes?.length ? { notes: [...i2.notes] } : {},
+    shifts: shiftResults(i2.reference, i2.shipped, i2.shifts, new Set(i2.config.corruptions), i2.config.confidence),
+    prediction_shift: predictionShifts(i2.reference, i2.shipped, i2.shifts),
+    ...i2.scope ? { scope: i2.scope } : {},
+    ...i2.sensitivity ? { sensitivity: i2.sensitivity } : {},
+    ...i2.schedule ? { schedule: i2.schedule } : {},
+    ...i2.allocation ? { allocation: i2.allocation } : {}
+  };
+}
+var init_ledger = __esm({
+  "src/pipeline/ledger.ts"() {
+    "use strict";
+    init_atomicWrite();
+    init_render();
+    init_ort();
+    init_verdicts();
+  }
+});
+
+// src/config/rules.ts
+import * as os8 from "node:os";
 function broken(rules, config2, facts) {
-  const all = { calib: "none", ...facts, cores: facts.cores ?? os5.availableParallelism() };
+  const all = { calib: "none", ...facts, cores: facts.cores ?? os8.availableParallelism() };
   return rules.map((rule) => rule(config2, all)).filter((m) => m !== void 0);
 }
 function checkConfig(config2, facts) {
@@ -27999,7 +32225,7 @@ function checkMeasureConfig(config2, facts = {}) {
   const [first] = broken(MEASURE_RULES, config2, facts);
   if (first !== void 0) throw new UserError(first);
 }
-var SENSITIVITY_CAP, THREADS_PER_CORE, NEEDS_CALIB, isNM2, isSensitivity, MEASURE_RULES, RECOVERY_RULES, SENSITIVITY_RULES, ROUNDS_RULES, SCHEDULE_RULES, SPARSEGPT_RULES, LAYER_CAP_RULES, QUANTIZE_RULES, RUN_RULES;
+var SENSITIVITY_CAP, THREADS_PER_CORE, NEEDS_CALIB, isNM2, isSensitivity, MEASURE_RULES, RECOVERY_RULES, SENSITIVITY_RULES, ROUNDS_RULES, SCHEDULE_RULES, SPARSEGPT_RULES, LAYER_CAP_RULES, QUANTIZE_RULES, targetFlag, TARGET_RULES, RUN_RULES;
 var init_rules = __esm({
   "src/config/rules.ts"() {
     "use strict";
@@ -28065,7 +32291,23 @@ var init_rules = __esm({
       (c, f) => c.quantize === "int8" && f.calib === "none" ? "--quantize int8: needs calibration data to measure activation ranges; pass --calib calib.npz (512 samples are plenty), or use --quantize dynamic for MatMul layers" : void 0,
       (c) => c.quantize !== "none" && c.schedule === "gradual" ? `--quantize ${c.quantize}: not combined with --schedule gradual; quantize the shipped step in a one-shot run (--schedule oneshot)` : void 0
     ];
-    RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES];
+    targetFlag = (c) => c.targetSpeedup !== void 0 ? "--target-speedup" : c.targetLatencyMs !== void 0 ? "--target-latency-ms" : void 0;
+    TARGET_RULES = [
+      (c) => c.targetSpeedup !== void 0 && c.targetLatencyMs !== void 0 ? "--target-speedup and --target-latency-ms: give one latency target, not both" : void 0,
+      (c) => {
+        const flag = targetFlag(c);
+        return flag && c.method !== "structured" ? `${flag}: channels are allocated for speed only by --method structured (unstructured and N:M zeros do not run faster on CPU), not ${c.method}; add --method structured` : void 0;
+      },
+      (c) => {
+        const flag = targetFlag(c);
+        return flag && (c.schedule !== "oneshot" || c.recoveryRounds > 1) ? `${flag}: allocates one structured prune; drop --schedule gradual and --recovery-rounds` : void 0;
+      },
+      (c) => {
+        const flag = targetFlag(c);
+        return flag && c.quantize !== "none" ? `${flag}: is met by the structured prune alone; drop --quantize, or quantize in a run without a latency target` : void 0;
+      }
+    ];
+    RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES, ...TARGET_RULES];
   }
 });
 
@@ -28227,15 +32469,15 @@ function decodeShape(value, fail) {
     return Number(d);
   });
 }
-function swapBytesInPlace(bytes2, size) {
-  if (size === 2) {
+function swapBytesInPlace(bytes2, size2) {
+  if (size2 === 2) {
     const w2 = new Uint16Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 1);
     for (let i2 = 0; i2 < w2.length; i2++) w2[i2] = (w2[i2] & 255) << 8 | w2[i2] >>> 8;
     return;
   }
   const w = new Uint32Array(bytes2.buffer, bytes2.byteOffset, bytes2.length >>> 2);
   const bswap = (x2) => (x2 << 24 | (x2 & 65280) << 8 | x2 >>> 8 & 65280 | x2 >>> 24) >>> 0;
-  if (size === 4) {
+  if (size2 === 4) {
     for (let i2 = 0; i2 < w.length; i2++) w[i2] = bswap(w[i2]);
     return;
   }
@@ -28360,7 +32602,7 @@ var init_npy = __esm({
 });
 
 // node_modules/fflate/esm/index.mjs
-import { createRequire } from "module";
+import { createRequire as createRequire2 } from "module";
 function deflateSync(data, opts) {
   return dopt(data, opts || {}, 0, 0);
 }
@@ -28427,7 +32669,7 @@ function zipSync(data, opts) {
     var _a4 = r[fn], file = _a4[0], p = _a4[1];
     var compression = p.level == 0 ? 0 : 8;
     var f = strToU8(fn), s = f.length;
-    var com = p.comment, m = com && strToU8(com), ms3 = m && m.length;
+    var com = p.comment, m = com && strToU8(com), ms4 = m && m.length;
     var exl = exfl(p.extra);
     if (s > 65535)
       err(11);
@@ -28440,12 +32682,12 @@ function zipSync(data, opts) {
       c: d,
       f,
       m,
-      u: s != fn.length || m && com.length != ms3,
+      u: s != fn.length || m && com.length != ms4,
       o,
       compression
     }));
     o += 30 + s + exl + l;
-    tot += 76 + 2 * (s + exl) + (ms3 || 0) + l;
+    tot += 76 + 2 * (s + exl) + (ms4 || 0) + l;
   }
   var out = new u8(tot + 22), oe = o, cdl = tot - o;
   for (var i2 = 0; i2 < files.length; ++i2) {
@@ -28502,7 +32744,7 @@ function unzipSync(data, opts) {
 var require2, _a3, Worker, isMarkedAsUntransferable, u8, u16, i32, fleb, fdeb, clim, freb, _a3, fl, revfl, _b, fd, revfd, rev, x, i, hMap, flt, i, i, i, i, fdt, i, flm, flrm, fdm, fdrm, max, bits, bits16, shft, slc, ec, err, inflt, wbits, wbits16, hTree, ln, lc, clen, wfblk, wblk, deo, et, dflt, crct, crc, dopt, mrg, b2, b4, b8, wbytes, fltn, te, td, tds, dutf8, slzh, zh, z64hs, exfl, wzh, wzf;
 var init_esm = __esm({
   "node_modules/fflate/esm/index.mjs"() {
-    require2 = createRequire("/");
+    require2 = createRequire2("/");
     try {
       _a3 = require2("worker_threads"), Worker = _a3.Worker, isMarkedAsUntransferable = _a3.isMarkedAsUntransferable;
     } catch (e) {
@@ -29341,17 +33583,9 @@ var init_esm = __esm({
 });
 
 // src/data/npz.ts
-import * as fs4 from "node:fs";
-import * as path2 from "node:path";
+import * as path6 from "node:path";
 function readFile(file) {
-  try {
-    return fs4.readFileSync(file);
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${file}: file not found`);
-    if (code === "EISDIR") throw new UserError(`${file}: is a directory; give the path of a .npz or .npy file`);
-    throw new UserError(`${file}: cannot read (${describe(e)}); check the path and its permissions`);
-  }
+  return readInputFile(file, { expected: "a .npz or .npy file" });
 }
 function readNpz(file) {
   const bytes2 = readFile(file);
@@ -29395,7 +33629,7 @@ function readNpy(file) {
   return parseNpy(readFile(file), file);
 }
 function readArrays(file) {
-  const ext = path2.extname(file).toLowerCase();
+  const ext = path6.extname(file).toLowerCase();
   if (ext === ".npz") return readNpz(file);
   if (ext === ".npy") return /* @__PURE__ */ new Map([["x", readNpy(file)]]);
   throw new UserError(
@@ -29423,6 +33657,7 @@ var init_npz = __esm({
     init_atomicWrite();
     init_esm();
     init_errors();
+    init_inputFile();
     init_npy();
     ZIP_STORED = 0;
     ZIP_DEFLATE = 8;
@@ -29439,12 +33674,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path20, model, opts) {
+function loadDataset(path29, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path20} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path29} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path20);
+  const arrays = readArrays(path29);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -29453,7 +33688,7 @@ function loadDataset(path20, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path20}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path29}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -29462,37 +33697,37 @@ function loadDataset(path20, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path20}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path29}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path20, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path20, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path29, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path29, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count2 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count2) {
       throw new UserError(
-        `${path20}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path29}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count2 < 1) {
-    throw new UserError(`${path20}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path29}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path20, y, count2);
+  if (y) labels = toLabels(path29, y, count2);
   else if (opts.requireLabels) {
-    throw new UserError(`${path20}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path29}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path20, count: count2, inputs, labels };
+  return { path: path29, count: count2, inputs, labels };
 }
-function checkInput(path20, spec, name, arr, modelName) {
-  const subject = `${path20}: array '${name}'`;
+function checkInput(path29, spec, name, arr, modelName) {
+  const subject = `${path29}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -29514,7 +33749,7 @@ function checkInput(path20, spec, name, arr, modelName) {
     }
   }
 }
-function checkFinite(path20, name, arr) {
+function checkFinite(path29, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -29525,7 +33760,7 @@ function checkFinite(path20, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path20}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path29}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -29544,8 +33779,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path20, y, count2) {
-  const subject = `${path20}: label array '${LABELS}'`;
+function toLabels(path29, y, count2) {
+  const subject = `${path29}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -29616,9 +33851,9 @@ function takeSamples(ds, indices) {
   return { path: ds.path, count: n, inputs, labels };
 }
 function copySample(dst, dstIndex, src, srcIndex, length) {
-  const size = src.BYTES_PER_ELEMENT;
-  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size, length * size).set(
-    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size, length * size)
+  const size2 = src.BYTES_PER_ELEMENT;
+  new Uint8Array(dst.buffer, dst.byteOffset + dstIndex * size2, length * size2).set(
+    new Uint8Array(src.buffer, src.byteOffset + srcIndex * size2, length * size2)
   );
 }
 var LABELS, SINGLE_INPUT, INTEGER_DTYPES, FLOAT_DTYPES;
@@ -29632,1663 +33867,6 @@ var init_dataset = __esm({
     SINGLE_INPUT = "x";
     INTEGER_DTYPES = /* @__PURE__ */ new Set(["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]);
     FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/backend-impl.js
-var require_backend_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/backend-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.resolveBackendAndExecutionProviders = exports.registerBackend = void 0;
-    var backends = /* @__PURE__ */ new Map();
-    var backendsSortedByPriority = [];
-    var registerBackend = (name, backend, priority) => {
-      if (backend && typeof backend.init === "function" && typeof backend.createInferenceSessionHandler === "function") {
-        const currentBackend = backends.get(name);
-        if (currentBackend === void 0) {
-          backends.set(name, { backend, priority });
-        } else if (currentBackend.priority > priority) {
-          return;
-        } else if (currentBackend.priority === priority) {
-          if (currentBackend.backend !== backend) {
-            throw new Error(`cannot register backend "${name}" using priority ${priority}`);
-          }
-        }
-        if (priority >= 0) {
-          const i2 = backendsSortedByPriority.indexOf(name);
-          if (i2 !== -1) {
-            backendsSortedByPriority.splice(i2, 1);
-          }
-          for (let i3 = 0; i3 < backendsSortedByPriority.length; i3++) {
-            if (backends.get(backendsSortedByPriority[i3]).priority <= priority) {
-              backendsSortedByPriority.splice(i3, 0, name);
-              return;
-            }
-          }
-          backendsSortedByPriority.push(name);
-        }
-        return;
-      }
-      throw new TypeError("not a valid backend");
-    };
-    exports.registerBackend = registerBackend;
-    var tryResolveAndInitializeBackend = async (backendName) => {
-      const backendInfo = backends.get(backendName);
-      if (!backendInfo) {
-        return "backend not found.";
-      }
-      if (backendInfo.initialized) {
-        return backendInfo.backend;
-      } else if (backendInfo.aborted) {
-        return backendInfo.error;
-      } else {
-        const isInitializing = !!backendInfo.initPromise;
-        try {
-          if (!isInitializing) {
-            backendInfo.initPromise = backendInfo.backend.init(backendName);
-          }
-          await backendInfo.initPromise;
-          backendInfo.initialized = true;
-          return backendInfo.backend;
-        } catch (e) {
-          if (!isInitializing) {
-            backendInfo.error = `${e}`;
-            backendInfo.aborted = true;
-          }
-          return backendInfo.error;
-        } finally {
-          delete backendInfo.initPromise;
-        }
-      }
-    };
-    var resolveBackendAndExecutionProviders = async (options) => {
-      const eps = options.executionProviders || [];
-      const backendHints = eps.map((i2) => typeof i2 === "string" ? i2 : i2.name);
-      const backendNames = backendHints.length === 0 ? backendsSortedByPriority : backendHints;
-      let backend;
-      const errors = [];
-      const availableBackendNames = /* @__PURE__ */ new Set();
-      for (const backendName of backendNames) {
-        const resolveResult = await tryResolveAndInitializeBackend(backendName);
-        if (typeof resolveResult === "string") {
-          errors.push({ name: backendName, err: resolveResult });
-        } else {
-          if (!backend) {
-            backend = resolveResult;
-          }
-          if (backend === resolveResult) {
-            availableBackendNames.add(backendName);
-          }
-        }
-      }
-      if (!backend) {
-        throw new Error(`no available backend found. ERR: ${errors.map((e) => `[${e.name}] ${e.err}`).join(", ")}`);
-      }
-      for (const { name, err: err2 } of errors) {
-        if (backendHints.includes(name)) {
-          console.warn(`removing requested execution provider "${name}" from session options because it is not available: ${err2}`);
-        }
-      }
-      const filteredEps = eps.filter((i2) => availableBackendNames.has(typeof i2 === "string" ? i2 : i2.name));
-      return [
-        backend,
-        new Proxy(options, {
-          get: (target, prop) => {
-            if (prop === "executionProviders") {
-              return filteredEps;
-            }
-            return Reflect.get(target, prop);
-          }
-        })
-      ];
-    };
-    exports.resolveBackendAndExecutionProviders = resolveBackendAndExecutionProviders;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/backend.js
-var require_backend = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/backend.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.registerBackend = void 0;
-    var backend_impl_js_1 = require_backend_impl();
-    Object.defineProperty(exports, "registerBackend", { enumerable: true, get: function() {
-      return backend_impl_js_1.registerBackend;
-    } });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/version.js
-var require_version = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/version.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.version = void 0;
-    exports.version = "1.30.0";
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/env-impl.js
-var require_env_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/env-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.env = void 0;
-    var version_js_1 = require_version();
-    var logLevelValue = "warning";
-    exports.env = {
-      wasm: {},
-      webgl: {},
-      webgpu: {},
-      versions: { common: version_js_1.version },
-      set logLevel(value) {
-        if (value === void 0) {
-          return;
-        }
-        if (typeof value !== "string" || ["verbose", "info", "warning", "error", "fatal"].indexOf(value) === -1) {
-          throw new Error(`Unsupported logging level: ${value}`);
-        }
-        logLevelValue = value;
-      },
-      get logLevel() {
-        return logLevelValue;
-      }
-    };
-    Object.defineProperty(exports.env, "logLevel", { enumerable: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/env.js
-var require_env = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/env.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.env = void 0;
-    var env_impl_js_1 = require_env_impl();
-    exports.env = env_impl_js_1.env;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js
-var require_tensor_conversion_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.tensorToImageData = exports.tensorToDataURL = void 0;
-    var tensorToDataURL = (tensor, options) => {
-      const canvas = typeof document !== "undefined" ? document.createElement("canvas") : new OffscreenCanvas(1, 1);
-      canvas.width = tensor.dims[3];
-      canvas.height = tensor.dims[2];
-      const pixels2DContext = canvas.getContext("2d");
-      if (pixels2DContext != null) {
-        let width;
-        let height;
-        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
-          width = tensor.dims[2];
-          height = tensor.dims[3];
-        } else {
-          width = tensor.dims[3];
-          height = tensor.dims[2];
-        }
-        const inputformat = options?.format !== void 0 ? options.format : "RGB";
-        const norm2 = options?.norm;
-        let normMean;
-        let normBias;
-        if (norm2 === void 0 || norm2.mean === void 0) {
-          normMean = [255, 255, 255, 255];
-        } else {
-          if (typeof norm2.mean === "number") {
-            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
-          } else {
-            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 0];
-            if (norm2.mean[3] !== void 0) {
-              normMean[3] = norm2.mean[3];
-            }
-          }
-        }
-        if (norm2 === void 0 || norm2.bias === void 0) {
-          normBias = [0, 0, 0, 0];
-        } else {
-          if (typeof norm2.bias === "number") {
-            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
-          } else {
-            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
-            if (norm2.bias[3] !== void 0) {
-              normBias[3] = norm2.bias[3];
-            }
-          }
-        }
-        const stride = height * width;
-        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
-        if (inputformat === "RGBA") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-          aTensorPointer = stride * 3;
-        } else if (inputformat === "RGB") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-        } else if (inputformat === "RBG") {
-          rTensorPointer = 0;
-          bTensorPointer = stride;
-          gTensorPointer = stride * 2;
-        }
-        for (let i2 = 0; i2 < height; i2++) {
-          for (let j = 0; j < width; j++) {
-            const R = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
-            const G = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
-            const B = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
-            const A = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
-            pixels2DContext.fillStyle = "rgba(" + R + "," + G + "," + B + "," + A + ")";
-            pixels2DContext.fillRect(j, i2, 1, 1);
-          }
-        }
-        if ("toDataURL" in canvas) {
-          return canvas.toDataURL();
-        } else {
-          throw new Error("toDataURL is not supported");
-        }
-      } else {
-        throw new Error("Can not access image data");
-      }
-    };
-    exports.tensorToDataURL = tensorToDataURL;
-    var tensorToImageData = (tensor, options) => {
-      const pixels2DContext = typeof document !== "undefined" ? document.createElement("canvas").getContext("2d") : new OffscreenCanvas(1, 1).getContext("2d");
-      let image;
-      if (pixels2DContext != null) {
-        let width;
-        let height;
-        let channels;
-        if (options?.tensorLayout !== void 0 && options.tensorLayout === "NHWC") {
-          width = tensor.dims[2];
-          height = tensor.dims[1];
-          channels = tensor.dims[3];
-        } else {
-          width = tensor.dims[3];
-          height = tensor.dims[2];
-          channels = tensor.dims[1];
-        }
-        const inputformat = options !== void 0 ? options.format !== void 0 ? options.format : "RGB" : "RGB";
-        const norm2 = options?.norm;
-        let normMean;
-        let normBias;
-        if (norm2 === void 0 || norm2.mean === void 0) {
-          normMean = [255, 255, 255, 255];
-        } else {
-          if (typeof norm2.mean === "number") {
-            normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
-          } else {
-            normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], 255];
-            if (norm2.mean[3] !== void 0) {
-              normMean[3] = norm2.mean[3];
-            }
-          }
-        }
-        if (norm2 === void 0 || norm2.bias === void 0) {
-          normBias = [0, 0, 0, 0];
-        } else {
-          if (typeof norm2.bias === "number") {
-            normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
-          } else {
-            normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], 0];
-            if (norm2.bias[3] !== void 0) {
-              normBias[3] = norm2.bias[3];
-            }
-          }
-        }
-        const stride = height * width;
-        if (options !== void 0) {
-          if (options.format !== void 0 && channels === 4 && options.format !== "RGBA" || channels === 3 && options.format !== "RGB" && options.format !== "BGR") {
-            throw new Error("Tensor format doesn't match input tensor dims");
-          }
-        }
-        const step = 4;
-        let rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
-        let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
-        if (inputformat === "RGBA") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-          aTensorPointer = stride * 3;
-        } else if (inputformat === "RGB") {
-          rTensorPointer = 0;
-          gTensorPointer = stride;
-          bTensorPointer = stride * 2;
-        } else if (inputformat === "RBG") {
-          rTensorPointer = 0;
-          bTensorPointer = stride;
-          gTensorPointer = stride * 2;
-        }
-        image = pixels2DContext.createImageData(width, height);
-        for (let i2 = 0; i2 < height * width; rImagePointer += step, gImagePointer += step, bImagePointer += step, aImagePointer += step, i2++) {
-          image.data[rImagePointer] = (tensor.data[rTensorPointer++] - normBias[0]) * normMean[0];
-          image.data[gImagePointer] = (tensor.data[gTensorPointer++] - normBias[1]) * normMean[1];
-          image.data[bImagePointer] = (tensor.data[bTensorPointer++] - normBias[2]) * normMean[2];
-          image.data[aImagePointer] = aTensorPointer === -1 ? 255 : (tensor.data[aTensorPointer++] - normBias[3]) * normMean[3];
-        }
-      } else {
-        throw new Error("Can not access image data");
-      }
-      return image;
-    };
-    exports.tensorToImageData = tensorToImageData;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js
-var require_tensor_factory_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-factory-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.tensorFromPinnedBuffer = exports.tensorFromMLTensor = exports.tensorFromGpuBuffer = exports.tensorFromTexture = exports.tensorFromImage = exports.bufferToTensor = void 0;
-    var tensor_impl_js_1 = require_tensor_impl();
-    var bufferToTensor = (buffer, options) => {
-      if (buffer === void 0) {
-        throw new Error("Image buffer must be defined");
-      }
-      if (options.height === void 0 || options.width === void 0) {
-        throw new Error("Image height and width must be defined");
-      }
-      if (options.tensorLayout === "NHWC") {
-        throw new Error("NHWC Tensor layout is not supported yet");
-      }
-      const { height, width } = options;
-      const norm2 = options.norm ?? { mean: 255, bias: 0 };
-      let normMean;
-      let normBias;
-      if (typeof norm2.mean === "number") {
-        normMean = [norm2.mean, norm2.mean, norm2.mean, norm2.mean];
-      } else {
-        normMean = [norm2.mean[0], norm2.mean[1], norm2.mean[2], norm2.mean[3] ?? 255];
-      }
-      if (typeof norm2.bias === "number") {
-        normBias = [norm2.bias, norm2.bias, norm2.bias, norm2.bias];
-      } else {
-        normBias = [norm2.bias[0], norm2.bias[1], norm2.bias[2], norm2.bias[3] ?? 0];
-      }
-      const inputformat = options.format !== void 0 ? options.format : "RGBA";
-      const outputformat = options.tensorFormat !== void 0 ? options.tensorFormat !== void 0 ? options.tensorFormat : "RGB" : "RGB";
-      const stride = height * width;
-      const float32Data = outputformat === "RGBA" ? new Float32Array(stride * 4) : new Float32Array(stride * 3);
-      let step = 4, rImagePointer = 0, gImagePointer = 1, bImagePointer = 2, aImagePointer = 3;
-      let rTensorPointer = 0, gTensorPointer = stride, bTensorPointer = stride * 2, aTensorPointer = -1;
-      if (inputformat === "RGB") {
-        step = 3;
-        rImagePointer = 0;
-        gImagePointer = 1;
-        bImagePointer = 2;
-        aImagePointer = -1;
-      }
-      if (outputformat === "RGBA") {
-        aTensorPointer = stride * 3;
-      } else if (outputformat === "RBG") {
-        rTensorPointer = 0;
-        bTensorPointer = stride;
-        gTensorPointer = stride * 2;
-      } else if (outputformat === "BGR") {
-        bTensorPointer = 0;
-        gTensorPointer = stride;
-        rTensorPointer = stride * 2;
-      }
-      for (let i2 = 0; i2 < stride; i2++, rImagePointer += step, bImagePointer += step, gImagePointer += step, aImagePointer += step) {
-        float32Data[rTensorPointer++] = (buffer[rImagePointer] + normBias[0]) / normMean[0];
-        float32Data[gTensorPointer++] = (buffer[gImagePointer] + normBias[1]) / normMean[1];
-        float32Data[bTensorPointer++] = (buffer[bImagePointer] + normBias[2]) / normMean[2];
-        if (aTensorPointer !== -1 && aImagePointer !== -1) {
-          float32Data[aTensorPointer++] = (buffer[aImagePointer] + normBias[3]) / normMean[3];
-        }
-      }
-      const outputTensor = outputformat === "RGBA" ? new tensor_impl_js_1.Tensor("float32", float32Data, [1, 4, height, width]) : new tensor_impl_js_1.Tensor("float32", float32Data, [1, 3, height, width]);
-      return outputTensor;
-    };
-    exports.bufferToTensor = bufferToTensor;
-    var tensorFromImage = async (image, options) => {
-      const isHTMLImageEle = typeof HTMLImageElement !== "undefined" && image instanceof HTMLImageElement;
-      const isImageDataEle = typeof ImageData !== "undefined" && image instanceof ImageData;
-      const isImageBitmap = typeof ImageBitmap !== "undefined" && image instanceof ImageBitmap;
-      const isString = typeof image === "string";
-      let data;
-      let bufferToTensorOptions = options ?? {};
-      const createCanvas = () => {
-        if (typeof document !== "undefined") {
-          return document.createElement("canvas");
-        } else if (typeof OffscreenCanvas !== "undefined") {
-          return new OffscreenCanvas(1, 1);
-        } else {
-          throw new Error("Canvas is not supported");
-        }
-      };
-      const createCanvasContext = (canvas) => {
-        if (typeof HTMLCanvasElement !== "undefined" && canvas instanceof HTMLCanvasElement) {
-          return canvas.getContext("2d");
-        } else if (canvas instanceof OffscreenCanvas) {
-          return canvas.getContext("2d");
-        } else {
-          return null;
-        }
-      };
-      if (isHTMLImageEle) {
-        const canvas = createCanvas();
-        canvas.width = image.width;
-        canvas.height = image.height;
-        const pixels2DContext = createCanvasContext(canvas);
-        if (pixels2DContext != null) {
-          let height = image.height;
-          let width = image.width;
-          if (options !== void 0 && options.resizedHeight !== void 0 && options.resizedWidth !== void 0) {
-            height = options.resizedHeight;
-            width = options.resizedWidth;
-          }
-          if (options !== void 0) {
-            bufferToTensorOptions = options;
-            if (options.tensorFormat !== void 0) {
-              throw new Error("Image input config format must be RGBA for HTMLImageElement");
-            } else {
-              bufferToTensorOptions.tensorFormat = "RGBA";
-            }
-            bufferToTensorOptions.height = height;
-            bufferToTensorOptions.width = width;
-          } else {
-            bufferToTensorOptions.tensorFormat = "RGBA";
-            bufferToTensorOptions.height = height;
-            bufferToTensorOptions.width = width;
-          }
-          pixels2DContext.drawImage(image, 0, 0);
-          data = pixels2DContext.getImageData(0, 0, width, height).data;
-        } else {
-          throw new Error("Can not access image data");
-        }
-      } else if (isImageDataEle) {
-        let height;
-        let width;
-        if (options !== void 0 && options.resizedWidth !== void 0 && options.resizedHeight !== void 0) {
-          height = options.resizedHeight;
-          width = options.resizedWidth;
-        } else {
-          height = image.height;
-          width = image.width;
-        }
-        if (options !== void 0) {
-          bufferToTensorOptions = options;
-        }
-        bufferToTensorOptions.format = "RGBA";
-        bufferToTensorOptions.height = height;
-        bufferToTensorOptions.width = width;
-        if (options !== void 0) {
-          const tempCanvas = createCanvas();
-          tempCanvas.width = width;
-          tempCanvas.height = height;
-          const pixels2DContext = createCanvasContext(tempCanvas);
-          if (pixels2DContext != null) {
-            pixels2DContext.putImageData(image, 0, 0);
-            data = pixels2DContext.getImageData(0, 0, width, height).data;
-          } else {
-            throw new Error("Can not access image data");
-          }
-        } else {
-          data = image.data;
-        }
-      } else if (isImageBitmap) {
-        if (options === void 0) {
-          throw new Error("Please provide image config with format for Imagebitmap");
-        }
-        const canvas = createCanvas();
-        canvas.width = image.width;
-        canvas.height = image.height;
-        const pixels2DContext = createCanvasContext(canvas);
-        if (pixels2DContext != null) {
-          const height = image.height;
-          const width = image.width;
-          pixels2DContext.drawImage(image, 0, 0, width, height);
-          data = pixels2DContext.getImageData(0, 0, width, height).data;
-          bufferToTensorOptions.height = height;
-          bufferToTensorOptions.width = width;
-          return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
-        } else {
-          throw new Error("Can not access image data");
-        }
-      } else if (isString) {
-        return new Promise((resolve7, reject) => {
-          const canvas = createCanvas();
-          const context3 = createCanvasContext(canvas);
-          if (!image || !context3) {
-            return reject();
-          }
-          const newImage = new Image();
-          newImage.crossOrigin = "Anonymous";
-          newImage.src = image;
-          newImage.onload = () => {
-            canvas.width = newImage.width;
-            canvas.height = newImage.height;
-            context3.drawImage(newImage, 0, 0, canvas.width, canvas.height);
-            const img = context3.getImageData(0, 0, canvas.width, canvas.height);
-            bufferToTensorOptions.height = canvas.height;
-            bufferToTensorOptions.width = canvas.width;
-            resolve7((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
-          };
-        });
-      } else {
-        throw new Error("Input data provided is not supported - aborted tensor creation");
-      }
-      if (data !== void 0) {
-        return (0, exports.bufferToTensor)(data, bufferToTensorOptions);
-      } else {
-        throw new Error("Input data provided is not supported - aborted tensor creation");
-      }
-    };
-    exports.tensorFromImage = tensorFromImage;
-    var tensorFromTexture = (texture, options) => {
-      const { width, height, download, dispose } = options;
-      const dims = [1, height, width, 4];
-      return new tensor_impl_js_1.Tensor({ location: "texture", type: "float32", texture, dims, download, dispose });
-    };
-    exports.tensorFromTexture = tensorFromTexture;
-    var tensorFromGpuBuffer = (gpuBuffer, options) => {
-      const { dataType, dims, download, dispose } = options;
-      return new tensor_impl_js_1.Tensor({ location: "gpu-buffer", type: dataType ?? "float32", gpuBuffer, dims, download, dispose });
-    };
-    exports.tensorFromGpuBuffer = tensorFromGpuBuffer;
-    var tensorFromMLTensor = (mlTensor, options) => {
-      const { dataType, dims, download, dispose } = options;
-      return new tensor_impl_js_1.Tensor({ location: "ml-tensor", type: dataType ?? "float32", mlTensor, dims, download, dispose });
-    };
-    exports.tensorFromMLTensor = tensorFromMLTensor;
-    var tensorFromPinnedBuffer = (type, buffer, dims) => new tensor_impl_js_1.Tensor({ location: "cpu-pinned", type, data: buffer, dims: dims ?? [buffer.length] });
-    exports.tensorFromPinnedBuffer = tensorFromPinnedBuffer;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js
-var require_tensor_impl_type_mapping = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-impl-type-mapping.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.checkTypedArray = exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = void 0;
-    exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP = /* @__PURE__ */ new Map([
-      ["float32", Float32Array],
-      ["uint8", Uint8Array],
-      ["int8", Int8Array],
-      ["uint16", Uint16Array],
-      ["int16", Int16Array],
-      ["int32", Int32Array],
-      ["bool", Uint8Array],
-      ["float64", Float64Array],
-      ["uint32", Uint32Array],
-      ["int4", Uint8Array],
-      ["uint4", Uint8Array]
-    ]);
-    exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP = /* @__PURE__ */ new Map([
-      [Float32Array, "float32"],
-      [Uint8Array, "uint8"],
-      [Int8Array, "int8"],
-      [Uint16Array, "uint16"],
-      [Int16Array, "int16"],
-      [Int32Array, "int32"],
-      [Float64Array, "float64"],
-      [Uint32Array, "uint32"]
-    ]);
-    var isTypedArrayChecked = false;
-    var checkTypedArray = () => {
-      if (!isTypedArrayChecked) {
-        isTypedArrayChecked = true;
-        const isBigInt64ArrayAvailable = typeof BigInt64Array !== "undefined" && BigInt64Array.from;
-        const isBigUint64ArrayAvailable = typeof BigUint64Array !== "undefined" && BigUint64Array.from;
-        const Float16Array = globalThis.Float16Array;
-        const isFloat16ArrayAvailable = typeof Float16Array !== "undefined" && Float16Array.from;
-        if (isBigInt64ArrayAvailable) {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("int64", BigInt64Array);
-          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigInt64Array, "int64");
-        }
-        if (isBigUint64ArrayAvailable) {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("uint64", BigUint64Array);
-          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(BigUint64Array, "uint64");
-        }
-        if (isFloat16ArrayAvailable) {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Float16Array);
-          exports.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.set(Float16Array, "float16");
-        } else {
-          exports.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.set("float16", Uint16Array);
-        }
-      }
-    };
-    exports.checkTypedArray = checkTypedArray;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js
-var require_tensor_utils_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-utils-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.tensorReshape = exports.calculateSize = void 0;
-    var tensor_impl_js_1 = require_tensor_impl();
-    var calculateSize = (dims) => {
-      let size = 1;
-      for (let i2 = 0; i2 < dims.length; i2++) {
-        const dim = dims[i2];
-        if (typeof dim !== "number" || !Number.isSafeInteger(dim)) {
-          throw new TypeError(`dims[${i2}] must be an integer, got: ${dim}`);
-        }
-        if (dim < 0) {
-          throw new RangeError(`dims[${i2}] must be a non-negative integer, got: ${dim}`);
-        }
-        size *= dim;
-      }
-      return size;
-    };
-    exports.calculateSize = calculateSize;
-    var tensorReshape = (tensor, dims) => {
-      switch (tensor.location) {
-        case "cpu":
-          return new tensor_impl_js_1.Tensor(tensor.type, tensor.data, dims);
-        case "cpu-pinned":
-          return new tensor_impl_js_1.Tensor({
-            location: "cpu-pinned",
-            data: tensor.data,
-            type: tensor.type,
-            dims
-          });
-        case "texture":
-          return new tensor_impl_js_1.Tensor({
-            location: "texture",
-            texture: tensor.texture,
-            type: tensor.type,
-            dims
-          });
-        case "gpu-buffer":
-          return new tensor_impl_js_1.Tensor({
-            location: "gpu-buffer",
-            gpuBuffer: tensor.gpuBuffer,
-            type: tensor.type,
-            dims
-          });
-        case "ml-tensor":
-          return new tensor_impl_js_1.Tensor({
-            location: "ml-tensor",
-            mlTensor: tensor.mlTensor,
-            type: tensor.type,
-            dims
-          });
-        default:
-          throw new Error(`tensorReshape: tensor location ${tensor.location} is not supported`);
-      }
-    };
-    exports.tensorReshape = tensorReshape;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-impl.js
-var require_tensor_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.Tensor = void 0;
-    var tensor_conversion_impl_js_1 = require_tensor_conversion_impl();
-    var tensor_factory_impl_js_1 = require_tensor_factory_impl();
-    var tensor_impl_type_mapping_js_1 = require_tensor_impl_type_mapping();
-    var tensor_utils_impl_js_1 = require_tensor_utils_impl();
-    var Tensor = class {
-      /**
-       * implementation.
-       */
-      constructor(arg0, arg1, arg2) {
-        (0, tensor_impl_type_mapping_js_1.checkTypedArray)();
-        let type;
-        let dims;
-        if (typeof arg0 === "object" && "location" in arg0) {
-          this.dataLocation = arg0.location;
-          type = arg0.type;
-          dims = arg0.dims;
-          switch (arg0.location) {
-            case "cpu-pinned": {
-              const expectedTypedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(type);
-              if (!expectedTypedArrayConstructor) {
-                throw new TypeError(`unsupported type "${type}" to create tensor from pinned buffer`);
-              }
-              if (!(arg0.data instanceof expectedTypedArrayConstructor)) {
-                throw new TypeError(`buffer should be of type ${expectedTypedArrayConstructor.name}`);
-              }
-              this.cpuData = arg0.data;
-              break;
-            }
-            case "texture": {
-              if (type !== "float32") {
-                throw new TypeError(`unsupported type "${type}" to create tensor from texture`);
-              }
-              this.gpuTextureData = arg0.texture;
-              this.downloader = arg0.download;
-              this.disposer = arg0.dispose;
-              break;
-            }
-            case "gpu-buffer": {
-              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
-                throw new TypeError(`unsupported type "${type}" to create tensor from gpu buffer`);
-              }
-              this.gpuBufferData = arg0.gpuBuffer;
-              this.downloader = arg0.download;
-              this.disposer = arg0.dispose;
-              break;
-            }
-            case "ml-tensor": {
-              if (type !== "float32" && type !== "float16" && type !== "int32" && type !== "int64" && type !== "uint32" && type !== "uint64" && type !== "int8" && type !== "uint8" && type !== "bool" && type !== "uint4" && type !== "int4") {
-                throw new TypeError(`unsupported type "${type}" to create tensor from MLTensor`);
-              }
-              this.mlTensorData = arg0.mlTensor;
-              this.downloader = arg0.download;
-              this.disposer = arg0.dispose;
-              break;
-            }
-            default:
-              throw new Error(`Tensor constructor: unsupported location '${this.dataLocation}'`);
-          }
-        } else {
-          let data;
-          let maybeDims;
-          if (typeof arg0 === "string") {
-            type = arg0;
-            maybeDims = arg2;
-            if (arg0 === "string") {
-              if (!Array.isArray(arg1)) {
-                throw new TypeError("A string tensor's data must be a string array.");
-              }
-              data = arg1;
-            } else {
-              const typedArrayConstructor = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPE_TO_TYPEDARRAY_MAP.get(arg0);
-              if (typedArrayConstructor === void 0) {
-                throw new TypeError(`Unsupported tensor type: ${arg0}.`);
-              }
-              if (Array.isArray(arg1)) {
-                if (arg0 === "float16" && typedArrayConstructor === Uint16Array || arg0 === "uint4" || arg0 === "int4") {
-                  throw new TypeError(`Creating a ${arg0} tensor from number array is not supported. Please use ${typedArrayConstructor.name} as data.`);
-                } else if (arg0 === "uint64" || arg0 === "int64") {
-                  data = typedArrayConstructor.from(arg1, BigInt);
-                } else {
-                  data = typedArrayConstructor.from(arg1);
-                }
-              } else if (arg1 instanceof typedArrayConstructor) {
-                data = arg1;
-              } else if (arg1 instanceof Uint8ClampedArray) {
-                if (arg0 === "uint8") {
-                  data = Uint8Array.from(arg1);
-                } else {
-                  throw new TypeError(`A Uint8ClampedArray tensor's data must be type of uint8`);
-                }
-              } else if (arg0 === "float16" && arg1 instanceof Uint16Array && typedArrayConstructor !== Uint16Array) {
-                data = new globalThis.Float16Array(arg1.buffer, arg1.byteOffset, arg1.length);
-              } else {
-                throw new TypeError(`A ${type} tensor's data must be type of ${typedArrayConstructor}`);
-              }
-            }
-          } else {
-            maybeDims = arg1;
-            if (Array.isArray(arg0)) {
-              if (arg0.length === 0) {
-                throw new TypeError("Tensor type cannot be inferred from an empty array.");
-              }
-              const firstElementType = typeof arg0[0];
-              if (firstElementType === "string") {
-                type = "string";
-                data = arg0;
-              } else if (firstElementType === "boolean") {
-                type = "bool";
-                data = Uint8Array.from(arg0);
-              } else {
-                throw new TypeError(`Invalid element type of data array: ${firstElementType}.`);
-              }
-            } else if (arg0 instanceof Uint8ClampedArray) {
-              type = "uint8";
-              data = Uint8Array.from(arg0);
-            } else {
-              const mappedType = tensor_impl_type_mapping_js_1.NUMERIC_TENSOR_TYPEDARRAY_TO_TYPE_MAP.get(arg0.constructor);
-              if (mappedType === void 0) {
-                throw new TypeError(`Unsupported type for tensor data: ${arg0.constructor}.`);
-              }
-              type = mappedType;
-              data = arg0;
-            }
-          }
-          if (maybeDims === void 0) {
-            maybeDims = [data.length];
-          } else if (!Array.isArray(maybeDims)) {
-            throw new TypeError("A tensor's dims must be a number array");
-          }
-          dims = maybeDims;
-          this.cpuData = data;
-          this.dataLocation = "cpu";
-        }
-        const size = (0, tensor_utils_impl_js_1.calculateSize)(dims);
-        if (this.cpuData && size !== this.cpuData.length) {
-          if ((type === "uint4" || type === "int4") && Math.ceil(size / 2) === this.cpuData.length) {
-          } else {
-            throw new Error(`Tensor's size(${size}) does not match data length(${this.cpuData.length}).`);
-          }
-        }
-        this.type = type;
-        this.dims = dims;
-        this.size = size;
-      }
-      // #endregion
-      // #region factory
-      static async fromImage(image, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromImage)(image, options);
-      }
-      static fromTexture(texture, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromTexture)(texture, options);
-      }
-      static fromGpuBuffer(gpuBuffer, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromGpuBuffer)(gpuBuffer, options);
-      }
-      static fromMLTensor(mlTensor, options) {
-        return (0, tensor_factory_impl_js_1.tensorFromMLTensor)(mlTensor, options);
-      }
-      static fromPinnedBuffer(type, buffer, dims) {
-        return (0, tensor_factory_impl_js_1.tensorFromPinnedBuffer)(type, buffer, dims);
-      }
-      // #endregion
-      // #region conversions
-      toDataURL(options) {
-        return (0, tensor_conversion_impl_js_1.tensorToDataURL)(this, options);
-      }
-      toImageData(options) {
-        return (0, tensor_conversion_impl_js_1.tensorToImageData)(this, options);
-      }
-      // #endregion
-      // #region properties
-      get data() {
-        this.ensureValid();
-        if (!this.cpuData) {
-          throw new Error("The data is not on CPU. Use `getData()` to download GPU data to CPU, or use `texture` or `gpuBuffer` property to access the GPU data directly.");
-        }
-        return this.cpuData;
-      }
-      get location() {
-        return this.dataLocation;
-      }
-      get texture() {
-        this.ensureValid();
-        if (!this.gpuTextureData) {
-          throw new Error("The data is not stored as a WebGL texture.");
-        }
-        return this.gpuTextureData;
-      }
-      get gpuBuffer() {
-        this.ensureValid();
-        if (!this.gpuBufferData) {
-          throw new Error("The data is not stored as a WebGPU buffer.");
-        }
-        return this.gpuBufferData;
-      }
-      get mlTensor() {
-        this.ensureValid();
-        if (!this.mlTensorData) {
-          throw new Error("The data is not stored as a WebNN MLTensor.");
-        }
-        return this.mlTensorData;
-      }
-      // #endregion
-      // #region methods
-      async getData(releaseData) {
-        this.ensureValid();
-        switch (this.dataLocation) {
-          case "cpu":
-          case "cpu-pinned":
-            return this.data;
-          case "texture":
-          case "gpu-buffer":
-          case "ml-tensor": {
-            if (!this.downloader) {
-              throw new Error("The current tensor is not created with a specified data downloader.");
-            }
-            if (this.isDownloading) {
-              throw new Error("The current tensor is being downloaded.");
-            }
-            try {
-              this.isDownloading = true;
-              const data = await this.downloader();
-              this.downloader = void 0;
-              this.dataLocation = "cpu";
-              this.cpuData = data;
-              if (releaseData && this.disposer) {
-                this.disposer();
-                this.disposer = void 0;
-              }
-              return data;
-            } finally {
-              this.isDownloading = false;
-            }
-          }
-          default:
-            throw new Error(`cannot get data from location: ${this.dataLocation}`);
-        }
-      }
-      dispose() {
-        if (this.isDownloading) {
-          throw new Error("The current tensor is being downloaded.");
-        }
-        if (this.disposer) {
-          this.disposer();
-          this.disposer = void 0;
-        }
-        this.cpuData = void 0;
-        this.gpuTextureData = void 0;
-        this.gpuBufferData = void 0;
-        this.mlTensorData = void 0;
-        this.downloader = void 0;
-        this.isDownloading = void 0;
-        this.dataLocation = "none";
-      }
-      // #endregion
-      // #region tensor utilities
-      ensureValid() {
-        if (this.dataLocation === "none") {
-          throw new Error("The tensor is disposed.");
-        }
-      }
-      reshape(dims) {
-        this.ensureValid();
-        if (this.downloader || this.disposer) {
-          throw new Error("Cannot reshape a tensor that owns GPU resource.");
-        }
-        return (0, tensor_utils_impl_js_1.tensorReshape)(this, dims);
-      }
-    };
-    exports.Tensor = Tensor;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor.js
-var require_tensor = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.Tensor = void 0;
-    var tensor_impl_js_1 = require_tensor_impl();
-    exports.Tensor = tensor_impl_js_1.Tensor;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/trace.js
-var require_trace = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/trace.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.TRACE_EVENT_END = exports.TRACE_EVENT_BEGIN = exports.TRACE_FUNC_END = exports.TRACE_FUNC_BEGIN = exports.TRACE = void 0;
-    var env_impl_js_1 = require_env_impl();
-    var TRACE = (deviceType, label) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      console.timeStamp(`${deviceType}::ORT::${label}`);
-    };
-    exports.TRACE = TRACE;
-    var TRACE_FUNC = (msg, extraMsg) => {
-      const stack = new Error().stack?.split(/\r\n|\r|\n/g) || [];
-      let hasTraceFunc = false;
-      for (let i2 = 0; i2 < stack.length; i2++) {
-        if (hasTraceFunc && !stack[i2].includes("TRACE_FUNC")) {
-          let label = `FUNC_${msg}::${stack[i2].trim().split(" ")[1]}`;
-          if (extraMsg) {
-            label += `::${extraMsg}`;
-          }
-          (0, exports.TRACE)("CPU", label);
-          return;
-        }
-        if (stack[i2].includes("TRACE_FUNC")) {
-          hasTraceFunc = true;
-        }
-      }
-    };
-    var TRACE_FUNC_BEGIN = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      TRACE_FUNC("BEGIN", extraMsg);
-    };
-    exports.TRACE_FUNC_BEGIN = TRACE_FUNC_BEGIN;
-    var TRACE_FUNC_END = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      TRACE_FUNC("END", extraMsg);
-    };
-    exports.TRACE_FUNC_END = TRACE_FUNC_END;
-    var TRACE_EVENT_BEGIN = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      console.time(`ORT::${extraMsg}`);
-    };
-    exports.TRACE_EVENT_BEGIN = TRACE_EVENT_BEGIN;
-    var TRACE_EVENT_END = (extraMsg) => {
-      if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
-        return;
-      }
-      console.timeEnd(`ORT::${extraMsg}`);
-    };
-    exports.TRACE_EVENT_END = TRACE_EVENT_END;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js
-var require_inference_session_impl = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/inference-session-impl.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.InferenceSession = void 0;
-    var backend_impl_js_1 = require_backend_impl();
-    var tensor_js_1 = require_tensor();
-    var trace_js_1 = require_trace();
-    var InferenceSession = class _InferenceSession {
-      constructor(handler2) {
-        this.handler = handler2;
-      }
-      async run(feeds, arg1, arg2) {
-        (0, trace_js_1.TRACE_FUNC_BEGIN)();
-        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.run");
-        const fetches = {};
-        let options = {};
-        if (typeof feeds !== "object" || feeds === null || feeds instanceof tensor_js_1.Tensor || Array.isArray(feeds)) {
-          throw new TypeError("'feeds' must be an object that use input names as keys and OnnxValue as corresponding values.");
-        }
-        let isFetchesEmpty = true;
-        if (typeof arg1 === "object") {
-          if (arg1 === null) {
-            throw new TypeError("Unexpected argument[1]: cannot be null.");
-          }
-          if (arg1 instanceof tensor_js_1.Tensor) {
-            throw new TypeError("'fetches' cannot be a Tensor");
-          }
-          if (Array.isArray(arg1)) {
-            if (arg1.length === 0) {
-              throw new TypeError("'fetches' cannot be an empty array.");
-            }
-            isFetchesEmpty = false;
-            for (const name of arg1) {
-              if (typeof name !== "string") {
-                throw new TypeError("'fetches' must be a string array or an object.");
-              }
-              if (this.outputNames.indexOf(name) === -1) {
-                throw new RangeError(`'fetches' contains invalid output name: ${name}.`);
-              }
-              fetches[name] = null;
-            }
-            if (typeof arg2 === "object" && arg2 !== null) {
-              options = arg2;
-            } else if (typeof arg2 !== "undefined") {
-              throw new TypeError("'options' must be an object.");
-            }
-          } else {
-            let isFetches = false;
-            const arg1Keys = Object.getOwnPropertyNames(arg1);
-            for (const name of this.outputNames) {
-              if (arg1Keys.indexOf(name) !== -1) {
-                const v = arg1[name];
-                if (v === null || v instanceof tensor_js_1.Tensor) {
-                  isFetches = true;
-                  isFetchesEmpty = false;
-                  fetches[name] = v;
-                }
-              }
-            }
-            if (isFetches) {
-              if (typeof arg2 === "object" && arg2 !== null) {
-                options = arg2;
-              } else if (typeof arg2 !== "undefined") {
-                throw new TypeError("'options' must be an object.");
-              }
-            } else {
-              options = arg1;
-            }
-          }
-        } else if (typeof arg1 !== "undefined") {
-          throw new TypeError("Unexpected argument[1]: must be 'fetches' or 'options'.");
-        }
-        for (const name of this.inputNames) {
-          if (typeof feeds[name] === "undefined") {
-            throw new Error(`input '${name}' is missing in 'feeds'.`);
-          }
-        }
-        if (isFetchesEmpty) {
-          for (const name of this.outputNames) {
-            fetches[name] = null;
-          }
-        }
-        const results = await this.handler.run(feeds, fetches, options);
-        const returnValue = {};
-        for (const key in results) {
-          if (Object.hasOwnProperty.call(results, key)) {
-            const result = results[key];
-            if (result instanceof tensor_js_1.Tensor) {
-              returnValue[key] = result;
-            } else {
-              returnValue[key] = new tensor_js_1.Tensor(result.type, result.data, result.dims);
-            }
-          }
-        }
-        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.run");
-        (0, trace_js_1.TRACE_FUNC_END)();
-        return returnValue;
-      }
-      async release() {
-        return this.handler.dispose();
-      }
-      static async create(arg0, arg1, arg2, arg3) {
-        (0, trace_js_1.TRACE_FUNC_BEGIN)();
-        (0, trace_js_1.TRACE_EVENT_BEGIN)("InferenceSession.create");
-        let filePathOrUint8Array;
-        let options = {};
-        if (typeof arg0 === "string") {
-          filePathOrUint8Array = arg0;
-          if (typeof arg1 === "object" && arg1 !== null) {
-            options = arg1;
-          } else if (typeof arg1 !== "undefined") {
-            throw new TypeError("'options' must be an object.");
-          }
-        } else if (arg0 instanceof Uint8Array) {
-          filePathOrUint8Array = arg0;
-          if (typeof arg1 === "object" && arg1 !== null) {
-            options = arg1;
-          } else if (typeof arg1 !== "undefined") {
-            throw new TypeError("'options' must be an object.");
-          }
-        } else if (arg0 instanceof ArrayBuffer || typeof SharedArrayBuffer !== "undefined" && arg0 instanceof SharedArrayBuffer) {
-          const buffer = arg0;
-          let byteOffset = 0;
-          let byteLength = arg0.byteLength;
-          if (typeof arg1 === "object" && arg1 !== null) {
-            options = arg1;
-          } else if (typeof arg1 === "number") {
-            byteOffset = arg1;
-            if (!Number.isSafeInteger(byteOffset)) {
-              throw new RangeError("'byteOffset' must be an integer.");
-            }
-            if (byteOffset < 0 || byteOffset >= buffer.byteLength) {
-              throw new RangeError(`'byteOffset' is out of range [0, ${buffer.byteLength}).`);
-            }
-            byteLength = arg0.byteLength - byteOffset;
-            if (typeof arg2 === "number") {
-              byteLength = arg2;
-              if (!Number.isSafeInteger(byteLength)) {
-                throw new RangeError("'byteLength' must be an integer.");
-              }
-              if (byteLength <= 0 || byteOffset + byteLength > buffer.byteLength) {
-                throw new RangeError(`'byteLength' is out of range (0, ${buffer.byteLength - byteOffset}].`);
-              }
-              if (typeof arg3 === "object" && arg3 !== null) {
-                options = arg3;
-              } else if (typeof arg3 !== "undefined") {
-                throw new TypeError("'options' must be an object.");
-              }
-            } else if (typeof arg2 !== "undefined") {
-              throw new TypeError("'byteLength' must be a number.");
-            }
-          } else if (typeof arg1 !== "undefined") {
-            throw new TypeError("'options' must be an object.");
-          }
-          filePathOrUint8Array = new Uint8Array(buffer, byteOffset, byteLength);
-        } else {
-          throw new TypeError("Unexpected argument[0]: must be 'path' or 'buffer'.");
-        }
-        const [backend, optionsWithValidatedEPs] = await (0, backend_impl_js_1.resolveBackendAndExecutionProviders)(options);
-        const handler2 = await backend.createInferenceSessionHandler(filePathOrUint8Array, optionsWithValidatedEPs);
-        (0, trace_js_1.TRACE_EVENT_END)("InferenceSession.create");
-        (0, trace_js_1.TRACE_FUNC_END)();
-        return new _InferenceSession(handler2);
-      }
-      startProfiling() {
-        this.handler.startProfiling();
-      }
-      endProfiling() {
-        this.handler.endProfiling();
-      }
-      get inputNames() {
-        return this.handler.inputNames;
-      }
-      get outputNames() {
-        return this.handler.outputNames;
-      }
-      get inputMetadata() {
-        return this.handler.inputMetadata;
-      }
-      get outputMetadata() {
-        return this.handler.outputMetadata;
-      }
-    };
-    exports.InferenceSession = InferenceSession;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/inference-session.js
-var require_inference_session = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/inference-session.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.InferenceSession = void 0;
-    var inference_session_impl_js_1 = require_inference_session_impl();
-    exports.InferenceSession = inference_session_impl_js_1.InferenceSession;
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js
-var require_tensor_conversion = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-conversion.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/tensor-factory.js
-var require_tensor_factory = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/tensor-factory.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/onnx-model.js
-var require_onnx_model = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/onnx-model.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/onnx-value.js
-var require_onnx_value = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/onnx-value.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-  }
-});
-
-// node_modules/onnxruntime-common/dist/cjs/index.js
-var require_cjs = __commonJS({
-  "node_modules/onnxruntime-common/dist/cjs/index.js"(exports) {
-    "use strict";
-    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      var desc = Object.getOwnPropertyDescriptor(m, k);
-      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
-        desc = { enumerable: true, get: function() {
-          return m[k];
-        } };
-      }
-      Object.defineProperty(o, k2, desc);
-    }) : (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      o[k2] = m[k];
-    }));
-    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
-      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
-    };
-    Object.defineProperty(exports, "__esModule", { value: true });
-    __exportStar(require_backend(), exports);
-    __exportStar(require_env(), exports);
-    __exportStar(require_inference_session(), exports);
-    __exportStar(require_tensor(), exports);
-    __exportStar(require_tensor_conversion(), exports);
-    __exportStar(require_tensor_factory(), exports);
-    __exportStar(require_trace(), exports);
-    __exportStar(require_onnx_model(), exports);
-    __exportStar(require_onnx_value(), exports);
-  }
-});
-
-// node_modules/onnxruntime-node/dist/binding.js
-var require_binding = __commonJS({
-  "node_modules/onnxruntime-node/dist/binding.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.initOrt = exports.binding = void 0;
-    var worker_threads_1 = __require("worker_threads");
-    var onnxruntime_common_1 = require_cjs();
-    exports.binding = // eslint-disable-next-line @typescript-eslint/no-require-imports, @typescript-eslint/no-var-requires
-    __require(globalThis.__pruneGuardOrtBinding());
-    var ortInitialized = false;
-    var initOrt = () => {
-      if (!ortInitialized) {
-        ortInitialized = true;
-        let logLevel = 2;
-        if (onnxruntime_common_1.env.logLevel) {
-          switch (onnxruntime_common_1.env.logLevel) {
-            case "verbose":
-              logLevel = 0;
-              break;
-            case "info":
-              logLevel = 1;
-              break;
-            case "warning":
-              logLevel = 2;
-              break;
-            case "error":
-              logLevel = 3;
-              break;
-            case "fatal":
-              logLevel = 4;
-              break;
-            default:
-              throw new Error(`Unsupported log level: ${onnxruntime_common_1.env.logLevel}`);
-          }
-        }
-        exports.binding.initOrtOnce(logLevel, onnxruntime_common_1.Tensor, worker_threads_1.isMainThread);
-      }
-    };
-    exports.initOrt = initOrt;
-  }
-});
-
-// node_modules/onnxruntime-node/dist/backend.js
-var require_backend2 = __commonJS({
-  "node_modules/onnxruntime-node/dist/backend.js"(exports) {
-    "use strict";
-    var __classPrivateFieldSet = exports && exports.__classPrivateFieldSet || function(receiver, state, value, kind, f) {
-      if (kind === "m") throw new TypeError("Private method is not writable");
-      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a setter");
-      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot write private member to an object whose class did not declare it");
-      return kind === "a" ? f.call(receiver, value) : f ? f.value = value : state.set(receiver, value), value;
-    };
-    var __classPrivateFieldGet = exports && exports.__classPrivateFieldGet || function(receiver, state, kind, f) {
-      if (kind === "a" && !f) throw new TypeError("Private accessor was defined without a getter");
-      if (typeof state === "function" ? receiver !== state || !f : !state.has(receiver)) throw new TypeError("Cannot read private member from an object whose class did not declare it");
-      return kind === "m" ? f : kind === "a" ? f.call(receiver) : f ? f.value : state.get(receiver);
-    };
-    var _OnnxruntimeSessionHandler_inferenceSession;
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.listSupportedBackends = exports.onnxruntimeBackend = void 0;
-    var binding_1 = require_binding();
-    var dataTypeStrings = [
-      void 0,
-      // 0
-      "float32",
-      "uint8",
-      "int8",
-      "uint16",
-      "int16",
-      "int32",
-      "int64",
-      "string",
-      "bool",
-      "float16",
-      "float64",
-      "uint32",
-      "uint64",
-      void 0,
-      // 14
-      void 0,
-      // 15
-      void 0,
-      // 16
-      void 0,
-      // 17
-      void 0,
-      // 18
-      void 0,
-      // 19
-      void 0,
-      // 20
-      "uint4",
-      "int4"
-    ];
-    var OnnxruntimeSessionHandler = class {
-      constructor(pathOrBuffer, options) {
-        _OnnxruntimeSessionHandler_inferenceSession.set(this, void 0);
-        (0, binding_1.initOrt)();
-        __classPrivateFieldSet(this, _OnnxruntimeSessionHandler_inferenceSession, new binding_1.binding.InferenceSession(), "f");
-        if (typeof pathOrBuffer === "string") {
-          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer, options);
-        } else {
-          __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").loadModel(pathOrBuffer.buffer, pathOrBuffer.byteOffset, pathOrBuffer.byteLength, options);
-        }
-        this.inputNames = [];
-        this.outputNames = [];
-        this.inputMetadata = [];
-        this.outputMetadata = [];
-        const fillNamesAndMetadata = (rawMetadata) => {
-          const names = [];
-          const metadata = [];
-          for (const m of rawMetadata) {
-            names.push(m.name);
-            if (!m.isTensor) {
-              metadata.push({ name: m.name, isTensor: false });
-            } else {
-              const type = dataTypeStrings[m.type];
-              if (type === void 0) {
-                throw new Error(`Unsupported data type: ${m.type}`);
-              }
-              const shape = [];
-              for (let i2 = 0; i2 < m.shape.length; ++i2) {
-                const dim = m.shape[i2];
-                if (dim === -1) {
-                  shape.push(m.symbolicDimensions[i2]);
-                } else if (dim >= 0) {
-                  shape.push(dim);
-                } else {
-                  throw new Error(`Invalid dimension: ${dim}`);
-                }
-              }
-              metadata.push({
-                name: m.name,
-                isTensor: m.isTensor,
-                type,
-                shape
-              });
-            }
-          }
-          return [names, metadata];
-        };
-        [this.inputNames, this.inputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").inputMetadata);
-        [this.outputNames, this.outputMetadata] = fillNamesAndMetadata(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").outputMetadata);
-      }
-      async dispose() {
-        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").dispose();
-      }
-      startProfiling() {
-      }
-      endProfiling() {
-        __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
-      }
-      async run(feeds, fetches, options) {
-        return new Promise((resolve7, reject) => {
-          setImmediate(() => {
-            try {
-              resolve7(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
-            } catch (e) {
-              reject(e);
-            }
-          });
-        });
-      }
-    };
-    _OnnxruntimeSessionHandler_inferenceSession = /* @__PURE__ */ new WeakMap();
-    var OnnxruntimeBackend = class {
-      async init() {
-        return Promise.resolve();
-      }
-      async createInferenceSessionHandler(pathOrBuffer, options) {
-        return new Promise((resolve7, reject) => {
-          setImmediate(() => {
-            try {
-              resolve7(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
-            } catch (e) {
-              reject(e);
-            }
-          });
-        });
-      }
-    };
-    exports.onnxruntimeBackend = new OnnxruntimeBackend();
-    exports.listSupportedBackends = binding_1.binding.listSupportedBackends;
-  }
-});
-
-// node_modules/onnxruntime-node/dist/version.js
-var require_version2 = __commonJS({
-  "node_modules/onnxruntime-node/dist/version.js"(exports) {
-    "use strict";
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.version = void 0;
-    exports.version = "1.30.0";
-  }
-});
-
-// node_modules/onnxruntime-node/dist/index.js
-var require_dist = __commonJS({
-  "node_modules/onnxruntime-node/dist/index.js"(exports) {
-    "use strict";
-    var __createBinding = exports && exports.__createBinding || (Object.create ? (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      var desc = Object.getOwnPropertyDescriptor(m, k);
-      if (!desc || ("get" in desc ? !m.__esModule : desc.writable || desc.configurable)) {
-        desc = { enumerable: true, get: function() {
-          return m[k];
-        } };
-      }
-      Object.defineProperty(o, k2, desc);
-    }) : (function(o, m, k, k2) {
-      if (k2 === void 0) k2 = k;
-      o[k2] = m[k];
-    }));
-    var __exportStar = exports && exports.__exportStar || function(m, exports2) {
-      for (var p in m) if (p !== "default" && !Object.prototype.hasOwnProperty.call(exports2, p)) __createBinding(exports2, m, p);
-    };
-    Object.defineProperty(exports, "__esModule", { value: true });
-    exports.listSupportedBackends = void 0;
-    __exportStar(require_cjs(), exports);
-    var backend_1 = require_backend2();
-    Object.defineProperty(exports, "listSupportedBackends", { enumerable: true, get: function() {
-      return backend_1.listSupportedBackends;
-    } });
-    var onnxruntime_common_1 = require_cjs();
-    var version_1 = require_version2();
-    var backend_2 = require_backend2();
-    var backends = (0, backend_2.listSupportedBackends)();
-    for (const backend of backends) {
-      (0, onnxruntime_common_1.registerBackend)(backend.name, backend_2.onnxruntimeBackend, 100);
-    }
-    Object.defineProperty(onnxruntime_common_1.env.versions, "node", { value: version_1.version, enumerable: true });
-  }
-});
-
-// src/onnx/runtime/ortErrors.ts
-function shortOrtError(message) {
-  for (const [re, say] of PATTERNS) {
-    const m = message.match(re);
-    if (m) return say(m);
-  }
-  const line = message.split("\n")[0].replace(/^Load model from .*? failed:\s*/, "").replace(/\/onnxruntime_src\/\S+:\d+ [^)]*\)\s*/g, "").trim();
-  return line.length > MAX_LENGTH ? `${line.slice(0, MAX_LENGTH - 1)}\u2026` : line;
-}
-var PATTERNS, MAX_LENGTH;
-var init_ortErrors = __esm({
-  "src/onnx/runtime/ortErrors.ts"() {
-    "use strict";
-    PATTERNS = [
-      [/No Op registered for (\S+) with domain_version of (\d+)/, (m) => `op '${m[1]}' is not an operator onnxruntime knows at opset ${m[2]}; replace it with standard ONNX ops or re-export`],
-      [/(\S+?):(\S+?)\(-?\d+\) is not a registered function\/op/, (m) => `op '${m[2]}' of domain '${m[1]}' is not registered in onnxruntime; export the model with standard ONNX ops`],
-      [/Current official support for domain (\S+) is till opset (\d+)/, (m) => `the model's ${m[1]} opset is newer than onnxruntime supports (up to ${m[2]}); re-export with opset ${m[2]} or lower`],
-      [/Could not find an implementation for (\S+)\((\d+)\) node with name '([^']*)'/, (m) => `onnxruntime has no CPU kernel for op '${m[1]}' (opset ${m[2]}, node '${m[3]}') with these input types; re-export with supported types`]
-    ];
-    MAX_LENGTH = 300;
-  }
-});
-
-// src/onnx/runtime/ort.ts
-import { createRequire as createRequire2 } from "node:module";
-function onnxruntime() {
-  if (chosen) return chosen;
-  const custom = process.env.PRUNE_GUARD_ONNXRUNTIME_PATH;
-  if (custom) {
-    try {
-      chosen = { ort: createRequire2(import.meta.url)(custom), source: custom };
-    } catch (e) {
-      throw new UserError(`PRUNE_GUARD_ONNXRUNTIME_PATH=${custom}: cannot load onnxruntime-node there (${describe(e).split("\n")[0]}); point it at an installed onnxruntime-node package folder`);
-    }
-  } else {
-    chosen = { ort: bundled, source: "bundled" };
-  }
-  return chosen;
-}
-function onnxruntimeVersion() {
-  const { ort } = onnxruntime();
-  return ort.env.versions?.common ?? "unknown";
-}
-async function openSession(modelPath, opts) {
-  const { ort } = onnxruntime();
-  try {
-    return await ort.InferenceSession.create(modelPath, {
-      executionProviders: [opts.provider ?? "cpu"],
-      graphOptimizationLevel: "all",
-      executionMode: "sequential",
-      intraOpNumThreads: opts.threads,
-      interOpNumThreads: 1
-    });
-  } catch (e) {
-    throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
-  }
-}
-var bundled, chosen;
-var init_ort = __esm({
-  "src/onnx/runtime/ort.ts"() {
-    "use strict";
-    bundled = __toESM(require_dist(), 1);
-    init_errors();
-    init_ortErrors();
-  }
-});
-
-// src/measure/provider.ts
-import * as fs5 from "node:fs";
-function cudaUnavailable() {
-  const { ort, source } = onnxruntime();
-  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
-  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
-  if (!fs5.existsSync("/dev/nvidia0") && !fs5.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
-  return void 0;
-}
-async function resolveProvider(requested, probeModel) {
-  if (requested === "cpu") return { provider: "cpu" };
-  let why = cudaUnavailable();
-  if (!why) {
-    try {
-      const { ort } = onnxruntime();
-      const session = await ort.InferenceSession.create(probeModel, { executionProviders: ["cuda"] });
-      await session.release();
-      return { provider: "cuda" };
-    } catch (e) {
-      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
-    }
-  }
-  if (requested === "cuda") {
-    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
-  }
-  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
-}
-var init_provider = __esm({
-  "src/measure/provider.ts"() {
-    "use strict";
-    init_errors();
-    init_ort();
-  }
-});
-
-// src/util/random.ts
-function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
-var init_random = __esm({
-  "src/util/random.ts"() {
-    "use strict";
   }
 });
 
@@ -31439,828 +34017,38 @@ var init_corruptions = __esm({
   }
 });
 
-// src/measure/stats/binomial.ts
-function logGamma(x2) {
-  const g2 = 7;
-  const c = [0.9999999999998099, 676.5203681218851, -1259.1392167224028, 771.3234287776531, -176.6150291621406, 12.507343278686905, -0.13857109526572012, 9984369578019572e-21, 15056327351493116e-23];
-  if (x2 < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x2)) - logGamma(1 - x2);
-  x2 -= 1;
-  let a = c[0];
-  const t = x2 + g2 + 0.5;
-  for (let i2 = 1; i2 < g2 + 2; i2++) a += c[i2] / (x2 + i2);
-  return 0.5 * Math.log(2 * Math.PI) + (x2 + 0.5) * Math.log(t) - t + Math.log(a);
+// src/measure/provider.ts
+import * as fs8 from "node:fs";
+function cudaUnavailable() {
+  const { ort, source } = onnxruntime();
+  const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
+  if (!cuda) return `the onnxruntime-node in use (${source}) has no CUDA backend`;
+  if (!fs8.existsSync("/dev/nvidia0") && !fs8.existsSync("/dev/nvidiactl")) return "no NVIDIA GPU is visible (/dev/nvidia0 is missing)";
+  return void 0;
 }
-function binomialHalfCdf(k, n) {
-  if (k < 0) return 0;
-  if (k >= n) return 1;
-  const lnN = logGamma(n + 1);
-  const ln2n = n * Math.LN2;
-  let sum = 0;
-  for (let i2 = 0; i2 <= k; i2++) sum += Math.exp(lnN - logGamma(i2 + 1) - logGamma(n - i2 + 1) - ln2n);
-  return Math.min(1, sum);
+async function resolveProvider(requested, probeModel2) {
+  if (requested === "cpu") return { provider: "cpu" };
+  let why = cudaUnavailable();
+  if (!why) {
+    try {
+      const { ort } = onnxruntime();
+      const session = await ort.InferenceSession.create(probeModel2, { executionProviders: ["cuda"] });
+      await session.release();
+      return { provider: "cuda" };
+    } catch (e) {
+      why = `onnxruntime could not open a CUDA session (${describe(e).split("\n")[0]})`;
+    }
+  }
+  if (requested === "cuda") {
+    throw new UserError(`--execution-provider cuda: ${why}; run on a GPU runner with a CUDA-enabled onnxruntime-node (set PRUNE_GUARD_ONNXRUNTIME_PATH), or use --execution-provider cpu or auto`);
+  }
+  return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
 }
-var init_binomial = __esm({
-  "src/measure/stats/binomial.ts"() {
+var init_provider = __esm({
+  "src/measure/provider.ts"() {
     "use strict";
-  }
-});
-
-// src/measure/stats/distribution.ts
-function regularizedGammaP(a, x2) {
-  if (x2 <= 0) return 0;
-  const lnPre = -x2 + a * Math.log(x2) - logGamma(a);
-  if (x2 < a + 1) {
-    let sum = 1 / a;
-    let term = sum;
-    for (let n = 1; n < 1e3; n++) {
-      term *= x2 / (a + n);
-      sum += term;
-      if (Math.abs(term) < Math.abs(sum) * 1e-15) break;
-    }
-    return Math.min(1, sum * Math.exp(lnPre));
-  }
-  let b = x2 + 1 - a;
-  let c = 1 / 1e-300;
-  let d = 1 / b;
-  let h = d;
-  for (let i2 = 1; i2 < 1e3; i2++) {
-    const an = -i2 * (i2 - a);
-    b += 2;
-    d = an * d + b;
-    if (Math.abs(d) < 1e-300) d = 1e-300;
-    c = b + an / c;
-    if (Math.abs(c) < 1e-300) c = 1e-300;
-    d = 1 / d;
-    const delta = d * c;
-    h *= delta;
-    if (Math.abs(delta - 1) < 1e-15) break;
-  }
-  return Math.max(0, 1 - Math.exp(lnPre) * h);
-}
-function chiSquareSurvival(x2, df) {
-  return 1 - regularizedGammaP(df / 2, x2 / 2);
-}
-function chiSquareHomogeneity(a, b) {
-  const na = a.reduce((s, v) => s + v, 0);
-  const nb = b.reduce((s, v) => s + v, 0);
-  let stat2 = 0;
-  let bins = 0;
-  for (let i2 = 0; i2 < a.length; i2++) {
-    const total2 = a[i2] + b[i2];
-    if (total2 === 0) continue;
-    bins++;
-    const ea = total2 * na / (na + nb);
-    const eb = total2 * nb / (na + nb);
-    stat2 += (a[i2] - ea) ** 2 / ea + (b[i2] - eb) ** 2 / eb;
-  }
-  const df = Math.max(1, bins - 1);
-  return { statistic: stat2, df, p_value: bins < 2 ? 1 : chiSquareSurvival(stat2, df) };
-}
-function kolmogorovSmirnov(x2, y) {
-  const a = Float64Array.from(x2).sort();
-  const b = Float64Array.from(y).sort();
-  let i2 = 0;
-  let j = 0;
-  let d = 0;
-  while (i2 < a.length && j < b.length) {
-    const v = Math.min(a[i2], b[j]);
-    while (i2 < a.length && a[i2] <= v) i2++;
-    while (j < b.length && b[j] <= v) j++;
-    d = Math.max(d, Math.abs(i2 / a.length - j / b.length));
-  }
-  const ne = a.length * b.length / (a.length + b.length);
-  const lambda = (Math.sqrt(ne) + 0.12 + 0.11 / Math.sqrt(ne)) * d;
-  let p = 0;
-  for (let k = 1; k <= 100; k++) p += 2 * (-1) ** (k - 1) * Math.exp(-2 * k * k * lambda * lambda);
-  return { statistic: d, p_value: Math.min(1, Math.max(0, lambda < 0.2 ? 1 : p)) };
-}
-function populationStabilityIndex(expected, actual, bins = 10) {
-  const sorted = Float64Array.from(expected).sort();
-  const edges = [];
-  for (let k = 1; k < bins; k++) edges.push(sorted[Math.floor(k * sorted.length / bins)]);
-  const hist = (values) => {
-    const h = new Float64Array(bins);
-    for (let i2 = 0; i2 < values.length; i2++) {
-      let b = 0;
-      while (b < edges.length && values[i2] > edges[b]) b++;
-      h[b]++;
-    }
-    return Array.from(h, (c) => Math.max(c / values.length, 1e-4));
-  };
-  const e = hist(expected);
-  const a = hist(actual);
-  let psi = 0;
-  for (let k = 0; k < bins; k++) psi += (a[k] - e[k]) * Math.log(a[k] / e[k]);
-  return psi;
-}
-var init_distribution = __esm({
-  "src/measure/stats/distribution.ts"() {
-    "use strict";
-    init_binomial();
-  }
-});
-
-// node_modules/simple-statistics/dist/simple-statistics.mjs
-function quantileSorted(x2, p) {
-  var idx = (x2.length - 1) * p;
-  if (x2.length === 0) {
-    throw new Error("quantile requires at least one data point.");
-  } else if (p < 0 || p > 1) {
-    throw new Error("quantiles must be between 0 and 1");
-  } else if (p === 1) {
-    return x2[x2.length - 1];
-  } else if (p === 0) {
-    return x2[0];
-  } else if (idx % 1 !== 0) {
-    var lower = Math.floor(idx);
-    var upper = Math.ceil(idx);
-    var fraction = idx - lower;
-    return x2[lower] + fraction * (x2[upper] - x2[lower]);
-  } else {
-    return x2[idx];
-  }
-}
-function quickselect(arr, k, left, right) {
-  left = left || 0;
-  right = right || arr.length - 1;
-  while (right > left) {
-    if (right - left > 600) {
-      var n = right - left + 1;
-      var m = k - left + 1;
-      var z2 = Math.log(n);
-      var s = 0.5 * Math.exp(2 * z2 / 3);
-      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
-      if (m - n / 2 < 0) {
-        sd *= -1;
-      }
-      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
-      var newRight = Math.min(
-        right,
-        Math.floor(k + (n - m) * s / n + sd)
-      );
-      quickselect(arr, k, newLeft, newRight);
-    }
-    var t = arr[k];
-    var i2 = left;
-    var j = right;
-    swap(arr, left, k);
-    if (arr[right] > t) {
-      swap(arr, left, right);
-    }
-    while (i2 < j) {
-      swap(arr, i2, j);
-      i2++;
-      j--;
-      while (arr[i2] < t) {
-        i2++;
-      }
-      while (arr[j] > t) {
-        j--;
-      }
-    }
-    if (arr[left] === t) {
-      swap(arr, left, j);
-    } else {
-      j++;
-      swap(arr, j, right);
-    }
-    if (j <= k) {
-      left = j + 1;
-    }
-    if (k <= j) {
-      right = j - 1;
-    }
-  }
-}
-function swap(arr, i2, j) {
-  var tmp = arr[i2];
-  arr[i2] = arr[j];
-  arr[j] = tmp;
-}
-function quantile(x2, p) {
-  var copy = x2.slice();
-  if (Array.isArray(p)) {
-    multiQuantileSelect(copy, p);
-    var results = [];
-    for (var i2 = 0; i2 < p.length; i2++) {
-      results[i2] = quantileSorted(copy, p[i2]);
-    }
-    return results;
-  } else {
-    var idx = quantileIndex(copy.length, p);
-    quantileSelect(copy, idx, 0, copy.length - 1);
-    return quantileSorted(copy, p);
-  }
-}
-function quantileSelect(arr, k, left, right) {
-  if (k % 1 === 0) {
-    quickselect(arr, k, left, right);
-  } else {
-    k = Math.floor(k);
-    quickselect(arr, k, left, right);
-    quickselect(arr, k + 1, k + 1, right);
-  }
-}
-function multiQuantileSelect(arr, p) {
-  var positions = /* @__PURE__ */ new Set();
-  for (var i2 = 0; i2 < p.length; i2++) {
-    var idx = quantileIndex(arr.length, p[i2]);
-    positions.add(Math.floor(idx));
-    positions.add(Math.ceil(idx));
-  }
-  var indices = Array.from(positions).sort(compare);
-  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
-}
-function multiselect(arr, indices, lo, hi, left, right) {
-  if (lo > hi) {
-    return;
-  }
-  var mid = lo + hi >> 1;
-  quickselect(arr, indices[mid], left, right);
-  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
-  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
-}
-function compare(a, b) {
-  return a - b;
-}
-function quantileIndex(len, p) {
-  var idx = (len - 1) * p;
-  if (p === 1) {
-    return len - 1;
-  } else if (p === 0) {
-    return 0;
-  } else if (idx % 1 !== 0) {
-    return idx;
-  } else {
-    return idx;
-  }
-}
-function median(x2) {
-  return +quantile(x2, 0.5);
-}
-function cumulativeDistribution(z2) {
-  var sum = z2;
-  var tmp = z2;
-  for (var i2 = 1; i2 < 30; i2++) {
-    tmp *= z2 * z2 / (2 * i2 + 1);
-    sum += tmp;
-  }
-  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
-}
-function errorFunction(x2) {
-  var t = 1 / (1 + 0.5 * Math.abs(x2));
-  var tau = t * Math.exp(
-    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
-  );
-  if (x2 >= 0) {
-    return 1 - tau;
-  } else {
-    return tau - 1;
-  }
-}
-var BayesianClassifier, g, LOGSQRT2PI, SQRT_2PI$1, standardNormalTable, z, SQRT_2PI, PerceptronModel;
-var init_simple_statistics = __esm({
-  "node_modules/simple-statistics/dist/simple-statistics.mjs"() {
-    BayesianClassifier = function BayesianClassifier2() {
-      this.totalCount = 0;
-      this.data = {};
-    };
-    BayesianClassifier.prototype.train = function train(item, category) {
-      if (!this.data[category]) {
-        this.data[category] = {};
-      }
-      for (var k in item) {
-        var v = item[k];
-        if (this.data[category][k] === void 0) {
-          this.data[category][k] = {};
-        }
-        if (this.data[category][k][v] === void 0) {
-          this.data[category][k][v] = 0;
-        }
-        this.data[category][k][v]++;
-      }
-      this.totalCount++;
-    };
-    BayesianClassifier.prototype.score = function score(item) {
-      var odds = {};
-      var category;
-      for (var k in item) {
-        var v = item[k];
-        for (category in this.data) {
-          if (odds[category] === void 0) {
-            odds[category] = {};
-          }
-          if (this.data[category][k]) {
-            odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
-          } else {
-            odds[category][k + "_" + v] = 0;
-          }
-        }
-      }
-      var oddsSums = {};
-      for (category in odds) {
-        oddsSums[category] = 0;
-        for (var combination in odds[category]) {
-          oddsSums[category] += odds[category][combination];
-        }
-      }
-      return oddsSums;
-    };
-    g = 607 / 128;
-    LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
-    SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
-    standardNormalTable = [];
-    for (z = 0; z <= 3.09; z += 0.01) {
-      standardNormalTable.push(cumulativeDistribution(z));
-    }
-    SQRT_2PI = Math.sqrt(2 * Math.PI);
-    PerceptronModel = function PerceptronModel2() {
-      this.weights = [];
-      this.bias = 0;
-    };
-    PerceptronModel.prototype.predict = function predict(features) {
-      if (features.length !== this.weights.length) {
-        return null;
-      }
-      var score2 = 0;
-      for (var i2 = 0; i2 < this.weights.length; i2++) {
-        score2 += this.weights[i2] * features[i2];
-      }
-      score2 += this.bias;
-      if (score2 > 0) {
-        return 1;
-      } else {
-        return 0;
-      }
-    };
-    PerceptronModel.prototype.train = function train2(features, label) {
-      if (label !== 0 && label !== 1) {
-        return null;
-      }
-      if (features.length !== this.weights.length) {
-        this.weights = features.slice();
-        this.bias = 1;
-      }
-      var prediction = this.predict(features);
-      if (typeof prediction === "number" && prediction !== label) {
-        var gradient = label - prediction;
-        for (var i2 = 0; i2 < this.weights.length; i2++) {
-          this.weights[i2] += gradient * features[i2];
-        }
-        this.bias += gradient;
-      }
-      return this;
-    };
-  }
-});
-
-// src/measure/stats/bootstrap.ts
-function bootstrapInterval(n, statistic, opts = {}) {
-  const confidence = opts.confidence ?? 0.95;
-  const resamples = opts.resamples ?? 1e3;
-  const random = seededRandom(opts.seed ?? 24301);
-  const indices = new Int32Array(n);
-  const values = [];
-  for (let r = 0; r < resamples; r++) {
-    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
-    const v = statistic(indices);
-    if (Number.isFinite(v)) values.push(v);
-  }
-  if (values.length === 0) return [NaN, NaN];
-  values.sort((a, b) => a - b);
-  const alpha = (1 - confidence) / 2;
-  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
-}
-function quantileAt(values, indices, p, scratch) {
-  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
-  scratch.sort();
-  return quantileSorted(scratch, p);
-}
-function quantileInterval(values, p, opts = {}) {
-  const scratch = new Float64Array(values.length);
-  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
-}
-function meanInterval(values, opts = {}) {
-  return bootstrapInterval(values.length, (idx) => {
-    let s = 0;
-    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
-    return s / idx.length;
-  }, opts);
-}
-var init_bootstrap = __esm({
-  "src/measure/stats/bootstrap.ts"() {
-    "use strict";
-    init_simple_statistics();
-    init_random();
-  }
-});
-
-// src/measure/latency.ts
-function batchOf(source, batch) {
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, arr] of source) {
-    const rows2 = arr.dims[0];
-    const rowSize = arr.data.length / rows2;
-    const Ctor = arr.data.constructor;
-    const data = new Ctor(batch * rowSize);
-    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
-    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
-  }
-  return out;
-}
-function latencyStat(batch, samplesMs, confidence) {
-  const sorted = [...samplesMs].sort((a, b) => a - b);
-  const stat2 = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
-  if (confidence === void 0) return stat2;
-  stat2.p99_ms = quantileSorted(sorted, 0.99);
-  stat2.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
-  const opts = { confidence, resamples: 500 };
-  stat2.p50_ci = quantileInterval(sorted, 0.5, opts);
-  stat2.p95_ci = quantileInterval(sorted, 0.95, opts);
-  stat2.p99_ci = quantileInterval(sorted, 0.99, opts);
-  stat2.mean_ci = meanInterval(sorted, opts);
-  return stat2;
-}
-function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
-  const n = Math.min(a.length, b.length);
-  const sa = new Float64Array(n);
-  const sb = new Float64Array(n);
-  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
-  const ratio2 = median2(a) / median2(b);
-  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
-  return { ratio: ratio2, ci };
-}
-function relativeHalfWidth(estimate, ci) {
-  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
-}
-function settled(times) {
-  if (times.length < 2 * STABLE_WINDOW) return false;
-  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
-  const last = med(times.slice(-STABLE_WINDOW));
-  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
-  return Math.abs(last / before - 1) <= 0.1;
-}
-function preciseEnough(perModel, target, confidence) {
-  if (perModel.length === 1) {
-    const s = perModel[0];
-    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
-  }
-  for (let i2 = 1; i2 < perModel.length; i2++) {
-    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
-    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
-  }
-  return true;
-}
-async function measureInterleaved(modelPaths, source, opts, onProgress) {
-  const { ort } = onnxruntime();
-  const sessions = [];
-  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
-  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
-  const adaptive = (opts.targetRelCi ?? 0) > 0;
-  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
-  let done = 0;
-  try {
-    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
-    for (let b = 0; b < opts.batchSizes.length; b++) {
-      const started = performance.now();
-      const inputs = batchOf(source, opts.batchSizes[b]);
-      const feeds = {};
-      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const warm = sessions.map(() => []);
-      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
-      let warming = opts.warmup > 0;
-      let warmRounds = 0;
-      let timed = 0;
-      for (let r = 0; ; r++) {
-        if (!warming && timed >= opts.runs) {
-          if (!adaptive || performance.now() - started > capMs) break;
-          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
-        }
-        const order = sessions.map((_, i2) => i2);
-        if (r % 2 === 1) order.reverse();
-        for (const i2 of order) {
-          let dt = Infinity;
-          for (let k = 0; k < (opts.repeat ?? 1); k++) {
-            const t0 = performance.now();
-            const out = await sessions[i2].run(feeds);
-            dt = Math.min(dt, performance.now() - t0);
-            for (const t of Object.values(out)) t.dispose();
-          }
-          if (warming) warm[i2].push(dt);
-          else samples[i2][b].push(dt);
-        }
-        if (warming) {
-          warmRounds++;
-          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
-        } else timed++;
-        onProgress?.(Math.min(++done, total2), total2);
-      }
-    }
-  } finally {
-    for (const s of sessions) await s.release();
-  }
-  return samples;
-}
-var STABLE_WINDOW;
-var init_latency = __esm({
-  "src/measure/latency.ts"() {
-    "use strict";
-    init_simple_statistics();
+    init_errors();
     init_ort();
-    init_bootstrap();
-    STABLE_WINDOW = 5;
-  }
-});
-
-// src/measure/stats/normal.ts
-function normalQuantile(p) {
-  if (!(p > 0 && p < 1)) {
-    if (p === 0) return -Infinity;
-    if (p === 1) return Infinity;
-    return NaN;
-  }
-  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
-  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
-  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
-  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
-  const low = 0.02425;
-  if (p < low) {
-    const q2 = Math.sqrt(-2 * Math.log(p));
-    return (((((c[0] * q2 + c[1]) * q2 + c[2]) * q2 + c[3]) * q2 + c[4]) * q2 + c[5]) / ((((d[0] * q2 + d[1]) * q2 + d[2]) * q2 + d[3]) * q2 + 1);
-  }
-  if (p > 1 - low) return -normalQuantile(1 - p);
-  const q = p - 0.5;
-  const r = q * q;
-  return (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
-}
-function twoSidedZ(confidence) {
-  return normalQuantile(1 - (1 - confidence) / 2);
-}
-var init_normal = __esm({
-  "src/measure/stats/normal.ts"() {
-    "use strict";
-  }
-});
-
-// src/measure/stats/wilson.ts
-function wilsonInterval(successes, n, confidence = 0.95) {
-  if (n <= 0) return [0, 1];
-  const z2 = twoSidedZ(confidence);
-  const p = successes / n;
-  const z22 = z2 * z2;
-  const centre = p + z22 / (2 * n);
-  const spread = z2 * Math.sqrt(p * (1 - p) / n + z22 / (4 * n * n));
-  const denom = 1 + z22 / n;
-  const lo = successes <= 0 ? 0 : Math.max(0, (centre - spread) / denom);
-  const hi = successes >= n ? 1 : Math.min(1, (centre + spread) / denom);
-  return [lo, hi];
-}
-var init_wilson = __esm({
-  "src/measure/stats/wilson.ts"() {
-    "use strict";
-    init_normal();
-  }
-});
-
-// src/measure/stats/mcnemar.ts
-function pairedTable(correctA, correctB) {
-  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
-  for (let i2 = 0; i2 < correctA.length; i2++) {
-    if (correctA[i2]) {
-      if (correctB[i2]) t.both++;
-      else t.onlyA++;
-    } else if (correctB[i2]) t.onlyB++;
-    else t.neither++;
-  }
-  return t;
-}
-function mcnemarExact(onlyA, onlyB) {
-  const n = onlyA + onlyB;
-  if (n === 0) return 1;
-  return Math.min(1, 2 * binomialHalfCdf(Math.min(onlyA, onlyB), n));
-}
-function pairedDifferenceInterval(t, confidence = 0.95) {
-  const n = t.both + t.onlyA + t.onlyB + t.neither;
-  if (n === 0) return [-1, 1];
-  const p1 = (t.both + t.onlyA) / n;
-  const p2 = (t.both + t.onlyB) / n;
-  const [l1, u1] = wilsonInterval(t.both + t.onlyA, n, confidence);
-  const [l2, u2] = wilsonInterval(t.both + t.onlyB, n, confidence);
-  const marginals = (t.both + t.onlyA) * (t.onlyB + t.neither) * (t.both + t.onlyB) * (t.onlyA + t.neither);
-  const phi = marginals > 0 ? (t.both * t.neither - t.onlyA * t.onlyB) / Math.sqrt(marginals) : 0;
-  const diff = p1 - p2;
-  const lower = Math.sqrt(Math.max(0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2));
-  const upper = Math.sqrt(Math.max(0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2));
-  return [Math.max(-1, diff - lower), Math.min(1, diff + upper)];
-}
-function minSamplesForDrop(drop, discordant, confidence = 0.95) {
-  const z2 = twoSidedZ(confidence);
-  const d = Math.max(discordant, drop);
-  return Math.ceil(z2 * z2 * d / (drop * drop));
-}
-var init_mcnemar = __esm({
-  "src/measure/stats/mcnemar.ts"() {
-    "use strict";
-    init_binomial();
-    init_wilson();
-    init_normal();
-  }
-});
-
-// src/measure/stats/uncertainty.ts
-function subsetTable(a, b, keep) {
-  const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
-  for (let i2 = 0; i2 < a.length; i2++) {
-    if (!keep(i2)) continue;
-    if (a[i2]) {
-      if (b[i2]) t.both++;
-      else t.onlyA++;
-    } else if (b[i2]) t.onlyB++;
-    else t.neither++;
-  }
-  return t;
-}
-function sampleNote(t, ci, limit, confidence, what) {
-  if (limit === void 0 || !(ci[0] <= limit && limit < ci[1]) || limit <= 0) return void 0;
-  const n = total(t);
-  const discordant = (t.onlyA + t.onlyB) / Math.max(1, n);
-  const need = minSamplesForDrop(limit, discordant, confidence);
-  return need > n ? `too few samples to decide: ${what} has ${n}, about ${need} needed to resolve a ${(limit * 100).toFixed(2)} pt drop` : void 0;
-}
-function accuracyDropUncertainty(reference, candidate, confidence, limit) {
-  const t = pairedTable(reference, candidate);
-  const ci = pairedDifferenceInterval(t, confidence);
-  return { ci, p_value: mcnemarExact(t.onlyA, t.onlyB), note: sampleNote(t, ci, limit, confidence, "the set") };
-}
-function eceAt(confidence, correct, indices, bins = 15) {
-  const count2 = new Float64Array(bins);
-  const gap = new Float64Array(bins);
-  for (let k = 0; k < indices.length; k++) {
-    const i2 = indices[k];
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
-    count2[b]++;
-    gap[b] += correct[i2] - confidence[i2];
-  }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count2[b]) ece += Math.abs(gap[b]) / indices.length;
-  return ece;
-}
-function classDropIntervals(m) {
-  const out = [];
-  for (let c = 0; c < m.reference.classes; c++) {
-    const t = subsetTable(m.reference.correct, m.candidate.correct, (i2) => m.labels[i2] === c);
-    if (total(t) === 0) continue;
-    out.push({ class: c, ci: pairedDifferenceInterval(t, m.confidence), p_value: mcnemarExact(t.onlyA, t.onlyB), table: t });
-  }
-  return out;
-}
-function maxInterval(cis) {
-  return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
-}
-function budgetUncertainty(m) {
-  const { confidence } = m;
-  const u = {};
-  u["accuracy-drop"] = accuracyDropUncertainty(m.reference.correct, m.candidate.correct, confidence, m.limits["accuracy-drop"]);
-  const classes = classDropIntervals(m);
-  if (classes.length) {
-    const ci = maxInterval(classes.map((c) => c.ci));
-    const limit = m.limits["class-accuracy-drop"];
-    const smallest = classes.reduce((a, b) => total(a.table) < total(b.table) ? a : b);
-    const note = sampleNote(smallest.table, ci, limit, confidence, `class ${smallest.class}`);
-    u["class-accuracy-drop"] = { ci, note };
-  }
-  const n = m.labels.length;
-  u["ece-increase"] = {
-    ci: bootstrapInterval(n, (idx) => eceAt(m.candidate.confidence, m.candidate.correct, idx) - eceAt(m.reference.confidence, m.reference.correct, idx), { confidence, resamples: 500 })
-  };
-  if (m.referenceLatency?.length && m.candidateLatency?.length) {
-    const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
-    u["min-speedup"] = { ci: speedup.ci };
-    const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
-    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
-    u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
-  }
-  if (m.shifts?.length) {
-    const cis = m.shifts.map((s) => accuracyDropUncertainty(s.reference.correct, s.candidate.correct, confidence).ci);
-    u["shift-accuracy-drop"] = { ci: maxInterval(cis) };
-  }
-  return u;
-}
-function accuracyIntervals(p, labels, confidence) {
-  const hit = new Float64Array(p.classes);
-  const support = new Float64Array(p.classes);
-  let all = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) {
-    support[labels[i2]]++;
-    if (p.correct[i2]) {
-      hit[labels[i2]]++;
-      all++;
-    }
-  }
-  return {
-    accuracy_ci: wilsonInterval(all, labels.length, confidence),
-    per_class_ci: Array.from(support, (s, c) => s ? wilsonInterval(hit[c], s, confidence) : null)
-  };
-}
-function annotateClassChanges(changes, m, limit) {
-  const byClass = new Map(classDropIntervals(m).map((c) => [c.class, c]));
-  return changes.map((c) => {
-    const s = byClass.get(c.class);
-    if (!s) return c;
-    return { ...c, drop_ci: s.ci, p_value: s.p_value, ...limit !== void 0 ? { beyond_budget: s.ci[0] > limit } : {} };
-  });
-}
-var total;
-var init_uncertainty = __esm({
-  "src/measure/stats/uncertainty.ts"() {
-    "use strict";
-    init_latency();
-    init_bootstrap();
-    init_mcnemar();
-    init_wilson();
-    total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
-  }
-});
-
-// src/pipeline/verdicts.ts
-function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency2, config2, classChanges2, compareMode = false) {
-  const labels = data.labels;
-  const confidence = config2.confidence;
-  for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
-  const paired = {
-    labels,
-    reference: reference.preds,
-    candidate: candidate.preds,
-    referenceLatency: latency2?.reference,
-    candidateLatency: latency2?.candidate,
-    shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
-    confidence,
-    limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
-  };
-  const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
-  const results = evaluateBudgets(budgets, { ...measurements, uncertainty: budgetUncertainty(paired) }, { strict: config2.strict, confidence });
-  const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
-  return {
-    budgets: results,
-    verdict: overallVerdict(results.map((b) => b.verdict)),
-    classChanges: annotateClassChanges(classChanges2, paired, classLimit)
-  };
-}
-function shiftResults(reference, candidate, shifts, corruptionNames, confidence) {
-  const cleanGap = (reference.step.accuracy ?? 0) - (candidate.step.accuracy ?? 0);
-  const out = [];
-  for (const s of shifts) {
-    const a = reference.shiftPreds?.get(s.name);
-    const b = candidate.shiftPreds?.get(s.name);
-    if (!a || !b || !s.data.labels) continue;
-    const dense = mean(a.correct);
-    const final = mean(b.correct);
-    const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
-    out.push({
-      name: s.name,
-      source: corruptionNames.has(s.name) ? "corruption" : "user",
-      samples: s.data.count,
-      dense,
-      final,
-      drop: dense - final,
-      drop_ci: u.ci,
-      p_value: u.p_value,
-      gap_change: dense - final - cleanGap
-    });
-  }
-  return out;
-}
-function mean(x2) {
-  let s = 0;
-  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
-  return x2.length ? s / x2.length : NaN;
-}
-function distributionShift(clean, shifted) {
-  const ks = kolmogorovSmirnov(clean.confidence, shifted.confidence);
-  const hist = (p) => {
-    const h = new Array(p.classes).fill(0);
-    for (let i2 = 0; i2 < p.pred.length; i2++) h[p.pred[i2]]++;
-    return h;
-  };
-  const chi = chiSquareHomogeneity(hist(clean), hist(shifted));
-  return { ks: ks.statistic, ks_p: ks.p_value, psi: populationStabilityIndex(clean.confidence, shifted.confidence), chi2: chi.statistic, chi2_df: chi.df, chi2_p: chi.p_value };
-}
-function predictionShifts(reference, candidate, shifts) {
-  const out = [];
-  for (const s of shifts) {
-    const a = reference.shiftPreds?.get(s.name);
-    const b = candidate.shiftPreds?.get(s.name);
-    if (!a || !b) continue;
-    out.push({ name: s.name, samples: s.data.count, labelled: !!s.data.labels, dense: distributionShift(reference.preds, a), final: distributionShift(candidate.preds, b) });
-  }
-  return out;
-}
-var init_verdicts = __esm({
-  "src/pipeline/verdicts.ts"() {
-    "use strict";
-    init_budgets2();
-    init_distribution();
-    init_uncertainty();
   }
 });
 
@@ -33158,8 +34946,8 @@ var init_binary_encoding = __esm({
         this.viewCache = EMPTY_VIEW;
         this.pos = 0;
       }
-      ensureCapacity(size) {
-        const required2 = this.pos + size;
+      ensureCapacity(size2) {
+        const required2 = this.pos + size2;
         if (required2 > this.buffer.length) {
           let newLen = this.buffer.length || INITIAL_SIZE;
           while (newLen < required2)
@@ -34461,11 +36249,11 @@ var init_clone = __esm({
 // node_modules/@bufbuild/protobuf/dist/esm/wire/base64-encoding.js
 function base64Decode(base64Str) {
   const len = base64Str.length;
-  let size = len - (len + 3 >> 2);
+  let size2 = len - (len + 3 >> 2);
   if ((len & 3) == 0 && base64Str[len - 1] == "=") {
-    size -= base64Str[len - 2] == "=" ? 2 : 1;
+    size2 -= base64Str[len - 2] == "=" ? 2 : 1;
   }
-  const bytes2 = new Uint8Array(size);
+  const bytes2 = new Uint8Array(size2);
   let written = -1;
   if (nativeSetFromBase64) {
     try {
@@ -34479,13 +36267,13 @@ function base64Decode(base64Str) {
   if (written < 0) {
     written = setFromBase64(bytes2, base64Str);
   }
-  return written == size ? bytes2 : bytes2.subarray(0, written);
+  return written == size2 ? bytes2 : bytes2.subarray(0, written);
 }
 function setFromBase64(bytes2, base64Str) {
-  const table3 = getDecodeTable();
+  const table4 = getDecodeTable();
   let bytePos = 0, groupPos = 0, b, p = 0;
   for (let i2 = 0; i2 < base64Str.length; i2++) {
-    b = table3[base64Str.charCodeAt(i2)];
+    b = table4[base64Str.charCodeAt(i2)];
     if (b === void 0) {
       switch (base64Str[i2]) {
         // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
@@ -34825,8 +36613,8 @@ var init_nested_types = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/registry.js
-function createEmbeddedFileRegistry(fileDescriptorProto, resolve7) {
-  return buildFileRegistry([fileDescriptorProto, resolve7]);
+function createEmbeddedFileRegistry(fileDescriptorProto, resolve9) {
+  return buildFileRegistry([fileDescriptorProto, resolve9]);
 }
 function buildFileRegistry(args, check) {
   const registry2 = createBaseRegistry();
@@ -34850,7 +36638,7 @@ function buildFileRegistry(args, check) {
         if (seen.has(protoFileName)) {
           continue;
         }
-        const dep = resolve7(protoFileName);
+        const dep = resolve9(protoFileName);
         if (!dep) {
           throw new Error(`Unable to resolve ${protoFileName}, imported by ${file.name}`);
         }
@@ -34864,7 +36652,7 @@ function buildFileRegistry(args, check) {
       return deps.concat(...deps.map(recurseDeps));
     };
     const input = args[0];
-    const resolve7 = args[1];
+    const resolve9 = args[1];
     const seen = /* @__PURE__ */ new Set();
     for (const file of [input, ...recurseDeps(input)].reverse()) {
       check === null || check === void 0 ? void 0 : check(file);
@@ -35415,11 +37203,11 @@ function getFieldPresence(proto, oneof, isExtension, parent) {
   if (isExtension) {
     return EXPLICIT;
   }
-  const resolved = resolveFeature("fieldPresence", { proto, parent });
-  if (resolved == IMPLICIT3 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
+  const resolved2 = resolveFeature("fieldPresence", { proto, parent });
+  if (resolved2 == IMPLICIT3 && (proto.type == TYPE_MESSAGE || proto.type == TYPE_GROUP)) {
     return EXPLICIT;
   }
-  return resolved;
+  return resolved2;
 }
 function isPackedField(proto, parent) {
   if (proto.label != LABEL_REPEATED) {
@@ -35713,8 +37501,8 @@ var init_boot = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path20, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path20]);
+function messageDesc(file, path29, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path29]);
 }
 var init_message2 = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
@@ -36764,7 +38552,7 @@ var init_codegenv2 = __esm({
 });
 
 // src/onnx/proto/onnx_pb.ts
-var file_onnx, AttributeProtoSchema, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, GraphProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema;
+var file_onnx, AttributeProtoSchema, ValueInfoProtoSchema, NodeProtoSchema, ModelProtoSchema, StringStringEntryProtoSchema, GraphProtoSchema, TensorProtoSchema, TensorProto_DataType, TypeProtoSchema, OperatorSetIdProtoSchema;
 var init_onnx_pb = __esm({
   "src/onnx/proto/onnx_pb.ts"() {
     "use strict";
@@ -36798,6 +38586,7 @@ var init_onnx_pb = __esm({
       return TensorProto_DataType2;
     })(TensorProto_DataType || {});
     TypeProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 11);
+    OperatorSetIdProtoSchema = /* @__PURE__ */ messageDesc(file_onnx, 12);
   }
 });
 
@@ -36839,9 +38628,9 @@ function tensorToFloat32(t) {
   const raw = t.rawData;
   const out = new Float32Array(n);
   if (raw.byteLength > 0) {
-    const size = ITEM_SIZE[t.dataType];
-    if (size === void 0) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
-    if (raw.byteLength !== n * size) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size}`);
+    const size2 = ITEM_SIZE[t.dataType];
+    if (size2 === void 0) throw new Error(`tensor ${t.name}: cannot read ${dataTypeName(t.dataType)} as numbers`);
+    if (raw.byteLength !== n * size2) throw new Error(`tensor ${t.name}: raw_data has ${raw.byteLength} bytes, expected ${n * size2}`);
     if (t.dataType === 1 /* FLOAT */) {
       new Uint8Array(out.buffer).set(raw);
       return out;
@@ -37022,7 +38811,7 @@ var init_tensor = __esm({
 });
 
 // src/onnx/streamSave.ts
-import { randomBytes as randomBytes2 } from "node:crypto";
+import { randomBytes as randomBytes3 } from "node:crypto";
 function varint(n) {
   const out = [];
   while (n >= 128) {
@@ -37044,9 +38833,9 @@ function indexOf(hay, needle) {
 }
 function splitAround(bytes2, tag, inner) {
   const field = new Uint8Array([...framing(tag, inner.length), ...inner]);
-  const at = indexOf(bytes2, field);
-  if (at < 0 || indexOf(bytes2.subarray(at + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
-  return [bytes2.subarray(0, at), bytes2.subarray(at + field.length)];
+  const at2 = indexOf(bytes2, field);
+  if (at2 < 0 || indexOf(bytes2.subarray(at2 + 1), field) >= 0) throw new Error("streamSave: sentinel field not found exactly once");
+  return [bytes2.subarray(0, at2), bytes2.subarray(at2 + field.length)];
 }
 function encodeWith(holder, key, value, encode2) {
   const kept = holder[key];
@@ -37060,13 +38849,13 @@ function encodeWith(holder, key, value, encode2) {
 function tensorPieces(t, streamRawBytes) {
   const raw = t.rawData;
   if (raw.byteLength === 0 || raw.byteLength < streamRawBytes) return [toBinary(TensorProtoSchema, t)];
-  const sentinel = randomBytes2(16);
+  const sentinel = randomBytes3(16);
   const encoded = encodeWith(t, "rawData", sentinel, () => toBinary(TensorProtoSchema, t));
   const [before, after] = splitAround(encoded, TAG_TENSOR_RAW_DATA, sentinel);
   return [before, framing(TAG_TENSOR_RAW_DATA, raw.byteLength), raw, after];
 }
 function sentinelTensor() {
-  const tensor = create(TensorProtoSchema, { name: randomBytes2(16).toString("hex") });
+  const tensor = create(TensorProtoSchema, { name: randomBytes3(16).toString("hex") });
   return { tensor, bytes: toBinary(TensorProtoSchema, tensor) };
 }
 function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
@@ -37084,7 +38873,7 @@ function modelChunks(proto, streamRawBytes = STREAM_RAW_BYTES) {
   });
   let graphLength = graphBefore.byteLength + graphAfter.byteLength;
   for (const s of sizes) graphLength += framing(TAG_GRAPH_INITIALIZER, s).byteLength + s;
-  const sentinelGraph = create(GraphProtoSchema, { name: randomBytes2(16).toString("hex") });
+  const sentinelGraph = create(GraphProtoSchema, { name: randomBytes3(16).toString("hex") });
   const modelEncoded = encodeWith(proto, "graph", sentinelGraph, () => toBinary(ModelProtoSchema, proto));
   const [modelBefore, modelAfter] = splitAround(modelEncoded, TAG_MODEL_GRAPH, toBinary(GraphProtoSchema, sentinelGraph));
   const graphHeader = framing(TAG_MODEL_GRAPH, graphLength);
@@ -37127,18 +38916,10 @@ var init_streamSave = __esm({
 });
 
 // src/onnx/model.ts
-import * as fs6 from "node:fs";
-import * as path3 from "node:path";
+import * as fs9 from "node:fs";
+import * as path7 from "node:path";
 function loadModel(file) {
-  let bytes2;
-  try {
-    bytes2 = fs6.readFileSync(file);
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
-    if (code === "EISDIR") throw new UserError(`${file}: is a folder; pass the path of an .onnx model`);
-    throw new UserError(`${file}: cannot read (${describe(e)})`);
-  }
+  const bytes2 = readInputFile(file, { expected: "an .onnx model" });
   return { proto: parseModel(bytes2, file), path: file, bytes: bytes2.byteLength };
 }
 function parseModel(bytes2, file) {
@@ -37178,33 +38959,33 @@ function externalEntry(t, key) {
   return t.externalData.find((e) => e.key === key)?.value;
 }
 function resolveExternalData(proto, file) {
-  const dir = path3.dirname(path3.resolve(file));
+  const dir = path7.dirname(path7.resolve(file));
   const tensors = [...allTensors(proto)].filter(isExternal);
   if (tensors.length === 0) return;
-  const realDir = fs6.realpathSync(dir);
+  const realDir = fs9.realpathSync(dir);
   const reads = [];
   let total2 = 0;
   for (const t of tensors) {
     const location = externalEntry(t, "location");
     if (!location) throw new UserError(`${file}: tensor '${t.name}' uses external data but has no location; re-export the model`);
-    if (path3.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
-    const target = path3.resolve(dir, location);
+    if (path7.isAbsolute(location)) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is absolute; it must be a path relative to the model's folder`);
+    const target = path7.resolve(dir, location);
     let real;
     try {
-      real = fs6.realpathSync(target);
+      real = fs9.realpathSync(target);
     } catch {
-      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path3.basename(file)}`);
+      throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path7.basename(file)}`);
     }
-    if (real !== realDir && !real.startsWith(realDir + path3.sep)) {
+    if (real !== realDir && !real.startsWith(realDir + path7.sep)) {
       throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
     }
-    const stat2 = fs6.statSync(real);
+    const stat2 = fs9.statSync(real);
     if (!stat2.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
-    const size = stat2.size;
+    const size2 = stat2.size;
     const offset = Number(externalEntry(t, "offset") ?? 0);
-    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size - offset;
-    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
-      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size}; the external data file is truncated or does not belong to this model`);
+    const length = externalEntry(t, "length") !== void 0 ? Number(externalEntry(t, "length")) : size2 - offset;
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size2) {
+      throw new UserError(`${file}: tensor '${t.name}' asks for bytes ${offset}..${offset + length} of '${location}', which has ${size2}; the external data file is truncated or does not belong to this model`);
     }
     total2 += length;
     reads.push({ t, real, offset, length });
@@ -37219,17 +39000,17 @@ function resolveExternalData(proto, file) {
     for (const { t, real, offset, length } of reads) {
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs6.openSync(real, "r");
+        fd2 = fs9.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs6.readSync(fd2, data, 0, length, offset);
+      fs9.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs6.closeSync(fd2);
+    for (const fd2 of handles.values()) fs9.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -37273,6 +39054,7 @@ var init_model = __esm({
     init_esm2();
     init_errors();
     init_atomicWrite();
+    init_inputFile();
     init_onnx_pb();
     init_tensor();
     init_streamSave();
@@ -37468,7 +39250,30 @@ function checkFiniteWeights(model, file) {
     }
   }
 }
+function checkSingleProducers(graph, file) {
+  const writer = /* @__PURE__ */ new Map();
+  const claim2 = (tensor, by) => {
+    if (!tensor) return;
+    const first = writer.get(tensor);
+    if (first !== void 0) {
+      throw new UserError(`${file}: tensor '${tensor}' has two producers (${first} and ${by}); each tensor must be written once, fix the export`);
+    }
+    writer.set(tensor, by);
+  };
+  const inits = new Set(graph.initializer.map((t) => t.name));
+  for (const i2 of graph.input) if (!inits.has(i2.name)) claim2(i2.name, `graph input '${i2.name}'`);
+  for (const t of graph.initializer) claim2(t.name, `initializer '${t.name}'`);
+  graph.node.forEach((n, k) => {
+    for (const o of n.output) claim2(o, `node '${n.name || `#${k}`}' (${n.opType})`);
+  });
+  try {
+    new GraphIndex(graph);
+  } catch {
+    throw new UserError(`${file}: the graph has a cycle (a node reads, through other nodes, its own output); fix the export`);
+  }
+}
 function preflightModel(model, file) {
+  checkSingleProducers(model.graph, file);
   checkRuntimeSupport(model, file);
   checkFiniteWeights(model, file);
 }
@@ -37520,6 +39325,157 @@ var init_signature = __esm({
       [13 /* UINT64 */]: "uint64",
       [9 /* BOOL */]: "bool"
     };
+  }
+});
+
+// src/prune/sensitivity/allocateSparsity.ts
+function monotoneCurve(points2, cap) {
+  const pts = [{ r: 0, f: 0 }];
+  for (const p of [...points2].sort((a, b) => a.ratio - b.ratio)) {
+    if (!(p.ratio > pts[pts.length - 1].r)) continue;
+    pts.push({ r: p.ratio, f: Math.max(pts[pts.length - 1].f, p.increase, 0) });
+  }
+  const at2 = (r) => {
+    for (let i2 = 1; i2 < pts.length; i2++) {
+      if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+    }
+    const a = pts[pts.length - 2] ?? { r: 0, f: 0 };
+    const b = pts[pts.length - 1];
+    const slope = Math.max(b.r > a.r ? (b.f - a.f) / (b.r - a.r) : 0, b.r > 0 ? b.f / b.r : 0);
+    return b.f + slope * (r - b.r);
+  };
+  const out = pts.filter((p) => p.r < cap);
+  out.push({ r: cap, f: at2(cap) });
+  return out;
+}
+function lowerHull(pts) {
+  const hull = [];
+  for (const p of pts) {
+    while (hull.length >= 2) {
+      const a = hull[hull.length - 2];
+      const b = hull[hull.length - 1];
+      if ((b.f - a.f) * (p.r - a.r) >= (p.f - a.f) * (b.r - a.r)) hull.pop();
+      else break;
+    }
+    hull.push(p);
+  }
+  return hull;
+}
+function allocateSparsity(layers, target, opts = {}) {
+  const capRatio = opts.cap ?? DEFAULT_CAP;
+  const total2 = layers.reduce((n, l) => n + l.size, 0);
+  const want = Math.round(target * total2);
+  const caps = layers.map((l) => Math.max(0, Math.min(Math.floor(capRatio * l.size), l.maxUnits ?? l.size)));
+  const capacity = caps.reduce((a, b) => a + b, 0);
+  if (want > capacity) {
+    throw new UserError(
+      `--sparsity ${target}: sensitivity allocation prunes no layer beyond ${(capRatio * 100).toFixed(0)}%, so at most ${(capacity / total2 * 100).toFixed(1)}% is reachable; lower --sparsity or use --scope global`
+    );
+  }
+  const hulls = layers.map((l, i2) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i2] / l.size : 0)));
+  const saves = unitSavings(layers, opts.costExponent ?? 0);
+  const segments = [];
+  hulls.forEach((h, i2) => {
+    for (let s = 1; s < h.length; s++) {
+      const units = (h[s].r - h[s - 1].r) * layers[i2].size;
+      if (units <= 0) continue;
+      const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
+      segments.push({ layer: i2, order: s, units, cost: slope / layers[i2].size / saves.weight[i2], slope });
+    }
+  });
+  segments.sort((a, b) => a.cost - b.cost || saves.tie[b.layer] - saves.tie[a.layer] || a.layer - b.layer || a.order - b.order);
+  const amount = new Float64Array(layers.length);
+  let left = want;
+  for (const s of segments) {
+    if (left <= 0) break;
+    const take = Math.min(left, s.units);
+    amount[s.layer] += take;
+    left -= take;
+  }
+  const pruned = layers.map((_, i2) => Math.min(caps[i2], Math.floor(amount[i2] + 1e-9)));
+  let missing = want - pruned.reduce((a, b) => a + b, 0);
+  const byRemainder = layers.map((_, i2) => i2).sort((a, b) => amount[b] - Math.floor(amount[b] + 1e-9) - (amount[a] - Math.floor(amount[a] + 1e-9)) || a - b);
+  while (missing > 0) {
+    let moved = false;
+    for (const i2 of byRemainder) {
+      if (missing === 0) break;
+      if (pruned[i2] < caps[i2]) {
+        pruned[i2]++;
+        missing--;
+        moved = true;
+      }
+    }
+    if (!moved) break;
+  }
+  const ratios = pruned.map((k, i2) => layers[i2].size ? k / layers[i2].size : 0);
+  const predictedIncrease = hulls.reduce((s, h, i2) => s + interpolate(h, ratios[i2]), 0);
+  return { pruned, ratios, predictedIncrease };
+}
+function unitSavings(layers, exponent) {
+  const known = layers.map((l) => l.unitCost ?? 0).filter((c) => c > 0);
+  if (exponent === 0 || known.length === 0) return { weight: layers.map(() => 1), tie: layers.map(() => 0) };
+  const floor = Math.min(...known);
+  const tie = layers.map((l) => (l.unitCost ?? 0) > 0 ? l.unitCost : floor);
+  return { weight: tie.map((c) => (c / floor) ** exponent), tie };
+}
+function interpolate(pts, r) {
+  for (let i2 = 1; i2 < pts.length; i2++) {
+    if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+  }
+  return pts[pts.length - 1].f;
+}
+var DEFAULT_CAP;
+var init_allocateSparsity = __esm({
+  "src/prune/sensitivity/allocateSparsity.ts"() {
+    "use strict";
+    init_rules();
+    init_errors();
+    DEFAULT_CAP = SENSITIVITY_CAP;
+  }
+});
+
+// src/prune/resolveScope.ts
+function resolveScope(config2, calib, rounds = 1) {
+  if (config2.scope !== "auto") return { scope: config2.scope, reason: "" };
+  const global2 = (why) => ({ scope: "global", reason: `scope auto -> global: ${why}` });
+  if (config2.method !== "structured" && config2.method !== "unstructured") return global2(`--method ${config2.method} has no sensitivity allocation`);
+  if (!calib) return global2(`no calibration set to measure ${config2.method === "structured" ? "channel groups" : "layers"} on`);
+  if (!calib.labelled) return global2("the calibration set has no labels");
+  if (config2.schedule !== "oneshot") return global2(`--schedule ${config2.schedule} (sensitivity curves are measured once, on the dense model)`);
+  if (config2.maxLayerSparsity < 1) return global2("--max-layer-sparsity is a global-scope cap");
+  if (config2.sparsity > DEFAULT_CAP) return global2(`--sparsity ${config2.sparsity} is beyond the sensitivity cap ${DEFAULT_CAP}`);
+  if (config2.method === "unstructured") {
+    if (rounds > 1) return global2(`${rounds} recovery rounds prune by one global threshold`);
+    return { scope: "sensitivity", reason: "scope auto -> sensitivity: unstructured with a labelled calibration set (per-layer ratios from each layer's calibration-loss curve)" };
+  }
+  if (config2.roundTo > 1) return global2("--round-to applies to the global allocation");
+  return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
+}
+var init_resolveScope = __esm({
+  "src/prune/resolveScope.ts"() {
+    "use strict";
+    init_allocateSparsity();
+  }
+});
+
+// src/recover/rounds.ts
+function resolveRounds(config2, calib) {
+  if (config2.recoveryRounds !== 0) return config2.recoveryRounds;
+  const fits = config2.method === "unstructured" && config2.recovery === "auto" && config2.schedule === "oneshot" && config2.criterion !== "sparsegpt" && config2.maxLayerSparsity >= 1 && calib?.labels && config2.sparsity >= ROUNDS_FROM_SPARSITY;
+  return fits ? AUTO_ROUNDS : 1;
+}
+function resolveCompare(config2, rounds) {
+  if (rounds <= 1 || config2.scope !== "global" || config2.sparsity > DEFAULT_CAP) return false;
+  return config2.roundsCompareSensitivity || config2.recoveryRounds === 0 && AUTO_COMPARE;
+}
+var ROUNDS_FROM_SPARSITY, AUTO_ROUNDS, AUTO_COMPARE;
+var init_rounds = __esm({
+  "src/recover/rounds.ts"() {
+    "use strict";
+    init_allocateSparsity();
+    ROUNDS_FROM_SPARSITY = 0.6;
+    AUTO_ROUNDS = 4;
+    AUTO_COMPARE = false;
   }
 });
 
@@ -37658,6 +39614,17 @@ var init_edit = __esm({
       static copyOf(model) {
         return new _ModelEditor(cloneModel(model));
       }
+      /** An editor over a new model with an empty graph importing the default domain at `opset`. */
+      static empty(opset, name) {
+        return new _ModelEditor(
+          create(ModelProtoSchema, {
+            irVersion: 8n,
+            producerName: "prune-guard",
+            opsetImport: [create(OperatorSetIdProtoSchema, { domain: "", version: BigInt(opset) })],
+            graph: create(GraphProtoSchema, { name })
+          })
+        );
+      }
       /** The opset the model imports for `domain` (0 when it imports none), to pick an op form valid there. */
       opset(domain = "") {
         return opsetVersion(this.model, domain);
@@ -37783,11 +39750,11 @@ var init_edit = __esm({
       }
       /** Put a new node where `old` was (same place; its name unless the spec names one); returns it. */
       replaceNode(old, spec) {
-        const at = this.position(old);
+        const at2 = this.position(old);
         this.unindexOutputs(old);
         const node = makeNode(spec.name !== void 0 ? this.fresh(spec.name) : old.name, spec);
         for (const o of node.output) this.names.reserve(o);
-        this.graph.node[at] = node;
+        this.graph.node[at2] = node;
         this.indexOutputs(node);
         this.readers = void 0;
         return node;
@@ -37905,9 +39872,9 @@ var init_edit = __esm({
         return t;
       }
       position(node) {
-        const at = this.graph.node.indexOf(node);
-        if (at < 0) throw new Error(`node '${node.name || node.opType}' is not in the graph`);
-        return at;
+        const at2 = this.graph.node.indexOf(node);
+        if (at2 < 0) throw new Error(`node '${node.name || node.opType}' is not in the graph`);
+        return at2;
       }
       indexOutputs(node) {
         for (const o of node.output) if (o) this.producers.set(o, node);
@@ -38061,158 +40028,6 @@ var init_magnitude = __esm({
     init_edit();
     init_tensor();
     init_select();
-  }
-});
-
-// src/prune/nm.ts
-function parseNM(method2) {
-  const match = /^([1-9][0-9]*):([1-9][0-9]*)$/.exec(method2);
-  if (!match) return void 0;
-  const n = Number(match[1]);
-  const m = Number(match[2]);
-  return n < m ? { n, m } : void 0;
-}
-function layoutForNode(node, name, dims) {
-  const total2 = numel(dims);
-  switch (node.opType) {
-    case "Conv":
-      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
-      return { outer: dims[0], length: total2 / dims[0], inner: 1 };
-    case "ConvTranspose": {
-      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
-      const groups = attrInt(node, "group", 1);
-      if (dims[0] % groups !== 0) return `ConvTranspose group ${groups} does not divide Cin ${dims[0]}`;
-      return { outer: groups, length: dims[0] / groups, inner: total2 / dims[0] };
-    }
-    case "Gemm":
-      if (node.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
-      return attrInt(node, "transB", 0) ? { outer: dims[0], length: dims[1], inner: 1 } : { outer: 1, length: dims[0], inner: dims[1] };
-    case "MatMul": {
-      if (dims.length < 2) return "MatMul weight is 1-D";
-      if (node.input[1] === name) {
-        const [k2, n] = dims.slice(-2);
-        return { outer: total2 / (k2 * n), length: k2, inner: n };
-      }
-      const k = dims[dims.length - 1];
-      return { outer: total2 / k, length: k, inner: 1 };
-    }
-    default:
-      return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
-  }
-}
-function reductionLayout(index, name) {
-  const t = index.initializers.get(name);
-  if (!t) return "not in the model";
-  const dims = tensorDims(t);
-  const users = index.consumersOf(name).filter((n) => MAC_OPS.has(n.opType));
-  if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
-  let found;
-  for (const node of users) {
-    const l = layoutForNode(node, name, dims);
-    if (typeof l === "string") return `${nodeLabel(node)}: ${l}`;
-    if (found && (found.outer !== l.outer || found.length !== l.length || found.inner !== l.inner)) {
-      return `shared by nodes that sum over different axes (${nodeLabel(users[0])}, ${nodeLabel(node)})`;
-    }
-    found = l;
-  }
-  return found;
-}
-function nmMask(values, layout, n, m) {
-  const { outer, length, inner } = layout;
-  if (outer * length * inner !== values.length) throw new Error(`layout ${outer}x${length}x${inner} does not cover ${values.length} values`);
-  const mask = new Uint8Array(values.length).fill(1);
-  const drop = m - n;
-  const score2 = new Float64Array(m);
-  const order = m > SELECT_LIMIT ? Array.from({ length: m }, (_, j) => j) : [];
-  const full = length - length % m;
-  for (let o = 0; o < outer; o++) {
-    for (let i2 = 0; i2 < inner; i2++) {
-      const base = o * length * inner + i2;
-      for (let g2 = 0; g2 < full; g2 += m) {
-        const start = base + g2 * inner;
-        for (let j = 0; j < m; j++) {
-          const a = Math.abs(values[start + j * inner]);
-          score2[j] = Number.isNaN(a) ? Infinity : a;
-        }
-        if (m <= SELECT_LIMIT) {
-          for (let d = 0; d < drop; d++) {
-            let best = -1;
-            for (let j = 0; j < m; j++) if (score2[j] >= 0 && (best < 0 || score2[j] <= score2[best])) best = j;
-            score2[best] = -1;
-            mask[start + best * inner] = 0;
-          }
-        } else {
-          for (let j = 0; j < m; j++) order[j] = j;
-          order.sort((x2, y) => score2[x2] - score2[y] || y - x2);
-          for (let d = 0; d < drop; d++) mask[start + order[d] * inner] = 0;
-        }
-      }
-    }
-  }
-  return mask;
-}
-function nmPrune(model, weights, n, m) {
-  if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m)) throw new Error(`invalid N:M pattern ${n}:${m}`);
-  const ed = ModelEditor.copyOf(model);
-  const index = new GraphIndex(ed.graph);
-  const layers = [];
-  const skipped = [];
-  const masks = /* @__PURE__ */ new Map();
-  for (const w of weights) {
-    const layout = reductionLayout(index, w.initializer);
-    if (typeof layout === "string") {
-      skipped.push({ initializer: w.initializer, node: w.node, reason: layout });
-      continue;
-    }
-    const values = tensorToFloat32(index.initializers.get(w.initializer));
-    const mask = nmMask(values, layout, n, m);
-    for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
-    ed.replaceInitializer(w.initializer, values);
-    masks.set(w.initializer, mask);
-    const tail = layout.length % m * layout.outer * layout.inner;
-    layers.push({ initializer: w.initializer, node: w.node, layout, grouped: values.length - tail, tail });
-  }
-  return { model: ed.model, layers, skipped, masks };
-}
-function verifyNM(model, weights, n, m, limit = 100) {
-  const index = new GraphIndex(model.graph);
-  const violations = [];
-  for (const w of weights) {
-    const layout = reductionLayout(index, w.initializer);
-    if (typeof layout === "string") {
-      violations.push({ initializer: w.initializer, row: -1, offset: -1, nonzero: 0, message: `${w.initializer}: cannot check the pattern: ${layout}` });
-      if (violations.length >= limit) return violations;
-      continue;
-    }
-    const values = tensorToFloat32(index.initializers.get(w.initializer));
-    const { outer, length, inner } = layout;
-    const full = length - length % m;
-    for (let o = 0; o < outer; o++) {
-      for (let i2 = 0; i2 < inner; i2++) {
-        const base = o * length * inner + i2;
-        for (let g2 = 0; g2 < full; g2 += m) {
-          let nonzero = 0;
-          for (let j = 0; j < m; j++) if (values[base + (g2 + j) * inner] !== 0) nonzero++;
-          if (nonzero > n) {
-            const row = o * inner + i2;
-            violations.push({ initializer: w.initializer, row, offset: g2, nonzero, message: `${w.initializer}: row ${row}, group at ${g2} has ${nonzero} nonzeros, more than ${n} of ${m}` });
-            if (violations.length >= limit) return violations;
-          }
-        }
-      }
-    }
-  }
-  return violations;
-}
-var MAC_OPS, SELECT_LIMIT;
-var init_nm = __esm({
-  "src/prune/nm.ts"() {
-    "use strict";
-    init_graph();
-    init_edit();
-    init_tensor();
-    MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
-    SELECT_LIMIT = 32;
   }
 });
 
@@ -38471,8 +40286,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path20, { windows } = {}) => {
-      const segs = path20.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path29, { windows } = {}) => {
+      const segs = path29.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -38824,7 +40639,7 @@ var require_scan = __commonJS({
 var require_parse2 = __commonJS({
   "node_modules/picomatch/lib/parse.js"(exports, module) {
     "use strict";
-    var constants4 = require_constants6();
+    var constants5 = require_constants6();
     var utils = require_utils2();
     var {
       MAX_LENGTH: MAX_LENGTH2,
@@ -38832,7 +40647,7 @@ var require_parse2 = __commonJS({
       REGEX_NON_SPECIAL_CHARS,
       REGEX_SPECIAL_CHARS_BACKREF,
       REPLACEMENTS
-    } = constants4;
+    } = constants5;
     var expandRange = (args, options) => {
       if (typeof options.expandRange === "function") {
         return options.expandRange(...args, options);
@@ -38943,16 +40758,16 @@ var require_parse2 = __commonJS({
       }
       return false;
     };
-    var parseRepeatedExtglob = (pattern, requireEnd = true) => {
-      if (pattern[0] !== "+" && pattern[0] !== "*" || pattern[1] !== "(") {
+    var parseRepeatedExtglob = (pattern2, requireEnd = true) => {
+      if (pattern2[0] !== "+" && pattern2[0] !== "*" || pattern2[1] !== "(") {
         return;
       }
       let bracket = 0;
       let paren = 0;
       let quote = 0;
       let escaped = false;
-      for (let i2 = 1; i2 < pattern.length; i2++) {
-        const ch = pattern[i2];
+      for (let i2 = 1; i2 < pattern2.length; i2++) {
+        const ch = pattern2[i2];
         if (escaped === true) {
           escaped = false;
           continue;
@@ -38986,12 +40801,12 @@ var require_parse2 = __commonJS({
         if (ch === ")") {
           paren--;
           if (paren === 0) {
-            if (requireEnd === true && i2 !== pattern.length - 1) {
+            if (requireEnd === true && i2 !== pattern2.length - 1) {
               return;
             }
             return {
-              type: pattern[0],
-              body: pattern.slice(2, i2),
+              type: pattern2[0],
+              body: pattern2.slice(2, i2),
               end: i2
             };
           }
@@ -39002,11 +40817,11 @@ var require_parse2 = __commonJS({
       const source = chars.length === 1 ? utils.escapeRegex(chars[0]) : `[${chars.map((ch) => utils.escapeRegex(ch)).join("")}]`;
       return `${source}*`;
     };
-    var getStarExtglobSequenceChars = (pattern) => {
+    var getStarExtglobSequenceChars = (pattern2) => {
       let index = 0;
       const chars = [];
-      while (index < pattern.length) {
-        const match = parseRepeatedExtglob(pattern.slice(index), false);
+      while (index < pattern2.length) {
+        const match = parseRepeatedExtglob(pattern2.slice(index), false);
         if (!match || match.type !== "*") {
           return;
         }
@@ -39026,9 +40841,9 @@ var require_parse2 = __commonJS({
       }
       return chars;
     };
-    var repeatedExtglobRecursion = (pattern) => {
+    var repeatedExtglobRecursion = (pattern2) => {
       let depth = 0;
-      let value = pattern.trim();
+      let value = pattern2.trim();
       let match = parseRepeatedExtglob(value);
       while (match) {
         depth++;
@@ -39041,7 +40856,7 @@ var require_parse2 = __commonJS({
       if (options.maxExtglobRecursion === false) {
         return { risky: false };
       }
-      const max2 = typeof options.maxExtglobRecursion === "number" ? options.maxExtglobRecursion : constants4.DEFAULT_MAX_EXTGLOB_RECURSION;
+      const max2 = typeof options.maxExtglobRecursion === "number" ? options.maxExtglobRecursion : constants5.DEFAULT_MAX_EXTGLOB_RECURSION;
       const branches = splitTopLevel(body).map((branch) => branch.trim());
       if (branches.length > 1) {
         if (branches.some((branch) => branch === "") || branches.some((branch) => /^[*?]+$/.test(branch)) || hasRepeatedCharPrefixOverlap(branches)) {
@@ -39087,8 +40902,8 @@ var require_parse2 = __commonJS({
       const bos = { type: "bos", value: "", output: opts.prepend || "" };
       const tokens = [bos];
       const capture = opts.capture ? "" : "?:";
-      const PLATFORM_CHARS = constants4.globChars(opts.windows);
-      const EXTGLOB_CHARS = constants4.extglobChars(PLATFORM_CHARS);
+      const PLATFORM_CHARS = constants5.globChars(opts.windows);
+      const EXTGLOB_CHARS = constants5.extglobChars(PLATFORM_CHARS);
       const {
         DOT_LITERAL,
         PLUS_LITERAL,
@@ -39784,7 +41599,7 @@ var require_parse2 = __commonJS({
         NO_DOTS_SLASH,
         STAR,
         START_ANCHOR
-      } = constants4.globChars(opts.windows);
+      } = constants5.globChars(opts.windows);
       const nodot = opts.dot ? NO_DOTS : NO_DOT;
       const slashDot = opts.dot ? NO_DOTS_SLASH : NO_DOT;
       const capture = opts.capture ? "" : "?:";
@@ -39842,7 +41657,7 @@ var require_picomatch = __commonJS({
     var scan = require_scan();
     var parse4 = require_parse2();
     var utils = require_utils2();
-    var constants4 = require_constants6();
+    var constants5 = require_constants6();
     var isObject3 = (val) => val && typeof val === "object" && !Array.isArray(val);
     var picomatch5 = (glob2, options, returnState = false) => {
       if (Array.isArray(glob2)) {
@@ -39926,9 +41741,9 @@ var require_picomatch = __commonJS({
       return regex.test(utils.basename(input, { windows: posix }));
     };
     picomatch5.isMatch = (str, patterns, options) => picomatch5(patterns, options)(str);
-    picomatch5.parse = (pattern, options) => {
-      if (Array.isArray(pattern)) return pattern.map((p) => picomatch5.parse(p, options));
-      return parse4(pattern, { ...options, fastpaths: false });
+    picomatch5.parse = (pattern2, options) => {
+      if (Array.isArray(pattern2)) return pattern2.map((p) => picomatch5.parse(p, options));
+      return parse4(pattern2, { ...options, fastpaths: false });
     };
     picomatch5.scan = (input, options) => scan(input, options);
     picomatch5.compileRe = (state, options, returnOutput = false, returnState = false) => {
@@ -39970,7 +41785,7 @@ var require_picomatch = __commonJS({
         return /$^/;
       }
     };
-    picomatch5.constants = constants4;
+    picomatch5.constants = constants5;
     module.exports = picomatch5;
   }
 });
@@ -40040,133 +41855,174 @@ var init_prunable = __esm({
   }
 });
 
-// src/prune/sensitivity/allocateSparsity.ts
-function monotoneCurve(points2, cap) {
-  const pts = [{ r: 0, f: 0 }];
-  for (const p of [...points2].sort((a, b) => a.ratio - b.ratio)) {
-    if (!(p.ratio > pts[pts.length - 1].r)) continue;
-    pts.push({ r: p.ratio, f: Math.max(pts[pts.length - 1].f, p.increase, 0) });
-  }
-  const at = (r) => {
-    for (let i2 = 1; i2 < pts.length; i2++) {
-      if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
-    }
-    const a = pts[pts.length - 2] ?? { r: 0, f: 0 };
-    const b = pts[pts.length - 1];
-    const slope = Math.max(b.r > a.r ? (b.f - a.f) / (b.r - a.r) : 0, b.r > 0 ? b.f / b.r : 0);
-    return b.f + slope * (r - b.r);
-  };
-  const out = pts.filter((p) => p.r < cap);
-  out.push({ r: cap, f: at(cap) });
-  return out;
+// src/prune/hybrid.ts
+function topUpMagnitude(model, dense, target, config2, scope) {
+  const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  const restTotal = size(rest);
+  const denseTotal = size(dense);
+  const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
+  const fraction = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
+  return { model: magnitudePrune(model, rest, fraction, scope).model, fraction };
 }
-function lowerHull(pts) {
-  const hull = [];
-  for (const p of pts) {
-    while (hull.length >= 2) {
-      const a = hull[hull.length - 2];
-      const b = hull[hull.length - 1];
-      if ((b.f - a.f) * (p.r - a.r) >= (p.f - a.f) * (b.r - a.r)) hull.pop();
-      else break;
-    }
-    hull.push(p);
-  }
-  return hull;
-}
-function allocateSparsity(layers, target, opts = {}) {
-  const capRatio = opts.cap ?? DEFAULT_CAP;
-  const total2 = layers.reduce((n, l) => n + l.size, 0);
-  const want = Math.round(target * total2);
-  const caps = layers.map((l) => Math.max(0, Math.min(Math.floor(capRatio * l.size), l.maxUnits ?? l.size)));
-  const capacity = caps.reduce((a, b) => a + b, 0);
-  if (want > capacity) {
-    throw new UserError(
-      `--sparsity ${target}: sensitivity allocation prunes no layer beyond ${(capRatio * 100).toFixed(0)}%, so at most ${(capacity / total2 * 100).toFixed(1)}% is reachable; lower --sparsity or use --scope global`
-    );
-  }
-  const hulls = layers.map((l, i2) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i2] / l.size : 0)));
-  const saves = unitSavings(layers, opts.costExponent ?? 0);
-  const segments = [];
-  hulls.forEach((h, i2) => {
-    for (let s = 1; s < h.length; s++) {
-      const units = (h[s].r - h[s - 1].r) * layers[i2].size;
-      if (units <= 0) continue;
-      const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
-      segments.push({ layer: i2, order: s, units, cost: slope / layers[i2].size / saves.weight[i2], slope });
-    }
-  });
-  segments.sort((a, b) => a.cost - b.cost || saves.tie[b.layer] - saves.tie[a.layer] || a.layer - b.layer || a.order - b.order);
-  const amount = new Float64Array(layers.length);
-  let left = want;
-  for (const s of segments) {
-    if (left <= 0) break;
-    const take = Math.min(left, s.units);
-    amount[s.layer] += take;
-    left -= take;
-  }
-  const pruned = layers.map((_, i2) => Math.min(caps[i2], Math.floor(amount[i2] + 1e-9)));
-  let missing = want - pruned.reduce((a, b) => a + b, 0);
-  const byRemainder = layers.map((_, i2) => i2).sort((a, b) => amount[b] - Math.floor(amount[b] + 1e-9) - (amount[a] - Math.floor(amount[a] + 1e-9)) || a - b);
-  while (missing > 0) {
-    let moved = false;
-    for (const i2 of byRemainder) {
-      if (missing === 0) break;
-      if (pruned[i2] < caps[i2]) {
-        pruned[i2]++;
-        missing--;
-        moved = true;
-      }
-    }
-    if (!moved) break;
-  }
-  const ratios = pruned.map((k, i2) => layers[i2].size ? k / layers[i2].size : 0);
-  const predictedIncrease = hulls.reduce((s, h, i2) => s + interpolate(h, ratios[i2]), 0);
-  return { pruned, ratios, predictedIncrease };
-}
-function unitSavings(layers, exponent) {
-  const known = layers.map((l) => l.unitCost ?? 0).filter((c) => c > 0);
-  if (exponent === 0 || known.length === 0) return { weight: layers.map(() => 1), tie: layers.map(() => 0) };
-  const floor = Math.min(...known);
-  const tie = layers.map((l) => (l.unitCost ?? 0) > 0 ? l.unitCost : floor);
-  return { weight: tie.map((c) => (c / floor) ** exponent), tie };
-}
-function interpolate(pts, r) {
-  for (let i2 = 1; i2 < pts.length; i2++) {
-    if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
-  }
-  return pts[pts.length - 1].f;
-}
-var DEFAULT_CAP;
-var init_allocateSparsity = __esm({
-  "src/prune/sensitivity/allocateSparsity.ts"() {
+var size;
+var init_hybrid = __esm({
+  "src/prune/hybrid.ts"() {
     "use strict";
-    init_rules();
-    init_errors();
-    DEFAULT_CAP = SENSITIVITY_CAP;
+    init_magnitude();
+    init_prunable();
+    size = (ws) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
   }
 });
 
-// src/prune/resolveScope.ts
-function resolveScope(config2, calib, rounds = 1) {
-  if (config2.scope !== "auto") return { scope: config2.scope, reason: "" };
-  const global2 = (why) => ({ scope: "global", reason: `scope auto -> global: ${why}` });
-  if (config2.method !== "structured" && config2.method !== "unstructured") return global2(`--method ${config2.method} has no sensitivity allocation`);
-  if (!calib) return global2(`no calibration set to measure ${config2.method === "structured" ? "channel groups" : "layers"} on`);
-  if (!calib.labelled) return global2("the calibration set has no labels");
-  if (config2.schedule !== "oneshot") return global2(`--schedule ${config2.schedule} (sensitivity curves are measured once, on the dense model)`);
-  if (config2.maxLayerSparsity < 1) return global2("--max-layer-sparsity is a global-scope cap");
-  if (config2.sparsity > DEFAULT_CAP) return global2(`--sparsity ${config2.sparsity} is beyond the sensitivity cap ${DEFAULT_CAP}`);
-  if (config2.method === "unstructured") {
-    if (rounds > 1) return global2(`${rounds} recovery rounds prune by one global threshold`);
-    return { scope: "sensitivity", reason: "scope auto -> sensitivity: unstructured with a labelled calibration set (per-layer ratios from each layer's calibration-loss curve)" };
-  }
-  if (config2.roundTo > 1) return global2("--round-to applies to the global allocation");
-  return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
+// src/prune/nm.ts
+function parseNM(method2) {
+  const match = /^([1-9][0-9]*):([1-9][0-9]*)$/.exec(method2);
+  if (!match) return void 0;
+  const n = Number(match[1]);
+  const m = Number(match[2]);
+  return n < m ? { n, m } : void 0;
 }
-var init_resolveScope = __esm({
-  "src/prune/resolveScope.ts"() {
+function layoutForNode(node, name, dims) {
+  const total2 = numel(dims);
+  switch (node.opType) {
+    case "Conv":
+      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
+      return { outer: dims[0], length: total2 / dims[0], inner: 1 };
+    case "ConvTranspose": {
+      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
+      const groups = attrInt(node, "group", 1);
+      if (dims[0] % groups !== 0) return `ConvTranspose group ${groups} does not divide Cin ${dims[0]}`;
+      return { outer: groups, length: dims[0] / groups, inner: total2 / dims[0] };
+    }
+    case "Gemm":
+      if (node.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
+      return attrInt(node, "transB", 0) ? { outer: dims[0], length: dims[1], inner: 1 } : { outer: 1, length: dims[0], inner: dims[1] };
+    case "MatMul": {
+      if (dims.length < 2) return "MatMul weight is 1-D";
+      if (node.input[1] === name) {
+        const [k2, n] = dims.slice(-2);
+        return { outer: total2 / (k2 * n), length: k2, inner: n };
+      }
+      const k = dims[dims.length - 1];
+      return { outer: total2 / k, length: k, inner: 1 };
+    }
+    default:
+      return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
+  }
+}
+function reductionLayout(index, name) {
+  const t = index.initializers.get(name);
+  if (!t) return "not in the model";
+  const dims = tensorDims(t);
+  const users = index.consumersOf(name).filter((n) => MAC_OPS.has(n.opType));
+  if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
+  let found;
+  for (const node of users) {
+    const l = layoutForNode(node, name, dims);
+    if (typeof l === "string") return `${nodeLabel(node)}: ${l}`;
+    if (found && (found.outer !== l.outer || found.length !== l.length || found.inner !== l.inner)) {
+      return `shared by nodes that sum over different axes (${nodeLabel(users[0])}, ${nodeLabel(node)})`;
+    }
+    found = l;
+  }
+  return found;
+}
+function nmMask(values, layout, n, m) {
+  const { outer, length, inner } = layout;
+  if (outer * length * inner !== values.length) throw new Error(`layout ${outer}x${length}x${inner} does not cover ${values.length} values`);
+  const mask = new Uint8Array(values.length).fill(1);
+  const drop = m - n;
+  const score2 = new Float64Array(m);
+  const order = m > SELECT_LIMIT ? Array.from({ length: m }, (_, j) => j) : [];
+  const full = length - length % m;
+  for (let o = 0; o < outer; o++) {
+    for (let i2 = 0; i2 < inner; i2++) {
+      const base = o * length * inner + i2;
+      for (let g2 = 0; g2 < full; g2 += m) {
+        const start = base + g2 * inner;
+        for (let j = 0; j < m; j++) {
+          const a = Math.abs(values[start + j * inner]);
+          score2[j] = Number.isNaN(a) ? Infinity : a;
+        }
+        if (m <= SELECT_LIMIT) {
+          for (let d = 0; d < drop; d++) {
+            let best = -1;
+            for (let j = 0; j < m; j++) if (score2[j] >= 0 && (best < 0 || score2[j] <= score2[best])) best = j;
+            score2[best] = -1;
+            mask[start + best * inner] = 0;
+          }
+        } else {
+          for (let j = 0; j < m; j++) order[j] = j;
+          order.sort((x2, y) => score2[x2] - score2[y] || y - x2);
+          for (let d = 0; d < drop; d++) mask[start + order[d] * inner] = 0;
+        }
+      }
+    }
+  }
+  return mask;
+}
+function nmPrune(model, weights, n, m) {
+  if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m)) throw new Error(`invalid N:M pattern ${n}:${m}`);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
+  const layers = [];
+  const skipped = [];
+  const masks = /* @__PURE__ */ new Map();
+  for (const w of weights) {
+    const layout = reductionLayout(index, w.initializer);
+    if (typeof layout === "string") {
+      skipped.push({ initializer: w.initializer, node: w.node, reason: layout });
+      continue;
+    }
+    const values = tensorToFloat32(index.initializers.get(w.initializer));
+    const mask = nmMask(values, layout, n, m);
+    for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
+    ed.replaceInitializer(w.initializer, values);
+    masks.set(w.initializer, mask);
+    const tail = layout.length % m * layout.outer * layout.inner;
+    layers.push({ initializer: w.initializer, node: w.node, layout, grouped: values.length - tail, tail });
+  }
+  return { model: ed.model, layers, skipped, masks };
+}
+function verifyNM(model, weights, n, m, limit = 100) {
+  const index = new GraphIndex(model.graph);
+  const violations = [];
+  for (const w of weights) {
+    const layout = reductionLayout(index, w.initializer);
+    if (typeof layout === "string") {
+      violations.push({ initializer: w.initializer, row: -1, offset: -1, nonzero: 0, message: `${w.initializer}: cannot check the pattern: ${layout}` });
+      if (violations.length >= limit) return violations;
+      continue;
+    }
+    const values = tensorToFloat32(index.initializers.get(w.initializer));
+    const { outer, length, inner } = layout;
+    const full = length - length % m;
+    for (let o = 0; o < outer; o++) {
+      for (let i2 = 0; i2 < inner; i2++) {
+        const base = o * length * inner + i2;
+        for (let g2 = 0; g2 < full; g2 += m) {
+          let nonzero = 0;
+          for (let j = 0; j < m; j++) if (values[base + (g2 + j) * inner] !== 0) nonzero++;
+          if (nonzero > n) {
+            const row = o * inner + i2;
+            violations.push({ initializer: w.initializer, row, offset: g2, nonzero, message: `${w.initializer}: row ${row}, group at ${g2} has ${nonzero} nonzeros, more than ${n} of ${m}` });
+            if (violations.length >= limit) return violations;
+          }
+        }
+      }
+    }
+  }
+  return violations;
+}
+var MAC_OPS, SELECT_LIMIT;
+var init_nm = __esm({
+  "src/prune/nm.ts"() {
     "use strict";
-    init_allocateSparsity();
+    init_graph();
+    init_edit();
+    init_tensor();
+    MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+    SELECT_LIMIT = 32;
   }
 });
 
@@ -40321,7 +42177,7 @@ function accumulate(scores, spaces, layout, perElement) {
     pos += s.len * s.repeat;
   }
 }
-function constants3(model) {
+function constants4(model) {
   const index = new GraphIndex(model.graph);
   const cache = /* @__PURE__ */ new Map();
   return (name) => {
@@ -40334,7 +42190,7 @@ function constants3(model) {
   };
 }
 function magnitudeImportance(model, analysis, p) {
-  const get = constants3(model);
+  const get = constants4(model);
   const scores = /* @__PURE__ */ new Map();
   for (const u of analysis.uses) {
     if (!isMatrixUse(u, get)) continue;
@@ -40345,7 +42201,7 @@ function magnitudeImportance(model, analysis, p) {
   return scores;
 }
 function bnScaleImportance(model, analysis) {
-  const get = constants3(model);
+  const get = constants4(model);
   const scores = /* @__PURE__ */ new Map();
   const nodes = model.graph.node;
   for (const u of analysis.uses) {
@@ -40366,7 +42222,7 @@ function resolveAlias(model, name) {
   return n;
 }
 function activationImportance(model, analysis, meanAbs) {
-  const get = constants3(model);
+  const get = constants4(model);
   const scores = /* @__PURE__ */ new Map();
   for (const u of analysis.uses) {
     if (u.role !== "fanin" || !u.activation) continue;
@@ -40390,13 +42246,93 @@ var init_importance = __esm({
   }
 });
 
+// src/prune/structured/skip.ts
+function skipText(r) {
+  switch (r.kind) {
+    case "graph-output":
+      return `reaches graph output '${r.output}', whose shape must not change`;
+    case "graph-input":
+      return `${r.node} combines the channels with graph input '${r.input}', whose width is fixed`;
+    case "normalization":
+      return `${r.node} (${r.op}) normalises over the channel axis (removing a channel would change how every other one is normalised)`;
+    case "protected":
+      return `'${r.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`;
+    case "embedding":
+      return `the channels start in embedding table '${r.table}'`;
+    case "grouped-conv":
+      return `${r.node} is a grouped convolution (group=${r.group}, ${r.perGroup} input channels per group); pruning it would break the grouping`;
+    case "shape-arithmetic":
+      return `${r.node} (${r.op}) ${r.detail}`;
+    case "not-constant":
+      return `${r.node} reads '${r.tensor}', which is not a float constant`;
+    case "shared-constant":
+      return `'${r.tensor}' is also read by ${r.reader} (${r.op})`;
+    case "unsupported":
+      return `${r.node} (${r.op}) ${r.detail}`;
+  }
+}
+function skipHint(r) {
+  switch (r.kind) {
+    case "graph-output":
+      return "the output width is the model's interface and stays";
+    case "graph-input":
+      return "the input width is the caller's and stays";
+    case "normalization":
+      return "the layers that feed and read it are pruned instead where they can be (in a transformer: the attention heads and FFN channels of every block); a narrower width needs a narrower model trained or distilled";
+    case "protected":
+      return "drop the flag that protects it to let it be pruned";
+    case "embedding":
+      return "embedding tables keep their width by design; the layers after them are pruned";
+    case "grouped-conv":
+      return "a depthwise (group = channels) or ungrouped convolution is followed";
+    case "shape-arithmetic":
+      return "export with static shapes or constant-fold the shape computation (e.g. onnxsim) so the count is a constant";
+    case "not-constant":
+      return "export with constant folding so weights are stored as initializers";
+    case "shared-constant":
+      return "export without weight sharing between these layers (or untie them) to prune them";
+    case "unsupported":
+      return "the rest of the model is still pruned; --exclude the group's layers to silence this note";
+  }
+}
+function renderSkip(r) {
+  return `${skipText(r)}; ${skipHint(r)}`;
+}
+var init_skip = __esm({
+  "src/prune/structured/skip.ts"() {
+    "use strict";
+  }
+});
+
+// src/prune/reduction.ts
+function channelTally(groups) {
+  let eligible = 0;
+  let removed = 0;
+  const skipped = [];
+  for (const g2 of groups) {
+    if (g2.skip) skipped.push({ group: g2.name, channels: g2.size, reason: g2.skip, text: renderSkip(g2.skip) });
+    if (g2.size <= 1 || g2.skip && BY_DESIGN.has(g2.skip.kind)) continue;
+    eligible += g2.size;
+    removed += g2.size - g2.kept;
+  }
+  return { eligible, removed, skipped };
+}
+var BY_DESIGN;
+var init_reduction2 = __esm({
+  "src/prune/reduction.ts"() {
+    "use strict";
+    init_skip();
+    BY_DESIGN = /* @__PURE__ */ new Set(["graph-output", "graph-input", "protected", "embedding"]);
+  }
+});
+
 // src/prune/structured/allocate.ts
-function roundKept(kept, size, roundTo) {
-  const floor = Math.min(size, Math.max(1, roundTo));
-  if (roundTo <= 1) return Math.max(floor, Math.min(size, kept));
-  if (size <= roundTo) return size;
+function roundKept(kept, size2, roundTo) {
+  const floor = Math.min(size2, Math.max(1, roundTo));
+  if (roundTo <= 1) return Math.max(floor, Math.min(size2, kept));
+  if (size2 <= roundTo) return size2;
   const r = Math.round(kept / roundTo) * roundTo;
-  return Math.min(size, Math.max(floor, r));
+  return Math.min(size2, Math.max(floor, r));
 }
 function allocate(groups, importance, opts) {
   const kept = /* @__PURE__ */ new Map();
@@ -40439,6 +42375,168 @@ function keepMask(scores, keep) {
 var init_allocate = __esm({
   "src/prune/structured/allocate.ts"() {
     "use strict";
+  }
+});
+
+// src/prune/structured/widths.ts
+function trend(curve) {
+  const n = curve.counts.length;
+  const mx = curve.counts.reduce((a, b) => a + b, 0) / n;
+  const my = curve.ms.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  curve.counts.forEach((c, i2) => {
+    sxy += (c - mx) * (curve.ms[i2] - my);
+    sxx += (c - mx) * (c - mx);
+  });
+  const slope = sxx > 0 ? sxy / sxx : 0;
+  return (c) => my + slope * (c - mx);
+}
+function chooseMultiple(curve, tolerance = WIDTH_TOLERANCE) {
+  if (curve.counts.length < 2) return { multiple: 1, scores: [] };
+  const fit = trend(curve);
+  const scores = [];
+  for (const m of WIDTH_MULTIPLES) {
+    const at2 = curve.counts.flatMap((c, i2) => c % m === 0 && curve.ms[i2] > 0 ? [fit(c) / curve.ms[i2]] : []);
+    if (at2.length > 0) scores.push({ multiple: m, score: at2.reduce((a, b) => a + b, 0) / at2.length });
+  }
+  if (scores.length === 0) return { multiple: 1, scores: [] };
+  const best = Math.max(...scores.map((s) => s.score));
+  const relative5 = scores.map((s) => ({ multiple: s.multiple, score: s.score / best }));
+  return { multiple: relative5.find((s) => s.score >= 1 - tolerance).multiple, scores: relative5 };
+}
+function allowedWidths(size2, multiple) {
+  const out = /* @__PURE__ */ new Set();
+  for (let w = multiple / 2; w >= 1 && Number.isInteger(w); w /= 2) if (w < size2) out.add(w);
+  for (let w = multiple; w < size2; w += multiple) out.add(w);
+  out.add(size2);
+  return [...out].sort((a, b) => a - b);
+}
+function nearest(widths, kept) {
+  let best = widths[0];
+  for (const w of widths) if (Math.abs(w - kept) < Math.abs(best - kept) || Math.abs(w - kept) === Math.abs(best - kept) && w > best) best = w;
+  return best;
+}
+function snapToWidths(groups) {
+  const widths = new Map(groups.map((g2) => [g2.root, allowedWidths(g2.size, Math.max(1, g2.multiple))]));
+  const kept = new Map(groups.map((g2) => [g2.root, nearest(widths.get(g2.root), g2.kept)]));
+  const sorted = new Map(groups.map((g2) => [g2.root, Float64Array.from(g2.scores).sort()]));
+  const target = groups.reduce((n, g2) => n + g2.size - g2.kept, 0);
+  const removed = () => groups.reduce((n, g2) => n + g2.size - kept.get(g2.root), 0);
+  const meanBetween = (g2, lo, hi) => {
+    const s = sorted.get(g2.root);
+    const units = s.length;
+    let sum = 0;
+    for (let r = units - hi; r < units - lo; r++) sum += s[r];
+    return sum / Math.max(1, hi - lo);
+  };
+  for (let guard = 0; guard < 1e4; guard++) {
+    const gap = target - removed();
+    let best;
+    for (const g2 of groups) {
+      const list = widths.get(g2.root);
+      const i2 = list.indexOf(kept.get(g2.root));
+      if (gap > 0 && i2 > 0) {
+        const to = list[i2 - 1];
+        const step = kept.get(g2.root) - to;
+        if (Math.abs(gap - step) >= Math.abs(gap)) continue;
+        const cost = meanBetween(g2, to, kept.get(g2.root));
+        if (!best || cost < best.cost) best = { root: g2.root, to, cost };
+      } else if (gap < 0 && i2 < list.length - 1) {
+        const to = list[i2 + 1];
+        const step = to - kept.get(g2.root);
+        if (Math.abs(gap + step) >= Math.abs(gap)) continue;
+        const cost = -meanBetween(g2, kept.get(g2.root), to);
+        if (!best || cost < best.cost) best = { root: g2.root, to, cost };
+      }
+    }
+    if (!best) break;
+    kept.set(best.root, best.to);
+  }
+  return kept;
+}
+var WIDTH_MULTIPLES, WIDTH_TOLERANCE;
+var init_widths = __esm({
+  "src/prune/structured/widths.ts"() {
+    "use strict";
+    WIDTH_MULTIPLES = [1, 2, 4, 8, 16];
+    WIDTH_TOLERANCE = 0.015;
+  }
+});
+
+// src/onnx/einsum.ts
+function splitTerm(term) {
+  const at2 = term.indexOf(ELLIPSIS);
+  if (at2 < 0) return { before: [...term], ellipsis: false, after: [] };
+  if (term.indexOf(ELLIPSIS, at2 + 1) >= 0) throw new Error(`'${term}' has more than one ellipsis`);
+  return { before: [...term.slice(0, at2)], ellipsis: true, after: [...term.slice(at2 + ELLIPSIS.length)] };
+}
+function checkLabels(labels, term) {
+  for (const l of labels) if (!/^[A-Za-z]$/.test(l)) throw new Error(`'${term}' has '${l}', which is not a letter`);
+}
+function parseEinsum(equation, ranks) {
+  const eq = equation.replace(/\s+/g, "");
+  const arrow = eq.indexOf("->");
+  const lhs = arrow >= 0 ? eq.slice(0, arrow) : eq;
+  const terms = lhs.split(",");
+  if (terms.length !== ranks.length) throw new Error(`'${equation}' names ${terms.length} operands, the node has ${ranks.length}`);
+  let ellipsisRank = 0;
+  const inputs = terms.map((term, k) => {
+    const { before, ellipsis, after } = splitTerm(term);
+    checkLabels([...before, ...after], term);
+    const broadcast = ranks[k] - before.length - after.length;
+    if (broadcast < 0 || !ellipsis && broadcast !== 0) throw new Error(`'${term}' does not fit an operand of rank ${ranks[k]}`);
+    ellipsisRank = Math.max(ellipsisRank, broadcast);
+    const middle = Array.from({ length: broadcast }, (_, i2) => ellipsisLabel(broadcast - 1 - i2));
+    return [...before, ...middle, ...after];
+  });
+  const broadcastLabels = Array.from({ length: ellipsisRank }, (_, i2) => ellipsisLabel(ellipsisRank - 1 - i2));
+  let output;
+  if (arrow >= 0) {
+    const { before, ellipsis, after } = splitTerm(eq.slice(arrow + 2));
+    checkLabels([...before, ...after], eq.slice(arrow + 2));
+    output = [...before, ...ellipsis ? broadcastLabels : [], ...after];
+    const known = new Set(inputs.flat());
+    for (const l of output) if (!known.has(l)) throw new Error(`'${equation}': output label '${l}' is in no input`);
+    if (new Set(output).size !== output.length) throw new Error(`'${equation}': an output label repeats`);
+  } else {
+    const count2 = /* @__PURE__ */ new Map();
+    for (const l of inputs.flat()) if (!l.startsWith("\u2026")) count2.set(l, (count2.get(l) ?? 0) + 1);
+    output = [...broadcastLabels, ...[...count2].filter(([, n]) => n === 1).map(([l]) => l).sort()];
+  }
+  return { inputs, output };
+}
+function labelSizes(e, shapes) {
+  const sizes = /* @__PURE__ */ new Map();
+  for (let k = 0; k < e.inputs.length; k++) {
+    const labels = e.inputs[k];
+    for (let a = 0; a < labels.length; a++) {
+      const l = labels[a];
+      const d = shapes[k][a];
+      const prior = sizes.get(l);
+      if (prior === void 0 || prior === 1) sizes.set(l, d);
+      else if (d !== prior && !(d === 1 && l.startsWith("\u2026"))) return void 0;
+    }
+  }
+  return sizes;
+}
+function einsumShape(e, shapes) {
+  const sizes = labelSizes(e, shapes);
+  return sizes && e.output.map((l) => sizes.get(l));
+}
+function einsumMacs(e, shapes) {
+  const sizes = labelSizes(e, shapes);
+  if (!sizes) return void 0;
+  let n = 1;
+  for (const d of sizes.values()) n *= d;
+  return (e.inputs.length - 1) * n;
+}
+var ELLIPSIS, ellipsisLabel;
+var init_einsum = __esm({
+  "src/onnx/einsum.ts"() {
+    "use strict";
+    ELLIPSIS = "...";
+    ellipsisLabel = (fromRight) => `\u2026${fromRight}`;
   }
 });
 
@@ -40566,8 +42664,8 @@ function inferNode(node, shapes, values) {
     const out = broadcastShapes(ins);
     const [c, a, b] = [v(0), v(1), v(2)];
     const n = out && out.length <= 1 ? numel(out) : 0;
-    const at = (q, i2) => q[q.length === 1 ? 0 : i2];
-    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i2) => at(c, i2) ? at(a, i2) : at(b, i2)) : void 0);
+    const at2 = (q, i2) => q[q.length === 1 ? 0 : i2];
+    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i2) => at2(c, i2) ? at2(a, i2) : at2(b, i2)) : void 0);
     return;
   }
   if (BROADCAST.has(op)) {
@@ -40655,6 +42753,20 @@ function inferNode(node, shapes, values) {
       set(out);
       return;
     }
+    case "Range": {
+      const [start, limit, delta] = [v(0)?.[0], v(1)?.[0], v(2)?.[0]];
+      if (start === void 0 || limit === void 0 || !delta) return;
+      const n = Math.max(0, Math.ceil((limit - start) / delta));
+      set([n], n <= 64 ? Array.from({ length: n }, (_, i2) => start + i2 * delta) : void 0);
+      return;
+    }
+    case "Einsum": {
+      const ins = node.input.map((n) => shapes.get(n));
+      if (ins.some((i2) => !i2)) return;
+      const e = parseEinsum(attrString(node, "equation", ""), ins.map((i2) => i2.length));
+      set(einsumShape(e, ins));
+      return;
+    }
     case "Concat": {
       const ins = node.input.map((n) => shapes.get(n));
       if (ins.some((i2) => !i2)) return;
@@ -40677,18 +42789,18 @@ function inferNode(node, shapes, values) {
       const axes = attrInts(node, "axes") ?? v(1);
       if (!axes) return;
       const rank = x2.length + axes.length;
-      const norm2 = new Set(axes.map((a) => normAxis(a, rank)));
+      const norm3 = new Set(axes.map((a) => normAxis(a, rank)));
       const out = [];
       let k = 0;
-      for (let i2 = 0; i2 < rank; i2++) out.push(norm2.has(i2) ? 1 : x2[k++]);
+      for (let i2 = 0; i2 < rank; i2++) out.push(norm3.has(i2) ? 1 : x2[k++]);
       set(out, v(0));
       return;
     }
     case "Squeeze": {
       if (!x2) return;
       const axes = attrInts(node, "axes") ?? v(1);
-      const norm2 = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
-      set(x2.filter((d, i2) => norm2 ? !norm2.has(i2) : d !== 1), v(0));
+      const norm3 = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
+      set(x2.filter((d, i2) => norm3 ? !norm3.has(i2) : d !== 1), v(0));
       return;
     }
     case "Gather": {
@@ -40757,8 +42869,8 @@ function inferNode(node, shapes, values) {
       if (!x2) return;
       const axes = attrInts(node, "axes") ?? v(1) ?? x2.map((_, i2) => i2);
       const keep = attrInt(node, "keepdims", 1) === 1;
-      const norm2 = new Set(axes.map((a) => normAxis(a, x2.length)));
-      set(keep ? x2.map((d, i2) => norm2.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm2.has(i2)));
+      const norm3 = new Set(axes.map((a) => normAxis(a, x2.length)));
+      set(keep ? x2.map((d, i2) => norm3.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm3.has(i2)));
       return;
     }
     case "ArgMax":
@@ -40786,6 +42898,7 @@ var ELEMENTWISE_UNARY, BROADCAST;
 var init_shapes = __esm({
   "src/onnx/shapes.ts"() {
     "use strict";
+    init_einsum();
     init_graph();
     init_tensor();
     ELEMENTWISE_UNARY = /* @__PURE__ */ new Set([
@@ -40837,13 +42950,16 @@ var init_shapes = __esm({
 });
 
 // src/prune/structured/layout.ts
+function headConflict(origin, a, b) {
+  return { kind: "unsupported", node: origin, op: "Reshape", detail: `channels are split into heads of ${a} and of ${b} channels` };
+}
 function layoutSize(layout) {
   let n = 0;
   for (const s of layout) n += s.len * s.repeat;
   return n;
 }
-function fullLayout(space, size, repeat = 1) {
-  return [{ space, start: 0, len: size, repeat }];
+function fullLayout(space, size2, repeat = 1) {
+  return [{ space, start: 0, len: size2, repeat }];
 }
 function withRepeat(layout, factor) {
   return layout.map((s) => ({ ...s, repeat: s.repeat * factor }));
@@ -40890,8 +43006,8 @@ var init_layout = __esm({
     "use strict";
     Spaces = class {
       list = [];
-      create(size, origin, skip) {
-        this.list.push({ parent: this.list.length, size, origin, skip, block: 1 });
+      create(size2, origin, skip) {
+        this.list.push({ parent: this.list.length, size: size2, origin, skip, block: 1 });
         return this.list.length - 1;
       }
       root(s) {
@@ -40920,7 +43036,7 @@ var init_layout = __esm({
       setBlock(s, n) {
         const r = this.list[this.root(s)];
         if (r.block === 1 || r.block === n) r.block = n;
-        else this.poison(s, `split into heads of ${r.block} and of ${n} channels`);
+        else this.poison(s, headConflict(r.origin, r.block, n));
       }
       poison(s, reason) {
         const r = this.list[this.root(s)];
@@ -40937,7 +43053,7 @@ var init_layout = __esm({
         if (!A.skip && B.skip) A.skip = B.skip;
         if (A.block !== B.block) {
           if (A.block === 1) A.block = B.block;
-          else if (B.block !== 1 && !A.skip) A.skip = `split into heads of ${A.block} and of ${B.block} channels`;
+          else if (B.block !== 1 && !A.skip) A.skip = headConflict(A.origin, A.block, B.block);
         }
       }
       get count() {
@@ -40958,24 +43074,853 @@ var init_layout = __esm({
   }
 });
 
-// src/prune/structured/depgraph.ts
-function analyzeDependencies(model) {
-  return new Analyzer(model).run();
+// src/prune/structured/context.ts
+function layoutsOf(t) {
+  return t.parts ? t.parts.layouts : [t.layout];
 }
-function isProducer(op) {
-  return op === "Conv" || op === "ConvTranspose" || op === "Gemm" || op === "MatMul";
-}
-function sameDims(a, b) {
-  return a.length === b.length && a.every((v, i2) => v === b[i2]);
-}
-var PASS_THROUGH, SPATIAL_POOL, BROADCAST2, REDUCE, norm, prod, Analyzer;
-var init_depgraph = __esm({
-  "src/prune/structured/depgraph.ts"() {
+var Context2;
+var init_context2 = __esm({
+  "src/prune/structured/context.ts"() {
     "use strict";
     init_graph();
     init_shapes();
     init_tensor();
     init_layout();
+    Context2 = class {
+      constructor(model) {
+        this.model = model;
+        this.index = new GraphIndex(model.graph);
+        const info2 = inferShapes(this.index, 2);
+        this.shapes = info2.shapes;
+        this.values = info2.values;
+        model.graph.node.forEach((n, i2) => this.nodeIndex.set(n, i2));
+      }
+      model;
+      index;
+      spaces = new Spaces();
+      uses = [];
+      rewrites = [];
+      tracked = /* @__PURE__ */ new Map();
+      shapes;
+      /** small int tensors computed by shape arithmetic (Pad amounts, Reshape targets built from Concat) */
+      values;
+      nodeIndex = /* @__PURE__ */ new Map();
+      /** constant tensor -> the first layout registered per axis, so shared constants are sliced one way */
+      constantAxes = /* @__PURE__ */ new Map();
+      /** spaces made for one part of a fused projection (Q, K, V of one MatMul) */
+      fusedSpaces = /* @__PURE__ */ new Set();
+      /** spaces of channels looked up in an embedding table, and the table */
+      embeddingSpaces = /* @__PURE__ */ new Map();
+      shapeReads = [];
+      /** `node:input` -> elements of a Reshape target that copy the reshaped tensor's own length back */
+      selfCopies = /* @__PURE__ */ new Map();
+      otherBatchValues;
+      poison(layout, reason) {
+        for (const s of layout) this.spaces.poison(s.space, reason);
+      }
+      poisonAll(ins, reason) {
+        for (const t of ins) if (t) for (const l of layoutsOf(t)) this.poison(l, reason);
+      }
+      /** The rule for an op or layout the analysis does not follow: every group reaching it stays whole. */
+      unsupported(node, ins, detail2) {
+        this.poisonAll(ins, { kind: "unsupported", node: nodeLabel(node), op: node.opType, detail: detail2 });
+      }
+      shape(name) {
+        return name ? this.shapes.get(name) : void 0;
+      }
+      /** The constant behind a name, following Identity nodes (exporters alias shared parameters that way). */
+      constant(name) {
+        let n = name;
+        for (let hop = 0; hop < 8 && n; hop++) {
+          const t = this.index.constant(n);
+          if (t) return { name: n, tensor: t };
+          const p = this.index.producer.get(n);
+          if (!p || p.opType !== "Identity") return void 0;
+          n = p.input[0];
+        }
+        return void 0;
+      }
+      ints(name) {
+        if (!name) return void 0;
+        const c = this.constant(name);
+        return c ? tensorToInts(c.tensor) : void 0;
+      }
+      /** a constant, or a small int tensor the shape pass could evaluate (read-only uses: never rewritten) */
+      knownInts(name) {
+        return name ? this.ints(name) ?? this.values.get(name) : void 0;
+      }
+      /**
+       * The values of a computed int tensor when they do not depend on the batch or any other symbolic
+       * dimension (evaluated at two batch sizes), so a constant can stand in for the computation.
+       */
+      staticInts(name) {
+        const v = this.values.get(name);
+        if (!v) return void 0;
+        this.otherBatchValues ??= inferShapes(this.index, 3).values;
+        const w = this.otherBatchValues.get(name);
+        return w && w.length === v.length && w.every((x2, i2) => x2 === v[i2]) ? v : void 0;
+      }
+      /** Register a slice of a constant; a constant shared by two readers must be sliced the same way. */
+      use(node, name, axis, layout, role, activation) {
+        const c = this.constant(name);
+        if (!c || !FLOAT_TYPES.has(c.tensor.dataType)) {
+          this.poison(layout, { kind: "not-constant", node: nodeLabel(node), tensor: name });
+          return false;
+        }
+        const dims = tensorDims(c.tensor);
+        if (dims[axis] !== layoutSize(layout)) {
+          this.poison(layout, { kind: "unsupported", node: nodeLabel(node), op: node.opType, detail: `reads '${name}' whose axis ${axis} has ${dims[axis]} entries, expected ${layoutSize(layout)}` });
+          return false;
+        }
+        let axes = this.constantAxes.get(c.name);
+        if (!axes) this.constantAxes.set(c.name, axes = /* @__PURE__ */ new Map());
+        const prior = axes.get(axis);
+        if (prior) this.unify(prior, layout, node, `'${c.name}' is shared by several nodes`);
+        else axes.set(axis, layout);
+        this.uses.push({
+          tensor: c.name,
+          axis,
+          layout,
+          role,
+          node: this.nodeIndex.get(node),
+          activation: activation?.name,
+          activationAxis: activation?.axis
+        });
+        return true;
+      }
+      fresh(node, size2, skip) {
+        return fullLayout(this.spaces.create(size2, nodeLabel(node), skip), size2);
+      }
+      set(name, t) {
+        if (t && name) this.tracked.set(name, t);
+      }
+      /**
+       * Two layouts whose channels meet element by element (a residual Add): their spaces become one group.
+       * Only whole spaces can merge; anything else is refused rather than approximated.
+       */
+      unify(a, b, node, what) {
+        const ok = a.length === b.length && a.every((sa, i2) => {
+          const sb = b[i2];
+          if (sa.len !== sb.len || sa.repeat !== sb.repeat) return false;
+          if (this.spaces.root(sa.space) === this.spaces.root(sb.space)) return sa.start === sb.start;
+          return sa.start === 0 && sb.start === 0 && this.spaces.size(sa.space) === sa.len && this.spaces.size(sb.space) === sb.len;
+        });
+        if (!ok) {
+          const reason = { kind: "unsupported", node: nodeLabel(node), op: node.opType, detail: `${what}: channel ranges of coupled tensors do not line up` };
+          this.poison(a, reason);
+          this.poison(b, reason);
+          return false;
+        }
+        a.forEach((sa, i2) => this.spaces.union(sa.space, b[i2].space));
+        return true;
+      }
+      addRewrite(node, target, element, layout, base = 0) {
+        this.rewrites.push({ node: this.nodeIndex.get(node), target, element, layout, base });
+      }
+      /**
+       * Where element `k` of a Reshape target lives and how the surgery can rewrite it: the constant itself,
+       * one constant part of a Concat that builds the target from the batch size (dynamic-batch exports),
+       * torch's Unsqueeze(scalar) part, or a computed part (written as a constant when it does not depend on
+       * the batch, else marked `dynamic`). Undefined when the element cannot be located.
+       */
+      targetSlot(node, k) {
+        const name = node.input[1];
+        const direct = this.ints(name);
+        if (direct) return { value: direct[k], rewrite: { node: this.nodeIndex.get(node), target: { input: 1 }, element: k } };
+        const cat = this.index.producer.get(name);
+        if (!cat || cat.opType !== "Concat") return this.computedSlot(node, 1, k);
+        let pos = 0;
+        for (let i2 = 0; i2 < cat.input.length; i2++) {
+          const len = this.shape(cat.input[i2])?.[0] ?? (this.shape(cat.input[i2])?.length === 0 ? 1 : void 0);
+          if (len === void 0) return void 0;
+          if (k < pos + len) {
+            const part = this.ints(cat.input[i2]);
+            if (part) return { value: part[k - pos], rewrite: { node: this.nodeIndex.get(cat), target: { input: i2 }, element: k - pos } };
+            const u = this.index.producer.get(cat.input[i2]);
+            const scalar = u?.opType === "Unsqueeze" && len === 1 ? this.ints(u.input[0]) : void 0;
+            if (u && scalar && scalar.length === 1) return { value: scalar[0], rewrite: { node: this.nodeIndex.get(u), target: { input: 0 }, element: 0 } };
+            return this.computedSlot(cat, i2, k - pos);
+          }
+          pos += len;
+        }
+        return void 0;
+      }
+      /**
+       * Whether element `k` of `node`'s Reshape target is a copy of the reshaped tensor's own length on an
+       * axis `same` accepts (torch's x.reshape(x.shape[:2] + (-1,))): it then follows the pruned length by
+       * itself, and that read of the shape is recorded as safe.
+       */
+      copiesOwnLength(node, k, same2) {
+        const src = this.lengthSource(node.input[1], k, 8);
+        if (!src || src.tensor !== node.input[0] || !same2(src.axis)) return false;
+        const key = `${this.nodeIndex.get(node)}:1`;
+        const set = this.selfCopies.get(key) ?? /* @__PURE__ */ new Set();
+        set.add(k);
+        this.selfCopies.set(key, set);
+        return true;
+      }
+      /** The tensor and axis whose length element `k` of an int tensor copies, through Slice/Gather/Concat/Unsqueeze. */
+      lengthSource(name, k, depth) {
+        const p = this.index.producer.get(name);
+        if (!p || depth === 0) return void 0;
+        const one = (i2) => this.lengthSource(p.input[0], i2, depth - 1);
+        switch (p.opType) {
+          case "Shape": {
+            const rank = this.shape(p.input[0])?.length;
+            if (rank === void 0) return void 0;
+            const start = attrInt(p, "start", 0);
+            return { tensor: p.input[0], axis: (start < 0 ? start + rank : start) + k };
+          }
+          case "Unsqueeze":
+          case "Squeeze":
+          case "Cast":
+          case "Identity":
+            return one(k);
+          case "Gather": {
+            const idx = this.knownInts(p.input[1]);
+            const n = this.shape(p.input[0])?.[0];
+            if (!idx || n === void 0 || attrInt(p, "axis", 0) !== 0 || idx[k] === void 0) return void 0;
+            return one(idx[k] < 0 ? idx[k] + n : idx[k]);
+          }
+          case "Slice": {
+            const starts = this.knownInts(p.input[1]);
+            const steps = p.input[4] ? this.knownInts(p.input[4]) : [1];
+            const n = this.shape(p.input[0])?.[0];
+            if (!starts || !steps || starts.length !== 1 || n === void 0) return void 0;
+            const start = Math.min(Math.max(starts[0] < 0 ? starts[0] + n : starts[0], 0), n);
+            return one(start + k * steps[0]);
+          }
+          case "Concat": {
+            let pos = 0;
+            for (const part of p.input) {
+              const s = this.shape(part);
+              const len = s ? s.length === 0 ? 1 : s[0] : void 0;
+              if (len === void 0) return void 0;
+              if (k < pos + len) return this.lengthSource(part, k - pos, depth - 1);
+              pos += len;
+            }
+            return void 0;
+          }
+          default:
+            return void 0;
+        }
+      }
+      computedSlot(node, input, k) {
+        const name = node.input[input];
+        const values = this.values.get(name);
+        const dims = this.shape(name);
+        if (!values || !dims || values[k] === void 0) return void 0;
+        return {
+          value: values[k],
+          rewrite: { node: this.nodeIndex.get(node), target: { input }, element: k, computed: { values, dims } },
+          dynamic: this.staticInts(name) === void 0
+        };
+      }
+    };
+  }
+});
+
+// src/prune/structured/regroup.ts
+function regroup(inDims, outShape, splitChannels) {
+  const flat = inDims.flat().filter((f) => f.n !== 1);
+  const pieces = [];
+  let i2 = 0;
+  let rem = flat[0]?.n ?? 1;
+  for (let dim = 0; dim < outShape.length; dim++) {
+    let need = outShape[dim];
+    while (need > 1) {
+      if (i2 >= flat.length) return "has more output elements than input elements";
+      if (rem <= need && need % rem === 0) {
+        pieces.push({ factor: i2, n: rem, dim });
+        need /= rem;
+        i2++;
+        rem = flat[i2]?.n ?? 1;
+      } else if (rem % need === 0) {
+        pieces.push({ factor: i2, n: need, dim });
+        rem /= need;
+        need = 1;
+      } else {
+        return "cuts a dimension at a size that does not divide it";
+      }
+    }
+  }
+  if (i2 < flat.length) return "leaves input dimensions unaccounted for";
+  const named = [];
+  for (let f = 0; f < flat.length; f++) {
+    const mine = pieces.filter((p) => p.factor === f);
+    const sizes = mine.map((p) => p.n);
+    const factor = flat[f];
+    if (mine.length === 1) {
+      named.push(factor);
+      continue;
+    }
+    if (factor.kind === "opaque") {
+      for (const n of sizes) named.push({ kind: "opaque", n });
+      continue;
+    }
+    if (factor.kind !== "chan") return `cuts ${factor.kind === "heads" ? "the head axis" : factor.kind === "width" ? "the head width" : "the fused projection axis"}`;
+    const split = splitChannels(factor.n, sizes);
+    if (typeof split === "string") return split;
+    named.push(...split);
+  }
+  const out = outShape.map(() => []);
+  pieces.forEach((p, k) => out[p.dim].push(named[k]));
+  return out;
+}
+function dimRole(factors) {
+  const kinds = factors.filter((f) => f.n !== 1).map((f) => f.kind);
+  if (kinds.every((k) => k === "opaque")) return { role: "plain" };
+  const key = kinds.join(" ");
+  if (/^(opaque )*heads$/.test(key)) {
+    const outer = factors.filter((f) => f.kind === "opaque").reduce((a, f) => a * f.n, 1);
+    return { role: "heads", outer };
+  }
+  if (key === "width") return { role: "width" };
+  if (key === "part") return { role: "part" };
+  if (key === "chan" || key === "heads width") return { role: "channels", parts: false };
+  if (key === "part chan" || key === "part heads width") return { role: "channels", parts: true };
+  return { role: "mixed" };
+}
+var init_regroup = __esm({
+  "src/prune/structured/regroup.ts"() {
+    "use strict";
+  }
+});
+
+// src/prune/structured/attention.ts
+function remap(t, f) {
+  const axis = f(t.axis);
+  const dAxis = t.dAxis === void 0 ? void 0 : f(t.dAxis);
+  if (axis === void 0 || t.dAxis !== void 0 && dAxis === void 0) return void 0;
+  let parts = t.parts;
+  if (parts) {
+    const p = f(parts.axis);
+    if (p === void 0) {
+      if (parts.layouts.length !== 1) return void 0;
+      return { ...t, axis, dAxis, parts: void 0, layout: parts.layouts[0] };
+    }
+    parts = { ...parts, axis: p };
+  }
+  return { ...t, axis, dAxis, parts };
+}
+function withoutParts(t, layout) {
+  return { ...t, parts: void 0, layout };
+}
+function sizedAxes(t) {
+  return [t.axis];
+}
+function shapeRead(c, node, t) {
+  const rank = c.shape(node.input[0])?.length;
+  if (rank === void 0) return c.unsupported(node, [t], "has an unknown input shape");
+  const clamp = (v) => Math.min(Math.max(norm(v, rank), 0), rank);
+  const start = clamp(attrInt(node, "start", 0));
+  const end = clamp(attrInt(node, "end", rank));
+  const elements = sizedAxes(t).filter((a) => a >= start && a < end).map((a) => a - start);
+  if (elements.length > 0) c.shapeReads.push({ tensor: node.output[0], elements: new Set(elements), layouts: layoutsOf(t), node });
+}
+function fusedParts(c, out, axis, size2) {
+  let t = out;
+  for (let hop = 0; hop < 4; hop++) {
+    const readers = c.index.consumersOf(t);
+    const p = partsCutBy(c, readers, t, axis, size2);
+    if (p) return p;
+    if (readers.length !== 1) return void 0;
+    const r = readers[0];
+    const other = r.input.find((i2) => i2 !== t);
+    if (r.opType === "Add" && other && c.constant(other)) t = r.output[0];
+    else if (r.opType === "Identity" || r.opType === "Cast") t = r.output[0];
+    else return void 0;
+  }
+  return void 0;
+}
+function partsCutBy(c, readers, t, axis, size2) {
+  const rank = c.shape(t)?.length;
+  if (rank === void 0) return void 0;
+  for (const r of readers) {
+    if (r.opType === "Split" && norm(attrInt(r, "axis", 0), rank) === axis) {
+      const sizes = (r.input[1] ? c.knownInts(r.input[1]) : attrInts(r, "split")) ?? r.output.map((o) => c.shape(o)?.[axis] ?? -1);
+      return equalParts(sizes, size2);
+    }
+    if (r.opType === "Reshape" && r.input[0] === t) {
+      const outS = c.shape(r.output[0]);
+      const inS = c.shape(t);
+      if (!outS || !inS || outS.length <= inS.length || !inS.slice(0, axis).every((d, i2) => outS[i2] === d)) continue;
+      const p = outS[axis];
+      if (p >= 2 && p < size2 && size2 % p === 0 && selectsAlong(c, r.output[0], axis, 4)) return p;
+    }
+  }
+  const slices = readers.filter((r) => r.opType === "Slice" && r.input[0] === t);
+  if (slices.length >= 2) {
+    const bounds = [];
+    for (const s of slices) {
+      const axes = s.input[3] ? c.knownInts(s.input[3]) : [...Array(rank).keys()];
+      const starts = c.knownInts(s.input[1]);
+      const ends = c.knownInts(s.input[2]);
+      const k = axes?.map((a) => norm(a, rank)).indexOf(axis) ?? -1;
+      if (!starts || !ends || k < 0) return void 0;
+      const clamp = (v) => Math.min(Math.max(v < 0 ? v + size2 : v, 0), size2);
+      bounds.push([clamp(starts[k]), clamp(ends[k])]);
+    }
+    const len = bounds[0][1] - bounds[0][0];
+    if (len > 0 && size2 % len === 0 && bounds.every(([a, b]) => b - a === len && a % len === 0)) return size2 / len;
+  }
+  return void 0;
+}
+function equalParts(sizes, size2) {
+  const ok = sizes.length >= 2 && sizes.every((s) => s === sizes[0]) && sizes[0] * sizes.length === size2;
+  return ok ? sizes.length : void 0;
+}
+function selectsAlong(c, tensor, axis, depth) {
+  if (depth === 0) return false;
+  const rank = c.shape(tensor)?.length;
+  if (rank === void 0) return false;
+  for (const r of c.index.consumersOf(tensor)) {
+    if (r.input[0] !== tensor) continue;
+    if (r.opType === "Gather" && norm(attrInt(r, "axis", 0), rank) === axis && c.shape(r.input[1])?.length === 0) return true;
+    if (r.opType === "Split" && norm(attrInt(r, "axis", 0), rank) === axis) return true;
+    const next = movedAxis(c, r, axis, rank);
+    if (next !== void 0 && selectsAlong(c, r.output[0], next, depth - 1)) return true;
+  }
+  return false;
+}
+function movedAxis(c, r, axis, rank) {
+  if (r.opType === "Transpose") return (attrInts(r, "perm") ?? [...Array(rank).keys()].reverse()).indexOf(axis);
+  const axes = attrInts(r, "axes") ?? c.knownInts(r.input[1]);
+  if (!axes) return void 0;
+  if (r.opType === "Unsqueeze") {
+    const sorted = axes.map((a) => norm(a, rank + axes.length)).sort((p, q) => p - q);
+    let k = axis;
+    for (const a of sorted) if (a <= k) k++;
+    return k;
+  }
+  if (r.opType === "Squeeze") {
+    const removed = axes.map((a) => norm(a, rank));
+    return removed.includes(axis) ? void 0 : axis - removed.filter((a) => a < axis).length;
+  }
+  return void 0;
+}
+function isFused(c, layout, parts) {
+  return layout.length === parts && layout.every((s) => c.fusedSpaces.has(s.space) && s.start === 0 && s.repeat === 1 && s.len === layout[0].len);
+}
+function factorsOf(t, shape) {
+  if (t.layout.some((s) => s.repeat !== 1)) return void 0;
+  const dims = [];
+  for (let i2 = 0; i2 < shape.length; i2++) {
+    if (i2 === t.axis && t.block) {
+      const outer = t.outer ?? 1;
+      const heads = layoutSize(t.layout) / t.block;
+      if (outer * heads !== shape[i2]) return void 0;
+      dims.push([{ kind: "opaque", n: outer }, { kind: "heads", n: heads }]);
+    } else if (i2 === t.axis) dims.push([{ kind: "chan", n: shape[i2] }]);
+    else if (i2 === t.dAxis) dims.push([{ kind: "width", n: shape[i2] }]);
+    else if (t.parts && i2 === t.parts.axis) dims.push([{ kind: "part", n: shape[i2] }]);
+    else dims.push([{ kind: "opaque", n: shape[i2] }]);
+  }
+  return dims;
+}
+function headsAligned(layouts, d) {
+  return layouts.every((l) => l.every((s) => s.repeat === 1 && s.start % d === 0 && s.len % d === 0));
+}
+function regroupReshape(c, node, t) {
+  const fail = (why) => c.unsupported(node, [t], why);
+  const inS = c.shape(node.input[0]);
+  const outS = c.shape(node.output[0]);
+  if (!inS || !outS) return fail("has an unknown shape");
+  const inF = factorsOf(t, inS);
+  if (!inF) return fail("regroups channels repeated over a flattened block");
+  let newParts;
+  const split = (n, pieces) => {
+    let rest = pieces;
+    const out = [];
+    let layouts2 = t.parts?.layouts ?? [t.layout];
+    if (!t.parts && pieces.length >= 2 && isFused(c, t.layout, pieces[0])) {
+      newParts = t.layout.map((s) => [s]);
+      layouts2 = newParts;
+      out.push({ kind: "part", n: pieces[0] });
+      rest = pieces.slice(1);
+    }
+    const perPart = n / (out.length ? pieces[0] : 1);
+    if (rest.length === 1) return [...out, { kind: "chan", n: perPart }];
+    if (rest.length === 2 && headsAligned(layouts2, rest[1])) return [...out, { kind: "heads", n: rest[0] }, { kind: "width", n: rest[1] }];
+    return rest.length === 2 ? "splits channels into heads across channel blocks" : "splits or merges the channel axis (e.g. a channel shuffle)";
+  };
+  const outF = regroup(inF, outS, split);
+  if (typeof outF === "string") return fail(outF);
+  const roles = outF.map(dimRole);
+  const find = (role) => roles.flatMap((r, i2) => r.role === role ? [i2] : []);
+  const [heads, width, part, chans, mixed] = ["heads", "width", "part", "channels", "mixed"].map(find);
+  if (mixed.length || heads.length > 1 || width.length > 1 || part.length > 1 || chans.length > 1 || heads.length + chans.length !== 1 || heads.length === 1 !== (width.length === 1)) {
+    const shuffled = outF.some((f) => f.findIndex((x2) => x2.kind === "width") >= 0 && f.findIndex((x2) => x2.kind === "width") < f.findIndex((x2) => x2.kind === "heads"));
+    if (shuffled || !(t.block || t.parts)) return fail("splits or merges the channel axis with other dimensions (e.g. a channel shuffle)");
+    return fail("regroups heads or channels with other dimensions");
+  }
+  const layouts = newParts ?? t.parts?.layouts ?? [t.layout];
+  if (newParts) {
+    for (let i2 = 1; i2 < newParts.length; i2++) if (!c.unify(newParts[0], newParts[i2], node, "the parts of a fused projection")) return;
+  }
+  const first = layouts[0];
+  const all = layouts.flat();
+  let result;
+  const rewrites = outS.map(() => ({ layout: first }));
+  const needs = /* @__PURE__ */ new Set();
+  if (heads.length === 1) {
+    const h = heads[0];
+    const block = outF[width[0]].find((f) => f.kind === "width").n;
+    for (const l of layouts) for (const s of l) c.spaces.setBlock(s.space, block);
+    const outer = roles[h].outer;
+    result = { axis: h, layout: first, block, dAxis: width[0], ...outer > 1 ? { outer } : {}, ...part.length && layouts.length > 1 ? { parts: { axis: part[0], layouts } } : {} };
+    rewrites[h] = { layout: first, divisor: block, ...outer > 1 ? { multiplier: outer } : {} };
+    needs.add(h);
+  } else {
+    const k = chans[0];
+    const merged = roles[k].parts;
+    if (merged || layouts.length === 1) result = { axis: k, layout: merged ? all : first };
+    else if (part.length === 1) result = { axis: k, layout: first, parts: { axis: part[0], layouts } };
+    else return fail("drops the fused projection axis");
+    rewrites[k] = { layout: merged ? all : first };
+    needs.add(k);
+  }
+  if (!writeTarget(c, node, inF, outF, rewrites, needs, fail)) return;
+  c.set(node.output[0], result);
+}
+function writeTarget(c, node, inF, outF, rewrites, needs, fail) {
+  const target = c.knownInts(node.input[1]);
+  let inferred = target?.includes(-1) ?? true;
+  for (const k of needs) {
+    if (c.copiesOwnLength(node, k, (axis) => JSON.stringify(inF[axis]) === JSON.stringify(outF[k]))) continue;
+    const slot = c.targetSlot(node, k);
+    if (!slot) return fail("has a computed target shape the analysis cannot rewrite"), false;
+    if (slot.value === -1) continue;
+    if (slot.value === 0) {
+      if (JSON.stringify(inF[k]) === JSON.stringify(outF[k])) continue;
+      return fail("copies a dimension by position"), false;
+    }
+    if (slot.dynamic) {
+      const single = slot.rewrite.computed && slot.rewrite.computed.values.length === 1;
+      if (inferred || !single) return fail("computes a head count from the batch size next to another inferred dimension"), false;
+      inferred = true;
+      c.rewrites.push({ ...slot.rewrite, layout: rewrites[k].layout, fixed: -1 });
+      continue;
+    }
+    c.rewrites.push({ ...slot.rewrite, ...rewrites[k] });
+  }
+  return true;
+}
+function attentionOp(c, node, ins) {
+  const op = node.opType;
+  const x2 = ins[0];
+  const out = node.output[0];
+  const fail = (why) => c.unsupported(node, ins, why);
+  const rank = c.shape(node.input[0])?.length;
+  if (op === "Cast" || op === "Identity" || op === "Dropout") return x2 ? c.set(out, x2) : fail("takes heads in a parameter input");
+  if (op === "Shape") return x2 ? shapeRead(c, node, x2) : void 0;
+  if (op === "Einsum") return einsumHeads(c, node, ins);
+  if (op === "MatMul") return matmulHeads(c, node, ins);
+  if (ELEMENTWISE.has(op)) return elementwiseHeads(c, node, ins);
+  if (!x2 || rank === void 0 || ins.slice(1).some((t) => t)) return fail("is not understood inside attention heads");
+  if (op === "Reshape") return regroupReshape(c, node, x2);
+  if (op === "Transpose") {
+    const perm = attrInts(node, "perm") ?? [...Array(rank).keys()].reverse();
+    const r = remap(x2, (a) => perm.indexOf(a));
+    return r ? c.set(out, r) : fail("has an unknown permutation");
+  }
+  if (op === "Unsqueeze" || op === "Squeeze") {
+    const axes = attrInts(node, "axes") ?? c.knownInts(node.input[1]) ?? (op === "Squeeze" ? c.shape(node.input[0]).flatMap((d, i2) => d === 1 ? [i2] : []) : void 0);
+    if (!axes) return fail("has axes that are not constant");
+    const r = remap(x2, (a) => movedAxisBy(op, axes, a, rank));
+    return r ? c.set(out, r) : fail("squeezes a head axis");
+  }
+  if (op === "Softmax" || op === "LogSoftmax") {
+    const axis = norm(attrInt(node, "axis", -1), rank);
+    if (axis === x2.axis || axis === x2.dAxis || axis === x2.parts?.axis) return fail("normalises over heads or head channels");
+    return c.set(out, x2);
+  }
+  if (op === "Gather") {
+    const axis = norm(attrInt(node, "axis", 0), rank);
+    const idx = c.knownInts(node.input[1]);
+    const idxRank = c.shape(node.input[1])?.length;
+    if (x2.parts && axis === x2.parts.axis && idx?.length === 1 && idxRank === 0) {
+      const picked = withoutParts(x2, x2.parts.layouts[norm(idx[0], x2.parts.layouts.length)]);
+      const r2 = remap(picked, (a) => a < axis ? a : a - 1);
+      return r2 ? c.set(out, r2) : fail("picks a fused part in a way the analysis does not follow");
+    }
+    if (axis === x2.axis || axis === x2.dAxis || axis === x2.parts?.axis || idxRank === void 0) return fail("gathers along a head axis");
+    const r = remap(x2, (a) => a < axis ? a : a - 1 + idxRank);
+    return r ? c.set(out, r) : fail("gathers along a head axis");
+  }
+  if (op === "Split") {
+    const axis = norm(attrInt(node, "axis", 0), rank);
+    if (x2.parts && axis === x2.parts.axis) {
+      const sizes = (node.input[1] ? c.knownInts(node.input[1]) : attrInts(node, "split")) ?? node.output.map((o) => c.shape(o)?.[axis] ?? -1);
+      if (sizes.some((s) => s !== 1) || sizes.length !== x2.parts.layouts.length) return fail("splits a fused projection into uneven parts");
+      node.output.forEach((o, i2) => c.set(o, { ...x2, layout: x2.parts.layouts[i2], parts: { axis, layouts: [x2.parts.layouts[i2]] } }));
+      return;
+    }
+    if (axis === x2.axis || axis === x2.dAxis) return fail("splits a head axis");
+    for (const o of node.output) c.set(o, x2);
+    return;
+  }
+  if (op === "Slice") {
+    const starts = c.knownInts(node.input[1]);
+    const ends = c.knownInts(node.input[2]);
+    const axes = (node.input[3] ? c.knownInts(node.input[3]) : starts?.map((_, i2) => i2))?.map((a) => norm(a, rank));
+    const steps = node.input[4] ? c.knownInts(node.input[4]) : void 0;
+    if (!starts || !ends || !axes || steps?.some((s) => s !== 1)) return fail("has bounds that are not constant");
+    const inS = c.shape(node.input[0]);
+    let r = x2;
+    for (let k = 0; k < axes.length; k++) {
+      const a = axes[k];
+      const clamp = (v) => Math.min(Math.max(v < 0 ? v + inS[a] : v, 0), inS[a]);
+      const [lo, hi] = [clamp(starts[k]), clamp(ends[k])];
+      if (lo === 0 && hi === inS[a]) continue;
+      if (x2.parts && a === x2.parts.axis && hi === lo + 1) r = { ...r, layout: x2.parts.layouts[lo], parts: { axis: a, layouts: [x2.parts.layouts[lo]] } };
+      else if (a === x2.axis || a === x2.dAxis || a === x2.parts?.axis) return fail("slices a head axis");
+    }
+    return c.set(out, r);
+  }
+  fail("is not understood inside attention heads");
+}
+function movedAxisBy(op, axes, axis, rank) {
+  if (op === "Unsqueeze") {
+    const sorted = axes.map((a) => norm(a, rank + axes.length)).sort((p, q) => p - q);
+    let k = axis;
+    for (const a of sorted) if (a <= k) k++;
+    return k;
+  }
+  const removed = axes.map((a) => norm(a, rank));
+  return removed.includes(axis) ? void 0 : axis - removed.filter((a) => a < axis).length;
+}
+function elementwiseHeads(c, node, ins) {
+  const fail = (why) => c.unsupported(node, ins, why);
+  const rank = c.shape(node.output[0])?.length;
+  if (rank === void 0) return fail("has an unknown output shape");
+  let result;
+  for (let i2 = 0; i2 < ins.length; i2++) {
+    const t = ins[i2];
+    const r = c.shape(node.input[i2])?.length;
+    if (!t) continue;
+    if (r !== rank) return fail("combines heads with a tensor of another rank");
+    if (!result) result = t;
+    else if (t.axis !== result.axis || t.dAxis !== result.dAxis || t.outer !== result.outer || t.block !== result.block || t.parts?.axis !== result.parts?.axis) return fail("combines heads laid out differently");
+    else for (const [a, b] of layoutsOf(result).map((l, k) => [l, layoutsOf(t)[k]])) if (!b || !c.unify(a, b, node, "the operands")) return;
+  }
+  if (!result) return;
+  for (let i2 = 0; i2 < ins.length; i2++) {
+    if (ins[i2] || !node.input[i2]) continue;
+    const s = c.shape(node.input[i2]);
+    if (!s) return fail("combines heads with a tensor of unknown shape");
+    const at2 = (axis) => axis === void 0 ? 1 : s[axis - (rank - s.length)] ?? 1;
+    if (at2(result.axis) !== 1 || at2(result.parts?.axis) !== 1) return fail("combines heads with a tensor that varies over heads");
+  }
+  c.set(node.output[0], result);
+}
+function matmulHeads(c, node, ins) {
+  const fail = (why) => c.unsupported(node, ins, why);
+  const [a, b] = ins;
+  const ra = c.shape(node.input[0])?.length;
+  const rb = c.shape(node.input[1])?.length;
+  if (!a || !b || ra === void 0 || rb === void 0 || ra !== rb || a.axis !== b.axis || a.axis >= ra - 2 || a.outer !== b.outer || a.parts || b.parts) {
+    return fail("mixes heads in a way the analysis does not follow");
+  }
+  const outer = a.outer ? { outer: a.outer } : {};
+  if (a.dAxis === ra - 1 && b.dAxis === rb - 2) {
+    if (!c.unify(a.layout, b.layout, node, "Q x K")) return;
+    return c.set(node.output[0], { axis: a.axis, layout: a.layout, block: a.block, ...outer });
+  }
+  if (a.dAxis === void 0 && b.dAxis === rb - 1) {
+    if (!c.unify(a.layout, b.layout, node, "scores x V")) return;
+    return c.set(node.output[0], { axis: a.axis, layout: b.layout, block: b.block, dAxis: ra - 1, ...outer });
+  }
+  fail("mixes heads in a way the analysis does not follow");
+}
+function parseNodeEinsum(c, node) {
+  const ranks = node.input.map((i2) => c.shape(i2)?.length);
+  if (ranks.some((r) => r === void 0)) return void 0;
+  try {
+    return parseEinsum(attrString(node, "equation", ""), ranks);
+  } catch {
+    return void 0;
+  }
+}
+function einsumHeads(c, node, ins) {
+  const fail = (why) => c.unsupported(node, ins, why);
+  const e = parseNodeEinsum(c, node);
+  if (!e) return fail("has an equation that does not fit its operands");
+  const tracked = ins.flatMap((t, k) => t ? [{ t, k }] : []);
+  const first = tracked[0].t;
+  if (tracked.some(({ t }) => !t.block || t.parts || t.outer !== first.outer || t.block !== first.block)) return fail("mixes heads with other channels");
+  const h = e.inputs[tracked[0].k][first.axis];
+  if (tracked.some(({ t, k }) => e.inputs[k][t.axis] !== h)) return fail("pairs different head axes");
+  for (let k = 0; k < ins.length; k++) {
+    const a = e.inputs[k].indexOf(h);
+    if (!ins[k] && a >= 0 && c.shape(node.input[k])[a] !== 1) return fail("combines heads with a tensor that varies over heads");
+  }
+  const outAxis = e.output.indexOf(h);
+  if (outAxis < 0) return fail("sums over heads");
+  const widths = new Set(tracked.filter(({ t }) => t.dAxis !== void 0).map(({ t, k }) => e.inputs[k][t.dAxis]));
+  let dAxis;
+  let layout = first.layout;
+  for (const d of widths) {
+    if (d === h) return fail("pairs a head axis with a head width");
+    if (e.output.includes(d)) {
+      if (dAxis !== void 0) return fail("keeps two head widths");
+      dAxis = e.output.indexOf(d);
+      layout = tracked.find(({ t, k }) => t.dAxis !== void 0 && e.inputs[k][t.dAxis] === d).t.layout;
+    } else {
+      for (let k = 0; k < ins.length; k++) {
+        const a = e.inputs[k].indexOf(d);
+        if (a >= 0 && ins[k]?.dAxis !== a) return fail("contracts a head width with a tensor that is not split into the same heads");
+      }
+    }
+  }
+  for (const { t } of tracked.slice(1)) if (!c.unify(first.layout, t.layout, node, "Einsum operands")) return;
+  c.set(node.output[0], { axis: outAxis, layout, block: first.block, ...dAxis !== void 0 ? { dAxis } : {}, ...first.outer ? { outer: first.outer } : {} });
+}
+function einsumChannels(c, node, ins) {
+  const fail = (why) => c.unsupported(node, ins, why);
+  const e = parseNodeEinsum(c, node);
+  if (!e) return fail("has an equation that does not fit its operands");
+  const w = ins.length === 2 ? [0, 1].find((k) => c.constant(node.input[k]) && e.inputs[k].length === 2) : void 0;
+  if (w !== void 0 && !ins[w]) {
+    const xk = 1 - w;
+    const wl = e.inputs[w];
+    const j = wl.find((l) => e.inputs[xk].includes(l) && !e.output.includes(l));
+    const o = wl.find((l) => !e.inputs[xk].includes(l) && e.output.includes(l));
+    if (j !== void 0 && o !== void 0) {
+      const x2 = ins[xk];
+      if (x2) {
+        if (e.inputs[xk][x2.axis] !== j) return fail("reads channels on an axis it does not contract");
+        c.use(node, node.input[w], wl.indexOf(j), x2.layout, "fanin", { ...x2, name: node.input[xk] });
+      }
+      const size2 = c.shape(node.input[w])[wl.indexOf(o)];
+      const layout = c.fresh(node, size2);
+      c.use(node, node.input[w], wl.indexOf(o), layout, "param");
+      return c.set(node.output[0], { axis: e.output.indexOf(o), layout });
+    }
+  }
+  const tracked = ins.flatMap((t, k) => t ? [{ t, k }] : []);
+  if (tracked.length === 0) return;
+  const label = e.inputs[tracked[0].k][tracked[0].t.axis];
+  if (tracked.some(({ t, k }) => e.inputs[k][t.axis] !== label)) return fail("combines channels on different labels");
+  if (!e.output.includes(label)) return fail("sums over the channel axis of an activation");
+  for (let k = 0; k < ins.length; k++) {
+    const a = e.inputs[k].indexOf(label);
+    if (!ins[k] && a >= 0 && c.shape(node.input[k])[a] !== 1) return fail("multiplies the channels by a tensor the analysis cannot slice");
+  }
+  for (const { t } of tracked.slice(1)) if (!c.unify(tracked[0].t.layout, t.layout, node, "Einsum operands")) return;
+  c.set(node.output[0], { axis: e.output.indexOf(label), layout: tracked[0].t.layout });
+}
+var norm, ELEMENTWISE;
+var init_attention = __esm({
+  "src/prune/structured/attention.ts"() {
+    "use strict";
+    init_graph();
+    init_einsum();
+    init_context2();
+    init_layout();
+    init_regroup();
+    norm = (axis, rank) => axis < 0 ? axis + rank : axis;
+    ELEMENTWISE = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Where", "Pow", "Max", "Min"]);
+  }
+});
+
+// src/prune/structured/shapeTaint.ts
+function firstUnreplacedRead(index, seed, replaced, ints, length) {
+  const taint = /* @__PURE__ */ new Map([[seed.tensor, seed.elements]]);
+  const queue = [seed.tensor];
+  while (queue.length > 0) {
+    const t = queue.shift();
+    const elements = taint.get(t);
+    if (index.graphOutputs.has(t)) return { node: index.producer.get(t), input: -1 };
+    for (const c of index.consumersOf(t)) {
+      for (let i2 = 0; i2 < c.input.length; i2++) {
+        if (c.input[i2] !== t || replaced(c, i2, elements)) continue;
+        const out = propagate(c, i2, elements, ints, length);
+        if (out === void 0) return { node: c, input: i2 };
+        if (out.size === 0) continue;
+        const o = c.output[0];
+        const prior = taint.get(o);
+        const merged = /* @__PURE__ */ new Set([...prior ?? [], ...out]);
+        if (!prior || merged.size !== prior.size) {
+          taint.set(o, merged);
+          queue.push(o);
+        }
+      }
+    }
+  }
+  return void 0;
+}
+function propagate(node, i2, elements, ints, length) {
+  const n = length(node.input[i2]);
+  const all = (len) => new Set(Array.from({ length: Math.max(1, len ?? 1) }, (_, k) => k));
+  switch (node.opType) {
+    case "Gather": {
+      if (i2 !== 0 || attrInt(node, "axis", 0) !== 0 || n === void 0) return void 0;
+      const idx = ints(node.input[1]);
+      if (!idx) return void 0;
+      return new Set(idx.flatMap((v, k) => elements.has(v < 0 ? v + n : v) ? [k] : []));
+    }
+    case "Slice": {
+      if (i2 !== 0 || n === void 0) return void 0;
+      const starts = node.input[1] ? ints(node.input[1]) : attrInts(node, "starts");
+      const ends = node.input[2] ? ints(node.input[2]) : attrInts(node, "ends");
+      const steps = node.input[4] ? ints(node.input[4]) : void 0;
+      if (!starts || !ends || starts.length !== 1 || steps && steps[0] !== 1) return void 0;
+      const clamp = (v) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
+      const a = clamp(starts[0]);
+      const b = clamp(ends[0]);
+      return new Set([...elements].filter((e) => e >= a && e < b).map((e) => e - a));
+    }
+    case "Concat": {
+      let offset = 0;
+      for (let k = 0; k < i2; k++) {
+        const len = length(node.input[k]);
+        if (len === void 0) return void 0;
+        offset += len;
+      }
+      return new Set([...elements].map((e) => e + offset));
+    }
+    case "Unsqueeze":
+    case "Squeeze":
+    case "Reshape":
+      return i2 === 0 ? new Set(elements) : void 0;
+    default:
+      if (!ELEMENTWISE2.has(node.opType)) return void 0;
+      return length(node.output[0]) === n ? new Set(elements) : all(length(node.output[0]));
+  }
+}
+var ELEMENTWISE2;
+var init_shapeTaint = __esm({
+  "src/prune/structured/shapeTaint.ts"() {
+    "use strict";
+    init_graph();
+    ELEMENTWISE2 = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Mod", "Max", "Min", "Neg", "Abs", "Floor", "Ceil", "Cast", "Identity", "Sqrt", "Reciprocal"]);
+  }
+});
+
+// src/prune/structured/depgraph.ts
+function analyzeDependencies(model) {
+  return new Analyzer(model).run();
+}
+function isProducer(op) {
+  return op === "Conv" || op === "ConvTranspose" || op === "Gemm" || op === "MatMul" || op === "Einsum" || op === "Gather";
+}
+function layoutShape(layout) {
+  return layout.flatMap((s) => [s.space, s.start, s.len, s.repeat]);
+}
+function sameDims(a, b) {
+  return a.length === b.length && a.every((v, i2) => v === b[i2]);
+}
+var PASS_THROUGH, SPATIAL_POOL, BROADCAST2, REDUCE, SHAPE_ONLY, norm2, prod, Analyzer;
+var init_depgraph = __esm({
+  "src/prune/structured/depgraph.ts"() {
+    "use strict";
+    init_graph();
+    init_tensor();
+    init_attention();
+    init_context2();
+    init_layout();
+    init_shapeTaint();
     PASS_THROUGH = /* @__PURE__ */ new Set([
       "Relu",
       "LeakyRelu",
@@ -41015,190 +43960,100 @@ var init_depgraph = __esm({
     SPATIAL_POOL = /* @__PURE__ */ new Set(["MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"]);
     BROADCAST2 = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "PRelu", "Where"]);
     REDUCE = /* @__PURE__ */ new Set(["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL1", "ReduceL2", "ReduceProd", "ReduceLogSumExp", "ReduceSumSquare"]);
-    norm = (axis, rank) => axis < 0 ? axis + rank : axis;
+    SHAPE_ONLY = /* @__PURE__ */ new Set(["Identity", "Cast", "Transpose", "Reshape", "Unsqueeze", "Squeeze", "Flatten"]);
+    norm2 = (axis, rank) => axis < 0 ? axis + rank : axis;
     prod = (xs) => xs.reduce((a, b) => a * b, 1);
     Analyzer = class {
+      c;
       constructor(model) {
-        this.model = model;
-        this.index = new GraphIndex(model.graph);
-        const info2 = inferShapes(this.index, 2);
-        this.shapes = info2.shapes;
-        this.values = info2.values;
-        model.graph.node.forEach((n, i2) => this.nodeIndex.set(n, i2));
+        this.c = new Context2(model);
       }
-      model;
-      index;
-      spaces = new Spaces();
-      uses = [];
-      rewrites = [];
-      tracked = /* @__PURE__ */ new Map();
-      shapes;
-      /** small int tensors computed by shape arithmetic (Pad amounts, Reshape targets built from Concat) */
-      values;
-      nodeIndex = /* @__PURE__ */ new Map();
-      /** constant tensor -> the first layout registered per axis, so shared constants are sliced one way */
-      constantAxes = /* @__PURE__ */ new Map();
       run() {
-        for (const node of this.index.order) {
-          const ins = node.input.map((i2) => i2 ? this.tracked.get(i2) : void 0);
+        const c = this.c;
+        for (const node of c.index.order) {
+          const ins = node.input.map((i2) => i2 ? c.tracked.get(i2) : void 0);
           if (ins.every((t) => !t) && !isProducer(node.opType)) continue;
           try {
             this.visit(node, ins);
           } catch (e) {
-            this.poisonAll(ins, `${nodeLabel(node)} (${node.opType}) could not be analysed: ${e.message}`);
+            c.unsupported(node, ins, `could not be analysed: ${e.message}`);
           }
         }
-        for (const out of this.index.graphOutputs) {
-          const t = this.tracked.get(out);
-          if (t) this.poison(t.layout, `reaches graph output '${out}', whose shape must not change`);
+        for (const out of c.index.graphOutputs) {
+          const t = c.tracked.get(out);
+          if (t) for (const l of layoutsOf(t)) c.poison(l, { kind: "graph-output", output: out });
         }
+        for (const [space, table4] of c.embeddingSpaces) c.spaces.poison(space, { kind: "embedding", table: table4 });
         this.checkConstantConsumers();
-        return { spaces: this.spaces, uses: this.uses, rewrites: this.rewrites, groups: this.groups() };
+        this.checkRewrites();
+        this.checkShapeReads();
+        return { spaces: c.spaces, uses: c.uses, rewrites: c.rewrites, groups: this.groups() };
       }
       groups() {
+        const { spaces, uses } = this.c;
         const used = /* @__PURE__ */ new Set();
-        for (const u of this.uses) for (const s of u.layout) used.add(this.spaces.root(s.space));
-        return this.spaces.roots().filter((r) => used.has(r)).map((r) => {
-          const origins = [...new Set(this.spaces.members(r).map((m) => this.spaces.origin(m)))];
+        for (const u of uses) for (const s of u.layout) used.add(spaces.root(s.space));
+        return spaces.roots().filter((r) => used.has(r)).map((r) => {
+          const origins = [...new Set(spaces.members(r).map((m) => spaces.origin(m)))];
           const name = origins.length > 3 ? `${origins.slice(0, 3).join(" + ")} + ${origins.length - 3} more` : origins.join(" + ");
-          return { root: r, name, size: this.spaces.size(r), skip: this.spaces.skipReason(r), block: this.spaces.block(r) };
+          return { root: r, name, size: spaces.size(r), skip: spaces.skipReason(r), block: spaces.block(r) };
         });
-      }
-      // ---- helpers --------------------------------------------------------------------------------------
-      poison(layout, reason) {
-        for (const s of layout) this.spaces.poison(s.space, reason);
-      }
-      poisonAll(ins, reason) {
-        for (const t of ins) if (t) this.poison(t.layout, reason);
-      }
-      shape(name) {
-        return name ? this.shapes.get(name) : void 0;
-      }
-      /** The constant behind a name, following Identity nodes (exporters alias shared parameters that way). */
-      constant(name) {
-        let n = name;
-        for (let hop = 0; hop < 8 && n; hop++) {
-          const t = this.index.constant(n);
-          if (t) return { name: n, tensor: t };
-          const p = this.index.producer.get(n);
-          if (!p || p.opType !== "Identity") return void 0;
-          n = p.input[0];
-        }
-        return void 0;
-      }
-      ints(name) {
-        if (!name) return void 0;
-        const c = this.constant(name);
-        return c ? tensorToInts(c.tensor) : void 0;
-      }
-      /** a constant, or a small int tensor the shape pass could evaluate (read-only uses: never rewritten) */
-      knownInts(name) {
-        return name ? this.ints(name) ?? this.values.get(name) : void 0;
-      }
-      /** Register a slice of a constant; a constant shared by two readers must be sliced the same way. */
-      use(node, name, axis, layout, role, activation) {
-        const c = this.constant(name);
-        if (!c || !FLOAT_TYPES.has(c.tensor.dataType)) {
-          this.poison(layout, `${nodeLabel(node)} reads '${name}', which is not a float constant`);
-          return false;
-        }
-        const dims = tensorDims(c.tensor);
-        if (dims[axis] !== layoutSize(layout)) {
-          this.poison(layout, `${nodeLabel(node)}: '${name}' axis ${axis} has ${dims[axis]} entries, expected ${layoutSize(layout)}`);
-          return false;
-        }
-        let axes = this.constantAxes.get(c.name);
-        if (!axes) this.constantAxes.set(c.name, axes = /* @__PURE__ */ new Map());
-        const prior = axes.get(axis);
-        if (prior) this.unify(prior, layout, `'${c.name}' is shared by several nodes`);
-        else axes.set(axis, layout);
-        this.uses.push({
-          tensor: c.name,
-          axis,
-          layout,
-          role,
-          node: this.nodeIndex.get(node),
-          activation: activation?.name,
-          activationAxis: activation?.axis
-        });
-        return true;
-      }
-      fresh(node, size, skip) {
-        return fullLayout(this.spaces.create(size, nodeLabel(node), skip), size);
-      }
-      set(name, t) {
-        if (t && name) this.tracked.set(name, t);
-      }
-      /**
-       * Two layouts whose channels meet element by element (a residual Add): their spaces become one group.
-       * Only whole spaces can merge; anything else is refused rather than approximated.
-       */
-      unify(a, b, where) {
-        const ok = a.length === b.length && a.every((sa, i2) => {
-          const sb = b[i2];
-          if (sa.len !== sb.len || sa.repeat !== sb.repeat) return false;
-          if (this.spaces.root(sa.space) === this.spaces.root(sb.space)) return sa.start === sb.start;
-          return sa.start === 0 && sb.start === 0 && this.spaces.size(sa.space) === sa.len && this.spaces.size(sb.space) === sb.len;
-        });
-        if (!ok) {
-          const reason = `${where}: channel ranges of coupled tensors do not line up`;
-          this.poison(a, reason);
-          this.poison(b, reason);
-          return false;
-        }
-        a.forEach((sa, i2) => this.spaces.union(sa.space, b[i2].space));
-        return true;
-      }
-      addRewrite(node, target, element, layout, base = 0) {
-        this.rewrites.push({ node: this.nodeIndex.get(node), target, element, layout, base });
       }
       // ---- ops ------------------------------------------------------------------------------------------
       visit(node, ins) {
+        const c = this.c;
         const op = node.opType;
         const x2 = ins[0];
         const out = node.output[0];
-        const label = nodeLabel(node);
-        const unknown = (why) => this.poisonAll(ins, `${label} (${op}) ${why}`);
-        if (ins.some((t) => t?.block)) return this.headOp(node, ins, unknown);
+        const unknown = (why) => c.unsupported(node, ins, why);
+        if (ins.some((t) => t?.block || t?.parts)) return attentionOp(c, node, ins);
         if (op === "Conv") return this.conv(node, x2);
         if (op === "ConvTranspose") return this.convTranspose(node, x2);
         if (op === "Gemm") return this.gemm(node, ins);
         if (op === "MatMul") return this.matmul(node, ins);
+        if (op === "Einsum") return einsumChannels(c, node, ins);
+        if (op === "Gather" && !x2) return this.embedding(node);
         if (!x2 && ins.every((t) => !t)) return;
         if (PASS_THROUGH.has(op)) {
           if (ins.slice(1).some((t) => t)) return unknown("takes channels in a parameter input");
-          return this.set(out, x2);
+          return c.set(out, x2);
         }
         if (op === "BatchNormalization" || op === "InstanceNormalization") {
           if (!x2 || x2.axis !== 1 || ins.slice(1).some((t) => t)) return unknown("normalises along an axis that is not the channel axis");
           if (node.output.length > 1 && node.output.slice(1).some((o) => o)) return unknown("has training outputs");
-          for (let i2 = 1; i2 < node.input.length; i2++) if (node.input[i2]) this.use(node, node.input[i2], 0, x2.layout, "param");
-          return this.set(out, x2);
+          for (let i2 = 1; i2 < node.input.length; i2++) if (node.input[i2]) c.use(node, node.input[i2], 0, x2.layout, "param");
+          return c.set(out, x2);
         }
         if (op === "LayerNormalization") {
-          const rank = this.shape(node.input[0])?.length;
+          const rank = c.shape(node.input[0])?.length;
           if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-          if (x2.axis >= norm(attrInt(node, "axis", -1), rank)) return unknown("normalises over the channel axis (removing a channel would change the statistics)");
+          if (x2.axis >= norm2(attrInt(node, "axis", -1), rank)) return c.poison(x2.layout, { kind: "normalization", node: nodeLabel(node), op });
           if (ins.slice(1).some((t) => t)) return unknown("takes channels in a parameter input");
-          return this.set(out, x2);
+          return c.set(out, x2);
         }
         if (op === "Softmax" || op === "LogSoftmax" || op === "Hardmax") {
-          const rank = this.shape(node.input[0])?.length;
+          const rank = c.shape(node.input[0])?.length;
           if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-          const axis = norm(attrInt(node, "axis", -1), rank);
-          if (x2.axis === axis) return unknown("normalises over the channel axis");
-          return this.set(out, x2);
+          const axis = norm2(attrInt(node, "axis", -1), rank);
+          if (x2.axis === axis) return c.poison(x2.layout, this.normalised(node));
+          return c.set(out, x2);
+        }
+        if (op === "LpNormalization") {
+          const rank = c.shape(node.input[0])?.length;
+          if (!x2 || rank === void 0) return unknown("has an unknown input shape");
+          if (x2.axis === norm2(attrInt(node, "axis", -1), rank)) return c.poison(x2.layout, this.normalised(node));
+          return c.set(out, x2);
         }
         if (SPATIAL_POOL.has(op)) {
           if (!x2 || x2.axis !== 1) return unknown("pools over the channel axis");
           if (node.output.length > 1 && node.output[1]) return unknown("returns indices");
-          return this.set(out, x2);
+          return c.set(out, x2);
         }
         if (op === "Resize" || op === "Upsample") {
-          const a = this.shape(node.input[0]);
-          const b = this.shape(out);
+          const a = c.shape(node.input[0]);
+          const b = c.shape(out);
           if (!x2 || !a || !b || a[x2.axis] !== b[x2.axis] || ins.slice(1).some((t) => t)) return unknown("may resize the channel axis");
-          return this.set(out, x2);
+          return c.set(out, x2);
         }
         if (REDUCE.has(op)) return this.reduce(node, x2, unknown);
         if (BROADCAST2.has(op)) return this.broadcast(node, ins, unknown);
@@ -41206,370 +44061,367 @@ var init_depgraph = __esm({
         if (op === "Flatten") return this.flatten(node, x2, unknown);
         if (op === "Reshape") return this.reshape(node, ins, unknown);
         if (op === "Transpose") {
-          const perm = attrInts(node, "perm") ?? this.shape(node.input[0])?.map((_, i2, a) => a.length - 1 - i2);
+          const perm = attrInts(node, "perm") ?? c.shape(node.input[0])?.map((_, i2, a) => a.length - 1 - i2);
           if (!x2 || !perm) return unknown("has an unknown permutation");
-          return this.set(out, { axis: perm.indexOf(x2.axis), layout: x2.layout });
+          return c.set(out, { axis: perm.indexOf(x2.axis), layout: x2.layout });
         }
         if (op === "Squeeze" || op === "Unsqueeze") return this.squeeze(node, ins, unknown);
         if (op === "Pad") {
-          const rank = this.shape(node.input[0])?.length;
-          const pads = attrInts(node, "pads") ?? this.knownInts(node.input[1]);
-          const axes = node.input[3] ? this.knownInts(node.input[3]) : void 0;
+          const rank = c.shape(node.input[0])?.length;
+          const pads = attrInts(node, "pads") ?? c.knownInts(node.input[1]);
+          const axes = node.input[3] ? c.knownInts(node.input[3]) : void 0;
           if (!x2 || !pads || rank === void 0 || ins.slice(1).some((t) => t)) return unknown("has pads that are not constant");
-          const padded = axes ? axes.map((a) => norm(a, rank)) : [...Array(rank).keys()];
+          const padded = axes ? axes.map((a) => norm2(a, rank)) : [...Array(rank).keys()];
           const k = padded.indexOf(x2.axis);
           if (k >= 0 && (pads[k] !== 0 || pads[k + padded.length] !== 0)) return unknown("pads the channel axis");
-          return this.set(out, x2);
+          return c.set(out, x2);
         }
         if (op === "Split") return this.split(node, x2, unknown);
         if (op === "Slice") return this.slice(node, ins, unknown);
         if (op === "Gather") {
-          const rank = this.shape(node.input[0])?.length;
-          const idx = this.shape(node.input[1]);
+          const rank = c.shape(node.input[0])?.length;
+          const idx = c.shape(node.input[1]);
           if (!x2 || ins[1] || rank === void 0 || !idx) return unknown("gathers along an unknown axis");
-          const axis = norm(attrInt(node, "axis", 0), rank);
+          const axis = norm2(attrInt(node, "axis", 0), rank);
           if (axis === x2.axis) return unknown("gathers along the channel axis");
-          return this.set(out, { axis: x2.axis < axis ? x2.axis : x2.axis - 1 + idx.length, layout: x2.layout });
+          return c.set(out, { axis: x2.axis < axis ? x2.axis : x2.axis - 1 + idx.length, layout: x2.layout });
         }
-        if (op === "Shape") {
-          const rank = this.shape(node.input[0])?.length;
-          const readers = this.index.consumersOf(out);
-          const safe = x2 && rank !== void 0 && readers.every((g2) => {
-            if (g2.opType !== "Gather" || g2.input[0] !== out) return false;
-            const idx = this.knownInts(g2.input[1]);
-            return idx !== void 0 && idx.every((i2) => norm(i2, rank) !== x2.axis);
-          });
-          if (!safe) unknown("reads the channel count (shape arithmetic)");
-          return;
-        }
+        if (op === "Shape") return x2 ? shapeRead(c, node, x2) : void 0;
         unknown("is not understood by the channel analysis");
       }
+      /**
+       * The output channels of a producer: one space, or one per part when the graph cuts them right away
+       * into equal parts (a fused QKV projection), so the parts can be paired with each other.
+       */
+      produced(node, size2, axis) {
+        const c = this.c;
+        const parts = fusedParts(c, node.output[0], axis, size2);
+        if (!parts) return c.fresh(node, size2);
+        const layout = [];
+        for (let p = 0; p < parts; p++) {
+          const space = c.spaces.create(size2 / parts, nodeLabel(node));
+          c.fusedSpaces.add(space);
+          layout.push(...fullLayout(space, size2 / parts));
+        }
+        return layout;
+      }
+      /**
+       * An embedding lookup (Gather of rows of a 2-D float table): its columns are channels the residual
+       * stream of a text transformer starts with, followed so the stream is one group; the table itself keeps
+       * its width (checked at the end).
+       */
+      embedding(node) {
+        const c = this.c;
+        const table4 = c.constant(node.input[0]);
+        const rank = c.shape(node.output[0])?.length;
+        if (!table4 || !FLOAT_TYPES.has(table4.tensor.dataType) || tensorDims(table4.tensor).length !== 2 || attrInt(node, "axis", 0) !== 0 || rank === void 0) return;
+        const layout = c.fresh(node, tensorDims(table4.tensor)[1]);
+        c.embeddingSpaces.set(layout[0].space, table4.name);
+        c.use(node, node.input[0], 1, layout, "param");
+        c.set(node.output[0], { axis: rank - 1, layout });
+      }
       conv(node, x2) {
-        const w = this.constant(node.input[1]);
+        const c = this.c;
+        const w = c.constant(node.input[1]);
         const label = nodeLabel(node);
         const group2 = attrInt(node, "group", 1);
         const dims = w ? tensorDims(w.tensor) : void 0;
         if (!w || !dims) {
-          if (x2) this.poison(x2.layout, `${label} has a weight that is not constant`);
+          if (x2) c.poison(x2.layout, { kind: "not-constant", node: label, tensor: node.input[1] });
           return;
         }
         const cout = dims[0];
         const cinPerGroup = dims[1];
         if (x2 && x2.axis !== 1) {
-          this.poison(x2.layout, `${label} reads channels on axis ${x2.axis}`);
+          c.unsupported(node, [x2], `reads channels on axis ${x2.axis}`);
           return;
         }
         if (group2 === 1) {
-          if (x2) this.use(node, node.input[1], 1, x2.layout, "fanin", { ...x2, name: node.input[0] });
-          const layout = this.fresh(node, cout);
-          this.use(node, node.input[1], 0, layout, "param");
-          if (node.input[2]) this.use(node, node.input[2], 0, layout, "param");
-          this.set(node.output[0], { axis: 1, layout });
+          if (x2) c.use(node, node.input[1], 1, x2.layout, "fanin", { ...x2, name: node.input[0] });
+          const layout = this.produced(node, cout, 1);
+          c.use(node, node.input[1], 0, layout, "param");
+          if (node.input[2]) c.use(node, node.input[2], 0, layout, "param");
+          c.set(node.output[0], { axis: 1, layout });
           return;
         }
         if (cinPerGroup === 1 && cout === group2 && x2 && layoutSize(x2.layout) === group2) {
-          this.use(node, node.input[1], 0, x2.layout, "param");
-          if (node.input[2]) this.use(node, node.input[2], 0, x2.layout, "param");
-          this.addRewrite(node, { attr: "group" }, 0, x2.layout);
-          this.set(node.output[0], { axis: 1, layout: x2.layout });
+          c.use(node, node.input[1], 0, x2.layout, "param");
+          if (node.input[2]) c.use(node, node.input[2], 0, x2.layout, "param");
+          c.addRewrite(node, { attr: "group" }, 0, x2.layout);
+          c.set(node.output[0], { axis: 1, layout: x2.layout });
           return;
         }
-        const why = cinPerGroup === 1 && cout === group2 && !x2 ? `${label} is a depthwise convolution whose input channels come from ops the analysis could not follow` : `${label} is a grouped convolution (group=${group2}, ${cinPerGroup} input channels per group); pruning it would break the grouping`;
-        if (x2) this.poison(x2.layout, why);
-        this.set(node.output[0], { axis: 1, layout: this.fresh(node, cout, why) });
+        const why = cinPerGroup === 1 && cout === group2 && !x2 ? { kind: "unsupported", node: label, op: "Conv", detail: "is a depthwise convolution whose input channels come from ops the analysis could not follow" } : { kind: "grouped-conv", node: label, group: group2, perGroup: cinPerGroup };
+        if (x2) c.poison(x2.layout, why);
+        c.set(node.output[0], { axis: 1, layout: c.fresh(node, cout, why) });
       }
       convTranspose(node, x2) {
-        const w = this.constant(node.input[1]);
-        const label = nodeLabel(node);
+        const c = this.c;
+        const w = c.constant(node.input[1]);
         if (!w || attrInt(node, "group", 1) !== 1 || x2 && x2.axis !== 1) {
-          if (x2) this.poison(x2.layout, `${label} is a grouped or non-constant transposed convolution`);
+          if (x2) c.unsupported(node, [x2], "is a grouped or non-constant transposed convolution");
           return;
         }
         const dims = tensorDims(w.tensor);
-        if (x2) this.use(node, node.input[1], 0, x2.layout, "fanin", { ...x2, name: node.input[0] });
-        const layout = this.fresh(node, dims[1]);
-        this.use(node, node.input[1], 1, layout, "param");
-        if (node.input[2]) this.use(node, node.input[2], 0, layout, "param");
-        this.set(node.output[0], { axis: 1, layout });
+        if (x2) c.use(node, node.input[1], 0, x2.layout, "fanin", { ...x2, name: node.input[0] });
+        const layout = this.produced(node, dims[1], 1);
+        c.use(node, node.input[1], 1, layout, "param");
+        if (node.input[2]) c.use(node, node.input[2], 0, layout, "param");
+        c.set(node.output[0], { axis: 1, layout });
       }
       gemm(node, ins) {
-        const label = nodeLabel(node);
-        const [a, b, c] = ins;
-        const w = this.constant(node.input[1]);
-        if (b || c || !w || attrInt(node, "transA", 0) !== 0) {
-          if (a) this.poison(a.layout, `${label} (Gemm) has a non-constant or transposed operand`);
-          if (b) this.poison(b.layout, `${label} (Gemm) multiplies two activations`);
+        const c = this.c;
+        const [a, b, bias] = ins;
+        const w = c.constant(node.input[1]);
+        if (b || bias || !w || attrInt(node, "transA", 0) !== 0) {
+          if (a) c.unsupported(node, [a], "has a non-constant or transposed operand");
+          if (b) c.unsupported(node, [b], "multiplies two activations");
           return;
         }
         const transB = attrInt(node, "transB", 0) === 1;
         const dims = tensorDims(w.tensor);
         const outUnits = transB ? dims[0] : dims[1];
         if (a) {
-          if (a.axis !== 1) return this.poison(a.layout, `${label} (Gemm) reads channels on axis ${a.axis}`);
-          this.use(node, node.input[1], transB ? 1 : 0, a.layout, "fanin", { ...a, name: node.input[0] });
+          if (a.axis !== 1) return c.unsupported(node, [a], `reads channels on axis ${a.axis}`);
+          c.use(node, node.input[1], transB ? 1 : 0, a.layout, "fanin", { ...a, name: node.input[0] });
         }
-        const layout = this.fresh(node, outUnits);
-        this.use(node, node.input[1], transB ? 0 : 1, layout, "param");
-        const bias = node.input[2] ? this.constant(node.input[2]) : void 0;
-        if (node.input[2] && !bias) this.poison(layout, `${label} (Gemm) has a non-constant bias`);
-        if (bias) {
-          const bd = tensorDims(bias.tensor);
-          if (bd.length > 0 && bd[bd.length - 1] === outUnits && outUnits !== 1) this.use(node, node.input[2], bd.length - 1, layout, "param");
-          else if (bd.length === 2 && bd[0] !== 1) this.poison(layout, `${label} (Gemm) has a per-row bias`);
+        const layout = this.produced(node, outUnits, 1);
+        c.use(node, node.input[1], transB ? 0 : 1, layout, "param");
+        const b22 = node.input[2] ? c.constant(node.input[2]) : void 0;
+        if (node.input[2] && !b22) c.poison(layout, { kind: "not-constant", node: nodeLabel(node), tensor: node.input[2] });
+        if (b22) {
+          const bd = tensorDims(b22.tensor);
+          if (bd.length > 0 && bd[bd.length - 1] === outUnits && outUnits !== 1) c.use(node, node.input[2], bd.length - 1, layout, "param");
+          else if (bd.length === 2 && bd[0] !== 1) c.poison(layout, { kind: "unsupported", node: nodeLabel(node), op: "Gemm", detail: "has a per-row bias" });
         }
-        this.set(node.output[0], { axis: 1, layout });
+        c.set(node.output[0], { axis: 1, layout });
       }
       matmul(node, ins) {
-        const label = nodeLabel(node);
+        const c = this.c;
         const [a, b] = ins;
-        const wb = this.constant(node.input[1]);
-        const rankA = this.shape(node.input[0])?.length;
+        const wb = c.constant(node.input[1]);
+        const rankA = c.shape(node.input[0])?.length;
         if (wb && tensorDims(wb.tensor).length === 2 && !b && rankA !== void 0 && rankA >= 2) {
           const dims = tensorDims(wb.tensor);
           if (a) {
-            if (a.axis !== rankA - 1) return this.poison(a.layout, `${label} (MatMul) reads channels on a batch or row axis`);
-            this.use(node, node.input[1], 0, a.layout, "fanin", { ...a, name: node.input[0] });
+            if (a.axis !== rankA - 1) return c.unsupported(node, [a], "reads channels on a batch or row axis");
+            c.use(node, node.input[1], 0, a.layout, "fanin", { ...a, name: node.input[0] });
           }
-          const layout = this.fresh(node, dims[1]);
-          this.use(node, node.input[1], 1, layout, "param");
-          this.set(node.output[0], { axis: rankA - 1, layout });
+          const layout = this.produced(node, dims[1], rankA - 1);
+          c.use(node, node.input[1], 1, layout, "param");
+          c.set(node.output[0], { axis: rankA - 1, layout });
           return;
         }
         const why = a && b ? "multiplies two activations (attention scores)" : rankA === void 0 ? "has an input of unknown shape" : "has an operand layout the analysis does not follow";
-        if (a) this.poison(a.layout, `${label} (MatMul) ${why}`);
-        if (b) this.poison(b.layout, `${label} (MatMul) ${why}`);
+        const reason = { kind: "unsupported", node: nodeLabel(node), op: "MatMul", detail: why };
+        c.poisonAll([a, b], reason);
         if (wb && !b && tensorDims(wb.tensor).length === 2) {
-          const layout = this.fresh(node, tensorDims(wb.tensor)[1], `${label} (MatMul) ${why}`);
-          this.use(node, node.input[1], 1, layout, "param");
+          const layout = c.fresh(node, tensorDims(wb.tensor)[1], reason);
+          c.use(node, node.input[1], 1, layout, "param");
         }
       }
       reduce(node, x2, unknown) {
-        const rank = this.shape(node.input[0])?.length;
+        const c = this.c;
+        const rank = c.shape(node.input[0])?.length;
         if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-        const axesIn = attrInts(node, "axes") ?? (node.input[1] ? this.knownInts(node.input[1]) : void 0);
+        const axesIn = attrInts(node, "axes") ?? (node.input[1] ? c.knownInts(node.input[1]) : void 0);
         if (node.input[1] && !axesIn) return unknown("has axes that are not constant");
-        const axes = (axesIn ?? [...Array(rank).keys()]).map((a) => norm(a, rank));
-        if (axes.length === 0 && attrInt(node, "noop_with_empty_axes", 0) === 1) return this.set(node.output[0], x2);
-        if (axes.length === 0 || axes.includes(x2.axis)) return unknown("reduces over the channel axis");
+        const axes = (axesIn ?? [...Array(rank).keys()]).map((a) => norm2(a, rank));
+        if (axes.length === 0 && attrInt(node, "noop_with_empty_axes", 0) === 1) return c.set(node.output[0], x2);
+        if (axes.length === 0 || axes.includes(x2.axis)) {
+          const reads = c.index.consumersOf(node.output[0]);
+          const centred = node.opType === "ReduceMean" && reads.some((s) => s.opType === "Sub" && s.input[0] === node.input[0]);
+          const scaled = (node.opType === "ReduceL2" || node.opType === "ReduceL1") && reads.some((s) => s.opType === "Div" || s.opType === "Clip" || s.opType === "Max");
+          if (centred || scaled) return c.poison(x2.layout, { kind: "normalization", node: nodeLabel(node), op: centred ? "LayerNorm as ReduceMean/Sub" : `${node.opType} normalisation` });
+          return unknown("reduces over the channel axis");
+        }
         const keep = attrInt(node, "keepdims", 1) === 1;
         const axis = keep ? x2.axis : x2.axis - axes.filter((a) => a < x2.axis).length;
-        this.set(node.output[0], { axis, layout: x2.layout });
+        c.set(node.output[0], { axis, layout: x2.layout });
       }
       broadcast(node, ins, unknown) {
-        const outShape = this.shape(node.output[0]);
+        const c = this.c;
+        const outShape = c.shape(node.output[0]);
         if (!outShape) return unknown("has an unknown output shape");
         const rank = outShape.length;
         let result;
         for (let i2 = 0; i2 < ins.length; i2++) {
           const t = ins[i2];
           if (!t) continue;
-          const r = this.shape(node.input[i2])?.length;
+          const r = c.shape(node.input[i2])?.length;
           if (r === void 0) return unknown("has an unknown input shape");
           const here = { axis: t.axis + rank - r, layout: t.layout };
           if (!result) result = here;
           else if (result.axis !== here.axis) return unknown("combines channels on different axes");
-          else if (!this.unify(result.layout, here.layout, `${nodeLabel(node)} (${node.opType})`)) return;
+          else if (!c.unify(result.layout, here.layout, node, "the operands")) return;
         }
         if (!result) return;
-        const size = layoutSize(result.layout);
+        const size2 = layoutSize(result.layout);
         for (let i2 = 0; i2 < ins.length; i2++) {
           if (ins[i2] || !node.input[i2]) continue;
-          const s = this.shape(node.input[i2]);
+          const s = c.shape(node.input[i2]);
           if (!s) return unknown("has an operand of unknown shape");
           const k = result.axis - (rank - s.length);
           if (k < 0 || s[k] === 1) continue;
-          if (s[k] !== size) return unknown("broadcasts an operand of another size over the channel axis");
-          const c = this.constant(node.input[i2]);
-          if (!c) return unknown("adds an activation that carries channels the analysis cannot follow");
-          if (!this.use(node, node.input[i2], k, result.layout, "param")) return;
+          if (s[k] !== size2) return unknown("broadcasts an operand of another size over the channel axis");
+          if (!c.constant(node.input[i2])) {
+            const input = this.graphInput(node.input[i2]);
+            if (input) return c.poison(result.layout, { kind: "graph-input", node: nodeLabel(node), input });
+            return unknown("adds an activation that carries channels the analysis cannot follow");
+          }
+          if (!c.use(node, node.input[i2], k, result.layout, "param")) return;
         }
-        this.set(node.output[0], result);
+        c.set(node.output[0], result);
+      }
+      /**
+       * A normalisation over the channels: by design when its result is a graph output (a classifier's
+       * Softmax, also behind Flatten or Squeeze), else a normalisation the channels cannot leave.
+       */
+      normalised(node) {
+        let n = node.output[0];
+        for (let hop = 0; hop < 8; hop++) {
+          if (this.c.index.graphOutputs.has(n)) return { kind: "graph-output", output: n };
+          const readers = this.c.index.consumersOf(n);
+          if (readers.length !== 1 || !SHAPE_ONLY.has(readers[0].opType)) break;
+          n = readers[0].output[0];
+        }
+        return { kind: "normalization", node: nodeLabel(node), op: node.opType };
+      }
+      /** The graph input a tensor is, seen through ops that only move elements; undefined otherwise. */
+      graphInput(name) {
+        let n = name;
+        for (let hop = 0; hop < 8; hop++) {
+          if (this.c.index.inputs.some((i2) => i2.name === n)) return n;
+          const p = this.c.index.producer.get(n);
+          if (!p || !SHAPE_ONLY.has(p.opType)) return void 0;
+          n = p.input[0];
+        }
+        return void 0;
+      }
+      /**
+       * A constant joined with tracked channels along another axis (a ViT's class token, often broadcast
+       * over the batch by Expand): its channel axis is sliced with the group.
+       */
+      constantAlongside(node, name, axis, rank, layout) {
+        const c = this.c;
+        let reader = node;
+        let source = name;
+        const p = c.index.producer.get(name);
+        if (p?.opType === "Expand") {
+          const target = c.knownInts(p.input[1]);
+          const k2 = axis - (rank - (target?.length ?? rank));
+          if (!target || k2 >= 0 && target[k2] !== 1) return false;
+          reader = p;
+          source = p.input[0];
+        }
+        const cst = c.constant(source);
+        if (!cst) return false;
+        const k = axis - (rank - tensorDims(cst.tensor).length);
+        if (k < 0 || tensorDims(cst.tensor)[k] !== layoutSize(layout)) return false;
+        return c.use(reader, source, k, layout, "param");
       }
       concat(node, ins, unknown) {
-        const rank = this.shape(node.output[0])?.length;
+        const c = this.c;
+        const rank = c.shape(node.output[0])?.length;
         if (rank === void 0) return unknown("has an unknown output shape");
-        const axis = norm(attrInt(node, "axis", 0), rank);
+        const axis = norm2(attrInt(node, "axis", 0), rank);
         const trackedAxes = new Set(ins.filter((t) => t).map((t) => t.axis));
         if (trackedAxes.size > 1) return unknown("concatenates tensors with channels on different axes");
         const [tAxis] = trackedAxes;
         if (tAxis !== axis) {
-          if (ins.some((t) => !t)) return unknown("joins a tensor whose channels the analysis cannot follow");
-          for (let i2 = 1; i2 < ins.length; i2++) if (!this.unify(ins[0].layout, ins[i2].layout, `${nodeLabel(node)} (Concat)`)) return;
-          return this.set(node.output[0], ins[0]);
+          const first = ins.find((t) => t);
+          for (let i2 = 0; i2 < ins.length; i2++) {
+            const t = ins[i2];
+            if (t && !c.unify(first.layout, t.layout, node, "the joined tensors")) return;
+            if (!t && !this.constantAlongside(node, node.input[i2], tAxis, rank, first.layout)) return unknown("joins a tensor whose channels the analysis cannot follow");
+          }
+          return c.set(node.output[0], first);
         }
         const layout = [];
         for (let i2 = 0; i2 < ins.length; i2++) {
           const t = ins[i2];
           if (t) layout.push(...t.layout);
           else {
-            const s = this.shape(node.input[i2]);
+            const s = c.shape(node.input[i2]);
             if (!s) return unknown("joins an input of unknown shape");
-            if (s[axis] > 0) layout.push(...this.fresh(node, s[axis], `${nodeLabel(node)}: channels from '${node.input[i2]}' are not produced by a prunable layer`));
+            const why = { kind: "unsupported", node: nodeLabel(node), op: "Concat", detail: `takes channels from '${node.input[i2]}', which no prunable layer produces` };
+            if (s[axis] > 0) layout.push(...c.fresh(node, s[axis], why));
           }
         }
-        this.set(node.output[0], { axis, layout });
+        c.set(node.output[0], { axis, layout });
       }
       flatten(node, x2, unknown) {
-        const s = this.shape(node.input[0]);
+        const c = this.c;
+        const s = c.shape(node.input[0]);
         if (!x2 || !s) return unknown("has an unknown input shape");
-        const axis = norm(attrInt(node, "axis", 1), s.length);
-        if (x2.axis < axis) return this.set(node.output[0], x2);
+        const axis = norm2(attrInt(node, "axis", 1), s.length);
+        if (x2.axis < axis) return c.set(node.output[0], x2);
         if (x2.axis !== axis) return unknown("flattens the channel axis into the middle of a dimension");
-        this.set(node.output[0], { axis: 1, layout: withRepeat(x2.layout, prod(s.slice(axis + 1))) });
+        c.set(node.output[0], { axis: 1, layout: withRepeat(x2.layout, prod(s.slice(axis + 1))) });
       }
       reshape(node, ins, unknown) {
+        const c = this.c;
         const x2 = ins[0];
-        const inS = this.shape(node.input[0]);
-        const outS = this.shape(node.output[0]);
+        const inS = c.shape(node.input[0]);
+        const outS = c.shape(node.output[0]);
         if (!x2 || ins[1] || !inS || !outS) return unknown("has an unknown shape");
         const a = x2.axis;
         const tail = prod(inS.slice(a + 1));
+        const rewrite = (k2, layout, allowZero) => {
+          if (c.copiesOwnLength(node, k2, (axis) => axis === a && sameDims(layoutShape(layout), layoutShape(x2.layout)))) return true;
+          const t = c.targetSlot(node, k2);
+          if (!t || t.dynamic) return unknown("has a computed target shape that would need the channel count"), false;
+          if (t.value === 0 && !allowZero) return unknown("copies a dimension by position"), false;
+          if (t.value !== -1 && t.value !== 0) c.rewrites.push({ ...t.rewrite, layout });
+          return true;
+        };
         if (outS.length >= 1 && prod(outS.slice(0, -1)) === prod(inS.slice(0, a)) && sameDims(outS.slice(0, -1), inS.slice(0, a))) {
           const k2 = outS.length - 1;
-          const t = this.targetElement(node, k2);
-          if (!t) return unknown("has a computed target shape that would need the channel count");
-          if (t.value === 0) return unknown("copies the channel dimension by position");
-          if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: withRepeat(x2.layout, tail) });
-          return this.set(node.output[0], { axis: k2, layout: withRepeat(x2.layout, tail) });
+          const layout = withRepeat(x2.layout, tail);
+          if (!rewrite(k2, layout, false)) return;
+          return c.set(node.output[0], { axis: k2, layout });
         }
         if (outS.length > a && sameDims(outS.slice(0, a + 1), inS.slice(0, a + 1)) && prod(outS.slice(a + 1)) === tail) {
-          const t = this.targetElement(node, a);
-          if (!t) return unknown("has a computed target shape that would need the channel count");
-          if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
-          return this.set(node.output[0], { axis: a, layout: x2.layout });
+          if (!rewrite(a, x2.layout, true)) return;
+          return c.set(node.output[0], { axis: a, layout: x2.layout });
         }
         const k = outS.length - (inS.length - a);
         if (k >= 0 && outS[k] === inS[a] && sameDims(outS.slice(k + 1), inS.slice(a + 1)) && prod(outS.slice(0, k)) === prod(inS.slice(0, a))) {
-          const t = this.targetElement(node, k);
-          if (!t) return unknown("has a computed target shape that would need the channel count");
-          if (t.value !== -1 && t.value !== 0) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
-          else if (t.value === 0 && k !== a) return unknown("copies a dimension by position");
-          return this.set(node.output[0], { axis: k, layout: x2.layout });
+          if (!rewrite(k, x2.layout, k === a)) return;
+          return c.set(node.output[0], { axis: k, layout: x2.layout });
         }
-        if (outS.length === inS.length + 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] * outS[a + 1] === inS[a] && sameDims(outS.slice(a + 2), inS.slice(a + 1))) {
-          const d = outS[a + 1];
-          if (x2.layout.some((sg) => sg.repeat !== 1 || sg.start % d !== 0 || sg.len % d !== 0)) return unknown("splits channels into heads across channel blocks");
-          const t = this.targetElement(node, a);
-          if (!t) return unknown("has a computed head count the analysis cannot rewrite");
-          for (const sg of x2.layout) this.spaces.setBlock(sg.space, d);
-          if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x2.layout, divisor: d });
-          return this.set(node.output[0], { axis: a, layout: x2.layout, block: d, dAxis: a + 1 });
-        }
-        unknown("splits or merges the channel axis (e.g. a channel shuffle)");
-      }
-      /**
-       * Where element `k` of a Reshape target lives: the constant itself, or one constant part of a Concat that
-       * builds the target from the batch size (dynamic-batch exports). Undefined when it is computed.
-       */
-      targetElement(node, k) {
-        const name = node.input[1];
-        const direct = this.ints(name);
-        if (direct) return { value: direct[k], rewrite: { node: this.nodeIndex.get(node), target: { input: 1 }, element: k } };
-        const cat = this.index.producer.get(name);
-        if (!cat || cat.opType !== "Concat") return void 0;
-        let pos = 0;
-        for (let i2 = 0; i2 < cat.input.length; i2++) {
-          const len = this.shape(cat.input[i2])?.[0];
-          if (len === void 0) return void 0;
-          if (k < pos + len) {
-            const part = this.ints(cat.input[i2]);
-            if (part) return { value: part[k - pos], rewrite: { node: this.nodeIndex.get(cat), target: { input: i2 }, element: k - pos } };
-            const u = this.index.producer.get(cat.input[i2]);
-            const scalar = u?.opType === "Unsqueeze" && len === 1 ? this.ints(u.input[0]) : void 0;
-            if (!u || !scalar || scalar.length !== 1) return void 0;
-            return { value: scalar[0], rewrite: { node: this.nodeIndex.get(u), target: { input: 0 }, element: 0 } };
-          }
-          pos += len;
-        }
-        return void 0;
-      }
-      /** Ops inside multi-head attention, where a tracked axis counts heads. */
-      headOp(node, ins, unknown) {
-        const op = node.opType;
-        const x2 = ins[0];
-        const out = node.output[0];
-        if (op === "Transpose") {
-          const perm = attrInts(node, "perm");
-          if (!x2 || !perm) return unknown("has an unknown permutation");
-          return this.set(out, { ...x2, axis: perm.indexOf(x2.axis), dAxis: x2.dAxis === void 0 ? void 0 : perm.indexOf(x2.dAxis) });
-        }
-        if (op === "Cast" || op === "Identity" || op === "Dropout") return this.set(out, x2);
-        if (op === "Softmax" || op === "LogSoftmax") {
-          const rank = this.shape(node.input[0])?.length;
-          if (!x2 || rank === void 0) return unknown("has an unknown input shape");
-          const axis = norm(attrInt(node, "axis", -1), rank);
-          if (axis === x2.axis || axis === x2.dAxis) return unknown("normalises over heads or head channels");
-          return this.set(out, x2);
-        }
-        if (op === "Mul" || op === "Div" || op === "Add" || op === "Sub") {
-          const tracked = ins.filter((t) => t);
-          const rank = this.shape(out)?.length;
-          if (tracked.length !== 1 || !x2 || rank === void 0 || this.shape(node.input[0])?.length !== rank) return unknown("combines heads with another tensor");
-          const other = this.shape(node.input[1]);
-          const c = this.constant(node.input[1]);
-          if (!other || !c) return unknown("combines heads with a non-constant tensor");
-          const at = (ax) => ax === void 0 ? 1 : other[ax - (rank - other.length)] ?? 1;
-          if (at(x2.axis) !== 1 || at(x2.dAxis) !== 1) return unknown("combines heads with a per-head constant");
-          return this.set(out, x2);
-        }
-        if (op === "MatMul") {
-          const [a, b] = ins;
-          const ra = this.shape(node.input[0])?.length;
-          const rb = this.shape(node.input[1])?.length;
-          if (!a || !b || ra === void 0 || rb === void 0 || ra !== rb || a.axis !== b.axis || a.axis >= ra - 2) return unknown("mixes heads in a way the analysis does not follow");
-          if (a.dAxis === ra - 1 && b.dAxis === rb - 2) {
-            if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (Q x K)`)) return;
-            return this.set(out, { axis: a.axis, layout: a.layout, block: a.block });
-          }
-          if (a.dAxis === void 0 && b.dAxis === rb - 1) {
-            if (!this.unify(a.layout, b.layout, `${nodeLabel(node)} (scores x V)`)) return;
-            return this.set(out, { axis: a.axis, layout: b.layout, block: b.block, dAxis: ra - 1 });
-          }
-          return unknown("mixes heads in a way the analysis does not follow");
-        }
-        if (op === "Reshape") {
-          const inS = this.shape(node.input[0]);
-          const outS = this.shape(out);
-          if (!x2 || x2.dAxis !== x2.axis + 1 || !inS || !outS || ins[1]) return unknown("reshapes heads in a way the analysis does not follow");
-          const a = x2.axis;
-          if (outS.length === inS.length - 1 && sameDims(outS.slice(0, a), inS.slice(0, a)) && outS[a] === inS[a] * inS[a + 1] && sameDims(outS.slice(a + 1), inS.slice(a + 2))) {
-            const t = this.targetElement(node, a);
-            if (!t) return unknown("has a computed channel count the analysis cannot rewrite");
-            if (t.value !== -1) this.rewrites.push({ ...t.rewrite, layout: x2.layout });
-            return this.set(out, { axis: a, layout: x2.layout });
-          }
-          return unknown("reshapes heads in a way the analysis does not follow");
-        }
-        unknown("is not understood inside attention heads");
+        regroupReshape(c, node, x2);
       }
       squeeze(node, ins, unknown) {
+        const c = this.c;
         const x2 = ins[0];
-        const inS = this.shape(node.input[0]);
-        const outS = this.shape(node.output[0]);
+        const inS = c.shape(node.input[0]);
+        const outS = c.shape(node.output[0]);
         if (!x2 || !inS || !outS || ins[1]) return unknown("has an unknown shape");
-        const axesIn = attrInts(node, "axes") ?? this.knownInts(node.input[1]);
+        const axesIn = attrInts(node, "axes") ?? c.knownInts(node.input[1]);
         if (node.opType === "Squeeze") {
-          const axes2 = (axesIn ?? inS.map((d, i2) => d === 1 ? i2 : -1).filter((i2) => i2 >= 0)).map((v) => norm(v, inS.length));
+          const axes2 = (axesIn ?? inS.map((d, i2) => d === 1 ? i2 : -1).filter((i2) => i2 >= 0)).map((v) => norm2(v, inS.length));
           if (axes2.includes(x2.axis)) return unknown("squeezes the channel axis");
-          return this.set(node.output[0], { axis: x2.axis - axes2.filter((v) => v < x2.axis).length, layout: x2.layout });
+          return c.set(node.output[0], { axis: x2.axis - axes2.filter((v) => v < x2.axis).length, layout: x2.layout });
         }
         if (!axesIn) return unknown("has axes that are not constant");
-        const axes = axesIn.map((v) => norm(v, outS.length)).sort((p, q) => p - q);
+        const axes = axesIn.map((v) => norm2(v, outS.length)).sort((p, q) => p - q);
         let axis = x2.axis;
         for (const v of axes) if (v <= axis) axis++;
-        this.set(node.output[0], { axis, layout: x2.layout });
+        c.set(node.output[0], { axis, layout: x2.layout });
       }
       split(node, x2, unknown) {
-        const s = this.shape(node.input[0]);
+        const c = this.c;
+        const s = c.shape(node.input[0]);
         if (!x2 || !s) return unknown("has an unknown shape");
-        const axis = norm(attrInt(node, "axis", 0), s.length);
+        const axis = norm2(attrInt(node, "axis", 0), s.length);
         if (axis !== x2.axis) {
-          for (const o of node.output) this.set(o, x2);
+          for (const o of node.output) c.set(o, x2);
           return;
         }
-        const fromInput = node.input[1] ? this.ints(node.input[1]) : void 0;
+        const fromInput = node.input[1] ? c.ints(node.input[1]) : void 0;
         if (node.input[1] && !fromInput) return unknown("has split sizes that are not constant");
-        const sizes = fromInput ?? attrInts(node, "split") ?? node.output.map((o) => this.shape(o)?.[axis] ?? -1);
+        const sizes = fromInput ?? attrInts(node, "split") ?? node.output.map((o) => c.shape(o)?.[axis] ?? -1);
         if (sizes.some((v) => v < 0) || sizes.length !== node.output.length) return unknown("has split sizes the analysis cannot read");
         const parts = [];
         let pos = 0;
@@ -41584,23 +44436,25 @@ var init_depgraph = __esm({
           return unknown("splits into equal parts without explicit sizes");
         }
         parts.forEach((p, i2) => {
-          this.addRewrite(node, target, i2, p);
-          this.set(node.output[i2], { axis, layout: p });
+          c.addRewrite(node, target, i2, p);
+          c.set(node.output[i2], { axis, layout: p });
         });
       }
       slice(node, ins, unknown) {
+        const c = this.c;
         const x2 = ins[0];
-        const s = this.shape(node.input[0]);
+        const s = c.shape(node.input[0]);
         if (!x2 || !s || ins.slice(1).some((t) => t)) return unknown("has an unknown shape");
         const fromAttr = node.input.length < 3;
-        const starts = fromAttr ? attrInts(node, "starts") : this.ints(node.input[1]);
-        const ends = fromAttr ? attrInts(node, "ends") : this.ints(node.input[2]);
-        const axesV = fromAttr ? attrInts(node, "axes") : node.input[3] ? this.ints(node.input[3]) : void 0;
-        const steps = !fromAttr && node.input[4] ? this.ints(node.input[4]) : void 0;
+        const bound = (i2) => c.ints(node.input[i2]) ?? c.staticInts(node.input[i2]);
+        const starts = fromAttr ? attrInts(node, "starts") : bound(1);
+        const ends = fromAttr ? attrInts(node, "ends") : bound(2);
+        const axesV = fromAttr ? attrInts(node, "axes") : node.input[3] ? c.knownInts(node.input[3]) : void 0;
+        const steps = !fromAttr && node.input[4] ? c.knownInts(node.input[4]) : void 0;
         if (!starts || !ends || !fromAttr && node.input[3] && !axesV) return unknown("has bounds that are not constant");
-        const axes = (axesV ?? starts.map((_, i2) => i2)).map((v) => norm(v, s.length));
+        const axes = (axesV ?? starts.map((_, i2) => i2)).map((v) => norm2(v, s.length));
         const k = axes.indexOf(x2.axis);
-        if (k < 0) return this.set(node.output[0], x2);
+        if (k < 0) return c.set(node.output[0], x2);
         if (steps && steps[k] !== 1) return unknown("slices the channel axis with a step");
         if (fromAttr) return unknown("slices the channel axis with attribute bounds (opset < 10)");
         const n = s[x2.axis];
@@ -41610,15 +44464,20 @@ var init_depgraph = __esm({
         const part = subLayout(x2.layout, a, b);
         const before = subLayout(x2.layout, 0, a);
         if (!part || !before) return unknown("slices through a flattened channel block");
-        this.addRewrite(node, { input: 1 }, k, before);
-        this.addRewrite(node, { input: 2 }, k, [...before, ...part]);
-        this.set(node.output[0], { axis: x2.axis, layout: part });
+        const write = (input, layout, values) => {
+          const computed = c.ints(node.input[input]) ? void 0 : { values, dims: c.shape(node.input[input]) ?? [values.length] };
+          c.rewrites.push({ node: c.nodeIndex.get(node), target: { input }, element: k, layout, base: 0, ...computed ? { computed } : {} });
+        };
+        write(1, before, starts);
+        write(2, [...before, ...part], ends);
+        c.set(node.output[0], { axis: x2.axis, layout: part });
       }
       /** A constant we slice must not also feed a node that did not register the slice. */
       checkConstantConsumers() {
+        const c = this.c;
         const readers = /* @__PURE__ */ new Map();
         const axesOf = /* @__PURE__ */ new Map();
-        for (const u of this.uses) {
+        for (const u of c.uses) {
           let r = readers.get(u.tensor);
           if (!r) readers.set(u.tensor, r = /* @__PURE__ */ new Set());
           r.add(u.node);
@@ -41628,22 +44487,393 @@ var init_depgraph = __esm({
         }
         for (const [name, nodes] of readers) {
           for (const reader of this.finalReaders(name)) {
-            if (!nodes.has(this.nodeIndex.get(reader))) {
-              for (const l of axesOf.get(name)) this.poison(l, `'${name}' is also read by ${nodeLabel(reader)} (${reader.opType})`);
+            if (!nodes.has(c.nodeIndex.get(reader))) {
+              for (const l of axesOf.get(name)) c.poison(l, { kind: "shared-constant", tensor: name, reader: nodeLabel(reader), op: reader.opType });
             }
           }
-          if (this.index.graphOutputs.has(name)) for (const l of axesOf.get(name)) this.poison(l, `'${name}' is a graph output`);
+          if (c.index.graphOutputs.has(name)) for (const l of axesOf.get(name)) c.poison(l, { kind: "graph-output", output: name });
         }
       }
       finalReaders(name) {
         const out = [];
-        for (const c of this.index.consumersOf(name)) {
-          if (c.opType === "Identity") out.push(...this.finalReaders(c.output[0]));
-          else out.push(c);
+        for (const r of this.c.index.consumersOf(name)) {
+          if (r.opType === "Identity") out.push(...this.finalReaders(r.output[0]));
+          else out.push(r);
         }
         return out;
       }
+      /** Two rewrites of one element must agree for every choice of kept channels, or both groups stay whole. */
+      checkRewrites() {
+        const c = this.c;
+        const seen = /* @__PURE__ */ new Map();
+        const key = (r) => `${r.node}:${"input" in r.target ? r.target.input : r.target.attr}:${r.element}`;
+        const formula = (r) => r.fixed !== void 0 ? `=${r.fixed}` : `${r.layout.map((s) => `${c.spaces.root(s.space)}:${s.start}:${s.len}:${s.repeat}`).join(",")}/${r.divisor ?? 1}*${r.multiplier ?? 1}+${r.base ?? 0}`;
+        for (const r of c.rewrites) {
+          const prior = seen.get(key(r));
+          if (!prior) seen.set(key(r), r);
+          else if (formula(prior) !== formula(r)) {
+            const node = c.model.graph.node[r.node];
+            const reason = { kind: "shape-arithmetic", node: nodeLabel(node), op: node.opType, detail: "holds one shape value that two groups would set differently" };
+            c.poison(prior.layout, reason);
+            c.poison(r.layout, reason);
+          }
+        }
+      }
+      /** Shape reads of pruned lengths must only feed values the surgery replaces with constants. */
+      checkShapeReads() {
+        const c = this.c;
+        const replaced = new Set(c.rewrites.flatMap((r) => "input" in r.target ? [`${r.node}:${r.target.input}`] : []));
+        const length = (name) => {
+          const s = c.shape(name);
+          return s ? s.length === 0 ? 1 : s[0] : void 0;
+        };
+        for (const read of c.shapeReads) {
+          const safe = (n, i2, elements) => {
+            const key = `${c.nodeIndex.get(n)}:${i2}`;
+            const copies = c.selfCopies.get(key);
+            return replaced.has(key) || copies !== void 0 && [...elements].every((e) => copies.has(e));
+          };
+          const sink = firstUnreplacedRead(c.index, read, safe, (n) => c.knownInts(n), length);
+          if (!sink) continue;
+          const reason = {
+            kind: "shape-arithmetic",
+            node: nodeLabel(sink.node),
+            op: sink.node.opType,
+            detail: `uses a channel count read by ${nodeLabel(read.node)} (Shape) at run time`
+          };
+          for (const l of read.layouts) c.poison(l, reason);
+        }
+      }
     };
+  }
+});
+
+// src/io/measureCache.ts
+import { createHash } from "node:crypto";
+import * as fs10 from "node:fs";
+import * as os9 from "node:os";
+import * as path8 from "node:path";
+function cacheDir(env = process.env) {
+  if (env.PRUNE_GUARD_CACHE_DIR) return env.PRUNE_GUARD_CACHE_DIR;
+  const base = env.XDG_CACHE_HOME || (os9.homedir() ? path8.join(os9.homedir(), ".cache") : "") || env.RUNNER_TEMP || os9.tmpdir();
+  return path8.join(base, "prune-guard");
+}
+function fileFor(dir, key) {
+  return path8.join(dir, `${createHash("sha256").update(key).digest("hex").slice(0, 32)}.json`);
+}
+function readCached(dir, key, valid) {
+  try {
+    const parsed = JSON.parse(fs10.readFileSync(fileFor(dir, key), "utf8"));
+    if (parsed.format !== FORMAT || parsed.key !== key || !valid(parsed.value)) return void 0;
+    return parsed.value;
+  } catch {
+    return void 0;
+  }
+}
+function writeCached(dir, key, value) {
+  try {
+    writeFileAtomic(fileFor(dir, key), JSON.stringify({ format: FORMAT, key, value }) + "\n");
+    return true;
+  } catch {
+    return false;
+  }
+}
+var FORMAT;
+var init_measureCache = __esm({
+  "src/io/measureCache.ts"() {
+    "use strict";
+    init_atomicWrite();
+    FORMAT = "prune-guard/measure-cache@1";
+  }
+});
+
+// src/onnx/runtime/probe.ts
+function pattern(n, seed) {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i2 = 0; i2 < n; i2++) {
+    s = Math.imul(s, 1664525) + 1013904223 >>> 0;
+    out[i2] = (s / 2 ** 32 - 0.5) * 0.1;
+  }
+  return out;
+}
+function probeInputDims(layer, batch, cin) {
+  if (layer.opType === "Conv") return [batch, cin, ...layer.spatial];
+  if (layer.opType === "MatMul" && layer.rows > 1) return [batch, layer.rows, cin];
+  return [batch, cin];
+}
+function probeModel(layer, batch, cin, cout) {
+  const ed = ModelEditor.empty(13, "probe");
+  ed.addInput(valueInfo("x", void 0, probeInputDims(layer, batch, cin)));
+  let wDims;
+  const attrs = { ...layer.attrs };
+  if (layer.opType === "Conv") {
+    const kernel = layer.attrs.kernel_shape ?? layer.spatial.map(() => 1);
+    const out = layer.depthwise ? cin : cout;
+    wDims = [out, layer.depthwise ? 1 : cin, ...kernel];
+    attrs.group = layer.depthwise ? cin : 1;
+  } else if (layer.opType === "Gemm") {
+    wDims = attrs.transB ? [cout, cin] : [cin, cout];
+  } else {
+    wDims = [cin, cout];
+  }
+  const w = ed.addFloatInitializer("w", wDims, pattern(wDims.reduce((a, b) => a * b, 1), cin * 131 + cout));
+  ed.addNode({ opType: layer.opType, inputs: ["x", w], outputs: ["y"], attrs });
+  ed.declareOutput(valueInfo("y"));
+  return ed.model;
+}
+function overheadModel() {
+  const ed = ModelEditor.empty(13, "overhead");
+  ed.addInput(valueInfo("x", void 0, [1, 1]));
+  ed.addNode({ opType: "Relu", inputs: ["x"], outputs: ["y"] });
+  ed.declareOutput(valueInfo("y"));
+  return { model: ed.model, inputDims: [1, 1] };
+}
+async function bestTimes(models, opts) {
+  const { ort } = onnxruntime();
+  const sessions = [];
+  const largest = Math.max(...models.map((m) => m.inputDims.reduce((a, b) => a * b, 1)));
+  const buffer = pattern(largest, 7);
+  const best = models.map(() => Infinity);
+  try {
+    for (const m of models) {
+      sessions.push(
+        await ort.InferenceSession.create(serializeModel(m.model), {
+          executionProviders: ["cpu"],
+          graphOptimizationLevel: "all",
+          executionMode: "sequential",
+          intraOpNumThreads: opts.threads,
+          interOpNumThreads: 1
+        })
+      );
+    }
+    const feeds = models.map((m) => ({ x: new ort.Tensor("float32", buffer.subarray(0, m.inputDims.reduce((a, b) => a * b, 1)), m.inputDims) }));
+    for (let r = 0; r <= opts.rounds; r++) {
+      const order = sessions.map((_, i2) => i2);
+      if (r % 2 === 1) order.reverse();
+      for (const i2 of order) {
+        const t0 = performance.now();
+        const out = await sessions[i2].run(feeds[i2]);
+        const dt = performance.now() - t0;
+        for (const t of Object.values(out)) t.dispose();
+        if (r > 0) best[i2] = Math.min(best[i2], dt);
+      }
+    }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+  return best;
+}
+var init_probe = __esm({
+  "src/onnx/runtime/probe.ts"() {
+    "use strict";
+    init_build();
+    init_edit();
+    init_model();
+    init_ort();
+  }
+});
+
+// src/prune/structured/hardware.ts
+import { createHash as createHash2 } from "node:crypto";
+import * as fs11 from "node:fs";
+import * as os10 from "node:os";
+function machineId() {
+  let flags = "";
+  try {
+    flags = /^flags\s*:(.*)$/m.exec(fs11.readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "";
+  } catch {
+  }
+  const cpu = os10.cpus()[0]?.model ?? "cpu";
+  return `${cpu} ${process.arch} ${createHash2("sha256").update(flags).digest("hex").slice(0, 12)}`;
+}
+function probeSpecs(layers, batches) {
+  const byKind = /* @__PURE__ */ new Map();
+  for (const l of layers) {
+    if (l.inRoots.length === 0 && l.outRoots.length === 0) continue;
+    byKind.set(l.kind, [...byKind.get(l.kind) ?? [], l]);
+  }
+  const specs = [];
+  for (const [kind, list] of byKind) {
+    const rep = list.reduce((a, b) => b.macs > a.macs ? b : a);
+    const axes = rep.probe.depthwise ? [{ axis: "channels", fixed: 0 }] : [
+      ...list.some((l) => l.outRoots.length > 0) ? [{ axis: "out", fixed: rep.cin }] : [],
+      ...list.some((l) => l.inRoots.length > 0) ? [{ axis: "in", fixed: rep.cout }] : []
+    ];
+    for (const b of batches) for (const a of axes) specs.push({ kind, axis: a.axis, batch: b, fixed: a.fixed, layer: rep.probe });
+  }
+  return specs;
+}
+function probeCost(layer, batch, fixed2) {
+  const kernel = (layer.attrs.kernel_shape ?? []).reduce((a, b) => a * b, 1);
+  const spatial = layer.spatial.reduce((a, b) => a * b, 1);
+  const top = PROBE_COUNTS[PROBE_COUNTS.length - 1];
+  return batch * layer.rows * spatial * kernel * (layer.depthwise ? top : top * Math.max(fixed2, 1));
+}
+function boundedLayer(layer, batch, fixed2) {
+  let l = layer;
+  while (l.spatial.some((d) => d > 4) && probeCost(l, batch, fixed2) > PROBE_MAC_CAP) l = { ...l, spatial: l.spatial.map((d) => Math.max(4, Math.ceil(d / 2))) };
+  return l;
+}
+async function measureCurve(spec, layer, threads) {
+  const models = PROBE_COUNTS.map((c) => {
+    const cin = spec.axis === "out" ? spec.fixed : c;
+    const cout = spec.axis === "in" ? spec.fixed : c;
+    return { model: probeModel(layer, spec.batch, cin, cout), inputDims: probeInputDims(layer, spec.batch, cin) };
+  });
+  return { counts: [...PROBE_COUNTS], ms: await bestTimes(models, { threads, rounds: PROBE_ROUNDS }) };
+}
+async function measureProbes(layers, opts) {
+  const machine = machineId();
+  const ort = onnxruntimeVersion();
+  const specs = probeSpecs(layers, opts.batches);
+  const probes = [];
+  for (const [i2, spec] of specs.entries()) {
+    const layer = boundedLayer(spec.layer, spec.batch, spec.fixed);
+    const key = JSON.stringify({ what: "width-probe", machine, ort, threads: opts.threads, batch: spec.batch, axis: spec.axis, fixed: spec.fixed, layer, counts: PROBE_COUNTS, rounds: PROBE_ROUNDS });
+    const hit = readCached(opts.cacheDir, key, isCurve);
+    const curve = hit ?? await measureCurve(spec, layer, opts.threads);
+    if (!hit) writeCached(opts.cacheDir, key, curve);
+    const choice = chooseMultiple(curve);
+    probes.push({ kind: spec.kind, axis: spec.axis, batch: spec.batch, fixed: spec.fixed, spatial: layer.spatial, curve, multiple: choice.multiple, scores: choice.scores, cached: !!hit });
+    opts.onProbe?.(i2 + 1, specs.length);
+  }
+  return { machine, onnxruntime: ort, threads: opts.threads, batches: [...opts.batches], probes };
+}
+function groupMultiples(layers, probes, groups) {
+  const multipleOf = (kind, axis) => Math.max(1, ...probes.filter((p) => p.kind === kind && p.axis === axis).map((p) => p.multiple));
+  return groups.map((g2) => {
+    let multiple = 1;
+    const from = /* @__PURE__ */ new Set();
+    for (const l of layers) {
+      const axes = l.probe.depthwise ? l.inRoots.includes(g2.root) ? ["channels"] : [] : [...l.outRoots.includes(g2.root) ? ["out"] : [], ...l.inRoots.includes(g2.root) ? ["in"] : []];
+      for (const a of axes) {
+        const m = multipleOf(l.kind, a);
+        from.add(`${l.kind} (${a === "channels" ? "channels" : `${a}put channels`}): ${m}`);
+        multiple = Math.max(multiple, m);
+      }
+    }
+    return { root: g2.root, name: g2.name, multiple, from: [...from].sort() };
+  });
+}
+function spread(list, n) {
+  if (list.length <= n) return [...list];
+  return [...new Set(Array.from({ length: n }, (_, i2) => list[Math.round(i2 * (list.length - 1) / (n - 1))]))];
+}
+async function measureLayerTables(layers, widths, opts) {
+  const machine = machineId();
+  const ort = onnxruntimeVersion();
+  const multiple = new Map(widths.map((w) => [w.root, w.multiple]));
+  const grid = (root, dense) => root === void 0 || !multiple.has(root) ? [] : spread(allowedWidths(dense, multiple.get(root)), TABLE_POINTS);
+  const tables = [];
+  const relevant = layers.filter((l) => l.inRoot !== void 0 && multiple.has(l.inRoot) || l.outRoot !== void 0 && multiple.has(l.outRoot));
+  for (const [i2, l] of relevant.entries()) {
+    const inGrid = grid(l.inRoot, l.cin);
+    const outGrid = l.probe.depthwise ? [] : grid(l.outRoot, l.cout);
+    const key = JSON.stringify({ what: "layer-table", machine, ort, threads: opts.threads, batch: opts.batch, probe: l.probe, cin: l.cin, cout: l.cout, inGrid, outGrid, rounds: PROBE_ROUNDS });
+    let hit = readCached(opts.cacheDir, key, isTable);
+    if (!hit) {
+      const points2 = [{ cin: l.cin, cout: l.cout }, ...inGrid.map((c) => ({ cin: c, cout: l.cout })), ...outGrid.map((c) => ({ cin: l.cin, cout: c }))];
+      const timed = await bestTimes(
+        [overheadModel(), ...points2.map((p) => ({ model: probeModel(l.probe, opts.batch, p.cin, p.cout), inputDims: probeInputDims(l.probe, opts.batch, p.cin) }))],
+        { threads: opts.threads, rounds: PROBE_ROUNDS }
+      );
+      const ms4 = timed.slice(1).map((t) => Math.max(t - timed[0], t / 10));
+      hit = {
+        ms: ms4[0],
+        inCurve: inGrid.map((count2, j) => ({ count: count2, ms: ms4[1 + j] })),
+        outCurve: outGrid.map((count2, j) => ({ count: count2, ms: ms4[1 + inGrid.length + j] }))
+      };
+      writeCached(opts.cacheDir, key, hit);
+    }
+    tables.push({ node: l.node, inRoot: l.inRoot, outRoot: l.outRoot, depthwise: l.probe.depthwise, cin: l.cin, cout: l.cout, ...hit });
+    opts.onLayer?.(i2 + 1, relevant.length);
+  }
+  return tables;
+}
+var PROBE_COUNTS, PROBE_MAC_CAP, PROBE_ROUNDS, isCurve, TABLE_POINTS, isTable;
+var init_hardware = __esm({
+  "src/prune/structured/hardware.ts"() {
+    "use strict";
+    init_measureCache();
+    init_ort();
+    init_probe();
+    init_widths();
+    PROBE_COUNTS = Array.from({ length: 33 }, (_, i2) => 40 + i2);
+    PROBE_MAC_CAP = 3e7;
+    PROBE_ROUNDS = 4;
+    isCurve = (v) => !!v && Array.isArray(v.counts) && Array.isArray(v.ms) && v.counts.length === v.ms.length && v.ms.every((x2) => typeof x2 === "number" && x2 > 0);
+    TABLE_POINTS = 6;
+    isTable = (v) => !!v && typeof v.ms === "number" && Array.isArray(v.inCurve) && Array.isArray(v.outCurve);
+  }
+});
+
+// src/prune/structured/latencyModel.ts
+function relativeAt(curve, dense, count2) {
+  if (curve.length === 0 || dense <= 0) return 1;
+  if (count2 <= curve[0].count) return curve[0].ms / dense * (count2 / curve[0].count);
+  for (let i2 = 1; i2 < curve.length; i2++) {
+    const a = curve[i2 - 1];
+    const b = curve[i2];
+    if (count2 <= b.count) return (a.ms + (b.ms - a.ms) * (count2 - a.count) / (b.count - a.count)) / dense;
+  }
+  const last = curve[curve.length - 1];
+  return last.ms / dense * (count2 / last.count);
+}
+function predictMs(tables, restMs, kept, scale2 = 1) {
+  let total2 = 0;
+  for (const t of tables) {
+    const kin = t.inRoot !== void 0 ? kept.get(t.inRoot) ?? t.cin : t.cin;
+    const kout = t.outRoot !== void 0 ? kept.get(t.outRoot) ?? t.cout : t.cout;
+    const a = relativeAt(t.inCurve, t.ms, kin);
+    const b = t.depthwise ? 1 : relativeAt(t.outCurve, t.ms, kout);
+    total2 += t.ms * a * b;
+  }
+  return restMs + scale2 * total2;
+}
+function splitDense(tables, denseMs) {
+  const layers = tables.reduce((s, t) => s + t.ms, 0);
+  if (layers <= 0) return { restMs: denseMs, scale: 1 };
+  return layers <= denseMs ? { restMs: denseMs - layers, scale: 1 } : { restMs: 0, scale: denseMs / layers };
+}
+function allocateForLatency(groups, tables, dense, budgetMs, cost) {
+  const restMs = dense.restMs;
+  const kept = new Map(groups.map((g2) => [g2.root, g2.size]));
+  const widths = new Map(groups.map((g2) => [g2.root, allowedWidths(g2.size, Math.max(1, g2.multiple))]));
+  const sorted = new Map(groups.map((g2) => [g2.root, Float64Array.from(g2.scores).sort()]));
+  const steps = [];
+  let current = predictMs(tables, restMs, kept, dense.scale);
+  while (current > budgetMs) {
+    let best;
+    for (const g2 of groups) {
+      const list = widths.get(g2.root);
+      const k = kept.get(g2.root);
+      const i2 = list.indexOf(k);
+      if (i2 <= 0) continue;
+      const to = list[i2 - 1];
+      kept.set(g2.root, to);
+      const ms4 = predictMs(tables, restMs, kept, dense.scale);
+      kept.set(g2.root, k);
+      const s = sorted.get(g2.root);
+      let dropped = 0;
+      for (let r = s.length - k; r < s.length - to; r++) dropped += s[r];
+      const measured = cost?.(g2.root, k, to);
+      const lost = measured === void 0 ? dropped : Math.max(0, measured) + dropped * 1e-9;
+      const saved = current - ms4;
+      const price = saved > 0 ? lost / saved : Infinity;
+      if (!best || price < best.price || price === Infinity && best.price === Infinity && saved > best.saved) best = { root: g2.root, to, ms: ms4, price, saved };
+    }
+    if (!best) break;
+    kept.set(best.root, best.to);
+    current = best.ms;
+    steps.push({ root: best.root, to: best.to, ms: best.ms });
+  }
+  return { kept, predictedMs: current, reached: current <= budgetMs, steps };
+}
+var init_latencyModel = __esm({
+  "src/prune/structured/latencyModel.ts"() {
+    "use strict";
+    init_widths();
   }
 });
 
@@ -41668,6 +44898,72 @@ var init_keptChannels = __esm({
     "use strict";
     init_tensor();
     init_layout();
+  }
+});
+
+// src/prune/structured/macLayers.ts
+function roots(analysis, layout) {
+  return layout ? [...new Set(layout.map((s) => analysis.spaces.root(s.space)))] : [];
+}
+function singleRoot(analysis, layout) {
+  const r = roots(analysis, layout);
+  return r.length === 1 ? r[0] : void 0;
+}
+function macLayers(model, analysis) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const nodes = model.graph.node;
+  const layers = [];
+  nodes.forEach((node, i2) => {
+    if (node.opType !== "Conv" && node.opType !== "Gemm" && node.opType !== "MatMul") return;
+    const uses = analysis.uses.filter((u) => u.node === i2 && node.input.indexOf(u.tensor) >= 0);
+    if (node.opType === "MatMul" && (uses.length === 0 || index.constant(node.input[0]))) return;
+    const weightUse = uses.find((u) => u.role === "param" && u.tensor === node.input[1]) ?? uses.find((u) => u.role === "param");
+    const faninUse = uses.find((u) => u.role === "fanin");
+    const x2 = shapes.get(node.input[0]);
+    const y = shapes.get(node.output[0]);
+    if (!x2 || !y) return;
+    const group2 = attrInt(node, "group", 1);
+    const depthwise = node.opType === "Conv" && group2 > 1 && group2 === x2[1] && group2 === y[1];
+    if (node.opType === "Conv" && group2 > 1 && !depthwise) return;
+    if (node.opType === "Gemm" && attrInt(node, "transA", 0)) return;
+    const cin = node.opType === "Conv" ? x2[1] : x2[x2.length - 1];
+    const cout = node.opType === "Conv" ? y[1] : y[y.length - 1];
+    const inRoot = faninUse ? singleRoot(analysis, faninUse.layout) : depthwise && weightUse ? singleRoot(analysis, weightUse.layout) : void 0;
+    const outRoot = weightUse ? singleRoot(analysis, weightUse.layout) : void 0;
+    let probe;
+    let kind;
+    if (node.opType === "Conv") {
+      const kernel = attrInts(node, "kernel_shape") ?? [];
+      const attrs = { kernel_shape: kernel };
+      for (const name of ["strides", "dilations", "pads"]) {
+        const v = attrInts(node, name);
+        if (v) attrs[name] = v;
+      }
+      const autoPad = attrString(node, "auto_pad", "NOTSET");
+      if (autoPad !== "NOTSET") attrs.auto_pad = autoPad;
+      const spatial = x2.slice(2);
+      probe = { opType: "Conv", depthwise, spatial, rows: 1, attrs };
+      const strides = attrInts(node, "strides") ?? kernel.map(() => 1);
+      kind = `Conv ${kernel.join("x")}${strides.some((s) => s !== 1) ? ` stride ${strides.join("x")}` : ""}${depthwise ? " depthwise" : ""}${cin < 8 && !depthwise ? ` from ${cin} channels` : ""}`;
+    } else {
+      const rows2 = node.opType === "MatMul" ? numel(x2.slice(1, -1)) : 1;
+      probe = { opType: node.opType, depthwise: false, spatial: [], rows: rows2, attrs: node.opType === "Gemm" ? { transB: attrInt(node, "transB", 0) } : {} };
+      kind = `${node.opType}${rows2 > 1 ? " over rows" : ""}`;
+    }
+    const macs = numel(y) * (node.opType === "Conv" ? (depthwise ? 1 : cin) * numel(attrInts(node, "kernel_shape") ?? []) : cin);
+    const inRoots = roots(analysis, faninUse?.layout ?? (depthwise ? weightUse?.layout : void 0));
+    const outRoots = depthwise ? inRoots : roots(analysis, weightUse?.layout);
+    layers.push({ node: nodeLabel(node), kind, probe, cin, cout, inRoot, outRoot: depthwise ? inRoot : outRoot, inRoots, outRoots, macs });
+  });
+  return layers;
+}
+var init_macLayers = __esm({
+  "src/prune/structured/macLayers.ts"() {
+    "use strict";
+    init_graph();
+    init_shapes();
+    init_tensor();
   }
 });
 
@@ -41718,7 +45014,7 @@ function removeChannels(model, analysis, keep) {
   const edits = /* @__PURE__ */ new Map();
   for (const r of analysis.rewrites) {
     const node = g2.node[r.node];
-    const value = keptSize(r.layout, spaces, keep) / (r.divisor ?? 1) + (r.base ?? 0);
+    const value = r.fixed ?? keptSize(r.layout, spaces, keep) / (r.divisor ?? 1) * (r.multiplier ?? 1) + (r.base ?? 0);
     if ("attr" in r.target) {
       const a = attr(node, r.target.attr);
       if (!a) throw new Error(`surgery: ${node.name} has no attribute ${r.target.attr}`);
@@ -41730,18 +45026,17 @@ function removeChannels(model, analysis, keep) {
     let e = edits.get(key);
     if (!e) {
       const t = ed.constant(node.input[r.target.input]);
-      if (!t) throw new Error(`surgery: ${node.name} input ${r.target.input} is not constant`);
-      edits.set(key, e = { node, input: r.target.input, values: tensorToInts(t) });
+      if (!t && !r.computed) throw new Error(`surgery: ${node.name} input ${r.target.input} is not constant`);
+      const before = t ? tensorToInts(t) : r.computed.values;
+      const dims = t ? tensorDims(t) : r.computed.dims;
+      const type = t?.dataType === 6 /* INT32 */ ? 6 /* INT32 */ : 7 /* INT64 */;
+      edits.set(key, e = { node, input: r.target.input, before, values: [...before], dims, type, computed: !t });
     }
     e.values[r.element] = value;
   }
   for (const e of edits.values()) {
-    const oldName = e.node.input[e.input];
-    const old = ed.constant(oldName);
-    const before = tensorToInts(old);
-    if (before.every((v, i2) => v === e.values[i2])) continue;
-    const type = old.dataType === 6 /* INT32 */ ? 6 /* INT32 */ : 7 /* INT64 */;
-    ed.setInput(e.node, e.input, ed.addIntInitializer(`${oldName}_pruned`, tensorDims(old), e.values, type));
+    if (!e.computed && e.before.every((v, i2) => v === e.values[i2])) continue;
+    ed.setInput(e.node, e.input, ed.addIntInitializer(`${e.node.input[e.input]}_pruned`, e.dims, e.values, e.type));
   }
   ed.dropUnread(/* @__PURE__ */ new Set(["Constant"]), { initializers: true });
   if (keep.size > 0) ed.clearValueInfo();
@@ -41813,6 +45108,38 @@ async function structuredPrune(input, opts) {
     const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
     for (const [r, k] of [...plain2, ...heads]) keptUnits.set(r, k);
   }
+  const widths = opts.roundTo > 1 ? void 0 : await groupWidths(model, analysis, prunable, opts);
+  let latency2;
+  if (opts.latency) {
+    const plain2 = units.filter((u) => analysis.spaces.block(u.root) === 1);
+    const multiple = new Map((widths?.groups ?? plain2.map((u) => ({ root: u.root, multiple: Math.max(1, opts.roundTo) }))).map((g2) => [g2.root, g2.multiple]));
+    const layers = macLayers(model, analysis);
+    const tableWidths = plain2.map((u) => ({ root: u.root, name: "", multiple: multiple.get(u.root) ?? 1, from: [] }));
+    const tables = await measureLayerTables(layers, tableWidths, { batch: opts.latency.batch, threads: opts.hardware?.threads ?? 1, cacheDir: opts.hardware?.cacheDir ?? cacheDir(), onLayer: opts.hardware?.onProbe });
+    const split = splitDense(tables, opts.latency.denseMs);
+    const curves = /* @__PURE__ */ new Map();
+    for (const g2 of prunable) {
+      const points2 = opts.lossCurves?.get(g2.name);
+      if (points2) curves.set(g2.root, lossAt(monotoneCurve(points2, 1)));
+    }
+    const cost = (root, from, to) => {
+      const f = curves.get(root);
+      const size2 = units.find((u) => u.root === root).size;
+      return f ? f(1 - to / size2) - f(1 - from / size2) : void 0;
+    };
+    const plan = allocateForLatency(plain2.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)) })), tables, split, opts.latency.budgetMs, cost);
+    for (const u of units) keptUnits.set(u.root, plan.kept.get(u.root) ?? u.size);
+    latency2 = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain2.map((u) => plan.kept.get(u.root) ?? u.size), layers: tables };
+    if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
+  } else if (widths) {
+    const multiple = new Map(widths.groups.map((g2) => [g2.root, g2.multiple]));
+    const plain2 = units.filter((u) => analysis.spaces.block(u.root) === 1);
+    const snapped = snapToWidths(plain2.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root), scores: normalised(unitImportance.get(u.root)) })));
+    const asked = plain2.reduce((n, u) => n + u.size - keptUnits.get(u.root), 0);
+    const got = plain2.reduce((n, u) => n + u.size - snapped.get(u.root), 0);
+    if (got !== asked) notes.push(`channel widths: ${got} channels removed instead of the ${asked} the allocation asked for, the nearest total the fast widths allow`);
+    for (const [r, k] of snapped) keptUnits.set(r, k);
+  }
   const keptCount = /* @__PURE__ */ new Map();
   const keep = /* @__PURE__ */ new Map();
   for (const g2 of prunable) {
@@ -41822,8 +45149,30 @@ async function structuredPrune(input, opts) {
   }
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
-  for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${g2.skip}`);
-  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep) };
+  for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${renderSkip(g2.skip)}`);
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), tally: channelTally(outcome), ...widths ? { widths } : {}, ...latency2 ? { latency: latency2 } : {} };
+}
+function lossAt(pts) {
+  return (ratio2) => {
+    for (let i2 = 1; i2 < pts.length; i2++) {
+      if (ratio2 <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (ratio2 - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r || 1);
+    }
+    return pts[pts.length - 1].f;
+  };
+}
+function normalised(scores) {
+  let mean2 = 0;
+  for (const v of scores) mean2 += v;
+  mean2 = mean2 / scores.length || 1;
+  return scores.map((v) => v / mean2);
+}
+async function groupWidths(model, analysis, prunable, opts) {
+  const plain2 = prunable.filter((g2) => g2.block === 1);
+  if (opts.widths) return { groups: plain2.map((g2) => ({ root: g2.root, name: g2.name, multiple: opts.widths.get(g2.name) ?? 1, from: ["recorded"] })) };
+  if (!opts.hardware) return void 0;
+  const layers = macLayers(model, analysis);
+  const table4 = await measureProbes(layers.filter((l) => plain2.some((g2) => l.inRoots.includes(g2.root) || l.outRoots.includes(g2.root))), opts.hardware);
+  return { ...table4, groups: groupMultiples(layers, table4.probes, plain2) };
 }
 function structuredGroups(input, protectedTensors) {
   const model = untieConstants(input);
@@ -41831,7 +45180,7 @@ function structuredGroups(input, protectedTensors) {
   const protect = /* @__PURE__ */ new Map();
   for (const u of analysis.uses) {
     if (!protectedTensors.has(u.tensor)) continue;
-    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), `'${u.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`);
+    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), { kind: "protected", tensor: u.tensor });
   }
   return { model, analysis, groups: analysis.groups.map((g2) => ({ ...g2, skip: g2.skip ?? protect.get(g2.root) })) };
 }
@@ -41877,9 +45226,17 @@ var init_structuredPrune = __esm({
     init_errors();
     init_activations();
     init_importance();
+    init_reduction2();
     init_allocate();
+    init_widths();
+    init_allocateSparsity();
     init_depgraph();
+    init_measureCache();
+    init_hardware();
+    init_latencyModel();
     init_keptChannels();
+    init_macLayers();
+    init_skip();
     init_surgery();
     init_untie();
   }
@@ -41894,18 +45251,18 @@ function weightUnits(dense, weights) {
     touched = void 0;
   };
   return weights.map((w) => {
-    const size = w.dims.reduce((a, b) => a * b, 1);
+    const size2 = w.dims.reduce((a, b) => a * b, 1);
     return {
       name: w.initializer,
       node: w.node,
-      size,
-      maxUnits: size,
-      unitsAt: (ratio2) => Math.round(ratio2 * size),
+      size: size2,
+      maxUnits: size2,
+      unitsAt: (ratio2) => Math.round(ratio2 * size2),
       pruneAlone: async (ratio2) => {
         restore();
         const values = tensorToFloat32(work.initializer(w.initializer));
         touched = { name: w.initializer, values };
-        work.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size))[0]));
+        work.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], Math.round(ratio2 * size2))[0]));
         return work.model;
       }
     };
@@ -41984,6 +45341,15 @@ var init_sensitivityCurves = __esm({
 
 // src/onnx/flops.ts
 function nodeMacs(node, shapes) {
+  if (node.opType === "Einsum") {
+    const ins = node.input.map((n) => shapes.get(n));
+    if (ins.some((i2) => !i2)) return null;
+    try {
+      return einsumMacs(parseEinsum(attrString(node, "equation", ""), ins.map((i2) => i2.length)), ins) ?? null;
+    } catch {
+      return null;
+    }
+  }
   const x2 = shapes.get(node.input[0]);
   const w = shapes.get(node.input[1]);
   const y = shapes.get(node.output[0]);
@@ -42064,10 +45430,11 @@ var MAC_OPS2;
 var init_flops = __esm({
   "src/onnx/flops.ts"() {
     "use strict";
+    init_einsum();
     init_graph();
     init_shapes();
     init_tensor();
-    MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul", "MatMulInteger", "ConvInteger"]);
+    MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum", "MatMulInteger", "ConvInteger"]);
   }
 });
 
@@ -42206,23 +45573,10 @@ var init_classifier = __esm({
   }
 });
 
-// src/io/cleanup.ts
-function onInterrupt(undo) {
-  pending.add(undo);
-  return () => pending.delete(undo);
-}
-var pending;
-var init_cleanup = __esm({
-  "src/io/cleanup.ts"() {
-    "use strict";
-    pending = /* @__PURE__ */ new Set();
-  }
-});
-
 // src/onnx/runtime/session.ts
-import * as fs7 from "node:fs";
-import * as os6 from "node:os";
-import * as path4 from "node:path";
+import * as fs12 from "node:fs";
+import * as os11 from "node:os";
+import * as path9 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
   const options = {
@@ -42243,17 +45597,17 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs7.mkdtempSync(path4.join(process.env.RUNNER_TEMP || os6.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs7.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs12.mkdtempSync(path9.join(process.env.RUNNER_TEMP || os11.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs12.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path4.join(dir, "model.onnx");
+    const file = path9.join(dir, "model.onnx");
     saveModel(model, file);
     return await ort.InferenceSession.create(file, options);
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw cannotLoad(e);
   } finally {
-    fs7.rmSync(dir, { recursive: true, force: true });
+    fs12.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -42439,6 +45793,8 @@ async function sensitivityPrune(dense, req) {
   let description;
   let allocated = allocation.ratios;
   let structured;
+  let widths;
+  let channels;
   if (req.method === "unstructured") {
     model = pruneCounts(dense, req.weights, allocation.pruned);
     description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct3(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
@@ -42453,10 +45809,12 @@ async function sensitivityPrune(dense, req) {
       keptUnits.set(g2.root, keep);
       allocated.push(1 - keep * g2.block / g2.size);
     });
-    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits });
+    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits, ...req.hardware ? { hardware: req.hardware } : {} });
     notes.push(...r.notes);
+    widths = r.widths;
     model = r.model;
     structured = { reference: r.base, kept: r.kept };
+    channels = r.tally;
     description = describeStructured(dense, r, { criterion: req.config.criterion, scope: perMac ? "sensitivity-macs" : "sensitivity", sparsity: req.sparsity });
   }
   if (req.method === "structured" && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope ${perMac ? "sensitivity-macs" : "sensitivity"}: kept channel counts come from the allocation`);
@@ -42469,6 +45827,8 @@ async function sensitivityPrune(dense, req) {
     description,
     notes,
     ...structured ? { structured } : {},
+    ...widths ? { widths } : {},
+    ...channels ? { channels } : {},
     sensitivity: {
       ...sensitivityRecord(scorer, curves, allocated, allocation.predictedIncrease, seconds, req.method === "unstructured" ? "weights" : "channels"),
       allocation: perMac ? "loss-per-mac" : "loss"
@@ -42521,6 +45881,17 @@ function pruneCounts(dense, weights, counts2) {
   });
   return ed.model;
 }
+async function groupLossCurves(dense, calib, opts) {
+  const t0 = performance.now();
+  const scorer = await calibScorer(dense, calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: opts.threads });
+  const units = groupUnits(dense, { roundTo: 1, criterion: opts.criterion, protectedTensors: opts.protectedTensors, calib });
+  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, opts.onLayer);
+  const seconds = (performance.now() - t0) / 1e3;
+  return {
+    curves: new Map(curves.map((c) => [c.name, c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll }))])),
+    note: `latency target: ${curves.length} groups x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples (${againstText(scorer)}) in ${seconds.toFixed(1)} s; channels removed where the predicted loss per millisecond saved is smallest`
+  };
+}
 var MAC_COST_EXPONENT, pct3, againstText;
 var init_sensitivityPrune = __esm({
   "src/prune/sensitivity/sensitivityPrune.ts"() {
@@ -42541,10 +45912,31 @@ var init_sensitivityPrune = __esm({
   }
 });
 
+// src/prune/structured/record.ts
+function allocationRecord(roundTo, widths, latency2) {
+  const rounding = roundTo > 1 ? "fixed" : widths && "probes" in widths ? "measured" : widths ? "recorded" : "none";
+  const table4 = widths && "probes" in widths ? { machine: widths.machine, onnxruntime: widths.onnxruntime, threads: widths.threads, batches: widths.batches, probes: widths.probes } : {};
+  return {
+    rounding,
+    ...roundTo > 1 ? { round_to: roundTo } : {},
+    ...table4,
+    ...widths ? { groups: widths.groups.map(({ root: _root, ...g2 }) => g2) } : {},
+    ...latency2 ? { latency: latency2 } : {}
+  };
+}
+var init_record = __esm({
+  "src/prune/structured/record.ts"() {
+    "use strict";
+  }
+});
+
 // src/prune/pruneModel.ts
 function targetSparsity(config2) {
   const nm = parseNM(config2.method);
   return nm ? 1 - nm.n / nm.m : config2.sparsity;
+}
+function requestedReduction(config2) {
+  return config2.method === "structured" ? { unit: "channels", requested: config2.sparsity } : { unit: "weights", requested: targetSparsity(config2) };
 }
 function pruneNM(dense, weights, config2, { n, m }) {
   const r = nmPrune(dense, weights, n, m);
@@ -42613,25 +46005,33 @@ async function pruneWithScope(dense, config2, ctx) {
         maxLayerSparsity: config2.scope === "global" ? config2.maxLayerSparsity : 1,
         criterion: config2.criterion,
         protectedTensors,
-        calib: ctx.calib
+        calib: ctx.calib,
+        ...ctx.hardware && config2.roundTo === 0 ? { hardware: ctx.hardware } : {},
+        ...ctx.latencyTarget ? { latency: ctx.latencyTarget } : {},
+        ...ctx.lossCurves ? { lossCurves: ctx.lossCurves } : {}
       });
+      const allocation = allocationRecord(config2.roundTo, r.widths, r.latency);
       let description = describeStructured(dense, r, { criterion: config2.criterion, scope: config2.scope, sparsity: channelSparsity });
       let model = r.model;
       if (config2.method === "hybrid") {
         const removed = countSparsity(model, weights).overall;
-        const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
-        const restTotal = rest.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const denseTotal = weights.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const extra = Math.max(0, config2.sparsity * denseTotal - (denseTotal - restTotal));
-        const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-        model = magnitudePrune(model, rest, frac, config2.scope).model;
-        description += `; then unstructured magnitude (${config2.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
+        const topUp = topUpMagnitude(model, weights, config2.sparsity, config2, config2.scope);
+        model = topUp.model;
+        description += `; then unstructured magnitude (${config2.scope}) of the remaining weights: ${(topUp.fraction * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
-      return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept } };
+      return { model, description: description + widthsText(allocation), denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept }, channels: r.tally, allocation };
     }
     default:
       throw new UserError(`--method ${config2.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
   }
+}
+function widthsText(a) {
+  if (a.rounding === "fixed") return `; kept counts multiples of ${a.round_to}`;
+  if (!a.groups || a.groups.length === 0) return "";
+  const counts2 = /* @__PURE__ */ new Map();
+  for (const g2 of a.groups) counts2.set(g2.multiple, (counts2.get(g2.multiple) ?? 0) + 1);
+  const list = [...counts2].sort((x2, y) => y[1] - x2[1] || y[0] - x2[0]).map(([m, n]) => `${m} (${n} group${n === 1 ? "" : "s"})`).join(", ");
+  return `; kept counts snapped to ${a.rounding === "measured" ? "the widths measured to run fast" : "recorded widths"}: multiples of ${list}`;
 }
 async function pruneBySensitivity(dense, weights, config2, ctx) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
@@ -42648,13 +46048,24 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
       perMac: config2.scope === "sensitivity-macs",
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total2) => {
-        if (!started) ctx.progress?.start(`sensitivity curves (${method2}, ${total2} ${method2 === "unstructured" ? "layers" : "groups"})`, total2);
+        if (!started) ctx.progress?.stage({ kind: "sensitivity", detail: `${method2}, ${total2} ${method2 === "unstructured" ? "layers" : "groups"}`, total: total2 });
         started = true;
         ctx.progress?.update(done);
       },
-      ...ctx.autoAnalysisSeconds !== void 0 ? { maxSeconds: ctx.autoAnalysisSeconds } : {}
+      ...ctx.autoAnalysisSeconds !== void 0 ? { maxSeconds: ctx.autoAnalysisSeconds } : {},
+      ...ctx.hardware && config2.roundTo === 0 && method2 === "structured" ? { hardware: ctx.hardware } : {}
     });
-    return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity, ...r.structured ? { structured: r.structured } : {} };
+    const allocation = method2 === "structured" ? allocationRecord(config2.roundTo, r.widths, void 0) : void 0;
+    return {
+      model: r.model,
+      description: r.description + (allocation ? widthsText(allocation) : ""),
+      denseWeights: weights,
+      notes: r.notes,
+      sensitivity: r.sensitivity,
+      ...r.structured ? { structured: r.structured } : {},
+      ...r.channels ? { channels: r.channels } : {},
+      ...allocation ? { allocation } : {}
+    };
   } catch (e) {
     if (!(e instanceof AnalysisOverBudget)) throw e;
     const global2 = await pruneWithScope(dense, { ...config2, scope: "global" }, ctx);
@@ -42669,6 +46080,7 @@ var init_pruneModel = __esm({
     "use strict";
     init_schema();
     init_errors();
+    init_hybrid();
     init_magnitude();
     init_nm();
     init_prunable();
@@ -42677,96 +46089,78 @@ var init_pruneModel = __esm({
     init_sensitivityCurves();
     init_sensitivityPrune();
     init_describe();
+    init_record();
     init_structuredPrune();
   }
 });
 
-// src/recover/bounds.ts
-function nodeMacsOf(model) {
-  const index = new GraphIndex(model.graph);
-  const { shapes } = inferShapes(index, 1);
-  const out = /* @__PURE__ */ new Map();
-  for (const n of index.order) {
-    if (n.opType !== "Conv" && n.opType !== "Gemm" && n.opType !== "MatMul" && n.opType !== "ConvTranspose") continue;
-    out.set(n, nodeMacs(n, shapes) ?? 0);
-  }
-  return out;
-}
-function macsBefore(model, tensor, macs) {
-  let total2 = 0;
-  for (const n of upstream(model, [tensor])?.nodes ?? macs.keys()) total2 += macs.get(n) ?? 0;
-  return total2;
-}
-function refitBytes(patches, cp, cd, block) {
-  const grams = 8 * (2 * cp * cp + 2 * cd * cp) + 4 * Math.max(cp * cp, cd * cp);
-  const patchBytes = 4 * patches * (cp + cd);
-  const solve = 8 * 4 * block * block;
-  return grams + patchBytes + solve;
-}
-function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
-  let f = 0;
-  for (const m of blocks) {
-    const dm = blocks.length > 1 ? m : cd;
-    f += m ** 3 + rows2 * dm * m + rows2 * m * m + starts * rows2 * m * m;
-    if (m <= crossValidateMax) f += 10 * (m ** 3 / 3 + rows2 * m * m) + 4 * rows2 * dm * m;
-  }
-  return f * groups;
-}
-function columnBlocks(cp, aligned, maxBlock) {
-  if (!aligned) return [cp];
-  const blocks = Math.ceil(cp / maxBlock);
-  const size = Math.ceil(cp / blocks);
+// src/prune/schedule.ts
+function cubicSchedule(initial, final, steps) {
+  if (!Number.isInteger(steps) || steps < 1) throw new Error(`cubicSchedule: steps must be a whole number of 1 or more (got ${steps})`);
+  if (!(initial >= 0 && final < 1 && final > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final})`);
   const out = [];
-  for (let b0 = 0; b0 < cp; b0 += size) out.push(Math.min(cp, b0 + size) - b0);
+  for (let t = 1; t <= steps; t++) out.push(t === steps ? final : final + (initial - final) * (1 - t / steps) ** 3);
   return out;
 }
-function captureSamplesThatFit(opts) {
-  const { count: count2, captureSeconds, solveSeconds, secondsLeft: left } = opts;
-  if (captureSeconds + solveSeconds <= left) return count2;
-  const fewest = Math.min(count2, Math.ceil(opts.spread * opts.maxPatches / Math.max(1, opts.positionsPerSample)));
-  const room = left - solveSeconds;
-  const most = captureSeconds > 0 ? Math.floor(count2 * room / captureSeconds) : count2;
-  return most >= fewest ? Math.min(count2, most) : null;
+function fractionOfRemaining(remaining, denseTotal, target) {
+  if (remaining <= 0 || denseTotal <= 0) return 0;
+  const keep = denseTotal * (1 - target);
+  return Math.min(1, Math.max(0, (remaining - keep) / remaining));
 }
-function secondsLeft(deadline) {
-  return deadline === void 0 ? Infinity : (deadline - performance.now()) / 1e3;
+function fellOffCliff(drops, threshold, patience) {
+  if (drops.length < patience) return false;
+  return drops.slice(drops.length - patience).every((d) => d > threshold);
 }
-function activationBytesPerSample(model, names) {
-  const index = new GraphIndex(model.graph);
-  const { shapes } = inferShapes(index, 1);
-  const list = names ?? index.order.flatMap((n) => n.output);
-  let total2 = 0;
-  for (const t of list) {
-    const s = shapes.get(t);
-    if (s) total2 += numel(s) * 4;
+function chooseStep(steps) {
+  if (steps.length === 0) throw new Error("chooseStep: no steps");
+  const passing = steps.filter((s) => fails(s) === 0);
+  if (passing.length > 0) {
+    const best2 = passing.reduce((a, b) => b.sparsity > a.sparsity || b.sparsity === a.sparsity && acc(b) > acc(a) ? b : a);
+    const others = passing.length - 1;
+    return {
+      index: best2.index,
+      meetsBudgets: true,
+      reason: `the sparsest step that meets every budget${others > 0 ? ` (${others} other step${others > 1 ? "s" : ""} also met them)` : ""}`
+    };
   }
-  return total2;
+  const best = steps.reduce((a, b) => fails(b) < fails(a) || fails(b) === fails(a) && acc(b) > acc(a) ? b : a);
+  return {
+    index: best.index,
+    meetsBudgets: false,
+    reason: `no step meets every budget; shipping the least bad (${fails(best)} failed budget${fails(best) === 1 ? "" : "s"}, the highest accuracy among those with the fewest), and the verdict fails`
+  };
 }
-function distillUnfit(model, opts) {
-  let params = 0;
-  for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
-  const perSample = activationBytesPerSample(model);
-  const bytes2 = 5 * 4 * params + opts.batch * perSample;
-  if (bytes2 > opts.maxBytes) {
-    return `a training step needs about ${(bytes2 / 2 ** 20).toFixed(0)} MB (${(params / 1e6).toFixed(1)}M parameters x 5, ${opts.batch} samples x ${(perSample / 2 ** 20).toFixed(1)} MB of activations), over the ${(opts.maxBytes / 2 ** 20).toFixed(0)} MB bound`;
-  }
-  if (opts.passSeconds !== void 0) {
-    const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
-    if (epoch > opts.secondsLeft) return `one epoch takes about ${epoch.toFixed(0)} s (${(epoch / opts.passSeconds).toFixed(1)} passes of ${opts.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, opts.secondsLeft).toFixed(0)} s left of recovery-time-budget`;
-  }
-  return null;
-}
-var PRIOR_FLOPS_PER_SECOND, DISTILL_MAX_BYTES;
-var init_bounds = __esm({
-  "src/recover/bounds.ts"() {
+var fails, acc;
+var init_schedule = __esm({
+  "src/prune/schedule.ts"() {
     "use strict";
-    init_graph();
-    init_flops();
-    init_shapes();
-    init_tensor();
-    init_subgraph();
-    PRIOR_FLOPS_PER_SECOND = 2e8;
-    DISTILL_MAX_BYTES = 1024 * 2 ** 20;
+    fails = (s) => s.verdicts.filter((v) => v === "fail").length;
+    acc = (s) => s.accuracy ?? -Infinity;
+  }
+});
+
+// src/prune/structured/channels.ts
+function countChannels(model, protectedTensors) {
+  const analysis = analyzeDependencies(untieConstants(model));
+  const guarded = /* @__PURE__ */ new Set();
+  for (const u of analysis.uses) {
+    if (!protectedTensors.has(u.tensor)) continue;
+    for (const s of u.layout) guarded.add(analysis.spaces.root(s.space));
+  }
+  let remaining = 0;
+  let removable = 0;
+  for (const g2 of analysis.groups) {
+    if (g2.skip || guarded.has(g2.root)) continue;
+    remaining += g2.size;
+    if (g2.size > 1) removable += g2.size;
+  }
+  return { remaining, removable };
+}
+var init_channels = __esm({
+  "src/prune/structured/channels.ts"() {
+    "use strict";
+    init_depgraph();
+    init_untie();
   }
 });
 
@@ -42806,6 +46200,121 @@ var init_activationBudget = __esm({
   }
 });
 
+// src/recover/calibScore.ts
+async function calibScore(model, calib, threads = 0) {
+  const session = await sessionFromModel(model, threads, { lean: true });
+  try {
+    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
+    let correct = 0;
+    let nll = 0;
+    for (let i2 = 0; i2 < calib.count; i2++) {
+      correct += p.correct[i2];
+      nll -= p.logProbLabel[i2];
+    }
+    return { accuracy: correct / calib.count, nll: nll / calib.count };
+  } finally {
+    await session.release();
+  }
+}
+function better(a, b) {
+  return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
+}
+var init_calibScore = __esm({
+  "src/recover/calibScore.ts"() {
+    "use strict";
+    init_classifier();
+    init_session();
+    init_activationBudget();
+  }
+});
+
+// src/recover/bounds.ts
+function nodeMacsOf(model) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const out = /* @__PURE__ */ new Map();
+  for (const n of index.order) {
+    if (n.opType !== "Conv" && n.opType !== "Gemm" && n.opType !== "MatMul" && n.opType !== "ConvTranspose") continue;
+    out.set(n, nodeMacs(n, shapes) ?? 0);
+  }
+  return out;
+}
+function macsBefore(model, tensor, macs) {
+  let total2 = 0;
+  for (const n of upstream(model, [tensor])?.nodes ?? macs.keys()) total2 += macs.get(n) ?? 0;
+  return total2;
+}
+function refitBytes(patches, cp, cd, block) {
+  const grams = 8 * (2 * cp * cp + 2 * cd * cp) + 4 * Math.max(cp * cp, cd * cp);
+  const patchBytes = 4 * patches * (cp + cd);
+  const solve = 8 * 4 * block * block;
+  return grams + patchBytes + solve;
+}
+function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
+  let f = 0;
+  for (const m of blocks) {
+    const dm = blocks.length > 1 ? m : cd;
+    f += m ** 3 + rows2 * dm * m + rows2 * m * m + starts * rows2 * m * m;
+    if (m <= crossValidateMax) f += 10 * (m ** 3 / 3 + rows2 * m * m) + 4 * rows2 * dm * m;
+  }
+  return f * groups;
+}
+function columnBlocks(cp, aligned, maxBlock) {
+  if (!aligned) return [cp];
+  const blocks = Math.ceil(cp / maxBlock);
+  const size2 = Math.ceil(cp / blocks);
+  const out = [];
+  for (let b0 = 0; b0 < cp; b0 += size2) out.push(Math.min(cp, b0 + size2) - b0);
+  return out;
+}
+function captureSamplesThatFit(opts) {
+  const { count: count2, captureSeconds, solveSeconds, secondsLeft: left } = opts;
+  if (captureSeconds + solveSeconds <= left) return count2;
+  const fewest = Math.min(count2, Math.ceil(opts.spread * opts.maxPatches / Math.max(1, opts.positionsPerSample)));
+  const room = left - solveSeconds;
+  const most = captureSeconds > 0 ? Math.floor(count2 * room / captureSeconds) : count2;
+  return most >= fewest ? Math.min(count2, most) : null;
+}
+function secondsLeft(deadline) {
+  return deadline === void 0 ? Infinity : (deadline - performance.now()) / 1e3;
+}
+function activationBytesPerSample(model, names) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  const list = names ?? index.order.flatMap((n) => n.output);
+  let total2 = 0;
+  for (const t of list) {
+    const s = shapes.get(t);
+    if (s) total2 += numel(s) * 4;
+  }
+  return total2;
+}
+function distillUnfit(model, opts) {
+  let params = 0;
+  for (const t of model.graph.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
+  const perSample = activationBytesPerSample(model);
+  const bytes2 = 5 * 4 * params + opts.batch * perSample;
+  if (bytes2 > opts.maxBytes) return { kind: "memory", bytes: bytes2, parameters: params, batch: opts.batch, bytesPerSample: perSample, limitBytes: opts.maxBytes };
+  if (opts.passSeconds !== void 0) {
+    const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
+    if (epoch > opts.secondsLeft) return { kind: "time", epochSeconds: epoch, passSeconds: opts.passSeconds, leftSeconds: opts.secondsLeft };
+  }
+  return null;
+}
+var PRIOR_FLOPS_PER_SECOND, DISTILL_MAX_BYTES;
+var init_bounds = __esm({
+  "src/recover/bounds.ts"() {
+    "use strict";
+    init_graph();
+    init_flops();
+    init_shapes();
+    init_tensor();
+    init_subgraph();
+    PRIOR_FLOPS_PER_SECOND = 2e8;
+    DISTILL_MAX_BYTES = 1024 * 2 ** 20;
+  }
+});
+
 // src/recover/batchNorm.ts
 async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   const ed = ModelEditor.copyOf(pruned);
@@ -42838,7 +46347,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
     return { model, nodes };
   }
   if (bounds.passSeconds > left) {
-    return { model, nodes: [], note: `one pass over the calibration set takes about ${bounds.passSeconds.toFixed(0)} s, more than the ${Math.max(0, left).toFixed(0)} s left of recovery-time-budget` };
+    return { model, nodes: [], bound: { kind: "time", passSeconds: bounds.passSeconds, leftSeconds: left } };
   }
   const fetched = activationBytesPerSample(model, targets.map((t) => t.node.input[0]));
   const per = fetched + ACTIVATION_HIGH_WATER * (largestActivationBytes(model) ?? 0);
@@ -42851,7 +46360,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   return {
     model,
     nodes,
-    note: `statistics of all ${targets.length} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${sequential.toFixed(0)} s, ${left.toFixed(0)} s were left of recovery-time-budget`
+    bound: { kind: "one-pass", nodes: targets.length, sequentialSeconds: sequential, leftSeconds: left }
   };
 }
 async function gatherStats(model, targets, calib, threads, batch) {
@@ -43225,10 +46734,10 @@ var init_gradients = __esm({
       if (axis < 0) axis += rank;
       let offset = 0;
       return node.input.map((t, i2) => {
-        const size = c.shape(t)[axis];
+        const size2 = c.shape(t)[axis];
         const start = offset;
-        offset += size;
-        return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size], [axis]) : void 0;
+        offset += size2;
+        return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size2], [axis]) : void 0;
       });
     };
     reduce = (mean2) => (c) => {
@@ -43241,9 +46750,9 @@ var init_gradients = __esm({
         if (attrInt(node, "noop_with_empty_axes", 0)) return [c.dy[0]];
         axes = range(xs.length);
       }
-      const norm2 = axes.map((a) => a < 0 ? a + xs.length : a);
-      const kept = xs.map((d, i2) => norm2.includes(i2) ? 1 : d);
-      const n = norm2.reduce((a, i2) => a * xs[i2], 1);
+      const norm3 = axes.map((a) => a < 0 ? a + xs.length : a);
+      const kept = xs.map((d, i2) => norm3.includes(i2) ? 1 : d);
+      const n = norm3.reduce((a, i2) => a * xs[i2], 1);
       const g2 = b.op("Expand", [b.reshape(c.dy[0], kept), b.int64s(xs)]);
       return [mean2 ? b.scale(g2, 1 / n) : g2];
     };
@@ -43746,10 +47255,10 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
           for (const t of tg.hints) {
             const d = Float32Array.from(targets[t].data);
             targets[t].dispose();
-            let ms3 = 0;
-            for (let i2 = 0; i2 < d.length; i2++) ms3 += d[i2] * d[i2];
+            let ms4 = 0;
+            for (let i2 = 0; i2 < d.length; i2++) ms4 += d[i2] * d[i2];
             feeds[hintInput(t)] = new ort.Tensor("float32", d, targets[t].dims);
-            feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms3 > 0 ? opts.hintWeight / ms3 : 0), [1]);
+            feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms4 > 0 ? opts.hintWeight / ms4 : 0), [1]);
           }
         }
         const out = await train3.run(feeds);
@@ -43879,38 +47388,10 @@ var init_distill = __esm({
   }
 });
 
-// src/recover/calibScore.ts
-async function calibScore(model, calib, threads = 0) {
-  const session = await sessionFromModel(model, threads, { lean: true });
-  try {
-    const p = await evaluateClassifier(session, calib, { batchSize: boundedBatch(model, 256), outputsAreProbabilities: endsInSoftmax(model), modelPath: "calibration" });
-    let correct = 0;
-    let nll = 0;
-    for (let i2 = 0; i2 < calib.count; i2++) {
-      correct += p.correct[i2];
-      nll -= p.logProbLabel[i2];
-    }
-    return { accuracy: correct / calib.count, nll: nll / calib.count };
-  } finally {
-    await session.release();
-  }
-}
-function better(a, b) {
-  return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
-}
-var init_calibScore = __esm({
-  "src/recover/calibScore.ts"() {
-    "use strict";
-    init_classifier();
-    init_session();
-    init_activationBudget();
-  }
-});
-
 // src/recover/distill/stage.ts
 async function distillStage(dense, current, calib, masked, config2, progress, opts) {
   const t0 = performance.now();
-  progress.note("recovery: distillation toward the dense model on the calibration set");
+  progress.stage({ kind: "recover", work: "distill", detail: "distillation toward the dense model on the calibration set" });
   let result;
   try {
     result = await distill(dense, current, calib, new Set(masked), {
@@ -43947,7 +47428,7 @@ var init_stage = __esm({
 
 // src/recover/external.ts
 import { spawn } from "node:child_process";
-import * as fs8 from "node:fs";
+import * as fs13 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -43971,14 +47452,41 @@ function externalEnv(p) {
     PRUNE_GUARD_DATA: p.data
   };
 }
-function runCommand(command, env) {
-  return new Promise((resolve7, reject) => {
-    const child = spawn(command, { shell: true, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    child.stdout.on("data", (d) => process.stderr.write(d));
-    child.stderr.on("data", (d) => process.stderr.write(d));
+function commandEnv(base, extra) {
+  const env = {};
+  for (const [k, v] of Object.entries(base)) if (v !== void 0 && !/^INPUT_/i.test(k)) env[k] = v;
+  return { ...env, ...extra };
+}
+function runCommand(command, env, output, opts = {}) {
+  return new Promise((resolve9, reject) => {
+    const started = performance.now();
+    const child = spawn(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ["ignore", "pipe", "pipe"] });
+    const killGroup = (signal) => {
+      try {
+        if (child.pid !== void 0) process.kill(-child.pid, signal);
+      } catch {
+      }
+    };
+    const unregister = onInterrupt(() => killGroup("SIGKILL"));
+    let timedOut = false;
+    let grace;
+    const timer = opts.timeoutSeconds === void 0 ? void 0 : setTimeout(() => {
+      timedOut = true;
+      killGroup("SIGTERM");
+      grace = setTimeout(() => killGroup("SIGKILL"), KILL_GRACE_MS);
+    }, opts.timeoutSeconds * 1e3);
+    child.stdout.setEncoding("utf8").on("data", output);
+    child.stderr.setEncoding("utf8").on("data", output);
     child.on("error", (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
+    child.on("exit", () => {
+      killGroup("SIGKILL");
+    });
     child.on("close", (code, signal) => {
-      if (code === 0) resolve7();
+      clearTimeout(timer);
+      clearTimeout(grace);
+      unregister();
+      if (timedOut) reject(new CommandTimedOut((performance.now() - started) / 1e3));
+      else if (code === 0) resolve9();
       else reject(new UserError(`--recovery-command: '${command}' ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; its output is above, fix the command and rerun`));
     });
   });
@@ -44010,26 +47518,37 @@ function verifyRecovered(before, after, masks, file) {
     if (revived > 0) fail(`made ${revived} pruned weights of '${name}' nonzero again (the mask is in $PRUNE_GUARD_MASKS)`);
   }
 }
-async function externalRecovery(command, pruned, weights, paths) {
+async function externalRecovery(command, pruned, weights, paths, output, opts = {}) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs8.rmSync(paths.modelOut, { force: true });
-  await runCommand(command, externalEnv(paths));
-  if (!fs8.existsSync(paths.modelOut)) {
+  fs13.rmSync(paths.modelOut, { force: true });
+  await runCommand(command, externalEnv(paths), output, opts);
+  if (!fs13.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered2 = loadModel(paths.modelOut).proto;
   verifyRecovered(pruned, recovered2, masks, paths.modelOut);
   return recovered2;
 }
+var CommandTimedOut, KILL_GRACE_MS;
 var init_external2 = __esm({
   "src/recover/external.ts"() {
     "use strict";
     init_npz();
     init_errors();
+    init_cleanup();
     init_graph();
     init_model();
     init_tensor();
+    CommandTimedOut = class extends Error {
+      constructor(seconds) {
+        super(`the recovery command was stopped after ${seconds.toFixed(1)} s, at the time budget`);
+        this.seconds = seconds;
+      }
+      seconds;
+      name = "CommandTimedOut";
+    };
+    KILL_GRACE_MS = 2e3;
   }
 });
 
@@ -44412,15 +47931,15 @@ async function reluRefit(xp, yd, n, w0, h, rows2, cols, damp, gate, rounds = 3) 
 }
 function gatedRowErrors(yd, y, rows2, gate) {
   const error2 = new Float64Array(rows2);
-  let norm2 = 0;
+  let norm3 = 0;
   for (let i2 = 0; i2 < yd.length; i2++) {
     const r = i2 % rows2;
     const d = Math.max(0, gate.a[r] * yd[i2] + gate.c[r]);
     const p = Math.max(0, gate.a[r] * y[i2] + gate.c[r]);
     error2[r] += (d - p) ** 2;
-    norm2 += d * d;
+    norm3 += d * d;
   }
-  return { error: error2, norm: norm2 };
+  return { error: error2, norm: norm3 };
 }
 var init_reluTarget = __esm({
   "src/recover/reluTarget.ts"() {
@@ -44546,21 +48065,21 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const p = linearLayer(pIndex, w);
     const d = linearLayer(dIndex, w);
     if (typeof p === "string" || typeof d === "string") {
-      skipped.push({ weight: w, reason: typeof p === "string" ? p : `dense model: ${d}` });
+      skipped.push({ weight: w, reason: { kind: "unpaired", why: typeof p === "string" ? p : `dense model: ${d}` } });
       continue;
     }
     if (p.input !== d.input) {
-      skipped.push({ weight: w, reason: "reads a different tensor than the dense layer" });
+      skipped.push({ weight: w, reason: { kind: "unpaired", why: "reads a different tensor than the dense layer" } });
       continue;
     }
     const rows2 = denseRowsOf(p, d, opts.kept);
     if (typeof rows2 === "string") {
-      skipped.push({ weight: w, reason: rows2 });
+      skipped.push({ weight: w, reason: { kind: "unpaired", why: rows2 } });
       continue;
     }
     plans.push({ p, d, node, rows: rows2 });
   }
-  for (const w of wanted) skipped.push({ weight: w, reason: "not found in the pruned model" });
+  for (const w of wanted) skipped.push({ weight: w, reason: { kind: "unpaired", why: "not found in the pruned model" } });
   const dMacs = nodeMacsOf(dense);
   const pMacs = nodeMacsOf(model);
   const fullMacs = [...pMacs.values()].reduce((a, b) => a + b, 0);
@@ -44576,12 +48095,12 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const blocks = columnBlocks(cp, cd === cp, opts.maxBlock);
     const bytes2 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
     if (bytes2 > opts.maxRefitBytes) {
-      skipped.push({ weight: p.weight, reason: `its refit needs about ${mb(bytes2)} MB (Gram matrices of ${cp} x ${cp} and ${cd} x ${cp} columns), over the ${mb(opts.maxRefitBytes)} MB refit bound` });
+      skipped.push({ weight: p.weight, reason: { kind: "memory", bytes: bytes2, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
       continue;
     }
     const left = secondsLeft(opts.deadline);
     if (left <= 0) {
-      skipped.push({ weight: p.weight, reason: "recovery-time-budget reached" });
+      skipped.push({ weight: p.weight, reason: { kind: "time" } });
       continue;
     }
     const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
@@ -44591,7 +48110,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
     const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureSeconds, solveSeconds, secondsLeft: left });
     if (samples === null) {
-      skipped.push({ weight: p.weight, reason: `estimated ${(captureSeconds + solveSeconds).toFixed(0)} s (capturing its input on ${calib.count} samples from both models, then the solve), more than the ${left.toFixed(0)} s left of recovery-time-budget, even on fewer samples` });
+      skipped.push({ weight: p.weight, reason: { kind: "time", estimate: { seconds: captureSeconds + solveSeconds, samples: calib.count, leftSeconds: left } } });
       continue;
     }
     const input = samples < calib.count ? evenlySpaced(calib, samples) : calib;
@@ -44685,7 +48204,7 @@ async function refitLayer(ed, pIndex, dIndex, node, p, d, rowMap, dPatches, pPat
   const n = pPatches.patches;
   let before = 0;
   let after = 0;
-  let norm2 = 0;
+  let norm3 = 0;
   const damps = [];
   for (let g2 = 0; g2 < p.groups; g2++) {
     const dg = Math.floor(rowMap[g2 * p.rows] / d.rows);
@@ -44727,7 +48246,7 @@ async function refitLayer(ed, pIndex, dIndex, node, p, d, rowMap, dPatches, pPat
     }
     before += e0.error.reduce((a, b) => a + b, 0);
     after += best.reduce((a, b) => a + b, 0);
-    norm2 += e0.norm;
+    norm3 += e0.norm;
     setWeightRows(p, pValues, g2, strip(refit, p.rows, cp, withBias));
     if (withBias) for (let r = 0; r < p.rows; r++) pBias[g2 * p.rows + r] = refit[r * cp + cp - 1];
   }
@@ -44736,7 +48255,7 @@ async function refitLayer(ed, pIndex, dIndex, node, p, d, rowMap, dPatches, pPat
     if (p.bias) ed.replaceInitializer(p.bias, pBias);
     else addBias(ed, node, p, pBias);
   }
-  const rel = (e) => norm2 > 0 ? Math.sqrt(Math.max(0, e) / norm2) : 0;
+  const rel = (e) => norm3 > 0 ? Math.sqrt(Math.max(0, e) / norm3) : 0;
   return { node: p.node, weight: p.weight, error_before: rel(before), error_after: rel(after), damp: Math.max(...damps) };
 }
 function strideRows(m, n, cols, most) {
@@ -44781,9 +48300,9 @@ function solveBlocks(wd, wp, keep, withBias, h, c, rows2, cd, cp, opts, foldA) {
   const aligned = cd === cp;
   const outs = aligned ? [new Float64Array(rows2 * cp), new Float64Array(rows2 * cp)] : [new Float64Array(rows2 * cp)];
   const blocks = Math.ceil(cp / opts.maxBlock);
-  const size = Math.ceil(cp / blocks);
-  for (let b0 = 0; b0 < cp; b0 += aligned ? size : cp) {
-    const b1 = aligned ? Math.min(cp, b0 + size) : cp;
+  const size2 = Math.ceil(cp / blocks);
+  for (let b0 = 0; b0 < cp; b0 += aligned ? size2 : cp) {
+    const b1 = aligned ? Math.min(cp, b0 + size2) : cp;
     const m = b1 - b0;
     const hb = sub(h, cp, b0, b1, b0, b1);
     const [d0, d1] = aligned && blocks > 1 ? [b0, b1] : [0, cd];
@@ -44833,18 +48352,18 @@ function sub(a, stride, r0, r1, c0, c1) {
 }
 function rowErrors(yd, y, rows2) {
   const error2 = new Float64Array(rows2);
-  let norm2 = 0;
+  let norm3 = 0;
   for (let i2 = 0; i2 < yd.length; i2++) {
     error2[i2 % rows2] += (yd[i2] - y[i2]) ** 2;
-    norm2 += yd[i2] ** 2;
+    norm3 += yd[i2] ** 2;
   }
-  return { error: error2, norm: norm2 };
+  return { error: error2, norm: norm3 };
 }
 function addBias(ed, node, layer, bias) {
   const type = ed.initializer(layer.weight).dataType;
   ed.setInput(node, 2, ed.addFloatInitializer(`${layer.weight}.prune_guard_bias`, [bias.length], bias, type));
 }
-var DEFAULT_RECONSTRUCT, SUBSET_SPREAD, CAPTURE_BATCH, mb, ValueHash, ERROR_PATCHES;
+var DEFAULT_RECONSTRUCT, SUBSET_SPREAD, CAPTURE_BATCH, ValueHash, ERROR_PATCHES;
 var init_reconstruct = __esm({
   "src/recover/reconstruct.ts"() {
     "use strict";
@@ -44866,7 +48385,6 @@ var init_reconstruct = __esm({
     DEFAULT_RECONSTRUCT = { damp: 0.01, crossValidate: true, reluAware: true, maxPatches: 8192, maxBlock: 1024, threads: 0, maxRefitBytes: 1024 * 2 ** 20 };
     SUBSET_SPREAD = 4;
     CAPTURE_BATCH = 128;
-    mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
     ValueHash = class {
       a = 2166136261;
       b = 16777619;
@@ -44885,6 +48403,41 @@ var init_reconstruct = __esm({
       }
     };
     ERROR_PATCHES = 1024;
+  }
+});
+
+// src/recover/refusals.ts
+function layerSkipText(s) {
+  switch (s.kind) {
+    case "unpaired":
+      return s.why;
+    case "memory":
+      return `its refit needs about ${mb(s.bytes)} MB (Gram matrices of ${s.prunedColumns} x ${s.prunedColumns} and ${s.denseColumns} x ${s.prunedColumns} columns), over the ${mb(s.limitBytes)} MB refit bound`;
+    case "time":
+      return s.estimate ? `estimated ${s.estimate.seconds.toFixed(0)} s (capturing its input on ${s.estimate.samples} samples from both models, then the solve), more than the ${s.estimate.leftSeconds.toFixed(0)} s left of recovery-time-budget, even on fewer samples` : "recovery-time-budget reached";
+  }
+}
+function batchNormBoundText(b) {
+  switch (b.kind) {
+    case "time":
+      return `one pass over the calibration set takes about ${b.passSeconds.toFixed(0)} s, more than the ${Math.max(0, b.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+    case "one-pass":
+      return `statistics of all ${b.nodes} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${b.sequentialSeconds.toFixed(0)} s, ${b.leftSeconds.toFixed(0)} s were left of recovery-time-budget`;
+  }
+}
+function distillUnfitText(u) {
+  switch (u.kind) {
+    case "memory":
+      return `a training step needs about ${mb(u.bytes)} MB (${(u.parameters / 1e6).toFixed(1)}M parameters x 5, ${u.batch} samples x ${(u.bytesPerSample / 2 ** 20).toFixed(1)} MB of activations), over the ${mb(u.limitBytes)} MB bound`;
+    case "time":
+      return `one epoch takes about ${u.epochSeconds.toFixed(0)} s (${(u.epochSeconds / u.passSeconds).toFixed(1)} passes of ${u.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, u.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+  }
+}
+var mb;
+var init_refusals = __esm({
+  "src/recover/refusals.ts"() {
+    "use strict";
+    mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
   }
 });
 
@@ -44982,8 +48535,8 @@ var init_temperature = __esm({
 });
 
 // src/recover/runRecovery.ts
-import * as fs9 from "node:fs";
-import * as path5 from "node:path";
+import * as fs14 from "node:fs";
+import * as path10 from "node:path";
 function hasRecoverySteps(config2, calib) {
   const recovers = config2.recovery !== "none" && !(config2.recovery === "auto" && !calib);
   return recovers || config2.bakeTemperature;
@@ -44992,7 +48545,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path5.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path10.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -45009,11 +48562,11 @@ async function runRecovery(req) {
   if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs9.mkdirSync(req.stepsDir, { recursive: true });
+  fs14.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
-    name: "calibrate:temperature",
+    stage: "temperature",
     description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
     artifact,
     info: { seconds: (performance.now() - t0) / 1e3, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
@@ -45024,29 +48577,33 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib, bounded) {
   const { config: config2, progress } = req;
   if (config2.recovery === "none" || config2.recovery === "auto" && !calib) return [];
-  fs9.mkdirSync(req.stepsDir, { recursive: true });
+  fs14.mkdirSync(req.stepsDir, { recursive: true });
   if (config2.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
-    progress.note(`recovery: running ${config2.recoveryCommand}`);
+    progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
     const t0 = performance.now();
     const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads) : void 0;
-    const model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
-      modelIn: req.prunedArtifact,
-      modelOut: artifact,
-      masks: `${req.stepsDir}/masks.npz`,
-      calib: req.files.calib,
-      data: req.files.data
-    });
+    const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
+    let model;
+    try {
+      model = await externalRecovery(config2.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), paths, (text2) => progress.output(text2), {
+        timeoutSeconds: progress.remainingSeconds?.()
+      });
+    } catch (e) {
+      if (!(e instanceof CommandTimedOut)) throw e;
+      progress.note(`recovery: ${e.message}`);
+      throw e;
+    }
     const seconds = (performance.now() - t0) / 1e3;
     const after = calib?.labels ? await calibScore(model, calib, config2.latency.threads) : void 0;
     const info2 = { seconds };
     if (before && after) Object.assign(info2, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
     const description = `external recovery command \`${config2.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
-    return [{ step: { name: "recover:command", description, artifact, info: info2 }, model }];
+    return [{ step: { stage: "command", description, artifact, info: info2 }, model }];
   }
   if (!calib) {
     if (config2.recovery === "auto") return [];
-    throw new Error("recoverySteps: calibration set missing (checkRecoveryInputs was not called)");
+    throw new Error("recoverySteps: calibration set missing (checkConfig was not called)");
   }
   const labelled = calib.labels !== null;
   const steps = [];
@@ -45060,21 +48617,21 @@ async function recoverySteps(req, calib, bounded) {
     progress.note(line);
     bounded.push(line);
   };
-  const keep = (name, description, model, seconds, score2) => {
-    const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ""));
+  const keep = (stage, description, model, seconds, score2) => {
+    const artifact = stepFile(req.stepsDir, steps.length + 2, stage);
     saveModel(model, artifact);
     const info2 = { seconds };
     if (currentScore && score2) {
       Object.assign(info2, { calib_accuracy_before: currentScore.accuracy, calib_accuracy_after: score2.accuracy, calib_nll_before: currentScore.nll, calib_nll_after: score2.nll });
     }
-    steps.push({ step: { name, description, artifact, info: info2 }, model });
+    steps.push({ step: { stage, description, artifact, info: info2 }, model });
     current = model;
     currentScore = score2;
   };
   async function distillStep(judged2, deadline2) {
     const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline2), maxBytes: DISTILL_MAX_BYTES });
     if (unfit) {
-      bound(`recovery: distillation skipped: ${unfit}`);
+      bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
     const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged2, deadline: deadline2 });
@@ -45084,12 +48641,12 @@ async function recoverySteps(req, calib, bounded) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
     }
-    keep("recover:distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
+    keep("distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
   }
   if (config2.recovery === "reconstruct" || config2.recovery === "auto") {
     const judged2 = config2.recovery === "auto";
     const t0 = performance.now();
-    progress.note("recovery: layer-wise reconstruction on the calibration set");
+    progress.stage({ kind: "recover", work: "reconstruct", detail: "layer-wise reconstruction on the calibration set" });
     const adaptive = config2.criterion === "sparsegpt" && config2.method === "unstructured" && !req.structured;
     const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, {
       ...DEFAULT_RECONSTRUCT,
@@ -45100,7 +48657,7 @@ async function recoverySteps(req, calib, bounded) {
       adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0
     });
     const seconds = (performance.now() - t0) / 1e3;
-    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
+    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${layerSkipText(s.reason)})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join("; ") || void 0;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
     const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config2.latency.threads) : void 0;
@@ -45110,7 +48667,7 @@ async function recoverySteps(req, calib, bounded) {
       progress.note(`recovery: reconstruction not kept (${fmt(score2)} vs ${fmt(currentScore)} without it)`);
     } else if (r.layers.length > 0) {
       keep(
-        "recover:reconstruct",
+        "reconstruct",
         `${notRefit ? `${notRefit}; ` : ""}${adaptive ? `re-chose which weights are zero (SparseGPT saliency w^2/[H^-1 Cholesky]_jj^2 in blocks of ${SPARSEGPT_BLOCK} columns; each row keeps its zero count, so every layer keeps the pruner's sparsity) and ` : ""}refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds.toFixed(1)} s)`,
         r.model,
         seconds,
@@ -45121,9 +48678,10 @@ async function recoverySteps(req, calib, bounded) {
       if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
       return steps;
     }
-    await tryBatchNorm(current, calib, config2, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep("recover:bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
+    await tryBatchNorm(current, calib, config2, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+      const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
-      if (why.includes("recovery-time-budget")) bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
+      if (refusal.kind === "bound") bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
     });
     if (config2.recovery === "auto") {
       if (deadline !== void 0 && performance.now() > deadline) bound(`recovery: distillation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
@@ -45144,17 +48702,27 @@ function refitWeights(req) {
   }
   return [...names];
 }
+function batchNormRefusalText(r) {
+  switch (r.kind) {
+    case "no-labels":
+      return "the calibration set has no labels to judge it";
+    case "bound":
+      return batchNormBoundText(r.bound);
+    case "worse":
+      return `${fmt(r.score)} vs ${fmt(r.without)} without it`;
+  }
+}
 async function tryBatchNorm(model, calib, config2, bounds, accept, currentScore, reject) {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
-  if (!base) return reject("the calibration set has no labels to judge it");
+  if (!base) return reject({ kind: "no-labels" });
   const t0 = performance.now();
   const bn = await reestimateBatchNorm(model, calib, config2.latency.threads, bounds);
-  if (bn.nodes.length === 0) return bn.note ? reject(bn.note) : void 0;
+  if (bn.nodes.length === 0) return bn.bound ? reject({ kind: "bound", bound: bn.bound }) : void 0;
   const seconds = (performance.now() - t0) / 1e3;
   const score2 = await calibScore(bn.model, calib, config2.latency.threads);
-  if (!better(score2, base)) return reject(`${fmt(score2)} vs ${fmt(base)} without it`);
-  accept(bn.model, seconds, score2, bn.nodes.length, bn.note);
+  if (!better(score2, base)) return reject({ kind: "worse", score: score2, without: base });
+  accept(bn.model, seconds, score2, bn.nodes.length, bn.bound);
 }
 function hasBatchNorm(model) {
   return model.graph.node.some((n) => n.opType === "BatchNormalization");
@@ -45166,12 +48734,12 @@ function subsampledClause(subsampled, count2) {
   return `${subsampled.length} layer${subsampled.length > 1 ? "s" : ""} refit from fewer of the ${count2} calibration samples to fit recovery-time-budget (${shown}${more})`;
 }
 function boundSkips(skipped) {
-  const memory = skipped.filter((s) => s.reason.includes("refit bound"));
-  const time2 = skipped.filter((s) => s.reason.includes("recovery-time-budget"));
+  const memory = skipped.filter((s) => s.reason.kind === "memory");
+  const time2 = skipped.filter((s) => s.reason.kind === "time");
   const parts = [];
   const names = (l) => l.length <= 3 ? l.map((s) => s.weight).join(", ") : `${l.slice(0, 2).map((s) => s.weight).join(", ")} and ${l.length - 2} more`;
-  if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${memory[0].reason})`);
-  if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for time (${names(time2)}: ${time2[0].reason}; a larger recovery-time-budget refits them)`);
+  if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${layerSkipText(memory[0].reason)})`);
+  if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for time (${names(time2)}: ${layerSkipText(time2[0].reason)}; a larger recovery-time-budget refits them)`);
   return parts.length ? parts.join("; ") : void 0;
 }
 var SPARSEGPT_BLOCK, EVERY_LAYER;
@@ -45188,251 +48756,18 @@ var init_runRecovery = __esm({
     init_stage();
     init_external2();
     init_reconstruct();
+    init_refusals();
     init_temperature();
     SPARSEGPT_BLOCK = 128;
     EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
   }
 });
 
-// src/prune/schedule.ts
-function cubicSchedule(initial, final, steps) {
-  if (!Number.isInteger(steps) || steps < 1) throw new Error(`cubicSchedule: steps must be a whole number of 1 or more (got ${steps})`);
-  if (!(initial >= 0 && final < 1 && final > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final})`);
-  const out = [];
-  for (let t = 1; t <= steps; t++) out.push(t === steps ? final : final + (initial - final) * (1 - t / steps) ** 3);
-  return out;
-}
-function fractionOfRemaining(remaining, denseTotal, target) {
-  if (remaining <= 0 || denseTotal <= 0) return 0;
-  const keep = denseTotal * (1 - target);
-  return Math.min(1, Math.max(0, (remaining - keep) / remaining));
-}
-function fellOffCliff(drops, threshold, patience) {
-  if (drops.length < patience) return false;
-  return drops.slice(drops.length - patience).every((d) => d > threshold);
-}
-function chooseStep(steps) {
-  if (steps.length === 0) throw new Error("chooseStep: no steps");
-  const passing = steps.filter((s) => fails(s) === 0);
-  if (passing.length > 0) {
-    const best2 = passing.reduce((a, b) => b.sparsity > a.sparsity || b.sparsity === a.sparsity && acc(b) > acc(a) ? b : a);
-    const others = passing.length - 1;
-    return {
-      index: best2.index,
-      meetsBudgets: true,
-      reason: `the sparsest step that meets every budget${others > 0 ? ` (${others} other step${others > 1 ? "s" : ""} also met them)` : ""}`
-    };
-  }
-  const best = steps.reduce((a, b) => fails(b) < fails(a) || fails(b) === fails(a) && acc(b) > acc(a) ? b : a);
-  return {
-    index: best.index,
-    meetsBudgets: false,
-    reason: `no step meets every budget; shipping the least bad (${fails(best)} failed budget${fails(best) === 1 ? "" : "s"}, the highest accuracy among those with the fewest), and the verdict fails`
-  };
-}
-var fails, acc;
-var init_schedule = __esm({
-  "src/prune/schedule.ts"() {
-    "use strict";
-    fails = (s) => s.verdicts.filter((v) => v === "fail").length;
-    acc = (s) => s.accuracy ?? -Infinity;
-  }
-});
-
-// src/recover/rounds.ts
-import * as fs10 from "node:fs";
-import * as path6 from "node:path";
-function resolveRounds(config2, calib) {
-  if (config2.recoveryRounds !== 0) return config2.recoveryRounds;
-  const fits = config2.method === "unstructured" && config2.recovery === "auto" && config2.schedule === "oneshot" && config2.criterion !== "sparsegpt" && config2.maxLayerSparsity >= 1 && calib?.labels && config2.sparsity >= ROUNDS_FROM_SPARSITY;
-  return fits ? AUTO_ROUNDS : 1;
-}
-function resolveCompare(config2, rounds) {
-  if (rounds <= 1 || config2.scope !== "global" || config2.sparsity > DEFAULT_CAP) return false;
-  return config2.roundsCompareSensitivity || config2.recoveryRounds === 0 && AUTO_COMPARE;
-}
-function pruneRound(model, weights, target, config2, plan) {
-  if (plan) return pruneCounts(model, weights, plan.counts(target));
-  return magnitudePrune(model, weights, target, config2.scope === "layer" ? "layer" : "global").model;
-}
-function recordedScores(steps) {
-  const scored = steps.filter((s) => s.info.calib_accuracy_after !== void 0 && s.info.calib_nll_after !== void 0);
-  if (scored.length === 0) return void 0;
-  const first = scored[0].info;
-  const last = scored[scored.length - 1].info;
-  return { before: { accuracy: first.calib_accuracy_before, nll: first.calib_nll_before }, after: { accuracy: last.calib_accuracy_after, nll: last.calib_nll_after } };
-}
-async function runRounds(req) {
-  const { config: config2, calib, progress } = req;
-  const initial = countSparsity(req.dense, req.weights).overall;
-  const targets = cubicSchedule(initial, config2.sparsity, req.rounds);
-  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / req.rounds : 0;
-  const roundConfig = { ...config2, bakeTemperature: false, recoveryTimeBudget: share };
-  const steps = [];
-  let current = req.dense;
-  for (let r = 1; r < req.rounds; r++) {
-    const t0 = performance.now();
-    const target = targets[r - 1];
-    progress.note(`recovery round ${r}/${req.rounds}: ${config2.method} to ${pct4(target)}`);
-    const pruned = pruneRound(current, req.weights, target, config2, req.plan);
-    const dir = path6.join(req.stepsDir, `round-${String(r).padStart(2, "0")}`);
-    const artifact = stepFile(dir, 1, "prune");
-    fs10.mkdirSync(dir, { recursive: true });
-    saveModel(pruned, artifact);
-    const rec = await runRecovery({ dense: req.dense, pruned, prunedArtifact: artifact, denseWeights: req.weights, calib, config: roundConfig, stepsDir: dir, progress, files: req.files, fitTemperature: false });
-    const last = rec.steps.at(-1)?.artifact ?? artifact;
-    current = last === artifact ? pruned : loadModel(last).proto;
-    const recorded = recordedScores(rec.steps);
-    const before = recorded?.before ?? await calibScore(pruned, calib, config2.latency.threads);
-    const after = recorded?.after ?? before;
-    const seconds = (performance.now() - t0) / 1e3;
-    const kept = rec.steps.map((s) => s.name.replace(/^recover:/, "")).join(" + ") || "nothing kept";
-    steps.push({
-      name: `recover:round-${r}`,
-      description: `recovery round ${r} of ${req.rounds}: ${config2.scope === "sensitivity" ? "sensitivity-allocated" : config2.scope} magnitude pruning to ${pct4(target)} of the previous round's recovered weights, then ${config2.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
-      artifact: last,
-      info: { seconds, calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll }
-    });
-  }
-  return { model: current, steps, targets };
-}
-async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
-  const t0 = performance.now();
-  const r = await runRounds({ dense, weights, rounds, calib: ctx.calib, config: config2, stepsDir: dir, progress: ctx.progress, files: ctx.files, plan });
-  ctx.progress.note(`recovery round ${rounds}/${rounds}: ${config2.method} to ${pct4(config2.sparsity)}`);
-  const model = pruneRound(r.model, weights, config2.sparsity, config2, plan);
-  ctx.stamp(model, plan ? "sensitivity" : config2.scope);
-  const pruneArtifact = stepFile(dir, 1, "prune");
-  fs10.mkdirSync(dir, { recursive: true });
-  saveModel(model, pruneArtifact);
-  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / rounds : 0;
-  const recovery = await runRecovery({ dense, pruned: model, prunedArtifact: pruneArtifact, denseWeights: weights, calib: ctx.calib, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir, progress: ctx.progress, files: ctx.files });
-  const score2 = ctx.calib.labels ? recordedScores(recovery.steps)?.after ?? await calibScore(model, ctx.calib, config2.latency.threads) : void 0;
-  const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config2.scope;
-  return {
-    pruned: {
-      model,
-      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct4(config2.sparsity)}, round ${rounds} of ${rounds} (${r.targets.map(pct4).join(", ")}): from round ${rounds - 1}'s recovered weights`,
-      denseWeights: [...weights],
-      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${r.targets.map(pct4).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
-      ...plan ? { sensitivity: plan.info(config2.sparsity) } : {}
-    },
-    pruneArtifact,
-    steps: r.steps,
-    recovery,
-    score: score2,
-    seconds: (performance.now() - t0) / 1e3
-  };
-}
-async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
-  const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
-  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
-  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2 });
-  if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
-    return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
-  }
-  const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
-  const global2 = await runChain(dense, weights, half, rounds, path6.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path6.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
-  const keepSensitivity = better(bySensitivity2.score, global2.score);
-  const [won, lost] = keepSensitivity ? [bySensitivity2, global2] : [global2, bySensitivity2];
-  const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
-  const note = `recovery rounds with both allocations: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under OUT/steps/${keepSensitivity ? "global" : "sensitivity"})`;
-  return { ...won, pruned: { ...won.pruned, notes: [...won.pruned.notes, note] } };
-}
-var ROUNDS_FROM_SPARSITY, AUTO_ROUNDS, AUTO_COMPARE, pct4;
-var init_rounds = __esm({
-  "src/recover/rounds.ts"() {
-    "use strict";
-    init_errors();
-    init_model();
-    init_magnitude();
-    init_prunable();
-    init_schedule();
-    init_sensitivityPrune();
-    init_allocateSparsity();
-    init_sparsity();
-    init_calibScore();
-    init_runRecovery();
-    ROUNDS_FROM_SPARSITY = 0.6;
-    AUTO_ROUNDS = 4;
-    AUTO_COMPARE = false;
-    pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
-  }
-});
-
-// src/version.ts
-var VERSION7;
-var init_version3 = __esm({
-  "src/version.ts"() {
-    "use strict";
-    VERSION7 = "0.1.0";
-  }
-});
-
-// src/prune/structured/channels.ts
-function countChannels(model, protectedTensors) {
-  const analysis = analyzeDependencies(untieConstants(model));
-  const guarded = /* @__PURE__ */ new Set();
-  for (const u of analysis.uses) {
-    if (!protectedTensors.has(u.tensor)) continue;
-    for (const s of u.layout) guarded.add(analysis.spaces.root(s.space));
-  }
-  let remaining = 0;
-  let removable = 0;
-  for (const g2 of analysis.groups) {
-    if (g2.skip || guarded.has(g2.root)) continue;
-    remaining += g2.size;
-    if (g2.size > 1) removable += g2.size;
-  }
-  return { remaining, removable };
-}
-var init_channels = __esm({
-  "src/prune/structured/channels.ts"() {
-    "use strict";
-    init_depgraph();
-    init_untie();
-  }
-});
-
-// src/measure/metrics.ts
-function accuracy(pred, labels) {
-  let hit = 0;
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit++;
-  return labels.length ? hit / labels.length : NaN;
-}
-function perClassAccuracy(pred, labels, classes) {
-  const hit = new Float64Array(classes);
-  const support = classSupport(labels, classes);
-  for (let i2 = 0; i2 < labels.length; i2++) if (pred[i2] === labels[i2]) hit[labels[i2]]++;
-  return Array.from(support, (n, c) => n ? hit[c] / n : null);
-}
-function classSupport(labels, classes) {
-  const support = new Array(classes).fill(0);
-  for (let i2 = 0; i2 < labels.length; i2++) support[labels[i2]]++;
-  return support;
-}
-function confusionMatrix(pred, labels, classes) {
-  const m = Array.from({ length: classes }, () => new Array(classes).fill(0));
-  for (let i2 = 0; i2 < labels.length; i2++) m[labels[i2]][pred[i2]]++;
-  return m;
-}
-function agreement(a, b) {
-  let same2 = 0;
-  for (let i2 = 0; i2 < a.length; i2++) if (a[i2] === b[i2]) same2++;
-  return a.length ? same2 / a.length : NaN;
-}
-var init_metrics = __esm({
-  "src/measure/metrics.ts"() {
-    "use strict";
-  }
-});
-
 // src/measure/size.ts
-import * as fs11 from "node:fs";
+import * as fs15 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs11.readFileSync(file);
+  const data = fs15.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 var init_size = __esm({
@@ -45471,22 +48806,57 @@ var init_release = __esm({
   }
 });
 
+// src/pipeline/steps.ts
+function stepName(s) {
+  switch (s.kind) {
+    case "dense":
+    case "ship":
+    case "base":
+    case "head":
+      return s.kind;
+    case "prune":
+      return `prune${at(s.at)}`;
+    case "recover":
+      return s.stage === "round" ? `recover:round-${s.round}` : `recover:${s.stage}${at(s.at)}`;
+    case "calibrate:temperature":
+      return `calibrate:temperature${at(s.at)}`;
+    case "quantize":
+      return `quantize:${s.scheme}`;
+    case "target":
+      return `target:attempt-${s.attempt}`;
+  }
+}
+function recoveryKind(stage, at2) {
+  return stage === "temperature" ? { kind: "calibrate:temperature", at: at2 } : { kind: "recover", stage, at: at2 };
+}
+function recoveryRecord(r, at2) {
+  return { step: recoveryKind(r.stage, at2), description: r.description, artifact: r.artifact, recovery: r.info, ...r.temperature ? { temperature: r.temperature } : {} };
+}
+var at;
+var init_steps = __esm({
+  "src/pipeline/steps.ts"() {
+    "use strict";
+    at = (n) => n === void 0 ? "" : `@${n}`;
+  }
+});
+
 // src/pipeline/measureStep.ts
 function savedFacts(artifact, denseWeights, evalBatchSize) {
   const saved = loadModel(artifact).proto;
   return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
 }
-async function measureStep(name, description, artifact, ctx) {
+async function measureStep(kind, description, artifact, ctx) {
   const { data, config: config2, progress } = ctx;
+  const name = stepName(kind);
   const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config2.evalBatchSize);
-  const size = measureFileSize(artifact);
+  const size2 = measureFileSize(artifact);
   collectGarbage();
   const session = await openSession(artifact, { threads: config2.latency.threads, provider: ctx.provider });
   let preds;
   const shiftAccuracy = {};
   const shiftPreds = /* @__PURE__ */ new Map();
   try {
-    progress.start(`evaluate ${name}`, data.count);
+    progress.stage({ kind: "evaluate", step: name, total: data.count });
     preds = await evaluateClassifier(session, data, {
       batchSize: batch,
       outputsAreProbabilities: probabilities,
@@ -45512,8 +48882,8 @@ async function measureStep(name, description, artifact, ctx) {
     params: cost.params,
     nonzero_params: cost.nonzeroParams,
     flops: cost.macs,
-    size_bytes: size.bytes,
-    gzip_bytes: size.gzipBytes,
+    size_bytes: size2.bytes,
+    gzip_bytes: size2.gzipBytes,
     accuracy: accuracy(preds.pred, labels),
     per_class: perClassAccuracy(preds.pred, labels, preds.classes),
     confusion: confusionMatrix(preds.pred, labels, preds.classes),
@@ -45525,7 +48895,13 @@ async function measureStep(name, description, artifact, ctx) {
     shift_accuracy: shiftAccuracy,
     layers: sparsity.layers
   };
-  return { step, preds, shiftPreds };
+  return { kind, step, preds, shiftPreds };
+}
+async function measureRecord(r, ctx) {
+  const m = await measureStep(r.step, r.description, r.artifact, ctx);
+  if (r.recovery) m.step.recovery = r.recovery;
+  if (r.temperature) m.step.temperature = r.temperature;
+  return m;
 }
 var init_measureStep = __esm({
   "src/pipeline/measureStep.ts"() {
@@ -45540,1171 +48916,7 @@ var init_measureStep = __esm({
     init_sparsity();
     init_activationBudget();
     init_release();
-  }
-});
-
-// src/ledger/format.ts
-function signed(text2) {
-  return text2.startsWith("-") ? MINUS + text2.slice(1) : text2;
-}
-function fixed(x2, digits) {
-  const text2 = x2.toFixed(digits);
-  return Number(text2) === 0 ? 0 .toFixed(digits) : signed(text2);
-}
-function percent(fraction, digits = 1) {
-  return `${fixed(fraction * 100, digits)}%`;
-}
-function points(fraction, digits = 2) {
-  return `${fixed(fraction * 100, digits)} pt`;
-}
-function signedPoints(fraction, digits = 1) {
-  const text2 = fixed(fraction * 100, digits);
-  if (Number(text2.replace(MINUS, "-")) === 0) return `\xB1${text2} pt`;
-  return text2.startsWith(MINUS) ? `${text2} pt` : `+${text2} pt`;
-}
-function ms2(x2) {
-  return `${latency(x2)} ms`;
-}
-function latency(x2) {
-  return fixed(x2, Math.abs(x2) < 0.1 && x2 !== 0 ? 3 : 2);
-}
-function ratio(x2, digits = 2) {
-  return `${fixed(x2, digits)}x`;
-}
-function bytes(n) {
-  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
-  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
-  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
-  return `${fixed(n / 1024 ** 3, 2)} GiB`;
-}
-function count(n) {
-  for (const [suffix, size] of COUNT_UNITS) {
-    if (Math.abs(n) >= size * 0.9995) return `${signed((n / size).toPrecision(3))}${suffix}`;
-  }
-  return fixed(n, 0);
-}
-function pValue(p) {
-  return p < 1e-3 ? "p<0.001" : `p=${p.toFixed(3)}`;
-}
-function trimmed(x2, digits = 2) {
-  return signed(String(Number(x2.toFixed(digits)) || 0));
-}
-function sizeUnit(n) {
-  for (const unit of SIZE_UNITS2) {
-    const scaled = Math.abs(n) / unit[1];
-    if (scaled >= 1 && Math.abs(scaled * 100 - Math.round(scaled * 100)) < 1e-6) return unit;
-  }
-  return Math.abs(n) >= 1e6 ? ["MB", 1e6] : Math.abs(n) >= 1e3 ? ["kB", 1e3] : ["B", 1];
-}
-function sizeIn(n, [name, scale2], exact = false) {
-  if (scale2 === 1) return `${fixed(n, 0)} B`;
-  return `${exact ? trimmed(n / scale2, 2) : fixed(n / scale2, 2)} ${name}`;
-}
-function sizeLike(n, limitUnit) {
-  const binary = limitUnit[0].includes("i");
-  const family = SIZE_UNITS2.filter(([name]) => name.includes("i") === binary);
-  return sizeIn(n, family.find(([, scale2]) => Math.abs(n) >= scale2) ?? ["B", 1]);
-}
-var MINUS, COUNT_UNITS, SIZE_UNITS2;
-var init_format = __esm({
-  "src/ledger/format.ts"() {
-    "use strict";
-    MINUS = "\u2212";
-    COUNT_UNITS = [
-      ["G", 1e9],
-      ["M", 1e6],
-      ["k", 1e3]
-    ];
-    SIZE_UNITS2 = [
-      ["GB", 1e9],
-      ["GiB", 2 ** 30],
-      ["MB", 1e6],
-      ["MiB", 2 ** 20],
-      ["kB", 1e3],
-      ["KiB", 2 ** 10]
-    ];
-  }
-});
-
-// node_modules/markdown-table/index.js
-function defaultStringLength(value) {
-  return value.length;
-}
-function markdownTable(table3, options) {
-  const settings = options || {};
-  const align = (settings.align || []).concat();
-  const stringLength = settings.stringLength || defaultStringLength;
-  const alignments = [];
-  const cellMatrix = [];
-  const sizeMatrix = [];
-  const longestCellByColumn = [];
-  let mostCellsPerRow = 0;
-  let rowIndex = -1;
-  while (++rowIndex < table3.length) {
-    const row2 = [];
-    const sizes2 = [];
-    let columnIndex2 = -1;
-    if (table3[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table3[rowIndex].length;
-    }
-    while (++columnIndex2 < table3[rowIndex].length) {
-      const cell3 = serialize(table3[rowIndex][columnIndex2]);
-      if (settings.alignDelimiters !== false) {
-        const size = stringLength(cell3);
-        sizes2[columnIndex2] = size;
-        if (longestCellByColumn[columnIndex2] === void 0 || size > longestCellByColumn[columnIndex2]) {
-          longestCellByColumn[columnIndex2] = size;
-        }
-      }
-      row2.push(cell3);
-    }
-    cellMatrix[rowIndex] = row2;
-    sizeMatrix[rowIndex] = sizes2;
-  }
-  let columnIndex = -1;
-  if (typeof align === "object" && "length" in align) {
-    while (++columnIndex < mostCellsPerRow) {
-      alignments[columnIndex] = toAlignment(align[columnIndex]);
-    }
-  } else {
-    const code = toAlignment(align);
-    while (++columnIndex < mostCellsPerRow) {
-      alignments[columnIndex] = code;
-    }
-  }
-  columnIndex = -1;
-  const row = [];
-  const sizes = [];
-  while (++columnIndex < mostCellsPerRow) {
-    const code = alignments[columnIndex];
-    let before = "";
-    let after = "";
-    if (code === 99) {
-      before = ":";
-      after = ":";
-    } else if (code === 108) {
-      before = ":";
-    } else if (code === 114) {
-      after = ":";
-    }
-    let size = settings.alignDelimiters === false ? 1 : Math.max(
-      1,
-      longestCellByColumn[columnIndex] - before.length - after.length
-    );
-    const cell3 = before + "-".repeat(size) + after;
-    if (settings.alignDelimiters !== false) {
-      size = before.length + size + after.length;
-      if (size > longestCellByColumn[columnIndex]) {
-        longestCellByColumn[columnIndex] = size;
-      }
-      sizes[columnIndex] = size;
-    }
-    row[columnIndex] = cell3;
-  }
-  cellMatrix.splice(1, 0, row);
-  sizeMatrix.splice(1, 0, sizes);
-  rowIndex = -1;
-  const lines2 = [];
-  while (++rowIndex < cellMatrix.length) {
-    const row2 = cellMatrix[rowIndex];
-    const sizes2 = sizeMatrix[rowIndex];
-    const cellsInRow = settings.fillRows === false ? Math.max(1, cellMatrix[rowIndex === 1 ? 0 : rowIndex].length) : mostCellsPerRow;
-    columnIndex = -1;
-    const line = [];
-    while (++columnIndex < cellsInRow) {
-      const cell3 = row2[columnIndex] || "";
-      let before = "";
-      let after = "";
-      if (settings.alignDelimiters !== false) {
-        const size = longestCellByColumn[columnIndex] - (sizes2[columnIndex] || 0);
-        const code = alignments[columnIndex];
-        if (code === 114) {
-          before = " ".repeat(size);
-        } else if (code === 99) {
-          const half = size / 2;
-          if (size % 2) {
-            before = " ".repeat(half + 0.5);
-            after = " ".repeat(half - 0.5);
-          } else {
-            before = " ".repeat(half);
-            after = before;
-          }
-        } else {
-          after = " ".repeat(size);
-        }
-      }
-      if (settings.delimiterStart !== false && !columnIndex) {
-        line.push("|");
-      }
-      if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
-      // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell3 === "") && (settings.delimiterStart !== false || columnIndex)) {
-        line.push(" ");
-      }
-      if (settings.alignDelimiters !== false) {
-        line.push(before);
-      }
-      line.push(cell3);
-      if (settings.alignDelimiters !== false) {
-        line.push(after);
-      }
-      if (settings.padding !== false) {
-        line.push(" ");
-      }
-      if (settings.delimiterEnd !== false || columnIndex !== cellsInRow - 1) {
-        line.push("|");
-      }
-    }
-    lines2.push(
-      settings.delimiterEnd === false ? line.join("").replace(/ +$/, "") : line.join("")
-    );
-  }
-  return lines2.join("\n");
-}
-function serialize(value) {
-  return value === null || value === void 0 ? "" : String(value);
-}
-function toAlignment(value) {
-  const code = typeof value === "string" ? value.codePointAt(0) : 0;
-  return code === 67 || code === 99 ? 99 : code === 76 || code === 108 ? 108 : code === 82 || code === 114 ? 114 : 0;
-}
-var init_markdown_table = __esm({
-  "node_modules/markdown-table/index.js"() {
-  }
-});
-
-// src/ledger/markdown.ts
-function cell(text2) {
-  return text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-}
-function table(rows2) {
-  const [head, ...body] = rows2;
-  const keep = head.map((_, j) => body.length === 0 || body.some((r) => !EMPTY.has((r[j] ?? "").trim())));
-  return markdownTable(
-    rows2.map((row) => row.filter((_, j) => keep[j]).map(cell)),
-    { alignDelimiters: false }
-  );
-}
-function nowrap(text2) {
-  return text2.replace(/([≤≥]) /g, "$1\xA0").replace(/(\d) (?=(?:pt|ms|[kMG]i?B|B|x)\b)/g, "$1\xA0").replace(/\] (?=\d)/g, "]\xA0");
-}
-function unbroken(name) {
-  return name.replace(/-/g, "\u2011");
-}
-function details(f) {
-  return `<details><summary>${f.summary}</summary>
-
-${f.body}
-
-</details>`;
-}
-function shownPath(p) {
-  if (!/^(?:\/|[A-Za-z]:[\\/]|\\\\)/.test(p)) return p;
-  return p.split(/[\\/]/).pop() || p;
-}
-function withoutAbsolutePaths(text2) {
-  return text2.replace(/(^|[\s(`'"=])((?:\/|[A-Za-z]:\\)[^\s`'")]*[\\/][^\s`'")]*)/g, (_, pre, p) => pre + shownPath(p));
-}
-var DASH, EMPTY;
-var init_markdown = __esm({
-  "src/ledger/markdown.ts"() {
-    "use strict";
-    init_markdown_table();
-    DASH = "\u2014";
-    EMPTY = /* @__PURE__ */ new Set(["", DASH, "not available"]);
-  }
-});
-
-// src/ledger/budgetText.ts
-function valueIn(b) {
-  switch (BUDGETS[b.name].unit) {
-    case "points":
-      return (x2) => points(x2);
-    case "fraction":
-      return (x2) => (x2 > 0 && percent(x2) !== percent(0) ? "+" : "") + percent(x2);
-    case "ratio":
-      return (x2) => ratio(x2);
-    case "ms":
-      return (x2) => ms2(x2);
-    case "bytes": {
-      const unit = sizeUnit(b.limit);
-      return (x2) => sizeLike(x2, unit);
-    }
-  }
-}
-function naturalLimit(b) {
-  switch (BUDGETS[b.name].unit) {
-    case "points":
-      return `${trimmed(b.limit * 100)} pt`;
-    case "fraction":
-      return `${trimmed(b.limit * 100)}%`;
-    case "ratio":
-      return `${trimmed(b.limit)}x`;
-    case "ms":
-      return `${trimmed(b.limit)} ms`;
-    case "bytes":
-      return sizeIn(b.limit, sizeUnit(b.limit), true);
-  }
-}
-function limitText(b) {
-  const op = b.direction === "max" ? "\u2264" : "\u2265";
-  const written = b.written?.trim();
-  return `${op} ${written && /[a-z%]/i.test(written) ? written : naturalLimit(b)}`;
-}
-function valueText(b) {
-  return b.actual === null ? null : valueIn(b)(b.actual);
-}
-function intervalText(b) {
-  if (!b.ci) return "";
-  const show2 = valueIn(b);
-  const level = b.confidence === void 0 ? "" : ` ${trimmed(b.confidence * 100, 1)}%`;
-  return `[${show2(b.ci[0])}, ${show2(b.ci[1])}]${level}`;
-}
-function marginText(b) {
-  if (b.actual === null) return null;
-  const beyond = b.direction === "max" ? b.actual - b.limit : b.limit - b.actual;
-  const size = Math.abs(beyond);
-  const text2 = BUDGETS[b.name].unit === "fraction" ? points(size, 1) : valueIn(b)(size);
-  if (beyond <= 0) return `${text2} to spare`;
-  return `${text2} ${b.direction === "max" ? "over" : "short"}`;
-}
-function straddles(b) {
-  if (!b.ci || b.actual === null) return false;
-  const [lo, hi] = b.ci;
-  return lo <= b.limit && b.limit <= hi;
-}
-function closeCall(b, withInterval = true) {
-  const strict = b.verdict === "fail" ? " (strict mode fails it)" : "";
-  return `${withInterval ? `its interval ${intervalText(b)}` : "the interval"} reaches across the limit: too close to call${strict}`;
-}
-function whyText(b, opts = {}) {
-  const parts = withoutAbsolutePaths(b.detail).split("; ").filter((p) => p && !STRADDLE2.test(p)).filter((p) => b.name !== "max-size-bytes" || !/\.onnx$/.test(p));
-  if (b.verdict !== "pass" && straddles(b) && opts.closeCall !== false) parts.unshift(closeCall(b, opts.interval !== false));
-  if (b.p_value !== void 0) parts.push(pValue(b.p_value));
-  return parts.join("; ");
-}
-function budgetPhrase(b, compared) {
-  const name = compared === "base \u2192 head" ? `${b.name} vs base` : b.name;
-  const value = valueText(b);
-  if (value === null) return `${name} not measured`;
-  if (b.verdict !== "pass" && straddles(b)) return `${name} ${value}, too close to the ${limitText(b)} limit to call`;
-  const op = b.verdict === "pass" ? limitText(b) : `${b.direction === "max" ? ">" : "<"} ${limitText(b).slice(2)}`;
-  return `${name} ${value} ${op}`;
-}
-var ICON, WORD, STRADDLE2;
-var init_budgetText = __esm({
-  "src/ledger/budgetText.ts"() {
-    "use strict";
-    init_budgets();
-    init_format();
-    init_markdown();
-    ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-    WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-    STRADDLE2 = /^interval straddles the limit/;
-  }
-});
-
-// src/ledger/renderCharts.ts
-function axisRange(values, minSpan = 0.5) {
-  const lo = Math.min(...values);
-  const hi = Math.max(...values);
-  const span = Math.max(hi - lo, minSpan);
-  const step = 10 ** Math.floor(Math.log10(span / 5) + 1e-9);
-  const digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
-  const pad2 = span * 0.15;
-  const down = (x2) => Number((Math.floor(x2 / step) * step).toFixed(digits));
-  const up = (x2) => Number((Math.ceil(x2 / step) * step).toFixed(digits));
-  return [down(lo - pad2), up(hi + pad2)];
-}
-function lineChart(opts) {
-  const [lo, hi] = opts.range ?? axisRange(opts.series.flatMap((s) => s.values));
-  const palette = opts.series.map((s) => COLORS[s.color].hex).join(", ");
-  const init = { themeVariables: { xyChart: { plotColorPalette: palette } } };
-  return [
-    `Lines: ${opts.series.map((s) => `${COLORS[s.color].square} ${s.label}`).join(" \xB7 ")}`,
-    [
-      "```mermaid",
-      `%%{init: ${JSON.stringify(init)}}%%`,
-      "xychart-beta",
-      `    title ${quoted(opts.title)}`,
-      `    x-axis ${opts.xLabel ? `${quoted(opts.xLabel)} ` : ""}[${opts.categories.map(quoted).join(", ")}]`,
-      `    y-axis ${quoted(opts.yLabel)} ${lo} --> ${hi}`,
-      ...opts.series.map((s) => `    line [${s.values.join(", ")}]`),
-      "```"
-    ].join("\n")
-  ].join("\n\n");
-}
-function accuracyChart(model) {
-  if (model.method === "compare") return void 0;
-  const steps = model.steps;
-  if (steps.length < 3 || steps.some((s) => s.accuracy == null)) return void 0;
-  const dense = steps[0].accuracy;
-  const series = [{ label: "this model, change at each step", color: "blue", values: steps.map((s) => change(s.accuracy, dense)) }];
-  const base = model.vs_base?.steps;
-  if (base && base.length === steps.length && base.every((s, i2) => s.name === steps[i2].name && s.accuracy != null)) {
-    series.push({ label: "the base model, same steps", color: "orange", values: base.map((s) => change(s.accuracy, base[0].accuracy)) });
-  }
-  const budget = model.budgets.find((b) => b.name === "accuracy-drop");
-  if (budget) {
-    const at = -Number((budget.limit * 100).toFixed(2));
-    series.push({ label: `\`accuracy-drop\` limit (${limitText(budget)})`, color: "red", values: steps.map(() => at) });
-  }
-  return lineChart({ title: "Accuracy change vs dense (pt)", categories: steps.map((s) => s.name), yLabel: "pt", series });
-}
-var COLORS, quoted, asInTable, change;
-var init_renderCharts = __esm({
-  "src/ledger/renderCharts.ts"() {
-    "use strict";
-    init_budgetText();
-    COLORS = {
-      red: { hex: "#d1242f", square: "\u{1F7E5}" },
-      orange: { hex: "#bc4c00", square: "\u{1F7E7}" },
-      purple: { hex: "#8250df", square: "\u{1F7EA}" },
-      blue: { hex: "#0969da", square: "\u{1F7E6}" },
-      green: { hex: "#1a7f37", square: "\u{1F7E9}" }
-    };
-    quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
-    asInTable = (x2) => Math.round(x2 * 1e4) / 100;
-    change = (x2, from) => Number((asInTable(x2) - asInTable(from)).toFixed(2));
-  }
-});
-
-// src/ledger/renderSensitivity.ts
-function damage(l) {
-  const first = l.points[0];
-  const last = l.points[l.points.length - 1];
-  return [first.calib_accuracy - last.calib_accuracy, last.calib_nll - first.calib_nll];
-}
-function bySensitivity(layers) {
-  return [...layers].sort((a, b) => {
-    const [da, na] = damage(a);
-    const [db, nb] = damage(b);
-    return db - da || nb - na || a.name.localeCompare(b.name);
-  });
-}
-function shortName(name, max2 = 28) {
-  return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
-}
-function sensitivityChart(s) {
-  const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
-  const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
-  const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
-  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
-  const [lo, hi] = axisRange(values);
-  return lineChart({
-    range: [Math.max(0, lo), Math.min(100, hi)],
-    title: `${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`,
-    xLabel: "fraction pruned",
-    categories: xs.map(String),
-    yLabel: metric,
-    series: shown.map((l, i2) => ({
-      label: `(${i2 + 1}) \`${cell(shortName(l.name))}\``,
-      color: LINE_COLORS[i2],
-      values: l.points.map((p) => Number((p.calib_accuracy * 100).toFixed(2)))
-    }))
-  });
-}
-function sensitivitySection(s) {
-  const ordered = bySensitivity(s.layers);
-  const shown = ordered.slice(0, CHART_LAYERS);
-  const acc2 = s.against === "labels" ? "Accuracy" : "Agreement";
-  const nll = s.against === "labels" ? "NLL" : "KL";
-  const at = s.ratios.join(" / ");
-  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", `${acc2} at ${at}`, `${nll} at ${at}`, "Allocated", "Seconds"];
-  const rows2 = ordered.map((l) => {
-    const line = shown.indexOf(l);
-    const at2 = (show2) => s.ratios.map((r) => {
-      const p = l.points.find((q) => q.ratio === r);
-      return p ? show2(p) : "\u2014";
-    }).join(" / ");
-    return [
-      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
-      String(l.size),
-      at2((p) => percent(p.calib_accuracy)),
-      at2((p) => p.calib_nll.toFixed(3)),
-      `**${percent(l.allocated)}**`,
-      l.seconds.toFixed(2)
-    ];
-  });
-  const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
-  return [
-    `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
-    sensitivityChart(s) + (ordered.length > shown.length ? `
-
-The ${shown.length} most sensitive are drawn; all ${ordered.length} are in the table.` : ""),
-    table([head, ...rows2])
-  ].join("\n\n");
-}
-var CHART_LAYERS, LINE_COLORS;
-var init_renderSensitivity = __esm({
-  "src/ledger/renderSensitivity.ts"() {
-    "use strict";
-    init_format();
-    init_markdown();
-    init_renderCharts();
-    CHART_LAYERS = 5;
-    LINE_COLORS = ["red", "orange", "purple", "blue", "green"];
-  }
-});
-
-// src/ledger/renderSummary.ts
-function baseName(path20) {
-  return path20.split(/[\\/]/).pop() || path20;
-}
-function denseStep(model) {
-  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
-}
-function finalStep(model) {
-  return model.steps.at(-1);
-}
-function sparsityPhrase(method2, sparsity) {
-  if (method2 === "structured") return `${percent(sparsity)} of prunable weights removed`;
-  if (method2 === "hybrid") return `${percent(sparsity)} of prunable weights removed or zeroed`;
-  return `${percent(sparsity)} sparse`;
-}
-function summaryParts(model) {
-  const dense = denseStep(model);
-  const final = finalStep(model);
-  const parts = [];
-  if (dense && final) {
-    if (final.quantize) parts.push(`INT8 (${ratio(final.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
-    if (!final.quantize || final.sparsity >= 0.05) parts.push(sparsityPhrase(model.method, final.sparsity));
-    if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
-      const speedup = dense.latency.p50_ms / final.latency.p50_ms;
-      if (final.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
-      else parts.push(speedup >= 1 ? `${speedRatio(speedup)} faster` : `${speedRatio(1 / speedup)} slower`);
-    }
-    if (dense.accuracy != null && final.accuracy != null) {
-      parts.push(`${signedPoints(final.accuracy - dense.accuracy, 2)} accuracy`);
-    }
-  } else {
-    parts.push("no steps measured");
-  }
-  return parts.join(", ");
-}
-function modelSummary(model) {
-  return `${baseName(model.model)}: ${summaryParts(model)}`;
-}
-var speedRatio;
-var init_renderSummary = __esm({
-  "src/ledger/renderSummary.ts"() {
-    "use strict";
-    init_budgetText();
-    init_format();
-    speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
-  }
-});
-
-// src/ledger/renderReview.ts
-function judged(model) {
-  const own2 = model.method === "compare" ? "base \u2192 head" : "dense \u2192 pruned";
-  return [
-    ...model.budgets.map((budget) => ({ model, budget, compared: own2 })),
-    ...(model.vs_base?.budgets ?? []).map((budget) => ({ model, budget, compared: "base \u2192 head" }))
-  ];
-}
-function notPassed(models) {
-  const all = models.flatMap(judged).filter((j) => j.budget.verdict !== "pass");
-  return [...all.filter((j) => j.budget.verdict === "fail"), ...all.filter((j) => j.budget.verdict === "warn")];
-}
-function onBase(j) {
-  if (j.compared !== "dense \u2192 pruned") return void 0;
-  return j.model.vs_base?.base_budgets?.find((b) => b.name === j.budget.name);
-}
-function compareBase(j) {
-  const base = j.model.steps[0];
-  const b = j.budget;
-  const value = b.name === "max-size-bytes" ? base?.size_bytes : b.name === "p95-latency-ms" ? base?.latency?.p95_ms : void 0;
-  if (value == null) return "";
-  const shown = valueText({ ...b, actual: value });
-  const over = b.direction === "max" ? value > b.limit : value < b.limit;
-  return over ? `already over on base (${shown})` : `new in head (base ${shown})`;
-}
-function baseStatus(j) {
-  if (j.model.method === "compare") return compareBase(j);
-  const b = onBase(j);
-  if (!b) return "";
-  const value = valueText(b) ?? "not measured";
-  if (b.verdict === "fail") return `already failing on base (${value})`;
-  if (b.verdict === "warn") return `warned on base too (${value})`;
-  return `new in this PR (base ${value})`;
-}
-function warnReason(b) {
-  if (b.actual === null) return b.detail;
-  if (straddles(b)) return closeCall(b);
-  return whyText(b);
-}
-function budgetLine(j, opts = {}) {
-  const b = j.budget;
-  const value = valueText(b);
-  const parts = [`${opts.icon === false ? "" : `${ICON[b.verdict]} `}\`${b.name}\` (${j.compared})`];
-  if (value === null) parts.push(`limit ${limitText(b)}: ${warnReason(b)}`);
-  else {
-    let text2 = `**${value}**, limit ${limitText(b)}, ${marginText(b)}`;
-    if (b.verdict === "warn" || straddles(b)) text2 += `: ${warnReason(b)}`;
-    parts.push(text2);
-  }
-  const status = baseStatus(j);
-  return parts.join(" ") + (status ? ` \xB7 ${status}` : "");
-}
-function shortBudget(j) {
-  const b = j.budget;
-  const name = `\`${b.name}\`${j.compared === "base \u2192 head" ? " vs base" : ""}`;
-  const value = valueText(b);
-  if (value === null) return `${ICON.warn} ${name} not measured`;
-  if (b.verdict !== "pass" && straddles(b)) return `${ICON[b.verdict]} ${name} **${value}**, too close to ${limitText(b)} to call`;
-  return `${ICON[b.verdict]} ${name} **${value}** ${b.direction === "max" ? ">" : "<"} ${limitText(b).slice(2)} (${marginText(b)})`;
-}
-function modelLine(m, items) {
-  const mine = items.filter((j) => j.model === m);
-  return `\`${shownPath(m.model)}\`: ${mine.map(shortBudget).join("; ")}`;
-}
-function setAt(b, via) {
-  if (b.set_at) return `set at \`${withoutAbsolutePaths(b.set_at)}\``;
-  if (b.source === "default") return "the default";
-  if (b.source === "config") return "set in the config file";
-  return via === "action" ? "set by the `budgets` input" : "set by `--budget`";
-}
-function headItselfWorse(m) {
-  const head = m.steps[0]?.accuracy;
-  const base = m.vs_base?.steps[0]?.accuracy;
-  const limit = m.vs_base?.budgets.find((b) => b.name === "accuracy-drop")?.limit;
-  if (head == null || base == null || limit === void 0 || base - head <= limit) return void 0;
-  return `The head model is ${points(base - head)} less accurate than base before pruning (${percent(base, 2)} \u2192 ${percent(head, 2)}): the model change itself, not pruning, loses it.`;
-}
-function levers(items, via) {
-  const out = [];
-  const add = (text2) => {
-    if (!out.includes(text2)) out.push(text2);
-  };
-  for (const { model, budget, compared } of items) {
-    if (budget.actual === null) continue;
-    const method2 = model.method;
-    if (straddles(budget)) {
-      add(budget.name.includes("latency") ? "run more latency `runs` to narrow the interval" : "evaluate on more samples to narrow the interval");
-      continue;
-    }
-    if (QUALITY.has(budget.name) && method2 !== "compare" && !(compared === "base \u2192 head" && headItselfWorse(model))) {
-      add(`lower \`sparsity\` (now ${model.target_sparsity})`);
-      if (!recovered(model)) add(`add ${via === "action" ? "`calib-data`" : "`--calib`"} so recovery wins accuracy back`);
-    }
-    if ((budget.name === "min-speedup" || budget.name === "p95-latency-ms") && method2 !== "compare") {
-      add(zerosStayDense(method2) ? "use `method: structured` (CPU kernels multiply unstructured zeros like any weight)" : `raise \`sparsity\` (now ${model.target_sparsity})`);
-    }
-    if (budget.name === "max-size-bytes" && method2 !== "compare") {
-      add(zerosStayDense(method2) ? "use `method: structured` (zeros still take their place in the file)" : `raise \`sparsity\` (now ${model.target_sparsity})`);
-    }
-    if (budget.name === "latency-regression") add("find why the head model runs slower than base");
-  }
-  if (items.some((j) => j.budget.verdict === "fail")) add("raise the limit");
-  return out;
-}
-function whatToDo(items, via) {
-  const where = /* @__PURE__ */ new Map();
-  const seen = /* @__PURE__ */ new Set();
-  for (const { budget } of items) {
-    const name = `\`${budget.name}\` ${limitText(budget)}`;
-    if (seen.has(name)) continue;
-    seen.add(name);
-    const at = setAt(budget, via);
-    where.set(at, [...where.get(at) ?? [], name]);
-  }
-  const set = [...where].map(([at, names]) => {
-    if (at === "the default") return `${and(names)} ${names.length === 1 ? "is the default" : "are defaults"}`;
-    return `${and(names)} ${names.length === 1 ? "is" : "are"} ${at}`;
-  });
-  const causes = [...new Set(items.filter((j) => j.compared === "base \u2192 head").map((j) => headItselfWorse(j.model)))].filter((c) => !!c);
-  const todo = levers(items, via);
-  const first = todo.length ? todo[0][0].toUpperCase() + todo[0].slice(1) : "";
-  const rest = todo.slice(1);
-  const options = !first ? "" : rest.length === 0 ? `${first}.` : `${[first, ...rest.slice(0, -1)].join(", ")}, or ${rest.at(-1)}.`;
-  return ["**What to do:**", `${set.join("; ")}.`, ...causes, options].filter(Boolean).join(" ");
-}
-function shortNames(paths) {
-  const parts = paths.map((p) => shownPath(p).split("/"));
-  const out = /* @__PURE__ */ new Map();
-  parts.forEach((segments, i2) => {
-    for (let n = 1; n <= segments.length; n++) {
-      const tail = segments.slice(-n).join("/");
-      if (n === segments.length || parts.every((other, k) => k === i2 || other.slice(-n).join("/") !== tail)) {
-        out.set(paths[i2], tail);
-        break;
-      }
-    }
-  });
-  return out;
-}
-function notPassedTable(items, manyModels) {
-  const names = shortNames([...new Set(items.map((j) => j.model.model))]);
-  return table([
-    [...manyModels ? ["Model"] : [], "Budget", "Limit", "Measured", "Margin", "On base", "Why"],
-    ...items.map((j) => {
-      const b = j.budget;
-      const value = valueText(b);
-      const interval = intervalText(b);
-      return [
-        ...manyModels ? [`\`${unbroken(names.get(j.model.model))}\``] : [],
-        `${ICON[b.verdict]} \`${unbroken(b.name)}\`<br><sub>${j.compared}</sub>`,
-        nowrap(limitText(b)),
-        value === null ? "not measured" : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ""),
-        nowrap(marginText(b) ?? "\u2014"),
-        baseStatus(j),
-        whyText(b, { interval: false })
-      ];
-    })
-  ]);
-}
-function counts(items) {
-  const fail = items.filter((j) => j.budget.verdict === "fail").length;
-  const warn = items.length - fail;
-  const parts = [];
-  if (fail) parts.push(`${plural(fail, "budget")} ${fail === 1 ? "fails" : "fail"}`);
-  if (warn) parts.push(`${fail ? warn : plural(warn, "budget")} ${warn === 1 ? "warns" : "warn"}`);
-  return parts.join(" and ");
-}
-function renderReview(ledger, via) {
-  const models = ledger.models;
-  if (models.length === 0) return "";
-  const items = notPassed(models);
-  const many = models.length > 1;
-  const passing = models.filter((m) => judged(m).every((j) => j.budget.verdict === "pass"));
-  if (items.length === 0) {
-    const total2 = models.reduce((n, m) => n + judged(m).length, 0);
-    const scopes = models.some((m) => m.vs_base) ? " (dense \u2192 pruned and base \u2192 head)" : "";
-    const on = many ? plural(models.length, "model") : `\`${shownPath(models[0].model)}\``;
-    return `**Every budget passes**: ${plural(total2, "budget")} on ${on}${scopes}${many ? "" : `; ${cell(summaryParts(models[0]))}`}.`;
-  }
-  const scope = many ? ` on ${models.length - passing.length} of ${plural(models.length, "model")}` : ` on \`${shownPath(models[0].model)}\``;
-  const lines2 = [];
-  const flagged = [...models.filter((m) => m.verdict === "fail"), ...models.filter((m) => m.verdict !== "fail" && !passing.includes(m))];
-  const bullets = many ? flagged.map((m) => `- ${modelLine(m, items)}`) : items.map((j) => `- ${budgetLine(j)}`);
-  lines2.push(`**${counts(items)}**${scope}:
-
-${bullets.join("\n")}`);
-  lines2.push(whatToDo(items, via));
-  lines2.push(notPassedTable(items, many));
-  if (many && passing.length) lines2.push(`${plural(passing.length, "other model")} pass${passing.length === 1 ? "es" : ""} every budget.`);
-  return lines2.join("\n\n");
-}
-function verdictTitle(model) {
-  const items = notPassed([model]);
-  if (items.length === 0) return `PASS \xB7 ${modelSummary(model)}`;
-  const shown = items.slice(0, TITLE_BUDGETS).map((j) => budgetPhrase(j.budget, j.compared));
-  const more = items.length - shown.length;
-  return `${WORD[model.verdict]}: ${shown.join("; ")}${more ? `; ${more} more` : ""}`;
-}
-var QUALITY, zerosStayDense, recovered, and, plural, TITLE_BUDGETS, plain;
-var init_renderReview = __esm({
-  "src/ledger/renderReview.ts"() {
-    "use strict";
-    init_budgetText();
-    init_format();
-    init_markdown();
-    init_renderSummary();
-    QUALITY = /* @__PURE__ */ new Set(["accuracy-drop", "class-accuracy-drop", "ece-increase", "shift-accuracy-drop"]);
-    zerosStayDense = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
-    recovered = (m) => m.steps.some((s) => s.name.startsWith("recover:"));
-    and = (xs) => xs.length < 2 ? xs.join("") : `${xs.slice(0, -1).join(", ")} and ${xs.at(-1)}`;
-    plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
-    TITLE_BUDGETS = 3;
-    plain = (markdown) => markdown.replace(/\*\*|`|<br>|<\/?sub>/g, "").replace(/\u00a0/g, " ").replace(/\u2011/g, "-");
-  }
-});
-
-// src/ledger/renderQuantize.ts
-function quantizeSection(model) {
-  const step = model.steps.find((s) => s.quantize);
-  const q = step?.quantize;
-  if (!q) return void 0;
-  const k = q.kernels;
-  const how = q.calibration ? `static QDQ, uint8 activations, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits; ${q.calibration.method} calibration on ${q.calibration.samples} samples, decisions on ${q.calibration.decision_samples}` : `dynamic: uint8 activations quantized per batch at run time, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits`;
-  const lines2 = [
-    `**Quantization** <sub>(${step.name}: ${how})</sub>`,
-    `- ${q.weights.reason}`,
-    (q.calib_quality ? `- calibration ${q.calib_quality.metric}: float ${percent(q.calib_quality.float, 2)}, INT8 ${percent(q.calib_quality.quantized, 2)}; ` : "- ") + `${q.quantized_nodes} nodes quantized, ${q.absorbed_relus} Relu absorbed, ${q.folded_batch_norms} BatchNorm folded`,
-    `- onnxruntime runs ${k.layers.filter((l) => l.integer).length} of ${k.layers.length} layers in integer kernels; ${k.boundaries} QuantizeLinear/DequantizeLinear left (float \u2194 int8 crossings), ${k.float_compute_nodes} float Conv/Gemm/MatMul`
-  ];
-  if (q.variants.length > 1) {
-    lines2.push(
-      table2([
-        ["Plan", "Kept float", "Calib quality", "Speedup vs float", "Chosen"],
-        ...q.variants.map((v) => [v.name, v.keep_float.length ? v.keep_float.join(", ") : DASH2, percent(v.calib_quality, 2), v.speedup === null ? DASH2 : ratio(v.speedup, 2), v.chosen ? "\u2714" : ""])
-      ])
-    );
-  }
-  const errors = new Map(q.layer_errors.map((e) => [e.node, e]));
-  const floatReason = new Map(q.float_layers.map((f) => [f.node, f.reason]));
-  lines2.push(
-    table2([
-      ["Layer", "Op", "Kernel", "Error in \u2192 out"],
-      ...k.layers.map((l) => {
-        const e = errors.get(l.node);
-        const reason = floatReason.get(l.node);
-        return [l.node, l.op, `${l.kernel}${reason ? ` (float: ${reason})` : ""}`, e ? `${percent(e.input_error, 2)} \u2192 ${percent(e.output_error, 2)}` : DASH2];
-      })
-    ])
-  );
-  return lines2.join("\n\n");
-}
-var DASH2, cell2, table2;
-var init_renderQuantize = __esm({
-  "src/ledger/renderQuantize.ts"() {
-    "use strict";
-    init_markdown_table();
-    init_format();
-    DASH2 = "\u2014";
-    cell2 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-    table2 = (rows2) => markdownTable(rows2.map((r) => r.map(cell2)), { alignDelimiters: false });
-  }
-});
-
-// src/ledger/renderSchedule.ts
-function scheduleSection(model) {
-  const s = model.schedule;
-  if (!s) return void 0;
-  const structured = s.steps.some((r) => r.channels_removed !== void 0);
-  const missed = (r) => {
-    const bad = r.budgets.filter((b) => b.verdict !== "pass");
-    return bad.length ? bad.map((b) => `${ICON[b.verdict]} \`${unbroken(b.name)}\``).join(", ") : `${ICON.pass} all ${r.budgets.length}`;
-  };
-  const header = ["Step", "Sparsity (target)", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", "Budgets"];
-  const rows2 = s.steps.map((r) => [
-    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
-    `${percent(r.sparsity)} (${percent(r.target)})`,
-    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
-    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
-    r.accuracy === null ? DASH : percent(r.accuracy, 2),
-    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
-    bytes(r.size_bytes),
-    missed(r)
-  ]);
-  const ran = s.steps.length;
-  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
-  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
-  return [
-    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
-    table([header, ...rows2]),
-    stop,
-    `Ships step ${s.chosen} (\`${cell(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${shownPath(s.rollback)}\` is unchanged and stays the rollback artifact.`
-  ].join("\n\n");
-}
-var init_renderSchedule = __esm({
-  "src/ledger/renderSchedule.ts"() {
-    "use strict";
-    init_budgetText();
-    init_format();
-    init_markdown();
-  }
-});
-
-// src/ledger/render.ts
-function budgetTable(model) {
-  const all = judged(model);
-  if (all.length === 0) return "_No budgets checked._";
-  return table([
-    ["Budget", "Limit", "Measured", "Margin", "Verdict", "Why"],
-    ...all.map(({ budget: b, compared }) => {
-      const interval = intervalText(b);
-      const value = valueText(b);
-      return [
-        `\`${unbroken(b.name)}\`<br><sub>${compared}</sub>`,
-        nowrap(limitText(b)),
-        value === null ? DASH : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ""),
-        nowrap(marginText(b) ?? DASH),
-        `${ICON[b.verdict]} ${b.verdict}`,
-        whyText(b, { interval: false })
-      ];
-    })
-  ]);
-}
-function stepTables(model) {
-  const steps = model.steps;
-  const batch = steps.find((s) => s.latency)?.latency?.batch;
-  const at = batch === void 0 ? "" : ` (b=${batch})`;
-  const timed = (s, key) => {
-    if (!s.latency) return DASH;
-    const value = latency(s.latency[key]);
-    return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
-  };
-  const quality = table([
-    ["Step", "Accuracy", "ECE", "Agreement", `p50 ms${at}`, `p95 ms${at}`],
-    ...steps.map((s) => [
-      s.name,
-      orDash(s.accuracy, (x2) => percent(x2, 2)),
-      orDash(s.ece, (x2) => percent(x2, 2)),
-      orDash(s.agreement, (x2) => percent(x2, 2)),
-      timed(s, "p50_ms"),
-      timed(s, "p95_ms")
-    ])
-  ]);
-  const size = table([
-    ["Step", sparsityHeader(model.method), "Params", "Nonzero", "MACs", "Size", "Gzip"],
-    ...steps.map((s) => [s.name, percent(s.sparsity), count(s.params), count(s.nonzero_params), count(s.flops), bytes(s.size_bytes), bytes(s.gzip_bytes)])
-  ]);
-  return `**Steps**
-
-${quality}
-
-${size}`;
-}
-function funnelSection(model) {
-  const steps = model.steps.filter((s) => s.funnel);
-  if (steps.length === 0) return void 0;
-  const dense = denseStep(model);
-  const batch = steps[0].funnel.batch;
-  const speedCell = (s) => {
-    const f = s.funnel;
-    if (s === dense) return "baseline";
-    if (f.speedup === null) return DASH;
-    const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
-    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, ${pValue(f.p_value)}`})`;
-  };
-  const lines2 = [
-    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs on nonzero weights; p50 and p95 in the step table)</sub>`,
-    table([
-      ["Step", "Nonzero params", "MACs run", "MACs on nonzero weights", "Weight bytes", "Ideal speedup", "Measured speedup (p50)", "Efficiency"],
-      ...steps.map((s) => {
-        const f = s.funnel;
-        return [
-          s.name,
-          percent(f.params_ratio),
-          percent(f.flops_ratio),
-          percent(f.sparse_flops_ratio),
-          orDash(f.bytes_ratio, (x2) => percent(x2)),
-          ratio(f.ideal_speedup),
-          speedCell(s),
-          s === dense ? DASH : orDash(f.efficiency, (x2) => percent(x2, 0))
-        ];
-      })
-    ])
-  ];
-  const final = finalStep(model);
-  if (final?.funnel && zerosNotSkipped(model.method) && !final.quantize) {
-    const f = final.funnel;
-    const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
-    lines2.push(
-      `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
-      table([
-        ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
-        ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
-      ])
-    );
-  }
-  return lines2.join("\n\n");
-}
-function classTable(model) {
-  const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
-  if (lost.length === 0) return void 0;
-  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
-  return [
-    "**Classes that lost most**",
-    table([
-      ["Class", ref, cand, "Drop", "Support"],
-      ...lost.map((c) => [
-        String(c.class),
-        percent(c.dense),
-        percent(c.pruned),
-        points(c.drop, 1) + (c.drop_ci ? ` [${points(c.drop_ci[0], 1)}, ${points(c.drop_ci[1], 1)}]` : "") + (c.beyond_budget ? " \u274C" : ""),
-        String(c.support)
-      ])
-    ])
-  ].join("\n\n");
-}
-function costTable(steps) {
-  const rows2 = steps.filter((s) => s.runtime_cost);
-  if (rows2.length === 0) return void 0;
-  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH;
-  return [
-    "**Runtime cost**",
-    table([
-      ["Step", "p50 ms [interval]", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
-      ...rows2.map((s) => {
-        const c = s.runtime_cost;
-        return [
-          s.name,
-          withCi(s),
-          orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
-          c.load_ms.toFixed(1),
-          c.throughput_samples_per_s === void 0 ? DASH : `${Math.round(c.throughput_samples_per_s)}/s (b=${c.throughput_batch})`,
-          c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
-          c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
-        ];
-      })
-    ])
-  ].join("\n\n");
-}
-function predictionShiftTable(model) {
-  if (!model.prediction_shift?.length) return void 0;
-  const p = (x2) => pValue(x2);
-  const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
-  return [
-    "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
-    table([
-      ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
-      ...model.prediction_shift.flatMap(
-        (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [s.name, s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
-      )
-    ])
-  ].join("\n\n");
-}
-function shiftTable(model) {
-  if (!model.shifts?.length) return void 0;
-  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
-  return [
-    "**Distribution shift**",
-    table([
-      ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
-      ...model.shifts.map((s) => [
-        s.name,
-        s.source,
-        String(s.samples),
-        percent(s.dense, 2),
-        percent(s.final, 2),
-        points(s.drop, 2) + (s.drop_ci ? ` [${points(s.drop_ci[0], 2)}, ${points(s.drop_ci[1], 2)}]` : ""),
-        points(s.gap_change, 2)
-      ])
-    ])
-  ].join("\n\n");
-}
-function baseSection(model) {
-  const vs = model.vs_base;
-  if (!vs) return void 0;
-  const [base, head] = vs.pair ?? [vs.steps[vs.steps.length - 1], model.steps[model.steps.length - 1]];
-  const baseRun = vs.steps.at(-1);
-  const headRun = finalStep(model);
-  const p50 = (s) => s.latency?.p50_ms;
-  const rows2 = [
-    ["", "Base", "Head", "Change"],
-    [sparsityHeader(model.method), orDash(baseRun?.sparsity, percent), orDash(headRun?.sparsity, percent), signedChange(baseRun?.sparsity, headRun?.sparsity, (x2) => points(x2, 1))],
-    ["Parameters", count(base.params), count(head.params), signedChange(base.params, head.params, count)],
-    ["Accuracy", orDash(base.accuracy, (x2) => percent(x2, 2)), orDash(head.accuracy, (x2) => percent(x2, 2)), signedChange(base.accuracy, head.accuracy, (x2) => points(x2, 2))],
-    ["ECE", orDash(base.ece, (x2) => percent(x2, 2)), orDash(head.ece, (x2) => percent(x2, 2)), signedChange(base.ece, head.ece, (x2) => points(x2, 2))],
-    [`p50 latency${head.latency ? ` (b=${head.latency.batch})` : ""}`, orDash(p50(base), ms2), orDash(p50(head), ms2), signedChange(p50(base), p50(head), ms2)],
-    ["Size", bytes(base.size_bytes), bytes(head.size_bytes), signedChange(base.size_bytes, head.size_bytes, bytes)]
-  ];
-  return [
-    `**Against base**: \`${shownPath(vs.model)}\` at ${vs.ref.slice(0, 12)} (merge base), pruned the same way; both shipped models measured again together (same data, latency interleaved).`,
-    table(rows2)
-  ].join("\n\n");
-}
-function renderModel(model) {
-  const about = `<sub>\`${shownPath(model.model)}\` \u2192 \`${shownPath(model.pruned)}\` \xB7 ${model.method === "compare" ? "compare" : `${model.method} to ${percent(model.target_sparsity)} target`} \xB7 eval on \`${shownPath(model.eval.data)}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
-  const sections = [about, `**Budgets**
-
-${budgetTable(model)}`];
-  const optional2 = [
-    baseSection(model),
-    accuracyChart(model),
-    model.steps.length > 0 ? stepTables(model) : void 0,
-    scheduleSection(model),
-    funnelSection(model),
-    quantizeSection(model),
-    classTable(model),
-    model.notes?.length ? ["**Notes**", ...model.notes.map((n) => `- ${cell(withoutAbsolutePaths(n))}`)].join("\n") : void 0,
-    costTable(model.steps),
-    shiftTable(model),
-    predictionShiftTable(model),
-    model.sensitivity ? sensitivitySection(model.sensitivity) : void 0
-  ];
-  for (const s of optional2) if (s) sections.push(s);
-  return sections.join("\n\n");
-}
-function modelFold(model) {
-  const summary2 = `${ICON[model.verdict]} <code>${escapeHtml(shownPath(model.model))}</code> \xB7 ${escapeHtml(summaryParts(model))} \u2014 full ledger`;
-  return { summary: summary2, body: renderModel(model) };
-}
-function renderFooter(ledger, links = []) {
-  const { runtime, tool } = ledger;
-  return `<sub>${links.length ? `${links.join(" \xB7 ")} \xB7 ` : ""}${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} thread${runtime.threads === 1 ? "" : "s"}, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
-
-${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
-}
-function timedOutText(ledger) {
-  const t = ledger.timed_out;
-  if (!t) return void 0;
-  return `**Timed out:** \`${shownPath(t.model)}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`;
-}
-function renderBody(ledger, via) {
-  const review = [timedOutText(ledger), renderReview(ledger, via)].filter(Boolean).join("\n\n");
-  return { review: review || "_No models._", folds: ledger.models.map(modelFold) };
-}
-function renderMarkdown(ledger) {
-  const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
-  const { review, folds } = renderBody(ledger, "cli");
-  return [title, review, ...folds.map(details), renderFooter(ledger)].join("\n\n") + "\n";
-}
-var TOP_CLASSES, orDash, sparsityHeader, zerosNotSkipped, signedChange, escapeHtml;
-var init_render = __esm({
-  "src/ledger/render.ts"() {
-    "use strict";
-    init_renderSensitivity();
-    init_format();
-    init_budgetText();
-    init_markdown();
-    init_renderCharts();
-    init_renderReview();
-    init_renderQuantize();
-    init_renderSchedule();
-    init_renderSummary();
-    init_renderSummary();
-    TOP_CLASSES = 5;
-    orDash = (x2, show2) => x2 == null ? DASH : show2(x2);
-    sparsityHeader = (method2) => method2 === "structured" ? "Weights removed" : method2 === "hybrid" ? "Removed or zero" : "Sparsity";
-    zerosNotSkipped = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
-    signedChange = (a, b, show2) => {
-      if (a == null || b == null) return DASH;
-      const text2 = show2(Math.abs(b - a));
-      if (!/[1-9]/.test(text2)) return `\xB1${text2}`;
-      return b > a ? `+${text2}` : `\u2212${text2}`;
-    };
-    escapeHtml = (t) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-  }
-});
-
-// src/pipeline/ledgerFile.ts
-import * as os7 from "node:os";
-import * as path7 from "node:path";
-function classChanges(dense, final, labels, classes) {
-  const support = classSupport(labels, classes);
-  const changes = [];
-  dense.per_class.forEach((d, c) => {
-    const f = final.per_class[c];
-    if (d === null || f === null) return;
-    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
-  });
-  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
-}
-function writeLedger(req, provider, model) {
-  const ledger = {
-    schema: LEDGER_SCHEMA,
-    verdict: model.verdict,
-    tool: { name: "prune-guard", version: VERSION7 },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: provider.provider,
-      ...provider.note ? { notes: [provider.note] } : {},
-      threads: req.config.latency.threads || os7.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`
-    },
-    models: [model]
-  };
-  const markdown = renderMarkdown(ledger);
-  const ledgerPath = path7.join(req.out, "ledger.json");
-  const markdownPath = path7.join(req.out, "ledger.md");
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
-}
-var init_ledgerFile = __esm({
-  "src/pipeline/ledgerFile.ts"() {
-    "use strict";
-    init_atomicWrite();
-    init_render();
-    init_types();
-    init_metrics();
-    init_ort();
-    init_version3();
+    init_steps();
   }
 });
 
@@ -46720,23 +48932,25 @@ function weightFacts(model) {
     const v = tensorToFloat32(t);
     let nonzero = 0;
     for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    const size = ITEM_SIZE2[t.dataType] ?? 4;
-    sparseBytes += Math.ceil(v.length / 8) + nonzero * size;
-    weightBytes2 += v.length * size;
+    const size2 = ITEM_SIZE2[t.dataType] ?? 4;
+    sparseBytes += Math.ceil(v.length / 8) + nonzero * size2;
+    weightBytes2 += v.length * size2;
     density.set(t.name, v.length ? nonzero / v.length : 1);
   }
   const macNodes = index.order.filter((n) => MAC_OPS2.has(n.opType));
   const cost = modelCost(model);
   let sparseMacs = 0;
+  const kernels = [];
   cost.nodes.forEach((c, k) => {
     if (c.macs === null) return;
     const node = macNodes[k];
-    const weight = node.opType === "MatMul" || node.opType === "MatMulInteger" ? node.input.slice(0, 2).find((i2) => (weightTensor(index, i2)?.dims.length ?? 0) >= 2) : node.input[1];
+    const weight = node.opType === "MatMul" || node.opType === "MatMulInteger" || node.opType === "Einsum" ? node.input.slice(0, 2).find((i2) => (weightTensor(index, i2)?.dims.length ?? 0) >= 2) : node.input[1];
     const t = weight ? weightTensor(index, weight) : void 0;
+    kernels.push(`${node.opType}:${t ? `${tensorDims(t).join("x")}/${t.dataType}` : "-"}`);
     const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
     sparseMacs += c.macs * d;
   });
-  return { sparseBytes, sparseMacs, weightBytes: weightBytes2 };
+  return { sparseBytes, sparseMacs, weightBytes: weightBytes2, kernels: kernels.join(" ") };
 }
 function mannWhitneyP(x2, y) {
   const n1 = x2.length;
@@ -46766,9 +48980,10 @@ function speedFunnel(input) {
   const { dense, step, stepFacts, denseFacts, denseSamples, stepSamples } = input;
   const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
   const measured = denseSamples.length > 0 && stepSamples.length > 0;
-  const speedup = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
+  const speedup2 = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
   const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
-  const speed = p === null || speedup === null ? null : p < SPEED_ALPHA && speedup !== 1 ? speedup > 1 ? "faster" : "slower" : "unchanged";
+  const sameKernels = stepFacts.kernels === denseFacts.kernels;
+  const speed = p === null || speedup2 === null ? null : !sameKernels && p < SPEED_ALPHA && speedup2 !== 1 ? speedup2 > 1 ? "faster" : "slower" : "unchanged";
   return {
     batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
     params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
@@ -46776,11 +48991,20 @@ function speedFunnel(input) {
     sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
     bytes_ratio: ratioOr1(stepFacts.weightBytes, denseFacts.weightBytes),
     ideal_speedup: idealSpeedup,
-    speedup,
-    efficiency: speedup === null ? null : speedup / idealSpeedup,
+    speedup: speedup2,
+    efficiency: speedup2 === null ? null : speedup2 / idealSpeedup,
     p_value: p,
     speed
   };
+}
+function slowerThanDense(batches, denseSamples, stepSamples) {
+  return batches.flatMap((batch, j) => {
+    const d = denseSamples[j];
+    const s = stepSamples[j];
+    if (!d?.length || !s?.length) return [];
+    const speedup2 = median(d) / median(s);
+    return speedup2 < 1 ? [{ batch, speedup: speedup2, p_value: mannWhitneyP(d, s) }] : [];
+  });
 }
 var ITEM_SIZE2, SPEED_ALPHA, ratioOr1;
 var init_funnel = __esm({
@@ -46797,18 +49021,18 @@ var init_funnel = __esm({
 });
 
 // src/measure/memory.ts
-import * as fs12 from "node:fs";
+import * as fs16 from "node:fs";
 function readHwm() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs12.readFileSync("/proc/self/status", "utf8"));
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs16.readFileSync("/proc/self/status", "utf8"));
   return m ? Number(m[1]) * 1024 : void 0;
 }
 function peakMeter() {
   try {
-    fs12.writeFileSync("/proc/self/clear_refs", "5");
+    fs16.writeFileSync("/proc/self/clear_refs", "5");
     if (readHwm() !== void 0) {
       return {
         method: "linux-vmhwm",
-        reset: () => fs12.writeFileSync("/proc/self/clear_refs", "5"),
+        reset: () => fs16.writeFileSync("/proc/self/clear_refs", "5"),
         peak: () => readHwm()
       };
     }
@@ -46825,7 +49049,7 @@ var init_memory = __esm({
 
 // src/measure/runtimeCost.ts
 import { spawn as spawn2 } from "node:child_process";
-import * as fs13 from "node:fs";
+import * as fs17 from "node:fs";
 function throughput(byBatch) {
   if (byBatch.length === 0) return void 0;
   const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
@@ -46833,7 +49057,7 @@ function throughput(byBatch) {
 }
 function readCounter(file) {
   try {
-    const v = Number(fs13.readFileSync(file, "utf8").trim());
+    const v = Number(fs17.readFileSync(file, "utf8").trim());
     return Number.isFinite(v) ? v : void 0;
   } catch {
     return void 0;
@@ -46924,7 +49148,7 @@ var init_runtimeCost = __esm({
 // src/pipeline/timeSteps.ts
 async function timeSteps(measured, data, config2, provider, progress) {
   const artifacts = measured.map((m) => m.step.artifact);
-  progress.start(`latency (${artifacts.length} models interleaved)`, config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs));
+  progress.stage({ kind: "latency", detail: `${artifacts.length} models interleaved`, total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
   const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider }, (done) => progress.update(done));
   progress.stop();
@@ -46942,7 +49166,7 @@ async function timeSteps(measured, data, config2, provider, progress) {
 }
 async function timePair(dense, candidate, data, config2, provider, progress) {
   const batch = config2.batchSizes[0];
-  progress.start("latency (dense and schedule step)", config2.latency.warmup + config2.latency.runs);
+  progress.stage({ kind: "latency", detail: "dense and schedule step", total: config2.latency.warmup + config2.latency.runs });
   const source = sliceBatch(data, 0, Math.min(data.count, batch));
   const samples = await measureInterleaved([dense, candidate], source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider }, (done) => progress.update(done));
   progress.stop();
@@ -46959,9 +49183,36 @@ var init_timeSteps = __esm({
   }
 });
 
+// src/pipeline/unit.ts
+import * as fs18 from "node:fs";
+import * as path11 from "node:path";
+async function pruneAndRecover(unit) {
+  const pruned = await unit.prune();
+  if (unit.metadata) setMetadata(pruned.model, unit.metadata(pruned));
+  fs18.mkdirSync(path11.dirname(unit.pruneArtifact), { recursive: true });
+  saveModel(pruned.model, unit.pruneArtifact);
+  const recovery = await runRecovery({ ...unit.recovery, pruned: pruned.model, prunedArtifact: unit.pruneArtifact, denseWeights: pruned.denseWeights, structured: pruned.structured });
+  return {
+    pruned,
+    steps: [{ step: { kind: "prune", at: unit.at }, description: pruned.description, artifact: unit.pruneArtifact }, ...recovery.steps.map((r) => recoveryRecord(r, unit.at))],
+    recovered: recovery.steps,
+    ...recovery.temperature ? { temperature: recovery.temperature } : {},
+    notes: recovery.notes,
+    chain: recovery.steps.filter((r) => r.stage !== "temperature").at(-1)?.artifact ?? unit.pruneArtifact
+  };
+}
+var init_unit = __esm({
+  "src/pipeline/unit.ts"() {
+    "use strict";
+    init_model();
+    init_runRecovery();
+    init_steps();
+  }
+});
+
 // src/pipeline/gradual.ts
-import * as fs14 from "node:fs";
-import * as path8 from "node:path";
+import * as fs19 from "node:fs";
+import * as path12 from "node:path";
 function regrownWeights(before, after, names) {
   const a = new GraphIndex(before.graph);
   const b = new GraphIndex(after.graph);
@@ -46983,34 +49234,34 @@ function regrownWeights(before, after, names) {
   return broken2;
 }
 async function runGradual(input, progress) {
-  const { req, data, shifts, calib, outPath } = input;
+  const { req, data, shifts, calib, outPath, provider } = input;
   const { config: config2, budgets } = req;
-  const provider = input.provider.provider;
+  const denseModel = input.dense.proto;
   const structured = config2.method === "structured" || config2.method === "hybrid";
   const channelShare = config2.method === "hybrid" ? 0.5 : 1;
-  const weights = prunableWeights(input.dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  const weights = prunableWeights(denseModel, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
   if (weights.length === 0) {
     throw new UserError(`${req.model}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   }
-  const protectedTensors = protectedFor(input.dense, weights);
-  const denseChannels = structured ? countChannels(input.dense, protectedTensors) : void 0;
-  const initial = structured ? 0 : countSparsity(input.dense, weights).overall;
+  const protectedTensors = protectedFor(denseModel, weights);
+  const denseChannels = structured ? countChannels(denseModel, protectedTensors) : void 0;
+  const initial = structured ? 0 : countSparsity(denseModel, weights).overall;
   if (!(config2.sparsity > initial)) {
-    throw new UserError(`--sparsity ${config2.sparsity}: the model is already ${pct5(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
+    throw new UserError(`--sparsity ${config2.sparsity}: the model is already ${pct4(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
   }
   if (structured && denseChannels.removable === 0) {
     throw new UserError(`${req.model}: no channel group can be pruned (see --method structured notes); use --method unstructured`);
   }
   const targets = cubicSchedule(initial, config2.sparsity, config2.scheduleSteps);
-  const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(input.dense, { calib, weights, config: config2 }) : void 0;
+  const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2 }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
-  progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config2.sparsity)} (${targets.map(pct5).join(", ")})`);
-  const stepsRoot = path8.join(req.out, "steps");
-  fs14.mkdirSync(stepsRoot, { recursive: true });
+  progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config2.sparsity)} (${targets.map(pct4).join(", ")})`);
+  const stepsRoot = path12.join(req.out, "steps");
+  fs19.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
-  const dense = await measureStep("dense", "input model, unchanged (the rollback artifact)", req.model, ctx);
+  const dense = await measureStep({ kind: "dense" }, "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
-  const denseCalib = calib?.labels ? (await calibScore(input.dense, calib, config2.latency.threads)).accuracy : null;
+  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, config2.latency.threads)).accuracy : null;
   const cliffMetric = denseCalib !== null ? "calib" : "eval";
   const denseQuality = denseCalib ?? dense.step.accuracy;
   const cliffThreshold = budgets.find((b) => b.name === "accuracy-drop")?.limit ?? DEFAULT_CLIFF;
@@ -47021,53 +49272,57 @@ async function runGradual(input, progress) {
   const notes = /* @__PURE__ */ new Set();
   const drops = [];
   let stoppedEarly = null;
-  let current = input.dense;
+  let current = denseModel;
+  let denseTally;
   for (let t = 1; t <= targets.length; t++) {
     const target = targets[t - 1];
     let stepSparsity = target;
-    let what = `${config2.method} to ${pct5(target)}`;
+    let what = `${config2.method} to ${pct4(target)}`;
     if (structured) {
       const now = countChannels(current, protectedTensors);
       const channels = target * channelShare;
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
-      what = `structured to ${pct5(channels)} of the dense channels (${pct5(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct5(target)} of the dense weights` : ""}`;
+      what = `structured to ${pct4(channels)} of the dense channels (${pct4(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct4(target)} of the dense weights` : ""}`;
     }
-    progress.note(`pruning ${path8.basename(req.model)} (schedule step ${t}/${targets.length}): ${what}`);
+    progress.stage({ kind: "prune", model: path12.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
-    const pruned = plan ? { model: pruneCounts(current, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, notes: [], structured: void 0 } : await pruneModel(current, stepConfig, { modelPath: req.model, calib });
-    if (config2.method === "hybrid") Object.assign(pruned, topUpMagnitude(pruned.model, pruned.description, weights, target, config2));
-    for (const n of pruned.notes) {
-      if (!notes.has(n)) progress.note(n);
-      notes.add(n);
-    }
-    setMetadata(pruned.model, {
-      "prune-guard.version": VERSION7,
-      "prune-guard.method": config2.method,
-      "prune-guard.scope": config2.scope,
-      "prune-guard.target_sparsity": String(target),
-      "prune-guard.schedule_step": `${t}/${targets.length}`,
-      "prune-guard.source": path8.basename(req.model),
-      "prune-guard.recovery": config2.recovery
+    const from = current;
+    const prune = async () => {
+      const pruned = plan ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct4(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] } : await pruneModel(from, stepConfig, { modelPath: req.model, calib });
+      if (config2.method === "hybrid") {
+        const topUp = topUpMagnitude(pruned.model, weights, target, config2, config2.scope === "layer" ? "layer" : "global");
+        pruned.model = topUp.model;
+        pruned.description += `; then unstructured magnitude (${config2.scope}) to ${pct4(target)} of the dense prunable weights (${(topUp.fraction * 100).toFixed(1)}% of the remaining ones zero)`;
+      }
+      for (const n of pruned.notes) {
+        if (!notes.has(n)) progress.note(n);
+        notes.add(n);
+      }
+      if (t === 1) denseTally = pruned.channels;
+      return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct4(target)}: ${pruned.description}` };
+    };
+    const dir = path12.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    const unit = await pruneAndRecover({
+      prune,
+      metadata: () => ({
+        "prune-guard.version": VERSION7,
+        "prune-guard.method": config2.method,
+        "prune-guard.scope": config2.scope,
+        "prune-guard.target_sparsity": String(target),
+        "prune-guard.schedule_step": `${t}/${targets.length}`,
+        "prune-guard.source": path12.basename(req.model),
+        "prune-guard.recovery": config2.recovery
+      }),
+      pruneArtifact: stepFile(dir, 1, "prune"),
+      recovery: { dense: denseModel, calib, config: config2, stepsDir: dir, progress, files: { data: req.data, calib: req.calib } },
+      at: t
     });
-    const dir = path8.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
-    fs14.mkdirSync(dir, { recursive: true });
-    const pruneArtifact = stepFile(dir, 1, "prune");
-    saveModel(pruned.model, pruneArtifact);
-    const recovery = await runRecovery({ dense: input.dense, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: weights, calib, config: config2, stepsDir: dir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
-    const at = `@${t}`;
-    const prefix = `schedule step ${t}/${targets.length}, target ${pct5(target)}: `;
-    const stepMeasured = [await measureStep(`prune${at}`, prefix + pruned.description, pruneArtifact, withDense)];
-    for (const r of recovery.steps) {
-      const m = await measureStep(`${r.name}${at}`, r.description, r.artifact, withDense);
-      m.step.recovery = r.info;
-      if (r.temperature) m.step.temperature = r.temperature;
-      stepMeasured.push(m);
-    }
+    const stepMeasured = [];
+    for (const r of unit.steps) stepMeasured.push(await measureRecord(r, withDense));
     const final = stepMeasured[stepMeasured.length - 1];
-    if (recovery.temperature) final.step.temperature = recovery.temperature;
+    if (unit.temperature) final.step.temperature = unit.temperature;
     measured.push(...stepMeasured);
-    const chain = config2.bakeTemperature ? recovery.steps.filter((r) => r.name !== "calibrate:temperature").at(-1)?.artifact ?? pruneArtifact : final.step.artifact;
-    const next = loadModel(chain).proto;
+    const next = loadModel(unit.chain).proto;
     {
       const regrown = regrownWeights(current, next, weights.map((w) => w.initializer));
       if (regrown.length > 0) throw new Error(`internal error: schedule step ${t} made pruned weights nonzero again in ${regrown.slice(0, 3).join(", ")}`);
@@ -47080,6 +49335,12 @@ async function runGradual(input, progress) {
       calibAccuracy: calib?.labels ? (await calibScore(current, calib, config2.latency.threads)).accuracy : null
     };
     if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels.remaining;
+    if (structured && denseTally) {
+      const removed = denseChannels.remaining - countChannels(current, protectedTensors).remaining;
+      row.channels = { removed: denseTally.eligible > 0 ? removed / denseTally.eligible : 0, skipped: denseTally.skipped };
+    }
+    row.reduction = buildReduction(dense.step, stepMeasured[0].step, requestedReduction({ method: config2.method, sparsity: target }), row.channels);
+    stepMeasured[0].step.reduction = row.reduction;
     rows2.push(row);
     let pair;
     if (needsLatency) {
@@ -47087,13 +49348,13 @@ async function runGradual(input, progress) {
       dense.step.latency = latencyStat(config2.batchSizes[0], pair.reference, config2.confidence);
       final.step.latency = latencyStat(config2.batchSizes[0], pair.candidate, config2.confidence);
     }
-    const judged3 = judge(budgets, dense, final, input, pair);
-    const met = resource.length > 0 && resource.every((b) => judged3.budgets.find((r) => r.name === b.name)?.verdict === "pass");
+    const judged2 = judge(budgets, dense, final, input, pair, row.reduction);
+    const met = resource.length > 0 && resource.every((b) => judged2.budgets.find((r) => r.name === b.name)?.verdict === "pass");
     const quality = row.calibAccuracy ?? final.step.accuracy;
     drops.push(denseQuality !== null && quality !== null ? denseQuality - quality : 0);
     const more = t < targets.length;
     if (met && more) {
-      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct5(final.step.sparsity)}; pruning further would only cost quality` };
+      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct4(final.step.sparsity)}; pruning further would only cost quality` };
     } else if (more && fellOffCliff(drops, cliffThreshold, config2.schedulePatience)) {
       stoppedEarly = {
         after_step: t,
@@ -47109,17 +49370,15 @@ async function runGradual(input, progress) {
   const samples = await timeSteps(measured, data, config2, provider, progress);
   for (const row of rows2) {
     const i2 = measured.indexOf(row.final);
-    row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i2][0] });
+    row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i2][0] }, row.reduction);
   }
   const choice = chooseStep(rows2.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged.budgets.map((b) => b.verdict) })));
   const chosen2 = rows2.find((r) => r.index === choice.index);
-  progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct5(chosen2.final.step.sparsity)}): ${choice.reason}`);
-  writeFileAtomic(outPath, fs14.readFileSync(chosen2.final.step.artifact));
-  const steps = measured.map((m) => m.step);
-  if (chosen2 !== rows2[rows2.length - 1]) {
-    steps.push({ ...chosen2.final.step, name: "ship", artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` });
-  }
-  const judged2 = chosen2.judged;
+  const chosenPrune = measured.find((m) => m.step.name === stepName({ kind: "prune", at: chosen2.index })).step;
+  const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0] }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
+  progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct4(chosen2.final.step.sparsity)}): ${choice.reason}`);
+  writeFileAtomic(outPath, fs19.readFileSync(chosen2.final.step.artifact));
+  const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
   const schedule = {
     kind: "gradual",
     planned_steps: targets.length,
@@ -47148,84 +49407,171 @@ async function runGradual(input, progress) {
     chosen_reason: choice.reason,
     rollback: req.model
   };
-  const modelLedger = {
+  return buildModelLedger({
     model: req.model,
     pruned: outPath,
     method: config2.method,
-    target_sparsity: config2.sparsity,
-    steps,
-    budgets: judged2.budgets,
-    verdict: overallVerdict(judged2.budgets.map((b) => b.verdict)),
-    class_changes: judged2.classChanges,
-    eval: { data: req.data, samples: data.count, classes: dense.preds.classes },
-    ...notes.size > 0 || plan ? { notes: [...plan?.notes ?? [], ...notes] } : {},
+    targetSparsity: config2.sparsity,
+    steps: shipped === chosen2.final ? measured : [...measured, shipped],
+    reference: dense,
+    shipped: chosen2.final,
+    judged: runJudged,
+    data: { path: req.data, set: data },
+    shifts,
+    config: config2,
+    notes: [...plan?.notes ?? [], ...notes],
+    scope: input.scope.scope,
     ...plan ? { sensitivity: plan.info(config2.sparsity) } : {},
-    shifts: shiftResults(dense, chosen2.final, shifts, new Set(config2.corruptions), config2.confidence),
-    prediction_shift: predictionShifts(dense, chosen2.final, shifts),
-    // runPipeline resolved `auto` already; resolving again only narrows the type
-    scope: resolveScope(config2, calib ? { labelled: calib.labels !== null } : void 0).scope,
     schedule
-  };
-  return writeLedger(req, input.provider, modelLedger);
+  });
 }
-function judge(budgets, dense, step, input, latency2) {
-  const changes = classChanges(dense.step, step.step, input.data.labels, dense.preds.classes);
-  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency2, input.req.config, changes);
-}
-function topUpMagnitude(model, description, dense, target, config2) {
-  const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
-  const size = (ws) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-  const restTotal = size(rest);
-  const denseTotal = size(dense);
-  const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
-  const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-  return {
-    model: magnitudePrune(model, rest, frac, config2.scope === "layer" ? "layer" : "global").model,
-    description: `${description}; then unstructured magnitude (${config2.scope}) to ${pct5(target)} of the dense prunable weights (${(frac * 100).toFixed(1)}% of the remaining ones zero)`
-  };
+function judge(budgets, dense, step, input, latency2, reduction) {
+  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency2, input.req.config, false, reduction);
 }
 function protectedFor(dense, kept) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
   const keep = new Set(kept.map((w) => w.initializer));
   return new Set(all.map((w) => w.initializer).filter((n) => !keep.has(n)));
 }
-var RESOURCE_BUDGETS, LATENCY_BUDGETS, DEFAULT_CLIFF, pct5;
+var RESOURCE_BUDGETS, LATENCY_BUDGETS, DEFAULT_CLIFF, pct4;
 var init_gradual = __esm({
   "src/pipeline/gradual.ts"() {
     "use strict";
     init_errors();
     init_atomicWrite();
-    init_budgets2();
+    init_reduction();
     init_latency();
-    init_model();
     init_graph();
+    init_model();
     init_tensor();
-    init_magnitude();
+    init_hybrid();
     init_prunable();
     init_pruneModel();
     init_schedule();
-    init_sparsity();
     init_sensitivityPrune();
+    init_sparsity();
     init_channels();
     init_calibScore();
     init_runRecovery();
     init_version3();
+    init_ledger();
     init_measureStep();
-    init_ledgerFile();
-    init_resolveScope();
+    init_steps();
     init_timeSteps();
+    init_unit();
     init_verdicts();
     RESOURCE_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms", "max-size-bytes"]);
     LATENCY_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms"]);
     DEFAULT_CLIFF = 0.02;
+    pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+  }
+});
+
+// src/pipeline/rounds.ts
+import * as path13 from "node:path";
+function pruneRound(model, weights, target, config2, plan) {
+  if (plan) return pruneCounts(model, weights, plan.counts(target));
+  return magnitudePrune(model, weights, target, config2.scope === "layer" ? "layer" : "global").model;
+}
+function recordedScores(steps) {
+  const scored = steps.filter((s) => s.info.calib_accuracy_after !== void 0 && s.info.calib_nll_after !== void 0);
+  if (scored.length === 0) return void 0;
+  const first = scored[0].info;
+  const last = scored[scored.length - 1].info;
+  return { before: { accuracy: first.calib_accuracy_before, nll: first.calib_nll_before }, after: { accuracy: last.calib_accuracy_after, nll: last.calib_nll_after } };
+}
+async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
+  const t0 = performance.now();
+  const { calib, progress } = ctx;
+  const targets = cubicSchedule(countSparsity(dense, weights).overall, config2.sparsity, rounds);
+  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / rounds : 0;
+  const recovery = { dense, calib, files: ctx.files, progress };
+  const steps = [];
+  let current = dense;
+  for (let r = 1; r < rounds; r++) {
+    const started = performance.now();
+    const target = targets[r - 1];
+    progress.stage({ kind: "recover", work: "round", round: r, rounds, detail: `${config2.method} to ${pct5(target)}` });
+    const roundDir = path13.join(dir, `round-${String(r).padStart(2, "0")}`);
+    const from2 = current;
+    const unit = await pruneAndRecover({
+      prune: async () => ({ model: pruneRound(from2, weights, target, config2, plan), description: "", denseWeights: [...weights], notes: [] }),
+      pruneArtifact: stepFile(roundDir, 1, "prune"),
+      // an intermediate round ships nothing: no temperature is fitted or baked
+      recovery: { ...recovery, config: { ...config2, bakeTemperature: false, recoveryTimeBudget: share }, stepsDir: roundDir, fitTemperature: false }
+    });
+    const recorded = recordedScores(unit.recovered);
+    const before = recorded?.before ?? await calibScore(unit.pruned.model, calib, config2.latency.threads);
+    const after = recorded?.after ?? before;
+    current = loadModel(unit.chain).proto;
+    const seconds = (performance.now() - started) / 1e3;
+    const kept = unit.recovered.map((s) => s.stage).join(" + ") || "nothing kept";
+    steps.push({
+      step: { kind: "recover", stage: "round", round: r },
+      description: `recovery round ${r} of ${rounds}: ${config2.scope === "sensitivity" ? "sensitivity-allocated" : config2.scope} magnitude pruning to ${pct5(target)} of the previous round's recovered weights, then ${config2.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
+      artifact: unit.chain,
+      recovery: { seconds, calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll }
+    });
+  }
+  progress.stage({ kind: "recover", work: "round", round: rounds, rounds, detail: `${config2.method} to ${pct5(config2.sparsity)}` });
+  const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config2.scope;
+  const from = current;
+  const final = await pruneAndRecover({
+    prune: async () => ({
+      model: pruneRound(from, weights, config2.sparsity, config2, plan),
+      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct5(config2.sparsity)}, round ${rounds} of ${rounds} (${targets.map(pct5).join(", ")}): from round ${rounds - 1}'s recovered weights`,
+      denseWeights: [...weights],
+      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${targets.map(pct5).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
+      ...plan ? { sensitivity: plan.info(config2.sparsity) } : {}
+    }),
+    metadata: () => ctx.metadata(plan ? "sensitivity" : config2.scope),
+    pruneArtifact: stepFile(dir, 1, "prune"),
+    // the final round gets the same share of the recovery time budget as every other round
+    recovery: { ...recovery, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir }
+  });
+  const score2 = calib.labels ? recordedScores(final.recovered)?.after ?? await calibScore(final.pruned.model, calib, config2.latency.threads) : void 0;
+  return { rounds: steps, final, score: score2, seconds: (performance.now() - t0) / 1e3 };
+}
+async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
+  const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
+  const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2 });
+  if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
+    return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
+  }
+  const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
+  const global2 = await runChain(dense, weights, half, rounds, path13.join(ctx.stepsDir, "global"), ctx);
+  const bySensitivity2 = await runChain(dense, weights, half, rounds, path13.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const keepSensitivity = better(bySensitivity2.score, global2.score);
+  const [won, lost] = keepSensitivity ? [bySensitivity2, global2] : [global2, bySensitivity2];
+  const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
+  won.final.pruned.notes.push(
+    `recovery rounds with both allocations: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under OUT/steps/${keepSensitivity ? "global" : "sensitivity"})`
+  );
+  return { rounds: won.rounds, final: won.final };
+}
+var pct5;
+var init_rounds2 = __esm({
+  "src/pipeline/rounds.ts"() {
+    "use strict";
+    init_errors();
+    init_model();
+    init_magnitude();
+    init_prunable();
+    init_schedule();
+    init_sensitivityPrune();
+    init_sparsity();
+    init_calibScore();
+    init_runRecovery();
+    init_unit();
     pct5 = (x2) => `${(x2 * 100).toFixed(1)}%`;
   }
 });
 
 // src/quantize/kernels.ts
-import * as fs15 from "node:fs";
-import * as os8 from "node:os";
-import * as path9 from "node:path";
+import * as fs20 from "node:fs";
+import * as os12 from "node:os";
+import * as path14 from "node:path";
 function kernelReport(written, optimised) {
   const ops = {};
   let integer2 = 0;
@@ -47258,10 +49604,10 @@ function kernelReport(written, optimised) {
 }
 async function optimisedGraph(modelPath, threads = 1) {
   const { ort } = onnxruntime();
-  const dir = fs15.mkdtempSync(path9.join(process.env.RUNNER_TEMP || os8.tmpdir(), "prune-guard-kernels-"));
-  const done = onInterrupt(() => fs15.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs20.mkdtempSync(path14.join(process.env.RUNNER_TEMP || os12.tmpdir(), "prune-guard-kernels-"));
+  const done = onInterrupt(() => fs20.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path9.join(dir, "optimised.onnx");
+    const file = path14.join(dir, "optimised.onnx");
     let session;
     try {
       session = await ort.InferenceSession.create(modelPath, { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: threads, optimizedModelFilePath: file, logSeverityLevel: 3 });
@@ -47271,7 +49617,7 @@ async function optimisedGraph(modelPath, threads = 1) {
     await session.release();
     return loadModel(file).proto;
   } finally {
-    fs15.rmSync(dir, { recursive: true, force: true });
+    fs20.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -47929,7 +50275,7 @@ async function layerErrors(float, q, data, threads) {
   });
   const floatNames = [...new Set(pairs.flatMap((p) => [p.input, p.out]))];
   const qNames = [...new Set(floatNames.map(dqOf))];
-  const fs25 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
+  const fs32 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
   const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
   const sums = /* @__PURE__ */ new Map();
   try {
@@ -47938,7 +50284,7 @@ async function layerErrors(float, q, data, threads) {
       const end = Math.min(data.count, start + batch);
       const feeds = {};
       for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const fr = await fs25.run(feeds, floatNames);
+      const fr = await fs32.run(feeds, floatNames);
       const qr = await qs.run(feeds, qNames);
       for (const name of floatNames) {
         const a = qr[dqOf(name)].data;
@@ -47954,7 +50300,7 @@ async function layerErrors(float, q, data, threads) {
       for (const t of [...Object.values(fr), ...Object.values(qr)]) t.dispose();
     }
   } finally {
-    await fs25.release();
+    await fs32.release();
     await qs.release();
   }
   const err2 = (t) => {
@@ -48046,8 +50392,8 @@ var init_dynamic = __esm({
 });
 
 // src/pipeline/quantizeStep.ts
-import * as fs16 from "node:fs";
-import * as path10 from "node:path";
+import * as fs21 from "node:fs";
+import * as path15 from "node:path";
 function firstSlice(d, n) {
   if (d.count <= n) return d;
   return { ...d, count: n, inputs: sliceBatch(d, 0, n), labels: d.labels ? d.labels.subarray(0, n) : null };
@@ -48093,28 +50439,28 @@ async function quantizeStep(input) {
   const { config: config2, progress, calib } = input;
   const threads = config2.latency.threads;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path10.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
+  progress.note(`quantizing ${path15.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
   const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
   const slice = firstSlice(calib, DECISION_SAMPLES);
   const metric = slice.labels ? "accuracy" : "agreement";
   const floatPred = await predict2(float, slice, "fused", threads);
   const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
   const weights = await chooseWeightBits(prep, slice, threads);
-  const scratch = fs16.mkdtempSync(path10.join(path10.dirname(input.artifact), ".quantize-"));
+  const scratch = fs21.mkdtempSync(path15.join(path15.dirname(input.artifact), ".quantize-"));
   const measured = [];
   try {
     const plans = variants(prep);
     const files = [];
     for (const [k, v] of plans.entries()) {
       const q2 = buildQuantized(prep, new Set(v.keep.keys()), weights.bits);
-      const file = path10.join(scratch, `variant-${k}.onnx`);
+      const file = path15.join(scratch, `variant-${k}.onnx`);
       saveModel(q2.model, file);
       files.push(file);
       const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads), floatPred, slice.labels);
       measured.push({ name: v.name, keep_float: [...v.keep.keys()], calib_quality: quality2, speedup: null, chosen: false, keep: v.keep });
     }
     if (plans.length > 1) {
-      progress.start(`latency (float and ${plans.length} INT8 plans interleaved)`, config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs));
+      progress.stage({ kind: "latency", detail: `float and ${plans.length} INT8 plans interleaved`, total: config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
       const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes))), { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads, provider: input.provider }, (d) => progress.update(d));
       progress.stop();
       measured.forEach((m, k) => {
@@ -48123,7 +50469,7 @@ async function quantizeStep(input) {
       });
     }
   } finally {
-    fs16.rmSync(scratch, { recursive: true, force: true });
+    fs21.rmSync(scratch, { recursive: true, force: true });
   }
   const eligible = measured.filter((m) => m.calib_quality >= floatQuality - CALIB_TOLERANCE);
   const pick2 = (eligible.length ? eligible : measured).reduce(
@@ -48176,7 +50522,7 @@ async function quantizeStep(input) {
 }
 function cpuHasVnni() {
   try {
-    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs16.readFileSync("/proc/cpuinfo", "utf8"));
+    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs21.readFileSync("/proc/cpuinfo", "utf8"));
   } catch {
     return void 0;
   }
@@ -48185,7 +50531,7 @@ async function quantizeDynamicStep(input) {
   const { config: config2, progress } = input;
   const threads = config2.latency.threads;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path10.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
+  progress.note(`quantizing ${path15.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
   let bits2 = 8;
   let deviation = null;
   let reason;
@@ -48233,9 +50579,14 @@ function checkQuantizeInputs(config2, model, req) {
   }
 }
 async function measureQuantized(q, ctx) {
-  const m = await measureStep(q.info.scheme === "dynamic" ? "quantize:dynamic" : "quantize:int8", q.description, q.artifact, ctx);
+  const m = await measureStep({ kind: "quantize", scheme: q.info.scheme === "dynamic" ? "dynamic" : "int8" }, q.description, q.artifact, ctx);
   m.step.quantize = q.info;
   return m;
+}
+async function quantizeLast(source, calib, config2, artifact, progress, provider) {
+  if (config2.quantize === "int8") return quantizeStep({ source, calib, config: config2, artifact, progress, provider });
+  if (config2.quantize === "dynamic") return quantizeDynamicStep({ source, calib, config: config2, artifact, progress, provider });
+  return void 0;
 }
 var DECISION_SAMPLES, CALIB_TOLERANCE, MAX_ERROR_FALLBACKS, DECISION_TIMING, CLEAR_GAIN, NARROW_CHANNELS;
 var init_quantizeStep = __esm({
@@ -48261,11 +50612,330 @@ var init_quantizeStep = __esm({
   }
 });
 
+// src/prune/structured/latencyTarget.ts
+function nextCorrection(attempts, targetSpeedup, maxCorrections = MAX_CORRECTIONS) {
+  const last = attempts[attempts.length - 1];
+  const left = attempts.length <= maxCorrections;
+  const unchanged = attempts.slice(0, -1).some((a) => a.kept === last.kept);
+  const bracketed = (proposal) => {
+    const met = attempts.filter((a) => a.speedup >= targetSpeedup).map((a) => a.budgetMs);
+    const short2 = attempts.filter((a) => a.speedup < targetSpeedup).map((a) => a.budgetMs);
+    const lo = met.length ? Math.max(...met) : -Infinity;
+    const hi = short2.length ? Math.min(...short2) : Infinity;
+    if (proposal > lo && proposal < hi) return proposal;
+    return Number.isFinite(lo) && Number.isFinite(hi) ? (lo + hi) / 2 : proposal;
+  };
+  if (last.speedup >= targetSpeedup) {
+    if (last.speedup > targetSpeedup * (1 + OVERSHOOT) && left && !unchanged) return { kind: "correct", budgetMs: bracketed(last.budgetMs * last.speedup / targetSpeedup) };
+    return { kind: "met" };
+  }
+  const short = `measured ${last.speedup.toFixed(2)}x of ${targetSpeedup.toFixed(2)}x`;
+  if (!last.reached) return { kind: "stop", reason: "unreachable", detail: `${short}; every channel group is already at its smallest fast width` };
+  if (unchanged) return { kind: "stop", reason: "unchanged", detail: `${short}; a tighter budget chose the same channels, so no further step helps` };
+  if (!left) return { kind: "stop", reason: "limit", detail: `${short} after ${maxCorrections} corrections` };
+  return { kind: "correct", budgetMs: bracketed(last.budgetMs * last.speedup / targetSpeedup) };
+}
+function shippedAttempt(attempts, targetSpeedup) {
+  const met = attempts.map((a, i2) => ({ ...a, i: i2 })).filter((a) => a.speedup >= targetSpeedup);
+  if (met.length > 0) return met.reduce((b, a) => a.macs > b.macs ? a : b).i;
+  return attempts.reduce((b, a, i2) => a.speedup > attempts[b].speedup ? i2 : b, 0);
+}
+var MAX_CORRECTIONS, OVERSHOOT;
+var init_latencyTarget = __esm({
+  "src/prune/structured/latencyTarget.ts"() {
+    "use strict";
+    MAX_CORRECTIONS = 3;
+    OVERSHOOT = 0.1;
+  }
+});
+
+// src/pipeline/latencyTarget.ts
+import * as fs22 from "node:fs";
+import * as path16 from "node:path";
+async function pruneForLatency(dense, modelPath, config2, ctx) {
+  const batch = config2.batchSizes[0];
+  const source = sliceBatch(ctx.data, 0, Math.min(ctx.data.count, batch));
+  const time2 = async (files, label) => {
+    ctx.progress.stage({ kind: "latency", detail: label, total: config2.latency.warmup + config2.latency.runs });
+    const samples = await measureInterleaved(files, source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider: ctx.provider }, (d) => ctx.progress.update(d));
+    ctx.progress.stop();
+    return samples.map((s) => median(s[0]));
+  };
+  const [denseMs] = await time2([modelPath], `latency target: dense at batch ${batch}`);
+  const needed = config2.targetSpeedup ?? denseMs / config2.targetLatencyMs;
+  const curves = ctx.calib ? await lossCurves(dense, config2, ctx) : void 0;
+  if (curves) ctx.progress.note(curves.note);
+  const dir = path16.join(ctx.stepsDir, "target");
+  fs22.mkdirSync(dir, { recursive: true });
+  const attempts = [];
+  let budgetMs = denseMs / needed;
+  for (; ; ) {
+    const outcome = await pruneModel(dense, { ...config2, scope: "global" }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs }, ...curves ? { lossCurves: curves.curves } : {} });
+    const file = path16.join(dir, `attempt-${attempts.length + 1}.onnx`);
+    saveModel(outcome.model, file);
+    const [d, p] = await time2([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
+    const plan = outcome.allocation?.latency;
+    attempts.push({ budgetMs, reached: plan?.reached ?? true, kept: keptSignature(outcome), speedup: d / p, outcome, predicted: plan?.predicted_ms ?? NaN, file, p50: p, macs: modelCost(outcome.model).macs });
+    const leading = shippedAttempt(attempts, needed);
+    attempts.forEach((a, i2) => {
+      if (i2 !== leading) delete a.outcome;
+    });
+    const next = nextCorrection(attempts, needed);
+    ctx.progress.note(`latency target: attempt ${attempts.length} (budget ${budgetMs.toFixed(3)} ms, predicted ${plan?.predicted_ms.toFixed(3)} ms) measured ${(d / p).toFixed(2)}x of ${needed.toFixed(2)}x`);
+    if (next.kind === "correct") {
+      budgetMs = next.budgetMs;
+      continue;
+    }
+    const shipped = shippedAttempt(attempts, needed);
+    const met = attempts[shipped].speedup >= needed;
+    const record = {
+      kind: config2.targetSpeedup !== void 0 ? "speedup" : "latency-ms",
+      value: config2.targetSpeedup ?? config2.targetLatencyMs,
+      batch,
+      dense_ms: denseMs,
+      speedup_needed: needed,
+      attempts: attempts.map((a, i2) => ({
+        step: i2 === shipped ? "prune" : stepName({ kind: "target", attempt: i2 + 1 }),
+        budget_ms: a.budgetMs,
+        predicted_ms: a.predicted,
+        reached: a.reached,
+        p50_ms: a.p50,
+        speedup: a.speedup,
+        macs: a.macs
+      })),
+      outcome: met ? "met" : next.kind === "stop" ? next.reason : "limit",
+      detail: met ? `measured ${attempts[shipped].speedup.toFixed(2)}x of ${needed.toFixed(2)}x at batch ${batch}` : next.kind === "stop" ? next.detail : "not met",
+      shipped
+    };
+    const shippedOutcome = attempts[shipped].outcome;
+    const allocation = shippedOutcome.allocation ? { ...shippedOutcome.allocation, target: record } : { rounding: "none", target: record };
+    return {
+      pruned: { ...shippedOutcome, allocation, description: `${shippedOutcome.description}; allocated for ${needed.toFixed(2)}x at batch ${batch} (attempt ${shipped + 1} of ${attempts.length})` },
+      earlier: attempts.flatMap((a, i2) => i2 === shipped ? [] : [{ step: { kind: "target", attempt: i2 + 1 }, description: `latency target attempt ${i2 + 1}: budget ${a.budgetMs.toFixed(3)} ms, measured ${a.speedup.toFixed(2)}x`, artifact: a.file }]),
+      record
+    };
+  }
+}
+async function lossCurves(dense, config2, ctx) {
+  const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
+  const kept = new Set(weights.map((w) => w.initializer));
+  let started = false;
+  const r = await groupLossCurves(dense, ctx.calib, {
+    protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
+    criterion: config2.criterion,
+    threads: config2.latency.threads,
+    onLayer: (done, total2) => {
+      if (!started) ctx.progress.stage({ kind: "sensitivity", detail: `latency target: ${total2} groups`, total: total2 });
+      started = true;
+      ctx.progress.update(done);
+    }
+  });
+  if (started) ctx.progress.stop();
+  return r;
+}
+function keptSignature(o) {
+  return JSON.stringify(o.allocation?.latency?.kept ?? []);
+}
+var init_latencyTarget2 = __esm({
+  "src/pipeline/latencyTarget.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_dataset();
+    init_latency();
+    init_flops();
+    init_model();
+    init_pruneModel();
+    init_latencyTarget();
+    init_prunable();
+    init_sensitivityPrune();
+    init_steps();
+  }
+});
+
+// src/pipeline/oneShot.ts
+import * as fs23 from "node:fs";
+import * as path17 from "node:path";
+async function runOneShot(input, progress) {
+  const { req, data, shifts, calib, outPath, scope, rounds } = input;
+  const { config: config2 } = req;
+  const target = targetSparsity(config2);
+  if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
+  progress.stage({ kind: "prune", model: path17.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
+  const metadata = (scopeUsed) => ({
+    "prune-guard.version": VERSION7,
+    "prune-guard.method": config2.method,
+    "prune-guard.scope": scopeUsed,
+    "prune-guard.target_sparsity": String(target),
+    "prune-guard.source": path17.basename(req.model),
+    "prune-guard.recovery": config2.recovery
+  });
+  const stepsDir = path17.join(req.out, "steps");
+  const files = { data: req.data, calib: req.calib };
+  const staged = hasRecoverySteps(config2, calib) || config2.quantize !== "none";
+  let roundSteps = [];
+  let unit;
+  const hardware = hardwareOptions(config2, progress);
+  const targeted = config2.targetSpeedup !== void 0 || config2.targetLatencyMs !== void 0 ? await pruneForLatency(input.dense.proto, req.model, config2, { modelPath: req.model, calib, progress, ...hardware ? { hardware } : {}, data, stepsDir, provider: input.provider }) : void 0;
+  if (rounds > 1) {
+    const r = await pruneWithRounds(input.dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir, progress, files, metadata }, resolveCompare(config2, rounds));
+    for (const n of r.final.pruned.notes) progress.note(n);
+    roundSteps = r.rounds;
+    unit = r.final;
+  } else {
+    const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
+    unit = await pruneAndRecover({
+      prune: async () => {
+        const pruned2 = targeted?.pruned ?? await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, ...hardware ? { hardware } : {}, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+        for (const n of pruned2.notes) progress.note(n);
+        return pruned2;
+      },
+      metadata: (pruned2) => metadata(pruned2.scope ?? config2.scope),
+      pruneArtifact: staged ? stepFile(stepsDir, 1, "prune") : outPath,
+      recovery: { dense: input.dense.proto, calib, config: config2, stepsDir, progress, files }
+    });
+  }
+  const { pruned } = unit;
+  const lastFloat = unit.steps[unit.steps.length - 1].artifact;
+  const broken2 = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
+  if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
+  const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider);
+  if (staged) writeFileAtomic(outPath, fs23.readFileSync(quantized?.artifact ?? lastFloat));
+  releaseField(input.dense, "proto", "the dense model");
+  releaseField(pruned, "model", "the pruned model");
+  delete pruned.structured;
+  collectGarbage();
+  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: input.provider };
+  const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
+  const measured = [dense];
+  for (const r of [...roundSteps, ...targeted?.earlier ?? [], ...unit.steps]) measured.push(await measureRecord(r, { ...ctx, dense: dense.preds }));
+  if (unit.temperature) measured[measured.length - 1].step.temperature = unit.temperature;
+  if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: dense.preds }));
+  const pruneStep = measured.find((m) => m.step.name === stepName({ kind: "prune" })).step;
+  if (!targeted) pruneStep.reduction = buildReduction(dense.step, pruneStep, requestedReduction(config2), pruned.channels && fromTally(pruned.channels));
+  return judgeSteps(input, measured, progress, {
+    targetSparsity: target,
+    notes: [...pruned.notes, ...unit.notes, ...quantized?.notes ?? []],
+    scope: pruned.scope ?? scope.scope,
+    ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {},
+    ...pruned.allocation ? { allocation: pruned.allocation } : {}
+  }, pruneStep.reduction, targetShortfall(targeted?.record));
+}
+function targetShortfall(t) {
+  if (!t || t.outcome === "met") return [];
+  const a = t.attempts[t.shipped];
+  return [`latency target not met: the shipped attempt measured ${a.speedup.toFixed(2)}x of the ${t.speedup_needed.toFixed(2)}x asked at batch ${t.batch} (${t.outcome}: ${t.detail}); verdict at least warn`];
+}
+async function judgeSteps(input, measured, progress, record, reduction, shortfalls = []) {
+  const { req, data, shifts, outPath } = input;
+  const { config: config2 } = req;
+  const dense = measured[0];
+  const shipped = measured[measured.length - 1];
+  const samples = await timeSteps(measured, data, config2, input.provider, progress);
+  const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, reduction);
+  const speedNotes = [...shortfalls, ...structuredSpeedNotes(config2, samples[0], samples[samples.length - 1])];
+  for (const n of speedNotes) progress.note(n);
+  const judged2 = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, "warn"]) } : judgedBudgets;
+  return buildModelLedger({
+    ...record,
+    notes: [...record.notes ?? [], ...speedNotes],
+    model: req.model,
+    pruned: outPath,
+    method: config2.method,
+    steps: measured,
+    reference: dense,
+    shipped,
+    judged: judged2,
+    data: { path: req.data, set: data },
+    shifts,
+    config: config2
+  });
+}
+function hardwareOptions(config2, progress) {
+  if (config2.method !== "structured" && config2.method !== "hybrid" || config2.roundTo !== 0) return void 0;
+  let started = false;
+  return {
+    batches: config2.batchSizes,
+    threads: config2.latency.threads,
+    cacheDir: cacheDir(),
+    onProbe: (done, total2) => {
+      if (!started) progress.stage({ kind: "latency", detail: `channel widths: ${total2} probes, cached per machine`, total: total2 });
+      started = true;
+      progress.update(done);
+      if (done === total2) {
+        progress.stop();
+        started = false;
+      }
+    }
+  };
+}
+function structuredSpeedNotes(config2, dense, final) {
+  if (config2.method !== "structured" && config2.method !== "hybrid") return [];
+  return slowerThanDense(config2.batchSizes, dense, final).map(
+    (s) => `speed: the shipped model measured ${s.speedup.toFixed(2)}x of dense at batch ${s.batch} (p=${s.p_value < 1e-3 ? "<0.001" : s.p_value.toFixed(3)}), slower than the model it replaces: its kept channels run no faster on this machine (too few MACs removed to outweigh the rest of the graph, or widths onnxruntime executes slowly; round-to 0 measures the fast ones); verdict at least warn`
+  );
+}
+var init_oneShot = __esm({
+  "src/pipeline/oneShot.ts"() {
+    "use strict";
+    init_atomicWrite();
+    init_model();
+    init_reduction();
+    init_pruneModel();
+    init_rounds();
+    init_runRecovery();
+    init_version3();
+    init_ledger();
+    init_measureStep();
+    init_release();
+    init_rounds2();
+    init_steps();
+    init_timeSteps();
+    init_unit();
+    init_quantizeStep();
+    init_verdicts();
+    init_measureCache();
+    init_budgets2();
+    init_funnel();
+    init_latencyTarget2();
+  }
+});
+
+// src/pipeline/quantizeOnly.ts
+import * as fs24 from "node:fs";
+import * as path18 from "node:path";
+async function runQuantizeOnly(input, progress) {
+  const { req, data, shifts, calib, outPath } = input;
+  const { config: config2 } = req;
+  const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
+  releaseField(input.dense, "proto", "the dense model");
+  const stepsDir = path18.join(req.out, "steps");
+  fs24.mkdirSync(stepsDir, { recursive: true });
+  const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, input.provider);
+  writeFileAtomic(outPath, fs24.readFileSync(quantized.artifact));
+  collectGarbage();
+  const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider };
+  const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
+  const shipped = await measureQuantized(quantized, { ...ctx, dense: dense.preds });
+  return judgeSteps(input, [dense, shipped], progress, { targetSparsity: 0, notes: quantized.notes, scope: config2.scope === "auto" ? "global" : config2.scope });
+}
+var init_quantizeOnly = __esm({
+  "src/pipeline/quantizeOnly.ts"() {
+    "use strict";
+    init_atomicWrite();
+    init_prunable();
+    init_runRecovery();
+    init_measureStep();
+    init_quantizeStep();
+    init_oneShot();
+    init_release();
+  }
+});
+
 // src/pipeline/run.ts
-import * as fs17 from "node:fs";
-import * as path11 from "node:path";
+import * as path19 from "node:path";
 function prunedPath(out, model) {
-  return path11.join(out, `${path11.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path19.join(out, `${path19.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
@@ -48277,122 +50947,22 @@ async function runPipeline(req, progress) {
   const shifts = [...userShifts, ...corruptionSets(data, config2.corruptions)];
   const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
   const rounds = resolveRounds(config2, calib);
-  const scope = resolveScope(config2, calib ? { labelled: calib.labels !== null } : void 0, rounds);
+  const targeted = config2.targetSpeedup !== void 0 || config2.targetLatencyMs !== void 0;
+  const scope = targeted && config2.scope === "auto" ? { scope: "global", reason: "" } : resolveScope(config2, calib ? { labelled: calib.labels !== null } : void 0, rounds);
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
-  if (path11.resolve(outPath) === path11.resolve(req.model)) {
+  if (path19.resolve(outPath) === path19.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
   checkQuantizeInputs(config2, dense.proto, req);
-  const quantizeOnly = config2.quantize !== "none" && config2.sparsity === 0;
   const provider = await resolveProvider(config2.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
-  if (config2.schedule === "gradual") return runGradual({ req, dense: dense.proto, data, shifts, calib, outPath, provider }, progress);
-  if (quantizeOnly) return quantizeOnlyRun({ req, dense, data, shifts, calib, outPath, provider }, progress);
-  const target = targetSparsity(config2);
-  if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.note(`pruning ${path11.basename(req.model)}: ${config2.method} to ${(target * 100).toFixed(1)}%`);
-  const stamp = (model, scope2 = config2.scope) => {
-    setMetadata(model, {
-      "prune-guard.version": VERSION7,
-      "prune-guard.method": config2.method,
-      "prune-guard.scope": scope2,
-      "prune-guard.target_sparsity": String(target),
-      "prune-guard.source": path11.basename(req.model)
-    });
-    setMetadata(model, { "prune-guard.recovery": config2.recovery });
-  };
-  const withRounds = rounds > 1 ? await pruneWithRounds(dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir: path11.join(req.out, "steps"), progress, files: { data: req.data, calib: req.calib }, stamp }, resolveCompare(config2, rounds)) : void 0;
-  const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
-  const pruned = withRounds?.pruned ?? await pruneModel(dense.proto, config2, { modelPath: req.model, calib, progress, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
-  for (const n of pruned.notes) progress.note(n);
-  if (!withRounds) stamp(pruned.model, pruned.scope ?? config2.scope);
-  fs17.mkdirSync(req.out, { recursive: true });
-  const stepsDir = path11.join(req.out, "steps");
-  const staged = hasRecoverySteps(config2, calib);
-  const keepStages = staged || config2.quantize !== "none";
-  const pruneArtifact = withRounds?.pruneArtifact ?? (keepStages ? stepFile(stepsDir, 1, "prune") : outPath);
-  if (keepStages) fs17.mkdirSync(stepsDir, { recursive: true });
-  if (!withRounds) saveModel(pruned.model, pruneArtifact);
-  const recovery = withRounds?.recovery ?? await runRecovery({ dense: dense.proto, pruned: pruned.model, prunedArtifact: pruneArtifact, denseWeights: pruned.denseWeights, calib, config: config2, stepsDir, progress, files: { data: req.data, calib: req.calib }, structured: pruned.structured });
-  const recovered2 = recovery.steps;
-  const lastFloat = recovered2.at(-1)?.artifact ?? pruneArtifact;
-  const broken2 = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
-  if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
-  releaseField(dense, "proto", "the dense model");
-  releaseField(pruned, "model", "the pruned model");
-  delete pruned.structured;
-  collectGarbage();
-  const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, recovered2.length + 2, `quantize-${config2.quantize}`), progress, provider.provider);
-  if (keepStages) writeFileAtomic(outPath, fs17.readFileSync(quantized?.artifact ?? lastFloat));
-  const ctx = { data, shifts, denseWeights: pruned.denseWeights, config: config2, progress, provider: provider.provider };
-  const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
-  const measured = [denseStep2];
-  for (const r of withRounds?.steps ?? []) {
-    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
-    m.step.recovery = r.info;
-    measured.push(m);
-  }
-  measured.push(await measureStep("prune", pruned.description, pruneArtifact, { ...ctx, dense: denseStep2.preds }));
-  for (const r of recovered2) {
-    const m = await measureStep(r.name, r.description, r.artifact, { ...ctx, dense: denseStep2.preds });
-    m.step.recovery = r.info;
-    if (r.temperature) m.step.temperature = r.temperature;
-    measured.push(m);
-  }
-  if (recovery.temperature) measured[measured.length - 1].step.temperature = recovery.temperature;
-  if (quantized) measured.push(await measureQuantized(quantized, { ...ctx, dense: denseStep2.preds }));
-  const notes = [...pruned.notes, ...recovery.notes, ...quantized?.notes ?? []];
-  return finishRun({ req, provider, data, shifts, measured, outPath, target, notes, scope: pruned.scope ?? scope.scope, sensitivity: pruned.sensitivity }, progress);
-}
-async function quantizeLast(source, calib, config2, artifact, progress, provider) {
-  if (config2.quantize === "int8") return quantizeStep({ source, calib, config: config2, artifact, progress, provider });
-  if (config2.quantize === "dynamic") return quantizeDynamicStep({ source, calib, config: config2, artifact, progress, provider });
-  return void 0;
-}
-async function finishRun(input, progress) {
-  const { req, provider, data, shifts, measured } = input;
-  const { config: config2 } = req;
-  const samples = await timeSteps(measured, data, config2, provider.provider, progress);
-  const steps = measured.map((m) => m.step);
-  const final = steps[steps.length - 1];
-  const denseStep2 = measured[0];
-  const judged2 = judgeWithIntervals(req.budgets, measured[0], measured[measured.length - 1], data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, classChanges(steps[0], final, data.labels, denseStep2.preds.classes));
-  const { budgets, verdict } = judged2;
-  const modelLedger = {
-    model: req.model,
-    pruned: input.outPath,
-    method: config2.method,
-    target_sparsity: input.target,
-    steps,
-    budgets,
-    verdict,
-    class_changes: judged2.classChanges,
-    eval: { data: req.data, samples: data.count, classes: denseStep2.preds.classes },
-    ...input.notes.length > 0 ? { notes: input.notes } : {},
-    shifts: shiftResults(measured[0], measured[measured.length - 1], shifts, new Set(config2.corruptions), config2.confidence),
-    prediction_shift: predictionShifts(measured[0], measured[measured.length - 1], shifts),
-    scope: input.scope,
-    ...input.sensitivity ? { sensitivity: input.sensitivity } : {}
-  };
-  return writeLedger(req, provider, modelLedger);
-}
-async function quantizeOnlyRun(input, progress) {
-  const { req, data, shifts, calib, outPath, provider } = input;
-  const { config: config2 } = req;
-  const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
-  releaseField(input.dense, "proto", "the dense model");
-  const stepsDir = path11.join(req.out, "steps");
-  fs17.mkdirSync(stepsDir, { recursive: true });
-  const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, provider.provider);
-  writeFileAtomic(outPath, fs17.readFileSync(quantized.artifact));
-  collectGarbage();
-  const ctx = { data, shifts, denseWeights, config: config2, progress, provider: provider.provider };
-  const denseStep2 = await measureStep("dense", "input model, unchanged", req.model, ctx);
-  const measured = [denseStep2, await measureQuantized(quantized, { ...ctx, dense: denseStep2.preds })];
-  return finishRun({ req, provider, data, shifts, measured, outPath, target: 0, notes: quantized.notes, scope: config2.scope === "auto" ? "global" : config2.scope }, progress);
+  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds };
+  const quantizeOnly = config2.quantize !== "none" && config2.sparsity === 0;
+  const model = quantizeOnly ? await runQuantizeOnly(input, progress) : config2.schedule === "gradual" ? await runGradual(input, progress) : await runOneShot(input, progress);
+  return { model, runtime: measuredRuntime(provider, config2) };
 }
 var init_run = __esm({
   "src/pipeline/run.ts"() {
@@ -48400,32 +50970,104 @@ var init_run = __esm({
     init_rules();
     init_dataset();
     init_errors();
-    init_atomicWrite();
-    init_provider();
     init_corruptions();
-    init_verdicts();
+    init_provider();
     init_model();
     init_preflight();
     init_signature();
-    init_pruneModel();
     init_resolveScope();
-    init_runRecovery();
     init_rounds();
-    init_version3();
     init_gradual();
-    init_ledgerFile();
-    init_timeSteps();
-    init_measureStep();
-    init_release();
+    init_ledger();
+    init_oneShot();
     init_quantizeStep();
-    init_prunable();
+    init_quantizeOnly();
+  }
+});
+
+// src/pipeline/guardedRun.ts
+import * as path20 from "node:path";
+function publish(value, out) {
+  if (typeof value === "string") return out.publicPath(value);
+  if (Array.isArray(value)) return value.map((v) => publish(v, out));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, publish(v, out)]));
+  }
+  return value;
+}
+function timedOutLedger(req, t) {
+  const stopped = { model: req.model, stage: t.stage, limit_s: t.limitSeconds, elapsed_s: Math.round(t.elapsedSeconds * 10) / 10 };
+  return ledgerEnvelope([], measuredRuntime({ provider: "cpu" }, req.config), [stopped]);
+}
+function infeasibleBudgetNotes(req) {
+  const notes = [];
+  const speedup2 = req.budgets.find((b) => b.name === "min-speedup");
+  const keepsShapes = req.config.method === "unstructured" || /^\d+:\d+$/.test(req.config.method);
+  if (speedup2 && speedup2.limit > 1 && keepsShapes) {
+    notes.push(
+      `note: budget min-speedup=${speedup2.limit} will most likely fail: ${req.config.method} pruning keeps every tensor shape and onnxruntime on CPU does not skip zeros, so expect about 1.0x; use --method structured for speed, or drop the budget`
+    );
+  }
+  return notes;
+}
+function runInputs(req) {
+  return [
+    { flag: "--model", path: req.model },
+    { flag: "--data", path: req.data },
+    ...req.calib ? [{ flag: "--calib", path: req.calib }] : [],
+    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path })),
+    ...req.configFile ? [{ flag: "--config", path: req.configFile }] : []
+  ];
+}
+async function guardedLedger(req, progress, publishLast = () => []) {
+  if (path20.resolve(prunedPath(req.out, req.model)) === path20.resolve(req.model)) {
+    throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
+  }
+  refuseInputsInOutput(req.out, runInputs(req));
+  for (const n of infeasibleBudgetNotes(req)) progress.note(n);
+  const out = await OutputDir.open(req.out, {
+    waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3,
+    onWait: (m) => progress.note(m)
+  });
+  const deadline = new Deadline(req.config.timeBudget);
+  try {
+    let ledger;
+    try {
+      const run2 = await runPipeline({ ...req, out: out.staging }, deadline.watch(progress));
+      ledger = ledgerEnvelope([publish(run2.model, out)], run2.runtime);
+    } catch (e) {
+      if (!(e instanceof TimedOut)) throw e;
+      progress.stop();
+      progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
+      out.discardStaged();
+      out.retire(path20.basename(prunedPath(req.out, req.model)));
+      ledger = timedOutLedger(req, e);
+    }
+    out.commit(publishLast(ledger, out.staging));
+    return ledger;
+  } finally {
+    out.abort();
+  }
+}
+var DEFAULT_LOCK_WAIT_S;
+var init_guardedRun = __esm({
+  "src/pipeline/guardedRun.ts"() {
+    "use strict";
+    init_errors();
+    init_outputDir();
+    init_inputPaths();
+    init_envelope();
+    init_deadline();
+    init_ledger();
+    init_run();
+    DEFAULT_LOCK_WAIT_S = 30 * 60;
   }
 });
 
 // src/pipeline/compare.ts
-import * as path12 from "node:path";
+import * as path21 from "node:path";
 function compareBudgets(budgets) {
-  const all = [...budgets];
+  const all = budgets.filter((b) => b.name !== "target-reduction");
   if (!all.some((b) => b.name === "latency-regression")) {
     all.push({ name: "latency-regression", limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS["latency-regression"].direction, source: "default" });
   }
@@ -48448,9 +51090,9 @@ async function measurePair(req, progress) {
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
-  const base = await measureStep("base", `base model ${path12.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep("head", `head model ${path12.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.start("latency (base and head interleaved)", config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs));
+  const base = await measureStep({ kind: "base" }, `base model ${path21.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep({ kind: "head" }, `head model ${path21.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  progress.stage({ kind: "latency", detail: "base and head interleaved", total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
@@ -48465,22 +51107,19 @@ var DEFAULT_LATENCY_REGRESSION;
 var init_compare = __esm({
   "src/pipeline/compare.ts"() {
     "use strict";
+    init_inputPaths();
     init_rules();
     init_dataset();
     init_errors();
-    init_atomicWrite();
     init_budgets();
-    init_render();
-    init_types();
+    init_envelope();
     init_latency();
-    init_metrics();
-    init_ort();
     init_provider();
     init_runtimeCost();
     init_model();
     init_signature();
     init_prunable();
-    init_version3();
+    init_ledger();
     init_measureStep();
     init_corruptions();
     init_verdicts();
@@ -48495,7 +51134,7 @@ async function compareWithBase(opts, progress) {
   progress.note(`comparing with base: ${opts.baseModel} at ${opts.ref.slice(0, 12)}`);
   const m = await measurePair({ base, head, data: opts.data, shifts: opts.shifts, config: opts.config }, progress);
   const budgets = compareBudgets(opts.budgets).filter((b) => VS_BASE.has(b.name));
-  const judged2 = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, opts.config, [], true);
+  const judged2 = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, opts.config, true);
   return { ref: opts.ref, model: opts.baseModel, steps: opts.baseSteps, pair: [m.base.step, m.head.step], budgets: judged2.budgets, verdict: judged2.verdict };
 }
 var VS_BASE;
@@ -48510,8 +51149,8 @@ var init_compareBase = __esm({
 
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
-import * as fs18 from "node:fs";
-import * as path13 from "node:path";
+import * as fs25 from "node:fs";
+import * as path22 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
 }
@@ -48544,8 +51183,8 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs18.mkdirSync(path13.dirname(dest), { recursive: true });
-  fs18.writeFileSync(dest, content);
+  fs25.mkdirSync(path22.dirname(dest), { recursive: true });
+  fs25.writeFileSync(dest, content);
   return true;
 }
 var SHALLOW_HINT;
@@ -48558,15 +51197,15 @@ var init_gitBase = __esm({
 });
 
 // src/github/checkModels.ts
-import * as fs19 from "node:fs";
-import * as path14 from "node:path";
+import * as fs26 from "node:fs";
+import * as path23 from "node:path";
 function refuseLfsPointer(file, shown) {
   let head = "";
   try {
-    const fd2 = fs19.openSync(file, "r");
+    const fd2 = fs26.openSync(file, "r");
     const buf = Buffer.alloc(40);
-    fs19.readSync(fd2, buf, 0, 40, 0);
-    fs19.closeSync(fd2);
+    fs26.readSync(fd2, buf, 0, 40, 0);
+    fs26.closeSync(fd2);
     head = buf.toString("latin1");
   } catch {
     return;
@@ -48576,8 +51215,8 @@ function refuseLfsPointer(file, shown) {
   }
 }
 function workspacePath(workspace, file) {
-  const rel = path14.relative(workspace, file);
-  return rel.startsWith("..") || path14.isAbsolute(rel) ? file : rel.split(path14.sep).join("/");
+  const rel = path23.relative(workspace, file);
+  return rel.startsWith("..") || path23.isAbsolute(rel) ? file : rel.split(path23.sep).join("/");
 }
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
@@ -48588,84 +51227,88 @@ async function checkModels(jobs, settings, opts) {
     const own2 = settings.budgets.filter((b) => b.name !== "latency-regression");
     const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own2 };
     opts.progress.note(`model ${job.path}`);
-    refuseLfsPointer(path14.join(opts.workspace, job.path), job.path);
-    const head = await runPipeline({ ...request2, model: path14.join(opts.workspace, job.path), out: path14.join(opts.out, "models", slug(job.path)) }, opts.progress);
-    const ledger = head.ledger;
-    const model = ledger.models[0];
+    refuseLfsPointer(path23.join(opts.workspace, job.path), job.path);
+    const head = await guardedLedger({ ...request2, model: path23.join(opts.workspace, job.path), out: path23.join(opts.out, "models", slug(job.path)) }, opts.progress);
+    const model = head.models[0];
+    if (!model) {
+      ledgers.push(ledgerEnvelope([], head.runtime, timedOutRuns(head).map((t) => ({ ...t, model: job.path }))));
+      continue;
+    }
     model.model = job.path;
-    model.pruned = path14.relative(opts.workspace, model.pruned).split(path14.sep).join("/");
+    model.pruned = path23.relative(opts.workspace, model.pruned).split(path23.sep).join("/");
     model.eval.data = workspacePath(opts.workspace, model.eval.data);
+    const timedOut = [];
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
-      const dir = path14.join(opts.temp, "prune-guard-base", slug(job.path));
-      const baseFile = path14.join(dir, path14.basename(basePath));
+      const dir = path23.join(opts.temp, "prune-guard-base", slug(job.path));
+      const baseFile = path23.join(dir, path23.basename(basePath));
+      const at2 = `${basePath} at ${opts.base.ref.slice(0, 12)}`;
       if (showFileAt(opts.base.cwd, opts.base.ref, basePath, baseFile)) {
-        opts.progress.note(`base ${basePath} at ${opts.base.ref.slice(0, 12)}`);
-        const base = await runPipeline({ ...request2, model: baseFile, out: path14.join(dir, "out") }, opts.progress);
-        model.vs_base = await compareWithBase({
-          ref: opts.base.ref,
-          baseModel: basePath,
-          baseSteps: base.ledger.models[0].steps,
-          headSteps: model.steps,
-          data: settings.data,
-          shifts: settings.shifts,
-          config: settings.config,
-          budgets: settings.budgets
-        }, opts.progress);
-        model.vs_base.base_budgets = base.ledger.models[0].budgets;
-        model.verdict = overallVerdict([model.verdict, model.vs_base.verdict]);
+        opts.progress.note(`base ${at2}`);
+        const base = await guardedLedger({ ...request2, model: baseFile, out: path23.join(dir, "out") }, opts.progress);
+        if (base.models[0]) {
+          model.vs_base = await compareWithBase({
+            ref: opts.base.ref,
+            baseModel: basePath,
+            baseSteps: base.models[0].steps,
+            headSteps: model.steps,
+            data: settings.data,
+            shifts: settings.shifts,
+            config: settings.config,
+            budgets: settings.budgets
+          }, opts.progress);
+          model.vs_base.base_budgets = base.models[0].budgets;
+          model.verdict = overallVerdict([model.verdict, model.vs_base.verdict]);
+        } else {
+          timedOut.push(...timedOutRuns(base).map((t) => ({ ...t, model: at2 })));
+        }
       } else {
         opts.progress.note(`${job.path} is new in this pull request: no base to compare with`);
       }
     }
-    ledger.verdict = model.verdict;
-    fs19.rmSync(head.ledgerPath, { force: true });
-    fs19.rmSync(head.markdownPath, { force: true });
-    ledgers.push(ledger);
+    ledgers.push(ledgerEnvelope([model], head.runtime, timedOut));
   }
   return ledgers;
 }
 function mergeLedgers(ledgers) {
   const models = ledgers.flatMap((l) => l.models).sort((a, b) => a.model.localeCompare(b.model));
-  return {
-    schema: LEDGER_SCHEMA,
-    verdict: overallVerdict(models.map((m) => m.verdict)),
-    tool: { name: "prune-guard", version: VERSION7 },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime: ledgers[0]?.runtime ?? { onnxruntime: "not loaded", provider: "cpu", threads: 0, platform: `${process.platform}-${process.arch}` },
-    models
-  };
+  const timedOut = ledgers.flatMap(timedOutRuns).sort((a, b) => a.model.localeCompare(b.model));
+  const runtime = (ledgers.find((l) => l.models.length > 0) ?? ledgers[0])?.runtime ?? { onnxruntime: "not loaded", provider: "cpu", threads: 0, platform: `${process.platform}-${process.arch}` };
+  return ledgerEnvelope(models, runtime, timedOut);
 }
 function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
-    for (const e of fs19.readdirSync(d, { withFileTypes: true })) {
-      const full = path14.join(d, e.name);
+    for (const e of fs26.readdirSync(d, { withFileTypes: true })) {
+      const full = path23.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
   walk(dir);
-  return found.sort().map((f) => JSON.parse(fs19.readFileSync(f, "utf8")));
+  return found.sort().map((f) => JSON.parse(fs26.readFileSync(f, "utf8")));
 }
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
     "use strict";
     init_errors();
     init_budgets2();
-    init_types();
-    init_run();
-    init_version3();
+    init_envelope();
+    init_guardedRun();
     init_compareBase();
     init_gitBase();
   }
 });
 
 // src/github/report.ts
+function oneModel(ledger, model) {
+  const { timed_out: _t, more_timed_out: _m, ...rest } = ledger;
+  return { ...rest, models: [model], verdict: model.verdict };
+}
 function renderReport(ledger, opts) {
   const sections = [MARKER, `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]} \xB7 ${opts.title}`];
   if (opts.notes?.length) sections.push(opts.notes.map((n) => `> ${n}`).join("\n>\n"));
-  if (ledger.models.length === 0) {
+  if (ledger.models.length === 0 && timedOutRuns(ledger).length === 0) {
     sections.push("_No model to check._");
   } else {
     const { review, folds } = renderBody(ledger, "action");
@@ -48680,6 +51323,7 @@ var init_report = __esm({
   "src/github/report.ts"() {
     "use strict";
     init_budgetText();
+    init_envelope();
     init_render();
     MARKER = "<!-- prune-guard -->";
   }
@@ -48706,7 +51350,7 @@ var init_comment = __esm({
 });
 
 // src/github/fit.ts
-function join12(sections) {
+function join18(sections) {
   return sections.map((s) => typeof s === "string" ? s : details(s)).join("\n\n") + "\n";
 }
 function hardCut(text2, max2) {
@@ -48722,7 +51366,7 @@ function hardCut(text2, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text2 = join12(parts);
+  let text2 = join18(parts);
   while (text2.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
@@ -48730,7 +51374,7 @@ function fitComment(sections, limit = COMMENT_LIMIT) {
     });
     if (largest < 0) return hardCut(text2, limit);
     parts[largest] = omitted(parts[largest]);
-    text2 = join12(parts);
+    text2 = join18(parts);
   }
   return text2;
 }
@@ -48824,17 +51468,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path20) {
-      const ctrl = callVisitor(key, node, visitor, path20);
+    function visit_(key, node, visitor, path29) {
+      const ctrl = callVisitor(key, node, visitor, path29);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path20, ctrl);
-        return visit_(key, ctrl, visitor, path20);
+        replaceNode(key, path29, ctrl);
+        return visit_(key, ctrl, visitor, path29);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path20 = Object.freeze(path20.concat(node));
+          path29 = Object.freeze(path29.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path20);
+            const ci = visit_(i2, node.items[i2], visitor, path29);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -48845,13 +51489,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path20 = Object.freeze(path20.concat(node));
-          const ck = visit_("key", node.key, visitor, path20);
+          path29 = Object.freeze(path29.concat(node));
+          const ck = visit_("key", node.key, visitor, path29);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path20);
+          const cv = visit_("value", node.value, visitor, path29);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -48872,17 +51516,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path20) {
-      const ctrl = await callVisitor(key, node, visitor, path20);
+    async function visitAsync_(key, node, visitor, path29) {
+      const ctrl = await callVisitor(key, node, visitor, path29);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path20, ctrl);
-        return visitAsync_(key, ctrl, visitor, path20);
+        replaceNode(key, path29, ctrl);
+        return visitAsync_(key, ctrl, visitor, path29);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path20 = Object.freeze(path20.concat(node));
+          path29 = Object.freeze(path29.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path20);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path29);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -48893,13 +51537,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path20 = Object.freeze(path20.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path20);
+          path29 = Object.freeze(path29.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path29);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path20);
+          const cv = await visitAsync_("value", node.value, visitor, path29);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -48926,23 +51570,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path20) {
+    function callVisitor(key, node, visitor, path29) {
       if (typeof visitor === "function")
-        return visitor(key, node, path20);
+        return visitor(key, node, path29);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path20);
+        return visitor.Map?.(key, node, path29);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path20);
+        return visitor.Seq?.(key, node, path29);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path20);
+        return visitor.Pair?.(key, node, path29);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path20);
+        return visitor.Scalar?.(key, node, path29);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path20);
+        return visitor.Alias?.(key, node, path29);
       return void 0;
     }
-    function replaceNode(key, path20, node) {
-      const parent = path20[path20.length - 1];
+    function replaceNode(key, path29, node) {
+      const parent = path29[path29.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -49554,10 +52198,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path20, value) {
+    function collectionFromPath(schema, path29, value) {
       let v = value;
-      for (let i2 = path20.length - 1; i2 >= 0; --i2) {
-        const k = path20[i2];
+      for (let i2 = path29.length - 1; i2 >= 0; --i2) {
+        const k = path29[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -49576,7 +52220,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path20) => path20 == null || typeof path20 === "object" && !!path20[Symbol.iterator]().next().done;
+    var isEmptyPath = (path29) => path29 == null || typeof path29 === "object" && !!path29[Symbol.iterator]().next().done;
     var Collection2 = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -49606,11 +52250,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path20, value) {
-        if (isEmptyPath(path20))
+      addIn(path29, value) {
+        if (isEmptyPath(path29))
           this.add(value);
         else {
-          const [key, ...rest] = path20;
+          const [key, ...rest] = path29;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -49624,8 +52268,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path20) {
-        const [key, ...rest] = path20;
+      deleteIn(path29) {
+        const [key, ...rest] = path29;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -49639,8 +52283,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path20, keepScalar) {
-        const [key, ...rest] = path20;
+      getIn(path29, keepScalar) {
+        const [key, ...rest] = path29;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -49658,8 +52302,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path20) {
-        const [key, ...rest] = path20;
+      hasIn(path29) {
+        const [key, ...rest] = path29;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -49669,8 +52313,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path20, value) {
-        const [key, ...rest] = path20;
+      setIn(path29, value) {
+        const [key, ...rest] = path29;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -52185,9 +54829,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path20, value) {
+      addIn(path29, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path20, value);
+          this.contents.addIn(path29, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -52262,14 +54906,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path20) {
-        if (Collection2.isEmptyPath(path20)) {
+      deleteIn(path29) {
+        if (Collection2.isEmptyPath(path29)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path20) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path29) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -52284,10 +54928,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path20, keepScalar) {
-        if (Collection2.isEmptyPath(path20))
+      getIn(path29, keepScalar) {
+        if (Collection2.isEmptyPath(path29))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path20, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path29, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -52298,10 +54942,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path20) {
-        if (Collection2.isEmptyPath(path20))
+      hasIn(path29) {
+        if (Collection2.isEmptyPath(path29))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path20) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path29) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -52318,13 +54962,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path20, value) {
-        if (Collection2.isEmptyPath(path20)) {
+      setIn(path29, value) {
+        if (Collection2.isEmptyPath(path29)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path20), value);
+          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path29), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path20, value);
+          this.contents.setIn(path29, value);
         }
       }
       /**
@@ -52710,10 +55354,10 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start, key, sep: sep5, value } = collItem;
+        const { start, key, sep: sep6, value } = collItem;
         const keyProps = resolveProps.resolveProps(start, {
           indicator: "explicit-key-ind",
-          next: key ?? sep5?.[0],
+          next: key ?? sep6?.[0],
           offset,
           onError,
           parentIndent: bm.indent,
@@ -52727,7 +55371,7 @@ var require_resolve_block_map = __commonJS({
             else if ("indent" in key && key.indent !== bm.indent)
               onError(offset, "BAD_INDENT", startColMsg);
           }
-          if (!keyProps.anchor && !keyProps.tag && !sep5) {
+          if (!keyProps.anchor && !keyProps.tag && !sep6) {
             commentEnd = keyProps.end;
             if (keyProps.comment) {
               if (map.comment)
@@ -52751,7 +55395,7 @@ var require_resolve_block_map = __commonJS({
         ctx.atKey = false;
         if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
           onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
-        const valueProps = resolveProps.resolveProps(sep5 ?? [], {
+        const valueProps = resolveProps.resolveProps(sep6 ?? [], {
           indicator: "map-value-ind",
           next: value,
           offset: keyNode.range[2],
@@ -52767,7 +55411,7 @@ var require_resolve_block_map = __commonJS({
             if (ctx.options.strict && keyProps.start < valueProps.found.offset - 1024)
               onError(keyNode.range, "KEY_OVER_1024_CHARS", "The : indicator must be at most 1024 chars after the start of an implicit block mapping key");
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep5, null, valueProps, onError);
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep6, null, valueProps, onError);
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
@@ -52858,7 +55502,7 @@ var require_resolve_end = __commonJS({
       let comment = "";
       if (end) {
         let hasSpace = false;
-        let sep5 = "";
+        let sep6 = "";
         for (const token of end) {
           const { source, type } = token;
           switch (type) {
@@ -52872,13 +55516,13 @@ var require_resolve_end = __commonJS({
               if (!comment)
                 comment = cb;
               else
-                comment += sep5 + cb;
-              sep5 = "";
+                comment += sep6 + cb;
+              sep6 = "";
               break;
             }
             case "newline":
               if (comment)
-                sep5 += source;
+                sep6 += source;
               hasSpace = true;
               break;
             default:
@@ -52921,18 +55565,18 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i2 = 0; i2 < fc.items.length; ++i2) {
         const collItem = fc.items[i2];
-        const { start, key, sep: sep5, value } = collItem;
+        const { start, key, sep: sep6, value } = collItem;
         const props = resolveProps.resolveProps(start, {
           flow: fcName,
           indicator: "explicit-key-ind",
-          next: key ?? sep5?.[0],
+          next: key ?? sep6?.[0],
           offset,
           onError,
           parentIndent: fc.indent,
           startOnNewline: false
         });
         if (!props.found) {
-          if (!props.anchor && !props.tag && !sep5 && !value) {
+          if (!props.anchor && !props.tag && !sep6 && !value) {
             if (i2 === 0 && props.comma)
               onError(props.comma, "UNEXPECTED_TOKEN", `Unexpected , in ${fcName}`);
             else if (i2 < fc.items.length - 1)
@@ -52986,8 +55630,8 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap2 && !sep5 && !props.found) {
-          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep5, null, props, onError);
+        if (!isMap2 && !sep6 && !props.found) {
+          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep6, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
           if (isBlock(value))
@@ -52999,7 +55643,7 @@ var require_resolve_flow_collection = __commonJS({
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
-          const valueProps = resolveProps.resolveProps(sep5 ?? [], {
+          const valueProps = resolveProps.resolveProps(sep6 ?? [], {
             flow: fcName,
             indicator: "map-value-ind",
             next: value,
@@ -53010,8 +55654,8 @@ var require_resolve_flow_collection = __commonJS({
           });
           if (valueProps.found) {
             if (!isMap2 && !props.found && ctx.options.strict) {
-              if (sep5)
-                for (const st of sep5) {
+              if (sep6)
+                for (const st of sep6) {
                   if (st === valueProps.found)
                     break;
                   if (st.type === "newline") {
@@ -53028,7 +55672,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               onError(valueProps.start, "MISSING_CHAR", `Missing , or : between ${fcName} items`);
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep5, null, valueProps, onError) : null;
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep6, null, valueProps, onError) : null;
           if (valueNode) {
             if (isBlock(value))
               onError(valueNode.range, "BLOCK_IN_FLOW", blockMsg);
@@ -53208,7 +55852,7 @@ var require_resolve_block_scalar = __commonJS({
           chompStart = i2 + 1;
       }
       let value = "";
-      let sep5 = "";
+      let sep6 = "";
       let prevMoreIndented = false;
       for (let i2 = 0; i2 < contentStart; ++i2)
         value += lines2[i2][0].slice(trimIndent) + "\n";
@@ -53225,24 +55869,24 @@ var require_resolve_block_scalar = __commonJS({
           indent = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
-          value += sep5 + indent.slice(trimIndent) + content;
-          sep5 = "\n";
+          value += sep6 + indent.slice(trimIndent) + content;
+          sep6 = "\n";
         } else if (indent.length > trimIndent || content[0] === "	") {
-          if (sep5 === " ")
-            sep5 = "\n";
-          else if (!prevMoreIndented && sep5 === "\n")
-            sep5 = "\n\n";
-          value += sep5 + indent.slice(trimIndent) + content;
-          sep5 = "\n";
+          if (sep6 === " ")
+            sep6 = "\n";
+          else if (!prevMoreIndented && sep6 === "\n")
+            sep6 = "\n\n";
+          value += sep6 + indent.slice(trimIndent) + content;
+          sep6 = "\n";
           prevMoreIndented = true;
         } else if (content === "") {
-          if (sep5 === "\n")
+          if (sep6 === "\n")
             value += "\n";
           else
-            sep5 = "\n";
+            sep6 = "\n";
         } else {
-          value += sep5 + content;
-          sep5 = " ";
+          value += sep6 + content;
+          sep6 = " ";
           prevMoreIndented = false;
         }
       }
@@ -53425,25 +56069,25 @@ var require_resolve_flow_scalar = __commonJS({
         trimBoth = /^[ \t]+|[ \t]+$/g;
       }
       let res = match[1].replace(trimEnd, "");
-      let sep5 = " ";
+      let sep6 = " ";
       let pos = line.lastIndex;
       while (match = line.exec(source)) {
         const lm = match[1].replace(trimBoth, "");
         if (lm === "") {
-          if (sep5 === "\n")
-            res += sep5;
+          if (sep6 === "\n")
+            res += sep6;
           else
-            sep5 = "\n";
+            sep6 = "\n";
         } else {
-          res += sep5 + lm;
-          sep5 = " ";
+          res += sep6 + lm;
+          sep6 = " ";
         }
         pos = line.lastIndex;
       }
       const last = /[ \t]*(.*)/sy;
       last.lastIndex = pos;
       match = last.exec(source);
-      return res + sep5 + (match?.[1] ?? "");
+      return res + sep6 + (match?.[1] ?? "");
     }
     function doubleQuotedValue(source, onError) {
       let res = "";
@@ -54253,14 +56897,14 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start, key, sep: sep5, value }) {
+    function stringifyItem({ start, key, sep: sep6, value }) {
       let res = "";
       for (const st of start)
         res += st.source;
       if (key)
         res += stringifyToken(key);
-      if (sep5)
-        for (const st of sep5)
+      if (sep6)
+        for (const st of sep6)
           res += st.source;
       if (value)
         res += stringifyToken(value);
@@ -54285,9 +56929,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path20) => {
+    visit.itemAtPath = (cst, path29) => {
       let item = cst;
-      for (const [field, index] of path20) {
+      for (const [field, index] of path29) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -54296,23 +56940,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path20) => {
-      const parent = visit.itemAtPath(cst, path20.slice(0, -1));
-      const field = path20[path20.length - 1][0];
+    visit.parentCollection = (cst, path29) => {
+      const parent = visit.itemAtPath(cst, path29.slice(0, -1));
+      const field = path29[path29.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path20, item, visitor) {
-      let ctrl = visitor(item, path20);
+    function _visit(path29, item, visitor) {
+      let ctrl = visitor(item, path29);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path20.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path29.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -54323,10 +56967,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path20);
+            ctrl = ctrl(item, path29);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path20) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path29) : ctrl;
     }
     exports.visit = visit;
   }
@@ -55427,18 +58071,18 @@ var require_parser = __commonJS({
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start = getFirstKeyStartProps(prev);
-          let sep5;
+          let sep6;
           if (scalar.end) {
-            sep5 = scalar.end;
-            sep5.push(this.sourceToken);
+            sep6 = scalar.end;
+            sep6.push(this.sourceToken);
             delete scalar.end;
           } else
-            sep5 = [this.sourceToken];
+            sep6 = [this.sourceToken];
           const map = {
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start, key: scalar, sep: sep5 }]
+            items: [{ start, key: scalar, sep: sep6 }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
@@ -55591,15 +58235,15 @@ var require_parser = __commonJS({
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
                   const start2 = getFirstKeyStartProps(it.start);
                   const key = it.key;
-                  const sep5 = it.sep;
-                  sep5.push(this.sourceToken);
+                  const sep6 = it.sep;
+                  sep6.push(this.sourceToken);
                   delete it.key;
                   delete it.sep;
                   this.stack.push({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start2, key, sep: sep5 }]
+                    items: [{ start: start2, key, sep: sep6 }]
                   });
                 } else if (start.length > 0) {
                   it.sep = it.sep.concat(start, this.sourceToken);
@@ -55628,14 +58272,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs25 = this.flowScalar(this.type);
+              const fs32 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs25, sep: [] });
+                map.items.push({ start, key: fs32, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs25);
+                this.stack.push(fs32);
               } else {
-                Object.assign(it, { key: fs25, sep: [] });
+                Object.assign(it, { key: fs32, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -55763,13 +58407,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs25 = this.flowScalar(this.type);
+              const fs32 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs25, sep: [] });
+                fc.items.push({ start: [], key: fs32, sep: [] });
               else if (it.sep)
-                this.stack.push(fs25);
+                this.stack.push(fs32);
               else
-                Object.assign(it, { key: fs25, sep: [] });
+                Object.assign(it, { key: fs32, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -55793,13 +58437,13 @@ var require_parser = __commonJS({
             const prev = getPrevProps(parent);
             const start = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
-            const sep5 = fc.end.splice(1, fc.end.length);
-            sep5.push(this.sourceToken);
+            const sep6 = fc.end.splice(1, fc.end.length);
+            sep6.push(this.sourceToken);
             const map = {
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start, key: fc, sep: sep5 }]
+              items: [{ start, key: fc, sep: sep6 }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map;
@@ -56078,10 +58722,10 @@ var require_dist2 = __commonJS({
 });
 
 // src/config/yamlPosition.ts
-function lineOf(doc, lines2, path20) {
+function lineOf(doc, lines2, path29) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path20) {
+  for (const segment of path29) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -56107,25 +58751,25 @@ var init_yamlPosition = __esm({
 });
 
 // src/github/annotations.ts
-import * as fs20 from "node:fs";
-import * as path15 from "node:path";
+import * as fs27 from "node:fs";
+import * as path24 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
-  const doc = (0, import_yaml2.parseDocument)(fs20.readFileSync(file, "utf8"), { lineCounter: lines2 });
+  const doc = (0, import_yaml2.parseDocument)(fs27.readFileSync(file, "utf8"), { lineCounter: lines2 });
   return lineOf(doc, lines2, ["budgets", name]);
 }
 function workflowLine(file, name) {
-  const index = fs20.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
+  const index = fs27.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
   return index < 0 ? void 0 : index + 1;
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs20.existsSync(path15.join(src.workspace, src.workflowFile))) {
-      const line = workflowLine(path15.join(src.workspace, src.workflowFile), b.name);
+    if (b.source === "flag" && src.workflowFile && fs27.existsSync(path24.join(src.workspace, src.workflowFile))) {
+      const line = workflowLine(path24.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs20.existsSync(path15.join(src.workspace, src.configFile))) {
-      return { path: src.configFile, line: configLine(path15.join(src.workspace, src.configFile), b.name) };
+    if (src.configFile && fs27.existsSync(path24.join(src.workspace, src.configFile))) {
+      return { path: src.configFile, line: configLine(path24.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
   }
@@ -56135,13 +58779,13 @@ function budgetAnnotations(model, src) {
   const out = [];
   for (const j of notPassed([model])) {
     const b = j.budget;
-    const at = locate(b, src);
-    if (!at) continue;
+    const at2 = locate(b, src);
+    if (!at2) continue;
     const why = b.actual === null ? "" : whyText(b, { closeCall: false });
     out.push({
-      path: at.path,
-      start_line: at.line,
-      end_line: at.line,
+      path: at2.path,
+      start_line: at2.line,
+      end_line: at2.line,
       annotation_level: b.verdict === "fail" ? "failure" : "warning",
       title: `${model.model}: ${budgetPhrase(b, j.compared)}`,
       message: plain(`${budgetLine(j, { icon: false })}.${why ? ` Why: ${why}.` : ""} ${whatToDo([j], "action")}`)
@@ -56187,8 +58831,8 @@ function conclusion(verdict, failOn) {
 function statusDescription(title) {
   if (title.length <= STATUS_LIMIT) return title;
   const cut = title.slice(0, STATUS_LIMIT - 1);
-  const at = Math.max(cut.lastIndexOf("; "), cut.lastIndexOf(", "));
-  return `${at > 0 ? cut.slice(0, at) : cut}\u2026`;
+  const at2 = Math.max(cut.lastIndexOf("; "), cut.lastIndexOf(", "));
+  return `${at2 > 0 ? cut.slice(0, at2) : cut}\u2026`;
 }
 async function publishGate(octokit, ctx, ledger, opts) {
   const { owner, repo } = ctx.repo;
@@ -56257,23 +58901,23 @@ var init_gate = __esm({
 });
 
 // src/github/models.ts
-import * as fs21 from "node:fs";
-import * as path16 from "node:path";
+import * as fs28 from "node:fs";
+import * as path25 from "node:path";
 function modelMatcher(globs) {
   const isMatch = (0, import_picomatch4.default)([...globs], { dot: false });
   return (file) => file.toLowerCase().endsWith(".onnx") && isMatch(file);
 }
 function findModels(root, globs, skip = []) {
   const match = modelMatcher(globs);
-  const skipped = new Set(skip.map((s) => path16.resolve(root, s)));
+  const skipped = new Set(skip.map((s) => path25.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
-    for (const entry3 of fs21.readdirSync(dir, { withFileTypes: true })) {
-      const full = path16.join(dir, entry3.name);
+    for (const entry3 of fs28.readdirSync(dir, { withFileTypes: true })) {
+      const full = path25.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
       } else if (entry3.isFile()) {
-        const rel = path16.relative(root, full).split(path16.sep).join("/");
+        const rel = path25.relative(root, full).split(path25.sep).join("/");
         if (match(rel)) found.push(rel);
       }
     }
@@ -56368,7 +59012,7 @@ function renderTrend(history) {
             m.verdict,
             percent(m.sparsity),
             m.accuracy == null ? "\u2014" : percent(m.accuracy, 2),
-            m.p50_ms == null ? "\u2014" : ms2(m.p50_ms),
+            m.p50_ms == null ? "\u2014" : ms(m.p50_ms),
             bytes(m.size_bytes),
             m.failed.join(", ") || "\u2014"
           ])
@@ -56403,13 +59047,13 @@ var init_history = __esm({
 });
 
 // src/github/nightly.ts
-import * as fs22 from "node:fs";
-import * as path17 from "node:path";
+import * as fs29 from "node:fs";
+import * as path26 from "node:path";
 function fileStore(file) {
   return {
-    read: async () => fs22.existsSync(file) ? parseHistory(fs22.readFileSync(file, "utf8"), file) : emptyHistory(),
+    read: async () => fs29.existsSync(file) ? parseHistory(fs29.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs22.mkdirSync(path17.dirname(file), { recursive: true });
+      fs29.mkdirSync(path26.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -56452,7 +59096,7 @@ function issueBody(ledger, links) {
   const failing = ledger.models.filter((m) => m.verdict === "fail");
   const lines2 = failing.map((m) => {
     const budgets = m.budgets.filter((b) => b.verdict === "fail").map((b) => `\`${b.name}\` (${b.detail})`);
-    return `- \`${m.model}\`: ${budgets.join(", ") || "failed"}`;
+    return `- ${markdownCode(m.model)}: ${budgets.join(", ") || "failed"}`;
   });
   return [NIGHTLY_MARKER, `The nightly prune-guard run failed a budget (${ledger.created_at}, [run](${links.run})):`, ...lines2, "", "This issue is updated by every failing nightly run."].join("\n");
 }
@@ -56470,7 +59114,7 @@ async function reportFailure(octokit, ctx, ledger, label, links) {
 }
 async function runNightly(octokit, ctx, ledger, opts) {
   const { inputs, io } = opts;
-  const local = path17.resolve(opts.workspace, inputs.historyFile);
+  const local = path26.resolve(opts.workspace, inputs.historyFile);
   const store = inputs.historyBranch ? branchStore(octokit, ctx, inputs.historyBranch, inputs.historyFile) : fileStore(local);
   let history = emptyHistory();
   try {
@@ -56497,6 +59141,7 @@ var NIGHTLY_MARKER;
 var init_nightly = __esm({
   "src/github/nightly.ts"() {
     "use strict";
+    init_escape();
     init_errors();
     init_atomicWrite();
     init_history();
@@ -56528,16 +59173,8 @@ var init_prFiles = __esm({
 });
 
 // src/config/loadConfig.ts
-import { readFileSync as readFileSync13 } from "node:fs";
-function loadConfig(path20, shownAs = path20) {
-  let text2;
-  try {
-    text2 = readFileSync13(path20, "utf8");
-  } catch (e) {
-    const code = e.code;
-    if (code === "ENOENT") throw new UserError(`${shownAs}: config file not found; check the path or create it`);
-    throw new UserError(`${shownAs}: cannot read config file: ${describe(e)}`);
-  }
+function loadConfig(path29, shownAs = path29) {
+  const text2 = readInputFile(path29, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
   return parseConfig(text2, shownAs);
 }
 function parseConfig(text2, where) {
@@ -56563,41 +59200,43 @@ function parseConfig(text2, where) {
   }
   const config2 = fromFile(CONFIG_FILE.parse(raw));
   for (const [name, limit] of Object.entries(config2.budgets)) {
-    const path20 = ["budgets", name];
-    const node = doc.getIn(path20, true);
+    const path29 = ["budgets", name];
+    const node = doc.getIn(path29, true);
     if ((0, import_yaml3.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-    limit.set_at = `${where}:${lineOf(doc, lines2, path20)}`;
+    limit.set_at = `${where}:${lineOf(doc, lines2, path29)}`;
   }
   return config2;
 }
-var import_yaml3;
+var import_yaml3, MAX_CONFIG_BYTES;
 var init_loadConfig = __esm({
   "src/config/loadConfig.ts"() {
     "use strict";
+    init_inputFile();
     import_yaml3 = __toESM(require_dist2(), 1);
     init_errors();
     init_schema();
     init_validate();
     init_yamlPosition();
     init_schema();
+    MAX_CONFIG_BYTES = 4 * 2 ** 20;
   }
 });
 
 // src/github/settings.ts
-import * as fs23 from "node:fs";
-import * as path18 from "node:path";
+import * as fs30 from "node:fs";
+import * as path27 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs23.existsSync(path18.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
-  const base = configFile ? loadConfig(path18.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
+  const configFile = inputs.config ?? (fs30.existsSync(path27.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const base = configFile ? loadConfig(path27.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
   const config2 = applyGiven(base, inputs.settings, "action inputs");
   if (!inputs.data) throw new UserError(`input data: the labelled evaluation set (.npz) is required in mode ${inputs.mode}; set data: path/to/test.npz`);
   return {
     configFile,
     config: config2,
     budgets: resolveBudgets(config2.budgets, inputs.budgets),
-    data: path18.resolve(workspace, inputs.data),
-    calib: inputs.calibData ? path18.resolve(workspace, inputs.calibData) : void 0,
-    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path18.resolve(workspace, s.path) }))
+    data: path27.resolve(workspace, inputs.data),
+    calib: inputs.calibData ? path27.resolve(workspace, inputs.calibData) : void 0,
+    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path27.resolve(workspace, s.path) }))
   };
 }
 var DEFAULT_CONFIG_FILE;
@@ -56614,12 +59253,12 @@ var init_settings = __esm({
 });
 
 // src/github/run.ts
-import * as fs24 from "node:fs";
-import * as path19 from "node:path";
+import * as fs31 from "node:fs";
+import * as path28 from "node:path";
 function progressFor(io) {
-  return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {
+  return { stage: (e) => io.info(`prune-guard: ${stageLine(e)}`), note: (m) => io.info(`prune-guard: ${m}`), update() {
   }, stop() {
-  } };
+  }, output: (text2) => process.stderr.write(text2) };
 }
 function pullRequestOf(ctx, inputs) {
   if (inputs.pullRequest !== void 0) {
@@ -56644,16 +59283,16 @@ async function selectModels(inputs, octokit, ctx, env) {
   return { jobs, notes: [], title: `${jobs.length} model${jobs.length === 1 ? "" : "s"}${inputs.mode === "nightly" ? " (nightly)" : ""}` };
 }
 async function run(inputs, octokit, ctx, env, io) {
-  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path19.resolve(env.workspace, inputs.onnxruntimePath);
-  const out = path19.resolve(env.workspace, inputs.out);
+  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path28.resolve(env.workspace, inputs.onnxruntimePath);
+  const out = path28.resolve(env.workspace, inputs.out);
   const progress = progressFor(io);
   let ledger;
   let title;
   let notes = [];
   let settings;
   if (inputs.mode === "aggregate") {
-    const dir = path19.resolve(env.workspace, inputs.ledgers);
-    if (!fs24.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
+    const dir = path28.resolve(env.workspace, inputs.ledgers);
+    if (!fs31.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
     ledger = mergeLedgers(shards);
@@ -56674,10 +59313,10 @@ async function run(inputs, octokit, ctx, env, io) {
   };
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
-  const ledgerPath = path19.join(out, "ledger.json");
-  fs24.mkdirSync(out, { recursive: true });
+  const ledgerPath = path28.join(out, "ledger.json");
+  fs31.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + "\n");
-  writeFileAtomic(path19.join(out, "ledger.md"), summaryMarkdown);
+  writeFileAtomic(path28.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));
@@ -56686,7 +59325,7 @@ async function run(inputs, octokit, ctx, env, io) {
   const writes = !!inputs.githubToken;
   const comments = inputs.comment === "always" || inputs.comment === "auto" && !inputs.shard;
   if (pr && comments && writes) {
-    const create2 = inputs.comment === "always" || ledger.models.length > 0;
+    const create2 = inputs.comment === "always" || ledger.models.length > 0 || timedOutRuns(ledger).length > 0;
     try {
       const posted = await upsertStickyComment(octokit, ctx, pr.number, fitComment(sections, COMMENT_LIMIT), { create: create2 });
       if (posted) {
@@ -56700,7 +59339,7 @@ async function run(inputs, octokit, ctx, env, io) {
   }
   io.setOutput("comment-url", result.commentUrl ?? "");
   if (ledger.models.length > 0 && writes) {
-    const single = (m) => fitComment(renderReport({ ...ledger, verdict: m.verdict, models: [m] }, { title: m.model, links }), 65535);
+    const single = (m) => fitComment(renderReport(oneModel(ledger, m), { title: m.model, links }), 65535);
     const gate = await publishGate(octokit, ctx, ledger, {
       sha: pr?.head ?? ctx.sha,
       failOn: inputs.failOn,
@@ -56730,6 +59369,8 @@ var init_run2 = __esm({
     "use strict";
     init_errors();
     init_atomicWrite();
+    init_envelope();
+    init_progress();
     init_checkModels();
     init_comment();
     init_fit();
@@ -56751,7 +59392,7 @@ var entry_exports = {};
 __export(entry_exports, {
   entry: () => entry
 });
-import * as os9 from "node:os";
+import * as os13 from "node:os";
 function workflowFile(ref) {
   const m = ref ? /^[^/]+\/[^/]+\/(.+?)@/.exec(ref) : null;
   return m?.[1];
@@ -56770,7 +59411,7 @@ async function entry() {
     };
     await run(inputs, octokit, ctx, {
       workspace: process.env.GITHUB_WORKSPACE || process.cwd(),
-      temp: process.env.RUNNER_TEMP || os9.tmpdir(),
+      temp: process.env.RUNNER_TEMP || os13.tmpdir(),
       workflowFile: workflowFile(process.env.GITHUB_WORKFLOW_REF)
     }, {
       info: (m) => info(m),

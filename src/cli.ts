@@ -9,9 +9,9 @@ import { describe, isUserError } from './errors.js';
 import { resolveBudgets, type ResolvedBudget } from './ledger/budgets.js';
 import { comparePipeline } from './pipeline/compare.js';
 import { renderSelftest, selftest } from './pipeline/selftest.js';
-import { installSignalCleanup } from './io/cleanup.js';
 import { runGuarded } from './pipeline/guardedRun.js';
-import { stderrProgress } from './io/progress.js';
+import { lineProgress, type Progress } from './io/progress.js';
+import { stderrProgress } from './io/stderrProgress.js';
 import { VERSION } from './version.js';
 
 /** Exit codes are part of the CLI contract. */
@@ -95,13 +95,32 @@ export function resolveConfig(flags: InputFlags, command: CommandName): { config
 
 const shiftSets = (flags: InputFlags) => parseShiftSets(flags.shift ?? [], (entry) => `--shift '${entry}'`);
 
+/** Where one invocation writes: the report, error lines and the stage log. */
+export interface CliIO {
+  /** the ledger or report, --help and --version */
+  stdout: (text: string) => void;
+  /** one line per user error */
+  stderr: (text: string) => void;
+  /** long stages and a recovery command's own output */
+  progress: Progress;
+}
+
+interface ProgramIO {
+  out: (s: string) => void;
+  err?: (s: string) => void;
+  progress?: Progress;
+  exit: (code: number) => void;
+}
+
 /** The CLI; exported so tests can read the options generated for each command. */
-export function buildProgram(io: { out: (s: string) => void; exit: (code: number) => void }): Command {
+export function buildProgram(io: ProgramIO): Command {
+  const err = io.err ?? ((s: string) => void process.stderr.write(s));
+  const progress = (): Progress => io.progress ?? stderrProgress();
   const program = new Command('prune-guard')
     .description('Prune ONNX models and gate them on a budget ledger measured on the saved files')
     .version(VERSION)
     .exitOverride()
-    .configureOutput({ writeOut: io.out, writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeOut: io.out, writeErr: err });
   const print = (flags: InputFlags, text: string) => {
     if (!flags.quiet) io.out(text.endsWith('\n') ? text : text + '\n');
   };
@@ -118,7 +137,7 @@ export function buildProgram(io: { out: (s: string) => void; exit: (code: number
     .option('--quiet', 'do not print the ledger')
     .action(async (flags: InputFlags & { model: string; data: string; out: string; calib?: string }) => {
       const { config, budgets } = resolveConfig(flags, 'run');
-      const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, config, budgets }, stderrProgress());
+      const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, configFile: flags.config, config, budgets }, progress());
       print(flags, result.markdown);
       io.exit(result.ledger.verdict === 'fail' ? EXIT.fail : EXIT.pass);
     });
@@ -135,7 +154,7 @@ export function buildProgram(io: { out: (s: string) => void; exit: (code: number
     .option('--quiet', 'do not print the report')
     .action(async (flags: InputFlags & { base: string; head: string; data: string; out: string }) => {
       const { config, budgets } = resolveConfig(flags, 'compare');
-      const result = await comparePipeline({ base: flags.base, head: flags.head, data: flags.data, shifts: shiftSets(flags), out: flags.out, config, budgets }, stderrProgress());
+      const result = await comparePipeline({ base: flags.base, head: flags.head, data: flags.data, shifts: shiftSets(flags), out: flags.out, config, budgets }, progress());
       print(flags, result.markdown);
       io.exit(result.ledger.verdict === 'fail' ? EXIT.fail : EXIT.pass);
     });
@@ -151,7 +170,7 @@ export function buildProgram(io: { out: (s: string) => void; exit: (code: number
     .option('--quiet', 'do not print the report')
     .action(async (flags: InputFlags & { model?: string; data?: string; repetitions: number; out?: string }) => {
       const { config, budgets } = resolveConfig(flags, 'selftest');
-      const report = await selftest({ model: flags.model, data: flags.data, repetitions: flags.repetitions, config, budgets, out: flags.out }, stderrProgress());
+      const report = await selftest({ model: flags.model, data: flags.data, repetitions: flags.repetitions, config, budgets, out: flags.out }, progress());
       print(flags, renderSelftest(report));
       io.exit(EXIT.pass);
     });
@@ -161,13 +180,16 @@ export function buildProgram(io: { out: (s: string) => void; exit: (code: number
 }
 
 /**
- * Parse argv and run; returns the exit code instead of exiting so tests can call it in process.
- * User errors print one line; anything else is a bug and keeps its stack trace.
+ * Parse argv and run; returns the exit code instead of exiting, and writes only through `io` (the
+ * process's streams by default), so it can run many times in one process. Signal handling belongs to
+ * the bin. User errors print one line; anything else is a bug and keeps its stack trace.
  */
-export async function main(argv: readonly string[], out: (s: string) => void = (s) => process.stdout.write(s)): Promise<number> {
+export async function main(argv: readonly string[], io: Partial<CliIO> = {}): Promise<number> {
+  const out = io.stdout ?? ((s: string) => void process.stdout.write(s));
+  const err = io.stderr ?? ((s: string) => void process.stderr.write(s));
+  const progress = io.progress ?? (io.stderr ? lineProgress(io.stderr) : stderrProgress());
   let code: number = EXIT.pass;
-  const program = buildProgram({ out, exit: (c) => (code = c) });
-  installSignalCleanup();
+  const program = buildProgram({ out, err, progress, exit: (c) => (code = c) });
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
     return code;
@@ -177,10 +199,10 @@ export async function main(argv: readonly string[], out: (s: string) => void = (
       return e.exitCode === 0 ? EXIT.pass : EXIT.usage;
     }
     if (isUserError(e)) {
-      process.stderr.write(`prune-guard: error: ${e.message}\n`);
+      err(`prune-guard: error: ${e.message}\n`);
       return EXIT.usage;
     }
-    process.stderr.write(`prune-guard: internal error (please report it): ${e instanceof Error ? e.stack : describe(e)}\n`);
+    err(`prune-guard: internal error (please report it): ${e instanceof Error ? e.stack : describe(e)}\n`);
     return EXIT.internal;
   }
 }

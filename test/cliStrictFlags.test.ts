@@ -14,7 +14,7 @@ beforeEach(() => {
 afterEach(() => vi.restoreAllMocks());
 
 const out = path.join(tempDir(), 'never');
-const run = (...args: string[]) => main(['run', '--model', fixture('mlp.onnx'), '--data', fixture('fmnist-test.npz'), '--out', out, '--quiet', ...args], () => undefined);
+const run = (...args: string[]) => main(['run', '--model', fixture('mlp.onnx'), '--data', fixture('fmnist-test.npz'), '--out', out, '--quiet', ...args], { stdout: () => undefined });
 
 /** exit 2, one line naming the flag, nothing written */
 async function refused(args: string[], pattern: RegExp): Promise<void> {

@@ -16,7 +16,8 @@ export type BudgetName =
   | 'latency-regression'
   | 'p95-latency-ms'
   | 'max-size-bytes'
-  | 'shift-accuracy-drop';
+  | 'shift-accuracy-drop'
+  | 'target-reduction';
 
 /**
  * `points`: a difference of two accuracies (or calibration errors), held as a fraction (0.005) and written
@@ -47,6 +48,8 @@ export interface BudgetSpec {
   min: number;
   minExclusive: boolean;
   max?: number;
+  /** what a value beyond the limit gives: `fail` (default), or `warn` for a shortfall that still did part of the work */
+  breach?: 'warn';
   /** what a valid limit looks like, for error messages: "must be <expect>" */
   expect: string;
 }
@@ -117,6 +120,17 @@ export const BUDGETS: Readonly<Record<BudgetName, BudgetSpec>> = {
     direction: 'max',
     meaning: 'largest accuracy lost on any distribution-shift set',
     expect: POINTS_EXPECT,
+  },
+  'target-reduction': {
+    unit: 'fraction',
+    min: 0,
+    minExclusive: false,
+    max: 1,
+    direction: 'min',
+    meaning: 'share of the requested reduction (of prunable weights, or of channels for structured) the pruning achieved; below the limit warns, nothing pruned fails',
+    default: 0.75,
+    breach: 'warn',
+    expect: 'a fraction from 0 to 1 like 0.75 or 75%',
   },
 };
 

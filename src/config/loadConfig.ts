@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readInputFile } from '../io/inputFile.js';
 import { isScalar, LineCounter, parseDocument } from 'yaml';
 import { UserError, describe } from '../errors.js';
 import { CONFIG_FILE, fromFile, type Config } from './schema.js';
@@ -7,19 +7,15 @@ import { lineOf } from './yamlPosition.js';
 
 export { DEFAULT_CONFIG, type Config, type LatencyConfig } from './schema.js';
 
+/** A config file is a page of YAML; anything near this size is not one. */
+const MAX_CONFIG_BYTES = 4 * 2 ** 20;
+
 /**
  * Reads and validates a `.prune-guard.yml`; every problem is a one-line UserError naming file and line.
  * `shownAs` is how messages and the ledger name the file (the action shows it relative to the workspace).
  */
 export function loadConfig(path: string, shownAs = path): Config {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError(`${shownAs}: config file not found; check the path or create it`);
-    throw new UserError(`${shownAs}: cannot read config file: ${describe(e)}`);
-  }
+  const text = readInputFile(path, { shownAs, expected: 'a .prune-guard.yml config file', maxBytes: MAX_CONFIG_BYTES }).toString('utf8');
   return parseConfig(text, shownAs);
 }
 

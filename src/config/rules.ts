@@ -172,8 +172,29 @@ const QUANTIZE_RULES: readonly Rule<ResolvedConfig>[] = [
       : undefined,
 ];
 
+const targetFlag = (c: ResolvedConfig): string | undefined => (c.targetSpeedup !== undefined ? '--target-speedup' : c.targetLatencyMs !== undefined ? '--target-latency-ms' : undefined);
+
+/** a latency target allocates one structured prune for speed */
+const TARGET_RULES: readonly Rule<ResolvedConfig>[] = [
+  (c) => (c.targetSpeedup !== undefined && c.targetLatencyMs !== undefined ? '--target-speedup and --target-latency-ms: give one latency target, not both' : undefined),
+  (c) => {
+    const flag = targetFlag(c);
+    return flag && c.method !== 'structured'
+      ? `${flag}: channels are allocated for speed only by --method structured (unstructured and N:M zeros do not run faster on CPU), not ${c.method}; add --method structured`
+      : undefined;
+  },
+  (c) => {
+    const flag = targetFlag(c);
+    return flag && (c.schedule !== 'oneshot' || c.recoveryRounds > 1) ? `${flag}: allocates one structured prune; drop --schedule gradual and --recovery-rounds` : undefined;
+  },
+  (c) => {
+    const flag = targetFlag(c);
+    return flag && c.quantize !== 'none' ? `${flag}: is met by the structured prune alone; drop --quantize, or quantize in a run without a latency target` : undefined;
+  },
+];
+
 /** Every rule of a pruning run, in the order their messages take precedence. */
-const RUN_RULES: readonly Rule<ResolvedConfig>[] = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES];
+const RUN_RULES: readonly Rule<ResolvedConfig>[] = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES, ...TARGET_RULES];
 
 function broken<C>(rules: readonly Rule<C>[], config: C, facts: Omit<RunFacts, 'calib'> & { calib?: CalibFact }): string[] {
   const all: Facts = { calib: 'none', ...facts, cores: facts.cores ?? os.availableParallelism() };

@@ -156,6 +156,14 @@ function budgetLimit(name: BudgetName) {
 
 const BUDGETS_HELP = 'budget limits by name (NAME=VALUE for --budget and for each line of the action input), with units: 0.5pt or 0.5% (points), 5ms, 2MB or 2MiB, 1.3x, 10% (a relative change)';
 
+/** A speedup above 1: 2 in the file, 2 or 2x on the command line. */
+const SPEEDUP_EXPECT = 'a speedup above 1 like 2 (2x on the command line)';
+const speedup: Kind<number> = {
+  schema: z.number(must(SPEEDUP_EXPECT)).check(z.gt(1)),
+  expect: SPEEDUP_EXPECT,
+  read: (t) => (/^[0-9]*\.?[0-9]+x$/i.test(t) ? Number(t.slice(0, -1)) : /^[0-9]*\.?[0-9]+$/.test(t) ? Number(t) : t),
+};
+
 /** Every setting, in the order the JSON Schema and --help list them. Keys are as written in the file. */
 export const SETTINGS = {
   sparsity: setting(number('a fraction from 0 to below 1 like 0.5', z.minimum(0), z.lt(1)), 0.5, {
@@ -233,9 +241,17 @@ export const SETTINGS = {
     help: 'confidence level of every interval',
     flag: { value: '<level>', commands: MEASURE },
   }),
-  'round-to': setting(wholeNumber(1), 1, {
-    help: 'structured: kept channel counts are multiples of this (8 or 16 suit SIMD kernels; 1 = no rounding)',
+  'round-to': setting(wholeNumber(0), 0, {
+    help: 'structured: kept channel counts are multiples of this (1 = no rounding); 0 = the multiples measured to run fast on this machine (each layer kind timed at many widths once, cached per machine and onnxruntime)',
     flag: { value: '<n>', commands: RUN },
+  }),
+  'target-speedup': optionalSetting(speedup, {
+    help: 'structured: allocate channels for this measured speedup over dense at the first batch size (2 or 2x), from a per-layer latency table, corrected by measurement up to 3 times',
+    flag: { value: '<x>', commands: RUN },
+  }),
+  'target-latency-ms': optionalSetting(number('milliseconds above 0 like 5', z.gt(0)), {
+    help: 'structured: allocate channels for this measured p50 latency in milliseconds at the first batch size, like target-speedup',
+    flag: { value: '<ms>', commands: RUN },
   }),
   criterion: setting(oneOf(CRITERIA), 'l1', {
     help: 'structured: how channel importance is scored; unstructured: sparsegpt (reconstruction re-chooses which weights are zero)',

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { unzipSync, zipSync, type Zippable } from 'fflate';
 import { describe, UserError } from '../errors.js';
+import { readInputFile } from '../io/inputFile.js';
 import { encodeNpy, parseNpy, type NdArray } from './npy.js';
 
 const ZIP_STORED = 0;
@@ -20,14 +21,7 @@ const MIN_CENTRAL_ENTRY = 46;
 const ZIP_MTIME = new Date(1980, 0, 1);
 
 function readFile(file: string): Uint8Array {
-  try {
-    return fs.readFileSync(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError(`${file}: file not found`);
-    if (code === 'EISDIR') throw new UserError(`${file}: is a directory; give the path of a .npz or .npy file`);
-    throw new UserError(`${file}: cannot read (${describe(e)}); check the path and its permissions`);
-  }
+  return readInputFile(file, { expected: 'a .npz or .npy file' });
 }
 
 export function readNpz(file: string): Map<string, NdArray> {

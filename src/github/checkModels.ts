@@ -2,10 +2,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.js';
 import { overallVerdict } from '../ledger/budgets.js';
-import { LEDGER_SCHEMA, type Ledger, type ModelLedger } from '../ledger/types.js';
+import { ledgerEnvelope, timedOutRuns } from '../ledger/envelope.js';
+import type { Ledger, ModelLedger, TimedOut } from '../ledger/types.js';
 import type { Progress } from '../io/progress.js';
-import { runPipeline } from '../pipeline/run.js';
-import { VERSION } from '../version.js';
+import { guardedLedger } from '../pipeline/guardedRun.js';
 import { compareWithBase } from './compareBase.js';
 import { showFileAt } from './gitBase.js';
 import type { PipelineSettings } from './settings.js';
@@ -53,8 +53,11 @@ export function slug(file: string): string {
 }
 
 /**
- * Prunes and measures each model; in a pull request also the same model at the merge base, so the
- * ledger shows base, head and the change. A model that is new in the pull request has no base.
+ * Prunes and measures each model through the CLI's guarded path (output-folder lock, staging, atomic
+ * publish, the config's time budget); in a pull request also the same model at the merge base, so the
+ * ledger shows base, head and the change. A model that is new in the pull request has no base. Returns
+ * one ledger per model; a run that ran out of time is in it as `timed_out`, named by its repository path.
+ * Nothing is written but the models' artifacts: the action writes the one merged ledger.
  */
 export async function checkModels(
   jobs: readonly ModelJob[],
@@ -68,55 +71,59 @@ export async function checkModels(
     const request = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own };
     opts.progress.note(`model ${job.path}`);
     refuseLfsPointer(path.join(opts.workspace, job.path), job.path);
-    const head = await runPipeline({ ...request, model: path.join(opts.workspace, job.path), out: path.join(opts.out, 'models', slug(job.path)) }, opts.progress);
-    const ledger = head.ledger;
-    const model = ledger.models[0];
+    const head = await guardedLedger({ ...request, model: path.join(opts.workspace, job.path), out: path.join(opts.out, 'models', slug(job.path)) }, opts.progress);
+    const model = head.models[0];
+    if (!model) {
+      ledgers.push(ledgerEnvelope([], head.runtime, timedOutRuns(head).map((t) => ({ ...t, model: job.path }))));
+      continue;
+    }
     model.model = job.path;
     model.pruned = path.relative(opts.workspace, model.pruned).split(path.sep).join('/');
     model.eval.data = workspacePath(opts.workspace, model.eval.data);
+    const timedOut: TimedOut[] = [];
     if (opts.base) {
       const basePath = job.basePath ?? job.path;
       const dir = path.join(opts.temp, 'prune-guard-base', slug(job.path));
       const baseFile = path.join(dir, path.basename(basePath));
+      const at = `${basePath} at ${opts.base.ref.slice(0, 12)}`;
       if (showFileAt(opts.base.cwd, opts.base.ref, basePath, baseFile)) {
-        opts.progress.note(`base ${basePath} at ${opts.base.ref.slice(0, 12)}`);
-        const base = await runPipeline({ ...request, model: baseFile, out: path.join(dir, 'out') }, opts.progress);
-        model.vs_base = await compareWithBase({
-          ref: opts.base.ref,
-          baseModel: basePath,
-          baseSteps: base.ledger.models[0].steps,
-          headSteps: model.steps,
-          data: settings.data,
-          shifts: settings.shifts,
-          config: settings.config,
-          budgets: settings.budgets,
-        }, opts.progress);
-        model.vs_base.base_budgets = base.ledger.models[0].budgets;
-        model.verdict = overallVerdict([model.verdict, model.vs_base.verdict]);
+        opts.progress.note(`base ${at}`);
+        const base = await guardedLedger({ ...request, model: baseFile, out: path.join(dir, 'out') }, opts.progress);
+        if (base.models[0]) {
+          model.vs_base = await compareWithBase({
+            ref: opts.base.ref,
+            baseModel: basePath,
+            baseSteps: base.models[0].steps,
+            headSteps: model.steps,
+            data: settings.data,
+            shifts: settings.shifts,
+            config: settings.config,
+            budgets: settings.budgets,
+          }, opts.progress);
+          model.vs_base.base_budgets = base.models[0].budgets;
+          model.verdict = overallVerdict([model.verdict, model.vs_base.verdict]);
+        } else {
+          // head was measured, but without its base there is no comparison to judge: the time budget failed it
+          timedOut.push(...timedOutRuns(base).map((t) => ({ ...t, model: at })));
+        }
       } else {
         opts.progress.note(`${job.path} is new in this pull request: no base to compare with`);
       }
     }
-    ledger.verdict = model.verdict;
-    // the per-model files predate the base comparison; the action writes one merged ledger instead
-    fs.rmSync(head.ledgerPath, { force: true });
-    fs.rmSync(head.markdownPath, { force: true });
-    ledgers.push(ledger);
+    ledgers.push(ledgerEnvelope([model], head.runtime, timedOut));
   }
   return ledgers;
 }
 
-/** One ledger for many: every model, the worst verdict, the first runtime (all runners of a matrix use the same action). */
+/**
+ * One ledger for many: every model and every run that timed out, the worst verdict, and the runtime of
+ * the first ledger that measured a model (all runners of a matrix use the same action).
+ */
 export function mergeLedgers(ledgers: readonly Ledger[]): Ledger {
   const models: ModelLedger[] = ledgers.flatMap((l) => l.models).sort((a, b) => a.model.localeCompare(b.model));
-  return {
-    schema: LEDGER_SCHEMA,
-    verdict: overallVerdict(models.map((m) => m.verdict)),
-    tool: { name: 'prune-guard', version: VERSION },
-    created_at: new Date().toISOString(),
-    runtime: ledgers[0]?.runtime ?? { onnxruntime: 'not loaded', provider: 'cpu', threads: 0, platform: `${process.platform}-${process.arch}` },
-    models,
-  };
+  const timedOut = ledgers.flatMap(timedOutRuns).sort((a, b) => a.model.localeCompare(b.model));
+  const runtime = (ledgers.find((l) => l.models.length > 0) ?? ledgers[0])?.runtime ?? { onnxruntime: 'not loaded', provider: 'cpu', threads: 0, platform: `${process.platform}-${process.arch}` };
+  return ledgerEnvelope(models, runtime, timedOut);
 }
 
 /** Reads every ledger.json under `dir` (the shards' downloaded artifacts). */

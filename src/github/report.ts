@@ -1,6 +1,7 @@
 import { ICON, WORD } from '../ledger/budgetText.js';
+import { timedOutRuns } from '../ledger/envelope.js';
 import { renderBody, renderFooter } from '../ledger/render.js';
-import type { Ledger } from '../ledger/types.js';
+import type { Ledger, ModelLedger } from '../ledger/types.js';
 import type { Section } from './fit.js';
 
 /** Hidden marker that identifies prune-guard's sticky comment among a pull request's comments. */
@@ -9,6 +10,12 @@ export const MARKER = '<!-- prune-guard -->';
 export interface Links {
   run?: string;
   artifacts?: string;
+}
+
+/** The ledger narrowed to one of its models: that model's verdict, without the runs that timed out. */
+export function oneModel(ledger: Ledger, model: ModelLedger): Ledger {
+  const { timed_out: _t, more_timed_out: _m, ...rest } = ledger;
+  return { ...rest, models: [model], verdict: model.verdict };
 }
 
 /**
@@ -20,7 +27,7 @@ export interface Links {
 export function renderReport(ledger: Ledger, opts: { title: string; links: Links; notes?: string[] }): Section[] {
   const sections: Section[] = [MARKER, `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]} · ${opts.title}`];
   if (opts.notes?.length) sections.push(opts.notes.map((n) => `> ${n}`).join('\n>\n'));
-  if (ledger.models.length === 0) {
+  if (ledger.models.length === 0 && timedOutRuns(ledger).length === 0) {
     sections.push('_No model to check._');
   } else {
     const { review, folds } = renderBody(ledger, 'action');

@@ -2,8 +2,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
+import { timedOutRuns } from '../ledger/envelope.js';
 import type { Ledger } from '../ledger/types.js';
-import type { Progress } from '../io/progress.js';
+import { stageLine, type Progress } from '../io/progress.js';
 import { checkModels, mergeLedgers, readLedgers, type BaseSource, type ModelJob } from './checkModels.js';
 import { upsertStickyComment } from './comment.js';
 import { COMMENT_LIMIT, fitComment } from './fit.js';
@@ -15,7 +16,7 @@ import { findModels, modelMatcher, shardModels } from './models.js';
 import { runNightly } from './nightly.js';
 import { isForbidden, type Octokit, type RunContext } from './octokit.js';
 import { changedModels } from './prFiles.js';
-import { renderReport, type Links } from './report.js';
+import { oneModel, renderReport, type Links } from './report.js';
 import { resolveSettings, type PipelineSettings } from './settings.js';
 
 export interface ActionEnv {
@@ -43,7 +44,7 @@ const FORK_HINT =
   'from a follow-up workflow triggered by `workflow_run`, which runs with a write token but never checks out the fork\'s code (see README).';
 
 function progressFor(io: ActionIO): Progress {
-  return { note: (m) => io.info(`prune-guard: ${m}`), start: (l) => io.info(`prune-guard: ${l}`), update() {}, stop() {} };
+  return { stage: (e) => io.info(`prune-guard: ${stageLine(e)}`), note: (m) => io.info(`prune-guard: ${m}`), update() {}, stop() {}, output: (text) => process.stderr.write(text) };
 }
 
 function pullRequestOf(ctx: RunContext, inputs: ActionInputs): { number: number; base: string; head: string } | undefined {
@@ -124,7 +125,8 @@ export async function run(inputs: ActionInputs, octokit: Octokit, ctx: RunContex
   // shards of a matrix would overwrite each other's sticky comment: under `auto` the aggregate job comments
   const comments = inputs.comment === 'always' || (inputs.comment === 'auto' && !inputs.shard);
   if (pr && comments && writes) {
-    const create = inputs.comment === 'always' || ledger.models.length > 0;
+    // a run with nothing to report updates an earlier comment but starts none; a model that timed out is something to report
+    const create = inputs.comment === 'always' || ledger.models.length > 0 || timedOutRuns(ledger).length > 0;
     try {
       const posted = await upsertStickyComment(octokit, ctx, pr.number, fitComment(sections, COMMENT_LIMIT), { create });
       if (posted) {
@@ -139,7 +141,7 @@ export async function run(inputs: ActionInputs, octokit: Octokit, ctx: RunContex
   io.setOutput('comment-url', result.commentUrl ?? '');
 
   if (ledger.models.length > 0 && writes) {
-    const single = (m: (typeof ledger.models)[number]) => fitComment(renderReport({ ...ledger, verdict: m.verdict, models: [m] }, { title: m.model, links }), 65_535);
+    const single = (m: (typeof ledger.models)[number]) => fitComment(renderReport(oneModel(ledger, m), { title: m.model, links }), 65_535);
     const gate = await publishGate(octokit, ctx, ledger, {
       sha: pr?.head ?? ctx.sha,
       failOn: inputs.failOn,

@@ -1,4 +1,6 @@
 import * as fs from 'node:fs';
+import { underPseudoRoot } from './inputFile.js';
+import { resolved } from './inputPaths.js';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -46,6 +48,8 @@ export interface DirLock {
  * broken. Two runs into one --out folder thus take turns instead of mixing their files.
  */
 export async function lockDir(dir: string, opts: { waitMs: number; onWait?: (owner: LockOwner) => void; pollMs?: number }): Promise<DirLock> {
+  // mkdir under /proc never settles (Node retries it without end, deaf to signals): refuse it by name
+  if (underPseudoRoot(resolved(dir))) throw new UserError(`--out ${dir}: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs`);
   try {
     fs.mkdirSync(dir, { recursive: true });
   } catch (e) {

@@ -66,7 +66,15 @@ export class OutputDir {
     const names = fs.readdirSync(this.staging).filter((n) => !n.startsWith('.'));
     const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
     for (const n of this.retired) if (!names.includes(n)) fs.rmSync(path.join(this.dir, n), { force: true });
-    for (const n of ordered) fs.renameSync(path.join(this.staging, n), path.join(this.dir, n));
+    for (const n of ordered) {
+      const target = path.join(this.dir, n);
+      const staged = path.join(this.staging, n);
+      // rename cannot replace a non-empty folder (an earlier run's steps/): that one moves into the
+      // staging folder under a hidden name first, and goes with it in finish()
+      const old = fs.lstatSync(target, { throwIfNoEntry: false });
+      if (old && (old.isDirectory() || fs.lstatSync(staged).isDirectory())) fs.renameSync(target, path.join(this.staging, `.replaced-${n}`));
+      fs.renameSync(staged, target);
+    }
     this.finish();
   }
 

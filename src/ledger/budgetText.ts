@@ -21,7 +21,8 @@ function valueIn(b: BudgetResult): (x: number) => string {
     case 'points':
       return (x) => points(x);
     case 'fraction':
-      // a relative change is signed: "+3.1%" is slower, "−2.0%" faster
+      // a relative change is signed ("+3.1%" is slower, "−2.0%" faster); a share achieved is not
+      if (b.name !== 'latency-regression') return (x) => percent(x);
       return (x) => (x > 0 && percent(x) !== percent(0) ? '+' : '') + percent(x);
     case 'ratio':
       return (x) => ratio(x);

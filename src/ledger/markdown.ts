@@ -1,4 +1,5 @@
 import { markdownTable } from 'markdown-table';
+import { markdownCell } from '../util/escape.js';
 
 /** Markdown building blocks shared by the ledger file, the pull-request comment and the check runs. */
 
@@ -6,11 +7,6 @@ export const DASH = '—';
 
 /** Cells a column may hold and still say nothing: a column with only these is left out. */
 const EMPTY = new Set(['', DASH, 'not available']);
-
-/** Table cells must stay on one line and must not close the cell early. */
-export function cell(text: string): string {
-  return text.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|');
-}
 
 /**
  * A GitHub-flavoured table; a column whose every body cell is empty (energy on a runner without power
@@ -20,7 +16,7 @@ export function table(rows: readonly (readonly string[])[]): string {
   const [head, ...body] = rows;
   const keep = head.map((_, j) => body.length === 0 || body.some((r) => !EMPTY.has((r[j] ?? '').trim())));
   return markdownTable(
-    rows.map((row) => row.filter((_, j) => keep[j]).map(cell)),
+    rows.map((row) => row.filter((_, j) => keep[j]).map(markdownCell)),
     { alignDelimiters: false },
   );
 }

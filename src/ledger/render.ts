@@ -1,7 +1,10 @@
+import { allocationSection } from './renderAllocation.js';
+import { escapeMarkdown, htmlText, markdownCell, markdownCode } from '../util/escape.js';
+import { timedOutRuns } from './envelope.js';
 import { sensitivitySection } from './renderSensitivity.js';
 import { bytes, count, latency, ms, percent, points, pValue, ratio } from './format.js';
 import { ICON, intervalText, limitText, marginText, valueText, WORD, whyText } from './budgetText.js';
-import { cell, DASH, details, nowrap, shownPath, table, unbroken, withoutAbsolutePaths, type Fold } from './markdown.js';
+import { DASH, details, nowrap, shownPath, table, unbroken, withoutAbsolutePaths, type Fold } from './markdown.js';
 import { accuracyChart } from './renderCharts.js';
 import { judged, renderReview, type Via } from './renderReview.js';
 import { quantizeSection } from './renderQuantize.js';
@@ -174,7 +177,7 @@ function predictionShiftTable(model: ModelLedger): string | undefined {
     table([
       ['Set', 'Labels', 'Model', 'KS (p)', 'PSI', 'χ² (df, p)'],
       ...model.prediction_shift.flatMap((s) =>
-        ([[ref, s.dense], [cand, s.final]] as const).map(([who, d]) => [s.name, s.labelled ? 'yes' : 'no', who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`]),
+        ([[ref, s.dense], [cand, s.final]] as const).map(([who, d]) => [escapeMarkdown(s.name), s.labelled ? 'yes' : 'no', who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`]),
       ),
     ]),
   ].join('\n\n');
@@ -188,8 +191,8 @@ function shiftTable(model: ModelLedger): string | undefined {
     table([
       ['Set', 'Source', 'Samples', ref, cand, 'Drop', 'Gap change vs clean'],
       ...model.shifts.map((s) => [
-        s.name,
-        s.source,
+        escapeMarkdown(s.name),
+        escapeMarkdown(s.source),
         String(s.samples),
         percent(s.dense, 2),
         percent(s.final, 2),
@@ -230,7 +233,7 @@ function baseSection(model: ModelLedger): string | undefined {
     ['Size', bytes(base.size_bytes), bytes(head.size_bytes), signedChange(base.size_bytes, head.size_bytes, bytes)],
   ];
   return [
-    `**Against base**: \`${shownPath(vs.model)}\` at ${vs.ref.slice(0, 12)} (merge base), pruned the same way; both shipped models measured again together (same data, latency interleaved).`,
+    `**Against base**: ${markdownCode(shownPath(vs.model))} at ${vs.ref.slice(0, 12)} (merge base), pruned the same way; both shipped models measured again together (same data, latency interleaved).`,
     table(rows),
   ].join('\n\n');
 }
@@ -238,8 +241,8 @@ function baseSection(model: ModelLedger): string | undefined {
 /** Everything about one model, for its fold: budgets, base, steps, speed, classes, cost, shift, sensitivity. */
 export function renderModel(model: ModelLedger): string {
   const about =
-    `<sub>\`${shownPath(model.model)}\` → \`${shownPath(model.pruned)}\` · ${model.method === 'compare' ? 'compare' : `${model.method} to ${percent(model.target_sparsity)} target`} · ` +
-    `eval on \`${shownPath(model.eval.data)}\`: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+    `<sub>${markdownCode(shownPath(model.model))} → ${markdownCode(shownPath(model.pruned))} · ${model.method === 'compare' ? 'compare' : `${model.method} to ${percent(model.target_sparsity)} target`} · ` +
+    `eval on ${markdownCode(shownPath(model.eval.data))}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
   const sections = [about, `**Budgets**\n\n${budgetTable(model)}`];
   const optional = [
     baseSection(model),
@@ -247,9 +250,10 @@ export function renderModel(model: ModelLedger): string {
     model.steps.length > 0 ? stepTables(model) : undefined,
     scheduleSection(model),
     funnelSection(model),
+    model.allocation && allocationSection(model.allocation),
     quantizeSection(model),
     classTable(model),
-    model.notes?.length ? ['**Notes**', ...model.notes.map((n) => `- ${cell(withoutAbsolutePaths(n))}`)].join('\n') : undefined,
+    model.notes?.length ? ['**Notes**', ...model.notes.map((n) => `- ${markdownCell(withoutAbsolutePaths(n))}`)].join('\n') : undefined,
     costTable(model.steps),
     shiftTable(model),
     predictionShiftTable(model),
@@ -259,11 +263,9 @@ export function renderModel(model: ModelLedger): string {
   return sections.join('\n\n');
 }
 
-const escapeHtml = (t: string): string => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-
 /** A model's fold: its verdict and one-line summary outside, its whole ledger inside. */
 export function modelFold(model: ModelLedger): Fold {
-  const summary = `${ICON[model.verdict]} <code>${escapeHtml(shownPath(model.model))}</code> · ${escapeHtml(summaryParts(model))} — full ledger`;
+  const summary = `${ICON[model.verdict]} <code>${htmlText(shownPath(model.model))}</code> · ${htmlText(summaryParts(model))} — full ledger`;
   return { summary, body: renderModel(model) };
 }
 
@@ -277,16 +279,9 @@ export function renderFooter(ledger: Ledger, links: readonly string[] = []): str
   );
 }
 
-/** A run stopped by its time budget, in one sentence. */
-export function timedOutText(ledger: Ledger): string | undefined {
-  const t = ledger.timed_out;
-  if (!t) return undefined;
-  return `**Timed out:** \`${shownPath(t.model)}\` ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`;
-}
-
 /** The review above the folds, then one fold per model: shared by the ledger file and the comment. */
 export function renderBody(ledger: Ledger, via: Via): { review: string; folds: Fold[] } {
-  const review = [timedOutText(ledger), renderReview(ledger, via)].filter(Boolean).join('\n\n');
+  const review = [...timedOutLines(ledger), renderReview(ledger, via)].filter(Boolean).join('\n\n');
   return { review: review || '_No models._', folds: ledger.models.map(modelFold) };
 }
 
@@ -295,4 +290,11 @@ export function renderMarkdown(ledger: Ledger): string {
   const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
   const { review, folds } = renderBody(ledger, 'cli');
   return [title, review, ...folds.map(details), renderFooter(ledger)].join('\n\n') + '\n';
+}
+
+/** One line per run that stopped at its time budget: where, and that it published no pruned model. */
+export function timedOutLines(ledger: Pick<Ledger, 'timed_out' | 'more_timed_out'>): string[] {
+  return timedOutRuns(ledger).map(
+    (t) => `**Timed out:** ${markdownCode(shownPath(t.model))} ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`,
+  );
 }

@@ -1,6 +1,7 @@
 import { budgetPhrase, closeCall, ICON, intervalText, limitText, marginText, straddles, valueText, whyText, WORD, type Compared } from './budgetText.js';
 import { percent, points } from './format.js';
-import { cell, nowrap, shownPath, table, unbroken, withoutAbsolutePaths } from './markdown.js';
+import { markdownCell, markdownCode } from '../util/escape.js';
+import { nowrap, shownPath, table, unbroken, withoutAbsolutePaths } from './markdown.js';
 import { modelSummary, summaryParts } from './renderSummary.js';
 import type { BudgetResult, Ledger, ModelLedger } from './types.js';
 
@@ -102,12 +103,12 @@ function shortBudget(j: Judged): string {
 /** One model of several in the headline: its name and every budget it did not pass, in one line. */
 function modelLine(m: ModelLedger, items: readonly Judged[]): string {
   const mine = items.filter((j) => j.model === m);
-  return `\`${shownPath(m.model)}\`: ${mine.map(shortBudget).join('; ')}`;
+  return `${markdownCode(shownPath(m.model))}: ${mine.map(shortBudget).join('; ')}`;
 }
 
 /** Where a limit came from, for the "what to do" line: "set at `prune-guard.yml:12`", "the default". */
 function setAt(b: BudgetResult, via: Via): string {
-  if (b.set_at) return `set at \`${withoutAbsolutePaths(b.set_at)}\``;
+  if (b.set_at) return `set at ${markdownCode(withoutAbsolutePaths(b.set_at))}`;
   if (b.source === 'default') return 'the default';
   if (b.source === 'config') return 'set in the config file';
   return via === 'action' ? 'set by the `budgets` input' : 'set by `--budget`';
@@ -153,8 +154,13 @@ function levers(items: readonly Judged[], via: Via): string[] {
       add(zerosStayDense(method) ? 'use `method: structured` (zeros still take their place in the file)' : `raise \`sparsity\` (now ${model.target_sparsity})`);
     }
     if (budget.name === 'latency-regression') add('find why the head model runs slower than base');
+    if (budget.name === 'target-reduction') add('let the groups left whole be pruned (the notes say why each was) or ask for less');
   }
-  if (items.some((j) => j.budget.verdict === 'fail')) add('raise the limit');
+  // loosening a limit is raising a maximum and lowering a minimum
+  const failing = new Set(items.filter((j) => j.budget.verdict === 'fail').map((j) => j.budget.direction));
+  if (failing.size === 2) add('loosen the limits');
+  else if (failing.has('max')) add('raise the limit');
+  else if (failing.has('min')) add('lower the limit');
   return out;
 }
 
@@ -212,7 +218,7 @@ export function notPassedTable(items: readonly Judged[], manyModels: boolean): s
       const value = valueText(b);
       const interval = intervalText(b);
       return [
-        ...(manyModels ? [`\`${unbroken(names.get(j.model.model)!)}\``] : []),
+        ...(manyModels ? [markdownCode(unbroken(names.get(j.model.model)!))] : []),
         `${ICON[b.verdict]} \`${unbroken(b.name)}\`<br><sub>${j.compared}</sub>`,
         nowrap(limitText(b)),
         value === null ? 'not measured' : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ''),
@@ -249,10 +255,10 @@ export function renderReview(ledger: Ledger, via: Via): string {
   if (items.length === 0) {
     const total = models.reduce((n, m) => n + judged(m).length, 0);
     const scopes = models.some((m) => m.vs_base) ? ' (dense → pruned and base → head)' : '';
-    const on = many ? plural(models.length, 'model') : `\`${shownPath(models[0].model)}\``;
-    return `**Every budget passes**: ${plural(total, 'budget')} on ${on}${scopes}${many ? '' : `; ${cell(summaryParts(models[0]))}`}.`;
+    const on = many ? plural(models.length, 'model') : markdownCode(shownPath(models[0].model));
+    return `**Every budget passes**: ${plural(total, 'budget')} on ${on}${scopes}${many ? '' : `; ${markdownCell(summaryParts(models[0]))}`}.`;
   }
-  const scope = many ? ` on ${models.length - passing.length} of ${plural(models.length, 'model')}` : ` on \`${shownPath(models[0].model)}\``;
+  const scope = many ? ` on ${models.length - passing.length} of ${plural(models.length, 'model')}` : ` on ${markdownCode(shownPath(models[0].model))}`;
   const lines: string[] = [];
   // failing models first, then those that only warn; each keeps the ledger's (path) order
   const flagged = [...models.filter((m) => m.verdict === 'fail'), ...models.filter((m) => m.verdict !== 'fail' && !passing.includes(m))];

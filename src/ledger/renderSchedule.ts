@@ -1,6 +1,7 @@
+import { markdownCode } from '../util/escape.js';
 import { ICON } from './budgetText.js';
 import { bytes, percent } from './format.js';
-import { cell, DASH, shownPath, table, unbroken } from './markdown.js';
+import { DASH, shownPath, table, unbroken } from './markdown.js';
 import type { ModelLedger, ScheduleLedger, ScheduleStep } from './types.js';
 
 /**
@@ -36,7 +37,7 @@ export function scheduleSection(model: ModelLedger): string | undefined {
     `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === 'calib' ? 'calibration' : 'evaluation'} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
     table([header, ...rows]),
     stop,
-    `Ships step ${s.chosen} (\`${cell(s.steps.find((r) => r.index === s.chosen)?.step ?? '?')}\`): ${s.chosen_reason}. ` +
-      `Rollback: the dense model \`${shownPath(s.rollback)}\` is unchanged and stays the rollback artifact.`,
+    `Ships step ${s.chosen} (${markdownCode(s.steps.find((r) => r.index === s.chosen)?.step ?? '?')}): ${s.chosen_reason}. ` +
+      `Rollback: the dense model ${markdownCode(shownPath(s.rollback))} is unchanged and stays the rollback artifact.`,
   ].join('\n\n');
 }

@@ -1,5 +1,6 @@
+import { markdownCode } from '../util/escape.js';
 import { percent } from './format.js';
-import { cell, table } from './markdown.js';
+import { table } from './markdown.js';
 import { axisRange, lineChart, type Color } from './renderCharts.js';
 import type { SensitivityInfo, SensitivityLayer } from './types.js';
 
@@ -47,7 +48,7 @@ export function sensitivityChart(s: SensitivityInfo): string {
     categories: xs.map(String),
     yLabel: metric,
     series: shown.map((l, i) => ({
-      label: `(${i + 1}) \`${cell(shortName(l.name))}\``,
+      label: `(${i + 1}) ${markdownCode(shortName(l.name))}`,
       color: LINE_COLORS[i],
       values: l.points.map((p) => Number((p.calib_accuracy * 100).toFixed(2))),
     })),
@@ -72,7 +73,7 @@ export function sensitivitySection(s: SensitivityInfo): string {
         })
         .join(' / ');
     return [
-      `${line >= 0 ? `(${line + 1}) ` : ''}\`${shortName(l.name, 48)}\``,
+      `${line >= 0 ? `(${line + 1}) ` : ''}${markdownCode(shortName(l.name, 48))}`,
       String(l.size),
       at((p) => percent(p.calib_accuracy)),
       at((p) => p.calib_nll.toFixed(3)),

@@ -1,3 +1,4 @@
+import { escapeMarkdown } from '../util/escape.js';
 import { WORD } from './budgetText.js';
 import { percent, ratio, signedPoints } from './format.js';
 import type { ModelLedger, Step } from './types.js';
@@ -54,12 +55,12 @@ export function summaryParts(model: ModelLedger): string {
   return parts.join(', ');
 }
 
-/** `mlp.onnx: 80.0% sparse, 1.9x faster, −0.4 pt accuracy` */
+/** `mlp.onnx: 80.0% sparse, 1.9x faster, −0.4 pt accuracy`, plain text for check-run titles and commit statuses */
 export function modelSummary(model: ModelLedger): string {
   return `${baseName(model.model)}: ${summaryParts(model)}`;
 }
 
 /** `**PASS** · mlp.onnx: 80.0% sparse, 1.9x faster, −0.4 pt accuracy` */
 export function renderHeadline(model: ModelLedger): string {
-  return `**${WORD[model.verdict]}** · ${modelSummary(model)}`;
+  return `**${WORD[model.verdict]}** · ${escapeMarkdown(baseName(model.model))}: ${summaryParts(model)}`;
 }

@@ -5,24 +5,32 @@
 import type { BudgetName, BudgetSource, Verdict } from '../config/budgets.js';
 import type { LatencyStat, RuntimeCost, SpeedFunnel, Step } from '../measure/step.js';
 import type { ClassChange } from '../measure/stats/uncertainty.js';
+import type { Reduction, SkippedGroup } from '../prune/reduction.js';
+import type { SkipReason } from '../prune/structured/skip.js';
 import type { LayerSparsity } from '../prune/sparsity.js';
 import type { SensitivityInfo, SensitivityLayer, SensitivityPoint } from '../prune/sensitivity/types.js';
 import type { RecoveryInfo, TemperatureInfo } from '../recover/runRecovery.js';
+import type { AllocationRecord, TargetRecord } from '../prune/structured/record.js';
 
 // records produced below the ledger are declared where they are produced (a lower layer may not import
 // this file) and re-exported here, so the whole ledger shape is read and imported from one place
 export type {
+  AllocationRecord,
   BudgetName,
   ClassChange,
   LatencyStat,
   LayerSparsity,
   RecoveryInfo,
+  Reduction,
   RuntimeCost,
   SensitivityInfo,
   SensitivityLayer,
   SensitivityPoint,
+  SkippedGroup,
+  SkipReason,
   SpeedFunnel,
   Step,
+  TargetRecord,
   TemperatureInfo,
   Verdict,
 };
@@ -119,6 +127,8 @@ export interface ModelLedger {
   scope?: 'global' | 'layer' | 'sensitivity' | 'sensitivity-macs';
   /** `scope: sensitivity` and `sensitivity-macs` only: per-layer sensitivity curves and the per-layer sparsity chosen from them */
   sensitivity?: SensitivityInfo;
+  /** structured: the widths kept counts were rounded to (measured, recorded or fixed) and a latency target's plan and attempts */
+  allocation?: AllocationRecord;
   /** `--schedule gradual` only: every schedule step with its budget verdicts, why it stopped, which step ships */
   schedule?: ScheduleLedger;
 }
@@ -217,4 +227,6 @@ export interface Ledger {
   };
   models: ModelLedger[];
   timed_out?: TimedOut;
+  /** a merged ledger (the action's, over several models or shards): runs after the first that also timed out */
+  more_timed_out?: TimedOut[];
 }

@@ -21,6 +21,12 @@ export interface WeightFacts {
   sparseMacs: number;
   /** bytes of the weights as stored (float at their width, quantized at their integer width) */
   weightBytes: number;
+  /**
+   * Every MAC node's op with its weight's shape and stored type, in order: two models with the same
+   * key run the same kernels, whatever values (zeros included) their weights hold and whatever biases
+   * recovery added
+   */
+  kernels: string;
 }
 
 
@@ -44,16 +50,18 @@ export function weightFacts(model: ModelProto): WeightFacts {
   const macNodes = index.order.filter((n) => MAC_OPS.has(n.opType));
   const cost = modelCost(model);
   let sparseMacs = 0;
+  const kernels: string[] = [];
   cost.nodes.forEach((c, k) => {
     if (c.macs === null) return;
     const node = macNodes[k];
-    // the weight operand; for a MatMul it may be either side, activation x activation has none
-    const weight = node.opType === 'MatMul' || node.opType === 'MatMulInteger' ? node.input.slice(0, 2).find((i) => (weightTensor(index, i)?.dims.length ?? 0) >= 2) : node.input[1];
+    // the weight operand; for a MatMul or Einsum it may be either side, activation x activation has none
+    const weight = node.opType === 'MatMul' || node.opType === 'MatMulInteger' || node.opType === 'Einsum' ? node.input.slice(0, 2).find((i) => (weightTensor(index, i)?.dims.length ?? 0) >= 2) : node.input[1];
     const t = weight ? weightTensor(index, weight) : undefined;
+    kernels.push(`${node.opType}:${t ? `${tensorDims(t).join('x')}/${t.dataType}` : '-'}`);
     const d = t && numel(tensorDims(t)) > 0 ? (density.get(t.name) ?? 1) : 1;
     sparseMacs += c.macs * d;
   });
-  return { sparseBytes, sparseMacs, weightBytes };
+  return { sparseBytes, sparseMacs, weightBytes, kernels: kernels.join(' ') };
 }
 
 /**
@@ -113,7 +121,11 @@ export function speedFunnel(input: FunnelInput): SpeedFunnel {
   const measured = denseSamples.length > 0 && stepSamples.length > 0;
   const speedup = measured ? ratioOr1(median(denseSamples as number[]), median(stepSamples as number[])) : null;
   const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
-  const speed = p === null || speedup === null ? null : p < SPEED_ALPHA && speedup !== 1 ? (speedup > 1 ? 'faster' : 'slower') : 'unchanged';
+  // the same MAC weights in shape and stored type run the same kernels (unstructured and N:M zeros keep
+  // every shape): a measured difference there is bias or noise, never a speedup the model can have.
+  // Quantized weights keep MACs and shapes but run integer kernels.
+  const sameKernels = stepFacts.kernels === denseFacts.kernels;
+  const speed = p === null || speedup === null ? null : !sameKernels && p < SPEED_ALPHA && speedup !== 1 ? (speedup > 1 ? 'faster' : 'slower') : 'unchanged';
   return {
     batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
     params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
@@ -126,4 +138,25 @@ export function speedFunnel(input: FunnelInput): SpeedFunnel {
     p_value: p,
     speed,
   };
+}
+
+/** A batch at which a step measured slower than dense. */
+export interface SlowerThanDense {
+  batch: number;
+  speedup: number;
+  p_value: number;
+}
+
+/**
+ * The batches at which a step's interleaved latency came out slower than dense: a structured prune that
+ * ships slower than the model it replaces must say so, whatever the noise (the p-value says how sure).
+ */
+export function slowerThanDense(batches: readonly number[], denseSamples: readonly (readonly number[])[], stepSamples: readonly (readonly number[])[]): SlowerThanDense[] {
+  return batches.flatMap((batch, j) => {
+    const d = denseSamples[j];
+    const s = stepSamples[j];
+    if (!d?.length || !s?.length) return [];
+    const speedup = median(d as number[]) / median(s as number[]);
+    return speedup < 1 ? [{ batch, speedup, p_value: mannWhitneyP(d, s) }] : [];
+  });
 }

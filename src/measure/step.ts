@@ -1,3 +1,4 @@
+import type { Reduction } from '../prune/reduction.js';
 import type { LayerSparsity } from '../prune/sparsity.js';
 import type { RecoveryInfo, TemperatureInfo } from '../recover/runRecovery.js';
 import type { QuantizeInfo } from '../quantize/types.js';
@@ -114,6 +115,8 @@ export interface Step {
   sparse_bytes?: number;
   /** where the speed went, relative to the dense step */
   funnel?: SpeedFunnel;
+  /** pruning steps: the reduction requested and the one achieved in this file, with the groups left whole */
+  reduction?: Reduction;
   /** `quantize:int8` steps only: how the model was quantized and which kernels onnxruntime runs for it */
   quantize?: QuantizeInfo;
 }

@@ -1,9 +1,9 @@
-import { clone } from '@bufbuild/protobuf';
+import { clone, create } from '@bufbuild/protobuf';
 import { makeNode, type NodeSpec } from './build.js';
 import { attr } from './graph.js';
 import { cloneModel, opsetVersion } from './model.js';
 import { NameGenerator } from './names.js';
-import { TensorProtoSchema, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto/onnx_pb.js';
+import { GraphProtoSchema, ModelProtoSchema, OperatorSetIdProtoSchema, TensorProtoSchema, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from './proto/onnx_pb.js';
 import { adoptTensorFloat32, DataType, makeFloatTensor, makeIntTensor, setTensorFloat32, tensorDims, type IntType } from './tensor.js';
 
 /** A node to add: its spec, and the base of its name (made unique; the op type when not given). */
@@ -34,6 +34,18 @@ export class ModelEditor {
   /** An editor over a deep copy, so the caller's model is never touched. */
   static copyOf(model: ModelProto): ModelEditor {
     return new ModelEditor(cloneModel(model));
+  }
+
+  /** An editor over a new model with an empty graph importing the default domain at `opset`. */
+  static empty(opset: number, name: string): ModelEditor {
+    return new ModelEditor(
+      create(ModelProtoSchema, {
+        irVersion: 8n,
+        producerName: 'prune-guard',
+        opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: BigInt(opset) })],
+        graph: create(GraphProtoSchema, { name }),
+      }),
+    );
   }
 
   /** The opset the model imports for `domain` (0 when it imports none), to pick an op form valid there. */

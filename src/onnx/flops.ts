@@ -1,5 +1,6 @@
 import type { ModelProto, NodeProto, TensorProto } from './proto/onnx_pb.js';
-import { GraphIndex, attrInt, nodeLabel } from './graph.js';
+import { einsumMacs, parseEinsum } from './einsum.js';
+import { GraphIndex, attrInt, attrString, nodeLabel } from './graph.js';
 import { inferShapes } from './shapes.js';
 import { FLOAT_TYPES, numel, tensorDims, tensorToFloat32 } from './tensor.js';
 
@@ -15,17 +16,26 @@ export interface ModelCost {
   /** elements of every floating-point initializer */
   params: number;
   nonzeroParams: number;
-  /** MACs per sample over Conv, ConvTranspose, Gemm and MatMul */
+  /** MACs per sample over Conv, ConvTranspose, Gemm, MatMul and Einsum */
   macs: number;
   /** nodes whose MACs could not be counted (unknown shapes); their cost is missing from `macs` */
   uncounted: string[];
   nodes: NodeCost[];
 }
 
-/** ops whose multiply-accumulates are counted; the integer forms run the same MACs as their float ops */
-export const MAC_OPS: ReadonlySet<string> = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'MatMulInteger', 'ConvInteger']);
+/** ops whose multiply-accumulates are counted (in `modelCost(...).nodes` order); the integer forms run the same MACs as their float ops */
+export const MAC_OPS: ReadonlySet<string> = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Einsum', 'MatMulInteger', 'ConvInteger']);
 
 export function nodeMacs(node: NodeProto, shapes: Map<string, number[]>): number | null {
+  if (node.opType === 'Einsum') {
+    const ins = node.input.map((n) => shapes.get(n));
+    if (ins.some((i) => !i)) return null;
+    try {
+      return einsumMacs(parseEinsum(attrString(node, 'equation', ''), ins.map((i) => i!.length)), ins as number[][]) ?? null;
+    } catch {
+      return null;
+    }
+  }
   const x = shapes.get(node.input[0]);
   const w = shapes.get(node.input[1]);
   const y = shapes.get(node.output[0]);

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { describe, UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
+import { readInputFile } from '../io/inputFile.js';
 import { ModelProtoSchema, StringStringEntryProtoSchema, type ModelProto, type TensorProto } from './proto/onnx_pb.js';
 import { isExternal } from './tensor.js';
 import { modelChunks } from './streamSave.js';
@@ -23,15 +24,7 @@ export interface LoadedModel {
  * missing or escaping the model's folder) becomes a one-line UserError naming the file.
  */
 export function loadModel(file: string): LoadedModel {
-  let bytes: Buffer;
-  try {
-    bytes = fs.readFileSync(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError(`${file}: file not found; pass the path of an .onnx model`);
-    if (code === 'EISDIR') throw new UserError(`${file}: is a folder; pass the path of an .onnx model`);
-    throw new UserError(`${file}: cannot read (${describe(e)})`);
-  }
+  const bytes = readInputFile(file, { expected: 'an .onnx model' });
   return { proto: parseModel(bytes, file), path: file, bytes: bytes.byteLength };
 }
 

@@ -110,8 +110,37 @@ export function checkFiniteWeights(model: ModelProto, file: string): void {
   }
 }
 
+/**
+ * Every tensor has one writer: a node output, a graph input or an initializer. A second writer makes the
+ * graph's meaning depend on node order (onnxruntime refuses it), and every pass would follow one of the
+ * two at random; a loop of nodes has no order to run in. Both are named here, before any pass looks.
+ */
+export function checkSingleProducers(graph: GraphProto, file: string): void {
+  const writer = new Map<string, string>();
+  const claim = (tensor: string, by: string) => {
+    if (!tensor) return;
+    const first = writer.get(tensor);
+    if (first !== undefined) {
+      throw new UserError(`${file}: tensor '${tensor}' has two producers (${first} and ${by}); each tensor must be written once, fix the export`);
+    }
+    writer.set(tensor, by);
+  };
+  const inits = new Set(graph.initializer.map((t) => t.name));
+  for (const i of graph.input) if (!inits.has(i.name)) claim(i.name, `graph input '${i.name}'`);
+  for (const t of graph.initializer) claim(t.name, `initializer '${t.name}'`);
+  graph.node.forEach((n, k) => {
+    for (const o of n.output) claim(o, `node '${n.name || `#${k}`}' (${n.opType})`);
+  });
+  try {
+    new GraphIndex(graph);
+  } catch {
+    throw new UserError(`${file}: the graph has a cycle (a node reads, through other nodes, its own output); fix the export`);
+  }
+}
+
 /** Everything above, in the order a user would want to hear it. */
 export function preflightModel(model: ModelProto, file: string): void {
+  checkSingleProducers(model.graph!, file);
   checkRuntimeSupport(model, file);
   checkFiniteWeights(model, file);
 }

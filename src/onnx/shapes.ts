@@ -1,5 +1,6 @@
 import type { NodeProto, ValueInfoProto } from './proto/onnx_pb.js';
-import { GraphIndex, attr, attrInt, attrInts } from './graph.js';
+import { parseEinsum, einsumShape } from './einsum.js';
+import { GraphIndex, attr, attrInt, attrInts, attrString } from './graph.js';
 import { tensorDims, tensorToInts, numel } from './tensor.js';
 
 /**
@@ -242,6 +243,21 @@ function inferNode(node: NodeProto, shapes: Map<string, number[]>, values: Map<s
       if (x.length === 1) out.splice(out.length - 2, 1);
       if (w.length === 1) out.pop();
       set(out);
+      return;
+    }
+    case 'Range': {
+      // positions 0..T-1 of a text model, T read from the input's shape
+      const [start, limit, delta] = [v(0)?.[0], v(1)?.[0], v(2)?.[0]];
+      if (start === undefined || limit === undefined || !delta) return;
+      const n = Math.max(0, Math.ceil((limit - start) / delta));
+      set([n], n <= 64 ? Array.from({ length: n }, (_, i) => start + i * delta) : undefined);
+      return;
+    }
+    case 'Einsum': {
+      const ins = node.input.map((n) => shapes.get(n));
+      if (ins.some((i) => !i)) return;
+      const e = parseEinsum(attrString(node, 'equation', ''), ins.map((i) => i!.length));
+      set(einsumShape(e, ins as number[][]));
       return;
     }
     case 'Concat': {

@@ -1,28 +1,25 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
+import { refuseInputsInOutput } from '../io/inputPaths.js';
 import * as path from 'node:path';
 import { checkMeasureConfig } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
 import { loadDataset, sliceBatch, type Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
-import { writeFileAtomic } from '../io/atomicWrite.js';
 import { type ResolvedBudget } from '../ledger/budgets.js';
 import { BUDGETS, BUDGET_NAMES } from '../config/budgets.js';
-import { renderMarkdown } from '../ledger/render.js';
-import { LEDGER_SCHEMA, type ClassChange, type Ledger, type ModelLedger, type Step } from '../ledger/types.js';
+import { ledgerEnvelope } from '../ledger/envelope.js';
 import { latencyStat, measureInterleaved } from '../measure/latency.js';
-import { classSupport } from '../measure/metrics.js';
-import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
 import { resolveProvider, type ResolvedProvider } from '../measure/provider.js';
 import { measureRuntimeCost } from '../measure/runtimeCost.js';
 import { loadModel } from '../onnx/model.js';
 import { modelInputs } from '../onnx/signature.js';
 import { prunableWeights } from '../prune/prunable.js';
-import { VERSION } from '../version.js';
+import { buildModelLedger, measuredRuntime, writeLedgerFiles } from './ledger.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
 import type { Progress } from '../io/progress.js';
+import type { RunResult } from './request.js';
 import { corruptionSets } from '../measure/corruptions.js';
-import { judgeWithIntervals, predictionShifts, shiftResults } from './verdicts.js';
+import { judgeWithIntervals } from './verdicts.js';
 
 export interface CompareRequest {
   base: string;
@@ -37,23 +34,14 @@ export interface CompareRequest {
 /** Compare mode always checks latency: a 5% slowdown is the limit unless the user sets one. */
 export const DEFAULT_LATENCY_REGRESSION = 0.05;
 
-/** The run budgets plus `latency-regression`, kept in BUDGETS order. */
+/** The run budgets (but `target-reduction`: nothing is pruned) plus `latency-regression`, kept in BUDGETS order. */
 export function compareBudgets(budgets: readonly ResolvedBudget[]): ResolvedBudget[] {
-  const all = [...budgets];
+  // nothing is pruned in a comparison: no requested reduction to fall short of
+  const all = budgets.filter((b) => b.name !== 'target-reduction');
   if (!all.some((b) => b.name === 'latency-regression')) {
     all.push({ name: 'latency-regression', limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS['latency-regression'].direction, source: 'default' });
   }
   return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
-}
-
-function classChanges(base: Step, head: Step, labels: Int32Array, classes: number): ClassChange[] {
-  const support = classSupport(labels, classes);
-  const out: ClassChange[] = [];
-  base.per_class!.forEach((d, c) => {
-    const f = head.per_class![c];
-    if (d !== null && f !== null) out.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
-  });
-  return out.sort((a, b) => b.drop - a.drop || a.class - b.class);
 }
 
 /** Both models must take the same inputs, or there is nothing to compare them on. */
@@ -86,9 +74,9 @@ export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, 
   if (provider.note) progress.note(provider.note);
   const opts = { exclude: config.exclude, keepFirstLayer: false, keepLastLayer: false };
   const ctx = (i: number) => ({ data, shifts, denseWeights: prunableWeights(models[i].proto, opts), config, progress, provider: provider.provider });
-  const base = await measureStep('base', `base model ${path.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep('head', `head model ${path.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.start('latency (base and head interleaved)', config.batchSizes.length * (config.latency.warmup + config.latency.runs));
+  const base = await measureStep({ kind: 'base' }, `base model ${path.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep({ kind: 'head' }, `head model ${path.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  progress.stage({ kind: 'latency', detail: 'base and head interleaved', total: config.batchSizes.length * (config.latency.warmup + config.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
   const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
   progress.stop();
@@ -104,45 +92,31 @@ export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, 
  * `compare`: the same measurements for two given models (no pruning), written as a ledger whose
  * steps are `base` and `head`, with head judged against base on confidence intervals.
  */
-export async function comparePipeline(req: CompareRequest, progress: Progress): Promise<{ ledger: Ledger; markdown: string; ledgerPath: string; markdownPath: string }> {
+export async function comparePipeline(req: CompareRequest, progress: Progress): Promise<RunResult> {
   const { config } = req;
   for (const p of [req.base, req.head]) if (!fs.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  refuseInputsInOutput(req.out, [
+    { flag: '--base', path: req.base },
+    { flag: '--head', path: req.head },
+    { flag: '--data', path: req.data },
+    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path })),
+  ]);
   const m = await measurePair(req, progress);
-  const budgets = compareBudgets(req.budgets);
-  const changes = classChanges(m.base.step, m.head.step, m.data.labels!, m.base.preds.classes);
-  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config, changes, true);
-  const model: ModelLedger = {
+  const judged = judgeWithIntervals(compareBudgets(req.budgets), m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config, true);
+  const model = buildModelLedger({
     model: req.base,
     pruned: req.head,
     method: 'compare',
-    target_sparsity: m.head.step.sparsity,
-    steps: [m.base.step, m.head.step],
-    budgets: judged.budgets,
-    verdict: judged.verdict,
-    class_changes: judged.classChanges,
-    eval: { data: req.data, samples: m.data.count, classes: m.base.preds.classes },
-    shifts: shiftResults(m.base, m.head, m.shifts, new Set(config.corruptions), config.confidence),
-    prediction_shift: predictionShifts(m.base, m.head, m.shifts),
-  };
-  const ledger: Ledger = {
-    schema: LEDGER_SCHEMA,
-    verdict: judged.verdict,
-    tool: { name: 'prune-guard', version: VERSION },
-    created_at: new Date().toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: m.provider.provider,
-      threads: config.latency.threads || os.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`,
-      ...(m.provider.note ? { notes: [m.provider.note] } : {}),
-    },
-    models: [model],
-  };
-  const markdown = renderMarkdown(ledger);
+    targetSparsity: m.head.step.sparsity,
+    steps: [m.base, m.head],
+    reference: m.base,
+    shipped: m.head,
+    judged,
+    data: { path: req.data, set: m.data },
+    shifts: m.shifts,
+    config,
+  });
+  const ledger = ledgerEnvelope([model], measuredRuntime(m.provider, config));
   fs.mkdirSync(req.out, { recursive: true });
-  const ledgerPath = path.join(req.out, 'ledger.json');
-  const markdownPath = path.join(req.out, 'ledger.md');
-  writeFileAtomic(ledgerPath, JSON.stringify(ledger, null, 2) + '\n');
-  writeFileAtomic(markdownPath, markdown);
-  return { ledger, markdown, ledgerPath, markdownPath };
+  return { ledger, ...writeLedgerFiles(req.out, ledger) };
 }

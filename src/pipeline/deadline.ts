@@ -1,4 +1,4 @@
-import type { Progress } from '../io/progress.js';
+import { stageName, type Progress } from '../io/progress.js';
 
 /** Thrown at the first progress report after the time budget ran out; names the stage it stopped in. */
 export class TimedOut extends Error {
@@ -33,33 +33,25 @@ export class Deadline {
     if (elapsed > this.limitSeconds) throw new TimedOut(this.stage, this.limitSeconds, elapsed);
   }
 
-  /** `inner` with a checkpoint in every call; `start` and `note` also name the current stage. */
+  /** `inner` with a checkpoint in every call; a stage event also names the current stage. */
   watch(inner: Progress): Progress {
     return {
+      stage: (e) => {
+        this.check();
+        this.stage = stageName(e);
+        inner.stage(e);
+      },
       note: (m) => {
         this.check();
-        if (STAGE_NOTE.test(m)) this.stage = stageOf(m);
         inner.note(m);
-      },
-      start: (label, total) => {
-        this.check();
-        this.stage = stageOf(label);
-        inner.start(label, total);
       },
       update: (done) => {
         inner.update(done);
         this.check();
       },
       stop: () => inner.stop(),
+      output: (text) => inner.output(text),
+      remainingSeconds: () => (this.limitSeconds === undefined ? undefined : Math.max(0, this.limitSeconds - this.elapsedSeconds())),
     };
   }
-}
-
-// notes that open a stage ("pruning x.onnx: ..."); other notes are remarks within the current stage
-const STAGE_NOTE = /^(pruning|recover|reconstruct|distill|fine-tun)/i;
-
-/** "pruning mlp.onnx: unstructured to 50%" -> "pruning"; "evaluate dense" stays whole. */
-function stageOf(label: string): string {
-  const colon = label.indexOf(':');
-  return (colon > 0 ? label.slice(0, colon) : label).replace(/\s*\(.*\)$/, '').split(' ').slice(0, 2).join(' ').trim();
 }

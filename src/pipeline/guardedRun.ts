@@ -1,14 +1,12 @@
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { UserError } from '../errors.js';
-import { writeFileAtomic } from '../io/atomicWrite.js';
 import { OutputDir } from '../io/outputDir.js';
-import { renderMarkdown } from '../ledger/render.js';
-import { LEDGER_SCHEMA, type Ledger } from '../ledger/types.js';
-import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
-import { VERSION } from '../version.js';
+import { refuseInputsInOutput, type NamedInput } from '../io/inputPaths.js';
+import { ledgerEnvelope } from '../ledger/envelope.js';
+import type { Ledger } from '../ledger/types.js';
 import { Deadline, TimedOut } from './deadline.js';
 import type { Progress } from '../io/progress.js';
+import { measuredRuntime, writeLedgerFiles } from './ledger.js';
 import { prunedPath, runPipeline } from './run.js';
 import { type RunRequest, type RunResult } from './request.js';
 
@@ -25,28 +23,10 @@ function publish<T>(value: T, out: OutputDir): T {
   return value;
 }
 
+/** The ledger of a run stopped by its time budget: no model, the stage it stopped in, verdict `fail`. */
 function timedOutLedger(req: RunRequest, t: TimedOut): Ledger {
-  return {
-    schema: LEDGER_SCHEMA,
-    verdict: 'fail',
-    tool: { name: 'prune-guard', version: VERSION },
-    created_at: new Date().toISOString(),
-    runtime: {
-      onnxruntime: onnxruntimeVersion(),
-      provider: 'cpu',
-      threads: req.config.latency.threads || os.availableParallelism(),
-      platform: `${process.platform}-${process.arch}`,
-    },
-    models: [],
-    timed_out: { model: req.model, stage: t.stage, limit_s: t.limitSeconds, elapsed_s: Math.round(t.elapsedSeconds * 10) / 10 },
-  };
-}
-
-function stageLedger(out: OutputDir, ledger: Ledger): { markdown: string } {
-  const markdown = renderMarkdown(ledger);
-  writeFileAtomic(path.join(out.staging, 'ledger.json'), JSON.stringify(ledger, null, 2) + '\n');
-  writeFileAtomic(path.join(out.staging, 'ledger.md'), markdown);
-  return { markdown };
+  const stopped = { model: req.model, stage: t.stage, limit_s: t.limitSeconds, elapsed_s: Math.round(t.elapsedSeconds * 10) / 10 };
+  return ledgerEnvelope([], measuredRuntime({ provider: 'cpu' }, req.config), [stopped]);
 }
 
 /**
@@ -65,27 +45,39 @@ export function infeasibleBudgetNotes(req: Pick<RunRequest, 'config' | 'budgets'
   return notes;
 }
 
+/** Every file a run reads, as the user named it. */
+export function runInputs(req: Pick<RunRequest, 'model' | 'data' | 'calib' | 'shifts' | 'configFile'>): NamedInput[] {
+  return [
+    { flag: '--model', path: req.model },
+    { flag: '--data', path: req.data },
+    ...(req.calib ? [{ flag: '--calib', path: req.calib }] : []),
+    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path })),
+    ...(req.configFile ? [{ flag: '--config', path: req.configFile }] : []),
+  ];
+}
+
 /**
  * `runPipeline` made safe to run in CI: the --out folder is locked, everything is written to a staging
- * folder and published together at the end (ledger last), a failure or SIGTERM publishes nothing, and
- * a run past its time budget stops and publishes only a `fail` ledger saying where it stopped.
+ * folder and published together at the end, a failure or SIGTERM publishes nothing, and a run past its
+ * time budget stops and publishes no model. Returns the run's ledger (one model, or a `fail` saying where
+ * it stopped); `publishLast` may stage files of its own, published after every artifact.
  */
-export async function runGuarded(req: RunRequest, progress: Progress): Promise<RunResult> {
+export async function guardedLedger(req: RunRequest, progress: Progress, publishLast: (ledger: Ledger, staging: string) => readonly string[] = () => []): Promise<Ledger> {
   if (path.resolve(prunedPath(req.out, req.model)) === path.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
+  refuseInputsInOutput(req.out, runInputs(req));
   for (const n of infeasibleBudgetNotes(req)) progress.note(n);
   const out = await OutputDir.open(req.out, {
     waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1000,
     onWait: (m) => progress.note(m),
   });
   const deadline = new Deadline(req.config.timeBudget);
-  const ledgerPath = path.join(req.out, 'ledger.json');
-  const markdownPath = path.join(req.out, 'ledger.md');
   try {
     let ledger: Ledger;
     try {
-      ledger = publish((await runPipeline({ ...req, out: out.staging }, deadline.watch(progress))).ledger, out);
+      const run = await runPipeline({ ...req, out: out.staging }, deadline.watch(progress));
+      ledger = ledgerEnvelope([publish(run.model, out)], run.runtime);
     } catch (e) {
       if (!(e instanceof TimedOut)) throw e;
       progress.stop();
@@ -95,10 +87,19 @@ export async function runGuarded(req: RunRequest, progress: Progress): Promise<R
       out.retire(path.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
-    const { markdown } = stageLedger(out, ledger);
-    out.commit(['ledger.md', 'ledger.json']);
-    return { ledger, markdown, ledgerPath, markdownPath };
+    out.commit(publishLast(ledger, out.staging));
+    return ledger;
   } finally {
     out.abort(); // no-op after commit
   }
+}
+
+/** The CLI's `run`: a guarded run whose ledger.json and ledger.md are published with it, last. */
+export async function runGuarded(req: RunRequest, progress: Progress): Promise<RunResult> {
+  let markdown = '';
+  const ledger = await guardedLedger(req, progress, (l, staging) => {
+    markdown = writeLedgerFiles(staging, l).markdown;
+    return ['ledger.md', 'ledger.json'];
+  });
+  return { ledger, markdown, ledgerPath: path.join(req.out, 'ledger.json'), markdownPath: path.join(req.out, 'ledger.md') };
 }

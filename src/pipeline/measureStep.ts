@@ -13,8 +13,10 @@ import { countSparsity } from '../prune/sparsity.js';
 import type { Progress } from '../io/progress.js';
 import { boundedBatch } from '../onnx/runtime/activationBudget.js';
 import { collectGarbage } from './release.js';
+import { stepName, type StepKind, type StepRecord } from './steps.js';
 
 export interface MeasuredStep {
+  kind: StepKind;
   step: Step;
   preds: Predictions;
   /** predictions on each labelled shift set, by name, for paired statistics */
@@ -45,8 +47,9 @@ function savedFacts(artifact: string, denseWeights: readonly PrunableWeight[], e
  * Every number of a step except latency (measured interleaved across steps), from the artifact saved
  * at `artifact`, read back from disk: what the ledger reports is what the file holds.
  */
-export async function measureStep(name: string, description: string, artifact: string, ctx: StepContext): Promise<MeasuredStep> {
+export async function measureStep(kind: StepKind, description: string, artifact: string, ctx: StepContext): Promise<MeasuredStep> {
   const { data, config, progress } = ctx;
+  const name = stepName(kind);
   const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
   const size = measureFileSize(artifact);
   collectGarbage();
@@ -55,7 +58,7 @@ export async function measureStep(name: string, description: string, artifact: s
   const shiftAccuracy: Record<string, number> = {};
   const shiftPreds = new Map<string, Predictions>();
   try {
-    progress.start(`evaluate ${name}`, data.count);
+    progress.stage({ kind: 'evaluate', step: name, total: data.count });
     preds = await evaluateClassifier(session, data, {
       batchSize: batch,
       outputsAreProbabilities: probabilities,
@@ -94,5 +97,13 @@ export async function measureStep(name: string, description: string, artifact: s
     shift_accuracy: shiftAccuracy,
     layers: sparsity.layers,
   };
-  return { step, preds, shiftPreds };
+  return { kind, step, preds, shiftPreds };
+}
+
+/** A saved step record measured, with the recovery and temperature it carries. */
+export async function measureRecord(r: StepRecord, ctx: StepContext): Promise<MeasuredStep> {
+  const m = await measureStep(r.step, r.description, r.artifact, ctx);
+  if (r.recovery) m.step.recovery = r.recovery;
+  if (r.temperature) m.step.temperature = r.temperature;
+  return m;
 }

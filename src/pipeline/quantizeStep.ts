@@ -133,7 +133,7 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
     }
     // one plan needs no choosing: the step's own latency is measured with every other step's
     if (plans.length > 1) {
-      progress.start(`latency (float and ${plans.length} INT8 plans interleaved)`, config.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs));
+      progress.stage({ kind: 'latency', detail: `float and ${plans.length} INT8 plans interleaved`, total: config.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
       const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config.batchSizes))), { batchSizes: config.batchSizes, ...DECISION_TIMING, threads, provider: input.provider }, (d) => progress.update(d));
       progress.stop();
       measured.forEach((m, k) => {
@@ -274,7 +274,14 @@ export function checkQuantizeInputs(config: Config, model: ModelProto, req: { mo
 
 /** A quantized step is measured like any other, with what the quantizer decided attached. */
 export async function measureQuantized(q: QuantizeStepResult, ctx: StepContext): Promise<MeasuredStep> {
-  const m = await measureStep(q.info.scheme === 'dynamic' ? 'quantize:dynamic' : 'quantize:int8', q.description, q.artifact, ctx);
+  const m = await measureStep({ kind: 'quantize', scheme: q.info.scheme === 'dynamic' ? 'dynamic' : 'int8' }, q.description, q.artifact, ctx);
   m.step.quantize = q.info;
   return m;
+}
+
+/** The configured quantization of a float file, saved at `artifact`; undefined without `--quantize`. */
+export async function quantizeLast(source: string, calib: Dataset | undefined, config: Config, artifact: string, progress: Progress, provider: 'cpu' | 'cuda'): Promise<QuantizeStepResult | undefined> {
+  if (config.quantize === 'int8') return quantizeStep({ source, calib: calib!, config, artifact, progress, provider });
+  if (config.quantize === 'dynamic') return quantizeDynamicStep({ source, calib, config, artifact, progress, provider });
+  return undefined;
 }

@@ -1,21 +1,51 @@
 import type { Config } from '../config/schema.js';
+import type { Dataset } from '../data/dataset.js';
 import type { ResolvedBudget } from '../ledger/budgets.js';
-import type { Ledger } from '../ledger/types.js';
+import type { LedgerRuntime } from '../ledger/envelope.js';
+import type { Ledger, ModelLedger } from '../ledger/types.js';
+import type { LoadedModel } from '../onnx/model.js';
+import type { ResolvedScope } from '../prune/resolveScope.js';
 
-/** What one `run` is asked to do, and what it leaves behind: shared by the one-shot and gradual runners. */
+/** What one `run` is asked to do: shared by the strategies, the guarded run and the action. */
 export interface RunRequest {
   model: string;
   data: string;
   calib?: string;
   shifts: { name: string; path: string }[];
   out: string;
+  /** the config file the settings came from, when there is one: an input like the others */
+  configFile?: string;
   config: Config;
   budgets: ResolvedBudget[];
 }
 
+/** What `runPipeline` measured for one model: its ledger record and what it was measured on. Files: artifacts only. */
+export interface PipelineResult {
+  model: ModelLedger;
+  runtime: LedgerRuntime;
+}
+
+/** A guarded run's ledger and the files it published. */
 export interface RunResult {
   ledger: Ledger;
   markdown: string;
   ledgerPath: string;
   markdownPath: string;
+}
+
+/** Everything a strategy (one shot with or without rounds, gradual) starts from, every input checked. */
+export interface StrategyInput {
+  /** the request with `scope: auto` resolved */
+  req: RunRequest;
+  /** the dense model, parsed; a strategy may release it once everything after reads the saved files */
+  dense: LoadedModel;
+  data: Dataset;
+  shifts: { name: string; data: Dataset }[];
+  calib?: Dataset;
+  /** where the shipped model is written */
+  outPath: string;
+  provider: 'cpu' | 'cuda';
+  scope: ResolvedScope;
+  /** recovery rounds (1: one shot) */
+  rounds: number;
 }

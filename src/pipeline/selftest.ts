@@ -79,7 +79,7 @@ export async function selftest(req: SelftestRequest, progress: Progress): Promis
     halfWidths.push((r.ci[1] - r.ci[0]) / 2);
     first.head.step.latency = { ...first.head.step.latency!, p50_ms: quantileSorted([...latency.candidate].sort((a, b) => a - b), 0.5) };
     first.base.step.latency = { ...first.base.step.latency!, p50_ms: quantileSorted([...latency.reference].sort((a, b) => a - b), 0.5) };
-    const judged = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency, config, [], true);
+    const judged = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency, config, true);
     if (judged.verdict === 'fail') {
       falseAlarms++;
       failures.push(`repetition ${k + 1}: ${judged.budgets.filter((b) => b.verdict === 'fail').map((b) => `${b.name} ${b.detail}`).join('; ')}`);

@@ -14,7 +14,7 @@ import type { Progress } from '../io/progress.js';
  */
 export async function timeSteps(measured: readonly MeasuredStep[], data: Dataset, config: Config, provider: 'cpu' | 'cuda', progress: Progress): Promise<number[][][]> {
   const artifacts = measured.map((m) => m.step.artifact);
-  progress.start(`latency (${artifacts.length} models interleaved)`, config.batchSizes.length * (config.latency.warmup + config.latency.runs));
+  progress.stage({ kind: 'latency', detail: `${artifacts.length} models interleaved`, total: config.batchSizes.length * (config.latency.warmup + config.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
   const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider }, (done) => progress.update(done));
   progress.stop();
@@ -34,7 +34,7 @@ export async function timeSteps(measured: readonly MeasuredStep[], data: Dataset
 /** Primary-batch latency of dense and one candidate, interleaved: enough to judge a latency budget mid-schedule. */
 export async function timePair(dense: string, candidate: string, data: Dataset, config: Config, provider: 'cpu' | 'cuda', progress: Progress): Promise<{ reference: number[]; candidate: number[] }> {
   const batch = config.batchSizes[0];
-  progress.start('latency (dense and schedule step)', config.latency.warmup + config.latency.runs);
+  progress.stage({ kind: 'latency', detail: 'dense and schedule step', total: config.latency.warmup + config.latency.runs });
   const source = sliceBatch(data, 0, Math.min(data.count, batch));
   const samples = await measureInterleaved([dense, candidate], source, { ...config.latency, batchSizes: [batch], confidence: config.confidence, provider }, (done) => progress.update(done));
   progress.stop();

@@ -1,10 +1,12 @@
 import type { Config } from '../config/schema.js';
 import type { Dataset } from '../data/dataset.js';
 import { evaluateBudgets, overallVerdict, type ResolvedBudget } from '../ledger/budgets.js';
-import type { BudgetResult, ClassChange, DistributionShift, PredictionShift, ShiftResult, Verdict } from '../ledger/types.js';
+import type { BudgetResult, ClassChange, DistributionShift, PredictionShift, ShiftResult, Step, Verdict } from '../ledger/types.js';
+import { classSupport } from '../measure/metrics.js';
 import type { Predictions } from '../onnx/runtime/classifier.js';
 import { chiSquareHomogeneity, kolmogorovSmirnov, populationStabilityIndex } from '../measure/stats/distribution.js';
 import { accuracyDropUncertainty, accuracyIntervals, annotateClassChanges, budgetUncertainty, type PairedMeasurements } from '../measure/stats/uncertainty.js';
+import type { Reduction } from '../prune/reduction.js';
 import type { MeasuredStep } from './measureStep.js';
 
 export interface Judged {
@@ -13,10 +15,22 @@ export interface Judged {
   classChanges: ClassChange[];
 }
 
+/** Per-class accuracy changes from the reference step to the candidate, largest drop first. */
+export function classChanges(reference: Step, candidate: Step, labels: Int32Array, classes: number): ClassChange[] {
+  const support = classSupport(labels, classes);
+  const changes: ClassChange[] = [];
+  reference.per_class!.forEach((d, c) => {
+    const f = candidate.per_class![c];
+    if (d === null || f === null) return;
+    changes.push({ class: c, dense: d, pruned: f, drop: d - f, support: support[c] });
+  });
+  return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
+}
+
 /**
  * Budgets of `candidate` against `reference` (dense vs final in `run`, base vs head in `compare`),
- * each judged on its confidence interval. Also writes Wilson intervals into both steps.
- * `latency` holds the primary-batch timed runs of the two models, paired by round.
+ * each judged on its confidence interval, and the per-class changes between them. Also writes Wilson
+ * intervals into both steps. `latency` holds the primary-batch timed runs of the two models, paired by round.
  */
 export function judgeWithIntervals(
   budgets: readonly ResolvedBudget[],
@@ -26,8 +40,8 @@ export function judgeWithIntervals(
   shifts: readonly { name: string; data: Dataset }[],
   latency: { reference: readonly number[]; candidate: readonly number[] } | undefined,
   config: Config,
-  classChanges: ClassChange[],
   compareMode = false,
+  reduction?: Reduction,
 ): Judged {
   const labels = data.labels!;
   const confidence = config.confidence;
@@ -47,12 +61,14 @@ export function judgeWithIntervals(
   const measurements = compareMode
     ? { dense: reference.step, final: candidate.step, base: reference.step }
     : { dense: reference.step, final: candidate.step };
-  const results = evaluateBudgets(budgets, { ...measurements, uncertainty: budgetUncertainty(paired) }, { strict: config.strict, confidence });
+  // comparing two models, or quantizing alone, prunes nothing: there is no requested reduction to fall short of
+  const judgedBudgets = compareMode || !reduction ? budgets.filter((b) => b.name !== 'target-reduction') : budgets;
+  const results = evaluateBudgets(judgedBudgets, { ...measurements, ...(reduction ? { reduction } : {}), uncertainty: budgetUncertainty(paired) }, { strict: config.strict, confidence });
   const classLimit = budgets.find((b) => b.name === 'class-accuracy-drop')?.limit;
   return {
     budgets: results,
     verdict: overallVerdict(results.map((b) => b.verdict)),
-    classChanges: annotateClassChanges(classChanges, paired, classLimit),
+    classChanges: annotateClassChanges(classChanges(reference.step, candidate.step, labels, reference.preds.classes), paired, classLimit),
   };
 }
 

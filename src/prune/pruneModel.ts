@@ -2,6 +2,7 @@ import { DEFAULT_CONFIG, type ConcreteScope, type Config } from '../config/schem
 import type { Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import { topUpMagnitude } from './hybrid.js';
 import { magnitudePrune } from './magnitude.js';
 import { nmPrune, parseNM, verifyNM, type NMPattern } from './nm.js';
 import { prunableWeights, type PrunableWeight } from './prunable.js';
@@ -12,7 +13,10 @@ import type { Progress } from '../io/progress.js';
 import { AnalysisOverBudget } from './sensitivity/sensitivityCurves.js';
 import { sensitivityPrune } from './sensitivity/sensitivityPrune.js';
 import { describeStructured } from './structured/describe.js';
+import type { ChannelTally } from './reduction.js';
 import type { KeptChannels } from './structured/keptChannels.js';
+import type { MeasureOptions } from './structured/hardware.js';
+import { allocationRecord, type AllocationRecord } from './structured/record.js';
 import { structuredPrune } from './structured/structuredPrune.js';
 
 export interface PruneContext {
@@ -26,6 +30,12 @@ export interface PruneContext {
    * global with a note (a scope the user asked for is measured however long it takes)
    */
   autoAnalysisSeconds?: number;
+  /** structured with `round-to: 0`: where and how to measure the widths that run fast */
+  hardware?: MeasureOptions;
+  /** structured: allocate for a predicted latency instead of `sparsity` (the latency target's loop sets it) */
+  latencyTarget?: { batch: number; denseMs: number; budgetMs: number };
+  /** with `latencyTarget`: each group's measured calibration-loss curve, by group name */
+  lossCurves?: ReadonlyMap<string, readonly { ratio: number; increase: number }[]>;
 }
 
 export interface PruneOutcome {
@@ -53,12 +63,21 @@ export interface PruneOutcome {
    * whose output channels were removed against the dense output at the kept channels
    */
   structured?: { reference: ModelProto; kept: KeptChannels };
+  /** structured: the widths kept counts were rounded to and, for a latency target, the latency plan */
+  allocation?: AllocationRecord;
+  /** structured and hybrid: the channels the target applies to, how many went, the groups left whole */
+  channels?: ChannelTally;
 }
 
 /** The sparsity a run aims at: the N:M pattern's own 1 - N/M, else `config.sparsity`. */
 export function targetSparsity(config: Pick<Config, 'method' | 'sparsity'>): number {
   const nm = parseNM(config.method);
   return nm ? 1 - nm.n / nm.m : config.sparsity;
+}
+
+/** What a run asks of its pruning, in the unit its method counts: channels (structured) or prunable weights. */
+export function requestedReduction(config: Pick<Config, 'method' | 'sparsity'>): { unit: 'weights' | 'channels'; requested: number } {
+  return config.method === 'structured' ? { unit: 'channels', requested: config.sparsity } : { unit: 'weights', requested: targetSparsity(config) };
 }
 
 /** N:M semi-structured pruning; weights without a single input axis are left dense and named in notes. */
@@ -134,24 +153,34 @@ async function pruneWithScope(dense: ModelProto, config: Config & { scope: Concr
       const channelSparsity = config.method === 'hybrid' ? config.sparsity / 2 : config.sparsity;
       const r = await structuredPrune(dense, {
         sparsity: channelSparsity, scope: config.scope, roundTo: config.roundTo, maxLayerSparsity: config.scope === 'global' ? config.maxLayerSparsity : 1, criterion: config.criterion as Exclude<Config['criterion'], 'sparsegpt'>, protectedTensors, calib: ctx.calib,
+        ...(ctx.hardware && config.roundTo === 0 ? { hardware: ctx.hardware } : {}),
+        ...(ctx.latencyTarget ? { latency: ctx.latencyTarget } : {}),
+        ...(ctx.lossCurves ? { lossCurves: ctx.lossCurves } : {}),
       });
+      const allocation = allocationRecord(config.roundTo, r.widths, r.latency);
       let description = describeStructured(dense, r, { criterion: config.criterion, scope: config.scope, sparsity: channelSparsity });
       let model = r.model;
       if (config.method === 'hybrid') {
         const removed = countSparsity(model, weights).overall;
-        const rest = prunableWeights(model, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
-        const restTotal = rest.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const denseTotal = weights.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-        const extra = Math.max(0, config.sparsity * denseTotal - (denseTotal - restTotal));
-        const frac = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-        model = magnitudePrune(model, rest, frac, config.scope).model;
-        description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(frac * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
+        const topUp = topUpMagnitude(model, weights, config.sparsity, config, config.scope);
+        model = topUp.model;
+        description += `; then unstructured magnitude (${config.scope}) of the remaining weights: ${(topUp.fraction * 100).toFixed(1)}% of them zeroed (structured alone removed ${(removed * 100).toFixed(1)}% of prunable weights)`;
       }
-      return { model, description, denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept } };
+      return { model, description: description + widthsText(allocation), denseWeights: weights, notes: r.notes, structured: { reference: r.base, kept: r.kept }, channels: r.tally, allocation };
     }
     default:
       throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
   }
+}
+
+/** The step description's note on widths: which multiples kept counts were snapped to. */
+function widthsText(a: AllocationRecord): string {
+  if (a.rounding === 'fixed') return `; kept counts multiples of ${a.round_to}`;
+  if (!a.groups || a.groups.length === 0) return '';
+  const counts = new Map<number, number>();
+  for (const g of a.groups) counts.set(g.multiple, (counts.get(g.multiple) ?? 0) + 1);
+  const list = [...counts].sort((x, y) => y[1] - x[1] || y[0] - x[0]).map(([m, n]) => `${m} (${n} group${n === 1 ? '' : 's'})`).join(', ');
+  return `; kept counts snapped to ${a.rounding === 'measured' ? 'the widths measured to run fast' : 'recorded widths'}: multiples of ${list}`;
 }
 
 /** `scope: sensitivity`: per-layer (or per-group) ratios allocated from measured sensitivity curves. */
@@ -165,13 +194,18 @@ async function pruneBySensitivity(dense: ModelProto, weights: PrunableWeight[], 
       method, sparsity: config.sparsity, calib: ctx.calib!, weights, config, perMac: config.scope === 'sensitivity-macs',
       protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
       onLayer: (done, total) => {
-        if (!started) ctx.progress?.start(`sensitivity curves (${method}, ${total} ${method === 'unstructured' ? 'layers' : 'groups'})`, total);
+        if (!started) ctx.progress?.stage({ kind: 'sensitivity', detail: `${method}, ${total} ${method === 'unstructured' ? 'layers' : 'groups'}`, total });
         started = true;
         ctx.progress?.update(done);
       },
       ...(ctx.autoAnalysisSeconds !== undefined ? { maxSeconds: ctx.autoAnalysisSeconds } : {}),
+      ...(ctx.hardware && config.roundTo === 0 && method === 'structured' ? { hardware: ctx.hardware } : {}),
     });
-    return { model: r.model, description: r.description, denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity, ...(r.structured ? { structured: r.structured } : {}) };
+    const allocation = method === 'structured' ? allocationRecord(config.roundTo, r.widths, undefined) : undefined;
+    return {
+      model: r.model, description: r.description + (allocation ? widthsText(allocation) : ''), denseWeights: weights, notes: r.notes, sensitivity: r.sensitivity,
+      ...(r.structured ? { structured: r.structured } : {}), ...(r.channels ? { channels: r.channels } : {}), ...(allocation ? { allocation } : {}),
+    };
   } catch (e) {
     if (!(e instanceof AnalysisOverBudget)) throw e;
     // a big model under the default scope: today's global allocation rather than an analysis of hours

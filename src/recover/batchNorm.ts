@@ -7,13 +7,14 @@ import { activationBytesPerSample, macsBefore, nodeMacsOf, secondsLeft } from '.
 import { ACTIVATION_BUDGET_BYTES, ACTIVATION_HIGH_WATER, boundedBatch, largestActivationBytes } from '../onnx/runtime/activationBudget.js';
 import { sessionFromModel, streamActivations } from '../onnx/runtime/session.js';
 import { graphUpTo } from '../onnx/subgraph.js';
+import type { BatchNormBound } from './refusals.js';
 
 export interface BatchNormRestat {
   model: ModelProto;
   /** BatchNormalization nodes whose running statistics were replaced */
   nodes: string[];
-  /** how the statistics were gathered when a bound changed it, or why nothing was done */
-  note?: string;
+  /** how the time left changed it: every node in one pass, or nothing done */
+  bound?: BatchNormBound;
 }
 
 export interface BatchNormBounds {
@@ -36,7 +37,7 @@ interface Target {
  * ones before it were updated, since an earlier BN changes what a later one sees: one capture per
  * node, each running only the graph before it. When that sequence would not fit the deadline
  * (DenseNet-121: 120 nodes), all nodes are measured in one pass instead (each sees the earlier ones'
- * old statistics), and when not even one pass fits, nothing is done; `note` says which.
+ * old statistics), and when not even one pass fits, nothing is done; `bound` says which.
  */
 export async function reestimateBatchNorm(pruned: ModelProto, calib: Dataset, threads = 0, bounds: BatchNormBounds = {}): Promise<BatchNormRestat> {
   const ed = ModelEditor.copyOf(pruned);
@@ -70,7 +71,7 @@ export async function reestimateBatchNorm(pruned: ModelProto, calib: Dataset, th
     return { model, nodes };
   }
   if (bounds.passSeconds! > left) {
-    return { model, nodes: [], note: `one pass over the calibration set takes about ${bounds.passSeconds!.toFixed(0)} s, more than the ${Math.max(0, left).toFixed(0)} s left of recovery-time-budget` };
+    return { model, nodes: [], bound: { kind: 'time', passSeconds: bounds.passSeconds!, leftSeconds: left } };
   }
   // every node's input fetched at once: the batch must hold them all besides the model's own activations
   const fetched = activationBytesPerSample(model, targets.map((t) => t.node.input[0]));
@@ -84,7 +85,7 @@ export async function reestimateBatchNorm(pruned: ModelProto, calib: Dataset, th
   return {
     model,
     nodes,
-    note: `statistics of all ${targets.length} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${sequential.toFixed(0)} s, ${left.toFixed(0)} s were left of recovery-time-budget`,
+    bound: { kind: 'one-pass', nodes: targets.length, sequentialSeconds: sequential, leftSeconds: left },
   };
 }
 

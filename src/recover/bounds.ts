@@ -4,6 +4,7 @@ import type { ModelProto, NodeProto } from '../onnx/proto/onnx_pb.js';
 import { inferShapes } from '../onnx/shapes.js';
 import { numel } from '../onnx/tensor.js';
 import { upstream } from '../onnx/subgraph.js';
+import type { DistillUnfit } from './refusals.js';
 
 /**
  * Bounds that keep recovery finite on big models: how much memory a layer refit may hold, and whether a
@@ -120,17 +121,15 @@ export function activationBytesPerSample(model: ModelProto, names?: readonly str
  * parameters five times (weights, gradients, Adam's two moments, the best epoch's copy) and every
  * activation of the batch for the backward pass.
  */
-export function distillUnfit(model: ModelProto, opts: { batch: number; passSeconds?: number; secondsLeft: number; maxBytes: number }): string | null {
+export function distillUnfit(model: ModelProto, opts: { batch: number; passSeconds?: number; secondsLeft: number; maxBytes: number }): DistillUnfit | null {
   let params = 0;
   for (const t of model.graph!.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
   const perSample = activationBytesPerSample(model);
   const bytes = 5 * 4 * params + opts.batch * perSample;
-  if (bytes > opts.maxBytes) {
-    return `a training step needs about ${(bytes / 2 ** 20).toFixed(0)} MB (${(params / 1e6).toFixed(1)}M parameters x 5, ${opts.batch} samples x ${(perSample / 2 ** 20).toFixed(1)} MB of activations), over the ${(opts.maxBytes / 2 ** 20).toFixed(0)} MB bound`;
-  }
+  if (bytes > opts.maxBytes) return { kind: 'memory', bytes, parameters: params, batch: opts.batch, bytesPerSample: perSample, limitBytes: opts.maxBytes };
   if (opts.passSeconds !== undefined) {
     const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
-    if (epoch > opts.secondsLeft) return `one epoch takes about ${epoch.toFixed(0)} s (${(epoch / opts.passSeconds).toFixed(1)} passes of ${opts.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, opts.secondsLeft).toFixed(0)} s left of recovery-time-budget`;
+    if (epoch > opts.secondsLeft) return { kind: 'time', epochSeconds: epoch, passSeconds: opts.passSeconds, leftSeconds: opts.secondsLeft };
   }
   return null;
 }

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { writeNpz } from '../data/npz.js';
 import { UserError } from '../errors.js';
+import { onInterrupt } from '../io/cleanup.js';
 import { GraphIndex } from '../onnx/graph.js';
 import { loadModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
@@ -43,18 +44,66 @@ export function externalEnv(p: ExternalPaths): Record<string, string> {
   };
 }
 
+/** The step's environment minus the action's inputs: `INPUT_GITHUB-TOKEN` must not reach a pull request's command. */
+export function commandEnv(base: NodeJS.ProcessEnv, extra: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(base)) if (v !== undefined && !/^INPUT_/i.test(k)) env[k] = v;
+  return { ...env, ...extra };
+}
+
+/** The command outlived the time it was given and was stopped with its whole process group. */
+export class CommandTimedOut extends Error {
+  override readonly name = 'CommandTimedOut';
+  constructor(readonly seconds: number) {
+    super(`the recovery command was stopped after ${seconds.toFixed(1)} s, at the time budget`);
+  }
+}
+
+// a command that ignores SIGTERM gets this long to exit before SIGKILL
+const KILL_GRACE_MS = 2000;
+
 /**
- * Run the user's recovery command in a shell. Its stdout and stderr go to prune-guard's stderr, so
- * the ledger printed on stdout stays clean for CI logs and pipes.
+ * Run the user's recovery command in a shell, in its own process group, so stopping it stops everything
+ * it started (a training script's workers, a `sleep`): at `timeoutSeconds`, and when prune-guard itself is
+ * told to stop (SIGTERM/SIGINT), the group gets SIGTERM, then SIGKILL. Its stdout and stderr go to
+ * `output` (prune-guard's stderr in the CLI), so the ledger printed on stdout stays clean for CI logs and pipes.
  */
-export function runCommand(command: string, env: Record<string, string>): Promise<void> {
+export function runCommand(command: string, env: Record<string, string>, output: (text: string) => void, opts: { timeoutSeconds?: number } = {}): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, { shell: true, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.on('data', (d: Buffer) => process.stderr.write(d));
-    child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
+    const started = performance.now();
+    const child = spawn(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const killGroup = (signal: NodeJS.Signals) => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, signal);
+      } catch {
+        // the group is already gone
+      }
+    };
+    const unregister = onInterrupt(() => killGroup('SIGKILL'));
+    let timedOut = false;
+    let grace: NodeJS.Timeout | undefined;
+    const timer =
+      opts.timeoutSeconds === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            killGroup('SIGTERM');
+            grace = setTimeout(() => killGroup('SIGKILL'), KILL_GRACE_MS);
+          }, opts.timeoutSeconds * 1000);
+    // utf8 decoding keeps a character split across two chunks whole
+    child.stdout.setEncoding('utf8').on('data', output);
+    child.stderr.setEncoding('utf8').on('data', output);
     child.on('error', (e) => reject(new UserError(`--recovery-command: cannot start '${command}' (${e.message})`)));
+    child.on('exit', () => {
+      // the shell is gone; whatever it left running in its group goes with it
+      killGroup('SIGKILL');
+    });
     child.on('close', (code, signal) => {
-      if (code === 0) resolve();
+      clearTimeout(timer);
+      clearTimeout(grace);
+      unregister();
+      if (timedOut) reject(new CommandTimedOut((performance.now() - started) / 1000));
+      else if (code === 0) resolve();
       else reject(new UserError(`--recovery-command: '${command}' ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; its output is above, fix the command and rerun`));
     });
   });
@@ -94,11 +143,11 @@ export function verifyRecovered(before: ModelProto, after: ModelProto, masks: Ma
 }
 
 /** The whole external step: masks out, command run, model back in and verified. */
-export async function externalRecovery(command: string, pruned: ModelProto, weights: readonly string[], paths: ExternalPaths): Promise<ModelProto> {
+export async function externalRecovery(command: string, pruned: ModelProto, weights: readonly string[], paths: ExternalPaths, output: (text: string) => void, opts: { timeoutSeconds?: number } = {}): Promise<ModelProto> {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
   fs.rmSync(paths.modelOut, { force: true });
-  await runCommand(command, externalEnv(paths));
+  await runCommand(command, externalEnv(paths), output, opts);
   if (!fs.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }

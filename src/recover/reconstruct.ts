@@ -15,6 +15,7 @@ import { crossGram, timesTransposed } from '../onnx/runtime/gemm.js';
 import { captureSamplesThatFit, columnBlocks, macsBefore, nodeMacsOf, PRIOR_FLOPS_PER_SECOND, refitBytes, refitFlops, secondsLeft } from './bounds.js';
 import { boundedBatch } from '../onnx/runtime/activationBudget.js';
 import { graphUpTo } from '../onnx/subgraph.js';
+import type { LayerSkip } from './refusals.js';
 
 export interface ReconstructOptions {
   /** ridge added to H's diagonal, as a fraction of its mean diagonal (SparseGPT uses 0.01) */
@@ -69,7 +70,7 @@ export interface ReconstructResult {
   model: ModelProto;
   layers: LayerRefit[];
   /** layers left as they were, and why */
-  skipped: { weight: string; reason: string }[];
+  skipped: { weight: string; reason: LayerSkip }[];
   /** layers whose input was captured on fewer calibration samples to fit the time left */
   subsampled: { weight: string; samples: number }[];
 }
@@ -98,7 +99,7 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
   const dIndex = new GraphIndex(dense.graph!);
   const wanted = new Set(weights);
   const plans: { p: LinearLayer; d: LinearLayer; node: NodeProto; rows: Int32Array }[] = [];
-  const skipped: { weight: string; reason: string }[] = [];
+  const skipped: { weight: string; reason: LayerSkip }[] = [];
   for (const node of pIndex.order) {
     const w = node.input.find((i) => wanted.has(i));
     if (!w) continue;
@@ -106,21 +107,21 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
     const p = linearLayer(pIndex, w);
     const d = linearLayer(dIndex, w);
     if (typeof p === 'string' || typeof d === 'string') {
-      skipped.push({ weight: w, reason: typeof p === 'string' ? p : `dense model: ${d as string}` });
+      skipped.push({ weight: w, reason: { kind: 'unpaired', why: typeof p === 'string' ? p : `dense model: ${d as string}` } });
       continue;
     }
     if (p.input !== d.input) {
-      skipped.push({ weight: w, reason: 'reads a different tensor than the dense layer' });
+      skipped.push({ weight: w, reason: { kind: 'unpaired', why: 'reads a different tensor than the dense layer' } });
       continue;
     }
     const rows = denseRowsOf(p, d, opts.kept);
     if (typeof rows === 'string') {
-      skipped.push({ weight: w, reason: rows });
+      skipped.push({ weight: w, reason: { kind: 'unpaired', why: rows } });
       continue;
     }
     plans.push({ p, d, node, rows });
   }
-  for (const w of wanted) skipped.push({ weight: w, reason: 'not found in the pruned model' });
+  for (const w of wanted) skipped.push({ weight: w, reason: { kind: 'unpaired', why: 'not found in the pruned model' } });
 
   // the time bound: capture cost from multiply-accumulates at the speed the last capture ran (or the
   // caller's measured full pass), solve cost from its flop count at the speed the last solve ran
@@ -139,13 +140,13 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
     const blocks = columnBlocks(cp, cd === cp, opts.maxBlock);
     const bytes = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
     if (bytes > opts.maxRefitBytes) {
-      skipped.push({ weight: p.weight, reason: `its refit needs about ${mb(bytes)} MB (Gram matrices of ${cp} x ${cp} and ${cd} x ${cp} columns), over the ${mb(opts.maxRefitBytes)} MB refit bound` });
+      skipped.push({ weight: p.weight, reason: { kind: 'memory', bytes, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
       continue;
     }
     // checked after memory, so a layer that could never be refit says so whatever the time left
     const left = secondsLeft(opts.deadline);
     if (left <= 0) {
-      skipped.push({ weight: p.weight, reason: 'recovery-time-budget reached' });
+      skipped.push({ weight: p.weight, reason: { kind: 'time' } });
       continue;
     }
     const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
@@ -157,7 +158,7 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
     const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
     const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureSeconds, solveSeconds, secondsLeft: left });
     if (samples === null) {
-      skipped.push({ weight: p.weight, reason: `estimated ${(captureSeconds + solveSeconds).toFixed(0)} s (capturing its input on ${calib.count} samples from both models, then the solve), more than the ${left.toFixed(0)} s left of recovery-time-budget, even on fewer samples` });
+      skipped.push({ weight: p.weight, reason: { kind: 'time', estimate: { seconds: captureSeconds + solveSeconds, samples: calib.count, leftSeconds: left } } });
       continue;
     }
     const input = samples < calib.count ? evenlySpaced(calib, samples) : calib;
@@ -191,8 +192,6 @@ function evenlySpaced(calib: Dataset, n: number): Dataset {
 
 /** samples per onnxruntime run while capturing, before the activation bound cuts it */
 const CAPTURE_BATCH = 128;
-
-const mb = (bytes: number): string => (bytes / 2 ** 20).toFixed(0);
 
 /**
  * A layer's input on the calibration set, reduced as it streams by: the sampled patches the refit

@@ -13,8 +13,9 @@ import { DISTILL_MAX_BYTES, distillUnfit, secondsLeft } from './bounds.js';
 import { DEFAULT_DISTILL } from './distill/distill.js';
 import { better, calibScore, type CalibScore } from './calibScore.js';
 import { distillStage } from './distill/stage.js';
-import { externalRecovery } from './external.js';
+import { CommandTimedOut, externalRecovery } from './external.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from './reconstruct.js';
+import { batchNormBoundText, distillUnfitText, layerSkipText, type BatchNormBound, type LayerSkip } from './refusals.js';
 import { bakeTemperature, calibrateTemperature, type TemperatureFit } from './temperature.js';
 
 /** Cost and gain of one recovery step; calibration-set numbers are what the step was judged on. */
@@ -38,9 +39,12 @@ export interface TemperatureInfo {
   calib_ece_after: number;
 }
 
+/** The recovery stages a run can keep; each is saved as NN-<stage>.onnx. */
+export type RecoveryStage = 'reconstruct' | 'bn-stats' | 'distill' | 'command' | 'temperature';
+
 /** One recovery step, saved to disk, for the pipeline to measure like any other step. */
 export interface RecoveryStep {
-  name: string;
+  stage: RecoveryStage;
   description: string;
   artifact: string;
   info: RecoveryInfo;
@@ -117,7 +121,7 @@ export async function runRecovery(req: RecoveryRequest): Promise<RecoveryOutcome
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step: RecoveryStep = {
-    name: 'calibrate:temperature',
+    stage: 'temperature',
     description: `logits divided by T = ${fit.temperature.toFixed(4)}, fitted on ${calib.count} calibration samples by minimising NLL (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`,
     artifact,
     info: { seconds: (performance.now() - t0) / 1000, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
@@ -132,26 +136,31 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
   fs.mkdirSync(req.stepsDir, { recursive: true });
   if (config.recovery === 'command') {
     const artifact = stepFile(req.stepsDir, 2, 'command');
-    progress.note(`recovery: running ${config.recoveryCommand}`);
+    progress.stage({ kind: 'recover', work: 'command', detail: `running ${config.recoveryCommand}` });
     const t0 = performance.now();
     const before = calib?.labels ? await calibScore(req.pruned, calib, config.latency.threads) : undefined;
-    const model = await externalRecovery(config.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), {
-      modelIn: req.prunedArtifact,
-      modelOut: artifact,
-      masks: `${req.stepsDir}/masks.npz`,
-      calib: req.files.calib,
-      data: req.files.data,
-    });
+    const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
+    let model: ModelProto;
+    try {
+      model = await externalRecovery(config.recoveryCommand, req.pruned, req.denseWeights.map((w) => w.initializer), paths, (text) => progress.output(text), {
+        timeoutSeconds: progress.remainingSeconds?.(),
+      });
+    } catch (e) {
+      if (!(e instanceof CommandTimedOut)) throw e;
+      // the budget's checkpoint turns this into the run's timed-out ledger
+      progress.note(`recovery: ${e.message}`);
+      throw e;
+    }
     const seconds = (performance.now() - t0) / 1000;
     const after = calib?.labels ? await calibScore(model, calib, config.latency.threads) : undefined;
     const info: RecoveryInfo = { seconds };
     if (before && after) Object.assign(info, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
     const description = `external recovery command \`${config.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
-    return [{ step: { name: 'recover:command', description, artifact, info }, model }];
+    return [{ step: { stage: 'command', description, artifact, info }, model }];
   }
   if (!calib) {
     if (config.recovery === 'auto') return [];
-    throw new Error('recoverySteps: calibration set missing (checkRecoveryInputs was not called)');
+    throw new Error('recoverySteps: calibration set missing (checkConfig was not called)');
   }
   const labelled = calib.labels !== null;
   const steps: { step: RecoveryStep; model: ModelProto }[] = [];
@@ -171,14 +180,14 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
     bounded.push(line);
   };
 
-  const keep = (name: string, description: string, model: ModelProto, seconds: number, score: CalibScore | undefined): void => {
-    const artifact = stepFile(req.stepsDir, steps.length + 2, name.replace(/^recover:/, ''));
+  const keep = (stage: RecoveryStage, description: string, model: ModelProto, seconds: number, score: CalibScore | undefined): void => {
+    const artifact = stepFile(req.stepsDir, steps.length + 2, stage);
     saveModel(model, artifact);
     const info: RecoveryInfo = { seconds };
     if (currentScore && score) {
       Object.assign(info, { calib_accuracy_before: currentScore.accuracy, calib_accuracy_after: score.accuracy, calib_nll_before: currentScore.nll, calib_nll_after: score.nll });
     }
-    steps.push({ step: { name, description, artifact, info }, model });
+    steps.push({ step: { stage, description, artifact, info }, model });
     current = model;
     currentScore = score;
   };
@@ -187,7 +196,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
   async function distillStep(judged: boolean, deadline: number | undefined): Promise<void> {
     const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline), maxBytes: DISTILL_MAX_BYTES });
     if (unfit) {
-      bound(`recovery: distillation skipped: ${unfit}`);
+      bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
     const d = await distillStage(req.dense, current, calib!, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline });
@@ -197,14 +206,14 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score)} vs ${fmt(currentScore)} without it` : 'no epoch improved the held-out KL'})`);
       return;
     }
-    keep('recover:distill', `${d.summary} (${fmt(score)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score);
+    keep('distill', `${d.summary} (${fmt(score)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score);
   }
 
   if (config.recovery === 'reconstruct' || config.recovery === 'auto') {
     // auto keeps a stage only when it improves the labelled calibration score; reconstruct always keeps the refit
     const judged = config.recovery === 'auto';
     const t0 = performance.now();
-    progress.note('recovery: layer-wise reconstruction on the calibration set');
+    progress.stage({ kind: 'recover', work: 'reconstruct', detail: 'layer-wise reconstruction on the calibration set' });
     const adaptive = config.criterion === 'sparsegpt' && config.method === 'unstructured' && !req.structured;
     const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, {
       ...DEFAULT_RECONSTRUCT,
@@ -215,7 +224,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0,
     });
     const seconds = (performance.now() - t0) / 1000;
-    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${s.reason})`);
+    for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${layerSkipText(s.reason)})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join('; ') || undefined;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
     // nothing refit (every layer skipped by a bound): the model is unchanged, so judging it would only spend a pass
@@ -226,7 +235,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       progress.note(`recovery: reconstruction not kept (${fmt(score)} vs ${fmt(currentScore)} without it)`);
     } else if (r.layers.length > 0) {
       keep(
-        'recover:reconstruct',
+        'reconstruct',
         `${notRefit ? `${notRefit}; ` : ''}${adaptive ? `re-chose which weights are zero (SparseGPT saliency w^2/[H^-1 Cholesky]_jj^2 in blocks of ${SPARSEGPT_BLOCK} columns; each row keeps its zero count, so every layer keeps the pruner's sparsity) and ` : ''}refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score)}; ${seconds.toFixed(1)} s)`,
         r.model,
         seconds,
@@ -237,9 +246,10 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
       return steps;
     }
-    await tryBatchNorm(current, calib, config, { deadline: deadline === undefined ? undefined : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, note) => keep('recover:bn-stats', `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${note ? ` (${note})` : ''} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (why) => {
+    await tryBatchNorm(current, calib, config, { deadline: deadline === undefined ? undefined : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound) => keep('bn-stats', `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound ? ` (${batchNormBoundText(bound)})` : ''} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+      const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
-      if (why.includes('recovery-time-budget')) bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
+      if (refusal.kind === 'bound') bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
     });
     if (config.recovery === 'auto') {
       if (deadline !== undefined && performance.now() > deadline) bound(`recovery: distillation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
@@ -266,27 +276,46 @@ function refitWeights(req: RecoveryRequest): string[] {
 
 const EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
 
+/** Why BatchNorm re-estimation was not kept. */
+type BatchNormRefusal =
+  | { kind: 'no-labels' }
+  /** the time left allowed no pass at all */
+  | { kind: 'bound'; bound: BatchNormBound }
+  /** it made the calibration score worse */
+  | { kind: 'worse'; score: CalibScore; without: CalibScore };
+
+function batchNormRefusalText(r: BatchNormRefusal): string {
+  switch (r.kind) {
+    case 'no-labels':
+      return 'the calibration set has no labels to judge it';
+    case 'bound':
+      return batchNormBoundText(r.bound);
+    case 'worse':
+      return `${fmt(r.score)} vs ${fmt(r.without)} without it`;
+  }
+}
+
 /** BN statistics re-estimation, kept only when it improves the labelled calibration score. */
 async function tryBatchNorm(
   model: ModelProto,
   calib: Dataset,
   config: Config,
   bounds: BatchNormBounds,
-  accept: (model: ModelProto, seconds: number, score: CalibScore, nodes: number, note?: string) => void,
+  accept: (model: ModelProto, seconds: number, score: CalibScore, nodes: number, bound?: BatchNormBound) => void,
   currentScore: () => CalibScore | undefined,
-  reject: (why: string) => void,
+  reject: (refusal: BatchNormRefusal) => void,
 ): Promise<void> {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
   // judged on the labelled score, so without labels the passes would be wasted
-  if (!base) return reject('the calibration set has no labels to judge it');
+  if (!base) return reject({ kind: 'no-labels' });
   const t0 = performance.now();
   const bn = await reestimateBatchNorm(model, calib, config.latency.threads, bounds);
-  if (bn.nodes.length === 0) return bn.note ? reject(bn.note) : undefined;
+  if (bn.nodes.length === 0) return bn.bound ? reject({ kind: 'bound', bound: bn.bound }) : undefined;
   const seconds = (performance.now() - t0) / 1000;
   const score = await calibScore(bn.model, calib, config.latency.threads);
-  if (!better(score, base)) return reject(`${fmt(score)} vs ${fmt(base)} without it`);
-  accept(bn.model, seconds, score, bn.nodes.length, bn.note);
+  if (!better(score, base)) return reject({ kind: 'worse', score, without: base });
+  accept(bn.model, seconds, score, bn.nodes.length, bn.bound);
 }
 
 function hasBatchNorm(model: ModelProto): boolean {
@@ -305,12 +334,12 @@ function subsampledClause(subsampled: readonly { weight: string; samples: number
  * One clause for the step description on the layers a bound kept from being refit (memory, time),
  * or undefined when none was: the ledger says which bound bit and where, not only the progress log.
  */
-function boundSkips(skipped: readonly { weight: string; reason: string }[]): string | undefined {
-  const memory = skipped.filter((s) => s.reason.includes('refit bound'));
-  const time = skipped.filter((s) => s.reason.includes('recovery-time-budget'));
+function boundSkips(skipped: readonly { weight: string; reason: LayerSkip }[]): string | undefined {
+  const memory = skipped.filter((s) => s.reason.kind === 'memory');
+  const time = skipped.filter((s) => s.reason.kind === 'time');
   const parts: string[] = [];
   const names = (l: typeof skipped) => (l.length <= 3 ? l.map((s) => s.weight).join(', ') : `${l.slice(0, 2).map((s) => s.weight).join(', ')} and ${l.length - 2} more`);
-  if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? 's' : ''} not refit for memory (${names(memory)}: ${memory[0].reason})`);
-  if (time.length) parts.push(`${time.length} layer${time.length > 1 ? 's' : ''} not refit for time (${names(time)}: ${time[0].reason}; a larger recovery-time-budget refits them)`);
+  if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? 's' : ''} not refit for memory (${names(memory)}: ${layerSkipText(memory[0].reason)})`);
+  if (time.length) parts.push(`${time.length} layer${time.length > 1 ? 's' : ''} not refit for time (${names(time)}: ${layerSkipText(time[0].reason)}; a larger recovery-time-budget refits them)`);
   return parts.length ? parts.join('; ') : undefined;
 }

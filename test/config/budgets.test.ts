@@ -15,10 +15,11 @@ describe('BUDGETS table', () => {
       'p95-latency-ms',
       'max-size-bytes',
       'shift-accuracy-drop',
+      'target-reduction',
     ]);
     const defaults = Object.fromEntries(BUDGET_NAMES.map((n) => [n, BUDGETS[n].default]).filter(([, d]) => d !== undefined));
-    expect(defaults).toEqual({ 'accuracy-drop': 0.01, 'class-accuracy-drop': 0.05, 'ece-increase': 0.02 });
-    expect(BUDGET_NAMES.filter((n) => BUDGETS[n].direction === 'min')).toEqual(['min-speedup']);
+    expect(defaults).toEqual({ 'accuracy-drop': 0.01, 'class-accuracy-drop': 0.05, 'ece-increase': 0.02, 'target-reduction': 0.75 });
+    expect(BUDGET_NAMES.filter((n) => BUDGETS[n].direction === 'min')).toEqual(['min-speedup', 'target-reduction']);
   });
 });
 

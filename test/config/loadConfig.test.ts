@@ -112,7 +112,7 @@ describe('parseConfig values', () => {
       latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
       evalBatchSize: 256,
       confidence: 0.95,
-      roundTo: 1,
+      roundTo: 0,
       criterion: 'l1',
       maxLayerSparsity: 1,
       strict: false,
@@ -230,6 +230,6 @@ describe('loadConfig', () => {
   it('throws a UserError for a missing file', () => {
     const path = join(tmpdir(), 'does-not-exist', FILE);
     expect(() => loadConfig(path)).toThrow(UserError);
-    expect(() => loadConfig(path)).toThrow(`${path}: config file not found`);
+    expect(() => loadConfig(path)).toThrow(`${path}: file not found; pass the path of a .prune-guard.yml config file`);
   });
 });

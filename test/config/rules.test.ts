@@ -38,6 +38,10 @@ const RULES: [string, Partial<ResolvedConfig>, CalibFact, string, Partial<Resolv
   ['a layer cap below the target', { maxLayerSparsity: 0.5, sparsity: 0.8 }, 'labelled', '--max-layer-sparsity 0.5: below --sparsity 0.8, so no allocation reaches the target; raise it to at least 0.8', { maxLayerSparsity: 0.8, sparsity: 0.8 }, 'labelled'],
   ['static INT8 without calib', { quantize: 'int8' }, 'none', '--quantize int8: needs calibration data to measure activation ranges; pass --calib calib.npz (512 samples are plenty), or use --quantize dynamic for MatMul layers', { quantize: 'dynamic' }, 'none'],
   ['quantize with gradual', { quantize: 'int8', schedule: 'gradual' }, 'unlabelled', '--quantize int8: not combined with --schedule gradual; quantize the shipped step in a one-shot run (--schedule oneshot)', { quantize: 'int8' }, 'unlabelled'],
+  ['both latency targets', { method: 'structured', targetSpeedup: 2, targetLatencyMs: 5 }, 'none', '--target-speedup and --target-latency-ms: give one latency target, not both', { method: 'structured', targetSpeedup: 2 }, 'none'],
+  ['latency target unstructured', { targetSpeedup: 2 }, 'none', '--target-speedup: channels are allocated for speed only by --method structured (unstructured and N:M zeros do not run faster on CPU), not unstructured; add --method structured', { method: 'structured', targetSpeedup: 2 }, 'none'],
+  ['latency target gradual', { method: 'structured', targetLatencyMs: 5, schedule: 'gradual' }, 'none', '--target-latency-ms: allocates one structured prune; drop --schedule gradual and --recovery-rounds', { method: 'structured', targetLatencyMs: 5 }, 'none'],
+  ['latency target with quantize', { method: 'structured', targetSpeedup: 2, quantize: 'int8' }, 'labelled', '--target-speedup: is met by the structured prune alone; drop --quantize, or quantize in a run without a latency target', { method: 'structured', targetSpeedup: 2 }, 'labelled'],
 ];
 
 describe('cross-field rules', () => {

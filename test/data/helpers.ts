@@ -8,13 +8,16 @@ import { UserError } from '../../src/errors.js';
 
 const PYTHON = '/usr/bin/python3';
 
-/** Files written by numpy itself are the ground truth the parser has to agree with. */
-export const hasNumpy: boolean = spawnSync(PYTHON, ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0;
-
-/** Runs a Python snippet with numpy imported as np and `d` bound to `dir`; returns stdout. */
+/**
+ * Runs a Python snippet with numpy imported as np and `d` bound to `dir`; returns stdout. Files written
+ * by numpy itself are the ground truth the parser has to agree with: CI installs Debian's python3-numpy,
+ * and a machine without it fails these tests rather than skipping them.
+ */
 export function runPython(dir: string, code: string): string {
   const script = `import sys, json\nimport numpy as np\nd = sys.argv[1]\n${code}\n`;
   const r = spawnSync(PYTHON, ['-c', script, dir], { encoding: 'utf8' });
+  if (r.error) throw new Error(`cannot run ${PYTHON} (${r.error.message}); install Debian's python3 and python3-numpy`);
+  if (/No module named .?numpy/.test(r.stderr)) throw new Error(`numpy is missing: ${PYTHON} cannot import it; install Debian's python3-numpy (CI's .ci/run does)`);
   if (r.status !== 0) throw new Error(`python failed (${r.status}): ${r.stderr}`);
   return r.stdout;
 }

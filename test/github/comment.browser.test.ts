@@ -10,9 +10,8 @@ import type { Ledger } from '../../src/ledger/types.js';
 import { EXAMPLE_INPUTS, EXAMPLE_MODEL, examplePullRequest } from '../../scripts/example-comment.js';
 import { closeFolds, COMMENT_WIDTH, FIRST_SCREEN, firstScreen, launchChromium, openComment, overflows, renderMermaid, whereShown, type FirstScreen, type MermaidResult, type Overflow } from '../support/browser.js';
 import { fixture, ROOT, tempDir } from '../support/fixtures.js';
-import type { PrFile } from './fakeGitHub.js';
-import { prPayload } from './harness.js';
-import { runInProcess } from './inProcess.js';
+import { startFakeGitHub, type PrFile } from './fakeGitHub.js';
+import { prPayload, runActionInProcess } from './harness.js';
 
 /**
  * The pull-request comment rendered as GitHub renders it, in Chromium at the comment box's width, for
@@ -122,8 +121,14 @@ describe('the pull-request comment in Chromium at GitHub’s comment width', () 
     );
     runs.push({ name: 'ten-models', pr: ten, files: ten.files, inputs: { models: 'models/**/*.onnx', data: fixture('fmnist-calib.npz') } });
     for (const r of runs) {
-      const done = await runInProcess({ workspace: r.pr.dir, files: r.files, payload: prPayload(r.pr.base, r.pr.head), inputs: { ...r.inputs, 'github-token': 'test-token' }, sha: 'merge0000' });
-      cases.push(await inspect(browser, r.name, done.comment, done.result.ledger));
+      const api = await startFakeGitHub({ files: r.files });
+      try {
+        const done = await runActionInProcess({ workspace: r.pr.dir, apiUrl: api.url, eventName: 'pull_request', payload: prPayload(r.pr.base, r.pr.head), inputs: { ...r.inputs, 'github-token': 'test-token' }, sha: 'merge0000' });
+        if (!done.result) throw new Error(`the ${r.name} pull request did not run: ${done.failed.join('; ')}`);
+        cases.push(await inspect(browser, r.name, api.state.comments[0]?.body ?? '', done.result.ledger));
+      } finally {
+        await api.close();
+      }
     }
   }
 

@@ -5,7 +5,7 @@ import type { Ledger } from '../../src/ledger/types.js';
 import { validateLedger } from '../../src/ledger/validateLedger.js';
 import { ROOT } from '../support/fixtures.js';
 import { startFakeGitHub, route, type ApiCall } from './fakeGitHub.js';
-import { copyAction, DATA, prPayload, prRepo, runAction, type ActionRun } from './harness.js';
+import { copyAction, DATA, prPayload, prRepo, runActionDist, type ActionRun } from './harness.js';
 
 const PR_FILES = [
   { filename: 'README.md', status: 'modified' },
@@ -17,7 +17,7 @@ const PR_FILES = [
 const inputs = (extra: Record<string, string> = {}) => ({ models: 'models/**/*.onnx', data: DATA, 'github-token': 'test-token', ...extra });
 const FILES = ['GET /repos/octo/models/pulls/7/files', 'GET /repos/octo/models/pulls/7/files?page=2'];
 
-describe('the action on a pull request (dist/index.js copied without node_modules, fake GitHub API)', () => {
+describe('the built action on a pull request (dist/index.js copied without node_modules, fake GitHub API)', () => {
   let api: Awaited<ReturnType<typeof startFakeGitHub>>;
   let action: string;
   let repo: ReturnType<typeof prRepo>;
@@ -28,7 +28,7 @@ describe('the action on a pull request (dist/index.js copied without node_module
     action = copyAction();
     repo = prRepo();
     api = await startFakeGitHub({ files: PR_FILES, pageSize: 2 });
-    first = await runAction({ actionDir: action, workspace: repo.dir, apiUrl: api.url, eventName: 'pull_request', payload: prPayload(repo.base, repo.head), inputs: inputs(), sha: 'merge0000' });
+    first = await runActionDist({ actionDir: action, workspace: repo.dir, apiUrl: api.url, eventName: 'pull_request', payload: prPayload(repo.base, repo.head), inputs: inputs(), sha: 'merge0000' });
     firstCalls = [...api.calls];
   }, 180_000);
 
@@ -79,64 +79,31 @@ describe('the action on a pull request (dist/index.js copied without node_module
     expect(first.summary).toContain('<!-- prune-guard -->');
     expect(first.summary).toContain('| Base | Head | Change |');
   });
-
-  it('second run: updates the same comment in place, never a second one', async () => {
-    api.calls.length = 0;
-    const second = await runAction({ actionDir: action, workspace: repo.dir, apiUrl: api.url, eventName: 'pull_request', payload: prPayload(repo.base, repo.head), inputs: inputs(), sha: 'merge0001' });
-    expect(second.code, second.stdout).toBe(0);
-    const id = api.state.comments[0].id;
-    expect(api.calls.map(route)).toEqual([...FILES, 'GET /repos/octo/models/issues/7/comments', `PATCH /repos/octo/models/issues/comments/${id}`, 'POST /repos/octo/models/check-runs']);
-    expect(api.state.comments).toHaveLength(1);
-    expect(api.state.comments[0].body).toContain('<!-- prune-guard -->');
-    expect(second.outputs['comment-url']).toBe(api.state.comments[0].html_url);
-  }, 180_000);
 });
 
-describe('the gate', () => {
+describe('the entry point', () => {
   let api: Awaited<ReturnType<typeof startFakeGitHub>>;
   afterAll(async () => api?.close());
 
-  it('a failed budget fails the step (exit 1) and the check run, annotated at the config line that set it', async () => {
-    const strict = 'sparsity: 0.95\nbatch-sizes: [1]\nlatency: { warmup: 1, runs: 3 }\nbudgets:\n  class-accuracy-drop: 100pt\n  accuracy-drop: 0.001\n';
-    const repo = prRepo({ 'strict.yml': strict });
-    api = await startFakeGitHub({ files: [{ filename: 'models/classifier.onnx', status: 'modified' }] });
-    const r = await runAction({ actionDir: ROOT, workspace: repo.dir, apiUrl: api.url, eventName: 'pull_request', payload: prPayload(repo.base, repo.head), inputs: inputs({ config: 'strict.yml' }), sha: 'merge0002' });
-    expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/::error::prune-guard: fail \(fail-on: fail\) for models\/classifier.onnx/);
-    expect(r.outputs.verdict).toBe('fail');
-    const check = api.calls.find((c) => route(c) === 'POST /repos/octo/models/check-runs')!.body;
-    expect(check.conclusion).toBe('failure');
-    expect(check.output.title).toMatch(/^FAIL: /);
-    const accuracy = check.output.annotations.find((a: { title: string }) => /^models\/classifier\.onnx: accuracy-drop \d+\.\d\d pt > 0\.1 pt$/.test(a.title));
-    expect(accuracy).toMatchObject({ path: 'strict.yml', start_line: 6, end_line: 6, annotation_level: 'failure' });
-    expect(accuracy.message).toMatch(/^accuracy-drop \(dense → pruned\) \d+\.\d\d pt, limit ≤ 0\.1 pt, \d+\.\d\d pt over/);
-  }, 180_000);
-
-  it('a read-only token: 403 on the comment and on check runs falls back to a commit status, the summary and the ledger file', async () => {
-    const repo = prRepo();
-    api = await startFakeGitHub({ files: [{ filename: 'models/classifier.onnx', status: 'modified' }], forbid: new Set(['comment', 'checks']) });
-    const r = await runAction({ actionDir: ROOT, workspace: repo.dir, apiUrl: api.url, eventName: 'pull_request', payload: prPayload(repo.base, repo.head), inputs: inputs(), sha: 'merge0003' });
-    expect(r.code, r.stdout).toBe(0);
-    expect(api.calls.map(route)).toEqual([
-      'GET /repos/octo/models/pulls/7/files',
-      'GET /repos/octo/models/issues/7/comments',
-      'POST /repos/octo/models/issues/7/comments',
-      'POST /repos/octo/models/check-runs',
-      `POST /repos/octo/models/statuses/${repo.head}`,
-    ]);
-    expect(api.calls.at(-1)!.body).toMatchObject({ context: 'prune-guard / models/classifier.onnx', state: 'success' });
-    expect(r.stdout).toMatch(/::warning::prune-guard: could not comment on #7 \(HTTP 403\).*workflow_run/);
-    expect(r.outputs['comment-url']).toBe('');
-    expect(r.summary).toContain('models/classifier.onnx');
-    expect(fs.existsSync(r.outputs.ledger)).toBe(true);
-  }, 180_000);
-
-  it('a checkout without the base commit fails with the fetch-depth hint', async () => {
+  it('a user error fails the step in one ::error:: line and exit 1: a checkout without the base commit gets the fetch-depth hint', async () => {
     const repo = prRepo();
     api = await startFakeGitHub({ files: [{ filename: 'models/classifier.onnx', status: 'modified' }] });
     const missing = 'f'.repeat(40);
-    const r = await runAction({ actionDir: ROOT, workspace: repo.dir, apiUrl: api.url, eventName: 'pull_request', payload: prPayload(missing, repo.head), inputs: inputs(), sha: 'merge0004' });
+    const r = await runActionDist({ actionDir: ROOT, workspace: repo.dir, apiUrl: api.url, eventName: 'pull_request', payload: prPayload(missing, repo.head), inputs: inputs(), sha: 'merge0004' });
     expect(r.code).toBe(1);
     expect(r.stdout).toContain(`::error::prune-guard: git: commit ${missing.slice(0, 12)} is not in the checkout; the checkout is too shallow: set \`fetch-depth: 0\``);
   }, 60_000);
+
+  it('onnxruntime-path: loads onnxruntime from an installed onnxruntime-node, and names the input when that folder has none', async () => {
+    // the path must be in the environment before onnxruntime loads: only a fresh process shows it
+    const repo = prRepo();
+    api = await startFakeGitHub();
+    const base = { models: 'models/other.onnx', data: DATA, 'github-token': 'test-token' };
+    const ok = await runActionDist({ actionDir: ROOT, workspace: repo.dir, apiUrl: api.url, eventName: 'push', payload: {}, inputs: { ...base, 'onnxruntime-path': path.join(ROOT, 'node_modules/onnxruntime-node') }, sha: repo.head });
+    expect(ok.code, ok.stdout).toBe(0);
+    expect((JSON.parse(fs.readFileSync(ok.outputs.ledger, 'utf8')) as Ledger).models[0].steps[1].accuracy).toBeGreaterThan(0.5);
+    const bad = await runActionDist({ actionDir: ROOT, workspace: repo.dir, apiUrl: api.url, eventName: 'push', payload: {}, inputs: { ...base, 'onnxruntime-path': repo.dir }, sha: repo.head });
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toContain(`::error::prune-guard: PRUNE_GUARD_ONNXRUNTIME_PATH=${repo.dir}: no onnxruntime-node binding for linux-x64`);
+  }, 120_000);
 });

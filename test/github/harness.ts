@@ -1,6 +1,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { getOctokit } from '@actions/github';
+import { isUserError } from '../../src/errors.js';
+import { readInputs } from '../../src/github/inputs.js';
+import { run, type ActionResult } from '../../src/github/run.js';
 import { ROOT, fixture, tempDir } from '../support/fixtures.js';
 
 export interface ActionRun {
@@ -19,13 +23,7 @@ function parseOutputs(text: string): Record<string, string> {
   return out;
 }
 
-/**
- * Runs an action's dist/index.js the way the runner does: a child process with INPUT_* variables, an
- * event payload file and the GITHUB_* variables, against `apiUrl`. Async spawn, so an in-process fake
- * API can answer while it runs.
- */
-export function runAction(opts: {
-  actionDir: string;
+export interface ActionOptions {
   workspace: string;
   apiUrl: string;
   eventName: string;
@@ -33,7 +31,50 @@ export function runAction(opts: {
   inputs: Record<string, string>;
   sha: string;
   runId?: number;
-}): Promise<ActionRun> {
+}
+
+/** What src/github/run.ts reported through its ActionIO, as recorded by `runActionInProcess`. */
+export interface InProcessRun {
+  /** `run()`'s result; undefined when it threw a user error */
+  result?: ActionResult;
+  failed: string[];
+  warnings: string[];
+  info: string[];
+  summary: string;
+  outputs: Record<string, string>;
+}
+
+/**
+ * `run()` of src/github/run.ts in this process, wired as src/github/entry.ts wires it (inputs read by
+ * readInputs, an Octokit on `apiUrl`, a user error failing the step in one line), recording what it
+ * reports. Any other error is a bug and rejects.
+ */
+export async function runActionInProcess(opts: ActionOptions): Promise<InProcessRun> {
+  const rec: InProcessRun = { failed: [], warnings: [], info: [], summary: '', outputs: {} };
+  try {
+    const inputs = readInputs((name) => (opts.inputs[name] ?? '').trim());
+    const octokit = getOctokit(inputs.githubToken || 'no-token', { baseUrl: opts.apiUrl });
+    const ctx = { eventName: opts.eventName, payload: opts.payload as Record<string, unknown>, repo: { owner: 'octo', repo: 'models' }, sha: opts.sha, runId: opts.runId ?? 4242, serverUrl: 'https://github.test' };
+    rec.result = await run(inputs, octokit, ctx, { workspace: opts.workspace, temp: tempDir('prune-guard-runner-'), workflowFile: '.github/workflows/prune-guard.yml' }, {
+      info: (m) => rec.info.push(m),
+      warning: (m) => rec.warnings.push(m),
+      setOutput: (n, v) => (rec.outputs[n] = v),
+      setFailed: (m) => rec.failed.push(m),
+      writeSummary: async (md) => void (rec.summary += md),
+    });
+  } catch (e) {
+    if (!isUserError(e)) throw e;
+    rec.failed.push(`prune-guard: ${e.message}`);
+  }
+  return rec;
+}
+
+/**
+ * Runs an action's dist/index.js the way the runner does: a child process with INPUT_* variables, an
+ * event payload file and the GITHUB_* variables, against `apiUrl`. Async spawn, so an in-process fake
+ * API can answer while it runs.
+ */
+export function runActionDist(opts: ActionOptions & { actionDir: string }): Promise<ActionRun> {
   const scratch = tempDir('prune-guard-runner-');
   const eventPath = path.join(scratch, 'event.json');
   fs.writeFileSync(eventPath, JSON.stringify(opts.payload));

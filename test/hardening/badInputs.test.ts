@@ -2,6 +2,7 @@
  * Every hostile or broken input ends in one clear line on stderr and exit 2, with nothing written:
  * the --out folder does not even exist afterwards.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -35,6 +36,31 @@ describe('broken and hostile model files', () => {
   it('random bytes', async () => {
     fs.writeFileSync(file('random.onnx'), Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919 + 13) % 256)));
     await expectRefused(onMlp(file('random.onnx')), /random\.onnx: not a valid ONNX model .*re-export/);
+  });
+
+  it('two nodes writing one tensor: refused naming the tensor', async () => {
+    const m = mlp();
+    // a second Relu writing the first one's output
+    m.graph!.node.splice(3, 0, { ...m.graph!.node[2], name: '/net/extra/Relu' });
+    await expectRefused(onMlp(writeModel(file('two-producers.onnx'), m)), /two-producers\.onnx: tensor '\/net\/net\.2\/Relu_output_0' has two producers/);
+  });
+
+  it('a FIFO as the model: refused at once instead of blocking', async () => {
+    const fifo = file('pipe.onnx');
+    execFileSync('mkfifo', [fifo]);
+    await expectRefused(onMlp(fifo), /pipe\.onnx: is a named pipe \(FIFO\), not a regular file/);
+  });
+
+  it('--out under /proc: refused in one line instead of spinning', async () => {
+    const r = await runCli(['run', '--out', '/proc/x', ...FAST, ...onMlp(MLP)]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr.trim()).toBe('prune-guard: error: --out /proc/x: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs');
+  });
+
+  it('/dev/zero as the model and /proc as the data: refused before a byte is read', async () => {
+    await expectRefused(onMlp('/dev/zero'), /^(prune-guard: )?error: \/dev\/zero: is a system file/);
+    fs.symlinkSync('/proc/self/status', file('status.npz'));
+    await expectRefused(onData(file('status.npz')), /status\.npz: is a system file/);
   });
 
   it('a model cut off half-way', async () => {

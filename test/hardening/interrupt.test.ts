@@ -9,7 +9,7 @@ import type { Ledger } from '../../src/ledger/types.js';
 import { validateLedger } from '../../src/ledger/validateLedger.js';
 import { LOCK_NAME } from '../../src/io/lock.js';
 import { STAGING_PREFIX } from '../../src/io/outputDir.js';
-import { fixture, hasRealWorld, REAL_WORLD, tempDir } from '../support/fixtures.js';
+import { fixture, present, realWorld, tempDir } from '../support/fixtures.js';
 import { runCli } from '../support/cli.js';
 import { sha256, snapshot, startCli } from './cliProcess.js';
 
@@ -63,18 +63,17 @@ describe('time budget', () => {
   });
 });
 
-// worktrees sit one level deeper than the main checkout: PRUNE_GUARD_REAL_WORLD points at the folder there
-const REAL = hasRealWorld ? REAL_WORLD : process.env.PRUNE_GUARD_REAL_WORLD;
-
-describe.runIf(REAL !== undefined)('signals on the model trained elsewhere', () => {
-  const model = path.join(REAL ?? '', 'model.onnx');
-  const data = path.join(REAL ?? '', 'test.npz');
+describe('signals on the model trained elsewhere', () => {
+  const model = realWorld('model.onnx');
+  const data = realWorld('test.npz');
   const inputHash = () => sha256(model);
   const out = tempDir();
   let before: Record<string, string>;
   let modelHash: string;
 
   beforeAll(async () => {
+    present(model);
+    present(data);
     modelHash = inputHash();
     // a previous complete run whose outputs must survive the interrupted ones
     const r = await runCli(['run', '--model', model, '--data', data, '--out', out, ...FAST]);

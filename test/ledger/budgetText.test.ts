@@ -22,6 +22,9 @@ describe('a budget in words', () => {
     const slower = budget({ name: 'latency-regression', limit: 0.05, actual: 0.131 });
     expect([valueText(slower), marginText(slower), budgetPhrase(slower, 'base → head')]).toEqual(['+13.1%', '8.1 pt over', 'latency-regression vs base +13.1% > 5%']);
     expect(marginText(budget({ actual: 0.004, verdict: 'pass' }))).toBe('0.60 pt to spare');
+    // a share of the requested reduction is no change: no sign
+    const share = budget({ name: 'target-reduction', limit: 0.75, actual: 0.5, direction: 'min', verdict: 'warn', written: '75%' });
+    expect([limitText(share), valueText(share), marginText(share)]).toEqual(['≥ 75%', '50.0%', '25.0 pt short']);
   });
 
   it('explains a close call and drops a runner\'s absolute path', () => {

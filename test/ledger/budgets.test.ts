@@ -20,7 +20,7 @@ describe('resolveBudgets', () => {
 
   it('leaves out budgets without a default unless set, in table order', () => {
     const names = resolveBudgets({ 'max-size-bytes': { limit: 1000, written: '1000' } }, [{ name: 'min-speedup', limit: 1.2, written: '1.2x' }]).map((b) => b.name);
-    expect(names).toEqual(['accuracy-drop', 'class-accuracy-drop', 'ece-increase', 'min-speedup', 'max-size-bytes']);
+    expect(names).toEqual(['accuracy-drop', 'class-accuracy-drop', 'ece-increase', 'min-speedup', 'max-size-bytes', 'target-reduction']);
   });
 
   it('carries the limit as written and where it was set into every verdict, and leaves them out for defaults', () => {

@@ -204,6 +204,21 @@ describe('compare', () => {
   });
 });
 
+describe('budgets held as a minimum', () => {
+  it('a pruning that fell short of its target reads as an unsigned share, with its lever and "lower the limit"', () => {
+    const model = sampleModel();
+    model.budgets = [
+      { name: 'target-reduction', limit: 0.75, written: '75%', actual: 0, verdict: 'fail', direction: 'min', source: 'default', detail: '0.0% of prunable weights removed where 80.0% was asked' },
+      { name: 'min-speedup', limit: 2, actual: 1.1, verdict: 'fail', direction: 'min', source: 'flag', detail: 'p50 0.42 ms → 0.38 ms at batch 1' },
+    ];
+    const top = firstScreen(renderMarkdown({ ...sampleLedger(), models: [model] }));
+    expect(top).toContain('- ❌ `target-reduction` (dense → pruned) **0.0%**, limit ≥ 75%, 75.0 pt short');
+    expect(top).toContain('Let the groups left whole be pruned (the notes say why each was) or ask for less');
+    expect(top).toMatch(/, or lower the limit\.\n/);
+    expect(top).not.toContain('raise the limit');
+  });
+});
+
 describe('several models', () => {
   it('give one headline line per model that did not pass, short names in the table, and a fold each', () => {
     const a = sampleModel({ model: 'models/team-a/model.onnx' });

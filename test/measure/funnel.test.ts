@@ -42,11 +42,14 @@ describe('weightFacts', () => {
 describe('speedFunnel', () => {
   const dense = step({ nonzero_params: 1000, flops: 10_000 });
   const pruned = step({ name: 'prune', nonzero_params: 520, flops: 10_000 });
+  // tensors really smaller (channels removed): a kernel that can be faster or slower
+  const shrunk = { ...pruned, params: 600 };
   const denseSamples = [1.0, 1.02, 0.98, 1.01, 0.99, 1.03, 0.97, 1.0];
-  const denseFacts = { sparseBytes: 0, sparseMacs: 10_000, weightBytes: 4000 };
+  const denseFacts = { sparseBytes: 0, sparseMacs: 10_000, weightBytes: 4000, kernels: 'Conv:8x4x3x3/1' };
+  const shrunkKernels = 'Conv:2x4x3x3/1';
 
   it('follows parameters -> MACs -> ideal -> measured -> efficiency against the dense step', () => {
-    const f = speedFunnel({ dense, step: pruned, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 1000 }, denseSamples, stepSamples: denseSamples.map((x) => x * 0.8) });
+    const f = speedFunnel({ dense, step: shrunk, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 1000, kernels: shrunkKernels }, denseSamples, stepSamples: denseSamples.map((x) => x * 0.8) });
     expect(f.params_ratio).toBeCloseTo(0.52, 12);
     expect(f.flops_ratio).toBe(1);
     expect(f.sparse_flops_ratio).toBe(0.5);
@@ -60,20 +63,47 @@ describe('speedFunnel', () => {
 
   it('calls overlapping samples unchanged, even when their medians differ', () => {
     const stepSamples = [0.99, 1.01, 0.96, 1.0, 0.97, 1.02, 0.98, 0.985];
-    const f = speedFunnel({ dense, step: pruned, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 1000 }, denseSamples, stepSamples });
+    const f = speedFunnel({ dense, step: pruned, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 1000, kernels: shrunkKernels }, denseSamples, stepSamples });
     expect(f.speedup).not.toBe(1);
     expect(f.p_value).toBeGreaterThan(0.05);
     expect(f.speed).toBe('unchanged');
   });
 
   it('reports a real slowdown as slower', () => {
-    const f = speedFunnel({ dense, step: pruned, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 10_000, weightBytes: 1000 }, denseSamples, stepSamples: denseSamples.map((x) => x * 1.5) });
+    const f = speedFunnel({ dense, step: shrunk, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 10_000, weightBytes: 1000, kernels: shrunkKernels }, denseSamples, stepSamples: denseSamples.map((x) => x * 1.5) });
     expect(f.speed).toBe('slower');
     expect(f.speedup).toBeCloseTo(1 / 1.5, 12);
   });
 
+  it('never claims a speed change between models running the same dense kernels (same MACs and tensor sizes)', () => {
+    const sameShapes = { ...pruned, flops: dense.flops, params: dense.params };
+    const f = speedFunnel({ dense, step: sameShapes, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 4000, kernels: denseFacts.kernels }, denseSamples, stepSamples: denseSamples.map((x) => x * 0.9) });
+    expect(f.p_value).toBeLessThan(0.05);
+    expect(f.speed).toBe('unchanged');
+  });
+
+  it('claims the speedup of quantized weights: same MACs and shapes, but stored narrower and run by integer kernels', () => {
+    const quantized = { ...pruned, name: 'quantize:int8', flops: dense.flops, params: dense.params };
+    const f = speedFunnel({ dense, step: quantized, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 10_000, weightBytes: 1000, kernels: 'Conv:8x4x3x3/3' }, denseSamples, stepSamples: denseSamples.map((x) => x * 0.6) });
+    expect(f.p_value).toBeLessThan(0.05);
+    expect(f.speed).toBe('faster');
+  });
+
   it('has no speed claim when latency was not measured', () => {
-    const f = speedFunnel({ dense, step: pruned, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 1000 }, denseSamples: [], stepSamples: [] });
+    const f = speedFunnel({ dense, step: pruned, denseFacts, stepFacts: { sparseBytes: 0, sparseMacs: 5000, weightBytes: 1000, kernels: shrunkKernels }, denseSamples: [], stepSamples: [] });
     expect(f).toMatchObject({ speedup: null, efficiency: null, p_value: null, speed: null, ideal_speedup: 2 });
+  });
+});
+
+describe('a step slower than dense', () => {
+  it('is named at every batch where its median is above dense, with the Mann-Whitney p-value', async () => {
+    const { slowerThanDense } = await import('../../src/measure/funnel.js');
+    const dense = [[1, 1.1, 0.9, 1, 1.05], [10, 10.5, 9.5, 10, 10.2]];
+    const step = [[0.5, 0.55, 0.45, 0.5, 0.52], [12, 12.5, 11.5, 12, 12.2]];
+    const slow = slowerThanDense([1, 32], dense, step);
+    expect(slow.map((s) => s.batch)).toEqual([32]);
+    expect(slow[0].speedup).toBeCloseTo(10 / 12);
+    expect(slow[0].p_value).toBeLessThan(0.05);
+    expect(slowerThanDense([1], [[1, 1, 1]], [[1, 1, 1]])).toEqual([]);
   });
 });

@@ -11,7 +11,8 @@ describe('bench peak meter', () => {
     buf = undefined;
     const peak = meter.peak();
     expect(sum).toBe(2);
-    if (meter.method === 'linux-vmhwm') expect(peak - before).toBeGreaterThan(64 * 2 ** 20);
-    else expect(peak).toBeGreaterThan(0);
+    // the runners this gates on are Linux, where the kernel's high-water mark sees a buffer already freed
+    expect(meter.method).toBe('linux-vmhwm');
+    expect(peak - before).toBeGreaterThan(64 * 2 ** 20);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../../src/onnx/model.js';
 import { modelCost } from '../../src/onnx/flops.js';
-import { fixture, hasRealWorld, REAL_WORLD } from '../support/fixtures.js';
+import { fixture, present, realWorld } from '../support/fixtures.js';
 
 describe('parameter and MAC counts', () => {
   it('MLP 784-128-64-10: MACs are the three matrix sizes', () => {
@@ -17,8 +17,8 @@ describe('parameter and MAC counts', () => {
     expect(convs).toEqual([28 * 28 * 16 * 9, 14 * 14 * 32 * 16 * 9, 7 * 7 * 64 * 32 * 9]);
   });
 
-  it.skipIf(!hasRealWorld)('model trained elsewhere (Constant shape + Reshape): every MAC node counted', () => {
-    const c = modelCost(loadModel(`${REAL_WORLD}/model.onnx`).proto);
+  it('model trained elsewhere (Constant shape + Reshape): every MAC node counted', () => {
+    const c = modelCost(loadModel(present(realWorld('model.onnx'))).proto);
     expect(c.params).toBe(421_642);
     expect(c.uncounted).toEqual([]);
     expect(c.nodes.map((n) => n.macs)).toEqual([28 * 28 * 32 * 9, 14 * 14 * 64 * 32 * 9, 3136 * 128, 128 * 10]);

@@ -4,11 +4,10 @@ import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
 import { loadModel, saveModel, serializeModel, setMetadata, getMetadata } from '../../src/onnx/model.js';
 import { UserError } from '../../src/errors.js';
-import { fixture, hasRealWorld, REAL_WORLD, tempDir } from '../support/fixtures.js';
+import { fixture, present, realWorld, tempDir } from '../support/fixtures.js';
 import { externalDataModel } from '../hardening/badModels.js';
 
-const MODELS = ['mlp.onnx', 'cnn-bn.onnx', 'resnet.onnx'].map(fixture).filter((f) => fs.existsSync(f));
-if (hasRealWorld) MODELS.push(path.join(REAL_WORLD, 'model.onnx'));
+const MODELS = [...['mlp.onnx', 'cnn-bn.onnx', 'resnet.onnx'].map(fixture), realWorld('model.onnx')];
 
 async function run(file: string | Uint8Array, x: Float32Array): Promise<Float32Array> {
   const s = await ort.InferenceSession.create(file as string);
@@ -19,7 +18,7 @@ async function run(file: string | Uint8Array, x: Float32Array): Promise<Float32A
 
 describe('model load and save', () => {
   it.each(MODELS)('round-trips %s byte for byte', (file) => {
-    const original = fs.readFileSync(file);
+    const original = fs.readFileSync(present(file));
     const { proto } = loadModel(file);
     expect(Buffer.from(serializeModel(proto)).equals(original)).toBe(true);
   });
@@ -27,7 +26,7 @@ describe('model load and save', () => {
   it.each(MODELS)('saved copy of %s gives the same outputs in onnxruntime', async (file) => {
     const dir = tempDir();
     const out = path.join(dir, 'copy.onnx');
-    saveModel(loadModel(file).proto, out);
+    saveModel(loadModel(present(file)).proto, out);
     const x = Float32Array.from({ length: 2 * 784 }, (_, i) => Math.sin(i));
     expect(Array.from(await run(out, x))).toEqual(Array.from(await run(file, x)));
   });

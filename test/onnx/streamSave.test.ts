@@ -6,15 +6,15 @@ import * as ort from 'onnxruntime-node';
 import { loadModel, saveModel, setMetadata } from '../../src/onnx/model.js';
 import { modelChunks, varint } from '../../src/onnx/streamSave.js';
 import { ModelProtoSchema, TensorProtoSchema, type ModelProto } from '../../src/onnx/proto/onnx_pb.js';
-import { FIXTURES, hasRealWorld, REAL_WORLD, tempDir } from '../support/fixtures.js';
+import { FIXTURES, present, realWorld, tempDir } from '../support/fixtures.js';
 import { oneOpModel, seededWeights } from '../support/buildModel.js';
-import { hasOnnxChecker, onnxCheck } from '../support/onnxChecker.js';
+import { onnxCheck } from '../support/onnxChecker.js';
 
 const FIXTURE_MODELS = [
   ...fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.onnx')).map((f) => path.join(FIXTURES, f)),
   ...fs.readdirSync(path.join(FIXTURES, 'structured')).filter((f) => f.endsWith('.onnx')).map((f) => path.join(FIXTURES, 'structured', f)),
 ];
-if (hasRealWorld) FIXTURE_MODELS.push(path.join(REAL_WORLD, 'model.onnx'));
+FIXTURE_MODELS.push(realWorld('model.onnx'));
 
 function concat(chunks: Iterable<Uint8Array>): Buffer {
   return Buffer.concat([...chunks].map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength)));
@@ -41,7 +41,7 @@ describe('streaming save', () => {
   });
 
   it.each(FIXTURE_MODELS)('%s: chunks are byte-identical to toBinary, streaming every raw tensor', (file) => {
-    const { proto } = loadModel(file);
+    const { proto } = loadModel(present(file));
     const whole = toBinary(ModelProtoSchema, proto);
     const chunked = modelChunks(proto, 1);
     expect(chunked.bytes).toBe(whole.byteLength);
@@ -68,7 +68,7 @@ describe('streaming save', () => {
     expect(chunks.some((c) => c === weight)).toBe(true);
     expect(model.graph!.initializer[0]!.rawData).toBe(weight);
     expect(Buffer.from(toBinary(ModelProtoSchema, model)).equals(whole)).toBe(true);
-    if (hasOnnxChecker) onnxCheck(out);
+    onnxCheck(out);
     const s = await ort.InferenceSession.create(out);
     const y = await s.run({ x: new ort.Tensor('float32', seededWeights(2048, 3), [1, 2048]) });
     expect((y.y!.data as Float32Array).length).toBe(1024);

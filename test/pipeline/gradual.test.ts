@@ -13,7 +13,7 @@ import { cubicSchedule } from '../../src/prune/schedule.js';
 import { countSparsity } from '../../src/prune/sparsity.js';
 import { runCli, type CliResult } from '../support/cli.js';
 import { fixture, tempDir } from '../support/fixtures.js';
-import { hasOnnxChecker, onnxCheck } from '../support/onnxChecker.js';
+import { onnxCheck } from '../support/onnxChecker.js';
 
 const FAST = ['--warmup', '1', '--runs', '3', '--batch-sizes', '1'];
 const MLP = ['--model', fixture('mlp.onnx'), '--data', fixture('fmnist-test.npz'), '--calib', fixture('fmnist-calib.npz')];
@@ -38,9 +38,10 @@ describe('gradual schedule with reconstruction after every step (fixture MLP, 3 
     model = ledgerOf(out).models[0];
   }, 180_000);
 
-  it('exits by the verdict, and the ledger follows the published schema', () => {
+  it('warns (the shipped 80% step straddles the accuracy limits) and exits 0, and the ledger follows the published schema', () => {
     expect(result.stderr).not.toMatch(/internal error/);
-    expect(result.code).toBe(model.verdict === 'fail' ? 1 : 0);
+    expect(model.verdict).toBe('warn');
+    expect(result.code).toBe(0);
     expect(validateLedger(ledgerOf(out))).toEqual([]);
   });
 
@@ -67,14 +68,17 @@ describe('gradual schedule with reconstruction after every step (fixture MLP, 3 
       const before = weightsOf(files[i - 1]);
       const after = weightsOf(files[i]);
       let zeros = 0;
+      const revived: string[] = [];
       for (const [name, a] of before) {
         const b = after.get(name)!;
         for (let j = 0; j < a.length; j++) {
           if (a[j] !== 0) continue;
           zeros++;
-          expect(b[j], `${name}[${j}] in ${files[i]}`).toBe(0);
+          if (b[j] !== 0) revived.push(`${name}[${j}]`);
         }
       }
+      // one assertion per file pair: one per weight made this the slowest test of the suite
+      expect(revived, `nonzero again in ${files[i]}`).toEqual([]);
       expect(zeros).toBeGreaterThan(0);
     }
   });
@@ -83,12 +87,11 @@ describe('gradual schedule with reconstruction after every step (fixture MLP, 3 
     const s = model.schedule!;
     const passing = s.steps.filter((r) => r.budgets.every((b) => b.verdict !== 'fail'));
     const chosen = s.steps.find((r) => r.index === s.chosen)!;
-    if (passing.length > 0) {
-      expect(chosen.sparsity).toBe(Math.max(...passing.map((r) => r.sparsity)));
-      expect(model.verdict).not.toBe('fail');
-    } else {
-      expect(model.verdict).toBe('fail');
-    }
+    // reconstruction keeps every step within the default budgets, so the last and sparsest ships
+    expect(passing.map((r) => r.index)).toEqual([1, 2, 3]);
+    expect(s.chosen).toBe(3);
+    expect(chosen.sparsity).toBe(Math.max(...passing.map((r) => r.sparsity)));
+    expect(model.verdict).toBe(chosen.verdict);
     expect(fs.readFileSync(model.pruned).equals(fs.readFileSync(chosen.artifact))).toBe(true);
     expect(model.steps.at(-1)!.accuracy).toBe(chosen.accuracy);
     expect(model.budgets.map((b) => b.verdict)).toEqual(chosen.budgets.map((b) => b.verdict));
@@ -99,7 +102,7 @@ describe('gradual schedule with reconstruction after every step (fixture MLP, 3 
     expect(md).toMatch(/rollback artifact/);
   });
 
-  it.skipIf(!hasOnnxChecker)('every schedule step passes onnx.checker', () => {
+  it('every schedule step passes onnx.checker', () => {
     for (const r of model.schedule!.steps) expect(() => onnxCheck(r.artifact)).not.toThrow();
   });
 });
@@ -144,8 +147,10 @@ describe('gradual schedule early stops', () => {
     const last = s.steps.at(-1)!;
     expect(s.dense_quality! - last.calib_accuracy!).toBeGreaterThan(s.cliff_threshold);
     for (const row of s.steps.slice(0, -1)) expect(s.dense_quality! - row.calib_accuracy!).toBeLessThanOrEqual(s.cliff_threshold);
-    // the cliff step loses more than the accuracy budget allows, so unless it is the only step it never ships
-    if (s.steps.length > 1 && last.verdict === 'fail') expect(s.chosen).not.toBe(last.index);
+    // the cliff step (2 of 4) loses more than the accuracy budget allows and never ships: step 1 does
+    expect(s.steps.map((r) => r.index)).toEqual([1, 2]);
+    expect(last.verdict).toBe('fail');
+    expect(s.chosen).toBe(1);
   }, 120_000);
 });
 

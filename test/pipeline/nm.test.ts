@@ -8,8 +8,8 @@ import { verifyNM } from '../../src/prune/nm.js';
 import { prunableWeights } from '../../src/prune/prunable.js';
 import { referenceAccuracy } from '../support/referenceEval.js';
 import { runCli } from '../support/cli.js';
-import { fixture, hasRealWorld, REAL_WORLD, tempDir } from '../support/fixtures.js';
-import { hasOnnxChecker, onnxCheck } from '../support/onnxChecker.js';
+import { fixture, present, realWorld, tempDir } from '../support/fixtures.js';
+import { onnxCheck } from '../support/onnxChecker.js';
 
 const FAST = ['--warmup', '1', '--runs', '5', '--batch-sizes', '1'];
 const NONE = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
@@ -17,15 +17,15 @@ const NONE = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
 describe.each([
   { name: 'fixture CNN with BatchNorm', model: fixture('cnn-bn.onnx'), data: fixture('fmnist-test.npz'), method: '2:4', n: 2, m: 4 },
   { name: 'fixture depthwise-separable CNN', model: fixture('dsconv-concat.onnx'), data: fixture('fmnist-test.npz'), method: '1:4', n: 1, m: 4 },
-  ...(hasRealWorld ? [{ name: 'model trained elsewhere', model: path.join(REAL_WORLD, 'model.onnx'), data: path.join(REAL_WORLD, 'test.npz'), method: '2:4', n: 2, m: 4 }] : []),
-].filter((c) => fs.existsSync(c.model)))('prune-guard run --method $method on the $name', ({ model, data, method, n, m }) => {
+  { name: 'model trained elsewhere', model: realWorld('model.onnx'), data: realWorld('test.npz'), method: '2:4', n: 2, m: 4 },
+])('prune-guard run --method $method on the $name', ({ model, data, method, n, m }) => {
   const out = tempDir();
   const pruned = path.join(out, `${path.basename(model, '.onnx')}.pruned.onnx`);
   let result: Awaited<ReturnType<typeof runCli>>;
   let ledger: Ledger;
 
   beforeAll(async () => {
-    result = await runCli(['run', '--model', model, '--data', data, '--method', method, '--out', out, '--budget', 'accuracy-drop=100pt', '--budget', 'class-accuracy-drop=100pt', '--budget', 'ece-increase=100pt', ...FAST]);
+    result = await runCli(['run', '--model', present(model), '--data', present(data), '--method', method, '--out', out, '--budget', 'accuracy-drop=100pt', '--budget', 'class-accuracy-drop=100pt', '--budget', 'ece-increase=100pt', ...FAST]);
     ledger = JSON.parse(fs.readFileSync(path.join(out, 'ledger.json'), 'utf8')) as Ledger;
   }, 120_000);
 
@@ -56,7 +56,7 @@ describe.each([
     expect(result.stdout).toContain('**Notes**');
   });
 
-  it.skipIf(!hasOnnxChecker)('the pruned model passes onnx.checker', () => {
+  it('the pruned model passes onnx.checker', () => {
     expect(() => onnxCheck(pruned)).not.toThrow();
   });
 

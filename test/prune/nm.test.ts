@@ -1,9 +1,8 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import * as ort from 'onnxruntime-node';
 import { create } from '@bufbuild/protobuf';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { GraphIndex } from '../../src/onnx/graph.js';
 import { loadModel, saveModel } from '../../src/onnx/model.js';
 import { NodeProtoSchema, AttributeProtoSchema, AttributeProto_AttributeType, type ModelProto } from '../../src/onnx/proto/onnx_pb.js';
@@ -12,8 +11,8 @@ import { nmMask, nmPrune, parseNM, reductionLayout, verifyNM, type ReductionLayo
 import { prunableWeights } from '../../src/prune/prunable.js';
 import { countSparsity } from '../../src/prune/sparsity.js';
 import { oneOpModel, seededWeights } from '../support/buildModel.js';
-import { fixture, hasRealWorld, REAL_WORLD, tempDir } from '../support/fixtures.js';
-import { hasOnnxChecker, onnxCheck } from '../support/onnxChecker.js';
+import { fixture, present, realWorld, tempDir } from '../support/fixtures.js';
+import { onnxCheck } from '../support/onnxChecker.js';
 
 const NONE = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
 
@@ -114,12 +113,15 @@ async function runsInOrt(file: string, feeds: Record<string, ort.Tensor>): Promi
 
 const FIXTURE_MODELS = ['mlp.onnx', 'cnn-bn.onnx', 'resnet.onnx', 'dsconv-concat.onnx', 'vit.onnx']
   .map((f) => ({ name: f, file: fixture(f) }))
-  .concat(hasRealWorld ? [{ name: 'real-world mnist-cnn-pytorch', file: path.join(REAL_WORLD, 'model.onnx') }] : [])
-  .filter((m) => fs.existsSync(m.file));
+  .concat([{ name: 'real-world mnist-cnn-pytorch', file: realWorld('model.onnx') }]);
 
 describe.each(FIXTURE_MODELS)('N:M on $name, verified in the saved file', ({ file }) => {
-  const { proto } = loadModel(file);
-  const weights = prunableWeights(proto, NONE);
+  let proto: ModelProto;
+  let weights: ReturnType<typeof prunableWeights>;
+  beforeAll(() => {
+    proto = loadModel(present(file)).proto;
+    weights = prunableWeights(proto, NONE);
+  });
 
   it('the dense model does not already satisfy 2:4 (so the checker can fail)', () => {
     expect(verifyNM(proto, weights, 2, 4).length).toBeGreaterThan(0);
@@ -155,7 +157,7 @@ describe.each(FIXTURE_MODELS)('N:M on $name, verified in the saved file', ({ fil
     expect(zeros).toBe((grouped * (m - n)) / m);
   });
 
-  it.skipIf(!hasOnnxChecker)('2:4 output passes onnx.checker', () => {
+  it('2:4 output passes onnx.checker', () => {
     const r = nmPrune(proto, weights, 2, 4);
     expect(() => onnxCheck(saveTemp(r.model, 'nm.onnx'))).not.toThrow();
   });
@@ -243,7 +245,7 @@ describe('N:M on hand-built layouts', () => {
     const after = tensorToFloat32(back.graph!.initializer[0]);
     expect(Array.from(r.masks.get('W')!)).toEqual(Array.from(referenceMask(before, layout, 2, 4)));
     expect(after.filter((v) => v === 0).length).toBe(r.layers[0].grouped / 2);
-    if (hasOnnxChecker) onnxCheck(file);
+    onnxCheck(file);
     await runsInOrt(file, feeds());
   });
 
@@ -287,5 +289,16 @@ describe('N:M on hand-built layouts', () => {
     expect(r.layers).toEqual([]);
     expect(r.skipped[0]).toMatchObject({ initializer: 'W', reason: expect.stringMatching(/different axes/) });
     expect(Array.from(tensorToFloat32(r.model.graph!.initializer[0]))).toEqual(Array.from(tensorToFloat32(model.graph!.initializer[0])));
+  });
+});
+
+describe.each(['exports/vit-einsum.onnx', 'exports/vit-fusedqkv.onnx'])('2:4 on the trained ViT exported as %s', (file) => {
+  it('holds the pattern on disk for every projection, as on the MatMul export', () => {
+    const { proto } = loadModel(fixture(file));
+    const weights = prunableWeights(proto, NONE);
+    const r = nmPrune(proto, weights, 2, 4);
+    expect(r.skipped).toEqual([]);
+    expect(r.layers).toHaveLength(weights.length);
+    expect(verifyNM(loadModel(saveTemp(r.model, 'nm.onnx')).proto, weights, 2, 4)).toEqual([]);
   });
 });

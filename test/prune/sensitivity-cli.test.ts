@@ -9,7 +9,7 @@ import { tensorToFloat32 } from '../../src/onnx/tensor.js';
 import { findProblems } from '../../src/config/validate.js';
 import { runCli } from '../support/cli.js';
 import { fixture, tempDir } from '../support/fixtures.js';
-import { hasOnnxChecker, onnxCheck } from '../support/onnxChecker.js';
+import { onnxCheck } from '../support/onnxChecker.js';
 
 const FAST = ['--runs', '3', '--warmup', '1', '--batch-sizes', '1', '--quiet'];
 
@@ -69,6 +69,6 @@ describe('--scope sensitivity (CLI)', () => {
     // sensitivity differs between layers, so the allocation is not uniform
     expect(new Set(s.layers.map((l) => l.allocated)).size).toBeGreaterThan(1);
     expect(fs.readFileSync(path.join(out, 'ledger.md'), 'utf8')).toContain('xychart-beta');
-    if (hasOnnxChecker) onnxCheck(model.pruned);
+    onnxCheck(model.pruned);
   });
 });

@@ -6,7 +6,7 @@ import { modelInputs } from '../../src/onnx/signature.js';
 import { kernelReport, optimisedGraph } from '../../src/quantize/kernels.js';
 import { buildQuantized, predict, prepareQuantization } from '../../src/quantize/prepare.js';
 import { fixture, tempDir } from '../support/fixtures.js';
-import { hasOnnxChecker, onnxCheck } from '../support/onnxChecker.js';
+import { onnxCheck } from '../support/onnxChecker.js';
 
 function first(d: Dataset, n: number): Dataset {
   return { ...d, count: n, inputs: sliceBatch(d, 0, n), labels: d.labels ? d.labels.subarray(0, n) : null };
@@ -32,6 +32,6 @@ describe.each([
     const report = kernelReport(q.model, await optimisedGraph(out));
     expect(report.layers.length).toBeGreaterThan(5);
     for (const l of report.layers) expect(l.kernel).toMatch(kernels);
-    if (hasOnnxChecker) onnxCheck(out);
+    onnxCheck(out);
   }, 60_000);
 });

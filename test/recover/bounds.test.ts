@@ -15,6 +15,7 @@ import { layerPatches, PatchSampler } from '../../src/recover/patches.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from '../../src/recover/reconstruct.js';
 import { captureActivations, sessionFromModel, streamActivations } from '../../src/onnx/runtime/session.js';
 import { graphUpTo, withExtraOutputs } from '../../src/onnx/subgraph.js';
+import { batchNormBoundText, distillUnfitText, layerSkipText } from '../../src/recover/refusals.js';
 import { seededWeights } from '../support/buildModel.js';
 
 function vi(name: string, dims: (number | string)[]) {
@@ -187,7 +188,8 @@ describe('reconstruction bounds', () => {
     expect(r.layers.map((l) => l.weight)).toEqual(['w2']);
     expect(r.skipped).toHaveLength(1);
     expect(r.skipped[0].weight).toBe('w3');
-    expect(r.skipped[0].reason).toMatch(/needs about \d+ MB \(Gram matrices of 65 x 65 and 65 x 65 columns\), over the \d+ MB refit bound/);
+    expect(r.skipped[0].reason.kind).toBe('memory');
+    expect(layerSkipText(r.skipped[0].reason)).toMatch(/needs about \d+ MB \(Gram matrices of 65 x 65 and 65 x 65 columns\), over the \d+ MB refit bound/);
     const before = tensorToFloat32(pruned.graph!.initializer.find((t) => t.name === 'w3')!);
     const after = tensorToFloat32(r.model.graph!.initializer.find((t) => t.name === 'w3')!);
     expect(Array.from(after)).toEqual(Array.from(before));
@@ -197,7 +199,8 @@ describe('reconstruction bounds', () => {
     const bound = (refitBytes(200, 37, 37, 37) + refitBytes(200, 65, 65, 65)) / 2;
     const r = await reconstruct(smallCnn(), prunedCnn(), ['w2', 'w3'], calibSet(40), { ...DEFAULT_RECONSTRUCT, maxPatches: 200, maxRefitBytes: bound, deadline: performance.now() - 1 });
     expect(r.layers).toEqual([]);
-    expect(r.skipped.map((s) => [s.weight, s.reason.includes('refit bound') ? 'memory' : s.reason])).toEqual([['w2', 'recovery-time-budget reached'], ['w3', 'memory']]);
+    expect(r.skipped.map((s) => [s.weight, s.reason.kind === 'memory' ? 'memory' : layerSkipText(s.reason)])).toEqual([['w2', 'recovery-time-budget reached'], ['w3', 'memory']]);
+    expect(r.skipped.map((s) => s.reason.kind)).toEqual(['time', 'memory']);
   });
 
   it('skips layers whose estimated capture and solve time exceed what is left of the deadline, without starting them', async () => {
@@ -206,7 +209,8 @@ describe('reconstruction bounds', () => {
     const r = await reconstruct(smallCnn(), prunedCnn(), ['w2', 'w3'], calibSet(40), { ...DEFAULT_RECONSTRUCT, maxPatches: 200, deadline: t0 + 60_000, passSeconds: 1000 });
     expect(r.layers).toEqual([]);
     expect(r.skipped.map((s) => s.weight)).toEqual(['w2', 'w3']);
-    for (const s of r.skipped) expect(s.reason).toMatch(/^estimated \d+ s \(capturing its input on 40 samples from both models, then the solve\), more than the \d+ s left of recovery-time-budget, even on fewer samples$/);
+    for (const s of r.skipped) expect(s.reason.kind).toBe('time');
+    for (const s of r.skipped) expect(layerSkipText(s.reason)).toMatch(/^estimated \d+ s \(capturing its input on 40 samples from both models, then the solve\), more than the \d+ s left of recovery-time-budget, even on fewer samples$/);
     expect(r.subsampled).toEqual([]);
   });
 });
@@ -249,11 +253,12 @@ describe('BatchNorm re-estimation bounds', () => {
     const data = calibSet(20);
     const seq = await reestimateBatchNorm(smallCnn(), data, 0, {});
     expect(seq.nodes).toHaveLength(1);
-    expect(seq.note).toBeUndefined();
+    expect(seq.bound).toBeUndefined();
     // 10 s per pass, 5 s left (and more than 0): one node's sequential pass does not fit, one pass does not either
     const none = await reestimateBatchNorm(smallCnn(), data, 0, { deadline: performance.now() + 5000, passSeconds: 10 });
     expect(none.nodes).toEqual([]);
-    expect(none.note).toMatch(/^one pass over the calibration set takes about 10 s, more than the \d s left of recovery-time-budget$/);
+    expect(none.bound?.kind).toBe('time');
+    expect(batchNormBoundText(none.bound!)).toMatch(/^one pass over the calibration set takes about 10 s, more than the \d s left of recovery-time-budget$/);
     expect(bnStats(none.model)).toEqual([[0, 0, 0, 0], [1, 1, 1, 1]]);
   });
 
@@ -269,10 +274,11 @@ describe('BatchNorm re-estimation bounds', () => {
     // one capture per node is 2 x 50.9 = 102 s, more than the 101 s left, while one pass (100 s) fits
     const one = await reestimateBatchNorm(m, data, 0, { deadline: performance.now() + 101_000, passSeconds: 100 });
     expect(one.nodes).toHaveLength(2);
-    expect(one.note).toMatch(/^statistics of all 2 nodes measured in one pass \(each before the earlier ones were updated\): one pass per node would take about 102 s, 10\d s were left of recovery-time-budget$/);
+    expect(one.bound?.kind).toBe('one-pass');
+    expect(batchNormBoundText(one.bound!)).toMatch(/^statistics of all 2 nodes measured in one pass \(each before the earlier ones were updated\): one pass per node would take about 102 s, 10\d s were left of recovery-time-budget$/);
     // the first node's statistics match the sequential result (nothing before it changed)
     const seq = await reestimateBatchNorm(m, data, 0, {});
-    expect(seq.note).toBeUndefined();
+    expect(seq.bound).toBeUndefined();
     const first = (x: ModelProto) => ['mean', 'var'].map((n) => Array.from(tensorToFloat32(x.graph!.initializer.find((t) => t.name === n)!)));
     const a = first(one.model).flat();
     const b = first(seq.model).flat();
@@ -284,9 +290,11 @@ describe('distillation bounds', () => {
   it('refuses a step whose memory estimate exceeds the bound, or an epoch longer than the time left; null when both fit', () => {
     const m = smallCnn();
     expect(distillUnfit(m, { batch: 64, secondsLeft: 100, maxBytes: 1 << 30 })).toBeNull();
-    expect(distillUnfit(m, { batch: 64, secondsLeft: 100, maxBytes: 1000 })).toMatch(/^a training step needs about \d+ MB \(0\.0M parameters x 5, 64 samples x 0\.0 MB of activations\), over the 0 MB bound$/);
+    expect(distillUnfit(m, { batch: 64, secondsLeft: 100, maxBytes: 1000 })?.kind).toBe('memory');
+    expect(distillUnfitText(distillUnfit(m, { batch: 64, secondsLeft: 100, maxBytes: 1000 })!)).toMatch(/^a training step needs about \d+ MB \(0\.0M parameters x 5, 64 samples x 0\.0 MB of activations\), over the 0 MB bound$/);
     expect(distillUnfit(m, { batch: 64, passSeconds: 10, secondsLeft: 100, maxBytes: 1 << 30 })).toBeNull();
-    expect(distillUnfit(m, { batch: 64, passSeconds: 10, secondsLeft: 30, maxBytes: 1 << 30 })).toBe('one epoch takes about 56 s (5.6 passes of 10.0 s over the calibration set), more than the 30 s left of recovery-time-budget');
+    expect(distillUnfit(m, { batch: 64, passSeconds: 10, secondsLeft: 30, maxBytes: 1 << 30 })?.kind).toBe('time');
+    expect(distillUnfitText(distillUnfit(m, { batch: 64, passSeconds: 10, secondsLeft: 30, maxBytes: 1 << 30 })!)).toBe('one epoch takes about 56 s (5.6 passes of 10.0 s over the calibration set), more than the 30 s left of recovery-time-budget');
   });
 });
 

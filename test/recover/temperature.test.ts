@@ -12,7 +12,7 @@ import { bakeTemperature, calibrateTemperature, fitTemperature, scaledScores } f
 import { sessionFromModel } from '../../src/onnx/runtime/session.js';
 import { runCli } from '../support/cli.js';
 import { fixture, tempDir } from '../support/fixtures.js';
-import { hasOnnxChecker, onnxCheck } from '../support/onnxChecker.js';
+import { onnxCheck } from '../support/onnxChecker.js';
 
 describe('fitTemperature', () => {
   it('finds the temperature that undoes overconfident logits and lowers NLL and ECE', () => {
@@ -73,11 +73,9 @@ describe('bakeTemperature', () => {
       const want = softmax(a, i * 10, fit.temperature);
       softmax(b, i * 10, 1).forEach((p, c) => expect(p).toBeCloseTo(want[c], 6));
     }
-    if (hasOnnxChecker) {
-      const file = path.join(tempDir(), 'baked.onnx');
-      fs.writeFileSync(file, (await import('../../src/onnx/model.js')).serializeModel(baked));
-      expect(() => onnxCheck(file)).not.toThrow();
-    }
+    const file = path.join(tempDir(), 'baked.onnx');
+    fs.writeFileSync(file, (await import('../../src/onnx/model.js')).serializeModel(baked));
+    expect(() => onnxCheck(file)).not.toThrow();
   });
 });
 
@@ -97,11 +95,9 @@ describe('bakeTemperature on a float16 model', () => {
     };
     const [dense, scaled] = [await run(model), await run(baked)];
     dense.forEach((v, i) => expect(scaled[i]).toBeCloseTo(v / 2, 2));
-    if (hasOnnxChecker) {
-      const file = path.join(tempDir(), 'baked16.onnx');
-      fs.writeFileSync(file, serializeModel(baked));
-      expect(() => onnxCheck(file)).not.toThrow();
-    }
+    const file = path.join(tempDir(), 'baked16.onnx');
+    fs.writeFileSync(file, serializeModel(baked));
+    expect(() => onnxCheck(file)).not.toThrow();
   });
 });
 

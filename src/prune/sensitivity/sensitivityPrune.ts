@@ -8,9 +8,11 @@ import { ModelEditor } from '../../onnx/edit.js';
 import { tensorToFloat32 } from '../../onnx/tensor.js';
 import { applyMask, magnitudeMask } from '../magnitude.js';
 import type { PrunableWeight } from '../prunable.js';
+import type { ChannelTally } from '../reduction.js';
 import { describeStructured } from '../structured/describe.js';
+import type { MeasureOptions } from '../structured/hardware.js';
 import type { KeptChannels } from '../structured/keptChannels.js';
-import { structuredGroups, structuredPrune } from '../structured/structuredPrune.js';
+import { structuredGroups, structuredPrune, type StructuredResult } from '../structured/structuredPrune.js';
 import { allocateSparsity, DEFAULT_CAP } from './allocateSparsity.js';
 import { calibScorer, DEFAULT_SENSITIVITY_SAMPLES, type CalibScorer } from './calibScorer.js';
 import { DEFAULT_RATIOS, groupUnits, sensitivityCurves, weightUnits } from './sensitivityCurves.js';
@@ -22,6 +24,9 @@ export interface SensitivityOutcome {
   sensitivity: SensitivityInfo;
   /** structured: the untied dense reference and kept-channel map, so reconstruction can refit output-pruned layers */
   structured?: { reference: ModelProto; kept: KeptChannels };
+  /** structured with measured widths: the rounding table */
+  widths?: StructuredResult['widths'];
+  channels?: ChannelTally;
 }
 
 export interface SensitivityRequest {
@@ -38,6 +43,8 @@ export interface SensitivityRequest {
   onLayer?: (done: number, total: number) => void;
   /** stop with AnalysisOverBudget when the curves are projected to take longer (scope auto on big models) */
   maxSeconds?: number;
+  /** structured: snap the allocated counts to the widths that run fast (measured) */
+  hardware?: MeasureOptions;
 }
 
 /**
@@ -78,6 +85,8 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
   let description: string;
   let allocated = allocation.ratios;
   let structured: { reference: ModelProto; kept: KeptChannels } | undefined;
+  let widths: StructuredResult['widths'];
+  let channels: ChannelTally | undefined;
   if (req.method === 'unstructured') {
     model = pruneCounts(dense, req.weights, allocation.pruned);
     description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
@@ -93,10 +102,12 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
       keptUnits.set(g.root, keep);
       allocated.push(1 - (keep * g.block) / g.size);
     });
-    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: 'global', keptUnits });
+    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: 'global', keptUnits, ...(req.hardware ? { hardware: req.hardware } : {}) });
     notes.push(...r.notes);
+    widths = r.widths;
     model = r.model;
     structured = { reference: r.base, kept: r.kept };
+    channels = r.tally;
     description = describeStructured(dense, r, { criterion: req.config.criterion, scope: perMac ? 'sensitivity-macs' : 'sensitivity', sparsity: req.sparsity });
   }
   if (req.method === 'structured' && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope ${perMac ? 'sensitivity-macs' : 'sensitivity'}: kept channel counts come from the allocation`);
@@ -111,6 +122,8 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
     description,
     notes,
     ...(structured ? { structured } : {}),
+    ...(widths ? { widths } : {}),
+    ...(channels ? { channels } : {}),
     sensitivity: {
       ...sensitivityRecord(scorer, curves, allocated, allocation.predictedIncrease, seconds, req.method === 'unstructured' ? 'weights' : 'channels'),
       allocation: perMac ? 'loss-per-mac' : 'loss',
@@ -195,4 +208,24 @@ export function pruneCounts(dense: ModelProto, weights: readonly PrunableWeight[
     ed.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], counts[i])[0]));
   });
   return ed.model;
+}
+
+/**
+ * Each prunable channel group's measured calibration-loss increase when pruned alone (the curves of
+ * `scope: sensitivity`), by group name: a latency target weighs channels by them when `--calib` has labels.
+ */
+export async function groupLossCurves(
+  dense: ModelProto,
+  calib: Dataset,
+  opts: { protectedTensors: ReadonlySet<string>; criterion: Config['criterion']; threads: number; onLayer?: (done: number, total: number) => void },
+): Promise<{ curves: Map<string, { ratio: number; increase: number }[]>; note: string }> {
+  const t0 = performance.now();
+  const scorer = await calibScorer(dense, calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: opts.threads });
+  const units = groupUnits(dense, { roundTo: 1, criterion: opts.criterion as Exclude<Config['criterion'], 'sparsegpt'>, protectedTensors: opts.protectedTensors, calib });
+  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, opts.onLayer);
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    curves: new Map(curves.map((c) => [c.name, c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll }))])),
+    note: `latency target: ${curves.length} groups x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples (${againstText(scorer)}) in ${seconds.toFixed(1)} s; channels removed where the predicted loss per millisecond saved is smallest`,
+  };
 }

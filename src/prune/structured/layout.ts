@@ -7,6 +7,8 @@
  * output is two segments, a Flatten after a conv repeats every channel H*W times, a Split or Slice takes
  * a sub-range of a space.
  */
+import type { SkipReason } from './skip.js';
+
 export interface Segment {
   space: number;
   /** first channel of the space in this segment */
@@ -23,7 +25,7 @@ interface SpaceRecord {
   /** the producer that created it, for group names */
   origin: string;
   /** why it cannot be pruned; the first reason found is kept */
-  skip?: string;
+  skip?: SkipReason;
   /** channels are pruned in blocks of this many (an attention head's width) */
   block: number;
 }
@@ -31,7 +33,7 @@ interface SpaceRecord {
 export class Spaces {
   private readonly list: SpaceRecord[] = [];
 
-  create(size: number, origin: string, skip?: string): number {
+  create(size: number, origin: string, skip?: SkipReason): number {
     this.list.push({ parent: this.list.length, size, origin, skip, block: 1 });
     return this.list.length - 1;
   }
@@ -55,7 +57,7 @@ export class Spaces {
     return this.list[s].origin;
   }
 
-  skipReason(s: number): string | undefined {
+  skipReason(s: number): SkipReason | undefined {
     return this.list[this.root(s)].skip;
   }
 
@@ -67,10 +69,10 @@ export class Spaces {
   setBlock(s: number, n: number): void {
     const r = this.list[this.root(s)];
     if (r.block === 1 || r.block === n) r.block = n;
-    else this.poison(s, `split into heads of ${r.block} and of ${n} channels`);
+    else this.poison(s, headConflict(r.origin, r.block, n));
   }
 
-  poison(s: number, reason: string): void {
+  poison(s: number, reason: SkipReason): void {
     const r = this.list[this.root(s)];
     if (!r.skip) r.skip = reason;
   }
@@ -86,7 +88,7 @@ export class Spaces {
     if (!A.skip && B.skip) A.skip = B.skip;
     if (A.block !== B.block) {
       if (A.block === 1) A.block = B.block;
-      else if (B.block !== 1 && !A.skip) A.skip = `split into heads of ${A.block} and of ${B.block} channels`;
+      else if (B.block !== 1 && !A.skip) A.skip = headConflict(A.origin, A.block, B.block);
     }
   }
 
@@ -106,6 +108,10 @@ export class Spaces {
     for (let i = 0; i < this.list.length; i++) if (this.root(i) === r) out.push(i);
     return out;
   }
+}
+
+function headConflict(origin: string, a: number, b: number): SkipReason {
+  return { kind: 'unsupported', node: origin, op: 'Reshape', detail: `channels are split into heads of ${a} and of ${b} channels` };
 }
 
 export function layoutSize(layout: Layout): number {

@@ -3,9 +3,17 @@ import { UserError } from '../../errors.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
 import { channelMeanAbs } from '../criteria/activations.js';
 import { type Criterion, type Importance, activationImportance, bnScaleImportance, magnitudeImportance } from '../criteria/importance.js';
+import { type ChannelTally, channelTally } from '../reduction.js';
 import { allocate, keepMask } from './allocate.js';
+import { snapToWidths } from './widths.js';
+import { monotoneCurve } from '../sensitivity/allocateSparsity.js';
 import { type DependencyAnalysis, type DependencyGroup, analyzeDependencies } from './depgraph.js';
+import { cacheDir } from '../../io/measureCache.js';
+import { groupMultiples, measureLayerTables, measureProbes, type MeasureOptions, type WidthTable } from './hardware.js';
+import { allocateForLatency, splitDense, type LatencyPlan } from './latencyModel.js';
 import { type KeptChannels, keptChannels } from './keptChannels.js';
+import { macLayers } from './macLayers.js';
+import { type SkipReason, renderSkip } from './skip.js';
 import { removeChannels } from './surgery.js';
 import { untieConstants } from './untie.js';
 
@@ -24,7 +32,25 @@ export interface StructuredOptions {
    * for attention groups) to keep; prunable groups not in the map keep all their units
    */
   keptUnits?: ReadonlyMap<number, number>;
+  /**
+   * hardware-aware widths: measure (or read from the cache) how each layer kind's latency responds to
+   * channel counts and snap kept counts to the multiples that pay; `roundTo` > 1 takes precedence
+   */
+  hardware?: MeasureOptions;
+  /** instead of measuring: each group's multiple as a recorded table has it (by group name) */
+  widths?: ReadonlyMap<string, number>;
+  /**
+   * allocate by latency instead of `sparsity`: keep the most importance whose predicted latency at
+   * `batch` fits `budgetMs`, predicted from per-layer tables and the dense model's measured `denseMs`
+   */
+  latency?: { batch: number; denseMs: number; budgetMs: number };
+  /**
+   * with `latency`: each group's measured calibration-loss increase when pruned alone to a ratio (by
+   * group name), so the allocation removes channels where loss per millisecond saved is smallest
+   */
+  lossCurves?: ReadonlyMap<string, readonly { ratio: number; increase: number }[]>;
 }
+
 
 export interface GroupOutcome extends DependencyGroup {
   kept: number;
@@ -40,7 +66,12 @@ export interface StructuredResult {
   groups: GroupOutcome[];
   /** per sliced initializer of `base`, per axis, the dense indices `model` kept */
   kept: KeptChannels;
+  /** channels the target applies to, how many went, and every group left whole with its reason */
+  tally: ChannelTally;
   notes: string[];
+  /** hardware-aware widths: what was measured and each group's multiple */
+  widths?: WidthTable | { groups: WidthTable['groups'] };
+  latency?: LatencyPlan;
 }
 
 /** Dependency analysis, importance, allocation and surgery, each its own step (as Torch-Pruning splits them). */
@@ -60,6 +91,38 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
     const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
     for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
   }
+  const widths = opts.roundTo > 1 ? undefined : await groupWidths(model, analysis, prunable, opts);
+  let latency: LatencyPlan | undefined;
+  if (opts.latency) {
+    const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
+    const multiple = new Map((widths?.groups ?? plain.map((u) => ({ root: u.root, multiple: Math.max(1, opts.roundTo) }))).map((g) => [g.root, g.multiple]));
+    const layers = macLayers(model, analysis);
+    const tableWidths = plain.map((u) => ({ root: u.root, name: '', multiple: multiple.get(u.root) ?? 1, from: [] }));
+    const tables = await measureLayerTables(layers, tableWidths, { batch: opts.latency.batch, threads: opts.hardware?.threads ?? 1, cacheDir: opts.hardware?.cacheDir ?? cacheDir(), onLayer: opts.hardware?.onProbe });
+    const split = splitDense(tables, opts.latency.denseMs);
+    const curves = new Map<number, (ratio: number) => number>();
+    for (const g of prunable) {
+      const points = opts.lossCurves?.get(g.name);
+      if (points) curves.set(g.root, lossAt(monotoneCurve(points, 1)));
+    }
+    const cost = (root: number, from: number, to: number): number | undefined => {
+      const f = curves.get(root);
+      const size = units.find((u) => u.root === root)!.size;
+      return f ? f(1 - to / size) - f(1 - from / size) : undefined;
+    };
+    const plan = allocateForLatency(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)!) })), tables, split, opts.latency.budgetMs, cost);
+    for (const u of units) keptUnits.set(u.root, plan.kept.get(u.root) ?? u.size);
+    latency = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), layers: tables };
+    if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
+  } else if (widths) {
+    const multiple = new Map(widths.groups.map((g) => [g.root, g.multiple]));
+    const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
+    const snapped = snapToWidths(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root)!, scores: normalised(unitImportance.get(u.root)!) })));
+    const asked = plain.reduce((n, u) => n + u.size - keptUnits.get(u.root)!, 0);
+    const got = plain.reduce((n, u) => n + u.size - snapped.get(u.root)!, 0);
+    if (got !== asked) notes.push(`channel widths: ${got} channels removed instead of the ${asked} the allocation asked for, the nearest total the fast widths allow`);
+    for (const [r, k] of snapped) keptUnits.set(r, k);
+  }
   const keptCount = new Map<number, number>();
   const keep = new Map<number, Uint8Array>();
   for (const g of prunable) {
@@ -69,8 +132,36 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
   }
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g) => ({ ...g, kept: keep.has(g.root) ? keptCount.get(g.root)! : g.size }));
-  for (const g of outcome) if (g.skip) notes.push(`group ${g.name} (${g.size} channels) not pruned: ${g.skip}`);
-  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep) };
+  for (const g of outcome) if (g.skip) notes.push(`group ${g.name} (${g.size} channels) not pruned: ${renderSkip(g.skip)}`);
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), tally: channelTally(outcome), ...(widths ? { widths } : {}), ...(latency ? { latency } : {}) };
+}
+
+/** Linear interpolation along a monotone loss curve. */
+function lossAt(pts: readonly { r: number; f: number }[]): (ratio: number) => number {
+  return (ratio) => {
+    for (let i = 1; i < pts.length; i++) {
+      if (ratio <= pts[i].r) return pts[i - 1].f + ((pts[i].f - pts[i - 1].f) * (ratio - pts[i - 1].r)) / (pts[i].r - pts[i - 1].r || 1);
+    }
+    return pts[pts.length - 1].f;
+  };
+}
+
+/** Importance divided by the group's mean, so step costs compare across groups as the global ranking does. */
+function normalised(scores: Float64Array): Float64Array {
+  let mean = 0;
+  for (const v of scores) mean += v;
+  mean = mean / scores.length || 1;
+  return scores.map((v) => v / mean);
+}
+
+/** Each prunable channel group's multiple: given by a recorded table, or measured. */
+async function groupWidths(model: ModelProto, analysis: DependencyAnalysis, prunable: readonly DependencyGroup[], opts: StructuredOptions): Promise<StructuredResult['widths']> {
+  const plain = prunable.filter((g) => g.block === 1);
+  if (opts.widths) return { groups: plain.map((g) => ({ root: g.root, name: g.name, multiple: opts.widths!.get(g.name) ?? 1, from: ['recorded'] })) };
+  if (!opts.hardware) return undefined;
+  const layers = macLayers(model, analysis);
+  const table = await measureProbes(layers.filter((l) => plain.some((g) => l.inRoots.includes(g.root) || l.outRoots.includes(g.root))), opts.hardware);
+  return { ...table, groups: groupMultiples(layers, table.probes, plain) };
 }
 
 /**
@@ -81,10 +172,10 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
 export function structuredGroups(input: ModelProto, protectedTensors: ReadonlySet<string>): { model: ModelProto; analysis: DependencyAnalysis; groups: DependencyGroup[] } {
   const model = untieConstants(input);
   const analysis = analyzeDependencies(model);
-  const protect = new Map<number, string>();
+  const protect = new Map<number, SkipReason>();
   for (const u of analysis.uses) {
     if (!protectedTensors.has(u.tensor)) continue;
-    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), `'${u.tensor}' is kept dense (exclude / keep-first-layer / keep-last-layer)`);
+    for (const s of u.layout) protect.set(analysis.spaces.root(s.space), { kind: 'protected', tensor: u.tensor });
   }
   return { model, analysis, groups: analysis.groups.map((g) => ({ ...g, skip: g.skip ?? protect.get(g.root) })) };
 }

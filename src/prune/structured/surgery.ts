@@ -69,10 +69,10 @@ export function removeChannels(model: ModelProto, analysis: DependencyAnalysis, 
   }
 
   // element rewrites, collected per constant input so a shared constant is copied, never edited in place
-  const edits = new Map<string, { node: NodeProto; input: number; values: number[] }>();
+  const edits = new Map<string, { node: NodeProto; input: number; before: number[]; values: number[]; dims: number[]; type: DataType.INT32 | DataType.INT64; computed: boolean }>();
   for (const r of analysis.rewrites) {
     const node = g.node[r.node];
-    const value = keptSize(r.layout, spaces, keep) / (r.divisor ?? 1) + (r.base ?? 0);
+    const value = r.fixed ?? (keptSize(r.layout, spaces, keep) / (r.divisor ?? 1)) * (r.multiplier ?? 1) + (r.base ?? 0);
     if ('attr' in r.target) {
       const a = attr(node, r.target.attr);
       if (!a) throw new Error(`surgery: ${node.name} has no attribute ${r.target.attr}`);
@@ -83,19 +83,19 @@ export function removeChannels(model: ModelProto, analysis: DependencyAnalysis, 
     const key = `${r.node}:${r.target.input}`;
     let e = edits.get(key);
     if (!e) {
+      // a computed input (shape arithmetic pruning does not change) is replaced by a constant of its values
       const t = ed.constant(node.input[r.target.input]);
-      if (!t) throw new Error(`surgery: ${node.name} input ${r.target.input} is not constant`);
-      edits.set(key, (e = { node, input: r.target.input, values: tensorToInts(t) }));
+      if (!t && !r.computed) throw new Error(`surgery: ${node.name} input ${r.target.input} is not constant`);
+      const before = t ? tensorToInts(t) : r.computed!.values;
+      const dims = t ? tensorDims(t) : r.computed!.dims;
+      const type = t?.dataType === DataType.INT32 ? DataType.INT32 : DataType.INT64;
+      edits.set(key, (e = { node, input: r.target.input, before, values: [...before], dims, type, computed: !t }));
     }
     e.values[r.element] = value;
   }
   for (const e of edits.values()) {
-    const oldName = e.node.input[e.input];
-    const old = ed.constant(oldName)!;
-    const before = tensorToInts(old);
-    if (before.every((v, i) => v === e.values[i])) continue;
-    const type = old.dataType === DataType.INT32 ? DataType.INT32 : DataType.INT64;
-    ed.setInput(e.node, e.input, ed.addIntInitializer(`${oldName}_pruned`, tensorDims(old), e.values, type));
+    if (!e.computed && e.before.every((v, i) => v === e.values[i])) continue;
+    ed.setInput(e.node, e.input, ed.addIntInitializer(`${e.node.input[e.input]}_pruned`, e.dims, e.values, e.type));
   }
 
   // replaced shape constants

@@ -20,7 +20,7 @@ export interface DistillStage {
  */
 export async function distillStage(dense: ModelProto, current: ModelProto, calib: Dataset, masked: readonly string[], config: Config, progress: Progress, opts: { optional: boolean; deadline?: number }): Promise<DistillStage | undefined> {
   const t0 = performance.now();
-  progress.note('recovery: distillation toward the dense model on the calibration set');
+  progress.stage({ kind: 'recover', work: 'distill', detail: 'distillation toward the dense model on the calibration set' });
   let result: DistillResult;
   try {
     result = await distill(dense, current, calib, new Set(masked), {

@@ -12,7 +12,7 @@ import { runCli } from '../../support/cli.js';
 import { GraphIndex } from '../../../src/onnx/graph.js';
 import { tensorDims } from '../../../src/onnx/tensor.js';
 import { fixture, tempDir } from '../../support/fixtures.js';
-import { hasOnnxChecker, onnxCheck } from '../../support/onnxChecker.js';
+import { onnxCheck } from '../../support/onnxChecker.js';
 import { alternateKeep, maxRelDiff, randomFeeds, runModel } from './exactness.js';
 
 describe('allocation', () => {
@@ -56,7 +56,7 @@ describe('structuredPrune on all groups at once', () => {
     const p = path.join(dir, 'p.onnx');
     saveModel(r.model, p);
     saveModel(zeroFanIn(r.base, r.analysis, r.keep), path.join(dir, 'r.onnx'));
-    if (hasOnnxChecker) onnxCheck(p);
+    onnxCheck(p);
     const feeds = randomFeeds(proto);
     expect(maxRelDiff(await runModel(p, feeds), await runModel(path.join(dir, 'r.onnx'), feeds))).toBeLessThan(1e-4);
     const s = countSparsity(r.model, prunableWeights(proto, { exclude: [], keepFirstLayer: false, keepLastLayer: false }));
@@ -72,7 +72,7 @@ describe('CLI --method structured', () => {
     expect([0, 1]).toContain(r.code);
     const pruned = path.join(out, 'mlp.pruned.onnx');
     expect(fs.statSync(pruned).size).toBeLessThan(fs.statSync(fixture('mlp.onnx')).size * 0.7);
-    if (hasOnnxChecker) onnxCheck(pruned);
+    onnxCheck(pruned);
     const ledger = fs.readFileSync(path.join(out, 'ledger.json'), 'utf8');
     expect(ledger).toMatch(/structured channel pruning \(l2, global\).*parameters -\d+\.\d%, MACs -\d+\.\d%/);
   }, 120_000);

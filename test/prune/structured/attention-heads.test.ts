@@ -1,4 +1,3 @@
-import * as fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../../../src/onnx/model.js';
 import { GraphIndex } from '../../../src/onnx/graph.js';
@@ -32,7 +31,7 @@ describe('multi-head attention (vit-tiny: 2 blocks, 4 heads of 16, MLP 128): who
 });
 
 const vit = fixture('vit.onnx');
-describe.skipIf(!fs.existsSync(vit))('fixtures/vit.onnx (from the main fixtures, when present)', () => {
+describe('fixtures/vit.onnx', () => {
   it('finds prunable head or MLP groups and exactness holds for each', async () => {
     const { exactnessPerGroup } = await import('./exactness.js');
     const checks = await exactnessPerGroup(vit, { check: true });

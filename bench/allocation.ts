@@ -1,0 +1,117 @@
+/**
+ * The allocation rows of `npm run bench`: per model and channel fraction, the structured prune the
+ * default config ships (widths measured), the same without width rounding (`--round-to 1`), `--scope
+ * layer`, and `--target-speedup 2x`, each timed interleaved with dense at batch 1 and 32 with one
+ * thread: MACs kept, speedup (ratio of medians) and funnel efficiency (speedup / MAC reduction).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { markdownTable } from 'markdown-table';
+import { median } from 'simple-statistics';
+import { DEFAULT_CONFIG, type Config } from '../src/config/schema.js';
+import { loadDataset, sliceBatch, type Dataset } from '../src/data/dataset.js';
+import { cacheDir } from '../src/io/measureCache.js';
+import { silentProgress } from '../src/io/progress.js';
+import { measureInterleaved } from '../src/measure/latency.js';
+import { modelCost } from '../src/onnx/flops.js';
+import { loadModel, saveModel } from '../src/onnx/model.js';
+import { modelInputs } from '../src/onnx/signature.js';
+import { pruneForLatency } from '../src/pipeline/latencyTarget.js';
+import { pruneModel } from '../src/prune/pruneModel.js';
+import { syntheticDataset, type BenchModel, type BenchOptions } from './stages.js';
+
+export const ALLOCATION_BATCHES = [1, 32];
+const FRACTIONS = [0.3, 0.5];
+const TARGET = 2;
+
+export interface AllocationRow {
+  model: string;
+  allocation: string;
+  macs: number;
+  speedup: number[];
+  efficiency: number[];
+  error?: string;
+}
+
+function config(overrides: Partial<Config>, options: BenchOptions, batches: number[]): Config {
+  return {
+    ...DEFAULT_CONFIG,
+    method: 'structured',
+    recovery: 'none',
+    batchSizes: batches,
+    latency: { ...DEFAULT_CONFIG.latency, threads: 1, warmup: options.warmup, runs: options.runs, repeat: 3 },
+    ...overrides,
+  };
+}
+
+/** The batch sizes a model can run: 1 and 32, or the one its input fixes (the zoo's MNIST-8: 1, vit-tiny: 2). */
+function batchesOf(dense: import('../src/onnx/proto/onnx_pb.js').ModelProto, file: string): number[] {
+  const fixed = modelInputs(dense, file)[0]?.dims[0];
+  return typeof fixed === 'number' ? [fixed] : ALLOCATION_BATCHES;
+}
+
+export async function benchAllocation(model: BenchModel, options: BenchOptions, workDir: string, onProgress: (line: string) => void): Promise<AllocationRow[]> {
+  try {
+    return await benchAllocationOf(model, options, workDir, onProgress);
+  } catch (e) {
+    return [{ model: model.name, allocation: 'all', macs: NaN, speedup: [], efficiency: [], error: e instanceof Error ? e.message.split('\n')[0] : String(e) }];
+  }
+}
+
+async function benchAllocationOf(model: BenchModel, options: BenchOptions, workDir: string, onProgress: (line: string) => void): Promise<AllocationRow[]> {
+  const dense = loadModel(model.file).proto;
+  const batches = batchesOf(dense, model.file);
+  const data: Dataset = model.data ? loadDataset(model.data, modelInputs(dense, model.file), { requireLabels: false, modelPath: model.file }) : syntheticDataset(dense, model.file, 32);
+  const hardware = { batches, threads: 1, cacheDir: cacheDir() };
+  const ctx = { modelPath: model.file, progress: silentProgress, hardware };
+  const variants: { label: string; file: string }[] = [];
+  const rows: AllocationRow[] = [];
+  const add = async (label: string, run: () => Promise<{ model: import('../src/onnx/proto/onnx_pb.js').ModelProto }>): Promise<void> => {
+    onProgress(`bench: allocation ${model.name} ${label}`);
+    try {
+      const out = await run();
+      const file = path.join(workDir, `${model.name}-${variants.length}.onnx`);
+      saveModel(out.model, file);
+      variants.push({ label, file });
+    } catch (e) {
+      rows.push({ model: model.name, allocation: label, macs: NaN, speedup: [], efficiency: [], error: e instanceof Error ? e.message.split('\n')[0] : String(e) });
+    }
+  };
+  for (const f of FRACTIONS) {
+    const pct = `${f * 100}%`;
+    await add(`default ${pct} (global, measured widths)`, () => pruneModel(dense, config({ sparsity: f, scope: 'global' }, options, batches), ctx));
+    await add(`${pct}, --round-to 1`, () => pruneModel(dense, config({ sparsity: f, scope: 'global', roundTo: 1 }, options, batches), ctx));
+    await add(`${pct}, --scope layer`, () => pruneModel(dense, config({ sparsity: f, scope: 'layer' }, options, batches), ctx));
+  }
+  const targetDir = path.join(workDir, `${model.name}-target`);
+  await add(`--target-speedup ${TARGET}x (b=${batches[0]})`, async () => (await pruneForLatency(dense, model.file, config({ targetSpeedup: TARGET }, options, batches), { ...ctx, data, stepsDir: targetDir, provider: 'cpu' })).pruned);
+  fs.rmSync(targetDir, { recursive: true, force: true });
+  if (variants.length === 0) return rows;
+  onProgress(`bench: allocation ${model.name}: latency of ${variants.length + 1} models interleaved`);
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...batches)));
+  const files = [model.file, ...variants.map((v) => v.file)];
+  const measured = await measureInterleaved(files, source, { warmup: options.warmup, runs: options.runs, threads: 1, repeat: 3, batchSizes: batches });
+  // columns per ALLOCATION_BATCHES; a model with a fixed batch fills the column of its batch (or the first)
+  const column = (b: number): number => (batches.length === 1 ? (ALLOCATION_BATCHES.includes(batches[0]) ? ALLOCATION_BATCHES.indexOf(batches[0]) : 0) : b);
+  const samples = measured.map((m) => ALLOCATION_BATCHES.map((_, c) => m[batches.findIndex((_, b) => column(b) === c)] ?? []));
+  const denseMacs = modelCost(dense).macs;
+  variants.forEach((v, i) => {
+    const macs = modelCost(loadModel(v.file).proto).macs;
+    const speedup = ALLOCATION_BATCHES.map((_, b) => (samples[0][b].length ? median(samples[0][b]) / median(samples[i + 1][b]) : NaN));
+    rows.push({ model: model.name, allocation: v.label, macs: macs / denseMacs, speedup, efficiency: speedup.map((s) => s / (denseMacs / macs)) });
+    fs.rmSync(v.file, { force: true });
+  });
+  return rows;
+}
+
+export function renderAllocationTable(rows: readonly AllocationRow[]): string {
+  const x = (v: number) => (Number.isFinite(v) ? `${v.toFixed(2)}x` : '—');
+  const pct = (v: number) => (Number.isFinite(v) ? `${(v * 100).toFixed(0)}%` : '—');
+  return markdownTable(
+    [
+      ['model', 'allocation', 'MACs kept', ...ALLOCATION_BATCHES.map((b) => `speedup b=${b}`), ...ALLOCATION_BATCHES.map((b) => `efficiency b=${b}`)],
+      ...rows.map((r) => (r.error ? [r.model, r.allocation, `error: ${r.error}`, ...ALLOCATION_BATCHES.flatMap(() => ['—', '—'])] : [r.model, r.allocation, pct(r.macs), ...r.speedup.map(x), ...r.efficiency.map(pct)])),
+    ],
+    { alignDelimiters: false },
+  );
+}

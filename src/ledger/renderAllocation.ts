@@ -1,0 +1,39 @@
+import { markdownTable } from 'markdown-table';
+import { markdownCell } from '../util/escape.js';
+import { ratio } from './format.js';
+import type { AllocationRecord } from './types.js';
+
+const table = (rows: string[][]): string => markdownTable(rows.map((r) => r.map(markdownCell)), { alignDelimiters: false });
+const ms = (x: number | null | undefined): string => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(3) : '—');
+
+/**
+ * The structured allocation behind the kept channel counts, folded: the widths read from the probes
+ * (one row per layer kind and axis, every batch's multiple) and a latency target's attempts.
+ */
+export function allocationSection(a: AllocationRecord): string | undefined {
+  const parts: string[] = [];
+  if (a.rounding === 'fixed') parts.push(`Kept channel counts are multiples of ${a.round_to} (\`round-to\`).`);
+  if (a.probes?.length) {
+    const rows = new Map<string, string[]>();
+    for (const p of a.probes) {
+      const key = `${p.kind}\u0000${p.axis}`;
+      rows.set(key, [...(rows.get(key) ?? []), `b=${p.batch}: ${p.multiple}${p.cached ? '' : ' (timed now)'}`]);
+    }
+    parts.push(
+      `Channel widths measured on ${a.machine ?? 'this machine'} (onnxruntime ${a.onnxruntime ?? '?'}, ${a.threads || 'all'} threads): the multiple each layer kind runs fast at, read from its latency over ${a.probes[0].curve.counts.length} channel counts; every group keeps a multiple of the largest its layers ask for (or a halving of it).`,
+      table([['Layer kind', 'Channels', 'Multiple'], ...[...rows].map(([k, v]) => [k.split('\u0000')[0], k.split('\u0000')[1], v.join(', ')])]),
+    );
+  } else if (a.rounding === 'recorded') parts.push('Kept channel counts were snapped to recorded widths.');
+  const t = a.target;
+  if (t) {
+    parts.push(
+      `Latency target ${t.kind === 'speedup' ? ratio(t.value) : `${t.value} ms`} at batch ${t.batch} (dense ${ms(t.dense_ms)} ms, so ${ratio(t.speedup_needed)}): ${t.outcome === 'met' ? 'met' : `not met (${t.outcome})`}, ${t.detail}.`,
+      table([
+        ['Attempt', 'Budget ms', 'Predicted ms', 'p50 ms', 'Speedup', 'MACs'],
+        ...t.attempts.map((x, i) => [`${i + 1}${i === t.shipped ? ' (ships)' : ''}`, ms(x.budget_ms), ms(x.predicted_ms), ms(x.p50_ms), ratio(x.speedup), String(x.macs)]),
+      ]),
+    );
+  }
+  if (parts.length === 0) return undefined;
+  return `<details><summary>Channel allocation${t ? ' and latency target' : ''}</summary>\n\n${parts.join('\n\n')}\n\n</details>`;
+}

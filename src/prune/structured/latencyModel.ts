@@ -1,0 +1,146 @@
+import { allowedWidths } from './widths.js';
+
+/**
+ * A per-layer latency table in the spirit of HALP (Shen et al., 2022): each MAC layer timed alone at
+ * its dense channel counts and at a grid of kept counts along each axis a channel group sets. The
+ * model's latency for an allocation is predicted as the part no layer explains plus, per layer, its dense
+ * time scaled by its measured response to the kept input and output counts.
+ */
+export interface LayerTable {
+  node: string;
+  inRoot?: number;
+  outRoot?: number;
+  /** a depthwise layer's channels are its input and output at once: only `inCurve` applies */
+  depthwise: boolean;
+  cin: number;
+  cout: number;
+  /** the layer alone at its dense counts, ms */
+  ms: number;
+  /** (kept input channels, ms with the output dense), ascending; the dense count last */
+  inCurve: { count: number; ms: number }[];
+  outCurve: { count: number; ms: number }[];
+}
+
+/** Linear interpolation of a relative curve (ms / dense ms) at `count`; outside the grid, proportional to the nearest point. */
+export function relativeAt(curve: readonly { count: number; ms: number }[], dense: number, count: number): number {
+  if (curve.length === 0 || dense <= 0) return 1;
+  if (count <= curve[0].count) return (curve[0].ms / dense) * (count / curve[0].count);
+  for (let i = 1; i < curve.length; i++) {
+    const a = curve[i - 1];
+    const b = curve[i];
+    if (count <= b.count) return (a.ms + ((b.ms - a.ms) * (count - a.count)) / (b.count - a.count)) / dense;
+  }
+  const last = curve[curve.length - 1];
+  return (last.ms / dense) * (count / last.count);
+}
+
+/**
+ * Predicted model latency (ms) for kept counts per group root (groups not in the map keep all channels):
+ * the rest plus the layers' times, scaled by `scale` when the layers alone add up to more than the whole
+ * model measured (onnxruntime fuses and overlaps what single-layer runs cannot).
+ */
+export function predictMs(tables: readonly LayerTable[], restMs: number, kept: ReadonlyMap<number, number>, scale = 1): number {
+  let total = 0;
+  for (const t of tables) {
+    const kin = t.inRoot !== undefined ? (kept.get(t.inRoot) ?? t.cin) : t.cin;
+    const kout = t.outRoot !== undefined ? (kept.get(t.outRoot) ?? t.cout) : t.cout;
+    const a = relativeAt(t.inCurve, t.ms, kin);
+    const b = t.depthwise ? 1 : relativeAt(t.outCurve, t.ms, kout);
+    total += t.ms * a * b;
+  }
+  return restMs + scale * total;
+}
+
+/**
+ * What a model's latency is made of before pruning, from one whole-model measurement: the part no layer
+ * explains, and the factor that makes the layers' share add up to the rest of it.
+ */
+export function splitDense(tables: readonly LayerTable[], denseMs: number): { restMs: number; scale: number } {
+  const layers = tables.reduce((s, t) => s + t.ms, 0);
+  if (layers <= 0) return { restMs: denseMs, scale: 1 };
+  return layers <= denseMs ? { restMs: denseMs - layers, scale: 1 } : { restMs: 0, scale: denseMs / layers };
+}
+
+export interface LatencyGroup {
+  root: number;
+  size: number;
+  multiple: number;
+  /** importance per unit (normalised per group, as the global ranking compares them) */
+  scores: Float64Array;
+}
+
+export interface LatencyAllocation {
+  kept: Map<number, number>;
+  predictedMs: number;
+  /** the budget was reached by the prediction (false: every group at its smallest width and still above) */
+  reached: boolean;
+  /** steps taken, in order: which group went to which width, and the predicted ms after it */
+  steps: { root: number; to: number; ms: number }[];
+}
+
+/**
+ * Kept counts that maximise the importance kept under a latency budget: starting dense, repeatedly take
+ * the step (one group down to its next smaller fast width) that loses the least importance per predicted
+ * millisecond saved, until the prediction is within the budget. Steps that save nothing are taken last.
+ * Deterministic: ties go to the earlier group.
+ */
+export function allocateForLatency(
+  groups: readonly LatencyGroup[],
+  tables: readonly LayerTable[],
+  dense: { restMs: number; scale: number },
+  budgetMs: number,
+  /** what going from `from` to `to` kept units costs (a measured loss curve); default: the importance dropped */
+  cost?: (root: number, from: number, to: number) => number | undefined,
+): LatencyAllocation {
+  const restMs = dense.restMs;
+  const kept = new Map(groups.map((g) => [g.root, g.size]));
+  const widths = new Map(groups.map((g) => [g.root, allowedWidths(g.size, Math.max(1, g.multiple))]));
+  const sorted = new Map(groups.map((g) => [g.root, Float64Array.from(g.scores).sort()]));
+  const steps: LatencyAllocation['steps'] = [];
+  let current = predictMs(tables, restMs, kept, dense.scale);
+  while (current > budgetMs) {
+    let best: { root: number; to: number; ms: number; price: number; saved: number } | undefined;
+    for (const g of groups) {
+      const list = widths.get(g.root)!;
+      const k = kept.get(g.root)!;
+      const i = list.indexOf(k);
+      if (i <= 0) continue;
+      const to = list[i - 1];
+      kept.set(g.root, to);
+      const ms = predictMs(tables, restMs, kept, dense.scale);
+      kept.set(g.root, k);
+      const s = sorted.get(g.root)!;
+      // keeping `to` of the units drops the k - to least important still kept
+      let dropped = 0;
+      for (let r = s.length - k; r < s.length - to; r++) dropped += s[r];
+      // a measured cost ranks first; the importance dropped only breaks its ties
+      const measured = cost?.(g.root, k, to);
+      const lost = measured === undefined ? dropped : Math.max(0, measured) + dropped * 1e-9;
+      const saved = current - ms;
+      const price = saved > 0 ? lost / saved : Infinity;
+      if (!best || price < best.price || (price === Infinity && best.price === Infinity && saved > best.saved)) best = { root: g.root, to, ms, price, saved };
+    }
+    if (!best) break;
+    kept.set(best.root, best.to);
+    current = best.ms;
+    steps.push({ root: best.root, to: best.to, ms: best.ms });
+  }
+  return { kept, predictedMs: current, reached: current <= budgetMs, steps };
+}
+
+/** What the latency allocation predicted, for the ledger. */
+export interface LatencyPlan {
+  batch: number;
+  dense_ms: number;
+  budget_ms: number;
+  /** the dense model's time no MAC layer explains (activations, pooling, session overhead) */
+  rest_ms: number;
+  /** factor on the layers' timed share (below 1 when the layers alone add up to more than the model) */
+  layer_scale: number;
+  predicted_ms: number;
+  /** false: every group reached its smallest fast width before the prediction met the budget */
+  reached: boolean;
+  /** kept channels per channel group, in the analysis' group order */
+  kept: number[];
+  layers: LayerTable[];
+}

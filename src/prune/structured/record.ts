@@ -1,0 +1,63 @@
+import type { GroupWidth, KindProbe, WidthTable } from './hardware.js';
+import type { LatencyPlan } from './latencyModel.js';
+
+/** One allocation tried for a latency target, measured against dense. */
+export interface TargetAttempt {
+  /** the ledger step holding this attempt's model */
+  step: string;
+  budget_ms: number;
+  predicted_ms: number;
+  reached: boolean;
+  /** p50 at the target batch, interleaved with dense */
+  p50_ms: number;
+  speedup: number;
+  macs: number;
+}
+
+/** A latency target (`target-speedup`, `target-latency-ms`) and how the correction loop went. */
+export interface TargetRecord {
+  kind: 'speedup' | 'latency-ms';
+  value: number;
+  batch: number;
+  dense_ms: number;
+  /** the speedup over dense the target amounts to */
+  speedup_needed: number;
+  attempts: TargetAttempt[];
+  /** met; or why the loop stopped short: limit, unreachable, unchanged */
+  outcome: 'met' | 'limit' | 'unreachable' | 'unchanged';
+  detail: string;
+  /** index into attempts of the model that ships */
+  shipped: number;
+}
+
+/**
+ * How structured pruning chose its kept channel counts beyond the importance ranking: the widths they
+ * were rounded to (measured, fixed by `round-to`, or none) with the probes behind them, and for a latency
+ * target the per-layer latency table, the prediction and every corrected attempt. With `groups` a later
+ * run reproduces the same counts without measuring.
+ */
+export interface AllocationRecord {
+  rounding: 'measured' | 'recorded' | 'fixed' | 'none';
+  round_to?: number;
+  machine?: string;
+  onnxruntime?: string;
+  threads?: number;
+  batches?: number[];
+  probes?: KindProbe[];
+  groups?: Omit<GroupWidth, 'root'>[];
+  latency?: LatencyPlan;
+  target?: TargetRecord;
+}
+
+/** The record of one structured prune's widths and latency plan. */
+export function allocationRecord(roundTo: number, widths: WidthTable | { groups: WidthTable['groups'] } | undefined, latency: LatencyPlan | undefined): AllocationRecord {
+  const rounding = roundTo > 1 ? 'fixed' : widths && 'probes' in widths ? 'measured' : widths ? 'recorded' : 'none';
+  const table = widths && 'probes' in widths ? { machine: widths.machine, onnxruntime: widths.onnxruntime, threads: widths.threads, batches: widths.batches, probes: widths.probes } : {};
+  return {
+    rounding,
+    ...(roundTo > 1 ? { round_to: roundTo } : {}),
+    ...table,
+    ...(widths ? { groups: widths.groups.map(({ root: _root, ...g }) => g) } : {}),
+    ...(latency ? { latency } : {}),
+  };
+}

@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { nextCorrection, shippedAttempt } from '../../../src/prune/structured/latencyTarget.js';
+import { allocateForLatency, predictMs, relativeAt, splitDense, type LayerTable } from '../../../src/prune/structured/latencyModel.js';
+
+/** A layer whose time is proportional to its kept input times its kept output channels. */
+function bilinear(node: string, inRoot: number | undefined, outRoot: number | undefined, cin: number, cout: number, ms: number): LayerTable {
+  const grid = (n: number) => [n / 4, n / 2, (3 * n) / 4, n];
+  return {
+    node, inRoot, outRoot, depthwise: false, cin, cout, ms,
+    inCurve: inRoot === undefined ? [] : grid(cin).map((c) => ({ count: c, ms: (ms * c) / cin })),
+    outCurve: outRoot === undefined ? [] : grid(cout).map((c) => ({ count: c, ms: (ms * c) / cout })),
+  };
+}
+
+describe('the per-layer latency model', () => {
+  it('interpolates between timed counts and is exact at them', () => {
+    const curve = [{ count: 16, ms: 1 }, { count: 32, ms: 3 }];
+    expect(relativeAt(curve, 3, 32)).toBe(1);
+    expect(relativeAt(curve, 3, 24)).toBeCloseTo(2 / 3);
+    expect(relativeAt(curve, 3, 8)).toBeCloseTo(1 / 6);
+  });
+
+  it('predicts the dense time at dense counts and scales each layer by both of its groups', () => {
+    const tables = [bilinear('a', undefined, 1, 3, 32, 2), bilinear('b', 1, 2, 32, 64, 4), bilinear('c', 2, undefined, 64, 10, 1)];
+    const { restMs: rest, scale } = splitDense(tables, 10);
+    expect(rest).toBe(3);
+    expect(scale).toBe(1);
+    // layers that add up to more than the model: their share is scaled to it
+    expect(splitDense(tables, 3.5)).toEqual({ restMs: 0, scale: 0.5 });
+    expect(predictMs(tables, rest, new Map())).toBeCloseTo(10);
+    // group 1 halved: a 2 -> 1, b 4 -> 2
+    expect(predictMs(tables, rest, new Map([[1, 16]]))).toBeCloseTo(7);
+    // both halved: b 4 -> 1
+    expect(predictMs(tables, rest, new Map([[1, 16], [2, 32]]))).toBeCloseTo(3 + 1 + 1 + 0.5);
+  });
+});
+
+describe('allocation under a latency budget', () => {
+  const tables = [bilinear('a', undefined, 1, 3, 32, 2), bilinear('b', 1, 2, 32, 64, 4), bilinear('c', 2, undefined, 64, 10, 1)];
+  const flat = (n: number, v = 1) => new Float64Array(n).fill(v);
+
+  it('stops as soon as the prediction fits the budget, on fast widths only', () => {
+    const r = allocateForLatency([{ root: 1, size: 32, multiple: 8, scores: flat(32) }, { root: 2, size: 64, multiple: 16, scores: flat(64) }], tables, { restMs: 3, scale: 1 }, 7.5);
+    expect(r.reached).toBe(true);
+    expect(r.predictedMs).toBeLessThanOrEqual(7.5);
+    expect(r.kept.get(1)! % 8).toBe(0);
+    expect(r.kept.get(2)! % 16).toBe(0);
+    // one step less would not have fitted
+    const last = r.steps.at(-2)?.ms ?? 10;
+    expect(last).toBeGreaterThan(7.5);
+  });
+
+  it('takes channels where they cost the least importance per millisecond saved', () => {
+    // group 2's channels are worth little, group 1's a lot: the budget is met from group 2
+    const r = allocateForLatency([{ root: 1, size: 32, multiple: 8, scores: flat(32, 10) }, { root: 2, size: 64, multiple: 16, scores: flat(64, 0.1) }], tables, { restMs: 3, scale: 1 }, 8);
+    expect(r.kept.get(1)).toBe(32);
+    expect(r.kept.get(2)!).toBeLessThan(64);
+  });
+
+  it('says when the budget cannot be reached', () => {
+    const r = allocateForLatency([{ root: 1, size: 32, multiple: 16, scores: flat(32) }], tables, { restMs: 3, scale: 1 }, 1);
+    expect(r.reached).toBe(false);
+    // down to the smallest width (the halvings of 16 included)
+    expect(r.kept.get(1)).toBe(1);
+  });
+});
+
+describe('the correction loop of a latency target', () => {
+  const attempt = (budgetMs: number, speedup: number, kept: string, reached = true) => ({ budgetMs, speedup, kept, reached });
+  it('stops when the measured speedup meets the target', () => {
+    expect(nextCorrection([attempt(5, 2.1, 'a')], 2).kind).toBe('met');
+  });
+  it('loosens the budget when the measurement overshot the target, and ships the attempt that met it with the most MACs', () => {
+    expect(nextCorrection([attempt(5, 3, 'a')], 2)).toEqual({ kind: 'correct', budgetMs: 7.5 });
+    expect(nextCorrection([attempt(5, 3, 'a'), attempt(7.5, 2.1, 'b')], 2).kind).toBe('met');
+    expect(shippedAttempt([{ speedup: 3, macs: 10 }, { speedup: 2.1, macs: 20 }, { speedup: 1.8, macs: 30 }], 2)).toBe(1);
+    expect(shippedAttempt([{ speedup: 1.5, macs: 10 }, { speedup: 1.8, macs: 20 }], 2)).toBe(1);
+  });
+
+  it('bisects between the loosest budget that met the target and the tightest that fell short', () => {
+    // 5 ms met at 2.4x, 6 ms fell short at 1.8x: the proportional 5.4 lies between them and is kept
+    expect(nextCorrection([attempt(5, 2.4, 'a'), attempt(6, 1.8, 'b')], 2)).toEqual({ kind: 'correct', budgetMs: 5.4 });
+    // 6 ms short at 1.5x would ask for 4.5 ms, below the 5 ms that met: the midpoint instead
+    expect(nextCorrection([attempt(5, 2.4, 'a'), attempt(6, 1.5, 'b')], 2)).toEqual({ kind: 'correct', budgetMs: 5.5 });
+  });
+
+  it('tightens the budget by the measured shortfall', () => {
+    const c = nextCorrection([attempt(5, 1.6, 'a')], 2);
+    expect(c).toEqual({ kind: 'correct', budgetMs: 4 });
+  });
+  it('stops when a tighter budget changed nothing, when the allocation bottomed out, and after the last correction', () => {
+    expect(nextCorrection([attempt(5, 1.6, 'a'), attempt(4, 1.6, 'a')], 2)).toMatchObject({ kind: 'stop', reason: 'unchanged' });
+    expect(nextCorrection([attempt(5, 1.6, 'a', false)], 2)).toMatchObject({ kind: 'stop', reason: 'unreachable' });
+    const four = [attempt(5, 1.5, 'a'), attempt(4, 1.6, 'b'), attempt(3.5, 1.7, 'c'), attempt(3.2, 1.8, 'd')];
+    expect(nextCorrection(four, 2, 3)).toMatchObject({ kind: 'stop', reason: 'limit' });
+  });
+  it('always ends: repeated shortfalls run out of corrections', () => {
+    const attempts = [attempt(5, 1.5, 'k0')];
+    let c = nextCorrection(attempts, 2);
+    while (c.kind === 'correct') {
+      attempts.push(attempt(c.budgetMs, 1.5, `k${attempts.length}`));
+      c = nextCorrection(attempts, 2);
+    }
+    expect(attempts.length).toBe(4);
+  });
+});
+
+describe('allocation under a latency budget weighed by measured loss curves', () => {
+  const tables = [bilinear('a', undefined, 1, 3, 32, 2), bilinear('b', 1, 2, 32, 64, 4), bilinear('c', 2, undefined, 64, 10, 1)];
+  it('a measured cost overrides magnitude: the group whose loss curve is flat gives up its channels', () => {
+    const groups = [{ root: 1, size: 32, multiple: 8, scores: new Float64Array(32).fill(0.1) }, { root: 2, size: 64, multiple: 16, scores: new Float64Array(64).fill(10) }];
+    // by magnitude group 1 goes first; its measured loss says otherwise
+    const byMagnitude = allocateForLatency(groups, tables, { restMs: 3, scale: 1 }, 8);
+    expect(byMagnitude.kept.get(1)!).toBeLessThan(32);
+    const byLoss = allocateForLatency(groups, tables, { restMs: 3, scale: 1 }, 8, (root, from, to) => (root === 1 ? (from - to) * 1 : (from - to) * 0.001));
+    expect(byLoss.kept.get(1)).toBe(32);
+    expect(byLoss.kept.get(2)!).toBeLessThan(64);
+  });
+});

@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { groupMultiples, type KindProbe } from '../../../src/prune/structured/hardware.js';
+import type { MacLayer } from '../../../src/prune/structured/macLayers.js';
+import { allowedWidths, chooseMultiple, snapToWidths, type WidthCurve } from '../../../src/prune/structured/widths.js';
+
+const COUNTS = Array.from({ length: 33 }, (_, i) => 40 + i);
+const curve = (f: (c: number) => number): WidthCurve => ({ counts: COUNTS, ms: COUNTS.map(f) });
+
+describe('chooseMultiple reads the multiple that pays from a measured curve', () => {
+  it('a kernel that works in blocks of 16 output channels: 16', () => {
+    // 0.2 ms overhead plus 0.1 ms per started block of 16
+    expect(chooseMultiple(curve((c) => 0.2 + 0.1 * Math.ceil(c / 16))).multiple).toBe(16);
+  });
+
+  it('a proportional cost with slow widths off multiples of 4: 4, not the coarser multiples that score the same', () => {
+    expect(chooseMultiple(curve((c) => 0.01 * c * (c % 4 === 0 ? 1 : 1.3))).multiple).toBe(4);
+  });
+
+  it('a cost proportional to the count (a fixed overhead included): 1, rounding buys nothing', () => {
+    expect(chooseMultiple(curve((c) => 0.5 + 0.01 * c)).multiple).toBe(1);
+  });
+
+  it('records every candidate score relative to the best', () => {
+    const choice = chooseMultiple(curve((c) => 0.2 + 0.1 * Math.ceil(c / 8)));
+    expect(choice.multiple).toBe(8);
+    expect(Math.max(...choice.scores.map((s) => s.score))).toBe(1);
+    expect(choice.scores.map((s) => s.multiple)).toEqual([1, 2, 4, 8, 16]);
+  });
+});
+
+describe('snapToWidths keeps counts on the measured widths and the total near the allocation', () => {
+  const scores = (n: number, seed: number) => Float64Array.from({ length: n }, (_, i) => ((i * 37 + seed) % n) + 1);
+
+  it('every kept count is a multiple of its group width or the whole group', () => {
+    const kept = snapToWidths([
+      { root: 1, size: 64, multiple: 16, kept: 27, scores: scores(64, 1) },
+      { root: 2, size: 40, multiple: 16, kept: 21, scores: scores(40, 2) },
+      { root: 3, size: 10, multiple: 16, kept: 5, scores: scores(10, 3) },
+    ]);
+    expect(kept.get(1)! % 16).toBe(0);
+    expect([16, 32, 40]).toContain(kept.get(2));
+    expect([4, 8, 10]).toContain(kept.get(3));
+  });
+
+  it('moves whole steps between groups until the removed total is as close as the widths allow', () => {
+    // asked: remove 3 x 24 = 72 of 192; nearest widths alone would remove 3 x 32 = 96
+    const groups = [1, 2, 3].map((root) => ({ root, size: 64, multiple: 16, kept: 40, scores: scores(64, root) }));
+    const kept = snapToWidths(groups);
+    const removed = [...kept.values()].reduce((n, k) => n + 64 - k, 0);
+    expect(Math.abs(removed - 72)).toBeLessThanOrEqual(8);
+    for (const k of kept.values()) expect(k % 16).toBe(0);
+  });
+
+  it('steps down the group whose least important units matter least', () => {
+    const low = new Float64Array(32).fill(1);
+    const high = new Float64Array(32).fill(1);
+    for (let i = 0; i < 16; i++) high[i] = 5; // group 2's weakest half is still important
+    for (let i = 0; i < 16; i++) low[i] = 0.1;
+    // together they should lose 16 of 64: one of them goes to 16
+    const kept = snapToWidths([
+      { root: 1, size: 32, multiple: 16, kept: 24, scores: low },
+      { root: 2, size: 32, multiple: 16, kept: 24, scores: high },
+    ]);
+    expect(kept.get(1)).toBe(16);
+    expect(kept.get(2)).toBe(32);
+  });
+
+  it('is deterministic: the same input gives the same counts', () => {
+    const groups = [1, 2, 3, 4].map((root) => ({ root, size: 48, multiple: 8, kept: 20 + root, scores: scores(48, root) }));
+    expect([...snapToWidths(groups)]).toEqual([...snapToWidths(groups)]);
+  });
+
+  it('allowedWidths lists the halvings of the multiple, its multiples below the size and the size', () => {
+    expect(allowedWidths(40, 16)).toEqual([1, 2, 4, 8, 16, 32, 40]);
+    expect(allowedWidths(8, 16)).toEqual([1, 2, 4, 8]);
+    expect(allowedWidths(24, 1)).toHaveLength(24);
+  });
+});
+
+describe('groupMultiples takes the largest multiple any layer touching the group asks for', () => {
+  const probe = (kind: string, axis: KindProbe['axis'], batch: number, multiple: number): KindProbe => ({ kind, axis, batch, fixed: 16, spatial: [7, 7], curve: { counts: [], ms: [] }, multiple, scores: [], cached: false });
+  const layer = (node: string, kind: string, inRoot: number | undefined, outRoot: number | undefined, depthwise = false): MacLayer => ({
+    node, kind, cin: 32, cout: 32, inRoot, outRoot, inRoots: inRoot === undefined ? [] : [inRoot], outRoots: outRoot === undefined ? [] : [outRoot], macs: 1, probe: { opType: 'Conv', depthwise, spatial: [7, 7], rows: 1, attrs: {} },
+  });
+  it('producer output, consumer input and depthwise channels, at every batch', () => {
+    const layers = [layer('a', 'conv', undefined, 1), layer('b', 'conv', 1, 2), layer('dw', 'dw', 2, 2, true), layer('fc', 'gemm', 2, undefined)];
+    const probes = [probe('conv', 'out', 1, 8), probe('conv', 'out', 32, 16), probe('conv', 'in', 1, 4), probe('dw', 'channels', 1, 4), probe('gemm', 'in', 1, 1)];
+    const widths = groupMultiples(layers, probes, [{ root: 1, name: 'g1' }, { root: 2, name: 'g2' }]);
+    expect(widths.map((w) => w.multiple)).toEqual([16, 16]);
+    expect(widths[1].from).toContain('dw (channels): 4');
+  });
+});
