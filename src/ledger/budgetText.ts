@@ -15,8 +15,16 @@ export const WORD: Record<Verdict, string> = { pass: 'PASS', warn: 'WARN', fail:
 /** What a budget result compares: the pruning of one model, or a pull request's head against its base. */
 export type Compared = 'dense → pruned' | 'base → head';
 
+/** A budget as the reader (and `--budget`) names it: `min-output-cosine@boxes` for a limit held by one output. */
+export function budgetKey(b: Pick<BudgetResult, 'name' | 'output'>): string {
+  return b.output === undefined ? b.name : `${b.name}@${b.output}`;
+}
+
 /** How values of this budget read: accuracy-like fractions in points, sizes in the limit's own unit. */
 function valueIn(b: BudgetResult): (x: number) => string {
+  // a cosine near 1 is read in its own decimals (0.9979), an output's relative error to two decimals
+  if (b.name === 'min-output-cosine') return (x) => x.toFixed(4);
+  if (b.name === 'max-output-rel-error') return (x) => percent(x, 2);
   switch (BUDGETS[b.name].unit) {
     case 'points':
       return (x) => points(x);
@@ -37,6 +45,7 @@ function valueIn(b: BudgetResult): (x: number) => string {
 
 /** The limit in the budget's natural unit, as a user would write it: "1 pt", "5%", "1.5x", "12.5 ms", "2 MB". */
 export function naturalLimit(b: BudgetResult): string {
+  if (b.name === 'min-output-cosine') return trimmed(b.limit, 6);
   switch (BUDGETS[b.name].unit) {
     case 'points':
       return `${trimmed(b.limit * 100)} pt`;
@@ -78,7 +87,7 @@ export function marginText(b: BudgetResult): string | null {
   const beyond = b.direction === 'max' ? b.actual - b.limit : b.limit - b.actual;
   const size = Math.abs(beyond);
   // a margin between two percentages is in points, with the value's own decimals
-  const text = BUDGETS[b.name].unit === 'fraction' ? points(size, 1) : valueIn(b)(size);
+  const text = BUDGETS[b.name].unit === 'fraction' && b.name !== 'min-output-cosine' ? points(size, 1) : valueIn(b)(size);
   if (beyond <= 0) return `${text} to spare`;
   return `${text} ${b.direction === 'max' ? 'over' : 'short'}`;
 }
@@ -116,7 +125,7 @@ export function whyText(b: BudgetResult, opts: { interval?: boolean; closeCall?:
 
 /** A budget in one phrase, for titles and commit statuses: `accuracy-drop 2.20 pt > 1 pt`. */
 export function budgetPhrase(b: BudgetResult, compared?: Compared): string {
-  const name = compared === 'base → head' ? `${b.name} vs base` : b.name;
+  const name = compared === 'base → head' ? `${budgetKey(b)} vs base` : budgetKey(b);
   const value = valueText(b);
   if (value === null) return `${name} not measured`;
   if (b.verdict !== 'pass' && straddles(b)) return `${name} ${value}, too close to the ${limitText(b)} limit to call`;

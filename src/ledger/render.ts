@@ -3,7 +3,7 @@ import { escapeMarkdown, htmlText, markdownCell, markdownCode } from '../util/es
 import { timedOutRuns } from './envelope.js';
 import { sensitivitySection } from './renderSensitivity.js';
 import { bytes, count, latency, ms, percent, points, pValue, ratio } from './format.js';
-import { ICON, intervalText, limitText, marginText, valueText, WORD, whyText } from './budgetText.js';
+import { budgetKey, ICON, intervalText, limitText, marginText, valueText, WORD, whyText } from './budgetText.js';
 import { DASH, details, nowrap, shownPath, table, unbroken, withoutAbsolutePaths, type Fold } from './markdown.js';
 import { accuracyChart } from './renderCharts.js';
 import { judged, renderReview, type Via } from './renderReview.js';
@@ -27,7 +27,7 @@ function budgetTable(model: ModelLedger): string {
       const interval = intervalText(b);
       const value = valueText(b);
       return [
-        `\`${unbroken(b.name)}\`<br><sub>${compared}</sub>`,
+        `\`${unbroken(budgetKey(b))}\`<br><sub>${compared}</sub>`,
         nowrap(limitText(b)),
         value === null ? DASH : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ''),
         nowrap(marginText(b) ?? DASH),

@@ -1,4 +1,4 @@
-import { budgetPhrase, closeCall, ICON, intervalText, limitText, marginText, straddles, valueText, whyText, WORD, type Compared } from './budgetText.js';
+import { budgetKey, budgetPhrase, closeCall, ICON, intervalText, limitText, marginText, straddles, valueText, whyText, WORD, type Compared } from './budgetText.js';
 import { percent, points } from './format.js';
 import { markdownCell, markdownCode } from '../util/escape.js';
 import { nowrap, shownPath, table, unbroken, withoutAbsolutePaths } from './markdown.js';
@@ -79,7 +79,7 @@ function warnReason(b: BudgetResult): string {
 export function budgetLine(j: Judged, opts: { icon?: boolean } = {}): string {
   const b = j.budget;
   const value = valueText(b);
-  const parts = [`${opts.icon === false ? '' : `${ICON[b.verdict]} `}\`${b.name}\` (${j.compared})`];
+  const parts = [`${opts.icon === false ? '' : `${ICON[b.verdict]} `}\`${budgetKey(b)}\` (${j.compared})`];
   if (value === null) parts.push(`limit ${limitText(b)}: ${warnReason(b)}`);
   else {
     let text = `**${value}**, limit ${limitText(b)}, ${marginText(b)}`;
@@ -93,7 +93,7 @@ export function budgetLine(j: Judged, opts: { icon?: boolean } = {}): string {
 /** `accuracy-drop` (dense → pruned) **9.96 pt** > 1 pt, or "too close to ≤ 1 pt to call": one budget of many. */
 function shortBudget(j: Judged): string {
   const b = j.budget;
-  const name = `\`${b.name}\`${j.compared === 'base → head' ? ' vs base' : ''}`;
+  const name = `\`${budgetKey(b)}\`${j.compared === 'base → head' ? ' vs base' : ''}`;
   const value = valueText(b);
   if (value === null) return `${ICON.warn} ${name} not measured`;
   if (b.verdict !== 'pass' && straddles(b)) return `${ICON[b.verdict]} ${name} **${value}**, too close to ${limitText(b)} to call`;
@@ -219,7 +219,7 @@ export function notPassedTable(items: readonly Judged[], manyModels: boolean): s
       const interval = intervalText(b);
       return [
         ...(manyModels ? [markdownCode(unbroken(names.get(j.model.model)!))] : []),
-        `${ICON[b.verdict]} \`${unbroken(b.name)}\`<br><sub>${j.compared}</sub>`,
+        `${ICON[b.verdict]} \`${unbroken(budgetKey(b))}\`<br><sub>${j.compared}</sub>`,
         nowrap(limitText(b)),
         value === null ? 'not measured' : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ''),
         nowrap(marginText(b) ?? '—'),

@@ -330,8 +330,8 @@ describe('fidelity in the comment', () => {
   const text = renderMarkdown({ ...sampleLedger(), models: [model] });
 
   it('shows fidelity budgets in their units, a limit held by one output with its name', () => {
-    expect(text).toContain('| `min-output-cosine` | ≥ 0.9900 | 0.9962 | ✅ pass | scores (worst of 2 outputs) |');
-    expect(text).toContain('| `max-output-rel-error` · `boxes` | ≤ 2.00% | 4.21% | ❌ fail | x |');
+    expect(text).toMatch(/\| `min‑output‑cosine`<br><sub>dense → pruned<\/sub> \| ≥\s0\.99 \| 0\.9962 \| 0\.0062 to spare \| ✅ pass \| scores \(worst of 2 outputs\) \|/);
+    expect(text).toMatch(/\| `max‑output‑rel‑error@boxes`<br><sub>dense → pruned<\/sub> \| ≤\s2% \| 4\.21% \| 2\.2\spt over \| ❌ fail \| x \|/);
   });
 
   it('has a table of every output of the steps after dense', () => {
