@@ -78,8 +78,8 @@ describe('the action gates a detector and an embedding model by fidelity', () =>
   it('the comment and the failed check runs show the fidelity budgets like any other', () => {
     expect(api.state.comments).toHaveLength(1);
     const body = api.state.comments[0].body;
-    expect(body).toMatch(/\| `max-output-rel-error` \| ≤ 0\.10% \| \d+\.\d\d% \| ❌ fail \| boxes \(worst of 2 outputs\)/);
-    expect(body).toMatch(/\| `min-output-cosine` \| ≥ 0\.9000 \| 0\.9\d{3} \| ✅ pass \| cosine 0\.9\d{3}, relative L2 error/);
+    expect(body).toMatch(/\| `max.output.rel.error`<br><sub>dense → pruned<\/sub> \| ≤\s0\.1% \| \d+\.\d\d% \| [^|]+ \| ❌ fail \| boxes \(worst of 2 outputs\)/);
+    expect(body).toMatch(/\| `min.output.cosine`<br><sub>dense → pruned<\/sub> \| ≥\s0\.9 \| 0\.9\d{3} \| [^|]+ \| ✅ pass \| cosine 0\.9\d{3}, relative L2 error/);
     const checks = api.calls.filter((c) => route(c) === 'POST /repos/octo/models/check-runs').map((c) => [c.body.name, c.body.conclusion]);
     expect(checks).toEqual([
       ['prune-guard / models/detector.onnx', 'failure'],

@@ -82,7 +82,7 @@ describe('a two-output detector, judged by fidelity without labels', () => {
 
   it('the comment shows the fidelity budgets and a table of every output', () => {
     const md = fs.readFileSync(path.join(run1.out, 'ledger.md'), 'utf8');
-    expect(md).toMatch(/\| `max-output-rel-error` · `boxes` \| ≤ 1\.00% \| \d+\.\d\d% \| ❌ fail \|/);
+    expect(md).toMatch(/\| `max.output.rel.error@boxes`<br><sub>dense → pruned<\/sub> \| ≤\s1% \| \d+\.\d\d% \| [^|]+ \| ❌ fail \|/);
     expect(md).toContain('**Output fidelity** <sub>(against the dense model on the same 64 samples)</sub>');
   });
 });
