@@ -48806,11 +48806,11 @@ var init_runtimeCost = __esm({
 });
 
 // src/pipeline/timeSteps.ts
-async function timeSteps(measured, data, config2, provider, progress) {
+async function timeSteps(measured, data, config2, provider, progress, sequential) {
   const artifacts = measured.map((m) => m.step.artifact);
   progress.stage({ kind: "latency", detail: `${artifacts.length} models interleaved`, total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider }, (done) => progress.update(done));
+  const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider, sequential }, (done) => progress.update(done));
   progress.stop();
   measured.forEach((m, i2) => {
     m.step.latency_by_batch = config2.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
@@ -50756,16 +50756,8 @@ async function measurePair(req, progress, latencyLimit) {
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
   const base = await measureStep({ kind: "base" }, `base model ${path21.basename(req.base)}`, req.base, ctx(0));
   const head = await measureStep({ kind: "head" }, `head model ${path21.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.stage({ kind: "latency", detail: "base and head interleaved", total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
   const sequential = latencyLimit === void 0 ? void 0 : new SequentialTest(sequentialPlan(config2, latencyLimit));
-  const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider, sequential }, (done) => progress.update(done));
-  progress.stop();
-  [base, head].forEach((m, i2) => {
-    m.step.latency_by_batch = config2.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
-    m.step.latency = m.step.latency_by_batch[0];
-  });
-  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider: provider.provider });
+  const samples = await timeSteps([base, head], data, config2, provider.provider, progress, sequential);
   return { base, head, data, shifts, samples, provider, decision: sequential?.result() };
 }
 var DEFAULT_LATENCY_REGRESSION;
@@ -50778,9 +50770,7 @@ var init_compare = __esm({
     init_errors();
     init_budgets();
     init_envelope();
-    init_latency();
     init_provider();
-    init_runtimeCost();
     init_model();
     init_signature();
     init_prunable();
@@ -50788,6 +50778,7 @@ var init_compare = __esm({
     init_measureStep();
     init_corruptions();
     init_verdicts();
+    init_timeSteps();
     init_sequential();
     DEFAULT_LATENCY_REGRESSION = 0.05;
   }

@@ -3,14 +3,12 @@ import { refuseInputsInOutput } from '../io/inputPaths.js';
 import * as path from 'node:path';
 import { checkMeasureConfig } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
-import { loadDataset, sliceBatch, type Dataset } from '../data/dataset.js';
+import { loadDataset, type Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import { type ResolvedBudget } from '../ledger/budgets.js';
 import { BUDGETS, BUDGET_NAMES } from '../config/budgets.js';
 import { ledgerEnvelope } from '../ledger/envelope.js';
-import { latencyStat, measureInterleaved } from '../measure/latency.js';
 import { resolveProvider, type ResolvedProvider } from '../measure/provider.js';
-import { measureRuntimeCost } from '../measure/runtimeCost.js';
 import { loadModel } from '../onnx/model.js';
 import { modelInputs } from '../onnx/signature.js';
 import { prunableWeights } from '../prune/prunable.js';
@@ -20,6 +18,7 @@ import type { Progress } from '../io/progress.js';
 import type { RunResult } from './request.js';
 import { corruptionSets } from '../measure/corruptions.js';
 import { judgeWithIntervals } from './verdicts.js';
+import { timeSteps } from './timeSteps.js';
 import { SequentialTest, type SequentialPlan, type SequentialRecord } from '../measure/stats/sequential.js';
 
 export interface CompareRequest {
@@ -85,16 +84,9 @@ export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, 
   const ctx = (i: number) => ({ data, shifts, denseWeights: prunableWeights(models[i].proto, opts), config, progress, provider: provider.provider });
   const base = await measureStep({ kind: 'base' }, `base model ${path.basename(req.base)}`, req.base, ctx(0));
   const head = await measureStep({ kind: 'head' }, `head model ${path.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.stage({ kind: 'latency', detail: 'base and head interleaved', total: config.batchSizes.length * (config.latency.warmup + config.latency.runs) });
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
   const sequential = latencyLimit === undefined ? undefined : new SequentialTest(sequentialPlan(config, latencyLimit));
-  const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider, sequential }, (done) => progress.update(done));
-  progress.stop();
-  [base, head].forEach((m, i) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i][j], config.confidence));
-    m.step.latency = m.step.latency_by_batch[0];
-  });
-  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
+  // as in `run`: the funnel's rule that the same kernels make no speed claim holds for the headline here too
+  const samples = await timeSteps([base, head], data, config, provider.provider, progress, sequential);
   return { base, head, data, shifts, samples, provider, decision: sequential?.result() };
 }
 
