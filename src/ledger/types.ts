@@ -6,6 +6,7 @@ import type { BudgetName, BudgetSource, Verdict } from '../config/budgets.js';
 import type { ClassDigest, ClassSummary, LatencyStat, RuntimeCost, SpeedFunnel, Step } from '../measure/step.js';
 import type { ClassChange } from '../measure/stats/uncertainty.js';
 import type { OutputFidelity } from '../measure/fidelity.js';
+import type { SequentialRecord } from '../measure/stats/sequential.js';
 import type { Reduction, SkippedGroup } from '../prune/reduction.js';
 import type { SkipReason } from '../prune/structured/skip.js';
 import type { LayerSparsity } from '../prune/sparsity.js';
@@ -69,6 +70,11 @@ export interface BudgetResult {
   set_at?: string;
   /** budgets judged per output: the output this limit holds; absent when it holds every output (the worst is judged) */
   output?: string;
+  /**
+   * `latency-regression` in compare: how the sampling until a decision went (rounds, looks, why it
+   * stopped) and the runner's noise measured on the way
+   */
+  sequential?: SequentialRecord;
 }
 
 /** One distribution-shift set (user --shift or built-in corruption), reference vs judged model. */
