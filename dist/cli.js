@@ -1217,8 +1217,8 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path24 = __require("node:path");
-    var fs26 = __require("node:fs");
+    var path25 = __require("node:path");
+    var fs27 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2212,7 +2212,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs26.existsSync(executableFile)) return;
+        if (fs27.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2230,11 +2230,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName) {
-          const localBin = path24.resolve(baseDir, baseName);
-          if (fs26.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path24.extname(baseName))) return void 0;
+          const localBin = path25.resolve(baseDir, baseName);
+          if (fs27.existsSync(localBin)) return localBin;
+          if (sourceExt.includes(path25.extname(baseName))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs26.existsSync(`${localBin}${ext}`)
+            (ext) => fs27.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2246,21 +2246,21 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs26.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs27.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path24.resolve(
-            path24.dirname(resolvedScriptPath),
+          executableDir = path25.resolve(
+            path25.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path24.basename(
+            const legacyName = path25.basename(
               this._scriptPath,
-              path24.extname(this._scriptPath)
+              path25.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path24.extname(executableFile));
+        launchWithNode = sourceExt.includes(path25.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path24.basename(filename, path24.extname(filename));
+        this._name = path25.basename(filename, path25.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path25) {
-        if (path25 === void 0) return this._executableDir;
-        this._executableDir = path25;
+      executableDir(path26) {
+        if (path26 === void 0) return this._executableDir;
+        this._executableDir = path26;
         return this;
       }
       /**
@@ -3641,10 +3641,10 @@ var require_identity = __commonJS({
     var NODE_TYPE = /* @__PURE__ */ Symbol.for("yaml.node.type");
     var isAlias = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === ALIAS;
     var isDocument = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === DOC;
-    var isMap2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === MAP;
+    var isMap3 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === MAP;
     var isPair = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === PAIR;
     var isScalar3 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SCALAR;
-    var isSeq2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SEQ;
+    var isSeq3 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SEQ;
     function isCollection(node) {
       if (node && typeof node === "object")
         switch (node[NODE_TYPE]) {
@@ -3677,11 +3677,11 @@ var require_identity = __commonJS({
     exports.isAlias = isAlias;
     exports.isCollection = isCollection;
     exports.isDocument = isDocument;
-    exports.isMap = isMap2;
+    exports.isMap = isMap3;
     exports.isNode = isNode;
     exports.isPair = isPair;
     exports.isScalar = isScalar3;
-    exports.isSeq = isSeq2;
+    exports.isSeq = isSeq3;
   }
 });
 
@@ -3705,17 +3705,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path24) {
-      const ctrl = callVisitor(key, node, visitor, path24);
+    function visit_(key, node, visitor, path25) {
+      const ctrl = callVisitor(key, node, visitor, path25);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path24, ctrl);
-        return visit_(key, ctrl, visitor, path24);
+        replaceNode(key, path25, ctrl);
+        return visit_(key, ctrl, visitor, path25);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path24 = Object.freeze(path24.concat(node));
+          path25 = Object.freeze(path25.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path24);
+            const ci = visit_(i2, node.items[i2], visitor, path25);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3726,13 +3726,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path24 = Object.freeze(path24.concat(node));
-          const ck = visit_("key", node.key, visitor, path24);
+          path25 = Object.freeze(path25.concat(node));
+          const ck = visit_("key", node.key, visitor, path25);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path24);
+          const cv = visit_("value", node.value, visitor, path25);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3753,17 +3753,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path24) {
-      const ctrl = await callVisitor(key, node, visitor, path24);
+    async function visitAsync_(key, node, visitor, path25) {
+      const ctrl = await callVisitor(key, node, visitor, path25);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path24, ctrl);
-        return visitAsync_(key, ctrl, visitor, path24);
+        replaceNode(key, path25, ctrl);
+        return visitAsync_(key, ctrl, visitor, path25);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path24 = Object.freeze(path24.concat(node));
+          path25 = Object.freeze(path25.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path24);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path25);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3774,13 +3774,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path24 = Object.freeze(path24.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path24);
+          path25 = Object.freeze(path25.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path25);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path24);
+          const cv = await visitAsync_("value", node.value, visitor, path25);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3807,23 +3807,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path24) {
+    function callVisitor(key, node, visitor, path25) {
       if (typeof visitor === "function")
-        return visitor(key, node, path24);
+        return visitor(key, node, path25);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path24);
+        return visitor.Map?.(key, node, path25);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path24);
+        return visitor.Seq?.(key, node, path25);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path24);
+        return visitor.Pair?.(key, node, path25);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path24);
+        return visitor.Scalar?.(key, node, path25);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path24);
+        return visitor.Alias?.(key, node, path25);
       return void 0;
     }
-    function replaceNode(key, path24, node) {
-      const parent = path24[path24.length - 1];
+    function replaceNode(key, path25, node) {
+      const parent = path25[path25.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4435,10 +4435,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path24, value) {
+    function collectionFromPath(schema, path25, value) {
       let v = value;
-      for (let i2 = path24.length - 1; i2 >= 0; --i2) {
-        const k = path24[i2];
+      for (let i2 = path25.length - 1; i2 >= 0; --i2) {
+        const k = path25[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4457,7 +4457,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path24) => path24 == null || typeof path24 === "object" && !!path24[Symbol.iterator]().next().done;
+    var isEmptyPath = (path25) => path25 == null || typeof path25 === "object" && !!path25[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4487,11 +4487,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path24, value) {
-        if (isEmptyPath(path24))
+      addIn(path25, value) {
+        if (isEmptyPath(path25))
           this.add(value);
         else {
-          const [key, ...rest] = path24;
+          const [key, ...rest] = path25;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4505,8 +4505,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path24) {
-        const [key, ...rest] = path24;
+      deleteIn(path25) {
+        const [key, ...rest] = path25;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4520,8 +4520,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path24, keepScalar) {
-        const [key, ...rest] = path24;
+      getIn(path25, keepScalar) {
+        const [key, ...rest] = path25;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4539,8 +4539,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path24) {
-        const [key, ...rest] = path24;
+      hasIn(path25) {
+        const [key, ...rest] = path25;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4550,8 +4550,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path24, value) {
-        const [key, ...rest] = path24;
+      setIn(path25, value) {
+        const [key, ...rest] = path25;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -5973,9 +5973,9 @@ var require_stringifyNumber = __commonJS({
     function stringifyNumber({ format, minFractionDigits, tag, value }) {
       if (typeof value === "bigint")
         return String(value);
-      const num = typeof value === "number" ? value : Number(value);
-      if (!isFinite(num))
-        return isNaN(num) ? ".nan" : num < 0 ? "-.inf" : ".inf";
+      const num2 = typeof value === "number" ? value : Number(value);
+      if (!isFinite(num2))
+        return isNaN(num2) ? ".nan" : num2 < 0 ? "-.inf" : ".inf";
       let n = Object.is(value, -0) ? "-0" : JSON.stringify(value);
       if (!format && minFractionDigits && (!tag || tag === "tag:yaml.org,2002:float") && /^-?\d/.test(n) && !n.includes("e")) {
         let i2 = n.indexOf(".");
@@ -6015,8 +6015,8 @@ var require_float = __commonJS({
       test: /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/,
       resolve: (str) => parseFloat(str),
       stringify(node) {
-        const num = Number(node.value);
-        return isFinite(num) ? num.toExponential() : stringifyNumber.stringifyNumber(node);
+        const num2 = Number(node.value);
+        return isFinite(num2) ? num2.toExponential() : stringifyNumber.stringifyNumber(node);
       }
     };
     var float = {
@@ -6455,8 +6455,8 @@ var require_float2 = __commonJS({
       test: /^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$/,
       resolve: (str) => parseFloat(str.replace(/_/g, "")),
       stringify(node) {
-        const num = Number(node.value);
-        return isFinite(num) ? num.toExponential() : stringifyNumber.stringifyNumber(node);
+        const num2 = Number(node.value);
+        return isFinite(num2) ? num2.toExponential() : stringifyNumber.stringifyNumber(node);
       }
     };
     var float = {
@@ -6658,23 +6658,23 @@ var require_timestamp = __commonJS({
     function parseSexagesimal(str, asBigInt) {
       const sign = str[0];
       const parts = sign === "-" || sign === "+" ? str.substring(1) : str;
-      const num = (n) => asBigInt ? BigInt(n) : Number(n);
-      const res = parts.replace(/_/g, "").split(":").reduce((res2, p) => res2 * num(60) + num(p), num(0));
-      return sign === "-" ? num(-1) * res : res;
+      const num2 = (n) => asBigInt ? BigInt(n) : Number(n);
+      const res = parts.replace(/_/g, "").split(":").reduce((res2, p) => res2 * num2(60) + num2(p), num2(0));
+      return sign === "-" ? num2(-1) * res : res;
     }
     function stringifySexagesimal(node) {
       let { value } = node;
-      let num = (n) => n;
+      let num2 = (n) => n;
       if (typeof value === "bigint")
-        num = (n) => BigInt(n);
+        num2 = (n) => BigInt(n);
       else if (isNaN(value) || !isFinite(value))
         return stringifyNumber.stringifyNumber(node);
       let sign = "";
       if (value < 0) {
         sign = "-";
-        value *= num(-1);
+        value *= num2(-1);
       }
-      const _60 = num(60);
+      const _60 = num2(60);
       const parts = [value % _60];
       if (value < 60) {
         parts.unshift(0);
@@ -7066,9 +7066,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path24, value) {
+      addIn(path25, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path24, value);
+          this.contents.addIn(path25, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -7143,14 +7143,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path24) {
-        if (Collection.isEmptyPath(path24)) {
+      deleteIn(path25) {
+        if (Collection.isEmptyPath(path25)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path24) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path25) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7165,10 +7165,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path24, keepScalar) {
-        if (Collection.isEmptyPath(path24))
+      getIn(path25, keepScalar) {
+        if (Collection.isEmptyPath(path25))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path24, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path25, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7179,10 +7179,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path24) {
-        if (Collection.isEmptyPath(path24))
+      hasIn(path25) {
+        if (Collection.isEmptyPath(path25))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path24) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path25) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7199,13 +7199,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path24, value) {
-        if (Collection.isEmptyPath(path24)) {
+      setIn(path25, value) {
+        if (Collection.isEmptyPath(path25)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path24), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path25), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path24, value);
+          this.contents.setIn(path25, value);
         }
       }
       /**
@@ -7789,9 +7789,9 @@ var require_resolve_flow_collection = __commonJS({
     var blockMsg = "Block collections are not allowed within flow collections";
     var isBlock = (token) => token && (token.type === "block-map" || token.type === "block-seq");
     function resolveFlowCollection({ composeNode, composeEmptyNode }, ctx, fc, onError, tag) {
-      const isMap2 = fc.start.source === "{";
-      const fcName = isMap2 ? "flow map" : "flow sequence";
-      const NodeClass = tag?.nodeClass ?? (isMap2 ? YAMLMap.YAMLMap : YAMLSeq.YAMLSeq);
+      const isMap3 = fc.start.source === "{";
+      const fcName = isMap3 ? "flow map" : "flow sequence";
+      const NodeClass = tag?.nodeClass ?? (isMap3 ? YAMLMap.YAMLMap : YAMLSeq.YAMLSeq);
       const coll = new NodeClass(ctx.schema);
       coll.flow = true;
       const atRoot = ctx.atRoot;
@@ -7827,7 +7827,7 @@ var require_resolve_flow_collection = __commonJS({
             offset = props.end;
             continue;
           }
-          if (!isMap2 && ctx.options.strict && utilContainsNewline.containsNewline(key))
+          if (!isMap3 && ctx.options.strict && utilContainsNewline.containsNewline(key))
             onError(
               key,
               // checked by containsNewline()
@@ -7867,7 +7867,7 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap2 && !sep3 && !props.found) {
+        if (!isMap3 && !sep3 && !props.found) {
           const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep3, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
@@ -7890,7 +7890,7 @@ var require_resolve_flow_collection = __commonJS({
             startOnNewline: false
           });
           if (valueProps.found) {
-            if (!isMap2 && !props.found && ctx.options.strict) {
+            if (!isMap3 && !props.found && ctx.options.strict) {
               if (sep3)
                 for (const st of sep3) {
                   if (st === valueProps.found)
@@ -7922,7 +7922,7 @@ var require_resolve_flow_collection = __commonJS({
           const pair = new Pair.Pair(keyNode, valueNode);
           if (ctx.options.keepSourceTokens)
             pair.srcToken = collItem;
-          if (isMap2) {
+          if (isMap3) {
             const map = coll;
             if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
               onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
@@ -7938,7 +7938,7 @@ var require_resolve_flow_collection = __commonJS({
           offset = valueNode ? valueNode.range[2] : valueProps.end;
         }
       }
-      const expectedEnd = isMap2 ? "}" : "]";
+      const expectedEnd = isMap3 ? "}" : "]";
       const [ce, ...ee] = fc.end;
       let cePos = offset;
       if (ce?.source === expectedEnd)
@@ -9166,9 +9166,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path24) => {
+    visit.itemAtPath = (cst, path25) => {
       let item = cst;
-      for (const [field, index] of path24) {
+      for (const [field, index] of path25) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9177,23 +9177,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path24) => {
-      const parent = visit.itemAtPath(cst, path24.slice(0, -1));
-      const field = path24[path24.length - 1][0];
+    visit.parentCollection = (cst, path25) => {
+      const parent = visit.itemAtPath(cst, path25.slice(0, -1));
+      const field = path25[path25.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path24, item, visitor) {
-      let ctrl = visitor(item, path24);
+    function _visit(path25, item, visitor) {
+      let ctrl = visitor(item, path25);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path24.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path25.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9204,10 +9204,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path24);
+            ctrl = ctrl(item, path25);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path24) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path25) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10509,14 +10509,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs26 = this.flowScalar(this.type);
+              const fs27 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs26, sep: [] });
+                map.items.push({ start, key: fs27, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs26);
+                this.stack.push(fs27);
               } else {
-                Object.assign(it, { key: fs26, sep: [] });
+                Object.assign(it, { key: fs27, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10644,13 +10644,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs26 = this.flowScalar(this.type);
+              const fs27 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs26, sep: [] });
+                fc.items.push({ start: [], key: fs27, sep: [] });
               else if (it.sep)
-                this.stack.push(fs26);
+                this.stack.push(fs27);
               else
-                Object.assign(it, { key: fs26, sep: [] });
+                Object.assign(it, { key: fs27, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -12751,8 +12751,8 @@ var require_utils = __commonJS({
       }
       return output;
     };
-    exports.basename = (path24, { windows } = {}) => {
-      const segs = path24.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path25, { windows } = {}) => {
+      const segs = path25.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -13423,9 +13423,9 @@ var require_parse = __commonJS({
       const peek = state.peek = (n = 1) => input[state.index + n];
       const advance = state.advance = () => input[++state.index] || "";
       const remaining = () => input.slice(state.index + 1);
-      const consume = (value2 = "", num = 0) => {
+      const consume = (value2 = "", num2 = 0) => {
         state.consumed += value2;
-        state.index += num;
+        state.index += num2;
       };
       const append = (token) => {
         state.output += token.output != null ? token.output : token.value;
@@ -15144,7 +15144,7 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs25 from "node:fs";
+import * as fs26 from "node:fs";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -15202,7 +15202,7 @@ function suggestionTail(input, candidates) {
 }
 
 // src/config/budgets.ts
-var POINTS = { unit: "points", min: 0, minExclusive: false, max: 1 };
+var POINTS = { unit: "points", min: 0, minExclusive: false, max: 1, task: "classification" };
 var POINTS_EXPECT = "points from 0 to 100 like 0.5pt or 1%, or a fraction below 0.1 like 0.01";
 var BARE_POINTS_LIMIT = 0.1;
 var BUDGETS = {
@@ -15281,6 +15281,28 @@ var BUDGETS = {
     default: 0.75,
     breach: "warn",
     expect: "a fraction from 0 to 1 like 0.75 or 75%"
+  },
+  "min-output-cosine": {
+    unit: "fraction",
+    min: 0,
+    minExclusive: false,
+    max: 1,
+    direction: "min",
+    meaning: "fidelity: mean cosine similarity of an output's per-sample values to the dense model's on the same inputs; without `output`, the worst output is judged",
+    default: 0.99,
+    expect: "a fraction from 0 to 1 like 0.99 or 99%",
+    task: "fidelity",
+    perOutput: true
+  },
+  "max-output-rel-error": {
+    unit: "fraction",
+    min: 0,
+    minExclusive: false,
+    direction: "max",
+    meaning: "fidelity: relative L2 error of an output, \u2016final \u2212 dense\u2016 / \u2016dense\u2016 over every value of the set; without `output`, the worst output is judged",
+    expect: "a fraction of 0 or more like 0.05 or 5%",
+    task: "fidelity",
+    perOutput: true
   }
 };
 var BUDGET_NAMES = Object.keys(BUDGETS);
@@ -15351,23 +15373,35 @@ function budgetJsonSchema(name) {
   const bare = { type: "number", [spec.minExclusive ? "exclusiveMinimum" : "minimum"]: spec.min };
   if (spec.unit === "points") bare.exclusiveMaximum = BARE_POINTS_LIMIT;
   else if (spec.max !== void 0) bare.maximum = spec.max;
-  return { anyOf: [bare, { type: "string", pattern: budgetTextPattern(spec.unit) }] };
+  const limit = { anyOf: [bare, { type: "string", pattern: budgetTextPattern(spec.unit) }] };
+  if (!spec.perOutput) return limit;
+  const selected = { type: "object", properties: { output: { type: "string", minLength: 1 }, limit }, required: ["output", "limit"], additionalProperties: false };
+  const one = { anyOf: [...limit.anyOf, selected] };
+  return { anyOf: [...one.anyOf, { type: "array", items: one, minItems: 1 }] };
 }
+var PER_OUTPUT_BUDGETS = BUDGET_NAMES.filter((n) => BUDGETS[n].perOutput);
 function parseBudgetFlag(text2, setAt2 = "--budget") {
-  const eq = text2.indexOf("=");
+  const eq = text2.lastIndexOf("=");
   if (eq < 0) {
     throw new UserError(`--budget ${text2}: expected NAME=VALUE, e.g. --budget accuracy-drop=0.5pt`);
   }
-  const name = text2.slice(0, eq).trim();
+  const key = text2.slice(0, eq).trim();
+  const at2 = key.indexOf("@");
+  const name = (at2 < 0 ? key : key.slice(0, at2)).trim();
+  const output = at2 < 0 ? void 0 : key.slice(at2 + 1).trim();
   const raw = text2.slice(eq + 1).trim();
   if (!isBudgetName(name)) {
     throw new UserError(`--budget ${text2}: unknown budget '${name}'${suggestionTail(name, BUDGET_NAMES)}`);
   }
+  if (output !== void 0 && !BUDGETS[name].perOutput) {
+    throw new UserError(`--budget ${text2}: '${name}' is not judged per output; only ${PER_OUTPUT_BUDGETS.join(", ")} take @OUTPUT`);
+  }
+  if (output === "") throw new UserError(`--budget ${text2}: name the output after '@', e.g. --budget ${name}@scores=${raw || "VALUE"}`);
   const reading = readBudget(name, raw);
   if (!reading.ok) {
     throw new UserError(`--budget ${text2}: ${reading.message ?? `'${name}' must be ${BUDGETS[name].expect} (got ${JSON.stringify(raw)})`}`);
   }
-  return { name, limit: reading.limit, written: reading.written, set_at: setAt2 };
+  return { name, limit: reading.limit, written: reading.written, set_at: setAt2, ...output !== void 0 ? { output } : {} };
 }
 
 // src/io/inputFile.ts
@@ -15565,11 +15599,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path24, issues) {
+function prefixIssues(path25, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path24);
+    iss.path.unshift(path25);
     return iss;
   });
 }
@@ -15651,9 +15685,9 @@ function issue(...args) {
   }
   return { ...iss };
 }
-function members(proto, table4) {
-  for (const key in table4) {
-    const desc = Object.getOwnPropertyDescriptor(table4, key);
+function members(proto, table5) {
+  for (const key in table5) {
+    const desc = Object.getOwnPropertyDescriptor(table5, key);
     if (desc.get)
       Object.defineProperty(proto, key, { ...desc, enumerable: false });
     else
@@ -17338,6 +17372,7 @@ var CORRUPTIONS = [...IMAGE_CORRUPTIONS, ...TABULAR_CORRUPTIONS];
 var SCHEDULES = ["oneshot", "gradual"];
 var QUANTIZE_MODES = ["none", "int8", "dynamic"];
 var QUANTIZE_CALIBRATIONS = ["minmax", "percentile", "entropy"];
+var TASKS = ["auto", "classification", "fidelity"];
 var EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
 var MAX_BATCH = 65536;
 var RUN = ["run"];
@@ -17373,15 +17408,30 @@ var method = {
 var corruption = text(`KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5`, _regex(new RegExp(`^(${CORRUPTIONS.join("|")}):[1-5]$`)));
 var glob = text("a non-empty glob", _minLength(1));
 var batchSize = wholeNumber(1, MAX_BATCH);
-function budgetLimit(name) {
+function limitOf(name) {
   const spec = BUDGETS[name];
-  const limit = transform((value, ctx) => {
+  const read = transform((value, ctx) => {
     const reading = readBudget(name, value);
     if (reading.ok) return { limit: reading.limit, written: reading.written };
     ctx.issues.push(reading.message ? sentence("plain", reading.message, value) : { code: "custom", message: spec.expect, input: value });
     return NEVER;
   });
-  return optional(pipe(union([number2(), string2()], must(spec.expect)), limit)).check(meta2({ description: spec.meaning, ...budgetJsonSchema(name) }));
+  return pipe(union([number2(), string2()], must(spec.expect)), read);
+}
+function budgetLimit(name) {
+  return optional(limitOf(name)).check(meta2({ description: BUDGETS[name].meaning, ...budgetJsonSchema(name) }));
+}
+var OUTPUT_LIMIT_EXPECT = (name) => `${BUDGETS[name].expect}, { output: NAME, limit: VALUE }, or a list of these`;
+function outputBudgetLimits(name) {
+  const spec = BUDGETS[name];
+  const limit = limitOf(name);
+  const selected = pipe(
+    mapping({ output: string2().check(_minLength(1)), limit }, OUTPUT_LIMIT_EXPECT(name)),
+    transform((o) => ({ ...o.limit, output: o.output }))
+  );
+  const one = union([limit, selected], must(OUTPUT_LIMIT_EXPECT(name)));
+  const many = union([pipe(one, transform((l) => [l])), array(one).check(_minLength(1, must(OUTPUT_LIMIT_EXPECT(name))))], must(OUTPUT_LIMIT_EXPECT(name)));
+  return optional(many).check(meta2({ description: spec.meaning, ...budgetJsonSchema(name) }));
 }
 var BUDGETS_HELP = "budget limits by name (NAME=VALUE for --budget and for each line of the action input), with units: 0.5pt or 0.5% (points), 5ms, 2MB or 2MiB, 1.3x, 10% (a relative change)";
 var SPEEDUP_EXPECT = "a speedup above 1 like 2 (2x on the command line)";
@@ -17400,6 +17450,11 @@ var SETTINGS = {
     help: "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4",
     flag: { value: "<method>", commands: RUN },
     input: "method"
+  }),
+  task: setting(oneOf(TASKS), "auto", {
+    help: "what quality is judged by: classification (the labels 'y': accuracy, per-class accuracy, calibration) or fidelity (every output against the dense model's on the same inputs: cosine similarity, relative L2 error, max absolute error, top-1/top-5 agreement for class-like outputs); auto: fidelity when the data has no labels or the model is not a single-output classifier, else classification",
+    flag: { value: "<task>", commands: RUN },
+    input: "task"
   }),
   recovery: setting(oneOf(RECOVERIES), "auto", {
     help: "accuracy recovery after pruning; auto: reconstruction, BatchNorm re-estimation and distillation on the calibration set, each kept only if it helps there",
@@ -17546,7 +17601,7 @@ var SETTINGS = {
     input: "budgets",
     schema: prefault(
       mapping(
-        Object.fromEntries(BUDGET_NAMES.map((name) => [name, budgetLimit(name)])),
+        Object.fromEntries(BUDGET_NAMES.map((name) => [name, BUDGETS[name].perOutput ? outputBudgetLimits(name) : budgetLimit(name)])),
         "a mapping of budget names to limits like { accuracy-drop: 0.5pt }"
       ),
       {}
@@ -17566,20 +17621,21 @@ function toFile(config2) {
   );
   return renamed(config2, true);
 }
-var writtenLimits = (budgets) => Object.fromEntries(Object.entries(budgets).map(([name, b]) => [name, b.written]));
+var writtenLimit = (b) => b.output === void 0 ? b.written : { output: b.output, limit: b.written };
+var writtenLimits = (budgets) => Object.fromEntries(Object.entries(budgets).map(([name, b]) => [name, Array.isArray(b) ? b.map(writtenLimit) : writtenLimit(b)]));
 var DEFAULT_CONFIG = Object.freeze(fromFile(CONFIG_FILE.parse({})));
 
 // src/config/validate.ts
-function formatKeyPath(path24) {
-  return path24.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path25) {
+  return path25.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path24) {
-  return path24.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path25) {
+  return path25.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue2, subject, value) {
   const form = formOf(issue2);
@@ -17589,18 +17645,18 @@ function describeIssue(issue2, subject, value) {
   return `${subject} must be ${issue2.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue2, raw) {
-  const path24 = issue2.path;
+  const path25 = issue2.path;
   if (issue2.code === "unrecognized_keys") {
     const valid = issue2.message.startsWith(VALID_KEYS) ? issue2.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue2.keys.map((key) => {
-      const full = [...path24, key];
+      const full = [...path25, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path24));
-  if (path24.length === 0) return [{ path: path24, message: `the config must be ${issue2.message} (got ${value})` }];
-  const subject = formOf(issue2) === "plain" ? formatKeyPath(path24) : `'${formatKeyPath(path24)}'`;
-  return [{ path: path24, message: describeIssue(issue2, subject, value) }];
+  const value = show(valueAt(raw, path25));
+  if (path25.length === 0) return [{ path: path25, message: `the config must be ${issue2.message} (got ${value})` }];
+  const subject = formOf(issue2) === "plain" ? formatKeyPath(path25) : `'${formatKeyPath(path25)}'`;
+  return [{ path: path25, message: describeIssue(issue2, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -17620,10 +17676,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path24) {
+function lineOf(doc, lines, path25) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path24) {
+  for (const segment of path25) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -17643,8 +17699,8 @@ function lineOf(doc, lines, path24) {
 
 // src/config/loadConfig.ts
 var MAX_CONFIG_BYTES = 4 * 2 ** 20;
-function loadConfig(path24, shownAs = path24) {
-  const text2 = readInputFile(path24, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
+function loadConfig(path25, shownAs = path25) {
+  const text2 = readInputFile(path25, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
   return parseConfig(text2, shownAs);
 }
 function parseConfig(text2, where) {
@@ -17669,11 +17725,15 @@ function parseConfig(text2, where) {
     throw new UserError(`${where}:${first.line}: ${first.message}`);
   }
   const config2 = fromFile(CONFIG_FILE.parse(raw));
-  for (const [name, limit] of Object.entries(config2.budgets)) {
-    const path24 = ["budgets", name];
-    const node = doc.getIn(path24, true);
-    if ((0, import_yaml2.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-    limit.set_at = `${where}:${lineOf(doc, lines, path24)}`;
+  for (const [name, value] of Object.entries(config2.budgets)) {
+    const listed = (0, import_yaml2.isSeq)(doc.getIn(["budgets", name], true));
+    const limits = Array.isArray(value) ? value : [value];
+    limits.forEach((limit, i2) => {
+      const path25 = listed ? ["budgets", name, i2] : ["budgets", name];
+      const node = doc.getIn((0, import_yaml2.isMap)(doc.getIn(path25, true)) ? [...path25, "limit"] : path25, true);
+      if ((0, import_yaml2.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
+      limit.set_at = `${where}:${lineOf(doc, lines, path25)}`;
+    });
   }
   return config2;
 }
@@ -17684,22 +17744,22 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry) => {
     const eq = entry.indexOf("=");
     const name = entry.slice(0, Math.max(eq, 0)).trim();
-    const path24 = entry.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path24 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path25 = entry.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path25 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry);
-    return { name, path: path24 };
+    return { name, path: path25 };
   });
 }
 
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path24 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path24);
+    const path25 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path25);
     if (!("kind" in s)) return [];
-    return [{ path: path24, field: path24.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path25, field: path25.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 var SETTING_REFS = flatten(SETTINGS, []);
@@ -17870,7 +17930,6 @@ function describeReduction(r) {
 
 // src/ledger/budgets.ts
 function resolveBudgets(configBudgets, flagBudgets) {
-  const flags = new Map(flagBudgets.map((f) => [f.name, f]));
   const resolved2 = [];
   const set = (name, source, b) => ({
     name,
@@ -17878,15 +17937,18 @@ function resolveBudgets(configBudgets, flagBudgets) {
     direction: BUDGETS[name].direction,
     source,
     written: b.written,
-    ...b.set_at !== void 0 ? { set_at: b.set_at } : {}
+    ...b.set_at !== void 0 ? { set_at: b.set_at } : {},
+    ...b.output !== void 0 ? { output: b.output } : {}
   });
   for (const name of BUDGET_NAMES) {
     const { direction, default: fallback } = BUDGETS[name];
-    const fromFlag = flags.get(name);
-    const fromConfig = configBudgets[name];
-    if (fromFlag !== void 0) resolved2.push(set(name, "flag", fromFlag));
-    else if (fromConfig !== void 0) resolved2.push(set(name, "config", fromConfig));
-    else if (fallback !== void 0) resolved2.push({ name, limit: fallback, direction, source: "default" });
+    const given = configBudgets[name];
+    const fromConfig = given === void 0 ? [] : Array.isArray(given) ? given : [given];
+    const byOutput = /* @__PURE__ */ new Map();
+    for (const b of fromConfig) byOutput.set(b.output, set(name, "config", b));
+    for (const f of flagBudgets) if (f.name === name) byOutput.set(f.output, set(name, "flag", f));
+    if (!byOutput.has(void 0) && fallback !== void 0) resolved2.push({ name, limit: fallback, direction, source: "default" });
+    resolved2.push(...[...byOutput.entries()].sort(([a], [b]) => Number(a !== void 0) - Number(b !== void 0)).map(([, r]) => r));
   }
   return resolved2;
 }
@@ -17990,9 +18052,28 @@ function labelF1Drop({ dense, final }) {
   if (worst < 0) return notMeasured("no label has an F1 in both dense and final (no positive label or prediction)");
   return { actual: worstDrop, detail: `${d.length > 1 ? `label ${worst}` : "F1"}: ${pct(d[worst])} \u2192 ${pct(f[worst])}` };
 }
-function targetReduction({ reduction }) {
-  if (!reduction) return notMeasured("no pruning step records what was requested");
-  return { actual: reduction.met, detail: describeReduction(reduction) };
+function targetReduction({ reduction: reduction2 }) {
+  if (!reduction2) return notMeasured("no pruning step records what was requested");
+  return { actual: reduction2.met, detail: describeReduction(reduction2) };
+}
+var fixed4 = (x2) => x2.toFixed(4);
+function describeFidelity(f) {
+  const agreement2 = f.top1_agreement === void 0 ? "" : `, top-1 agreement ${pct(f.top1_agreement)}`;
+  return `cosine ${fixed4(f.cosine)}, relative L2 error ${pct(f.rel_l2)}, max |\u0394| ${f.max_abs.toPrecision(3)}${agreement2}`;
+}
+function outputMeasure(key, worse) {
+  return ({ final }, output) => {
+    const outputs = final.fidelity;
+    if (!outputs?.length) return notMeasured("fidelity to the dense outputs was not measured");
+    if (output !== void 0) {
+      const f = outputs.find((o) => o.output === output);
+      if (!f) return notMeasured(`the model has no output '${output}' (its outputs: ${outputs.map((o) => o.output).join(", ")})`);
+      return { actual: f[key], detail: describeFidelity(f) };
+    }
+    const worst = outputs.reduce((a, b) => Number.isNaN(b[key]) || !Number.isNaN(a[key]) && worse(b[key], a[key]) ? b : a);
+    const which = outputs.length > 1 ? `${worst.output} (worst of ${outputs.length} outputs): ` : "";
+    return { actual: worst[key], detail: which + describeFidelity(worst) };
+  };
 }
 var MEASURE2 = {
   "accuracy-drop": accuracyDrop,
@@ -18004,8 +18085,17 @@ var MEASURE2 = {
   "max-size-bytes": maxSizeBytes,
   "shift-accuracy-drop": shiftAccuracyDrop,
   "label-f1-drop": labelF1Drop,
-  "target-reduction": targetReduction
+  "target-reduction": targetReduction,
+  "min-output-cosine": outputMeasure("cosine", (a, b) => a < b),
+  "max-output-rel-error": outputMeasure("rel_l2", (a, b) => a > b)
 };
+var OTHER_TASK = {
+  classification: "the run judged fidelity to the dense outputs, not class labels (set task: classification to judge labels)",
+  fidelity: "fidelity budgets are judged when the run compares outputs with the dense model (task: fidelity)"
+};
+function forTask(budgets, task) {
+  return budgets.filter((b) => BUDGETS[b.name].task === void 0 || BUDGETS[b.name].task === task || b.source !== "default");
+}
 function within(direction, actual, limit) {
   return direction === "max" ? actual <= limit + TOLERANCE : actual >= limit - TOLERANCE;
 }
@@ -18019,9 +18109,19 @@ function intervalVerdict(direction, ci, limit, strict = false) {
 }
 var STRADDLE = "interval straddles the limit";
 function evaluateBudgets(budgets, m, opts = {}) {
-  return budgets.map(({ name, limit, direction, source, written, set_at }) => {
-    const measured = MEASURE2[name](m);
-    const base = { name, limit, direction, source, ...written !== void 0 ? { written } : {}, ...set_at !== void 0 ? { set_at } : {} };
+  const task = m.task ?? "classification";
+  return forTask(budgets, task).map(({ name, limit, direction, source, written, set_at, output }) => {
+    const own2 = BUDGETS[name].task;
+    const measured = own2 !== void 0 && own2 !== task ? notMeasured(OTHER_TASK[own2]) : MEASURE2[name](m, output);
+    const base = {
+      name,
+      limit,
+      direction,
+      source,
+      ...written !== void 0 ? { written } : {},
+      ...set_at !== void 0 ? { set_at } : {},
+      ...output !== void 0 ? { output } : {}
+    };
     const u = m.uncertainty?.[name];
     if (measured.actual !== null && Number.isFinite(measured.actual) && u && u.ci.every(Number.isFinite)) {
       const stats = {
@@ -18062,7 +18162,7 @@ function overallVerdict(results) {
 }
 
 // src/pipeline/compare.ts
-import * as fs9 from "node:fs";
+import * as fs10 from "node:fs";
 
 // src/io/inputPaths.ts
 import * as fs2 from "node:fs";
@@ -18096,7 +18196,7 @@ function refuseInputsInOutput(out, inputs) {
 }
 
 // src/pipeline/compare.ts
-import * as path7 from "node:path";
+import * as path8 from "node:path";
 
 // src/config/rules.ts
 import * as os2 from "node:os";
@@ -18176,9 +18276,22 @@ var TARGET_RULES = [
     return flag && c.quantize !== "none" ? `${flag}: is met by the structured prune alone; drop --quantize, or quantize in a run without a latency target` : void 0;
   }
 ];
-var RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES, ...TARGET_RULES];
+var FIDELITY = "task fidelity (every output judged against the dense model)";
+var FIDELITY_RULES = [
+  (c, f) => f.task === "fidelity" && c.schedule !== "oneshot" ? `--schedule ${c.schedule}: ${FIDELITY} prunes one shot; drop --schedule or judge labels with --task classification` : void 0,
+  (c, f) => f.task === "fidelity" && c.recoveryRounds > 1 ? `--recovery-rounds ${c.recoveryRounds}: ${FIDELITY} prunes one shot; drop --recovery-rounds or judge labels with --task classification` : void 0,
+  (c, f) => f.task === "fidelity" && isSensitivity(c.scope) ? `--scope ${c.scope}: sensitivity curves are measured on labelled calibration loss, which ${FIDELITY} does not use; use --scope global or layer` : void 0,
+  (c, f) => f.task === "fidelity" && c.bakeTemperature ? `--bake-temperature: fits a classifier's temperature on labels; ${FIDELITY} has none to fit, drop it` : void 0,
+  (c, f) => f.task === "fidelity" && c.quantize !== "none" ? `--quantize ${c.quantize}: not available with ${FIDELITY} in this version; quantize in a run judged by --task classification` : void 0,
+  (c, f) => {
+    const flag = targetFlag(c);
+    return f.task === "fidelity" && flag ? `${flag}: not available with ${FIDELITY} in this version; drop it, or judge labels with --task classification` : void 0;
+  },
+  (c, f) => f.task === "fidelity" && c.corruptions.length > 0 ? `--corruption: corrupted sets are judged by label accuracy, which ${FIDELITY} does not use; drop --corruption` : void 0
+];
+var RUN_RULES = [...MEASURE_RULES, ...FIDELITY_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES, ...TARGET_RULES];
 function broken(rules, config2, facts) {
-  const all = { calib: "none", ...facts, cores: facts.cores ?? os2.availableParallelism() };
+  const all = { calib: "none", task: "classification", ...facts, cores: facts.cores ?? os2.availableParallelism() };
   return rules.map((rule) => rule(config2, all)).filter((m) => m !== void 0);
 }
 function checkConfig(config2, facts) {
@@ -21669,10 +21782,10 @@ function base64Decode(base64Str) {
   return written == size2 ? bytes3 : bytes3.subarray(0, written);
 }
 function setFromBase64(bytes3, base64Str) {
-  const table4 = getDecodeTable();
+  const table5 = getDecodeTable();
   let bytePos = 0, groupPos = 0, b, p = 0;
   for (let i2 = 0; i2 < base64Str.length; i2++) {
-    b = table4[base64Str.charCodeAt(i2)];
+    b = table5[base64Str.charCodeAt(i2)];
     if (b === void 0) {
       switch (base64Str[i2]) {
         // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
@@ -22859,8 +22972,8 @@ function bootEnumDescriptorProto(init) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path24, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path24]);
+function messageDesc(file, path25, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path25]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -23984,12 +24097,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path24, model, opts) {
+function loadDataset(path25, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path24} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path25} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path24);
+  const arrays = readArrays(path25);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -23998,7 +24111,7 @@ function loadDataset(path24, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path24}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path25}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -24007,42 +24120,42 @@ function loadDataset(path24, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path24}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path25}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path24, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path24, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path25, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path25, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path24}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path25}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path24}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path25}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
   let labelWidth = 1;
-  if (y) ({ labels, width: labelWidth } = toLabels(path24, y, count3));
+  if (y) ({ labels, width: labelWidth } = toLabels(path25, y, count3));
   else if (opts.requireLabels) {
-    throw new UserError(`${path24}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path25}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
-  for (const [spec, name, arr] of bound) inputs.set(spec.name, asModelType(path24, name, arr, spec));
-  return { path: path24, count: count3, inputs, labels, labelWidth };
+  for (const [spec, name, arr] of bound) inputs.set(spec.name, asModelType(path25, name, arr, spec));
+  return { path: path25, count: count3, inputs, labels, labelWidth };
 }
 var FLOAT_DTYPES_CONVERTIBLE = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
 function convertible(have, want) {
   return have !== want && FLOAT_DTYPES_CONVERTIBLE.has(have) && FLOAT_DTYPES_CONVERTIBLE.has(want);
 }
 var HALF_FINITE = 31744;
-function asModelType(path24, name, arr, spec) {
+function asModelType(path25, name, arr, spec) {
   if (arr.dtype === spec.dtype) return { dtype: arr.dtype, dims: arr.shape, data: arr.data };
   const n = arr.data.length;
   const src = arr.dtype === "float16" ? Float32Array.from(arr.data, halfToFloat) : arr.data;
@@ -24052,14 +24165,14 @@ function asModelType(path24, name, arr, spec) {
     for (let i2 = 0; i2 < n; i2++) {
       half[i2] = floatToHalf(src[i2]);
       if ((half[i2] & HALF_FINITE) === HALF_FINITE) {
-        throw new UserError(`${path24}: array '${name}' holds ${src[i2]} at flat index ${i2}, beyond the float16 range (\xB165504) of model input '${spec.name}'; scale the data as the model expects, or save it with ${name}.astype(np.float16) after clipping`);
+        throw new UserError(`${path25}: array '${name}' holds ${src[i2]} at flat index ${i2}, beyond the float16 range (\xB165504) of model input '${spec.name}'; scale the data as the model expects, or save it with ${name}.astype(np.float16) after clipping`);
       }
     }
   } else out.set(src);
   return { dtype: spec.dtype, dims: arr.shape, data: out };
 }
-function checkInput(path24, spec, name, arr, modelName) {
-  const subject = `${path24}: array '${name}'`;
+function checkInput(path25, spec, name, arr, modelName) {
+  const subject = `${path25}: array '${name}'`;
   if (arr.dtype !== spec.dtype && !convertible(arr.dtype, spec.dtype)) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -24082,7 +24195,7 @@ function checkInput(path24, spec, name, arr, modelName) {
   }
 }
 var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-function checkFinite(path24, name, arr) {
+function checkFinite(path25, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -24093,7 +24206,7 @@ function checkFinite(path24, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path24}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path25}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -24113,8 +24226,8 @@ function reshapeFix(name, arr, spec) {
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
 var LABEL_MATRIX_DTYPES = /* @__PURE__ */ new Set([...INTEGER_DTYPES, "bool", "float16", "float32", "float64"]);
-function toLabels(path24, y, count3) {
-  const subject = `${path24}: label array '${LABELS}'`;
+function toLabels(path25, y, count3) {
+  const subject = `${path25}: label array '${LABELS}'`;
   const matrix = y.shape.length === 2 && y.shape[1] > 1;
   if (y.shape.length !== 1 && !(y.shape.length === 2 && y.shape[1] >= 1)) {
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be class ids [N], or a 0/1 matrix [N,K] for multi-label models; save it with y.reshape(len(y), -1) or y.reshape(-1)`);
@@ -25335,7 +25448,7 @@ function ledgerJson(ledger) {
 function defaultStringLength(value) {
   return value.length;
 }
-function markdownTable(table4, options) {
+function markdownTable(table5, options) {
   const settings = options || {};
   const align = (settings.align || []).concat();
   const stringLength = settings.stringLength || defaultStringLength;
@@ -25345,15 +25458,15 @@ function markdownTable(table4, options) {
   const longestCellByColumn = [];
   let mostCellsPerRow = 0;
   let rowIndex = -1;
-  while (++rowIndex < table4.length) {
+  while (++rowIndex < table5.length) {
     const row2 = [];
     const sizes2 = [];
     let columnIndex2 = -1;
-    if (table4[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table4[rowIndex].length;
+    if (table5[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table5[rowIndex].length;
     }
-    while (++columnIndex2 < table4[rowIndex].length) {
-      const cell2 = serialize(table4[rowIndex][columnIndex2]);
+    while (++columnIndex2 < table5[rowIndex].length) {
+      const cell2 = serialize(table5[rowIndex][columnIndex2]);
       if (settings.alignDelimiters !== false) {
         const size2 = stringLength(cell2);
         sizes2[columnIndex2] = size2;
@@ -25567,7 +25680,12 @@ function withoutAbsolutePaths(text2) {
 // src/ledger/budgetText.ts
 var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
 var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
+function budgetKey(b) {
+  return b.output === void 0 ? b.name : `${b.name}@${b.output}`;
+}
 function valueIn(b) {
+  if (b.name === "min-output-cosine") return (x2) => x2.toFixed(4);
+  if (b.name === "max-output-rel-error") return (x2) => percent(x2, 2);
   switch (BUDGETS[b.name].unit) {
     case "points":
       return (x2) => points(x2);
@@ -25585,6 +25703,7 @@ function valueIn(b) {
   }
 }
 function naturalLimit(b) {
+  if (b.name === "min-output-cosine") return trimmed(b.limit, 6);
   switch (BUDGETS[b.name].unit) {
     case "points":
       return `${trimmed(b.limit * 100)} pt`;
@@ -25616,7 +25735,7 @@ function marginText(b) {
   if (b.actual === null) return null;
   const beyond = b.direction === "max" ? b.actual - b.limit : b.limit - b.actual;
   const size2 = Math.abs(beyond);
-  const text2 = BUDGETS[b.name].unit === "fraction" ? points(size2, 1) : valueIn(b)(size2);
+  const text2 = BUDGETS[b.name].unit === "fraction" && b.name !== "min-output-cosine" ? points(size2, 1) : valueIn(b)(size2);
   if (beyond <= 0) return `${text2} to spare`;
   return `${text2} ${b.direction === "max" ? "over" : "short"}`;
 }
@@ -25841,7 +25960,7 @@ function warnReason(b) {
 function budgetLine(j, opts = {}) {
   const b = j.budget;
   const value = valueText(b);
-  const parts = [`${opts.icon === false ? "" : `${ICON[b.verdict]} `}\`${b.name}\` (${j.compared})`];
+  const parts = [`${opts.icon === false ? "" : `${ICON[b.verdict]} `}\`${budgetKey(b)}\` (${j.compared})`];
   if (value === null) parts.push(`limit ${limitText(b)}: ${warnReason(b)}`);
   else {
     let text2 = `**${value}**, limit ${limitText(b)}, ${marginText(b)}`;
@@ -25853,7 +25972,7 @@ function budgetLine(j, opts = {}) {
 }
 function shortBudget(j) {
   const b = j.budget;
-  const name = `\`${b.name}\`${j.compared === "base \u2192 head" ? " vs base" : ""}`;
+  const name = `\`${budgetKey(b)}\`${j.compared === "base \u2192 head" ? " vs base" : ""}`;
   const value = valueText(b);
   if (value === null) return `${ICON.warn} ${name} not measured`;
   if (b.verdict !== "pass" && straddles(b)) return `${ICON[b.verdict]} ${name} **${value}**, too close to ${limitText(b)} to call`;
@@ -25956,7 +26075,7 @@ function notPassedTable(items, manyModels) {
       const interval = intervalText(b);
       return [
         ...manyModels ? [markdownCode(unbroken(names.get(j.model.model)))] : [],
-        `${ICON[b.verdict]} \`${unbroken(b.name)}\`<br><sub>${j.compared}</sub>`,
+        `${ICON[b.verdict]} \`${unbroken(budgetKey(b))}\`<br><sub>${j.compared}</sub>`,
         nowrap(limitText(b)),
         value === null ? "not measured" : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ""),
         nowrap(marginText(b) ?? "\u2014"),
@@ -26039,6 +26158,29 @@ function quantizeSection(model) {
   return lines.join("\n\n");
 }
 
+// src/ledger/renderFidelity.ts
+var DASH3 = "\u2014";
+var table4 = (rows2) => markdownTable(rows2.map((r) => r.map(markdownCell)), { alignDelimiters: false });
+var num = (x2, show2) => x2 == null || Number.isNaN(x2) ? DASH3 : show2(x2);
+function fidelitySection(model) {
+  const steps = model.steps.filter((s) => s.name !== "dense" && s.fidelity?.length);
+  if (steps.length === 0) return void 0;
+  const classLike = steps.some((s) => s.fidelity.some((f) => f.top1_agreement !== void 0));
+  const top5 = steps.some((s) => s.fidelity.some((f) => f.top5_agreement !== void 0));
+  const header = ["Step", "Output", "Cosine", "Rel. L2 error", "Max |\u0394|", ...classLike ? ["Top-1 agreement"] : [], ...top5 ? ["Top-5 agreement"] : []];
+  const row = (name, f) => [
+    name,
+    markdownCode(f.output).replaceAll("\\|", "|"),
+    num(f.cosine, (x2) => x2.toFixed(4)),
+    num(f.rel_l2, (x2) => percent(x2, 2)),
+    num(f.max_abs, (x2) => x2.toPrecision(3)),
+    ...classLike ? [num(f.top1_agreement, (x2) => percent(x2, 2))] : [],
+    ...top5 ? [num(f.top5_agreement, (x2) => percent(x2, 2))] : []
+  ];
+  const samples = steps[0].fidelity[0].samples;
+  return [`**Output fidelity** <sub>(against the dense model on the same ${samples} samples)</sub>`, table4([header, ...steps.flatMap((s) => s.fidelity.map((f) => row(s.name, f)))])].join("\n\n");
+}
+
 // src/ledger/renderSchedule.ts
 function scheduleSection(model) {
   const s = model.schedule;
@@ -26081,7 +26223,7 @@ function budgetTable(model) {
       const interval = intervalText(b);
       const value = valueText(b);
       return [
-        `\`${unbroken(b.name)}\`<br><sub>${compared}</sub>`,
+        `\`${unbroken(budgetKey(b))}\`<br><sub>${compared}</sub>`,
         nowrap(limitText(b)),
         value === null ? DASH : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ""),
         nowrap(marginText(b) ?? DASH),
@@ -26258,7 +26400,7 @@ function shiftTable(model) {
 }
 function evalWhat(e) {
   const out = markdownCode(e.output ?? "");
-  const what = e.task === "binary" ? `binary sigmoid ${out}` : e.task === "multilabel" ? `${e.classes} sigmoid labels of ${out}` : `${e.classes} classes${e.scores && e.scores !== "logits" ? ` (${e.scores} of ${out})` : ""}`;
+  const what = e.outputs ? `outputs ${e.outputs.map((o) => markdownCode(o)).join(", ")} against the dense model's` : e.task === "binary" ? `binary sigmoid ${out}` : e.task === "multilabel" ? `${e.classes} sigmoid labels of ${out}` : `${e.classes} classes${e.scores && e.scores !== "logits" ? ` (${e.scores} of ${out})` : ""}`;
   return e.fixed_batch !== void 0 ? `${what}, batch fixed at ${e.fixed_batch}` : what;
 }
 var signedChange = (a, b, show2) => {
@@ -26297,6 +26439,7 @@ ${budgetTable(model)}`];
     baseSection(model),
     accuracyChart(model),
     model.steps.length > 0 ? stepTables(model) : void 0,
+    fidelitySection(model),
     scheduleSection(model),
     funnelSection(model),
     model.allocation && allocationSection(model.allocation),
@@ -27238,7 +27381,7 @@ function classChanges(reference, candidate, group2, classes) {
   });
   return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
 }
-function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency2, config2, compareMode = false, reduction) {
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency2, config2, compareMode = false, reduction2) {
   const groups = reference.preds.group;
   const confidence = config2.confidence;
   for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, groups, confidence));
@@ -27254,8 +27397,8 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
     limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
   };
   const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
-  const judgedBudgets = compareMode || !reduction ? budgets.filter((b) => b.name !== "target-reduction") : budgets;
-  const results = evaluateBudgets(judgedBudgets, { ...measurements, ...reduction ? { reduction } : {}, uncertainty: budgetUncertainty(paired) }, { strict: config2.strict, confidence });
+  const judgedBudgets = compareMode || !reduction2 ? budgets.filter((b) => b.name !== "target-reduction") : budgets;
+  const results = evaluateBudgets(judgedBudgets, { ...measurements, ...reduction2 ? { reduction: reduction2 } : {}, uncertainty: budgetUncertainty(paired) }, { strict: config2.strict, confidence });
   const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
   return {
     budgets: results,
@@ -27874,7 +28017,7 @@ function inferNode(node, shapes, values) {
 var SHAPE_ONLY = /* @__PURE__ */ new Set(["Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Dropout"]);
 var ACTIVATIONS = /* @__PURE__ */ new Set(["Softmax", "LogSoftmax", "Sigmoid"]);
 var FORM = { Softmax: "probabilities", LogSoftmax: "log-probabilities", Sigmoid: "probabilities" };
-var FIDELITY_LATER = "judging outputs without class labels by fidelity to the dense model is not available in this version";
+var FIDELITY_LATER = "or judge every output by its fidelity to the dense model with --task fidelity";
 function showDims(dims) {
   return dims ? `[batch,${dims.map((d) => d === null ? "?" : String(d)).join(",")}]` : "[?]";
 }
@@ -28390,6 +28533,238 @@ function collectGarbage() {
   collect();
 }
 
+// src/onnx/runtime/session.ts
+import * as fs7 from "node:fs";
+import * as os4 from "node:os";
+import * as path7 from "node:path";
+
+// src/io/cleanup.ts
+var pending = /* @__PURE__ */ new Set();
+function onInterrupt(undo) {
+  pending.add(undo);
+  return () => pending.delete(undo);
+}
+function runPending() {
+  for (const undo of [...pending]) {
+    pending.delete(undo);
+    try {
+      undo();
+    } catch {
+    }
+  }
+}
+var SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+var installed = false;
+function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
+  if (installed) return;
+  installed = true;
+  for (const [signal, code] of Object.entries(SIGNAL_EXIT)) {
+    process.on(signal, () => {
+      runPending();
+      stderr(`prune-guard: stopped by ${signal}; the input model and earlier outputs are unchanged
+`);
+      process.exit(code);
+    });
+  }
+}
+
+// src/onnx/runtime/session.ts
+async function sessionFromModel(model, threads = 0, opts = {}) {
+  const { ort } = onnxruntime();
+  const options = {
+    executionProviders: ["cpu"],
+    graphOptimizationLevel: opts.lean ? "basic" : "all",
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1
+  };
+  if (weightBytes(model) > (opts.fileAboveBytes ?? BIG_MODEL_BYTES)) return sessionThroughFile(model, options);
+  try {
+    return await ort.InferenceSession.create(serializeModel(model), options);
+  } catch (e) {
+    throw cannotLoad(e);
+  }
+}
+function cannotLoad(e) {
+  return new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
+}
+async function sessionThroughFile(model, options) {
+  const { ort } = onnxruntime();
+  const dir = fs7.mkdtempSync(path7.join(process.env.RUNNER_TEMP || os4.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs7.rmSync(dir, { recursive: true, force: true }));
+  try {
+    const file = path7.join(dir, "model.onnx");
+    saveModel(model, file);
+    return await ort.InferenceSession.create(file, options);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw cannotLoad(e);
+  } finally {
+    fs7.rmSync(dir, { recursive: true, force: true });
+    done();
+  }
+}
+var BIG_MODEL_BYTES = 64 * 2 ** 20;
+function weightBytes(model) {
+  let total2 = 0;
+  for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
+  return total2;
+}
+async function captureActivations(session, data, fetch, batchSize2 = 128, extraFeeds) {
+  const parts = /* @__PURE__ */ new Map();
+  await runBatches(session, data, batchSize2, fetch, (values) => {
+    for (const name of fetch) {
+      const t = values.get(name);
+      const entry = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
+      entry.chunks.push(Float32Array.from(t.data));
+      parts.set(name, entry);
+    }
+  }, extraFeeds);
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, { dims, chunks }] of parts) {
+    const total2 = chunks.reduce((n, c) => n + c.length, 0);
+    const data32 = new Float32Array(total2);
+    let o = 0;
+    for (const c of chunks) {
+      data32.set(c, o);
+      o += c.length;
+    }
+    out.set(name, { dims: [data.count, ...dims], data: data32 });
+  }
+  return out;
+}
+async function streamActivations(runs, data, batchSize2, onBatch) {
+  const fixed2 = runs.map((r) => sessionFixedBatch(r.session, data.inputs.keys()));
+  const step = fixed2.find((f) => f !== void 0) ?? batchSize2;
+  if (runs.length === 1) {
+    await runBatches(runs[0].session, data, step, runs[0].fetch, (values, first, count3) => onBatch([values], first, count3));
+    return;
+  }
+  for (let start = 0; start < data.count; start += step) {
+    const end = Math.min(data.count, start + step);
+    const slice = takeRange(data, start, end);
+    const perRun = [];
+    for (const { session, fetch } of runs) {
+      await runBatches(session, slice, step, fetch, (values) => {
+        perRun.push(new Map([...values].map(([k, v]) => [k, { dims: v.dims, data: Float32Array.from(v.data) }])));
+      });
+    }
+    onBatch(perRun, start, end - start);
+  }
+}
+function takeRange(data, start, end) {
+  const w = data.labelWidth ?? 1;
+  return { ...data, count: end - start, inputs: sliceBatch(data, start, end), labels: data.labels && data.labels.subarray(start * w, end * w) };
+}
+
+// src/measure/fidelity.ts
+var FidelityAccumulator = class {
+  constructor(output, classAxis) {
+    this.output = output;
+    this.classAxis = classAxis;
+  }
+  output;
+  classAxis;
+  samples = 0;
+  cosineSum = 0;
+  diffSq = 0;
+  refSq = 0;
+  maxAbs = 0;
+  positions = 0;
+  top1 = 0;
+  top5 = 0;
+  nonFinite = false;
+  /** `reference` and `candidate` hold `count` samples each, row-major, the same number of values per sample. */
+  add(reference, candidate, count3) {
+    if (reference.length !== candidate.length) {
+      throw new Error(`output ${this.output}: reference has ${reference.length} values but candidate ${candidate.length}`);
+    }
+    if (count3 <= 0) return;
+    const width = reference.length / count3;
+    if (!Number.isInteger(width)) throw new Error(`output ${this.output}: ${reference.length} values do not split into ${count3} samples`);
+    for (let s = 0; s < count3; s++) {
+      let dot = 0;
+      let ra = 0;
+      let cb = 0;
+      const base = s * width;
+      for (let i2 = base; i2 < base + width; i2++) {
+        const a = reference[i2];
+        const b = candidate[i2];
+        const d = b - a;
+        dot += a * b;
+        ra += a * a;
+        cb += b * b;
+        this.diffSq += d * d;
+        const abs = Math.abs(d);
+        if (abs > this.maxAbs) this.maxAbs = abs;
+        else if (!(abs <= this.maxAbs)) this.nonFinite = true;
+      }
+      this.refSq += ra;
+      this.cosineSum += ra === 0 && cb === 0 ? 1 : dot / Math.max(Math.sqrt(ra) * Math.sqrt(cb), 1e-300);
+    }
+    this.samples += count3;
+    if (this.classAxis) this.addClasses(reference, candidate, this.classAxis.classes);
+  }
+  addClasses(reference, candidate, classes) {
+    const rows2 = reference.length / classes;
+    if (!Number.isInteger(rows2)) throw new Error(`output ${this.output}: ${reference.length} values do not split into rows of ${classes} classes`);
+    const topK = classes > 5;
+    for (let r = 0; r < rows2; r++) {
+      const base = r * classes;
+      const ref = argmax(reference, base, classes);
+      const cand = argmax(candidate, base, classes);
+      if (ref === cand) this.top1++;
+      if (topK && rankOf(candidate, base, classes, ref) < 5) this.top5++;
+    }
+    this.positions += rows2;
+  }
+  result() {
+    const diff = Math.sqrt(this.diffSq);
+    const ref = Math.sqrt(this.refSq);
+    const out = {
+      output: this.output,
+      samples: this.samples,
+      cosine: this.samples ? this.cosineSum / this.samples : NaN,
+      rel_l2: ref > 0 ? diff / ref : diff === 0 ? 0 : Infinity,
+      max_abs: this.nonFinite ? NaN : this.maxAbs
+    };
+    if (this.classAxis && this.positions > 0) {
+      out.top1_agreement = this.top1 / this.positions;
+      if (this.classAxis.classes > 5) out.top5_agreement = this.top5 / this.positions;
+    }
+    return out;
+  }
+};
+function argmax(x2, base, n) {
+  let best = 0;
+  for (let i2 = 1; i2 < n; i2++) if (x2[base + i2] > x2[base + best]) best = i2;
+  return best;
+}
+function rankOf(x2, base, n, k) {
+  const v = x2[base + k];
+  let rank = 0;
+  for (let i2 = 0; i2 < n; i2++) if (x2[base + i2] > v || x2[base + i2] === v && i2 < k) rank++;
+  return rank;
+}
+
+// src/measure/outputFidelity.ts
+async function referenceOutputs(session, data, batch, outputs) {
+  const got = await captureActivations(session, data, outputs.map((o) => o.name), batch);
+  return new Map(outputs.map((o) => [o.name, got.get(o.name).data]));
+}
+async function measureFidelity(session, data, batch, outputs, reference, onBatch) {
+  const acc2 = outputs.map((o) => new FidelityAccumulator(o.name, o.classes !== void 0 ? { classes: o.classes } : void 0));
+  await runBatches(session, data, batch, outputs.map((o) => o.name), (values, first, count3) => {
+    outputs.forEach((o, k) => {
+      const v = values.get(o.name).data;
+      const ref = reference.get(o.name);
+      const per = v.length / count3;
+      acc2[k].add(ref.subarray(first * per, (first + count3) * per), v, count3);
+    });
+    onBatch?.(first + count3);
+  });
+  return acc2.map((a) => a.result());
+}
+
 // src/pipeline/steps.ts
 function stepName(s) {
   switch (s.kind) {
@@ -28423,13 +28798,31 @@ function savedFacts(artifact, denseWeights, evalBatchSize) {
   const saved = loadModel(artifact).proto;
   return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), batch: boundedBatch(saved, evalBatchSize) };
 }
-async function measureStep(kind, description, artifact, ctx) {
-  const { data, config: config2, progress } = ctx;
-  const name = stepName(kind);
-  const { sparsity, cost, batch } = savedFacts(artifact, ctx.denseWeights, config2.evalBatchSize);
+async function openStep(artifact, ctx) {
+  const facts = savedFacts(artifact, ctx.denseWeights, ctx.config.evalBatchSize);
   const size2 = measureFileSize(artifact);
   collectGarbage();
-  const session = await openSession(artifact, { threads: config2.latency.threads, provider: ctx.provider });
+  const session = await openSession(artifact, { threads: ctx.config.latency.threads, provider: ctx.provider });
+  return { facts, size: size2, session };
+}
+function fileNumbers(name, description, artifact, facts, size2) {
+  return {
+    name,
+    description,
+    artifact,
+    sparsity: facts.sparsity.overall,
+    params: facts.cost.params,
+    nonzero_params: facts.cost.nonzeroParams,
+    flops: facts.cost.macs,
+    size_bytes: size2.bytes,
+    gzip_bytes: size2.gzipBytes
+  };
+}
+async function measureStep(kind, description, artifact, ctx) {
+  const { data, progress } = ctx;
+  const name = stepName(kind);
+  const { facts, size: size2, session } = await openStep(artifact, ctx);
+  const { batch } = facts;
   let preds;
   const shiftAccuracy = {};
   const shiftPreds = /* @__PURE__ */ new Map();
@@ -28454,15 +28847,7 @@ async function measureStep(kind, description, artifact, ctx) {
   const multilabel = preds.perSample > 1;
   const f1 = ctx.head.task === "multiclass" ? void 0 : labelF1(preds.pred, preds.truth, preds.perSample);
   const step = {
-    name,
-    description,
-    artifact,
-    sparsity: sparsity.overall,
-    params: cost.params,
-    nonzero_params: cost.nonzeroParams,
-    flops: cost.macs,
-    size_bytes: size2.bytes,
-    gzip_bytes: size2.gzipBytes,
+    ...fileNumbers(name, description, artifact, facts, size2),
     accuracy: mean2(preds.correct),
     per_class: groupAccuracy(preds.correct, preds.group, preds.classes),
     ...multilabel ? {} : { confusion: confusionMatrix(preds.pred, preds.truth, preds.classes) },
@@ -28473,9 +28858,42 @@ async function measureStep(kind, description, artifact, ctx) {
     latency: null,
     latency_by_batch: [],
     shift_accuracy: shiftAccuracy,
-    layers: sparsity.layers
+    layers: facts.sparsity.layers
   };
   return { kind, step, preds, shiftPreds };
+}
+async function measureFidelityStep(kind, description, artifact, ctx) {
+  const { data, progress } = ctx;
+  const name = stepName(kind);
+  const { facts, size: size2, session } = await openStep(artifact, ctx);
+  const { batch } = facts;
+  let fidelity2;
+  try {
+    progress.stage({ kind: "evaluate", step: name, total: data.count });
+    ctx.reference ??= await referenceOutputs(session, data, batch, ctx.outputs);
+    fidelity2 = await measureFidelity(session, data, batch, ctx.outputs, ctx.reference, (done) => progress.update(done));
+  } finally {
+    progress.stop();
+    await session.release();
+  }
+  const step = {
+    ...fileNumbers(name, description, artifact, facts, size2),
+    accuracy: null,
+    per_class: null,
+    ece: null,
+    nll: null,
+    agreement: null,
+    latency: null,
+    latency_by_batch: [],
+    layers: facts.sparsity.layers,
+    fidelity: fidelity2
+  };
+  return { kind, step };
+}
+async function measureFidelityRecord(r, ctx) {
+  const m = await measureFidelityStep(r.step, r.description, r.artifact, ctx);
+  if (r.recovery) m.step.recovery = r.recovery;
+  return m;
 }
 async function measureRecord(r, ctx) {
   const m = await measureStep(r.step, r.description, r.artifact, ctx);
@@ -28743,21 +29161,21 @@ function slowerThanDense(batches, denseSamples, stepSamples) {
 
 // src/measure/runtimeCost.ts
 import { spawn } from "node:child_process";
-import * as fs8 from "node:fs";
+import * as fs9 from "node:fs";
 
 // src/measure/memory.ts
-import * as fs7 from "node:fs";
+import * as fs8 from "node:fs";
 function readHwm() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs7.readFileSync("/proc/self/status", "utf8"));
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs8.readFileSync("/proc/self/status", "utf8"));
   return m ? Number(m[1]) * 1024 : void 0;
 }
 function peakMeter() {
   try {
-    fs7.writeFileSync("/proc/self/clear_refs", "5");
+    fs8.writeFileSync("/proc/self/clear_refs", "5");
     if (readHwm() !== void 0) {
       return {
         method: "linux-vmhwm",
-        reset: () => fs7.writeFileSync("/proc/self/clear_refs", "5"),
+        reset: () => fs8.writeFileSync("/proc/self/clear_refs", "5"),
         peak: () => readHwm()
       };
     }
@@ -28776,7 +29194,7 @@ function throughput(byBatch) {
 }
 function readCounter(file) {
   try {
-    const v = Number(fs8.readFileSync(file, "utf8").trim());
+    const v = Number(fs9.readFileSync(file, "utf8").trim());
     return Number.isFinite(v) ? v : void 0;
   } catch {
     return void 0;
@@ -28884,7 +29302,7 @@ async function timePair(dense, candidate, data, config2, provider, progress) {
 // src/pipeline/compare.ts
 var DEFAULT_LATENCY_REGRESSION = 0.05;
 function compareBudgets(budgets) {
-  const all = budgets.filter((b) => b.name !== "target-reduction");
+  const all = budgets.filter((b) => b.name !== "target-reduction" && !(b.source === "default" && BUDGETS[b.name].task === "fidelity"));
   if (!all.some((b) => b.name === "latency-regression")) {
     all.push({ name: "latency-regression", limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS["latency-regression"].direction, source: "default" });
   }
@@ -28921,15 +29339,15 @@ async function measurePair(req, progress, latencyLimit) {
   const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
   const measureConfig = { ...config2, batchSizes, evalBatchSize: plan.evalBatch };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: measureConfig, progress, provider: provider.provider, head });
-  const baseStep = await measureStep({ kind: "base" }, `base model ${path7.basename(req.base)}`, req.base, ctx(0));
-  const headStep = await measureStep({ kind: "head" }, `head model ${path7.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
+  const baseStep = await measureStep({ kind: "base" }, `base model ${path8.basename(req.base)}`, req.base, ctx(0));
+  const headStep = await measureStep({ kind: "head" }, `head model ${path8.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
   const sequential = latencyLimit === void 0 ? void 0 : new SequentialTest(sequentialPlan(measureConfig, latencyLimit));
   const samples = await timeSteps([baseStep, headStep], data, measureConfig, provider.provider, progress, sequential);
   return { base: baseStep, head: headStep, data, shifts, samples, provider, decision: sequential?.result(), judged: head, plan };
 }
 async function comparePipeline(req, progress) {
   const { config: config2 } = req;
-  for (const p of [req.base, req.head]) if (!fs9.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  for (const p of [req.base, req.head]) if (!fs10.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
   refuseInputsInOutput(req.out, [
     { flag: "--base", path: req.base },
     { flag: "--head", path: req.head },
@@ -28956,20 +29374,20 @@ async function comparePipeline(req, progress) {
     ...m.plan.note ? { notes: [m.plan.note] } : {}
   });
   const ledger = ledgerEnvelope([model], measuredRuntime(m.provider, config2));
-  fs9.mkdirSync(req.out, { recursive: true });
+  fs10.mkdirSync(req.out, { recursive: true });
   return { ledger, ...writeLedgerFiles(req.out, ledger) };
 }
 
 // src/pipeline/selftest.ts
-import * as fs10 from "node:fs";
-import * as path8 from "node:path";
+import * as fs11 from "node:fs";
+import * as path9 from "node:path";
 import { fileURLToPath } from "node:url";
 function defaultFixture(name) {
-  let dir = path8.dirname(fileURLToPath(import.meta.url));
+  let dir = path9.dirname(fileURLToPath(import.meta.url));
   for (let i2 = 0; i2 < 4; i2++) {
-    const candidate = path8.join(dir, "fixtures", name);
-    if (fs10.existsSync(candidate)) return candidate;
-    dir = path8.dirname(dir);
+    const candidate = path9.join(dir, "fixtures", name);
+    if (fs11.existsSync(candidate)) return candidate;
+    dir = path9.dirname(dir);
   }
   return void 0;
 }
@@ -29021,8 +29439,8 @@ async function selftest(req, progress) {
     failures
   };
   if (req.out) {
-    fs10.mkdirSync(req.out, { recursive: true });
-    writeFileAtomic(path8.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
+    fs11.mkdirSync(req.out, { recursive: true });
+    writeFileAtomic(path9.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
   }
   return report;
 }
@@ -29042,52 +29460,22 @@ function renderSelftest(r) {
 }
 
 // src/pipeline/guardedRun.ts
-import * as path23 from "node:path";
+import * as path24 from "node:path";
 
 // src/io/outputDir.ts
-import * as fs12 from "node:fs";
-import * as path10 from "node:path";
+import * as fs13 from "node:fs";
+import * as path11 from "node:path";
 import { randomBytes as randomBytes3 } from "node:crypto";
 
-// src/io/cleanup.ts
-var pending = /* @__PURE__ */ new Set();
-function onInterrupt(undo) {
-  pending.add(undo);
-  return () => pending.delete(undo);
-}
-function runPending() {
-  for (const undo of [...pending]) {
-    pending.delete(undo);
-    try {
-      undo();
-    } catch {
-    }
-  }
-}
-var SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
-var installed = false;
-function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
-  if (installed) return;
-  installed = true;
-  for (const [signal, code] of Object.entries(SIGNAL_EXIT)) {
-    process.on(signal, () => {
-      runPending();
-      stderr(`prune-guard: stopped by ${signal}; the input model and earlier outputs are unchanged
-`);
-      process.exit(code);
-    });
-  }
-}
-
 // src/io/lock.ts
-import * as fs11 from "node:fs";
-import * as os4 from "node:os";
-import * as path9 from "node:path";
+import * as fs12 from "node:fs";
+import * as os5 from "node:os";
+import * as path10 from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 var LOCK_NAME = ".prune-guard.lock";
 function isStale(owner) {
   if (!owner || !Number.isInteger(owner.pid)) return true;
-  if (owner.host !== os4.hostname()) return false;
+  if (owner.host !== os5.hostname()) return false;
   if (owner.pid === process.pid) return false;
   try {
     process.kill(owner.pid, 0);
@@ -29098,7 +29486,7 @@ function isStale(owner) {
 }
 function readOwner(file) {
   try {
-    return JSON.parse(fs11.readFileSync(file, "utf8"));
+    return JSON.parse(fs12.readFileSync(file, "utf8"));
   } catch {
     return void 0;
   }
@@ -29106,23 +29494,23 @@ function readOwner(file) {
 async function lockDir(dir, opts) {
   if (underPseudoRoot(resolved(dir))) throw new UserError(`--out ${dir}: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs`);
   try {
-    fs11.mkdirSync(dir, { recursive: true });
+    fs12.mkdirSync(dir, { recursive: true });
   } catch (e) {
     const code = e.code;
     const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
     throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
   }
-  const file = path9.join(dir, LOCK_NAME);
-  const me = { pid: process.pid, host: os4.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const file = path10.join(dir, LOCK_NAME);
+  const me = { pid: process.pid, host: os5.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
   const until = Date.now() + opts.waitMs;
   let announced = false;
   for (; ; ) {
     try {
-      const fd2 = fs11.openSync(file, "wx");
+      const fd2 = fs12.openSync(file, "wx");
       try {
-        fs11.writeFileSync(fd2, JSON.stringify(me) + "\n");
+        fs12.writeFileSync(fd2, JSON.stringify(me) + "\n");
       } finally {
-        fs11.closeSync(fd2);
+        fs12.closeSync(fd2);
       }
       let released = false;
       return {
@@ -29130,7 +29518,7 @@ async function lockDir(dir, opts) {
         release() {
           if (released) return;
           released = true;
-          if (readOwner(file)?.pid === me.pid) fs11.rmSync(file, { force: true });
+          if (readOwner(file)?.pid === me.pid) fs12.rmSync(file, { force: true });
         }
       };
     } catch (e) {
@@ -29141,12 +29529,12 @@ async function lockDir(dir, opts) {
     const owner = readOwner(file);
     if (isStale(owner)) {
       const again = readOwner(file);
-      if (JSON.stringify(again) === JSON.stringify(owner)) fs11.rmSync(file, { force: true });
+      if (JSON.stringify(again) === JSON.stringify(owner)) fs12.rmSync(file, { force: true });
       continue;
     }
     if (Date.now() >= until) {
       throw new UserError(
-        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path9.join(dir, LOCK_NAME)} if that run is gone`
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path10.join(dir, LOCK_NAME)} if that run is gone`
       );
     }
     if (!announced) {
@@ -29175,15 +29563,15 @@ var OutputDir = class _OutputDir {
   retired = /* @__PURE__ */ new Set();
   unregister;
   static async open(dir, opts) {
-    const created = !fs12.existsSync(dir);
+    const created = !fs13.existsSync(dir);
     const lock = await lockDir(dir, {
       waitMs: opts.waitMs,
       onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
     });
     try {
       removeOrphanStaging(dir);
-      const staging = path10.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
-      fs12.mkdirSync(staging);
+      const staging = path11.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
+      fs13.mkdirSync(staging);
       return new _OutputDir(dir, staging, lock, created);
     } catch (e) {
       lock.release();
@@ -29192,12 +29580,12 @@ var OutputDir = class _OutputDir {
   }
   /** The final path of a file written under the staging folder. */
   publicPath(p) {
-    const rel = path10.relative(this.staging, p);
-    return rel.startsWith("..") || path10.isAbsolute(rel) ? p : path10.join(this.dir, rel);
+    const rel = path11.relative(this.staging, p);
+    return rel.startsWith("..") || path11.isAbsolute(rel) ? p : path11.join(this.dir, rel);
   }
   /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
   discardStaged() {
-    for (const n of fs12.readdirSync(this.staging)) fs12.rmSync(path10.join(this.staging, n), { recursive: true, force: true });
+    for (const n of fs13.readdirSync(this.staging)) fs13.rmSync(path11.join(this.staging, n), { recursive: true, force: true });
   }
   /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
   retire(name) {
@@ -29206,15 +29594,15 @@ var OutputDir = class _OutputDir {
   /** Move every staged file into the folder (`last` after the others), then unlock. */
   commit(last = []) {
     if (this.done) throw new Error("OutputDir: already committed or aborted");
-    const names = fs12.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+    const names = fs13.readdirSync(this.staging).filter((n) => !n.startsWith("."));
     const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
-    for (const n of this.retired) if (!names.includes(n)) fs12.rmSync(path10.join(this.dir, n), { force: true });
+    for (const n of this.retired) if (!names.includes(n)) fs13.rmSync(path11.join(this.dir, n), { force: true });
     for (const n of ordered) {
-      const target = path10.join(this.dir, n);
-      const staged = path10.join(this.staging, n);
-      const old = fs12.lstatSync(target, { throwIfNoEntry: false });
-      if (old && (old.isDirectory() || fs12.lstatSync(staged).isDirectory())) fs12.renameSync(target, path10.join(this.staging, `.replaced-${n}`));
-      fs12.renameSync(staged, target);
+      const target = path11.join(this.dir, n);
+      const staged = path11.join(this.staging, n);
+      const old = fs13.lstatSync(target, { throwIfNoEntry: false });
+      if (old && (old.isDirectory() || fs13.lstatSync(staged).isDirectory())) fs13.renameSync(target, path11.join(this.staging, `.replaced-${n}`));
+      fs13.renameSync(staged, target);
     }
     this.finish();
   }
@@ -29224,7 +29612,7 @@ var OutputDir = class _OutputDir {
     this.finish();
     if (this.created) {
       try {
-        fs12.rmdirSync(this.dir);
+        fs13.rmdirSync(this.dir);
       } catch {
       }
     }
@@ -29232,14 +29620,14 @@ var OutputDir = class _OutputDir {
   finish() {
     this.done = true;
     this.unregister();
-    fs12.rmSync(this.staging, { recursive: true, force: true });
+    fs13.rmSync(this.staging, { recursive: true, force: true });
     this.lock.release();
   }
 };
 var ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
 function removeOrphanStaging(dir) {
-  for (const n of fs12.readdirSync(dir)) {
-    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs12.rmSync(path10.join(dir, n), { recursive: true, force: true });
+  for (const n of fs13.readdirSync(dir)) {
+    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs13.rmSync(path11.join(dir, n), { recursive: true, force: true });
   }
 }
 
@@ -29332,7 +29720,7 @@ var Deadline = class {
 };
 
 // src/pipeline/run.ts
-import * as path22 from "node:path";
+import * as path23 from "node:path";
 
 // src/onnx/preflight.ts
 var MAX_ONNX_OPSET = 26;
@@ -31209,7 +31597,7 @@ var Analyzer = class {
       const t = c.tracked.get(out);
       if (t) for (const l of layoutsOf(t)) c.poison(l, { kind: "graph-output", output: out });
     }
-    for (const [space, table4] of c.embeddingSpaces) c.spaces.poison(space, { kind: "embedding", table: table4 });
+    for (const [space, table5] of c.embeddingSpaces) c.spaces.poison(space, { kind: "embedding", table: table5 });
     this.checkConstantConsumers();
     this.checkRewrites();
     this.checkShapeReads();
@@ -31338,11 +31726,11 @@ var Analyzer = class {
    */
   embedding(node) {
     const c = this.c;
-    const table4 = c.constant(node.input[0]);
+    const table5 = c.constant(node.input[0]);
     const rank = c.shape(node.output[0])?.length;
-    if (!table4 || !FLOAT_TYPES.has(table4.tensor.dataType) || tensorDims(table4.tensor).length !== 2 || attrInt(node, "axis", 0) !== 0 || rank === void 0) return;
-    const layout = c.fresh(node, tensorDims(table4.tensor)[1]);
-    c.embeddingSpaces.set(layout[0].space, table4.name);
+    if (!table5 || !FLOAT_TYPES.has(table5.tensor.dataType) || tensorDims(table5.tensor).length !== 2 || attrInt(node, "axis", 0) !== 0 || rank === void 0) return;
+    const layout = c.fresh(node, tensorDims(table5.tensor)[1]);
+    c.embeddingSpaces.set(layout[0].space, table5.name);
     c.use(node, node.input[0], 1, layout, "param");
     c.set(node.output[0], { axis: rank - 1, layout });
   }
@@ -31783,21 +32171,21 @@ function sameDims(a, b) {
 
 // src/io/measureCache.ts
 import { createHash } from "node:crypto";
-import * as fs13 from "node:fs";
-import * as os5 from "node:os";
-import * as path11 from "node:path";
+import * as fs14 from "node:fs";
+import * as os6 from "node:os";
+import * as path12 from "node:path";
 function cacheDir(env = process.env) {
   if (env.PRUNE_GUARD_CACHE_DIR) return env.PRUNE_GUARD_CACHE_DIR;
-  const base = env.XDG_CACHE_HOME || (os5.homedir() ? path11.join(os5.homedir(), ".cache") : "") || env.RUNNER_TEMP || os5.tmpdir();
-  return path11.join(base, "prune-guard");
+  const base = env.XDG_CACHE_HOME || (os6.homedir() ? path12.join(os6.homedir(), ".cache") : "") || env.RUNNER_TEMP || os6.tmpdir();
+  return path12.join(base, "prune-guard");
 }
 var FORMAT = "prune-guard/measure-cache@1";
 function fileFor(dir, key) {
-  return path11.join(dir, `${createHash("sha256").update(key).digest("hex").slice(0, 32)}.json`);
+  return path12.join(dir, `${createHash("sha256").update(key).digest("hex").slice(0, 32)}.json`);
 }
 function readCached(dir, key, valid) {
   try {
-    const parsed = JSON.parse(fs13.readFileSync(fileFor(dir, key), "utf8"));
+    const parsed = JSON.parse(fs14.readFileSync(fileFor(dir, key), "utf8"));
     if (parsed.format !== FORMAT || parsed.key !== key || !valid(parsed.value)) return void 0;
     return parsed.value;
   } catch {
@@ -31815,8 +32203,8 @@ function writeCached(dir, key, value) {
 
 // src/prune/structured/hardware.ts
 import { createHash as createHash2 } from "node:crypto";
-import * as fs14 from "node:fs";
-import * as os6 from "node:os";
+import * as fs15 from "node:fs";
+import * as os7 from "node:os";
 
 // src/onnx/runtime/probe.ts
 function pattern(n, seed) {
@@ -31903,10 +32291,10 @@ var PROBE_ROUNDS = 4;
 function machineId() {
   let flags = "";
   try {
-    flags = /^flags\s*:(.*)$/m.exec(fs14.readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "";
+    flags = /^flags\s*:(.*)$/m.exec(fs15.readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "";
   } catch {
   }
-  const cpu = os6.cpus()[0]?.model ?? "cpu";
+  const cpu = os7.cpus()[0]?.model ?? "cpu";
   return `${cpu} ${process.arch} ${createHash2("sha256").update(flags).digest("hex").slice(0, 12)}`;
 }
 function probeSpecs(layers, batches) {
@@ -32343,8 +32731,8 @@ async function groupWidths(model, analysis, prunable, opts) {
   if (opts.widths) return { groups: plain.map((g2) => ({ root: g2.root, name: g2.name, multiple: opts.widths.get(g2.name) ?? 1, from: ["recorded"] })) };
   if (!opts.hardware) return void 0;
   const layers = macLayers(model, analysis);
-  const table4 = await measureProbes(layers.filter((l) => plain.some((g2) => l.inRoots.includes(g2.root) || l.outRoots.includes(g2.root))), opts.hardware);
-  return { ...table4, groups: groupMultiples(layers, table4.probes, plain) };
+  const table5 = await measureProbes(layers.filter((l) => plain.some((g2) => l.inRoots.includes(g2.root) || l.outRoots.includes(g2.root))), opts.hardware);
+  return { ...table5, groups: groupMultiples(layers, table5.probes, plain) };
 }
 function structuredGroups(input, protectedTensors) {
   const model = untieConstants(input);
@@ -32504,97 +32892,6 @@ function describeStructured(dense, r, o) {
   return `structured channel pruning (${o.criterion}, ${o.scope}) at ${pct3(o.sparsity)} of channels: removed ${s.channelsRemoved} of ${s.channels} prunable channels in ${s.groupsPruned} of ${s.groupsFound} dependency groups (${s.groupsSkipped} skipped, see notes); parameters -${pct3(s.paramsRemoved)}, MACs -${pct3(s.macsRemoved)}`;
 }
 
-// src/onnx/runtime/session.ts
-import * as fs15 from "node:fs";
-import * as os7 from "node:os";
-import * as path12 from "node:path";
-async function sessionFromModel(model, threads = 0, opts = {}) {
-  const { ort } = onnxruntime();
-  const options = {
-    executionProviders: ["cpu"],
-    graphOptimizationLevel: opts.lean ? "basic" : "all",
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1
-  };
-  if (weightBytes(model) > (opts.fileAboveBytes ?? BIG_MODEL_BYTES)) return sessionThroughFile(model, options);
-  try {
-    return await ort.InferenceSession.create(serializeModel(model), options);
-  } catch (e) {
-    throw cannotLoad(e);
-  }
-}
-function cannotLoad(e) {
-  return new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
-}
-async function sessionThroughFile(model, options) {
-  const { ort } = onnxruntime();
-  const dir = fs15.mkdtempSync(path12.join(process.env.RUNNER_TEMP || os7.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs15.rmSync(dir, { recursive: true, force: true }));
-  try {
-    const file = path12.join(dir, "model.onnx");
-    saveModel(model, file);
-    return await ort.InferenceSession.create(file, options);
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw cannotLoad(e);
-  } finally {
-    fs15.rmSync(dir, { recursive: true, force: true });
-    done();
-  }
-}
-var BIG_MODEL_BYTES = 64 * 2 ** 20;
-function weightBytes(model) {
-  let total2 = 0;
-  for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
-  return total2;
-}
-async function captureActivations(session, data, fetch, batchSize2 = 128) {
-  const parts = /* @__PURE__ */ new Map();
-  await runBatches(session, data, batchSize2, fetch, (values) => {
-    for (const name of fetch) {
-      const t = values.get(name);
-      const entry = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
-      entry.chunks.push(Float32Array.from(t.data));
-      parts.set(name, entry);
-    }
-  });
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, { dims, chunks }] of parts) {
-    const total2 = chunks.reduce((n, c) => n + c.length, 0);
-    const data32 = new Float32Array(total2);
-    let o = 0;
-    for (const c of chunks) {
-      data32.set(c, o);
-      o += c.length;
-    }
-    out.set(name, { dims: [data.count, ...dims], data: data32 });
-  }
-  return out;
-}
-async function streamActivations(runs, data, batchSize2, onBatch) {
-  const fixed2 = runs.map((r) => sessionFixedBatch(r.session, data.inputs.keys()));
-  const step = fixed2.find((f) => f !== void 0) ?? batchSize2;
-  if (runs.length === 1) {
-    await runBatches(runs[0].session, data, step, runs[0].fetch, (values, first, count3) => onBatch([values], first, count3));
-    return;
-  }
-  for (let start = 0; start < data.count; start += step) {
-    const end = Math.min(data.count, start + step);
-    const slice = takeRange(data, start, end);
-    const perRun = [];
-    for (const { session, fetch } of runs) {
-      await runBatches(session, slice, step, fetch, (values) => {
-        perRun.push(new Map([...values].map(([k, v]) => [k, { dims: v.dims, data: Float32Array.from(v.data) }])));
-      });
-    }
-    onBatch(perRun, start, end - start);
-  }
-}
-function takeRange(data, start, end) {
-  const w = data.labelWidth ?? 1;
-  return { ...data, count: end - start, inputs: sliceBatch(data, start, end), labels: data.labels && data.labels.subarray(start * w, end * w) };
-}
-
 // src/prune/sensitivity/calibScorer.ts
 var DEFAULT_SENSITIVITY_SAMPLES = 256;
 function evenSubset(data, max2) {
@@ -32617,7 +32914,7 @@ async function logProbs(session, data, head) {
   }
   return { classes, count: p.pred.length, values, labels: data.labels ? p.truth : null };
 }
-function argmax(v, o, n) {
+function argmax2(v, o, n) {
   let best = 0;
   for (let c = 1; c < n; c++) if (v[o + c] > v[o + best]) best = c;
   return best;
@@ -32627,7 +32924,7 @@ function compare2(lp, classes, count3, labels, dense) {
   let hits = 0;
   for (let i2 = 0; i2 < count3; i2++) {
     const o = i2 * classes;
-    const pred = argmax(lp, o, classes);
+    const pred = argmax2(lp, o, classes);
     if (labels) {
       if (labels[i2] < 0 || labels[i2] >= classes) {
         throw new UserError(`calibration set: label ${labels[i2]} at index ${i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
@@ -32641,7 +32938,7 @@ function compare2(lp, classes, count3, labels, dense) {
         if (pd > 0) kl += pd * (dense[o + c] - lp[o + c]);
       }
       nll += Math.max(0, kl);
-      hits += pred === argmax(dense, o, classes) ? 1 : 0;
+      hits += pred === argmax2(dense, o, classes) ? 1 : 0;
     }
   }
   return { nll: nll / count3, accuracy: hits / count3 };
@@ -32801,11 +33098,11 @@ async function groupLossCurves(dense, calib, opts) {
 // src/prune/structured/record.ts
 function allocationRecord(roundTo, widths, latency2) {
   const rounding = roundTo > 1 ? "fixed" : widths && "probes" in widths ? "measured" : widths ? "recorded" : "none";
-  const table4 = widths && "probes" in widths ? { machine: widths.machine, onnxruntime: widths.onnxruntime, threads: widths.threads, batches: widths.batches, probes: widths.probes } : {};
+  const table5 = widths && "probes" in widths ? { machine: widths.machine, onnxruntime: widths.onnxruntime, threads: widths.threads, batches: widths.batches, probes: widths.probes } : {};
   return {
     rounding,
     ...roundTo > 1 ? { round_to: roundTo } : {},
-    ...table4,
+    ...table5,
     ...widths ? { groups: widths.groups.map(({ root: _root, ...g2 }) => g2) } : {},
     ...latency2 ? { latency: latency2 } : {}
   };
@@ -33524,21 +33821,37 @@ var concat = (c) => {
     return c.wants[i2] ? b.slice(c.dy[0], [start], [start + size2], [axis]) : void 0;
   });
 };
-var reduce = (mean3) => (c) => {
+function reduction(c, inputFrom) {
   const { b, node } = c;
   const xs = c.shape(node.input[0]);
-  const axesFromInput = mean3 ? b.opset >= 18 : b.opset >= 13;
+  const axesFromInput = b.opset >= inputFrom;
   let axes = axesFromInput ? node.input[1] ? c.ints(node.input[1]) : [] : attrInts(node, "axes");
   if (axes === void 0 && axesFromInput) unsupported(c, "axes not constant");
   if (!axes || axes.length === 0) {
-    if (attrInt(node, "noop_with_empty_axes", 0)) return [c.dy[0]];
+    if (attrInt(node, "noop_with_empty_axes", 0)) return void 0;
     axes = range(xs.length);
   }
   const norm3 = axes.map((a) => a < 0 ? a + xs.length : a);
-  const kept = xs.map((d, i2) => norm3.includes(i2) ? 1 : d);
+  return { xs, axes: norm3, kept: xs.map((d, i2) => norm3.includes(i2) ? 1 : d) };
+}
+var reduce = (mean3) => (c) => {
+  const { b } = c;
+  const r = reduction(c, mean3 ? 18 : 13);
+  if (!r) return [c.dy[0]];
+  const { xs, axes: norm3, kept } = r;
   const n = norm3.reduce((a, i2) => a * xs[i2], 1);
   const g2 = b.expand(b.reshape(c.dy[0], kept), kept, xs);
   return [mean3 ? b.scale(g2, 1 / n) : g2];
+};
+var reduceL2 = (c) => {
+  const { b, node } = c;
+  const r = reduction(c, 18);
+  if (!r) return [c.dy[0]];
+  return [b.op("Div", [b.mul(node.input[0], b.reshape(c.dy[0], r.kept)), b.reshape(node.output[0], r.kept)])];
+};
+var expandGrad = (c) => {
+  const { b, node } = c;
+  return [b.unbroadcast(c.dy[0], c.shape(node.output[0]), c.shape(node.input[0])), void 0];
 };
 var globalAveragePool = (c) => {
   const { b, node } = c;
@@ -33674,6 +33987,8 @@ var GRAD_RULES = {
   Concat: concat,
   ReduceMean: reduce(true),
   ReduceSum: reduce(false),
+  ReduceL2: reduceL2,
+  Expand: expandGrad,
   GlobalAveragePool: globalAveragePool,
   MaxPool: maxPool,
   BatchNormalization: batchNorm,
@@ -33731,6 +34046,21 @@ function sigmoidHeldOut(studentLogits, teacherProbs, labels, rows2) {
     if (labels && (ps[i2] >= 0.5 ? 1 : 0) === labels[i2]) correct++;
   }
   return { kl: kl / rows2, ...labels ? { accuracy: correct / ps.length } : {} };
+}
+function relativeSquaredError(student, dense) {
+  let total2 = 0;
+  for (const [name, s] of student) {
+    const t = dense.get(name);
+    let diff = 0;
+    let norm3 = 0;
+    for (let i2 = 0; i2 < t.length; i2++) {
+      const d = s[i2] - t[i2];
+      diff += d * d;
+      norm3 += t[i2] * t[i2];
+    }
+    total2 += norm3 > 0 ? diff / norm3 : 0;
+  }
+  return student.size ? total2 / student.size : 0;
 }
 
 // src/recover/distill/builder.ts
@@ -33895,9 +34225,9 @@ function selectTrainables(model, masked) {
   return out;
 }
 var floatValueInfo = (name, dims) => valueInfo(name, 1 /* FLOAT */, dims);
-function ancestors(index, target) {
+function ancestors(index, ...targets) {
   const needed = /* @__PURE__ */ new Set();
-  const stack = [target];
+  const stack = [...targets];
   while (stack.length > 0) {
     const p = index.producer.get(stack.pop());
     if (!p || needed.has(p)) continue;
@@ -33910,14 +34240,19 @@ function buildTrainGraph(model, params, opts) {
   const ed = ModelEditor.copyOf(model);
   const index = new GraphIndex(ed.graph);
   const shapes = inferShapes(index, opts.batch).shapes;
-  const logits = opts.scores ?? logitsTensor(ed.model);
   const loss = opts.loss ?? "softmax";
+  const matched = loss === "outputs" ? [...opts.outputs ?? []] : [];
+  const logits = loss === "outputs" ? matched[0] : opts.scores ?? logitsTensor(ed.model);
   const ls = shapes.get(logits);
   const width = ls && ls.length >= 1 ? numel(ls.slice(1)) : 0;
+  for (const t of loss === "outputs" ? matched : []) {
+    const s = shapes.get(t);
+    if (!s || s[0] !== opts.batch) throw new UnsupportedOp("output", t, `output of shape ${s ? `[${s.join(",")}]` : "unknown"}, need the batch first`);
+  }
   if (!ls || ls[0] !== opts.batch || loss === "softmax" && (ls.length < 2 || ls.slice(1).filter((d) => d !== 1).length > 1)) {
     throw new UnsupportedOp("output", logits, `scores of shape ${ls ? `[${ls.join(",")}]` : "unknown"}, need [batch, classes]`);
   }
-  const forward = ancestors(index, logits);
+  const forward = ancestors(index, ...loss === "outputs" ? matched : [logits]);
   const trainable = new Set(params.map((p) => p.name));
   const requires = new Set(trainable);
   for (const n of forward) {
@@ -33945,12 +34280,14 @@ function buildTrainGraph(model, params, opts) {
   };
   const T = opts.temperature;
   const teacherDims = loss === "softmax" ? [opts.batch, width] : ls;
-  const z2 = loss === "softmax" && ls.length !== 2 ? b.reshape(logits, teacherDims) : logits;
-  const activate = (x2) => loss === "softmax" ? b.op("Softmax", [x2], { axis: 1 }) : b.op("Sigmoid", [x2]);
-  let dz = b.scale(b.sub(activate(b.scale(z2, 1 / T)), TEACHER_INPUT), T / opts.batch);
-  if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(activate(z2), LABEL_INPUT), opts.labelWeight / opts.batch));
-  push(logits, z2 === logits ? dz : b.reshape(dz, ls));
-  const hints = (opts.hints ?? []).filter((t) => t !== logits && shapes.has(t));
+  if (loss !== "outputs") {
+    const z2 = loss === "softmax" && ls.length !== 2 ? b.reshape(logits, teacherDims) : logits;
+    const activate = (x2) => loss === "softmax" ? b.op("Softmax", [x2], { axis: 1 }) : b.op("Sigmoid", [x2]);
+    let dz = b.scale(b.sub(activate(b.scale(z2, 1 / T)), TEACHER_INPUT), T / opts.batch);
+    if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(activate(z2), LABEL_INPUT), opts.labelWeight / opts.batch));
+    push(logits, z2 === logits ? dz : b.reshape(dz, ls));
+  }
+  const hints = [...matched, ...(opts.hints ?? []).filter((t) => t !== logits && !matched.includes(t) && shapes.has(t))];
   for (const t of hints) push(t, b.mul(b.sub(t, hintInput(t)), hintScale(t)));
   const shape = (t, node) => {
     const s = shapes.get(t);
@@ -33995,26 +34332,27 @@ function buildTrainGraph(model, params, opts) {
   }
   ed.dropInitializerInputs();
   for (const decl of [
-    floatValueInfo(TEACHER_INPUT, teacherDims),
-    ...opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, teacherDims)] : [],
+    ...loss === "outputs" ? [] : [floatValueInfo(TEACHER_INPUT, teacherDims)],
+    ...opts.labelWeight > 0 && loss !== "outputs" ? [floatValueInfo(LABEL_INPUT, teacherDims)] : [],
     ...hints.flatMap((t) => [floatValueInfo(hintInput(t), shapes.get(t)), floatValueInfo(hintScale(t), [1])]),
     ...params.map((p) => floatValueInfo(p.name, p.dims))
   ])
     ed.addInput(decl);
-  ed.setOutputs([floatValueInfo(logits, ls), ...gradOutputs.map((o, k) => floatValueInfo(o, kept[k].dims))]);
+  const shown = loss === "outputs" ? matched : [logits];
+  ed.setOutputs([...shown.map((t) => floatValueInfo(t, shapes.get(t))), ...gradOutputs.map((o, k) => floatValueInfo(o, kept[k].dims))]);
   ed.clearValueInfo();
   return { model: ed.model, params: kept, gradOutputs, logits, width, targetDims: teacherDims, batch: opts.batch, hints };
 }
 function buildEvalGraph(model, params, scores) {
   const ed = ModelEditor.copyOf(model);
   const index = new GraphIndex(ed.graph);
-  const logits = scores ?? logitsTensor(ed.model);
-  ed.setNodes(ancestors(index, logits));
+  const shown = typeof scores === "string" ? [scores] : scores?.length ? [...scores] : [logitsTensor(ed.model)];
+  ed.setNodes(ancestors(index, ...shown));
   ed.removeInitializers(params.map((p) => p.name).filter((name) => ed.initializer(name)));
   ed.dropInitializerInputs();
   for (const p of params) ed.addInput(floatValueInfo(p.name, p.dims));
-  ed.setOutputs([floatValueInfo(logits)]);
-  return { model: ed.model, logits };
+  ed.setOutputs(shown.map((t) => floatValueInfo(t)));
+  return { model: ed.model, logits: shown[0] };
 }
 function withParams(model, params) {
   const ed = ModelEditor.copyOf(model);
@@ -34050,13 +34388,18 @@ function paramFeeds(params) {
   const { ort } = onnxruntime();
   return Object.fromEntries(params.map((p) => [p.name, new ort.Tensor("float32", p.values, p.dims)]));
 }
-async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, head = defaultHead(student)) {
+async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, target = defaultHead(student)) {
   const { ort } = onnxruntime();
-  const scoresType = elementTypes(new GraphIndex(student.graph)).get(head.scores) ?? 1 /* FLOAT */;
-  if (scoresType !== 1 /* FLOAT */) throw new UnsupportedOp({ kind: "precision", tensor: head.scores, type: dataTypeName(scoresType).toLowerCase() });
+  const matched = "outputs" in target ? target.outputs : [];
+  const head = "outputs" in target ? void 0 : target;
+  const types = elementTypes(new GraphIndex(student.graph));
+  for (const t of head ? [head.scores] : matched) {
+    const type = types.get(t) ?? 1 /* FLOAT */;
+    if (type !== 1 /* FLOAT */) throw new UnsupportedOp({ kind: "precision", tensor: t, type: dataTypeName(type).toLowerCase() });
+  }
   const params = selectTrainables(student, masked);
   if (params.length === 0) throw new UnsupportedOp({ kind: "no-parameters" });
-  const loss = head.task === "multiclass" ? "softmax" : "sigmoid";
+  const loss = !head ? "outputs" : head.task === "multiclass" ? "softmax" : "sigmoid";
   const n = calib.count;
   const order = permutation(n, opts.seed);
   const heldoutCount = n >= 50 ? Math.round(n * opts.holdout) : 0;
@@ -34068,21 +34411,25 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, he
   const batch = micro * runs;
   const stepsPerEpoch = Math.floor(trainIdx.length / batch);
   const hintCandidates = opts.hintWeight > 0 ? hintTensors(dense, student, masked) : [];
-  const tg = buildTrainGraph(student, params, { batch: micro, scores: head.scores, loss, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked, hints: hintCandidates });
-  const ev = buildEvalGraph(student, params, head.scores);
+  const tg = buildTrainGraph(student, params, { batch: micro, scores: head?.scores, loss, outputs: matched, temperature: opts.temperature, labelWeight: calib.labels && head ? opts.labelWeight : 0, masked, hints: hintCandidates });
+  const ev = buildEvalGraph(student, params, head ? head.scores : matched);
   const width = tg.width;
   const teacherDims = tg.targetDims;
-  const teacherLogits = await teacherOutputs(dense, calib, opts.threads, head.scores);
-  const teacherT = Float32Array.from(loss === "softmax" ? softmaxRows(teacherLogits, n, width, opts.temperature) : sigmoidValues(teacherLogits, opts.temperature));
-  const teacher1 = Float32Array.from(loss === "softmax" ? softmaxRows(teacherLogits, n, width, 1) : sigmoidValues(teacherLogits, 1));
-  const targets = calib.labels ? loss === "softmax" ? oneHot(calib.labels, n, width) : Float32Array.from(calib.labels) : void 0;
+  const hintWeight = (t) => matched.includes(t) ? 1 : opts.hintWeight;
+  const teacherLogits = head ? await teacherOutputs(dense, calib, opts.threads, [head.scores]) : void 0;
+  const scoresOf = (logits, temperature) => !logits ? new Float32Array(0) : Float32Array.from(loss === "softmax" ? softmaxRows(logits, n, width, temperature) : sigmoidValues(logits, temperature));
+  const teacherT = scoresOf(teacherLogits?.get(head?.scores ?? ""), opts.temperature);
+  const teacher1 = scoresOf(teacherLogits?.get(head?.scores ?? ""), 1);
+  const targets = calib.labels && head ? loss === "softmax" ? oneHot(calib.labels, n, width) : Float32Array.from(calib.labels) : void 0;
   const held = takeSamples(calib, heldIdx);
+  const heldDense = head ? void 0 : await teacherOutputs(dense, held, opts.threads, matched);
   const labelled = tg.model.graph.input.some((i2) => i2.name === LABEL_INPUT);
   const train3 = await sessionFromModel(tg.model, opts.threads);
   const evalSession = await sessionFromModel(ev.model, opts.threads);
-  const hintSession = tg.hints.length > 0 ? await sessionFromModel(withExtraOutputs(dense, tg.hints), opts.threads) : void 0;
+  const denseOutputs = new Set(dense.graph.output.map((o) => o.name));
+  const hintSession = tg.hints.length > 0 ? await sessionFromModel(withExtraOutputs(dense, tg.hints.filter((t) => !denseOutputs.has(t))), opts.threads) : void 0;
   try {
-    const score2 = async () => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, width), params, loss, width, boundedBatch(student, 256));
+    const score2 = async () => heldDense ? { kl: relativeSquaredError(await captureWithParams(evalSession, matched, held, params, boundedBatch(student, 256)), heldDense) } : scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, width), params, loss, width, boundedBatch(student, 256));
     const before = await score2();
     let best = { score: before, epoch: 0, values: params.map((p) => Float32Array.from(p.values)) };
     let adam = new Adam(tg.params);
@@ -34109,8 +34456,9 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, he
           const pt = rows(teacherT, idx, width);
           const oh = targets && labelled ? rows(targets, idx, width) : void 0;
           const feeds = { ...dataFeeds(x2), ...paramFeeds(params) };
-          feeds[TEACHER_INPUT] = new ort.Tensor("float32", pt, teacherDims);
+          if (head) feeds[TEACHER_INPUT] = new ort.Tensor("float32", pt, teacherDims);
           if (oh) feeds[LABEL_INPUT] = new ort.Tensor("float32", oh, teacherDims);
+          const hintTargets = /* @__PURE__ */ new Map();
           if (hintSession) {
             const hinted = await hintSession.run(dataFeeds(x2), tg.hints);
             for (const t of tg.hints) {
@@ -34119,12 +34467,13 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, he
               for (let i2 = 0; i2 < d.length; i2++) ms4 += d[i2] * d[i2];
               feeds[hintInput(t)] = new ort.Tensor("float32", d, hinted[t].dims);
               hinted[t].dispose();
-              feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms4 > 0 ? opts.hintWeight / ms4 : 0), [1]);
+              hintTargets.set(t, d);
+              feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms4 > 0 ? hintWeight(t) / ms4 : 0), [1]);
             }
           }
           const out = await train3.run(feeds);
           const z2 = out[tg.logits].data;
-          lossSum += (loss === "softmax" ? distillLoss(z2, pt, oh, micro, width, opts.temperature, oh ? opts.labelWeight : 0) : sigmoidDistillLoss(z2, pt, oh, micro, opts.temperature, oh ? opts.labelWeight : 0)) / runs;
+          lossSum += (loss === "outputs" ? relativeSquaredError(new Map(matched.map((t) => [t, out[t].data])), hintTargets) * matched.length / 2 : loss === "softmax" ? distillLoss(z2, pt, oh, micro, width, opts.temperature, oh ? opts.labelWeight : 0) : sigmoidDistillLoss(z2, pt, oh, micro, opts.temperature, oh ? opts.labelWeight : 0)) / runs;
           const g2 = tg.gradOutputs.map((o) => out[o].data);
           if (runs === 1) grads = g2;
           else if (!grads) grads = g2.map((v) => Float32Array.from(v, (x3) => x3 / runs));
@@ -34202,16 +34551,18 @@ function hintTensors(dense, student, masked) {
   }
   return out;
 }
-async function teacherOutputs(dense, calib, threads, name) {
-  const session = await sessionFromModel(withExtraOutputs(dense, [name]), threads);
+async function teacherOutputs(dense, data, threads, names) {
+  const outputs = new Set(dense.graph.output.map((o) => o.name));
+  const session = await sessionFromModel(withExtraOutputs(dense, names.filter((t) => !outputs.has(t))), threads);
   try {
-    return (await captureActivations(session, calib, [name], boundedBatch(dense, 128))).get(name).data;
+    const got = await captureActivations(session, data, names, boundedBatch(dense, 128));
+    return new Map(names.map((t) => [t, got.get(t).data]));
   } finally {
     await session.release();
   }
 }
 async function scoreHeldOut(session, logits, held, teacher, params, loss, width, step) {
-  const out = await captureWithParams(session, logits, held, params, step);
+  const out = (await captureWithParams(session, [logits], held, params, step)).get(logits);
   if (loss === "sigmoid") return sigmoidHeldOut(out, teacher, held.labels, held.count);
   const ps = softmaxRows(out, held.count, width, 1);
   let kl = 0;
@@ -34229,22 +34580,14 @@ async function scoreHeldOut(session, logits, held, teacher, params, loss, width,
   if (held.labels) s.accuracy = correct / held.count;
   return s;
 }
-async function captureWithParams(session, logits, data, params, step) {
-  const chunks = [];
-  await runBatches(session, data, step, [logits], (values) => {
-    chunks.push(Float32Array.from(values.get(logits).data));
-  }, paramFeeds(params));
-  const all = new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    all.set(c, o);
-    o += c.length;
-  }
-  return all;
+async function captureWithParams(session, names, data, params, step) {
+  const got = await captureActivations(session, data, names, step, paramFeeds(params));
+  return new Map(names.map((t) => [t, got.get(t).data]));
 }
 
 // src/recover/distill/stage.ts
 async function distillStage(dense, current, calib, masked, config2, progress, opts) {
+  const toward = opts.outputs ? "relative squared error to dense" : "KL";
   const t0 = performance.now();
   progress.stage({ kind: "recover", work: "distill", detail: "distillation toward the dense model on the calibration set" });
   let result;
@@ -34253,8 +34596,8 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
       ...DEFAULT_DISTILL,
       threads: config2.latency.threads,
       deadline: opts.deadline,
-      onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out KL ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`)
-    }, opts.head ?? defaultHead(current, config2.output));
+      onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out ${toward} ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`)
+    }, opts.outputs ? { outputs: opts.outputs } : opts.head ?? defaultHead(current, config2.output));
   } catch (e) {
     if (!(e instanceof UnsupportedOp)) throw e;
     if (opts.optional) return { kind: "skipped", gap: e.gap };
@@ -34266,7 +34609,8 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
   const acc2 = (a) => a === void 0 ? "" : `, accuracy ${(a * 100).toFixed(1)}%`;
   const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
   const stop = r.stopped === "deadline" ? "; stopped by recovery-time-budget" : r.stopped === "patience" ? "; stopped when the held-out score stopped improving" : "";
-  const summary2 = `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
+  const target = opts.outputs ? `toward the dense model's outputs ${opts.outputs.map((o) => `'${o}'`).join(", ")} (relative MSE, each output alike)` : `toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""})`;
+  const summary2 = `distilled ${r.parameters} parameters in ${r.trainables} tensors ${target} and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: ${toward === "KL" ? "KL to dense" : toward} ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
   return { kind: "distilled", model: r.model, result: r, seconds, summary: summary2 };
 }
 function skipReason(gap) {
@@ -35216,6 +35560,12 @@ function distillUnfitText(u) {
       return `one epoch takes about ${u.epochSeconds.toFixed(0)} s (${(u.epochSeconds / u.passSeconds).toFixed(1)} passes of ${u.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, u.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
   }
 }
+function temperatureSkipText(s) {
+  switch (s.kind) {
+    case "fidelity":
+      return "the run judges fidelity to the dense outputs, with no classifier head to scale nor labels to fit a temperature on";
+  }
+}
 
 // src/recover/temperature.ts
 function scaledScores(logits, labels, classes, t) {
@@ -35308,12 +35658,16 @@ function fmt(s) {
 }
 async function runRecovery(req) {
   const { config: config2, calib, progress } = req;
-  const head = req.head ?? defaultHead(req.dense, config2.output);
-  req = { ...req, head };
+  const head = req.fidelity ? void 0 : req.head ?? defaultHead(req.dense, config2.output);
+  req = { ...req, ...head ? { head } : {} };
   const notes = [];
   const steps = await recoverySteps(req, calib, notes);
   if (!calib) return { steps: steps.map((s) => s.step), notes };
   const last = steps.at(-1)?.model ?? req.pruned;
+  if (!head) {
+    if (steps.length > 0) notes.push(`recovery: temperature not fitted: ${temperatureSkipText({ kind: "fidelity" })}`);
+    return { steps: steps.map((s) => s.step), notes };
+  }
   if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes };
   const t0 = performance.now();
   const fit = await calibrateTemperature(last, calib, config2.latency.threads, head);
@@ -35392,7 +35746,7 @@ async function recoverySteps(req, calib, bounded) {
       bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
-    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged2, deadline: deadline2, head: req.head });
+    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged2, deadline: deadline2, head: req.head, ...req.fidelity ? { outputs: req.fidelity.outputs } : {} });
     if (d.kind === "skipped") {
       bound(`recovery: distillation skipped: ${skipReason(d.gap)}`);
       return;
@@ -35743,8 +36097,8 @@ async function runGradual(input, progress) {
     schedule
   });
 }
-function judge(budgets, dense, step, input, latency2, reduction) {
-  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency2, input.req.config, false, reduction);
+function judge(budgets, dense, step, input, latency2, reduction2) {
+  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency2, input.req.config, false, reduction2);
 }
 function protectedFor(dense, kept) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
@@ -36507,14 +36861,14 @@ function calibQuality(p, reference, labels) {
   return hit / p.pred.length;
 }
 function relativeL2(a, b) {
-  let num = 0;
+  let num2 = 0;
   let den = 0;
   for (let i2 = 0; i2 < b.length; i2++) {
     const d = a[i2] - b[i2];
-    num += d * d;
+    num2 += d * d;
     den += b[i2] * b[i2];
   }
-  return den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
+  return den > 0 ? Math.sqrt(num2 / den) : Math.sqrt(num2);
 }
 async function layerErrors(float, q, data, threads) {
   const g2 = q.model.graph;
@@ -36528,11 +36882,11 @@ async function layerErrors(float, q, data, threads) {
   });
   const floatNames = [...new Set(pairs.flatMap((p) => [p.input, p.out]))];
   const qNames = [...new Set(floatNames.map(dqOf))];
-  const fs26 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
+  const fs27 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
   const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
   const sums = /* @__PURE__ */ new Map();
   try {
-    await streamActivations([{ session: fs26, fetch: floatNames }, { session: qs, fetch: qNames }], data, boundedBatch(q.model, 64), ([fr, qr]) => {
+    await streamActivations([{ session: fs27, fetch: floatNames }, { session: qs, fetch: qNames }], data, boundedBatch(q.model, 64), ([fr, qr]) => {
       for (const name of floatNames) {
         const a = qr.get(dqOf(name)).data;
         const b = fr.get(name).data;
@@ -36546,7 +36900,7 @@ async function layerErrors(float, q, data, threads) {
       }
     });
   } finally {
-    await fs26.release();
+    await fs27.release();
     await qs.release();
   }
   const err2 = (t) => {
@@ -36941,14 +37295,7 @@ async function runOneShot(input, progress) {
   const target = targetSparsity(config2);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
   progress.stage({ kind: "prune", model: path20.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
-  const metadata = (scopeUsed) => ({
-    "prune-guard.version": VERSION,
-    "prune-guard.method": config2.method,
-    "prune-guard.scope": scopeUsed,
-    "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path20.basename(req.model),
-    "prune-guard.recovery": config2.recovery
-  });
+  const metadata = (scopeUsed) => shipMetadata(req.model, config2, scopeUsed);
   const stepsDir = path20.join(req.out, "steps");
   const files = { data: req.data, calib: req.calib };
   const staged = hasRecoverySteps(config2, calib) || config2.quantize !== "none";
@@ -36975,11 +37322,7 @@ async function runOneShot(input, progress) {
     });
   }
   const { pruned } = unit;
-  const lastFloat = unit.steps[unit.steps.length - 1].artifact;
-  const saved = loadModel(lastFloat).proto;
-  liftWeights(saved);
-  const broken2 = pruned.verifySaved?.(saved) ?? [];
-  if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
+  const lastFloat = verifiedLast(unit, config2);
   const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider, head);
   if (staged) writeFileAtomic(outPath, fs23.readFileSync(quantized?.artifact ?? lastFloat));
   releaseField(input.dense, "proto", "the dense model");
@@ -37002,18 +37345,36 @@ async function runOneShot(input, progress) {
     ...pruned.allocation ? { allocation: pruned.allocation } : {}
   }, pruneStep.reduction, targetShortfall(targeted?.record));
 }
+function shipMetadata(model, config2, scopeUsed) {
+  return {
+    "prune-guard.version": VERSION,
+    "prune-guard.method": config2.method,
+    "prune-guard.scope": scopeUsed,
+    "prune-guard.target_sparsity": String(targetSparsity(config2)),
+    "prune-guard.source": path20.basename(model),
+    "prune-guard.recovery": config2.recovery
+  };
+}
+function verifiedLast(unit, config2) {
+  const lastFloat = unit.steps[unit.steps.length - 1].artifact;
+  const saved = loadModel(lastFloat).proto;
+  liftWeights(saved);
+  const broken2 = unit.pruned.verifySaved?.(saved) ?? [];
+  if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
+  return lastFloat;
+}
 function targetShortfall(t) {
   if (!t || t.outcome === "met") return [];
   const a = t.attempts[t.shipped];
   return [`latency target not met: the shipped attempt measured ${a.speedup.toFixed(2)}x of the ${t.speedup_needed.toFixed(2)}x asked at batch ${t.batch} (${t.outcome}: ${t.detail}); verdict at least warn`];
 }
-async function judgeSteps(input, measured, progress, record, reduction, shortfalls = []) {
+async function judgeSteps(input, measured, progress, record, reduction2, shortfalls = []) {
   const { req, data, shifts, outPath } = input;
   const { config: config2 } = req;
   const dense = measured[0];
   const shipped = measured[measured.length - 1];
   const samples = await timeSteps(measured, data, config2, input.provider, progress);
-  const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, reduction);
+  const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, reduction2);
   const speedNotes = [...shortfalls, ...structuredSpeedNotes(config2, samples[0], samples[samples.length - 1])];
   for (const n of speedNotes) progress.note(n);
   const judged2 = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, "warn"]) } : judgedBudgets;
@@ -37078,40 +37439,174 @@ async function runQuantizeOnly(input, progress) {
   return judgeSteps(input, [dense, shipped], progress, { targetSparsity: 0, notes: quantized.notes, scope: config2.scope === "auto" ? "global" : config2.scope });
 }
 
+// src/pipeline/task.ts
+var NOT_A_CLASSIFIER = /* @__PURE__ */ new Set(["several-outputs", "not-scores", "single-score", "softmax-axis"]);
+var READABLE = /* @__PURE__ */ new Set([1 /* FLOAT */, 10 /* FLOAT16 */, 11 /* DOUBLE */]);
+function chooseTask(model, file, config2, data) {
+  if (config2.task === "classification") return { task: "classification", head: judgedHead(model, file, config2, data) };
+  if (config2.task === "fidelity") return fidelity(model, file, { kind: "asked" });
+  const found = findHead(model, { output: config2.output, labelWidth: data.labels ? data.labelWidth ?? 1 : void 0 });
+  if (!found.ok) {
+    if (NOT_A_CLASSIFIER.has(found.problem.kind)) return fidelity(model, file, { kind: "not-classifier", problem: found.problem });
+    throw new UserError(headProblemMessage(found.problem, file));
+  }
+  if (!data.labels) return fidelity(model, file, { kind: "no-labels", data: data.path });
+  const problem = checkLabels2(found.head, data.labels, data.labelWidth ?? 1, data.path);
+  if (problem) throw new UserError(`${data.path}: ${headProblemMessage(problem, file)}`);
+  return { task: "classification", head: found.head };
+}
+function fidelity(model, file, reason) {
+  const types = elementTypes(new GraphIndex(model.graph));
+  const outputs = [];
+  const skipped = [];
+  for (const o of model.graph.output) {
+    const type = types.get(o.name) ?? 1 /* FLOAT */;
+    if (!READABLE.has(type)) {
+      skipped.push({ name: o.name, type: dataTypeName(type).toLowerCase() });
+      continue;
+    }
+    const head = findHead(model, { output: o.name });
+    const classes = head.ok && head.head.task === "multiclass" && head.head.width !== null ? head.head.width : void 0;
+    outputs.push({ name: o.name, ...classes !== void 0 ? { classes } : {} });
+  }
+  if (outputs.length === 0) {
+    throw new UserError(`${file}: no output holds float values (${skipped.map((s) => `${s.name}: ${s.type}`).join(", ")}); fidelity compares float outputs with the dense model's: export the scores or features as float32 or float16`);
+  }
+  return { task: "fidelity", reason, outputs, skipped };
+}
+function reasonText(r) {
+  switch (r.kind) {
+    case "asked":
+      return "as configured";
+    case "no-labels":
+      return `${r.data} has no labels 'y'`;
+    case "not-classifier":
+      return notClassifier(r.problem);
+  }
+}
+function notClassifier(p) {
+  switch (p.kind) {
+    case "several-outputs":
+      return `the model has ${p.outputs.length} outputs`;
+    case "not-scores":
+      return `output '${p.output}' of shape ${p.dims} is not one score per class`;
+    case "softmax-axis":
+      return `output '${p.output}' is a ${p.activation} over axis ${p.axis}, not over classes`;
+    case "single-score":
+      return `output '${p.output}' is one value per sample without a Sigmoid`;
+    default:
+      return "the model is not a single-output classifier";
+  }
+}
+function taskLine(t) {
+  const outputs = t.outputs.map((o) => `'${o.name}'`).join(", ");
+  const skipped = t.skipped.length ? `; not compared (not float): ${t.skipped.map((s) => `'${s.name}' (${s.type})`).join(", ")}` : "";
+  const override = t.reason.kind === "asked" ? "" : "; --task classification (config task:) judges labels instead";
+  return `task: fidelity (${reasonText(t.reason)}): ${t.outputs.length > 1 ? "outputs" : "output"} ${outputs} judged against the dense model's on the same inputs${skipped}${override}`;
+}
+
+// src/pipeline/fidelityRun.ts
+import * as fs25 from "node:fs";
+import * as path22 from "node:path";
+async function runFidelityOneShot(input, progress) {
+  const { req, data, calib, outPath, scope, task } = input;
+  const { config: config2 } = req;
+  const target = targetSparsity(config2);
+  if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
+  progress.stage({ kind: "prune", model: path22.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
+  const stepsDir = path22.join(req.out, "steps");
+  const staged = hasRecoverySteps(config2, calib);
+  const outputs = task.outputs.map((o) => o.name);
+  const unit = await pruneAndRecover({
+    prune: async () => {
+      const pruned2 = await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress });
+      for (const n of pruned2.notes) progress.note(n);
+      return pruned2;
+    },
+    metadata: (pruned2) => shipMetadata(req.model, config2, pruned2.scope ?? config2.scope),
+    pruneArtifact: staged ? stepFile(stepsDir, 1, "prune") : outPath,
+    recovery: { dense: input.dense.proto, calib, config: config2, stepsDir, progress, files: { data: req.data, calib: req.calib }, fidelity: { outputs } }
+  });
+  const { pruned } = unit;
+  const lastFloat = verifiedLast(unit, config2);
+  if (staged) writeFileAtomic(outPath, fs25.readFileSync(lastFloat));
+  releaseField(input.dense, "proto", "the dense model");
+  releaseField(pruned, "model", "the pruned model");
+  delete pruned.structured;
+  collectGarbage();
+  const ctx = { data, denseWeights: pruned.denseWeights, config: config2, progress, provider: input.provider, outputs: task.outputs };
+  const measured = [await measureFidelityStep({ kind: "dense" }, "input model, unchanged", req.model, ctx)];
+  for (const r of unit.steps) measured.push(await measureFidelityRecord(r, ctx));
+  const dense = measured[0].step;
+  const shipped = measured[measured.length - 1].step;
+  const pruneStep = measured.find((m) => m.step.name === stepName({ kind: "prune" })).step;
+  pruneStep.reduction = buildReduction(dense, pruneStep, requestedReduction(config2), pruned.channels && fromTally(pruned.channels));
+  const samples = await timeSteps(measured, data, config2, input.provider, progress);
+  const budgets = evaluateBudgets(req.budgets, { dense, final: shipped, reduction: pruneStep.reduction, task: "fidelity" }, { strict: config2.strict, confidence: config2.confidence });
+  const speedNotes = structuredSpeedNotes(config2, samples[0], samples[samples.length - 1]);
+  for (const n of speedNotes) progress.note(n);
+  const verdict = overallVerdict([...budgets.map((b) => b.verdict), ...speedNotes.length > 0 ? ["warn"] : []]);
+  const notes = [taskLine(task), ...input.exportNotes, ...pruned.notes, ...unit.notes, ...speedNotes];
+  return {
+    model: req.model,
+    pruned: outPath,
+    method: config2.method,
+    target_sparsity: target,
+    task: "fidelity",
+    steps: measured.map((m) => m.step),
+    budgets,
+    verdict,
+    class_changes: [],
+    eval: { data: req.data, samples: data.count, classes: 0, outputs, batch: input.plan.evalBatch, ...input.plan.fixed !== void 0 ? { fixed_batch: input.plan.fixed } : {} },
+    notes,
+    scope: pruned.scope ?? scope.scope
+  };
+}
+
 // src/pipeline/run.ts
 function prunedPath(out, model) {
-  return path22.join(out, `${path22.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path23.join(out, `${path23.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
   const dense = loadModel(req.model);
   preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
-  const data = loadDataset(req.data, inputs, { requireLabels: false, modelPath: req.model });
-  const head = judgedHead(dense.proto, req.model, config2, data);
+  const loaded = loadDataset(req.data, inputs, { requireLabels: false, modelPath: req.model });
+  const task = chooseTask(dense.proto, req.model, config2, loaded);
+  const data = task.task === "fidelity" ? unlabelled(loaded) : loaded;
   const plan = batchPlan(dense.proto, req.model, config2);
   config2 = { ...config2, batchSizes: plan.batchSizes, evalBatchSize: plan.evalBatch };
   req = { ...req, config: config2 };
   const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
   const shifts = [...userShifts, ...corruptionSets(data, config2.corruptions)];
-  const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
+  if (task.task === "fidelity" && req.shifts.length > 0) {
+    throw new UserError(`--shift ${req.shifts[0].path}: shift sets are judged by label accuracy and prediction distributions, which task fidelity (every output judged against the dense model) does not use; drop --shift`);
+  }
+  const calibLoaded = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
+  const calib = calibLoaded && task.task === "fidelity" ? unlabelled(calibLoaded) : calibLoaded;
   const rounds = resolveRounds(config2, calib);
   const targeted = config2.targetSpeedup !== void 0 || config2.targetLatencyMs !== void 0;
   const scope = targeted && config2.scope === "auto" ? { scope: "global", reason: "" } : resolveScope(config2, calib ? { labelled: calib.labels !== null } : void 0, rounds);
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
-  if (path22.resolve(outPath) === path22.resolve(req.model)) {
+  if (path23.resolve(outPath) === path23.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
-  checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
+  checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled", task: task.task });
   checkQuantizeInputs(config2, dense.proto, req);
   const lifted = liftWeights(dense.proto);
   const provider = await resolveProvider(config2.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
   const exportNotes = [...plan.note ? [plan.note] : [], ...liftedNotes(lifted)];
   for (const n of exportNotes) progress.note(n);
-  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds, head, plan, exportNotes };
+  const common = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds, plan, exportNotes };
+  if (task.task === "fidelity") {
+    progress.note(taskLine(task));
+    return { model: await runFidelityOneShot({ ...common, task }, progress), runtime: measuredRuntime(provider, config2) };
+  }
+  const input = { ...common, head: task.head };
   const quantizeOnly = config2.quantize !== "none" && config2.sparsity === 0;
   const model = quantizeOnly ? await runQuantizeOnly(input, progress) : config2.schedule === "gradual" ? await runGradual(input, progress) : await runOneShot(input, progress);
   return { model, runtime: measuredRuntime(provider, config2) };
@@ -37124,6 +37619,9 @@ function liftedNotes(lifted) {
   const reshape = lifted.filter((l) => l.by === "Reshape");
   if (reshape.length > 0) notes.push(`${count3(reshape.length)} stored in another shape behind a constant Reshape: pruned and refit in the shape the layer reads, saved back in their own shape (unless structured pruning resized them)`);
   return notes;
+}
+function unlabelled(data) {
+  return { ...data, labels: null, labelWidth: 1 };
 }
 
 // src/pipeline/guardedRun.ts
@@ -37161,7 +37659,7 @@ function runInputs(req) {
   ];
 }
 async function guardedLedger(req, progress, publishLast = () => []) {
-  if (path23.resolve(prunedPath(req.out, req.model)) === path23.resolve(req.model)) {
+  if (path24.resolve(prunedPath(req.out, req.model)) === path24.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   refuseInputsInOutput(req.out, runInputs(req));
@@ -37181,7 +37679,7 @@ async function guardedLedger(req, progress, publishLast = () => []) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path23.basename(prunedPath(req.out, req.model)));
+      out.retire(path24.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
     out.commit(publishLast(ledger, out.staging));
@@ -37196,7 +37694,7 @@ async function runGuarded(req, progress) {
     markdown = writeLedgerFiles(staging, l).markdown;
     return ["ledger.md", "ledger.json"];
   });
-  return { ledger, markdown, ledgerPath: path23.join(req.out, "ledger.json"), markdownPath: path23.join(req.out, "ledger.md") };
+  return { ledger, markdown, ledgerPath: path24.join(req.out, "ledger.json"), markdownPath: path24.join(req.out, "ledger.md") };
 }
 
 // src/io/stderrProgress.ts
@@ -37266,7 +37764,7 @@ function refuseEmptyValues(cmd) {
   return cmd;
 }
 function resolveConfig(flags, command) {
-  const file = flags.config ?? (fs25.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs26.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : DEFAULT_CONFIG;
   const given = FLAGS.filter((f) => f.commands.includes(command)).flatMap((f) => {
     const value = flags[attributeOf.get(f)];

@@ -1223,14 +1223,14 @@ var require_util = __commonJS({
         }
         const port = url.port != null ? url.port : url.protocol === "https:" ? 443 : 80;
         let origin = url.origin != null ? url.origin : `${url.protocol || ""}//${url.hostname || ""}:${port}`;
-        let path29 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
+        let path30 = url.path != null ? url.path : `${url.pathname || ""}${url.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path29 && path29[0] !== "/") {
-          path29 = `/${path29}`;
+        if (path30 && path30[0] !== "/") {
+          path30 = `/${path30}`;
         }
-        return new URL(`${origin}${path29}`);
+        return new URL(`${origin}${path30}`);
       }
       if (!isHttpOrHttpsPrefixed(url.origin || url.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1681,39 +1681,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method: method2, path: path29, origin }
+          request: { method: method2, path: path30, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method2, origin, path29);
+        debuglog("sending request to %s %s/%s", method2, origin, path30);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method: method2, path: path29, origin },
+          request: { method: method2, path: path30, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method2,
           origin,
-          path29,
+          path30,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method: method2, path: path29, origin }
+          request: { method: method2, path: path30, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method2, origin, path29);
+        debuglog("trailers received from %s %s/%s", method2, origin, path30);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method: method2, path: path29, origin },
+          request: { method: method2, path: path30, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method2,
           origin,
-          path29,
+          path30,
           error2.message
         );
       });
@@ -1762,9 +1762,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method: method2, path: path29, origin }
+            request: { method: method2, path: path30, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method2, origin, path29);
+          debuglog("sending request to %s %s/%s", method2, origin, path30);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1827,7 +1827,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path29,
+        path: path30,
         method: method2,
         body,
         headers,
@@ -1842,11 +1842,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler2) {
-        if (typeof path29 !== "string") {
+        if (typeof path30 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path29[0] !== "/" && !(path29.startsWith("http://") || path29.startsWith("https://")) && method2 !== "CONNECT") {
+        } else if (path30[0] !== "/" && !(path30.startsWith("http://") || path30.startsWith("https://")) && method2 !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path29)) {
+        } else if (invalidPathRegex.test(path30)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method2 !== "string") {
@@ -1912,7 +1912,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path29, query) : path29;
+        this.path = query ? buildURL(path30, query) : path30;
         this.origin = origin;
         this.idempotent = idempotent == null ? method2 === "HEAD" || method2 === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -6605,7 +6605,7 @@ var require_client_h1 = __commonJS({
       return method2 !== "GET" && method2 !== "HEAD" && method2 !== "OPTIONS" && method2 !== "TRACE" && method2 !== "CONNECT";
     }
     function writeH1(client, request2) {
-      const { method: method2, path: path29, host, upgrade, blocking, reset } = request2;
+      const { method: method2, path: path30, host, upgrade, blocking, reset } = request2;
       let { body, headers, contentLength } = request2;
       const expectsPayload = method2 === "PUT" || method2 === "POST" || method2 === "PATCH" || method2 === "QUERY" || method2 === "PROPFIND" || method2 === "PROPPATCH";
       if (util.isFormDataLike(body)) {
@@ -6686,7 +6686,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method2} ${path29} HTTP/1.1\r
+      let header = `${method2} ${path30} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -7215,7 +7215,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request2) {
       const session = client[kHTTP2Session];
-      const { method: method2, path: path29, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
+      const { method: method2, path: path30, host, upgrade, expectContinue, signal, headers: reqHeaders } = request2;
       let { body } = request2;
       if (upgrade) {
         util.errorRequest(client, request2, new Error("Upgrade not supported for H2"));
@@ -7312,7 +7312,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path29;
+      headers[HTTP2_HEADER_PATH] = path30;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method2 === "PUT" || method2 === "POST" || method2 === "PATCH";
       if (body && typeof body.read === "function") {
@@ -7665,9 +7665,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path29 = search ? `${pathname}${search}` : pathname;
+        const path30 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path29;
+        this.opts.path = path30;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8906,10 +8906,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path29 = "/",
+          path: path30 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path29;
+        opts.path = origin + path30;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL2(origin);
           headers.host = host;
@@ -10881,20 +10881,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path29) {
-      if (typeof path29 !== "string") {
-        return path29;
+    function safeUrl(path30) {
+      if (typeof path30 !== "string") {
+        return path30;
       }
-      const pathSegments = path29.split("?");
+      const pathSegments = path30.split("?");
       if (pathSegments.length !== 2) {
-        return path29;
+        return path30;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path29, method: method2, body, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path29);
+    function matchKey(mockDispatch2, { path: path30, method: method2, body, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path30);
       const methodMatch = matchValue(mockDispatch2.method, method2);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10916,7 +10916,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path29 }) => matchValue(safeUrl(path29), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path30 }) => matchValue(safeUrl(path30), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10954,9 +10954,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path29, method: method2, body, headers, query } = opts;
+      const { path: path30, method: method2, body, headers, query } = opts;
       return {
-        path: path29,
+        path: path30,
         method: method2,
         body,
         headers,
@@ -11419,10 +11419,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method: method2, path: path29, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method: method2, path: path30, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method2,
             Origin: origin,
-            Path: path29,
+            Path: path30,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -16301,9 +16301,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path29) {
-      for (let i2 = 0; i2 < path29.length; ++i2) {
-        const code = path29.charCodeAt(i2);
+    function validateCookiePath(path30) {
+      for (let i2 = 0; i2 < path30.length; ++i2) {
+        const code = path30.charCodeAt(i2);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -17194,8 +17194,8 @@ var require_util7 = __commonJS({
           return false;
         }
       }
-      const num = Number.parseInt(value, 10);
-      return num >= 8 && num <= 15;
+      const num2 = Number.parseInt(value, 10);
+      return num2 >= 8 && num2 <= 15;
     }
     var hasIntl = typeof process.versions.icu === "string";
     var fatalDecoder = hasIntl ? new TextDecoder("utf-8", { fatal: true }) : void 0;
@@ -19223,11 +19223,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path29 = opts.path;
+          let path30 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path29 = `/${path29}`;
+            path30 = `/${path30}`;
           }
-          url = new URL(util.parseOrigin(url).origin + path29);
+          url = new URL(util.parseOrigin(url).origin + path30);
         } else {
           if (!opts) {
             opts = typeof url === "object" ? url : {};
@@ -19781,8 +19781,8 @@ var init_context = __esm({
           if (existsSync2(process.env.GITHUB_EVENT_PATH)) {
             this.payload = JSON.parse(readFileSync(process.env.GITHUB_EVENT_PATH, { encoding: "utf8" }));
           } else {
-            const path29 = process.env.GITHUB_EVENT_PATH;
-            process.stdout.write(`GITHUB_EVENT_PATH ${path29} does not exist${EOL5}`);
+            const path30 = process.env.GITHUB_EVENT_PATH;
+            process.stdout.write(`GITHUB_EVENT_PATH ${path30} does not exist${EOL5}`);
           }
         }
         this.eventName = process.env.GITHUB_EVENT_NAME;
@@ -25087,31 +25087,42 @@ function budgetJsonSchema(name) {
   const bare = { type: "number", [spec.minExclusive ? "exclusiveMinimum" : "minimum"]: spec.min };
   if (spec.unit === "points") bare.exclusiveMaximum = BARE_POINTS_LIMIT;
   else if (spec.max !== void 0) bare.maximum = spec.max;
-  return { anyOf: [bare, { type: "string", pattern: budgetTextPattern(spec.unit) }] };
+  const limit = { anyOf: [bare, { type: "string", pattern: budgetTextPattern(spec.unit) }] };
+  if (!spec.perOutput) return limit;
+  const selected = { type: "object", properties: { output: { type: "string", minLength: 1 }, limit }, required: ["output", "limit"], additionalProperties: false };
+  const one = { anyOf: [...limit.anyOf, selected] };
+  return { anyOf: [...one.anyOf, { type: "array", items: one, minItems: 1 }] };
 }
 function parseBudgetFlag(text2, setAt2 = "--budget") {
-  const eq = text2.indexOf("=");
+  const eq = text2.lastIndexOf("=");
   if (eq < 0) {
     throw new UserError(`--budget ${text2}: expected NAME=VALUE, e.g. --budget accuracy-drop=0.5pt`);
   }
-  const name = text2.slice(0, eq).trim();
+  const key = text2.slice(0, eq).trim();
+  const at2 = key.indexOf("@");
+  const name = (at2 < 0 ? key : key.slice(0, at2)).trim();
+  const output = at2 < 0 ? void 0 : key.slice(at2 + 1).trim();
   const raw = text2.slice(eq + 1).trim();
   if (!isBudgetName(name)) {
     throw new UserError(`--budget ${text2}: unknown budget '${name}'${suggestionTail(name, BUDGET_NAMES)}`);
   }
+  if (output !== void 0 && !BUDGETS[name].perOutput) {
+    throw new UserError(`--budget ${text2}: '${name}' is not judged per output; only ${PER_OUTPUT_BUDGETS.join(", ")} take @OUTPUT`);
+  }
+  if (output === "") throw new UserError(`--budget ${text2}: name the output after '@', e.g. --budget ${name}@scores=${raw || "VALUE"}`);
   const reading = readBudget(name, raw);
   if (!reading.ok) {
     throw new UserError(`--budget ${text2}: ${reading.message ?? `'${name}' must be ${BUDGETS[name].expect} (got ${JSON.stringify(raw)})`}`);
   }
-  return { name, limit: reading.limit, written: reading.written, set_at: setAt2 };
+  return { name, limit: reading.limit, written: reading.written, set_at: setAt2, ...output !== void 0 ? { output } : {} };
 }
-var POINTS, POINTS_EXPECT, BARE_POINTS_LIMIT, BUDGETS, BUDGET_NAMES, NUMBER, SIZE_UNITS, UNITS, tidy;
+var POINTS, POINTS_EXPECT, BARE_POINTS_LIMIT, BUDGETS, BUDGET_NAMES, NUMBER, SIZE_UNITS, UNITS, tidy, PER_OUTPUT_BUDGETS;
 var init_budgets = __esm({
   "src/config/budgets.ts"() {
     "use strict";
     init_errors();
     init_suggest();
-    POINTS = { unit: "points", min: 0, minExclusive: false, max: 1 };
+    POINTS = { unit: "points", min: 0, minExclusive: false, max: 1, task: "classification" };
     POINTS_EXPECT = "points from 0 to 100 like 0.5pt or 1%, or a fraction below 0.1 like 0.01";
     BARE_POINTS_LIMIT = 0.1;
     BUDGETS = {
@@ -25190,6 +25201,28 @@ var init_budgets = __esm({
         default: 0.75,
         breach: "warn",
         expect: "a fraction from 0 to 1 like 0.75 or 75%"
+      },
+      "min-output-cosine": {
+        unit: "fraction",
+        min: 0,
+        minExclusive: false,
+        max: 1,
+        direction: "min",
+        meaning: "fidelity: mean cosine similarity of an output's per-sample values to the dense model's on the same inputs; without `output`, the worst output is judged",
+        default: 0.99,
+        expect: "a fraction from 0 to 1 like 0.99 or 99%",
+        task: "fidelity",
+        perOutput: true
+      },
+      "max-output-rel-error": {
+        unit: "fraction",
+        min: 0,
+        minExclusive: false,
+        direction: "max",
+        meaning: "fidelity: relative L2 error of an output, \u2016final \u2212 dense\u2016 / \u2016dense\u2016 over every value of the set; without `output`, the worst output is judged",
+        expect: "a fraction of 0 or more like 0.05 or 5%",
+        task: "fidelity",
+        perOutput: true
       }
     };
     BUDGET_NAMES = Object.keys(BUDGETS);
@@ -25211,6 +25244,7 @@ var init_budgets = __esm({
       bytes: Object.keys(SIZE_UNITS)
     };
     tidy = (x2) => String(Number(x2.toPrecision(12)));
+    PER_OUTPUT_BUDGETS = BUDGET_NAMES.filter((n) => BUDGETS[n].perOutput);
   }
 });
 
@@ -25220,12 +25254,12 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry3) => {
     const eq = entry3.indexOf("=");
     const name = entry3.slice(0, Math.max(eq, 0)).trim();
-    const path29 = entry3.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path29 === "") throw new UserError(`${subject(entry3)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path30 = entry3.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path30 === "") throw new UserError(`${subject(entry3)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry3)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry3);
-    return { name, path: path29 };
+    return { name, path: path30 };
   });
 }
 var init_shifts = __esm({
@@ -25368,11 +25402,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path29, issues) {
+function prefixIssues(path30, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path29);
+    iss.path.unshift(path30);
     return iss;
   });
 }
@@ -25453,9 +25487,9 @@ function issue2(...args) {
   }
   return { ...iss };
 }
-function members(proto, table4) {
-  for (const key in table4) {
-    const desc = Object.getOwnPropertyDescriptor(table4, key);
+function members(proto, table5) {
+  for (const key in table5) {
+    const desc = Object.getOwnPropertyDescriptor(table5, key);
     if (desc.get)
       Object.defineProperty(proto, key, { ...desc, enumerable: false });
     else
@@ -27337,15 +27371,29 @@ function shapeOf(settings) {
 function group(settings, expect, help) {
   return { help, settings, schema: prefault(mapping(shapeOf(settings), expect), {}).check(describe3(help)) };
 }
-function budgetLimit(name) {
+function limitOf(name) {
   const spec = BUDGETS[name];
-  const limit = transform((value, ctx) => {
+  const read = transform((value, ctx) => {
     const reading = readBudget(name, value);
     if (reading.ok) return { limit: reading.limit, written: reading.written };
     ctx.issues.push(reading.message ? sentence("plain", reading.message, value) : { code: "custom", message: spec.expect, input: value });
     return NEVER;
   });
-  return optional(pipe(union([number2(), string2()], must(spec.expect)), limit)).check(meta2({ description: spec.meaning, ...budgetJsonSchema(name) }));
+  return pipe(union([number2(), string2()], must(spec.expect)), read);
+}
+function budgetLimit(name) {
+  return optional(limitOf(name)).check(meta2({ description: BUDGETS[name].meaning, ...budgetJsonSchema(name) }));
+}
+function outputBudgetLimits(name) {
+  const spec = BUDGETS[name];
+  const limit = limitOf(name);
+  const selected = pipe(
+    mapping({ output: string2().check(_minLength(1)), limit }, OUTPUT_LIMIT_EXPECT(name)),
+    transform((o) => ({ ...o.limit, output: o.output }))
+  );
+  const one = union([limit, selected], must(OUTPUT_LIMIT_EXPECT(name)));
+  const many = union([pipe(one, transform((l) => [l])), array(one).check(_minLength(1, must(OUTPUT_LIMIT_EXPECT(name))))], must(OUTPUT_LIMIT_EXPECT(name)));
+  return optional(many).check(meta2({ description: spec.meaning, ...budgetJsonSchema(name) }));
 }
 function fromFile(file) {
   const renamed = (o, deep) => Object.fromEntries(Object.entries(o).map(([k, v]) => [camel(k), deep && k === "latency" ? renamed(v, false) : v]));
@@ -27357,7 +27405,7 @@ function toFile(config2) {
   );
   return renamed(config2, true);
 }
-var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SCHEDULES, QUANTIZE_MODES, QUANTIZE_CALIBRATIONS, EXECUTION_PROVIDERS, MAX_BATCH, RUN, MEASURE, VALID_KEYS, NM, isNM, METHOD_EXPECT, method, corruption, glob, batchSize, BUDGETS_HELP, SPEEDUP_EXPECT, speedup, SETTINGS, CONFIG_FILE, camel, kebab, writtenLimits, DEFAULT_CONFIG;
+var PRUNE_METHODS, RECOVERIES, CRITERIA, SCOPES, IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, CORRUPTIONS, SCHEDULES, QUANTIZE_MODES, QUANTIZE_CALIBRATIONS, TASKS, EXECUTION_PROVIDERS, MAX_BATCH, RUN, MEASURE, VALID_KEYS, NM, isNM, METHOD_EXPECT, method, corruption, glob, batchSize, OUTPUT_LIMIT_EXPECT, BUDGETS_HELP, SPEEDUP_EXPECT, speedup, SETTINGS, CONFIG_FILE, camel, kebab, writtenLimit, writtenLimits, DEFAULT_CONFIG;
 var init_schema = __esm({
   "src/config/schema.ts"() {
     "use strict";
@@ -27375,6 +27423,7 @@ var init_schema = __esm({
     SCHEDULES = ["oneshot", "gradual"];
     QUANTIZE_MODES = ["none", "int8", "dynamic"];
     QUANTIZE_CALIBRATIONS = ["minmax", "percentile", "entropy"];
+    TASKS = ["auto", "classification", "fidelity"];
     EXECUTION_PROVIDERS = ["cpu", "cuda", "auto"];
     MAX_BATCH = 65536;
     RUN = ["run"];
@@ -27394,6 +27443,7 @@ var init_schema = __esm({
     corruption = text(`KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5`, _regex(new RegExp(`^(${CORRUPTIONS.join("|")}):[1-5]$`)));
     glob = text("a non-empty glob", _minLength(1));
     batchSize = wholeNumber(1, MAX_BATCH);
+    OUTPUT_LIMIT_EXPECT = (name) => `${BUDGETS[name].expect}, { output: NAME, limit: VALUE }, or a list of these`;
     BUDGETS_HELP = "budget limits by name (NAME=VALUE for --budget and for each line of the action input), with units: 0.5pt or 0.5% (points), 5ms, 2MB or 2MiB, 1.3x, 10% (a relative change)";
     SPEEDUP_EXPECT = "a speedup above 1 like 2 (2x on the command line)";
     speedup = {
@@ -27411,6 +27461,11 @@ var init_schema = __esm({
         help: "pruning method: unstructured, structured, hybrid or an N:M pattern such as 2:4",
         flag: { value: "<method>", commands: RUN },
         input: "method"
+      }),
+      task: setting(oneOf(TASKS), "auto", {
+        help: "what quality is judged by: classification (the labels 'y': accuracy, per-class accuracy, calibration) or fidelity (every output against the dense model's on the same inputs: cosine similarity, relative L2 error, max absolute error, top-1/top-5 agreement for class-like outputs); auto: fidelity when the data has no labels or the model is not a single-output classifier, else classification",
+        flag: { value: "<task>", commands: RUN },
+        input: "task"
       }),
       recovery: setting(oneOf(RECOVERIES), "auto", {
         help: "accuracy recovery after pruning; auto: reconstruction, BatchNorm re-estimation and distillation on the calibration set, each kept only if it helps there",
@@ -27557,7 +27612,7 @@ var init_schema = __esm({
         input: "budgets",
         schema: prefault(
           mapping(
-            Object.fromEntries(BUDGET_NAMES.map((name) => [name, budgetLimit(name)])),
+            Object.fromEntries(BUDGET_NAMES.map((name) => [name, BUDGETS[name].perOutput ? outputBudgetLimits(name) : budgetLimit(name)])),
             "a mapping of budget names to limits like { accuracy-drop: 0.5pt }"
           ),
           {}
@@ -27567,22 +27622,23 @@ var init_schema = __esm({
     CONFIG_FILE = mapping(shapeOf(SETTINGS), "a mapping of settings like 'sparsity: 0.5'");
     camel = (key) => key.replace(/-([a-z])/g, (_, c) => c.toUpperCase());
     kebab = (key) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-    writtenLimits = (budgets) => Object.fromEntries(Object.entries(budgets).map(([name, b]) => [name, b.written]));
+    writtenLimit = (b) => b.output === void 0 ? b.written : { output: b.output, limit: b.written };
+    writtenLimits = (budgets) => Object.fromEntries(Object.entries(budgets).map(([name, b]) => [name, Array.isArray(b) ? b.map(writtenLimit) : writtenLimit(b)]));
     DEFAULT_CONFIG = Object.freeze(fromFile(CONFIG_FILE.parse({})));
   }
 });
 
 // src/config/validate.ts
-function formatKeyPath(path29) {
-  return path29.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path30) {
+  return path30.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path29) {
-  return path29.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path30) {
+  return path30.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue3, subject, value) {
   const form = formOf(issue3);
@@ -27592,18 +27648,18 @@ function describeIssue(issue3, subject, value) {
   return `${subject} must be ${issue3.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue3, raw) {
-  const path29 = issue3.path;
+  const path30 = issue3.path;
   if (issue3.code === "unrecognized_keys") {
     const valid = issue3.message.startsWith(VALID_KEYS) ? issue3.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue3.keys.map((key) => {
-      const full = [...path29, key];
+      const full = [...path30, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path29));
-  if (path29.length === 0) return [{ path: path29, message: `the config must be ${issue3.message} (got ${value})` }];
-  const subject = formOf(issue3) === "plain" ? formatKeyPath(path29) : `'${formatKeyPath(path29)}'`;
-  return [{ path: path29, message: describeIssue(issue3, subject, value) }];
+  const value = show(valueAt(raw, path30));
+  if (path30.length === 0) return [{ path: path30, message: `the config must be ${issue3.message} (got ${value})` }];
+  const subject = formOf(issue3) === "plain" ? formatKeyPath(path30) : `'${formatKeyPath(path30)}'`;
+  return [{ path: path30, message: describeIssue(issue3, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -27632,10 +27688,10 @@ var init_validate = __esm({
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path29 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path29);
+    const path30 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path30);
     if (!("kind" in s)) return [];
-    return [{ path: path29, field: path29.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path30, field: path30.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 function defaultText(ref) {
@@ -28046,7 +28102,6 @@ var init_reduction = __esm({
 
 // src/ledger/budgets.ts
 function resolveBudgets(configBudgets, flagBudgets) {
-  const flags = new Map(flagBudgets.map((f) => [f.name, f]));
   const resolved2 = [];
   const set = (name, source, b) => ({
     name,
@@ -28054,15 +28109,18 @@ function resolveBudgets(configBudgets, flagBudgets) {
     direction: BUDGETS[name].direction,
     source,
     written: b.written,
-    ...b.set_at !== void 0 ? { set_at: b.set_at } : {}
+    ...b.set_at !== void 0 ? { set_at: b.set_at } : {},
+    ...b.output !== void 0 ? { output: b.output } : {}
   });
   for (const name of BUDGET_NAMES) {
     const { direction, default: fallback } = BUDGETS[name];
-    const fromFlag = flags.get(name);
-    const fromConfig = configBudgets[name];
-    if (fromFlag !== void 0) resolved2.push(set(name, "flag", fromFlag));
-    else if (fromConfig !== void 0) resolved2.push(set(name, "config", fromConfig));
-    else if (fallback !== void 0) resolved2.push({ name, limit: fallback, direction, source: "default" });
+    const given = configBudgets[name];
+    const fromConfig = given === void 0 ? [] : Array.isArray(given) ? given : [given];
+    const byOutput = /* @__PURE__ */ new Map();
+    for (const b of fromConfig) byOutput.set(b.output, set(name, "config", b));
+    for (const f of flagBudgets) if (f.name === name) byOutput.set(f.output, set(name, "flag", f));
+    if (!byOutput.has(void 0) && fallback !== void 0) resolved2.push({ name, limit: fallback, direction, source: "default" });
+    resolved2.push(...[...byOutput.entries()].sort(([a], [b]) => Number(a !== void 0) - Number(b !== void 0)).map(([, r]) => r));
   }
   return resolved2;
 }
@@ -28163,9 +28221,30 @@ function labelF1Drop({ dense, final }) {
   if (worst < 0) return notMeasured("no label has an F1 in both dense and final (no positive label or prediction)");
   return { actual: worstDrop, detail: `${d.length > 1 ? `label ${worst}` : "F1"}: ${pct(d[worst])} \u2192 ${pct(f[worst])}` };
 }
-function targetReduction({ reduction }) {
-  if (!reduction) return notMeasured("no pruning step records what was requested");
-  return { actual: reduction.met, detail: describeReduction(reduction) };
+function targetReduction({ reduction: reduction2 }) {
+  if (!reduction2) return notMeasured("no pruning step records what was requested");
+  return { actual: reduction2.met, detail: describeReduction(reduction2) };
+}
+function describeFidelity(f) {
+  const agreement2 = f.top1_agreement === void 0 ? "" : `, top-1 agreement ${pct(f.top1_agreement)}`;
+  return `cosine ${fixed4(f.cosine)}, relative L2 error ${pct(f.rel_l2)}, max |\u0394| ${f.max_abs.toPrecision(3)}${agreement2}`;
+}
+function outputMeasure(key, worse) {
+  return ({ final }, output) => {
+    const outputs = final.fidelity;
+    if (!outputs?.length) return notMeasured("fidelity to the dense outputs was not measured");
+    if (output !== void 0) {
+      const f = outputs.find((o) => o.output === output);
+      if (!f) return notMeasured(`the model has no output '${output}' (its outputs: ${outputs.map((o) => o.output).join(", ")})`);
+      return { actual: f[key], detail: describeFidelity(f) };
+    }
+    const worst = outputs.reduce((a, b) => Number.isNaN(b[key]) || !Number.isNaN(a[key]) && worse(b[key], a[key]) ? b : a);
+    const which2 = outputs.length > 1 ? `${worst.output} (worst of ${outputs.length} outputs): ` : "";
+    return { actual: worst[key], detail: which2 + describeFidelity(worst) };
+  };
+}
+function forTask(budgets, task) {
+  return budgets.filter((b) => BUDGETS[b.name].task === void 0 || BUDGETS[b.name].task === task || b.source !== "default");
 }
 function within(direction, actual, limit) {
   return direction === "max" ? actual <= limit + TOLERANCE : actual >= limit - TOLERANCE;
@@ -28179,9 +28258,19 @@ function intervalVerdict(direction, ci, limit, strict = false) {
   return strict ? "fail" : "warn";
 }
 function evaluateBudgets(budgets, m, opts = {}) {
-  return budgets.map(({ name, limit, direction, source, written, set_at }) => {
-    const measured = MEASURE2[name](m);
-    const base = { name, limit, direction, source, ...written !== void 0 ? { written } : {}, ...set_at !== void 0 ? { set_at } : {} };
+  const task = m.task ?? "classification";
+  return forTask(budgets, task).map(({ name, limit, direction, source, written, set_at, output }) => {
+    const own2 = BUDGETS[name].task;
+    const measured = own2 !== void 0 && own2 !== task ? notMeasured(OTHER_TASK[own2]) : MEASURE2[name](m, output);
+    const base = {
+      name,
+      limit,
+      direction,
+      source,
+      ...written !== void 0 ? { written } : {},
+      ...set_at !== void 0 ? { set_at } : {},
+      ...output !== void 0 ? { output } : {}
+    };
     const u = m.uncertainty?.[name];
     if (measured.actual !== null && Number.isFinite(measured.actual) && u && u.ci.every(Number.isFinite)) {
       const stats = {
@@ -28219,7 +28308,7 @@ function evaluateBudgets(budgets, m, opts = {}) {
 function overallVerdict(results) {
   return results.reduce((worst, v) => SEVERITY[v] > SEVERITY[worst] ? v : worst, "pass");
 }
-var TOLERANCE, pct, ms2, MEASURE2, STRADDLE, SEVERITY;
+var TOLERANCE, pct, ms2, fixed4, MEASURE2, OTHER_TASK, STRADDLE, SEVERITY;
 var init_budgets2 = __esm({
   "src/ledger/budgets.ts"() {
     "use strict";
@@ -28228,6 +28317,7 @@ var init_budgets2 = __esm({
     TOLERANCE = 1e-12;
     pct = (x2) => `${(x2 * 100).toFixed(2)}%`;
     ms2 = (x2) => `${x2 >= 1 ? x2.toFixed(2) : x2.toPrecision(2)} ms`;
+    fixed4 = (x2) => x2.toFixed(4);
     MEASURE2 = {
       "accuracy-drop": accuracyDrop,
       "class-accuracy-drop": classAccuracyDrop,
@@ -28238,7 +28328,13 @@ var init_budgets2 = __esm({
       "max-size-bytes": maxSizeBytes,
       "shift-accuracy-drop": shiftAccuracyDrop,
       "label-f1-drop": labelF1Drop,
-      "target-reduction": targetReduction
+      "target-reduction": targetReduction,
+      "min-output-cosine": outputMeasure("cosine", (a, b) => a < b),
+      "max-output-rel-error": outputMeasure("rel_l2", (a, b) => a > b)
+    };
+    OTHER_TASK = {
+      classification: "the run judged fidelity to the dense outputs, not class labels (set task: classification to judge labels)",
+      fidelity: "fidelity budgets are judged when the run compares outputs with the dense model (task: fidelity)"
     };
     STRADDLE = "interval straddles the limit";
     SEVERITY = { pass: 0, warn: 1, fail: 2 };
@@ -28685,7 +28781,7 @@ var init_deadline = __esm({
 function defaultStringLength(value) {
   return value.length;
 }
-function markdownTable(table4, options) {
+function markdownTable(table5, options) {
   const settings = options || {};
   const align = (settings.align || []).concat();
   const stringLength = settings.stringLength || defaultStringLength;
@@ -28695,15 +28791,15 @@ function markdownTable(table4, options) {
   const longestCellByColumn = [];
   let mostCellsPerRow = 0;
   let rowIndex = -1;
-  while (++rowIndex < table4.length) {
+  while (++rowIndex < table5.length) {
     const row2 = [];
     const sizes2 = [];
     let columnIndex2 = -1;
-    if (table4[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table4[rowIndex].length;
+    if (table5[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table5[rowIndex].length;
     }
-    while (++columnIndex2 < table4[rowIndex].length) {
-      const cell2 = serialize(table4[rowIndex][columnIndex2]);
+    while (++columnIndex2 < table5[rowIndex].length) {
+      const cell2 = serialize(table5[rowIndex][columnIndex2]);
       if (settings.alignDelimiters !== false) {
         const size2 = stringLength(cell2);
         sizes2[columnIndex2] = size2;
@@ -28942,7 +29038,12 @@ var init_markdown = __esm({
 });
 
 // src/ledger/budgetText.ts
+function budgetKey(b) {
+  return b.output === void 0 ? b.name : `${b.name}@${b.output}`;
+}
 function valueIn(b) {
+  if (b.name === "min-output-cosine") return (x2) => x2.toFixed(4);
+  if (b.name === "max-output-rel-error") return (x2) => percent(x2, 2);
   switch (BUDGETS[b.name].unit) {
     case "points":
       return (x2) => points(x2);
@@ -28960,6 +29061,7 @@ function valueIn(b) {
   }
 }
 function naturalLimit(b) {
+  if (b.name === "min-output-cosine") return trimmed(b.limit, 6);
   switch (BUDGETS[b.name].unit) {
     case "points":
       return `${trimmed(b.limit * 100)} pt`;
@@ -28991,7 +29093,7 @@ function marginText(b) {
   if (b.actual === null) return null;
   const beyond = b.direction === "max" ? b.actual - b.limit : b.limit - b.actual;
   const size2 = Math.abs(beyond);
-  const text2 = BUDGETS[b.name].unit === "fraction" ? points(size2, 1) : valueIn(b)(size2);
+  const text2 = BUDGETS[b.name].unit === "fraction" && b.name !== "min-output-cosine" ? points(size2, 1) : valueIn(b)(size2);
   if (beyond <= 0) return `${text2} to spare`;
   return `${text2} ${b.direction === "max" ? "over" : "short"}`;
 }
@@ -29012,7 +29114,7 @@ function whyText(b, opts = {}) {
   return parts.join("; ");
 }
 function budgetPhrase(b, compared) {
-  const name = compared === "base \u2192 head" ? `${b.name} vs base` : b.name;
+  const name = compared === "base \u2192 head" ? `${budgetKey(b)} vs base` : budgetKey(b);
   const value = valueText(b);
   if (value === null) return `${name} not measured`;
   if (b.verdict !== "pass" && straddles(b)) return `${name} ${value}, too close to the ${limitText(b)} limit to call`;
@@ -29177,8 +29279,8 @@ var init_renderSensitivity = __esm({
 });
 
 // src/ledger/renderSummary.ts
-function baseName(path29) {
-  return path29.split(/[\\/]/).pop() || path29;
+function baseName(path30) {
+  return path30.split(/[\\/]/).pop() || path30;
 }
 function denseStep(model) {
   return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
@@ -29267,7 +29369,7 @@ function warnReason(b) {
 function budgetLine(j, opts = {}) {
   const b = j.budget;
   const value = valueText(b);
-  const parts = [`${opts.icon === false ? "" : `${ICON[b.verdict]} `}\`${b.name}\` (${j.compared})`];
+  const parts = [`${opts.icon === false ? "" : `${ICON[b.verdict]} `}\`${budgetKey(b)}\` (${j.compared})`];
   if (value === null) parts.push(`limit ${limitText(b)}: ${warnReason(b)}`);
   else {
     let text2 = `**${value}**, limit ${limitText(b)}, ${marginText(b)}`;
@@ -29279,7 +29381,7 @@ function budgetLine(j, opts = {}) {
 }
 function shortBudget(j) {
   const b = j.budget;
-  const name = `\`${b.name}\`${j.compared === "base \u2192 head" ? " vs base" : ""}`;
+  const name = `\`${budgetKey(b)}\`${j.compared === "base \u2192 head" ? " vs base" : ""}`;
   const value = valueText(b);
   if (value === null) return `${ICON.warn} ${name} not measured`;
   if (b.verdict !== "pass" && straddles(b)) return `${ICON[b.verdict]} ${name} **${value}**, too close to ${limitText(b)} to call`;
@@ -29378,7 +29480,7 @@ function notPassedTable(items, manyModels) {
       const interval = intervalText(b);
       return [
         ...manyModels ? [markdownCode(unbroken(names.get(j.model.model)))] : [],
-        `${ICON[b.verdict]} \`${unbroken(b.name)}\`<br><sub>${j.compared}</sub>`,
+        `${ICON[b.verdict]} \`${unbroken(budgetKey(b))}\`<br><sub>${j.compared}</sub>`,
         nowrap(limitText(b)),
         value === null ? "not measured" : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ""),
         nowrap(marginText(b) ?? "\u2014"),
@@ -29493,6 +29595,38 @@ var init_renderQuantize = __esm({
   }
 });
 
+// src/ledger/renderFidelity.ts
+function fidelitySection(model) {
+  const steps = model.steps.filter((s) => s.name !== "dense" && s.fidelity?.length);
+  if (steps.length === 0) return void 0;
+  const classLike = steps.some((s) => s.fidelity.some((f) => f.top1_agreement !== void 0));
+  const top5 = steps.some((s) => s.fidelity.some((f) => f.top5_agreement !== void 0));
+  const header = ["Step", "Output", "Cosine", "Rel. L2 error", "Max |\u0394|", ...classLike ? ["Top-1 agreement"] : [], ...top5 ? ["Top-5 agreement"] : []];
+  const row = (name, f) => [
+    name,
+    markdownCode(f.output).replaceAll("\\|", "|"),
+    num(f.cosine, (x2) => x2.toFixed(4)),
+    num(f.rel_l2, (x2) => percent(x2, 2)),
+    num(f.max_abs, (x2) => x2.toPrecision(3)),
+    ...classLike ? [num(f.top1_agreement, (x2) => percent(x2, 2))] : [],
+    ...top5 ? [num(f.top5_agreement, (x2) => percent(x2, 2))] : []
+  ];
+  const samples = steps[0].fidelity[0].samples;
+  return [`**Output fidelity** <sub>(against the dense model on the same ${samples} samples)</sub>`, table4([header, ...steps.flatMap((s) => s.fidelity.map((f) => row(s.name, f)))])].join("\n\n");
+}
+var DASH3, table4, num;
+var init_renderFidelity = __esm({
+  "src/ledger/renderFidelity.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_escape();
+    init_format();
+    DASH3 = "\u2014";
+    table4 = (rows2) => markdownTable(rows2.map((r) => r.map(markdownCell)), { alignDelimiters: false });
+    num = (x2, show2) => x2 == null || Number.isNaN(x2) ? DASH3 : show2(x2);
+  }
+});
+
 // src/ledger/renderSchedule.ts
 function scheduleSection(model) {
   const s = model.schedule;
@@ -29543,7 +29677,7 @@ function budgetTable(model) {
       const interval = intervalText(b);
       const value = valueText(b);
       return [
-        `\`${unbroken(b.name)}\`<br><sub>${compared}</sub>`,
+        `\`${unbroken(budgetKey(b))}\`<br><sub>${compared}</sub>`,
         nowrap(limitText(b)),
         value === null ? DASH : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ""),
         nowrap(marginText(b) ?? DASH),
@@ -29715,7 +29849,7 @@ function shiftTable(model) {
 }
 function evalWhat(e) {
   const out = markdownCode(e.output ?? "");
-  const what = e.task === "binary" ? `binary sigmoid ${out}` : e.task === "multilabel" ? `${e.classes} sigmoid labels of ${out}` : `${e.classes} classes${e.scores && e.scores !== "logits" ? ` (${e.scores} of ${out})` : ""}`;
+  const what = e.outputs ? `outputs ${e.outputs.map((o) => markdownCode(o)).join(", ")} against the dense model's` : e.task === "binary" ? `binary sigmoid ${out}` : e.task === "multilabel" ? `${e.classes} sigmoid labels of ${out}` : `${e.classes} classes${e.scores && e.scores !== "logits" ? ` (${e.scores} of ${out})` : ""}`;
   return e.fixed_batch !== void 0 ? `${what}, batch fixed at ${e.fixed_batch}` : what;
 }
 function baseSection(model) {
@@ -29748,6 +29882,7 @@ ${budgetTable(model)}`];
     baseSection(model),
     accuracyChart(model),
     model.steps.length > 0 ? stepTables(model) : void 0,
+    fidelitySection(model),
     scheduleSection(model),
     funnelSection(model),
     model.allocation && allocationSection(model.allocation),
@@ -29795,6 +29930,7 @@ var init_render = __esm({
     init_renderCharts();
     init_renderReview();
     init_renderQuantize();
+    init_renderFidelity();
     init_renderSchedule();
     init_renderSummary();
     init_renderSummary();
@@ -32398,7 +32534,7 @@ function classChanges(reference, candidate, group2, classes) {
   });
   return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
 }
-function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency2, config2, compareMode = false, reduction) {
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency2, config2, compareMode = false, reduction2) {
   const groups = reference.preds.group;
   const confidence = config2.confidence;
   for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, groups, confidence));
@@ -32414,8 +32550,8 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
     limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
   };
   const measurements = compareMode ? { dense: reference.step, final: candidate.step, base: reference.step } : { dense: reference.step, final: candidate.step };
-  const judgedBudgets = compareMode || !reduction ? budgets.filter((b) => b.name !== "target-reduction") : budgets;
-  const results = evaluateBudgets(judgedBudgets, { ...measurements, ...reduction ? { reduction } : {}, uncertainty: budgetUncertainty(paired) }, { strict: config2.strict, confidence });
+  const judgedBudgets = compareMode || !reduction2 ? budgets.filter((b) => b.name !== "target-reduction") : budgets;
+  const results = evaluateBudgets(judgedBudgets, { ...measurements, ...reduction2 ? { reduction: reduction2 } : {}, uncertainty: budgetUncertainty(paired) }, { strict: config2.strict, confidence });
   const classLimit = budgets.find((b) => b.name === "class-accuracy-drop")?.limit;
   return {
     budgets: results,
@@ -32539,7 +32675,7 @@ var init_ledger = __esm({
 // src/config/rules.ts
 import * as os8 from "node:os";
 function broken(rules, config2, facts) {
-  const all = { calib: "none", ...facts, cores: facts.cores ?? os8.availableParallelism() };
+  const all = { calib: "none", task: "classification", ...facts, cores: facts.cores ?? os8.availableParallelism() };
   return rules.map((rule) => rule(config2, all)).filter((m) => m !== void 0);
 }
 function checkConfig(config2, facts) {
@@ -32550,7 +32686,7 @@ function checkMeasureConfig(config2, facts = {}) {
   const [first] = broken(MEASURE_RULES, config2, facts);
   if (first !== void 0) throw new UserError(first);
 }
-var SENSITIVITY_CAP, THREADS_PER_CORE, NEEDS_CALIB, isNM2, isSensitivity, MEASURE_RULES, RECOVERY_RULES, SENSITIVITY_RULES, ROUNDS_RULES, SCHEDULE_RULES, SPARSEGPT_RULES, LAYER_CAP_RULES, QUANTIZE_RULES, targetFlag, TARGET_RULES, RUN_RULES;
+var SENSITIVITY_CAP, THREADS_PER_CORE, NEEDS_CALIB, isNM2, isSensitivity, MEASURE_RULES, RECOVERY_RULES, SENSITIVITY_RULES, ROUNDS_RULES, SCHEDULE_RULES, SPARSEGPT_RULES, LAYER_CAP_RULES, QUANTIZE_RULES, targetFlag, TARGET_RULES, FIDELITY, FIDELITY_RULES, RUN_RULES;
 var init_rules = __esm({
   "src/config/rules.ts"() {
     "use strict";
@@ -32632,7 +32768,20 @@ var init_rules = __esm({
         return flag && c.quantize !== "none" ? `${flag}: is met by the structured prune alone; drop --quantize, or quantize in a run without a latency target` : void 0;
       }
     ];
-    RUN_RULES = [...MEASURE_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES, ...TARGET_RULES];
+    FIDELITY = "task fidelity (every output judged against the dense model)";
+    FIDELITY_RULES = [
+      (c, f) => f.task === "fidelity" && c.schedule !== "oneshot" ? `--schedule ${c.schedule}: ${FIDELITY} prunes one shot; drop --schedule or judge labels with --task classification` : void 0,
+      (c, f) => f.task === "fidelity" && c.recoveryRounds > 1 ? `--recovery-rounds ${c.recoveryRounds}: ${FIDELITY} prunes one shot; drop --recovery-rounds or judge labels with --task classification` : void 0,
+      (c, f) => f.task === "fidelity" && isSensitivity(c.scope) ? `--scope ${c.scope}: sensitivity curves are measured on labelled calibration loss, which ${FIDELITY} does not use; use --scope global or layer` : void 0,
+      (c, f) => f.task === "fidelity" && c.bakeTemperature ? `--bake-temperature: fits a classifier's temperature on labels; ${FIDELITY} has none to fit, drop it` : void 0,
+      (c, f) => f.task === "fidelity" && c.quantize !== "none" ? `--quantize ${c.quantize}: not available with ${FIDELITY} in this version; quantize in a run judged by --task classification` : void 0,
+      (c, f) => {
+        const flag = targetFlag(c);
+        return f.task === "fidelity" && flag ? `${flag}: not available with ${FIDELITY} in this version; drop it, or judge labels with --task classification` : void 0;
+      },
+      (c, f) => f.task === "fidelity" && c.corruptions.length > 0 ? `--corruption: corrupted sets are judged by label accuracy, which ${FIDELITY} does not use; drop --corruption` : void 0
+    ];
+    RUN_RULES = [...MEASURE_RULES, ...FIDELITY_RULES, ...RECOVERY_RULES, ...SENSITIVITY_RULES, ...ROUNDS_RULES, ...SCHEDULE_RULES, ...SPARSEGPT_RULES, ...LAYER_CAP_RULES, ...QUANTIZE_RULES, ...TARGET_RULES];
   }
 });
 
@@ -36210,10 +36359,10 @@ function base64Decode(base64Str) {
   return written == size2 ? bytes3 : bytes3.subarray(0, written);
 }
 function setFromBase64(bytes3, base64Str) {
-  const table4 = getDecodeTable();
+  const table5 = getDecodeTable();
   let bytePos = 0, groupPos = 0, b, p = 0;
   for (let i2 = 0; i2 < base64Str.length; i2++) {
-    b = table4[base64Str.charCodeAt(i2)];
+    b = table5[base64Str.charCodeAt(i2)];
     if (b === void 0) {
       switch (base64Str[i2]) {
         // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
@@ -37441,8 +37590,8 @@ var init_boot = __esm({
 });
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path29, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path29]);
+function messageDesc(file, path30, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path30]);
 }
 var init_message2 = __esm({
   "node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js"() {
@@ -38767,12 +38916,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path29, model, opts) {
+function loadDataset(path30, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path29} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path30} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path29);
+  const arrays = readArrays(path30);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -38781,7 +38930,7 @@ function loadDataset(path29, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path29}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path30}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -38790,40 +38939,40 @@ function loadDataset(path29, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path29}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path30}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path29, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path29, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path30, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path30, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count2 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count2) {
       throw new UserError(
-        `${path29}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path30}: arrays disagree on the number of samples: '${firstName}' has ${count2} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count2 < 1) {
-    throw new UserError(`${path29}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path30}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
   let labelWidth = 1;
-  if (y) ({ labels, width: labelWidth } = toLabels(path29, y, count2));
+  if (y) ({ labels, width: labelWidth } = toLabels(path30, y, count2));
   else if (opts.requireLabels) {
-    throw new UserError(`${path29}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path30}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
-  for (const [spec, name, arr] of bound) inputs.set(spec.name, asModelType(path29, name, arr, spec));
-  return { path: path29, count: count2, inputs, labels, labelWidth };
+  for (const [spec, name, arr] of bound) inputs.set(spec.name, asModelType(path30, name, arr, spec));
+  return { path: path30, count: count2, inputs, labels, labelWidth };
 }
 function convertible(have, want) {
   return have !== want && FLOAT_DTYPES_CONVERTIBLE.has(have) && FLOAT_DTYPES_CONVERTIBLE.has(want);
 }
-function asModelType(path29, name, arr, spec) {
+function asModelType(path30, name, arr, spec) {
   if (arr.dtype === spec.dtype) return { dtype: arr.dtype, dims: arr.shape, data: arr.data };
   const n = arr.data.length;
   const src = arr.dtype === "float16" ? Float32Array.from(arr.data, halfToFloat) : arr.data;
@@ -38833,14 +38982,14 @@ function asModelType(path29, name, arr, spec) {
     for (let i2 = 0; i2 < n; i2++) {
       half[i2] = floatToHalf(src[i2]);
       if ((half[i2] & HALF_FINITE) === HALF_FINITE) {
-        throw new UserError(`${path29}: array '${name}' holds ${src[i2]} at flat index ${i2}, beyond the float16 range (\xB165504) of model input '${spec.name}'; scale the data as the model expects, or save it with ${name}.astype(np.float16) after clipping`);
+        throw new UserError(`${path30}: array '${name}' holds ${src[i2]} at flat index ${i2}, beyond the float16 range (\xB165504) of model input '${spec.name}'; scale the data as the model expects, or save it with ${name}.astype(np.float16) after clipping`);
       }
     }
   } else out.set(src);
   return { dtype: spec.dtype, dims: arr.shape, data: out };
 }
-function checkInput(path29, spec, name, arr, modelName) {
-  const subject = `${path29}: array '${name}'`;
+function checkInput(path30, spec, name, arr, modelName) {
+  const subject = `${path30}: array '${name}'`;
   if (arr.dtype !== spec.dtype && !convertible(arr.dtype, spec.dtype)) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -38862,7 +39011,7 @@ function checkInput(path29, spec, name, arr, modelName) {
     }
   }
 }
-function checkFinite(path29, name, arr) {
+function checkFinite(path30, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -38873,7 +39022,7 @@ function checkFinite(path29, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path29}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path30}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -38892,8 +39041,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path29, y, count2) {
-  const subject = `${path29}: label array '${LABELS}'`;
+function toLabels(path30, y, count2) {
+  const subject = `${path30}: label array '${LABELS}'`;
   const matrix = y.shape.length === 2 && y.shape[1] > 1;
   if (y.shape.length !== 1 && !(y.shape.length === 2 && y.shape[1] >= 1)) {
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be class ids [N], or a 0/1 matrix [N,K] for multi-label models; save it with y.reshape(len(y), -1) or y.reshape(-1)`);
@@ -40847,8 +40996,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports.basename = (path29, { windows } = {}) => {
-      const segs = path29.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path30, { windows } = {}) => {
+      const segs = path30.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -41519,9 +41668,9 @@ var require_parse2 = __commonJS({
       const peek = state.peek = (n = 1) => input[state.index + n];
       const advance = state.advance = () => input[++state.index] || "";
       const remaining = () => input.slice(state.index + 1);
-      const consume = (value2 = "", num = 0) => {
+      const consume = (value2 = "", num2 = 0) => {
         state.consumed += value2;
-        state.index += num;
+        state.index += num2;
       };
       const append = (token) => {
         state.output += token.output != null ? token.output : token.value;
@@ -44709,7 +44858,7 @@ var init_depgraph = __esm({
           const t = c.tracked.get(out);
           if (t) for (const l of layoutsOf(t)) c.poison(l, { kind: "graph-output", output: out });
         }
-        for (const [space, table4] of c.embeddingSpaces) c.spaces.poison(space, { kind: "embedding", table: table4 });
+        for (const [space, table5] of c.embeddingSpaces) c.spaces.poison(space, { kind: "embedding", table: table5 });
         this.checkConstantConsumers();
         this.checkRewrites();
         this.checkShapeReads();
@@ -44838,11 +44987,11 @@ var init_depgraph = __esm({
        */
       embedding(node) {
         const c = this.c;
-        const table4 = c.constant(node.input[0]);
+        const table5 = c.constant(node.input[0]);
         const rank = c.shape(node.output[0])?.length;
-        if (!table4 || !FLOAT_TYPES.has(table4.tensor.dataType) || tensorDims(table4.tensor).length !== 2 || attrInt(node, "axis", 0) !== 0 || rank === void 0) return;
-        const layout = c.fresh(node, tensorDims(table4.tensor)[1]);
-        c.embeddingSpaces.set(layout[0].space, table4.name);
+        if (!table5 || !FLOAT_TYPES.has(table5.tensor.dataType) || tensorDims(table5.tensor).length !== 2 || attrInt(node, "axis", 0) !== 0 || rank === void 0) return;
+        const layout = c.fresh(node, tensorDims(table5.tensor)[1]);
+        c.embeddingSpaces.set(layout[0].space, table5.name);
         c.use(node, node.input[0], 1, layout, "param");
         c.set(node.output[0], { axis: rank - 1, layout });
       }
@@ -45897,8 +46046,8 @@ async function groupWidths(model, analysis, prunable, opts) {
   if (opts.widths) return { groups: plain2.map((g2) => ({ root: g2.root, name: g2.name, multiple: opts.widths.get(g2.name) ?? 1, from: ["recorded"] })) };
   if (!opts.hardware) return void 0;
   const layers = macLayers(model, analysis);
-  const table4 = await measureProbes(layers.filter((l) => plain2.some((g2) => l.inRoots.includes(g2.root) || l.outRoots.includes(g2.root))), opts.hardware);
-  return { ...table4, groups: groupMultiples(layers, table4.probes, plain2) };
+  const table5 = await measureProbes(layers.filter((l) => plain2.some((g2) => l.inRoots.includes(g2.root) || l.outRoots.includes(g2.root))), opts.hardware);
+  return { ...table5, groups: groupMultiples(layers, table5.probes, plain2) };
 }
 function structuredGroups(input, protectedTensors) {
   const model = untieConstants(input);
@@ -46303,7 +46452,7 @@ var init_head = __esm({
     SHAPE_ONLY2 = /* @__PURE__ */ new Set(["Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Dropout"]);
     ACTIVATIONS = /* @__PURE__ */ new Set(["Softmax", "LogSoftmax", "Sigmoid"]);
     FORM = { Softmax: "probabilities", LogSoftmax: "log-probabilities", Sigmoid: "probabilities" };
-    FIDELITY_LATER = "judging outputs without class labels by fidelity to the dense model is not available in this version";
+    FIDELITY_LATER = "or judge every output by its fidelity to the dense model with --task fidelity";
   }
 });
 
@@ -46519,7 +46668,7 @@ function weightBytes(model) {
   for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
   return total2;
 }
-async function captureActivations(session, data, fetch2, batchSize2 = 128) {
+async function captureActivations(session, data, fetch2, batchSize2 = 128, extraFeeds) {
   const parts = /* @__PURE__ */ new Map();
   await runBatches(session, data, batchSize2, fetch2, (values) => {
     for (const name of fetch2) {
@@ -46528,7 +46677,7 @@ async function captureActivations(session, data, fetch2, batchSize2 = 128) {
       entry3.chunks.push(Float32Array.from(t.data));
       parts.set(name, entry3);
     }
-  });
+  }, extraFeeds);
   const out = /* @__PURE__ */ new Map();
   for (const [name, { dims, chunks }] of parts) {
     const total2 = chunks.reduce((n, c) => n + c.length, 0);
@@ -46812,11 +46961,11 @@ var init_sensitivityPrune = __esm({
 // src/prune/structured/record.ts
 function allocationRecord(roundTo, widths, latency2) {
   const rounding = roundTo > 1 ? "fixed" : widths && "probes" in widths ? "measured" : widths ? "recorded" : "none";
-  const table4 = widths && "probes" in widths ? { machine: widths.machine, onnxruntime: widths.onnxruntime, threads: widths.threads, batches: widths.batches, probes: widths.probes } : {};
+  const table5 = widths && "probes" in widths ? { machine: widths.machine, onnxruntime: widths.onnxruntime, threads: widths.threads, batches: widths.batches, probes: widths.probes } : {};
   return {
     rounding,
     ...roundTo > 1 ? { round_to: roundTo } : {},
-    ...table4,
+    ...table5,
     ...widths ? { groups: widths.groups.map(({ root: _root, ...g2 }) => g2) } : {},
     ...latency2 ? { latency: latency2 } : {}
   };
@@ -47408,6 +47557,19 @@ function softmaxAxes(c, rank) {
   if (axis < 0) axis += rank;
   return opset >= 13 ? [axis] : range(rank - axis, axis);
 }
+function reduction(c, inputFrom) {
+  const { b, node } = c;
+  const xs = c.shape(node.input[0]);
+  const axesFromInput = b.opset >= inputFrom;
+  let axes = axesFromInput ? node.input[1] ? c.ints(node.input[1]) : [] : attrInts(node, "axes");
+  if (axes === void 0 && axesFromInput) unsupported(c, "axes not constant");
+  if (!axes || axes.length === 0) {
+    if (attrInt(node, "noop_with_empty_axes", 0)) return void 0;
+    axes = range(xs.length);
+  }
+  const norm3 = axes.map((a) => a < 0 ? a + xs.length : a);
+  return { xs, axes: norm3, kept: xs.map((d, i2) => norm3.includes(i2) ? 1 : d) };
+}
 function tiledMaxPoolGrad(c, xs, kernel) {
   const { b, node } = c;
   const r = kernel.length;
@@ -47438,7 +47600,7 @@ function zeroTensor() {
 function channelDims(channels, rank) {
   return [1, channels, ...new Array(rank - 2).fill(1)];
 }
-var UnsupportedOp, range, same, NON_DIFFERENTIABLE, conv, gemm, matmul, addSub, mul, div, passThrough, reshapeBack, relu, leakyRelu, clip, sigmoid, tanh, erf, gelu, softmax, logSoftmax, transpose, concat, reduce, globalAveragePool, maxPool, batchNorm, layerNorm, cast, GRAD_RULES;
+var UnsupportedOp, range, same, NON_DIFFERENTIABLE, conv, gemm, matmul, addSub, mul, div, passThrough, reshapeBack, relu, leakyRelu, clip, sigmoid, tanh, erf, gelu, softmax, logSoftmax, transpose, concat, reduce, reduceL2, expandGrad, globalAveragePool, maxPool, batchNorm, layerNorm, cast, GRAD_RULES;
 var init_gradients = __esm({
   "src/recover/distill/gradients.ts"() {
     "use strict";
@@ -47677,20 +47839,23 @@ var init_gradients = __esm({
       });
     };
     reduce = (mean3) => (c) => {
-      const { b, node } = c;
-      const xs = c.shape(node.input[0]);
-      const axesFromInput = mean3 ? b.opset >= 18 : b.opset >= 13;
-      let axes = axesFromInput ? node.input[1] ? c.ints(node.input[1]) : [] : attrInts(node, "axes");
-      if (axes === void 0 && axesFromInput) unsupported(c, "axes not constant");
-      if (!axes || axes.length === 0) {
-        if (attrInt(node, "noop_with_empty_axes", 0)) return [c.dy[0]];
-        axes = range(xs.length);
-      }
-      const norm3 = axes.map((a) => a < 0 ? a + xs.length : a);
-      const kept = xs.map((d, i2) => norm3.includes(i2) ? 1 : d);
+      const { b } = c;
+      const r = reduction(c, mean3 ? 18 : 13);
+      if (!r) return [c.dy[0]];
+      const { xs, axes: norm3, kept } = r;
       const n = norm3.reduce((a, i2) => a * xs[i2], 1);
       const g2 = b.expand(b.reshape(c.dy[0], kept), kept, xs);
       return [mean3 ? b.scale(g2, 1 / n) : g2];
+    };
+    reduceL2 = (c) => {
+      const { b, node } = c;
+      const r = reduction(c, 18);
+      if (!r) return [c.dy[0]];
+      return [b.op("Div", [b.mul(node.input[0], b.reshape(c.dy[0], r.kept)), b.reshape(node.output[0], r.kept)])];
+    };
+    expandGrad = (c) => {
+      const { b, node } = c;
+      return [b.unbroadcast(c.dy[0], c.shape(node.output[0]), c.shape(node.input[0])), void 0];
     };
     globalAveragePool = (c) => {
       const { b, node } = c;
@@ -47796,6 +47961,8 @@ var init_gradients = __esm({
       Concat: concat,
       ReduceMean: reduce(true),
       ReduceSum: reduce(false),
+      ReduceL2: reduceL2,
+      Expand: expandGrad,
       GlobalAveragePool: globalAveragePool,
       MaxPool: maxPool,
       BatchNormalization: batchNorm,
@@ -47854,6 +48021,21 @@ function sigmoidHeldOut(studentLogits, teacherProbs, labels, rows2) {
     if (labels && (ps[i2] >= 0.5 ? 1 : 0) === labels[i2]) correct++;
   }
   return { kl: kl / rows2, ...labels ? { accuracy: correct / ps.length } : {} };
+}
+function relativeSquaredError(student, dense) {
+  let total2 = 0;
+  for (const [name, s] of student) {
+    const t = dense.get(name);
+    let diff = 0;
+    let norm3 = 0;
+    for (let i2 = 0; i2 < t.length; i2++) {
+      const d = s[i2] - t[i2];
+      diff += d * d;
+      norm3 += t[i2] * t[i2];
+    }
+    total2 += norm3 > 0 ? diff / norm3 : 0;
+  }
+  return student.size ? total2 / student.size : 0;
 }
 var xlogy;
 var init_loss = __esm({
@@ -48016,9 +48198,9 @@ function selectTrainables(model, masked) {
   }
   return out;
 }
-function ancestors(index, target) {
+function ancestors(index, ...targets) {
   const needed = /* @__PURE__ */ new Set();
-  const stack = [target];
+  const stack = [...targets];
   while (stack.length > 0) {
     const p = index.producer.get(stack.pop());
     if (!p || needed.has(p)) continue;
@@ -48031,14 +48213,19 @@ function buildTrainGraph(model, params, opts) {
   const ed = ModelEditor.copyOf(model);
   const index = new GraphIndex(ed.graph);
   const shapes = inferShapes(index, opts.batch).shapes;
-  const logits = opts.scores ?? logitsTensor(ed.model);
   const loss = opts.loss ?? "softmax";
+  const matched = loss === "outputs" ? [...opts.outputs ?? []] : [];
+  const logits = loss === "outputs" ? matched[0] : opts.scores ?? logitsTensor(ed.model);
   const ls = shapes.get(logits);
   const width = ls && ls.length >= 1 ? numel(ls.slice(1)) : 0;
+  for (const t of loss === "outputs" ? matched : []) {
+    const s = shapes.get(t);
+    if (!s || s[0] !== opts.batch) throw new UnsupportedOp("output", t, `output of shape ${s ? `[${s.join(",")}]` : "unknown"}, need the batch first`);
+  }
   if (!ls || ls[0] !== opts.batch || loss === "softmax" && (ls.length < 2 || ls.slice(1).filter((d) => d !== 1).length > 1)) {
     throw new UnsupportedOp("output", logits, `scores of shape ${ls ? `[${ls.join(",")}]` : "unknown"}, need [batch, classes]`);
   }
-  const forward = ancestors(index, logits);
+  const forward = ancestors(index, ...loss === "outputs" ? matched : [logits]);
   const trainable = new Set(params.map((p) => p.name));
   const requires = new Set(trainable);
   for (const n of forward) {
@@ -48066,12 +48253,14 @@ function buildTrainGraph(model, params, opts) {
   };
   const T = opts.temperature;
   const teacherDims = loss === "softmax" ? [opts.batch, width] : ls;
-  const z2 = loss === "softmax" && ls.length !== 2 ? b.reshape(logits, teacherDims) : logits;
-  const activate = (x2) => loss === "softmax" ? b.op("Softmax", [x2], { axis: 1 }) : b.op("Sigmoid", [x2]);
-  let dz = b.scale(b.sub(activate(b.scale(z2, 1 / T)), TEACHER_INPUT), T / opts.batch);
-  if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(activate(z2), LABEL_INPUT), opts.labelWeight / opts.batch));
-  push(logits, z2 === logits ? dz : b.reshape(dz, ls));
-  const hints = (opts.hints ?? []).filter((t) => t !== logits && shapes.has(t));
+  if (loss !== "outputs") {
+    const z2 = loss === "softmax" && ls.length !== 2 ? b.reshape(logits, teacherDims) : logits;
+    const activate = (x2) => loss === "softmax" ? b.op("Softmax", [x2], { axis: 1 }) : b.op("Sigmoid", [x2]);
+    let dz = b.scale(b.sub(activate(b.scale(z2, 1 / T)), TEACHER_INPUT), T / opts.batch);
+    if (opts.labelWeight > 0) dz = b.add(dz, b.scale(b.sub(activate(z2), LABEL_INPUT), opts.labelWeight / opts.batch));
+    push(logits, z2 === logits ? dz : b.reshape(dz, ls));
+  }
+  const hints = [...matched, ...(opts.hints ?? []).filter((t) => t !== logits && !matched.includes(t) && shapes.has(t))];
   for (const t of hints) push(t, b.mul(b.sub(t, hintInput(t)), hintScale(t)));
   const shape = (t, node) => {
     const s = shapes.get(t);
@@ -48116,26 +48305,27 @@ function buildTrainGraph(model, params, opts) {
   }
   ed.dropInitializerInputs();
   for (const decl of [
-    floatValueInfo(TEACHER_INPUT, teacherDims),
-    ...opts.labelWeight > 0 ? [floatValueInfo(LABEL_INPUT, teacherDims)] : [],
+    ...loss === "outputs" ? [] : [floatValueInfo(TEACHER_INPUT, teacherDims)],
+    ...opts.labelWeight > 0 && loss !== "outputs" ? [floatValueInfo(LABEL_INPUT, teacherDims)] : [],
     ...hints.flatMap((t) => [floatValueInfo(hintInput(t), shapes.get(t)), floatValueInfo(hintScale(t), [1])]),
     ...params.map((p) => floatValueInfo(p.name, p.dims))
   ])
     ed.addInput(decl);
-  ed.setOutputs([floatValueInfo(logits, ls), ...gradOutputs.map((o, k) => floatValueInfo(o, kept[k].dims))]);
+  const shown = loss === "outputs" ? matched : [logits];
+  ed.setOutputs([...shown.map((t) => floatValueInfo(t, shapes.get(t))), ...gradOutputs.map((o, k) => floatValueInfo(o, kept[k].dims))]);
   ed.clearValueInfo();
   return { model: ed.model, params: kept, gradOutputs, logits, width, targetDims: teacherDims, batch: opts.batch, hints };
 }
 function buildEvalGraph(model, params, scores) {
   const ed = ModelEditor.copyOf(model);
   const index = new GraphIndex(ed.graph);
-  const logits = scores ?? logitsTensor(ed.model);
-  ed.setNodes(ancestors(index, logits));
+  const shown = typeof scores === "string" ? [scores] : scores?.length ? [...scores] : [logitsTensor(ed.model)];
+  ed.setNodes(ancestors(index, ...shown));
   ed.removeInitializers(params.map((p) => p.name).filter((name) => ed.initializer(name)));
   ed.dropInitializerInputs();
   for (const p of params) ed.addInput(floatValueInfo(p.name, p.dims));
-  ed.setOutputs([floatValueInfo(logits)]);
-  return { model: ed.model, logits };
+  ed.setOutputs(shown.map((t) => floatValueInfo(t)));
+  return { model: ed.model, logits: shown[0] };
 }
 function withParams(model, params) {
   const ed = ModelEditor.copyOf(model);
@@ -48197,13 +48387,18 @@ function paramFeeds(params) {
   const { ort } = onnxruntime();
   return Object.fromEntries(params.map((p) => [p.name, new ort.Tensor("float32", p.values, p.dims)]));
 }
-async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, head = defaultHead(student)) {
+async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, target = defaultHead(student)) {
   const { ort } = onnxruntime();
-  const scoresType = elementTypes(new GraphIndex(student.graph)).get(head.scores) ?? 1 /* FLOAT */;
-  if (scoresType !== 1 /* FLOAT */) throw new UnsupportedOp({ kind: "precision", tensor: head.scores, type: dataTypeName(scoresType).toLowerCase() });
+  const matched = "outputs" in target ? target.outputs : [];
+  const head = "outputs" in target ? void 0 : target;
+  const types = elementTypes(new GraphIndex(student.graph));
+  for (const t of head ? [head.scores] : matched) {
+    const type = types.get(t) ?? 1 /* FLOAT */;
+    if (type !== 1 /* FLOAT */) throw new UnsupportedOp({ kind: "precision", tensor: t, type: dataTypeName(type).toLowerCase() });
+  }
   const params = selectTrainables(student, masked);
   if (params.length === 0) throw new UnsupportedOp({ kind: "no-parameters" });
-  const loss = head.task === "multiclass" ? "softmax" : "sigmoid";
+  const loss = !head ? "outputs" : head.task === "multiclass" ? "softmax" : "sigmoid";
   const n = calib.count;
   const order = permutation(n, opts.seed);
   const heldoutCount = n >= 50 ? Math.round(n * opts.holdout) : 0;
@@ -48215,21 +48410,25 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, he
   const batch = micro * runs;
   const stepsPerEpoch = Math.floor(trainIdx.length / batch);
   const hintCandidates = opts.hintWeight > 0 ? hintTensors(dense, student, masked) : [];
-  const tg = buildTrainGraph(student, params, { batch: micro, scores: head.scores, loss, temperature: opts.temperature, labelWeight: calib.labels ? opts.labelWeight : 0, masked, hints: hintCandidates });
-  const ev = buildEvalGraph(student, params, head.scores);
+  const tg = buildTrainGraph(student, params, { batch: micro, scores: head?.scores, loss, outputs: matched, temperature: opts.temperature, labelWeight: calib.labels && head ? opts.labelWeight : 0, masked, hints: hintCandidates });
+  const ev = buildEvalGraph(student, params, head ? head.scores : matched);
   const width = tg.width;
   const teacherDims = tg.targetDims;
-  const teacherLogits = await teacherOutputs(dense, calib, opts.threads, head.scores);
-  const teacherT = Float32Array.from(loss === "softmax" ? softmaxRows(teacherLogits, n, width, opts.temperature) : sigmoidValues(teacherLogits, opts.temperature));
-  const teacher1 = Float32Array.from(loss === "softmax" ? softmaxRows(teacherLogits, n, width, 1) : sigmoidValues(teacherLogits, 1));
-  const targets = calib.labels ? loss === "softmax" ? oneHot(calib.labels, n, width) : Float32Array.from(calib.labels) : void 0;
+  const hintWeight = (t) => matched.includes(t) ? 1 : opts.hintWeight;
+  const teacherLogits = head ? await teacherOutputs(dense, calib, opts.threads, [head.scores]) : void 0;
+  const scoresOf = (logits, temperature) => !logits ? new Float32Array(0) : Float32Array.from(loss === "softmax" ? softmaxRows(logits, n, width, temperature) : sigmoidValues(logits, temperature));
+  const teacherT = scoresOf(teacherLogits?.get(head?.scores ?? ""), opts.temperature);
+  const teacher1 = scoresOf(teacherLogits?.get(head?.scores ?? ""), 1);
+  const targets = calib.labels && head ? loss === "softmax" ? oneHot(calib.labels, n, width) : Float32Array.from(calib.labels) : void 0;
   const held = takeSamples(calib, heldIdx);
+  const heldDense = head ? void 0 : await teacherOutputs(dense, held, opts.threads, matched);
   const labelled = tg.model.graph.input.some((i2) => i2.name === LABEL_INPUT);
   const train3 = await sessionFromModel(tg.model, opts.threads);
   const evalSession = await sessionFromModel(ev.model, opts.threads);
-  const hintSession = tg.hints.length > 0 ? await sessionFromModel(withExtraOutputs(dense, tg.hints), opts.threads) : void 0;
+  const denseOutputs = new Set(dense.graph.output.map((o) => o.name));
+  const hintSession = tg.hints.length > 0 ? await sessionFromModel(withExtraOutputs(dense, tg.hints.filter((t) => !denseOutputs.has(t))), opts.threads) : void 0;
   try {
-    const score2 = async () => scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, width), params, loss, width, boundedBatch(student, 256));
+    const score2 = async () => heldDense ? { kl: relativeSquaredError(await captureWithParams(evalSession, matched, held, params, boundedBatch(student, 256)), heldDense) } : scoreHeldOut(evalSession, ev.logits, held, rows(teacher1, heldIdx, width), params, loss, width, boundedBatch(student, 256));
     const before = await score2();
     let best = { score: before, epoch: 0, values: params.map((p) => Float32Array.from(p.values)) };
     let adam = new Adam(tg.params);
@@ -48256,8 +48455,9 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, he
           const pt = rows(teacherT, idx, width);
           const oh = targets && labelled ? rows(targets, idx, width) : void 0;
           const feeds = { ...dataFeeds(x2), ...paramFeeds(params) };
-          feeds[TEACHER_INPUT] = new ort.Tensor("float32", pt, teacherDims);
+          if (head) feeds[TEACHER_INPUT] = new ort.Tensor("float32", pt, teacherDims);
           if (oh) feeds[LABEL_INPUT] = new ort.Tensor("float32", oh, teacherDims);
+          const hintTargets = /* @__PURE__ */ new Map();
           if (hintSession) {
             const hinted = await hintSession.run(dataFeeds(x2), tg.hints);
             for (const t of tg.hints) {
@@ -48266,12 +48466,13 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, he
               for (let i2 = 0; i2 < d.length; i2++) ms4 += d[i2] * d[i2];
               feeds[hintInput(t)] = new ort.Tensor("float32", d, hinted[t].dims);
               hinted[t].dispose();
-              feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms4 > 0 ? opts.hintWeight / ms4 : 0), [1]);
+              hintTargets.set(t, d);
+              feeds[hintScale(t)] = new ort.Tensor("float32", Float32Array.of(ms4 > 0 ? hintWeight(t) / ms4 : 0), [1]);
             }
           }
           const out = await train3.run(feeds);
           const z2 = out[tg.logits].data;
-          lossSum += (loss === "softmax" ? distillLoss(z2, pt, oh, micro, width, opts.temperature, oh ? opts.labelWeight : 0) : sigmoidDistillLoss(z2, pt, oh, micro, opts.temperature, oh ? opts.labelWeight : 0)) / runs;
+          lossSum += (loss === "outputs" ? relativeSquaredError(new Map(matched.map((t) => [t, out[t].data])), hintTargets) * matched.length / 2 : loss === "softmax" ? distillLoss(z2, pt, oh, micro, width, opts.temperature, oh ? opts.labelWeight : 0) : sigmoidDistillLoss(z2, pt, oh, micro, opts.temperature, oh ? opts.labelWeight : 0)) / runs;
           const g2 = tg.gradOutputs.map((o) => out[o].data);
           if (runs === 1) grads = g2;
           else if (!grads) grads = g2.map((v) => Float32Array.from(v, (x3) => x3 / runs));
@@ -48349,16 +48550,18 @@ function hintTensors(dense, student, masked) {
   }
   return out;
 }
-async function teacherOutputs(dense, calib, threads, name) {
-  const session = await sessionFromModel(withExtraOutputs(dense, [name]), threads);
+async function teacherOutputs(dense, data, threads, names) {
+  const outputs = new Set(dense.graph.output.map((o) => o.name));
+  const session = await sessionFromModel(withExtraOutputs(dense, names.filter((t) => !outputs.has(t))), threads);
   try {
-    return (await captureActivations(session, calib, [name], boundedBatch(dense, 128))).get(name).data;
+    const got = await captureActivations(session, data, names, boundedBatch(dense, 128));
+    return new Map(names.map((t) => [t, got.get(t).data]));
   } finally {
     await session.release();
   }
 }
 async function scoreHeldOut(session, logits, held, teacher, params, loss, width, step) {
-  const out = await captureWithParams(session, logits, held, params, step);
+  const out = (await captureWithParams(session, [logits], held, params, step)).get(logits);
   if (loss === "sigmoid") return sigmoidHeldOut(out, teacher, held.labels, held.count);
   const ps = softmaxRows(out, held.count, width, 1);
   let kl = 0;
@@ -48376,18 +48579,9 @@ async function scoreHeldOut(session, logits, held, teacher, params, loss, width,
   if (held.labels) s.accuracy = correct / held.count;
   return s;
 }
-async function captureWithParams(session, logits, data, params, step) {
-  const chunks = [];
-  await runBatches(session, data, step, [logits], (values) => {
-    chunks.push(Float32Array.from(values.get(logits).data));
-  }, paramFeeds(params));
-  const all = new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
-  let o = 0;
-  for (const c of chunks) {
-    all.set(c, o);
-    o += c.length;
-  }
-  return all;
+async function captureWithParams(session, names, data, params, step) {
+  const got = await captureActivations(session, data, names, step, paramFeeds(params));
+  return new Map(names.map((t) => [t, got.get(t).data]));
 }
 var DEFAULT_DISTILL, BACKTRACK;
 var init_distill = __esm({
@@ -48404,7 +48598,6 @@ var init_distill = __esm({
     init_graph();
     init_shapes();
     init_trainGraph();
-    init_batches();
     init_values();
     init_classifier();
     init_elementTypes();
@@ -48417,6 +48610,7 @@ var init_distill = __esm({
 
 // src/recover/distill/stage.ts
 async function distillStage(dense, current, calib, masked, config2, progress, opts) {
+  const toward = opts.outputs ? "relative squared error to dense" : "KL";
   const t0 = performance.now();
   progress.stage({ kind: "recover", work: "distill", detail: "distillation toward the dense model on the calibration set" });
   let result;
@@ -48425,8 +48619,8 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
       ...DEFAULT_DISTILL,
       threads: config2.latency.threads,
       deadline: opts.deadline,
-      onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out KL ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`)
-    }, opts.head ?? defaultHead(current, config2.output));
+      onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out ${toward} ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`)
+    }, opts.outputs ? { outputs: opts.outputs } : opts.head ?? defaultHead(current, config2.output));
   } catch (e) {
     if (!(e instanceof UnsupportedOp)) throw e;
     if (opts.optional) return { kind: "skipped", gap: e.gap };
@@ -48438,7 +48632,8 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
   const acc2 = (a) => a === void 0 ? "" : `, accuracy ${(a * 100).toFixed(1)}%`;
   const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
   const stop = r.stopped === "deadline" ? "; stopped by recovery-time-budget" : r.stopped === "patience" ? "; stopped when the held-out score stopped improving" : "";
-  const summary3 = `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
+  const target = opts.outputs ? `toward the dense model's outputs ${opts.outputs.map((o) => `'${o}'`).join(", ")} (relative MSE, each output alike)` : `toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""})`;
+  const summary3 = `distilled ${r.parameters} parameters in ${r.trainables} tensors ${target} and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: ${toward === "KL" ? "KL to dense" : toward} ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
   return { kind: "distilled", model: r.model, result: r, seconds, summary: summary3 };
 }
 function skipReason(gap) {
@@ -49481,6 +49676,12 @@ function distillUnfitText(u) {
       return `one epoch takes about ${u.epochSeconds.toFixed(0)} s (${(u.epochSeconds / u.passSeconds).toFixed(1)} passes of ${u.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, u.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
   }
 }
+function temperatureSkipText(s) {
+  switch (s.kind) {
+    case "fidelity":
+      return "the run judges fidelity to the dense outputs, with no classifier head to scale nor labels to fit a temperature on";
+  }
+}
 var mb;
 var init_refusals = __esm({
   "src/recover/refusals.ts"() {
@@ -49595,12 +49796,16 @@ function fmt(s) {
 }
 async function runRecovery(req) {
   const { config: config2, calib, progress } = req;
-  const head = req.head ?? defaultHead(req.dense, config2.output);
-  req = { ...req, head };
+  const head = req.fidelity ? void 0 : req.head ?? defaultHead(req.dense, config2.output);
+  req = { ...req, ...head ? { head } : {} };
   const notes = [];
   const steps = await recoverySteps(req, calib, notes);
   if (!calib) return { steps: steps.map((s) => s.step), notes };
   const last = steps.at(-1)?.model ?? req.pruned;
+  if (!head) {
+    if (steps.length > 0) notes.push(`recovery: temperature not fitted: ${temperatureSkipText({ kind: "fidelity" })}`);
+    return { steps: steps.map((s) => s.step), notes };
+  }
   if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes };
   const t0 = performance.now();
   const fit = await calibrateTemperature(last, calib, config2.latency.threads, head);
@@ -49679,7 +49884,7 @@ async function recoverySteps(req, calib, bounded) {
       bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
-    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged2, deadline: deadline2, head: req.head });
+    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged2, deadline: deadline2, head: req.head, ...req.fidelity ? { outputs: req.fidelity.outputs } : {} });
     if (d.kind === "skipped") {
       bound(`recovery: distillation skipped: ${skipReason(d.gap)}`);
       return;
@@ -49855,6 +50060,129 @@ var init_release = __esm({
   }
 });
 
+// src/measure/fidelity.ts
+function argmax2(x2, base, n) {
+  let best = 0;
+  for (let i2 = 1; i2 < n; i2++) if (x2[base + i2] > x2[base + best]) best = i2;
+  return best;
+}
+function rankOf(x2, base, n, k) {
+  const v = x2[base + k];
+  let rank = 0;
+  for (let i2 = 0; i2 < n; i2++) if (x2[base + i2] > v || x2[base + i2] === v && i2 < k) rank++;
+  return rank;
+}
+var FidelityAccumulator;
+var init_fidelity = __esm({
+  "src/measure/fidelity.ts"() {
+    "use strict";
+    FidelityAccumulator = class {
+      constructor(output, classAxis) {
+        this.output = output;
+        this.classAxis = classAxis;
+      }
+      output;
+      classAxis;
+      samples = 0;
+      cosineSum = 0;
+      diffSq = 0;
+      refSq = 0;
+      maxAbs = 0;
+      positions = 0;
+      top1 = 0;
+      top5 = 0;
+      nonFinite = false;
+      /** `reference` and `candidate` hold `count` samples each, row-major, the same number of values per sample. */
+      add(reference, candidate, count2) {
+        if (reference.length !== candidate.length) {
+          throw new Error(`output ${this.output}: reference has ${reference.length} values but candidate ${candidate.length}`);
+        }
+        if (count2 <= 0) return;
+        const width = reference.length / count2;
+        if (!Number.isInteger(width)) throw new Error(`output ${this.output}: ${reference.length} values do not split into ${count2} samples`);
+        for (let s = 0; s < count2; s++) {
+          let dot = 0;
+          let ra = 0;
+          let cb = 0;
+          const base = s * width;
+          for (let i2 = base; i2 < base + width; i2++) {
+            const a = reference[i2];
+            const b = candidate[i2];
+            const d = b - a;
+            dot += a * b;
+            ra += a * a;
+            cb += b * b;
+            this.diffSq += d * d;
+            const abs = Math.abs(d);
+            if (abs > this.maxAbs) this.maxAbs = abs;
+            else if (!(abs <= this.maxAbs)) this.nonFinite = true;
+          }
+          this.refSq += ra;
+          this.cosineSum += ra === 0 && cb === 0 ? 1 : dot / Math.max(Math.sqrt(ra) * Math.sqrt(cb), 1e-300);
+        }
+        this.samples += count2;
+        if (this.classAxis) this.addClasses(reference, candidate, this.classAxis.classes);
+      }
+      addClasses(reference, candidate, classes) {
+        const rows2 = reference.length / classes;
+        if (!Number.isInteger(rows2)) throw new Error(`output ${this.output}: ${reference.length} values do not split into rows of ${classes} classes`);
+        const topK = classes > 5;
+        for (let r = 0; r < rows2; r++) {
+          const base = r * classes;
+          const ref = argmax2(reference, base, classes);
+          const cand = argmax2(candidate, base, classes);
+          if (ref === cand) this.top1++;
+          if (topK && rankOf(candidate, base, classes, ref) < 5) this.top5++;
+        }
+        this.positions += rows2;
+      }
+      result() {
+        const diff = Math.sqrt(this.diffSq);
+        const ref = Math.sqrt(this.refSq);
+        const out = {
+          output: this.output,
+          samples: this.samples,
+          cosine: this.samples ? this.cosineSum / this.samples : NaN,
+          rel_l2: ref > 0 ? diff / ref : diff === 0 ? 0 : Infinity,
+          max_abs: this.nonFinite ? NaN : this.maxAbs
+        };
+        if (this.classAxis && this.positions > 0) {
+          out.top1_agreement = this.top1 / this.positions;
+          if (this.classAxis.classes > 5) out.top5_agreement = this.top5 / this.positions;
+        }
+        return out;
+      }
+    };
+  }
+});
+
+// src/measure/outputFidelity.ts
+async function referenceOutputs(session, data, batch, outputs) {
+  const got = await captureActivations(session, data, outputs.map((o) => o.name), batch);
+  return new Map(outputs.map((o) => [o.name, got.get(o.name).data]));
+}
+async function measureFidelity(session, data, batch, outputs, reference, onBatch) {
+  const acc2 = outputs.map((o) => new FidelityAccumulator(o.name, o.classes !== void 0 ? { classes: o.classes } : void 0));
+  await runBatches(session, data, batch, outputs.map((o) => o.name), (values, first, count2) => {
+    outputs.forEach((o, k) => {
+      const v = values.get(o.name).data;
+      const ref = reference.get(o.name);
+      const per = v.length / count2;
+      acc2[k].add(ref.subarray(first * per, (first + count2) * per), v, count2);
+    });
+    onBatch?.(first + count2);
+  });
+  return acc2.map((a) => a.result());
+}
+var init_outputFidelity = __esm({
+  "src/measure/outputFidelity.ts"() {
+    "use strict";
+    init_batches();
+    init_session();
+    init_fidelity();
+  }
+});
+
 // src/pipeline/steps.ts
 function stepName(s) {
   switch (s.kind) {
@@ -49894,13 +50222,31 @@ function savedFacts(artifact, denseWeights, evalBatchSize) {
   const saved = loadModel(artifact).proto;
   return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), batch: boundedBatch(saved, evalBatchSize) };
 }
-async function measureStep(kind, description, artifact, ctx) {
-  const { data, config: config2, progress } = ctx;
-  const name = stepName(kind);
-  const { sparsity, cost, batch } = savedFacts(artifact, ctx.denseWeights, config2.evalBatchSize);
+async function openStep(artifact, ctx) {
+  const facts = savedFacts(artifact, ctx.denseWeights, ctx.config.evalBatchSize);
   const size2 = measureFileSize(artifact);
   collectGarbage();
-  const session = await openSession(artifact, { threads: config2.latency.threads, provider: ctx.provider });
+  const session = await openSession(artifact, { threads: ctx.config.latency.threads, provider: ctx.provider });
+  return { facts, size: size2, session };
+}
+function fileNumbers(name, description, artifact, facts, size2) {
+  return {
+    name,
+    description,
+    artifact,
+    sparsity: facts.sparsity.overall,
+    params: facts.cost.params,
+    nonzero_params: facts.cost.nonzeroParams,
+    flops: facts.cost.macs,
+    size_bytes: size2.bytes,
+    gzip_bytes: size2.gzipBytes
+  };
+}
+async function measureStep(kind, description, artifact, ctx) {
+  const { data, progress } = ctx;
+  const name = stepName(kind);
+  const { facts, size: size2, session } = await openStep(artifact, ctx);
+  const { batch } = facts;
   let preds;
   const shiftAccuracy = {};
   const shiftPreds = /* @__PURE__ */ new Map();
@@ -49925,15 +50271,7 @@ async function measureStep(kind, description, artifact, ctx) {
   const multilabel = preds.perSample > 1;
   const f1 = ctx.head.task === "multiclass" ? void 0 : labelF1(preds.pred, preds.truth, preds.perSample);
   const step = {
-    name,
-    description,
-    artifact,
-    sparsity: sparsity.overall,
-    params: cost.params,
-    nonzero_params: cost.nonzeroParams,
-    flops: cost.macs,
-    size_bytes: size2.bytes,
-    gzip_bytes: size2.gzipBytes,
+    ...fileNumbers(name, description, artifact, facts, size2),
     accuracy: mean2(preds.correct),
     per_class: groupAccuracy(preds.correct, preds.group, preds.classes),
     ...multilabel ? {} : { confusion: confusionMatrix(preds.pred, preds.truth, preds.classes) },
@@ -49944,9 +50282,42 @@ async function measureStep(kind, description, artifact, ctx) {
     latency: null,
     latency_by_batch: [],
     shift_accuracy: shiftAccuracy,
-    layers: sparsity.layers
+    layers: facts.sparsity.layers
   };
   return { kind, step, preds, shiftPreds };
+}
+async function measureFidelityStep(kind, description, artifact, ctx) {
+  const { data, progress } = ctx;
+  const name = stepName(kind);
+  const { facts, size: size2, session } = await openStep(artifact, ctx);
+  const { batch } = facts;
+  let fidelity2;
+  try {
+    progress.stage({ kind: "evaluate", step: name, total: data.count });
+    ctx.reference ??= await referenceOutputs(session, data, batch, ctx.outputs);
+    fidelity2 = await measureFidelity(session, data, batch, ctx.outputs, ctx.reference, (done) => progress.update(done));
+  } finally {
+    progress.stop();
+    await session.release();
+  }
+  const step = {
+    ...fileNumbers(name, description, artifact, facts, size2),
+    accuracy: null,
+    per_class: null,
+    ece: null,
+    nll: null,
+    agreement: null,
+    latency: null,
+    latency_by_batch: [],
+    layers: facts.sparsity.layers,
+    fidelity: fidelity2
+  };
+  return { kind, step };
+}
+async function measureFidelityRecord(r, ctx) {
+  const m = await measureFidelityStep(r.step, r.description, r.artifact, ctx);
+  if (r.recovery) m.step.recovery = r.recovery;
+  return m;
 }
 async function measureRecord(r, ctx) {
   const m = await measureStep(r.step, r.description, r.artifact, ctx);
@@ -49972,6 +50343,7 @@ var init_measureStep = __esm({
     init_sparsity();
     init_activationBudget();
     init_release();
+    init_outputFidelity();
     init_steps();
   }
 });
@@ -50483,8 +50855,8 @@ async function runGradual(input, progress) {
     schedule
   });
 }
-function judge(budgets, dense, step, input, latency2, reduction) {
-  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency2, input.req.config, false, reduction);
+function judge(budgets, dense, step, input, latency2, reduction2) {
+  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency2, input.req.config, false, reduction2);
 }
 function protectedFor(dense, kept) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
@@ -51336,14 +51708,14 @@ function calibQuality(p, reference, labels) {
   return hit / p.pred.length;
 }
 function relativeL2(a, b) {
-  let num = 0;
+  let num2 = 0;
   let den = 0;
   for (let i2 = 0; i2 < b.length; i2++) {
     const d = a[i2] - b[i2];
-    num += d * d;
+    num2 += d * d;
     den += b[i2] * b[i2];
   }
-  return den > 0 ? Math.sqrt(num / den) : Math.sqrt(num);
+  return den > 0 ? Math.sqrt(num2 / den) : Math.sqrt(num2);
 }
 async function layerErrors(float, q, data, threads) {
   const g2 = q.model.graph;
@@ -51357,11 +51729,11 @@ async function layerErrors(float, q, data, threads) {
   });
   const floatNames = [...new Set(pairs.flatMap((p) => [p.input, p.out]))];
   const qNames = [...new Set(floatNames.map(dqOf))];
-  const fs32 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
+  const fs33 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
   const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
   const sums = /* @__PURE__ */ new Map();
   try {
-    await streamActivations([{ session: fs32, fetch: floatNames }, { session: qs, fetch: qNames }], data, boundedBatch(q.model, 64), ([fr, qr]) => {
+    await streamActivations([{ session: fs33, fetch: floatNames }, { session: qs, fetch: qNames }], data, boundedBatch(q.model, 64), ([fr, qr]) => {
       for (const name of floatNames) {
         const a = qr.get(dqOf(name)).data;
         const b = fr.get(name).data;
@@ -51375,7 +51747,7 @@ async function layerErrors(float, q, data, threads) {
       }
     });
   } finally {
-    await fs32.release();
+    await fs33.release();
     await qs.release();
   }
   const err2 = (t) => {
@@ -51835,14 +52207,7 @@ async function runOneShot(input, progress) {
   const target = targetSparsity(config2);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
   progress.stage({ kind: "prune", model: path17.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
-  const metadata = (scopeUsed) => ({
-    "prune-guard.version": VERSION7,
-    "prune-guard.method": config2.method,
-    "prune-guard.scope": scopeUsed,
-    "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path17.basename(req.model),
-    "prune-guard.recovery": config2.recovery
-  });
+  const metadata = (scopeUsed) => shipMetadata(req.model, config2, scopeUsed);
   const stepsDir = path17.join(req.out, "steps");
   const files = { data: req.data, calib: req.calib };
   const staged = hasRecoverySteps(config2, calib) || config2.quantize !== "none";
@@ -51869,11 +52234,7 @@ async function runOneShot(input, progress) {
     });
   }
   const { pruned } = unit;
-  const lastFloat = unit.steps[unit.steps.length - 1].artifact;
-  const saved = loadModel(lastFloat).proto;
-  liftWeights(saved);
-  const broken2 = pruned.verifySaved?.(saved) ?? [];
-  if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
+  const lastFloat = verifiedLast(unit, config2);
   const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider, head);
   if (staged) writeFileAtomic(outPath, fs23.readFileSync(quantized?.artifact ?? lastFloat));
   releaseField(input.dense, "proto", "the dense model");
@@ -51896,18 +52257,36 @@ async function runOneShot(input, progress) {
     ...pruned.allocation ? { allocation: pruned.allocation } : {}
   }, pruneStep.reduction, targetShortfall(targeted?.record));
 }
+function shipMetadata(model, config2, scopeUsed) {
+  return {
+    "prune-guard.version": VERSION7,
+    "prune-guard.method": config2.method,
+    "prune-guard.scope": scopeUsed,
+    "prune-guard.target_sparsity": String(targetSparsity(config2)),
+    "prune-guard.source": path17.basename(model),
+    "prune-guard.recovery": config2.recovery
+  };
+}
+function verifiedLast(unit, config2) {
+  const lastFloat = unit.steps[unit.steps.length - 1].artifact;
+  const saved = loadModel(lastFloat).proto;
+  liftWeights(saved);
+  const broken2 = unit.pruned.verifySaved?.(saved) ?? [];
+  if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
+  return lastFloat;
+}
 function targetShortfall(t) {
   if (!t || t.outcome === "met") return [];
   const a = t.attempts[t.shipped];
   return [`latency target not met: the shipped attempt measured ${a.speedup.toFixed(2)}x of the ${t.speedup_needed.toFixed(2)}x asked at batch ${t.batch} (${t.outcome}: ${t.detail}); verdict at least warn`];
 }
-async function judgeSteps(input, measured, progress, record, reduction, shortfalls = []) {
+async function judgeSteps(input, measured, progress, record, reduction2, shortfalls = []) {
   const { req, data, shifts, outPath } = input;
   const { config: config2 } = req;
   const dense = measured[0];
   const shipped = measured[measured.length - 1];
   const samples = await timeSteps(measured, data, config2, input.provider, progress);
-  const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, reduction);
+  const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, reduction2);
   const speedNotes = [...shortfalls, ...structuredSpeedNotes(config2, samples[0], samples[samples.length - 1])];
   for (const n of speedNotes) progress.note(n);
   const judged2 = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, "warn"]) } : judgedBudgets;
@@ -52038,41 +52417,204 @@ var init_exported = __esm({
   }
 });
 
-// src/pipeline/run.ts
+// src/pipeline/task.ts
+function chooseTask(model, file, config2, data) {
+  if (config2.task === "classification") return { task: "classification", head: judgedHead(model, file, config2, data) };
+  if (config2.task === "fidelity") return fidelity(model, file, { kind: "asked" });
+  const found = findHead(model, { output: config2.output, labelWidth: data.labels ? data.labelWidth ?? 1 : void 0 });
+  if (!found.ok) {
+    if (NOT_A_CLASSIFIER.has(found.problem.kind)) return fidelity(model, file, { kind: "not-classifier", problem: found.problem });
+    throw new UserError(headProblemMessage(found.problem, file));
+  }
+  if (!data.labels) return fidelity(model, file, { kind: "no-labels", data: data.path });
+  const problem = checkLabels2(found.head, data.labels, data.labelWidth ?? 1, data.path);
+  if (problem) throw new UserError(`${data.path}: ${headProblemMessage(problem, file)}`);
+  return { task: "classification", head: found.head };
+}
+function fidelity(model, file, reason) {
+  const types = elementTypes(new GraphIndex(model.graph));
+  const outputs = [];
+  const skipped = [];
+  for (const o of model.graph.output) {
+    const type = types.get(o.name) ?? 1 /* FLOAT */;
+    if (!READABLE.has(type)) {
+      skipped.push({ name: o.name, type: dataTypeName(type).toLowerCase() });
+      continue;
+    }
+    const head = findHead(model, { output: o.name });
+    const classes = head.ok && head.head.task === "multiclass" && head.head.width !== null ? head.head.width : void 0;
+    outputs.push({ name: o.name, ...classes !== void 0 ? { classes } : {} });
+  }
+  if (outputs.length === 0) {
+    throw new UserError(`${file}: no output holds float values (${skipped.map((s) => `${s.name}: ${s.type}`).join(", ")}); fidelity compares float outputs with the dense model's: export the scores or features as float32 or float16`);
+  }
+  return { task: "fidelity", reason, outputs, skipped };
+}
+function reasonText(r) {
+  switch (r.kind) {
+    case "asked":
+      return "as configured";
+    case "no-labels":
+      return `${r.data} has no labels 'y'`;
+    case "not-classifier":
+      return notClassifier(r.problem);
+  }
+}
+function notClassifier(p) {
+  switch (p.kind) {
+    case "several-outputs":
+      return `the model has ${p.outputs.length} outputs`;
+    case "not-scores":
+      return `output '${p.output}' of shape ${p.dims} is not one score per class`;
+    case "softmax-axis":
+      return `output '${p.output}' is a ${p.activation} over axis ${p.axis}, not over classes`;
+    case "single-score":
+      return `output '${p.output}' is one value per sample without a Sigmoid`;
+    default:
+      return "the model is not a single-output classifier";
+  }
+}
+function taskLine(t) {
+  const outputs = t.outputs.map((o) => `'${o.name}'`).join(", ");
+  const skipped = t.skipped.length ? `; not compared (not float): ${t.skipped.map((s) => `'${s.name}' (${s.type})`).join(", ")}` : "";
+  const override = t.reason.kind === "asked" ? "" : "; --task classification (config task:) judges labels instead";
+  return `task: fidelity (${reasonText(t.reason)}): ${t.outputs.length > 1 ? "outputs" : "output"} ${outputs} judged against the dense model's on the same inputs${skipped}${override}`;
+}
+var NOT_A_CLASSIFIER, READABLE;
+var init_task = __esm({
+  "src/pipeline/task.ts"() {
+    "use strict";
+    init_errors();
+    init_elementTypes();
+    init_graph();
+    init_head();
+    init_tensor();
+    init_exported();
+    NOT_A_CLASSIFIER = /* @__PURE__ */ new Set(["several-outputs", "not-scores", "single-score", "softmax-axis"]);
+    READABLE = /* @__PURE__ */ new Set([1 /* FLOAT */, 10 /* FLOAT16 */, 11 /* DOUBLE */]);
+  }
+});
+
+// src/pipeline/fidelityRun.ts
+import * as fs25 from "node:fs";
 import * as path19 from "node:path";
+async function runFidelityOneShot(input, progress) {
+  const { req, data, calib, outPath, scope, task } = input;
+  const { config: config2 } = req;
+  const target = targetSparsity(config2);
+  if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
+  progress.stage({ kind: "prune", model: path19.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
+  const stepsDir = path19.join(req.out, "steps");
+  const staged = hasRecoverySteps(config2, calib);
+  const outputs = task.outputs.map((o) => o.name);
+  const unit = await pruneAndRecover({
+    prune: async () => {
+      const pruned2 = await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress });
+      for (const n of pruned2.notes) progress.note(n);
+      return pruned2;
+    },
+    metadata: (pruned2) => shipMetadata(req.model, config2, pruned2.scope ?? config2.scope),
+    pruneArtifact: staged ? stepFile(stepsDir, 1, "prune") : outPath,
+    recovery: { dense: input.dense.proto, calib, config: config2, stepsDir, progress, files: { data: req.data, calib: req.calib }, fidelity: { outputs } }
+  });
+  const { pruned } = unit;
+  const lastFloat = verifiedLast(unit, config2);
+  if (staged) writeFileAtomic(outPath, fs25.readFileSync(lastFloat));
+  releaseField(input.dense, "proto", "the dense model");
+  releaseField(pruned, "model", "the pruned model");
+  delete pruned.structured;
+  collectGarbage();
+  const ctx = { data, denseWeights: pruned.denseWeights, config: config2, progress, provider: input.provider, outputs: task.outputs };
+  const measured = [await measureFidelityStep({ kind: "dense" }, "input model, unchanged", req.model, ctx)];
+  for (const r of unit.steps) measured.push(await measureFidelityRecord(r, ctx));
+  const dense = measured[0].step;
+  const shipped = measured[measured.length - 1].step;
+  const pruneStep = measured.find((m) => m.step.name === stepName({ kind: "prune" })).step;
+  pruneStep.reduction = buildReduction(dense, pruneStep, requestedReduction(config2), pruned.channels && fromTally(pruned.channels));
+  const samples = await timeSteps(measured, data, config2, input.provider, progress);
+  const budgets = evaluateBudgets(req.budgets, { dense, final: shipped, reduction: pruneStep.reduction, task: "fidelity" }, { strict: config2.strict, confidence: config2.confidence });
+  const speedNotes = structuredSpeedNotes(config2, samples[0], samples[samples.length - 1]);
+  for (const n of speedNotes) progress.note(n);
+  const verdict = overallVerdict([...budgets.map((b) => b.verdict), ...speedNotes.length > 0 ? ["warn"] : []]);
+  const notes = [taskLine(task), ...input.exportNotes, ...pruned.notes, ...unit.notes, ...speedNotes];
+  return {
+    model: req.model,
+    pruned: outPath,
+    method: config2.method,
+    target_sparsity: target,
+    task: "fidelity",
+    steps: measured.map((m) => m.step),
+    budgets,
+    verdict,
+    class_changes: [],
+    eval: { data: req.data, samples: data.count, classes: 0, outputs, batch: input.plan.evalBatch, ...input.plan.fixed !== void 0 ? { fixed_batch: input.plan.fixed } : {} },
+    notes,
+    scope: pruned.scope ?? scope.scope
+  };
+}
+var init_fidelityRun = __esm({
+  "src/pipeline/fidelityRun.ts"() {
+    "use strict";
+    init_atomicWrite();
+    init_budgets2();
+    init_reduction();
+    init_pruneModel();
+    init_runRecovery();
+    init_measureStep();
+    init_oneShot();
+    init_release();
+    init_steps();
+    init_task();
+    init_timeSteps();
+    init_unit();
+  }
+});
+
+// src/pipeline/run.ts
+import * as path20 from "node:path";
 function prunedPath(out, model) {
-  return path19.join(out, `${path19.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path20.join(out, `${path20.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
   const dense = loadModel(req.model);
   preflightModel(dense.proto, req.model);
   const inputs = modelInputs(dense.proto, req.model);
-  const data = loadDataset(req.data, inputs, { requireLabels: false, modelPath: req.model });
-  const head = judgedHead(dense.proto, req.model, config2, data);
+  const loaded = loadDataset(req.data, inputs, { requireLabels: false, modelPath: req.model });
+  const task = chooseTask(dense.proto, req.model, config2, loaded);
+  const data = task.task === "fidelity" ? unlabelled(loaded) : loaded;
   const plan = batchPlan(dense.proto, req.model, config2);
   config2 = { ...config2, batchSizes: plan.batchSizes, evalBatchSize: plan.evalBatch };
   req = { ...req, config: config2 };
   const userShifts = req.shifts.map((s) => ({ name: s.name, data: loadDataset(s.path, inputs, { requireLabels: false, modelPath: req.model }) }));
   const shifts = [...userShifts, ...corruptionSets(data, config2.corruptions)];
-  const calib = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
+  if (task.task === "fidelity" && req.shifts.length > 0) {
+    throw new UserError(`--shift ${req.shifts[0].path}: shift sets are judged by label accuracy and prediction distributions, which task fidelity (every output judged against the dense model) does not use; drop --shift`);
+  }
+  const calibLoaded = req.calib ? loadDataset(req.calib, inputs, { requireLabels: false, modelPath: req.model }) : void 0;
+  const calib = calibLoaded && task.task === "fidelity" ? unlabelled(calibLoaded) : calibLoaded;
   const rounds = resolveRounds(config2, calib);
   const targeted = config2.targetSpeedup !== void 0 || config2.targetLatencyMs !== void 0;
   const scope = targeted && config2.scope === "auto" ? { scope: "global", reason: "" } : resolveScope(config2, calib ? { labelled: calib.labels !== null } : void 0, rounds);
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
-  if (path19.resolve(outPath) === path19.resolve(req.model)) {
+  if (path20.resolve(outPath) === path20.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
-  checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
+  checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled", task: task.task });
   checkQuantizeInputs(config2, dense.proto, req);
   const lifted = liftWeights(dense.proto);
   const provider = await resolveProvider(config2.executionProvider, req.model);
   if (provider.note) progress.note(provider.note);
   const exportNotes = [...plan.note ? [plan.note] : [], ...liftedNotes(lifted)];
   for (const n of exportNotes) progress.note(n);
-  const input = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds, head, plan, exportNotes };
+  const common = { req, dense, data, shifts, calib, outPath, provider: provider.provider, scope, rounds, plan, exportNotes };
+  if (task.task === "fidelity") {
+    progress.note(taskLine(task));
+    return { model: await runFidelityOneShot({ ...common, task }, progress), runtime: measuredRuntime(provider, config2) };
+  }
+  const input = { ...common, head: task.head };
   const quantizeOnly = config2.quantize !== "none" && config2.sparsity === 0;
   const model = quantizeOnly ? await runQuantizeOnly(input, progress) : config2.schedule === "gradual" ? await runGradual(input, progress) : await runOneShot(input, progress);
   return { model, runtime: measuredRuntime(provider, config2) };
@@ -52085,6 +52627,9 @@ function liftedNotes(lifted) {
   const reshape = lifted.filter((l) => l.by === "Reshape");
   if (reshape.length > 0) notes.push(`${count2(reshape.length)} stored in another shape behind a constant Reshape: pruned and refit in the shape the layer reads, saved back in their own shape (unless structured pruning resized them)`);
   return notes;
+}
+function unlabelled(data) {
+  return { ...data, labels: null, labelWidth: 1 };
 }
 var init_run = __esm({
   "src/pipeline/run.ts"() {
@@ -52105,13 +52650,15 @@ var init_run = __esm({
     init_quantizeStep();
     init_quantizeOnly();
     init_exported();
+    init_task();
+    init_fidelityRun();
     init_liftedWeights();
     init_tensor();
   }
 });
 
 // src/pipeline/guardedRun.ts
-import * as path20 from "node:path";
+import * as path21 from "node:path";
 function publish(value, out) {
   if (typeof value === "string") return out.publicPath(value);
   if (Array.isArray(value)) return value.map((v) => publish(v, out));
@@ -52145,7 +52692,7 @@ function runInputs(req) {
   ];
 }
 async function guardedLedger(req, progress, publishLast = () => []) {
-  if (path20.resolve(prunedPath(req.out, req.model)) === path20.resolve(req.model)) {
+  if (path21.resolve(prunedPath(req.out, req.model)) === path21.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   refuseInputsInOutput(req.out, runInputs(req));
@@ -52165,7 +52712,7 @@ async function guardedLedger(req, progress, publishLast = () => []) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path20.basename(prunedPath(req.out, req.model)));
+      out.retire(path21.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
     out.commit(publishLast(ledger, out.staging));
@@ -52190,9 +52737,9 @@ var init_guardedRun = __esm({
 });
 
 // src/pipeline/compare.ts
-import * as path21 from "node:path";
+import * as path22 from "node:path";
 function compareBudgets(budgets) {
-  const all = budgets.filter((b) => b.name !== "target-reduction");
+  const all = budgets.filter((b) => b.name !== "target-reduction" && !(b.source === "default" && BUDGETS[b.name].task === "fidelity"));
   if (!all.some((b) => b.name === "latency-regression")) {
     all.push({ name: "latency-regression", limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS["latency-regression"].direction, source: "default" });
   }
@@ -52229,8 +52776,8 @@ async function measurePair(req, progress, latencyLimit) {
   const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
   const measureConfig = { ...config2, batchSizes, evalBatchSize: plan.evalBatch };
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: measureConfig, progress, provider: provider.provider, head });
-  const baseStep = await measureStep({ kind: "base" }, `base model ${path21.basename(req.base)}`, req.base, ctx(0));
-  const headStep = await measureStep({ kind: "head" }, `head model ${path21.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
+  const baseStep = await measureStep({ kind: "base" }, `base model ${path22.basename(req.base)}`, req.base, ctx(0));
+  const headStep = await measureStep({ kind: "head" }, `head model ${path22.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
   const sequential = latencyLimit === void 0 ? void 0 : new SequentialTest(sequentialPlan(measureConfig, latencyLimit));
   const samples = await timeSteps([baseStep, headStep], data, measureConfig, provider.provider, progress, sequential);
   return { base: baseStep, head: headStep, data, shifts, samples, provider, decision: sequential?.result(), judged: head, plan };
@@ -52282,8 +52829,8 @@ var init_compareBase = __esm({
 
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
-import * as fs25 from "node:fs";
-import * as path22 from "node:path";
+import * as fs26 from "node:fs";
+import * as path23 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
 }
@@ -52316,8 +52863,8 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs25.mkdirSync(path22.dirname(dest), { recursive: true });
-  fs25.writeFileSync(dest, content);
+  fs26.mkdirSync(path23.dirname(dest), { recursive: true });
+  fs26.writeFileSync(dest, content);
   return true;
 }
 var SHALLOW_HINT;
@@ -52330,15 +52877,15 @@ var init_gitBase = __esm({
 });
 
 // src/github/checkModels.ts
-import * as fs26 from "node:fs";
-import * as path23 from "node:path";
+import * as fs27 from "node:fs";
+import * as path24 from "node:path";
 function refuseLfsPointer(file, shown) {
   let head = "";
   try {
-    const fd2 = fs26.openSync(file, "r");
+    const fd2 = fs27.openSync(file, "r");
     const buf = Buffer.alloc(40);
-    fs26.readSync(fd2, buf, 0, 40, 0);
-    fs26.closeSync(fd2);
+    fs27.readSync(fd2, buf, 0, 40, 0);
+    fs27.closeSync(fd2);
     head = buf.toString("latin1");
   } catch {
     return;
@@ -52348,8 +52895,8 @@ function refuseLfsPointer(file, shown) {
   }
 }
 function workspacePath(workspace, file) {
-  const rel = path23.relative(workspace, file);
-  return rel.startsWith("..") || path23.isAbsolute(rel) ? file : rel.split(path23.sep).join("/");
+  const rel = path24.relative(workspace, file);
+  return rel.startsWith("..") || path24.isAbsolute(rel) ? file : rel.split(path24.sep).join("/");
 }
 function slug(file) {
   return file.replace(/[^A-Za-z0-9._-]+/g, "_");
@@ -52360,25 +52907,29 @@ async function checkModels(jobs, settings, opts) {
     const own2 = settings.budgets.filter((b) => b.name !== "latency-regression");
     const request2 = { data: settings.data, calib: settings.calib, shifts: settings.shifts, config: settings.config, budgets: own2 };
     opts.progress.note(`model ${job.path}`);
-    refuseLfsPointer(path23.join(opts.workspace, job.path), job.path);
-    const head = await guardedLedger({ ...request2, model: path23.join(opts.workspace, job.path), out: path23.join(opts.out, "models", slug(job.path)) }, opts.progress);
+    refuseLfsPointer(path24.join(opts.workspace, job.path), job.path);
+    const head = await guardedLedger({ ...request2, model: path24.join(opts.workspace, job.path), out: path24.join(opts.out, "models", slug(job.path)) }, opts.progress);
     const model = head.models[0];
     if (!model) {
       ledgers.push(ledgerEnvelope([], head.runtime, timedOutRuns(head).map((t) => ({ ...t, model: job.path }))));
       continue;
     }
     model.model = job.path;
-    model.pruned = path23.relative(opts.workspace, model.pruned).split(path23.sep).join("/");
+    model.pruned = path24.relative(opts.workspace, model.pruned).split(path24.sep).join("/");
     model.eval.data = workspacePath(opts.workspace, model.eval.data);
     const timedOut = [];
-    if (opts.base) {
+    if (opts.base && model.task === "fidelity") {
+      const line = `base comparison: not made for task fidelity; ${job.path} is judged against its own dense model`;
+      opts.progress.note(line);
+      model.notes = [...model.notes ?? [], line];
+    } else if (opts.base) {
       const basePath = job.basePath ?? job.path;
-      const dir = path23.join(opts.temp, "prune-guard-base", slug(job.path));
-      const baseFile = path23.join(dir, path23.basename(basePath));
+      const dir = path24.join(opts.temp, "prune-guard-base", slug(job.path));
+      const baseFile = path24.join(dir, path24.basename(basePath));
       const at2 = `${basePath} at ${opts.base.ref.slice(0, 12)}`;
       if (showFileAt(opts.base.cwd, opts.base.ref, basePath, baseFile)) {
         opts.progress.note(`base ${at2}`);
-        const base = await guardedLedger({ ...request2, model: baseFile, out: path23.join(dir, "out") }, opts.progress);
+        const base = await guardedLedger({ ...request2, model: baseFile, out: path24.join(dir, "out") }, opts.progress);
         if (base.models[0]) {
           model.vs_base = await compareWithBase({
             ref: opts.base.ref,
@@ -52412,14 +52963,14 @@ function mergeLedgers(ledgers) {
 function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
-    for (const e of fs26.readdirSync(d, { withFileTypes: true })) {
-      const full = path23.join(d, e.name);
+    for (const e of fs27.readdirSync(d, { withFileTypes: true })) {
+      const full = path24.join(d, e.name);
       if (e.isDirectory()) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
   walk(dir);
-  return found.sort().map((f) => JSON.parse(fs26.readFileSync(f, "utf8")));
+  return found.sort().map((f) => JSON.parse(fs27.readFileSync(f, "utf8")));
 }
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
@@ -52483,7 +53034,7 @@ var init_comment = __esm({
 });
 
 // src/github/fit.ts
-function join18(sections) {
+function join19(sections) {
   return sections.map((s) => typeof s === "string" ? s : details(s)).join("\n\n") + "\n";
 }
 function hardCut(text2, max2) {
@@ -52499,7 +53050,7 @@ function hardCut(text2, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text2 = join18(parts);
+  let text2 = join19(parts);
   while (text2.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
@@ -52507,7 +53058,7 @@ function fitComment(sections, limit = COMMENT_LIMIT) {
     });
     if (largest < 0) return hardCut(text2, limit);
     parts[largest] = omitted(parts[largest]);
-    text2 = join18(parts);
+    text2 = join19(parts);
   }
   return text2;
 }
@@ -52537,10 +53088,10 @@ var require_identity = __commonJS({
     var NODE_TYPE = /* @__PURE__ */ Symbol.for("yaml.node.type");
     var isAlias = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === ALIAS;
     var isDocument = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === DOC;
-    var isMap2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === MAP;
+    var isMap3 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === MAP;
     var isPair = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === PAIR;
     var isScalar3 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SCALAR;
-    var isSeq2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SEQ;
+    var isSeq3 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SEQ;
     function isCollection(node) {
       if (node && typeof node === "object")
         switch (node[NODE_TYPE]) {
@@ -52573,11 +53124,11 @@ var require_identity = __commonJS({
     exports.isAlias = isAlias;
     exports.isCollection = isCollection;
     exports.isDocument = isDocument;
-    exports.isMap = isMap2;
+    exports.isMap = isMap3;
     exports.isNode = isNode;
     exports.isPair = isPair;
     exports.isScalar = isScalar3;
-    exports.isSeq = isSeq2;
+    exports.isSeq = isSeq3;
   }
 });
 
@@ -52601,17 +53152,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path29) {
-      const ctrl = callVisitor(key, node, visitor, path29);
+    function visit_(key, node, visitor, path30) {
+      const ctrl = callVisitor(key, node, visitor, path30);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path29, ctrl);
-        return visit_(key, ctrl, visitor, path29);
+        replaceNode(key, path30, ctrl);
+        return visit_(key, ctrl, visitor, path30);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path29 = Object.freeze(path29.concat(node));
+          path30 = Object.freeze(path30.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path29);
+            const ci = visit_(i2, node.items[i2], visitor, path30);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -52622,13 +53173,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path29 = Object.freeze(path29.concat(node));
-          const ck = visit_("key", node.key, visitor, path29);
+          path30 = Object.freeze(path30.concat(node));
+          const ck = visit_("key", node.key, visitor, path30);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path29);
+          const cv = visit_("value", node.value, visitor, path30);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -52649,17 +53200,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path29) {
-      const ctrl = await callVisitor(key, node, visitor, path29);
+    async function visitAsync_(key, node, visitor, path30) {
+      const ctrl = await callVisitor(key, node, visitor, path30);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path29, ctrl);
-        return visitAsync_(key, ctrl, visitor, path29);
+        replaceNode(key, path30, ctrl);
+        return visitAsync_(key, ctrl, visitor, path30);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path29 = Object.freeze(path29.concat(node));
+          path30 = Object.freeze(path30.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path29);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path30);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -52670,13 +53221,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path29 = Object.freeze(path29.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path29);
+          path30 = Object.freeze(path30.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path30);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path29);
+          const cv = await visitAsync_("value", node.value, visitor, path30);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -52703,23 +53254,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path29) {
+    function callVisitor(key, node, visitor, path30) {
       if (typeof visitor === "function")
-        return visitor(key, node, path29);
+        return visitor(key, node, path30);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path29);
+        return visitor.Map?.(key, node, path30);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path29);
+        return visitor.Seq?.(key, node, path30);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path29);
+        return visitor.Pair?.(key, node, path30);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path29);
+        return visitor.Scalar?.(key, node, path30);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path29);
+        return visitor.Alias?.(key, node, path30);
       return void 0;
     }
-    function replaceNode(key, path29, node) {
-      const parent = path29[path29.length - 1];
+    function replaceNode(key, path30, node) {
+      const parent = path30[path30.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -53331,10 +53882,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path29, value) {
+    function collectionFromPath(schema, path30, value) {
       let v = value;
-      for (let i2 = path29.length - 1; i2 >= 0; --i2) {
-        const k = path29[i2];
+      for (let i2 = path30.length - 1; i2 >= 0; --i2) {
+        const k = path30[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -53353,7 +53904,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path29) => path29 == null || typeof path29 === "object" && !!path29[Symbol.iterator]().next().done;
+    var isEmptyPath = (path30) => path30 == null || typeof path30 === "object" && !!path30[Symbol.iterator]().next().done;
     var Collection2 = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -53383,11 +53934,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path29, value) {
-        if (isEmptyPath(path29))
+      addIn(path30, value) {
+        if (isEmptyPath(path30))
           this.add(value);
         else {
-          const [key, ...rest] = path29;
+          const [key, ...rest] = path30;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -53401,8 +53952,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path29) {
-        const [key, ...rest] = path29;
+      deleteIn(path30) {
+        const [key, ...rest] = path30;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -53416,8 +53967,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path29, keepScalar) {
-        const [key, ...rest] = path29;
+      getIn(path30, keepScalar) {
+        const [key, ...rest] = path30;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -53435,8 +53986,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path29) {
-        const [key, ...rest] = path29;
+      hasIn(path30) {
+        const [key, ...rest] = path30;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -53446,8 +53997,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path29, value) {
-        const [key, ...rest] = path29;
+      setIn(path30, value) {
+        const [key, ...rest] = path30;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -54869,9 +55420,9 @@ var require_stringifyNumber = __commonJS({
     function stringifyNumber({ format, minFractionDigits, tag, value }) {
       if (typeof value === "bigint")
         return String(value);
-      const num = typeof value === "number" ? value : Number(value);
-      if (!isFinite(num))
-        return isNaN(num) ? ".nan" : num < 0 ? "-.inf" : ".inf";
+      const num2 = typeof value === "number" ? value : Number(value);
+      if (!isFinite(num2))
+        return isNaN(num2) ? ".nan" : num2 < 0 ? "-.inf" : ".inf";
       let n = Object.is(value, -0) ? "-0" : JSON.stringify(value);
       if (!format && minFractionDigits && (!tag || tag === "tag:yaml.org,2002:float") && /^-?\d/.test(n) && !n.includes("e")) {
         let i2 = n.indexOf(".");
@@ -54911,8 +55462,8 @@ var require_float = __commonJS({
       test: /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/,
       resolve: (str) => parseFloat(str),
       stringify(node) {
-        const num = Number(node.value);
-        return isFinite(num) ? num.toExponential() : stringifyNumber.stringifyNumber(node);
+        const num2 = Number(node.value);
+        return isFinite(num2) ? num2.toExponential() : stringifyNumber.stringifyNumber(node);
       }
     };
     var float = {
@@ -55351,8 +55902,8 @@ var require_float2 = __commonJS({
       test: /^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$/,
       resolve: (str) => parseFloat(str.replace(/_/g, "")),
       stringify(node) {
-        const num = Number(node.value);
-        return isFinite(num) ? num.toExponential() : stringifyNumber.stringifyNumber(node);
+        const num2 = Number(node.value);
+        return isFinite(num2) ? num2.toExponential() : stringifyNumber.stringifyNumber(node);
       }
     };
     var float = {
@@ -55554,23 +56105,23 @@ var require_timestamp = __commonJS({
     function parseSexagesimal(str, asBigInt) {
       const sign = str[0];
       const parts = sign === "-" || sign === "+" ? str.substring(1) : str;
-      const num = (n) => asBigInt ? BigInt(n) : Number(n);
-      const res = parts.replace(/_/g, "").split(":").reduce((res2, p) => res2 * num(60) + num(p), num(0));
-      return sign === "-" ? num(-1) * res : res;
+      const num2 = (n) => asBigInt ? BigInt(n) : Number(n);
+      const res = parts.replace(/_/g, "").split(":").reduce((res2, p) => res2 * num2(60) + num2(p), num2(0));
+      return sign === "-" ? num2(-1) * res : res;
     }
     function stringifySexagesimal(node) {
       let { value } = node;
-      let num = (n) => n;
+      let num2 = (n) => n;
       if (typeof value === "bigint")
-        num = (n) => BigInt(n);
+        num2 = (n) => BigInt(n);
       else if (isNaN(value) || !isFinite(value))
         return stringifyNumber.stringifyNumber(node);
       let sign = "";
       if (value < 0) {
         sign = "-";
-        value *= num(-1);
+        value *= num2(-1);
       }
-      const _60 = num(60);
+      const _60 = num2(60);
       const parts = [value % _60];
       if (value < 60) {
         parts.unshift(0);
@@ -55962,9 +56513,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path29, value) {
+      addIn(path30, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path29, value);
+          this.contents.addIn(path30, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -56039,14 +56590,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path29) {
-        if (Collection2.isEmptyPath(path29)) {
+      deleteIn(path30) {
+        if (Collection2.isEmptyPath(path30)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path29) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path30) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -56061,10 +56612,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path29, keepScalar) {
-        if (Collection2.isEmptyPath(path29))
+      getIn(path30, keepScalar) {
+        if (Collection2.isEmptyPath(path30))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path29, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path30, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -56075,10 +56626,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path29) {
-        if (Collection2.isEmptyPath(path29))
+      hasIn(path30) {
+        if (Collection2.isEmptyPath(path30))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path29) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path30) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -56095,13 +56646,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path29, value) {
-        if (Collection2.isEmptyPath(path29)) {
+      setIn(path30, value) {
+        if (Collection2.isEmptyPath(path30)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path29), value);
+          this.contents = Collection2.collectionFromPath(this.schema, Array.from(path30), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path29, value);
+          this.contents.setIn(path30, value);
         }
       }
       /**
@@ -56685,9 +57236,9 @@ var require_resolve_flow_collection = __commonJS({
     var blockMsg = "Block collections are not allowed within flow collections";
     var isBlock = (token) => token && (token.type === "block-map" || token.type === "block-seq");
     function resolveFlowCollection({ composeNode, composeEmptyNode }, ctx, fc, onError, tag) {
-      const isMap2 = fc.start.source === "{";
-      const fcName = isMap2 ? "flow map" : "flow sequence";
-      const NodeClass = tag?.nodeClass ?? (isMap2 ? YAMLMap.YAMLMap : YAMLSeq.YAMLSeq);
+      const isMap3 = fc.start.source === "{";
+      const fcName = isMap3 ? "flow map" : "flow sequence";
+      const NodeClass = tag?.nodeClass ?? (isMap3 ? YAMLMap.YAMLMap : YAMLSeq.YAMLSeq);
       const coll = new NodeClass(ctx.schema);
       coll.flow = true;
       const atRoot = ctx.atRoot;
@@ -56723,7 +57274,7 @@ var require_resolve_flow_collection = __commonJS({
             offset = props.end;
             continue;
           }
-          if (!isMap2 && ctx.options.strict && utilContainsNewline.containsNewline(key))
+          if (!isMap3 && ctx.options.strict && utilContainsNewline.containsNewline(key))
             onError(
               key,
               // checked by containsNewline()
@@ -56763,7 +57314,7 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap2 && !sep6 && !props.found) {
+        if (!isMap3 && !sep6 && !props.found) {
           const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep6, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
@@ -56786,7 +57337,7 @@ var require_resolve_flow_collection = __commonJS({
             startOnNewline: false
           });
           if (valueProps.found) {
-            if (!isMap2 && !props.found && ctx.options.strict) {
+            if (!isMap3 && !props.found && ctx.options.strict) {
               if (sep6)
                 for (const st of sep6) {
                   if (st === valueProps.found)
@@ -56818,7 +57369,7 @@ var require_resolve_flow_collection = __commonJS({
           const pair = new Pair.Pair(keyNode, valueNode);
           if (ctx.options.keepSourceTokens)
             pair.srcToken = collItem;
-          if (isMap2) {
+          if (isMap3) {
             const map = coll;
             if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
               onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
@@ -56834,7 +57385,7 @@ var require_resolve_flow_collection = __commonJS({
           offset = valueNode ? valueNode.range[2] : valueProps.end;
         }
       }
-      const expectedEnd = isMap2 ? "}" : "]";
+      const expectedEnd = isMap3 ? "}" : "]";
       const [ce, ...ee] = fc.end;
       let cePos = offset;
       if (ce?.source === expectedEnd)
@@ -58062,9 +58613,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path29) => {
+    visit.itemAtPath = (cst, path30) => {
       let item = cst;
-      for (const [field, index] of path29) {
+      for (const [field, index] of path30) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -58073,23 +58624,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path29) => {
-      const parent = visit.itemAtPath(cst, path29.slice(0, -1));
-      const field = path29[path29.length - 1][0];
+    visit.parentCollection = (cst, path30) => {
+      const parent = visit.itemAtPath(cst, path30.slice(0, -1));
+      const field = path30[path30.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path29, item, visitor) {
-      let ctrl = visitor(item, path29);
+    function _visit(path30, item, visitor) {
+      let ctrl = visitor(item, path30);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path29.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path30.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -58100,10 +58651,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path29);
+            ctrl = ctrl(item, path30);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path29) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path30) : ctrl;
     }
     exports.visit = visit;
   }
@@ -59405,14 +59956,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs32 = this.flowScalar(this.type);
+              const fs33 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs32, sep: [] });
+                map.items.push({ start, key: fs33, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs32);
+                this.stack.push(fs33);
               } else {
-                Object.assign(it, { key: fs32, sep: [] });
+                Object.assign(it, { key: fs33, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -59540,13 +60091,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs32 = this.flowScalar(this.type);
+              const fs33 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs32, sep: [] });
+                fc.items.push({ start: [], key: fs33, sep: [] });
               else if (it.sep)
-                this.stack.push(fs32);
+                this.stack.push(fs33);
               else
-                Object.assign(it, { key: fs32, sep: [] });
+                Object.assign(it, { key: fs33, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -59855,10 +60406,10 @@ var require_dist2 = __commonJS({
 });
 
 // src/config/yamlPosition.ts
-function lineOf(doc, lines2, path29) {
+function lineOf(doc, lines2, path30) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path29) {
+  for (const segment of path30) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -59884,25 +60435,25 @@ var init_yamlPosition = __esm({
 });
 
 // src/github/annotations.ts
-import * as fs27 from "node:fs";
-import * as path24 from "node:path";
+import * as fs28 from "node:fs";
+import * as path25 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
-  const doc = (0, import_yaml2.parseDocument)(fs27.readFileSync(file, "utf8"), { lineCounter: lines2 });
+  const doc = (0, import_yaml2.parseDocument)(fs28.readFileSync(file, "utf8"), { lineCounter: lines2 });
   return lineOf(doc, lines2, ["budgets", name]);
 }
 function workflowLine(file, name) {
-  const index = fs27.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
+  const index = fs28.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
   return index < 0 ? void 0 : index + 1;
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs27.existsSync(path24.join(src.workspace, src.workflowFile))) {
-      const line = workflowLine(path24.join(src.workspace, src.workflowFile), b.name);
+    if (b.source === "flag" && src.workflowFile && fs28.existsSync(path25.join(src.workspace, src.workflowFile))) {
+      const line = workflowLine(path25.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs27.existsSync(path24.join(src.workspace, src.configFile))) {
-      return { path: src.configFile, line: configLine(path24.join(src.workspace, src.configFile), b.name) };
+    if (src.configFile && fs28.existsSync(path25.join(src.workspace, src.configFile))) {
+      return { path: src.configFile, line: configLine(path25.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
   }
@@ -60034,23 +60585,23 @@ var init_gate = __esm({
 });
 
 // src/github/models.ts
-import * as fs28 from "node:fs";
-import * as path25 from "node:path";
+import * as fs29 from "node:fs";
+import * as path26 from "node:path";
 function modelMatcher(globs) {
   const isMatch = (0, import_picomatch4.default)([...globs], { dot: false });
   return (file) => file.toLowerCase().endsWith(".onnx") && isMatch(file);
 }
 function findModels(root, globs, skip = []) {
   const match = modelMatcher(globs);
-  const skipped = new Set(skip.map((s) => path25.resolve(root, s)));
+  const skipped = new Set(skip.map((s) => path26.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
-    for (const entry3 of fs28.readdirSync(dir, { withFileTypes: true })) {
-      const full = path25.join(dir, entry3.name);
+    for (const entry3 of fs29.readdirSync(dir, { withFileTypes: true })) {
+      const full = path26.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
       } else if (entry3.isFile()) {
-        const rel = path25.relative(root, full).split(path25.sep).join("/");
+        const rel = path26.relative(root, full).split(path26.sep).join("/");
         if (match(rel)) found.push(rel);
       }
     }
@@ -60180,13 +60731,13 @@ var init_history = __esm({
 });
 
 // src/github/nightly.ts
-import * as fs29 from "node:fs";
-import * as path26 from "node:path";
+import * as fs30 from "node:fs";
+import * as path27 from "node:path";
 function fileStore(file) {
   return {
-    read: async () => fs29.existsSync(file) ? parseHistory(fs29.readFileSync(file, "utf8"), file) : emptyHistory(),
+    read: async () => fs30.existsSync(file) ? parseHistory(fs30.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs29.mkdirSync(path26.dirname(file), { recursive: true });
+      fs30.mkdirSync(path27.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -60247,7 +60798,7 @@ async function reportFailure(octokit, ctx, ledger, label, links) {
 }
 async function runNightly(octokit, ctx, ledger, opts) {
   const { inputs, io } = opts;
-  const local = path26.resolve(opts.workspace, inputs.historyFile);
+  const local = path27.resolve(opts.workspace, inputs.historyFile);
   const store = inputs.historyBranch ? branchStore(octokit, ctx, inputs.historyBranch, inputs.historyFile) : fileStore(local);
   let history = emptyHistory();
   try {
@@ -60306,8 +60857,8 @@ var init_prFiles = __esm({
 });
 
 // src/config/loadConfig.ts
-function loadConfig(path29, shownAs = path29) {
-  const text2 = readInputFile(path29, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
+function loadConfig(path30, shownAs = path30) {
+  const text2 = readInputFile(path30, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
   return parseConfig(text2, shownAs);
 }
 function parseConfig(text2, where) {
@@ -60332,11 +60883,15 @@ function parseConfig(text2, where) {
     throw new UserError(`${where}:${first.line}: ${first.message}`);
   }
   const config2 = fromFile(CONFIG_FILE.parse(raw));
-  for (const [name, limit] of Object.entries(config2.budgets)) {
-    const path29 = ["budgets", name];
-    const node = doc.getIn(path29, true);
-    if ((0, import_yaml3.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-    limit.set_at = `${where}:${lineOf(doc, lines2, path29)}`;
+  for (const [name, value] of Object.entries(config2.budgets)) {
+    const listed = (0, import_yaml3.isSeq)(doc.getIn(["budgets", name], true));
+    const limits = Array.isArray(value) ? value : [value];
+    limits.forEach((limit, i2) => {
+      const path30 = listed ? ["budgets", name, i2] : ["budgets", name];
+      const node = doc.getIn((0, import_yaml3.isMap)(doc.getIn(path30, true)) ? [...path30, "limit"] : path30, true);
+      if ((0, import_yaml3.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
+      limit.set_at = `${where}:${lineOf(doc, lines2, path30)}`;
+    });
   }
   return config2;
 }
@@ -60356,20 +60911,20 @@ var init_loadConfig = __esm({
 });
 
 // src/github/settings.ts
-import * as fs30 from "node:fs";
-import * as path27 from "node:path";
+import * as fs31 from "node:fs";
+import * as path28 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs30.existsSync(path27.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
-  const base = configFile ? loadConfig(path27.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
+  const configFile = inputs.config ?? (fs31.existsSync(path28.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const base = configFile ? loadConfig(path28.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
   const config2 = applyGiven(base, inputs.settings, "action inputs");
   if (!inputs.data) throw new UserError(`input data: the labelled evaluation set (.npz) is required in mode ${inputs.mode}; set data: path/to/test.npz`);
   return {
     configFile,
     config: config2,
     budgets: resolveBudgets(config2.budgets, inputs.budgets),
-    data: path27.resolve(workspace, inputs.data),
-    calib: inputs.calibData ? path27.resolve(workspace, inputs.calibData) : void 0,
-    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path27.resolve(workspace, s.path) }))
+    data: path28.resolve(workspace, inputs.data),
+    calib: inputs.calibData ? path28.resolve(workspace, inputs.calibData) : void 0,
+    shifts: inputs.shiftData.map((s) => ({ name: s.name, path: path28.resolve(workspace, s.path) }))
   };
 }
 var DEFAULT_CONFIG_FILE;
@@ -60386,8 +60941,8 @@ var init_settings = __esm({
 });
 
 // src/github/run.ts
-import * as fs31 from "node:fs";
-import * as path28 from "node:path";
+import * as fs32 from "node:fs";
+import * as path29 from "node:path";
 function progressFor(io) {
   return { stage: (e) => io.info(`prune-guard: ${stageLine(e)}`), note: (m) => io.info(`prune-guard: ${m}`), update() {
   }, stop() {
@@ -60416,16 +60971,16 @@ async function selectModels(inputs, octokit, ctx, env) {
   return { jobs, notes: [], title: `${jobs.length} model${jobs.length === 1 ? "" : "s"}${inputs.mode === "nightly" ? " (nightly)" : ""}` };
 }
 async function run(inputs, octokit, ctx, env, io) {
-  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path28.resolve(env.workspace, inputs.onnxruntimePath);
-  const out = path28.resolve(env.workspace, inputs.out);
+  if (inputs.onnxruntimePath) process.env.PRUNE_GUARD_ONNXRUNTIME_PATH = path29.resolve(env.workspace, inputs.onnxruntimePath);
+  const out = path29.resolve(env.workspace, inputs.out);
   const progress = progressFor(io);
   let ledger;
   let title;
   let notes = [];
   let settings;
   if (inputs.mode === "aggregate") {
-    const dir = path28.resolve(env.workspace, inputs.ledgers);
-    if (!fs31.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
+    const dir = path29.resolve(env.workspace, inputs.ledgers);
+    if (!fs32.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
     ledger = mergeLedgers(shards);
@@ -60446,10 +61001,10 @@ async function run(inputs, octokit, ctx, env, io) {
   };
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
-  const ledgerPath = path28.join(out, "ledger.json");
-  fs31.mkdirSync(out, { recursive: true });
+  const ledgerPath = path29.join(out, "ledger.json");
+  fs32.mkdirSync(out, { recursive: true });
   writeFileAtomic(ledgerPath, ledgerJson(ledger));
-  writeFileAtomic(path28.join(out, "ledger.md"), summaryMarkdown);
+  writeFileAtomic(path29.join(out, "ledger.md"), summaryMarkdown);
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));
