@@ -129,6 +129,11 @@ export interface ModelLedger {
   sensitivity?: SensitivityInfo;
   /** structured: the widths kept counts were rounded to (measured, recorded or fixed) and a latency target's plan and attempts */
   allocation?: AllocationRecord;
+  /**
+   * the recovery-time-budget safety stop fired: recovery stopped early in this stage, so the shipped
+   * model is not what an uninterrupted run computes; the verdict is then at least `warn`
+   */
+  cut_short?: { stage: 'reconstruct' | 'bn-stats' | 'distill'; limit_s: number };
   /** `--schedule gradual` only: every schedule step with its budget verdicts, why it stopped, which step ships */
   schedule?: ScheduleLedger;
 }

@@ -7,6 +7,7 @@ import type { LedgerRuntime } from '../ledger/envelope.js';
 import { renderMarkdown } from '../ledger/render.js';
 import type { AllocationRecord, Ledger, ModelLedger, ScheduleLedger, SensitivityInfo } from '../ledger/types.js';
 import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
+import type { CutShort } from '../recover/work.js';
 import type { MeasuredStep } from './measureStep.js';
 import { predictionShifts, shiftResults, type Judged } from './verdicts.js';
 
@@ -41,6 +42,8 @@ export interface ModelLedgerInput {
   sensitivity?: SensitivityInfo;
   schedule?: ScheduleLedger;
   allocation?: AllocationRecord;
+  /** the recovery-time-budget safety stop fired */
+  cutShort?: CutShort;
 }
 
 /** One model's ledger record from its measured steps and judged budgets: every strategy and `compare` build it here. */
@@ -62,6 +65,7 @@ export function buildModelLedger(i: ModelLedgerInput): ModelLedger {
     ...(i.sensitivity ? { sensitivity: i.sensitivity } : {}),
     ...(i.schedule ? { schedule: i.schedule } : {}),
     ...(i.allocation ? { allocation: i.allocation } : {}),
+    ...(i.cutShort ? { cut_short: { stage: i.cutShort.stage, limit_s: i.cutShort.limit_s } } : {}),
   };
 }
 

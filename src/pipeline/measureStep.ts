@@ -14,6 +14,7 @@ import type { Progress } from '../io/progress.js';
 import { boundedBatch } from '../onnx/runtime/activationBudget.js';
 import { collectGarbage } from './release.js';
 import { stepName, type StepKind, type StepRecord } from './steps.js';
+import { QUALITY_THREADS } from '../onnx/runtime/quality.js';
 
 export interface MeasuredStep {
   kind: StepKind;
@@ -53,7 +54,8 @@ export async function measureStep(kind: StepKind, description: string, artifact:
   const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config.evalBatchSize);
   const size = measureFileSize(artifact);
   collectGarbage();
-  const session = await openSession(artifact, { threads: config.latency.threads, provider: ctx.provider });
+  // evaluation is quality work: a fixed thread count, whatever latency.threads is
+  const session = await openSession(artifact, { threads: QUALITY_THREADS, provider: ctx.provider });
   let preds: Predictions;
   const shiftAccuracy: Record<string, number> = {};
   const shiftPreds = new Map<string, Predictions>();

@@ -5,6 +5,8 @@ import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
 import type { Progress } from '../../io/progress.js';
 import { DEFAULT_DISTILL, distill, type DistillResult } from './distill.js';
 import { UnsupportedOp } from './gradients.js';
+import { QUALITY_THREADS } from '../../onnx/runtime/quality.js';
+import type { SafetyStop } from '../work.js';
 
 export interface DistillStage {
   model: ModelProto;
@@ -18,15 +20,16 @@ export interface DistillStage {
  * Distillation as a recovery stage. For `--recovery distill` an op without a gradient rule is a
  * UserError naming it; for `auto` (`optional`) the stage is skipped with a progress note instead.
  */
-export async function distillStage(dense: ModelProto, current: ModelProto, calib: Dataset, masked: readonly string[], config: Config, progress: Progress, opts: { optional: boolean; deadline?: number }): Promise<DistillStage | undefined> {
+export async function distillStage(dense: ModelProto, current: ModelProto, calib: Dataset, masked: readonly string[], config: Config, progress: Progress, opts: { optional: boolean; maxEpochs: number; stop?: SafetyStop }): Promise<DistillStage | undefined> {
   const t0 = performance.now();
   progress.stage({ kind: 'recover', work: 'distill', detail: 'distillation toward the dense model on the calibration set' });
   let result: DistillResult;
   try {
     result = await distill(dense, current, calib, new Set(masked), {
       ...DEFAULT_DISTILL,
-      threads: config.latency.threads,
-      deadline: opts.deadline,
+      threads: QUALITY_THREADS,
+      maxEpochs: opts.maxEpochs,
+      ...(opts.stop ? { stop: opts.stop } : {}),
       onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out KL ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`),
     });
   } catch (e) {
@@ -42,7 +45,7 @@ export async function distillStage(dense: ModelProto, current: ModelProto, calib
   const held = r.heldoutCount > 0 ? `${r.heldoutCount} held-out samples` : 'the training samples (too few to hold any out)';
   const acc = (a?: number) => (a === undefined ? '' : `, accuracy ${(a * 100).toFixed(1)}%`);
   const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
-  const stop = r.stopped === 'deadline' ? '; stopped by recovery-time-budget' : r.stopped === 'patience' ? '; stopped when the held-out score stopped improving' : '';
+  const stop = r.stopped === 'cut-short' ? '; cut short by the recovery-time-budget safety stop' : r.stopped === 'patience' ? '; stopped when the held-out score stopped improving' : '';
   const summary =
     `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ''}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; ` +
     `on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc(r.before.accuracy)}${r.after.accuracy !== undefined ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ''}`;
