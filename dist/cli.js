@@ -17414,8 +17414,12 @@ var SETTINGS = {
     help: "divide the shipped model's logits by the temperature fitted on the calibration set (needs labels)",
     flag: { commands: RUN }
   }),
-  "recovery-time-budget": setting(number3("a number of seconds (0 = no limit)", _gte(0)), 240, {
-    help: "seconds recovery may spend before it stops refitting further layers or distilling (0 = no limit)",
+  "recovery-work": setting(number3("a number of billions of multiply-accumulates (0 = no cap)", _gte(0)), 5e3, {
+    help: "most work recovery and scope auto's sensitivity curves may do, in billions of multiply-accumulates (GMAC) of passes over the calibration set; within it the allowance is sized from the model (400 passes), so the same layers, samples and epochs are computed on any machine (0 = no cap)",
+    flag: { value: "<gmac>", commands: RUN }
+  }),
+  "recovery-time-budget": setting(number3("a number of seconds (0 = no limit)", _gte(0)), 1800, {
+    help: "safety stop: seconds after which recovery stops early even within its work allowance; the ledger then says the run was cut short and the verdict is at least warn (0 = no limit)",
     flag: { value: "<seconds>", commands: RUN }
   }),
   "recovery-command": setting(text('a shell command like "python finetune.py"'), "", {
@@ -26155,7 +26159,8 @@ function buildModelLedger(i2) {
     ...i2.scope ? { scope: i2.scope } : {},
     ...i2.sensitivity ? { sensitivity: i2.sensitivity } : {},
     ...i2.schedule ? { schedule: i2.schedule } : {},
-    ...i2.allocation ? { allocation: i2.allocation } : {}
+    ...i2.allocation ? { allocation: i2.allocation } : {},
+    ...i2.cutShort ? { cut_short: { stage: i2.cutShort.stage, limit_s: i2.cutShort.limit_s } } : {}
   };
 }
 function writeLedgerFiles(dir, ledger) {
@@ -26925,6 +26930,9 @@ function recoveryRecord(r, at2) {
   return { step: recoveryKind(r.stage, at2), description: r.description, artifact: r.artifact, recovery: r.info, ...r.temperature ? { temperature: r.temperature } : {} };
 }
 
+// src/onnx/runtime/quality.ts
+var QUALITY_THREADS = 1;
+
 // src/pipeline/measureStep.ts
 function savedFacts(artifact, denseWeights, evalBatchSize) {
   const saved = loadModel(artifact).proto;
@@ -26936,7 +26944,7 @@ async function measureStep(kind, description, artifact, ctx) {
   const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config2.evalBatchSize);
   const size2 = measureFileSize(artifact);
   collectGarbage();
-  const session = await openSession(artifact, { threads: config2.latency.threads, provider: ctx.provider });
+  const session = await openSession(artifact, { threads: QUALITY_THREADS, provider: ctx.provider });
   let preds;
   const shiftAccuracy = {};
   const shiftPreds = /* @__PURE__ */ new Map();
@@ -31042,43 +31050,36 @@ function keptBlocks(blocks, ratio2) {
   return Math.max(1, Math.round(blocks * (1 - ratio2)));
 }
 var AnalysisOverBudget = class extends Error {
-  constructor(projectedSeconds, limitSeconds, measured, units) {
-    super(`sensitivity curves projected at ${projectedSeconds.toFixed(0)} s (${units} units, ${measured} measured) against a ${limitSeconds} s limit`);
-    this.projectedSeconds = projectedSeconds;
-    this.limitSeconds = limitSeconds;
-    this.measured = measured;
+  constructor(projectedMacs, limitMacs, points2, units) {
+    super(`sensitivity curves projected at ${(projectedMacs / 1e9).toFixed(0)} GMAC (${units} units, ${points2} curve points) against a ${(limitMacs / 1e9).toFixed(0)} GMAC limit`);
+    this.projectedMacs = projectedMacs;
+    this.limitMacs = limitMacs;
+    this.points = points2;
     this.units = units;
   }
-  projectedSeconds;
-  limitSeconds;
-  measured;
+  projectedMacs;
+  limitMacs;
+  points;
   units;
 };
-function checkProjection(limit, projected, measured, units) {
-  if (projected > limit.seconds) throw new AnalysisOverBudget(projected, limit.seconds, measured, units);
-}
 async function sensitivityCurves(units, scorer, ratios = DEFAULT_RATIOS, onLayer, macsOf, limit) {
   const out = [];
-  const started = performance.now();
-  if (limit) checkProjection(limit, units.length * ratios.length * limit.scoreSeconds, 0, units.length);
+  const points2 = units.length * ratios.length;
+  if (limit && points2 * limit.scoreMacs > limit.macs) throw new AnalysisOverBudget(points2 * limit.scoreMacs, limit.macs, points2, units.length);
   const denseMacs = macsOf && units.length > 0 ? macsOf(await units[0].pruneAlone(0)) : 0;
   const last = Math.max(...ratios);
   for (const u of units) {
     const t0 = performance.now();
-    const points2 = [{ ratio: 0, calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy }];
+    const points3 = [{ ratio: 0, calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy }];
     let perUnit;
     for (const ratio2 of ratios) {
       const model = await u.pruneAlone(ratio2);
       if (macsOf && ratio2 === last && u.unitsAt(ratio2) > 0) perUnit = Math.max(0, denseMacs - macsOf(model)) / u.unitsAt(ratio2);
       const s = await scorer.score(model);
-      points2.push({ ratio: ratio2, calib_nll: s.nll, calib_accuracy: s.accuracy });
+      points3.push({ ratio: ratio2, calib_nll: s.nll, calib_accuracy: s.accuracy });
     }
-    out.push({ name: u.name, ...u.node ? { node: u.node } : {}, size: u.size, points: points2, ...perUnit !== void 0 ? { macs_per_unit: perUnit } : {}, seconds: (performance.now() - t0) / 1e3 });
+    out.push({ name: u.name, ...u.node ? { node: u.node } : {}, size: u.size, points: points3, ...perUnit !== void 0 ? { macs_per_unit: perUnit } : {}, seconds: (performance.now() - t0) / 1e3 });
     onLayer?.(out.length, units.length);
-    if (limit && out.length < units.length) {
-      const elapsed = (performance.now() - started) / 1e3;
-      checkProjection(limit, elapsed + elapsed / out.length * (units.length - out.length), out.length, units.length);
-    }
   }
   if (units.length > 0) await units[0].pruneAlone(0);
   return out;
@@ -31287,8 +31288,8 @@ var MAC_COST_EXPONENT = 1;
 var pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
 async function sensitivityPrune(dense, req) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
-  const limit = req.maxSeconds !== void 0 ? { seconds: req.maxSeconds, scoreSeconds: (performance.now() - t0) / 1e3 } : void 0;
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: QUALITY_THREADS });
+  const limit = req.maxMacs !== void 0 ? { macs: req.maxMacs, scoreMacs: modelCost(dense).macs * scorer.samples } : void 0;
   const structuredOpts = { roundTo: 1, criterion: req.config.criterion, protectedTensors: req.protectedTensors, calib: req.calib };
   const units = req.method === "unstructured" ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
   if (units.length === 0) throw new UserError(`--scope sensitivity: the model has no prunable ${req.method === "unstructured" ? "weights" : "channel groups"} after exclusions; use --scope global`);
@@ -31367,7 +31368,7 @@ function sensitivityRecord(scorer, curves, allocated, predictedIncrease, seconds
 }
 async function unstructuredSensitivityPlan(dense, req) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: QUALITY_THREADS });
   const units = weightUnits(dense, req.weights);
   if (units.length === 0) throw new UserError("--scope sensitivity: the model has no prunable weights after exclusions; use --scope global");
   const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);
@@ -31400,7 +31401,7 @@ function pruneCounts(dense, weights, counts) {
 }
 async function groupLossCurves(dense, calib, opts) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: opts.threads });
+  const scorer = await calibScorer(dense, calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: QUALITY_THREADS });
   const units = groupUnits(dense, { roundTo: 1, criterion: opts.criterion, protectedTensors: opts.protectedTensors, calib });
   const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, opts.onLayer);
   const seconds = (performance.now() - t0) / 1e3;
@@ -31545,7 +31546,7 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
         started = true;
         ctx.progress?.update(done);
       },
-      ...ctx.autoAnalysisSeconds !== void 0 ? { maxSeconds: ctx.autoAnalysisSeconds } : {},
+      ...ctx.autoAnalysisMacs !== void 0 ? { maxMacs: ctx.autoAnalysisMacs } : {},
       ...ctx.hardware && config2.roundTo === 0 && method2 === "structured" ? { hardware: ctx.hardware } : {}
     });
     const allocation = method2 === "structured" ? allocationRecord(config2.roundTo, r.widths, void 0) : void 0;
@@ -31562,7 +31563,7 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
   } catch (e) {
     if (!(e instanceof AnalysisOverBudget)) throw e;
     const global = await pruneWithScope(dense, { ...config2, scope: "global" }, ctx);
-    const note = `scope auto -> global: the ${config2.scope} analysis would take about ${e.projectedSeconds.toFixed(0)} s for ${e.units} ${config2.method === "unstructured" ? "layers" : "groups"} (limit ${e.limitSeconds} s, the recovery-time-budget); pass --scope ${config2.scope} to measure it anyway`;
+    const note = `scope auto -> global: the ${config2.scope} analysis would take about ${(e.projectedMacs / 1e9).toFixed(0)} GMAC for ${e.points} curve points over ${e.units} ${config2.method === "unstructured" ? "layers" : "groups"} (limit ${(e.limitMacs / 1e9).toFixed(0)} GMAC, the recovery work allowance); pass --scope ${config2.scope} to measure it anyway`;
     return { ...global, notes: [note, ...global.notes], scope: "global" };
   } finally {
     if (started) ctx.progress?.stop();
@@ -31689,17 +31690,13 @@ function columnBlocks(cp, aligned, maxBlock) {
   for (let b0 = 0; b0 < cp; b0 += size2) out.push(Math.min(cp, b0 + size2) - b0);
   return out;
 }
-var PRIOR_FLOPS_PER_SECOND = 2e8;
 function captureSamplesThatFit(opts) {
-  const { count: count3, captureSeconds, solveSeconds, secondsLeft: left } = opts;
-  if (captureSeconds + solveSeconds <= left) return count3;
+  const { count: count3, captureWork, solveWork, workLeft: left } = opts;
+  if (captureWork + solveWork <= left) return count3;
   const fewest = Math.min(count3, Math.ceil(opts.spread * opts.maxPatches / Math.max(1, opts.positionsPerSample)));
-  const room = left - solveSeconds;
-  const most = captureSeconds > 0 ? Math.floor(count3 * room / captureSeconds) : count3;
+  const room = left - solveWork;
+  const most = captureWork > 0 ? Math.floor(count3 * room / captureWork) : count3;
   return most >= fewest ? Math.min(count3, most) : null;
-}
-function secondsLeft(deadline) {
-  return deadline === void 0 ? Infinity : (deadline - performance.now()) / 1e3;
 }
 function activationBytesPerSample(model, names) {
   const index = new GraphIndex(model.graph);
@@ -31718,10 +31715,6 @@ function distillUnfit(model, opts) {
   const perSample = activationBytesPerSample(model);
   const bytes2 = 5 * 4 * params + opts.batch * perSample;
   if (bytes2 > opts.maxBytes) return { kind: "memory", bytes: bytes2, parameters: params, batch: opts.batch, bytesPerSample: perSample, limitBytes: opts.maxBytes };
-  if (opts.passSeconds !== void 0) {
-    const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
-    if (epoch > opts.secondsLeft) return { kind: "time", epochSeconds: epoch, passSeconds: opts.passSeconds, leftSeconds: opts.secondsLeft };
-  }
   return null;
 }
 var DISTILL_MAX_BYTES = 1024 * 2 ** 20;
@@ -31740,15 +31733,15 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
     targets.push({ node, mean: mean2, variance });
   }
   if (targets.length === 0) return { model, nodes: [] };
-  const left = secondsLeft(bounds.deadline);
+  const left = bounds.work?.left ?? Infinity;
+  const macs = nodeMacsOf(model);
+  const full = [...macs.values()].reduce((a, b) => a + b, 0);
   let sequential = 0;
-  if (bounds.passSeconds !== void 0 && left < Infinity) {
-    const macs = nodeMacsOf(model);
-    const full = [...macs.values()].reduce((a, b) => a + b, 0);
-    for (const t of targets) sequential += full > 0 ? bounds.passSeconds * macsBefore(model, t.node.input[0], macs) / full : bounds.passSeconds;
-  }
+  for (const t of targets) sequential += macsBefore(model, t.node.input[0], macs) * calib.count;
+  const pass = full * calib.count;
   const nodes = [];
   if (sequential <= left) {
+    bounds.work?.charge(sequential);
     const batch2 = boundedBatch(model, 128);
     for (const t of targets) {
       const stats2 = await gatherStats(model, [t], calib, threads, batch2);
@@ -31757,9 +31750,8 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
     }
     return { model, nodes };
   }
-  if (bounds.passSeconds > left) {
-    return { model, nodes: [], bound: { kind: "time", passSeconds: bounds.passSeconds, leftSeconds: left } };
-  }
+  if (pass > left) return { model, nodes: [], bound: { kind: "work", passMacs: pass, leftMacs: left } };
+  bounds.work?.charge(pass);
   const fetched = activationBytesPerSample(model, targets.map((t) => t.node.input[0]));
   const per = fetched + ACTIVATION_HIGH_WATER * (largestActivationBytes(model) ?? 0);
   const batch = per > 0 ? Math.max(1, Math.min(128, Math.floor(ACTIVATION_BUDGET_BYTES / per))) : 128;
@@ -31771,7 +31763,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   return {
     model,
     nodes,
-    bound: { kind: "one-pass", nodes: targets.length, sequentialSeconds: sequential, leftSeconds: left }
+    bound: { kind: "one-pass", nodes: targets.length, sequentialMacs: sequential, leftMacs: left }
   };
 }
 async function gatherStats(model, targets, calib, threads, batch) {
@@ -31820,6 +31812,40 @@ function apply(ed, t, s) {
   for (let ch = 0; ch < c; ch++) if (!(newVar[ch] > 0)) newVar[ch] = oldVar[ch];
   ed.replaceInitializer(t.mean.name, newMean);
   ed.replaceInitializer(t.variance.name, newVar);
+}
+
+// src/recover/work.ts
+var SOLVE_MACS_PER_FLOP = 10;
+var RECOVERY_PASSES = 400;
+var DISTILL_EPOCH_PASSES = 1 + 0.2 + 0.8 * 4 + 0.2 + 1;
+function recoveryAllowance(facts, capGmac, share = 1) {
+  const pass = Math.max(1, facts.macsPerSample) * Math.max(1, facts.calibSamples);
+  const sized = RECOVERY_PASSES * pass;
+  const capped = capGmac > 0 ? Math.min(sized, capGmac * 1e9) : sized;
+  return capped * share;
+}
+function distillEpochsThatFit(facts, left, maxEpochs) {
+  const epoch = DISTILL_EPOCH_PASSES * Math.max(1, facts.macsPerSample) * Math.max(1, facts.calibSamples);
+  return Math.max(0, Math.min(maxEpochs, Math.floor(left / epoch)));
+}
+var WorkMeter = class {
+  constructor(allowance) {
+    this.allowance = allowance;
+  }
+  allowance;
+  spent = 0;
+  get left() {
+    return Math.max(0, this.allowance - this.spent);
+  }
+  charge(macs) {
+    this.spent += macs;
+  }
+};
+var MONOTONIC = () => performance.now();
+function safetyStop(limitSeconds, clock = MONOTONIC) {
+  const started = clock();
+  const elapsedSeconds = () => (clock() - started) / 1e3;
+  return { limitSeconds, passed: () => limitSeconds > 0 && elapsedSeconds() > limitSeconds, elapsedSeconds };
 }
 
 // src/recover/distill/adam.ts
@@ -32602,8 +32628,8 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL) {
       let lossSum = 0;
       let batches = 0;
       for (let s = 0; s < stepsPerEpoch; s++) {
-        if (opts.deadline !== void 0 && performance.now() > opts.deadline) {
-          stopped = "deadline";
+        if (opts.stop?.passed()) {
+          stopped = "cut-short";
           break;
         }
         const idx = shuffled.slice(s * batch, (s + 1) * batch);
@@ -32740,8 +32766,9 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
   try {
     result = await distill(dense, current, calib, new Set(masked), {
       ...DEFAULT_DISTILL,
-      threads: config2.latency.threads,
-      deadline: opts.deadline,
+      threads: QUALITY_THREADS,
+      maxEpochs: opts.maxEpochs,
+      ...opts.stop ? { stop: opts.stop } : {},
       onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out KL ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`)
     });
   } catch (e) {
@@ -32757,7 +32784,7 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
   const held = r.heldoutCount > 0 ? `${r.heldoutCount} held-out samples` : "the training samples (too few to hold any out)";
   const acc2 = (a) => a === void 0 ? "" : `, accuracy ${(a * 100).toFixed(1)}%`;
   const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
-  const stop = r.stopped === "deadline" ? "; stopped by recovery-time-budget" : r.stopped === "patience" ? "; stopped when the held-out score stopped improving" : "";
+  const stop = r.stopped === "cut-short" ? "; cut short by the recovery-time-budget safety stop" : r.stopped === "patience" ? "; stopped when the held-out score stopped improving" : "";
   const summary = `distilled ${r.parameters} parameters in ${r.trainables} tensors toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""}) and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: KL to dense ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
   return { model: r.model, result: r, seconds, summary };
 }
@@ -33356,9 +33383,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
   for (const w of wanted) skipped.push({ weight: w, reason: { kind: "unpaired", why: "not found in the pruned model" } });
   const dMacs = nodeMacsOf(dense);
   const pMacs = nodeMacsOf(model);
-  const fullMacs = [...pMacs.values()].reduce((a, b) => a + b, 0);
-  let secondsPerMac = opts.passSeconds !== void 0 && fullMacs > 0 ? opts.passSeconds / fullMacs : 0;
-  let flopsPerSecond = PRIOR_FLOPS_PER_SECOND;
+  let cutShort = false;
   const batch = Math.min(boundedBatch(dense, CAPTURE_BATCH), boundedBatch(pruned, CAPTURE_BATCH));
   const layers = [];
   const subsampled = [];
@@ -33372,38 +33397,33 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       skipped.push({ weight: p.weight, reason: { kind: "memory", bytes: bytes2, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
       continue;
     }
-    const left = secondsLeft(opts.deadline);
-    if (left <= 0) {
+    if (cutShort || opts.stop?.passed()) {
+      cutShort = true;
       skipped.push({ weight: p.weight, reason: { kind: "time" } });
       continue;
     }
     const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
-    const flops = refitFlops(p.rows, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups);
-    const captureSeconds = captureMacs * secondsPerMac;
-    const solveSeconds = flops / flopsPerSecond;
+    const solveWork = refitFlops(p.rows, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups) * SOLVE_MACS_PER_FLOP;
+    const captureWork = captureMacs * calib.count;
+    const left = opts.work?.left ?? Infinity;
     const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
-    const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureSeconds, solveSeconds, secondsLeft: left });
+    const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureWork, solveWork, workLeft: left });
     if (samples === null) {
-      skipped.push({ weight: p.weight, reason: { kind: "time", estimate: { seconds: captureSeconds + solveSeconds, samples: calib.count, leftSeconds: left } } });
+      skipped.push({ weight: p.weight, reason: { kind: "work", estimate: { macs: captureWork + solveWork, samples: calib.count, leftMacs: left } } });
       continue;
     }
+    opts.work?.charge(captureMacs * samples + solveWork);
     const input = samples < calib.count ? evenlySpaced(calib, samples) : calib;
     if (samples < calib.count) subsampled.push({ weight: p.weight, samples });
-    const t0 = performance.now();
     const dc = await captureLayerInput(dense, d, input, withBias, opts, batch);
     const pc = await captureLayerInput(model, p, input, withBias, opts, batch);
-    const captured = (performance.now() - t0) / 1e3;
-    if (captureMacs > 0) secondsPerMac = captured * calib.count / (captureMacs * samples);
     if (dc.hash === pc.hash && dc.count === pc.count && keptExactly(pIndex, dIndex, p, d, rows2)) {
       layers.push({ node: p.node, weight: p.weight, error_before: 0, error_after: 0, damp: 0 });
       continue;
     }
-    const t1 = performance.now();
     layers.push(await refitLayer(ed, pIndex, dIndex, node, p, d, rows2, dc.patches, pc.patches, opts));
-    const solved = (performance.now() - t1) / 1e3;
-    if (solved > 1) flopsPerSecond = flops / solved;
   }
-  return { model, layers, skipped, subsampled };
+  return { model, layers, skipped, subsampled, cutShort };
 }
 var SUBSET_SPREAD = 4;
 function evenlySpaced(calib, n) {
@@ -33660,30 +33680,33 @@ function addBias(ed, node, layer, bias) {
 
 // src/recover/refusals.ts
 var mb = (bytes2) => (bytes2 / 2 ** 20).toFixed(0);
+var gmac = (macs) => macs / 1e9 >= 10 ? (macs / 1e9).toFixed(0) : (macs / 1e9).toPrecision(2);
 function layerSkipText(s) {
   switch (s.kind) {
     case "unpaired":
       return s.why;
     case "memory":
       return `its refit needs about ${mb(s.bytes)} MB (Gram matrices of ${s.prunedColumns} x ${s.prunedColumns} and ${s.denseColumns} x ${s.prunedColumns} columns), over the ${mb(s.limitBytes)} MB refit bound`;
+    case "work":
+      return `estimated ${gmac(s.estimate.macs)} GMAC of work (capturing its input on ${s.estimate.samples} samples from both models, then the solve), more than the ${gmac(s.estimate.leftMacs)} GMAC left of the recovery work allowance, even on fewer samples`;
     case "time":
-      return s.estimate ? `estimated ${s.estimate.seconds.toFixed(0)} s (capturing its input on ${s.estimate.samples} samples from both models, then the solve), more than the ${s.estimate.leftSeconds.toFixed(0)} s left of recovery-time-budget, even on fewer samples` : "recovery-time-budget reached";
+      return "cut short: the recovery-time-budget safety stop had fired";
   }
 }
 function batchNormBoundText(b) {
   switch (b.kind) {
-    case "time":
-      return `one pass over the calibration set takes about ${b.passSeconds.toFixed(0)} s, more than the ${Math.max(0, b.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+    case "work":
+      return `one pass over the calibration set is about ${gmac(b.passMacs)} GMAC, more than the ${gmac(b.leftMacs)} GMAC left of the recovery work allowance`;
     case "one-pass":
-      return `statistics of all ${b.nodes} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${b.sequentialSeconds.toFixed(0)} s, ${b.leftSeconds.toFixed(0)} s were left of recovery-time-budget`;
+      return `statistics of all ${b.nodes} nodes measured in one pass (each before the earlier ones were updated): one pass per node would be about ${gmac(b.sequentialMacs)} GMAC, ${gmac(b.leftMacs)} GMAC were left of the recovery work allowance`;
   }
 }
 function distillUnfitText(u) {
   switch (u.kind) {
     case "memory":
       return `a training step needs about ${mb(u.bytes)} MB (${(u.parameters / 1e6).toFixed(1)}M parameters x 5, ${u.batch} samples x ${(u.bytesPerSample / 2 ** 20).toFixed(1)} MB of activations), over the ${mb(u.limitBytes)} MB bound`;
-    case "time":
-      return `one epoch takes about ${u.epochSeconds.toFixed(0)} s (${(u.epochSeconds / u.passSeconds).toFixed(1)} passes of ${u.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, u.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+    case "work":
+      return `one epoch is about ${gmac(u.epochMacs)} GMAC (5.6 passes over the calibration set), more than the ${gmac(u.leftMacs)} GMAC left of the recovery work allowance`;
   }
 }
 
@@ -33786,13 +33809,15 @@ function fmt(s) {
 async function runRecovery(req) {
   const { config: config2, calib, progress } = req;
   const notes = [];
-  const steps = await recoverySteps(req, calib, notes);
-  if (!calib) return { steps: steps.map((s) => s.step), notes };
+  const cut = {};
+  const steps = await recoverySteps(req, calib, notes, cut);
+  const cutShort = cut.at ? { cutShort: cut.at } : {};
+  if (!calib) return { steps: steps.map((s) => s.step), notes, ...cutShort };
   const last = steps.at(-1)?.model ?? req.pruned;
-  if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes };
+  if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes, ...cutShort };
   const t0 = performance.now();
-  const fit = await calibrateTemperature(last, calib, config2.latency.threads);
-  if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
+  const fit = await calibrateTemperature(last, calib, QUALITY_THREADS);
+  if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes, ...cutShort };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
   fs17.mkdirSync(req.stepsDir, { recursive: true });
@@ -33805,9 +33830,9 @@ async function runRecovery(req) {
     info: { seconds: (performance.now() - t0) / 1e3, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
     temperature: temperatureInfo(fit, true)
   };
-  return { steps: [...steps.map((s) => s.step), step], notes };
+  return { steps: [...steps.map((s) => s.step), step], notes, ...cutShort };
 }
-async function recoverySteps(req, calib, bounded) {
+async function recoverySteps(req, calib, bounded, cut) {
   const { config: config2, progress } = req;
   if (config2.recovery === "none" || config2.recovery === "auto" && !calib) return [];
   fs17.mkdirSync(req.stepsDir, { recursive: true });
@@ -33815,7 +33840,7 @@ async function recoverySteps(req, calib, bounded) {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
     const t0 = performance.now();
-    const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads) : void 0;
+    const before = calib?.labels ? await calibScore(req.pruned, calib, QUALITY_THREADS) : void 0;
     const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
     let model;
     try {
@@ -33828,7 +33853,7 @@ async function recoverySteps(req, calib, bounded) {
       throw e;
     }
     const seconds = (performance.now() - t0) / 1e3;
-    const after = calib?.labels ? await calibScore(model, calib, config2.latency.threads) : void 0;
+    const after = calib?.labels ? await calibScore(model, calib, QUALITY_THREADS) : void 0;
     const info = { seconds };
     if (before && after) Object.assign(info, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
     const description = `external recovery command \`${config2.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
@@ -33841,11 +33866,15 @@ async function recoverySteps(req, calib, bounded) {
   const labelled = calib.labels !== null;
   const steps = [];
   let current = req.pruned;
-  const started = performance.now();
-  const deadline = config2.recoveryTimeBudget > 0 ? started + config2.recoveryTimeBudget * 1e3 : void 0;
-  let currentScore = labelled ? await calibScore(current, calib, config2.latency.threads) : void 0;
-  const passSeconds = labelled ? (performance.now() - started) / 1e3 : void 0;
-  const judgeMs = config2.recovery === "auto" && passSeconds !== void 0 ? passSeconds * 1e3 : 0;
+  const facts = { macsPerSample: totalMacs(req.dense), calibSamples: calib.count };
+  const work = new WorkMeter(recoveryAllowance(facts, config2.recoveryWork, req.workShare ?? 1));
+  const stop = req.stop ?? safetyStop(config2.recoveryTimeBudget);
+  const cutShort = (stage) => {
+    if (cut.at) return;
+    cut.at = { stage, limit_s: stop.limitSeconds };
+    progress.note(`recovery: cut short during ${stage} by the recovery-time-budget safety stop (${stop.limitSeconds} s)`);
+  };
+  let currentScore = labelled ? await calibScore(current, calib, QUALITY_THREADS) : void 0;
   const bound = (line) => {
     progress.note(line);
     bounded.push(line);
@@ -33861,15 +33890,19 @@ async function recoverySteps(req, calib, bounded) {
     current = model;
     currentScore = score2;
   };
-  async function distillStep(judged, deadline2) {
-    const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline2), maxBytes: DISTILL_MAX_BYTES });
+  async function distillStep(judged) {
+    const epochs = distillEpochsThatFit({ macsPerSample: totalMacs(current), calibSamples: calib.count }, work.left, DEFAULT_DISTILL.maxEpochs);
+    const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, maxBytes: DISTILL_MAX_BYTES }) ?? (epochs === 0 ? { kind: "work", epochMacs: totalMacs(current) * calib.count * DISTILL_EPOCH_PASSES, leftMacs: work.left } : null);
     if (unfit) {
       bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
-    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged, deadline: deadline2 });
+    if (epochs < DEFAULT_DISTILL.maxEpochs) bound(`recovery: distillation limited to ${epochs} of ${DEFAULT_DISTILL.maxEpochs} epochs by the recovery work allowance`);
+    work.charge(epochs * totalMacs(current) * calib.count * DISTILL_EPOCH_PASSES);
+    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged, maxEpochs: epochs, stop });
     if (!d) return;
-    const score2 = labelled ? await calibScore(d.model, calib, config2.latency.threads) : void 0;
+    if (d.result.stopped === "cut-short") cutShort("distill");
+    const score2 = labelled ? await calibScore(d.model, calib, QUALITY_THREADS) : void 0;
     if (judged && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
@@ -33883,17 +33916,18 @@ async function recoverySteps(req, calib, bounded) {
     const adaptive = config2.criterion === "sparsegpt" && config2.method === "unstructured" && !req.structured;
     const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, {
       ...DEFAULT_RECONSTRUCT,
-      threads: config2.latency.threads,
-      deadline: deadline === void 0 ? void 0 : deadline - judgeMs,
-      passSeconds,
+      threads: QUALITY_THREADS,
+      work,
+      stop,
       kept: req.structured?.kept,
       adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0
     });
     const seconds = (performance.now() - t0) / 1e3;
+    if (r.cutShort) cutShort("reconstruct");
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${layerSkipText(s.reason)})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join("; ") || void 0;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
-    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config2.latency.threads) : void 0;
+    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, QUALITY_THREADS) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
     if (judged && score2 && currentScore && !better(score2, currentScore)) {
@@ -33907,23 +33941,24 @@ async function recoverySteps(req, calib, bounded) {
         score2
       );
     }
-    if (deadline !== void 0 && performance.now() > deadline) {
-      if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
+    if (stop.passed()) {
+      if (hasBatchNorm(current)) cutShort("bn-stats");
+      else if (config2.recovery === "auto") cutShort("distill");
       return steps;
     }
-    await tryBatchNorm(current, calib, config2, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+    await tryBatchNorm(current, calib, { work }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
       const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
       if (refusal.kind === "bound") bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
     });
     if (config2.recovery === "auto") {
-      if (deadline !== void 0 && performance.now() > deadline) bound(`recovery: distillation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
-      else await distillStep(true, deadline);
+      if (stop.passed()) cutShort("distill");
+      else await distillStep(true);
     }
     return steps;
   }
   if (config2.recovery === "distill") {
-    await distillStep(false, config2.recoveryTimeBudget > 0 ? performance.now() + config2.recoveryTimeBudget * 1e3 : void 0);
+    await distillStep(false);
     return steps;
   }
   throw new UserError(`--recovery ${config2.recovery}: not available in this version yet; use --recovery auto, reconstruct, distill, command or none`);
@@ -33946,17 +33981,22 @@ function batchNormRefusalText(r) {
       return `${fmt(r.score)} vs ${fmt(r.without)} without it`;
   }
 }
-async function tryBatchNorm(model, calib, config2, bounds, accept, currentScore, reject) {
+async function tryBatchNorm(model, calib, bounds, accept, currentScore, reject) {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
   if (!base) return reject({ kind: "no-labels" });
   const t0 = performance.now();
-  const bn = await reestimateBatchNorm(model, calib, config2.latency.threads, bounds);
+  const bn = await reestimateBatchNorm(model, calib, QUALITY_THREADS, bounds);
   if (bn.nodes.length === 0) return bn.bound ? reject({ kind: "bound", bound: bn.bound }) : void 0;
   const seconds = (performance.now() - t0) / 1e3;
-  const score2 = await calibScore(bn.model, calib, config2.latency.threads);
+  const score2 = await calibScore(bn.model, calib, QUALITY_THREADS);
   if (!better(score2, base)) return reject({ kind: "worse", score: score2, without: base });
   accept(bn.model, seconds, score2, bn.nodes.length, bn.bound);
+}
+function totalMacs(model) {
+  let total2 = 0;
+  for (const m of nodeMacsOf(model).values()) total2 += m;
+  return total2;
 }
 function hasBatchNorm(model) {
   return model.graph.node.some((n) => n.opType === "BatchNormalization");
@@ -33965,15 +34005,17 @@ function subsampledClause(subsampled, count3) {
   if (subsampled.length === 0) return void 0;
   const shown = subsampled.slice(0, 3).map((s) => `${s.weight} on ${s.samples}`).join(", ");
   const more = subsampled.length > 3 ? ` and ${subsampled.length - 3} more` : "";
-  return `${subsampled.length} layer${subsampled.length > 1 ? "s" : ""} refit from fewer of the ${count3} calibration samples to fit recovery-time-budget (${shown}${more})`;
+  return `${subsampled.length} layer${subsampled.length > 1 ? "s" : ""} refit from fewer of the ${count3} calibration samples to fit the recovery work allowance (${shown}${more})`;
 }
 function boundSkips(skipped) {
   const memory = skipped.filter((s) => s.reason.kind === "memory");
-  const time2 = skipped.filter((s) => s.reason.kind === "time");
+  const time2 = skipped.filter((s) => s.reason.kind === "work");
+  const cut = skipped.filter((s) => s.reason.kind === "time");
   const parts = [];
   const names = (l) => l.length <= 3 ? l.map((s) => s.weight).join(", ") : `${l.slice(0, 2).map((s) => s.weight).join(", ")} and ${l.length - 2} more`;
   if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${layerSkipText(memory[0].reason)})`);
-  if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for time (${names(time2)}: ${layerSkipText(time2[0].reason)}; a larger recovery-time-budget refits them)`);
+  if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for work (${names(time2)}: ${layerSkipText(time2[0].reason)}; a larger recovery-work refits them)`);
+  if (cut.length) parts.push(`${cut.length} layer${cut.length > 1 ? "s" : ""} not refit (${names(cut)}: ${layerSkipText(cut[0].reason)})`);
   return parts.length ? parts.join("; ") : void 0;
 }
 
@@ -34110,6 +34152,7 @@ async function pruneAndRecover(unit) {
     recovered: recovery.steps,
     ...recovery.temperature ? { temperature: recovery.temperature } : {},
     notes: recovery.notes,
+    ...recovery.cutShort ? { cutShort: recovery.cutShort } : {},
     chain: recovery.steps.filter((r) => r.stage !== "temperature").at(-1)?.artifact ?? unit.pruneArtifact
   };
 }
@@ -34167,7 +34210,7 @@ async function runGradual(input, progress) {
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
-  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, config2.latency.threads)).accuracy : null;
+  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, QUALITY_THREADS)).accuracy : null;
   const cliffMetric = denseCalib !== null ? "calib" : "eval";
   const denseQuality = denseCalib ?? dense.step.accuracy;
   const cliffThreshold = budgets.find((b) => b.name === "accuracy-drop")?.limit ?? DEFAULT_CLIFF;
@@ -34238,7 +34281,7 @@ async function runGradual(input, progress) {
       index: t,
       target,
       final,
-      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config2.latency.threads)).accuracy : null
+      calibAccuracy: calib?.labels ? (await calibScore(current, calib, QUALITY_THREADS)).accuracy : null
     };
     if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels.remaining;
     if (structured && denseTally) {
@@ -34358,12 +34401,13 @@ function recordedScores(steps) {
   const last = scored[scored.length - 1].info;
   return { before: { accuracy: first.calib_accuracy_before, nll: first.calib_nll_before }, after: { accuracy: last.calib_accuracy_after, nll: last.calib_nll_after } };
 }
-async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
+async function runChain(dense, weights, config2, rounds, dir, ctx, chains, stop, plan) {
   const t0 = performance.now();
   const { calib, progress } = ctx;
   const targets = cubicSchedule(countSparsity(dense, weights).overall, config2.sparsity, rounds);
-  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / rounds : 0;
-  const recovery = { dense, calib, files: ctx.files, progress };
+  const workShare = 1 / (rounds * chains);
+  const recovery = { dense, calib, files: ctx.files, progress, workShare, stop };
+  let cutShort;
   const steps = [];
   let current = dense;
   for (let r = 1; r < rounds; r++) {
@@ -34376,10 +34420,11 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
       prune: async () => ({ model: pruneRound(from2, weights, target, config2, plan), description: "", denseWeights: [...weights], notes: [] }),
       pruneArtifact: stepFile(roundDir, 1, "prune"),
       // an intermediate round ships nothing: no temperature is fitted or baked
-      recovery: { ...recovery, config: { ...config2, bakeTemperature: false, recoveryTimeBudget: share }, stepsDir: roundDir, fitTemperature: false }
+      recovery: { ...recovery, config: { ...config2, bakeTemperature: false }, stepsDir: roundDir, fitTemperature: false }
     });
+    cutShort ??= unit.cutShort;
     const recorded = recordedScores(unit.recovered);
-    const before = recorded?.before ?? await calibScore(unit.pruned.model, calib, config2.latency.threads);
+    const before = recorded?.before ?? await calibScore(unit.pruned.model, calib, QUALITY_THREADS);
     const after = recorded?.after ?? before;
     current = loadModel(unit.chain).proto;
     const seconds = (performance.now() - started) / 1e3;
@@ -34399,33 +34444,37 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
       model: pruneRound(from, weights, config2.sparsity, config2, plan),
       description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct5(config2.sparsity)}, round ${rounds} of ${rounds} (${targets.map(pct5).join(", ")}): from round ${rounds - 1}'s recovered weights`,
       denseWeights: [...weights],
-      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${targets.map(pct5).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
+      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${targets.map(pct5).join(", ")}), each with ${config2.recoveryWork > 0 ? `1/${rounds * chains}` : "no limit"} of the recovery work allowance`],
       ...plan ? { sensitivity: plan.info(config2.sparsity) } : {}
     }),
     metadata: () => ctx.metadata(plan ? "sensitivity" : config2.scope),
     pruneArtifact: stepFile(dir, 1, "prune"),
-    // the final round gets the same share of the recovery time budget as every other round
-    recovery: { ...recovery, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir }
+    // the final round gets the same share of the recovery work allowance as every other round
+    recovery: { ...recovery, config: config2, stepsDir: dir }
   });
-  const score2 = calib.labels ? recordedScores(final.recovered)?.after ?? await calibScore(final.pruned.model, calib, config2.latency.threads) : void 0;
+  cutShort ??= final.cutShort;
+  if (cutShort) final.cutShort = cutShort;
+  const score2 = calib.labels ? recordedScores(final.recovered)?.after ?? await calibScore(final.pruned.model, calib, QUALITY_THREADS) : void 0;
   return { rounds: steps, final, score: score2, seconds: (performance.now() - t0) / 1e3 };
 }
 async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
   const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
   if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2 });
+  const stop = safetyStop(config2.recoveryTimeBudget);
   if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
-    return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
+    return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, 1, stop, config2.scope === "sensitivity" ? await sensitivity() : void 0);
   }
-  const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
-  const global = await runChain(dense, weights, half, rounds, path16.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path16.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const global = await runChain(dense, weights, config2, rounds, path16.join(ctx.stepsDir, "global"), ctx, 2, stop);
+  const bySensitivity2 = await runChain(dense, weights, config2, rounds, path16.join(ctx.stepsDir, "sensitivity"), ctx, 2, stop, await sensitivity());
   const keepSensitivity = better(bySensitivity2.score, global.score);
   const [won, lost] = keepSensitivity ? [bySensitivity2, global] : [global, bySensitivity2];
   const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
   won.final.pruned.notes.push(
     `recovery rounds with both allocations: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under OUT/steps/${keepSensitivity ? "global" : "sensitivity"})`
   );
+  const cutShort = global.final.cutShort ?? bySensitivity2.final.cutShort;
+  if (cutShort) won.final.cutShort = cutShort;
   return { rounds: won.rounds, final: won.final };
 }
 
@@ -35231,7 +35280,7 @@ function detail(reason, v) {
 }
 async function quantizeStep(input) {
   const { config: config2, progress, calib } = input;
-  const threads = config2.latency.threads;
+  const threads = QUALITY_THREADS;
   const float = loadModel(input.source).proto;
   progress.note(`quantizing ${path18.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
   const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
@@ -35255,7 +35304,7 @@ async function quantizeStep(input) {
     }
     if (plans.length > 1) {
       progress.stage({ kind: "latency", detail: `float and ${plans.length} INT8 plans interleaved`, total: config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
-      const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes))), { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads, provider: input.provider }, (d) => progress.update(d));
+      const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes))), { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads: config2.latency.threads, provider: input.provider }, (d) => progress.update(d));
       progress.stop();
       measured.forEach((m, k) => {
         const logs = config2.batchSizes.map((_, b) => Math.log(median(samples[0][b]) / median(samples[k + 1][b])));
@@ -35323,7 +35372,7 @@ function cpuHasVnni() {
 }
 async function quantizeDynamicStep(input) {
   const { config: config2, progress } = input;
-  const threads = config2.latency.threads;
+  const threads = QUALITY_THREADS;
   const float = loadModel(input.source).proto;
   progress.note(`quantizing ${path18.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
   let bits2 = 8;
@@ -35491,7 +35540,6 @@ async function lossCurves(dense, config2, ctx) {
   const r = await groupLossCurves(dense, ctx.calib, {
     protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
     criterion: config2.criterion,
-    threads: config2.latency.threads,
     onLayer: (done, total2) => {
       if (!started) ctx.progress.stage({ kind: "sensitivity", detail: `latency target: ${total2} groups`, total: total2 });
       started = true;
@@ -35533,10 +35581,10 @@ async function runOneShot(input, progress) {
     roundSteps = r.rounds;
     unit = r.final;
   } else {
-    const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
+    const autoAnalysisMacs = scope.reason && calib ? recoveryAllowance({ macsPerSample: modelCost(input.dense.proto).macs, calibSamples: calib.count }, config2.recoveryWork) : void 0;
     unit = await pruneAndRecover({
       prune: async () => {
-        const pruned2 = targeted?.pruned ?? await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, ...hardware ? { hardware } : {}, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+        const pruned2 = targeted?.pruned ?? await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, ...hardware ? { hardware } : {}, ...autoAnalysisMacs !== void 0 ? { autoAnalysisMacs } : {} });
         for (const n of pruned2.notes) progress.note(n);
         return pruned2;
       },
@@ -35568,8 +35616,13 @@ async function runOneShot(input, progress) {
     notes: [...pruned.notes, ...unit.notes, ...quantized?.notes ?? []],
     scope: pruned.scope ?? scope.scope,
     ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {},
-    ...pruned.allocation ? { allocation: pruned.allocation } : {}
-  }, pruneStep.reduction, targetShortfall(targeted?.record));
+    ...pruned.allocation ? { allocation: pruned.allocation } : {},
+    ...unit.cutShort ? { cutShort: unit.cutShort } : {}
+  }, pruneStep.reduction, [...targetShortfall(targeted?.record), ...cutShortNote(unit.cutShort)]);
+}
+function cutShortNote(c) {
+  if (!c) return [];
+  return [`cut short: the recovery-time-budget safety stop (${c.limit_s} s) fired during ${c.stage}, so this is not the model an uninterrupted run ships and a rerun may differ; raise recovery-time-budget (or lower recovery-work); verdict at least warn`];
 }
 function targetShortfall(t) {
   if (!t || t.outcome === "met") return [];
