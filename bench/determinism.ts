@@ -59,6 +59,8 @@ function burners(n: number): ChildProcess[] {
   return Array.from({ length: n }, () => spawn('yes', [], { stdio: ['ignore', sink, 'ignore'] }));
 }
 
+// the commit the built CLI comes from, read before the runs
+const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim();
 const idle = run('as found');
 const busy = burners(2);
 let loaded: RunRecord;
@@ -69,7 +71,6 @@ try {
 }
 const same = idle.sha256 === loaded.sha256 && JSON.stringify([idle.top1, idle.calib]) === JSON.stringify([loaded.top1, loaded.calib]);
 const pct = (x: number | null) => (x === null ? '-' : `${(x * 100).toFixed(2)}%`);
-const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).stdout.trim();
 console.log(`prune-guard run ${ARGS.join(' ')}`);
 console.log(`commit ${commit}, ${new Date().toISOString()}, ${os.cpus()[0]?.model ?? 'cpu'} x ${os.availableParallelism()}`);
 console.log('| load | load avg before | wall s | sha256 of the pruned file | ' + Object.keys(idle.top1).join(' | ') + ' | verdict | cut short |');

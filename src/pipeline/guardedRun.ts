@@ -9,6 +9,7 @@ import type { Progress } from '../io/progress.js';
 import { measuredRuntime, writeLedgerFiles } from './ledger.js';
 import { prunedPath, runPipeline } from './run.js';
 import { type RunRequest, type RunResult } from './request.js';
+import { hashInputs, reproduceRecord } from './reproduce.js';
 
 /** How long a run waits for another run holding the same --out folder when no time budget is set. */
 const DEFAULT_LOCK_WAIT_S = 30 * 60;
@@ -98,6 +99,8 @@ export async function guardedLedger(req: RunRequest, progress: Progress, publish
 export async function runGuarded(req: RunRequest, progress: Progress): Promise<RunResult> {
   let markdown = '';
   const ledger = await guardedLedger(req, progress, (l, staging) => {
+    // the inputs are hashed once the run has read and checked them, so a bad path keeps its own message
+    if (req.argv) l.reproduce = reproduceRecord(req, req.argv, hashInputs(runInputs(req)), l.models.length > 0 ? path.join(staging, path.basename(prunedPath(req.out, req.model))) : null);
     markdown = writeLedgerFiles(staging, l).markdown;
     return ['ledger.md', 'ledger.json'];
   });

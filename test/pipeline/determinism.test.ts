@@ -80,7 +80,7 @@ async function idleThenLoaded(args: readonly string[]): Promise<void> {
 describe('a run gives the same pruned file and quality numbers idle and beside two busy processes', () => {
   it('unstructured 80% with recovery auto (recovery rounds, reconstruction, BatchNorm statistics, distillation)', async () => {
     // a small work allowance keeps it to seconds and makes the allowance, not the clock, cut distillation
-    await idleThenLoaded(['run', '--model', fixture('cnn-bn.onnx'), '--sparsity', '0.8', '--method', 'unstructured', '--recovery-work', '6']);
+    await idleThenLoaded(['run', '--model', fixture('cnn-bn.onnx'), '--sparsity', '0.8', '--method', 'unstructured', '--recovery-work', '3']);
   }, 180_000);
 
   it('structured 30% with recovery auto', async () => {

@@ -59,7 +59,7 @@ describe('the recovery work allowance, sized from the model', () => {
 describe('recovery under a slow clock', () => {
   const model = loadModel(fixture('cnn-bn.onnx')).proto;
   const inputs = modelInputs(model, 'cnn-bn.onnx');
-  // 64 samples: reconstruction, BatchNorm statistics and distillation all run, in a few seconds
+  // 64 samples and 2 GMAC of work: reconstruction, BatchNorm statistics and a couple of distillation epochs run, in a few seconds
   const calib = takeSamples(loadDataset(fixture('fmnist-calib.npz'), inputs, { requireLabels: true }), Array.from({ length: 64 }, (_, i) => i * 7));
   const weights = prunableWeights(model, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
   const pruned = magnitudePrune(model, weights, 0.8, 'global').model;
@@ -70,7 +70,7 @@ describe('recovery under a slow clock', () => {
     fs.mkdirSync(path.dirname(prunedArtifact), { recursive: true });
     saveModel(pruned, prunedArtifact);
     const outcome = await runRecovery({
-      dense: model, pruned, prunedArtifact, denseWeights: weights, calib, config: { ...DEFAULT_CONFIG, recovery: 'auto' },
+      dense: model, pruned, prunedArtifact, denseWeights: weights, calib, config: { ...DEFAULT_CONFIG, recovery: 'auto', recoveryWork: 2 },
       files: { data: 'data.npz' }, stepsDir: path.join(dir, 'steps'), progress: silentProgress, stop: safetyStop(limitSeconds, clock),
     });
     return { outcome, files: outcome.steps.map((s) => fs.readFileSync(s.artifact)), dir };
