@@ -1217,8 +1217,8 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path24 = __require("node:path");
-    var fs26 = __require("node:fs");
+    var path26 = __require("node:path");
+    var fs28 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2212,7 +2212,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs26.existsSync(executableFile)) return;
+        if (fs28.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2230,11 +2230,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName2) {
-          const localBin = path24.resolve(baseDir, baseName2);
-          if (fs26.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path24.extname(baseName2))) return void 0;
+          const localBin = path26.resolve(baseDir, baseName2);
+          if (fs28.existsSync(localBin)) return localBin;
+          if (sourceExt.includes(path26.extname(baseName2))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs26.existsSync(`${localBin}${ext}`)
+            (ext) => fs28.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2246,21 +2246,21 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs26.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs28.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path24.resolve(
-            path24.dirname(resolvedScriptPath),
+          executableDir = path26.resolve(
+            path26.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path24.basename(
+            const legacyName = path26.basename(
               this._scriptPath,
-              path24.extname(this._scriptPath)
+              path26.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path24.extname(executableFile));
+        launchWithNode = sourceExt.includes(path26.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -2682,7 +2682,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
         const negativeNumberArg = (arg) => {
           if (!/^-(\d+|\d*\.\d+)(e[+-]?\d+)?$/.test(arg)) return false;
           return !this._getCommandAndAncestors().some(
-            (cmd) => cmd.options.map((opt) => opt.short).some((short) => /^-\d$/.test(short))
+            (cmd) => cmd.options.map((opt) => opt.short).some((short2) => /^-\d$/.test(short2))
           );
         };
         let activeVariadicOption = null;
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path24.basename(filename, path24.extname(filename));
+        this._name = path26.basename(filename, path26.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path25) {
-        if (path25 === void 0) return this._executableDir;
-        this._executableDir = path25;
+      executableDir(path27) {
+        if (path27 === void 0) return this._executableDir;
+        this._executableDir = path27;
         return this;
       }
       /**
@@ -3705,17 +3705,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path24) {
-      const ctrl = callVisitor(key, node, visitor, path24);
+    function visit_(key, node, visitor, path26) {
+      const ctrl = callVisitor(key, node, visitor, path26);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path24, ctrl);
-        return visit_(key, ctrl, visitor, path24);
+        replaceNode(key, path26, ctrl);
+        return visit_(key, ctrl, visitor, path26);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path24 = Object.freeze(path24.concat(node));
+          path26 = Object.freeze(path26.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path24);
+            const ci = visit_(i2, node.items[i2], visitor, path26);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3726,13 +3726,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path24 = Object.freeze(path24.concat(node));
-          const ck = visit_("key", node.key, visitor, path24);
+          path26 = Object.freeze(path26.concat(node));
+          const ck = visit_("key", node.key, visitor, path26);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path24);
+          const cv = visit_("value", node.value, visitor, path26);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3753,17 +3753,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path24) {
-      const ctrl = await callVisitor(key, node, visitor, path24);
+    async function visitAsync_(key, node, visitor, path26) {
+      const ctrl = await callVisitor(key, node, visitor, path26);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path24, ctrl);
-        return visitAsync_(key, ctrl, visitor, path24);
+        replaceNode(key, path26, ctrl);
+        return visitAsync_(key, ctrl, visitor, path26);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path24 = Object.freeze(path24.concat(node));
+          path26 = Object.freeze(path26.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path24);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path26);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3774,13 +3774,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path24 = Object.freeze(path24.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path24);
+          path26 = Object.freeze(path26.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path26);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path24);
+          const cv = await visitAsync_("value", node.value, visitor, path26);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3807,23 +3807,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path24) {
+    function callVisitor(key, node, visitor, path26) {
       if (typeof visitor === "function")
-        return visitor(key, node, path24);
+        return visitor(key, node, path26);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path24);
+        return visitor.Map?.(key, node, path26);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path24);
+        return visitor.Seq?.(key, node, path26);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path24);
+        return visitor.Pair?.(key, node, path26);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path24);
+        return visitor.Scalar?.(key, node, path26);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path24);
+        return visitor.Alias?.(key, node, path26);
       return void 0;
     }
-    function replaceNode(key, path24, node) {
-      const parent = path24[path24.length - 1];
+    function replaceNode(key, path26, node) {
+      const parent = path26[path26.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4435,10 +4435,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path24, value) {
+    function collectionFromPath(schema, path26, value) {
       let v = value;
-      for (let i2 = path24.length - 1; i2 >= 0; --i2) {
-        const k = path24[i2];
+      for (let i2 = path26.length - 1; i2 >= 0; --i2) {
+        const k = path26[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4457,7 +4457,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path24) => path24 == null || typeof path24 === "object" && !!path24[Symbol.iterator]().next().done;
+    var isEmptyPath = (path26) => path26 == null || typeof path26 === "object" && !!path26[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4487,11 +4487,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path24, value) {
-        if (isEmptyPath(path24))
+      addIn(path26, value) {
+        if (isEmptyPath(path26))
           this.add(value);
         else {
-          const [key, ...rest] = path24;
+          const [key, ...rest] = path26;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4505,8 +4505,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path24) {
-        const [key, ...rest] = path24;
+      deleteIn(path26) {
+        const [key, ...rest] = path26;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4520,8 +4520,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path24, keepScalar) {
-        const [key, ...rest] = path24;
+      getIn(path26, keepScalar) {
+        const [key, ...rest] = path26;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4539,8 +4539,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path24) {
-        const [key, ...rest] = path24;
+      hasIn(path26) {
+        const [key, ...rest] = path26;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4550,8 +4550,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path24, value) {
-        const [key, ...rest] = path24;
+      setIn(path26, value) {
+        const [key, ...rest] = path26;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -7066,9 +7066,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path24, value) {
+      addIn(path26, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path24, value);
+          this.contents.addIn(path26, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -7143,14 +7143,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path24) {
-        if (Collection.isEmptyPath(path24)) {
+      deleteIn(path26) {
+        if (Collection.isEmptyPath(path26)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path24) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path26) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7165,10 +7165,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path24, keepScalar) {
-        if (Collection.isEmptyPath(path24))
+      getIn(path26, keepScalar) {
+        if (Collection.isEmptyPath(path26))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path24, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path26, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7179,10 +7179,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path24) {
-        if (Collection.isEmptyPath(path24))
+      hasIn(path26) {
+        if (Collection.isEmptyPath(path26))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path24) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path26) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7199,13 +7199,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path24, value) {
-        if (Collection.isEmptyPath(path24)) {
+      setIn(path26, value) {
+        if (Collection.isEmptyPath(path26)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path24), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path26), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path24, value);
+          this.contents.setIn(path26, value);
         }
       }
       /**
@@ -9166,9 +9166,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path24) => {
+    visit.itemAtPath = (cst, path26) => {
       let item = cst;
-      for (const [field, index] of path24) {
+      for (const [field, index] of path26) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9177,23 +9177,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path24) => {
-      const parent = visit.itemAtPath(cst, path24.slice(0, -1));
-      const field = path24[path24.length - 1][0];
+    visit.parentCollection = (cst, path26) => {
+      const parent = visit.itemAtPath(cst, path26.slice(0, -1));
+      const field = path26[path26.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path24, item, visitor) {
-      let ctrl = visitor(item, path24);
+    function _visit(path26, item, visitor) {
+      let ctrl = visitor(item, path26);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path24.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path26.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9204,10 +9204,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path24);
+            ctrl = ctrl(item, path26);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path24) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path26) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10509,14 +10509,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs26 = this.flowScalar(this.type);
+              const fs28 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs26, sep: [] });
+                map.items.push({ start, key: fs28, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs26);
+                this.stack.push(fs28);
               } else {
-                Object.assign(it, { key: fs26, sep: [] });
+                Object.assign(it, { key: fs28, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10644,13 +10644,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs26 = this.flowScalar(this.type);
+              const fs28 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs26, sep: [] });
+                fc.items.push({ start: [], key: fs28, sep: [] });
               else if (it.sep)
-                this.stack.push(fs26);
+                this.stack.push(fs28);
               else
-                Object.assign(it, { key: fs26, sep: [] });
+                Object.assign(it, { key: fs28, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -11475,7 +11475,7 @@ var require_tensor_factory_impl = __commonJS({
           throw new Error("Can not access image data");
         }
       } else if (isString) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve7, reject) => {
           const canvas = createCanvas();
           const context = createCanvasContext(canvas);
           if (!image || !context) {
@@ -11491,7 +11491,7 @@ var require_tensor_factory_impl = __commonJS({
             const img = context.getImageData(0, 0, canvas.width, canvas.height);
             bufferToTensorOptions.height = canvas.height;
             bufferToTensorOptions.width = canvas.width;
-            resolve5((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
+            resolve7((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
           };
         });
       } else {
@@ -12415,10 +12415,10 @@ var require_backend2 = __commonJS({
         __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
       }
       async run(feeds, fetches, options) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve7, reject) => {
           setImmediate(() => {
             try {
-              resolve5(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
+              resolve7(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
             } catch (e) {
               reject(e);
             }
@@ -12432,10 +12432,10 @@ var require_backend2 = __commonJS({
         return Promise.resolve();
       }
       async createInferenceSessionHandler(pathOrBuffer, options) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve7, reject) => {
           setImmediate(() => {
             try {
-              resolve5(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
+              resolve7(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
             } catch (e) {
               reject(e);
             }
@@ -12751,8 +12751,8 @@ var require_utils = __commonJS({
       }
       return output;
     };
-    exports.basename = (path24, { windows } = {}) => {
-      const segs = path24.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path26, { windows } = {}) => {
+      const segs = path26.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -15144,7 +15144,9 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs25 from "node:fs";
+import * as fs27 from "node:fs";
+import * as os9 from "node:os";
+import * as path25 from "node:path";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -15559,11 +15561,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path24, issues) {
+function prefixIssues(path26, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path24);
+    iss.path.unshift(path26);
     return iss;
   });
 }
@@ -17560,16 +17562,16 @@ var writtenLimits = (budgets) => Object.fromEntries(Object.entries(budgets).map(
 var DEFAULT_CONFIG = Object.freeze(fromFile(CONFIG_FILE.parse({})));
 
 // src/config/validate.ts
-function formatKeyPath(path24) {
-  return path24.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path26) {
+  return path26.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path24) {
-  return path24.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path26) {
+  return path26.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue2, subject, value) {
   const form = formOf(issue2);
@@ -17579,18 +17581,18 @@ function describeIssue(issue2, subject, value) {
   return `${subject} must be ${issue2.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue2, raw) {
-  const path24 = issue2.path;
+  const path26 = issue2.path;
   if (issue2.code === "unrecognized_keys") {
     const valid = issue2.message.startsWith(VALID_KEYS) ? issue2.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue2.keys.map((key) => {
-      const full = [...path24, key];
+      const full = [...path26, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path24));
-  if (path24.length === 0) return [{ path: path24, message: `the config must be ${issue2.message} (got ${value})` }];
-  const subject = formOf(issue2) === "plain" ? formatKeyPath(path24) : `'${formatKeyPath(path24)}'`;
-  return [{ path: path24, message: describeIssue(issue2, subject, value) }];
+  const value = show(valueAt(raw, path26));
+  if (path26.length === 0) return [{ path: path26, message: `the config must be ${issue2.message} (got ${value})` }];
+  const subject = formOf(issue2) === "plain" ? formatKeyPath(path26) : `'${formatKeyPath(path26)}'`;
+  return [{ path: path26, message: describeIssue(issue2, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -17610,10 +17612,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path24) {
+function lineOf(doc, lines, path26) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path24) {
+  for (const segment of path26) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -17633,8 +17635,8 @@ function lineOf(doc, lines, path24) {
 
 // src/config/loadConfig.ts
 var MAX_CONFIG_BYTES = 4 * 2 ** 20;
-function loadConfig(path24, shownAs = path24) {
-  const text2 = readInputFile(path24, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
+function loadConfig(path26, shownAs = path26) {
+  const text2 = readInputFile(path26, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
   return parseConfig(text2, shownAs);
 }
 function parseConfig(text2, where) {
@@ -17660,10 +17662,10 @@ function parseConfig(text2, where) {
   }
   const config2 = fromFile(CONFIG_FILE.parse(raw));
   for (const [name, limit] of Object.entries(config2.budgets)) {
-    const path24 = ["budgets", name];
-    const node = doc.getIn(path24, true);
+    const path26 = ["budgets", name];
+    const node = doc.getIn(path26, true);
     if ((0, import_yaml2.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-    limit.set_at = `${where}:${lineOf(doc, lines, path24)}`;
+    limit.set_at = `${where}:${lineOf(doc, lines, path26)}`;
   }
   return config2;
 }
@@ -17674,22 +17676,22 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry) => {
     const eq = entry.indexOf("=");
     const name = entry.slice(0, Math.max(eq, 0)).trim();
-    const path24 = entry.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path24 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path26 = entry.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path26 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry);
-    return { name, path: path24 };
+    return { name, path: path26 };
   });
 }
 
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path24 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path24);
+    const path26 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path26);
     if (!("kind" in s)) return [];
-    return [{ path: path24, field: path24.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path26, field: path26.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 var SETTING_REFS = flatten(SETTINGS, []);
@@ -19510,12 +19512,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path24, model, opts) {
+function loadDataset(path26, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path24} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path26} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path24);
+  const arrays = readArrays(path26);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -19524,7 +19526,7 @@ function loadDataset(path24, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path24}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path26}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -19533,37 +19535,37 @@ function loadDataset(path24, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path24}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path26}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path24, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path24, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path26, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path26, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path24}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path26}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path24}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path26}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
-  if (y) labels = toLabels(path24, y, count3);
+  if (y) labels = toLabels(path26, y, count3);
   else if (opts.requireLabels) {
-    throw new UserError(`${path24}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path26}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
   for (const [spec, , arr] of bound) inputs.set(spec.name, { dtype: arr.dtype, dims: arr.shape, data: arr.data });
-  return { path: path24, count: count3, inputs, labels };
+  return { path: path26, count: count3, inputs, labels };
 }
-function checkInput(path24, spec, name, arr, modelName) {
-  const subject = `${path24}: array '${name}'`;
+function checkInput(path26, spec, name, arr, modelName) {
+  const subject = `${path26}: array '${name}'`;
   if (arr.dtype !== spec.dtype) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -19586,7 +19588,7 @@ function checkInput(path24, spec, name, arr, modelName) {
   }
 }
 var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-function checkFinite(path24, name, arr) {
+function checkFinite(path26, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -19597,7 +19599,7 @@ function checkFinite(path24, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path24}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path26}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -19616,8 +19618,8 @@ function reshapeFix(name, arr, spec) {
   }
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
-function toLabels(path24, y, count3) {
-  const subject = `${path24}: label array '${LABELS}'`;
+function toLabels(path26, y, count3) {
+  const subject = `${path26}: label array '${LABELS}'`;
   if (y.shape.length !== 1) {
     const fix = y.shape.length === 2 ? "for one-hot labels save y.argmax(axis=1)" : "save it with y.reshape(-1)";
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be 1-D class ids; ${fix}`);
@@ -20037,10 +20039,11 @@ function seededRandom(seed) {
 }
 
 // src/measure/stats/bootstrap.ts
+var BOOTSTRAP_SEED = 24301;
 function bootstrapInterval(n, statistic, opts = {}) {
   const confidence = opts.confidence ?? 0.95;
   const resamples = opts.resamples ?? 1e3;
-  const random = seededRandom(opts.seed ?? 24301);
+  const random = seededRandom(opts.seed ?? BOOTSTRAP_SEED);
   const indices = new Int32Array(n);
   const values = [];
   for (let r = 0; r < resamples; r++) {
@@ -22744,8 +22747,8 @@ function* nestedTypes(desc) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/registry.js
-function createEmbeddedFileRegistry(fileDescriptorProto, resolve5) {
-  return buildFileRegistry([fileDescriptorProto, resolve5]);
+function createEmbeddedFileRegistry(fileDescriptorProto, resolve7) {
+  return buildFileRegistry([fileDescriptorProto, resolve7]);
 }
 function buildFileRegistry(args, check) {
   const registry2 = createBaseRegistry();
@@ -22769,7 +22772,7 @@ function buildFileRegistry(args, check) {
         if (seen.has(protoFileName)) {
           continue;
         }
-        const dep = resolve5(protoFileName);
+        const dep = resolve7(protoFileName);
         if (!dep) {
           throw new Error(`Unable to resolve ${protoFileName}, imported by ${file.name}`);
         }
@@ -22783,7 +22786,7 @@ function buildFileRegistry(args, check) {
       return deps.concat(...deps.map(recurseDeps));
     };
     const input = args[0];
-    const resolve5 = args[1];
+    const resolve7 = args[1];
     const seen = /* @__PURE__ */ new Set();
     for (const file of [input, ...recurseDeps(input)].reverse()) {
       check === null || check === void 0 ? void 0 : check(file);
@@ -23615,8 +23618,8 @@ function bootEnumDescriptorProto(init) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path24, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path24]);
+function messageDesc(file, path26, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path26]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -25460,8 +25463,8 @@ var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
 var ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
 var DASH3 = "\u2014";
 var TOP_CLASSES = 5;
-function baseName(path24) {
-  return path24.split(/[\\/]/).pop() || path24;
+function baseName(path26) {
+  return path26.split(/[\\/]/).pop() || path26;
 }
 var cell4 = markdownCell;
 function table3(rows2) {
@@ -27282,7 +27285,7 @@ function renderSelftest(r) {
 }
 
 // src/pipeline/guardedRun.ts
-import * as path23 from "node:path";
+import * as path24 from "node:path";
 
 // src/io/outputDir.ts
 import * as fs12 from "node:fs";
@@ -32830,7 +32833,7 @@ var CommandTimedOut = class extends Error {
 };
 var KILL_GRACE_MS = 2e3;
 function runCommand(command, env, output, opts = {}) {
-  return new Promise((resolve5, reject) => {
+  return new Promise((resolve7, reject) => {
     const started = performance.now();
     const child = spawn2(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ["ignore", "pipe", "pipe"] });
     const killGroup = (signal) => {
@@ -32858,7 +32861,7 @@ function runCommand(command, env, output, opts = {}) {
       clearTimeout(grace);
       unregister();
       if (timedOut) reject(new CommandTimedOut((performance.now() - started) / 1e3));
-      else if (code === 0) resolve5();
+      else if (code === 0) resolve7();
       else reject(new UserError(`--recovery-command: '${command}' ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; its output is above, fix the command and rerun`));
     });
   });
@@ -33259,7 +33262,8 @@ function gatedRowErrors(yd, y, rows2, gate) {
 }
 
 // src/recover/patches.ts
-function samplePositions(total2, count3, seed = 1) {
+var PATCH_SEED = 1;
+function samplePositions(total2, count3, seed = PATCH_SEED) {
   if (count3 >= total2) return Int32Array.from({ length: total2 }, (_, i2) => i2);
   const next = seededRandom(seed);
   const out = new Int32Array(count3);
@@ -35141,7 +35145,7 @@ async function layerErrors(float, q, data, threads) {
   });
   const floatNames = [...new Set(pairs.flatMap((p) => [p.input, p.out]))];
   const qNames = [...new Set(floatNames.map(dqOf))];
-  const fs26 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
+  const fs28 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
   const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
   const sums = /* @__PURE__ */ new Map();
   try {
@@ -35150,7 +35154,7 @@ async function layerErrors(float, q, data, threads) {
       const end = Math.min(data.count, start + batch);
       const feeds = {};
       for (const [name, arr] of sliceBatch(data, start, end)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const fr = await fs26.run(feeds, floatNames);
+      const fr = await fs28.run(feeds, floatNames);
       const qr = await qs.run(feeds, qNames);
       for (const name of floatNames) {
         const a = qr[dqOf(name)].data;
@@ -35166,7 +35170,7 @@ async function layerErrors(float, q, data, threads) {
       for (const t of [...Object.values(fr), ...Object.values(qr)]) t.dispose();
     }
   } finally {
-    await fs26.release();
+    await fs28.release();
     await qs.release();
   }
   const err2 = (t) => {
@@ -35445,9 +35449,9 @@ function nextCorrection(attempts, targetSpeedup, maxCorrections = MAX_CORRECTION
   const unchanged = attempts.slice(0, -1).some((a) => a.kept === last.kept);
   const bracketed = (proposal) => {
     const met = attempts.filter((a) => a.speedup >= targetSpeedup).map((a) => a.budgetMs);
-    const short2 = attempts.filter((a) => a.speedup < targetSpeedup).map((a) => a.budgetMs);
+    const short3 = attempts.filter((a) => a.speedup < targetSpeedup).map((a) => a.budgetMs);
     const lo = met.length ? Math.max(...met) : -Infinity;
-    const hi = short2.length ? Math.min(...short2) : Infinity;
+    const hi = short3.length ? Math.min(...short3) : Infinity;
     if (proposal > lo && proposal < hi) return proposal;
     return Number.isFinite(lo) && Number.isFinite(hi) ? (lo + hi) / 2 : proposal;
   };
@@ -35455,10 +35459,10 @@ function nextCorrection(attempts, targetSpeedup, maxCorrections = MAX_CORRECTION
     if (last.speedup > targetSpeedup * (1 + OVERSHOOT) && left && !unchanged) return { kind: "correct", budgetMs: bracketed(last.budgetMs * last.speedup / targetSpeedup) };
     return { kind: "met" };
   }
-  const short = `measured ${last.speedup.toFixed(2)}x of ${targetSpeedup.toFixed(2)}x`;
-  if (!last.reached) return { kind: "stop", reason: "unreachable", detail: `${short}; every channel group is already at its smallest fast width` };
-  if (unchanged) return { kind: "stop", reason: "unchanged", detail: `${short}; a tighter budget chose the same channels, so no further step helps` };
-  if (!left) return { kind: "stop", reason: "limit", detail: `${short} after ${maxCorrections} corrections` };
+  const short2 = `measured ${last.speedup.toFixed(2)}x of ${targetSpeedup.toFixed(2)}x`;
+  if (!last.reached) return { kind: "stop", reason: "unreachable", detail: `${short2}; every channel group is already at its smallest fast width` };
+  if (unchanged) return { kind: "stop", reason: "unchanged", detail: `${short2}; a tighter budget chose the same channels, so no further step helps` };
+  if (!left) return { kind: "stop", reason: "limit", detail: `${short2} after ${maxCorrections} corrections` };
   return { kind: "correct", budgetMs: bracketed(last.budgetMs * last.speedup / targetSpeedup) };
 }
 function shippedAttempt(attempts, targetSpeedup) {
@@ -35730,6 +35734,145 @@ async function runPipeline(req, progress) {
   return { model, runtime: measuredRuntime(provider, config2) };
 }
 
+// src/pipeline/reproduce.ts
+import * as fs26 from "node:fs";
+import * as path23 from "node:path";
+
+// src/io/hash.ts
+import { createHash as createHash3 } from "node:crypto";
+import * as fs25 from "node:fs";
+function sha256File(file) {
+  const hash = createHash3("sha256");
+  const fd2 = fs25.openSync(file, "r");
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (; ; ) {
+      const n = fs25.readSync(fd2, buf, 0, buf.length, null);
+      if (n === 0) break;
+      hash.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs25.closeSync(fd2);
+  }
+  return hash.digest("hex");
+}
+function canonicalJson(value) {
+  return JSON.stringify(
+    value,
+    (_, v) => v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)) : v
+  );
+}
+function sha256Text(text2) {
+  return createHash3("sha256").update(text2).digest("hex");
+}
+
+// src/ledger/reproduce.ts
+function reproduceDifferences(recorded, fresh) {
+  const out = [];
+  const a = recorded.reproduce;
+  const b = fresh.reproduce;
+  if (!a || !b) return ["reproducibility record: missing in the " + (!a ? "recorded ledger" : "re-run")];
+  if (a.pruned_sha256 !== b.pruned_sha256) out.push(`pruned model sha256: recorded ${short(a.pruned_sha256)}, now ${short(b.pruned_sha256)}`);
+  if (a.config_sha256 !== b.config_sha256) out.push(`settings sha256: recorded ${short(a.config_sha256)}, now ${short(b.config_sha256)}`);
+  for (const k of ["prune_guard", "onnxruntime", "node"]) {
+    if (a.versions[k] !== b.versions[k]) out.push(`${k} version: recorded ${a.versions[k]}, now ${b.versions[k]}`);
+  }
+  if (a.quality_threads !== b.quality_threads) out.push(`quality threads: recorded ${a.quality_threads}, now ${b.quality_threads}`);
+  if (recorded.models.length !== fresh.models.length) out.push(`models: recorded ${recorded.models.length}, now ${fresh.models.length}`);
+  recorded.models.forEach((m, i2) => {
+    if (fresh.models[i2]) out.push(...modelDifferences(m, fresh.models[i2]));
+  });
+  return out;
+}
+var short = (h) => h === null ? "none" : h.slice(0, 16);
+function qualityNumbers(m) {
+  const numbers = { steps: m.steps.map((s) => s.name).join(", "), cut_short: m.cut_short ?? null };
+  for (const s of m.steps) {
+    const at2 = (field) => `steps[${s.name}].${field}`;
+    numbers[at2("accuracy")] = s.accuracy;
+    numbers[at2("per_class")] = s.per_class;
+    numbers[at2("ece")] = s.ece;
+    numbers[at2("nll")] = s.nll;
+    numbers[at2("agreement")] = s.agreement;
+    numbers[at2("sparsity")] = s.sparsity;
+    numbers[at2("nonzero_params")] = s.nonzero_params;
+    if (s.recovery) {
+      numbers[at2("recovery.calib_accuracy_after")] = s.recovery.calib_accuracy_after ?? null;
+      numbers[at2("recovery.calib_nll_after")] = s.recovery.calib_nll_after ?? null;
+    }
+    if (s.temperature) numbers[at2("temperature")] = s.temperature.value;
+    if (s.shift_accuracy) numbers[at2("shift_accuracy")] = s.shift_accuracy;
+  }
+  return numbers;
+}
+function modelDifferences(recorded, fresh) {
+  const a = qualityNumbers(recorded);
+  const b = qualityNumbers(fresh);
+  const out = [];
+  for (const key of /* @__PURE__ */ new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const x2 = JSON.stringify(a[key] ?? null);
+    const y = JSON.stringify(b[key] ?? null);
+    if (x2 !== y) out.push(`${recorded.model}: ${key}: recorded ${clip2(x2)}, now ${clip2(y)}`);
+  }
+  return out;
+}
+var clip2 = (s) => s.length > 80 ? `${s.slice(0, 77)}...` : s;
+
+// src/pipeline/reproduce.ts
+function withoutOut(argv) {
+  const out = [];
+  for (let i2 = 0; i2 < argv.length; i2++) {
+    if (argv[i2] === "--out") i2++;
+    else if (!argv[i2].startsWith("--out=")) out.push(argv[i2]);
+  }
+  return out;
+}
+function hashInputs(inputs) {
+  return inputs.map((i2) => ({ flag: i2.flag, path: i2.path, sha256: sha256File(i2.path) }));
+}
+function reproduceRecord(req, argv, inputs, prunedFile) {
+  return {
+    argv: withoutOut(argv),
+    cwd: process.cwd(),
+    inputs,
+    config_sha256: sha256Text(canonicalJson({ config: req.config, budgets: req.budgets })),
+    versions: { prune_guard: VERSION, onnxruntime: onnxruntimeVersion(), node: process.version },
+    quality_threads: QUALITY_THREADS,
+    seeds: { reconstruct_patches: PATCH_SEED, distill: DEFAULT_DISTILL.seed, bootstrap: BOOTSTRAP_SEED },
+    pruned_sha256: prunedFile && fs26.existsSync(prunedFile) ? sha256File(prunedFile) : null
+  };
+}
+function readRecordedLedger(file) {
+  let ledger;
+  try {
+    ledger = JSON.parse(fs26.readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new UserError(`${file}: not a readable ledger.json (${e instanceof Error ? e.message.split("\n")[0] : String(e)}); pass the ledger.json a prune-guard run wrote`);
+  }
+  if (!ledger || typeof ledger !== "object" || !ledger.reproduce || !Array.isArray(ledger.reproduce.argv)) {
+    throw new UserError(`${file}: has no reproducibility record ('reproduce'); only ledgers written by prune-guard run can be verified`);
+  }
+  return ledger;
+}
+function recordedCwd(r) {
+  return fs26.existsSync(r.cwd) ? r.cwd : process.cwd();
+}
+function checkRecordedInputs(r, cwd) {
+  for (const i2 of r.inputs) {
+    const file = path23.resolve(cwd, i2.path);
+    if (!fs26.existsSync(file)) throw new UserError(`${i2.flag} ${i2.path}: missing (the run read it from ${file}); restore it to verify`);
+    const now = sha256File(file);
+    if (now !== i2.sha256) throw new UserError(`${i2.flag} ${i2.path}: changed since the run (sha256 ${i2.sha256.slice(0, 16)} recorded, ${now.slice(0, 16)} now); restore the recorded file to verify`);
+  }
+}
+async function verifyRecorded(file, rerun) {
+  const recorded = readRecordedLedger(file);
+  const cwd = recordedCwd(recorded.reproduce);
+  checkRecordedInputs(recorded.reproduce, cwd);
+  const fresh = await rerun(recorded.reproduce.argv, cwd);
+  return reproduceDifferences(recorded, fresh);
+}
+
 // src/pipeline/guardedRun.ts
 var DEFAULT_LOCK_WAIT_S = 30 * 60;
 function publish(value, out) {
@@ -35765,7 +35908,7 @@ function runInputs(req) {
   ];
 }
 async function guardedLedger(req, progress, publishLast = () => []) {
-  if (path23.resolve(prunedPath(req.out, req.model)) === path23.resolve(req.model)) {
+  if (path24.resolve(prunedPath(req.out, req.model)) === path24.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   refuseInputsInOutput(req.out, runInputs(req));
@@ -35785,7 +35928,7 @@ async function guardedLedger(req, progress, publishLast = () => []) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path23.basename(prunedPath(req.out, req.model)));
+      out.retire(path24.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
     out.commit(publishLast(ledger, out.staging));
@@ -35797,10 +35940,11 @@ async function guardedLedger(req, progress, publishLast = () => []) {
 async function runGuarded(req, progress) {
   let markdown = "";
   const ledger = await guardedLedger(req, progress, (l, staging) => {
+    if (req.argv) l.reproduce = reproduceRecord(req, req.argv, hashInputs(runInputs(req)), l.models.length > 0 ? path24.join(staging, path24.basename(prunedPath(req.out, req.model))) : null);
     markdown = writeLedgerFiles(staging, l).markdown;
     return ["ledger.md", "ledger.json"];
   });
-  return { ledger, markdown, ledgerPath: path23.join(req.out, "ledger.json"), markdownPath: path23.join(req.out, "ledger.md") };
+  return { ledger, markdown, ledgerPath: path24.join(req.out, "ledger.json"), markdownPath: path24.join(req.out, "ledger.md") };
 }
 
 // src/io/stderrProgress.ts
@@ -35870,7 +36014,7 @@ function refuseEmptyValues(cmd) {
   return cmd;
 }
 function resolveConfig(flags, command) {
-  const file = flags.config ?? (fs25.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs27.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : DEFAULT_CONFIG;
   const given = FLAGS.filter((f) => f.commands.includes(command)).flatMap((f) => {
     const value = flags[attributeOf.get(f)];
@@ -35891,7 +36035,8 @@ function buildProgram(io) {
   const run = program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []);
   addSettingFlags(run, "run").option("--quiet", "do not print the ledger").action(async (flags) => {
     const { config: config2, budgets } = resolveConfig(flags, "run");
-    const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, configFile: flags.config, config: config2, budgets }, progress());
+    const argv = io.argv?.[0] === "run" ? io.argv.slice(1) : void 0;
+    const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, configFile: flags.config, config: config2, budgets, ...argv ? { argv } : {} }, progress());
     print(flags, result.markdown);
     io.exit(result.ledger.verdict === "fail" ? EXIT.fail : EXIT.pass);
   });
@@ -35909,6 +36054,31 @@ function buildProgram(io) {
     print(flags, renderSelftest(report));
     io.exit(EXIT.pass);
   });
+  program2.command("verify").description("re-run a `run` from its ledger.json (same inputs by sha256, same arguments) and confirm the same pruned file and quality numbers; exit 0 when they match, 1 with one line per difference, 2 when an input changed").argument("<ledger>", "ledger.json written by prune-guard run").option("--out <dir>", "output folder for the re-run (default: a temporary folder, removed afterwards)").action(async (ledgerPath, flags) => {
+    const out = flags.out ? path25.resolve(flags.out) : fs27.mkdtempSync(path25.join(os9.tmpdir(), "prune-guard-verify-"));
+    try {
+      const differences = await verifyRecorded(ledgerPath, async (argv, cwd) => {
+        const before = process.cwd();
+        process.chdir(cwd);
+        try {
+          const args = ["run", ...argv, "--out", out, "--quiet"];
+          await buildProgram({ out: () => {
+          }, err: err2, progress: progress(), exit: () => {
+          }, argv: args }).parseAsync(args, { from: "user" });
+        } finally {
+          process.chdir(before);
+        }
+        return JSON.parse(fs27.readFileSync(path25.join(out, "ledger.json"), "utf8"));
+      });
+      if (differences.length === 0) io.out(`verified: ${ledgerPath} reproduced (the same pruned file and quality numbers)
+`);
+      for (const d of differences) io.out(`differs: ${d}
+`);
+      io.exit(differences.length === 0 ? EXIT.pass : EXIT.fail);
+    } finally {
+      if (!flags.out) fs27.rmSync(out, { recursive: true, force: true });
+    }
+  });
   for (const cmd of program2.commands) refuseEmptyValues(cmd);
   return program2;
 }
@@ -35917,7 +36087,7 @@ async function main(argv, io = {}) {
   const err2 = io.stderr ?? ((s) => void process.stderr.write(s));
   const progress = io.progress ?? (io.stderr ? lineProgress(io.stderr) : stderrProgress());
   let code = EXIT.pass;
-  const program2 = buildProgram({ out, err: err2, progress, exit: (c) => code = c });
+  const program2 = buildProgram({ out, err: err2, progress, exit: (c) => code = c, argv });
   try {
     await program2.parseAsync(argv, { from: "user" });
     return code;

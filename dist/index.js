@@ -31238,7 +31238,7 @@ var init_random = __esm({
 function bootstrapInterval(n, statistic, opts = {}) {
   const confidence = opts.confidence ?? 0.95;
   const resamples = opts.resamples ?? 1e3;
-  const random = seededRandom(opts.seed ?? 24301);
+  const random = seededRandom(opts.seed ?? BOOTSTRAP_SEED);
   const indices = new Int32Array(n);
   const values = [];
   for (let r = 0; r < resamples; r++) {
@@ -31267,11 +31267,13 @@ function meanInterval(values, opts = {}) {
     return s / idx.length;
   }, opts);
 }
+var BOOTSTRAP_SEED;
 var init_bootstrap = __esm({
   "src/measure/stats/bootstrap.ts"() {
     "use strict";
     init_simple_statistics();
     init_random();
+    BOOTSTRAP_SEED = 24301;
   }
 });
 
@@ -47515,18 +47517,19 @@ var init_reluTarget = __esm({
 });
 
 // src/recover/patches.ts
-function samplePositions(total2, count2, seed = 1) {
+function samplePositions(total2, count2, seed = PATCH_SEED) {
   if (count2 >= total2) return Int32Array.from({ length: total2 }, (_, i2) => i2);
   const next = seededRandom(seed);
   const out = new Int32Array(count2);
   for (let k = 0; k < count2; k++) out[k] = Math.min(total2 - 1, Math.floor((k + next()) * total2 / count2));
   return out;
 }
-var PatchSampler;
+var PATCH_SEED, PatchSampler;
 var init_patches = __esm({
   "src/recover/patches.ts"() {
     "use strict";
     init_random();
+    PATCH_SEED = 1;
     PatchSampler = class {
       constructor(layer, sampleDims, count2, withBias, maxPatches) {
         this.layer = layer;
@@ -50584,6 +50587,36 @@ var init_run = __esm({
   }
 });
 
+// src/io/hash.ts
+var init_hash = __esm({
+  "src/io/hash.ts"() {
+    "use strict";
+  }
+});
+
+// src/ledger/reproduce.ts
+var init_reproduce = __esm({
+  "src/ledger/reproduce.ts"() {
+    "use strict";
+  }
+});
+
+// src/pipeline/reproduce.ts
+var init_reproduce2 = __esm({
+  "src/pipeline/reproduce.ts"() {
+    "use strict";
+    init_errors();
+    init_hash();
+    init_reproduce();
+    init_bootstrap();
+    init_ort();
+    init_quality();
+    init_distill();
+    init_patches();
+    init_version3();
+  }
+});
+
 // src/pipeline/guardedRun.ts
 import * as path20 from "node:path";
 function publish(value, out) {
@@ -50659,6 +50692,7 @@ var init_guardedRun = __esm({
     init_deadline();
     init_ledger();
     init_run();
+    init_reproduce2();
     DEFAULT_LOCK_WAIT_S = 30 * 60;
   }
 });

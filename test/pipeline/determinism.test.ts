@@ -87,3 +87,18 @@ describe('a run gives the same pruned file and quality numbers idle and beside t
     await idleThenLoaded(['run', '--model', fixture('cnn-bn.onnx'), '--sparsity', '0.3', '--method', 'structured', '--round-to', '4', '--recovery-work', '3']);
   }, 180_000);
 });
+
+describe('the wall-clock safety stop', () => {
+  it('when it fires, the ledger records where (cut_short), the notes and ledger.md say so, and the verdict is at least warn', async () => {
+    const out = tempDir();
+    // a limit no recovery meets: the stop has fired by the first layer
+    const r = await runCli(['run', '--model', fixture('mlp.onnx'), '--data', data, '--calib', calib, '--sparsity', '0.5', '--recovery', 'reconstruct', '--recovery-time-budget', '0.001', '--out', out, '--runs', '3', '--warmup', '1', '--batch-sizes', '1', '--quiet']);
+    expect([0, 1]).toContain(r.code);
+    const ledger = JSON.parse(fs.readFileSync(path.join(out, 'ledger.json'), 'utf8')) as Ledger;
+    const m = ledger.models[0];
+    expect(m.cut_short).toEqual({ stage: 'reconstruct', limit_s: 0.001 });
+    expect(m.verdict).not.toBe('pass');
+    expect(m.notes?.some((n) => n.startsWith('cut short: the recovery-time-budget safety stop (0.001 s) fired during reconstruct'))).toBe(true);
+    expect(fs.readFileSync(path.join(out, 'ledger.md'), 'utf8')).toContain('cut short: the recovery-time-budget safety stop (0.001 s) fired during reconstruct');
+  }, 60_000);
+});
