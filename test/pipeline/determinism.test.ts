@@ -65,7 +65,8 @@ async function runOnce(args: readonly string[]): Promise<{ sha: string; quality:
   return { sha: sha256(path.join(out, pruned)), quality: quality(ledger) };
 }
 
-async function idleThenLoaded(args: readonly string[]): Promise<void> {
+/** The run idle, then beside two busy processes: the same bytes and numbers; returns the idle run's step names. */
+async function idleThenLoaded(args: readonly string[]): Promise<string[]> {
   const idle = await runOnce(args);
   startBurners();
   try {
@@ -75,16 +76,20 @@ async function idleThenLoaded(args: readonly string[]): Promise<void> {
   } finally {
     stopBurners();
   }
+  return (idle.quality as { steps: { name: string }[] }).steps.map((s) => s.name);
 }
 
 describe('a run gives the same pruned file and quality numbers idle and beside two busy processes', () => {
   it('unstructured 80% with recovery auto (recovery rounds, reconstruction, BatchNorm statistics, distillation)', async () => {
     // a small work allowance keeps it to seconds and makes the allowance, not the clock, cut distillation
-    await idleThenLoaded(['run', '--model', fixture('cnn-bn.onnx'), '--sparsity', '0.8', '--method', 'unstructured', '--recovery-work', '3']);
+    const steps = await idleThenLoaded(['run', '--model', fixture('cnn-bn.onnx'), '--sparsity', '0.8', '--method', 'unstructured', '--recovery-work', '3']);
+    expect(steps).toContain('recover:round-1');
+    expect(steps.some((s) => s === 'recover:reconstruct' || s === 'recover:distill')).toBe(true);
   }, 180_000);
 
   it('structured 30% with recovery auto', async () => {
-    await idleThenLoaded(['run', '--model', fixture('cnn-bn.onnx'), '--sparsity', '0.3', '--method', 'structured', '--round-to', '4', '--recovery-work', '3']);
+    const steps = await idleThenLoaded(['run', '--model', fixture('cnn-bn.onnx'), '--sparsity', '0.3', '--method', 'structured', '--round-to', '4', '--recovery-work', '3']);
+    expect(steps).toContain('recover:reconstruct');
   }, 180_000);
 });
 
