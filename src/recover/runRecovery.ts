@@ -215,7 +215,9 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
-    if (epochs < DEFAULT_DISTILL.maxEpochs) bound(`recovery: distillation limited to ${epochs} of ${DEFAULT_DISTILL.maxEpochs} epochs by the recovery work allowance`);
+    // said in the step's description when the step is kept: a limit on a stage that ships nothing is no news
+    const limited = epochs < DEFAULT_DISTILL.maxEpochs ? `; at most ${epochs} of ${DEFAULT_DISTILL.maxEpochs} epochs, what the recovery work allowance holds` : '';
+    if (limited) progress.note(`recovery: distillation${limited.slice(1)}`);
     work.charge(epochs * totalMacs(current) * calib!.count * DISTILL_EPOCH_PASSES);
     const d = await distillStage(req.dense, current, calib!, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, maxEpochs: epochs, stop });
     if (!d) return;
@@ -225,7 +227,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score)} vs ${fmt(currentScore)} without it` : 'no epoch improved the held-out KL'})`);
       return;
     }
-    keep('distill', `${d.summary} (${fmt(score)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score);
+    keep('distill', `${d.summary}${limited} (${fmt(score)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score);
   }
 
   if (config.recovery === 'reconstruct' || config.recovery === 'auto') {
