@@ -31823,9 +31823,8 @@ var RECOVERY_PASSES = 400;
 var DISTILL_EPOCH_PASSES = 1 + 0.2 + 0.8 * 4 + 0.2 + 1;
 function recoveryAllowance(facts, capGmac, share = 1) {
   const pass = Math.max(1, facts.macsPerSample) * Math.max(1, facts.calibSamples);
-  const sized = RECOVERY_PASSES * pass;
-  const capped = capGmac > 0 ? Math.min(sized, capGmac * 1e9) : sized;
-  return capped * share;
+  const sized = RECOVERY_PASSES * pass * share + (facts.solveWork ?? 0);
+  return capGmac > 0 ? Math.min(sized, capGmac * 1e9 * share) : sized;
 }
 function distillEpochsThatFit(facts, left, maxEpochs) {
   const epoch = DISTILL_EPOCH_PASSES * Math.max(1, facts.macsPerSample) * Math.max(1, facts.calibSamples);
@@ -33407,7 +33406,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       continue;
     }
     const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
-    const solveWork = refitFlops(p.rows, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups) * SOLVE_MACS_PER_FLOP;
+    const solveWork = layerSolveWork(p.rows, cp, cd, blocks, p.groups);
     const captureWork = captureMacs * calib.count;
     const left = opts.work?.left ?? Infinity;
     const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
@@ -33428,6 +33427,20 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     layers.push(await refitLayer(ed, pIndex, dIndex, node, p, d, rows2, dc.patches, pc.patches, opts));
   }
   return { model, layers, skipped, subsampled, cutShort };
+}
+function layerSolveWork(rows2, cp, cd, blocks, groups) {
+  return refitFlops(rows2, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, groups) * SOLVE_MACS_PER_FLOP;
+}
+function solveWorkOf(model, weights, maxBlock = DEFAULT_RECONSTRUCT.maxBlock) {
+  const index = new GraphIndex(model.graph);
+  let total2 = 0;
+  for (const w of weights) {
+    const p = linearLayer(index, w);
+    if (typeof p === "string") continue;
+    const cp = p.cols + (p.biasRefit ? 1 : 0);
+    total2 += layerSolveWork(p.rows, cp, cp, columnBlocks(cp, true, maxBlock), p.groups);
+  }
+  return total2;
 }
 var SUBSET_SPREAD = 4;
 function evenlySpaced(calib, n) {
@@ -33870,7 +33883,7 @@ async function recoverySteps(req, calib, bounded, cut) {
   const labelled = calib.labels !== null;
   const steps = [];
   let current = req.pruned;
-  const facts = { macsPerSample: totalMacs(req.dense), calibSamples: calib.count };
+  const facts = { macsPerSample: totalMacs(req.dense), calibSamples: calib.count, solveWork: solveWorkOf(req.pruned, refitWeights(req)) };
   const work = new WorkMeter(recoveryAllowance(facts, config2.recoveryWork, req.workShare ?? 1));
   const stop = req.stop ?? safetyStop(config2.recoveryTimeBudget);
   const cutShort = (stage) => {
@@ -33901,7 +33914,8 @@ async function recoverySteps(req, calib, bounded, cut) {
       bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
-    if (epochs < DEFAULT_DISTILL.maxEpochs) bound(`recovery: distillation limited to ${epochs} of ${DEFAULT_DISTILL.maxEpochs} epochs by the recovery work allowance`);
+    const limited = epochs < DEFAULT_DISTILL.maxEpochs ? `; at most ${epochs} of ${DEFAULT_DISTILL.maxEpochs} epochs, what the recovery work allowance holds` : "";
+    if (limited) progress.note(`recovery: distillation${limited.slice(1)}`);
     work.charge(epochs * totalMacs(current) * calib.count * DISTILL_EPOCH_PASSES);
     const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged, maxEpochs: epochs, stop });
     if (!d) return;
@@ -33911,7 +33925,7 @@ async function recoverySteps(req, calib, bounded, cut) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
     }
-    keep("distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
+    keep("distill", `${d.summary}${limited} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
   }
   if (config2.recovery === "reconstruct" || config2.recovery === "auto") {
     const judged = config2.recovery === "auto";

@@ -148,7 +148,7 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
       continue;
     }
     const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
-    const solveWork = refitFlops(p.rows, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups) * SOLVE_MACS_PER_FLOP;
+    const solveWork = layerSolveWork(p.rows, cp, cd, blocks, p.groups);
     const captureWork = captureMacs * calib.count;
     const left = opts.work?.left ?? Infinity;
     // a big model's captures on every sample may not fit the work left while a subset does: the refit
@@ -172,6 +172,28 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
     layers.push(await refitLayer(ed, pIndex, dIndex, node, p, d, rows, dc.patches, pc.patches, opts));
   }
   return { model, layers, skipped, subsampled, cutShort };
+}
+
+/** A layer refit's solve in work units: its floating-point operations at the fixed price per flop. */
+function layerSolveWork(rows: number, cp: number, cd: number, blocks: readonly number[], groups: number): number {
+  return refitFlops(rows, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, groups) * SOLVE_MACS_PER_FLOP;
+}
+
+/**
+ * The work of solving every one of `weights` once (as aligned layers, bias column included), from the
+ * model's shapes alone: what the recovery allowance adds so a model with few MACs but wide layers can
+ * refit them (a solve's work depends on the layer's width, not on the calibration set).
+ */
+export function solveWorkOf(model: ModelProto, weights: readonly string[], maxBlock = DEFAULT_RECONSTRUCT.maxBlock): number {
+  const index = new GraphIndex(model.graph!);
+  let total = 0;
+  for (const w of weights) {
+    const p = linearLayer(index, w);
+    if (typeof p === 'string') continue;
+    const cp = p.cols + (p.biasRefit ? 1 : 0);
+    total += layerSolveWork(p.rows, cp, cp, columnBlocks(cp, true, maxBlock), p.groups);
+  }
+  return total;
 }
 
 /** a subset capture keeps at least this many times maxPatches patches to sample from */

@@ -16,7 +16,7 @@ import { DEFAULT_DISTILL } from './distill/distill.js';
 import { better, calibScore, type CalibScore } from './calibScore.js';
 import { distillStage } from './distill/stage.js';
 import { CommandTimedOut, externalRecovery } from './external.js';
-import { DEFAULT_RECONSTRUCT, reconstruct } from './reconstruct.js';
+import { DEFAULT_RECONSTRUCT, reconstruct, solveWorkOf } from './reconstruct.js';
 import { batchNormBoundText, distillUnfitText, layerSkipText, type BatchNormBound, type LayerSkip } from './refusals.js';
 import { bakeTemperature, calibrateTemperature, type TemperatureFit } from './temperature.js';
 
@@ -177,7 +177,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
   let current = req.pruned;
   // what each stage computes is decided by work (MACs) sized from the dense model and the calibration
   // set before any stage runs; the clock only arms the safety stop
-  const facts: WorkFacts = { macsPerSample: totalMacs(req.dense), calibSamples: calib.count };
+  const facts: WorkFacts = { macsPerSample: totalMacs(req.dense), calibSamples: calib.count, solveWork: solveWorkOf(req.pruned, refitWeights(req)) };
   const work = new WorkMeter(recoveryAllowance(facts, config.recoveryWork, req.workShare ?? 1));
   const stop = req.stop ?? safetyStop(config.recoveryTimeBudget);
   const cutShort = (stage: CutShort['stage']): void => {

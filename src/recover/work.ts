@@ -28,19 +28,21 @@ export interface WorkFacts {
   /** MACs of one sample through the model recovery starts from (shapes at batch 1) */
   macsPerSample: number;
   calibSamples: number;
+  /** work of one refit solve of every layer recovery may refit (src/recover/reconstruct.ts: solveWorkOf); 0 when unknown */
+  solveWork?: number;
 }
 
 /**
  * The recovery allowance in MACs, sized from the model and its calibration set before any stage runs:
- * RECOVERY_PASSES passes over the set, capped at `capGmac` billion MACs (the `recovery-work` setting,
- * 0 = no cap), times `share` (a recovery round's part of the whole). Pure: the same model, set and
- * settings give the same allowance on any machine.
+ * `share` (a recovery round's part of the whole) of RECOVERY_PASSES passes over the set, plus one solve
+ * of every layer (each round refits every layer), all capped at `share` of `capGmac` billion MACs (the
+ * `recovery-work` setting, 0 = no cap). Pure: the same model, set and settings give the same allowance
+ * on any machine.
  */
 export function recoveryAllowance(facts: WorkFacts, capGmac: number, share = 1): number {
   const pass = Math.max(1, facts.macsPerSample) * Math.max(1, facts.calibSamples);
-  const sized = RECOVERY_PASSES * pass;
-  const capped = capGmac > 0 ? Math.min(sized, capGmac * 1e9) : sized;
-  return capped * share;
+  const sized = RECOVERY_PASSES * pass * share + (facts.solveWork ?? 0);
+  return capGmac > 0 ? Math.min(sized, capGmac * 1e9 * share) : sized;
 }
 
 /** Distillation epochs that fit `left` MACs: at most `maxEpochs`, 0 when not even one fits. */

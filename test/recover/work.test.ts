@@ -22,6 +22,12 @@ describe('the recovery work allowance, sized from the model', () => {
     expect(recoveryAllowance(resnet, 1000, 1 / 4)).toBe(250e9);
     // a model 1000 times bigger is held to the cap, whatever machine it runs on
     expect(recoveryAllowance({ macsPerSample: 17.5e9, calibSamples: 512 }, 5000)).toBe(5000e9);
+    // each round may solve every layer once: the solve work is added to the round's share of passes
+    expect(recoveryAllowance({ ...resnet, solveWork: 3e9 }, 5000, 1 / 4)).toBe((RECOVERY_PASSES * 20_183_936 * 512) / 4 + 3e9);
+    // a model with few MACs but wide layers (the fixture MLP: 0.1 MMAC a sample, a 784-column layer)
+    expect(recoveryAllowance({ macsPerSample: 109_184, calibSamples: 512, solveWork: 30e9 }, 5000, 1 / 3)).toBeCloseTo((RECOVERY_PASSES * 109_184 * 512) / 3 + 30e9);
+    // the cap holds whatever the solves
+    expect(recoveryAllowance({ ...resnet, solveWork: 1e15 }, 5000, 1 / 4)).toBe(1250e9);
     // pure: the same facts give the same number
     expect(recoveryAllowance(resnet, 5000, 1 / 3)).toBe(recoveryAllowance({ ...resnet }, 5000, 1 / 3));
   });
