@@ -17420,7 +17420,7 @@ var SETTINGS = {
     help: "most work recovery and scope auto's sensitivity curves may do, in billions of multiply-accumulates (GMAC) of passes over the calibration set; within it the allowance is sized from the model (400 passes), so the same layers, samples and epochs are computed on any machine (0 = no cap)",
     flag: { value: "<gmac>", commands: RUN }
   }),
-  "recovery-time-budget": setting(number3("a number of seconds (0 = no limit)", _gte(0)), 1800, {
+  "recovery-time-budget": setting(number3("a number of seconds (0 = no limit)", _gte(0)), 7200, {
     help: "safety stop: seconds after which recovery stops early even within its work allowance; the ledger then says the run was cut short and the verdict is at least warn (0 = no limit)",
     flag: { value: "<seconds>", commands: RUN }
   }),

@@ -108,7 +108,7 @@ describe('parseConfig values', () => {
       bakeTemperature: false,
       recoveryCommand: '',
       recoveryWork: 5000,
-      recoveryTimeBudget: 1800,
+      recoveryTimeBudget: 7200,
       batchSizes: [1, 32],
       latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
       evalBatchSize: 256,
