@@ -110,7 +110,7 @@ describe('parseConfig values', () => {
       recoveryWork: 5000,
       recoveryTimeBudget: 7200,
       batchSizes: [1, 32],
-      latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
+      latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 30, maxRuns: 2000, repeat: 1 },
       evalBatchSize: 256,
       confidence: 0.95,
       roundTo: 0,
@@ -145,7 +145,7 @@ describe('parseConfig values', () => {
       'recovery-work: 200',
       'recovery-time-budget: 60',
       'batch-sizes: [8, 1]',
-      'latency: { warmup: 2, runs: 50, threads: 4, target-rel-ci: 0.02, max-seconds: 30 }',
+      'latency: { warmup: 2, runs: 50, threads: 4, target-rel-ci: 0.02, max-seconds: 30, max-runs: 500 }',
       'eval-batch-size: 64',
       'confidence: 0.9',
       'round-to: 8',
@@ -181,7 +181,7 @@ describe('parseConfig values', () => {
       recoveryWork: 200,
       recoveryTimeBudget: 60,
       batchSizes: [8, 1],
-      latency: { warmup: 2, runs: 50, threads: 4, targetRelCi: 0.02, maxSeconds: 30, repeat: 1 },
+      latency: { warmup: 2, runs: 50, threads: 4, targetRelCi: 0.02, maxSeconds: 30, maxRuns: 500, repeat: 1 },
       evalBatchSize: 64,
       confidence: 0.9,
       roundTo: 8,
@@ -207,7 +207,7 @@ describe('parseConfig values', () => {
   });
 
   it('fills the rest of a partial latency block from the defaults', () => {
-    expect(parseConfig('latency:\n  runs: 100\n', FILE).latency).toEqual({ warmup: 10, runs: 100, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 });
+    expect(parseConfig('latency:\n  runs: 100\n', FILE).latency).toEqual({ warmup: 10, runs: 100, threads: 0, targetRelCi: 0, maxSeconds: 30, maxRuns: 2000, repeat: 1 });
   });
 
   it('does not share arrays with DEFAULT_CONFIG', () => {
