@@ -28294,9 +28294,15 @@ var init_inputPaths = __esm({
 import * as fs6 from "node:fs";
 import * as os6 from "node:os";
 import * as path4 from "node:path";
+import { randomBytes as randomBytes2 } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
+function newToken() {
+  return randomBytes2(8).toString("hex");
+}
+function isToken(s) {
+  return typeof s === "string" && TOKEN.test(s);
+}
 function isStale(owner) {
-  if (!owner || !Number.isInteger(owner.pid)) return true;
   if (owner.host !== os6.hostname()) return false;
   if (owner.pid === process.pid) return false;
   try {
@@ -28306,15 +28312,26 @@ function isStale(owner) {
     return e.code === "ESRCH";
   }
 }
-function readOwner(file) {
+function readLock(file) {
+  let text2;
   try {
-    return JSON.parse(fs6.readFileSync(file, "utf8"));
-  } catch {
-    return void 0;
+    const st = fs6.lstatSync(file);
+    if (!st.isFile()) return { kind: "foreign", why: st.isDirectory() ? "is a folder" : "is not a regular file" };
+    text2 = fs6.readFileSync(file, "utf8");
+  } catch (e) {
+    if (e.code === "ENOENT") return { kind: "absent" };
+    return { kind: "foreign", why: `cannot be read (${e.message})` };
   }
+  try {
+    const o = JSON.parse(text2);
+    if (o.format === LOCK_FORMAT && isToken(o.token) && Number.isInteger(o.pid) && typeof o.host === "string" && typeof o.started === "string") {
+      return { kind: "ours", owner: o, text: text2 };
+    }
+  } catch {
+  }
+  return { kind: "foreign", why: "is not a lock prune-guard wrote" };
 }
-async function lockDir(dir, opts) {
-  if (underPseudoRoot(resolved(dir))) throw new UserError(`--out ${dir}: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs`);
+function makeDirs(dir) {
   try {
     fs6.mkdirSync(dir, { recursive: true });
   } catch (e) {
@@ -28322,41 +28339,73 @@ async function lockDir(dir, opts) {
     const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
     throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
   }
+  const priv = path4.join(dir, PRIVATE_DIR);
+  const st = fs6.lstatSync(priv, { throwIfNoEntry: false });
+  if (st && !st.isDirectory()) {
+    throw new UserError(`--out ${dir}: ${PRIVATE_DIR} is in the way (prune-guard keeps its output sets in a folder of that name); move it away or choose another --out`);
+  }
+  if (!st) fs6.mkdirSync(priv, { recursive: true });
+}
+function tryCreate(file, priv, me) {
+  const aside = path4.join(priv, `lock-${me.token}`);
+  fs6.writeFileSync(aside, JSON.stringify(me) + "\n", { flag: "wx" });
+  try {
+    fs6.linkSync(aside, file);
+    return true;
+  } catch (e) {
+    if (e.code === "EEXIST") return false;
+    throw e;
+  } finally {
+    fs6.rmSync(aside, { force: true });
+  }
+}
+async function lockDir(dir, opts) {
+  if (underPseudoRoot(resolved(dir))) throw new UserError(`--out ${dir}: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs`);
   const file = path4.join(dir, LOCK_NAME);
-  const me = { pid: process.pid, host: os6.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const priv = path4.join(dir, PRIVATE_DIR);
+  const me = { format: LOCK_FORMAT, token: newToken(), pid: process.pid, host: os6.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
   const until = Date.now() + opts.waitMs;
   let announced = false;
   for (; ; ) {
+    makeDirs(dir);
+    let created;
     try {
-      const fd2 = fs6.openSync(file, "wx");
-      try {
-        fs6.writeFileSync(fd2, JSON.stringify(me) + "\n");
-      } finally {
-        fs6.closeSync(fd2);
-      }
+      created = tryCreate(file, priv, me);
+    } catch (e) {
+      if (e.code === "ENOENT") continue;
+      throw new UserError(`--out ${dir}: cannot create the lock file ${LOCK_NAME} (${e.message}); check that the folder is writable`);
+    }
+    if (created) {
       let released = false;
       return {
         file,
+        token: me.token,
         release() {
           if (released) return;
           released = true;
-          if (readOwner(file)?.pid === me.pid) fs6.rmSync(file, { force: true });
+          const now = readLock(file);
+          if (now.kind === "ours" && now.owner.token === me.token) fs6.rmSync(file, { force: true });
         }
       };
-    } catch (e) {
-      if (e.code !== "EEXIST") {
-        throw new UserError(`--out ${dir}: cannot create the lock file ${LOCK_NAME} (${e.message}); check that the folder is writable`);
-      }
     }
-    const owner = readOwner(file);
+    const lock = readLock(file);
+    if (lock.kind === "absent") continue;
+    if (lock.kind === "foreign") {
+      throw new UserError(`--out ${dir}: ${LOCK_NAME} ${lock.why}; prune-guard never deletes it: move it away or choose another --out`);
+    }
+    const owner = lock.owner;
     if (isStale(owner)) {
-      const again = readOwner(file);
-      if (JSON.stringify(again) === JSON.stringify(owner)) fs6.rmSync(file, { force: true });
+      const again = readLock(file);
+      if (again.kind === "ours" && again.text === lock.text) {
+        fs6.rmSync(file, { force: true });
+        fs6.rmSync(path4.join(priv, `lock-${owner.token}`), { force: true });
+        opts.onStale?.(owner);
+      }
       continue;
     }
     if (Date.now() >= until) {
       throw new UserError(
-        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path4.join(dir, LOCK_NAME)} if that run is gone`
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${file} if that run is gone`
       );
     }
     if (!announced) {
@@ -28366,7 +28415,7 @@ async function lockDir(dir, opts) {
     await sleep(opts.pollMs ?? 200);
   }
 }
-var LOCK_NAME;
+var LOCK_NAME, PRIVATE_DIR, LOCK_FORMAT, TOKEN;
 var init_lock = __esm({
   "src/io/lock.ts"() {
     "use strict";
@@ -28374,53 +28423,134 @@ var init_lock = __esm({
     init_inputPaths();
     init_errors();
     LOCK_NAME = ".prune-guard.lock";
+    PRIVATE_DIR = ".prune-guard";
+    LOCK_FORMAT = "prune-guard-lock/1";
+    TOKEN = /^[0-9a-f]{16}$/;
   }
 });
 
 // src/io/outputDir.ts
 import * as fs7 from "node:fs";
 import * as path5 from "node:path";
-import { randomBytes as randomBytes2 } from "node:crypto";
-function removeOrphanStaging(dir) {
-  for (const n of fs7.readdirSync(dir)) {
-    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs7.rmSync(path5.join(dir, n), { recursive: true, force: true });
+function tryRmdir(d) {
+  try {
+    fs7.rmdirSync(d);
+  } catch {
   }
 }
-var STAGING_PREFIX, OutputDir, ATOMIC_TEMP;
+function isOurLink(file) {
+  try {
+    return fs7.lstatSync(file).isSymbolicLink() && fs7.readlinkSync(file) === visibleTarget(path5.basename(file));
+  } catch {
+    return false;
+  }
+}
+function refuseInTheWay(dir, names) {
+  for (const n of names) {
+    const file = path5.join(dir, n);
+    const st = fs7.lstatSync(file, { throwIfNoEntry: false });
+    if (st && !isOurLink(file)) {
+      const what = st.isDirectory() ? "a folder" : st.isSymbolicLink() ? "a symlink" : "a file";
+      throw new UserError(`--out ${dir}: ${n} is ${what} prune-guard did not write, where this run publishes its ${n}; move it away or choose another --out`);
+    }
+  }
+}
+function currentToken(dir) {
+  const link = path5.join(dir, PRIVATE_DIR, CURRENT);
+  const st = fs7.lstatSync(link, { throwIfNoEntry: false });
+  if (!st) return void 0;
+  const target = st.isSymbolicLink() ? fs7.readlinkSync(link) : "";
+  const [runs, token, ...rest] = target.split(path5.sep);
+  if (runs !== RUNS || !isToken(token) || rest.length > 0) {
+    throw new UserError(`--out ${dir}: ${path5.join(PRIVATE_DIR, CURRENT)} was not written by prune-guard; move ${PRIVATE_DIR} away or choose another --out`);
+  }
+  return token;
+}
+function readManifest(dir) {
+  const file = path5.join(dir, PRIVATE_DIR, MANIFEST);
+  let text2;
+  try {
+    text2 = fs7.readFileSync(file, "utf8");
+  } catch (e) {
+    if (e.code === "ENOENT") return { format: MANIFEST_FORMAT, runs: [] };
+    throw e;
+  }
+  try {
+    const m = JSON.parse(text2);
+    if (m.format === MANIFEST_FORMAT && Array.isArray(m.runs) && m.runs.every(isToken)) return m;
+  } catch {
+  }
+  throw new UserError(`--out ${dir}: ${path5.join(PRIVATE_DIR, MANIFEST)} was not written by prune-guard; move ${PRIVATE_DIR} away or choose another --out`);
+}
+function writeManifest(dir, m) {
+  writeFileAtomic(path5.join(dir, PRIVATE_DIR, MANIFEST), JSON.stringify(m) + "\n");
+}
+function removeRun(priv, token) {
+  fs7.rmSync(path5.join(priv, RUNS, token), { recursive: true, force: true });
+  fs7.rmSync(path5.join(priv, `${CURRENT}.${token}`), { force: true });
+}
+var RUNS, CURRENT, MANIFEST, MANIFEST_FORMAT, visibleTarget, OutputDir;
 var init_outputDir = __esm({
   "src/io/outputDir.ts"() {
     "use strict";
+    init_errors();
+    init_atomicWrite();
     init_cleanup();
     init_lock();
-    STAGING_PREFIX = ".prune-guard-staging-";
+    RUNS = "runs";
+    CURRENT = "current";
+    MANIFEST = "runs.json";
+    MANIFEST_FORMAT = "prune-guard-runs/1";
+    visibleTarget = (name) => path5.join(PRIVATE_DIR, CURRENT, name);
     OutputDir = class _OutputDir {
-      constructor(dir, staging, lock, created) {
+      constructor(dir, staging, token, lock, created) {
         this.dir = dir;
         this.staging = staging;
+        this.token = token;
         this.lock = lock;
         this.created = created;
         this.unregister = onInterrupt(() => this.abort());
       }
       dir;
       staging;
+      token;
       lock;
       created;
       done = false;
-      retired = /* @__PURE__ */ new Set();
       unregister;
+      /**
+       * Lock `dir`, clear what dead runs left, and open a fresh staging folder. `names` are the visible
+       * names the run expects to publish: one already taken by something prune-guard did not write is
+       * refused here, before any work.
+       */
       static async open(dir, opts) {
         const created = !fs7.existsSync(dir);
-        const lock = await lockDir(dir, {
-          waitMs: opts.waitMs,
-          onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
-        });
+        let lock;
         try {
-          removeOrphanStaging(dir);
-          const staging = path5.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes2(4).toString("hex")}`);
-          fs7.mkdirSync(staging);
-          return new _OutputDir(dir, staging, lock, created);
+          lock = await lockDir(dir, {
+            waitMs: opts.waitMs,
+            onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
+          });
+        } catch (e) {
+          tryRmdir(path5.join(dir, PRIVATE_DIR));
+          if (created) tryRmdir(dir);
+          throw e;
+        }
+        try {
+          const priv = path5.join(dir, PRIVATE_DIR);
+          const current = currentToken(dir);
+          const manifest = readManifest(dir);
+          for (const t of manifest.runs) if (t !== current) removeRun(priv, t);
+          refuseInTheWay(dir, opts.names ?? []);
+          const token = lock.token;
+          writeManifest(dir, { format: MANIFEST_FORMAT, runs: current ? [current, token] : [token] });
+          const staging = path5.join(priv, RUNS, token);
+          fs7.mkdirSync(staging, { recursive: true });
+          return new _OutputDir(dir, staging, token, lock, created);
         } catch (e) {
           lock.release();
+          tryRmdir(path5.join(dir, PRIVATE_DIR));
+          if (created) tryRmdir(dir);
           throw e;
         }
       }
@@ -28433,44 +28563,61 @@ var init_outputDir = __esm({
       discardStaged() {
         for (const n of fs7.readdirSync(this.staging)) fs7.rmSync(path5.join(this.staging, n), { recursive: true, force: true });
       }
-      /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
-      retire(name) {
-        this.retired.add(name);
-      }
-      /** Move every staged file into the folder (`last` after the others), then unlock. */
-      commit(last = []) {
+      /**
+       * Publish the staged set in one atomic step, then unlock. Names of the old set missing from the new
+       * one (a pruned model a timed-out run no longer describes) disappear with the swap.
+       */
+      commit(hooks = {}) {
         if (this.done) throw new Error("OutputDir: already committed or aborted");
+        const priv = path5.join(this.dir, PRIVATE_DIR);
         const names = fs7.readdirSync(this.staging).filter((n) => !n.startsWith("."));
-        const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
-        for (const n of this.retired) if (!names.includes(n)) fs7.rmSync(path5.join(this.dir, n), { force: true });
-        for (const n of ordered) {
-          const target = path5.join(this.dir, n);
-          const staged = path5.join(this.staging, n);
-          const old = fs7.lstatSync(target, { throwIfNoEntry: false });
-          if (old && (old.isDirectory() || fs7.lstatSync(staged).isDirectory())) fs7.renameSync(target, path5.join(this.staging, `.replaced-${n}`));
-          fs7.renameSync(staged, target);
+        refuseInTheWay(this.dir, names);
+        const made = [];
+        try {
+          for (const n of names) {
+            const link = path5.join(this.dir, n);
+            if (isOurLink(link)) continue;
+            fs7.symlinkSync(visibleTarget(n), link);
+            made.push(link);
+          }
+          hooks.beforeSwap?.();
+          const next = path5.join(priv, `${CURRENT}.${this.token}`);
+          fs7.symlinkSync(path5.join(RUNS, this.token), next);
+          fs7.renameSync(next, path5.join(priv, CURRENT));
+        } catch (e) {
+          for (const l of made) fs7.rmSync(l, { force: true });
+          fs7.rmSync(path5.join(priv, `${CURRENT}.${this.token}`), { force: true });
+          if (e instanceof UserError) throw e;
+          throw new UserError(`--out ${this.dir}: cannot publish the outputs (${e.message}); the previous outputs are unchanged`);
         }
-        this.finish();
+        this.done = true;
+        this.unregister();
+        const old = readManifest(this.dir).runs.filter((t) => t !== this.token);
+        for (const t of old) removeRun(priv, t);
+        writeManifest(this.dir, { format: MANIFEST_FORMAT, runs: [this.token] });
+        for (const n of fs7.readdirSync(this.dir)) {
+          const link = path5.join(this.dir, n);
+          if (!names.includes(n) && isOurLink(link)) fs7.rmSync(link, { force: true });
+        }
+        this.lock.release();
       }
       /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
       abort() {
         if (this.done) return;
-        this.finish();
-        if (this.created) {
-          try {
-            fs7.rmdirSync(this.dir);
-          } catch {
-          }
-        }
-      }
-      finish() {
         this.done = true;
         this.unregister();
-        fs7.rmSync(this.staging, { recursive: true, force: true });
+        const priv = path5.join(this.dir, PRIVATE_DIR);
+        removeRun(priv, this.token);
+        const current = currentToken(this.dir);
+        writeManifest(this.dir, { format: MANIFEST_FORMAT, runs: current ? [current] : [] });
+        if (!current) {
+          fs7.rmSync(path5.join(priv, MANIFEST), { force: true });
+          for (const d of [path5.join(priv, RUNS), priv]) tryRmdir(d);
+        }
         this.lock.release();
+        if (this.created) tryRmdir(this.dir);
       }
     };
-    ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
   }
 });
 
@@ -50509,6 +50656,9 @@ var init_run = __esm({
 
 // src/pipeline/guardedRun.ts
 import * as path20 from "node:path";
+function openOutput(out, config2, progress, names) {
+  return OutputDir.open(out, { waitMs: (config2.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3, onWait: (m) => progress.note(m), names });
+}
 function publish(value, out) {
   if (typeof value === "string") return out.publicPath(value);
   if (Array.isArray(value)) return value.map((v) => publish(v, out));
@@ -50541,16 +50691,14 @@ function runInputs(req) {
     ...req.configFile ? [{ flag: "--config", path: req.configFile }] : []
   ];
 }
-async function guardedLedger(req, progress, publishLast = () => []) {
+async function guardedLedger(req, progress, last = { names: [], write: () => {
+} }) {
   if (path20.resolve(prunedPath(req.out, req.model)) === path20.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   refuseInputsInOutput(req.out, runInputs(req));
   for (const n of infeasibleBudgetNotes(req)) progress.note(n);
-  const out = await OutputDir.open(req.out, {
-    waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3,
-    onWait: (m) => progress.note(m)
-  });
+  const out = await openOutput(req.out, req.config, progress, [path20.basename(prunedPath(req.out, req.model)), "steps", ...last.names]);
   const deadline = new Deadline(req.config.timeBudget);
   try {
     let ledger;
@@ -50562,10 +50710,10 @@ async function guardedLedger(req, progress, publishLast = () => []) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path20.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
-    out.commit(publishLast(ledger, out.staging));
+    last.write(ledger, out.staging);
+    out.commit();
     return ledger;
   } finally {
     out.abort();
@@ -50642,6 +50790,7 @@ var init_compare = __esm({
     init_signature();
     init_prunable();
     init_ledger();
+    init_guardedRun();
     init_measureStep();
     init_corruptions();
     init_verdicts();
@@ -50989,7 +51138,7 @@ ${f.body}
 
 </details>`;
 }
-function join18(sections) {
+function join19(sections) {
   return sections.map((s) => typeof s === "string" ? s : renderFold(s)).join("\n\n") + "\n";
 }
 function hardCut(text2, max2) {
@@ -51005,7 +51154,7 @@ function hardCut(text2, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text2 = join18(parts);
+  let text2 = join19(parts);
   while (text2.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
@@ -51013,7 +51162,7 @@ function fitComment(sections, limit = COMMENT_LIMIT) {
     });
     if (largest < 0) return hardCut(text2, limit);
     parts[largest] = omitted(parts[largest]);
-    text2 = join18(parts);
+    text2 = join19(parts);
   }
   return text2;
 }
@@ -54992,10 +55141,10 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start, key, sep: sep6, value } = collItem;
+        const { start, key, sep: sep7, value } = collItem;
         const keyProps = resolveProps.resolveProps(start, {
           indicator: "explicit-key-ind",
-          next: key ?? sep6?.[0],
+          next: key ?? sep7?.[0],
           offset,
           onError,
           parentIndent: bm.indent,
@@ -55009,7 +55158,7 @@ var require_resolve_block_map = __commonJS({
             else if ("indent" in key && key.indent !== bm.indent)
               onError(offset, "BAD_INDENT", startColMsg);
           }
-          if (!keyProps.anchor && !keyProps.tag && !sep6) {
+          if (!keyProps.anchor && !keyProps.tag && !sep7) {
             commentEnd = keyProps.end;
             if (keyProps.comment) {
               if (map.comment)
@@ -55033,7 +55182,7 @@ var require_resolve_block_map = __commonJS({
         ctx.atKey = false;
         if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
           onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
-        const valueProps = resolveProps.resolveProps(sep6 ?? [], {
+        const valueProps = resolveProps.resolveProps(sep7 ?? [], {
           indicator: "map-value-ind",
           next: value,
           offset: keyNode.range[2],
@@ -55049,7 +55198,7 @@ var require_resolve_block_map = __commonJS({
             if (ctx.options.strict && keyProps.start < valueProps.found.offset - 1024)
               onError(keyNode.range, "KEY_OVER_1024_CHARS", "The : indicator must be at most 1024 chars after the start of an implicit block mapping key");
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep6, null, valueProps, onError);
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep7, null, valueProps, onError);
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
@@ -55140,7 +55289,7 @@ var require_resolve_end = __commonJS({
       let comment = "";
       if (end) {
         let hasSpace = false;
-        let sep6 = "";
+        let sep7 = "";
         for (const token of end) {
           const { source, type } = token;
           switch (type) {
@@ -55154,13 +55303,13 @@ var require_resolve_end = __commonJS({
               if (!comment)
                 comment = cb;
               else
-                comment += sep6 + cb;
-              sep6 = "";
+                comment += sep7 + cb;
+              sep7 = "";
               break;
             }
             case "newline":
               if (comment)
-                sep6 += source;
+                sep7 += source;
               hasSpace = true;
               break;
             default:
@@ -55203,18 +55352,18 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i2 = 0; i2 < fc.items.length; ++i2) {
         const collItem = fc.items[i2];
-        const { start, key, sep: sep6, value } = collItem;
+        const { start, key, sep: sep7, value } = collItem;
         const props = resolveProps.resolveProps(start, {
           flow: fcName,
           indicator: "explicit-key-ind",
-          next: key ?? sep6?.[0],
+          next: key ?? sep7?.[0],
           offset,
           onError,
           parentIndent: fc.indent,
           startOnNewline: false
         });
         if (!props.found) {
-          if (!props.anchor && !props.tag && !sep6 && !value) {
+          if (!props.anchor && !props.tag && !sep7 && !value) {
             if (i2 === 0 && props.comma)
               onError(props.comma, "UNEXPECTED_TOKEN", `Unexpected , in ${fcName}`);
             else if (i2 < fc.items.length - 1)
@@ -55268,8 +55417,8 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap2 && !sep6 && !props.found) {
-          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep6, null, props, onError);
+        if (!isMap2 && !sep7 && !props.found) {
+          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep7, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
           if (isBlock(value))
@@ -55281,7 +55430,7 @@ var require_resolve_flow_collection = __commonJS({
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
-          const valueProps = resolveProps.resolveProps(sep6 ?? [], {
+          const valueProps = resolveProps.resolveProps(sep7 ?? [], {
             flow: fcName,
             indicator: "map-value-ind",
             next: value,
@@ -55292,8 +55441,8 @@ var require_resolve_flow_collection = __commonJS({
           });
           if (valueProps.found) {
             if (!isMap2 && !props.found && ctx.options.strict) {
-              if (sep6)
-                for (const st of sep6) {
+              if (sep7)
+                for (const st of sep7) {
                   if (st === valueProps.found)
                     break;
                   if (st.type === "newline") {
@@ -55310,7 +55459,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               onError(valueProps.start, "MISSING_CHAR", `Missing , or : between ${fcName} items`);
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep6, null, valueProps, onError) : null;
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep7, null, valueProps, onError) : null;
           if (valueNode) {
             if (isBlock(value))
               onError(valueNode.range, "BLOCK_IN_FLOW", blockMsg);
@@ -55490,7 +55639,7 @@ var require_resolve_block_scalar = __commonJS({
           chompStart = i2 + 1;
       }
       let value = "";
-      let sep6 = "";
+      let sep7 = "";
       let prevMoreIndented = false;
       for (let i2 = 0; i2 < contentStart; ++i2)
         value += lines2[i2][0].slice(trimIndent) + "\n";
@@ -55507,24 +55656,24 @@ var require_resolve_block_scalar = __commonJS({
           indent = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
-          value += sep6 + indent.slice(trimIndent) + content;
-          sep6 = "\n";
+          value += sep7 + indent.slice(trimIndent) + content;
+          sep7 = "\n";
         } else if (indent.length > trimIndent || content[0] === "	") {
-          if (sep6 === " ")
-            sep6 = "\n";
-          else if (!prevMoreIndented && sep6 === "\n")
-            sep6 = "\n\n";
-          value += sep6 + indent.slice(trimIndent) + content;
-          sep6 = "\n";
+          if (sep7 === " ")
+            sep7 = "\n";
+          else if (!prevMoreIndented && sep7 === "\n")
+            sep7 = "\n\n";
+          value += sep7 + indent.slice(trimIndent) + content;
+          sep7 = "\n";
           prevMoreIndented = true;
         } else if (content === "") {
-          if (sep6 === "\n")
+          if (sep7 === "\n")
             value += "\n";
           else
-            sep6 = "\n";
+            sep7 = "\n";
         } else {
-          value += sep6 + content;
-          sep6 = " ";
+          value += sep7 + content;
+          sep7 = " ";
           prevMoreIndented = false;
         }
       }
@@ -55707,25 +55856,25 @@ var require_resolve_flow_scalar = __commonJS({
         trimBoth = /^[ \t]+|[ \t]+$/g;
       }
       let res = match[1].replace(trimEnd, "");
-      let sep6 = " ";
+      let sep7 = " ";
       let pos = line.lastIndex;
       while (match = line.exec(source)) {
         const lm = match[1].replace(trimBoth, "");
         if (lm === "") {
-          if (sep6 === "\n")
-            res += sep6;
+          if (sep7 === "\n")
+            res += sep7;
           else
-            sep6 = "\n";
+            sep7 = "\n";
         } else {
-          res += sep6 + lm;
-          sep6 = " ";
+          res += sep7 + lm;
+          sep7 = " ";
         }
         pos = line.lastIndex;
       }
       const last = /[ \t]*(.*)/sy;
       last.lastIndex = pos;
       match = last.exec(source);
-      return res + sep6 + (match?.[1] ?? "");
+      return res + sep7 + (match?.[1] ?? "");
     }
     function doubleQuotedValue(source, onError) {
       let res = "";
@@ -56535,14 +56684,14 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start, key, sep: sep6, value }) {
+    function stringifyItem({ start, key, sep: sep7, value }) {
       let res = "";
       for (const st of start)
         res += st.source;
       if (key)
         res += stringifyToken(key);
-      if (sep6)
-        for (const st of sep6)
+      if (sep7)
+        for (const st of sep7)
           res += st.source;
       if (value)
         res += stringifyToken(value);
@@ -57709,18 +57858,18 @@ var require_parser = __commonJS({
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start = getFirstKeyStartProps(prev);
-          let sep6;
+          let sep7;
           if (scalar.end) {
-            sep6 = scalar.end;
-            sep6.push(this.sourceToken);
+            sep7 = scalar.end;
+            sep7.push(this.sourceToken);
             delete scalar.end;
           } else
-            sep6 = [this.sourceToken];
+            sep7 = [this.sourceToken];
           const map = {
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start, key: scalar, sep: sep6 }]
+            items: [{ start, key: scalar, sep: sep7 }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
@@ -57873,15 +58022,15 @@ var require_parser = __commonJS({
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
                   const start2 = getFirstKeyStartProps(it.start);
                   const key = it.key;
-                  const sep6 = it.sep;
-                  sep6.push(this.sourceToken);
+                  const sep7 = it.sep;
+                  sep7.push(this.sourceToken);
                   delete it.key;
                   delete it.sep;
                   this.stack.push({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start2, key, sep: sep6 }]
+                    items: [{ start: start2, key, sep: sep7 }]
                   });
                 } else if (start.length > 0) {
                   it.sep = it.sep.concat(start, this.sourceToken);
@@ -58075,13 +58224,13 @@ var require_parser = __commonJS({
             const prev = getPrevProps(parent);
             const start = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
-            const sep6 = fc.end.splice(1, fc.end.length);
-            sep6.push(this.sourceToken);
+            const sep7 = fc.end.splice(1, fc.end.length);
+            sep7.push(this.sourceToken);
             const map = {
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start, key: fc, sep: sep6 }]
+              items: [{ start, key: fc, sep: sep7 }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map;

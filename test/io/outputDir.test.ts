@@ -7,6 +7,7 @@ import { LOCK_NAME, newToken, PRIVATE_DIR } from '../../src/io/lock.js';
 import { OutputDir } from '../../src/io/outputDir.js';
 import { isUserError } from '../../src/errors.js';
 import { ROOT, tempDir } from '../support/fixtures.js';
+import { outputSet } from '../support/outputSet.js';
 
 const WAIT = { waitMs: 1000 };
 
@@ -23,21 +24,7 @@ async function publish(dir: string, files: Record<string, string>): Promise<void
   out.commit();
 }
 
-/** What a reader sees at the visible names, links followed; prune-guard's private folder left out. */
-function visible(dir: string): Record<string, string> {
-  const seen: Record<string, string> = {};
-  const walk = (d: string, prefix: string) => {
-    for (const n of fs.readdirSync(d).sort()) {
-      if (prefix === '' && (n === PRIVATE_DIR || n === LOCK_NAME)) continue;
-      const st = fs.statSync(path.join(d, n), { throwIfNoEntry: false });
-      if (!st) continue; // a link to a name the current set lacks: absent to a reader
-      if (st.isDirectory()) walk(path.join(d, n), `${prefix}${n}/`);
-      else seen[`${prefix}${n}`] = fs.readFileSync(path.join(d, n), 'utf8');
-    }
-  };
-  walk(dir, '');
-  return seen;
-}
+const visible = (dir: string): Record<string, string> => outputSet(dir);
 
 /** The user-error message `fn` throws. */
 async function refusal(fn: () => unknown): Promise<string> {
