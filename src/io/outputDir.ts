@@ -103,6 +103,8 @@ export class OutputDir {
     if (this.done) throw new Error('OutputDir: already committed or aborted');
     const priv = path.join(this.dir, PRIVATE_DIR);
     const names = fs.readdirSync(this.staging).filter((n) => !n.startsWith('.'));
+    // an empty set replacing nothing: the folder stays as it was, without a private folder
+    if (names.length === 0 && !currentToken(this.dir)) return this.abort();
     refuseInTheWay(this.dir, names);
     // links to names the old set lacks dangle until the swap: to a reader the name is still absent
     const made: string[] = [];
