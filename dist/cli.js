@@ -15397,7 +15397,7 @@ function readInputFile(file, opts) {
     const st = fs.fstatSync(fd2);
     if (st.isDirectory()) refuse("is a folder");
     if (!st.isFile()) refuse(`is a ${kindOf(st)}, not a regular file`);
-    const limit = opts.maxBytes ?? Math.floor(os.totalmem() * MEMORY_SHARE);
+    const limit = opts.maxBytes ?? memoryShare();
     if (st.size > limit) refuse(`is ${mib(st.size)}, more than the ${mib(limit)} this machine can hold for it`);
     const bytes2 = Buffer.allocUnsafe(st.size);
     let off = 0;
@@ -15417,6 +15417,9 @@ function kindOf(st) {
   if (st.isCharacterDevice() || st.isBlockDevice()) return "device";
   if (st.isSocket()) return "socket";
   return "special file";
+}
+function memoryShare() {
+  return Math.floor(os.totalmem() * MEMORY_SHARE);
 }
 function mib(n) {
   return `${(n / 2 ** 20).toFixed(1)} MiB`;
@@ -19165,6 +19168,43 @@ var wbytes = function(d, b, v) {
 function deflateSync(data, opts) {
   return dopt(data, opts || {}, 0, 0);
 }
+var Inflate = /* @__PURE__ */ (function() {
+  function Inflate2(opts, cb) {
+    if (typeof opts == "function")
+      cb = opts, opts = {};
+    this.ondata = cb;
+    var dict = opts && opts.dictionary && opts.dictionary.subarray(-32768);
+    this.s = { i: 0, b: dict ? dict.length : 0 };
+    this.o = new u8(32768);
+    this.p = new u8(0);
+    if (dict)
+      this.o.set(dict);
+  }
+  Inflate2.prototype.e = function(c) {
+    if (!this.ondata)
+      err(5);
+    if (this.d)
+      err(4);
+    if (!this.p.length)
+      this.p = c;
+    else if (c.length) {
+      var n = new u8(this.p.length + c.length);
+      n.set(this.p), n.set(c, this.p.length), this.p = n;
+    }
+  };
+  Inflate2.prototype.c = function(final) {
+    this.s.i = +(this.d = final || false);
+    var bts = this.s.b;
+    var dt = inflt(this.p, this.s, this.o);
+    this.ondata(slc(dt, bts, this.s.b), this.d);
+    this.o = slc(dt, this.s.b - 32768), this.s.b = this.o.length;
+    this.p = slc(this.p, this.s.p / 8 | 0), this.s.p &= 7;
+  };
+  Inflate2.prototype.push = function(chunk, final) {
+    this.e(chunk), this.c(final);
+  };
+  return Inflate2;
+})();
 function inflateSync(data, opts) {
   return inflt(data, { i: 2 }, opts && opts.out, opts && opts.dictionary);
 }
@@ -19381,6 +19421,163 @@ function zipSync(data, opts) {
   wzf(out, o, files.length, cdl, oe);
   return out;
 }
+var UnzipPassThrough = /* @__PURE__ */ (function() {
+  function UnzipPassThrough2() {
+  }
+  UnzipPassThrough2.prototype.push = function(chunk, final) {
+    this.ondata(null, chunk, final);
+  };
+  UnzipPassThrough2.compression = 0;
+  return UnzipPassThrough2;
+})();
+var UnzipInflate = /* @__PURE__ */ (function() {
+  function UnzipInflate2() {
+    var _this = this;
+    this.i = new Inflate(function(dat, final) {
+      _this.ondata(null, dat, final);
+    });
+  }
+  UnzipInflate2.prototype.push = function(chunk, final) {
+    try {
+      this.i.push(chunk, final);
+    } catch (e) {
+      this.ondata(e, null, final);
+    }
+  };
+  UnzipInflate2.compression = 8;
+  return UnzipInflate2;
+})();
+var Unzip = /* @__PURE__ */ (function() {
+  function Unzip2(cb) {
+    this.onfile = cb;
+    this.k = [];
+    this.o = {
+      0: UnzipPassThrough
+    };
+    this.p = et;
+  }
+  Unzip2.prototype.push = function(chunk, final) {
+    var _this = this;
+    if (!this.onfile)
+      err(5);
+    if (!this.p)
+      err(4);
+    if (this.c > 0) {
+      var len = Math.min(this.c, chunk.length);
+      var toAdd = chunk.subarray(0, len);
+      this.c -= len;
+      if (this.d)
+        this.d.push(toAdd, !this.c);
+      else
+        this.k[0].push(toAdd);
+      chunk = chunk.subarray(len);
+      if (chunk.length)
+        return this.push(chunk, final);
+    } else {
+      var f = 0, i2 = 0, is = void 0, buf = void 0;
+      if (!this.p.length)
+        buf = chunk;
+      else if (!chunk.length)
+        buf = this.p;
+      else {
+        buf = new u8(this.p.length + chunk.length);
+        buf.set(this.p), buf.set(chunk, this.p.length);
+      }
+      var l = buf.length, oc = this.c, add = oc && this.d;
+      var _loop_2 = function() {
+        var sig = b4(buf, i2);
+        if (sig == 67324752) {
+          f = 1, is = i2;
+          this_1.d = null;
+          this_1.c = 0;
+          var bf = b2(buf, i2 + 6), cmp_1 = b2(buf, i2 + 8), u = bf & 2048, dd = bf & 8, fnl = b2(buf, i2 + 26), es = b2(buf, i2 + 28);
+          if (l > i2 + 30 + fnl + es) {
+            var chks_3 = [];
+            this_1.k.unshift(chks_3);
+            f = 2;
+            var lsc = b4(buf, i2 + 18), lsu = b4(buf, i2 + 22);
+            var fn_1 = strFromU8(buf.subarray(i2 + 30, i2 += 30 + fnl), !u);
+            var _a4 = z64hs(buf, i2, es, 2, lsc, lsu, 0), sc_1 = _a4[0], su_1 = _a4[1], z64 = _a4[3];
+            if (dd)
+              sc_1 = -1 - z64;
+            i2 += es;
+            this_1.c = sc_1;
+            var d_1;
+            var file_1 = {
+              name: fn_1,
+              compression: cmp_1,
+              start: function() {
+                if (!file_1.ondata)
+                  err(5);
+                if (!sc_1)
+                  file_1.ondata(null, et, true);
+                else {
+                  var ctr = _this.o[cmp_1];
+                  if (!ctr)
+                    file_1.ondata(err(14, "unknown compression type " + cmp_1, 1), null, false);
+                  d_1 = sc_1 < 0 ? new ctr(fn_1) : new ctr(fn_1, sc_1, su_1);
+                  d_1.ondata = function(err2, dat3, final2) {
+                    file_1.ondata(err2, dat3, final2);
+                  };
+                  for (var _i = 0, chks_4 = chks_3; _i < chks_4.length; _i++) {
+                    var dat2 = chks_4[_i];
+                    d_1.push(dat2, false);
+                  }
+                  if (_this.k[0] == chks_3 && _this.c)
+                    _this.d = d_1;
+                  else
+                    d_1.push(et, true);
+                }
+              },
+              terminate: function() {
+                if (d_1 && d_1.terminate)
+                  d_1.terminate();
+              }
+            };
+            if (sc_1 >= 0)
+              file_1.size = sc_1, file_1.originalSize = su_1;
+            this_1.onfile(file_1);
+          }
+          return "break";
+        } else if (oc) {
+          if (sig == 134695760) {
+            is = i2 += 12 + (oc == -2 && 8), f = 3, this_1.c = 0;
+            return "break";
+          } else if (sig == 33639248) {
+            is = i2 -= 4, f = 3, this_1.c = 0;
+            return "break";
+          }
+        }
+      };
+      var this_1 = this;
+      for (; i2 < l - 4; ++i2) {
+        var state_1 = _loop_2();
+        if (state_1 === "break")
+          break;
+      }
+      this.p = et;
+      if (oc < 0) {
+        var dat = f ? buf.subarray(0, is - 12 - (oc == -2 && 8) - (b4(buf, is - 16) == 134695760 && 4)) : buf.subarray(0, i2);
+        if (add)
+          add.push(dat, !!f);
+        else
+          this.k[+(f == 2)].push(dat);
+      }
+      if (f & 2)
+        return this.push(buf.subarray(i2), final);
+      this.p = buf.subarray(i2);
+    }
+    if (final) {
+      if (this.c)
+        err(13);
+      this.p = null;
+    }
+  };
+  Unzip2.prototype.register = function(decoder) {
+    this.o[decoder.compression] = decoder;
+  };
+  return Unzip2;
+})();
 function unzipSync(data, opts) {
   var files = {};
   var e = data.length - 22;
@@ -19428,19 +19625,22 @@ var ZIP_STORED = 0;
 var ZIP_DEFLATE = 8;
 var MAX_DEFLATE_RATIO = 1100;
 var MIN_CENTRAL_ENTRY = 46;
+var INFLATE_SLICE = 64 * 1024;
 var ZIP_MTIME = new Date(1980, 0, 1);
 function readFile(file) {
   return readInputFile(file, { expected: "a .npz or .npy file" });
 }
-function readNpz(file) {
-  const bytes2 = readFile(file);
-  if (bytes2.length >= 6 && bytes2[0] === 147 && String.fromCharCode(...bytes2.subarray(1, 6)) === "NUMPY") {
-    throw new UserError(`${file}: is a single .npy array, not a .npz archive; rename it to end in .npy`);
-  }
-  const members2 = (() => {
+var NpzArchive = class {
+  constructor(file, bytes2, maxBytes = memoryShare()) {
+    this.file = file;
+    this.bytes = bytes2;
+    this.maxBytes = maxBytes;
+    if (bytes2.length >= 6 && bytes2[0] === 147 && String.fromCharCode(...bytes2.subarray(1, 6)) === "NUMPY") {
+      throw new UserError(`${file}: is a single .npy array, not a .npz archive; rename it to end in .npy`);
+    }
     let entries = 0;
     try {
-      return unzipSync(bytes2, {
+      unzipSync(bytes2, {
         filter: (f) => {
           if (++entries > bytes2.length / MIN_CENTRAL_ENTRY) throw new Error("more entries than the file can hold");
           if (!f.name.endsWith(".npy")) return false;
@@ -19451,31 +19651,81 @@ function readNpz(file) {
           if (f.compression === ZIP_DEFLATE && f.originalSize > f.size * MAX_DEFLATE_RATIO + 1024) {
             throw new Error(`member ${f.name} claims an impossible uncompressed size`);
           }
-          return true;
+          this.members.set(f.name.slice(0, -".npy".length), { name: f.name, compression: f.compression, size: f.size, originalSize: f.originalSize });
+          return false;
         }
       });
     } catch (e) {
-      throw new UserError(
-        `${file}: not a NumPy .npz archive (${describe(e)}); re-create it with np.savez or np.savez_compressed`
-      );
+      throw new UserError(`${file}: not a NumPy .npz archive (${describe(e)}); re-create it with np.savez or np.savez_compressed`);
     }
-  })();
-  const arrays = /* @__PURE__ */ new Map();
-  for (const [member, data] of Object.entries(members2)) {
-    const name = member.slice(0, -".npy".length);
-    arrays.set(name, parseNpy(data, `${file} (array '${name}')`));
+    if (this.members.size === 0) {
+      throw new UserError(`${file}: archive holds no .npy arrays; create it with np.savez(path, x=..., y=...)`);
+    }
   }
-  if (arrays.size === 0) {
-    throw new UserError(`${file}: archive holds no .npy arrays; create it with np.savez(path, x=..., y=...)`);
+  file;
+  bytes;
+  maxBytes;
+  members = /* @__PURE__ */ new Map();
+  cache = /* @__PURE__ */ new Map();
+  inflated = 0;
+  keys() {
+    return this.members.keys();
   }
-  return arrays;
-}
+  has(name) {
+    return this.members.has(name);
+  }
+  get(name) {
+    const member = this.members.get(name);
+    if (!member) return void 0;
+    const cached2 = this.cache.get(name);
+    if (cached2) return cached2;
+    const subject = `${this.file} (array '${name}')`;
+    if (this.inflated + member.originalSize > this.maxBytes) {
+      throw new UserError(`${subject}: declares ${mib(member.originalSize)} uncompressed, more than the ${mib(this.maxBytes - this.inflated)} this machine can hold for it; use a smaller data slice`);
+    }
+    const data = this.inflate(member, subject);
+    this.inflated += data.length;
+    const arr = parseNpy(data, subject);
+    this.cache.set(name, arr);
+    return arr;
+  }
+  inflate(member, subject) {
+    let out;
+    let got = 0;
+    const unzip = new Unzip((f) => {
+      if (f.name !== member.name || out) return;
+      out = new Uint8Array(member.originalSize);
+      f.ondata = (err2, chunk) => {
+        if (err2) throw err2;
+        if (got + chunk.length > member.originalSize) throw new ZipBomb();
+        out.set(chunk, got);
+        got += chunk.length;
+      };
+      f.start();
+    });
+    unzip.register(UnzipInflate);
+    try {
+      for (let i2 = 0; i2 < this.bytes.length; i2 += INFLATE_SLICE) unzip.push(this.bytes.subarray(i2, i2 + INFLATE_SLICE), i2 + INFLATE_SLICE >= this.bytes.length);
+    } catch (e) {
+      if (e instanceof ZipBomb) {
+        throw new UserError(`${subject}: inflates past the ${mib(member.originalSize)} its zip entry declares (a zip bomb or a corrupt archive); re-create it with np.savez`);
+      }
+      throw new UserError(`${subject}: cannot be unpacked (${describe(e)}); re-create the archive with np.savez or np.savez_compressed`);
+    }
+    if (!out || got !== member.originalSize) {
+      throw new UserError(`${subject}: holds ${got} of the ${member.originalSize} bytes its zip entry declares; re-create the archive with np.savez`);
+    }
+    return out;
+  }
+};
+var ZipBomb = class extends Error {
+};
 function readNpy(file) {
   return parseNpy(readFile(file), file);
 }
 function readArrays(file) {
   const ext = path4.extname(file).toLowerCase();
-  if (ext === ".npz") return readNpz(file);
+  if (ext === ".npz") return new NpzArchive(file, readFile(file));
   if (ext === ".npy") return /* @__PURE__ */ new Map([["x", readNpy(file)]]);
   throw new UserError(
     `${file}: unsupported data file type '${ext || "(no extension)"}'; give a .npz archive (np.savez) or a .npy array (np.save)`
@@ -26410,6 +26660,7 @@ var OutputDir = class _OutputDir {
     if (this.done) throw new Error("OutputDir: already committed or aborted");
     const priv = path8.join(this.dir, PRIVATE_DIR);
     const names = fs9.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+    if (names.length === 0 && !currentToken(this.dir)) return this.abort();
     refuseInTheWay(this.dir, names);
     const made = [];
     try {

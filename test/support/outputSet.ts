@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LOCK_NAME, PRIVATE_DIR } from '../../src/io/lock.js';
@@ -28,4 +29,13 @@ export function visibleNames(dir: string): string[] {
     .readdirSync(dir)
     .filter((n) => n !== PRIVATE_DIR)
     .sort();
+}
+
+/** sha256 of every regular file the arguments name (`--shift name=path` included), to prove inputs unchanged. */
+export function inputHashes(args: readonly string[]): Record<string, string> {
+  const files = args
+    .map((a) => a.replace(/^[^=/]+=/, ''))
+    // files under /proc and /sys change by themselves; they are refused unread anyway
+    .filter((a) => fs.statSync(a, { throwIfNoEntry: false })?.isFile() && !/^\/(proc|sys)\//.test(fs.realpathSync(a)));
+  return Object.fromEntries(files.map((f) => [f, createHash('sha256').update(fs.readFileSync(f)).digest('hex')]));
 }
