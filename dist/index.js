@@ -48529,7 +48529,7 @@ async function recoverySteps(req, calib, bounded) {
   const steps = [];
   let current = req.pruned;
   const started = performance.now();
-  const deadline = config2.recoveryTimeBudget > 0 ? started + config2.recoveryTimeBudget * 1e3 : void 0;
+  const deadline = recoveryDeadline(started, config2.recoveryTimeBudget, progress);
   let currentScore = labelled ? await calibScore(current, calib, config2.latency.threads) : void 0;
   const passSeconds = labelled ? (performance.now() - started) / 1e3 : void 0;
   const judgeMs = config2.recovery === "auto" && passSeconds !== void 0 ? passSeconds * 1e3 : 0;
@@ -48610,7 +48610,7 @@ async function recoverySteps(req, calib, bounded) {
     return steps;
   }
   if (config2.recovery === "distill") {
-    await distillStep(false, config2.recoveryTimeBudget > 0 ? performance.now() + config2.recoveryTimeBudget * 1e3 : void 0);
+    await distillStep(false, recoveryDeadline(performance.now(), config2.recoveryTimeBudget, progress));
     return steps;
   }
   throw new UserError(`--recovery ${config2.recovery}: not available in this version yet; use --recovery auto, reconstruct, distill, command or none`);
@@ -48661,6 +48661,13 @@ function boundSkips(skipped) {
   if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${layerSkipText(memory[0].reason)})`);
   if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for time (${names(time2)}: ${layerSkipText(time2[0].reason)}; a larger recovery-time-budget refits them)`);
   return parts.length ? parts.join("; ") : void 0;
+}
+function recoveryDeadline(started, recoveryBudgetSeconds, progress) {
+  const own2 = recoveryBudgetSeconds > 0 ? started + recoveryBudgetSeconds * 1e3 : Infinity;
+  const left = progress.remainingSeconds?.();
+  const run2 = left === void 0 ? Infinity : performance.now() + left * 1e3;
+  const at2 = Math.min(own2, run2);
+  return Number.isFinite(at2) ? at2 : void 0;
 }
 var SPARSEGPT_BLOCK, EVERY_LAYER;
 var init_runRecovery = __esm({

@@ -168,7 +168,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
   // the budget counts from here, and the first score's time is what one pass over the calibration set
   // costs: every later stage is started only when its estimate (in such passes) fits what is left
   const started = performance.now();
-  const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1000 : undefined;
+  const deadline = recoveryDeadline(started, config.recoveryTimeBudget, progress);
   let currentScore = labelled ? await calibScore(current, calib, config.latency.threads) : undefined;
   const passSeconds = labelled ? (performance.now() - started) / 1000 : undefined;
   // time kept back for judging a stage on the calibration score (auto)
@@ -258,7 +258,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
     return steps;
   }
   if (config.recovery === 'distill') {
-    await distillStep(false, config.recoveryTimeBudget > 0 ? performance.now() + config.recoveryTimeBudget * 1000 : undefined);
+    await distillStep(false, recoveryDeadline(performance.now(), config.recoveryTimeBudget, progress));
     return steps;
   }
   throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery auto, reconstruct, distill, command or none`);
@@ -342,4 +342,17 @@ function boundSkips(skipped: readonly { weight: string; reason: LayerSkip }[]): 
   if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? 's' : ''} not refit for memory (${names(memory)}: ${layerSkipText(memory[0].reason)})`);
   if (time.length) parts.push(`${time.length} layer${time.length > 1 ? 's' : ''} not refit for time (${names(time)}: ${layerSkipText(time[0].reason)}; a larger recovery-time-budget refits them)`);
   return parts.length ? parts.join('; ') : undefined;
+}
+
+/**
+ * When recovery must stop (performance.now() ms): its own budget from `started`, or sooner when the
+ * run's --time-budget runs out first, so no layer or epoch is started past the run's deadline and the
+ * run stops within one layer's time instead of finishing all of recovery first.
+ */
+function recoveryDeadline(started: number, recoveryBudgetSeconds: number, progress: Progress): number | undefined {
+  const own = recoveryBudgetSeconds > 0 ? started + recoveryBudgetSeconds * 1000 : Infinity;
+  const left = progress.remainingSeconds?.();
+  const run = left === undefined ? Infinity : performance.now() + left * 1000;
+  const at = Math.min(own, run);
+  return Number.isFinite(at) ? at : undefined;
 }

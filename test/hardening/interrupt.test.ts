@@ -53,6 +53,15 @@ describe('time budget', () => {
     expect(visibleNames(out)).toEqual(['ledger.json', 'ledger.md']);
   });
 
+  it('stops recovery within a few seconds of the budget, not at the end of recovery', async () => {
+    const out = tempDir();
+    // recovery on this CNN takes minutes on a busy runner; its own budget is lifted so only --time-budget stops it
+    const r = await runCli(['run', '--model', fixture('resnet.onnx'), '--data', fixture('fmnist-test.npz'), '--calib', fixture('fmnist-calib.npz'), '--sparsity', '0.8', '--recovery-time-budget', '0', '--out', out, ...FAST, '--time-budget', '6']);
+    expect(r.code, r.stderr).toBe(1);
+    const stopped = readLedger(out).timed_out!;
+    expect(stopped.elapsed_s - stopped.limit_s, stopped.stage).toBeLessThan(5);
+  });
+
   it('can be set in the config file', async () => {
     const out = tempDir();
     const cfg = path.join(tempDir(), 'budget.yml');
