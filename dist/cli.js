@@ -2229,10 +2229,10 @@ Expecting one of '${allowedValues.join("', '")}'`);
         args = args.slice();
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
-        function findFile(baseDir, baseName2) {
-          const localBin = path24.resolve(baseDir, baseName2);
+        function findFile(baseDir, baseName) {
+          const localBin = path24.resolve(baseDir, baseName);
           if (fs26.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path24.extname(baseName2))) return void 0;
+          if (sourceExt.includes(path24.extname(baseName))) return void 0;
           const foundExt = sourceExt.find(
             (ext) => fs26.existsSync(`${localBin}${ext}`)
           );
@@ -15347,7 +15347,7 @@ function budgetJsonSchema(name) {
   else if (spec.max !== void 0) bare.maximum = spec.max;
   return { anyOf: [bare, { type: "string", pattern: budgetTextPattern(spec.unit) }] };
 }
-function parseBudgetFlag(text2, setAt = "--budget") {
+function parseBudgetFlag(text2, setAt2 = "--budget") {
   const eq = text2.indexOf("=");
   if (eq < 0) {
     throw new UserError(`--budget ${text2}: expected NAME=VALUE, e.g. --budget accuracy-drop=0.5pt`);
@@ -15361,7 +15361,7 @@ function parseBudgetFlag(text2, setAt = "--budget") {
   if (!reading.ok) {
     throw new UserError(`--budget ${text2}: ${reading.message ?? `'${name}' must be ${BUDGETS[name].expect} (got ${JSON.stringify(raw)})`}`);
   }
-  return { name, limit: reading.limit, written: reading.written, set_at: setAt };
+  return { name, limit: reading.limit, written: reading.written, set_at: setAt2 };
 }
 
 // src/io/inputFile.ts
@@ -17769,7 +17769,10 @@ function signedPoints(fraction, digits = 1) {
   return text2.startsWith(MINUS) ? `${text2} pt` : `+${text2} pt`;
 }
 function ms(x2) {
-  return `${fixed(x2, 2)} ms`;
+  return `${latency(x2)} ms`;
+}
+function latency(x2) {
+  return fixed(x2, Math.abs(x2) < 0.1 && x2 !== 0 ? 3 : 2);
 }
 function ratio(x2, digits = 2) {
   return `${fixed(x2, digits)}x`;
@@ -17790,6 +17793,36 @@ function count(n) {
     if (Math.abs(n) >= size2 * 0.9995) return `${signed((n / size2).toPrecision(3))}${suffix}`;
   }
   return fixed(n, 0);
+}
+function pValue(p) {
+  return p < 1e-3 ? "p<0.001" : `p=${p.toFixed(3)}`;
+}
+function trimmed(x2, digits = 2) {
+  return signed(String(Number(x2.toFixed(digits)) || 0));
+}
+var SIZE_UNITS2 = [
+  ["GB", 1e9],
+  ["GiB", 2 ** 30],
+  ["MB", 1e6],
+  ["MiB", 2 ** 20],
+  ["kB", 1e3],
+  ["KiB", 2 ** 10]
+];
+function sizeUnit(n) {
+  for (const unit of SIZE_UNITS2) {
+    const scaled = Math.abs(n) / unit[1];
+    if (scaled >= 1 && Math.abs(scaled * 100 - Math.round(scaled * 100)) < 1e-6) return unit;
+  }
+  return Math.abs(n) >= 1e6 ? ["MB", 1e6] : Math.abs(n) >= 1e3 ? ["kB", 1e3] : ["B", 1];
+}
+function sizeIn(n, [name, scale2], exact = false) {
+  if (scale2 === 1) return `${fixed(n, 0)} B`;
+  return `${exact ? trimmed(n / scale2, 2) : fixed(n / scale2, 2)} ${name}`;
+}
+function sizeLike(n, limitUnit) {
+  const binary = limitUnit[0].includes("i");
+  const family = SIZE_UNITS2.filter(([name]) => name.includes("i") === binary);
+  return sizeIn(n, family.find(([, scale2]) => Math.abs(n) >= scale2) ?? ["B", 1]);
 }
 
 // src/ledger/reduction.ts
@@ -17848,7 +17881,7 @@ function resolveBudgets(configBudgets, flagBudgets) {
 }
 var TOLERANCE = 1e-12;
 var pct = (x2) => `${(x2 * 100).toFixed(2)}%`;
-var ms2 = (x2) => `${x2.toFixed(2)} ms`;
+var ms2 = (x2) => `${x2 >= 1 ? x2.toFixed(2) : x2.toPrecision(2)} ms`;
 function notMeasured(why) {
   return { actual: null, why };
 }
@@ -22028,15 +22061,15 @@ function checkScalarValue(scalar) {
       };
   }
 }
-function reasonSingular(field, val, details) {
-  details = typeof details == "string" ? `: ${details}` : `, got ${formatVal(val)}`;
+function reasonSingular(field, val, details2) {
+  details2 = typeof details2 == "string" ? `: ${details2}` : `, got ${formatVal(val)}`;
   if (field.scalar !== void 0) {
-    return `expected ${scalarTypeDescription(field.scalar)}` + details;
+    return `expected ${scalarTypeDescription(field.scalar)}` + details2;
   }
   if (field.enum !== void 0) {
-    return `expected ${field.enum.toString()}` + details;
+    return `expected ${field.enum.toString()}` + details2;
   }
-  return `expected ${formatReflectMessage(field.message)}` + details;
+  return `expected ${formatReflectMessage(field.message)}` + details2;
 }
 function formatVal(val) {
   switch (typeof val) {
@@ -25387,15 +25420,15 @@ function markdownTable(table4, options) {
       mostCellsPerRow = table4[rowIndex].length;
     }
     while (++columnIndex2 < table4[rowIndex].length) {
-      const cell5 = serialize(table4[rowIndex][columnIndex2]);
+      const cell2 = serialize(table4[rowIndex][columnIndex2]);
       if (settings.alignDelimiters !== false) {
-        const size2 = stringLength(cell5);
+        const size2 = stringLength(cell2);
         sizes2[columnIndex2] = size2;
         if (longestCellByColumn[columnIndex2] === void 0 || size2 > longestCellByColumn[columnIndex2]) {
           longestCellByColumn[columnIndex2] = size2;
         }
       }
-      row2.push(cell5);
+      row2.push(cell2);
     }
     cellMatrix[rowIndex] = row2;
     sizeMatrix[rowIndex] = sizes2;
@@ -25430,7 +25463,7 @@ function markdownTable(table4, options) {
       1,
       longestCellByColumn[columnIndex] - before.length - after.length
     );
-    const cell5 = before + "-".repeat(size2) + after;
+    const cell2 = before + "-".repeat(size2) + after;
     if (settings.alignDelimiters !== false) {
       size2 = before.length + size2 + after.length;
       if (size2 > longestCellByColumn[columnIndex]) {
@@ -25438,7 +25471,7 @@ function markdownTable(table4, options) {
       }
       sizes[columnIndex] = size2;
     }
-    row[columnIndex] = cell5;
+    row[columnIndex] = cell2;
   }
   cellMatrix.splice(1, 0, row);
   sizeMatrix.splice(1, 0, sizes);
@@ -25451,7 +25484,7 @@ function markdownTable(table4, options) {
     columnIndex = -1;
     const line = [];
     while (++columnIndex < cellsInRow) {
-      const cell5 = row2[columnIndex] || "";
+      const cell2 = row2[columnIndex] || "";
       let before = "";
       let after = "";
       if (settings.alignDelimiters !== false) {
@@ -25477,13 +25510,13 @@ function markdownTable(table4, options) {
       }
       if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
       // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell5 === "") && (settings.delimiterStart !== false || columnIndex)) {
+      !(settings.alignDelimiters === false && cell2 === "") && (settings.delimiterStart !== false || columnIndex)) {
         line.push(" ");
       }
       if (settings.alignDelimiters !== false) {
         line.push(before);
       }
-      line.push(cell5);
+      line.push(cell2);
       if (settings.alignDelimiters !== false) {
         line.push(after);
       }
@@ -25513,6 +25546,9 @@ var LINE_BREAKS = /[\r\n\u2028\u2029\u0085]+/g;
 var CONTROLS = /[\u0000-\u0008\u000b-\u001f\u007f]/g;
 function oneLine(text2) {
   return text2.replace(LINE_BREAKS, " ").replace(CONTROLS, "");
+}
+function htmlText(text2) {
+  return oneLine(text2).replace(/[&<>"'[\]()@]/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 function escapeMarkdown(text2) {
   return oneLine(text2).replace(/[\\`*_{}[\]()#+!|~]/g, (c) => `\\${c}`).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`).replace(/@/g, "@\u200D");
@@ -25563,10 +25599,171 @@ ${parts.join("\n\n")}
 </details>`;
 }
 
+// src/ledger/markdown.ts
+var DASH = "\u2014";
+var EMPTY = /* @__PURE__ */ new Set(["", DASH, "not available"]);
+function table2(rows2) {
+  const [head, ...body] = rows2;
+  const keep = head.map((_, j) => body.length === 0 || body.some((r) => !EMPTY.has((r[j] ?? "").trim())));
+  return markdownTable(
+    rows2.map((row) => row.filter((_, j) => keep[j]).map(markdownCell)),
+    { alignDelimiters: false }
+  );
+}
+function nowrap(text2) {
+  return text2.replace(/([≤≥]) /g, "$1\xA0").replace(/(\d) (?=(?:pt|ms|[kMG]i?B|B|x)\b)/g, "$1\xA0").replace(/\] (?=\d)/g, "]\xA0");
+}
+function unbroken(name) {
+  return name.replace(/-/g, "\u2011");
+}
+function details(f) {
+  return `<details><summary>${f.summary}</summary>
+
+${f.body}
+
+</details>`;
+}
+function shownPath(p) {
+  if (!/^(?:\/|[A-Za-z]:[\\/]|\\\\)/.test(p)) return p;
+  return p.split(/[\\/]/).pop() || p;
+}
+function withoutAbsolutePaths(text2) {
+  return text2.replace(/(^|[\s(`'"=])((?:\/|[A-Za-z]:\\)[^\s`'")]*[\\/][^\s`'")]*)/g, (_, pre, p) => pre + shownPath(p));
+}
+
+// src/ledger/budgetText.ts
+var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
+function valueIn(b) {
+  switch (BUDGETS[b.name].unit) {
+    case "points":
+      return (x2) => points(x2);
+    case "fraction":
+      if (b.name !== "latency-regression") return (x2) => percent(x2);
+      return (x2) => (x2 > 0 && percent(x2) !== percent(0) ? "+" : "") + percent(x2);
+    case "ratio":
+      return (x2) => ratio(x2);
+    case "ms":
+      return (x2) => ms(x2);
+    case "bytes": {
+      const unit = sizeUnit(b.limit);
+      return (x2) => sizeLike(x2, unit);
+    }
+  }
+}
+function naturalLimit(b) {
+  switch (BUDGETS[b.name].unit) {
+    case "points":
+      return `${trimmed(b.limit * 100)} pt`;
+    case "fraction":
+      return `${trimmed(b.limit * 100)}%`;
+    case "ratio":
+      return `${trimmed(b.limit)}x`;
+    case "ms":
+      return `${trimmed(b.limit)} ms`;
+    case "bytes":
+      return sizeIn(b.limit, sizeUnit(b.limit), true);
+  }
+}
+function limitText(b) {
+  const op = b.direction === "max" ? "\u2264" : "\u2265";
+  const written = b.written?.trim();
+  return `${op} ${written && /[a-z%]/i.test(written) ? written : naturalLimit(b)}`;
+}
+function valueText(b) {
+  return b.actual === null ? null : valueIn(b)(b.actual);
+}
+function intervalText(b) {
+  if (!b.ci) return "";
+  const show2 = valueIn(b);
+  const level = b.confidence === void 0 ? "" : ` ${trimmed(b.confidence * 100, 1)}%`;
+  return `[${show2(b.ci[0])}, ${show2(b.ci[1])}]${level}`;
+}
+function marginText(b) {
+  if (b.actual === null) return null;
+  const beyond = b.direction === "max" ? b.actual - b.limit : b.limit - b.actual;
+  const size2 = Math.abs(beyond);
+  const text2 = BUDGETS[b.name].unit === "fraction" ? points(size2, 1) : valueIn(b)(size2);
+  if (beyond <= 0) return `${text2} to spare`;
+  return `${text2} ${b.direction === "max" ? "over" : "short"}`;
+}
+function straddles(b) {
+  if (!b.ci || b.actual === null) return false;
+  const [lo, hi] = b.ci;
+  return lo <= b.limit && b.limit <= hi;
+}
+var STRADDLE2 = /^interval straddles the limit/;
+function closeCall(b, withInterval = true) {
+  const strict = b.verdict === "fail" ? " (strict mode fails it)" : "";
+  return `${withInterval ? `its interval ${intervalText(b)}` : "the interval"} reaches across the limit: too close to call${strict}`;
+}
+function whyText(b, opts = {}) {
+  const parts = withoutAbsolutePaths(b.detail).split("; ").filter((p) => p && !STRADDLE2.test(p)).filter((p) => b.name !== "max-size-bytes" || !/\.onnx$/.test(p));
+  if (b.verdict !== "pass" && straddles(b) && opts.closeCall !== false) parts.unshift(closeCall(b, opts.interval !== false));
+  if (b.p_value !== void 0) parts.push(pValue(b.p_value));
+  return parts.join("; ");
+}
+
+// src/ledger/renderCharts.ts
+var COLORS = {
+  red: { hex: "#d1242f", square: "\u{1F7E5}" },
+  orange: { hex: "#bc4c00", square: "\u{1F7E7}" },
+  purple: { hex: "#8250df", square: "\u{1F7EA}" },
+  blue: { hex: "#0969da", square: "\u{1F7E6}" },
+  green: { hex: "#1a7f37", square: "\u{1F7E9}" }
+};
+var quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
+function axisRange(values, minSpan = 0.5) {
+  const lo = Math.min(...values);
+  const hi = Math.max(...values);
+  const span = Math.max(hi - lo, minSpan);
+  const step = 10 ** Math.floor(Math.log10(span / 5) + 1e-9);
+  const digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+  const pad2 = span * 0.15;
+  const down = (x2) => Number((Math.floor(x2 / step) * step).toFixed(digits));
+  const up = (x2) => Number((Math.ceil(x2 / step) * step).toFixed(digits));
+  return [down(lo - pad2), up(hi + pad2)];
+}
+function lineChart(opts) {
+  const [lo, hi] = opts.range ?? axisRange(opts.series.flatMap((s) => s.values));
+  const palette = opts.series.map((s) => COLORS[s.color].hex).join(", ");
+  const init = { themeVariables: { xyChart: { plotColorPalette: palette } } };
+  return [
+    `Lines: ${opts.series.map((s) => `${COLORS[s.color].square} ${s.label}`).join(" \xB7 ")}`,
+    [
+      "```mermaid",
+      `%%{init: ${JSON.stringify(init)}}%%`,
+      "xychart-beta",
+      `    title ${quoted(opts.title)}`,
+      `    x-axis ${opts.xLabel ? `${quoted(opts.xLabel)} ` : ""}[${opts.categories.map(quoted).join(", ")}]`,
+      `    y-axis ${quoted(opts.yLabel)} ${lo} --> ${hi}`,
+      ...opts.series.map((s) => `    line [${s.values.join(", ")}]`),
+      "```"
+    ].join("\n")
+  ].join("\n\n");
+}
+var asInTable = (x2) => Math.round(x2 * 1e4) / 100;
+var change = (x2, from) => Number((asInTable(x2) - asInTable(from)).toFixed(2));
+function accuracyChart(model) {
+  if (model.method === "compare") return void 0;
+  const steps = model.steps;
+  if (steps.length < 3 || steps.some((s) => s.accuracy == null)) return void 0;
+  const dense = steps[0].accuracy;
+  const series = [{ label: "this model, change at each step", color: "blue", values: steps.map((s) => change(s.accuracy, dense)) }];
+  const base = model.vs_base?.steps;
+  if (base && base.length === steps.length && base.every((s, i2) => s.name === steps[i2].name && s.accuracy != null)) {
+    series.push({ label: "the base model, same steps", color: "orange", values: base.map((s) => change(s.accuracy, base[0].accuracy)) });
+  }
+  const budget = model.budgets.find((b) => b.name === "accuracy-drop");
+  if (budget) {
+    const at2 = -Number((budget.limit * 100).toFixed(2));
+    series.push({ label: `\`accuracy-drop\` limit (${limitText(budget)})`, color: "red", values: steps.map(() => at2) });
+  }
+  return lineChart({ title: "Accuracy change vs dense (pt)", categories: steps.map((s) => s.name), yLabel: "pt", series });
+}
+
 // src/ledger/renderSensitivity.ts
 var CHART_LAYERS = 5;
-var cell = markdownCell;
-var quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
 function damage(l) {
   const first = l.points[0];
   const last = l.points[l.points.length - 1];
@@ -25582,37 +25779,44 @@ function bySensitivity(layers) {
 function shortName(name, max2 = 28) {
   return name.length <= max2 ? name : `\u2026${name.slice(-(max2 - 1))}`;
 }
+var LINE_COLORS = ["red", "orange", "purple", "blue", "green"];
 function sensitivityChart(s) {
   const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
   const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
-  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
-  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
   const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
-  return [
-    "```mermaid",
-    "xychart-beta",
-    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
-    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
-    `    y-axis ${quoted(metric)} ${low} --> 100`,
-    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
-    "```"
-  ].join("\n");
+  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
+  const [lo, hi] = axisRange(values);
+  return lineChart({
+    range: [Math.max(0, lo), Math.min(100, hi)],
+    title: `${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`,
+    xLabel: "fraction pruned",
+    categories: xs.map(String),
+    yLabel: metric,
+    series: shown.map((l, i2) => ({
+      label: `(${i2 + 1}) ${markdownCode(shortName(l.name))}`,
+      color: LINE_COLORS[i2],
+      values: l.points.map((p) => Number((p.calib_accuracy * 100).toFixed(2)))
+    }))
+  });
 }
 function sensitivitySection(s) {
   const ordered = bySensitivity(s.layers);
   const shown = ordered.slice(0, CHART_LAYERS);
-  const acc2 = s.against === "labels" ? "acc" : "agree";
+  const acc2 = s.against === "labels" ? "Accuracy" : "Agreement";
   const nll = s.against === "labels" ? "NLL" : "KL";
-  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
+  const at2 = s.ratios.join(" / ");
+  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", `${acc2} at ${at2}`, `${nll} at ${at2}`, "Allocated", "Seconds"];
   const rows2 = ordered.map((l) => {
     const line = shown.indexOf(l);
+    const at3 = (show2) => s.ratios.map((r) => {
+      const p = l.points.find((q) => q.ratio === r);
+      return p ? show2(p) : "\u2014";
+    }).join(" / ");
     return [
-      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
+      `${line >= 0 ? `(${line + 1}) ` : ""}${markdownCode(shortName(l.name, 48))}`,
       String(l.size),
-      ...s.ratios.map((r) => {
-        const p = l.points.find((q) => q.ratio === r);
-        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
-      }),
+      at3((p) => percent(p.calib_accuracy)),
+      at3((p) => p.calib_nll.toFixed(3)),
       `**${percent(l.allocated)}**`,
       l.seconds.toFixed(2)
     ];
@@ -25620,52 +25824,252 @@ function sensitivitySection(s) {
   const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
   return [
     `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
-    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
-    sensitivityChart(s),
-    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
+    sensitivityChart(s) + (ordered.length > shown.length ? `
+
+The ${shown.length} most sensitive are drawn; all ${ordered.length} are in the table.` : ""),
+    table2([head, ...rows2])
   ].join("\n\n");
 }
 
-// src/ledger/renderSchedule.ts
-var ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-var DASH = "\u2014";
-var cell2 = markdownCell;
-function scheduleSection(model) {
-  const s = model.schedule;
-  if (!s) return void 0;
-  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
-  const structured = s.steps.some((r) => r.channels_removed !== void 0);
-  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
-  const rows2 = s.steps.map((r) => [
-    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
-    percent(r.target),
-    percent(r.sparsity),
-    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
-    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
-    r.accuracy === null ? DASH : percent(r.accuracy, 2),
-    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
-    bytes(r.size_bytes),
-    ...names.map((n) => {
-      const b = r.budgets.find((x2) => x2.name === n);
-      return b ? ICON[b.verdict] : DASH;
-    }),
-    `${ICON[r.verdict]} ${r.verdict}`
-  ]);
-  const ran = s.steps.length;
-  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
-  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
+// src/ledger/renderSummary.ts
+function denseStep(model) {
+  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
+}
+function finalStep(model) {
+  return model.steps.at(-1);
+}
+function sparsityPhrase(method2, sparsity) {
+  if (method2 === "structured") return `${percent(sparsity)} of prunable weights removed`;
+  if (method2 === "hybrid") return `${percent(sparsity)} of prunable weights removed or zeroed`;
+  return `${percent(sparsity)} sparse`;
+}
+var speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
+function summaryParts(model) {
+  const dense = denseStep(model);
+  const final = finalStep(model);
+  const parts = [];
+  if (dense && final) {
+    if (final.quantize) parts.push(`INT8 (${ratio(final.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
+    if (!final.quantize || final.sparsity >= 0.05) parts.push(sparsityPhrase(model.method, final.sparsity));
+    if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
+      const speedup2 = dense.latency.p50_ms / final.latency.p50_ms;
+      if (final.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
+      else parts.push(speedup2 >= 1 ? `${speedRatio(speedup2)} faster` : `${speedRatio(1 / speedup2)} slower`);
+    }
+    if (dense.accuracy != null && final.accuracy != null) {
+      parts.push(`${signedPoints(final.accuracy - dense.accuracy, 2)} accuracy`);
+    }
+  } else {
+    parts.push("no steps measured");
+  }
+  return parts.join(", ");
+}
+
+// src/ledger/renderReview.ts
+function judged(model) {
+  const own2 = model.method === "compare" ? "base \u2192 head" : "dense \u2192 pruned";
   return [
-    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
-    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
-    stop,
-    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
-  ].join("\n\n");
+    ...model.budgets.map((budget) => ({ model, budget, compared: own2 })),
+    ...(model.vs_base?.budgets ?? []).map((budget) => ({ model, budget, compared: "base \u2192 head" }))
+  ];
+}
+function notPassed(models) {
+  const all = models.flatMap(judged).filter((j) => j.budget.verdict !== "pass");
+  return [...all.filter((j) => j.budget.verdict === "fail"), ...all.filter((j) => j.budget.verdict === "warn")];
+}
+function onBase(j) {
+  if (j.compared !== "dense \u2192 pruned") return void 0;
+  return j.model.vs_base?.base_budgets?.find((b) => b.name === j.budget.name);
+}
+function compareBase(j) {
+  const base = j.model.steps[0];
+  const b = j.budget;
+  const value = b.name === "max-size-bytes" ? base?.size_bytes : b.name === "p95-latency-ms" ? base?.latency?.p95_ms : void 0;
+  if (value == null) return "";
+  const shown = valueText({ ...b, actual: value });
+  const over = b.direction === "max" ? value > b.limit : value < b.limit;
+  return over ? `already over on base (${shown})` : `new in head (base ${shown})`;
+}
+function baseStatus(j) {
+  if (j.model.method === "compare") return compareBase(j);
+  const b = onBase(j);
+  if (!b) return "";
+  const value = valueText(b) ?? "not measured";
+  if (b.verdict === "fail") return `already failing on base (${value})`;
+  if (b.verdict === "warn") return `warned on base too (${value})`;
+  return `new in this PR (base ${value})`;
+}
+function warnReason(b) {
+  if (b.actual === null) return b.detail;
+  if (straddles(b)) return closeCall(b);
+  return whyText(b);
+}
+function budgetLine(j, opts = {}) {
+  const b = j.budget;
+  const value = valueText(b);
+  const parts = [`${opts.icon === false ? "" : `${ICON[b.verdict]} `}\`${b.name}\` (${j.compared})`];
+  if (value === null) parts.push(`limit ${limitText(b)}: ${warnReason(b)}`);
+  else {
+    let text2 = `**${value}**, limit ${limitText(b)}, ${marginText(b)}`;
+    if (b.verdict === "warn" || straddles(b)) text2 += `: ${warnReason(b)}`;
+    parts.push(text2);
+  }
+  const status = baseStatus(j);
+  return parts.join(" ") + (status ? ` \xB7 ${status}` : "");
+}
+function shortBudget(j) {
+  const b = j.budget;
+  const name = `\`${b.name}\`${j.compared === "base \u2192 head" ? " vs base" : ""}`;
+  const value = valueText(b);
+  if (value === null) return `${ICON.warn} ${name} not measured`;
+  if (b.verdict !== "pass" && straddles(b)) return `${ICON[b.verdict]} ${name} **${value}**, too close to ${limitText(b)} to call`;
+  return `${ICON[b.verdict]} ${name} **${value}** ${b.direction === "max" ? ">" : "<"} ${limitText(b).slice(2)} (${marginText(b)})`;
+}
+function modelLine(m, items) {
+  const mine = items.filter((j) => j.model === m);
+  return `${markdownCode(shownPath(m.model))}: ${mine.map(shortBudget).join("; ")}`;
+}
+function setAt(b, via) {
+  if (b.set_at) return `set at ${markdownCode(withoutAbsolutePaths(b.set_at))}`;
+  if (b.source === "default") return "the default";
+  if (b.source === "config") return "set in the config file";
+  return via === "action" ? "set by the `budgets` input" : "set by `--budget`";
+}
+var QUALITY = /* @__PURE__ */ new Set(["accuracy-drop", "class-accuracy-drop", "ece-increase", "shift-accuracy-drop"]);
+var zerosStayDense = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
+var recovered = (m) => m.steps.some((s) => s.name.startsWith("recover:"));
+function headItselfWorse(m) {
+  const head = m.steps[0]?.accuracy;
+  const base = m.vs_base?.steps[0]?.accuracy;
+  const limit = m.vs_base?.budgets.find((b) => b.name === "accuracy-drop")?.limit;
+  if (head == null || base == null || limit === void 0 || base - head <= limit) return void 0;
+  return `The head model is ${points(base - head)} less accurate than base before pruning (${percent(base, 2)} \u2192 ${percent(head, 2)}): the model change itself, not pruning, loses it.`;
+}
+function levers(items, via) {
+  const out = [];
+  const add = (text2) => {
+    if (!out.includes(text2)) out.push(text2);
+  };
+  for (const { model, budget, compared } of items) {
+    if (budget.actual === null) continue;
+    const method2 = model.method;
+    if (straddles(budget)) {
+      add(budget.name.includes("latency") ? "run more latency `runs` to narrow the interval" : "evaluate on more samples to narrow the interval");
+      continue;
+    }
+    if (QUALITY.has(budget.name) && method2 !== "compare" && !(compared === "base \u2192 head" && headItselfWorse(model))) {
+      add(`lower \`sparsity\` (now ${model.target_sparsity})`);
+      if (!recovered(model)) add(`add ${via === "action" ? "`calib-data`" : "`--calib`"} so recovery wins accuracy back`);
+    }
+    if ((budget.name === "min-speedup" || budget.name === "p95-latency-ms") && method2 !== "compare") {
+      add(zerosStayDense(method2) ? "use `method: structured` (CPU kernels multiply unstructured zeros like any weight)" : `raise \`sparsity\` (now ${model.target_sparsity})`);
+    }
+    if (budget.name === "max-size-bytes" && method2 !== "compare") {
+      add(zerosStayDense(method2) ? "use `method: structured` (zeros still take their place in the file)" : `raise \`sparsity\` (now ${model.target_sparsity})`);
+    }
+    if (budget.name === "latency-regression") add("find why the head model runs slower than base");
+    if (budget.name === "target-reduction") add("let the groups left whole be pruned (the notes say why each was) or ask for less");
+  }
+  const failing = new Set(items.filter((j) => j.budget.verdict === "fail").map((j) => j.budget.direction));
+  if (failing.size === 2) add("loosen the limits");
+  else if (failing.has("max")) add("raise the limit");
+  else if (failing.has("min")) add("lower the limit");
+  return out;
+}
+var and = (xs) => xs.length < 2 ? xs.join("") : `${xs.slice(0, -1).join(", ")} and ${xs.at(-1)}`;
+function whatToDo(items, via) {
+  const where = /* @__PURE__ */ new Map();
+  const seen = /* @__PURE__ */ new Set();
+  for (const { budget } of items) {
+    const name = `\`${budget.name}\` ${limitText(budget)}`;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const at2 = setAt(budget, via);
+    where.set(at2, [...where.get(at2) ?? [], name]);
+  }
+  const set = [...where].map(([at2, names]) => {
+    if (at2 === "the default") return `${and(names)} ${names.length === 1 ? "is the default" : "are defaults"}`;
+    return `${and(names)} ${names.length === 1 ? "is" : "are"} ${at2}`;
+  });
+  const causes = [...new Set(items.filter((j) => j.compared === "base \u2192 head").map((j) => headItselfWorse(j.model)))].filter((c) => !!c);
+  const todo = levers(items, via);
+  const first = todo.length ? todo[0][0].toUpperCase() + todo[0].slice(1) : "";
+  const rest = todo.slice(1);
+  const options = !first ? "" : rest.length === 0 ? `${first}.` : `${[first, ...rest.slice(0, -1)].join(", ")}, or ${rest.at(-1)}.`;
+  return ["**What to do:**", `${set.join("; ")}.`, ...causes, options].filter(Boolean).join(" ");
+}
+function shortNames(paths) {
+  const parts = paths.map((p) => shownPath(p).split("/"));
+  const out = /* @__PURE__ */ new Map();
+  parts.forEach((segments, i2) => {
+    for (let n = 1; n <= segments.length; n++) {
+      const tail = segments.slice(-n).join("/");
+      if (n === segments.length || parts.every((other, k) => k === i2 || other.slice(-n).join("/") !== tail)) {
+        out.set(paths[i2], tail);
+        break;
+      }
+    }
+  });
+  return out;
+}
+function notPassedTable(items, manyModels) {
+  const names = shortNames([...new Set(items.map((j) => j.model.model))]);
+  return table2([
+    [...manyModels ? ["Model"] : [], "Budget", "Limit", "Measured", "Margin", "On base", "Why"],
+    ...items.map((j) => {
+      const b = j.budget;
+      const value = valueText(b);
+      const interval = intervalText(b);
+      return [
+        ...manyModels ? [markdownCode(unbroken(names.get(j.model.model)))] : [],
+        `${ICON[b.verdict]} \`${unbroken(b.name)}\`<br><sub>${j.compared}</sub>`,
+        nowrap(limitText(b)),
+        value === null ? "not measured" : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ""),
+        nowrap(marginText(b) ?? "\u2014"),
+        baseStatus(j),
+        whyText(b, { interval: false })
+      ];
+    })
+  ]);
+}
+var plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+function counts(items) {
+  const fail = items.filter((j) => j.budget.verdict === "fail").length;
+  const warn = items.length - fail;
+  const parts = [];
+  if (fail) parts.push(`${plural(fail, "budget")} ${fail === 1 ? "fails" : "fail"}`);
+  if (warn) parts.push(`${fail ? warn : plural(warn, "budget")} ${warn === 1 ? "warns" : "warn"}`);
+  return parts.join(" and ");
+}
+function renderReview(ledger, via) {
+  const models = ledger.models;
+  if (models.length === 0) return "";
+  const items = notPassed(models);
+  const many = models.length > 1;
+  const passing = models.filter((m) => judged(m).every((j) => j.budget.verdict === "pass"));
+  if (items.length === 0) {
+    const total2 = models.reduce((n, m) => n + judged(m).length, 0);
+    const scopes = models.some((m) => m.vs_base) ? " (dense \u2192 pruned and base \u2192 head)" : "";
+    const on = many ? plural(models.length, "model") : markdownCode(shownPath(models[0].model));
+    return `**Every budget passes**: ${plural(total2, "budget")} on ${on}${scopes}${many ? "" : `; ${markdownCell(summaryParts(models[0]))}`}.`;
+  }
+  const scope = many ? ` on ${models.length - passing.length} of ${plural(models.length, "model")}` : ` on ${markdownCode(shownPath(models[0].model))}`;
+  const lines = [];
+  const flagged = [...models.filter((m) => m.verdict === "fail"), ...models.filter((m) => m.verdict !== "fail" && !passing.includes(m))];
+  const bullets = many ? flagged.map((m) => `- ${modelLine(m, items)}`) : items.map((j) => `- ${budgetLine(j)}`);
+  lines.push(`**${counts(items)}**${scope}:
+
+${bullets.join("\n")}`);
+  lines.push(whatToDo(items, via));
+  lines.push(notPassedTable(items, many));
+  if (many && passing.length) lines.push(`${plural(passing.length, "other model")} pass${passing.length === 1 ? "es" : ""} every budget.`);
+  return lines.join("\n\n");
 }
 
 // src/ledger/renderQuantize.ts
 var DASH2 = "\u2014";
-var cell3 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-var table2 = (rows2) => markdownTable(rows2.map((r) => r.map(cell3)), { alignDelimiters: false });
+var cell = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+var table3 = (rows2) => markdownTable(rows2.map((r) => r.map(cell)), { alignDelimiters: false });
 function quantizeSection(model) {
   const step = model.steps.find((s) => s.quantize);
   const q = step?.quantize;
@@ -25680,7 +26084,7 @@ function quantizeSection(model) {
   ];
   if (q.variants.length > 1) {
     lines.push(
-      table2([
+      table3([
         ["Plan", "Kept float", "Calib quality", "Speedup vs float", "Chosen"],
         ...q.variants.map((v) => [v.name, v.keep_float.length ? v.keep_float.join(", ") : DASH2, percent(v.calib_quality, 2), v.speedup === null ? DASH2 : ratio(v.speedup, 2), v.chosen ? "\u2714" : ""])
       ])
@@ -25689,7 +26093,7 @@ function quantizeSection(model) {
   const errors = new Map(q.layer_errors.map((e) => [e.node, e]));
   const floatReason = new Map(q.float_layers.map((f) => [f.node, f.reason]));
   lines.push(
-    table2([
+    table3([
       ["Layer", "Op", "Kernel", "Error in \u2192 out"],
       ...k.layers.map((l) => {
         const e = errors.get(l.node);
@@ -25701,111 +26105,89 @@ function quantizeSection(model) {
   return lines.join("\n\n");
 }
 
+// src/ledger/renderSchedule.ts
+function scheduleSection(model) {
+  const s = model.schedule;
+  if (!s) return void 0;
+  const structured = s.steps.some((r) => r.channels_removed !== void 0);
+  const missed = (r) => {
+    const bad = r.budgets.filter((b) => b.verdict !== "pass");
+    return bad.length ? bad.map((b) => `${ICON[b.verdict]} \`${unbroken(b.name)}\``).join(", ") : `${ICON.pass} all ${r.budgets.length}`;
+  };
+  const header = ["Step", "Sparsity (target)", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", "Budgets"];
+  const rows2 = s.steps.map((r) => [
+    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
+    `${percent(r.sparsity)} (${percent(r.target)})`,
+    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
+    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
+    r.accuracy === null ? DASH : percent(r.accuracy, 2),
+    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
+    bytes(r.size_bytes),
+    missed(r)
+  ]);
+  const ran = s.steps.length;
+  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
+  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
+  return [
+    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
+    table2([header, ...rows2]),
+    stop,
+    `Ships step ${s.chosen} (${markdownCode(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}): ${s.chosen_reason}. Rollback: the dense model ${markdownCode(shownPath(s.rollback))} is unchanged and stays the rollback artifact.`
+  ].join("\n\n");
+}
+
 // src/ledger/render.ts
-var WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-var ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-var DASH3 = "\u2014";
 var TOP_CLASSES = 5;
-function baseName(path24) {
-  return path24.split(/[\\/]/).pop() || path24;
-}
-var cell4 = markdownCell;
-function table3(rows2) {
-  return markdownTable(
-    rows2.map((row) => row.map(cell4)),
-    { alignDelimiters: false }
-  );
-}
-function denseStep(model) {
-  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
-}
-function finalStep(model) {
-  return model.steps.at(-1);
-}
-var speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
-function renderHeadline(model) {
-  const dense = denseStep(model);
-  const final = finalStep(model);
-  const parts = [];
-  if (dense && final) {
-    if (final.quantize) parts.push(`INT8 (${ratio(final.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
-    if (!final.quantize || final.sparsity >= 0.05) parts.push(`${percent(final.sparsity)} sparse`);
-    if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
-      const speedup2 = dense.latency.p50_ms / final.latency.p50_ms;
-      if (final.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
-      else parts.push(speedup2 >= 1 ? `${speedRatio(speedup2)} faster` : `${speedRatio(1 / speedup2)} slower`);
-    }
-    if (dense.accuracy != null && final.accuracy != null) {
-      parts.push(`${signedPoints(final.accuracy - dense.accuracy)} accuracy`);
-    }
-  } else {
-    parts.push("no steps measured");
-  }
-  return `**${WORD[model.verdict]}** \xB7 ${escapeMarkdown(baseName(model.model))}: ${parts.join(", ")}`;
-}
-function budgetValue(name, x2) {
-  switch (name) {
-    case "accuracy-drop":
-    case "class-accuracy-drop":
-    case "ece-increase":
-    case "shift-accuracy-drop":
-      return points(x2);
-    case "latency-regression":
-    case "target-reduction":
-      return percent(x2);
-    case "min-speedup":
-      return ratio(x2);
-    case "p95-latency-ms":
-      return ms(x2);
-    case "max-size-bytes":
-      return bytes(x2);
-  }
-}
-function intervalText(b) {
-  if (!b.ci) return "";
-  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
-  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
-  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
-}
-function budgetTable(budgets) {
-  if (budgets.length === 0) return "_No budgets checked._";
-  return table3([
-    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
-    ...budgets.map((b) => [
-      `\`${b.name}\``,
-      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH3 : budgetValue(b.name, b.actual) + intervalText(b),
-      `${ICON2[b.verdict]} ${b.verdict}`,
-      b.detail
-    ])
+function budgetTable(model) {
+  const all = judged(model);
+  if (all.length === 0) return "_No budgets checked._";
+  return table2([
+    ["Budget", "Limit", "Measured", "Margin", "Verdict", "Why"],
+    ...all.map(({ budget: b, compared }) => {
+      const interval = intervalText(b);
+      const value = valueText(b);
+      return [
+        `\`${unbroken(b.name)}\`<br><sub>${compared}</sub>`,
+        nowrap(limitText(b)),
+        value === null ? DASH : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ""),
+        nowrap(marginText(b) ?? DASH),
+        `${ICON[b.verdict]} ${b.verdict}`,
+        whyText(b, { interval: false })
+      ];
+    })
   ]);
 }
-var orDash = (x2, show2) => x2 == null ? DASH3 : show2(x2);
-function stepTable(steps) {
+var orDash = (x2, show2) => x2 == null ? DASH : show2(x2);
+var sparsityHeader = (method2) => method2 === "structured" ? "Weights removed" : method2 === "hybrid" ? "Removed or zero" : "Sparsity";
+function stepTables(model) {
+  const steps = model.steps;
   const batch = steps.find((s) => s.latency)?.latency?.batch;
   const at2 = batch === void 0 ? "" : ` (b=${batch})`;
-  const latency = (s, key) => {
-    if (!s.latency) return DASH3;
-    const value = s.latency[key].toFixed(2);
+  const timed = (s, key) => {
+    if (!s.latency) return DASH;
+    const value = latency(s.latency[key]);
     return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
   };
-  return table3([
-    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at2}`, `p95 ms${at2}`],
+  const quality = table2([
+    ["Step", "Accuracy", "ECE", "Agreement", `p50 ms${at2}`, `p95 ms${at2}`],
     ...steps.map((s) => [
       s.name,
-      percent(s.sparsity),
-      count(s.params),
-      count(s.nonzero_params),
-      count(s.flops),
-      bytes(s.size_bytes),
-      bytes(s.gzip_bytes),
       orDash(s.accuracy, (x2) => percent(x2, 2)),
       orDash(s.ece, (x2) => percent(x2, 2)),
       orDash(s.agreement, (x2) => percent(x2, 2)),
-      latency(s, "p50_ms"),
-      latency(s, "p95_ms")
+      timed(s, "p50_ms"),
+      timed(s, "p95_ms")
     ])
   ]);
+  const size2 = table2([
+    ["Step", sparsityHeader(model.method), "Params", "Nonzero", "MACs", "Size", "Gzip"],
+    ...steps.map((s) => [s.name, percent(s.sparsity), count(s.params), count(s.nonzero_params), count(s.flops), bytes(s.size_bytes), bytes(s.gzip_bytes)])
+  ]);
+  return `**Steps**
+
+${quality}
+
+${size2}`;
 }
 var zerosNotSkipped = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
 function funnelSection(model) {
@@ -25813,21 +26195,19 @@ function funnelSection(model) {
   if (steps.length === 0) return void 0;
   const dense = denseStep(model);
   const batch = steps[0].funnel.batch;
-  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH3;
   const speedCell = (s) => {
     const f = s.funnel;
     if (s === dense) return "baseline";
-    if (f.speedup === null) return DASH3;
+    if (f.speedup === null) return DASH;
     const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
-    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
+    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, ${pValue(f.p_value)}`})`;
   };
   const lines = [
-    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
-    table3([
-      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Weight bytes", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
+    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs on nonzero weights; p50 and p95 in the step table)</sub>`,
+    table2([
+      ["Step", "Nonzero params", "MACs run", "MACs on nonzero weights", "Weight bytes", "Ideal speedup", "Measured speedup (p50)", "Efficiency"],
       ...steps.map((s) => {
         const f = s.funnel;
-        const base = s === dense;
         return [
           s.name,
           percent(f.params_ratio),
@@ -25835,10 +26215,8 @@ function funnelSection(model) {
           percent(f.sparse_flops_ratio),
           orDash(f.bytes_ratio, (x2) => percent(x2)),
           ratio(f.ideal_speedup),
-          p(s, "p50_ms"),
-          p(s, "p95_ms"),
           speedCell(s),
-          base ? DASH3 : orDash(f.efficiency, (x2) => percent(x2, 0))
+          s === dense ? DASH : orDash(f.efficiency, (x2) => percent(x2, 0))
         ];
       })
     ])
@@ -25849,7 +26227,7 @@ function funnelSection(model) {
     const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
     lines.push(
       `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
-      table3([
+      table2([
         ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
         ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
       ])
@@ -25860,10 +26238,11 @@ function funnelSection(model) {
 function classTable(model) {
   const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
   if (lost.length === 0) return void 0;
+  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
   return [
     "**Classes that lost most**",
-    table3([
-      ["Class", "Dense", "Pruned", "Drop", "Support"],
+    table2([
+      ["Class", ref, cand, "Drop", "Support"],
       ...lost.map((c) => [
         String(c.class),
         percent(c.dense),
@@ -25877,30 +26256,33 @@ function classTable(model) {
 function costTable(steps) {
   const rows2 = steps.filter((s) => s.runtime_cost);
   if (rows2.length === 0) return void 0;
-  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH3;
-  return table3([
-    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
-    ...rows2.map((s) => {
-      const c = s.runtime_cost;
-      return [
-        s.name,
-        withCi(s),
-        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
-        c.load_ms.toFixed(1),
-        c.throughput_samples_per_s === void 0 ? DASH3 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
-        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
-        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
-      ];
-    })
-  ]);
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH;
+  return [
+    "**Runtime cost**",
+    table2([
+      ["Step", "p50 ms [interval]", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
+      ...rows2.map((s) => {
+        const c = s.runtime_cost;
+        return [
+          s.name,
+          withCi(s),
+          orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
+          c.load_ms.toFixed(1),
+          c.throughput_samples_per_s === void 0 ? DASH : `${Math.round(c.throughput_samples_per_s)}/s (b=${c.throughput_batch})`,
+          c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
+          c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
+        ];
+      })
+    ])
+  ].join("\n\n");
 }
 function predictionShiftTable(model) {
   if (!model.prediction_shift?.length) return void 0;
-  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
+  const p = (x2) => pValue(x2);
   const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
   return [
     "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
-    table3([
+    table2([
       ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
       ...model.prediction_shift.flatMap(
         (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [escapeMarkdown(s.name), s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
@@ -25913,7 +26295,7 @@ function shiftTable(model) {
   const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
   return [
     "**Distribution shift**",
-    table3([
+    table2([
       ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
       ...model.shifts.map((s) => [
         escapeMarkdown(s.name),
@@ -25927,50 +26309,78 @@ function shiftTable(model) {
     ])
   ].join("\n\n");
 }
+var signedChange = (a, b, show2) => {
+  if (a == null || b == null) return DASH;
+  const text2 = show2(Math.abs(b - a));
+  if (!/[1-9]/.test(text2)) return `\xB1${text2}`;
+  return b > a ? `+${text2}` : `\u2212${text2}`;
+};
+function baseSection(model) {
+  const vs = model.vs_base;
+  if (!vs) return void 0;
+  const [base, head] = vs.pair ?? [vs.steps[vs.steps.length - 1], model.steps[model.steps.length - 1]];
+  const baseRun = vs.steps.at(-1);
+  const headRun = finalStep(model);
+  const p50 = (s) => s.latency?.p50_ms;
+  const rows2 = [
+    ["", "Base", "Head", "Change"],
+    [sparsityHeader(model.method), orDash(baseRun?.sparsity, percent), orDash(headRun?.sparsity, percent), signedChange(baseRun?.sparsity, headRun?.sparsity, (x2) => points(x2, 1))],
+    ["Parameters", count(base.params), count(head.params), signedChange(base.params, head.params, count)],
+    ["Accuracy", orDash(base.accuracy, (x2) => percent(x2, 2)), orDash(head.accuracy, (x2) => percent(x2, 2)), signedChange(base.accuracy, head.accuracy, (x2) => points(x2, 2))],
+    ["ECE", orDash(base.ece, (x2) => percent(x2, 2)), orDash(head.ece, (x2) => percent(x2, 2)), signedChange(base.ece, head.ece, (x2) => points(x2, 2))],
+    [`p50 latency${head.latency ? ` (b=${head.latency.batch})` : ""}`, orDash(p50(base), ms), orDash(p50(head), ms), signedChange(p50(base), p50(head), ms)],
+    ["Size", bytes(base.size_bytes), bytes(head.size_bytes), signedChange(base.size_bytes, head.size_bytes, bytes)]
+  ];
+  return [
+    `**Against base**: ${markdownCode(shownPath(vs.model))} at ${vs.ref.slice(0, 12)} (merge base), pruned the same way; both shipped models measured again together (same data, latency interleaved).`,
+    table2(rows2)
+  ].join("\n\n");
+}
 function renderModel(model) {
-  const about = `<sub>${markdownCode(model.model)} \u2192 ${markdownCode(model.pruned)} \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
-  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
-  if (model.steps.length > 0) sections.push(stepTable(model.steps));
-  const schedule = scheduleSection(model);
-  if (schedule) sections.push(schedule);
-  const funnel = funnelSection(model);
-  if (funnel) sections.push(funnel);
-  const allocation = model.allocation && allocationSection(model.allocation);
-  if (allocation) sections.push(allocation);
-  const quantize = quantizeSection(model);
-  if (quantize) sections.push(quantize);
-  const classes = classTable(model);
-  if (classes) sections.push(classes);
-  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell4(n)}`)].join("\n"));
-  const cost = costTable(model.steps);
-  if (cost) sections.push(cost);
-  const shifts = shiftTable(model);
-  if (shifts) sections.push(shifts);
-  const predicted = predictionShiftTable(model);
-  if (predicted) sections.push(predicted);
-  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
+  const about = `<sub>${markdownCode(shownPath(model.model))} \u2192 ${markdownCode(shownPath(model.pruned))} \xB7 ${model.method === "compare" ? "compare" : `${model.method} to ${percent(model.target_sparsity)} target`} \xB7 eval on ${markdownCode(shownPath(model.eval.data))}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const sections = [about, `**Budgets**
+
+${budgetTable(model)}`];
+  const optional2 = [
+    baseSection(model),
+    accuracyChart(model),
+    model.steps.length > 0 ? stepTables(model) : void 0,
+    scheduleSection(model),
+    funnelSection(model),
+    model.allocation && allocationSection(model.allocation),
+    quantizeSection(model),
+    classTable(model),
+    model.notes?.length ? ["**Notes**", ...model.notes.map((n) => `- ${markdownCell(withoutAbsolutePaths(n))}`)].join("\n") : void 0,
+    costTable(model.steps),
+    shiftTable(model),
+    predictionShiftTable(model),
+    model.sensitivity ? sensitivitySection(model.sensitivity) : void 0
+  ];
+  for (const s of optional2) if (s) sections.push(s);
   return sections.join("\n\n");
 }
-function renderMarkdown(ledger) {
+function modelFold(model) {
+  const summary = `${ICON[model.verdict]} <code>${htmlText(shownPath(model.model))}</code> \xB7 ${htmlText(summaryParts(model))} \u2014 full ledger`;
+  return { summary, body: renderModel(model) };
+}
+function renderFooter(ledger, links = []) {
   const { runtime, tool } = ledger;
-  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
+  return `<sub>${links.length ? `${links.join(" \xB7 ")} \xB7 ` : ""}${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} thread${runtime.threads === 1 ? "" : "s"}, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
 
 ${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
-  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
-  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
-  const timedOut = timedOutLines(ledger).map((l) => `${l}
-
-`).join("");
-  return `${title}
-
-${timedOut}${models}
-
-${footer}
-`;
+}
+function renderBody(ledger, via) {
+  const review = [...timedOutLines(ledger), renderReview(ledger, via)].filter(Boolean).join("\n\n");
+  return { review: review || "_No models._", folds: ledger.models.map(modelFold) };
+}
+function renderMarkdown(ledger) {
+  const title = `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]}`;
+  const { review, folds } = renderBody(ledger, "cli");
+  return [title, review, ...folds.map(details), renderFooter(ledger)].join("\n\n") + "\n";
 }
 function timedOutLines(ledger) {
   return timedOutRuns(ledger).map(
-    (t) => `**Timed out:** ${markdownCode(t.model)} ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`
+    (t) => `**Timed out:** ${markdownCode(shownPath(t.model))} ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`
   );
 }
 
@@ -26304,7 +26714,7 @@ function classChanges(reference, candidate, labels, classes) {
   });
   return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
 }
-function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config2, compareMode = false, reduction) {
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency2, config2, compareMode = false, reduction) {
   const labels = data.labels;
   const confidence = config2.confidence;
   for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
@@ -26312,8 +26722,8 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
     labels,
     reference: reference.preds,
     candidate: candidate.preds,
-    referenceLatency: latency?.reference,
-    candidateLatency: latency?.candidate,
+    referenceLatency: latency2?.reference,
+    candidateLatency: latency2?.candidate,
     shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
     confidence,
     limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
@@ -30806,7 +31216,7 @@ async function structuredPrune(input, opts) {
     for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
   }
   const widths = opts.roundTo > 1 ? void 0 : await groupWidths(model, analysis, prunable, opts);
-  let latency;
+  let latency2;
   if (opts.latency) {
     const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
     const multiple = new Map((widths?.groups ?? plain.map((u) => ({ root: u.root, multiple: Math.max(1, opts.roundTo) }))).map((g2) => [g2.root, g2.multiple]));
@@ -30826,7 +31236,7 @@ async function structuredPrune(input, opts) {
     };
     const plan = allocateForLatency(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)) })), tables, split, opts.latency.budgetMs, cost);
     for (const u of units) keptUnits.set(u.root, plan.kept.get(u.root) ?? u.size);
-    latency = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), layers: tables };
+    latency2 = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), layers: tables };
     if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
   } else if (widths) {
     const multiple = new Map(widths.groups.map((g2) => [g2.root, g2.multiple]));
@@ -30847,7 +31257,7 @@ async function structuredPrune(input, opts) {
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
   for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${renderSkip(g2.skip)}`);
-  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), tally: channelTally(outcome), ...widths ? { widths } : {}, ...latency ? { latency } : {} };
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), tally: channelTally(outcome), ...widths ? { widths } : {}, ...latency2 ? { latency: latency2 } : {} };
 }
 function lossAt(pts) {
   return (ratio2) => {
@@ -31489,11 +31899,11 @@ async function unstructuredSensitivityPlan(dense, req) {
     ]
   };
 }
-function pruneCounts(dense, weights, counts) {
+function pruneCounts(dense, weights, counts2) {
   const ed = ModelEditor.copyOf(dense);
   weights.forEach((w, i2) => {
     const values = tensorToFloat32(ed.initializer(w.initializer));
-    ed.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], counts[i2])[0]));
+    ed.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], counts2[i2])[0]));
   });
   return ed.model;
 }
@@ -31510,7 +31920,7 @@ async function groupLossCurves(dense, calib, opts) {
 }
 
 // src/prune/structured/record.ts
-function allocationRecord(roundTo, widths, latency) {
+function allocationRecord(roundTo, widths, latency2) {
   const rounding = roundTo > 1 ? "fixed" : widths && "probes" in widths ? "measured" : widths ? "recorded" : "none";
   const table4 = widths && "probes" in widths ? { machine: widths.machine, onnxruntime: widths.onnxruntime, threads: widths.threads, batches: widths.batches, probes: widths.probes } : {};
   return {
@@ -31518,7 +31928,7 @@ function allocationRecord(roundTo, widths, latency) {
     ...roundTo > 1 ? { round_to: roundTo } : {},
     ...table4,
     ...widths ? { groups: widths.groups.map(({ root: _root, ...g2 }) => g2) } : {},
-    ...latency ? { latency } : {}
+    ...latency2 ? { latency: latency2 } : {}
   };
 }
 
@@ -31620,9 +32030,9 @@ async function pruneWithScope(dense, config2, ctx) {
 function widthsText(a) {
   if (a.rounding === "fixed") return `; kept counts multiples of ${a.round_to}`;
   if (!a.groups || a.groups.length === 0) return "";
-  const counts = /* @__PURE__ */ new Map();
-  for (const g2 of a.groups) counts.set(g2.multiple, (counts.get(g2.multiple) ?? 0) + 1);
-  const list = [...counts].sort((x2, y) => y[1] - x2[1] || y[0] - x2[0]).map(([m, n]) => `${m} (${n} group${n === 1 ? "" : "s"})`).join(", ");
+  const counts2 = /* @__PURE__ */ new Map();
+  for (const g2 of a.groups) counts2.set(g2.multiple, (counts2.get(g2.multiple) ?? 0) + 1);
+  const list = [...counts2].sort((x2, y) => y[1] - x2[1] || y[0] - x2[0]).map(([m, n]) => `${m} (${n} group${n === 1 ? "" : "s"})`).join(", ");
   return `; kept counts snapped to ${a.rounding === "measured" ? "the widths measured to run fast" : "recorded widths"}: multiples of ${list}`;
 }
 async function pruneBySensitivity(dense, weights, config2, ctx) {
@@ -32997,9 +33407,9 @@ async function externalRecovery(command, pruned, weights, paths, output, opts = 
   if (!fs13.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
-  const recovered = loadModel(paths.modelOut).proto;
-  verifyRecovered(pruned, recovered, masks, paths.modelOut);
-  return recovered;
+  const recovered2 = loadModel(paths.modelOut).proto;
+  verifyRecovered(pruned, recovered2, masks, paths.modelOut);
+  return recovered2;
 }
 
 // src/recover/linalg.ts
@@ -33987,23 +34397,23 @@ async function recoverySteps(req, calib, bounded) {
     current = model;
     currentScore = score2;
   };
-  async function distillStep(judged, deadline2) {
+  async function distillStep(judged2, deadline2) {
     const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline2), maxBytes: DISTILL_MAX_BYTES });
     if (unfit) {
       bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
-    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged, deadline: deadline2 });
+    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged2, deadline: deadline2 });
     if (!d) return;
     const score2 = labelled ? await calibScore(d.model, calib, config2.latency.threads) : void 0;
-    if (judged && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
+    if (judged2 && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
     }
     keep("distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
   }
   if (config2.recovery === "reconstruct" || config2.recovery === "auto") {
-    const judged = config2.recovery === "auto";
+    const judged2 = config2.recovery === "auto";
     const t0 = performance.now();
     progress.stage({ kind: "recover", work: "reconstruct", detail: "layer-wise reconstruction on the calibration set" });
     const adaptive = config2.criterion === "sparsegpt" && config2.method === "unstructured" && !req.structured;
@@ -34022,7 +34432,7 @@ async function recoverySteps(req, calib, bounded) {
     const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config2.latency.threads) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
-    if (judged && score2 && currentScore && !better(score2, currentScore)) {
+    if (judged2 && score2 && currentScore && !better(score2, currentScore)) {
       progress.note(`recovery: reconstruction not kept (${fmt(score2)} vs ${fmt(currentScore)} without it)`);
     } else if (r.layers.length > 0) {
       keep(
@@ -34512,8 +34922,8 @@ async function runGradual(input, progress) {
       dense.step.latency = latencyStat(config2.batchSizes[0], pair.reference, config2.confidence);
       final.step.latency = latencyStat(config2.batchSizes[0], pair.candidate, config2.confidence);
     }
-    const judged = judge(budgets, dense, final, input, pair, row.reduction);
-    const met = resource.length > 0 && resource.every((b) => judged.budgets.find((r) => r.name === b.name)?.verdict === "pass");
+    const judged2 = judge(budgets, dense, final, input, pair, row.reduction);
+    const met = resource.length > 0 && resource.every((b) => judged2.budgets.find((r) => r.name === b.name)?.verdict === "pass");
     const quality = row.calibAccuracy ?? final.step.accuracy;
     drops.push(denseQuality !== null && quality !== null ? denseQuality - quality : 0);
     const more = t < targets.length;
@@ -34589,8 +34999,8 @@ async function runGradual(input, progress) {
     schedule
   });
 }
-function judge(budgets, dense, step, input, latency, reduction) {
-  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, false, reduction);
+function judge(budgets, dense, step, input, latency2, reduction) {
+  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency2, input.req.config, false, reduction);
 }
 function protectedFor(dense, kept) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
@@ -34837,20 +35247,20 @@ function entropyRange(h) {
   return { min: -side(h.negative, neg, -h.observed.min), max: side(h.positive, pos, h.observed.max) };
 }
 function entropyThreshold(h, levels) {
-  const counts = h.counts;
-  const bins = counts.length;
+  const counts2 = h.counts;
+  const bins = counts2.length;
   if (bins <= levels) return h.extent;
   let total2 = 0;
-  for (let i2 = 0; i2 < bins; i2++) total2 += counts[i2];
+  for (let i2 = 0; i2 < bins; i2++) total2 += counts2[i2];
   if (total2 === 0) return 0;
   const beyond = new Float64Array(bins + 1);
-  for (let i2 = bins - 1; i2 >= 0; i2--) beyond[i2] = beyond[i2 + 1] + counts[i2];
+  for (let i2 = bins - 1; i2 >= 0; i2--) beyond[i2] = beyond[i2 + 1] + counts2[i2];
   let best = bins;
   let bestKl = Infinity;
   const p = new Float64Array(bins);
   const q = new Float64Array(bins);
   for (let kept = levels; kept <= bins; kept++) {
-    for (let i2 = 0; i2 < kept; i2++) p[i2] = counts[i2];
+    for (let i2 = 0; i2 < kept; i2++) p[i2] = counts2[i2];
     p[kept - 1] += beyond[kept];
     const perLevel = kept / levels;
     for (let j = 0; j < levels; j++) {
@@ -34859,11 +35269,11 @@ function entropyThreshold(h, levels) {
       let mass = 0;
       let nonzero = 0;
       for (let i2 = start; i2 < end; i2++) {
-        mass += counts[i2];
-        if (counts[i2] > 0) nonzero++;
+        mass += counts2[i2];
+        if (counts2[i2] > 0) nonzero++;
       }
       const each = nonzero > 0 ? mass / nonzero : 0;
-      for (let i2 = start; i2 < end; i2++) q[i2] = counts[i2] > 0 ? each : 0;
+      for (let i2 = start; i2 < end; i2++) q[i2] = counts2[i2] > 0 ? each : 0;
     }
     let pMass = 0;
     let qMass = 0;
@@ -35843,7 +36253,7 @@ async function judgeSteps(input, measured, progress, record, reduction, shortfal
   const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, reduction);
   const speedNotes = [...shortfalls, ...structuredSpeedNotes(config2, samples[0], samples[samples.length - 1])];
   for (const n of speedNotes) progress.note(n);
-  const judged = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, "warn"]) } : judgedBudgets;
+  const judged2 = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, "warn"]) } : judgedBudgets;
   return buildModelLedger({
     ...record,
     notes: [...record.notes ?? [], ...speedNotes],
@@ -35853,7 +36263,7 @@ async function judgeSteps(input, measured, progress, record, reduction, shortfal
     steps: measured,
     reference: dense,
     shipped,
-    judged,
+    judged: judged2,
     data: { path: req.data, set: data },
     shifts,
     config: config2
@@ -36072,7 +36482,7 @@ async function comparePipeline(req, progress) {
 async function compareLedger(req, progress) {
   const { config: config2 } = req;
   const m = await measurePair(req, progress);
-  const judged = judgeWithIntervals(compareBudgets(req.budgets), m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config2, true);
+  const judged2 = judgeWithIntervals(compareBudgets(req.budgets), m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config2, true);
   const model = buildModelLedger({
     model: req.base,
     pruned: req.head,
@@ -36081,7 +36491,7 @@ async function compareLedger(req, progress) {
     steps: [m.base, m.head],
     reference: m.base,
     shipped: m.head,
-    judged,
+    judged: judged2,
     data: { path: req.data, set: m.data },
     shifts: m.shifts,
     config: config2
@@ -36118,16 +36528,16 @@ async function selftest(req, progress) {
   for (let k = 0; k < req.repetitions; k++) {
     const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config2.latency, batchSizes: config2.batchSizes.slice(0, 1), confidence: config2.confidence, provider: first.provider.provider });
     progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
-    const latency = { reference: samples[0][0], candidate: samples[1][0] };
-    const r = pairedMedianRatio(latency.candidate, latency.reference, config2.confidence);
+    const latency2 = { reference: samples[0][0], candidate: samples[1][0] };
+    const r = pairedMedianRatio(latency2.candidate, latency2.reference, config2.confidence);
     halfWidths.push((r.ci[1] - r.ci[0]) / 2);
-    first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency.candidate].sort((a, b) => a - b), 0.5) };
-    first.base.step.latency = { ...first.base.step.latency, p50_ms: quantileSorted([...latency.reference].sort((a, b) => a - b), 0.5) };
-    const judged = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency, config2, true);
-    if (judged.verdict === "fail") {
+    first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency2.candidate].sort((a, b) => a - b), 0.5) };
+    first.base.step.latency = { ...first.base.step.latency, p50_ms: quantileSorted([...latency2.reference].sort((a, b) => a - b), 0.5) };
+    const judged2 = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency2, config2, true);
+    if (judged2.verdict === "fail") {
       falseAlarms++;
-      failures.push(`repetition ${k + 1}: ${judged.budgets.filter((b) => b.verdict === "fail").map((b) => `${b.name} ${b.detail}`).join("; ")}`);
-    } else if (judged.verdict === "warn") warns++;
+      failures.push(`repetition ${k + 1}: ${judged2.budgets.filter((b) => b.verdict === "fail").map((b) => `${b.name} ${b.detail}`).join("; ")}`);
+    } else if (judged2.verdict === "warn") warns++;
   }
   const sorted = [...halfWidths].sort((a, b) => a - b);
   const median2 = quantileSorted(sorted, 0.5);

@@ -3817,8 +3817,8 @@ var require_webidl = __commonJS({
       return new TypeError(`${message.header}: ${message.message}`);
     };
     webidl.errors.conversionFailed = function(context3) {
-      const plural = context3.types.length === 1 ? "" : " one of";
-      const message = `${context3.argument} could not be converted to${plural}: ${context3.types.join(", ")}.`;
+      const plural2 = context3.types.length === 1 ? "" : " one of";
+      const message = `${context3.argument} could not be converted to${plural2}: ${context3.types.join(", ")}.`;
       return webidl.errors.exception({
         header: context3.prefix,
         message
@@ -11381,9 +11381,9 @@ var require_pluralizer = __commonJS({
       this: "these"
     };
     module.exports = class Pluralizer {
-      constructor(singular, plural) {
+      constructor(singular, plural2) {
         this.singular = singular;
-        this.plural = plural;
+        this.plural = plural2;
       }
       pluralize(count2) {
         const one = count2 === 1;
@@ -14806,11 +14806,11 @@ var require_progressevent = __commonJS({
 var require_encoding = __commonJS({
   "node_modules/undici/lib/web/fileapi/encoding.js"(exports, module) {
     "use strict";
-    function getEncoding(label2) {
-      if (!label2) {
+    function getEncoding(label) {
+      if (!label) {
         return "failure";
       }
-      switch (label2.trim().toLowerCase()) {
+      switch (label.trim().toLowerCase()) {
         case "unicode-1-1-utf-8":
         case "unicode11utf8":
         case "unicode20utf8":
@@ -19557,11 +19557,11 @@ var init_summary = __esm({
        */
       addTable(rows2) {
         const tableBody = rows2.map((row) => {
-          const cells = row.map((cell6) => {
-            if (typeof cell6 === "string") {
-              return this.wrap("td", cell6);
+          const cells = row.map((cell2) => {
+            if (typeof cell2 === "string") {
+              return this.wrap("td", cell2);
             }
-            const { header, data, colspan, rowspan } = cell6;
+            const { header, data, colspan, rowspan } = cell2;
             const tag = header ? "th" : "td";
             const attrs = Object.assign(Object.assign({}, colspan && { colspan }), rowspan && { rowspan });
             return this.wrap(tag, data, attrs);
@@ -19579,8 +19579,8 @@ var init_summary = __esm({
        *
        * @returns {Summary} summary instance
        */
-      addDetails(label2, content) {
-        const element = this.wrap("details", this.wrap("summary", label2) + content);
+      addDetails(label, content) {
+        const element = this.wrap("details", this.wrap("summary", label) + content);
         return this.addRaw(element).addEOL();
       }
       /**
@@ -25089,7 +25089,7 @@ function budgetJsonSchema(name) {
   else if (spec.max !== void 0) bare.maximum = spec.max;
   return { anyOf: [bare, { type: "string", pattern: budgetTextPattern(spec.unit) }] };
 }
-function parseBudgetFlag(text2, setAt = "--budget") {
+function parseBudgetFlag(text2, setAt2 = "--budget") {
   const eq = text2.indexOf("=");
   if (eq < 0) {
     throw new UserError(`--budget ${text2}: expected NAME=VALUE, e.g. --budget accuracy-drop=0.5pt`);
@@ -25103,7 +25103,7 @@ function parseBudgetFlag(text2, setAt = "--budget") {
   if (!reading.ok) {
     throw new UserError(`--budget ${text2}: ${reading.message ?? `'${name}' must be ${BUDGETS[name].expect} (got ${JSON.stringify(raw)})`}`);
   }
-  return { name, limit: reading.limit, written: reading.written, set_at: setAt };
+  return { name, limit: reading.limit, written: reading.written, set_at: setAt2 };
 }
 var POINTS, POINTS_EXPECT, BARE_POINTS_LIMIT, BUDGETS, BUDGET_NAMES, NUMBER, SIZE_UNITS, UNITS, tidy;
 var init_budgets = __esm({
@@ -25447,9 +25447,9 @@ function issue2(...args) {
   }
   return { ...iss };
 }
-function members(proto, table5) {
-  for (const key in table5) {
-    const desc = Object.getOwnPropertyDescriptor(table5, key);
+function members(proto, table4) {
+  for (const key in table4) {
+    const desc = Object.getOwnPropertyDescriptor(table4, key);
     if (desc.get)
       Object.defineProperty(proto, key, { ...desc, enumerable: false });
     else
@@ -26087,13 +26087,13 @@ function capSize(inst, size2) {
     return parse4(payload, ctx);
   };
 }
-function handleArrayResult(result, final2, index) {
+function handleArrayResult(result, final, index) {
   if (result.issues.length) {
-    final2.issues.push(...prefixIssues(index, result.issues));
+    final.issues.push(...prefixIssues(index, result.issues));
   }
-  final2.value[index] = result.value;
+  final.value[index] = result.value;
 }
-function handlePropertyResult(result, final2, key, input, optin, optout) {
+function handlePropertyResult(result, final, key, input, optin, optout) {
   const isPresent = key in input;
   const isOptionalOut = optout === "optional";
   if (!isPresent && isOptionalOut && optin === "optional") {
@@ -26103,11 +26103,11 @@ function handlePropertyResult(result, final2, key, input, optin, optout) {
     if (optin !== void 0 && isOptionalOut && !isPresent) {
       return;
     }
-    final2.issues.push(...prefixIssues(key, result.issues));
+    final.issues.push(...prefixIssues(key, result.issues));
   }
   if (!isPresent && optin === void 0) {
     if (!result.issues.length) {
-      final2.issues.push({
+      final.issues.push({
         code: "invalid_type",
         expected: "nonoptional",
         input: void 0,
@@ -26118,10 +26118,10 @@ function handlePropertyResult(result, final2, key, input, optin, optout) {
   }
   if (result.value === void 0) {
     if (isPresent || optin === "defaulted" && !isOptionalOut) {
-      final2.value[key] = void 0;
+      final.value[key] = void 0;
     }
   } else {
-    final2.value[key] = result.value;
+    final.value[key] = result.value;
   }
 }
 function normalizeDef(def) {
@@ -26193,25 +26193,25 @@ function handleCatchall(proms, input, payload, ctx, def, inst, abortEarly) {
     return payload;
   });
 }
-function handleUnionResults(results, final2, inst, ctx) {
+function handleUnionResults(results, final, inst, ctx) {
   for (const result of results) {
     if (result.issues.length === 0) {
-      final2.value = result.value;
-      return final2;
+      final.value = result.value;
+      return final;
     }
   }
   const nonaborted = results.filter((r) => !aborted(r));
   if (nonaborted.length === 1) {
-    final2.value = nonaborted[0].value;
+    final.value = nonaborted[0].value;
     return nonaborted[0];
   }
-  final2.issues.push({
+  final.issues.push({
     code: "invalid_union",
-    input: final2.value,
+    input: final.value,
     inst,
     errors: results.map((result) => result.issues.map((iss) => finalizeIssue(iss, ctx, config())))
   });
-  return final2;
+  return final;
 }
 function handleOptionalResult(payload, result) {
   payload.value = result.issues.length ? void 0 : result.value;
@@ -27850,7 +27850,10 @@ function signedPoints(fraction, digits = 1) {
   return text2.startsWith(MINUS) ? `${text2} pt` : `+${text2} pt`;
 }
 function ms(x2) {
-  return `${fixed(x2, 2)} ms`;
+  return `${latency(x2)} ms`;
+}
+function latency(x2) {
+  return fixed(x2, Math.abs(x2) < 0.1 && x2 !== 0 ? 3 : 2);
 }
 function ratio(x2, digits = 2) {
   return `${fixed(x2, digits)}x`;
@@ -27867,7 +27870,29 @@ function count(n) {
   }
   return fixed(n, 0);
 }
-var MINUS, COUNT_UNITS;
+function pValue(p) {
+  return p < 1e-3 ? "p<0.001" : `p=${p.toFixed(3)}`;
+}
+function trimmed(x2, digits = 2) {
+  return signed(String(Number(x2.toFixed(digits)) || 0));
+}
+function sizeUnit(n) {
+  for (const unit of SIZE_UNITS2) {
+    const scaled = Math.abs(n) / unit[1];
+    if (scaled >= 1 && Math.abs(scaled * 100 - Math.round(scaled * 100)) < 1e-6) return unit;
+  }
+  return Math.abs(n) >= 1e6 ? ["MB", 1e6] : Math.abs(n) >= 1e3 ? ["kB", 1e3] : ["B", 1];
+}
+function sizeIn(n, [name, scale2], exact = false) {
+  if (scale2 === 1) return `${fixed(n, 0)} B`;
+  return `${exact ? trimmed(n / scale2, 2) : fixed(n / scale2, 2)} ${name}`;
+}
+function sizeLike(n, limitUnit) {
+  const binary = limitUnit[0].includes("i");
+  const family = SIZE_UNITS2.filter(([name]) => name.includes("i") === binary);
+  return sizeIn(n, family.find(([, scale2]) => Math.abs(n) >= scale2) ?? ["B", 1]);
+}
+var MINUS, COUNT_UNITS, SIZE_UNITS2;
 var init_format = __esm({
   "src/ledger/format.ts"() {
     "use strict";
@@ -27876,6 +27901,14 @@ var init_format = __esm({
       ["G", 1e9],
       ["M", 1e6],
       ["k", 1e3]
+    ];
+    SIZE_UNITS2 = [
+      ["GB", 1e9],
+      ["GiB", 2 ** 30],
+      ["MB", 1e6],
+      ["MiB", 2 ** 20],
+      ["kB", 1e3],
+      ["KiB", 2 ** 10]
     ];
   }
 });
@@ -27943,21 +27976,21 @@ function resolveBudgets(configBudgets, flagBudgets) {
 function notMeasured(why) {
   return { actual: null, why };
 }
-function accuracyDrop({ dense, final: final2 }) {
+function accuracyDrop({ dense, final }) {
   if (dense.accuracy == null) return notMeasured("dense accuracy was not evaluated");
-  if (final2.accuracy == null) return notMeasured("final accuracy was not evaluated");
-  return { actual: dense.accuracy - final2.accuracy, detail: `${pct(dense.accuracy)} \u2192 ${pct(final2.accuracy)}` };
+  if (final.accuracy == null) return notMeasured("final accuracy was not evaluated");
+  return { actual: dense.accuracy - final.accuracy, detail: `${pct(dense.accuracy)} \u2192 ${pct(final.accuracy)}` };
 }
-function classAccuracyDrop({ dense, final: final2 }) {
+function classAccuracyDrop({ dense, final }) {
   if (!dense.per_class?.length) return notMeasured("dense per-class accuracy was not evaluated");
-  if (!final2.per_class?.length) return notMeasured("final per-class accuracy was not evaluated");
-  if (dense.per_class.length !== final2.per_class.length) {
-    return notMeasured(`dense has ${dense.per_class.length} classes but final has ${final2.per_class.length}`);
+  if (!final.per_class?.length) return notMeasured("final per-class accuracy was not evaluated");
+  if (dense.per_class.length !== final.per_class.length) {
+    return notMeasured(`dense has ${dense.per_class.length} classes but final has ${final.per_class.length}`);
   }
   let worst = -1;
   let worstDrop = -Infinity;
   dense.per_class.forEach((d, i2) => {
-    const f = final2.per_class[i2];
+    const f = final.per_class[i2];
     if (d == null || f == null) return;
     if (d - f > worstDrop) {
       worst = i2;
@@ -27967,52 +28000,52 @@ function classAccuracyDrop({ dense, final: final2 }) {
   if (worst < 0) return notMeasured("no class has accuracy in both dense and final");
   return {
     actual: worstDrop,
-    detail: `class ${worst}: ${pct(dense.per_class[worst])} \u2192 ${pct(final2.per_class[worst])}`
+    detail: `class ${worst}: ${pct(dense.per_class[worst])} \u2192 ${pct(final.per_class[worst])}`
   };
 }
-function eceIncrease({ dense, final: final2 }) {
+function eceIncrease({ dense, final }) {
   if (dense.ece == null) return notMeasured("dense ECE was not evaluated");
-  if (final2.ece == null) return notMeasured("final ECE was not evaluated");
-  return { actual: final2.ece - dense.ece, detail: `ECE ${pct(dense.ece)} \u2192 ${pct(final2.ece)}` };
+  if (final.ece == null) return notMeasured("final ECE was not evaluated");
+  return { actual: final.ece - dense.ece, detail: `ECE ${pct(dense.ece)} \u2192 ${pct(final.ece)}` };
 }
-function latencyRatio(from, fromLabel, final2) {
+function latencyRatio(from, fromLabel, final) {
   if (!from.latency) return notMeasured(`${fromLabel} latency was not measured`);
-  if (!final2.latency) return notMeasured("final latency was not measured");
-  if (from.latency.batch !== final2.latency.batch) {
-    return notMeasured(`${fromLabel} latency is at batch ${from.latency.batch} but final at batch ${final2.latency.batch}`);
+  if (!final.latency) return notMeasured("final latency was not measured");
+  if (from.latency.batch !== final.latency.batch) {
+    return notMeasured(`${fromLabel} latency is at batch ${from.latency.batch} but final at batch ${final.latency.batch}`);
   }
   return {
-    actual: from.latency.p50_ms / final2.latency.p50_ms,
-    detail: `p50 ${ms2(from.latency.p50_ms)} \u2192 ${ms2(final2.latency.p50_ms)} at batch ${final2.latency.batch}`
+    actual: from.latency.p50_ms / final.latency.p50_ms,
+    detail: `p50 ${ms2(from.latency.p50_ms)} \u2192 ${ms2(final.latency.p50_ms)} at batch ${final.latency.batch}`
   };
 }
-function minSpeedup({ dense, final: final2 }) {
-  return latencyRatio(dense, "dense", final2);
+function minSpeedup({ dense, final }) {
+  return latencyRatio(dense, "dense", final);
 }
-function latencyRegression({ base, final: final2 }) {
+function latencyRegression({ base, final }) {
   if (!base) return notMeasured("no base model to compare against (compare mode only)");
-  const ratio2 = latencyRatio(base, "base", final2);
+  const ratio2 = latencyRatio(base, "base", final);
   if (ratio2.actual === null) return ratio2;
   return { actual: 1 / ratio2.actual - 1, detail: ratio2.detail };
 }
-function p95LatencyMs({ final: final2 }) {
-  if (!final2.latency) return notMeasured("final latency was not measured");
-  return { actual: final2.latency.p95_ms, detail: `batch ${final2.latency.batch}, ${final2.latency.runs} runs` };
+function p95LatencyMs({ final }) {
+  if (!final.latency) return notMeasured("final latency was not measured");
+  return { actual: final.latency.p95_ms, detail: `batch ${final.latency.batch}, ${final.latency.runs} runs` };
 }
-function maxSizeBytes({ final: final2 }) {
-  return { actual: final2.size_bytes, detail: final2.artifact };
+function maxSizeBytes({ final }) {
+  return { actual: final.size_bytes, detail: final.artifact };
 }
-function shiftAccuracyDrop({ dense, final: final2 }) {
-  const shared = Object.keys(dense.shift_accuracy ?? {}).filter((k) => final2.shift_accuracy?.[k] != null);
+function shiftAccuracyDrop({ dense, final }) {
+  const shared = Object.keys(dense.shift_accuracy ?? {}).filter((k) => final.shift_accuracy?.[k] != null);
   if (shared.length === 0) return notMeasured("no shift set was evaluated on both dense and final");
   let worst = shared[0];
   for (const k of shared) {
-    if (dense.shift_accuracy[k] - final2.shift_accuracy[k] > dense.shift_accuracy[worst] - final2.shift_accuracy[worst]) {
+    if (dense.shift_accuracy[k] - final.shift_accuracy[k] > dense.shift_accuracy[worst] - final.shift_accuracy[worst]) {
       worst = k;
     }
   }
   const d = dense.shift_accuracy[worst];
-  const f = final2.shift_accuracy[worst];
+  const f = final.shift_accuracy[worst];
   const missing = Object.keys(dense.shift_accuracy).filter((k) => !shared.includes(k));
   return {
     actual: d - f,
@@ -28079,7 +28112,7 @@ var init_budgets2 = __esm({
     init_reduction();
     TOLERANCE = 1e-12;
     pct = (x2) => `${(x2 * 100).toFixed(2)}%`;
-    ms2 = (x2) => `${x2.toFixed(2)} ms`;
+    ms2 = (x2) => `${x2 >= 1 ? x2.toFixed(2) : x2.toPrecision(2)} ms`;
     MEASURE2 = {
       "accuracy-drop": accuracyDrop,
       "class-accuracy-drop": classAccuracyDrop,
@@ -28687,7 +28720,7 @@ var init_deadline = __esm({
 function defaultStringLength(value) {
   return value.length;
 }
-function markdownTable(table5, options) {
+function markdownTable(table4, options) {
   const settings = options || {};
   const align = (settings.align || []).concat();
   const stringLength = settings.stringLength || defaultStringLength;
@@ -28697,23 +28730,23 @@ function markdownTable(table5, options) {
   const longestCellByColumn = [];
   let mostCellsPerRow = 0;
   let rowIndex = -1;
-  while (++rowIndex < table5.length) {
+  while (++rowIndex < table4.length) {
     const row2 = [];
     const sizes2 = [];
     let columnIndex2 = -1;
-    if (table5[rowIndex].length > mostCellsPerRow) {
-      mostCellsPerRow = table5[rowIndex].length;
+    if (table4[rowIndex].length > mostCellsPerRow) {
+      mostCellsPerRow = table4[rowIndex].length;
     }
-    while (++columnIndex2 < table5[rowIndex].length) {
-      const cell6 = serialize(table5[rowIndex][columnIndex2]);
+    while (++columnIndex2 < table4[rowIndex].length) {
+      const cell2 = serialize(table4[rowIndex][columnIndex2]);
       if (settings.alignDelimiters !== false) {
-        const size2 = stringLength(cell6);
+        const size2 = stringLength(cell2);
         sizes2[columnIndex2] = size2;
         if (longestCellByColumn[columnIndex2] === void 0 || size2 > longestCellByColumn[columnIndex2]) {
           longestCellByColumn[columnIndex2] = size2;
         }
       }
-      row2.push(cell6);
+      row2.push(cell2);
     }
     cellMatrix[rowIndex] = row2;
     sizeMatrix[rowIndex] = sizes2;
@@ -28748,7 +28781,7 @@ function markdownTable(table5, options) {
       1,
       longestCellByColumn[columnIndex] - before.length - after.length
     );
-    const cell6 = before + "-".repeat(size2) + after;
+    const cell2 = before + "-".repeat(size2) + after;
     if (settings.alignDelimiters !== false) {
       size2 = before.length + size2 + after.length;
       if (size2 > longestCellByColumn[columnIndex]) {
@@ -28756,7 +28789,7 @@ function markdownTable(table5, options) {
       }
       sizes[columnIndex] = size2;
     }
-    row[columnIndex] = cell6;
+    row[columnIndex] = cell2;
   }
   cellMatrix.splice(1, 0, row);
   sizeMatrix.splice(1, 0, sizes);
@@ -28769,7 +28802,7 @@ function markdownTable(table5, options) {
     columnIndex = -1;
     const line = [];
     while (++columnIndex < cellsInRow) {
-      const cell6 = row2[columnIndex] || "";
+      const cell2 = row2[columnIndex] || "";
       let before = "";
       let after = "";
       if (settings.alignDelimiters !== false) {
@@ -28795,13 +28828,13 @@ function markdownTable(table5, options) {
       }
       if (settings.padding !== false && // Don’t add the opening space if we’re not aligning and the cell is
       // empty: there will be a closing space.
-      !(settings.alignDelimiters === false && cell6 === "") && (settings.delimiterStart !== false || columnIndex)) {
+      !(settings.alignDelimiters === false && cell2 === "") && (settings.delimiterStart !== false || columnIndex)) {
         line.push(" ");
       }
       if (settings.alignDelimiters !== false) {
         line.push(before);
       }
-      line.push(cell6);
+      line.push(cell2);
       if (settings.alignDelimiters !== false) {
         line.push(after);
       }
@@ -28833,6 +28866,9 @@ var init_markdown_table = __esm({
 // src/util/escape.ts
 function oneLine(text2) {
   return text2.replace(LINE_BREAKS, " ").replace(CONTROLS, "");
+}
+function htmlText(text2) {
+  return oneLine(text2).replace(/[&<>"'[\]()@]/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 function escapeMarkdown(text2) {
   return oneLine(text2).replace(/[\\`*_{}[\]()#+!|~]/g, (c) => `\\${c}`).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`).replace(/@/g, "@\u200D");
@@ -28900,6 +28936,201 @@ var init_renderAllocation = __esm({
   }
 });
 
+// src/ledger/markdown.ts
+function table2(rows2) {
+  const [head, ...body] = rows2;
+  const keep = head.map((_, j) => body.length === 0 || body.some((r) => !EMPTY.has((r[j] ?? "").trim())));
+  return markdownTable(
+    rows2.map((row) => row.filter((_, j) => keep[j]).map(markdownCell)),
+    { alignDelimiters: false }
+  );
+}
+function nowrap(text2) {
+  return text2.replace(/([≤≥]) /g, "$1\xA0").replace(/(\d) (?=(?:pt|ms|[kMG]i?B|B|x)\b)/g, "$1\xA0").replace(/\] (?=\d)/g, "]\xA0");
+}
+function unbroken(name) {
+  return name.replace(/-/g, "\u2011");
+}
+function details(f) {
+  return `<details><summary>${f.summary}</summary>
+
+${f.body}
+
+</details>`;
+}
+function shownPath(p) {
+  if (!/^(?:\/|[A-Za-z]:[\\/]|\\\\)/.test(p)) return p;
+  return p.split(/[\\/]/).pop() || p;
+}
+function withoutAbsolutePaths(text2) {
+  return text2.replace(/(^|[\s(`'"=])((?:\/|[A-Za-z]:\\)[^\s`'")]*[\\/][^\s`'")]*)/g, (_, pre, p) => pre + shownPath(p));
+}
+var DASH, EMPTY;
+var init_markdown = __esm({
+  "src/ledger/markdown.ts"() {
+    "use strict";
+    init_markdown_table();
+    init_escape();
+    DASH = "\u2014";
+    EMPTY = /* @__PURE__ */ new Set(["", DASH, "not available"]);
+  }
+});
+
+// src/ledger/budgetText.ts
+function valueIn(b) {
+  switch (BUDGETS[b.name].unit) {
+    case "points":
+      return (x2) => points(x2);
+    case "fraction":
+      if (b.name !== "latency-regression") return (x2) => percent(x2);
+      return (x2) => (x2 > 0 && percent(x2) !== percent(0) ? "+" : "") + percent(x2);
+    case "ratio":
+      return (x2) => ratio(x2);
+    case "ms":
+      return (x2) => ms(x2);
+    case "bytes": {
+      const unit = sizeUnit(b.limit);
+      return (x2) => sizeLike(x2, unit);
+    }
+  }
+}
+function naturalLimit(b) {
+  switch (BUDGETS[b.name].unit) {
+    case "points":
+      return `${trimmed(b.limit * 100)} pt`;
+    case "fraction":
+      return `${trimmed(b.limit * 100)}%`;
+    case "ratio":
+      return `${trimmed(b.limit)}x`;
+    case "ms":
+      return `${trimmed(b.limit)} ms`;
+    case "bytes":
+      return sizeIn(b.limit, sizeUnit(b.limit), true);
+  }
+}
+function limitText(b) {
+  const op = b.direction === "max" ? "\u2264" : "\u2265";
+  const written = b.written?.trim();
+  return `${op} ${written && /[a-z%]/i.test(written) ? written : naturalLimit(b)}`;
+}
+function valueText(b) {
+  return b.actual === null ? null : valueIn(b)(b.actual);
+}
+function intervalText(b) {
+  if (!b.ci) return "";
+  const show2 = valueIn(b);
+  const level = b.confidence === void 0 ? "" : ` ${trimmed(b.confidence * 100, 1)}%`;
+  return `[${show2(b.ci[0])}, ${show2(b.ci[1])}]${level}`;
+}
+function marginText(b) {
+  if (b.actual === null) return null;
+  const beyond = b.direction === "max" ? b.actual - b.limit : b.limit - b.actual;
+  const size2 = Math.abs(beyond);
+  const text2 = BUDGETS[b.name].unit === "fraction" ? points(size2, 1) : valueIn(b)(size2);
+  if (beyond <= 0) return `${text2} to spare`;
+  return `${text2} ${b.direction === "max" ? "over" : "short"}`;
+}
+function straddles(b) {
+  if (!b.ci || b.actual === null) return false;
+  const [lo, hi] = b.ci;
+  return lo <= b.limit && b.limit <= hi;
+}
+function closeCall(b, withInterval = true) {
+  const strict = b.verdict === "fail" ? " (strict mode fails it)" : "";
+  return `${withInterval ? `its interval ${intervalText(b)}` : "the interval"} reaches across the limit: too close to call${strict}`;
+}
+function whyText(b, opts = {}) {
+  const parts = withoutAbsolutePaths(b.detail).split("; ").filter((p) => p && !STRADDLE2.test(p)).filter((p) => b.name !== "max-size-bytes" || !/\.onnx$/.test(p));
+  if (b.verdict !== "pass" && straddles(b) && opts.closeCall !== false) parts.unshift(closeCall(b, opts.interval !== false));
+  if (b.p_value !== void 0) parts.push(pValue(b.p_value));
+  return parts.join("; ");
+}
+function budgetPhrase(b, compared) {
+  const name = compared === "base \u2192 head" ? `${b.name} vs base` : b.name;
+  const value = valueText(b);
+  if (value === null) return `${name} not measured`;
+  if (b.verdict !== "pass" && straddles(b)) return `${name} ${value}, too close to the ${limitText(b)} limit to call`;
+  const op = b.verdict === "pass" ? limitText(b) : `${b.direction === "max" ? ">" : "<"} ${limitText(b).slice(2)}`;
+  return `${name} ${value} ${op}`;
+}
+var ICON, WORD, STRADDLE2;
+var init_budgetText = __esm({
+  "src/ledger/budgetText.ts"() {
+    "use strict";
+    init_budgets();
+    init_format();
+    init_markdown();
+    ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
+    WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
+    STRADDLE2 = /^interval straddles the limit/;
+  }
+});
+
+// src/ledger/renderCharts.ts
+function axisRange(values, minSpan = 0.5) {
+  const lo = Math.min(...values);
+  const hi = Math.max(...values);
+  const span = Math.max(hi - lo, minSpan);
+  const step = 10 ** Math.floor(Math.log10(span / 5) + 1e-9);
+  const digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+  const pad2 = span * 0.15;
+  const down = (x2) => Number((Math.floor(x2 / step) * step).toFixed(digits));
+  const up = (x2) => Number((Math.ceil(x2 / step) * step).toFixed(digits));
+  return [down(lo - pad2), up(hi + pad2)];
+}
+function lineChart(opts) {
+  const [lo, hi] = opts.range ?? axisRange(opts.series.flatMap((s) => s.values));
+  const palette = opts.series.map((s) => COLORS[s.color].hex).join(", ");
+  const init = { themeVariables: { xyChart: { plotColorPalette: palette } } };
+  return [
+    `Lines: ${opts.series.map((s) => `${COLORS[s.color].square} ${s.label}`).join(" \xB7 ")}`,
+    [
+      "```mermaid",
+      `%%{init: ${JSON.stringify(init)}}%%`,
+      "xychart-beta",
+      `    title ${quoted(opts.title)}`,
+      `    x-axis ${opts.xLabel ? `${quoted(opts.xLabel)} ` : ""}[${opts.categories.map(quoted).join(", ")}]`,
+      `    y-axis ${quoted(opts.yLabel)} ${lo} --> ${hi}`,
+      ...opts.series.map((s) => `    line [${s.values.join(", ")}]`),
+      "```"
+    ].join("\n")
+  ].join("\n\n");
+}
+function accuracyChart(model) {
+  if (model.method === "compare") return void 0;
+  const steps = model.steps;
+  if (steps.length < 3 || steps.some((s) => s.accuracy == null)) return void 0;
+  const dense = steps[0].accuracy;
+  const series = [{ label: "this model, change at each step", color: "blue", values: steps.map((s) => change(s.accuracy, dense)) }];
+  const base = model.vs_base?.steps;
+  if (base && base.length === steps.length && base.every((s, i2) => s.name === steps[i2].name && s.accuracy != null)) {
+    series.push({ label: "the base model, same steps", color: "orange", values: base.map((s) => change(s.accuracy, base[0].accuracy)) });
+  }
+  const budget = model.budgets.find((b) => b.name === "accuracy-drop");
+  if (budget) {
+    const at2 = -Number((budget.limit * 100).toFixed(2));
+    series.push({ label: `\`accuracy-drop\` limit (${limitText(budget)})`, color: "red", values: steps.map(() => at2) });
+  }
+  return lineChart({ title: "Accuracy change vs dense (pt)", categories: steps.map((s) => s.name), yLabel: "pt", series });
+}
+var COLORS, quoted, asInTable, change;
+var init_renderCharts = __esm({
+  "src/ledger/renderCharts.ts"() {
+    "use strict";
+    init_budgetText();
+    COLORS = {
+      red: { hex: "#d1242f", square: "\u{1F7E5}" },
+      orange: { hex: "#bc4c00", square: "\u{1F7E7}" },
+      purple: { hex: "#8250df", square: "\u{1F7EA}" },
+      blue: { hex: "#0969da", square: "\u{1F7E6}" },
+      green: { hex: "#1a7f37", square: "\u{1F7E9}" }
+    };
+    quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
+    asInTable = (x2) => Math.round(x2 * 1e4) / 100;
+    change = (x2, from) => Number((asInTable(x2) - asInTable(from)).toFixed(2));
+  }
+});
+
 // src/ledger/renderSensitivity.ts
 function damage(l) {
   const first = l.points[0];
@@ -28919,34 +29150,40 @@ function shortName(name, max2 = 28) {
 function sensitivityChart(s) {
   const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
   const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
-  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
-  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
   const metric = s.against === "labels" ? "calib accuracy %" : "agreement with dense %";
-  return [
-    "```mermaid",
-    "xychart-beta",
-    `    title ${quoted(`${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`)}`,
-    `    x-axis ${quoted("fraction pruned")} [${xs.map((x2) => quoted(String(x2))).join(", ")}]`,
-    `    y-axis ${quoted(metric)} ${low} --> 100`,
-    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(", ")}]`),
-    "```"
-  ].join("\n");
+  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
+  const [lo, hi] = axisRange(values);
+  return lineChart({
+    range: [Math.max(0, lo), Math.min(100, hi)],
+    title: `${metric} vs ${s.unit === "weights" ? "layer" : "group"} pruned alone`,
+    xLabel: "fraction pruned",
+    categories: xs.map(String),
+    yLabel: metric,
+    series: shown.map((l, i2) => ({
+      label: `(${i2 + 1}) ${markdownCode(shortName(l.name))}`,
+      color: LINE_COLORS[i2],
+      values: l.points.map((p) => Number((p.calib_accuracy * 100).toFixed(2)))
+    }))
+  });
 }
 function sensitivitySection(s) {
   const ordered = bySensitivity(s.layers);
   const shown = ordered.slice(0, CHART_LAYERS);
-  const acc2 = s.against === "labels" ? "acc" : "agree";
+  const acc2 = s.against === "labels" ? "Accuracy" : "Agreement";
   const nll = s.against === "labels" ? "NLL" : "KL";
-  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", ...s.ratios.map((r) => `${acc2} / ${nll} @${r}`), "Allocated", "Seconds"];
+  const at2 = s.ratios.join(" / ");
+  const head = [s.unit === "weights" ? "Layer" : "Group", s.unit === "weights" ? "Weights" : "Channels", `${acc2} at ${at2}`, `${nll} at ${at2}`, "Allocated", "Seconds"];
   const rows2 = ordered.map((l) => {
     const line = shown.indexOf(l);
+    const at3 = (show2) => s.ratios.map((r) => {
+      const p = l.points.find((q) => q.ratio === r);
+      return p ? show2(p) : "\u2014";
+    }).join(" / ");
     return [
-      `${line >= 0 ? `(${line + 1}) ` : ""}\`${shortName(l.name, 48)}\``,
+      `${line >= 0 ? `(${line + 1}) ` : ""}${markdownCode(shortName(l.name, 48))}`,
       String(l.size),
-      ...s.ratios.map((r) => {
-        const p = l.points.find((q) => q.ratio === r);
-        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : "\u2014";
-      }),
+      at3((p) => percent(p.calib_accuracy)),
+      at3((p) => p.calib_nll.toFixed(3)),
       `**${percent(l.allocated)}**`,
       l.seconds.toFixed(2)
     ];
@@ -28954,66 +29191,292 @@ function sensitivitySection(s) {
   const against = s.against === "labels" ? "accuracy and NLL against the labels" : "agreement with and KL from the dense model (the calibration set has no labels)";
   return [
     `**Sensitivity** <sub>(each ${s.unit === "weights" ? "layer" : "channel group"} pruned alone, ${against}, on ${s.calib_samples} calibration samples; per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
-    `Lines, most sensitive first: ${shown.map((l, i2) => `(${i2 + 1}) \`${cell(shortName(l.name))}\``).join(", ")}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ""}.`,
-    sensitivityChart(s),
-    markdownTable([head, ...rows2].map((r) => r.map(cell)), { alignDelimiters: false })
+    sensitivityChart(s) + (ordered.length > shown.length ? `
+
+The ${shown.length} most sensitive are drawn; all ${ordered.length} are in the table.` : ""),
+    table2([head, ...rows2])
   ].join("\n\n");
 }
-var CHART_LAYERS, cell, quoted;
+var CHART_LAYERS, LINE_COLORS;
 var init_renderSensitivity = __esm({
   "src/ledger/renderSensitivity.ts"() {
     "use strict";
-    init_markdown_table();
     init_escape();
     init_format();
+    init_markdown();
+    init_renderCharts();
     CHART_LAYERS = 5;
-    cell = markdownCell;
-    quoted = (text2) => `"${text2.replace(/"/g, "'")}"`;
+    LINE_COLORS = ["red", "orange", "purple", "blue", "green"];
   }
 });
 
-// src/ledger/renderSchedule.ts
-function scheduleSection(model) {
-  const s = model.schedule;
-  if (!s) return void 0;
-  const names = s.steps[0]?.budgets.map((b) => b.name) ?? [];
-  const structured = s.steps.some((r) => r.channels_removed !== void 0);
-  const header = ["Step", "Target", "Sparsity", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", ...names.map((n) => `\`${n}\``), "Verdict"];
-  const rows2 = s.steps.map((r) => [
-    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
-    percent(r.target),
-    percent(r.sparsity),
-    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
-    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
-    r.accuracy === null ? DASH : percent(r.accuracy, 2),
-    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
-    bytes(r.size_bytes),
-    ...names.map((n) => {
-      const b = r.budgets.find((x2) => x2.name === n);
-      return b ? ICON[b.verdict] : DASH;
-    }),
-    `${ICON[r.verdict]} ${r.verdict}`
-  ]);
-  const ran = s.steps.length;
-  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
-  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
-  return [
-    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
-    markdownTable([header, ...rows2].map((row) => row.map(cell2)), { alignDelimiters: false }),
-    stop,
-    `Ships step ${s.chosen} (\`${cell2(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}\`): ${s.chosen_reason}. Rollback: the dense model \`${s.rollback}\` is unchanged and stays the rollback artifact.`
-  ].join("\n\n");
+// src/ledger/renderSummary.ts
+function baseName(path29) {
+  return path29.split(/[\\/]/).pop() || path29;
 }
-var ICON, DASH, cell2;
-var init_renderSchedule = __esm({
-  "src/ledger/renderSchedule.ts"() {
+function denseStep(model) {
+  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
+}
+function finalStep(model) {
+  return model.steps.at(-1);
+}
+function sparsityPhrase(method2, sparsity) {
+  if (method2 === "structured") return `${percent(sparsity)} of prunable weights removed`;
+  if (method2 === "hybrid") return `${percent(sparsity)} of prunable weights removed or zeroed`;
+  return `${percent(sparsity)} sparse`;
+}
+function summaryParts(model) {
+  const dense = denseStep(model);
+  const final = finalStep(model);
+  const parts = [];
+  if (dense && final) {
+    if (final.quantize) parts.push(`INT8 (${ratio(final.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
+    if (!final.quantize || final.sparsity >= 0.05) parts.push(sparsityPhrase(model.method, final.sparsity));
+    if (dense.latency && final.latency && dense.latency.batch === final.latency.batch && final.latency.p50_ms > 0) {
+      const speedup2 = dense.latency.p50_ms / final.latency.p50_ms;
+      if (final.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
+      else parts.push(speedup2 >= 1 ? `${speedRatio(speedup2)} faster` : `${speedRatio(1 / speedup2)} slower`);
+    }
+    if (dense.accuracy != null && final.accuracy != null) {
+      parts.push(`${signedPoints(final.accuracy - dense.accuracy, 2)} accuracy`);
+    }
+  } else {
+    parts.push("no steps measured");
+  }
+  return parts.join(", ");
+}
+function modelSummary(model) {
+  return `${baseName(model.model)}: ${summaryParts(model)}`;
+}
+var speedRatio;
+var init_renderSummary = __esm({
+  "src/ledger/renderSummary.ts"() {
     "use strict";
-    init_markdown_table();
     init_escape();
+    init_budgetText();
     init_format();
-    ICON = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-    DASH = "\u2014";
-    cell2 = markdownCell;
+    speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
+  }
+});
+
+// src/ledger/renderReview.ts
+function judged(model) {
+  const own2 = model.method === "compare" ? "base \u2192 head" : "dense \u2192 pruned";
+  return [
+    ...model.budgets.map((budget) => ({ model, budget, compared: own2 })),
+    ...(model.vs_base?.budgets ?? []).map((budget) => ({ model, budget, compared: "base \u2192 head" }))
+  ];
+}
+function notPassed(models) {
+  const all = models.flatMap(judged).filter((j) => j.budget.verdict !== "pass");
+  return [...all.filter((j) => j.budget.verdict === "fail"), ...all.filter((j) => j.budget.verdict === "warn")];
+}
+function onBase(j) {
+  if (j.compared !== "dense \u2192 pruned") return void 0;
+  return j.model.vs_base?.base_budgets?.find((b) => b.name === j.budget.name);
+}
+function compareBase(j) {
+  const base = j.model.steps[0];
+  const b = j.budget;
+  const value = b.name === "max-size-bytes" ? base?.size_bytes : b.name === "p95-latency-ms" ? base?.latency?.p95_ms : void 0;
+  if (value == null) return "";
+  const shown = valueText({ ...b, actual: value });
+  const over = b.direction === "max" ? value > b.limit : value < b.limit;
+  return over ? `already over on base (${shown})` : `new in head (base ${shown})`;
+}
+function baseStatus(j) {
+  if (j.model.method === "compare") return compareBase(j);
+  const b = onBase(j);
+  if (!b) return "";
+  const value = valueText(b) ?? "not measured";
+  if (b.verdict === "fail") return `already failing on base (${value})`;
+  if (b.verdict === "warn") return `warned on base too (${value})`;
+  return `new in this PR (base ${value})`;
+}
+function warnReason(b) {
+  if (b.actual === null) return b.detail;
+  if (straddles(b)) return closeCall(b);
+  return whyText(b);
+}
+function budgetLine(j, opts = {}) {
+  const b = j.budget;
+  const value = valueText(b);
+  const parts = [`${opts.icon === false ? "" : `${ICON[b.verdict]} `}\`${b.name}\` (${j.compared})`];
+  if (value === null) parts.push(`limit ${limitText(b)}: ${warnReason(b)}`);
+  else {
+    let text2 = `**${value}**, limit ${limitText(b)}, ${marginText(b)}`;
+    if (b.verdict === "warn" || straddles(b)) text2 += `: ${warnReason(b)}`;
+    parts.push(text2);
+  }
+  const status = baseStatus(j);
+  return parts.join(" ") + (status ? ` \xB7 ${status}` : "");
+}
+function shortBudget(j) {
+  const b = j.budget;
+  const name = `\`${b.name}\`${j.compared === "base \u2192 head" ? " vs base" : ""}`;
+  const value = valueText(b);
+  if (value === null) return `${ICON.warn} ${name} not measured`;
+  if (b.verdict !== "pass" && straddles(b)) return `${ICON[b.verdict]} ${name} **${value}**, too close to ${limitText(b)} to call`;
+  return `${ICON[b.verdict]} ${name} **${value}** ${b.direction === "max" ? ">" : "<"} ${limitText(b).slice(2)} (${marginText(b)})`;
+}
+function modelLine(m, items) {
+  const mine = items.filter((j) => j.model === m);
+  return `${markdownCode(shownPath(m.model))}: ${mine.map(shortBudget).join("; ")}`;
+}
+function setAt(b, via) {
+  if (b.set_at) return `set at ${markdownCode(withoutAbsolutePaths(b.set_at))}`;
+  if (b.source === "default") return "the default";
+  if (b.source === "config") return "set in the config file";
+  return via === "action" ? "set by the `budgets` input" : "set by `--budget`";
+}
+function headItselfWorse(m) {
+  const head = m.steps[0]?.accuracy;
+  const base = m.vs_base?.steps[0]?.accuracy;
+  const limit = m.vs_base?.budgets.find((b) => b.name === "accuracy-drop")?.limit;
+  if (head == null || base == null || limit === void 0 || base - head <= limit) return void 0;
+  return `The head model is ${points(base - head)} less accurate than base before pruning (${percent(base, 2)} \u2192 ${percent(head, 2)}): the model change itself, not pruning, loses it.`;
+}
+function levers(items, via) {
+  const out = [];
+  const add = (text2) => {
+    if (!out.includes(text2)) out.push(text2);
+  };
+  for (const { model, budget, compared } of items) {
+    if (budget.actual === null) continue;
+    const method2 = model.method;
+    if (straddles(budget)) {
+      add(budget.name.includes("latency") ? "run more latency `runs` to narrow the interval" : "evaluate on more samples to narrow the interval");
+      continue;
+    }
+    if (QUALITY.has(budget.name) && method2 !== "compare" && !(compared === "base \u2192 head" && headItselfWorse(model))) {
+      add(`lower \`sparsity\` (now ${model.target_sparsity})`);
+      if (!recovered(model)) add(`add ${via === "action" ? "`calib-data`" : "`--calib`"} so recovery wins accuracy back`);
+    }
+    if ((budget.name === "min-speedup" || budget.name === "p95-latency-ms") && method2 !== "compare") {
+      add(zerosStayDense(method2) ? "use `method: structured` (CPU kernels multiply unstructured zeros like any weight)" : `raise \`sparsity\` (now ${model.target_sparsity})`);
+    }
+    if (budget.name === "max-size-bytes" && method2 !== "compare") {
+      add(zerosStayDense(method2) ? "use `method: structured` (zeros still take their place in the file)" : `raise \`sparsity\` (now ${model.target_sparsity})`);
+    }
+    if (budget.name === "latency-regression") add("find why the head model runs slower than base");
+    if (budget.name === "target-reduction") add("let the groups left whole be pruned (the notes say why each was) or ask for less");
+  }
+  const failing = new Set(items.filter((j) => j.budget.verdict === "fail").map((j) => j.budget.direction));
+  if (failing.size === 2) add("loosen the limits");
+  else if (failing.has("max")) add("raise the limit");
+  else if (failing.has("min")) add("lower the limit");
+  return out;
+}
+function whatToDo(items, via) {
+  const where = /* @__PURE__ */ new Map();
+  const seen = /* @__PURE__ */ new Set();
+  for (const { budget } of items) {
+    const name = `\`${budget.name}\` ${limitText(budget)}`;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const at2 = setAt(budget, via);
+    where.set(at2, [...where.get(at2) ?? [], name]);
+  }
+  const set = [...where].map(([at2, names]) => {
+    if (at2 === "the default") return `${and(names)} ${names.length === 1 ? "is the default" : "are defaults"}`;
+    return `${and(names)} ${names.length === 1 ? "is" : "are"} ${at2}`;
+  });
+  const causes = [...new Set(items.filter((j) => j.compared === "base \u2192 head").map((j) => headItselfWorse(j.model)))].filter((c) => !!c);
+  const todo = levers(items, via);
+  const first = todo.length ? todo[0][0].toUpperCase() + todo[0].slice(1) : "";
+  const rest = todo.slice(1);
+  const options = !first ? "" : rest.length === 0 ? `${first}.` : `${[first, ...rest.slice(0, -1)].join(", ")}, or ${rest.at(-1)}.`;
+  return ["**What to do:**", `${set.join("; ")}.`, ...causes, options].filter(Boolean).join(" ");
+}
+function shortNames(paths) {
+  const parts = paths.map((p) => shownPath(p).split("/"));
+  const out = /* @__PURE__ */ new Map();
+  parts.forEach((segments, i2) => {
+    for (let n = 1; n <= segments.length; n++) {
+      const tail = segments.slice(-n).join("/");
+      if (n === segments.length || parts.every((other, k) => k === i2 || other.slice(-n).join("/") !== tail)) {
+        out.set(paths[i2], tail);
+        break;
+      }
+    }
+  });
+  return out;
+}
+function notPassedTable(items, manyModels) {
+  const names = shortNames([...new Set(items.map((j) => j.model.model))]);
+  return table2([
+    [...manyModels ? ["Model"] : [], "Budget", "Limit", "Measured", "Margin", "On base", "Why"],
+    ...items.map((j) => {
+      const b = j.budget;
+      const value = valueText(b);
+      const interval = intervalText(b);
+      return [
+        ...manyModels ? [markdownCode(unbroken(names.get(j.model.model)))] : [],
+        `${ICON[b.verdict]} \`${unbroken(b.name)}\`<br><sub>${j.compared}</sub>`,
+        nowrap(limitText(b)),
+        value === null ? "not measured" : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ""),
+        nowrap(marginText(b) ?? "\u2014"),
+        baseStatus(j),
+        whyText(b, { interval: false })
+      ];
+    })
+  ]);
+}
+function counts(items) {
+  const fail = items.filter((j) => j.budget.verdict === "fail").length;
+  const warn = items.length - fail;
+  const parts = [];
+  if (fail) parts.push(`${plural(fail, "budget")} ${fail === 1 ? "fails" : "fail"}`);
+  if (warn) parts.push(`${fail ? warn : plural(warn, "budget")} ${warn === 1 ? "warns" : "warn"}`);
+  return parts.join(" and ");
+}
+function renderReview(ledger, via) {
+  const models = ledger.models;
+  if (models.length === 0) return "";
+  const items = notPassed(models);
+  const many = models.length > 1;
+  const passing = models.filter((m) => judged(m).every((j) => j.budget.verdict === "pass"));
+  if (items.length === 0) {
+    const total2 = models.reduce((n, m) => n + judged(m).length, 0);
+    const scopes = models.some((m) => m.vs_base) ? " (dense \u2192 pruned and base \u2192 head)" : "";
+    const on = many ? plural(models.length, "model") : markdownCode(shownPath(models[0].model));
+    return `**Every budget passes**: ${plural(total2, "budget")} on ${on}${scopes}${many ? "" : `; ${markdownCell(summaryParts(models[0]))}`}.`;
+  }
+  const scope = many ? ` on ${models.length - passing.length} of ${plural(models.length, "model")}` : ` on ${markdownCode(shownPath(models[0].model))}`;
+  const lines2 = [];
+  const flagged = [...models.filter((m) => m.verdict === "fail"), ...models.filter((m) => m.verdict !== "fail" && !passing.includes(m))];
+  const bullets = many ? flagged.map((m) => `- ${modelLine(m, items)}`) : items.map((j) => `- ${budgetLine(j)}`);
+  lines2.push(`**${counts(items)}**${scope}:
+
+${bullets.join("\n")}`);
+  lines2.push(whatToDo(items, via));
+  lines2.push(notPassedTable(items, many));
+  if (many && passing.length) lines2.push(`${plural(passing.length, "other model")} pass${passing.length === 1 ? "es" : ""} every budget.`);
+  return lines2.join("\n\n");
+}
+function verdictTitle(model) {
+  const items = notPassed([model]);
+  if (items.length === 0) return `PASS \xB7 ${modelSummary(model)}`;
+  const shown = items.slice(0, TITLE_BUDGETS).map((j) => budgetPhrase(j.budget, j.compared));
+  const more = items.length - shown.length;
+  return `${WORD[model.verdict]}: ${shown.join("; ")}${more ? `; ${more} more` : ""}`;
+}
+var QUALITY, zerosStayDense, recovered, and, plural, TITLE_BUDGETS, plain;
+var init_renderReview = __esm({
+  "src/ledger/renderReview.ts"() {
+    "use strict";
+    init_budgetText();
+    init_format();
+    init_escape();
+    init_markdown();
+    init_renderSummary();
+    QUALITY = /* @__PURE__ */ new Set(["accuracy-drop", "class-accuracy-drop", "ece-increase", "shift-accuracy-drop"]);
+    zerosStayDense = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
+    recovered = (m) => m.steps.some((s) => s.name.startsWith("recover:"));
+    and = (xs) => xs.length < 2 ? xs.join("") : `${xs.slice(0, -1).join(", ")} and ${xs.at(-1)}`;
+    plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+    TITLE_BUDGETS = 3;
+    plain = (markdown) => markdown.replace(/\*\*|`|<br>|<\/?sub>/g, "").replace(/\u00a0/g, " ").replace(/\u2011/g, "-");
   }
 });
 
@@ -29032,7 +29495,7 @@ function quantizeSection(model) {
   ];
   if (q.variants.length > 1) {
     lines2.push(
-      table2([
+      table3([
         ["Plan", "Kept float", "Calib quality", "Speedup vs float", "Chosen"],
         ...q.variants.map((v) => [v.name, v.keep_float.length ? v.keep_float.join(", ") : DASH2, percent(v.calib_quality, 2), v.speedup === null ? DASH2 : ratio(v.speedup, 2), v.chosen ? "\u2714" : ""])
       ])
@@ -29041,7 +29504,7 @@ function quantizeSection(model) {
   const errors = new Map(q.layer_errors.map((e) => [e.node, e]));
   const floatReason = new Map(q.float_layers.map((f) => [f.node, f.reason]));
   lines2.push(
-    table2([
+    table3([
       ["Layer", "Op", "Kernel", "Error in \u2192 out"],
       ...k.layers.map((l) => {
         const e = errors.get(l.node);
@@ -29052,137 +29515,126 @@ function quantizeSection(model) {
   );
   return lines2.join("\n\n");
 }
-var DASH2, cell3, table2;
+var DASH2, cell, table3;
 var init_renderQuantize = __esm({
   "src/ledger/renderQuantize.ts"() {
     "use strict";
     init_markdown_table();
     init_format();
     DASH2 = "\u2014";
-    cell3 = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
-    table2 = (rows2) => markdownTable(rows2.map((r) => r.map(cell3)), { alignDelimiters: false });
+    cell = (text2) => text2.replace(/\r?\n/g, " ").replace(/\|/g, "\\|");
+    table3 = (rows2) => markdownTable(rows2.map((r) => r.map(cell)), { alignDelimiters: false });
+  }
+});
+
+// src/ledger/renderSchedule.ts
+function scheduleSection(model) {
+  const s = model.schedule;
+  if (!s) return void 0;
+  const structured = s.steps.some((r) => r.channels_removed !== void 0);
+  const missed = (r) => {
+    const bad = r.budgets.filter((b) => b.verdict !== "pass");
+    return bad.length ? bad.map((b) => `${ICON[b.verdict]} \`${unbroken(b.name)}\``).join(", ") : `${ICON.pass} all ${r.budgets.length}`;
+  };
+  const header = ["Step", "Sparsity (target)", ...structured ? ["Channels removed"] : [], "Calib top-1", "Top-1", "p50 ms", "Size", "Budgets"];
+  const rows2 = s.steps.map((r) => [
+    `${r.index}${r.index === s.chosen ? " (ships)" : ""}`,
+    `${percent(r.sparsity)} (${percent(r.target)})`,
+    ...structured ? [r.channels_removed === void 0 ? DASH : percent(r.channels_removed)] : [],
+    r.calib_accuracy === null ? DASH : percent(r.calib_accuracy, 2),
+    r.accuracy === null ? DASH : percent(r.accuracy, 2),
+    r.p50_ms === null ? DASH : r.p50_ms.toFixed(2),
+    bytes(r.size_bytes),
+    missed(r)
+  ]);
+  const ran = s.steps.length;
+  const stop = s.stopped_early ? `Stopped early after step ${s.stopped_early.after_step} of ${s.planned_steps} (${s.stopped_early.reason}): ${s.stopped_early.detail}.` : `Ran all ${ran} steps.`;
+  const dense = s.dense_quality === null ? "" : `, dense ${percent(s.dense_quality, 2)}`;
+  return [
+    `**Schedule** <sub>(gradual, cubic, ${s.planned_steps} steps from ${percent(s.initial)} to ${percent(model.target_sparsity)}; cliff: ${s.cliff_metric === "calib" ? "calibration" : "evaluation"} top-1 more than ${(s.cliff_threshold * 100).toFixed(2)} pt below dense${dense}, patience ${s.patience})</sub>`,
+    table2([header, ...rows2]),
+    stop,
+    `Ships step ${s.chosen} (${markdownCode(s.steps.find((r) => r.index === s.chosen)?.step ?? "?")}): ${s.chosen_reason}. Rollback: the dense model ${markdownCode(shownPath(s.rollback))} is unchanged and stays the rollback artifact.`
+  ].join("\n\n");
+}
+var init_renderSchedule = __esm({
+  "src/ledger/renderSchedule.ts"() {
+    "use strict";
+    init_escape();
+    init_budgetText();
+    init_format();
+    init_markdown();
   }
 });
 
 // src/ledger/render.ts
-function baseName(path29) {
-  return path29.split(/[\\/]/).pop() || path29;
-}
-function table3(rows2) {
-  return markdownTable(
-    rows2.map((row) => row.map(cell4)),
-    { alignDelimiters: false }
-  );
-}
-function denseStep(model) {
-  return model.steps.find((s) => s.name === "dense") ?? model.steps[0];
-}
-function finalStep(model) {
-  return model.steps.at(-1);
-}
-function renderHeadline(model) {
-  const dense = denseStep(model);
-  const final2 = finalStep(model);
-  const parts = [];
-  if (dense && final2) {
-    if (final2.quantize) parts.push(`INT8 (${ratio(final2.size_bytes / Math.max(1, dense.size_bytes), 2)} the size)`);
-    if (!final2.quantize || final2.sparsity >= 0.05) parts.push(`${percent(final2.sparsity)} sparse`);
-    if (dense.latency && final2.latency && dense.latency.batch === final2.latency.batch && final2.latency.p50_ms > 0) {
-      const speedup2 = dense.latency.p50_ms / final2.latency.p50_ms;
-      if (final2.funnel?.speed === "unchanged") parts.push("speed unchanged within noise");
-      else parts.push(speedup2 >= 1 ? `${speedRatio(speedup2)} faster` : `${speedRatio(1 / speedup2)} slower`);
-    }
-    if (dense.accuracy != null && final2.accuracy != null) {
-      parts.push(`${signedPoints(final2.accuracy - dense.accuracy)} accuracy`);
-    }
-  } else {
-    parts.push("no steps measured");
-  }
-  return `**${WORD[model.verdict]}** \xB7 ${escapeMarkdown(baseName(model.model))}: ${parts.join(", ")}`;
-}
-function budgetValue(name, x2) {
-  switch (name) {
-    case "accuracy-drop":
-    case "class-accuracy-drop":
-    case "ece-increase":
-    case "shift-accuracy-drop":
-      return points(x2);
-    case "latency-regression":
-    case "target-reduction":
-      return percent(x2);
-    case "min-speedup":
-      return ratio(x2);
-    case "p95-latency-ms":
-      return ms(x2);
-    case "max-size-bytes":
-      return bytes(x2);
-  }
-}
-function intervalText(b) {
-  if (!b.ci) return "";
-  const level = b.confidence === void 0 ? "" : ` ${Math.round(b.confidence * 1e3) / 10}%`;
-  const p = b.p_value === void 0 ? "" : `, p=${b.p_value < 1e-3 ? b.p_value.toExponential(1) : b.p_value.toFixed(3)}`;
-  return ` [${budgetValue(b.name, b.ci[0])}, ${budgetValue(b.name, b.ci[1])}]${level}${p}`;
-}
-function budgetTable(budgets) {
-  if (budgets.length === 0) return "_No budgets checked._";
-  return table3([
-    ["Budget", "Limit", "Actual", "Verdict", "Detail"],
-    ...budgets.map((b) => [
-      `\`${b.name}\``,
-      `${b.direction === "max" ? "\u2264" : "\u2265"} ${budgetValue(b.name, b.limit)}`,
-      b.actual === null ? DASH3 : budgetValue(b.name, b.actual) + intervalText(b),
-      `${ICON2[b.verdict]} ${b.verdict}`,
-      b.detail
-    ])
+function budgetTable(model) {
+  const all = judged(model);
+  if (all.length === 0) return "_No budgets checked._";
+  return table2([
+    ["Budget", "Limit", "Measured", "Margin", "Verdict", "Why"],
+    ...all.map(({ budget: b, compared }) => {
+      const interval = intervalText(b);
+      const value = valueText(b);
+      return [
+        `\`${unbroken(b.name)}\`<br><sub>${compared}</sub>`,
+        nowrap(limitText(b)),
+        value === null ? DASH : nowrap(value) + (interval ? `<br><sub>${nowrap(interval)}</sub>` : ""),
+        nowrap(marginText(b) ?? DASH),
+        `${ICON[b.verdict]} ${b.verdict}`,
+        whyText(b, { interval: false })
+      ];
+    })
   ]);
 }
-function stepTable(steps) {
+function stepTables(model) {
+  const steps = model.steps;
   const batch = steps.find((s) => s.latency)?.latency?.batch;
   const at2 = batch === void 0 ? "" : ` (b=${batch})`;
-  const latency = (s, key) => {
-    if (!s.latency) return DASH3;
-    const value = s.latency[key].toFixed(2);
+  const timed = (s, key) => {
+    if (!s.latency) return DASH;
+    const value = latency(s.latency[key]);
     return s.latency.batch === batch ? value : `${value} (b=${s.latency.batch})`;
   };
-  return table3([
-    ["Step", "Sparsity", "Params", "Nonzero", "MACs", "Size", "Gzip", "Accuracy", "ECE", "Agreement", `p50 ms${at2}`, `p95 ms${at2}`],
+  const quality = table2([
+    ["Step", "Accuracy", "ECE", "Agreement", `p50 ms${at2}`, `p95 ms${at2}`],
     ...steps.map((s) => [
       s.name,
-      percent(s.sparsity),
-      count(s.params),
-      count(s.nonzero_params),
-      count(s.flops),
-      bytes(s.size_bytes),
-      bytes(s.gzip_bytes),
       orDash(s.accuracy, (x2) => percent(x2, 2)),
       orDash(s.ece, (x2) => percent(x2, 2)),
       orDash(s.agreement, (x2) => percent(x2, 2)),
-      latency(s, "p50_ms"),
-      latency(s, "p95_ms")
+      timed(s, "p50_ms"),
+      timed(s, "p95_ms")
     ])
   ]);
+  const size2 = table2([
+    ["Step", sparsityHeader(model.method), "Params", "Nonzero", "MACs", "Size", "Gzip"],
+    ...steps.map((s) => [s.name, percent(s.sparsity), count(s.params), count(s.nonzero_params), count(s.flops), bytes(s.size_bytes), bytes(s.gzip_bytes)])
+  ]);
+  return `**Steps**
+
+${quality}
+
+${size2}`;
 }
 function funnelSection(model) {
   const steps = model.steps.filter((s) => s.funnel);
   if (steps.length === 0) return void 0;
   const dense = denseStep(model);
   const batch = steps[0].funnel.batch;
-  const p = (s, key) => s.latency ? s.latency[key].toFixed(2) : DASH3;
   const speedCell = (s) => {
     const f = s.funnel;
     if (s === dense) return "baseline";
-    if (f.speedup === null) return DASH3;
+    if (f.speedup === null) return DASH;
     const verdict = f.speed === "unchanged" ? "within noise" : f.speed ?? "";
-    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, p=${f.p_value < 1e-3 ? "<0.001" : f.p_value.toFixed(3)}`})`;
+    return `${ratio(f.speedup)} (${verdict}${f.p_value === null ? "" : `, ${pValue(f.p_value)}`})`;
   };
   const lines2 = [
-    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs with a nonzero weight)</sub>`,
-    table3([
-      ["Step", "Nonzero params", "MACs run", "MACs with nonzero weight", "Weight bytes", "Ideal speedup", "p50 ms", "p95 ms", "Speedup (p50)", "Efficiency"],
+    `**Where the speed went** <sub>(b=${batch}, every ratio against the dense model; ideal = dense MACs / MACs on nonzero weights; p50 and p95 in the step table)</sub>`,
+    table2([
+      ["Step", "Nonzero params", "MACs run", "MACs on nonzero weights", "Weight bytes", "Ideal speedup", "Measured speedup (p50)", "Efficiency"],
       ...steps.map((s) => {
         const f = s.funnel;
-        const base = s === dense;
         return [
           s.name,
           percent(f.params_ratio),
@@ -29190,21 +29642,19 @@ function funnelSection(model) {
           percent(f.sparse_flops_ratio),
           orDash(f.bytes_ratio, (x2) => percent(x2)),
           ratio(f.ideal_speedup),
-          p(s, "p50_ms"),
-          p(s, "p95_ms"),
           speedCell(s),
-          base ? DASH3 : orDash(f.efficiency, (x2) => percent(x2, 0))
+          s === dense ? DASH : orDash(f.efficiency, (x2) => percent(x2, 0))
         ];
       })
     ])
   ];
-  const final2 = finalStep(model);
-  if (final2?.funnel && zerosNotSkipped(model.method) && !final2.quantize) {
-    const f = final2.funnel;
+  const final = finalStep(model);
+  if (final?.funnel && zerosNotSkipped(model.method) && !final.quantize) {
+    const f = final.funnel;
     const measured = f.speedup === null ? "" : ` (measured ${ratio(f.speedup)}${f.speed === "unchanged" ? ", within noise" : ""})`;
     lines2.push(
       `onnxruntime on CPU does not exploit ${model.method === "unstructured" ? "unstructured" : `${model.method} (N:M)`} sparsity: its dense kernels multiply the zeros like any other weight, so the ideal ${ratio(f.ideal_speedup)} is not reached here${measured}. The gain is in size and memory:`,
-      table3([
+      table2([
         ["Step", "File", "Gzip", "Sparse encoding (bitmask + nonzero values)"],
         ...model.steps.map((s) => [s.name, bytes(s.size_bytes), bytes(s.gzip_bytes), orDash(s.sparse_bytes, bytes)])
       ])
@@ -29215,10 +29665,11 @@ function funnelSection(model) {
 function classTable(model) {
   const lost = model.class_changes.filter((c) => c.drop > 0).sort((a, b) => b.drop - a.drop).slice(0, TOP_CLASSES);
   if (lost.length === 0) return void 0;
+  const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
   return [
     "**Classes that lost most**",
-    table3([
-      ["Class", "Dense", "Pruned", "Drop", "Support"],
+    table2([
+      ["Class", ref, cand, "Drop", "Support"],
       ...lost.map((c) => [
         String(c.class),
         percent(c.dense),
@@ -29232,30 +29683,33 @@ function classTable(model) {
 function costTable(steps) {
   const rows2 = steps.filter((s) => s.runtime_cost);
   if (rows2.length === 0) return void 0;
-  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH3;
-  return table3([
-    ["Step", "p50 ms (interval)", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
-    ...rows2.map((s) => {
-      const c = s.runtime_cost;
-      return [
-        s.name,
-        withCi(s),
-        orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
-        c.load_ms.toFixed(1),
-        c.throughput_samples_per_s === void 0 ? DASH3 : `${Math.round(c.throughput_samples_per_s)} samples/s (b=${c.throughput_batch})`,
-        c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
-        c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
-      ];
-    })
-  ]);
+  const withCi = (s) => s.latency?.p50_ci ? `${s.latency.p50_ms.toFixed(3)} [${s.latency.p50_ci[0].toFixed(3)}, ${s.latency.p50_ci[1].toFixed(3)}]` : DASH;
+  return [
+    "**Runtime cost**",
+    table2([
+      ["Step", "p50 ms [interval]", "p99 ms", "Load ms", "Throughput", "Peak RSS (model adds)", "Energy / sample"],
+      ...rows2.map((s) => {
+        const c = s.runtime_cost;
+        return [
+          s.name,
+          withCi(s),
+          orDash(s.latency?.p99_ms, (x2) => x2.toFixed(3)),
+          c.load_ms.toFixed(1),
+          c.throughput_samples_per_s === void 0 ? DASH : `${Math.round(c.throughput_samples_per_s)}/s (b=${c.throughput_batch})`,
+          c.peak_rss_bytes == null ? "not available" : `${bytes(c.peak_rss_bytes)} (+${bytes(c.session_rss_bytes ?? 0)})`,
+          c.energy_j_per_sample === null ? "not available" : `${(c.energy_j_per_sample * 1e3).toFixed(3)} mJ`
+        ];
+      })
+    ])
+  ].join("\n\n");
 }
 function predictionShiftTable(model) {
   if (!model.prediction_shift?.length) return void 0;
-  const p = (x2) => x2 < 1e-3 ? x2.toExponential(1) : x2.toFixed(3);
+  const p = (x2) => pValue(x2);
   const [ref, cand] = model.method === "compare" ? ["base", "head"] : ["dense", "pruned"];
   return [
     "**Prediction shift vs clean data** (KS on confidence, PSI, chi-square on predicted classes)",
-    table3([
+    table2([
       ["Set", "Labels", "Model", "KS (p)", "PSI", "\u03C7\xB2 (df, p)"],
       ...model.prediction_shift.flatMap(
         (s) => [[ref, s.dense], [cand, s.final]].map(([who, d]) => [escapeMarkdown(s.name), s.labelled ? "yes" : "no", who, `${d.ks.toFixed(3)} (${p(d.ks_p)})`, d.psi.toFixed(3), `${d.chi2.toFixed(1)} (${d.chi2_df}, ${p(d.chi2_p)})`])
@@ -29268,7 +29722,7 @@ function shiftTable(model) {
   const [ref, cand] = model.method === "compare" ? ["Base", "Head"] : ["Dense", "Pruned"];
   return [
     "**Distribution shift**",
-    table3([
+    table2([
       ["Set", "Source", "Samples", ref, cand, "Drop", "Gap change vs clean"],
       ...model.shifts.map((s) => [
         escapeMarkdown(s.name),
@@ -29282,72 +29736,96 @@ function shiftTable(model) {
     ])
   ].join("\n\n");
 }
+function baseSection(model) {
+  const vs = model.vs_base;
+  if (!vs) return void 0;
+  const [base, head] = vs.pair ?? [vs.steps[vs.steps.length - 1], model.steps[model.steps.length - 1]];
+  const baseRun = vs.steps.at(-1);
+  const headRun = finalStep(model);
+  const p50 = (s) => s.latency?.p50_ms;
+  const rows2 = [
+    ["", "Base", "Head", "Change"],
+    [sparsityHeader(model.method), orDash(baseRun?.sparsity, percent), orDash(headRun?.sparsity, percent), signedChange(baseRun?.sparsity, headRun?.sparsity, (x2) => points(x2, 1))],
+    ["Parameters", count(base.params), count(head.params), signedChange(base.params, head.params, count)],
+    ["Accuracy", orDash(base.accuracy, (x2) => percent(x2, 2)), orDash(head.accuracy, (x2) => percent(x2, 2)), signedChange(base.accuracy, head.accuracy, (x2) => points(x2, 2))],
+    ["ECE", orDash(base.ece, (x2) => percent(x2, 2)), orDash(head.ece, (x2) => percent(x2, 2)), signedChange(base.ece, head.ece, (x2) => points(x2, 2))],
+    [`p50 latency${head.latency ? ` (b=${head.latency.batch})` : ""}`, orDash(p50(base), ms), orDash(p50(head), ms), signedChange(p50(base), p50(head), ms)],
+    ["Size", bytes(base.size_bytes), bytes(head.size_bytes), signedChange(base.size_bytes, head.size_bytes, bytes)]
+  ];
+  return [
+    `**Against base**: ${markdownCode(shownPath(vs.model))} at ${vs.ref.slice(0, 12)} (merge base), pruned the same way; both shipped models measured again together (same data, latency interleaved).`,
+    table2(rows2)
+  ].join("\n\n");
+}
 function renderModel(model) {
-  const about = `<sub>${markdownCode(model.model)} \u2192 ${markdownCode(model.pruned)} \xB7 ${model.method} to ${percent(model.target_sparsity)} target \xB7 eval on ${markdownCode(model.eval.data)}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
-  const sections = [renderHeadline(model), about, budgetTable(model.budgets)];
-  if (model.steps.length > 0) sections.push(stepTable(model.steps));
-  const schedule = scheduleSection(model);
-  if (schedule) sections.push(schedule);
-  const funnel = funnelSection(model);
-  if (funnel) sections.push(funnel);
-  const allocation = model.allocation && allocationSection(model.allocation);
-  if (allocation) sections.push(allocation);
-  const quantize = quantizeSection(model);
-  if (quantize) sections.push(quantize);
-  const classes = classTable(model);
-  if (classes) sections.push(classes);
-  if (model.notes?.length) sections.push(["**Notes**", ...model.notes.map((n) => `- ${cell4(n)}`)].join("\n"));
-  const cost = costTable(model.steps);
-  if (cost) sections.push(cost);
-  const shifts = shiftTable(model);
-  if (shifts) sections.push(shifts);
-  const predicted = predictionShiftTable(model);
-  if (predicted) sections.push(predicted);
-  if (model.sensitivity) sections.push(sensitivitySection(model.sensitivity));
+  const about = `<sub>${markdownCode(shownPath(model.model))} \u2192 ${markdownCode(shownPath(model.pruned))} \xB7 ${model.method === "compare" ? "compare" : `${model.method} to ${percent(model.target_sparsity)} target`} \xB7 eval on ${markdownCode(shownPath(model.eval.data))}: ${model.eval.samples} samples, ${model.eval.classes} classes</sub>`;
+  const sections = [about, `**Budgets**
+
+${budgetTable(model)}`];
+  const optional2 = [
+    baseSection(model),
+    accuracyChart(model),
+    model.steps.length > 0 ? stepTables(model) : void 0,
+    scheduleSection(model),
+    funnelSection(model),
+    model.allocation && allocationSection(model.allocation),
+    quantizeSection(model),
+    classTable(model),
+    model.notes?.length ? ["**Notes**", ...model.notes.map((n) => `- ${markdownCell(withoutAbsolutePaths(n))}`)].join("\n") : void 0,
+    costTable(model.steps),
+    shiftTable(model),
+    predictionShiftTable(model),
+    model.sensitivity ? sensitivitySection(model.sensitivity) : void 0
+  ];
+  for (const s of optional2) if (s) sections.push(s);
   return sections.join("\n\n");
 }
-function renderMarkdown(ledger) {
+function modelFold(model) {
+  const summary2 = `${ICON[model.verdict]} <code>${htmlText(shownPath(model.model))}</code> \xB7 ${htmlText(summaryParts(model))} \u2014 full ledger`;
+  return { summary: summary2, body: renderModel(model) };
+}
+function renderFooter(ledger, links = []) {
   const { runtime, tool } = ledger;
-  const footer = `<sub>${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
+  return `<sub>${links.length ? `${links.join(" \xB7 ")} \xB7 ` : ""}${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} thread${runtime.threads === 1 ? "" : "s"}, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>` + (runtime.notes?.length ? `
 
 ${runtime.notes.map((n) => `> \u26A0\uFE0F ${n}`).join("\n>\n")}` : "");
-  const title = `### prune-guard ${ICON2[ledger.verdict]} ${WORD[ledger.verdict]}`;
-  const models = ledger.models.length ? ledger.models.map(renderModel).join("\n\n---\n\n") : "_No models._";
-  const timedOut = timedOutLines(ledger).map((l) => `${l}
-
-`).join("");
-  return `${title}
-
-${timedOut}${models}
-
-${footer}
-`;
+}
+function renderBody(ledger, via) {
+  const review = [...timedOutLines(ledger), renderReview(ledger, via)].filter(Boolean).join("\n\n");
+  return { review: review || "_No models._", folds: ledger.models.map(modelFold) };
 }
 function timedOutLines(ledger) {
   return timedOutRuns(ledger).map(
-    (t) => `**Timed out:** ${markdownCode(t.model)} ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`
+    (t) => `**Timed out:** ${markdownCode(shownPath(t.model))} ran past its ${t.limit_s} s time budget during _${t.stage}_ (stopped after ${t.elapsed_s.toFixed(1)} s); no pruned model was written.`
   );
 }
-var WORD, ICON2, DASH3, TOP_CLASSES, cell4, speedRatio, orDash, zerosNotSkipped;
+var TOP_CLASSES, orDash, sparsityHeader, zerosNotSkipped, signedChange;
 var init_render = __esm({
   "src/ledger/render.ts"() {
     "use strict";
-    init_markdown_table();
     init_renderAllocation();
     init_escape();
     init_envelope();
     init_renderSensitivity();
     init_format();
-    init_renderSchedule();
+    init_budgetText();
+    init_markdown();
+    init_renderCharts();
+    init_renderReview();
     init_renderQuantize();
-    WORD = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-    ICON2 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-    DASH3 = "\u2014";
+    init_renderSchedule();
+    init_renderSummary();
+    init_renderSummary();
     TOP_CLASSES = 5;
-    cell4 = markdownCell;
-    speedRatio = (x2) => ratio(x2, x2 < 1.095 ? 2 : 1);
-    orDash = (x2, show2) => x2 == null ? DASH3 : show2(x2);
+    orDash = (x2, show2) => x2 == null ? DASH : show2(x2);
+    sparsityHeader = (method2) => method2 === "structured" ? "Weights removed" : method2 === "hybrid" ? "Removed or zero" : "Sparsity";
     zerosNotSkipped = (method2) => method2 === "unstructured" || /^\d+:\d+$/.test(method2);
+    signedChange = (a, b, show2) => {
+      if (a == null || b == null) return DASH;
+      const text2 = show2(Math.abs(b - a));
+      if (!/[1-9]/.test(text2)) return `\xB1${text2}`;
+      return b > a ? `+${text2}` : `\u2212${text2}`;
+    };
   }
 });
 
@@ -30334,11 +30812,11 @@ var require_trace = __commonJS({
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.TRACE_EVENT_END = exports.TRACE_EVENT_BEGIN = exports.TRACE_FUNC_END = exports.TRACE_FUNC_BEGIN = exports.TRACE = void 0;
     var env_impl_js_1 = require_env_impl();
-    var TRACE = (deviceType, label2) => {
+    var TRACE = (deviceType, label) => {
       if (typeof env_impl_js_1.env.trace === "undefined" ? !env_impl_js_1.env.wasm.trace : !env_impl_js_1.env.trace) {
         return;
       }
-      console.timeStamp(`${deviceType}::ORT::${label2}`);
+      console.timeStamp(`${deviceType}::ORT::${label}`);
     };
     exports.TRACE = TRACE;
     var TRACE_FUNC = (msg, extraMsg) => {
@@ -30346,11 +30824,11 @@ var require_trace = __commonJS({
       let hasTraceFunc = false;
       for (let i2 = 0; i2 < stack.length; i2++) {
         if (hasTraceFunc && !stack[i2].includes("TRACE_FUNC")) {
-          let label2 = `FUNC_${msg}::${stack[i2].trim().split(" ")[1]}`;
+          let label = `FUNC_${msg}::${stack[i2].trim().split(" ")[1]}`;
           if (extraMsg) {
-            label2 += `::${extraMsg}`;
+            label += `::${extraMsg}`;
           }
-          (0, exports.TRACE)("CPU", label2);
+          (0, exports.TRACE)("CPU", label);
           return;
         }
         if (stack[i2].includes("TRACE_FUNC")) {
@@ -31343,8 +31821,8 @@ var init_simple_statistics = __esm({
         return 0;
       }
     };
-    PerceptronModel.prototype.train = function train2(features, label2) {
-      if (label2 !== 0 && label2 !== 1) {
+    PerceptronModel.prototype.train = function train2(features, label) {
+      if (label !== 0 && label !== 1) {
         return null;
       }
       if (features.length !== this.weights.length) {
@@ -31352,8 +31830,8 @@ var init_simple_statistics = __esm({
         this.bias = 1;
       }
       var prediction = this.predict(features);
-      if (typeof prediction === "number" && prediction !== label2) {
-        var gradient = label2 - prediction;
+      if (typeof prediction === "number" && prediction !== label) {
+        var gradient = label - prediction;
         for (var i2 = 0; i2 < this.weights.length; i2++) {
           this.weights[i2] += gradient * features[i2];
         }
@@ -31760,7 +32238,7 @@ function classChanges(reference, candidate, labels, classes) {
   });
   return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
 }
-function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency, config2, compareMode = false, reduction) {
+function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency2, config2, compareMode = false, reduction) {
   const labels = data.labels;
   const confidence = config2.confidence;
   for (const m of [reference, candidate]) Object.assign(m.step, accuracyIntervals(m.preds, labels, confidence));
@@ -31768,8 +32246,8 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
     labels,
     reference: reference.preds,
     candidate: candidate.preds,
-    referenceLatency: latency?.reference,
-    candidateLatency: latency?.candidate,
+    referenceLatency: latency2?.reference,
+    candidateLatency: latency2?.candidate,
     shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
     confidence,
     limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
@@ -31792,18 +32270,18 @@ function shiftResults(reference, candidate, shifts, corruptionNames, confidence)
     const b = candidate.shiftPreds?.get(s.name);
     if (!a || !b || !s.data.labels) continue;
     const dense = mean(a.correct);
-    const final2 = mean(b.correct);
+    const final = mean(b.correct);
     const u = accuracyDropUncertainty(a.correct, b.correct, confidence);
     out.push({
       name: s.name,
       source: corruptionNames.has(s.name) ? "corruption" : "user",
       samples: s.data.count,
       dense,
-      final: final2,
-      drop: dense - final2,
+      final,
+      drop: dense - final,
       drop_ci: u.ci,
       p_value: u.p_value,
-      gap_change: dense - final2 - cleanGap
+      gap_change: dense - final - cleanGap
     });
   }
   return out;
@@ -32646,11 +33124,11 @@ var init_esm = __esm({
           buf = nbuf;
         }
       };
-      var final2 = st.f || 0, pos = st.p || 0, bt = st.b || 0, lm = st.l, dm = st.d, lbt = st.m, dbt = st.n;
+      var final = st.f || 0, pos = st.p || 0, bt = st.b || 0, lm = st.l, dm = st.d, lbt = st.m, dbt = st.n;
       var tbts = sl * 8;
       do {
         if (!lm) {
-          final2 = bits(dat, pos, 1);
+          final = bits(dat, pos, 1);
           var type = bits(dat, pos + 1, 3);
           pos += 3;
           if (!type) {
@@ -32663,7 +33141,7 @@ var init_esm = __esm({
             if (resize)
               cbuf(bt + l);
             buf.set(dat.subarray(s, t), bt);
-            st.b = bt += l, st.p = pos = t * 8, st.f = final2;
+            st.b = bt += l, st.p = pos = t * 8, st.f = final;
             continue;
           } else if (type == 1)
             lm = flrm, dm = fdrm, lbt = 9, dbt = 5;
@@ -32764,10 +33242,10 @@ var init_esm = __esm({
               buf[bt] = buf[bt - dt];
           }
         }
-        st.l = lm, st.p = lpos, st.b = bt, st.f = final2;
+        st.l = lm, st.p = lpos, st.b = bt, st.f = final;
         if (lm)
-          final2 = 1, st.m = lbt, st.d = dm, st.n = dbt;
-      } while (!final2);
+          final = 1, st.m = lbt, st.d = dm, st.n = dbt;
+      } while (!final);
       return bt != buf.length && noBuf ? slc(buf, 0, bt) : buf.subarray(0, bt);
     };
     wbits = function(d, p, v) {
@@ -32904,8 +33382,8 @@ var init_esm = __esm({
         out[o + i2 + 4] = dat[i2];
       return (o + 4 + s) * 8;
     };
-    wblk = function(dat, out, final2, syms, lf, df, eb, li, bs, bl, p) {
-      wbits(out, p++, final2);
+    wblk = function(dat, out, final, syms, lf, df, eb, li, bs, bl, p) {
+      wbits(out, p++, final);
       ++lf[256];
       var _a4 = hTree(lf, 15), dlt = _a4.t, mlb = _a4.l;
       var _b2 = hTree(df, 15), ddt = _b2.t, mdb = _b2.l;
@@ -33154,16 +33632,16 @@ var init_esm = __esm({
           n.set(this.p), n.set(c, this.p.length), this.p = n;
         }
       };
-      Inflate2.prototype.c = function(final2) {
-        this.s.i = +(this.d = final2 || false);
+      Inflate2.prototype.c = function(final) {
+        this.s.i = +(this.d = final || false);
         var bts = this.s.b;
         var dt = inflt(this.p, this.s, this.o);
         this.ondata(slc(dt, bts, this.s.b), this.d);
         this.o = slc(dt, this.s.b - 32768), this.s.b = this.o.length;
         this.p = slc(this.p, this.s.p / 8 | 0), this.s.p &= 7;
       };
-      Inflate2.prototype.push = function(chunk, final2) {
-        this.e(chunk), this.c(final2);
+      Inflate2.prototype.push = function(chunk, final) {
+        this.e(chunk), this.c(final);
       };
       return Inflate2;
     })();
@@ -33292,8 +33770,8 @@ var init_esm = __esm({
     UnzipPassThrough = /* @__PURE__ */ (function() {
       function UnzipPassThrough2() {
       }
-      UnzipPassThrough2.prototype.push = function(chunk, final2) {
-        this.ondata(null, chunk, final2);
+      UnzipPassThrough2.prototype.push = function(chunk, final) {
+        this.ondata(null, chunk, final);
       };
       UnzipPassThrough2.compression = 0;
       return UnzipPassThrough2;
@@ -33301,15 +33779,15 @@ var init_esm = __esm({
     UnzipInflate = /* @__PURE__ */ (function() {
       function UnzipInflate2() {
         var _this = this;
-        this.i = new Inflate(function(dat, final2) {
-          _this.ondata(null, dat, final2);
+        this.i = new Inflate(function(dat, final) {
+          _this.ondata(null, dat, final);
         });
       }
-      UnzipInflate2.prototype.push = function(chunk, final2) {
+      UnzipInflate2.prototype.push = function(chunk, final) {
         try {
-          this.i.push(chunk, final2);
+          this.i.push(chunk, final);
         } catch (e) {
-          this.ondata(e, null, final2);
+          this.ondata(e, null, final);
         }
       };
       UnzipInflate2.compression = 8;
@@ -33324,7 +33802,7 @@ var init_esm = __esm({
         };
         this.p = et;
       }
-      Unzip2.prototype.push = function(chunk, final2) {
+      Unzip2.prototype.push = function(chunk, final) {
         var _this = this;
         if (!this.onfile)
           err(5);
@@ -33340,7 +33818,7 @@ var init_esm = __esm({
             this.k[0].push(toAdd);
           chunk = chunk.subarray(len);
           if (chunk.length)
-            return this.push(chunk, final2);
+            return this.push(chunk, final);
         } else {
           var f = 0, i2 = 0, is = void 0, buf = void 0;
           if (!this.p.length)
@@ -33384,8 +33862,8 @@ var init_esm = __esm({
                       if (!ctr)
                         file_1.ondata(err(14, "unknown compression type " + cmp_1, 1), null, false);
                       d_1 = sc_1 < 0 ? new ctr(fn_1) : new ctr(fn_1, sc_1, su_1);
-                      d_1.ondata = function(err2, dat3, final3) {
-                        file_1.ondata(err2, dat3, final3);
+                      d_1.ondata = function(err2, dat3, final2) {
+                        file_1.ondata(err2, dat3, final2);
                       };
                       for (var _i = 0, chks_4 = chks_3; _i < chks_4.length; _i++) {
                         var dat2 = chks_4[_i];
@@ -33432,10 +33910,10 @@ var init_esm = __esm({
               this.k[+(f == 2)].push(dat);
           }
           if (f & 2)
-            return this.push(buf.subarray(i2), final2);
+            return this.push(buf.subarray(i2), final);
           this.p = buf.subarray(i2);
         }
-        if (final2) {
+        if (final) {
           if (this.c)
             err(13);
           this.p = null;
@@ -35506,15 +35984,15 @@ function checkScalarValue(scalar) {
       };
   }
 }
-function reasonSingular(field, val, details) {
-  details = typeof details == "string" ? `: ${details}` : `, got ${formatVal(val)}`;
+function reasonSingular(field, val, details2) {
+  details2 = typeof details2 == "string" ? `: ${details2}` : `, got ${formatVal(val)}`;
   if (field.scalar !== void 0) {
-    return `expected ${scalarTypeDescription(field.scalar)}` + details;
+    return `expected ${scalarTypeDescription(field.scalar)}` + details2;
   }
   if (field.enum !== void 0) {
-    return `expected ${field.enum.toString()}` + details;
+    return `expected ${field.enum.toString()}` + details2;
   }
-  return `expected ${formatReflectMessage(field.message)}` + details;
+  return `expected ${formatReflectMessage(field.message)}` + details2;
 }
 function formatVal(val) {
   switch (typeof val) {
@@ -36190,10 +36668,10 @@ function base64Decode(base64Str) {
   return written == size2 ? bytes2 : bytes2.subarray(0, written);
 }
 function setFromBase64(bytes2, base64Str) {
-  const table5 = getDecodeTable();
+  const table4 = getDecodeTable();
   let bytePos = 0, groupPos = 0, b, p = 0;
   for (let i2 = 0; i2 < base64Str.length; i2++) {
-    b = table5[base64Str.charCodeAt(i2)];
+    b = table4[base64Str.charCodeAt(i2)];
     if (b === void 0) {
       switch (base64Str[i2]) {
         // @ts-ignore TS7029: Fallthrough case in switch -- ignore instead of expect-error for compiler settings without noFallthroughCasesInSwitch: true
@@ -36947,10 +37425,10 @@ function newField(proto, parentOrFile, reg, oneof, mapEntries) {
     enumerable: true,
     configurable: true
   });
-  const label2 = proto.label;
+  const label = proto.label;
   const type = proto.type;
   const jstype = (_c = proto.options) === null || _c === void 0 ? void 0 : _c.jstype;
-  if (label2 === LABEL_REPEATED) {
+  if (label === LABEL_REPEATED) {
     const mapEntry = type == TYPE_MESSAGE ? mapEntries === null || mapEntries === void 0 ? void 0 : mapEntries.get(trimLeadingDot(proto.typeName)) : void 0;
     if (mapEntry) {
       field.fieldKind = "map";
@@ -43720,15 +44198,15 @@ function einsumChannels(c, node, ins) {
   }
   const tracked = ins.flatMap((t, k) => t ? [{ t, k }] : []);
   if (tracked.length === 0) return;
-  const label2 = e.inputs[tracked[0].k][tracked[0].t.axis];
-  if (tracked.some(({ t, k }) => e.inputs[k][t.axis] !== label2)) return fail("combines channels on different labels");
-  if (!e.output.includes(label2)) return fail("sums over the channel axis of an activation");
+  const label = e.inputs[tracked[0].k][tracked[0].t.axis];
+  if (tracked.some(({ t, k }) => e.inputs[k][t.axis] !== label)) return fail("combines channels on different labels");
+  if (!e.output.includes(label)) return fail("sums over the channel axis of an activation");
   for (let k = 0; k < ins.length; k++) {
-    const a = e.inputs[k].indexOf(label2);
+    const a = e.inputs[k].indexOf(label);
     if (!ins[k] && a >= 0 && c.shape(node.input[k])[a] !== 1) return fail("multiplies the channels by a tensor the analysis cannot slice");
   }
   for (const { t } of tracked.slice(1)) if (!c.unify(tracked[0].t.layout, t.layout, node, "Einsum operands")) return;
-  c.set(node.output[0], { axis: e.output.indexOf(label2), layout: tracked[0].t.layout });
+  c.set(node.output[0], { axis: e.output.indexOf(label), layout: tracked[0].t.layout });
 }
 var norm, ELEMENTWISE;
 var init_attention = __esm({
@@ -43903,7 +44381,7 @@ var init_depgraph = __esm({
           const t = c.tracked.get(out);
           if (t) for (const l of layoutsOf(t)) c.poison(l, { kind: "graph-output", output: out });
         }
-        for (const [space, table5] of c.embeddingSpaces) c.spaces.poison(space, { kind: "embedding", table: table5 });
+        for (const [space, table4] of c.embeddingSpaces) c.spaces.poison(space, { kind: "embedding", table: table4 });
         this.checkConstantConsumers();
         this.checkRewrites();
         this.checkShapeReads();
@@ -44032,22 +44510,22 @@ var init_depgraph = __esm({
        */
       embedding(node) {
         const c = this.c;
-        const table5 = c.constant(node.input[0]);
+        const table4 = c.constant(node.input[0]);
         const rank = c.shape(node.output[0])?.length;
-        if (!table5 || !FLOAT_TYPES.has(table5.tensor.dataType) || tensorDims(table5.tensor).length !== 2 || attrInt(node, "axis", 0) !== 0 || rank === void 0) return;
-        const layout = c.fresh(node, tensorDims(table5.tensor)[1]);
-        c.embeddingSpaces.set(layout[0].space, table5.name);
+        if (!table4 || !FLOAT_TYPES.has(table4.tensor.dataType) || tensorDims(table4.tensor).length !== 2 || attrInt(node, "axis", 0) !== 0 || rank === void 0) return;
+        const layout = c.fresh(node, tensorDims(table4.tensor)[1]);
+        c.embeddingSpaces.set(layout[0].space, table4.name);
         c.use(node, node.input[0], 1, layout, "param");
         c.set(node.output[0], { axis: rank - 1, layout });
       }
       conv(node, x2) {
         const c = this.c;
         const w = c.constant(node.input[1]);
-        const label2 = nodeLabel(node);
+        const label = nodeLabel(node);
         const group2 = attrInt(node, "group", 1);
         const dims = w ? tensorDims(w.tensor) : void 0;
         if (!w || !dims) {
-          if (x2) c.poison(x2.layout, { kind: "not-constant", node: label2, tensor: node.input[1] });
+          if (x2) c.poison(x2.layout, { kind: "not-constant", node: label, tensor: node.input[1] });
           return;
         }
         const cout = dims[0];
@@ -44071,7 +44549,7 @@ var init_depgraph = __esm({
           c.set(node.output[0], { axis: 1, layout: x2.layout });
           return;
         }
-        const why = cinPerGroup === 1 && cout === group2 && !x2 ? { kind: "unsupported", node: label2, op: "Conv", detail: "is a depthwise convolution whose input channels come from ops the analysis could not follow" } : { kind: "grouped-conv", node: label2, group: group2, perGroup: cinPerGroup };
+        const why = cinPerGroup === 1 && cout === group2 && !x2 ? { kind: "unsupported", node: label, op: "Conv", detail: "is a depthwise convolution whose input channels come from ops the analysis could not follow" } : { kind: "grouped-conv", node: label, group: group2, perGroup: cinPerGroup };
         if (x2) c.poison(x2.layout, why);
         c.set(node.output[0], { axis: 1, layout: c.fresh(node, cout, why) });
       }
@@ -45024,17 +45502,17 @@ async function structuredPrune(input, opts) {
   if (opts.keptUnits) {
     for (const u of units) keptUnits.set(u.root, Math.max(1, Math.min(u.size, opts.keptUnits.get(u.root) ?? u.size)));
   } else {
-    const plain = allocate(units.filter((u) => analysis.spaces.block(u.root) === 1), unitImportance, opts);
+    const plain2 = allocate(units.filter((u) => analysis.spaces.block(u.root) === 1), unitImportance, opts);
     const heads = allocate(units.filter((u) => analysis.spaces.block(u.root) > 1), unitImportance, { ...opts, roundTo: 1 });
-    for (const [r, k] of [...plain, ...heads]) keptUnits.set(r, k);
+    for (const [r, k] of [...plain2, ...heads]) keptUnits.set(r, k);
   }
   const widths = opts.roundTo > 1 ? void 0 : await groupWidths(model, analysis, prunable, opts);
-  let latency;
+  let latency2;
   if (opts.latency) {
-    const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
-    const multiple = new Map((widths?.groups ?? plain.map((u) => ({ root: u.root, multiple: Math.max(1, opts.roundTo) }))).map((g2) => [g2.root, g2.multiple]));
+    const plain2 = units.filter((u) => analysis.spaces.block(u.root) === 1);
+    const multiple = new Map((widths?.groups ?? plain2.map((u) => ({ root: u.root, multiple: Math.max(1, opts.roundTo) }))).map((g2) => [g2.root, g2.multiple]));
     const layers = macLayers(model, analysis);
-    const tableWidths = plain.map((u) => ({ root: u.root, name: "", multiple: multiple.get(u.root) ?? 1, from: [] }));
+    const tableWidths = plain2.map((u) => ({ root: u.root, name: "", multiple: multiple.get(u.root) ?? 1, from: [] }));
     const tables = await measureLayerTables(layers, tableWidths, { batch: opts.latency.batch, threads: opts.hardware?.threads ?? 1, cacheDir: opts.hardware?.cacheDir ?? cacheDir(), onLayer: opts.hardware?.onProbe });
     const split = splitDense(tables, opts.latency.denseMs);
     const curves = /* @__PURE__ */ new Map();
@@ -45047,16 +45525,16 @@ async function structuredPrune(input, opts) {
       const size2 = units.find((u) => u.root === root).size;
       return f ? f(1 - to / size2) - f(1 - from / size2) : void 0;
     };
-    const plan = allocateForLatency(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)) })), tables, split, opts.latency.budgetMs, cost);
+    const plan = allocateForLatency(plain2.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)) })), tables, split, opts.latency.budgetMs, cost);
     for (const u of units) keptUnits.set(u.root, plan.kept.get(u.root) ?? u.size);
-    latency = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), layers: tables };
+    latency2 = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain2.map((u) => plan.kept.get(u.root) ?? u.size), layers: tables };
     if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
   } else if (widths) {
     const multiple = new Map(widths.groups.map((g2) => [g2.root, g2.multiple]));
-    const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
-    const snapped = snapToWidths(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root), scores: normalised(unitImportance.get(u.root)) })));
-    const asked = plain.reduce((n, u) => n + u.size - keptUnits.get(u.root), 0);
-    const got = plain.reduce((n, u) => n + u.size - snapped.get(u.root), 0);
+    const plain2 = units.filter((u) => analysis.spaces.block(u.root) === 1);
+    const snapped = snapToWidths(plain2.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root), scores: normalised(unitImportance.get(u.root)) })));
+    const asked = plain2.reduce((n, u) => n + u.size - keptUnits.get(u.root), 0);
+    const got = plain2.reduce((n, u) => n + u.size - snapped.get(u.root), 0);
     if (got !== asked) notes.push(`channel widths: ${got} channels removed instead of the ${asked} the allocation asked for, the nearest total the fast widths allow`);
     for (const [r, k] of snapped) keptUnits.set(r, k);
   }
@@ -45070,7 +45548,7 @@ async function structuredPrune(input, opts) {
   const pruned = removeChannels(model, analysis, keep);
   const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
   for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${renderSkip(g2.skip)}`);
-  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), tally: channelTally(outcome), ...widths ? { widths } : {}, ...latency ? { latency } : {} };
+  return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), tally: channelTally(outcome), ...widths ? { widths } : {}, ...latency2 ? { latency: latency2 } : {} };
 }
 function lossAt(pts) {
   return (ratio2) => {
@@ -45087,12 +45565,12 @@ function normalised(scores) {
   return scores.map((v) => v / mean2);
 }
 async function groupWidths(model, analysis, prunable, opts) {
-  const plain = prunable.filter((g2) => g2.block === 1);
-  if (opts.widths) return { groups: plain.map((g2) => ({ root: g2.root, name: g2.name, multiple: opts.widths.get(g2.name) ?? 1, from: ["recorded"] })) };
+  const plain2 = prunable.filter((g2) => g2.block === 1);
+  if (opts.widths) return { groups: plain2.map((g2) => ({ root: g2.root, name: g2.name, multiple: opts.widths.get(g2.name) ?? 1, from: ["recorded"] })) };
   if (!opts.hardware) return void 0;
   const layers = macLayers(model, analysis);
-  const table5 = await measureProbes(layers.filter((l) => plain.some((g2) => l.inRoots.includes(g2.root) || l.outRoots.includes(g2.root))), opts.hardware);
-  return { ...table5, groups: groupMultiples(layers, table5.probes, plain) };
+  const table4 = await measureProbes(layers.filter((l) => plain2.some((g2) => l.inRoots.includes(g2.root) || l.outRoots.includes(g2.root))), opts.hardware);
+  return { ...table4, groups: groupMultiples(layers, table4.probes, plain2) };
 }
 function structuredGroups(input, protectedTensors) {
   const model = untieConstants(input);
@@ -45390,7 +45868,7 @@ var init_describe = __esm({
 });
 
 // src/onnx/runtime/scores.ts
-function scoreRow(row, offset, classes, label2, areProbabilities) {
+function scoreRow(row, offset, classes, label, areProbabilities) {
   let pred = 0;
   let max2 = -Infinity;
   for (let c = 0; c < classes; c++) {
@@ -45401,13 +45879,13 @@ function scoreRow(row, offset, classes, label2, areProbabilities) {
     }
   }
   if (areProbabilities) {
-    const p = row[offset + label2];
+    const p = row[offset + label];
     return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
   }
   let sum = 0;
   for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
   const logSum = Math.log(sum);
-  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label2] - max2 - logSum };
+  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
 }
 function expectedCalibrationError(confidence, correct, bins = 15) {
   const n = confidence.length;
@@ -45466,14 +45944,14 @@ async function evaluateClassifier(session, data, opts) {
       if (opts.keepLogits) logits = new Float32Array(n * classes);
     }
     for (let i2 = 0; i2 < end - start; i2++) {
-      const label2 = labels[start + i2];
-      if (label2 >= classes) {
-        throw new UserError(`${data.path}: label ${label2} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
+      const label = labels[start + i2];
+      if (label >= classes) {
+        throw new UserError(`${data.path}: label ${label} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
       }
-      const s = scoreRow(values, i2 * classes, classes, label2, opts.outputsAreProbabilities);
+      const s = scoreRow(values, i2 * classes, classes, label, opts.outputsAreProbabilities);
       pred[start + i2] = s.pred;
       confidence[start + i2] = s.confidence;
-      correct[start + i2] = !data.labels ? 0 : s.pred === label2 ? 1 : 0;
+      correct[start + i2] = !data.labels ? 0 : s.pred === label ? 1 : 0;
       logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
     }
     logits?.set(values, start * classes);
@@ -45793,11 +46271,11 @@ async function unstructuredSensitivityPlan(dense, req) {
     ]
   };
 }
-function pruneCounts(dense, weights, counts) {
+function pruneCounts(dense, weights, counts2) {
   const ed = ModelEditor.copyOf(dense);
   weights.forEach((w, i2) => {
     const values = tensorToFloat32(ed.initializer(w.initializer));
-    ed.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], counts[i2])[0]));
+    ed.replaceInitializer(w.initializer, applyMask(values, magnitudeMask([values], counts2[i2])[0]));
   });
   return ed.model;
 }
@@ -45833,15 +46311,15 @@ var init_sensitivityPrune = __esm({
 });
 
 // src/prune/structured/record.ts
-function allocationRecord(roundTo, widths, latency) {
+function allocationRecord(roundTo, widths, latency2) {
   const rounding = roundTo > 1 ? "fixed" : widths && "probes" in widths ? "measured" : widths ? "recorded" : "none";
-  const table5 = widths && "probes" in widths ? { machine: widths.machine, onnxruntime: widths.onnxruntime, threads: widths.threads, batches: widths.batches, probes: widths.probes } : {};
+  const table4 = widths && "probes" in widths ? { machine: widths.machine, onnxruntime: widths.onnxruntime, threads: widths.threads, batches: widths.batches, probes: widths.probes } : {};
   return {
     rounding,
     ...roundTo > 1 ? { round_to: roundTo } : {},
-    ...table5,
+    ...table4,
     ...widths ? { groups: widths.groups.map(({ root: _root, ...g2 }) => g2) } : {},
-    ...latency ? { latency } : {}
+    ...latency2 ? { latency: latency2 } : {}
   };
 }
 var init_record = __esm({
@@ -45948,9 +46426,9 @@ async function pruneWithScope(dense, config2, ctx) {
 function widthsText(a) {
   if (a.rounding === "fixed") return `; kept counts multiples of ${a.round_to}`;
   if (!a.groups || a.groups.length === 0) return "";
-  const counts = /* @__PURE__ */ new Map();
-  for (const g2 of a.groups) counts.set(g2.multiple, (counts.get(g2.multiple) ?? 0) + 1);
-  const list = [...counts].sort((x2, y) => y[1] - x2[1] || y[0] - x2[0]).map(([m, n]) => `${m} (${n} group${n === 1 ? "" : "s"})`).join(", ");
+  const counts2 = /* @__PURE__ */ new Map();
+  for (const g2 of a.groups) counts2.set(g2.multiple, (counts2.get(g2.multiple) ?? 0) + 1);
+  const list = [...counts2].sort((x2, y) => y[1] - x2[1] || y[0] - x2[0]).map(([m, n]) => `${m} (${n} group${n === 1 ? "" : "s"})`).join(", ");
   return `; kept counts snapped to ${a.rounding === "measured" ? "the widths measured to run fast" : "recorded widths"}: multiples of ${list}`;
 }
 async function pruneBySensitivity(dense, weights, config2, ctx) {
@@ -46015,11 +46493,11 @@ var init_pruneModel = __esm({
 });
 
 // src/prune/schedule.ts
-function cubicSchedule(initial, final2, steps) {
+function cubicSchedule(initial, final, steps) {
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`cubicSchedule: steps must be a whole number of 1 or more (got ${steps})`);
-  if (!(initial >= 0 && final2 < 1 && final2 > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final2})`);
+  if (!(initial >= 0 && final < 1 && final > initial)) throw new Error(`cubicSchedule: need 0 <= initial < final < 1 (got ${initial} -> ${final})`);
   const out = [];
-  for (let t = 1; t <= steps; t++) out.push(t === steps ? final2 : final2 + (initial - final2) * (1 - t / steps) ** 3);
+  for (let t = 1; t <= steps; t++) out.push(t === steps ? final : final + (initial - final) * (1 - t / steps) ** 3);
   return out;
 }
 function fractionOfRemaining(remaining, denseTotal, target) {
@@ -47446,9 +47924,9 @@ async function externalRecovery(command, pruned, weights, paths, output, opts = 
   if (!fs13.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
-  const recovered = loadModel(paths.modelOut).proto;
-  verifyRecovered(pruned, recovered, masks, paths.modelOut);
-  return recovered;
+  const recovered2 = loadModel(paths.modelOut).proto;
+  verifyRecovered(pruned, recovered2, masks, paths.modelOut);
+  return recovered2;
 }
 var CommandTimedOut, KILL_GRACE_MS;
 var init_external2 = __esm({
@@ -47575,7 +48053,7 @@ function linearLayer(index, weight) {
   const t = index.initializers.get(weight);
   if (!t || !FLOAT_TYPES.has(t.dataType)) return "not a float initializer";
   const dims = tensorDims(t);
-  const label2 = nodeLabel(node);
+  const label = nodeLabel(node);
   switch (node.opType) {
     case "Conv": {
       if (node.input[1] !== weight) return "weight is not the Conv kernel";
@@ -47583,7 +48061,7 @@ function linearLayer(index, weight) {
       if (typeof geo === "string") return geo;
       const groups = attrInt(node, "group", 1);
       const bias = node.input[2] || null;
-      return { node: label2, opType: "Conv", weight, input: node.input[0], groups, rows: dims[0] / groups, cols: dims[1] * dims[2] * dims[3], transposed: false, bias, biasRefit: bias === null || index.initializers.has(bias), conv: geo };
+      return { node: label, opType: "Conv", weight, input: node.input[0], groups, rows: dims[0] / groups, cols: dims[1] * dims[2] * dims[3], transposed: false, bias, biasRefit: bias === null || index.initializers.has(bias), conv: geo };
     }
     case "Gemm": {
       if (node.input[1] !== weight || dims.length !== 2) return "weight is not the Gemm B matrix";
@@ -47594,12 +48072,12 @@ function linearLayer(index, weight) {
       const biasT = bias ? index.initializers.get(bias) : void 0;
       const unitScale = attrFloat(node, "alpha", 1) === 1 && attrFloat(node, "beta", 1) === 1;
       const biasRefit = unitScale && (bias === null || biasT !== void 0 && tensorDims(biasT).length === 1 && tensorDims(biasT)[0] === rows2);
-      return { node: label2, opType: "Gemm", weight, input: node.input[0], groups: 1, rows: rows2, cols, transposed, bias, biasRefit };
+      return { node: label, opType: "Gemm", weight, input: node.input[0], groups: 1, rows: rows2, cols, transposed, bias, biasRefit };
     }
     case "MatMul": {
       if (node.input[1] !== weight || dims.length !== 2) return "weight is the left MatMul operand";
       const bias = matMulBias(index, node, dims[1]);
-      return { node: label2, opType: "MatMul", weight, input: node.input[0], groups: 1, rows: dims[1], cols: dims[0], transposed: true, bias, biasRefit: bias !== null };
+      return { node: label, opType: "MatMul", weight, input: node.input[0], groups: 1, rows: dims[1], cols: dims[0], transposed: true, bias, biasRefit: bias !== null };
     }
     default:
       return `${node.opType} layers are not refit`;
@@ -48548,23 +49026,23 @@ async function recoverySteps(req, calib, bounded) {
     current = model;
     currentScore = score2;
   };
-  async function distillStep(judged, deadline2) {
+  async function distillStep(judged2, deadline2) {
     const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline2), maxBytes: DISTILL_MAX_BYTES });
     if (unfit) {
       bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
-    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged, deadline: deadline2 });
+    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged2, deadline: deadline2 });
     if (!d) return;
     const score2 = labelled ? await calibScore(d.model, calib, config2.latency.threads) : void 0;
-    if (judged && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
+    if (judged2 && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
     }
     keep("distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
   }
   if (config2.recovery === "reconstruct" || config2.recovery === "auto") {
-    const judged = config2.recovery === "auto";
+    const judged2 = config2.recovery === "auto";
     const t0 = performance.now();
     progress.stage({ kind: "recover", work: "reconstruct", detail: "layer-wise reconstruction on the calibration set" });
     const adaptive = config2.criterion === "sparsegpt" && config2.method === "unstructured" && !req.structured;
@@ -48583,7 +49061,7 @@ async function recoverySteps(req, calib, bounded) {
     const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config2.latency.threads) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
-    if (judged && score2 && currentScore && !better(score2, currentScore)) {
+    if (judged2 && score2 && currentScore && !better(score2, currentScore)) {
       progress.note(`recovery: reconstruction not kept (${fmt(score2)} vs ${fmt(currentScore)} without it)`);
     } else if (r.layers.length > 0) {
       keep(
@@ -49246,8 +49724,8 @@ async function runGradual(input, progress) {
     });
     const stepMeasured = [];
     for (const r of unit.steps) stepMeasured.push(await measureRecord(r, withDense));
-    const final2 = stepMeasured[stepMeasured.length - 1];
-    if (unit.temperature) final2.step.temperature = unit.temperature;
+    const final = stepMeasured[stepMeasured.length - 1];
+    if (unit.temperature) final.step.temperature = unit.temperature;
     measured.push(...stepMeasured);
     const next = loadModel(unit.chain).proto;
     {
@@ -49258,7 +49736,7 @@ async function runGradual(input, progress) {
     const row = {
       index: t,
       target,
-      final: final2,
+      final,
       calibAccuracy: calib?.labels ? (await calibScore(current, calib, config2.latency.threads)).accuracy : null
     };
     if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels.remaining;
@@ -49271,17 +49749,17 @@ async function runGradual(input, progress) {
     rows2.push(row);
     let pair;
     if (needsLatency) {
-      pair = await timePair(req.model, final2.step.artifact, data, config2, provider, progress);
+      pair = await timePair(req.model, final.step.artifact, data, config2, provider, progress);
       dense.step.latency = latencyStat(config2.batchSizes[0], pair.reference, config2.confidence);
-      final2.step.latency = latencyStat(config2.batchSizes[0], pair.candidate, config2.confidence);
+      final.step.latency = latencyStat(config2.batchSizes[0], pair.candidate, config2.confidence);
     }
-    const judged = judge(budgets, dense, final2, input, pair, row.reduction);
-    const met = resource.length > 0 && resource.every((b) => judged.budgets.find((r) => r.name === b.name)?.verdict === "pass");
-    const quality = row.calibAccuracy ?? final2.step.accuracy;
+    const judged2 = judge(budgets, dense, final, input, pair, row.reduction);
+    const met = resource.length > 0 && resource.every((b) => judged2.budgets.find((r) => r.name === b.name)?.verdict === "pass");
+    const quality = row.calibAccuracy ?? final.step.accuracy;
     drops.push(denseQuality !== null && quality !== null ? denseQuality - quality : 0);
     const more = t < targets.length;
     if (met && more) {
-      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct4(final2.step.sparsity)}; pruning further would only cost quality` };
+      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct4(final.step.sparsity)}; pruning further would only cost quality` };
     } else if (more && fellOffCliff(drops, cliffThreshold, config2.schedulePatience)) {
       stoppedEarly = {
         after_step: t,
@@ -49352,8 +49830,8 @@ async function runGradual(input, progress) {
     schedule
   });
 }
-function judge(budgets, dense, step, input, latency, reduction) {
-  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, false, reduction);
+function judge(budgets, dense, step, input, latency2, reduction) {
+  return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency2, input.req.config, false, reduction);
 }
 function protectedFor(dense, kept) {
   const all = prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false });
@@ -49443,7 +49921,7 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
   progress.stage({ kind: "recover", work: "round", round: rounds, rounds, detail: `${config2.method} to ${pct5(config2.sparsity)}` });
   const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config2.scope;
   const from = current;
-  const final2 = await pruneAndRecover({
+  const final = await pruneAndRecover({
     prune: async () => ({
       model: pruneRound(from, weights, config2.sparsity, config2, plan),
       description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct5(config2.sparsity)}, round ${rounds} of ${rounds} (${targets.map(pct5).join(", ")}): from round ${rounds - 1}'s recovered weights`,
@@ -49456,8 +49934,8 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
     // the final round gets the same share of the recovery time budget as every other round
     recovery: { ...recovery, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir }
   });
-  const score2 = calib.labels ? recordedScores(final2.recovered)?.after ?? await calibScore(final2.pruned.model, calib, config2.latency.threads) : void 0;
-  return { rounds: steps, final: final2, score: score2, seconds: (performance.now() - t0) / 1e3 };
+  const score2 = calib.labels ? recordedScores(final.recovered)?.after ?? await calibScore(final.pruned.model, calib, config2.latency.threads) : void 0;
+  return { rounds: steps, final, score: score2, seconds: (performance.now() - t0) / 1e3 };
 }
 async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
   const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
@@ -49590,20 +50068,20 @@ function entropyRange(h) {
   return { min: -side(h.negative, neg, -h.observed.min), max: side(h.positive, pos, h.observed.max) };
 }
 function entropyThreshold(h, levels) {
-  const counts = h.counts;
-  const bins = counts.length;
+  const counts2 = h.counts;
+  const bins = counts2.length;
   if (bins <= levels) return h.extent;
   let total2 = 0;
-  for (let i2 = 0; i2 < bins; i2++) total2 += counts[i2];
+  for (let i2 = 0; i2 < bins; i2++) total2 += counts2[i2];
   if (total2 === 0) return 0;
   const beyond = new Float64Array(bins + 1);
-  for (let i2 = bins - 1; i2 >= 0; i2--) beyond[i2] = beyond[i2 + 1] + counts[i2];
+  for (let i2 = bins - 1; i2 >= 0; i2--) beyond[i2] = beyond[i2 + 1] + counts2[i2];
   let best = bins;
   let bestKl = Infinity;
   const p = new Float64Array(bins);
   const q = new Float64Array(bins);
   for (let kept = levels; kept <= bins; kept++) {
-    for (let i2 = 0; i2 < kept; i2++) p[i2] = counts[i2];
+    for (let i2 = 0; i2 < kept; i2++) p[i2] = counts2[i2];
     p[kept - 1] += beyond[kept];
     const perLevel = kept / levels;
     for (let j = 0; j < levels; j++) {
@@ -49612,11 +50090,11 @@ function entropyThreshold(h, levels) {
       let mass = 0;
       let nonzero = 0;
       for (let i2 = start; i2 < end; i2++) {
-        mass += counts[i2];
-        if (counts[i2] > 0) nonzero++;
+        mass += counts2[i2];
+        if (counts2[i2] > 0) nonzero++;
       }
       const each = nonzero > 0 ? mass / nonzero : 0;
-      for (let i2 = start; i2 < end; i2++) q[i2] = counts[i2] > 0 ? each : 0;
+      for (let i2 = start; i2 < end; i2++) q[i2] = counts2[i2] > 0 ? each : 0;
     }
     let pMass = 0;
     let qMass = 0;
@@ -49933,7 +50411,7 @@ function quantizableNodes(model) {
   const index = new GraphIndex(model.graph);
   const out = [];
   for (const n of index.order) {
-    const label2 = nodeLabel(n);
+    const label = nodeLabel(n);
     if (n.opType === "Conv") {
       const w = initializerFloat(index, n.input[1]);
       if (!w || tensorDims(w).length !== 4 || index.initializers.has(n.input[0])) continue;
@@ -49942,24 +50420,24 @@ function quantizableNodes(model) {
       const groups = attrInt(n, "group", 1);
       const inChannels = dims[1] * groups;
       const depthwise = groups > 1 && groups === inChannels && dims[1] === 1;
-      out.push({ label: label2, opType: n.opType, kind: depthwise ? "depthwise-conv" : "conv", inChannels, groups });
+      out.push({ label, opType: n.opType, kind: depthwise ? "depthwise-conv" : "conv", inChannels, groups });
     } else if (n.opType === "Gemm") {
       const w = initializerFloat(index, n.input[1]);
       if (!w || tensorDims(w).length !== 2 || attrInt(n, "transA", 0) !== 0) continue;
       if (attrFloat(n, "alpha", 1) !== 1 || n.input[2] && attrFloat(n, "beta", 1) !== 1) continue;
       const c = n.input[2] ? initializerFloat(index, n.input[2]) : void 0;
       if (n.input[2] && (!c || tensorDims(c).length !== 1)) continue;
-      out.push({ label: label2, opType: n.opType, kind: "gemm" });
+      out.push({ label, opType: n.opType, kind: "gemm" });
     } else if (n.opType === "MatMul") {
       const consts = n.input.filter((i2) => index.initializers.has(i2));
       if (consts.length > 1 || consts.length === 1 && (consts[0] !== n.input[1] || !initializerFloat(index, n.input[1]) || tensorDims(index.initializers.get(n.input[1])).length !== 2)) continue;
-      out.push({ label: label2, opType: n.opType, kind: "matmul" });
+      out.push({ label, opType: n.opType, kind: "matmul" });
     } else if (ACTIVATION_OPS.has(n.opType)) {
       if (n.input.some((i2) => i2 && index.constant(i2))) continue;
-      out.push({ label: label2, opType: n.opType, kind: "activation-op" });
+      out.push({ label, opType: n.opType, kind: "activation-op" });
     } else if (PASS_THROUGH2.has(n.opType)) {
       if (index.constant(n.input[0])) continue;
-      out.push({ label: label2, opType: n.opType, kind: "pass-through" });
+      out.push({ label, opType: n.opType, kind: "pass-through" });
     }
   }
   return out;
@@ -50273,7 +50751,7 @@ function quantizeDynamic(model, opts) {
   const dynamicOf = /* @__PURE__ */ new Map();
   const quantized = [];
   for (const n of candidates) {
-    const label2 = nodeLabel(n);
+    const label = nodeLabel(n);
     const [x2, wName] = n.input;
     let w = weights.get(wName);
     if (!w) {
@@ -50294,12 +50772,12 @@ function quantizeDynamic(model, opts) {
     const out = n.output[0];
     const integer2 = ed.fresh(`${out}_quantized`);
     const asFloat = ed.fresh(`${out}_cast`);
-    const scale2 = ed.fresh(`${label2}_scale`);
+    const scale2 = ed.fresh(`${label}_scale`);
     const mm = ed.replaceNode(n, { opType: "MatMulInteger", inputs: [dq.q, w.q, dq.zp, w.zp], outputs: [integer2] });
-    const cast2 = ed.addNode({ name: `${label2}_cast`, opType: "Cast", inputs: [integer2], outputs: [asFloat], attrs: { to: 1 /* FLOAT */ } }, { after: mm });
-    const mul2 = ed.addNode({ name: `${label2}_scales_mul`, opType: "Mul", inputs: [dq.scale, w.scale], outputs: [scale2] }, { after: cast2 });
-    ed.addNode({ name: `${label2}_output_scale_mul`, opType: "Mul", inputs: [asFloat, scale2], outputs: [out] }, { after: mul2 });
-    quantized.push(label2);
+    const cast2 = ed.addNode({ name: `${label}_cast`, opType: "Cast", inputs: [integer2], outputs: [asFloat], attrs: { to: 1 /* FLOAT */ } }, { after: mm });
+    const mul2 = ed.addNode({ name: `${label}_scales_mul`, opType: "Mul", inputs: [dq.scale, w.scale], outputs: [scale2] }, { after: cast2 });
+    ed.addNode({ name: `${label}_output_scale_mul`, opType: "Mul", inputs: [asFloat, scale2], outputs: [out] }, { after: mul2 });
+    quantized.push(label);
   }
   ed.setNodes(sortedNodes(ed.graph.node));
   return { model: ed.model, quantized };
@@ -50582,8 +51060,8 @@ import * as path16 from "node:path";
 async function pruneForLatency(dense, modelPath, config2, ctx) {
   const batch = config2.batchSizes[0];
   const source = sliceBatch(ctx.data, 0, Math.min(ctx.data.count, batch));
-  const time2 = async (files, label2) => {
-    ctx.progress.stage({ kind: "latency", detail: label2, total: config2.latency.warmup + config2.latency.runs });
+  const time2 = async (files, label) => {
+    ctx.progress.stage({ kind: "latency", detail: label, total: config2.latency.warmup + config2.latency.runs });
     const samples = await measureInterleaved(files, source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider: ctx.provider }, (d) => ctx.progress.update(d));
     ctx.progress.stop();
     return samples.map((s) => median(s[0]));
@@ -50762,7 +51240,7 @@ async function judgeSteps(input, measured, progress, record, reduction, shortfal
   const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, reduction);
   const speedNotes = [...shortfalls, ...structuredSpeedNotes(config2, samples[0], samples[samples.length - 1])];
   for (const n of speedNotes) progress.note(n);
-  const judged = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, "warn"]) } : judgedBudgets;
+  const judged2 = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, "warn"]) } : judgedBudgets;
   return buildModelLedger({
     ...record,
     notes: [...record.notes ?? [], ...speedNotes],
@@ -50772,7 +51250,7 @@ async function judgeSteps(input, measured, progress, record, reduction, shortfal
     steps: measured,
     reference: dense,
     shipped,
-    judged,
+    judged: judged2,
     data: { path: req.data, set: data },
     shifts,
     config: config2
@@ -50796,9 +51274,9 @@ function hardwareOptions(config2, progress) {
     }
   };
 }
-function structuredSpeedNotes(config2, dense, final2) {
+function structuredSpeedNotes(config2, dense, final) {
   if (config2.method !== "structured" && config2.method !== "hybrid") return [];
-  return slowerThanDense(config2.batchSizes, dense, final2).map(
+  return slowerThanDense(config2.batchSizes, dense, final).map(
     (s) => `speed: the shipped model measured ${s.speedup.toFixed(2)}x of dense at batch ${s.batch} (p=${s.p_value < 1e-3 ? "<0.001" : s.p_value.toFixed(3)}), slower than the model it replaces: its kept channels run no faster on this machine (too few MACs removed to outweigh the rest of the graph, or widths onnxruntime executes slowly; round-to 0 measures the fast ones); verdict at least warn`
   );
 }
@@ -51063,8 +51541,8 @@ async function compareWithBase(opts, progress) {
   progress.note(`comparing with base: ${opts.baseModel} at ${opts.ref.slice(0, 12)}`);
   const m = await measurePair({ base, head, data: opts.data, shifts: opts.shifts, config: opts.config }, progress);
   const budgets = compareBudgets(opts.budgets).filter((b) => VS_BASE.has(b.name));
-  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, opts.config, true);
-  return { ref: opts.ref, model: opts.baseModel, steps: opts.baseSteps, pair: [m.base.step, m.head.step], budgets: judged.budgets, verdict: judged.verdict };
+  const judged2 = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, opts.config, true);
+  return { ref: opts.ref, model: opts.baseModel, steps: opts.baseSteps, pair: [m.base.step, m.head.step], budgets: judged2.budgets, verdict: judged2.verdict };
 }
 var VS_BASE;
 var init_compareBase = __esm({
@@ -51186,6 +51664,7 @@ async function checkModels(jobs, settings, opts) {
             config: settings.config,
             budgets: settings.budgets
           }, opts.progress);
+          model.vs_base.base_budgets = base.models[0].budgets;
           model.verdict = overallVerdict([model.verdict, model.vs_base.verdict]);
         } else {
           timedOut.push(...timedOutRuns(base).map((t) => ({ ...t, model: at2 })));
@@ -51229,142 +51708,31 @@ var init_checkModels = __esm({
 });
 
 // src/github/report.ts
-function signed2(x2, show2) {
-  const text2 = show2(Math.abs(x2));
-  if (text2 === show2(0)) return `\xB1${text2}`;
-  return x2 > 0 ? `+${text2}` : `\u2212${text2}`;
-}
-function change(a, b, show2) {
-  return a == null || b == null ? DASH4 : signed2(b - a, show2);
-}
-function baseTable(base, head) {
-  const p50 = (s) => s.latency?.p50_ms;
-  return table4([
-    ["", "Base", "Head", "Change"],
-    ["Sparsity", percent(base.sparsity), percent(head.sparsity), change(base.sparsity, head.sparsity, (x2) => points(x2, 1))],
-    ["Accuracy", orDash2(base.accuracy, (x2) => percent(x2, 2)), orDash2(head.accuracy, (x2) => percent(x2, 2)), change(base.accuracy, head.accuracy, (x2) => points(x2, 2))],
-    ["ECE", orDash2(base.ece, (x2) => percent(x2, 2)), orDash2(head.ece, (x2) => percent(x2, 2)), change(base.ece, head.ece, (x2) => points(x2, 2))],
-    [`p50 latency${head.latency ? ` (b=${head.latency.batch})` : ""}`, orDash2(p50(base), ms), orDash2(p50(head), ms), change(p50(base), p50(head), ms)],
-    ["Size", bytes(base.size_bytes), bytes(head.size_bytes), change(base.size_bytes, head.size_bytes, bytes)],
-    ["Gzip", bytes(base.gzip_bytes), bytes(head.gzip_bytes), change(base.gzip_bytes, head.gzip_bytes, bytes)]
-  ]);
-}
-function limitText(name, x2) {
-  if (name === "latency-regression") return percent(x2);
-  if (name === "min-speedup") return ratio(x2);
-  if (name === "p95-latency-ms") return ms(x2);
-  if (name === "max-size-bytes") return bytes(x2);
-  return points(x2);
-}
-function budgetRows(budgets) {
-  return table4([
-    ["Budget vs base", "Limit", "Actual", "Verdict", "Detail"],
-    ...budgets.map((b) => [
-      `\`${b.name}\``,
-      `${b.direction === "max" ? "\u2264" : "\u2265"} ${limitText(b.name, b.limit)}`,
-      b.actual === null ? DASH4 : limitText(b.name, b.actual),
-      `${ICON3[b.verdict]} ${b.verdict}`,
-      b.detail
-    ])
-  ]);
-}
-function barChart(title, yLabel, bars) {
-  const known = bars.filter((b) => b[1] != null && Number.isFinite(b[1]));
-  if (known.length === 0) return void 0;
-  const values = known.map((b) => Number(b[1].toFixed(3)));
-  return [
-    "```mermaid",
-    "xychart-beta",
-    `  title ${label(title)}`,
-    `  x-axis [${known.map((b) => label(b[0])).join(", ")}]`,
-    `  y-axis ${label(yLabel)} 0 --> ${Number((Math.max(...values) * 1.1 || 1).toFixed(3))}`,
-    `  bar [${values.join(", ")}]`,
-    "```"
-  ].join("\n");
-}
-function modelCharts(model) {
-  const steps = [["dense", model.steps[0]]];
-  if (model.vs_base) steps.push(["base", final(model.vs_base.steps)]);
-  steps.push([model.vs_base ? "head" : "pruned", final(model.steps)]);
-  const name = markdownCell(model.model.split("/").pop()).replace(/`/g, "'");
-  const charts = [
-    barChart(`${name}: accuracy`, "accuracy %", steps.map(([n, s]) => [n, s.accuracy == null ? null : s.accuracy * 100])),
-    barChart(`${name}: p50 latency`, "ms", steps.map(([n, s]) => [n, s.latency?.p50_ms]))
-  ];
-  return charts.filter(Boolean).join("\n\n");
-}
 function oneModel(ledger, model) {
   const { timed_out: _t, more_timed_out: _m, ...rest } = ledger;
   return { ...rest, models: [model], verdict: model.verdict };
 }
-function singleModelMarkdown(ledger, model) {
-  return renderMarkdown(oneModel(ledger, model)).split("\n").slice(2).join("\n").trim();
-}
-function overview(models) {
-  return table4([
-    ["Model", "Verdict", "Sparsity", "Accuracy", "vs base", "p50", "Size"],
-    ...models.map((m) => {
-      const f = final(m.steps);
-      const b = m.vs_base ? final(m.vs_base.steps) : void 0;
-      return [
-        `\`${m.model}\``,
-        `${ICON3[m.verdict]} ${m.verdict}`,
-        percent(f.sparsity),
-        orDash2(f.accuracy, (x2) => percent(x2, 2)),
-        b ? `${change(b.accuracy, f.accuracy, (x2) => points(x2, 2))} accuracy` : "new model",
-        orDash2(f.latency?.p50_ms, ms),
-        bytes(f.size_bytes)
-      ];
-    })
-  ]);
-}
 function renderReport(ledger, opts) {
-  const sections = [MARKER, `### prune-guard ${ICON3[ledger.verdict]} ${WORD2[ledger.verdict]} \xB7 ${opts.title}`];
+  const sections = [MARKER, `### prune-guard ${ICON[ledger.verdict]} ${WORD[ledger.verdict]} \xB7 ${opts.title}`];
   if (opts.notes?.length) sections.push(opts.notes.map((n) => `> ${n}`).join("\n>\n"));
-  const timedOut = timedOutLines(ledger);
-  if (timedOut.length) sections.push(timedOut.join("\n\n"));
-  if (ledger.models.length === 0) {
-    if (!timedOut.length) sections.push("_No model to check._");
+  if (ledger.models.length === 0 && timedOutRuns(ledger).length === 0) {
+    sections.push("_No model to check._");
   } else {
-    sections.push(overview(ledger.models));
-    for (const m of ledger.models) {
-      const parts = [renderHeadline(m)];
-      if (m.vs_base) {
-        parts.push(`Against \`${m.vs_base.model}\` at ${m.vs_base.ref.slice(0, 12)} (merge base), both pruned the same way, then measured together (same data, latency interleaved):`);
-        const [base, head] = m.vs_base.pair ?? [final(m.vs_base.steps), final(m.steps)];
-        parts.push(baseTable(base, head));
-        if (m.vs_base.budgets.length) parts.push(budgetRows(m.vs_base.budgets));
-      }
-      sections.push(parts.join("\n\n"));
-      const charts = modelCharts(m);
-      if (charts) sections.push({ summary: `Charts: ${m.model}`, body: charts });
-      sections.push({ summary: `Ledger: ${m.model}`, body: singleModelMarkdown(ledger, m) });
-    }
+    const { review, folds } = renderBody(ledger, "action");
+    sections.push(review, ...folds);
   }
-  const links = [opts.links.run && `[workflow run](${opts.links.run})`, opts.links.artifacts && `[artifacts (ledger.json, pruned models)](${opts.links.artifacts})`].filter(Boolean);
-  const { runtime, tool } = ledger;
-  sections.push(
-    `<sub>${links.length ? `${links.join(" \xB7 ")} \xB7 ` : ""}${tool.name} ${tool.version} \xB7 onnxruntime ${runtime.onnxruntime} (${runtime.provider}, ${runtime.threads} threads, ${runtime.platform}) \xB7 ${ledger.created_at}</sub>`
-  );
+  const links = [opts.links.run && `[workflow run](${opts.links.run})`, opts.links.artifacts && `[artifacts (ledger.json, pruned models)](${opts.links.artifacts})`].filter((l) => !!l);
+  sections.push(renderFooter(ledger, links));
   return sections;
 }
-var MARKER, ICON3, WORD2, DASH4, cell5, table4, final, orDash2, label;
+var MARKER;
 var init_report = __esm({
   "src/github/report.ts"() {
     "use strict";
-    init_markdown_table();
-    init_escape();
-    init_format();
+    init_budgetText();
+    init_envelope();
     init_render();
     MARKER = "<!-- prune-guard -->";
-    ICON3 = { pass: "\u2705", warn: "\u26A0\uFE0F", fail: "\u274C" };
-    WORD2 = { pass: "PASS", warn: "WARN", fail: "FAIL" };
-    DASH4 = "\u2014";
-    cell5 = markdownCell;
-    table4 = (rows2) => markdownTable(rows2.map((r) => r.map(cell5)), { alignDelimiters: false });
-    final = (steps) => steps[steps.length - 1];
-    orDash2 = (x2, show2) => x2 == null ? DASH4 : show2(x2);
-    label = (t) => `"${t.replace(/"/g, "'")}"`;
   }
 });
 
@@ -51389,15 +51757,8 @@ var init_comment = __esm({
 });
 
 // src/github/fit.ts
-function renderFold(f) {
-  return `<details><summary>${f.summary}</summary>
-
-${f.body}
-
-</details>`;
-}
 function join19(sections) {
-  return sections.map((s) => typeof s === "string" ? s : renderFold(s)).join("\n\n") + "\n";
+  return sections.map((s) => typeof s === "string" ? s : details(s)).join("\n\n") + "\n";
 }
 function hardCut(text2, max2) {
   const note = "\n\n_\u2026truncated to stay within GitHub's comment limit: the job summary and the ledger artifact have it in full._\n";
@@ -51428,6 +51789,7 @@ var COMMENT_LIMIT, omitted;
 var init_fit = __esm({
   "src/github/fit.ts"() {
     "use strict";
+    init_markdown();
     COMMENT_LIMIT = 65536;
     omitted = (f) => ({
       summary: f.summary,
@@ -58821,22 +59183,19 @@ function locate(b, src) {
   return void 0;
 }
 function budgetAnnotations(model, src) {
-  const all = [
-    ...model.budgets.map((b) => ["", b]),
-    ...(model.vs_base?.budgets ?? []).map((b) => [" vs base", b])
-  ];
   const out = [];
-  for (const [scope, b] of all) {
-    if (b.verdict === "pass") continue;
+  for (const j of notPassed([model])) {
+    const b = j.budget;
     const at2 = locate(b, src);
     if (!at2) continue;
+    const why = b.actual === null ? "" : whyText(b, { closeCall: false });
     out.push({
       path: at2.path,
       start_line: at2.line,
       end_line: at2.line,
       annotation_level: b.verdict === "fail" ? "failure" : "warning",
-      title: `${model.model}: ${b.name}${scope} ${b.verdict}`,
-      message: `${b.name}${scope}: limit ${b.direction === "max" ? "<=" : ">="} ${b.limit}, actual ${b.actual ?? "not measured"} (${b.detail})`
+      title: `${model.model}: ${budgetPhrase(b, j.compared)}`,
+      message: plain(`${budgetLine(j, { icon: false })}.${why ? ` Why: ${why}.` : ""} ${whatToDo([j], "action")}`)
     });
   }
   return out;
@@ -58847,6 +59206,8 @@ var init_annotations = __esm({
     "use strict";
     import_yaml2 = __toESM(require_dist2(), 1);
     init_yamlPosition();
+    init_budgetText();
+    init_renderReview();
   }
 });
 
@@ -58874,6 +59235,12 @@ function conclusion(verdict, failOn) {
   if (gateFails(verdict, failOn)) return "failure";
   return verdict === "pass" ? "success" : "neutral";
 }
+function statusDescription(title) {
+  if (title.length <= STATUS_LIMIT) return title;
+  const cut = title.slice(0, STATUS_LIMIT - 1);
+  const at2 = Math.max(cut.lastIndexOf("; "), cut.lastIndexOf(", "));
+  return `${at2 > 0 ? cut.slice(0, at2) : cut}\u2026`;
+}
 async function publishGate(octokit, ctx, ledger, opts) {
   const { owner, repo } = ctx.repo;
   const messages = [];
@@ -58881,7 +59248,7 @@ async function publishGate(octokit, ctx, ledger, opts) {
   for (const model of ledger.models) {
     const name = checkName(model);
     const state = conclusion(model.verdict, opts.failOn);
-    const title = renderHeadline(model).replace(/\*\*/g, "");
+    const title = verdictTitle(model);
     if (via === "check") {
       const annotations = budgetAnnotations(model, opts.sources);
       const summary2 = (opts.summaries.get(model.model) ?? title).slice(0, SUMMARY_LIMIT);
@@ -58914,7 +59281,7 @@ async function publishGate(octokit, ctx, ledger, opts) {
           sha: opts.sha,
           context: name,
           state: state === "failure" ? "failure" : "success",
-          description: title.slice(0, 140),
+          description: statusDescription(title),
           target_url: opts.detailsUrl
         });
       } catch (e) {
@@ -58926,15 +59293,16 @@ async function publishGate(octokit, ctx, ledger, opts) {
   }
   return { via, messages };
 }
-var checkName, ANNOTATIONS_PER_REQUEST, SUMMARY_LIMIT;
+var checkName, ANNOTATIONS_PER_REQUEST, STATUS_LIMIT, SUMMARY_LIMIT;
 var init_gate = __esm({
   "src/github/gate.ts"() {
     "use strict";
-    init_render();
+    init_renderReview();
     init_annotations();
     init_octokit();
     checkName = (model) => `prune-guard / ${model.model}`;
     ANNOTATIONS_PER_REQUEST = 50;
+    STATUS_LIMIT = 140;
     SUMMARY_LIMIT = 65535;
   }
 });
@@ -59017,9 +59385,21 @@ function historyEntry(ledger, sha, runId) {
 function appendHistory(history, entry3) {
   return { schema: HISTORY_SCHEMA, entries: [...history.entries, entry3].slice(-HISTORY_LIMIT) };
 }
-function lineChart(title, yLabel, points2) {
-  const chart = barChart(title, yLabel, points2);
-  return chart?.replace(/^ {2}bar /m, "  line ");
+function trendChart(title, yLabel, points2, minSpan = 0.5) {
+  const known = points2.filter((b) => b[1] != null && Number.isFinite(b[1]));
+  if (known.length === 0) return void 0;
+  const values = known.map((b) => Number(b[1].toFixed(3)));
+  const range2 = axisRange(values, minSpan);
+  const [lo, hi] = [Math.max(0, range2[0]), range2[1]];
+  return [
+    "```mermaid",
+    "xychart-beta",
+    `  title ${quoted(title)}`,
+    `  x-axis [${known.map((b) => quoted(b[0])).join(", ")}]`,
+    `  y-axis ${quoted(yLabel)} ${lo} --> ${hi}`,
+    `  line [${values.join(", ")}]`,
+    "```"
+  ].join("\n");
 }
 function renderTrend(history) {
   const names = [...new Set(history.entries.flatMap((e) => e.models.map((m) => m.model)))].sort();
@@ -59050,9 +59430,10 @@ function renderTrend(history) {
     const chartRows = rows2.slice(-CHART_POINTS);
     const labels = chartRows.map(({ e }, i2) => `${e.created_at.slice(5, 10)}#${i2 + 1}`);
     const charts = [
-      lineChart(`${name}: accuracy over time`, "accuracy %", chartRows.map(({ m }, i2) => [labels[i2], m.accuracy == null ? null : m.accuracy * 100])),
-      lineChart(`${name}: p50 latency over time`, "ms", chartRows.map(({ m }, i2) => [labels[i2], m.p50_ms])),
-      lineChart(`${name}: sparsity over time`, "sparsity %", chartRows.map(({ m }, i2) => [labels[i2], m.sparsity * 100]))
+      trendChart(`${name}: accuracy over time`, "accuracy %", chartRows.map(({ m }, i2) => [labels[i2], m.accuracy == null ? null : m.accuracy * 100])),
+      // latency drifts relative to its size: a tenth of it is the smallest span worth drawing
+      trendChart(`${name}: p50 latency over time`, "ms", chartRows.map(({ m }, i2) => [labels[i2], m.p50_ms]), Math.max(...chartRows.map(({ m }) => m.p50_ms ?? 0)) * 0.1 || 0.5),
+      trendChart(`${name}: sparsity over time`, "sparsity %", chartRows.map(({ m }, i2) => [labels[i2], m.sparsity * 100]))
     ];
     parts.push(...charts.filter((c) => !!c));
   }
@@ -59064,7 +59445,7 @@ var init_history = __esm({
     "use strict";
     init_markdown_table();
     init_format();
-    init_report();
+    init_renderCharts();
     HISTORY_SCHEMA = "prune-guard/history@1";
     HISTORY_LIMIT = 400;
     TREND_ROWS = 10;
@@ -59122,20 +59503,20 @@ function issueBody(ledger, links) {
   const failing = ledger.models.filter((m) => m.verdict === "fail");
   const lines2 = failing.map((m) => {
     const budgets = m.budgets.filter((b) => b.verdict === "fail").map((b) => `\`${b.name}\` (${b.detail})`);
-    return `- \`${m.model}\`: ${budgets.join(", ") || "failed"}`;
+    return `- ${markdownCode(m.model)}: ${budgets.join(", ") || "failed"}`;
   });
   return [NIGHTLY_MARKER, `The nightly prune-guard run failed a budget (${ledger.created_at}, [run](${links.run})):`, ...lines2, "", "This issue is updated by every failing nightly run."].join("\n");
 }
-async function reportFailure(octokit, ctx, ledger, label2, links) {
+async function reportFailure(octokit, ctx, ledger, label, links) {
   const { owner, repo } = ctx.repo;
-  const open2 = await octokit.paginate(octokit.rest.issues.listForRepo, { owner, repo, state: "open", labels: label2, per_page: 100 });
+  const open2 = await octokit.paginate(octokit.rest.issues.listForRepo, { owner, repo, state: "open", labels: label, per_page: 100 });
   const mine = open2.find((i2) => !i2.pull_request && i2.body?.includes(NIGHTLY_MARKER));
   const body = issueBody(ledger, links);
   if (mine) {
     const { data: data2 } = await octokit.rest.issues.update({ owner, repo, issue_number: mine.number, body });
     return `updated issue ${data2.html_url}`;
   }
-  const { data } = await octokit.rest.issues.create({ owner, repo, title: "prune-guard: nightly budget failing", body, labels: [label2] });
+  const { data } = await octokit.rest.issues.create({ owner, repo, title: "prune-guard: nightly budget failing", body, labels: [label] });
   return `opened issue ${data.html_url}`;
 }
 async function runNightly(octokit, ctx, ledger, opts) {
@@ -59167,6 +59548,7 @@ var NIGHTLY_MARKER;
 var init_nightly = __esm({
   "src/github/nightly.ts"() {
     "use strict";
+    init_escape();
     init_errors();
     init_atomicWrite();
     init_history();

@@ -2,6 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { lineOf } from '../config/yamlPosition.js';
+import { budgetPhrase, whyText } from '../ledger/budgetText.js';
+import { budgetLine, notPassed, plain, whatToDo } from '../ledger/renderReview.js';
 import type { BudgetResult, ModelLedger } from '../ledger/types.js';
 
 export interface Annotation {
@@ -47,24 +49,26 @@ function locate(b: BudgetResult, src: BudgetSources): { path: string; line: numb
   return undefined;
 }
 
-/** Failed and warned budgets of one model as check-run annotations at the lines that set their limits. */
+/**
+ * Failed and warned budgets of one model as check-run annotations at the lines that set their limits,
+ * worded like the comment: the value against the limit, the margin, new or already on base, why, and
+ * what to do.
+ */
 export function budgetAnnotations(model: ModelLedger, src: BudgetSources): Annotation[] {
-  const all: [string, BudgetResult][] = [
-    ...model.budgets.map((b): [string, BudgetResult] => ['', b]),
-    ...(model.vs_base?.budgets ?? []).map((b): [string, BudgetResult] => [' vs base', b]),
-  ];
   const out: Annotation[] = [];
-  for (const [scope, b] of all) {
-    if (b.verdict === 'pass') continue;
+  for (const j of notPassed([model])) {
+    const b = j.budget;
     const at = locate(b, src);
     if (!at) continue;
+    // a value not measured already says why in its line
+    const why = b.actual === null ? '' : whyText(b, { closeCall: false });
     out.push({
       path: at.path,
       start_line: at.line,
       end_line: at.line,
       annotation_level: b.verdict === 'fail' ? 'failure' : 'warning',
-      title: `${model.model}: ${b.name}${scope} ${b.verdict}`,
-      message: `${b.name}${scope}: limit ${b.direction === 'max' ? '<=' : '>='} ${b.limit}, actual ${b.actual ?? 'not measured'} (${b.detail})`,
+      title: `${model.model}: ${budgetPhrase(b, j.compared)}`,
+      message: plain(`${budgetLine(j, { icon: false })}.${why ? ` Why: ${why}.` : ''} ${whatToDo([j], 'action')}`),
     });
   }
   return out;

@@ -100,6 +100,7 @@ export async function checkModels(
             config: settings.config,
             budgets: settings.budgets,
           }, opts.progress);
+          model.vs_base.base_budgets = base.models[0].budgets;
           model.verdict = overallVerdict([model.verdict, model.vs_base.verdict]);
         } else {
           // head was measured, but without its base there is no comparison to judge: the time budget failed it

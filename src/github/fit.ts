@@ -1,17 +1,10 @@
+import { details, type Fold } from '../ledger/markdown.js';
+
 /** GitHub rejects issue and pull-request comments longer than this (characters). */
 export const COMMENT_LIMIT = 65_536;
 
-/** A section folded in `<details>`: the first thing dropped when the comment is too long. */
-export interface Fold {
-  summary: string;
-  body: string;
-}
-
+/** A section folded in `<details>` is the first thing dropped when the comment is too long. */
 export type Section = string | Fold;
-
-function renderFold(f: Fold): string {
-  return `<details><summary>${f.summary}</summary>\n\n${f.body}\n\n</details>`;
-}
 
 const omitted = (f: Fold): Fold => ({
   summary: f.summary,
@@ -19,7 +12,7 @@ const omitted = (f: Fold): Fold => ({
 });
 
 function join(sections: readonly Section[]): string {
-  return sections.map((s) => (typeof s === 'string' ? s : renderFold(s))).join('\n\n') + '\n';
+  return sections.map((s) => (typeof s === 'string' ? s : details(s))).join('\n\n') + '\n';
 }
 
 /** Cuts at `max` characters without splitting a surrogate pair, then closes an open code fence and details. */

@@ -1,5 +1,5 @@
 import type { Ledger, ModelLedger, Verdict } from '../ledger/types.js';
-import { renderHeadline } from '../ledger/render.js';
+import { verdictTitle } from '../ledger/renderReview.js';
 import { budgetAnnotations, type BudgetSources } from './annotations.js';
 import type { FAIL_ON } from './inputs.js';
 import { isForbidden, type Octokit, type RunContext } from './octokit.js';
@@ -20,6 +20,16 @@ function conclusion(verdict: Verdict, failOn: FailOn): 'success' | 'failure' | '
 export const checkName = (model: ModelLedger): string => `prune-guard / ${model.model}`;
 
 const ANNOTATIONS_PER_REQUEST = 50;
+/** GitHub refuses a commit status description longer than this. */
+const STATUS_LIMIT = 140;
+
+/** The title cut at a budget boundary with "…", never mid-number, to fit a commit status. */
+export function statusDescription(title: string): string {
+  if (title.length <= STATUS_LIMIT) return title;
+  const cut = title.slice(0, STATUS_LIMIT - 1);
+  const at = Math.max(cut.lastIndexOf('; '), cut.lastIndexOf(', '));
+  return `${at > 0 ? cut.slice(0, at) : cut}…`;
+}
 const SUMMARY_LIMIT = 65_535;
 
 export interface GateReport {
@@ -45,7 +55,7 @@ export async function publishGate(
   for (const model of ledger.models) {
     const name = checkName(model);
     const state = conclusion(model.verdict, opts.failOn);
-    const title = renderHeadline(model).replace(/\*\*/g, '');
+    const title = verdictTitle(model);
     if (via === 'check') {
       const annotations = budgetAnnotations(model, opts.sources);
       const summary = (opts.summaries.get(model.model) ?? title).slice(0, SUMMARY_LIMIT);
@@ -78,7 +88,7 @@ export async function publishGate(
           sha: opts.sha,
           context: name,
           state: state === 'failure' ? 'failure' : 'success',
-          description: title.slice(0, 140),
+          description: statusDescription(title),
           target_url: opts.detailsUrl,
         });
       } catch (e) {

@@ -1,7 +1,7 @@
 import { markdownTable } from 'markdown-table';
 import { bytes, ms, percent } from '../ledger/format.js';
+import { axisRange, quoted } from '../ledger/renderCharts.js';
 import type { Ledger, Verdict } from '../ledger/types.js';
-import { barChart } from './report.js';
 
 export const HISTORY_SCHEMA = 'prune-guard/history@1' as const;
 /** Entries kept; a year of nightly runs. */
@@ -76,14 +76,30 @@ export function appendHistory(history: History, entry: HistoryEntry): History {
   return { schema: HISTORY_SCHEMA, entries: [...history.entries, entry].slice(-HISTORY_LIMIT) };
 }
 
+/**
+ * A Mermaid line chart of one metric over the recent runs (GitHub renders `xychart-beta`), its axis
+ * spanning the values so a drift of a point or two shows; points without a value are left out.
+ */
+export function trendChart(title: string, yLabel: string, points: [string, number | null | undefined][], minSpan = 0.5): string | undefined {
+  const known = points.filter((b): b is [string, number] => b[1] != null && Number.isFinite(b[1]));
+  if (known.length === 0) return undefined;
+  const values = known.map((b) => Number(b[1].toFixed(3)));
+  const range = axisRange(values, minSpan);
+  // accuracy, latency and sparsity are never negative
+  const [lo, hi] = [Math.max(0, range[0]), range[1]];
+  return [
+    '```mermaid',
+    'xychart-beta',
+    `  title ${quoted(title)}`,
+    `  x-axis [${known.map((b) => quoted(b[0])).join(', ')}]`,
+    `  y-axis ${quoted(yLabel)} ${lo} --> ${hi}`,
+    `  line [${values.join(', ')}]`,
+    '```',
+  ].join('\n');
+}
+
 const TREND_ROWS = 10;
 const CHART_POINTS = 30;
-
-function lineChart(title: string, yLabel: string, points: [string, number | null][]): string | undefined {
-  const chart = barChart(title, yLabel, points);
-  // same axes as a bar chart, drawn as a line: a trend reads better as one
-  return chart?.replace(/^ {2}bar /m, '  line ');
-}
 
 /** Per model: a table of the latest runs and line charts of accuracy and latency over the recent ones. */
 export function renderTrend(history: History): string {
@@ -115,9 +131,10 @@ export function renderTrend(history: History): string {
     const chartRows = rows.slice(-CHART_POINTS);
     const labels = chartRows.map(({ e }, i) => `${e.created_at.slice(5, 10)}#${i + 1}`);
     const charts = [
-      lineChart(`${name}: accuracy over time`, 'accuracy %', chartRows.map(({ m }, i) => [labels[i], m.accuracy == null ? null : m.accuracy * 100])),
-      lineChart(`${name}: p50 latency over time`, 'ms', chartRows.map(({ m }, i) => [labels[i], m.p50_ms])),
-      lineChart(`${name}: sparsity over time`, 'sparsity %', chartRows.map(({ m }, i) => [labels[i], m.sparsity * 100])),
+      trendChart(`${name}: accuracy over time`, 'accuracy %', chartRows.map(({ m }, i) => [labels[i], m.accuracy == null ? null : m.accuracy * 100])),
+      // latency drifts relative to its size: a tenth of it is the smallest span worth drawing
+      trendChart(`${name}: p50 latency over time`, 'ms', chartRows.map(({ m }, i) => [labels[i], m.p50_ms]), Math.max(...chartRows.map(({ m }) => m.p50_ms ?? 0)) * 0.1 || 0.5),
+      trendChart(`${name}: sparsity over time`, 'sparsity %', chartRows.map(({ m }, i) => [labels[i], m.sparsity * 100])),
     ];
     parts.push(...charts.filter((c): c is string => !!c));
   }

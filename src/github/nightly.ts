@@ -1,3 +1,4 @@
+import { markdownCode } from '../util/escape.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe } from '../errors.js';
@@ -67,7 +68,7 @@ function issueBody(ledger: Ledger, links: Links): string {
   const failing = ledger.models.filter((m) => m.verdict === 'fail');
   const lines = failing.map((m) => {
     const budgets = m.budgets.filter((b) => b.verdict === 'fail').map((b) => `\`${b.name}\` (${b.detail})`);
-    return `- \`${m.model}\`: ${budgets.join(', ') || 'failed'}`;
+    return `- ${markdownCode(m.model)}: ${budgets.join(', ') || 'failed'}`;
   });
   return [NIGHTLY_MARKER, `The nightly prune-guard run failed a budget (${ledger.created_at}, [run](${links.run})):`, ...lines, '', 'This issue is updated by every failing nightly run.'].join('\n');
 }

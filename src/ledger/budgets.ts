@@ -70,7 +70,8 @@ type Measured = { actual: number; detail: string; unmeasured?: string } | { actu
 const TOLERANCE = 1e-12;
 
 const pct = (x: number): string => `${(x * 100).toFixed(2)}%`;
-const ms = (x: number): string => `${x.toFixed(2)} ms`;
+/** Two significant digits below 1 ms (0.021 ms), where two decimals would round a tiny model's latency away. */
+const ms = (x: number): string => `${x >= 1 ? x.toFixed(2) : x.toPrecision(2)} ms`;
 
 function notMeasured(why: string): Measured {
   return { actual: null, why };

@@ -1,15 +1,11 @@
-import { markdownTable } from 'markdown-table';
-import { markdownCell } from '../util/escape.js';
+import { markdownCode } from '../util/escape.js';
 import { percent } from './format.js';
+import { table } from './markdown.js';
+import { axisRange, lineChart, type Color } from './renderCharts.js';
 import type { SensitivityInfo, SensitivityLayer } from './types.js';
 
-/** Lines in the chart; more would be unreadable without a legend (xychart has none), so the table has them all. */
+/** Lines in the chart, one legend colour each; more would blur together, so the table has them all. */
 export const CHART_LAYERS = 5;
-
-const cell = markdownCell;
-
-/** Mermaid strings are double-quoted; a quote inside would end them. */
-const quoted = (text: string): string => `"${text.replace(/"/g, "'")}"`;
 
 /** How much the layer hurts at its largest measured ratio: accuracy lost, then NLL gained. */
 function damage(l: SensitivityLayer): [number, number] {
@@ -32,43 +28,55 @@ function shortName(name: string, max = 28): string {
   return name.length <= max ? name : `…${name.slice(-(max - 1))}`;
 }
 
+/** Most sensitive first: red, then colours that stay distinct from it and from each other. */
+const LINE_COLORS: readonly Color[] = ['red', 'orange', 'purple', 'blue', 'green'];
+
 /**
  * A Mermaid `xychart-beta` (GitHub renders it): x = pruned fraction of the layer alone, one line per layer
- * of calibration accuracy in percent, for the most sensitive few layers.
+ * of calibration accuracy in percent, for the most sensitive few layers, each named in the legend.
  */
 export function sensitivityChart(s: SensitivityInfo): string {
   const shown = bySensitivity(s.layers).slice(0, CHART_LAYERS);
   const xs = shown[0]?.points.map((p) => p.ratio) ?? s.ratios;
-  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
-  const low = Math.max(0, Math.floor(Math.min(100, ...values) / 10) * 10);
   const metric = s.against === 'labels' ? 'calib accuracy %' : 'agreement with dense %';
-  return [
-    '```mermaid',
-    'xychart-beta',
-    `    title ${quoted(`${metric} vs ${s.unit === 'weights' ? 'layer' : 'group'} pruned alone`)}`,
-    `    x-axis ${quoted('fraction pruned')} [${xs.map((x) => quoted(String(x))).join(', ')}]`,
-    `    y-axis ${quoted(metric)} ${low} --> 100`,
-    ...shown.map((l) => `    line [${l.points.map((p) => (p.calib_accuracy * 100).toFixed(2)).join(', ')}]`),
-    '```',
-  ].join('\n');
+  const values = shown.flatMap((l) => l.points.map((p) => p.calib_accuracy * 100));
+  const [lo, hi] = axisRange(values);
+  return lineChart({
+    range: [Math.max(0, lo), Math.min(100, hi)],
+    title: `${metric} vs ${s.unit === 'weights' ? 'layer' : 'group'} pruned alone`,
+    xLabel: 'fraction pruned',
+    categories: xs.map(String),
+    yLabel: metric,
+    series: shown.map((l, i) => ({
+      label: `(${i + 1}) ${markdownCode(shortName(l.name))}`,
+      color: LINE_COLORS[i],
+      values: l.points.map((p) => Number((p.calib_accuracy * 100).toFixed(2))),
+    })),
+  });
 }
 
 /** The "Sensitivity" section of a model: chart of the most sensitive layers, then every number in a table. */
 export function sensitivitySection(s: SensitivityInfo): string {
   const ordered = bySensitivity(s.layers);
   const shown = ordered.slice(0, CHART_LAYERS);
-  const acc = s.against === 'labels' ? 'acc' : 'agree';
+  const acc = s.against === 'labels' ? 'Accuracy' : 'Agreement';
   const nll = s.against === 'labels' ? 'NLL' : 'KL';
-  const head = [s.unit === 'weights' ? 'Layer' : 'Group', s.unit === 'weights' ? 'Weights' : 'Channels', ...s.ratios.map((r) => `${acc} / ${nll} @${r}`), 'Allocated', 'Seconds'];
+  const at = s.ratios.join(' / ');
+  const head = [s.unit === 'weights' ? 'Layer' : 'Group', s.unit === 'weights' ? 'Weights' : 'Channels', `${acc} at ${at}`, `${nll} at ${at}`, 'Allocated', 'Seconds'];
   const rows = ordered.map((l) => {
     const line = shown.indexOf(l);
+    const at = (show: (p: SensitivityLayer['points'][number]) => string) =>
+      s.ratios
+        .map((r) => {
+          const p = l.points.find((q) => q.ratio === r);
+          return p ? show(p) : '—';
+        })
+        .join(' / ');
     return [
-      `${line >= 0 ? `(${line + 1}) ` : ''}\`${shortName(l.name, 48)}\``,
+      `${line >= 0 ? `(${line + 1}) ` : ''}${markdownCode(shortName(l.name, 48))}`,
       String(l.size),
-      ...s.ratios.map((r) => {
-        const p = l.points.find((q) => q.ratio === r);
-        return p ? `${percent(p.calib_accuracy)} / ${p.calib_nll.toFixed(3)}` : '—';
-      }),
+      at((p) => percent(p.calib_accuracy)),
+      at((p) => p.calib_nll.toFixed(3)),
       `**${percent(l.allocated)}**`,
       l.seconds.toFixed(2),
     ];
@@ -77,8 +85,7 @@ export function sensitivitySection(s: SensitivityInfo): string {
   return [
     `**Sensitivity** <sub>(each ${s.unit === 'weights' ? 'layer' : 'channel group'} pruned alone, ${against}, on ${s.calib_samples} calibration samples; ` +
       `per-layer sparsity allocated to meet the target with the least predicted loss, capped at ${percent(s.cap, 0)}; ${s.seconds.toFixed(1)} s)</sub>`,
-    `Lines, most sensitive first: ${shown.map((l, i) => `(${i + 1}) \`${cell(shortName(l.name))}\``).join(', ')}${ordered.length > shown.length ? `; all ${ordered.length} in the table` : ''}.`,
-    sensitivityChart(s),
-    markdownTable([head, ...rows].map((r) => r.map(cell)), { alignDelimiters: false }),
+    sensitivityChart(s) + (ordered.length > shown.length ? `\n\nThe ${shown.length} most sensitive are drawn; all ${ordered.length} are in the table.` : ''),
+    table([head, ...rows]),
   ].join('\n\n');
 }

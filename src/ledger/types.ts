@@ -194,6 +194,11 @@ export interface BaseComparison {
   pair?: [Step, Step];
   /** the head's final model checked against the base's final model: a regression is a failed one */
   budgets: BudgetResult[];
+  /**
+   * the base run's own budgets (its dense model against its shipped one), so a budget the head breaks
+   * can be told apart as new in the pull request or already broken on base
+   */
+  base_budgets?: BudgetResult[];
   verdict: Verdict;
 }
 

@@ -22,6 +22,15 @@ export function escapeHtml(text: string): string {
 }
 
 /**
+ * Text on one line inside an HTML block (a fold's `<summary>`), where Markdown is not parsed and a
+ * backslash would show: HTML's characters, and those a link or an `@mention` is made of, as character
+ * references, so the text reads literally and opens or pings nothing.
+ */
+export function htmlText(text: string): string {
+  return oneLine(text).replace(/[&<>"'[\]()@]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/**
  * Plain Markdown text on one line, written mid-line: the punctuation that opens emphasis, code, links,
  * images, headings or table cells is backslash-escaped (CommonMark: escaped punctuation is literal), HTML is written as entities, and `@` is followed
  * by a zero-width joiner so a name never mentions a user or team.

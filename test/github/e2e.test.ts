@@ -43,15 +43,16 @@ describe('the built action on a pull request (dist/index.js copied without node_
     expect(first.outputs['comment-url']).toBe(api.state.comments[0].html_url);
   });
 
-  it('the comment carries the marker, the comparison with base, Mermaid charts and links, and fits the limit', () => {
+  it('the comment carries the marker, the verdict over both comparisons, the model\'s fold with base, and links, and fits the limit', () => {
     const body: string = firstCalls[3].body.body;
     expect(body.startsWith('<!-- prune-guard -->')).toBe(true);
     expect(body).toContain('models/classifier.onnx');
     expect(body).not.toContain('models/other.onnx');
+    // the verdict line before any fold counts the budgets of both comparisons
+    expect(body.slice(0, body.indexOf('<details>'))).toMatch(/\*\*Every budget passes\*\*: \d+ budgets on `models\/classifier\.onnx` \(dense → pruned and base → head\)/);
+    expect(body).toContain('<details><summary>✅ <code>models/classifier.onnx</code> · ');
     expect(body).toContain('| Base | Head | Change |');
     expect(body).toContain(`at ${repo.base.slice(0, 12)} (merge base)`);
-    expect(body).toContain('```mermaid\nxychart-beta');
-    expect(body).toContain('<details><summary>Ledger: models/classifier.onnx</summary>');
     expect(body).toContain('https://github.test/octo/models/actions/runs/4242');
     expect(body.length).toBeLessThanOrEqual(65_536);
   });

@@ -61,8 +61,10 @@ describe('the gate', () => {
     expect(r.outputs.verdict).toBe('fail');
     const check = api.calls.find((c) => route(c) === 'POST /repos/octo/models/check-runs')!.body;
     expect(check.conclusion).toBe('failure');
-    const accuracy = check.output.annotations.find((a: { title: string }) => a.title === 'models/classifier.onnx: accuracy-drop fail');
+    expect(check.output.title).toMatch(/^FAIL: /);
+    const accuracy = check.output.annotations.find((a: { title: string }) => /^models\/classifier\.onnx: accuracy-drop \d+\.\d\d pt > 0\.1 pt$/.test(a.title));
     expect(accuracy).toMatchObject({ path: 'strict.yml', start_line: 6, end_line: 6, annotation_level: 'failure' });
+    expect(accuracy.message).toMatch(/^accuracy-drop \(dense → pruned\) \d+\.\d\d pt, limit ≤ 0\.1 pt, \d+\.\d\d pt over/);
   }, 180_000);
 
   it('a read-only token: 403 on the comment and on check runs falls back to a commit status, the summary and the ledger file', async () => {
@@ -123,7 +125,8 @@ describe('a matrix of shards, then one aggregate comment', () => {
     expect(merged.verdict).toBe(verdicts.includes('fail') ? 'fail' : verdicts.includes('warn') ? 'warn' : 'pass');
     const body: string = api.calls[1].body.body;
     expect(body).toContain('2 models from 2 shards');
-    expect(body.match(/<details><summary>Ledger: /g)).toHaveLength(2);
+    // one fold per model, each summarised by its verdict and what pruning did
+    expect(body.match(/<details><summary>(✅|⚠️|❌) <code>models\/(classifier|other)\.onnx<\/code> · /g)).toHaveLength(2);
   }, 60_000);
 
   it('a workflow_run follow-up posts the downloaded ledgers to the pull request named by the input (the fork flow)', async () => {

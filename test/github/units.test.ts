@@ -6,11 +6,14 @@ import { appendHistory, emptyHistory, HISTORY_LIMIT, parseHistory } from '../../
 import type { BudgetName, BudgetResult, ModelLedger } from '../../src/ledger/types.js';
 import { refuseLfsPointer } from '../../src/github/checkModels.js';
 import { COMMENT_LIMIT, fitComment } from '../../src/github/fit.js';
-import { gateFails } from '../../src/github/gate.js';
+import { gateFails, statusDescription } from '../../src/github/gate.js';
 import { readInputs } from '../../src/github/inputs.js';
 import { resolveSettings } from '../../src/github/settings.js';
 import { findModels, shardModels } from '../../src/github/models.js';
-import { barChart } from '../../src/github/report.js';
+import { trendChart } from '../../src/github/history.js';
+import { renderReport } from '../../src/github/report.js';
+import { renderReview } from '../../src/ledger/renderReview.js';
+import { sampleLedger, sampleModel } from '../ledger/fixtures.js';
 import { parse } from 'yaml';
 import { ROOT, tempDir } from '../support/fixtures.js';
 
@@ -95,6 +98,25 @@ describe('comment size', () => {
     expect(text.endsWith('tail\n')).toBe(true);
   });
 
+  it('ten models with long ledgers: the review stays whole, the largest model folds are emptied and say where the full ledger is', () => {
+    const layers = Array.from({ length: 120 }, (_, i) => ({
+      name: `backbone.stage${i}.conv.weight`,
+      node: `conv${i}`,
+      size: 4096,
+      points: [0, 0.5, 0.9].map((ratio) => ({ ratio, calib_nll: 0.3 + ratio, calib_accuracy: 0.9 - ratio / 10 })),
+      allocated: 0.5,
+      seconds: 0.1,
+    }));
+    const sensitivity = { unit: 'weights' as const, against: 'labels' as const, calib_samples: 256, ratios: [0, 0.5, 0.9], dense: { calib_nll: 0.3, calib_accuracy: 0.9 }, cap: 0.95, predicted_increase: 0.1, seconds: 9, layers };
+    const models = Array.from({ length: 10 }, (_, i) => sampleModel({ model: `models/m${i}.onnx`, sensitivity }));
+    const ledger = { ...sampleLedger(), models };
+    const text = fitComment(renderReport(ledger, { title: '10 changed models in #7', links: {} }), COMMENT_LIMIT);
+    expect(text.length).toBeLessThanOrEqual(COMMENT_LIMIT);
+    expect(text).toContain(renderReview(ledger, 'action'));
+    expect(text.match(/<details><summary>/g)).toHaveLength(10);
+    expect(text).toMatch(/_Omitted \(\d+ characters\) to stay within GitHub's comment limit: the job summary and the ledger artifact have it in full\._/);
+  });
+
   it('cuts plain text last, closing an open code fence and details, never splitting a surrogate pair', () => {
     const long = '<details>\n\n```\n' + '😀'.repeat(40_000);
     const text = fitComment([long], 10_000);
@@ -109,11 +131,13 @@ describe('gate and charts', () => {
     expect([gateFails('fail', 'fail'), gateFails('warn', 'fail'), gateFails('warn', 'warn'), gateFails('fail', 'never')]).toEqual([true, false, true, false]);
   });
 
-  it('Mermaid bar charts leave out missing values and quote labels', () => {
-    expect(barChart('a "b"', 'ms', [['dense', 2], ['x', null], ['head', 1]])).toBe(
-      '```mermaid\nxychart-beta\n  title "a \'b\'"\n  x-axis ["dense", "head"]\n  y-axis "ms" 0 --> 2.2\n  bar [2, 1]\n```',
+  it('Mermaid trend lines leave out missing values, quote labels and span the values rather than start at zero', () => {
+    expect(trendChart('a "b"', 'accuracy %', [['01-02#1', 90.1], ['01-03#2', null], ['01-04#3', 89.6]])).toBe(
+      '```mermaid\nxychart-beta\n  title "a \'b\'"\n  x-axis ["01-02#1", "01-04#3"]\n  y-axis "accuracy %" 89.5 --> 90.2\n  line [90.1, 89.6]\n```',
     );
-    expect(barChart('t', 'ms', [['x', null]])).toBeUndefined();
+    expect(trendChart('t', 'ms', [['x', null]])).toBeUndefined();
+    // a tiny model's latency keeps its own scale and never goes below zero
+    expect(trendChart('t', 'ms', [['a', 0.024], ['b', 0.026]], 0.0026)).toContain('y-axis "ms" 0.0236 --> 0.0264');
   });
 });
 
@@ -143,42 +167,54 @@ describe('action.yml and the example workflows', () => {
 });
 
 describe('budget annotations', () => {
-  const budget = (name: BudgetName, source: 'default' | 'config' | 'flag', verdict: 'pass' | 'warn' | 'fail'): BudgetResult => ({ name, limit: 0.01, actual: verdict === 'warn' ? null : 0.2, verdict, direction: 'max', source, detail: 'd' });
+  const budget = (name: BudgetName, source: 'default' | 'config' | 'flag', verdict: 'pass' | 'warn' | 'fail', limit: number, actual: number | null): BudgetResult => ({
+    name,
+    limit,
+    actual,
+    verdict,
+    direction: 'max',
+    source,
+    detail: actual === null ? 'not measured: dense per-class accuracy was not evaluated' : '/home/runner/work/m/out/m.pruned.onnx',
+  });
 
   it('point at the workflow line for budgets: inputs, at the config line otherwise, and skip passing budgets', () => {
     const ws = tempDir();
     fs.mkdirSync(path.join(ws, '.github/workflows'), { recursive: true });
     fs.writeFileSync(path.join(ws, '.github/workflows/ci.yml'), 'on: pull_request\njobs:\n  x:\n    steps:\n      - with:\n          budgets: |\n            max-size-bytes=2MB\n');
     fs.writeFileSync(path.join(ws, 'pg.yml'), 'sparsity: 0.5\nbudgets:\n  ece-increase: 0.01\n  accuracy-drop: 0.01\n');
-    const model = { model: 'm.onnx', budgets: [budget('accuracy-drop', 'config', 'fail'), budget('max-size-bytes', 'flag', 'fail'), budget('ece-increase', 'config', 'pass'), budget('class-accuracy-drop', 'default', 'warn')] } as ModelLedger;
+    const model = {
+      model: 'm.onnx',
+      method: 'unstructured',
+      target_sparsity: 0.5,
+      steps: [],
+      budgets: [
+        { ...budget('accuracy-drop', 'config', 'fail', 0.01, 0.022000000000000002), detail: '89.55% → 87.35%' },
+        budget('max-size-bytes', 'flag', 'fail', 2_000_000, 2_080_000),
+        budget('ece-increase', 'config', 'pass', 0.01, 0.001),
+        budget('class-accuracy-drop', 'default', 'warn', 0.05, null),
+      ],
+    } as unknown as ModelLedger;
     const got = budgetAnnotations(model, { workspace: ws, configFile: 'pg.yml', workflowFile: '.github/workflows/ci.yml' });
     expect(got.map((a) => [a.path, a.start_line, a.annotation_level, a.title])).toEqual([
-      ['pg.yml', 4, 'failure', 'm.onnx: accuracy-drop fail'],
-      ['.github/workflows/ci.yml', 7, 'failure', 'm.onnx: max-size-bytes fail'],
+      ['pg.yml', 4, 'failure', 'm.onnx: accuracy-drop 2.20 pt > 1 pt'],
+      ['.github/workflows/ci.yml', 7, 'failure', 'm.onnx: max-size-bytes 2.08 MB > 2 MB'],
       // a default limit is not written anywhere: the annotation points at the config's budgets mapping
-      ['pg.yml', 2, 'warning', 'm.onnx: class-accuracy-drop warn'],
+      ['pg.yml', 2, 'warning', 'm.onnx: class-accuracy-drop not measured'],
     ]);
+    // worded like the comment: value, limit, margin, why and what to do; no raw float, no runner path
+    expect(got[0].message).toBe(
+      'accuracy-drop (dense → pruned) 2.20 pt, limit ≤ 1 pt, 1.20 pt over. Why: 89.55% → 87.35%. What to do: accuracy-drop ≤ 1 pt is set in the config file. Lower sparsity (now 0.5), add calib-data so recovery wins accuracy back, or raise the limit.',
+    );
+    expect(got[1].message).toBe('max-size-bytes (dense → pruned) 2.08 MB, limit ≤ 2 MB, 80.00 kB over. What to do: max-size-bytes ≤ 2 MB is set by the budgets input. Use method: structured (zeros still take their place in the file), or raise the limit.');
+    expect(got[2].message).toBe('class-accuracy-drop (dense → pruned) limit ≤ 5 pt: not measured: dense per-class accuracy was not evaluated. What to do: class-accuracy-drop ≤ 5 pt is the default.');
   });
 });
 
-describe('history', () => {
-  it('keeps the latest entries and refuses a file that is not a prune-guard history', () => {
-    let h = emptyHistory();
-    for (let i = 0; i < HISTORY_LIMIT + 5; i++) h = appendHistory(h, { created_at: `2026-01-01T00:00:${i}`, sha: 'abc', run_id: i, verdict: 'pass', models: [] });
-    expect(h.entries).toHaveLength(HISTORY_LIMIT);
-    expect(h.entries[0].run_id).toBe(5);
-    expect(parseHistory(JSON.stringify(h), 'h.json').entries).toHaveLength(HISTORY_LIMIT);
-    expect(() => parseHistory('{"entries": []}', 'h.json')).toThrow('h.json: is not a prune-guard history file');
-    expect(() => parseHistory('nope', 'h.json')).toThrow('h.json: is not JSON');
-  });
-});
-
-describe('Git LFS', () => {
-  it('a pointer file instead of a model is refused with the checkout hint', () => {
-    const file = path.join(tempDir(), 'm.onnx');
-    fs.writeFileSync(file, 'version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n');
-    expect(() => refuseLfsPointer(file, 'models/m.onnx')).toThrow('models/m.onnx: is a Git LFS pointer, not the model; check out with `lfs: true` on actions/checkout');
-    fs.writeFileSync(file, Buffer.from([8, 7, 18, 4]));
-    expect(() => refuseLfsPointer(file, 'models/m.onnx')).not.toThrow();
+describe('check-run titles and commit statuses', () => {
+  it('name what failed and by how much, and cut at a budget, never mid-number', () => {
+    expect(statusDescription('FAIL: accuracy-drop 5.05 pt > 1 pt')).toBe('FAIL: accuracy-drop 5.05 pt > 1 pt');
+    const title = 'FAIL: shift-accuracy-drop 12.50 pt > 2 pt; class-accuracy-drop 28.00 pt > 8 pt; class-accuracy-drop vs base 24.00 pt > 8 pt; 14 more fail or warn';
+    expect(title.length).toBeGreaterThan(140);
+    expect(statusDescription(title)).toBe('FAIL: shift-accuracy-drop 12.50 pt > 2 pt; class-accuracy-drop 28.00 pt > 8 pt; class-accuracy-drop vs base 24.00 pt > 8 pt…');
   });
 });

@@ -37,7 +37,9 @@ function sampleSensitivity(count = 3): SensitivityInfo {
 function checkXyChart(markdown: string): { categories: number; lines: number[][]; min: number; max: number } {
   const block = /```mermaid\n([\s\S]*?)\n```/.exec(markdown);
   expect(block).not.toBeNull();
-  const lines = block![1].split('\n').map((l) => l.trim());
+  const [init, ...lines] = block![1].split('\n').map((l) => l.trim());
+  // the palette is set in the chart so each line has the colour its legend names
+  expect(init).toMatch(/^%%\{init: \{"themeVariables":\{"xyChart":\{"plotColorPalette":"#[0-9a-f]{6}(, #[0-9a-f]{6})*"\}\}\}\}%%$/);
   expect(lines[0]).toBe('xychart-beta');
   expect(lines[1]).toMatch(/^title "[^"]+"$/);
   const x = /^x-axis "[^"]+" \[("[^"]*"(?:, "[^"]*")*)\]$/.exec(lines[2]);
@@ -50,6 +52,7 @@ function checkXyChart(markdown: string): { categories: number; lines: number[][]
     expect(m, l).not.toBeNull();
     return m![1].split(', ').map(Number);
   });
+  expect(init.match(/#[0-9a-f]{6}/g)).toHaveLength(series.length);
   return { categories, lines: series, min: Number(y![1]), max: Number(y![2]) };
 }
 
@@ -77,9 +80,13 @@ describe('sensitivity in the ledger', () => {
       expect(l).toHaveLength(RATIOS.length);
       for (const v of l) expect(v >= chart.min && v <= chart.max).toBe(true);
     }
-    // most sensitive (steepest) layer is line (1)
-    expect(md).toContain('(1) `layer2.weight`');
-    expect(md).toMatch(/\| \(3\) `layer0.weight` \| 1000 \| 90.0% \/ 0.300 \|.*\| \*\*90.0%\*\* \|/);
+    // most sensitive (steepest) layer is line (1), drawn in the strongest colour and named in the legend
+    expect(md).toContain('Lines: 🟥 (1) `layer2.weight` · 🟧 (2) `layer1.weight` · 🟪 (3) `layer0.weight`');
+    expect(md).toContain('"plotColorPalette":"#d1242f, #bc4c00, #8250df"');
+    // the axis spans the data instead of starting at zero
+    expect(chart.min).toBeGreaterThan(50);
+    expect(md).toContain('| Layer | Weights | Accuracy at 0 / 0.25 / 0.5 / 0.75 / 0.9 | NLL at 0 / 0.25 / 0.5 / 0.75 / 0.9 | Allocated | Seconds |');
+    expect(md).toContain('| (3) `layer0.weight` | 1000 | 90.0% / 89.3% / 87.0% / 83.3% / 80.3% | 0.300 / 0.325 / 0.400 / 0.525 / 0.624 | **90.0%** | 0.12 |');
   });
 
   it('charts only the most sensitive few when there are many layers, and lists all in the table', () => {
@@ -88,7 +95,7 @@ describe('sensitivity in the ledger', () => {
     const md = renderMarkdown(ledger);
     expect(checkXyChart(md).lines).toHaveLength(CHART_LAYERS);
     for (let i = 0; i < 12; i++) expect(md).toContain(`\`layer${i}.weight\``);
-    expect(md).toContain('all 12 in the table');
+    expect(md).toContain('The 5 most sensitive are drawn; all 12 are in the table.');
   });
 
   it('is absent for runs without sensitivity analysis', () => {

@@ -44,7 +44,9 @@ describe('compare: a model against itself (A/A)', () => {
     // the estimate is 1/speedup - 1 and the interval's ends slowdown - 1: equal up to rounding
     expect(lat.ci![0]).toBeLessThanOrEqual(lat.actual! + 1e-12);
     expect(lat.ci![1]).toBeGreaterThanOrEqual(lat.actual! - 1e-12);
-    expect(fs.readFileSync(path.join(out, 'ledger.md'), 'utf8')).toMatch(/`latency-regression` \| ≤ 5\.0% \| [−-]?\d+\.\d% \[/);
+    // the row in the model's budget table: limit, the change in percent, then its interval beneath it
+    const md = fs.readFileSync(path.join(out, 'ledger.md'), 'utf8').replace(/\u00a0/g, ' ').replace(/\u2011/g, '-');
+    expect(md).toMatch(/`latency-regression`<br><sub>base → head<\/sub> \| ≤ 5% \| [+−]?\d+\.\d%<br><sub>\[[+−]?\d+\.\d%, [+−]?\d+\.\d%\] 95%<\/sub> \|/);
   });
 
   it('evaluates the user shift set and the built-in corruptions on both models', () => {

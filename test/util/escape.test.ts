@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { renderHeadline, renderMarkdown } from '../../src/ledger/render.js';
-import { escapeHtml, escapeMarkdown, markdownCell, markdownCode } from '../../src/util/escape.js';
+import { escapeHtml, escapeMarkdown, htmlText, markdownCell, markdownCode } from '../../src/util/escape.js';
 import { sampleLedger, sampleModel } from '../ledger/fixtures.js';
 
 const HOSTILE = [
@@ -35,6 +35,8 @@ describe('untrusted text in Markdown', () => {
   it('cells and HTML', () => {
     expect(markdownCell('a|b\r\nc')).toBe('a\\|b c');
     expect(escapeHtml(`<a href="x">'`)).toBe('&#60;a href=&#34;x&#34;&#62;&#39;');
+    // inside an HTML block: no backslashes (they would show), links and mentions as references
+    expect(htmlText('[x](javascript:y)\n@team <b>')).toBe('&#91;x&#93;&#40;javascript:y&#41; &#64;team &#60;b&#62;');
   });
 });
 
