@@ -17444,16 +17444,20 @@ var SETTINGS = {
         help: "adaptive latency stop: sample until the speedup interval is within \xB1 this fraction (0 = a fixed number of runs)",
         flag: { value: "<fraction>", commands: MEASURE }
       }),
-      "max-seconds": setting(number3("seconds, 0 or more (0 = no cap)", _gte(0)), 60, {
-        help: "time cap of the adaptive latency stop in seconds, all batch sizes together (0 = none)",
+      "max-seconds": setting(number3("seconds, 0 or more (0 = no cap)", _gte(0)), 30, {
+        help: "time cap of adaptive latency sampling in seconds: the compare decision on latency-regression, or the --target-rel-ci stop over all batch sizes (0 = none)",
         flag: { value: "<s>", commands: MEASURE }
+      }),
+      "max-runs": setting(wholeNumber(40), 2e3, {
+        help: "compare: timed latency rounds at most while sampling until the latency-regression interval clears its limit",
+        flag: { value: "<n>", commands: MEASURE }
       }),
       repeat: setting(wholeNumber(1), 1, {
         help: "each timed latency sample is the fastest of this many back-to-back runs (filters preemption on shared runners)",
         flag: { value: "<k>", commands: MEASURE }
       })
     },
-    "a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 60 }",
+    "a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 30, max-runs: 2000 }",
     "how latency is measured"
   ),
   "eval-batch-size": setting(wholeNumber(1, MAX_BATCH), 256, { help: "batch size of accuracy evaluation", flag: { value: "<n>", commands: MEASURE } }),
@@ -17995,16 +17999,21 @@ function evaluateBudgets(budgets, m, opts = {}) {
     const base = { name, limit, direction, source, ...written !== void 0 ? { written } : {}, ...set_at !== void 0 ? { set_at } : {} };
     const u = m.uncertainty?.[name];
     if (measured.actual !== null && Number.isFinite(measured.actual) && u && u.ci.every(Number.isFinite)) {
-      const stats = { ci: u.ci, ...opts.confidence !== void 0 ? { confidence: opts.confidence } : {}, ...u.p_value !== void 0 ? { p_value: u.p_value } : {} };
+      const stats = {
+        ci: u.ci,
+        ...opts.confidence !== void 0 ? { confidence: opts.confidence } : {},
+        ...u.p_value !== void 0 ? { p_value: u.p_value } : {},
+        ...u.sequential !== void 0 ? { sequential: u.sequential } : {}
+      };
       let verdict = intervalVerdict(direction, u.ci, limit, opts.strict);
       const notes = [measured.detail];
       if (u.note) notes.push(u.note);
-      if (verdict !== "pass" && intervalVerdict(direction, u.ci, limit, false) === "warn") notes.push(opts.strict ? `${STRADDLE} (strict mode fails it)` : STRADDLE);
+      if (verdict !== "pass" && !(u.sequential && !opts.strict) && intervalVerdict(direction, u.ci, limit, false) === "warn") notes.push(opts.strict ? `${STRADDLE} (strict mode fails it)` : STRADDLE);
       if (measured.unmeasured) {
         notes.push(`not measured: ${measured.unmeasured}`);
         if (verdict === "pass") verdict = "warn";
       }
-      return { ...base, actual: measured.actual, verdict, detail: notes.join("; "), ...stats };
+      return { ...base, actual: u.estimate ?? measured.actual, verdict, detail: notes.join("; "), ...stats };
     }
     if (measured.actual === null) {
       return { ...base, actual: null, verdict: "warn", detail: `not measured: ${measured.why}` };
@@ -19997,255 +20006,8 @@ function timedOutRuns(ledger) {
   return ledger.timed_out ? [ledger.timed_out, ...ledger.more_timed_out ?? []] : [];
 }
 
-// node_modules/simple-statistics/dist/simple-statistics.mjs
-function quantileSorted(x2, p) {
-  var idx = (x2.length - 1) * p;
-  if (x2.length === 0) {
-    throw new Error("quantile requires at least one data point.");
-  } else if (p < 0 || p > 1) {
-    throw new Error("quantiles must be between 0 and 1");
-  } else if (p === 1) {
-    return x2[x2.length - 1];
-  } else if (p === 0) {
-    return x2[0];
-  } else if (idx % 1 !== 0) {
-    var lower = Math.floor(idx);
-    var upper = Math.ceil(idx);
-    var fraction = idx - lower;
-    return x2[lower] + fraction * (x2[upper] - x2[lower]);
-  } else {
-    return x2[idx];
-  }
-}
-function quickselect(arr, k, left, right) {
-  left = left || 0;
-  right = right || arr.length - 1;
-  while (right > left) {
-    if (right - left > 600) {
-      var n = right - left + 1;
-      var m = k - left + 1;
-      var z2 = Math.log(n);
-      var s = 0.5 * Math.exp(2 * z2 / 3);
-      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
-      if (m - n / 2 < 0) {
-        sd *= -1;
-      }
-      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
-      var newRight = Math.min(
-        right,
-        Math.floor(k + (n - m) * s / n + sd)
-      );
-      quickselect(arr, k, newLeft, newRight);
-    }
-    var t = arr[k];
-    var i2 = left;
-    var j = right;
-    swap(arr, left, k);
-    if (arr[right] > t) {
-      swap(arr, left, right);
-    }
-    while (i2 < j) {
-      swap(arr, i2, j);
-      i2++;
-      j--;
-      while (arr[i2] < t) {
-        i2++;
-      }
-      while (arr[j] > t) {
-        j--;
-      }
-    }
-    if (arr[left] === t) {
-      swap(arr, left, j);
-    } else {
-      j++;
-      swap(arr, j, right);
-    }
-    if (j <= k) {
-      left = j + 1;
-    }
-    if (k <= j) {
-      right = j - 1;
-    }
-  }
-}
-function swap(arr, i2, j) {
-  var tmp = arr[i2];
-  arr[i2] = arr[j];
-  arr[j] = tmp;
-}
-function quantile(x2, p) {
-  var copy = x2.slice();
-  if (Array.isArray(p)) {
-    multiQuantileSelect(copy, p);
-    var results = [];
-    for (var i2 = 0; i2 < p.length; i2++) {
-      results[i2] = quantileSorted(copy, p[i2]);
-    }
-    return results;
-  } else {
-    var idx = quantileIndex(copy.length, p);
-    quantileSelect(copy, idx, 0, copy.length - 1);
-    return quantileSorted(copy, p);
-  }
-}
-function quantileSelect(arr, k, left, right) {
-  if (k % 1 === 0) {
-    quickselect(arr, k, left, right);
-  } else {
-    k = Math.floor(k);
-    quickselect(arr, k, left, right);
-    quickselect(arr, k + 1, k + 1, right);
-  }
-}
-function multiQuantileSelect(arr, p) {
-  var positions = /* @__PURE__ */ new Set();
-  for (var i2 = 0; i2 < p.length; i2++) {
-    var idx = quantileIndex(arr.length, p[i2]);
-    positions.add(Math.floor(idx));
-    positions.add(Math.ceil(idx));
-  }
-  var indices = Array.from(positions).sort(compare);
-  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
-}
-function multiselect(arr, indices, lo, hi, left, right) {
-  if (lo > hi) {
-    return;
-  }
-  var mid = lo + hi >> 1;
-  quickselect(arr, indices[mid], left, right);
-  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
-  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
-}
-function compare(a, b) {
-  return a - b;
-}
-function quantileIndex(len, p) {
-  var idx = (len - 1) * p;
-  if (p === 1) {
-    return len - 1;
-  } else if (p === 0) {
-    return 0;
-  } else if (idx % 1 !== 0) {
-    return idx;
-  } else {
-    return idx;
-  }
-}
-function median(x2) {
-  return +quantile(x2, 0.5);
-}
-var BayesianClassifier = function BayesianClassifier2() {
-  this.totalCount = 0;
-  this.data = {};
-};
-BayesianClassifier.prototype.train = function train(item, category) {
-  if (!this.data[category]) {
-    this.data[category] = {};
-  }
-  for (var k in item) {
-    var v = item[k];
-    if (this.data[category][k] === void 0) {
-      this.data[category][k] = {};
-    }
-    if (this.data[category][k][v] === void 0) {
-      this.data[category][k][v] = 0;
-    }
-    this.data[category][k][v]++;
-  }
-  this.totalCount++;
-};
-BayesianClassifier.prototype.score = function score(item) {
-  var odds = {};
-  var category;
-  for (var k in item) {
-    var v = item[k];
-    for (category in this.data) {
-      if (odds[category] === void 0) {
-        odds[category] = {};
-      }
-      if (this.data[category][k]) {
-        odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
-      } else {
-        odds[category][k + "_" + v] = 0;
-      }
-    }
-  }
-  var oddsSums = {};
-  for (category in odds) {
-    oddsSums[category] = 0;
-    for (var combination in odds[category]) {
-      oddsSums[category] += odds[category][combination];
-    }
-  }
-  return oddsSums;
-};
-var g = 607 / 128;
-var LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
-var SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
-function cumulativeDistribution(z2) {
-  var sum = z2;
-  var tmp = z2;
-  for (var i2 = 1; i2 < 30; i2++) {
-    tmp *= z2 * z2 / (2 * i2 + 1);
-    sum += tmp;
-  }
-  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
-}
-var standardNormalTable = [];
-for (z = 0; z <= 3.09; z += 0.01) {
-  standardNormalTable.push(cumulativeDistribution(z));
-}
-var z;
-function errorFunction(x2) {
-  var t = 1 / (1 + 0.5 * Math.abs(x2));
-  var tau = t * Math.exp(
-    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
-  );
-  if (x2 >= 0) {
-    return 1 - tau;
-  } else {
-    return tau - 1;
-  }
-}
-var SQRT_2PI = Math.sqrt(2 * Math.PI);
-var PerceptronModel = function PerceptronModel2() {
-  this.weights = [];
-  this.bias = 0;
-};
-PerceptronModel.prototype.predict = function predict(features) {
-  if (features.length !== this.weights.length) {
-    return null;
-  }
-  var score2 = 0;
-  for (var i2 = 0; i2 < this.weights.length; i2++) {
-    score2 += this.weights[i2] * features[i2];
-  }
-  score2 += this.bias;
-  if (score2 > 0) {
-    return 1;
-  } else {
-    return 0;
-  }
-};
-PerceptronModel.prototype.train = function train2(features, label) {
-  if (label !== 0 && label !== 1) {
-    return null;
-  }
-  if (features.length !== this.weights.length) {
-    this.weights = features.slice();
-    this.bias = 1;
-  }
-  var prediction = this.predict(features);
-  if (typeof prediction === "number" && prediction !== label) {
-    var gradient = label - prediction;
-    for (var i2 = 0; i2 < this.weights.length; i2++) {
-      this.weights[i2] += gradient * features[i2];
-    }
-    this.bias += gradient;
-  }
-  return this;
-};
+// src/measure/provider.ts
+import * as fs4 from "node:fs";
 
 // src/onnx/runtime/ort.ts
 var bundled = __toESM(require_dist2(), 1);
@@ -20303,162 +20065,7 @@ async function openSession(modelPath, opts) {
   }
 }
 
-// src/util/random.ts
-function seededRandom(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = a + 1831565813 >>> 0;
-    let t = a;
-    t = Math.imul(t ^ t >>> 15, t | 1);
-    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
-    return ((t ^ t >>> 14) >>> 0) / 4294967296;
-  };
-}
-
-// src/measure/stats/bootstrap.ts
-function bootstrapInterval(n, statistic, opts = {}) {
-  const confidence = opts.confidence ?? 0.95;
-  const resamples = opts.resamples ?? 1e3;
-  const random = seededRandom(opts.seed ?? 24301);
-  const indices = new Int32Array(n);
-  const values = [];
-  for (let r = 0; r < resamples; r++) {
-    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
-    const v = statistic(indices);
-    if (Number.isFinite(v)) values.push(v);
-  }
-  if (values.length === 0) return [NaN, NaN];
-  values.sort((a, b) => a - b);
-  const alpha = (1 - confidence) / 2;
-  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
-}
-function quantileAt(values, indices, p, scratch) {
-  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
-  scratch.sort();
-  return quantileSorted(scratch, p);
-}
-function quantileInterval(values, p, opts = {}) {
-  const scratch = new Float64Array(values.length);
-  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
-}
-function meanInterval(values, opts = {}) {
-  return bootstrapInterval(values.length, (idx) => {
-    let s = 0;
-    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
-    return s / idx.length;
-  }, opts);
-}
-
-// src/measure/latency.ts
-function batchOf(source, batch) {
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, arr] of source) {
-    const rows2 = arr.dims[0];
-    const rowSize = arr.data.length / rows2;
-    const Ctor = arr.data.constructor;
-    const data = new Ctor(batch * rowSize);
-    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
-    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
-  }
-  return out;
-}
-function latencyStat(batch, samplesMs, confidence) {
-  const sorted = [...samplesMs].sort((a, b) => a - b);
-  const stat = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
-  if (confidence === void 0) return stat;
-  stat.p99_ms = quantileSorted(sorted, 0.99);
-  stat.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
-  const opts = { confidence, resamples: 500 };
-  stat.p50_ci = quantileInterval(sorted, 0.5, opts);
-  stat.p95_ci = quantileInterval(sorted, 0.95, opts);
-  stat.p99_ci = quantileInterval(sorted, 0.99, opts);
-  stat.mean_ci = meanInterval(sorted, opts);
-  return stat;
-}
-function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
-  const n = Math.min(a.length, b.length);
-  const sa = new Float64Array(n);
-  const sb = new Float64Array(n);
-  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
-  const ratio2 = median2(a) / median2(b);
-  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
-  return { ratio: ratio2, ci };
-}
-function relativeHalfWidth(estimate, ci) {
-  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
-}
-var STABLE_WINDOW = 5;
-function settled(times) {
-  if (times.length < 2 * STABLE_WINDOW) return false;
-  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
-  const last = med(times.slice(-STABLE_WINDOW));
-  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
-  return Math.abs(last / before - 1) <= 0.1;
-}
-function preciseEnough(perModel, target, confidence) {
-  if (perModel.length === 1) {
-    const s = perModel[0];
-    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
-  }
-  for (let i2 = 1; i2 < perModel.length; i2++) {
-    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
-    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
-  }
-  return true;
-}
-async function measureInterleaved(modelPaths, source, opts, onProgress) {
-  const { ort } = onnxruntime();
-  const sessions = [];
-  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
-  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
-  const adaptive = (opts.targetRelCi ?? 0) > 0;
-  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
-  let done = 0;
-  try {
-    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
-    for (let b = 0; b < opts.batchSizes.length; b++) {
-      const started = performance.now();
-      const inputs = batchOf(source, opts.batchSizes[b]);
-      const feeds = {};
-      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const warm = sessions.map(() => []);
-      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
-      let warming = opts.warmup > 0;
-      let warmRounds = 0;
-      let timed = 0;
-      for (let r = 0; ; r++) {
-        if (!warming && timed >= opts.runs) {
-          if (!adaptive || performance.now() - started > capMs) break;
-          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
-        }
-        const order = sessions.map((_, i2) => i2);
-        if (r % 2 === 1) order.reverse();
-        for (const i2 of order) {
-          let dt = Infinity;
-          for (let k = 0; k < (opts.repeat ?? 1); k++) {
-            const t0 = performance.now();
-            const out = await sessions[i2].run(feeds);
-            dt = Math.min(dt, performance.now() - t0);
-            for (const t of Object.values(out)) t.dispose();
-          }
-          if (warming) warm[i2].push(dt);
-          else samples[i2][b].push(dt);
-        }
-        if (warming) {
-          warmRounds++;
-          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
-        } else timed++;
-        onProgress?.(Math.min(++done, total2), total2);
-      }
-    }
-  } finally {
-    for (const s of sessions) await s.release();
-  }
-  return samples;
-}
-
 // src/measure/provider.ts
-import * as fs4 from "node:fs";
 function cudaUnavailable() {
   const { ort, source } = onnxruntime();
   const cuda = ort.listSupportedBackends?.().find((b) => b.name === "cuda");
@@ -20485,120 +20092,8 @@ async function resolveProvider(requested, probeModel2) {
   return { provider: "cpu", note: `execution provider auto: measured on CPU because ${why}` };
 }
 
-// src/measure/runtimeCost.ts
-import { spawn } from "node:child_process";
-import * as fs6 from "node:fs";
-
-// src/measure/memory.ts
-import * as fs5 from "node:fs";
-function readHwm() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs5.readFileSync("/proc/self/status", "utf8"));
-  return m ? Number(m[1]) * 1024 : void 0;
-}
-function peakMeter() {
-  try {
-    fs5.writeFileSync("/proc/self/clear_refs", "5");
-    if (readHwm() !== void 0) {
-      return {
-        method: "linux-vmhwm",
-        reset: () => fs5.writeFileSync("/proc/self/clear_refs", "5"),
-        peak: () => readHwm()
-      };
-    }
-  } catch {
-  }
-  return { method: "rss-after", reset() {
-  }, peak: () => process.memoryUsage().rss };
-}
-
-// src/measure/runtimeCost.ts
-var RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
-function throughput(byBatch) {
-  if (byBatch.length === 0) return void 0;
-  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
-  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
-}
-function readCounter(file) {
-  try {
-    const v = Number(fs6.readFileSync(file, "utf8").trim());
-    return Number.isFinite(v) ? v : void 0;
-  } catch {
-    return void 0;
-  }
-}
-async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
-  const before = readCounter(counter);
-  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
-  for (let i2 = 0; i2 < runs; i2++) await run();
-  const after = readCounter(counter);
-  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
-  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
-}
-async function gpuEnergyPerSample(run, runs, batch, command = "nvidia-smi") {
-  const watts = [];
-  let failed = false;
-  const child = spawn(command, ["--query-gpu=power.draw", "--format=csv,noheader,nounits", "-i", "0", "-lms", "100"], { stdio: ["ignore", "pipe", "ignore"] });
-  child.on("error", () => failed = true);
-  child.stdout.setEncoding("utf8");
-  child.stdout.on("data", (chunk) => {
-    for (const line of chunk.split("\n")) {
-      const w = Number.parseFloat(line);
-      if (Number.isFinite(w)) watts.push(w);
-    }
-  });
-  for (let waited = 0; watts.length === 0 && !failed && child.exitCode === null && waited < 2e3; waited += 20) await new Promise((r) => setTimeout(r, 20));
-  const t0 = performance.now();
-  for (let i2 = 0; i2 < runs; i2++) await run();
-  const seconds = (performance.now() - t0) / 1e3;
-  child.kill();
-  if (failed || watts.length === 0) return { joules: null, note: `not available: ${command} (NVML power) did not report on this runner` };
-  const meanWatts = watts.reduce((a, b) => a + b, 0) / watts.length;
-  return { joules: meanWatts * seconds / (runs * batch), note: `NVML board power via nvidia-smi (${watts.length} readings, mean ${meanWatts.toFixed(1)} W) over ${runs} runs of batch ${batch} (includes other processes on the GPU)` };
-}
-async function measureRuntimeCost(artifact, byBatch, source, opts) {
-  const { ort } = onnxruntime();
-  const loads = [];
-  const meter = peakMeter();
-  for (let i2 = 0; i2 < 3; i2++) {
-    const rssBefore = process.memoryUsage().rss;
-    if (i2 === 2) meter.reset();
-    const t0 = performance.now();
-    const s = await openSession(artifact, opts);
-    loads.push(performance.now() - t0);
-    if (i2 < 2) await s.release();
-    else {
-      const batch = byBatch[0]?.batch ?? 1;
-      const feeds = {};
-      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const measureEnergy = opts.provider === "cuda" ? gpuEnergyPerSample : energyPerSample;
-      const energy = await measureEnergy(async () => {
-        const out2 = await s.run(feeds);
-        for (const t of Object.values(out2)) t.dispose();
-      }, 20, batch);
-      const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a, byBatch[0] ?? { batch: 1 });
-      const bigFeeds = {};
-      for (const [name, arr] of batchOf(source, largest.batch)) bigFeeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const out = await s.run(bigFeeds);
-      for (const t of Object.values(out)) t.dispose();
-      const peak = meter.method === "linux-vmhwm" ? meter.peak() : null;
-      await s.release();
-      const tp = throughput(byBatch);
-      return {
-        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
-        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
-        energy_j_per_sample: energy.joules,
-        energy_note: energy.note,
-        peak_rss_bytes: peak,
-        session_rss_bytes: peak === null ? null : Math.max(0, peak - rssBefore),
-        memory_note: peak === null ? "not available: the runner does not expose a resettable peak RSS (Linux /proc/self/clear_refs)" : `peak RSS of the measuring process while loading the model and running batch ${largest.batch} (Linux VmHWM)`
-      };
-    }
-  }
-  throw new Error("unreachable");
-}
-
 // src/onnx/model.ts
-import * as fs7 from "node:fs";
+import * as fs5 from "node:fs";
 import * as path5 from "node:path";
 
 // node_modules/@bufbuild/protobuf/dist/esm/is-message.js
@@ -25141,7 +24636,7 @@ function resolveExternalData(proto, file) {
   const dir = path5.dirname(path5.resolve(file));
   const tensors = [...allTensors(proto)].filter(isExternal);
   if (tensors.length === 0) return;
-  const realDir = fs7.realpathSync(dir);
+  const realDir = fs5.realpathSync(dir);
   const reads = [];
   let total2 = 0;
   for (const t of tensors) {
@@ -25151,14 +24646,14 @@ function resolveExternalData(proto, file) {
     const target = path5.resolve(dir, location);
     let real;
     try {
-      real = fs7.realpathSync(target);
+      real = fs5.realpathSync(target);
     } catch {
       throw new UserError(`${file}: external data file '${location}' for tensor '${t.name}' not found next to the model; copy it beside ${path5.basename(file)}`);
     }
     if (real !== realDir && !real.startsWith(realDir + path5.sep)) {
       throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' escapes the model's folder; keep external data beside the model`);
     }
-    const stat = fs7.statSync(real);
+    const stat = fs5.statSync(real);
     if (!stat.isFile()) throw new UserError(`${file}: tensor '${t.name}' external data location '${location}' is not a file; re-export the model`);
     const size2 = stat.size;
     const offset = Number(externalEntry(t, "offset") ?? 0);
@@ -25179,17 +24674,17 @@ function resolveExternalData(proto, file) {
     for (const { t, real, offset, length } of reads) {
       let fd2 = handles.get(real);
       if (fd2 === void 0) {
-        fd2 = fs7.openSync(real, "r");
+        fd2 = fs5.openSync(real, "r");
         handles.set(real, fd2);
       }
       const data = new Uint8Array(length);
-      fs7.readSync(fd2, data, 0, length, offset);
+      fs5.readSync(fd2, data, 0, length, offset);
       t.rawData = data;
       t.externalData = [];
       t.dataLocation = 0 /* DEFAULT */;
     }
   } finally {
-    for (const fd2 of handles.values()) fs7.closeSync(fd2);
+    for (const fd2 of handles.values()) fs5.closeSync(fd2);
   }
 }
 function* allTensors(proto) {
@@ -25699,7 +25194,8 @@ function closeCall(b, withInterval = true) {
 }
 function whyText(b, opts = {}) {
   const parts = withoutAbsolutePaths(b.detail).split("; ").filter((p) => p && !STRADDLE2.test(p)).filter((p) => b.name !== "max-size-bytes" || !/\.onnx$/.test(p));
-  if (b.verdict !== "pass" && straddles(b) && opts.closeCall !== false) parts.unshift(closeCall(b, opts.interval !== false));
+  const undecided = b.sequential?.outcome === "undecided" && b.verdict === "warn";
+  if (b.verdict !== "pass" && straddles(b) && opts.closeCall !== false && !undecided) parts.unshift(closeCall(b, opts.interval !== false));
   if (b.p_value !== void 0) parts.push(pValue(b.p_value));
   return parts.join("; ");
 }
@@ -26522,6 +26018,528 @@ function populationStabilityIndex(expected, actual, bins = 10) {
   return psi;
 }
 
+// node_modules/simple-statistics/dist/simple-statistics.mjs
+function quantileSorted(x2, p) {
+  var idx = (x2.length - 1) * p;
+  if (x2.length === 0) {
+    throw new Error("quantile requires at least one data point.");
+  } else if (p < 0 || p > 1) {
+    throw new Error("quantiles must be between 0 and 1");
+  } else if (p === 1) {
+    return x2[x2.length - 1];
+  } else if (p === 0) {
+    return x2[0];
+  } else if (idx % 1 !== 0) {
+    var lower = Math.floor(idx);
+    var upper = Math.ceil(idx);
+    var fraction = idx - lower;
+    return x2[lower] + fraction * (x2[upper] - x2[lower]);
+  } else {
+    return x2[idx];
+  }
+}
+function quickselect(arr, k, left, right) {
+  left = left || 0;
+  right = right || arr.length - 1;
+  while (right > left) {
+    if (right - left > 600) {
+      var n = right - left + 1;
+      var m = k - left + 1;
+      var z2 = Math.log(n);
+      var s = 0.5 * Math.exp(2 * z2 / 3);
+      var sd = 0.5 * Math.sqrt(z2 * s * (n - s) / n);
+      if (m - n / 2 < 0) {
+        sd *= -1;
+      }
+      var newLeft = Math.max(left, Math.floor(k - m * s / n + sd));
+      var newRight = Math.min(
+        right,
+        Math.floor(k + (n - m) * s / n + sd)
+      );
+      quickselect(arr, k, newLeft, newRight);
+    }
+    var t = arr[k];
+    var i2 = left;
+    var j = right;
+    swap(arr, left, k);
+    if (arr[right] > t) {
+      swap(arr, left, right);
+    }
+    while (i2 < j) {
+      swap(arr, i2, j);
+      i2++;
+      j--;
+      while (arr[i2] < t) {
+        i2++;
+      }
+      while (arr[j] > t) {
+        j--;
+      }
+    }
+    if (arr[left] === t) {
+      swap(arr, left, j);
+    } else {
+      j++;
+      swap(arr, j, right);
+    }
+    if (j <= k) {
+      left = j + 1;
+    }
+    if (k <= j) {
+      right = j - 1;
+    }
+  }
+}
+function swap(arr, i2, j) {
+  var tmp = arr[i2];
+  arr[i2] = arr[j];
+  arr[j] = tmp;
+}
+function quantile(x2, p) {
+  var copy = x2.slice();
+  if (Array.isArray(p)) {
+    multiQuantileSelect(copy, p);
+    var results = [];
+    for (var i2 = 0; i2 < p.length; i2++) {
+      results[i2] = quantileSorted(copy, p[i2]);
+    }
+    return results;
+  } else {
+    var idx = quantileIndex(copy.length, p);
+    quantileSelect(copy, idx, 0, copy.length - 1);
+    return quantileSorted(copy, p);
+  }
+}
+function quantileSelect(arr, k, left, right) {
+  if (k % 1 === 0) {
+    quickselect(arr, k, left, right);
+  } else {
+    k = Math.floor(k);
+    quickselect(arr, k, left, right);
+    quickselect(arr, k + 1, k + 1, right);
+  }
+}
+function multiQuantileSelect(arr, p) {
+  var positions = /* @__PURE__ */ new Set();
+  for (var i2 = 0; i2 < p.length; i2++) {
+    var idx = quantileIndex(arr.length, p[i2]);
+    positions.add(Math.floor(idx));
+    positions.add(Math.ceil(idx));
+  }
+  var indices = Array.from(positions).sort(compare);
+  multiselect(arr, indices, 0, indices.length - 1, 0, arr.length - 1);
+}
+function multiselect(arr, indices, lo, hi, left, right) {
+  if (lo > hi) {
+    return;
+  }
+  var mid = lo + hi >> 1;
+  quickselect(arr, indices[mid], left, right);
+  multiselect(arr, indices, lo, mid - 1, left, indices[mid] - 1);
+  multiselect(arr, indices, mid + 1, hi, indices[mid] + 1, right);
+}
+function compare(a, b) {
+  return a - b;
+}
+function quantileIndex(len, p) {
+  var idx = (len - 1) * p;
+  if (p === 1) {
+    return len - 1;
+  } else if (p === 0) {
+    return 0;
+  } else if (idx % 1 !== 0) {
+    return idx;
+  } else {
+    return idx;
+  }
+}
+function median(x2) {
+  return +quantile(x2, 0.5);
+}
+var BayesianClassifier = function BayesianClassifier2() {
+  this.totalCount = 0;
+  this.data = {};
+};
+BayesianClassifier.prototype.train = function train(item, category) {
+  if (!this.data[category]) {
+    this.data[category] = {};
+  }
+  for (var k in item) {
+    var v = item[k];
+    if (this.data[category][k] === void 0) {
+      this.data[category][k] = {};
+    }
+    if (this.data[category][k][v] === void 0) {
+      this.data[category][k][v] = 0;
+    }
+    this.data[category][k][v]++;
+  }
+  this.totalCount++;
+};
+BayesianClassifier.prototype.score = function score(item) {
+  var odds = {};
+  var category;
+  for (var k in item) {
+    var v = item[k];
+    for (category in this.data) {
+      if (odds[category] === void 0) {
+        odds[category] = {};
+      }
+      if (this.data[category][k]) {
+        odds[category][k + "_" + v] = (this.data[category][k][v] || 0) / this.totalCount;
+      } else {
+        odds[category][k + "_" + v] = 0;
+      }
+    }
+  }
+  var oddsSums = {};
+  for (category in odds) {
+    oddsSums[category] = 0;
+    for (var combination in odds[category]) {
+      oddsSums[category] += odds[category][combination];
+    }
+  }
+  return oddsSums;
+};
+var g = 607 / 128;
+var LOGSQRT2PI = Math.log(Math.sqrt(2 * Math.PI));
+var SQRT_2PI$1 = Math.sqrt(2 * Math.PI);
+function cumulativeDistribution(z2) {
+  var sum = z2;
+  var tmp = z2;
+  for (var i2 = 1; i2 < 30; i2++) {
+    tmp *= z2 * z2 / (2 * i2 + 1);
+    sum += tmp;
+  }
+  return Math.round((0.5 + sum / SQRT_2PI$1 * Math.exp(-z2 * z2 / 2)) * 1e4) / 1e4;
+}
+var standardNormalTable = [];
+for (z = 0; z <= 3.09; z += 0.01) {
+  standardNormalTable.push(cumulativeDistribution(z));
+}
+var z;
+function errorFunction(x2) {
+  var t = 1 / (1 + 0.5 * Math.abs(x2));
+  var tau = t * Math.exp(
+    -x2 * x2 + ((((((((0.17087277 * t - 0.82215223) * t + 1.48851587) * t - 1.13520398) * t + 0.27886807) * t - 0.18628806) * t + 0.09678418) * t + 0.37409196) * t + 1.00002368) * t - 1.26551223
+  );
+  if (x2 >= 0) {
+    return 1 - tau;
+  } else {
+    return tau - 1;
+  }
+}
+var SQRT_2PI = Math.sqrt(2 * Math.PI);
+var PerceptronModel = function PerceptronModel2() {
+  this.weights = [];
+  this.bias = 0;
+};
+PerceptronModel.prototype.predict = function predict(features) {
+  if (features.length !== this.weights.length) {
+    return null;
+  }
+  var score2 = 0;
+  for (var i2 = 0; i2 < this.weights.length; i2++) {
+    score2 += this.weights[i2] * features[i2];
+  }
+  score2 += this.bias;
+  if (score2 > 0) {
+    return 1;
+  } else {
+    return 0;
+  }
+};
+PerceptronModel.prototype.train = function train2(features, label) {
+  if (label !== 0 && label !== 1) {
+    return null;
+  }
+  if (features.length !== this.weights.length) {
+    this.weights = features.slice();
+    this.bias = 1;
+  }
+  var prediction = this.predict(features);
+  if (typeof prediction === "number" && prediction !== label) {
+    var gradient = label - prediction;
+    for (var i2 = 0; i2 < this.weights.length; i2++) {
+      this.weights[i2] += gradient * features[i2];
+    }
+    this.bias += gradient;
+  }
+  return this;
+};
+
+// src/util/random.ts
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = a + 1831565813 >>> 0;
+    let t = a;
+    t = Math.imul(t ^ t >>> 15, t | 1);
+    t ^= t + Math.imul(t ^ t >>> 7, t | 61);
+    return ((t ^ t >>> 14) >>> 0) / 4294967296;
+  };
+}
+
+// src/measure/stats/bootstrap.ts
+function bootstrapInterval(n, statistic, opts = {}) {
+  const confidence = opts.confidence ?? 0.95;
+  const resamples = opts.resamples ?? 1e3;
+  const random = seededRandom(opts.seed ?? 24301);
+  const indices = new Int32Array(n);
+  const values = [];
+  for (let r = 0; r < resamples; r++) {
+    for (let i2 = 0; i2 < n; i2++) indices[i2] = Math.floor(random() * n);
+    const v = statistic(indices);
+    if (Number.isFinite(v)) values.push(v);
+  }
+  if (values.length === 0) return [NaN, NaN];
+  values.sort((a, b) => a - b);
+  const alpha = (1 - confidence) / 2;
+  return [quantileSorted(values, alpha), quantileSorted(values, 1 - alpha)];
+}
+function quantileAt(values, indices, p, scratch) {
+  for (let i2 = 0; i2 < indices.length; i2++) scratch[i2] = values[indices[i2]];
+  scratch.sort();
+  return quantileSorted(scratch, p);
+}
+function quantileInterval(values, p, opts = {}) {
+  const scratch = new Float64Array(values.length);
+  return bootstrapInterval(values.length, (idx) => quantileAt(values, idx, p, scratch), opts);
+}
+function meanInterval(values, opts = {}) {
+  return bootstrapInterval(values.length, (idx) => {
+    let s = 0;
+    for (let i2 = 0; i2 < idx.length; i2++) s += values[idx[i2]];
+    return s / idx.length;
+  }, opts);
+}
+
+// src/measure/latency.ts
+function batchOf(source, batch) {
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of source) {
+    const rows2 = arr.dims[0];
+    const rowSize = arr.data.length / rows2;
+    const Ctor = arr.data.constructor;
+    const data = new Ctor(batch * rowSize);
+    for (let r = 0; r < batch; r++) data.set(arr.data.subarray(r % rows2 * rowSize, (r % rows2 + 1) * rowSize), r * rowSize);
+    out.set(name, { dtype: arr.dtype, dims: [batch, ...arr.dims.slice(1)], data });
+  }
+  return out;
+}
+function latencyStat(batch, samplesMs, confidence) {
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  const stat = { batch, p50_ms: quantileSorted(sorted, 0.5), p95_ms: quantileSorted(sorted, 0.95), runs: sorted.length };
+  if (confidence === void 0) return stat;
+  stat.p99_ms = quantileSorted(sorted, 0.99);
+  stat.mean_ms = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+  const opts = { confidence, resamples: 500 };
+  stat.p50_ci = quantileInterval(sorted, 0.5, opts);
+  stat.p95_ci = quantileInterval(sorted, 0.95, opts);
+  stat.p99_ci = quantileInterval(sorted, 0.99, opts);
+  stat.mean_ci = meanInterval(sorted, opts);
+  return stat;
+}
+function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
+  const n = Math.min(a.length, b.length);
+  const sa = new Float64Array(n);
+  const sb = new Float64Array(n);
+  const median3 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
+  const ratio2 = median3(a) / median3(b);
+  const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
+  return { ratio: ratio2, ci };
+}
+function relativeHalfWidth(estimate, ci) {
+  return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
+}
+var STABLE_WINDOW = 5;
+function settled(times) {
+  if (times.length < 2 * STABLE_WINDOW) return false;
+  const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
+  const last = med(times.slice(-STABLE_WINDOW));
+  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
+  return Math.abs(last / before - 1) <= 0.1;
+}
+function preciseEnough(perModel, target, confidence) {
+  if (perModel.length === 1) {
+    const s = perModel[0];
+    return relativeHalfWidth(quantileSorted([...s].sort((x2, y) => x2 - y), 0.5), quantileInterval(s, 0.5, { confidence, resamples: 200 })) <= target;
+  }
+  for (let i2 = 1; i2 < perModel.length; i2++) {
+    const r = pairedMedianRatio(perModel[i2], perModel[0], confidence, 200);
+    if (!(relativeHalfWidth(r.ratio, r.ci) <= target)) return false;
+  }
+  return true;
+}
+async function measureInterleaved(modelPaths, source, opts, onProgress) {
+  const { ort } = onnxruntime();
+  const sessions = [];
+  const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
+  const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
+  const adaptive = (opts.targetRelCi ?? 0) > 0;
+  const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
+  let done = 0;
+  try {
+    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
+    for (let b = 0; b < opts.batchSizes.length; b++) {
+      const started = performance.now();
+      const inputs = batchOf(source, opts.batchSizes[b]);
+      const feeds = {};
+      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const warm = sessions.map(() => []);
+      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
+      let warming = opts.warmup > 0;
+      let timedStart = performance.now();
+      let warmRounds = 0;
+      let timed = 0;
+      const sequential = b === 0 && sessions.length >= 2 ? opts.sequential : void 0;
+      for (let r = 0; ; r++) {
+        if (!warming && sequential) {
+          if (sequential.check(samples[0][b], samples[1][b], performance.now() - timedStart)) break;
+        } else if (!warming && timed >= opts.runs) {
+          if (!adaptive || performance.now() - started > capMs) break;
+          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
+        }
+        const order = sessions.map((_, i2) => i2);
+        if (r % 2 === 1) order.reverse();
+        for (const i2 of order) {
+          let dt = Infinity;
+          for (let k = 0; k < (opts.repeat ?? 1); k++) {
+            const t0 = performance.now();
+            const out = await sessions[i2].run(feeds);
+            dt = Math.min(dt, performance.now() - t0);
+            for (const t of Object.values(out)) t.dispose();
+          }
+          if (warming) warm[i2].push(dt);
+          else samples[i2][b].push(dt);
+        }
+        if (warming) {
+          warmRounds++;
+          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) {
+            warming = false;
+            timedStart = performance.now();
+          }
+        } else timed++;
+        onProgress?.(Math.min(++done, total2), total2);
+      }
+    }
+  } finally {
+    for (const s of sessions) await s.release();
+  }
+  return samples;
+}
+
+// src/measure/stats/sequential.ts
+var MIN_FIRST_BLOCKS = 4;
+function checkpoints(plan, alpha) {
+  const cap = Math.max(MIN_FIRST_BLOCKS, Math.floor(plan.maxRounds / 2));
+  const first = Math.min(cap, Math.max(MIN_FIRST_BLOCKS, Math.ceil(plan.minRounds / 2)));
+  const out = [cap];
+  while (Math.floor(out[0] / 2) >= first) out.unshift(Math.floor(out[0] / 2));
+  while (out.length > 1 && binomialHalfCdf(0, out[0]) > alpha * out[0] / cap / 2) out.shift();
+  return out;
+}
+function lookAlphas(points2, alpha) {
+  const last = points2[points2.length - 1];
+  return points2.map((n, k) => alpha * (n - (k ? points2[k - 1] : 0)) / last);
+}
+function signTestInterval(values, alpha) {
+  const n = values.length;
+  let k = 0;
+  let pmf = Math.pow(0.5, n);
+  let cdf = pmf;
+  while (k + 1 <= Math.ceil(n / 2) && cdf <= alpha / 2) {
+    k++;
+    pmf *= (n - k + 1) / k;
+    cdf += pmf;
+  }
+  if (k === 0) return null;
+  const sorted = Float64Array.from(values).sort();
+  return [sorted[k - 1], sorted[n - k]];
+}
+function median2(sorted) {
+  const n = sorted.length;
+  return n % 2 ? sorted[n - 1 >> 1] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+function blocks(base, head) {
+  const n = Math.floor(Math.min(base.length, head.length) / 2);
+  const ratios = [];
+  const same2 = [];
+  for (let j = 0; j < n; j++) {
+    const a0 = base[2 * j];
+    const a1 = base[2 * j + 1];
+    const b0 = head[2 * j];
+    const b1 = head[2 * j + 1];
+    ratios.push((Math.log(b0 / a0) + Math.log(b1 / a1)) / 2);
+    same2.push(Math.log(a1 / a0), Math.log(b1 / b0));
+  }
+  return { ratios, same: same2 };
+}
+function pairNoise(sameLogRatios) {
+  if (sameLogRatios.length === 0) return NaN;
+  const s = Float64Array.from(sameLogRatios).sort();
+  const m = median2(s);
+  const dev = Float64Array.from(s, (x2) => Math.abs(x2 - m)).sort();
+  return Math.expm1(1.959964 * 1.4826 * median2(dev));
+}
+function look(base, head, limit, alpha) {
+  const { ratios, same: same2 } = blocks(base, head);
+  const noise = pairNoise(same2);
+  const ci = signTestInterval(ratios, alpha);
+  const center = median2(Float64Array.from(ratios).sort());
+  const estimate = Math.expm1(center);
+  if (!ci) return { outcome: "undecided", estimate, ci: [-1, Number.MAX_VALUE], noise, half_width: Number.MAX_VALUE };
+  const bound = Math.log1p(limit);
+  const outcome = ci[0] > bound ? "beyond" : ci[1] <= bound ? "within" : "undecided";
+  return { outcome, estimate, ci: [Math.expm1(ci[0]), Math.expm1(ci[1])], noise, half_width: (Math.exp(ci[1]) - Math.exp(ci[0])) / 2 / Math.exp(center) };
+}
+var SequentialTest = class {
+  constructor(plan) {
+    this.plan = plan;
+    this.points = checkpoints(plan, 1 - plan.confidence);
+    this.alphas = lookAlphas(this.points, 1 - plan.confidence);
+  }
+  plan;
+  points;
+  alphas;
+  next = 0;
+  record;
+  /** Whether to stop after `base.length` paired rounds, `elapsedMs` after the first timed round. */
+  check(base, head, elapsedMs) {
+    if (this.record) return true;
+    const rounds = Math.min(base.length, head.length);
+    const blocksDone = Math.floor(rounds / 2);
+    if (rounds % 2 === 1) return false;
+    const atPoint = blocksDone >= this.points[this.next];
+    const timeUp = this.plan.maxMs > 0 && elapsedMs >= this.plan.maxMs && blocksDone >= this.points[0];
+    if (!atPoint && !timeUp) return false;
+    const k = this.next;
+    const l = look(base.slice(0, rounds), head.slice(0, rounds), this.plan.limit, this.alphas[k]);
+    this.next++;
+    const last = this.next >= this.points.length;
+    if (l.outcome !== "undecided" || last || timeUp) {
+      const stopped = l.outcome !== "undecided" ? "decided" : last ? "round-cap" : "time-cap";
+      this.record = { ...l, stopped, rounds, looks: this.next, planned_looks: this.points.length, look_alpha: this.alphas[k] };
+      return true;
+    }
+    return false;
+  }
+  /** The decision, once `check` returned true. */
+  result() {
+    return this.record;
+  }
+};
+var pct2 = (x2) => `${x2 >= 0 ? "+" : "\u2212"}${Math.abs(x2 * 100).toFixed(1)}%`;
+function describeDecision(r, limit) {
+  const where = `after ${r.rounds} interleaved rounds (${r.looks} of ${r.planned_looks} looks)`;
+  const interval = `[${pct2(r.ci[0])}, ${pct2(r.ci[1])}]`;
+  const lim = `${(limit * 100).toFixed(1)}% limit`;
+  if (r.outcome === "beyond") return `slower beyond the ${lim}: interval ${interval} wholly above it ${where}`;
+  if (r.outcome === "within") return `within the ${lim}: interval ${interval} wholly below it ${where}`;
+  const cap = r.stopped === "time-cap" ? "time cap" : "round cap";
+  return `could not decide: noise \xB1${(r.noise * 100).toFixed(1)}% on this runner; interval ${interval} still straddles the ${lim} at the ${cap}, ${where}`;
+}
+
 // src/measure/stats/normal.ts
 function normalQuantile(p) {
   if (!(p > 0 && p < 1)) {
@@ -26669,7 +26687,9 @@ function budgetUncertainty(m) {
     const speedup2 = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
     u["min-speedup"] = { ci: speedup2.ci };
     const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
-    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    const d = m.latencyDecision;
+    const limit = m.limits["latency-regression"];
+    u["latency-regression"] = d && limit !== void 0 ? { ci: d.ci, estimate: d.estimate, note: describeDecision(d, limit), sequential: d } : { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
     u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
   }
   if (m.shifts?.length) {
@@ -26724,6 +26744,7 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
     candidate: candidate.preds,
     referenceLatency: latency2?.reference,
     candidateLatency: latency2?.candidate,
+    ...latency2?.decision ? { latencyDecision: latency2.decision } : {},
     shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
     confidence,
     limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
@@ -26832,7 +26853,7 @@ function writeLedgerFiles(dir, ledger) {
 import * as path21 from "node:path";
 
 // src/io/outputDir.ts
-import * as fs9 from "node:fs";
+import * as fs7 from "node:fs";
 import * as path8 from "node:path";
 
 // src/io/cleanup.ts
@@ -26866,7 +26887,7 @@ function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
 }
 
 // src/io/lock.ts
-import * as fs8 from "node:fs";
+import * as fs6 from "node:fs";
 import * as os4 from "node:os";
 import * as path7 from "node:path";
 import { randomBytes as randomBytes3 } from "node:crypto";
@@ -26894,9 +26915,9 @@ function isStale(owner) {
 function readLock(file) {
   let text2;
   try {
-    const st = fs8.lstatSync(file);
+    const st = fs6.lstatSync(file);
     if (!st.isFile()) return { kind: "foreign", why: st.isDirectory() ? "is a folder" : "is not a regular file" };
-    text2 = fs8.readFileSync(file, "utf8");
+    text2 = fs6.readFileSync(file, "utf8");
   } catch (e) {
     if (e.code === "ENOENT") return { kind: "absent" };
     return { kind: "foreign", why: `cannot be read (${e.message})` };
@@ -26912,30 +26933,30 @@ function readLock(file) {
 }
 function makeDirs(dir) {
   try {
-    fs8.mkdirSync(dir, { recursive: true });
+    fs6.mkdirSync(dir, { recursive: true });
   } catch (e) {
     const code = e.code;
     const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
     throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
   }
   const priv = path7.join(dir, PRIVATE_DIR);
-  const st = fs8.lstatSync(priv, { throwIfNoEntry: false });
+  const st = fs6.lstatSync(priv, { throwIfNoEntry: false });
   if (st && !st.isDirectory()) {
     throw new UserError(`--out ${dir}: ${PRIVATE_DIR} is in the way (prune-guard keeps its output sets in a folder of that name); move it away or choose another --out`);
   }
-  if (!st) fs8.mkdirSync(priv, { recursive: true });
+  if (!st) fs6.mkdirSync(priv, { recursive: true });
 }
 function tryCreate(file, priv, me) {
   const aside = path7.join(priv, `lock-${me.token}`);
-  fs8.writeFileSync(aside, JSON.stringify(me) + "\n", { flag: "wx" });
+  fs6.writeFileSync(aside, JSON.stringify(me) + "\n", { flag: "wx" });
   try {
-    fs8.linkSync(aside, file);
+    fs6.linkSync(aside, file);
     return true;
   } catch (e) {
     if (e.code === "EEXIST") return false;
     throw e;
   } finally {
-    fs8.rmSync(aside, { force: true });
+    fs6.rmSync(aside, { force: true });
   }
 }
 async function lockDir(dir, opts) {
@@ -26963,7 +26984,7 @@ async function lockDir(dir, opts) {
           if (released) return;
           released = true;
           const now = readLock(file);
-          if (now.kind === "ours" && now.owner.token === me.token) fs8.rmSync(file, { force: true });
+          if (now.kind === "ours" && now.owner.token === me.token) fs6.rmSync(file, { force: true });
         }
       };
     }
@@ -26976,8 +26997,8 @@ async function lockDir(dir, opts) {
     if (isStale(owner)) {
       const again = readLock(file);
       if (again.kind === "ours" && again.text === lock.text) {
-        fs8.rmSync(file, { force: true });
-        fs8.rmSync(path7.join(priv, `lock-${owner.token}`), { force: true });
+        fs6.rmSync(file, { force: true });
+        fs6.rmSync(path7.join(priv, `lock-${owner.token}`), { force: true });
         opts.onStale?.(owner);
       }
       continue;
@@ -27023,7 +27044,7 @@ var OutputDir = class _OutputDir {
    * refused here, before any work.
    */
   static async open(dir, opts) {
-    const created = !fs9.existsSync(dir);
+    const created = !fs7.existsSync(dir);
     let lock;
     try {
       lock = await lockDir(dir, {
@@ -27044,7 +27065,7 @@ var OutputDir = class _OutputDir {
       const token = lock.token;
       writeManifest(dir, { format: MANIFEST_FORMAT, runs: current ? [current, token] : [token] });
       const staging = path8.join(priv, RUNS, token);
-      fs9.mkdirSync(staging, { recursive: true });
+      fs7.mkdirSync(staging, { recursive: true });
       return new _OutputDir(dir, staging, token, lock, created);
     } catch (e) {
       lock.release();
@@ -27060,7 +27081,7 @@ var OutputDir = class _OutputDir {
   }
   /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
   discardStaged() {
-    for (const n of fs9.readdirSync(this.staging)) fs9.rmSync(path8.join(this.staging, n), { recursive: true, force: true });
+    for (const n of fs7.readdirSync(this.staging)) fs7.rmSync(path8.join(this.staging, n), { recursive: true, force: true });
   }
   /**
    * Publish the staged set in one atomic step, then unlock. Names of the old set missing from the new
@@ -27069,7 +27090,7 @@ var OutputDir = class _OutputDir {
   commit(hooks = {}) {
     if (this.done) throw new Error("OutputDir: already committed or aborted");
     const priv = path8.join(this.dir, PRIVATE_DIR);
-    const names = fs9.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+    const names = fs7.readdirSync(this.staging).filter((n) => !n.startsWith("."));
     if (names.length === 0 && !currentToken(this.dir)) return this.abort();
     refuseInTheWay(this.dir, names);
     const made = [];
@@ -27077,16 +27098,16 @@ var OutputDir = class _OutputDir {
       for (const n of names) {
         const link = path8.join(this.dir, n);
         if (isOurLink(link)) continue;
-        fs9.symlinkSync(visibleTarget(n), link);
+        fs7.symlinkSync(visibleTarget(n), link);
         made.push(link);
       }
       hooks.beforeSwap?.();
       const next = path8.join(priv, `${CURRENT}.${this.token}`);
-      fs9.symlinkSync(path8.join(RUNS, this.token), next);
-      fs9.renameSync(next, path8.join(priv, CURRENT));
+      fs7.symlinkSync(path8.join(RUNS, this.token), next);
+      fs7.renameSync(next, path8.join(priv, CURRENT));
     } catch (e) {
-      for (const l of made) fs9.rmSync(l, { force: true });
-      fs9.rmSync(path8.join(priv, `${CURRENT}.${this.token}`), { force: true });
+      for (const l of made) fs7.rmSync(l, { force: true });
+      fs7.rmSync(path8.join(priv, `${CURRENT}.${this.token}`), { force: true });
       if (e instanceof UserError) throw e;
       throw new UserError(`--out ${this.dir}: cannot publish the outputs (${e.message}); the previous outputs are unchanged`);
     }
@@ -27095,9 +27116,9 @@ var OutputDir = class _OutputDir {
     const old = readManifest(this.dir).runs.filter((t) => t !== this.token);
     for (const t of old) removeRun(priv, t);
     writeManifest(this.dir, { format: MANIFEST_FORMAT, runs: [this.token] });
-    for (const n of fs9.readdirSync(this.dir)) {
+    for (const n of fs7.readdirSync(this.dir)) {
       const link = path8.join(this.dir, n);
-      if (!names.includes(n) && isOurLink(link)) fs9.rmSync(link, { force: true });
+      if (!names.includes(n) && isOurLink(link)) fs7.rmSync(link, { force: true });
     }
     this.lock.release();
   }
@@ -27111,7 +27132,7 @@ var OutputDir = class _OutputDir {
     const current = currentToken(this.dir);
     writeManifest(this.dir, { format: MANIFEST_FORMAT, runs: current ? [current] : [] });
     if (!current) {
-      fs9.rmSync(path8.join(priv, MANIFEST), { force: true });
+      fs7.rmSync(path8.join(priv, MANIFEST), { force: true });
       for (const d of [path8.join(priv, RUNS), priv]) tryRmdir(d);
     }
     this.lock.release();
@@ -27120,13 +27141,13 @@ var OutputDir = class _OutputDir {
 };
 function tryRmdir(d) {
   try {
-    fs9.rmdirSync(d);
+    fs7.rmdirSync(d);
   } catch {
   }
 }
 function isOurLink(file) {
   try {
-    return fs9.lstatSync(file).isSymbolicLink() && fs9.readlinkSync(file) === visibleTarget(path8.basename(file));
+    return fs7.lstatSync(file).isSymbolicLink() && fs7.readlinkSync(file) === visibleTarget(path8.basename(file));
   } catch {
     return false;
   }
@@ -27134,7 +27155,7 @@ function isOurLink(file) {
 function refuseInTheWay(dir, names) {
   for (const n of names) {
     const file = path8.join(dir, n);
-    const st = fs9.lstatSync(file, { throwIfNoEntry: false });
+    const st = fs7.lstatSync(file, { throwIfNoEntry: false });
     if (st && !isOurLink(file)) {
       const what = st.isDirectory() ? "a folder" : st.isSymbolicLink() ? "a symlink" : "a file";
       throw new UserError(`--out ${dir}: ${n} is ${what} prune-guard did not write, where this run publishes its ${n}; move it away or choose another --out`);
@@ -27143,9 +27164,9 @@ function refuseInTheWay(dir, names) {
 }
 function currentToken(dir) {
   const link = path8.join(dir, PRIVATE_DIR, CURRENT);
-  const st = fs9.lstatSync(link, { throwIfNoEntry: false });
+  const st = fs7.lstatSync(link, { throwIfNoEntry: false });
   if (!st) return void 0;
-  const target = st.isSymbolicLink() ? fs9.readlinkSync(link) : "";
+  const target = st.isSymbolicLink() ? fs7.readlinkSync(link) : "";
   const [runs, token, ...rest] = target.split(path8.sep);
   if (runs !== RUNS || !isToken(token) || rest.length > 0) {
     throw new UserError(`--out ${dir}: ${path8.join(PRIVATE_DIR, CURRENT)} was not written by prune-guard; move ${PRIVATE_DIR} away or choose another --out`);
@@ -27156,7 +27177,7 @@ function readManifest(dir) {
   const file = path8.join(dir, PRIVATE_DIR, MANIFEST);
   let text2;
   try {
-    text2 = fs9.readFileSync(file, "utf8");
+    text2 = fs7.readFileSync(file, "utf8");
   } catch (e) {
     if (e.code === "ENOENT") return { format: MANIFEST_FORMAT, runs: [] };
     throw e;
@@ -27172,8 +27193,8 @@ function writeManifest(dir, m) {
   writeFileAtomic(path8.join(dir, PRIVATE_DIR, MANIFEST), JSON.stringify(m) + "\n");
 }
 function removeRun(priv, token) {
-  fs9.rmSync(path8.join(priv, RUNS, token), { recursive: true, force: true });
-  fs9.rmSync(path8.join(priv, `${CURRENT}.${token}`), { force: true });
+  fs7.rmSync(path8.join(priv, RUNS, token), { recursive: true, force: true });
+  fs7.rmSync(path8.join(priv, `${CURRENT}.${token}`), { force: true });
 }
 
 // src/io/progress.ts
@@ -30718,7 +30739,7 @@ function sameDims(a, b) {
 
 // src/io/measureCache.ts
 import { createHash } from "node:crypto";
-import * as fs10 from "node:fs";
+import * as fs8 from "node:fs";
 import * as os5 from "node:os";
 import * as path9 from "node:path";
 function cacheDir(env = process.env) {
@@ -30732,7 +30753,7 @@ function fileFor(dir, key) {
 }
 function readCached(dir, key, valid) {
   try {
-    const parsed = JSON.parse(fs10.readFileSync(fileFor(dir, key), "utf8"));
+    const parsed = JSON.parse(fs8.readFileSync(fileFor(dir, key), "utf8"));
     if (parsed.format !== FORMAT || parsed.key !== key || !valid(parsed.value)) return void 0;
     return parsed.value;
   } catch {
@@ -30750,7 +30771,7 @@ function writeCached(dir, key, value) {
 
 // src/prune/structured/hardware.ts
 import { createHash as createHash2 } from "node:crypto";
-import * as fs11 from "node:fs";
+import * as fs9 from "node:fs";
 import * as os6 from "node:os";
 
 // src/onnx/runtime/probe.ts
@@ -30838,7 +30859,7 @@ var PROBE_ROUNDS = 4;
 function machineId() {
   let flags = "";
   try {
-    flags = /^flags\s*:(.*)$/m.exec(fs11.readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "";
+    flags = /^flags\s*:(.*)$/m.exec(fs9.readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "";
   } catch {
   }
   const cpu = os6.cpus()[0]?.model ?? "cpu";
@@ -31369,8 +31390,8 @@ function groupUnits(dense, opts) {
     }
   }));
 }
-function keptBlocks(blocks, ratio2) {
-  return Math.max(1, Math.round(blocks * (1 - ratio2)));
+function keptBlocks(blocks2, ratio2) {
+  return Math.max(1, Math.round(blocks2 * (1 - ratio2)));
 }
 var AnalysisOverBudget = class extends Error {
   constructor(projectedSeconds, limitSeconds, measured, units) {
@@ -31505,7 +31526,7 @@ function weightTensor(index, name) {
 }
 
 // src/prune/structured/describe.ts
-var pct2 = (x2) => Number.isNaN(x2) ? "n/a (shapes unknown)" : `${(x2 * 100).toFixed(1)}%`;
+var pct3 = (x2) => Number.isNaN(x2) ? "n/a (shapes unknown)" : `${(x2 * 100).toFixed(1)}%`;
 function structuredSummary(dense, r) {
   const prunable = r.groups.filter((g2) => !g2.skip && g2.size > 1);
   const channels = prunable.reduce((n, g2) => n + g2.size, 0);
@@ -31525,7 +31546,7 @@ function structuredSummary(dense, r) {
 }
 function describeStructured(dense, r, o) {
   const s = structuredSummary(dense, r);
-  return `structured channel pruning (${o.criterion}, ${o.scope}) at ${pct2(o.sparsity)} of channels: removed ${s.channelsRemoved} of ${s.channels} prunable channels in ${s.groupsPruned} of ${s.groupsFound} dependency groups (${s.groupsSkipped} skipped, see notes); parameters -${pct2(s.paramsRemoved)}, MACs -${pct2(s.macsRemoved)}`;
+  return `structured channel pruning (${o.criterion}, ${o.scope}) at ${pct3(o.sparsity)} of channels: removed ${s.channelsRemoved} of ${s.channels} prunable channels in ${s.groupsPruned} of ${s.groupsFound} dependency groups (${s.groupsSkipped} skipped, see notes); parameters -${pct3(s.paramsRemoved)}, MACs -${pct3(s.macsRemoved)}`;
 }
 
 // src/onnx/runtime/scores.ts
@@ -31618,7 +31639,7 @@ async function evaluateClassifier(session, data, opts) {
 }
 
 // src/onnx/runtime/session.ts
-import * as fs12 from "node:fs";
+import * as fs10 from "node:fs";
 import * as os7 from "node:os";
 import * as path10 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
@@ -31641,8 +31662,8 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs12.mkdtempSync(path10.join(process.env.RUNNER_TEMP || os7.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs12.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs10.mkdtempSync(path10.join(process.env.RUNNER_TEMP || os7.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs10.rmSync(dir, { recursive: true, force: true }));
   try {
     const file = path10.join(dir, "model.onnx");
     saveModel(model, file);
@@ -31651,7 +31672,7 @@ async function sessionThroughFile(model, options) {
     if (e instanceof UserError) throw e;
     throw cannotLoad(e);
   } finally {
-    fs12.rmSync(dir, { recursive: true, force: true });
+    fs10.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -31793,7 +31814,7 @@ async function calibScorer(dense, calib, opts = {}) {
 
 // src/prune/sensitivity/sensitivityPrune.ts
 var MAC_COST_EXPONENT = 1;
-var pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+var pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
 async function sensitivityPrune(dense, req) {
   const t0 = performance.now();
   const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads });
@@ -31822,7 +31843,7 @@ async function sensitivityPrune(dense, req) {
   let channels;
   if (req.method === "unstructured") {
     model = pruneCounts(dense, req.weights, allocation.pruned);
-    description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct3(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
+    description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct4(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
   } else {
     const { groups } = structuredGroups(dense, req.protectedTensors);
     const byName = new Map(groups.filter((g2) => !g2.skip && g2.size > 1).map((g2) => [g2.name, g2]));
@@ -32183,7 +32204,7 @@ function better(a, b) {
 }
 
 // src/recover/runRecovery.ts
-import * as fs14 from "node:fs";
+import * as fs12 from "node:fs";
 import * as path11 from "node:path";
 
 // src/recover/bounds.ts
@@ -32208,10 +32229,10 @@ function refitBytes(patches, cp, cd, block) {
   const solve = 8 * 4 * block * block;
   return grams + patchBytes + solve;
 }
-function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
+function refitFlops(rows2, cp, cd, blocks2, starts, crossValidateMax, groups) {
   let f = 0;
-  for (const m of blocks) {
-    const dm = blocks.length > 1 ? m : cd;
+  for (const m of blocks2) {
+    const dm = blocks2.length > 1 ? m : cd;
     f += m ** 3 + rows2 * dm * m + rows2 * m * m + starts * rows2 * m * m;
     if (m <= crossValidateMax) f += 10 * (m ** 3 / 3 + rows2 * m * m) + 4 * rows2 * dm * m;
   }
@@ -32219,8 +32240,8 @@ function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
 }
 function columnBlocks(cp, aligned, maxBlock) {
   if (!aligned) return [cp];
-  const blocks = Math.ceil(cp / maxBlock);
-  const size2 = Math.ceil(cp / blocks);
+  const blocks2 = Math.ceil(cp / maxBlock);
+  const size2 = Math.ceil(cp / blocks2);
   const out = [];
   for (let b0 = 0; b0 < cp; b0 += size2) out.push(Math.min(cp, b0 + size2) - b0);
   return out;
@@ -33299,8 +33320,8 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
 }
 
 // src/recover/external.ts
-import { spawn as spawn2 } from "node:child_process";
-import * as fs13 from "node:fs";
+import { spawn } from "node:child_process";
+import * as fs11 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -33341,7 +33362,7 @@ var KILL_GRACE_MS = 2e3;
 function runCommand(command, env, output, opts = {}) {
   return new Promise((resolve5, reject) => {
     const started = performance.now();
-    const child = spawn2(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ["ignore", "pipe", "pipe"] });
     const killGroup = (signal) => {
       try {
         if (child.pid !== void 0) process.kill(-child.pid, signal);
@@ -33402,9 +33423,9 @@ function verifyRecovered(before, after, masks, file) {
 async function externalRecovery(command, pruned, weights, paths, output, opts = {}) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs13.rmSync(paths.modelOut, { force: true });
+  fs11.rmSync(paths.modelOut, { force: true });
   await runCommand(command, externalEnv(paths), output, opts);
-  if (!fs13.existsSync(paths.modelOut)) {
+  if (!fs11.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered2 = loadModel(paths.modelOut).proto;
@@ -33902,8 +33923,8 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const withBias = p.biasRefit && d.biasRefit;
     const cp = p.cols + (withBias ? 1 : 0);
     const cd = d.cols + (withBias ? 1 : 0);
-    const blocks = columnBlocks(cp, cd === cp, opts.maxBlock);
-    const bytes2 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
+    const blocks2 = columnBlocks(cp, cd === cp, opts.maxBlock);
+    const bytes2 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks2)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
     if (bytes2 > opts.maxRefitBytes) {
       skipped.push({ weight: p.weight, reason: { kind: "memory", bytes: bytes2, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
       continue;
@@ -33914,7 +33935,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       continue;
     }
     const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
-    const flops = refitFlops(p.rows, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups);
+    const flops = refitFlops(p.rows, cp, cd, blocks2, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups);
     const captureSeconds = captureMacs * secondsPerMac;
     const solveSeconds = flops / flopsPerSecond;
     const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
@@ -34129,13 +34150,13 @@ function solveBlocks(wd, wp, keep, withBias, h, c, rows2, cd, cp, opts, foldA) {
   let used = 0;
   const aligned = cd === cp;
   const outs = aligned ? [new Float64Array(rows2 * cp), new Float64Array(rows2 * cp)] : [new Float64Array(rows2 * cp)];
-  const blocks = Math.ceil(cp / opts.maxBlock);
-  const size2 = Math.ceil(cp / blocks);
+  const blocks2 = Math.ceil(cp / opts.maxBlock);
+  const size2 = Math.ceil(cp / blocks2);
   for (let b0 = 0; b0 < cp; b0 += aligned ? size2 : cp) {
     const b1 = aligned ? Math.min(cp, b0 + size2) : cp;
     const m = b1 - b0;
     const hb = sub(h, cp, b0, b1, b0, b1);
-    const [d0, d1] = aligned && blocks > 1 ? [b0, b1] : [0, cd];
+    const [d0, d1] = aligned && blocks2 > 1 ? [b0, b1] : [0, cd];
     const cb = sub(c, cp, d0, d1, b0, b1);
     const wdb = new Float64Array(rows2 * (d1 - d0));
     for (let r = 0; r < rows2; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
@@ -34331,7 +34352,7 @@ async function runRecovery(req) {
   if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs14.mkdirSync(req.stepsDir, { recursive: true });
+  fs12.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -34346,7 +34367,7 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib, bounded) {
   const { config: config2, progress } = req;
   if (config2.recovery === "none" || config2.recovery === "auto" && !calib) return [];
-  fs14.mkdirSync(req.stepsDir, { recursive: true });
+  fs12.mkdirSync(req.stepsDir, { recursive: true });
   if (config2.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
@@ -34521,10 +34542,10 @@ function recoveryDeadline(started, recoveryBudgetSeconds, progress) {
 }
 
 // src/measure/size.ts
-import * as fs15 from "node:fs";
+import * as fs13 from "node:fs";
 import { gzipSync } from "node:zlib";
 function measureFileSize(file) {
-  const data = fs15.readFileSync(file);
+  const data = fs13.readFileSync(file);
   return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
 }
 
@@ -34735,12 +34756,124 @@ function slowerThanDense(batches, denseSamples, stepSamples) {
   });
 }
 
+// src/measure/runtimeCost.ts
+import { spawn as spawn2 } from "node:child_process";
+import * as fs15 from "node:fs";
+
+// src/measure/memory.ts
+import * as fs14 from "node:fs";
+function readHwm() {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs14.readFileSync("/proc/self/status", "utf8"));
+  return m ? Number(m[1]) * 1024 : void 0;
+}
+function peakMeter() {
+  try {
+    fs14.writeFileSync("/proc/self/clear_refs", "5");
+    if (readHwm() !== void 0) {
+      return {
+        method: "linux-vmhwm",
+        reset: () => fs14.writeFileSync("/proc/self/clear_refs", "5"),
+        peak: () => readHwm()
+      };
+    }
+  } catch {
+  }
+  return { method: "rss-after", reset() {
+  }, peak: () => process.memoryUsage().rss };
+}
+
+// src/measure/runtimeCost.ts
+var RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
+function throughput(byBatch) {
+  if (byBatch.length === 0) return void 0;
+  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
+  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
+}
+function readCounter(file) {
+  try {
+    const v = Number(fs15.readFileSync(file, "utf8").trim());
+    return Number.isFinite(v) ? v : void 0;
+  } catch {
+    return void 0;
+  }
+}
+async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
+  const before = readCounter(counter);
+  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
+  for (let i2 = 0; i2 < runs; i2++) await run();
+  const after = readCounter(counter);
+  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
+  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
+}
+async function gpuEnergyPerSample(run, runs, batch, command = "nvidia-smi") {
+  const watts = [];
+  let failed = false;
+  const child = spawn2(command, ["--query-gpu=power.draw", "--format=csv,noheader,nounits", "-i", "0", "-lms", "100"], { stdio: ["ignore", "pipe", "ignore"] });
+  child.on("error", () => failed = true);
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", (chunk) => {
+    for (const line of chunk.split("\n")) {
+      const w = Number.parseFloat(line);
+      if (Number.isFinite(w)) watts.push(w);
+    }
+  });
+  for (let waited = 0; watts.length === 0 && !failed && child.exitCode === null && waited < 2e3; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  const t0 = performance.now();
+  for (let i2 = 0; i2 < runs; i2++) await run();
+  const seconds = (performance.now() - t0) / 1e3;
+  child.kill();
+  if (failed || watts.length === 0) return { joules: null, note: `not available: ${command} (NVML power) did not report on this runner` };
+  const meanWatts = watts.reduce((a, b) => a + b, 0) / watts.length;
+  return { joules: meanWatts * seconds / (runs * batch), note: `NVML board power via nvidia-smi (${watts.length} readings, mean ${meanWatts.toFixed(1)} W) over ${runs} runs of batch ${batch} (includes other processes on the GPU)` };
+}
+async function measureRuntimeCost(artifact, byBatch, source, opts) {
+  const { ort } = onnxruntime();
+  const loads = [];
+  const meter = peakMeter();
+  for (let i2 = 0; i2 < 3; i2++) {
+    const rssBefore = process.memoryUsage().rss;
+    if (i2 === 2) meter.reset();
+    const t0 = performance.now();
+    const s = await openSession(artifact, opts);
+    loads.push(performance.now() - t0);
+    if (i2 < 2) await s.release();
+    else {
+      const batch = byBatch[0]?.batch ?? 1;
+      const feeds = {};
+      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const measureEnergy = opts.provider === "cuda" ? gpuEnergyPerSample : energyPerSample;
+      const energy = await measureEnergy(async () => {
+        const out2 = await s.run(feeds);
+        for (const t of Object.values(out2)) t.dispose();
+      }, 20, batch);
+      const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a, byBatch[0] ?? { batch: 1 });
+      const bigFeeds = {};
+      for (const [name, arr] of batchOf(source, largest.batch)) bigFeeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const out = await s.run(bigFeeds);
+      for (const t of Object.values(out)) t.dispose();
+      const peak = meter.method === "linux-vmhwm" ? meter.peak() : null;
+      await s.release();
+      const tp = throughput(byBatch);
+      return {
+        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
+        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
+        energy_j_per_sample: energy.joules,
+        energy_note: energy.note,
+        peak_rss_bytes: peak,
+        session_rss_bytes: peak === null ? null : Math.max(0, peak - rssBefore),
+        memory_note: peak === null ? "not available: the runner does not expose a resettable peak RSS (Linux /proc/self/clear_refs)" : `peak RSS of the measuring process while loading the model and running batch ${largest.batch} (Linux VmHWM)`
+      };
+    }
+  }
+  throw new Error("unreachable");
+}
+
 // src/pipeline/timeSteps.ts
-async function timeSteps(measured, data, config2, provider, progress) {
+async function timeSteps(measured, data, config2, provider, progress, sequential) {
   const artifacts = measured.map((m) => m.step.artifact);
   progress.stage({ kind: "latency", detail: `${artifacts.length} models interleaved`, total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider }, (done) => progress.update(done));
+  const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider, sequential }, (done) => progress.update(done));
   progress.stop();
   measured.forEach((m, i2) => {
     m.step.latency_by_batch = config2.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
@@ -34806,7 +34939,7 @@ function regrownWeights(before, after, names) {
   }
   return broken2;
 }
-var pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+var pct5 = (x2) => `${(x2 * 100).toFixed(1)}%`;
 async function runGradual(input, progress) {
   const { req, data, shifts, calib, outPath, provider } = input;
   const { config: config2, budgets } = req;
@@ -34821,7 +34954,7 @@ async function runGradual(input, progress) {
   const denseChannels = structured ? countChannels(denseModel, protectedTensors) : void 0;
   const initial = structured ? 0 : countSparsity(denseModel, weights).overall;
   if (!(config2.sparsity > initial)) {
-    throw new UserError(`--sparsity ${config2.sparsity}: the model is already ${pct4(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
+    throw new UserError(`--sparsity ${config2.sparsity}: the model is already ${pct5(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
   }
   if (structured && denseChannels.removable === 0) {
     throw new UserError(`${req.model}: no channel group can be pruned (see --method structured notes); use --method unstructured`);
@@ -34829,7 +34962,7 @@ async function runGradual(input, progress) {
   const targets = cubicSchedule(initial, config2.sparsity, config2.scheduleSteps);
   const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2 }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
-  progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config2.sparsity)} (${targets.map(pct4).join(", ")})`);
+  progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config2.sparsity)} (${targets.map(pct5).join(", ")})`);
   const stepsRoot = path13.join(req.out, "steps");
   fs17.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
@@ -34851,29 +34984,29 @@ async function runGradual(input, progress) {
   for (let t = 1; t <= targets.length; t++) {
     const target = targets[t - 1];
     let stepSparsity = target;
-    let what = `${config2.method} to ${pct4(target)}`;
+    let what = `${config2.method} to ${pct5(target)}`;
     if (structured) {
       const now = countChannels(current, protectedTensors);
       const channels = target * channelShare;
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
-      what = `structured to ${pct4(channels)} of the dense channels (${pct4(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct4(target)} of the dense weights` : ""}`;
+      what = `structured to ${pct5(channels)} of the dense channels (${pct5(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct5(target)} of the dense weights` : ""}`;
     }
     progress.stage({ kind: "prune", model: path13.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
     const from = current;
     const prune = async () => {
-      const pruned = plan ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct4(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] } : await pruneModel(from, stepConfig, { modelPath: req.model, calib });
+      const pruned = plan ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] } : await pruneModel(from, stepConfig, { modelPath: req.model, calib });
       if (config2.method === "hybrid") {
         const topUp = topUpMagnitude(pruned.model, weights, target, config2, config2.scope === "layer" ? "layer" : "global");
         pruned.model = topUp.model;
-        pruned.description += `; then unstructured magnitude (${config2.scope}) to ${pct4(target)} of the dense prunable weights (${(topUp.fraction * 100).toFixed(1)}% of the remaining ones zero)`;
+        pruned.description += `; then unstructured magnitude (${config2.scope}) to ${pct5(target)} of the dense prunable weights (${(topUp.fraction * 100).toFixed(1)}% of the remaining ones zero)`;
       }
       for (const n of pruned.notes) {
         if (!notes.has(n)) progress.note(n);
         notes.add(n);
       }
       if (t === 1) denseTally = pruned.channels;
-      return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct4(target)}: ${pruned.description}` };
+      return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct5(target)}: ${pruned.description}` };
     };
     const dir = path13.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
     const unit = await pruneAndRecover({
@@ -34928,7 +35061,7 @@ async function runGradual(input, progress) {
     drops.push(denseQuality !== null && quality !== null ? denseQuality - quality : 0);
     const more = t < targets.length;
     if (met && more) {
-      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct4(final.step.sparsity)}; pruning further would only cost quality` };
+      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct5(final.step.sparsity)}; pruning further would only cost quality` };
     } else if (more && fellOffCliff(drops, cliffThreshold, config2.schedulePatience)) {
       stoppedEarly = {
         after_step: t,
@@ -34950,7 +35083,7 @@ async function runGradual(input, progress) {
   const chosen2 = rows2.find((r) => r.index === choice.index);
   const chosenPrune = measured.find((m) => m.step.name === stepName({ kind: "prune", at: chosen2.index })).step;
   const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0] }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
-  progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct4(chosen2.final.step.sparsity)}): ${choice.reason}`);
+  progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct5(chosen2.final.step.sparsity)}): ${choice.reason}`);
   writeFileAtomic(outPath, fs17.readFileSync(chosen2.final.step.artifact));
   const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
   const schedule = {
@@ -35014,7 +35147,7 @@ import * as path18 from "node:path";
 
 // src/pipeline/rounds.ts
 import * as path14 from "node:path";
-var pct5 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+var pct6 = (x2) => `${(x2 * 100).toFixed(1)}%`;
 function pruneRound(model, weights, target, config2, plan) {
   if (plan) return pruneCounts(model, weights, plan.counts(target));
   return magnitudePrune(model, weights, target, config2.scope === "layer" ? "layer" : "global").model;
@@ -35037,7 +35170,7 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
   for (let r = 1; r < rounds; r++) {
     const started = performance.now();
     const target = targets[r - 1];
-    progress.stage({ kind: "recover", work: "round", round: r, rounds, detail: `${config2.method} to ${pct5(target)}` });
+    progress.stage({ kind: "recover", work: "round", round: r, rounds, detail: `${config2.method} to ${pct6(target)}` });
     const roundDir = path14.join(dir, `round-${String(r).padStart(2, "0")}`);
     const from2 = current;
     const unit = await pruneAndRecover({
@@ -35054,20 +35187,20 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
     const kept = unit.recovered.map((s) => s.stage).join(" + ") || "nothing kept";
     steps.push({
       step: { kind: "recover", stage: "round", round: r },
-      description: `recovery round ${r} of ${rounds}: ${config2.scope === "sensitivity" ? "sensitivity-allocated" : config2.scope} magnitude pruning to ${pct5(target)} of the previous round's recovered weights, then ${config2.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
+      description: `recovery round ${r} of ${rounds}: ${config2.scope === "sensitivity" ? "sensitivity-allocated" : config2.scope} magnitude pruning to ${pct6(target)} of the previous round's recovered weights, then ${config2.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
       artifact: unit.chain,
       recovery: { seconds, calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll }
     });
   }
-  progress.stage({ kind: "recover", work: "round", round: rounds, rounds, detail: `${config2.method} to ${pct5(config2.sparsity)}` });
+  progress.stage({ kind: "recover", work: "round", round: rounds, rounds, detail: `${config2.method} to ${pct6(config2.sparsity)}` });
   const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config2.scope;
   const from = current;
   const final = await pruneAndRecover({
     prune: async () => ({
       model: pruneRound(from, weights, config2.sparsity, config2, plan),
-      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct5(config2.sparsity)}, round ${rounds} of ${rounds} (${targets.map(pct5).join(", ")}): from round ${rounds - 1}'s recovered weights`,
+      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct6(config2.sparsity)}, round ${rounds} of ${rounds} (${targets.map(pct6).join(", ")}): from round ${rounds - 1}'s recovered weights`,
       denseWeights: [...weights],
-      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${targets.map(pct5).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
+      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${targets.map(pct6).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
       ...plan ? { sensitivity: plan.info(config2.sparsity) } : {}
     }),
     metadata: () => ctx.metadata(plan ? "sensitivity" : config2.scope),
@@ -36430,13 +36563,17 @@ function compareBudgets(budgets) {
   }
   return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
 }
+function sequentialPlan(config2, limit) {
+  const { runs, maxRuns, maxSeconds } = config2.latency;
+  return { limit, confidence: config2.confidence, minRounds: runs, maxRounds: Math.max(runs, maxRuns), maxMs: maxSeconds * 1e3 };
+}
 function loadFor(models, file, requireLabels) {
   const [first, ...rest] = models;
   const data = loadDataset(file, first.inputs, { requireLabels, modelPath: first.path });
   for (const m of rest) loadDataset(file, m.inputs, { requireLabels, modelPath: m.path });
   return data;
 }
-async function measurePair(req, progress) {
+async function measurePair(req, progress, latencyLimit) {
   const { config: config2 } = req;
   checkMeasureConfig(config2);
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
@@ -36449,16 +36586,9 @@ async function measurePair(req, progress) {
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
   const base = await measureStep({ kind: "base" }, `base model ${path22.basename(req.base)}`, req.base, ctx(0));
   const head = await measureStep({ kind: "head" }, `head model ${path22.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.stage({ kind: "latency", detail: "base and head interleaved", total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
-  const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
-  progress.stop();
-  [base, head].forEach((m, i2) => {
-    m.step.latency_by_batch = config2.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
-    m.step.latency = m.step.latency_by_batch[0];
-  });
-  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider: provider.provider });
-  return { base, head, data, shifts, samples, provider };
+  const sequential = latencyLimit === void 0 ? void 0 : new SequentialTest(sequentialPlan(config2, latencyLimit));
+  const samples = await timeSteps([base, head], data, config2, provider.provider, progress, sequential);
+  return { base, head, data, shifts, samples, provider, decision: sequential?.result() };
 }
 async function comparePipeline(req, progress) {
   const { config: config2 } = req;
@@ -36481,8 +36611,9 @@ async function comparePipeline(req, progress) {
 }
 async function compareLedger(req, progress) {
   const { config: config2 } = req;
-  const m = await measurePair(req, progress);
-  const judged2 = judgeWithIntervals(compareBudgets(req.budgets), m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config2, true);
+  const budgets = compareBudgets(req.budgets);
+  const m = await measurePair(req, progress, budgets.find((b) => b.name === "latency-regression").limit);
+  const judged2 = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0], decision: m.decision }, config2, true);
   const model = buildModelLedger({
     model: req.base,
     pruned: req.head,
@@ -36519,16 +36650,18 @@ async function selftest(req, progress) {
   const { config: config2 } = req;
   const budgets = compareBudgets(req.budgets);
   const limit = budgets.find((b) => b.name === "latency-regression").limit;
-  const first = await measurePair({ base: model, head: model, data, shifts: [], config: config2 }, progress);
+  const first = await measurePair({ base: model, head: model, data, shifts: [], config: config2 }, progress, limit);
   const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...config2.batchSizes)));
   const halfWidths = [];
   const failures = [];
   let falseAlarms = 0;
   let warns = 0;
   for (let k = 0; k < req.repetitions; k++) {
-    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config2.latency, batchSizes: config2.batchSizes.slice(0, 1), confidence: config2.confidence, provider: first.provider.provider });
+    const sequential = new SequentialTest(sequentialPlan(config2, limit));
+    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config2.latency, batchSizes: config2.batchSizes.slice(0, 1), confidence: config2.confidence, provider: first.provider.provider, sequential });
+    const decision = k === 0 ? first.decision : sequential.result();
     progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
-    const latency2 = { reference: samples[0][0], candidate: samples[1][0] };
+    const latency2 = { reference: samples[0][0], candidate: samples[1][0], decision };
     const r = pairedMedianRatio(latency2.candidate, latency2.reference, config2.confidence);
     halfWidths.push((r.ci[1] - r.ci[0]) / 2);
     first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency2.candidate].sort((a, b) => a - b), 0.5) };
@@ -36540,7 +36673,7 @@ async function selftest(req, progress) {
     } else if (judged2.verdict === "warn") warns++;
   }
   const sorted = [...halfWidths].sort((a, b) => a - b);
-  const median2 = quantileSorted(sorted, 0.5);
+  const median3 = quantileSorted(sorted, 0.5);
   const report = {
     model,
     data,
@@ -36550,10 +36683,10 @@ async function selftest(req, progress) {
     false_alarms: falseAlarms,
     false_alarm_rate: falseAlarms / req.repetitions,
     warns,
-    latency_ci_half_width: { median: median2, max: sorted[sorted.length - 1] },
-    min_detectable_change: 2 * median2,
+    latency_ci_half_width: { median: median3, max: sorted[sorted.length - 1] },
+    min_detectable_change: 2 * median3,
     latency_regression_limit: limit,
-    reliably_failed_slowdown: limit + 2 * median2,
+    reliably_failed_slowdown: limit + 2 * median3,
     failures
   };
   if (req.out) {
@@ -36563,15 +36696,15 @@ async function selftest(req, progress) {
   return report;
 }
 function renderSelftest(r) {
-  const pct6 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+  const pct7 = (x2) => `${(x2 * 100).toFixed(1)}%`;
   return [
     `### prune-guard selftest (A/A): ${r.false_alarms} false alarm${r.false_alarms === 1 ? "" : "s"} in ${r.repetitions} repetitions`,
     "",
-    `- model \`${r.model}\` against itself on \`${r.data}\`, batch ${r.batch}, ${pct6(r.confidence)} intervals`,
-    `- false-alarm rate: ${pct6(r.false_alarm_rate)} (${r.warns} repetitions warned: an interval straddled a limit)`,
-    `- latency interval half-width: median \xB1${pct6(r.latency_ci_half_width.median)}, worst \xB1${pct6(r.latency_ci_half_width.max)}`,
-    `- smallest latency change this runner can detect: about ${pct6(r.min_detectable_change)}`,
-    `- with latency-regression \u2264 ${pct6(r.latency_regression_limit)}, slowdowns of ${pct6(r.reliably_failed_slowdown)} or more fail reliably; set budgets no tighter than the detectable change`,
+    `- model \`${r.model}\` against itself on \`${r.data}\`, batch ${r.batch}, ${pct7(r.confidence)} intervals`,
+    `- false-alarm rate: ${pct7(r.false_alarm_rate)} (${r.warns} repetitions warned: an interval straddled a limit)`,
+    `- latency interval half-width: median \xB1${pct7(r.latency_ci_half_width.median)}, worst \xB1${pct7(r.latency_ci_half_width.max)}`,
+    `- smallest latency change this runner can detect: about ${pct7(r.min_detectable_change)}`,
+    `- with latency-regression \u2264 ${pct7(r.latency_regression_limit)}, slowdowns of ${pct7(r.reliably_failed_slowdown)} or more fail reliably; set budgets no tighter than the detectable change`,
     ...r.failures.map((f) => `- \u274C ${f}`),
     ""
   ].join("\n");

@@ -27452,16 +27452,20 @@ var init_schema = __esm({
             help: "adaptive latency stop: sample until the speedup interval is within \xB1 this fraction (0 = a fixed number of runs)",
             flag: { value: "<fraction>", commands: MEASURE }
           }),
-          "max-seconds": setting(number3("seconds, 0 or more (0 = no cap)", _gte(0)), 60, {
-            help: "time cap of the adaptive latency stop in seconds, all batch sizes together (0 = none)",
+          "max-seconds": setting(number3("seconds, 0 or more (0 = no cap)", _gte(0)), 30, {
+            help: "time cap of adaptive latency sampling in seconds: the compare decision on latency-regression, or the --target-rel-ci stop over all batch sizes (0 = none)",
             flag: { value: "<s>", commands: MEASURE }
+          }),
+          "max-runs": setting(wholeNumber(40), 2e3, {
+            help: "compare: timed latency rounds at most while sampling until the latency-regression interval clears its limit",
+            flag: { value: "<n>", commands: MEASURE }
           }),
           repeat: setting(wholeNumber(1), 1, {
             help: "each timed latency sample is the fastest of this many back-to-back runs (filters preemption on shared runners)",
             flag: { value: "<k>", commands: MEASURE }
           })
         },
-        "a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 60 }",
+        "a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 30, max-runs: 2000 }",
         "how latency is measured"
       ),
       "eval-batch-size": setting(wholeNumber(1, MAX_BATCH), 256, { help: "batch size of accuracy evaluation", flag: { value: "<n>", commands: MEASURE } }),
@@ -28074,16 +28078,21 @@ function evaluateBudgets(budgets, m, opts = {}) {
     const base = { name, limit, direction, source, ...written !== void 0 ? { written } : {}, ...set_at !== void 0 ? { set_at } : {} };
     const u = m.uncertainty?.[name];
     if (measured.actual !== null && Number.isFinite(measured.actual) && u && u.ci.every(Number.isFinite)) {
-      const stats = { ci: u.ci, ...opts.confidence !== void 0 ? { confidence: opts.confidence } : {}, ...u.p_value !== void 0 ? { p_value: u.p_value } : {} };
+      const stats = {
+        ci: u.ci,
+        ...opts.confidence !== void 0 ? { confidence: opts.confidence } : {},
+        ...u.p_value !== void 0 ? { p_value: u.p_value } : {},
+        ...u.sequential !== void 0 ? { sequential: u.sequential } : {}
+      };
       let verdict = intervalVerdict(direction, u.ci, limit, opts.strict);
       const notes = [measured.detail];
       if (u.note) notes.push(u.note);
-      if (verdict !== "pass" && intervalVerdict(direction, u.ci, limit, false) === "warn") notes.push(opts.strict ? `${STRADDLE} (strict mode fails it)` : STRADDLE);
+      if (verdict !== "pass" && !(u.sequential && !opts.strict) && intervalVerdict(direction, u.ci, limit, false) === "warn") notes.push(opts.strict ? `${STRADDLE} (strict mode fails it)` : STRADDLE);
       if (measured.unmeasured) {
         notes.push(`not measured: ${measured.unmeasured}`);
         if (verdict === "pass") verdict = "warn";
       }
-      return { ...base, actual: measured.actual, verdict, detail: notes.join("; "), ...stats };
+      return { ...base, actual: u.estimate ?? measured.actual, verdict, detail: notes.join("; "), ...stats };
     }
     if (measured.actual === null) {
       return { ...base, actual: null, verdict: "warn", detail: `not measured: ${measured.why}` };
@@ -29041,7 +29050,8 @@ function closeCall(b, withInterval = true) {
 }
 function whyText(b, opts = {}) {
   const parts = withoutAbsolutePaths(b.detail).split("; ").filter((p) => p && !STRADDLE2.test(p)).filter((p) => b.name !== "max-size-bytes" || !/\.onnx$/.test(p));
-  if (b.verdict !== "pass" && straddles(b) && opts.closeCall !== false) parts.unshift(closeCall(b, opts.interval !== false));
+  const undecided = b.sequential?.outcome === "undecided" && b.verdict === "warn";
+  if (b.verdict !== "pass" && straddles(b) && opts.closeCall !== false && !undecided) parts.unshift(closeCall(b, opts.interval !== false));
   if (b.p_value !== void 0) parts.push(pValue(b.p_value));
   return parts.join("; ");
 }
@@ -31930,8 +31940,8 @@ function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
   const n = Math.min(a.length, b.length);
   const sa = new Float64Array(n);
   const sb = new Float64Array(n);
-  const median2 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
-  const ratio2 = median2(a) / median2(b);
+  const median3 = (xs) => quantileSorted([...xs.slice(0, n)].sort((x2, y) => x2 - y), 0.5);
+  const ratio2 = median3(a) / median3(b);
   const ci = bootstrapInterval(n, (idx) => quantileAt(a, idx, 0.5, sa) / quantileAt(b, idx, 0.5, sb), { confidence, resamples });
   return { ratio: ratio2, ci };
 }
@@ -31974,10 +31984,14 @@ async function measureInterleaved(modelPaths, source, opts, onProgress) {
       const warm = sessions.map(() => []);
       const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
       let warming = opts.warmup > 0;
+      let timedStart = performance.now();
       let warmRounds = 0;
       let timed = 0;
+      const sequential = b === 0 && sessions.length >= 2 ? opts.sequential : void 0;
       for (let r = 0; ; r++) {
-        if (!warming && timed >= opts.runs) {
+        if (!warming && sequential) {
+          if (sequential.check(samples[0][b], samples[1][b], performance.now() - timedStart)) break;
+        } else if (!warming && timed >= opts.runs) {
           if (!adaptive || performance.now() - started > capMs) break;
           if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
         }
@@ -31996,7 +32010,10 @@ async function measureInterleaved(modelPaths, source, opts, onProgress) {
         }
         if (warming) {
           warmRounds++;
-          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
+          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) {
+            warming = false;
+            timedStart = performance.now();
+          }
         } else timed++;
         onProgress?.(Math.min(++done, total2), total2);
       }
@@ -32014,6 +32031,124 @@ var init_latency = __esm({
     init_ort();
     init_bootstrap();
     STABLE_WINDOW = 5;
+  }
+});
+
+// src/measure/stats/sequential.ts
+function checkpoints(plan, alpha) {
+  const cap = Math.max(MIN_FIRST_BLOCKS, Math.floor(plan.maxRounds / 2));
+  const first = Math.min(cap, Math.max(MIN_FIRST_BLOCKS, Math.ceil(plan.minRounds / 2)));
+  const out = [cap];
+  while (Math.floor(out[0] / 2) >= first) out.unshift(Math.floor(out[0] / 2));
+  while (out.length > 1 && binomialHalfCdf(0, out[0]) > alpha * out[0] / cap / 2) out.shift();
+  return out;
+}
+function lookAlphas(points2, alpha) {
+  const last = points2[points2.length - 1];
+  return points2.map((n, k) => alpha * (n - (k ? points2[k - 1] : 0)) / last);
+}
+function signTestInterval(values, alpha) {
+  const n = values.length;
+  let k = 0;
+  let pmf = Math.pow(0.5, n);
+  let cdf = pmf;
+  while (k + 1 <= Math.ceil(n / 2) && cdf <= alpha / 2) {
+    k++;
+    pmf *= (n - k + 1) / k;
+    cdf += pmf;
+  }
+  if (k === 0) return null;
+  const sorted = Float64Array.from(values).sort();
+  return [sorted[k - 1], sorted[n - k]];
+}
+function median2(sorted) {
+  const n = sorted.length;
+  return n % 2 ? sorted[n - 1 >> 1] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+function blocks(base, head) {
+  const n = Math.floor(Math.min(base.length, head.length) / 2);
+  const ratios = [];
+  const same2 = [];
+  for (let j = 0; j < n; j++) {
+    const a0 = base[2 * j];
+    const a1 = base[2 * j + 1];
+    const b0 = head[2 * j];
+    const b1 = head[2 * j + 1];
+    ratios.push((Math.log(b0 / a0) + Math.log(b1 / a1)) / 2);
+    same2.push(Math.log(a1 / a0), Math.log(b1 / b0));
+  }
+  return { ratios, same: same2 };
+}
+function pairNoise(sameLogRatios) {
+  if (sameLogRatios.length === 0) return NaN;
+  const s = Float64Array.from(sameLogRatios).sort();
+  const m = median2(s);
+  const dev = Float64Array.from(s, (x2) => Math.abs(x2 - m)).sort();
+  return Math.expm1(1.959964 * 1.4826 * median2(dev));
+}
+function look(base, head, limit, alpha) {
+  const { ratios, same: same2 } = blocks(base, head);
+  const noise = pairNoise(same2);
+  const ci = signTestInterval(ratios, alpha);
+  const center = median2(Float64Array.from(ratios).sort());
+  const estimate = Math.expm1(center);
+  if (!ci) return { outcome: "undecided", estimate, ci: [-1, Number.MAX_VALUE], noise, half_width: Number.MAX_VALUE };
+  const bound = Math.log1p(limit);
+  const outcome = ci[0] > bound ? "beyond" : ci[1] <= bound ? "within" : "undecided";
+  return { outcome, estimate, ci: [Math.expm1(ci[0]), Math.expm1(ci[1])], noise, half_width: (Math.exp(ci[1]) - Math.exp(ci[0])) / 2 / Math.exp(center) };
+}
+function describeDecision(r, limit) {
+  const where = `after ${r.rounds} interleaved rounds (${r.looks} of ${r.planned_looks} looks)`;
+  const interval = `[${pct2(r.ci[0])}, ${pct2(r.ci[1])}]`;
+  const lim = `${(limit * 100).toFixed(1)}% limit`;
+  if (r.outcome === "beyond") return `slower beyond the ${lim}: interval ${interval} wholly above it ${where}`;
+  if (r.outcome === "within") return `within the ${lim}: interval ${interval} wholly below it ${where}`;
+  const cap = r.stopped === "time-cap" ? "time cap" : "round cap";
+  return `could not decide: noise \xB1${(r.noise * 100).toFixed(1)}% on this runner; interval ${interval} still straddles the ${lim} at the ${cap}, ${where}`;
+}
+var MIN_FIRST_BLOCKS, SequentialTest, pct2;
+var init_sequential = __esm({
+  "src/measure/stats/sequential.ts"() {
+    "use strict";
+    init_binomial();
+    MIN_FIRST_BLOCKS = 4;
+    SequentialTest = class {
+      constructor(plan) {
+        this.plan = plan;
+        this.points = checkpoints(plan, 1 - plan.confidence);
+        this.alphas = lookAlphas(this.points, 1 - plan.confidence);
+      }
+      plan;
+      points;
+      alphas;
+      next = 0;
+      record;
+      /** Whether to stop after `base.length` paired rounds, `elapsedMs` after the first timed round. */
+      check(base, head, elapsedMs) {
+        if (this.record) return true;
+        const rounds = Math.min(base.length, head.length);
+        const blocksDone = Math.floor(rounds / 2);
+        if (rounds % 2 === 1) return false;
+        const atPoint = blocksDone >= this.points[this.next];
+        const timeUp = this.plan.maxMs > 0 && elapsedMs >= this.plan.maxMs && blocksDone >= this.points[0];
+        if (!atPoint && !timeUp) return false;
+        const k = this.next;
+        const l = look(base.slice(0, rounds), head.slice(0, rounds), this.plan.limit, this.alphas[k]);
+        this.next++;
+        const last = this.next >= this.points.length;
+        if (l.outcome !== "undecided" || last || timeUp) {
+          const stopped = l.outcome !== "undecided" ? "decided" : last ? "round-cap" : "time-cap";
+          this.record = { ...l, stopped, rounds, looks: this.next, planned_looks: this.points.length, look_alpha: this.alphas[k] };
+          return true;
+        }
+        return false;
+      }
+      /** The decision, once `check` returned true. */
+      result() {
+        return this.record;
+      }
+    };
+    pct2 = (x2) => `${x2 >= 0 ? "+" : "\u2212"}${Math.abs(x2 * 100).toFixed(1)}%`;
   }
 });
 
@@ -32182,7 +32317,9 @@ function budgetUncertainty(m) {
     const speedup2 = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
     u["min-speedup"] = { ci: speedup2.ci };
     const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
-    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    const d = m.latencyDecision;
+    const limit = m.limits["latency-regression"];
+    u["latency-regression"] = d && limit !== void 0 ? { ci: d.ci, estimate: d.estimate, note: describeDecision(d, limit), sequential: d } : { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
     u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
   }
   if (m.shifts?.length) {
@@ -32221,6 +32358,7 @@ var init_uncertainty = __esm({
     "use strict";
     init_latency();
     init_bootstrap();
+    init_sequential();
     init_mcnemar();
     init_wilson();
     total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
@@ -32248,6 +32386,7 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
     candidate: candidate.preds,
     referenceLatency: latency2?.reference,
     candidateLatency: latency2?.candidate,
+    ...latency2?.decision ? { latencyDecision: latency2.decision } : {},
     shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: s.data.labels, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
     confidence,
     limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
@@ -45680,8 +45819,8 @@ function groupUnits(dense, opts) {
     }
   }));
 }
-function keptBlocks(blocks, ratio2) {
-  return Math.max(1, Math.round(blocks * (1 - ratio2)));
+function keptBlocks(blocks2, ratio2) {
+  return Math.max(1, Math.round(blocks2 * (1 - ratio2)));
 }
 function checkProjection(limit, projected, measured, units) {
   if (projected > limit.seconds) throw new AnalysisOverBudget(projected, limit.seconds, measured, units);
@@ -45856,14 +45995,14 @@ function structuredSummary(dense, r) {
 }
 function describeStructured(dense, r, o) {
   const s = structuredSummary(dense, r);
-  return `structured channel pruning (${o.criterion}, ${o.scope}) at ${pct2(o.sparsity)} of channels: removed ${s.channelsRemoved} of ${s.channels} prunable channels in ${s.groupsPruned} of ${s.groupsFound} dependency groups (${s.groupsSkipped} skipped, see notes); parameters -${pct2(s.paramsRemoved)}, MACs -${pct2(s.macsRemoved)}`;
+  return `structured channel pruning (${o.criterion}, ${o.scope}) at ${pct3(o.sparsity)} of channels: removed ${s.channelsRemoved} of ${s.channels} prunable channels in ${s.groupsPruned} of ${s.groupsFound} dependency groups (${s.groupsSkipped} skipped, see notes); parameters -${pct3(s.paramsRemoved)}, MACs -${pct3(s.macsRemoved)}`;
 }
-var pct2;
+var pct3;
 var init_describe = __esm({
   "src/prune/structured/describe.ts"() {
     "use strict";
     init_flops();
-    pct2 = (x2) => Number.isNaN(x2) ? "n/a (shapes unknown)" : `${(x2 * 100).toFixed(1)}%`;
+    pct3 = (x2) => Number.isNaN(x2) ? "n/a (shapes unknown)" : `${(x2 * 100).toFixed(1)}%`;
   }
 });
 
@@ -46195,7 +46334,7 @@ async function sensitivityPrune(dense, req) {
   let channels;
   if (req.method === "unstructured") {
     model = pruneCounts(dense, req.weights, allocation.pruned);
-    description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct3(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
+    description = `unstructured magnitude pruning (sensitivity) of ${req.weights.length} weight tensors to ${pct4(req.sparsity)}: per-layer ratios from each layer's calibration-loss curve`;
   } else {
     const { groups } = structuredGroups(dense, req.protectedTensors);
     const byName = new Map(groups.filter((g2) => !g2.skip && g2.size > 1).map((g2) => [g2.name, g2]));
@@ -46290,7 +46429,7 @@ async function groupLossCurves(dense, calib, opts) {
     note: `latency target: ${curves.length} groups x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples (${againstText(scorer)}) in ${seconds.toFixed(1)} s; channels removed where the predicted loss per millisecond saved is smallest`
   };
 }
-var MAC_COST_EXPONENT, pct3, againstText;
+var MAC_COST_EXPONENT, pct4, againstText;
 var init_sensitivityPrune = __esm({
   "src/prune/sensitivity/sensitivityPrune.ts"() {
     "use strict";
@@ -46305,7 +46444,7 @@ var init_sensitivityPrune = __esm({
     init_calibScorer();
     init_sensitivityCurves();
     MAC_COST_EXPONENT = 1;
-    pct3 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+    pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
     againstText = (scorer) => scorer.against === "labels" ? "NLL and accuracy vs labels" : "KL and agreement vs the dense model: no labels";
   }
 });
@@ -46648,10 +46787,10 @@ function refitBytes(patches, cp, cd, block) {
   const solve = 8 * 4 * block * block;
   return grams + patchBytes + solve;
 }
-function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
+function refitFlops(rows2, cp, cd, blocks2, starts, crossValidateMax, groups) {
   let f = 0;
-  for (const m of blocks) {
-    const dm = blocks.length > 1 ? m : cd;
+  for (const m of blocks2) {
+    const dm = blocks2.length > 1 ? m : cd;
     f += m ** 3 + rows2 * dm * m + rows2 * m * m + starts * rows2 * m * m;
     if (m <= crossValidateMax) f += 10 * (m ** 3 / 3 + rows2 * m * m) + 4 * rows2 * dm * m;
   }
@@ -46659,8 +46798,8 @@ function refitFlops(rows2, cp, cd, blocks, starts, crossValidateMax, groups) {
 }
 function columnBlocks(cp, aligned, maxBlock) {
   if (!aligned) return [cp];
-  const blocks = Math.ceil(cp / maxBlock);
-  const size2 = Math.ceil(cp / blocks);
+  const blocks2 = Math.ceil(cp / maxBlock);
+  const size2 = Math.ceil(cp / blocks2);
   const out = [];
   for (let b0 = 0; b0 < cp; b0 += size2) out.push(Math.min(cp, b0 + size2) - b0);
   return out;
@@ -48490,8 +48629,8 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
     const withBias = p.biasRefit && d.biasRefit;
     const cp = p.cols + (withBias ? 1 : 0);
     const cd = d.cols + (withBias ? 1 : 0);
-    const blocks = columnBlocks(cp, cd === cp, opts.maxBlock);
-    const bytes2 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
+    const blocks2 = columnBlocks(cp, cd === cp, opts.maxBlock);
+    const bytes2 = refitBytes(opts.maxPatches, cp, cd, Math.max(...blocks2)) + 4 * opts.maxPatches * (cp + cd) * (p.groups - 1);
     if (bytes2 > opts.maxRefitBytes) {
       skipped.push({ weight: p.weight, reason: { kind: "memory", bytes: bytes2, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
       continue;
@@ -48502,7 +48641,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       continue;
     }
     const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
-    const flops = refitFlops(p.rows, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups);
+    const flops = refitFlops(p.rows, cp, cd, blocks2, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups);
     const captureSeconds = captureMacs * secondsPerMac;
     const solveSeconds = flops / flopsPerSecond;
     const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
@@ -48697,13 +48836,13 @@ function solveBlocks(wd, wp, keep, withBias, h, c, rows2, cd, cp, opts, foldA) {
   let used = 0;
   const aligned = cd === cp;
   const outs = aligned ? [new Float64Array(rows2 * cp), new Float64Array(rows2 * cp)] : [new Float64Array(rows2 * cp)];
-  const blocks = Math.ceil(cp / opts.maxBlock);
-  const size2 = Math.ceil(cp / blocks);
+  const blocks2 = Math.ceil(cp / opts.maxBlock);
+  const size2 = Math.ceil(cp / blocks2);
   for (let b0 = 0; b0 < cp; b0 += aligned ? size2 : cp) {
     const b1 = aligned ? Math.min(cp, b0 + size2) : cp;
     const m = b1 - b0;
     const hb = sub(h, cp, b0, b1, b0, b1);
-    const [d0, d1] = aligned && blocks > 1 ? [b0, b1] : [0, cd];
+    const [d0, d1] = aligned && blocks2 > 1 ? [b0, b1] : [0, cd];
     const cb = sub(c, cp, d0, d1, b0, b1);
     const wdb = new Float64Array(rows2 * (d1 - d0));
     for (let r = 0; r < rows2; r++) wdb.set(wd.subarray(r * cd + d0, r * cd + d1), r * (d1 - d0));
@@ -49551,11 +49690,11 @@ var init_runtimeCost = __esm({
 });
 
 // src/pipeline/timeSteps.ts
-async function timeSteps(measured, data, config2, provider, progress) {
+async function timeSteps(measured, data, config2, provider, progress, sequential) {
   const artifacts = measured.map((m) => m.step.artifact);
   progress.stage({ kind: "latency", detail: `${artifacts.length} models interleaved`, total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider }, (done) => progress.update(done));
+  const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider, sequential }, (done) => progress.update(done));
   progress.stop();
   measured.forEach((m, i2) => {
     m.step.latency_by_batch = config2.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
@@ -49652,7 +49791,7 @@ async function runGradual(input, progress) {
   const denseChannels = structured ? countChannels(denseModel, protectedTensors) : void 0;
   const initial = structured ? 0 : countSparsity(denseModel, weights).overall;
   if (!(config2.sparsity > initial)) {
-    throw new UserError(`--sparsity ${config2.sparsity}: the model is already ${pct4(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
+    throw new UserError(`--sparsity ${config2.sparsity}: the model is already ${pct5(initial)} sparse, so a gradual schedule has nowhere to go; raise --sparsity above ${initial.toFixed(3)}`);
   }
   if (structured && denseChannels.removable === 0) {
     throw new UserError(`${req.model}: no channel group can be pruned (see --method structured notes); use --method unstructured`);
@@ -49660,7 +49799,7 @@ async function runGradual(input, progress) {
   const targets = cubicSchedule(initial, config2.sparsity, config2.scheduleSteps);
   const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2 }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
-  progress.note(`schedule: gradual, ${targets.length} steps to ${pct4(config2.sparsity)} (${targets.map(pct4).join(", ")})`);
+  progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config2.sparsity)} (${targets.map(pct5).join(", ")})`);
   const stepsRoot = path12.join(req.out, "steps");
   fs19.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
@@ -49682,29 +49821,29 @@ async function runGradual(input, progress) {
   for (let t = 1; t <= targets.length; t++) {
     const target = targets[t - 1];
     let stepSparsity = target;
-    let what = `${config2.method} to ${pct4(target)}`;
+    let what = `${config2.method} to ${pct5(target)}`;
     if (structured) {
       const now = countChannels(current, protectedTensors);
       const channels = target * channelShare;
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
-      what = `structured to ${pct4(channels)} of the dense channels (${pct4(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct4(target)} of the dense weights` : ""}`;
+      what = `structured to ${pct5(channels)} of the dense channels (${pct5(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct5(target)} of the dense weights` : ""}`;
     }
     progress.stage({ kind: "prune", model: path12.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
     const from = current;
     const prune = async () => {
-      const pruned = plan ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct4(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] } : await pruneModel(from, stepConfig, { modelPath: req.model, calib });
+      const pruned = plan ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] } : await pruneModel(from, stepConfig, { modelPath: req.model, calib });
       if (config2.method === "hybrid") {
         const topUp = topUpMagnitude(pruned.model, weights, target, config2, config2.scope === "layer" ? "layer" : "global");
         pruned.model = topUp.model;
-        pruned.description += `; then unstructured magnitude (${config2.scope}) to ${pct4(target)} of the dense prunable weights (${(topUp.fraction * 100).toFixed(1)}% of the remaining ones zero)`;
+        pruned.description += `; then unstructured magnitude (${config2.scope}) to ${pct5(target)} of the dense prunable weights (${(topUp.fraction * 100).toFixed(1)}% of the remaining ones zero)`;
       }
       for (const n of pruned.notes) {
         if (!notes.has(n)) progress.note(n);
         notes.add(n);
       }
       if (t === 1) denseTally = pruned.channels;
-      return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct4(target)}: ${pruned.description}` };
+      return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct5(target)}: ${pruned.description}` };
     };
     const dir = path12.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
     const unit = await pruneAndRecover({
@@ -49759,7 +49898,7 @@ async function runGradual(input, progress) {
     drops.push(denseQuality !== null && quality !== null ? denseQuality - quality : 0);
     const more = t < targets.length;
     if (met && more) {
-      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct4(final.step.sparsity)}; pruning further would only cost quality` };
+      stoppedEarly = { after_step: t, reason: "budgets-met", detail: `every latency/size budget (${resource.map((b) => b.name).join(", ")}) is met at ${pct5(final.step.sparsity)}; pruning further would only cost quality` };
     } else if (more && fellOffCliff(drops, cliffThreshold, config2.schedulePatience)) {
       stoppedEarly = {
         after_step: t,
@@ -49781,7 +49920,7 @@ async function runGradual(input, progress) {
   const chosen2 = rows2.find((r) => r.index === choice.index);
   const chosenPrune = measured.find((m) => m.step.name === stepName({ kind: "prune", at: chosen2.index })).step;
   const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0] }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
-  progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct4(chosen2.final.step.sparsity)}): ${choice.reason}`);
+  progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct5(chosen2.final.step.sparsity)}): ${choice.reason}`);
   writeFileAtomic(outPath, fs19.readFileSync(chosen2.final.step.artifact));
   const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
   const schedule = {
@@ -49838,7 +49977,7 @@ function protectedFor(dense, kept) {
   const keep = new Set(kept.map((w) => w.initializer));
   return new Set(all.map((w) => w.initializer).filter((n) => !keep.has(n)));
 }
-var RESOURCE_BUDGETS, LATENCY_BUDGETS, DEFAULT_CLIFF, pct4;
+var RESOURCE_BUDGETS, LATENCY_BUDGETS, DEFAULT_CLIFF, pct5;
 var init_gradual = __esm({
   "src/pipeline/gradual.ts"() {
     "use strict";
@@ -49868,7 +50007,7 @@ var init_gradual = __esm({
     RESOURCE_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms", "max-size-bytes"]);
     LATENCY_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms"]);
     DEFAULT_CLIFF = 0.02;
-    pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+    pct5 = (x2) => `${(x2 * 100).toFixed(1)}%`;
   }
 });
 
@@ -49896,7 +50035,7 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
   for (let r = 1; r < rounds; r++) {
     const started = performance.now();
     const target = targets[r - 1];
-    progress.stage({ kind: "recover", work: "round", round: r, rounds, detail: `${config2.method} to ${pct5(target)}` });
+    progress.stage({ kind: "recover", work: "round", round: r, rounds, detail: `${config2.method} to ${pct6(target)}` });
     const roundDir = path13.join(dir, `round-${String(r).padStart(2, "0")}`);
     const from2 = current;
     const unit = await pruneAndRecover({
@@ -49913,20 +50052,20 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
     const kept = unit.recovered.map((s) => s.stage).join(" + ") || "nothing kept";
     steps.push({
       step: { kind: "recover", stage: "round", round: r },
-      description: `recovery round ${r} of ${rounds}: ${config2.scope === "sensitivity" ? "sensitivity-allocated" : config2.scope} magnitude pruning to ${pct5(target)} of the previous round's recovered weights, then ${config2.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
+      description: `recovery round ${r} of ${rounds}: ${config2.scope === "sensitivity" ? "sensitivity-allocated" : config2.scope} magnitude pruning to ${pct6(target)} of the previous round's recovered weights, then ${config2.recovery} recovery (${kept}; calib acc ${(before.accuracy * 100).toFixed(2)}% -> ${(after.accuracy * 100).toFixed(2)}%; ${seconds.toFixed(1)} s)`,
       artifact: unit.chain,
       recovery: { seconds, calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll }
     });
   }
-  progress.stage({ kind: "recover", work: "round", round: rounds, rounds, detail: `${config2.method} to ${pct5(config2.sparsity)}` });
+  progress.stage({ kind: "recover", work: "round", round: rounds, rounds, detail: `${config2.method} to ${pct6(config2.sparsity)}` });
   const how = plan ? "sensitivity-allocated (curves measured once on the dense model)" : config2.scope;
   const from = current;
   const final = await pruneAndRecover({
     prune: async () => ({
       model: pruneRound(from, weights, config2.sparsity, config2, plan),
-      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct5(config2.sparsity)}, round ${rounds} of ${rounds} (${targets.map(pct5).join(", ")}): from round ${rounds - 1}'s recovered weights`,
+      description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct6(config2.sparsity)}, round ${rounds} of ${rounds} (${targets.map(pct6).join(", ")}): from round ${rounds - 1}'s recovered weights`,
       denseWeights: [...weights],
-      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${targets.map(pct5).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
+      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${targets.map(pct6).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
       ...plan ? { sensitivity: plan.info(config2.sparsity) } : {}
     }),
     metadata: () => ctx.metadata(plan ? "sensitivity" : config2.scope),
@@ -49955,7 +50094,7 @@ async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
   );
   return { rounds: won.rounds, final: won.final };
 }
-var pct5;
+var pct6;
 var init_rounds2 = __esm({
   "src/pipeline/rounds.ts"() {
     "use strict";
@@ -49969,7 +50108,7 @@ var init_rounds2 = __esm({
     init_calibScore();
     init_runRecovery();
     init_unit();
-    pct5 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+    pct6 = (x2) => `${(x2 * 100).toFixed(1)}%`;
   }
 });
 
@@ -51479,13 +51618,17 @@ function compareBudgets(budgets) {
   }
   return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
 }
+function sequentialPlan(config2, limit) {
+  const { runs, maxRuns, maxSeconds } = config2.latency;
+  return { limit, confidence: config2.confidence, minRounds: runs, maxRounds: Math.max(runs, maxRuns), maxMs: maxSeconds * 1e3 };
+}
 function loadFor(models, file, requireLabels) {
   const [first, ...rest] = models;
   const data = loadDataset(file, first.inputs, { requireLabels, modelPath: first.path });
   for (const m of rest) loadDataset(file, m.inputs, { requireLabels, modelPath: m.path });
   return data;
 }
-async function measurePair(req, progress) {
+async function measurePair(req, progress, latencyLimit) {
   const { config: config2 } = req;
   checkMeasureConfig(config2);
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
@@ -51498,16 +51641,9 @@ async function measurePair(req, progress) {
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
   const base = await measureStep({ kind: "base" }, `base model ${path21.basename(req.base)}`, req.base, ctx(0));
   const head = await measureStep({ kind: "head" }, `head model ${path21.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.stage({ kind: "latency", detail: "base and head interleaved", total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
-  const samples = await measureInterleaved([req.base, req.head], source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider: provider.provider }, (done) => progress.update(done));
-  progress.stop();
-  [base, head].forEach((m, i2) => {
-    m.step.latency_by_batch = config2.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
-    m.step.latency = m.step.latency_by_batch[0];
-  });
-  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider: provider.provider });
-  return { base, head, data, shifts, samples, provider };
+  const sequential = latencyLimit === void 0 ? void 0 : new SequentialTest(sequentialPlan(config2, latencyLimit));
+  const samples = await timeSteps([base, head], data, config2, provider.provider, progress, sequential);
+  return { base, head, data, shifts, samples, provider, decision: sequential?.result() };
 }
 var DEFAULT_LATENCY_REGRESSION;
 var init_compare = __esm({
@@ -51519,9 +51655,7 @@ var init_compare = __esm({
     init_errors();
     init_budgets();
     init_envelope();
-    init_latency();
     init_provider();
-    init_runtimeCost();
     init_model();
     init_signature();
     init_prunable();
@@ -51530,6 +51664,8 @@ var init_compare = __esm({
     init_measureStep();
     init_corruptions();
     init_verdicts();
+    init_timeSteps();
+    init_sequential();
     DEFAULT_LATENCY_REGRESSION = 0.05;
   }
 });
@@ -51539,9 +51675,9 @@ async function compareWithBase(opts, progress) {
   const base = opts.baseSteps[opts.baseSteps.length - 1].artifact;
   const head = opts.headSteps[opts.headSteps.length - 1].artifact;
   progress.note(`comparing with base: ${opts.baseModel} at ${opts.ref.slice(0, 12)}`);
-  const m = await measurePair({ base, head, data: opts.data, shifts: opts.shifts, config: opts.config }, progress);
   const budgets = compareBudgets(opts.budgets).filter((b) => VS_BASE.has(b.name));
-  const judged2 = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, opts.config, true);
+  const m = await measurePair({ base, head, data: opts.data, shifts: opts.shifts, config: opts.config }, progress, budgets.find((b) => b.name === "latency-regression")?.limit);
+  const judged2 = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0], decision: m.decision }, opts.config, true);
   return { ref: opts.ref, model: opts.baseModel, steps: opts.baseSteps, pair: [m.base.step, m.head.step], budgets: judged2.budgets, verdict: judged2.verdict };
 }
 var VS_BASE;

@@ -224,16 +224,20 @@ export const SETTINGS = {
         help: 'adaptive latency stop: sample until the speedup interval is within ± this fraction (0 = a fixed number of runs)',
         flag: { value: '<fraction>', commands: MEASURE },
       }),
-      'max-seconds': setting(number('seconds, 0 or more (0 = no cap)', z.minimum(0)), 60, {
-        help: 'time cap of the adaptive latency stop in seconds, all batch sizes together (0 = none)',
+      'max-seconds': setting(number('seconds, 0 or more (0 = no cap)', z.minimum(0)), 30, {
+        help: 'time cap of adaptive latency sampling in seconds: the compare decision on latency-regression, or the --target-rel-ci stop over all batch sizes (0 = none)',
         flag: { value: '<s>', commands: MEASURE },
+      }),
+      'max-runs': setting(wholeNumber(40), 2000, {
+        help: 'compare: timed latency rounds at most while sampling until the latency-regression interval clears its limit',
+        flag: { value: '<n>', commands: MEASURE },
       }),
       repeat: setting(wholeNumber(1), 1, {
         help: 'each timed latency sample is the fastest of this many back-to-back runs (filters preemption on shared runners)',
         flag: { value: '<k>', commands: MEASURE },
       }),
     },
-    'a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 60 }',
+    'a mapping like { warmup: 10, runs: 30, threads: 0, target-rel-ci: 0.02, max-seconds: 30, max-runs: 2000 }',
     'how latency is measured',
   ),
   'eval-batch-size': setting(wholeNumber(1, MAX_BATCH), 256, { help: 'batch size of accuracy evaluation', flag: { value: '<n>', commands: MEASURE } }),

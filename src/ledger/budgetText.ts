@@ -109,7 +109,9 @@ export function whyText(b: BudgetResult, opts: { interval?: boolean; closeCall?:
     .filter((p) => p && !STRADDLE.test(p))
     // the size budget's detail is the file it measured: the ledger names that file already
     .filter((p) => b.name !== 'max-size-bytes' || !/\.onnx$/.test(p));
-  if (b.verdict !== 'pass' && straddles(b) && opts.closeCall !== false) parts.unshift(closeCall(b, opts.interval !== false));
+  // a sequential latency decision's own detail says it could not decide, with the runner's noise
+  const undecided = b.sequential?.outcome === 'undecided' && b.verdict === 'warn';
+  if (b.verdict !== 'pass' && straddles(b) && opts.closeCall !== false && !undecided) parts.unshift(closeCall(b, opts.interval !== false));
   if (b.p_value !== undefined) parts.push(pValue(b.p_value));
   return parts.join('; ');
 }

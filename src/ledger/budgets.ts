@@ -208,16 +208,22 @@ export function evaluateBudgets(budgets: readonly ResolvedBudget[], m: BudgetMea
     const base = { name, limit, direction, source, ...(written !== undefined ? { written } : {}), ...(set_at !== undefined ? { set_at } : {}) };
     const u = m.uncertainty?.[name];
     if (measured.actual !== null && Number.isFinite(measured.actual) && u && u.ci.every(Number.isFinite)) {
-      const stats = { ci: u.ci, ...(opts.confidence !== undefined ? { confidence: opts.confidence } : {}), ...(u.p_value !== undefined ? { p_value: u.p_value } : {}) };
+      const stats = {
+        ci: u.ci,
+        ...(opts.confidence !== undefined ? { confidence: opts.confidence } : {}),
+        ...(u.p_value !== undefined ? { p_value: u.p_value } : {}),
+        ...(u.sequential !== undefined ? { sequential: u.sequential } : {}),
+      };
       let verdict = intervalVerdict(direction, u.ci, limit, opts.strict);
       const notes = [measured.detail];
       if (u.note) notes.push(u.note);
-      if (verdict !== 'pass' && intervalVerdict(direction, u.ci, limit, false) === 'warn') notes.push(opts.strict ? `${STRADDLE} (strict mode fails it)` : STRADDLE);
+      // a sequential decision's note already says why it could not decide
+      if (verdict !== 'pass' && !(u.sequential && !opts.strict) && intervalVerdict(direction, u.ci, limit, false) === 'warn') notes.push(opts.strict ? `${STRADDLE} (strict mode fails it)` : STRADDLE);
       if (measured.unmeasured) {
         notes.push(`not measured: ${measured.unmeasured}`);
         if (verdict === 'pass') verdict = 'warn';
       }
-      return { ...base, actual: measured.actual, verdict, detail: notes.join('; '), ...stats };
+      return { ...base, actual: u.estimate ?? measured.actual, verdict, detail: notes.join('; '), ...stats };
     }
     if (measured.actual === null) {
       return { ...base, actual: null, verdict: 'warn', detail: `not measured: ${measured.why}` };

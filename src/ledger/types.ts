@@ -5,6 +5,7 @@
 import type { BudgetName, BudgetSource, Verdict } from '../config/budgets.js';
 import type { LatencyStat, RuntimeCost, SpeedFunnel, Step } from '../measure/step.js';
 import type { ClassChange } from '../measure/stats/uncertainty.js';
+import type { SequentialRecord } from '../measure/stats/sequential.js';
 import type { Reduction, SkippedGroup } from '../prune/reduction.js';
 import type { SkipReason } from '../prune/structured/skip.js';
 import type { LayerSparsity } from '../prune/sparsity.js';
@@ -62,6 +63,11 @@ export interface BudgetResult {
   written?: string;
   /** where the limit was set: `FILE:LINE` in the config file, `--budget`, or `action input budgets` */
   set_at?: string;
+  /**
+   * `latency-regression` in compare: how the sampling until a decision went (rounds, looks, why it
+   * stopped) and the runner's noise measured on the way
+   */
+  sequential?: SequentialRecord;
 }
 
 /** One distribution-shift set (user --shift or built-in corruption), reference vs judged model. */

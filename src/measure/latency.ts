@@ -3,6 +3,7 @@ import type { InputArray } from '../data/dataset.js';
 import type { LatencyStat } from './step.js';
 import { onnxruntime, openSession, type OrtSession } from '../onnx/runtime/ort.js';
 import { bootstrapInterval, meanInterval, quantileAt, quantileInterval } from './stats/bootstrap.js';
+import type { SequentialTest } from './stats/sequential.js';
 
 export interface LatencyOptions {
   batchSizes: readonly number[];
@@ -24,6 +25,11 @@ export interface LatencyOptions {
   maxSeconds?: number;
   confidence?: number;
   provider?: 'cpu' | 'cuda';
+  /**
+   * at the first batch size, the first two models are sampled until this test decides (its own
+   * checkpoints and caps replace `runs`, `targetRelCi` and `maxSeconds` there)
+   */
+  sequential?: SequentialTest;
 }
 
 /** A batch of real inputs of exactly `batch` rows, repeating the source rows when it has fewer. */
@@ -124,10 +130,14 @@ export async function measureInterleaved(modelPaths: readonly string[], source: 
       const warm: number[][] = sessions.map(() => []);
       const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
       let warming = opts.warmup > 0;
+      let timedStart = performance.now();
       let warmRounds = 0;
       let timed = 0;
+      const sequential = b === 0 && sessions.length >= 2 ? opts.sequential : undefined;
       for (let r = 0; ; r++) {
-        if (!warming && timed >= opts.runs) {
+        if (!warming && sequential) {
+          if (sequential.check(samples[0][b], samples[1][b], performance.now() - timedStart)) break;
+        } else if (!warming && timed >= opts.runs) {
           // fixed runs, or the adaptive stop: checked every 10 rounds, since a bootstrap costs time too
           if (!adaptive || performance.now() - started > capMs) break;
           if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi!, opts.confidence ?? 0.95)) break;
@@ -147,7 +157,10 @@ export async function measureInterleaved(modelPaths: readonly string[], source: 
         }
         if (warming) {
           warmRounds++;
-          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) warming = false;
+          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) {
+            warming = false;
+            timedStart = performance.now();
+          }
         } else timed++;
         onProgress?.(Math.min(++done, total), total);
       }

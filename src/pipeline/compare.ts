@@ -3,14 +3,12 @@ import { refuseInputsInOutput } from '../io/inputPaths.js';
 import * as path from 'node:path';
 import { checkMeasureConfig } from '../config/rules.js';
 import type { Config } from '../config/schema.js';
-import { loadDataset, sliceBatch, type Dataset } from '../data/dataset.js';
+import { loadDataset, type Dataset } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import { type ResolvedBudget } from '../ledger/budgets.js';
 import { BUDGETS, BUDGET_NAMES } from '../config/budgets.js';
 import { ledgerEnvelope } from '../ledger/envelope.js';
-import { latencyStat, measureInterleaved } from '../measure/latency.js';
 import { resolveProvider, type ResolvedProvider } from '../measure/provider.js';
-import { measureRuntimeCost } from '../measure/runtimeCost.js';
 import { loadModel } from '../onnx/model.js';
 import { modelInputs } from '../onnx/signature.js';
 import { prunableWeights } from '../prune/prunable.js';
@@ -22,6 +20,8 @@ import type { Progress } from '../io/progress.js';
 import type { RunResult } from './request.js';
 import { corruptionSets } from '../measure/corruptions.js';
 import { judgeWithIntervals } from './verdicts.js';
+import { timeSteps } from './timeSteps.js';
+import { SequentialTest, type SequentialPlan, type SequentialRecord } from '../measure/stats/sequential.js';
 
 export interface CompareRequest {
   base: string;
@@ -46,6 +46,12 @@ export function compareBudgets(budgets: readonly ResolvedBudget[]): ResolvedBudg
   return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
 }
 
+/** The sequential latency test's plan from the config: at least `runs` rounds, at most `max-runs` or `max-seconds`. */
+export function sequentialPlan(config: Config, limit: number): SequentialPlan {
+  const { runs, maxRuns, maxSeconds } = config.latency;
+  return { limit, confidence: config.confidence, minRounds: runs, maxRounds: Math.max(runs, maxRuns), maxMs: maxSeconds * 1000 };
+}
+
 /** Both models must take the same inputs, or there is nothing to compare them on. */
 function loadFor(models: { path: string; inputs: ReturnType<typeof modelInputs> }[], file: string, requireLabels: boolean): Dataset {
   const [first, ...rest] = models;
@@ -61,11 +67,13 @@ export interface MeasuredPair {
   shifts: { name: string; data: Dataset }[];
   /** per model, per batch size, timed runs paired by round */
   samples: number[][][];
+  /** the sequential latency decision at the first batch size, when a limit was given */
+  decision?: SequentialRecord;
   provider: ResolvedProvider;
 }
 
 /** Evaluate both models on the same data and time them interleaved; shared by compare and selftest. */
-export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, progress: Progress): Promise<MeasuredPair> {
+export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, progress: Progress, latencyLimit?: number): Promise<MeasuredPair> {
   const { config } = req;
   checkMeasureConfig(config);
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
@@ -78,16 +86,10 @@ export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, 
   const ctx = (i: number) => ({ data, shifts, denseWeights: prunableWeights(models[i].proto, opts), config, progress, provider: provider.provider });
   const base = await measureStep({ kind: 'base' }, `base model ${path.basename(req.base)}`, req.base, ctx(0));
   const head = await measureStep({ kind: 'head' }, `head model ${path.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  progress.stage({ kind: 'latency', detail: 'base and head interleaved', total: config.batchSizes.length * (config.latency.warmup + config.latency.runs) });
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved([req.base, req.head], source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider: provider.provider }, (done) => progress.update(done));
-  progress.stop();
-  [base, head].forEach((m, i) => {
-    m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i][j], config.confidence));
-    m.step.latency = m.step.latency_by_batch[0];
-  });
-  for (const m of [base, head]) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config.latency.threads, provider: provider.provider });
-  return { base, head, data, shifts, samples, provider };
+  const sequential = latencyLimit === undefined ? undefined : new SequentialTest(sequentialPlan(config, latencyLimit));
+  // as in `run`: the funnel's rule that the same kernels make no speed claim holds for the headline here too
+  const samples = await timeSteps([base, head], data, config, provider.provider, progress, sequential);
+  return { base, head, data, shifts, samples, provider, decision: sequential?.result() };
 }
 
 /**
@@ -117,8 +119,9 @@ export async function comparePipeline(req: CompareRequest, progress: Progress): 
 
 async function compareLedger(req: CompareRequest, progress: Progress): Promise<Ledger> {
   const { config } = req;
-  const m = await measurePair(req, progress);
-  const judged = judgeWithIntervals(compareBudgets(req.budgets), m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0] }, config, true);
+  const budgets = compareBudgets(req.budgets);
+  const m = await measurePair(req, progress, budgets.find((b) => b.name === 'latency-regression')!.limit);
+  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0], decision: m.decision }, config, true);
   const model = buildModelLedger({
     model: req.base,
     pruned: req.head,

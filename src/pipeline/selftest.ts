@@ -8,7 +8,8 @@ import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
 import type { ResolvedBudget } from '../ledger/budgets.js';
 import { measureInterleaved, pairedMedianRatio } from '../measure/latency.js';
-import { compareBudgets, measurePair } from './compare.js';
+import { compareBudgets, measurePair, sequentialPlan } from './compare.js';
+import { SequentialTest } from '../measure/stats/sequential.js';
 import type { Progress } from '../io/progress.js';
 import { judgeWithIntervals } from './verdicts.js';
 
@@ -64,7 +65,7 @@ export async function selftest(req: SelftestRequest, progress: Progress): Promis
   const { config } = req;
   const budgets = compareBudgets(req.budgets);
   const limit = budgets.find((b) => b.name === 'latency-regression')!.limit;
-  const first = await measurePair({ base: model, head: model, data, shifts: [], config }, progress);
+  const first = await measurePair({ base: model, head: model, data, shifts: [], config }, progress, limit);
   const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...config.batchSizes)));
   const halfWidths: number[] = [];
   const failures: string[] = [];
@@ -72,9 +73,12 @@ export async function selftest(req: SelftestRequest, progress: Progress): Promis
   let warns = 0;
   for (let k = 0; k < req.repetitions; k++) {
     // predictions are deterministic, so only latency is measured again in each repetition
-    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config.latency, batchSizes: config.batchSizes.slice(0, 1), confidence: config.confidence, provider: first.provider.provider });
+    const sequential = new SequentialTest(sequentialPlan(config, limit));
+    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config.latency, batchSizes: config.batchSizes.slice(0, 1), confidence: config.confidence, provider: first.provider.provider, sequential });
+    const decision = k === 0 ? first.decision : sequential.result();
     progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
-    const latency = { reference: samples[0][0], candidate: samples[1][0] };
+    const latency = { reference: samples[0][0], candidate: samples[1][0], decision };
+    // the runner's resolution over all rounds taken, at the plain (single-look) confidence
     const r = pairedMedianRatio(latency.candidate, latency.reference, config.confidence);
     halfWidths.push((r.ci[1] - r.ci[0]) / 2);
     first.head.step.latency = { ...first.head.step.latency!, p50_ms: quantileSorted([...latency.candidate].sort((a, b) => a - b), 0.5) };

@@ -6,17 +6,19 @@ import { measureRuntimeCost } from '../measure/runtimeCost.js';
 import { loadModel } from '../onnx/model.js';
 import type { MeasuredStep } from './measureStep.js';
 import type { Progress } from '../io/progress.js';
+import type { SequentialTest } from '../measure/stats/sequential.js';
 
 /**
  * Latency of every measured step, interleaved in one pass (the first step is dense), then each step's
  * speed funnel, sparse encoding size and runtime cost, exactly as `runPipeline` measures them.
- * Returns the raw samples per step per batch size, for the budgets' paired intervals.
+ * Returns the raw samples per step per batch size, for the budgets' paired intervals. With `sequential`,
+ * the first two steps are sampled at the first batch size until that test decides.
  */
-export async function timeSteps(measured: readonly MeasuredStep[], data: Dataset, config: Config, provider: 'cpu' | 'cuda', progress: Progress): Promise<number[][][]> {
+export async function timeSteps(measured: readonly MeasuredStep[], data: Dataset, config: Config, provider: 'cpu' | 'cuda', progress: Progress, sequential?: SequentialTest): Promise<number[][][]> {
   const artifacts = measured.map((m) => m.step.artifact);
   progress.stage({ kind: 'latency', detail: `${artifacts.length} models interleaved`, total: config.batchSizes.length * (config.latency.warmup + config.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider }, (done) => progress.update(done));
+  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider, sequential }, (done) => progress.update(done));
   progress.stop();
   measured.forEach((m, i) => {
     m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i][j], config.confidence));

@@ -8,6 +8,7 @@ import { chiSquareHomogeneity, kolmogorovSmirnov, populationStabilityIndex } fro
 import { accuracyDropUncertainty, accuracyIntervals, annotateClassChanges, budgetUncertainty, type PairedMeasurements } from '../measure/stats/uncertainty.js';
 import type { Reduction } from '../prune/reduction.js';
 import type { MeasuredStep } from './measureStep.js';
+import type { SequentialRecord } from '../measure/stats/sequential.js';
 
 export interface Judged {
   budgets: BudgetResult[];
@@ -38,7 +39,7 @@ export function judgeWithIntervals(
   candidate: MeasuredStep,
   data: Dataset,
   shifts: readonly { name: string; data: Dataset }[],
-  latency: { reference: readonly number[]; candidate: readonly number[] } | undefined,
+  latency: { reference: readonly number[]; candidate: readonly number[]; decision?: SequentialRecord } | undefined,
   config: Config,
   compareMode = false,
   reduction?: Reduction,
@@ -52,6 +53,7 @@ export function judgeWithIntervals(
     candidate: candidate.preds,
     referenceLatency: latency?.reference,
     candidateLatency: latency?.candidate,
+    ...(latency?.decision ? { latencyDecision: latency.decision } : {}),
     shifts: shifts
       .filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name))
       .map((s) => ({ name: s.name, labels: s.data.labels!, reference: reference.shiftPreds!.get(s.name)!, candidate: candidate.shiftPreds!.get(s.name)! })),

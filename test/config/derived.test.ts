@@ -26,7 +26,7 @@ describe('the Config type, from the declaration', () => {
     expectTypeOf<Config['scope']>().toEqualTypeOf<Scope>();
     expectTypeOf<Config['executionProvider']>().toEqualTypeOf<ExecutionProvider>();
     expectTypeOf<Config['batchSizes']>().toEqualTypeOf<number[]>();
-    expectTypeOf<Config['latency']>().toEqualTypeOf<{ warmup: number; runs: number; threads: number; targetRelCi: number; maxSeconds: number; repeat: number }>();
+    expectTypeOf<Config['latency']>().toEqualTypeOf<{ warmup: number; runs: number; threads: number; targetRelCi: number; maxSeconds: number; maxRuns: number; repeat: number }>();
     expectTypeOf<Config['timeBudget']>().toEqualTypeOf<number | undefined>();
     expectTypeOf<Config['budgets']>().toEqualTypeOf<{ [N in BudgetName]?: BudgetLimit | undefined }>();
     // every file key becomes a camelCase field, and nothing else is a field
@@ -97,7 +97,7 @@ describe('CLI flags, from the declaration', () => {
   const program = buildProgram({ out: () => undefined, exit: () => undefined });
   const command = (name: string) => program.commands.find((c) => c.name() === name)!;
   const INPUT_FLAGS = ['--model', '--data', '--out', '--calib', '--shift', '--config', '--budget', '--quiet', '--base', '--head', '--repetitions'];
-  const STATISTICS = ['--strict', '--execution-provider', '--confidence', '--target-rel-ci', '--max-seconds', '--corruption', '--repeat'];
+  const STATISTICS = ['--strict', '--execution-provider', '--confidence', '--target-rel-ci', '--max-seconds', '--max-runs', '--corruption', '--repeat'];
   const MEASURE = ['--config', '--budget', '--batch-sizes', '--warmup', '--runs', '--threads', '--eval-batch-size', '--quiet'];
   /** every flag each command has always had: none lost, none renamed */
   const COMMANDS: Record<string, string[]> = {

@@ -109,7 +109,7 @@ describe('parseConfig values', () => {
       recoveryCommand: '',
       recoveryTimeBudget: 240,
       batchSizes: [1, 32],
-      latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 },
+      latency: { warmup: 10, runs: 30, threads: 0, targetRelCi: 0, maxSeconds: 30, maxRuns: 2000, repeat: 1 },
       evalBatchSize: 256,
       confidence: 0.95,
       roundTo: 0,
@@ -143,7 +143,7 @@ describe('parseConfig values', () => {
       'recovery-command: python finetune.py',
       'recovery-time-budget: 60',
       'batch-sizes: [8, 1]',
-      'latency: { warmup: 2, runs: 50, threads: 4, target-rel-ci: 0.02, max-seconds: 30 }',
+      'latency: { warmup: 2, runs: 50, threads: 4, target-rel-ci: 0.02, max-seconds: 30, max-runs: 500 }',
       'eval-batch-size: 64',
       'confidence: 0.9',
       'round-to: 8',
@@ -178,7 +178,7 @@ describe('parseConfig values', () => {
       recoveryCommand: 'python finetune.py',
       recoveryTimeBudget: 60,
       batchSizes: [8, 1],
-      latency: { warmup: 2, runs: 50, threads: 4, targetRelCi: 0.02, maxSeconds: 30, repeat: 1 },
+      latency: { warmup: 2, runs: 50, threads: 4, targetRelCi: 0.02, maxSeconds: 30, maxRuns: 500, repeat: 1 },
       evalBatchSize: 64,
       confidence: 0.9,
       roundTo: 8,
@@ -204,7 +204,7 @@ describe('parseConfig values', () => {
   });
 
   it('fills the rest of a partial latency block from the defaults', () => {
-    expect(parseConfig('latency:\n  runs: 100\n', FILE).latency).toEqual({ warmup: 10, runs: 100, threads: 0, targetRelCi: 0, maxSeconds: 60, repeat: 1 });
+    expect(parseConfig('latency:\n  runs: 100\n', FILE).latency).toEqual({ warmup: 10, runs: 100, threads: 0, targetRelCi: 0, maxSeconds: 30, maxRuns: 2000, repeat: 1 });
   });
 
   it('does not share arrays with DEFAULT_CONFIG', () => {

@@ -33,4 +33,13 @@ describe('a budget in words', () => {
     expect(budgetPhrase(warn)).toBe('accuracy-drop 0.90 pt, too close to the ≤ 1 pt limit to call');
     expect(whyText(budget({ name: 'class-accuracy-drop', detail: 'class 3: 90.00% → 80.00%; read /home/runner/work/r/data/test.npz' }))).toBe('class 3: 90.00% → 80.00%; read test.npz');
   });
+
+  it('lets an undecided latency decision say itself why, with the runner\'s noise', () => {
+    const detail = 'p50 1.00 ms → 1.04 ms at batch 32; could not decide: noise ±12.0% on this runner; interval [+1.0%, +7.0%] still straddles the 5.0% limit at the time cap, after 250 interleaved rounds (4 of 7 looks)';
+    const sequential = { outcome: 'undecided' as const, stopped: 'time-cap' as const, rounds: 250, looks: 4, planned_looks: 7, look_alpha: 0.0063, estimate: 0.04, ci: [0.01, 0.07] as [number, number], noise: 0.12, half_width: 0.03 };
+    const warn = budget({ name: 'latency-regression', limit: 0.05, actual: 0.04, verdict: 'warn', ci: [0.01, 0.07], confidence: 0.95, detail, sequential });
+    expect(whyText(warn)).toBe(detail);
+    // strict mode turns it into a fail, and the comment says so
+    expect(whyText({ ...warn, verdict: 'fail' })).toMatch(/^its interval .* reaches across the limit: too close to call \(strict mode fails it\); p50/);
+  });
 });

@@ -11,7 +11,7 @@ import { runGuarded } from '../../src/pipeline/guardedRun.js';
 import { renderSelftest, selftest } from '../../src/pipeline/selftest.js';
 import { fixture, tempDir } from '../support/fixtures.js';
 
-const config: Config = { ...structuredClone(DEFAULT_CONFIG), batchSizes: [4], latency: { warmup: 1, runs: 5, threads: 1, targetRelCi: 0, maxSeconds: 0, repeat: 1 } };
+const config: Config = { ...structuredClone(DEFAULT_CONFIG), batchSizes: [4], latency: { warmup: 1, runs: 5, threads: 1, targetRelCi: 0, maxSeconds: 0, maxRuns: 400, repeat: 1 } };
 
 describe('compare: a model against itself (A/A)', () => {
   const out = tempDir();
@@ -47,6 +47,19 @@ describe('compare: a model against itself (A/A)', () => {
     // the row in the model's budget table: limit, the change in percent, then its interval beneath it
     const md = fs.readFileSync(path.join(out, 'ledger.md'), 'utf8').replace(/\u00a0/g, ' ').replace(/\u2011/g, '-');
     expect(md).toMatch(/`latency-regression`<br><sub>base → head<\/sub> \| ≤ 5% \| [+−]?\d+\.\d%<br><sub>\[[+−]?\d+\.\d%, [+−]?\d+\.\d%\] 95%<\/sub> \|/);
+  });
+
+  it('samples latency until it decides, never failing a model against itself: pass, or warn with the noise at a cap', () => {
+    const lat = ledger.models[0].budgets.find((b) => b.name === 'latency-regression')!;
+    const seq = lat.sequential!;
+    expect(ledger.verdict).not.toBe('fail');
+    expect(lat.verdict).not.toBe('fail');
+    expect(seq.outcome).not.toBe('beyond');
+    expect(seq.rounds).toBe(ledger.models[0].steps[0].latency!.runs);
+    expect(seq.rounds).toBeLessThanOrEqual(400);
+    expect(seq.noise).toBeGreaterThan(0);
+    if (seq.outcome === 'within') expect(lat.detail).toMatch(/within the 5\.0% limit: interval \[.*\] wholly below it after \d+ interleaved rounds/);
+    else expect(lat.detail).toMatch(/could not decide: noise ±\d+\.\d% on this runner/);
   });
 
   it('evaluates the user shift set and the built-in corruptions on both models', () => {

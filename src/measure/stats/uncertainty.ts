@@ -2,6 +2,7 @@ import type { BudgetName } from '../../config/budgets.js';
 import type { Predictions } from '../../onnx/runtime/classifier.js';
 import { pairedMedianRatio } from '../latency.js';
 import { bootstrapInterval, quantileInterval } from './bootstrap.js';
+import { describeDecision, type SequentialRecord } from './sequential.js';
 import { mcnemarExact, minSamplesForDrop, pairedDifferenceInterval, pairedTable, type PairedTable } from './mcnemar.js';
 import { wilsonInterval, type Interval } from './wilson.js';
 
@@ -26,6 +27,10 @@ export interface Uncertainty {
   p_value?: number;
   /** appended to the detail, e.g. "too few samples to decide: need about 4000" */
   note?: string;
+  /** the point estimate the interval belongs to, when it is not the budget's own measurement */
+  estimate?: number;
+  /** a latency decision made by sampling until the interval cleared the limit or a cap */
+  sequential?: SequentialRecord;
 }
 
 /** Everything measured on a reference model (dense, or base in compare mode) and the model judged. */
@@ -36,6 +41,8 @@ export interface PairedMeasurements {
   /** timed runs at the primary batch size, paired by round */
   referenceLatency?: readonly number[];
   candidateLatency?: readonly number[];
+  /** the sequential decision on `latency-regression`, when the rounds were sampled until it decided */
+  latencyDecision?: SequentialRecord;
   /** per shift set name, predictions of both models (labelled sets only) */
   shifts?: { name: string; labels: Int32Array; reference: Predictions; candidate: Predictions }[];
   confidence: number;
@@ -133,7 +140,11 @@ export function budgetUncertainty(m: PairedMeasurements): Partial<Record<BudgetN
     const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
     u['min-speedup'] = { ci: speedup.ci };
     const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
-    u['latency-regression'] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    const d = m.latencyDecision;
+    const limit = m.limits['latency-regression'];
+    u['latency-regression'] = d && limit !== undefined
+      ? { ci: d.ci, estimate: d.estimate, note: describeDecision(d, limit), sequential: d }
+      : { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
     u['p95-latency-ms'] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
   }
 

@@ -1,0 +1,101 @@
+import { describe, expect, it } from 'vitest';
+import { checkpoints, describeDecision, lookAlphas, pairNoise, runSequential, signTestInterval, type SequentialPlan } from '../../src/measure/stats/sequential.js';
+import { seededRandom } from '../../src/util/random.js';
+
+/**
+ * Paired rounds [base ms, head ms] from a busy runner: a load level that drifts and hits both runs of
+ * a round alike, independent lognormal jitter per run of sd `sigma` (in log), and preemptions that make
+ * a run `spike`x slower with probability `spikeRate`. The head is `slowdown` slower than the base.
+ */
+function* runner(seed: number, slowdown: number, sigma: number, spikeRate = 0, spike = 6): Generator<[number, number]> {
+  const random = seededRandom(seed);
+  const gauss = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+  let load = 0;
+  for (;;) {
+    load = 0.9 * load + 0.1 * gauss();
+    const run = (scale: number) => scale * Math.exp(load + sigma * gauss()) * (random() < spikeRate ? spike : 1);
+    yield [run(1), run(1 + slowdown)];
+  }
+}
+
+const plan: SequentialPlan = { limit: 0.05, confidence: 0.95, minRounds: 30, maxRounds: 2000, maxMs: 0 };
+
+describe('sequential latency decision over injected rounds', () => {
+  it('an A/A comparison with heavy noise and preemption spikes never fails (40 runners)', () => {
+    const outcomes = Array.from({ length: 40 }, (_, s) => runSequential(runner(s + 1, 0, 0.3, 0.1), plan)!);
+    expect(outcomes.filter((o) => o.outcome === 'beyond')).toEqual([]);
+    // most decide within the limit before the cap, the rest warn at it; none claims a slowdown
+    expect(outcomes.filter((o) => o.outcome === 'within').length).toBeGreaterThan(25);
+    expect(outcomes.filter((o) => o.outcome === 'undecided').every((o) => o.stopped === 'round-cap')).toBe(true);
+  });
+
+  it('a clear 30% slowdown fails, and stops early once the interval is wholly beyond the limit', () => {
+    for (let s = 1; s <= 20; s++) {
+      const r = runSequential(runner(s, 0.3, 0.3, 0.1), plan)!;
+      expect(r.outcome).toBe('beyond');
+      expect(r.stopped).toBe('decided');
+      expect(r.ci[0]).toBeGreaterThan(0.05);
+      expect(r.rounds).toBeLessThan(plan.maxRounds);
+      expect(describeDecision(r, 0.05)).toMatch(/^slower beyond the 5\.0% limit: interval \[\+\d+\.\d%, \+\d+\.\d%\] wholly above it after \d+ interleaved rounds/);
+    }
+  });
+
+  it('a slowdown at the limit straddles it: at the round cap it warns with the measured noise, never guesses', () => {
+    const r = runSequential(runner(7, 0.05, 0.2), { ...plan, maxRounds: 400 })!;
+    expect(r.outcome).toBe('undecided');
+    expect(r.stopped).toBe('round-cap');
+    expect(r.rounds).toBe(400);
+    expect(r.looks).toBe(r.planned_looks);
+    expect(r.ci[0]).toBeLessThan(0.05);
+    expect(r.ci[1]).toBeGreaterThan(0.05);
+    // two runs of the same model differ by about ±(e^(1.96·√2·0.2) − 1) ≈ ±74% in this stream
+    expect(r.noise).toBeGreaterThan(0.5);
+    expect(r.noise).toBeLessThan(1);
+    expect(describeDecision(r, 0.05)).toMatch(/^could not decide: noise ±\d+\.\d% on this runner; interval \[.*\] still straddles the 5\.0% limit at the round cap, after 400 interleaved rounds/);
+  });
+
+  it('stops at the time cap (with the next look\'s alpha) and says so', () => {
+    let t = 0;
+    const r = runSequential(runner(3, 0.05, 0.2), { ...plan, maxMs: 150 }, () => (t += 1))!;
+    expect(r.stopped).toBe('time-cap');
+    expect(r.outcome).toBe('undecided');
+    expect(r.rounds).toBeGreaterThanOrEqual(150);
+    expect(r.rounds).toBeLessThan(200);
+    expect(describeDecision(r, 0.05)).toContain('at the time cap');
+  });
+
+  it('looks are geometric and spend at most alpha in total; the first look can form an interval', () => {
+    const points = checkpoints(plan, 0.05);
+    expect(points).toEqual([15, 31, 62, 125, 250, 500, 1000]);
+    const alphas = lookAlphas(points, 0.05);
+    expect(alphas.reduce((a, b) => a + b, 0)).toBeCloseTo(0.05, 12);
+    expect(alphas[alphas.length - 1]).toBeCloseTo(0.025, 12);
+    expect(signTestInterval(Array.from({ length: points[0] }, (_, i) => i), alphas[0])).not.toBeNull();
+  });
+
+  it('with the limit at no slowdown, an A/A comparison fails in at most alpha/2 of runs over all looks', () => {
+    const runs = 300;
+    const fails = Array.from({ length: runs }, (_, s) => runSequential(runner(1000 + s, 0, 0.2), { ...plan, limit: 0, maxRounds: 240 })!).filter((r) => r.outcome === 'beyond').length;
+    // alpha/2 = 2.5%: 7.5 expected at the bound, the union bound makes it smaller
+    expect(fails).toBeLessThanOrEqual(12);
+  });
+});
+
+describe('signTestInterval', () => {
+  it('takes order statistics 6 and 15 of 20 at 95% (P(Bin(20, 1/2) ≤ 5) = 0.0207 ≤ 0.025 < P(≤ 6) = 0.0577)', () => {
+    const xs = Array.from({ length: 20 }, (_, i) => 20 - i);
+    expect(signTestInterval(xs, 0.05)).toEqual([6, 15]);
+  });
+  it('is null when no interval has that confidence', () => {
+    expect(signTestInterval([1, 2, 3, 4, 5], 0.05)).toBeNull();
+  });
+});
+
+describe('pairNoise', () => {
+  it('is the 95% range of a same-model pair: ±(e^(1.96·s) − 1) for log ratios of spread s', () => {
+    const random = seededRandom(9);
+    const gauss = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+    const s = 0.1;
+    expect(pairNoise(Array.from({ length: 20000 }, () => s * gauss()))).toBeCloseTo(Math.expm1(1.96 * s), 2);
+  });
+});
