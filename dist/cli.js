@@ -7591,10 +7591,10 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start, key, sep: sep3, value } = collItem;
+        const { start, key, sep: sep4, value } = collItem;
         const keyProps = resolveProps.resolveProps(start, {
           indicator: "explicit-key-ind",
-          next: key ?? sep3?.[0],
+          next: key ?? sep4?.[0],
           offset,
           onError,
           parentIndent: bm.indent,
@@ -7608,7 +7608,7 @@ var require_resolve_block_map = __commonJS({
             else if ("indent" in key && key.indent !== bm.indent)
               onError(offset, "BAD_INDENT", startColMsg);
           }
-          if (!keyProps.anchor && !keyProps.tag && !sep3) {
+          if (!keyProps.anchor && !keyProps.tag && !sep4) {
             commentEnd = keyProps.end;
             if (keyProps.comment) {
               if (map.comment)
@@ -7632,7 +7632,7 @@ var require_resolve_block_map = __commonJS({
         ctx.atKey = false;
         if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
           onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
-        const valueProps = resolveProps.resolveProps(sep3 ?? [], {
+        const valueProps = resolveProps.resolveProps(sep4 ?? [], {
           indicator: "map-value-ind",
           next: value,
           offset: keyNode.range[2],
@@ -7648,7 +7648,7 @@ var require_resolve_block_map = __commonJS({
             if (ctx.options.strict && keyProps.start < valueProps.found.offset - 1024)
               onError(keyNode.range, "KEY_OVER_1024_CHARS", "The : indicator must be at most 1024 chars after the start of an implicit block mapping key");
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep3, null, valueProps, onError);
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep4, null, valueProps, onError);
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
@@ -7739,7 +7739,7 @@ var require_resolve_end = __commonJS({
       let comment = "";
       if (end) {
         let hasSpace = false;
-        let sep3 = "";
+        let sep4 = "";
         for (const token of end) {
           const { source, type } = token;
           switch (type) {
@@ -7753,13 +7753,13 @@ var require_resolve_end = __commonJS({
               if (!comment)
                 comment = cb;
               else
-                comment += sep3 + cb;
-              sep3 = "";
+                comment += sep4 + cb;
+              sep4 = "";
               break;
             }
             case "newline":
               if (comment)
-                sep3 += source;
+                sep4 += source;
               hasSpace = true;
               break;
             default:
@@ -7802,18 +7802,18 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i2 = 0; i2 < fc.items.length; ++i2) {
         const collItem = fc.items[i2];
-        const { start, key, sep: sep3, value } = collItem;
+        const { start, key, sep: sep4, value } = collItem;
         const props = resolveProps.resolveProps(start, {
           flow: fcName,
           indicator: "explicit-key-ind",
-          next: key ?? sep3?.[0],
+          next: key ?? sep4?.[0],
           offset,
           onError,
           parentIndent: fc.indent,
           startOnNewline: false
         });
         if (!props.found) {
-          if (!props.anchor && !props.tag && !sep3 && !value) {
+          if (!props.anchor && !props.tag && !sep4 && !value) {
             if (i2 === 0 && props.comma)
               onError(props.comma, "UNEXPECTED_TOKEN", `Unexpected , in ${fcName}`);
             else if (i2 < fc.items.length - 1)
@@ -7867,8 +7867,8 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap2 && !sep3 && !props.found) {
-          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep3, null, props, onError);
+        if (!isMap2 && !sep4 && !props.found) {
+          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep4, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
           if (isBlock(value))
@@ -7880,7 +7880,7 @@ var require_resolve_flow_collection = __commonJS({
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
-          const valueProps = resolveProps.resolveProps(sep3 ?? [], {
+          const valueProps = resolveProps.resolveProps(sep4 ?? [], {
             flow: fcName,
             indicator: "map-value-ind",
             next: value,
@@ -7891,8 +7891,8 @@ var require_resolve_flow_collection = __commonJS({
           });
           if (valueProps.found) {
             if (!isMap2 && !props.found && ctx.options.strict) {
-              if (sep3)
-                for (const st of sep3) {
+              if (sep4)
+                for (const st of sep4) {
                   if (st === valueProps.found)
                     break;
                   if (st.type === "newline") {
@@ -7909,7 +7909,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               onError(valueProps.start, "MISSING_CHAR", `Missing , or : between ${fcName} items`);
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep3, null, valueProps, onError) : null;
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep4, null, valueProps, onError) : null;
           if (valueNode) {
             if (isBlock(value))
               onError(valueNode.range, "BLOCK_IN_FLOW", blockMsg);
@@ -8089,7 +8089,7 @@ var require_resolve_block_scalar = __commonJS({
           chompStart = i2 + 1;
       }
       let value = "";
-      let sep3 = "";
+      let sep4 = "";
       let prevMoreIndented = false;
       for (let i2 = 0; i2 < contentStart; ++i2)
         value += lines[i2][0].slice(trimIndent) + "\n";
@@ -8106,24 +8106,24 @@ var require_resolve_block_scalar = __commonJS({
           indent = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
-          value += sep3 + indent.slice(trimIndent) + content;
-          sep3 = "\n";
+          value += sep4 + indent.slice(trimIndent) + content;
+          sep4 = "\n";
         } else if (indent.length > trimIndent || content[0] === "	") {
-          if (sep3 === " ")
-            sep3 = "\n";
-          else if (!prevMoreIndented && sep3 === "\n")
-            sep3 = "\n\n";
-          value += sep3 + indent.slice(trimIndent) + content;
-          sep3 = "\n";
+          if (sep4 === " ")
+            sep4 = "\n";
+          else if (!prevMoreIndented && sep4 === "\n")
+            sep4 = "\n\n";
+          value += sep4 + indent.slice(trimIndent) + content;
+          sep4 = "\n";
           prevMoreIndented = true;
         } else if (content === "") {
-          if (sep3 === "\n")
+          if (sep4 === "\n")
             value += "\n";
           else
-            sep3 = "\n";
+            sep4 = "\n";
         } else {
-          value += sep3 + content;
-          sep3 = " ";
+          value += sep4 + content;
+          sep4 = " ";
           prevMoreIndented = false;
         }
       }
@@ -8306,25 +8306,25 @@ var require_resolve_flow_scalar = __commonJS({
         trimBoth = /^[ \t]+|[ \t]+$/g;
       }
       let res = match[1].replace(trimEnd, "");
-      let sep3 = " ";
+      let sep4 = " ";
       let pos = line.lastIndex;
       while (match = line.exec(source)) {
         const lm = match[1].replace(trimBoth, "");
         if (lm === "") {
-          if (sep3 === "\n")
-            res += sep3;
+          if (sep4 === "\n")
+            res += sep4;
           else
-            sep3 = "\n";
+            sep4 = "\n";
         } else {
-          res += sep3 + lm;
-          sep3 = " ";
+          res += sep4 + lm;
+          sep4 = " ";
         }
         pos = line.lastIndex;
       }
       const last = /[ \t]*(.*)/sy;
       last.lastIndex = pos;
       match = last.exec(source);
-      return res + sep3 + (match?.[1] ?? "");
+      return res + sep4 + (match?.[1] ?? "");
     }
     function doubleQuotedValue(source, onError) {
       let res = "";
@@ -9134,14 +9134,14 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start, key, sep: sep3, value }) {
+    function stringifyItem({ start, key, sep: sep4, value }) {
       let res = "";
       for (const st of start)
         res += st.source;
       if (key)
         res += stringifyToken(key);
-      if (sep3)
-        for (const st of sep3)
+      if (sep4)
+        for (const st of sep4)
           res += st.source;
       if (value)
         res += stringifyToken(value);
@@ -10308,18 +10308,18 @@ var require_parser = __commonJS({
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start = getFirstKeyStartProps(prev);
-          let sep3;
+          let sep4;
           if (scalar.end) {
-            sep3 = scalar.end;
-            sep3.push(this.sourceToken);
+            sep4 = scalar.end;
+            sep4.push(this.sourceToken);
             delete scalar.end;
           } else
-            sep3 = [this.sourceToken];
+            sep4 = [this.sourceToken];
           const map = {
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start, key: scalar, sep: sep3 }]
+            items: [{ start, key: scalar, sep: sep4 }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
@@ -10472,15 +10472,15 @@ var require_parser = __commonJS({
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
                   const start2 = getFirstKeyStartProps(it.start);
                   const key = it.key;
-                  const sep3 = it.sep;
-                  sep3.push(this.sourceToken);
+                  const sep4 = it.sep;
+                  sep4.push(this.sourceToken);
                   delete it.key;
                   delete it.sep;
                   this.stack.push({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start2, key, sep: sep3 }]
+                    items: [{ start: start2, key, sep: sep4 }]
                   });
                 } else if (start.length > 0) {
                   it.sep = it.sep.concat(start, this.sourceToken);
@@ -10674,13 +10674,13 @@ var require_parser = __commonJS({
             const prev = getPrevProps(parent);
             const start = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
-            const sep3 = fc.end.splice(1, fc.end.length);
-            sep3.push(this.sourceToken);
+            const sep4 = fc.end.splice(1, fc.end.length);
+            sep4.push(this.sourceToken);
             const map = {
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start, key: fc, sep: sep3 }]
+              items: [{ start, key: fc, sep: sep4 }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map;
@@ -15399,7 +15399,7 @@ function readInputFile(file, opts) {
     const st = fs.fstatSync(fd2);
     if (st.isDirectory()) refuse("is a folder");
     if (!st.isFile()) refuse(`is a ${kindOf(st)}, not a regular file`);
-    const limit = opts.maxBytes ?? Math.floor(os.totalmem() * MEMORY_SHARE);
+    const limit = opts.maxBytes ?? memoryShare();
     if (st.size > limit) refuse(`is ${mib(st.size)}, more than the ${mib(limit)} this machine can hold for it`);
     const bytes2 = Buffer.allocUnsafe(st.size);
     let off = 0;
@@ -15419,6 +15419,9 @@ function kindOf(st) {
   if (st.isCharacterDevice() || st.isBlockDevice()) return "device";
   if (st.isSocket()) return "socket";
   return "special file";
+}
+function memoryShare() {
+  return Math.floor(os.totalmem() * MEMORY_SHARE);
 }
 function mib(n) {
   return `${(n / 2 ** 20).toFixed(1)} MiB`;
@@ -18040,7 +18043,7 @@ function overallVerdict(results) {
 }
 
 // src/pipeline/compare.ts
-import * as fs9 from "node:fs";
+import * as fs25 from "node:fs";
 
 // src/io/inputPaths.ts
 import * as fs2 from "node:fs";
@@ -18074,7 +18077,7 @@ function refuseInputsInOutput(out, inputs) {
 }
 
 // src/pipeline/compare.ts
-import * as path7 from "node:path";
+import * as path23 from "node:path";
 
 // src/config/rules.ts
 import * as os2 from "node:os";
@@ -19213,6 +19216,43 @@ var wbytes = function(d, b, v) {
 function deflateSync(data, opts) {
   return dopt(data, opts || {}, 0, 0);
 }
+var Inflate = /* @__PURE__ */ (function() {
+  function Inflate2(opts, cb) {
+    if (typeof opts == "function")
+      cb = opts, opts = {};
+    this.ondata = cb;
+    var dict = opts && opts.dictionary && opts.dictionary.subarray(-32768);
+    this.s = { i: 0, b: dict ? dict.length : 0 };
+    this.o = new u8(32768);
+    this.p = new u8(0);
+    if (dict)
+      this.o.set(dict);
+  }
+  Inflate2.prototype.e = function(c) {
+    if (!this.ondata)
+      err(5);
+    if (this.d)
+      err(4);
+    if (!this.p.length)
+      this.p = c;
+    else if (c.length) {
+      var n = new u8(this.p.length + c.length);
+      n.set(this.p), n.set(c, this.p.length), this.p = n;
+    }
+  };
+  Inflate2.prototype.c = function(final) {
+    this.s.i = +(this.d = final || false);
+    var bts = this.s.b;
+    var dt = inflt(this.p, this.s, this.o);
+    this.ondata(slc(dt, bts, this.s.b), this.d);
+    this.o = slc(dt, this.s.b - 32768), this.s.b = this.o.length;
+    this.p = slc(this.p, this.s.p / 8 | 0), this.s.p &= 7;
+  };
+  Inflate2.prototype.push = function(chunk, final) {
+    this.e(chunk), this.c(final);
+  };
+  return Inflate2;
+})();
 function inflateSync(data, opts) {
   return inflt(data, { i: 2 }, opts && opts.out, opts && opts.dictionary);
 }
@@ -19429,6 +19469,163 @@ function zipSync(data, opts) {
   wzf(out, o, files.length, cdl, oe);
   return out;
 }
+var UnzipPassThrough = /* @__PURE__ */ (function() {
+  function UnzipPassThrough2() {
+  }
+  UnzipPassThrough2.prototype.push = function(chunk, final) {
+    this.ondata(null, chunk, final);
+  };
+  UnzipPassThrough2.compression = 0;
+  return UnzipPassThrough2;
+})();
+var UnzipInflate = /* @__PURE__ */ (function() {
+  function UnzipInflate2() {
+    var _this = this;
+    this.i = new Inflate(function(dat, final) {
+      _this.ondata(null, dat, final);
+    });
+  }
+  UnzipInflate2.prototype.push = function(chunk, final) {
+    try {
+      this.i.push(chunk, final);
+    } catch (e) {
+      this.ondata(e, null, final);
+    }
+  };
+  UnzipInflate2.compression = 8;
+  return UnzipInflate2;
+})();
+var Unzip = /* @__PURE__ */ (function() {
+  function Unzip2(cb) {
+    this.onfile = cb;
+    this.k = [];
+    this.o = {
+      0: UnzipPassThrough
+    };
+    this.p = et;
+  }
+  Unzip2.prototype.push = function(chunk, final) {
+    var _this = this;
+    if (!this.onfile)
+      err(5);
+    if (!this.p)
+      err(4);
+    if (this.c > 0) {
+      var len = Math.min(this.c, chunk.length);
+      var toAdd = chunk.subarray(0, len);
+      this.c -= len;
+      if (this.d)
+        this.d.push(toAdd, !this.c);
+      else
+        this.k[0].push(toAdd);
+      chunk = chunk.subarray(len);
+      if (chunk.length)
+        return this.push(chunk, final);
+    } else {
+      var f = 0, i2 = 0, is = void 0, buf = void 0;
+      if (!this.p.length)
+        buf = chunk;
+      else if (!chunk.length)
+        buf = this.p;
+      else {
+        buf = new u8(this.p.length + chunk.length);
+        buf.set(this.p), buf.set(chunk, this.p.length);
+      }
+      var l = buf.length, oc = this.c, add = oc && this.d;
+      var _loop_2 = function() {
+        var sig = b4(buf, i2);
+        if (sig == 67324752) {
+          f = 1, is = i2;
+          this_1.d = null;
+          this_1.c = 0;
+          var bf = b2(buf, i2 + 6), cmp_1 = b2(buf, i2 + 8), u = bf & 2048, dd = bf & 8, fnl = b2(buf, i2 + 26), es = b2(buf, i2 + 28);
+          if (l > i2 + 30 + fnl + es) {
+            var chks_3 = [];
+            this_1.k.unshift(chks_3);
+            f = 2;
+            var lsc = b4(buf, i2 + 18), lsu = b4(buf, i2 + 22);
+            var fn_1 = strFromU8(buf.subarray(i2 + 30, i2 += 30 + fnl), !u);
+            var _a4 = z64hs(buf, i2, es, 2, lsc, lsu, 0), sc_1 = _a4[0], su_1 = _a4[1], z64 = _a4[3];
+            if (dd)
+              sc_1 = -1 - z64;
+            i2 += es;
+            this_1.c = sc_1;
+            var d_1;
+            var file_1 = {
+              name: fn_1,
+              compression: cmp_1,
+              start: function() {
+                if (!file_1.ondata)
+                  err(5);
+                if (!sc_1)
+                  file_1.ondata(null, et, true);
+                else {
+                  var ctr = _this.o[cmp_1];
+                  if (!ctr)
+                    file_1.ondata(err(14, "unknown compression type " + cmp_1, 1), null, false);
+                  d_1 = sc_1 < 0 ? new ctr(fn_1) : new ctr(fn_1, sc_1, su_1);
+                  d_1.ondata = function(err2, dat3, final2) {
+                    file_1.ondata(err2, dat3, final2);
+                  };
+                  for (var _i = 0, chks_4 = chks_3; _i < chks_4.length; _i++) {
+                    var dat2 = chks_4[_i];
+                    d_1.push(dat2, false);
+                  }
+                  if (_this.k[0] == chks_3 && _this.c)
+                    _this.d = d_1;
+                  else
+                    d_1.push(et, true);
+                }
+              },
+              terminate: function() {
+                if (d_1 && d_1.terminate)
+                  d_1.terminate();
+              }
+            };
+            if (sc_1 >= 0)
+              file_1.size = sc_1, file_1.originalSize = su_1;
+            this_1.onfile(file_1);
+          }
+          return "break";
+        } else if (oc) {
+          if (sig == 134695760) {
+            is = i2 += 12 + (oc == -2 && 8), f = 3, this_1.c = 0;
+            return "break";
+          } else if (sig == 33639248) {
+            is = i2 -= 4, f = 3, this_1.c = 0;
+            return "break";
+          }
+        }
+      };
+      var this_1 = this;
+      for (; i2 < l - 4; ++i2) {
+        var state_1 = _loop_2();
+        if (state_1 === "break")
+          break;
+      }
+      this.p = et;
+      if (oc < 0) {
+        var dat = f ? buf.subarray(0, is - 12 - (oc == -2 && 8) - (b4(buf, is - 16) == 134695760 && 4)) : buf.subarray(0, i2);
+        if (add)
+          add.push(dat, !!f);
+        else
+          this.k[+(f == 2)].push(dat);
+      }
+      if (f & 2)
+        return this.push(buf.subarray(i2), final);
+      this.p = buf.subarray(i2);
+    }
+    if (final) {
+      if (this.c)
+        err(13);
+      this.p = null;
+    }
+  };
+  Unzip2.prototype.register = function(decoder) {
+    this.o[decoder.compression] = decoder;
+  };
+  return Unzip2;
+})();
 function unzipSync(data, opts) {
   var files = {};
   var e = data.length - 22;
@@ -19476,19 +19673,22 @@ var ZIP_STORED = 0;
 var ZIP_DEFLATE = 8;
 var MAX_DEFLATE_RATIO = 1100;
 var MIN_CENTRAL_ENTRY = 46;
+var INFLATE_SLICE = 64 * 1024;
 var ZIP_MTIME = new Date(1980, 0, 1);
 function readFile(file) {
   return readInputFile(file, { expected: "a .npz or .npy file" });
 }
-function readNpz(file) {
-  const bytes2 = readFile(file);
-  if (bytes2.length >= 6 && bytes2[0] === 147 && String.fromCharCode(...bytes2.subarray(1, 6)) === "NUMPY") {
-    throw new UserError(`${file}: is a single .npy array, not a .npz archive; rename it to end in .npy`);
-  }
-  const members2 = (() => {
+var NpzArchive = class {
+  constructor(file, bytes2, maxBytes = memoryShare()) {
+    this.file = file;
+    this.bytes = bytes2;
+    this.maxBytes = maxBytes;
+    if (bytes2.length >= 6 && bytes2[0] === 147 && String.fromCharCode(...bytes2.subarray(1, 6)) === "NUMPY") {
+      throw new UserError(`${file}: is a single .npy array, not a .npz archive; rename it to end in .npy`);
+    }
     let entries = 0;
     try {
-      return unzipSync(bytes2, {
+      unzipSync(bytes2, {
         filter: (f) => {
           if (++entries > bytes2.length / MIN_CENTRAL_ENTRY) throw new Error("more entries than the file can hold");
           if (!f.name.endsWith(".npy")) return false;
@@ -19499,31 +19699,81 @@ function readNpz(file) {
           if (f.compression === ZIP_DEFLATE && f.originalSize > f.size * MAX_DEFLATE_RATIO + 1024) {
             throw new Error(`member ${f.name} claims an impossible uncompressed size`);
           }
-          return true;
+          this.members.set(f.name.slice(0, -".npy".length), { name: f.name, compression: f.compression, size: f.size, originalSize: f.originalSize });
+          return false;
         }
       });
     } catch (e) {
-      throw new UserError(
-        `${file}: not a NumPy .npz archive (${describe(e)}); re-create it with np.savez or np.savez_compressed`
-      );
+      throw new UserError(`${file}: not a NumPy .npz archive (${describe(e)}); re-create it with np.savez or np.savez_compressed`);
     }
-  })();
-  const arrays = /* @__PURE__ */ new Map();
-  for (const [member, data] of Object.entries(members2)) {
-    const name = member.slice(0, -".npy".length);
-    arrays.set(name, parseNpy(data, `${file} (array '${name}')`));
+    if (this.members.size === 0) {
+      throw new UserError(`${file}: archive holds no .npy arrays; create it with np.savez(path, x=..., y=...)`);
+    }
   }
-  if (arrays.size === 0) {
-    throw new UserError(`${file}: archive holds no .npy arrays; create it with np.savez(path, x=..., y=...)`);
+  file;
+  bytes;
+  maxBytes;
+  members = /* @__PURE__ */ new Map();
+  cache = /* @__PURE__ */ new Map();
+  inflated = 0;
+  keys() {
+    return this.members.keys();
   }
-  return arrays;
-}
+  has(name) {
+    return this.members.has(name);
+  }
+  get(name) {
+    const member = this.members.get(name);
+    if (!member) return void 0;
+    const cached2 = this.cache.get(name);
+    if (cached2) return cached2;
+    const subject = `${this.file} (array '${name}')`;
+    if (this.inflated + member.originalSize > this.maxBytes) {
+      throw new UserError(`${subject}: declares ${mib(member.originalSize)} uncompressed, more than the ${mib(this.maxBytes - this.inflated)} this machine can hold for it; use a smaller data slice`);
+    }
+    const data = this.inflate(member, subject);
+    this.inflated += data.length;
+    const arr = parseNpy(data, subject);
+    this.cache.set(name, arr);
+    return arr;
+  }
+  inflate(member, subject) {
+    let out;
+    let got = 0;
+    const unzip = new Unzip((f) => {
+      if (f.name !== member.name || out) return;
+      out = new Uint8Array(member.originalSize);
+      f.ondata = (err2, chunk) => {
+        if (err2) throw err2;
+        if (got + chunk.length > member.originalSize) throw new ZipBomb();
+        out.set(chunk, got);
+        got += chunk.length;
+      };
+      f.start();
+    });
+    unzip.register(UnzipInflate);
+    try {
+      for (let i2 = 0; i2 < this.bytes.length; i2 += INFLATE_SLICE) unzip.push(this.bytes.subarray(i2, i2 + INFLATE_SLICE), i2 + INFLATE_SLICE >= this.bytes.length);
+    } catch (e) {
+      if (e instanceof ZipBomb) {
+        throw new UserError(`${subject}: inflates past the ${mib(member.originalSize)} its zip entry declares (a zip bomb or a corrupt archive); re-create it with np.savez`);
+      }
+      throw new UserError(`${subject}: cannot be unpacked (${describe(e)}); re-create the archive with np.savez or np.savez_compressed`);
+    }
+    if (!out || got !== member.originalSize) {
+      throw new UserError(`${subject}: holds ${got} of the ${member.originalSize} bytes its zip entry declares; re-create the archive with np.savez`);
+    }
+    return out;
+  }
+};
+var ZipBomb = class extends Error {
+};
 function readNpy(file) {
   return parseNpy(readFile(file), file);
 }
 function readArrays(file) {
   const ext = path4.extname(file).toLowerCase();
-  if (ext === ".npz") return readNpz(file);
+  if (ext === ".npz") return new NpzArchive(file, readFile(file));
   if (ext === ".npy") return /* @__PURE__ */ new Map([["x", readNpy(file)]]);
   throw new UserError(
     `${file}: unsupported data file type '${ext || "(no extension)"}'; give a .npz archive (np.savez) or a .npy array (np.save)`
@@ -26597,6 +26847,7 @@ function buildModelLedger(i2) {
     ...i2.cutShort ? { cut_short: { stage: i2.cutShort.stage, limit_s: i2.cutShort.limit_s } } : {}
   };
 }
+var LEDGER_FILES = ["ledger.json", "ledger.md"];
 function writeLedgerFiles(dir, ledger) {
   const markdown = renderMarkdown(ledger);
   const ledgerPath = path6.join(dir, "ledger.json");
@@ -26606,830 +26857,444 @@ function writeLedgerFiles(dir, ledger) {
   return { markdown, ledgerPath, markdownPath };
 }
 
-// src/onnx/runtime/scores.ts
-function scoreRow(row, offset, classes, label, areProbabilities) {
-  let pred = 0;
-  let max2 = -Infinity;
-  for (let c = 0; c < classes; c++) {
-    const v = row[offset + c];
-    if (v > max2) {
-      max2 = v;
-      pred = c;
+// src/pipeline/guardedRun.ts
+import * as path22 from "node:path";
+
+// src/io/outputDir.ts
+import * as fs7 from "node:fs";
+import * as path8 from "node:path";
+
+// src/io/cleanup.ts
+var pending = /* @__PURE__ */ new Set();
+function onInterrupt(undo) {
+  pending.add(undo);
+  return () => pending.delete(undo);
+}
+function runPending() {
+  for (const undo of [...pending]) {
+    pending.delete(undo);
+    try {
+      undo();
+    } catch {
     }
   }
-  if (areProbabilities) {
-    const p = row[offset + label];
-    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
-  }
-  let sum = 0;
-  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
-  const logSum = Math.log(sum);
-  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
 }
-function expectedCalibrationError(confidence, correct, bins = 15) {
-  const n = confidence.length;
-  const count3 = new Float64Array(bins);
-  const conf = new Float64Array(bins);
-  const hit = new Float64Array(bins);
-  for (let i2 = 0; i2 < n; i2++) {
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
-    count3[b]++;
-    conf[b] += confidence[i2];
-    hit[b] += correct[i2];
+var SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+var installed = false;
+function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
+  if (installed) return;
+  installed = true;
+  for (const [signal, code] of Object.entries(SIGNAL_EXIT)) {
+    process.on(signal, () => {
+      runPending();
+      stderr(`prune-guard: stopped by ${signal}; the input model and earlier outputs are unchanged
+`);
+      process.exit(code);
+    });
   }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(hit[b] - conf[b]) / n;
-  return ece;
 }
 
-// src/onnx/runtime/classifier.ts
-function endsInSoftmax(model) {
-  const index = new GraphIndex(model.graph);
-  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
-}
-async function evaluateClassifier(session, data, opts) {
-  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
-  if (session.outputNames.length !== 1) {
-    throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
-  }
-  const { ort } = onnxruntime();
-  const labels = data.labels ?? new Int32Array(data.count);
-  const n = data.count;
-  const pred = new Int32Array(n);
-  const confidence = new Float32Array(n);
-  const correct = new Uint8Array(n);
-  const logProbLabel = new Float32Array(n);
-  let classes = 0;
-  let logits;
-  for (let start = 0; start < n; start += opts.batchSize) {
-    const end = Math.min(n, start + opts.batchSize);
-    const feeds = {};
-    for (const [name, arr] of sliceBatch(data, start, end)) {
-      feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-    }
-    const result = await session.run(feeds);
-    const out = result[session.outputNames[0]];
-    if (out.dims.length !== 2 || out.dims[0] !== end - start) {
-      throw new UserError(`${opts.modelPath}: output has shape [${out.dims}], expected [batch, classes]; prune-guard evaluates classifiers with one logits output`);
-    }
-    const values = out.data;
-    if (classes === 0) {
-      classes = out.dims[1];
-      if (opts.keepLogits) logits = new Float32Array(n * classes);
-    }
-    for (let i2 = 0; i2 < end - start; i2++) {
-      const label = labels[start + i2];
-      if (label >= classes) {
-        throw new UserError(`${data.path}: label ${label} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
-      }
-      const s = scoreRow(values, i2 * classes, classes, label, opts.outputsAreProbabilities);
-      pred[start + i2] = s.pred;
-      confidence[start + i2] = s.confidence;
-      correct[start + i2] = !data.labels ? 0 : s.pred === label ? 1 : 0;
-      logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
-    }
-    logits?.set(values, start * classes);
-    for (const t of Object.values(result)) t.dispose();
-    opts.onBatch?.(end, n);
-  }
-  return { classes, pred, confidence, correct, logProbLabel, logits };
-}
-
-// src/measure/size.ts
+// src/io/lock.ts
 import * as fs6 from "node:fs";
-import { gzipSync } from "node:zlib";
-function measureFileSize(file) {
-  const data = fs6.readFileSync(file);
-  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
+import * as os4 from "node:os";
+import * as path7 from "node:path";
+import { randomBytes as randomBytes3 } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+var LOCK_NAME = ".prune-guard.lock";
+var PRIVATE_DIR = ".prune-guard";
+var LOCK_FORMAT = "prune-guard-lock/1";
+var TOKEN = /^[0-9a-f]{16}$/;
+function newToken() {
+  return randomBytes3(8).toString("hex");
 }
-
-// src/onnx/einsum.ts
-var ELLIPSIS = "...";
-var ellipsisLabel = (fromRight) => `\u2026${fromRight}`;
-function splitTerm(term) {
-  const at2 = term.indexOf(ELLIPSIS);
-  if (at2 < 0) return { before: [...term], ellipsis: false, after: [] };
-  if (term.indexOf(ELLIPSIS, at2 + 1) >= 0) throw new Error(`'${term}' has more than one ellipsis`);
-  return { before: [...term.slice(0, at2)], ellipsis: true, after: [...term.slice(at2 + ELLIPSIS.length)] };
+function isToken(s) {
+  return typeof s === "string" && TOKEN.test(s);
 }
-function checkLabels(labels, term) {
-  for (const l of labels) if (!/^[A-Za-z]$/.test(l)) throw new Error(`'${term}' has '${l}', which is not a letter`);
-}
-function parseEinsum(equation, ranks) {
-  const eq = equation.replace(/\s+/g, "");
-  const arrow = eq.indexOf("->");
-  const lhs = arrow >= 0 ? eq.slice(0, arrow) : eq;
-  const terms = lhs.split(",");
-  if (terms.length !== ranks.length) throw new Error(`'${equation}' names ${terms.length} operands, the node has ${ranks.length}`);
-  let ellipsisRank = 0;
-  const inputs = terms.map((term, k) => {
-    const { before, ellipsis, after } = splitTerm(term);
-    checkLabels([...before, ...after], term);
-    const broadcast = ranks[k] - before.length - after.length;
-    if (broadcast < 0 || !ellipsis && broadcast !== 0) throw new Error(`'${term}' does not fit an operand of rank ${ranks[k]}`);
-    ellipsisRank = Math.max(ellipsisRank, broadcast);
-    const middle = Array.from({ length: broadcast }, (_, i2) => ellipsisLabel(broadcast - 1 - i2));
-    return [...before, ...middle, ...after];
-  });
-  const broadcastLabels = Array.from({ length: ellipsisRank }, (_, i2) => ellipsisLabel(ellipsisRank - 1 - i2));
-  let output;
-  if (arrow >= 0) {
-    const { before, ellipsis, after } = splitTerm(eq.slice(arrow + 2));
-    checkLabels([...before, ...after], eq.slice(arrow + 2));
-    output = [...before, ...ellipsis ? broadcastLabels : [], ...after];
-    const known = new Set(inputs.flat());
-    for (const l of output) if (!known.has(l)) throw new Error(`'${equation}': output label '${l}' is in no input`);
-    if (new Set(output).size !== output.length) throw new Error(`'${equation}': an output label repeats`);
-  } else {
-    const count3 = /* @__PURE__ */ new Map();
-    for (const l of inputs.flat()) if (!l.startsWith("\u2026")) count3.set(l, (count3.get(l) ?? 0) + 1);
-    output = [...broadcastLabels, ...[...count3].filter(([, n]) => n === 1).map(([l]) => l).sort()];
-  }
-  return { inputs, output };
-}
-function labelSizes(e, shapes) {
-  const sizes = /* @__PURE__ */ new Map();
-  for (let k = 0; k < e.inputs.length; k++) {
-    const labels = e.inputs[k];
-    for (let a = 0; a < labels.length; a++) {
-      const l = labels[a];
-      const d = shapes[k][a];
-      const prior = sizes.get(l);
-      if (prior === void 0 || prior === 1) sizes.set(l, d);
-      else if (d !== prior && !(d === 1 && l.startsWith("\u2026"))) return void 0;
-    }
-  }
-  return sizes;
-}
-function einsumShape(e, shapes) {
-  const sizes = labelSizes(e, shapes);
-  return sizes && e.output.map((l) => sizes.get(l));
-}
-function einsumMacs(e, shapes) {
-  const sizes = labelSizes(e, shapes);
-  if (!sizes) return void 0;
-  let n = 1;
-  for (const d of sizes.values()) n *= d;
-  return (e.inputs.length - 1) * n;
-}
-
-// src/onnx/shapes.ts
-var ELEMENTWISE_UNARY = /* @__PURE__ */ new Set([
-  "Identity",
-  "Relu",
-  "LeakyRelu",
-  "PRelu",
-  "Sigmoid",
-  "Tanh",
-  "Clip",
-  "Gelu",
-  "Erf",
-  "Sqrt",
-  "Exp",
-  "Log",
-  "Neg",
-  "Abs",
-  "Softmax",
-  "LogSoftmax",
-  "Dropout",
-  "BatchNormalization",
-  "LayerNormalization",
-  "InstanceNormalization",
-  "Cast",
-  "HardSigmoid",
-  "HardSwish",
-  "Elu",
-  "Selu",
-  "Softplus",
-  "Mish",
-  "Reciprocal",
-  "Floor",
-  "Ceil",
-  "Round",
-  "Not",
-  "LpNormalization",
-  "CastLike",
-  "Celu",
-  "ThresholdedRelu",
-  "Sign",
-  "Sin",
-  "Cos",
-  "QuantizeLinear",
-  "DequantizeLinear",
-  "DynamicQuantizeLinear"
-]);
-var BROADCAST = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "And", "Or", "Mod", "LessOrEqual", "GreaterOrEqual", "Expand"]);
-function dimsOf(v, batch) {
-  const t = v?.type?.value;
-  if (!t || t.case !== "tensorType" || !t.value.shape) return void 0;
-  return t.value.shape.dim.map((d) => d.value.case === "dimValue" ? Number(d.value.value) : batch);
-}
-function broadcastShapes(shapes) {
-  const rank = Math.max(...shapes.map((s) => s.length));
-  const out = [];
-  for (let i2 = 0; i2 < rank; i2++) {
-    let d = 1;
-    for (const s of shapes) {
-      const v = s[s.length - rank + i2] ?? 1;
-      if (v === 1) continue;
-      if (d !== 1 && d !== v) return void 0;
-      d = v;
-    }
-    out.push(d);
-  }
-  return out;
-}
-function normAxis(axis, rank) {
-  return axis < 0 ? axis + rank : axis;
-}
-function inferShapes(index, batch = 1) {
-  const shapes = /* @__PURE__ */ new Map();
-  const values = /* @__PURE__ */ new Map();
-  for (const v of index.inputs) {
-    const d = dimsOf(v, batch);
-    if (d) shapes.set(v.name, d);
-  }
-  for (const [name, t] of index.initializers) {
-    const d = tensorDims(t);
-    shapes.set(name, d);
-    if (numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6)) values.set(name, tensorToInts(t));
-  }
-  for (const node of index.order) {
-    try {
-      inferNode(node, shapes, values);
-    } catch {
-    }
-    for (const o of node.output) {
-      if (!shapes.has(o)) {
-        const d = dimsOf(index.valueInfo.get(o), batch);
-        if (d) shapes.set(o, d);
-      }
-    }
-  }
-  return { shapes, values };
-}
-function convOutput(node, x2, w, transpose2) {
-  const spatial = x2.length - 2;
-  const kernel = attrInts(node, "kernel_shape") ?? w.slice(2);
-  const strides = attrInts(node, "strides") ?? new Array(spatial).fill(1);
-  const dil = attrInts(node, "dilations") ?? new Array(spatial).fill(1);
-  const pads = attrInts(node, "pads") ?? new Array(2 * spatial).fill(0);
-  const autoPad = attr(node, "auto_pad");
-  const mode = autoPad ? new TextDecoder().decode(autoPad.s) : "NOTSET";
-  const out = [];
-  for (let i2 = 0; i2 < spatial; i2++) {
-    const inDim = x2[2 + i2];
-    const k = (kernel[i2] - 1) * dil[i2] + 1;
-    if (transpose2) {
-      const outPad = attrInts(node, "output_padding")?.[i2] ?? 0;
-      const explicit = attrInts(node, "output_shape");
-      out.push(explicit ? explicit[i2] : strides[i2] * (inDim - 1) + outPad + k - pads[i2] - pads[i2 + spatial]);
-    } else if (mode === "SAME_UPPER" || mode === "SAME_LOWER") {
-      out.push(Math.ceil(inDim / strides[i2]));
-    } else if (mode === "VALID") {
-      out.push(Math.floor((inDim - k) / strides[i2]) + 1);
-    } else {
-      const ceil = attrInt(node, "ceil_mode", 0) === 1;
-      const r = (inDim + pads[i2] + pads[i2 + spatial] - k) / strides[i2];
-      out.push((ceil ? Math.ceil(r) : Math.floor(r)) + 1);
-    }
-  }
-  return out;
-}
-function inferNode(node, shapes, values) {
-  const s = (i2) => node.input[i2] ? shapes.get(node.input[i2]) : void 0;
-  const v = (i2) => node.input[i2] ? values.get(node.input[i2]) : void 0;
-  const set = (shape, value) => {
-    if (!shape) return;
-    shapes.set(node.output[0], shape);
-    if (value) values.set(node.output[0], value);
-  };
-  const x2 = s(0);
-  const op = node.opType;
-  if (op === "Constant") {
-    const t = attr(node, "value")?.t;
-    if (t) {
-      const d = tensorDims(t);
-      set(d, numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6) ? tensorToInts(t) : void 0);
-    }
-    return;
-  }
-  if (op === "Shape") {
-    if (x2) {
-      const start = normAxis(attrInt(node, "start", 0), x2.length);
-      const end = attr(node, "end") ? normAxis(attrInt(node, "end", x2.length), x2.length) : x2.length;
-      const val = x2.slice(start, end);
-      set([val.length], val);
-    }
-    return;
-  }
-  if (ELEMENTWISE_UNARY.has(op)) {
-    const vx = v(0);
-    set(x2, op === "Cast" || op === "Identity" ? vx : void 0);
-    return;
-  }
-  if (op === "ConstantOfShape") {
-    const dims = v(0);
-    if (!dims) return;
-    const t = attr(node, "value")?.t;
-    const fill = t ? tensorToInts(t)[0] : 0;
-    set(dims, numel(dims) <= 64 && (!t || t.dataType === 7 || t.dataType === 6) ? new Array(numel(dims)).fill(fill) : void 0);
-    return;
-  }
-  if (op === "Where") {
-    const ins = node.input.map((n2) => shapes.get(n2));
-    if (ins.some((i2) => !i2)) return;
-    const out = broadcastShapes(ins);
-    const [c, a, b] = [v(0), v(1), v(2)];
-    const n = out && out.length <= 1 ? numel(out) : 0;
-    const at2 = (q, i2) => q[q.length === 1 ? 0 : i2];
-    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i2) => at2(c, i2) ? at2(a, i2) : at2(b, i2)) : void 0);
-    return;
-  }
-  if (BROADCAST.has(op)) {
-    const ins = node.input.map((n) => shapes.get(n));
-    if (ins.some((i2) => !i2)) return;
-    if (op === "Expand") {
-      const target = v(1);
-      set(target && x2 ? broadcastShapes([x2, target]) : void 0);
-      return;
-    }
-    const out = broadcastShapes(ins);
-    let val;
-    const a = v(0);
-    const b = v(1);
-    if (a && b && node.input.length === 2 && out && out.length <= 1) {
-      const n = Math.max(a.length, b.length);
-      const f = { Add: (p, q) => p + q, Sub: (p, q) => p - q, Mul: (p, q) => p * q, Div: (p, q) => Math.trunc(p / q), Equal: (p, q) => p === q ? 1 : 0 }[op];
-      if (f) val = Array.from({ length: n }, (_, i2) => f(a[a.length === 1 ? 0 : i2], b[b.length === 1 ? 0 : i2]));
-    }
-    set(out, val);
-    return;
-  }
-  switch (op) {
-    case "Conv":
-    case "ConvInteger":
-    case "ConvTranspose": {
-      const w = s(1);
-      if (!x2 || !w) return;
-      const group2 = attrInt(node, "group", 1);
-      const cout = op === "ConvTranspose" ? w[1] * group2 : w[0];
-      const sp = convOutput(node, x2, w, op === "ConvTranspose");
-      set(sp && [x2[0], cout, ...sp]);
-      return;
-    }
-    case "MaxPool":
-    case "AveragePool":
-    case "LpPool": {
-      if (!x2) return;
-      const kernel = attrInts(node, "kernel_shape");
-      if (!kernel) return;
-      const sp = convOutput(node, x2, [0, 0, ...kernel], false);
-      set(sp && [x2[0], x2[1], ...sp]);
-      return;
-    }
-    case "GlobalAveragePool":
-    case "GlobalMaxPool":
-      set(x2 && [x2[0], x2[1], ...x2.slice(2).map(() => 1)]);
-      return;
-    case "Flatten": {
-      if (!x2) return;
-      const axis = normAxis(attrInt(node, "axis", 1), x2.length);
-      set([numel(x2.slice(0, axis)), numel(x2.slice(axis))]);
-      return;
-    }
-    case "Reshape": {
-      const target = v(1) ?? attrInts(node, "shape");
-      if (!x2 || !target) return;
-      const allowZero = attrInt(node, "allowzero", 0) === 1;
-      const out = target.map((d, i2) => d === 0 && !allowZero ? x2[i2] : d);
-      const known = out.filter((d) => d !== -1);
-      const inferred = out.indexOf(-1);
-      if (inferred >= 0) out[inferred] = numel(x2) / numel(known);
-      set(out, v(0));
-      return;
-    }
-    case "Gemm": {
-      const w = s(1);
-      if (!x2 || !w) return;
-      const m = attrInt(node, "transA", 0) ? x2[1] : x2[0];
-      const n = attrInt(node, "transB", 0) ? w[0] : w[1];
-      set([m, n]);
-      return;
-    }
-    case "MatMul":
-    case "MatMulInteger": {
-      const w = s(1);
-      if (!x2 || !w) return;
-      const a = x2.length === 1 ? [1, x2[0]] : x2;
-      const b = w.length === 1 ? [w[0], 1] : w;
-      const batchDims = broadcastShapes([a.slice(0, -2), b.slice(0, -2)]);
-      if (!batchDims) return;
-      const out = [...batchDims, a[a.length - 2], b[b.length - 1]];
-      if (x2.length === 1) out.splice(out.length - 2, 1);
-      if (w.length === 1) out.pop();
-      set(out);
-      return;
-    }
-    case "Range": {
-      const [start, limit, delta] = [v(0)?.[0], v(1)?.[0], v(2)?.[0]];
-      if (start === void 0 || limit === void 0 || !delta) return;
-      const n = Math.max(0, Math.ceil((limit - start) / delta));
-      set([n], n <= 64 ? Array.from({ length: n }, (_, i2) => start + i2 * delta) : void 0);
-      return;
-    }
-    case "Einsum": {
-      const ins = node.input.map((n) => shapes.get(n));
-      if (ins.some((i2) => !i2)) return;
-      const e = parseEinsum(attrString(node, "equation", ""), ins.map((i2) => i2.length));
-      set(einsumShape(e, ins));
-      return;
-    }
-    case "Concat": {
-      const ins = node.input.map((n) => shapes.get(n));
-      if (ins.some((i2) => !i2)) return;
-      const first = ins[0];
-      const axis = normAxis(attrInt(node, "axis", 0), first.length);
-      const out = [...first];
-      out[axis] = ins.reduce((acc2, i2) => acc2 + i2[axis], 0);
-      const vals = node.input.map((n) => values.get(n));
-      set(out, vals.every((q) => q) ? vals.flat() : void 0);
-      return;
-    }
-    case "Transpose": {
-      if (!x2) return;
-      const perm = attrInts(node, "perm") ?? x2.map((_, i2) => x2.length - 1 - i2);
-      set(perm.map((p) => x2[p]));
-      return;
-    }
-    case "Unsqueeze": {
-      if (!x2) return;
-      const axes = attrInts(node, "axes") ?? v(1);
-      if (!axes) return;
-      const rank = x2.length + axes.length;
-      const norm3 = new Set(axes.map((a) => normAxis(a, rank)));
-      const out = [];
-      let k = 0;
-      for (let i2 = 0; i2 < rank; i2++) out.push(norm3.has(i2) ? 1 : x2[k++]);
-      set(out, v(0));
-      return;
-    }
-    case "Squeeze": {
-      if (!x2) return;
-      const axes = attrInts(node, "axes") ?? v(1);
-      const norm3 = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
-      set(x2.filter((d, i2) => norm3 ? !norm3.has(i2) : d !== 1), v(0));
-      return;
-    }
-    case "Gather": {
-      const idx = s(1);
-      if (!x2 || !idx) return;
-      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
-      const out = [...x2.slice(0, axis), ...idx, ...x2.slice(axis + 1)];
-      const data = v(0);
-      const iv = v(1);
-      set(out, data && iv && x2.length === 1 ? iv.map((i2) => data[i2 < 0 ? i2 + data.length : i2]) : void 0);
-      return;
-    }
-    case "Slice": {
-      if (!x2) return;
-      const starts = v(1) ?? attrInts(node, "starts");
-      const ends = v(2) ?? attrInts(node, "ends");
-      if (!starts || !ends) return;
-      const axes = (node.input[3] ? v(3) : attrInts(node, "axes")) ?? starts.map((_, i2) => i2);
-      const steps = (node.input[4] ? v(4) : void 0) ?? starts.map(() => 1);
-      const out = [...x2];
-      const ranges = [];
-      axes.forEach((a0, i2) => {
-        const a = normAxis(a0, x2.length);
-        const dim = x2[a];
-        const step = steps[i2];
-        const clamp = (q, lo, hi) => Math.min(Math.max(q, lo), hi);
-        let st = starts[i2] < 0 ? starts[i2] + dim : starts[i2];
-        let en = ends[i2] < 0 ? ends[i2] + dim : ends[i2];
-        st = step > 0 ? clamp(st, 0, dim) : clamp(st, -1, dim - 1);
-        en = step > 0 ? clamp(en, 0, dim) : clamp(en, -1, dim - 1);
-        out[a] = Math.max(0, Math.ceil((en - st) / step));
-        ranges.push([st, en, step]);
-      });
-      const data = v(0);
-      let val;
-      if (data && x2.length === 1 && ranges.length === 1) {
-        const [st, en, step] = ranges[0];
-        val = [];
-        for (let i2 = st; step > 0 ? i2 < en : i2 > en; i2 += step) val.push(data[i2]);
-      }
-      set(out, val);
-      return;
-    }
-    case "Split": {
-      if (!x2) return;
-      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
-      const sizes = attrInts(node, "split") ?? v(1) ?? new Array(node.output.length).fill(x2[axis] / node.output.length);
-      node.output.forEach((o, i2) => {
-        const out = [...x2];
-        out[axis] = sizes[i2];
-        shapes.set(o, out);
-      });
-      return;
-    }
-    case "Pad": {
-      const pads = v(1) ?? attrInts(node, "pads");
-      if (!x2 || !pads) return;
-      set(x2.map((d, i2) => d + pads[i2] + pads[i2 + x2.length]));
-      return;
-    }
-    case "ReduceMean":
-    case "ReduceSum":
-    case "ReduceMax":
-    case "ReduceMin":
-    case "ReduceL2": {
-      if (!x2) return;
-      const axes = attrInts(node, "axes") ?? v(1) ?? x2.map((_, i2) => i2);
-      const keep = attrInt(node, "keepdims", 1) === 1;
-      const norm3 = new Set(axes.map((a) => normAxis(a, x2.length)));
-      set(keep ? x2.map((d, i2) => norm3.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm3.has(i2)));
-      return;
-    }
-    case "ArgMax":
-    case "ArgMin": {
-      if (!x2) return;
-      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
-      const keep = attrInt(node, "keepdims", 1) === 1;
-      set(keep ? x2.map((d, i2) => i2 === axis ? 1 : d) : x2.filter((_, i2) => i2 !== axis));
-      return;
-    }
-    case "Resize":
-    case "Upsample": {
-      const sizes = node.input[3] ? v(3) : void 0;
-      const scales = node.input[2] ? v(2) : void 0;
-      if (!x2) return;
-      if (sizes) set(sizes);
-      else if (scales) set(x2.map((d, i2) => Math.floor(d * scales[i2])));
-      return;
-    }
-    default:
-      return;
-  }
-}
-
-// src/onnx/flops.ts
-var MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum", "MatMulInteger", "ConvInteger"]);
-function nodeMacs(node, shapes) {
-  if (node.opType === "Einsum") {
-    const ins = node.input.map((n) => shapes.get(n));
-    if (ins.some((i2) => !i2)) return null;
-    try {
-      return einsumMacs(parseEinsum(attrString(node, "equation", ""), ins.map((i2) => i2.length)), ins) ?? null;
-    } catch {
-      return null;
-    }
-  }
-  const x2 = shapes.get(node.input[0]);
-  const w = shapes.get(node.input[1]);
-  const y = shapes.get(node.output[0]);
-  if (!x2 || !w || !y) return null;
-  switch (node.opType) {
-    case "Conv":
-    // every output element: Cin/groups * prod(kernel) MACs
-    case "ConvInteger":
-      return numel(y) * numel(w.slice(1));
-    case "ConvTranspose":
-      return numel(x2) * numel(w.slice(1));
-    case "Gemm": {
-      const k = attrInt(node, "transA", 0) ? x2[0] : x2[1];
-      return numel(y) * k;
-    }
-    case "MatMul":
-    case "MatMulInteger":
-      return numel(y) * x2[x2.length - 1];
-    default:
-      return null;
-  }
-}
-function modelCost(model) {
-  const index = new GraphIndex(model.graph);
-  const { shapes } = inferShapes(index, 1);
-  let params = 0;
-  let nonzero = 0;
-  const { stored, auxiliary } = quantizedWeights(index);
-  for (const t of index.initializers.values()) {
-    if (auxiliary.has(t.name) || !FLOAT_TYPES.has(t.dataType) && !stored.has(t.name)) continue;
-    const values = tensorToFloat32(t);
-    params += values.length;
-    for (let i2 = 0; i2 < values.length; i2++) if (values[i2] !== 0) nonzero++;
-  }
-  const nodes = [];
-  const uncounted = [];
-  let macs = 0;
-  for (const n of index.order) {
-    if (!MAC_OPS.has(n.opType)) continue;
-    const m = nodeMacs(n, shapes);
-    if (m === null) uncounted.push(nodeLabel(n));
-    else macs += m;
-    let p = 0;
-    for (const i2 of n.input.slice(1)) {
-      const t = weightTensor(index, i2);
-      if (t && (FLOAT_TYPES.has(t.dataType) || stored.has(t.name))) p += numel(tensorDims(t));
-    }
-    nodes.push({ node: nodeLabel(n), opType: n.opType, macs: m, params: p });
-  }
-  return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
-}
-function quantizedWeights(index) {
-  const stored = /* @__PURE__ */ new Set();
-  const auxiliary = /* @__PURE__ */ new Set();
-  for (const n of index.graph.node) {
-    if (n.opType === "Mul" && n.input.some((i2) => index.producer.get(i2)?.opType === "DynamicQuantizeLinear")) {
-      for (const i2 of n.input) if (index.initializers.has(i2)) auxiliary.add(i2);
-      continue;
-    }
-    if (n.opType === "MatMulInteger" || n.opType === "ConvInteger") {
-      if (index.initializers.has(n.input[1])) stored.add(n.input[1]);
-      for (const i2 of n.input.slice(2)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
-      continue;
-    }
-    if (n.opType !== "DequantizeLinear" && n.opType !== "QuantizeLinear") continue;
-    if (n.opType === "DequantizeLinear" && index.initializers.has(n.input[0])) stored.add(n.input[0]);
-    for (const i2 of n.input.slice(1)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
-  }
-  return { stored, auxiliary };
-}
-function weightTensor(index, name) {
-  const t = index.initializers.get(name);
-  if (t) return t;
-  const p = index.producer.get(name);
-  return p && p.opType === "DequantizeLinear" ? index.initializers.get(p.input[0]) : void 0;
-}
-
-// src/prune/sparsity.ts
-function countSparsity(model, denseWeights) {
-  const index = new GraphIndex(model.graph);
-  const layers = [];
-  let zeros = 0;
-  let total2 = 0;
-  for (const w of denseWeights) {
-    const denseSize = numel(w.dims);
-    const t = index.initializers.get(w.initializer);
-    let nonzero = 0;
-    if (t) {
-      const v = tensorToFloat32(t);
-      for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    }
-    const z2 = denseSize - nonzero;
-    layers.push({ name: w.initializer, node: w.node, total: denseSize, zeros: z2, sparsity: denseSize ? z2 / denseSize : 0 });
-    zeros += z2;
-    total2 += denseSize;
-  }
-  return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
-}
-
-// src/onnx/runtime/activationBudget.ts
-var ACTIVATION_BUDGET_BYTES = 384 * 2 ** 20;
-var ACTIVATION_HIGH_WATER = 8;
-var largestCache = /* @__PURE__ */ new WeakMap();
-function largestActivationBytes(model) {
-  const hit = largestCache.get(model);
-  if (hit !== void 0) return hit ?? void 0;
-  let largest = 0;
+function isStale(owner) {
+  if (owner.host !== os4.hostname()) return false;
+  if (owner.pid === process.pid) return false;
   try {
-    const index = new GraphIndex(model.graph);
-    const { shapes } = inferShapes(index, 1);
-    for (const n of index.order) for (const o of n.output) {
-      const s = shapes.get(o);
-      if (s) largest = Math.max(largest, numel(s) * 4);
+    process.kill(owner.pid, 0);
+    return false;
+  } catch (e) {
+    return e.code === "ESRCH";
+  }
+}
+function readLock(file) {
+  let text2;
+  try {
+    const st = fs6.lstatSync(file);
+    if (!st.isFile()) return { kind: "foreign", why: st.isDirectory() ? "is a folder" : "is not a regular file" };
+    text2 = fs6.readFileSync(file, "utf8");
+  } catch (e) {
+    if (e.code === "ENOENT") return { kind: "absent" };
+    return { kind: "foreign", why: `cannot be read (${e.message})` };
+  }
+  try {
+    const o = JSON.parse(text2);
+    if (o.format === LOCK_FORMAT && isToken(o.token) && Number.isInteger(o.pid) && typeof o.host === "string" && typeof o.started === "string") {
+      return { kind: "ours", owner: o, text: text2 };
     }
   } catch {
-    largest = 0;
   }
-  largestCache.set(model, largest > 0 ? largest : null);
-  return largest > 0 ? largest : void 0;
+  return { kind: "foreign", why: "is not a lock prune-guard wrote" };
 }
-function boundedBatch(model, want, budget = ACTIVATION_BUDGET_BYTES) {
-  const per = largestActivationBytes(model);
-  if (!per) return want;
-  return Math.max(1, Math.min(want, Math.floor(budget / (ACTIVATION_HIGH_WATER * per))));
-}
-
-// src/pipeline/release.ts
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
-function releaseField(holder, key, what) {
-  Object.defineProperty(holder, key, {
-    configurable: true,
-    enumerable: false,
-    get() {
-      throw new Error(`internal error: ${what} (${key}) was released to save memory before it was read here; read the saved file instead`);
-    }
-  });
-}
-var collect;
-function collectGarbage() {
-  if (!collect) {
-    const exposed = globalThis.gc;
-    if (exposed) collect = exposed;
-    else {
-      setFlagsFromString("--expose-gc");
-      collect = runInNewContext("gc");
-    }
-  }
-  collect();
-}
-
-// src/pipeline/steps.ts
-function stepName(s) {
-  switch (s.kind) {
-    case "dense":
-    case "ship":
-    case "base":
-    case "head":
-      return s.kind;
-    case "prune":
-      return `prune${at(s.at)}`;
-    case "recover":
-      return s.stage === "round" ? `recover:round-${s.round}` : `recover:${s.stage}${at(s.at)}`;
-    case "calibrate:temperature":
-      return `calibrate:temperature${at(s.at)}`;
-    case "quantize":
-      return `quantize:${s.scheme}`;
-    case "target":
-      return `target:attempt-${s.attempt}`;
-  }
-}
-var at = (n) => n === void 0 ? "" : `@${n}`;
-function recoveryKind(stage, at2) {
-  return stage === "temperature" ? { kind: "calibrate:temperature", at: at2 } : { kind: "recover", stage, at: at2 };
-}
-function recoveryRecord(r, at2) {
-  return { step: recoveryKind(r.stage, at2), description: r.description, artifact: r.artifact, recovery: r.info, ...r.temperature ? { temperature: r.temperature } : {} };
-}
-
-// src/onnx/runtime/quality.ts
-var QUALITY_THREADS = 1;
-
-// src/pipeline/measureStep.ts
-function savedFacts(artifact, denseWeights, evalBatchSize) {
-  const saved = loadModel(artifact).proto;
-  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
-}
-async function measureStep(kind, description, artifact, ctx) {
-  const { data, config: config2, progress } = ctx;
-  const name = stepName(kind);
-  const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config2.evalBatchSize);
-  const size2 = measureFileSize(artifact);
-  collectGarbage();
-  const session = await openSession(artifact, { threads: QUALITY_THREADS, provider: ctx.provider });
-  let preds;
-  const shiftAccuracy = {};
-  const shiftPreds = /* @__PURE__ */ new Map();
+function makeDirs(dir) {
   try {
-    progress.stage({ kind: "evaluate", step: name, total: data.count });
-    preds = await evaluateClassifier(session, data, {
-      batchSize: batch,
-      outputsAreProbabilities: probabilities,
-      modelPath: artifact,
-      onBatch: (done) => progress.update(done)
-    });
-    progress.stop();
-    for (const s of ctx.shifts) {
-      const p = await evaluateClassifier(session, s.data, { batchSize: batch, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
-      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
-      shiftPreds.set(s.name, p);
-    }
-  } finally {
-    progress.stop();
-    await session.release();
+    fs6.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    const code = e.code;
+    const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
+    throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
   }
-  const labels = data.labels;
-  const step = {
-    name,
-    description,
-    artifact,
-    sparsity: sparsity.overall,
-    params: cost.params,
-    nonzero_params: cost.nonzeroParams,
-    flops: cost.macs,
-    size_bytes: size2.bytes,
-    gzip_bytes: size2.gzipBytes,
-    accuracy: accuracy(preds.pred, labels),
-    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
-    confusion: confusionMatrix(preds.pred, labels, preds.classes),
-    ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
-    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
-    agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
-    latency: null,
-    latency_by_batch: [],
-    shift_accuracy: shiftAccuracy,
-    layers: sparsity.layers
-  };
-  return { kind, step, preds, shiftPreds };
+  const priv = path7.join(dir, PRIVATE_DIR);
+  const st = fs6.lstatSync(priv, { throwIfNoEntry: false });
+  if (st && !st.isDirectory()) {
+    throw new UserError(`--out ${dir}: ${PRIVATE_DIR} is in the way (prune-guard keeps its output sets in a folder of that name); move it away or choose another --out`);
+  }
+  if (!st) fs6.mkdirSync(priv, { recursive: true });
 }
-async function measureRecord(r, ctx) {
-  const m = await measureStep(r.step, r.description, r.artifact, ctx);
-  if (r.recovery) m.step.recovery = r.recovery;
-  if (r.temperature) m.step.temperature = r.temperature;
-  return m;
+function tryCreate(file, priv, me) {
+  const aside = path7.join(priv, `lock-${me.token}`);
+  fs6.writeFileSync(aside, JSON.stringify(me) + "\n", { flag: "wx" });
+  try {
+    fs6.linkSync(aside, file);
+    return true;
+  } catch (e) {
+    if (e.code === "EEXIST") return false;
+    throw e;
+  } finally {
+    fs6.rmSync(aside, { force: true });
+  }
 }
+async function lockDir(dir, opts) {
+  if (underPseudoRoot(resolved(dir))) throw new UserError(`--out ${dir}: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs`);
+  const file = path7.join(dir, LOCK_NAME);
+  const priv = path7.join(dir, PRIVATE_DIR);
+  const me = { format: LOCK_FORMAT, token: newToken(), pid: process.pid, host: os4.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const until = Date.now() + opts.waitMs;
+  let announced = false;
+  for (; ; ) {
+    makeDirs(dir);
+    let created;
+    try {
+      created = tryCreate(file, priv, me);
+    } catch (e) {
+      if (e.code === "ENOENT") continue;
+      throw new UserError(`--out ${dir}: cannot create the lock file ${LOCK_NAME} (${e.message}); check that the folder is writable`);
+    }
+    if (created) {
+      let released = false;
+      return {
+        file,
+        token: me.token,
+        release() {
+          if (released) return;
+          released = true;
+          const now = readLock(file);
+          if (now.kind === "ours" && now.owner.token === me.token) fs6.rmSync(file, { force: true });
+        }
+      };
+    }
+    const lock = readLock(file);
+    if (lock.kind === "absent") continue;
+    if (lock.kind === "foreign") {
+      throw new UserError(`--out ${dir}: ${LOCK_NAME} ${lock.why}; prune-guard never deletes it: move it away or choose another --out`);
+    }
+    const owner = lock.owner;
+    if (isStale(owner)) {
+      const again = readLock(file);
+      if (again.kind === "ours" && again.text === lock.text) {
+        fs6.rmSync(file, { force: true });
+        fs6.rmSync(path7.join(priv, `lock-${owner.token}`), { force: true });
+        opts.onStale?.(owner);
+      }
+      continue;
+    }
+    if (Date.now() >= until) {
+      throw new UserError(
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${file} if that run is gone`
+      );
+    }
+    if (!announced) {
+      announced = true;
+      opts.onWait?.(owner);
+    }
+    await sleep(opts.pollMs ?? 200);
+  }
+}
+
+// src/io/outputDir.ts
+var RUNS = "runs";
+var CURRENT = "current";
+var MANIFEST = "runs.json";
+var MANIFEST_FORMAT = "prune-guard-runs/1";
+var visibleTarget = (name) => path8.join(PRIVATE_DIR, CURRENT, name);
+var OutputDir = class _OutputDir {
+  constructor(dir, staging, token, lock, created) {
+    this.dir = dir;
+    this.staging = staging;
+    this.token = token;
+    this.lock = lock;
+    this.created = created;
+    this.unregister = onInterrupt(() => this.abort());
+  }
+  dir;
+  staging;
+  token;
+  lock;
+  created;
+  done = false;
+  unregister;
+  /**
+   * Lock `dir`, clear what dead runs left, and open a fresh staging folder. `names` are the visible
+   * names the run expects to publish: one already taken by something prune-guard did not write is
+   * refused here, before any work.
+   */
+  static async open(dir, opts) {
+    const created = !fs7.existsSync(dir);
+    let lock;
+    try {
+      lock = await lockDir(dir, {
+        waitMs: opts.waitMs,
+        onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
+      });
+    } catch (e) {
+      tryRmdir(path8.join(dir, PRIVATE_DIR));
+      if (created) tryRmdir(dir);
+      throw e;
+    }
+    try {
+      const priv = path8.join(dir, PRIVATE_DIR);
+      const current = currentToken(dir);
+      const manifest = readManifest(dir);
+      for (const t of manifest.runs) if (t !== current) removeRun(priv, t);
+      refuseInTheWay(dir, opts.names ?? []);
+      const token = lock.token;
+      writeManifest(dir, { format: MANIFEST_FORMAT, runs: current ? [current, token] : [token] });
+      const staging = path8.join(priv, RUNS, token);
+      fs7.mkdirSync(staging, { recursive: true });
+      return new _OutputDir(dir, staging, token, lock, created);
+    } catch (e) {
+      lock.release();
+      tryRmdir(path8.join(dir, PRIVATE_DIR));
+      if (created) tryRmdir(dir);
+      throw e;
+    }
+  }
+  /** The final path of a file written under the staging folder. */
+  publicPath(p) {
+    const rel = path8.relative(this.staging, p);
+    return rel.startsWith("..") || path8.isAbsolute(rel) ? p : path8.join(this.dir, rel);
+  }
+  /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
+  discardStaged() {
+    for (const n of fs7.readdirSync(this.staging)) fs7.rmSync(path8.join(this.staging, n), { recursive: true, force: true });
+  }
+  /**
+   * Publish the staged set in one atomic step, then unlock. Names of the old set missing from the new
+   * one (a pruned model a timed-out run no longer describes) disappear with the swap.
+   */
+  commit(hooks = {}) {
+    if (this.done) throw new Error("OutputDir: already committed or aborted");
+    const priv = path8.join(this.dir, PRIVATE_DIR);
+    const names = fs7.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+    if (names.length === 0 && !currentToken(this.dir)) return this.abort();
+    refuseInTheWay(this.dir, names);
+    const made = [];
+    try {
+      for (const n of names) {
+        const link = path8.join(this.dir, n);
+        if (isOurLink(link)) continue;
+        fs7.symlinkSync(visibleTarget(n), link);
+        made.push(link);
+      }
+      hooks.beforeSwap?.();
+      const next = path8.join(priv, `${CURRENT}.${this.token}`);
+      fs7.symlinkSync(path8.join(RUNS, this.token), next);
+      fs7.renameSync(next, path8.join(priv, CURRENT));
+    } catch (e) {
+      for (const l of made) fs7.rmSync(l, { force: true });
+      fs7.rmSync(path8.join(priv, `${CURRENT}.${this.token}`), { force: true });
+      if (e instanceof UserError) throw e;
+      throw new UserError(`--out ${this.dir}: cannot publish the outputs (${e.message}); the previous outputs are unchanged`);
+    }
+    this.done = true;
+    this.unregister();
+    const old = readManifest(this.dir).runs.filter((t) => t !== this.token);
+    for (const t of old) removeRun(priv, t);
+    writeManifest(this.dir, { format: MANIFEST_FORMAT, runs: [this.token] });
+    for (const n of fs7.readdirSync(this.dir)) {
+      const link = path8.join(this.dir, n);
+      if (!names.includes(n) && isOurLink(link)) fs7.rmSync(link, { force: true });
+    }
+    this.lock.release();
+  }
+  /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
+  abort() {
+    if (this.done) return;
+    this.done = true;
+    this.unregister();
+    const priv = path8.join(this.dir, PRIVATE_DIR);
+    removeRun(priv, this.token);
+    const current = currentToken(this.dir);
+    writeManifest(this.dir, { format: MANIFEST_FORMAT, runs: current ? [current] : [] });
+    if (!current) {
+      fs7.rmSync(path8.join(priv, MANIFEST), { force: true });
+      for (const d of [path8.join(priv, RUNS), priv]) tryRmdir(d);
+    }
+    this.lock.release();
+    if (this.created) tryRmdir(this.dir);
+  }
+};
+function tryRmdir(d) {
+  try {
+    fs7.rmdirSync(d);
+  } catch {
+  }
+}
+function isOurLink(file) {
+  try {
+    return fs7.lstatSync(file).isSymbolicLink() && fs7.readlinkSync(file) === visibleTarget(path8.basename(file));
+  } catch {
+    return false;
+  }
+}
+function refuseInTheWay(dir, names) {
+  for (const n of names) {
+    const file = path8.join(dir, n);
+    const st = fs7.lstatSync(file, { throwIfNoEntry: false });
+    if (st && !isOurLink(file)) {
+      const what = st.isDirectory() ? "a folder" : st.isSymbolicLink() ? "a symlink" : "a file";
+      throw new UserError(`--out ${dir}: ${n} is ${what} prune-guard did not write, where this run publishes its ${n}; move it away or choose another --out`);
+    }
+  }
+}
+function currentToken(dir) {
+  const link = path8.join(dir, PRIVATE_DIR, CURRENT);
+  const st = fs7.lstatSync(link, { throwIfNoEntry: false });
+  if (!st) return void 0;
+  const target = st.isSymbolicLink() ? fs7.readlinkSync(link) : "";
+  const [runs, token, ...rest] = target.split(path8.sep);
+  if (runs !== RUNS || !isToken(token) || rest.length > 0) {
+    throw new UserError(`--out ${dir}: ${path8.join(PRIVATE_DIR, CURRENT)} was not written by prune-guard; move ${PRIVATE_DIR} away or choose another --out`);
+  }
+  return token;
+}
+function readManifest(dir) {
+  const file = path8.join(dir, PRIVATE_DIR, MANIFEST);
+  let text2;
+  try {
+    text2 = fs7.readFileSync(file, "utf8");
+  } catch (e) {
+    if (e.code === "ENOENT") return { format: MANIFEST_FORMAT, runs: [] };
+    throw e;
+  }
+  try {
+    const m = JSON.parse(text2);
+    if (m.format === MANIFEST_FORMAT && Array.isArray(m.runs) && m.runs.every(isToken)) return m;
+  } catch {
+  }
+  throw new UserError(`--out ${dir}: ${path8.join(PRIVATE_DIR, MANIFEST)} was not written by prune-guard; move ${PRIVATE_DIR} away or choose another --out`);
+}
+function writeManifest(dir, m) {
+  writeFileAtomic(path8.join(dir, PRIVATE_DIR, MANIFEST), JSON.stringify(m) + "\n");
+}
+function removeRun(priv, token) {
+  fs7.rmSync(path8.join(priv, RUNS, token), { recursive: true, force: true });
+  fs7.rmSync(path8.join(priv, `${CURRENT}.${token}`), { force: true });
+}
+
+// src/io/progress.ts
+function stageName(e) {
+  switch (e.kind) {
+    case "prune":
+      return `pruning ${e.model}`;
+    case "sensitivity":
+      return "sensitivity curves";
+    case "recover":
+      return e.work === "round" ? "recovery round" : "recovery";
+    case "evaluate":
+      return `evaluate ${e.step}`;
+    case "latency":
+      return "latency";
+  }
+}
+function stageLine(e) {
+  switch (e.kind) {
+    case "prune":
+      return `pruning ${e.model}${e.schedule ? ` (schedule step ${e.schedule.step}/${e.schedule.steps})` : ""}: ${e.detail}`;
+    case "sensitivity":
+      return `sensitivity curves (${e.detail})`;
+    case "recover":
+      return e.work === "round" ? `recovery round ${e.round}/${e.rounds}: ${e.detail}` : `recovery: ${e.detail}`;
+    case "evaluate":
+      return `evaluate ${e.step}`;
+    case "latency":
+      return `latency (${e.detail})`;
+  }
+}
+function lineProgress(write) {
+  const line = (m) => write(`prune-guard: ${m}
+`);
+  return { stage: (e) => line(stageLine(e)), note: line, update() {
+  }, stop() {
+  }, output: write };
+}
+
+// src/pipeline/deadline.ts
+var TimedOut = class extends Error {
+  constructor(stage, limitSeconds, elapsedSeconds) {
+    super(`time budget of ${limitSeconds} s ran out during '${stage}' after ${elapsedSeconds.toFixed(1)} s`);
+    this.stage = stage;
+    this.limitSeconds = limitSeconds;
+    this.elapsedSeconds = elapsedSeconds;
+  }
+  stage;
+  limitSeconds;
+  elapsedSeconds;
+  name = "TimedOut";
+};
+var Deadline = class {
+  constructor(limitSeconds) {
+    this.limitSeconds = limitSeconds;
+  }
+  limitSeconds;
+  started = performance.now();
+  stage = "load model and data";
+  elapsedSeconds() {
+    return (performance.now() - this.started) / 1e3;
+  }
+  check() {
+    if (this.limitSeconds === void 0) return;
+    const elapsed = this.elapsedSeconds();
+    if (elapsed > this.limitSeconds) throw new TimedOut(this.stage, this.limitSeconds, elapsed);
+  }
+  /** `inner` with a checkpoint in every call; a stage event also names the current stage. */
+  watch(inner) {
+    return {
+      stage: (e) => {
+        this.check();
+        this.stage = stageName(e);
+        inner.stage(e);
+      },
+      note: (m) => {
+        this.check();
+        inner.note(m);
+      },
+      update: (done) => {
+        inner.update(done);
+        this.check();
+      },
+      stop: () => inner.stop(),
+      output: (text2) => inner.output(text2),
+      remainingSeconds: () => this.limitSeconds === void 0 ? void 0 : Math.max(0, this.limitSeconds - this.elapsedSeconds())
+    };
+  }
+};
+
+// src/pipeline/run.ts
+import * as path20 from "node:path";
 
 // src/measure/corruptions.ts
 var SEVERITIES = {
@@ -27568,675 +27433,6 @@ function corruptionSets(data, specs) {
     return { name: corruptionName(c), data: corruptDataset(data, c) };
   });
 }
-
-// src/measure/funnel.ts
-var ITEM_SIZE2 = { 1: 4, 10: 2, 11: 8, 16: 2, [3 /* INT8 */]: 1, [2 /* UINT8 */]: 1, [6 /* INT32 */]: 4 };
-function weightFacts(model) {
-  const index = new GraphIndex(model.graph);
-  const density = /* @__PURE__ */ new Map();
-  const { stored, auxiliary } = quantizedWeights(index);
-  let sparseBytes = 0;
-  let weightBytes2 = 0;
-  for (const t of index.initializers.values()) {
-    if (auxiliary.has(t.name) || !FLOAT_TYPES.has(t.dataType) && !stored.has(t.name)) continue;
-    const v = tensorToFloat32(t);
-    let nonzero = 0;
-    for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    const size2 = ITEM_SIZE2[t.dataType] ?? 4;
-    sparseBytes += Math.ceil(v.length / 8) + nonzero * size2;
-    weightBytes2 += v.length * size2;
-    density.set(t.name, v.length ? nonzero / v.length : 1);
-  }
-  const macNodes = index.order.filter((n) => MAC_OPS.has(n.opType));
-  const cost = modelCost(model);
-  let sparseMacs = 0;
-  const kernels = [];
-  cost.nodes.forEach((c, k) => {
-    if (c.macs === null) return;
-    const node = macNodes[k];
-    const weight = node.opType === "MatMul" || node.opType === "MatMulInteger" || node.opType === "Einsum" ? node.input.slice(0, 2).find((i2) => (weightTensor(index, i2)?.dims.length ?? 0) >= 2) : node.input[1];
-    const t = weight ? weightTensor(index, weight) : void 0;
-    kernels.push(`${node.opType}:${t ? `${tensorDims(t).join("x")}/${t.dataType}` : "-"}`);
-    const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
-    sparseMacs += c.macs * d;
-  });
-  return { sparseBytes, sparseMacs, weightBytes: weightBytes2, kernels: kernels.join(" ") };
-}
-function mannWhitneyP(x2, y) {
-  const n1 = x2.length;
-  const n2 = y.length;
-  if (n1 === 0 || n2 === 0) return 1;
-  const all = [...x2.map((v) => ({ v, first: true })), ...y.map((v) => ({ v, first: false }))].sort((a, b) => a.v - b.v);
-  const n = all.length;
-  let rankSumX = 0;
-  let ties = 0;
-  for (let i2 = 0; i2 < n; ) {
-    let j = i2;
-    while (j + 1 < n && all[j + 1].v === all[i2].v) j++;
-    const rank = (i2 + j) / 2 + 1;
-    for (let k = i2; k <= j; k++) if (all[k].first) rankSumX += rank;
-    const t = j - i2 + 1;
-    ties += t * t * t - t;
-    i2 = j + 1;
-  }
-  const u = rankSumX - n1 * (n1 + 1) / 2;
-  const mean2 = n1 * n2 / 2;
-  const variance = n1 * n2 / 12 * (n + 1 - ties / (n * (n - 1)));
-  if (!(variance > 0)) return 1;
-  const z2 = Math.max(0, Math.abs(u - mean2) - 0.5) / Math.sqrt(variance);
-  return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
-}
-var SPEED_ALPHA = 0.05;
-var ratioOr1 = (a, b) => b > 0 ? a / b : 1;
-function speedFunnel(input) {
-  const { dense, step, stepFacts, denseFacts, denseSamples, stepSamples } = input;
-  const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
-  const measured = denseSamples.length > 0 && stepSamples.length > 0;
-  const speedup2 = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
-  const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
-  const sameKernels = stepFacts.kernels === denseFacts.kernels;
-  const speed = p === null || speedup2 === null ? null : !sameKernels && p < SPEED_ALPHA && speedup2 !== 1 ? speedup2 > 1 ? "faster" : "slower" : "unchanged";
-  return {
-    batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
-    params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
-    flops_ratio: ratioOr1(step.flops, dense.flops),
-    sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
-    bytes_ratio: ratioOr1(stepFacts.weightBytes, denseFacts.weightBytes),
-    ideal_speedup: idealSpeedup,
-    speedup: speedup2,
-    efficiency: speedup2 === null ? null : speedup2 / idealSpeedup,
-    p_value: p,
-    speed
-  };
-}
-function slowerThanDense(batches, denseSamples, stepSamples) {
-  return batches.flatMap((batch, j) => {
-    const d = denseSamples[j];
-    const s = stepSamples[j];
-    if (!d?.length || !s?.length) return [];
-    const speedup2 = median(d) / median(s);
-    return speedup2 < 1 ? [{ batch, speedup: speedup2, p_value: mannWhitneyP(d, s) }] : [];
-  });
-}
-
-// src/measure/runtimeCost.ts
-import { spawn } from "node:child_process";
-import * as fs8 from "node:fs";
-
-// src/measure/memory.ts
-import * as fs7 from "node:fs";
-function readHwm() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs7.readFileSync("/proc/self/status", "utf8"));
-  return m ? Number(m[1]) * 1024 : void 0;
-}
-function peakMeter() {
-  try {
-    fs7.writeFileSync("/proc/self/clear_refs", "5");
-    if (readHwm() !== void 0) {
-      return {
-        method: "linux-vmhwm",
-        reset: () => fs7.writeFileSync("/proc/self/clear_refs", "5"),
-        peak: () => readHwm()
-      };
-    }
-  } catch {
-  }
-  return { method: "rss-after", reset() {
-  }, peak: () => process.memoryUsage().rss };
-}
-
-// src/measure/runtimeCost.ts
-var RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
-function throughput(byBatch) {
-  if (byBatch.length === 0) return void 0;
-  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
-  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
-}
-function readCounter(file) {
-  try {
-    const v = Number(fs8.readFileSync(file, "utf8").trim());
-    return Number.isFinite(v) ? v : void 0;
-  } catch {
-    return void 0;
-  }
-}
-async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
-  const before = readCounter(counter);
-  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
-  for (let i2 = 0; i2 < runs; i2++) await run();
-  const after = readCounter(counter);
-  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
-  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
-}
-async function gpuEnergyPerSample(run, runs, batch, command = "nvidia-smi") {
-  const watts = [];
-  let failed = false;
-  const child = spawn(command, ["--query-gpu=power.draw", "--format=csv,noheader,nounits", "-i", "0", "-lms", "100"], { stdio: ["ignore", "pipe", "ignore"] });
-  child.on("error", () => failed = true);
-  child.stdout.setEncoding("utf8");
-  child.stdout.on("data", (chunk) => {
-    for (const line of chunk.split("\n")) {
-      const w = Number.parseFloat(line);
-      if (Number.isFinite(w)) watts.push(w);
-    }
-  });
-  for (let waited = 0; watts.length === 0 && !failed && child.exitCode === null && waited < 2e3; waited += 20) await new Promise((r) => setTimeout(r, 20));
-  const t0 = performance.now();
-  for (let i2 = 0; i2 < runs; i2++) await run();
-  const seconds = (performance.now() - t0) / 1e3;
-  child.kill();
-  if (failed || watts.length === 0) return { joules: null, note: `not available: ${command} (NVML power) did not report on this runner` };
-  const meanWatts = watts.reduce((a, b) => a + b, 0) / watts.length;
-  return { joules: meanWatts * seconds / (runs * batch), note: `NVML board power via nvidia-smi (${watts.length} readings, mean ${meanWatts.toFixed(1)} W) over ${runs} runs of batch ${batch} (includes other processes on the GPU)` };
-}
-async function measureRuntimeCost(artifact, byBatch, source, opts) {
-  const { ort } = onnxruntime();
-  const loads = [];
-  const meter = peakMeter();
-  for (let i2 = 0; i2 < 3; i2++) {
-    const rssBefore = process.memoryUsage().rss;
-    if (i2 === 2) meter.reset();
-    const t0 = performance.now();
-    const s = await openSession(artifact, opts);
-    loads.push(performance.now() - t0);
-    if (i2 < 2) await s.release();
-    else {
-      const batch = byBatch[0]?.batch ?? 1;
-      const feeds = {};
-      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const measureEnergy = opts.provider === "cuda" ? gpuEnergyPerSample : energyPerSample;
-      const energy = await measureEnergy(async () => {
-        const out2 = await s.run(feeds);
-        for (const t of Object.values(out2)) t.dispose();
-      }, 20, batch);
-      const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a, byBatch[0] ?? { batch: 1 });
-      const bigFeeds = {};
-      for (const [name, arr] of batchOf(source, largest.batch)) bigFeeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const out = await s.run(bigFeeds);
-      for (const t of Object.values(out)) t.dispose();
-      const peak = meter.method === "linux-vmhwm" ? meter.peak() : null;
-      await s.release();
-      const tp = throughput(byBatch);
-      return {
-        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
-        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
-        energy_j_per_sample: energy.joules,
-        energy_note: energy.note,
-        peak_rss_bytes: peak,
-        session_rss_bytes: peak === null ? null : Math.max(0, peak - rssBefore),
-        memory_note: peak === null ? "not available: the runner does not expose a resettable peak RSS (Linux /proc/self/clear_refs)" : `peak RSS of the measuring process while loading the model and running batch ${largest.batch} (Linux VmHWM)`
-      };
-    }
-  }
-  throw new Error("unreachable");
-}
-
-// src/pipeline/timeSteps.ts
-async function timeSteps(measured, data, config2, provider, progress, sequential) {
-  const artifacts = measured.map((m) => m.step.artifact);
-  progress.stage({ kind: "latency", detail: `${artifacts.length} models interleaved`, total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider, sequential }, (done) => progress.update(done));
-  progress.stop();
-  measured.forEach((m, i2) => {
-    m.step.latency_by_batch = config2.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
-    m.step.latency = m.step.latency_by_batch[0];
-  });
-  const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
-  measured.forEach((m, i2) => {
-    m.step.sparse_bytes = facts[i2].sparseBytes;
-    m.step.funnel = speedFunnel({ dense: measured[0].step, denseFacts: facts[0], step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
-  });
-  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider });
-  return samples;
-}
-async function timePair(dense, candidate, data, config2, provider, progress) {
-  const batch = config2.batchSizes[0];
-  progress.stage({ kind: "latency", detail: "dense and schedule step", total: config2.latency.warmup + config2.latency.runs });
-  const source = sliceBatch(data, 0, Math.min(data.count, batch));
-  const samples = await measureInterleaved([dense, candidate], source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider }, (done) => progress.update(done));
-  progress.stop();
-  return { reference: samples[0][0], candidate: samples[1][0] };
-}
-
-// src/pipeline/compare.ts
-var DEFAULT_LATENCY_REGRESSION = 0.05;
-function compareBudgets(budgets) {
-  const all = budgets.filter((b) => b.name !== "target-reduction");
-  if (!all.some((b) => b.name === "latency-regression")) {
-    all.push({ name: "latency-regression", limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS["latency-regression"].direction, source: "default" });
-  }
-  return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
-}
-function sequentialPlan(config2, limit) {
-  const { runs, maxRuns, maxSeconds } = config2.latency;
-  return { limit, confidence: config2.confidence, minRounds: runs, maxRounds: Math.max(runs, maxRuns), maxMs: maxSeconds * 1e3 };
-}
-function loadFor(models, file, requireLabels) {
-  const [first, ...rest] = models;
-  const data = loadDataset(file, first.inputs, { requireLabels, modelPath: first.path });
-  for (const m of rest) loadDataset(file, m.inputs, { requireLabels, modelPath: m.path });
-  return data;
-}
-async function measurePair(req, progress, latencyLimit) {
-  const { config: config2 } = req;
-  checkMeasureConfig(config2);
-  const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
-  const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
-  const data = loadFor(withInputs, req.data, true);
-  const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config2.corruptions)];
-  const provider = await resolveProvider(config2.executionProvider, req.base);
-  if (provider.note) progress.note(provider.note);
-  const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
-  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
-  const base = await measureStep({ kind: "base" }, `base model ${path7.basename(req.base)}`, req.base, ctx(0));
-  const head = await measureStep({ kind: "head" }, `head model ${path7.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
-  const sequential = latencyLimit === void 0 ? void 0 : new SequentialTest(sequentialPlan(config2, latencyLimit));
-  const samples = await timeSteps([base, head], data, config2, provider.provider, progress, sequential);
-  return { base, head, data, shifts, samples, provider, decision: sequential?.result() };
-}
-async function comparePipeline(req, progress) {
-  const { config: config2 } = req;
-  for (const p of [req.base, req.head]) if (!fs9.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
-  refuseInputsInOutput(req.out, [
-    { flag: "--base", path: req.base },
-    { flag: "--head", path: req.head },
-    { flag: "--data", path: req.data },
-    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path }))
-  ]);
-  const budgets = compareBudgets(req.budgets);
-  const m = await measurePair(req, progress, budgets.find((b) => b.name === "latency-regression").limit);
-  const judged2 = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0], decision: m.decision }, config2, true);
-  const model = buildModelLedger({
-    model: req.base,
-    pruned: req.head,
-    method: "compare",
-    targetSparsity: m.head.step.sparsity,
-    steps: [m.base, m.head],
-    reference: m.base,
-    shipped: m.head,
-    judged: judged2,
-    data: { path: req.data, set: m.data },
-    shifts: m.shifts,
-    config: config2
-  });
-  const ledger = ledgerEnvelope([model], measuredRuntime(m.provider, config2));
-  fs9.mkdirSync(req.out, { recursive: true });
-  return { ledger, ...writeLedgerFiles(req.out, ledger) };
-}
-
-// src/pipeline/selftest.ts
-import * as fs10 from "node:fs";
-import * as path8 from "node:path";
-import { fileURLToPath } from "node:url";
-function defaultFixture(name) {
-  let dir = path8.dirname(fileURLToPath(import.meta.url));
-  for (let i2 = 0; i2 < 4; i2++) {
-    const candidate = path8.join(dir, "fixtures", name);
-    if (fs10.existsSync(candidate)) return candidate;
-    dir = path8.dirname(dir);
-  }
-  return void 0;
-}
-async function selftest(req, progress) {
-  const model = req.model ?? defaultFixture("mlp.onnx");
-  const data = req.data ?? defaultFixture("fmnist-test.npz");
-  if (!model || !data) throw new UserError("selftest: the bundled fixtures are not installed here; pass --model M.onnx --data D.npz");
-  const { config: config2 } = req;
-  const budgets = compareBudgets(req.budgets);
-  const limit = budgets.find((b) => b.name === "latency-regression").limit;
-  const first = await measurePair({ base: model, head: model, data, shifts: [], config: config2 }, progress, limit);
-  const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...config2.batchSizes)));
-  const halfWidths = [];
-  const failures = [];
-  let falseAlarms = 0;
-  let warns = 0;
-  for (let k = 0; k < req.repetitions; k++) {
-    const sequential = new SequentialTest(sequentialPlan(config2, limit));
-    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config2.latency, batchSizes: config2.batchSizes.slice(0, 1), confidence: config2.confidence, provider: first.provider.provider, sequential });
-    const decision = k === 0 ? first.decision : sequential.result();
-    progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
-    const latency2 = { reference: samples[0][0], candidate: samples[1][0], decision };
-    const r = pairedMedianRatio(latency2.candidate, latency2.reference, config2.confidence);
-    halfWidths.push((r.ci[1] - r.ci[0]) / 2);
-    first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency2.candidate].sort((a, b) => a - b), 0.5) };
-    first.base.step.latency = { ...first.base.step.latency, p50_ms: quantileSorted([...latency2.reference].sort((a, b) => a - b), 0.5) };
-    const judged2 = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency2, config2, true);
-    if (judged2.verdict === "fail") {
-      falseAlarms++;
-      failures.push(`repetition ${k + 1}: ${judged2.budgets.filter((b) => b.verdict === "fail").map((b) => `${b.name} ${b.detail}`).join("; ")}`);
-    } else if (judged2.verdict === "warn") warns++;
-  }
-  const sorted = [...halfWidths].sort((a, b) => a - b);
-  const median3 = quantileSorted(sorted, 0.5);
-  const report = {
-    model,
-    data,
-    repetitions: req.repetitions,
-    confidence: config2.confidence,
-    batch: config2.batchSizes[0],
-    false_alarms: falseAlarms,
-    false_alarm_rate: falseAlarms / req.repetitions,
-    warns,
-    latency_ci_half_width: { median: median3, max: sorted[sorted.length - 1] },
-    min_detectable_change: 2 * median3,
-    latency_regression_limit: limit,
-    reliably_failed_slowdown: limit + 2 * median3,
-    failures
-  };
-  if (req.out) {
-    fs10.mkdirSync(req.out, { recursive: true });
-    writeFileAtomic(path8.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
-  }
-  return report;
-}
-function renderSelftest(r) {
-  const pct7 = (x2) => `${(x2 * 100).toFixed(1)}%`;
-  return [
-    `### prune-guard selftest (A/A): ${r.false_alarms} false alarm${r.false_alarms === 1 ? "" : "s"} in ${r.repetitions} repetitions`,
-    "",
-    `- model \`${r.model}\` against itself on \`${r.data}\`, batch ${r.batch}, ${pct7(r.confidence)} intervals`,
-    `- false-alarm rate: ${pct7(r.false_alarm_rate)} (${r.warns} repetitions warned: an interval straddled a limit)`,
-    `- latency interval half-width: median \xB1${pct7(r.latency_ci_half_width.median)}, worst \xB1${pct7(r.latency_ci_half_width.max)}`,
-    `- smallest latency change this runner can detect: about ${pct7(r.min_detectable_change)}`,
-    `- with latency-regression \u2264 ${pct7(r.latency_regression_limit)}, slowdowns of ${pct7(r.reliably_failed_slowdown)} or more fail reliably; set budgets no tighter than the detectable change`,
-    ...r.failures.map((f) => `- \u274C ${f}`),
-    ""
-  ].join("\n");
-}
-
-// src/pipeline/guardedRun.ts
-import * as path24 from "node:path";
-
-// src/io/outputDir.ts
-import * as fs12 from "node:fs";
-import * as path10 from "node:path";
-import { randomBytes as randomBytes3 } from "node:crypto";
-
-// src/io/cleanup.ts
-var pending = /* @__PURE__ */ new Set();
-function onInterrupt(undo) {
-  pending.add(undo);
-  return () => pending.delete(undo);
-}
-function runPending() {
-  for (const undo of [...pending]) {
-    pending.delete(undo);
-    try {
-      undo();
-    } catch {
-    }
-  }
-}
-var SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
-var installed = false;
-function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
-  if (installed) return;
-  installed = true;
-  for (const [signal, code] of Object.entries(SIGNAL_EXIT)) {
-    process.on(signal, () => {
-      runPending();
-      stderr(`prune-guard: stopped by ${signal}; the input model and earlier outputs are unchanged
-`);
-      process.exit(code);
-    });
-  }
-}
-
-// src/io/lock.ts
-import * as fs11 from "node:fs";
-import * as os4 from "node:os";
-import * as path9 from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-var LOCK_NAME = ".prune-guard.lock";
-function isStale(owner) {
-  if (!owner || !Number.isInteger(owner.pid)) return true;
-  if (owner.host !== os4.hostname()) return false;
-  if (owner.pid === process.pid) return false;
-  try {
-    process.kill(owner.pid, 0);
-    return false;
-  } catch (e) {
-    return e.code === "ESRCH";
-  }
-}
-function readOwner(file) {
-  try {
-    return JSON.parse(fs11.readFileSync(file, "utf8"));
-  } catch {
-    return void 0;
-  }
-}
-async function lockDir(dir, opts) {
-  if (underPseudoRoot(resolved(dir))) throw new UserError(`--out ${dir}: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs`);
-  try {
-    fs11.mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    const code = e.code;
-    const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
-    throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
-  }
-  const file = path9.join(dir, LOCK_NAME);
-  const me = { pid: process.pid, host: os4.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
-  const until = Date.now() + opts.waitMs;
-  let announced = false;
-  for (; ; ) {
-    try {
-      const fd2 = fs11.openSync(file, "wx");
-      try {
-        fs11.writeFileSync(fd2, JSON.stringify(me) + "\n");
-      } finally {
-        fs11.closeSync(fd2);
-      }
-      let released = false;
-      return {
-        file,
-        release() {
-          if (released) return;
-          released = true;
-          if (readOwner(file)?.pid === me.pid) fs11.rmSync(file, { force: true });
-        }
-      };
-    } catch (e) {
-      if (e.code !== "EEXIST") {
-        throw new UserError(`--out ${dir}: cannot create the lock file ${LOCK_NAME} (${e.message}); check that the folder is writable`);
-      }
-    }
-    const owner = readOwner(file);
-    if (isStale(owner)) {
-      const again = readOwner(file);
-      if (JSON.stringify(again) === JSON.stringify(owner)) fs11.rmSync(file, { force: true });
-      continue;
-    }
-    if (Date.now() >= until) {
-      throw new UserError(
-        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path9.join(dir, LOCK_NAME)} if that run is gone`
-      );
-    }
-    if (!announced) {
-      announced = true;
-      opts.onWait?.(owner);
-    }
-    await sleep(opts.pollMs ?? 200);
-  }
-}
-
-// src/io/outputDir.ts
-var STAGING_PREFIX = ".prune-guard-staging-";
-var OutputDir = class _OutputDir {
-  constructor(dir, staging, lock, created) {
-    this.dir = dir;
-    this.staging = staging;
-    this.lock = lock;
-    this.created = created;
-    this.unregister = onInterrupt(() => this.abort());
-  }
-  dir;
-  staging;
-  lock;
-  created;
-  done = false;
-  retired = /* @__PURE__ */ new Set();
-  unregister;
-  static async open(dir, opts) {
-    const created = !fs12.existsSync(dir);
-    const lock = await lockDir(dir, {
-      waitMs: opts.waitMs,
-      onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
-    });
-    try {
-      removeOrphanStaging(dir);
-      const staging = path10.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
-      fs12.mkdirSync(staging);
-      return new _OutputDir(dir, staging, lock, created);
-    } catch (e) {
-      lock.release();
-      throw e;
-    }
-  }
-  /** The final path of a file written under the staging folder. */
-  publicPath(p) {
-    const rel = path10.relative(this.staging, p);
-    return rel.startsWith("..") || path10.isAbsolute(rel) ? p : path10.join(this.dir, rel);
-  }
-  /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
-  discardStaged() {
-    for (const n of fs12.readdirSync(this.staging)) fs12.rmSync(path10.join(this.staging, n), { recursive: true, force: true });
-  }
-  /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
-  retire(name) {
-    this.retired.add(name);
-  }
-  /** Move every staged file into the folder (`last` after the others), then unlock. */
-  commit(last = []) {
-    if (this.done) throw new Error("OutputDir: already committed or aborted");
-    const names = fs12.readdirSync(this.staging).filter((n) => !n.startsWith("."));
-    const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
-    for (const n of this.retired) if (!names.includes(n)) fs12.rmSync(path10.join(this.dir, n), { force: true });
-    for (const n of ordered) {
-      const target = path10.join(this.dir, n);
-      const staged = path10.join(this.staging, n);
-      const old = fs12.lstatSync(target, { throwIfNoEntry: false });
-      if (old && (old.isDirectory() || fs12.lstatSync(staged).isDirectory())) fs12.renameSync(target, path10.join(this.staging, `.replaced-${n}`));
-      fs12.renameSync(staged, target);
-    }
-    this.finish();
-  }
-  /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
-  abort() {
-    if (this.done) return;
-    this.finish();
-    if (this.created) {
-      try {
-        fs12.rmdirSync(this.dir);
-      } catch {
-      }
-    }
-  }
-  finish() {
-    this.done = true;
-    this.unregister();
-    fs12.rmSync(this.staging, { recursive: true, force: true });
-    this.lock.release();
-  }
-};
-var ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
-function removeOrphanStaging(dir) {
-  for (const n of fs12.readdirSync(dir)) {
-    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs12.rmSync(path10.join(dir, n), { recursive: true, force: true });
-  }
-}
-
-// src/io/progress.ts
-function stageName(e) {
-  switch (e.kind) {
-    case "prune":
-      return `pruning ${e.model}`;
-    case "sensitivity":
-      return "sensitivity curves";
-    case "recover":
-      return e.work === "round" ? "recovery round" : "recovery";
-    case "evaluate":
-      return `evaluate ${e.step}`;
-    case "latency":
-      return "latency";
-  }
-}
-function stageLine(e) {
-  switch (e.kind) {
-    case "prune":
-      return `pruning ${e.model}${e.schedule ? ` (schedule step ${e.schedule.step}/${e.schedule.steps})` : ""}: ${e.detail}`;
-    case "sensitivity":
-      return `sensitivity curves (${e.detail})`;
-    case "recover":
-      return e.work === "round" ? `recovery round ${e.round}/${e.rounds}: ${e.detail}` : `recovery: ${e.detail}`;
-    case "evaluate":
-      return `evaluate ${e.step}`;
-    case "latency":
-      return `latency (${e.detail})`;
-  }
-}
-function lineProgress(write) {
-  const line = (m) => write(`prune-guard: ${m}
-`);
-  return { stage: (e) => line(stageLine(e)), note: line, update() {
-  }, stop() {
-  }, output: write };
-}
-
-// src/pipeline/deadline.ts
-var TimedOut = class extends Error {
-  constructor(stage, limitSeconds, elapsedSeconds) {
-    super(`time budget of ${limitSeconds} s ran out during '${stage}' after ${elapsedSeconds.toFixed(1)} s`);
-    this.stage = stage;
-    this.limitSeconds = limitSeconds;
-    this.elapsedSeconds = elapsedSeconds;
-  }
-  stage;
-  limitSeconds;
-  elapsedSeconds;
-  name = "TimedOut";
-};
-var Deadline = class {
-  constructor(limitSeconds) {
-    this.limitSeconds = limitSeconds;
-  }
-  limitSeconds;
-  started = performance.now();
-  stage = "load model and data";
-  elapsedSeconds() {
-    return (performance.now() - this.started) / 1e3;
-  }
-  check() {
-    if (this.limitSeconds === void 0) return;
-    const elapsed = this.elapsedSeconds();
-    if (elapsed > this.limitSeconds) throw new TimedOut(this.stage, this.limitSeconds, elapsed);
-  }
-  /** `inner` with a checkpoint in every call; a stage event also names the current stage. */
-  watch(inner) {
-    return {
-      stage: (e) => {
-        this.check();
-        this.stage = stageName(e);
-        inner.stage(e);
-      },
-      note: (m) => {
-        this.check();
-        inner.note(m);
-      },
-      update: (done) => {
-        inner.update(done);
-        this.check();
-      },
-      stop: () => inner.stop(),
-      output: (text2) => inner.output(text2),
-      remainingSeconds: () => this.limitSeconds === void 0 ? void 0 : Math.max(0, this.limitSeconds - this.elapsedSeconds())
-    };
-  }
-};
-
-// src/pipeline/run.ts
-import * as path22 from "node:path";
 
 // src/onnx/preflight.ts
 var MAX_ONNX_OPSET = 26;
@@ -28482,8 +27678,8 @@ function resolveCompare(config2, rounds) {
 }
 
 // src/pipeline/gradual.ts
-import * as fs19 from "node:fs";
-import * as path15 from "node:path";
+import * as fs17 from "node:fs";
+import * as path13 from "node:path";
 
 // src/onnx/build.ts
 function attribute(name, v) {
@@ -29042,12 +28238,12 @@ function layoutForNode(node, name, dims) {
       return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
   }
 }
-var MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+var MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
 function reductionLayout(index, name) {
   const t = index.initializers.get(name);
   if (!t) return "not in the model";
   const dims = tensorDims(t);
-  const users = index.consumersOf(name).filter((n) => MAC_OPS2.has(n.opType));
+  const users = index.consumersOf(name).filter((n) => MAC_OPS.has(n.opType));
   if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
   let found;
   for (const node of users) {
@@ -29147,6 +28343,28 @@ function verifyNM(model, weights, n, m, limit = 100) {
     }
   }
   return violations;
+}
+
+// src/prune/sparsity.ts
+function countSparsity(model, denseWeights) {
+  const index = new GraphIndex(model.graph);
+  const layers = [];
+  let zeros = 0;
+  let total2 = 0;
+  for (const w of denseWeights) {
+    const denseSize = numel(w.dims);
+    const t = index.initializers.get(w.initializer);
+    let nonzero = 0;
+    if (t) {
+      const v = tensorToFloat32(t);
+      for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
+    }
+    const z2 = denseSize - nonzero;
+    layers.push({ name: w.initializer, node: w.node, total: denseSize, zeros: z2, sparsity: denseSize ? z2 / denseSize : 0 });
+    zeros += z2;
+    total2 += denseSize;
+  }
+  return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
 }
 
 // src/onnx/subgraph.ts
@@ -29507,6 +28725,476 @@ function snapToWidths(groups) {
     kept.set(best.root, best.to);
   }
   return kept;
+}
+
+// src/onnx/einsum.ts
+var ELLIPSIS = "...";
+var ellipsisLabel = (fromRight) => `\u2026${fromRight}`;
+function splitTerm(term) {
+  const at2 = term.indexOf(ELLIPSIS);
+  if (at2 < 0) return { before: [...term], ellipsis: false, after: [] };
+  if (term.indexOf(ELLIPSIS, at2 + 1) >= 0) throw new Error(`'${term}' has more than one ellipsis`);
+  return { before: [...term.slice(0, at2)], ellipsis: true, after: [...term.slice(at2 + ELLIPSIS.length)] };
+}
+function checkLabels(labels, term) {
+  for (const l of labels) if (!/^[A-Za-z]$/.test(l)) throw new Error(`'${term}' has '${l}', which is not a letter`);
+}
+function parseEinsum(equation, ranks) {
+  const eq = equation.replace(/\s+/g, "");
+  const arrow = eq.indexOf("->");
+  const lhs = arrow >= 0 ? eq.slice(0, arrow) : eq;
+  const terms = lhs.split(",");
+  if (terms.length !== ranks.length) throw new Error(`'${equation}' names ${terms.length} operands, the node has ${ranks.length}`);
+  let ellipsisRank = 0;
+  const inputs = terms.map((term, k) => {
+    const { before, ellipsis, after } = splitTerm(term);
+    checkLabels([...before, ...after], term);
+    const broadcast = ranks[k] - before.length - after.length;
+    if (broadcast < 0 || !ellipsis && broadcast !== 0) throw new Error(`'${term}' does not fit an operand of rank ${ranks[k]}`);
+    ellipsisRank = Math.max(ellipsisRank, broadcast);
+    const middle = Array.from({ length: broadcast }, (_, i2) => ellipsisLabel(broadcast - 1 - i2));
+    return [...before, ...middle, ...after];
+  });
+  const broadcastLabels = Array.from({ length: ellipsisRank }, (_, i2) => ellipsisLabel(ellipsisRank - 1 - i2));
+  let output;
+  if (arrow >= 0) {
+    const { before, ellipsis, after } = splitTerm(eq.slice(arrow + 2));
+    checkLabels([...before, ...after], eq.slice(arrow + 2));
+    output = [...before, ...ellipsis ? broadcastLabels : [], ...after];
+    const known = new Set(inputs.flat());
+    for (const l of output) if (!known.has(l)) throw new Error(`'${equation}': output label '${l}' is in no input`);
+    if (new Set(output).size !== output.length) throw new Error(`'${equation}': an output label repeats`);
+  } else {
+    const count3 = /* @__PURE__ */ new Map();
+    for (const l of inputs.flat()) if (!l.startsWith("\u2026")) count3.set(l, (count3.get(l) ?? 0) + 1);
+    output = [...broadcastLabels, ...[...count3].filter(([, n]) => n === 1).map(([l]) => l).sort()];
+  }
+  return { inputs, output };
+}
+function labelSizes(e, shapes) {
+  const sizes = /* @__PURE__ */ new Map();
+  for (let k = 0; k < e.inputs.length; k++) {
+    const labels = e.inputs[k];
+    for (let a = 0; a < labels.length; a++) {
+      const l = labels[a];
+      const d = shapes[k][a];
+      const prior = sizes.get(l);
+      if (prior === void 0 || prior === 1) sizes.set(l, d);
+      else if (d !== prior && !(d === 1 && l.startsWith("\u2026"))) return void 0;
+    }
+  }
+  return sizes;
+}
+function einsumShape(e, shapes) {
+  const sizes = labelSizes(e, shapes);
+  return sizes && e.output.map((l) => sizes.get(l));
+}
+function einsumMacs(e, shapes) {
+  const sizes = labelSizes(e, shapes);
+  if (!sizes) return void 0;
+  let n = 1;
+  for (const d of sizes.values()) n *= d;
+  return (e.inputs.length - 1) * n;
+}
+
+// src/onnx/shapes.ts
+var ELEMENTWISE_UNARY = /* @__PURE__ */ new Set([
+  "Identity",
+  "Relu",
+  "LeakyRelu",
+  "PRelu",
+  "Sigmoid",
+  "Tanh",
+  "Clip",
+  "Gelu",
+  "Erf",
+  "Sqrt",
+  "Exp",
+  "Log",
+  "Neg",
+  "Abs",
+  "Softmax",
+  "LogSoftmax",
+  "Dropout",
+  "BatchNormalization",
+  "LayerNormalization",
+  "InstanceNormalization",
+  "Cast",
+  "HardSigmoid",
+  "HardSwish",
+  "Elu",
+  "Selu",
+  "Softplus",
+  "Mish",
+  "Reciprocal",
+  "Floor",
+  "Ceil",
+  "Round",
+  "Not",
+  "LpNormalization",
+  "CastLike",
+  "Celu",
+  "ThresholdedRelu",
+  "Sign",
+  "Sin",
+  "Cos",
+  "QuantizeLinear",
+  "DequantizeLinear",
+  "DynamicQuantizeLinear"
+]);
+var BROADCAST = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Equal", "Less", "Greater", "And", "Or", "Mod", "LessOrEqual", "GreaterOrEqual", "Expand"]);
+function dimsOf(v, batch) {
+  const t = v?.type?.value;
+  if (!t || t.case !== "tensorType" || !t.value.shape) return void 0;
+  return t.value.shape.dim.map((d) => d.value.case === "dimValue" ? Number(d.value.value) : batch);
+}
+function broadcastShapes(shapes) {
+  const rank = Math.max(...shapes.map((s) => s.length));
+  const out = [];
+  for (let i2 = 0; i2 < rank; i2++) {
+    let d = 1;
+    for (const s of shapes) {
+      const v = s[s.length - rank + i2] ?? 1;
+      if (v === 1) continue;
+      if (d !== 1 && d !== v) return void 0;
+      d = v;
+    }
+    out.push(d);
+  }
+  return out;
+}
+function normAxis(axis, rank) {
+  return axis < 0 ? axis + rank : axis;
+}
+function inferShapes(index, batch = 1) {
+  const shapes = /* @__PURE__ */ new Map();
+  const values = /* @__PURE__ */ new Map();
+  for (const v of index.inputs) {
+    const d = dimsOf(v, batch);
+    if (d) shapes.set(v.name, d);
+  }
+  for (const [name, t] of index.initializers) {
+    const d = tensorDims(t);
+    shapes.set(name, d);
+    if (numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6)) values.set(name, tensorToInts(t));
+  }
+  for (const node of index.order) {
+    try {
+      inferNode(node, shapes, values);
+    } catch {
+    }
+    for (const o of node.output) {
+      if (!shapes.has(o)) {
+        const d = dimsOf(index.valueInfo.get(o), batch);
+        if (d) shapes.set(o, d);
+      }
+    }
+  }
+  return { shapes, values };
+}
+function convOutput(node, x2, w, transpose2) {
+  const spatial = x2.length - 2;
+  const kernel = attrInts(node, "kernel_shape") ?? w.slice(2);
+  const strides = attrInts(node, "strides") ?? new Array(spatial).fill(1);
+  const dil = attrInts(node, "dilations") ?? new Array(spatial).fill(1);
+  const pads = attrInts(node, "pads") ?? new Array(2 * spatial).fill(0);
+  const autoPad = attr(node, "auto_pad");
+  const mode = autoPad ? new TextDecoder().decode(autoPad.s) : "NOTSET";
+  const out = [];
+  for (let i2 = 0; i2 < spatial; i2++) {
+    const inDim = x2[2 + i2];
+    const k = (kernel[i2] - 1) * dil[i2] + 1;
+    if (transpose2) {
+      const outPad = attrInts(node, "output_padding")?.[i2] ?? 0;
+      const explicit = attrInts(node, "output_shape");
+      out.push(explicit ? explicit[i2] : strides[i2] * (inDim - 1) + outPad + k - pads[i2] - pads[i2 + spatial]);
+    } else if (mode === "SAME_UPPER" || mode === "SAME_LOWER") {
+      out.push(Math.ceil(inDim / strides[i2]));
+    } else if (mode === "VALID") {
+      out.push(Math.floor((inDim - k) / strides[i2]) + 1);
+    } else {
+      const ceil = attrInt(node, "ceil_mode", 0) === 1;
+      const r = (inDim + pads[i2] + pads[i2 + spatial] - k) / strides[i2];
+      out.push((ceil ? Math.ceil(r) : Math.floor(r)) + 1);
+    }
+  }
+  return out;
+}
+function inferNode(node, shapes, values) {
+  const s = (i2) => node.input[i2] ? shapes.get(node.input[i2]) : void 0;
+  const v = (i2) => node.input[i2] ? values.get(node.input[i2]) : void 0;
+  const set = (shape, value) => {
+    if (!shape) return;
+    shapes.set(node.output[0], shape);
+    if (value) values.set(node.output[0], value);
+  };
+  const x2 = s(0);
+  const op = node.opType;
+  if (op === "Constant") {
+    const t = attr(node, "value")?.t;
+    if (t) {
+      const d = tensorDims(t);
+      set(d, numel(d) <= 64 && (t.dataType === 7 || t.dataType === 6) ? tensorToInts(t) : void 0);
+    }
+    return;
+  }
+  if (op === "Shape") {
+    if (x2) {
+      const start = normAxis(attrInt(node, "start", 0), x2.length);
+      const end = attr(node, "end") ? normAxis(attrInt(node, "end", x2.length), x2.length) : x2.length;
+      const val = x2.slice(start, end);
+      set([val.length], val);
+    }
+    return;
+  }
+  if (ELEMENTWISE_UNARY.has(op)) {
+    const vx = v(0);
+    set(x2, op === "Cast" || op === "Identity" ? vx : void 0);
+    return;
+  }
+  if (op === "ConstantOfShape") {
+    const dims = v(0);
+    if (!dims) return;
+    const t = attr(node, "value")?.t;
+    const fill = t ? tensorToInts(t)[0] : 0;
+    set(dims, numel(dims) <= 64 && (!t || t.dataType === 7 || t.dataType === 6) ? new Array(numel(dims)).fill(fill) : void 0);
+    return;
+  }
+  if (op === "Where") {
+    const ins = node.input.map((n2) => shapes.get(n2));
+    if (ins.some((i2) => !i2)) return;
+    const out = broadcastShapes(ins);
+    const [c, a, b] = [v(0), v(1), v(2)];
+    const n = out && out.length <= 1 ? numel(out) : 0;
+    const at2 = (q, i2) => q[q.length === 1 ? 0 : i2];
+    set(out, c && a && b && n > 0 ? Array.from({ length: n }, (_, i2) => at2(c, i2) ? at2(a, i2) : at2(b, i2)) : void 0);
+    return;
+  }
+  if (BROADCAST.has(op)) {
+    const ins = node.input.map((n) => shapes.get(n));
+    if (ins.some((i2) => !i2)) return;
+    if (op === "Expand") {
+      const target = v(1);
+      set(target && x2 ? broadcastShapes([x2, target]) : void 0);
+      return;
+    }
+    const out = broadcastShapes(ins);
+    let val;
+    const a = v(0);
+    const b = v(1);
+    if (a && b && node.input.length === 2 && out && out.length <= 1) {
+      const n = Math.max(a.length, b.length);
+      const f = { Add: (p, q) => p + q, Sub: (p, q) => p - q, Mul: (p, q) => p * q, Div: (p, q) => Math.trunc(p / q), Equal: (p, q) => p === q ? 1 : 0 }[op];
+      if (f) val = Array.from({ length: n }, (_, i2) => f(a[a.length === 1 ? 0 : i2], b[b.length === 1 ? 0 : i2]));
+    }
+    set(out, val);
+    return;
+  }
+  switch (op) {
+    case "Conv":
+    case "ConvInteger":
+    case "ConvTranspose": {
+      const w = s(1);
+      if (!x2 || !w) return;
+      const group2 = attrInt(node, "group", 1);
+      const cout = op === "ConvTranspose" ? w[1] * group2 : w[0];
+      const sp = convOutput(node, x2, w, op === "ConvTranspose");
+      set(sp && [x2[0], cout, ...sp]);
+      return;
+    }
+    case "MaxPool":
+    case "AveragePool":
+    case "LpPool": {
+      if (!x2) return;
+      const kernel = attrInts(node, "kernel_shape");
+      if (!kernel) return;
+      const sp = convOutput(node, x2, [0, 0, ...kernel], false);
+      set(sp && [x2[0], x2[1], ...sp]);
+      return;
+    }
+    case "GlobalAveragePool":
+    case "GlobalMaxPool":
+      set(x2 && [x2[0], x2[1], ...x2.slice(2).map(() => 1)]);
+      return;
+    case "Flatten": {
+      if (!x2) return;
+      const axis = normAxis(attrInt(node, "axis", 1), x2.length);
+      set([numel(x2.slice(0, axis)), numel(x2.slice(axis))]);
+      return;
+    }
+    case "Reshape": {
+      const target = v(1) ?? attrInts(node, "shape");
+      if (!x2 || !target) return;
+      const allowZero = attrInt(node, "allowzero", 0) === 1;
+      const out = target.map((d, i2) => d === 0 && !allowZero ? x2[i2] : d);
+      const known = out.filter((d) => d !== -1);
+      const inferred = out.indexOf(-1);
+      if (inferred >= 0) out[inferred] = numel(x2) / numel(known);
+      set(out, v(0));
+      return;
+    }
+    case "Gemm": {
+      const w = s(1);
+      if (!x2 || !w) return;
+      const m = attrInt(node, "transA", 0) ? x2[1] : x2[0];
+      const n = attrInt(node, "transB", 0) ? w[0] : w[1];
+      set([m, n]);
+      return;
+    }
+    case "MatMul":
+    case "MatMulInteger": {
+      const w = s(1);
+      if (!x2 || !w) return;
+      const a = x2.length === 1 ? [1, x2[0]] : x2;
+      const b = w.length === 1 ? [w[0], 1] : w;
+      const batchDims = broadcastShapes([a.slice(0, -2), b.slice(0, -2)]);
+      if (!batchDims) return;
+      const out = [...batchDims, a[a.length - 2], b[b.length - 1]];
+      if (x2.length === 1) out.splice(out.length - 2, 1);
+      if (w.length === 1) out.pop();
+      set(out);
+      return;
+    }
+    case "Range": {
+      const [start, limit, delta] = [v(0)?.[0], v(1)?.[0], v(2)?.[0]];
+      if (start === void 0 || limit === void 0 || !delta) return;
+      const n = Math.max(0, Math.ceil((limit - start) / delta));
+      set([n], n <= 64 ? Array.from({ length: n }, (_, i2) => start + i2 * delta) : void 0);
+      return;
+    }
+    case "Einsum": {
+      const ins = node.input.map((n) => shapes.get(n));
+      if (ins.some((i2) => !i2)) return;
+      const e = parseEinsum(attrString(node, "equation", ""), ins.map((i2) => i2.length));
+      set(einsumShape(e, ins));
+      return;
+    }
+    case "Concat": {
+      const ins = node.input.map((n) => shapes.get(n));
+      if (ins.some((i2) => !i2)) return;
+      const first = ins[0];
+      const axis = normAxis(attrInt(node, "axis", 0), first.length);
+      const out = [...first];
+      out[axis] = ins.reduce((acc2, i2) => acc2 + i2[axis], 0);
+      const vals = node.input.map((n) => values.get(n));
+      set(out, vals.every((q) => q) ? vals.flat() : void 0);
+      return;
+    }
+    case "Transpose": {
+      if (!x2) return;
+      const perm = attrInts(node, "perm") ?? x2.map((_, i2) => x2.length - 1 - i2);
+      set(perm.map((p) => x2[p]));
+      return;
+    }
+    case "Unsqueeze": {
+      if (!x2) return;
+      const axes = attrInts(node, "axes") ?? v(1);
+      if (!axes) return;
+      const rank = x2.length + axes.length;
+      const norm3 = new Set(axes.map((a) => normAxis(a, rank)));
+      const out = [];
+      let k = 0;
+      for (let i2 = 0; i2 < rank; i2++) out.push(norm3.has(i2) ? 1 : x2[k++]);
+      set(out, v(0));
+      return;
+    }
+    case "Squeeze": {
+      if (!x2) return;
+      const axes = attrInts(node, "axes") ?? v(1);
+      const norm3 = axes ? new Set(axes.map((a) => normAxis(a, x2.length))) : void 0;
+      set(x2.filter((d, i2) => norm3 ? !norm3.has(i2) : d !== 1), v(0));
+      return;
+    }
+    case "Gather": {
+      const idx = s(1);
+      if (!x2 || !idx) return;
+      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
+      const out = [...x2.slice(0, axis), ...idx, ...x2.slice(axis + 1)];
+      const data = v(0);
+      const iv = v(1);
+      set(out, data && iv && x2.length === 1 ? iv.map((i2) => data[i2 < 0 ? i2 + data.length : i2]) : void 0);
+      return;
+    }
+    case "Slice": {
+      if (!x2) return;
+      const starts = v(1) ?? attrInts(node, "starts");
+      const ends = v(2) ?? attrInts(node, "ends");
+      if (!starts || !ends) return;
+      const axes = (node.input[3] ? v(3) : attrInts(node, "axes")) ?? starts.map((_, i2) => i2);
+      const steps = (node.input[4] ? v(4) : void 0) ?? starts.map(() => 1);
+      const out = [...x2];
+      const ranges = [];
+      axes.forEach((a0, i2) => {
+        const a = normAxis(a0, x2.length);
+        const dim = x2[a];
+        const step = steps[i2];
+        const clamp = (q, lo, hi) => Math.min(Math.max(q, lo), hi);
+        let st = starts[i2] < 0 ? starts[i2] + dim : starts[i2];
+        let en = ends[i2] < 0 ? ends[i2] + dim : ends[i2];
+        st = step > 0 ? clamp(st, 0, dim) : clamp(st, -1, dim - 1);
+        en = step > 0 ? clamp(en, 0, dim) : clamp(en, -1, dim - 1);
+        out[a] = Math.max(0, Math.ceil((en - st) / step));
+        ranges.push([st, en, step]);
+      });
+      const data = v(0);
+      let val;
+      if (data && x2.length === 1 && ranges.length === 1) {
+        const [st, en, step] = ranges[0];
+        val = [];
+        for (let i2 = st; step > 0 ? i2 < en : i2 > en; i2 += step) val.push(data[i2]);
+      }
+      set(out, val);
+      return;
+    }
+    case "Split": {
+      if (!x2) return;
+      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
+      const sizes = attrInts(node, "split") ?? v(1) ?? new Array(node.output.length).fill(x2[axis] / node.output.length);
+      node.output.forEach((o, i2) => {
+        const out = [...x2];
+        out[axis] = sizes[i2];
+        shapes.set(o, out);
+      });
+      return;
+    }
+    case "Pad": {
+      const pads = v(1) ?? attrInts(node, "pads");
+      if (!x2 || !pads) return;
+      set(x2.map((d, i2) => d + pads[i2] + pads[i2 + x2.length]));
+      return;
+    }
+    case "ReduceMean":
+    case "ReduceSum":
+    case "ReduceMax":
+    case "ReduceMin":
+    case "ReduceL2": {
+      if (!x2) return;
+      const axes = attrInts(node, "axes") ?? v(1) ?? x2.map((_, i2) => i2);
+      const keep = attrInt(node, "keepdims", 1) === 1;
+      const norm3 = new Set(axes.map((a) => normAxis(a, x2.length)));
+      set(keep ? x2.map((d, i2) => norm3.has(i2) ? 1 : d) : x2.filter((_, i2) => !norm3.has(i2)));
+      return;
+    }
+    case "ArgMax":
+    case "ArgMin": {
+      if (!x2) return;
+      const axis = normAxis(attrInt(node, "axis", 0), x2.length);
+      const keep = attrInt(node, "keepdims", 1) === 1;
+      set(keep ? x2.map((d, i2) => i2 === axis ? 1 : d) : x2.filter((_, i2) => i2 !== axis));
+      return;
+    }
+    case "Resize":
+    case "Upsample": {
+      const sizes = node.input[3] ? v(3) : void 0;
+      const scales = node.input[2] ? v(2) : void 0;
+      if (!x2) return;
+      if (sizes) set(sizes);
+      else if (scales) set(x2.map((d, i2) => Math.floor(d * scales[i2])));
+      return;
+    }
+    default:
+      return;
+  }
 }
 
 // src/prune/structured/layout.ts
@@ -31059,21 +30747,21 @@ function sameDims(a, b) {
 
 // src/io/measureCache.ts
 import { createHash } from "node:crypto";
-import * as fs13 from "node:fs";
+import * as fs8 from "node:fs";
 import * as os5 from "node:os";
-import * as path11 from "node:path";
+import * as path9 from "node:path";
 function cacheDir(env = process.env) {
   if (env.PRUNE_GUARD_CACHE_DIR) return env.PRUNE_GUARD_CACHE_DIR;
-  const base = env.XDG_CACHE_HOME || (os5.homedir() ? path11.join(os5.homedir(), ".cache") : "") || env.RUNNER_TEMP || os5.tmpdir();
-  return path11.join(base, "prune-guard");
+  const base = env.XDG_CACHE_HOME || (os5.homedir() ? path9.join(os5.homedir(), ".cache") : "") || env.RUNNER_TEMP || os5.tmpdir();
+  return path9.join(base, "prune-guard");
 }
 var FORMAT = "prune-guard/measure-cache@1";
 function fileFor(dir, key) {
-  return path11.join(dir, `${createHash("sha256").update(key).digest("hex").slice(0, 32)}.json`);
+  return path9.join(dir, `${createHash("sha256").update(key).digest("hex").slice(0, 32)}.json`);
 }
 function readCached(dir, key, valid) {
   try {
-    const parsed = JSON.parse(fs13.readFileSync(fileFor(dir, key), "utf8"));
+    const parsed = JSON.parse(fs8.readFileSync(fileFor(dir, key), "utf8"));
     if (parsed.format !== FORMAT || parsed.key !== key || !valid(parsed.value)) return void 0;
     return parsed.value;
   } catch {
@@ -31091,7 +30779,7 @@ function writeCached(dir, key, value) {
 
 // src/prune/structured/hardware.ts
 import { createHash as createHash2 } from "node:crypto";
-import * as fs14 from "node:fs";
+import * as fs9 from "node:fs";
 import * as os6 from "node:os";
 
 // src/onnx/runtime/probe.ts
@@ -31179,7 +30867,7 @@ var PROBE_ROUNDS = 4;
 function machineId() {
   let flags = "";
   try {
-    flags = /^flags\s*:(.*)$/m.exec(fs14.readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "";
+    flags = /^flags\s*:(.*)$/m.exec(fs9.readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "";
   } catch {
   }
   const cpu = os6.cpus()[0]?.model ?? "cpu";
@@ -31749,6 +31437,98 @@ async function sensitivityCurves(units, scorer, ratios = DEFAULT_RATIOS, onLayer
   return out;
 }
 
+// src/onnx/runtime/quality.ts
+var QUALITY_THREADS = 1;
+
+// src/onnx/flops.ts
+var MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum", "MatMulInteger", "ConvInteger"]);
+function nodeMacs(node, shapes) {
+  if (node.opType === "Einsum") {
+    const ins = node.input.map((n) => shapes.get(n));
+    if (ins.some((i2) => !i2)) return null;
+    try {
+      return einsumMacs(parseEinsum(attrString(node, "equation", ""), ins.map((i2) => i2.length)), ins) ?? null;
+    } catch {
+      return null;
+    }
+  }
+  const x2 = shapes.get(node.input[0]);
+  const w = shapes.get(node.input[1]);
+  const y = shapes.get(node.output[0]);
+  if (!x2 || !w || !y) return null;
+  switch (node.opType) {
+    case "Conv":
+    // every output element: Cin/groups * prod(kernel) MACs
+    case "ConvInteger":
+      return numel(y) * numel(w.slice(1));
+    case "ConvTranspose":
+      return numel(x2) * numel(w.slice(1));
+    case "Gemm": {
+      const k = attrInt(node, "transA", 0) ? x2[0] : x2[1];
+      return numel(y) * k;
+    }
+    case "MatMul":
+    case "MatMulInteger":
+      return numel(y) * x2[x2.length - 1];
+    default:
+      return null;
+  }
+}
+function modelCost(model) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  let params = 0;
+  let nonzero = 0;
+  const { stored, auxiliary } = quantizedWeights(index);
+  for (const t of index.initializers.values()) {
+    if (auxiliary.has(t.name) || !FLOAT_TYPES.has(t.dataType) && !stored.has(t.name)) continue;
+    const values = tensorToFloat32(t);
+    params += values.length;
+    for (let i2 = 0; i2 < values.length; i2++) if (values[i2] !== 0) nonzero++;
+  }
+  const nodes = [];
+  const uncounted = [];
+  let macs = 0;
+  for (const n of index.order) {
+    if (!MAC_OPS2.has(n.opType)) continue;
+    const m = nodeMacs(n, shapes);
+    if (m === null) uncounted.push(nodeLabel(n));
+    else macs += m;
+    let p = 0;
+    for (const i2 of n.input.slice(1)) {
+      const t = weightTensor(index, i2);
+      if (t && (FLOAT_TYPES.has(t.dataType) || stored.has(t.name))) p += numel(tensorDims(t));
+    }
+    nodes.push({ node: nodeLabel(n), opType: n.opType, macs: m, params: p });
+  }
+  return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
+}
+function quantizedWeights(index) {
+  const stored = /* @__PURE__ */ new Set();
+  const auxiliary = /* @__PURE__ */ new Set();
+  for (const n of index.graph.node) {
+    if (n.opType === "Mul" && n.input.some((i2) => index.producer.get(i2)?.opType === "DynamicQuantizeLinear")) {
+      for (const i2 of n.input) if (index.initializers.has(i2)) auxiliary.add(i2);
+      continue;
+    }
+    if (n.opType === "MatMulInteger" || n.opType === "ConvInteger") {
+      if (index.initializers.has(n.input[1])) stored.add(n.input[1]);
+      for (const i2 of n.input.slice(2)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
+      continue;
+    }
+    if (n.opType !== "DequantizeLinear" && n.opType !== "QuantizeLinear") continue;
+    if (n.opType === "DequantizeLinear" && index.initializers.has(n.input[0])) stored.add(n.input[0]);
+    for (const i2 of n.input.slice(1)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
+  }
+  return { stored, auxiliary };
+}
+function weightTensor(index, name) {
+  const t = index.initializers.get(name);
+  if (t) return t;
+  const p = index.producer.get(name);
+  return p && p.opType === "DequantizeLinear" ? index.initializers.get(p.input[0]) : void 0;
+}
+
 // src/prune/structured/describe.ts
 var pct3 = (x2) => Number.isNaN(x2) ? "n/a (shapes unknown)" : `${(x2 * 100).toFixed(1)}%`;
 function structuredSummary(dense, r) {
@@ -31773,10 +31553,99 @@ function describeStructured(dense, r, o) {
   return `structured channel pruning (${o.criterion}, ${o.scope}) at ${pct3(o.sparsity)} of channels: removed ${s.channelsRemoved} of ${s.channels} prunable channels in ${s.groupsPruned} of ${s.groupsFound} dependency groups (${s.groupsSkipped} skipped, see notes); parameters -${pct3(s.paramsRemoved)}, MACs -${pct3(s.macsRemoved)}`;
 }
 
+// src/onnx/runtime/scores.ts
+function scoreRow(row, offset, classes, label, areProbabilities) {
+  let pred = 0;
+  let max2 = -Infinity;
+  for (let c = 0; c < classes; c++) {
+    const v = row[offset + c];
+    if (v > max2) {
+      max2 = v;
+      pred = c;
+    }
+  }
+  if (areProbabilities) {
+    const p = row[offset + label];
+    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, 1e-12)) };
+  }
+  let sum = 0;
+  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
+  const logSum = Math.log(sum);
+  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
+}
+function expectedCalibrationError(confidence, correct, bins = 15) {
+  const n = confidence.length;
+  const count3 = new Float64Array(bins);
+  const conf = new Float64Array(bins);
+  const hit = new Float64Array(bins);
+  for (let i2 = 0; i2 < n; i2++) {
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count3[b]++;
+    conf[b] += confidence[i2];
+    hit[b] += correct[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(hit[b] - conf[b]) / n;
+  return ece;
+}
+
+// src/onnx/runtime/classifier.ts
+function endsInSoftmax(model) {
+  const index = new GraphIndex(model.graph);
+  return index.producer.get(model.graph.output[0]?.name)?.opType === "Softmax";
+}
+async function evaluateClassifier(session, data, opts) {
+  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
+  if (session.outputNames.length !== 1) {
+    throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); prune-guard evaluates classifiers with one logits output`);
+  }
+  const { ort } = onnxruntime();
+  const labels = data.labels ?? new Int32Array(data.count);
+  const n = data.count;
+  const pred = new Int32Array(n);
+  const confidence = new Float32Array(n);
+  const correct = new Uint8Array(n);
+  const logProbLabel = new Float32Array(n);
+  let classes = 0;
+  let logits;
+  for (let start = 0; start < n; start += opts.batchSize) {
+    const end = Math.min(n, start + opts.batchSize);
+    const feeds = {};
+    for (const [name, arr] of sliceBatch(data, start, end)) {
+      feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+    }
+    const result = await session.run(feeds);
+    const out = result[session.outputNames[0]];
+    if (out.dims.length !== 2 || out.dims[0] !== end - start) {
+      throw new UserError(`${opts.modelPath}: output has shape [${out.dims}], expected [batch, classes]; prune-guard evaluates classifiers with one logits output`);
+    }
+    const values = out.data;
+    if (classes === 0) {
+      classes = out.dims[1];
+      if (opts.keepLogits) logits = new Float32Array(n * classes);
+    }
+    for (let i2 = 0; i2 < end - start; i2++) {
+      const label = labels[start + i2];
+      if (label >= classes) {
+        throw new UserError(`${data.path}: label ${label} at index ${start + i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
+      }
+      const s = scoreRow(values, i2 * classes, classes, label, opts.outputsAreProbabilities);
+      pred[start + i2] = s.pred;
+      confidence[start + i2] = s.confidence;
+      correct[start + i2] = !data.labels ? 0 : s.pred === label ? 1 : 0;
+      logProbLabel[start + i2] = !data.labels ? NaN : s.logProbLabel;
+    }
+    logits?.set(values, start * classes);
+    for (const t of Object.values(result)) t.dispose();
+    opts.onBatch?.(end, n);
+  }
+  return { classes, pred, confidence, correct, logProbLabel, logits };
+}
+
 // src/onnx/runtime/session.ts
-import * as fs15 from "node:fs";
+import * as fs10 from "node:fs";
 import * as os7 from "node:os";
-import * as path12 from "node:path";
+import * as path10 from "node:path";
 async function sessionFromModel(model, threads = 0, opts = {}) {
   const { ort } = onnxruntime();
   const options = {
@@ -31797,17 +31666,17 @@ function cannotLoad(e) {
 }
 async function sessionThroughFile(model, options) {
   const { ort } = onnxruntime();
-  const dir = fs15.mkdtempSync(path12.join(process.env.RUNNER_TEMP || os7.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs15.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs10.mkdtempSync(path10.join(process.env.RUNNER_TEMP || os7.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs10.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path12.join(dir, "model.onnx");
+    const file = path10.join(dir, "model.onnx");
     saveModel(model, file);
     return await ort.InferenceSession.create(file, options);
   } catch (e) {
     if (e instanceof UserError) throw e;
     throw cannotLoad(e);
   } finally {
-    fs15.rmSync(dir, { recursive: true, force: true });
+    fs10.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -32291,6 +32160,33 @@ function countChannels(model, protectedTensors) {
   return { remaining, removable };
 }
 
+// src/onnx/runtime/activationBudget.ts
+var ACTIVATION_BUDGET_BYTES = 384 * 2 ** 20;
+var ACTIVATION_HIGH_WATER = 8;
+var largestCache = /* @__PURE__ */ new WeakMap();
+function largestActivationBytes(model) {
+  const hit = largestCache.get(model);
+  if (hit !== void 0) return hit ?? void 0;
+  let largest = 0;
+  try {
+    const index = new GraphIndex(model.graph);
+    const { shapes } = inferShapes(index, 1);
+    for (const n of index.order) for (const o of n.output) {
+      const s = shapes.get(o);
+      if (s) largest = Math.max(largest, numel(s) * 4);
+    }
+  } catch {
+    largest = 0;
+  }
+  largestCache.set(model, largest > 0 ? largest : null);
+  return largest > 0 ? largest : void 0;
+}
+function boundedBatch(model, want, budget = ACTIVATION_BUDGET_BYTES) {
+  const per = largestActivationBytes(model);
+  if (!per) return want;
+  return Math.max(1, Math.min(want, Math.floor(budget / (ACTIVATION_HIGH_WATER * per))));
+}
+
 // src/recover/calibScore.ts
 async function calibScore(model, calib, threads = 0) {
   const session = await sessionFromModel(model, threads, { lean: true });
@@ -32312,8 +32208,8 @@ function better(a, b) {
 }
 
 // src/recover/runRecovery.ts
-import * as fs17 from "node:fs";
-import * as path13 from "node:path";
+import * as fs12 from "node:fs";
+import * as path11 from "node:path";
 
 // src/recover/bounds.ts
 function nodeMacsOf(model) {
@@ -33453,8 +33349,8 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
 }
 
 // src/recover/external.ts
-import { spawn as spawn2 } from "node:child_process";
-import * as fs16 from "node:fs";
+import { spawn } from "node:child_process";
+import * as fs11 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -33495,7 +33391,7 @@ var KILL_GRACE_MS = 2e3;
 function runCommand(command, env, output, opts = {}) {
   return new Promise((resolve7, reject) => {
     const started = performance.now();
-    const child = spawn2(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ["ignore", "pipe", "pipe"] });
     const killGroup = (signal) => {
       try {
         if (child.pid !== void 0) process.kill(-child.pid, signal);
@@ -33556,9 +33452,9 @@ function verifyRecovered(before, after, masks, file) {
 async function externalRecovery(command, pruned, weights, paths, output, opts = {}) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs16.rmSync(paths.modelOut, { force: true });
+  fs11.rmSync(paths.modelOut, { force: true });
   await runCommand(command, externalEnv(paths), output, opts);
-  if (!fs16.existsSync(paths.modelOut)) {
+  if (!fs11.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered2 = loadModel(paths.modelOut).proto;
@@ -34479,7 +34375,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path13.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path11.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -34498,7 +34394,7 @@ async function runRecovery(req) {
   if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes, ...cutShort };
   const baked = bakeTemperature(last, fit.temperature);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs17.mkdirSync(req.stepsDir, { recursive: true });
+  fs12.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -34513,7 +34409,7 @@ async function runRecovery(req) {
 async function recoverySteps(req, calib, bounded, cut) {
   const { config: config2, progress } = req;
   if (config2.recovery === "none" || config2.recovery === "auto" && !calib) return [];
-  fs17.mkdirSync(req.stepsDir, { recursive: true });
+  fs12.mkdirSync(req.stepsDir, { recursive: true });
   if (config2.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
@@ -34546,7 +34442,7 @@ async function recoverySteps(req, calib, bounded, cut) {
   let current = req.pruned;
   const facts = { macsPerSample: totalMacs(req.dense), calibSamples: calib.count, solveWork: solveWorkOf(req.pruned, refitWeights(req)) };
   const work = new WorkMeter(recoveryAllowance(facts, config2.recoveryWork, req.workShare ?? 1));
-  const stop = req.stop ?? safetyStop(config2.recoveryTimeBudget);
+  const stop = withRunBudget(req.stop ?? safetyStop(config2.recoveryTimeBudget), progress);
   const cutShort = (stage) => {
     if (cut.at) return;
     cut.at = { stage, limit_s: stop.limitSeconds };
@@ -34697,14 +34593,372 @@ function boundSkips(skipped) {
   if (cut.length) parts.push(`${cut.length} layer${cut.length > 1 ? "s" : ""} not refit (${names(cut)}: ${layerSkipText(cut[0].reason)})`);
   return parts.length ? parts.join("; ") : void 0;
 }
+function withRunBudget(stop, progress) {
+  return { ...stop, passed: () => stop.passed() || progress.remainingSeconds?.() === 0 };
+}
+
+// src/measure/size.ts
+import * as fs13 from "node:fs";
+import { gzipSync } from "node:zlib";
+function measureFileSize(file) {
+  const data = fs13.readFileSync(file);
+  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
+}
+
+// src/pipeline/release.ts
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+function releaseField(holder, key, what) {
+  Object.defineProperty(holder, key, {
+    configurable: true,
+    enumerable: false,
+    get() {
+      throw new Error(`internal error: ${what} (${key}) was released to save memory before it was read here; read the saved file instead`);
+    }
+  });
+}
+var collect;
+function collectGarbage() {
+  if (!collect) {
+    const exposed = globalThis.gc;
+    if (exposed) collect = exposed;
+    else {
+      setFlagsFromString("--expose-gc");
+      collect = runInNewContext("gc");
+    }
+  }
+  collect();
+}
+
+// src/pipeline/steps.ts
+function stepName(s) {
+  switch (s.kind) {
+    case "dense":
+    case "ship":
+    case "base":
+    case "head":
+      return s.kind;
+    case "prune":
+      return `prune${at(s.at)}`;
+    case "recover":
+      return s.stage === "round" ? `recover:round-${s.round}` : `recover:${s.stage}${at(s.at)}`;
+    case "calibrate:temperature":
+      return `calibrate:temperature${at(s.at)}`;
+    case "quantize":
+      return `quantize:${s.scheme}`;
+    case "target":
+      return `target:attempt-${s.attempt}`;
+  }
+}
+var at = (n) => n === void 0 ? "" : `@${n}`;
+function recoveryKind(stage, at2) {
+  return stage === "temperature" ? { kind: "calibrate:temperature", at: at2 } : { kind: "recover", stage, at: at2 };
+}
+function recoveryRecord(r, at2) {
+  return { step: recoveryKind(r.stage, at2), description: r.description, artifact: r.artifact, recovery: r.info, ...r.temperature ? { temperature: r.temperature } : {} };
+}
+
+// src/pipeline/measureStep.ts
+function savedFacts(artifact, denseWeights, evalBatchSize) {
+  const saved = loadModel(artifact).proto;
+  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), probabilities: endsInSoftmax(saved), batch: boundedBatch(saved, evalBatchSize) };
+}
+async function measureStep(kind, description, artifact, ctx) {
+  const { data, config: config2, progress } = ctx;
+  const name = stepName(kind);
+  const { sparsity, cost, probabilities, batch } = savedFacts(artifact, ctx.denseWeights, config2.evalBatchSize);
+  const size2 = measureFileSize(artifact);
+  collectGarbage();
+  const session = await openSession(artifact, { threads: QUALITY_THREADS, provider: ctx.provider });
+  let preds;
+  const shiftAccuracy = {};
+  const shiftPreds = /* @__PURE__ */ new Map();
+  try {
+    progress.stage({ kind: "evaluate", step: name, total: data.count });
+    preds = await evaluateClassifier(session, data, {
+      batchSize: batch,
+      outputsAreProbabilities: probabilities,
+      modelPath: artifact,
+      onBatch: (done) => progress.update(done)
+    });
+    progress.stop();
+    for (const s of ctx.shifts) {
+      const p = await evaluateClassifier(session, s.data, { batchSize: batch, outputsAreProbabilities: probabilities, modelPath: artifact, unlabelled: !s.data.labels });
+      if (s.data.labels) shiftAccuracy[s.name] = accuracy(p.pred, s.data.labels);
+      shiftPreds.set(s.name, p);
+    }
+  } finally {
+    progress.stop();
+    await session.release();
+  }
+  const labels = data.labels;
+  const step = {
+    name,
+    description,
+    artifact,
+    sparsity: sparsity.overall,
+    params: cost.params,
+    nonzero_params: cost.nonzeroParams,
+    flops: cost.macs,
+    size_bytes: size2.bytes,
+    gzip_bytes: size2.gzipBytes,
+    accuracy: accuracy(preds.pred, labels),
+    per_class: perClassAccuracy(preds.pred, labels, preds.classes),
+    confusion: confusionMatrix(preds.pred, labels, preds.classes),
+    ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
+    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / data.count,
+    agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
+    latency: null,
+    latency_by_batch: [],
+    shift_accuracy: shiftAccuracy,
+    layers: sparsity.layers
+  };
+  return { kind, step, preds, shiftPreds };
+}
+async function measureRecord(r, ctx) {
+  const m = await measureStep(r.step, r.description, r.artifact, ctx);
+  if (r.recovery) m.step.recovery = r.recovery;
+  if (r.temperature) m.step.temperature = r.temperature;
+  return m;
+}
+
+// src/measure/funnel.ts
+var ITEM_SIZE2 = { 1: 4, 10: 2, 11: 8, 16: 2, [3 /* INT8 */]: 1, [2 /* UINT8 */]: 1, [6 /* INT32 */]: 4 };
+function weightFacts(model) {
+  const index = new GraphIndex(model.graph);
+  const density = /* @__PURE__ */ new Map();
+  const { stored, auxiliary } = quantizedWeights(index);
+  let sparseBytes = 0;
+  let weightBytes2 = 0;
+  for (const t of index.initializers.values()) {
+    if (auxiliary.has(t.name) || !FLOAT_TYPES.has(t.dataType) && !stored.has(t.name)) continue;
+    const v = tensorToFloat32(t);
+    let nonzero = 0;
+    for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
+    const size2 = ITEM_SIZE2[t.dataType] ?? 4;
+    sparseBytes += Math.ceil(v.length / 8) + nonzero * size2;
+    weightBytes2 += v.length * size2;
+    density.set(t.name, v.length ? nonzero / v.length : 1);
+  }
+  const macNodes = index.order.filter((n) => MAC_OPS2.has(n.opType));
+  const cost = modelCost(model);
+  let sparseMacs = 0;
+  const kernels = [];
+  cost.nodes.forEach((c, k) => {
+    if (c.macs === null) return;
+    const node = macNodes[k];
+    const weight = node.opType === "MatMul" || node.opType === "MatMulInteger" || node.opType === "Einsum" ? node.input.slice(0, 2).find((i2) => (weightTensor(index, i2)?.dims.length ?? 0) >= 2) : node.input[1];
+    const t = weight ? weightTensor(index, weight) : void 0;
+    kernels.push(`${node.opType}:${t ? `${tensorDims(t).join("x")}/${t.dataType}` : "-"}`);
+    const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
+    sparseMacs += c.macs * d;
+  });
+  return { sparseBytes, sparseMacs, weightBytes: weightBytes2, kernels: kernels.join(" ") };
+}
+function mannWhitneyP(x2, y) {
+  const n1 = x2.length;
+  const n2 = y.length;
+  if (n1 === 0 || n2 === 0) return 1;
+  const all = [...x2.map((v) => ({ v, first: true })), ...y.map((v) => ({ v, first: false }))].sort((a, b) => a.v - b.v);
+  const n = all.length;
+  let rankSumX = 0;
+  let ties = 0;
+  for (let i2 = 0; i2 < n; ) {
+    let j = i2;
+    while (j + 1 < n && all[j + 1].v === all[i2].v) j++;
+    const rank = (i2 + j) / 2 + 1;
+    for (let k = i2; k <= j; k++) if (all[k].first) rankSumX += rank;
+    const t = j - i2 + 1;
+    ties += t * t * t - t;
+    i2 = j + 1;
+  }
+  const u = rankSumX - n1 * (n1 + 1) / 2;
+  const mean2 = n1 * n2 / 2;
+  const variance = n1 * n2 / 12 * (n + 1 - ties / (n * (n - 1)));
+  if (!(variance > 0)) return 1;
+  const z2 = Math.max(0, Math.abs(u - mean2) - 0.5) / Math.sqrt(variance);
+  return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
+}
+var SPEED_ALPHA = 0.05;
+var ratioOr1 = (a, b) => b > 0 ? a / b : 1;
+function speedFunnel(input) {
+  const { dense, step, stepFacts, denseFacts, denseSamples, stepSamples } = input;
+  const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
+  const measured = denseSamples.length > 0 && stepSamples.length > 0;
+  const speedup2 = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
+  const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
+  const sameKernels = stepFacts.kernels === denseFacts.kernels;
+  const speed = p === null || speedup2 === null ? null : !sameKernels && p < SPEED_ALPHA && speedup2 !== 1 ? speedup2 > 1 ? "faster" : "slower" : "unchanged";
+  return {
+    batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
+    params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
+    flops_ratio: ratioOr1(step.flops, dense.flops),
+    sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
+    bytes_ratio: ratioOr1(stepFacts.weightBytes, denseFacts.weightBytes),
+    ideal_speedup: idealSpeedup,
+    speedup: speedup2,
+    efficiency: speedup2 === null ? null : speedup2 / idealSpeedup,
+    p_value: p,
+    speed
+  };
+}
+function slowerThanDense(batches, denseSamples, stepSamples) {
+  return batches.flatMap((batch, j) => {
+    const d = denseSamples[j];
+    const s = stepSamples[j];
+    if (!d?.length || !s?.length) return [];
+    const speedup2 = median(d) / median(s);
+    return speedup2 < 1 ? [{ batch, speedup: speedup2, p_value: mannWhitneyP(d, s) }] : [];
+  });
+}
+
+// src/measure/runtimeCost.ts
+import { spawn as spawn2 } from "node:child_process";
+import * as fs15 from "node:fs";
+
+// src/measure/memory.ts
+import * as fs14 from "node:fs";
+function readHwm() {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs14.readFileSync("/proc/self/status", "utf8"));
+  return m ? Number(m[1]) * 1024 : void 0;
+}
+function peakMeter() {
+  try {
+    fs14.writeFileSync("/proc/self/clear_refs", "5");
+    if (readHwm() !== void 0) {
+      return {
+        method: "linux-vmhwm",
+        reset: () => fs14.writeFileSync("/proc/self/clear_refs", "5"),
+        peak: () => readHwm()
+      };
+    }
+  } catch {
+  }
+  return { method: "rss-after", reset() {
+  }, peak: () => process.memoryUsage().rss };
+}
+
+// src/measure/runtimeCost.ts
+var RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
+function throughput(byBatch) {
+  if (byBatch.length === 0) return void 0;
+  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
+  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
+}
+function readCounter(file) {
+  try {
+    const v = Number(fs15.readFileSync(file, "utf8").trim());
+    return Number.isFinite(v) ? v : void 0;
+  } catch {
+    return void 0;
+  }
+}
+async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
+  const before = readCounter(counter);
+  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
+  for (let i2 = 0; i2 < runs; i2++) await run();
+  const after = readCounter(counter);
+  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
+  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
+}
+async function gpuEnergyPerSample(run, runs, batch, command = "nvidia-smi") {
+  const watts = [];
+  let failed = false;
+  const child = spawn2(command, ["--query-gpu=power.draw", "--format=csv,noheader,nounits", "-i", "0", "-lms", "100"], { stdio: ["ignore", "pipe", "ignore"] });
+  child.on("error", () => failed = true);
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", (chunk) => {
+    for (const line of chunk.split("\n")) {
+      const w = Number.parseFloat(line);
+      if (Number.isFinite(w)) watts.push(w);
+    }
+  });
+  for (let waited = 0; watts.length === 0 && !failed && child.exitCode === null && waited < 2e3; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  const t0 = performance.now();
+  for (let i2 = 0; i2 < runs; i2++) await run();
+  const seconds = (performance.now() - t0) / 1e3;
+  child.kill();
+  if (failed || watts.length === 0) return { joules: null, note: `not available: ${command} (NVML power) did not report on this runner` };
+  const meanWatts = watts.reduce((a, b) => a + b, 0) / watts.length;
+  return { joules: meanWatts * seconds / (runs * batch), note: `NVML board power via nvidia-smi (${watts.length} readings, mean ${meanWatts.toFixed(1)} W) over ${runs} runs of batch ${batch} (includes other processes on the GPU)` };
+}
+async function measureRuntimeCost(artifact, byBatch, source, opts) {
+  const { ort } = onnxruntime();
+  const loads = [];
+  const meter = peakMeter();
+  for (let i2 = 0; i2 < 3; i2++) {
+    const rssBefore = process.memoryUsage().rss;
+    if (i2 === 2) meter.reset();
+    const t0 = performance.now();
+    const s = await openSession(artifact, opts);
+    loads.push(performance.now() - t0);
+    if (i2 < 2) await s.release();
+    else {
+      const batch = byBatch[0]?.batch ?? 1;
+      const feeds = {};
+      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const measureEnergy = opts.provider === "cuda" ? gpuEnergyPerSample : energyPerSample;
+      const energy = await measureEnergy(async () => {
+        const out2 = await s.run(feeds);
+        for (const t of Object.values(out2)) t.dispose();
+      }, 20, batch);
+      const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a, byBatch[0] ?? { batch: 1 });
+      const bigFeeds = {};
+      for (const [name, arr] of batchOf(source, largest.batch)) bigFeeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const out = await s.run(bigFeeds);
+      for (const t of Object.values(out)) t.dispose();
+      const peak = meter.method === "linux-vmhwm" ? meter.peak() : null;
+      await s.release();
+      const tp = throughput(byBatch);
+      return {
+        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
+        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
+        energy_j_per_sample: energy.joules,
+        energy_note: energy.note,
+        peak_rss_bytes: peak,
+        session_rss_bytes: peak === null ? null : Math.max(0, peak - rssBefore),
+        memory_note: peak === null ? "not available: the runner does not expose a resettable peak RSS (Linux /proc/self/clear_refs)" : `peak RSS of the measuring process while loading the model and running batch ${largest.batch} (Linux VmHWM)`
+      };
+    }
+  }
+  throw new Error("unreachable");
+}
+
+// src/pipeline/timeSteps.ts
+async function timeSteps(measured, data, config2, provider, progress, sequential) {
+  const artifacts = measured.map((m) => m.step.artifact);
+  progress.stage({ kind: "latency", detail: `${artifacts.length} models interleaved`, total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
+  const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider, sequential }, (done) => progress.update(done));
+  progress.stop();
+  measured.forEach((m, i2) => {
+    m.step.latency_by_batch = config2.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
+    m.step.latency = m.step.latency_by_batch[0];
+  });
+  const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
+  measured.forEach((m, i2) => {
+    m.step.sparse_bytes = facts[i2].sparseBytes;
+    m.step.funnel = speedFunnel({ dense: measured[0].step, denseFacts: facts[0], step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
+  });
+  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider });
+  return samples;
+}
+async function timePair(dense, candidate, data, config2, provider, progress) {
+  const batch = config2.batchSizes[0];
+  progress.stage({ kind: "latency", detail: "dense and schedule step", total: config2.latency.warmup + config2.latency.runs });
+  const source = sliceBatch(data, 0, Math.min(data.count, batch));
+  const samples = await measureInterleaved([dense, candidate], source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider }, (done) => progress.update(done));
+  progress.stop();
+  return { reference: samples[0][0], candidate: samples[1][0] };
+}
 
 // src/pipeline/unit.ts
-import * as fs18 from "node:fs";
-import * as path14 from "node:path";
+import * as fs16 from "node:fs";
+import * as path12 from "node:path";
 async function pruneAndRecover(unit) {
   const pruned = await unit.prune();
   if (unit.metadata) setMetadata(pruned.model, unit.metadata(pruned));
-  fs18.mkdirSync(path14.dirname(unit.pruneArtifact), { recursive: true });
+  fs16.mkdirSync(path12.dirname(unit.pruneArtifact), { recursive: true });
   saveModel(pruned.model, unit.pruneArtifact);
   const recovery = await runRecovery({ ...unit.recovery, pruned: pruned.model, prunedArtifact: unit.pruneArtifact, denseWeights: pruned.denseWeights, structured: pruned.structured });
   return {
@@ -34766,8 +35020,8 @@ async function runGradual(input, progress) {
   const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2 }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config2.sparsity)} (${targets.map(pct5).join(", ")})`);
-  const stepsRoot = path15.join(req.out, "steps");
-  fs19.mkdirSync(stepsRoot, { recursive: true });
+  const stepsRoot = path13.join(req.out, "steps");
+  fs17.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
@@ -34794,7 +35048,7 @@ async function runGradual(input, progress) {
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
       what = `structured to ${pct5(channels)} of the dense channels (${pct5(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct5(target)} of the dense weights` : ""}`;
     }
-    progress.stage({ kind: "prune", model: path15.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
+    progress.stage({ kind: "prune", model: path13.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
     const from = current;
     const prune = async () => {
@@ -34811,7 +35065,7 @@ async function runGradual(input, progress) {
       if (t === 1) denseTally = pruned.channels;
       return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct5(target)}: ${pruned.description}` };
     };
-    const dir = path15.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    const dir = path13.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
     const unit = await pruneAndRecover({
       prune,
       metadata: () => ({
@@ -34820,7 +35074,7 @@ async function runGradual(input, progress) {
         "prune-guard.scope": config2.scope,
         "prune-guard.target_sparsity": String(target),
         "prune-guard.schedule_step": `${t}/${targets.length}`,
-        "prune-guard.source": path15.basename(req.model),
+        "prune-guard.source": path13.basename(req.model),
         "prune-guard.recovery": config2.recovery
       }),
       pruneArtifact: stepFile(dir, 1, "prune"),
@@ -34887,7 +35141,7 @@ async function runGradual(input, progress) {
   const chosenPrune = measured.find((m) => m.step.name === stepName({ kind: "prune", at: chosen2.index })).step;
   const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0] }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
   progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct5(chosen2.final.step.sparsity)}): ${choice.reason}`);
-  writeFileAtomic(outPath, fs19.readFileSync(chosen2.final.step.artifact));
+  writeFileAtomic(outPath, fs17.readFileSync(chosen2.final.step.artifact));
   const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
   const schedule = {
     kind: "gradual",
@@ -34945,11 +35199,11 @@ function protectedFor(dense, kept) {
 }
 
 // src/pipeline/oneShot.ts
-import * as fs23 from "node:fs";
-import * as path20 from "node:path";
+import * as fs21 from "node:fs";
+import * as path18 from "node:path";
 
 // src/pipeline/rounds.ts
-import * as path16 from "node:path";
+import * as path14 from "node:path";
 var pct6 = (x2) => `${(x2 * 100).toFixed(1)}%`;
 function pruneRound(model, weights, target, config2, plan) {
   if (plan) return pruneCounts(model, weights, plan.counts(target));
@@ -34975,7 +35229,7 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, chains, stop,
     const started = performance.now();
     const target = targets[r - 1];
     progress.stage({ kind: "recover", work: "round", round: r, rounds, detail: `${config2.method} to ${pct6(target)}` });
-    const roundDir = path16.join(dir, `round-${String(r).padStart(2, "0")}`);
+    const roundDir = path14.join(dir, `round-${String(r).padStart(2, "0")}`);
     const from2 = current;
     const unit = await pruneAndRecover({
       prune: async () => ({ model: pruneRound(from2, weights, target, config2, plan), description: "", denseWeights: [...weights], notes: [] }),
@@ -35026,8 +35280,8 @@ async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
   if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
     return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, 1, stop, config2.scope === "sensitivity" ? await sensitivity() : void 0);
   }
-  const global = await runChain(dense, weights, config2, rounds, path16.join(ctx.stepsDir, "global"), ctx, 2, stop);
-  const bySensitivity2 = await runChain(dense, weights, config2, rounds, path16.join(ctx.stepsDir, "sensitivity"), ctx, 2, stop, await sensitivity());
+  const global = await runChain(dense, weights, config2, rounds, path14.join(ctx.stepsDir, "global"), ctx, 2, stop);
+  const bySensitivity2 = await runChain(dense, weights, config2, rounds, path14.join(ctx.stepsDir, "sensitivity"), ctx, 2, stop, await sensitivity());
   const keepSensitivity = better(bySensitivity2.score, global.score);
   const [won, lost] = keepSensitivity ? [bySensitivity2, global] : [global, bySensitivity2];
   const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
@@ -35040,13 +35294,13 @@ async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
 }
 
 // src/pipeline/quantizeStep.ts
-import * as fs21 from "node:fs";
-import * as path18 from "node:path";
+import * as fs19 from "node:fs";
+import * as path16 from "node:path";
 
 // src/quantize/kernels.ts
-import * as fs20 from "node:fs";
+import * as fs18 from "node:fs";
 import * as os8 from "node:os";
-import * as path17 from "node:path";
+import * as path15 from "node:path";
 var INTEGER_OPS = /^(QLinear\w+|QGemm|QAttention|ConvInteger|MatMulInteger|MatMulIntegerToFloat|DynamicQuantizeMatMul|QuantizeBFP|NhwcMaxPool)$/;
 var FLOAT_COMPUTE = /^(Conv|FusedConv|Gemm|FusedGemm|MatMul|FusedMatMul|ConvTranspose)$/;
 var COMPUTE = /* @__PURE__ */ new Set(["Conv", "Gemm", "MatMul", "ConvTranspose", "MatMulInteger", "ConvInteger"]);
@@ -35082,10 +35336,10 @@ function kernelReport(written, optimised) {
 }
 async function optimisedGraph(modelPath, threads = 1) {
   const { ort } = onnxruntime();
-  const dir = fs20.mkdtempSync(path17.join(process.env.RUNNER_TEMP || os8.tmpdir(), "prune-guard-kernels-"));
-  const done = onInterrupt(() => fs20.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs18.mkdtempSync(path15.join(process.env.RUNNER_TEMP || os8.tmpdir(), "prune-guard-kernels-"));
+  const done = onInterrupt(() => fs18.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path17.join(dir, "optimised.onnx");
+    const file = path15.join(dir, "optimised.onnx");
     let session;
     try {
       session = await ort.InferenceSession.create(modelPath, { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: threads, optimizedModelFilePath: file, logSeverityLevel: 3 });
@@ -35095,7 +35349,7 @@ async function optimisedGraph(modelPath, threads = 1) {
     await session.release();
     return loadModel(file).proto;
   } finally {
-    fs20.rmSync(dir, { recursive: true, force: true });
+    fs18.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -35843,21 +36097,21 @@ async function quantizeStep(input) {
   const { config: config2, progress, calib } = input;
   const threads = QUALITY_THREADS;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path18.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
+  progress.note(`quantizing ${path16.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
   const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
   const slice = firstSlice(calib, DECISION_SAMPLES);
   const metric = slice.labels ? "accuracy" : "agreement";
   const floatPred = await predict2(float, slice, "fused", threads);
   const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
   const weights = await chooseWeightBits(prep, slice, threads);
-  const scratch = fs21.mkdtempSync(path18.join(path18.dirname(input.artifact), ".quantize-"));
+  const scratch = fs19.mkdtempSync(path16.join(path16.dirname(input.artifact), ".quantize-"));
   const measured = [];
   try {
     const plans = variants(prep);
     const files = [];
     for (const [k, v] of plans.entries()) {
       const q2 = buildQuantized(prep, new Set(v.keep.keys()), weights.bits);
-      const file = path18.join(scratch, `variant-${k}.onnx`);
+      const file = path16.join(scratch, `variant-${k}.onnx`);
       saveModel(q2.model, file);
       files.push(file);
       const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads), floatPred, slice.labels);
@@ -35873,7 +36127,7 @@ async function quantizeStep(input) {
       });
     }
   } finally {
-    fs21.rmSync(scratch, { recursive: true, force: true });
+    fs19.rmSync(scratch, { recursive: true, force: true });
   }
   const eligible = measured.filter((m) => m.calib_quality >= floatQuality - CALIB_TOLERANCE);
   const pick2 = (eligible.length ? eligible : measured).reduce(
@@ -35926,7 +36180,7 @@ async function quantizeStep(input) {
 }
 function cpuHasVnni() {
   try {
-    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs21.readFileSync("/proc/cpuinfo", "utf8"));
+    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs19.readFileSync("/proc/cpuinfo", "utf8"));
   } catch {
     return void 0;
   }
@@ -35935,7 +36189,7 @@ async function quantizeDynamicStep(input) {
   const { config: config2, progress } = input;
   const threads = QUALITY_THREADS;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path18.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
+  progress.note(`quantizing ${path16.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
   let bits2 = 8;
   let deviation = null;
   let reason;
@@ -35994,8 +36248,8 @@ async function quantizeLast(source, calib, config2, artifact, progress, provider
 }
 
 // src/pipeline/latencyTarget.ts
-import * as fs22 from "node:fs";
-import * as path19 from "node:path";
+import * as fs20 from "node:fs";
+import * as path17 from "node:path";
 
 // src/prune/structured/latencyTarget.ts
 var MAX_CORRECTIONS = 3;
@@ -36042,13 +36296,13 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
   const needed = config2.targetSpeedup ?? denseMs / config2.targetLatencyMs;
   const curves = ctx.calib ? await lossCurves(dense, config2, ctx) : void 0;
   if (curves) ctx.progress.note(curves.note);
-  const dir = path19.join(ctx.stepsDir, "target");
-  fs22.mkdirSync(dir, { recursive: true });
+  const dir = path17.join(ctx.stepsDir, "target");
+  fs20.mkdirSync(dir, { recursive: true });
   const attempts = [];
   let budgetMs = denseMs / needed;
   for (; ; ) {
     const outcome = await pruneModel(dense, { ...config2, scope: "global" }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs }, ...curves ? { lossCurves: curves.curves } : {} });
-    const file = path19.join(dir, `attempt-${attempts.length + 1}.onnx`);
+    const file = path17.join(dir, `attempt-${attempts.length + 1}.onnx`);
     saveModel(outcome.model, file);
     const [d, p] = await time2([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
     const plan = outcome.allocation?.latency;
@@ -36120,16 +36374,16 @@ async function runOneShot(input, progress) {
   const { config: config2 } = req;
   const target = targetSparsity(config2);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.stage({ kind: "prune", model: path20.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
+  progress.stage({ kind: "prune", model: path18.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
   const metadata = (scopeUsed) => ({
     "prune-guard.version": VERSION,
     "prune-guard.method": config2.method,
     "prune-guard.scope": scopeUsed,
     "prune-guard.target_sparsity": String(target),
-    "prune-guard.source": path20.basename(req.model),
+    "prune-guard.source": path18.basename(req.model),
     "prune-guard.recovery": config2.recovery
   });
-  const stepsDir = path20.join(req.out, "steps");
+  const stepsDir = path18.join(req.out, "steps");
   const files = { data: req.data, calib: req.calib };
   const staged = hasRecoverySteps(config2, calib) || config2.quantize !== "none";
   let roundSteps = [];
@@ -36159,7 +36413,7 @@ async function runOneShot(input, progress) {
   const broken2 = pruned.verifySaved?.(loadModel(lastFloat).proto) ?? [];
   if (broken2.length > 0) throw new Error(`internal error: ${lastFloat} breaks the ${config2.method} pattern: ${broken2.slice(0, 3).join("; ")}`);
   const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider);
-  if (staged) writeFileAtomic(outPath, fs23.readFileSync(quantized?.artifact ?? lastFloat));
+  if (staged) writeFileAtomic(outPath, fs21.readFileSync(quantized?.artifact ?? lastFloat));
   releaseField(input.dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
@@ -36241,17 +36495,17 @@ function structuredSpeedNotes(config2, dense, final) {
 }
 
 // src/pipeline/quantizeOnly.ts
-import * as fs24 from "node:fs";
-import * as path21 from "node:path";
+import * as fs22 from "node:fs";
+import * as path19 from "node:path";
 async function runQuantizeOnly(input, progress) {
   const { req, data, shifts, calib, outPath } = input;
   const { config: config2 } = req;
   const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
   releaseField(input.dense, "proto", "the dense model");
-  const stepsDir = path21.join(req.out, "steps");
-  fs24.mkdirSync(stepsDir, { recursive: true });
+  const stepsDir = path19.join(req.out, "steps");
+  fs22.mkdirSync(stepsDir, { recursive: true });
   const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, input.provider);
-  writeFileAtomic(outPath, fs24.readFileSync(quantized.artifact));
+  writeFileAtomic(outPath, fs22.readFileSync(quantized.artifact));
   collectGarbage();
   const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
@@ -36261,7 +36515,7 @@ async function runQuantizeOnly(input, progress) {
 
 // src/pipeline/run.ts
 function prunedPath(out, model) {
-  return path22.join(out, `${path22.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path20.join(out, `${path20.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
@@ -36278,7 +36532,7 @@ async function runPipeline(req, progress) {
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
-  if (path22.resolve(outPath) === path22.resolve(req.model)) {
+  if (path20.resolve(outPath) === path20.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled" });
@@ -36292,24 +36546,24 @@ async function runPipeline(req, progress) {
 }
 
 // src/pipeline/reproduce.ts
-import * as fs26 from "node:fs";
-import * as path23 from "node:path";
+import * as fs24 from "node:fs";
+import * as path21 from "node:path";
 
 // src/io/hash.ts
 import { createHash as createHash3 } from "node:crypto";
-import * as fs25 from "node:fs";
+import * as fs23 from "node:fs";
 function sha256File(file) {
   const hash = createHash3("sha256");
-  const fd2 = fs25.openSync(file, "r");
+  const fd2 = fs23.openSync(file, "r");
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
     for (; ; ) {
-      const n = fs25.readSync(fd2, buf, 0, buf.length, null);
+      const n = fs23.readSync(fd2, buf, 0, buf.length, null);
       if (n === 0) break;
       hash.update(buf.subarray(0, n));
     }
   } finally {
-    fs25.closeSync(fd2);
+    fs23.closeSync(fd2);
   }
   return hash.digest("hex");
 }
@@ -36396,13 +36650,13 @@ function reproduceRecord(req, argv, inputs, prunedFile) {
     versions: { prune_guard: VERSION, onnxruntime: onnxruntimeVersion(), node: process.version },
     quality_threads: QUALITY_THREADS,
     seeds: { reconstruct_patches: PATCH_SEED, distill: DEFAULT_DISTILL.seed, bootstrap: BOOTSTRAP_SEED },
-    pruned_sha256: prunedFile && fs26.existsSync(prunedFile) ? sha256File(prunedFile) : null
+    pruned_sha256: prunedFile && fs24.existsSync(prunedFile) ? sha256File(prunedFile) : null
   };
 }
 function readRecordedLedger(file) {
   let ledger;
   try {
-    ledger = JSON.parse(fs26.readFileSync(file, "utf8"));
+    ledger = JSON.parse(fs24.readFileSync(file, "utf8"));
   } catch (e) {
     throw new UserError(`${file}: not a readable ledger.json (${e instanceof Error ? e.message.split("\n")[0] : String(e)}); pass the ledger.json a prune-guard run wrote`);
   }
@@ -36412,12 +36666,12 @@ function readRecordedLedger(file) {
   return ledger;
 }
 function recordedCwd(r) {
-  return fs26.existsSync(r.cwd) ? r.cwd : process.cwd();
+  return fs24.existsSync(r.cwd) ? r.cwd : process.cwd();
 }
 function checkRecordedInputs(r, cwd) {
   for (const i2 of r.inputs) {
-    const file = path23.resolve(cwd, i2.path);
-    if (!fs26.existsSync(file)) throw new UserError(`${i2.flag} ${i2.path}: missing (the run read it from ${file}); restore it to verify`);
+    const file = path21.resolve(cwd, i2.path);
+    if (!fs24.existsSync(file)) throw new UserError(`${i2.flag} ${i2.path}: missing (the run read it from ${file}); restore it to verify`);
     const now = sha256File(file);
     if (now !== i2.sha256) throw new UserError(`${i2.flag} ${i2.path}: changed since the run (sha256 ${i2.sha256.slice(0, 16)} recorded, ${now.slice(0, 16)} now); restore the recorded file to verify`);
   }
@@ -36432,6 +36686,9 @@ async function verifyRecorded(file, rerun) {
 
 // src/pipeline/guardedRun.ts
 var DEFAULT_LOCK_WAIT_S = 30 * 60;
+function openOutput(out, config2, progress, names) {
+  return OutputDir.open(out, { waitMs: (config2.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3, onWait: (m) => progress.note(m), names });
+}
 function publish(value, out) {
   if (typeof value === "string") return out.publicPath(value);
   if (Array.isArray(value)) return value.map((v) => publish(v, out));
@@ -36464,16 +36721,14 @@ function runInputs(req) {
     ...req.configFile ? [{ flag: "--config", path: req.configFile }] : []
   ];
 }
-async function guardedLedger(req, progress, publishLast = () => []) {
-  if (path24.resolve(prunedPath(req.out, req.model)) === path24.resolve(req.model)) {
+async function guardedLedger(req, progress, last = { names: [], write: () => {
+} }) {
+  if (path22.resolve(prunedPath(req.out, req.model)) === path22.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   refuseInputsInOutput(req.out, runInputs(req));
   for (const n of infeasibleBudgetNotes(req)) progress.note(n);
-  const out = await OutputDir.open(req.out, {
-    waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3,
-    onWait: (m) => progress.note(m)
-  });
+  const out = await openOutput(req.out, req.config, progress, [path22.basename(prunedPath(req.out, req.model)), "steps", ...last.names]);
   const deadline = new Deadline(req.config.timeBudget);
   try {
     let ledger;
@@ -36485,10 +36740,10 @@ async function guardedLedger(req, progress, publishLast = () => []) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path24.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
-    out.commit(publishLast(ledger, out.staging));
+    last.write(ledger, out.staging);
+    out.commit();
     return ledger;
   } finally {
     out.abort();
@@ -36496,12 +36751,170 @@ async function guardedLedger(req, progress, publishLast = () => []) {
 }
 async function runGuarded(req, progress) {
   let markdown = "";
-  const ledger = await guardedLedger(req, progress, (l, staging) => {
-    if (req.argv) l.reproduce = reproduceRecord(req, req.argv, hashInputs(runInputs(req)), l.models.length > 0 ? path24.join(staging, path24.basename(prunedPath(req.out, req.model))) : null);
-    markdown = writeLedgerFiles(staging, l).markdown;
-    return ["ledger.md", "ledger.json"];
+  const ledger = await guardedLedger(req, progress, {
+    names: LEDGER_FILES,
+    write: (l, staging) => {
+      if (req.argv) l.reproduce = reproduceRecord(req, req.argv, hashInputs(runInputs(req)), l.models.length > 0 ? path22.join(staging, path22.basename(prunedPath(req.out, req.model))) : null);
+      markdown = writeLedgerFiles(staging, l).markdown;
+    }
   });
-  return { ledger, markdown, ledgerPath: path24.join(req.out, "ledger.json"), markdownPath: path24.join(req.out, "ledger.md") };
+  return { ledger, markdown, ledgerPath: path22.join(req.out, "ledger.json"), markdownPath: path22.join(req.out, "ledger.md") };
+}
+
+// src/pipeline/compare.ts
+var DEFAULT_LATENCY_REGRESSION = 0.05;
+function compareBudgets(budgets) {
+  const all = budgets.filter((b) => b.name !== "target-reduction");
+  if (!all.some((b) => b.name === "latency-regression")) {
+    all.push({ name: "latency-regression", limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS["latency-regression"].direction, source: "default" });
+  }
+  return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
+}
+function sequentialPlan(config2, limit) {
+  const { runs, maxRuns, maxSeconds } = config2.latency;
+  return { limit, confidence: config2.confidence, minRounds: runs, maxRounds: Math.max(runs, maxRuns), maxMs: maxSeconds * 1e3 };
+}
+function loadFor(models, file, requireLabels) {
+  const [first, ...rest] = models;
+  const data = loadDataset(file, first.inputs, { requireLabels, modelPath: first.path });
+  for (const m of rest) loadDataset(file, m.inputs, { requireLabels, modelPath: m.path });
+  return data;
+}
+async function measurePair(req, progress, latencyLimit) {
+  const { config: config2 } = req;
+  checkMeasureConfig(config2);
+  const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
+  const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
+  const data = loadFor(withInputs, req.data, true);
+  const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config2.corruptions)];
+  const provider = await resolveProvider(config2.executionProvider, req.base);
+  if (provider.note) progress.note(provider.note);
+  const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
+  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: config2, progress, provider: provider.provider });
+  const base = await measureStep({ kind: "base" }, `base model ${path23.basename(req.base)}`, req.base, ctx(0));
+  const head = await measureStep({ kind: "head" }, `head model ${path23.basename(req.head)}`, req.head, { ...ctx(1), dense: base.preds });
+  const sequential = latencyLimit === void 0 ? void 0 : new SequentialTest(sequentialPlan(config2, latencyLimit));
+  const samples = await timeSteps([base, head], data, config2, provider.provider, progress, sequential);
+  return { base, head, data, shifts, samples, provider, decision: sequential?.result() };
+}
+async function comparePipeline(req, progress) {
+  const { config: config2 } = req;
+  for (const p of [req.base, req.head]) if (!fs25.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  refuseInputsInOutput(req.out, [
+    { flag: "--base", path: req.base },
+    { flag: "--head", path: req.head },
+    { flag: "--data", path: req.data },
+    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path }))
+  ]);
+  const out = await openOutput(req.out, config2, progress, LEDGER_FILES);
+  try {
+    const ledger = await compareLedger(req, progress);
+    const { markdown } = writeLedgerFiles(out.staging, ledger);
+    out.commit();
+    return { ledger, markdown, ledgerPath: path23.join(req.out, "ledger.json"), markdownPath: path23.join(req.out, "ledger.md") };
+  } finally {
+    out.abort();
+  }
+}
+async function compareLedger(req, progress) {
+  const { config: config2 } = req;
+  const budgets = compareBudgets(req.budgets);
+  const m = await measurePair(req, progress, budgets.find((b) => b.name === "latency-regression").limit);
+  const judged2 = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0], decision: m.decision }, config2, true);
+  const model = buildModelLedger({
+    model: req.base,
+    pruned: req.head,
+    method: "compare",
+    targetSparsity: m.head.step.sparsity,
+    steps: [m.base, m.head],
+    reference: m.base,
+    shipped: m.head,
+    judged: judged2,
+    data: { path: req.data, set: m.data },
+    shifts: m.shifts,
+    config: config2
+  });
+  return ledgerEnvelope([model], measuredRuntime(m.provider, config2));
+}
+
+// src/pipeline/selftest.ts
+import * as fs26 from "node:fs";
+import * as path24 from "node:path";
+import { fileURLToPath } from "node:url";
+function defaultFixture(name) {
+  let dir = path24.dirname(fileURLToPath(import.meta.url));
+  for (let i2 = 0; i2 < 4; i2++) {
+    const candidate = path24.join(dir, "fixtures", name);
+    if (fs26.existsSync(candidate)) return candidate;
+    dir = path24.dirname(dir);
+  }
+  return void 0;
+}
+async function selftest(req, progress) {
+  const model = req.model ?? defaultFixture("mlp.onnx");
+  const data = req.data ?? defaultFixture("fmnist-test.npz");
+  if (!model || !data) throw new UserError("selftest: the bundled fixtures are not installed here; pass --model M.onnx --data D.npz");
+  const { config: config2 } = req;
+  const budgets = compareBudgets(req.budgets);
+  const limit = budgets.find((b) => b.name === "latency-regression").limit;
+  const first = await measurePair({ base: model, head: model, data, shifts: [], config: config2 }, progress, limit);
+  const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...config2.batchSizes)));
+  const halfWidths = [];
+  const failures = [];
+  let falseAlarms = 0;
+  let warns = 0;
+  for (let k = 0; k < req.repetitions; k++) {
+    const sequential = new SequentialTest(sequentialPlan(config2, limit));
+    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config2.latency, batchSizes: config2.batchSizes.slice(0, 1), confidence: config2.confidence, provider: first.provider.provider, sequential });
+    const decision = k === 0 ? first.decision : sequential.result();
+    progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
+    const latency2 = { reference: samples[0][0], candidate: samples[1][0], decision };
+    const r = pairedMedianRatio(latency2.candidate, latency2.reference, config2.confidence);
+    halfWidths.push((r.ci[1] - r.ci[0]) / 2);
+    first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency2.candidate].sort((a, b) => a - b), 0.5) };
+    first.base.step.latency = { ...first.base.step.latency, p50_ms: quantileSorted([...latency2.reference].sort((a, b) => a - b), 0.5) };
+    const judged2 = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency2, config2, true);
+    if (judged2.verdict === "fail") {
+      falseAlarms++;
+      failures.push(`repetition ${k + 1}: ${judged2.budgets.filter((b) => b.verdict === "fail").map((b) => `${b.name} ${b.detail}`).join("; ")}`);
+    } else if (judged2.verdict === "warn") warns++;
+  }
+  const sorted = [...halfWidths].sort((a, b) => a - b);
+  const median3 = quantileSorted(sorted, 0.5);
+  const report = {
+    model,
+    data,
+    repetitions: req.repetitions,
+    confidence: config2.confidence,
+    batch: config2.batchSizes[0],
+    false_alarms: falseAlarms,
+    false_alarm_rate: falseAlarms / req.repetitions,
+    warns,
+    latency_ci_half_width: { median: median3, max: sorted[sorted.length - 1] },
+    min_detectable_change: 2 * median3,
+    latency_regression_limit: limit,
+    reliably_failed_slowdown: limit + 2 * median3,
+    failures
+  };
+  if (req.out) {
+    fs26.mkdirSync(req.out, { recursive: true });
+    writeFileAtomic(path24.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
+  }
+  return report;
+}
+function renderSelftest(r) {
+  const pct7 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+  return [
+    `### prune-guard selftest (A/A): ${r.false_alarms} false alarm${r.false_alarms === 1 ? "" : "s"} in ${r.repetitions} repetitions`,
+    "",
+    `- model \`${r.model}\` against itself on \`${r.data}\`, batch ${r.batch}, ${pct7(r.confidence)} intervals`,
+    `- false-alarm rate: ${pct7(r.false_alarm_rate)} (${r.warns} repetitions warned: an interval straddled a limit)`,
+    `- latency interval half-width: median \xB1${pct7(r.latency_ci_half_width.median)}, worst \xB1${pct7(r.latency_ci_half_width.max)}`,
+    `- smallest latency change this runner can detect: about ${pct7(r.min_detectable_change)}`,
+    `- with latency-regression \u2264 ${pct7(r.latency_regression_limit)}, slowdowns of ${pct7(r.reliably_failed_slowdown)} or more fail reliably; set budgets no tighter than the detectable change`,
+    ...r.failures.map((f) => `- \u274C ${f}`),
+    ""
+  ].join("\n");
 }
 
 // src/io/stderrProgress.ts

@@ -28265,7 +28265,7 @@ function readInputFile(file, opts) {
     const st = fs4.fstatSync(fd2);
     if (st.isDirectory()) refuse("is a folder");
     if (!st.isFile()) refuse(`is a ${kindOf(st)}, not a regular file`);
-    const limit = opts.maxBytes ?? Math.floor(os5.totalmem() * MEMORY_SHARE);
+    const limit = opts.maxBytes ?? memoryShare();
     if (st.size > limit) refuse(`is ${mib(st.size)}, more than the ${mib(limit)} this machine can hold for it`);
     const bytes2 = Buffer.allocUnsafe(st.size);
     let off = 0;
@@ -28285,6 +28285,9 @@ function kindOf(st) {
   if (st.isCharacterDevice() || st.isBlockDevice()) return "device";
   if (st.isSocket()) return "socket";
   return "special file";
+}
+function memoryShare() {
+  return Math.floor(os5.totalmem() * MEMORY_SHARE);
 }
 function mib(n) {
   return `${(n / 2 ** 20).toFixed(1)} MiB`;
@@ -28340,9 +28343,15 @@ var init_inputPaths = __esm({
 import * as fs6 from "node:fs";
 import * as os6 from "node:os";
 import * as path4 from "node:path";
+import { randomBytes as randomBytes2 } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
+function newToken() {
+  return randomBytes2(8).toString("hex");
+}
+function isToken(s) {
+  return typeof s === "string" && TOKEN.test(s);
+}
 function isStale(owner) {
-  if (!owner || !Number.isInteger(owner.pid)) return true;
   if (owner.host !== os6.hostname()) return false;
   if (owner.pid === process.pid) return false;
   try {
@@ -28352,15 +28361,26 @@ function isStale(owner) {
     return e.code === "ESRCH";
   }
 }
-function readOwner(file) {
+function readLock(file) {
+  let text2;
   try {
-    return JSON.parse(fs6.readFileSync(file, "utf8"));
-  } catch {
-    return void 0;
+    const st = fs6.lstatSync(file);
+    if (!st.isFile()) return { kind: "foreign", why: st.isDirectory() ? "is a folder" : "is not a regular file" };
+    text2 = fs6.readFileSync(file, "utf8");
+  } catch (e) {
+    if (e.code === "ENOENT") return { kind: "absent" };
+    return { kind: "foreign", why: `cannot be read (${e.message})` };
   }
+  try {
+    const o = JSON.parse(text2);
+    if (o.format === LOCK_FORMAT && isToken(o.token) && Number.isInteger(o.pid) && typeof o.host === "string" && typeof o.started === "string") {
+      return { kind: "ours", owner: o, text: text2 };
+    }
+  } catch {
+  }
+  return { kind: "foreign", why: "is not a lock prune-guard wrote" };
 }
-async function lockDir(dir, opts) {
-  if (underPseudoRoot(resolved(dir))) throw new UserError(`--out ${dir}: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs`);
+function makeDirs(dir) {
   try {
     fs6.mkdirSync(dir, { recursive: true });
   } catch (e) {
@@ -28368,41 +28388,73 @@ async function lockDir(dir, opts) {
     const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
     throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
   }
+  const priv = path4.join(dir, PRIVATE_DIR);
+  const st = fs6.lstatSync(priv, { throwIfNoEntry: false });
+  if (st && !st.isDirectory()) {
+    throw new UserError(`--out ${dir}: ${PRIVATE_DIR} is in the way (prune-guard keeps its output sets in a folder of that name); move it away or choose another --out`);
+  }
+  if (!st) fs6.mkdirSync(priv, { recursive: true });
+}
+function tryCreate(file, priv, me) {
+  const aside = path4.join(priv, `lock-${me.token}`);
+  fs6.writeFileSync(aside, JSON.stringify(me) + "\n", { flag: "wx" });
+  try {
+    fs6.linkSync(aside, file);
+    return true;
+  } catch (e) {
+    if (e.code === "EEXIST") return false;
+    throw e;
+  } finally {
+    fs6.rmSync(aside, { force: true });
+  }
+}
+async function lockDir(dir, opts) {
+  if (underPseudoRoot(resolved(dir))) throw new UserError(`--out ${dir}: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs`);
   const file = path4.join(dir, LOCK_NAME);
-  const me = { pid: process.pid, host: os6.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const priv = path4.join(dir, PRIVATE_DIR);
+  const me = { format: LOCK_FORMAT, token: newToken(), pid: process.pid, host: os6.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
   const until = Date.now() + opts.waitMs;
   let announced = false;
   for (; ; ) {
+    makeDirs(dir);
+    let created;
     try {
-      const fd2 = fs6.openSync(file, "wx");
-      try {
-        fs6.writeFileSync(fd2, JSON.stringify(me) + "\n");
-      } finally {
-        fs6.closeSync(fd2);
-      }
+      created = tryCreate(file, priv, me);
+    } catch (e) {
+      if (e.code === "ENOENT") continue;
+      throw new UserError(`--out ${dir}: cannot create the lock file ${LOCK_NAME} (${e.message}); check that the folder is writable`);
+    }
+    if (created) {
       let released = false;
       return {
         file,
+        token: me.token,
         release() {
           if (released) return;
           released = true;
-          if (readOwner(file)?.pid === me.pid) fs6.rmSync(file, { force: true });
+          const now = readLock(file);
+          if (now.kind === "ours" && now.owner.token === me.token) fs6.rmSync(file, { force: true });
         }
       };
-    } catch (e) {
-      if (e.code !== "EEXIST") {
-        throw new UserError(`--out ${dir}: cannot create the lock file ${LOCK_NAME} (${e.message}); check that the folder is writable`);
-      }
     }
-    const owner = readOwner(file);
+    const lock = readLock(file);
+    if (lock.kind === "absent") continue;
+    if (lock.kind === "foreign") {
+      throw new UserError(`--out ${dir}: ${LOCK_NAME} ${lock.why}; prune-guard never deletes it: move it away or choose another --out`);
+    }
+    const owner = lock.owner;
     if (isStale(owner)) {
-      const again = readOwner(file);
-      if (JSON.stringify(again) === JSON.stringify(owner)) fs6.rmSync(file, { force: true });
+      const again = readLock(file);
+      if (again.kind === "ours" && again.text === lock.text) {
+        fs6.rmSync(file, { force: true });
+        fs6.rmSync(path4.join(priv, `lock-${owner.token}`), { force: true });
+        opts.onStale?.(owner);
+      }
       continue;
     }
     if (Date.now() >= until) {
       throw new UserError(
-        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path4.join(dir, LOCK_NAME)} if that run is gone`
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${file} if that run is gone`
       );
     }
     if (!announced) {
@@ -28412,7 +28464,7 @@ async function lockDir(dir, opts) {
     await sleep(opts.pollMs ?? 200);
   }
 }
-var LOCK_NAME;
+var LOCK_NAME, PRIVATE_DIR, LOCK_FORMAT, TOKEN;
 var init_lock = __esm({
   "src/io/lock.ts"() {
     "use strict";
@@ -28420,53 +28472,134 @@ var init_lock = __esm({
     init_inputPaths();
     init_errors();
     LOCK_NAME = ".prune-guard.lock";
+    PRIVATE_DIR = ".prune-guard";
+    LOCK_FORMAT = "prune-guard-lock/1";
+    TOKEN = /^[0-9a-f]{16}$/;
   }
 });
 
 // src/io/outputDir.ts
 import * as fs7 from "node:fs";
 import * as path5 from "node:path";
-import { randomBytes as randomBytes2 } from "node:crypto";
-function removeOrphanStaging(dir) {
-  for (const n of fs7.readdirSync(dir)) {
-    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs7.rmSync(path5.join(dir, n), { recursive: true, force: true });
+function tryRmdir(d) {
+  try {
+    fs7.rmdirSync(d);
+  } catch {
   }
 }
-var STAGING_PREFIX, OutputDir, ATOMIC_TEMP;
+function isOurLink(file) {
+  try {
+    return fs7.lstatSync(file).isSymbolicLink() && fs7.readlinkSync(file) === visibleTarget(path5.basename(file));
+  } catch {
+    return false;
+  }
+}
+function refuseInTheWay(dir, names) {
+  for (const n of names) {
+    const file = path5.join(dir, n);
+    const st = fs7.lstatSync(file, { throwIfNoEntry: false });
+    if (st && !isOurLink(file)) {
+      const what = st.isDirectory() ? "a folder" : st.isSymbolicLink() ? "a symlink" : "a file";
+      throw new UserError(`--out ${dir}: ${n} is ${what} prune-guard did not write, where this run publishes its ${n}; move it away or choose another --out`);
+    }
+  }
+}
+function currentToken(dir) {
+  const link = path5.join(dir, PRIVATE_DIR, CURRENT);
+  const st = fs7.lstatSync(link, { throwIfNoEntry: false });
+  if (!st) return void 0;
+  const target = st.isSymbolicLink() ? fs7.readlinkSync(link) : "";
+  const [runs, token, ...rest] = target.split(path5.sep);
+  if (runs !== RUNS || !isToken(token) || rest.length > 0) {
+    throw new UserError(`--out ${dir}: ${path5.join(PRIVATE_DIR, CURRENT)} was not written by prune-guard; move ${PRIVATE_DIR} away or choose another --out`);
+  }
+  return token;
+}
+function readManifest(dir) {
+  const file = path5.join(dir, PRIVATE_DIR, MANIFEST);
+  let text2;
+  try {
+    text2 = fs7.readFileSync(file, "utf8");
+  } catch (e) {
+    if (e.code === "ENOENT") return { format: MANIFEST_FORMAT, runs: [] };
+    throw e;
+  }
+  try {
+    const m = JSON.parse(text2);
+    if (m.format === MANIFEST_FORMAT && Array.isArray(m.runs) && m.runs.every(isToken)) return m;
+  } catch {
+  }
+  throw new UserError(`--out ${dir}: ${path5.join(PRIVATE_DIR, MANIFEST)} was not written by prune-guard; move ${PRIVATE_DIR} away or choose another --out`);
+}
+function writeManifest(dir, m) {
+  writeFileAtomic(path5.join(dir, PRIVATE_DIR, MANIFEST), JSON.stringify(m) + "\n");
+}
+function removeRun(priv, token) {
+  fs7.rmSync(path5.join(priv, RUNS, token), { recursive: true, force: true });
+  fs7.rmSync(path5.join(priv, `${CURRENT}.${token}`), { force: true });
+}
+var RUNS, CURRENT, MANIFEST, MANIFEST_FORMAT, visibleTarget, OutputDir;
 var init_outputDir = __esm({
   "src/io/outputDir.ts"() {
     "use strict";
+    init_errors();
+    init_atomicWrite();
     init_cleanup();
     init_lock();
-    STAGING_PREFIX = ".prune-guard-staging-";
+    RUNS = "runs";
+    CURRENT = "current";
+    MANIFEST = "runs.json";
+    MANIFEST_FORMAT = "prune-guard-runs/1";
+    visibleTarget = (name) => path5.join(PRIVATE_DIR, CURRENT, name);
     OutputDir = class _OutputDir {
-      constructor(dir, staging, lock, created) {
+      constructor(dir, staging, token, lock, created) {
         this.dir = dir;
         this.staging = staging;
+        this.token = token;
         this.lock = lock;
         this.created = created;
         this.unregister = onInterrupt(() => this.abort());
       }
       dir;
       staging;
+      token;
       lock;
       created;
       done = false;
-      retired = /* @__PURE__ */ new Set();
       unregister;
+      /**
+       * Lock `dir`, clear what dead runs left, and open a fresh staging folder. `names` are the visible
+       * names the run expects to publish: one already taken by something prune-guard did not write is
+       * refused here, before any work.
+       */
       static async open(dir, opts) {
         const created = !fs7.existsSync(dir);
-        const lock = await lockDir(dir, {
-          waitMs: opts.waitMs,
-          onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
-        });
+        let lock;
         try {
-          removeOrphanStaging(dir);
-          const staging = path5.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes2(4).toString("hex")}`);
-          fs7.mkdirSync(staging);
-          return new _OutputDir(dir, staging, lock, created);
+          lock = await lockDir(dir, {
+            waitMs: opts.waitMs,
+            onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
+          });
+        } catch (e) {
+          tryRmdir(path5.join(dir, PRIVATE_DIR));
+          if (created) tryRmdir(dir);
+          throw e;
+        }
+        try {
+          const priv = path5.join(dir, PRIVATE_DIR);
+          const current = currentToken(dir);
+          const manifest = readManifest(dir);
+          for (const t of manifest.runs) if (t !== current) removeRun(priv, t);
+          refuseInTheWay(dir, opts.names ?? []);
+          const token = lock.token;
+          writeManifest(dir, { format: MANIFEST_FORMAT, runs: current ? [current, token] : [token] });
+          const staging = path5.join(priv, RUNS, token);
+          fs7.mkdirSync(staging, { recursive: true });
+          return new _OutputDir(dir, staging, token, lock, created);
         } catch (e) {
           lock.release();
+          tryRmdir(path5.join(dir, PRIVATE_DIR));
+          if (created) tryRmdir(dir);
           throw e;
         }
       }
@@ -28479,44 +28612,62 @@ var init_outputDir = __esm({
       discardStaged() {
         for (const n of fs7.readdirSync(this.staging)) fs7.rmSync(path5.join(this.staging, n), { recursive: true, force: true });
       }
-      /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
-      retire(name) {
-        this.retired.add(name);
-      }
-      /** Move every staged file into the folder (`last` after the others), then unlock. */
-      commit(last = []) {
+      /**
+       * Publish the staged set in one atomic step, then unlock. Names of the old set missing from the new
+       * one (a pruned model a timed-out run no longer describes) disappear with the swap.
+       */
+      commit(hooks = {}) {
         if (this.done) throw new Error("OutputDir: already committed or aborted");
+        const priv = path5.join(this.dir, PRIVATE_DIR);
         const names = fs7.readdirSync(this.staging).filter((n) => !n.startsWith("."));
-        const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
-        for (const n of this.retired) if (!names.includes(n)) fs7.rmSync(path5.join(this.dir, n), { force: true });
-        for (const n of ordered) {
-          const target = path5.join(this.dir, n);
-          const staged = path5.join(this.staging, n);
-          const old = fs7.lstatSync(target, { throwIfNoEntry: false });
-          if (old && (old.isDirectory() || fs7.lstatSync(staged).isDirectory())) fs7.renameSync(target, path5.join(this.staging, `.replaced-${n}`));
-          fs7.renameSync(staged, target);
+        if (names.length === 0 && !currentToken(this.dir)) return this.abort();
+        refuseInTheWay(this.dir, names);
+        const made = [];
+        try {
+          for (const n of names) {
+            const link = path5.join(this.dir, n);
+            if (isOurLink(link)) continue;
+            fs7.symlinkSync(visibleTarget(n), link);
+            made.push(link);
+          }
+          hooks.beforeSwap?.();
+          const next = path5.join(priv, `${CURRENT}.${this.token}`);
+          fs7.symlinkSync(path5.join(RUNS, this.token), next);
+          fs7.renameSync(next, path5.join(priv, CURRENT));
+        } catch (e) {
+          for (const l of made) fs7.rmSync(l, { force: true });
+          fs7.rmSync(path5.join(priv, `${CURRENT}.${this.token}`), { force: true });
+          if (e instanceof UserError) throw e;
+          throw new UserError(`--out ${this.dir}: cannot publish the outputs (${e.message}); the previous outputs are unchanged`);
         }
-        this.finish();
+        this.done = true;
+        this.unregister();
+        const old = readManifest(this.dir).runs.filter((t) => t !== this.token);
+        for (const t of old) removeRun(priv, t);
+        writeManifest(this.dir, { format: MANIFEST_FORMAT, runs: [this.token] });
+        for (const n of fs7.readdirSync(this.dir)) {
+          const link = path5.join(this.dir, n);
+          if (!names.includes(n) && isOurLink(link)) fs7.rmSync(link, { force: true });
+        }
+        this.lock.release();
       }
       /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
       abort() {
         if (this.done) return;
-        this.finish();
-        if (this.created) {
-          try {
-            fs7.rmdirSync(this.dir);
-          } catch {
-          }
-        }
-      }
-      finish() {
         this.done = true;
         this.unregister();
-        fs7.rmSync(this.staging, { recursive: true, force: true });
+        const priv = path5.join(this.dir, PRIVATE_DIR);
+        removeRun(priv, this.token);
+        const current = currentToken(this.dir);
+        writeManifest(this.dir, { format: MANIFEST_FORMAT, runs: current ? [current] : [] });
+        if (!current) {
+          fs7.rmSync(path5.join(priv, MANIFEST), { force: true });
+          for (const d of [path5.join(priv, RUNS), priv]) tryRmdir(d);
+        }
         this.lock.release();
+        if (this.created) tryRmdir(this.dir);
       }
     };
-    ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
   }
 });
 
@@ -32887,7 +33038,7 @@ function unzipSync(data, opts) {
   }
   return files;
 }
-var require2, _a3, Worker, isMarkedAsUntransferable, u8, u16, i32, fleb, fdeb, clim, freb, _a3, fl, revfl, _b, fd, revfd, rev, x, i, hMap, flt, i, i, i, i, fdt, i, flm, flrm, fdm, fdrm, max, bits, bits16, shft, slc, ec, err, inflt, wbits, wbits16, hTree, ln, lc, clen, wfblk, wblk, deo, et, dflt, crct, crc, dopt, mrg, b2, b4, b8, wbytes, fltn, te, td, tds, dutf8, slzh, zh, z64hs, exfl, wzh, wzf;
+var require2, _a3, Worker, isMarkedAsUntransferable, u8, u16, i32, fleb, fdeb, clim, freb, _a3, fl, revfl, _b, fd, revfd, rev, x, i, hMap, flt, i, i, i, i, fdt, i, flm, flrm, fdm, fdrm, max, bits, bits16, shft, slc, ec, err, inflt, wbits, wbits16, hTree, ln, lc, clen, wfblk, wblk, deo, et, dflt, crct, crc, dopt, mrg, b2, b4, b8, wbytes, Inflate, fltn, te, td, tds, dutf8, slzh, zh, z64hs, exfl, wzh, wzf, UnzipPassThrough, UnzipInflate, Unzip;
 var init_esm = __esm({
   "node_modules/fflate/esm/index.mjs"() {
     require2 = createRequire2("/");
@@ -33603,6 +33754,43 @@ var init_esm = __esm({
       for (; v; ++b)
         d[b] = v, v >>>= 8;
     };
+    Inflate = /* @__PURE__ */ (function() {
+      function Inflate2(opts, cb) {
+        if (typeof opts == "function")
+          cb = opts, opts = {};
+        this.ondata = cb;
+        var dict = opts && opts.dictionary && opts.dictionary.subarray(-32768);
+        this.s = { i: 0, b: dict ? dict.length : 0 };
+        this.o = new u8(32768);
+        this.p = new u8(0);
+        if (dict)
+          this.o.set(dict);
+      }
+      Inflate2.prototype.e = function(c) {
+        if (!this.ondata)
+          err(5);
+        if (this.d)
+          err(4);
+        if (!this.p.length)
+          this.p = c;
+        else if (c.length) {
+          var n = new u8(this.p.length + c.length);
+          n.set(this.p), n.set(c, this.p.length), this.p = n;
+        }
+      };
+      Inflate2.prototype.c = function(final) {
+        this.s.i = +(this.d = final || false);
+        var bts = this.s.b;
+        var dt = inflt(this.p, this.s, this.o);
+        this.ondata(slc(dt, bts, this.s.b), this.d);
+        this.o = slc(dt, this.s.b - 32768), this.s.b = this.o.length;
+        this.p = slc(this.p, this.s.p / 8 | 0), this.s.p &= 7;
+      };
+      Inflate2.prototype.push = function(chunk, final) {
+        this.e(chunk), this.c(final);
+      };
+      return Inflate2;
+    })();
     fltn = function(d, p, t, o) {
       for (var k in d) {
         var val = d[k], n = p + k, op = o;
@@ -33725,6 +33913,163 @@ var init_esm = __esm({
       wbytes(o, b + 12, d);
       wbytes(o, b + 16, e);
     };
+    UnzipPassThrough = /* @__PURE__ */ (function() {
+      function UnzipPassThrough2() {
+      }
+      UnzipPassThrough2.prototype.push = function(chunk, final) {
+        this.ondata(null, chunk, final);
+      };
+      UnzipPassThrough2.compression = 0;
+      return UnzipPassThrough2;
+    })();
+    UnzipInflate = /* @__PURE__ */ (function() {
+      function UnzipInflate2() {
+        var _this = this;
+        this.i = new Inflate(function(dat, final) {
+          _this.ondata(null, dat, final);
+        });
+      }
+      UnzipInflate2.prototype.push = function(chunk, final) {
+        try {
+          this.i.push(chunk, final);
+        } catch (e) {
+          this.ondata(e, null, final);
+        }
+      };
+      UnzipInflate2.compression = 8;
+      return UnzipInflate2;
+    })();
+    Unzip = /* @__PURE__ */ (function() {
+      function Unzip2(cb) {
+        this.onfile = cb;
+        this.k = [];
+        this.o = {
+          0: UnzipPassThrough
+        };
+        this.p = et;
+      }
+      Unzip2.prototype.push = function(chunk, final) {
+        var _this = this;
+        if (!this.onfile)
+          err(5);
+        if (!this.p)
+          err(4);
+        if (this.c > 0) {
+          var len = Math.min(this.c, chunk.length);
+          var toAdd = chunk.subarray(0, len);
+          this.c -= len;
+          if (this.d)
+            this.d.push(toAdd, !this.c);
+          else
+            this.k[0].push(toAdd);
+          chunk = chunk.subarray(len);
+          if (chunk.length)
+            return this.push(chunk, final);
+        } else {
+          var f = 0, i2 = 0, is = void 0, buf = void 0;
+          if (!this.p.length)
+            buf = chunk;
+          else if (!chunk.length)
+            buf = this.p;
+          else {
+            buf = new u8(this.p.length + chunk.length);
+            buf.set(this.p), buf.set(chunk, this.p.length);
+          }
+          var l = buf.length, oc = this.c, add = oc && this.d;
+          var _loop_2 = function() {
+            var sig = b4(buf, i2);
+            if (sig == 67324752) {
+              f = 1, is = i2;
+              this_1.d = null;
+              this_1.c = 0;
+              var bf = b2(buf, i2 + 6), cmp_1 = b2(buf, i2 + 8), u = bf & 2048, dd = bf & 8, fnl = b2(buf, i2 + 26), es = b2(buf, i2 + 28);
+              if (l > i2 + 30 + fnl + es) {
+                var chks_3 = [];
+                this_1.k.unshift(chks_3);
+                f = 2;
+                var lsc = b4(buf, i2 + 18), lsu = b4(buf, i2 + 22);
+                var fn_1 = strFromU8(buf.subarray(i2 + 30, i2 += 30 + fnl), !u);
+                var _a4 = z64hs(buf, i2, es, 2, lsc, lsu, 0), sc_1 = _a4[0], su_1 = _a4[1], z64 = _a4[3];
+                if (dd)
+                  sc_1 = -1 - z64;
+                i2 += es;
+                this_1.c = sc_1;
+                var d_1;
+                var file_1 = {
+                  name: fn_1,
+                  compression: cmp_1,
+                  start: function() {
+                    if (!file_1.ondata)
+                      err(5);
+                    if (!sc_1)
+                      file_1.ondata(null, et, true);
+                    else {
+                      var ctr = _this.o[cmp_1];
+                      if (!ctr)
+                        file_1.ondata(err(14, "unknown compression type " + cmp_1, 1), null, false);
+                      d_1 = sc_1 < 0 ? new ctr(fn_1) : new ctr(fn_1, sc_1, su_1);
+                      d_1.ondata = function(err2, dat3, final2) {
+                        file_1.ondata(err2, dat3, final2);
+                      };
+                      for (var _i = 0, chks_4 = chks_3; _i < chks_4.length; _i++) {
+                        var dat2 = chks_4[_i];
+                        d_1.push(dat2, false);
+                      }
+                      if (_this.k[0] == chks_3 && _this.c)
+                        _this.d = d_1;
+                      else
+                        d_1.push(et, true);
+                    }
+                  },
+                  terminate: function() {
+                    if (d_1 && d_1.terminate)
+                      d_1.terminate();
+                  }
+                };
+                if (sc_1 >= 0)
+                  file_1.size = sc_1, file_1.originalSize = su_1;
+                this_1.onfile(file_1);
+              }
+              return "break";
+            } else if (oc) {
+              if (sig == 134695760) {
+                is = i2 += 12 + (oc == -2 && 8), f = 3, this_1.c = 0;
+                return "break";
+              } else if (sig == 33639248) {
+                is = i2 -= 4, f = 3, this_1.c = 0;
+                return "break";
+              }
+            }
+          };
+          var this_1 = this;
+          for (; i2 < l - 4; ++i2) {
+            var state_1 = _loop_2();
+            if (state_1 === "break")
+              break;
+          }
+          this.p = et;
+          if (oc < 0) {
+            var dat = f ? buf.subarray(0, is - 12 - (oc == -2 && 8) - (b4(buf, is - 16) == 134695760 && 4)) : buf.subarray(0, i2);
+            if (add)
+              add.push(dat, !!f);
+            else
+              this.k[+(f == 2)].push(dat);
+          }
+          if (f & 2)
+            return this.push(buf.subarray(i2), final);
+          this.p = buf.subarray(i2);
+        }
+        if (final) {
+          if (this.c)
+            err(13);
+          this.p = null;
+        }
+      };
+      Unzip2.prototype.register = function(decoder) {
+        this.o[decoder.compression] = decoder;
+      };
+      return Unzip2;
+    })();
   }
 });
 
@@ -33733,50 +34078,12 @@ import * as path6 from "node:path";
 function readFile(file) {
   return readInputFile(file, { expected: "a .npz or .npy file" });
 }
-function readNpz(file) {
-  const bytes2 = readFile(file);
-  if (bytes2.length >= 6 && bytes2[0] === 147 && String.fromCharCode(...bytes2.subarray(1, 6)) === "NUMPY") {
-    throw new UserError(`${file}: is a single .npy array, not a .npz archive; rename it to end in .npy`);
-  }
-  const members2 = (() => {
-    let entries = 0;
-    try {
-      return unzipSync(bytes2, {
-        filter: (f) => {
-          if (++entries > bytes2.length / MIN_CENTRAL_ENTRY) throw new Error("more entries than the file can hold");
-          if (!f.name.endsWith(".npy")) return false;
-          if (f.compression !== ZIP_STORED && f.compression !== ZIP_DEFLATE) {
-            throw new Error(`member ${f.name} uses zip compression method ${f.compression}; only stored and deflate are supported`);
-          }
-          if (f.size > bytes2.length) throw new Error(`member ${f.name} claims ${f.size} bytes, beyond the end of the file`);
-          if (f.compression === ZIP_DEFLATE && f.originalSize > f.size * MAX_DEFLATE_RATIO + 1024) {
-            throw new Error(`member ${f.name} claims an impossible uncompressed size`);
-          }
-          return true;
-        }
-      });
-    } catch (e) {
-      throw new UserError(
-        `${file}: not a NumPy .npz archive (${describe(e)}); re-create it with np.savez or np.savez_compressed`
-      );
-    }
-  })();
-  const arrays = /* @__PURE__ */ new Map();
-  for (const [member, data] of Object.entries(members2)) {
-    const name = member.slice(0, -".npy".length);
-    arrays.set(name, parseNpy(data, `${file} (array '${name}')`));
-  }
-  if (arrays.size === 0) {
-    throw new UserError(`${file}: archive holds no .npy arrays; create it with np.savez(path, x=..., y=...)`);
-  }
-  return arrays;
-}
 function readNpy(file) {
   return parseNpy(readFile(file), file);
 }
 function readArrays(file) {
   const ext = path6.extname(file).toLowerCase();
-  if (ext === ".npz") return readNpz(file);
+  if (ext === ".npz") return new NpzArchive(file, readFile(file));
   if (ext === ".npy") return /* @__PURE__ */ new Map([["x", readNpy(file)]]);
   throw new UserError(
     `${file}: unsupported data file type '${ext || "(no extension)"}'; give a .npz archive (np.savez) or a .npy array (np.save)`
@@ -33796,7 +34103,7 @@ function writeNpz(file, arrays, opts = {}) {
     throw new UserError(`${file}: cannot write (${describe(e)}); check that the directory exists and is writable`);
   }
 }
-var ZIP_STORED, ZIP_DEFLATE, MAX_DEFLATE_RATIO, MIN_CENTRAL_ENTRY, ZIP_MTIME;
+var ZIP_STORED, ZIP_DEFLATE, MAX_DEFLATE_RATIO, MIN_CENTRAL_ENTRY, INFLATE_SLICE, ZIP_MTIME, NpzArchive, ZipBomb;
 var init_npz = __esm({
   "src/data/npz.ts"() {
     "use strict";
@@ -33809,7 +34116,98 @@ var init_npz = __esm({
     ZIP_DEFLATE = 8;
     MAX_DEFLATE_RATIO = 1100;
     MIN_CENTRAL_ENTRY = 46;
+    INFLATE_SLICE = 64 * 1024;
     ZIP_MTIME = new Date(1980, 0, 1);
+    NpzArchive = class {
+      constructor(file, bytes2, maxBytes = memoryShare()) {
+        this.file = file;
+        this.bytes = bytes2;
+        this.maxBytes = maxBytes;
+        if (bytes2.length >= 6 && bytes2[0] === 147 && String.fromCharCode(...bytes2.subarray(1, 6)) === "NUMPY") {
+          throw new UserError(`${file}: is a single .npy array, not a .npz archive; rename it to end in .npy`);
+        }
+        let entries = 0;
+        try {
+          unzipSync(bytes2, {
+            filter: (f) => {
+              if (++entries > bytes2.length / MIN_CENTRAL_ENTRY) throw new Error("more entries than the file can hold");
+              if (!f.name.endsWith(".npy")) return false;
+              if (f.compression !== ZIP_STORED && f.compression !== ZIP_DEFLATE) {
+                throw new Error(`member ${f.name} uses zip compression method ${f.compression}; only stored and deflate are supported`);
+              }
+              if (f.size > bytes2.length) throw new Error(`member ${f.name} claims ${f.size} bytes, beyond the end of the file`);
+              if (f.compression === ZIP_DEFLATE && f.originalSize > f.size * MAX_DEFLATE_RATIO + 1024) {
+                throw new Error(`member ${f.name} claims an impossible uncompressed size`);
+              }
+              this.members.set(f.name.slice(0, -".npy".length), { name: f.name, compression: f.compression, size: f.size, originalSize: f.originalSize });
+              return false;
+            }
+          });
+        } catch (e) {
+          throw new UserError(`${file}: not a NumPy .npz archive (${describe(e)}); re-create it with np.savez or np.savez_compressed`);
+        }
+        if (this.members.size === 0) {
+          throw new UserError(`${file}: archive holds no .npy arrays; create it with np.savez(path, x=..., y=...)`);
+        }
+      }
+      file;
+      bytes;
+      maxBytes;
+      members = /* @__PURE__ */ new Map();
+      cache = /* @__PURE__ */ new Map();
+      inflated = 0;
+      keys() {
+        return this.members.keys();
+      }
+      has(name) {
+        return this.members.has(name);
+      }
+      get(name) {
+        const member = this.members.get(name);
+        if (!member) return void 0;
+        const cached2 = this.cache.get(name);
+        if (cached2) return cached2;
+        const subject = `${this.file} (array '${name}')`;
+        if (this.inflated + member.originalSize > this.maxBytes) {
+          throw new UserError(`${subject}: declares ${mib(member.originalSize)} uncompressed, more than the ${mib(this.maxBytes - this.inflated)} this machine can hold for it; use a smaller data slice`);
+        }
+        const data = this.inflate(member, subject);
+        this.inflated += data.length;
+        const arr = parseNpy(data, subject);
+        this.cache.set(name, arr);
+        return arr;
+      }
+      inflate(member, subject) {
+        let out;
+        let got = 0;
+        const unzip = new Unzip((f) => {
+          if (f.name !== member.name || out) return;
+          out = new Uint8Array(member.originalSize);
+          f.ondata = (err2, chunk) => {
+            if (err2) throw err2;
+            if (got + chunk.length > member.originalSize) throw new ZipBomb();
+            out.set(chunk, got);
+            got += chunk.length;
+          };
+          f.start();
+        });
+        unzip.register(UnzipInflate);
+        try {
+          for (let i2 = 0; i2 < this.bytes.length; i2 += INFLATE_SLICE) unzip.push(this.bytes.subarray(i2, i2 + INFLATE_SLICE), i2 + INFLATE_SLICE >= this.bytes.length);
+        } catch (e) {
+          if (e instanceof ZipBomb) {
+            throw new UserError(`${subject}: inflates past the ${mib(member.originalSize)} its zip entry declares (a zip bomb or a corrupt archive); re-create it with np.savez`);
+          }
+          throw new UserError(`${subject}: cannot be unpacked (${describe(e)}); re-create the archive with np.savez or np.savez_compressed`);
+        }
+        if (!out || got !== member.originalSize) {
+          throw new UserError(`${subject}: holds ${got} of the ${member.originalSize} bytes its zip entry declares; re-create the archive with np.savez`);
+        }
+        return out;
+      }
+    };
+    ZipBomb = class extends Error {
+    };
   }
 });
 
@@ -48805,7 +49203,7 @@ async function recoverySteps(req, calib, bounded, cut) {
   let current = req.pruned;
   const facts = { macsPerSample: totalMacs(req.dense), calibSamples: calib.count, solveWork: solveWorkOf(req.pruned, refitWeights(req)) };
   const work = new WorkMeter(recoveryAllowance(facts, config2.recoveryWork, req.workShare ?? 1));
-  const stop = req.stop ?? safetyStop(config2.recoveryTimeBudget);
+  const stop = withRunBudget(req.stop ?? safetyStop(config2.recoveryTimeBudget), progress);
   const cutShort = (stage) => {
     if (cut.at) return;
     cut.at = { stage, limit_s: stop.limitSeconds };
@@ -48954,6 +49352,9 @@ function boundSkips(skipped) {
   if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for work (${names(time2)}: ${layerSkipText(time2[0].reason)}; a larger recovery-work refits them)`);
   if (cut.length) parts.push(`${cut.length} layer${cut.length > 1 ? "s" : ""} not refit (${names(cut)}: ${layerSkipText(cut[0].reason)})`);
   return parts.length ? parts.join("; ") : void 0;
+}
+function withRunBudget(stop, progress) {
+  return { ...stop, passed: () => stop.passed() || progress.remainingSeconds?.() === 0 };
 }
 var SPARSEGPT_BLOCK, EVERY_LAYER;
 var init_runRecovery = __esm({
@@ -51250,6 +51651,9 @@ var init_reproduce2 = __esm({
 
 // src/pipeline/guardedRun.ts
 import * as path20 from "node:path";
+function openOutput(out, config2, progress, names) {
+  return OutputDir.open(out, { waitMs: (config2.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3, onWait: (m) => progress.note(m), names });
+}
 function publish(value, out) {
   if (typeof value === "string") return out.publicPath(value);
   if (Array.isArray(value)) return value.map((v) => publish(v, out));
@@ -51282,16 +51686,14 @@ function runInputs(req) {
     ...req.configFile ? [{ flag: "--config", path: req.configFile }] : []
   ];
 }
-async function guardedLedger(req, progress, publishLast = () => []) {
+async function guardedLedger(req, progress, last = { names: [], write: () => {
+} }) {
   if (path20.resolve(prunedPath(req.out, req.model)) === path20.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   refuseInputsInOutput(req.out, runInputs(req));
   for (const n of infeasibleBudgetNotes(req)) progress.note(n);
-  const out = await OutputDir.open(req.out, {
-    waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3,
-    onWait: (m) => progress.note(m)
-  });
+  const out = await openOutput(req.out, req.config, progress, [path20.basename(prunedPath(req.out, req.model)), "steps", ...last.names]);
   const deadline = new Deadline(req.config.timeBudget);
   try {
     let ledger;
@@ -51303,10 +51705,10 @@ async function guardedLedger(req, progress, publishLast = () => []) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path20.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
-    out.commit(publishLast(ledger, out.staging));
+    last.write(ledger, out.staging);
+    out.commit();
     return ledger;
   } finally {
     out.abort();
@@ -51379,6 +51781,7 @@ var init_compare = __esm({
     init_signature();
     init_prunable();
     init_ledger();
+    init_guardedRun();
     init_measureStep();
     init_corruptions();
     init_verdicts();
@@ -51611,7 +52014,7 @@ var init_comment = __esm({
 });
 
 // src/github/fit.ts
-function join18(sections) {
+function join19(sections) {
   return sections.map((s) => typeof s === "string" ? s : details(s)).join("\n\n") + "\n";
 }
 function hardCut(text2, max2) {
@@ -51627,7 +52030,7 @@ function hardCut(text2, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text2 = join18(parts);
+  let text2 = join19(parts);
   while (text2.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
@@ -51635,7 +52038,7 @@ function fitComment(sections, limit = COMMENT_LIMIT) {
     });
     if (largest < 0) return hardCut(text2, limit);
     parts[largest] = omitted(parts[largest]);
-    text2 = join18(parts);
+    text2 = join19(parts);
   }
   return text2;
 }
@@ -55615,10 +56018,10 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start, key, sep: sep6, value } = collItem;
+        const { start, key, sep: sep7, value } = collItem;
         const keyProps = resolveProps.resolveProps(start, {
           indicator: "explicit-key-ind",
-          next: key ?? sep6?.[0],
+          next: key ?? sep7?.[0],
           offset,
           onError,
           parentIndent: bm.indent,
@@ -55632,7 +56035,7 @@ var require_resolve_block_map = __commonJS({
             else if ("indent" in key && key.indent !== bm.indent)
               onError(offset, "BAD_INDENT", startColMsg);
           }
-          if (!keyProps.anchor && !keyProps.tag && !sep6) {
+          if (!keyProps.anchor && !keyProps.tag && !sep7) {
             commentEnd = keyProps.end;
             if (keyProps.comment) {
               if (map.comment)
@@ -55656,7 +56059,7 @@ var require_resolve_block_map = __commonJS({
         ctx.atKey = false;
         if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
           onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
-        const valueProps = resolveProps.resolveProps(sep6 ?? [], {
+        const valueProps = resolveProps.resolveProps(sep7 ?? [], {
           indicator: "map-value-ind",
           next: value,
           offset: keyNode.range[2],
@@ -55672,7 +56075,7 @@ var require_resolve_block_map = __commonJS({
             if (ctx.options.strict && keyProps.start < valueProps.found.offset - 1024)
               onError(keyNode.range, "KEY_OVER_1024_CHARS", "The : indicator must be at most 1024 chars after the start of an implicit block mapping key");
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep6, null, valueProps, onError);
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep7, null, valueProps, onError);
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
@@ -55763,7 +56166,7 @@ var require_resolve_end = __commonJS({
       let comment = "";
       if (end) {
         let hasSpace = false;
-        let sep6 = "";
+        let sep7 = "";
         for (const token of end) {
           const { source, type } = token;
           switch (type) {
@@ -55777,13 +56180,13 @@ var require_resolve_end = __commonJS({
               if (!comment)
                 comment = cb;
               else
-                comment += sep6 + cb;
-              sep6 = "";
+                comment += sep7 + cb;
+              sep7 = "";
               break;
             }
             case "newline":
               if (comment)
-                sep6 += source;
+                sep7 += source;
               hasSpace = true;
               break;
             default:
@@ -55826,18 +56229,18 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i2 = 0; i2 < fc.items.length; ++i2) {
         const collItem = fc.items[i2];
-        const { start, key, sep: sep6, value } = collItem;
+        const { start, key, sep: sep7, value } = collItem;
         const props = resolveProps.resolveProps(start, {
           flow: fcName,
           indicator: "explicit-key-ind",
-          next: key ?? sep6?.[0],
+          next: key ?? sep7?.[0],
           offset,
           onError,
           parentIndent: fc.indent,
           startOnNewline: false
         });
         if (!props.found) {
-          if (!props.anchor && !props.tag && !sep6 && !value) {
+          if (!props.anchor && !props.tag && !sep7 && !value) {
             if (i2 === 0 && props.comma)
               onError(props.comma, "UNEXPECTED_TOKEN", `Unexpected , in ${fcName}`);
             else if (i2 < fc.items.length - 1)
@@ -55891,8 +56294,8 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap2 && !sep6 && !props.found) {
-          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep6, null, props, onError);
+        if (!isMap2 && !sep7 && !props.found) {
+          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep7, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
           if (isBlock(value))
@@ -55904,7 +56307,7 @@ var require_resolve_flow_collection = __commonJS({
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
-          const valueProps = resolveProps.resolveProps(sep6 ?? [], {
+          const valueProps = resolveProps.resolveProps(sep7 ?? [], {
             flow: fcName,
             indicator: "map-value-ind",
             next: value,
@@ -55915,8 +56318,8 @@ var require_resolve_flow_collection = __commonJS({
           });
           if (valueProps.found) {
             if (!isMap2 && !props.found && ctx.options.strict) {
-              if (sep6)
-                for (const st of sep6) {
+              if (sep7)
+                for (const st of sep7) {
                   if (st === valueProps.found)
                     break;
                   if (st.type === "newline") {
@@ -55933,7 +56336,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               onError(valueProps.start, "MISSING_CHAR", `Missing , or : between ${fcName} items`);
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep6, null, valueProps, onError) : null;
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep7, null, valueProps, onError) : null;
           if (valueNode) {
             if (isBlock(value))
               onError(valueNode.range, "BLOCK_IN_FLOW", blockMsg);
@@ -56113,7 +56516,7 @@ var require_resolve_block_scalar = __commonJS({
           chompStart = i2 + 1;
       }
       let value = "";
-      let sep6 = "";
+      let sep7 = "";
       let prevMoreIndented = false;
       for (let i2 = 0; i2 < contentStart; ++i2)
         value += lines2[i2][0].slice(trimIndent) + "\n";
@@ -56130,24 +56533,24 @@ var require_resolve_block_scalar = __commonJS({
           indent = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
-          value += sep6 + indent.slice(trimIndent) + content;
-          sep6 = "\n";
+          value += sep7 + indent.slice(trimIndent) + content;
+          sep7 = "\n";
         } else if (indent.length > trimIndent || content[0] === "	") {
-          if (sep6 === " ")
-            sep6 = "\n";
-          else if (!prevMoreIndented && sep6 === "\n")
-            sep6 = "\n\n";
-          value += sep6 + indent.slice(trimIndent) + content;
-          sep6 = "\n";
+          if (sep7 === " ")
+            sep7 = "\n";
+          else if (!prevMoreIndented && sep7 === "\n")
+            sep7 = "\n\n";
+          value += sep7 + indent.slice(trimIndent) + content;
+          sep7 = "\n";
           prevMoreIndented = true;
         } else if (content === "") {
-          if (sep6 === "\n")
+          if (sep7 === "\n")
             value += "\n";
           else
-            sep6 = "\n";
+            sep7 = "\n";
         } else {
-          value += sep6 + content;
-          sep6 = " ";
+          value += sep7 + content;
+          sep7 = " ";
           prevMoreIndented = false;
         }
       }
@@ -56330,25 +56733,25 @@ var require_resolve_flow_scalar = __commonJS({
         trimBoth = /^[ \t]+|[ \t]+$/g;
       }
       let res = match[1].replace(trimEnd, "");
-      let sep6 = " ";
+      let sep7 = " ";
       let pos = line.lastIndex;
       while (match = line.exec(source)) {
         const lm = match[1].replace(trimBoth, "");
         if (lm === "") {
-          if (sep6 === "\n")
-            res += sep6;
+          if (sep7 === "\n")
+            res += sep7;
           else
-            sep6 = "\n";
+            sep7 = "\n";
         } else {
-          res += sep6 + lm;
-          sep6 = " ";
+          res += sep7 + lm;
+          sep7 = " ";
         }
         pos = line.lastIndex;
       }
       const last = /[ \t]*(.*)/sy;
       last.lastIndex = pos;
       match = last.exec(source);
-      return res + sep6 + (match?.[1] ?? "");
+      return res + sep7 + (match?.[1] ?? "");
     }
     function doubleQuotedValue(source, onError) {
       let res = "";
@@ -57158,14 +57561,14 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start, key, sep: sep6, value }) {
+    function stringifyItem({ start, key, sep: sep7, value }) {
       let res = "";
       for (const st of start)
         res += st.source;
       if (key)
         res += stringifyToken(key);
-      if (sep6)
-        for (const st of sep6)
+      if (sep7)
+        for (const st of sep7)
           res += st.source;
       if (value)
         res += stringifyToken(value);
@@ -58332,18 +58735,18 @@ var require_parser = __commonJS({
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start = getFirstKeyStartProps(prev);
-          let sep6;
+          let sep7;
           if (scalar.end) {
-            sep6 = scalar.end;
-            sep6.push(this.sourceToken);
+            sep7 = scalar.end;
+            sep7.push(this.sourceToken);
             delete scalar.end;
           } else
-            sep6 = [this.sourceToken];
+            sep7 = [this.sourceToken];
           const map = {
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start, key: scalar, sep: sep6 }]
+            items: [{ start, key: scalar, sep: sep7 }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
@@ -58496,15 +58899,15 @@ var require_parser = __commonJS({
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
                   const start2 = getFirstKeyStartProps(it.start);
                   const key = it.key;
-                  const sep6 = it.sep;
-                  sep6.push(this.sourceToken);
+                  const sep7 = it.sep;
+                  sep7.push(this.sourceToken);
                   delete it.key;
                   delete it.sep;
                   this.stack.push({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start2, key, sep: sep6 }]
+                    items: [{ start: start2, key, sep: sep7 }]
                   });
                 } else if (start.length > 0) {
                   it.sep = it.sep.concat(start, this.sourceToken);
@@ -58698,13 +59101,13 @@ var require_parser = __commonJS({
             const prev = getPrevProps(parent);
             const start = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
-            const sep6 = fc.end.splice(1, fc.end.length);
-            sep6.push(this.sourceToken);
+            const sep7 = fc.end.splice(1, fc.end.length);
+            sep7.push(this.sourceToken);
             const map = {
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start, key: fc, sep: sep6 }]
+              items: [{ start, key: fc, sep: sep7 }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map;

@@ -69,6 +69,9 @@ export function buildModelLedger(i: ModelLedgerInput): ModelLedger {
   };
 }
 
+/** The names writeLedgerFiles writes. */
+export const LEDGER_FILES = ['ledger.json', 'ledger.md'] as const;
+
 /** ledger.json and ledger.md in `dir`, each written atomically; returns the Markdown and both paths. */
 export function writeLedgerFiles(dir: string, ledger: Ledger): { markdown: string; ledgerPath: string; markdownPath: string } {
   const markdown = renderMarkdown(ledger);

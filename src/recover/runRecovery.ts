@@ -179,7 +179,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
   // set before any stage runs; the clock only arms the safety stop
   const facts: WorkFacts = { macsPerSample: totalMacs(req.dense), calibSamples: calib.count, solveWork: solveWorkOf(req.pruned, refitWeights(req)) };
   const work = new WorkMeter(recoveryAllowance(facts, config.recoveryWork, req.workShare ?? 1));
-  const stop = req.stop ?? safetyStop(config.recoveryTimeBudget);
+  const stop = withRunBudget(req.stop ?? safetyStop(config.recoveryTimeBudget), progress);
   const cutShort = (stage: CutShort['stage']): void => {
     if (cut.at) return;
     cut.at = { stage, limit_s: stop.limitSeconds };
@@ -373,4 +373,12 @@ function boundSkips(skipped: readonly { weight: string; reason: LayerSkip }[]): 
   if (time.length) parts.push(`${time.length} layer${time.length > 1 ? 's' : ''} not refit for work (${names(time)}: ${layerSkipText(time[0].reason)}; a larger recovery-work refits them)`);
   if (cut.length) parts.push(`${cut.length} layer${cut.length > 1 ? 's' : ''} not refit (${names(cut)}: ${layerSkipText(cut[0].reason)})`);
   return parts.length ? parts.join('; ') : undefined;
+}
+
+/**
+ * The run's --time-budget stops recovery too, so no layer is refit and no epoch started past it: the run
+ * then stops within one layer's time instead of finishing all of recovery first.
+ */
+function withRunBudget(stop: SafetyStop, progress: Progress): SafetyStop {
+  return { ...stop, passed: () => stop.passed() || progress.remainingSeconds?.() === 0 };
 }
