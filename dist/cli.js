@@ -1217,8 +1217,8 @@ var require_command = __commonJS({
   "node_modules/commander/lib/command.js"(exports) {
     var EventEmitter = __require("node:events").EventEmitter;
     var childProcess = __require("node:child_process");
-    var path25 = __require("node:path");
-    var fs27 = __require("node:fs");
+    var path27 = __require("node:path");
+    var fs29 = __require("node:fs");
     var process2 = __require("node:process");
     var { Argument: Argument2, humanReadableArgName } = require_argument();
     var { CommanderError: CommanderError2 } = require_error();
@@ -2212,7 +2212,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} subcommandName
        */
       _checkForMissingExecutable(executableFile, executableDir, subcommandName) {
-        if (fs27.existsSync(executableFile)) return;
+        if (fs29.existsSync(executableFile)) return;
         const executableDirMessage = executableDir ? `searched for local subcommand relative to directory '${executableDir}'` : "no directory for search for local subcommand, use .executableDir() to supply a custom directory";
         const executableMissing = `'${executableFile}' does not exist
  - if '${subcommandName}' is not meant to be an executable command, remove description parameter from '.command()' and use '.description()' instead
@@ -2230,11 +2230,11 @@ Expecting one of '${allowedValues.join("', '")}'`);
         let launchWithNode = false;
         const sourceExt = [".js", ".ts", ".tsx", ".mjs", ".cjs"];
         function findFile(baseDir, baseName) {
-          const localBin = path25.resolve(baseDir, baseName);
-          if (fs27.existsSync(localBin)) return localBin;
-          if (sourceExt.includes(path25.extname(baseName))) return void 0;
+          const localBin = path27.resolve(baseDir, baseName);
+          if (fs29.existsSync(localBin)) return localBin;
+          if (sourceExt.includes(path27.extname(baseName))) return void 0;
           const foundExt = sourceExt.find(
-            (ext) => fs27.existsSync(`${localBin}${ext}`)
+            (ext) => fs29.existsSync(`${localBin}${ext}`)
           );
           if (foundExt) return `${localBin}${foundExt}`;
           return void 0;
@@ -2246,21 +2246,21 @@ Expecting one of '${allowedValues.join("', '")}'`);
         if (this._scriptPath) {
           let resolvedScriptPath;
           try {
-            resolvedScriptPath = fs27.realpathSync(this._scriptPath);
+            resolvedScriptPath = fs29.realpathSync(this._scriptPath);
           } catch {
             resolvedScriptPath = this._scriptPath;
           }
-          executableDir = path25.resolve(
-            path25.dirname(resolvedScriptPath),
+          executableDir = path27.resolve(
+            path27.dirname(resolvedScriptPath),
             executableDir
           );
         }
         if (executableDir) {
           let localFile = findFile(executableDir, executableFile);
           if (!localFile && !subcommand._executableFile && this._scriptPath) {
-            const legacyName = path25.basename(
+            const legacyName = path27.basename(
               this._scriptPath,
-              path25.extname(this._scriptPath)
+              path27.extname(this._scriptPath)
             );
             if (legacyName !== this._name) {
               localFile = findFile(
@@ -2271,7 +2271,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
           }
           executableFile = localFile || executableFile;
         }
-        launchWithNode = sourceExt.includes(path25.extname(executableFile));
+        launchWithNode = sourceExt.includes(path27.extname(executableFile));
         let proc;
         if (process2.platform !== "win32") {
           if (launchWithNode) {
@@ -2682,7 +2682,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
         const negativeNumberArg = (arg) => {
           if (!/^-(\d+|\d*\.\d+)(e[+-]?\d+)?$/.test(arg)) return false;
           return !this._getCommandAndAncestors().some(
-            (cmd) => cmd.options.map((opt) => opt.short).some((short) => /^-\d$/.test(short))
+            (cmd) => cmd.options.map((opt) => opt.short).some((short2) => /^-\d$/.test(short2))
           );
         };
         let activeVariadicOption = null;
@@ -3186,7 +3186,7 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @return {Command}
        */
       nameFromFilename(filename) {
-        this._name = path25.basename(filename, path25.extname(filename));
+        this._name = path27.basename(filename, path27.extname(filename));
         return this;
       }
       /**
@@ -3200,9 +3200,9 @@ Expecting one of '${allowedValues.join("', '")}'`);
        * @param {string} [path]
        * @return {(string|null|Command)}
        */
-      executableDir(path26) {
-        if (path26 === void 0) return this._executableDir;
-        this._executableDir = path26;
+      executableDir(path28) {
+        if (path28 === void 0) return this._executableDir;
+        this._executableDir = path28;
         return this;
       }
       /**
@@ -3705,17 +3705,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path25) {
-      const ctrl = callVisitor(key, node, visitor, path25);
+    function visit_(key, node, visitor, path27) {
+      const ctrl = callVisitor(key, node, visitor, path27);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path25, ctrl);
-        return visit_(key, ctrl, visitor, path25);
+        replaceNode(key, path27, ctrl);
+        return visit_(key, ctrl, visitor, path27);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path25 = Object.freeze(path25.concat(node));
+          path27 = Object.freeze(path27.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path25);
+            const ci = visit_(i2, node.items[i2], visitor, path27);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3726,13 +3726,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path25 = Object.freeze(path25.concat(node));
-          const ck = visit_("key", node.key, visitor, path25);
+          path27 = Object.freeze(path27.concat(node));
+          const ck = visit_("key", node.key, visitor, path27);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path25);
+          const cv = visit_("value", node.value, visitor, path27);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3753,17 +3753,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path25) {
-      const ctrl = await callVisitor(key, node, visitor, path25);
+    async function visitAsync_(key, node, visitor, path27) {
+      const ctrl = await callVisitor(key, node, visitor, path27);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path25, ctrl);
-        return visitAsync_(key, ctrl, visitor, path25);
+        replaceNode(key, path27, ctrl);
+        return visitAsync_(key, ctrl, visitor, path27);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path25 = Object.freeze(path25.concat(node));
+          path27 = Object.freeze(path27.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path25);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path27);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -3774,13 +3774,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path25 = Object.freeze(path25.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path25);
+          path27 = Object.freeze(path27.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path27);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path25);
+          const cv = await visitAsync_("value", node.value, visitor, path27);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -3807,23 +3807,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path25) {
+    function callVisitor(key, node, visitor, path27) {
       if (typeof visitor === "function")
-        return visitor(key, node, path25);
+        return visitor(key, node, path27);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path25);
+        return visitor.Map?.(key, node, path27);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path25);
+        return visitor.Seq?.(key, node, path27);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path25);
+        return visitor.Pair?.(key, node, path27);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path25);
+        return visitor.Scalar?.(key, node, path27);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path25);
+        return visitor.Alias?.(key, node, path27);
       return void 0;
     }
-    function replaceNode(key, path25, node) {
-      const parent = path25[path25.length - 1];
+    function replaceNode(key, path27, node) {
+      const parent = path27[path27.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -4435,10 +4435,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path25, value) {
+    function collectionFromPath(schema, path27, value) {
       let v = value;
-      for (let i2 = path25.length - 1; i2 >= 0; --i2) {
-        const k = path25[i2];
+      for (let i2 = path27.length - 1; i2 >= 0; --i2) {
+        const k = path27[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -4457,7 +4457,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path25) => path25 == null || typeof path25 === "object" && !!path25[Symbol.iterator]().next().done;
+    var isEmptyPath = (path27) => path27 == null || typeof path27 === "object" && !!path27[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -4487,11 +4487,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path25, value) {
-        if (isEmptyPath(path25))
+      addIn(path27, value) {
+        if (isEmptyPath(path27))
           this.add(value);
         else {
-          const [key, ...rest] = path25;
+          const [key, ...rest] = path27;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -4505,8 +4505,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path25) {
-        const [key, ...rest] = path25;
+      deleteIn(path27) {
+        const [key, ...rest] = path27;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -4520,8 +4520,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path25, keepScalar) {
-        const [key, ...rest] = path25;
+      getIn(path27, keepScalar) {
+        const [key, ...rest] = path27;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -4539,8 +4539,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path25) {
-        const [key, ...rest] = path25;
+      hasIn(path27) {
+        const [key, ...rest] = path27;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -4550,8 +4550,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path25, value) {
-        const [key, ...rest] = path25;
+      setIn(path27, value) {
+        const [key, ...rest] = path27;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -7066,9 +7066,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path25, value) {
+      addIn(path27, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path25, value);
+          this.contents.addIn(path27, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -7143,14 +7143,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path25) {
-        if (Collection.isEmptyPath(path25)) {
+      deleteIn(path27) {
+        if (Collection.isEmptyPath(path27)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path25) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path27) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -7165,10 +7165,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path25, keepScalar) {
-        if (Collection.isEmptyPath(path25))
+      getIn(path27, keepScalar) {
+        if (Collection.isEmptyPath(path27))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path25, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path27, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -7179,10 +7179,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path25) {
-        if (Collection.isEmptyPath(path25))
+      hasIn(path27) {
+        if (Collection.isEmptyPath(path27))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path25) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path27) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -7199,13 +7199,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path25, value) {
-        if (Collection.isEmptyPath(path25)) {
+      setIn(path27, value) {
+        if (Collection.isEmptyPath(path27)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path25), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path27), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path25, value);
+          this.contents.setIn(path27, value);
         }
       }
       /**
@@ -7591,10 +7591,10 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start, key, sep: sep3, value } = collItem;
+        const { start, key, sep: sep4, value } = collItem;
         const keyProps = resolveProps.resolveProps(start, {
           indicator: "explicit-key-ind",
-          next: key ?? sep3?.[0],
+          next: key ?? sep4?.[0],
           offset,
           onError,
           parentIndent: bm.indent,
@@ -7608,7 +7608,7 @@ var require_resolve_block_map = __commonJS({
             else if ("indent" in key && key.indent !== bm.indent)
               onError(offset, "BAD_INDENT", startColMsg);
           }
-          if (!keyProps.anchor && !keyProps.tag && !sep3) {
+          if (!keyProps.anchor && !keyProps.tag && !sep4) {
             commentEnd = keyProps.end;
             if (keyProps.comment) {
               if (map.comment)
@@ -7632,7 +7632,7 @@ var require_resolve_block_map = __commonJS({
         ctx.atKey = false;
         if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
           onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
-        const valueProps = resolveProps.resolveProps(sep3 ?? [], {
+        const valueProps = resolveProps.resolveProps(sep4 ?? [], {
           indicator: "map-value-ind",
           next: value,
           offset: keyNode.range[2],
@@ -7648,7 +7648,7 @@ var require_resolve_block_map = __commonJS({
             if (ctx.options.strict && keyProps.start < valueProps.found.offset - 1024)
               onError(keyNode.range, "KEY_OVER_1024_CHARS", "The : indicator must be at most 1024 chars after the start of an implicit block mapping key");
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep3, null, valueProps, onError);
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep4, null, valueProps, onError);
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
@@ -7739,7 +7739,7 @@ var require_resolve_end = __commonJS({
       let comment = "";
       if (end) {
         let hasSpace = false;
-        let sep3 = "";
+        let sep4 = "";
         for (const token of end) {
           const { source, type } = token;
           switch (type) {
@@ -7753,13 +7753,13 @@ var require_resolve_end = __commonJS({
               if (!comment)
                 comment = cb;
               else
-                comment += sep3 + cb;
-              sep3 = "";
+                comment += sep4 + cb;
+              sep4 = "";
               break;
             }
             case "newline":
               if (comment)
-                sep3 += source;
+                sep4 += source;
               hasSpace = true;
               break;
             default:
@@ -7802,18 +7802,18 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i2 = 0; i2 < fc.items.length; ++i2) {
         const collItem = fc.items[i2];
-        const { start, key, sep: sep3, value } = collItem;
+        const { start, key, sep: sep4, value } = collItem;
         const props = resolveProps.resolveProps(start, {
           flow: fcName,
           indicator: "explicit-key-ind",
-          next: key ?? sep3?.[0],
+          next: key ?? sep4?.[0],
           offset,
           onError,
           parentIndent: fc.indent,
           startOnNewline: false
         });
         if (!props.found) {
-          if (!props.anchor && !props.tag && !sep3 && !value) {
+          if (!props.anchor && !props.tag && !sep4 && !value) {
             if (i2 === 0 && props.comma)
               onError(props.comma, "UNEXPECTED_TOKEN", `Unexpected , in ${fcName}`);
             else if (i2 < fc.items.length - 1)
@@ -7867,8 +7867,8 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap3 && !sep3 && !props.found) {
-          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep3, null, props, onError);
+        if (!isMap3 && !sep4 && !props.found) {
+          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep4, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
           if (isBlock(value))
@@ -7880,7 +7880,7 @@ var require_resolve_flow_collection = __commonJS({
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
-          const valueProps = resolveProps.resolveProps(sep3 ?? [], {
+          const valueProps = resolveProps.resolveProps(sep4 ?? [], {
             flow: fcName,
             indicator: "map-value-ind",
             next: value,
@@ -7891,8 +7891,8 @@ var require_resolve_flow_collection = __commonJS({
           });
           if (valueProps.found) {
             if (!isMap3 && !props.found && ctx.options.strict) {
-              if (sep3)
-                for (const st of sep3) {
+              if (sep4)
+                for (const st of sep4) {
                   if (st === valueProps.found)
                     break;
                   if (st.type === "newline") {
@@ -7909,7 +7909,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               onError(valueProps.start, "MISSING_CHAR", `Missing , or : between ${fcName} items`);
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep3, null, valueProps, onError) : null;
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep4, null, valueProps, onError) : null;
           if (valueNode) {
             if (isBlock(value))
               onError(valueNode.range, "BLOCK_IN_FLOW", blockMsg);
@@ -8089,7 +8089,7 @@ var require_resolve_block_scalar = __commonJS({
           chompStart = i2 + 1;
       }
       let value = "";
-      let sep3 = "";
+      let sep4 = "";
       let prevMoreIndented = false;
       for (let i2 = 0; i2 < contentStart; ++i2)
         value += lines[i2][0].slice(trimIndent) + "\n";
@@ -8106,24 +8106,24 @@ var require_resolve_block_scalar = __commonJS({
           indent = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
-          value += sep3 + indent.slice(trimIndent) + content;
-          sep3 = "\n";
+          value += sep4 + indent.slice(trimIndent) + content;
+          sep4 = "\n";
         } else if (indent.length > trimIndent || content[0] === "	") {
-          if (sep3 === " ")
-            sep3 = "\n";
-          else if (!prevMoreIndented && sep3 === "\n")
-            sep3 = "\n\n";
-          value += sep3 + indent.slice(trimIndent) + content;
-          sep3 = "\n";
+          if (sep4 === " ")
+            sep4 = "\n";
+          else if (!prevMoreIndented && sep4 === "\n")
+            sep4 = "\n\n";
+          value += sep4 + indent.slice(trimIndent) + content;
+          sep4 = "\n";
           prevMoreIndented = true;
         } else if (content === "") {
-          if (sep3 === "\n")
+          if (sep4 === "\n")
             value += "\n";
           else
-            sep3 = "\n";
+            sep4 = "\n";
         } else {
-          value += sep3 + content;
-          sep3 = " ";
+          value += sep4 + content;
+          sep4 = " ";
           prevMoreIndented = false;
         }
       }
@@ -8306,25 +8306,25 @@ var require_resolve_flow_scalar = __commonJS({
         trimBoth = /^[ \t]+|[ \t]+$/g;
       }
       let res = match[1].replace(trimEnd, "");
-      let sep3 = " ";
+      let sep4 = " ";
       let pos = line.lastIndex;
       while (match = line.exec(source)) {
         const lm = match[1].replace(trimBoth, "");
         if (lm === "") {
-          if (sep3 === "\n")
-            res += sep3;
+          if (sep4 === "\n")
+            res += sep4;
           else
-            sep3 = "\n";
+            sep4 = "\n";
         } else {
-          res += sep3 + lm;
-          sep3 = " ";
+          res += sep4 + lm;
+          sep4 = " ";
         }
         pos = line.lastIndex;
       }
       const last = /[ \t]*(.*)/sy;
       last.lastIndex = pos;
       match = last.exec(source);
-      return res + sep3 + (match?.[1] ?? "");
+      return res + sep4 + (match?.[1] ?? "");
     }
     function doubleQuotedValue(source, onError) {
       let res = "";
@@ -9134,14 +9134,14 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start, key, sep: sep3, value }) {
+    function stringifyItem({ start, key, sep: sep4, value }) {
       let res = "";
       for (const st of start)
         res += st.source;
       if (key)
         res += stringifyToken(key);
-      if (sep3)
-        for (const st of sep3)
+      if (sep4)
+        for (const st of sep4)
           res += st.source;
       if (value)
         res += stringifyToken(value);
@@ -9166,9 +9166,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path25) => {
+    visit.itemAtPath = (cst, path27) => {
       let item = cst;
-      for (const [field, index] of path25) {
+      for (const [field, index] of path27) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -9177,23 +9177,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path25) => {
-      const parent = visit.itemAtPath(cst, path25.slice(0, -1));
-      const field = path25[path25.length - 1][0];
+    visit.parentCollection = (cst, path27) => {
+      const parent = visit.itemAtPath(cst, path27.slice(0, -1));
+      const field = path27[path27.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path25, item, visitor) {
-      let ctrl = visitor(item, path25);
+    function _visit(path27, item, visitor) {
+      let ctrl = visitor(item, path27);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path25.concat([[field, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path27.concat([[field, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -9204,10 +9204,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path25);
+            ctrl = ctrl(item, path27);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path25) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path27) : ctrl;
     }
     exports.visit = visit;
   }
@@ -10308,18 +10308,18 @@ var require_parser = __commonJS({
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start = getFirstKeyStartProps(prev);
-          let sep3;
+          let sep4;
           if (scalar.end) {
-            sep3 = scalar.end;
-            sep3.push(this.sourceToken);
+            sep4 = scalar.end;
+            sep4.push(this.sourceToken);
             delete scalar.end;
           } else
-            sep3 = [this.sourceToken];
+            sep4 = [this.sourceToken];
           const map = {
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start, key: scalar, sep: sep3 }]
+            items: [{ start, key: scalar, sep: sep4 }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
@@ -10472,15 +10472,15 @@ var require_parser = __commonJS({
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
                   const start2 = getFirstKeyStartProps(it.start);
                   const key = it.key;
-                  const sep3 = it.sep;
-                  sep3.push(this.sourceToken);
+                  const sep4 = it.sep;
+                  sep4.push(this.sourceToken);
                   delete it.key;
                   delete it.sep;
                   this.stack.push({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start2, key, sep: sep3 }]
+                    items: [{ start: start2, key, sep: sep4 }]
                   });
                 } else if (start.length > 0) {
                   it.sep = it.sep.concat(start, this.sourceToken);
@@ -10509,14 +10509,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs27 = this.flowScalar(this.type);
+              const fs29 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs27, sep: [] });
+                map.items.push({ start, key: fs29, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs27);
+                this.stack.push(fs29);
               } else {
-                Object.assign(it, { key: fs27, sep: [] });
+                Object.assign(it, { key: fs29, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -10644,13 +10644,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs27 = this.flowScalar(this.type);
+              const fs29 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs27, sep: [] });
+                fc.items.push({ start: [], key: fs29, sep: [] });
               else if (it.sep)
-                this.stack.push(fs27);
+                this.stack.push(fs29);
               else
-                Object.assign(it, { key: fs27, sep: [] });
+                Object.assign(it, { key: fs29, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -10674,13 +10674,13 @@ var require_parser = __commonJS({
             const prev = getPrevProps(parent);
             const start = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
-            const sep3 = fc.end.splice(1, fc.end.length);
-            sep3.push(this.sourceToken);
+            const sep4 = fc.end.splice(1, fc.end.length);
+            sep4.push(this.sourceToken);
             const map = {
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start, key: fc, sep: sep3 }]
+              items: [{ start, key: fc, sep: sep4 }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map;
@@ -11475,7 +11475,7 @@ var require_tensor_factory_impl = __commonJS({
           throw new Error("Can not access image data");
         }
       } else if (isString) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve7, reject) => {
           const canvas = createCanvas();
           const context = createCanvasContext(canvas);
           if (!image || !context) {
@@ -11491,7 +11491,7 @@ var require_tensor_factory_impl = __commonJS({
             const img = context.getImageData(0, 0, canvas.width, canvas.height);
             bufferToTensorOptions.height = canvas.height;
             bufferToTensorOptions.width = canvas.width;
-            resolve5((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
+            resolve7((0, exports.bufferToTensor)(img.data, bufferToTensorOptions));
           };
         });
       } else {
@@ -12415,10 +12415,10 @@ var require_backend2 = __commonJS({
         __classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").endProfiling();
       }
       async run(feeds, fetches, options) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve7, reject) => {
           setImmediate(() => {
             try {
-              resolve5(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
+              resolve7(__classPrivateFieldGet(this, _OnnxruntimeSessionHandler_inferenceSession, "f").run(feeds, fetches, options));
             } catch (e) {
               reject(e);
             }
@@ -12432,10 +12432,10 @@ var require_backend2 = __commonJS({
         return Promise.resolve();
       }
       async createInferenceSessionHandler(pathOrBuffer, options) {
-        return new Promise((resolve5, reject) => {
+        return new Promise((resolve7, reject) => {
           setImmediate(() => {
             try {
-              resolve5(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
+              resolve7(new OnnxruntimeSessionHandler(pathOrBuffer, options || {}));
             } catch (e) {
               reject(e);
             }
@@ -12751,8 +12751,8 @@ var require_utils = __commonJS({
       }
       return output;
     };
-    exports.basename = (path25, { windows } = {}) => {
-      const segs = path25.split(windows ? /[\\/]/ : "/");
+    exports.basename = (path27, { windows } = {}) => {
+      const segs = path27.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -15144,7 +15144,9 @@ var require_cli_progress = __commonJS({
 });
 
 // src/cli.ts
-import * as fs26 from "node:fs";
+import * as fs28 from "node:fs";
+import * as os9 from "node:os";
+import * as path26 from "node:path";
 
 // node_modules/commander/esm.mjs
 var import_index = __toESM(require_commander(), 1);
@@ -15437,7 +15439,7 @@ function readInputFile(file, opts) {
     const st = fs.fstatSync(fd2);
     if (st.isDirectory()) refuse("is a folder");
     if (!st.isFile()) refuse(`is a ${kindOf(st)}, not a regular file`);
-    const limit = opts.maxBytes ?? Math.floor(os.totalmem() * MEMORY_SHARE);
+    const limit = opts.maxBytes ?? memoryShare();
     if (st.size > limit) refuse(`is ${mib(st.size)}, more than the ${mib(limit)} this machine can hold for it`);
     const bytes3 = Buffer.allocUnsafe(st.size);
     let off = 0;
@@ -15457,6 +15459,9 @@ function kindOf(st) {
   if (st.isCharacterDevice() || st.isBlockDevice()) return "device";
   if (st.isSocket()) return "socket";
   return "special file";
+}
+function memoryShare() {
+  return Math.floor(os.totalmem() * MEMORY_SHARE);
 }
 function mib(n) {
   return `${(n / 2 ** 20).toFixed(1)} MiB`;
@@ -15599,11 +15604,11 @@ function explicitlyAborted(x2, startIndex = 0) {
   }
   return false;
 }
-function prefixIssues(path25, issues) {
+function prefixIssues(path27, issues) {
   return issues.map((iss) => {
     var _a4;
     (_a4 = iss).path ?? (_a4.path = []);
-    iss.path.unshift(path25);
+    iss.path.unshift(path27);
     return iss;
   });
 }
@@ -17475,8 +17480,12 @@ var SETTINGS = {
     help: "divide the shipped model's logits by the temperature fitted on the calibration set (needs labels)",
     flag: { commands: RUN }
   }),
-  "recovery-time-budget": setting(number3("a number of seconds (0 = no limit)", _gte(0)), 240, {
-    help: "seconds recovery may spend before it stops refitting further layers or distilling (0 = no limit)",
+  "recovery-work": setting(number3("a number of billions of multiply-accumulates (0 = no cap)", _gte(0)), 5e3, {
+    help: "most work recovery and scope auto's sensitivity curves may do, in billions of multiply-accumulates (GMAC) of passes over the calibration set; within it the allowance is sized from the model (400 passes), so the same layers, samples and epochs are computed on any machine (0 = no cap)",
+    flag: { value: "<gmac>", commands: RUN }
+  }),
+  "recovery-time-budget": setting(number3("a number of seconds (0 = no limit)", _gte(0)), 7200, {
+    help: "safety stop: seconds after which recovery stops early even within its work allowance; the ledger then says the run was cut short and the verdict is at least warn (0 = no limit)",
     flag: { value: "<seconds>", commands: RUN }
   }),
   "recovery-command": setting(text('a shell command like "python finetune.py"'), "", {
@@ -17626,16 +17635,16 @@ var writtenLimits = (budgets) => Object.fromEntries(Object.entries(budgets).map(
 var DEFAULT_CONFIG = Object.freeze(fromFile(CONFIG_FILE.parse({})));
 
 // src/config/validate.ts
-function formatKeyPath(path25) {
-  return path25.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
+function formatKeyPath(path27) {
+  return path27.map((s, i2) => typeof s === "number" ? `[${s}]` : i2 === 0 ? s : `.${s}`).join("");
 }
 function show(value) {
   if (value === null || value === void 0) return "nothing";
   const text2 = JSON.stringify(value);
   return text2.length > 40 ? `${text2.slice(0, 39)}\u2026` : text2;
 }
-function valueAt(raw, path25) {
-  return path25.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
+function valueAt(raw, path27) {
+  return path27.reduce((v, key) => v !== null && typeof v === "object" ? v[key] : void 0, raw);
 }
 function describeIssue(issue2, subject, value) {
   const form = formOf(issue2);
@@ -17645,18 +17654,18 @@ function describeIssue(issue2, subject, value) {
   return `${subject} must be ${issue2.message} (got ${value}${bound ? `; ${bound}` : ""})`;
 }
 function fromIssue(issue2, raw) {
-  const path25 = issue2.path;
+  const path27 = issue2.path;
   if (issue2.code === "unrecognized_keys") {
     const valid = issue2.message.startsWith(VALID_KEYS) ? issue2.message.slice(VALID_KEYS.length).split(", ") : [];
     return issue2.keys.map((key) => {
-      const full = [...path25, key];
+      const full = [...path27, key];
       return { path: full, message: `unknown key '${formatKeyPath(full)}'${suggestionTail(key, valid)}` };
     });
   }
-  const value = show(valueAt(raw, path25));
-  if (path25.length === 0) return [{ path: path25, message: `the config must be ${issue2.message} (got ${value})` }];
-  const subject = formOf(issue2) === "plain" ? formatKeyPath(path25) : `'${formatKeyPath(path25)}'`;
-  return [{ path: path25, message: describeIssue(issue2, subject, value) }];
+  const value = show(valueAt(raw, path27));
+  if (path27.length === 0) return [{ path: path27, message: `the config must be ${issue2.message} (got ${value})` }];
+  const subject = formOf(issue2) === "plain" ? formatKeyPath(path27) : `'${formatKeyPath(path27)}'`;
+  return [{ path: path27, message: describeIssue(issue2, subject, value) }];
 }
 function findProblems(raw) {
   const result = CONFIG_FILE.safeParse(raw);
@@ -17676,10 +17685,10 @@ function findProblems(raw) {
 
 // src/config/yamlPosition.ts
 var import_yaml = __toESM(require_dist(), 1);
-function lineOf(doc, lines, path25) {
+function lineOf(doc, lines, path27) {
   let node = doc.contents;
   let offset = doc.contents?.range?.[0] ?? 0;
-  for (const segment of path25) {
+  for (const segment of path27) {
     if ((0, import_yaml.isMap)(node)) {
       const pair = node.items.find((p) => String((0, import_yaml.isScalar)(p.key) ? p.key.value : p.key) === String(segment));
       if (!pair) break;
@@ -17699,8 +17708,8 @@ function lineOf(doc, lines, path25) {
 
 // src/config/loadConfig.ts
 var MAX_CONFIG_BYTES = 4 * 2 ** 20;
-function loadConfig(path25, shownAs = path25) {
-  const text2 = readInputFile(path25, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
+function loadConfig(path27, shownAs = path27) {
+  const text2 = readInputFile(path27, { shownAs, expected: "a .prune-guard.yml config file", maxBytes: MAX_CONFIG_BYTES }).toString("utf8");
   return parseConfig(text2, shownAs);
 }
 function parseConfig(text2, where) {
@@ -17729,10 +17738,10 @@ function parseConfig(text2, where) {
     const listed = (0, import_yaml2.isSeq)(doc.getIn(["budgets", name], true));
     const limits = Array.isArray(value) ? value : [value];
     limits.forEach((limit, i2) => {
-      const path25 = listed ? ["budgets", name, i2] : ["budgets", name];
-      const node = doc.getIn((0, import_yaml2.isMap)(doc.getIn(path25, true)) ? [...path25, "limit"] : path25, true);
+      const path27 = listed ? ["budgets", name, i2] : ["budgets", name];
+      const node = doc.getIn((0, import_yaml2.isMap)(doc.getIn(path27, true)) ? [...path27, "limit"] : path27, true);
       if ((0, import_yaml2.isScalar)(node) && typeof node.value === "number" && node.range) limit.written = text2.slice(node.range[0], node.range[1]).trim();
-      limit.set_at = `${where}:${lineOf(doc, lines, path25)}`;
+      limit.set_at = `${where}:${lineOf(doc, lines, path27)}`;
     });
   }
   return config2;
@@ -17744,22 +17753,22 @@ function parseShiftSets(entries, subject) {
   return entries.map((entry) => {
     const eq = entry.indexOf("=");
     const name = entry.slice(0, Math.max(eq, 0)).trim();
-    const path25 = entry.slice(eq + 1).trim();
-    if (eq < 0 || name === "" || path25 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
+    const path27 = entry.slice(eq + 1).trim();
+    if (eq < 0 || name === "" || path27 === "") throw new UserError(`${subject(entry)} must be NAME=path, e.g. rotated=data/rotated.npz`);
     const earlier = seen.get(name);
     if (earlier !== void 0) throw new UserError(`${subject(entry)} reuses the name '${name}' of ${subject(earlier)}; give each shift set its own name`);
     seen.set(name, entry);
-    return { name, path: path25 };
+    return { name, path: path27 };
   });
 }
 
 // src/config/sources.ts
 function flatten(settings, prefix) {
   return Object.entries(settings).flatMap(([key, s]) => {
-    const path25 = [...prefix, key];
-    if ("settings" in s) return flatten(s.settings, path25);
+    const path27 = [...prefix, key];
+    if ("settings" in s) return flatten(s.settings, path27);
     if (!("kind" in s)) return [];
-    return [{ path: path25, field: path25.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
+    return [{ path: path27, field: path27.map(camel), kind: s.kind, help: s.help, default: s.default, flag: s.flag, input: s.input }];
   });
 }
 var SETTING_REFS = flatten(SETTINGS, []);
@@ -18162,7 +18171,7 @@ function overallVerdict(results) {
 }
 
 // src/pipeline/compare.ts
-import * as fs10 from "node:fs";
+import * as fs26 from "node:fs";
 
 // src/io/inputPaths.ts
 import * as fs2 from "node:fs";
@@ -18196,7 +18205,7 @@ function refuseInputsInOutput(out, inputs) {
 }
 
 // src/pipeline/compare.ts
-import * as path8 from "node:path";
+import * as path24 from "node:path";
 
 // src/config/rules.ts
 import * as os2 from "node:os";
@@ -19348,6 +19357,43 @@ var wbytes = function(d, b, v) {
 function deflateSync(data, opts) {
   return dopt(data, opts || {}, 0, 0);
 }
+var Inflate = /* @__PURE__ */ (function() {
+  function Inflate2(opts, cb) {
+    if (typeof opts == "function")
+      cb = opts, opts = {};
+    this.ondata = cb;
+    var dict = opts && opts.dictionary && opts.dictionary.subarray(-32768);
+    this.s = { i: 0, b: dict ? dict.length : 0 };
+    this.o = new u8(32768);
+    this.p = new u8(0);
+    if (dict)
+      this.o.set(dict);
+  }
+  Inflate2.prototype.e = function(c) {
+    if (!this.ondata)
+      err(5);
+    if (this.d)
+      err(4);
+    if (!this.p.length)
+      this.p = c;
+    else if (c.length) {
+      var n = new u8(this.p.length + c.length);
+      n.set(this.p), n.set(c, this.p.length), this.p = n;
+    }
+  };
+  Inflate2.prototype.c = function(final) {
+    this.s.i = +(this.d = final || false);
+    var bts = this.s.b;
+    var dt = inflt(this.p, this.s, this.o);
+    this.ondata(slc(dt, bts, this.s.b), this.d);
+    this.o = slc(dt, this.s.b - 32768), this.s.b = this.o.length;
+    this.p = slc(this.p, this.s.p / 8 | 0), this.s.p &= 7;
+  };
+  Inflate2.prototype.push = function(chunk, final) {
+    this.e(chunk), this.c(final);
+  };
+  return Inflate2;
+})();
 function inflateSync(data, opts) {
   return inflt(data, { i: 2 }, opts && opts.out, opts && opts.dictionary);
 }
@@ -19564,6 +19610,163 @@ function zipSync(data, opts) {
   wzf(out, o, files.length, cdl, oe);
   return out;
 }
+var UnzipPassThrough = /* @__PURE__ */ (function() {
+  function UnzipPassThrough2() {
+  }
+  UnzipPassThrough2.prototype.push = function(chunk, final) {
+    this.ondata(null, chunk, final);
+  };
+  UnzipPassThrough2.compression = 0;
+  return UnzipPassThrough2;
+})();
+var UnzipInflate = /* @__PURE__ */ (function() {
+  function UnzipInflate2() {
+    var _this = this;
+    this.i = new Inflate(function(dat, final) {
+      _this.ondata(null, dat, final);
+    });
+  }
+  UnzipInflate2.prototype.push = function(chunk, final) {
+    try {
+      this.i.push(chunk, final);
+    } catch (e) {
+      this.ondata(e, null, final);
+    }
+  };
+  UnzipInflate2.compression = 8;
+  return UnzipInflate2;
+})();
+var Unzip = /* @__PURE__ */ (function() {
+  function Unzip2(cb) {
+    this.onfile = cb;
+    this.k = [];
+    this.o = {
+      0: UnzipPassThrough
+    };
+    this.p = et;
+  }
+  Unzip2.prototype.push = function(chunk, final) {
+    var _this = this;
+    if (!this.onfile)
+      err(5);
+    if (!this.p)
+      err(4);
+    if (this.c > 0) {
+      var len = Math.min(this.c, chunk.length);
+      var toAdd = chunk.subarray(0, len);
+      this.c -= len;
+      if (this.d)
+        this.d.push(toAdd, !this.c);
+      else
+        this.k[0].push(toAdd);
+      chunk = chunk.subarray(len);
+      if (chunk.length)
+        return this.push(chunk, final);
+    } else {
+      var f = 0, i2 = 0, is = void 0, buf = void 0;
+      if (!this.p.length)
+        buf = chunk;
+      else if (!chunk.length)
+        buf = this.p;
+      else {
+        buf = new u8(this.p.length + chunk.length);
+        buf.set(this.p), buf.set(chunk, this.p.length);
+      }
+      var l = buf.length, oc = this.c, add = oc && this.d;
+      var _loop_2 = function() {
+        var sig = b4(buf, i2);
+        if (sig == 67324752) {
+          f = 1, is = i2;
+          this_1.d = null;
+          this_1.c = 0;
+          var bf = b2(buf, i2 + 6), cmp_1 = b2(buf, i2 + 8), u = bf & 2048, dd = bf & 8, fnl = b2(buf, i2 + 26), es = b2(buf, i2 + 28);
+          if (l > i2 + 30 + fnl + es) {
+            var chks_3 = [];
+            this_1.k.unshift(chks_3);
+            f = 2;
+            var lsc = b4(buf, i2 + 18), lsu = b4(buf, i2 + 22);
+            var fn_1 = strFromU8(buf.subarray(i2 + 30, i2 += 30 + fnl), !u);
+            var _a4 = z64hs(buf, i2, es, 2, lsc, lsu, 0), sc_1 = _a4[0], su_1 = _a4[1], z64 = _a4[3];
+            if (dd)
+              sc_1 = -1 - z64;
+            i2 += es;
+            this_1.c = sc_1;
+            var d_1;
+            var file_1 = {
+              name: fn_1,
+              compression: cmp_1,
+              start: function() {
+                if (!file_1.ondata)
+                  err(5);
+                if (!sc_1)
+                  file_1.ondata(null, et, true);
+                else {
+                  var ctr = _this.o[cmp_1];
+                  if (!ctr)
+                    file_1.ondata(err(14, "unknown compression type " + cmp_1, 1), null, false);
+                  d_1 = sc_1 < 0 ? new ctr(fn_1) : new ctr(fn_1, sc_1, su_1);
+                  d_1.ondata = function(err2, dat3, final2) {
+                    file_1.ondata(err2, dat3, final2);
+                  };
+                  for (var _i = 0, chks_4 = chks_3; _i < chks_4.length; _i++) {
+                    var dat2 = chks_4[_i];
+                    d_1.push(dat2, false);
+                  }
+                  if (_this.k[0] == chks_3 && _this.c)
+                    _this.d = d_1;
+                  else
+                    d_1.push(et, true);
+                }
+              },
+              terminate: function() {
+                if (d_1 && d_1.terminate)
+                  d_1.terminate();
+              }
+            };
+            if (sc_1 >= 0)
+              file_1.size = sc_1, file_1.originalSize = su_1;
+            this_1.onfile(file_1);
+          }
+          return "break";
+        } else if (oc) {
+          if (sig == 134695760) {
+            is = i2 += 12 + (oc == -2 && 8), f = 3, this_1.c = 0;
+            return "break";
+          } else if (sig == 33639248) {
+            is = i2 -= 4, f = 3, this_1.c = 0;
+            return "break";
+          }
+        }
+      };
+      var this_1 = this;
+      for (; i2 < l - 4; ++i2) {
+        var state_1 = _loop_2();
+        if (state_1 === "break")
+          break;
+      }
+      this.p = et;
+      if (oc < 0) {
+        var dat = f ? buf.subarray(0, is - 12 - (oc == -2 && 8) - (b4(buf, is - 16) == 134695760 && 4)) : buf.subarray(0, i2);
+        if (add)
+          add.push(dat, !!f);
+        else
+          this.k[+(f == 2)].push(dat);
+      }
+      if (f & 2)
+        return this.push(buf.subarray(i2), final);
+      this.p = buf.subarray(i2);
+    }
+    if (final) {
+      if (this.c)
+        err(13);
+      this.p = null;
+    }
+  };
+  Unzip2.prototype.register = function(decoder) {
+    this.o[decoder.compression] = decoder;
+  };
+  return Unzip2;
+})();
 function unzipSync(data, opts) {
   var files = {};
   var e = data.length - 22;
@@ -19611,19 +19814,22 @@ var ZIP_STORED = 0;
 var ZIP_DEFLATE = 8;
 var MAX_DEFLATE_RATIO = 1100;
 var MIN_CENTRAL_ENTRY = 46;
+var INFLATE_SLICE = 64 * 1024;
 var ZIP_MTIME = new Date(1980, 0, 1);
 function readFile(file) {
   return readInputFile(file, { expected: "a .npz or .npy file" });
 }
-function readNpz(file) {
-  const bytes3 = readFile(file);
-  if (bytes3.length >= 6 && bytes3[0] === 147 && String.fromCharCode(...bytes3.subarray(1, 6)) === "NUMPY") {
-    throw new UserError(`${file}: is a single .npy array, not a .npz archive; rename it to end in .npy`);
-  }
-  const members2 = (() => {
+var NpzArchive = class {
+  constructor(file, bytes3, maxBytes = memoryShare()) {
+    this.file = file;
+    this.bytes = bytes3;
+    this.maxBytes = maxBytes;
+    if (bytes3.length >= 6 && bytes3[0] === 147 && String.fromCharCode(...bytes3.subarray(1, 6)) === "NUMPY") {
+      throw new UserError(`${file}: is a single .npy array, not a .npz archive; rename it to end in .npy`);
+    }
     let entries = 0;
     try {
-      return unzipSync(bytes3, {
+      unzipSync(bytes3, {
         filter: (f) => {
           if (++entries > bytes3.length / MIN_CENTRAL_ENTRY) throw new Error("more entries than the file can hold");
           if (!f.name.endsWith(".npy")) return false;
@@ -19634,31 +19840,81 @@ function readNpz(file) {
           if (f.compression === ZIP_DEFLATE && f.originalSize > f.size * MAX_DEFLATE_RATIO + 1024) {
             throw new Error(`member ${f.name} claims an impossible uncompressed size`);
           }
-          return true;
+          this.members.set(f.name.slice(0, -".npy".length), { name: f.name, compression: f.compression, size: f.size, originalSize: f.originalSize });
+          return false;
         }
       });
     } catch (e) {
-      throw new UserError(
-        `${file}: not a NumPy .npz archive (${describe(e)}); re-create it with np.savez or np.savez_compressed`
-      );
+      throw new UserError(`${file}: not a NumPy .npz archive (${describe(e)}); re-create it with np.savez or np.savez_compressed`);
     }
-  })();
-  const arrays = /* @__PURE__ */ new Map();
-  for (const [member, data] of Object.entries(members2)) {
-    const name = member.slice(0, -".npy".length);
-    arrays.set(name, parseNpy(data, `${file} (array '${name}')`));
+    if (this.members.size === 0) {
+      throw new UserError(`${file}: archive holds no .npy arrays; create it with np.savez(path, x=..., y=...)`);
+    }
   }
-  if (arrays.size === 0) {
-    throw new UserError(`${file}: archive holds no .npy arrays; create it with np.savez(path, x=..., y=...)`);
+  file;
+  bytes;
+  maxBytes;
+  members = /* @__PURE__ */ new Map();
+  cache = /* @__PURE__ */ new Map();
+  inflated = 0;
+  keys() {
+    return this.members.keys();
   }
-  return arrays;
-}
+  has(name) {
+    return this.members.has(name);
+  }
+  get(name) {
+    const member = this.members.get(name);
+    if (!member) return void 0;
+    const cached2 = this.cache.get(name);
+    if (cached2) return cached2;
+    const subject = `${this.file} (array '${name}')`;
+    if (this.inflated + member.originalSize > this.maxBytes) {
+      throw new UserError(`${subject}: declares ${mib(member.originalSize)} uncompressed, more than the ${mib(this.maxBytes - this.inflated)} this machine can hold for it; use a smaller data slice`);
+    }
+    const data = this.inflate(member, subject);
+    this.inflated += data.length;
+    const arr = parseNpy(data, subject);
+    this.cache.set(name, arr);
+    return arr;
+  }
+  inflate(member, subject) {
+    let out;
+    let got = 0;
+    const unzip = new Unzip((f) => {
+      if (f.name !== member.name || out) return;
+      out = new Uint8Array(member.originalSize);
+      f.ondata = (err2, chunk) => {
+        if (err2) throw err2;
+        if (got + chunk.length > member.originalSize) throw new ZipBomb();
+        out.set(chunk, got);
+        got += chunk.length;
+      };
+      f.start();
+    });
+    unzip.register(UnzipInflate);
+    try {
+      for (let i2 = 0; i2 < this.bytes.length; i2 += INFLATE_SLICE) unzip.push(this.bytes.subarray(i2, i2 + INFLATE_SLICE), i2 + INFLATE_SLICE >= this.bytes.length);
+    } catch (e) {
+      if (e instanceof ZipBomb) {
+        throw new UserError(`${subject}: inflates past the ${mib(member.originalSize)} its zip entry declares (a zip bomb or a corrupt archive); re-create it with np.savez`);
+      }
+      throw new UserError(`${subject}: cannot be unpacked (${describe(e)}); re-create the archive with np.savez or np.savez_compressed`);
+    }
+    if (!out || got !== member.originalSize) {
+      throw new UserError(`${subject}: holds ${got} of the ${member.originalSize} bytes its zip entry declares; re-create the archive with np.savez`);
+    }
+    return out;
+  }
+};
+var ZipBomb = class extends Error {
+};
 function readNpy(file) {
   return parseNpy(readFile(file), file);
 }
 function readArrays(file) {
   const ext = path4.extname(file).toLowerCase();
-  if (ext === ".npz") return readNpz(file);
+  if (ext === ".npz") return new NpzArchive(file, readFile(file));
   if (ext === ".npy") return /* @__PURE__ */ new Map([["x", readNpy(file)]]);
   throw new UserError(
     `${file}: unsupported data file type '${ext || "(no extension)"}'; give a .npz archive (np.savez) or a .npy array (np.save)`
@@ -22101,8 +22357,8 @@ function* nestedTypes(desc) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/registry.js
-function createEmbeddedFileRegistry(fileDescriptorProto, resolve5) {
-  return buildFileRegistry([fileDescriptorProto, resolve5]);
+function createEmbeddedFileRegistry(fileDescriptorProto, resolve7) {
+  return buildFileRegistry([fileDescriptorProto, resolve7]);
 }
 function buildFileRegistry(args, check) {
   const registry2 = createBaseRegistry();
@@ -22126,7 +22382,7 @@ function buildFileRegistry(args, check) {
         if (seen.has(protoFileName)) {
           continue;
         }
-        const dep = resolve5(protoFileName);
+        const dep = resolve7(protoFileName);
         if (!dep) {
           throw new Error(`Unable to resolve ${protoFileName}, imported by ${file.name}`);
         }
@@ -22140,7 +22396,7 @@ function buildFileRegistry(args, check) {
       return deps.concat(...deps.map(recurseDeps));
     };
     const input = args[0];
-    const resolve5 = args[1];
+    const resolve7 = args[1];
     const seen = /* @__PURE__ */ new Set();
     for (const file of [input, ...recurseDeps(input)].reverse()) {
       check === null || check === void 0 ? void 0 : check(file);
@@ -22972,8 +23228,8 @@ function bootEnumDescriptorProto(init) {
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/codegenv2/message.js
-function messageDesc(file, path25, ...paths) {
-  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path25]);
+function messageDesc(file, path27, ...paths) {
+  return paths.reduce((acc2, cur) => acc2.nestedMessages[cur], file.messages[path27]);
 }
 
 // node_modules/@bufbuild/protobuf/dist/esm/wkt/google/protobuf/descriptor_pb.js
@@ -24097,12 +24353,12 @@ function describeDims(dims) {
 function npType(dtype) {
   return dtype === "bool" ? "np.bool_" : `np.${dtype}`;
 }
-function loadDataset(path25, model, opts) {
+function loadDataset(path27, model, opts) {
   const modelName = opts.modelPath ?? "the model";
   if (model.length === 0) {
-    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path25} into; export the model with its inputs`);
+    throw new UserError(`${modelName}: declares no graph inputs, so there is nothing to feed ${path27} into; export the model with its inputs`);
   }
-  const arrays = readArrays(path25);
+  const arrays = readArrays(path27);
   const found = `found: ${[...arrays.keys()].map((k) => `'${k}'`).join(", ")}`;
   const bound = [];
   if (model.length === 1) {
@@ -24111,7 +24367,7 @@ function loadDataset(path25, model, opts) {
     const arr = arrays.get(name);
     if (!arr) {
       throw new UserError(
-        `${path25}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
+        `${path27}: no array '${SINGLE_INPUT}' for model input '${spec.name}' (${found}); save the inputs as ${SINGLE_INPUT}=..., e.g. np.savez(path, x=inputs, y=labels)`
       );
     }
     bound.push([spec, name, arr]);
@@ -24120,42 +24376,42 @@ function loadDataset(path25, model, opts) {
     if (missing.length > 0) {
       const wanted = model.map((s) => `${s.name}=...`).join(", ");
       throw new UserError(
-        `${path25}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
+        `${path27}: no array for model input${missing.length > 1 ? "s" : ""} ${missing.map((m) => `'${m}'`).join(", ")} (${found}); a model with several inputs needs one array per input name, e.g. np.savez(path, ${wanted}, y=labels)`
       );
     }
     for (const spec of model) bound.push([spec, spec.name, arrays.get(spec.name)]);
   }
-  for (const [spec, name, arr] of bound) checkInput(path25, spec, name, arr, modelName);
-  for (const [, name, arr] of bound) checkFinite(path25, name, arr);
+  for (const [spec, name, arr] of bound) checkInput(path27, spec, name, arr, modelName);
+  for (const [, name, arr] of bound) checkFinite(path27, name, arr);
   const [first, firstName, firstArr] = bound[0];
   const count3 = firstArr.shape[0];
   for (const [, name, arr] of bound) {
     if (arr.shape[0] !== count3) {
       throw new UserError(
-        `${path25}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
+        `${path27}: arrays disagree on the number of samples: '${firstName}' has ${count3} but '${name}' has ${arr.shape[0]}; every input array needs the same first dimension`
       );
     }
   }
   if (count3 < 1) {
-    throw new UserError(`${path25}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
+    throw new UserError(`${path27}: array '${firstName}' for model input '${first.name}' holds 0 samples; save at least one`);
   }
   const y = arrays.get(LABELS);
   let labels = null;
   let labelWidth = 1;
-  if (y) ({ labels, width: labelWidth } = toLabels(path25, y, count3));
+  if (y) ({ labels, width: labelWidth } = toLabels(path27, y, count3));
   else if (opts.requireLabels) {
-    throw new UserError(`${path25}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
+    throw new UserError(`${path27}: no label array '${LABELS}'; add y=labels (integer class ids) to the .npz`);
   }
   const inputs = /* @__PURE__ */ new Map();
-  for (const [spec, name, arr] of bound) inputs.set(spec.name, asModelType(path25, name, arr, spec));
-  return { path: path25, count: count3, inputs, labels, labelWidth };
+  for (const [spec, name, arr] of bound) inputs.set(spec.name, asModelType(path27, name, arr, spec));
+  return { path: path27, count: count3, inputs, labels, labelWidth };
 }
 var FLOAT_DTYPES_CONVERTIBLE = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
 function convertible(have, want) {
   return have !== want && FLOAT_DTYPES_CONVERTIBLE.has(have) && FLOAT_DTYPES_CONVERTIBLE.has(want);
 }
 var HALF_FINITE = 31744;
-function asModelType(path25, name, arr, spec) {
+function asModelType(path27, name, arr, spec) {
   if (arr.dtype === spec.dtype) return { dtype: arr.dtype, dims: arr.shape, data: arr.data };
   const n = arr.data.length;
   const src = arr.dtype === "float16" ? Float32Array.from(arr.data, halfToFloat) : arr.data;
@@ -24165,14 +24421,14 @@ function asModelType(path25, name, arr, spec) {
     for (let i2 = 0; i2 < n; i2++) {
       half[i2] = floatToHalf(src[i2]);
       if ((half[i2] & HALF_FINITE) === HALF_FINITE) {
-        throw new UserError(`${path25}: array '${name}' holds ${src[i2]} at flat index ${i2}, beyond the float16 range (\xB165504) of model input '${spec.name}'; scale the data as the model expects, or save it with ${name}.astype(np.float16) after clipping`);
+        throw new UserError(`${path27}: array '${name}' holds ${src[i2]} at flat index ${i2}, beyond the float16 range (\xB165504) of model input '${spec.name}'; scale the data as the model expects, or save it with ${name}.astype(np.float16) after clipping`);
       }
     }
   } else out.set(src);
   return { dtype: spec.dtype, dims: arr.shape, data: out };
 }
-function checkInput(path25, spec, name, arr, modelName) {
-  const subject = `${path25}: array '${name}'`;
+function checkInput(path27, spec, name, arr, modelName) {
+  const subject = `${path27}: array '${name}'`;
   if (arr.dtype !== spec.dtype && !convertible(arr.dtype, spec.dtype)) {
     throw new UserError(
       `${subject} has dtype ${arr.dtype} but model input '${spec.name}' expects ${spec.dtype}; save it with ${name}.astype(${npType(spec.dtype)})`
@@ -24195,7 +24451,7 @@ function checkInput(path25, spec, name, arr, modelName) {
   }
 }
 var FLOAT_DTYPES = /* @__PURE__ */ new Set(["float16", "float32", "float64"]);
-function checkFinite(path25, name, arr) {
+function checkFinite(path27, name, arr) {
   if (!FLOAT_DTYPES.has(arr.dtype)) return;
   const data = arr.data;
   const per = arr.shape.slice(1).reduce((a, d) => a * d, 1) || 1;
@@ -24206,7 +24462,7 @@ function checkFinite(path25, name, arr) {
       const what = half ? (data[i2] & 1023) !== 0 ? "NaN" : "Inf" : Number.isNaN(data[i2]) ? "NaN" : "Inf";
       const more = countNonFinite(data, half);
       throw new UserError(
-        `${path25}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
+        `${path27}: array '${name}' holds ${what} at sample ${Math.floor(i2 / per)} (${more} non-finite value${more > 1 ? "s" : ""} in all); drop those samples or clean them, e.g. np.nan_to_num(${name})`
       );
     }
   }
@@ -24226,8 +24482,8 @@ function reshapeFix(name, arr, spec) {
   return `save it with shape ${describeDims(["N", ...rest])} (N samples first)`;
 }
 var LABEL_MATRIX_DTYPES = /* @__PURE__ */ new Set([...INTEGER_DTYPES, "bool", "float16", "float32", "float64"]);
-function toLabels(path25, y, count3) {
-  const subject = `${path25}: label array '${LABELS}'`;
+function toLabels(path27, y, count3) {
+  const subject = `${path27}: label array '${LABELS}'`;
   const matrix = y.shape.length === 2 && y.shape[1] > 1;
   if (y.shape.length !== 1 && !(y.shape.length === 2 && y.shape[1] >= 1)) {
     throw new UserError(`${subject} has shape ${describeDims(y.shape)} but labels must be class ids [N], or a 0/1 matrix [N,K] for multi-label models; save it with y.reshape(len(y), -1) or y.reshape(-1)`);
@@ -26894,10 +27150,11 @@ function seededRandom(seed) {
 }
 
 // src/measure/stats/bootstrap.ts
+var BOOTSTRAP_SEED = 24301;
 function bootstrapInterval(n, statistic, opts = {}) {
   const confidence = opts.confidence ?? 0.95;
   const resamples = opts.resamples ?? 1e3;
-  const random = seededRandom(opts.seed ?? 24301);
+  const random = seededRandom(opts.seed ?? BOOTSTRAP_SEED);
   const indices = new Int32Array(n);
   const values = [];
   for (let r = 0; r < resamples; r++) {
@@ -27483,7 +27740,8 @@ function buildModelLedger(i2) {
     ...i2.scope ? { scope: i2.scope } : {},
     ...i2.sensitivity ? { sensitivity: i2.sensitivity } : {},
     ...i2.schedule ? { schedule: i2.schedule } : {},
-    ...i2.allocation ? { allocation: i2.allocation } : {}
+    ...i2.allocation ? { allocation: i2.allocation } : {},
+    ...i2.cutShort ? { cut_short: { stage: i2.cutShort.stage, limit_s: i2.cutShort.limit_s } } : {}
   };
 }
 function evalRecord(file, data, classes, head, plan) {
@@ -27498,6 +27756,7 @@ function evalRecord(file, data, classes, head, plan) {
     ...plan.fixed !== void 0 ? { fixed_batch: plan.fixed } : {}
   };
 }
+var LEDGER_FILES = ["ledger.json", "ledger.md"];
 function writeLedgerFiles(dir, ledger) {
   const markdown = renderMarkdown(ledger);
   const ledgerPath = path6.join(dir, "ledger.json");
@@ -27505,6 +27764,1236 @@ function writeLedgerFiles(dir, ledger) {
   writeFileAtomic(ledgerPath, ledgerJson(ledger));
   writeFileAtomic(markdownPath, markdown);
   return { markdown, ledgerPath, markdownPath };
+}
+
+// src/pipeline/guardedRun.ts
+import * as path23 from "node:path";
+
+// src/io/outputDir.ts
+import * as fs7 from "node:fs";
+import * as path8 from "node:path";
+
+// src/io/cleanup.ts
+var pending = /* @__PURE__ */ new Set();
+function onInterrupt(undo) {
+  pending.add(undo);
+  return () => pending.delete(undo);
+}
+function runPending() {
+  for (const undo of [...pending]) {
+    pending.delete(undo);
+    try {
+      undo();
+    } catch {
+    }
+  }
+}
+var SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
+var installed = false;
+function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
+  if (installed) return;
+  installed = true;
+  for (const [signal, code] of Object.entries(SIGNAL_EXIT)) {
+    process.on(signal, () => {
+      runPending();
+      stderr(`prune-guard: stopped by ${signal}; the input model and earlier outputs are unchanged
+`);
+      process.exit(code);
+    });
+  }
+}
+
+// src/io/lock.ts
+import * as fs6 from "node:fs";
+import * as os4 from "node:os";
+import * as path7 from "node:path";
+import { randomBytes as randomBytes3 } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+var LOCK_NAME = ".prune-guard.lock";
+var PRIVATE_DIR = ".prune-guard";
+var LOCK_FORMAT = "prune-guard-lock/1";
+var TOKEN = /^[0-9a-f]{16}$/;
+function newToken() {
+  return randomBytes3(8).toString("hex");
+}
+function isToken(s) {
+  return typeof s === "string" && TOKEN.test(s);
+}
+function isStale(owner) {
+  if (owner.host !== os4.hostname()) return false;
+  if (owner.pid === process.pid) return false;
+  try {
+    process.kill(owner.pid, 0);
+    return false;
+  } catch (e) {
+    return e.code === "ESRCH";
+  }
+}
+function readLock(file) {
+  let text2;
+  try {
+    const st = fs6.lstatSync(file);
+    if (!st.isFile()) return { kind: "foreign", why: st.isDirectory() ? "is a folder" : "is not a regular file" };
+    text2 = fs6.readFileSync(file, "utf8");
+  } catch (e) {
+    if (e.code === "ENOENT") return { kind: "absent" };
+    return { kind: "foreign", why: `cannot be read (${e.message})` };
+  }
+  try {
+    const o = JSON.parse(text2);
+    if (o.format === LOCK_FORMAT && isToken(o.token) && Number.isInteger(o.pid) && typeof o.host === "string" && typeof o.started === "string") {
+      return { kind: "ours", owner: o, text: text2 };
+    }
+  } catch {
+  }
+  return { kind: "foreign", why: "is not a lock prune-guard wrote" };
+}
+function makeDirs(dir) {
+  try {
+    fs6.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    const code = e.code;
+    const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
+    throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
+  }
+  const priv = path7.join(dir, PRIVATE_DIR);
+  const st = fs6.lstatSync(priv, { throwIfNoEntry: false });
+  if (st && !st.isDirectory()) {
+    throw new UserError(`--out ${dir}: ${PRIVATE_DIR} is in the way (prune-guard keeps its output sets in a folder of that name); move it away or choose another --out`);
+  }
+  if (!st) fs6.mkdirSync(priv, { recursive: true });
+}
+function tryCreate(file, priv, me) {
+  const aside = path7.join(priv, `lock-${me.token}`);
+  fs6.writeFileSync(aside, JSON.stringify(me) + "\n", { flag: "wx" });
+  try {
+    fs6.linkSync(aside, file);
+    return true;
+  } catch (e) {
+    if (e.code === "EEXIST") return false;
+    throw e;
+  } finally {
+    fs6.rmSync(aside, { force: true });
+  }
+}
+async function lockDir(dir, opts) {
+  if (underPseudoRoot(resolved(dir))) throw new UserError(`--out ${dir}: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs`);
+  const file = path7.join(dir, LOCK_NAME);
+  const priv = path7.join(dir, PRIVATE_DIR);
+  const me = { format: LOCK_FORMAT, token: newToken(), pid: process.pid, host: os4.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const until = Date.now() + opts.waitMs;
+  let announced = false;
+  for (; ; ) {
+    makeDirs(dir);
+    let created;
+    try {
+      created = tryCreate(file, priv, me);
+    } catch (e) {
+      if (e.code === "ENOENT") continue;
+      throw new UserError(`--out ${dir}: cannot create the lock file ${LOCK_NAME} (${e.message}); check that the folder is writable`);
+    }
+    if (created) {
+      let released = false;
+      return {
+        file,
+        token: me.token,
+        release() {
+          if (released) return;
+          released = true;
+          const now = readLock(file);
+          if (now.kind === "ours" && now.owner.token === me.token) fs6.rmSync(file, { force: true });
+        }
+      };
+    }
+    const lock = readLock(file);
+    if (lock.kind === "absent") continue;
+    if (lock.kind === "foreign") {
+      throw new UserError(`--out ${dir}: ${LOCK_NAME} ${lock.why}; prune-guard never deletes it: move it away or choose another --out`);
+    }
+    const owner = lock.owner;
+    if (isStale(owner)) {
+      const again = readLock(file);
+      if (again.kind === "ours" && again.text === lock.text) {
+        fs6.rmSync(file, { force: true });
+        fs6.rmSync(path7.join(priv, `lock-${owner.token}`), { force: true });
+        opts.onStale?.(owner);
+      }
+      continue;
+    }
+    if (Date.now() >= until) {
+      throw new UserError(
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${file} if that run is gone`
+      );
+    }
+    if (!announced) {
+      announced = true;
+      opts.onWait?.(owner);
+    }
+    await sleep(opts.pollMs ?? 200);
+  }
+}
+
+// src/io/outputDir.ts
+var RUNS = "runs";
+var CURRENT = "current";
+var MANIFEST = "runs.json";
+var MANIFEST_FORMAT = "prune-guard-runs/1";
+var visibleTarget = (name) => path8.join(PRIVATE_DIR, CURRENT, name);
+var OutputDir = class _OutputDir {
+  constructor(dir, staging, token, lock, created) {
+    this.dir = dir;
+    this.staging = staging;
+    this.token = token;
+    this.lock = lock;
+    this.created = created;
+    this.unregister = onInterrupt(() => this.abort());
+  }
+  dir;
+  staging;
+  token;
+  lock;
+  created;
+  done = false;
+  unregister;
+  /**
+   * Lock `dir`, clear what dead runs left, and open a fresh staging folder. `names` are the visible
+   * names the run expects to publish: one already taken by something prune-guard did not write is
+   * refused here, before any work.
+   */
+  static async open(dir, opts) {
+    const created = !fs7.existsSync(dir);
+    let lock;
+    try {
+      lock = await lockDir(dir, {
+        waitMs: opts.waitMs,
+        onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
+      });
+    } catch (e) {
+      tryRmdir(path8.join(dir, PRIVATE_DIR));
+      if (created) tryRmdir(dir);
+      throw e;
+    }
+    try {
+      const priv = path8.join(dir, PRIVATE_DIR);
+      const current = currentToken(dir);
+      const manifest = readManifest(dir);
+      for (const t of manifest.runs) if (t !== current) removeRun(priv, t);
+      refuseInTheWay(dir, opts.names ?? []);
+      const token = lock.token;
+      writeManifest(dir, { format: MANIFEST_FORMAT, runs: current ? [current, token] : [token] });
+      const staging = path8.join(priv, RUNS, token);
+      fs7.mkdirSync(staging, { recursive: true });
+      return new _OutputDir(dir, staging, token, lock, created);
+    } catch (e) {
+      lock.release();
+      tryRmdir(path8.join(dir, PRIVATE_DIR));
+      if (created) tryRmdir(dir);
+      throw e;
+    }
+  }
+  /** The final path of a file written under the staging folder. */
+  publicPath(p) {
+    const rel = path8.relative(this.staging, p);
+    return rel.startsWith("..") || path8.isAbsolute(rel) ? p : path8.join(this.dir, rel);
+  }
+  /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
+  discardStaged() {
+    for (const n of fs7.readdirSync(this.staging)) fs7.rmSync(path8.join(this.staging, n), { recursive: true, force: true });
+  }
+  /**
+   * Publish the staged set in one atomic step, then unlock. Names of the old set missing from the new
+   * one (a pruned model a timed-out run no longer describes) disappear with the swap.
+   */
+  commit(hooks = {}) {
+    if (this.done) throw new Error("OutputDir: already committed or aborted");
+    const priv = path8.join(this.dir, PRIVATE_DIR);
+    const names = fs7.readdirSync(this.staging).filter((n) => !n.startsWith("."));
+    if (names.length === 0 && !currentToken(this.dir)) return this.abort();
+    refuseInTheWay(this.dir, names);
+    const made = [];
+    try {
+      for (const n of names) {
+        const link = path8.join(this.dir, n);
+        if (isOurLink(link)) continue;
+        fs7.symlinkSync(visibleTarget(n), link);
+        made.push(link);
+      }
+      hooks.beforeSwap?.();
+      const next = path8.join(priv, `${CURRENT}.${this.token}`);
+      fs7.symlinkSync(path8.join(RUNS, this.token), next);
+      fs7.renameSync(next, path8.join(priv, CURRENT));
+    } catch (e) {
+      for (const l of made) fs7.rmSync(l, { force: true });
+      fs7.rmSync(path8.join(priv, `${CURRENT}.${this.token}`), { force: true });
+      if (e instanceof UserError) throw e;
+      throw new UserError(`--out ${this.dir}: cannot publish the outputs (${e.message}); the previous outputs are unchanged`);
+    }
+    this.done = true;
+    this.unregister();
+    const old = readManifest(this.dir).runs.filter((t) => t !== this.token);
+    for (const t of old) removeRun(priv, t);
+    writeManifest(this.dir, { format: MANIFEST_FORMAT, runs: [this.token] });
+    for (const n of fs7.readdirSync(this.dir)) {
+      const link = path8.join(this.dir, n);
+      if (!names.includes(n) && isOurLink(link)) fs7.rmSync(link, { force: true });
+    }
+    this.lock.release();
+  }
+  /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
+  abort() {
+    if (this.done) return;
+    this.done = true;
+    this.unregister();
+    const priv = path8.join(this.dir, PRIVATE_DIR);
+    removeRun(priv, this.token);
+    const current = currentToken(this.dir);
+    writeManifest(this.dir, { format: MANIFEST_FORMAT, runs: current ? [current] : [] });
+    if (!current) {
+      fs7.rmSync(path8.join(priv, MANIFEST), { force: true });
+      for (const d of [path8.join(priv, RUNS), priv]) tryRmdir(d);
+    }
+    this.lock.release();
+    if (this.created) tryRmdir(this.dir);
+  }
+};
+function tryRmdir(d) {
+  try {
+    fs7.rmdirSync(d);
+  } catch {
+  }
+}
+function isOurLink(file) {
+  try {
+    return fs7.lstatSync(file).isSymbolicLink() && fs7.readlinkSync(file) === visibleTarget(path8.basename(file));
+  } catch {
+    return false;
+  }
+}
+function refuseInTheWay(dir, names) {
+  for (const n of names) {
+    const file = path8.join(dir, n);
+    const st = fs7.lstatSync(file, { throwIfNoEntry: false });
+    if (st && !isOurLink(file)) {
+      const what = st.isDirectory() ? "a folder" : st.isSymbolicLink() ? "a symlink" : "a file";
+      throw new UserError(`--out ${dir}: ${n} is ${what} prune-guard did not write, where this run publishes its ${n}; move it away or choose another --out`);
+    }
+  }
+}
+function currentToken(dir) {
+  const link = path8.join(dir, PRIVATE_DIR, CURRENT);
+  const st = fs7.lstatSync(link, { throwIfNoEntry: false });
+  if (!st) return void 0;
+  const target = st.isSymbolicLink() ? fs7.readlinkSync(link) : "";
+  const [runs, token, ...rest] = target.split(path8.sep);
+  if (runs !== RUNS || !isToken(token) || rest.length > 0) {
+    throw new UserError(`--out ${dir}: ${path8.join(PRIVATE_DIR, CURRENT)} was not written by prune-guard; move ${PRIVATE_DIR} away or choose another --out`);
+  }
+  return token;
+}
+function readManifest(dir) {
+  const file = path8.join(dir, PRIVATE_DIR, MANIFEST);
+  let text2;
+  try {
+    text2 = fs7.readFileSync(file, "utf8");
+  } catch (e) {
+    if (e.code === "ENOENT") return { format: MANIFEST_FORMAT, runs: [] };
+    throw e;
+  }
+  try {
+    const m = JSON.parse(text2);
+    if (m.format === MANIFEST_FORMAT && Array.isArray(m.runs) && m.runs.every(isToken)) return m;
+  } catch {
+  }
+  throw new UserError(`--out ${dir}: ${path8.join(PRIVATE_DIR, MANIFEST)} was not written by prune-guard; move ${PRIVATE_DIR} away or choose another --out`);
+}
+function writeManifest(dir, m) {
+  writeFileAtomic(path8.join(dir, PRIVATE_DIR, MANIFEST), JSON.stringify(m) + "\n");
+}
+function removeRun(priv, token) {
+  fs7.rmSync(path8.join(priv, RUNS, token), { recursive: true, force: true });
+  fs7.rmSync(path8.join(priv, `${CURRENT}.${token}`), { force: true });
+}
+
+// src/io/progress.ts
+function stageName(e) {
+  switch (e.kind) {
+    case "prune":
+      return `pruning ${e.model}`;
+    case "sensitivity":
+      return "sensitivity curves";
+    case "recover":
+      return e.work === "round" ? "recovery round" : "recovery";
+    case "evaluate":
+      return `evaluate ${e.step}`;
+    case "latency":
+      return "latency";
+  }
+}
+function stageLine(e) {
+  switch (e.kind) {
+    case "prune":
+      return `pruning ${e.model}${e.schedule ? ` (schedule step ${e.schedule.step}/${e.schedule.steps})` : ""}: ${e.detail}`;
+    case "sensitivity":
+      return `sensitivity curves (${e.detail})`;
+    case "recover":
+      return e.work === "round" ? `recovery round ${e.round}/${e.rounds}: ${e.detail}` : `recovery: ${e.detail}`;
+    case "evaluate":
+      return `evaluate ${e.step}`;
+    case "latency":
+      return `latency (${e.detail})`;
+  }
+}
+function lineProgress(write) {
+  const line = (m) => write(`prune-guard: ${m}
+`);
+  return { stage: (e) => line(stageLine(e)), note: line, update() {
+  }, stop() {
+  }, output: write };
+}
+
+// src/pipeline/deadline.ts
+var TimedOut = class extends Error {
+  constructor(stage, limitSeconds, elapsedSeconds) {
+    super(`time budget of ${limitSeconds} s ran out during '${stage}' after ${elapsedSeconds.toFixed(1)} s`);
+    this.stage = stage;
+    this.limitSeconds = limitSeconds;
+    this.elapsedSeconds = elapsedSeconds;
+  }
+  stage;
+  limitSeconds;
+  elapsedSeconds;
+  name = "TimedOut";
+};
+var Deadline = class {
+  constructor(limitSeconds) {
+    this.limitSeconds = limitSeconds;
+  }
+  limitSeconds;
+  started = performance.now();
+  stage = "load model and data";
+  elapsedSeconds() {
+    return (performance.now() - this.started) / 1e3;
+  }
+  check() {
+    if (this.limitSeconds === void 0) return;
+    const elapsed = this.elapsedSeconds();
+    if (elapsed > this.limitSeconds) throw new TimedOut(this.stage, this.limitSeconds, elapsed);
+  }
+  /** `inner` with a checkpoint in every call; a stage event also names the current stage. */
+  watch(inner) {
+    return {
+      stage: (e) => {
+        this.check();
+        this.stage = stageName(e);
+        inner.stage(e);
+      },
+      note: (m) => {
+        this.check();
+        inner.note(m);
+      },
+      update: (done) => {
+        inner.update(done);
+        this.check();
+      },
+      stop: () => inner.stop(),
+      output: (text2) => inner.output(text2),
+      remainingSeconds: () => this.limitSeconds === void 0 ? void 0 : Math.max(0, this.limitSeconds - this.elapsedSeconds())
+    };
+  }
+};
+
+// src/pipeline/run.ts
+import * as path21 from "node:path";
+
+// src/measure/corruptions.ts
+var SEVERITIES = {
+  /** noise sd as a multiple of the input's sd (ImageNet-C's 0.08..0.38 on [0,1] pixels is ~0.3..1.3 sd) */
+  "gaussian-noise": [0.25, 0.4, 0.6, 0.85, 1.2],
+  /** contrast kept: x' = mean + c·(x − mean), per sample and channel */
+  contrast: [0.75, 0.6, 0.45, 0.3, 0.15],
+  /** added offset as a fraction of the input's range (max − min) */
+  brightness: [0.1, 0.2, 0.3, 0.4, 0.5],
+  /** Gaussian blur sigma, in pixels */
+  blur: [0.5, 0.75, 1, 1.5, 2],
+  /** noise sd as a multiple of each feature's sd */
+  "feature-noise": [0.1, 0.2, 0.3, 0.45, 0.6],
+  /** fraction of features per sample replaced by the feature's mean */
+  "feature-dropout": [0.1, 0.2, 0.3, 0.4, 0.5]
+};
+var corruptionName = (c) => `${c.kind}:${c.severity}`;
+function parseCorruption(text2, where) {
+  const m = /^([a-z-]+):([1-5])$/.exec(text2.trim());
+  if (!m || !CORRUPTIONS.includes(m[1])) {
+    throw new UserError(`${where} ${text2}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
+  }
+  return { kind: m[1], severity: Number(m[2]) };
+}
+function seedOf(c) {
+  let h = 2166136261;
+  for (const ch of corruptionName(c)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
+  return h >>> 0;
+}
+function gaussian(random) {
+  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+}
+function moments(x2) {
+  let s = 0;
+  let s2 = 0;
+  let min = Infinity;
+  let max2 = -Infinity;
+  for (let i2 = 0; i2 < x2.length; i2++) {
+    s += x2[i2];
+    s2 += x2[i2] * x2[i2];
+    if (x2[i2] < min) min = x2[i2];
+    if (x2[i2] > max2) max2 = x2[i2];
+  }
+  const mean3 = s / x2.length;
+  return { mean: mean3, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean3 * mean3)), min, max: max2 };
+}
+function blurPlane(x2, offset, h, w, sigma, tmp) {
+  const r = Math.max(1, Math.ceil(3 * sigma));
+  const k = Array.from({ length: 2 * r + 1 }, (_, i2) => Math.exp(-((i2 - r) ** 2) / (2 * sigma * sigma)));
+  const sum = k.reduce((a, b) => a + b, 0);
+  for (let i2 = 0; i2 < k.length; i2++) k[i2] /= sum;
+  const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc2 = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
+      tmp[y * w + xx] = acc2;
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      let acc2 = 0;
+      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
+      x2[offset + y * w + xx] = acc2;
+    }
+  }
+}
+function corruptArray(name, arr, c, where) {
+  if (arr.dtype === "float16") {
+    const wide = corruptArray(name, { dtype: "float32", dims: arr.dims, data: Float32Array.from(arr.data, halfToFloat) }, c, where);
+    return { dtype: "float16", dims: arr.dims, data: Uint16Array.from(wide.data, floatToHalf) };
+  }
+  if (arr.dtype !== "float32" && arr.dtype !== "float64") {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
+  }
+  const image = IMAGE_CORRUPTIONS.includes(c.kind);
+  if (image && arr.dims.length !== 4) {
+    throw new UserError(`${where}: corruption ${corruptionName(c)} is for images [N, C, H, W] but input '${name}' has ${arr.dims.length} dims; use feature-noise or feature-dropout for tabular inputs`);
+  }
+  const src = arr.data;
+  const x2 = src.slice();
+  const level = SEVERITIES[c.kind][c.severity - 1];
+  const random = seededRandom(seedOf(c));
+  const normal = gaussian(random);
+  const n = arr.dims[0];
+  const per = x2.length / n;
+  const stats = moments(src);
+  switch (c.kind) {
+    case "gaussian-noise":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * stats.sd * normal();
+      break;
+    case "brightness":
+      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * (stats.max - stats.min);
+      break;
+    case "contrast":
+    case "blur": {
+      const [, channels, h, w] = arr.dims;
+      const plane = h * w;
+      const tmp = new Float64Array(plane);
+      for (let p = 0; p < n * channels; p++) {
+        const off = p * plane;
+        if (c.kind === "blur") {
+          blurPlane(x2, off, h, w, level, tmp);
+        } else {
+          let mean3 = 0;
+          for (let i2 = 0; i2 < plane; i2++) mean3 += x2[off + i2];
+          mean3 /= plane;
+          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean3 + level * (x2[off + i2] - mean3);
+        }
+      }
+      break;
+    }
+    case "feature-noise":
+    case "feature-dropout": {
+      const mean3 = new Float64Array(per);
+      const sd = new Float64Array(per);
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean3[f] += src[s * per + f] / n;
+      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean3[f]) ** 2 / n;
+      for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
+      for (let s = 0; s < n; s++) {
+        for (let f = 0; f < per; f++) {
+          const i2 = s * per + f;
+          if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
+          else if (random() < level) x2[i2] = mean3[f];
+        }
+      }
+      break;
+    }
+  }
+  return { dtype: arr.dtype, dims: [...arr.dims], data: x2 };
+}
+function corruptDataset(ds, c) {
+  const inputs = /* @__PURE__ */ new Map();
+  for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
+  return { ...ds, path: `${ds.path}#${corruptionName(c)}`, inputs };
+}
+function corruptionSets(data, specs) {
+  return specs.map((text2) => {
+    const c = parseCorruption(text2, "corruptions");
+    return { name: corruptionName(c), data: corruptDataset(data, c) };
+  });
+}
+
+// src/onnx/preflight.ts
+var MAX_ONNX_OPSET = 26;
+var RUNTIME_DOMAINS = /* @__PURE__ */ new Set(["", "ai.onnx", "ai.onnx.ml", "com.microsoft", "com.microsoft.nchwc", "ai.onnx.preview.training", "ai.onnx.training"]);
+var MAX_SUBGRAPH_DEPTH = 16;
+function* allNodes(graph, file, depth = 0) {
+  if (depth > MAX_SUBGRAPH_DEPTH) {
+    throw new UserError(`${file}: subgraphs nest more than ${MAX_SUBGRAPH_DEPTH} levels deep; the file is corrupt or hostile, re-export the model`);
+  }
+  for (const n of graph.node) {
+    yield n;
+    for (const a of n.attribute) {
+      if (a.g) yield* allNodes(a.g, file, depth + 1);
+      for (const g2 of a.graphs) yield* allNodes(g2, file, depth + 1);
+    }
+  }
+}
+function listNames(names, max2 = 5) {
+  const all = [...new Set(names)];
+  const shown = all.slice(0, max2).map((n) => `'${n}'`).join(", ");
+  return all.length > max2 ? `${shown} and ${all.length - max2} more` : shown;
+}
+function checkRuntimeSupport(model, file) {
+  for (const o of model.opsetImport) {
+    const domain = o.domain || "ai.onnx";
+    if ((o.domain === "" || o.domain === "ai.onnx") && Number(o.version) > MAX_ONNX_OPSET) {
+      throw new UserError(
+        `${file}: uses opset ${o.version} of ${domain}, newer than onnxruntime-node 1.30 supports (up to ${MAX_ONNX_OPSET}); re-export with opset_version=${MAX_ONNX_OPSET} or lower`
+      );
+    }
+  }
+  const custom = /* @__PURE__ */ new Map();
+  for (const n of allNodes(model.graph, file)) {
+    if (RUNTIME_DOMAINS.has(n.domain)) continue;
+    const ops = custom.get(n.domain) ?? [];
+    ops.push(n.opType);
+    custom.set(n.domain, ops);
+  }
+  if (custom.size > 0) {
+    const [domain, ops] = [...custom][0];
+    throw new UserError(
+      `${file}: uses custom op${new Set(ops).size > 1 ? "s" : ""} ${listNames(ops)} from domain '${domain}'${custom.size > 1 ? ` (and domains ${listNames([...custom.keys()].slice(1))})` : ""}, which onnxruntime-node cannot run without its custom-op library; export the model with standard ONNX ops`
+    );
+  }
+}
+function weightNames(model) {
+  const index = new GraphIndex(model.graph);
+  const names = /* @__PURE__ */ new Set();
+  for (const n of model.graph.node) {
+    if (n.opType === "Conv" || n.opType === "ConvTranspose" || n.opType === "Gemm") names.add(n.input[1]);
+    if (n.opType === "MatMul") {
+      for (const i2 of n.input) if (index.initializers.has(i2)) names.add(i2);
+    }
+  }
+  return names;
+}
+function floatValues(t, file) {
+  const raw = t.rawData;
+  if (t.dataType === 1 /* FLOAT */ && raw.byteOffset % 4 === 0 && raw.byteLength > 0 && raw.byteLength === numel(tensorDims(t)) * 4) {
+    return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
+  }
+  try {
+    return tensorToFloat32(t);
+  } catch (e) {
+    throw new UserError(`${file}: initializer '${t.name}' is malformed (${e.message}); the file is corrupt, re-export the model`);
+  }
+}
+function checkFiniteWeights(model, file) {
+  const weights = weightNames(model);
+  for (const t of model.graph.initializer) {
+    if (!FLOAT_TYPES.has(t.dataType)) continue;
+    const v = floatValues(t, file);
+    const isWeight = weights.has(t.name);
+    for (let i2 = 0; i2 < v.length; i2++) {
+      const x2 = v[i2];
+      if (x2 - x2 !== 0) {
+        if (Number.isNaN(x2)) {
+          throw new UserError(`${file}: initializer '${t.name}' holds NaN at flat index ${i2}; the model is broken (diverged training or a bad export), fix it before pruning`);
+        }
+        if (isWeight) {
+          throw new UserError(`${file}: weight '${t.name}' holds ${x2 > 0 ? "+" : "-"}Inf at flat index ${i2}; the model is broken (diverged training or a bad export), fix it before pruning`);
+        }
+      }
+    }
+  }
+}
+function checkSingleProducers(graph, file) {
+  const writer = /* @__PURE__ */ new Map();
+  const claim2 = (tensor, by) => {
+    if (!tensor) return;
+    const first = writer.get(tensor);
+    if (first !== void 0) {
+      throw new UserError(`${file}: tensor '${tensor}' has two producers (${first} and ${by}); each tensor must be written once, fix the export`);
+    }
+    writer.set(tensor, by);
+  };
+  const inits = new Set(graph.initializer.map((t) => t.name));
+  for (const i2 of graph.input) if (!inits.has(i2.name)) claim2(i2.name, `graph input '${i2.name}'`);
+  for (const t of graph.initializer) claim2(t.name, `initializer '${t.name}'`);
+  graph.node.forEach((n, k) => {
+    for (const o of n.output) claim2(o, `node '${n.name || `#${k}`}' (${n.opType})`);
+  });
+  try {
+    new GraphIndex(graph);
+  } catch {
+    throw new UserError(`${file}: the graph has a cycle (a node reads, through other nodes, its own output); fix the export`);
+  }
+}
+function preflightModel(model, file) {
+  checkSingleProducers(model.graph, file);
+  checkRuntimeSupport(model, file);
+  checkFiniteWeights(model, file);
+}
+
+// src/prune/sensitivity/allocateSparsity.ts
+var DEFAULT_CAP = SENSITIVITY_CAP;
+function monotoneCurve(points2, cap) {
+  const pts = [{ r: 0, f: 0 }];
+  for (const p of [...points2].sort((a, b) => a.ratio - b.ratio)) {
+    if (!(p.ratio > pts[pts.length - 1].r)) continue;
+    pts.push({ r: p.ratio, f: Math.max(pts[pts.length - 1].f, p.increase, 0) });
+  }
+  const at2 = (r) => {
+    for (let i2 = 1; i2 < pts.length; i2++) {
+      if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+    }
+    const a = pts[pts.length - 2] ?? { r: 0, f: 0 };
+    const b = pts[pts.length - 1];
+    const slope = Math.max(b.r > a.r ? (b.f - a.f) / (b.r - a.r) : 0, b.r > 0 ? b.f / b.r : 0);
+    return b.f + slope * (r - b.r);
+  };
+  const out = pts.filter((p) => p.r < cap);
+  out.push({ r: cap, f: at2(cap) });
+  return out;
+}
+function lowerHull(pts) {
+  const hull = [];
+  for (const p of pts) {
+    while (hull.length >= 2) {
+      const a = hull[hull.length - 2];
+      const b = hull[hull.length - 1];
+      if ((b.f - a.f) * (p.r - a.r) >= (p.f - a.f) * (b.r - a.r)) hull.pop();
+      else break;
+    }
+    hull.push(p);
+  }
+  return hull;
+}
+function allocateSparsity(layers, target, opts = {}) {
+  const capRatio = opts.cap ?? DEFAULT_CAP;
+  const total2 = layers.reduce((n, l) => n + l.size, 0);
+  const want = Math.round(target * total2);
+  const caps = layers.map((l) => Math.max(0, Math.min(Math.floor(capRatio * l.size), l.maxUnits ?? l.size)));
+  const capacity = caps.reduce((a, b) => a + b, 0);
+  if (want > capacity) {
+    throw new UserError(
+      `--sparsity ${target}: sensitivity allocation prunes no layer beyond ${(capRatio * 100).toFixed(0)}%, so at most ${(capacity / total2 * 100).toFixed(1)}% is reachable; lower --sparsity or use --scope global`
+    );
+  }
+  const hulls = layers.map((l, i2) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i2] / l.size : 0)));
+  const saves = unitSavings(layers, opts.costExponent ?? 0);
+  const segments = [];
+  hulls.forEach((h, i2) => {
+    for (let s = 1; s < h.length; s++) {
+      const units = (h[s].r - h[s - 1].r) * layers[i2].size;
+      if (units <= 0) continue;
+      const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
+      segments.push({ layer: i2, order: s, units, cost: slope / layers[i2].size / saves.weight[i2], slope });
+    }
+  });
+  segments.sort((a, b) => a.cost - b.cost || saves.tie[b.layer] - saves.tie[a.layer] || a.layer - b.layer || a.order - b.order);
+  const amount = new Float64Array(layers.length);
+  let left = want;
+  for (const s of segments) {
+    if (left <= 0) break;
+    const take = Math.min(left, s.units);
+    amount[s.layer] += take;
+    left -= take;
+  }
+  const pruned = layers.map((_, i2) => Math.min(caps[i2], Math.floor(amount[i2] + 1e-9)));
+  let missing = want - pruned.reduce((a, b) => a + b, 0);
+  const byRemainder = layers.map((_, i2) => i2).sort((a, b) => amount[b] - Math.floor(amount[b] + 1e-9) - (amount[a] - Math.floor(amount[a] + 1e-9)) || a - b);
+  while (missing > 0) {
+    let moved = false;
+    for (const i2 of byRemainder) {
+      if (missing === 0) break;
+      if (pruned[i2] < caps[i2]) {
+        pruned[i2]++;
+        missing--;
+        moved = true;
+      }
+    }
+    if (!moved) break;
+  }
+  const ratios = pruned.map((k, i2) => layers[i2].size ? k / layers[i2].size : 0);
+  const predictedIncrease = hulls.reduce((s, h, i2) => s + interpolate(h, ratios[i2]), 0);
+  return { pruned, ratios, predictedIncrease };
+}
+function unitSavings(layers, exponent) {
+  const known = layers.map((l) => l.unitCost ?? 0).filter((c) => c > 0);
+  if (exponent === 0 || known.length === 0) return { weight: layers.map(() => 1), tie: layers.map(() => 0) };
+  const floor = Math.min(...known);
+  const tie = layers.map((l) => (l.unitCost ?? 0) > 0 ? l.unitCost : floor);
+  return { weight: tie.map((c) => (c / floor) ** exponent), tie };
+}
+function interpolate(pts, r) {
+  for (let i2 = 1; i2 < pts.length; i2++) {
+    if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
+  }
+  return pts[pts.length - 1].f;
+}
+
+// src/prune/resolveScope.ts
+function resolveScope(config2, calib, rounds = 1) {
+  if (config2.scope !== "auto") return { scope: config2.scope, reason: "" };
+  const global = (why) => ({ scope: "global", reason: `scope auto -> global: ${why}` });
+  if (config2.method !== "structured" && config2.method !== "unstructured") return global(`--method ${config2.method} has no sensitivity allocation`);
+  if (!calib) return global(`no calibration set to measure ${config2.method === "structured" ? "channel groups" : "layers"} on`);
+  if (!calib.labelled) return global("the calibration set has no labels");
+  if (config2.schedule !== "oneshot") return global(`--schedule ${config2.schedule} (sensitivity curves are measured once, on the dense model)`);
+  if (config2.maxLayerSparsity < 1) return global("--max-layer-sparsity is a global-scope cap");
+  if (config2.sparsity > DEFAULT_CAP) return global(`--sparsity ${config2.sparsity} is beyond the sensitivity cap ${DEFAULT_CAP}`);
+  if (config2.method === "unstructured") {
+    if (rounds > 1) return global(`${rounds} recovery rounds prune by one global threshold`);
+    return { scope: "sensitivity", reason: "scope auto -> sensitivity: unstructured with a labelled calibration set (per-layer ratios from each layer's calibration-loss curve)" };
+  }
+  if (config2.roundTo > 1) return global("--round-to applies to the global allocation");
+  return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
+}
+
+// src/recover/rounds.ts
+var ROUNDS_FROM_SPARSITY = 0.6;
+var AUTO_ROUNDS = 4;
+var AUTO_COMPARE = false;
+function resolveRounds(config2, calib) {
+  if (config2.recoveryRounds !== 0) return config2.recoveryRounds;
+  const fits = config2.method === "unstructured" && config2.recovery === "auto" && config2.schedule === "oneshot" && config2.criterion !== "sparsegpt" && config2.maxLayerSparsity >= 1 && calib?.labels && config2.sparsity >= ROUNDS_FROM_SPARSITY;
+  return fits ? AUTO_ROUNDS : 1;
+}
+function resolveCompare(config2, rounds) {
+  if (rounds <= 1 || config2.scope !== "global" || config2.sparsity > DEFAULT_CAP) return false;
+  return config2.roundsCompareSensitivity || config2.recoveryRounds === 0 && AUTO_COMPARE;
+}
+
+// src/pipeline/gradual.ts
+import * as fs17 from "node:fs";
+import * as path13 from "node:path";
+
+// src/prune/select.ts
+function kthSmallestAbsBits(arrays, k) {
+  const total2 = arrays.reduce((n, a) => n + a.length, 0);
+  if (!Number.isInteger(k) || k < 0 || k >= total2) throw new RangeError(`k=${k} outside 0..${total2 - 1}`);
+  const views = arrays.map((a) => new Uint32Array(a.buffer, a.byteOffset, a.length));
+  const high = new Uint32Array(65536);
+  for (const v of views) for (let i2 = 0; i2 < v.length; i2++) high[(v[i2] & 2147483647) >>> 16]++;
+  let bucket = 0;
+  let rank = k;
+  while (rank >= high[bucket]) rank -= high[bucket++];
+  const low = new Uint32Array(65536);
+  for (const v of views) {
+    for (let i2 = 0; i2 < v.length; i2++) {
+      const bits2 = v[i2] & 2147483647;
+      if (bits2 >>> 16 === bucket) low[bits2 & 65535]++;
+    }
+  }
+  let digit = 0;
+  while (rank >= low[digit]) rank -= low[digit++];
+  return (bucket << 16 | digit) >>> 0;
+}
+
+// src/prune/magnitude.ts
+function magnitudeMask(tensors, k) {
+  const masks = tensors.map((t) => new Uint8Array(t.length).fill(1));
+  if (k <= 0) return masks;
+  const total2 = tensors.reduce((n, t) => n + t.length, 0);
+  const threshold = kthSmallestAbsBits(tensors, Math.min(k, total2) - 1);
+  const views = tensors.map((t) => new Uint32Array(t.buffer, t.byteOffset, t.length));
+  let pruned = 0;
+  views.forEach((v, j) => {
+    const m = masks[j];
+    for (let i2 = 0; i2 < v.length; i2++) {
+      if ((v[i2] & 2147483647) < threshold) {
+        m[i2] = 0;
+        pruned++;
+      }
+    }
+  });
+  for (let j = 0; j < views.length && pruned < k; j++) {
+    const v = views[j];
+    const m = masks[j];
+    for (let i2 = 0; i2 < v.length && pruned < k; i2++) {
+      if (m[i2] && (v[i2] & 2147483647) === threshold) {
+        m[i2] = 0;
+        pruned++;
+      }
+    }
+  }
+  return masks;
+}
+function cappedMagnitudeMask(tensors, k, maxLayerSparsity) {
+  if (maxLayerSparsity >= 1) return magnitudeMask(tensors, k);
+  const masks = new Array(tensors.length);
+  const capOf = (t) => Math.floor(maxLayerSparsity * t.length);
+  let open = tensors.map((_, j) => j);
+  let budget = k;
+  for (; ; ) {
+    const trial = magnitudeMask(open.map((j) => tensors[j]), budget);
+    const over = open.filter((j, i2) => trial[i2].length - countOnes(trial[i2]) > capOf(tensors[j]));
+    if (over.length === 0) {
+      open.forEach((j, i2) => masks[j] = trial[i2]);
+      return masks;
+    }
+    for (const j of over) {
+      masks[j] = magnitudeMask([tensors[j]], capOf(tensors[j]))[0];
+      budget -= capOf(tensors[j]);
+    }
+    const capped = new Set(over);
+    open = open.filter((j) => !capped.has(j));
+    if (open.length === 0 || budget <= 0) {
+      for (const j of open) masks[j] = new Uint8Array(tensors[j].length).fill(1);
+      return masks;
+    }
+  }
+}
+function countOnes(m) {
+  let n = 0;
+  for (let i2 = 0; i2 < m.length; i2++) n += m[i2];
+  return n;
+}
+function applyMask(values, mask) {
+  const out = new Float32Array(values.length);
+  for (let i2 = 0; i2 < values.length; i2++) out[i2] = mask[i2] ? values[i2] : 0;
+  return out;
+}
+function maskInPlace(values, mask) {
+  for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
+  return values;
+}
+function magnitudePrune(model, weights, sparsity, scope, maxLayerSparsity = 1) {
+  const denseIndex = new GraphIndex(model.graph);
+  const denseTensors = weights.map((w) => denseIndex.initializers.get(w.initializer));
+  const values = denseTensors.map((t) => readFloat32(t));
+  let masks;
+  if (scope === "global") {
+    const total2 = values.reduce((n, v) => n + v.length, 0);
+    masks = cappedMagnitudeMask(values, Math.round(sparsity * total2), maxLayerSparsity);
+  } else {
+    masks = values.map((v) => magnitudeMask([v], Math.round(sparsity * v.length))[0]);
+  }
+  const ed = new ModelEditor(cloneWithoutData(model, denseTensors));
+  const byName = /* @__PURE__ */ new Map();
+  weights.forEach((w, j) => {
+    const owned = values[j].buffer !== denseTensors[j].rawData.buffer;
+    ed.adoptInitializer(w.initializer, owned ? maskInPlace(values[j], masks[j]) : applyMask(values[j], masks[j]));
+    byName.set(w.initializer, masks[j]);
+  });
+  return { model: ed.model, masks: byName };
+}
+function cloneWithoutData(model, tensors) {
+  const saved = tensors.map((t) => ({ raw: t.rawData, rawSet: isFieldSet(t, TensorProtoSchema.field.rawData), float: t.floatData, double: t.doubleData, int32: t.int32Data }));
+  try {
+    for (const t of tensors) {
+      t.rawData = new Uint8Array(0);
+      t.floatData = [];
+      t.doubleData = [];
+      t.int32Data = [];
+    }
+    return cloneModel(model);
+  } finally {
+    tensors.forEach((t, j) => {
+      if (saved[j].rawSet) t.rawData = saved[j].raw;
+      else clearField(t, TensorProtoSchema.field.rawData);
+      t.floatData = saved[j].float;
+      t.doubleData = saved[j].double;
+      t.int32Data = saved[j].int32;
+    });
+  }
+}
+
+// src/prune/hybrid.ts
+var size = (ws) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
+function topUpMagnitude(model, dense, target, config2, scope) {
+  const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
+  const restTotal = size(rest);
+  const denseTotal = size(dense);
+  const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
+  const fraction = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
+  return { model: magnitudePrune(model, rest, fraction, scope).model, fraction };
+}
+
+// src/prune/nm.ts
+function parseNM(method2) {
+  const match = /^([1-9][0-9]*):([1-9][0-9]*)$/.exec(method2);
+  if (!match) return void 0;
+  const n = Number(match[1]);
+  const m = Number(match[2]);
+  return n < m ? { n, m } : void 0;
+}
+function layoutForNode(node, name, dims) {
+  const total2 = numel(dims);
+  switch (node.opType) {
+    case "Conv":
+      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
+      return { outer: dims[0], length: total2 / dims[0], inner: 1 };
+    case "ConvTranspose": {
+      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
+      const groups = attrInt(node, "group", 1);
+      if (dims[0] % groups !== 0) return `ConvTranspose group ${groups} does not divide Cin ${dims[0]}`;
+      return { outer: groups, length: dims[0] / groups, inner: total2 / dims[0] };
+    }
+    case "Gemm":
+      if (node.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
+      return attrInt(node, "transB", 0) ? { outer: dims[0], length: dims[1], inner: 1 } : { outer: 1, length: dims[0], inner: dims[1] };
+    case "MatMul": {
+      if (dims.length < 2) return "MatMul weight is 1-D";
+      if (node.input[1] === name) {
+        const [k2, n] = dims.slice(-2);
+        return { outer: total2 / (k2 * n), length: k2, inner: n };
+      }
+      const k = dims[dims.length - 1];
+      return { outer: total2 / k, length: k, inner: 1 };
+    }
+    default:
+      return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
+  }
+}
+var MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
+function reductionLayout(index, name) {
+  const t = index.initializers.get(name);
+  if (!t) return "not in the model";
+  const dims = tensorDims(t);
+  const users = index.consumersOf(name).filter((n) => MAC_OPS.has(n.opType));
+  if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
+  let found;
+  for (const node of users) {
+    const l = layoutForNode(node, name, dims);
+    if (typeof l === "string") return `${nodeLabel(node)}: ${l}`;
+    if (found && (found.outer !== l.outer || found.length !== l.length || found.inner !== l.inner)) {
+      return `shared by nodes that sum over different axes (${nodeLabel(users[0])}, ${nodeLabel(node)})`;
+    }
+    found = l;
+  }
+  return found;
+}
+var SELECT_LIMIT = 32;
+function nmMask(values, layout, n, m) {
+  const { outer, length, inner } = layout;
+  if (outer * length * inner !== values.length) throw new Error(`layout ${outer}x${length}x${inner} does not cover ${values.length} values`);
+  const mask = new Uint8Array(values.length).fill(1);
+  const drop = m - n;
+  const score2 = new Float64Array(m);
+  const order = m > SELECT_LIMIT ? Array.from({ length: m }, (_, j) => j) : [];
+  const full = length - length % m;
+  for (let o = 0; o < outer; o++) {
+    for (let i2 = 0; i2 < inner; i2++) {
+      const base = o * length * inner + i2;
+      for (let g2 = 0; g2 < full; g2 += m) {
+        const start = base + g2 * inner;
+        for (let j = 0; j < m; j++) {
+          const a = Math.abs(values[start + j * inner]);
+          score2[j] = Number.isNaN(a) ? Infinity : a;
+        }
+        if (m <= SELECT_LIMIT) {
+          for (let d = 0; d < drop; d++) {
+            let best = -1;
+            for (let j = 0; j < m; j++) if (score2[j] >= 0 && (best < 0 || score2[j] <= score2[best])) best = j;
+            score2[best] = -1;
+            mask[start + best * inner] = 0;
+          }
+        } else {
+          for (let j = 0; j < m; j++) order[j] = j;
+          order.sort((x2, y) => score2[x2] - score2[y] || y - x2);
+          for (let d = 0; d < drop; d++) mask[start + order[d] * inner] = 0;
+        }
+      }
+    }
+  }
+  return mask;
+}
+function nmPrune(model, weights, n, m) {
+  if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m)) throw new Error(`invalid N:M pattern ${n}:${m}`);
+  const ed = ModelEditor.copyOf(model);
+  const index = new GraphIndex(ed.graph);
+  const layers = [];
+  const skipped = [];
+  const masks = /* @__PURE__ */ new Map();
+  for (const w of weights) {
+    const layout = reductionLayout(index, w.initializer);
+    if (typeof layout === "string") {
+      skipped.push({ initializer: w.initializer, node: w.node, reason: layout });
+      continue;
+    }
+    const values = tensorToFloat32(index.initializers.get(w.initializer));
+    const mask = nmMask(values, layout, n, m);
+    for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
+    ed.replaceInitializer(w.initializer, values);
+    masks.set(w.initializer, mask);
+    const tail = layout.length % m * layout.outer * layout.inner;
+    layers.push({ initializer: w.initializer, node: w.node, layout, grouped: values.length - tail, tail });
+  }
+  return { model: ed.model, layers, skipped, masks };
+}
+function verifyNM(model, weights, n, m, limit = 100) {
+  const index = new GraphIndex(model.graph);
+  const violations = [];
+  for (const w of weights) {
+    const layout = reductionLayout(index, w.initializer);
+    if (typeof layout === "string") {
+      violations.push({ initializer: w.initializer, row: -1, offset: -1, nonzero: 0, message: `${w.initializer}: cannot check the pattern: ${layout}` });
+      if (violations.length >= limit) return violations;
+      continue;
+    }
+    const values = tensorToFloat32(index.initializers.get(w.initializer));
+    const { outer, length, inner } = layout;
+    const full = length - length % m;
+    for (let o = 0; o < outer; o++) {
+      for (let i2 = 0; i2 < inner; i2++) {
+        const base = o * length * inner + i2;
+        for (let g2 = 0; g2 < full; g2 += m) {
+          let nonzero = 0;
+          for (let j = 0; j < m; j++) if (values[base + (g2 + j) * inner] !== 0) nonzero++;
+          if (nonzero > n) {
+            const row = o * inner + i2;
+            violations.push({ initializer: w.initializer, row, offset: g2, nonzero, message: `${w.initializer}: row ${row}, group at ${g2} has ${nonzero} nonzeros, more than ${n} of ${m}` });
+            if (violations.length >= limit) return violations;
+          }
+        }
+      }
+    }
+  }
+  return violations;
+}
+
+// src/prune/sparsity.ts
+function countSparsity(model, denseWeights) {
+  const index = new GraphIndex(model.graph);
+  const layers = [];
+  let zeros = 0;
+  let total2 = 0;
+  for (const w of denseWeights) {
+    const denseSize = numel(w.dims);
+    const t = index.initializers.get(w.initializer);
+    let nonzero = 0;
+    if (t) {
+      const v = tensorToFloat32(t);
+      for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
+    }
+    const z2 = denseSize - nonzero;
+    layers.push({ name: w.initializer, node: w.node, total: denseSize, zeros: z2, sparsity: denseSize ? z2 / denseSize : 0 });
+    zeros += z2;
+    total2 += denseSize;
+  }
+  return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
+}
+
+// src/onnx/runtime/values.ts
+function floatValues2(t) {
+  const data = t.data;
+  switch (t.type) {
+    case "float32":
+      return t.data;
+    case "float16": {
+      const out = new Float32Array(data.length);
+      if (t.data instanceof Uint16Array) for (let i2 = 0; i2 < out.length; i2++) out[i2] = halfToFloat(t.data[i2]);
+      else for (let i2 = 0; i2 < out.length; i2++) out[i2] = Number(data[i2]);
+      return out;
+    }
+    case "float64":
+    case "int8":
+    case "uint8":
+    case "int16":
+    case "uint16":
+    case "int32":
+    case "uint32":
+    case "bool":
+      return Float32Array.from(data);
+    case "int64":
+    case "uint64": {
+      const out = new Float32Array(data.length);
+      for (let i2 = 0; i2 < out.length; i2++) out[i2] = Number(data[i2]);
+      return out;
+    }
+    default:
+      throw new Error(`cannot read an onnxruntime tensor of type ${t.type} as numbers`);
+  }
+}
+function copyFloatValues(t) {
+  const v = floatValues2(t);
+  return v === t.data ? Float32Array.from(v) : v;
+}
+
+// src/onnx/runtime/batches.ts
+function sessionFixedBatch(session, fed) {
+  const names = new Set(fed);
+  for (const meta3 of session.inputMetadata) {
+    if (!names.has(meta3.name) || !meta3.isTensor) continue;
+    const first = meta3.shape[0];
+    if (typeof first === "number" && first > 0) return first;
+  }
+  return void 0;
+}
+function paddedBatch(data, start, end, rows2) {
+  const views = sliceBatch(data, start, end);
+  const count3 = end - start;
+  if (rows2 <= count3) return views;
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, arr] of views) {
+    const per = arr.data.length / count3;
+    const padded = allocTypedArray(arr.dtype, rows2 * per);
+    const size2 = arr.data.BYTES_PER_ELEMENT;
+    const bytes3 = new Uint8Array(padded.buffer, padded.byteOffset, padded.byteLength);
+    bytes3.set(new Uint8Array(arr.data.buffer, arr.data.byteOffset, arr.data.byteLength));
+    const last = new Uint8Array(arr.data.buffer, arr.data.byteOffset + (count3 - 1) * per * size2, per * size2);
+    for (let r = count3; r < rows2; r++) bytes3.set(last, r * per * size2);
+    out.set(name, { dtype: arr.dtype, dims: [rows2, ...arr.dims.slice(1)], data: padded });
+  }
+  return out;
+}
+function batchFeeds(data, start, end, rows2 = end - start) {
+  const { ort } = onnxruntime();
+  const feeds = {};
+  for (const [name, arr] of paddedBatch(data, start, end, rows2)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+  return feeds;
+}
+async function runBatches(session, data, batch, fetch, onBatch, extraFeeds = {}) {
+  const fixed2 = sessionFixedBatch(session, data.inputs.keys());
+  const step = fixed2 ?? Math.max(1, batch);
+  for (let start = 0; start < data.count; start += step) {
+    const end = Math.min(data.count, start + step);
+    const count3 = end - start;
+    const result = await session.run({ ...batchFeeds(data, start, end, fixed2 ?? count3), ...extraFeeds }, fetch);
+    try {
+      const values = /* @__PURE__ */ new Map();
+      for (const name of fetch) {
+        const t = result[name];
+        const dims = [...t.dims];
+        let v = floatValues2(t);
+        if (fixed2 !== void 0 && dims[0] !== count3) {
+          v = v.subarray(0, v.length / dims[0] * count3);
+          dims[0] = count3;
+        }
+        values.set(name, { dims, data: v });
+      }
+      await onBatch(values, start, count3);
+    } finally {
+      for (const t of Object.values(result)) t.dispose();
+    }
+  }
 }
 
 // src/onnx/elementTypes.ts
@@ -28011,2247 +29500,6 @@ function inferNode(node, shapes, values) {
     default:
       return;
   }
-}
-
-// src/onnx/head.ts
-var SHAPE_ONLY = /* @__PURE__ */ new Set(["Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Dropout"]);
-var ACTIVATIONS = /* @__PURE__ */ new Set(["Softmax", "LogSoftmax", "Sigmoid"]);
-var FORM = { Softmax: "probabilities", LogSoftmax: "log-probabilities", Sigmoid: "probabilities" };
-var FIDELITY_LATER = "or judge every output by its fidelity to the dense model with --task fidelity";
-function showDims(dims) {
-  return dims ? `[batch,${dims.map((d) => d === null ? "?" : String(d)).join(",")}]` : "[?]";
-}
-function perSampleDims(one, three, tensor) {
-  const a = one.get(tensor);
-  const b = three.get(tensor);
-  if (!a || !b || a.length === 0 || a.length !== b.length) return void 0;
-  return a.slice(1).map((d, i2) => d === b[i2 + 1] ? d : null);
-}
-function isFloatCast(node, types) {
-  return node.opType === "Cast" && FLOAT_TYPES.has(attrInt(node, "to", 0)) && FLOAT_TYPES.has(types.get(node.input[0]) ?? 1 /* FLOAT */);
-}
-function findHead(model, opts = {}) {
-  const g2 = model.graph;
-  const index = new GraphIndex(g2);
-  const types = elementTypes(index);
-  const one = inferShapes(index, 1).shapes;
-  const three = inferShapes(index, 3).shapes;
-  const dimsOfOutput = (name) => showDims(perSampleDims(one, three, name));
-  let output;
-  if (opts.output !== void 0) {
-    if (!g2.output.some((o) => o.name === opts.output)) return { ok: false, problem: { kind: "no-such-output", asked: opts.output, outputs: g2.output.map((o) => o.name) } };
-    output = opts.output;
-  } else if (g2.output.length > 1) {
-    return { ok: false, problem: { kind: "several-outputs", outputs: g2.output.map((o) => ({ name: o.name, dims: dimsOfOutput(o.name) })) } };
-  } else output = g2.output[0].name;
-  const elemType = types.get(output) ?? 1 /* FLOAT */;
-  if (!FLOAT_TYPES.has(elemType) || elemType === 16 /* BFLOAT16 */) return { ok: false, problem: { kind: "not-float", output, type: dataTypeName(elemType) } };
-  const through = [];
-  let tensor = output;
-  let producer = index.producer.get(tensor);
-  while (producer && (SHAPE_ONLY.has(producer.opType) || isFloatCast(producer, types))) {
-    through.unshift(producer.opType);
-    tensor = producer.input[0];
-    producer = index.producer.get(tensor);
-  }
-  const activation = producer && ACTIVATIONS.has(producer.opType) ? producer.opType : void 0;
-  const scores = activation ? producer.input[0] : output;
-  const dims = perSampleDims(one, three, output);
-  if (dims && dims.filter((d) => d !== 1).length > 1) return { ok: false, problem: { kind: "not-scores", output, dims: showDims(dims) } };
-  const width = dims ? dims.some((d) => d === null) ? null : numel(dims) : null;
-  if (activation === "Softmax" || activation === "LogSoftmax") {
-    const problem = softmaxAxisProblem(producer, opsetVersion(model), one, output, activation);
-    if (problem) return { ok: false, problem };
-  }
-  const base = { output, width, scores, through, elemType, ...activation ? { activation } : {} };
-  if (activation === "Sigmoid") {
-    const labels = width ?? opts.labelWidth ?? 1;
-    return { ok: true, head: { ...base, task: labels > 1 ? "multilabel" : "binary", form: "probabilities", width: width ?? (opts.labelWidth !== void 0 ? labels : null) } };
-  }
-  if (width === 1) return { ok: false, problem: { kind: "single-score", output } };
-  return { ok: true, head: { ...base, task: "multiclass", form: activation ? FORM[activation] : "logits" } };
-}
-function softmaxAxisProblem(node, opset, shapes, output, activation) {
-  const s = shapes.get(node.input[0]);
-  if (!s || s.length === 0) return void 0;
-  let axis = attrInt(node, "axis", opset >= 13 ? -1 : 1);
-  if (axis < 0) axis += s.length;
-  const perSample = numel(s.slice(1));
-  const group2 = opset >= 13 ? s[axis] : numel(s.slice(axis));
-  if (axis >= 1 && group2 === perSample) return void 0;
-  return { kind: "softmax-axis", output, axis, dims: `[${s.join(",")}]`, activation };
-}
-function checkLabels2(head, labels, labelWidth, data) {
-  if (!labels) return { kind: "no-labels", data };
-  if (head.task === "multiclass") return labelWidth > 1 ? { kind: "labels-matrix-for-classes", output: head.output, labelWidth } : void 0;
-  if (head.task === "multilabel" && head.width !== null && labelWidth !== head.width) return { kind: "label-width", output: head.output, labels: head.width, labelWidth };
-  if (head.task === "binary" && labelWidth !== 1) return { kind: "label-width", output: head.output, labels: 1, labelWidth };
-  for (let i2 = 0; i2 < labels.length; i2++) if (labels[i2] > 1) return { kind: "labels-not-binary", output: head.output, value: labels[i2] };
-  return void 0;
-}
-function headProblemMessage(p, file) {
-  switch (p.kind) {
-    case "several-outputs":
-      return `${file}: has ${p.outputs.length} outputs (${p.outputs.map((o) => `${o.name} ${o.dims}`).join(", ")}); prune-guard judges one classifier output of shape [batch, classes] (logits, probabilities or sigmoid): pass --output NAME (config 'output:') to choose it; ${FIDELITY_LATER}`;
-    case "no-such-output":
-      return `--output ${p.asked}: the model has no output of that name; its outputs are ${p.outputs.map((o) => `'${o}'`).join(", ")}`;
-    case "not-float":
-      return `${file}: output '${p.output}' holds ${p.type} values; prune-guard judges float scores per class (logits, probabilities or a sigmoid), so export the scores rather than ${p.type === "INT64" || p.type === "INT32" ? "the predicted class ids" : `${p.type} values`}${p.type === "BFLOAT16" ? " (onnxruntime-node cannot read bfloat16 tensors: Cast the output to float32)" : ""}`;
-    case "not-scores":
-      return `${file}: output '${p.output}' has shape ${p.dims}, not one score per class; prune-guard judges an output of shape [batch, classes] (or [batch, classes, 1, 1]), or a sigmoid [batch] / [batch, labels]: choose such an output with --output NAME; ${FIDELITY_LATER}`;
-    case "single-score":
-      return `${file}: output '${p.output}' has one value per sample and no Sigmoid before it; prune-guard judges a binary classifier by its sigmoid probability: export it with torch.sigmoid(...) at the end (or two class logits), or choose another output with --output NAME`;
-    case "softmax-axis":
-      return `${file}: output '${p.output}' comes from a ${p.activation} over axis ${p.axis} of ${p.dims}, which is not one distribution over classes per sample; export the ${p.activation} over the class axis (dim=1), or output the logits before it`;
-    case "labels-matrix-for-classes":
-      return `y has ${p.labelWidth} columns, read as a multi-label 0/1 matrix, but output '${p.output}' scores one class per sample (softmax or logits); for one-hot class labels save y.argmax(axis=1), or judge a multi-label model by its sigmoid output`;
-    case "labels-not-binary":
-      return `y holds the value ${p.value}, but output '${p.output}' is a sigmoid, judged as 0/1 decisions at 0.5; labels must be 0 or 1 (for classes, export a softmax or the logits instead)`;
-    case "label-width":
-      return `y has ${p.labelWidth} label${p.labelWidth > 1 ? "s" : ""} per sample but sigmoid output '${p.output}' has ${p.labels}; save y with shape [N, ${p.labels}]${p.labels === 1 ? " or [N]" : ""} (one 0/1 column per output label)`;
-    case "no-labels":
-      return `${p.data}: no label array 'y'; prune-guard judges classifiers against labels: add y=labels (class ids, or a 0/1 [N,K] matrix for a multi-label sigmoid) to the .npz; ${FIDELITY_LATER}`;
-  }
-}
-
-// src/onnx/runtime/values.ts
-function floatValues(t) {
-  const data = t.data;
-  switch (t.type) {
-    case "float32":
-      return t.data;
-    case "float16": {
-      const out = new Float32Array(data.length);
-      if (t.data instanceof Uint16Array) for (let i2 = 0; i2 < out.length; i2++) out[i2] = halfToFloat(t.data[i2]);
-      else for (let i2 = 0; i2 < out.length; i2++) out[i2] = Number(data[i2]);
-      return out;
-    }
-    case "float64":
-    case "int8":
-    case "uint8":
-    case "int16":
-    case "uint16":
-    case "int32":
-    case "uint32":
-    case "bool":
-      return Float32Array.from(data);
-    case "int64":
-    case "uint64": {
-      const out = new Float32Array(data.length);
-      for (let i2 = 0; i2 < out.length; i2++) out[i2] = Number(data[i2]);
-      return out;
-    }
-    default:
-      throw new Error(`cannot read an onnxruntime tensor of type ${t.type} as numbers`);
-  }
-}
-function copyFloatValues(t) {
-  const v = floatValues(t);
-  return v === t.data ? Float32Array.from(v) : v;
-}
-
-// src/onnx/runtime/batches.ts
-function sessionFixedBatch(session, fed) {
-  const names = new Set(fed);
-  for (const meta3 of session.inputMetadata) {
-    if (!names.has(meta3.name) || !meta3.isTensor) continue;
-    const first = meta3.shape[0];
-    if (typeof first === "number" && first > 0) return first;
-  }
-  return void 0;
-}
-function paddedBatch(data, start, end, rows2) {
-  const views = sliceBatch(data, start, end);
-  const count3 = end - start;
-  if (rows2 <= count3) return views;
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, arr] of views) {
-    const per = arr.data.length / count3;
-    const padded = allocTypedArray(arr.dtype, rows2 * per);
-    const size2 = arr.data.BYTES_PER_ELEMENT;
-    const bytes3 = new Uint8Array(padded.buffer, padded.byteOffset, padded.byteLength);
-    bytes3.set(new Uint8Array(arr.data.buffer, arr.data.byteOffset, arr.data.byteLength));
-    const last = new Uint8Array(arr.data.buffer, arr.data.byteOffset + (count3 - 1) * per * size2, per * size2);
-    for (let r = count3; r < rows2; r++) bytes3.set(last, r * per * size2);
-    out.set(name, { dtype: arr.dtype, dims: [rows2, ...arr.dims.slice(1)], data: padded });
-  }
-  return out;
-}
-function batchFeeds(data, start, end, rows2 = end - start) {
-  const { ort } = onnxruntime();
-  const feeds = {};
-  for (const [name, arr] of paddedBatch(data, start, end, rows2)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-  return feeds;
-}
-async function runBatches(session, data, batch, fetch, onBatch, extraFeeds = {}) {
-  const fixed2 = sessionFixedBatch(session, data.inputs.keys());
-  const step = fixed2 ?? Math.max(1, batch);
-  for (let start = 0; start < data.count; start += step) {
-    const end = Math.min(data.count, start + step);
-    const count3 = end - start;
-    const result = await session.run({ ...batchFeeds(data, start, end, fixed2 ?? count3), ...extraFeeds }, fetch);
-    try {
-      const values = /* @__PURE__ */ new Map();
-      for (const name of fetch) {
-        const t = result[name];
-        const dims = [...t.dims];
-        let v = floatValues(t);
-        if (fixed2 !== void 0 && dims[0] !== count3) {
-          v = v.subarray(0, v.length / dims[0] * count3);
-          dims[0] = count3;
-        }
-        values.set(name, { dims, data: v });
-      }
-      await onBatch(values, start, count3);
-    } finally {
-      for (const t of Object.values(result)) t.dispose();
-    }
-  }
-}
-
-// src/onnx/runtime/scores.ts
-var P_FLOOR = 1e-12;
-var SIGMOID_THRESHOLD = 0.5;
-function scoreRow(row, offset, classes, label, form) {
-  let pred = 0;
-  let max2 = -Infinity;
-  for (let c = 0; c < classes; c++) {
-    const v = row[offset + c];
-    if (v > max2) {
-      max2 = v;
-      pred = c;
-    }
-  }
-  if (form === "probabilities") {
-    const p = row[offset + label];
-    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, P_FLOOR)) };
-  }
-  if (form === "log-probabilities") return { pred, confidence: Math.exp(max2), logProbLabel: row[offset + label] };
-  let sum = 0;
-  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
-  const logSum = Math.log(sum);
-  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
-}
-function scoreSigmoid(p, y) {
-  const pred = p >= SIGMOID_THRESHOLD ? 1 : 0;
-  const q = Math.min(Math.max(p, P_FLOOR), 1 - P_FLOOR);
-  return { pred, confidence: pred ? q : 1 - q, logProbLabel: y === 1 ? Math.log(q) : Math.log(1 - q) };
-}
-function expectedCalibrationError(confidence, correct, bins = 15) {
-  const n = confidence.length;
-  const count3 = new Float64Array(bins);
-  const conf = new Float64Array(bins);
-  const hit = new Float64Array(bins);
-  for (let i2 = 0; i2 < n; i2++) {
-    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
-    count3[b]++;
-    conf[b] += confidence[i2];
-    hit[b] += correct[i2];
-  }
-  let ece = 0;
-  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(hit[b] - conf[b]) / n;
-  return ece;
-}
-
-// src/onnx/runtime/classifier.ts
-function defaultHead(model, output) {
-  const r = findHead(model, { output });
-  if (!r.ok) throw new UserError(headProblemMessage(r.problem, "model"));
-  return r.head;
-}
-var SUM_TOLERANCE = 0.02;
-async function evaluateClassifier(session, data, opts) {
-  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
-  let head = opts.head;
-  if (!head) {
-    if (session.outputNames.length !== 1) {
-      throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); pass --output NAME to choose the classifier output to judge`);
-    }
-    head = { output: session.outputNames[0], task: "multiclass", form: "logits", width: null, scores: session.outputNames[0], through: [], elemType: 1 };
-  }
-  const sigmoid2 = head.task !== "multiclass";
-  const labels = data.labels && !opts.unlabelled ? data.labels : null;
-  const n = data.count;
-  let perSample = 0;
-  let decisions = 0;
-  let pred = new Int32Array(0);
-  let confidence = new Float32Array(0);
-  let correct = new Uint8Array(0);
-  let logProbLabel = new Float32Array(0);
-  let truth = new Int32Array(0);
-  let group2 = new Int32Array(0);
-  let logits;
-  let width0 = 0;
-  const choicesOf = (width) => sigmoid2 ? 2 : width;
-  await runBatches(session, data, opts.batchSize, [head.output], (values, start, count3) => {
-    const out = values.get(head.output);
-    const width = count3 > 0 ? out.data.length / count3 : 0;
-    if (out.dims[0] !== count3 || !Number.isInteger(width)) {
-      throw new UserError(`${opts.modelPath}: output '${head.output}' has shape [${out.dims}] for ${count3} samples, expected [batch, classes]`);
-    }
-    if (perSample === 0) {
-      if (width < 1 || !sigmoid2 && width < 2) throw new UserError(`${opts.modelPath}: output '${head.output}' has ${width} value(s) per sample; prune-guard judges [batch, classes] scores with at least 2 classes, or a sigmoid`);
-      perSample = sigmoid2 ? width : 1;
-      width0 = width;
-      decisions = n * perSample;
-      pred = new Int32Array(decisions);
-      confidence = new Float32Array(decisions);
-      correct = new Uint8Array(decisions);
-      logProbLabel = new Float32Array(decisions);
-      truth = new Int32Array(decisions);
-      group2 = new Int32Array(decisions);
-      if (opts.keepLogits) logits = new Float32Array(decisions * choicesOf(width));
-      if (head.form === "probabilities" && !sigmoid2) checkRowSums(out.data, width, count3, head, opts.modelPath);
-      if (labels && (data.labelWidth ?? 1) !== perSample) {
-        throw new UserError(`${data.path}: y has ${data.labelWidth ?? 1} label(s) per sample but output '${head.output}' gives ${perSample} decision(s) per sample; save y with shape [N${perSample > 1 ? `, ${perSample}` : ""}]`);
-      }
-    } else if (width !== width0) {
-      throw new UserError(`${opts.modelPath}: output '${head.output}' changed width between batches (${width} values per sample)`);
-    }
-    const v = out.data;
-    if (sigmoid2) {
-      for (let k = 0; k < count3 * width; k++) {
-        const d = start * width + k;
-        const y = labels ? labels[d] : 0;
-        const s = scoreSigmoid(v[k], y);
-        pred[d] = s.pred;
-        confidence[d] = s.confidence;
-        correct[d] = labels && s.pred === y ? 1 : 0;
-        logProbLabel[d] = labels ? s.logProbLabel : NaN;
-        truth[d] = y;
-        group2[d] = width > 1 ? k % width : y;
-        if (logits) {
-          const p = Math.min(Math.max(v[k], P_FLOOR), 1 - P_FLOOR);
-          logits[2 * d] = Math.log(1 - p);
-          logits[2 * d + 1] = Math.log(p);
-        }
-      }
-    } else {
-      for (let i2 = 0; i2 < count3; i2++) {
-        const d = start + i2;
-        const y = labels ? labels[d] : 0;
-        if (y >= width) {
-          throw new UserError(`${data.path}: label ${y} at index ${d} is out of range for a model with ${width} classes; labels must be 0..${width - 1}`);
-        }
-        const s = scoreRow(v, i2 * width, width, y, head.form);
-        pred[d] = s.pred;
-        confidence[d] = s.confidence;
-        correct[d] = labels && s.pred === y ? 1 : 0;
-        logProbLabel[d] = labels ? s.logProbLabel : NaN;
-        truth[d] = y;
-        group2[d] = y;
-      }
-      if (logits) {
-        const rows2 = v.subarray(0, count3 * width);
-        if (head.form === "probabilities") for (let k = 0; k < rows2.length; k++) logits[start * width + k] = Math.log(Math.max(rows2[k], P_FLOOR));
-        else logits.set(rows2, start * width);
-      }
-    }
-    opts.onBatch?.(start + count3, n);
-  });
-  const classes = sigmoid2 ? perSample > 1 ? perSample : 2 : width0;
-  return { task: head.task, classes, choices: sigmoid2 ? 2 : classes, perSample, pred, confidence, correct, logProbLabel, truth, group: group2, logits };
-}
-function checkRowSums(v, width, count3, head, modelPath) {
-  for (let i2 = 0; i2 < count3; i2++) {
-    let sum = 0;
-    for (let c = 0; c < width; c++) sum += v[i2 * width + c];
-    if (Math.abs(sum - 1) > SUM_TOLERANCE) {
-      throw new UserError(`${modelPath}: output '${head.output}' is read as probabilities (a Softmax${head.through.length ? ` then ${head.through.join(", ")}` : ""}), but a row sums to ${sum.toFixed(4)}; export the logits, or the Softmax over the class axis as the output`);
-    }
-  }
-}
-
-// src/measure/size.ts
-import * as fs6 from "node:fs";
-import { gzipSync } from "node:zlib";
-function measureFileSize(file) {
-  const data = fs6.readFileSync(file);
-  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
-}
-
-// src/onnx/flops.ts
-var MAC_OPS = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum", "MatMulInteger", "ConvInteger"]);
-function nodeMacs(node, shapes) {
-  if (node.opType === "Einsum") {
-    const ins = node.input.map((n) => shapes.get(n));
-    if (ins.some((i2) => !i2)) return null;
-    try {
-      return einsumMacs(parseEinsum(attrString(node, "equation", ""), ins.map((i2) => i2.length)), ins) ?? null;
-    } catch {
-      return null;
-    }
-  }
-  const x2 = shapes.get(node.input[0]);
-  const w = shapes.get(node.input[1]);
-  const y = shapes.get(node.output[0]);
-  if (!x2 || !w || !y) return null;
-  switch (node.opType) {
-    case "Conv":
-    // every output element: Cin/groups * prod(kernel) MACs
-    case "ConvInteger":
-      return numel(y) * numel(w.slice(1));
-    case "ConvTranspose":
-      return numel(x2) * numel(w.slice(1));
-    case "Gemm": {
-      const k = attrInt(node, "transA", 0) ? x2[0] : x2[1];
-      return numel(y) * k;
-    }
-    case "MatMul":
-    case "MatMulInteger":
-      return numel(y) * x2[x2.length - 1];
-    default:
-      return null;
-  }
-}
-function modelCost(model) {
-  const index = new GraphIndex(model.graph);
-  const { shapes } = inferShapes(index, 1);
-  let params = 0;
-  let nonzero = 0;
-  const { stored, auxiliary } = quantizedWeights(index);
-  for (const t of index.initializers.values()) {
-    if (auxiliary.has(t.name) || !FLOAT_TYPES.has(t.dataType) && !stored.has(t.name)) continue;
-    const values = tensorToFloat32(t);
-    params += values.length;
-    for (let i2 = 0; i2 < values.length; i2++) if (values[i2] !== 0) nonzero++;
-  }
-  const nodes = [];
-  const uncounted = [];
-  let macs = 0;
-  for (const n of index.order) {
-    if (!MAC_OPS.has(n.opType)) continue;
-    const m = nodeMacs(n, shapes);
-    if (m === null) uncounted.push(nodeLabel(n));
-    else macs += m;
-    let p = 0;
-    for (const i2 of n.input.slice(1)) {
-      const t = weightTensor(index, i2);
-      if (t && (FLOAT_TYPES.has(t.dataType) || stored.has(t.name))) p += numel(tensorDims(t));
-    }
-    nodes.push({ node: nodeLabel(n), opType: n.opType, macs: m, params: p });
-  }
-  return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
-}
-function quantizedWeights(index) {
-  const stored = /* @__PURE__ */ new Set();
-  const auxiliary = /* @__PURE__ */ new Set();
-  for (const n of index.graph.node) {
-    if (n.opType === "Mul" && n.input.some((i2) => index.producer.get(i2)?.opType === "DynamicQuantizeLinear")) {
-      for (const i2 of n.input) if (index.initializers.has(i2)) auxiliary.add(i2);
-      continue;
-    }
-    if (n.opType === "MatMulInteger" || n.opType === "ConvInteger") {
-      if (index.initializers.has(n.input[1])) stored.add(n.input[1]);
-      for (const i2 of n.input.slice(2)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
-      continue;
-    }
-    if (n.opType !== "DequantizeLinear" && n.opType !== "QuantizeLinear") continue;
-    if (n.opType === "DequantizeLinear" && index.initializers.has(n.input[0])) stored.add(n.input[0]);
-    for (const i2 of n.input.slice(1)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
-  }
-  return { stored, auxiliary };
-}
-function weightTensor(index, name) {
-  const t = index.initializers.get(name);
-  if (t) return t;
-  const p = index.producer.get(name);
-  return p && p.opType === "DequantizeLinear" ? index.initializers.get(p.input[0]) : void 0;
-}
-
-// src/prune/sparsity.ts
-function countSparsity(model, denseWeights) {
-  const index = new GraphIndex(model.graph);
-  const layers = [];
-  let zeros = 0;
-  let total2 = 0;
-  for (const w of denseWeights) {
-    const denseSize = numel(w.dims);
-    const t = index.initializers.get(w.initializer);
-    let nonzero = 0;
-    if (t) {
-      const v = tensorToFloat32(t);
-      for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    }
-    const z2 = denseSize - nonzero;
-    layers.push({ name: w.initializer, node: w.node, total: denseSize, zeros: z2, sparsity: denseSize ? z2 / denseSize : 0 });
-    zeros += z2;
-    total2 += denseSize;
-  }
-  return { overall: total2 ? zeros / total2 : 0, zeros, total: total2, layers };
-}
-
-// src/onnx/runtime/activationBudget.ts
-var ACTIVATION_BUDGET_BYTES = 384 * 2 ** 20;
-var ACTIVATION_HIGH_WATER = 8;
-var largestCache = /* @__PURE__ */ new WeakMap();
-function largestActivationBytes(model) {
-  const hit = largestCache.get(model);
-  if (hit !== void 0) return hit ?? void 0;
-  let largest = 0;
-  try {
-    const index = new GraphIndex(model.graph);
-    const { shapes } = inferShapes(index, 1);
-    for (const n of index.order) for (const o of n.output) {
-      const s = shapes.get(o);
-      if (s) largest = Math.max(largest, numel(s) * 4);
-    }
-  } catch {
-    largest = 0;
-  }
-  largestCache.set(model, largest > 0 ? largest : null);
-  return largest > 0 ? largest : void 0;
-}
-function boundedBatch(model, want, budget = ACTIVATION_BUDGET_BYTES) {
-  const per = largestActivationBytes(model);
-  if (!per) return want;
-  return Math.max(1, Math.min(want, Math.floor(budget / (ACTIVATION_HIGH_WATER * per))));
-}
-
-// src/pipeline/release.ts
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
-function releaseField(holder, key, what) {
-  Object.defineProperty(holder, key, {
-    configurable: true,
-    enumerable: false,
-    get() {
-      throw new Error(`internal error: ${what} (${key}) was released to save memory before it was read here; read the saved file instead`);
-    }
-  });
-}
-var collect;
-function collectGarbage() {
-  if (!collect) {
-    const exposed = globalThis.gc;
-    if (exposed) collect = exposed;
-    else {
-      setFlagsFromString("--expose-gc");
-      collect = runInNewContext("gc");
-    }
-  }
-  collect();
-}
-
-// src/onnx/runtime/session.ts
-import * as fs7 from "node:fs";
-import * as os4 from "node:os";
-import * as path7 from "node:path";
-
-// src/io/cleanup.ts
-var pending = /* @__PURE__ */ new Set();
-function onInterrupt(undo) {
-  pending.add(undo);
-  return () => pending.delete(undo);
-}
-function runPending() {
-  for (const undo of [...pending]) {
-    pending.delete(undo);
-    try {
-      undo();
-    } catch {
-    }
-  }
-}
-var SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGHUP: 129 };
-var installed = false;
-function installSignalCleanup(stderr = (s) => process.stderr.write(s)) {
-  if (installed) return;
-  installed = true;
-  for (const [signal, code] of Object.entries(SIGNAL_EXIT)) {
-    process.on(signal, () => {
-      runPending();
-      stderr(`prune-guard: stopped by ${signal}; the input model and earlier outputs are unchanged
-`);
-      process.exit(code);
-    });
-  }
-}
-
-// src/onnx/runtime/session.ts
-async function sessionFromModel(model, threads = 0, opts = {}) {
-  const { ort } = onnxruntime();
-  const options = {
-    executionProviders: ["cpu"],
-    graphOptimizationLevel: opts.lean ? "basic" : "all",
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1
-  };
-  if (weightBytes(model) > (opts.fileAboveBytes ?? BIG_MODEL_BYTES)) return sessionThroughFile(model, options);
-  try {
-    return await ort.InferenceSession.create(serializeModel(model), options);
-  } catch (e) {
-    throw cannotLoad(e);
-  }
-}
-function cannotLoad(e) {
-  return new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
-}
-async function sessionThroughFile(model, options) {
-  const { ort } = onnxruntime();
-  const dir = fs7.mkdtempSync(path7.join(process.env.RUNNER_TEMP || os4.tmpdir(), "prune-guard-session-"));
-  const done = onInterrupt(() => fs7.rmSync(dir, { recursive: true, force: true }));
-  try {
-    const file = path7.join(dir, "model.onnx");
-    saveModel(model, file);
-    return await ort.InferenceSession.create(file, options);
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw cannotLoad(e);
-  } finally {
-    fs7.rmSync(dir, { recursive: true, force: true });
-    done();
-  }
-}
-var BIG_MODEL_BYTES = 64 * 2 ** 20;
-function weightBytes(model) {
-  let total2 = 0;
-  for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
-  return total2;
-}
-async function captureActivations(session, data, fetch, batchSize2 = 128, extraFeeds) {
-  const parts = /* @__PURE__ */ new Map();
-  await runBatches(session, data, batchSize2, fetch, (values) => {
-    for (const name of fetch) {
-      const t = values.get(name);
-      const entry = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
-      entry.chunks.push(Float32Array.from(t.data));
-      parts.set(name, entry);
-    }
-  }, extraFeeds);
-  const out = /* @__PURE__ */ new Map();
-  for (const [name, { dims, chunks }] of parts) {
-    const total2 = chunks.reduce((n, c) => n + c.length, 0);
-    const data32 = new Float32Array(total2);
-    let o = 0;
-    for (const c of chunks) {
-      data32.set(c, o);
-      o += c.length;
-    }
-    out.set(name, { dims: [data.count, ...dims], data: data32 });
-  }
-  return out;
-}
-async function streamActivations(runs, data, batchSize2, onBatch) {
-  const fixed2 = runs.map((r) => sessionFixedBatch(r.session, data.inputs.keys()));
-  const step = fixed2.find((f) => f !== void 0) ?? batchSize2;
-  if (runs.length === 1) {
-    await runBatches(runs[0].session, data, step, runs[0].fetch, (values, first, count3) => onBatch([values], first, count3));
-    return;
-  }
-  for (let start = 0; start < data.count; start += step) {
-    const end = Math.min(data.count, start + step);
-    const slice = takeRange(data, start, end);
-    const perRun = [];
-    for (const { session, fetch } of runs) {
-      await runBatches(session, slice, step, fetch, (values) => {
-        perRun.push(new Map([...values].map(([k, v]) => [k, { dims: v.dims, data: Float32Array.from(v.data) }])));
-      });
-    }
-    onBatch(perRun, start, end - start);
-  }
-}
-function takeRange(data, start, end) {
-  const w = data.labelWidth ?? 1;
-  return { ...data, count: end - start, inputs: sliceBatch(data, start, end), labels: data.labels && data.labels.subarray(start * w, end * w) };
-}
-
-// src/measure/fidelity.ts
-var FidelityAccumulator = class {
-  constructor(output, classAxis) {
-    this.output = output;
-    this.classAxis = classAxis;
-  }
-  output;
-  classAxis;
-  samples = 0;
-  cosineSum = 0;
-  diffSq = 0;
-  refSq = 0;
-  maxAbs = 0;
-  positions = 0;
-  top1 = 0;
-  top5 = 0;
-  nonFinite = false;
-  /** `reference` and `candidate` hold `count` samples each, row-major, the same number of values per sample. */
-  add(reference, candidate, count3) {
-    if (reference.length !== candidate.length) {
-      throw new Error(`output ${this.output}: reference has ${reference.length} values but candidate ${candidate.length}`);
-    }
-    if (count3 <= 0) return;
-    const width = reference.length / count3;
-    if (!Number.isInteger(width)) throw new Error(`output ${this.output}: ${reference.length} values do not split into ${count3} samples`);
-    for (let s = 0; s < count3; s++) {
-      let dot = 0;
-      let ra = 0;
-      let cb = 0;
-      const base = s * width;
-      for (let i2 = base; i2 < base + width; i2++) {
-        const a = reference[i2];
-        const b = candidate[i2];
-        const d = b - a;
-        dot += a * b;
-        ra += a * a;
-        cb += b * b;
-        this.diffSq += d * d;
-        const abs = Math.abs(d);
-        if (abs > this.maxAbs) this.maxAbs = abs;
-        else if (!(abs <= this.maxAbs)) this.nonFinite = true;
-      }
-      this.refSq += ra;
-      this.cosineSum += ra === 0 && cb === 0 ? 1 : dot / Math.max(Math.sqrt(ra) * Math.sqrt(cb), 1e-300);
-    }
-    this.samples += count3;
-    if (this.classAxis) this.addClasses(reference, candidate, this.classAxis.classes);
-  }
-  addClasses(reference, candidate, classes) {
-    const rows2 = reference.length / classes;
-    if (!Number.isInteger(rows2)) throw new Error(`output ${this.output}: ${reference.length} values do not split into rows of ${classes} classes`);
-    const topK = classes > 5;
-    for (let r = 0; r < rows2; r++) {
-      const base = r * classes;
-      const ref = argmax(reference, base, classes);
-      const cand = argmax(candidate, base, classes);
-      if (ref === cand) this.top1++;
-      if (topK && rankOf(candidate, base, classes, ref) < 5) this.top5++;
-    }
-    this.positions += rows2;
-  }
-  result() {
-    const diff = Math.sqrt(this.diffSq);
-    const ref = Math.sqrt(this.refSq);
-    const out = {
-      output: this.output,
-      samples: this.samples,
-      cosine: this.samples ? this.cosineSum / this.samples : NaN,
-      rel_l2: ref > 0 ? diff / ref : diff === 0 ? 0 : Infinity,
-      max_abs: this.nonFinite ? NaN : this.maxAbs
-    };
-    if (this.classAxis && this.positions > 0) {
-      out.top1_agreement = this.top1 / this.positions;
-      if (this.classAxis.classes > 5) out.top5_agreement = this.top5 / this.positions;
-    }
-    return out;
-  }
-};
-function argmax(x2, base, n) {
-  let best = 0;
-  for (let i2 = 1; i2 < n; i2++) if (x2[base + i2] > x2[base + best]) best = i2;
-  return best;
-}
-function rankOf(x2, base, n, k) {
-  const v = x2[base + k];
-  let rank = 0;
-  for (let i2 = 0; i2 < n; i2++) if (x2[base + i2] > v || x2[base + i2] === v && i2 < k) rank++;
-  return rank;
-}
-
-// src/measure/outputFidelity.ts
-async function referenceOutputs(session, data, batch, outputs) {
-  const got = await captureActivations(session, data, outputs.map((o) => o.name), batch);
-  return new Map(outputs.map((o) => [o.name, got.get(o.name).data]));
-}
-async function measureFidelity(session, data, batch, outputs, reference, onBatch) {
-  const acc2 = outputs.map((o) => new FidelityAccumulator(o.name, o.classes !== void 0 ? { classes: o.classes } : void 0));
-  await runBatches(session, data, batch, outputs.map((o) => o.name), (values, first, count3) => {
-    outputs.forEach((o, k) => {
-      const v = values.get(o.name).data;
-      const ref = reference.get(o.name);
-      const per = v.length / count3;
-      acc2[k].add(ref.subarray(first * per, (first + count3) * per), v, count3);
-    });
-    onBatch?.(first + count3);
-  });
-  return acc2.map((a) => a.result());
-}
-
-// src/pipeline/steps.ts
-function stepName(s) {
-  switch (s.kind) {
-    case "dense":
-    case "ship":
-    case "base":
-    case "head":
-      return s.kind;
-    case "prune":
-      return `prune${at(s.at)}`;
-    case "recover":
-      return s.stage === "round" ? `recover:round-${s.round}` : `recover:${s.stage}${at(s.at)}`;
-    case "calibrate:temperature":
-      return `calibrate:temperature${at(s.at)}`;
-    case "quantize":
-      return `quantize:${s.scheme}`;
-    case "target":
-      return `target:attempt-${s.attempt}`;
-  }
-}
-var at = (n) => n === void 0 ? "" : `@${n}`;
-function recoveryKind(stage, at2) {
-  return stage === "temperature" ? { kind: "calibrate:temperature", at: at2 } : { kind: "recover", stage, at: at2 };
-}
-function recoveryRecord(r, at2) {
-  return { step: recoveryKind(r.stage, at2), description: r.description, artifact: r.artifact, recovery: r.info, ...r.temperature ? { temperature: r.temperature } : {} };
-}
-
-// src/pipeline/measureStep.ts
-function savedFacts(artifact, denseWeights, evalBatchSize) {
-  const saved = loadModel(artifact).proto;
-  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), batch: boundedBatch(saved, evalBatchSize) };
-}
-async function openStep(artifact, ctx) {
-  const facts = savedFacts(artifact, ctx.denseWeights, ctx.config.evalBatchSize);
-  const size2 = measureFileSize(artifact);
-  collectGarbage();
-  const session = await openSession(artifact, { threads: ctx.config.latency.threads, provider: ctx.provider });
-  return { facts, size: size2, session };
-}
-function fileNumbers(name, description, artifact, facts, size2) {
-  return {
-    name,
-    description,
-    artifact,
-    sparsity: facts.sparsity.overall,
-    params: facts.cost.params,
-    nonzero_params: facts.cost.nonzeroParams,
-    flops: facts.cost.macs,
-    size_bytes: size2.bytes,
-    gzip_bytes: size2.gzipBytes
-  };
-}
-async function measureStep(kind, description, artifact, ctx) {
-  const { data, progress } = ctx;
-  const name = stepName(kind);
-  const { facts, size: size2, session } = await openStep(artifact, ctx);
-  const { batch } = facts;
-  let preds;
-  const shiftAccuracy = {};
-  const shiftPreds = /* @__PURE__ */ new Map();
-  try {
-    progress.stage({ kind: "evaluate", step: name, total: data.count });
-    preds = await evaluateClassifier(session, data, {
-      batchSize: batch,
-      head: ctx.head,
-      modelPath: artifact,
-      onBatch: (done) => progress.update(done)
-    });
-    progress.stop();
-    for (const s of ctx.shifts) {
-      const p = await evaluateClassifier(session, s.data, { batchSize: batch, head: ctx.head, modelPath: artifact, unlabelled: !s.data.labels });
-      if (s.data.labels) shiftAccuracy[s.name] = mean2(p.correct);
-      shiftPreds.set(s.name, p);
-    }
-  } finally {
-    progress.stop();
-    await session.release();
-  }
-  const multilabel = preds.perSample > 1;
-  const f1 = ctx.head.task === "multiclass" ? void 0 : labelF1(preds.pred, preds.truth, preds.perSample);
-  const step = {
-    ...fileNumbers(name, description, artifact, facts, size2),
-    accuracy: mean2(preds.correct),
-    per_class: groupAccuracy(preds.correct, preds.group, preds.classes),
-    ...multilabel ? {} : { confusion: confusionMatrix(preds.pred, preds.truth, preds.classes) },
-    ...f1 ? { f1: multilabel ? meanDefined(f1) : f1[0], ...multilabel ? { per_label_f1: f1 } : {} } : {},
-    ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
-    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / preds.logProbLabel.length,
-    agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
-    latency: null,
-    latency_by_batch: [],
-    shift_accuracy: shiftAccuracy,
-    layers: facts.sparsity.layers
-  };
-  return { kind, step, preds, shiftPreds };
-}
-async function measureFidelityStep(kind, description, artifact, ctx) {
-  const { data, progress } = ctx;
-  const name = stepName(kind);
-  const { facts, size: size2, session } = await openStep(artifact, ctx);
-  const { batch } = facts;
-  let fidelity2;
-  try {
-    progress.stage({ kind: "evaluate", step: name, total: data.count });
-    ctx.reference ??= await referenceOutputs(session, data, batch, ctx.outputs);
-    fidelity2 = await measureFidelity(session, data, batch, ctx.outputs, ctx.reference, (done) => progress.update(done));
-  } finally {
-    progress.stop();
-    await session.release();
-  }
-  const step = {
-    ...fileNumbers(name, description, artifact, facts, size2),
-    accuracy: null,
-    per_class: null,
-    ece: null,
-    nll: null,
-    agreement: null,
-    latency: null,
-    latency_by_batch: [],
-    layers: facts.sparsity.layers,
-    fidelity: fidelity2
-  };
-  return { kind, step };
-}
-async function measureFidelityRecord(r, ctx) {
-  const m = await measureFidelityStep(r.step, r.description, r.artifact, ctx);
-  if (r.recovery) m.step.recovery = r.recovery;
-  return m;
-}
-async function measureRecord(r, ctx) {
-  const m = await measureStep(r.step, r.description, r.artifact, ctx);
-  if (r.recovery) m.step.recovery = r.recovery;
-  if (r.temperature) m.step.temperature = r.temperature;
-  return m;
-}
-function mean2(x2) {
-  let s = 0;
-  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
-  return x2.length ? s / x2.length : NaN;
-}
-
-// src/measure/corruptions.ts
-var SEVERITIES = {
-  /** noise sd as a multiple of the input's sd (ImageNet-C's 0.08..0.38 on [0,1] pixels is ~0.3..1.3 sd) */
-  "gaussian-noise": [0.25, 0.4, 0.6, 0.85, 1.2],
-  /** contrast kept: x' = mean + c·(x − mean), per sample and channel */
-  contrast: [0.75, 0.6, 0.45, 0.3, 0.15],
-  /** added offset as a fraction of the input's range (max − min) */
-  brightness: [0.1, 0.2, 0.3, 0.4, 0.5],
-  /** Gaussian blur sigma, in pixels */
-  blur: [0.5, 0.75, 1, 1.5, 2],
-  /** noise sd as a multiple of each feature's sd */
-  "feature-noise": [0.1, 0.2, 0.3, 0.45, 0.6],
-  /** fraction of features per sample replaced by the feature's mean */
-  "feature-dropout": [0.1, 0.2, 0.3, 0.4, 0.5]
-};
-var corruptionName = (c) => `${c.kind}:${c.severity}`;
-function parseCorruption(text2, where) {
-  const m = /^([a-z-]+):([1-5])$/.exec(text2.trim());
-  if (!m || !CORRUPTIONS.includes(m[1])) {
-    throw new UserError(`${where} ${text2}: expected KIND:SEVERITY with KIND one of ${CORRUPTIONS.join(", ")} and SEVERITY 1-5, e.g. gaussian-noise:2`);
-  }
-  return { kind: m[1], severity: Number(m[2]) };
-}
-function seedOf(c) {
-  let h = 2166136261;
-  for (const ch of corruptionName(c)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
-  return h >>> 0;
-}
-function gaussian(random) {
-  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
-function moments(x2) {
-  let s = 0;
-  let s2 = 0;
-  let min = Infinity;
-  let max2 = -Infinity;
-  for (let i2 = 0; i2 < x2.length; i2++) {
-    s += x2[i2];
-    s2 += x2[i2] * x2[i2];
-    if (x2[i2] < min) min = x2[i2];
-    if (x2[i2] > max2) max2 = x2[i2];
-  }
-  const mean3 = s / x2.length;
-  return { mean: mean3, sd: Math.sqrt(Math.max(0, s2 / x2.length - mean3 * mean3)), min, max: max2 };
-}
-function blurPlane(x2, offset, h, w, sigma, tmp) {
-  const r = Math.max(1, Math.ceil(3 * sigma));
-  const k = Array.from({ length: 2 * r + 1 }, (_, i2) => Math.exp(-((i2 - r) ** 2) / (2 * sigma * sigma)));
-  const sum = k.reduce((a, b) => a + b, 0);
-  for (let i2 = 0; i2 < k.length; i2++) k[i2] /= sum;
-  const clamp = (v, n) => v < 0 ? 0 : v >= n ? n - 1 : v;
-  for (let y = 0; y < h; y++) {
-    for (let xx = 0; xx < w; xx++) {
-      let acc2 = 0;
-      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * x2[offset + y * w + clamp(xx + i2, w)];
-      tmp[y * w + xx] = acc2;
-    }
-  }
-  for (let y = 0; y < h; y++) {
-    for (let xx = 0; xx < w; xx++) {
-      let acc2 = 0;
-      for (let i2 = -r; i2 <= r; i2++) acc2 += k[i2 + r] * tmp[clamp(y + i2, h) * w + xx];
-      x2[offset + y * w + xx] = acc2;
-    }
-  }
-}
-function corruptArray(name, arr, c, where) {
-  if (arr.dtype === "float16") {
-    const wide = corruptArray(name, { dtype: "float32", dims: arr.dims, data: Float32Array.from(arr.data, halfToFloat) }, c, where);
-    return { dtype: "float16", dims: arr.dims, data: Uint16Array.from(wide.data, floatToHalf) };
-  }
-  if (arr.dtype !== "float32" && arr.dtype !== "float64") {
-    throw new UserError(`${where}: corruption ${corruptionName(c)} needs float inputs but input '${name}' is ${arr.dtype}; remove it from corruptions`);
-  }
-  const image = IMAGE_CORRUPTIONS.includes(c.kind);
-  if (image && arr.dims.length !== 4) {
-    throw new UserError(`${where}: corruption ${corruptionName(c)} is for images [N, C, H, W] but input '${name}' has ${arr.dims.length} dims; use feature-noise or feature-dropout for tabular inputs`);
-  }
-  const src = arr.data;
-  const x2 = src.slice();
-  const level = SEVERITIES[c.kind][c.severity - 1];
-  const random = seededRandom(seedOf(c));
-  const normal = gaussian(random);
-  const n = arr.dims[0];
-  const per = x2.length / n;
-  const stats = moments(src);
-  switch (c.kind) {
-    case "gaussian-noise":
-      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * stats.sd * normal();
-      break;
-    case "brightness":
-      for (let i2 = 0; i2 < x2.length; i2++) x2[i2] += level * (stats.max - stats.min);
-      break;
-    case "contrast":
-    case "blur": {
-      const [, channels, h, w] = arr.dims;
-      const plane = h * w;
-      const tmp = new Float64Array(plane);
-      for (let p = 0; p < n * channels; p++) {
-        const off = p * plane;
-        if (c.kind === "blur") {
-          blurPlane(x2, off, h, w, level, tmp);
-        } else {
-          let mean3 = 0;
-          for (let i2 = 0; i2 < plane; i2++) mean3 += x2[off + i2];
-          mean3 /= plane;
-          for (let i2 = 0; i2 < plane; i2++) x2[off + i2] = mean3 + level * (x2[off + i2] - mean3);
-        }
-      }
-      break;
-    }
-    case "feature-noise":
-    case "feature-dropout": {
-      const mean3 = new Float64Array(per);
-      const sd = new Float64Array(per);
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) mean3[f] += src[s * per + f] / n;
-      for (let s = 0; s < n; s++) for (let f = 0; f < per; f++) sd[f] += (src[s * per + f] - mean3[f]) ** 2 / n;
-      for (let f = 0; f < per; f++) sd[f] = Math.sqrt(sd[f]);
-      for (let s = 0; s < n; s++) {
-        for (let f = 0; f < per; f++) {
-          const i2 = s * per + f;
-          if (c.kind === "feature-noise") x2[i2] += level * sd[f] * normal();
-          else if (random() < level) x2[i2] = mean3[f];
-        }
-      }
-      break;
-    }
-  }
-  return { dtype: arr.dtype, dims: [...arr.dims], data: x2 };
-}
-function corruptDataset(ds, c) {
-  const inputs = /* @__PURE__ */ new Map();
-  for (const [name, arr] of ds.inputs) inputs.set(name, corruptArray(name, arr, c, `corruptions`));
-  return { ...ds, path: `${ds.path}#${corruptionName(c)}`, inputs };
-}
-function corruptionSets(data, specs) {
-  return specs.map((text2) => {
-    const c = parseCorruption(text2, "corruptions");
-    return { name: corruptionName(c), data: corruptDataset(data, c) };
-  });
-}
-
-// src/pipeline/exported.ts
-function judgedHead(model, file, config2, data) {
-  const found = findHead(model, { output: config2.output, labelWidth: data.labels ? data.labelWidth ?? 1 : void 0 });
-  if (!found.ok) throw new UserError(headProblemMessage(found.problem, file));
-  const problem = checkLabels2(found.head, data.labels, data.labelWidth ?? 1, data.path);
-  if (problem) throw new UserError(problem.kind === "no-labels" ? headProblemMessage(problem, file) : `${data.path}: ${headProblemMessage(problem, file)}`);
-  return found.head;
-}
-function batchPlan(model, file, config2) {
-  const fixed2 = fixedBatch(modelInputs(model, file), file);
-  if (fixed2 === void 0) return { batchSizes: [...config2.batchSizes], evalBatch: config2.evalBatchSize };
-  const other = config2.batchSizes.filter((b) => b !== fixed2);
-  return {
-    fixed: fixed2,
-    batchSizes: [fixed2],
-    evalBatch: fixed2,
-    ...other.length > 0 ? { note: `${file}: input batch fixed at ${fixed2}: latency measured at batch ${fixed2} instead of ${other.join(", ")}, evaluation and calibration run ${fixed2} sample${fixed2 > 1 ? "s" : ""} at a time` } : {}
-  };
-}
-
-// src/measure/funnel.ts
-var ITEM_SIZE2 = { 1: 4, 10: 2, 11: 8, 16: 2, [3 /* INT8 */]: 1, [2 /* UINT8 */]: 1, [6 /* INT32 */]: 4 };
-function weightFacts(model) {
-  const index = new GraphIndex(model.graph);
-  const density = /* @__PURE__ */ new Map();
-  const { stored, auxiliary } = quantizedWeights(index);
-  let sparseBytes = 0;
-  let weightBytes2 = 0;
-  for (const t of index.initializers.values()) {
-    if (auxiliary.has(t.name) || !FLOAT_TYPES.has(t.dataType) && !stored.has(t.name)) continue;
-    const v = tensorToFloat32(t);
-    let nonzero = 0;
-    for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
-    const size2 = ITEM_SIZE2[t.dataType] ?? 4;
-    sparseBytes += Math.ceil(v.length / 8) + nonzero * size2;
-    weightBytes2 += v.length * size2;
-    density.set(t.name, v.length ? nonzero / v.length : 1);
-  }
-  const macNodes = index.order.filter((n) => MAC_OPS.has(n.opType));
-  const cost = modelCost(model);
-  let sparseMacs = 0;
-  const kernels = [];
-  cost.nodes.forEach((c, k) => {
-    if (c.macs === null) return;
-    const node = macNodes[k];
-    const weight = node.opType === "MatMul" || node.opType === "MatMulInteger" || node.opType === "Einsum" ? node.input.slice(0, 2).find((i2) => (weightTensor(index, i2)?.dims.length ?? 0) >= 2) : node.input[1];
-    const t = weight ? weightTensor(index, weight) : void 0;
-    kernels.push(`${node.opType}:${t ? `${tensorDims(t).join("x")}/${t.dataType}` : "-"}`);
-    const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
-    sparseMacs += c.macs * d;
-  });
-  return { sparseBytes, sparseMacs, weightBytes: weightBytes2, kernels: kernels.join(" ") };
-}
-function mannWhitneyP(x2, y) {
-  const n1 = x2.length;
-  const n2 = y.length;
-  if (n1 === 0 || n2 === 0) return 1;
-  const all = [...x2.map((v) => ({ v, first: true })), ...y.map((v) => ({ v, first: false }))].sort((a, b) => a.v - b.v);
-  const n = all.length;
-  let rankSumX = 0;
-  let ties = 0;
-  for (let i2 = 0; i2 < n; ) {
-    let j = i2;
-    while (j + 1 < n && all[j + 1].v === all[i2].v) j++;
-    const rank = (i2 + j) / 2 + 1;
-    for (let k = i2; k <= j; k++) if (all[k].first) rankSumX += rank;
-    const t = j - i2 + 1;
-    ties += t * t * t - t;
-    i2 = j + 1;
-  }
-  const u = rankSumX - n1 * (n1 + 1) / 2;
-  const mean3 = n1 * n2 / 2;
-  const variance = n1 * n2 / 12 * (n + 1 - ties / (n * (n - 1)));
-  if (!(variance > 0)) return 1;
-  const z2 = Math.max(0, Math.abs(u - mean3) - 0.5) / Math.sqrt(variance);
-  return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
-}
-var SPEED_ALPHA = 0.05;
-var ratioOr1 = (a, b) => b > 0 ? a / b : 1;
-function speedFunnel(input) {
-  const { dense, step, stepFacts, denseFacts, denseSamples, stepSamples } = input;
-  const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
-  const measured = denseSamples.length > 0 && stepSamples.length > 0;
-  const speedup2 = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
-  const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
-  const sameKernels = stepFacts.kernels === denseFacts.kernels;
-  const speed = p === null || speedup2 === null ? null : !sameKernels && p < SPEED_ALPHA && speedup2 !== 1 ? speedup2 > 1 ? "faster" : "slower" : "unchanged";
-  return {
-    batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
-    params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
-    flops_ratio: ratioOr1(step.flops, dense.flops),
-    sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
-    bytes_ratio: ratioOr1(stepFacts.weightBytes, denseFacts.weightBytes),
-    ideal_speedup: idealSpeedup,
-    speedup: speedup2,
-    efficiency: speedup2 === null ? null : speedup2 / idealSpeedup,
-    p_value: p,
-    speed
-  };
-}
-function slowerThanDense(batches, denseSamples, stepSamples) {
-  return batches.flatMap((batch, j) => {
-    const d = denseSamples[j];
-    const s = stepSamples[j];
-    if (!d?.length || !s?.length) return [];
-    const speedup2 = median(d) / median(s);
-    return speedup2 < 1 ? [{ batch, speedup: speedup2, p_value: mannWhitneyP(d, s) }] : [];
-  });
-}
-
-// src/measure/runtimeCost.ts
-import { spawn } from "node:child_process";
-import * as fs9 from "node:fs";
-
-// src/measure/memory.ts
-import * as fs8 from "node:fs";
-function readHwm() {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs8.readFileSync("/proc/self/status", "utf8"));
-  return m ? Number(m[1]) * 1024 : void 0;
-}
-function peakMeter() {
-  try {
-    fs8.writeFileSync("/proc/self/clear_refs", "5");
-    if (readHwm() !== void 0) {
-      return {
-        method: "linux-vmhwm",
-        reset: () => fs8.writeFileSync("/proc/self/clear_refs", "5"),
-        peak: () => readHwm()
-      };
-    }
-  } catch {
-  }
-  return { method: "rss-after", reset() {
-  }, peak: () => process.memoryUsage().rss };
-}
-
-// src/measure/runtimeCost.ts
-var RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
-function throughput(byBatch) {
-  if (byBatch.length === 0) return void 0;
-  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
-  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
-}
-function readCounter(file) {
-  try {
-    const v = Number(fs9.readFileSync(file, "utf8").trim());
-    return Number.isFinite(v) ? v : void 0;
-  } catch {
-    return void 0;
-  }
-}
-async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
-  const before = readCounter(counter);
-  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
-  for (let i2 = 0; i2 < runs; i2++) await run();
-  const after = readCounter(counter);
-  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
-  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
-}
-async function gpuEnergyPerSample(run, runs, batch, command = "nvidia-smi") {
-  const watts = [];
-  let failed = false;
-  const child = spawn(command, ["--query-gpu=power.draw", "--format=csv,noheader,nounits", "-i", "0", "-lms", "100"], { stdio: ["ignore", "pipe", "ignore"] });
-  child.on("error", () => failed = true);
-  child.stdout.setEncoding("utf8");
-  child.stdout.on("data", (chunk) => {
-    for (const line of chunk.split("\n")) {
-      const w = Number.parseFloat(line);
-      if (Number.isFinite(w)) watts.push(w);
-    }
-  });
-  for (let waited = 0; watts.length === 0 && !failed && child.exitCode === null && waited < 2e3; waited += 20) await new Promise((r) => setTimeout(r, 20));
-  const t0 = performance.now();
-  for (let i2 = 0; i2 < runs; i2++) await run();
-  const seconds = (performance.now() - t0) / 1e3;
-  child.kill();
-  if (failed || watts.length === 0) return { joules: null, note: `not available: ${command} (NVML power) did not report on this runner` };
-  const meanWatts = watts.reduce((a, b) => a + b, 0) / watts.length;
-  return { joules: meanWatts * seconds / (runs * batch), note: `NVML board power via nvidia-smi (${watts.length} readings, mean ${meanWatts.toFixed(1)} W) over ${runs} runs of batch ${batch} (includes other processes on the GPU)` };
-}
-async function measureRuntimeCost(artifact, byBatch, source, opts) {
-  const { ort } = onnxruntime();
-  const loads = [];
-  const meter = peakMeter();
-  for (let i2 = 0; i2 < 3; i2++) {
-    const rssBefore = process.memoryUsage().rss;
-    if (i2 === 2) meter.reset();
-    const t0 = performance.now();
-    const s = await openSession(artifact, opts);
-    loads.push(performance.now() - t0);
-    if (i2 < 2) await s.release();
-    else {
-      const batch = byBatch[0]?.batch ?? 1;
-      const feeds = {};
-      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const measureEnergy = opts.provider === "cuda" ? gpuEnergyPerSample : energyPerSample;
-      const energy = await measureEnergy(async () => {
-        const out2 = await s.run(feeds);
-        for (const t of Object.values(out2)) t.dispose();
-      }, 20, batch);
-      const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a, byBatch[0] ?? { batch: 1 });
-      const bigFeeds = {};
-      for (const [name, arr] of batchOf(source, largest.batch)) bigFeeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const out = await s.run(bigFeeds);
-      for (const t of Object.values(out)) t.dispose();
-      const peak = meter.method === "linux-vmhwm" ? meter.peak() : null;
-      await s.release();
-      const tp = throughput(byBatch);
-      return {
-        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
-        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
-        energy_j_per_sample: energy.joules,
-        energy_note: energy.note,
-        peak_rss_bytes: peak,
-        session_rss_bytes: peak === null ? null : Math.max(0, peak - rssBefore),
-        memory_note: peak === null ? "not available: the runner does not expose a resettable peak RSS (Linux /proc/self/clear_refs)" : `peak RSS of the measuring process while loading the model and running batch ${largest.batch} (Linux VmHWM)`
-      };
-    }
-  }
-  throw new Error("unreachable");
-}
-
-// src/pipeline/timeSteps.ts
-async function timeSteps(measured, data, config2, provider, progress, sequential) {
-  const artifacts = measured.map((m) => m.step.artifact);
-  progress.stage({ kind: "latency", detail: `${artifacts.length} models interleaved`, total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
-  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider, sequential }, (done) => progress.update(done));
-  progress.stop();
-  measured.forEach((m, i2) => {
-    m.step.latency_by_batch = config2.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
-    m.step.latency = m.step.latency_by_batch[0];
-  });
-  const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
-  measured.forEach((m, i2) => {
-    m.step.sparse_bytes = facts[i2].sparseBytes;
-    m.step.funnel = speedFunnel({ dense: measured[0].step, denseFacts: facts[0], step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
-  });
-  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider });
-  return samples;
-}
-async function timePair(dense, candidate, data, config2, provider, progress) {
-  const batch = config2.batchSizes[0];
-  progress.stage({ kind: "latency", detail: "dense and schedule step", total: config2.latency.warmup + config2.latency.runs });
-  const source = sliceBatch(data, 0, Math.min(data.count, batch));
-  const samples = await measureInterleaved([dense, candidate], source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider }, (done) => progress.update(done));
-  progress.stop();
-  return { reference: samples[0][0], candidate: samples[1][0] };
-}
-
-// src/pipeline/compare.ts
-var DEFAULT_LATENCY_REGRESSION = 0.05;
-function compareBudgets(budgets) {
-  const all = budgets.filter((b) => b.name !== "target-reduction" && !(b.source === "default" && BUDGETS[b.name].task === "fidelity"));
-  if (!all.some((b) => b.name === "latency-regression")) {
-    all.push({ name: "latency-regression", limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS["latency-regression"].direction, source: "default" });
-  }
-  return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
-}
-function sequentialPlan(config2, limit) {
-  const { runs, maxRuns, maxSeconds } = config2.latency;
-  return { limit, confidence: config2.confidence, minRounds: runs, maxRounds: Math.max(runs, maxRuns), maxMs: maxSeconds * 1e3 };
-}
-function loadFor(models, file, requireLabels) {
-  const [first, ...rest] = models;
-  const data = loadDataset(file, first.inputs, { requireLabels, modelPath: first.path });
-  for (const m of rest) loadDataset(file, m.inputs, { requireLabels, modelPath: m.path });
-  return data;
-}
-async function measurePair(req, progress, latencyLimit) {
-  const { config: config2 } = req;
-  checkMeasureConfig(config2);
-  const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
-  const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
-  const data = loadFor(withInputs, req.data, false);
-  const head = judgedHead(models[0].proto, req.base, config2, data);
-  judgedHead(models[1].proto, req.head, config2, data);
-  const plans = models.map((m) => batchPlan(m.proto, m.path, config2));
-  if (plans[0].fixed !== plans[1].fixed) {
-    throw new UserError(`${req.head}: accepts batch ${plans[1].fixed ?? "of any size"} but ${req.base} accepts ${plans[0].fixed ?? "any"}; compare models exported with the same input batch`);
-  }
-  const plan = plans[0];
-  if (plan.note) progress.note(plan.note);
-  const batchSizes = plan.batchSizes;
-  const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config2.corruptions)];
-  const provider = await resolveProvider(config2.executionProvider, req.base);
-  if (provider.note) progress.note(provider.note);
-  const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
-  const measureConfig = { ...config2, batchSizes, evalBatchSize: plan.evalBatch };
-  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: measureConfig, progress, provider: provider.provider, head });
-  const baseStep = await measureStep({ kind: "base" }, `base model ${path8.basename(req.base)}`, req.base, ctx(0));
-  const headStep = await measureStep({ kind: "head" }, `head model ${path8.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
-  const sequential = latencyLimit === void 0 ? void 0 : new SequentialTest(sequentialPlan(measureConfig, latencyLimit));
-  const samples = await timeSteps([baseStep, headStep], data, measureConfig, provider.provider, progress, sequential);
-  return { base: baseStep, head: headStep, data, shifts, samples, provider, decision: sequential?.result(), judged: head, plan };
-}
-async function comparePipeline(req, progress) {
-  const { config: config2 } = req;
-  for (const p of [req.base, req.head]) if (!fs10.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
-  refuseInputsInOutput(req.out, [
-    { flag: "--base", path: req.base },
-    { flag: "--head", path: req.head },
-    { flag: "--data", path: req.data },
-    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path }))
-  ]);
-  const budgets = compareBudgets(req.budgets);
-  const m = await measurePair(req, progress, budgets.find((b) => b.name === "latency-regression").limit);
-  const judged2 = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0], decision: m.decision }, config2, true);
-  const model = buildModelLedger({
-    model: req.base,
-    pruned: req.head,
-    method: "compare",
-    targetSparsity: m.head.step.sparsity,
-    steps: [m.base, m.head],
-    reference: m.base,
-    shipped: m.head,
-    judged: judged2,
-    data: { path: req.data, set: m.data },
-    head: m.judged,
-    plan: m.plan,
-    shifts: m.shifts,
-    config: config2,
-    ...m.plan.note ? { notes: [m.plan.note] } : {}
-  });
-  const ledger = ledgerEnvelope([model], measuredRuntime(m.provider, config2));
-  fs10.mkdirSync(req.out, { recursive: true });
-  return { ledger, ...writeLedgerFiles(req.out, ledger) };
-}
-
-// src/pipeline/selftest.ts
-import * as fs11 from "node:fs";
-import * as path9 from "node:path";
-import { fileURLToPath } from "node:url";
-function defaultFixture(name) {
-  let dir = path9.dirname(fileURLToPath(import.meta.url));
-  for (let i2 = 0; i2 < 4; i2++) {
-    const candidate = path9.join(dir, "fixtures", name);
-    if (fs11.existsSync(candidate)) return candidate;
-    dir = path9.dirname(dir);
-  }
-  return void 0;
-}
-async function selftest(req, progress) {
-  const model = req.model ?? defaultFixture("mlp.onnx");
-  const data = req.data ?? defaultFixture("fmnist-test.npz");
-  if (!model || !data) throw new UserError("selftest: the bundled fixtures are not installed here; pass --model M.onnx --data D.npz");
-  const { config: config2 } = req;
-  const budgets = compareBudgets(req.budgets);
-  const limit = budgets.find((b) => b.name === "latency-regression").limit;
-  const first = await measurePair({ base: model, head: model, data, shifts: [], config: config2 }, progress, limit);
-  const batchSizes = first.plan.batchSizes;
-  const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...batchSizes)));
-  const halfWidths = [];
-  const failures = [];
-  let falseAlarms = 0;
-  let warns = 0;
-  for (let k = 0; k < req.repetitions; k++) {
-    const sequential = new SequentialTest(sequentialPlan(config2, limit));
-    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config2.latency, batchSizes: batchSizes.slice(0, 1), confidence: config2.confidence, provider: first.provider.provider, sequential });
-    const decision = k === 0 ? first.decision : sequential.result();
-    progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
-    const latency2 = { reference: samples[0][0], candidate: samples[1][0], decision };
-    const r = pairedMedianRatio(latency2.candidate, latency2.reference, config2.confidence);
-    halfWidths.push((r.ci[1] - r.ci[0]) / 2);
-    first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency2.candidate].sort((a, b) => a - b), 0.5) };
-    first.base.step.latency = { ...first.base.step.latency, p50_ms: quantileSorted([...latency2.reference].sort((a, b) => a - b), 0.5) };
-    const judged2 = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency2, config2, true);
-    if (judged2.verdict === "fail") {
-      falseAlarms++;
-      failures.push(`repetition ${k + 1}: ${judged2.budgets.filter((b) => b.verdict === "fail").map((b) => `${b.name} ${b.detail}`).join("; ")}`);
-    } else if (judged2.verdict === "warn") warns++;
-  }
-  const sorted = [...halfWidths].sort((a, b) => a - b);
-  const median3 = quantileSorted(sorted, 0.5);
-  const report = {
-    model,
-    data,
-    repetitions: req.repetitions,
-    confidence: config2.confidence,
-    batch: batchSizes[0],
-    false_alarms: falseAlarms,
-    false_alarm_rate: falseAlarms / req.repetitions,
-    warns,
-    latency_ci_half_width: { median: median3, max: sorted[sorted.length - 1] },
-    min_detectable_change: 2 * median3,
-    latency_regression_limit: limit,
-    reliably_failed_slowdown: limit + 2 * median3,
-    failures
-  };
-  if (req.out) {
-    fs11.mkdirSync(req.out, { recursive: true });
-    writeFileAtomic(path9.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
-  }
-  return report;
-}
-function renderSelftest(r) {
-  const pct7 = (x2) => `${(x2 * 100).toFixed(1)}%`;
-  return [
-    `### prune-guard selftest (A/A): ${r.false_alarms} false alarm${r.false_alarms === 1 ? "" : "s"} in ${r.repetitions} repetitions`,
-    "",
-    `- model \`${r.model}\` against itself on \`${r.data}\`, batch ${r.batch}, ${pct7(r.confidence)} intervals`,
-    `- false-alarm rate: ${pct7(r.false_alarm_rate)} (${r.warns} repetitions warned: an interval straddled a limit)`,
-    `- latency interval half-width: median \xB1${pct7(r.latency_ci_half_width.median)}, worst \xB1${pct7(r.latency_ci_half_width.max)}`,
-    `- smallest latency change this runner can detect: about ${pct7(r.min_detectable_change)}`,
-    `- with latency-regression \u2264 ${pct7(r.latency_regression_limit)}, slowdowns of ${pct7(r.reliably_failed_slowdown)} or more fail reliably; set budgets no tighter than the detectable change`,
-    ...r.failures.map((f) => `- \u274C ${f}`),
-    ""
-  ].join("\n");
-}
-
-// src/pipeline/guardedRun.ts
-import * as path24 from "node:path";
-
-// src/io/outputDir.ts
-import * as fs13 from "node:fs";
-import * as path11 from "node:path";
-import { randomBytes as randomBytes3 } from "node:crypto";
-
-// src/io/lock.ts
-import * as fs12 from "node:fs";
-import * as os5 from "node:os";
-import * as path10 from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
-var LOCK_NAME = ".prune-guard.lock";
-function isStale(owner) {
-  if (!owner || !Number.isInteger(owner.pid)) return true;
-  if (owner.host !== os5.hostname()) return false;
-  if (owner.pid === process.pid) return false;
-  try {
-    process.kill(owner.pid, 0);
-    return false;
-  } catch (e) {
-    return e.code === "ESRCH";
-  }
-}
-function readOwner(file) {
-  try {
-    return JSON.parse(fs12.readFileSync(file, "utf8"));
-  } catch {
-    return void 0;
-  }
-}
-async function lockDir(dir, opts) {
-  if (underPseudoRoot(resolved(dir))) throw new UserError(`--out ${dir}: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs`);
-  try {
-    fs12.mkdirSync(dir, { recursive: true });
-  } catch (e) {
-    const code = e.code;
-    const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
-    throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
-  }
-  const file = path10.join(dir, LOCK_NAME);
-  const me = { pid: process.pid, host: os5.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
-  const until = Date.now() + opts.waitMs;
-  let announced = false;
-  for (; ; ) {
-    try {
-      const fd2 = fs12.openSync(file, "wx");
-      try {
-        fs12.writeFileSync(fd2, JSON.stringify(me) + "\n");
-      } finally {
-        fs12.closeSync(fd2);
-      }
-      let released = false;
-      return {
-        file,
-        release() {
-          if (released) return;
-          released = true;
-          if (readOwner(file)?.pid === me.pid) fs12.rmSync(file, { force: true });
-        }
-      };
-    } catch (e) {
-      if (e.code !== "EEXIST") {
-        throw new UserError(`--out ${dir}: cannot create the lock file ${LOCK_NAME} (${e.message}); check that the folder is writable`);
-      }
-    }
-    const owner = readOwner(file);
-    if (isStale(owner)) {
-      const again = readOwner(file);
-      if (JSON.stringify(again) === JSON.stringify(owner)) fs12.rmSync(file, { force: true });
-      continue;
-    }
-    if (Date.now() >= until) {
-      throw new UserError(
-        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path10.join(dir, LOCK_NAME)} if that run is gone`
-      );
-    }
-    if (!announced) {
-      announced = true;
-      opts.onWait?.(owner);
-    }
-    await sleep(opts.pollMs ?? 200);
-  }
-}
-
-// src/io/outputDir.ts
-var STAGING_PREFIX = ".prune-guard-staging-";
-var OutputDir = class _OutputDir {
-  constructor(dir, staging, lock, created) {
-    this.dir = dir;
-    this.staging = staging;
-    this.lock = lock;
-    this.created = created;
-    this.unregister = onInterrupt(() => this.abort());
-  }
-  dir;
-  staging;
-  lock;
-  created;
-  done = false;
-  retired = /* @__PURE__ */ new Set();
-  unregister;
-  static async open(dir, opts) {
-    const created = !fs13.existsSync(dir);
-    const lock = await lockDir(dir, {
-      waitMs: opts.waitMs,
-      onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
-    });
-    try {
-      removeOrphanStaging(dir);
-      const staging = path11.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes3(4).toString("hex")}`);
-      fs13.mkdirSync(staging);
-      return new _OutputDir(dir, staging, lock, created);
-    } catch (e) {
-      lock.release();
-      throw e;
-    }
-  }
-  /** The final path of a file written under the staging folder. */
-  publicPath(p) {
-    const rel = path11.relative(this.staging, p);
-    return rel.startsWith("..") || path11.isAbsolute(rel) ? p : path11.join(this.dir, rel);
-  }
-  /** Drop what was staged so far but keep the run open (a timed-out run then stages only its ledger). */
-  discardStaged() {
-    for (const n of fs13.readdirSync(this.staging)) fs13.rmSync(path11.join(this.staging, n), { recursive: true, force: true });
-  }
-  /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
-  retire(name) {
-    this.retired.add(name);
-  }
-  /** Move every staged file into the folder (`last` after the others), then unlock. */
-  commit(last = []) {
-    if (this.done) throw new Error("OutputDir: already committed or aborted");
-    const names = fs13.readdirSync(this.staging).filter((n) => !n.startsWith("."));
-    const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
-    for (const n of this.retired) if (!names.includes(n)) fs13.rmSync(path11.join(this.dir, n), { force: true });
-    for (const n of ordered) {
-      const target = path11.join(this.dir, n);
-      const staged = path11.join(this.staging, n);
-      const old = fs13.lstatSync(target, { throwIfNoEntry: false });
-      if (old && (old.isDirectory() || fs13.lstatSync(staged).isDirectory())) fs13.renameSync(target, path11.join(this.staging, `.replaced-${n}`));
-      fs13.renameSync(staged, target);
-    }
-    this.finish();
-  }
-  /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
-  abort() {
-    if (this.done) return;
-    this.finish();
-    if (this.created) {
-      try {
-        fs13.rmdirSync(this.dir);
-      } catch {
-      }
-    }
-  }
-  finish() {
-    this.done = true;
-    this.unregister();
-    fs13.rmSync(this.staging, { recursive: true, force: true });
-    this.lock.release();
-  }
-};
-var ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
-function removeOrphanStaging(dir) {
-  for (const n of fs13.readdirSync(dir)) {
-    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs13.rmSync(path11.join(dir, n), { recursive: true, force: true });
-  }
-}
-
-// src/io/progress.ts
-function stageName(e) {
-  switch (e.kind) {
-    case "prune":
-      return `pruning ${e.model}`;
-    case "sensitivity":
-      return "sensitivity curves";
-    case "recover":
-      return e.work === "round" ? "recovery round" : "recovery";
-    case "evaluate":
-      return `evaluate ${e.step}`;
-    case "latency":
-      return "latency";
-  }
-}
-function stageLine(e) {
-  switch (e.kind) {
-    case "prune":
-      return `pruning ${e.model}${e.schedule ? ` (schedule step ${e.schedule.step}/${e.schedule.steps})` : ""}: ${e.detail}`;
-    case "sensitivity":
-      return `sensitivity curves (${e.detail})`;
-    case "recover":
-      return e.work === "round" ? `recovery round ${e.round}/${e.rounds}: ${e.detail}` : `recovery: ${e.detail}`;
-    case "evaluate":
-      return `evaluate ${e.step}`;
-    case "latency":
-      return `latency (${e.detail})`;
-  }
-}
-function lineProgress(write) {
-  const line = (m) => write(`prune-guard: ${m}
-`);
-  return { stage: (e) => line(stageLine(e)), note: line, update() {
-  }, stop() {
-  }, output: write };
-}
-
-// src/pipeline/deadline.ts
-var TimedOut = class extends Error {
-  constructor(stage, limitSeconds, elapsedSeconds) {
-    super(`time budget of ${limitSeconds} s ran out during '${stage}' after ${elapsedSeconds.toFixed(1)} s`);
-    this.stage = stage;
-    this.limitSeconds = limitSeconds;
-    this.elapsedSeconds = elapsedSeconds;
-  }
-  stage;
-  limitSeconds;
-  elapsedSeconds;
-  name = "TimedOut";
-};
-var Deadline = class {
-  constructor(limitSeconds) {
-    this.limitSeconds = limitSeconds;
-  }
-  limitSeconds;
-  started = performance.now();
-  stage = "load model and data";
-  elapsedSeconds() {
-    return (performance.now() - this.started) / 1e3;
-  }
-  check() {
-    if (this.limitSeconds === void 0) return;
-    const elapsed = this.elapsedSeconds();
-    if (elapsed > this.limitSeconds) throw new TimedOut(this.stage, this.limitSeconds, elapsed);
-  }
-  /** `inner` with a checkpoint in every call; a stage event also names the current stage. */
-  watch(inner) {
-    return {
-      stage: (e) => {
-        this.check();
-        this.stage = stageName(e);
-        inner.stage(e);
-      },
-      note: (m) => {
-        this.check();
-        inner.note(m);
-      },
-      update: (done) => {
-        inner.update(done);
-        this.check();
-      },
-      stop: () => inner.stop(),
-      output: (text2) => inner.output(text2),
-      remainingSeconds: () => this.limitSeconds === void 0 ? void 0 : Math.max(0, this.limitSeconds - this.elapsedSeconds())
-    };
-  }
-};
-
-// src/pipeline/run.ts
-import * as path23 from "node:path";
-
-// src/onnx/preflight.ts
-var MAX_ONNX_OPSET = 26;
-var RUNTIME_DOMAINS = /* @__PURE__ */ new Set(["", "ai.onnx", "ai.onnx.ml", "com.microsoft", "com.microsoft.nchwc", "ai.onnx.preview.training", "ai.onnx.training"]);
-var MAX_SUBGRAPH_DEPTH = 16;
-function* allNodes(graph, file, depth = 0) {
-  if (depth > MAX_SUBGRAPH_DEPTH) {
-    throw new UserError(`${file}: subgraphs nest more than ${MAX_SUBGRAPH_DEPTH} levels deep; the file is corrupt or hostile, re-export the model`);
-  }
-  for (const n of graph.node) {
-    yield n;
-    for (const a of n.attribute) {
-      if (a.g) yield* allNodes(a.g, file, depth + 1);
-      for (const g2 of a.graphs) yield* allNodes(g2, file, depth + 1);
-    }
-  }
-}
-function listNames(names, max2 = 5) {
-  const all = [...new Set(names)];
-  const shown = all.slice(0, max2).map((n) => `'${n}'`).join(", ");
-  return all.length > max2 ? `${shown} and ${all.length - max2} more` : shown;
-}
-function checkRuntimeSupport(model, file) {
-  for (const o of model.opsetImport) {
-    const domain = o.domain || "ai.onnx";
-    if ((o.domain === "" || o.domain === "ai.onnx") && Number(o.version) > MAX_ONNX_OPSET) {
-      throw new UserError(
-        `${file}: uses opset ${o.version} of ${domain}, newer than onnxruntime-node 1.30 supports (up to ${MAX_ONNX_OPSET}); re-export with opset_version=${MAX_ONNX_OPSET} or lower`
-      );
-    }
-  }
-  const custom = /* @__PURE__ */ new Map();
-  for (const n of allNodes(model.graph, file)) {
-    if (RUNTIME_DOMAINS.has(n.domain)) continue;
-    const ops = custom.get(n.domain) ?? [];
-    ops.push(n.opType);
-    custom.set(n.domain, ops);
-  }
-  if (custom.size > 0) {
-    const [domain, ops] = [...custom][0];
-    throw new UserError(
-      `${file}: uses custom op${new Set(ops).size > 1 ? "s" : ""} ${listNames(ops)} from domain '${domain}'${custom.size > 1 ? ` (and domains ${listNames([...custom.keys()].slice(1))})` : ""}, which onnxruntime-node cannot run without its custom-op library; export the model with standard ONNX ops`
-    );
-  }
-}
-function weightNames(model) {
-  const index = new GraphIndex(model.graph);
-  const names = /* @__PURE__ */ new Set();
-  for (const n of model.graph.node) {
-    if (n.opType === "Conv" || n.opType === "ConvTranspose" || n.opType === "Gemm") names.add(n.input[1]);
-    if (n.opType === "MatMul") {
-      for (const i2 of n.input) if (index.initializers.has(i2)) names.add(i2);
-    }
-  }
-  return names;
-}
-function floatValues2(t, file) {
-  const raw = t.rawData;
-  if (t.dataType === 1 /* FLOAT */ && raw.byteOffset % 4 === 0 && raw.byteLength > 0 && raw.byteLength === numel(tensorDims(t)) * 4) {
-    return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
-  }
-  try {
-    return tensorToFloat32(t);
-  } catch (e) {
-    throw new UserError(`${file}: initializer '${t.name}' is malformed (${e.message}); the file is corrupt, re-export the model`);
-  }
-}
-function checkFiniteWeights(model, file) {
-  const weights = weightNames(model);
-  for (const t of model.graph.initializer) {
-    if (!FLOAT_TYPES.has(t.dataType)) continue;
-    const v = floatValues2(t, file);
-    const isWeight = weights.has(t.name);
-    for (let i2 = 0; i2 < v.length; i2++) {
-      const x2 = v[i2];
-      if (x2 - x2 !== 0) {
-        if (Number.isNaN(x2)) {
-          throw new UserError(`${file}: initializer '${t.name}' holds NaN at flat index ${i2}; the model is broken (diverged training or a bad export), fix it before pruning`);
-        }
-        if (isWeight) {
-          throw new UserError(`${file}: weight '${t.name}' holds ${x2 > 0 ? "+" : "-"}Inf at flat index ${i2}; the model is broken (diverged training or a bad export), fix it before pruning`);
-        }
-      }
-    }
-  }
-}
-function checkSingleProducers(graph, file) {
-  const writer = /* @__PURE__ */ new Map();
-  const claim2 = (tensor, by) => {
-    if (!tensor) return;
-    const first = writer.get(tensor);
-    if (first !== void 0) {
-      throw new UserError(`${file}: tensor '${tensor}' has two producers (${first} and ${by}); each tensor must be written once, fix the export`);
-    }
-    writer.set(tensor, by);
-  };
-  const inits = new Set(graph.initializer.map((t) => t.name));
-  for (const i2 of graph.input) if (!inits.has(i2.name)) claim2(i2.name, `graph input '${i2.name}'`);
-  for (const t of graph.initializer) claim2(t.name, `initializer '${t.name}'`);
-  graph.node.forEach((n, k) => {
-    for (const o of n.output) claim2(o, `node '${n.name || `#${k}`}' (${n.opType})`);
-  });
-  try {
-    new GraphIndex(graph);
-  } catch {
-    throw new UserError(`${file}: the graph has a cycle (a node reads, through other nodes, its own output); fix the export`);
-  }
-}
-function preflightModel(model, file) {
-  checkSingleProducers(model.graph, file);
-  checkRuntimeSupport(model, file);
-  checkFiniteWeights(model, file);
-}
-
-// src/prune/sensitivity/allocateSparsity.ts
-var DEFAULT_CAP = SENSITIVITY_CAP;
-function monotoneCurve(points2, cap) {
-  const pts = [{ r: 0, f: 0 }];
-  for (const p of [...points2].sort((a, b) => a.ratio - b.ratio)) {
-    if (!(p.ratio > pts[pts.length - 1].r)) continue;
-    pts.push({ r: p.ratio, f: Math.max(pts[pts.length - 1].f, p.increase, 0) });
-  }
-  const at2 = (r) => {
-    for (let i2 = 1; i2 < pts.length; i2++) {
-      if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
-    }
-    const a = pts[pts.length - 2] ?? { r: 0, f: 0 };
-    const b = pts[pts.length - 1];
-    const slope = Math.max(b.r > a.r ? (b.f - a.f) / (b.r - a.r) : 0, b.r > 0 ? b.f / b.r : 0);
-    return b.f + slope * (r - b.r);
-  };
-  const out = pts.filter((p) => p.r < cap);
-  out.push({ r: cap, f: at2(cap) });
-  return out;
-}
-function lowerHull(pts) {
-  const hull = [];
-  for (const p of pts) {
-    while (hull.length >= 2) {
-      const a = hull[hull.length - 2];
-      const b = hull[hull.length - 1];
-      if ((b.f - a.f) * (p.r - a.r) >= (p.f - a.f) * (b.r - a.r)) hull.pop();
-      else break;
-    }
-    hull.push(p);
-  }
-  return hull;
-}
-function allocateSparsity(layers, target, opts = {}) {
-  const capRatio = opts.cap ?? DEFAULT_CAP;
-  const total2 = layers.reduce((n, l) => n + l.size, 0);
-  const want = Math.round(target * total2);
-  const caps = layers.map((l) => Math.max(0, Math.min(Math.floor(capRatio * l.size), l.maxUnits ?? l.size)));
-  const capacity = caps.reduce((a, b) => a + b, 0);
-  if (want > capacity) {
-    throw new UserError(
-      `--sparsity ${target}: sensitivity allocation prunes no layer beyond ${(capRatio * 100).toFixed(0)}%, so at most ${(capacity / total2 * 100).toFixed(1)}% is reachable; lower --sparsity or use --scope global`
-    );
-  }
-  const hulls = layers.map((l, i2) => lowerHull(monotoneCurve(l.points, l.size > 0 ? caps[i2] / l.size : 0)));
-  const saves = unitSavings(layers, opts.costExponent ?? 0);
-  const segments = [];
-  hulls.forEach((h, i2) => {
-    for (let s = 1; s < h.length; s++) {
-      const units = (h[s].r - h[s - 1].r) * layers[i2].size;
-      if (units <= 0) continue;
-      const slope = (h[s].f - h[s - 1].f) / (h[s].r - h[s - 1].r);
-      segments.push({ layer: i2, order: s, units, cost: slope / layers[i2].size / saves.weight[i2], slope });
-    }
-  });
-  segments.sort((a, b) => a.cost - b.cost || saves.tie[b.layer] - saves.tie[a.layer] || a.layer - b.layer || a.order - b.order);
-  const amount = new Float64Array(layers.length);
-  let left = want;
-  for (const s of segments) {
-    if (left <= 0) break;
-    const take = Math.min(left, s.units);
-    amount[s.layer] += take;
-    left -= take;
-  }
-  const pruned = layers.map((_, i2) => Math.min(caps[i2], Math.floor(amount[i2] + 1e-9)));
-  let missing = want - pruned.reduce((a, b) => a + b, 0);
-  const byRemainder = layers.map((_, i2) => i2).sort((a, b) => amount[b] - Math.floor(amount[b] + 1e-9) - (amount[a] - Math.floor(amount[a] + 1e-9)) || a - b);
-  while (missing > 0) {
-    let moved = false;
-    for (const i2 of byRemainder) {
-      if (missing === 0) break;
-      if (pruned[i2] < caps[i2]) {
-        pruned[i2]++;
-        missing--;
-        moved = true;
-      }
-    }
-    if (!moved) break;
-  }
-  const ratios = pruned.map((k, i2) => layers[i2].size ? k / layers[i2].size : 0);
-  const predictedIncrease = hulls.reduce((s, h, i2) => s + interpolate(h, ratios[i2]), 0);
-  return { pruned, ratios, predictedIncrease };
-}
-function unitSavings(layers, exponent) {
-  const known = layers.map((l) => l.unitCost ?? 0).filter((c) => c > 0);
-  if (exponent === 0 || known.length === 0) return { weight: layers.map(() => 1), tie: layers.map(() => 0) };
-  const floor = Math.min(...known);
-  const tie = layers.map((l) => (l.unitCost ?? 0) > 0 ? l.unitCost : floor);
-  return { weight: tie.map((c) => (c / floor) ** exponent), tie };
-}
-function interpolate(pts, r) {
-  for (let i2 = 1; i2 < pts.length; i2++) {
-    if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
-  }
-  return pts[pts.length - 1].f;
-}
-
-// src/prune/resolveScope.ts
-function resolveScope(config2, calib, rounds = 1) {
-  if (config2.scope !== "auto") return { scope: config2.scope, reason: "" };
-  const global = (why) => ({ scope: "global", reason: `scope auto -> global: ${why}` });
-  if (config2.method !== "structured" && config2.method !== "unstructured") return global(`--method ${config2.method} has no sensitivity allocation`);
-  if (!calib) return global(`no calibration set to measure ${config2.method === "structured" ? "channel groups" : "layers"} on`);
-  if (!calib.labelled) return global("the calibration set has no labels");
-  if (config2.schedule !== "oneshot") return global(`--schedule ${config2.schedule} (sensitivity curves are measured once, on the dense model)`);
-  if (config2.maxLayerSparsity < 1) return global("--max-layer-sparsity is a global-scope cap");
-  if (config2.sparsity > DEFAULT_CAP) return global(`--sparsity ${config2.sparsity} is beyond the sensitivity cap ${DEFAULT_CAP}`);
-  if (config2.method === "unstructured") {
-    if (rounds > 1) return global(`${rounds} recovery rounds prune by one global threshold`);
-    return { scope: "sensitivity", reason: "scope auto -> sensitivity: unstructured with a labelled calibration set (per-layer ratios from each layer's calibration-loss curve)" };
-  }
-  if (config2.roundTo > 1) return global("--round-to applies to the global allocation");
-  return { scope: "sensitivity-macs", reason: "scope auto -> sensitivity-macs: structured with a labelled calibration set (channels removed where calibration loss per MAC saved is smallest)" };
-}
-
-// src/recover/rounds.ts
-var ROUNDS_FROM_SPARSITY = 0.6;
-var AUTO_ROUNDS = 4;
-var AUTO_COMPARE = false;
-function resolveRounds(config2, calib) {
-  if (config2.recoveryRounds !== 0) return config2.recoveryRounds;
-  const fits = config2.method === "unstructured" && config2.recovery === "auto" && config2.schedule === "oneshot" && config2.criterion !== "sparsegpt" && config2.maxLayerSparsity >= 1 && calib?.labels && config2.sparsity >= ROUNDS_FROM_SPARSITY;
-  return fits ? AUTO_ROUNDS : 1;
-}
-function resolveCompare(config2, rounds) {
-  if (rounds <= 1 || config2.scope !== "global" || config2.sparsity > DEFAULT_CAP) return false;
-  return config2.roundsCompareSensitivity || config2.recoveryRounds === 0 && AUTO_COMPARE;
-}
-
-// src/pipeline/gradual.ts
-import * as fs19 from "node:fs";
-import * as path15 from "node:path";
-
-// src/prune/select.ts
-function kthSmallestAbsBits(arrays, k) {
-  const total2 = arrays.reduce((n, a) => n + a.length, 0);
-  if (!Number.isInteger(k) || k < 0 || k >= total2) throw new RangeError(`k=${k} outside 0..${total2 - 1}`);
-  const views = arrays.map((a) => new Uint32Array(a.buffer, a.byteOffset, a.length));
-  const high = new Uint32Array(65536);
-  for (const v of views) for (let i2 = 0; i2 < v.length; i2++) high[(v[i2] & 2147483647) >>> 16]++;
-  let bucket = 0;
-  let rank = k;
-  while (rank >= high[bucket]) rank -= high[bucket++];
-  const low = new Uint32Array(65536);
-  for (const v of views) {
-    for (let i2 = 0; i2 < v.length; i2++) {
-      const bits2 = v[i2] & 2147483647;
-      if (bits2 >>> 16 === bucket) low[bits2 & 65535]++;
-    }
-  }
-  let digit = 0;
-  while (rank >= low[digit]) rank -= low[digit++];
-  return (bucket << 16 | digit) >>> 0;
-}
-
-// src/prune/magnitude.ts
-function magnitudeMask(tensors, k) {
-  const masks = tensors.map((t) => new Uint8Array(t.length).fill(1));
-  if (k <= 0) return masks;
-  const total2 = tensors.reduce((n, t) => n + t.length, 0);
-  const threshold = kthSmallestAbsBits(tensors, Math.min(k, total2) - 1);
-  const views = tensors.map((t) => new Uint32Array(t.buffer, t.byteOffset, t.length));
-  let pruned = 0;
-  views.forEach((v, j) => {
-    const m = masks[j];
-    for (let i2 = 0; i2 < v.length; i2++) {
-      if ((v[i2] & 2147483647) < threshold) {
-        m[i2] = 0;
-        pruned++;
-      }
-    }
-  });
-  for (let j = 0; j < views.length && pruned < k; j++) {
-    const v = views[j];
-    const m = masks[j];
-    for (let i2 = 0; i2 < v.length && pruned < k; i2++) {
-      if (m[i2] && (v[i2] & 2147483647) === threshold) {
-        m[i2] = 0;
-        pruned++;
-      }
-    }
-  }
-  return masks;
-}
-function cappedMagnitudeMask(tensors, k, maxLayerSparsity) {
-  if (maxLayerSparsity >= 1) return magnitudeMask(tensors, k);
-  const masks = new Array(tensors.length);
-  const capOf = (t) => Math.floor(maxLayerSparsity * t.length);
-  let open = tensors.map((_, j) => j);
-  let budget = k;
-  for (; ; ) {
-    const trial = magnitudeMask(open.map((j) => tensors[j]), budget);
-    const over = open.filter((j, i2) => trial[i2].length - countOnes(trial[i2]) > capOf(tensors[j]));
-    if (over.length === 0) {
-      open.forEach((j, i2) => masks[j] = trial[i2]);
-      return masks;
-    }
-    for (const j of over) {
-      masks[j] = magnitudeMask([tensors[j]], capOf(tensors[j]))[0];
-      budget -= capOf(tensors[j]);
-    }
-    const capped = new Set(over);
-    open = open.filter((j) => !capped.has(j));
-    if (open.length === 0 || budget <= 0) {
-      for (const j of open) masks[j] = new Uint8Array(tensors[j].length).fill(1);
-      return masks;
-    }
-  }
-}
-function countOnes(m) {
-  let n = 0;
-  for (let i2 = 0; i2 < m.length; i2++) n += m[i2];
-  return n;
-}
-function applyMask(values, mask) {
-  const out = new Float32Array(values.length);
-  for (let i2 = 0; i2 < values.length; i2++) out[i2] = mask[i2] ? values[i2] : 0;
-  return out;
-}
-function maskInPlace(values, mask) {
-  for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
-  return values;
-}
-function magnitudePrune(model, weights, sparsity, scope, maxLayerSparsity = 1) {
-  const denseIndex = new GraphIndex(model.graph);
-  const denseTensors = weights.map((w) => denseIndex.initializers.get(w.initializer));
-  const values = denseTensors.map((t) => readFloat32(t));
-  let masks;
-  if (scope === "global") {
-    const total2 = values.reduce((n, v) => n + v.length, 0);
-    masks = cappedMagnitudeMask(values, Math.round(sparsity * total2), maxLayerSparsity);
-  } else {
-    masks = values.map((v) => magnitudeMask([v], Math.round(sparsity * v.length))[0]);
-  }
-  const ed = new ModelEditor(cloneWithoutData(model, denseTensors));
-  const byName = /* @__PURE__ */ new Map();
-  weights.forEach((w, j) => {
-    const owned = values[j].buffer !== denseTensors[j].rawData.buffer;
-    ed.adoptInitializer(w.initializer, owned ? maskInPlace(values[j], masks[j]) : applyMask(values[j], masks[j]));
-    byName.set(w.initializer, masks[j]);
-  });
-  return { model: ed.model, masks: byName };
-}
-function cloneWithoutData(model, tensors) {
-  const saved = tensors.map((t) => ({ raw: t.rawData, rawSet: isFieldSet(t, TensorProtoSchema.field.rawData), float: t.floatData, double: t.doubleData, int32: t.int32Data }));
-  try {
-    for (const t of tensors) {
-      t.rawData = new Uint8Array(0);
-      t.floatData = [];
-      t.doubleData = [];
-      t.int32Data = [];
-    }
-    return cloneModel(model);
-  } finally {
-    tensors.forEach((t, j) => {
-      if (saved[j].rawSet) t.rawData = saved[j].raw;
-      else clearField(t, TensorProtoSchema.field.rawData);
-      t.floatData = saved[j].float;
-      t.doubleData = saved[j].double;
-      t.int32Data = saved[j].int32;
-    });
-  }
-}
-
-// src/prune/hybrid.ts
-var size = (ws) => ws.reduce((n, w) => n + w.dims.reduce((a, b) => a * b, 1), 0);
-function topUpMagnitude(model, dense, target, config2, scope) {
-  const rest = prunableWeights(model, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
-  const restTotal = size(rest);
-  const denseTotal = size(dense);
-  const extra = Math.max(0, target * denseTotal - (denseTotal - restTotal));
-  const fraction = restTotal > 0 ? Math.min(1, extra / restTotal) : 0;
-  return { model: magnitudePrune(model, rest, fraction, scope).model, fraction };
-}
-
-// src/prune/nm.ts
-function parseNM(method2) {
-  const match = /^([1-9][0-9]*):([1-9][0-9]*)$/.exec(method2);
-  if (!match) return void 0;
-  const n = Number(match[1]);
-  const m = Number(match[2]);
-  return n < m ? { n, m } : void 0;
-}
-function layoutForNode(node, name, dims) {
-  const total2 = numel(dims);
-  switch (node.opType) {
-    case "Conv":
-      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
-      return { outer: dims[0], length: total2 / dims[0], inner: 1 };
-    case "ConvTranspose": {
-      if (node.input[1] !== name) return `${node.opType} uses it as data, not as its weight`;
-      const groups = attrInt(node, "group", 1);
-      if (dims[0] % groups !== 0) return `ConvTranspose group ${groups} does not divide Cin ${dims[0]}`;
-      return { outer: groups, length: dims[0] / groups, inner: total2 / dims[0] };
-    }
-    case "Gemm":
-      if (node.input[1] !== name || dims.length !== 2) return "Gemm uses it other than as a 2-D B operand";
-      return attrInt(node, "transB", 0) ? { outer: dims[0], length: dims[1], inner: 1 } : { outer: 1, length: dims[0], inner: dims[1] };
-    case "MatMul": {
-      if (dims.length < 2) return "MatMul weight is 1-D";
-      if (node.input[1] === name) {
-        const [k2, n] = dims.slice(-2);
-        return { outer: total2 / (k2 * n), length: k2, inner: n };
-      }
-      const k = dims[dims.length - 1];
-      return { outer: total2 / k, length: k, inner: 1 };
-    }
-    default:
-      return `${node.opType} is not a Conv, ConvTranspose, Gemm or MatMul`;
-  }
-}
-var MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul"]);
-function reductionLayout(index, name) {
-  const t = index.initializers.get(name);
-  if (!t) return "not in the model";
-  const dims = tensorDims(t);
-  const users = index.consumersOf(name).filter((n) => MAC_OPS2.has(n.opType));
-  if (users.length === 0) return "no Conv, ConvTranspose, Gemm or MatMul uses it";
-  let found;
-  for (const node of users) {
-    const l = layoutForNode(node, name, dims);
-    if (typeof l === "string") return `${nodeLabel(node)}: ${l}`;
-    if (found && (found.outer !== l.outer || found.length !== l.length || found.inner !== l.inner)) {
-      return `shared by nodes that sum over different axes (${nodeLabel(users[0])}, ${nodeLabel(node)})`;
-    }
-    found = l;
-  }
-  return found;
-}
-var SELECT_LIMIT = 32;
-function nmMask(values, layout, n, m) {
-  const { outer, length, inner } = layout;
-  if (outer * length * inner !== values.length) throw new Error(`layout ${outer}x${length}x${inner} does not cover ${values.length} values`);
-  const mask = new Uint8Array(values.length).fill(1);
-  const drop = m - n;
-  const score2 = new Float64Array(m);
-  const order = m > SELECT_LIMIT ? Array.from({ length: m }, (_, j) => j) : [];
-  const full = length - length % m;
-  for (let o = 0; o < outer; o++) {
-    for (let i2 = 0; i2 < inner; i2++) {
-      const base = o * length * inner + i2;
-      for (let g2 = 0; g2 < full; g2 += m) {
-        const start = base + g2 * inner;
-        for (let j = 0; j < m; j++) {
-          const a = Math.abs(values[start + j * inner]);
-          score2[j] = Number.isNaN(a) ? Infinity : a;
-        }
-        if (m <= SELECT_LIMIT) {
-          for (let d = 0; d < drop; d++) {
-            let best = -1;
-            for (let j = 0; j < m; j++) if (score2[j] >= 0 && (best < 0 || score2[j] <= score2[best])) best = j;
-            score2[best] = -1;
-            mask[start + best * inner] = 0;
-          }
-        } else {
-          for (let j = 0; j < m; j++) order[j] = j;
-          order.sort((x2, y) => score2[x2] - score2[y] || y - x2);
-          for (let d = 0; d < drop; d++) mask[start + order[d] * inner] = 0;
-        }
-      }
-    }
-  }
-  return mask;
-}
-function nmPrune(model, weights, n, m) {
-  if (!(Number.isInteger(n) && Number.isInteger(m) && n >= 1 && n < m)) throw new Error(`invalid N:M pattern ${n}:${m}`);
-  const ed = ModelEditor.copyOf(model);
-  const index = new GraphIndex(ed.graph);
-  const layers = [];
-  const skipped = [];
-  const masks = /* @__PURE__ */ new Map();
-  for (const w of weights) {
-    const layout = reductionLayout(index, w.initializer);
-    if (typeof layout === "string") {
-      skipped.push({ initializer: w.initializer, node: w.node, reason: layout });
-      continue;
-    }
-    const values = tensorToFloat32(index.initializers.get(w.initializer));
-    const mask = nmMask(values, layout, n, m);
-    for (let i2 = 0; i2 < values.length; i2++) if (!mask[i2]) values[i2] = 0;
-    ed.replaceInitializer(w.initializer, values);
-    masks.set(w.initializer, mask);
-    const tail = layout.length % m * layout.outer * layout.inner;
-    layers.push({ initializer: w.initializer, node: w.node, layout, grouped: values.length - tail, tail });
-  }
-  return { model: ed.model, layers, skipped, masks };
-}
-function verifyNM(model, weights, n, m, limit = 100) {
-  const index = new GraphIndex(model.graph);
-  const violations = [];
-  for (const w of weights) {
-    const layout = reductionLayout(index, w.initializer);
-    if (typeof layout === "string") {
-      violations.push({ initializer: w.initializer, row: -1, offset: -1, nonzero: 0, message: `${w.initializer}: cannot check the pattern: ${layout}` });
-      if (violations.length >= limit) return violations;
-      continue;
-    }
-    const values = tensorToFloat32(index.initializers.get(w.initializer));
-    const { outer, length, inner } = layout;
-    const full = length - length % m;
-    for (let o = 0; o < outer; o++) {
-      for (let i2 = 0; i2 < inner; i2++) {
-        const base = o * length * inner + i2;
-        for (let g2 = 0; g2 < full; g2 += m) {
-          let nonzero = 0;
-          for (let j = 0; j < m; j++) if (values[base + (g2 + j) * inner] !== 0) nonzero++;
-          if (nonzero > n) {
-            const row = o * inner + i2;
-            violations.push({ initializer: w.initializer, row, offset: g2, nonzero, message: `${w.initializer}: row ${row}, group at ${g2} has ${nonzero} nonzeros, more than ${n} of ${m}` });
-            if (violations.length >= limit) return violations;
-          }
-        }
-      }
-    }
-  }
-  return violations;
 }
 
 // src/onnx/subgraph.ts
@@ -31571,7 +30819,7 @@ var PASS_THROUGH = /* @__PURE__ */ new Set([
 var SPATIAL_POOL = /* @__PURE__ */ new Set(["MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"]);
 var BROADCAST2 = /* @__PURE__ */ new Set(["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "PRelu", "Where"]);
 var REDUCE = /* @__PURE__ */ new Set(["ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL1", "ReduceL2", "ReduceProd", "ReduceLogSumExp", "ReduceSumSquare"]);
-var SHAPE_ONLY2 = /* @__PURE__ */ new Set(["Identity", "Cast", "Transpose", "Reshape", "Unsqueeze", "Squeeze", "Flatten"]);
+var SHAPE_ONLY = /* @__PURE__ */ new Set(["Identity", "Cast", "Transpose", "Reshape", "Unsqueeze", "Squeeze", "Flatten"]);
 var norm2 = (axis, rank) => axis < 0 ? axis + rank : axis;
 var prod = (xs) => xs.reduce((a, b) => a * b, 1);
 function analyzeDependencies(model) {
@@ -31896,7 +31144,7 @@ var Analyzer = class {
     for (let hop = 0; hop < 8; hop++) {
       if (this.c.index.graphOutputs.has(n)) return { kind: "graph-output", output: n };
       const readers = this.c.index.consumersOf(n);
-      if (readers.length !== 1 || !SHAPE_ONLY2.has(readers[0].opType)) break;
+      if (readers.length !== 1 || !SHAPE_ONLY.has(readers[0].opType)) break;
       n = readers[0].output[0];
     }
     return { kind: "normalization", node: nodeLabel(node), op: node.opType };
@@ -31907,7 +31155,7 @@ var Analyzer = class {
     for (let hop = 0; hop < 8; hop++) {
       if (this.c.index.inputs.some((i2) => i2.name === n)) return n;
       const p = this.c.index.producer.get(n);
-      if (!p || !SHAPE_ONLY2.has(p.opType)) return void 0;
+      if (!p || !SHAPE_ONLY.has(p.opType)) return void 0;
       n = p.input[0];
     }
     return void 0;
@@ -32171,21 +31419,21 @@ function sameDims(a, b) {
 
 // src/io/measureCache.ts
 import { createHash } from "node:crypto";
-import * as fs14 from "node:fs";
-import * as os6 from "node:os";
-import * as path12 from "node:path";
+import * as fs8 from "node:fs";
+import * as os5 from "node:os";
+import * as path9 from "node:path";
 function cacheDir(env = process.env) {
   if (env.PRUNE_GUARD_CACHE_DIR) return env.PRUNE_GUARD_CACHE_DIR;
-  const base = env.XDG_CACHE_HOME || (os6.homedir() ? path12.join(os6.homedir(), ".cache") : "") || env.RUNNER_TEMP || os6.tmpdir();
-  return path12.join(base, "prune-guard");
+  const base = env.XDG_CACHE_HOME || (os5.homedir() ? path9.join(os5.homedir(), ".cache") : "") || env.RUNNER_TEMP || os5.tmpdir();
+  return path9.join(base, "prune-guard");
 }
 var FORMAT = "prune-guard/measure-cache@1";
 function fileFor(dir, key) {
-  return path12.join(dir, `${createHash("sha256").update(key).digest("hex").slice(0, 32)}.json`);
+  return path9.join(dir, `${createHash("sha256").update(key).digest("hex").slice(0, 32)}.json`);
 }
 function readCached(dir, key, valid) {
   try {
-    const parsed = JSON.parse(fs14.readFileSync(fileFor(dir, key), "utf8"));
+    const parsed = JSON.parse(fs8.readFileSync(fileFor(dir, key), "utf8"));
     if (parsed.format !== FORMAT || parsed.key !== key || !valid(parsed.value)) return void 0;
     return parsed.value;
   } catch {
@@ -32203,8 +31451,8 @@ function writeCached(dir, key, value) {
 
 // src/prune/structured/hardware.ts
 import { createHash as createHash2 } from "node:crypto";
-import * as fs15 from "node:fs";
-import * as os7 from "node:os";
+import * as fs9 from "node:fs";
+import * as os6 from "node:os";
 
 // src/onnx/runtime/probe.ts
 function pattern(n, seed) {
@@ -32291,10 +31539,10 @@ var PROBE_ROUNDS = 4;
 function machineId() {
   let flags = "";
   try {
-    flags = /^flags\s*:(.*)$/m.exec(fs15.readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "";
+    flags = /^flags\s*:(.*)$/m.exec(fs9.readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? "";
   } catch {
   }
-  const cpu = os7.cpus()[0]?.model ?? "cpu";
+  const cpu = os6.cpus()[0]?.model ?? "cpu";
   return `${cpu} ${process.arch} ${createHash2("sha256").update(flags).digest("hex").slice(0, 12)}`;
 }
 function probeSpecs(layers, batches) {
@@ -32826,46 +32074,131 @@ function keptBlocks(blocks2, ratio2) {
   return Math.max(1, Math.round(blocks2 * (1 - ratio2)));
 }
 var AnalysisOverBudget = class extends Error {
-  constructor(projectedSeconds, limitSeconds, measured, units) {
-    super(`sensitivity curves projected at ${projectedSeconds.toFixed(0)} s (${units} units, ${measured} measured) against a ${limitSeconds} s limit`);
-    this.projectedSeconds = projectedSeconds;
-    this.limitSeconds = limitSeconds;
-    this.measured = measured;
+  constructor(projectedMacs, limitMacs, points2, units) {
+    super(`sensitivity curves projected at ${(projectedMacs / 1e9).toFixed(0)} GMAC (${units} units, ${points2} curve points) against a ${(limitMacs / 1e9).toFixed(0)} GMAC limit`);
+    this.projectedMacs = projectedMacs;
+    this.limitMacs = limitMacs;
+    this.points = points2;
     this.units = units;
   }
-  projectedSeconds;
-  limitSeconds;
-  measured;
+  projectedMacs;
+  limitMacs;
+  points;
   units;
 };
-function checkProjection(limit, projected, measured, units) {
-  if (projected > limit.seconds) throw new AnalysisOverBudget(projected, limit.seconds, measured, units);
-}
 async function sensitivityCurves(units, scorer, ratios = DEFAULT_RATIOS, onLayer, macsOf, limit) {
   const out = [];
-  const started = performance.now();
-  if (limit) checkProjection(limit, units.length * ratios.length * limit.scoreSeconds, 0, units.length);
+  const points2 = units.length * ratios.length;
+  if (limit && points2 * limit.scoreMacs > limit.macs) throw new AnalysisOverBudget(points2 * limit.scoreMacs, limit.macs, points2, units.length);
   const denseMacs = macsOf && units.length > 0 ? macsOf(await units[0].pruneAlone(0)) : 0;
   const last = Math.max(...ratios);
   for (const u of units) {
     const t0 = performance.now();
-    const points2 = [{ ratio: 0, calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy }];
+    const points3 = [{ ratio: 0, calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy }];
     let perUnit;
     for (const ratio2 of ratios) {
       const model = await u.pruneAlone(ratio2);
       if (macsOf && ratio2 === last && u.unitsAt(ratio2) > 0) perUnit = Math.max(0, denseMacs - macsOf(model)) / u.unitsAt(ratio2);
       const s = await scorer.score(model);
-      points2.push({ ratio: ratio2, calib_nll: s.nll, calib_accuracy: s.accuracy });
+      points3.push({ ratio: ratio2, calib_nll: s.nll, calib_accuracy: s.accuracy });
     }
-    out.push({ name: u.name, ...u.node ? { node: u.node } : {}, size: u.size, points: points2, ...perUnit !== void 0 ? { macs_per_unit: perUnit } : {}, seconds: (performance.now() - t0) / 1e3 });
+    out.push({ name: u.name, ...u.node ? { node: u.node } : {}, size: u.size, points: points3, ...perUnit !== void 0 ? { macs_per_unit: perUnit } : {}, seconds: (performance.now() - t0) / 1e3 });
     onLayer?.(out.length, units.length);
-    if (limit && out.length < units.length) {
-      const elapsed = (performance.now() - started) / 1e3;
-      checkProjection(limit, elapsed + elapsed / out.length * (units.length - out.length), out.length, units.length);
-    }
   }
   if (units.length > 0) await units[0].pruneAlone(0);
   return out;
+}
+
+// src/onnx/runtime/quality.ts
+var QUALITY_THREADS = 1;
+
+// src/onnx/flops.ts
+var MAC_OPS2 = /* @__PURE__ */ new Set(["Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum", "MatMulInteger", "ConvInteger"]);
+function nodeMacs(node, shapes) {
+  if (node.opType === "Einsum") {
+    const ins = node.input.map((n) => shapes.get(n));
+    if (ins.some((i2) => !i2)) return null;
+    try {
+      return einsumMacs(parseEinsum(attrString(node, "equation", ""), ins.map((i2) => i2.length)), ins) ?? null;
+    } catch {
+      return null;
+    }
+  }
+  const x2 = shapes.get(node.input[0]);
+  const w = shapes.get(node.input[1]);
+  const y = shapes.get(node.output[0]);
+  if (!x2 || !w || !y) return null;
+  switch (node.opType) {
+    case "Conv":
+    // every output element: Cin/groups * prod(kernel) MACs
+    case "ConvInteger":
+      return numel(y) * numel(w.slice(1));
+    case "ConvTranspose":
+      return numel(x2) * numel(w.slice(1));
+    case "Gemm": {
+      const k = attrInt(node, "transA", 0) ? x2[0] : x2[1];
+      return numel(y) * k;
+    }
+    case "MatMul":
+    case "MatMulInteger":
+      return numel(y) * x2[x2.length - 1];
+    default:
+      return null;
+  }
+}
+function modelCost(model) {
+  const index = new GraphIndex(model.graph);
+  const { shapes } = inferShapes(index, 1);
+  let params = 0;
+  let nonzero = 0;
+  const { stored, auxiliary } = quantizedWeights(index);
+  for (const t of index.initializers.values()) {
+    if (auxiliary.has(t.name) || !FLOAT_TYPES.has(t.dataType) && !stored.has(t.name)) continue;
+    const values = tensorToFloat32(t);
+    params += values.length;
+    for (let i2 = 0; i2 < values.length; i2++) if (values[i2] !== 0) nonzero++;
+  }
+  const nodes = [];
+  const uncounted = [];
+  let macs = 0;
+  for (const n of index.order) {
+    if (!MAC_OPS2.has(n.opType)) continue;
+    const m = nodeMacs(n, shapes);
+    if (m === null) uncounted.push(nodeLabel(n));
+    else macs += m;
+    let p = 0;
+    for (const i2 of n.input.slice(1)) {
+      const t = weightTensor(index, i2);
+      if (t && (FLOAT_TYPES.has(t.dataType) || stored.has(t.name))) p += numel(tensorDims(t));
+    }
+    nodes.push({ node: nodeLabel(n), opType: n.opType, macs: m, params: p });
+  }
+  return { params, nonzeroParams: nonzero, macs, uncounted, nodes };
+}
+function quantizedWeights(index) {
+  const stored = /* @__PURE__ */ new Set();
+  const auxiliary = /* @__PURE__ */ new Set();
+  for (const n of index.graph.node) {
+    if (n.opType === "Mul" && n.input.some((i2) => index.producer.get(i2)?.opType === "DynamicQuantizeLinear")) {
+      for (const i2 of n.input) if (index.initializers.has(i2)) auxiliary.add(i2);
+      continue;
+    }
+    if (n.opType === "MatMulInteger" || n.opType === "ConvInteger") {
+      if (index.initializers.has(n.input[1])) stored.add(n.input[1]);
+      for (const i2 of n.input.slice(2)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
+      continue;
+    }
+    if (n.opType !== "DequantizeLinear" && n.opType !== "QuantizeLinear") continue;
+    if (n.opType === "DequantizeLinear" && index.initializers.has(n.input[0])) stored.add(n.input[0]);
+    for (const i2 of n.input.slice(1)) if (i2 && index.initializers.has(i2)) auxiliary.add(i2);
+  }
+  return { stored, auxiliary };
+}
+function weightTensor(index, name) {
+  const t = index.initializers.get(name);
+  if (t) return t;
+  const p = index.producer.get(name);
+  return p && p.opType === "DequantizeLinear" ? index.initializers.get(p.input[0]) : void 0;
 }
 
 // src/prune/structured/describe.ts
@@ -32892,6 +32225,351 @@ function describeStructured(dense, r, o) {
   return `structured channel pruning (${o.criterion}, ${o.scope}) at ${pct3(o.sparsity)} of channels: removed ${s.channelsRemoved} of ${s.channels} prunable channels in ${s.groupsPruned} of ${s.groupsFound} dependency groups (${s.groupsSkipped} skipped, see notes); parameters -${pct3(s.paramsRemoved)}, MACs -${pct3(s.macsRemoved)}`;
 }
 
+// src/onnx/head.ts
+var SHAPE_ONLY2 = /* @__PURE__ */ new Set(["Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Dropout"]);
+var ACTIVATIONS = /* @__PURE__ */ new Set(["Softmax", "LogSoftmax", "Sigmoid"]);
+var FORM = { Softmax: "probabilities", LogSoftmax: "log-probabilities", Sigmoid: "probabilities" };
+var FIDELITY_LATER = "or judge every output by its fidelity to the dense model with --task fidelity";
+function showDims(dims) {
+  return dims ? `[batch,${dims.map((d) => d === null ? "?" : String(d)).join(",")}]` : "[?]";
+}
+function perSampleDims(one, three, tensor) {
+  const a = one.get(tensor);
+  const b = three.get(tensor);
+  if (!a || !b || a.length === 0 || a.length !== b.length) return void 0;
+  return a.slice(1).map((d, i2) => d === b[i2 + 1] ? d : null);
+}
+function isFloatCast(node, types) {
+  return node.opType === "Cast" && FLOAT_TYPES.has(attrInt(node, "to", 0)) && FLOAT_TYPES.has(types.get(node.input[0]) ?? 1 /* FLOAT */);
+}
+function findHead(model, opts = {}) {
+  const g2 = model.graph;
+  const index = new GraphIndex(g2);
+  const types = elementTypes(index);
+  const one = inferShapes(index, 1).shapes;
+  const three = inferShapes(index, 3).shapes;
+  const dimsOfOutput = (name) => showDims(perSampleDims(one, three, name));
+  let output;
+  if (opts.output !== void 0) {
+    if (!g2.output.some((o) => o.name === opts.output)) return { ok: false, problem: { kind: "no-such-output", asked: opts.output, outputs: g2.output.map((o) => o.name) } };
+    output = opts.output;
+  } else if (g2.output.length > 1) {
+    return { ok: false, problem: { kind: "several-outputs", outputs: g2.output.map((o) => ({ name: o.name, dims: dimsOfOutput(o.name) })) } };
+  } else output = g2.output[0].name;
+  const elemType = types.get(output) ?? 1 /* FLOAT */;
+  if (!FLOAT_TYPES.has(elemType) || elemType === 16 /* BFLOAT16 */) return { ok: false, problem: { kind: "not-float", output, type: dataTypeName(elemType) } };
+  const through = [];
+  let tensor = output;
+  let producer = index.producer.get(tensor);
+  while (producer && (SHAPE_ONLY2.has(producer.opType) || isFloatCast(producer, types))) {
+    through.unshift(producer.opType);
+    tensor = producer.input[0];
+    producer = index.producer.get(tensor);
+  }
+  const activation = producer && ACTIVATIONS.has(producer.opType) ? producer.opType : void 0;
+  const scores = activation ? producer.input[0] : output;
+  const dims = perSampleDims(one, three, output);
+  if (dims && dims.filter((d) => d !== 1).length > 1) return { ok: false, problem: { kind: "not-scores", output, dims: showDims(dims) } };
+  const width = dims ? dims.some((d) => d === null) ? null : numel(dims) : null;
+  if (activation === "Softmax" || activation === "LogSoftmax") {
+    const problem = softmaxAxisProblem(producer, opsetVersion(model), one, output, activation);
+    if (problem) return { ok: false, problem };
+  }
+  const base = { output, width, scores, through, elemType, ...activation ? { activation } : {} };
+  if (activation === "Sigmoid") {
+    const labels = width ?? opts.labelWidth ?? 1;
+    return { ok: true, head: { ...base, task: labels > 1 ? "multilabel" : "binary", form: "probabilities", width: width ?? (opts.labelWidth !== void 0 ? labels : null) } };
+  }
+  if (width === 1) return { ok: false, problem: { kind: "single-score", output } };
+  return { ok: true, head: { ...base, task: "multiclass", form: activation ? FORM[activation] : "logits" } };
+}
+function softmaxAxisProblem(node, opset, shapes, output, activation) {
+  const s = shapes.get(node.input[0]);
+  if (!s || s.length === 0) return void 0;
+  let axis = attrInt(node, "axis", opset >= 13 ? -1 : 1);
+  if (axis < 0) axis += s.length;
+  const perSample = numel(s.slice(1));
+  const group2 = opset >= 13 ? s[axis] : numel(s.slice(axis));
+  if (axis >= 1 && group2 === perSample) return void 0;
+  return { kind: "softmax-axis", output, axis, dims: `[${s.join(",")}]`, activation };
+}
+function checkLabels2(head, labels, labelWidth, data) {
+  if (!labels) return { kind: "no-labels", data };
+  if (head.task === "multiclass") return labelWidth > 1 ? { kind: "labels-matrix-for-classes", output: head.output, labelWidth } : void 0;
+  if (head.task === "multilabel" && head.width !== null && labelWidth !== head.width) return { kind: "label-width", output: head.output, labels: head.width, labelWidth };
+  if (head.task === "binary" && labelWidth !== 1) return { kind: "label-width", output: head.output, labels: 1, labelWidth };
+  for (let i2 = 0; i2 < labels.length; i2++) if (labels[i2] > 1) return { kind: "labels-not-binary", output: head.output, value: labels[i2] };
+  return void 0;
+}
+function headProblemMessage(p, file) {
+  switch (p.kind) {
+    case "several-outputs":
+      return `${file}: has ${p.outputs.length} outputs (${p.outputs.map((o) => `${o.name} ${o.dims}`).join(", ")}); prune-guard judges one classifier output of shape [batch, classes] (logits, probabilities or sigmoid): pass --output NAME (config 'output:') to choose it; ${FIDELITY_LATER}`;
+    case "no-such-output":
+      return `--output ${p.asked}: the model has no output of that name; its outputs are ${p.outputs.map((o) => `'${o}'`).join(", ")}`;
+    case "not-float":
+      return `${file}: output '${p.output}' holds ${p.type} values; prune-guard judges float scores per class (logits, probabilities or a sigmoid), so export the scores rather than ${p.type === "INT64" || p.type === "INT32" ? "the predicted class ids" : `${p.type} values`}${p.type === "BFLOAT16" ? " (onnxruntime-node cannot read bfloat16 tensors: Cast the output to float32)" : ""}`;
+    case "not-scores":
+      return `${file}: output '${p.output}' has shape ${p.dims}, not one score per class; prune-guard judges an output of shape [batch, classes] (or [batch, classes, 1, 1]), or a sigmoid [batch] / [batch, labels]: choose such an output with --output NAME; ${FIDELITY_LATER}`;
+    case "single-score":
+      return `${file}: output '${p.output}' has one value per sample and no Sigmoid before it; prune-guard judges a binary classifier by its sigmoid probability: export it with torch.sigmoid(...) at the end (or two class logits), or choose another output with --output NAME`;
+    case "softmax-axis":
+      return `${file}: output '${p.output}' comes from a ${p.activation} over axis ${p.axis} of ${p.dims}, which is not one distribution over classes per sample; export the ${p.activation} over the class axis (dim=1), or output the logits before it`;
+    case "labels-matrix-for-classes":
+      return `y has ${p.labelWidth} columns, read as a multi-label 0/1 matrix, but output '${p.output}' scores one class per sample (softmax or logits); for one-hot class labels save y.argmax(axis=1), or judge a multi-label model by its sigmoid output`;
+    case "labels-not-binary":
+      return `y holds the value ${p.value}, but output '${p.output}' is a sigmoid, judged as 0/1 decisions at 0.5; labels must be 0 or 1 (for classes, export a softmax or the logits instead)`;
+    case "label-width":
+      return `y has ${p.labelWidth} label${p.labelWidth > 1 ? "s" : ""} per sample but sigmoid output '${p.output}' has ${p.labels}; save y with shape [N, ${p.labels}]${p.labels === 1 ? " or [N]" : ""} (one 0/1 column per output label)`;
+    case "no-labels":
+      return `${p.data}: no label array 'y'; prune-guard judges classifiers against labels: add y=labels (class ids, or a 0/1 [N,K] matrix for a multi-label sigmoid) to the .npz; ${FIDELITY_LATER}`;
+  }
+}
+
+// src/onnx/runtime/scores.ts
+var P_FLOOR = 1e-12;
+var SIGMOID_THRESHOLD = 0.5;
+function scoreRow(row, offset, classes, label, form) {
+  let pred = 0;
+  let max2 = -Infinity;
+  for (let c = 0; c < classes; c++) {
+    const v = row[offset + c];
+    if (v > max2) {
+      max2 = v;
+      pred = c;
+    }
+  }
+  if (form === "probabilities") {
+    const p = row[offset + label];
+    return { pred, confidence: max2, logProbLabel: Math.log(Math.max(p, P_FLOOR)) };
+  }
+  if (form === "log-probabilities") return { pred, confidence: Math.exp(max2), logProbLabel: row[offset + label] };
+  let sum = 0;
+  for (let c = 0; c < classes; c++) sum += Math.exp(row[offset + c] - max2);
+  const logSum = Math.log(sum);
+  return { pred, confidence: 1 / sum, logProbLabel: row[offset + label] - max2 - logSum };
+}
+function scoreSigmoid(p, y) {
+  const pred = p >= SIGMOID_THRESHOLD ? 1 : 0;
+  const q = Math.min(Math.max(p, P_FLOOR), 1 - P_FLOOR);
+  return { pred, confidence: pred ? q : 1 - q, logProbLabel: y === 1 ? Math.log(q) : Math.log(1 - q) };
+}
+function expectedCalibrationError(confidence, correct, bins = 15) {
+  const n = confidence.length;
+  const count3 = new Float64Array(bins);
+  const conf = new Float64Array(bins);
+  const hit = new Float64Array(bins);
+  for (let i2 = 0; i2 < n; i2++) {
+    const b = Math.min(bins - 1, Math.max(0, Math.ceil(confidence[i2] * bins) - 1));
+    count3[b]++;
+    conf[b] += confidence[i2];
+    hit[b] += correct[i2];
+  }
+  let ece = 0;
+  for (let b = 0; b < bins; b++) if (count3[b]) ece += Math.abs(hit[b] - conf[b]) / n;
+  return ece;
+}
+
+// src/onnx/runtime/classifier.ts
+function defaultHead(model, output) {
+  const r = findHead(model, { output });
+  if (!r.ok) throw new UserError(headProblemMessage(r.problem, "model"));
+  return r.head;
+}
+var SUM_TOLERANCE = 0.02;
+async function evaluateClassifier(session, data, opts) {
+  if (!data.labels && !opts.unlabelled) throw new UserError(`${data.path}: no label array 'y'; add y=labels (integer class ids) to the .npz`);
+  let head = opts.head;
+  if (!head) {
+    if (session.outputNames.length !== 1) {
+      throw new UserError(`${opts.modelPath}: has ${session.outputNames.length} outputs (${session.outputNames.join(", ")}); pass --output NAME to choose the classifier output to judge`);
+    }
+    head = { output: session.outputNames[0], task: "multiclass", form: "logits", width: null, scores: session.outputNames[0], through: [], elemType: 1 };
+  }
+  const sigmoid2 = head.task !== "multiclass";
+  const labels = data.labels && !opts.unlabelled ? data.labels : null;
+  const n = data.count;
+  let perSample = 0;
+  let decisions = 0;
+  let pred = new Int32Array(0);
+  let confidence = new Float32Array(0);
+  let correct = new Uint8Array(0);
+  let logProbLabel = new Float32Array(0);
+  let truth = new Int32Array(0);
+  let group2 = new Int32Array(0);
+  let logits;
+  let width0 = 0;
+  const choicesOf = (width) => sigmoid2 ? 2 : width;
+  await runBatches(session, data, opts.batchSize, [head.output], (values, start, count3) => {
+    const out = values.get(head.output);
+    const width = count3 > 0 ? out.data.length / count3 : 0;
+    if (out.dims[0] !== count3 || !Number.isInteger(width)) {
+      throw new UserError(`${opts.modelPath}: output '${head.output}' has shape [${out.dims}] for ${count3} samples, expected [batch, classes]`);
+    }
+    if (perSample === 0) {
+      if (width < 1 || !sigmoid2 && width < 2) throw new UserError(`${opts.modelPath}: output '${head.output}' has ${width} value(s) per sample; prune-guard judges [batch, classes] scores with at least 2 classes, or a sigmoid`);
+      perSample = sigmoid2 ? width : 1;
+      width0 = width;
+      decisions = n * perSample;
+      pred = new Int32Array(decisions);
+      confidence = new Float32Array(decisions);
+      correct = new Uint8Array(decisions);
+      logProbLabel = new Float32Array(decisions);
+      truth = new Int32Array(decisions);
+      group2 = new Int32Array(decisions);
+      if (opts.keepLogits) logits = new Float32Array(decisions * choicesOf(width));
+      if (head.form === "probabilities" && !sigmoid2) checkRowSums(out.data, width, count3, head, opts.modelPath);
+      if (labels && (data.labelWidth ?? 1) !== perSample) {
+        throw new UserError(`${data.path}: y has ${data.labelWidth ?? 1} label(s) per sample but output '${head.output}' gives ${perSample} decision(s) per sample; save y with shape [N${perSample > 1 ? `, ${perSample}` : ""}]`);
+      }
+    } else if (width !== width0) {
+      throw new UserError(`${opts.modelPath}: output '${head.output}' changed width between batches (${width} values per sample)`);
+    }
+    const v = out.data;
+    if (sigmoid2) {
+      for (let k = 0; k < count3 * width; k++) {
+        const d = start * width + k;
+        const y = labels ? labels[d] : 0;
+        const s = scoreSigmoid(v[k], y);
+        pred[d] = s.pred;
+        confidence[d] = s.confidence;
+        correct[d] = labels && s.pred === y ? 1 : 0;
+        logProbLabel[d] = labels ? s.logProbLabel : NaN;
+        truth[d] = y;
+        group2[d] = width > 1 ? k % width : y;
+        if (logits) {
+          const p = Math.min(Math.max(v[k], P_FLOOR), 1 - P_FLOOR);
+          logits[2 * d] = Math.log(1 - p);
+          logits[2 * d + 1] = Math.log(p);
+        }
+      }
+    } else {
+      for (let i2 = 0; i2 < count3; i2++) {
+        const d = start + i2;
+        const y = labels ? labels[d] : 0;
+        if (y >= width) {
+          throw new UserError(`${data.path}: label ${y} at index ${d} is out of range for a model with ${width} classes; labels must be 0..${width - 1}`);
+        }
+        const s = scoreRow(v, i2 * width, width, y, head.form);
+        pred[d] = s.pred;
+        confidence[d] = s.confidence;
+        correct[d] = labels && s.pred === y ? 1 : 0;
+        logProbLabel[d] = labels ? s.logProbLabel : NaN;
+        truth[d] = y;
+        group2[d] = y;
+      }
+      if (logits) {
+        const rows2 = v.subarray(0, count3 * width);
+        if (head.form === "probabilities") for (let k = 0; k < rows2.length; k++) logits[start * width + k] = Math.log(Math.max(rows2[k], P_FLOOR));
+        else logits.set(rows2, start * width);
+      }
+    }
+    opts.onBatch?.(start + count3, n);
+  });
+  const classes = sigmoid2 ? perSample > 1 ? perSample : 2 : width0;
+  return { task: head.task, classes, choices: sigmoid2 ? 2 : classes, perSample, pred, confidence, correct, logProbLabel, truth, group: group2, logits };
+}
+function checkRowSums(v, width, count3, head, modelPath) {
+  for (let i2 = 0; i2 < count3; i2++) {
+    let sum = 0;
+    for (let c = 0; c < width; c++) sum += v[i2 * width + c];
+    if (Math.abs(sum - 1) > SUM_TOLERANCE) {
+      throw new UserError(`${modelPath}: output '${head.output}' is read as probabilities (a Softmax${head.through.length ? ` then ${head.through.join(", ")}` : ""}), but a row sums to ${sum.toFixed(4)}; export the logits, or the Softmax over the class axis as the output`);
+    }
+  }
+}
+
+// src/onnx/runtime/session.ts
+import * as fs10 from "node:fs";
+import * as os7 from "node:os";
+import * as path10 from "node:path";
+async function sessionFromModel(model, threads = 0, opts = {}) {
+  const { ort } = onnxruntime();
+  const options = {
+    executionProviders: ["cpu"],
+    graphOptimizationLevel: opts.lean ? "basic" : "all",
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1
+  };
+  if (weightBytes(model) > (opts.fileAboveBytes ?? BIG_MODEL_BYTES)) return sessionThroughFile(model, options);
+  try {
+    return await ort.InferenceSession.create(serializeModel(model), options);
+  } catch (e) {
+    throw cannotLoad(e);
+  }
+}
+function cannotLoad(e) {
+  return new Error(`recovery: onnxruntime cannot load an intermediate model (${describe(e).split("\n")[0]})`);
+}
+async function sessionThroughFile(model, options) {
+  const { ort } = onnxruntime();
+  const dir = fs10.mkdtempSync(path10.join(process.env.RUNNER_TEMP || os7.tmpdir(), "prune-guard-session-"));
+  const done = onInterrupt(() => fs10.rmSync(dir, { recursive: true, force: true }));
+  try {
+    const file = path10.join(dir, "model.onnx");
+    saveModel(model, file);
+    return await ort.InferenceSession.create(file, options);
+  } catch (e) {
+    if (e instanceof UserError) throw e;
+    throw cannotLoad(e);
+  } finally {
+    fs10.rmSync(dir, { recursive: true, force: true });
+    done();
+  }
+}
+var BIG_MODEL_BYTES = 64 * 2 ** 20;
+function weightBytes(model) {
+  let total2 = 0;
+  for (const t of model.graph?.initializer ?? []) total2 += t.rawData.byteLength + 4 * t.floatData.length;
+  return total2;
+}
+async function captureActivations(session, data, fetch, batchSize2 = 128, extraFeeds) {
+  const parts = /* @__PURE__ */ new Map();
+  await runBatches(session, data, batchSize2, fetch, (values) => {
+    for (const name of fetch) {
+      const t = values.get(name);
+      const entry = parts.get(name) ?? { dims: t.dims.slice(1), chunks: [] };
+      entry.chunks.push(Float32Array.from(t.data));
+      parts.set(name, entry);
+    }
+  }, extraFeeds);
+  const out = /* @__PURE__ */ new Map();
+  for (const [name, { dims, chunks }] of parts) {
+    const total2 = chunks.reduce((n, c) => n + c.length, 0);
+    const data32 = new Float32Array(total2);
+    let o = 0;
+    for (const c of chunks) {
+      data32.set(c, o);
+      o += c.length;
+    }
+    out.set(name, { dims: [data.count, ...dims], data: data32 });
+  }
+  return out;
+}
+async function streamActivations(runs, data, batchSize2, onBatch) {
+  const fixed2 = runs.map((r) => sessionFixedBatch(r.session, data.inputs.keys()));
+  const step = fixed2.find((f) => f !== void 0) ?? batchSize2;
+  if (runs.length === 1) {
+    await runBatches(runs[0].session, data, step, runs[0].fetch, (values, first, count3) => onBatch([values], first, count3));
+    return;
+  }
+  for (let start = 0; start < data.count; start += step) {
+    const end = Math.min(data.count, start + step);
+    const slice = takeRange(data, start, end);
+    const perRun = [];
+    for (const { session, fetch } of runs) {
+      await runBatches(session, slice, step, fetch, (values) => {
+        perRun.push(new Map([...values].map(([k, v]) => [k, { dims: v.dims, data: Float32Array.from(v.data) }])));
+      });
+    }
+    onBatch(perRun, start, end - start);
+  }
+}
+function takeRange(data, start, end) {
+  const w = data.labelWidth ?? 1;
+  return { ...data, count: end - start, inputs: sliceBatch(data, start, end), labels: data.labels && data.labels.subarray(start * w, end * w) };
+}
+
 // src/prune/sensitivity/calibScorer.ts
 var DEFAULT_SENSITIVITY_SAMPLES = 256;
 function evenSubset(data, max2) {
@@ -32914,7 +32592,7 @@ async function logProbs(session, data, head) {
   }
   return { classes, count: p.pred.length, values, labels: data.labels ? p.truth : null };
 }
-function argmax2(v, o, n) {
+function argmax(v, o, n) {
   let best = 0;
   for (let c = 1; c < n; c++) if (v[o + c] > v[o + best]) best = c;
   return best;
@@ -32924,7 +32602,7 @@ function compare2(lp, classes, count3, labels, dense) {
   let hits = 0;
   for (let i2 = 0; i2 < count3; i2++) {
     const o = i2 * classes;
-    const pred = argmax2(lp, o, classes);
+    const pred = argmax(lp, o, classes);
     if (labels) {
       if (labels[i2] < 0 || labels[i2] >= classes) {
         throw new UserError(`calibration set: label ${labels[i2]} at index ${i2} is out of range for a model with ${classes} classes; labels must be 0..${classes - 1}`);
@@ -32938,7 +32616,7 @@ function compare2(lp, classes, count3, labels, dense) {
         if (pd > 0) kl += pd * (dense[o + c] - lp[o + c]);
       }
       nll += Math.max(0, kl);
-      hits += pred === argmax2(dense, o, classes) ? 1 : 0;
+      hits += pred === argmax(dense, o, classes) ? 1 : 0;
     }
   }
   return { nll: nll / count3, accuracy: hits / count3 };
@@ -32972,8 +32650,8 @@ var MAC_COST_EXPONENT = 1;
 var pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
 async function sensitivityPrune(dense, req) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads, head: req.head ?? defaultHead(dense, req.config.output) });
-  const limit = req.maxSeconds !== void 0 ? { seconds: req.maxSeconds, scoreSeconds: (performance.now() - t0) / 1e3 } : void 0;
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: QUALITY_THREADS, head: req.head ?? defaultHead(dense, req.config.output) });
+  const limit = req.maxMacs !== void 0 ? { macs: req.maxMacs, scoreMacs: modelCost(dense).macs * scorer.samples } : void 0;
   const structuredOpts = { roundTo: 1, criterion: req.config.criterion, protectedTensors: req.protectedTensors, calib: req.calib };
   const units = req.method === "unstructured" ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
   if (units.length === 0) throw new UserError(`--scope sensitivity: the model has no prunable ${req.method === "unstructured" ? "weights" : "channel groups"} after exclusions; use --scope global`);
@@ -33052,7 +32730,7 @@ function sensitivityRecord(scorer, curves, allocated, predictedIncrease, seconds
 }
 async function unstructuredSensitivityPlan(dense, req) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads, head: req.head ?? defaultHead(dense, req.config.output) });
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: QUALITY_THREADS, head: req.head ?? defaultHead(dense, req.config.output) });
   const units = weightUnits(dense, req.weights);
   if (units.length === 0) throw new UserError("--scope sensitivity: the model has no prunable weights after exclusions; use --scope global");
   const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);
@@ -33085,7 +32763,7 @@ function pruneCounts(dense, weights, counts2) {
 }
 async function groupLossCurves(dense, calib, opts) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: opts.threads });
+  const scorer = await calibScorer(dense, calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: QUALITY_THREADS });
   const units = groupUnits(dense, { roundTo: 1, criterion: opts.criterion, protectedTensors: opts.protectedTensors, calib });
   const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, opts.onLayer);
   const seconds = (performance.now() - t0) / 1e3;
@@ -33231,7 +32909,7 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
         started = true;
         ctx.progress?.update(done);
       },
-      ...ctx.autoAnalysisSeconds !== void 0 ? { maxSeconds: ctx.autoAnalysisSeconds } : {},
+      ...ctx.autoAnalysisMacs !== void 0 ? { maxMacs: ctx.autoAnalysisMacs } : {},
       ...ctx.hardware && config2.roundTo === 0 && method2 === "structured" ? { hardware: ctx.hardware } : {}
     });
     const allocation = method2 === "structured" ? allocationRecord(config2.roundTo, r.widths, void 0) : void 0;
@@ -33248,7 +32926,7 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
   } catch (e) {
     if (!(e instanceof AnalysisOverBudget)) throw e;
     const global = await pruneWithScope(dense, { ...config2, scope: "global" }, ctx);
-    const note = `scope auto -> global: the ${config2.scope} analysis would take about ${e.projectedSeconds.toFixed(0)} s for ${e.units} ${config2.method === "unstructured" ? "layers" : "groups"} (limit ${e.limitSeconds} s, the recovery-time-budget); pass --scope ${config2.scope} to measure it anyway`;
+    const note = `scope auto -> global: the ${config2.scope} analysis would take about ${(e.projectedMacs / 1e9).toFixed(0)} GMAC for ${e.points} curve points over ${e.units} ${config2.method === "unstructured" ? "layers" : "groups"} (limit ${(e.limitMacs / 1e9).toFixed(0)} GMAC, the recovery work allowance); pass --scope ${config2.scope} to measure it anyway`;
     return { ...global, notes: [note, ...global.notes], scope: "global" };
   } finally {
     if (started) ctx.progress?.stop();
@@ -33312,6 +32990,33 @@ function countChannels(model, protectedTensors) {
   return { remaining, removable };
 }
 
+// src/onnx/runtime/activationBudget.ts
+var ACTIVATION_BUDGET_BYTES = 384 * 2 ** 20;
+var ACTIVATION_HIGH_WATER = 8;
+var largestCache = /* @__PURE__ */ new WeakMap();
+function largestActivationBytes(model) {
+  const hit = largestCache.get(model);
+  if (hit !== void 0) return hit ?? void 0;
+  let largest = 0;
+  try {
+    const index = new GraphIndex(model.graph);
+    const { shapes } = inferShapes(index, 1);
+    for (const n of index.order) for (const o of n.output) {
+      const s = shapes.get(o);
+      if (s) largest = Math.max(largest, numel(s) * 4);
+    }
+  } catch {
+    largest = 0;
+  }
+  largestCache.set(model, largest > 0 ? largest : null);
+  return largest > 0 ? largest : void 0;
+}
+function boundedBatch(model, want, budget = ACTIVATION_BUDGET_BYTES) {
+  const per = largestActivationBytes(model);
+  if (!per) return want;
+  return Math.max(1, Math.min(want, Math.floor(budget / (ACTIVATION_HIGH_WATER * per))));
+}
+
 // src/recover/calibScore.ts
 async function calibScore(model, calib, threads = 0, head = defaultHead(model)) {
   const session = await sessionFromModel(model, threads, { lean: true });
@@ -33334,8 +33039,8 @@ function better(a, b) {
 }
 
 // src/recover/runRecovery.ts
-import * as fs17 from "node:fs";
-import * as path13 from "node:path";
+import * as fs12 from "node:fs";
+import * as path11 from "node:path";
 
 // src/recover/bounds.ts
 function nodeMacsOf(model) {
@@ -33376,17 +33081,13 @@ function columnBlocks(cp, aligned, maxBlock) {
   for (let b0 = 0; b0 < cp; b0 += size2) out.push(Math.min(cp, b0 + size2) - b0);
   return out;
 }
-var PRIOR_FLOPS_PER_SECOND = 2e8;
 function captureSamplesThatFit(opts) {
-  const { count: count3, captureSeconds, solveSeconds, secondsLeft: left } = opts;
-  if (captureSeconds + solveSeconds <= left) return count3;
+  const { count: count3, captureWork, solveWork, workLeft: left } = opts;
+  if (captureWork + solveWork <= left) return count3;
   const fewest = Math.min(count3, Math.ceil(opts.spread * opts.maxPatches / Math.max(1, opts.positionsPerSample)));
-  const room = left - solveSeconds;
-  const most = captureSeconds > 0 ? Math.floor(count3 * room / captureSeconds) : count3;
+  const room = left - solveWork;
+  const most = captureWork > 0 ? Math.floor(count3 * room / captureWork) : count3;
   return most >= fewest ? Math.min(count3, most) : null;
-}
-function secondsLeft(deadline) {
-  return deadline === void 0 ? Infinity : (deadline - performance.now()) / 1e3;
 }
 function activationBytesPerSample(model, names) {
   const index = new GraphIndex(model.graph);
@@ -33405,10 +33106,6 @@ function distillUnfit(model, opts) {
   const perSample = activationBytesPerSample(model);
   const bytes3 = 5 * 4 * params + opts.batch * perSample;
   if (bytes3 > opts.maxBytes) return { kind: "memory", bytes: bytes3, parameters: params, batch: opts.batch, bytesPerSample: perSample, limitBytes: opts.maxBytes };
-  if (opts.passSeconds !== void 0) {
-    const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
-    if (epoch > opts.secondsLeft) return { kind: "time", epochSeconds: epoch, passSeconds: opts.passSeconds, leftSeconds: opts.secondsLeft };
-  }
   return null;
 }
 var DISTILL_MAX_BYTES = 1024 * 2 ** 20;
@@ -33427,15 +33124,15 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
     targets.push({ node, mean: mean3, variance });
   }
   if (targets.length === 0) return { model, nodes: [] };
-  const left = secondsLeft(bounds.deadline);
+  const left = bounds.work?.left ?? Infinity;
+  const macs = nodeMacsOf(model);
+  const full = [...macs.values()].reduce((a, b) => a + b, 0);
   let sequential = 0;
-  if (bounds.passSeconds !== void 0 && left < Infinity) {
-    const macs = nodeMacsOf(model);
-    const full = [...macs.values()].reduce((a, b) => a + b, 0);
-    for (const t of targets) sequential += full > 0 ? bounds.passSeconds * macsBefore(model, t.node.input[0], macs) / full : bounds.passSeconds;
-  }
+  for (const t of targets) sequential += macsBefore(model, t.node.input[0], macs) * calib.count;
+  const pass = full * calib.count;
   const nodes = [];
   if (sequential <= left) {
+    bounds.work?.charge(sequential);
     const batch2 = boundedBatch(model, 128);
     for (const t of targets) {
       const stats2 = await gatherStats(model, [t], calib, threads, batch2);
@@ -33444,9 +33141,8 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
     }
     return { model, nodes };
   }
-  if (bounds.passSeconds > left) {
-    return { model, nodes: [], bound: { kind: "time", passSeconds: bounds.passSeconds, leftSeconds: left } };
-  }
+  if (pass > left) return { model, nodes: [], bound: { kind: "work", passMacs: pass, leftMacs: left } };
+  bounds.work?.charge(pass);
   const fetched = activationBytesPerSample(model, targets.map((t) => t.node.input[0]));
   const per = fetched + ACTIVATION_HIGH_WATER * (largestActivationBytes(model) ?? 0);
   const batch = per > 0 ? Math.max(1, Math.min(128, Math.floor(ACTIVATION_BUDGET_BYTES / per))) : 128;
@@ -33458,7 +33154,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   return {
     model,
     nodes,
-    bound: { kind: "one-pass", nodes: targets.length, sequentialSeconds: sequential, leftSeconds: left }
+    bound: { kind: "one-pass", nodes: targets.length, sequentialMacs: sequential, leftMacs: left }
   };
 }
 async function gatherStats(model, targets, calib, threads, batch) {
@@ -33507,6 +33203,39 @@ function apply(ed, t, s) {
   for (let ch = 0; ch < c; ch++) if (!(newVar[ch] > 0)) newVar[ch] = oldVar[ch];
   ed.replaceInitializer(t.mean.name, newMean);
   ed.replaceInitializer(t.variance.name, newVar);
+}
+
+// src/recover/work.ts
+var SOLVE_MACS_PER_FLOP = 10;
+var RECOVERY_PASSES = 400;
+var DISTILL_EPOCH_PASSES = 1 + 0.2 + 0.8 * 4 + 0.2 + 1;
+function recoveryAllowance(facts, capGmac, share = 1) {
+  const pass = Math.max(1, facts.macsPerSample) * Math.max(1, facts.calibSamples);
+  const sized = RECOVERY_PASSES * pass * share + (facts.solveWork ?? 0);
+  return capGmac > 0 ? Math.min(sized, capGmac * 1e9 * share) : sized;
+}
+function distillEpochsThatFit(facts, left, maxEpochs) {
+  const epoch = DISTILL_EPOCH_PASSES * Math.max(1, facts.macsPerSample) * Math.max(1, facts.calibSamples);
+  return Math.max(0, Math.min(maxEpochs, Math.floor(left / epoch)));
+}
+var WorkMeter = class {
+  constructor(allowance) {
+    this.allowance = allowance;
+  }
+  allowance;
+  spent = 0;
+  get left() {
+    return Math.max(0, this.allowance - this.spent);
+  }
+  charge(macs) {
+    this.spent += macs;
+  }
+};
+var MONOTONIC = () => performance.now();
+function safetyStop(limitSeconds, clock = MONOTONIC) {
+  const started = clock();
+  const elapsedSeconds = () => (clock() - started) / 1e3;
+  return { limitSeconds, passed: () => limitSeconds > 0 && elapsedSeconds() > limitSeconds, elapsedSeconds };
 }
 
 // src/recover/distill/adam.ts
@@ -34445,8 +34174,8 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, ta
       let lossSum = 0;
       let batches = 0;
       for (let s = 0; s < stepsPerEpoch; s++) {
-        if (opts.deadline !== void 0 && performance.now() > opts.deadline) {
-          stopped = "deadline";
+        if (opts.stop?.passed()) {
+          stopped = "cut-short";
           break;
         }
         let grads;
@@ -34594,8 +34323,9 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
   try {
     result = await distill(dense, current, calib, new Set(masked), {
       ...DEFAULT_DISTILL,
-      threads: config2.latency.threads,
-      deadline: opts.deadline,
+      threads: QUALITY_THREADS,
+      maxEpochs: opts.maxEpochs,
+      ...opts.stop ? { stop: opts.stop } : {},
       onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out ${toward} ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`)
     }, opts.outputs ? { outputs: opts.outputs } : opts.head ?? defaultHead(current, config2.output));
   } catch (e) {
@@ -34608,7 +34338,7 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
   const held = r.heldoutCount > 0 ? `${r.heldoutCount} held-out samples` : "the training samples (too few to hold any out)";
   const acc2 = (a) => a === void 0 ? "" : `, accuracy ${(a * 100).toFixed(1)}%`;
   const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
-  const stop = r.stopped === "deadline" ? "; stopped by recovery-time-budget" : r.stopped === "patience" ? "; stopped when the held-out score stopped improving" : "";
+  const stop = r.stopped === "cut-short" ? "; cut short by the recovery-time-budget safety stop" : r.stopped === "patience" ? "; stopped when the held-out score stopped improving" : "";
   const target = opts.outputs ? `toward the dense model's outputs ${opts.outputs.map((o) => `'${o}'`).join(", ")} (relative MSE, each output alike)` : `toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""})`;
   const summary2 = `distilled ${r.parameters} parameters in ${r.trainables} tensors ${target} and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: ${toward === "KL" ? "KL to dense" : toward} ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
   return { kind: "distilled", model: r.model, result: r, seconds, summary: summary2 };
@@ -34625,8 +34355,8 @@ function skipReason(gap) {
 }
 
 // src/recover/external.ts
-import { spawn as spawn2 } from "node:child_process";
-import * as fs16 from "node:fs";
+import { spawn } from "node:child_process";
+import * as fs11 from "node:fs";
 function masksFromZeros(model, weights) {
   const index = new GraphIndex(model.graph);
   const out = /* @__PURE__ */ new Map();
@@ -34665,9 +34395,9 @@ var CommandTimedOut = class extends Error {
 };
 var KILL_GRACE_MS = 2e3;
 function runCommand(command, env, output, opts = {}) {
-  return new Promise((resolve5, reject) => {
+  return new Promise((resolve7, reject) => {
     const started = performance.now();
-    const child = spawn2(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, { shell: true, detached: true, env: commandEnv(process.env, env), stdio: ["ignore", "pipe", "pipe"] });
     const killGroup = (signal) => {
       try {
         if (child.pid !== void 0) process.kill(-child.pid, signal);
@@ -34693,7 +34423,7 @@ function runCommand(command, env, output, opts = {}) {
       clearTimeout(grace);
       unregister();
       if (timedOut) reject(new CommandTimedOut((performance.now() - started) / 1e3));
-      else if (code === 0) resolve5();
+      else if (code === 0) resolve7();
       else reject(new UserError(`--recovery-command: '${command}' ${signal ? `was killed by ${signal}` : `exited with code ${code}`}; its output is above, fix the command and rerun`));
     });
   });
@@ -34728,9 +34458,9 @@ function verifyRecovered(before, after, masks, file) {
 async function externalRecovery(command, pruned, weights, paths, output, opts = {}) {
   const masks = masksFromZeros(pruned, weights);
   writeMasks(paths.masks, masks);
-  fs16.rmSync(paths.modelOut, { force: true });
+  fs11.rmSync(paths.modelOut, { force: true });
   await runCommand(command, externalEnv(paths), output, opts);
-  if (!fs16.existsSync(paths.modelOut)) {
+  if (!fs11.existsSync(paths.modelOut)) {
     throw new UserError(`--recovery-command: the command succeeded but wrote no model at $PRUNE_GUARD_MODEL_OUT (${paths.modelOut}); save the recovered .onnx there`);
   }
   const recovered2 = loadModel(paths.modelOut).proto;
@@ -35106,7 +34836,8 @@ function gatedRowErrors(yd, y, rows2, gate) {
 }
 
 // src/recover/patches.ts
-function samplePositions(total2, count3, seed = 1) {
+var PATCH_SEED = 1;
+function samplePositions(total2, count3, seed = PATCH_SEED) {
   if (count3 >= total2) return Int32Array.from({ length: total2 }, (_, i2) => i2);
   const next = seededRandom(seed);
   const out = new Int32Array(count3);
@@ -35230,9 +34961,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
   for (const w of wanted) skipped.push({ weight: w, reason: { kind: "unpaired", why: "not found in the pruned model" } });
   const dMacs = nodeMacsOf(dense);
   const pMacs = nodeMacsOf(model);
-  const fullMacs = [...pMacs.values()].reduce((a, b) => a + b, 0);
-  let secondsPerMac = opts.passSeconds !== void 0 && fullMacs > 0 ? opts.passSeconds / fullMacs : 0;
-  let flopsPerSecond = PRIOR_FLOPS_PER_SECOND;
+  let cutShort = false;
   const batch = Math.min(boundedBatch(dense, CAPTURE_BATCH), boundedBatch(pruned, CAPTURE_BATCH));
   const layers = [];
   const subsampled = [];
@@ -35246,38 +34975,47 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       skipped.push({ weight: p.weight, reason: { kind: "memory", bytes: bytes3, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
       continue;
     }
-    const left = secondsLeft(opts.deadline);
-    if (left <= 0) {
+    if (cutShort || opts.stop?.passed()) {
+      cutShort = true;
       skipped.push({ weight: p.weight, reason: { kind: "time" } });
       continue;
     }
     const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
-    const flops = refitFlops(p.rows, cp, cd, blocks2, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups);
-    const captureSeconds = captureMacs * secondsPerMac;
-    const solveSeconds = flops / flopsPerSecond;
+    const solveWork = layerSolveWork(p.rows, cp, cd, blocks2, p.groups);
+    const captureWork = captureMacs * calib.count;
+    const left = opts.work?.left ?? Infinity;
     const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
-    const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureSeconds, solveSeconds, secondsLeft: left });
+    const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureWork, solveWork, workLeft: left });
     if (samples === null) {
-      skipped.push({ weight: p.weight, reason: { kind: "time", estimate: { seconds: captureSeconds + solveSeconds, samples: calib.count, leftSeconds: left } } });
+      skipped.push({ weight: p.weight, reason: { kind: "work", estimate: { macs: captureWork + solveWork, samples: calib.count, leftMacs: left } } });
       continue;
     }
+    opts.work?.charge(captureMacs * samples + solveWork);
     const input = samples < calib.count ? evenlySpaced(calib, samples) : calib;
     if (samples < calib.count) subsampled.push({ weight: p.weight, samples });
-    const t0 = performance.now();
     const dc = await captureLayerInput(dense, d, input, withBias, opts, batch);
     const pc = await captureLayerInput(model, p, input, withBias, opts, batch);
-    const captured = (performance.now() - t0) / 1e3;
-    if (captureMacs > 0) secondsPerMac = captured * calib.count / (captureMacs * samples);
     if (dc.hash === pc.hash && dc.count === pc.count && keptExactly(pIndex, dIndex, p, d, rows2)) {
       layers.push({ node: p.node, weight: p.weight, error_before: 0, error_after: 0, damp: 0 });
       continue;
     }
-    const t1 = performance.now();
     layers.push(await refitLayer(ed, pIndex, dIndex, node, p, d, rows2, dc.patches, pc.patches, opts));
-    const solved = (performance.now() - t1) / 1e3;
-    if (solved > 1) flopsPerSecond = flops / solved;
   }
-  return { model, layers, skipped, subsampled };
+  return { model, layers, skipped, subsampled, cutShort };
+}
+function layerSolveWork(rows2, cp, cd, blocks2, groups) {
+  return refitFlops(rows2, cp, cd, blocks2, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, groups) * SOLVE_MACS_PER_FLOP;
+}
+function solveWorkOf(model, weights, maxBlock = DEFAULT_RECONSTRUCT.maxBlock) {
+  const index = new GraphIndex(model.graph);
+  let total2 = 0;
+  for (const w of weights) {
+    const p = linearLayer(index, w);
+    if (typeof p === "string") continue;
+    const cp = p.cols + (p.biasRefit ? 1 : 0);
+    total2 += layerSolveWork(p.rows, cp, cp, columnBlocks(cp, true, maxBlock), p.groups);
+  }
+  return total2;
 }
 var SUBSET_SPREAD = 4;
 function evenlySpaced(calib, n) {
@@ -35534,30 +35272,33 @@ function addBias(ed, node, layer, bias) {
 
 // src/recover/refusals.ts
 var mb = (bytes3) => (bytes3 / 2 ** 20).toFixed(0);
+var gmac = (macs) => macs / 1e9 >= 10 ? (macs / 1e9).toFixed(0) : (macs / 1e9).toPrecision(2);
 function layerSkipText(s) {
   switch (s.kind) {
     case "unpaired":
       return s.why;
     case "memory":
       return `its refit needs about ${mb(s.bytes)} MB (Gram matrices of ${s.prunedColumns} x ${s.prunedColumns} and ${s.denseColumns} x ${s.prunedColumns} columns), over the ${mb(s.limitBytes)} MB refit bound`;
+    case "work":
+      return `estimated ${gmac(s.estimate.macs)} GMAC of work (capturing its input on ${s.estimate.samples} samples from both models, then the solve), more than the ${gmac(s.estimate.leftMacs)} GMAC left of the recovery work allowance, even on fewer samples`;
     case "time":
-      return s.estimate ? `estimated ${s.estimate.seconds.toFixed(0)} s (capturing its input on ${s.estimate.samples} samples from both models, then the solve), more than the ${s.estimate.leftSeconds.toFixed(0)} s left of recovery-time-budget, even on fewer samples` : "recovery-time-budget reached";
+      return "cut short: the recovery-time-budget safety stop had fired";
   }
 }
 function batchNormBoundText(b) {
   switch (b.kind) {
-    case "time":
-      return `one pass over the calibration set takes about ${b.passSeconds.toFixed(0)} s, more than the ${Math.max(0, b.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+    case "work":
+      return `one pass over the calibration set is about ${gmac(b.passMacs)} GMAC, more than the ${gmac(b.leftMacs)} GMAC left of the recovery work allowance`;
     case "one-pass":
-      return `statistics of all ${b.nodes} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${b.sequentialSeconds.toFixed(0)} s, ${b.leftSeconds.toFixed(0)} s were left of recovery-time-budget`;
+      return `statistics of all ${b.nodes} nodes measured in one pass (each before the earlier ones were updated): one pass per node would be about ${gmac(b.sequentialMacs)} GMAC, ${gmac(b.leftMacs)} GMAC were left of the recovery work allowance`;
   }
 }
 function distillUnfitText(u) {
   switch (u.kind) {
     case "memory":
       return `a training step needs about ${mb(u.bytes)} MB (${(u.parameters / 1e6).toFixed(1)}M parameters x 5, ${u.batch} samples x ${(u.bytesPerSample / 2 ** 20).toFixed(1)} MB of activations), over the ${mb(u.limitBytes)} MB bound`;
-    case "time":
-      return `one epoch takes about ${u.epochSeconds.toFixed(0)} s (${(u.epochSeconds / u.passSeconds).toFixed(1)} passes of ${u.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, u.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+    case "work":
+      return `one epoch is about ${gmac(u.epochMacs)} GMAC (5.6 passes over the calibration set), more than the ${gmac(u.leftMacs)} GMAC left of the recovery work allowance`;
   }
 }
 function temperatureSkipText(s) {
@@ -35651,7 +35392,7 @@ function temperatureInfo(fit, baked) {
   return { value: fit.temperature, baked, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after, calib_ece_before: fit.ece_before, calib_ece_after: fit.ece_after };
 }
 function stepFile(stepsDir, index, name) {
-  return path13.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
+  return path11.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
   return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
@@ -35661,20 +35402,22 @@ async function runRecovery(req) {
   const head = req.fidelity ? void 0 : req.head ?? defaultHead(req.dense, config2.output);
   req = { ...req, ...head ? { head } : {} };
   const notes = [];
-  const steps = await recoverySteps(req, calib, notes);
-  if (!calib) return { steps: steps.map((s) => s.step), notes };
+  const cut = {};
+  const steps = await recoverySteps(req, calib, notes, cut);
+  const cutShort = cut.at ? { cutShort: cut.at } : {};
+  if (!calib) return { steps: steps.map((s) => s.step), notes, ...cutShort };
   const last = steps.at(-1)?.model ?? req.pruned;
   if (!head) {
     if (steps.length > 0) notes.push(`recovery: temperature not fitted: ${temperatureSkipText({ kind: "fidelity" })}`);
-    return { steps: steps.map((s) => s.step), notes };
+    return { steps: steps.map((s) => s.step), notes, ...cutShort };
   }
-  if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes };
+  if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes, ...cutShort };
   const t0 = performance.now();
-  const fit = await calibrateTemperature(last, calib, config2.latency.threads, head);
-  if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
+  const fit = await calibrateTemperature(last, calib, QUALITY_THREADS, head);
+  if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes, ...cutShort };
   const baked = bakeTemperature(last, fit.temperature, head);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
-  fs17.mkdirSync(req.stepsDir, { recursive: true });
+  fs12.mkdirSync(req.stepsDir, { recursive: true });
   saveModel(baked, artifact);
   progress.note(`temperature ${fit.temperature.toFixed(3)} baked into the shipped model (calib ECE ${(fit.ece_before * 100).toFixed(2)}% -> ${(fit.ece_after * 100).toFixed(2)}%)`);
   const step = {
@@ -35684,17 +35427,17 @@ async function runRecovery(req) {
     info: { seconds: (performance.now() - t0) / 1e3, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
     temperature: temperatureInfo(fit, true)
   };
-  return { steps: [...steps.map((s) => s.step), step], notes };
+  return { steps: [...steps.map((s) => s.step), step], notes, ...cutShort };
 }
-async function recoverySteps(req, calib, bounded) {
+async function recoverySteps(req, calib, bounded, cut) {
   const { config: config2, progress } = req;
   if (config2.recovery === "none" || config2.recovery === "auto" && !calib) return [];
-  fs17.mkdirSync(req.stepsDir, { recursive: true });
+  fs12.mkdirSync(req.stepsDir, { recursive: true });
   if (config2.recovery === "command") {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
     const t0 = performance.now();
-    const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads, req.head) : void 0;
+    const before = calib?.labels ? await calibScore(req.pruned, calib, QUALITY_THREADS, req.head) : void 0;
     const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
     let model;
     try {
@@ -35707,7 +35450,7 @@ async function recoverySteps(req, calib, bounded) {
       throw e;
     }
     const seconds = (performance.now() - t0) / 1e3;
-    const after = calib?.labels ? await calibScore(model, calib, config2.latency.threads, req.head) : void 0;
+    const after = calib?.labels ? await calibScore(model, calib, QUALITY_THREADS, req.head) : void 0;
     const info = { seconds };
     if (before && after) Object.assign(info, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
     const description = `external recovery command \`${config2.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
@@ -35720,11 +35463,15 @@ async function recoverySteps(req, calib, bounded) {
   const labelled = calib.labels !== null;
   const steps = [];
   let current = req.pruned;
-  const started = performance.now();
-  const deadline = config2.recoveryTimeBudget > 0 ? started + config2.recoveryTimeBudget * 1e3 : void 0;
-  let currentScore = labelled ? await calibScore(current, calib, config2.latency.threads, req.head) : void 0;
-  const passSeconds = labelled ? (performance.now() - started) / 1e3 : void 0;
-  const judgeMs = config2.recovery === "auto" && passSeconds !== void 0 ? passSeconds * 1e3 : 0;
+  const facts = { macsPerSample: totalMacs(req.dense), calibSamples: calib.count, solveWork: solveWorkOf(req.pruned, refitWeights(req)) };
+  const work = new WorkMeter(recoveryAllowance(facts, config2.recoveryWork, req.workShare ?? 1));
+  const stop = withRunBudget(req.stop ?? safetyStop(config2.recoveryTimeBudget), progress);
+  const cutShort = (stage) => {
+    if (cut.at) return;
+    cut.at = { stage, limit_s: stop.limitSeconds };
+    progress.note(`recovery: cut short during ${stage} by the recovery-time-budget safety stop (${stop.limitSeconds} s)`);
+  };
+  let currentScore = labelled ? await calibScore(current, calib, QUALITY_THREADS, req.head) : void 0;
   const bound = (line) => {
     progress.note(line);
     bounded.push(line);
@@ -35740,23 +35487,28 @@ async function recoverySteps(req, calib, bounded) {
     current = model;
     currentScore = score2;
   };
-  async function distillStep(judged2, deadline2) {
-    const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline2), maxBytes: DISTILL_MAX_BYTES });
+  async function distillStep(judged2) {
+    const epochs = distillEpochsThatFit({ macsPerSample: totalMacs(current), calibSamples: calib.count }, work.left, DEFAULT_DISTILL.maxEpochs);
+    const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, maxBytes: DISTILL_MAX_BYTES }) ?? (epochs === 0 ? { kind: "work", epochMacs: totalMacs(current) * calib.count * DISTILL_EPOCH_PASSES, leftMacs: work.left } : null);
     if (unfit) {
       bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
-    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged2, deadline: deadline2, head: req.head, ...req.fidelity ? { outputs: req.fidelity.outputs } : {} });
+    const limited = epochs < DEFAULT_DISTILL.maxEpochs ? `; at most ${epochs} of ${DEFAULT_DISTILL.maxEpochs} epochs, what the recovery work allowance holds` : "";
+    if (limited) progress.note(`recovery: distillation${limited.slice(1)}`);
+    work.charge(epochs * totalMacs(current) * calib.count * DISTILL_EPOCH_PASSES);
+    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged2, maxEpochs: epochs, stop, head: req.head, ...req.fidelity ? { outputs: req.fidelity.outputs } : {} });
     if (d.kind === "skipped") {
       bound(`recovery: distillation skipped: ${skipReason(d.gap)}`);
       return;
     }
-    const score2 = labelled ? await calibScore(d.model, calib, config2.latency.threads, req.head) : void 0;
+    if (d.result.stopped === "cut-short") cutShort("distill");
+    const score2 = labelled ? await calibScore(d.model, calib, QUALITY_THREADS, req.head) : void 0;
     if (judged2 && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
     }
-    keep("distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
+    keep("distill", `${d.summary}${limited} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
   }
   if (config2.recovery === "reconstruct" || config2.recovery === "auto") {
     const judged2 = config2.recovery === "auto";
@@ -35765,17 +35517,18 @@ async function recoverySteps(req, calib, bounded) {
     const adaptive = config2.criterion === "sparsegpt" && config2.method === "unstructured" && !req.structured;
     const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, {
       ...DEFAULT_RECONSTRUCT,
-      threads: config2.latency.threads,
-      deadline: deadline === void 0 ? void 0 : deadline - judgeMs,
-      passSeconds,
+      threads: QUALITY_THREADS,
+      work,
+      stop,
       kept: req.structured?.kept,
       adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0
     });
     const seconds = (performance.now() - t0) / 1e3;
+    if (r.cutShort) cutShort("reconstruct");
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${layerSkipText(s.reason)})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join("; ") || void 0;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
-    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config2.latency.threads, req.head) : void 0;
+    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, QUALITY_THREADS, req.head) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
     if (judged2 && score2 && currentScore && !better(score2, currentScore)) {
@@ -35789,23 +35542,24 @@ async function recoverySteps(req, calib, bounded) {
         score2
       );
     }
-    if (deadline !== void 0 && performance.now() > deadline) {
-      if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
+    if (stop.passed()) {
+      if (hasBatchNorm(current)) cutShort("bn-stats");
+      else if (config2.recovery === "auto") cutShort("distill");
       return steps;
     }
-    await tryBatchNorm(current, calib, config2, req.head, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+    await tryBatchNorm(current, calib, req.head, { work }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
       const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
       if (refusal.kind === "bound") bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
     });
     if (config2.recovery === "auto") {
-      if (deadline !== void 0 && performance.now() > deadline) bound(`recovery: distillation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
-      else await distillStep(true, deadline);
+      if (stop.passed()) cutShort("distill");
+      else await distillStep(true);
     }
     return steps;
   }
   if (config2.recovery === "distill") {
-    await distillStep(false, config2.recoveryTimeBudget > 0 ? performance.now() + config2.recoveryTimeBudget * 1e3 : void 0);
+    await distillStep(false);
     return steps;
   }
   throw new UserError(`--recovery ${config2.recovery}: not available in this version yet; use --recovery auto, reconstruct, distill, command or none`);
@@ -35828,17 +35582,22 @@ function batchNormRefusalText(r) {
       return `${fmt(r.score)} vs ${fmt(r.without)} without it`;
   }
 }
-async function tryBatchNorm(model, calib, config2, head, bounds, accept, currentScore, reject) {
+async function tryBatchNorm(model, calib, head, bounds, accept, currentScore, reject) {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
   if (!base) return reject({ kind: "no-labels" });
   const t0 = performance.now();
-  const bn = await reestimateBatchNorm(model, calib, config2.latency.threads, bounds);
+  const bn = await reestimateBatchNorm(model, calib, QUALITY_THREADS, bounds);
   if (bn.nodes.length === 0) return bn.bound ? reject({ kind: "bound", bound: bn.bound }) : void 0;
   const seconds = (performance.now() - t0) / 1e3;
-  const score2 = await calibScore(bn.model, calib, config2.latency.threads, head);
+  const score2 = await calibScore(bn.model, calib, QUALITY_THREADS, head);
   if (!better(score2, base)) return reject({ kind: "worse", score: score2, without: base });
   accept(bn.model, seconds, score2, bn.nodes.length, bn.bound);
+}
+function totalMacs(model) {
+  let total2 = 0;
+  for (const m of nodeMacsOf(model).values()) total2 += m;
+  return total2;
 }
 function hasBatchNorm(model) {
   return model.graph.node.some((n) => n.opType === "BatchNormalization");
@@ -35847,25 +35606,544 @@ function subsampledClause(subsampled, count3) {
   if (subsampled.length === 0) return void 0;
   const shown = subsampled.slice(0, 3).map((s) => `${s.weight} on ${s.samples}`).join(", ");
   const more = subsampled.length > 3 ? ` and ${subsampled.length - 3} more` : "";
-  return `${subsampled.length} layer${subsampled.length > 1 ? "s" : ""} refit from fewer of the ${count3} calibration samples to fit recovery-time-budget (${shown}${more})`;
+  return `${subsampled.length} layer${subsampled.length > 1 ? "s" : ""} refit from fewer of the ${count3} calibration samples to fit the recovery work allowance (${shown}${more})`;
 }
 function boundSkips(skipped) {
   const memory = skipped.filter((s) => s.reason.kind === "memory");
-  const time2 = skipped.filter((s) => s.reason.kind === "time");
+  const time2 = skipped.filter((s) => s.reason.kind === "work");
+  const cut = skipped.filter((s) => s.reason.kind === "time");
   const parts = [];
   const names = (l) => l.length <= 3 ? l.map((s) => s.weight).join(", ") : `${l.slice(0, 2).map((s) => s.weight).join(", ")} and ${l.length - 2} more`;
   if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${layerSkipText(memory[0].reason)})`);
-  if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for time (${names(time2)}: ${layerSkipText(time2[0].reason)}; a larger recovery-time-budget refits them)`);
+  if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for work (${names(time2)}: ${layerSkipText(time2[0].reason)}; a larger recovery-work refits them)`);
+  if (cut.length) parts.push(`${cut.length} layer${cut.length > 1 ? "s" : ""} not refit (${names(cut)}: ${layerSkipText(cut[0].reason)})`);
   return parts.length ? parts.join("; ") : void 0;
+}
+function withRunBudget(stop, progress) {
+  return { ...stop, passed: () => stop.passed() || progress.remainingSeconds?.() === 0 };
+}
+
+// src/measure/size.ts
+import * as fs13 from "node:fs";
+import { gzipSync } from "node:zlib";
+function measureFileSize(file) {
+  const data = fs13.readFileSync(file);
+  return { bytes: data.byteLength, gzipBytes: gzipSync(data, { level: 6 }).byteLength };
+}
+
+// src/pipeline/release.ts
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+function releaseField(holder, key, what) {
+  Object.defineProperty(holder, key, {
+    configurable: true,
+    enumerable: false,
+    get() {
+      throw new Error(`internal error: ${what} (${key}) was released to save memory before it was read here; read the saved file instead`);
+    }
+  });
+}
+var collect;
+function collectGarbage() {
+  if (!collect) {
+    const exposed = globalThis.gc;
+    if (exposed) collect = exposed;
+    else {
+      setFlagsFromString("--expose-gc");
+      collect = runInNewContext("gc");
+    }
+  }
+  collect();
+}
+
+// src/measure/fidelity.ts
+var FidelityAccumulator = class {
+  constructor(output, classAxis) {
+    this.output = output;
+    this.classAxis = classAxis;
+  }
+  output;
+  classAxis;
+  samples = 0;
+  cosineSum = 0;
+  diffSq = 0;
+  refSq = 0;
+  maxAbs = 0;
+  positions = 0;
+  top1 = 0;
+  top5 = 0;
+  nonFinite = false;
+  /** `reference` and `candidate` hold `count` samples each, row-major, the same number of values per sample. */
+  add(reference, candidate, count3) {
+    if (reference.length !== candidate.length) {
+      throw new Error(`output ${this.output}: reference has ${reference.length} values but candidate ${candidate.length}`);
+    }
+    if (count3 <= 0) return;
+    const width = reference.length / count3;
+    if (!Number.isInteger(width)) throw new Error(`output ${this.output}: ${reference.length} values do not split into ${count3} samples`);
+    for (let s = 0; s < count3; s++) {
+      let dot = 0;
+      let ra = 0;
+      let cb = 0;
+      const base = s * width;
+      for (let i2 = base; i2 < base + width; i2++) {
+        const a = reference[i2];
+        const b = candidate[i2];
+        const d = b - a;
+        dot += a * b;
+        ra += a * a;
+        cb += b * b;
+        this.diffSq += d * d;
+        const abs = Math.abs(d);
+        if (abs > this.maxAbs) this.maxAbs = abs;
+        else if (!(abs <= this.maxAbs)) this.nonFinite = true;
+      }
+      this.refSq += ra;
+      this.cosineSum += ra === 0 && cb === 0 ? 1 : dot / Math.max(Math.sqrt(ra) * Math.sqrt(cb), 1e-300);
+    }
+    this.samples += count3;
+    if (this.classAxis) this.addClasses(reference, candidate, this.classAxis.classes);
+  }
+  addClasses(reference, candidate, classes) {
+    const rows2 = reference.length / classes;
+    if (!Number.isInteger(rows2)) throw new Error(`output ${this.output}: ${reference.length} values do not split into rows of ${classes} classes`);
+    const topK = classes > 5;
+    for (let r = 0; r < rows2; r++) {
+      const base = r * classes;
+      const ref = argmax2(reference, base, classes);
+      const cand = argmax2(candidate, base, classes);
+      if (ref === cand) this.top1++;
+      if (topK && rankOf(candidate, base, classes, ref) < 5) this.top5++;
+    }
+    this.positions += rows2;
+  }
+  result() {
+    const diff = Math.sqrt(this.diffSq);
+    const ref = Math.sqrt(this.refSq);
+    const out = {
+      output: this.output,
+      samples: this.samples,
+      cosine: this.samples ? this.cosineSum / this.samples : NaN,
+      rel_l2: ref > 0 ? diff / ref : diff === 0 ? 0 : Infinity,
+      max_abs: this.nonFinite ? NaN : this.maxAbs
+    };
+    if (this.classAxis && this.positions > 0) {
+      out.top1_agreement = this.top1 / this.positions;
+      if (this.classAxis.classes > 5) out.top5_agreement = this.top5 / this.positions;
+    }
+    return out;
+  }
+};
+function argmax2(x2, base, n) {
+  let best = 0;
+  for (let i2 = 1; i2 < n; i2++) if (x2[base + i2] > x2[base + best]) best = i2;
+  return best;
+}
+function rankOf(x2, base, n, k) {
+  const v = x2[base + k];
+  let rank = 0;
+  for (let i2 = 0; i2 < n; i2++) if (x2[base + i2] > v || x2[base + i2] === v && i2 < k) rank++;
+  return rank;
+}
+
+// src/measure/outputFidelity.ts
+async function referenceOutputs(session, data, batch, outputs) {
+  const got = await captureActivations(session, data, outputs.map((o) => o.name), batch);
+  return new Map(outputs.map((o) => [o.name, got.get(o.name).data]));
+}
+async function measureFidelity(session, data, batch, outputs, reference, onBatch) {
+  const acc2 = outputs.map((o) => new FidelityAccumulator(o.name, o.classes !== void 0 ? { classes: o.classes } : void 0));
+  await runBatches(session, data, batch, outputs.map((o) => o.name), (values, first, count3) => {
+    outputs.forEach((o, k) => {
+      const v = values.get(o.name).data;
+      const ref = reference.get(o.name);
+      const per = v.length / count3;
+      acc2[k].add(ref.subarray(first * per, (first + count3) * per), v, count3);
+    });
+    onBatch?.(first + count3);
+  });
+  return acc2.map((a) => a.result());
+}
+
+// src/pipeline/steps.ts
+function stepName(s) {
+  switch (s.kind) {
+    case "dense":
+    case "ship":
+    case "base":
+    case "head":
+      return s.kind;
+    case "prune":
+      return `prune${at(s.at)}`;
+    case "recover":
+      return s.stage === "round" ? `recover:round-${s.round}` : `recover:${s.stage}${at(s.at)}`;
+    case "calibrate:temperature":
+      return `calibrate:temperature${at(s.at)}`;
+    case "quantize":
+      return `quantize:${s.scheme}`;
+    case "target":
+      return `target:attempt-${s.attempt}`;
+  }
+}
+var at = (n) => n === void 0 ? "" : `@${n}`;
+function recoveryKind(stage, at2) {
+  return stage === "temperature" ? { kind: "calibrate:temperature", at: at2 } : { kind: "recover", stage, at: at2 };
+}
+function recoveryRecord(r, at2) {
+  return { step: recoveryKind(r.stage, at2), description: r.description, artifact: r.artifact, recovery: r.info, ...r.temperature ? { temperature: r.temperature } : {} };
+}
+
+// src/pipeline/measureStep.ts
+function savedFacts(artifact, denseWeights, evalBatchSize) {
+  const saved = loadModel(artifact).proto;
+  return { sparsity: countSparsity(saved, denseWeights), cost: modelCost(saved), batch: boundedBatch(saved, evalBatchSize) };
+}
+async function openStep(artifact, ctx) {
+  const facts = savedFacts(artifact, ctx.denseWeights, ctx.config.evalBatchSize);
+  const size2 = measureFileSize(artifact);
+  collectGarbage();
+  const session = await openSession(artifact, { threads: QUALITY_THREADS, provider: ctx.provider });
+  return { facts, size: size2, session };
+}
+function fileNumbers(name, description, artifact, facts, size2) {
+  return {
+    name,
+    description,
+    artifact,
+    sparsity: facts.sparsity.overall,
+    params: facts.cost.params,
+    nonzero_params: facts.cost.nonzeroParams,
+    flops: facts.cost.macs,
+    size_bytes: size2.bytes,
+    gzip_bytes: size2.gzipBytes
+  };
+}
+async function measureStep(kind, description, artifact, ctx) {
+  const { data, progress } = ctx;
+  const name = stepName(kind);
+  const { facts, size: size2, session } = await openStep(artifact, ctx);
+  const { batch } = facts;
+  let preds;
+  const shiftAccuracy = {};
+  const shiftPreds = /* @__PURE__ */ new Map();
+  try {
+    progress.stage({ kind: "evaluate", step: name, total: data.count });
+    preds = await evaluateClassifier(session, data, {
+      batchSize: batch,
+      head: ctx.head,
+      modelPath: artifact,
+      onBatch: (done) => progress.update(done)
+    });
+    progress.stop();
+    for (const s of ctx.shifts) {
+      const p = await evaluateClassifier(session, s.data, { batchSize: batch, head: ctx.head, modelPath: artifact, unlabelled: !s.data.labels });
+      if (s.data.labels) shiftAccuracy[s.name] = mean2(p.correct);
+      shiftPreds.set(s.name, p);
+    }
+  } finally {
+    progress.stop();
+    await session.release();
+  }
+  const multilabel = preds.perSample > 1;
+  const f1 = ctx.head.task === "multiclass" ? void 0 : labelF1(preds.pred, preds.truth, preds.perSample);
+  const step = {
+    ...fileNumbers(name, description, artifact, facts, size2),
+    accuracy: mean2(preds.correct),
+    per_class: groupAccuracy(preds.correct, preds.group, preds.classes),
+    ...multilabel ? {} : { confusion: confusionMatrix(preds.pred, preds.truth, preds.classes) },
+    ...f1 ? { f1: multilabel ? meanDefined(f1) : f1[0], ...multilabel ? { per_label_f1: f1 } : {} } : {},
+    ece: expectedCalibrationError(preds.confidence, preds.correct, 15),
+    nll: -preds.logProbLabel.reduce((s, v) => s + v, 0) / preds.logProbLabel.length,
+    agreement: ctx.dense ? agreement(ctx.dense.pred, preds.pred) : 1,
+    latency: null,
+    latency_by_batch: [],
+    shift_accuracy: shiftAccuracy,
+    layers: facts.sparsity.layers
+  };
+  return { kind, step, preds, shiftPreds };
+}
+async function measureFidelityStep(kind, description, artifact, ctx) {
+  const { data, progress } = ctx;
+  const name = stepName(kind);
+  const { facts, size: size2, session } = await openStep(artifact, ctx);
+  const { batch } = facts;
+  let fidelity2;
+  try {
+    progress.stage({ kind: "evaluate", step: name, total: data.count });
+    ctx.reference ??= await referenceOutputs(session, data, batch, ctx.outputs);
+    fidelity2 = await measureFidelity(session, data, batch, ctx.outputs, ctx.reference, (done) => progress.update(done));
+  } finally {
+    progress.stop();
+    await session.release();
+  }
+  const step = {
+    ...fileNumbers(name, description, artifact, facts, size2),
+    accuracy: null,
+    per_class: null,
+    ece: null,
+    nll: null,
+    agreement: null,
+    latency: null,
+    latency_by_batch: [],
+    layers: facts.sparsity.layers,
+    fidelity: fidelity2
+  };
+  return { kind, step };
+}
+async function measureFidelityRecord(r, ctx) {
+  const m = await measureFidelityStep(r.step, r.description, r.artifact, ctx);
+  if (r.recovery) m.step.recovery = r.recovery;
+  return m;
+}
+async function measureRecord(r, ctx) {
+  const m = await measureStep(r.step, r.description, r.artifact, ctx);
+  if (r.recovery) m.step.recovery = r.recovery;
+  if (r.temperature) m.step.temperature = r.temperature;
+  return m;
+}
+function mean2(x2) {
+  let s = 0;
+  for (let i2 = 0; i2 < x2.length; i2++) s += x2[i2];
+  return x2.length ? s / x2.length : NaN;
+}
+
+// src/measure/funnel.ts
+var ITEM_SIZE2 = { 1: 4, 10: 2, 11: 8, 16: 2, [3 /* INT8 */]: 1, [2 /* UINT8 */]: 1, [6 /* INT32 */]: 4 };
+function weightFacts(model) {
+  const index = new GraphIndex(model.graph);
+  const density = /* @__PURE__ */ new Map();
+  const { stored, auxiliary } = quantizedWeights(index);
+  let sparseBytes = 0;
+  let weightBytes2 = 0;
+  for (const t of index.initializers.values()) {
+    if (auxiliary.has(t.name) || !FLOAT_TYPES.has(t.dataType) && !stored.has(t.name)) continue;
+    const v = tensorToFloat32(t);
+    let nonzero = 0;
+    for (let i2 = 0; i2 < v.length; i2++) if (v[i2] !== 0) nonzero++;
+    const size2 = ITEM_SIZE2[t.dataType] ?? 4;
+    sparseBytes += Math.ceil(v.length / 8) + nonzero * size2;
+    weightBytes2 += v.length * size2;
+    density.set(t.name, v.length ? nonzero / v.length : 1);
+  }
+  const macNodes = index.order.filter((n) => MAC_OPS2.has(n.opType));
+  const cost = modelCost(model);
+  let sparseMacs = 0;
+  const kernels = [];
+  cost.nodes.forEach((c, k) => {
+    if (c.macs === null) return;
+    const node = macNodes[k];
+    const weight = node.opType === "MatMul" || node.opType === "MatMulInteger" || node.opType === "Einsum" ? node.input.slice(0, 2).find((i2) => (weightTensor(index, i2)?.dims.length ?? 0) >= 2) : node.input[1];
+    const t = weight ? weightTensor(index, weight) : void 0;
+    kernels.push(`${node.opType}:${t ? `${tensorDims(t).join("x")}/${t.dataType}` : "-"}`);
+    const d = t && numel(tensorDims(t)) > 0 ? density.get(t.name) ?? 1 : 1;
+    sparseMacs += c.macs * d;
+  });
+  return { sparseBytes, sparseMacs, weightBytes: weightBytes2, kernels: kernels.join(" ") };
+}
+function mannWhitneyP(x2, y) {
+  const n1 = x2.length;
+  const n2 = y.length;
+  if (n1 === 0 || n2 === 0) return 1;
+  const all = [...x2.map((v) => ({ v, first: true })), ...y.map((v) => ({ v, first: false }))].sort((a, b) => a.v - b.v);
+  const n = all.length;
+  let rankSumX = 0;
+  let ties = 0;
+  for (let i2 = 0; i2 < n; ) {
+    let j = i2;
+    while (j + 1 < n && all[j + 1].v === all[i2].v) j++;
+    const rank = (i2 + j) / 2 + 1;
+    for (let k = i2; k <= j; k++) if (all[k].first) rankSumX += rank;
+    const t = j - i2 + 1;
+    ties += t * t * t - t;
+    i2 = j + 1;
+  }
+  const u = rankSumX - n1 * (n1 + 1) / 2;
+  const mean3 = n1 * n2 / 2;
+  const variance = n1 * n2 / 12 * (n + 1 - ties / (n * (n - 1)));
+  if (!(variance > 0)) return 1;
+  const z2 = Math.max(0, Math.abs(u - mean3) - 0.5) / Math.sqrt(variance);
+  return Math.min(1, 1 - errorFunction(z2 / Math.SQRT2));
+}
+var SPEED_ALPHA = 0.05;
+var ratioOr1 = (a, b) => b > 0 ? a / b : 1;
+function speedFunnel(input) {
+  const { dense, step, stepFacts, denseFacts, denseSamples, stepSamples } = input;
+  const idealSpeedup = ratioOr1(dense.flops, stepFacts.sparseMacs);
+  const measured = denseSamples.length > 0 && stepSamples.length > 0;
+  const speedup2 = measured ? ratioOr1(median(denseSamples), median(stepSamples)) : null;
+  const p = measured ? mannWhitneyP(denseSamples, stepSamples) : null;
+  const sameKernels = stepFacts.kernels === denseFacts.kernels;
+  const speed = p === null || speedup2 === null ? null : !sameKernels && p < SPEED_ALPHA && speedup2 !== 1 ? speedup2 > 1 ? "faster" : "slower" : "unchanged";
+  return {
+    batch: step.latency?.batch ?? dense.latency?.batch ?? 1,
+    params_ratio: ratioOr1(step.nonzero_params, dense.nonzero_params),
+    flops_ratio: ratioOr1(step.flops, dense.flops),
+    sparse_flops_ratio: ratioOr1(stepFacts.sparseMacs, dense.flops),
+    bytes_ratio: ratioOr1(stepFacts.weightBytes, denseFacts.weightBytes),
+    ideal_speedup: idealSpeedup,
+    speedup: speedup2,
+    efficiency: speedup2 === null ? null : speedup2 / idealSpeedup,
+    p_value: p,
+    speed
+  };
+}
+function slowerThanDense(batches, denseSamples, stepSamples) {
+  return batches.flatMap((batch, j) => {
+    const d = denseSamples[j];
+    const s = stepSamples[j];
+    if (!d?.length || !s?.length) return [];
+    const speedup2 = median(d) / median(s);
+    return speedup2 < 1 ? [{ batch, speedup: speedup2, p_value: mannWhitneyP(d, s) }] : [];
+  });
+}
+
+// src/measure/runtimeCost.ts
+import { spawn as spawn2 } from "node:child_process";
+import * as fs15 from "node:fs";
+
+// src/measure/memory.ts
+import * as fs14 from "node:fs";
+function readHwm() {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs14.readFileSync("/proc/self/status", "utf8"));
+  return m ? Number(m[1]) * 1024 : void 0;
+}
+function peakMeter() {
+  try {
+    fs14.writeFileSync("/proc/self/clear_refs", "5");
+    if (readHwm() !== void 0) {
+      return {
+        method: "linux-vmhwm",
+        reset: () => fs14.writeFileSync("/proc/self/clear_refs", "5"),
+        peak: () => readHwm()
+      };
+    }
+  } catch {
+  }
+  return { method: "rss-after", reset() {
+  }, peak: () => process.memoryUsage().rss };
+}
+
+// src/measure/runtimeCost.ts
+var RAPL_ENERGY = "/sys/class/powercap/intel-rapl:0/energy_uj";
+function throughput(byBatch) {
+  if (byBatch.length === 0) return void 0;
+  const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a);
+  return { batch: largest.batch, samples_per_s: largest.batch / (largest.p50_ms / 1e3) };
+}
+function readCounter(file) {
+  try {
+    const v = Number(fs15.readFileSync(file, "utf8").trim());
+    return Number.isFinite(v) ? v : void 0;
+  } catch {
+    return void 0;
+  }
+}
+async function energyPerSample(run, runs, batch, counter = RAPL_ENERGY) {
+  const before = readCounter(counter);
+  if (before === void 0) return { joules: null, note: `not available: ${counter} is not readable on this runner` };
+  for (let i2 = 0; i2 < runs; i2++) await run();
+  const after = readCounter(counter);
+  if (after === void 0 || after < before) return { joules: null, note: "not available: the RAPL counter wrapped or vanished during the measurement" };
+  return { joules: (after - before) / 1e6 / (runs * batch), note: `RAPL package energy over ${runs} runs of batch ${batch} (includes other processes)` };
+}
+async function gpuEnergyPerSample(run, runs, batch, command = "nvidia-smi") {
+  const watts = [];
+  let failed = false;
+  const child = spawn2(command, ["--query-gpu=power.draw", "--format=csv,noheader,nounits", "-i", "0", "-lms", "100"], { stdio: ["ignore", "pipe", "ignore"] });
+  child.on("error", () => failed = true);
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", (chunk) => {
+    for (const line of chunk.split("\n")) {
+      const w = Number.parseFloat(line);
+      if (Number.isFinite(w)) watts.push(w);
+    }
+  });
+  for (let waited = 0; watts.length === 0 && !failed && child.exitCode === null && waited < 2e3; waited += 20) await new Promise((r) => setTimeout(r, 20));
+  const t0 = performance.now();
+  for (let i2 = 0; i2 < runs; i2++) await run();
+  const seconds = (performance.now() - t0) / 1e3;
+  child.kill();
+  if (failed || watts.length === 0) return { joules: null, note: `not available: ${command} (NVML power) did not report on this runner` };
+  const meanWatts = watts.reduce((a, b) => a + b, 0) / watts.length;
+  return { joules: meanWatts * seconds / (runs * batch), note: `NVML board power via nvidia-smi (${watts.length} readings, mean ${meanWatts.toFixed(1)} W) over ${runs} runs of batch ${batch} (includes other processes on the GPU)` };
+}
+async function measureRuntimeCost(artifact, byBatch, source, opts) {
+  const { ort } = onnxruntime();
+  const loads = [];
+  const meter = peakMeter();
+  for (let i2 = 0; i2 < 3; i2++) {
+    const rssBefore = process.memoryUsage().rss;
+    if (i2 === 2) meter.reset();
+    const t0 = performance.now();
+    const s = await openSession(artifact, opts);
+    loads.push(performance.now() - t0);
+    if (i2 < 2) await s.release();
+    else {
+      const batch = byBatch[0]?.batch ?? 1;
+      const feeds = {};
+      for (const [name, arr] of batchOf(source, batch)) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const measureEnergy = opts.provider === "cuda" ? gpuEnergyPerSample : energyPerSample;
+      const energy = await measureEnergy(async () => {
+        const out2 = await s.run(feeds);
+        for (const t of Object.values(out2)) t.dispose();
+      }, 20, batch);
+      const largest = byBatch.reduce((a, b) => b.batch > a.batch ? b : a, byBatch[0] ?? { batch: 1 });
+      const bigFeeds = {};
+      for (const [name, arr] of batchOf(source, largest.batch)) bigFeeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+      const out = await s.run(bigFeeds);
+      for (const t of Object.values(out)) t.dispose();
+      const peak = meter.method === "linux-vmhwm" ? meter.peak() : null;
+      await s.release();
+      const tp = throughput(byBatch);
+      return {
+        load_ms: quantileSorted(loads.sort((a, b) => a - b), 0.5),
+        ...tp ? { throughput_batch: tp.batch, throughput_samples_per_s: tp.samples_per_s } : {},
+        energy_j_per_sample: energy.joules,
+        energy_note: energy.note,
+        peak_rss_bytes: peak,
+        session_rss_bytes: peak === null ? null : Math.max(0, peak - rssBefore),
+        memory_note: peak === null ? "not available: the runner does not expose a resettable peak RSS (Linux /proc/self/clear_refs)" : `peak RSS of the measuring process while loading the model and running batch ${largest.batch} (Linux VmHWM)`
+      };
+    }
+  }
+  throw new Error("unreachable");
+}
+
+// src/pipeline/timeSteps.ts
+async function timeSteps(measured, data, config2, provider, progress, sequential) {
+  const artifacts = measured.map((m) => m.step.artifact);
+  progress.stage({ kind: "latency", detail: `${artifacts.length} models interleaved`, total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
+  const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
+  const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider, sequential }, (done) => progress.update(done));
+  progress.stop();
+  measured.forEach((m, i2) => {
+    m.step.latency_by_batch = config2.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
+    m.step.latency = m.step.latency_by_batch[0];
+  });
+  const facts = measured.map((m) => weightFacts(loadModel(m.step.artifact).proto));
+  measured.forEach((m, i2) => {
+    m.step.sparse_bytes = facts[i2].sparseBytes;
+    m.step.funnel = speedFunnel({ dense: measured[0].step, denseFacts: facts[0], step: m.step, stepFacts: facts[i2], denseSamples: samples[0][0], stepSamples: samples[i2][0] });
+  });
+  for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider });
+  return samples;
+}
+async function timePair(dense, candidate, data, config2, provider, progress) {
+  const batch = config2.batchSizes[0];
+  progress.stage({ kind: "latency", detail: "dense and schedule step", total: config2.latency.warmup + config2.latency.runs });
+  const source = sliceBatch(data, 0, Math.min(data.count, batch));
+  const samples = await measureInterleaved([dense, candidate], source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider }, (done) => progress.update(done));
+  progress.stop();
+  return { reference: samples[0][0], candidate: samples[1][0] };
 }
 
 // src/pipeline/unit.ts
-import * as fs18 from "node:fs";
-import * as path14 from "node:path";
+import * as fs16 from "node:fs";
+import * as path12 from "node:path";
 async function pruneAndRecover(unit) {
   const pruned = await unit.prune();
   if (unit.metadata) setMetadata(pruned.model, unit.metadata(pruned));
-  fs18.mkdirSync(path14.dirname(unit.pruneArtifact), { recursive: true });
+  fs16.mkdirSync(path12.dirname(unit.pruneArtifact), { recursive: true });
   saveModel(pruned.model, unit.pruneArtifact);
   const recovery = await runRecovery({ ...unit.recovery, pruned: pruned.model, prunedArtifact: unit.pruneArtifact, denseWeights: pruned.denseWeights, structured: pruned.structured });
   return {
@@ -35874,6 +36152,7 @@ async function pruneAndRecover(unit) {
     recovered: recovery.steps,
     ...recovery.temperature ? { temperature: recovery.temperature } : {},
     notes: recovery.notes,
+    ...recovery.cutShort ? { cutShort: recovery.cutShort } : {},
     chain: recovery.steps.filter((r) => r.stage !== "temperature").at(-1)?.artifact ?? unit.pruneArtifact
   };
 }
@@ -35926,12 +36205,12 @@ async function runGradual(input, progress) {
   const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2, head: input.head }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config2.sparsity)} (${targets.map(pct5).join(", ")})`);
-  const stepsRoot = path15.join(req.out, "steps");
-  fs19.mkdirSync(stepsRoot, { recursive: true });
+  const stepsRoot = path13.join(req.out, "steps");
+  fs17.mkdirSync(stepsRoot, { recursive: true });
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider, head: input.head };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
-  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, config2.latency.threads, input.head)).accuracy : null;
+  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, QUALITY_THREADS, input.head)).accuracy : null;
   const cliffMetric = denseCalib !== null ? "calib" : "eval";
   const denseQuality = denseCalib ?? dense.step.accuracy;
   const cliffThreshold = budgets.find((b) => b.name === "accuracy-drop")?.limit ?? DEFAULT_CLIFF;
@@ -35954,7 +36233,7 @@ async function runGradual(input, progress) {
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
       what = `structured to ${pct5(channels)} of the dense channels (${pct5(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct5(target)} of the dense weights` : ""}`;
     }
-    progress.stage({ kind: "prune", model: path15.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
+    progress.stage({ kind: "prune", model: path13.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
     const from = current;
     const prune = async () => {
@@ -35971,7 +36250,7 @@ async function runGradual(input, progress) {
       if (t === 1) denseTally = pruned.channels;
       return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct5(target)}: ${pruned.description}` };
     };
-    const dir = path15.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    const dir = path13.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
     const unit = await pruneAndRecover({
       prune,
       metadata: () => ({
@@ -35980,7 +36259,7 @@ async function runGradual(input, progress) {
         "prune-guard.scope": config2.scope,
         "prune-guard.target_sparsity": String(target),
         "prune-guard.schedule_step": `${t}/${targets.length}`,
-        "prune-guard.source": path15.basename(req.model),
+        "prune-guard.source": path13.basename(req.model),
         "prune-guard.recovery": config2.recovery
       }),
       pruneArtifact: stepFile(dir, 1, "prune"),
@@ -36002,7 +36281,7 @@ async function runGradual(input, progress) {
       index: t,
       target,
       final,
-      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config2.latency.threads, input.head)).accuracy : null
+      calibAccuracy: calib?.labels ? (await calibScore(current, calib, QUALITY_THREADS, input.head)).accuracy : null
     };
     if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels.remaining;
     if (structured && denseTally) {
@@ -36047,7 +36326,7 @@ async function runGradual(input, progress) {
   const chosenPrune = measured.find((m) => m.step.name === stepName({ kind: "prune", at: chosen2.index })).step;
   const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0] }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
   progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct5(chosen2.final.step.sparsity)}): ${choice.reason}`);
-  writeFileAtomic(outPath, fs19.readFileSync(chosen2.final.step.artifact));
+  writeFileAtomic(outPath, fs17.readFileSync(chosen2.final.step.artifact));
   const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
   const schedule = {
     kind: "gradual",
@@ -36107,11 +36386,11 @@ function protectedFor(dense, kept) {
 }
 
 // src/pipeline/oneShot.ts
-import * as fs23 from "node:fs";
-import * as path20 from "node:path";
+import * as fs21 from "node:fs";
+import * as path18 from "node:path";
 
 // src/pipeline/rounds.ts
-import * as path16 from "node:path";
+import * as path14 from "node:path";
 var pct6 = (x2) => `${(x2 * 100).toFixed(1)}%`;
 function pruneRound(model, weights, target, config2, plan) {
   if (plan) return pruneCounts(model, weights, plan.counts(target));
@@ -36124,28 +36403,30 @@ function recordedScores(steps) {
   const last = scored[scored.length - 1].info;
   return { before: { accuracy: first.calib_accuracy_before, nll: first.calib_nll_before }, after: { accuracy: last.calib_accuracy_after, nll: last.calib_nll_after } };
 }
-async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
+async function runChain(dense, weights, config2, rounds, dir, ctx, chains, stop, plan) {
   const t0 = performance.now();
   const { calib, progress } = ctx;
   const targets = cubicSchedule(countSparsity(dense, weights).overall, config2.sparsity, rounds);
-  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / rounds : 0;
-  const recovery = { dense, calib, files: ctx.files, progress, head: ctx.head };
+  const workShare = 1 / (rounds * chains);
+  const recovery = { dense, calib, files: ctx.files, progress, workShare, stop, head: ctx.head };
+  let cutShort;
   const steps = [];
   let current = dense;
   for (let r = 1; r < rounds; r++) {
     const started = performance.now();
     const target = targets[r - 1];
     progress.stage({ kind: "recover", work: "round", round: r, rounds, detail: `${config2.method} to ${pct6(target)}` });
-    const roundDir = path16.join(dir, `round-${String(r).padStart(2, "0")}`);
+    const roundDir = path14.join(dir, `round-${String(r).padStart(2, "0")}`);
     const from2 = current;
     const unit = await pruneAndRecover({
       prune: async () => ({ model: pruneRound(from2, weights, target, config2, plan), description: "", denseWeights: [...weights], notes: [] }),
       pruneArtifact: stepFile(roundDir, 1, "prune"),
       // an intermediate round ships nothing: no temperature is fitted or baked
-      recovery: { ...recovery, config: { ...config2, bakeTemperature: false, recoveryTimeBudget: share }, stepsDir: roundDir, fitTemperature: false }
+      recovery: { ...recovery, config: { ...config2, bakeTemperature: false }, stepsDir: roundDir, fitTemperature: false }
     });
+    cutShort ??= unit.cutShort;
     const recorded = recordedScores(unit.recovered);
-    const before = recorded?.before ?? await calibScore(unit.pruned.model, calib, config2.latency.threads, ctx.head);
+    const before = recorded?.before ?? await calibScore(unit.pruned.model, calib, QUALITY_THREADS, ctx.head);
     const after = recorded?.after ?? before;
     current = loadModel(unit.chain).proto;
     const seconds = (performance.now() - started) / 1e3;
@@ -36165,44 +36446,48 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
       model: pruneRound(from, weights, config2.sparsity, config2, plan),
       description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct6(config2.sparsity)}, round ${rounds} of ${rounds} (${targets.map(pct6).join(", ")}): from round ${rounds - 1}'s recovered weights`,
       denseWeights: [...weights],
-      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${targets.map(pct6).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
+      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${targets.map(pct6).join(", ")}), each with ${config2.recoveryWork > 0 ? `1/${rounds * chains}` : "no limit"} of the recovery work allowance`],
       ...plan ? { sensitivity: plan.info(config2.sparsity) } : {}
     }),
     metadata: () => ctx.metadata(plan ? "sensitivity" : config2.scope),
     pruneArtifact: stepFile(dir, 1, "prune"),
-    // the final round gets the same share of the recovery time budget as every other round
-    recovery: { ...recovery, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir }
+    // the final round gets the same share of the recovery work allowance as every other round
+    recovery: { ...recovery, config: config2, stepsDir: dir }
   });
-  const score2 = calib.labels ? recordedScores(final.recovered)?.after ?? await calibScore(final.pruned.model, calib, config2.latency.threads, ctx.head) : void 0;
+  cutShort ??= final.cutShort;
+  if (cutShort) final.cutShort = cutShort;
+  const score2 = calib.labels ? recordedScores(final.recovered)?.after ?? await calibScore(final.pruned.model, calib, QUALITY_THREADS, ctx.head) : void 0;
   return { rounds: steps, final, score: score2, seconds: (performance.now() - t0) / 1e3 };
 }
 async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
   const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
   if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2, head: ctx.head });
+  const stop = safetyStop(config2.recoveryTimeBudget);
   if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
-    return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
+    return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, 1, stop, config2.scope === "sensitivity" ? await sensitivity() : void 0);
   }
-  const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
-  const global = await runChain(dense, weights, half, rounds, path16.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path16.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const global = await runChain(dense, weights, config2, rounds, path14.join(ctx.stepsDir, "global"), ctx, 2, stop);
+  const bySensitivity2 = await runChain(dense, weights, config2, rounds, path14.join(ctx.stepsDir, "sensitivity"), ctx, 2, stop, await sensitivity());
   const keepSensitivity = better(bySensitivity2.score, global.score);
   const [won, lost] = keepSensitivity ? [bySensitivity2, global] : [global, bySensitivity2];
   const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
   won.final.pruned.notes.push(
     `recovery rounds with both allocations: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under OUT/steps/${keepSensitivity ? "global" : "sensitivity"})`
   );
+  const cutShort = global.final.cutShort ?? bySensitivity2.final.cutShort;
+  if (cutShort) won.final.cutShort = cutShort;
   return { rounds: won.rounds, final: won.final };
 }
 
 // src/pipeline/quantizeStep.ts
-import * as fs21 from "node:fs";
-import * as path18 from "node:path";
+import * as fs19 from "node:fs";
+import * as path16 from "node:path";
 
 // src/quantize/kernels.ts
-import * as fs20 from "node:fs";
+import * as fs18 from "node:fs";
 import * as os8 from "node:os";
-import * as path17 from "node:path";
+import * as path15 from "node:path";
 var INTEGER_OPS = /^(QLinear\w+|QGemm|QAttention|ConvInteger|MatMulInteger|MatMulIntegerToFloat|DynamicQuantizeMatMul|QuantizeBFP|NhwcMaxPool)$/;
 var FLOAT_COMPUTE = /^(Conv|FusedConv|Gemm|FusedGemm|MatMul|FusedMatMul|ConvTranspose)$/;
 var COMPUTE = /* @__PURE__ */ new Set(["Conv", "Gemm", "MatMul", "ConvTranspose", "MatMulInteger", "ConvInteger"]);
@@ -36238,10 +36523,10 @@ function kernelReport(written, optimised) {
 }
 async function optimisedGraph(modelPath, threads = 1) {
   const { ort } = onnxruntime();
-  const dir = fs20.mkdtempSync(path17.join(process.env.RUNNER_TEMP || os8.tmpdir(), "prune-guard-kernels-"));
-  const done = onInterrupt(() => fs20.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs18.mkdtempSync(path15.join(process.env.RUNNER_TEMP || os8.tmpdir(), "prune-guard-kernels-"));
+  const done = onInterrupt(() => fs18.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path17.join(dir, "optimised.onnx");
+    const file = path15.join(dir, "optimised.onnx");
     let session;
     try {
       session = await ort.InferenceSession.create(modelPath, { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: threads, optimizedModelFilePath: file, logSeverityLevel: 3 });
@@ -36251,7 +36536,7 @@ async function optimisedGraph(modelPath, threads = 1) {
     await session.release();
     return loadModel(file).proto;
   } finally {
-    fs20.rmSync(dir, { recursive: true, force: true });
+    fs18.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -36882,11 +37167,11 @@ async function layerErrors(float, q, data, threads) {
   });
   const floatNames = [...new Set(pairs.flatMap((p) => [p.input, p.out]))];
   const qNames = [...new Set(floatNames.map(dqOf))];
-  const fs27 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
+  const fs29 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
   const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
   const sums = /* @__PURE__ */ new Map();
   try {
-    await streamActivations([{ session: fs27, fetch: floatNames }, { session: qs, fetch: qNames }], data, boundedBatch(q.model, 64), ([fr, qr]) => {
+    await streamActivations([{ session: fs29, fetch: floatNames }, { session: qs, fetch: qNames }], data, boundedBatch(q.model, 64), ([fr, qr]) => {
       for (const name of floatNames) {
         const a = qr.get(dqOf(name)).data;
         const b = fr.get(name).data;
@@ -36900,7 +37185,7 @@ async function layerErrors(float, q, data, threads) {
       }
     });
   } finally {
-    await fs27.release();
+    await fs29.release();
     await qs.release();
   }
   const err2 = (t) => {
@@ -37014,23 +37299,23 @@ function detail(reason, v) {
 }
 async function quantizeStep(input) {
   const { config: config2, progress, calib } = input;
-  const threads = config2.latency.threads;
+  const threads = QUALITY_THREADS;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path18.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
+  progress.note(`quantizing ${path16.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
   const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
   const slice = firstSlice(calib, DECISION_SAMPLES);
   const metric = slice.labels ? "accuracy" : "agreement";
   const floatPred = await predict2(float, slice, "fused", threads, input.head);
   const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
   const weights = await chooseWeightBits(prep, slice, threads, input.head);
-  const scratch = fs21.mkdtempSync(path18.join(path18.dirname(input.artifact), ".quantize-"));
+  const scratch = fs19.mkdtempSync(path16.join(path16.dirname(input.artifact), ".quantize-"));
   const measured = [];
   try {
     const plans = variants(prep);
     const files = [];
     for (const [k, v] of plans.entries()) {
       const q2 = buildQuantized(prep, new Set(v.keep.keys()), weights.bits);
-      const file = path18.join(scratch, `variant-${k}.onnx`);
+      const file = path16.join(scratch, `variant-${k}.onnx`);
       saveModel(q2.model, file);
       files.push(file);
       const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads, input.head), floatPred, slice.labels);
@@ -37038,7 +37323,7 @@ async function quantizeStep(input) {
     }
     if (plans.length > 1) {
       progress.stage({ kind: "latency", detail: `float and ${plans.length} INT8 plans interleaved`, total: config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
-      const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes))), { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads, provider: input.provider }, (d) => progress.update(d));
+      const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes))), { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads: config2.latency.threads, provider: input.provider }, (d) => progress.update(d));
       progress.stop();
       measured.forEach((m, k) => {
         const logs = config2.batchSizes.map((_, b) => Math.log(median(samples[0][b]) / median(samples[k + 1][b])));
@@ -37046,7 +37331,7 @@ async function quantizeStep(input) {
       });
     }
   } finally {
-    fs21.rmSync(scratch, { recursive: true, force: true });
+    fs19.rmSync(scratch, { recursive: true, force: true });
   }
   const eligible = measured.filter((m) => m.calib_quality >= floatQuality - CALIB_TOLERANCE);
   const pick2 = (eligible.length ? eligible : measured).reduce(
@@ -37099,16 +37384,16 @@ async function quantizeStep(input) {
 }
 function cpuHasVnni() {
   try {
-    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs21.readFileSync("/proc/cpuinfo", "utf8"));
+    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs19.readFileSync("/proc/cpuinfo", "utf8"));
   } catch {
     return void 0;
   }
 }
 async function quantizeDynamicStep(input) {
   const { config: config2, progress } = input;
-  const threads = config2.latency.threads;
+  const threads = QUALITY_THREADS;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path18.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
+  progress.note(`quantizing ${path16.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
   let bits2 = 8;
   let deviation = null;
   let reason;
@@ -37167,8 +37452,8 @@ async function quantizeLast(source, calib, config2, artifact, progress, provider
 }
 
 // src/pipeline/latencyTarget.ts
-import * as fs22 from "node:fs";
-import * as path19 from "node:path";
+import * as fs20 from "node:fs";
+import * as path17 from "node:path";
 
 // src/prune/structured/latencyTarget.ts
 var MAX_CORRECTIONS = 3;
@@ -37179,9 +37464,9 @@ function nextCorrection(attempts, targetSpeedup, maxCorrections = MAX_CORRECTION
   const unchanged = attempts.slice(0, -1).some((a) => a.kept === last.kept);
   const bracketed = (proposal) => {
     const met = attempts.filter((a) => a.speedup >= targetSpeedup).map((a) => a.budgetMs);
-    const short2 = attempts.filter((a) => a.speedup < targetSpeedup).map((a) => a.budgetMs);
+    const short3 = attempts.filter((a) => a.speedup < targetSpeedup).map((a) => a.budgetMs);
     const lo = met.length ? Math.max(...met) : -Infinity;
-    const hi = short2.length ? Math.min(...short2) : Infinity;
+    const hi = short3.length ? Math.min(...short3) : Infinity;
     if (proposal > lo && proposal < hi) return proposal;
     return Number.isFinite(lo) && Number.isFinite(hi) ? (lo + hi) / 2 : proposal;
   };
@@ -37189,10 +37474,10 @@ function nextCorrection(attempts, targetSpeedup, maxCorrections = MAX_CORRECTION
     if (last.speedup > targetSpeedup * (1 + OVERSHOOT) && left && !unchanged) return { kind: "correct", budgetMs: bracketed(last.budgetMs * last.speedup / targetSpeedup) };
     return { kind: "met" };
   }
-  const short = `measured ${last.speedup.toFixed(2)}x of ${targetSpeedup.toFixed(2)}x`;
-  if (!last.reached) return { kind: "stop", reason: "unreachable", detail: `${short}; every channel group is already at its smallest fast width` };
-  if (unchanged) return { kind: "stop", reason: "unchanged", detail: `${short}; a tighter budget chose the same channels, so no further step helps` };
-  if (!left) return { kind: "stop", reason: "limit", detail: `${short} after ${maxCorrections} corrections` };
+  const short2 = `measured ${last.speedup.toFixed(2)}x of ${targetSpeedup.toFixed(2)}x`;
+  if (!last.reached) return { kind: "stop", reason: "unreachable", detail: `${short2}; every channel group is already at its smallest fast width` };
+  if (unchanged) return { kind: "stop", reason: "unchanged", detail: `${short2}; a tighter budget chose the same channels, so no further step helps` };
+  if (!left) return { kind: "stop", reason: "limit", detail: `${short2} after ${maxCorrections} corrections` };
   return { kind: "correct", budgetMs: bracketed(last.budgetMs * last.speedup / targetSpeedup) };
 }
 function shippedAttempt(attempts, targetSpeedup) {
@@ -37215,13 +37500,13 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
   const needed = config2.targetSpeedup ?? denseMs / config2.targetLatencyMs;
   const curves = ctx.calib ? await lossCurves(dense, config2, ctx) : void 0;
   if (curves) ctx.progress.note(curves.note);
-  const dir = path19.join(ctx.stepsDir, "target");
-  fs22.mkdirSync(dir, { recursive: true });
+  const dir = path17.join(ctx.stepsDir, "target");
+  fs20.mkdirSync(dir, { recursive: true });
   const attempts = [];
   let budgetMs = denseMs / needed;
   for (; ; ) {
     const outcome = await pruneModel(dense, { ...config2, scope: "global" }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs }, ...curves ? { lossCurves: curves.curves } : {} });
-    const file = path19.join(dir, `attempt-${attempts.length + 1}.onnx`);
+    const file = path17.join(dir, `attempt-${attempts.length + 1}.onnx`);
     saveModel(outcome.model, file);
     const [d, p] = await time2([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
     const plan = outcome.allocation?.latency;
@@ -37274,7 +37559,6 @@ async function lossCurves(dense, config2, ctx) {
   const r = await groupLossCurves(dense, ctx.calib, {
     protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
     criterion: config2.criterion,
-    threads: config2.latency.threads,
     onLayer: (done, total2) => {
       if (!started) ctx.progress.stage({ kind: "sensitivity", detail: `latency target: ${total2} groups`, total: total2 });
       started = true;
@@ -37294,9 +37578,9 @@ async function runOneShot(input, progress) {
   const { config: config2 } = req;
   const target = targetSparsity(config2);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.stage({ kind: "prune", model: path20.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
+  progress.stage({ kind: "prune", model: path18.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
   const metadata = (scopeUsed) => shipMetadata(req.model, config2, scopeUsed);
-  const stepsDir = path20.join(req.out, "steps");
+  const stepsDir = path18.join(req.out, "steps");
   const files = { data: req.data, calib: req.calib };
   const staged = hasRecoverySteps(config2, calib) || config2.quantize !== "none";
   let roundSteps = [];
@@ -37309,10 +37593,10 @@ async function runOneShot(input, progress) {
     roundSteps = r.rounds;
     unit = r.final;
   } else {
-    const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
+    const autoAnalysisMacs = scope.reason && calib ? recoveryAllowance({ macsPerSample: modelCost(input.dense.proto).macs, calibSamples: calib.count }, config2.recoveryWork) : void 0;
     unit = await pruneAndRecover({
       prune: async () => {
-        const pruned2 = targeted?.pruned ?? await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, head, ...hardware ? { hardware } : {}, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+        const pruned2 = targeted?.pruned ?? await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, head, ...hardware ? { hardware } : {}, ...autoAnalysisMacs !== void 0 ? { autoAnalysisMacs } : {} });
         for (const n of pruned2.notes) progress.note(n);
         return pruned2;
       },
@@ -37324,7 +37608,7 @@ async function runOneShot(input, progress) {
   const { pruned } = unit;
   const lastFloat = verifiedLast(unit, config2);
   const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider, head);
-  if (staged) writeFileAtomic(outPath, fs23.readFileSync(quantized?.artifact ?? lastFloat));
+  if (staged) writeFileAtomic(outPath, fs21.readFileSync(quantized?.artifact ?? lastFloat));
   releaseField(input.dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
@@ -37342,8 +37626,13 @@ async function runOneShot(input, progress) {
     notes: [...pruned.notes, ...unit.notes, ...quantized?.notes ?? []],
     scope: pruned.scope ?? scope.scope,
     ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {},
-    ...pruned.allocation ? { allocation: pruned.allocation } : {}
-  }, pruneStep.reduction, targetShortfall(targeted?.record));
+    ...pruned.allocation ? { allocation: pruned.allocation } : {},
+    ...unit.cutShort ? { cutShort: unit.cutShort } : {}
+  }, pruneStep.reduction, [...targetShortfall(targeted?.record), ...cutShortNote(unit.cutShort)]);
+}
+function cutShortNote(c) {
+  if (!c) return [];
+  return [`cut short: the recovery-time-budget safety stop (${c.limit_s} s) fired during ${c.stage}, so this is not the model an uninterrupted run ships and a rerun may differ; raise recovery-time-budget (or lower recovery-work); verdict at least warn`];
 }
 function shipMetadata(model, config2, scopeUsed) {
   return {
@@ -37351,7 +37640,7 @@ function shipMetadata(model, config2, scopeUsed) {
     "prune-guard.method": config2.method,
     "prune-guard.scope": scopeUsed,
     "prune-guard.target_sparsity": String(targetSparsity(config2)),
-    "prune-guard.source": path20.basename(model),
+    "prune-guard.source": path18.basename(model),
     "prune-guard.recovery": config2.recovery
   };
 }
@@ -37421,22 +37710,42 @@ function structuredSpeedNotes(config2, dense, final) {
 }
 
 // src/pipeline/quantizeOnly.ts
-import * as fs24 from "node:fs";
-import * as path21 from "node:path";
+import * as fs22 from "node:fs";
+import * as path19 from "node:path";
 async function runQuantizeOnly(input, progress) {
   const { req, data, shifts, calib, outPath } = input;
   const { config: config2 } = req;
   const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
   releaseField(input.dense, "proto", "the dense model");
-  const stepsDir = path21.join(req.out, "steps");
-  fs24.mkdirSync(stepsDir, { recursive: true });
+  const stepsDir = path19.join(req.out, "steps");
+  fs22.mkdirSync(stepsDir, { recursive: true });
   const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, input.provider, input.head);
-  writeFileAtomic(outPath, fs24.readFileSync(quantized.artifact));
+  writeFileAtomic(outPath, fs22.readFileSync(quantized.artifact));
   collectGarbage();
   const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider, head: input.head };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
   const shipped = await measureQuantized(quantized, { ...ctx, dense: dense.preds });
   return judgeSteps(input, [dense, shipped], progress, { targetSparsity: 0, notes: quantized.notes, scope: config2.scope === "auto" ? "global" : config2.scope });
+}
+
+// src/pipeline/exported.ts
+function judgedHead(model, file, config2, data) {
+  const found = findHead(model, { output: config2.output, labelWidth: data.labels ? data.labelWidth ?? 1 : void 0 });
+  if (!found.ok) throw new UserError(headProblemMessage(found.problem, file));
+  const problem = checkLabels2(found.head, data.labels, data.labelWidth ?? 1, data.path);
+  if (problem) throw new UserError(problem.kind === "no-labels" ? headProblemMessage(problem, file) : `${data.path}: ${headProblemMessage(problem, file)}`);
+  return found.head;
+}
+function batchPlan(model, file, config2) {
+  const fixed2 = fixedBatch(modelInputs(model, file), file);
+  if (fixed2 === void 0) return { batchSizes: [...config2.batchSizes], evalBatch: config2.evalBatchSize };
+  const other = config2.batchSizes.filter((b) => b !== fixed2);
+  return {
+    fixed: fixed2,
+    batchSizes: [fixed2],
+    evalBatch: fixed2,
+    ...other.length > 0 ? { note: `${file}: input batch fixed at ${fixed2}: latency measured at batch ${fixed2} instead of ${other.join(", ")}, evaluation and calibration run ${fixed2} sample${fixed2 > 1 ? "s" : ""} at a time` } : {}
+  };
 }
 
 // src/pipeline/task.ts
@@ -37506,15 +37815,15 @@ function taskLine(t) {
 }
 
 // src/pipeline/fidelityRun.ts
-import * as fs25 from "node:fs";
-import * as path22 from "node:path";
+import * as fs23 from "node:fs";
+import * as path20 from "node:path";
 async function runFidelityOneShot(input, progress) {
   const { req, data, calib, outPath, scope, task } = input;
   const { config: config2 } = req;
   const target = targetSparsity(config2);
   if (scope.scope !== "global" && scope.reason) progress.note(scope.reason);
-  progress.stage({ kind: "prune", model: path22.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
-  const stepsDir = path22.join(req.out, "steps");
+  progress.stage({ kind: "prune", model: path20.basename(req.model), detail: `${config2.method} to ${(target * 100).toFixed(1)}%` });
+  const stepsDir = path20.join(req.out, "steps");
   const staged = hasRecoverySteps(config2, calib);
   const outputs = task.outputs.map((o) => o.name);
   const unit = await pruneAndRecover({
@@ -37529,7 +37838,7 @@ async function runFidelityOneShot(input, progress) {
   });
   const { pruned } = unit;
   const lastFloat = verifiedLast(unit, config2);
-  if (staged) writeFileAtomic(outPath, fs25.readFileSync(lastFloat));
+  if (staged) writeFileAtomic(outPath, fs23.readFileSync(lastFloat));
   releaseField(input.dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
@@ -37565,7 +37874,7 @@ async function runFidelityOneShot(input, progress) {
 
 // src/pipeline/run.ts
 function prunedPath(out, model) {
-  return path23.join(out, `${path23.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
+  return path21.join(out, `${path21.basename(model).replace(/\.onnx$/i, "")}.pruned.onnx`);
 }
 async function runPipeline(req, progress) {
   let { config: config2 } = req;
@@ -37591,7 +37900,7 @@ async function runPipeline(req, progress) {
   config2 = { ...config2, scope: scope.scope };
   req = { ...req, config: config2 };
   const outPath = prunedPath(req.out, req.model);
-  if (path23.resolve(outPath) === path23.resolve(req.model)) {
+  if (path21.resolve(outPath) === path21.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   checkConfig({ ...config2, scope: scope.scope }, { calib: !calib ? "none" : calib.labels ? "labelled" : "unlabelled", task: task.task });
@@ -37624,8 +37933,150 @@ function unlabelled(data) {
   return { ...data, labels: null, labelWidth: 1 };
 }
 
+// src/pipeline/reproduce.ts
+import * as fs25 from "node:fs";
+import * as path22 from "node:path";
+
+// src/io/hash.ts
+import { createHash as createHash3 } from "node:crypto";
+import * as fs24 from "node:fs";
+function sha256File(file) {
+  const hash = createHash3("sha256");
+  const fd2 = fs24.openSync(file, "r");
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (; ; ) {
+      const n = fs24.readSync(fd2, buf, 0, buf.length, null);
+      if (n === 0) break;
+      hash.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs24.closeSync(fd2);
+  }
+  return hash.digest("hex");
+}
+function canonicalJson(value) {
+  return JSON.stringify(
+    value,
+    (_, v) => v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)) : v
+  );
+}
+function sha256Text(text2) {
+  return createHash3("sha256").update(text2).digest("hex");
+}
+
+// src/ledger/reproduce.ts
+function reproduceDifferences(recorded, fresh) {
+  const out = [];
+  const a = recorded.reproduce;
+  const b = fresh.reproduce;
+  if (!a || !b) return ["reproducibility record: missing in the " + (!a ? "recorded ledger" : "re-run")];
+  if (a.pruned_sha256 !== b.pruned_sha256) out.push(`pruned model sha256: recorded ${short(a.pruned_sha256)}, now ${short(b.pruned_sha256)}`);
+  if (a.config_sha256 !== b.config_sha256) out.push(`settings sha256: recorded ${short(a.config_sha256)}, now ${short(b.config_sha256)}`);
+  for (const k of ["prune_guard", "onnxruntime", "node"]) {
+    if (a.versions[k] !== b.versions[k]) out.push(`${k} version: recorded ${a.versions[k]}, now ${b.versions[k]}`);
+  }
+  if (a.quality_threads !== b.quality_threads) out.push(`quality threads: recorded ${a.quality_threads}, now ${b.quality_threads}`);
+  if (recorded.models.length !== fresh.models.length) out.push(`models: recorded ${recorded.models.length}, now ${fresh.models.length}`);
+  recorded.models.forEach((m, i2) => {
+    if (fresh.models[i2]) out.push(...modelDifferences(m, fresh.models[i2]));
+  });
+  return out;
+}
+var short = (h) => h === null ? "none" : h.slice(0, 16);
+function qualityNumbers(m) {
+  const numbers = { steps: m.steps.map((s) => s.name).join(", "), cut_short: m.cut_short ?? null };
+  for (const s of m.steps) {
+    const at2 = (field) => `steps[${s.name}].${field}`;
+    numbers[at2("accuracy")] = s.accuracy;
+    numbers[at2("per_class")] = s.per_class;
+    numbers[at2("ece")] = s.ece;
+    numbers[at2("nll")] = s.nll;
+    numbers[at2("agreement")] = s.agreement;
+    numbers[at2("sparsity")] = s.sparsity;
+    numbers[at2("nonzero_params")] = s.nonzero_params;
+    if (s.recovery) {
+      numbers[at2("recovery.calib_accuracy_after")] = s.recovery.calib_accuracy_after ?? null;
+      numbers[at2("recovery.calib_nll_after")] = s.recovery.calib_nll_after ?? null;
+    }
+    if (s.temperature) numbers[at2("temperature")] = s.temperature.value;
+    if (s.shift_accuracy) numbers[at2("shift_accuracy")] = s.shift_accuracy;
+  }
+  return numbers;
+}
+function modelDifferences(recorded, fresh) {
+  const a = qualityNumbers(recorded);
+  const b = qualityNumbers(fresh);
+  const out = [];
+  for (const key of /* @__PURE__ */ new Set([...Object.keys(a), ...Object.keys(b)])) {
+    const x2 = JSON.stringify(a[key] ?? null);
+    const y = JSON.stringify(b[key] ?? null);
+    if (x2 !== y) out.push(`${recorded.model}: ${key}: recorded ${clip2(x2)}, now ${clip2(y)}`);
+  }
+  return out;
+}
+var clip2 = (s) => s.length > 80 ? `${s.slice(0, 77)}...` : s;
+
+// src/pipeline/reproduce.ts
+function withoutOut(argv) {
+  const out = [];
+  for (let i2 = 0; i2 < argv.length; i2++) {
+    if (argv[i2] === "--out") i2++;
+    else if (!argv[i2].startsWith("--out=")) out.push(argv[i2]);
+  }
+  return out;
+}
+function hashInputs(inputs) {
+  return inputs.map((i2) => ({ flag: i2.flag, path: i2.path, sha256: sha256File(i2.path) }));
+}
+function reproduceRecord(req, argv, inputs, prunedFile) {
+  return {
+    argv: withoutOut(argv),
+    cwd: process.cwd(),
+    inputs,
+    config_sha256: sha256Text(canonicalJson({ config: req.config, budgets: req.budgets })),
+    versions: { prune_guard: VERSION, onnxruntime: onnxruntimeVersion(), node: process.version },
+    quality_threads: QUALITY_THREADS,
+    seeds: { reconstruct_patches: PATCH_SEED, distill: DEFAULT_DISTILL.seed, bootstrap: BOOTSTRAP_SEED },
+    pruned_sha256: prunedFile && fs25.existsSync(prunedFile) ? sha256File(prunedFile) : null
+  };
+}
+function readRecordedLedger(file) {
+  let ledger;
+  try {
+    ledger = JSON.parse(fs25.readFileSync(file, "utf8"));
+  } catch (e) {
+    throw new UserError(`${file}: not a readable ledger.json (${e instanceof Error ? e.message.split("\n")[0] : String(e)}); pass the ledger.json a prune-guard run wrote`);
+  }
+  if (!ledger || typeof ledger !== "object" || !ledger.reproduce || !Array.isArray(ledger.reproduce.argv)) {
+    throw new UserError(`${file}: has no reproducibility record ('reproduce'); only ledgers written by prune-guard run can be verified`);
+  }
+  return ledger;
+}
+function recordedCwd(r) {
+  return fs25.existsSync(r.cwd) ? r.cwd : process.cwd();
+}
+function checkRecordedInputs(r, cwd) {
+  for (const i2 of r.inputs) {
+    const file = path22.resolve(cwd, i2.path);
+    if (!fs25.existsSync(file)) throw new UserError(`${i2.flag} ${i2.path}: missing (the run read it from ${file}); restore it to verify`);
+    const now = sha256File(file);
+    if (now !== i2.sha256) throw new UserError(`${i2.flag} ${i2.path}: changed since the run (sha256 ${i2.sha256.slice(0, 16)} recorded, ${now.slice(0, 16)} now); restore the recorded file to verify`);
+  }
+}
+async function verifyRecorded(file, rerun) {
+  const recorded = readRecordedLedger(file);
+  const cwd = recordedCwd(recorded.reproduce);
+  checkRecordedInputs(recorded.reproduce, cwd);
+  const fresh = await rerun(recorded.reproduce.argv, cwd);
+  return reproduceDifferences(recorded, fresh);
+}
+
 // src/pipeline/guardedRun.ts
 var DEFAULT_LOCK_WAIT_S = 30 * 60;
+function openOutput(out, config2, progress, names) {
+  return OutputDir.open(out, { waitMs: (config2.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3, onWait: (m) => progress.note(m), names });
+}
 function publish(value, out) {
   if (typeof value === "string") return out.publicPath(value);
   if (Array.isArray(value)) return value.map((v) => publish(v, out));
@@ -37658,16 +38109,14 @@ function runInputs(req) {
     ...req.configFile ? [{ flag: "--config", path: req.configFile }] : []
   ];
 }
-async function guardedLedger(req, progress, publishLast = () => []) {
-  if (path24.resolve(prunedPath(req.out, req.model)) === path24.resolve(req.model)) {
+async function guardedLedger(req, progress, last = { names: [], write: () => {
+} }) {
+  if (path23.resolve(prunedPath(req.out, req.model)) === path23.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   refuseInputsInOutput(req.out, runInputs(req));
   for (const n of infeasibleBudgetNotes(req)) progress.note(n);
-  const out = await OutputDir.open(req.out, {
-    waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3,
-    onWait: (m) => progress.note(m)
-  });
+  const out = await openOutput(req.out, req.config, progress, [path23.basename(prunedPath(req.out, req.model)), "steps", ...last.names]);
   const deadline = new Deadline(req.config.timeBudget);
   try {
     let ledger;
@@ -37679,10 +38128,10 @@ async function guardedLedger(req, progress, publishLast = () => []) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path24.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
-    out.commit(publishLast(ledger, out.staging));
+    last.write(ledger, out.staging);
+    out.commit();
     return ledger;
   } finally {
     out.abort();
@@ -37690,11 +38139,184 @@ async function guardedLedger(req, progress, publishLast = () => []) {
 }
 async function runGuarded(req, progress) {
   let markdown = "";
-  const ledger = await guardedLedger(req, progress, (l, staging) => {
-    markdown = writeLedgerFiles(staging, l).markdown;
-    return ["ledger.md", "ledger.json"];
+  const ledger = await guardedLedger(req, progress, {
+    names: LEDGER_FILES,
+    write: (l, staging) => {
+      if (req.argv) l.reproduce = reproduceRecord(req, req.argv, hashInputs(runInputs(req)), l.models.length > 0 ? path23.join(staging, path23.basename(prunedPath(req.out, req.model))) : null);
+      markdown = writeLedgerFiles(staging, l).markdown;
+    }
   });
-  return { ledger, markdown, ledgerPath: path24.join(req.out, "ledger.json"), markdownPath: path24.join(req.out, "ledger.md") };
+  return { ledger, markdown, ledgerPath: path23.join(req.out, "ledger.json"), markdownPath: path23.join(req.out, "ledger.md") };
+}
+
+// src/pipeline/compare.ts
+var DEFAULT_LATENCY_REGRESSION = 0.05;
+function compareBudgets(budgets) {
+  const all = budgets.filter((b) => b.name !== "target-reduction" && !(b.source === "default" && BUDGETS[b.name].task === "fidelity"));
+  if (!all.some((b) => b.name === "latency-regression")) {
+    all.push({ name: "latency-regression", limit: DEFAULT_LATENCY_REGRESSION, direction: BUDGETS["latency-regression"].direction, source: "default" });
+  }
+  return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
+}
+function sequentialPlan(config2, limit) {
+  const { runs, maxRuns, maxSeconds } = config2.latency;
+  return { limit, confidence: config2.confidence, minRounds: runs, maxRounds: Math.max(runs, maxRuns), maxMs: maxSeconds * 1e3 };
+}
+function loadFor(models, file, requireLabels) {
+  const [first, ...rest] = models;
+  const data = loadDataset(file, first.inputs, { requireLabels, modelPath: first.path });
+  for (const m of rest) loadDataset(file, m.inputs, { requireLabels, modelPath: m.path });
+  return data;
+}
+async function measurePair(req, progress, latencyLimit) {
+  const { config: config2 } = req;
+  checkMeasureConfig(config2);
+  const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
+  const withInputs = models.map((m) => ({ path: m.path, inputs: modelInputs(m.proto, m.path) }));
+  const data = loadFor(withInputs, req.data, false);
+  const head = judgedHead(models[0].proto, req.base, config2, data);
+  judgedHead(models[1].proto, req.head, config2, data);
+  const plans = models.map((m) => batchPlan(m.proto, m.path, config2));
+  if (plans[0].fixed !== plans[1].fixed) {
+    throw new UserError(`${req.head}: accepts batch ${plans[1].fixed ?? "of any size"} but ${req.base} accepts ${plans[0].fixed ?? "any"}; compare models exported with the same input batch`);
+  }
+  const plan = plans[0];
+  if (plan.note) progress.note(plan.note);
+  const batchSizes = plan.batchSizes;
+  const shifts = [...req.shifts.map((s) => ({ name: s.name, data: loadFor(withInputs, s.path, false) })), ...corruptionSets(data, config2.corruptions)];
+  const provider = await resolveProvider(config2.executionProvider, req.base);
+  if (provider.note) progress.note(provider.note);
+  const opts = { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false };
+  const measureConfig = { ...config2, batchSizes, evalBatchSize: plan.evalBatch };
+  const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: measureConfig, progress, provider: provider.provider, head });
+  const baseStep = await measureStep({ kind: "base" }, `base model ${path24.basename(req.base)}`, req.base, ctx(0));
+  const headStep = await measureStep({ kind: "head" }, `head model ${path24.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
+  const sequential = latencyLimit === void 0 ? void 0 : new SequentialTest(sequentialPlan(measureConfig, latencyLimit));
+  const samples = await timeSteps([baseStep, headStep], data, measureConfig, provider.provider, progress, sequential);
+  return { base: baseStep, head: headStep, data, shifts, samples, provider, decision: sequential?.result(), judged: head, plan };
+}
+async function comparePipeline(req, progress) {
+  const { config: config2 } = req;
+  for (const p of [req.base, req.head]) if (!fs26.existsSync(p)) throw new UserError(`${p}: model file not found; check the --base/--head path`);
+  refuseInputsInOutput(req.out, [
+    { flag: "--base", path: req.base },
+    { flag: "--head", path: req.head },
+    { flag: "--data", path: req.data },
+    ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path }))
+  ]);
+  const out = await openOutput(req.out, config2, progress, LEDGER_FILES);
+  try {
+    const ledger = await compareLedger(req, progress);
+    const { markdown } = writeLedgerFiles(out.staging, ledger);
+    out.commit();
+    return { ledger, markdown, ledgerPath: path24.join(req.out, "ledger.json"), markdownPath: path24.join(req.out, "ledger.md") };
+  } finally {
+    out.abort();
+  }
+}
+async function compareLedger(req, progress) {
+  const { config: config2 } = req;
+  const budgets = compareBudgets(req.budgets);
+  const m = await measurePair(req, progress, budgets.find((b) => b.name === "latency-regression").limit);
+  const judged2 = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0], decision: m.decision }, config2, true);
+  const model = buildModelLedger({
+    model: req.base,
+    pruned: req.head,
+    method: "compare",
+    targetSparsity: m.head.step.sparsity,
+    steps: [m.base, m.head],
+    reference: m.base,
+    shipped: m.head,
+    judged: judged2,
+    data: { path: req.data, set: m.data },
+    head: m.judged,
+    plan: m.plan,
+    shifts: m.shifts,
+    config: config2,
+    ...m.plan.note ? { notes: [m.plan.note] } : {}
+  });
+  return ledgerEnvelope([model], measuredRuntime(m.provider, config2));
+}
+
+// src/pipeline/selftest.ts
+import * as fs27 from "node:fs";
+import * as path25 from "node:path";
+import { fileURLToPath } from "node:url";
+function defaultFixture(name) {
+  let dir = path25.dirname(fileURLToPath(import.meta.url));
+  for (let i2 = 0; i2 < 4; i2++) {
+    const candidate = path25.join(dir, "fixtures", name);
+    if (fs27.existsSync(candidate)) return candidate;
+    dir = path25.dirname(dir);
+  }
+  return void 0;
+}
+async function selftest(req, progress) {
+  const model = req.model ?? defaultFixture("mlp.onnx");
+  const data = req.data ?? defaultFixture("fmnist-test.npz");
+  if (!model || !data) throw new UserError("selftest: the bundled fixtures are not installed here; pass --model M.onnx --data D.npz");
+  const { config: config2 } = req;
+  const budgets = compareBudgets(req.budgets);
+  const limit = budgets.find((b) => b.name === "latency-regression").limit;
+  const first = await measurePair({ base: model, head: model, data, shifts: [], config: config2 }, progress, limit);
+  const batchSizes = first.plan.batchSizes;
+  const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...batchSizes)));
+  const halfWidths = [];
+  const failures = [];
+  let falseAlarms = 0;
+  let warns = 0;
+  for (let k = 0; k < req.repetitions; k++) {
+    const sequential = new SequentialTest(sequentialPlan(config2, limit));
+    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config2.latency, batchSizes: batchSizes.slice(0, 1), confidence: config2.confidence, provider: first.provider.provider, sequential });
+    const decision = k === 0 ? first.decision : sequential.result();
+    progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
+    const latency2 = { reference: samples[0][0], candidate: samples[1][0], decision };
+    const r = pairedMedianRatio(latency2.candidate, latency2.reference, config2.confidence);
+    halfWidths.push((r.ci[1] - r.ci[0]) / 2);
+    first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency2.candidate].sort((a, b) => a - b), 0.5) };
+    first.base.step.latency = { ...first.base.step.latency, p50_ms: quantileSorted([...latency2.reference].sort((a, b) => a - b), 0.5) };
+    const judged2 = judgeWithIntervals(budgets, first.base, first.head, first.data, [], latency2, config2, true);
+    if (judged2.verdict === "fail") {
+      falseAlarms++;
+      failures.push(`repetition ${k + 1}: ${judged2.budgets.filter((b) => b.verdict === "fail").map((b) => `${b.name} ${b.detail}`).join("; ")}`);
+    } else if (judged2.verdict === "warn") warns++;
+  }
+  const sorted = [...halfWidths].sort((a, b) => a - b);
+  const median3 = quantileSorted(sorted, 0.5);
+  const report = {
+    model,
+    data,
+    repetitions: req.repetitions,
+    confidence: config2.confidence,
+    batch: batchSizes[0],
+    false_alarms: falseAlarms,
+    false_alarm_rate: falseAlarms / req.repetitions,
+    warns,
+    latency_ci_half_width: { median: median3, max: sorted[sorted.length - 1] },
+    min_detectable_change: 2 * median3,
+    latency_regression_limit: limit,
+    reliably_failed_slowdown: limit + 2 * median3,
+    failures
+  };
+  if (req.out) {
+    fs27.mkdirSync(req.out, { recursive: true });
+    writeFileAtomic(path25.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
+  }
+  return report;
+}
+function renderSelftest(r) {
+  const pct7 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+  return [
+    `### prune-guard selftest (A/A): ${r.false_alarms} false alarm${r.false_alarms === 1 ? "" : "s"} in ${r.repetitions} repetitions`,
+    "",
+    `- model \`${r.model}\` against itself on \`${r.data}\`, batch ${r.batch}, ${pct7(r.confidence)} intervals`,
+    `- false-alarm rate: ${pct7(r.false_alarm_rate)} (${r.warns} repetitions warned: an interval straddled a limit)`,
+    `- latency interval half-width: median \xB1${pct7(r.latency_ci_half_width.median)}, worst \xB1${pct7(r.latency_ci_half_width.max)}`,
+    `- smallest latency change this runner can detect: about ${pct7(r.min_detectable_change)}`,
+    `- with latency-regression \u2264 ${pct7(r.latency_regression_limit)}, slowdowns of ${pct7(r.reliably_failed_slowdown)} or more fail reliably; set budgets no tighter than the detectable change`,
+    ...r.failures.map((f) => `- \u274C ${f}`),
+    ""
+  ].join("\n");
 }
 
 // src/io/stderrProgress.ts
@@ -37764,7 +38386,7 @@ function refuseEmptyValues(cmd) {
   return cmd;
 }
 function resolveConfig(flags, command) {
-  const file = flags.config ?? (fs26.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
+  const file = flags.config ?? (fs28.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : void 0);
   const base = file ? loadConfig(file) : DEFAULT_CONFIG;
   const given = FLAGS.filter((f) => f.commands.includes(command)).flatMap((f) => {
     const value = flags[attributeOf.get(f)];
@@ -37785,7 +38407,8 @@ function buildProgram(io) {
   const run = program2.command("run").description("prune one model, measure dense and pruned on the same data, write ledger.json and ledger.md").requiredOption("--model <path>", "ONNX classifier to prune (never modified)").requiredOption("--data <path>", "labelled evaluation set (.npz with x and y, or one array per input name plus y)").requiredOption("--out <dir>", "output folder for <model>.pruned.onnx, ledger.json, ledger.md").option("--calib <path>", "calibration set (.npz), validated against the model").option("--shift <name=path>", "labelled distribution-shift set, repeatable", collect2, []);
   addSettingFlags(run, "run").option("--quiet", "do not print the ledger").action(async (flags) => {
     const { config: config2, budgets } = resolveConfig(flags, "run");
-    const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, configFile: flags.config, config: config2, budgets }, progress());
+    const argv = io.argv?.[0] === "run" ? io.argv.slice(1) : void 0;
+    const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, configFile: flags.config, config: config2, budgets, ...argv ? { argv } : {} }, progress());
     print(flags, result.markdown);
     io.exit(result.ledger.verdict === "fail" ? EXIT.fail : EXIT.pass);
   });
@@ -37803,6 +38426,31 @@ function buildProgram(io) {
     print(flags, renderSelftest(report));
     io.exit(EXIT.pass);
   });
+  program2.command("verify").description("re-run a `run` from its ledger.json (same inputs by sha256, same arguments) and confirm the same pruned file and quality numbers; exit 0 when they match, 1 with one line per difference, 2 when an input changed").argument("<ledger>", "ledger.json written by prune-guard run").option("--out <dir>", "output folder for the re-run (default: a temporary folder, removed afterwards)").action(async (ledgerPath, flags) => {
+    const out = flags.out ? path26.resolve(flags.out) : fs28.mkdtempSync(path26.join(os9.tmpdir(), "prune-guard-verify-"));
+    try {
+      const differences = await verifyRecorded(ledgerPath, async (argv, cwd) => {
+        const before = process.cwd();
+        process.chdir(cwd);
+        try {
+          const args = ["run", ...argv, "--out", out, "--quiet"];
+          await buildProgram({ out: () => {
+          }, err: err2, progress: progress(), exit: () => {
+          }, argv: args }).parseAsync(args, { from: "user" });
+        } finally {
+          process.chdir(before);
+        }
+        return JSON.parse(fs28.readFileSync(path26.join(out, "ledger.json"), "utf8"));
+      });
+      if (differences.length === 0) io.out(`verified: ${ledgerPath} reproduced (the same pruned file and quality numbers)
+`);
+      for (const d of differences) io.out(`differs: ${d}
+`);
+      io.exit(differences.length === 0 ? EXIT.pass : EXIT.fail);
+    } finally {
+      if (!flags.out) fs28.rmSync(out, { recursive: true, force: true });
+    }
+  });
   for (const cmd of program2.commands) refuseEmptyValues(cmd);
   return program2;
 }
@@ -37811,7 +38459,7 @@ async function main(argv, io = {}) {
   const err2 = io.stderr ?? ((s) => void process.stderr.write(s));
   const progress = io.progress ?? (io.stderr ? lineProgress(io.stderr) : stderrProgress());
   let code = EXIT.pass;
-  const program2 = buildProgram({ out, err: err2, progress, exit: (c) => code = c });
+  const program2 = buildProgram({ out, err: err2, progress, exit: (c) => code = c, argv });
   try {
     await program2.parseAsync(argv, { from: "user" });
     return code;

@@ -27486,8 +27486,12 @@ var init_schema = __esm({
         help: "divide the shipped model's logits by the temperature fitted on the calibration set (needs labels)",
         flag: { commands: RUN }
       }),
-      "recovery-time-budget": setting(number3("a number of seconds (0 = no limit)", _gte(0)), 240, {
-        help: "seconds recovery may spend before it stops refitting further layers or distilling (0 = no limit)",
+      "recovery-work": setting(number3("a number of billions of multiply-accumulates (0 = no cap)", _gte(0)), 5e3, {
+        help: "most work recovery and scope auto's sensitivity curves may do, in billions of multiply-accumulates (GMAC) of passes over the calibration set; within it the allowance is sized from the model (400 passes), so the same layers, samples and epochs are computed on any machine (0 = no cap)",
+        flag: { value: "<gmac>", commands: RUN }
+      }),
+      "recovery-time-budget": setting(number3("a number of seconds (0 = no limit)", _gte(0)), 7200, {
+        help: "safety stop: seconds after which recovery stops early even within its work allowance; the ledger then says the run was cut short and the verdict is at least warn (0 = no limit)",
         flag: { value: "<seconds>", commands: RUN }
       }),
       "recovery-command": setting(text('a shell command like "python finetune.py"'), "", {
@@ -28464,7 +28468,7 @@ function readInputFile(file, opts) {
     const st = fs4.fstatSync(fd2);
     if (st.isDirectory()) refuse("is a folder");
     if (!st.isFile()) refuse(`is a ${kindOf(st)}, not a regular file`);
-    const limit = opts.maxBytes ?? Math.floor(os5.totalmem() * MEMORY_SHARE);
+    const limit = opts.maxBytes ?? memoryShare();
     if (st.size > limit) refuse(`is ${mib(st.size)}, more than the ${mib(limit)} this machine can hold for it`);
     const bytes3 = Buffer.allocUnsafe(st.size);
     let off = 0;
@@ -28484,6 +28488,9 @@ function kindOf(st) {
   if (st.isCharacterDevice() || st.isBlockDevice()) return "device";
   if (st.isSocket()) return "socket";
   return "special file";
+}
+function memoryShare() {
+  return Math.floor(os5.totalmem() * MEMORY_SHARE);
 }
 function mib(n) {
   return `${(n / 2 ** 20).toFixed(1)} MiB`;
@@ -28539,9 +28546,15 @@ var init_inputPaths = __esm({
 import * as fs6 from "node:fs";
 import * as os6 from "node:os";
 import * as path4 from "node:path";
+import { randomBytes as randomBytes2 } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
+function newToken() {
+  return randomBytes2(8).toString("hex");
+}
+function isToken(s) {
+  return typeof s === "string" && TOKEN.test(s);
+}
 function isStale(owner) {
-  if (!owner || !Number.isInteger(owner.pid)) return true;
   if (owner.host !== os6.hostname()) return false;
   if (owner.pid === process.pid) return false;
   try {
@@ -28551,15 +28564,26 @@ function isStale(owner) {
     return e.code === "ESRCH";
   }
 }
-function readOwner(file) {
+function readLock(file) {
+  let text2;
   try {
-    return JSON.parse(fs6.readFileSync(file, "utf8"));
-  } catch {
-    return void 0;
+    const st = fs6.lstatSync(file);
+    if (!st.isFile()) return { kind: "foreign", why: st.isDirectory() ? "is a folder" : "is not a regular file" };
+    text2 = fs6.readFileSync(file, "utf8");
+  } catch (e) {
+    if (e.code === "ENOENT") return { kind: "absent" };
+    return { kind: "foreign", why: `cannot be read (${e.message})` };
   }
+  try {
+    const o = JSON.parse(text2);
+    if (o.format === LOCK_FORMAT && isToken(o.token) && Number.isInteger(o.pid) && typeof o.host === "string" && typeof o.started === "string") {
+      return { kind: "ours", owner: o, text: text2 };
+    }
+  } catch {
+  }
+  return { kind: "foreign", why: "is not a lock prune-guard wrote" };
 }
-async function lockDir(dir, opts) {
-  if (underPseudoRoot(resolved(dir))) throw new UserError(`--out ${dir}: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs`);
+function makeDirs(dir) {
   try {
     fs6.mkdirSync(dir, { recursive: true });
   } catch (e) {
@@ -28567,41 +28591,73 @@ async function lockDir(dir, opts) {
     const why = code === "EEXIST" ? "is a file, not a folder" : code === "ENOTDIR" ? "part of the path is a file, not a folder" : `cannot be created (${e.message})`;
     throw new UserError(`--out ${dir}: ${why}; pass a folder path for the outputs`);
   }
+  const priv = path4.join(dir, PRIVATE_DIR);
+  const st = fs6.lstatSync(priv, { throwIfNoEntry: false });
+  if (st && !st.isDirectory()) {
+    throw new UserError(`--out ${dir}: ${PRIVATE_DIR} is in the way (prune-guard keeps its output sets in a folder of that name); move it away or choose another --out`);
+  }
+  if (!st) fs6.mkdirSync(priv, { recursive: true });
+}
+function tryCreate(file, priv, me) {
+  const aside = path4.join(priv, `lock-${me.token}`);
+  fs6.writeFileSync(aside, JSON.stringify(me) + "\n", { flag: "wx" });
+  try {
+    fs6.linkSync(aside, file);
+    return true;
+  } catch (e) {
+    if (e.code === "EEXIST") return false;
+    throw e;
+  } finally {
+    fs6.rmSync(aside, { force: true });
+  }
+}
+async function lockDir(dir, opts) {
+  if (underPseudoRoot(resolved(dir))) throw new UserError(`--out ${dir}: is on a system file system (/proc, /sys or /dev); pass a folder path for the outputs`);
   const file = path4.join(dir, LOCK_NAME);
-  const me = { pid: process.pid, host: os6.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
+  const priv = path4.join(dir, PRIVATE_DIR);
+  const me = { format: LOCK_FORMAT, token: newToken(), pid: process.pid, host: os6.hostname(), started: (/* @__PURE__ */ new Date()).toISOString() };
   const until = Date.now() + opts.waitMs;
   let announced = false;
   for (; ; ) {
+    makeDirs(dir);
+    let created;
     try {
-      const fd2 = fs6.openSync(file, "wx");
-      try {
-        fs6.writeFileSync(fd2, JSON.stringify(me) + "\n");
-      } finally {
-        fs6.closeSync(fd2);
-      }
+      created = tryCreate(file, priv, me);
+    } catch (e) {
+      if (e.code === "ENOENT") continue;
+      throw new UserError(`--out ${dir}: cannot create the lock file ${LOCK_NAME} (${e.message}); check that the folder is writable`);
+    }
+    if (created) {
       let released = false;
       return {
         file,
+        token: me.token,
         release() {
           if (released) return;
           released = true;
-          if (readOwner(file)?.pid === me.pid) fs6.rmSync(file, { force: true });
+          const now = readLock(file);
+          if (now.kind === "ours" && now.owner.token === me.token) fs6.rmSync(file, { force: true });
         }
       };
-    } catch (e) {
-      if (e.code !== "EEXIST") {
-        throw new UserError(`--out ${dir}: cannot create the lock file ${LOCK_NAME} (${e.message}); check that the folder is writable`);
-      }
     }
-    const owner = readOwner(file);
+    const lock = readLock(file);
+    if (lock.kind === "absent") continue;
+    if (lock.kind === "foreign") {
+      throw new UserError(`--out ${dir}: ${LOCK_NAME} ${lock.why}; prune-guard never deletes it: move it away or choose another --out`);
+    }
+    const owner = lock.owner;
     if (isStale(owner)) {
-      const again = readOwner(file);
-      if (JSON.stringify(again) === JSON.stringify(owner)) fs6.rmSync(file, { force: true });
+      const again = readLock(file);
+      if (again.kind === "ours" && again.text === lock.text) {
+        fs6.rmSync(file, { force: true });
+        fs6.rmSync(path4.join(priv, `lock-${owner.token}`), { force: true });
+        opts.onStale?.(owner);
+      }
       continue;
     }
     if (Date.now() >= until) {
       throw new UserError(
-        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${path4.join(dir, LOCK_NAME)} if that run is gone`
+        `--out ${dir}: another prune-guard run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is writing there; wait for it, use another --out, or delete ${file} if that run is gone`
       );
     }
     if (!announced) {
@@ -28611,7 +28667,7 @@ async function lockDir(dir, opts) {
     await sleep(opts.pollMs ?? 200);
   }
 }
-var LOCK_NAME;
+var LOCK_NAME, PRIVATE_DIR, LOCK_FORMAT, TOKEN;
 var init_lock = __esm({
   "src/io/lock.ts"() {
     "use strict";
@@ -28619,53 +28675,134 @@ var init_lock = __esm({
     init_inputPaths();
     init_errors();
     LOCK_NAME = ".prune-guard.lock";
+    PRIVATE_DIR = ".prune-guard";
+    LOCK_FORMAT = "prune-guard-lock/1";
+    TOKEN = /^[0-9a-f]{16}$/;
   }
 });
 
 // src/io/outputDir.ts
 import * as fs7 from "node:fs";
 import * as path5 from "node:path";
-import { randomBytes as randomBytes2 } from "node:crypto";
-function removeOrphanStaging(dir) {
-  for (const n of fs7.readdirSync(dir)) {
-    if (n.startsWith(STAGING_PREFIX) || ATOMIC_TEMP.test(n)) fs7.rmSync(path5.join(dir, n), { recursive: true, force: true });
+function tryRmdir(d) {
+  try {
+    fs7.rmdirSync(d);
+  } catch {
   }
 }
-var STAGING_PREFIX, OutputDir, ATOMIC_TEMP;
+function isOurLink(file) {
+  try {
+    return fs7.lstatSync(file).isSymbolicLink() && fs7.readlinkSync(file) === visibleTarget(path5.basename(file));
+  } catch {
+    return false;
+  }
+}
+function refuseInTheWay(dir, names) {
+  for (const n of names) {
+    const file = path5.join(dir, n);
+    const st = fs7.lstatSync(file, { throwIfNoEntry: false });
+    if (st && !isOurLink(file)) {
+      const what = st.isDirectory() ? "a folder" : st.isSymbolicLink() ? "a symlink" : "a file";
+      throw new UserError(`--out ${dir}: ${n} is ${what} prune-guard did not write, where this run publishes its ${n}; move it away or choose another --out`);
+    }
+  }
+}
+function currentToken(dir) {
+  const link = path5.join(dir, PRIVATE_DIR, CURRENT);
+  const st = fs7.lstatSync(link, { throwIfNoEntry: false });
+  if (!st) return void 0;
+  const target = st.isSymbolicLink() ? fs7.readlinkSync(link) : "";
+  const [runs, token, ...rest] = target.split(path5.sep);
+  if (runs !== RUNS || !isToken(token) || rest.length > 0) {
+    throw new UserError(`--out ${dir}: ${path5.join(PRIVATE_DIR, CURRENT)} was not written by prune-guard; move ${PRIVATE_DIR} away or choose another --out`);
+  }
+  return token;
+}
+function readManifest(dir) {
+  const file = path5.join(dir, PRIVATE_DIR, MANIFEST);
+  let text2;
+  try {
+    text2 = fs7.readFileSync(file, "utf8");
+  } catch (e) {
+    if (e.code === "ENOENT") return { format: MANIFEST_FORMAT, runs: [] };
+    throw e;
+  }
+  try {
+    const m = JSON.parse(text2);
+    if (m.format === MANIFEST_FORMAT && Array.isArray(m.runs) && m.runs.every(isToken)) return m;
+  } catch {
+  }
+  throw new UserError(`--out ${dir}: ${path5.join(PRIVATE_DIR, MANIFEST)} was not written by prune-guard; move ${PRIVATE_DIR} away or choose another --out`);
+}
+function writeManifest(dir, m) {
+  writeFileAtomic(path5.join(dir, PRIVATE_DIR, MANIFEST), JSON.stringify(m) + "\n");
+}
+function removeRun(priv, token) {
+  fs7.rmSync(path5.join(priv, RUNS, token), { recursive: true, force: true });
+  fs7.rmSync(path5.join(priv, `${CURRENT}.${token}`), { force: true });
+}
+var RUNS, CURRENT, MANIFEST, MANIFEST_FORMAT, visibleTarget, OutputDir;
 var init_outputDir = __esm({
   "src/io/outputDir.ts"() {
     "use strict";
+    init_errors();
+    init_atomicWrite();
     init_cleanup();
     init_lock();
-    STAGING_PREFIX = ".prune-guard-staging-";
+    RUNS = "runs";
+    CURRENT = "current";
+    MANIFEST = "runs.json";
+    MANIFEST_FORMAT = "prune-guard-runs/1";
+    visibleTarget = (name) => path5.join(PRIVATE_DIR, CURRENT, name);
     OutputDir = class _OutputDir {
-      constructor(dir, staging, lock, created) {
+      constructor(dir, staging, token, lock, created) {
         this.dir = dir;
         this.staging = staging;
+        this.token = token;
         this.lock = lock;
         this.created = created;
         this.unregister = onInterrupt(() => this.abort());
       }
       dir;
       staging;
+      token;
       lock;
       created;
       done = false;
-      retired = /* @__PURE__ */ new Set();
       unregister;
+      /**
+       * Lock `dir`, clear what dead runs left, and open a fresh staging folder. `names` are the visible
+       * names the run expects to publish: one already taken by something prune-guard did not write is
+       * refused here, before any work.
+       */
       static async open(dir, opts) {
         const created = !fs7.existsSync(dir);
-        const lock = await lockDir(dir, {
-          waitMs: opts.waitMs,
-          onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
-        });
+        let lock;
         try {
-          removeOrphanStaging(dir);
-          const staging = path5.join(dir, `${STAGING_PREFIX}${process.pid}-${randomBytes2(4).toString("hex")}`);
-          fs7.mkdirSync(staging);
-          return new _OutputDir(dir, staging, lock, created);
+          lock = await lockDir(dir, {
+            waitMs: opts.waitMs,
+            onWait: (o) => opts.onWait?.(`waiting for another prune-guard run (pid ${o.pid}) writing to ${dir}`)
+          });
+        } catch (e) {
+          tryRmdir(path5.join(dir, PRIVATE_DIR));
+          if (created) tryRmdir(dir);
+          throw e;
+        }
+        try {
+          const priv = path5.join(dir, PRIVATE_DIR);
+          const current = currentToken(dir);
+          const manifest = readManifest(dir);
+          for (const t of manifest.runs) if (t !== current) removeRun(priv, t);
+          refuseInTheWay(dir, opts.names ?? []);
+          const token = lock.token;
+          writeManifest(dir, { format: MANIFEST_FORMAT, runs: current ? [current, token] : [token] });
+          const staging = path5.join(priv, RUNS, token);
+          fs7.mkdirSync(staging, { recursive: true });
+          return new _OutputDir(dir, staging, token, lock, created);
         } catch (e) {
           lock.release();
+          tryRmdir(path5.join(dir, PRIVATE_DIR));
+          if (created) tryRmdir(dir);
           throw e;
         }
       }
@@ -28678,44 +28815,62 @@ var init_outputDir = __esm({
       discardStaged() {
         for (const n of fs7.readdirSync(this.staging)) fs7.rmSync(path5.join(this.staging, n), { recursive: true, force: true });
       }
-      /** Delete `name` from the folder at commit (an earlier run's output the new ledger no longer describes). */
-      retire(name) {
-        this.retired.add(name);
-      }
-      /** Move every staged file into the folder (`last` after the others), then unlock. */
-      commit(last = []) {
+      /**
+       * Publish the staged set in one atomic step, then unlock. Names of the old set missing from the new
+       * one (a pruned model a timed-out run no longer describes) disappear with the swap.
+       */
+      commit(hooks = {}) {
         if (this.done) throw new Error("OutputDir: already committed or aborted");
+        const priv = path5.join(this.dir, PRIVATE_DIR);
         const names = fs7.readdirSync(this.staging).filter((n) => !n.startsWith("."));
-        const ordered = [...names.filter((n) => !last.includes(n)), ...last.filter((n) => names.includes(n))];
-        for (const n of this.retired) if (!names.includes(n)) fs7.rmSync(path5.join(this.dir, n), { force: true });
-        for (const n of ordered) {
-          const target = path5.join(this.dir, n);
-          const staged = path5.join(this.staging, n);
-          const old = fs7.lstatSync(target, { throwIfNoEntry: false });
-          if (old && (old.isDirectory() || fs7.lstatSync(staged).isDirectory())) fs7.renameSync(target, path5.join(this.staging, `.replaced-${n}`));
-          fs7.renameSync(staged, target);
+        if (names.length === 0 && !currentToken(this.dir)) return this.abort();
+        refuseInTheWay(this.dir, names);
+        const made = [];
+        try {
+          for (const n of names) {
+            const link = path5.join(this.dir, n);
+            if (isOurLink(link)) continue;
+            fs7.symlinkSync(visibleTarget(n), link);
+            made.push(link);
+          }
+          hooks.beforeSwap?.();
+          const next = path5.join(priv, `${CURRENT}.${this.token}`);
+          fs7.symlinkSync(path5.join(RUNS, this.token), next);
+          fs7.renameSync(next, path5.join(priv, CURRENT));
+        } catch (e) {
+          for (const l of made) fs7.rmSync(l, { force: true });
+          fs7.rmSync(path5.join(priv, `${CURRENT}.${this.token}`), { force: true });
+          if (e instanceof UserError) throw e;
+          throw new UserError(`--out ${this.dir}: cannot publish the outputs (${e.message}); the previous outputs are unchanged`);
         }
-        this.finish();
+        this.done = true;
+        this.unregister();
+        const old = readManifest(this.dir).runs.filter((t) => t !== this.token);
+        for (const t of old) removeRun(priv, t);
+        writeManifest(this.dir, { format: MANIFEST_FORMAT, runs: [this.token] });
+        for (const n of fs7.readdirSync(this.dir)) {
+          const link = path5.join(this.dir, n);
+          if (!names.includes(n) && isOurLink(link)) fs7.rmSync(link, { force: true });
+        }
+        this.lock.release();
       }
       /** Drop everything staged and unlock; the folder is as the previous run left it. Safe to call twice. */
       abort() {
         if (this.done) return;
-        this.finish();
-        if (this.created) {
-          try {
-            fs7.rmdirSync(this.dir);
-          } catch {
-          }
-        }
-      }
-      finish() {
         this.done = true;
         this.unregister();
-        fs7.rmSync(this.staging, { recursive: true, force: true });
+        const priv = path5.join(this.dir, PRIVATE_DIR);
+        removeRun(priv, this.token);
+        const current = currentToken(this.dir);
+        writeManifest(this.dir, { format: MANIFEST_FORMAT, runs: current ? [current] : [] });
+        if (!current) {
+          fs7.rmSync(path5.join(priv, MANIFEST), { force: true });
+          for (const d of [path5.join(priv, RUNS), priv]) tryRmdir(d);
+        }
         this.lock.release();
+        if (this.created) tryRmdir(this.dir);
       }
     };
-    ATOMIC_TEMP = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
   }
 });
 
@@ -31997,7 +32152,7 @@ var init_random = __esm({
 function bootstrapInterval(n, statistic, opts = {}) {
   const confidence = opts.confidence ?? 0.95;
   const resamples = opts.resamples ?? 1e3;
-  const random = seededRandom(opts.seed ?? 24301);
+  const random = seededRandom(opts.seed ?? BOOTSTRAP_SEED);
   const indices = new Int32Array(n);
   const values = [];
   for (let r = 0; r < resamples; r++) {
@@ -32026,11 +32181,13 @@ function meanInterval(values, opts = {}) {
     return s / idx.length;
   }, opts);
 }
+var BOOTSTRAP_SEED;
 var init_bootstrap = __esm({
   "src/measure/stats/bootstrap.ts"() {
     "use strict";
     init_simple_statistics();
     init_random();
+    BOOTSTRAP_SEED = 24301;
   }
 });
 
@@ -32646,7 +32803,8 @@ function buildModelLedger(i2) {
     ...i2.scope ? { scope: i2.scope } : {},
     ...i2.sensitivity ? { sensitivity: i2.sensitivity } : {},
     ...i2.schedule ? { schedule: i2.schedule } : {},
-    ...i2.allocation ? { allocation: i2.allocation } : {}
+    ...i2.allocation ? { allocation: i2.allocation } : {},
+    ...i2.cutShort ? { cut_short: { stage: i2.cutShort.stage, limit_s: i2.cutShort.limit_s } } : {}
   };
 }
 function evalRecord(file, data, classes, head, plan) {
@@ -33215,7 +33373,7 @@ function unzipSync(data, opts) {
   }
   return files;
 }
-var require2, _a3, Worker, isMarkedAsUntransferable, u8, u16, i32, fleb, fdeb, clim, freb, _a3, fl, revfl, _b, fd, revfd, rev, x, i, hMap, flt, i, i, i, i, fdt, i, flm, flrm, fdm, fdrm, max, bits, bits16, shft, slc, ec, err, inflt, wbits, wbits16, hTree, ln, lc, clen, wfblk, wblk, deo, et, dflt, crct, crc, dopt, mrg, b2, b4, b8, wbytes, fltn, te, td, tds, dutf8, slzh, zh, z64hs, exfl, wzh, wzf;
+var require2, _a3, Worker, isMarkedAsUntransferable, u8, u16, i32, fleb, fdeb, clim, freb, _a3, fl, revfl, _b, fd, revfd, rev, x, i, hMap, flt, i, i, i, i, fdt, i, flm, flrm, fdm, fdrm, max, bits, bits16, shft, slc, ec, err, inflt, wbits, wbits16, hTree, ln, lc, clen, wfblk, wblk, deo, et, dflt, crct, crc, dopt, mrg, b2, b4, b8, wbytes, Inflate, fltn, te, td, tds, dutf8, slzh, zh, z64hs, exfl, wzh, wzf, UnzipPassThrough, UnzipInflate, Unzip;
 var init_esm = __esm({
   "node_modules/fflate/esm/index.mjs"() {
     require2 = createRequire2("/");
@@ -33931,6 +34089,43 @@ var init_esm = __esm({
       for (; v; ++b)
         d[b] = v, v >>>= 8;
     };
+    Inflate = /* @__PURE__ */ (function() {
+      function Inflate2(opts, cb) {
+        if (typeof opts == "function")
+          cb = opts, opts = {};
+        this.ondata = cb;
+        var dict = opts && opts.dictionary && opts.dictionary.subarray(-32768);
+        this.s = { i: 0, b: dict ? dict.length : 0 };
+        this.o = new u8(32768);
+        this.p = new u8(0);
+        if (dict)
+          this.o.set(dict);
+      }
+      Inflate2.prototype.e = function(c) {
+        if (!this.ondata)
+          err(5);
+        if (this.d)
+          err(4);
+        if (!this.p.length)
+          this.p = c;
+        else if (c.length) {
+          var n = new u8(this.p.length + c.length);
+          n.set(this.p), n.set(c, this.p.length), this.p = n;
+        }
+      };
+      Inflate2.prototype.c = function(final) {
+        this.s.i = +(this.d = final || false);
+        var bts = this.s.b;
+        var dt = inflt(this.p, this.s, this.o);
+        this.ondata(slc(dt, bts, this.s.b), this.d);
+        this.o = slc(dt, this.s.b - 32768), this.s.b = this.o.length;
+        this.p = slc(this.p, this.s.p / 8 | 0), this.s.p &= 7;
+      };
+      Inflate2.prototype.push = function(chunk, final) {
+        this.e(chunk), this.c(final);
+      };
+      return Inflate2;
+    })();
     fltn = function(d, p, t, o) {
       for (var k in d) {
         var val = d[k], n = p + k, op = o;
@@ -34053,6 +34248,163 @@ var init_esm = __esm({
       wbytes(o, b + 12, d);
       wbytes(o, b + 16, e);
     };
+    UnzipPassThrough = /* @__PURE__ */ (function() {
+      function UnzipPassThrough2() {
+      }
+      UnzipPassThrough2.prototype.push = function(chunk, final) {
+        this.ondata(null, chunk, final);
+      };
+      UnzipPassThrough2.compression = 0;
+      return UnzipPassThrough2;
+    })();
+    UnzipInflate = /* @__PURE__ */ (function() {
+      function UnzipInflate2() {
+        var _this = this;
+        this.i = new Inflate(function(dat, final) {
+          _this.ondata(null, dat, final);
+        });
+      }
+      UnzipInflate2.prototype.push = function(chunk, final) {
+        try {
+          this.i.push(chunk, final);
+        } catch (e) {
+          this.ondata(e, null, final);
+        }
+      };
+      UnzipInflate2.compression = 8;
+      return UnzipInflate2;
+    })();
+    Unzip = /* @__PURE__ */ (function() {
+      function Unzip2(cb) {
+        this.onfile = cb;
+        this.k = [];
+        this.o = {
+          0: UnzipPassThrough
+        };
+        this.p = et;
+      }
+      Unzip2.prototype.push = function(chunk, final) {
+        var _this = this;
+        if (!this.onfile)
+          err(5);
+        if (!this.p)
+          err(4);
+        if (this.c > 0) {
+          var len = Math.min(this.c, chunk.length);
+          var toAdd = chunk.subarray(0, len);
+          this.c -= len;
+          if (this.d)
+            this.d.push(toAdd, !this.c);
+          else
+            this.k[0].push(toAdd);
+          chunk = chunk.subarray(len);
+          if (chunk.length)
+            return this.push(chunk, final);
+        } else {
+          var f = 0, i2 = 0, is = void 0, buf = void 0;
+          if (!this.p.length)
+            buf = chunk;
+          else if (!chunk.length)
+            buf = this.p;
+          else {
+            buf = new u8(this.p.length + chunk.length);
+            buf.set(this.p), buf.set(chunk, this.p.length);
+          }
+          var l = buf.length, oc = this.c, add = oc && this.d;
+          var _loop_2 = function() {
+            var sig = b4(buf, i2);
+            if (sig == 67324752) {
+              f = 1, is = i2;
+              this_1.d = null;
+              this_1.c = 0;
+              var bf = b2(buf, i2 + 6), cmp_1 = b2(buf, i2 + 8), u = bf & 2048, dd = bf & 8, fnl = b2(buf, i2 + 26), es = b2(buf, i2 + 28);
+              if (l > i2 + 30 + fnl + es) {
+                var chks_3 = [];
+                this_1.k.unshift(chks_3);
+                f = 2;
+                var lsc = b4(buf, i2 + 18), lsu = b4(buf, i2 + 22);
+                var fn_1 = strFromU8(buf.subarray(i2 + 30, i2 += 30 + fnl), !u);
+                var _a4 = z64hs(buf, i2, es, 2, lsc, lsu, 0), sc_1 = _a4[0], su_1 = _a4[1], z64 = _a4[3];
+                if (dd)
+                  sc_1 = -1 - z64;
+                i2 += es;
+                this_1.c = sc_1;
+                var d_1;
+                var file_1 = {
+                  name: fn_1,
+                  compression: cmp_1,
+                  start: function() {
+                    if (!file_1.ondata)
+                      err(5);
+                    if (!sc_1)
+                      file_1.ondata(null, et, true);
+                    else {
+                      var ctr = _this.o[cmp_1];
+                      if (!ctr)
+                        file_1.ondata(err(14, "unknown compression type " + cmp_1, 1), null, false);
+                      d_1 = sc_1 < 0 ? new ctr(fn_1) : new ctr(fn_1, sc_1, su_1);
+                      d_1.ondata = function(err2, dat3, final2) {
+                        file_1.ondata(err2, dat3, final2);
+                      };
+                      for (var _i = 0, chks_4 = chks_3; _i < chks_4.length; _i++) {
+                        var dat2 = chks_4[_i];
+                        d_1.push(dat2, false);
+                      }
+                      if (_this.k[0] == chks_3 && _this.c)
+                        _this.d = d_1;
+                      else
+                        d_1.push(et, true);
+                    }
+                  },
+                  terminate: function() {
+                    if (d_1 && d_1.terminate)
+                      d_1.terminate();
+                  }
+                };
+                if (sc_1 >= 0)
+                  file_1.size = sc_1, file_1.originalSize = su_1;
+                this_1.onfile(file_1);
+              }
+              return "break";
+            } else if (oc) {
+              if (sig == 134695760) {
+                is = i2 += 12 + (oc == -2 && 8), f = 3, this_1.c = 0;
+                return "break";
+              } else if (sig == 33639248) {
+                is = i2 -= 4, f = 3, this_1.c = 0;
+                return "break";
+              }
+            }
+          };
+          var this_1 = this;
+          for (; i2 < l - 4; ++i2) {
+            var state_1 = _loop_2();
+            if (state_1 === "break")
+              break;
+          }
+          this.p = et;
+          if (oc < 0) {
+            var dat = f ? buf.subarray(0, is - 12 - (oc == -2 && 8) - (b4(buf, is - 16) == 134695760 && 4)) : buf.subarray(0, i2);
+            if (add)
+              add.push(dat, !!f);
+            else
+              this.k[+(f == 2)].push(dat);
+          }
+          if (f & 2)
+            return this.push(buf.subarray(i2), final);
+          this.p = buf.subarray(i2);
+        }
+        if (final) {
+          if (this.c)
+            err(13);
+          this.p = null;
+        }
+      };
+      Unzip2.prototype.register = function(decoder) {
+        this.o[decoder.compression] = decoder;
+      };
+      return Unzip2;
+    })();
   }
 });
 
@@ -34061,50 +34413,12 @@ import * as path6 from "node:path";
 function readFile(file) {
   return readInputFile(file, { expected: "a .npz or .npy file" });
 }
-function readNpz(file) {
-  const bytes3 = readFile(file);
-  if (bytes3.length >= 6 && bytes3[0] === 147 && String.fromCharCode(...bytes3.subarray(1, 6)) === "NUMPY") {
-    throw new UserError(`${file}: is a single .npy array, not a .npz archive; rename it to end in .npy`);
-  }
-  const members2 = (() => {
-    let entries = 0;
-    try {
-      return unzipSync(bytes3, {
-        filter: (f) => {
-          if (++entries > bytes3.length / MIN_CENTRAL_ENTRY) throw new Error("more entries than the file can hold");
-          if (!f.name.endsWith(".npy")) return false;
-          if (f.compression !== ZIP_STORED && f.compression !== ZIP_DEFLATE) {
-            throw new Error(`member ${f.name} uses zip compression method ${f.compression}; only stored and deflate are supported`);
-          }
-          if (f.size > bytes3.length) throw new Error(`member ${f.name} claims ${f.size} bytes, beyond the end of the file`);
-          if (f.compression === ZIP_DEFLATE && f.originalSize > f.size * MAX_DEFLATE_RATIO + 1024) {
-            throw new Error(`member ${f.name} claims an impossible uncompressed size`);
-          }
-          return true;
-        }
-      });
-    } catch (e) {
-      throw new UserError(
-        `${file}: not a NumPy .npz archive (${describe(e)}); re-create it with np.savez or np.savez_compressed`
-      );
-    }
-  })();
-  const arrays = /* @__PURE__ */ new Map();
-  for (const [member, data] of Object.entries(members2)) {
-    const name = member.slice(0, -".npy".length);
-    arrays.set(name, parseNpy(data, `${file} (array '${name}')`));
-  }
-  if (arrays.size === 0) {
-    throw new UserError(`${file}: archive holds no .npy arrays; create it with np.savez(path, x=..., y=...)`);
-  }
-  return arrays;
-}
 function readNpy(file) {
   return parseNpy(readFile(file), file);
 }
 function readArrays(file) {
   const ext = path6.extname(file).toLowerCase();
-  if (ext === ".npz") return readNpz(file);
+  if (ext === ".npz") return new NpzArchive(file, readFile(file));
   if (ext === ".npy") return /* @__PURE__ */ new Map([["x", readNpy(file)]]);
   throw new UserError(
     `${file}: unsupported data file type '${ext || "(no extension)"}'; give a .npz archive (np.savez) or a .npy array (np.save)`
@@ -34124,7 +34438,7 @@ function writeNpz(file, arrays, opts = {}) {
     throw new UserError(`${file}: cannot write (${describe(e)}); check that the directory exists and is writable`);
   }
 }
-var ZIP_STORED, ZIP_DEFLATE, MAX_DEFLATE_RATIO, MIN_CENTRAL_ENTRY, ZIP_MTIME;
+var ZIP_STORED, ZIP_DEFLATE, MAX_DEFLATE_RATIO, MIN_CENTRAL_ENTRY, INFLATE_SLICE, ZIP_MTIME, NpzArchive, ZipBomb;
 var init_npz = __esm({
   "src/data/npz.ts"() {
     "use strict";
@@ -34137,7 +34451,98 @@ var init_npz = __esm({
     ZIP_DEFLATE = 8;
     MAX_DEFLATE_RATIO = 1100;
     MIN_CENTRAL_ENTRY = 46;
+    INFLATE_SLICE = 64 * 1024;
     ZIP_MTIME = new Date(1980, 0, 1);
+    NpzArchive = class {
+      constructor(file, bytes3, maxBytes = memoryShare()) {
+        this.file = file;
+        this.bytes = bytes3;
+        this.maxBytes = maxBytes;
+        if (bytes3.length >= 6 && bytes3[0] === 147 && String.fromCharCode(...bytes3.subarray(1, 6)) === "NUMPY") {
+          throw new UserError(`${file}: is a single .npy array, not a .npz archive; rename it to end in .npy`);
+        }
+        let entries = 0;
+        try {
+          unzipSync(bytes3, {
+            filter: (f) => {
+              if (++entries > bytes3.length / MIN_CENTRAL_ENTRY) throw new Error("more entries than the file can hold");
+              if (!f.name.endsWith(".npy")) return false;
+              if (f.compression !== ZIP_STORED && f.compression !== ZIP_DEFLATE) {
+                throw new Error(`member ${f.name} uses zip compression method ${f.compression}; only stored and deflate are supported`);
+              }
+              if (f.size > bytes3.length) throw new Error(`member ${f.name} claims ${f.size} bytes, beyond the end of the file`);
+              if (f.compression === ZIP_DEFLATE && f.originalSize > f.size * MAX_DEFLATE_RATIO + 1024) {
+                throw new Error(`member ${f.name} claims an impossible uncompressed size`);
+              }
+              this.members.set(f.name.slice(0, -".npy".length), { name: f.name, compression: f.compression, size: f.size, originalSize: f.originalSize });
+              return false;
+            }
+          });
+        } catch (e) {
+          throw new UserError(`${file}: not a NumPy .npz archive (${describe(e)}); re-create it with np.savez or np.savez_compressed`);
+        }
+        if (this.members.size === 0) {
+          throw new UserError(`${file}: archive holds no .npy arrays; create it with np.savez(path, x=..., y=...)`);
+        }
+      }
+      file;
+      bytes;
+      maxBytes;
+      members = /* @__PURE__ */ new Map();
+      cache = /* @__PURE__ */ new Map();
+      inflated = 0;
+      keys() {
+        return this.members.keys();
+      }
+      has(name) {
+        return this.members.has(name);
+      }
+      get(name) {
+        const member = this.members.get(name);
+        if (!member) return void 0;
+        const cached2 = this.cache.get(name);
+        if (cached2) return cached2;
+        const subject = `${this.file} (array '${name}')`;
+        if (this.inflated + member.originalSize > this.maxBytes) {
+          throw new UserError(`${subject}: declares ${mib(member.originalSize)} uncompressed, more than the ${mib(this.maxBytes - this.inflated)} this machine can hold for it; use a smaller data slice`);
+        }
+        const data = this.inflate(member, subject);
+        this.inflated += data.length;
+        const arr = parseNpy(data, subject);
+        this.cache.set(name, arr);
+        return arr;
+      }
+      inflate(member, subject) {
+        let out;
+        let got = 0;
+        const unzip = new Unzip((f) => {
+          if (f.name !== member.name || out) return;
+          out = new Uint8Array(member.originalSize);
+          f.ondata = (err2, chunk) => {
+            if (err2) throw err2;
+            if (got + chunk.length > member.originalSize) throw new ZipBomb();
+            out.set(chunk, got);
+            got += chunk.length;
+          };
+          f.start();
+        });
+        unzip.register(UnzipInflate);
+        try {
+          for (let i2 = 0; i2 < this.bytes.length; i2 += INFLATE_SLICE) unzip.push(this.bytes.subarray(i2, i2 + INFLATE_SLICE), i2 + INFLATE_SLICE >= this.bytes.length);
+        } catch (e) {
+          if (e instanceof ZipBomb) {
+            throw new UserError(`${subject}: inflates past the ${mib(member.originalSize)} its zip entry declares (a zip bomb or a corrupt archive); re-create it with np.savez`);
+          }
+          throw new UserError(`${subject}: cannot be unpacked (${describe(e)}); re-create the archive with np.savez or np.savez_compressed`);
+        }
+        if (!out || got !== member.originalSize) {
+          throw new UserError(`${subject}: holds ${got} of the ${member.originalSize} bytes its zip entry declares; re-create the archive with np.savez`);
+        }
+        return out;
+      }
+    };
+    ZipBomb = class extends Error {
+    };
   }
 });
 
@@ -46160,31 +46565,24 @@ function groupUnits(dense, opts) {
 function keptBlocks(blocks2, ratio2) {
   return Math.max(1, Math.round(blocks2 * (1 - ratio2)));
 }
-function checkProjection(limit, projected, measured, units) {
-  if (projected > limit.seconds) throw new AnalysisOverBudget(projected, limit.seconds, measured, units);
-}
 async function sensitivityCurves(units, scorer, ratios = DEFAULT_RATIOS, onLayer, macsOf, limit) {
   const out = [];
-  const started = performance.now();
-  if (limit) checkProjection(limit, units.length * ratios.length * limit.scoreSeconds, 0, units.length);
+  const points2 = units.length * ratios.length;
+  if (limit && points2 * limit.scoreMacs > limit.macs) throw new AnalysisOverBudget(points2 * limit.scoreMacs, limit.macs, points2, units.length);
   const denseMacs = macsOf && units.length > 0 ? macsOf(await units[0].pruneAlone(0)) : 0;
   const last = Math.max(...ratios);
   for (const u of units) {
     const t0 = performance.now();
-    const points2 = [{ ratio: 0, calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy }];
+    const points3 = [{ ratio: 0, calib_nll: scorer.dense.nll, calib_accuracy: scorer.dense.accuracy }];
     let perUnit;
     for (const ratio2 of ratios) {
       const model = await u.pruneAlone(ratio2);
       if (macsOf && ratio2 === last && u.unitsAt(ratio2) > 0) perUnit = Math.max(0, denseMacs - macsOf(model)) / u.unitsAt(ratio2);
       const s = await scorer.score(model);
-      points2.push({ ratio: ratio2, calib_nll: s.nll, calib_accuracy: s.accuracy });
+      points3.push({ ratio: ratio2, calib_nll: s.nll, calib_accuracy: s.accuracy });
     }
-    out.push({ name: u.name, ...u.node ? { node: u.node } : {}, size: u.size, points: points2, ...perUnit !== void 0 ? { macs_per_unit: perUnit } : {}, seconds: (performance.now() - t0) / 1e3 });
+    out.push({ name: u.name, ...u.node ? { node: u.node } : {}, size: u.size, points: points3, ...perUnit !== void 0 ? { macs_per_unit: perUnit } : {}, seconds: (performance.now() - t0) / 1e3 });
     onLayer?.(out.length, units.length);
-    if (limit && out.length < units.length) {
-      const elapsed = (performance.now() - started) / 1e3;
-      checkProjection(limit, elapsed + elapsed / out.length * (units.length - out.length), out.length, units.length);
-    }
   }
   if (units.length > 0) await units[0].pruneAlone(0);
   return out;
@@ -46199,18 +46597,27 @@ var init_sensitivityCurves = __esm({
     init_structuredPrune();
     DEFAULT_RATIOS = [0.25, 0.5, 0.75, 0.9];
     AnalysisOverBudget = class extends Error {
-      constructor(projectedSeconds, limitSeconds, measured, units) {
-        super(`sensitivity curves projected at ${projectedSeconds.toFixed(0)} s (${units} units, ${measured} measured) against a ${limitSeconds} s limit`);
-        this.projectedSeconds = projectedSeconds;
-        this.limitSeconds = limitSeconds;
-        this.measured = measured;
+      constructor(projectedMacs, limitMacs, points2, units) {
+        super(`sensitivity curves projected at ${(projectedMacs / 1e9).toFixed(0)} GMAC (${units} units, ${points2} curve points) against a ${(limitMacs / 1e9).toFixed(0)} GMAC limit`);
+        this.projectedMacs = projectedMacs;
+        this.limitMacs = limitMacs;
+        this.points = points2;
         this.units = units;
       }
-      projectedSeconds;
-      limitSeconds;
-      measured;
+      projectedMacs;
+      limitMacs;
+      points;
       units;
     };
+  }
+});
+
+// src/onnx/runtime/quality.ts
+var QUALITY_THREADS;
+var init_quality = __esm({
+  "src/onnx/runtime/quality.ts"() {
+    "use strict";
+    QUALITY_THREADS = 1;
   }
 });
 
@@ -46816,8 +47223,8 @@ var init_calibScorer = __esm({
 // src/prune/sensitivity/sensitivityPrune.ts
 async function sensitivityPrune(dense, req) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads, head: req.head ?? defaultHead(dense, req.config.output) });
-  const limit = req.maxSeconds !== void 0 ? { seconds: req.maxSeconds, scoreSeconds: (performance.now() - t0) / 1e3 } : void 0;
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: QUALITY_THREADS, head: req.head ?? defaultHead(dense, req.config.output) });
+  const limit = req.maxMacs !== void 0 ? { macs: req.maxMacs, scoreMacs: modelCost(dense).macs * scorer.samples } : void 0;
   const structuredOpts = { roundTo: 1, criterion: req.config.criterion, protectedTensors: req.protectedTensors, calib: req.calib };
   const units = req.method === "unstructured" ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
   if (units.length === 0) throw new UserError(`--scope sensitivity: the model has no prunable ${req.method === "unstructured" ? "weights" : "channel groups"} after exclusions; use --scope global`);
@@ -46895,7 +47302,7 @@ function sensitivityRecord(scorer, curves, allocated, predictedIncrease, seconds
 }
 async function unstructuredSensitivityPlan(dense, req) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads, head: req.head ?? defaultHead(dense, req.config.output) });
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: QUALITY_THREADS, head: req.head ?? defaultHead(dense, req.config.output) });
   const units = weightUnits(dense, req.weights);
   if (units.length === 0) throw new UserError("--scope sensitivity: the model has no prunable weights after exclusions; use --scope global");
   const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);
@@ -46928,7 +47335,7 @@ function pruneCounts(dense, weights, counts2) {
 }
 async function groupLossCurves(dense, calib, opts) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: opts.threads });
+  const scorer = await calibScorer(dense, calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: QUALITY_THREADS });
   const units = groupUnits(dense, { roundTo: 1, criterion: opts.criterion, protectedTensors: opts.protectedTensors, calib });
   const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, opts.onLayer);
   const seconds = (performance.now() - t0) / 1e3;
@@ -46941,6 +47348,7 @@ var MAC_COST_EXPONENT, pct4, againstText;
 var init_sensitivityPrune = __esm({
   "src/prune/sensitivity/sensitivityPrune.ts"() {
     "use strict";
+    init_quality();
     init_errors();
     init_flops();
     init_edit();
@@ -47099,7 +47507,7 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
         started = true;
         ctx.progress?.update(done);
       },
-      ...ctx.autoAnalysisSeconds !== void 0 ? { maxSeconds: ctx.autoAnalysisSeconds } : {},
+      ...ctx.autoAnalysisMacs !== void 0 ? { maxMacs: ctx.autoAnalysisMacs } : {},
       ...ctx.hardware && config2.roundTo === 0 && method2 === "structured" ? { hardware: ctx.hardware } : {}
     });
     const allocation = method2 === "structured" ? allocationRecord(config2.roundTo, r.widths, void 0) : void 0;
@@ -47116,7 +47524,7 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
   } catch (e) {
     if (!(e instanceof AnalysisOverBudget)) throw e;
     const global2 = await pruneWithScope(dense, { ...config2, scope: "global" }, ctx);
-    const note = `scope auto -> global: the ${config2.scope} analysis would take about ${e.projectedSeconds.toFixed(0)} s for ${e.units} ${config2.method === "unstructured" ? "layers" : "groups"} (limit ${e.limitSeconds} s, the recovery-time-budget); pass --scope ${config2.scope} to measure it anyway`;
+    const note = `scope auto -> global: the ${config2.scope} analysis would take about ${(e.projectedMacs / 1e9).toFixed(0)} GMAC for ${e.points} curve points over ${e.units} ${config2.method === "unstructured" ? "layers" : "groups"} (limit ${(e.limitMacs / 1e9).toFixed(0)} GMAC, the recovery work allowance); pass --scope ${config2.scope} to measure it anyway`;
     return { ...global2, notes: [note, ...global2.notes], scope: "global" };
   } finally {
     if (started) ctx.progress?.stop();
@@ -47316,15 +47724,12 @@ function columnBlocks(cp, aligned, maxBlock) {
   return out;
 }
 function captureSamplesThatFit(opts) {
-  const { count: count2, captureSeconds, solveSeconds, secondsLeft: left } = opts;
-  if (captureSeconds + solveSeconds <= left) return count2;
+  const { count: count2, captureWork, solveWork, workLeft: left } = opts;
+  if (captureWork + solveWork <= left) return count2;
   const fewest = Math.min(count2, Math.ceil(opts.spread * opts.maxPatches / Math.max(1, opts.positionsPerSample)));
-  const room = left - solveSeconds;
-  const most = captureSeconds > 0 ? Math.floor(count2 * room / captureSeconds) : count2;
+  const room = left - solveWork;
+  const most = captureWork > 0 ? Math.floor(count2 * room / captureWork) : count2;
   return most >= fewest ? Math.min(count2, most) : null;
-}
-function secondsLeft(deadline) {
-  return deadline === void 0 ? Infinity : (deadline - performance.now()) / 1e3;
 }
 function activationBytesPerSample(model, names) {
   const index = new GraphIndex(model.graph);
@@ -47343,13 +47748,9 @@ function distillUnfit(model, opts) {
   const perSample = activationBytesPerSample(model);
   const bytes3 = 5 * 4 * params + opts.batch * perSample;
   if (bytes3 > opts.maxBytes) return { kind: "memory", bytes: bytes3, parameters: params, batch: opts.batch, bytesPerSample: perSample, limitBytes: opts.maxBytes };
-  if (opts.passSeconds !== void 0) {
-    const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
-    if (epoch > opts.secondsLeft) return { kind: "time", epochSeconds: epoch, passSeconds: opts.passSeconds, leftSeconds: opts.secondsLeft };
-  }
   return null;
 }
-var PRIOR_FLOPS_PER_SECOND, DISTILL_MAX_BYTES;
+var DISTILL_MAX_BYTES;
 var init_bounds = __esm({
   "src/recover/bounds.ts"() {
     "use strict";
@@ -47358,7 +47759,6 @@ var init_bounds = __esm({
     init_shapes();
     init_tensor();
     init_subgraph();
-    PRIOR_FLOPS_PER_SECOND = 2e8;
     DISTILL_MAX_BYTES = 1024 * 2 ** 20;
   }
 });
@@ -47377,15 +47777,15 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
     targets.push({ node, mean: mean3, variance });
   }
   if (targets.length === 0) return { model, nodes: [] };
-  const left = secondsLeft(bounds.deadline);
+  const left = bounds.work?.left ?? Infinity;
+  const macs = nodeMacsOf(model);
+  const full = [...macs.values()].reduce((a, b) => a + b, 0);
   let sequential = 0;
-  if (bounds.passSeconds !== void 0 && left < Infinity) {
-    const macs = nodeMacsOf(model);
-    const full = [...macs.values()].reduce((a, b) => a + b, 0);
-    for (const t of targets) sequential += full > 0 ? bounds.passSeconds * macsBefore(model, t.node.input[0], macs) / full : bounds.passSeconds;
-  }
+  for (const t of targets) sequential += macsBefore(model, t.node.input[0], macs) * calib.count;
+  const pass = full * calib.count;
   const nodes = [];
   if (sequential <= left) {
+    bounds.work?.charge(sequential);
     const batch2 = boundedBatch(model, 128);
     for (const t of targets) {
       const stats2 = await gatherStats(model, [t], calib, threads, batch2);
@@ -47394,9 +47794,8 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
     }
     return { model, nodes };
   }
-  if (bounds.passSeconds > left) {
-    return { model, nodes: [], bound: { kind: "time", passSeconds: bounds.passSeconds, leftSeconds: left } };
-  }
+  if (pass > left) return { model, nodes: [], bound: { kind: "work", passMacs: pass, leftMacs: left } };
+  bounds.work?.charge(pass);
   const fetched = activationBytesPerSample(model, targets.map((t) => t.node.input[0]));
   const per = fetched + ACTIVATION_HIGH_WATER * (largestActivationBytes(model) ?? 0);
   const batch = per > 0 ? Math.max(1, Math.min(128, Math.floor(ACTIVATION_BUDGET_BYTES / per))) : 128;
@@ -47408,7 +47807,7 @@ async function reestimateBatchNorm(pruned, calib, threads = 0, bounds = {}) {
   return {
     model,
     nodes,
-    bound: { kind: "one-pass", nodes: targets.length, sequentialSeconds: sequential, leftSeconds: left }
+    bound: { kind: "one-pass", nodes: targets.length, sequentialMacs: sequential, leftMacs: left }
   };
 }
 async function gatherStats(model, targets, calib, threads, batch) {
@@ -47468,6 +47867,45 @@ var init_batchNorm = __esm({
     init_activationBudget();
     init_session();
     init_subgraph();
+  }
+});
+
+// src/recover/work.ts
+function recoveryAllowance(facts, capGmac, share = 1) {
+  const pass = Math.max(1, facts.macsPerSample) * Math.max(1, facts.calibSamples);
+  const sized = RECOVERY_PASSES * pass * share + (facts.solveWork ?? 0);
+  return capGmac > 0 ? Math.min(sized, capGmac * 1e9 * share) : sized;
+}
+function distillEpochsThatFit(facts, left, maxEpochs) {
+  const epoch = DISTILL_EPOCH_PASSES * Math.max(1, facts.macsPerSample) * Math.max(1, facts.calibSamples);
+  return Math.max(0, Math.min(maxEpochs, Math.floor(left / epoch)));
+}
+function safetyStop(limitSeconds, clock = MONOTONIC) {
+  const started = clock();
+  const elapsedSeconds = () => (clock() - started) / 1e3;
+  return { limitSeconds, passed: () => limitSeconds > 0 && elapsedSeconds() > limitSeconds, elapsedSeconds };
+}
+var SOLVE_MACS_PER_FLOP, RECOVERY_PASSES, DISTILL_EPOCH_PASSES, WorkMeter, MONOTONIC;
+var init_work = __esm({
+  "src/recover/work.ts"() {
+    "use strict";
+    SOLVE_MACS_PER_FLOP = 10;
+    RECOVERY_PASSES = 400;
+    DISTILL_EPOCH_PASSES = 1 + 0.2 + 0.8 * 4 + 0.2 + 1;
+    WorkMeter = class {
+      constructor(allowance) {
+        this.allowance = allowance;
+      }
+      allowance;
+      spent = 0;
+      get left() {
+        return Math.max(0, this.allowance - this.spent);
+      }
+      charge(macs) {
+        this.spent += macs;
+      }
+    };
+    MONOTONIC = () => performance.now();
   }
 });
 
@@ -48444,8 +48882,8 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, ta
       let lossSum = 0;
       let batches = 0;
       for (let s = 0; s < stepsPerEpoch; s++) {
-        if (opts.deadline !== void 0 && performance.now() > opts.deadline) {
-          stopped = "deadline";
+        if (opts.stop?.passed()) {
+          stopped = "cut-short";
           break;
         }
         let grads;
@@ -48617,8 +49055,9 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
   try {
     result = await distill(dense, current, calib, new Set(masked), {
       ...DEFAULT_DISTILL,
-      threads: config2.latency.threads,
-      deadline: opts.deadline,
+      threads: QUALITY_THREADS,
+      maxEpochs: opts.maxEpochs,
+      ...opts.stop ? { stop: opts.stop } : {},
       onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out ${toward} ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`)
     }, opts.outputs ? { outputs: opts.outputs } : opts.head ?? defaultHead(current, config2.output));
   } catch (e) {
@@ -48631,7 +49070,7 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
   const held = r.heldoutCount > 0 ? `${r.heldoutCount} held-out samples` : "the training samples (too few to hold any out)";
   const acc2 = (a) => a === void 0 ? "" : `, accuracy ${(a * 100).toFixed(1)}%`;
   const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
-  const stop = r.stopped === "deadline" ? "; stopped by recovery-time-budget" : r.stopped === "patience" ? "; stopped when the held-out score stopped improving" : "";
+  const stop = r.stopped === "cut-short" ? "; cut short by the recovery-time-budget safety stop" : r.stopped === "patience" ? "; stopped when the held-out score stopped improving" : "";
   const target = opts.outputs ? `toward the dense model's outputs ${opts.outputs.map((o) => `'${o}'`).join(", ")} (relative MSE, each output alike)` : `toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""})`;
   const summary3 = `distilled ${r.parameters} parameters in ${r.trainables} tensors ${target} and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: ${toward === "KL" ? "KL to dense" : toward} ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
   return { kind: "distilled", model: r.model, result: r, seconds, summary: summary3 };
@@ -48653,6 +49092,7 @@ var init_stage = __esm({
     init_distill();
     init_gradients();
     init_classifier();
+    init_quality();
   }
 });
 
@@ -49195,18 +49635,19 @@ var init_reluTarget = __esm({
 });
 
 // src/recover/patches.ts
-function samplePositions(total2, count2, seed = 1) {
+function samplePositions(total2, count2, seed = PATCH_SEED) {
   if (count2 >= total2) return Int32Array.from({ length: total2 }, (_, i2) => i2);
   const next = seededRandom(seed);
   const out = new Int32Array(count2);
   for (let k = 0; k < count2; k++) out[k] = Math.min(total2 - 1, Math.floor((k + next()) * total2 / count2));
   return out;
 }
-var PatchSampler;
+var PATCH_SEED, PatchSampler;
 var init_patches = __esm({
   "src/recover/patches.ts"() {
     "use strict";
     init_random();
+    PATCH_SEED = 1;
     PatchSampler = class {
       constructor(layer, sampleDims, count2, withBias, maxPatches) {
         this.layer = layer;
@@ -49325,9 +49766,7 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
   for (const w of wanted) skipped.push({ weight: w, reason: { kind: "unpaired", why: "not found in the pruned model" } });
   const dMacs = nodeMacsOf(dense);
   const pMacs = nodeMacsOf(model);
-  const fullMacs = [...pMacs.values()].reduce((a, b) => a + b, 0);
-  let secondsPerMac = opts.passSeconds !== void 0 && fullMacs > 0 ? opts.passSeconds / fullMacs : 0;
-  let flopsPerSecond = PRIOR_FLOPS_PER_SECOND;
+  let cutShort = false;
   const batch = Math.min(boundedBatch(dense, CAPTURE_BATCH), boundedBatch(pruned, CAPTURE_BATCH));
   const layers = [];
   const subsampled = [];
@@ -49341,38 +49780,47 @@ async function reconstruct(dense, pruned, weights, calib, opts = DEFAULT_RECONST
       skipped.push({ weight: p.weight, reason: { kind: "memory", bytes: bytes3, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
       continue;
     }
-    const left = secondsLeft(opts.deadline);
-    if (left <= 0) {
+    if (cutShort || opts.stop?.passed()) {
+      cutShort = true;
       skipped.push({ weight: p.weight, reason: { kind: "time" } });
       continue;
     }
     const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
-    const flops = refitFlops(p.rows, cp, cd, blocks2, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups);
-    const captureSeconds = captureMacs * secondsPerMac;
-    const solveSeconds = flops / flopsPerSecond;
+    const solveWork = layerSolveWork(p.rows, cp, cd, blocks2, p.groups);
+    const captureWork = captureMacs * calib.count;
+    const left = opts.work?.left ?? Infinity;
     const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
-    const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureSeconds, solveSeconds, secondsLeft: left });
+    const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureWork, solveWork, workLeft: left });
     if (samples === null) {
-      skipped.push({ weight: p.weight, reason: { kind: "time", estimate: { seconds: captureSeconds + solveSeconds, samples: calib.count, leftSeconds: left } } });
+      skipped.push({ weight: p.weight, reason: { kind: "work", estimate: { macs: captureWork + solveWork, samples: calib.count, leftMacs: left } } });
       continue;
     }
+    opts.work?.charge(captureMacs * samples + solveWork);
     const input = samples < calib.count ? evenlySpaced(calib, samples) : calib;
     if (samples < calib.count) subsampled.push({ weight: p.weight, samples });
-    const t0 = performance.now();
     const dc = await captureLayerInput(dense, d, input, withBias, opts, batch);
     const pc = await captureLayerInput(model, p, input, withBias, opts, batch);
-    const captured = (performance.now() - t0) / 1e3;
-    if (captureMacs > 0) secondsPerMac = captured * calib.count / (captureMacs * samples);
     if (dc.hash === pc.hash && dc.count === pc.count && keptExactly(pIndex, dIndex, p, d, rows2)) {
       layers.push({ node: p.node, weight: p.weight, error_before: 0, error_after: 0, damp: 0 });
       continue;
     }
-    const t1 = performance.now();
     layers.push(await refitLayer(ed, pIndex, dIndex, node, p, d, rows2, dc.patches, pc.patches, opts));
-    const solved = (performance.now() - t1) / 1e3;
-    if (solved > 1) flopsPerSecond = flops / solved;
   }
-  return { model, layers, skipped, subsampled };
+  return { model, layers, skipped, subsampled, cutShort };
+}
+function layerSolveWork(rows2, cp, cd, blocks2, groups) {
+  return refitFlops(rows2, cp, cd, blocks2, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, groups) * SOLVE_MACS_PER_FLOP;
+}
+function solveWorkOf(model, weights, maxBlock = DEFAULT_RECONSTRUCT.maxBlock) {
+  const index = new GraphIndex(model.graph);
+  let total2 = 0;
+  for (const w of weights) {
+    const p = linearLayer(index, w);
+    if (typeof p === "string") continue;
+    const cp = p.cols + (p.biasRefit ? 1 : 0);
+    total2 += layerSolveWork(p.rows, cp, cp, columnBlocks(cp, true, maxBlock), p.groups);
+  }
+  return total2;
 }
 function evenlySpaced(calib, n) {
   return takeSamples(calib, Int32Array.from({ length: n }, (_, k) => Math.floor(k * calib.count / n)));
@@ -49623,6 +50071,7 @@ var init_reconstruct = __esm({
     init_session();
     init_gemm();
     init_bounds();
+    init_work();
     init_activationBudget();
     init_subgraph();
     DEFAULT_RECONSTRUCT = { damp: 0.01, crossValidate: true, reluAware: true, maxPatches: 8192, maxBlock: 1024, threads: 0, maxRefitBytes: 1024 * 2 ** 20 };
@@ -49656,24 +50105,26 @@ function layerSkipText(s) {
       return s.why;
     case "memory":
       return `its refit needs about ${mb(s.bytes)} MB (Gram matrices of ${s.prunedColumns} x ${s.prunedColumns} and ${s.denseColumns} x ${s.prunedColumns} columns), over the ${mb(s.limitBytes)} MB refit bound`;
+    case "work":
+      return `estimated ${gmac(s.estimate.macs)} GMAC of work (capturing its input on ${s.estimate.samples} samples from both models, then the solve), more than the ${gmac(s.estimate.leftMacs)} GMAC left of the recovery work allowance, even on fewer samples`;
     case "time":
-      return s.estimate ? `estimated ${s.estimate.seconds.toFixed(0)} s (capturing its input on ${s.estimate.samples} samples from both models, then the solve), more than the ${s.estimate.leftSeconds.toFixed(0)} s left of recovery-time-budget, even on fewer samples` : "recovery-time-budget reached";
+      return "cut short: the recovery-time-budget safety stop had fired";
   }
 }
 function batchNormBoundText(b) {
   switch (b.kind) {
-    case "time":
-      return `one pass over the calibration set takes about ${b.passSeconds.toFixed(0)} s, more than the ${Math.max(0, b.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+    case "work":
+      return `one pass over the calibration set is about ${gmac(b.passMacs)} GMAC, more than the ${gmac(b.leftMacs)} GMAC left of the recovery work allowance`;
     case "one-pass":
-      return `statistics of all ${b.nodes} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${b.sequentialSeconds.toFixed(0)} s, ${b.leftSeconds.toFixed(0)} s were left of recovery-time-budget`;
+      return `statistics of all ${b.nodes} nodes measured in one pass (each before the earlier ones were updated): one pass per node would be about ${gmac(b.sequentialMacs)} GMAC, ${gmac(b.leftMacs)} GMAC were left of the recovery work allowance`;
   }
 }
 function distillUnfitText(u) {
   switch (u.kind) {
     case "memory":
       return `a training step needs about ${mb(u.bytes)} MB (${(u.parameters / 1e6).toFixed(1)}M parameters x 5, ${u.batch} samples x ${(u.bytesPerSample / 2 ** 20).toFixed(1)} MB of activations), over the ${mb(u.limitBytes)} MB bound`;
-    case "time":
-      return `one epoch takes about ${u.epochSeconds.toFixed(0)} s (${(u.epochSeconds / u.passSeconds).toFixed(1)} passes of ${u.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, u.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+    case "work":
+      return `one epoch is about ${gmac(u.epochMacs)} GMAC (5.6 passes over the calibration set), more than the ${gmac(u.leftMacs)} GMAC left of the recovery work allowance`;
   }
 }
 function temperatureSkipText(s) {
@@ -49682,11 +50133,12 @@ function temperatureSkipText(s) {
       return "the run judges fidelity to the dense outputs, with no classifier head to scale nor labels to fit a temperature on";
   }
 }
-var mb;
+var mb, gmac;
 var init_refusals = __esm({
   "src/recover/refusals.ts"() {
     "use strict";
     mb = (bytes3) => (bytes3 / 2 ** 20).toFixed(0);
+    gmac = (macs) => macs / 1e9 >= 10 ? (macs / 1e9).toFixed(0) : (macs / 1e9).toPrecision(2);
   }
 });
 
@@ -49799,17 +50251,19 @@ async function runRecovery(req) {
   const head = req.fidelity ? void 0 : req.head ?? defaultHead(req.dense, config2.output);
   req = { ...req, ...head ? { head } : {} };
   const notes = [];
-  const steps = await recoverySteps(req, calib, notes);
-  if (!calib) return { steps: steps.map((s) => s.step), notes };
+  const cut = {};
+  const steps = await recoverySteps(req, calib, notes, cut);
+  const cutShort = cut.at ? { cutShort: cut.at } : {};
+  if (!calib) return { steps: steps.map((s) => s.step), notes, ...cutShort };
   const last = steps.at(-1)?.model ?? req.pruned;
   if (!head) {
     if (steps.length > 0) notes.push(`recovery: temperature not fitted: ${temperatureSkipText({ kind: "fidelity" })}`);
-    return { steps: steps.map((s) => s.step), notes };
+    return { steps: steps.map((s) => s.step), notes, ...cutShort };
   }
-  if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes };
+  if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes, ...cutShort };
   const t0 = performance.now();
-  const fit = await calibrateTemperature(last, calib, config2.latency.threads, head);
-  if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
+  const fit = await calibrateTemperature(last, calib, QUALITY_THREADS, head);
+  if (!config2.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes, ...cutShort };
   const baked = bakeTemperature(last, fit.temperature, head);
   const artifact = stepFile(req.stepsDir, steps.length + 2, "temperature");
   fs14.mkdirSync(req.stepsDir, { recursive: true });
@@ -49822,9 +50276,9 @@ async function runRecovery(req) {
     info: { seconds: (performance.now() - t0) / 1e3, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
     temperature: temperatureInfo(fit, true)
   };
-  return { steps: [...steps.map((s) => s.step), step], notes };
+  return { steps: [...steps.map((s) => s.step), step], notes, ...cutShort };
 }
-async function recoverySteps(req, calib, bounded) {
+async function recoverySteps(req, calib, bounded, cut) {
   const { config: config2, progress } = req;
   if (config2.recovery === "none" || config2.recovery === "auto" && !calib) return [];
   fs14.mkdirSync(req.stepsDir, { recursive: true });
@@ -49832,7 +50286,7 @@ async function recoverySteps(req, calib, bounded) {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
     const t0 = performance.now();
-    const before = calib?.labels ? await calibScore(req.pruned, calib, config2.latency.threads, req.head) : void 0;
+    const before = calib?.labels ? await calibScore(req.pruned, calib, QUALITY_THREADS, req.head) : void 0;
     const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
     let model;
     try {
@@ -49845,7 +50299,7 @@ async function recoverySteps(req, calib, bounded) {
       throw e;
     }
     const seconds = (performance.now() - t0) / 1e3;
-    const after = calib?.labels ? await calibScore(model, calib, config2.latency.threads, req.head) : void 0;
+    const after = calib?.labels ? await calibScore(model, calib, QUALITY_THREADS, req.head) : void 0;
     const info2 = { seconds };
     if (before && after) Object.assign(info2, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
     const description = `external recovery command \`${config2.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
@@ -49858,11 +50312,15 @@ async function recoverySteps(req, calib, bounded) {
   const labelled = calib.labels !== null;
   const steps = [];
   let current = req.pruned;
-  const started = performance.now();
-  const deadline = config2.recoveryTimeBudget > 0 ? started + config2.recoveryTimeBudget * 1e3 : void 0;
-  let currentScore = labelled ? await calibScore(current, calib, config2.latency.threads, req.head) : void 0;
-  const passSeconds = labelled ? (performance.now() - started) / 1e3 : void 0;
-  const judgeMs = config2.recovery === "auto" && passSeconds !== void 0 ? passSeconds * 1e3 : 0;
+  const facts = { macsPerSample: totalMacs(req.dense), calibSamples: calib.count, solveWork: solveWorkOf(req.pruned, refitWeights(req)) };
+  const work = new WorkMeter(recoveryAllowance(facts, config2.recoveryWork, req.workShare ?? 1));
+  const stop = withRunBudget(req.stop ?? safetyStop(config2.recoveryTimeBudget), progress);
+  const cutShort = (stage) => {
+    if (cut.at) return;
+    cut.at = { stage, limit_s: stop.limitSeconds };
+    progress.note(`recovery: cut short during ${stage} by the recovery-time-budget safety stop (${stop.limitSeconds} s)`);
+  };
+  let currentScore = labelled ? await calibScore(current, calib, QUALITY_THREADS, req.head) : void 0;
   const bound = (line) => {
     progress.note(line);
     bounded.push(line);
@@ -49878,23 +50336,28 @@ async function recoverySteps(req, calib, bounded) {
     current = model;
     currentScore = score2;
   };
-  async function distillStep(judged2, deadline2) {
-    const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline2), maxBytes: DISTILL_MAX_BYTES });
+  async function distillStep(judged2) {
+    const epochs = distillEpochsThatFit({ macsPerSample: totalMacs(current), calibSamples: calib.count }, work.left, DEFAULT_DISTILL.maxEpochs);
+    const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, maxBytes: DISTILL_MAX_BYTES }) ?? (epochs === 0 ? { kind: "work", epochMacs: totalMacs(current) * calib.count * DISTILL_EPOCH_PASSES, leftMacs: work.left } : null);
     if (unfit) {
       bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
-    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged2, deadline: deadline2, head: req.head, ...req.fidelity ? { outputs: req.fidelity.outputs } : {} });
+    const limited = epochs < DEFAULT_DISTILL.maxEpochs ? `; at most ${epochs} of ${DEFAULT_DISTILL.maxEpochs} epochs, what the recovery work allowance holds` : "";
+    if (limited) progress.note(`recovery: distillation${limited.slice(1)}`);
+    work.charge(epochs * totalMacs(current) * calib.count * DISTILL_EPOCH_PASSES);
+    const d = await distillStage(req.dense, current, calib, req.denseWeights.map((w) => w.initializer), config2, progress, { optional: judged2, maxEpochs: epochs, stop, head: req.head, ...req.fidelity ? { outputs: req.fidelity.outputs } : {} });
     if (d.kind === "skipped") {
       bound(`recovery: distillation skipped: ${skipReason(d.gap)}`);
       return;
     }
-    const score2 = labelled ? await calibScore(d.model, calib, config2.latency.threads, req.head) : void 0;
+    if (d.result.stopped === "cut-short") cutShort("distill");
+    const score2 = labelled ? await calibScore(d.model, calib, QUALITY_THREADS, req.head) : void 0;
     if (judged2 && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
     }
-    keep("distill", `${d.summary} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
+    keep("distill", `${d.summary}${limited} (${fmt(score2)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score2);
   }
   if (config2.recovery === "reconstruct" || config2.recovery === "auto") {
     const judged2 = config2.recovery === "auto";
@@ -49903,17 +50366,18 @@ async function recoverySteps(req, calib, bounded) {
     const adaptive = config2.criterion === "sparsegpt" && config2.method === "unstructured" && !req.structured;
     const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, {
       ...DEFAULT_RECONSTRUCT,
-      threads: config2.latency.threads,
-      deadline: deadline === void 0 ? void 0 : deadline - judgeMs,
-      passSeconds,
+      threads: QUALITY_THREADS,
+      work,
+      stop,
       kept: req.structured?.kept,
       adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0
     });
     const seconds = (performance.now() - t0) / 1e3;
+    if (r.cutShort) cutShort("reconstruct");
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${layerSkipText(s.reason)})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join("; ") || void 0;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
-    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config2.latency.threads, req.head) : void 0;
+    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, QUALITY_THREADS, req.head) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
     if (judged2 && score2 && currentScore && !better(score2, currentScore)) {
@@ -49927,23 +50391,24 @@ async function recoverySteps(req, calib, bounded) {
         score2
       );
     }
-    if (deadline !== void 0 && performance.now() > deadline) {
-      if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
+    if (stop.passed()) {
+      if (hasBatchNorm(current)) cutShort("bn-stats");
+      else if (config2.recovery === "auto") cutShort("distill");
       return steps;
     }
-    await tryBatchNorm(current, calib, config2, req.head, { deadline: deadline === void 0 ? void 0 : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+    await tryBatchNorm(current, calib, req.head, { work }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
       const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
       if (refusal.kind === "bound") bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
     });
     if (config2.recovery === "auto") {
-      if (deadline !== void 0 && performance.now() > deadline) bound(`recovery: distillation skipped, recovery-time-budget of ${config2.recoveryTimeBudget} s used up`);
-      else await distillStep(true, deadline);
+      if (stop.passed()) cutShort("distill");
+      else await distillStep(true);
     }
     return steps;
   }
   if (config2.recovery === "distill") {
-    await distillStep(false, config2.recoveryTimeBudget > 0 ? performance.now() + config2.recoveryTimeBudget * 1e3 : void 0);
+    await distillStep(false);
     return steps;
   }
   throw new UserError(`--recovery ${config2.recovery}: not available in this version yet; use --recovery auto, reconstruct, distill, command or none`);
@@ -49965,17 +50430,22 @@ function batchNormRefusalText(r) {
       return `${fmt(r.score)} vs ${fmt(r.without)} without it`;
   }
 }
-async function tryBatchNorm(model, calib, config2, head, bounds, accept, currentScore, reject) {
+async function tryBatchNorm(model, calib, head, bounds, accept, currentScore, reject) {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
   if (!base) return reject({ kind: "no-labels" });
   const t0 = performance.now();
-  const bn = await reestimateBatchNorm(model, calib, config2.latency.threads, bounds);
+  const bn = await reestimateBatchNorm(model, calib, QUALITY_THREADS, bounds);
   if (bn.nodes.length === 0) return bn.bound ? reject({ kind: "bound", bound: bn.bound }) : void 0;
   const seconds = (performance.now() - t0) / 1e3;
-  const score2 = await calibScore(bn.model, calib, config2.latency.threads, head);
+  const score2 = await calibScore(bn.model, calib, QUALITY_THREADS, head);
   if (!better(score2, base)) return reject({ kind: "worse", score: score2, without: base });
   accept(bn.model, seconds, score2, bn.nodes.length, bn.bound);
+}
+function totalMacs(model) {
+  let total2 = 0;
+  for (const m of nodeMacsOf(model).values()) total2 += m;
+  return total2;
 }
 function hasBatchNorm(model) {
   return model.graph.node.some((n) => n.opType === "BatchNormalization");
@@ -49984,16 +50454,21 @@ function subsampledClause(subsampled, count2) {
   if (subsampled.length === 0) return void 0;
   const shown = subsampled.slice(0, 3).map((s) => `${s.weight} on ${s.samples}`).join(", ");
   const more = subsampled.length > 3 ? ` and ${subsampled.length - 3} more` : "";
-  return `${subsampled.length} layer${subsampled.length > 1 ? "s" : ""} refit from fewer of the ${count2} calibration samples to fit recovery-time-budget (${shown}${more})`;
+  return `${subsampled.length} layer${subsampled.length > 1 ? "s" : ""} refit from fewer of the ${count2} calibration samples to fit the recovery work allowance (${shown}${more})`;
 }
 function boundSkips(skipped) {
   const memory = skipped.filter((s) => s.reason.kind === "memory");
-  const time2 = skipped.filter((s) => s.reason.kind === "time");
+  const time2 = skipped.filter((s) => s.reason.kind === "work");
+  const cut = skipped.filter((s) => s.reason.kind === "time");
   const parts = [];
   const names = (l) => l.length <= 3 ? l.map((s) => s.weight).join(", ") : `${l.slice(0, 2).map((s) => s.weight).join(", ")} and ${l.length - 2} more`;
   if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? "s" : ""} not refit for memory (${names(memory)}: ${layerSkipText(memory[0].reason)})`);
-  if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for time (${names(time2)}: ${layerSkipText(time2[0].reason)}; a larger recovery-time-budget refits them)`);
+  if (time2.length) parts.push(`${time2.length} layer${time2.length > 1 ? "s" : ""} not refit for work (${names(time2)}: ${layerSkipText(time2[0].reason)}; a larger recovery-work refits them)`);
+  if (cut.length) parts.push(`${cut.length} layer${cut.length > 1 ? "s" : ""} not refit (${names(cut)}: ${layerSkipText(cut[0].reason)})`);
   return parts.length ? parts.join("; ") : void 0;
+}
+function withRunBudget(stop, progress) {
+  return { ...stop, passed: () => stop.passed() || progress.remainingSeconds?.() === 0 };
 }
 var SPARSEGPT_BLOCK, EVERY_LAYER;
 var init_runRecovery = __esm({
@@ -50004,6 +50479,8 @@ var init_runRecovery = __esm({
     init_prunable();
     init_batchNorm();
     init_bounds();
+    init_quality();
+    init_work();
     init_distill();
     init_calibScore();
     init_stage();
@@ -50226,7 +50703,7 @@ async function openStep(artifact, ctx) {
   const facts = savedFacts(artifact, ctx.denseWeights, ctx.config.evalBatchSize);
   const size2 = measureFileSize(artifact);
   collectGarbage();
-  const session = await openSession(artifact, { threads: ctx.config.latency.threads, provider: ctx.provider });
+  const session = await openSession(artifact, { threads: QUALITY_THREADS, provider: ctx.provider });
   return { facts, size: size2, session };
 }
 function fileNumbers(name, description, artifact, facts, size2) {
@@ -50345,6 +50822,7 @@ var init_measureStep = __esm({
     init_release();
     init_outputFidelity();
     init_steps();
+    init_quality();
   }
 });
 
@@ -50626,6 +51104,7 @@ async function pruneAndRecover(unit) {
     recovered: recovery.steps,
     ...recovery.temperature ? { temperature: recovery.temperature } : {},
     notes: recovery.notes,
+    ...recovery.cutShort ? { cutShort: recovery.cutShort } : {},
     chain: recovery.steps.filter((r) => r.stage !== "temperature").at(-1)?.artifact ?? unit.pruneArtifact
   };
 }
@@ -50689,7 +51168,7 @@ async function runGradual(input, progress) {
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider, head: input.head };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
-  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, config2.latency.threads, input.head)).accuracy : null;
+  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, QUALITY_THREADS, input.head)).accuracy : null;
   const cliffMetric = denseCalib !== null ? "calib" : "eval";
   const denseQuality = denseCalib ?? dense.step.accuracy;
   const cliffThreshold = budgets.find((b) => b.name === "accuracy-drop")?.limit ?? DEFAULT_CLIFF;
@@ -50760,7 +51239,7 @@ async function runGradual(input, progress) {
       index: t,
       target,
       final,
-      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config2.latency.threads, input.head)).accuracy : null
+      calibAccuracy: calib?.labels ? (await calibScore(current, calib, QUALITY_THREADS, input.head)).accuracy : null
     };
     if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels.remaining;
     if (structured && denseTally) {
@@ -50890,6 +51369,7 @@ var init_gradual = __esm({
     init_timeSteps();
     init_unit();
     init_verdicts();
+    init_quality();
     RESOURCE_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms", "max-size-bytes"]);
     LATENCY_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms"]);
     DEFAULT_CLIFF = 0.02;
@@ -50910,12 +51390,13 @@ function recordedScores(steps) {
   const last = scored[scored.length - 1].info;
   return { before: { accuracy: first.calib_accuracy_before, nll: first.calib_nll_before }, after: { accuracy: last.calib_accuracy_after, nll: last.calib_nll_after } };
 }
-async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
+async function runChain(dense, weights, config2, rounds, dir, ctx, chains, stop, plan) {
   const t0 = performance.now();
   const { calib, progress } = ctx;
   const targets = cubicSchedule(countSparsity(dense, weights).overall, config2.sparsity, rounds);
-  const share = config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget / rounds : 0;
-  const recovery = { dense, calib, files: ctx.files, progress, head: ctx.head };
+  const workShare = 1 / (rounds * chains);
+  const recovery = { dense, calib, files: ctx.files, progress, workShare, stop, head: ctx.head };
+  let cutShort;
   const steps = [];
   let current = dense;
   for (let r = 1; r < rounds; r++) {
@@ -50928,10 +51409,11 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
       prune: async () => ({ model: pruneRound(from2, weights, target, config2, plan), description: "", denseWeights: [...weights], notes: [] }),
       pruneArtifact: stepFile(roundDir, 1, "prune"),
       // an intermediate round ships nothing: no temperature is fitted or baked
-      recovery: { ...recovery, config: { ...config2, bakeTemperature: false, recoveryTimeBudget: share }, stepsDir: roundDir, fitTemperature: false }
+      recovery: { ...recovery, config: { ...config2, bakeTemperature: false }, stepsDir: roundDir, fitTemperature: false }
     });
+    cutShort ??= unit.cutShort;
     const recorded = recordedScores(unit.recovered);
-    const before = recorded?.before ?? await calibScore(unit.pruned.model, calib, config2.latency.threads, ctx.head);
+    const before = recorded?.before ?? await calibScore(unit.pruned.model, calib, QUALITY_THREADS, ctx.head);
     const after = recorded?.after ?? before;
     current = loadModel(unit.chain).proto;
     const seconds = (performance.now() - started) / 1e3;
@@ -50951,33 +51433,37 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, plan) {
       model: pruneRound(from, weights, config2.sparsity, config2, plan),
       description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct6(config2.sparsity)}, round ${rounds} of ${rounds} (${targets.map(pct6).join(", ")}): from round ${rounds - 1}'s recovered weights`,
       denseWeights: [...weights],
-      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${targets.map(pct6).join(", ")}), each with ${share > 0 ? `${share.toFixed(0)} s` : "no limit"} of the recovery time budget`],
+      notes: [...plan?.notes ?? [], `recovery-rounds: ${rounds} rounds of prune + ${config2.recovery} recovery (${targets.map(pct6).join(", ")}), each with ${config2.recoveryWork > 0 ? `1/${rounds * chains}` : "no limit"} of the recovery work allowance`],
       ...plan ? { sensitivity: plan.info(config2.sparsity) } : {}
     }),
     metadata: () => ctx.metadata(plan ? "sensitivity" : config2.scope),
     pruneArtifact: stepFile(dir, 1, "prune"),
-    // the final round gets the same share of the recovery time budget as every other round
-    recovery: { ...recovery, config: { ...config2, recoveryTimeBudget: share }, stepsDir: dir }
+    // the final round gets the same share of the recovery work allowance as every other round
+    recovery: { ...recovery, config: config2, stepsDir: dir }
   });
-  const score2 = calib.labels ? recordedScores(final.recovered)?.after ?? await calibScore(final.pruned.model, calib, config2.latency.threads, ctx.head) : void 0;
+  cutShort ??= final.cutShort;
+  if (cutShort) final.cutShort = cutShort;
+  const score2 = calib.labels ? recordedScores(final.recovered)?.after ?? await calibScore(final.pruned.model, calib, QUALITY_THREADS, ctx.head) : void 0;
   return { rounds: steps, final, score: score2, seconds: (performance.now() - t0) / 1e3 };
 }
 async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
   const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
   if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config: config2, head: ctx.head });
+  const stop = safetyStop(config2.recoveryTimeBudget);
   if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
-    return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, config2.scope === "sensitivity" ? await sensitivity() : void 0);
+    return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, 1, stop, config2.scope === "sensitivity" ? await sensitivity() : void 0);
   }
-  const half = { ...config2, recoveryTimeBudget: config2.recoveryTimeBudget / 2 };
-  const global2 = await runChain(dense, weights, half, rounds, path13.join(ctx.stepsDir, "global"), ctx);
-  const bySensitivity2 = await runChain(dense, weights, half, rounds, path13.join(ctx.stepsDir, "sensitivity"), ctx, await sensitivity());
+  const global2 = await runChain(dense, weights, config2, rounds, path13.join(ctx.stepsDir, "global"), ctx, 2, stop);
+  const bySensitivity2 = await runChain(dense, weights, config2, rounds, path13.join(ctx.stepsDir, "sensitivity"), ctx, 2, stop, await sensitivity());
   const keepSensitivity = better(bySensitivity2.score, global2.score);
   const [won, lost] = keepSensitivity ? [bySensitivity2, global2] : [global2, bySensitivity2];
   const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
   won.final.pruned.notes.push(
     `recovery rounds with both allocations: kept the ${keepSensitivity ? "sensitivity" : "global"} allocation's rounds (${say(won, keepSensitivity ? "sensitivity" : "global")}; ${say(lost, keepSensitivity ? "global" : "sensitivity")}, its files under OUT/steps/${keepSensitivity ? "global" : "sensitivity"})`
   );
+  const cutShort = global2.final.cutShort ?? bySensitivity2.final.cutShort;
+  if (cutShort) won.final.cutShort = cutShort;
   return { rounds: won.rounds, final: won.final };
 }
 var pct6;
@@ -50993,6 +51479,8 @@ var init_rounds2 = __esm({
     init_sparsity();
     init_calibScore();
     init_runRecovery();
+    init_work();
+    init_quality();
     init_unit();
     pct6 = (x2) => `${(x2 * 100).toFixed(1)}%`;
   }
@@ -51882,7 +52370,7 @@ function detail(reason, v) {
 }
 async function quantizeStep(input) {
   const { config: config2, progress, calib } = input;
-  const threads = config2.latency.threads;
+  const threads = QUALITY_THREADS;
   const float = loadModel(input.source).proto;
   progress.note(`quantizing ${path15.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
   const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
@@ -51906,7 +52394,7 @@ async function quantizeStep(input) {
     }
     if (plans.length > 1) {
       progress.stage({ kind: "latency", detail: `float and ${plans.length} INT8 plans interleaved`, total: config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
-      const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes))), { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads, provider: input.provider }, (d) => progress.update(d));
+      const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes))), { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads: config2.latency.threads, provider: input.provider }, (d) => progress.update(d));
       progress.stop();
       measured.forEach((m, k) => {
         const logs = config2.batchSizes.map((_, b) => Math.log(median(samples[0][b]) / median(samples[k + 1][b])));
@@ -51974,7 +52462,7 @@ function cpuHasVnni() {
 }
 async function quantizeDynamicStep(input) {
   const { config: config2, progress } = input;
-  const threads = config2.latency.threads;
+  const threads = QUALITY_THREADS;
   const float = loadModel(input.source).proto;
   progress.note(`quantizing ${path15.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
   let bits2 = 8;
@@ -52048,6 +52536,7 @@ var init_quantizeStep = __esm({
     init_qdq();
     init_dynamic();
     init_measureStep();
+    init_quality();
     DECISION_SAMPLES = 256;
     CALIB_TOLERANCE = 5e-3;
     MAX_ERROR_FALLBACKS = 3;
@@ -52169,7 +52658,6 @@ async function lossCurves(dense, config2, ctx) {
   const r = await groupLossCurves(dense, ctx.calib, {
     protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
     criterion: config2.criterion,
-    threads: config2.latency.threads,
     onLayer: (done, total2) => {
       if (!started) ctx.progress.stage({ kind: "sensitivity", detail: `latency target: ${total2} groups`, total: total2 });
       started = true;
@@ -52221,10 +52709,10 @@ async function runOneShot(input, progress) {
     roundSteps = r.rounds;
     unit = r.final;
   } else {
-    const autoAnalysisSeconds = scope.reason && config2.recoveryTimeBudget > 0 ? config2.recoveryTimeBudget : void 0;
+    const autoAnalysisMacs = scope.reason && calib ? recoveryAllowance({ macsPerSample: modelCost(input.dense.proto).macs, calibSamples: calib.count }, config2.recoveryWork) : void 0;
     unit = await pruneAndRecover({
       prune: async () => {
-        const pruned2 = targeted?.pruned ?? await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, head, ...hardware ? { hardware } : {}, ...autoAnalysisSeconds !== void 0 ? { autoAnalysisSeconds } : {} });
+        const pruned2 = targeted?.pruned ?? await pruneModel(input.dense.proto, config2, { modelPath: req.model, calib, progress, head, ...hardware ? { hardware } : {}, ...autoAnalysisMacs !== void 0 ? { autoAnalysisMacs } : {} });
         for (const n of pruned2.notes) progress.note(n);
         return pruned2;
       },
@@ -52254,8 +52742,13 @@ async function runOneShot(input, progress) {
     notes: [...pruned.notes, ...unit.notes, ...quantized?.notes ?? []],
     scope: pruned.scope ?? scope.scope,
     ...pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {},
-    ...pruned.allocation ? { allocation: pruned.allocation } : {}
-  }, pruneStep.reduction, targetShortfall(targeted?.record));
+    ...pruned.allocation ? { allocation: pruned.allocation } : {},
+    ...unit.cutShort ? { cutShort: unit.cutShort } : {}
+  }, pruneStep.reduction, [...targetShortfall(targeted?.record), ...cutShortNote(unit.cutShort)]);
+}
+function cutShortNote(c) {
+  if (!c) return [];
+  return [`cut short: the recovery-time-budget safety stop (${c.limit_s} s) fired during ${c.stage}, so this is not the model an uninterrupted run ships and a rerun may differ; raise recovery-time-budget (or lower recovery-work); verdict at least warn`];
 }
 function shipMetadata(model, config2, scopeUsed) {
   return {
@@ -52355,6 +52848,8 @@ var init_oneShot = __esm({
     init_budgets2();
     init_funnel();
     init_latencyTarget2();
+    init_work();
+    init_flops();
   }
 });
 
@@ -52657,8 +53152,41 @@ var init_run = __esm({
   }
 });
 
+// src/io/hash.ts
+var init_hash = __esm({
+  "src/io/hash.ts"() {
+    "use strict";
+  }
+});
+
+// src/ledger/reproduce.ts
+var init_reproduce = __esm({
+  "src/ledger/reproduce.ts"() {
+    "use strict";
+  }
+});
+
+// src/pipeline/reproduce.ts
+var init_reproduce2 = __esm({
+  "src/pipeline/reproduce.ts"() {
+    "use strict";
+    init_errors();
+    init_hash();
+    init_reproduce();
+    init_bootstrap();
+    init_ort();
+    init_quality();
+    init_distill();
+    init_patches();
+    init_version3();
+  }
+});
+
 // src/pipeline/guardedRun.ts
 import * as path21 from "node:path";
+function openOutput(out, config2, progress, names) {
+  return OutputDir.open(out, { waitMs: (config2.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3, onWait: (m) => progress.note(m), names });
+}
 function publish(value, out) {
   if (typeof value === "string") return out.publicPath(value);
   if (Array.isArray(value)) return value.map((v) => publish(v, out));
@@ -52691,16 +53219,14 @@ function runInputs(req) {
     ...req.configFile ? [{ flag: "--config", path: req.configFile }] : []
   ];
 }
-async function guardedLedger(req, progress, publishLast = () => []) {
+async function guardedLedger(req, progress, last = { names: [], write: () => {
+} }) {
   if (path21.resolve(prunedPath(req.out, req.model)) === path21.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   refuseInputsInOutput(req.out, runInputs(req));
   for (const n of infeasibleBudgetNotes(req)) progress.note(n);
-  const out = await OutputDir.open(req.out, {
-    waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1e3,
-    onWait: (m) => progress.note(m)
-  });
+  const out = await openOutput(req.out, req.config, progress, [path21.basename(prunedPath(req.out, req.model)), "steps", ...last.names]);
   const deadline = new Deadline(req.config.timeBudget);
   try {
     let ledger;
@@ -52712,10 +53238,10 @@ async function guardedLedger(req, progress, publishLast = () => []) {
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
       out.discardStaged();
-      out.retire(path21.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
-    out.commit(publishLast(ledger, out.staging));
+    last.write(ledger, out.staging);
+    out.commit();
     return ledger;
   } finally {
     out.abort();
@@ -52732,6 +53258,7 @@ var init_guardedRun = __esm({
     init_deadline();
     init_ledger();
     init_run();
+    init_reproduce2();
     DEFAULT_LOCK_WAIT_S = 30 * 60;
   }
 });
@@ -52797,6 +53324,7 @@ var init_compare = __esm({
     init_signature();
     init_prunable();
     init_ledger();
+    init_guardedRun();
     init_measureStep();
     init_corruptions();
     init_verdicts();
@@ -53034,7 +53562,7 @@ var init_comment = __esm({
 });
 
 // src/github/fit.ts
-function join19(sections) {
+function join20(sections) {
   return sections.map((s) => typeof s === "string" ? s : details(s)).join("\n\n") + "\n";
 }
 function hardCut(text2, max2) {
@@ -53050,7 +53578,7 @@ function hardCut(text2, max2) {
 }
 function fitComment(sections, limit = COMMENT_LIMIT) {
   const parts = [...sections];
-  let text2 = join19(parts);
+  let text2 = join20(parts);
   while (text2.length > limit) {
     let largest = -1;
     parts.forEach((p, i2) => {
@@ -53058,7 +53586,7 @@ function fitComment(sections, limit = COMMENT_LIMIT) {
     });
     if (largest < 0) return hardCut(text2, limit);
     parts[largest] = omitted(parts[largest]);
-    text2 = join19(parts);
+    text2 = join20(parts);
   }
   return text2;
 }
@@ -57038,10 +57566,10 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start, key, sep: sep6, value } = collItem;
+        const { start, key, sep: sep7, value } = collItem;
         const keyProps = resolveProps.resolveProps(start, {
           indicator: "explicit-key-ind",
-          next: key ?? sep6?.[0],
+          next: key ?? sep7?.[0],
           offset,
           onError,
           parentIndent: bm.indent,
@@ -57055,7 +57583,7 @@ var require_resolve_block_map = __commonJS({
             else if ("indent" in key && key.indent !== bm.indent)
               onError(offset, "BAD_INDENT", startColMsg);
           }
-          if (!keyProps.anchor && !keyProps.tag && !sep6) {
+          if (!keyProps.anchor && !keyProps.tag && !sep7) {
             commentEnd = keyProps.end;
             if (keyProps.comment) {
               if (map.comment)
@@ -57079,7 +57607,7 @@ var require_resolve_block_map = __commonJS({
         ctx.atKey = false;
         if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
           onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
-        const valueProps = resolveProps.resolveProps(sep6 ?? [], {
+        const valueProps = resolveProps.resolveProps(sep7 ?? [], {
           indicator: "map-value-ind",
           next: value,
           offset: keyNode.range[2],
@@ -57095,7 +57623,7 @@ var require_resolve_block_map = __commonJS({
             if (ctx.options.strict && keyProps.start < valueProps.found.offset - 1024)
               onError(keyNode.range, "KEY_OVER_1024_CHARS", "The : indicator must be at most 1024 chars after the start of an implicit block mapping key");
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep6, null, valueProps, onError);
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep7, null, valueProps, onError);
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
@@ -57186,7 +57714,7 @@ var require_resolve_end = __commonJS({
       let comment = "";
       if (end) {
         let hasSpace = false;
-        let sep6 = "";
+        let sep7 = "";
         for (const token of end) {
           const { source, type } = token;
           switch (type) {
@@ -57200,13 +57728,13 @@ var require_resolve_end = __commonJS({
               if (!comment)
                 comment = cb;
               else
-                comment += sep6 + cb;
-              sep6 = "";
+                comment += sep7 + cb;
+              sep7 = "";
               break;
             }
             case "newline":
               if (comment)
-                sep6 += source;
+                sep7 += source;
               hasSpace = true;
               break;
             default:
@@ -57249,18 +57777,18 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i2 = 0; i2 < fc.items.length; ++i2) {
         const collItem = fc.items[i2];
-        const { start, key, sep: sep6, value } = collItem;
+        const { start, key, sep: sep7, value } = collItem;
         const props = resolveProps.resolveProps(start, {
           flow: fcName,
           indicator: "explicit-key-ind",
-          next: key ?? sep6?.[0],
+          next: key ?? sep7?.[0],
           offset,
           onError,
           parentIndent: fc.indent,
           startOnNewline: false
         });
         if (!props.found) {
-          if (!props.anchor && !props.tag && !sep6 && !value) {
+          if (!props.anchor && !props.tag && !sep7 && !value) {
             if (i2 === 0 && props.comma)
               onError(props.comma, "UNEXPECTED_TOKEN", `Unexpected , in ${fcName}`);
             else if (i2 < fc.items.length - 1)
@@ -57314,8 +57842,8 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap3 && !sep6 && !props.found) {
-          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep6, null, props, onError);
+        if (!isMap3 && !sep7 && !props.found) {
+          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep7, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
           if (isBlock(value))
@@ -57327,7 +57855,7 @@ var require_resolve_flow_collection = __commonJS({
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
-          const valueProps = resolveProps.resolveProps(sep6 ?? [], {
+          const valueProps = resolveProps.resolveProps(sep7 ?? [], {
             flow: fcName,
             indicator: "map-value-ind",
             next: value,
@@ -57338,8 +57866,8 @@ var require_resolve_flow_collection = __commonJS({
           });
           if (valueProps.found) {
             if (!isMap3 && !props.found && ctx.options.strict) {
-              if (sep6)
-                for (const st of sep6) {
+              if (sep7)
+                for (const st of sep7) {
                   if (st === valueProps.found)
                     break;
                   if (st.type === "newline") {
@@ -57356,7 +57884,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               onError(valueProps.start, "MISSING_CHAR", `Missing , or : between ${fcName} items`);
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep6, null, valueProps, onError) : null;
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep7, null, valueProps, onError) : null;
           if (valueNode) {
             if (isBlock(value))
               onError(valueNode.range, "BLOCK_IN_FLOW", blockMsg);
@@ -57536,7 +58064,7 @@ var require_resolve_block_scalar = __commonJS({
           chompStart = i2 + 1;
       }
       let value = "";
-      let sep6 = "";
+      let sep7 = "";
       let prevMoreIndented = false;
       for (let i2 = 0; i2 < contentStart; ++i2)
         value += lines2[i2][0].slice(trimIndent) + "\n";
@@ -57553,24 +58081,24 @@ var require_resolve_block_scalar = __commonJS({
           indent = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
-          value += sep6 + indent.slice(trimIndent) + content;
-          sep6 = "\n";
+          value += sep7 + indent.slice(trimIndent) + content;
+          sep7 = "\n";
         } else if (indent.length > trimIndent || content[0] === "	") {
-          if (sep6 === " ")
-            sep6 = "\n";
-          else if (!prevMoreIndented && sep6 === "\n")
-            sep6 = "\n\n";
-          value += sep6 + indent.slice(trimIndent) + content;
-          sep6 = "\n";
+          if (sep7 === " ")
+            sep7 = "\n";
+          else if (!prevMoreIndented && sep7 === "\n")
+            sep7 = "\n\n";
+          value += sep7 + indent.slice(trimIndent) + content;
+          sep7 = "\n";
           prevMoreIndented = true;
         } else if (content === "") {
-          if (sep6 === "\n")
+          if (sep7 === "\n")
             value += "\n";
           else
-            sep6 = "\n";
+            sep7 = "\n";
         } else {
-          value += sep6 + content;
-          sep6 = " ";
+          value += sep7 + content;
+          sep7 = " ";
           prevMoreIndented = false;
         }
       }
@@ -57753,25 +58281,25 @@ var require_resolve_flow_scalar = __commonJS({
         trimBoth = /^[ \t]+|[ \t]+$/g;
       }
       let res = match[1].replace(trimEnd, "");
-      let sep6 = " ";
+      let sep7 = " ";
       let pos = line.lastIndex;
       while (match = line.exec(source)) {
         const lm = match[1].replace(trimBoth, "");
         if (lm === "") {
-          if (sep6 === "\n")
-            res += sep6;
+          if (sep7 === "\n")
+            res += sep7;
           else
-            sep6 = "\n";
+            sep7 = "\n";
         } else {
-          res += sep6 + lm;
-          sep6 = " ";
+          res += sep7 + lm;
+          sep7 = " ";
         }
         pos = line.lastIndex;
       }
       const last = /[ \t]*(.*)/sy;
       last.lastIndex = pos;
       match = last.exec(source);
-      return res + sep6 + (match?.[1] ?? "");
+      return res + sep7 + (match?.[1] ?? "");
     }
     function doubleQuotedValue(source, onError) {
       let res = "";
@@ -58581,14 +59109,14 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start, key, sep: sep6, value }) {
+    function stringifyItem({ start, key, sep: sep7, value }) {
       let res = "";
       for (const st of start)
         res += st.source;
       if (key)
         res += stringifyToken(key);
-      if (sep6)
-        for (const st of sep6)
+      if (sep7)
+        for (const st of sep7)
           res += st.source;
       if (value)
         res += stringifyToken(value);
@@ -59755,18 +60283,18 @@ var require_parser = __commonJS({
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start = getFirstKeyStartProps(prev);
-          let sep6;
+          let sep7;
           if (scalar.end) {
-            sep6 = scalar.end;
-            sep6.push(this.sourceToken);
+            sep7 = scalar.end;
+            sep7.push(this.sourceToken);
             delete scalar.end;
           } else
-            sep6 = [this.sourceToken];
+            sep7 = [this.sourceToken];
           const map = {
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start, key: scalar, sep: sep6 }]
+            items: [{ start, key: scalar, sep: sep7 }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
@@ -59919,15 +60447,15 @@ var require_parser = __commonJS({
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
                   const start2 = getFirstKeyStartProps(it.start);
                   const key = it.key;
-                  const sep6 = it.sep;
-                  sep6.push(this.sourceToken);
+                  const sep7 = it.sep;
+                  sep7.push(this.sourceToken);
                   delete it.key;
                   delete it.sep;
                   this.stack.push({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start2, key, sep: sep6 }]
+                    items: [{ start: start2, key, sep: sep7 }]
                   });
                 } else if (start.length > 0) {
                   it.sep = it.sep.concat(start, this.sourceToken);
@@ -60121,13 +60649,13 @@ var require_parser = __commonJS({
             const prev = getPrevProps(parent);
             const start = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
-            const sep6 = fc.end.splice(1, fc.end.length);
-            sep6.push(this.sourceToken);
+            const sep7 = fc.end.splice(1, fc.end.length);
+            sep7.push(this.sourceToken);
             const map = {
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start, key: fc, sep: sep6 }]
+              items: [{ start, key: fc, sep: sep7 }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map;

@@ -1,4 +1,6 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parseBudgetFlag } from './config/budgets.js';
 import { loadConfig } from './config/loadConfig.js';
@@ -10,6 +12,8 @@ import { resolveBudgets, type ResolvedBudget } from './ledger/budgets.js';
 import { comparePipeline } from './pipeline/compare.js';
 import { renderSelftest, selftest } from './pipeline/selftest.js';
 import { runGuarded } from './pipeline/guardedRun.js';
+import { verifyRecorded } from './pipeline/reproduce.js';
+import type { Ledger } from './ledger/types.js';
 import { lineProgress, type Progress } from './io/progress.js';
 import { stderrProgress } from './io/stderrProgress.js';
 import { VERSION } from './version.js';
@@ -110,6 +114,8 @@ interface ProgramIO {
   err?: (s: string) => void;
   progress?: Progress;
   exit: (code: number) => void;
+  /** the arguments being parsed: a `run` records them for `verify` */
+  argv?: readonly string[];
 }
 
 /** The CLI; exported so tests can read the options generated for each command. */
@@ -137,7 +143,8 @@ export function buildProgram(io: ProgramIO): Command {
     .option('--quiet', 'do not print the ledger')
     .action(async (flags: InputFlags & { model: string; data: string; out: string; calib?: string }) => {
       const { config, budgets } = resolveConfig(flags, 'run');
-      const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, configFile: flags.config, config, budgets }, progress());
+      const argv = io.argv?.[0] === 'run' ? io.argv.slice(1) : undefined;
+      const result = await runGuarded({ model: flags.model, data: flags.data, calib: flags.calib, shifts: shiftSets(flags), out: flags.out, configFile: flags.config, config, budgets, ...(argv ? { argv } : {}) }, progress());
       print(flags, result.markdown);
       io.exit(result.ledger.verdict === 'fail' ? EXIT.fail : EXIT.pass);
     });
@@ -175,6 +182,33 @@ export function buildProgram(io: ProgramIO): Command {
       io.exit(EXIT.pass);
     });
 
+  program
+    .command('verify')
+    .description('re-run a `run` from its ledger.json (same inputs by sha256, same arguments) and confirm the same pruned file and quality numbers; exit 0 when they match, 1 with one line per difference, 2 when an input changed')
+    .argument('<ledger>', 'ledger.json written by prune-guard run')
+    .option('--out <dir>', 'output folder for the re-run (default: a temporary folder, removed afterwards)')
+    .action(async (ledgerPath: string, flags: { out?: string }) => {
+      const out = flags.out ? path.resolve(flags.out) : fs.mkdtempSync(path.join(os.tmpdir(), 'prune-guard-verify-'));
+      try {
+        const differences = await verifyRecorded(ledgerPath, async (argv, cwd) => {
+          const before = process.cwd();
+          process.chdir(cwd);
+          try {
+            const args = ['run', ...argv, '--out', out, '--quiet'];
+            await buildProgram({ out: () => {}, err, progress: progress(), exit: () => {}, argv: args }).parseAsync(args, { from: 'user' });
+          } finally {
+            process.chdir(before);
+          }
+          return JSON.parse(fs.readFileSync(path.join(out, 'ledger.json'), 'utf8')) as Ledger;
+        });
+        if (differences.length === 0) io.out(`verified: ${ledgerPath} reproduced (the same pruned file and quality numbers)\n`);
+        for (const d of differences) io.out(`differs: ${d}\n`);
+        io.exit(differences.length === 0 ? EXIT.pass : EXIT.fail);
+      } finally {
+        if (!flags.out) fs.rmSync(out, { recursive: true, force: true });
+      }
+    });
+
   for (const cmd of program.commands) refuseEmptyValues(cmd);
   return program;
 }
@@ -189,7 +223,7 @@ export async function main(argv: readonly string[], io: Partial<CliIO> = {}): Pr
   const err = io.stderr ?? ((s: string) => void process.stderr.write(s));
   const progress = io.progress ?? (io.stderr ? lineProgress(io.stderr) : stderrProgress());
   let code: number = EXIT.pass;
-  const program = buildProgram({ out, err, progress, exit: (c) => (code = c) });
+  const program = buildProgram({ out, err, progress, exit: (c) => (code = c), argv });
   try {
     await program.parseAsync(argv as string[], { from: 'user' });
     return code;

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli.js';
 import { fixture, tempDir } from './support/fixtures.js';
+import { inputHashes } from './support/outputSet.js';
 
 // in process: every refusal here happens before any work, so main() returns before pruning or measuring
 let stderr = '';
@@ -19,7 +20,10 @@ const run = (...args: string[]) => main(['run', '--model', fixture('mlp.onnx'), 
 /** exit 2, one line naming the flag, nothing written */
 async function refused(args: string[], pattern: RegExp): Promise<void> {
   stderr = '';
+  const inputs = [fixture('mlp.onnx'), fixture('fmnist-test.npz'), ...args];
+  const before = inputHashes(inputs);
   expect(await run(...args)).toBe(2);
+  expect(inputHashes(inputs)).toEqual(before);
   const lines = stderr.trim().split('\n');
   expect(lines, stderr).toHaveLength(1);
   expect(lines[0]).toMatch(pattern);

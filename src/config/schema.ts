@@ -232,8 +232,12 @@ export const SETTINGS = {
     help: "divide the shipped model's logits by the temperature fitted on the calibration set (needs labels)",
     flag: { commands: RUN },
   }),
-  'recovery-time-budget': setting(number('a number of seconds (0 = no limit)', z.minimum(0)), 240, {
-    help: 'seconds recovery may spend before it stops refitting further layers or distilling (0 = no limit)',
+  'recovery-work': setting(number('a number of billions of multiply-accumulates (0 = no cap)', z.minimum(0)), 5000, {
+    help: 'most work recovery and scope auto\'s sensitivity curves may do, in billions of multiply-accumulates (GMAC) of passes over the calibration set; within it the allowance is sized from the model (400 passes), so the same layers, samples and epochs are computed on any machine (0 = no cap)',
+    flag: { value: '<gmac>', commands: RUN },
+  }),
+  'recovery-time-budget': setting(number('a number of seconds (0 = no limit)', z.minimum(0)), 7200, {
+    help: 'safety stop: seconds after which recovery stops early even within its work allowance; the ledger then says the run was cut short and the verdict is at least warn (0 = no limit)',
     flag: { value: '<seconds>', commands: RUN },
   }),
   'recovery-command': setting(text('a shell command like "python finetune.py"'), '', {

@@ -54,7 +54,7 @@ export function readInputFile(file: string, opts: InputFileOptions): Buffer {
     const st = fs.fstatSync(fd);
     if (st.isDirectory()) refuse('is a folder');
     if (!st.isFile()) refuse(`is a ${kindOf(st)}, not a regular file`);
-    const limit = opts.maxBytes ?? Math.floor(os.totalmem() * MEMORY_SHARE);
+    const limit = opts.maxBytes ?? memoryShare();
     if (st.size > limit) refuse(`is ${mib(st.size)}, more than the ${mib(limit)} this machine can hold for it`);
     const bytes = Buffer.allocUnsafe(st.size);
     let off = 0;
@@ -77,6 +77,11 @@ function kindOf(st: fs.Stats): string {
   return 'special file';
 }
 
-function mib(n: number): string {
+/** The most bytes one input may take: a share of this machine's memory. */
+export function memoryShare(): number {
+  return Math.floor(os.totalmem() * MEMORY_SHARE);
+}
+
+export function mib(n: number): string {
   return `${(n / 2 ** 20).toFixed(1)} MiB`;
 }

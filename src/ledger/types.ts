@@ -176,6 +176,11 @@ export interface ModelLedger {
   sensitivity?: SensitivityInfo;
   /** structured: the widths kept counts were rounded to (measured, recorded or fixed) and a latency target's plan and attempts */
   allocation?: AllocationRecord;
+  /**
+   * the recovery-time-budget safety stop fired: recovery stopped early in this stage, so the shipped
+   * model is not what an uninterrupted run computes; the verdict is then at least `warn`
+   */
+  cut_short?: { stage: 'reconstruct' | 'bn-stats' | 'distill'; limit_s: number };
   /** `--schedule gradual` only: every schedule step with its budget verdicts, why it stopped, which step ships */
   schedule?: ScheduleLedger;
 }
@@ -249,6 +254,27 @@ export interface BaseComparison {
   verdict: Verdict;
 }
 
+/**
+ * The reproducibility record of a `run`: the same inputs (by hash), settings, versions, quality threads
+ * and seeds give the same pruned file (`pruned_sha256`) and the same quality numbers, idle or loaded.
+ */
+export interface Reproduce {
+  /** the `run` arguments as given, without `--out`; `verify` adds its own */
+  argv: string[];
+  /** the working directory relative paths in `argv` are read from */
+  cwd: string;
+  /** every file the run read, as its flag named it, with the sha256 of its bytes when the run started */
+  inputs: { flag: string; path: string; sha256: string }[];
+  /** sha256 of the resolved settings and budgets (canonical JSON) */
+  config_sha256: string;
+  versions: { prune_guard: string; onnxruntime: string; node: string };
+  /** onnxruntime intra-op threads of every quality measurement (latency may use others) */
+  quality_threads: number;
+  seeds: { reconstruct_patches: number; distill: number; bootstrap: number };
+  /** sha256 of the shipped pruned file; null when the run wrote none (stopped by its time budget) */
+  pruned_sha256: string | null;
+}
+
 /** Set when the run hit its time budget (`time-budget`) and stopped; the verdict is then `fail`. */
 export interface TimedOut {
   /** input model the run was working on */
@@ -273,6 +299,8 @@ export interface Ledger {
     notes?: string[];
   };
   models: ModelLedger[];
+  /** `prune-guard run` only: what `prune-guard verify` needs to re-run it and check the result */
+  reproduce?: Reproduce;
   timed_out?: TimedOut;
   /** a merged ledger (the action's, over several models or shards): runs after the first that also timed out */
   more_timed_out?: TimedOut[];

@@ -12,7 +12,9 @@ import { resolveProvider, type ResolvedProvider } from '../measure/provider.js';
 import { loadModel } from '../onnx/model.js';
 import { modelInputs } from '../onnx/signature.js';
 import { prunableWeights } from '../prune/prunable.js';
-import { buildModelLedger, measuredRuntime, writeLedgerFiles } from './ledger.js';
+import { buildModelLedger, LEDGER_FILES, measuredRuntime, writeLedgerFiles } from './ledger.js';
+import { openOutput } from './guardedRun.js';
+import type { Ledger } from '../ledger/types.js';
 import { measureStep, type MeasuredStep } from './measureStep.js';
 import type { Progress } from '../io/progress.js';
 import type { RunResult } from './request.js';
@@ -121,6 +123,20 @@ export async function comparePipeline(req: CompareRequest, progress: Progress): 
     { flag: '--data', path: req.data },
     ...req.shifts.map((s) => ({ flag: `--shift ${s.name}`, path: s.path })),
   ]);
+  // locked and staged like a run: the old ledger stays whole until the new one replaces it in one step
+  const out = await openOutput(req.out, config, progress, LEDGER_FILES);
+  try {
+    const ledger = await compareLedger(req, progress);
+    const { markdown } = writeLedgerFiles(out.staging, ledger);
+    out.commit();
+    return { ledger, markdown, ledgerPath: path.join(req.out, 'ledger.json'), markdownPath: path.join(req.out, 'ledger.md') };
+  } finally {
+    out.abort(); // no-op after commit
+  }
+}
+
+async function compareLedger(req: CompareRequest, progress: Progress): Promise<Ledger> {
+  const { config } = req;
   const budgets = compareBudgets(req.budgets);
   const m = await measurePair(req, progress, budgets.find((b) => b.name === 'latency-regression')!.limit);
   const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0], decision: m.decision }, config, true);
@@ -140,7 +156,5 @@ export async function comparePipeline(req: CompareRequest, progress: Progress): 
     config,
     ...(m.plan.note ? { notes: [m.plan.note] } : {}),
   });
-  const ledger = ledgerEnvelope([model], measuredRuntime(m.provider, config));
-  fs.mkdirSync(req.out, { recursive: true });
-  return { ledger, ...writeLedgerFiles(req.out, ledger) };
+  return ledgerEnvelope([model], measuredRuntime(m.provider, config));
 }

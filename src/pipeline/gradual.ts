@@ -29,6 +29,7 @@ import { stepName } from './steps.js';
 import { timePair, timeSteps } from './timeSteps.js';
 import { pruneAndRecover } from './unit.js';
 import { judgeWithIntervals, type Judged } from './verdicts.js';
+import { QUALITY_THREADS } from '../onnx/runtime/quality.js';
 
 /** Budgets a schedule stops on once met: pruning further would only cost quality. */
 const RESOURCE_BUDGETS: ReadonlySet<BudgetName> = new Set(['min-speedup', 'p95-latency-ms', 'max-size-bytes']);
@@ -112,7 +113,7 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
   const ctx: StepContext = { data, shifts, denseWeights: weights, config, progress, provider, head: input.head };
   const dense = await measureStep({ kind: 'dense' }, 'input model, unchanged (the rollback artifact)', req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
-  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, config.latency.threads, input.head)).accuracy : null;
+  const denseCalib = calib?.labels ? (await calibScore(denseModel, calib, QUALITY_THREADS, input.head)).accuracy : null;
   const cliffMetric: ScheduleLedger['cliff_metric'] = denseCalib !== null ? 'calib' : 'eval';
   const denseQuality = denseCalib ?? dense.step.accuracy;
   const cliffThreshold = budgets.find((b) => b.name === 'accuracy-drop')?.limit ?? DEFAULT_CLIFF;
@@ -196,7 +197,7 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
       index: t,
       target,
       final,
-      calibAccuracy: calib?.labels ? (await calibScore(current, calib, config.latency.threads, input.head)).accuracy : null,
+      calibAccuracy: calib?.labels ? (await calibScore(current, calib, QUALITY_THREADS, input.head)).accuracy : null,
     };
     if (structured) row.channelsRemoved = 1 - countChannels(current, protectedTensors).remaining / denseChannels!.remaining;
     if (structured && denseTally) {

@@ -1,4 +1,5 @@
 import * as path from 'node:path';
+import type { Config } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import { OutputDir } from '../io/outputDir.js';
 import { refuseInputsInOutput, type NamedInput } from '../io/inputPaths.js';
@@ -6,12 +7,24 @@ import { ledgerEnvelope } from '../ledger/envelope.js';
 import type { Ledger } from '../ledger/types.js';
 import { Deadline, TimedOut } from './deadline.js';
 import type { Progress } from '../io/progress.js';
-import { measuredRuntime, writeLedgerFiles } from './ledger.js';
+import { LEDGER_FILES, measuredRuntime, writeLedgerFiles } from './ledger.js';
 import { prunedPath, runPipeline } from './run.js';
 import { type RunRequest, type RunResult } from './request.js';
+import { hashInputs, reproduceRecord } from './reproduce.js';
 
 /** How long a run waits for another run holding the same --out folder when no time budget is set. */
 const DEFAULT_LOCK_WAIT_S = 30 * 60;
+
+/** Lock and stage `out` for a set of `names`; waits for another run there up to the time budget. */
+export function openOutput(out: string, config: Pick<Config, 'timeBudget'>, progress: Progress, names: readonly string[]): Promise<OutputDir> {
+  return OutputDir.open(out, { waitMs: (config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1000, onWait: (m) => progress.note(m), names });
+}
+
+/** Files a caller adds to a guarded run's set, written once the ledger is known. */
+export interface PublishLast {
+  names: readonly string[];
+  write: (ledger: Ledger, staging: string) => void;
+}
 
 /** Every string in `value` that is a path under the staging folder, rewritten to its published path. */
 function publish<T>(value: T, out: OutputDir): T {
@@ -60,18 +73,16 @@ export function runInputs(req: Pick<RunRequest, 'model' | 'data' | 'calib' | 'sh
  * `runPipeline` made safe to run in CI: the --out folder is locked, everything is written to a staging
  * folder and published together at the end, a failure or SIGTERM publishes nothing, and a run past its
  * time budget stops and publishes no model. Returns the run's ledger (one model, or a `fail` saying where
- * it stopped); `publishLast` may stage files of its own, published after every artifact.
+ * it stopped); `last` stages files of its own (its `names`, checked before any work), published with
+ * the artifacts.
  */
-export async function guardedLedger(req: RunRequest, progress: Progress, publishLast: (ledger: Ledger, staging: string) => readonly string[] = () => []): Promise<Ledger> {
+export async function guardedLedger(req: RunRequest, progress: Progress, last: PublishLast = { names: [], write: () => {} }): Promise<Ledger> {
   if (path.resolve(prunedPath(req.out, req.model)) === path.resolve(req.model)) {
     throw new UserError(`--out ${req.out}: would overwrite the input model ${req.model}; choose another output folder`);
   }
   refuseInputsInOutput(req.out, runInputs(req));
   for (const n of infeasibleBudgetNotes(req)) progress.note(n);
-  const out = await OutputDir.open(req.out, {
-    waitMs: (req.config.timeBudget ?? DEFAULT_LOCK_WAIT_S) * 1000,
-    onWait: (m) => progress.note(m),
-  });
+  const out = await openOutput(req.out, req.config, progress, [path.basename(prunedPath(req.out, req.model)), 'steps', ...last.names]);
   const deadline = new Deadline(req.config.timeBudget);
   try {
     let ledger: Ledger;
@@ -82,12 +93,12 @@ export async function guardedLedger(req: RunRequest, progress: Progress, publish
       if (!(e instanceof TimedOut)) throw e;
       progress.stop();
       progress.note(`${req.model}: ${e.message}; writing a fail ledger`);
+      // the new set has no pruned model, so an older one leaves the folder with the swap
       out.discardStaged();
-      // the folder's ledger will say no pruned model was written: an older one must not sit beside it
-      out.retire(path.basename(prunedPath(req.out, req.model)));
       ledger = timedOutLedger(req, e);
     }
-    out.commit(publishLast(ledger, out.staging));
+    last.write(ledger, out.staging);
+    out.commit();
     return ledger;
   } finally {
     out.abort(); // no-op after commit
@@ -97,9 +108,13 @@ export async function guardedLedger(req: RunRequest, progress: Progress, publish
 /** The CLI's `run`: a guarded run whose ledger.json and ledger.md are published with it, last. */
 export async function runGuarded(req: RunRequest, progress: Progress): Promise<RunResult> {
   let markdown = '';
-  const ledger = await guardedLedger(req, progress, (l, staging) => {
-    markdown = writeLedgerFiles(staging, l).markdown;
-    return ['ledger.md', 'ledger.json'];
+  const ledger = await guardedLedger(req, progress, {
+    names: LEDGER_FILES,
+    write: (l, staging) => {
+      // the inputs are hashed once the run has read and checked them, so a bad path keeps its own message
+      if (req.argv) l.reproduce = reproduceRecord(req, req.argv, hashInputs(runInputs(req)), l.models.length > 0 ? path.join(staging, path.basename(prunedPath(req.out, req.model))) : null);
+      markdown = writeLedgerFiles(staging, l).markdown;
+    },
   });
   return { ledger, markdown, ledgerPath: path.join(req.out, 'ledger.json'), markdownPath: path.join(req.out, 'ledger.md') };
 }

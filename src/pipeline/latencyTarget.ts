@@ -104,7 +104,6 @@ async function lossCurves(dense: ModelProto, config: Config, ctx: PruneContext &
   const r = await groupLossCurves(dense, ctx.calib!, {
     protectedTensors: new Set(all.map((w) => w.initializer).filter((n) => !kept.has(n))),
     criterion: config.criterion,
-    threads: config.latency.threads,
     onLayer: (done, total) => {
       if (!started) ctx.progress.stage({ kind: 'sensitivity', detail: `latency target: ${total} groups`, total });
       started = true;

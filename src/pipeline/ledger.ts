@@ -10,6 +10,7 @@ import type { AllocationRecord, Ledger, ModelLedger, ScheduleLedger, Sensitivity
 import type { Head } from '../onnx/head.js';
 import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
 import type { BatchPlan } from './exported.js';
+import type { CutShort } from '../recover/work.js';
 import type { MeasuredStep } from './measureStep.js';
 import { predictionShifts, shiftResults, type Judged } from './verdicts.js';
 
@@ -48,6 +49,8 @@ export interface ModelLedgerInput {
   sensitivity?: SensitivityInfo;
   schedule?: ScheduleLedger;
   allocation?: AllocationRecord;
+  /** the recovery-time-budget safety stop fired */
+  cutShort?: CutShort;
 }
 
 /** One model's ledger record from its measured steps and judged budgets: every strategy and `compare` build it here. */
@@ -69,6 +72,7 @@ export function buildModelLedger(i: ModelLedgerInput): ModelLedger {
     ...(i.sensitivity ? { sensitivity: i.sensitivity } : {}),
     ...(i.schedule ? { schedule: i.schedule } : {}),
     ...(i.allocation ? { allocation: i.allocation } : {}),
+    ...(i.cutShort ? { cut_short: { stage: i.cutShort.stage, limit_s: i.cutShort.limit_s } } : {}),
   };
 }
 
@@ -85,6 +89,8 @@ function evalRecord(file: string, data: Dataset, classes: number, head: Head, pl
     ...(plan.fixed !== undefined ? { fixed_batch: plan.fixed } : {}),
   };
 }
+/** The names writeLedgerFiles writes. */
+export const LEDGER_FILES = ['ledger.json', 'ledger.md'] as const;
 
 /** ledger.json and ledger.md in `dir`, each written atomically; returns the Markdown and both paths. */
 export function writeLedgerFiles(dir: string, ledger: Ledger): { markdown: string; ledgerPath: string; markdownPath: string } {

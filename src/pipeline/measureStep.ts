@@ -17,6 +17,7 @@ import { collectGarbage } from './release.js';
 import type { FidelityOutput } from '../measure/fidelity.js';
 import { measureFidelity, referenceOutputs, type ReferenceOutputs } from '../measure/outputFidelity.js';
 import { stepName, type StepKind, type StepRecord } from './steps.js';
+import { QUALITY_THREADS } from '../onnx/runtime/quality.js';
 
 export interface MeasuredStep {
   kind: StepKind;
@@ -53,7 +54,8 @@ async function openStep(artifact: string, ctx: Pick<StepContext, 'denseWeights' 
   const facts = savedFacts(artifact, ctx.denseWeights, ctx.config.evalBatchSize);
   const size = measureFileSize(artifact);
   collectGarbage();
-  const session = await openSession(artifact, { threads: ctx.config.latency.threads, provider: ctx.provider });
+  // evaluation is quality work: a fixed thread count, whatever latency.threads is
+  const session = await openSession(artifact, { threads: QUALITY_THREADS, provider: ctx.provider });
   return { facts, size, session };
 }
 

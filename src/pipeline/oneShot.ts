@@ -28,6 +28,8 @@ import { slowerThanDense } from '../measure/funnel.js';
 import type { MeasureOptions } from '../prune/structured/hardware.js';
 import { pruneForLatency } from './latencyTarget.js';
 import type { TargetRecord } from '../prune/structured/record.js';
+import { recoveryAllowance, type CutShort } from '../recover/work.js';
+import { modelCost } from '../onnx/flops.js';
 
 /**
  * `--schedule oneshot`: one prune-and-recover unit at the target, or with recovery rounds the rounds'
@@ -62,11 +64,11 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
     roundSteps = r.rounds;
     unit = r.final;
   } else {
-    // scope auto may not spend longer measuring curves than recovery may spend refitting
-    const autoAnalysisSeconds = scope.reason && config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget : undefined;
+    // scope auto may not spend more work measuring curves than recovery may spend refitting
+    const autoAnalysisMacs = scope.reason && calib ? recoveryAllowance({ macsPerSample: modelCost(input.dense.proto).macs, calibSamples: calib.count }, config.recoveryWork) : undefined;
     unit = await pruneAndRecover({
       prune: async () => {
-        const pruned = targeted?.pruned ?? (await pruneModel(input.dense.proto, config, { modelPath: req.model, calib, progress, head, ...(hardware ? { hardware } : {}), ...(autoAnalysisSeconds !== undefined ? { autoAnalysisSeconds } : {}) }));
+        const pruned = targeted?.pruned ?? (await pruneModel(input.dense.proto, config, { modelPath: req.model, calib, progress, head, ...(hardware ? { hardware } : {}), ...(autoAnalysisMacs !== undefined ? { autoAnalysisMacs } : {}) }));
         for (const n of pruned.notes) progress.note(n);
         return pruned;
       },
@@ -105,7 +107,14 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
     scope: pruned.scope ?? scope.scope,
     ...(pruned.sensitivity ? { sensitivity: pruned.sensitivity } : {}),
     ...(pruned.allocation ? { allocation: pruned.allocation } : {}),
-  }, pruneStep.reduction, targetShortfall(targeted?.record));
+    ...(unit.cutShort ? { cutShort: unit.cutShort } : {}),
+  }, pruneStep.reduction, [...targetShortfall(targeted?.record), ...cutShortNote(unit.cutShort)]);
+}
+
+/** A recovery the safety stop cut short: said in the notes, and the verdict is at least `warn`. */
+export function cutShortNote(c: CutShort | undefined): string[] {
+  if (!c) return [];
+  return [`cut short: the recovery-time-budget safety stop (${c.limit_s} s) fired during ${c.stage}, so this is not the model an uninterrupted run ships and a rerun may differ; raise recovery-time-budget (or lower recovery-work); verdict at least warn`];
 }
 
 /** What the shipped model carries in its metadata_props: who pruned it, how, and from which file. */
@@ -148,7 +157,7 @@ export async function judgeSteps(
   input: StrategyInput,
   measured: MeasuredStep[],
   progress: Progress,
-  record: Pick<ModelLedgerInput, 'targetSparsity' | 'notes' | 'scope' | 'sensitivity' | 'allocation'>,
+  record: Pick<ModelLedgerInput, 'targetSparsity' | 'notes' | 'scope' | 'sensitivity' | 'allocation' | 'cutShort'>,
   /** what pruning was asked for and achieved; none when nothing was pruned (quantization alone) */
   reduction?: Reduction,
   /** what the run could not do as asked: each a note, and the verdict at least `warn` */

@@ -17,6 +17,7 @@ import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { qdqSupport } from '../quantize/qdq.js';
 import { dynamicCandidates, MIN_DYNAMIC_OPSET, quantizeDynamic } from '../quantize/dynamic.js';
 import { measureStep, type MeasuredStep, type StepContext } from './measureStep.js';
+import { QUALITY_THREADS } from '../onnx/runtime/quality.js';
 
 /** Calibration samples the decisions (weight precision, float layers) are measured on. */
 const DECISION_SAMPLES = 256;
@@ -110,7 +111,8 @@ function detail(reason: FloatReason, v?: QuantizeVariant): string {
  */
 export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeStepResult> {
   const { config, progress, calib } = input;
-  const threads = config.latency.threads;
+  // calibration and every quality decision at the fixed thread count; only the timing uses latency.threads
+  const threads = QUALITY_THREADS;
   const float = loadModel(input.source).proto;
   progress.note(`quantizing ${path.basename(input.source)} to INT8 (static QDQ, ${config.quantizeCalibration} calibration on ${calib.count} samples)`);
   const prep = await prepareQuantization(float, calib, { calibrator: config.quantizeCalibration, exclude: config.quantizeExclude, threads });
@@ -137,7 +139,7 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
     // one plan needs no choosing: the step's own latency is measured with every other step's
     if (plans.length > 1) {
       progress.stage({ kind: 'latency', detail: `float and ${plans.length} INT8 plans interleaved`, total: config.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
-      const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config.batchSizes))), { batchSizes: config.batchSizes, ...DECISION_TIMING, threads, provider: input.provider }, (d) => progress.update(d));
+      const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config.batchSizes))), { batchSizes: config.batchSizes, ...DECISION_TIMING, threads: config.latency.threads, provider: input.provider }, (d) => progress.update(d));
       progress.stop();
       measured.forEach((m, k) => {
         const logs = config.batchSizes.map((_, b) => Math.log(median(samples[0][b]) / median(samples[k + 1][b])));
@@ -219,7 +221,7 @@ function cpuHasVnni(): boolean | undefined {
  */
 export async function quantizeDynamicStep(input: Omit<QuantizeStepInput, 'calib'> & { calib?: Dataset }): Promise<QuantizeStepResult> {
   const { config, progress } = input;
-  const threads = config.latency.threads;
+  const threads = QUALITY_THREADS;
   const float = loadModel(input.source).proto;
   progress.note(`quantizing ${path.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
   let bits: WeightBits = 8;

@@ -19,6 +19,8 @@ export interface RunRequest {
   configFile?: string;
   config: Config;
   budgets: ResolvedBudget[];
+  /** the CLI's `run` arguments as given: the ledger then carries a reproducibility record for `verify` */
+  argv?: readonly string[];
 }
 
 /** What `runPipeline` measured for one model: its ledger record and what it was measured on. Files: artifacts only. */

@@ -14,6 +14,8 @@ import { countSparsity } from '../prune/sparsity.js';
 import type { Head } from '../onnx/head.js';
 import { better, calibScore, type CalibScore } from '../recover/calibScore.js';
 import { stepFile, type RecoveryStep } from '../recover/runRecovery.js';
+import { safetyStop, type CutShort, type SafetyStop } from '../recover/work.js';
+import { QUALITY_THREADS } from '../onnx/runtime/quality.js';
 import type { StepRecord } from './steps.js';
 import { pruneAndRecover, type UnitOutcome } from './unit.js';
 
@@ -67,13 +69,15 @@ function recordedScores(steps: readonly RecoveryStep[]): { before: CalibScore; a
 }
 
 /** One chain of rounds with one allocation, the final prune and recovery included. */
-async function runChain(dense: ModelProto, weights: readonly PrunableWeight[], config: Config, rounds: number, dir: string, ctx: RoundsContext, plan?: UnstructuredSensitivityPlan): Promise<Rounds & { score: CalibScore | undefined; seconds: number }> {
+async function runChain(dense: ModelProto, weights: readonly PrunableWeight[], config: Config, rounds: number, dir: string, ctx: RoundsContext, chains: number, stop: SafetyStop, plan?: UnstructuredSensitivityPlan): Promise<Rounds & { score: CalibScore | undefined; seconds: number }> {
   const t0 = performance.now();
   const { calib, progress } = ctx;
   const targets = cubicSchedule(countSparsity(dense, weights).overall, config.sparsity, rounds);
-  // each round gets an equal share of the recovery time budget, the final one included
-  const share = config.recoveryTimeBudget > 0 ? config.recoveryTimeBudget / rounds : 0;
-  const recovery = { dense, calib, files: ctx.files, progress, head: ctx.head };
+  // each round of each chain gets an equal share of the recovery work allowance, the final one included;
+  // the safety stop is one for the whole run
+  const workShare = 1 / (rounds * chains);
+  const recovery = { dense, calib, files: ctx.files, progress, workShare, stop, head: ctx.head };
+  let cutShort: CutShort | undefined;
   const steps: StepRecord[] = [];
   let current = dense;
   for (let r = 1; r < rounds; r++) {
@@ -86,11 +90,12 @@ async function runChain(dense: ModelProto, weights: readonly PrunableWeight[], c
       prune: async () => ({ model: pruneRound(from, weights, target, config, plan), description: '', denseWeights: [...weights], notes: [] }),
       pruneArtifact: stepFile(roundDir, 1, 'prune'),
       // an intermediate round ships nothing: no temperature is fitted or baked
-      recovery: { ...recovery, config: { ...config, bakeTemperature: false, recoveryTimeBudget: share }, stepsDir: roundDir, fitTemperature: false },
+      recovery: { ...recovery, config: { ...config, bakeTemperature: false }, stepsDir: roundDir, fitTemperature: false },
     });
+    cutShort ??= unit.cutShort;
     // recovery scored both ends already; a pass of its own only when it kept no stage
     const recorded = recordedScores(unit.recovered);
-    const before = recorded?.before ?? (await calibScore(unit.pruned.model, calib, config.latency.threads, ctx.head));
+    const before = recorded?.before ?? (await calibScore(unit.pruned.model, calib, QUALITY_THREADS, ctx.head));
     const after = recorded?.after ?? before;
     current = loadModel(unit.chain).proto;
     const seconds = (performance.now() - started) / 1000;
@@ -110,15 +115,17 @@ async function runChain(dense: ModelProto, weights: readonly PrunableWeight[], c
       model: pruneRound(from, weights, config.sparsity, config, plan),
       description: `unstructured magnitude pruning (${how}) of ${weights.length} weight tensors to ${pct(config.sparsity)}, round ${rounds} of ${rounds} (${targets.map(pct).join(', ')}): from round ${rounds - 1}'s recovered weights`,
       denseWeights: [...weights],
-      notes: [...(plan?.notes ?? []), `recovery-rounds: ${rounds} rounds of prune + ${config.recovery} recovery (${targets.map(pct).join(', ')}), each with ${share > 0 ? `${share.toFixed(0)} s` : 'no limit'} of the recovery time budget`],
+      notes: [...(plan?.notes ?? []), `recovery-rounds: ${rounds} rounds of prune + ${config.recovery} recovery (${targets.map(pct).join(', ')}), each with ${config.recoveryWork > 0 ? `1/${rounds * chains}` : 'no limit'} of the recovery work allowance`],
       ...(plan ? { sensitivity: plan.info(config.sparsity) } : {}),
     }),
     metadata: () => ctx.metadata(plan ? 'sensitivity' : config.scope),
     pruneArtifact: stepFile(dir, 1, 'prune'),
-    // the final round gets the same share of the recovery time budget as every other round
-    recovery: { ...recovery, config: { ...config, recoveryTimeBudget: share }, stepsDir: dir },
+    // the final round gets the same share of the recovery work allowance as every other round
+    recovery: { ...recovery, config, stepsDir: dir },
   });
-  const score = calib.labels ? (recordedScores(final.recovered)?.after ?? (await calibScore(final.pruned.model, calib, config.latency.threads, ctx.head))) : undefined;
+  cutShort ??= final.cutShort;
+  if (cutShort) final.cutShort = cutShort;
+  const score = calib.labels ? (recordedScores(final.recovered)?.after ?? (await calibScore(final.pruned.model, calib, QUALITY_THREADS, ctx.head))) : undefined;
   return { rounds: steps, final, score, seconds: (performance.now() - t0) / 1000 };
 }
 
@@ -133,18 +140,20 @@ export async function pruneWithRounds(dense: ModelProto, config: Config, rounds:
   const weights = prunableWeights(dense, { exclude: config.exclude, keepFirstLayer: config.keepFirstLayer, keepLastLayer: config.keepLastLayer });
   if (weights.length === 0) throw new UserError(`${ctx.modelPath}: no prunable Conv, ConvTranspose, Gemm or MatMul weights (after exclude globs); nothing to prune`);
   const sensitivity = async () => unstructuredSensitivityPlan(dense, { calib: ctx.calib, weights, config, head: ctx.head });
+  const stop = safetyStop(config.recoveryTimeBudget);
   if (!(compare && config.scope === 'global' && ctx.calib.labels)) {
-    return runChain(dense, weights, config, rounds, ctx.stepsDir, ctx, config.scope === 'sensitivity' ? await sensitivity() : undefined);
+    return runChain(dense, weights, config, rounds, ctx.stepsDir, ctx, 1, stop, config.scope === 'sensitivity' ? await sensitivity() : undefined);
   }
-  // two chains share the recovery time budget
-  const half: Config = { ...config, recoveryTimeBudget: config.recoveryTimeBudget / 2 };
-  const global = await runChain(dense, weights, half, rounds, path.join(ctx.stepsDir, 'global'), ctx);
-  const bySensitivity = await runChain(dense, weights, half, rounds, path.join(ctx.stepsDir, 'sensitivity'), ctx, await sensitivity());
+  // two chains share the recovery work allowance
+  const global = await runChain(dense, weights, config, rounds, path.join(ctx.stepsDir, 'global'), ctx, 2, stop);
+  const bySensitivity = await runChain(dense, weights, config, rounds, path.join(ctx.stepsDir, 'sensitivity'), ctx, 2, stop, await sensitivity());
   const keepSensitivity = better(bySensitivity.score!, global.score!);
   const [won, lost] = keepSensitivity ? [bySensitivity, global] : [global, bySensitivity];
   const say = (c: typeof won, name: string) => `${name} allocation calib acc ${(c.score!.accuracy * 100).toFixed(2)}%, NLL ${c.score!.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
   won.final.pruned.notes.push(
     `recovery rounds with both allocations: kept the ${keepSensitivity ? 'sensitivity' : 'global'} allocation's rounds (${say(won, keepSensitivity ? 'sensitivity' : 'global')}; ${say(lost, keepSensitivity ? 'global' : 'sensitivity')}, its files under OUT/steps/${keepSensitivity ? 'global' : 'sensitivity'})`,
   );
+  const cutShort = global.final.cutShort ?? bySensitivity.final.cutShort;
+  if (cutShort) won.final.cutShort = cutShort;
   return { rounds: won.rounds, final: won.final };
 }

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { saveModel, setMetadata } from '../onnx/model.js';
 import type { PruneOutcome } from '../prune/pruneModel.js';
 import { runRecovery, type RecoveryRequest, type RecoveryStep, type TemperatureInfo } from '../recover/runRecovery.js';
+import type { CutShort } from '../recover/work.js';
 import { recoveryRecord, type StepRecord } from './steps.js';
 
 /** One prune-and-recover: the unit every strategy (one shot, recovery rounds, a gradual schedule) is made of. */
@@ -29,6 +30,8 @@ export interface UnitOutcome {
   temperature?: TemperatureInfo;
   /** recovery work a memory or time bound skipped or changed, for the ledger's notes */
   notes: string[];
+  /** the recovery-time-budget safety stop fired during this unit's recovery */
+  cutShort?: CutShort;
   /** what a following unit starts from: the last kept stage before a baked temperature (the baked copy only ships) */
   chain: string;
 }
@@ -46,6 +49,7 @@ export async function pruneAndRecover(unit: Unit): Promise<UnitOutcome> {
     recovered: recovery.steps,
     ...(recovery.temperature ? { temperature: recovery.temperature } : {}),
     notes: recovery.notes,
+    ...(recovery.cutShort ? { cutShort: recovery.cutShort } : {}),
     chain: recovery.steps.filter((r) => r.stage !== 'temperature').at(-1)?.artifact ?? unit.pruneArtifact,
   };
 }

@@ -27,10 +27,10 @@ export interface PruneContext {
   /** shows sensitivity analysis progress */
   progress?: Progress;
   /**
-   * `scope: auto` chose a sensitivity scope: curves projected to take longer than this fall back to
-   * global with a note (a scope the user asked for is measured however long it takes)
+   * `scope: auto` chose a sensitivity scope: curves that would take more multiply-accumulates than this
+   * fall back to global with a note (a scope the user asked for is measured however much work it takes)
    */
-  autoAnalysisSeconds?: number;
+  autoAnalysisMacs?: number;
   /** the output judged (findHead); sensitivity curves score the model on it */
   head?: Head;
   /** structured with `round-to: 0`: where and how to measure the widths that run fast */
@@ -201,7 +201,7 @@ async function pruneBySensitivity(dense: ModelProto, weights: PrunableWeight[], 
         started = true;
         ctx.progress?.update(done);
       },
-      ...(ctx.autoAnalysisSeconds !== undefined ? { maxSeconds: ctx.autoAnalysisSeconds } : {}),
+      ...(ctx.autoAnalysisMacs !== undefined ? { maxMacs: ctx.autoAnalysisMacs } : {}),
       ...(ctx.hardware && config.roundTo === 0 && method === 'structured' ? { hardware: ctx.hardware } : {}),
     });
     const allocation = method === 'structured' ? allocationRecord(config.roundTo, r.widths, undefined) : undefined;
@@ -213,7 +213,7 @@ async function pruneBySensitivity(dense: ModelProto, weights: PrunableWeight[], 
     if (!(e instanceof AnalysisOverBudget)) throw e;
     // a big model under the default scope: today's global allocation rather than an analysis of hours
     const global = await pruneWithScope(dense, { ...config, scope: 'global' }, ctx);
-    const note = `scope auto -> global: the ${config.scope} analysis would take about ${e.projectedSeconds.toFixed(0)} s for ${e.units} ${config.method === 'unstructured' ? 'layers' : 'groups'} (limit ${e.limitSeconds} s, the recovery-time-budget); pass --scope ${config.scope} to measure it anyway`;
+    const note = `scope auto -> global: the ${config.scope} analysis would take about ${(e.projectedMacs / 1e9).toFixed(0)} GMAC for ${e.points} curve points over ${e.units} ${config.method === 'unstructured' ? 'layers' : 'groups'} (limit ${(e.limitMacs / 1e9).toFixed(0)} GMAC, the recovery work allowance); pass --scope ${config.scope} to measure it anyway`;
     return { ...global, notes: [note, ...global.notes], scope: 'global' };
   } finally {
     if (started) ctx.progress?.stop();

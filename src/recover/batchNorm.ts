@@ -3,7 +3,8 @@ import { GraphIndex, nodeLabel } from '../onnx/graph.js';
 import { ModelEditor } from '../onnx/edit.js';
 import type { ModelProto, NodeProto, TensorProto } from '../onnx/proto/onnx_pb.js';
 import { tensorToFloat32 } from '../onnx/tensor.js';
-import { activationBytesPerSample, macsBefore, nodeMacsOf, secondsLeft } from './bounds.js';
+import { activationBytesPerSample, macsBefore, nodeMacsOf } from './bounds.js';
+import type { WorkMeter } from './work.js';
 import { ACTIVATION_BUDGET_BYTES, ACTIVATION_HIGH_WATER, boundedBatch, largestActivationBytes } from '../onnx/runtime/activationBudget.js';
 import { sessionFromModel, streamActivations } from '../onnx/runtime/session.js';
 import { graphUpTo } from '../onnx/subgraph.js';
@@ -13,15 +14,13 @@ export interface BatchNormRestat {
   model: ModelProto;
   /** BatchNormalization nodes whose running statistics were replaced */
   nodes: string[];
-  /** how the time left changed it: every node in one pass, or nothing done */
+  /** how the work allowance changed it: every node in one pass, or nothing done */
   bound?: BatchNormBound;
 }
 
 export interface BatchNormBounds {
-  /** performance.now() by which re-estimation must be done */
-  deadline?: number;
-  /** seconds one pass of the model over the calibration set took, to estimate the cost before running */
-  passSeconds?: number;
+  /** recovery's work allowance, charged with the passes' MACs before they run */
+  work?: WorkMeter;
 }
 
 interface Target {
@@ -35,7 +34,7 @@ interface Target {
  * calibration set, as the pruned model produces it. Pruning shifts the statistics BN normalises
  * with; the learned scale and shift stay. Nodes are done in graph order, each measured after the
  * ones before it were updated, since an earlier BN changes what a later one sees: one capture per
- * node, each running only the graph before it. When that sequence would not fit the deadline
+ * node, each running only the graph before it. When that sequence would not fit the work allowance
  * (DenseNet-121: 120 nodes), all nodes are measured in one pass instead (each sees the earlier ones'
  * old statistics), and when not even one pass fits, nothing is done; `bound` says which.
  */
@@ -53,15 +52,15 @@ export async function reestimateBatchNorm(pruned: ModelProto, calib: Dataset, th
     targets.push({ node, mean, variance });
   }
   if (targets.length === 0) return { model, nodes: [] };
-  const left = secondsLeft(bounds.deadline);
+  const left = bounds.work?.left ?? Infinity;
+  const macs = nodeMacsOf(model);
+  const full = [...macs.values()].reduce((a, b) => a + b, 0);
   let sequential = 0;
-  if (bounds.passSeconds !== undefined && left < Infinity) {
-    const macs = nodeMacsOf(model);
-    const full = [...macs.values()].reduce((a, b) => a + b, 0);
-    for (const t of targets) sequential += full > 0 ? (bounds.passSeconds * macsBefore(model, t.node.input[0], macs)) / full : bounds.passSeconds;
-  }
+  for (const t of targets) sequential += macsBefore(model, t.node.input[0], macs) * calib.count;
+  const pass = full * calib.count;
   const nodes: string[] = [];
   if (sequential <= left) {
+    bounds.work?.charge(sequential);
     const batch = boundedBatch(model, 128);
     for (const t of targets) {
       const stats = await gatherStats(model, [t], calib, threads, batch);
@@ -70,9 +69,8 @@ export async function reestimateBatchNorm(pruned: ModelProto, calib: Dataset, th
     }
     return { model, nodes };
   }
-  if (bounds.passSeconds! > left) {
-    return { model, nodes: [], bound: { kind: 'time', passSeconds: bounds.passSeconds!, leftSeconds: left } };
-  }
+  if (pass > left) return { model, nodes: [], bound: { kind: 'work', passMacs: pass, leftMacs: left } };
+  bounds.work?.charge(pass);
   // every node's input fetched at once: the batch must hold them all besides the model's own activations
   const fetched = activationBytesPerSample(model, targets.map((t) => t.node.input[0]));
   const per = fetched + ACTIVATION_HIGH_WATER * (largestActivationBytes(model) ?? 0);
@@ -85,7 +83,7 @@ export async function reestimateBatchNorm(pruned: ModelProto, calib: Dataset, th
   return {
     model,
     nodes,
-    bound: { kind: 'one-pass', nodes: targets.length, sequentialSeconds: sequential, leftSeconds: left },
+    bound: { kind: 'one-pass', nodes: targets.length, sequentialMacs: sequential, leftMacs: left },
   };
 }
 

@@ -8,7 +8,7 @@ import type { DistillUnfit } from './refusals.js';
 
 /**
  * Bounds that keep recovery finite on big models: how much memory a layer refit may hold, and whether a
- * stage's estimated time fits what is left of the recovery time budget (how many samples one
+ * stage's estimated work fits what is left of the work allowance (src/recover/work.ts; how many samples one
  * onnxruntime run may take is src/onnx/runtime/activationBudget.ts). Each bound that bites is reported (a progress note and the step description),
  * never applied silently.
  */
@@ -74,30 +74,19 @@ export function columnBlocks(cp: number, aligned: boolean, maxBlock: number): nu
 }
 
 /**
- * Assumed speed of the solve's JavaScript loops before one was timed (float64 multiply-adds per second
- * on one core of the 2-core machine the scale numbers come from, under load). After the first refit
- * the measured speed replaces it.
- */
-export const PRIOR_FLOPS_PER_SECOND = 2e8;
-
-/**
  * How many calibration samples a layer's input may be captured on so that capture and solve fit the
- * seconds left: all of them when they fit, else the most that fit, but never fewer than supply
+ * work left (MACs): all of them when they fit, else the most that fit, but never fewer than supply
  * `spread` times the patches the refit samples (so they still come from many samples); null when not
- * even those fit. The capture cost is linear in samples; the solve does not depend on them.
+ * even those fit. The capture work is linear in samples (`captureWork` is on all `count`); the solve's
+ * does not depend on them.
  */
-export function captureSamplesThatFit(opts: { count: number; positionsPerSample: number; maxPatches: number; spread: number; captureSeconds: number; solveSeconds: number; secondsLeft: number }): number | null {
-  const { count, captureSeconds, solveSeconds, secondsLeft: left } = opts;
-  if (captureSeconds + solveSeconds <= left) return count;
+export function captureSamplesThatFit(opts: { count: number; positionsPerSample: number; maxPatches: number; spread: number; captureWork: number; solveWork: number; workLeft: number }): number | null {
+  const { count, captureWork, solveWork, workLeft: left } = opts;
+  if (captureWork + solveWork <= left) return count;
   const fewest = Math.min(count, Math.ceil((opts.spread * opts.maxPatches) / Math.max(1, opts.positionsPerSample)));
-  const room = left - solveSeconds;
-  const most = captureSeconds > 0 ? Math.floor((count * room) / captureSeconds) : count;
+  const room = left - solveWork;
+  const most = captureWork > 0 ? Math.floor((count * room) / captureWork) : count;
   return most >= fewest ? Math.min(count, most) : null;
-}
-
-/** Time left before a deadline (performance.now() ms), in seconds; Infinity without one. */
-export function secondsLeft(deadline: number | undefined): number {
-  return deadline === undefined ? Infinity : (deadline - performance.now()) / 1000;
 }
 
 /** Bytes per sample of the named tensors, or of every node output when `names` is omitted (shapes at batch 1; unknown shapes count 0). */
@@ -114,23 +103,16 @@ export function activationBytesPerSample(model: ModelProto, names?: readonly str
 }
 
 /**
- * Why one distillation epoch cannot run within the bounds, or null when it can. An epoch costs about
- * (1 + 0.2 + 0.8 x (3 + 1) + 0.2) passes over the calibration set: the teacher's logits, the held-out
- * score before, forward + backward (~3 passes) and the dense hint targets (1 pass) on the 80% trained
- * on, and the held-out score after; plus one pass to judge the result. A training step holds the
+ * Why one distillation training step does not fit in memory, or null when it does: a step holds the
  * parameters five times (weights, gradients, Adam's two moments, the best epoch's copy) and every
- * activation of the batch for the backward pass.
+ * activation of the batch for the backward pass. Its work is src/recover/work.ts's (distillEpochsThatFit).
  */
-export function distillUnfit(model: ModelProto, opts: { batch: number; passSeconds?: number; secondsLeft: number; maxBytes: number }): DistillUnfit | null {
+export function distillUnfit(model: ModelProto, opts: { batch: number; maxBytes: number }): DistillUnfit | null {
   let params = 0;
   for (const t of model.graph!.initializer) if (t.dataType === 1) params += numel(t.dims.map(Number));
   const perSample = activationBytesPerSample(model);
   const bytes = 5 * 4 * params + opts.batch * perSample;
   if (bytes > opts.maxBytes) return { kind: 'memory', bytes, parameters: params, batch: opts.batch, bytesPerSample: perSample, limitBytes: opts.maxBytes };
-  if (opts.passSeconds !== undefined) {
-    const epoch = opts.passSeconds * (1 + 0.2 + 0.8 * 4 + 0.2 + 1);
-    if (epoch > opts.secondsLeft) return { kind: 'time', epochSeconds: epoch, passSeconds: opts.passSeconds, leftSeconds: opts.secondsLeft };
-  }
   return null;
 }
 

@@ -2,8 +2,11 @@ import type { Activation } from '../onnx/runtime/session.js';
 import type { LinearLayer } from './layers.js';
 import { seededRandom } from '../util/random.js';
 
+/** The seed reconstruction samples patch positions with (recorded in the ledger's reproducibility record). */
+export const PATCH_SEED = 1;
+
 /** `count` of `total` positions, stratified (one random pick per equal stretch), ascending. */
-export function samplePositions(total: number, count: number, seed = 1): Int32Array {
+export function samplePositions(total: number, count: number, seed = PATCH_SEED): Int32Array {
   if (count >= total) return Int32Array.from({ length: total }, (_, i) => i);
   // seeded, so dense and pruned patches come from the same positions
   const next = seededRandom(seed);

@@ -12,7 +12,8 @@ import type { KeptChannels } from '../prune/structured/keptChannels.js';
 import { PatchSampler } from './patches.js';
 import { sessionFromModel, streamActivations } from '../onnx/runtime/session.js';
 import { crossGram, timesTransposed } from '../onnx/runtime/gemm.js';
-import { captureSamplesThatFit, columnBlocks, macsBefore, nodeMacsOf, PRIOR_FLOPS_PER_SECOND, refitBytes, refitFlops, secondsLeft } from './bounds.js';
+import { captureSamplesThatFit, columnBlocks, macsBefore, nodeMacsOf, refitBytes, refitFlops } from './bounds.js';
+import { SOLVE_MACS_PER_FLOP, type SafetyStop, type WorkMeter } from './work.js';
 import { boundedBatch } from '../onnx/runtime/activationBudget.js';
 import { graphUpTo } from '../onnx/subgraph.js';
 import type { LayerSkip } from './refusals.js';
@@ -29,8 +30,10 @@ export interface ReconstructOptions {
   /** wider layers are refit in independent column blocks of at most this many columns */
   maxBlock: number;
   threads: number;
-  /** performance.now() after which no further layer is refit (the recovery time budget) */
-  deadline?: number;
+  /** recovery's work allowance: a layer is refit only when its estimated capture and solve fit what is left */
+  work?: WorkMeter;
+  /** the wall-clock safety stop: once passed, no further layer is refit and the result says so */
+  stop?: SafetyStop;
   /**
    * structured pruning's kept-channel map (dense indices per sliced initializer and axis): a layer
    * whose output channels were removed is refit to the dense layer's output at the channels it kept
@@ -47,11 +50,6 @@ export interface ReconstructOptions {
    * would need 20 GB of Gram matrices.
    */
   maxRefitBytes: number;
-  /**
-   * seconds one onnxruntime pass of the pruned model over the calibration set took (measured by the
-   * caller), so the first layer's capture time can be estimated before any capture ran
-   */
-  passSeconds?: number;
 }
 
 export const DEFAULT_RECONSTRUCT: ReconstructOptions = { damp: 0.01, crossValidate: true, reluAware: true, maxPatches: 8192, maxBlock: 1024, threads: 0, maxRefitBytes: 1024 * 2 ** 20 };
@@ -71,8 +69,10 @@ export interface ReconstructResult {
   layers: LayerRefit[];
   /** layers left as they were, and why */
   skipped: { weight: string; reason: LayerSkip }[];
-  /** layers whose input was captured on fewer calibration samples to fit the time left */
+  /** layers whose input was captured on fewer calibration samples to fit the work allowance */
   subsampled: { weight: string; samples: number }[];
+  /** the safety stop fired before every layer was refit */
+  cutShort: boolean;
 }
 
 /**
@@ -89,8 +89,9 @@ export interface ReconstructResult {
  *
  * Bounded for big models: each layer's input is captured by running only the graph before it, batch
  * by batch (only the sampled patches are kept); a layer is skipped, with the reason in `skipped`, when
- * its refit would hold more than `maxRefitBytes` or when its estimated capture + solve time exceeds
- * what is left before `deadline`, so a layer is never started that cannot finish in time.
+ * its refit would hold more than `maxRefitBytes` or when its estimated capture + solve work (MACs, from
+ * the model's shapes, never from timings) exceeds what is left of `work`, so the same layers are refit
+ * on the same samples on any machine; the safety stop only cuts an overlong run short.
  */
 export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights: readonly string[], calib: Dataset, opts: ReconstructOptions = DEFAULT_RECONSTRUCT): Promise<ReconstructResult> {
   const ed = ModelEditor.copyOf(pruned);
@@ -123,13 +124,10 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
   }
   for (const w of wanted) skipped.push({ weight: w, reason: { kind: 'unpaired', why: 'not found in the pruned model' } });
 
-  // the time bound: capture cost from multiply-accumulates at the speed the last capture ran (or the
-  // caller's measured full pass), solve cost from its flop count at the speed the last solve ran
+  // the work bound: capture cost from multiply-accumulates, solve cost from its flop count at a fixed price
   const dMacs = nodeMacsOf(dense);
   const pMacs = nodeMacsOf(model);
-  const fullMacs = [...pMacs.values()].reduce((a, b) => a + b, 0);
-  let secondsPerMac = opts.passSeconds !== undefined && fullMacs > 0 ? opts.passSeconds / fullMacs : 0;
-  let flopsPerSecond = PRIOR_FLOPS_PER_SECOND;
+  let cutShort = false;
   const batch = Math.min(boundedBatch(dense, CAPTURE_BATCH), boundedBatch(pruned, CAPTURE_BATCH));
   const layers: LayerRefit[] = [];
   const subsampled: { weight: string; samples: number }[] = [];
@@ -143,43 +141,59 @@ export async function reconstruct(dense: ModelProto, pruned: ModelProto, weights
       skipped.push({ weight: p.weight, reason: { kind: 'memory', bytes, prunedColumns: cp, denseColumns: cd, limitBytes: opts.maxRefitBytes } });
       continue;
     }
-    // checked after memory, so a layer that could never be refit says so whatever the time left
-    const left = secondsLeft(opts.deadline);
-    if (left <= 0) {
+    // checked after memory, so a layer that could never be refit says so whatever the stop
+    if (cutShort || opts.stop?.passed()) {
+      cutShort = true;
       skipped.push({ weight: p.weight, reason: { kind: 'time' } });
       continue;
     }
     const captureMacs = macsBefore(dense, d.input, dMacs) + macsBefore(model, p.input, pMacs);
-    const flops = refitFlops(p.rows, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, p.groups);
-    const captureSeconds = captureMacs * secondsPerMac;
-    const solveSeconds = flops / flopsPerSecond;
-    // a big model's captures on every sample may not fit the time left while a subset does: the refit
+    const solveWork = layerSolveWork(p.rows, cp, cd, blocks, p.groups);
+    const captureWork = captureMacs * calib.count;
+    const left = opts.work?.left ?? Infinity;
+    // a big model's captures on every sample may not fit the work left while a subset does: the refit
     // samples at most maxPatches patches anyway, and a conv or token layer has many per sample
     const positions = (pMacs.get(node) ?? 0) / Math.max(1, p.rows * p.groups * p.cols);
-    const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureSeconds, solveSeconds, secondsLeft: left });
+    const samples = captureSamplesThatFit({ count: calib.count, positionsPerSample: positions, maxPatches: opts.maxPatches, spread: SUBSET_SPREAD, captureWork, solveWork, workLeft: left });
     if (samples === null) {
-      skipped.push({ weight: p.weight, reason: { kind: 'time', estimate: { seconds: captureSeconds + solveSeconds, samples: calib.count, leftSeconds: left } } });
+      skipped.push({ weight: p.weight, reason: { kind: 'work', estimate: { macs: captureWork + solveWork, samples: calib.count, leftMacs: left } } });
       continue;
     }
+    opts.work?.charge(captureMacs * samples + solveWork);
     const input = samples < calib.count ? evenlySpaced(calib, samples) : calib;
     if (samples < calib.count) subsampled.push({ weight: p.weight, samples });
-    const t0 = performance.now();
     const dc = await captureLayerInput(dense, d, input, withBias, opts, batch);
     const pc = await captureLayerInput(model, p, input, withBias, opts, batch);
-    const captured = (performance.now() - t0) / 1000;
-    if (captureMacs > 0) secondsPerMac = (captured * calib.count) / (captureMacs * samples);
     if (dc.hash === pc.hash && dc.count === pc.count && keptExactly(pIndex, dIndex, p, d, rows)) {
       // same input, weights sliced but not changed (a structured layer ahead of every cut): already exact
       layers.push({ node: p.node, weight: p.weight, error_before: 0, error_after: 0, damp: 0 });
       continue;
     }
-    const t1 = performance.now();
     layers.push(await refitLayer(ed, pIndex, dIndex, node, p, d, rows, dc.patches, pc.patches, opts));
-    const solved = (performance.now() - t1) / 1000;
-    // short solves are dominated by onnxruntime calls and timer noise, not the loops the estimate counts
-    if (solved > 1) flopsPerSecond = flops / solved;
   }
-  return { model, layers, skipped, subsampled };
+  return { model, layers, skipped, subsampled, cutShort };
+}
+
+/** A layer refit's solve in work units: its floating-point operations at the fixed price per flop. */
+function layerSolveWork(rows: number, cp: number, cd: number, blocks: readonly number[], groups: number): number {
+  return refitFlops(rows, cp, cd, blocks, cd === cp ? 2 : 1, CROSS_VALIDATE_MAX_COLS, groups) * SOLVE_MACS_PER_FLOP;
+}
+
+/**
+ * The work of solving every one of `weights` once (as aligned layers, bias column included), from the
+ * model's shapes alone: what the recovery allowance adds so a model with few MACs but wide layers can
+ * refit them (a solve's work depends on the layer's width, not on the calibration set).
+ */
+export function solveWorkOf(model: ModelProto, weights: readonly string[], maxBlock = DEFAULT_RECONSTRUCT.maxBlock): number {
+  const index = new GraphIndex(model.graph!);
+  let total = 0;
+  for (const w of weights) {
+    const p = linearLayer(index, w);
+    if (typeof p === 'string') continue;
+    const cp = p.cols + (p.biasRefit ? 1 : 0);
+    total += layerSolveWork(p.rows, cp, cp, columnBlocks(cp, true, maxBlock), p.groups);
+  }
+  return total;
 }
 
 /** a subset capture keeps at least this many times maxPatches patches to sample from */

@@ -11,8 +11,13 @@ export type LayerSkip =
   | { kind: 'unpaired'; why: string }
   /** its refit would hold more than the refit bound */
   | { kind: 'memory'; bytes: number; prunedColumns: number; denseColumns: number; limitBytes: number }
-  /** the recovery time budget: used up before the layer, or not enough left for its estimated capture and solve */
-  | { kind: 'time'; estimate?: { seconds: number; samples: number; leftSeconds: number } };
+  /** the work allowance: not enough left for its estimated capture and solve, even on fewer samples */
+  | { kind: 'work'; estimate: { macs: number; samples: number; leftMacs: number } }
+  /** the wall-clock safety stop (recovery-time-budget) had fired: the run was cut short */
+  | { kind: 'time' };
+
+/** billions of multiply-accumulates, as the `recovery-work` setting counts them */
+export const gmac = (macs: number): string => (macs / 1e9 >= 10 ? (macs / 1e9).toFixed(0) : (macs / 1e9).toPrecision(2));
 
 export function layerSkipText(s: LayerSkip): string {
   switch (s.kind) {
@@ -20,40 +25,40 @@ export function layerSkipText(s: LayerSkip): string {
       return s.why;
     case 'memory':
       return `its refit needs about ${mb(s.bytes)} MB (Gram matrices of ${s.prunedColumns} x ${s.prunedColumns} and ${s.denseColumns} x ${s.prunedColumns} columns), over the ${mb(s.limitBytes)} MB refit bound`;
+    case 'work':
+      return `estimated ${gmac(s.estimate.macs)} GMAC of work (capturing its input on ${s.estimate.samples} samples from both models, then the solve), more than the ${gmac(s.estimate.leftMacs)} GMAC left of the recovery work allowance, even on fewer samples`;
     case 'time':
-      return s.estimate
-        ? `estimated ${s.estimate.seconds.toFixed(0)} s (capturing its input on ${s.estimate.samples} samples from both models, then the solve), more than the ${s.estimate.leftSeconds.toFixed(0)} s left of recovery-time-budget, even on fewer samples`
-        : 'recovery-time-budget reached';
+      return 'cut short: the recovery-time-budget safety stop had fired';
   }
 }
 
-/** How the time left changed BatchNorm re-estimation. */
+/** How the work allowance changed BatchNorm re-estimation. */
 export type BatchNormBound =
   /** not even one pass over the calibration set fits: nothing was re-estimated */
-  | { kind: 'time'; passSeconds: number; leftSeconds: number }
+  | { kind: 'work'; passMacs: number; leftMacs: number }
   /** one pass per node does not fit: every node was measured in one pass */
-  | { kind: 'one-pass'; nodes: number; sequentialSeconds: number; leftSeconds: number };
+  | { kind: 'one-pass'; nodes: number; sequentialMacs: number; leftMacs: number };
 
 export function batchNormBoundText(b: BatchNormBound): string {
   switch (b.kind) {
-    case 'time':
-      return `one pass over the calibration set takes about ${b.passSeconds.toFixed(0)} s, more than the ${Math.max(0, b.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+    case 'work':
+      return `one pass over the calibration set is about ${gmac(b.passMacs)} GMAC, more than the ${gmac(b.leftMacs)} GMAC left of the recovery work allowance`;
     case 'one-pass':
-      return `statistics of all ${b.nodes} nodes measured in one pass (each before the earlier ones were updated): one pass per node would take about ${b.sequentialSeconds.toFixed(0)} s, ${b.leftSeconds.toFixed(0)} s were left of recovery-time-budget`;
+      return `statistics of all ${b.nodes} nodes measured in one pass (each before the earlier ones were updated): one pass per node would be about ${gmac(b.sequentialMacs)} GMAC, ${gmac(b.leftMacs)} GMAC were left of the recovery work allowance`;
   }
 }
 
 /** Why one distillation epoch cannot run within the bounds. */
 export type DistillUnfit =
   | { kind: 'memory'; bytes: number; parameters: number; batch: number; bytesPerSample: number; limitBytes: number }
-  | { kind: 'time'; epochSeconds: number; passSeconds: number; leftSeconds: number };
+  | { kind: 'work'; epochMacs: number; leftMacs: number };
 
 export function distillUnfitText(u: DistillUnfit): string {
   switch (u.kind) {
     case 'memory':
       return `a training step needs about ${mb(u.bytes)} MB (${(u.parameters / 1e6).toFixed(1)}M parameters x 5, ${u.batch} samples x ${(u.bytesPerSample / 2 ** 20).toFixed(1)} MB of activations), over the ${mb(u.limitBytes)} MB bound`;
-    case 'time':
-      return `one epoch takes about ${u.epochSeconds.toFixed(0)} s (${(u.epochSeconds / u.passSeconds).toFixed(1)} passes of ${u.passSeconds.toFixed(1)} s over the calibration set), more than the ${Math.max(0, u.leftSeconds).toFixed(0)} s left of recovery-time-budget`;
+    case 'work':
+      return `one epoch is about ${gmac(u.epochMacs)} GMAC (5.6 passes over the calibration set), more than the ${gmac(u.leftMacs)} GMAC left of the recovery work allowance`;
   }
 }
 

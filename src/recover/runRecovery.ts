@@ -9,12 +9,14 @@ import type { Progress } from '../io/progress.js';
 import { prunableWeights, type PrunableWeight } from '../prune/prunable.js';
 import type { PruneOutcome } from '../prune/pruneModel.js';
 import { reestimateBatchNorm, type BatchNormBounds } from './batchNorm.js';
-import { DISTILL_MAX_BYTES, distillUnfit, secondsLeft } from './bounds.js';
+import { DISTILL_MAX_BYTES, distillUnfit, nodeMacsOf } from './bounds.js';
+import { QUALITY_THREADS } from '../onnx/runtime/quality.js';
+import { DISTILL_EPOCH_PASSES, distillEpochsThatFit, recoveryAllowance, safetyStop, WorkMeter, type CutShort, type SafetyStop, type WorkFacts } from './work.js';
 import { DEFAULT_DISTILL } from './distill/distill.js';
 import { better, calibScore, type CalibScore } from './calibScore.js';
 import { distillStage, skipReason } from './distill/stage.js';
 import { CommandTimedOut, externalRecovery } from './external.js';
-import { DEFAULT_RECONSTRUCT, reconstruct } from './reconstruct.js';
+import { DEFAULT_RECONSTRUCT, reconstruct, solveWorkOf } from './reconstruct.js';
 import { batchNormBoundText, distillUnfitText, layerSkipText, temperatureSkipText, type BatchNormBound, type LayerSkip } from './refusals.js';
 import { bakeTemperature, calibrateTemperature, type TemperatureFit } from './temperature.js';
 import type { Head } from '../onnx/head.js';
@@ -57,8 +59,10 @@ export interface RecoveryOutcome {
   steps: RecoveryStep[];
   /** temperature fitted for the model that ships (the last step), when the calibration set has labels */
   temperature?: TemperatureInfo;
-  /** recovery work a memory or time bound skipped or changed, one line each, for the ledger's notes */
+  /** recovery work a memory or work bound skipped or changed, one line each, for the ledger's notes */
   notes: string[];
+  /** the recovery-time-budget safety stop fired: the first stage it stopped or kept from running */
+  cutShort?: CutShort;
 }
 
 export interface RecoveryRequest {
@@ -82,6 +86,10 @@ export interface RecoveryRequest {
   head?: Head;
   /** the fidelity task: no classifier head; distillation matches these outputs to the dense model's, temperature is not fitted */
   fidelity?: { outputs: readonly string[] };
+  /** this recovery's part of the run's work allowance (a recovery round's); default 1 */
+  workShare?: number;
+  /** the run's wall-clock safety stop, shared by its rounds; default: recovery-time-budget from now */
+  stop?: SafetyStop;
 }
 
 /** columns per SparseGPT mask-selection block (the paper's default) */
@@ -116,17 +124,19 @@ export async function runRecovery(req: RecoveryRequest): Promise<RecoveryOutcome
   const head = req.fidelity ? undefined : (req.head ?? defaultHead(req.dense, config.output));
   req = { ...req, ...(head ? { head } : {}) };
   const notes: string[] = [];
-  const steps = await recoverySteps(req, calib, notes);
-  if (!calib) return { steps: steps.map((s) => s.step), notes };
+  const cut: { at?: CutShort } = {};
+  const steps = await recoverySteps(req, calib, notes, cut);
+  const cutShort = cut.at ? { cutShort: cut.at } : {};
+  if (!calib) return { steps: steps.map((s) => s.step), notes, ...cutShort };
   const last = steps.at(-1)?.model ?? req.pruned;
   if (!head) {
     if (steps.length > 0) notes.push(`recovery: temperature not fitted: ${temperatureSkipText({ kind: 'fidelity' })}`);
-    return { steps: steps.map((s) => s.step), notes };
+    return { steps: steps.map((s) => s.step), notes, ...cutShort };
   }
-  if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes };
+  if (!calib.labels || req.fitTemperature === false) return { steps: steps.map((s) => s.step), notes, ...cutShort };
   const t0 = performance.now();
-  const fit = await calibrateTemperature(last, calib, config.latency.threads, head);
-  if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes };
+  const fit = await calibrateTemperature(last, calib, QUALITY_THREADS, head);
+  if (!config.bakeTemperature) return { steps: steps.map((s) => s.step), temperature: temperatureInfo(fit, false), notes, ...cutShort };
   const baked = bakeTemperature(last, fit.temperature, head);
   const artifact = stepFile(req.stepsDir, steps.length + 2, 'temperature');
   fs.mkdirSync(req.stepsDir, { recursive: true });
@@ -139,10 +149,10 @@ export async function runRecovery(req: RecoveryRequest): Promise<RecoveryOutcome
     info: { seconds: (performance.now() - t0) / 1000, calib_nll_before: fit.nll_before, calib_nll_after: fit.nll_after },
     temperature: temperatureInfo(fit, true),
   };
-  return { steps: [...steps.map((s) => s.step), step], notes };
+  return { steps: [...steps.map((s) => s.step), step], notes, ...cutShort };
 }
 
-async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, bounded: string[]): Promise<{ step: RecoveryStep; model: ModelProto }[]> {
+async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, bounded: string[], cut: { at?: CutShort }): Promise<{ step: RecoveryStep; model: ModelProto }[]> {
   const { config, progress } = req;
   if (config.recovery === 'none' || (config.recovery === 'auto' && !calib)) return [];
   fs.mkdirSync(req.stepsDir, { recursive: true });
@@ -150,7 +160,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
     const artifact = stepFile(req.stepsDir, 2, 'command');
     progress.stage({ kind: 'recover', work: 'command', detail: `running ${config.recoveryCommand}` });
     const t0 = performance.now();
-    const before = calib?.labels ? await calibScore(req.pruned, calib, config.latency.threads, req.head) : undefined;
+    const before = calib?.labels ? await calibScore(req.pruned, calib, QUALITY_THREADS, req.head) : undefined;
     const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
     let model: ModelProto;
     try {
@@ -164,7 +174,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       throw e;
     }
     const seconds = (performance.now() - t0) / 1000;
-    const after = calib?.labels ? await calibScore(model, calib, config.latency.threads, req.head) : undefined;
+    const after = calib?.labels ? await calibScore(model, calib, QUALITY_THREADS, req.head) : undefined;
     const info: RecoveryInfo = { seconds };
     if (before && after) Object.assign(info, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
     const description = `external recovery command \`${config.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
@@ -177,14 +187,18 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
   const labelled = calib.labels !== null;
   const steps: { step: RecoveryStep; model: ModelProto }[] = [];
   let current = req.pruned;
-  // the budget counts from here, and the first score's time is what one pass over the calibration set
-  // costs: every later stage is started only when its estimate (in such passes) fits what is left
-  const started = performance.now();
-  const deadline = config.recoveryTimeBudget > 0 ? started + config.recoveryTimeBudget * 1000 : undefined;
-  let currentScore = labelled ? await calibScore(current, calib, config.latency.threads, req.head) : undefined;
-  const passSeconds = labelled ? (performance.now() - started) / 1000 : undefined;
-  // time kept back for judging a stage on the calibration score (auto)
-  const judgeMs = config.recovery === 'auto' && passSeconds !== undefined ? passSeconds * 1000 : 0;
+  // what each stage computes is decided by work (MACs) sized from the dense model and the calibration
+  // set before any stage runs; the clock only arms the safety stop
+  const facts: WorkFacts = { macsPerSample: totalMacs(req.dense), calibSamples: calib.count, solveWork: solveWorkOf(req.pruned, refitWeights(req)) };
+  const work = new WorkMeter(recoveryAllowance(facts, config.recoveryWork, req.workShare ?? 1));
+  const stop = withRunBudget(req.stop ?? safetyStop(config.recoveryTimeBudget), progress);
+  const cutShort = (stage: CutShort['stage']): void => {
+    if (cut.at) return;
+    cut.at = { stage, limit_s: stop.limitSeconds };
+    // the ledger's note and verdict come from the record (src/pipeline: cutShortNote)
+    progress.note(`recovery: cut short during ${stage} by the recovery-time-budget safety stop (${stop.limitSeconds} s)`);
+  };
+  let currentScore = labelled ? await calibScore(current, calib, QUALITY_THREADS, req.head) : undefined;
 
   // a bound that bites is said on the progress log now and kept for the ledger's notes
   const bound = (line: string): void => {
@@ -205,23 +219,30 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
   };
 
   // auto keeps distillation only when it beats its input on the held-out samples and on the calibration score
-  async function distillStep(judged: boolean, deadline: number | undefined): Promise<void> {
-    const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, passSeconds, secondsLeft: secondsLeft(deadline), maxBytes: DISTILL_MAX_BYTES });
+  async function distillStep(judged: boolean): Promise<void> {
+    const epochs = distillEpochsThatFit({ macsPerSample: totalMacs(current), calibSamples: calib!.count }, work.left, DEFAULT_DISTILL.maxEpochs);
+    const unfit = distillUnfit(current, { batch: DEFAULT_DISTILL.batch, maxBytes: DISTILL_MAX_BYTES })
+      ?? (epochs === 0 ? { kind: 'work' as const, epochMacs: totalMacs(current) * calib!.count * DISTILL_EPOCH_PASSES, leftMacs: work.left } : null);
     if (unfit) {
       bound(`recovery: distillation skipped: ${distillUnfitText(unfit)}`);
       return;
     }
-    const d = await distillStage(req.dense, current, calib!, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, deadline, head: req.head, ...(req.fidelity ? { outputs: req.fidelity.outputs } : {}) });
+    // said in the step's description when the step is kept: a limit on a stage that ships nothing is no news
+    const limited = epochs < DEFAULT_DISTILL.maxEpochs ? `; at most ${epochs} of ${DEFAULT_DISTILL.maxEpochs} epochs, what the recovery work allowance holds` : '';
+    if (limited) progress.note(`recovery: distillation${limited.slice(1)}`);
+    work.charge(epochs * totalMacs(current) * calib!.count * DISTILL_EPOCH_PASSES);
+    const d = await distillStage(req.dense, current, calib!, req.denseWeights.map((w) => w.initializer), config, progress, { optional: judged, maxEpochs: epochs, stop, head: req.head, ...(req.fidelity ? { outputs: req.fidelity.outputs } : {}) });
     if (d.kind === 'skipped') {
       bound(`recovery: distillation skipped: ${skipReason(d.gap)}`);
       return;
     }
-    const score = labelled ? await calibScore(d.model, calib!, config.latency.threads, req.head) : undefined;
+    if (d.result.stopped === 'cut-short') cutShort('distill');
+    const score = labelled ? await calibScore(d.model, calib!, QUALITY_THREADS, req.head) : undefined;
     if (judged && (!d.result.improved || (score && currentScore && !better(score, currentScore)))) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score)} vs ${fmt(currentScore)} without it` : 'no epoch improved the held-out KL'})`);
       return;
     }
-    keep('distill', `${d.summary} (${fmt(score)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score);
+    keep('distill', `${d.summary}${limited} (${fmt(score)}; ${d.seconds.toFixed(1)} s)`, d.model, d.seconds, score);
   }
 
   if (config.recovery === 'reconstruct' || config.recovery === 'auto') {
@@ -232,18 +253,19 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
     const adaptive = config.criterion === 'sparsegpt' && config.method === 'unstructured' && !req.structured;
     const r = await reconstruct(req.structured?.reference ?? req.dense, current, refitWeights(req), calib, {
       ...DEFAULT_RECONSTRUCT,
-      threads: config.latency.threads,
-      deadline: deadline === undefined ? undefined : deadline - judgeMs,
-      passSeconds,
+      threads: QUALITY_THREADS,
+      work,
+      stop,
       kept: req.structured?.kept,
       adaptiveMask: adaptive ? SPARSEGPT_BLOCK : 0,
     });
     const seconds = (performance.now() - t0) / 1000;
+    if (r.cutShort) cutShort('reconstruct');
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${layerSkipText(s.reason)})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join('; ') || undefined;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
     // nothing refit (every layer skipped by a bound): the model is unchanged, so judging it would only spend a pass
-    const score = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, config.latency.threads, req.head) : undefined;
+    const score = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, QUALITY_THREADS, req.head) : undefined;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
     if (judged && score && currentScore && !better(score, currentScore)) {
@@ -257,23 +279,24 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
         score,
       );
     }
-    if (deadline !== undefined && performance.now() > deadline) {
-      if (hasBatchNorm(current)) bound(`recovery: BatchNorm re-estimation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
+    if (stop.passed()) {
+      if (hasBatchNorm(current)) cutShort('bn-stats');
+      else if (config.recovery === 'auto') cutShort('distill');
       return steps;
     }
-    await tryBatchNorm(current, calib, config, req.head!, { deadline: deadline === undefined ? undefined : deadline - judgeMs, passSeconds }, (model, secs, s, nodes, bound) => keep('bn-stats', `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound ? ` (${batchNormBoundText(bound)})` : ''} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+    await tryBatchNorm(current, calib, req.head!, { work }, (model, secs, s, nodes, bound) => keep('bn-stats', `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound ? ` (${batchNormBoundText(bound)})` : ''} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
       const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
       if (refusal.kind === 'bound') bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
     });
     if (config.recovery === 'auto') {
-      if (deadline !== undefined && performance.now() > deadline) bound(`recovery: distillation skipped, recovery-time-budget of ${config.recoveryTimeBudget} s used up`);
-      else await distillStep(true, deadline);
+      if (stop.passed()) cutShort('distill');
+      else await distillStep(true);
     }
     return steps;
   }
   if (config.recovery === 'distill') {
-    await distillStep(false, config.recoveryTimeBudget > 0 ? performance.now() + config.recoveryTimeBudget * 1000 : undefined);
+    await distillStep(false);
     return steps;
   }
   throw new UserError(`--recovery ${config.recovery}: not available in this version yet; use --recovery auto, reconstruct, distill, command or none`);
@@ -294,7 +317,7 @@ const EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false }
 /** Why BatchNorm re-estimation was not kept. */
 type BatchNormRefusal =
   | { kind: 'no-labels' }
-  /** the time left allowed no pass at all */
+  /** the work left allowed no pass at all */
   | { kind: 'bound'; bound: BatchNormBound }
   /** it made the calibration score worse */
   | { kind: 'worse'; score: CalibScore; without: CalibScore };
@@ -314,7 +337,6 @@ function batchNormRefusalText(r: BatchNormRefusal): string {
 async function tryBatchNorm(
   model: ModelProto,
   calib: Dataset,
-  config: Config,
   head: Head,
   bounds: BatchNormBounds,
   accept: (model: ModelProto, seconds: number, score: CalibScore, nodes: number, bound?: BatchNormBound) => void,
@@ -326,24 +348,31 @@ async function tryBatchNorm(
   // judged on the labelled score, so without labels the passes would be wasted
   if (!base) return reject({ kind: 'no-labels' });
   const t0 = performance.now();
-  const bn = await reestimateBatchNorm(model, calib, config.latency.threads, bounds);
+  const bn = await reestimateBatchNorm(model, calib, QUALITY_THREADS, bounds);
   if (bn.nodes.length === 0) return bn.bound ? reject({ kind: 'bound', bound: bn.bound }) : undefined;
   const seconds = (performance.now() - t0) / 1000;
-  const score = await calibScore(bn.model, calib, config.latency.threads, head);
+  const score = await calibScore(bn.model, calib, QUALITY_THREADS, head);
   if (!better(score, base)) return reject({ kind: 'worse', score, without: base });
   accept(bn.model, seconds, score, bn.nodes.length, bn.bound);
+}
+
+/** Multiply-accumulates of one sample through `model` (shapes at batch 1). */
+function totalMacs(model: ModelProto): number {
+  let total = 0;
+  for (const m of nodeMacsOf(model).values()) total += m;
+  return total;
 }
 
 function hasBatchNorm(model: ModelProto): boolean {
   return model.graph!.node.some((n) => n.opType === 'BatchNormalization');
 }
 
-/** One clause on the layers refit from a subset of the calibration set to fit the time left, or undefined. */
+/** One clause on the layers refit from a subset of the calibration set to fit the work allowance, or undefined. */
 function subsampledClause(subsampled: readonly { weight: string; samples: number }[], count: number): string | undefined {
   if (subsampled.length === 0) return undefined;
   const shown = subsampled.slice(0, 3).map((s) => `${s.weight} on ${s.samples}`).join(', ');
   const more = subsampled.length > 3 ? ` and ${subsampled.length - 3} more` : '';
-  return `${subsampled.length} layer${subsampled.length > 1 ? 's' : ''} refit from fewer of the ${count} calibration samples to fit recovery-time-budget (${shown}${more})`;
+  return `${subsampled.length} layer${subsampled.length > 1 ? 's' : ''} refit from fewer of the ${count} calibration samples to fit the recovery work allowance (${shown}${more})`;
 }
 
 /**
@@ -352,10 +381,20 @@ function subsampledClause(subsampled: readonly { weight: string; samples: number
  */
 function boundSkips(skipped: readonly { weight: string; reason: LayerSkip }[]): string | undefined {
   const memory = skipped.filter((s) => s.reason.kind === 'memory');
-  const time = skipped.filter((s) => s.reason.kind === 'time');
+  const time = skipped.filter((s) => s.reason.kind === 'work');
+  const cut = skipped.filter((s) => s.reason.kind === 'time');
   const parts: string[] = [];
   const names = (l: typeof skipped) => (l.length <= 3 ? l.map((s) => s.weight).join(', ') : `${l.slice(0, 2).map((s) => s.weight).join(', ')} and ${l.length - 2} more`);
   if (memory.length) parts.push(`${memory.length} layer${memory.length > 1 ? 's' : ''} not refit for memory (${names(memory)}: ${layerSkipText(memory[0].reason)})`);
-  if (time.length) parts.push(`${time.length} layer${time.length > 1 ? 's' : ''} not refit for time (${names(time)}: ${layerSkipText(time[0].reason)}; a larger recovery-time-budget refits them)`);
+  if (time.length) parts.push(`${time.length} layer${time.length > 1 ? 's' : ''} not refit for work (${names(time)}: ${layerSkipText(time[0].reason)}; a larger recovery-work refits them)`);
+  if (cut.length) parts.push(`${cut.length} layer${cut.length > 1 ? 's' : ''} not refit (${names(cut)}: ${layerSkipText(cut[0].reason)})`);
   return parts.length ? parts.join('; ') : undefined;
+}
+
+/**
+ * The run's --time-budget stops recovery too, so no layer is refit and no epoch started past it: the run
+ * then stops within one layer's time instead of finishing all of recovery first.
+ */
+function withRunBudget(stop: SafetyStop, progress: Progress): SafetyStop {
+  return { ...stop, passed: () => stop.passed() || progress.remainingSeconds?.() === 0 };
 }

@@ -31,7 +31,7 @@ describe('the Config type, from the declaration', () => {
     expectTypeOf<Config['budgets']>().toEqualTypeOf<{ [N in BudgetName]?: (N extends PerOutputBudget ? BudgetLimit[] : BudgetLimit) | undefined }>();
     // every file key becomes a camelCase field, and nothing else is a field
     expectTypeOf<keyof Config>().toEqualTypeOf<
-      | 'sparsity' | 'method' | 'task' | 'recovery' | 'scope' | 'exclude' | 'keepFirstLayer' | 'keepLastLayer' | 'bakeTemperature' | 'recoveryTimeBudget' | 'recoveryCommand'
+      | 'sparsity' | 'method' | 'task' | 'recovery' | 'scope' | 'exclude' | 'keepFirstLayer' | 'keepLastLayer' | 'bakeTemperature' | 'recoveryWork' | 'recoveryTimeBudget' | 'recoveryCommand'
       | 'batchSizes' | 'latency' | 'evalBatchSize' | 'confidence' | 'roundTo' | 'targetSpeedup' | 'targetLatencyMs' | 'criterion' | 'maxLayerSparsity' | 'strict' | 'executionProvider' | 'corruptions'
       | 'timeBudget' | 'schedule' | 'scheduleSteps' | 'schedulePatience' | 'recoveryRounds' | 'roundsCompareSensitivity' | 'quantize' | 'quantizeCalibration' | 'quantizeExclude' | 'output' | 'budgets'
     >();
@@ -103,7 +103,7 @@ describe('CLI flags, from the declaration', () => {
   const COMMANDS: Record<string, string[]> = {
     run: [
       ...['--model', '--data', '--out', '--calib', '--shift', '--config', '--budget', '--sparsity', '--method', '--task', '--recovery', '--scope', '--round-to', '--target-speedup', '--target-latency-ms', '--criterion', '--max-layer-sparsity'],
-      ...['--exclude', '--keep-first-layer', '--keep-last-layer', '--recovery-command', '--recovery-time-budget', '--bake-temperature', '--batch-sizes', '--warmup', '--runs', '--threads'],
+      ...['--exclude', '--keep-first-layer', '--keep-last-layer', '--recovery-command', '--recovery-work', '--recovery-time-budget', '--bake-temperature', '--batch-sizes', '--warmup', '--runs', '--threads'],
       ...['--eval-batch-size', '--time-budget', '--schedule', '--schedule-steps', '--schedule-patience', '--recovery-rounds', '--rounds-compare-sensitivity', '--quiet', ...STATISTICS],
       ...['--quantize', '--quantize-calibration', '--quantize-exclude', '--output'],
     ],

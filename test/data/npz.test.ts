@@ -1,11 +1,14 @@
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { zipSync } from 'fflate';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/errors.js';
 import { encodeNpy, type NdArray } from '../../src/data/npy.js';
-import { readArrays, readNpy, readNpz, writeNpz } from '../../src/data/npz.js';
+import { NpzArchive, readArrays, readNpy, readNpz, writeNpz } from '../../src/data/npz.js';
+import { loadDataset } from '../../src/data/dataset.js';
+import { runCli } from '../support/cli.js';
+import { fixture } from '../support/fixtures.js';
 import { runPython, tempDir, userErrorOf } from './helpers.js';
 
 const values = (a: NdArray | undefined): number[] => Array.from(a!.data as ArrayLike<number | bigint>, Number);
@@ -249,5 +252,63 @@ describe('writeNpz', () => {
     copyFileSync(join(dir, 'same-a.npz'), join(sub, 'keep.npz'));
     expect(userErrorOf(() => writeNpz(target, arrays))).toContain('cannot write');
     expect(readdirSync(sub).sort()).toEqual(['keep.npz', 'taken.npz']);
+  });
+});
+
+/** Rewrite every zip entry's uncompressed size for `member` to `declared` (local header and central directory). */
+function declareSize(zip: Uint8Array, member: string, declared: number): Uint8Array {
+  const b = Buffer.from(zip);
+  const name = Buffer.from(member);
+  for (let i = 0; i + 4 <= b.length; i++) {
+    const sig = b.readUInt32LE(i);
+    if (sig === 0x04034b50 && b.subarray(i + 30, i + 30 + name.length).equals(name)) b.writeUInt32LE(declared, i + 22);
+    if (sig === 0x02014b50 && b.subarray(i + 46, i + 46 + name.length).equals(name)) b.writeUInt32LE(declared, i + 24);
+  }
+  return b;
+}
+
+describe('zip bombs and lazy members', () => {
+  const dir = tempDir();
+  const x = { dtype: 'float32' as const, shape: [3, 784], data: new Float32Array(3 * 784).fill(0.5) };
+  const y = { dtype: 'int64' as const, shape: [3], data: new BigInt64Array([0n, 1n, 2n]) };
+  const MiB = 2 ** 20;
+  // 32 MiB of zeros deflate to ~32 kB; the entry claims 1 MiB
+  const bomb = (): Uint8Array => declareSize(zipSync({ 'x.npy': new Uint8Array(32 * MiB) }, { level: 9 }), 'x.npy', MiB);
+
+  it('a member that inflates past its declared size is refused in one line, inflating little more than it claimed', () => {
+    const file = join(dir, 'bomb.npz');
+    writeFileSync(file, bomb());
+    const rss = process.memoryUsage().rss;
+    expect(userErrorOf(() => readArrays(file).get('x'))).toBe(
+      `${file} (array 'x'): inflates past the 1.0 MiB its zip entry declares (a zip bomb or a corrupt archive); re-create it with np.savez`,
+    );
+    expect(process.memoryUsage().rss - rss).toBeLessThan(200 * MiB);
+  });
+
+  it('a member declaring more than the machine can hold is refused before it is inflated', () => {
+    const file = join(dir, 'big.npz');
+    writeNpz(file, { x, y });
+    const archive = new NpzArchive(file, readFileSync(file), 4096);
+    expect(userErrorOf(() => archive.get('x'))).toMatch(new RegExp(`^${file.replace(/[.\\/]/g, '\\$&')} \\(array 'x'\\): declares 0\\.0 MiB uncompressed, more than the 0\\.0 MiB this machine can hold for it; use a smaller data slice$`));
+    expect(archive.get('y')!.shape).toEqual([3]);
+  });
+
+  it('only the members a model needs are inflated: a bomb beside them is never touched', () => {
+    const file = join(dir, 'with-junk.npz');
+    const ok = zipSync({ 'x.npy': encodeNpy(x), 'y.npy': encodeNpy(y), 'junk.npy': new Uint8Array(32 * MiB) }, { level: 9 });
+    writeFileSync(file, declareSize(ok, 'junk.npy', MiB));
+    const set = loadDataset(file, [{ name: 'input', dtype: 'float32', dims: ['N', 784] }], { requireLabels: true });
+    expect(set.count).toBe(3);
+    expect(userErrorOf(() => readArrays(file).get('junk'))).toMatch(/inflates past/);
+  });
+
+  it('a run given a bomb as its data stops with exit 2 and one line before any work', async () => {
+    const file = join(dir, 'bomb-data.npz');
+    writeFileSync(file, bomb());
+    const out = join(tempDir(), 'out');
+    const r = await runCli(['run', '--model', fixture('mlp.onnx'), '--data', file, '--out', out, '--quiet']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toEqual([`prune-guard: error: ${file} (array 'x'): inflates past the 1.0 MiB its zip entry declares (a zip bomb or a corrupt archive); re-create it with np.savez`]);
+    expect(existsSync(out)).toBe(false);
   });
 });

@@ -11,6 +11,7 @@ import { isUserError } from '../../src/errors.js';
 import { fixture, tempDir } from '../support/fixtures.js';
 import { runCli } from '../support/cli.js';
 import { writeNpz } from '../../src/data/npz.js';
+import { inputHashes } from '../support/outputSet.js';
 import { dataSet, deeplyNestedBytes, externalDataModel, hugeExternalModel, mlp, MLP, nestedSubgraphModel, withWeightValue, writeModel } from './badModels.js';
 
 const dir = tempDir('prune-guard-hostile-');
@@ -20,7 +21,9 @@ let outs = 0;
 
 async function expectRefused(args: string[], pattern: RegExp): Promise<void> {
   const out = path.join(dir, `out-${++outs}`);
+  const before = inputHashes(args);
   const r = await runCli(['run', '--out', out, ...FAST, ...args]);
+  expect(inputHashes(args), 'inputs are never written').toEqual(before);
   const errors = r.stderr.split('\n').filter((l) => /^(prune-guard: )?error:/.test(l));
   expect(r.stderr, r.stderr).not.toMatch(/\n\s+at |internal error/);
   expect(errors, r.stderr).toHaveLength(1);

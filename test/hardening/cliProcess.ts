@@ -53,9 +53,13 @@ export function sha256(file: string): string {
   return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
-/** name -> sha256 of every file in a folder, hidden ones included. */
+/** Relative path -> sha256 (file), 'dir' or '-> target' (symlink) of everything under a folder, hidden entries included. */
 export function snapshot(dir: string): Record<string, string> {
   return Object.fromEntries(
-    fs.readdirSync(dir, { withFileTypes: true }).map((e) => [e.name, e.isDirectory() ? 'dir' : sha256(path.join(dir, e.name))]),
+    (fs.readdirSync(dir, { recursive: true }) as string[]).sort().map((rel) => {
+      const p = path.join(dir, rel);
+      const st = fs.lstatSync(p);
+      return [rel, st.isSymbolicLink() ? `-> ${fs.readlinkSync(p)}` : st.isDirectory() ? 'dir' : sha256(p)];
+    }),
   );
 }

@@ -168,7 +168,7 @@ describe('strategies through runPipeline (artifacts only; the caller writes the 
     expect(zerosStayZero(steps[1].artifact, steps[2].artifact)).toBe(true);
     expect(zerosStayZero(steps[2].artifact, steps[3].artifact)).toBe(true);
     for (const s of steps.slice(1, 3)) expect(s.recovery!.calib_accuracy_before).toBeDefined();
-    expect(r.model.notes).toContain('recovery-rounds: 3 rounds of prune + reconstruct recovery (56.3%, 77.0%, 80.0%), each with 80 s of the recovery time budget');
+    expect(r.model.notes).toContain('recovery-rounds: 3 rounds of prune + reconstruct recovery (56.3%, 77.0%, 80.0%), each with 1/3 of the recovery work allowance');
     expect(getMetadata(loadModel(r.model.pruned).proto, 'prune-guard.target_sparsity')).toBe('0.8');
     expect(files(out).filter((f) => f.endsWith('ledger.json') || f.endsWith('ledger.md'))).toEqual([]);
   });

@@ -133,7 +133,7 @@ describe('sensitivity-macs on a hand-built graph with tied losses', () => {
     const { groups } = structuredGroups(model, new Set());
     const prunable = groups.filter((g) => !g.skip && g.size > 1);
     expect(prunable.map((g) => g.size)).toEqual([4, 4]);
-    const request = (perMac: boolean, maxSeconds?: number) =>
+    const request = (perMac: boolean, maxMacs?: number) =>
       sensitivityPrune(model, {
         method: 'structured',
         sparsity: 3 / 8,
@@ -142,14 +142,14 @@ describe('sensitivity-macs on a hand-built graph with tied losses', () => {
         protectedTensors: new Set(),
         config: { roundTo: 1, criterion: 'l1', latency: DEFAULT_CONFIG.latency },
         perMac,
-        ...(maxSeconds !== undefined ? { maxSeconds } : {}),
+        ...(maxMacs !== undefined ? { maxMacs } : {}),
       });
-    // a limit the projection from the dense pass already exceeds stops before any group is measured
-    const stopped = await request(true, 0).catch((e: unknown) => e);
+    // a limit the curve points' work exceeds stops before any group is measured
+    const stopped = await request(true, 1).catch((e: unknown) => e);
     expect(stopped).toBeInstanceOf(AnalysisOverBudget);
-    expect((stopped as AnalysisOverBudget).measured).toBe(0);
     expect((stopped as AnalysisOverBudget).units).toBe(2);
-    const cost = await request(true, 3600);
+    expect((stopped as AnalysisOverBudget).points).toBeGreaterThanOrEqual(2);
+    const cost = await request(true, 1e15);
     const s = cost.sensitivity;
     expect(s.allocation).toBe('loss-per-mac');
     // both curves are flat: every point equals the dense loss
@@ -211,10 +211,10 @@ describe('scope auto (the default) in the pipeline', () => {
     expect(ledger.models[0].sensitivity).toBeUndefined();
   }, 60_000);
 
-  it('falls back to global with a note when the curves would outlast the recovery-time-budget; an explicit scope is measured anyway', async () => {
-    // resnet: a dozen groups x 4 ratios, each a calibration pass, is projected well past 1 s
+  it('falls back to global with a note when the curves would take more than the recovery work allowance; an explicit scope is measured anyway', async () => {
+    // resnet: a dozen groups x 4 ratios, each a calibration pass of about 20 MMAC a sample, is far past 1 GMAC
     const out = tempDir();
-    const tiny = ['--calib', fixture('fmnist-calib.npz'), '--recovery-time-budget', '1'];
+    const tiny = ['--calib', fixture('fmnist-calib.npz'), '--recovery-work', '1'];
     // 200 test samples: what is checked is the scope decision, and evaluating the ResNet on all 2000 was most of the time
     const data = firstSamples(fixture('fmnist-test.npz'), 200);
     const r = await runCli(['run', '--model', fixture('resnet.onnx'), '--data', data, '--method', 'structured', '--sparsity', '0.3', '--recovery', 'none', ...FAST, ...tiny, '--out', out]);
@@ -225,7 +225,7 @@ describe('scope auto (the default) in the pipeline', () => {
     expect(m.scope).toBe('global');
     expect(metadata).toBe('global');
     expect(m.sensitivity).toBeUndefined();
-    expect(m.notes?.[0]).toMatch(/^scope auto -> global: the sensitivity-macs analysis would take about \d+ s for \d+ groups \(limit 1 s/);
+    expect(m.notes?.[0]).toMatch(/^scope auto -> global: the sensitivity-macs analysis would take about \d+ GMAC for \d+ curve points over \d+ groups \(limit 1 GMAC, the recovery work allowance\)/);
     expect(m.steps[1].description).toMatch(/structured channel pruning \(l1, global\)/);
     const explicit = tempDir();
     const e = await runCli([...MLP, ...tiny, '--scope', 'sensitivity-macs', '--out', explicit]);

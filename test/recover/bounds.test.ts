@@ -16,6 +16,7 @@ import { DEFAULT_RECONSTRUCT, reconstruct } from '../../src/recover/reconstruct.
 import { captureActivations, sessionFromModel, streamActivations } from '../../src/onnx/runtime/session.js';
 import { graphUpTo, withExtraOutputs } from '../../src/onnx/subgraph.js';
 import { batchNormBoundText, distillUnfitText, layerSkipText } from '../../src/recover/refusals.js';
+import { WorkMeter, type SafetyStop } from '../../src/recover/work.js';
 import { seededWeights } from '../support/buildModel.js';
 
 function vi(name: string, dims: (number | string)[]) {
@@ -195,52 +196,66 @@ describe('reconstruction bounds', () => {
     expect(Array.from(after)).toEqual(Array.from(before));
   });
 
-  it('names the memory bound for a layer that could never be refit even when the deadline has already passed', async () => {
+  it('names the memory bound for a layer that could never be refit even when the safety stop has already fired', async () => {
     const bound = (refitBytes(200, 37, 37, 37) + refitBytes(200, 65, 65, 65)) / 2;
-    const r = await reconstruct(smallCnn(), prunedCnn(), ['w2', 'w3'], calibSet(40), { ...DEFAULT_RECONSTRUCT, maxPatches: 200, maxRefitBytes: bound, deadline: performance.now() - 1 });
+    const r = await reconstruct(smallCnn(), prunedCnn(), ['w2', 'w3'], calibSet(40), { ...DEFAULT_RECONSTRUCT, maxPatches: 200, maxRefitBytes: bound, stop: FIRED });
     expect(r.layers).toEqual([]);
-    expect(r.skipped.map((s) => [s.weight, s.reason.kind === 'memory' ? 'memory' : layerSkipText(s.reason)])).toEqual([['w2', 'recovery-time-budget reached'], ['w3', 'memory']]);
+    expect(r.skipped.map((s) => [s.weight, s.reason.kind === 'memory' ? 'memory' : layerSkipText(s.reason)])).toEqual([['w2', 'cut short: the recovery-time-budget safety stop had fired'], ['w3', 'memory']]);
     expect(r.skipped.map((s) => s.reason.kind)).toEqual(['time', 'memory']);
+    expect(r.cutShort).toBe(true);
   });
 
-  it('skips layers whose estimated capture and solve time exceed what is left of the deadline, without starting them', async () => {
-    const t0 = performance.now();
-    // a measured pass of 1000 s makes every capture estimate far beyond a 60 s deadline
-    const r = await reconstruct(smallCnn(), prunedCnn(), ['w2', 'w3'], calibSet(40), { ...DEFAULT_RECONSTRUCT, maxPatches: 200, deadline: t0 + 60_000, passSeconds: 1000 });
+  it('skips layers whose estimated capture and solve work exceed what is left of the allowance, without starting them', async () => {
+    const r = await reconstruct(smallCnn(), prunedCnn(), ['w2', 'w3'], calibSet(40), { ...DEFAULT_RECONSTRUCT, maxPatches: 200, work: new WorkMeter(1000) });
     expect(r.layers).toEqual([]);
     expect(r.skipped.map((s) => s.weight)).toEqual(['w2', 'w3']);
-    for (const s of r.skipped) expect(s.reason.kind).toBe('time');
-    for (const s of r.skipped) expect(layerSkipText(s.reason)).toMatch(/^estimated \d+ s \(capturing its input on 40 samples from both models, then the solve\), more than the \d+ s left of recovery-time-budget, even on fewer samples$/);
+    for (const s of r.skipped) expect(s.reason.kind).toBe('work');
+    for (const s of r.skipped) expect(layerSkipText(s.reason)).toMatch(/^estimated [\d.e-]+ GMAC of work \(capturing its input on 40 samples from both models, then the solve\), more than the [\d.e-]+ GMAC left of the recovery work allowance, even on fewer samples$/);
     expect(r.subsampled).toEqual([]);
+    expect(r.cutShort).toBe(false);
   });
 });
 
-describe('capture on fewer samples when all do not fit the time left', () => {
-  const base = { count: 512, positionsPerSample: 197, maxPatches: 8192, spread: 4, solveSeconds: 10 };
+/** A safety stop that has already fired. */
+const FIRED: SafetyStop = { limitSeconds: 1, passed: () => true, elapsedSeconds: () => 2 };
+
+/** A work meter that records each charge. */
+class RecordingMeter extends WorkMeter {
+  readonly charges: number[] = [];
+  override charge(macs: number): void {
+    this.charges.push(macs);
+    super.charge(macs);
+  }
+}
+
+describe('capture on fewer samples when all do not fit the work left', () => {
+  const base = { count: 512, positionsPerSample: 197, maxPatches: 8192, spread: 4, solveWork: 10 };
   it('takes every sample when capture and solve fit', () => {
-    expect(captureSamplesThatFit({ ...base, captureSeconds: 100, secondsLeft: 110 })).toBe(512);
+    expect(captureSamplesThatFit({ ...base, captureWork: 100, workLeft: 110 })).toBe(512);
   });
   it('takes the most samples that fit, but never fewer than spread x maxPatches patches need', () => {
-    // 60 s of room at 100 s per 512 samples: 307 samples; the floor is ceil(4 x 8192 / 197) = 167
-    expect(captureSamplesThatFit({ ...base, captureSeconds: 100, secondsLeft: 70 })).toBe(307);
-    expect(captureSamplesThatFit({ ...base, captureSeconds: 100, secondsLeft: 10 + (100 * 167) / 512 })).toBe(167);
-    expect(captureSamplesThatFit({ ...base, captureSeconds: 100, secondsLeft: 40 })).toBeNull();
+    // 60 units of room at 100 per 512 samples: 307 samples; the floor is ceil(4 x 8192 / 197) = 167
+    expect(captureSamplesThatFit({ ...base, captureWork: 100, workLeft: 70 })).toBe(307);
+    expect(captureSamplesThatFit({ ...base, captureWork: 100, workLeft: 10 + (100 * 167) / 512 })).toBe(167);
+    expect(captureSamplesThatFit({ ...base, captureWork: 100, workLeft: 40 })).toBeNull();
   });
   it('never subsamples a layer with one position per sample below the spread floor (a classifier Gemm needs every sample)', () => {
-    expect(captureSamplesThatFit({ ...base, positionsPerSample: 1, captureSeconds: 100, secondsLeft: 100 })).toBeNull();
+    expect(captureSamplesThatFit({ ...base, positionsPerSample: 1, captureWork: 100, workLeft: 100 })).toBeNull();
   });
 
-  it('refits a layer from evenly spaced samples when the whole set would not fit, and later layers at the measured speed from all', async () => {
-    const pruned = prunedCnn();
-    const t0 = performance.now();
-    // a claimed pass of 200 s puts w2's capture (conv1 in both models, about one pass) far beyond the
-    // 60 s left, while a few of its 40 samples x 16 positions fit and supply 4 x 20 patches
-    const r = await reconstruct(smallCnn(), pruned, ['w2', 'w3'], calibSet(40), { ...DEFAULT_RECONSTRUCT, maxPatches: 20, deadline: t0 + 60_000, passSeconds: 200 });
-    expect(r.skipped).toEqual([]);
-    expect(r.layers.map((l) => l.weight)).toEqual(['w2', 'w3']);
-    expect(r.subsampled.map((s) => s.weight)).toEqual(['w2']);
-    expect(r.subsampled[0].samples).toBeGreaterThanOrEqual(5);
-    expect(r.subsampled[0].samples).toBeLessThan(40);
+  it('refits a layer from evenly spaced samples when the whole set would not fit, and leaves a later layer that does not fit with its reason', async () => {
+    // w2's capture runs conv1 (2592 MACs a sample) in both models: 5184 a sample, 207360 on all 40
+    const full = new RecordingMeter(Infinity);
+    await reconstruct(smallCnn(), prunedCnn(), ['w2', 'w3'], calibSet(40), { ...DEFAULT_RECONSTRUCT, maxPatches: 20, work: full });
+    const w2Solve = full.charges[0] - 5184 * 40;
+    expect(w2Solve).toBeGreaterThan(0);
+    // room for w2's solve and half its capture, nothing for w3
+    const half = new RecordingMeter(w2Solve + 5184 * 20);
+    const r = await reconstruct(smallCnn(), prunedCnn(), ['w2', 'w3'], calibSet(40), { ...DEFAULT_RECONSTRUCT, maxPatches: 20, work: half });
+    expect(r.layers.map((l) => l.weight)).toEqual(['w2']);
+    expect(r.subsampled).toEqual([{ weight: 'w2', samples: 20 }]);
+    expect(r.skipped.map((s) => [s.weight, s.reason.kind])).toEqual([['w3', 'work']]);
+    expect(half.charges).toEqual([w2Solve + 5184 * 20]);
     const w2 = r.layers[0];
     expect(w2.error_after).toBeLessThan(w2.error_before);
   });
@@ -254,11 +269,11 @@ describe('BatchNorm re-estimation bounds', () => {
     const seq = await reestimateBatchNorm(smallCnn(), data, 0, {});
     expect(seq.nodes).toHaveLength(1);
     expect(seq.bound).toBeUndefined();
-    // 10 s per pass, 5 s left (and more than 0): one node's sequential pass does not fit, one pass does not either
-    const none = await reestimateBatchNorm(smallCnn(), data, 0, { deadline: performance.now() + 5000, passSeconds: 10 });
+    // a pass is 5088 MACs x 20 samples; 1000 MACs left: neither the node's capture nor one pass fits
+    const none = await reestimateBatchNorm(smallCnn(), data, 0, { work: new WorkMeter(1000) });
     expect(none.nodes).toEqual([]);
-    expect(none.bound?.kind).toBe('time');
-    expect(batchNormBoundText(none.bound!)).toMatch(/^one pass over the calibration set takes about 10 s, more than the \d s left of recovery-time-budget$/);
+    expect(none.bound?.kind).toBe('work');
+    expect(batchNormBoundText(none.bound!)).toBe('one pass over the calibration set is about 0.00010 GMAC, more than the 0.0000010 GMAC left of the recovery work allowance');
     expect(bnStats(none.model)).toEqual([[0, 0, 0, 0], [1, 1, 1, 1]]);
   });
 
@@ -270,12 +285,12 @@ describe('BatchNorm re-estimation bounds', () => {
     g.node[3].input[0] = 'n2';
     g.initializer.push(makeFloatTensor('g2', [4], Float32Array.of(1, 1, 1, 1)), makeFloatTensor('beta2', [4], new Float32Array(4)), makeFloatTensor('mean2', [4], new Float32Array(4)), makeFloatTensor('var2', [4], Float32Array.of(1, 1, 1, 1)));
     const data = calibSet(20);
-    // each node's capture runs the first Conv, 2592 of the model's 5088 MACs: with 100 s per full pass,
-    // one capture per node is 2 x 50.9 = 102 s, more than the 101 s left, while one pass (100 s) fits
-    const one = await reestimateBatchNorm(m, data, 0, { deadline: performance.now() + 101_000, passSeconds: 100 });
+    // each node's capture runs the first Conv, 2592 of the model's 5088 MACs: one capture per node is
+    // 2 x 2592 x 20 = 103680 MACs, more than the 102000 left, while one pass (101760) fits
+    const one = await reestimateBatchNorm(m, data, 0, { work: new WorkMeter(102_000) });
     expect(one.nodes).toHaveLength(2);
     expect(one.bound?.kind).toBe('one-pass');
-    expect(batchNormBoundText(one.bound!)).toMatch(/^statistics of all 2 nodes measured in one pass \(each before the earlier ones were updated\): one pass per node would take about 102 s, 10\d s were left of recovery-time-budget$/);
+    expect(batchNormBoundText(one.bound!)).toBe('statistics of all 2 nodes measured in one pass (each before the earlier ones were updated): one pass per node would be about 0.00010 GMAC, 0.00010 GMAC were left of the recovery work allowance');
     // the first node's statistics match the sequential result (nothing before it changed)
     const seq = await reestimateBatchNorm(m, data, 0, {});
     expect(seq.bound).toBeUndefined();
@@ -287,14 +302,12 @@ describe('BatchNorm re-estimation bounds', () => {
 });
 
 describe('distillation bounds', () => {
-  it('refuses a step whose memory estimate exceeds the bound, or an epoch longer than the time left; null when both fit', () => {
+  it('refuses a step whose memory estimate exceeds the bound; null when it fits', () => {
     const m = smallCnn();
-    expect(distillUnfit(m, { batch: 64, secondsLeft: 100, maxBytes: 1 << 30 })).toBeNull();
-    expect(distillUnfit(m, { batch: 64, secondsLeft: 100, maxBytes: 1000 })?.kind).toBe('memory');
-    expect(distillUnfitText(distillUnfit(m, { batch: 64, secondsLeft: 100, maxBytes: 1000 })!)).toMatch(/^a training step needs about \d+ MB \(0\.0M parameters x 5, 64 samples x 0\.0 MB of activations\), over the 0 MB bound$/);
-    expect(distillUnfit(m, { batch: 64, passSeconds: 10, secondsLeft: 100, maxBytes: 1 << 30 })).toBeNull();
-    expect(distillUnfit(m, { batch: 64, passSeconds: 10, secondsLeft: 30, maxBytes: 1 << 30 })?.kind).toBe('time');
-    expect(distillUnfitText(distillUnfit(m, { batch: 64, passSeconds: 10, secondsLeft: 30, maxBytes: 1 << 30 })!)).toBe('one epoch takes about 56 s (5.6 passes of 10.0 s over the calibration set), more than the 30 s left of recovery-time-budget');
+    expect(distillUnfit(m, { batch: 64, maxBytes: 1 << 30 })).toBeNull();
+    expect(distillUnfit(m, { batch: 64, maxBytes: 1000 })?.kind).toBe('memory');
+    expect(distillUnfitText(distillUnfit(m, { batch: 64, maxBytes: 1000 })!)).toMatch(/^a training step needs about \d+ MB \(0\.0M parameters x 5, 64 samples x 0\.0 MB of activations\), over the 0 MB bound$/);
+    expect(distillUnfitText({ kind: 'work', epochMacs: 56e9, leftMacs: 30e9 })).toBe('one epoch is about 56 GMAC (5.6 passes over the calibration set), more than the 30 GMAC left of the recovery work allowance');
   });
 });
 

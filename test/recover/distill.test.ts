@@ -81,13 +81,13 @@ describe('an op without a gradient rule', () => {
   const calib: Dataset = { path: 'calib', count: 60, inputs: new Map([['x', { dtype: 'float32', dims: [60, 4], data: seededWeights(240) }]]), labels: null };
 
   it('is a UserError naming it for --recovery distill', async () => {
-    const run = distillStage(model, model, calib, ['W'], DEFAULT_CONFIG, silentProgress, { optional: false });
+    const run = distillStage(model, model, calib, ['W'], DEFAULT_CONFIG, silentProgress, { optional: false, maxEpochs: 30 });
     await expect(run).rejects.toThrow(UserError);
-    await expect(distillStage(model, model, calib, ['W'], DEFAULT_CONFIG, silentProgress, { optional: false })).rejects.toThrow(/--recovery distill: cannot differentiate Softplus node 'sp'/);
+    await expect(distillStage(model, model, calib, ['W'], DEFAULT_CONFIG, silentProgress, { optional: false, maxEpochs: 30 })).rejects.toThrow(/--recovery distill: cannot differentiate Softplus node 'sp'/);
   });
 
   it('skips distillation under auto, saying why', async () => {
-    const r = await distillStage(model, model, calib, ['W'], DEFAULT_CONFIG, silentProgress, { optional: true });
+    const r = await distillStage(model, model, calib, ['W'], DEFAULT_CONFIG, silentProgress, { optional: true, maxEpochs: 30 });
     expect(r.kind).toBe('skipped');
     if (r.kind !== 'skipped') return;
     expect(r.gap).toEqual({ kind: 'op', op: 'Softplus', node: 'sp', detail: 'no gradient rule' });

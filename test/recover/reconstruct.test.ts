@@ -130,14 +130,14 @@ describe('BatchNorm re-estimation', () => {
   });
 });
 
-describe('reconstruct with a spent time budget', () => {
+describe('reconstruct after the safety stop fired', () => {
   it('refits no layer and says why for each', async () => {
     const { model, calib } = load('mlp.onnx');
     const weights = prunableWeights(model, ALL);
     const pruned = magnitudePrune(model, weights, 0.5, 'global').model;
-    const r = await reconstruct(model, pruned, weights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, maxPatches: 1024, maxBlock: 1024, threads: 0, deadline: 0 });
+    const r = await reconstruct(model, pruned, weights.map((w) => w.initializer), calib, { ...DEFAULT_RECONSTRUCT, maxPatches: 1024, maxBlock: 1024, threads: 0, stop: { limitSeconds: 1, passed: () => true, elapsedSeconds: () => 2 } });
     expect(r.layers).toEqual([]);
     expect(r.skipped.map((s) => s.reason)).toEqual(weights.map(() => ({ kind: 'time' })));
-    expect(r.skipped.map((s) => layerSkipText(s.reason))).toEqual(weights.map(() => 'recovery-time-budget reached'));
+    expect(r.skipped.map((s) => layerSkipText(s.reason))).toEqual(weights.map(() => 'cut short: the recovery-time-budget safety stop had fired'));
   });
 });

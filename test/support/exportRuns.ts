@@ -38,7 +38,8 @@ export async function cliInProcess(args: readonly string[]): Promise<CliRun> {
 export function head(file: string, n: number): string {
   const arrays = readArrays(file);
   const cut: Record<string, ReturnType<typeof arrays.get> & object> = {};
-  for (const [name, arr] of arrays) {
+  for (const name of arrays.keys()) {
+    const arr = arrays.get(name)!;
     const per = arr.data.length / arr.shape[0];
     cut[name] = { dtype: arr.dtype, shape: [Math.min(n, arr.shape[0]), ...arr.shape.slice(1)], data: arr.data.subarray(0, Math.min(n, arr.shape[0]) * per) as never };
   }

@@ -2,6 +2,9 @@ import { quantileSorted } from 'simple-statistics';
 import { seededRandom } from '../../util/random.js';
 import type { Interval } from './wilson.js';
 
+/** The default bootstrap seed (recorded in the ledger's reproducibility record). */
+export const BOOTSTRAP_SEED = 0x5eed;
+
 export interface BootstrapOptions {
   confidence?: number;
   resamples?: number;
@@ -16,7 +19,7 @@ export interface BootstrapOptions {
 export function bootstrapInterval(n: number, statistic: (indices: Int32Array) => number, opts: BootstrapOptions = {}): Interval {
   const confidence = opts.confidence ?? 0.95;
   const resamples = opts.resamples ?? 1000;
-  const random = seededRandom(opts.seed ?? 0x5eed);
+  const random = seededRandom(opts.seed ?? BOOTSTRAP_SEED);
   const indices = new Int32Array(n);
   const values: number[] = [];
   for (let r = 0; r < resamples; r++) {

@@ -77,21 +77,18 @@ function keptBlocks(blocks: number, ratio: number): number {
 }
 
 /** A time limit on the curves: `scope: auto` may spend this long measuring, a scope the user asked for is not limited. */
+/** How much work the curves may take: MACs of the calibration passes they would run (scope auto's bound). */
 export interface AnalysisLimit {
-  seconds: number;
-  /** one calibration pass of the dense model, the unit the first projection is made of */
-  scoreSeconds: number;
+  macs: number;
+  /** MACs of one score: a pass of the dense model over the scored calibration samples */
+  scoreMacs: number;
 }
 
-/** The curves would not finish within their AnalysisLimit; thrown before any further unit is measured. */
+/** The curves would take more work than their AnalysisLimit; thrown before any unit is measured. */
 export class AnalysisOverBudget extends Error {
-  constructor(readonly projectedSeconds: number, readonly limitSeconds: number, readonly measured: number, readonly units: number) {
-    super(`sensitivity curves projected at ${projectedSeconds.toFixed(0)} s (${units} units, ${measured} measured) against a ${limitSeconds} s limit`);
+  constructor(readonly projectedMacs: number, readonly limitMacs: number, readonly points: number, readonly units: number) {
+    super(`sensitivity curves projected at ${(projectedMacs / 1e9).toFixed(0)} GMAC (${units} units, ${points} curve points) against a ${(limitMacs / 1e9).toFixed(0)} GMAC limit`);
   }
-}
-
-function checkProjection(limit: AnalysisLimit, projected: number, measured: number, units: number): void {
-  if (projected > limit.seconds) throw new AnalysisOverBudget(projected, limit.seconds, measured, units);
 }
 
 /**
@@ -109,8 +106,9 @@ export async function sensitivityCurves(
   limit?: AnalysisLimit,
 ): Promise<Omit<SensitivityLayer, 'allocated'>[]> {
   const out: Omit<SensitivityLayer, 'allocated'>[] = [];
-  const started = performance.now();
-  if (limit) checkProjection(limit, units.length * ratios.length * limit.scoreSeconds, 0, units.length);
+  // decided from the curve points before any is measured, never from how fast the first ones ran
+  const points = units.length * ratios.length;
+  if (limit && points * limit.scoreMacs > limit.macs) throw new AnalysisOverBudget(points * limit.scoreMacs, limit.macs, points, units.length);
   const denseMacs = macsOf && units.length > 0 ? macsOf(await units[0].pruneAlone(0)) : 0;
   const last = Math.max(...ratios);
   for (const u of units) {
@@ -125,10 +123,6 @@ export async function sensitivityCurves(
     }
     out.push({ name: u.name, ...(u.node ? { node: u.node } : {}), size: u.size, points, ...(perUnit !== undefined ? { macs_per_unit: perUnit } : {}), seconds: (performance.now() - t0) / 1000 });
     onLayer?.(out.length, units.length);
-    if (limit && out.length < units.length) {
-      const elapsed = (performance.now() - started) / 1000;
-      checkProjection(limit, elapsed + (elapsed / out.length) * (units.length - out.length), out.length, units.length);
-    }
   }
   // the shared working copy must end dense again (weightUnits restores on the next call)
   if (units.length > 0) await units[0].pruneAlone(0);

@@ -1,5 +1,6 @@
 import type { Config } from '../../config/schema.js';
 import type { Dataset } from '../../data/dataset.js';
+import { QUALITY_THREADS } from '../../onnx/runtime/quality.js';
 import { UserError } from '../../errors.js';
 import type { SensitivityInfo, SensitivityLayer } from './types.js';
 import { modelCost } from '../../onnx/flops.js';
@@ -45,8 +46,8 @@ export interface SensitivityRequest {
   /** structured: rank calibration loss per MAC saved (`scope: sensitivity-macs`) instead of per channel */
   perMac?: boolean;
   onLayer?: (done: number, total: number) => void;
-  /** stop with AnalysisOverBudget when the curves are projected to take longer (scope auto on big models) */
-  maxSeconds?: number;
+  /** stop with AnalysisOverBudget when the curves would take more MACs than this (scope auto on big models) */
+  maxMacs?: number;
   /** structured: snap the allocated counts to the widths that run fast (measured) */
   hardware?: MeasureOptions;
 }
@@ -66,9 +67,9 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
  */
 export async function sensitivityPrune(dense: ModelProto, req: SensitivityRequest): Promise<SensitivityOutcome> {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads, head: req.head ?? defaultHead(dense, req.config.output) });
-  // the dense pass just timed (session creation included) prices every later score
-  const limit = req.maxSeconds !== undefined ? { seconds: req.maxSeconds, scoreSeconds: (performance.now() - t0) / 1000 } : undefined;
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: QUALITY_THREADS, head: req.head ?? defaultHead(dense, req.config.output) });
+  // every score is one pass of (a pruned copy of) the dense model over the scored samples
+  const limit = req.maxMacs !== undefined ? { macs: req.maxMacs, scoreMacs: modelCost(dense).macs * scorer.samples } : undefined;
   const structuredOpts = { roundTo: 1, criterion: req.config.criterion as Exclude<typeof req.config.criterion, 'sparsegpt'>, protectedTensors: req.protectedTensors, calib: req.calib };
   const units = req.method === 'unstructured' ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
   if (units.length === 0) throw new UserError(`--scope sensitivity: the model has no prunable ${req.method === 'unstructured' ? 'weights' : 'channel groups'} after exclusions; use --scope global`);
@@ -179,7 +180,7 @@ export async function unstructuredSensitivityPlan(
   req: Pick<SensitivityRequest, 'calib' | 'weights' | 'config' | 'onLayer' | 'head'>,
 ): Promise<UnstructuredSensitivityPlan> {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: req.config.latency.threads, head: req.head ?? defaultHead(dense, req.config.output) });
+  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: QUALITY_THREADS, head: req.head ?? defaultHead(dense, req.config.output) });
   const units = weightUnits(dense, req.weights);
   if (units.length === 0) throw new UserError('--scope sensitivity: the model has no prunable weights after exclusions; use --scope global');
   const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer);
@@ -221,10 +222,10 @@ export function pruneCounts(dense: ModelProto, weights: readonly PrunableWeight[
 export async function groupLossCurves(
   dense: ModelProto,
   calib: Dataset,
-  opts: { protectedTensors: ReadonlySet<string>; criterion: Config['criterion']; threads: number; onLayer?: (done: number, total: number) => void },
+  opts: { protectedTensors: ReadonlySet<string>; criterion: Config['criterion']; onLayer?: (done: number, total: number) => void },
 ): Promise<{ curves: Map<string, { ratio: number; increase: number }[]>; note: string }> {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: opts.threads });
+  const scorer = await calibScorer(dense, calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: QUALITY_THREADS });
   const units = groupUnits(dense, { roundTo: 1, criterion: opts.criterion as Exclude<Config['criterion'], 'sparsegpt'>, protectedTensors: opts.protectedTensors, calib });
   const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, opts.onLayer);
   const seconds = (performance.now() - t0) / 1000;

@@ -1,4 +1,5 @@
 import { takeSamples, type Dataset } from '../../data/dataset.js';
+import type { SafetyStop } from '../work.js';
 import { onnxruntime, type OrtSession } from '../../onnx/runtime/ort.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
 import { captureActivations, sessionFromModel } from '../../onnx/runtime/session.js';
@@ -35,8 +36,8 @@ export interface DistillOptions {
   /** stop after this many epochs without a better held-out score */
   patience: number;
   threads: number;
-  /** performance.now() after which no further batch starts */
-  deadline?: number;
+  /** the wall-clock safety stop: once passed, no further batch starts (the run is cut short) */
+  stop?: SafetyStop;
   seed: number;
   /** weight of feature distillation on the outputs of the pruned layers (relative MSE to dense), 0 = logits only */
   hintWeight: number;
@@ -70,7 +71,7 @@ export interface DistillResult {
   epochs: EpochLog[];
   /** 0 = the input model */
   bestEpoch: number;
-  stopped: 'epochs' | 'patience' | 'deadline';
+  stopped: 'epochs' | 'patience' | 'cut-short';
   trainables: number;
   parameters: number;
 }
@@ -197,8 +198,8 @@ export async function distill(
       let lossSum = 0;
       let batches = 0;
       for (let s = 0; s < stepsPerEpoch; s++) {
-        if (opts.deadline !== undefined && performance.now() > opts.deadline) {
-          stopped = 'deadline';
+        if (opts.stop?.passed()) {
+          stopped = 'cut-short';
           break;
         }
         let grads: Float32Array[] | undefined;

@@ -7,6 +7,8 @@ import { DEFAULT_DISTILL, distill, type DistillResult } from './distill.js';
 import { describeGap, UnsupportedOp, type DistillGap } from './gradients.js';
 import type { Head } from '../../onnx/head.js';
 import { defaultHead } from '../../onnx/runtime/classifier.js';
+import { QUALITY_THREADS } from '../../onnx/runtime/quality.js';
+import type { SafetyStop } from '../work.js';
 
 export interface DistillStage {
   kind: 'distilled';
@@ -34,7 +36,7 @@ export async function distillStage(
   masked: readonly string[],
   config: Config,
   progress: Progress,
-  opts: { optional: boolean; deadline?: number; head?: Head; outputs?: readonly string[] },
+  opts: { optional: boolean; maxEpochs: number; stop?: SafetyStop; head?: Head; outputs?: readonly string[] },
 ): Promise<DistillStage | DistillSkipped> {
   const toward = opts.outputs ? 'relative squared error to dense' : 'KL';
   const t0 = performance.now();
@@ -43,8 +45,9 @@ export async function distillStage(
   try {
     result = await distill(dense, current, calib, new Set(masked), {
       ...DEFAULT_DISTILL,
-      threads: config.latency.threads,
-      deadline: opts.deadline,
+      threads: QUALITY_THREADS,
+      maxEpochs: opts.maxEpochs,
+      ...(opts.stop ? { stop: opts.stop } : {}),
       onEpoch: (e) => progress.note(`recovery: distill epoch ${e.epoch}: train loss ${e.train_loss.toFixed(4)}, held-out ${toward} ${e.heldout_kl.toFixed(4)} (${e.seconds.toFixed(1)} s)`),
     }, opts.outputs ? { outputs: opts.outputs } : (opts.head ?? defaultHead(current, config.output)));
   } catch (e) {
@@ -57,7 +60,7 @@ export async function distillStage(
   const held = r.heldoutCount > 0 ? `${r.heldoutCount} held-out samples` : 'the training samples (too few to hold any out)';
   const acc = (a?: number) => (a === undefined ? '' : `, accuracy ${(a * 100).toFixed(1)}%`);
   const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
-  const stop = r.stopped === 'deadline' ? '; stopped by recovery-time-budget' : r.stopped === 'patience' ? '; stopped when the held-out score stopped improving' : '';
+  const stop = r.stopped === 'cut-short' ? '; cut short by the recovery-time-budget safety stop' : r.stopped === 'patience' ? '; stopped when the held-out score stopped improving' : '';
   const target = opts.outputs
     ? `toward the dense model's outputs ${opts.outputs.map((o) => `'${o}'`).join(', ')} (relative MSE, each output alike)`
     : `toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ''})`;
