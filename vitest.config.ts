@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { defineConfig } from 'vitest/config';
+import HeaviestFirst from './test/support/heaviestFirst.js';
 
 // channel-width probes are cached per machine; a test run starts from an empty cache of its own, so no
 // test depends on what an earlier run (or the developer's own runs) measured
@@ -18,6 +19,8 @@ export default defineConfig({
     // stay per file.
     fileParallelism: true,
     maxWorkers: 2,
+    // the longest file bounds the run: start the long ones first (test/support/heaviestFirst.ts)
+    sequence: { sequencer: HeaviestFirst },
     // a test that asserts nothing cannot fail
     expect: { requireAssertions: true },
     reporters: ['default', './test/support/closingLineReporter.ts'],

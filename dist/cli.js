@@ -34511,9 +34511,10 @@ function lowerTransposeTimesLower(m, n) {
       const mki = m[rk + i2];
       if (mki === 0) continue;
       const ri = i2 * n;
-      for (let j = 0; j <= k; j++) out[ri + j] += mki * m[rk + j];
+      for (let j = 0; j <= i2; j++) out[ri + j] += mki * m[rk + j];
     }
   }
+  for (let i2 = 0; i2 < n; i2++) for (let j = 0; j < i2; j++) out[j * n + i2] = out[i2 * n + j];
   return out;
 }
 function inverseHessian(h, n, dampFraction) {

@@ -45,16 +45,19 @@ export function invertLower(l: Float64Array, n: number): Float64Array {
 /** M^T M for a lower-triangular M: the inverse of L L^T when M = L^-1. */
 export function lowerTransposeTimesLower(m: Float64Array, n: number): Float64Array {
   const out = new Float64Array(n * n);
-  // out[i][j] = sum_k m[k][i] m[k][j]; accumulate row k of M as an outer product (k >= max(i, j))
+  // out[i][j] = sum_k m[k][i] m[k][j]; accumulate row k of M as an outer product (k >= max(i, j)). The
+  // product is symmetric: only j <= i is summed, then mirrored (the same terms in the same order, so the
+  // same bits as summing both halves, at half the work)
   for (let k = 0; k < n; k++) {
     const rk = k * n;
     for (let i = 0; i <= k; i++) {
       const mki = m[rk + i];
       if (mki === 0) continue;
       const ri = i * n;
-      for (let j = 0; j <= k; j++) out[ri + j] += mki * m[rk + j];
+      for (let j = 0; j <= i; j++) out[ri + j] += mki * m[rk + j];
     }
   }
+  for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) out[j * n + i] = out[i * n + j];
   return out;
 }
 

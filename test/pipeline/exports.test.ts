@@ -1,24 +1,19 @@
 /**
  * Models as exporters write them, each run end to end through the CLI: the ledger's numbers for every
  * step are reproduced by the independent evaluator (test/support/referenceEval.ts) on the step's own
- * saved file, and what was written keeps the model's own format.
+ * saved file, and what was written keeps the model's own format. (Every export pruned by every method,
+ * and onnx.checker on what is written: exportVariants.test.ts.)
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../../src/onnx/model.js';
 import { DataType } from '../../src/onnx/tensor.js';
-import { cliInProcess, expectReproduced, exported, FAST, head } from '../support/exportRuns.js';
+import { cliInProcess, expectReproduced, exported, FAST, head, initializerTypes, runExport as run } from '../support/exportRuns.js';
 import { fixture, tempDir } from '../support/fixtures.js';
-import { onnxCheckAll } from '../support/onnxChecker.js';
 
 const TEST = fixture('fmnist-test.npz');
 const CALIB = head(fixture('fmnist-calib.npz'), 64);
-const run = (model: string, data: string, ...flags: string[]) => cliInProcess(['run', '--model', exported(model), '--data', data, ...FAST, ...flags]);
-
-function initializerTypes(file: string): Set<number> {
-  return new Set(loadModel(file).proto.graph!.initializer.filter((t) => t.dims.length >= 2).map((t) => t.dataType));
-}
 
 describe('a model whose input batch is fixed at 1', () => {
   it('is evaluated, calibrated, recovered and timed at batch 1, and says so', async () => {
@@ -166,65 +161,5 @@ describe('several outputs', () => {
       if (file === 'detector.onnx') expect(lines[0]).toContain('--output NAME');
       expect(fs.existsSync(out), file).toBe(false);
     }
-  });
-});
-
-describe('1000 classes', () => {
-  it('keeps ledger.json under 2 MB: the classes that changed most in full, the rest summarised, and the comment lists only classes that matter', async () => {
-    const data = exported('cls1000-test.npz');
-    const r = await run('cls1000.onnx', data, '--recovery', 'none', '--sparsity', '0.7');
-    expect([0, 1]).toContain(r.code);
-    const size = fs.statSync(path.join(r.out, 'ledger.json')).size;
-    expect(size).toBeLessThan(2 * 2 ** 20);
-    const m = r.model!;
-    expect(m.eval.classes).toBe(1000);
-    for (const s of m.steps) {
-      expect(s.per_class).toBeNull();
-      expect(s.confusion).toBeUndefined();
-      expect(s.class_digest!.shown).toHaveLength(20);
-      expect(s.class_digest!.rest.classes).toBe(980);
-      // every sample is counted once: in a shown class's confusion row or in the summary of the rest
-      const shownSamples = s.class_digest!.confusion!.flat().reduce((a, [, n]) => a + n, 0);
-      expect(shownSamples + s.class_digest!.rest.samples!).toBe(280);
-      await expectReproduced(s, data, 'logits');
-    }
-    expect(m.class_changes.length).toBeGreaterThanOrEqual(20);
-    expect(m.class_changes_rest!.classes + m.class_changes.length).toBeLessThanOrEqual(1000);
-    const md = fs.readFileSync(path.join(r.out, 'ledger.md'), 'utf8');
-    // a class with one or two samples loses a whole sample at once: noise, not a class that matters
-    const section = md.split('that lost most')[1]?.split('\n\n**')[0] ?? '';
-    const listed = [...section.matchAll(/^\| (\d+) \|/gm)].map((x) => Number(x[1]));
-    expect(listed.length).toBeLessThanOrEqual(5);
-    for (const c of listed) {
-      const change = m.class_changes.find((x) => x.class === c)!;
-      expect(change.beyond_budget || (change.p_value ?? 1) < 0.05, `class ${c}`).toBe(true);
-    }
-    expect(md.length).toBeLessThan(20_000);
-  });
-});
-
-describe('structured and N:M pruning of every export variant', () => {
-  const SMALL = head(TEST, 300);
-  for (const file of ['cnn-batch1.onnx', 'cnn-fp16.onnx', 'cnn-bf16w.onnx', 'cnn-opset7.onnx', 'cnn-opset21.onnx']) {
-    it(`${file}: structured 30% and 2:4, in the model's own format`, async () => {
-      const types = initializerTypes(exported(file));
-      for (const method of [['--method', 'structured', '--sparsity', '0.3'], ['--method', '2:4']]) {
-        const r = await run(file, SMALL, ...method, '--recovery', 'none');
-        expect([0, 1], `${file} ${method[1]}: ${r.stderr}`).toContain(r.code);
-        const m = r.model!;
-        if (method[1] === 'structured') expect(m.steps[1].params).toBeLessThan(m.steps[0].params);
-        else expect(m.steps[1].sparsity).toBeCloseTo(0.5, 2);
-        for (const s of m.steps) await expectReproduced(s, SMALL, 'logits');
-        expect(initializerTypes(m.pruned)).toEqual(types);
-      }
-    });
-  }
-});
-
-describe('every file written', () => {
-  it('passes onnx.checker', async () => {
-    const r = await run('sqz-softmax4d.onnx', TEST, '--calib', CALIB, '--method', 'structured', '--sparsity', '0.3', '--bake-temperature');
-    expect([0, 1]).toContain(r.code);
-    onnxCheckAll(r.model!.steps.slice(1).map((s) => s.artifact));
   });
 });

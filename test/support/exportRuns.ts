@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { expect } from 'vitest';
 import { readArrays, writeNpz } from '../../src/data/npz.js';
 import type { Ledger, ModelLedger, Step } from '../../src/ledger/types.js';
+import { loadModel } from '../../src/onnx/model.js';
 import { validateLedger } from '../../src/ledger/validateLedger.js';
 import { runCli } from './cli.js';
 import { FIXTURES, tempDir } from './fixtures.js';
@@ -32,6 +33,14 @@ export async function cliInProcess(args: readonly string[]): Promise<CliRun> {
   // every ledger written is the public contract's shape
   if (ledger) expect(validateLedger(ledger)).toEqual([]);
   return { code: code ?? -1, out, ledger, model: ledger?.models[0], stderr };
+}
+
+/** `prune-guard run` of an export in test/fixtures/exports on `data`, latency and recovery kept short. */
+export const runExport = (model: string, data: string, ...flags: string[]): Promise<CliRun> => cliInProcess(['run', '--model', exported(model), '--data', data, ...FAST, ...flags]);
+
+/** The element types of a model's weight matrices (initializers of rank 2 or more). */
+export function initializerTypes(file: string): Set<number> {
+  return new Set(loadModel(file).proto.graph!.initializer.filter((t) => t.dims.length >= 2).map((t) => t.dataType));
 }
 
 /** The first `n` samples of an .npz (every array cut along its first axis), written to a temp file. */
