@@ -1,5 +1,5 @@
 /**
- * How promptly a run stops when asked: the built CLI on the issue's reference command (fixture CNN,
+ * How promptly a run stops when asked: the built CLI on a reference command (fixture CNN,
  * 80% unstructured, default recovery with a calibration set), stopped by a signal after each delay, and
  * run with each --time-budget. Prints one JSON line per run: the seconds from the signal to the exit,
  * and the seconds past the time budget at exit (process start-up included), with the stage it stopped in.

@@ -8,11 +8,15 @@ export const FIXTURES = path.join(ROOT, 'fixtures');
 export const fixture = (name: string): string => path.join(FIXTURES, name);
 
 /**
- * A model and data trained elsewhere (shared material beside the project); read-only. A git worktree
- * sits one level deeper than the main checkout, so look beside both.
+ * Where a ../shared/real-world model folder is: beside the checkout, or one level up for a checkout
+ * nested one folder deeper. Read-only material trained elsewhere.
  */
-const REAL_WORLD_CANDIDATES = ['../shared', '../../shared'].map((s) => path.resolve(ROOT, s, 'real-world/mnist-cnn-pytorch'));
-export const REAL_WORLD = REAL_WORLD_CANDIDATES.find((d) => fs.existsSync(path.join(d, 'model.onnx'))) ?? REAL_WORLD_CANDIDATES[0];
+function findRealWorld(name: string): string | undefined {
+  return ['../shared', '../../shared'].map((s) => path.resolve(ROOT, s, 'real-world', name)).find((d) => fs.existsSync(path.join(d, 'model.onnx')));
+}
+
+/** A model and data trained elsewhere; the path beside the checkout when it is missing. */
+export const REAL_WORLD = findRealWorld('mnist-cnn-pytorch') ?? path.resolve(ROOT, '../shared/real-world/mnist-cnn-pytorch');
 
 /**
  * `file`, which must exist: a test that needs a missing file fails, naming it, and never skips. A file
@@ -22,7 +26,7 @@ export function present(file: string): string {
   if (fs.existsSync(file)) return file;
   if (file.startsWith(REAL_WORLD + path.sep)) {
     const name = path.relative(REAL_WORLD, file);
-    throw new Error(`shared real-world material missing: no ${name} in ${REAL_WORLD_CANDIDATES.join(' or ')}; tests need it, and CI must provide ../shared beside the clone`);
+    throw new Error(`shared real-world material missing: no ${name} in ${REAL_WORLD}; tests need it, and CI must provide ../shared beside the clone`);
   }
   throw new Error(`test input missing: ${file}`);
 }
@@ -31,11 +35,11 @@ export function present(file: string): string {
 export const realWorld = (name: 'model.onnx' | 'test.npz' | 'calib.npz'): string => path.join(REAL_WORLD, name);
 
 /**
- * A folder of ../shared/real-world (beside the main checkout or a worktree one level deeper). Tests that
- * need one call this: it throws when the folder is missing, so a missing copy fails them loudly.
+ * A folder of ../shared/real-world. Tests that need one call this: it throws when the folder is missing,
+ * so a missing copy fails them loudly.
  */
 export function realWorldDir(name: string): string {
-  const found = ['../shared', '../../shared'].map((s) => path.resolve(ROOT, s, 'real-world', name)).find((d) => fs.existsSync(path.join(d, 'model.onnx')));
+  const found = findRealWorld(name);
   if (!found) throw new Error(`../shared/real-world/${name}/model.onnx is missing: these tests need the models trained elsewhere beside the project`);
   return found;
 }

@@ -137,7 +137,7 @@ export async function streamActivations(
     const perRun: BatchActivations[] = [];
     for (const { session, fetch } of runs) {
       await runBatches(session, slice, step, fetch, (values) => {
-        // copied: the next session's run may reuse onnxruntime's buffers
+        // copied: the session's next run may reuse onnxruntime's buffers
         perRun.push(new Map([...values].map(([k, v]) => [k, { dims: v.dims, data: Float32Array.from(v.data) }])));
       });
     }
