@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { inverseHessian, matmul } from '../../src/recover/linalg.js';
+import { choleskyLower, inverseHessian, invertLower, lowerTransposeTimesLower, matmul } from '../../src/recover/linalg.js';
 import { adaptiveMaskSweep, fixedMaskSweep, reconstructionError } from '../../src/recover/obs.js';
 
 /** X^T X of `samples` rows whose features share a common component by `shared` (activations do). */
@@ -102,5 +102,83 @@ describe('adaptiveMaskSweep', () => {
     }
     expect(moved).toBeGreaterThan(0);
     expect(reconstructionError(w, adaptive, h, rows, cols)).toBeLessThanOrEqual(reconstructionError(w, fixedSwept, h, rows, cols));
+  });
+});
+
+/** The plain loops each blocked kernel must match bit for bit (every entry summed in the same order). */
+const plain = {
+  cholesky(a: Float64Array, n: number): boolean {
+    for (let j = 0; j < n; j++) {
+      let d = a[j * n + j];
+      for (let k = 0; k < j; k++) d -= a[j * n + k] * a[j * n + k];
+      if (!(d > 0)) return false;
+      a[j * n + j] = Math.sqrt(d);
+      for (let i = j + 1; i < n; i++) {
+        let s = a[i * n + j];
+        for (let k = 0; k < j; k++) s -= a[i * n + k] * a[j * n + k];
+        a[i * n + j] = s / a[j * n + j];
+      }
+    }
+    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) a[i * n + j] = 0;
+    return true;
+  },
+  invertLower(l: Float64Array, n: number): Float64Array {
+    const inv = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) {
+      inv[i * n + i] = 1 / l[i * n + i];
+      for (let k = 0; k < i; k++) for (let j = 0; j <= k; j++) inv[i * n + j] -= l[i * n + k] * inv[k * n + j];
+      for (let j = 0; j < i; j++) inv[i * n + j] *= 1 / l[i * n + i];
+    }
+    return inv;
+  },
+  lowerTransposeTimesLower(m: Float64Array, n: number): Float64Array {
+    const out = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) for (let k = i; k < n; k++) out[i * n + j] += m[k * n + i] * m[k * n + j];
+    for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) out[j * n + i] = out[i * n + j];
+    return out;
+  },
+  matmul(a: Float64Array, b: Float64Array, m: number, k: number, n: number): Float64Array {
+    const c = new Float64Array(m * n);
+    for (let i = 0; i < m; i++) for (let p = 0; p < k; p++) for (let j = 0; j < n; j++) c[i * n + j] += a[i * k + p] * b[p * n + j];
+    return c;
+  },
+};
+
+const sameBits = (a: Float64Array, b: Float64Array) => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+
+describe('blocked kernels', () => {
+  it('give the same bits as the plain loops, at sizes that leave a partial block', () => {
+    for (const n of [1, 3, 4, 7, 13, 34]) {
+      const h = randomGram(n, 3 * n, n, 1);
+      for (let i = 0; i < n; i++) h[i * n + i] += 0.01;
+      const a = Float64Array.from(h);
+      const b = Float64Array.from(h);
+      expect(choleskyLower(a, n)).toBe(true);
+      expect(plain.cholesky(b, n)).toBe(true);
+      expect(sameBits(a, b), `cholesky n=${n}`).toBe(true);
+      const inv = invertLower(a, n);
+      expect(sameBits(inv, plain.invertLower(a, n)), `invertLower n=${n}`).toBe(true);
+      expect(sameBits(lowerTransposeTimesLower(inv, n), plain.lowerTransposeTimesLower(inv, n)), `lowerTransposeTimesLower n=${n}`).toBe(true);
+      const rows = n + 2;
+      const w = Float64Array.from({ length: rows * n }, (_, i) => Math.sin(i + n));
+      expect(sameBits(matmul(w, h, rows, n, n), plain.matmul(w, h, rows, n, n)), `matmul n=${n}`).toBe(true);
+    }
+  });
+});
+
+describe('inverseHessian on a repeated H', () => {
+  it('gives the same bits again, in copies the caller may change', () => {
+    const n = 130;
+    const h = randomGram(n, 300, 17, 1);
+    const first = inverseHessian(h, n, 0.01);
+    const expected = { inv: Float64Array.from(first.inv), upper: Float64Array.from(first.upper) };
+    first.inv.fill(0);
+    first.upper.fill(0);
+    const again = inverseHessian(Float64Array.from(h), n, 0.01);
+    expect(sameBits(again.inv, expected.inv)).toBe(true);
+    expect(sameBits(again.upper, expected.upper)).toBe(true);
+    // another damp is another solve
+    const damped = inverseHessian(h, n, 0.1);
+    expect(sameBits(damped.inv, expected.inv)).toBe(false);
   });
 });
