@@ -34477,7 +34477,29 @@ function choleskyLower(a, n) {
     if (!(d > 0)) return false;
     const ljj = Math.sqrt(d);
     a[rj + j] = ljj;
-    for (let i2 = j + 1; i2 < n; i2++) {
+    let i2 = j + 1;
+    for (; i2 + 3 < n; i2 += 4) {
+      const r0 = i2 * n;
+      const r1 = r0 + n;
+      const r2 = r1 + n;
+      const r3 = r2 + n;
+      let s0 = a[r0 + j];
+      let s1 = a[r1 + j];
+      let s2 = a[r2 + j];
+      let s3 = a[r3 + j];
+      for (let k = 0; k < j; k++) {
+        const v = a[rj + k];
+        s0 -= a[r0 + k] * v;
+        s1 -= a[r1 + k] * v;
+        s2 -= a[r2 + k] * v;
+        s3 -= a[r3 + k] * v;
+      }
+      a[r0 + j] = s0 / ljj;
+      a[r1 + j] = s1 / ljj;
+      a[r2 + j] = s2 / ljj;
+      a[r3 + j] = s3 / ljj;
+    }
+    for (; i2 < n; i2++) {
       const ri = i2 * n;
       let s = a[ri + j];
       for (let k = 0; k < j; k++) s -= a[ri + k] * a[rj + k];
@@ -34489,56 +34511,153 @@ function choleskyLower(a, n) {
 }
 function invertLower(l, n) {
   const inv = new Float64Array(n * n);
-  for (let i2 = 0; i2 < n; i2++) {
-    const ri = i2 * n;
-    inv[ri + i2] = 1 / l[ri + i2];
-    for (let k = 0; k < i2; k++) {
-      const lik = l[ri + k];
-      if (lik === 0) continue;
+  let i0 = 0;
+  for (; i0 + 3 < n; i0 += 4) {
+    const r0 = i0 * n;
+    const r1 = r0 + n;
+    const r2 = r1 + n;
+    const r3 = r2 + n;
+    for (let k = 0; k < i0; k++) {
+      const l0 = l[r0 + k];
+      const l1 = l[r1 + k];
+      const l2 = l[r2 + k];
+      const l3 = l[r3 + k];
+      if (l0 === 0 && l1 === 0 && l2 === 0 && l3 === 0) continue;
       const rk = k * n;
-      for (let j = 0; j <= k; j++) inv[ri + j] -= lik * inv[rk + j];
+      for (let j = 0; j <= k; j++) {
+        const v = inv[rk + j];
+        inv[r0 + j] -= l0 * v;
+        inv[r1 + j] -= l1 * v;
+        inv[r2 + j] -= l2 * v;
+        inv[r3 + j] -= l3 * v;
+      }
     }
-    const d = 1 / l[ri + i2];
-    for (let j = 0; j < i2; j++) inv[ri + j] *= d;
+    for (let i2 = i0; i2 < i0 + 4; i2++) finishRow(l, inv, n, i2, i0);
   }
+  for (let i2 = i0; i2 < n; i2++) finishRow(l, inv, n, i2, 0);
   return inv;
+}
+function finishRow(l, inv, n, i2, from) {
+  const ri = i2 * n;
+  inv[ri + i2] = 1 / l[ri + i2];
+  for (let k = from; k < i2; k++) {
+    const lik = l[ri + k];
+    if (lik === 0) continue;
+    const rk = k * n;
+    for (let j = 0; j <= k; j++) inv[ri + j] -= lik * inv[rk + j];
+  }
+  const d = 1 / l[ri + i2];
+  for (let j = 0; j < i2; j++) inv[ri + j] *= d;
 }
 function lowerTransposeTimesLower(m, n) {
   const out = new Float64Array(n * n);
-  for (let k = 0; k < n; k++) {
-    const rk = k * n;
-    for (let i2 = 0; i2 <= k; i2++) {
-      const mki = m[rk + i2];
-      if (mki === 0) continue;
+  let k0 = 0;
+  for (; k0 + 3 < n; k0 += 4) {
+    const q0 = k0 * n;
+    const q1 = q0 + n;
+    const q2 = q1 + n;
+    const q3 = q2 + n;
+    for (let i2 = 0; i2 <= k0; i2++) {
+      const x0 = m[q0 + i2];
+      const x1 = m[q1 + i2];
+      const x2 = m[q2 + i2];
+      const x3 = m[q3 + i2];
       const ri = i2 * n;
-      for (let j = 0; j <= i2; j++) out[ri + j] += mki * m[rk + j];
+      for (let j = 0; j <= i2; j++) {
+        let o = out[ri + j];
+        o += x0 * m[q0 + j];
+        o += x1 * m[q1 + j];
+        o += x2 * m[q2 + j];
+        o += x3 * m[q3 + j];
+        out[ri + j] = o;
+      }
     }
+    for (let k = k0 + 1; k < k0 + 4; k++) addOuterRow(m, out, n, k, k0 + 1);
   }
+  for (let k = k0; k < n; k++) addOuterRow(m, out, n, k, 0);
   for (let i2 = 0; i2 < n; i2++) for (let j = 0; j < i2; j++) out[j * n + i2] = out[i2 * n + j];
   return out;
 }
+function addOuterRow(m, out, n, k, from) {
+  const rk = k * n;
+  for (let i2 = from; i2 <= k; i2++) {
+    const mki = m[rk + i2];
+    if (mki === 0) continue;
+    const ri = i2 * n;
+    for (let j = 0; j <= i2; j++) out[ri + j] += mki * m[rk + j];
+  }
+}
 function inverseHessian(h, n, dampFraction) {
+  const hit = n >= RECENT_MIN_COLS ? RECENT.find((e) => e.damp === dampFraction && sameArray(e.h, h)) : void 0;
+  if (hit) {
+    RECENT.splice(RECENT.indexOf(hit), 1);
+    RECENT.push(hit);
+    return { inv: Float64Array.from(hit.inv), upper: Float64Array.from(hit.upper) };
+  }
+  const out = solveInverseHessian(h, n, dampFraction);
+  if (n >= RECENT_MIN_COLS) remember({ h: Float64Array.from(h), damp: dampFraction, inv: Float64Array.from(out.inv), upper: Float64Array.from(out.upper) });
+  return out;
+}
+var RECENT_MIN_COLS = 128;
+var RECENT_MAX_BYTES = 64 * 2 ** 20;
+var RECENT = [];
+function remember(e) {
+  const bytes3 = (x2) => 8 * (x2.h.length + x2.inv.length + x2.upper.length);
+  if (bytes3(e) > RECENT_MAX_BYTES) return;
+  RECENT.push(e);
+  let total2 = RECENT.reduce((t, x2) => t + bytes3(x2), 0);
+  while (total2 > RECENT_MAX_BYTES) total2 -= bytes3(RECENT.shift());
+}
+function sameArray(a, b) {
+  if (a.length !== b.length) return false;
+  for (let i2 = 0; i2 < a.length; i2++) if (!Object.is(a[i2], b[i2])) return false;
+  return true;
+}
+function solveInverseHessian(h, n, dampFraction) {
   let mean3 = 0;
   for (let i2 = 0; i2 < n; i2++) mean3 += h[i2 * n + i2];
   mean3 = mean3 / n || 1;
   for (let damp = dampFraction; ; damp *= 10) {
     const a = Float64Array.from(h);
     for (let i2 = 0; i2 < n; i2++) a[i2 * n + i2] += damp * mean3;
+    a.reverse();
     if (!choleskyLower(a, n)) {
       if (damp > 1e6) throw new Error("inverseHessian: matrix is not positive definite even with heavy damping");
       continue;
     }
-    const inv = lowerTransposeTimesLower(invertLower(a, n), n);
-    const l2 = Float64Array.from(inv);
-    if (!choleskyLower(l2, n)) continue;
-    const upper = new Float64Array(n * n);
-    for (let i2 = 0; i2 < n; i2++) for (let j = i2; j < n; j++) upper[i2 * n + j] = l2[j * n + i2];
-    return { inv, upper };
+    const m = invertLower(a, n);
+    const inv = lowerTransposeTimesLower(m, n).reverse();
+    return { inv, upper: m.reverse() };
   }
 }
 function matmul2(a, b, m, k, n) {
   const c = new Float64Array(m * n);
-  for (let i2 = 0; i2 < m; i2++) {
+  let i2 = 0;
+  for (; i2 + 3 < m; i2 += 4) {
+    const c0 = i2 * n;
+    const c1 = c0 + n;
+    const c2 = c1 + n;
+    const c3 = c2 + n;
+    const a0 = i2 * k;
+    const a1 = a0 + k;
+    const a2 = a1 + k;
+    const a3 = a2 + k;
+    for (let p = 0; p < k; p++) {
+      const x0 = a[a0 + p];
+      const x1 = a[a1 + p];
+      const x2 = a[a2 + p];
+      const x3 = a[a3 + p];
+      const rp = p * n;
+      for (let j = 0; j < n; j++) {
+        const v = b[rp + j];
+        c[c0 + j] += x0 * v;
+        c[c1 + j] += x1 * v;
+        c[c2 + j] += x2 * v;
+        c[c3 + j] += x3 * v;
+      }
+    }
+  }
+  for (; i2 < m; i2++) {
     const ri = i2 * n;
     for (let p = 0; p < k; p++) {
       const aip = a[i2 * k + p];
