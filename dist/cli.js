@@ -17512,11 +17512,11 @@ var SETTINGS = {
         flag: { value: "<fraction>", commands: MEASURE }
       }),
       "max-seconds": setting(number3("seconds, 0 or more (0 = no cap)", _gte(0)), 30, {
-        help: "time cap of adaptive latency sampling in seconds: the compare decision on latency-regression, or the --target-rel-ci stop over all batch sizes (0 = none)",
+        help: "time cap of adaptive latency sampling in seconds: the decisions on latency-regression and min-speedup, or the --target-rel-ci stop over all batch sizes (0 = none)",
         flag: { value: "<s>", commands: MEASURE }
       }),
       "max-runs": setting(wholeNumber(40), 2e3, {
-        help: "compare: timed latency rounds at most while sampling until the latency-regression interval clears its limit",
+        help: "timed latency rounds at most while sampling until the latency-regression or min-speedup interval clears its limit",
         flag: { value: "<n>", commands: MEASURE }
       }),
       repeat: setting(wholeNumber(1), 1, {
@@ -27223,11 +27223,11 @@ function relativeHalfWidth(estimate, ci) {
   return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
 }
 var STABLE_WINDOW = 5;
-function settled(times) {
-  if (times.length < 2 * STABLE_WINDOW) return false;
+function settled(times2) {
+  if (times2.length < 2 * STABLE_WINDOW) return false;
   const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
-  const last = med(times.slice(-STABLE_WINDOW));
-  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
+  const last = med(times2.slice(-STABLE_WINDOW));
+  const before = med(times2.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
   return Math.abs(last / before - 1) <= 0.1;
 }
 function preciseEnough(perModel, target, confidence) {
@@ -27262,10 +27262,13 @@ async function measureInterleaved(modelPaths, source, opts, onProgress) {
       let timedStart = performance.now();
       let warmRounds = 0;
       let timed = 0;
-      const sequential = b === 0 && sessions.length >= 2 ? opts.sequential : void 0;
+      const sequential = b === 0 && sessions.length >= 2 && opts.sequential?.length ? opts.sequential : void 0;
+      const judged2 = samples.length - 1;
       for (let r = 0; ; r++) {
         if (!warming && sequential) {
-          if (sequential.check(samples[0][b], samples[1][b], performance.now() - timedStart)) break;
+          const elapsed = performance.now() - timedStart;
+          const decided = sequential.map((t) => t.check(samples[0][b], samples[judged2][b], elapsed));
+          if (decided.every(Boolean)) break;
         } else if (!warming && timed >= opts.runs) {
           if (!adaptive || performance.now() - started > capMs) break;
           if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
@@ -27400,12 +27403,28 @@ var SequentialTest = class {
   }
 };
 var pct2 = (x2) => `${x2 >= 0 ? "+" : "\u2212"}${Math.abs(x2 * 100).toFixed(1)}%`;
-function describeDecision(r, limit) {
+var times = (x2) => `${x2.toFixed(2)}x`;
+function testLimit(quantity, limit) {
+  return quantity === "slowdown" ? limit : 1 / limit - 1;
+}
+function inBudgetTerms(r, quantity) {
+  if (quantity === "slowdown") return { estimate: r.estimate, ci: r.ci };
+  const speedup2 = (x2) => 1 / (1 + x2);
+  return { estimate: speedup2(r.estimate), ci: [r.ci[1] >= Number.MAX_VALUE ? 0 : speedup2(r.ci[1]), r.ci[0] <= -1 ? Number.MAX_VALUE : speedup2(r.ci[0])] };
+}
+function describeDecision(r, limit, quantity = "slowdown") {
   const where = `after ${r.rounds} interleaved rounds (${r.looks} of ${r.planned_looks} looks)`;
-  const interval = `[${pct2(r.ci[0])}, ${pct2(r.ci[1])}]`;
-  const lim = `${(limit * 100).toFixed(1)}% limit`;
-  if (r.outcome === "beyond") return `slower beyond the ${lim}: interval ${interval} wholly above it ${where}`;
-  if (r.outcome === "within") return `within the ${lim}: interval ${interval} wholly below it ${where}`;
+  const shown = inBudgetTerms(r, quantity);
+  const fmt2 = quantity === "slowdown" ? pct2 : times;
+  const interval = `[${fmt2(shown.ci[0])}, ${fmt2(shown.ci[1])}]`;
+  const lim = quantity === "slowdown" ? `${(limit * 100).toFixed(1)}% limit` : `${times(limit)} limit`;
+  if (quantity === "slowdown") {
+    if (r.outcome === "beyond") return `slower beyond the ${lim}: interval ${interval} wholly above it ${where}`;
+    if (r.outcome === "within") return `within the ${lim}: interval ${interval} wholly below it ${where}`;
+  } else {
+    if (r.outcome === "beyond") return `short of the ${lim}: interval ${interval} wholly below it ${where}`;
+    if (r.outcome === "within") return `meets the ${lim}: interval ${interval} wholly above it ${where}`;
+  }
   const cap = r.stopped === "time-cap" ? "time cap" : "round cap";
   return `could not decide: noise \xB1${(r.noise * 100).toFixed(1)}% on this runner; interval ${interval} still straddles the ${lim} at the ${cap}, ${where}`;
 }
@@ -27487,6 +27506,7 @@ function minSamplesForDrop(drop, discordant, confidence = 0.95) {
 }
 
 // src/measure/stats/uncertainty.ts
+var SEQUENTIAL_BUDGETS = { "latency-regression": "slowdown", "min-speedup": "speedup" };
 function subsetTable(a, b, keep) {
   const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
   for (let i2 = 0; i2 < a.length; i2++) {
@@ -27537,6 +27557,17 @@ function classDropIntervals(m) {
 function maxInterval(cis) {
   return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
 }
+function decidedUncertainty(decisions, limits) {
+  const u = {};
+  for (const name of Object.keys(SEQUENTIAL_BUDGETS)) {
+    const d = decisions[name];
+    const limit = limits[name];
+    if (!d || limit === void 0) continue;
+    const { estimate, ci } = inBudgetTerms(d, SEQUENTIAL_BUDGETS[name]);
+    u[name] = { ci, estimate, note: describeDecision(d, limit, SEQUENTIAL_BUDGETS[name]), sequential: d };
+  }
+  return u;
+}
 function budgetUncertainty(m) {
   const { confidence } = m;
   const u = {};
@@ -27555,11 +27586,10 @@ function budgetUncertainty(m) {
   };
   if (m.referenceLatency?.length && m.candidateLatency?.length) {
     const speedup2 = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
-    u["min-speedup"] = { ci: speedup2.ci };
     const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
-    const d = m.latencyDecision;
-    const limit = m.limits["latency-regression"];
-    u["latency-regression"] = d && limit !== void 0 ? { ci: d.ci, estimate: d.estimate, note: describeDecision(d, limit), sequential: d } : { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    u["min-speedup"] = { ci: speedup2.ci };
+    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    Object.assign(u, decidedUncertainty(m.latencyDecisions ?? {}, m.limits));
     u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
   }
   if (m.shifts?.length) {
@@ -27648,7 +27678,7 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
     candidate: candidate.preds,
     referenceLatency: latency2?.reference,
     candidateLatency: latency2?.candidate,
-    ...latency2?.decision ? { latencyDecision: latency2.decision } : {},
+    ...latency2?.decisions ? { latencyDecisions: latency2.decisions } : {},
     shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: reference.shiftPreds.get(s.name).group, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
     confidence,
     limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
@@ -34314,6 +34344,61 @@ async function captureWithParams(session, names, data, params, step) {
   return new Map(names.map((t) => [t, got.get(t).data]));
 }
 
+// src/recover/stageJudge.ts
+async function stageJudge(dense, calib, judged2, threads) {
+  if ("outputs" in judged2) return outputsJudge(dense, calib, judged2.outputs, threads);
+  const head = judged2.head;
+  if (calib.labels) {
+    return { score: async (model) => ({ against: "labels", ...await calibScore(model, calib, threads, head) }) };
+  }
+  const scorer = await calibScorer(dense, calib, { maxSamples: calib.count, threads, head });
+  return {
+    score: async (model) => {
+      const p = await scorer.score(model);
+      return { against: "dense", kl: p.nll, agreement: p.accuracy };
+    }
+  };
+}
+async function outputsJudge(dense, calib, outputs, threads) {
+  const run = async (model) => {
+    const session = await sessionFromModel(model, threads, { lean: true });
+    try {
+      const got = await captureActivations(session, calib, outputs, boundedBatch(model, 256));
+      return new Map(outputs.map((o) => [o, got.get(o).data]));
+    } finally {
+      await session.release();
+    }
+  };
+  const reference = await run(dense);
+  return { score: async (model) => ({ against: "outputs", error: relativeSquaredError(await run(model), reference) }) };
+}
+function improves(a, b) {
+  if (a.against === "labels" && b.against === "labels") return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
+  if (a.against === "dense" && b.against === "dense") return a.kl < b.kl || a.kl === b.kl && a.agreement > b.agreement;
+  if (a.against === "outputs" && b.against === "outputs") return a.error < b.error;
+  throw new Error(`improves: scores against ${a.against} and ${b.against} do not compare`);
+}
+function scoreText(s) {
+  switch (s.against) {
+    case "labels":
+      return `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}`;
+    case "dense":
+      return `calib agreement with dense ${(s.agreement * 100).toFixed(2)}%, KL ${s.kl.toFixed(4)}`;
+    case "outputs":
+      return `calib relative squared error to dense outputs ${s.error.toFixed(5)}`;
+  }
+}
+function scoreRecord(before, after) {
+  if (before.against === "labels" && after.against === "labels") {
+    return { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll };
+  }
+  if (before.against === "dense" && after.against === "dense") {
+    return { calib_agreement_before: before.agreement, calib_agreement_after: after.agreement, calib_kl_before: before.kl, calib_kl_after: after.kl };
+  }
+  if (before.against === "outputs" && after.against === "outputs") return { calib_output_error_before: before.error, calib_output_error_after: after.error };
+  throw new Error(`scoreRecord: scores against ${before.against} and ${after.against} do not compare`);
+}
+
 // src/recover/distill/stage.ts
 async function distillStage(dense, current, calib, masked, config2, progress, opts) {
   const toward = opts.outputs ? "relative squared error to dense" : "KL";
@@ -35515,7 +35600,10 @@ function stepFile(stepsDir, index, name) {
   return path11.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
-  return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
+  return s ? scoreText(s) : "no calibration set to judge it on";
+}
+function judgeOf(req, calib) {
+  return stageJudge(req.dense, calib, req.fidelity ? { outputs: req.fidelity.outputs } : { head: req.head }, QUALITY_THREADS);
 }
 async function runRecovery(req) {
   const { config: config2, calib, progress } = req;
@@ -35557,7 +35645,8 @@ async function recoverySteps(req, calib, bounded, cut) {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
     const t0 = performance.now();
-    const before = calib?.labels ? await calibScore(req.pruned, calib, QUALITY_THREADS, req.head) : void 0;
+    const judge3 = calib ? await judgeOf(req, calib) : void 0;
+    const before = await judge3?.score(req.pruned);
     const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
     let model;
     try {
@@ -35570,9 +35659,8 @@ async function recoverySteps(req, calib, bounded, cut) {
       throw e;
     }
     const seconds = (performance.now() - t0) / 1e3;
-    const after = calib?.labels ? await calibScore(model, calib, QUALITY_THREADS, req.head) : void 0;
-    const info = { seconds };
-    if (before && after) Object.assign(info, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
+    const after = await judge3?.score(model);
+    const info = { seconds, ...before && after ? scoreRecord(before, after) : {} };
     const description = `external recovery command \`${config2.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
     return [{ step: { stage: "command", description, artifact, info }, model }];
   }
@@ -35580,7 +35668,7 @@ async function recoverySteps(req, calib, bounded, cut) {
     if (config2.recovery === "auto") return [];
     throw new Error("recoverySteps: calibration set missing (checkConfig was not called)");
   }
-  const labelled = calib.labels !== null;
+  const judge2 = await judgeOf(req, calib);
   const steps = [];
   let current = req.pruned;
   const facts = { macsPerSample: totalMacs(req.dense), calibSamples: calib.count, solveWork: solveWorkOf(req.pruned, refitWeights(req)) };
@@ -35591,7 +35679,7 @@ async function recoverySteps(req, calib, bounded, cut) {
     cut.at = { stage, limit_s: stop.limitSeconds };
     progress.note(`recovery: cut short during ${stage} by the recovery-time-budget safety stop (${stop.limitSeconds} s)`);
   };
-  let currentScore = labelled ? await calibScore(current, calib, QUALITY_THREADS, req.head) : void 0;
+  let currentScore = await judge2.score(current);
   const bound = (line) => {
     progress.note(line);
     bounded.push(line);
@@ -35599,10 +35687,7 @@ async function recoverySteps(req, calib, bounded, cut) {
   const keep = (stage, description, model, seconds, score2) => {
     const artifact = stepFile(req.stepsDir, steps.length + 2, stage);
     saveModel(model, artifact);
-    const info = { seconds };
-    if (currentScore && score2) {
-      Object.assign(info, { calib_accuracy_before: currentScore.accuracy, calib_accuracy_after: score2.accuracy, calib_nll_before: currentScore.nll, calib_nll_after: score2.nll });
-    }
+    const info = { seconds, ...scoreRecord(currentScore, score2) };
     steps.push({ step: { stage, description, artifact, info }, model });
     current = model;
     currentScore = score2;
@@ -35623,8 +35708,8 @@ async function recoverySteps(req, calib, bounded, cut) {
       return;
     }
     if (d.result.stopped === "cut-short") cutShort("distill");
-    const score2 = labelled ? await calibScore(d.model, calib, QUALITY_THREADS, req.head) : void 0;
-    if (judged2 && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
+    const score2 = await judge2.score(d.model);
+    if (judged2 && (!d.result.improved || !improves(score2, currentScore))) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
     }
@@ -35648,12 +35733,12 @@ async function recoverySteps(req, calib, bounded, cut) {
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${layerSkipText(s.reason)})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join("; ") || void 0;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
-    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, QUALITY_THREADS, req.head) : void 0;
+    const score2 = r.layers.length > 0 ? await judge2.score(r.model) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
-    if (judged2 && score2 && currentScore && !better(score2, currentScore)) {
+    if (judged2 && score2 && !improves(score2, currentScore)) {
       progress.note(`recovery: reconstruction not kept (${fmt(score2)} vs ${fmt(currentScore)} without it)`);
-    } else if (r.layers.length > 0) {
+    } else if (score2) {
       keep(
         "reconstruct",
         `${notRefit ? `${notRefit}; ` : ""}${adaptive ? `re-chose which weights are zero (SparseGPT saliency w^2/[H^-1 Cholesky]_jj^2 in blocks of ${SPARSEGPT_BLOCK} columns; each row keeps its zero count, so every layer keeps the pruner's sparsity) and ` : ""}refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds.toFixed(1)} s)`,
@@ -35667,7 +35752,7 @@ async function recoverySteps(req, calib, bounded, cut) {
       else if (config2.recovery === "auto") cutShort("distill");
       return steps;
     }
-    await tryBatchNorm(current, calib, req.head, { work }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+    await tryBatchNorm(current, calib, judge2, { work }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
       const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
       if (refusal.kind === "bound") bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
@@ -35694,24 +35779,21 @@ function refitWeights(req) {
 var EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
 function batchNormRefusalText(r) {
   switch (r.kind) {
-    case "no-labels":
-      return "the calibration set has no labels to judge it";
     case "bound":
       return batchNormBoundText(r.bound);
     case "worse":
       return `${fmt(r.score)} vs ${fmt(r.without)} without it`;
   }
 }
-async function tryBatchNorm(model, calib, head, bounds, accept, currentScore, reject) {
+async function tryBatchNorm(model, calib, judge2, bounds, accept, currentScore, reject) {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
-  if (!base) return reject({ kind: "no-labels" });
   const t0 = performance.now();
   const bn = await reestimateBatchNorm(model, calib, QUALITY_THREADS, bounds);
   if (bn.nodes.length === 0) return bn.bound ? reject({ kind: "bound", bound: bn.bound }) : void 0;
   const seconds = (performance.now() - t0) / 1e3;
-  const score2 = await calibScore(bn.model, calib, QUALITY_THREADS, head);
-  if (!better(score2, base)) return reject({ kind: "worse", score: score2, without: base });
+  const score2 = await judge2.score(bn.model);
+  if (!improves(score2, base)) return reject({ kind: "worse", score: score2, without: base });
   accept(bn.model, seconds, score2, bn.nodes.length, bn.bound);
 }
 function totalMacs(model) {
@@ -36230,11 +36312,11 @@ async function measureRuntimeCost(artifact, byBatch, source, opts) {
 }
 
 // src/pipeline/timeSteps.ts
-async function timeSteps(measured, data, config2, provider, progress, sequential) {
+async function timeSteps(measured, data, config2, provider, progress, speed) {
   const artifacts = measured.map((m) => m.step.artifact);
   progress.stage({ kind: "latency", detail: `${artifacts.length} models interleaved`, total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider, sequential }, (done) => progress.update(done));
+  const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider, sequential: speed?.tests }, (done) => progress.update(done));
   progress.stop();
   measured.forEach((m, i2) => {
     m.step.latency_by_batch = config2.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
@@ -36248,13 +36330,13 @@ async function timeSteps(measured, data, config2, provider, progress, sequential
   for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider });
   return samples;
 }
-async function timePair(dense, candidate, data, config2, provider, progress) {
+async function timePair(dense, candidate, data, config2, provider, progress, speed) {
   const batch = config2.batchSizes[0];
   progress.stage({ kind: "latency", detail: "dense and schedule step", total: config2.latency.warmup + config2.latency.runs });
   const source = sliceBatch(data, 0, Math.min(data.count, batch));
-  const samples = await measureInterleaved([dense, candidate], source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider }, (done) => progress.update(done));
+  const samples = await measureInterleaved([dense, candidate], source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider, sequential: speed?.tests }, (done) => progress.update(done));
   progress.stop();
-  return { reference: samples[0][0], candidate: samples[1][0] };
+  return { reference: samples[0][0], candidate: samples[1][0], ...speed ? { decisions: speed.decisions() } : {} };
 }
 
 // src/pipeline/unit.ts
@@ -36274,6 +36356,25 @@ async function pruneAndRecover(unit) {
     notes: recovery.notes,
     ...recovery.cutShort ? { cutShort: recovery.cutShort } : {},
     chain: recovery.steps.filter((r) => r.stage !== "temperature").at(-1)?.artifact ?? unit.pruneArtifact
+  };
+}
+
+// src/pipeline/speedDecisions.ts
+function sequentialPlan(config2, limit) {
+  const { runs, maxRuns, maxSeconds } = config2.latency;
+  return { limit, confidence: config2.confidence, minRounds: runs, maxRounds: Math.max(runs, maxRuns), maxMs: maxSeconds * 1e3 };
+}
+function speedTests(budgets, config2, mode) {
+  const running = [];
+  for (const b of budgets) {
+    if (!(b.name in SEQUENTIAL_BUDGETS) || running.some((r) => r.name === b.name)) continue;
+    if (mode === "run" && b.name === "latency-regression") continue;
+    const name = b.name;
+    running.push({ name, test: new SequentialTest(sequentialPlan(config2, testLimit(SEQUENTIAL_BUDGETS[name], b.limit))) });
+  }
+  return {
+    tests: running.map((r) => r.test),
+    decisions: () => Object.fromEntries(running.flatMap((r) => r.test.result() ? [[r.name, r.test.result()]] : []))
   };
 }
 
@@ -36413,9 +36514,10 @@ async function runGradual(input, progress) {
     rows2.push(row);
     let pair;
     if (needsLatency) {
-      pair = await timePair(req.model, final.step.artifact, data, config2, provider, progress);
-      dense.step.latency = latencyStat(config2.batchSizes[0], pair.reference, config2.confidence);
-      final.step.latency = latencyStat(config2.batchSizes[0], pair.candidate, config2.confidence);
+      pair = await timePair(req.model, final.step.artifact, data, config2, provider, progress, speedTests(budgets, config2, "run"));
+      row.decisions = pair.decisions;
+      dense.step.latency = latencyStat(config2.batchSizes[0], [...pair.reference], config2.confidence);
+      final.step.latency = latencyStat(config2.batchSizes[0], [...pair.candidate], config2.confidence);
     }
     const judged2 = judge(budgets, dense, final, input, pair, row.reduction);
     const met = resource.length > 0 && resource.every((b) => judged2.budgets.find((r) => r.name === b.name)?.verdict === "pass");
@@ -36439,12 +36541,12 @@ async function runGradual(input, progress) {
   const samples = await timeSteps(measured, data, config2, provider, progress);
   for (const row of rows2) {
     const i2 = measured.indexOf(row.final);
-    row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i2][0] }, row.reduction);
+    row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i2][0], decisions: row.decisions }, row.reduction);
   }
   const choice = chooseStep(rows2.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged.budgets.map((b) => b.verdict) })));
   const chosen2 = rows2.find((r) => r.index === choice.index);
   const chosenPrune = measured.find((m) => m.step.name === stepName({ kind: "prune", at: chosen2.index })).step;
-  const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0] }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
+  const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0], decisions: chosen2.decisions }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
   progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct5(chosen2.final.step.sparsity)}): ${choice.reason}`);
   writeFileAtomic(outPath, fs17.readFileSync(chosen2.final.step.artifact));
   const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
@@ -37782,8 +37884,10 @@ async function judgeSteps(input, measured, progress, record, reduction2, shortfa
   const { config: config2 } = req;
   const dense = measured[0];
   const shipped = measured[measured.length - 1];
-  const samples = await timeSteps(measured, data, config2, input.provider, progress);
-  const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, reduction2);
+  const speed = speedTests(req.budgets, config2, "run");
+  const samples = await timeSteps(measured, data, config2, input.provider, progress, speed);
+  const latency2 = { reference: samples[0][0], candidate: samples[samples.length - 1][0], decisions: speed.decisions() };
+  const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, latency2, config2, false, reduction2);
   const speedNotes = [...shortfalls, ...structuredSpeedNotes(config2, samples[0], samples[samples.length - 1])];
   for (const n of speedNotes) progress.note(n);
   const judged2 = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, "warn"]) } : judgedBudgets;
@@ -37970,8 +38074,10 @@ async function runFidelityOneShot(input, progress) {
   const shipped = measured[measured.length - 1].step;
   const pruneStep = measured.find((m) => m.step.name === stepName({ kind: "prune" })).step;
   pruneStep.reduction = buildReduction(dense, pruneStep, requestedReduction(config2), pruned.channels && fromTally(pruned.channels));
-  const samples = await timeSteps(measured, data, config2, input.provider, progress);
-  const budgets = evaluateBudgets(req.budgets, { dense, final: shipped, reduction: pruneStep.reduction, task: "fidelity" }, { strict: config2.strict, confidence: config2.confidence });
+  const speed = speedTests(req.budgets, config2, "run");
+  const samples = await timeSteps(measured, data, config2, input.provider, progress, speed);
+  const uncertainty = decidedUncertainty(speed.decisions(), Object.fromEntries(req.budgets.map((b) => [b.name, b.limit])));
+  const budgets = evaluateBudgets(req.budgets, { dense, final: shipped, reduction: pruneStep.reduction, task: "fidelity", uncertainty }, { strict: config2.strict, confidence: config2.confidence });
   const speedNotes = structuredSpeedNotes(config2, samples[0], samples[samples.length - 1]);
   for (const n of speedNotes) progress.note(n);
   const verdict = overallVerdict([...budgets.map((b) => b.verdict), ...speedNotes.length > 0 ? ["warn"] : []]);
@@ -38118,6 +38224,8 @@ function qualityNumbers(m) {
     if (s.recovery) {
       numbers[at2("recovery.calib_accuracy_after")] = s.recovery.calib_accuracy_after ?? null;
       numbers[at2("recovery.calib_nll_after")] = s.recovery.calib_nll_after ?? null;
+      if (s.recovery.calib_kl_after !== void 0) numbers[at2("recovery.calib_kl_after")] = s.recovery.calib_kl_after;
+      if (s.recovery.calib_output_error_after !== void 0) numbers[at2("recovery.calib_output_error_after")] = s.recovery.calib_output_error_after;
     }
     if (s.temperature) numbers[at2("temperature")] = s.temperature.value;
     if (s.shift_accuracy) numbers[at2("shift_accuracy")] = s.shift_accuracy;
@@ -38278,17 +38386,13 @@ function compareBudgets(budgets) {
   }
   return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
 }
-function sequentialPlan(config2, limit) {
-  const { runs, maxRuns, maxSeconds } = config2.latency;
-  return { limit, confidence: config2.confidence, minRounds: runs, maxRounds: Math.max(runs, maxRuns), maxMs: maxSeconds * 1e3 };
-}
 function loadFor(models, file, requireLabels) {
   const [first, ...rest] = models;
   const data = loadDataset(file, first.inputs, { requireLabels, modelPath: first.path });
   for (const m of rest) loadDataset(file, m.inputs, { requireLabels, modelPath: m.path });
   return data;
 }
-async function measurePair(req, progress, latencyLimit) {
+async function measurePair(req, progress, budgets = []) {
   const { config: config2 } = req;
   checkMeasureConfig(config2);
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
@@ -38311,9 +38415,9 @@ async function measurePair(req, progress, latencyLimit) {
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: measureConfig, progress, provider: provider.provider, head });
   const baseStep = await measureStep({ kind: "base" }, `base model ${path24.basename(req.base)}`, req.base, ctx(0));
   const headStep = await measureStep({ kind: "head" }, `head model ${path24.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
-  const sequential = latencyLimit === void 0 ? void 0 : new SequentialTest(sequentialPlan(measureConfig, latencyLimit));
-  const samples = await timeSteps([baseStep, headStep], data, measureConfig, provider.provider, progress, sequential);
-  return { base: baseStep, head: headStep, data, shifts, samples, provider, decision: sequential?.result(), judged: head, plan };
+  const speed = speedTests(budgets, measureConfig, "compare");
+  const samples = await timeSteps([baseStep, headStep], data, measureConfig, provider.provider, progress, speed);
+  return { base: baseStep, head: headStep, data, shifts, samples, provider, decisions: speed.decisions(), judged: head, plan };
 }
 async function comparePipeline(req, progress) {
   const { config: config2 } = req;
@@ -38337,8 +38441,8 @@ async function comparePipeline(req, progress) {
 async function compareLedger(req, progress) {
   const { config: config2 } = req;
   const budgets = compareBudgets(req.budgets);
-  const m = await measurePair(req, progress, budgets.find((b) => b.name === "latency-regression").limit);
-  const judged2 = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0], decision: m.decision }, config2, true);
+  const m = await measurePair(req, progress, budgets);
+  const judged2 = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0], decisions: m.decisions }, config2, true);
   const model = buildModelLedger({
     model: req.base,
     pruned: req.head,
@@ -38371,14 +38475,31 @@ function defaultFixture(name) {
   }
   return void 0;
 }
+var SELFTEST_FILE = "selftest.json";
 async function selftest(req, progress) {
   const model = req.model ?? defaultFixture("mlp.onnx");
   const data = req.data ?? defaultFixture("fmnist-test.npz");
   if (!model || !data) throw new UserError("selftest: the bundled fixtures are not installed here; pass --model M.onnx --data D.npz");
+  if (!req.out) return measureSelftest(req, model, data, progress);
+  refuseInputsInOutput(req.out, [
+    { flag: "--model", path: model },
+    { flag: "--data", path: data }
+  ]);
+  const out = await openOutput(req.out, req.config, progress, [SELFTEST_FILE]);
+  try {
+    const report = await measureSelftest(req, model, data, progress);
+    writeFileAtomic(path25.join(out.staging, SELFTEST_FILE), JSON.stringify(report, null, 2) + "\n");
+    out.commit();
+    return report;
+  } finally {
+    out.abort();
+  }
+}
+async function measureSelftest(req, model, data, progress) {
   const { config: config2 } = req;
   const budgets = compareBudgets(req.budgets);
   const limit = budgets.find((b) => b.name === "latency-regression").limit;
-  const first = await measurePair({ base: model, head: model, data, shifts: [], config: config2 }, progress, limit);
+  const first = await measurePair({ base: model, head: model, data, shifts: [], config: config2 }, progress, budgets);
   const batchSizes = first.plan.batchSizes;
   const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...batchSizes)));
   const halfWidths = [];
@@ -38386,11 +38507,11 @@ async function selftest(req, progress) {
   let falseAlarms = 0;
   let warns = 0;
   for (let k = 0; k < req.repetitions; k++) {
-    const sequential = new SequentialTest(sequentialPlan(config2, limit));
-    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config2.latency, batchSizes: batchSizes.slice(0, 1), confidence: config2.confidence, provider: first.provider.provider, sequential });
-    const decision = k === 0 ? first.decision : sequential.result();
+    const speed = speedTests(budgets, config2, "compare");
+    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config2.latency, batchSizes: batchSizes.slice(0, 1), confidence: config2.confidence, provider: first.provider.provider, sequential: speed.tests });
+    const decisions = k === 0 ? first.decisions : speed.decisions();
     progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
-    const latency2 = { reference: samples[0][0], candidate: samples[1][0], decision };
+    const latency2 = { reference: samples[0][0], candidate: samples[1][0], decisions };
     const r = pairedMedianRatio(latency2.candidate, latency2.reference, config2.confidence);
     halfWidths.push((r.ci[1] - r.ci[0]) / 2);
     first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency2.candidate].sort((a, b) => a - b), 0.5) };
@@ -38418,10 +38539,6 @@ async function selftest(req, progress) {
     reliably_failed_slowdown: limit + 2 * median3,
     failures
   };
-  if (req.out) {
-    fs27.mkdirSync(req.out, { recursive: true });
-    writeFileAtomic(path25.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
-  }
   return report;
 }
 function renderSelftest(r) {
