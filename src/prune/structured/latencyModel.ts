@@ -67,6 +67,8 @@ export interface LatencyGroup {
   multiple: number;
   /** importance per unit (normalised per group, as the global ranking compares them) */
   scores: Float64Array;
+  /** fewest units the allocation may keep (a per-group pruning cap, capFloor); unset: its smallest fast width */
+  minKept?: number;
 }
 
 export interface LatencyAllocation {
@@ -106,6 +108,7 @@ export function allocateForLatency(
       const i = list.indexOf(k);
       if (i <= 0) continue;
       const to = list[i - 1];
+      if (to < (g.minKept ?? 0)) continue;
       kept.set(g.root, to);
       const ms = predictMs(tables, restMs, kept, dense.scale);
       kept.set(g.root, k);
@@ -125,7 +128,89 @@ export function allocateForLatency(
     current = best.ms;
     steps.push({ root: best.root, to: best.to, ms: best.ms });
   }
+  if (current <= budgetMs) current = refill(groups, tables, dense, budgetMs, kept, widths, sorted, current, cost);
   return { kept, predictedMs: current, reached: current <= budgetMs, steps };
+}
+
+/**
+ * Width steps are coarse, so the step that reached the budget often saved far more than it had to. Give
+ * the slack back: while some group's next larger fast width still fits the budget, take the one that
+ * restores the most cost per predicted millisecond added (the inverse of the greedy's price). Mutates
+ * `kept`; returns the new prediction.
+ */
+function refill(
+  groups: readonly LatencyGroup[],
+  tables: readonly LayerTable[],
+  dense: { restMs: number; scale: number },
+  budgetMs: number,
+  kept: Map<number, number>,
+  widths: ReadonlyMap<number, number[]>,
+  sorted: ReadonlyMap<number, Float64Array>,
+  current: number,
+  cost?: (root: number, from: number, to: number) => number | undefined,
+): number {
+  for (;;) {
+    let best: { root: number; to: number; ms: number; value: number } | undefined;
+    for (const g of groups) {
+      const list = widths.get(g.root)!;
+      const k = kept.get(g.root)!;
+      const i = list.indexOf(k);
+      if (i < 0 || i >= list.length - 1) continue;
+      const to = list[i + 1];
+      kept.set(g.root, to);
+      const ms = predictMs(tables, dense.restMs, kept, dense.scale);
+      kept.set(g.root, k);
+      if (ms > budgetMs) continue;
+      const s = sorted.get(g.root)!;
+      let restored = 0;
+      for (let r = s.length - to; r < s.length - k; r++) restored += s[r];
+      const measured = cost?.(g.root, to, k);
+      const gain = measured === undefined ? restored : Math.max(0, measured) + restored * 1e-9;
+      const added = ms - current;
+      const value = added > 0 ? gain / added : Infinity;
+      if (!best || value > best.value) best = { root: g.root, to, ms, value };
+    }
+    if (!best) return current;
+    kept.set(best.root, best.to);
+    current = best.ms;
+  }
+}
+
+/** Fewest units a group of `size` may keep when no group may lose more than `ratio` of its units. */
+export function capFloor(size: number, ratio: number): number {
+  return Math.max(1, Math.ceil(size * (1 - ratio) - 1e-9));
+}
+
+/**
+ * The tightest per-group pruning cap (no group loses more than this fraction, as Torch-Pruning's
+ * max_pruning_ratio) under which the predicted latency can still reach the budget: every group at its
+ * smallest fast width the cap allows. Under it the allocation has to take about the same fraction from
+ * every group (the even cut that meets the budget); a looser cap lets the costs concentrate the cut.
+ * Returns `maxCap` when even that cannot reach the budget. Bisection on the prediction, deterministic.
+ */
+export function evenCap(groups: readonly LatencyGroup[], tables: readonly LayerTable[], dense: { restMs: number; scale: number }, budgetMs: number, maxCap = 1): number {
+  const widths = groups.map((g) => ({ root: g.root, size: g.size, list: allowedWidths(g.size, Math.max(1, g.multiple)) }));
+  const fits = (cap: number): boolean => {
+    const kept = new Map(widths.map((g) => [g.root, g.list.find((w) => w >= capFloor(g.size, cap)) ?? g.size]));
+    return predictMs(tables, dense.restMs, kept, dense.scale) <= budgetMs;
+  };
+  if (!fits(maxCap)) return maxCap;
+  let lo = 0;
+  let hi = maxCap;
+  for (let i = 0; i < 40 && hi - lo > 1e-6; i++) {
+    const mid = (lo + hi) / 2;
+    if (fits(mid)) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
+
+/**
+ * The per-group cap at `evenness` between the loosest cap allowed (0: the costs alone decide where the
+ * cut goes) and the tightest that still reaches the budget (1: about the same fraction from every group).
+ */
+export function capAtEvenness(evenness: number, even: number, maxCap = 1): number {
+  return maxCap - Math.min(1, Math.max(0, evenness)) * (maxCap - even);
 }
 
 /** What the latency allocation predicted, for the ledger. */
@@ -142,5 +227,9 @@ export interface LatencyPlan {
   reached: boolean;
   /** kept channels per channel group, in the analysis' group order */
   kept: number[];
+  /** no group lost more than this fraction of its channels (capAtEvenness) */
+  max_group_ratio?: number;
+  /** where that cap sat between the loosest allowed (0) and the tightest that reaches the budget (1) */
+  evenness?: number;
   layers: LayerTable[];
 }
