@@ -83,7 +83,8 @@ export interface LatencyAllocation {
 /**
  * Kept counts that maximise the importance kept under a latency budget: starting dense, repeatedly take
  * the step (one group down to its next smaller fast width) that loses the least importance per predicted
- * millisecond saved, until the prediction is within the budget. Steps that save nothing are taken last.
+ * millisecond saved, until the prediction is within the budget (no group below its `minKept`), then
+ * give back what the last coarse step overshot. Steps that save nothing are taken last.
  * Deterministic: ties go to the earlier group.
  */
 export function allocateForLatency(
@@ -94,33 +95,40 @@ export function allocateForLatency(
   /** what going from `from` to `to` kept units costs (a measured loss curve); default: the importance dropped */
   cost?: (root: number, from: number, to: number) => number | undefined,
 ): LatencyAllocation {
-  const restMs = dense.restMs;
   const kept = new Map(groups.map((g) => [g.root, g.size]));
   const widths = new Map(groups.map((g) => [g.root, allowedWidths(g.size, Math.max(1, g.multiple))]));
   const sorted = new Map(groups.map((g) => [g.root, Float64Array.from(g.scores).sort()]));
+  const predict = (): number => predictMs(tables, dense.restMs, kept, dense.scale);
+  // the prediction with one group moved to `to` and every other as kept
+  const predictWith = (root: number, to: number): number => {
+    const k = kept.get(root)!;
+    kept.set(root, to);
+    const ms = predict();
+    kept.set(root, k);
+    return ms;
+  };
+  // what keeping `lo` instead of `hi` units loses (the hi - lo least important of the hi): a measured
+  // cost ranks first; the importance between them only breaks its ties
+  const loss = (root: number, hi: number, lo: number): number => {
+    const s = sorted.get(root)!;
+    let between = 0;
+    for (let r = s.length - hi; r < s.length - lo; r++) between += s[r];
+    const measured = cost?.(root, hi, lo);
+    return measured === undefined ? between : Math.max(0, measured) + between * 1e-9;
+  };
   const steps: LatencyAllocation['steps'] = [];
-  let current = predictMs(tables, restMs, kept, dense.scale);
+  let current = predict();
   while (current > budgetMs) {
     let best: { root: number; to: number; ms: number; price: number; saved: number } | undefined;
     for (const g of groups) {
       const list = widths.get(g.root)!;
       const k = kept.get(g.root)!;
       const i = list.indexOf(k);
-      if (i <= 0) continue;
+      if (i <= 0 || list[i - 1] < (g.minKept ?? 0)) continue;
       const to = list[i - 1];
-      if (to < (g.minKept ?? 0)) continue;
-      kept.set(g.root, to);
-      const ms = predictMs(tables, restMs, kept, dense.scale);
-      kept.set(g.root, k);
-      const s = sorted.get(g.root)!;
-      // keeping `to` of the units drops the k - to least important still kept
-      let dropped = 0;
-      for (let r = s.length - k; r < s.length - to; r++) dropped += s[r];
-      // a measured cost ranks first; the importance dropped only breaks its ties
-      const measured = cost?.(g.root, k, to);
-      const lost = measured === undefined ? dropped : Math.max(0, measured) + dropped * 1e-9;
+      const ms = predictWith(g.root, to);
       const saved = current - ms;
-      const price = saved > 0 ? lost / saved : Infinity;
+      const price = saved > 0 ? loss(g.root, k, to) / saved : Infinity;
       if (!best || price < best.price || (price === Infinity && best.price === Infinity && saved > best.saved)) best = { root: g.root, to, ms, price, saved };
     }
     if (!best) break;
@@ -128,28 +136,10 @@ export function allocateForLatency(
     current = best.ms;
     steps.push({ root: best.root, to: best.to, ms: best.ms });
   }
-  if (current <= budgetMs) current = refill(groups, tables, dense, budgetMs, kept, widths, sorted, current, cost);
-  return { kept, predictedMs: current, reached: current <= budgetMs, steps };
-}
-
-/**
- * Width steps are coarse, so the step that reached the budget often saved far more than it had to. Give
- * the slack back: while some group's next larger fast width still fits the budget, take the one that
- * restores the most cost per predicted millisecond added (the inverse of the greedy's price). Mutates
- * `kept`; returns the new prediction.
- */
-function refill(
-  groups: readonly LatencyGroup[],
-  tables: readonly LayerTable[],
-  dense: { restMs: number; scale: number },
-  budgetMs: number,
-  kept: Map<number, number>,
-  widths: ReadonlyMap<number, number[]>,
-  sorted: ReadonlyMap<number, Float64Array>,
-  current: number,
-  cost?: (root: number, from: number, to: number) => number | undefined,
-): number {
-  for (;;) {
+  // width steps are coarse, so the step that reached the budget often saved more than it had to: give
+  // the slack back, each time to the group whose next larger width restores the most per millisecond
+  // added, while that still fits the budget
+  while (current <= budgetMs) {
     let best: { root: number; to: number; ms: number; value: number } | undefined;
     for (const g of groups) {
       const list = widths.get(g.root)!;
@@ -157,23 +147,16 @@ function refill(
       const i = list.indexOf(k);
       if (i < 0 || i >= list.length - 1) continue;
       const to = list[i + 1];
-      kept.set(g.root, to);
-      const ms = predictMs(tables, dense.restMs, kept, dense.scale);
-      kept.set(g.root, k);
+      const ms = predictWith(g.root, to);
       if (ms > budgetMs) continue;
-      const s = sorted.get(g.root)!;
-      let restored = 0;
-      for (let r = s.length - to; r < s.length - k; r++) restored += s[r];
-      const measured = cost?.(g.root, to, k);
-      const gain = measured === undefined ? restored : Math.max(0, measured) + restored * 1e-9;
-      const added = ms - current;
-      const value = added > 0 ? gain / added : Infinity;
+      const value = ms > current ? loss(g.root, to, k) / (ms - current) : Infinity;
       if (!best || value > best.value) best = { root: g.root, to, ms, value };
     }
-    if (!best) return current;
+    if (!best) break;
     kept.set(best.root, best.to);
     current = best.ms;
   }
+  return { kept, predictedMs: current, reached: current <= budgetMs, steps };
 }
 
 /** Fewest units a group of `size` may keep when no group may lose more than `ratio` of its units. */
