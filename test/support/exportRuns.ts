@@ -3,7 +3,9 @@ import * as path from 'node:path';
 import { expect } from 'vitest';
 import { readArrays, writeNpz } from '../../src/data/npz.js';
 import type { Ledger, ModelLedger, Step } from '../../src/ledger/types.js';
-import { loadModel } from '../../src/onnx/model.js';
+import { valueInfo } from '../../src/onnx/build.js';
+import { loadModel, saveModel } from '../../src/onnx/model.js';
+import { DataType } from '../../src/onnx/tensor.js';
 import { validateLedger } from '../../src/ledger/validateLedger.js';
 import { runCli } from './cli.js';
 import { FIXTURES, tempDir } from './fixtures.js';
@@ -41,6 +43,17 @@ export const runExport = (model: string, data: string, ...flags: string[]): Prom
 /** The element types of a model's weight matrices (initializers of rank 2 or more). */
 export function initializerTypes(file: string): Set<number> {
   return new Set(loadModel(file).proto.graph!.initializer.filter((t) => t.dims.length >= 2).map((t) => t.dataType));
+}
+
+/** cnn-opset13 with its pooled features (the ReduceMean) as a second output, written into `dir`. */
+export function twoOutputs(dir: string): string {
+  const model = loadModel(exported('cnn-opset13.onnx')).proto;
+  const gap = model.graph!.node.find((n) => n.opType === 'ReduceMean')!;
+  // [batch, 32]: the mean over H and W of the last convolution's 32 channels (keepdims 0)
+  model.graph!.output.push(valueInfo(gap.output[0], DataType.FLOAT, ['batch', 32]));
+  const file = path.join(dir, 'two-outputs.onnx');
+  saveModel(model, file);
+  return file;
 }
 
 /** The first `n` samples of an .npz (every array cut along its first axis), written to a temp file. */
