@@ -9,7 +9,7 @@ import { DataType } from '../../src/onnx/tensor.js';
 import { validateLedger } from '../../src/ledger/validateLedger.js';
 import { runCli } from './cli.js';
 import { FIXTURES, tempDir } from './fixtures.js';
-import { referenceEval, type EvalResult, type OutputKind } from './referenceEval.js';
+import { referenceEval, type EvalOptions, type EvalResult, type OutputKind } from './referenceEval.js';
 
 export const EXPORTS = path.join(FIXTURES, 'exports');
 export const exported = (file: string): string => path.join(EXPORTS, file);
@@ -70,12 +70,29 @@ export function head(file: string, n: number): string {
   return dest;
 }
 
+const evaluated = new Map<string, Promise<EvalResult>>();
+
+/**
+ * referenceEval, computed once per file version and data: the dense model every run of a test file
+ * starts from is evaluated once, not once per run. A file is told apart by its path, size and mtime.
+ */
+function memoReferenceEval(model: string, data: string, opts: EvalOptions): Promise<EvalResult> {
+  const version = (f: string) => {
+    const st = fs.statSync(f);
+    return `${f}:${st.size}:${st.mtimeMs}`;
+  };
+  const key = JSON.stringify([version(model), version(data), opts]);
+  let ref = evaluated.get(key);
+  if (!ref) evaluated.set(key, (ref = referenceEval(model, data, opts)));
+  return ref;
+}
+
 // 0.1 pt, or one decision where a set is too small for 0.1 pt to allow any (float16 may flip a near-tie)
 const accuracyTolerance = (n: number): number => Math.max(0.001, 1.01 / n);
 
 /** A step's accuracy and NLL equal the independent evaluator's on the step's own saved file: within 0.1 pt and 1%. */
 export async function expectReproduced(step: Step, data: string, output: OutputKind, opts: { outputName?: string } = {}): Promise<EvalResult> {
-  const ref = await referenceEval(step.artifact, data, { output, ...(opts.outputName ? { outputName: opts.outputName } : {}) });
+  const ref = await memoReferenceEval(step.artifact, data, { output, ...(opts.outputName ? { outputName: opts.outputName } : {}) });
   const decisions = ref.pred.length;
   expect(Math.abs(step.accuracy! - ref.accuracy), `${step.name} accuracy ${step.accuracy} vs reference ${ref.accuracy}`).toBeLessThanOrEqual(accuracyTolerance(decisions));
   expect(Math.abs(step.nll! - ref.nll), `${step.name} NLL ${step.nll} vs reference ${ref.nll}`).toBeLessThanOrEqual(0.01 * ref.nll);
