@@ -17512,11 +17512,11 @@ var SETTINGS = {
         flag: { value: "<fraction>", commands: MEASURE }
       }),
       "max-seconds": setting(number3("seconds, 0 or more (0 = no cap)", _gte(0)), 30, {
-        help: "time cap of adaptive latency sampling in seconds: the compare decision on latency-regression, or the --target-rel-ci stop over all batch sizes (0 = none)",
+        help: "time cap of adaptive latency sampling in seconds: the decisions on latency-regression and min-speedup, or the --target-rel-ci stop over all batch sizes (0 = none)",
         flag: { value: "<s>", commands: MEASURE }
       }),
       "max-runs": setting(wholeNumber(40), 2e3, {
-        help: "compare: timed latency rounds at most while sampling until the latency-regression interval clears its limit",
+        help: "timed latency rounds at most while sampling until the latency-regression or min-speedup interval clears its limit",
         flag: { value: "<n>", commands: MEASURE }
       }),
       repeat: setting(wholeNumber(1), 1, {
@@ -27223,11 +27223,11 @@ function relativeHalfWidth(estimate, ci) {
   return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
 }
 var STABLE_WINDOW = 5;
-function settled(times) {
-  if (times.length < 2 * STABLE_WINDOW) return false;
+function settled(times2) {
+  if (times2.length < 2 * STABLE_WINDOW) return false;
   const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
-  const last = med(times.slice(-STABLE_WINDOW));
-  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
+  const last = med(times2.slice(-STABLE_WINDOW));
+  const before = med(times2.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
   return Math.abs(last / before - 1) <= 0.1;
 }
 function preciseEnough(perModel, target, confidence) {
@@ -27262,10 +27262,13 @@ async function measureInterleaved(modelPaths, source, opts, onProgress) {
       let timedStart = performance.now();
       let warmRounds = 0;
       let timed = 0;
-      const sequential = b === 0 && sessions.length >= 2 ? opts.sequential : void 0;
+      const sequential = b === 0 && sessions.length >= 2 && opts.sequential?.length ? opts.sequential : void 0;
+      const judged2 = samples.length - 1;
       for (let r = 0; ; r++) {
         if (!warming && sequential) {
-          if (sequential.check(samples[0][b], samples[1][b], performance.now() - timedStart)) break;
+          const elapsed = performance.now() - timedStart;
+          const decided = sequential.map((t) => t.check(samples[0][b], samples[judged2][b], elapsed));
+          if (decided.every(Boolean)) break;
         } else if (!warming && timed >= opts.runs) {
           if (!adaptive || performance.now() - started > capMs) break;
           if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
@@ -27400,12 +27403,28 @@ var SequentialTest = class {
   }
 };
 var pct2 = (x2) => `${x2 >= 0 ? "+" : "\u2212"}${Math.abs(x2 * 100).toFixed(1)}%`;
-function describeDecision(r, limit) {
+var times = (x2) => `${x2.toFixed(2)}x`;
+function testLimit(quantity, limit) {
+  return quantity === "slowdown" ? limit : 1 / limit - 1;
+}
+function inBudgetTerms(r, quantity) {
+  if (quantity === "slowdown") return { estimate: r.estimate, ci: r.ci };
+  const speedup2 = (x2) => 1 / (1 + x2);
+  return { estimate: speedup2(r.estimate), ci: [r.ci[1] >= Number.MAX_VALUE ? 0 : speedup2(r.ci[1]), r.ci[0] <= -1 ? Number.MAX_VALUE : speedup2(r.ci[0])] };
+}
+function describeDecision(r, limit, quantity = "slowdown") {
   const where = `after ${r.rounds} interleaved rounds (${r.looks} of ${r.planned_looks} looks)`;
-  const interval = `[${pct2(r.ci[0])}, ${pct2(r.ci[1])}]`;
-  const lim = `${(limit * 100).toFixed(1)}% limit`;
-  if (r.outcome === "beyond") return `slower beyond the ${lim}: interval ${interval} wholly above it ${where}`;
-  if (r.outcome === "within") return `within the ${lim}: interval ${interval} wholly below it ${where}`;
+  const shown = inBudgetTerms(r, quantity);
+  const fmt2 = quantity === "slowdown" ? pct2 : times;
+  const interval = `[${fmt2(shown.ci[0])}, ${fmt2(shown.ci[1])}]`;
+  const lim = quantity === "slowdown" ? `${(limit * 100).toFixed(1)}% limit` : `${times(limit)} limit`;
+  if (quantity === "slowdown") {
+    if (r.outcome === "beyond") return `slower beyond the ${lim}: interval ${interval} wholly above it ${where}`;
+    if (r.outcome === "within") return `within the ${lim}: interval ${interval} wholly below it ${where}`;
+  } else {
+    if (r.outcome === "beyond") return `short of the ${lim}: interval ${interval} wholly below it ${where}`;
+    if (r.outcome === "within") return `meets the ${lim}: interval ${interval} wholly above it ${where}`;
+  }
   const cap = r.stopped === "time-cap" ? "time cap" : "round cap";
   return `could not decide: noise \xB1${(r.noise * 100).toFixed(1)}% on this runner; interval ${interval} still straddles the ${lim} at the ${cap}, ${where}`;
 }
@@ -27487,6 +27506,7 @@ function minSamplesForDrop(drop, discordant, confidence = 0.95) {
 }
 
 // src/measure/stats/uncertainty.ts
+var SEQUENTIAL_BUDGETS = { "latency-regression": "slowdown", "min-speedup": "speedup" };
 function subsetTable(a, b, keep) {
   const t = { both: 0, onlyA: 0, onlyB: 0, neither: 0 };
   for (let i2 = 0; i2 < a.length; i2++) {
@@ -27537,6 +27557,17 @@ function classDropIntervals(m) {
 function maxInterval(cis) {
   return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
 }
+function decidedUncertainty(decisions, limits) {
+  const u = {};
+  for (const name of Object.keys(SEQUENTIAL_BUDGETS)) {
+    const d = decisions[name];
+    const limit = limits[name];
+    if (!d || limit === void 0) continue;
+    const { estimate, ci } = inBudgetTerms(d, SEQUENTIAL_BUDGETS[name]);
+    u[name] = { ci, estimate, note: describeDecision(d, limit, SEQUENTIAL_BUDGETS[name]), sequential: d };
+  }
+  return u;
+}
 function budgetUncertainty(m) {
   const { confidence } = m;
   const u = {};
@@ -27555,11 +27586,10 @@ function budgetUncertainty(m) {
   };
   if (m.referenceLatency?.length && m.candidateLatency?.length) {
     const speedup2 = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
-    u["min-speedup"] = { ci: speedup2.ci };
     const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
-    const d = m.latencyDecision;
-    const limit = m.limits["latency-regression"];
-    u["latency-regression"] = d && limit !== void 0 ? { ci: d.ci, estimate: d.estimate, note: describeDecision(d, limit), sequential: d } : { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    u["min-speedup"] = { ci: speedup2.ci };
+    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    Object.assign(u, decidedUncertainty(m.latencyDecisions ?? {}, m.limits));
     u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
   }
   if (m.shifts?.length) {
@@ -27648,7 +27678,7 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
     candidate: candidate.preds,
     referenceLatency: latency2?.reference,
     candidateLatency: latency2?.candidate,
-    ...latency2?.decision ? { latencyDecision: latency2.decision } : {},
+    ...latency2?.decisions ? { latencyDecisions: latency2.decisions } : {},
     shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: reference.shiftPreds.get(s.name).group, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
     confidence,
     limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
@@ -36111,11 +36141,11 @@ async function measureRuntimeCost(artifact, byBatch, source, opts) {
 }
 
 // src/pipeline/timeSteps.ts
-async function timeSteps(measured, data, config2, provider, progress, sequential) {
+async function timeSteps(measured, data, config2, provider, progress, speed) {
   const artifacts = measured.map((m) => m.step.artifact);
   progress.stage({ kind: "latency", detail: `${artifacts.length} models interleaved`, total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider, sequential }, (done) => progress.update(done));
+  const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider, sequential: speed?.tests }, (done) => progress.update(done));
   progress.stop();
   measured.forEach((m, i2) => {
     m.step.latency_by_batch = config2.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
@@ -36129,13 +36159,13 @@ async function timeSteps(measured, data, config2, provider, progress, sequential
   for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider });
   return samples;
 }
-async function timePair(dense, candidate, data, config2, provider, progress) {
+async function timePair(dense, candidate, data, config2, provider, progress, speed) {
   const batch = config2.batchSizes[0];
   progress.stage({ kind: "latency", detail: "dense and schedule step", total: config2.latency.warmup + config2.latency.runs });
   const source = sliceBatch(data, 0, Math.min(data.count, batch));
-  const samples = await measureInterleaved([dense, candidate], source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider }, (done) => progress.update(done));
+  const samples = await measureInterleaved([dense, candidate], source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider, sequential: speed?.tests }, (done) => progress.update(done));
   progress.stop();
-  return { reference: samples[0][0], candidate: samples[1][0] };
+  return { reference: samples[0][0], candidate: samples[1][0], ...speed ? { decisions: speed.decisions() } : {} };
 }
 
 // src/pipeline/unit.ts
@@ -36155,6 +36185,25 @@ async function pruneAndRecover(unit) {
     notes: recovery.notes,
     ...recovery.cutShort ? { cutShort: recovery.cutShort } : {},
     chain: recovery.steps.filter((r) => r.stage !== "temperature").at(-1)?.artifact ?? unit.pruneArtifact
+  };
+}
+
+// src/pipeline/speedDecisions.ts
+function sequentialPlan(config2, limit) {
+  const { runs, maxRuns, maxSeconds } = config2.latency;
+  return { limit, confidence: config2.confidence, minRounds: runs, maxRounds: Math.max(runs, maxRuns), maxMs: maxSeconds * 1e3 };
+}
+function speedTests(budgets, config2, mode) {
+  const running = [];
+  for (const b of budgets) {
+    if (!(b.name in SEQUENTIAL_BUDGETS) || running.some((r) => r.name === b.name)) continue;
+    if (mode === "run" && b.name === "latency-regression") continue;
+    const name = b.name;
+    running.push({ name, test: new SequentialTest(sequentialPlan(config2, testLimit(SEQUENTIAL_BUDGETS[name], b.limit))) });
+  }
+  return {
+    tests: running.map((r) => r.test),
+    decisions: () => Object.fromEntries(running.flatMap((r) => r.test.result() ? [[r.name, r.test.result()]] : []))
   };
 }
 
@@ -36294,9 +36343,10 @@ async function runGradual(input, progress) {
     rows2.push(row);
     let pair;
     if (needsLatency) {
-      pair = await timePair(req.model, final.step.artifact, data, config2, provider, progress);
-      dense.step.latency = latencyStat(config2.batchSizes[0], pair.reference, config2.confidence);
-      final.step.latency = latencyStat(config2.batchSizes[0], pair.candidate, config2.confidence);
+      pair = await timePair(req.model, final.step.artifact, data, config2, provider, progress, speedTests(budgets, config2, "run"));
+      row.decisions = pair.decisions;
+      dense.step.latency = latencyStat(config2.batchSizes[0], [...pair.reference], config2.confidence);
+      final.step.latency = latencyStat(config2.batchSizes[0], [...pair.candidate], config2.confidence);
     }
     const judged2 = judge(budgets, dense, final, input, pair, row.reduction);
     const met = resource.length > 0 && resource.every((b) => judged2.budgets.find((r) => r.name === b.name)?.verdict === "pass");
@@ -36320,12 +36370,12 @@ async function runGradual(input, progress) {
   const samples = await timeSteps(measured, data, config2, provider, progress);
   for (const row of rows2) {
     const i2 = measured.indexOf(row.final);
-    row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i2][0] }, row.reduction);
+    row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i2][0], decisions: row.decisions }, row.reduction);
   }
   const choice = chooseStep(rows2.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged.budgets.map((b) => b.verdict) })));
   const chosen2 = rows2.find((r) => r.index === choice.index);
   const chosenPrune = measured.find((m) => m.step.name === stepName({ kind: "prune", at: chosen2.index })).step;
-  const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0] }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
+  const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0], decisions: chosen2.decisions }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
   progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct5(chosen2.final.step.sparsity)}): ${choice.reason}`);
   writeFileAtomic(outPath, fs17.readFileSync(chosen2.final.step.artifact));
   const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
@@ -37663,8 +37713,10 @@ async function judgeSteps(input, measured, progress, record, reduction2, shortfa
   const { config: config2 } = req;
   const dense = measured[0];
   const shipped = measured[measured.length - 1];
-  const samples = await timeSteps(measured, data, config2, input.provider, progress);
-  const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, reduction2);
+  const speed = speedTests(req.budgets, config2, "run");
+  const samples = await timeSteps(measured, data, config2, input.provider, progress, speed);
+  const latency2 = { reference: samples[0][0], candidate: samples[samples.length - 1][0], decisions: speed.decisions() };
+  const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, latency2, config2, false, reduction2);
   const speedNotes = [...shortfalls, ...structuredSpeedNotes(config2, samples[0], samples[samples.length - 1])];
   for (const n of speedNotes) progress.note(n);
   const judged2 = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, "warn"]) } : judgedBudgets;
@@ -37851,8 +37903,10 @@ async function runFidelityOneShot(input, progress) {
   const shipped = measured[measured.length - 1].step;
   const pruneStep = measured.find((m) => m.step.name === stepName({ kind: "prune" })).step;
   pruneStep.reduction = buildReduction(dense, pruneStep, requestedReduction(config2), pruned.channels && fromTally(pruned.channels));
-  const samples = await timeSteps(measured, data, config2, input.provider, progress);
-  const budgets = evaluateBudgets(req.budgets, { dense, final: shipped, reduction: pruneStep.reduction, task: "fidelity" }, { strict: config2.strict, confidence: config2.confidence });
+  const speed = speedTests(req.budgets, config2, "run");
+  const samples = await timeSteps(measured, data, config2, input.provider, progress, speed);
+  const uncertainty = decidedUncertainty(speed.decisions(), Object.fromEntries(req.budgets.map((b) => [b.name, b.limit])));
+  const budgets = evaluateBudgets(req.budgets, { dense, final: shipped, reduction: pruneStep.reduction, task: "fidelity", uncertainty }, { strict: config2.strict, confidence: config2.confidence });
   const speedNotes = structuredSpeedNotes(config2, samples[0], samples[samples.length - 1]);
   for (const n of speedNotes) progress.note(n);
   const verdict = overallVerdict([...budgets.map((b) => b.verdict), ...speedNotes.length > 0 ? ["warn"] : []]);
@@ -38159,17 +38213,13 @@ function compareBudgets(budgets) {
   }
   return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
 }
-function sequentialPlan(config2, limit) {
-  const { runs, maxRuns, maxSeconds } = config2.latency;
-  return { limit, confidence: config2.confidence, minRounds: runs, maxRounds: Math.max(runs, maxRuns), maxMs: maxSeconds * 1e3 };
-}
 function loadFor(models, file, requireLabels) {
   const [first, ...rest] = models;
   const data = loadDataset(file, first.inputs, { requireLabels, modelPath: first.path });
   for (const m of rest) loadDataset(file, m.inputs, { requireLabels, modelPath: m.path });
   return data;
 }
-async function measurePair(req, progress, latencyLimit) {
+async function measurePair(req, progress, budgets = []) {
   const { config: config2 } = req;
   checkMeasureConfig(config2);
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
@@ -38192,9 +38242,9 @@ async function measurePair(req, progress, latencyLimit) {
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: measureConfig, progress, provider: provider.provider, head });
   const baseStep = await measureStep({ kind: "base" }, `base model ${path24.basename(req.base)}`, req.base, ctx(0));
   const headStep = await measureStep({ kind: "head" }, `head model ${path24.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
-  const sequential = latencyLimit === void 0 ? void 0 : new SequentialTest(sequentialPlan(measureConfig, latencyLimit));
-  const samples = await timeSteps([baseStep, headStep], data, measureConfig, provider.provider, progress, sequential);
-  return { base: baseStep, head: headStep, data, shifts, samples, provider, decision: sequential?.result(), judged: head, plan };
+  const speed = speedTests(budgets, measureConfig, "compare");
+  const samples = await timeSteps([baseStep, headStep], data, measureConfig, provider.provider, progress, speed);
+  return { base: baseStep, head: headStep, data, shifts, samples, provider, decisions: speed.decisions(), judged: head, plan };
 }
 async function comparePipeline(req, progress) {
   const { config: config2 } = req;
@@ -38218,8 +38268,8 @@ async function comparePipeline(req, progress) {
 async function compareLedger(req, progress) {
   const { config: config2 } = req;
   const budgets = compareBudgets(req.budgets);
-  const m = await measurePair(req, progress, budgets.find((b) => b.name === "latency-regression").limit);
-  const judged2 = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0], decision: m.decision }, config2, true);
+  const m = await measurePair(req, progress, budgets);
+  const judged2 = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0], decisions: m.decisions }, config2, true);
   const model = buildModelLedger({
     model: req.base,
     pruned: req.head,
@@ -38252,14 +38302,31 @@ function defaultFixture(name) {
   }
   return void 0;
 }
+var SELFTEST_FILE = "selftest.json";
 async function selftest(req, progress) {
   const model = req.model ?? defaultFixture("mlp.onnx");
   const data = req.data ?? defaultFixture("fmnist-test.npz");
   if (!model || !data) throw new UserError("selftest: the bundled fixtures are not installed here; pass --model M.onnx --data D.npz");
+  if (!req.out) return measureSelftest(req, model, data, progress);
+  refuseInputsInOutput(req.out, [
+    { flag: "--model", path: model },
+    { flag: "--data", path: data }
+  ]);
+  const out = await openOutput(req.out, req.config, progress, [SELFTEST_FILE]);
+  try {
+    const report = await measureSelftest(req, model, data, progress);
+    writeFileAtomic(path25.join(out.staging, SELFTEST_FILE), JSON.stringify(report, null, 2) + "\n");
+    out.commit();
+    return report;
+  } finally {
+    out.abort();
+  }
+}
+async function measureSelftest(req, model, data, progress) {
   const { config: config2 } = req;
   const budgets = compareBudgets(req.budgets);
   const limit = budgets.find((b) => b.name === "latency-regression").limit;
-  const first = await measurePair({ base: model, head: model, data, shifts: [], config: config2 }, progress, limit);
+  const first = await measurePair({ base: model, head: model, data, shifts: [], config: config2 }, progress, budgets);
   const batchSizes = first.plan.batchSizes;
   const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...batchSizes)));
   const halfWidths = [];
@@ -38267,11 +38334,11 @@ async function selftest(req, progress) {
   let falseAlarms = 0;
   let warns = 0;
   for (let k = 0; k < req.repetitions; k++) {
-    const sequential = new SequentialTest(sequentialPlan(config2, limit));
-    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config2.latency, batchSizes: batchSizes.slice(0, 1), confidence: config2.confidence, provider: first.provider.provider, sequential });
-    const decision = k === 0 ? first.decision : sequential.result();
+    const speed = speedTests(budgets, config2, "compare");
+    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config2.latency, batchSizes: batchSizes.slice(0, 1), confidence: config2.confidence, provider: first.provider.provider, sequential: speed.tests });
+    const decisions = k === 0 ? first.decisions : speed.decisions();
     progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
-    const latency2 = { reference: samples[0][0], candidate: samples[1][0], decision };
+    const latency2 = { reference: samples[0][0], candidate: samples[1][0], decisions };
     const r = pairedMedianRatio(latency2.candidate, latency2.reference, config2.confidence);
     halfWidths.push((r.ci[1] - r.ci[0]) / 2);
     first.head.step.latency = { ...first.head.step.latency, p50_ms: quantileSorted([...latency2.candidate].sort((a, b) => a - b), 0.5) };
@@ -38299,10 +38366,6 @@ async function selftest(req, progress) {
     reliably_failed_slowdown: limit + 2 * median3,
     failures
   };
-  if (req.out) {
-    fs27.mkdirSync(req.out, { recursive: true });
-    writeFileAtomic(path25.join(req.out, "selftest.json"), JSON.stringify(report, null, 2) + "\n");
-  }
   return report;
 }
 function renderSelftest(r) {

@@ -10998,9 +10998,9 @@ var require_mock_utils = __commonJS({
         mockDispatch2.data = { ...mockDispatch2.data, ...mockDispatch2.data.callback(opts) };
       }
       const { data: { statusCode, data, headers, trailers, error: error2 }, delay, persist } = mockDispatch2;
-      const { timesInvoked, times } = mockDispatch2;
-      mockDispatch2.consumed = !persist && timesInvoked >= times;
-      mockDispatch2.pending = timesInvoked < times;
+      const { timesInvoked, times: times2 } = mockDispatch2;
+      mockDispatch2.consumed = !persist && timesInvoked >= times2;
+      mockDispatch2.pending = timesInvoked < times2;
       if (error2 !== null) {
         deleteMockDispatch(this[kDispatches], key);
         handler2.onError(error2);
@@ -11419,14 +11419,14 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method: method2, path: path30, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method: method2, path: path30, data: { statusCode }, persist, times: times2, timesInvoked, origin }) => ({
             Method: method2,
             Origin: origin,
             Path: path30,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
-            Remaining: persist ? Infinity : times - timesInvoked
+            Remaining: persist ? Infinity : times2 - timesInvoked
           })
         );
         this.logger.table(withPrettyHeaders);
@@ -27518,11 +27518,11 @@ var init_schema = __esm({
             flag: { value: "<fraction>", commands: MEASURE }
           }),
           "max-seconds": setting(number3("seconds, 0 or more (0 = no cap)", _gte(0)), 30, {
-            help: "time cap of adaptive latency sampling in seconds: the compare decision on latency-regression, or the --target-rel-ci stop over all batch sizes (0 = none)",
+            help: "time cap of adaptive latency sampling in seconds: the decisions on latency-regression and min-speedup, or the --target-rel-ci stop over all batch sizes (0 = none)",
             flag: { value: "<s>", commands: MEASURE }
           }),
           "max-runs": setting(wholeNumber(40), 2e3, {
-            help: "compare: timed latency rounds at most while sampling until the latency-regression interval clears its limit",
+            help: "timed latency rounds at most while sampling until the latency-regression or min-speedup interval clears its limit",
             flag: { value: "<n>", commands: MEASURE }
           }),
           repeat: setting(wholeNumber(1), 1, {
@@ -27983,447 +27983,6 @@ var init_atomicWrite = __esm({
   }
 });
 
-// src/ledger/format.ts
-function signed(text2) {
-  return text2.startsWith("-") ? MINUS + text2.slice(1) : text2;
-}
-function fixed(x2, digits) {
-  const text2 = x2.toFixed(digits);
-  return Number(text2) === 0 ? 0 .toFixed(digits) : signed(text2);
-}
-function percent(fraction, digits = 1) {
-  return `${fixed(fraction * 100, digits)}%`;
-}
-function points(fraction, digits = 2) {
-  return `${fixed(fraction * 100, digits)} pt`;
-}
-function signedPoints(fraction, digits = 1) {
-  const text2 = fixed(fraction * 100, digits);
-  if (Number(text2.replace(MINUS, "-")) === 0) return `\xB1${text2} pt`;
-  return text2.startsWith(MINUS) ? `${text2} pt` : `+${text2} pt`;
-}
-function ms(x2) {
-  return `${latency(x2)} ms`;
-}
-function latency(x2) {
-  return fixed(x2, Math.abs(x2) < 0.1 && x2 !== 0 ? 3 : 2);
-}
-function ratio(x2, digits = 2) {
-  return `${fixed(x2, digits)}x`;
-}
-function bytes(n) {
-  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
-  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
-  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
-  return `${fixed(n / 1024 ** 3, 2)} GiB`;
-}
-function count(n) {
-  for (const [suffix, size2] of COUNT_UNITS) {
-    if (Math.abs(n) >= size2 * 0.9995) return `${signed((n / size2).toPrecision(3))}${suffix}`;
-  }
-  return fixed(n, 0);
-}
-function pValue(p) {
-  return p < 1e-3 ? "p<0.001" : `p=${p.toFixed(3)}`;
-}
-function trimmed(x2, digits = 2) {
-  return signed(String(Number(x2.toFixed(digits)) || 0));
-}
-function sizeUnit(n) {
-  for (const unit of SIZE_UNITS2) {
-    const scaled = Math.abs(n) / unit[1];
-    if (scaled >= 1 && Math.abs(scaled * 100 - Math.round(scaled * 100)) < 1e-6) return unit;
-  }
-  return Math.abs(n) >= 1e6 ? ["MB", 1e6] : Math.abs(n) >= 1e3 ? ["kB", 1e3] : ["B", 1];
-}
-function sizeIn(n, [name, scale2], exact = false) {
-  if (scale2 === 1) return `${fixed(n, 0)} B`;
-  return `${exact ? trimmed(n / scale2, 2) : fixed(n / scale2, 2)} ${name}`;
-}
-function sizeLike(n, limitUnit) {
-  const binary = limitUnit[0].includes("i");
-  const family = SIZE_UNITS2.filter(([name]) => name.includes("i") === binary);
-  return sizeIn(n, family.find(([, scale2]) => Math.abs(n) >= scale2) ?? ["B", 1]);
-}
-var MINUS, COUNT_UNITS, SIZE_UNITS2;
-var init_format = __esm({
-  "src/ledger/format.ts"() {
-    "use strict";
-    MINUS = "\u2212";
-    COUNT_UNITS = [
-      ["G", 1e9],
-      ["M", 1e6],
-      ["k", 1e3]
-    ];
-    SIZE_UNITS2 = [
-      ["GB", 1e9],
-      ["GiB", 2 ** 30],
-      ["MB", 1e6],
-      ["MiB", 2 ** 20],
-      ["kB", 1e3],
-      ["KiB", 2 ** 10]
-    ];
-  }
-});
-
-// src/ledger/reduction.ts
-function fromTally(t) {
-  return { removed: t.eligible > 0 ? t.removed / t.eligible : 0, skipped: t.skipped };
-}
-function buildReduction(dense, step, request2, channels) {
-  const gone = (a, b) => a > 0 ? 1 - b / a : 0;
-  const achieved = {
-    weights: step.sparsity,
-    ...channels ? { channels: channels.removed } : {},
-    params: gone(dense.nonzero_params, step.nonzero_params),
-    // dense kernels execute every MAC of a zeroed weight: only removed channels count
-    macs: Number.isFinite(dense.flops) && Number.isFinite(step.flops) ? gone(dense.flops, step.flops) : null
-  };
-  const inUnit = request2.unit === "channels" ? achieved.channels ?? 0 : achieved.weights;
-  return {
-    unit: request2.unit,
-    requested: request2.requested,
-    achieved,
-    met: request2.requested > 0 ? inUnit / request2.requested : 1,
-    skipped: channels?.skipped ?? []
-  };
-}
-function describeReduction(r) {
-  const got = r.unit === "channels" ? r.achieved.channels ?? 0 : r.achieved.weights;
-  const head = `${percent(got)} of ${r.unit === "channels" ? "channels" : "prunable weights"} removed where ${percent(r.requested)} was asked`;
-  const held = r.skipped.filter((s) => s.reason.kind !== "graph-output");
-  if (held.length === 0) return head;
-  const kinds = /* @__PURE__ */ new Map();
-  for (const s of held) kinds.set(s.reason.kind, (kinds.get(s.reason.kind) ?? 0) + s.channels);
-  return `${head}; left whole (reason per group in the notes): ${[...kinds].map(([k, n]) => `${n} channels for ${k}`).join(", ")}`;
-}
-var init_reduction = __esm({
-  "src/ledger/reduction.ts"() {
-    "use strict";
-    init_format();
-  }
-});
-
-// src/ledger/budgets.ts
-function resolveBudgets(configBudgets, flagBudgets) {
-  const resolved2 = [];
-  const set = (name, source, b) => ({
-    name,
-    limit: b.limit,
-    direction: BUDGETS[name].direction,
-    source,
-    written: b.written,
-    ...b.set_at !== void 0 ? { set_at: b.set_at } : {},
-    ...b.output !== void 0 ? { output: b.output } : {}
-  });
-  for (const name of BUDGET_NAMES) {
-    const { direction, default: fallback } = BUDGETS[name];
-    const given = configBudgets[name];
-    const fromConfig = given === void 0 ? [] : Array.isArray(given) ? given : [given];
-    const byOutput = /* @__PURE__ */ new Map();
-    for (const b of fromConfig) byOutput.set(b.output, set(name, "config", b));
-    for (const f of flagBudgets) if (f.name === name) byOutput.set(f.output, set(name, "flag", f));
-    if (!byOutput.has(void 0) && fallback !== void 0) resolved2.push({ name, limit: fallback, direction, source: "default" });
-    resolved2.push(...[...byOutput.entries()].sort(([a], [b]) => Number(a !== void 0) - Number(b !== void 0)).map(([, r]) => r));
-  }
-  return resolved2;
-}
-function notMeasured(why) {
-  return { actual: null, why };
-}
-function accuracyDrop({ dense, final }) {
-  if (dense.accuracy == null) return notMeasured("dense accuracy was not evaluated");
-  if (final.accuracy == null) return notMeasured("final accuracy was not evaluated");
-  return { actual: dense.accuracy - final.accuracy, detail: `${pct(dense.accuracy)} \u2192 ${pct(final.accuracy)}` };
-}
-function classAccuracyDrop({ dense, final }) {
-  if (!dense.per_class?.length) return notMeasured("dense per-class accuracy was not evaluated");
-  if (!final.per_class?.length) return notMeasured("final per-class accuracy was not evaluated");
-  if (dense.per_class.length !== final.per_class.length) {
-    return notMeasured(`dense has ${dense.per_class.length} classes but final has ${final.per_class.length}`);
-  }
-  let worst = -1;
-  let worstDrop = -Infinity;
-  dense.per_class.forEach((d, i2) => {
-    const f = final.per_class[i2];
-    if (d == null || f == null) return;
-    if (d - f > worstDrop) {
-      worst = i2;
-      worstDrop = d - f;
-    }
-  });
-  if (worst < 0) return notMeasured("no class has accuracy in both dense and final");
-  return {
-    actual: worstDrop,
-    detail: `class ${worst}: ${pct(dense.per_class[worst])} \u2192 ${pct(final.per_class[worst])}`
-  };
-}
-function eceIncrease({ dense, final }) {
-  if (dense.ece == null) return notMeasured("dense ECE was not evaluated");
-  if (final.ece == null) return notMeasured("final ECE was not evaluated");
-  return { actual: final.ece - dense.ece, detail: `ECE ${pct(dense.ece)} \u2192 ${pct(final.ece)}` };
-}
-function latencyRatio(from, fromLabel, final) {
-  if (!from.latency) return notMeasured(`${fromLabel} latency was not measured`);
-  if (!final.latency) return notMeasured("final latency was not measured");
-  if (from.latency.batch !== final.latency.batch) {
-    return notMeasured(`${fromLabel} latency is at batch ${from.latency.batch} but final at batch ${final.latency.batch}`);
-  }
-  return {
-    actual: from.latency.p50_ms / final.latency.p50_ms,
-    detail: `p50 ${ms2(from.latency.p50_ms)} \u2192 ${ms2(final.latency.p50_ms)} at batch ${final.latency.batch}`
-  };
-}
-function minSpeedup({ dense, final }) {
-  return latencyRatio(dense, "dense", final);
-}
-function latencyRegression({ base, final }) {
-  if (!base) return notMeasured("no base model to compare against (compare mode only)");
-  const ratio2 = latencyRatio(base, "base", final);
-  if (ratio2.actual === null) return ratio2;
-  return { actual: 1 / ratio2.actual - 1, detail: ratio2.detail };
-}
-function p95LatencyMs({ final }) {
-  if (!final.latency) return notMeasured("final latency was not measured");
-  return { actual: final.latency.p95_ms, detail: `batch ${final.latency.batch}, ${final.latency.runs} runs` };
-}
-function maxSizeBytes({ final }) {
-  return { actual: final.size_bytes, detail: final.artifact };
-}
-function shiftAccuracyDrop({ dense, final }) {
-  const shared = Object.keys(dense.shift_accuracy ?? {}).filter((k) => final.shift_accuracy?.[k] != null);
-  if (shared.length === 0) return notMeasured("no shift set was evaluated on both dense and final");
-  let worst = shared[0];
-  for (const k of shared) {
-    if (dense.shift_accuracy[k] - final.shift_accuracy[k] > dense.shift_accuracy[worst] - final.shift_accuracy[worst]) {
-      worst = k;
-    }
-  }
-  const d = dense.shift_accuracy[worst];
-  const f = final.shift_accuracy[worst];
-  const missing = Object.keys(dense.shift_accuracy).filter((k) => !shared.includes(k));
-  return {
-    actual: d - f,
-    detail: `${worst}: ${pct(d)} \u2192 ${pct(f)}`,
-    unmeasured: missing.length ? `final was not evaluated on ${missing.join(", ")}` : void 0
-  };
-}
-function labelF1Drop({ dense, final }) {
-  const d = dense.per_label_f1 ?? (dense.f1 !== void 0 ? [dense.f1] : void 0);
-  const f = final.per_label_f1 ?? (final.f1 !== void 0 ? [final.f1] : void 0);
-  if (!d || !f) return notMeasured("F1 is measured for sigmoid outputs (binary or multi-label) only");
-  let worst = -1;
-  let worstDrop = -Infinity;
-  d.forEach((x2, k) => {
-    const y = f[k];
-    if (x2 == null || y == null) return;
-    if (x2 - y > worstDrop) {
-      worst = k;
-      worstDrop = x2 - y;
-    }
-  });
-  if (worst < 0) return notMeasured("no label has an F1 in both dense and final (no positive label or prediction)");
-  return { actual: worstDrop, detail: `${d.length > 1 ? `label ${worst}` : "F1"}: ${pct(d[worst])} \u2192 ${pct(f[worst])}` };
-}
-function targetReduction({ reduction: reduction2 }) {
-  if (!reduction2) return notMeasured("no pruning step records what was requested");
-  return { actual: reduction2.met, detail: describeReduction(reduction2) };
-}
-function describeFidelity(f) {
-  const agreement2 = f.top1_agreement === void 0 ? "" : `, top-1 agreement ${pct(f.top1_agreement)}`;
-  return `cosine ${fixed4(f.cosine)}, relative L2 error ${pct(f.rel_l2)}, max |\u0394| ${f.max_abs.toPrecision(3)}${agreement2}`;
-}
-function outputMeasure(key, worse) {
-  return ({ final }, output) => {
-    const outputs = final.fidelity;
-    if (!outputs?.length) return notMeasured("fidelity to the dense outputs was not measured");
-    if (output !== void 0) {
-      const f = outputs.find((o) => o.output === output);
-      if (!f) return notMeasured(`the model has no output '${output}' (its outputs: ${outputs.map((o) => o.output).join(", ")})`);
-      return { actual: f[key], detail: describeFidelity(f) };
-    }
-    const worst = outputs.reduce((a, b) => Number.isNaN(b[key]) || !Number.isNaN(a[key]) && worse(b[key], a[key]) ? b : a);
-    const which2 = outputs.length > 1 ? `${worst.output} (worst of ${outputs.length} outputs): ` : "";
-    return { actual: worst[key], detail: which2 + describeFidelity(worst) };
-  };
-}
-function forTask(budgets, task) {
-  return budgets.filter((b) => BUDGETS[b.name].task === void 0 || BUDGETS[b.name].task === task || b.source !== "default");
-}
-function within(direction, actual, limit) {
-  return direction === "max" ? actual <= limit + TOLERANCE : actual >= limit - TOLERANCE;
-}
-function intervalVerdict(direction, ci, limit, strict = false) {
-  const [lo, hi] = ci;
-  const inside2 = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
-  const beyond = direction === "max" ? lo > limit + TOLERANCE : hi < limit - TOLERANCE;
-  if (beyond) return "fail";
-  if (inside2) return "pass";
-  return strict ? "fail" : "warn";
-}
-function evaluateBudgets(budgets, m, opts = {}) {
-  const task = m.task ?? "classification";
-  return forTask(budgets, task).map(({ name, limit, direction, source, written, set_at, output }) => {
-    const own2 = BUDGETS[name].task;
-    const measured = own2 !== void 0 && own2 !== task ? notMeasured(OTHER_TASK[own2]) : MEASURE2[name](m, output);
-    const base = {
-      name,
-      limit,
-      direction,
-      source,
-      ...written !== void 0 ? { written } : {},
-      ...set_at !== void 0 ? { set_at } : {},
-      ...output !== void 0 ? { output } : {}
-    };
-    const u = m.uncertainty?.[name];
-    if (measured.actual !== null && Number.isFinite(measured.actual) && u && u.ci.every(Number.isFinite)) {
-      const stats = {
-        ci: u.ci,
-        ...opts.confidence !== void 0 ? { confidence: opts.confidence } : {},
-        ...u.p_value !== void 0 ? { p_value: u.p_value } : {},
-        ...u.sequential !== void 0 ? { sequential: u.sequential } : {}
-      };
-      let verdict = intervalVerdict(direction, u.ci, limit, opts.strict);
-      const notes = [measured.detail];
-      if (u.note) notes.push(u.note);
-      if (verdict !== "pass" && !(u.sequential && !opts.strict) && intervalVerdict(direction, u.ci, limit, false) === "warn") notes.push(opts.strict ? `${STRADDLE} (strict mode fails it)` : STRADDLE);
-      if (measured.unmeasured) {
-        notes.push(`not measured: ${measured.unmeasured}`);
-        if (verdict === "pass") verdict = "warn";
-      }
-      return { ...base, actual: u.estimate ?? measured.actual, verdict, detail: notes.join("; "), ...stats };
-    }
-    if (measured.actual === null) {
-      return { ...base, actual: null, verdict: "warn", detail: `not measured: ${measured.why}` };
-    }
-    if (!Number.isFinite(measured.actual)) {
-      return { ...base, actual: null, verdict: "warn", detail: `not measured: came out as ${measured.actual} (${measured.detail})` };
-    }
-    if (!within(direction, measured.actual, limit)) {
-      const partial2 = BUDGETS[name].breach === "warn" && measured.actual > TOLERANCE && !opts.strict;
-      return { ...base, actual: measured.actual, verdict: partial2 ? "warn" : "fail", detail: measured.detail };
-    }
-    if (measured.unmeasured) {
-      return { ...base, actual: measured.actual, verdict: "warn", detail: `${measured.detail}; not measured: ${measured.unmeasured}` };
-    }
-    return { ...base, actual: measured.actual, verdict: "pass", detail: measured.detail };
-  });
-}
-function overallVerdict(results) {
-  return results.reduce((worst, v) => SEVERITY[v] > SEVERITY[worst] ? v : worst, "pass");
-}
-var TOLERANCE, pct, ms2, fixed4, MEASURE2, OTHER_TASK, STRADDLE, SEVERITY;
-var init_budgets2 = __esm({
-  "src/ledger/budgets.ts"() {
-    "use strict";
-    init_budgets();
-    init_reduction();
-    TOLERANCE = 1e-12;
-    pct = (x2) => `${(x2 * 100).toFixed(2)}%`;
-    ms2 = (x2) => `${x2 >= 1 ? x2.toFixed(2) : x2.toPrecision(2)} ms`;
-    fixed4 = (x2) => x2.toFixed(4);
-    MEASURE2 = {
-      "accuracy-drop": accuracyDrop,
-      "class-accuracy-drop": classAccuracyDrop,
-      "ece-increase": eceIncrease,
-      "min-speedup": minSpeedup,
-      "latency-regression": latencyRegression,
-      "p95-latency-ms": p95LatencyMs,
-      "max-size-bytes": maxSizeBytes,
-      "shift-accuracy-drop": shiftAccuracyDrop,
-      "label-f1-drop": labelF1Drop,
-      "target-reduction": targetReduction,
-      "min-output-cosine": outputMeasure("cosine", (a, b) => a < b),
-      "max-output-rel-error": outputMeasure("rel_l2", (a, b) => a > b)
-    };
-    OTHER_TASK = {
-      classification: "the run judged fidelity to the dense outputs, not class labels (set task: classification to judge labels)",
-      fidelity: "fidelity budgets are judged when the run compares outputs with the dense model (task: fidelity)"
-    };
-    STRADDLE = "interval straddles the limit";
-    SEVERITY = { pass: 0, warn: 1, fail: 2 };
-  }
-});
-
-// src/ledger/types.ts
-var LEDGER_SCHEMA;
-var init_types = __esm({
-  "src/ledger/types.ts"() {
-    "use strict";
-    LEDGER_SCHEMA = "prune-guard/ledger@1";
-  }
-});
-
-// src/version.ts
-var VERSION7;
-var init_version3 = __esm({
-  "src/version.ts"() {
-    "use strict";
-    VERSION7 = "0.1.0";
-  }
-});
-
-// src/ledger/envelope.ts
-function ledgerEnvelope(models, runtime, timedOut = []) {
-  const verdicts = [...models.map((m) => m.verdict), ...timedOut.map(() => "fail")];
-  return {
-    schema: LEDGER_SCHEMA,
-    verdict: overallVerdict(verdicts),
-    tool: { name: "prune-guard", version: VERSION7 },
-    created_at: (/* @__PURE__ */ new Date()).toISOString(),
-    runtime,
-    models,
-    ...timedOut.length > 0 ? { timed_out: timedOut[0] } : {},
-    ...timedOut.length > 1 ? { more_timed_out: timedOut.slice(1) } : {}
-  };
-}
-function timedOutRuns(ledger) {
-  return ledger.timed_out ? [ledger.timed_out, ...ledger.more_timed_out ?? []] : [];
-}
-var init_envelope = __esm({
-  "src/ledger/envelope.ts"() {
-    "use strict";
-    init_budgets2();
-    init_types();
-    init_version3();
-  }
-});
-
-// src/io/progress.ts
-function stageName(e) {
-  switch (e.kind) {
-    case "prune":
-      return `pruning ${e.model}`;
-    case "sensitivity":
-      return "sensitivity curves";
-    case "recover":
-      return e.work === "round" ? "recovery round" : "recovery";
-    case "evaluate":
-      return `evaluate ${e.step}`;
-    case "latency":
-      return "latency";
-  }
-}
-function stageLine(e) {
-  switch (e.kind) {
-    case "prune":
-      return `pruning ${e.model}${e.schedule ? ` (schedule step ${e.schedule.step}/${e.schedule.steps})` : ""}: ${e.detail}`;
-    case "sensitivity":
-      return `sensitivity curves (${e.detail})`;
-    case "recover":
-      return e.work === "round" ? `recovery round ${e.round}/${e.rounds}: ${e.detail}` : `recovery: ${e.detail}`;
-    case "evaluate":
-      return `evaluate ${e.step}`;
-    case "latency":
-      return `latency (${e.detail})`;
-  }
-}
-var init_progress = __esm({
-  "src/io/progress.ts"() {
-    "use strict";
-  }
-});
-
 // src/io/cleanup.ts
 function onInterrupt(undo) {
   pending.add(undo);
@@ -28871,6 +28430,447 @@ var init_outputDir = __esm({
         if (this.created) tryRmdir(this.dir);
       }
     };
+  }
+});
+
+// src/ledger/format.ts
+function signed(text2) {
+  return text2.startsWith("-") ? MINUS + text2.slice(1) : text2;
+}
+function fixed(x2, digits) {
+  const text2 = x2.toFixed(digits);
+  return Number(text2) === 0 ? 0 .toFixed(digits) : signed(text2);
+}
+function percent(fraction, digits = 1) {
+  return `${fixed(fraction * 100, digits)}%`;
+}
+function points(fraction, digits = 2) {
+  return `${fixed(fraction * 100, digits)} pt`;
+}
+function signedPoints(fraction, digits = 1) {
+  const text2 = fixed(fraction * 100, digits);
+  if (Number(text2.replace(MINUS, "-")) === 0) return `\xB1${text2} pt`;
+  return text2.startsWith(MINUS) ? `${text2} pt` : `+${text2} pt`;
+}
+function ms(x2) {
+  return `${latency(x2)} ms`;
+}
+function latency(x2) {
+  return fixed(x2, Math.abs(x2) < 0.1 && x2 !== 0 ? 3 : 2);
+}
+function ratio(x2, digits = 2) {
+  return `${fixed(x2, digits)}x`;
+}
+function bytes(n) {
+  if (Math.abs(n) < 1024) return `${fixed(n, 0)} B`;
+  if (Math.abs(n) < 1024 ** 2) return `${fixed(n / 1024, 1)} KiB`;
+  if (Math.abs(n) < 1024 ** 3) return `${fixed(n / 1024 ** 2, 2)} MiB`;
+  return `${fixed(n / 1024 ** 3, 2)} GiB`;
+}
+function count(n) {
+  for (const [suffix, size2] of COUNT_UNITS) {
+    if (Math.abs(n) >= size2 * 0.9995) return `${signed((n / size2).toPrecision(3))}${suffix}`;
+  }
+  return fixed(n, 0);
+}
+function pValue(p) {
+  return p < 1e-3 ? "p<0.001" : `p=${p.toFixed(3)}`;
+}
+function trimmed(x2, digits = 2) {
+  return signed(String(Number(x2.toFixed(digits)) || 0));
+}
+function sizeUnit(n) {
+  for (const unit of SIZE_UNITS2) {
+    const scaled = Math.abs(n) / unit[1];
+    if (scaled >= 1 && Math.abs(scaled * 100 - Math.round(scaled * 100)) < 1e-6) return unit;
+  }
+  return Math.abs(n) >= 1e6 ? ["MB", 1e6] : Math.abs(n) >= 1e3 ? ["kB", 1e3] : ["B", 1];
+}
+function sizeIn(n, [name, scale2], exact = false) {
+  if (scale2 === 1) return `${fixed(n, 0)} B`;
+  return `${exact ? trimmed(n / scale2, 2) : fixed(n / scale2, 2)} ${name}`;
+}
+function sizeLike(n, limitUnit) {
+  const binary = limitUnit[0].includes("i");
+  const family = SIZE_UNITS2.filter(([name]) => name.includes("i") === binary);
+  return sizeIn(n, family.find(([, scale2]) => Math.abs(n) >= scale2) ?? ["B", 1]);
+}
+var MINUS, COUNT_UNITS, SIZE_UNITS2;
+var init_format = __esm({
+  "src/ledger/format.ts"() {
+    "use strict";
+    MINUS = "\u2212";
+    COUNT_UNITS = [
+      ["G", 1e9],
+      ["M", 1e6],
+      ["k", 1e3]
+    ];
+    SIZE_UNITS2 = [
+      ["GB", 1e9],
+      ["GiB", 2 ** 30],
+      ["MB", 1e6],
+      ["MiB", 2 ** 20],
+      ["kB", 1e3],
+      ["KiB", 2 ** 10]
+    ];
+  }
+});
+
+// src/ledger/reduction.ts
+function fromTally(t) {
+  return { removed: t.eligible > 0 ? t.removed / t.eligible : 0, skipped: t.skipped };
+}
+function buildReduction(dense, step, request2, channels) {
+  const gone = (a, b) => a > 0 ? 1 - b / a : 0;
+  const achieved = {
+    weights: step.sparsity,
+    ...channels ? { channels: channels.removed } : {},
+    params: gone(dense.nonzero_params, step.nonzero_params),
+    // dense kernels execute every MAC of a zeroed weight: only removed channels count
+    macs: Number.isFinite(dense.flops) && Number.isFinite(step.flops) ? gone(dense.flops, step.flops) : null
+  };
+  const inUnit = request2.unit === "channels" ? achieved.channels ?? 0 : achieved.weights;
+  return {
+    unit: request2.unit,
+    requested: request2.requested,
+    achieved,
+    met: request2.requested > 0 ? inUnit / request2.requested : 1,
+    skipped: channels?.skipped ?? []
+  };
+}
+function describeReduction(r) {
+  const got = r.unit === "channels" ? r.achieved.channels ?? 0 : r.achieved.weights;
+  const head = `${percent(got)} of ${r.unit === "channels" ? "channels" : "prunable weights"} removed where ${percent(r.requested)} was asked`;
+  const held = r.skipped.filter((s) => s.reason.kind !== "graph-output");
+  if (held.length === 0) return head;
+  const kinds = /* @__PURE__ */ new Map();
+  for (const s of held) kinds.set(s.reason.kind, (kinds.get(s.reason.kind) ?? 0) + s.channels);
+  return `${head}; left whole (reason per group in the notes): ${[...kinds].map(([k, n]) => `${n} channels for ${k}`).join(", ")}`;
+}
+var init_reduction = __esm({
+  "src/ledger/reduction.ts"() {
+    "use strict";
+    init_format();
+  }
+});
+
+// src/ledger/budgets.ts
+function resolveBudgets(configBudgets, flagBudgets) {
+  const resolved2 = [];
+  const set = (name, source, b) => ({
+    name,
+    limit: b.limit,
+    direction: BUDGETS[name].direction,
+    source,
+    written: b.written,
+    ...b.set_at !== void 0 ? { set_at: b.set_at } : {},
+    ...b.output !== void 0 ? { output: b.output } : {}
+  });
+  for (const name of BUDGET_NAMES) {
+    const { direction, default: fallback } = BUDGETS[name];
+    const given = configBudgets[name];
+    const fromConfig = given === void 0 ? [] : Array.isArray(given) ? given : [given];
+    const byOutput = /* @__PURE__ */ new Map();
+    for (const b of fromConfig) byOutput.set(b.output, set(name, "config", b));
+    for (const f of flagBudgets) if (f.name === name) byOutput.set(f.output, set(name, "flag", f));
+    if (!byOutput.has(void 0) && fallback !== void 0) resolved2.push({ name, limit: fallback, direction, source: "default" });
+    resolved2.push(...[...byOutput.entries()].sort(([a], [b]) => Number(a !== void 0) - Number(b !== void 0)).map(([, r]) => r));
+  }
+  return resolved2;
+}
+function notMeasured(why) {
+  return { actual: null, why };
+}
+function accuracyDrop({ dense, final }) {
+  if (dense.accuracy == null) return notMeasured("dense accuracy was not evaluated");
+  if (final.accuracy == null) return notMeasured("final accuracy was not evaluated");
+  return { actual: dense.accuracy - final.accuracy, detail: `${pct(dense.accuracy)} \u2192 ${pct(final.accuracy)}` };
+}
+function classAccuracyDrop({ dense, final }) {
+  if (!dense.per_class?.length) return notMeasured("dense per-class accuracy was not evaluated");
+  if (!final.per_class?.length) return notMeasured("final per-class accuracy was not evaluated");
+  if (dense.per_class.length !== final.per_class.length) {
+    return notMeasured(`dense has ${dense.per_class.length} classes but final has ${final.per_class.length}`);
+  }
+  let worst = -1;
+  let worstDrop = -Infinity;
+  dense.per_class.forEach((d, i2) => {
+    const f = final.per_class[i2];
+    if (d == null || f == null) return;
+    if (d - f > worstDrop) {
+      worst = i2;
+      worstDrop = d - f;
+    }
+  });
+  if (worst < 0) return notMeasured("no class has accuracy in both dense and final");
+  return {
+    actual: worstDrop,
+    detail: `class ${worst}: ${pct(dense.per_class[worst])} \u2192 ${pct(final.per_class[worst])}`
+  };
+}
+function eceIncrease({ dense, final }) {
+  if (dense.ece == null) return notMeasured("dense ECE was not evaluated");
+  if (final.ece == null) return notMeasured("final ECE was not evaluated");
+  return { actual: final.ece - dense.ece, detail: `ECE ${pct(dense.ece)} \u2192 ${pct(final.ece)}` };
+}
+function latencyRatio(from, fromLabel, final) {
+  if (!from.latency) return notMeasured(`${fromLabel} latency was not measured`);
+  if (!final.latency) return notMeasured("final latency was not measured");
+  if (from.latency.batch !== final.latency.batch) {
+    return notMeasured(`${fromLabel} latency is at batch ${from.latency.batch} but final at batch ${final.latency.batch}`);
+  }
+  return {
+    actual: from.latency.p50_ms / final.latency.p50_ms,
+    detail: `p50 ${ms2(from.latency.p50_ms)} \u2192 ${ms2(final.latency.p50_ms)} at batch ${final.latency.batch}`
+  };
+}
+function minSpeedup({ dense, final }) {
+  return latencyRatio(dense, "dense", final);
+}
+function latencyRegression({ base, final }) {
+  if (!base) return notMeasured("no base model to compare against (compare mode only)");
+  const ratio2 = latencyRatio(base, "base", final);
+  if (ratio2.actual === null) return ratio2;
+  return { actual: 1 / ratio2.actual - 1, detail: ratio2.detail };
+}
+function p95LatencyMs({ final }) {
+  if (!final.latency) return notMeasured("final latency was not measured");
+  return { actual: final.latency.p95_ms, detail: `batch ${final.latency.batch}, ${final.latency.runs} runs` };
+}
+function maxSizeBytes({ final }) {
+  return { actual: final.size_bytes, detail: final.artifact };
+}
+function shiftAccuracyDrop({ dense, final }) {
+  const shared = Object.keys(dense.shift_accuracy ?? {}).filter((k) => final.shift_accuracy?.[k] != null);
+  if (shared.length === 0) return notMeasured("no shift set was evaluated on both dense and final");
+  let worst = shared[0];
+  for (const k of shared) {
+    if (dense.shift_accuracy[k] - final.shift_accuracy[k] > dense.shift_accuracy[worst] - final.shift_accuracy[worst]) {
+      worst = k;
+    }
+  }
+  const d = dense.shift_accuracy[worst];
+  const f = final.shift_accuracy[worst];
+  const missing = Object.keys(dense.shift_accuracy).filter((k) => !shared.includes(k));
+  return {
+    actual: d - f,
+    detail: `${worst}: ${pct(d)} \u2192 ${pct(f)}`,
+    unmeasured: missing.length ? `final was not evaluated on ${missing.join(", ")}` : void 0
+  };
+}
+function labelF1Drop({ dense, final }) {
+  const d = dense.per_label_f1 ?? (dense.f1 !== void 0 ? [dense.f1] : void 0);
+  const f = final.per_label_f1 ?? (final.f1 !== void 0 ? [final.f1] : void 0);
+  if (!d || !f) return notMeasured("F1 is measured for sigmoid outputs (binary or multi-label) only");
+  let worst = -1;
+  let worstDrop = -Infinity;
+  d.forEach((x2, k) => {
+    const y = f[k];
+    if (x2 == null || y == null) return;
+    if (x2 - y > worstDrop) {
+      worst = k;
+      worstDrop = x2 - y;
+    }
+  });
+  if (worst < 0) return notMeasured("no label has an F1 in both dense and final (no positive label or prediction)");
+  return { actual: worstDrop, detail: `${d.length > 1 ? `label ${worst}` : "F1"}: ${pct(d[worst])} \u2192 ${pct(f[worst])}` };
+}
+function targetReduction({ reduction: reduction2 }) {
+  if (!reduction2) return notMeasured("no pruning step records what was requested");
+  return { actual: reduction2.met, detail: describeReduction(reduction2) };
+}
+function describeFidelity(f) {
+  const agreement2 = f.top1_agreement === void 0 ? "" : `, top-1 agreement ${pct(f.top1_agreement)}`;
+  return `cosine ${fixed4(f.cosine)}, relative L2 error ${pct(f.rel_l2)}, max |\u0394| ${f.max_abs.toPrecision(3)}${agreement2}`;
+}
+function outputMeasure(key, worse) {
+  return ({ final }, output) => {
+    const outputs = final.fidelity;
+    if (!outputs?.length) return notMeasured("fidelity to the dense outputs was not measured");
+    if (output !== void 0) {
+      const f = outputs.find((o) => o.output === output);
+      if (!f) return notMeasured(`the model has no output '${output}' (its outputs: ${outputs.map((o) => o.output).join(", ")})`);
+      return { actual: f[key], detail: describeFidelity(f) };
+    }
+    const worst = outputs.reduce((a, b) => Number.isNaN(b[key]) || !Number.isNaN(a[key]) && worse(b[key], a[key]) ? b : a);
+    const which2 = outputs.length > 1 ? `${worst.output} (worst of ${outputs.length} outputs): ` : "";
+    return { actual: worst[key], detail: which2 + describeFidelity(worst) };
+  };
+}
+function forTask(budgets, task) {
+  return budgets.filter((b) => BUDGETS[b.name].task === void 0 || BUDGETS[b.name].task === task || b.source !== "default");
+}
+function within(direction, actual, limit) {
+  return direction === "max" ? actual <= limit + TOLERANCE : actual >= limit - TOLERANCE;
+}
+function intervalVerdict(direction, ci, limit, strict = false) {
+  const [lo, hi] = ci;
+  const inside2 = direction === "max" ? hi <= limit + TOLERANCE : lo >= limit - TOLERANCE;
+  const beyond = direction === "max" ? lo > limit + TOLERANCE : hi < limit - TOLERANCE;
+  if (beyond) return "fail";
+  if (inside2) return "pass";
+  return strict ? "fail" : "warn";
+}
+function evaluateBudgets(budgets, m, opts = {}) {
+  const task = m.task ?? "classification";
+  return forTask(budgets, task).map(({ name, limit, direction, source, written, set_at, output }) => {
+    const own2 = BUDGETS[name].task;
+    const measured = own2 !== void 0 && own2 !== task ? notMeasured(OTHER_TASK[own2]) : MEASURE2[name](m, output);
+    const base = {
+      name,
+      limit,
+      direction,
+      source,
+      ...written !== void 0 ? { written } : {},
+      ...set_at !== void 0 ? { set_at } : {},
+      ...output !== void 0 ? { output } : {}
+    };
+    const u = m.uncertainty?.[name];
+    if (measured.actual !== null && Number.isFinite(measured.actual) && u && u.ci.every(Number.isFinite)) {
+      const stats = {
+        ci: u.ci,
+        ...opts.confidence !== void 0 ? { confidence: opts.confidence } : {},
+        ...u.p_value !== void 0 ? { p_value: u.p_value } : {},
+        ...u.sequential !== void 0 ? { sequential: u.sequential } : {}
+      };
+      let verdict = intervalVerdict(direction, u.ci, limit, opts.strict);
+      const notes = [measured.detail];
+      if (u.note) notes.push(u.note);
+      if (verdict !== "pass" && !(u.sequential && !opts.strict) && intervalVerdict(direction, u.ci, limit, false) === "warn") notes.push(opts.strict ? `${STRADDLE} (strict mode fails it)` : STRADDLE);
+      if (measured.unmeasured) {
+        notes.push(`not measured: ${measured.unmeasured}`);
+        if (verdict === "pass") verdict = "warn";
+      }
+      return { ...base, actual: u.estimate ?? measured.actual, verdict, detail: notes.join("; "), ...stats };
+    }
+    if (measured.actual === null) {
+      return { ...base, actual: null, verdict: "warn", detail: `not measured: ${measured.why}` };
+    }
+    if (!Number.isFinite(measured.actual)) {
+      return { ...base, actual: null, verdict: "warn", detail: `not measured: came out as ${measured.actual} (${measured.detail})` };
+    }
+    if (!within(direction, measured.actual, limit)) {
+      const partial2 = BUDGETS[name].breach === "warn" && measured.actual > TOLERANCE && !opts.strict;
+      return { ...base, actual: measured.actual, verdict: partial2 ? "warn" : "fail", detail: measured.detail };
+    }
+    if (measured.unmeasured) {
+      return { ...base, actual: measured.actual, verdict: "warn", detail: `${measured.detail}; not measured: ${measured.unmeasured}` };
+    }
+    return { ...base, actual: measured.actual, verdict: "pass", detail: measured.detail };
+  });
+}
+function overallVerdict(results) {
+  return results.reduce((worst, v) => SEVERITY[v] > SEVERITY[worst] ? v : worst, "pass");
+}
+var TOLERANCE, pct, ms2, fixed4, MEASURE2, OTHER_TASK, STRADDLE, SEVERITY;
+var init_budgets2 = __esm({
+  "src/ledger/budgets.ts"() {
+    "use strict";
+    init_budgets();
+    init_reduction();
+    TOLERANCE = 1e-12;
+    pct = (x2) => `${(x2 * 100).toFixed(2)}%`;
+    ms2 = (x2) => `${x2 >= 1 ? x2.toFixed(2) : x2.toPrecision(2)} ms`;
+    fixed4 = (x2) => x2.toFixed(4);
+    MEASURE2 = {
+      "accuracy-drop": accuracyDrop,
+      "class-accuracy-drop": classAccuracyDrop,
+      "ece-increase": eceIncrease,
+      "min-speedup": minSpeedup,
+      "latency-regression": latencyRegression,
+      "p95-latency-ms": p95LatencyMs,
+      "max-size-bytes": maxSizeBytes,
+      "shift-accuracy-drop": shiftAccuracyDrop,
+      "label-f1-drop": labelF1Drop,
+      "target-reduction": targetReduction,
+      "min-output-cosine": outputMeasure("cosine", (a, b) => a < b),
+      "max-output-rel-error": outputMeasure("rel_l2", (a, b) => a > b)
+    };
+    OTHER_TASK = {
+      classification: "the run judged fidelity to the dense outputs, not class labels (set task: classification to judge labels)",
+      fidelity: "fidelity budgets are judged when the run compares outputs with the dense model (task: fidelity)"
+    };
+    STRADDLE = "interval straddles the limit";
+    SEVERITY = { pass: 0, warn: 1, fail: 2 };
+  }
+});
+
+// src/ledger/types.ts
+var LEDGER_SCHEMA;
+var init_types = __esm({
+  "src/ledger/types.ts"() {
+    "use strict";
+    LEDGER_SCHEMA = "prune-guard/ledger@1";
+  }
+});
+
+// src/version.ts
+var VERSION7;
+var init_version3 = __esm({
+  "src/version.ts"() {
+    "use strict";
+    VERSION7 = "0.1.0";
+  }
+});
+
+// src/ledger/envelope.ts
+function ledgerEnvelope(models, runtime, timedOut = []) {
+  const verdicts = [...models.map((m) => m.verdict), ...timedOut.map(() => "fail")];
+  return {
+    schema: LEDGER_SCHEMA,
+    verdict: overallVerdict(verdicts),
+    tool: { name: "prune-guard", version: VERSION7 },
+    created_at: (/* @__PURE__ */ new Date()).toISOString(),
+    runtime,
+    models,
+    ...timedOut.length > 0 ? { timed_out: timedOut[0] } : {},
+    ...timedOut.length > 1 ? { more_timed_out: timedOut.slice(1) } : {}
+  };
+}
+function timedOutRuns(ledger) {
+  return ledger.timed_out ? [ledger.timed_out, ...ledger.more_timed_out ?? []] : [];
+}
+var init_envelope = __esm({
+  "src/ledger/envelope.ts"() {
+    "use strict";
+    init_budgets2();
+    init_types();
+    init_version3();
+  }
+});
+
+// src/io/progress.ts
+function stageName(e) {
+  switch (e.kind) {
+    case "prune":
+      return `pruning ${e.model}`;
+    case "sensitivity":
+      return "sensitivity curves";
+    case "recover":
+      return e.work === "round" ? "recovery round" : "recovery";
+    case "evaluate":
+      return `evaluate ${e.step}`;
+    case "latency":
+      return "latency";
+  }
+}
+function stageLine(e) {
+  switch (e.kind) {
+    case "prune":
+      return `pruning ${e.model}${e.schedule ? ` (schedule step ${e.schedule.step}/${e.schedule.steps})` : ""}: ${e.detail}`;
+    case "sensitivity":
+      return `sensitivity curves (${e.detail})`;
+    case "recover":
+      return e.work === "round" ? `recovery round ${e.round}/${e.rounds}: ${e.detail}` : `recovery: ${e.detail}`;
+    case "evaluate":
+      return `evaluate ${e.step}`;
+    case "latency":
+      return `latency (${e.detail})`;
+  }
+}
+var init_progress = __esm({
+  "src/io/progress.ts"() {
+    "use strict";
   }
 });
 
@@ -32229,11 +32229,11 @@ function pairedMedianRatio(a, b, confidence = 0.95, resamples = 500) {
 function relativeHalfWidth(estimate, ci) {
   return (ci[1] - ci[0]) / 2 / Math.abs(estimate);
 }
-function settled(times) {
-  if (times.length < 2 * STABLE_WINDOW) return false;
+function settled(times2) {
+  if (times2.length < 2 * STABLE_WINDOW) return false;
   const med = (xs) => quantileSorted(xs.sort((a, b) => a - b), 0.5);
-  const last = med(times.slice(-STABLE_WINDOW));
-  const before = med(times.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
+  const last = med(times2.slice(-STABLE_WINDOW));
+  const before = med(times2.slice(-2 * STABLE_WINDOW, -STABLE_WINDOW));
   return Math.abs(last / before - 1) <= 0.1;
 }
 function preciseEnough(perModel, target, confidence) {
@@ -32268,10 +32268,13 @@ async function measureInterleaved(modelPaths, source, opts, onProgress) {
       let timedStart = performance.now();
       let warmRounds = 0;
       let timed = 0;
-      const sequential = b === 0 && sessions.length >= 2 ? opts.sequential : void 0;
+      const sequential = b === 0 && sessions.length >= 2 && opts.sequential?.length ? opts.sequential : void 0;
+      const judged2 = samples.length - 1;
       for (let r = 0; ; r++) {
         if (!warming && sequential) {
-          if (sequential.check(samples[0][b], samples[1][b], performance.now() - timedStart)) break;
+          const elapsed = performance.now() - timedStart;
+          const decided = sequential.map((t) => t.check(samples[0][b], samples[judged2][b], elapsed));
+          if (decided.every(Boolean)) break;
         } else if (!warming && timed >= opts.runs) {
           if (!adaptive || performance.now() - started > capMs) break;
           if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
@@ -32378,16 +32381,31 @@ function look(base, head, limit, alpha) {
   const outcome = ci[0] > bound ? "beyond" : ci[1] <= bound ? "within" : "undecided";
   return { outcome, estimate, ci: [Math.expm1(ci[0]), Math.expm1(ci[1])], noise, half_width: (Math.exp(ci[1]) - Math.exp(ci[0])) / 2 / Math.exp(center) };
 }
-function describeDecision(r, limit) {
+function testLimit(quantity, limit) {
+  return quantity === "slowdown" ? limit : 1 / limit - 1;
+}
+function inBudgetTerms(r, quantity) {
+  if (quantity === "slowdown") return { estimate: r.estimate, ci: r.ci };
+  const speedup2 = (x2) => 1 / (1 + x2);
+  return { estimate: speedup2(r.estimate), ci: [r.ci[1] >= Number.MAX_VALUE ? 0 : speedup2(r.ci[1]), r.ci[0] <= -1 ? Number.MAX_VALUE : speedup2(r.ci[0])] };
+}
+function describeDecision(r, limit, quantity = "slowdown") {
   const where = `after ${r.rounds} interleaved rounds (${r.looks} of ${r.planned_looks} looks)`;
-  const interval = `[${pct2(r.ci[0])}, ${pct2(r.ci[1])}]`;
-  const lim = `${(limit * 100).toFixed(1)}% limit`;
-  if (r.outcome === "beyond") return `slower beyond the ${lim}: interval ${interval} wholly above it ${where}`;
-  if (r.outcome === "within") return `within the ${lim}: interval ${interval} wholly below it ${where}`;
+  const shown = inBudgetTerms(r, quantity);
+  const fmt2 = quantity === "slowdown" ? pct2 : times;
+  const interval = `[${fmt2(shown.ci[0])}, ${fmt2(shown.ci[1])}]`;
+  const lim = quantity === "slowdown" ? `${(limit * 100).toFixed(1)}% limit` : `${times(limit)} limit`;
+  if (quantity === "slowdown") {
+    if (r.outcome === "beyond") return `slower beyond the ${lim}: interval ${interval} wholly above it ${where}`;
+    if (r.outcome === "within") return `within the ${lim}: interval ${interval} wholly below it ${where}`;
+  } else {
+    if (r.outcome === "beyond") return `short of the ${lim}: interval ${interval} wholly below it ${where}`;
+    if (r.outcome === "within") return `meets the ${lim}: interval ${interval} wholly above it ${where}`;
+  }
   const cap = r.stopped === "time-cap" ? "time cap" : "round cap";
   return `could not decide: noise \xB1${(r.noise * 100).toFixed(1)}% on this runner; interval ${interval} still straddles the ${lim} at the ${cap}, ${where}`;
 }
-var MIN_FIRST_BLOCKS, SequentialTest, pct2;
+var MIN_FIRST_BLOCKS, SequentialTest, pct2, times;
 var init_sequential = __esm({
   "src/measure/stats/sequential.ts"() {
     "use strict";
@@ -32430,6 +32448,7 @@ var init_sequential = __esm({
       }
     };
     pct2 = (x2) => `${x2 >= 0 ? "+" : "\u2212"}${Math.abs(x2 * 100).toFixed(1)}%`;
+    times = (x2) => `${x2.toFixed(2)}x`;
   }
 });
 
@@ -32578,6 +32597,17 @@ function classDropIntervals(m) {
 function maxInterval(cis) {
   return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
 }
+function decidedUncertainty(decisions, limits) {
+  const u = {};
+  for (const name of Object.keys(SEQUENTIAL_BUDGETS)) {
+    const d = decisions[name];
+    const limit = limits[name];
+    if (!d || limit === void 0) continue;
+    const { estimate, ci } = inBudgetTerms(d, SEQUENTIAL_BUDGETS[name]);
+    u[name] = { ci, estimate, note: describeDecision(d, limit, SEQUENTIAL_BUDGETS[name]), sequential: d };
+  }
+  return u;
+}
 function budgetUncertainty(m) {
   const { confidence } = m;
   const u = {};
@@ -32596,11 +32626,10 @@ function budgetUncertainty(m) {
   };
   if (m.referenceLatency?.length && m.candidateLatency?.length) {
     const speedup2 = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
-    u["min-speedup"] = { ci: speedup2.ci };
     const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
-    const d = m.latencyDecision;
-    const limit = m.limits["latency-regression"];
-    u["latency-regression"] = d && limit !== void 0 ? { ci: d.ci, estimate: d.estimate, note: describeDecision(d, limit), sequential: d } : { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    u["min-speedup"] = { ci: speedup2.ci };
+    u["latency-regression"] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    Object.assign(u, decidedUncertainty(m.latencyDecisions ?? {}, m.limits));
     u["p95-latency-ms"] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
   }
   if (m.shifts?.length) {
@@ -32667,7 +32696,7 @@ function labelF1DropInterval(reference, candidate, confidence) {
     return Number.isFinite(worst) ? worst : NaN;
   }, { confidence, resamples: 500 });
 }
-var total;
+var SEQUENTIAL_BUDGETS, total;
 var init_uncertainty = __esm({
   "src/measure/stats/uncertainty.ts"() {
     "use strict";
@@ -32676,6 +32705,7 @@ var init_uncertainty = __esm({
     init_sequential();
     init_mcnemar();
     init_wilson();
+    SEQUENTIAL_BUDGETS = { "latency-regression": "slowdown", "min-speedup": "speedup" };
     total = (t) => t.both + t.onlyA + t.onlyB + t.neither;
   }
 });
@@ -32701,7 +32731,7 @@ function judgeWithIntervals(budgets, reference, candidate, data, shifts, latency
     candidate: candidate.preds,
     referenceLatency: latency2?.reference,
     candidateLatency: latency2?.candidate,
-    ...latency2?.decision ? { latencyDecision: latency2.decision } : {},
+    ...latency2?.decisions ? { latencyDecisions: latency2.decisions } : {},
     shifts: shifts.filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name)).map((s) => ({ name: s.name, labels: reference.shiftPreds.get(s.name).group, reference: reference.shiftPreds.get(s.name), candidate: candidate.shiftPreds.get(s.name) })),
     confidence,
     limits: Object.fromEntries(budgets.map((b) => [b.name, b.limit]))
@@ -32819,6 +32849,7 @@ function evalRecord(file, data, classes, head, plan) {
     ...plan.fixed !== void 0 ? { fixed_batch: plan.fixed } : {}
   };
 }
+var LEDGER_FILES;
 var init_ledger = __esm({
   "src/pipeline/ledger.ts"() {
     "use strict";
@@ -32827,6 +32858,7 @@ var init_ledger = __esm({
     init_render();
     init_ort();
     init_verdicts();
+    LEDGER_FILES = ["ledger.json", "ledger.md"];
   }
 });
 
@@ -51053,11 +51085,11 @@ var init_runtimeCost = __esm({
 });
 
 // src/pipeline/timeSteps.ts
-async function timeSteps(measured, data, config2, provider, progress, sequential) {
+async function timeSteps(measured, data, config2, provider, progress, speed) {
   const artifacts = measured.map((m) => m.step.artifact);
   progress.stage({ kind: "latency", detail: `${artifacts.length} models interleaved`, total: config2.batchSizes.length * (config2.latency.warmup + config2.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config2.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider, sequential }, (done) => progress.update(done));
+  const samples = await measureInterleaved(artifacts, source, { ...config2.latency, batchSizes: config2.batchSizes, confidence: config2.confidence, provider, sequential: speed?.tests }, (done) => progress.update(done));
   progress.stop();
   measured.forEach((m, i2) => {
     m.step.latency_by_batch = config2.batchSizes.map((b, j) => latencyStat(b, samples[i2][j], config2.confidence));
@@ -51071,13 +51103,13 @@ async function timeSteps(measured, data, config2, provider, progress, sequential
   for (const m of measured) m.step.runtime_cost = await measureRuntimeCost(m.step.artifact, m.step.latency_by_batch, source, { threads: config2.latency.threads, provider });
   return samples;
 }
-async function timePair(dense, candidate, data, config2, provider, progress) {
+async function timePair(dense, candidate, data, config2, provider, progress, speed) {
   const batch = config2.batchSizes[0];
   progress.stage({ kind: "latency", detail: "dense and schedule step", total: config2.latency.warmup + config2.latency.runs });
   const source = sliceBatch(data, 0, Math.min(data.count, batch));
-  const samples = await measureInterleaved([dense, candidate], source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider }, (done) => progress.update(done));
+  const samples = await measureInterleaved([dense, candidate], source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider, sequential: speed?.tests }, (done) => progress.update(done));
   progress.stop();
-  return { reference: samples[0][0], candidate: samples[1][0] };
+  return { reference: samples[0][0], candidate: samples[1][0], ...speed ? { decisions: speed.decisions() } : {} };
 }
 var init_timeSteps = __esm({
   "src/pipeline/timeSteps.ts"() {
@@ -51115,6 +51147,32 @@ var init_unit = __esm({
     init_model();
     init_runRecovery();
     init_steps();
+  }
+});
+
+// src/pipeline/speedDecisions.ts
+function sequentialPlan(config2, limit) {
+  const { runs, maxRuns, maxSeconds } = config2.latency;
+  return { limit, confidence: config2.confidence, minRounds: runs, maxRounds: Math.max(runs, maxRuns), maxMs: maxSeconds * 1e3 };
+}
+function speedTests(budgets, config2, mode) {
+  const running = [];
+  for (const b of budgets) {
+    if (!(b.name in SEQUENTIAL_BUDGETS) || running.some((r) => r.name === b.name)) continue;
+    if (mode === "run" && b.name === "latency-regression") continue;
+    const name = b.name;
+    running.push({ name, test: new SequentialTest(sequentialPlan(config2, testLimit(SEQUENTIAL_BUDGETS[name], b.limit))) });
+  }
+  return {
+    tests: running.map((r) => r.test),
+    decisions: () => Object.fromEntries(running.flatMap((r) => r.test.result() ? [[r.name, r.test.result()]] : []))
+  };
+}
+var init_speedDecisions = __esm({
+  "src/pipeline/speedDecisions.ts"() {
+    "use strict";
+    init_sequential();
+    init_uncertainty();
   }
 });
 
@@ -51252,9 +51310,10 @@ async function runGradual(input, progress) {
     rows2.push(row);
     let pair;
     if (needsLatency) {
-      pair = await timePair(req.model, final.step.artifact, data, config2, provider, progress);
-      dense.step.latency = latencyStat(config2.batchSizes[0], pair.reference, config2.confidence);
-      final.step.latency = latencyStat(config2.batchSizes[0], pair.candidate, config2.confidence);
+      pair = await timePair(req.model, final.step.artifact, data, config2, provider, progress, speedTests(budgets, config2, "run"));
+      row.decisions = pair.decisions;
+      dense.step.latency = latencyStat(config2.batchSizes[0], [...pair.reference], config2.confidence);
+      final.step.latency = latencyStat(config2.batchSizes[0], [...pair.candidate], config2.confidence);
     }
     const judged2 = judge(budgets, dense, final, input, pair, row.reduction);
     const met = resource.length > 0 && resource.every((b) => judged2.budgets.find((r) => r.name === b.name)?.verdict === "pass");
@@ -51278,12 +51337,12 @@ async function runGradual(input, progress) {
   const samples = await timeSteps(measured, data, config2, provider, progress);
   for (const row of rows2) {
     const i2 = measured.indexOf(row.final);
-    row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i2][0] }, row.reduction);
+    row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i2][0], decisions: row.decisions }, row.reduction);
   }
   const choice = chooseStep(rows2.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged.budgets.map((b) => b.verdict) })));
   const chosen2 = rows2.find((r) => r.index === choice.index);
   const chosenPrune = measured.find((m) => m.step.name === stepName({ kind: "prune", at: chosen2.index })).step;
-  const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0] }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
+  const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0], decisions: chosen2.decisions }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
   progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct5(chosen2.final.step.sparsity)}): ${choice.reason}`);
   writeFileAtomic(outPath, fs19.readFileSync(chosen2.final.step.artifact));
   const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
@@ -51370,6 +51429,7 @@ var init_gradual = __esm({
     init_timeSteps();
     init_unit();
     init_verdicts();
+    init_speedDecisions();
     init_quality();
     RESOURCE_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms", "max-size-bytes"]);
     LATENCY_BUDGETS = /* @__PURE__ */ new Set(["min-speedup", "p95-latency-ms"]);
@@ -52779,8 +52839,10 @@ async function judgeSteps(input, measured, progress, record, reduction2, shortfa
   const { config: config2 } = req;
   const dense = measured[0];
   const shipped = measured[measured.length - 1];
-  const samples = await timeSteps(measured, data, config2, input.provider, progress);
-  const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config2, false, reduction2);
+  const speed = speedTests(req.budgets, config2, "run");
+  const samples = await timeSteps(measured, data, config2, input.provider, progress, speed);
+  const latency2 = { reference: samples[0][0], candidate: samples[samples.length - 1][0], decisions: speed.decisions() };
+  const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, latency2, config2, false, reduction2);
   const speedNotes = [...shortfalls, ...structuredSpeedNotes(config2, samples[0], samples[samples.length - 1])];
   for (const n of speedNotes) progress.note(n);
   const judged2 = speedNotes.length > 0 ? { ...judgedBudgets, verdict: overallVerdict([judgedBudgets.verdict, "warn"]) } : judgedBudgets;
@@ -52842,6 +52904,7 @@ var init_oneShot = __esm({
     init_rounds2();
     init_steps();
     init_timeSteps();
+    init_speedDecisions();
     init_unit();
     init_quantizeStep();
     init_verdicts();
@@ -53027,8 +53090,10 @@ async function runFidelityOneShot(input, progress) {
   const shipped = measured[measured.length - 1].step;
   const pruneStep = measured.find((m) => m.step.name === stepName({ kind: "prune" })).step;
   pruneStep.reduction = buildReduction(dense, pruneStep, requestedReduction(config2), pruned.channels && fromTally(pruned.channels));
-  const samples = await timeSteps(measured, data, config2, input.provider, progress);
-  const budgets = evaluateBudgets(req.budgets, { dense, final: shipped, reduction: pruneStep.reduction, task: "fidelity" }, { strict: config2.strict, confidence: config2.confidence });
+  const speed = speedTests(req.budgets, config2, "run");
+  const samples = await timeSteps(measured, data, config2, input.provider, progress, speed);
+  const uncertainty = decidedUncertainty(speed.decisions(), Object.fromEntries(req.budgets.map((b) => [b.name, b.limit])));
+  const budgets = evaluateBudgets(req.budgets, { dense, final: shipped, reduction: pruneStep.reduction, task: "fidelity", uncertainty }, { strict: config2.strict, confidence: config2.confidence });
   const speedNotes = structuredSpeedNotes(config2, samples[0], samples[samples.length - 1]);
   for (const n of speedNotes) progress.note(n);
   const verdict = overallVerdict([...budgets.map((b) => b.verdict), ...speedNotes.length > 0 ? ["warn"] : []]);
@@ -53062,6 +53127,8 @@ var init_fidelityRun = __esm({
     init_steps();
     init_task();
     init_timeSteps();
+    init_speedDecisions();
+    init_uncertainty();
     init_unit();
   }
 });
@@ -53273,17 +53340,13 @@ function compareBudgets(budgets) {
   }
   return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
 }
-function sequentialPlan(config2, limit) {
-  const { runs, maxRuns, maxSeconds } = config2.latency;
-  return { limit, confidence: config2.confidence, minRounds: runs, maxRounds: Math.max(runs, maxRuns), maxMs: maxSeconds * 1e3 };
-}
 function loadFor(models, file, requireLabels) {
   const [first, ...rest] = models;
   const data = loadDataset(file, first.inputs, { requireLabels, modelPath: first.path });
   for (const m of rest) loadDataset(file, m.inputs, { requireLabels, modelPath: m.path });
   return data;
 }
-async function measurePair(req, progress, latencyLimit) {
+async function measurePair(req, progress, budgets = []) {
   const { config: config2 } = req;
   checkMeasureConfig(config2);
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
@@ -53306,9 +53369,9 @@ async function measurePair(req, progress, latencyLimit) {
   const ctx = (i2) => ({ data, shifts, denseWeights: prunableWeights(models[i2].proto, opts), config: measureConfig, progress, provider: provider.provider, head });
   const baseStep = await measureStep({ kind: "base" }, `base model ${path22.basename(req.base)}`, req.base, ctx(0));
   const headStep = await measureStep({ kind: "head" }, `head model ${path22.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
-  const sequential = latencyLimit === void 0 ? void 0 : new SequentialTest(sequentialPlan(measureConfig, latencyLimit));
-  const samples = await timeSteps([baseStep, headStep], data, measureConfig, provider.provider, progress, sequential);
-  return { base: baseStep, head: headStep, data, shifts, samples, provider, decision: sequential?.result(), judged: head, plan };
+  const speed = speedTests(budgets, measureConfig, "compare");
+  const samples = await timeSteps([baseStep, headStep], data, measureConfig, provider.provider, progress, speed);
+  return { base: baseStep, head: headStep, data, shifts, samples, provider, decisions: speed.decisions(), judged: head, plan };
 }
 var DEFAULT_LATENCY_REGRESSION;
 var init_compare = __esm({
@@ -53331,7 +53394,7 @@ var init_compare = __esm({
     init_verdicts();
     init_exported();
     init_timeSteps();
-    init_sequential();
+    init_speedDecisions();
     DEFAULT_LATENCY_REGRESSION = 0.05;
   }
 });
@@ -53342,8 +53405,8 @@ async function compareWithBase(opts, progress) {
   const head = opts.headSteps[opts.headSteps.length - 1].artifact;
   progress.note(`comparing with base: ${opts.baseModel} at ${opts.ref.slice(0, 12)}`);
   const budgets = compareBudgets(opts.budgets).filter((b) => VS_BASE.has(b.name));
-  const m = await measurePair({ base, head, data: opts.data, shifts: opts.shifts, config: opts.config }, progress, budgets.find((b) => b.name === "latency-regression")?.limit);
-  const judged2 = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0], decision: m.decision }, opts.config, true);
+  const m = await measurePair({ base, head, data: opts.data, shifts: opts.shifts, config: opts.config }, progress, budgets);
+  const judged2 = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0], decisions: m.decisions }, opts.config, true);
   return { ref: opts.ref, model: opts.baseModel, steps: opts.baseSteps, pair: [m.base.step, m.head.step], budgets: judged2.budgets, verdict: judged2.verdict };
 }
 var VS_BASE;
@@ -53494,7 +53557,7 @@ function readLedgers(dir) {
   const walk = (d) => {
     for (const e of fs27.readdirSync(d, { withFileTypes: true })) {
       const full = path24.join(d, e.name);
-      if (e.isDirectory()) walk(full);
+      if (e.isDirectory() && e.name !== PRIVATE_DIR) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
@@ -53507,6 +53570,7 @@ var init_checkModels = __esm({
     init_errors();
     init_budgets2();
     init_envelope();
+    init_lock();
     init_guardedRun();
     init_compareBase();
     init_gitBase();
@@ -61531,9 +61595,14 @@ async function run(inputs, octokit, ctx, env, io) {
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT2);
   const ledgerPath = path29.join(out, "ledger.json");
-  fs32.mkdirSync(out, { recursive: true });
-  writeFileAtomic(ledgerPath, ledgerJson(ledger));
-  writeFileAtomic(path29.join(out, "ledger.md"), summaryMarkdown);
+  const published = await openOutput(out, { timeBudget: settings?.config.timeBudget }, progress, LEDGER_FILES);
+  try {
+    writeFileAtomic(path29.join(published.staging, "ledger.json"), ledgerJson(ledger));
+    writeFileAtomic(path29.join(published.staging, "ledger.md"), summaryMarkdown);
+    published.commit();
+  } finally {
+    published.abort();
+  }
   io.setOutput("verdict", ledger.verdict);
   io.setOutput("ledger", ledgerPath);
   io.setOutput("pruned-models", JSON.stringify(ledger.models.map((m) => m.pruned)));
@@ -61587,6 +61656,8 @@ var init_run2 = __esm({
     init_compact();
     init_errors();
     init_atomicWrite();
+    init_guardedRun();
+    init_ledger();
     init_envelope();
     init_progress();
     init_checkModels();

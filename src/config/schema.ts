@@ -264,11 +264,11 @@ export const SETTINGS = {
         flag: { value: '<fraction>', commands: MEASURE },
       }),
       'max-seconds': setting(number('seconds, 0 or more (0 = no cap)', z.minimum(0)), 30, {
-        help: 'time cap of adaptive latency sampling in seconds: the compare decision on latency-regression, or the --target-rel-ci stop over all batch sizes (0 = none)',
+        help: 'time cap of adaptive latency sampling in seconds: the decisions on latency-regression and min-speedup, or the --target-rel-ci stop over all batch sizes (0 = none)',
         flag: { value: '<s>', commands: MEASURE },
       }),
       'max-runs': setting(wholeNumber(40), 2000, {
-        help: 'compare: timed latency rounds at most while sampling until the latency-regression interval clears its limit',
+        help: 'timed latency rounds at most while sampling until the latency-regression or min-speedup interval clears its limit',
         flag: { value: '<n>', commands: MEASURE },
       }),
       repeat: setting(wholeNumber(1), 1, {

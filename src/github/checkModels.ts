@@ -5,6 +5,7 @@ import { overallVerdict } from '../ledger/budgets.js';
 import { ledgerEnvelope, timedOutRuns } from '../ledger/envelope.js';
 import type { Ledger, ModelLedger, TimedOut } from '../ledger/types.js';
 import type { Progress } from '../io/progress.js';
+import { PRIVATE_DIR } from '../io/lock.js';
 import { guardedLedger } from '../pipeline/guardedRun.js';
 import { compareWithBase } from './compareBase.js';
 import { showFileAt } from './gitBase.js';
@@ -137,7 +138,8 @@ export function readLedgers(dir: string): Ledger[] {
   const walk = (d: string): void => {
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {
       const full = path.join(d, e.name);
-      if (e.isDirectory()) walk(full);
+      // an output folder's private run sets hold the same ledgers its visible names link to
+      if (e.isDirectory() && e.name !== PRIVATE_DIR) walk(full);
       else if (e.name === 'ledger.json') found.push(full);
     }
   };

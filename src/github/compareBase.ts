@@ -23,7 +23,7 @@ export async function compareWithBase(
   const head = opts.headSteps[opts.headSteps.length - 1].artifact;
   progress.note(`comparing with base: ${opts.baseModel} at ${opts.ref.slice(0, 12)}`);
   const budgets = compareBudgets(opts.budgets).filter((b) => VS_BASE.has(b.name));
-  const m = await measurePair({ base, head, data: opts.data, shifts: opts.shifts, config: opts.config }, progress, budgets.find((b) => b.name === 'latency-regression')?.limit);
-  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0], decision: m.decision }, opts.config, true);
+  const m = await measurePair({ base, head, data: opts.data, shifts: opts.shifts, config: opts.config }, progress, budgets);
+  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0], decisions: m.decisions }, opts.config, true);
   return { ref: opts.ref, model: opts.baseModel, steps: opts.baseSteps, pair: [m.base.step, m.head.step], budgets: judged.budgets, verdict: judged.verdict };
 }

@@ -3,6 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
+import { openOutput } from '../pipeline/guardedRun.js';
+import { LEDGER_FILES } from '../pipeline/ledger.js';
 import { timedOutRuns } from '../ledger/envelope.js';
 import type { Ledger } from '../ledger/types.js';
 import { stageLine, type Progress } from '../io/progress.js';
@@ -113,9 +115,15 @@ export async function run(inputs: ActionInputs, octokit: Octokit, ctx: RunContex
   const sections = renderReport(ledger, { title, links, notes });
   const summaryMarkdown = fitComment(sections, SUMMARY_LIMIT);
   const ledgerPath = path.join(out, 'ledger.json');
-  fs.mkdirSync(out, { recursive: true });
-  writeFileAtomic(ledgerPath, ledgerJson(ledger));
-  writeFileAtomic(path.join(out, 'ledger.md'), summaryMarkdown);
+  // published as one set like the models' folders: a reader never pairs a new ledger.json with an old ledger.md
+  const published = await openOutput(out, { timeBudget: settings?.config.timeBudget }, progress, LEDGER_FILES);
+  try {
+    writeFileAtomic(path.join(published.staging, 'ledger.json'), ledgerJson(ledger));
+    writeFileAtomic(path.join(published.staging, 'ledger.md'), summaryMarkdown);
+    published.commit();
+  } finally {
+    published.abort(); // no-op after commit
+  }
   io.setOutput('verdict', ledger.verdict);
   io.setOutput('ledger', ledgerPath);
   io.setOutput('pruned-models', JSON.stringify(ledger.models.map((m) => m.pruned)));

@@ -71,8 +71,9 @@ export interface BudgetResult {
   /** budgets judged per output: the output this limit holds; absent when it holds every output (the worst is judged) */
   output?: string;
   /**
-   * `latency-regression` in compare: how the sampling until a decision went (rounds, looks, why it
-   * stopped) and the runner's noise measured on the way
+   * `latency-regression` and `min-speedup`: how the sampling until a decision went (rounds, looks, why
+   * it stopped) and the runner's noise measured on the way; its estimate and interval are of judged /
+   * reference − 1, the budget's own `actual` and `ci` are in the budget's terms
    */
   sequential?: SequentialRecord;
 }

@@ -26,10 +26,11 @@ export interface LatencyOptions {
   confidence?: number;
   provider?: 'cpu' | 'cuda';
   /**
-   * at the first batch size, the first two models are sampled until this test decides (its own
-   * checkpoints and caps replace `runs`, `targetRelCi` and `maxSeconds` there)
+   * at the first batch size, the first model (the reference) and the last (the one judged) are sampled
+   * until every one of these tests has decided (their own checkpoints and caps replace `runs`,
+   * `targetRelCi` and `maxSeconds` there)
    */
-  sequential?: SequentialTest;
+  sequential?: readonly SequentialTest[];
 }
 
 /** A batch of real inputs of exactly `batch` rows, repeating the source rows when it has fewer. */
@@ -133,10 +134,14 @@ export async function measureInterleaved(modelPaths: readonly string[], source: 
       let timedStart = performance.now();
       let warmRounds = 0;
       let timed = 0;
-      const sequential = b === 0 && sessions.length >= 2 ? opts.sequential : undefined;
+      const sequential = b === 0 && sessions.length >= 2 && opts.sequential?.length ? opts.sequential : undefined;
+      const judged = samples.length - 1;
       for (let r = 0; ; r++) {
         if (!warming && sequential) {
-          if (sequential.check(samples[0][b], samples[1][b], performance.now() - timedStart)) break;
+          const elapsed = performance.now() - timedStart;
+          // every test sees every round: each keeps its own looks, and one that decided stays decided
+          const decided = sequential.map((t) => t.check(samples[0][b], samples[judged][b], elapsed));
+          if (decided.every(Boolean)) break;
         } else if (!warming && timed >= opts.runs) {
           // fixed runs, or the adaptive stop: checked every 10 rounds, since a bootstrap costs time too
           if (!adaptive || performance.now() - started > capMs) break;

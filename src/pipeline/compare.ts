@@ -23,7 +23,8 @@ import { judgeWithIntervals } from './verdicts.js';
 import { batchPlan, judgedHead, type BatchPlan } from './exported.js';
 import type { Head } from '../onnx/head.js';
 import { timeSteps } from './timeSteps.js';
-import { SequentialTest, type SequentialPlan, type SequentialRecord } from '../measure/stats/sequential.js';
+import type { SequentialDecisions } from '../measure/stats/uncertainty.js';
+import { speedTests } from './speedDecisions.js';
 
 export interface CompareRequest {
   base: string;
@@ -49,12 +50,6 @@ export function compareBudgets(budgets: readonly ResolvedBudget[]): ResolvedBudg
   return all.sort((a, b) => BUDGET_NAMES.indexOf(a.name) - BUDGET_NAMES.indexOf(b.name));
 }
 
-/** The sequential latency test's plan from the config: at least `runs` rounds, at most `max-runs` or `max-seconds`. */
-export function sequentialPlan(config: Config, limit: number): SequentialPlan {
-  const { runs, maxRuns, maxSeconds } = config.latency;
-  return { limit, confidence: config.confidence, minRounds: runs, maxRounds: Math.max(runs, maxRuns), maxMs: maxSeconds * 1000 };
-}
-
 /** Both models must take the same inputs, or there is nothing to compare them on. */
 function loadFor(models: { path: string; inputs: ReturnType<typeof modelInputs> }[], file: string, requireLabels: boolean): Dataset {
   const [first, ...rest] = models;
@@ -70,16 +65,19 @@ export interface MeasuredPair {
   shifts: { name: string; data: Dataset }[];
   /** per model, per batch size, timed runs paired by round */
   samples: number[][][];
-  /** the sequential latency decision at the first batch size, when a limit was given */
-  decision?: SequentialRecord;
+  /** the speed budgets' sequential decisions at the first batch size */
+  decisions: SequentialDecisions;
   provider: ResolvedProvider;
   /** the output both models were judged on */
   judged: Head;
   plan: BatchPlan;
 }
 
-/** Evaluate both models on the same data and time them interleaved; shared by compare and selftest. */
-export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, progress: Progress, latencyLimit?: number): Promise<MeasuredPair> {
+/**
+ * Evaluate both models on the same data and time them interleaved, sampling until every speed budget
+ * among `budgets` is decided; shared by compare and selftest.
+ */
+export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, progress: Progress, budgets: readonly Pick<ResolvedBudget, 'name' | 'limit'>[] = []): Promise<MeasuredPair> {
   const { config } = req;
   checkMeasureConfig(config);
   const models = [req.base, req.head].map((p) => ({ path: p, proto: loadModel(p).proto }));
@@ -103,11 +101,11 @@ export async function measurePair(req: Omit<CompareRequest, 'out' | 'budgets'>, 
   const ctx = (i: number) => ({ data, shifts, denseWeights: prunableWeights(models[i].proto, opts), config: measureConfig, progress, provider: provider.provider, head });
   const baseStep = await measureStep({ kind: 'base' }, `base model ${path.basename(req.base)}`, req.base, ctx(0));
   const headStep = await measureStep({ kind: 'head' }, `head model ${path.basename(req.head)}`, req.head, { ...ctx(1), dense: baseStep.preds });
-  const sequential = latencyLimit === undefined ? undefined : new SequentialTest(sequentialPlan(measureConfig, latencyLimit));
+  const speed = speedTests(budgets, measureConfig, 'compare');
   // as in `run`: the funnel's rule that the same kernels make no speed claim holds for the headline here too;
   // timed at the batch both models accept
-  const samples = await timeSteps([baseStep, headStep], data, measureConfig, provider.provider, progress, sequential);
-  return { base: baseStep, head: headStep, data, shifts, samples, provider, decision: sequential?.result(), judged: head, plan };
+  const samples = await timeSteps([baseStep, headStep], data, measureConfig, provider.provider, progress, speed);
+  return { base: baseStep, head: headStep, data, shifts, samples, provider, decisions: speed.decisions(), judged: head, plan };
 }
 
 /**
@@ -138,8 +136,8 @@ export async function comparePipeline(req: CompareRequest, progress: Progress): 
 async function compareLedger(req: CompareRequest, progress: Progress): Promise<Ledger> {
   const { config } = req;
   const budgets = compareBudgets(req.budgets);
-  const m = await measurePair(req, progress, budgets.find((b) => b.name === 'latency-regression')!.limit);
-  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0], decision: m.decision }, config, true);
+  const m = await measurePair(req, progress, budgets);
+  const judged = judgeWithIntervals(budgets, m.base, m.head, m.data, m.shifts, { reference: m.samples[0][0], candidate: m.samples[1][0], decisions: m.decisions }, config, true);
   const model = buildModelLedger({
     model: req.base,
     pruned: req.head,

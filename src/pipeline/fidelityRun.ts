@@ -14,6 +14,8 @@ import type { StrategyInput } from './request.js';
 import { stepName } from './steps.js';
 import { taskLine, type JudgedTask } from './task.js';
 import { timeSteps } from './timeSteps.js';
+import { speedTests } from './speedDecisions.js';
+import { decidedUncertainty } from '../measure/stats/uncertainty.js';
 import { pruneAndRecover } from './unit.js';
 
 /** A run judged by fidelity: everything a strategy starts from, with the outputs compared instead of a classifier head. */
@@ -61,8 +63,11 @@ export async function runFidelityOneShot(input: FidelityInput, progress: Progres
   const pruneStep = measured.find((m) => m.step.name === stepName({ kind: 'prune' }))!.step;
   pruneStep.reduction = buildReduction(dense, pruneStep, requestedReduction(config), pruned.channels && fromTally(pruned.channels));
 
-  const samples = await timeSteps(measured, data, config, input.provider, progress);
-  const budgets = evaluateBudgets(req.budgets, { dense, final: shipped, reduction: pruneStep.reduction, task: 'fidelity' }, { strict: config.strict, confidence: config.confidence });
+  // speed budgets sample dense (first) and the shipped step (last) until each is decided, as in a labelled run
+  const speed = speedTests(req.budgets, config, 'run');
+  const samples = await timeSteps(measured, data, config, input.provider, progress, speed);
+  const uncertainty = decidedUncertainty(speed.decisions(), Object.fromEntries(req.budgets.map((b) => [b.name, b.limit])));
+  const budgets = evaluateBudgets(req.budgets, { dense, final: shipped, reduction: pruneStep.reduction, task: 'fidelity', uncertainty }, { strict: config.strict, confidence: config.confidence });
   const speedNotes = structuredSpeedNotes(config, samples[0], samples[samples.length - 1]);
   for (const n of speedNotes) progress.note(n);
   const verdict = overallVerdict([...budgets.map((b) => b.verdict), ...(speedNotes.length > 0 ? (['warn'] as const) : [])]);

@@ -28,7 +28,9 @@ import type { RunRequest, StrategyInput } from './request.js';
 import { stepName } from './steps.js';
 import { timePair, timeSteps } from './timeSteps.js';
 import { pruneAndRecover } from './unit.js';
-import { judgeWithIntervals, type Judged } from './verdicts.js';
+import { judgeWithIntervals, type Judged, type PairedLatency } from './verdicts.js';
+import { speedTests } from './speedDecisions.js';
+import type { SequentialDecisions } from '../measure/stats/uncertainty.js';
 import { QUALITY_THREADS } from '../onnx/runtime/quality.js';
 
 /** Budgets a schedule stops on once met: pruning further would only cost quality. */
@@ -71,6 +73,8 @@ interface Row {
   /** this step's requested and achieved reduction (its own target) */
   reduction?: Reduction;
   judged?: Judged;
+  /** the speed budgets' sequential decisions on dense against this step, taken when the step was made */
+  decisions?: SequentialDecisions;
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -209,11 +213,12 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
     rows.push(row);
 
     // decide whether to go on; the ledger's verdicts are judged again after the interleaved latency pass
-    let pair: { reference: number[]; candidate: number[] } | undefined;
+    let pair: PairedLatency | undefined;
     if (needsLatency) {
-      pair = await timePair(req.model, final.step.artifact, data, config, provider, progress);
-      dense.step.latency = latencyStat(config.batchSizes[0], pair.reference, config.confidence);
-      final.step.latency = latencyStat(config.batchSizes[0], pair.candidate, config.confidence);
+      pair = await timePair(req.model, final.step.artifact, data, config, provider, progress, speedTests(budgets, config, 'run'));
+      row.decisions = pair.decisions;
+      dense.step.latency = latencyStat(config.batchSizes[0], [...pair.reference], config.confidence);
+      final.step.latency = latencyStat(config.batchSizes[0], [...pair.candidate], config.confidence);
     }
     const judged = judge(budgets, dense, final, input, pair, row.reduction);
     const met = resource.length > 0 && resource.every((b) => judged.budgets.find((r) => r.name === b.name)?.verdict === 'pass');
@@ -238,13 +243,13 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
   const samples = await timeSteps(measured, data, config, provider, progress);
   for (const row of rows) {
     const i = measured.indexOf(row.final);
-    row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i][0] }, row.reduction);
+    row.judged = judge(budgets, dense, row.final, input, { reference: samples[0][0], candidate: samples[i][0], decisions: row.decisions }, row.reduction);
   }
   const choice = chooseStep(rows.map((r) => ({ index: r.index, sparsity: r.final.step.sparsity, accuracy: r.final.step.accuracy, verdicts: r.judged!.budgets.map((b) => b.verdict) })));
   const chosen = rows.find((r) => r.index === choice.index)!;
   // steps are chosen on their own targets; the run is judged on the one the user asked for
   const chosenPrune = measured.find((m) => m.step.name === stepName({ kind: 'prune', at: chosen.index }))!.step;
-  const runJudged = judge(budgets, dense, chosen.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen.final)][0] }, buildReduction(dense.step, chosenPrune, requestedReduction(config), chosen.channels));
+  const runJudged = judge(budgets, dense, chosen.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen.final)][0], decisions: chosen.decisions }, buildReduction(dense.step, chosenPrune, requestedReduction(config), chosen.channels));
   progress.note(`schedule: shipping step ${chosen.index} (${chosen.final.step.name}, ${pct(chosen.final.step.sparsity)}): ${choice.reason}`);
   writeFileAtomic(outPath, fs.readFileSync(chosen.final.step.artifact));
 
@@ -302,7 +307,7 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
   });
 }
 
-function judge(budgets: RunRequest['budgets'], dense: MeasuredStep, step: MeasuredStep, input: StrategyInput, latency: { reference: number[]; candidate: number[] } | undefined, reduction: Reduction | undefined): Judged {
+function judge(budgets: RunRequest['budgets'], dense: MeasuredStep, step: MeasuredStep, input: StrategyInput, latency: PairedLatency | undefined, reduction: Reduction | undefined): Judged {
   return judgeWithIntervals(budgets, dense, step, input.data, input.shifts, latency, input.req.config, false, reduction);
 }
 

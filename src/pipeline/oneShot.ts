@@ -18,6 +18,7 @@ import type { StrategyInput } from './request.js';
 import { pruneWithRounds } from './rounds.js';
 import { stepName, type StepRecord } from './steps.js';
 import { timeSteps } from './timeSteps.js';
+import { speedTests } from './speedDecisions.js';
 import { pruneAndRecover, type UnitOutcome } from './unit.js';
 import { measureQuantized, quantizeLast } from './quantizeStep.js';
 import { judgeWithIntervals } from './verdicts.js';
@@ -167,8 +168,11 @@ export async function judgeSteps(
   const { config } = req;
   const dense = measured[0];
   const shipped = measured[measured.length - 1];
-  const samples = await timeSteps(measured, data, config, input.provider, progress);
-  const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, { reference: samples[0][0], candidate: samples[samples.length - 1][0] }, config, false, reduction);
+  // speed budgets sample dense (first) and the shipped step (last) until each is decided
+  const speed = speedTests(req.budgets, config, 'run');
+  const samples = await timeSteps(measured, data, config, input.provider, progress, speed);
+  const latency = { reference: samples[0][0], candidate: samples[samples.length - 1][0], decisions: speed.decisions() };
+  const judgedBudgets = judgeWithIntervals(req.budgets, dense, shipped, data, shifts, latency, config, false, reduction);
   // a structured prune exists to run faster: slower than dense at any batch is said, and at least a warn
   const speedNotes = [...shortfalls, ...structuredSpeedNotes(config, samples[0], samples[samples.length - 1])];
   for (const n of speedNotes) progress.note(n);

@@ -6,10 +6,12 @@ import type { Config } from '../config/schema.js';
 import { sliceBatch } from '../data/dataset.js';
 import { UserError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomicWrite.js';
+import { refuseInputsInOutput } from '../io/inputPaths.js';
 import type { ResolvedBudget } from '../ledger/budgets.js';
 import { measureInterleaved, pairedMedianRatio } from '../measure/latency.js';
-import { compareBudgets, measurePair, sequentialPlan } from './compare.js';
-import { SequentialTest } from '../measure/stats/sequential.js';
+import { compareBudgets, measurePair } from './compare.js';
+import { openOutput } from './guardedRun.js';
+import { speedTests } from './speedDecisions.js';
 import type { Progress } from '../io/progress.js';
 import { judgeWithIntervals } from './verdicts.js';
 
@@ -54,18 +56,39 @@ function defaultFixture(name: string): string | undefined {
   return undefined;
 }
 
+/** The file `selftest --out DIR` publishes. */
+export const SELFTEST_FILE = 'selftest.json';
+
 /**
  * A/A test of this runner: one model against itself K times. Every failure is a false alarm by
  * construction, and the spread of the latency interval says how small a change this runner can see.
+ * With `out`, the report is published like a run's ledger: locked, staged, and swapped in whole.
  */
 export async function selftest(req: SelftestRequest, progress: Progress): Promise<SelftestReport> {
   const model = req.model ?? defaultFixture('mlp.onnx');
   const data = req.data ?? defaultFixture('fmnist-test.npz');
   if (!model || !data) throw new UserError('selftest: the bundled fixtures are not installed here; pass --model M.onnx --data D.npz');
+  if (!req.out) return measureSelftest(req, model, data, progress);
+  refuseInputsInOutput(req.out, [
+    { flag: '--model', path: model },
+    { flag: '--data', path: data },
+  ]);
+  const out = await openOutput(req.out, req.config, progress, [SELFTEST_FILE]);
+  try {
+    const report = await measureSelftest(req, model, data, progress);
+    writeFileAtomic(path.join(out.staging, SELFTEST_FILE), JSON.stringify(report, null, 2) + '\n');
+    out.commit();
+    return report;
+  } finally {
+    out.abort(); // no-op after commit
+  }
+}
+
+async function measureSelftest(req: SelftestRequest, model: string, data: string, progress: Progress): Promise<SelftestReport> {
   const { config } = req;
   const budgets = compareBudgets(req.budgets);
   const limit = budgets.find((b) => b.name === 'latency-regression')!.limit;
-  const first = await measurePair({ base: model, head: model, data, shifts: [], config }, progress, limit);
+  const first = await measurePair({ base: model, head: model, data, shifts: [], config }, progress, budgets);
   // a model whose batch is fixed is timed at that batch, as measurePair did
   const batchSizes = first.plan.batchSizes;
   const source = sliceBatch(first.data, 0, Math.min(first.data.count, Math.max(...batchSizes)));
@@ -75,11 +98,11 @@ export async function selftest(req: SelftestRequest, progress: Progress): Promis
   let warns = 0;
   for (let k = 0; k < req.repetitions; k++) {
     // predictions are deterministic, so only latency is measured again in each repetition
-    const sequential = new SequentialTest(sequentialPlan(config, limit));
-    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config.latency, batchSizes: batchSizes.slice(0, 1), confidence: config.confidence, provider: first.provider.provider, sequential });
-    const decision = k === 0 ? first.decision : sequential.result();
+    const speed = speedTests(budgets, config, 'compare');
+    const samples = k === 0 ? first.samples : await measureInterleaved([model, model], source, { ...config.latency, batchSizes: batchSizes.slice(0, 1), confidence: config.confidence, provider: first.provider.provider, sequential: speed.tests });
+    const decisions = k === 0 ? first.decisions : speed.decisions();
     progress.note(`A/A repetition ${k + 1}/${req.repetitions}`);
-    const latency = { reference: samples[0][0], candidate: samples[1][0], decision };
+    const latency = { reference: samples[0][0], candidate: samples[1][0], decisions };
     // the runner's resolution over all rounds taken, at the plain (single-look) confidence
     const r = pairedMedianRatio(latency.candidate, latency.reference, config.confidence);
     halfWidths.push((r.ci[1] - r.ci[0]) / 2);
@@ -108,10 +131,6 @@ export async function selftest(req: SelftestRequest, progress: Progress): Promis
     reliably_failed_slowdown: limit + 2 * median,
     failures,
   };
-  if (req.out) {
-    fs.mkdirSync(req.out, { recursive: true });
-    writeFileAtomic(path.join(req.out, 'selftest.json'), JSON.stringify(report, null, 2) + '\n');
-  }
   return report;
 }
 

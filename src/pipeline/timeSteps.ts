@@ -5,20 +5,21 @@ import { latencyStat, measureInterleaved } from '../measure/latency.js';
 import { measureRuntimeCost } from '../measure/runtimeCost.js';
 import { loadModel } from '../onnx/model.js';
 import type { MeasuredStep } from './measureStep.js';
+import type { PairedLatency } from './verdicts.js';
 import type { Progress } from '../io/progress.js';
-import type { SequentialTest } from '../measure/stats/sequential.js';
+import type { SpeedTests } from './speedDecisions.js';
 
 /**
  * Latency of every measured step, interleaved in one pass (the first step is dense), then each step's
  * speed funnel, sparse encoding size and runtime cost, exactly as `runPipeline` measures them.
- * Returns the raw samples per step per batch size, for the budgets' paired intervals. With `sequential`,
- * the first two steps are sampled at the first batch size until that test decides.
+ * Returns the raw samples per step per batch size, for the budgets' paired intervals. With `speed`, the
+ * first and last steps are sampled at the first batch size until every speed budget's test decided.
  */
-export async function timeSteps(measured: readonly Pick<MeasuredStep, 'step'>[], data: Dataset, config: Config, provider: 'cpu' | 'cuda', progress: Progress, sequential?: SequentialTest): Promise<number[][][]> {
+export async function timeSteps(measured: readonly Pick<MeasuredStep, 'step'>[], data: Dataset, config: Config, provider: 'cpu' | 'cuda', progress: Progress, speed?: SpeedTests): Promise<number[][][]> {
   const artifacts = measured.map((m) => m.step.artifact);
   progress.stage({ kind: 'latency', detail: `${artifacts.length} models interleaved`, total: config.batchSizes.length * (config.latency.warmup + config.latency.runs) });
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...config.batchSizes)));
-  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider, sequential }, (done) => progress.update(done));
+  const samples = await measureInterleaved(artifacts, source, { ...config.latency, batchSizes: config.batchSizes, confidence: config.confidence, provider, sequential: speed?.tests }, (done) => progress.update(done));
   progress.stop();
   measured.forEach((m, i) => {
     m.step.latency_by_batch = config.batchSizes.map((b, j) => latencyStat(b, samples[i][j], config.confidence));
@@ -34,11 +35,11 @@ export async function timeSteps(measured: readonly Pick<MeasuredStep, 'step'>[],
 }
 
 /** Primary-batch latency of dense and one candidate, interleaved: enough to judge a latency budget mid-schedule. */
-export async function timePair(dense: string, candidate: string, data: Dataset, config: Config, provider: 'cpu' | 'cuda', progress: Progress): Promise<{ reference: number[]; candidate: number[] }> {
+export async function timePair(dense: string, candidate: string, data: Dataset, config: Config, provider: 'cpu' | 'cuda', progress: Progress, speed?: SpeedTests): Promise<PairedLatency> {
   const batch = config.batchSizes[0];
   progress.stage({ kind: 'latency', detail: 'dense and schedule step', total: config.latency.warmup + config.latency.runs });
   const source = sliceBatch(data, 0, Math.min(data.count, batch));
-  const samples = await measureInterleaved([dense, candidate], source, { ...config.latency, batchSizes: [batch], confidence: config.confidence, provider }, (done) => progress.update(done));
+  const samples = await measureInterleaved([dense, candidate], source, { ...config.latency, batchSizes: [batch], confidence: config.confidence, provider, sequential: speed?.tests }, (done) => progress.update(done));
   progress.stop();
-  return { reference: samples[0][0], candidate: samples[1][0] };
+  return { reference: samples[0][0], candidate: samples[1][0], ...(speed ? { decisions: speed.decisions() } : {}) };
 }

@@ -5,10 +5,9 @@ import type { BudgetResult, ClassChange, DistributionShift, PredictionShift, Shi
 import { groupSupport } from '../measure/metrics.js';
 import type { Predictions } from '../onnx/runtime/classifier.js';
 import { chiSquareHomogeneity, kolmogorovSmirnov, populationStabilityIndex } from '../measure/stats/distribution.js';
-import { accuracyDropUncertainty, accuracyIntervals, annotateClassChanges, budgetUncertainty, type PairedMeasurements } from '../measure/stats/uncertainty.js';
+import { accuracyDropUncertainty, accuracyIntervals, annotateClassChanges, budgetUncertainty, type PairedMeasurements, type SequentialDecisions } from '../measure/stats/uncertainty.js';
 import type { Reduction } from '../prune/reduction.js';
 import type { MeasuredStep } from './measureStep.js';
-import type { SequentialRecord } from '../measure/stats/sequential.js';
 
 export interface Judged {
   budgets: BudgetResult[];
@@ -28,6 +27,13 @@ export function classChanges(reference: Step, candidate: Step, group: Int32Array
   return changes.sort((a, b) => b.drop - a.drop || a.class - b.class);
 }
 
+/** Primary-batch timed runs of the reference and the judged model, paired by round, and the speed budgets' sequential decisions on them. */
+export interface PairedLatency {
+  reference: readonly number[];
+  candidate: readonly number[];
+  decisions?: SequentialDecisions;
+}
+
 /**
  * Budgets of `candidate` against `reference` (dense vs final in `run`, base vs head in `compare`),
  * each judged on its confidence interval, and the per-class changes between them. Also writes Wilson
@@ -39,7 +45,7 @@ export function judgeWithIntervals(
   candidate: MeasuredStep,
   data: Dataset,
   shifts: readonly { name: string; data: Dataset }[],
-  latency: { reference: readonly number[]; candidate: readonly number[]; decision?: SequentialRecord } | undefined,
+  latency: PairedLatency | undefined,
   config: Config,
   compareMode = false,
   reduction?: Reduction,
@@ -54,7 +60,7 @@ export function judgeWithIntervals(
     candidate: candidate.preds,
     referenceLatency: latency?.reference,
     candidateLatency: latency?.candidate,
-    ...(latency?.decision ? { latencyDecision: latency.decision } : {}),
+    ...(latency?.decisions ? { latencyDecisions: latency.decisions } : {}),
     shifts: shifts
       .filter((s) => s.data.labels && reference.shiftPreds?.has(s.name) && candidate.shiftPreds?.has(s.name))
       .map((s) => ({ name: s.name, labels: reference.shiftPreds!.get(s.name)!.group, reference: reference.shiftPreds!.get(s.name)!, candidate: candidate.shiftPreds!.get(s.name)! })),

@@ -96,7 +96,9 @@ describe('the action with a time budget (run() in process, fake GitHub API)', ()
   it('publishes no model for a run that ran out, and writes only its one merged ledger', () => {
     const out = path.join(repo.dir, 'prune-guard-out');
     // the models' folders were locked and staged into, and are left with nothing published
-    expect(files(out).filter((f) => fs.statSync(path.join(out, f)).isFile())).toEqual(['ledger.json', 'ledger.md']);
+    expect(files(out).filter((f) => !f.startsWith('.prune-guard/') && fs.statSync(path.join(out, f)).isFile())).toEqual(['ledger.json', 'ledger.md']);
+    // the merged ledger is published like a run's: one set, swapped in whole
+    expect(fs.lstatSync(path.join(out, 'ledger.json')).isSymbolicLink()).toBe(true);
   });
 });
 

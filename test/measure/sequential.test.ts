@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { checkpoints, describeDecision, lookAlphas, pairNoise, runSequential, signTestInterval, type SequentialPlan } from '../../src/measure/stats/sequential.js';
+import { checkpoints, describeDecision, lookAlphas, pairNoise, runSequential, signTestInterval, testLimit, type SequentialPlan, type SequentialRecord } from '../../src/measure/stats/sequential.js';
+import { decidedUncertainty } from '../../src/measure/stats/uncertainty.js';
+import { evaluateBudgets } from '../../src/ledger/budgets.js';
+import { step } from '../ledger/fixtures.js';
 import { seededRandom } from '../../src/util/random.js';
 
 /**
@@ -97,5 +100,60 @@ describe('pairNoise', () => {
     const gauss = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
     const s = 0.1;
     expect(pairNoise(Array.from({ length: 20000 }, () => s * gauss()))).toBeCloseTo(Math.expm1(1.96 * s), 2);
+  });
+});
+
+/** A speedup floor judged the way a run judges min-speedup: the sequential decision through the budget's verdict. */
+function judgeSpeedup(record: SequentialRecord, floor: number) {
+  const budget = { name: 'min-speedup' as const, limit: floor, direction: 'min' as const, source: 'flag' as const };
+  const uncertainty = decidedUncertainty({ 'min-speedup': record }, { 'min-speedup': floor });
+  return evaluateBudgets([budget], { dense: step(), final: step({ name: 'prune', latency: { batch: 1, p50_ms: 0.21, p95_ms: 0.3, runs: record.rounds } }), uncertainty })[0];
+}
+
+describe('min-speedup: the same sequential decision, against a speedup floor', () => {
+  // rounds [dense ms, pruned ms] where the pruned model runs `speedup` times as fast
+  const pruned = (seed: number, speedup: number, sigma: number, spikeRate = 0) => runner(seed, 1 / speedup - 1, sigma, spikeRate);
+  const floorPlan = (floor: number, maxRounds = 2000): SequentialPlan => ({ ...plan, limit: testLimit('speedup', floor), maxRounds });
+
+  it('an A/A pair with heavy noise and spikes never fails a 0.95x floor (40 runners)', () => {
+    const verdicts = Array.from({ length: 40 }, (_, s) => judgeSpeedup(runSequential(pruned(s + 1, 1, 0.3, 0.1), floorPlan(0.95))!, 0.95));
+    expect(verdicts.filter((b) => b.verdict === 'fail')).toEqual([]);
+    expect(verdicts.filter((b) => b.verdict === 'pass').length).toBeGreaterThan(25);
+  });
+
+  it('a clearly slower pruned model (1/1.3 of dense speed) fails a 1x floor, early, with the interval wholly below it', () => {
+    for (let s = 1; s <= 10; s++) {
+      const r = runSequential(pruned(s, 1 / 1.3, 0.3, 0.1), floorPlan(1))!;
+      const b = judgeSpeedup(r, 1);
+      expect(b.verdict).toBe('fail');
+      expect(r.stopped).toBe('decided');
+      expect(r.rounds).toBeLessThan(2000);
+      expect(b.ci![1]).toBeLessThan(1);
+      expect(b.sequential).toBe(r);
+      expect(b.detail).toMatch(/short of the 1\.00x limit: interval \[0\.\d\dx, 0\.\d\dx\] wholly below it after \d+ interleaved rounds/);
+    }
+  });
+
+  it('a clearly faster one (2x) passes a 1.5x floor with the interval wholly above it', () => {
+    const r = runSequential(pruned(4, 2, 0.2), floorPlan(1.5))!;
+    const b = judgeSpeedup(r, 1.5);
+    expect(b.verdict).toBe('pass');
+    expect(b.ci![0]).toBeGreaterThanOrEqual(1.5);
+    expect(b.actual).toBeGreaterThan(1.5);
+    expect(b.detail).toContain('meets the 1.50x limit');
+  });
+
+  it('a speedup at the floor cannot be decided: warn at the round cap with the measured noise, never a guess', () => {
+    const r = runSequential(pruned(7, 1.5, 0.2), floorPlan(1.5, 400))!;
+    const b = judgeSpeedup(r, 1.5);
+    expect(r.outcome).toBe('undecided');
+    expect(r.rounds).toBe(400);
+    expect(b.verdict).toBe('warn');
+    expect(b.ci![0]).toBeLessThan(1.5);
+    expect(b.ci![1]).toBeGreaterThan(1.5);
+    expect(r.noise).toBeGreaterThan(0.5);
+    expect(b.detail).toMatch(/could not decide: noise ±\d+\.\d% on this runner; interval \[\d\.\d\dx, \d\.\d\dx\] still straddles the 1\.50x limit at the round cap, after 400 interleaved rounds/);
+    // the sentence says why: no "interval straddles the limit" added on top
+    expect(b.detail).not.toContain('interval straddles the limit');
   });
 });

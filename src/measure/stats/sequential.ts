@@ -199,14 +199,42 @@ export function runSequential(rounds: Iterable<readonly [number, number]>, plan:
 }
 
 const pct = (x: number): string => `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(1)}%`;
+const times = (x: number): string => `${x.toFixed(2)}x`;
+
+/**
+ * What a sequential test judges. Both are the same test on log(head / base): a slowdown limit L is the
+ * bound log(1 + L); a speedup floor S (base / head at least S) is the bound log(1 / S), with "within"
+ * meaning the speedup interval lies wholly above the floor.
+ */
+export type SequentialQuantity = 'slowdown' | 'speedup';
+
+/** The test's limit on head / base − 1 for a budget's limit in its own terms. */
+export function testLimit(quantity: SequentialQuantity, limit: number): number {
+  return quantity === 'slowdown' ? limit : 1 / limit - 1;
+}
+
+/** The decision's estimate and interval in the budget's terms: head / base − 1, or the speedup base / head. */
+export function inBudgetTerms(r: Pick<SequentialRecord, 'estimate' | 'ci'>, quantity: SequentialQuantity): { estimate: number; ci: [number, number] } {
+  if (quantity === 'slowdown') return { estimate: r.estimate, ci: r.ci };
+  const speedup = (x: number): number => 1 / (1 + x);
+  // an interval with no upper end (too few blocks for any) has no lower speedup bound either
+  return { estimate: speedup(r.estimate), ci: [r.ci[1] >= Number.MAX_VALUE ? 0 : speedup(r.ci[1]), r.ci[0] <= -1 ? Number.MAX_VALUE : speedup(r.ci[0])] };
+}
 
 /** The sentence the ledger and the comment show: which case applied, with the measured noise. */
-export function describeDecision(r: SequentialRecord, limit: number): string {
+export function describeDecision(r: SequentialRecord, limit: number, quantity: SequentialQuantity = 'slowdown'): string {
   const where = `after ${r.rounds} interleaved rounds (${r.looks} of ${r.planned_looks} looks)`;
-  const interval = `[${pct(r.ci[0])}, ${pct(r.ci[1])}]`;
-  const lim = `${(limit * 100).toFixed(1)}% limit`;
-  if (r.outcome === 'beyond') return `slower beyond the ${lim}: interval ${interval} wholly above it ${where}`;
-  if (r.outcome === 'within') return `within the ${lim}: interval ${interval} wholly below it ${where}`;
+  const shown = inBudgetTerms(r, quantity);
+  const fmt = quantity === 'slowdown' ? pct : times;
+  const interval = `[${fmt(shown.ci[0])}, ${fmt(shown.ci[1])}]`;
+  const lim = quantity === 'slowdown' ? `${(limit * 100).toFixed(1)}% limit` : `${times(limit)} limit`;
+  if (quantity === 'slowdown') {
+    if (r.outcome === 'beyond') return `slower beyond the ${lim}: interval ${interval} wholly above it ${where}`;
+    if (r.outcome === 'within') return `within the ${lim}: interval ${interval} wholly below it ${where}`;
+  } else {
+    if (r.outcome === 'beyond') return `short of the ${lim}: interval ${interval} wholly below it ${where}`;
+    if (r.outcome === 'within') return `meets the ${lim}: interval ${interval} wholly above it ${where}`;
+  }
   const cap = r.stopped === 'time-cap' ? 'time cap' : 'round cap';
   return `could not decide: noise ±${(r.noise * 100).toFixed(1)}% on this runner; interval ${interval} still straddles the ${lim} at the ${cap}, ${where}`;
 }

@@ -2,7 +2,7 @@ import type { BudgetName } from '../../config/budgets.js';
 import type { Predictions } from '../../onnx/runtime/classifier.js';
 import { pairedMedianRatio } from '../latency.js';
 import { bootstrapInterval, quantileInterval } from './bootstrap.js';
-import { describeDecision, type SequentialRecord } from './sequential.js';
+import { describeDecision, inBudgetTerms, type SequentialQuantity, type SequentialRecord } from './sequential.js';
 import { mcnemarExact, minSamplesForDrop, pairedDifferenceInterval, pairedTable, type PairedTable } from './mcnemar.js';
 import { wilsonInterval, type Interval } from './wilson.js';
 
@@ -33,6 +33,12 @@ export interface Uncertainty {
   sequential?: SequentialRecord;
 }
 
+/** The speed budgets decided by the paired sequential test, and what each one's limit bounds. */
+export const SEQUENTIAL_BUDGETS = { 'latency-regression': 'slowdown', 'min-speedup': 'speedup' } as const satisfies Partial<Record<BudgetName, SequentialQuantity>>;
+export type SequentialBudget = keyof typeof SEQUENTIAL_BUDGETS;
+/** Per speed budget, the sequential decision taken on the reference and judged model's rounds. */
+export type SequentialDecisions = Partial<Record<SequentialBudget, SequentialRecord>>;
+
 /** Everything measured on a reference model (dense, or base in compare mode) and the model judged. */
 export interface PairedMeasurements {
   labels: Int32Array;
@@ -41,8 +47,8 @@ export interface PairedMeasurements {
   /** timed runs at the primary batch size, paired by round */
   referenceLatency?: readonly number[];
   candidateLatency?: readonly number[];
-  /** the sequential decision on `latency-regression`, when the rounds were sampled until it decided */
-  latencyDecision?: SequentialRecord;
+  /** per speed budget, the sequential decision, when the rounds were sampled until it decided */
+  latencyDecisions?: SequentialDecisions;
   /** per shift set name, predictions of both models (labelled sets only) */
   shifts?: { name: string; labels: Int32Array; reference: Predictions; candidate: Predictions }[];
   confidence: number;
@@ -116,6 +122,22 @@ function maxInterval(cis: readonly Interval[]): Interval {
   return [Math.max(...cis.map((c) => c[0])), Math.max(...cis.map((c) => c[1]))];
 }
 
+/**
+ * Each speed budget's sequential decision as its interval, estimate and note, in the budget's own terms
+ * (a slowdown, or a speedup over the reference): what every mode judges those budgets on.
+ */
+export function decidedUncertainty(decisions: SequentialDecisions, limits: Partial<Record<BudgetName, number>>): Partial<Record<SequentialBudget, Uncertainty>> {
+  const u: Partial<Record<SequentialBudget, Uncertainty>> = {};
+  for (const name of Object.keys(SEQUENTIAL_BUDGETS) as SequentialBudget[]) {
+    const d = decisions[name];
+    const limit = limits[name];
+    if (!d || limit === undefined) continue;
+    const { estimate, ci } = inBudgetTerms(d, SEQUENTIAL_BUDGETS[name]);
+    u[name] = { ci, estimate, note: describeDecision(d, limit, SEQUENTIAL_BUDGETS[name]), sequential: d };
+  }
+  return u;
+}
+
 /** Intervals for every budget whose value is an estimate from samples. */
 export function budgetUncertainty(m: PairedMeasurements): Partial<Record<BudgetName, Uncertainty>> {
   const { confidence } = m;
@@ -138,13 +160,10 @@ export function budgetUncertainty(m: PairedMeasurements): Partial<Record<BudgetN
 
   if (m.referenceLatency?.length && m.candidateLatency?.length) {
     const speedup = pairedMedianRatio(m.referenceLatency, m.candidateLatency, confidence);
-    u['min-speedup'] = { ci: speedup.ci };
     const slowdown = pairedMedianRatio(m.candidateLatency, m.referenceLatency, confidence);
-    const d = m.latencyDecision;
-    const limit = m.limits['latency-regression'];
-    u['latency-regression'] = d && limit !== undefined
-      ? { ci: d.ci, estimate: d.estimate, note: describeDecision(d, limit), sequential: d }
-      : { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    u['min-speedup'] = { ci: speedup.ci };
+    u['latency-regression'] = { ci: [slowdown.ci[0] - 1, slowdown.ci[1] - 1] };
+    Object.assign(u, decidedUncertainty(m.latencyDecisions ?? {}, m.limits));
     u['p95-latency-ms'] = { ci: quantileInterval(m.candidateLatency, 0.95, { confidence, resamples: 500 }) };
   }
 
