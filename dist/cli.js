@@ -34344,6 +34344,61 @@ async function captureWithParams(session, names, data, params, step) {
   return new Map(names.map((t) => [t, got.get(t).data]));
 }
 
+// src/recover/stageJudge.ts
+async function stageJudge(dense, calib, judged2, threads) {
+  if ("outputs" in judged2) return outputsJudge(dense, calib, judged2.outputs, threads);
+  const head = judged2.head;
+  if (calib.labels) {
+    return { score: async (model) => ({ against: "labels", ...await calibScore(model, calib, threads, head) }) };
+  }
+  const scorer = await calibScorer(dense, calib, { maxSamples: calib.count, threads, head });
+  return {
+    score: async (model) => {
+      const p = await scorer.score(model);
+      return { against: "dense", kl: p.nll, agreement: p.accuracy };
+    }
+  };
+}
+async function outputsJudge(dense, calib, outputs, threads) {
+  const run = async (model) => {
+    const session = await sessionFromModel(model, threads, { lean: true });
+    try {
+      const got = await captureActivations(session, calib, outputs, boundedBatch(model, 256));
+      return new Map(outputs.map((o) => [o, got.get(o).data]));
+    } finally {
+      await session.release();
+    }
+  };
+  const reference = await run(dense);
+  return { score: async (model) => ({ against: "outputs", error: relativeSquaredError(await run(model), reference) }) };
+}
+function improves(a, b) {
+  if (a.against === "labels" && b.against === "labels") return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
+  if (a.against === "dense" && b.against === "dense") return a.kl < b.kl || a.kl === b.kl && a.agreement > b.agreement;
+  if (a.against === "outputs" && b.against === "outputs") return a.error < b.error;
+  throw new Error(`improves: scores against ${a.against} and ${b.against} do not compare`);
+}
+function scoreText(s) {
+  switch (s.against) {
+    case "labels":
+      return `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}`;
+    case "dense":
+      return `calib agreement with dense ${(s.agreement * 100).toFixed(2)}%, KL ${s.kl.toFixed(4)}`;
+    case "outputs":
+      return `calib relative squared error to dense outputs ${s.error.toFixed(5)}`;
+  }
+}
+function scoreRecord(before, after) {
+  if (before.against === "labels" && after.against === "labels") {
+    return { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll };
+  }
+  if (before.against === "dense" && after.against === "dense") {
+    return { calib_agreement_before: before.agreement, calib_agreement_after: after.agreement, calib_kl_before: before.kl, calib_kl_after: after.kl };
+  }
+  if (before.against === "outputs" && after.against === "outputs") return { calib_output_error_before: before.error, calib_output_error_after: after.error };
+  throw new Error(`scoreRecord: scores against ${before.against} and ${after.against} do not compare`);
+}
+
 // src/recover/distill/stage.ts
 async function distillStage(dense, current, calib, masked, config2, progress, opts) {
   const toward = opts.outputs ? "relative squared error to dense" : "KL";
@@ -35426,7 +35481,10 @@ function stepFile(stepsDir, index, name) {
   return path11.join(stepsDir, `${String(index).padStart(2, "0")}-${name}.onnx`);
 }
 function fmt(s) {
-  return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : "calib set has no labels";
+  return s ? scoreText(s) : "no calibration set to judge it on";
+}
+function judgeOf(req, calib) {
+  return stageJudge(req.dense, calib, req.fidelity ? { outputs: req.fidelity.outputs } : { head: req.head }, QUALITY_THREADS);
 }
 async function runRecovery(req) {
   const { config: config2, calib, progress } = req;
@@ -35468,7 +35526,8 @@ async function recoverySteps(req, calib, bounded, cut) {
     const artifact = stepFile(req.stepsDir, 2, "command");
     progress.stage({ kind: "recover", work: "command", detail: `running ${config2.recoveryCommand}` });
     const t0 = performance.now();
-    const before = calib?.labels ? await calibScore(req.pruned, calib, QUALITY_THREADS, req.head) : void 0;
+    const judge3 = calib ? await judgeOf(req, calib) : void 0;
+    const before = await judge3?.score(req.pruned);
     const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
     let model;
     try {
@@ -35481,9 +35540,8 @@ async function recoverySteps(req, calib, bounded, cut) {
       throw e;
     }
     const seconds = (performance.now() - t0) / 1e3;
-    const after = calib?.labels ? await calibScore(model, calib, QUALITY_THREADS, req.head) : void 0;
-    const info = { seconds };
-    if (before && after) Object.assign(info, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
+    const after = await judge3?.score(model);
+    const info = { seconds, ...before && after ? scoreRecord(before, after) : {} };
     const description = `external recovery command \`${config2.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
     return [{ step: { stage: "command", description, artifact, info }, model }];
   }
@@ -35491,7 +35549,7 @@ async function recoverySteps(req, calib, bounded, cut) {
     if (config2.recovery === "auto") return [];
     throw new Error("recoverySteps: calibration set missing (checkConfig was not called)");
   }
-  const labelled = calib.labels !== null;
+  const judge2 = await judgeOf(req, calib);
   const steps = [];
   let current = req.pruned;
   const facts = { macsPerSample: totalMacs(req.dense), calibSamples: calib.count, solveWork: solveWorkOf(req.pruned, refitWeights(req)) };
@@ -35502,7 +35560,7 @@ async function recoverySteps(req, calib, bounded, cut) {
     cut.at = { stage, limit_s: stop.limitSeconds };
     progress.note(`recovery: cut short during ${stage} by the recovery-time-budget safety stop (${stop.limitSeconds} s)`);
   };
-  let currentScore = labelled ? await calibScore(current, calib, QUALITY_THREADS, req.head) : void 0;
+  let currentScore = await judge2.score(current);
   const bound = (line) => {
     progress.note(line);
     bounded.push(line);
@@ -35510,10 +35568,7 @@ async function recoverySteps(req, calib, bounded, cut) {
   const keep = (stage, description, model, seconds, score2) => {
     const artifact = stepFile(req.stepsDir, steps.length + 2, stage);
     saveModel(model, artifact);
-    const info = { seconds };
-    if (currentScore && score2) {
-      Object.assign(info, { calib_accuracy_before: currentScore.accuracy, calib_accuracy_after: score2.accuracy, calib_nll_before: currentScore.nll, calib_nll_after: score2.nll });
-    }
+    const info = { seconds, ...scoreRecord(currentScore, score2) };
     steps.push({ step: { stage, description, artifact, info }, model });
     current = model;
     currentScore = score2;
@@ -35534,8 +35589,8 @@ async function recoverySteps(req, calib, bounded, cut) {
       return;
     }
     if (d.result.stopped === "cut-short") cutShort("distill");
-    const score2 = labelled ? await calibScore(d.model, calib, QUALITY_THREADS, req.head) : void 0;
-    if (judged2 && (!d.result.improved || score2 && currentScore && !better(score2, currentScore))) {
+    const score2 = await judge2.score(d.model);
+    if (judged2 && (!d.result.improved || !improves(score2, currentScore))) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score2)} vs ${fmt(currentScore)} without it` : "no epoch improved the held-out KL"})`);
       return;
     }
@@ -35559,12 +35614,12 @@ async function recoverySteps(req, calib, bounded, cut) {
     for (const s of r.skipped) progress.note(`recovery: ${s.weight} not refit (${layerSkipText(s.reason)})`);
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join("; ") || void 0;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
-    const score2 = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, QUALITY_THREADS, req.head) : void 0;
+    const score2 = r.layers.length > 0 ? await judge2.score(r.model) : void 0;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
-    if (judged2 && score2 && currentScore && !better(score2, currentScore)) {
+    if (judged2 && score2 && !improves(score2, currentScore)) {
       progress.note(`recovery: reconstruction not kept (${fmt(score2)} vs ${fmt(currentScore)} without it)`);
-    } else if (r.layers.length > 0) {
+    } else if (score2) {
       keep(
         "reconstruct",
         `${notRefit ? `${notRefit}; ` : ""}${adaptive ? `re-chose which weights are zero (SparseGPT saliency w^2/[H^-1 Cholesky]_jj^2 in blocks of ${SPARSEGPT_BLOCK} columns; each row keeps its zero count, so every layer keeps the pruner's sparsity) and ` : ""}refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score2)}; ${seconds.toFixed(1)} s)`,
@@ -35578,7 +35633,7 @@ async function recoverySteps(req, calib, bounded, cut) {
       else if (config2.recovery === "auto") cutShort("distill");
       return steps;
     }
-    await tryBatchNorm(current, calib, req.head, { work }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+    await tryBatchNorm(current, calib, judge2, { work }, (model, secs, s, nodes, bound2) => keep("bn-stats", `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound2 ? ` (${batchNormBoundText(bound2)})` : ""} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
       const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
       if (refusal.kind === "bound") bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
@@ -35605,24 +35660,21 @@ function refitWeights(req) {
 var EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false };
 function batchNormRefusalText(r) {
   switch (r.kind) {
-    case "no-labels":
-      return "the calibration set has no labels to judge it";
     case "bound":
       return batchNormBoundText(r.bound);
     case "worse":
       return `${fmt(r.score)} vs ${fmt(r.without)} without it`;
   }
 }
-async function tryBatchNorm(model, calib, head, bounds, accept, currentScore, reject) {
+async function tryBatchNorm(model, calib, judge2, bounds, accept, currentScore, reject) {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
-  if (!base) return reject({ kind: "no-labels" });
   const t0 = performance.now();
   const bn = await reestimateBatchNorm(model, calib, QUALITY_THREADS, bounds);
   if (bn.nodes.length === 0) return bn.bound ? reject({ kind: "bound", bound: bn.bound }) : void 0;
   const seconds = (performance.now() - t0) / 1e3;
-  const score2 = await calibScore(bn.model, calib, QUALITY_THREADS, head);
-  if (!better(score2, base)) return reject({ kind: "worse", score: score2, without: base });
+  const score2 = await judge2.score(bn.model);
+  if (!improves(score2, base)) return reject({ kind: "worse", score: score2, without: base });
   accept(bn.model, seconds, score2, bn.nodes.length, bn.bound);
 }
 function totalMacs(model) {
@@ -38053,6 +38105,8 @@ function qualityNumbers(m) {
     if (s.recovery) {
       numbers[at2("recovery.calib_accuracy_after")] = s.recovery.calib_accuracy_after ?? null;
       numbers[at2("recovery.calib_nll_after")] = s.recovery.calib_nll_after ?? null;
+      if (s.recovery.calib_kl_after !== void 0) numbers[at2("recovery.calib_kl_after")] = s.recovery.calib_kl_after;
+      if (s.recovery.calib_output_error_after !== void 0) numbers[at2("recovery.calib_output_error_after")] = s.recovery.calib_output_error_after;
     }
     if (s.temperature) numbers[at2("temperature")] = s.temperature.value;
     if (s.shift_accuracy) numbers[at2("shift_accuracy")] = s.shift_accuracy;

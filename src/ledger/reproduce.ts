@@ -42,6 +42,9 @@ export function qualityNumbers(m: ModelLedger): Record<string, unknown> {
     if (s.recovery) {
       numbers[at('recovery.calib_accuracy_after')] = s.recovery.calib_accuracy_after ?? null;
       numbers[at('recovery.calib_nll_after')] = s.recovery.calib_nll_after ?? null;
+      // without labels recovery is judged against the dense model instead
+      if (s.recovery.calib_kl_after !== undefined) numbers[at('recovery.calib_kl_after')] = s.recovery.calib_kl_after;
+      if (s.recovery.calib_output_error_after !== undefined) numbers[at('recovery.calib_output_error_after')] = s.recovery.calib_output_error_after;
     }
     if (s.temperature) numbers[at('temperature')] = s.temperature.value;
     if (s.shift_accuracy) numbers[at('shift_accuracy')] = s.shift_accuracy;

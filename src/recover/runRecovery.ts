@@ -13,7 +13,7 @@ import { DISTILL_MAX_BYTES, distillUnfit, nodeMacsOf } from './bounds.js';
 import { QUALITY_THREADS } from '../onnx/runtime/quality.js';
 import { DISTILL_EPOCH_PASSES, distillEpochsThatFit, recoveryAllowance, safetyStop, WorkMeter, type CutShort, type SafetyStop, type WorkFacts } from './work.js';
 import { DEFAULT_DISTILL } from './distill/distill.js';
-import { better, calibScore, type CalibScore } from './calibScore.js';
+import { improves, scoreRecord, scoreText, stageJudge, type ScoreRecord, type StageJudge, type StageScore } from './stageJudge.js';
 import { distillStage, skipReason } from './distill/stage.js';
 import { CommandTimedOut, externalRecovery } from './external.js';
 import { DEFAULT_RECONSTRUCT, reconstruct, solveWorkOf } from './reconstruct.js';
@@ -23,12 +23,8 @@ import type { Head } from '../onnx/head.js';
 import { defaultHead } from '../onnx/runtime/classifier.js';
 
 /** Cost and gain of one recovery step; calibration-set numbers are what the step was judged on. */
-export interface RecoveryInfo {
+export interface RecoveryInfo extends ScoreRecord {
   seconds: number;
-  calib_accuracy_before?: number;
-  calib_accuracy_after?: number;
-  calib_nll_before?: number;
-  calib_nll_after?: number;
 }
 
 /** Temperature scaling fitted on the labelled calibration set for this step's model. */
@@ -110,8 +106,13 @@ export function stepFile(stepsDir: string, index: number, name: string): string 
   return path.join(stepsDir, `${String(index).padStart(2, '0')}-${name}.onnx`);
 }
 
-function fmt(s: CalibScore | undefined): string {
-  return s ? `calib acc ${(s.accuracy * 100).toFixed(2)}%, NLL ${s.nll.toFixed(4)}` : 'calib set has no labels';
+function fmt(s: StageScore | undefined): string {
+  return s ? scoreText(s) : 'no calibration set to judge it on';
+}
+
+/** The calibration judge of this recovery: against the labels, or the dense model when the set has none. */
+function judgeOf(req: RecoveryRequest, calib: Dataset): Promise<StageJudge> {
+  return stageJudge(req.dense, calib, req.fidelity ? { outputs: req.fidelity.outputs } : { head: req.head! }, QUALITY_THREADS);
 }
 
 /**
@@ -160,7 +161,8 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
     const artifact = stepFile(req.stepsDir, 2, 'command');
     progress.stage({ kind: 'recover', work: 'command', detail: `running ${config.recoveryCommand}` });
     const t0 = performance.now();
-    const before = calib?.labels ? await calibScore(req.pruned, calib, QUALITY_THREADS, req.head) : undefined;
+    const judge = calib ? await judgeOf(req, calib) : undefined;
+    const before = await judge?.score(req.pruned);
     const paths = { modelIn: req.prunedArtifact, modelOut: artifact, masks: `${req.stepsDir}/masks.npz`, calib: req.files.calib, data: req.files.data };
     let model: ModelProto;
     try {
@@ -174,9 +176,8 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       throw e;
     }
     const seconds = (performance.now() - t0) / 1000;
-    const after = calib?.labels ? await calibScore(model, calib, QUALITY_THREADS, req.head) : undefined;
-    const info: RecoveryInfo = { seconds };
-    if (before && after) Object.assign(info, { calib_accuracy_before: before.accuracy, calib_accuracy_after: after.accuracy, calib_nll_before: before.nll, calib_nll_after: after.nll });
+    const after = await judge?.score(model);
+    const info: RecoveryInfo = { seconds, ...(before && after ? scoreRecord(before, after) : {}) };
     const description = `external recovery command \`${config.recoveryCommand}\` (masks and structure verified; ${fmt(after)}; ${seconds.toFixed(1)} s)`;
     return [{ step: { stage: 'command', description, artifact, info }, model }];
   }
@@ -184,7 +185,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
     if (config.recovery === 'auto') return [];
     throw new Error('recoverySteps: calibration set missing (checkConfig was not called)');
   }
-  const labelled = calib.labels !== null;
+  const judge = await judgeOf(req, calib);
   const steps: { step: RecoveryStep; model: ModelProto }[] = [];
   let current = req.pruned;
   // what each stage computes is decided by work (MACs) sized from the dense model and the calibration
@@ -198,7 +199,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
     // the ledger's note and verdict come from the record (src/pipeline: cutShortNote)
     progress.note(`recovery: cut short during ${stage} by the recovery-time-budget safety stop (${stop.limitSeconds} s)`);
   };
-  let currentScore = labelled ? await calibScore(current, calib, QUALITY_THREADS, req.head) : undefined;
+  let currentScore = await judge.score(current);
 
   // a bound that bites is said on the progress log now and kept for the ledger's notes
   const bound = (line: string): void => {
@@ -206,13 +207,10 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
     bounded.push(line);
   };
 
-  const keep = (stage: RecoveryStage, description: string, model: ModelProto, seconds: number, score: CalibScore | undefined): void => {
+  const keep = (stage: RecoveryStage, description: string, model: ModelProto, seconds: number, score: StageScore): void => {
     const artifact = stepFile(req.stepsDir, steps.length + 2, stage);
     saveModel(model, artifact);
-    const info: RecoveryInfo = { seconds };
-    if (currentScore && score) {
-      Object.assign(info, { calib_accuracy_before: currentScore.accuracy, calib_accuracy_after: score.accuracy, calib_nll_before: currentScore.nll, calib_nll_after: score.nll });
-    }
+    const info: RecoveryInfo = { seconds, ...scoreRecord(currentScore, score) };
     steps.push({ step: { stage, description, artifact, info }, model });
     current = model;
     currentScore = score;
@@ -237,8 +235,8 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       return;
     }
     if (d.result.stopped === 'cut-short') cutShort('distill');
-    const score = labelled ? await calibScore(d.model, calib!, QUALITY_THREADS, req.head) : undefined;
-    if (judged && (!d.result.improved || (score && currentScore && !better(score, currentScore)))) {
+    const score = await judge.score(d.model);
+    if (judged && (!d.result.improved || !improves(score, currentScore))) {
       progress.note(`recovery: distillation not kept (${d.result.improved ? `${fmt(score)} vs ${fmt(currentScore)} without it` : 'no epoch improved the held-out KL'})`);
       return;
     }
@@ -246,7 +244,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
   }
 
   if (config.recovery === 'reconstruct' || config.recovery === 'auto') {
-    // auto keeps a stage only when it improves the labelled calibration score; reconstruct always keeps the refit
+    // auto keeps a stage only when it improves the calibration score; reconstruct always keeps the refit
     const judged = config.recovery === 'auto';
     const t0 = performance.now();
     progress.stage({ kind: 'recover', work: 'reconstruct', detail: 'layer-wise reconstruction on the calibration set' });
@@ -265,12 +263,12 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
     const notRefit = [boundSkips(r.skipped), subsampledClause(r.subsampled, calib.count)].filter(Boolean).join('; ') || undefined;
     if (notRefit) bounded.push(`recovery: reconstruction: ${notRefit}`);
     // nothing refit (every layer skipped by a bound): the model is unchanged, so judging it would only spend a pass
-    const score = labelled && r.layers.length > 0 ? await calibScore(r.model, calib, QUALITY_THREADS, req.head) : undefined;
+    const score = r.layers.length > 0 ? await judge.score(r.model) : undefined;
     const before = r.layers.reduce((a, l) => a + l.error_before, 0) / Math.max(1, r.layers.length);
     const after = r.layers.reduce((a, l) => a + l.error_after, 0) / Math.max(1, r.layers.length);
-    if (judged && score && currentScore && !better(score, currentScore)) {
+    if (judged && score && !improves(score, currentScore)) {
       progress.note(`recovery: reconstruction not kept (${fmt(score)} vs ${fmt(currentScore)} without it)`);
-    } else if (r.layers.length > 0) {
+    } else if (score) {
       keep(
         'reconstruct',
         `${notRefit ? `${notRefit}; ` : ''}${adaptive ? `re-chose which weights are zero (SparseGPT saliency w^2/[H^-1 Cholesky]_jj^2 in blocks of ${SPARSEGPT_BLOCK} columns; each row keeps its zero count, so every layer keeps the pruner's sparsity) and ` : ''}refit surviving weights and biases of ${r.layers.length} layers to the dense outputs on ${calib.count} calibration samples (mean relative layer error ${before.toFixed(3)} -> ${after.toFixed(3)}; ${fmt(score)}; ${seconds.toFixed(1)} s)`,
@@ -284,7 +282,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
       else if (config.recovery === 'auto') cutShort('distill');
       return steps;
     }
-    await tryBatchNorm(current, calib, req.head!, { work }, (model, secs, s, nodes, bound) => keep('bn-stats', `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound ? ` (${batchNormBoundText(bound)})` : ''} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
+    await tryBatchNorm(current, calib, judge, { work }, (model, secs, s, nodes, bound) => keep('bn-stats', `re-estimated running mean/var of ${nodes} BatchNormalization nodes on the calibration set${bound ? ` (${batchNormBoundText(bound)})` : ''} (${fmt(s)}; ${secs.toFixed(1)} s)`, model, secs, s), () => currentScore, (refusal) => {
       const why = batchNormRefusalText(refusal);
       progress.note(`recovery: BatchNorm re-estimation not kept (${why})`);
       if (refusal.kind === 'bound') bounded.push(`recovery: BatchNorm re-estimation skipped: ${why}`);
@@ -316,16 +314,13 @@ const EVERY_LAYER = { exclude: [], keepFirstLayer: false, keepLastLayer: false }
 
 /** Why BatchNorm re-estimation was not kept. */
 type BatchNormRefusal =
-  | { kind: 'no-labels' }
   /** the work left allowed no pass at all */
   | { kind: 'bound'; bound: BatchNormBound }
   /** it made the calibration score worse */
-  | { kind: 'worse'; score: CalibScore; without: CalibScore };
+  | { kind: 'worse'; score: StageScore; without: StageScore };
 
 function batchNormRefusalText(r: BatchNormRefusal): string {
   switch (r.kind) {
-    case 'no-labels':
-      return 'the calibration set has no labels to judge it';
     case 'bound':
       return batchNormBoundText(r.bound);
     case 'worse':
@@ -333,26 +328,24 @@ function batchNormRefusalText(r: BatchNormRefusal): string {
   }
 }
 
-/** BN statistics re-estimation, kept only when it improves the labelled calibration score. */
+/** BN statistics re-estimation, kept only when it improves the calibration score. */
 async function tryBatchNorm(
   model: ModelProto,
   calib: Dataset,
-  head: Head,
+  judge: StageJudge,
   bounds: BatchNormBounds,
-  accept: (model: ModelProto, seconds: number, score: CalibScore, nodes: number, bound?: BatchNormBound) => void,
-  currentScore: () => CalibScore | undefined,
+  accept: (model: ModelProto, seconds: number, score: StageScore, nodes: number, bound?: BatchNormBound) => void,
+  currentScore: () => StageScore,
   reject: (refusal: BatchNormRefusal) => void,
 ): Promise<void> {
   if (!hasBatchNorm(model)) return;
   const base = currentScore();
-  // judged on the labelled score, so without labels the passes would be wasted
-  if (!base) return reject({ kind: 'no-labels' });
   const t0 = performance.now();
   const bn = await reestimateBatchNorm(model, calib, QUALITY_THREADS, bounds);
   if (bn.nodes.length === 0) return bn.bound ? reject({ kind: 'bound', bound: bn.bound }) : undefined;
   const seconds = (performance.now() - t0) / 1000;
-  const score = await calibScore(bn.model, calib, QUALITY_THREADS, head);
-  if (!better(score, base)) return reject({ kind: 'worse', score, without: base });
+  const score = await judge.score(bn.model);
+  if (!improves(score, base)) return reject({ kind: 'worse', score, without: base });
   accept(bn.model, seconds, score, bn.nodes.length, bn.bound);
 }
 
