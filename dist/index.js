@@ -48703,15 +48703,15 @@ function logitsTensor(model) {
   const p = g2.node.find((n) => n.output.includes(out));
   return p && p.opType === "Softmax" ? p.input[0] : out;
 }
-function isTrainableUse(index, tensor, seen = /* @__PURE__ */ new Set()) {
+function isTrainableUse(index, tensor, seen = /* @__PURE__ */ new Set(), initializer2 = index.initializers.get(tensor)) {
   if (seen.has(tensor)) return false;
   seen.add(tensor);
   for (const n of index.consumersOf(tensor)) {
-    if (n.opType === "Identity" && isTrainableUse(index, n.output[0], seen)) return true;
+    if (n.opType === "Identity" && isTrainableUse(index, n.output[0], seen, initializer2)) return true;
     const slots = TRAINABLE_SLOTS[n.opType];
     if (!slots) continue;
     if (slots.some((s) => n.input[s] === tensor)) {
-      if ((n.opType === "Add" || n.opType === "Sub" || n.opType === "Mul") && numel(tensorDims(index.initializers.get(tensor))) < 2) continue;
+      if ((n.opType === "Add" || n.opType === "Sub" || n.opType === "Mul") && numel(tensorDims(initializer2)) < 2) continue;
       return true;
     }
   }
