@@ -68,6 +68,7 @@ interface Row {
 const cnn = (opset: number, cells: Feature[]): Row => ({ name: `cnn-opset${opset}`, model: () => exported(`cnn-opset${opset}.onnx`), data: FM, calib: FM_CALIB, kind: 'logits', cells });
 const real = (name: string, cells: Feature[]): Row => ({ name, model: () => path.join(realWorldDir(name), 'model.onnx'), data: realWorld(name, 'test.npz', 64), calib: realWorld(name, 'calib.npz', 32), kind: 'logits', cells });
 const layout = (file: string, data: () => string): Row => ({ name: file, model: () => fixture(`structured/${file}.onnx`), data, calib: data, kind: 'unlabelled', cells: ['unstructured', 'N:M', 'recovery auto'] });
+const UNLABELLED_CALIB = lazy(() => head(exported('fmnist-unlabelled.npz'), 32));
 const TWO_OUTPUTS = lazy(() => twoOutputs(tempDir()));
 const VIT_FP16 = lazy(() => {
   const file = path.join(tempDir(), 'vit-einsum-fp16.onnx');
@@ -93,8 +94,8 @@ export const MATRIX: Row[] = [
   { name: 'fmnist-multilabel', model: () => exported('fmnist-multilabel.onnx'), data: lazy(() => head(exported('fmnist-multilabel-test.npz'), 64)), kind: 'sigmoid', cells: ['structured', 'N:M', 'fidelity'] },
   { name: 'cls1000', model: () => exported('cls1000.onnx'), data: lazy(() => head(exported('cls1000-test.npz'), 64)), calib: lazy(() => head(exported('cls1000-test.npz'), 32)), kind: 'logits', cells: ['structured', 'N:M', 'recovery auto', 'fidelity'] },
   { name: 'two-outputs --output logits', model: TWO_OUTPUTS, data: FM, calib: FM_CALIB, kind: 'logits', extra: ['--output', 'logits'], cells: ['structured', 'N:M', 'recovery auto', 'fidelity'] },
-  { name: 'detector', model: () => exported('detector.onnx'), data: lazy(() => head(exported('fmnist-unlabelled.npz'), 64)), kind: 'unlabelled', cells: ['structured', 'N:M'] },
-  { name: 'embed', model: () => exported('embed.onnx'), data: lazy(() => head(exported('fmnist-unlabelled.npz'), 64)), kind: 'unlabelled', cells: ['structured', 'N:M'] },
+  { name: 'detector', model: () => exported('detector.onnx'), data: lazy(() => head(exported('fmnist-unlabelled.npz'), 64)), calib: UNLABELLED_CALIB, kind: 'unlabelled', cells: ['structured', 'N:M', 'recovery auto'] },
+  { name: 'embed', model: () => exported('embed.onnx'), data: lazy(() => head(exported('fmnist-unlabelled.npz'), 64)), calib: UNLABELLED_CALIB, kind: 'unlabelled', cells: ['structured', 'N:M', 'recovery auto'] },
   { name: 'vit', model: () => fixture('vit.onnx'), data: FM, kind: 'logits', cells: ['fidelity'] },
   { name: 'vit-einsum', model: () => exported('vit-einsum.onnx'), data: FM, kind: 'logits', cells: ['fidelity'] },
   { name: 'vit-fusedqkv', model: () => exported('vit-fusedqkv.onnx'), data: FM, kind: 'logits', cells: ['fidelity'] },
