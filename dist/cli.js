@@ -25892,6 +25892,16 @@ function allocationSection(a) {
         ...t.attempts.map((x2, i2) => [`${i2 + 1}${i2 === t.shipped ? " (ships)" : ""}`, ms3(x2.budget_ms), ms3(x2.predicted_ms), ms3(x2.p50_ms), ratio(x2.speedup), String(x2.macs)])
       ])
     );
+    if (t.candidates && t.chosen !== void 0) {
+      const c = t.candidates;
+      parts.push(
+        `How evenly the cut is spread (0: where the loss curves put it, 1: about the same fraction from every group) was chosen on the first budget by calibration score on half the calibration set after reconstruction on the other half; later attempts keep it.`,
+        table([
+          ["Evenness", "Most any group lost", "Predicted ms", "MACs", "Calib accuracy", "Calib NLL"],
+          ...c.map((x2, i2) => [`${x2.evenness.toFixed(2)}${i2 === t.chosen ? " (chosen)" : ""}`, `${(x2.max_group_ratio * 100).toFixed(1)}%`, ms3(x2.predicted_ms), String(x2.macs), `${(x2.calib_accuracy * 100).toFixed(2)}%`, x2.calib_nll.toFixed(4)])
+        ])
+      );
+    }
   }
   if (parts.length === 0) return void 0;
   return `<details><summary>Channel allocation${t ? " and latency target" : ""}</summary>
@@ -31712,30 +31722,37 @@ function splitDense(tables, denseMs) {
   return layers <= denseMs ? { restMs: denseMs - layers, scale: 1 } : { restMs: 0, scale: denseMs / layers };
 }
 function allocateForLatency(groups, tables, dense, budgetMs, cost) {
-  const restMs = dense.restMs;
   const kept = new Map(groups.map((g2) => [g2.root, g2.size]));
   const widths = new Map(groups.map((g2) => [g2.root, allowedWidths(g2.size, Math.max(1, g2.multiple))]));
   const sorted = new Map(groups.map((g2) => [g2.root, Float64Array.from(g2.scores).sort()]));
+  const predict3 = () => predictMs(tables, dense.restMs, kept, dense.scale);
+  const predictWith = (root, to) => {
+    const k = kept.get(root);
+    kept.set(root, to);
+    const ms4 = predict3();
+    kept.set(root, k);
+    return ms4;
+  };
+  const loss = (root, hi, lo) => {
+    const s = sorted.get(root);
+    let between = 0;
+    for (let r = s.length - hi; r < s.length - lo; r++) between += s[r];
+    const measured = cost?.(root, hi, lo);
+    return measured === void 0 ? between : Math.max(0, measured) + between * 1e-9;
+  };
   const steps = [];
-  let current = predictMs(tables, restMs, kept, dense.scale);
+  let current = predict3();
   while (current > budgetMs) {
     let best;
     for (const g2 of groups) {
       const list = widths.get(g2.root);
       const k = kept.get(g2.root);
       const i2 = list.indexOf(k);
-      if (i2 <= 0) continue;
+      if (i2 <= 0 || list[i2 - 1] < (g2.minKept ?? 0)) continue;
       const to = list[i2 - 1];
-      kept.set(g2.root, to);
-      const ms4 = predictMs(tables, restMs, kept, dense.scale);
-      kept.set(g2.root, k);
-      const s = sorted.get(g2.root);
-      let dropped = 0;
-      for (let r = s.length - k; r < s.length - to; r++) dropped += s[r];
-      const measured = cost?.(g2.root, k, to);
-      const lost = measured === void 0 ? dropped : Math.max(0, measured) + dropped * 1e-9;
+      const ms4 = predictWith(g2.root, to);
       const saved = current - ms4;
-      const price = saved > 0 ? lost / saved : Infinity;
+      const price = saved > 0 ? loss(g2.root, k, to) / saved : Infinity;
       if (!best || price < best.price || price === Infinity && best.price === Infinity && saved > best.saved) best = { root: g2.root, to, ms: ms4, price, saved };
     }
     if (!best) break;
@@ -31743,7 +31760,46 @@ function allocateForLatency(groups, tables, dense, budgetMs, cost) {
     current = best.ms;
     steps.push({ root: best.root, to: best.to, ms: best.ms });
   }
+  while (current <= budgetMs) {
+    let best;
+    for (const g2 of groups) {
+      const list = widths.get(g2.root);
+      const k = kept.get(g2.root);
+      const i2 = list.indexOf(k);
+      if (i2 < 0 || i2 >= list.length - 1) continue;
+      const to = list[i2 + 1];
+      const ms4 = predictWith(g2.root, to);
+      if (ms4 > budgetMs) continue;
+      const value = ms4 > current ? loss(g2.root, to, k) / (ms4 - current) : Infinity;
+      if (!best || value > best.value) best = { root: g2.root, to, ms: ms4, value };
+    }
+    if (!best) break;
+    kept.set(best.root, best.to);
+    current = best.ms;
+  }
   return { kept, predictedMs: current, reached: current <= budgetMs, steps };
+}
+function capFloor(size2, ratio2) {
+  return Math.max(1, Math.ceil(size2 * (1 - ratio2) - 1e-9));
+}
+function evenCap(groups, tables, dense, budgetMs, maxCap = 1) {
+  const widths = groups.map((g2) => ({ root: g2.root, size: g2.size, list: allowedWidths(g2.size, Math.max(1, g2.multiple)) }));
+  const fits = (cap) => {
+    const kept = new Map(widths.map((g2) => [g2.root, g2.list.find((w) => w >= capFloor(g2.size, cap)) ?? g2.size]));
+    return predictMs(tables, dense.restMs, kept, dense.scale) <= budgetMs;
+  };
+  if (!fits(maxCap)) return maxCap;
+  let lo = 0;
+  let hi = maxCap;
+  for (let i2 = 0; i2 < 40 && hi - lo > 1e-6; i2++) {
+    const mid = (lo + hi) / 2;
+    if (fits(mid)) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
+function capAtEvenness(evenness, even, maxCap = 1) {
+  return maxCap - Math.min(1, Math.max(0, evenness)) * (maxCap - even);
 }
 
 // src/prune/structured/keptChannels.ts
@@ -31965,10 +32021,15 @@ async function structuredPrune(input, opts) {
       const size2 = units.find((u) => u.root === root).size;
       return f ? f(1 - to / size2) - f(1 - from / size2) : void 0;
     };
-    const plan = allocateForLatency(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)) })), tables, split, opts.latency.budgetMs, cost);
+    const free = plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)) }));
+    const maxCap = opts.maxLayerSparsity ?? 1;
+    const evenness = opts.latency.evenness ?? 0;
+    const cap = capAtEvenness(evenness, evenness > 0 ? evenCap(free, tables, split, opts.latency.budgetMs, maxCap) : maxCap, maxCap);
+    const capped = free.map((g2) => ({ ...g2, minKept: capFloor(g2.size, cap) }));
+    const plan = allocateForLatency(capped, tables, split, opts.latency.budgetMs, cost);
     for (const u of units) keptUnits.set(u.root, plan.kept.get(u.root) ?? u.size);
-    latency2 = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), layers: tables };
-    if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
+    latency2 = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), max_group_ratio: cap, evenness, layers: tables };
+    if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width${cap < 1 ? ` or loses ${(cap * 100).toFixed(1)}% of its channels` : ""} and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
   } else if (widths) {
     const multiple = new Map(widths.groups.map((g2) => [g2.root, g2.multiple]));
     const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
@@ -33957,15 +34018,15 @@ function logitsTensor(model) {
   const p = g2.node.find((n) => n.output.includes(out));
   return p && p.opType === "Softmax" ? p.input[0] : out;
 }
-function isTrainableUse(index, tensor, seen = /* @__PURE__ */ new Set()) {
+function isTrainableUse(index, tensor, seen = /* @__PURE__ */ new Set(), initializer2 = index.initializers.get(tensor)) {
   if (seen.has(tensor)) return false;
   seen.add(tensor);
   for (const n of index.consumersOf(tensor)) {
-    if (n.opType === "Identity" && isTrainableUse(index, n.output[0], seen)) return true;
+    if (n.opType === "Identity" && isTrainableUse(index, n.output[0], seen, initializer2)) return true;
     const slots = TRAINABLE_SLOTS[n.opType];
     if (!slots) continue;
     if (slots.some((s) => n.input[s] === tensor)) {
-      if ((n.opType === "Add" || n.opType === "Sub" || n.opType === "Mul") && numel(tensorDims(index.initializers.get(tensor))) < 2) continue;
+      if ((n.opType === "Add" || n.opType === "Sub" || n.opType === "Mul") && numel(tensorDims(initializer2)) < 2) continue;
       return true;
     }
   }
@@ -37708,6 +37769,38 @@ function shippedAttempt(attempts, targetSpeedup) {
   return attempts.reduce((b, a, i2) => a.speedup > attempts[b].speedup ? i2 : b, 0);
 }
 
+// src/pipeline/targetCandidates.ts
+var EVENNESS_GRID = [0, 1 / 3, 2 / 3, 1];
+async function chooseCandidate(grid, prune, score2, macs) {
+  const seen = /* @__PURE__ */ new Map();
+  const candidates = [];
+  let best;
+  for (const evenness of grid) {
+    const outcome = await prune(evenness);
+    const plan = outcome.allocation?.latency;
+    const key = JSON.stringify(plan?.kept ?? []);
+    const same2 = seen.get(key);
+    if (same2 !== void 0) {
+      candidates.push({ ...candidates[same2], evenness, max_group_ratio: plan?.max_group_ratio ?? 1 });
+      continue;
+    }
+    const s = await score2(outcome);
+    const reached = plan?.reached ?? true;
+    seen.set(key, candidates.length);
+    candidates.push({ evenness, max_group_ratio: plan?.max_group_ratio ?? 1, predicted_ms: plan?.predicted_ms ?? NaN, reached, macs: macs(outcome), calib_accuracy: s.accuracy, calib_nll: s.nll });
+    if (!best || reached && !best.reached || reached === best.reached && better(s, best.score)) best = { i: candidates.length - 1, outcome, score: s, reached };
+  }
+  return { chosen: best.i, outcome: best.outcome, candidates };
+}
+function reconstructedScore(dense, calib, head) {
+  const fit = takeSamples(calib, Array.from({ length: Math.ceil(calib.count / 2) }, (_, i2) => 2 * i2));
+  const held = calib.count > 1 ? takeSamples(calib, Array.from({ length: Math.floor(calib.count / 2) }, (_, i2) => 2 * i2 + 1)) : fit;
+  return async (o) => {
+    const r = await reconstruct(o.structured?.reference ?? dense, o.model, refitWeights(o), fit, { ...DEFAULT_RECONSTRUCT, crossValidate: false, threads: QUALITY_THREADS, ...o.structured ? { kept: o.structured.kept } : {} });
+    return calibScore(r.model, held, QUALITY_THREADS, head);
+  };
+}
+
 // src/pipeline/latencyTarget.ts
 async function pruneForLatency(dense, modelPath, config2, ctx) {
   const batch = config2.batchSizes[0];
@@ -37726,8 +37819,20 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
   fs20.mkdirSync(dir, { recursive: true });
   const attempts = [];
   let budgetMs = denseMs / needed;
+  const pruneAt = (evenness2) => pruneModel(dense, { ...config2, scope: "global" }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs, evenness: evenness2 }, ...curves ? { lossCurves: curves.curves } : {} });
+  let evenness = 0;
+  let search;
+  let first;
+  if (curves && ctx.calib?.labels) {
+    const { outcome: chosen2, ...scores } = await chooseCandidate(EVENNESS_GRID, pruneAt, reconstructedScore(dense, ctx.calib, ctx.head ?? defaultHead(dense, config2.output)), (o) => modelCost(o.model).macs);
+    search = scores;
+    first = chosen2;
+    evenness = search.candidates[search.chosen].evenness;
+    ctx.progress.note(`latency target: ${candidatesText(search)}`);
+  }
   for (; ; ) {
-    const outcome = await pruneModel(dense, { ...config2, scope: "global" }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs }, ...curves ? { lossCurves: curves.curves } : {} });
+    const outcome = first ?? await pruneAt(evenness);
+    first = void 0;
     const file = path17.join(dir, `attempt-${attempts.length + 1}.onnx`);
     saveModel(outcome.model, file);
     const [d, p] = await time2([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
@@ -37762,7 +37867,8 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
       })),
       outcome: met ? "met" : next.kind === "stop" ? next.reason : "limit",
       detail: met ? `measured ${attempts[shipped].speedup.toFixed(2)}x of ${needed.toFixed(2)}x at batch ${batch}` : next.kind === "stop" ? next.detail : "not met",
-      shipped
+      shipped,
+      ...search ? { candidates: search.candidates, chosen: search.chosen } : {}
     };
     const shippedOutcome = attempts[shipped].outcome;
     const allocation = shippedOutcome.allocation ? { ...shippedOutcome.allocation, target: record } : { rounding: "none", target: record };
@@ -37792,6 +37898,10 @@ async function lossCurves(dense, config2, ctx) {
 }
 function keptSignature(o) {
   return JSON.stringify(o.allocation?.latency?.kept ?? []);
+}
+function candidatesText(c) {
+  const rows2 = c.candidates.map((k, i2) => `${i2 === c.chosen ? "*" : ""}${k.evenness.toFixed(2)}: ${(k.calib_accuracy * 100).toFixed(2)}% NLL ${k.calib_nll.toFixed(4)}`);
+  return `spread of the cut chosen by held-out calibration score after reconstruction (evenness: score) ${rows2.join(", ")}`;
 }
 
 // src/pipeline/oneShot.ts

@@ -33,6 +33,16 @@ export function allocationSection(a: AllocationRecord): string | undefined {
         ...t.attempts.map((x, i) => [`${i + 1}${i === t.shipped ? ' (ships)' : ''}`, ms(x.budget_ms), ms(x.predicted_ms), ms(x.p50_ms), ratio(x.speedup), String(x.macs)]),
       ]),
     );
+    if (t.candidates && t.chosen !== undefined) {
+      const c = t.candidates;
+      parts.push(
+        `How evenly the cut is spread (0: where the loss curves put it, 1: about the same fraction from every group) was chosen on the first budget by calibration score on half the calibration set after reconstruction on the other half; later attempts keep it.`,
+        table([
+          ['Evenness', 'Most any group lost', 'Predicted ms', 'MACs', 'Calib accuracy', 'Calib NLL'],
+          ...c.map((x, i) => [`${x.evenness.toFixed(2)}${i === t.chosen ? ' (chosen)' : ''}`, `${(x.max_group_ratio * 100).toFixed(1)}%`, ms(x.predicted_ms), String(x.macs), `${(x.calib_accuracy * 100).toFixed(2)}%`, x.calib_nll.toFixed(4)]),
+        ]),
+      );
+    }
   }
   if (parts.length === 0) return undefined;
   return `<details><summary>Channel allocation${t ? ' and latency target' : ''}</summary>\n\n${parts.join('\n\n')}\n\n</details>`;

@@ -14,6 +14,8 @@ import type { TargetRecord } from '../prune/structured/record.js';
 import { prunableWeights } from '../prune/prunable.js';
 import { groupLossCurves } from '../prune/sensitivity/sensitivityPrune.js';
 import { stepName, type StepRecord } from './steps.js';
+import { chooseCandidate, EVENNESS_GRID, reconstructedScore, type CandidateChoice } from './targetCandidates.js';
+import { defaultHead } from '../onnx/runtime/classifier.js';
 
 export interface TargetedPrune {
   /** the attempt that ships, as the `prune` step */
@@ -48,8 +50,23 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
   // only the attempt that would ship keeps its models in memory (a pruned copy and an untied dense reference each)
   const attempts: (Attempt & { outcome?: PruneOutcome; predicted: number; file: string; p50: number; macs: number })[] = [];
   let budgetMs = denseMs / needed;
+  const pruneAt = (evenness: number): Promise<PruneOutcome> =>
+    pruneModel(dense, { ...config, scope: 'global' }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs, evenness }, ...(curves ? { lossCurves: curves.curves } : {}) });
+  // with labels, the spread of the cut is chosen once, on the first budget, by the calibration score
+  // after a quick reconstruction; corrections keep it
+  let evenness = 0;
+  let search: Omit<CandidateChoice, 'outcome'> | undefined;
+  let first: PruneOutcome | undefined;
+  if (curves && ctx.calib?.labels) {
+    const { outcome: chosen, ...scores } = await chooseCandidate(EVENNESS_GRID, pruneAt, reconstructedScore(dense, ctx.calib, ctx.head ?? defaultHead(dense, config.output)), (o) => modelCost(o.model).macs);
+    search = scores;
+    first = chosen;
+    evenness = search.candidates[search.chosen].evenness;
+    ctx.progress.note(`latency target: ${candidatesText(search)}`);
+  }
   for (;;) {
-    const outcome = await pruneModel(dense, { ...config, scope: 'global' }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs }, ...(curves ? { lossCurves: curves.curves } : {}) });
+    const outcome = first ?? (await pruneAt(evenness));
+    first = undefined;
     const file = path.join(dir, `attempt-${attempts.length + 1}.onnx`);
     saveModel(outcome.model, file);
     const [d, p] = await time([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
@@ -85,6 +102,7 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
       outcome: met ? 'met' : next.kind === 'stop' ? next.reason : 'limit',
       detail: met ? `measured ${attempts[shipped].speedup.toFixed(2)}x of ${needed.toFixed(2)}x at batch ${batch}` : next.kind === 'stop' ? next.detail : 'not met',
       shipped,
+      ...(search ? { candidates: search.candidates, chosen: search.chosen } : {}),
     };
     const shippedOutcome = attempts[shipped].outcome!;
     const allocation = shippedOutcome.allocation ? { ...shippedOutcome.allocation, target: record } : { rounding: 'none' as const, target: record };
@@ -116,4 +134,9 @@ async function lossCurves(dense: ModelProto, config: Config, ctx: PruneContext &
 
 function keptSignature(o: PruneOutcome): string {
   return JSON.stringify(o.allocation?.latency?.kept ?? []);
+}
+
+function candidatesText(c: Omit<CandidateChoice, 'outcome'>): string {
+  const rows = c.candidates.map((k, i) => `${i === c.chosen ? '*' : ''}${k.evenness.toFixed(2)}: ${(k.calib_accuracy * 100).toFixed(2)}% NLL ${k.calib_nll.toFixed(4)}`);
+  return `spread of the cut chosen by held-out calibration score after reconstruction (evenness: score) ${rows.join(', ')}`;
 }

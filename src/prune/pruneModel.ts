@@ -18,7 +18,7 @@ import type { ChannelTally } from './reduction.js';
 import type { KeptChannels } from './structured/keptChannels.js';
 import type { MeasureOptions } from './structured/hardware.js';
 import { allocationRecord, type AllocationRecord } from './structured/record.js';
-import { structuredPrune } from './structured/structuredPrune.js';
+import { structuredPrune, type StructuredOptions } from './structured/structuredPrune.js';
 
 export interface PruneContext {
   /** the input model file, for messages */
@@ -36,7 +36,7 @@ export interface PruneContext {
   /** structured with `round-to: 0`: where and how to measure the widths that run fast */
   hardware?: MeasureOptions;
   /** structured: allocate for a predicted latency instead of `sparsity` (the latency target's loop sets it) */
-  latencyTarget?: { batch: number; denseMs: number; budgetMs: number };
+  latencyTarget?: StructuredOptions['latency'];
   /** with `latencyTarget`: each group's measured calibration-loss curve, by group name */
   lossCurves?: ReadonlyMap<string, readonly { ratio: number; increase: number }[]>;
 }

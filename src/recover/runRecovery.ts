@@ -304,7 +304,7 @@ async function recoverySteps(req: RecoveryRequest, calib: Dataset | undefined, b
  * The weights reconstruction refits: the prunable ones, plus under structured pruning every layer
  * weight surgery sliced (an excluded layer's fan-in shrinks when its producer loses channels).
  */
-function refitWeights(req: RecoveryRequest): string[] {
+export function refitWeights(req: Pick<RecoveryRequest, 'denseWeights' | 'structured'>): string[] {
   const names = new Set(req.denseWeights.map((w) => w.initializer));
   if (req.structured) for (const w of prunableWeights(req.structured.reference, EVERY_LAYER)) if (req.structured.kept.has(w.initializer)) names.add(w.initializer);
   return [...names];

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../../src/onnx/model.js';
 import { DataType } from '../../src/onnx/tensor.js';
-import { cliInProcess, expectReproduced, exported, FAST, head, initializerTypes, runExport as run } from '../support/exportRuns.js';
+import { cliInProcess, expectReproduced, exported, FAST, head, initializerTypes, runExport as run, twoOutputs } from '../support/exportRuns.js';
 import { fixture, tempDir } from '../support/fixtures.js';
 
 const TEST = fixture('fmnist-test.npz');
@@ -37,17 +37,6 @@ describe('float16 weights and I/O', () => {
     for (const s of m.steps) await expectReproduced(s, TEST, 'logits');
     expect(initializerTypes(m.pruned)).toEqual(new Set([DataType.FLOAT16]));
     expect(m.notes!.join('\n')).toMatch(/distillation skipped: the model computes in float16/);
-  });
-
-  it('take float16 data as stored, and are pruned structurally in float16', async () => {
-    const data = exported('fmnist-test-fp16.npz');
-    const r = await run('mlp-fp16.onnx', data, '--method', 'structured', '--sparsity', '0.3', '--recovery', 'none');
-    expect([0, 1]).toContain(r.code);
-    const m = r.model!;
-    expect(m.steps[0].accuracy).toBeCloseTo(0.886, 3);
-    expect(m.steps[1].params).toBeLessThan(m.steps[0].params);
-    for (const s of m.steps) await expectReproduced(s, data, 'logits');
-    expect(initializerTypes(m.pruned)).toEqual(new Set([DataType.FLOAT16]));
   });
 });
 
@@ -127,13 +116,7 @@ describe('sigmoid heads', () => {
 describe('several outputs', () => {
   it('--output (or output: in the config) picks the one to judge; without it --task classification is refused before any work', async () => {
     const dir = tempDir();
-    // cnn-opset13 with its pooled features as a second output
-    const model = loadModel(exported('cnn-opset13.onnx')).proto;
-    const gap = model.graph!.node.find((n) => n.opType === 'ReduceMean')!;
-    model.graph!.output.push({ ...model.graph!.output[0], name: gap.output[0], type: undefined } as never);
-    const { saveModel } = await import('../../src/onnx/model.js');
-    const two = path.join(dir, 'two-outputs.onnx');
-    saveModel(model, two);
+    const two = twoOutputs(dir);
     const refused = await cliInProcess(['run', '--model', two, '--data', TEST, ...FAST, '--task', 'classification', '--out', path.join(dir, 'refused')]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/has 2 outputs .*--output NAME.*--task fidelity/);

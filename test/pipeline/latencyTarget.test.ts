@@ -32,12 +32,41 @@ describe('prune-guard run --target-speedup', () => {
     // the shipped file is the pruned model whose MACs the record states
     expect(modelCost(loadModel(m.pruned).proto).macs).toBe(t.attempts[t.shipped].macs);
     expect(m.allocation!.latency!.layers.length).toBeGreaterThan(0);
+    // without calibration data the cut's spread is not searched
+    expect(t.candidates).toBeUndefined();
     if (t.outcome === 'met') expect(t.attempts[t.shipped].speedup).toBeGreaterThanOrEqual(1.5);
     // a target the loop could not meet is said, and never passes
     else {
       expect(m.verdict).not.toBe('pass');
       expect(m.notes?.some((n) => n.startsWith('latency target not met'))).toBe(true);
     }
+  }, 120_000);
+});
+
+describe('prune-guard run --target-speedup with labelled calibration data', () => {
+  it('tries cuts from uneven to even for the first budget, each reaching it by the table, and ships the best by held-out calibration score', async () => {
+    const out = tempDir();
+    const r = await runCli(['run', '--model', fixture('cnn-bn.onnx'), '--data', head(fixture('fmnist-test.npz'), 200), '--calib', head(fixture('fmnist-calib.npz'), 64), '--method', 'structured', '--target-speedup', '1.5x', '--out', out, ...FAST]);
+    expect(r.stderr).not.toMatch(/error/i);
+    const ledger = JSON.parse(fs.readFileSync(path.join(out, 'ledger.json'), 'utf8')) as Ledger;
+    expect(validateLedger(ledger)).toEqual([]);
+    const a = ledger.models[0].allocation!;
+    const t = a.target!;
+    const c = t.candidates!;
+    expect(c.map((k) => k.evenness)).toEqual([0, 1 / 3, 2 / 3, 1]);
+    // tighter caps as the evenness grows, the loosest the run allows at 0
+    expect(c[0].max_group_ratio).toBe(1);
+    for (let i = 1; i < c.length; i++) expect(c[i].max_group_ratio).toBeLessThanOrEqual(c[i - 1].max_group_ratio);
+    for (const k of c) expect(k.reached).toBe(true);
+    for (const k of c) expect(k.predicted_ms).toBeLessThanOrEqual(t.attempts[0].budget_ms);
+    // the chosen one has the lowest held-out NLL (ties: the earlier), and attempt 1 is it
+    const best = Math.min(...c.map((k) => k.calib_nll));
+    expect(c[t.chosen!].calib_nll).toBe(best);
+    expect(c.findIndex((k) => k.calib_nll === best)).toBe(t.chosen);
+    expect(t.attempts[0].macs).toBe(c[t.chosen!].macs);
+    // every attempt keeps the chosen spread, and no group lost more than its cap
+    expect(a.latency!.evenness).toBe(c[t.chosen!].evenness);
+    expect(fs.readFileSync(path.join(out, 'ledger.md'), 'utf8')).toMatch(/How evenly the cut is spread/);
   }, 120_000);
 });
 

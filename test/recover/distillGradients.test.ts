@@ -290,6 +290,17 @@ describe('distillation gradient rules match finite differences', () => {
     }
   });
 
+  it('trains a weight shared through Identity into an elementwise Add, judged by the weight\'s own size', () => {
+    const n = new Net(13, [2, 5]);
+    const bias = n.param([4]);
+    const shared = n.op('Identity', [bias]);
+    const h = n.op('Add', [n.op('MatMul', ['x', n.param([5, 4])]), shared]);
+    const model = n.model(n.op('Gemm', [h, n.param([4, 3])]));
+    const names = selectTrainables(model, new Set()).map((p) => p.name);
+    expect(names).toContain(bias);
+    expect(names).toHaveLength(3);
+  });
+
   it('refuses an op it has no rule for, by name', () => {
     const n = new Net(13, [2, 5]);
     const h = n.op('Softplus', [n.op('Gemm', ['x', n.param([5, 4])])]);

@@ -7,6 +7,7 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  * the other idles; starting the long files first lets the two workers finish together.
  */
 const HEAVIEST = [
+  'test/pipeline/coverageMatrix.test.ts',
   'test/pipeline/realWorld.test.ts',
   'test/github/comment.browser.test.ts',
   'test/pipeline/gradual.test.ts',

@@ -67,6 +67,8 @@ export interface LatencyGroup {
   multiple: number;
   /** importance per unit (normalised per group, as the global ranking compares them) */
   scores: Float64Array;
+  /** fewest units the allocation may keep (a per-group pruning cap, capFloor); unset: its smallest fast width */
+  minKept?: number;
 }
 
 export interface LatencyAllocation {
@@ -81,7 +83,8 @@ export interface LatencyAllocation {
 /**
  * Kept counts that maximise the importance kept under a latency budget: starting dense, repeatedly take
  * the step (one group down to its next smaller fast width) that loses the least importance per predicted
- * millisecond saved, until the prediction is within the budget. Steps that save nothing are taken last.
+ * millisecond saved, until the prediction is within the budget (no group below its `minKept`), then
+ * give back what the last coarse step overshot. Steps that save nothing are taken last.
  * Deterministic: ties go to the earlier group.
  */
 export function allocateForLatency(
@@ -92,32 +95,40 @@ export function allocateForLatency(
   /** what going from `from` to `to` kept units costs (a measured loss curve); default: the importance dropped */
   cost?: (root: number, from: number, to: number) => number | undefined,
 ): LatencyAllocation {
-  const restMs = dense.restMs;
   const kept = new Map(groups.map((g) => [g.root, g.size]));
   const widths = new Map(groups.map((g) => [g.root, allowedWidths(g.size, Math.max(1, g.multiple))]));
   const sorted = new Map(groups.map((g) => [g.root, Float64Array.from(g.scores).sort()]));
+  const predict = (): number => predictMs(tables, dense.restMs, kept, dense.scale);
+  // the prediction with one group moved to `to` and every other as kept
+  const predictWith = (root: number, to: number): number => {
+    const k = kept.get(root)!;
+    kept.set(root, to);
+    const ms = predict();
+    kept.set(root, k);
+    return ms;
+  };
+  // what keeping `lo` instead of `hi` units loses (the hi - lo least important of the hi): a measured
+  // cost ranks first; the importance between them only breaks its ties
+  const loss = (root: number, hi: number, lo: number): number => {
+    const s = sorted.get(root)!;
+    let between = 0;
+    for (let r = s.length - hi; r < s.length - lo; r++) between += s[r];
+    const measured = cost?.(root, hi, lo);
+    return measured === undefined ? between : Math.max(0, measured) + between * 1e-9;
+  };
   const steps: LatencyAllocation['steps'] = [];
-  let current = predictMs(tables, restMs, kept, dense.scale);
+  let current = predict();
   while (current > budgetMs) {
     let best: { root: number; to: number; ms: number; price: number; saved: number } | undefined;
     for (const g of groups) {
       const list = widths.get(g.root)!;
       const k = kept.get(g.root)!;
       const i = list.indexOf(k);
-      if (i <= 0) continue;
+      if (i <= 0 || list[i - 1] < (g.minKept ?? 0)) continue;
       const to = list[i - 1];
-      kept.set(g.root, to);
-      const ms = predictMs(tables, restMs, kept, dense.scale);
-      kept.set(g.root, k);
-      const s = sorted.get(g.root)!;
-      // keeping `to` of the units drops the k - to least important still kept
-      let dropped = 0;
-      for (let r = s.length - k; r < s.length - to; r++) dropped += s[r];
-      // a measured cost ranks first; the importance dropped only breaks its ties
-      const measured = cost?.(g.root, k, to);
-      const lost = measured === undefined ? dropped : Math.max(0, measured) + dropped * 1e-9;
+      const ms = predictWith(g.root, to);
       const saved = current - ms;
-      const price = saved > 0 ? lost / saved : Infinity;
+      const price = saved > 0 ? loss(g.root, k, to) / saved : Infinity;
       if (!best || price < best.price || (price === Infinity && best.price === Infinity && saved > best.saved)) best = { root: g.root, to, ms, price, saved };
     }
     if (!best) break;
@@ -125,7 +136,64 @@ export function allocateForLatency(
     current = best.ms;
     steps.push({ root: best.root, to: best.to, ms: best.ms });
   }
+  // width steps are coarse, so the step that reached the budget often saved more than it had to: give
+  // the slack back, each time to the group whose next larger width restores the most per millisecond
+  // added, while that still fits the budget
+  while (current <= budgetMs) {
+    let best: { root: number; to: number; ms: number; value: number } | undefined;
+    for (const g of groups) {
+      const list = widths.get(g.root)!;
+      const k = kept.get(g.root)!;
+      const i = list.indexOf(k);
+      if (i < 0 || i >= list.length - 1) continue;
+      const to = list[i + 1];
+      const ms = predictWith(g.root, to);
+      if (ms > budgetMs) continue;
+      const value = ms > current ? loss(g.root, to, k) / (ms - current) : Infinity;
+      if (!best || value > best.value) best = { root: g.root, to, ms, value };
+    }
+    if (!best) break;
+    kept.set(best.root, best.to);
+    current = best.ms;
+  }
   return { kept, predictedMs: current, reached: current <= budgetMs, steps };
+}
+
+/** Fewest units a group of `size` may keep when no group may lose more than `ratio` of its units. */
+export function capFloor(size: number, ratio: number): number {
+  return Math.max(1, Math.ceil(size * (1 - ratio) - 1e-9));
+}
+
+/**
+ * The tightest per-group pruning cap (no group loses more than this fraction, as Torch-Pruning's
+ * max_pruning_ratio) under which the predicted latency can still reach the budget: every group at its
+ * smallest fast width the cap allows. Under it the allocation has to take about the same fraction from
+ * every group (the even cut that meets the budget); a looser cap lets the costs concentrate the cut.
+ * Returns `maxCap` when even that cannot reach the budget. Bisection on the prediction, deterministic.
+ */
+export function evenCap(groups: readonly LatencyGroup[], tables: readonly LayerTable[], dense: { restMs: number; scale: number }, budgetMs: number, maxCap = 1): number {
+  const widths = groups.map((g) => ({ root: g.root, size: g.size, list: allowedWidths(g.size, Math.max(1, g.multiple)) }));
+  const fits = (cap: number): boolean => {
+    const kept = new Map(widths.map((g) => [g.root, g.list.find((w) => w >= capFloor(g.size, cap)) ?? g.size]));
+    return predictMs(tables, dense.restMs, kept, dense.scale) <= budgetMs;
+  };
+  if (!fits(maxCap)) return maxCap;
+  let lo = 0;
+  let hi = maxCap;
+  for (let i = 0; i < 40 && hi - lo > 1e-6; i++) {
+    const mid = (lo + hi) / 2;
+    if (fits(mid)) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
+
+/**
+ * The per-group cap at `evenness` between the loosest cap allowed (0: the costs alone decide where the
+ * cut goes) and the tightest that still reaches the budget (1: about the same fraction from every group).
+ */
+export function capAtEvenness(evenness: number, even: number, maxCap = 1): number {
+  return maxCap - Math.min(1, Math.max(0, evenness)) * (maxCap - even);
 }
 
 /** What the latency allocation predicted, for the ledger. */
@@ -142,5 +210,9 @@ export interface LatencyPlan {
   reached: boolean;
   /** kept channels per channel group, in the analysis' group order */
   kept: number[];
+  /** no group lost more than this fraction of its channels (capAtEvenness) */
+  max_group_ratio?: number;
+  /** where that cap sat between the loosest allowed (0) and the tightest that reaches the budget (1) */
+  evenness?: number;
   layers: LayerTable[];
 }

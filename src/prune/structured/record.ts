@@ -14,6 +14,20 @@ export interface TargetAttempt {
   macs: number;
 }
 
+/** One allocation tried for the same predicted-latency budget, scored after a quick reconstruction. */
+export interface CandidateScore {
+  /** how evenly the cut was spread: 0 where the loss curves put it, 1 about the same fraction from every group */
+  evenness: number;
+  /** no group lost more than this fraction of its channels */
+  max_group_ratio: number;
+  predicted_ms: number;
+  reached: boolean;
+  macs: number;
+  /** on the odd-indexed calibration samples, after reconstruction on the even-indexed ones */
+  calib_accuracy: number;
+  calib_nll: number;
+}
+
 /** A latency target (`target-speedup`, `target-latency-ms`) and how the correction loop went. */
 export interface TargetRecord {
   kind: 'speedup' | 'latency-ms';
@@ -28,6 +42,12 @@ export interface TargetRecord {
   detail: string;
   /** index into attempts of the model that ships */
   shipped: number;
+  /**
+   * with labelled calibration data: the allocations tried for the first budget, and the index of the
+   * one chosen; its evenness is kept for every later attempt
+   */
+  candidates?: CandidateScore[];
+  chosen?: number;
 }
 
 /**

@@ -10,7 +10,7 @@ import { monotoneCurve } from '../sensitivity/allocateSparsity.js';
 import { type DependencyAnalysis, type DependencyGroup, analyzeDependencies } from './depgraph.js';
 import { cacheDir } from '../../io/measureCache.js';
 import { groupMultiples, measureLayerTables, measureProbes, type MeasureOptions, type WidthTable } from './hardware.js';
-import { allocateForLatency, splitDense, type LatencyPlan } from './latencyModel.js';
+import { allocateForLatency, capAtEvenness, capFloor, evenCap, splitDense, type LatencyPlan } from './latencyModel.js';
 import { type KeptChannels, keptChannels } from './keptChannels.js';
 import { macLayers } from './macLayers.js';
 import { type SkipReason, renderSkip } from './skip.js';
@@ -43,7 +43,16 @@ export interface StructuredOptions {
    * allocate by latency instead of `sparsity`: keep the most importance whose predicted latency at
    * `batch` fits `budgetMs`, predicted from per-layer tables and the dense model's measured `denseMs`
    */
-  latency?: { batch: number; denseMs: number; budgetMs: number };
+  latency?: {
+    batch: number;
+    denseMs: number;
+    budgetMs: number;
+    /**
+     * how evenly the cut is spread (capAtEvenness): 0 lets the costs concentrate it (up to
+     * `maxLayerSparsity` per group), 1 caps every group at the tightest fraction that still reaches the budget
+     */
+    evenness?: number;
+  };
   /**
    * with `latency`: each group's measured calibration-loss increase when pruned alone to a ratio (by
    * group name), so the allocation removes channels where loss per millisecond saved is smallest
@@ -110,10 +119,15 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
       const size = units.find((u) => u.root === root)!.size;
       return f ? f(1 - to / size) - f(1 - from / size) : undefined;
     };
-    const plan = allocateForLatency(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)!) })), tables, split, opts.latency.budgetMs, cost);
+    const free = plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)!) }));
+    const maxCap = opts.maxLayerSparsity ?? 1;
+    const evenness = opts.latency.evenness ?? 0;
+    const cap = capAtEvenness(evenness, evenness > 0 ? evenCap(free, tables, split, opts.latency.budgetMs, maxCap) : maxCap, maxCap);
+    const capped = free.map((g) => ({ ...g, minKept: capFloor(g.size, cap) }));
+    const plan = allocateForLatency(capped, tables, split, opts.latency.budgetMs, cost);
     for (const u of units) keptUnits.set(u.root, plan.kept.get(u.root) ?? u.size);
-    latency = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), layers: tables };
-    if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
+    latency = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), max_group_ratio: cap, evenness, layers: tables };
+    if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width${cap < 1 ? ` or loses ${(cap * 100).toFixed(1)}% of its channels` : ''} and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
   } else if (widths) {
     const multiple = new Map(widths.groups.map((g) => [g.root, g.multiple]));
     const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);

@@ -84,16 +84,17 @@ export function logitsTensor(model: ModelProto): string {
   return p && p.opType === 'Softmax' ? p.input[0] : out;
 }
 
-function isTrainableUse(index: GraphIndex, tensor: string, seen = new Set<string>()): boolean {
+function isTrainableUse(index: GraphIndex, tensor: string, seen = new Set<string>(), initializer = index.initializers.get(tensor)!): boolean {
   if (seen.has(tensor)) return false;
   seen.add(tensor);
   for (const n of index.consumersOf(tensor)) {
-    // exporters share equal initializers through Identity (one BatchNorm bias feeding two layers)
-    if (n.opType === 'Identity' && isTrainableUse(index, n.output[0], seen)) return true;
+    // exporters share equal initializers through Identity (one BatchNorm bias feeding two layers); the
+    // size that decides an elementwise use is the initializer's, not the Identity output's
+    if (n.opType === 'Identity' && isTrainableUse(index, n.output[0], seen, initializer)) return true;
     const slots = TRAINABLE_SLOTS[n.opType];
     if (!slots) continue;
     if (slots.some((s) => n.input[s] === tensor)) {
-      if ((n.opType === 'Add' || n.opType === 'Sub' || n.opType === 'Mul') && numel(tensorDims(index.initializers.get(tensor)!)) < 2) continue;
+      if ((n.opType === 'Add' || n.opType === 'Sub' || n.opType === 'Mul') && numel(tensorDims(initializer)) < 2) continue;
       return true;
     }
   }

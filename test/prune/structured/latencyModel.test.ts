@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { nextCorrection, shippedAttempt } from '../../../src/prune/structured/latencyTarget.js';
-import { allocateForLatency, predictMs, relativeAt, splitDense, type LayerTable } from '../../../src/prune/structured/latencyModel.js';
+import { allocateForLatency, capAtEvenness, capFloor, evenCap, predictMs, relativeAt, splitDense, type LayerTable } from '../../../src/prune/structured/latencyModel.js';
+import { allowedWidths } from '../../../src/prune/structured/widths.js';
 
 /** A layer whose time is proportional to its kept input times its kept output channels. */
 function bilinear(node: string, inRoot: number | undefined, outRoot: number | undefined, cin: number, cout: number, ms: number): LayerTable {
@@ -115,5 +116,51 @@ describe('allocation under a latency budget weighed by measured loss curves', ()
     const byLoss = allocateForLatency(groups, tables, { restMs: 3, scale: 1 }, 8, (root, from, to) => (root === 1 ? (from - to) * 1 : (from - to) * 0.001));
     expect(byLoss.kept.get(1)).toBe(32);
     expect(byLoss.kept.get(2)!).toBeLessThan(64);
+  });
+});
+
+describe('how evenly a latency allocation may cut', () => {
+  const tables = [bilinear('a', undefined, 1, 3, 32, 2), bilinear('b', 1, 2, 32, 64, 4), bilinear('c', 2, undefined, 64, 10, 1)];
+  const dense = { restMs: 3, scale: 1 };
+  // group 2's channels look nearly free: uncapped, the cut goes there first
+  const groups = [{ root: 1, size: 32, multiple: 8, scores: new Float64Array(32).fill(10) }, { root: 2, size: 64, multiple: 16, scores: new Float64Array(64).fill(0.1) }];
+  const cheap2 = (root: number, from: number, to: number) => (root === 1 ? from - to : (from - to) * 0.01);
+
+  it('no group loses more than the cap, and the tightest cap that reaches the budget spreads the cut', () => {
+    const budget = 6.5;
+    const free = allocateForLatency(groups, tables, dense, budget, cheap2);
+    expect(free.reached).toBe(true);
+    expect(free.kept.get(2)!).toBeLessThanOrEqual(16);
+    const even = evenCap(groups, tables, dense, budget);
+    expect(even).toBeGreaterThan(0);
+    expect(even).toBeLessThan(1);
+    for (const evenness of [0.5, 1]) {
+      const cap = capAtEvenness(evenness, even);
+      const r = allocateForLatency(groups.map((g) => ({ ...g, minKept: capFloor(g.size, cap) })), tables, dense, budget, cheap2);
+      expect(r.reached).toBe(true);
+      expect(r.predictedMs).toBeLessThanOrEqual(budget);
+      for (const g of groups) expect(r.kept.get(g.root)!).toBeGreaterThanOrEqual(capFloor(g.size, cap));
+    }
+    // at the even cap both groups give up channels; a tighter cap cannot reach the budget
+    const atEven = allocateForLatency(groups.map((g) => ({ ...g, minKept: capFloor(g.size, even) })), tables, dense, budget, cheap2);
+    expect(atEven.kept.get(1)!).toBeLessThan(32);
+    expect(atEven.kept.get(2)!).toBeGreaterThan(free.kept.get(2)!);
+    expect(allocateForLatency(groups.map((g) => ({ ...g, minKept: capFloor(g.size, even * 0.8) })), tables, dense, budget, cheap2).reached).toBe(false);
+    // a budget no cap reaches: the loosest cap
+    expect(evenCap(groups, tables, dense, 0.1, 0.9)).toBe(0.9);
+  });
+
+  it('gives back the slack a coarse last step left: no group could keep one width more within the budget', () => {
+    for (const budget of [9, 8, 7.2, 6.5, 5.5]) {
+      const r = allocateForLatency(groups, tables, dense, budget, cheap2);
+      expect(r.reached).toBe(true);
+      for (const g of groups) {
+        const list = allowedWidths(g.size, g.multiple);
+        const k = r.kept.get(g.root)!;
+        if (k === g.size) continue;
+        const up = new Map(r.kept).set(g.root, list[list.indexOf(k) + 1]);
+        expect(predictMs(tables, dense.restMs, up, dense.scale)).toBeGreaterThan(budget);
+      }
+    }
   });
 });

@@ -1,0 +1,72 @@
+import { takeSamples, type Dataset } from '../data/dataset.js';
+import type { Head } from '../onnx/head.js';
+import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import { QUALITY_THREADS } from '../onnx/runtime/quality.js';
+import type { PruneOutcome } from '../prune/pruneModel.js';
+import type { CandidateScore } from '../prune/structured/record.js';
+import { better, calibScore, type CalibScore } from '../recover/calibScore.js';
+import { DEFAULT_RECONSTRUCT, reconstruct } from '../recover/reconstruct.js';
+import { refitWeights } from '../recover/runRecovery.js';
+
+/**
+ * How evenly a latency target's cut is spread, from where the loss curves alone put it (0) to about the
+ * same fraction from every group (1): the candidates tried. The curves price each group pruned alone and
+ * before recovery, so the allocation they favour is not always the one recovery repairs best; which
+ * spread wins is measured, not assumed.
+ */
+export const EVENNESS_GRID: readonly number[] = [0, 1 / 3, 2 / 3, 1];
+
+export interface CandidateChoice {
+  /** index into `candidates` of the one chosen */
+  chosen: number;
+  outcome: PruneOutcome;
+  candidates: CandidateScore[];
+}
+
+/**
+ * Prune at each evenness, keep those whose prediction reaches the budget (all of them when none does),
+ * and choose the best by `score` (lower NLL, then accuracy; ties keep the earlier, less even one). An
+ * evenness that picks the same channels as one before it is not scored again. Only the chosen outcome
+ * stays in memory.
+ */
+export async function chooseCandidate(
+  grid: readonly number[],
+  prune: (evenness: number) => Promise<PruneOutcome>,
+  score: (o: PruneOutcome) => Promise<CalibScore>,
+  macs: (o: PruneOutcome) => number,
+): Promise<CandidateChoice> {
+  const seen = new Map<string, number>();
+  const candidates: CandidateScore[] = [];
+  let best: { i: number; outcome: PruneOutcome; score: CalibScore; reached: boolean } | undefined;
+  for (const evenness of grid) {
+    const outcome = await prune(evenness);
+    const plan = outcome.allocation?.latency;
+    const key = JSON.stringify(plan?.kept ?? []);
+    const same = seen.get(key);
+    if (same !== undefined) {
+      candidates.push({ ...candidates[same], evenness, max_group_ratio: plan?.max_group_ratio ?? 1 });
+      continue;
+    }
+    const s = await score(outcome);
+    const reached = plan?.reached ?? true;
+    seen.set(key, candidates.length);
+    candidates.push({ evenness, max_group_ratio: plan?.max_group_ratio ?? 1, predicted_ms: plan?.predicted_ms ?? NaN, reached, macs: macs(outcome), calib_accuracy: s.accuracy, calib_nll: s.nll });
+    // an allocation whose prediction reaches the budget beats any that does not
+    if (!best || (reached && !best.reached) || (reached === best.reached && better(s, best.score))) best = { i: candidates.length - 1, outcome, score: s, reached };
+  }
+  return { chosen: best!.i, outcome: best!.outcome, candidates };
+}
+
+/**
+ * A candidate's calibration score after the recovery that will run on it, made cheap: layer-wise
+ * reconstruction (fixed damp, no cross-validation) on the even-indexed calibration samples, scored on
+ * the odd-indexed ones, so the choice is judged on samples the refit never saw.
+ */
+export function reconstructedScore(dense: ModelProto, calib: Dataset, head: Head): (o: PruneOutcome) => Promise<CalibScore> {
+  const fit = takeSamples(calib, Array.from({ length: Math.ceil(calib.count / 2) }, (_, i) => 2 * i));
+  const held = calib.count > 1 ? takeSamples(calib, Array.from({ length: Math.floor(calib.count / 2) }, (_, i) => 2 * i + 1)) : fit;
+  return async (o) => {
+    const r = await reconstruct(o.structured?.reference ?? dense, o.model, refitWeights(o), fit, { ...DEFAULT_RECONSTRUCT, crossValidate: false, threads: QUALITY_THREADS, ...(o.structured ? { kept: o.structured.kept } : {}) });
+    return calibScore(r.model, held, QUALITY_THREADS, head);
+  };
+}

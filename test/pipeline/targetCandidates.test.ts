@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { chooseCandidate } from '../../src/pipeline/targetCandidates.js';
+import type { PruneOutcome } from '../../src/prune/pruneModel.js';
+
+/** A pruned outcome as the search sees it: its latency plan and nothing else. */
+function outcome(kept: number[], predicted: number, reached = true, cap = 1): PruneOutcome {
+  return { allocation: { rounding: 'measured', latency: { kept, predicted_ms: predicted, reached, max_group_ratio: cap } } } as unknown as PruneOutcome;
+}
+
+describe('choosing how evenly a latency target cuts', () => {
+  it('keeps the allocation with the best held-out score, scores each distinct allocation once, and prefers one that reaches the budget', async () => {
+    const byEvenness = new Map([
+      [0, { o: outcome([8, 4], 0.19, true, 1), nll: 0.35, accuracy: 0.88 }],
+      [0.5, { o: outcome([16, 8], 0.19, true, 0.8), nll: 0.3, accuracy: 0.9 }],
+      // the same channels again: not scored twice
+      [0.75, { o: outcome([16, 8], 0.19, true, 0.7), nll: 0, accuracy: 1 }],
+      // would score best, but its prediction misses the budget
+      [1, { o: outcome([32, 16], 0.25, false, 0.5), nll: 0.1, accuracy: 0.95 }],
+    ]);
+    const scored: number[][] = [];
+    const c = await chooseCandidate(
+      [...byEvenness.keys()],
+      async (e) => byEvenness.get(e)!.o,
+      async (o) => {
+        const kept = o.allocation!.latency!.kept;
+        scored.push(kept);
+        const hit = [...byEvenness.values()].find((v) => v.o === o)!;
+        return { nll: hit.nll, accuracy: hit.accuracy };
+      },
+      (o) => o.allocation!.latency!.kept.reduce((a, b) => a + b, 0),
+    );
+    expect(scored).toEqual([[8, 4], [16, 8], [32, 16]]);
+    expect(c.chosen).toBe(1);
+    expect(c.outcome).toBe(byEvenness.get(0.5)!.o);
+    expect(c.candidates.map((k) => k.evenness)).toEqual([0, 0.5, 0.75, 1]);
+    // the repeat carries the score of the allocation it repeats, under its own cap
+    expect(c.candidates[2]).toMatchObject({ calib_nll: 0.3, max_group_ratio: 0.7, macs: 24 });
+    expect(c.candidates[c.chosen].reached).toBe(true);
+  });
+
+  it('on equal scores keeps the earlier, less even allocation', async () => {
+    const outs = [outcome([8], 1), outcome([16], 1)];
+    const c = await chooseCandidate([0, 1], async (e) => outs[e], async () => ({ nll: 0.2, accuracy: 0.9 }), () => 1);
+    expect(c.chosen).toBe(0);
+  });
+});
