@@ -49426,24 +49426,7 @@ function invertLower(l, n) {
   let i0 = 0;
   for (; i0 + 3 < n; i0 += 4) {
     const r0 = i0 * n;
-    const r1 = r0 + n;
-    const r2 = r1 + n;
-    const r3 = r2 + n;
-    for (let k = 0; k < i0; k++) {
-      const l0 = l[r0 + k];
-      const l1 = l[r1 + k];
-      const l2 = l[r2 + k];
-      const l3 = l[r3 + k];
-      if (l0 === 0 && l1 === 0 && l2 === 0 && l3 === 0) continue;
-      const rk = k * n;
-      for (let j = 0; j <= k; j++) {
-        const v = inv[rk + j];
-        inv[r0 + j] -= l0 * v;
-        inv[r1 + j] -= l1 * v;
-        inv[r2 + j] -= l2 * v;
-        inv[r3 + j] -= l3 * v;
-      }
-    }
+    for (let k = 0; k < i0; k++) addColumnTimesRow4(inv, r0, n, l, r0 + k, n, -1, inv, k * n, k + 1);
     for (let i2 = i0; i2 < i0 + 4; i2++) finishRow(l, inv, n, i2, i0);
   }
   for (let i2 = i0; i2 < n; i2++) finishRow(l, inv, n, i2, 0);
@@ -49542,30 +49525,7 @@ function solveInverseHessian(h, n, dampFraction) {
 function matmul2(a, b, m, k, n) {
   const c = new Float64Array(m * n);
   let i2 = 0;
-  for (; i2 + 3 < m; i2 += 4) {
-    const c0 = i2 * n;
-    const c1 = c0 + n;
-    const c2 = c1 + n;
-    const c3 = c2 + n;
-    const a0 = i2 * k;
-    const a1 = a0 + k;
-    const a2 = a1 + k;
-    const a3 = a2 + k;
-    for (let p = 0; p < k; p++) {
-      const x0 = a[a0 + p];
-      const x1 = a[a1 + p];
-      const x2 = a[a2 + p];
-      const x3 = a[a3 + p];
-      const rp = p * n;
-      for (let j = 0; j < n; j++) {
-        const v = b[rp + j];
-        c[c0 + j] += x0 * v;
-        c[c1 + j] += x1 * v;
-        c[c2 + j] += x2 * v;
-        c[c3 + j] += x3 * v;
-      }
-    }
-  }
+  for (; i2 + 3 < m; i2 += 4) for (let p = 0; p < k; p++) addColumnTimesRow4(c, i2 * n, n, a, i2 * k + p, k, 1, b, p * n, n);
   for (; i2 < m; i2++) {
     const ri = i2 * n;
     for (let p = 0; p < k; p++) {
@@ -49576,6 +49536,23 @@ function matmul2(a, b, m, k, n) {
     }
   }
   return c;
+}
+function addColumnTimesRow4(dst, o, stride, coef, c, cstride, sign, src, s, len) {
+  const x0 = sign * coef[c];
+  const x1 = sign * coef[c + cstride];
+  const x2 = sign * coef[c + 2 * cstride];
+  const x3 = sign * coef[c + 3 * cstride];
+  if (x0 === 0 && x1 === 0 && x2 === 0 && x3 === 0) return;
+  const o1 = o + stride;
+  const o2 = o1 + stride;
+  const o3 = o2 + stride;
+  for (let j = 0; j < len; j++) {
+    const v = src[s + j];
+    dst[o + j] += x0 * v;
+    dst[o1 + j] += x1 * v;
+    dst[o2 + j] += x2 * v;
+    dst[o3 + j] += x3 * v;
+  }
 }
 var RECENT_MIN_COLS, RECENT_MAX_BYTES, RECENT;
 var init_linalg = __esm({
