@@ -9,8 +9,19 @@ import HeaviestFirst from './test/support/heaviestFirst.js';
 const probeCache = fs.mkdtempSync(path.join(os.tmpdir(), 'prune-guard-test-cache-'));
 
 // Files that need a process of their own: module mocks (vi.mock replaces a module for every later file in
-// the process) and peak-memory readings (the process's high-water mark)
-const OWN_PROCESS = ['test/pipeline/nmVerify.test.ts', 'test/pipeline/funnel.test.ts', 'test/measure/runtimeCost.test.ts', 'test/measure/memory.test.ts'];
+// the process), peak-memory readings (the process's high-water mark), and decisions on measured latency
+// (a heap left big by earlier files adds collector pauses to the timings)
+const OWN_PROCESS = [
+  'test/pipeline/nmVerify.test.ts',
+  'test/pipeline/funnel.test.ts',
+  'test/measure/runtimeCost.test.ts',
+  'test/measure/memory.test.ts',
+  'test/measure/latency.test.ts',
+  'test/measure/sequential.test.ts',
+  'test/pipeline/latencyTarget.test.ts',
+  'test/pipeline/targetCandidates.test.ts',
+  'test/prune/structured/latencyModel.test.ts',
+];
 
 export default defineConfig({
   test: {
