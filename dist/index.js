@@ -32259,61 +32259,77 @@ function preciseEnough(perModel, target, confidence) {
 }
 async function measureInterleaved(modelPaths, source, opts, onProgress) {
   const { ort } = onnxruntime();
-  const sessions = [];
+  let sessions = [];
   const samples = modelPaths.map(() => opts.batchSizes.map(() => []));
   const total2 = opts.batchSizes.length * (opts.warmup + opts.runs);
   const adaptive = (opts.targetRelCi ?? 0) > 0;
   const capMs = (opts.maxSeconds ?? 0) > 0 ? opts.maxSeconds * 1e3 / opts.batchSizes.length : Infinity;
   let done = 0;
-  try {
-    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
-    for (let b = 0; b < opts.batchSizes.length; b++) {
-      const started = performance.now();
-      const inputs = batchOf(source, opts.batchSizes[b]);
-      const feeds = {};
-      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
-      const warm = sessions.map(() => []);
-      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
-      let warming = opts.warmup > 0;
-      let timedStart = performance.now();
-      let warmRounds = 0;
-      let timed = 0;
-      const sequential = b === 0 && sessions.length >= 2 && opts.sequential?.length ? opts.sequential : void 0;
-      const judged2 = samples.length - 1;
-      for (let r = 0; ; r++) {
-        if (!warming && sequential) {
-          const elapsed = performance.now() - timedStart;
-          const decided = sequential.map((t) => t.check(samples[0][b], samples[judged2][b], elapsed));
-          if (decided.every(Boolean)) break;
-        } else if (!warming && timed >= opts.runs) {
-          if (!adaptive || performance.now() - started > capMs) break;
-          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi, opts.confidence ?? 0.95)) break;
-        }
-        const order = sessions.map((_, i2) => i2);
-        if (r % 2 === 1) order.reverse();
-        for (const i2 of order) {
-          let dt = Infinity;
-          for (let k = 0; k < (opts.repeat ?? 1); k++) {
-            const t0 = performance.now();
-            const out = await sessions[i2].run(feeds);
-            dt = Math.min(dt, performance.now() - t0);
-            for (const t of Object.values(out)) t.dispose();
-          }
-          if (warming) warm[i2].push(dt);
-          else samples[i2][b].push(dt);
-        }
-        if (warming) {
-          warmRounds++;
-          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) {
-            warming = false;
-            timedStart = performance.now();
-          }
-        } else timed++;
-        onProgress?.(Math.min(++done, total2), total2);
+  async function sampleBatch(b, into, sequential) {
+    const started = performance.now();
+    const inputs = batchOf(source, opts.batchSizes[b]);
+    const feeds = {};
+    for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data, arr.dims);
+    const warm = sessions.map(() => []);
+    const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
+    let warming = opts.warmup > 0;
+    let timedStart = performance.now();
+    let warmRounds = 0;
+    let timed = 0;
+    const judged2 = into.length - 1;
+    for (let r = 0; ; r++) {
+      if (!warming && sequential) {
+        const elapsed = performance.now() - timedStart;
+        const decided = sequential.map((t) => t.check(into[0], into[judged2], elapsed));
+        if (decided.every(Boolean)) break;
+      } else if (!warming && timed >= opts.runs) {
+        if (!adaptive || performance.now() - started > capMs) break;
+        if ((timed - opts.runs) % 10 === 0 && preciseEnough(into, opts.targetRelCi, opts.confidence ?? 0.95)) break;
       }
+      const order = sessions.map((_, i2) => i2);
+      if (r % 2 === 1) order.reverse();
+      for (const i2 of order) {
+        let dt = Infinity;
+        for (let k = 0; k < (opts.repeat ?? 1); k++) {
+          const t0 = performance.now();
+          const out = await sessions[i2].run(feeds);
+          dt = Math.min(dt, performance.now() - t0);
+          for (const t of Object.values(out)) t.dispose();
+        }
+        if (warming) warm[i2].push(dt);
+        else into[i2].push(dt);
+      }
+      if (warming) {
+        warmRounds++;
+        if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) {
+          warming = false;
+          timedStart = performance.now();
+        }
+      } else timed++;
+      onProgress?.(Math.min(++done, total2), total2);
+    }
+  }
+  async function open2(order) {
+    const opened = [];
+    sessions = opened;
+    for (const i2 of order) opened[i2] = await openSession(modelPaths[i2], { threads: opts.threads, provider: opts.provider });
+  }
+  try {
+    await open2(modelPaths.map((_, i2) => i2));
+    for (let b = 0; b < opts.batchSizes.length; b++) {
+      const sequential = b === 0 && sessions.length >= 2 && opts.sequential?.length ? opts.sequential : void 0;
+      await sampleBatch(b, samples.map((m) => m[b]), sequential);
+      const unconfirmed = sequential?.filter((t) => t.needsReplication()) ?? [];
+      if (unconfirmed.length === 0) continue;
+      for (const s of sessions) await s.release();
+      sessions = [];
+      await open2(modelPaths.map((_, i2) => modelPaths.length - 1 - i2));
+      const again = unconfirmed.map((t) => t.fresh());
+      await sampleBatch(b, modelPaths.map(() => []), again);
+      unconfirmed.forEach((t, i2) => t.replicate(again[i2].result()));
     }
   } finally {
-    for (const s of sessions) await s.release();
+    for (const s of sessions) if (s) await s.release();
   }
   return samples;
 }
@@ -32399,6 +32415,12 @@ function inBudgetTerms(r, quantity) {
   const speedup2 = (x2) => 1 / (1 + x2);
   return { estimate: speedup2(r.estimate), ci: [r.ci[1] >= Number.MAX_VALUE ? 0 : speedup2(r.ci[1]), r.ci[0] <= -1 ? Number.MAX_VALUE : speedup2(r.ci[0])] };
 }
+function confirmed(r, quantity) {
+  if (!r.replication) return "";
+  const again = inBudgetTerms(r.replication, quantity);
+  const fmt2 = quantity === "slowdown" ? pct2 : times;
+  return `, and again on a fresh pair of sessions ([${fmt2(again.ci[0])}, ${fmt2(again.ci[1])}] after ${r.replication.rounds} rounds)`;
+}
 function describeDecision(r, limit, quantity = "slowdown") {
   const where = `after ${r.rounds} interleaved rounds (${r.looks} of ${r.planned_looks} looks)`;
   const shown = inBudgetTerms(r, quantity);
@@ -32406,11 +32428,15 @@ function describeDecision(r, limit, quantity = "slowdown") {
   const interval = `[${fmt2(shown.ci[0])}, ${fmt2(shown.ci[1])}]`;
   const lim = quantity === "slowdown" ? `${(limit * 100).toFixed(1)}% limit` : `${times(limit)} limit`;
   if (quantity === "slowdown") {
-    if (r.outcome === "beyond") return `slower beyond the ${lim}: interval ${interval} wholly above it ${where}`;
+    if (r.outcome === "beyond") return `slower beyond the ${lim}: interval ${interval} wholly above it ${where}${confirmed(r, quantity)}`;
     if (r.outcome === "within") return `within the ${lim}: interval ${interval} wholly below it ${where}`;
   } else {
-    if (r.outcome === "beyond") return `short of the ${lim}: interval ${interval} wholly below it ${where}`;
+    if (r.outcome === "beyond") return `short of the ${lim}: interval ${interval} wholly below it ${where}${confirmed(r, quantity)}`;
     if (r.outcome === "within") return `meets the ${lim}: interval ${interval} wholly above it ${where}`;
+  }
+  if (r.stopped === "not-replicated" && r.replication) {
+    const again = inBudgetTerms(r.replication, quantity);
+    return `could not decide: one pair of sessions measured it beyond the ${lim} ${where}, a fresh pair did not ([${fmt2(again.ci[0])}, ${fmt2(again.ci[1])}] after ${r.replication.rounds} rounds), so the difference was the sessions', not the models'; interval over both ${interval}; noise \xB1${(r.noise * 100).toFixed(1)}% on this runner`;
   }
   const cap = r.stopped === "time-cap" ? "time cap" : "round cap";
   return `could not decide: noise \xB1${(r.noise * 100).toFixed(1)}% on this runner; interval ${interval} still straddles the ${lim} at the ${cap}, ${where}`;
@@ -32421,7 +32447,7 @@ var init_sequential = __esm({
     "use strict";
     init_binomial();
     MIN_FIRST_BLOCKS = 4;
-    SequentialTest = class {
+    SequentialTest = class _SequentialTest {
       constructor(plan) {
         this.plan = plan;
         this.points = checkpoints(plan, 1 - plan.confidence);
@@ -32455,6 +32481,25 @@ var init_sequential = __esm({
       /** The decision, once `check` returned true. */
       result() {
         return this.record;
+      }
+      /** Whether the decision is beyond the limit and still has to hold on a fresh pair of sessions. */
+      needsReplication() {
+        return this.record?.outcome === "beyond" && !this.record.replication;
+      }
+      /** A test with the same plan and nothing seen, for the replication's sessions. */
+      fresh() {
+        return new _SequentialTest(this.plan);
+      }
+      /**
+       * Keep a beyond-the-limit decision only when the fresh sessions' test decided the same; otherwise the
+       * difference is the sessions', not the models': undecided, with both measurements recorded.
+       */
+      replicate(again) {
+        if (!this.needsReplication()) throw new Error("replicate: only a decision beyond the limit is replicated, once");
+        const replication = { outcome: again.outcome, rounds: again.rounds, estimate: again.estimate, ci: again.ci };
+        const first = this.record;
+        const ci = [Math.min(first.ci[0], again.ci[0]), Math.max(first.ci[1], again.ci[1])];
+        this.record = again.outcome === "beyond" ? { ...first, replication } : { ...first, outcome: "undecided", stopped: "not-replicated", ci, replication };
       }
     };
     pct2 = (x2) => `${x2 >= 0 ? "+" : "\u2212"}${Math.abs(x2 * 100).toFixed(1)}%`;

@@ -112,66 +112,88 @@ function preciseEnough(perModel: number[][], target: number, confidence: number)
  */
 export async function measureInterleaved(modelPaths: readonly string[], source: Map<string, InputArray>, opts: LatencyOptions, onProgress?: (done: number, total: number) => void): Promise<number[][][]> {
   const { ort } = onnxruntime();
-  const sessions: OrtSession[] = [];
+  let sessions: OrtSession[] = [];
   const samples: number[][][] = modelPaths.map(() => opts.batchSizes.map(() => []));
   const total = opts.batchSizes.length * (opts.warmup + opts.runs);
   const adaptive = (opts.targetRelCi ?? 0) > 0;
   const capMs = (opts.maxSeconds ?? 0) > 0 ? (opts.maxSeconds! * 1000) / opts.batchSizes.length : Infinity;
   let done = 0;
+
+  /** Warm up, then time rounds at batch `b` into `into[model]` until the fixed runs, the adaptive stop or every test in `sequential` says stop. */
+  async function sampleBatch(b: number, into: number[][], sequential: readonly SequentialTest[] | undefined): Promise<void> {
+    const started = performance.now();
+    const inputs = batchOf(source, opts.batchSizes[b]);
+    const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
+    for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data as never, arr.dims);
+    // warm-up until stable: at least `warmup` rounds, then until every model's median of the last
+    // 5 warm-up runs is within 10% of the 5 before (caches, allocator and clocks settled), capped
+    const warm: number[][] = sessions.map(() => []);
+    const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
+    let warming = opts.warmup > 0;
+    let timedStart = performance.now();
+    let warmRounds = 0;
+    let timed = 0;
+    const judged = into.length - 1;
+    for (let r = 0; ; r++) {
+      if (!warming && sequential) {
+        const elapsed = performance.now() - timedStart;
+        // every test sees every round: each keeps its own looks, and one that decided stays decided
+        const decided = sequential.map((t) => t.check(into[0], into[judged], elapsed));
+        if (decided.every(Boolean)) break;
+      } else if (!warming && timed >= opts.runs) {
+        // fixed runs, or the adaptive stop: checked every 10 rounds, since a bootstrap costs time too
+        if (!adaptive || performance.now() - started > capMs) break;
+        if ((timed - opts.runs) % 10 === 0 && preciseEnough(into, opts.targetRelCi!, opts.confidence ?? 0.95)) break;
+      }
+      const order = sessions.map((_, i) => i);
+      if (r % 2 === 1) order.reverse();
+      for (const i of order) {
+        let dt = Infinity;
+        for (let k = 0; k < (opts.repeat ?? 1); k++) {
+          const t0 = performance.now();
+          const out = await sessions[i].run(feeds);
+          dt = Math.min(dt, performance.now() - t0);
+          for (const t of Object.values(out)) t.dispose();
+        }
+        if (warming) warm[i].push(dt);
+        else into[i].push(dt);
+      }
+      if (warming) {
+        warmRounds++;
+        if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) {
+          warming = false;
+          timedStart = performance.now();
+        }
+      } else timed++;
+      onProgress?.(Math.min(++done, total), total);
+    }
+  }
+
+  async function open(order: readonly number[]): Promise<void> {
+    const opened: OrtSession[] = [];
+    sessions = opened;
+    for (const i of order) opened[i] = await openSession(modelPaths[i], { threads: opts.threads, provider: opts.provider });
+  }
+
   try {
     // opened inside the try: when the second model fails to load, the first session is still released
-    for (const p of modelPaths) sessions.push(await openSession(p, { threads: opts.threads, provider: opts.provider }));
+    await open(modelPaths.map((_, i) => i));
     for (let b = 0; b < opts.batchSizes.length; b++) {
-      const started = performance.now();
-      const inputs = batchOf(source, opts.batchSizes[b]);
-      const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {};
-      for (const [name, arr] of inputs) feeds[name] = new ort.Tensor(arr.dtype, arr.data as never, arr.dims);
-      // warm-up until stable: at least `warmup` rounds, then until every model's median of the last
-      // 5 warm-up runs is within 10% of the 5 before (caches, allocator and clocks settled), capped
-      const warm: number[][] = sessions.map(() => []);
-      const warmCap = Math.max(5 * opts.warmup, 2 * STABLE_WINDOW);
-      let warming = opts.warmup > 0;
-      let timedStart = performance.now();
-      let warmRounds = 0;
-      let timed = 0;
       const sequential = b === 0 && sessions.length >= 2 && opts.sequential?.length ? opts.sequential : undefined;
-      const judged = samples.length - 1;
-      for (let r = 0; ; r++) {
-        if (!warming && sequential) {
-          const elapsed = performance.now() - timedStart;
-          // every test sees every round: each keeps its own looks, and one that decided stays decided
-          const decided = sequential.map((t) => t.check(samples[0][b], samples[judged][b], elapsed));
-          if (decided.every(Boolean)) break;
-        } else if (!warming && timed >= opts.runs) {
-          // fixed runs, or the adaptive stop: checked every 10 rounds, since a bootstrap costs time too
-          if (!adaptive || performance.now() - started > capMs) break;
-          if ((timed - opts.runs) % 10 === 0 && preciseEnough(samples.map((m) => m[b]), opts.targetRelCi!, opts.confidence ?? 0.95)) break;
-        }
-        const order = sessions.map((_, i) => i);
-        if (r % 2 === 1) order.reverse();
-        for (const i of order) {
-          let dt = Infinity;
-          for (let k = 0; k < (opts.repeat ?? 1); k++) {
-            const t0 = performance.now();
-            const out = await sessions[i].run(feeds);
-            dt = Math.min(dt, performance.now() - t0);
-            for (const t of Object.values(out)) t.dispose();
-          }
-          if (warming) warm[i].push(dt);
-          else samples[i][b].push(dt);
-        }
-        if (warming) {
-          warmRounds++;
-          if (warmRounds >= opts.warmup && (warm.every(settled) || warmRounds >= warmCap)) {
-            warming = false;
-            timedStart = performance.now();
-          }
-        } else timed++;
-        onProgress?.(Math.min(++done, total), total);
-      }
+      await sampleBatch(b, samples.map((m) => m[b]), sequential);
+      const unconfirmed = sequential?.filter((t) => t.needsReplication()) ?? [];
+      if (unconfirmed.length === 0) continue;
+      // a fail must hold on new sessions, opened in the other order: a speed that belongs to one
+      // session for its whole life is the same in every round of the pair and passes the paired test
+      for (const s of sessions) await s.release();
+      sessions = [];
+      await open(modelPaths.map((_, i) => modelPaths.length - 1 - i));
+      const again = unconfirmed.map((t) => t.fresh());
+      await sampleBatch(b, modelPaths.map(() => []), again);
+      unconfirmed.forEach((t, i) => t.replicate(again[i].result()!));
     }
   } finally {
-    for (const s of sessions) await s.release();
+    for (const s of sessions) if (s) await s.release();
   }
   return samples;
 }

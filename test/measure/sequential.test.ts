@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkpoints, describeDecision, lookAlphas, pairNoise, runSequential, signTestInterval, testLimit, type SequentialPlan, type SequentialRecord } from '../../src/measure/stats/sequential.js';
+import { checkpoints, describeDecision, lookAlphas, pairNoise, runSequential, SequentialTest, signTestInterval, testLimit, type SequentialPlan, type SequentialRecord } from '../../src/measure/stats/sequential.js';
 import { decidedUncertainty } from '../../src/measure/stats/uncertainty.js';
 import { evaluateBudgets } from '../../src/ledger/budgets.js';
 import { step } from '../ledger/fixtures.js';
@@ -155,5 +155,63 @@ describe('min-speedup: the same sequential decision, against a speedup floor', (
     expect(b.detail).toMatch(/could not decide: noise ±\d+\.\d% on this runner; interval \[\d\.\d\dx, \d\.\d\dx\] still straddles the 1\.50x limit at the round cap, after 400 interleaved rounds/);
     // the sentence says why: no "interval straddles the limit" added on top
     expect(b.detail).not.toContain('interval straddles the limit');
+  });
+});
+
+/** Feed `rounds` into `test` until it stops; its decision. */
+function decide(test: SequentialTest, rounds: Iterable<readonly [number, number]>): SequentialRecord {
+  const base: number[] = [];
+  const head: number[] = [];
+  for (const [a, b] of rounds) {
+    base.push(a);
+    head.push(b);
+    if (test.check(base, head, 0)) break;
+  }
+  return test.result()!;
+}
+
+/** latency-regression judged the way compare judges it, from the sequential decision. */
+function judgeSlowdown(record: SequentialRecord, limit: number) {
+  const budget = { name: 'latency-regression' as const, limit, direction: 'max' as const, source: 'default' as const };
+  const uncertainty = decidedUncertainty({ 'latency-regression': record }, { 'latency-regression': limit });
+  return evaluateBudgets([budget], { dense: step(), base: step({ name: 'base' }), final: step({ name: 'head', latency: { batch: 1, p50_ms: 0.21, p95_ms: 0.3, runs: record.rounds } }), uncertainty })[0];
+}
+
+describe('a decision beyond the limit is measured again on a fresh pair of sessions', () => {
+  it('one pair whose head session alone runs 12% slower fails nothing: a fresh pair of the same model does not repeat it, and the budget warns naming both', () => {
+    // the same model twice; the first head session landed badly and is 12% slower for its whole life
+    const test = new SequentialTest(plan);
+    const first = decide(test, runner(3, 0.12, 0.05));
+    expect(first.outcome).toBe('beyond');
+    expect(test.needsReplication()).toBe(true);
+    const again = test.fresh();
+    test.replicate(decide(again, runner(4, 0, 0.05)));
+    const r = test.result()!;
+    expect(r).toMatchObject({ outcome: 'undecided', stopped: 'not-replicated', replication: { outcome: 'within' } });
+    expect(r.ci[0]).toBeLessThan(0.05);
+    expect(r.ci[1]).toBeGreaterThan(0.05);
+    expect(test.needsReplication()).toBe(false);
+    const b = judgeSlowdown(r, 0.05);
+    expect(b.verdict).toBe('warn');
+    expect(b.detail).toMatch(/could not decide: one pair of sessions measured it beyond the 5\.0% limit after \d+ interleaved rounds .*, a fresh pair did not \(\[[−+][\d.]+%, [−+][\d.]+%\] after \d+ rounds\), so the difference was the sessions', not the models'/);
+  });
+
+  it('a model really 15% slower fails on both pairs, and the detail gives both intervals', () => {
+    const test = new SequentialTest(plan);
+    decide(test, runner(5, 0.15, 0.05));
+    test.replicate(decide(test.fresh(), runner(6, 0.15, 0.05)));
+    const r = test.result()!;
+    expect(r).toMatchObject({ outcome: 'beyond', stopped: 'decided', replication: { outcome: 'beyond' } });
+    const b = judgeSlowdown(r, 0.05);
+    expect(b.verdict).toBe('fail');
+    expect(b.detail).toMatch(/slower beyond the 5\.0% limit: interval .* wholly above it after \d+ interleaved rounds .*, and again on a fresh pair of sessions \(\[\+[\d.]+%, \+[\d.]+%\] after \d+ rounds\)/);
+  });
+
+  it('only a decision beyond the limit is replicated, and only once', () => {
+    const within = new SequentialTest(plan);
+    decide(within, runner(7, 0, 0.05));
+    expect(within.result()!.outcome).toBe('within');
+    expect(within.needsReplication()).toBe(false);
+    expect(() => within.replicate(within.result()!)).toThrow(/only a decision beyond the limit/);
   });
 });

@@ -23,8 +23,11 @@ export interface SequentialPlan {
   maxMs: number;
 }
 
-/** Why the sampling stopped: a side was cleared, or a cap was reached with the limit still inside. */
-export type StopReason = 'decided' | 'round-cap' | 'time-cap';
+/**
+ * Why the sampling stopped: a side was cleared, a cap was reached with the limit still inside, or a
+ * decision beyond the limit did not hold on a fresh pair of sessions.
+ */
+export type StopReason = 'decided' | 'round-cap' | 'time-cap' | 'not-replicated';
 export type Outcome = 'beyond' | 'within' | 'undecided';
 
 /** What the ledger records about a sequential latency decision. */
@@ -48,6 +51,12 @@ export interface SequentialRecord {
   noise: number;
   /** half-width of the final interval as a fraction of the ratio: the resolution this run reached */
   half_width: number;
+  /**
+   * a decision beyond the limit measured again on a fresh pair of sessions, opened in the other order:
+   * the paired test cancels drift between rounds, but not a speed that belongs to one session for its
+   * whole life (where its memory and threads landed), which only new sessions vary
+   */
+  replication?: Pick<SequentialRecord, 'outcome' | 'rounds' | 'estimate' | 'ci'>;
 }
 
 const MIN_FIRST_BLOCKS = 4;
@@ -178,6 +187,29 @@ export class SequentialTest {
   result(): SequentialRecord | undefined {
     return this.record;
   }
+
+  /** Whether the decision is beyond the limit and still has to hold on a fresh pair of sessions. */
+  needsReplication(): boolean {
+    return this.record?.outcome === 'beyond' && !this.record.replication;
+  }
+
+  /** A test with the same plan and nothing seen, for the replication's sessions. */
+  fresh(): SequentialTest {
+    return new SequentialTest(this.plan);
+  }
+
+  /**
+   * Keep a beyond-the-limit decision only when the fresh sessions' test decided the same; otherwise the
+   * difference is the sessions', not the models': undecided, with both measurements recorded.
+   */
+  replicate(again: SequentialRecord): void {
+    if (!this.needsReplication()) throw new Error('replicate: only a decision beyond the limit is replicated, once');
+    const replication = { outcome: again.outcome, rounds: again.rounds, estimate: again.estimate, ci: again.ci };
+    const first = this.record!;
+    // not confirmed: the interval spans both measurements, so it straddles the limit and the verdict is a warning
+    const ci: [number, number] = [Math.min(first.ci[0], again.ci[0]), Math.max(first.ci[1], again.ci[1])];
+    this.record = again.outcome === 'beyond' ? { ...first, replication } : { ...first, outcome: 'undecided', stopped: 'not-replicated', ci, replication };
+  }
 }
 
 /**
@@ -221,6 +253,14 @@ export function inBudgetTerms(r: Pick<SequentialRecord, 'estimate' | 'ci'>, quan
   return { estimate: speedup(r.estimate), ci: [r.ci[1] >= Number.MAX_VALUE ? 0 : speedup(r.ci[1]), r.ci[0] <= -1 ? Number.MAX_VALUE : speedup(r.ci[0])] };
 }
 
+/** The clause a replicated decision adds: the fresh sessions' interval. */
+function confirmed(r: SequentialRecord, quantity: SequentialQuantity): string {
+  if (!r.replication) return '';
+  const again = inBudgetTerms(r.replication, quantity);
+  const fmt = quantity === 'slowdown' ? pct : times;
+  return `, and again on a fresh pair of sessions ([${fmt(again.ci[0])}, ${fmt(again.ci[1])}] after ${r.replication.rounds} rounds)`;
+}
+
 /** The sentence the ledger and the comment show: which case applied, with the measured noise. */
 export function describeDecision(r: SequentialRecord, limit: number, quantity: SequentialQuantity = 'slowdown'): string {
   const where = `after ${r.rounds} interleaved rounds (${r.looks} of ${r.planned_looks} looks)`;
@@ -229,11 +269,15 @@ export function describeDecision(r: SequentialRecord, limit: number, quantity: S
   const interval = `[${fmt(shown.ci[0])}, ${fmt(shown.ci[1])}]`;
   const lim = quantity === 'slowdown' ? `${(limit * 100).toFixed(1)}% limit` : `${times(limit)} limit`;
   if (quantity === 'slowdown') {
-    if (r.outcome === 'beyond') return `slower beyond the ${lim}: interval ${interval} wholly above it ${where}`;
+    if (r.outcome === 'beyond') return `slower beyond the ${lim}: interval ${interval} wholly above it ${where}${confirmed(r, quantity)}`;
     if (r.outcome === 'within') return `within the ${lim}: interval ${interval} wholly below it ${where}`;
   } else {
-    if (r.outcome === 'beyond') return `short of the ${lim}: interval ${interval} wholly below it ${where}`;
+    if (r.outcome === 'beyond') return `short of the ${lim}: interval ${interval} wholly below it ${where}${confirmed(r, quantity)}`;
     if (r.outcome === 'within') return `meets the ${lim}: interval ${interval} wholly above it ${where}`;
+  }
+  if (r.stopped === 'not-replicated' && r.replication) {
+    const again = inBudgetTerms(r.replication, quantity);
+    return `could not decide: one pair of sessions measured it beyond the ${lim} ${where}, a fresh pair did not ([${fmt(again.ci[0])}, ${fmt(again.ci[1])}] after ${r.replication.rounds} rounds), so the difference was the sessions', not the models'; interval over both ${interval}; noise ±${(r.noise * 100).toFixed(1)}% on this runner`;
   }
   const cap = r.stopped === 'time-cap' ? 'time cap' : 'round cap';
   return `could not decide: noise ±${(r.noise * 100).toFixed(1)}% on this runner; interval ${interval} still straddles the ${lim} at the ${cap}, ${where}`;
