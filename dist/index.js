@@ -31703,7 +31703,8 @@ async function openSession(modelPath, opts) {
       graphOptimizationLevel: "all",
       executionMode: "sequential",
       intraOpNumThreads: opts.threads,
-      interOpNumThreads: 1
+      interOpNumThreads: 1,
+      ...opts.spinning === false ? { extra: { session: { intra_op: { allow_spinning: "0" } } } } : {}
     });
   } catch (e) {
     throw new UserError(`${modelPath}: onnxruntime cannot load the model: ${shortOrtError(describe(e))}`);
@@ -32312,7 +32313,8 @@ async function measureInterleaved(modelPaths, source, opts, onProgress) {
   async function open2(order) {
     const opened = [];
     sessions = opened;
-    for (const i2 of order) opened[i2] = await openSession(modelPaths[i2], { threads: opts.threads, provider: opts.provider });
+    const spinning = modelPaths.length === 1;
+    for (const i2 of order) opened[i2] = await openSession(modelPaths[i2], { threads: opts.threads, provider: opts.provider, spinning });
   }
   try {
     await open2(modelPaths.map((_, i2) => i2));

@@ -172,7 +172,9 @@ export async function measureInterleaved(modelPaths: readonly string[], source: 
   async function open(order: readonly number[]): Promise<void> {
     const opened: OrtSession[] = [];
     sessions = opened;
-    for (const i of order) opened[i] = await openSession(modelPaths[i], { threads: opts.threads, provider: opts.provider });
+    // interleaved sessions must not take cores from each other between their runs
+    const spinning = modelPaths.length === 1;
+    for (const i of order) opened[i] = await openSession(modelPaths[i], { threads: opts.threads, provider: opts.provider, spinning });
   }
 
   try {
