@@ -49215,7 +49215,7 @@ async function outputsJudge(dense, calib, outputs, threads) {
   return { score: async (model) => ({ against: "outputs", error: relativeSquaredError(await run2(model), reference) }) };
 }
 function improves(a, b) {
-  if (a.against === "labels" && b.against === "labels") return a.nll < b.nll || a.nll === b.nll && a.accuracy > b.accuracy;
+  if (a.against === "labels" && b.against === "labels") return better(a, b);
   if (a.against === "dense" && b.against === "dense") return a.kl < b.kl || a.kl === b.kl && a.agreement > b.agreement;
   if (a.against === "outputs" && b.against === "outputs") return a.error < b.error;
   throw new Error(`improves: scores against ${a.against} and ${b.against} do not compare`);

@@ -10,7 +10,7 @@ import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { boundedBatch } from '../onnx/runtime/activationBudget.js';
 import { captureActivations, sessionFromModel } from '../onnx/runtime/session.js';
 import { calibScorer } from '../prune/sensitivity/calibScorer.js';
-import { calibScore } from './calibScore.js';
+import { better, calibScore } from './calibScore.js';
 import { relativeSquaredError } from './distill/loss.js';
 
 export type StageScore =
@@ -63,7 +63,7 @@ async function outputsJudge(dense: ModelProto, calib: Dataset, outputs: readonly
 
 /** Whether `a` is a better model than `b` on the same judge: lower loss first, the agreement or accuracy breaks exact ties. */
 export function improves(a: StageScore, b: StageScore): boolean {
-  if (a.against === 'labels' && b.against === 'labels') return a.nll < b.nll || (a.nll === b.nll && a.accuracy > b.accuracy);
+  if (a.against === 'labels' && b.against === 'labels') return better(a, b);
   if (a.against === 'dense' && b.against === 'dense') return a.kl < b.kl || (a.kl === b.kl && a.agreement > b.agreement);
   if (a.against === 'outputs' && b.against === 'outputs') return a.error < b.error;
   throw new Error(`improves: scores against ${a.against} and ${b.against} do not compare`);
