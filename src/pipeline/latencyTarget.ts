@@ -14,8 +14,9 @@ import type { TargetRecord } from '../prune/structured/record.js';
 import { prunableWeights } from '../prune/prunable.js';
 import { groupLossCurves } from '../prune/sensitivity/sensitivityPrune.js';
 import { stepName, type StepRecord } from './steps.js';
-import { chooseCandidate, EVENNESS_GRID, reconstructedScore, type CandidateChoice } from './targetCandidates.js';
+import { chooseCandidate, EVENNESS_GRID, fitSamples, reconstructedScore, type CandidateChoice } from './targetCandidates.js';
 import { defaultHead } from '../onnx/runtime/classifier.js';
+import { recoveryAllowance } from '../recover/work.js';
 
 export interface TargetedPrune {
   /** the attempt that ships, as the `prune` step */
@@ -58,7 +59,10 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
   let search: Omit<CandidateChoice, 'outcome'> | undefined;
   let first: PruneOutcome | undefined;
   if (curves && ctx.calib?.labels) {
-    const { outcome: chosen, ...scores } = await chooseCandidate(EVENNESS_GRID, pruneAt, reconstructedScore(dense, ctx.calib, ctx.head ?? defaultHead(dense, config.output)), (o) => modelCost(o.model).macs);
+    // the search may spend what recovery may on the samples it refits on, shared evenly by its candidates
+    const searchWork = recoveryAllowance({ macsPerSample: modelCost(dense).macs, calibSamples: fitSamples(ctx.calib.count) }, config.recoveryWork);
+    const score = reconstructedScore(dense, ctx.calib, ctx.head ?? defaultHead(dense, config.output), searchWork / EVENNESS_GRID.length);
+    const { outcome: chosen, ...scores } = await chooseCandidate(EVENNESS_GRID, pruneAt, score, (o) => modelCost(o.model).macs);
     search = scores;
     first = chosen;
     evenness = search.candidates[search.chosen].evenness;

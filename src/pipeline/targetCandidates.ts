@@ -7,6 +7,7 @@ import type { CandidateScore } from '../prune/structured/record.js';
 import { better, calibScore, type CalibScore } from '../recover/calibScore.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from '../recover/reconstruct.js';
 import { refitWeights } from '../recover/runRecovery.js';
+import { WorkMeter } from '../recover/work.js';
 
 /**
  * How evenly a latency target's cut is spread, from where the loss curves alone put it (0) to about the
@@ -57,16 +58,22 @@ export async function chooseCandidate(
   return { chosen: best!.i, outcome: best!.outcome, candidates };
 }
 
+/** The calibration samples a candidate is refit on (even-indexed); the odd-indexed ones score it. */
+export const fitSamples = (calibCount: number): number => Math.ceil(calibCount / 2);
+
 /**
  * A candidate's calibration score after the recovery that will run on it, made cheap: layer-wise
  * reconstruction (fixed damp, no cross-validation) on the even-indexed calibration samples, scored on
- * the odd-indexed ones, so the choice is judged on samples the refit never saw.
+ * the odd-indexed ones, so the choice is judged on samples the refit never saw. Each candidate's refit
+ * gets the same `workMacs` (src/recover/work.ts), so candidates are compared under one bound and the
+ * search's cost does not grow with the model beyond it.
  */
-export function reconstructedScore(dense: ModelProto, calib: Dataset, head: Head): (o: PruneOutcome) => Promise<CalibScore> {
-  const fit = takeSamples(calib, Array.from({ length: Math.ceil(calib.count / 2) }, (_, i) => 2 * i));
+export function reconstructedScore(dense: ModelProto, calib: Dataset, head: Head, workMacs: number): (o: PruneOutcome) => Promise<CalibScore> {
+  const fit = takeSamples(calib, Array.from({ length: fitSamples(calib.count) }, (_, i) => 2 * i));
   const held = calib.count > 1 ? takeSamples(calib, Array.from({ length: Math.floor(calib.count / 2) }, (_, i) => 2 * i + 1)) : fit;
   return async (o) => {
-    const r = await reconstruct(o.structured?.reference ?? dense, o.model, refitWeights(o), fit, { ...DEFAULT_RECONSTRUCT, crossValidate: false, threads: QUALITY_THREADS, ...(o.structured ? { kept: o.structured.kept } : {}) });
+    const work = new WorkMeter(workMacs);
+    const r = await reconstruct(o.structured?.reference ?? dense, o.model, refitWeights(o), fit, { ...DEFAULT_RECONSTRUCT, crossValidate: false, threads: QUALITY_THREADS, work, ...(o.structured ? { kept: o.structured.kept } : {}) });
     return calibScore(r.model, held, QUALITY_THREADS, head);
   };
 }
