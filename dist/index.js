@@ -29108,6 +29108,27 @@ var init_escape = __esm({
   }
 });
 
+// src/prune/structured/record.ts
+function spreadLabel(c) {
+  return c.spread === "uniform" ? "uniform" : c.evenness.toFixed(2);
+}
+function allocationRecord(roundTo, widths, latency2) {
+  const rounding = roundTo > 1 ? "fixed" : widths && "probes" in widths ? "measured" : widths ? "recorded" : "none";
+  const table5 = widths && "probes" in widths ? { machine: widths.machine, onnxruntime: widths.onnxruntime, threads: widths.threads, batches: widths.batches, probes: widths.probes } : {};
+  return {
+    rounding,
+    ...roundTo > 1 ? { round_to: roundTo } : {},
+    ...table5,
+    ...widths ? { groups: widths.groups.map(({ root: _root, ...g2 }) => g2) } : {},
+    ...latency2 ? { latency: latency2 } : {}
+  };
+}
+var init_record = __esm({
+  "src/prune/structured/record.ts"() {
+    "use strict";
+  }
+});
+
 // src/ledger/renderAllocation.ts
 function allocationSection(a) {
   const parts = [];
@@ -29135,10 +29156,10 @@ function allocationSection(a) {
     if (t.candidates && t.chosen !== void 0) {
       const c = t.candidates;
       parts.push(
-        `How evenly the cut is spread (0: where the loss curves put it, 1: about the same fraction from every group) was chosen on the first budget by calibration score on half the calibration set after reconstruction on the other half; later attempts keep it.`,
+        `How the cut is spread (evenness 0: where the loss curves put it, 1: about the same fraction from every group; uniform: the same fraction from every group, as \`--scope layer\` cuts) was chosen on the first budget by calibration score on half the calibration set after reconstruction on the other half; later attempts keep it.`,
         table([
-          ["Evenness", "Most any group lost", "Predicted ms", "MACs", "Calib accuracy", "Calib NLL"],
-          ...c.map((x2, i2) => [`${x2.evenness.toFixed(2)}${i2 === t.chosen ? " (chosen)" : ""}`, `${(x2.max_group_ratio * 100).toFixed(1)}%`, ms3(x2.predicted_ms), String(x2.macs), `${(x2.calib_accuracy * 100).toFixed(2)}%`, x2.calib_nll.toFixed(4)])
+          ["Spread", "Most any group lost", "Predicted ms", "MACs", "Calib accuracy", "Calib NLL"],
+          ...c.map((x2, i2) => [`${spreadLabel(x2)}${i2 === t.chosen ? " (chosen)" : ""}`, `${(x2.max_group_ratio * 100).toFixed(1)}%`, ms3(x2.predicted_ms), String(x2.macs), `${(x2.calib_accuracy * 100).toFixed(2)}%`, x2.calib_nll.toFixed(4)])
         ])
       );
     }
@@ -29157,6 +29178,7 @@ var init_renderAllocation = __esm({
     init_markdown_table();
     init_escape();
     init_format();
+    init_record();
     table = (rows2) => markdownTable(rows2.map((r) => r.map(markdownCell)), { alignDelimiters: false });
     ms3 = (x2) => typeof x2 === "number" && Number.isFinite(x2) ? x2.toFixed(3) : "\u2014";
   }
@@ -46263,6 +46285,14 @@ function allocateForLatency(groups, tables, dense, budgetMs, cost) {
   }
   return { kept, predictedMs: current, reached: current <= budgetMs, steps };
 }
+function uniformForLatency(keptAt, tables, dense, budgetMs, maxCap = 1) {
+  for (let i2 = 0; ; i2++) {
+    const fraction = Math.min(maxCap, i2 / 100);
+    const kept = keptAt(fraction);
+    const predictedMs = predictMs(tables, dense.restMs, kept, dense.scale);
+    if (predictedMs <= budgetMs || fraction >= maxCap) return { kept, predictedMs, reached: predictedMs <= budgetMs, steps: [], fraction };
+  }
+}
 function capFloor(size2, ratio2) {
   return Math.max(1, Math.ceil(size2 * (1 - ratio2) - 1e-9));
 }
@@ -46544,12 +46574,22 @@ async function structuredPrune(input, opts) {
     };
     const free = plain2.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)) }));
     const maxCap = opts.maxLayerSparsity ?? 1;
-    const evenness = opts.latency.evenness ?? 0;
-    const cap = capAtEvenness(evenness, evenness > 0 ? evenCap(free, tables, split, opts.latency.budgetMs, maxCap) : maxCap, maxCap);
-    const capped = free.map((g2) => ({ ...g2, minKept: capFloor(g2.size, cap) }));
-    const plan = allocateForLatency(capped, tables, split, opts.latency.budgetMs, cost);
+    const spread2 = opts.latency.spread ?? { kind: "capped", evenness: 0 };
+    let plan;
+    let cap;
+    if (spread2.kind === "uniform") {
+      const keptAt = (fraction) => {
+        const even = allocate(plain2, unitImportance, { ...opts, sparsity: fraction, scope: "layer", roundTo: 1 });
+        return snapToWidths(free.map((g2) => ({ ...g2, kept: even.get(g2.root) })));
+      };
+      plan = uniformForLatency(keptAt, tables, split, opts.latency.budgetMs, maxCap);
+      cap = Math.max(0, ...free.map((g2) => 1 - plan.kept.get(g2.root) / g2.size));
+    } else {
+      cap = capAtEvenness(spread2.evenness, spread2.evenness > 0 ? evenCap(free, tables, split, opts.latency.budgetMs, maxCap) : maxCap, maxCap);
+      plan = allocateForLatency(free.map((g2) => ({ ...g2, minKept: capFloor(g2.size, cap) })), tables, split, opts.latency.budgetMs, cost);
+    }
     for (const u of units) keptUnits.set(u.root, plan.kept.get(u.root) ?? u.size);
-    latency2 = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain2.map((u) => plan.kept.get(u.root) ?? u.size), max_group_ratio: cap, evenness, layers: tables };
+    latency2 = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain2.map((u) => plan.kept.get(u.root) ?? u.size), max_group_ratio: cap, evenness: spread2.kind === "uniform" ? 1 : spread2.evenness, spread: spread2.kind, layers: tables };
     if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width${cap < 1 ? ` or loses ${(cap * 100).toFixed(1)}% of its channels` : ""} and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
   } else if (widths) {
     const multiple = new Map(widths.groups.map((g2) => [g2.root, g2.multiple]));
@@ -47503,24 +47543,6 @@ var init_sensitivityPrune = __esm({
     MAC_COST_EXPONENT = 1;
     pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
     againstText = (scorer) => scorer.against === "labels" ? "NLL and accuracy vs labels" : "KL and agreement vs the dense model: no labels";
-  }
-});
-
-// src/prune/structured/record.ts
-function allocationRecord(roundTo, widths, latency2) {
-  const rounding = roundTo > 1 ? "fixed" : widths && "probes" in widths ? "measured" : widths ? "recorded" : "none";
-  const table5 = widths && "probes" in widths ? { machine: widths.machine, onnxruntime: widths.onnxruntime, threads: widths.threads, batches: widths.batches, probes: widths.probes } : {};
-  return {
-    rounding,
-    ...roundTo > 1 ? { round_to: roundTo } : {},
-    ...table5,
-    ...widths ? { groups: widths.groups.map(({ root: _root, ...g2 }) => g2) } : {},
-    ...latency2 ? { latency: latency2 } : {}
-  };
-}
-var init_record = __esm({
-  "src/prune/structured/record.ts"() {
-    "use strict";
   }
 });
 
@@ -52916,19 +52938,20 @@ async function chooseCandidate(grid, prune, score2, macs) {
   const seen = /* @__PURE__ */ new Map();
   const candidates = [];
   let best;
-  for (const evenness of grid) {
-    const outcome = await prune(evenness);
+  for (const spread2 of grid) {
+    const outcome = await prune(spread2);
     const plan = outcome.allocation?.latency;
     const key = JSON.stringify(plan?.kept ?? []);
     const same2 = seen.get(key);
+    const evenness = spread2.kind === "capped" ? spread2.evenness : 1;
     if (same2 !== void 0) {
-      candidates.push({ ...candidates[same2], evenness, max_group_ratio: plan?.max_group_ratio ?? 1 });
+      candidates.push({ ...candidates[same2], spread: spread2.kind, evenness, max_group_ratio: plan?.max_group_ratio ?? 1 });
       continue;
     }
     const s = await score2(outcome);
     const reached = plan?.reached ?? true;
     seen.set(key, candidates.length);
-    candidates.push({ evenness, max_group_ratio: plan?.max_group_ratio ?? 1, predicted_ms: plan?.predicted_ms ?? NaN, reached, macs: macs(outcome), calib_accuracy: s.accuracy, calib_nll: s.nll });
+    candidates.push({ spread: spread2.kind, evenness, max_group_ratio: plan?.max_group_ratio ?? 1, predicted_ms: plan?.predicted_ms ?? NaN, reached, macs: macs(outcome), calib_accuracy: s.accuracy, calib_nll: s.nll });
     if (!best || reached && !best.reached || reached === best.reached && better(s, best.score)) best = { i: candidates.length - 1, outcome, score: s, reached };
   }
   return { chosen: best.i, outcome: best.outcome, candidates };
@@ -52942,7 +52965,7 @@ function reconstructedScore(dense, calib, head, workMacs) {
     return calibScore(r.model, held, QUALITY_THREADS, head);
   };
 }
-var EVENNESS_GRID, fitSamples;
+var SPREADS, fitSamples;
 var init_targetCandidates = __esm({
   "src/pipeline/targetCandidates.ts"() {
     "use strict";
@@ -52952,7 +52975,7 @@ var init_targetCandidates = __esm({
     init_reconstruct();
     init_runRecovery();
     init_work();
-    EVENNESS_GRID = [0, 1 / 3, 2 / 3, 1];
+    SPREADS = [...[0, 1 / 3, 2 / 3, 1].map((evenness) => ({ kind: "capped", evenness })), { kind: "uniform" }];
     fitSamples = (calibCount) => Math.ceil(calibCount / 2);
   }
 });
@@ -52977,21 +53000,21 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
   fs22.mkdirSync(dir, { recursive: true });
   const attempts = [];
   let budgetMs = denseMs / needed;
-  const pruneAt = (evenness2) => pruneModel(dense, { ...config2, scope: "global" }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs, evenness: evenness2 }, ...curves ? { lossCurves: curves.curves } : {} });
-  let evenness = 0;
+  const pruneAt = (spread3) => pruneModel(dense, { ...config2, scope: "global" }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs, spread: spread3 }, ...curves ? { lossCurves: curves.curves } : {} });
+  let spread2 = { kind: "capped", evenness: 0 };
   let search;
   let first;
   if (curves && ctx.calib?.labels) {
     const searchWork = recoveryAllowance({ macsPerSample: modelCost(dense).macs, calibSamples: fitSamples(ctx.calib.count) }, config2.recoveryWork);
-    const score2 = reconstructedScore(dense, ctx.calib, ctx.head ?? defaultHead(dense, config2.output), searchWork / EVENNESS_GRID.length);
-    const { outcome: chosen2, ...scores } = await chooseCandidate(EVENNESS_GRID, pruneAt, score2, (o) => modelCost(o.model).macs);
+    const score2 = reconstructedScore(dense, ctx.calib, ctx.head ?? defaultHead(dense, config2.output), searchWork / SPREADS.length);
+    const { outcome: chosen2, ...scores } = await chooseCandidate(SPREADS, pruneAt, score2, (o) => modelCost(o.model).macs);
     search = scores;
     first = chosen2;
-    evenness = search.candidates[search.chosen].evenness;
+    spread2 = SPREADS[search.chosen];
     ctx.progress.note(`latency target: ${candidatesText(search)}`);
   }
   for (; ; ) {
-    const outcome = first ?? await pruneAt(evenness);
+    const outcome = first ?? await pruneAt(spread2);
     first = void 0;
     const file = path16.join(dir, `attempt-${attempts.length + 1}.onnx`);
     saveModel(outcome.model, file);
@@ -53060,8 +53083,8 @@ function keptSignature(o) {
   return JSON.stringify(o.allocation?.latency?.kept ?? []);
 }
 function candidatesText(c) {
-  const rows2 = c.candidates.map((k, i2) => `${i2 === c.chosen ? "*" : ""}${k.evenness.toFixed(2)}: ${(k.calib_accuracy * 100).toFixed(2)}% NLL ${k.calib_nll.toFixed(4)}`);
-  return `spread of the cut chosen by held-out calibration score after reconstruction (evenness: score) ${rows2.join(", ")}`;
+  const rows2 = c.candidates.map((k, i2) => `${i2 === c.chosen ? "*" : ""}${spreadLabel(k)}: ${(k.calib_accuracy * 100).toFixed(2)}% NLL ${k.calib_nll.toFixed(4)}`);
+  return `spread of the cut chosen by held-out calibration score after reconstruction (evenness or uniform: score) ${rows2.join(", ")}`;
 }
 var init_latencyTarget2 = __esm({
   "src/pipeline/latencyTarget.ts"() {
@@ -53079,6 +53102,7 @@ var init_latencyTarget2 = __esm({
     init_targetCandidates();
     init_classifier();
     init_work();
+    init_record();
   }
 });
 

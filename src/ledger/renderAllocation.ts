@@ -2,6 +2,7 @@ import { markdownTable } from 'markdown-table';
 import { markdownCell } from '../util/escape.js';
 import { ratio } from './format.js';
 import type { AllocationRecord } from './types.js';
+import { spreadLabel } from '../prune/structured/record.js';
 
 const table = (rows: string[][]): string => markdownTable(rows.map((r) => r.map(markdownCell)), { alignDelimiters: false });
 const ms = (x: number | null | undefined): string => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(3) : '—');
@@ -36,10 +37,10 @@ export function allocationSection(a: AllocationRecord): string | undefined {
     if (t.candidates && t.chosen !== undefined) {
       const c = t.candidates;
       parts.push(
-        `How evenly the cut is spread (0: where the loss curves put it, 1: about the same fraction from every group) was chosen on the first budget by calibration score on half the calibration set after reconstruction on the other half; later attempts keep it.`,
+        `How the cut is spread (evenness 0: where the loss curves put it, 1: about the same fraction from every group; uniform: the same fraction from every group, as \`--scope layer\` cuts) was chosen on the first budget by calibration score on half the calibration set after reconstruction on the other half; later attempts keep it.`,
         table([
-          ['Evenness', 'Most any group lost', 'Predicted ms', 'MACs', 'Calib accuracy', 'Calib NLL'],
-          ...c.map((x, i) => [`${x.evenness.toFixed(2)}${i === t.chosen ? ' (chosen)' : ''}`, `${(x.max_group_ratio * 100).toFixed(1)}%`, ms(x.predicted_ms), String(x.macs), `${(x.calib_accuracy * 100).toFixed(2)}%`, x.calib_nll.toFixed(4)]),
+          ['Spread', 'Most any group lost', 'Predicted ms', 'MACs', 'Calib accuracy', 'Calib NLL'],
+          ...c.map((x, i) => [`${spreadLabel(x)}${i === t.chosen ? ' (chosen)' : ''}`, `${(x.max_group_ratio * 100).toFixed(1)}%`, ms(x.predicted_ms), String(x.macs), `${(x.calib_accuracy * 100).toFixed(2)}%`, x.calib_nll.toFixed(4)]),
         ]),
       );
     }

@@ -14,9 +14,11 @@ import type { TargetRecord } from '../prune/structured/record.js';
 import { prunableWeights } from '../prune/prunable.js';
 import { groupLossCurves } from '../prune/sensitivity/sensitivityPrune.js';
 import { stepName, type StepRecord } from './steps.js';
-import { chooseCandidate, EVENNESS_GRID, fitSamples, reconstructedScore, type CandidateChoice } from './targetCandidates.js';
+import { chooseCandidate, fitSamples, reconstructedScore, SPREADS, type CandidateChoice } from './targetCandidates.js';
 import { defaultHead } from '../onnx/runtime/classifier.js';
 import { recoveryAllowance } from '../recover/work.js';
+import type { Spread } from '../prune/structured/latencyModel.js';
+import { spreadLabel } from '../prune/structured/record.js';
 
 export interface TargetedPrune {
   /** the attempt that ships, as the `prune` step */
@@ -51,25 +53,25 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
   // only the attempt that would ship keeps its models in memory (a pruned copy and an untied dense reference each)
   const attempts: (Attempt & { outcome?: PruneOutcome; predicted: number; file: string; p50: number; macs: number })[] = [];
   let budgetMs = denseMs / needed;
-  const pruneAt = (evenness: number): Promise<PruneOutcome> =>
-    pruneModel(dense, { ...config, scope: 'global' }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs, evenness }, ...(curves ? { lossCurves: curves.curves } : {}) });
+  const pruneAt = (spread: Spread): Promise<PruneOutcome> =>
+    pruneModel(dense, { ...config, scope: 'global' }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs, spread }, ...(curves ? { lossCurves: curves.curves } : {}) });
   // with labels, the spread of the cut is chosen once, on the first budget, by the calibration score
   // after a quick reconstruction; corrections keep it
-  let evenness = 0;
+  let spread: Spread = { kind: 'capped', evenness: 0 };
   let search: Omit<CandidateChoice, 'outcome'> | undefined;
   let first: PruneOutcome | undefined;
   if (curves && ctx.calib?.labels) {
     // the search may spend what recovery may on the samples it refits on, shared evenly by its candidates
     const searchWork = recoveryAllowance({ macsPerSample: modelCost(dense).macs, calibSamples: fitSamples(ctx.calib.count) }, config.recoveryWork);
-    const score = reconstructedScore(dense, ctx.calib, ctx.head ?? defaultHead(dense, config.output), searchWork / EVENNESS_GRID.length);
-    const { outcome: chosen, ...scores } = await chooseCandidate(EVENNESS_GRID, pruneAt, score, (o) => modelCost(o.model).macs);
+    const score = reconstructedScore(dense, ctx.calib, ctx.head ?? defaultHead(dense, config.output), searchWork / SPREADS.length);
+    const { outcome: chosen, ...scores } = await chooseCandidate(SPREADS, pruneAt, score, (o) => modelCost(o.model).macs);
     search = scores;
     first = chosen;
-    evenness = search.candidates[search.chosen].evenness;
+    spread = SPREADS[search.chosen];
     ctx.progress.note(`latency target: ${candidatesText(search)}`);
   }
   for (;;) {
-    const outcome = first ?? (await pruneAt(evenness));
+    const outcome = first ?? (await pruneAt(spread));
     first = undefined;
     const file = path.join(dir, `attempt-${attempts.length + 1}.onnx`);
     saveModel(outcome.model, file);
@@ -141,6 +143,6 @@ function keptSignature(o: PruneOutcome): string {
 }
 
 function candidatesText(c: Omit<CandidateChoice, 'outcome'>): string {
-  const rows = c.candidates.map((k, i) => `${i === c.chosen ? '*' : ''}${k.evenness.toFixed(2)}: ${(k.calib_accuracy * 100).toFixed(2)}% NLL ${k.calib_nll.toFixed(4)}`);
-  return `spread of the cut chosen by held-out calibration score after reconstruction (evenness: score) ${rows.join(', ')}`;
+  const rows = c.candidates.map((k, i) => `${i === c.chosen ? '*' : ''}${spreadLabel(k)}: ${(k.calib_accuracy * 100).toFixed(2)}% NLL ${k.calib_nll.toFixed(4)}`);
+  return `spread of the cut chosen by held-out calibration score after reconstruction (evenness or uniform: score) ${rows.join(', ')}`;
 }

@@ -3,6 +3,7 @@ import type { Head } from '../onnx/head.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { QUALITY_THREADS } from '../onnx/runtime/quality.js';
 import type { PruneOutcome } from '../prune/pruneModel.js';
+import type { Spread } from '../prune/structured/latencyModel.js';
 import type { CandidateScore } from '../prune/structured/record.js';
 import { better, calibScore, type CalibScore } from '../recover/calibScore.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from '../recover/reconstruct.js';
@@ -10,12 +11,13 @@ import { refitWeights } from '../recover/runRecovery.js';
 import { WorkMeter } from '../recover/work.js';
 
 /**
- * How evenly a latency target's cut is spread, from where the loss curves alone put it (0) to about the
- * same fraction from every group (1): the candidates tried. The curves price each group pruned alone and
- * before recovery, so the allocation they favour is not always the one recovery repairs best; which
- * spread wins is measured, not assumed.
+ * How a latency target's cut is spread: the candidates tried, from where the loss curves alone put it
+ * (evenness 0) through per-group caps to about the same fraction from every group (1), and the uniform
+ * cut `--scope layer` would make. The curves price each group pruned alone and before recovery, so the
+ * allocation they favour is not always the one recovery repairs best; which spread wins is measured,
+ * not assumed.
  */
-export const EVENNESS_GRID: readonly number[] = [0, 1 / 3, 2 / 3, 1];
+export const SPREADS: readonly Spread[] = [...[0, 1 / 3, 2 / 3, 1].map((evenness) => ({ kind: 'capped' as const, evenness })), { kind: 'uniform' }];
 
 export interface CandidateChoice {
   /** index into `candidates` of the one chosen */
@@ -31,27 +33,28 @@ export interface CandidateChoice {
  * stays in memory.
  */
 export async function chooseCandidate(
-  grid: readonly number[],
-  prune: (evenness: number) => Promise<PruneOutcome>,
+  grid: readonly Spread[],
+  prune: (spread: Spread) => Promise<PruneOutcome>,
   score: (o: PruneOutcome) => Promise<CalibScore>,
   macs: (o: PruneOutcome) => number,
 ): Promise<CandidateChoice> {
   const seen = new Map<string, number>();
   const candidates: CandidateScore[] = [];
   let best: { i: number; outcome: PruneOutcome; score: CalibScore; reached: boolean } | undefined;
-  for (const evenness of grid) {
-    const outcome = await prune(evenness);
+  for (const spread of grid) {
+    const outcome = await prune(spread);
     const plan = outcome.allocation?.latency;
     const key = JSON.stringify(plan?.kept ?? []);
     const same = seen.get(key);
+    const evenness = spread.kind === 'capped' ? spread.evenness : 1;
     if (same !== undefined) {
-      candidates.push({ ...candidates[same], evenness, max_group_ratio: plan?.max_group_ratio ?? 1 });
+      candidates.push({ ...candidates[same], spread: spread.kind, evenness, max_group_ratio: plan?.max_group_ratio ?? 1 });
       continue;
     }
     const s = await score(outcome);
     const reached = plan?.reached ?? true;
     seen.set(key, candidates.length);
-    candidates.push({ evenness, max_group_ratio: plan?.max_group_ratio ?? 1, predicted_ms: plan?.predicted_ms ?? NaN, reached, macs: macs(outcome), calib_accuracy: s.accuracy, calib_nll: s.nll });
+    candidates.push({ spread: spread.kind, evenness, max_group_ratio: plan?.max_group_ratio ?? 1, predicted_ms: plan?.predicted_ms ?? NaN, reached, macs: macs(outcome), calib_accuracy: s.accuracy, calib_nll: s.nll });
     // an allocation whose prediction reaches the budget beats any that does not
     if (!best || (reached && !best.reached) || (reached === best.reached && better(s, best.score))) best = { i: candidates.length - 1, outcome, score: s, reached };
   }

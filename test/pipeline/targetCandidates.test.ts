@@ -7,6 +7,7 @@ import { QUALITY_THREADS } from '../../src/onnx/runtime/quality.js';
 import { modelInputs } from '../../src/onnx/signature.js';
 import { chooseCandidate, reconstructedScore } from '../../src/pipeline/targetCandidates.js';
 import { pruneModel, type PruneOutcome } from '../../src/prune/pruneModel.js';
+import type { Spread } from '../../src/prune/structured/latencyModel.js';
 import { calibScore } from '../../src/recover/calibScore.js';
 import { fixture } from '../support/fixtures.js';
 import { firstSamples } from '../support/slice.js';
@@ -18,17 +19,18 @@ function outcome(kept: number[], predicted: number, reached = true, cap = 1): Pr
 
 describe('choosing how evenly a latency target cuts', () => {
   it('keeps the allocation with the best held-out score, scores each distinct allocation once, and prefers one that reaches the budget', async () => {
+    const spreads: Spread[] = [{ kind: 'capped', evenness: 0 }, { kind: 'capped', evenness: 0.5 }, { kind: 'capped', evenness: 0.75 }, { kind: 'uniform' }];
     const byEvenness = new Map([
-      [0, { o: outcome([8, 4], 0.19, true, 1), nll: 0.35, accuracy: 0.88 }],
-      [0.5, { o: outcome([16, 8], 0.19, true, 0.8), nll: 0.3, accuracy: 0.9 }],
+      [spreads[0], { o: outcome([8, 4], 0.19, true, 1), nll: 0.35, accuracy: 0.88 }],
+      [spreads[1], { o: outcome([16, 8], 0.19, true, 0.8), nll: 0.3, accuracy: 0.9 }],
       // the same channels again: not scored twice
-      [0.75, { o: outcome([16, 8], 0.19, true, 0.7), nll: 0, accuracy: 1 }],
+      [spreads[2], { o: outcome([16, 8], 0.19, true, 0.7), nll: 0, accuracy: 1 }],
       // would score best, but its prediction misses the budget
-      [1, { o: outcome([32, 16], 0.25, false, 0.5), nll: 0.1, accuracy: 0.95 }],
+      [spreads[3], { o: outcome([32, 16], 0.25, false, 0.5), nll: 0.1, accuracy: 0.95 }],
     ]);
     const scored: number[][] = [];
     const c = await chooseCandidate(
-      [...byEvenness.keys()],
+      spreads,
       async (e) => byEvenness.get(e)!.o,
       async (o) => {
         const kept = o.allocation!.latency!.kept;
@@ -40,8 +42,8 @@ describe('choosing how evenly a latency target cuts', () => {
     );
     expect(scored).toEqual([[8, 4], [16, 8], [32, 16]]);
     expect(c.chosen).toBe(1);
-    expect(c.outcome).toBe(byEvenness.get(0.5)!.o);
-    expect(c.candidates.map((k) => k.evenness)).toEqual([0, 0.5, 0.75, 1]);
+    expect(c.outcome).toBe(byEvenness.get(spreads[1])!.o);
+    expect(c.candidates.map((k) => [k.spread, k.evenness])).toEqual([['capped', 0], ['capped', 0.5], ['capped', 0.75], ['uniform', 1]]);
     // the repeat carries the score of the allocation it repeats, under its own cap
     expect(c.candidates[2]).toMatchObject({ calib_nll: 0.3, max_group_ratio: 0.7, macs: 24 });
     expect(c.candidates[c.chosen].reached).toBe(true);
@@ -49,7 +51,7 @@ describe('choosing how evenly a latency target cuts', () => {
 
   it('on equal scores keeps the earlier, less even allocation', async () => {
     const outs = [outcome([8], 1), outcome([16], 1)];
-    const c = await chooseCandidate([0, 1], async (e) => outs[e], async () => ({ nll: 0.2, accuracy: 0.9 }), () => 1);
+    const c = await chooseCandidate([{ kind: 'capped', evenness: 0 }, { kind: 'uniform' }], async (s) => outs[s.kind === 'uniform' ? 1 : 0], async () => ({ nll: 0.2, accuracy: 0.9 }), () => 1);
     expect(c.chosen).toBe(0);
   });
 });

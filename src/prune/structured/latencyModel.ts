@@ -159,6 +159,33 @@ export function allocateForLatency(
   return { kept, predictedMs: current, reached: current <= budgetMs, steps };
 }
 
+/**
+ * How a latency target's cut is spread over the channel groups: cost-ranked steps under a per-group cap
+ * placed by `evenness` (capAtEvenness), or the same fraction from every group, as `--scope layer` cuts.
+ */
+export type Spread = { kind: 'capped'; evenness: number } | { kind: 'uniform' };
+
+/**
+ * The uniform cut that reaches the budget: the smallest fraction, on a grid of 1%, whose kept counts
+ * (`keptAt`, the layer-scope allocation on fast widths) the prediction puts within the budget, up to
+ * `maxCap`. Nothing here is weighed by loss curves measured before recovery, which price each group
+ * alone and may favour cuts that recovery repairs less well.
+ */
+export function uniformForLatency(
+  keptAt: (fraction: number) => Map<number, number>,
+  tables: readonly LayerTable[],
+  dense: { restMs: number; scale: number },
+  budgetMs: number,
+  maxCap = 1,
+): LatencyAllocation & { fraction: number } {
+  for (let i = 0; ; i++) {
+    const fraction = Math.min(maxCap, i / 100);
+    const kept = keptAt(fraction);
+    const predictedMs = predictMs(tables, dense.restMs, kept, dense.scale);
+    if (predictedMs <= budgetMs || fraction >= maxCap) return { kept, predictedMs, reached: predictedMs <= budgetMs, steps: [], fraction };
+  }
+}
+
 /** Fewest units a group of `size` may keep when no group may lose more than `ratio` of its units. */
 export function capFloor(size: number, ratio: number): number {
   return Math.max(1, Math.ceil(size * (1 - ratio) - 1e-9));
@@ -212,7 +239,9 @@ export interface LatencyPlan {
   kept: number[];
   /** no group lost more than this fraction of its channels (capAtEvenness) */
   max_group_ratio?: number;
-  /** where that cap sat between the loosest allowed (0) and the tightest that reaches the budget (1) */
+  /** where that cap sat between the loosest allowed (0) and the tightest that reaches the budget (1); 1 for a uniform cut */
   evenness?: number;
+  /** `uniform`: the same fraction from every group (max_group_ratio is the largest after rounding to fast widths) */
+  spread?: Spread['kind'];
   layers: LayerTable[];
 }

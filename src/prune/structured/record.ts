@@ -16,7 +16,9 @@ export interface TargetAttempt {
 
 /** One allocation tried for the same predicted-latency budget, scored after a quick reconstruction. */
 export interface CandidateScore {
-  /** how evenly the cut was spread: 0 where the loss curves put it, 1 about the same fraction from every group */
+  /** `uniform`: the same fraction from every group, as `--scope layer` cuts; `capped`: cost-ranked under a per-group cap */
+  spread: 'capped' | 'uniform';
+  /** how evenly the cut was spread: 0 where the loss curves put it, 1 about the same fraction from every group (and for `uniform`) */
   evenness: number;
   /** no group lost more than this fraction of its channels */
   max_group_ratio: number;
@@ -26,6 +28,11 @@ export interface CandidateScore {
   /** on the odd-indexed calibration samples, after reconstruction on the even-indexed ones */
   calib_accuracy: number;
   calib_nll: number;
+}
+
+/** A candidate's spread as a reader names it: its evenness, or `uniform`. */
+export function spreadLabel(c: Pick<CandidateScore, 'spread' | 'evenness'>): string {
+  return c.spread === 'uniform' ? 'uniform' : c.evenness.toFixed(2);
 }
 
 /** A latency target (`target-speedup`, `target-latency-ms`) and how the correction loop went. */

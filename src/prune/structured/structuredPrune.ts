@@ -10,7 +10,7 @@ import { monotoneCurve } from '../sensitivity/allocateSparsity.js';
 import { type DependencyAnalysis, type DependencyGroup, analyzeDependencies } from './depgraph.js';
 import { cacheDir } from '../../io/measureCache.js';
 import { groupMultiples, measureLayerTables, measureProbes, type MeasureOptions, type WidthTable } from './hardware.js';
-import { allocateForLatency, capAtEvenness, capFloor, evenCap, splitDense, type LatencyPlan } from './latencyModel.js';
+import { allocateForLatency, capAtEvenness, capFloor, evenCap, splitDense, uniformForLatency, type LatencyAllocation, type LatencyPlan, type Spread } from './latencyModel.js';
 import { type KeptChannels, keptChannels } from './keptChannels.js';
 import { macLayers } from './macLayers.js';
 import { type SkipReason, renderSkip } from './skip.js';
@@ -48,10 +48,11 @@ export interface StructuredOptions {
     denseMs: number;
     budgetMs: number;
     /**
-     * how evenly the cut is spread (capAtEvenness): 0 lets the costs concentrate it (up to
-     * `maxLayerSparsity` per group), 1 caps every group at the tightest fraction that still reaches the budget
+     * how the cut is spread: capped with evenness 0 lets the costs concentrate it (up to
+     * `maxLayerSparsity` per group), 1 caps every group at the tightest fraction that still reaches the
+     * budget (capAtEvenness); uniform takes the same fraction from every group. Default: capped at 0
      */
-    evenness?: number;
+    spread?: Spread;
   };
   /**
    * with `latency`: each group's measured calibration-loss increase when pruned alone to a ratio (by
@@ -121,12 +122,23 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
     };
     const free = plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)!) }));
     const maxCap = opts.maxLayerSparsity ?? 1;
-    const evenness = opts.latency.evenness ?? 0;
-    const cap = capAtEvenness(evenness, evenness > 0 ? evenCap(free, tables, split, opts.latency.budgetMs, maxCap) : maxCap, maxCap);
-    const capped = free.map((g) => ({ ...g, minKept: capFloor(g.size, cap) }));
-    const plan = allocateForLatency(capped, tables, split, opts.latency.budgetMs, cost);
+    const spread = opts.latency.spread ?? { kind: 'capped', evenness: 0 };
+    let plan: LatencyAllocation;
+    let cap: number;
+    if (spread.kind === 'uniform') {
+      // the layer-scope allocation at a fraction, on the same fast widths a `--scope layer` run snaps to
+      const keptAt = (fraction: number): Map<number, number> => {
+        const even = allocate(plain, unitImportance, { ...opts, sparsity: fraction, scope: 'layer', roundTo: 1 });
+        return snapToWidths(free.map((g) => ({ ...g, kept: even.get(g.root)! })));
+      };
+      plan = uniformForLatency(keptAt, tables, split, opts.latency.budgetMs, maxCap);
+      cap = Math.max(0, ...free.map((g) => 1 - plan.kept.get(g.root)! / g.size));
+    } else {
+      cap = capAtEvenness(spread.evenness, spread.evenness > 0 ? evenCap(free, tables, split, opts.latency.budgetMs, maxCap) : maxCap, maxCap);
+      plan = allocateForLatency(free.map((g) => ({ ...g, minKept: capFloor(g.size, cap) })), tables, split, opts.latency.budgetMs, cost);
+    }
     for (const u of units) keptUnits.set(u.root, plan.kept.get(u.root) ?? u.size);
-    latency = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), max_group_ratio: cap, evenness, layers: tables };
+    latency = { batch: opts.latency.batch, dense_ms: opts.latency.denseMs, budget_ms: opts.latency.budgetMs, rest_ms: split.restMs, layer_scale: split.scale, predicted_ms: plan.predictedMs, reached: plan.reached, kept: plain.map((u) => plan.kept.get(u.root) ?? u.size), max_group_ratio: cap, evenness: spread.kind === 'uniform' ? 1 : spread.evenness, spread: spread.kind, layers: tables };
     if (!plan.reached) notes.push(`latency target: every channel group is at its smallest fast width${cap < 1 ? ` or loses ${(cap * 100).toFixed(1)}% of its channels` : ''} and the predicted ${plan.predictedMs.toFixed(3)} ms is still above the ${opts.latency.budgetMs.toFixed(3)} ms budget`);
   } else if (widths) {
     const multiple = new Map(widths.groups.map((g) => [g.root, g.multiple]));

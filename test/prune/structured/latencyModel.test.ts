@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { nextCorrection, shippedAttempt } from '../../../src/prune/structured/latencyTarget.js';
-import { allocateForLatency, capAtEvenness, capFloor, evenCap, predictMs, relativeAt, splitDense, type LayerTable } from '../../../src/prune/structured/latencyModel.js';
+import { allocateForLatency, capAtEvenness, capFloor, evenCap, predictMs, relativeAt, splitDense, uniformForLatency, type LayerTable } from '../../../src/prune/structured/latencyModel.js';
 import { allowedWidths } from '../../../src/prune/structured/widths.js';
 
 /** A layer whose time is proportional to its kept input times its kept output channels. */
@@ -148,6 +148,22 @@ describe('how evenly a latency allocation may cut', () => {
     expect(allocateForLatency(groups.map((g) => ({ ...g, minKept: capFloor(g.size, even * 0.8) })), tables, dense, budget, cheap2).reached).toBe(false);
     // a budget no cap reaches: the loosest cap
     expect(evenCap(groups, tables, dense, 0.1, 0.9)).toBe(0.9);
+  });
+
+  it('a uniform cut takes the same fraction from every group: the smallest that reaches the budget', () => {
+    // the layer-scope allocation at a fraction, rounded down to each group's multiple
+    const keptAt = (f: number) => new Map(groups.map((g) => [g.root, Math.max(g.multiple, Math.floor((g.size * (1 - f)) / g.multiple) * g.multiple)]));
+    const budget = 6.5;
+    const r = uniformForLatency(keptAt, tables, dense, budget);
+    expect(r.reached).toBe(true);
+    expect(r.predictedMs).toBeLessThanOrEqual(budget);
+    expect([...r.kept]).toEqual([...keptAt(r.fraction)]);
+    // one percent less would not have fitted, and nothing was weighed by costs: group 1 gives up channels too
+    expect(predictMs(tables, dense.restMs, keptAt(r.fraction - 0.01), dense.scale)).toBeGreaterThan(budget);
+    expect(r.kept.get(1)!).toBeLessThan(32);
+    // out of reach under the cap: the cap's cut, said so
+    const capped = uniformForLatency(keptAt, tables, dense, 0.1, 0.5);
+    expect(capped).toMatchObject({ reached: false, fraction: 0.5 });
   });
 
   it('gives back the slack a coarse last step left: no group could keep one width more within the budget', () => {
