@@ -25,6 +25,15 @@ export function allocationSection(a: AllocationRecord): string | undefined {
       table([['Layer kind', 'Channels', 'Multiple'], ...[...rows].map(([k, v]) => [k.split('\u0000')[0], k.split('\u0000')[1], v.join(', ')])]),
     );
   } else if (a.rounding === 'recorded') parts.push('Kept channel counts were snapped to recorded widths.');
+  const c = a.width_check;
+  if (c) {
+    const timed = c.batches.map((b, i) => `${ratio(c.speedup[i])} at batch ${b}`).join(', ');
+    parts.push(
+      c.chosen === 'coarse'
+        ? `Timed as whole models, every group on multiples of ${c.coarse_multiple} ran faster than the probes' widths (${timed}${c.cached ? ', cached' : ''}), so those ship.`
+        : `Timed as whole models, every group on multiples of ${c.coarse_multiple} ran no faster than the probes' widths (${timed}${c.cached ? ', cached' : ''}), so the probes' widths ship.`,
+    );
+  }
   const t = a.target;
   if (t) {
     parts.push(

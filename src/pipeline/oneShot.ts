@@ -28,6 +28,7 @@ import { overallVerdict } from '../ledger/budgets.js';
 import { slowerThanDense } from '../measure/funnel.js';
 import type { MeasureOptions } from '../prune/structured/hardware.js';
 import { pruneForLatency } from './latencyTarget.js';
+import { checkWidths } from './widthCheck.js';
 import type { TargetRecord } from '../prune/structured/record.js';
 import { recoveryAllowance, type CutShort } from '../recover/work.js';
 import { modelCost } from '../onnx/flops.js';
@@ -69,7 +70,8 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
     const autoAnalysisMacs = scope.reason && calib ? recoveryAllowance({ macsPerSample: modelCost(input.dense.proto).macs, calibSamples: calib.count }, config.recoveryWork) : undefined;
     unit = await pruneAndRecover({
       prune: async () => {
-        const pruned = targeted?.pruned ?? (await pruneModel(input.dense.proto, config, { modelPath: req.model, calib, progress, head, ...(hardware ? { hardware } : {}), ...(autoAnalysisMacs !== undefined ? { autoAnalysisMacs } : {}) }));
+        const pruneCtx = { modelPath: req.model, calib, progress, head, ...(hardware ? { hardware } : {}), ...(autoAnalysisMacs !== undefined ? { autoAnalysisMacs } : {}) };
+        const pruned = targeted?.pruned ?? (await checkWidths(await pruneModel(input.dense.proto, config, pruneCtx), input.dense.proto, config, { ...pruneCtx, data, dir: stepsDir, cacheDir: cacheDir(), provider: input.provider }));
         for (const n of pruned.notes) progress.note(n);
         return pruned;
       },

@@ -35,6 +35,8 @@ export interface PruneContext {
   head?: Head;
   /** structured with `round-to: 0`: where and how to measure the widths that run fast */
   hardware?: MeasureOptions;
+  /** structured: each group's multiple by group name, instead of measuring (`hardware` is then unused) */
+  widths?: ReadonlyMap<string, number>;
   /** structured: allocate for a predicted latency instead of `sparsity` (the latency target's loop sets it) */
   latencyTarget?: StructuredOptions['latency'];
   /** with `latencyTarget`: each group's measured calibration-loss curve, by group name */
@@ -156,7 +158,7 @@ async function pruneWithScope(dense: ModelProto, config: Config & { scope: Concr
       const channelSparsity = config.method === 'hybrid' ? config.sparsity / 2 : config.sparsity;
       const r = await structuredPrune(dense, {
         sparsity: channelSparsity, scope: config.scope, roundTo: config.roundTo, maxLayerSparsity: config.scope === 'global' ? config.maxLayerSparsity : 1, criterion: config.criterion as Exclude<Config['criterion'], 'sparsegpt'>, protectedTensors, calib: ctx.calib,
-        ...(ctx.hardware && config.roundTo === 0 ? { hardware: ctx.hardware } : {}),
+        ...(ctx.widths ? { widths: ctx.widths } : ctx.hardware && config.roundTo === 0 ? { hardware: ctx.hardware } : {}),
         ...(ctx.latencyTarget ? { latency: ctx.latencyTarget } : {}),
         ...(ctx.lossCurves ? { lossCurves: ctx.lossCurves } : {}),
       });

@@ -74,6 +74,23 @@ export interface AllocationRecord {
   groups?: Omit<GroupWidth, 'root'>[];
   latency?: LatencyPlan;
   target?: TargetRecord;
+  /** measured widths: the whole-model timing against every group on one coarser multiple */
+  width_check?: WidthCheck;
+}
+
+/**
+ * The probes time each layer kind alone; a whole model may also pay for what lies between layers whose
+ * widths block differently. So the prune on measured widths was timed against the same prune with every
+ * group on `coarse_multiple`, interleaved, and the faster shipped.
+ */
+export interface WidthCheck {
+  coarse_multiple: number;
+  batches: number[];
+  /** measured-widths p50 / coarse p50 per batch: above 1, the coarse one ran faster */
+  speedup: number[];
+  chosen: 'measured' | 'coarse';
+  /** read from the measurement cache rather than timed in this run */
+  cached: boolean;
 }
 
 /** The record of one structured prune's widths and latency plan. */

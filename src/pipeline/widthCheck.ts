@@ -1,0 +1,123 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { median } from 'simple-statistics';
+import type { Config } from '../config/schema.js';
+import { sliceBatch, type Dataset } from '../data/dataset.js';
+import { readCached, writeCached } from '../io/measureCache.js';
+import { measureInterleaved } from '../measure/latency.js';
+import { saveModel } from '../onnx/model.js';
+import type { ModelProto } from '../onnx/proto/onnx_pb.js';
+import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
+import { pruneModel, type PruneContext, type PruneOutcome } from '../prune/pruneModel.js';
+import { machineId } from '../prune/structured/hardware.js';
+import type { WidthCheck } from '../prune/structured/record.js';
+
+/** The coarse prune ships only when it ran at least this much faster (geometric mean over batch sizes). */
+export const COARSE_GAIN = 0.02;
+/** The widest multiple the check coarsens to. */
+const MAX_MULTIPLE = 32;
+/** Timed rounds of the check at most: fewer than a step's latency, enough for a ratio of medians. */
+const CHECK_TIMING = { warmup: 3, runs: 15 };
+
+/** p50 ms of each file at each batch size, timed interleaved. */
+export type TimeModels = (files: readonly string[]) => Promise<number[][]>;
+
+/**
+ * The multiples the check may try, in order: the largest any group's probes asked for, given to every
+ * group (unless every group already has it), then its doublings up to MAX_MULTIPLE.
+ */
+export function coarseMultiples(multiples: readonly number[]): number[] {
+  if (multiples.length === 0) return [];
+  const max = Math.max(...multiples);
+  const out = multiples.every((m) => m === max) ? [] : [max];
+  for (let m = 2 * max; m <= MAX_MULTIPLE; m *= 2) out.push(m);
+  return out;
+}
+
+/** Measured-widths p50 over coarse p50 per batch, and which ships. */
+export function decideWidths(measuredMs: readonly number[], coarseMs: readonly number[]): { speedup: number[]; chosen: WidthCheck['chosen'] } {
+  const speedup = measuredMs.map((m, i) => m / coarseMs[i]);
+  const mean = Math.exp(speedup.reduce((s, r) => s + Math.log(r), 0) / speedup.length);
+  return { speedup, chosen: mean > 1 + COARSE_GAIN ? 'coarse' : 'measured' };
+}
+
+const isDecision = (v: unknown): v is { speedup: number[]; chosen: WidthCheck['chosen'] } =>
+  !!v && Array.isArray((v as WidthCheck).speedup) && ((v as WidthCheck).chosen === 'measured' || (v as WidthCheck).chosen === 'coarse');
+
+/** Channel counts of a pruned model, as a comparable signature: the same counts give the same file. */
+function shapes(m: ModelProto): string {
+  return JSON.stringify(m.graph!.initializer.map((t) => t.dims.map(Number)));
+}
+
+/**
+ * The probes time each layer kind alone, but inside a whole model onnxruntime may also pay for what lies
+ * between layers whose widths block differently (layout reorders around a layer its blocked kernels do
+ * not take), which no single-layer probe sees: a prune on widths each probe found fast can run slower
+ * than dense. So a prune on measured widths is timed against the same prune with every group on one
+ * coarser multiple (the first of coarseMultiples that changes any kept count), interleaved at the run's
+ * batch sizes, and the coarse one ships when it ran faster. The decision is cached per machine, onnxruntime, model and settings, like the probes, so
+ * a rerun ships the same file.
+ */
+export async function checkWidths(
+  first: PruneOutcome,
+  dense: ModelProto,
+  config: Config,
+  ctx: PruneContext & { data: Dataset; dir: string; cacheDir: string; provider: 'cpu' | 'cuda'; timeModels?: TimeModels },
+): Promise<PruneOutcome> {
+  const a = first.allocation;
+  if (!a || a.rounding !== 'measured' || !a.groups?.length) return first;
+  let found: { coarse: number; alt: PruneOutcome } | undefined;
+  for (const coarse of coarseMultiples(a.groups.map((g) => g.multiple))) {
+    const alt = await pruneModel(dense, config, { ...ctx, widths: new Map(a.groups.map((g) => [g.name, coarse])) });
+    if (shapes(alt.model) !== shapes(first.model)) {
+      found = { coarse, alt };
+      break;
+    }
+  }
+  if (!found) return first;
+  const { coarse, alt } = found;
+  const key = JSON.stringify({
+    what: 'width-check',
+    machine: machineId(),
+    ort: onnxruntimeVersion(),
+    threads: config.latency.threads,
+    batches: config.batchSizes,
+    model: createHash('sha256').update(fs.readFileSync(ctx.modelPath)).digest('hex'),
+    measured: shapes(first.model),
+    coarse: shapes(alt.model),
+  });
+  const hit = readCached(ctx.cacheDir, key, isDecision);
+  let decision = hit;
+  if (!decision) {
+    fs.mkdirSync(ctx.dir, { recursive: true });
+    const files = [path.join(ctx.dir, 'width-check-measured.onnx'), path.join(ctx.dir, 'width-check-coarse.onnx')];
+    saveModel(first.model, files[0]);
+    saveModel(alt.model, files[1]);
+    try {
+      ctx.progress?.note(`channel widths: timing the prune as a whole model against every group on multiples of ${coarse}`);
+      const [measured, coarseMs] = await (ctx.timeModels ?? timeInterleaved(config, ctx))(files);
+      decision = decideWidths(measured, coarseMs);
+    } finally {
+      for (const f of files) fs.rmSync(f, { force: true });
+    }
+    writeCached(ctx.cacheDir, key, decision);
+  }
+  const check: WidthCheck = { coarse_multiple: coarse, batches: [...config.batchSizes], speedup: decision.speedup, chosen: decision.chosen, cached: !!hit };
+  if (decision.chosen === 'measured') return { ...first, allocation: { ...a, width_check: check } };
+  return {
+    ...alt,
+    description: alt.description.replace(/; kept counts snapped to recorded widths: (.*)$/, '; kept counts snapped to the widths measured to run fast, coarsened by a whole-model timing: $1'),
+    allocation: { ...a, groups: a.groups.map((g) => ({ ...g, multiple: coarse, from: [...(g.from ?? []), `whole-model check: ${coarse}`] })), width_check: check },
+  };
+}
+
+/** The check's timing: the run's latency settings with at most CHECK_TIMING's rounds, interleaved on the evaluation data. */
+function timeInterleaved(config: Config, ctx: { data: Dataset; provider: 'cpu' | 'cuda' }): TimeModels {
+  return async (files) => {
+    const source = sliceBatch(ctx.data, 0, Math.min(ctx.data.count, Math.max(...config.batchSizes)));
+    const timing = { warmup: Math.min(config.latency.warmup, CHECK_TIMING.warmup), runs: Math.min(config.latency.runs, CHECK_TIMING.runs) };
+    const samples = await measureInterleaved(files, source, { ...config.latency, ...timing, batchSizes: config.batchSizes, provider: ctx.provider });
+    return samples.map((perBatch) => perBatch.map((s) => median(s)));
+  };
+}

@@ -1,0 +1,87 @@
+/**
+ * Widths each probe found fast can still run slower as a whole model, so a prune on measured widths is
+ * timed against the same prune on one coarser multiple and the faster ships; the decision is cached so a
+ * rerun ships the same file.
+ */
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_CONFIG } from '../../src/config/schema.js';
+import { loadDataset } from '../../src/data/dataset.js';
+import { loadModel } from '../../src/onnx/model.js';
+import { modelInputs } from '../../src/onnx/signature.js';
+import { checkWidths, coarseMultiples, decideWidths, type TimeModels } from '../../src/pipeline/widthCheck.js';
+import { pruneModel } from '../../src/prune/pruneModel.js';
+import { fixture, tempDir } from '../support/fixtures.js';
+import { firstSamples } from '../support/slice.js';
+
+describe('the multiples a whole-model check tries', () => {
+  it('first the largest any group asked for, then its doublings up to 32', () => {
+    expect(coarseMultiples([8, 8, 4])).toEqual([8, 16, 32]);
+    expect(coarseMultiples([16, 16])).toEqual([32]);
+    expect(coarseMultiples([32])).toEqual([]);
+    expect(coarseMultiples([])).toEqual([]);
+  });
+
+  it('ships the coarse prune only when it ran faster by more than the margin over all batch sizes', () => {
+    expect(decideWidths([1, 10], [0.8, 7])).toEqual({ speedup: [1.25, 10 / 7], chosen: 'coarse' });
+    expect(decideWidths([1, 10], [1, 9.9]).chosen).toBe('measured');
+    // faster at one batch size, slower at the other: the geometric mean decides
+    expect(decideWidths([1, 10], [0.7, 12]).chosen).toBe('coarse');
+    expect(decideWidths([1, 10], [0.9, 12]).chosen).toBe('measured');
+  });
+});
+
+describe('checking measured widths on the whole model', () => {
+  const dense = loadModel(fixture('cnn-bn.onnx')).proto;
+  const data = loadDataset(firstSamples(fixture('fmnist-test.npz'), 32), modelInputs(dense, 'cnn-bn.onnx'), { requireLabels: false });
+  const config = { ...structuredClone(DEFAULT_CONFIG), method: 'structured' as const, sparsity: 0.3, batchSizes: [1, 32] };
+  /** a prune on measured widths, its multiples as a probe on some machine may have read them */
+  async function measured() {
+    const first = await pruneModel(dense, config, { modelPath: fixture('cnn-bn.onnx'), widths: new Map() });
+    const groups = first.allocation!.groups!.map((g, i) => ({ ...g, multiple: [8, 8, 4][i] ?? 8 }));
+    const again = await pruneModel(dense, config, { modelPath: fixture('cnn-bn.onnx'), widths: new Map(groups.map((g) => [g.name, g.multiple])) });
+    return { ...again, allocation: { ...again.allocation!, rounding: 'measured' as const, groups } };
+  }
+  const timing = (coarseFaster: boolean): TimeModels & { calls: number } => {
+    const f = async (files: readonly string[]) => {
+      f.calls++;
+      expect(files).toHaveLength(2);
+      return [[1, 10], coarseFaster ? [0.7, 6] : [1.2, 11]];
+    };
+    f.calls = 0;
+    return f;
+  };
+
+  it('ships every group on the coarser multiple when that ran faster, says so, and reads the decision back on a rerun', async () => {
+    const first = await measured();
+    const cache = tempDir();
+    const time = timing(true);
+    const ctx = { modelPath: fixture('cnn-bn.onnx'), data, dir: tempDir(), cacheDir: cache, provider: 'cpu' as const, timeModels: time };
+    const out = await checkWidths(first, dense, config, ctx);
+    const check = out.allocation!.width_check!;
+    expect(check).toMatchObject({ coarse_multiple: 16, batches: [1, 32], chosen: 'coarse', cached: false });
+    expect(out.allocation!.groups!.every((g) => g.multiple === 16)).toBe(true);
+    expect(out.allocation!.rounding).toBe('measured');
+    expect(out.description).toMatch(/coarsened by a whole-model timing: multiples of 16/);
+    expect(out.model).not.toBe(first.model);
+    // the same prune again: decided from the cache, not timed, the same file
+    const rerun = await checkWidths(await measured(), dense, config, ctx);
+    expect(time.calls).toBe(1);
+    expect(rerun.allocation!.width_check).toMatchObject({ chosen: 'coarse', cached: true });
+    expect(rerun.model.graph!.initializer.map((t) => t.dims)).toEqual(out.model.graph!.initializer.map((t) => t.dims));
+  });
+
+  it('keeps the measured widths when the coarse prune ran no faster, with the timing in the record', async () => {
+    const first = await measured();
+    const out = await checkWidths(first, dense, config, { modelPath: fixture('cnn-bn.onnx'), data, dir: tempDir(), cacheDir: tempDir(), provider: 'cpu', timeModels: timing(false) });
+    expect(out.model).toBe(first.model);
+    expect(out.allocation!.width_check).toMatchObject({ coarse_multiple: 16, chosen: 'measured', cached: false });
+    expect(out.allocation!.groups!.map((g) => g.multiple)).toEqual([8, 8, 4]);
+  });
+
+  it('leaves a prune on fixed or recorded widths alone', async () => {
+    const fixed = await pruneModel(dense, { ...config, roundTo: 8 }, { modelPath: fixture('cnn-bn.onnx') });
+    const time = timing(true);
+    expect(await checkWidths(fixed, dense, config, { modelPath: fixture('cnn-bn.onnx'), data, dir: tempDir(), cacheDir: tempDir(), provider: 'cpu', timeModels: time })).toBe(fixed);
+    expect(time.calls).toBe(0);
+  });
+});
