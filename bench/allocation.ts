@@ -97,10 +97,11 @@ async function benchAllocationOf(model: BenchModel, options: BenchOptions, workD
   };
   for (const f of FRACTIONS) {
     const pct = `${f * 100}%`;
-    const shipped = config({ sparsity: f, scope: 'global' }, options, batches);
-    await add(`default ${pct} (global, measured widths)`, async () => checkWidths(await pruneModel(dense, shipped, ctx), dense, shipped, { ...ctx, data, dir: workDir, cacheDir: cacheDir(), provider: 'cpu' }));
+    // what `run` ships: measured widths are checked on the whole model
+    const asRun = async (c: Config) => checkWidths(await pruneModel(dense, c, ctx), dense, c, { ...ctx, data, dir: workDir, cacheDir: cacheDir(), provider: 'cpu' });
+    await add(`default ${pct} (global, measured widths)`, () => asRun(config({ sparsity: f, scope: 'global' }, options, batches)));
     await add(`${pct}, --round-to 1`, () => pruneModel(dense, config({ sparsity: f, scope: 'global', roundTo: 1 }, options, batches), ctx));
-    await add(`${pct}, --scope layer`, () => pruneModel(dense, config({ sparsity: f, scope: 'layer' }, options, batches), ctx));
+    await add(`${pct}, --scope layer`, () => asRun(config({ sparsity: f, scope: 'layer' }, options, batches)));
   }
   const targetDir = path.join(workDir, `${model.name}-target`);
   await add(`--target-speedup ${TARGET}x (b=${batches[0]})`, async () => (await pruneForLatency(dense, model.file, config({ targetSpeedup: TARGET }, options, batches), { ...ctx, data, stepsDir: targetDir, provider: 'cpu' })).pruned);

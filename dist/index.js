@@ -53125,9 +53125,10 @@ function coarseMultiples(multiples) {
   return out;
 }
 function decideWidths(measuredMs, coarseMs) {
-  const speedup2 = measuredMs.map((m, i2) => m / coarseMs[i2]);
-  const mean3 = Math.exp(speedup2.reduce((s, r) => s + Math.log(r), 0) / speedup2.length);
-  return { speedup: speedup2, chosen: mean3 > 1 + COARSE_GAIN ? "coarse" : "measured" };
+  const speedups = coarseMs.map((c) => measuredMs.map((m, i2) => m / c[i2]));
+  const means = speedups.map(geometricMean);
+  const best = means.reduce((b, m, i2) => m > means[b] ? i2 : b, 0);
+  return { speedups, best, chosen: means[best] > 1 + COARSE_GAIN ? "coarse" : "measured" };
 }
 function shapes(m) {
   return JSON.stringify(m.graph.initializer.map((t) => t.dims.map(Number)));
@@ -53135,16 +53136,15 @@ function shapes(m) {
 async function checkWidths(first, dense, config2, ctx) {
   const a = first.allocation;
   if (!a || a.rounding !== "measured" || !a.groups?.length) return first;
-  let found;
+  const seen = /* @__PURE__ */ new Set([shapes(first.model)]);
+  const alts = [];
   for (const coarse2 of coarseMultiples(a.groups.map((g2) => g2.multiple))) {
-    const alt2 = await pruneModel(dense, config2, { ...ctx, widths: new Map(a.groups.map((g2) => [g2.name, coarse2])) });
-    if (shapes(alt2.model) !== shapes(first.model)) {
-      found = { coarse: coarse2, alt: alt2 };
-      break;
-    }
+    const outcome = await pruneModel(dense, config2, { ...ctx, widths: new Map(a.groups.map((g2) => [g2.name, coarse2])) });
+    if (seen.has(shapes(outcome.model))) continue;
+    seen.add(shapes(outcome.model));
+    alts.push({ coarse: coarse2, outcome });
   }
-  if (!found) return first;
-  const { coarse, alt } = found;
+  if (alts.length === 0) return first;
   const key = JSON.stringify({
     what: "width-check",
     machine: machineId(),
@@ -53153,25 +53153,33 @@ async function checkWidths(first, dense, config2, ctx) {
     batches: config2.batchSizes,
     model: createHash3("sha256").update(fs23.readFileSync(ctx.modelPath)).digest("hex"),
     measured: shapes(first.model),
-    coarse: shapes(alt.model)
+    coarse: alts.map((x2) => shapes(x2.outcome.model))
   });
   const hit = readCached(ctx.cacheDir, key, isDecision);
   let decision = hit;
   if (!decision) {
     fs23.mkdirSync(ctx.dir, { recursive: true });
-    const files = [path17.join(ctx.dir, "width-check-measured.onnx"), path17.join(ctx.dir, "width-check-coarse.onnx")];
+    const files = [path17.join(ctx.dir, "width-check-measured.onnx"), ...alts.map((x2) => path17.join(ctx.dir, `width-check-${x2.coarse}.onnx`))];
     saveModel(first.model, files[0]);
-    saveModel(alt.model, files[1]);
+    alts.forEach((x2, i2) => saveModel(x2.outcome.model, files[i2 + 1]));
     try {
-      ctx.progress?.note(`channel widths: timing the prune as a whole model against every group on multiples of ${coarse}`);
-      const [measured, coarseMs] = await (ctx.timeModels ?? timeInterleaved(config2, ctx))(files);
+      ctx.progress?.note(`channel widths: timing the prune as a whole model against every group on multiples of ${alts.map((x2) => x2.coarse).join(", ")}`);
+      const [measured, ...coarseMs] = await (ctx.timeModels ?? timeInterleaved(config2, ctx))(files);
       decision = decideWidths(measured, coarseMs);
     } finally {
       for (const f of files) fs23.rmSync(f, { force: true });
     }
     writeCached(ctx.cacheDir, key, decision);
   }
-  const check = { coarse_multiple: coarse, batches: [...config2.batchSizes], speedup: decision.speedup, chosen: decision.chosen, cached: !!hit };
+  const { coarse, outcome: alt } = alts[decision.best];
+  const check = {
+    coarse_multiple: coarse,
+    batches: [...config2.batchSizes],
+    speedup: decision.speedups[decision.best],
+    chosen: decision.chosen,
+    cached: !!hit,
+    tried: alts.map((x2, i2) => ({ multiple: x2.coarse, speedup: decision.speedups[i2] }))
+  };
   if (decision.chosen === "measured") return { ...first, allocation: { ...a, width_check: check } };
   return {
     ...alt,
@@ -53187,7 +53195,7 @@ function timeInterleaved(config2, ctx) {
     return samples.map((perBatch) => perBatch.map((s) => median(s)));
   };
 }
-var COARSE_GAIN, MAX_MULTIPLE, CHECK_TIMING, isDecision;
+var COARSE_GAIN, MAX_MULTIPLE, CHECK_TIMING, geometricMean, isDecision;
 var init_widthCheck = __esm({
   "src/pipeline/widthCheck.ts"() {
     "use strict";
@@ -53202,7 +53210,8 @@ var init_widthCheck = __esm({
     COARSE_GAIN = 0.02;
     MAX_MULTIPLE = 32;
     CHECK_TIMING = { warmup: 3, runs: 15 };
-    isDecision = (v) => !!v && Array.isArray(v.speedup) && (v.chosen === "measured" || v.chosen === "coarse");
+    geometricMean = (xs) => Math.exp(xs.reduce((s, r) => s + Math.log(r), 0) / xs.length);
+    isDecision = (v) => !!v && Array.isArray(v.speedups) && Number.isInteger(v.best) && (v.chosen === "measured" || v.chosen === "coarse");
   }
 });
 

@@ -35,15 +35,25 @@ export function coarseMultiples(multiples: readonly number[]): number[] {
   return out;
 }
 
-/** Measured-widths p50 over coarse p50 per batch, and which ships. */
-export function decideWidths(measuredMs: readonly number[], coarseMs: readonly number[]): { speedup: number[]; chosen: WidthCheck['chosen'] } {
-  const speedup = measuredMs.map((m, i) => m / coarseMs[i]);
-  const mean = Math.exp(speedup.reduce((s, r) => s + Math.log(r), 0) / speedup.length);
-  return { speedup, chosen: mean > 1 + COARSE_GAIN ? 'coarse' : 'measured' };
+/** What the timing decided: per coarse candidate, measured-widths p50 / its p50 per batch; the best; whether it ships. */
+export interface WidthDecision {
+  speedups: number[][];
+  best: number;
+  chosen: WidthCheck['chosen'];
 }
 
-const isDecision = (v: unknown): v is { speedup: number[]; chosen: WidthCheck['chosen'] } =>
-  !!v && Array.isArray((v as WidthCheck).speedup) && ((v as WidthCheck).chosen === 'measured' || (v as WidthCheck).chosen === 'coarse');
+const geometricMean = (xs: readonly number[]): number => Math.exp(xs.reduce((s, r) => s + Math.log(r), 0) / xs.length);
+
+/** The fastest coarse candidate by geometric mean over batch sizes, and whether it beat the measured widths by the margin. */
+export function decideWidths(measuredMs: readonly number[], coarseMs: readonly (readonly number[])[]): WidthDecision {
+  const speedups = coarseMs.map((c) => measuredMs.map((m, i) => m / c[i]));
+  const means = speedups.map(geometricMean);
+  const best = means.reduce((b, m, i) => (m > means[b] ? i : b), 0);
+  return { speedups, best, chosen: means[best] > 1 + COARSE_GAIN ? 'coarse' : 'measured' };
+}
+
+const isDecision = (v: unknown): v is WidthDecision =>
+  !!v && Array.isArray((v as WidthDecision).speedups) && Number.isInteger((v as WidthDecision).best) && ((v as WidthDecision).chosen === 'measured' || (v as WidthDecision).chosen === 'coarse');
 
 /** Channel counts of a pruned model, as a comparable signature: the same counts give the same file. */
 function shapes(m: ModelProto): string {
@@ -54,9 +64,9 @@ function shapes(m: ModelProto): string {
  * The probes time each layer kind alone, but inside a whole model onnxruntime may also pay for what lies
  * between layers whose widths block differently (layout reorders around a layer its blocked kernels do
  * not take), which no single-layer probe sees: a prune on widths each probe found fast can run slower
- * than dense. So a prune on measured widths is timed against the same prune with every group on one
- * coarser multiple (the first of coarseMultiples that changes any kept count), interleaved at the run's
- * batch sizes, and the coarse one ships when it ran faster. The decision is cached per machine, onnxruntime, model and settings, like the probes, so
+ * than dense. So a prune on measured widths is timed against the same prune with every group on each
+ * coarser multiple (coarseMultiples, those that change a kept count), all interleaved in one pass at the
+ * run's batch sizes, and the fastest coarse one ships when it beat the measured widths. The decision is cached per machine, onnxruntime, model and settings, like the probes, so
  * a rerun ships the same file.
  */
 export async function checkWidths(
@@ -67,16 +77,15 @@ export async function checkWidths(
 ): Promise<PruneOutcome> {
   const a = first.allocation;
   if (!a || a.rounding !== 'measured' || !a.groups?.length) return first;
-  let found: { coarse: number; alt: PruneOutcome } | undefined;
+  const seen = new Set([shapes(first.model)]);
+  const alts: { coarse: number; outcome: PruneOutcome }[] = [];
   for (const coarse of coarseMultiples(a.groups.map((g) => g.multiple))) {
-    const alt = await pruneModel(dense, config, { ...ctx, widths: new Map(a.groups.map((g) => [g.name, coarse])) });
-    if (shapes(alt.model) !== shapes(first.model)) {
-      found = { coarse, alt };
-      break;
-    }
+    const outcome = await pruneModel(dense, config, { ...ctx, widths: new Map(a.groups.map((g) => [g.name, coarse])) });
+    if (seen.has(shapes(outcome.model))) continue;
+    seen.add(shapes(outcome.model));
+    alts.push({ coarse, outcome });
   }
-  if (!found) return first;
-  const { coarse, alt } = found;
+  if (alts.length === 0) return first;
   const key = JSON.stringify({
     what: 'width-check',
     machine: machineId(),
@@ -85,25 +94,33 @@ export async function checkWidths(
     batches: config.batchSizes,
     model: createHash('sha256').update(fs.readFileSync(ctx.modelPath)).digest('hex'),
     measured: shapes(first.model),
-    coarse: shapes(alt.model),
+    coarse: alts.map((x) => shapes(x.outcome.model)),
   });
   const hit = readCached(ctx.cacheDir, key, isDecision);
   let decision = hit;
   if (!decision) {
     fs.mkdirSync(ctx.dir, { recursive: true });
-    const files = [path.join(ctx.dir, 'width-check-measured.onnx'), path.join(ctx.dir, 'width-check-coarse.onnx')];
+    const files = [path.join(ctx.dir, 'width-check-measured.onnx'), ...alts.map((x) => path.join(ctx.dir, `width-check-${x.coarse}.onnx`))];
     saveModel(first.model, files[0]);
-    saveModel(alt.model, files[1]);
+    alts.forEach((x, i) => saveModel(x.outcome.model, files[i + 1]));
     try {
-      ctx.progress?.note(`channel widths: timing the prune as a whole model against every group on multiples of ${coarse}`);
-      const [measured, coarseMs] = await (ctx.timeModels ?? timeInterleaved(config, ctx))(files);
+      ctx.progress?.note(`channel widths: timing the prune as a whole model against every group on multiples of ${alts.map((x) => x.coarse).join(', ')}`);
+      const [measured, ...coarseMs] = await (ctx.timeModels ?? timeInterleaved(config, ctx))(files);
       decision = decideWidths(measured, coarseMs);
     } finally {
       for (const f of files) fs.rmSync(f, { force: true });
     }
     writeCached(ctx.cacheDir, key, decision);
   }
-  const check: WidthCheck = { coarse_multiple: coarse, batches: [...config.batchSizes], speedup: decision.speedup, chosen: decision.chosen, cached: !!hit };
+  const { coarse, outcome: alt } = alts[decision.best];
+  const check: WidthCheck = {
+    coarse_multiple: coarse,
+    batches: [...config.batchSizes],
+    speedup: decision.speedups[decision.best],
+    chosen: decision.chosen,
+    cached: !!hit,
+    tried: alts.map((x, i) => ({ multiple: x.coarse, speedup: decision.speedups[i] })),
+  };
   if (decision.chosen === 'measured') return { ...first, allocation: { ...a, width_check: check } };
   return {
     ...alt,

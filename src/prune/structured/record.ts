@@ -81,13 +81,15 @@ export interface AllocationRecord {
 /**
  * The probes time each layer kind alone; a whole model may also pay for what lies between layers whose
  * widths block differently. So the prune on measured widths was timed against the same prune with every
- * group on `coarse_multiple`, interleaved, and the faster shipped.
+ * group on each coarser multiple (`tried`), interleaved, and the fastest shipped.
  */
 export interface WidthCheck {
+  /** the fastest coarse multiple tried */
   coarse_multiple: number;
   batches: number[];
-  /** measured-widths p50 / coarse p50 per batch: above 1, the coarse one ran faster */
+  /** measured-widths p50 / coarse p50 per batch for that multiple: above 1, the coarse one ran faster */
   speedup: number[];
+  tried: { multiple: number; speedup: number[] }[];
   chosen: 'measured' | 'coarse';
   /** read from the measurement cache rather than timed in this run */
   cached: boolean;
