@@ -37988,56 +37988,62 @@ function shapes(m) {
 }
 async function checkWidths(first, dense, config2, ctx) {
   const a = first.allocation;
-  if (!a || a.rounding !== "measured" || !a.groups?.length) return first;
+  const groups = a?.rounding === "measured" ? a.groups ?? [] : [];
+  if (!a || groups.length === 0) return first;
+  const pruneOn = (coarse2) => pruneModel(dense, config2, { ...ctx, widths: new Map(groups.map((g2) => [g2.name, coarse2])) });
+  const measuredFile = path18.join(ctx.dir, "width-check-measured.onnx");
   const seen = /* @__PURE__ */ new Set([shapes(first.model)]);
   const alts = [];
-  for (const coarse2 of coarseMultiples(a.groups.map((g2) => g2.multiple))) {
-    const outcome = await pruneModel(dense, config2, { ...ctx, widths: new Map(a.groups.map((g2) => [g2.name, coarse2])) });
-    if (seen.has(shapes(outcome.model))) continue;
-    seen.add(shapes(outcome.model));
-    alts.push({ coarse: coarse2, outcome });
-  }
-  if (alts.length === 0) return first;
-  const key = JSON.stringify({
-    what: "width-check",
-    machine: machineId(),
-    ort: onnxruntimeVersion(),
-    threads: config2.latency.threads,
-    batches: config2.batchSizes,
-    model: createHash3("sha256").update(fs21.readFileSync(ctx.modelPath)).digest("hex"),
-    measured: shapes(first.model),
-    coarse: alts.map((x2) => shapes(x2.outcome.model))
-  });
-  const hit = readCached(ctx.cacheDir, key, isDecision);
-  let decision = hit;
-  if (!decision) {
-    fs21.mkdirSync(ctx.dir, { recursive: true });
-    const files = [path18.join(ctx.dir, "width-check-measured.onnx"), ...alts.map((x2) => path18.join(ctx.dir, `width-check-${x2.coarse}.onnx`))];
-    saveModel(first.model, files[0]);
-    alts.forEach((x2, i2) => saveModel(x2.outcome.model, files[i2 + 1]));
-    try {
-      ctx.progress?.note(`channel widths: timing the prune as a whole model against every group on multiples of ${alts.map((x2) => x2.coarse).join(", ")}`);
-      const [measured, ...coarseMs] = await (ctx.timeModels ?? timeInterleaved(config2, ctx))(files);
-      decision = decideWidths(measured, coarseMs);
-    } finally {
-      for (const f of files) fs21.rmSync(f, { force: true });
+  fs21.mkdirSync(ctx.dir, { recursive: true });
+  let decision;
+  let hit = false;
+  try {
+    for (const coarse2 of coarseMultiples(groups.map((g2) => g2.multiple))) {
+      const model = (await pruneOn(coarse2)).model;
+      if (seen.has(shapes(model))) continue;
+      seen.add(shapes(model));
+      const file = path18.join(ctx.dir, `width-check-${coarse2}.onnx`);
+      saveModel(model, file);
+      alts.push({ coarse: coarse2, shapes: shapes(model), file });
     }
-    writeCached(ctx.cacheDir, key, decision);
+    if (alts.length === 0) return first;
+    const key = JSON.stringify({
+      what: "width-check",
+      machine: machineId(),
+      ort: onnxruntimeVersion(),
+      threads: config2.latency.threads,
+      batches: config2.batchSizes,
+      model: createHash3("sha256").update(fs21.readFileSync(ctx.modelPath)).digest("hex"),
+      measured: shapes(first.model),
+      coarse: alts.map((x2) => x2.shapes)
+    });
+    decision = readCached(ctx.cacheDir, key, isDecision);
+    hit = !!decision;
+    if (!decision) {
+      saveModel(first.model, measuredFile);
+      ctx.progress?.note(`channel widths: timing the prune as a whole model against every group on multiples of ${alts.map((x2) => x2.coarse).join(", ")}`);
+      const [measured, ...coarseMs] = await (ctx.timeModels ?? timeInterleaved(config2, ctx))([measuredFile, ...alts.map((x2) => x2.file)]);
+      decision = decideWidths(measured, coarseMs);
+      writeCached(ctx.cacheDir, key, decision);
+    }
+  } finally {
+    for (const f of [measuredFile, ...alts.map((x2) => x2.file)]) fs21.rmSync(f, { force: true });
   }
-  const { coarse, outcome: alt } = alts[decision.best];
+  const { coarse } = alts[decision.best];
   const check = {
     coarse_multiple: coarse,
     batches: [...config2.batchSizes],
     speedup: decision.speedups[decision.best],
     chosen: decision.chosen,
-    cached: !!hit,
+    cached: hit,
     tried: alts.map((x2, i2) => ({ multiple: x2.coarse, speedup: decision.speedups[i2] }))
   };
   if (decision.chosen === "measured") return { ...first, allocation: { ...a, width_check: check } };
+  const alt = await pruneOn(coarse);
   return {
     ...alt,
     description: alt.description.replace(/; kept counts snapped to recorded widths: (.*)$/, "; kept counts snapped to the widths measured to run fast, coarsened by a whole-model timing: $1"),
-    allocation: { ...a, groups: a.groups.map((g2) => ({ ...g2, multiple: coarse, from: [...g2.from ?? [], `whole-model check: ${coarse}`] })), width_check: check }
+    allocation: { ...a, groups: groups.map((g2) => ({ ...g2, multiple: coarse, from: [...g2.from ?? [], `whole-model check: ${coarse}`] })), width_check: check }
   };
 }
 function timeInterleaved(config2, ctx) {

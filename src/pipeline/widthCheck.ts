@@ -66,8 +66,10 @@ function shapes(m: ModelProto): string {
  * not take), which no single-layer probe sees: a prune on widths each probe found fast can run slower
  * than dense. So a prune on measured widths is timed against the same prune with every group on each
  * coarser multiple (coarseMultiples, those that change a kept count), all interleaved in one pass at the
- * run's batch sizes, and the fastest coarse one ships when it beat the measured widths. The decision is cached per machine, onnxruntime, model and settings, like the probes, so
- * a rerun ships the same file.
+ * run's batch sizes, and the fastest coarse one ships when it beat the measured widths. The decision is
+ * cached per machine, onnxruntime, model and settings, like the probes, so a rerun ships the same file.
+ * Each coarse prune is saved as soon as it is made and only the one that ships is made again, so no
+ * more than one extra pruned model (with its untied reference) is in memory at a time.
  */
 export async function checkWidths(
   first: PruneOutcome,
@@ -76,56 +78,63 @@ export async function checkWidths(
   ctx: PruneContext & { data: Dataset; dir: string; cacheDir: string; provider: 'cpu' | 'cuda'; timeModels?: TimeModels },
 ): Promise<PruneOutcome> {
   const a = first.allocation;
-  if (!a || a.rounding !== 'measured' || !a.groups?.length) return first;
+  const groups = a?.rounding === 'measured' ? (a.groups ?? []) : [];
+  if (!a || groups.length === 0) return first;
+  const pruneOn = (coarse: number): Promise<PruneOutcome> => pruneModel(dense, config, { ...ctx, widths: new Map(groups.map((g) => [g.name, coarse])) });
+  const measuredFile = path.join(ctx.dir, 'width-check-measured.onnx');
   const seen = new Set([shapes(first.model)]);
-  const alts: { coarse: number; outcome: PruneOutcome }[] = [];
-  for (const coarse of coarseMultiples(a.groups.map((g) => g.multiple))) {
-    const outcome = await pruneModel(dense, config, { ...ctx, widths: new Map(a.groups.map((g) => [g.name, coarse])) });
-    if (seen.has(shapes(outcome.model))) continue;
-    seen.add(shapes(outcome.model));
-    alts.push({ coarse, outcome });
-  }
-  if (alts.length === 0) return first;
-  const key = JSON.stringify({
-    what: 'width-check',
-    machine: machineId(),
-    ort: onnxruntimeVersion(),
-    threads: config.latency.threads,
-    batches: config.batchSizes,
-    model: createHash('sha256').update(fs.readFileSync(ctx.modelPath)).digest('hex'),
-    measured: shapes(first.model),
-    coarse: alts.map((x) => shapes(x.outcome.model)),
-  });
-  const hit = readCached(ctx.cacheDir, key, isDecision);
-  let decision = hit;
-  if (!decision) {
-    fs.mkdirSync(ctx.dir, { recursive: true });
-    const files = [path.join(ctx.dir, 'width-check-measured.onnx'), ...alts.map((x) => path.join(ctx.dir, `width-check-${x.coarse}.onnx`))];
-    saveModel(first.model, files[0]);
-    alts.forEach((x, i) => saveModel(x.outcome.model, files[i + 1]));
-    try {
-      ctx.progress?.note(`channel widths: timing the prune as a whole model against every group on multiples of ${alts.map((x) => x.coarse).join(', ')}`);
-      const [measured, ...coarseMs] = await (ctx.timeModels ?? timeInterleaved(config, ctx))(files);
-      decision = decideWidths(measured, coarseMs);
-    } finally {
-      for (const f of files) fs.rmSync(f, { force: true });
+  const alts: { coarse: number; shapes: string; file: string }[] = [];
+  fs.mkdirSync(ctx.dir, { recursive: true });
+  let decision: WidthDecision | undefined;
+  let hit = false;
+  try {
+    for (const coarse of coarseMultiples(groups.map((g) => g.multiple))) {
+      const model = (await pruneOn(coarse)).model;
+      if (seen.has(shapes(model))) continue;
+      seen.add(shapes(model));
+      const file = path.join(ctx.dir, `width-check-${coarse}.onnx`);
+      saveModel(model, file);
+      alts.push({ coarse, shapes: shapes(model), file });
     }
-    writeCached(ctx.cacheDir, key, decision);
+    if (alts.length === 0) return first;
+    const key = JSON.stringify({
+      what: 'width-check',
+      machine: machineId(),
+      ort: onnxruntimeVersion(),
+      threads: config.latency.threads,
+      batches: config.batchSizes,
+      model: createHash('sha256').update(fs.readFileSync(ctx.modelPath)).digest('hex'),
+      measured: shapes(first.model),
+      coarse: alts.map((x) => x.shapes),
+    });
+    decision = readCached(ctx.cacheDir, key, isDecision);
+    hit = !!decision;
+    if (!decision) {
+      saveModel(first.model, measuredFile);
+      ctx.progress?.note(`channel widths: timing the prune as a whole model against every group on multiples of ${alts.map((x) => x.coarse).join(', ')}`);
+      const [measured, ...coarseMs] = await (ctx.timeModels ?? timeInterleaved(config, ctx))([measuredFile, ...alts.map((x) => x.file)]);
+      decision = decideWidths(measured, coarseMs);
+      writeCached(ctx.cacheDir, key, decision);
+    }
+  } finally {
+    for (const f of [measuredFile, ...alts.map((x) => x.file)]) fs.rmSync(f, { force: true });
   }
-  const { coarse, outcome: alt } = alts[decision.best];
+  const { coarse } = alts[decision.best];
   const check: WidthCheck = {
     coarse_multiple: coarse,
     batches: [...config.batchSizes],
     speedup: decision.speedups[decision.best],
     chosen: decision.chosen,
-    cached: !!hit,
+    cached: hit,
     tried: alts.map((x, i) => ({ multiple: x.coarse, speedup: decision.speedups[i] })),
   };
   if (decision.chosen === 'measured') return { ...first, allocation: { ...a, width_check: check } };
+  // the same widths prune to the same model: made again rather than held through the timing
+  const alt = await pruneOn(coarse);
   return {
     ...alt,
     description: alt.description.replace(/; kept counts snapped to recorded widths: (.*)$/, '; kept counts snapped to the widths measured to run fast, coarsened by a whole-model timing: $1'),
-    allocation: { ...a, groups: a.groups.map((g) => ({ ...g, multiple: coarse, from: [...(g.from ?? []), `whole-model check: ${coarse}`] })), width_check: check },
+    allocation: { ...a, groups: groups.map((g) => ({ ...g, multiple: coarse, from: [...(g.from ?? []), `whole-model check: ${coarse}`] })), width_check: check },
   };
 }
 
