@@ -37991,10 +37991,12 @@ async function checkWidths(first, dense, config2, ctx) {
   const groups = a?.rounding === "measured" ? a.groups ?? [] : [];
   if (!a || groups.length === 0) return first;
   const pruneOn = (coarse2) => pruneModel(dense, config2, { ...ctx, widths: new Map(groups.map((g2) => [g2.name, coarse2])) });
-  const measuredFile = path18.join(ctx.dir, "width-check-measured.onnx");
+  const parentExisted = fs21.existsSync(ctx.dir);
+  const dir = path18.join(ctx.dir, "width-check");
+  const measuredFile = path18.join(dir, "width-check-measured.onnx");
   const seen = /* @__PURE__ */ new Set([shapes(first.model)]);
   const alts = [];
-  fs21.mkdirSync(ctx.dir, { recursive: true });
+  fs21.mkdirSync(dir, { recursive: true });
   let decision;
   let hit = false;
   try {
@@ -38002,7 +38004,7 @@ async function checkWidths(first, dense, config2, ctx) {
       const model = (await pruneOn(coarse2)).model;
       if (seen.has(shapes(model))) continue;
       seen.add(shapes(model));
-      const file = path18.join(ctx.dir, `width-check-${coarse2}.onnx`);
+      const file = path18.join(dir, `width-check-${coarse2}.onnx`);
       saveModel(model, file);
       alts.push({ coarse: coarse2, shapes: shapes(model), file });
     }
@@ -38027,7 +38029,8 @@ async function checkWidths(first, dense, config2, ctx) {
       writeCached(ctx.cacheDir, key, decision);
     }
   } finally {
-    for (const f of [measuredFile, ...alts.map((x2) => x2.file)]) fs21.rmSync(f, { force: true });
+    fs21.rmSync(dir, { recursive: true, force: true });
+    if (!parentExisted && fs21.readdirSync(ctx.dir).length === 0) fs21.rmdirSync(ctx.dir);
   }
   const { coarse } = alts[decision.best];
   const check = {

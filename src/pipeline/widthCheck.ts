@@ -81,10 +81,13 @@ export async function checkWidths(
   const groups = a?.rounding === 'measured' ? (a.groups ?? []) : [];
   if (!a || groups.length === 0) return first;
   const pruneOn = (coarse: number): Promise<PruneOutcome> => pruneModel(dense, config, { ...ctx, widths: new Map(groups.map((g) => [g.name, coarse])) });
-  const measuredFile = path.join(ctx.dir, 'width-check-measured.onnx');
+  // the files live only while they are timed, in a folder of their own that goes with them
+  const parentExisted = fs.existsSync(ctx.dir);
+  const dir = path.join(ctx.dir, 'width-check');
+  const measuredFile = path.join(dir, 'width-check-measured.onnx');
   const seen = new Set([shapes(first.model)]);
   const alts: { coarse: number; shapes: string; file: string }[] = [];
-  fs.mkdirSync(ctx.dir, { recursive: true });
+  fs.mkdirSync(dir, { recursive: true });
   let decision: WidthDecision | undefined;
   let hit = false;
   try {
@@ -92,7 +95,7 @@ export async function checkWidths(
       const model = (await pruneOn(coarse)).model;
       if (seen.has(shapes(model))) continue;
       seen.add(shapes(model));
-      const file = path.join(ctx.dir, `width-check-${coarse}.onnx`);
+      const file = path.join(dir, `width-check-${coarse}.onnx`);
       saveModel(model, file);
       alts.push({ coarse, shapes: shapes(model), file });
     }
@@ -117,7 +120,8 @@ export async function checkWidths(
       writeCached(ctx.cacheDir, key, decision);
     }
   } finally {
-    for (const f of [measuredFile, ...alts.map((x) => x.file)]) fs.rmSync(f, { force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+    if (!parentExisted && fs.readdirSync(ctx.dir).length === 0) fs.rmdirSync(ctx.dir);
   }
   const { coarse } = alts[decision.best];
   const check: WidthCheck = {

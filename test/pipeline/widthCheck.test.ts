@@ -3,6 +3,7 @@
  * timed against the same prune on one coarser multiple and the faster ships; the decision is cached so a
  * rerun ships the same file.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../../src/config/schema.js';
@@ -60,7 +61,8 @@ describe('checking measured widths on the whole model', () => {
     const first = await measured();
     const cache = tempDir();
     const time = timing(true);
-    const ctx = { modelPath: fixture('cnn-bn.onnx'), data, dir: tempDir(), cacheDir: cache, provider: 'cpu' as const, timeModels: time };
+    const stepsDir = path.join(tempDir(), 'steps');
+    const ctx = { modelPath: fixture('cnn-bn.onnx'), data, dir: stepsDir, cacheDir: cache, provider: 'cpu' as const, timeModels: time };
     const out = await checkWidths(first, dense, config, ctx);
     const check = out.allocation!.width_check!;
     expect(check).toMatchObject({ coarse_multiple: 16, batches: [1, 32], chosen: 'coarse', cached: false });
@@ -69,6 +71,8 @@ describe('checking measured widths on the whole model', () => {
     expect(out.allocation!.rounding).toBe('measured');
     expect(out.description).toMatch(/coarsened by a whole-model timing: multiples of 16/);
     expect(out.model).not.toBe(first.model);
+    // the timed files are gone, and so is the folder the check made for them
+    expect(fs.existsSync(stepsDir)).toBe(false);
     // the same prune again: decided from the cache, not timed, the same file
     const rerun = await checkWidths(await measured(), dense, config, ctx);
     expect(time.calls).toBe(1);
