@@ -62,7 +62,7 @@ function shapes(m: ModelProto): string {
 
 /**
  * The probes time each layer kind alone, but inside a whole model onnxruntime may also pay for what lies
- * between layers whose widths block differently (layout reorders around a layer its blocked kernels do
+ * between layers whose widths block differently (such as layout reorders around a layer its blocked kernels do
  * not take), which no single-layer probe sees: a prune on widths each probe found fast can run slower
  * than dense. So a prune on measured widths is timed against the same prune with every group on each
  * coarser multiple (coarseMultiples, those that change a kept count), all interleaved in one pass at the
