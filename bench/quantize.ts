@@ -28,13 +28,15 @@ import { syntheticDataset, type BenchModel, type BenchOptions } from './stages.j
 
 /**
  * How INT8 is judged against fp32: top-1 on labelled data; without data, the share of seeded inputs on
- * which INT8's top-1 class is fp32's, the relative L2 error of its logits, and how many distinct classes
- * fp32 predicts on those inputs (random weights can send most inputs to a few classes, which makes
- * agreement easy).
+ * which INT8's top-1 class is fp32's, the relative L2 error of its logits, the same error of the part of
+ * the logits that varies with the input, and how many distinct classes fp32 predicts on those inputs.
+ * Random weights can send every input to one class with nearly the same logits: agreement is then
+ * trivially 100% and the whole-logit error mostly measures the constant part, so the varying part is
+ * judged on its own.
  */
 export type Quality =
   | { kind: 'top1'; fp32: number; int8: number }
-  | { kind: 'agreement'; samples: number; agreement: number; relative_error: number; classes: number };
+  | { kind: 'agreement'; samples: number; agreement: number; relative_error: number; varying_error: number; classes: number };
 
 export interface QuantizeRow {
   model: string;
@@ -48,6 +50,8 @@ export interface QuantizeRow {
   integer_layers: number;
   layers: number;
   float_layers: string[];
+  /** layers onnxruntime runs in float kernels, counted by kernel (the plan's float layers included) */
+  float_kernels: Record<string, number>;
   error?: string;
 }
 
@@ -84,11 +88,26 @@ async function outputs(file: string, sets: Sets): Promise<Predictions> {
   }
 }
 
+/** logits [samples, classes] minus each class's mean over the samples */
+function centred(logits: Float32Array, classes: number): Float32Array {
+  const n = logits.length / classes;
+  const mean = new Float64Array(classes);
+  for (let i = 0; i < logits.length; i++) mean[i % classes] += logits[i] / n;
+  return logits.map((x, i) => x - mean[i % classes]);
+}
+
 async function qualityOf(fp32File: string, int8File: string, sets: Sets): Promise<Quality> {
   const f = await outputs(fp32File, sets);
   const q = await outputs(int8File, sets);
   if (sets.labelled) return { kind: 'top1', fp32: accuracy(f.pred, sets.data.labels!), int8: accuracy(q.pred, sets.data.labels!) };
-  return { kind: 'agreement', samples: sets.data.count, agreement: agreement(f.pred, q.pred), relative_error: relativeL2(q.logits!, f.logits!), classes: new Set(f.pred).size };
+  return {
+    kind: 'agreement',
+    samples: sets.data.count,
+    agreement: agreement(f.pred, q.pred),
+    relative_error: relativeL2(q.logits!, f.logits!),
+    varying_error: relativeL2(centred(q.logits!, f.choices), centred(f.logits!, f.choices)),
+    classes: new Set(f.pred).size,
+  };
 }
 
 /**
@@ -101,8 +120,8 @@ export async function benchQuantize(model: BenchModel, mode: 'int8' | 'dynamic',
   const dense = loadModel(model.file).proto;
   const labelled = Boolean(model.data);
   const artifact = path.join(workDir, `${model.name}.${mode}.onnx`);
-  const quality: Quality = labelled ? { kind: 'top1', fp32: NaN, int8: NaN } : { kind: 'agreement', samples: SYNTHETIC.eval, agreement: NaN, relative_error: NaN, classes: 0 };
-  const base = { model: model.name, mode, quality, speedup_b1: NaN, speedup_b32: NaN, size_ratio: NaN, weight_bits: 0, integer_layers: 0, layers: 0, float_layers: [] };
+  const quality: Quality = labelled ? { kind: 'top1', fp32: NaN, int8: NaN } : { kind: 'agreement', samples: SYNTHETIC.eval, agreement: NaN, relative_error: NaN, varying_error: NaN, classes: 0 };
+  const base = { model: model.name, mode, quality, speedup_b1: NaN, speedup_b32: NaN, size_ratio: NaN, weight_bits: 0, integer_layers: 0, layers: 0, float_layers: [], float_kernels: {} };
   try {
     const sets = setsOf(model, dense, options);
     const config = { ...DEFAULT_CONFIG, quantize: mode, batchSizes: options.planBatches, latency: { ...DEFAULT_CONFIG.latency, threads: THREADS } };
@@ -120,6 +139,7 @@ export async function benchQuantize(model: BenchModel, mode: 'int8' | 'dynamic',
       integer_layers: q.info.kernels.layers.filter((l) => l.integer).length,
       layers: q.info.kernels.layers.length,
       float_layers: q.info.float_layers.map((f) => `${f.node} (${f.reason})`),
+      float_kernels: q.info.kernels.layers.filter((l) => !l.integer).reduce<Record<string, number>>((c, l) => ({ ...c, [l.kernel]: (c[l.kernel] ?? 0) + 1 }), {}),
     };
   } catch (e) {
     return { ...base, error: e instanceof Error ? e.message.split('\n')[0] : String(e) };
@@ -131,20 +151,21 @@ export async function benchQuantize(model: BenchModel, mode: 'int8' | 'dynamic',
 /** The rows judged one way (`top1` or `agreement`), as one table: the two kinds have different quality columns. */
 export function renderQuantizeTable(rows: readonly QuantizeRow[], kind: Quality['kind']): string {
   const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
-  const qualityHead = kind === 'top1' ? ['fp32 top-1', 'INT8 top-1', 'change'] : ['top-1 agreement with fp32', 'relative logit error', 'fp32 classes'];
+  const qualityHead = kind === 'top1' ? ['fp32 top-1', 'INT8 top-1', 'change'] : ['top-1 agreement with fp32', 'fp32 classes', 'logit error', 'error of the varying part'];
   const qualityCells = (q: Quality): string[] =>
     q.kind === 'top1'
       ? [pct(q.fp32), pct(q.int8), `${((q.int8 - q.fp32) * 100).toFixed(2)} pt`]
-      : [`${pct(q.agreement)} of ${q.samples}`, q.relative_error.toFixed(4), String(q.classes)];
+      : [`${pct(q.agreement)} of ${q.samples}`, String(q.classes), q.relative_error.toFixed(4), q.varying_error.toFixed(4)];
+  const kernels = (k: Record<string, number>): string => Object.entries(k).map(([name, n]) => `${name} ×${n}`).join(', ') || '—';
   return markdownTable(
     [
-      ['model', 'mode', ...qualityHead, 'speedup b=1', 'speedup b=32', 'size', 'weights', 'integer layers', 'kept float'],
+      ['model', 'mode', ...qualityHead, 'speedup b=1', 'speedup b=32', 'size', 'weights', 'integer layers', 'kept float', 'float kernels'],
       ...rows
         .filter((r) => r.quality.kind === kind)
         .map((r) =>
           r.error
-            ? [r.model, r.mode, ...qualityHead.map((_, i) => (i === 0 ? `error: ${r.error}` : '—')), '—', '—', '—', '—', '—', '—']
-            : [r.model, r.mode, ...qualityCells(r.quality), `${r.speedup_b1.toFixed(2)}x`, `${r.speedup_b32.toFixed(2)}x`, `${r.size_ratio.toFixed(2)}x`, `${r.weight_bits}-bit`, `${r.integer_layers} of ${r.layers}`, r.float_layers.join(', ') || '—'],
+            ? [r.model, r.mode, ...qualityHead.map((_, i) => (i === 0 ? `error: ${r.error}` : '—')), '—', '—', '—', '—', '—', '—', '—']
+            : [r.model, r.mode, ...qualityCells(r.quality), `${r.speedup_b1.toFixed(2)}x`, `${r.speedup_b32.toFixed(2)}x`, `${r.size_ratio.toFixed(2)}x`, `${r.weight_bits}-bit`, `${r.integer_layers} of ${r.layers}`, r.float_layers.join(', ') || '—', kernels(r.float_kernels)],
         ),
     ],
     { alignDelimiters: false },

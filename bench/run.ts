@@ -266,7 +266,7 @@ async function main(): Promise<void> {
       : []),
     ...(quantized.some((r) => r.quality.kind === 'agreement')
       ? [
-          `INT8 on the torchvision models (random weights, no data, so not top-1: the same step calibrated on 32 seeded random inputs, then judged on 64 other seeded inputs by how often INT8's top-1 class is fp32's, the relative L2 error of its logits against fp32's, and how many distinct classes fp32 predicts on them; latency as above${args.scaleRuns ? `, with --scale-runs ${args.scaleRuns}: 1 warm-up and ${args.scaleRuns} timed runs, each sample one run, the INT8 plans timed at batch 1 only` : ''}).`,
+          `INT8 on the torchvision models (random weights, no data, so not top-1: the same step calibrated on 32 seeded random inputs, then judged on 64 other seeded inputs by how often INT8's top-1 class is fp32's and how many distinct classes fp32 predicts on them, the relative L2 error of the logits against fp32's, and the same error of the logits minus each class's mean over the inputs (the part that varies with the input); latency as above${args.scaleRuns ? `, with --scale-runs ${args.scaleRuns}: 1 warm-up and ${args.scaleRuns} timed runs, each sample one run, the INT8 plans timed at batch 1 only` : ''}).`,
           renderQuantizeTable(quantized, 'agreement'),
         ]
       : []),
