@@ -57,7 +57,7 @@ function config(overrides: Partial<Config>, options: BenchOptions, batches: numb
     method: 'structured',
     recovery: 'none',
     batchSizes: batches,
-    latency: { ...DEFAULT_CONFIG.latency, threads: 1, warmup: options.warmup, runs: options.runs, repeat: 3 },
+    latency: { ...DEFAULT_CONFIG.latency, threads: 1, warmup: options.warmup, runs: options.runs, repeat: options.repeat },
     ...overrides,
   };
 }
@@ -111,7 +111,7 @@ async function benchAllocationOf(model: BenchModel, options: BenchOptions, workD
   onProgress(`bench: allocation ${model.name}: latency of ${variants.length + 1} models interleaved`);
   const source = sliceBatch(data, 0, Math.min(data.count, Math.max(...batches)));
   const files = [model.file, ...variants.map((v) => v.file)];
-  const measured = await measureInterleaved(files, source, { warmup: options.warmup, runs: options.runs, threads: 1, repeat: 3, batchSizes: batches });
+  const measured = await measureInterleaved(files, source, { warmup: options.warmup, runs: options.runs, threads: 1, repeat: options.repeat, batchSizes: batches });
   // columns per ALLOCATION_BATCHES; a model with a fixed batch fills the column of its batch (or the first)
   const column = (b: number): number => (batches.length === 1 ? (ALLOCATION_BATCHES.includes(batches[0]) ? ALLOCATION_BATCHES.indexOf(batches[0]) : 0) : b);
   const samples = measured.map((m) => ALLOCATION_BATCHES.map((_, c) => m[batches.findIndex((_, b) => column(b) === c)] ?? []));

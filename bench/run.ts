@@ -62,9 +62,10 @@ interface RunResult extends Outcome {
   error?: string;
 }
 
-function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: string[]; gate: boolean; recoveries: string[]; quantize: boolean; allocation: boolean; scale: boolean } {
+function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: string[]; gate: boolean; recoveries: string[]; quantize: boolean; allocation: boolean; scale: boolean; scaleRuns?: number } {
   const only: string[] = [];
   let quick = false;
+  let scaleRuns: number | undefined;
   let gate = true;
   let quantize = true;
   let allocation = true;
@@ -82,9 +83,12 @@ function parseArgs(argv: string[]): { only: string[]; quick: boolean; methods: s
     else if (a === '--recovery') recoveries = (argv[++i] ?? '').split(',').filter(Boolean);
     else if (a === '--no-recovery') recoveries = [];
     else if (a === '--no-quantize') quantize = false;
-    else throw new Error(`unknown option ${a}; use --only a,b --quick --methods unstructured,2:4 --recovery none,reconstruct,auto --no-recovery --no-quantize --no-gate --no-allocation --no-scale`);
+    else if (a === '--scale-runs') {
+      scaleRuns = Number(argv[++i]);
+      if (!Number.isInteger(scaleRuns) || scaleRuns < 1) throw new Error(`--scale-runs takes a whole number of timed runs, not ${argv[i]}`);
+    } else throw new Error(`unknown option ${a}; use --only a,b --quick --methods unstructured,2:4 --recovery none,reconstruct,auto --no-recovery --no-quantize --no-gate --no-allocation --no-scale --scale-runs N`);
   }
-  return { only, quick, methods, gate, recoveries, quantize, allocation, scale };
+  return { only, quick, methods, gate, recoveries, quantize, allocation, scale, ...(scaleRuns ? { scaleRuns } : {}) };
 }
 
 function models(only: string[], notices: string[], withScale: boolean): BenchModel[] {
@@ -178,8 +182,12 @@ function renderTable(results: RunResult[]): string {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const options: BenchOptions = args.quick
-    ? { quick: true, evalSamples: 500, syntheticSamples: 8, warmup: 2, runs: 10 }
-    : { quick: false, evalSamples: 2000, syntheticSamples: 32, warmup: 5, runs: 30 };
+    ? { quick: true, evalSamples: 500, syntheticSamples: 8, warmup: 2, runs: 10, repeat: 3, planBatches: [1, 32] }
+    : { quick: false, evalSamples: 2000, syntheticSamples: 32, warmup: 5, runs: 30, repeat: 3, planBatches: [1, 32] };
+  // a batch-32 run of VGG16 takes seconds on one thread: --scale-runs trades the torchvision models'
+  // timing rounds for a bench that finishes (1 warm-up, N runs, no best-of-3, INT8 plans timed at batch 1)
+  const timing = (m: BenchModel): BenchOptions =>
+    args.scaleRuns && path.dirname(m.file) === SCALE_DIR ? { ...options, warmup: 1, runs: args.scaleRuns, repeat: 1, planBatches: [1] } : options;
   const notices: string[] = [];
   const list = models(args.only, notices, args.scale);
   for (const n of notices) process.stderr.write(`bench: ${n}\n`);
@@ -193,7 +201,7 @@ async function main(): Promise<void> {
     for (const model of list) {
       for (const method of args.methods) {
         process.stderr.write(`bench: ${model.name} ${method}\n`);
-        results.push(await runOne(model, method, options, meter, workDir));
+        results.push(await runOne(model, method, timing(model), meter, workDir));
       }
     }
     // recovery: models with labelled data and a calibration set (fixtures, real-world)
@@ -203,13 +211,14 @@ async function main(): Promise<void> {
         recovery.push(...(await benchRecovery({ ...model, calib: model.calib }, args.methods, args.recoveries, options, workDir)));
       }
     }
-    // fp32 against INT8: models with labelled data and a calibration set
+    // fp32 against INT8: models with labelled data and a calibration set, and the models without data
+    // (torchvision), on seeded random inputs
     if (args.quantize) {
       for (const model of list) {
-        if (!model.data || !model.calib || !fs.existsSync(model.calib)) continue;
+        if (model.data && !(model.calib && fs.existsSync(model.calib))) continue;
         for (const mode of quantizeModes(model.file)) {
           process.stderr.write(`bench: ${model.name} ${mode}\n`);
-          quantized.push(await benchQuantize({ ...model, calib: model.calib }, mode, options, workDir));
+          quantized.push(await benchQuantize(model, mode, timing(model), workDir));
         }
       }
     }
@@ -218,7 +227,7 @@ async function main(): Promise<void> {
       const topology = fs.readdirSync(path.join(FIXTURES, 'structured')).filter((f) => f.endsWith('.onnx')).sort()
         .map((f) => ({ name: `structured/${f.replace(/\.onnx$/, '')}`, file: path.join(FIXTURES, 'structured', f), data: path.join(FIXTURES, 'fmnist-test.npz') }))
         .filter((m) => !args.only.length || args.only.some((o) => m.name.includes(o)));
-      for (const model of [...list, ...topology]) allocation.push(...(await benchAllocation(model, options, workDir, (l) => process.stderr.write(`${l}\n`))));
+      for (const model of [...list, ...topology]) allocation.push(...(await benchAllocation(model, timing(model), workDir, (l) => process.stderr.write(`${l}\n`))));
     }
   } finally {
     fs.rmSync(workDir, { recursive: true, force: true });
@@ -233,7 +242,7 @@ async function main(): Promise<void> {
       ? 'extra memory: peak RSS during the stage (Linux VmHWM, reset before each stage) minus RSS when it began; bench/results/latest.json also has the absolute peak'
       : 'RSS after the stage minus RSS before (no per-stage peak on this platform)';
   const md = [
-    `Benchmarks, ${date}, ${env}. ${args.quick ? 'Quick mode: 500 labelled samples, 2 warm-up + 10 timed latency runs.' : 'Full mode: 2000 labelled samples, 5 warm-up + 30 timed latency runs.'} Sparsity 0.5 for unstructured (global).`,
+    `Benchmarks, ${date}, ${env}. ${args.quick ? 'Quick mode: 500 labelled samples, 2 warm-up + 10 timed latency runs.' : 'Full mode: 2000 labelled samples, 5 warm-up + 30 timed latency runs.'}${args.scaleRuns ? ` Torchvision models (--scale-runs ${args.scaleRuns}): 1 warm-up + ${args.scaleRuns} timed runs, each sample one run, INT8 plans timed at batch 1 only.` : ''} Sparsity 0.5 for unstructured (global).`,
     `Each stage cell: wall time (CPU time of the process, onnxruntime threads included) · ${memoryNote}. Load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} cores at the end: on a shared machine wall time exceeds CPU time. Speedup: ratio of medians of interleaved batch-1 latency; "(noise)" when a Mann-Whitney test gives p >= 0.05. Models without labelled data (the torchvision scale models, random weights) report agreement with the dense model on seeded random inputs.`,
     renderTable(results),
     markdownTable(
@@ -249,10 +258,16 @@ async function main(): Promise<void> {
           renderRecoveryTable(recovery),
         ]
       : []),
-    ...(quantized.length
+    ...(quantized.some((r) => r.quality.kind === 'top1')
       ? [
-          `INT8 (\`--quantize int8\`: static QDQ, min-max calibration on the model's calibration set, weight precision and float layers chosen by measurement as the pipeline does; \`--quantize dynamic\` where the model has MatMul layers; top-1 on the evaluation set above; speedup: ratio of medians of fp32 and INT8 latency interleaved in one pass, one intra-op thread, each sample the best of 3 runs).`,
-          renderQuantizeTable(quantized),
+          `INT8 (\`--quantize int8\`: static QDQ, min-max calibration on the model's calibration set, weight precision and float layers chosen by measurement as the pipeline does; \`--quantize dynamic\` where the model has MatMul layers; top-1 on the evaluation set above; speedup: ratio of medians of fp32 and INT8 latency interleaved in one pass, one intra-op thread, each sample the best of ${options.repeat} runs).`,
+          renderQuantizeTable(quantized, 'top1'),
+        ]
+      : []),
+    ...(quantized.some((r) => r.quality.kind === 'agreement')
+      ? [
+          `INT8 on the torchvision models (random weights, no data, so not top-1: the same step calibrated on 32 seeded random inputs, then judged on 64 other seeded inputs by how often INT8's top-1 class is fp32's and how many distinct classes fp32 predicts on them, the relative L2 error of the logits against fp32's, and the same error of the logits minus each class's mean over the inputs (the part that varies with the input); latency as above${args.scaleRuns ? `, with --scale-runs ${args.scaleRuns}: 1 warm-up and ${args.scaleRuns} timed runs, each sample one run, the INT8 plans timed at batch 1 only` : ''}).`,
+          renderQuantizeTable(quantized, 'agreement'),
         ]
       : []),
     ...(allocation.length
@@ -264,7 +279,7 @@ async function main(): Promise<void> {
     ...(notices.length ? [notices.map((n) => `- ${n}`).join('\n')] : []),
   ].join('\n\n');
   process.stdout.write(md + '\n');
-  const json = { date, environment: env, memory: meter.method, options: { ...options, only: args.only, methods: args.methods, recoveries: args.recoveries }, results, recovery, quantized, allocation, threshold, notices };
+  const json = { date, environment: env, memory: meter.method, options: { ...options, only: args.only, methods: args.methods, recoveries: args.recoveries, ...(args.scaleRuns ? { scale_runs: args.scaleRuns } : {}) }, results, recovery, quantized, allocation, threshold, notices };
   const outDir = path.join(ROOT, 'bench', 'results');
   fs.mkdirSync(outDir, { recursive: true });
   fs.writeFileSync(path.join(outDir, 'latest.json'), JSON.stringify(json, null, 2) + '\n');

@@ -34,6 +34,10 @@ export interface BenchOptions {
   syntheticSamples: number;
   warmup: number;
   runs: number;
+  /** back-to-back runs per latency sample, the best of which is the sample (allocation and INT8 rows) */
+  repeat: number;
+  /** batch sizes the INT8 step times its plans at when it chooses which layers stay float */
+  planBatches: number[];
 }
 
 /** What the stages of one (model, method) run hand each other; every stage fills in its part. */
@@ -69,14 +73,18 @@ function seededInputs(dims: number[], seed: number): Float32Array {
   return Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => next() * 2 - 1);
 }
 
-/** Seeded random inputs for a model that ships without data (the torchvision scale models). */
-export function syntheticDataset(model: ModelProto, file: string, count: number): Dataset {
+/**
+ * Seeded random inputs for a model that ships without data (the torchvision scale models). Input k is
+ * drawn from seed + k, so two sets with different seeds share no samples (a calibration set and the
+ * inputs INT8 is judged on).
+ */
+export function syntheticDataset(model: ModelProto, file: string, count: number, seed = 1): Dataset {
   const inputs = new Map<string, { dtype: 'float32'; dims: number[]; data: Float32Array }>();
   modelInputs(model, file).forEach((sig, k) => {
     if (sig.dtype !== 'float32') throw new Error(`${file}: input ${sig.name} is ${sig.dtype}; the bench only synthesises float32 inputs`);
     const dims = sig.dims.map((d, i) => (typeof d === 'number' ? d : i === 0 ? count : 1));
     dims[0] = count;
-    inputs.set(sig.name, { dtype: 'float32', dims, data: seededInputs(dims, k + 1) });
+    inputs.set(sig.name, { dtype: 'float32', dims, data: seededInputs(dims, seed + k) });
   });
   return { path: '(random inputs)', count, inputs, labels: new Int32Array(count) };
 }
