@@ -32032,21 +32032,41 @@ function removeChannels(model, analysis, keep) {
   return ed.model;
 }
 
+// src/onnx/aliases.ts
+function aliasedConstant(ed, name) {
+  let n = name;
+  for (let hop = 0; hop < 8 && n; hop++) {
+    if (ed.constant(n)) return n;
+    const p = ed.producer(n);
+    if (!p || p.opType !== "Identity") return void 0;
+    n = p.input[0];
+  }
+  return void 0;
+}
+function resolveConstantAliases(model) {
+  const src = model.graph;
+  const g2 = { ...src, node: src.node.map((n) => ({ ...n, input: [...n.input] })) };
+  const ed = new ModelEditor({ ...model, graph: g2 });
+  for (const node of g2.node) {
+    if (node.opType === "Identity") continue;
+    node.input.forEach((name, i2) => {
+      if (!name || ed.constant(name)) return;
+      const c = aliasedConstant(ed, name);
+      if (c) ed.setInput(node, i2, c);
+    });
+  }
+  ed.dropUnread(/* @__PURE__ */ new Set(["Identity"]), { initializers: false });
+  return ed.model;
+}
+
 // src/prune/structured/untie.ts
 function untieConstants(model) {
   const src0 = model.graph;
   const g2 = { ...src0, node: src0.node.map((n) => ({ ...n, input: [...n.input] })), initializer: [...src0.initializer] };
   const ed = new ModelEditor({ ...model, graph: g2 });
   const source = (name) => {
-    let n = name;
-    for (let hop = 0; hop < 8 && n; hop++) {
-      const t = ed.constant(n);
-      if (t) return FLOAT_TYPES.has(t.dataType) ? n : void 0;
-      const p = ed.producer(n);
-      if (!p || p.opType !== "Identity") return void 0;
-      n = p.input[0];
-    }
-    return void 0;
+    const c = aliasedConstant(ed, name);
+    return c && FLOAT_TYPES.has(ed.constant(c).dataType) ? c : void 0;
   };
   const reads = /* @__PURE__ */ new Map();
   for (const node of g2.node) {
@@ -37447,7 +37467,7 @@ function floatInputChannels(n, index) {
 async function prepareQuantization(model, calib, opts) {
   const support = qdqSupport(model);
   if (support.kind === "unsupported") throw new Error(support.reason);
-  const { model: folded, folded: bns } = foldBatchNorms(model);
+  const { model: folded, folded: bns } = foldBatchNorms(resolveConstantAliases(model));
   const nodes = quantizableNodes(folded);
   const isExcluded = opts.exclude.length > 0 ? (0, import_picomatch2.default)(opts.exclude) : () => false;
   const excluded = nodes.filter((n) => isExcluded(n.label)).map((n) => n.label);

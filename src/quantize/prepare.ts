@@ -9,6 +9,7 @@ import { boundedBatch } from '../onnx/runtime/activationBudget.js';
 import type { CalibratorName, Range } from './calibrate.js';
 import { calibrateRanges } from './calibration.js';
 import { foldBatchNorms } from './foldBatchNorm.js';
+import { resolveConstantAliases } from '../onnx/aliases.js';
 import { qdqSupport, quantizableNodes, quantizeQdq, tensorsToCalibrate, type QdqResult, type QuantizableNode } from './qdq.js';
 import type { WeightBits } from './params.js';
 
@@ -30,7 +31,8 @@ export interface Prepared {
 export async function prepareQuantization(model: ModelProto, calib: Dataset, opts: { calibrator: CalibratorName; exclude: readonly string[]; threads: number }): Promise<Prepared> {
   const support = qdqSupport(model);
   if (support.kind === 'unsupported') throw new Error(support.reason);
-  const { model: folded, folded: bns } = foldBatchNorms(model);
+  // a Conv whose bias (or weight) an exporter aliased through Identity is quantized like any other
+  const { model: folded, folded: bns } = foldBatchNorms(resolveConstantAliases(model));
   const nodes = quantizableNodes(folded);
   const isExcluded = opts.exclude.length > 0 ? picomatch(opts.exclude as string[]) : () => false;
   const excluded = nodes.filter((n) => isExcluded(n.label)).map((n) => n.label);

@@ -12,6 +12,8 @@ import { calibrateRanges } from '../../src/quantize/calibration.js';
 import { foldBatchNorms } from '../../src/quantize/foldBatchNorm.js';
 import { kernelReport, optimisedGraph } from '../../src/quantize/kernels.js';
 import { qdqSupport, quantizableNodes, quantizeQdq, tensorsToCalibrate } from '../../src/quantize/qdq.js';
+import { buildQuantized, prepareQuantization } from '../../src/quantize/prepare.js';
+import { aliasConvBiases } from '../support/aliasedBiases.js';
 import { fixture, tempDir } from '../support/fixtures.js';
 import { onnxCheck } from '../support/onnxChecker.js';
 
@@ -128,5 +130,22 @@ describe('static QDQ rewrite', () => {
     const file = path.join(tempDir(), 'cnn12.int8.onnx');
     saveModel(r.model, file);
     onnxCheck(file);
+  });
+});
+
+describe('constants an exporter aliased through Identity', () => {
+  it('a Conv reading its bias through an Identity of the initializer is quantized like any other', async () => {
+    const model = aliasConvBiases(loadModel(fixture('cnn-bn.onnx')).proto);
+    const convs = model.graph!.node.filter((n) => n.opType === 'Conv').length;
+    // the rewrite looks for a bias initializer on the Conv itself
+    expect(quantizableNodes(model).filter((n) => n.opType === 'Conv')).toEqual([]);
+    const calib = data(model, fixture('fmnist-calib.npz'), 64);
+    const prep = await prepareQuantization(model, calib, { calibrator: 'minmax', exclude: [], threads: 1 });
+    expect(prep.nodes.filter((n) => n.opType === 'Conv').length).toBe(convs);
+    const q = buildQuantized(prep, new Set(), 8).model;
+    const index = new GraphIndex(q.graph!);
+    for (const conv of q.graph!.node.filter((n) => n.opType === 'Conv')) expect(index.producer.get(conv.input[2])!.opType).toBe('DequantizeLinear');
+    const d = data(model, fixture('fmnist-test.npz'), 200);
+    expect(agreement(await top1(model, d), await top1(q, d))).toBeGreaterThan(0.97);
   });
 });

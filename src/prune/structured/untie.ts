@@ -1,6 +1,7 @@
 import type { GraphProto, ModelProto } from '../../onnx/proto/onnx_pb.js';
 import { ModelEditor } from '../../onnx/edit.js';
 import { FLOAT_TYPES } from '../../onnx/tensor.js';
+import { aliasedConstant } from '../../onnx/aliases.js';
 
 /**
  * Give every reader of a float constant its own copy, bypassing Identity aliases. Exporters deduplicate
@@ -16,15 +17,8 @@ export function untieConstants(model: ModelProto): ModelProto {
   const ed = new ModelEditor({ ...model, graph: g });
   // the float constant a tensor name stands for, through Identity aliases
   const source = (name: string): string | undefined => {
-    let n = name;
-    for (let hop = 0; hop < 8 && n; hop++) {
-      const t = ed.constant(n);
-      if (t) return FLOAT_TYPES.has(t.dataType) ? n : undefined;
-      const p = ed.producer(n);
-      if (!p || p.opType !== 'Identity') return undefined;
-      n = p.input[0];
-    }
-    return undefined;
+    const c = aliasedConstant(ed, name);
+    return c && FLOAT_TYPES.has(ed.constant(c)!.dataType) ? c : undefined;
   };
   const reads = new Map<string, number>();
   for (const node of g.node) {
