@@ -32033,15 +32033,21 @@ function removeChannels(model, analysis, keep) {
 }
 
 // src/onnx/aliases.ts
-function aliasedConstant(ed, name) {
+function aliasSource(name, isConstant, producer) {
   let n = name;
   for (let hop = 0; hop < 8 && n; hop++) {
-    if (ed.constant(n)) return n;
-    const p = ed.producer(n);
+    if (isConstant(n)) return n;
+    const p = producer(n);
     if (!p || p.opType !== "Identity") return void 0;
     n = p.input[0];
   }
   return void 0;
+}
+function aliasedConstant(ed, name) {
+  return aliasSource(name, (n) => !!ed.constant(n), (n) => ed.producer(n));
+}
+function aliasedInitializer(index, name) {
+  return aliasSource(name, (n) => index.initializers.has(n), (n) => index.producer.get(n));
 }
 function resolveConstantAliases(model) {
   const src = model.graph;
@@ -37558,13 +37564,14 @@ function dynamicCandidates(model, exclude = []) {
   const isExcluded = exclude.length ? (0, import_picomatch3.default)(exclude) : () => false;
   return index.order.filter((n) => {
     if (n.opType !== "MatMul" || isExcluded(nodeLabel(n)) || index.initializers.has(n.input[0])) return false;
-    const w = index.initializers.get(n.input[1]);
+    const source = aliasedInitializer(index, n.input[1]);
+    const w = source ? index.initializers.get(source) : void 0;
     return !!w && w.dataType === 1 /* FLOAT */ && tensorDims(w).length === 2;
   });
 }
 function quantizeDynamic(model, opts) {
   if (opsetVersion(model) < MIN_DYNAMIC_OPSET) throw new Error(`opset ${opsetVersion(model)} has no MatMulInteger (it starts at opset ${MIN_DYNAMIC_OPSET})`);
-  const ed = ModelEditor.copyOf(model);
+  const ed = ModelEditor.copyOf(resolveConstantAliases(model));
   const index = new GraphIndex(ed.graph);
   const candidates = dynamicCandidates(ed.model, opts.exclude);
   const chosen2 = new Set(candidates);

@@ -1,16 +1,27 @@
 import { ModelEditor } from './edit.js';
-import type { GraphProto, ModelProto } from './proto/onnx_pb.js';
+import type { GraphIndex } from './graph.js';
+import type { GraphProto, ModelProto, NodeProto } from './proto/onnx_pb.js';
 
-/** The constant (an initializer or a Constant's output) a tensor stands for through Identity aliases, if any. */
-export function aliasedConstant(ed: ModelEditor, name: string): string | undefined {
+/** The name a tensor stands for through Identity aliases, when that is a constant by `isConstant`. */
+function aliasSource(name: string, isConstant: (n: string) => boolean, producer: (n: string) => NodeProto | undefined): string | undefined {
   let n = name;
   for (let hop = 0; hop < 8 && n; hop++) {
-    if (ed.constant(n)) return n;
-    const p = ed.producer(n);
+    if (isConstant(n)) return n;
+    const p = producer(n);
     if (!p || p.opType !== 'Identity') return undefined;
     n = p.input[0];
   }
   return undefined;
+}
+
+/** The constant (an initializer or a Constant's output) a tensor stands for through Identity aliases, if any. */
+export function aliasedConstant(ed: ModelEditor, name: string): string | undefined {
+  return aliasSource(name, (n) => !!ed.constant(n), (n) => ed.producer(n));
+}
+
+/** The initializer a tensor stands for through Identity aliases, if any. */
+export function aliasedInitializer(index: GraphIndex, name: string): string | undefined {
+  return aliasSource(name, (n) => index.initializers.has(n), (n) => index.producer.get(n));
 }
 
 /**

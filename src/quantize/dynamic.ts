@@ -1,4 +1,5 @@
 import picomatch from 'picomatch';
+import { aliasedInitializer, resolveConstantAliases } from '../onnx/aliases.js';
 import { ModelEditor } from '../onnx/edit.js';
 import { GraphIndex, nodeLabel, sortedNodes } from '../onnx/graph.js';
 import { opsetVersion } from '../onnx/model.js';
@@ -15,13 +16,17 @@ export interface DynamicResult {
   quantized: string[];
 }
 
-/** MatMul nodes with a float32 constant matrix on the right (W[K, N]): what dynamic quantization rewrites. */
+/**
+ * MatMul nodes with a float32 constant matrix on the right (W[K, N]), also one an exporter aliased
+ * through Identity: what dynamic quantization rewrites.
+ */
 export function dynamicCandidates(model: ModelProto, exclude: readonly string[] = []): NodeProto[] {
   const index = new GraphIndex(model.graph!);
   const isExcluded = exclude.length ? picomatch(exclude as string[]) : () => false;
   return index.order.filter((n) => {
     if (n.opType !== 'MatMul' || isExcluded(nodeLabel(n)) || index.initializers.has(n.input[0])) return false;
-    const w = index.initializers.get(n.input[1]);
+    const source = aliasedInitializer(index, n.input[1]);
+    const w = source ? index.initializers.get(source) : undefined;
     return !!w && w.dataType === DataType.FLOAT && tensorDims(w).length === 2;
   });
 }
@@ -34,7 +39,8 @@ export function dynamicCandidates(model: ModelProto, exclude: readonly string[] 
  */
 export function quantizeDynamic(model: ModelProto, opts: { weightBits: WeightBits; exclude?: readonly string[] }): DynamicResult {
   if (opsetVersion(model) < MIN_DYNAMIC_OPSET) throw new Error(`opset ${opsetVersion(model)} has no MatMulInteger (it starts at opset ${MIN_DYNAMIC_OPSET})`);
-  const ed = ModelEditor.copyOf(model);
+  // aliased weights are read from their initializer, so every candidate's weight is one
+  const ed = ModelEditor.copyOf(resolveConstantAliases(model));
   const index = new GraphIndex(ed.graph);
   const candidates = dynamicCandidates(ed.model, opts.exclude);
   const chosen = new Set(candidates);

@@ -2,7 +2,8 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadDataset, sliceBatch } from '../../src/data/dataset.js';
 import { GraphIndex } from '../../src/onnx/graph.js';
-import { loadModel, saveModel } from '../../src/onnx/model.js';
+import { ModelEditor } from '../../src/onnx/edit.js';
+import { cloneModel, loadModel, saveModel } from '../../src/onnx/model.js';
 import { modelInputs } from '../../src/onnx/signature.js';
 import { DataType } from '../../src/onnx/tensor.js';
 import { dynamicCandidates, quantizeDynamic } from '../../src/quantize/dynamic.js';
@@ -32,4 +33,24 @@ describe('dynamic INT8 of the fixture ViT', () => {
     expect((ops['com.microsoft.DynamicQuantizeMatMul'] ?? 0) + (ops['com.microsoft.MatMulIntegerToFloat'] ?? 0)).toBe(r.quantized.length);
     onnxCheck(file);
   }, 30_000);
+});
+
+describe('a MatMul weight an exporter aliased through Identity', () => {
+  it('counts as a candidate and is rewritten like the others, reading the int8 initializer', () => {
+    const model = loadModel(fixture('vit.onnx')).proto;
+    const before = dynamicCandidates(model).length;
+    const ed = new ModelEditor(cloneModel(model));
+    const mm = ed.graph.node.find((n) => n.opType === 'MatMul' && ed.constant(n.input[1]))!;
+    const alias = ed.fresh(`${mm.input[1]}_alias`);
+    ed.addNode({ opType: 'Identity', inputs: [mm.input[1]], outputs: [alias] });
+    // it reads only an initializer: first in the graph keeps the order topological
+    ed.graph.node.unshift(ed.graph.node.pop()!);
+    ed.setInput(mm, 1, alias);
+    expect(dynamicCandidates(ed.model).length).toBe(before);
+    const r = quantizeDynamic(ed.model, { weightBits: 8 });
+    expect(r.quantized.length).toBe(before);
+    const index = new GraphIndex(r.model.graph!);
+    expect(r.model.graph!.node.some((n) => n.opType === 'Identity' && n.output[0] === alias)).toBe(false);
+    for (const m of r.model.graph!.node.filter((n) => n.opType === 'MatMulInteger')) expect(index.initializers.get(m.input[1])!.dataType).toBe(DataType.INT8);
+  });
 });
