@@ -36747,7 +36747,7 @@ function protectedFor(dense, kept) {
 }
 
 // src/pipeline/oneShot.ts
-import * as fs22 from "node:fs";
+import * as fs23 from "node:fs";
 import * as path19 from "node:path";
 
 // src/pipeline/rounds.ts
@@ -37989,9 +37989,38 @@ function candidatesText(c) {
 }
 
 // src/pipeline/widthCheck.ts
+import * as fs22 from "node:fs";
+import * as path18 from "node:path";
+
+// src/io/hash.ts
 import { createHash as createHash3 } from "node:crypto";
 import * as fs21 from "node:fs";
-import * as path18 from "node:path";
+function sha256File(file) {
+  const hash = createHash3("sha256");
+  const fd2 = fs21.openSync(file, "r");
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (; ; ) {
+      const n = fs21.readSync(fd2, buf, 0, buf.length, null);
+      if (n === 0) break;
+      hash.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs21.closeSync(fd2);
+  }
+  return hash.digest("hex");
+}
+function canonicalJson(value) {
+  return JSON.stringify(
+    value,
+    (_, v) => v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)) : v
+  );
+}
+function sha256Text(text2) {
+  return createHash3("sha256").update(text2).digest("hex");
+}
+
+// src/pipeline/widthCheck.ts
 var COARSE_GAIN = 0.02;
 var MAX_MULTIPLE = 32;
 var CHECK_TIMING = { warmup: 3, runs: 15 };
@@ -38018,22 +38047,24 @@ async function checkWidths(first, dense, config2, ctx) {
   const groups = a?.rounding === "measured" ? a.groups ?? [] : [];
   if (!a || groups.length === 0) return first;
   const pruneOn = (coarse2) => pruneModel(dense, config2, { ...ctx, widths: new Map(groups.map((g2) => [g2.name, coarse2])) });
-  const parentExisted = fs21.existsSync(ctx.dir);
+  const parentExisted = fs22.existsSync(ctx.dir);
   const dir = path18.join(ctx.dir, "width-check");
   const measuredFile = path18.join(dir, "width-check-measured.onnx");
-  const seen = /* @__PURE__ */ new Set([shapes(first.model)]);
+  const measuredShapes = shapes(first.model);
+  const seen = /* @__PURE__ */ new Set([measuredShapes]);
   const alts = [];
-  fs21.mkdirSync(dir, { recursive: true });
+  fs22.mkdirSync(dir, { recursive: true });
   let decision;
   let hit = false;
   try {
     for (const coarse2 of coarseMultiples(groups.map((g2) => g2.multiple))) {
       const model = (await pruneOn(coarse2)).model;
-      if (seen.has(shapes(model))) continue;
-      seen.add(shapes(model));
+      const counts2 = shapes(model);
+      if (seen.has(counts2)) continue;
+      seen.add(counts2);
       const file = path18.join(dir, `width-check-${coarse2}.onnx`);
       saveModel(model, file);
-      alts.push({ coarse: coarse2, shapes: shapes(model), file });
+      alts.push({ coarse: coarse2, shapes: counts2, file });
     }
     if (alts.length === 0) return first;
     const key = JSON.stringify({
@@ -38042,8 +38073,8 @@ async function checkWidths(first, dense, config2, ctx) {
       ort: onnxruntimeVersion(),
       threads: config2.latency.threads,
       batches: config2.batchSizes,
-      model: createHash3("sha256").update(fs21.readFileSync(ctx.modelPath)).digest("hex"),
-      measured: shapes(first.model),
+      model: sha256File(ctx.modelPath),
+      measured: measuredShapes,
       coarse: alts.map((x2) => x2.shapes)
     });
     decision = readCached(ctx.cacheDir, key, isDecision);
@@ -38056,8 +38087,8 @@ async function checkWidths(first, dense, config2, ctx) {
       writeCached(ctx.cacheDir, key, decision);
     }
   } finally {
-    fs21.rmSync(dir, { recursive: true, force: true });
-    if (!parentExisted && fs21.readdirSync(ctx.dir).length === 0) fs21.rmdirSync(ctx.dir);
+    fs22.rmSync(dir, { recursive: true, force: true });
+    if (!parentExisted && fs22.readdirSync(ctx.dir).length === 0) fs22.rmdirSync(ctx.dir);
   }
   const { coarse } = alts[decision.best];
   const check = {
@@ -38122,7 +38153,7 @@ async function runOneShot(input, progress) {
   const { pruned } = unit;
   const lastFloat = verifiedLast(unit, config2);
   const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider, head);
-  if (staged) writeFileAtomic(outPath, fs22.readFileSync(quantized?.artifact ?? lastFloat));
+  if (staged) writeFileAtomic(outPath, fs23.readFileSync(quantized?.artifact ?? lastFloat));
   releaseField(input.dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
@@ -38226,7 +38257,7 @@ function structuredSpeedNotes(config2, dense, final) {
 }
 
 // src/pipeline/quantizeOnly.ts
-import * as fs23 from "node:fs";
+import * as fs24 from "node:fs";
 import * as path20 from "node:path";
 async function runQuantizeOnly(input, progress) {
   const { req, data, shifts, calib, outPath } = input;
@@ -38234,9 +38265,9 @@ async function runQuantizeOnly(input, progress) {
   const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
   releaseField(input.dense, "proto", "the dense model");
   const stepsDir = path20.join(req.out, "steps");
-  fs23.mkdirSync(stepsDir, { recursive: true });
+  fs24.mkdirSync(stepsDir, { recursive: true });
   const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, input.provider, input.head);
-  writeFileAtomic(outPath, fs23.readFileSync(quantized.artifact));
+  writeFileAtomic(outPath, fs24.readFileSync(quantized.artifact));
   collectGarbage();
   const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider, head: input.head };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
@@ -38331,7 +38362,7 @@ function taskLine(t) {
 }
 
 // src/pipeline/fidelityRun.ts
-import * as fs24 from "node:fs";
+import * as fs25 from "node:fs";
 import * as path21 from "node:path";
 async function runFidelityOneShot(input, progress) {
   const { req, data, calib, outPath, scope, task } = input;
@@ -38354,7 +38385,7 @@ async function runFidelityOneShot(input, progress) {
   });
   const { pruned } = unit;
   const lastFloat = verifiedLast(unit, config2);
-  if (staged) writeFileAtomic(outPath, fs24.readFileSync(lastFloat));
+  if (staged) writeFileAtomic(outPath, fs25.readFileSync(lastFloat));
   releaseField(input.dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
@@ -38454,34 +38485,6 @@ function unlabelled(data) {
 // src/pipeline/reproduce.ts
 import * as fs26 from "node:fs";
 import * as path23 from "node:path";
-
-// src/io/hash.ts
-import { createHash as createHash4 } from "node:crypto";
-import * as fs25 from "node:fs";
-function sha256File(file) {
-  const hash = createHash4("sha256");
-  const fd2 = fs25.openSync(file, "r");
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (; ; ) {
-      const n = fs25.readSync(fd2, buf, 0, buf.length, null);
-      if (n === 0) break;
-      hash.update(buf.subarray(0, n));
-    }
-  } finally {
-    fs25.closeSync(fd2);
-  }
-  return hash.digest("hex");
-}
-function canonicalJson(value) {
-  return JSON.stringify(
-    value,
-    (_, v) => v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)) : v
-  );
-}
-function sha256Text(text2) {
-  return createHash4("sha256").update(text2).digest("hex");
-}
 
 // src/ledger/reproduce.ts
 function reproduceDifferences(recorded, fresh) {

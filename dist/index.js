@@ -52607,11 +52607,11 @@ async function layerErrors(float, q, data, threads) {
   });
   const floatNames = [...new Set(pairs.flatMap((p) => [p.input, p.out]))];
   const qNames = [...new Set(floatNames.map(dqOf))];
-  const fs34 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
+  const fs35 = await sessionFromModel(withExtraOutputs(float, floatNames), threads, { lean: true });
   const qs = await sessionFromModel(withExtraOutputs(q.model, qNames), threads, { lean: true });
   const sums = /* @__PURE__ */ new Map();
   try {
-    await streamActivations([{ session: fs34, fetch: floatNames }, { session: qs, fetch: qNames }], data, boundedBatch(q.model, 64), ([fr, qr]) => {
+    await streamActivations([{ session: fs35, fetch: floatNames }, { session: qs, fetch: qNames }], data, boundedBatch(q.model, 64), ([fr, qr]) => {
       for (const name of floatNames) {
         const a = qr.get(dqOf(name)).data;
         const b = fr.get(name).data;
@@ -52625,7 +52625,7 @@ async function layerErrors(float, q, data, threads) {
       }
     });
   } finally {
-    await fs34.release();
+    await fs35.release();
     await qs.release();
   }
   const err2 = (t) => {
@@ -53149,9 +53149,32 @@ var init_latencyTarget2 = __esm({
   }
 });
 
-// src/pipeline/widthCheck.ts
+// src/io/hash.ts
 import { createHash as createHash3 } from "node:crypto";
 import * as fs23 from "node:fs";
+function sha256File(file) {
+  const hash = createHash3("sha256");
+  const fd2 = fs23.openSync(file, "r");
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (; ; ) {
+      const n = fs23.readSync(fd2, buf, 0, buf.length, null);
+      if (n === 0) break;
+      hash.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs23.closeSync(fd2);
+  }
+  return hash.digest("hex");
+}
+var init_hash = __esm({
+  "src/io/hash.ts"() {
+    "use strict";
+  }
+});
+
+// src/pipeline/widthCheck.ts
+import * as fs24 from "node:fs";
 import * as path17 from "node:path";
 function coarseMultiples(multiples) {
   if (multiples.length === 0) return [];
@@ -53174,22 +53197,24 @@ async function checkWidths(first, dense, config2, ctx) {
   const groups = a?.rounding === "measured" ? a.groups ?? [] : [];
   if (!a || groups.length === 0) return first;
   const pruneOn = (coarse2) => pruneModel(dense, config2, { ...ctx, widths: new Map(groups.map((g2) => [g2.name, coarse2])) });
-  const parentExisted = fs23.existsSync(ctx.dir);
+  const parentExisted = fs24.existsSync(ctx.dir);
   const dir = path17.join(ctx.dir, "width-check");
   const measuredFile = path17.join(dir, "width-check-measured.onnx");
-  const seen = /* @__PURE__ */ new Set([shapes(first.model)]);
+  const measuredShapes = shapes(first.model);
+  const seen = /* @__PURE__ */ new Set([measuredShapes]);
   const alts = [];
-  fs23.mkdirSync(dir, { recursive: true });
+  fs24.mkdirSync(dir, { recursive: true });
   let decision;
   let hit = false;
   try {
     for (const coarse2 of coarseMultiples(groups.map((g2) => g2.multiple))) {
       const model = (await pruneOn(coarse2)).model;
-      if (seen.has(shapes(model))) continue;
-      seen.add(shapes(model));
+      const counts2 = shapes(model);
+      if (seen.has(counts2)) continue;
+      seen.add(counts2);
       const file = path17.join(dir, `width-check-${coarse2}.onnx`);
       saveModel(model, file);
-      alts.push({ coarse: coarse2, shapes: shapes(model), file });
+      alts.push({ coarse: coarse2, shapes: counts2, file });
     }
     if (alts.length === 0) return first;
     const key = JSON.stringify({
@@ -53198,8 +53223,8 @@ async function checkWidths(first, dense, config2, ctx) {
       ort: onnxruntimeVersion(),
       threads: config2.latency.threads,
       batches: config2.batchSizes,
-      model: createHash3("sha256").update(fs23.readFileSync(ctx.modelPath)).digest("hex"),
-      measured: shapes(first.model),
+      model: sha256File(ctx.modelPath),
+      measured: measuredShapes,
       coarse: alts.map((x2) => x2.shapes)
     });
     decision = readCached(ctx.cacheDir, key, isDecision);
@@ -53212,8 +53237,8 @@ async function checkWidths(first, dense, config2, ctx) {
       writeCached(ctx.cacheDir, key, decision);
     }
   } finally {
-    fs23.rmSync(dir, { recursive: true, force: true });
-    if (!parentExisted && fs23.readdirSync(ctx.dir).length === 0) fs23.rmdirSync(ctx.dir);
+    fs24.rmSync(dir, { recursive: true, force: true });
+    if (!parentExisted && fs24.readdirSync(ctx.dir).length === 0) fs24.rmdirSync(ctx.dir);
   }
   const { coarse } = alts[decision.best];
   const check = {
@@ -53246,6 +53271,7 @@ var init_widthCheck = __esm({
     "use strict";
     init_simple_statistics();
     init_dataset();
+    init_hash();
     init_measureCache();
     init_latency();
     init_model();
@@ -53261,7 +53287,7 @@ var init_widthCheck = __esm({
 });
 
 // src/pipeline/oneShot.ts
-import * as fs24 from "node:fs";
+import * as fs25 from "node:fs";
 import * as path18 from "node:path";
 async function runOneShot(input, progress) {
   const { req, data, shifts, calib, outPath, scope, rounds, head } = input;
@@ -53299,7 +53325,7 @@ async function runOneShot(input, progress) {
   const { pruned } = unit;
   const lastFloat = verifiedLast(unit, config2);
   const quantized = await quantizeLast(lastFloat, calib, config2, stepFile(stepsDir, unit.steps.length + 1, `quantize-${config2.quantize}`), progress, input.provider, head);
-  if (staged) writeFileAtomic(outPath, fs24.readFileSync(quantized?.artifact ?? lastFloat));
+  if (staged) writeFileAtomic(outPath, fs25.readFileSync(quantized?.artifact ?? lastFloat));
   releaseField(input.dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
@@ -53433,7 +53459,7 @@ var init_oneShot = __esm({
 });
 
 // src/pipeline/quantizeOnly.ts
-import * as fs25 from "node:fs";
+import * as fs26 from "node:fs";
 import * as path19 from "node:path";
 async function runQuantizeOnly(input, progress) {
   const { req, data, shifts, calib, outPath } = input;
@@ -53441,9 +53467,9 @@ async function runQuantizeOnly(input, progress) {
   const denseWeights = prunableWeights(input.dense.proto, { exclude: config2.exclude, keepFirstLayer: false, keepLastLayer: false });
   releaseField(input.dense, "proto", "the dense model");
   const stepsDir = path19.join(req.out, "steps");
-  fs25.mkdirSync(stepsDir, { recursive: true });
+  fs26.mkdirSync(stepsDir, { recursive: true });
   const quantized = await quantizeLast(req.model, calib, config2, stepFile(stepsDir, 1, `quantize-${config2.quantize}`), progress, input.provider, input.head);
-  writeFileAtomic(outPath, fs25.readFileSync(quantized.artifact));
+  writeFileAtomic(outPath, fs26.readFileSync(quantized.artifact));
   collectGarbage();
   const ctx = { data, shifts, denseWeights, config: config2, progress, provider: input.provider, head: input.head };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged", req.model, ctx);
@@ -53570,7 +53596,7 @@ var init_task = __esm({
 });
 
 // src/pipeline/fidelityRun.ts
-import * as fs26 from "node:fs";
+import * as fs27 from "node:fs";
 import * as path20 from "node:path";
 async function runFidelityOneShot(input, progress) {
   const { req, data, calib, outPath, scope, task } = input;
@@ -53593,7 +53619,7 @@ async function runFidelityOneShot(input, progress) {
   });
   const { pruned } = unit;
   const lastFloat = verifiedLast(unit, config2);
-  if (staged) writeFileAtomic(outPath, fs26.readFileSync(lastFloat));
+  if (staged) writeFileAtomic(outPath, fs27.readFileSync(lastFloat));
   releaseField(input.dense, "proto", "the dense model");
   releaseField(pruned, "model", "the pruned model");
   delete pruned.structured;
@@ -53732,13 +53758,6 @@ var init_run = __esm({
     init_fidelityRun();
     init_liftedWeights();
     init_tensor();
-  }
-});
-
-// src/io/hash.ts
-var init_hash = __esm({
-  "src/io/hash.ts"() {
-    "use strict";
   }
 });
 
@@ -53936,7 +53955,7 @@ var init_compareBase = __esm({
 
 // src/github/gitBase.ts
 import { execFileSync } from "node:child_process";
-import * as fs27 from "node:fs";
+import * as fs28 from "node:fs";
 import * as path24 from "node:path";
 function git(cwd, args) {
   return execFileSync("git", args, { cwd, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 4 * 1024 ** 3 });
@@ -53970,8 +53989,8 @@ function showFileAt(cwd, sha, file, dest) {
   if (content.subarray(0, 40).toString().startsWith("version https://git-lfs")) {
     throw new UserError(`${file}: is a Git LFS pointer at ${sha.slice(0, 12)}; check out with lfs: true and run git lfs fetch for the base commit`);
   }
-  fs27.mkdirSync(path24.dirname(dest), { recursive: true });
-  fs27.writeFileSync(dest, content);
+  fs28.mkdirSync(path24.dirname(dest), { recursive: true });
+  fs28.writeFileSync(dest, content);
   return true;
 }
 var SHALLOW_HINT;
@@ -53984,15 +54003,15 @@ var init_gitBase = __esm({
 });
 
 // src/github/checkModels.ts
-import * as fs28 from "node:fs";
+import * as fs29 from "node:fs";
 import * as path25 from "node:path";
 function refuseLfsPointer(file, shown) {
   let head = "";
   try {
-    const fd2 = fs28.openSync(file, "r");
+    const fd2 = fs29.openSync(file, "r");
     const buf = Buffer.alloc(40);
-    fs28.readSync(fd2, buf, 0, 40, 0);
-    fs28.closeSync(fd2);
+    fs29.readSync(fd2, buf, 0, 40, 0);
+    fs29.closeSync(fd2);
     head = buf.toString("latin1");
   } catch {
     return;
@@ -54070,14 +54089,14 @@ function mergeLedgers(ledgers) {
 function readLedgers(dir) {
   const found = [];
   const walk = (d) => {
-    for (const e of fs28.readdirSync(d, { withFileTypes: true })) {
+    for (const e of fs29.readdirSync(d, { withFileTypes: true })) {
       const full = path25.join(d, e.name);
       if (e.isDirectory() && e.name !== PRIVATE_DIR) walk(full);
       else if (e.name === "ledger.json") found.push(full);
     }
   };
   walk(dir);
-  return found.sort().map((f) => JSON.parse(fs28.readFileSync(f, "utf8")));
+  return found.sort().map((f) => JSON.parse(fs29.readFileSync(f, "utf8")));
 }
 var init_checkModels = __esm({
   "src/github/checkModels.ts"() {
@@ -61064,14 +61083,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs34 = this.flowScalar(this.type);
+              const fs35 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs34, sep: [] });
+                map.items.push({ start, key: fs35, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs34);
+                this.stack.push(fs35);
               } else {
-                Object.assign(it, { key: fs34, sep: [] });
+                Object.assign(it, { key: fs35, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -61199,13 +61218,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs34 = this.flowScalar(this.type);
+              const fs35 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs34, sep: [] });
+                fc.items.push({ start: [], key: fs35, sep: [] });
               else if (it.sep)
-                this.stack.push(fs34);
+                this.stack.push(fs35);
               else
-                Object.assign(it, { key: fs34, sep: [] });
+                Object.assign(it, { key: fs35, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -61543,24 +61562,24 @@ var init_yamlPosition = __esm({
 });
 
 // src/github/annotations.ts
-import * as fs29 from "node:fs";
+import * as fs30 from "node:fs";
 import * as path26 from "node:path";
 function configLine(file, name) {
   const lines2 = new import_yaml2.LineCounter();
-  const doc = (0, import_yaml2.parseDocument)(fs29.readFileSync(file, "utf8"), { lineCounter: lines2 });
+  const doc = (0, import_yaml2.parseDocument)(fs30.readFileSync(file, "utf8"), { lineCounter: lines2 });
   return lineOf(doc, lines2, ["budgets", name]);
 }
 function workflowLine(file, name) {
-  const index = fs29.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
+  const index = fs30.readFileSync(file, "utf8").split("\n").findIndex((l) => l.includes(`${name}=`) || l.includes(`${name} =`));
   return index < 0 ? void 0 : index + 1;
 }
 function locate(b, src) {
   try {
-    if (b.source === "flag" && src.workflowFile && fs29.existsSync(path26.join(src.workspace, src.workflowFile))) {
+    if (b.source === "flag" && src.workflowFile && fs30.existsSync(path26.join(src.workspace, src.workflowFile))) {
       const line = workflowLine(path26.join(src.workspace, src.workflowFile), b.name);
       if (line) return { path: src.workflowFile, line };
     }
-    if (src.configFile && fs29.existsSync(path26.join(src.workspace, src.configFile))) {
+    if (src.configFile && fs30.existsSync(path26.join(src.workspace, src.configFile))) {
       return { path: src.configFile, line: configLine(path26.join(src.workspace, src.configFile), b.name) };
     }
   } catch {
@@ -61693,7 +61712,7 @@ var init_gate = __esm({
 });
 
 // src/github/models.ts
-import * as fs30 from "node:fs";
+import * as fs31 from "node:fs";
 import * as path27 from "node:path";
 function modelMatcher(globs) {
   const isMatch = (0, import_picomatch4.default)([...globs], { dot: false });
@@ -61704,7 +61723,7 @@ function findModels(root, globs, skip = []) {
   const skipped = new Set(skip.map((s) => path27.resolve(root, s)));
   const found = [];
   const walk = (dir) => {
-    for (const entry3 of fs30.readdirSync(dir, { withFileTypes: true })) {
+    for (const entry3 of fs31.readdirSync(dir, { withFileTypes: true })) {
       const full = path27.join(dir, entry3.name);
       if (entry3.isDirectory()) {
         if (!SKIP_DIRS.has(entry3.name) && !skipped.has(full)) walk(full);
@@ -61839,13 +61858,13 @@ var init_history = __esm({
 });
 
 // src/github/nightly.ts
-import * as fs31 from "node:fs";
+import * as fs32 from "node:fs";
 import * as path28 from "node:path";
 function fileStore(file) {
   return {
-    read: async () => fs31.existsSync(file) ? parseHistory(fs31.readFileSync(file, "utf8"), file) : emptyHistory(),
+    read: async () => fs32.existsSync(file) ? parseHistory(fs32.readFileSync(file, "utf8"), file) : emptyHistory(),
     write: async (h) => {
-      fs31.mkdirSync(path28.dirname(file), { recursive: true });
+      fs32.mkdirSync(path28.dirname(file), { recursive: true });
       writeFileAtomic(file, JSON.stringify(h, null, 2) + "\n");
     }
   };
@@ -62019,10 +62038,10 @@ var init_loadConfig = __esm({
 });
 
 // src/github/settings.ts
-import * as fs32 from "node:fs";
+import * as fs33 from "node:fs";
 import * as path29 from "node:path";
 function resolveSettings(inputs, workspace) {
-  const configFile = inputs.config ?? (fs32.existsSync(path29.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
+  const configFile = inputs.config ?? (fs33.existsSync(path29.join(workspace, DEFAULT_CONFIG_FILE)) ? DEFAULT_CONFIG_FILE : void 0);
   const base = configFile ? loadConfig(path29.resolve(workspace, configFile), configFile) : DEFAULT_CONFIG;
   const config2 = applyGiven(base, inputs.settings, "action inputs");
   if (!inputs.data) throw new UserError(`input data: the labelled evaluation set (.npz) is required in mode ${inputs.mode}; set data: path/to/test.npz`);
@@ -62049,7 +62068,7 @@ var init_settings = __esm({
 });
 
 // src/github/run.ts
-import * as fs33 from "node:fs";
+import * as fs34 from "node:fs";
 import * as path30 from "node:path";
 function progressFor(io) {
   return { stage: (e) => io.info(`prune-guard: ${stageLine(e)}`), note: (m) => io.info(`prune-guard: ${m}`), update() {
@@ -62088,7 +62107,7 @@ async function run(inputs, octokit, ctx, env, io) {
   let settings;
   if (inputs.mode === "aggregate") {
     const dir = path30.resolve(env.workspace, inputs.ledgers);
-    if (!fs33.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
+    if (!fs34.existsSync(dir)) throw new UserError(`input ledgers: ${inputs.ledgers} does not exist; download the shards' artifacts there first (actions/download-artifact)`);
     const shards = readLedgers(dir);
     if (shards.length === 0) throw new UserError(`input ledgers: no ledger.json under ${inputs.ledgers}; check the artifact names and download path`);
     ledger = mergeLedgers(shards);

@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { median } from 'simple-statistics';
 import type { Config } from '../config/schema.js';
 import { sliceBatch, type Dataset } from '../data/dataset.js';
+import { sha256File } from '../io/hash.js';
 import { readCached, writeCached } from '../io/measureCache.js';
 import { measureInterleaved } from '../measure/latency.js';
 import { saveModel } from '../onnx/model.js';
@@ -85,7 +85,8 @@ export async function checkWidths(
   const parentExisted = fs.existsSync(ctx.dir);
   const dir = path.join(ctx.dir, 'width-check');
   const measuredFile = path.join(dir, 'width-check-measured.onnx');
-  const seen = new Set([shapes(first.model)]);
+  const measuredShapes = shapes(first.model);
+  const seen = new Set([measuredShapes]);
   const alts: { coarse: number; shapes: string; file: string }[] = [];
   fs.mkdirSync(dir, { recursive: true });
   let decision: WidthDecision | undefined;
@@ -93,11 +94,12 @@ export async function checkWidths(
   try {
     for (const coarse of coarseMultiples(groups.map((g) => g.multiple))) {
       const model = (await pruneOn(coarse)).model;
-      if (seen.has(shapes(model))) continue;
-      seen.add(shapes(model));
+      const counts = shapes(model);
+      if (seen.has(counts)) continue;
+      seen.add(counts);
       const file = path.join(dir, `width-check-${coarse}.onnx`);
       saveModel(model, file);
-      alts.push({ coarse, shapes: shapes(model), file });
+      alts.push({ coarse, shapes: counts, file });
     }
     if (alts.length === 0) return first;
     const key = JSON.stringify({
@@ -106,8 +108,8 @@ export async function checkWidths(
       ort: onnxruntimeVersion(),
       threads: config.latency.threads,
       batches: config.batchSizes,
-      model: createHash('sha256').update(fs.readFileSync(ctx.modelPath)).digest('hex'),
-      measured: shapes(first.model),
+      model: sha256File(ctx.modelPath),
+      measured: measuredShapes,
       coarse: alts.map((x) => x.shapes),
     });
     decision = readCached(ctx.cacheDir, key, isDecision);

@@ -7,7 +7,7 @@ import { resolveConstantAliases } from '../../src/onnx/aliases.js';
 import { GraphIndex } from '../../src/onnx/graph.js';
 import { loadModel } from '../../src/onnx/model.js';
 import { fixture } from '../support/fixtures.js';
-import { aliasConvBiases, firstLogits } from '../support/aliasedBiases.js';
+import { aliasConvBiases, firstPredictions } from '../support/aliasedBiases.js';
 
 describe('resolving Identity aliases of constants', () => {
   it('points every reader at the initializer, drops the Identity nodes and computes the same', async () => {
@@ -19,7 +19,7 @@ describe('resolving Identity aliases of constants', () => {
     expect(out.graph!.node.some((n) => n.opType === 'Identity')).toBe(false);
     const index = new GraphIndex(out.graph!);
     for (const bn of out.graph!.node.filter((n) => n.opType === 'BatchNormalization')) for (const p of bn.input.slice(1)) expect(index.initializers.has(p)).toBe(true);
-    expect(await firstLogits(out)).toEqual(await firstLogits(proto));
+    expect(await firstPredictions(out)).toEqual(await firstPredictions(proto));
   });
 
   it('resolves an aliased Conv bias, and readers keep sharing one constant', () => {

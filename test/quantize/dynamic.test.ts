@@ -9,6 +9,7 @@ import { DataType } from '../../src/onnx/tensor.js';
 import { dynamicCandidates, quantizeDynamic } from '../../src/quantize/dynamic.js';
 import { kernelReport, optimisedGraph } from '../../src/quantize/kernels.js';
 import { predict } from '../../src/quantize/prepare.js';
+import { aliasInput } from '../support/aliasedBiases.js';
 import { fixture, tempDir } from '../support/fixtures.js';
 import { onnxCheck } from '../support/onnxChecker.js';
 
@@ -41,11 +42,7 @@ describe('a MatMul weight an exporter aliased through Identity', () => {
     const before = dynamicCandidates(model).length;
     const ed = new ModelEditor(cloneModel(model));
     const mm = ed.graph.node.find((n) => n.opType === 'MatMul' && ed.constant(n.input[1]))!;
-    const alias = ed.fresh(`${mm.input[1]}_alias`);
-    ed.addNode({ opType: 'Identity', inputs: [mm.input[1]], outputs: [alias] });
-    // it reads only an initializer: first in the graph keeps the order topological
-    ed.graph.node.unshift(ed.graph.node.pop()!);
-    ed.setInput(mm, 1, alias);
+    const alias = aliasInput(ed, mm, 1);
     expect(dynamicCandidates(ed.model).length).toBe(before);
     const r = quantizeDynamic(ed.model, { weightBits: 8 });
     expect(r.quantized.length).toBe(before);
