@@ -110,6 +110,30 @@ describe('static QDQ rewrite', () => {
     expect(report.layers.filter((l) => l.integer).length).toBe(2);
   });
 
+  it('after a first conv kept float, its Relu and MaxPool stay float (pool first) and the integer layers read the pooled tensor', async () => {
+    const cnn = loadModel(fixture('cnn-bn.onnx')).proto;
+    const d = data(cnn, fixture('fmnist-calib.npz'), 128);
+    const first = quantizableNodes(cnn).find((q) => q.kind === 'conv')!.label;
+    const r = await quantize(cnn, d, new Set([first]));
+    const index = new GraphIndex(r.model.graph!);
+    const conv = index.order.find((n) => n.opType === 'Conv' && index.producer.get(n.input[1])?.opType !== 'DequantizeLinear')!;
+    const [pool] = index.consumersOf(conv.output[0]);
+    expect(pool.opType).toBe('MaxPool');
+    const [relu] = index.consumersOf(pool.output[0]);
+    expect(relu.opType).toBe('Relu');
+    expect(index.consumersOf(relu.output[0]).map((n) => n.opType)).toEqual(['QuantizeLinear']);
+    const test = data(cnn, fixture('fmnist-test.npz'), 300);
+    expect(agreement(await top1(cnn, test), await top1(r.model, test))).toBeGreaterThan(0.97);
+    // onnxruntime would move a QuantizeLinear right after the pool up through it; after the Relu it stays
+    const file = path.join(tempDir(), 'cnn.first-float.onnx');
+    saveModel(r.model, file);
+    const optimised = new GraphIndex((await optimisedGraph(file)).graph!);
+    const pools = optimised.order.filter((n) => n.opType === 'MaxPool');
+    expect(pools).toHaveLength(1);
+    expect(optimised.producer.get(pools[0].input[0])?.opType).not.toBe('QuantizeLinear');
+    onnxCheck(file);
+  });
+
   it('per-channel from opset 13, per-tensor below, refused below opset 10 and for float16 models', () => {
     expect(qdqSupport(mlp).kind).toBe('per-channel');
     expect(qdqSupport(loadModel(fixture('exports/cnn-opset12.onnx')).proto).kind).toBe('per-tensor');
