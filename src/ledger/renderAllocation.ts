@@ -28,10 +28,12 @@ export function allocationSection(a: AllocationRecord): string | undefined {
   const c = a.width_check;
   if (c) {
     const timed = c.batches.map((b, i) => `${ratio(c.speedup[i])} at batch ${b}`).join(', ');
+    const as = c.timed_as === 'int8' ? 'Timed as whole models quantized to INT8 (as they ship)' : 'Timed as whole models';
+    const rule = `${c.whole_blocks ? 'whole multiples' : 'multiples'} of ${c.coarse_multiple}${c.whole_blocks ? ' (no halvings below)' : ''}`;
     parts.push(
       c.chosen === 'coarse'
-        ? `Timed as whole models, every group on multiples of ${c.coarse_multiple} ran faster than the probes' widths (${timed}${c.cached ? ', cached' : ''}), so those ship.`
-        : `Timed as whole models, every group on multiples of ${c.coarse_multiple} ran no faster than the probes' widths (${timed}${c.cached ? ', cached' : ''}), so the probes' widths ship.`,
+        ? `${as}, every group on ${rule} ran faster than the probes' widths (${timed}${c.cached ? ', cached' : ''}), so those ship.`
+        : `${as}, every group on ${rule} ran no faster than the probes' widths (${timed}${c.cached ? ', cached' : ''}), so the probes' widths ship.`,
     );
   }
   const t = a.target;

@@ -20,7 +20,7 @@ import { stepName, type StepRecord } from './steps.js';
 import { timeSteps } from './timeSteps.js';
 import { speedTests } from './speedDecisions.js';
 import { pruneAndRecover, type UnitOutcome } from './unit.js';
-import { measureQuantized, quantizeLast } from './quantizeStep.js';
+import { int8ShipForm, measureQuantized, quantizeLast } from './quantizeStep.js';
 import { judgeWithIntervals } from './verdicts.js';
 import type { Config } from '../config/schema.js';
 import { cacheDir } from '../io/measureCache.js';
@@ -71,7 +71,9 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
     unit = await pruneAndRecover({
       prune: async () => {
         const pruneCtx = { modelPath: req.model, calib, progress, head, ...(hardware ? { hardware } : {}), ...(autoAnalysisMacs !== undefined ? { autoAnalysisMacs } : {}) };
-        const pruned = targeted?.pruned ?? (await checkWidths(await pruneModel(input.dense.proto, config, pruneCtx), input.dense.proto, config, { ...pruneCtx, data, dir: stepsDir, cacheDir: cacheDir(), provider: input.provider }));
+        const shipForm = config.quantize === 'int8' && calib ? int8ShipForm(input.dense.proto, calib, config) : undefined;
+        const checkCtx = { ...pruneCtx, data, dir: stepsDir, cacheDir: cacheDir(), provider: input.provider, ...(shipForm ? { shipForm } : {}) };
+        const pruned = targeted?.pruned ?? (await checkWidths(await pruneModel(input.dense.proto, config, pruneCtx), input.dense.proto, config, checkCtx));
         for (const n of pruned.notes) progress.note(n);
         return pruned;
       },

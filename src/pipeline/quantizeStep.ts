@@ -17,6 +17,7 @@ import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { qdqSupport } from '../quantize/qdq.js';
 import { dynamicCandidates, MIN_DYNAMIC_OPSET, quantizeDynamic } from '../quantize/dynamic.js';
 import { measureStep, type MeasuredStep, type StepContext } from './measureStep.js';
+import type { ShipForm } from './widthCheck.js';
 import { QUALITY_THREADS } from '../onnx/runtime/quality.js';
 
 /** Calibration samples the decisions (weight precision, float layers) are measured on. */
@@ -58,6 +59,25 @@ export interface QuantizeStepResult {
 function firstSlice(d: Dataset, n: number): Dataset {
   if (d.count <= n) return d;
   return { ...d, count: n, inputs: sliceBatch(d, 0, n), labels: d.labels ? d.labels.subarray(0, n) : null };
+}
+
+/** Calibration samples a model quantized only to be timed is calibrated on: the kernels onnxruntime picks do not depend on the ranges. */
+const TIMING_CALIB_SAMPLES = 64;
+
+/**
+ * A pruned model as `quantize: int8` will ship it, for timing: every layer the exclude list allows in
+ * integer kernels. Undefined when static INT8 cannot take the model (the quantize step says why).
+ */
+export function int8ShipForm(dense: ModelProto, calib: Dataset, config: Config): ShipForm | undefined {
+  if (qdqSupport(dense).kind === 'unsupported') return undefined;
+  const slice = firstSlice(calib, TIMING_CALIB_SAMPLES);
+  return {
+    name: 'int8',
+    convert: async (pruned) => {
+      const prep = await prepareQuantization(pruned, slice, { calibrator: 'minmax', exclude: config.quantizeExclude, threads: QUALITY_THREADS });
+      return buildQuantized(prep, new Set(), 8).model;
+    },
+  };
 }
 
 /**

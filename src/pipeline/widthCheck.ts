@@ -15,6 +15,11 @@ import type { WidthCheck } from '../prune/structured/record.js';
 
 /** The coarse prune ships only when it ran at least this much faster (geometric mean over batch sizes). */
 export const COARSE_GAIN = 0.02;
+/**
+ * A candidate must remove at least this share of the channels the prune on measured widths removed: the
+ * check trades widths, not the amount pruned (whole blocks can leave narrow groups uncut).
+ */
+export const MIN_REMOVED_SHARE = 0.9;
 /** The widest multiple the check coarsens to. */
 const MAX_MULTIPLE = 32;
 /** Timed rounds of the check at most: fewer than a step's latency, enough for a ratio of medians. */
@@ -22,6 +27,16 @@ const CHECK_TIMING = { warmup: 3, runs: 15 };
 
 /** p50 ms of each file at each batch size, timed interleaved. */
 export type TimeModels = (files: readonly string[]) => Promise<number[][]>;
+
+/**
+ * The form a pruned model ships in, when that is not the float model itself: INT8 kernels run fast at
+ * other channel counts than float ones (on an AVX-512 VNNI Xeon a 3x3 QLinearConv with 8 channels ran
+ * slower than with 16), so a run that quantizes afterwards times its candidates quantized.
+ */
+export interface ShipForm {
+  name: 'int8';
+  convert: (pruned: ModelProto) => Promise<ModelProto>;
+}
 
 /**
  * The multiples the check may try, in order: the largest any group's probes asked for, given to every
@@ -34,6 +49,29 @@ export function coarseMultiples(multiples: readonly number[]): number[] {
   for (let m = 2 * max; m <= MAX_MULTIPLE; m *= 2) out.push(m);
   return out;
 }
+
+/** A width rule the check times: every group on `multiple`, with or without halvings below it (allowedWidths). */
+export interface WidthCandidate {
+  multiple: number;
+  wholeBlocks: boolean;
+}
+
+/**
+ * The rules the check may try, in order: each coarse multiple (coarseMultiples) with halvings, and the
+ * largest multiple any group asked for and its doublings in whole blocks only.
+ */
+export function widthCandidates(multiples: readonly number[]): WidthCandidate[] {
+  if (multiples.length === 0) return [];
+  const coarse = new Set(coarseMultiples(multiples));
+  const out: WidthCandidate[] = [];
+  for (let m = Math.max(...multiples); m <= Math.max(MAX_MULTIPLE, Math.max(...multiples)); m *= 2) {
+    if (coarse.has(m)) out.push({ multiple: m, wholeBlocks: false });
+    out.push({ multiple: m, wholeBlocks: true });
+  }
+  return out;
+}
+
+const ruleText = (c: WidthCandidate): string => `${c.wholeBlocks ? 'whole ' : ''}multiples of ${c.multiple}`;
 
 /** What the timing decided: per coarse candidate, measured-widths p50 / its p50 per batch; the best; whether it ships. */
 export interface WidthDecision {
@@ -75,31 +113,36 @@ export async function checkWidths(
   first: PruneOutcome,
   dense: ModelProto,
   config: Config,
-  ctx: PruneContext & { data: Dataset; dir: string; cacheDir: string; provider: 'cpu' | 'cuda'; timeModels?: TimeModels },
+  ctx: PruneContext & { data: Dataset; dir: string; cacheDir: string; provider: 'cpu' | 'cuda'; timeModels?: TimeModels; shipForm?: ShipForm },
 ): Promise<PruneOutcome> {
   const a = first.allocation;
   const groups = a?.rounding === 'measured' ? (a.groups ?? []) : [];
   if (!a || groups.length === 0) return first;
-  const pruneOn = (coarse: number): Promise<PruneOutcome> => pruneModel(dense, config, { ...ctx, widths: new Map(groups.map((g) => [g.name, coarse])) });
+  const pruneOn = (c: WidthCandidate): Promise<PruneOutcome> => pruneModel(dense, config, { ...ctx, widths: new Map(groups.map((g) => [g.name, c.multiple])), ...(c.wholeBlocks ? { wholeBlocks: true } : {}) });
   // the files live only while they are timed, in a folder of their own that goes with them
   const parentExisted = fs.existsSync(ctx.dir);
   const dir = path.join(ctx.dir, 'width-check');
   const measuredFile = path.join(dir, 'width-check-measured.onnx');
   const measuredShapes = shapes(first.model);
   const seen = new Set([measuredShapes]);
-  const alts: { coarse: number; shapes: string; file: string }[] = [];
+  const alts: { rule: WidthCandidate; shapes: string; file: string }[] = [];
+  const timedAs = ctx.shipForm?.name ?? 'float';
+  const save = async (model: ModelProto, file: string): Promise<void> => {
+    saveModel(ctx.shipForm ? await ctx.shipForm.convert(model) : model, file);
+  };
   fs.mkdirSync(dir, { recursive: true });
   let decision: WidthDecision | undefined;
   let hit = false;
   try {
-    for (const coarse of coarseMultiples(groups.map((g) => g.multiple))) {
-      const model = (await pruneOn(coarse)).model;
+    for (const rule of widthCandidates(groups.map((g) => g.multiple))) {
+      const alt = await pruneOn(rule);
+      const model = alt.model;
       const counts = shapes(model);
-      if (seen.has(counts)) continue;
+      if (seen.has(counts) || (alt.channels?.removed ?? 0) < MIN_REMOVED_SHARE * (first.channels?.removed ?? 0)) continue;
       seen.add(counts);
-      const file = path.join(dir, `width-check-${coarse}.onnx`);
-      saveModel(model, file);
-      alts.push({ coarse, shapes: counts, file });
+      const file = path.join(dir, `width-check-${rule.multiple}${rule.wholeBlocks ? '-whole' : ''}.onnx`);
+      await save(model, file);
+      alts.push({ rule, shapes: counts, file });
     }
     if (alts.length === 0) return first;
     const key = JSON.stringify({
@@ -108,6 +151,7 @@ export async function checkWidths(
       ort: onnxruntimeVersion(),
       threads: config.latency.threads,
       batches: config.batchSizes,
+      timedAs,
       model: sha256File(ctx.modelPath),
       measured: measuredShapes,
       coarse: alts.map((x) => x.shapes),
@@ -115,8 +159,8 @@ export async function checkWidths(
     decision = readCached(ctx.cacheDir, key, isDecision);
     hit = !!decision;
     if (!decision) {
-      saveModel(first.model, measuredFile);
-      ctx.progress?.note(`channel widths: timing the prune as a whole model against every group on multiples of ${alts.map((x) => x.coarse).join(', ')}`);
+      await save(first.model, measuredFile);
+      ctx.progress?.note(`channel widths: timing the prune as a whole model${timedAs === 'int8' ? ', quantized to INT8 as it ships,' : ''} against every group on ${alts.map((x) => ruleText(x.rule)).join(', ')}`);
       const [measured, ...coarseMs] = await (ctx.timeModels ?? timeInterleaved(config, ctx))([measuredFile, ...alts.map((x) => x.file)]);
       decision = decideWidths(measured, coarseMs);
       writeCached(ctx.cacheDir, key, decision);
@@ -125,22 +169,24 @@ export async function checkWidths(
     fs.rmSync(dir, { recursive: true, force: true });
     if (!parentExisted && fs.readdirSync(ctx.dir).length === 0) fs.rmdirSync(ctx.dir);
   }
-  const { coarse } = alts[decision.best];
+  const { rule } = alts[decision.best];
   const check: WidthCheck = {
-    coarse_multiple: coarse,
+    coarse_multiple: rule.multiple,
+    whole_blocks: rule.wholeBlocks,
     batches: [...config.batchSizes],
     speedup: decision.speedups[decision.best],
     chosen: decision.chosen,
     cached: hit,
-    tried: alts.map((x, i) => ({ multiple: x.coarse, speedup: decision.speedups[i] })),
+    timed_as: timedAs,
+    tried: alts.map((x, i) => ({ multiple: x.rule.multiple, whole_blocks: x.rule.wholeBlocks, speedup: decision.speedups[i] })),
   };
   if (decision.chosen === 'measured') return { ...first, allocation: { ...a, width_check: check } };
   // the same widths prune to the same model: made again rather than held through the timing
-  const alt = await pruneOn(coarse);
+  const alt = await pruneOn(rule);
   return {
     ...alt,
-    description: alt.description.replace(/; kept counts snapped to recorded widths: (.*)$/, '; kept counts snapped to the widths measured to run fast, coarsened by a whole-model timing: $1'),
-    allocation: { ...a, groups: groups.map((g) => ({ ...g, multiple: coarse, from: [...(g.from ?? []), `whole-model check: ${coarse}`] })), width_check: check },
+    description: alt.description.replace(/; kept counts snapped to recorded widths: (.*)$/, `; kept counts snapped to the widths measured to run fast, coarsened by a whole-model timing: ${ruleText(rule)}`),
+    allocation: { ...a, groups: groups.map((g) => ({ ...g, multiple: rule.multiple, from: [...(g.from ?? []), `whole-model check: ${ruleText(rule)}`] })), width_check: check },
   };
 }
 

@@ -37,6 +37,8 @@ export interface PruneContext {
   hardware?: MeasureOptions;
   /** structured: each group's multiple by group name, instead of measuring (`hardware` is then unused) */
   widths?: ReadonlyMap<string, number>;
+  /** structured with `widths`: whole multiples only, no halvings below them */
+  wholeBlocks?: boolean;
   /** structured: allocate for a predicted latency instead of `sparsity` (the latency target's loop sets it) */
   latencyTarget?: StructuredOptions['latency'];
   /** with `latencyTarget`: each group's measured calibration-loss curve, by group name */
@@ -158,7 +160,7 @@ async function pruneWithScope(dense: ModelProto, config: Config & { scope: Concr
       const channelSparsity = config.method === 'hybrid' ? config.sparsity / 2 : config.sparsity;
       const r = await structuredPrune(dense, {
         sparsity: channelSparsity, scope: config.scope, roundTo: config.roundTo, maxLayerSparsity: config.scope === 'global' ? config.maxLayerSparsity : 1, criterion: config.criterion as Exclude<Config['criterion'], 'sparsegpt'>, protectedTensors, calib: ctx.calib,
-        ...(ctx.widths ? { widths: ctx.widths } : ctx.hardware && config.roundTo === 0 ? { hardware: ctx.hardware } : {}),
+        ...recordedOrMeasured(config, ctx),
         ...(ctx.latencyTarget ? { latency: ctx.latencyTarget } : {}),
         ...(ctx.lossCurves ? { lossCurves: ctx.lossCurves } : {}),
       });
@@ -176,6 +178,12 @@ async function pruneWithScope(dense: ModelProto, config: Config & { scope: Concr
     default:
       throw new UserError(`--method ${config.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
   }
+}
+
+/** Structured widths: the recorded ones when the context gives them, else measured (`round-to: 0`), else none. */
+function recordedOrMeasured(config: Config, ctx: PruneContext): { widths?: ReadonlyMap<string, number>; wholeBlocks?: boolean; hardware?: MeasureOptions } {
+  if (ctx.widths) return { widths: ctx.widths, ...(ctx.wholeBlocks ? { wholeBlocks: true } : {}) };
+  return ctx.hardware && config.roundTo === 0 ? { hardware: ctx.hardware } : {};
 }
 
 /** The step description's note on widths: which multiples kept counts were snapped to. */
@@ -204,7 +212,7 @@ async function pruneBySensitivity(dense: ModelProto, weights: PrunableWeight[], 
         ctx.progress?.update(done);
       },
       ...(ctx.autoAnalysisMacs !== undefined ? { maxMacs: ctx.autoAnalysisMacs } : {}),
-      ...(ctx.hardware && config.roundTo === 0 && method === 'structured' ? { hardware: ctx.hardware } : {}),
+      ...(method === 'structured' ? recordedOrMeasured(config, ctx) : {}),
     });
     const allocation = method === 'structured' ? allocationRecord(config.roundTo, r.widths, undefined) : undefined;
     return {

@@ -26,6 +26,14 @@ describe('the allocation section of the ledger', () => {
     expect(md.split('\n').filter((l) => l.startsWith('|')).every((l) => l.split(' | ').length <= 7)).toBe(true);
   });
 
+  it('says how the whole-model check timed its candidates and which rule shipped', () => {
+    const base: AllocationRecord = { rounding: 'measured', machine: 'cpu', onnxruntime: '1.30.0', threads: 1, batches: [32], probes: [probe(32, 16, false)], groups: [{ name: 'g', multiple: 16, from: [] }] };
+    const int8 = allocationSection({ ...base, width_check: { coarse_multiple: 16, whole_blocks: true, batches: [32], speedup: [1.13], chosen: 'coarse', cached: false, timed_as: 'int8', tried: [{ multiple: 16, whole_blocks: true, speedup: [1.13] }] } })!;
+    expect(int8).toContain('Timed as whole models quantized to INT8 (as they ship), every group on whole multiples of 16 (no halvings below) ran faster than the probes\' widths (1.13x at batch 32), so those ship.');
+    const float = allocationSection({ ...base, width_check: { coarse_multiple: 32, batches: [32], speedup: [0.97], chosen: 'measured', cached: true, tried: [{ multiple: 32, speedup: [0.97] }] } })!;
+    expect(float).toContain('Timed as whole models, every group on multiples of 32 ran no faster than the probes\' widths (0.97x at batch 32, cached), so the probes\' widths ship.');
+  });
+
   it('says nothing when no width was measured or recorded', () => {
     expect(allocationSection({ rounding: 'none' })).toBeUndefined();
   });

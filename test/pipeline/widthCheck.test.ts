@@ -10,7 +10,8 @@ import { DEFAULT_CONFIG } from '../../src/config/schema.js';
 import { loadDataset } from '../../src/data/dataset.js';
 import { loadModel } from '../../src/onnx/model.js';
 import { modelInputs } from '../../src/onnx/signature.js';
-import { checkWidths, coarseMultiples, decideWidths, type TimeModels } from '../../src/pipeline/widthCheck.js';
+import { checkWidths, coarseMultiples, decideWidths, MIN_REMOVED_SHARE, widthCandidates, type TimeModels } from '../../src/pipeline/widthCheck.js';
+import { int8ShipForm } from '../../src/pipeline/quantizeStep.js';
 import { pruneModel } from '../../src/prune/pruneModel.js';
 import { fixture, tempDir } from '../support/fixtures.js';
 import { firstSamples } from '../support/slice.js';
@@ -21,6 +22,17 @@ describe('the multiples a whole-model check tries', () => {
     expect(coarseMultiples([16, 16])).toEqual([32]);
     expect(coarseMultiples([32])).toEqual([]);
     expect(coarseMultiples([])).toEqual([]);
+  });
+
+  it('each coarse multiple with halvings below it, and from the largest asked for on, each in whole blocks too', () => {
+    expect(widthCandidates([16, 16])).toEqual([
+      { multiple: 16, wholeBlocks: true },
+      { multiple: 32, wholeBlocks: false },
+      { multiple: 32, wholeBlocks: true },
+    ]);
+    expect(widthCandidates([8, 4]).map((c) => `${c.multiple}${c.wholeBlocks ? 'w' : ''}`)).toEqual(['8', '8w', '16', '16w', '32', '32w']);
+    expect(widthCandidates([64])).toEqual([{ multiple: 64, wholeBlocks: true }]);
+    expect(widthCandidates([])).toEqual([]);
   });
 
   it('takes the fastest coarse prune, and ships it only when it beat the measured widths by more than the margin', () => {
@@ -86,6 +98,57 @@ describe('checking measured widths on the whole model', () => {
     expect(out.model).toBe(first.model);
     expect(out.allocation!.width_check).toMatchObject({ chosen: 'measured', cached: false });
     expect(out.allocation!.groups!.map((g) => g.multiple)).toEqual([8, 8, 4]);
+  });
+
+  it('ships whole blocks when they ran fastest: no group is cut to a halving of its multiple', async () => {
+    const fraction = { ...config, sparsity: 0.4 };
+    const first0 = await pruneModel(dense, fraction, { modelPath: fixture('cnn-bn.onnx'), widths: new Map() });
+    const groups = first0.allocation!.groups!.map((g) => ({ ...g, multiple: 16 }));
+    const again = await pruneModel(dense, fraction, { modelPath: fixture('cnn-bn.onnx'), widths: new Map(groups.map((g) => [g.name, 16])) });
+    const first = { ...again, allocation: { ...again.allocation!, rounding: 'measured' as const, groups } };
+    const convWidths = (m: typeof dense) => m.graph!.initializer.filter((t) => t.dims.length === 4).map((t) => Number(t.dims[0]));
+    expect(convWidths(first.model).some((w) => w % 16 !== 0)).toBe(true);
+    const time: TimeModels = async (files) => files.map((f) => (path.basename(f).includes('-16-whole') ? [0.5, 5] : [1, 10]));
+    const out = await checkWidths(first, dense, fraction, { modelPath: fixture('cnn-bn.onnx'), data, dir: tempDir(), cacheDir: tempDir(), provider: 'cpu', timeModels: time });
+    expect(out.allocation!.width_check).toMatchObject({ coarse_multiple: 16, whole_blocks: true, chosen: 'coarse', timed_as: 'float' });
+    expect(convWidths(out.model).every((w) => w % 16 === 0)).toBe(true);
+    expect(out.description).toMatch(/whole-model timing: whole multiples of 16/);
+  });
+
+  it('with quantization after it, times each candidate quantized to INT8 and keys the decision apart from float timing', async () => {
+    const first = await measured();
+    const calib = loadDataset(firstSamples(fixture('fmnist-calib.npz'), 64), modelInputs(dense, 'cnn-bn.onnx'), { requireLabels: true });
+    const shipForm = int8ShipForm(dense, calib, config)!;
+    const seen: string[][] = [];
+    const time: TimeModels = async (files) => {
+      seen.push(files.map((f) => (loadModel(f).proto.graph!.node.some((n) => n.opType === 'QuantizeLinear') ? 'int8' : 'float')));
+      return files.map(() => [1, 10]);
+    };
+    const cache = tempDir();
+    const base = { modelPath: fixture('cnn-bn.onnx'), data, cacheDir: cache, provider: 'cpu' as const, timeModels: time };
+    const int8 = await checkWidths(first, dense, config, { ...base, dir: tempDir(), shipForm });
+    expect(int8.allocation!.width_check).toMatchObject({ timed_as: 'int8', cached: false });
+    // the shipped prune itself stays float: quantization is a step of its own after recovery
+    expect(int8.model.graph!.node.some((n) => n.opType === 'QuantizeLinear')).toBe(false);
+    const float = await checkWidths(await measured(), dense, config, { ...base, dir: tempDir() });
+    expect(float.allocation!.width_check).toMatchObject({ timed_as: 'float', cached: false });
+    expect(seen.map((s) => [...new Set(s)])).toEqual([['int8'], ['float']]);
+  });
+
+  it('never trades the amount pruned for widths: a candidate that removes much less than the measured widths is not timed', async () => {
+    const half = { ...config, sparsity: 0.5 };
+    const groups = (await pruneModel(dense, half, { modelPath: fixture('cnn-bn.onnx'), widths: new Map() })).allocation!.groups!.map((g) => ({ ...g, multiple: 16 }));
+    const again = await pruneModel(dense, half, { modelPath: fixture('cnn-bn.onnx'), widths: new Map(groups.map((g) => [g.name, 16])) });
+    const first = { ...again, allocation: { ...again.allocation!, rounding: 'measured' as const, groups } };
+    const whole = await pruneModel(dense, half, { modelPath: fixture('cnn-bn.onnx'), widths: new Map(groups.map((g) => [g.name, 16])), wholeBlocks: true });
+    expect(whole.channels!.removed).toBeLessThan(MIN_REMOVED_SHARE * first.channels!.removed);
+    const timed: string[] = [];
+    const time: TimeModels = async (files) => {
+      timed.push(...files.map((f) => path.basename(f)));
+      return files.map(() => [1, 10]);
+    };
+    await checkWidths(first, dense, half, { modelPath: fixture('cnn-bn.onnx'), data, dir: tempDir(), cacheDir: tempDir(), provider: 'cpu', timeModels: time });
+    expect(timed).not.toContain('width-check-16-whole.onnx');
   });
 
   it('leaves a prune on fixed or recorded widths alone', async () => {

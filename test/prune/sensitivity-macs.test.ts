@@ -24,6 +24,9 @@ import { prunableWeights } from '../../src/prune/prunable.js';
 import { allocateSparsity } from '../../src/prune/sensitivity/allocateSparsity.js';
 import { AnalysisOverBudget } from '../../src/prune/sensitivity/sensitivityCurves.js';
 import { sensitivityPrune } from '../../src/prune/sensitivity/sensitivityPrune.js';
+import { pruneModel } from '../../src/prune/pruneModel.js';
+import { loadDataset } from '../../src/data/dataset.js';
+import { modelInputs } from '../../src/onnx/signature.js';
 import { structuredGroups } from '../../src/prune/structured/structuredPrune.js';
 import { runCli } from '../support/cli.js';
 import { fixture, tempDir } from '../support/fixtures.js';
@@ -179,6 +182,22 @@ function scopeOf(out: string): { ledger: Ledger; metadata: string | undefined } 
   const saved = loadModel(ledger.models[0].pruned).proto;
   return { ledger, metadata: saved.metadataProps.find((p) => p.key === 'prune-guard.scope')?.value };
 }
+
+describe('sensitivity allocation on recorded widths', () => {
+  it('snaps its kept counts to the multiples it is given, as a whole-model width check re-prunes it', async () => {
+    const dense = loadModel(fixture('cnn-bn.onnx')).proto;
+    const calib = loadDataset(firstSamples(fixture('fmnist-calib.npz'), 128), modelInputs(dense, 'cnn-bn.onnx'), { requireLabels: true });
+    const config = { ...structuredClone(DEFAULT_CONFIG), method: 'structured' as const, scope: 'sensitivity-macs' as const, sparsity: 0.3 };
+    const plain = await pruneModel(dense, config, { modelPath: 'cnn-bn.onnx', calib });
+    const names = (plain.sensitivity?.layers ?? []).map((l) => l.name);
+    expect(names.length).toBeGreaterThan(0);
+    const widths = new Map(names.map((n) => [n, 16]));
+    const whole = await pruneModel(dense, config, { modelPath: 'cnn-bn.onnx', calib, widths, wholeBlocks: true });
+    expect(whole.allocation!.rounding).toBe('recorded');
+    const convWidths = (m: ModelProto) => m.graph!.initializer.filter((t) => t.dims.length === 4).map((t) => Number(t.dims[0]));
+    expect(convWidths(whole.model).every((w) => w % 16 === 0)).toBe(true);
+  });
+});
 
 describe('scope auto (the default) in the pipeline', () => {
   it('structured with a labelled --calib uses sensitivity-macs and records it in the ledger and the file', async () => {

@@ -50,6 +50,10 @@ export interface SensitivityRequest {
   maxMacs?: number;
   /** structured: snap the allocated counts to the widths that run fast (measured) */
   hardware?: MeasureOptions;
+  /** structured: snap to these multiples by group name instead of measuring */
+  widths?: ReadonlyMap<string, number>;
+  /** with `widths`: whole multiples only */
+  wholeBlocks?: boolean;
 }
 
 /**
@@ -107,7 +111,7 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
       keptUnits.set(g.root, keep);
       allocated.push(1 - (keep * g.block) / g.size);
     });
-    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: 'global', keptUnits, ...(req.hardware ? { hardware: req.hardware } : {}) });
+    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: 'global', keptUnits, ...(req.widths ? { widths: req.widths, ...(req.wholeBlocks ? { wholeBlocks: true } : {}) } : req.hardware ? { hardware: req.hardware } : {}) });
     notes.push(...r.notes);
     widths = r.widths;
     model = r.model;

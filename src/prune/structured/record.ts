@@ -86,13 +86,17 @@ export interface AllocationRecord {
 export interface WidthCheck {
   /** the fastest coarse multiple tried */
   coarse_multiple: number;
+  /** that multiple in whole blocks only, no halvings below it */
+  whole_blocks?: boolean;
   batches: number[];
   /** measured-widths p50 / coarse p50 per batch for that multiple: above 1, the coarse one ran faster */
   speedup: number[];
-  tried: { multiple: number; speedup: number[] }[];
+  tried: { multiple: number; whole_blocks?: boolean; speedup: number[] }[];
   chosen: 'measured' | 'coarse';
   /** read from the measurement cache rather than timed in this run */
   cached: boolean;
+  /** how the candidates were timed: as float, or quantized to INT8 as a run with `quantize: int8` ships them */
+  timed_as?: 'float' | 'int8';
 }
 
 /** The record of one structured prune's widths and latency plan. */

@@ -39,6 +39,8 @@ export interface StructuredOptions {
   hardware?: MeasureOptions;
   /** instead of measuring: each group's multiple as a recorded table has it (by group name) */
   widths?: ReadonlyMap<string, number>;
+  /** snap to whole multiples only, never to a halving below one (allowedWidths) */
+  wholeBlocks?: boolean;
   /**
    * allocate by latency instead of `sparsity`: keep the most importance whose predicted latency at
    * `batch` fits `budgetMs`, predicted from per-layer tables and the dense model's measured `denseMs`
@@ -143,7 +145,7 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
   } else if (widths) {
     const multiple = new Map(widths.groups.map((g) => [g.root, g.multiple]));
     const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
-    const snapped = snapToWidths(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root)!, scores: normalised(unitImportance.get(u.root)!) })));
+    const snapped = snapToWidths(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root)!, scores: normalised(unitImportance.get(u.root)!) })), !opts.wholeBlocks);
     const asked = plain.reduce((n, u) => n + u.size - keptUnits.get(u.root)!, 0);
     const got = plain.reduce((n, u) => n + u.size - snapped.get(u.root)!, 0);
     if (got !== asked) notes.push(`channel widths: ${got} channels removed instead of the ${asked} the allocation asked for, the nearest total the fast widths allow`);

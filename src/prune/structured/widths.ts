@@ -77,11 +77,12 @@ export interface SnapGroup {
 /**
  * Widths a group may keep: the multiples of its multiple up to its size, the size itself, and below the
  * multiple its halvings (8, 4, 2, 1 under 16), so a group no wider than one block can still be pruned to
- * a width that divides the block evenly.
+ * a width that divides the block evenly. Without `halvings`, whole blocks only: a kernel that runs a
+ * part-filled block no faster than a full one (INT8 3x3 convs on AVX-512 VNNI) gains nothing below it.
  */
-export function allowedWidths(size: number, multiple: number): number[] {
+export function allowedWidths(size: number, multiple: number, halvings = true): number[] {
   const out = new Set<number>();
-  for (let w = multiple / 2; w >= 1 && Number.isInteger(w); w /= 2) if (w < size) out.add(w);
+  if (halvings) for (let w = multiple / 2; w >= 1 && Number.isInteger(w); w /= 2) if (w < size) out.add(w);
   for (let w = multiple; w < size; w += multiple) out.add(w);
   out.add(size);
   return [...out].sort((a, b) => a - b);
@@ -100,8 +101,8 @@ function nearest(widths: readonly number[], kept: number): number {
  * important units per unit, a step up where it restores the most important ones. Deterministic: ties go
  * to the lower root.
  */
-export function snapToWidths(groups: readonly SnapGroup[]): Map<number, number> {
-  const widths = new Map(groups.map((g) => [g.root, allowedWidths(g.size, Math.max(1, g.multiple))]));
+export function snapToWidths(groups: readonly SnapGroup[], halvings = true): Map<number, number> {
+  const widths = new Map(groups.map((g) => [g.root, allowedWidths(g.size, Math.max(1, g.multiple), halvings)]));
   const kept = new Map(groups.map((g) => [g.root, nearest(widths.get(g.root)!, g.kept)]));
   const sorted = new Map(groups.map((g) => [g.root, Float64Array.from(g.scores).sort()]));
   const target = groups.reduce((n, g) => n + g.size - g.kept, 0);

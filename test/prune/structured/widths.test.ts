@@ -75,6 +75,23 @@ describe('snapToWidths keeps counts on the measured widths and the total near th
     expect(allowedWidths(8, 16)).toEqual([1, 2, 4, 8]);
     expect(allowedWidths(24, 1)).toHaveLength(24);
   });
+
+  it('in whole blocks only, a group keeps multiples of its multiple or its size, and a group within one block stays whole', () => {
+    expect(allowedWidths(40, 16, false)).toEqual([16, 32, 40]);
+    expect(allowedWidths(16, 16, false)).toEqual([16]);
+    expect(allowedWidths(8, 16, false)).toEqual([8]);
+  });
+
+  it('snapping in whole blocks moves the cut to groups that have whole blocks to give', () => {
+    const scores = (n: number) => Float64Array.from({ length: n }, (_, i) => i + 1);
+    const groups = [
+      { root: 1, size: 16, multiple: 16, kept: 4, scores: scores(16) },
+      { root: 2, size: 64, multiple: 16, kept: 48, scores: scores(64) },
+    ];
+    expect([...snapToWidths(groups)]).toEqual([[1, 4], [2, 48]]);
+    // 28 channels asked for: the 16-wide group cannot give 12, so the wide one gives a second block
+    expect([...snapToWidths(groups, false)]).toEqual([[1, 16], [2, 32]]);
+  });
 });
 
 describe('groupMultiples takes the largest multiple any layer touching the group asks for', () => {
