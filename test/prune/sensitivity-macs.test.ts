@@ -199,6 +199,33 @@ describe('sensitivity allocation on recorded widths', () => {
   });
 });
 
+describe('sensitivity analysis reuse', () => {
+  it('measures the curves once per model and calibration set: pruning again on other widths reuses them', async () => {
+    const dense = loadModel(fixture('cnn-bn.onnx')).proto;
+    const load = () => loadDataset(firstSamples(fixture('fmnist-calib.npz'), 64), modelInputs(dense, 'cnn-bn.onnx'), { requireLabels: true });
+    const calib = load();
+    let measured = 0;
+    const request = (data: Dataset, widths?: ReadonlyMap<string, number>) =>
+      sensitivityPrune(dense, {
+        method: 'structured', sparsity: 0.3, calib: data, perMac: true, protectedTensors: new Set(),
+        weights: prunableWeights(dense, { exclude: [], keepFirstLayer: false, keepLastLayer: false }),
+        config: { roundTo: 0, criterion: 'l1', latency: DEFAULT_CONFIG.latency },
+        onLayer: () => measured++,
+        ...(widths ? { widths } : {}),
+      });
+    const first = await request(calib);
+    const once = measured;
+    expect(once).toBeGreaterThan(0);
+    const again = await request(calib, new Map(first.sensitivity.layers.map((l) => [l.name, 16])));
+    expect(measured).toBe(once);
+    expect(again.sensitivity.layers).toEqual(first.sensitivity.layers);
+    expect(again.widths?.groups.every((g) => g.multiple === 16)).toBe(true);
+    // the same samples in another set are another analysis
+    await request(load());
+    expect(measured).toBeGreaterThan(once);
+  });
+});
+
 describe('scope auto (the default) in the pipeline', () => {
   it('structured with a labelled --calib uses sensitivity-macs and records it in the ledger and the file', async () => {
     const out = tempDir();

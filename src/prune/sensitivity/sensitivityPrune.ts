@@ -64,6 +64,43 @@ export const MAC_COST_EXPONENT = 1;
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
+type StructuredUnitOptions = Parameters<typeof groupUnits>[1];
+interface Analysis {
+  scorer: CalibScorer;
+  units: ReturnType<typeof weightUnits> | ReturnType<typeof groupUnits>;
+  curves: Awaited<ReturnType<typeof sensitivityCurves>>;
+  /** what measuring took, reported again when the analysis is reused */
+  seconds: number;
+}
+
+/**
+ * One analysis per dense model, calibration set and request: a whole-model width check prunes the same
+ * model again on other widths, and the curves do not depend on widths, so they are measured once.
+ */
+const analyses = new WeakMap<ModelProto, Map<string, { calib: Dataset; analysis: Promise<Analysis> }>>();
+
+function analyse(dense: ModelProto, req: SensitivityRequest, structuredOpts: StructuredUnitOptions, perMac: boolean): Promise<Analysis> {
+  const key = JSON.stringify([req.method, perMac, req.config.criterion, req.config.output ?? null, req.head ?? null, req.maxMacs ?? null, [...req.protectedTensors].sort(), req.weights.map((w) => w.initializer)]);
+  const known = analyses.get(dense)?.get(key);
+  if (known && known.calib === req.calib) return known.analysis;
+  const analysis = (async (): Promise<Analysis> => {
+    const t0 = performance.now();
+    const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: QUALITY_THREADS, head: req.head ?? defaultHead(dense, req.config.output) });
+    // every score is one pass of (a pruned copy of) the dense model over the scored samples
+    const limit = req.maxMacs !== undefined ? { macs: req.maxMacs, scoreMacs: modelCost(dense).macs * scorer.samples } : undefined;
+    const units = req.method === 'unstructured' ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
+    if (units.length === 0) throw new UserError(`--scope sensitivity: the model has no prunable ${req.method === 'unstructured' ? 'weights' : 'channel groups'} after exclusions; use --scope global`);
+    const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer, perMac ? (m) => modelCost(m).macs : undefined, limit);
+    return { scorer, units, curves, seconds: (performance.now() - t0) / 1000 };
+  })();
+  const forModel = analyses.get(dense) ?? new Map();
+  forModel.set(key, { calib: req.calib, analysis });
+  analyses.set(dense, forModel);
+  // a failed analysis (over budget, no units) is not kept: the next call measures and fails the same way
+  analysis.catch(() => forModel.delete(key));
+  return analysis;
+}
+
 /**
  * Sensitivity-guided pruning: measure each layer (or group) pruned alone on the calibration set, choose
  * per-layer ratios that meet the global target while minimising the predicted loss increase, then prune
@@ -71,14 +108,9 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
  */
 export async function sensitivityPrune(dense: ModelProto, req: SensitivityRequest): Promise<SensitivityOutcome> {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: QUALITY_THREADS, head: req.head ?? defaultHead(dense, req.config.output) });
-  // every score is one pass of (a pruned copy of) the dense model over the scored samples
-  const limit = req.maxMacs !== undefined ? { macs: req.maxMacs, scoreMacs: modelCost(dense).macs * scorer.samples } : undefined;
   const structuredOpts = { roundTo: 1, criterion: req.config.criterion as Exclude<typeof req.config.criterion, 'sparsegpt'>, protectedTensors: req.protectedTensors, calib: req.calib };
-  const units = req.method === 'unstructured' ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
-  if (units.length === 0) throw new UserError(`--scope sensitivity: the model has no prunable ${req.method === 'unstructured' ? 'weights' : 'channel groups'} after exclusions; use --scope global`);
   const perMac = req.perMac === true && req.method === 'structured';
-  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer, perMac ? (m) => modelCost(m).macs : undefined, limit);
+  const { scorer, units, curves, seconds: analysisSeconds } = await analyse(dense, req, structuredOpts, perMac);
   const allocation = allocateSparsity(
     curves.map((c, i) => ({
       size: c.size,
@@ -120,7 +152,7 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
     description = describeStructured(dense, r, { criterion: req.config.criterion, scope: perMac ? 'sensitivity-macs' : 'sensitivity', sparsity: req.sparsity });
   }
   if (req.method === 'structured' && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope ${perMac ? 'sensitivity-macs' : 'sensitivity'}: kept channel counts come from the allocation`);
-  const seconds = (performance.now() - t0) / 1000;
+  const seconds = analysisSeconds + (performance.now() - t0) / 1000;
   notes.push(
     `sensitivity: ${curves.length} ${req.method === 'unstructured' ? 'layers' : 'groups'} x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples ` +
       `(${againstText(scorer)}) in ${seconds.toFixed(1)} s` +
