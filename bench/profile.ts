@@ -20,6 +20,10 @@ if (!file) {
   console.error('usage: node --import tsx bench/profile.ts MODEL [--batch 32] [--runs 100] [--threads 1] [--top 30]');
   process.exit(2);
 }
+if (!fs.existsSync(file)) {
+  console.error(`${file}: no such file; pass the path of an .onnx model`);
+  process.exit(2);
+}
 const batch = Number(values.batch);
 const runs = Number(values.runs);
 const { ort } = onnxruntime();
