@@ -25903,8 +25903,10 @@ function allocationSection(a) {
   const c = a.width_check;
   if (c) {
     const timed = c.batches.map((b, i2) => `${ratio(c.speedup[i2])} at batch ${b}`).join(", ");
+    const as = c.timed_as === "int8" ? "Timed as whole models quantized to INT8 (as they ship)" : "Timed as whole models";
+    const rule = `${c.whole_blocks ? "whole multiples" : "multiples"} of ${c.coarse_multiple}${c.whole_blocks ? " (no halvings below)" : ""}`;
     parts.push(
-      c.chosen === "coarse" ? `Timed as whole models, every group on multiples of ${c.coarse_multiple} ran faster than the probes' widths (${timed}${c.cached ? ", cached" : ""}), so those ship.` : `Timed as whole models, every group on multiples of ${c.coarse_multiple} ran no faster than the probes' widths (${timed}${c.cached ? ", cached" : ""}), so the probes' widths ship.`
+      c.chosen === "coarse" ? `${as}, every group on ${rule} ran faster than the probes' widths (${timed}${c.cached ? ", cached" : ""}), so those ship.` : `${as}, every group on ${rule} ran no faster than the probes' widths (${timed}${c.cached ? ", cached" : ""}), so the probes' widths ship.`
     );
   }
   const t = a.target;
@@ -29928,9 +29930,11 @@ function chooseMultiple(curve, tolerance = WIDTH_TOLERANCE) {
   const relative3 = scores.map((s) => ({ multiple: s.multiple, score: s.score / best }));
   return { multiple: relative3.find((s) => s.score >= 1 - tolerance).multiple, scores: relative3 };
 }
-function allowedWidths(size2, multiple) {
+function allowedWidths(size2, multiple, halvings = true) {
   const out = /* @__PURE__ */ new Set();
-  for (let w = multiple / 2; w >= 1 && Number.isInteger(w); w /= 2) if (w < size2) out.add(w);
+  if (halvings) {
+    for (let w = multiple / 2; w >= 1 && Number.isInteger(w); w /= 2) if (w < size2) out.add(w);
+  }
   for (let w = multiple; w < size2; w += multiple) out.add(w);
   out.add(size2);
   return [...out].sort((a, b) => a - b);
@@ -29940,8 +29944,8 @@ function nearest(widths, kept) {
   for (const w of widths) if (Math.abs(w - kept) < Math.abs(best - kept) || Math.abs(w - kept) === Math.abs(best - kept) && w > best) best = w;
   return best;
 }
-function snapToWidths(groups) {
-  const widths = new Map(groups.map((g2) => [g2.root, allowedWidths(g2.size, Math.max(1, g2.multiple))]));
+function snapToWidths(groups, halvings = true) {
+  const widths = new Map(groups.map((g2) => [g2.root, allowedWidths(g2.size, Math.max(1, g2.multiple), halvings)]));
   const kept = new Map(groups.map((g2) => [g2.root, nearest(widths.get(g2.root), g2.kept)]));
   const sorted = new Map(groups.map((g2) => [g2.root, Float64Array.from(g2.scores).sort()]));
   const target = groups.reduce((n, g2) => n + g2.size - g2.kept, 0);
@@ -32147,7 +32151,7 @@ async function structuredPrune(input, opts) {
   } else if (widths) {
     const multiple = new Map(widths.groups.map((g2) => [g2.root, g2.multiple]));
     const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
-    const snapped = snapToWidths(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root), scores: normalised(unitImportance.get(u.root)) })));
+    const snapped = snapToWidths(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root), scores: normalised(unitImportance.get(u.root)) })), !opts.wholeBlocks);
     const asked = plain.reduce((n, u) => n + u.size - keptUnits.get(u.root), 0);
     const got = plain.reduce((n, u) => n + u.size - snapped.get(u.root), 0);
     if (got !== asked) notes.push(`channel widths: ${got} channels removed instead of the ${asked} the allocation asked for, the nearest total the fast widths allow`);
@@ -32853,15 +32857,31 @@ async function calibScorer(dense, calib, opts = {}) {
 // src/prune/sensitivity/sensitivityPrune.ts
 var MAC_COST_EXPONENT = 1;
 var pct4 = (x2) => `${(x2 * 100).toFixed(1)}%`;
+var analyses = /* @__PURE__ */ new WeakMap();
+function analyse(dense, req, structuredOpts, perMac) {
+  const key = JSON.stringify([req.method, perMac, req.config.criterion, req.config.output ?? null, req.head ?? null, req.maxMacs ?? null, [...req.protectedTensors].sort(), req.weights.map((w) => w.initializer)]);
+  const known = analyses.get(dense)?.get(key);
+  if (known && known.calib === req.calib) return known.analysis;
+  const analysis = (async () => {
+    const t0 = performance.now();
+    const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: QUALITY_THREADS, head: req.head ?? defaultHead(dense, req.config.output) });
+    const limit = req.maxMacs !== void 0 ? { macs: req.maxMacs, scoreMacs: modelCost(dense).macs * scorer.samples } : void 0;
+    const units = req.method === "unstructured" ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
+    if (units.length === 0) throw new UserError(`--scope sensitivity: the model has no prunable ${req.method === "unstructured" ? "weights" : "channel groups"} after exclusions; use --scope global`);
+    const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer, perMac ? (m) => modelCost(m).macs : void 0, limit);
+    return { scorer, units, curves, seconds: (performance.now() - t0) / 1e3 };
+  })();
+  const forModel = analyses.get(dense) ?? /* @__PURE__ */ new Map();
+  forModel.set(key, { calib: req.calib, analysis });
+  analyses.set(dense, forModel);
+  analysis.catch(() => forModel.delete(key));
+  return analysis;
+}
 async function sensitivityPrune(dense, req) {
   const t0 = performance.now();
-  const scorer = await calibScorer(dense, req.calib, { maxSamples: DEFAULT_SENSITIVITY_SAMPLES, threads: QUALITY_THREADS, head: req.head ?? defaultHead(dense, req.config.output) });
-  const limit = req.maxMacs !== void 0 ? { macs: req.maxMacs, scoreMacs: modelCost(dense).macs * scorer.samples } : void 0;
   const structuredOpts = { roundTo: 1, criterion: req.config.criterion, protectedTensors: req.protectedTensors, calib: req.calib };
-  const units = req.method === "unstructured" ? weightUnits(dense, req.weights) : groupUnits(dense, structuredOpts);
-  if (units.length === 0) throw new UserError(`--scope sensitivity: the model has no prunable ${req.method === "unstructured" ? "weights" : "channel groups"} after exclusions; use --scope global`);
   const perMac = req.perMac === true && req.method === "structured";
-  const curves = await sensitivityCurves(units, scorer, DEFAULT_RATIOS, req.onLayer, perMac ? (m) => modelCost(m).macs : void 0, limit);
+  const { scorer, units, curves, seconds: analysisSeconds } = await analyse(dense, req, structuredOpts, perMac);
   const allocation = allocateSparsity(
     curves.map((c, i2) => ({
       size: c.size,
@@ -32893,7 +32913,7 @@ async function sensitivityPrune(dense, req) {
       keptUnits.set(g2.root, keep);
       allocated.push(1 - keep * g2.block / g2.size);
     });
-    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits, ...req.hardware ? { hardware: req.hardware } : {} });
+    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits, ...req.widths ? { widths: req.widths, ...req.wholeBlocks ? { wholeBlocks: true } : {} } : req.hardware ? { hardware: req.hardware } : {} });
     notes.push(...r.notes);
     widths = r.widths;
     model = r.model;
@@ -32902,7 +32922,7 @@ async function sensitivityPrune(dense, req) {
     description = describeStructured(dense, r, { criterion: req.config.criterion, scope: perMac ? "sensitivity-macs" : "sensitivity", sparsity: req.sparsity });
   }
   if (req.method === "structured" && req.config.roundTo > 1) notes.push(`--round-to ${req.config.roundTo} is not applied with --scope ${perMac ? "sensitivity-macs" : "sensitivity"}: kept channel counts come from the allocation`);
-  const seconds = (performance.now() - t0) / 1e3;
+  const seconds = analysisSeconds + (performance.now() - t0) / 1e3;
   notes.push(
     `sensitivity: ${curves.length} ${req.method === "unstructured" ? "layers" : "groups"} x ${DEFAULT_RATIOS.length} ratios measured on ${scorer.samples} calibration samples (${againstText(scorer)}) in ${seconds.toFixed(1)} s` + (perMac ? "; channels removed where the predicted loss per MAC saved is smallest" : "")
   );
@@ -33054,7 +33074,7 @@ async function pruneWithScope(dense, config2, ctx) {
         criterion: config2.criterion,
         protectedTensors,
         calib: ctx.calib,
-        ...ctx.widths ? { widths: ctx.widths } : ctx.hardware && config2.roundTo === 0 ? { hardware: ctx.hardware } : {},
+        ...recordedOrMeasured(config2, ctx),
         ...ctx.latencyTarget ? { latency: ctx.latencyTarget } : {},
         ...ctx.lossCurves ? { lossCurves: ctx.lossCurves } : {}
       });
@@ -33072,6 +33092,10 @@ async function pruneWithScope(dense, config2, ctx) {
     default:
       throw new UserError(`--method ${config2.method}: not available in this version yet; use --method unstructured, structured or hybrid`);
   }
+}
+function recordedOrMeasured(config2, ctx) {
+  if (ctx.widths) return { widths: ctx.widths, ...ctx.wholeBlocks ? { wholeBlocks: true } : {} };
+  return ctx.hardware && config2.roundTo === 0 ? { hardware: ctx.hardware } : {};
 }
 function widthsText(a) {
   if (a.rounding === "fixed") return `; kept counts multiples of ${a.round_to}`;
@@ -33102,7 +33126,7 @@ async function pruneBySensitivity(dense, weights, config2, ctx) {
         ctx.progress?.update(done);
       },
       ...ctx.autoAnalysisMacs !== void 0 ? { maxMacs: ctx.autoAnalysisMacs } : {},
-      ...ctx.hardware && config2.roundTo === 0 && method2 === "structured" ? { hardware: ctx.hardware } : {}
+      ...method2 === "structured" ? recordedOrMeasured(config2, ctx) : {}
     });
     const allocation = method2 === "structured" ? allocationRecord(config2.roundTo, r.widths, void 0) : void 0;
     return {
@@ -37328,7 +37352,8 @@ function chooseNodes(index, keepFloat) {
     for (const p of pass) {
       if (chosen2.has(p)) continue;
       const producer = index.producer.get(p.input[0]);
-      const toQuantized = index.consumersOf(p.output[0]).some((c) => chosen2.has(c) || c.opType === "Relu" && index.consumersOf(c.output[0]).some((d) => chosen2.has(d)));
+      const afterFloatLayer = producer !== void 0 && !PASS_THROUGH2.has(producer.opType) && !chosen2.has(producer);
+      const toQuantized = !afterFloatLayer && index.consumersOf(p.output[0]).some((c) => chosen2.has(c) || c.opType === "Relu" && index.consumersOf(c.output[0]).some((d) => chosen2.has(d)));
       if (producer && chosen2.has(producer) || toQuantized) {
         chosen2.add(p);
         changed = true;
@@ -37354,6 +37379,7 @@ function quantizeQdq(model, opts) {
     absorbed.push(nodeLabel(n));
   }
   index = new GraphIndex(ed.graph);
+  if (swapFloatReluPool(ed, index, chosen2)) index = new GraphIndex(ed.graph);
   const order = index.order.filter((n) => chosen2.has(n));
   const toQuantize = /* @__PURE__ */ new Set();
   for (const n of order) {
@@ -37459,6 +37485,27 @@ function quantizeQdq(model, opts) {
   ed.setNodes(sortedNodes(ed.graph.node));
   ed.dropUnread(/* @__PURE__ */ new Set(), { initializers: true });
   return { model: ed.model, quantized: order.map(nodeLabel), absorbed, tensors: [...toQuantize], perChannel };
+}
+function swapFloatReluPool(ed, index, chosen2) {
+  let swapped = false;
+  for (const relu2 of index.order) {
+    if (relu2.opType !== "Relu" || chosen2.has(relu2)) continue;
+    const producer = index.producer.get(relu2.input[0]);
+    if (producer && chosen2.has(producer)) continue;
+    const readers = index.consumersOf(relu2.output[0]);
+    if (readers.length !== 1 || index.graphOutputs.has(relu2.output[0])) continue;
+    const pool = readers[0];
+    if (pool.opType !== "MaxPool" || chosen2.has(pool) || pool.input[0] !== relu2.output[0] || pool.output.length > 1 && pool.output[1]) continue;
+    if (!index.consumersOf(pool.output[0]).some((c) => chosen2.has(c))) continue;
+    const pooled = pool.output[0];
+    const beforeRelu = ed.fresh(`${pooled}_before_Relu`);
+    ed.setInput(pool, 0, relu2.input[0]);
+    ed.setOutput(pool, 0, beforeRelu);
+    ed.setInput(relu2, 0, beforeRelu);
+    ed.setOutput(relu2, 0, pooled);
+    swapped = true;
+  }
+  return swapped;
 }
 function floatInputChannels(n, index) {
   const w = initializerFloat(index, n.input[1]);
@@ -37621,6 +37668,18 @@ var NARROW_CHANNELS = 4;
 function firstSlice(d, n) {
   if (d.count <= n) return d;
   return { ...d, count: n, inputs: sliceBatch(d, 0, n), labels: d.labels ? d.labels.subarray(0, n) : null };
+}
+var TIMING_CALIB_SAMPLES = 64;
+function int8ShipForm(dense, calib, config2) {
+  if (qdqSupport(dense).kind === "unsupported") return void 0;
+  const slice = firstSlice(calib, TIMING_CALIB_SAMPLES);
+  return {
+    name: "int8",
+    convert: async (pruned) => {
+      const prep = await prepareQuantization(pruned, slice, { calibrator: "minmax", exclude: config2.quantizeExclude, threads: QUALITY_THREADS });
+      return buildQuantized(prep, /* @__PURE__ */ new Set(), 8).model;
+    }
+  };
 }
 async function chooseWeightBits(prep, slice, threads, head) {
   const dev = async (bits2) => {
@@ -38022,6 +38081,7 @@ function sha256Text(text2) {
 
 // src/pipeline/widthCheck.ts
 var COARSE_GAIN = 0.02;
+var MIN_REMOVED_SHARE = 0.9;
 var MAX_MULTIPLE = 32;
 var CHECK_TIMING = { warmup: 3, runs: 15 };
 function coarseMultiples(multiples) {
@@ -38031,6 +38091,17 @@ function coarseMultiples(multiples) {
   for (let m = 2 * max2; m <= MAX_MULTIPLE; m *= 2) out.push(m);
   return out;
 }
+function widthCandidates(multiples) {
+  if (multiples.length === 0) return [];
+  const coarse = new Set(coarseMultiples(multiples));
+  const out = [];
+  for (let m = Math.max(...multiples); m <= Math.max(MAX_MULTIPLE, Math.max(...multiples)); m *= 2) {
+    if (coarse.has(m)) out.push({ multiple: m, wholeBlocks: false });
+    out.push({ multiple: m, wholeBlocks: true });
+  }
+  return out;
+}
+var ruleText = (c) => `${c.wholeBlocks ? "whole " : ""}multiples of ${c.multiple}`;
 var geometricMean = (xs) => Math.exp(xs.reduce((s, r) => s + Math.log(r), 0) / xs.length);
 function decideWidths(measuredMs, coarseMs) {
   const speedups = coarseMs.map((c) => measuredMs.map((m, i2) => m / c[i2]));
@@ -38046,25 +38117,30 @@ async function checkWidths(first, dense, config2, ctx) {
   const a = first.allocation;
   const groups = a?.rounding === "measured" ? a.groups ?? [] : [];
   if (!a || groups.length === 0) return first;
-  const pruneOn = (coarse2) => pruneModel(dense, config2, { ...ctx, widths: new Map(groups.map((g2) => [g2.name, coarse2])) });
+  const pruneOn = (c) => pruneModel(dense, config2, { ...ctx, widths: new Map(groups.map((g2) => [g2.name, c.multiple])), ...c.wholeBlocks ? { wholeBlocks: true } : {} });
   const parentExisted = fs22.existsSync(ctx.dir);
   const dir = path18.join(ctx.dir, "width-check");
   const measuredFile = path18.join(dir, "width-check-measured.onnx");
   const measuredShapes = shapes(first.model);
   const seen = /* @__PURE__ */ new Set([measuredShapes]);
   const alts = [];
+  const timedAs = ctx.shipForm?.name ?? "float";
+  const save = async (model, file) => {
+    saveModel(ctx.shipForm ? await ctx.shipForm.convert(model) : model, file);
+  };
   fs22.mkdirSync(dir, { recursive: true });
   let decision;
   let hit = false;
   try {
-    for (const coarse2 of coarseMultiples(groups.map((g2) => g2.multiple))) {
-      const model = (await pruneOn(coarse2)).model;
+    for (const rule2 of widthCandidates(groups.map((g2) => g2.multiple))) {
+      const alt2 = await pruneOn(rule2);
+      const model = alt2.model;
       const counts2 = shapes(model);
-      if (seen.has(counts2)) continue;
+      if (seen.has(counts2) || (alt2.channels?.removed ?? 0) < MIN_REMOVED_SHARE * (first.channels?.removed ?? 0)) continue;
       seen.add(counts2);
-      const file = path18.join(dir, `width-check-${coarse2}.onnx`);
-      saveModel(model, file);
-      alts.push({ coarse: coarse2, shapes: counts2, file });
+      const file = path18.join(dir, `width-check-${rule2.multiple}${rule2.wholeBlocks ? "-whole" : ""}.onnx`);
+      await save(model, file);
+      alts.push({ rule: rule2, shapes: counts2, file });
     }
     if (alts.length === 0) return first;
     const key = JSON.stringify({
@@ -38073,6 +38149,7 @@ async function checkWidths(first, dense, config2, ctx) {
       ort: onnxruntimeVersion(),
       threads: config2.latency.threads,
       batches: config2.batchSizes,
+      timedAs,
       model: sha256File(ctx.modelPath),
       measured: measuredShapes,
       coarse: alts.map((x2) => x2.shapes)
@@ -38080,8 +38157,8 @@ async function checkWidths(first, dense, config2, ctx) {
     decision = readCached(ctx.cacheDir, key, isDecision);
     hit = !!decision;
     if (!decision) {
-      saveModel(first.model, measuredFile);
-      ctx.progress?.note(`channel widths: timing the prune as a whole model against every group on multiples of ${alts.map((x2) => x2.coarse).join(", ")}`);
+      await save(first.model, measuredFile);
+      ctx.progress?.note(`channel widths: timing the prune as a whole model${timedAs === "int8" ? ", quantized to INT8 as it ships," : ""} against every group on ${alts.map((x2) => ruleText(x2.rule)).join(", ")}`);
       const [measured, ...coarseMs] = await (ctx.timeModels ?? timeInterleaved(config2, ctx))([measuredFile, ...alts.map((x2) => x2.file)]);
       decision = decideWidths(measured, coarseMs);
       writeCached(ctx.cacheDir, key, decision);
@@ -38090,21 +38167,23 @@ async function checkWidths(first, dense, config2, ctx) {
     fs22.rmSync(dir, { recursive: true, force: true });
     if (!parentExisted && fs22.readdirSync(ctx.dir).length === 0) fs22.rmdirSync(ctx.dir);
   }
-  const { coarse } = alts[decision.best];
+  const { rule } = alts[decision.best];
   const check = {
-    coarse_multiple: coarse,
+    coarse_multiple: rule.multiple,
+    whole_blocks: rule.wholeBlocks,
     batches: [...config2.batchSizes],
     speedup: decision.speedups[decision.best],
     chosen: decision.chosen,
     cached: hit,
-    tried: alts.map((x2, i2) => ({ multiple: x2.coarse, speedup: decision.speedups[i2] }))
+    timed_as: timedAs,
+    tried: alts.map((x2, i2) => ({ multiple: x2.rule.multiple, whole_blocks: x2.rule.wholeBlocks, speedup: decision.speedups[i2] }))
   };
   if (decision.chosen === "measured") return { ...first, allocation: { ...a, width_check: check } };
-  const alt = await pruneOn(coarse);
+  const alt = await pruneOn(rule);
   return {
     ...alt,
-    description: alt.description.replace(/; kept counts snapped to recorded widths: (.*)$/, "; kept counts snapped to the widths measured to run fast, coarsened by a whole-model timing: $1"),
-    allocation: { ...a, groups: groups.map((g2) => ({ ...g2, multiple: coarse, from: [...g2.from ?? [], `whole-model check: ${coarse}`] })), width_check: check }
+    description: alt.description.replace(/; kept counts snapped to recorded widths: (.*)$/, `; kept counts snapped to the widths measured to run fast, coarsened by a whole-model timing: ${ruleText(rule)}`),
+    allocation: { ...a, groups: groups.map((g2) => ({ ...g2, multiple: rule.multiple, from: [...g2.from ?? [], `whole-model check: ${ruleText(rule)}`] })), width_check: check }
   };
 }
 function timeInterleaved(config2, ctx) {
@@ -38141,7 +38220,9 @@ async function runOneShot(input, progress) {
     unit = await pruneAndRecover({
       prune: async () => {
         const pruneCtx = { modelPath: req.model, calib, progress, head, ...hardware ? { hardware } : {}, ...autoAnalysisMacs !== void 0 ? { autoAnalysisMacs } : {} };
-        const pruned2 = targeted?.pruned ?? await checkWidths(await pruneModel(input.dense.proto, config2, pruneCtx), input.dense.proto, config2, { ...pruneCtx, data, dir: stepsDir, cacheDir: cacheDir(), provider: input.provider });
+        const shipForm = config2.quantize === "int8" && calib ? int8ShipForm(input.dense.proto, calib, config2) : void 0;
+        const checkCtx = { ...pruneCtx, data, dir: stepsDir, cacheDir: cacheDir(), provider: input.provider, ...shipForm ? { shipForm } : {} };
+        const pruned2 = targeted?.pruned ?? await checkWidths(await pruneModel(input.dense.proto, config2, pruneCtx), input.dense.proto, config2, checkCtx);
         for (const n of pruned2.notes) progress.note(n);
         return pruned2;
       },
