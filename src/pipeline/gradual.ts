@@ -28,6 +28,8 @@ import type { RunRequest, StrategyInput } from './request.js';
 import { stepName } from './steps.js';
 import { timePair, timeSteps } from './timeSteps.js';
 import { pruneAndRecover } from './unit.js';
+import { checkWidths, widthProbes } from './widthCheck.js';
+import { cacheDir } from '../io/measureCache.js';
 import { judgeWithIntervals, type Judged, type PairedLatency } from './verdicts.js';
 import { speedTests } from './speedDecisions.js';
 import type { SequentialDecisions } from '../measure/stats/uncertainty.js';
@@ -114,6 +116,11 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
 
   const stepsRoot = path.join(req.out, 'steps');
   fs.mkdirSync(stepsRoot, { recursive: true });
+  // every structured step snaps its kept counts to the widths that run fast, checked on the whole model,
+  // as a one-shot prune does: the step that ships must not run slower for its channel counts. Hybrid
+  // steps keep exact channel counts: their weight target is met exactly by the magnitude top-up, which a
+  // coarser channel cut can overshoot
+  const hardware = config.method === 'structured' ? widthProbes(config, progress) : undefined;
   const ctx: StepContext = { data, shifts, denseWeights: weights, config, progress, provider, head: input.head };
   const dense = await measureStep({ kind: 'dense' }, 'input model, unchanged (the rollback artifact)', req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
@@ -146,10 +153,16 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
     progress.stage({ kind: 'prune', model: path.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
     const stepConfig: Config = { ...config, method: structured ? 'structured' : config.method, sparsity: stepSparsity };
     const from = current;
+    const dir = path.join(stepsRoot, `step-${String(t).padStart(2, '0')}`);
+    const pruneStep = async (): Promise<PruneOutcome> => {
+      const pruneCtx = { modelPath: req.model, calib, head: input.head, ...(hardware ? { hardware } : {}) };
+      const first = await pruneModel(from, stepConfig, pruneCtx);
+      return hardware ? checkWidths(first, from, stepConfig, { ...pruneCtx, data, dir, cacheDir: cacheDir(), provider }) : first;
+    };
     const prune = async (): Promise<PruneOutcome> => {
       const pruned: PruneOutcome = plan
         ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] }
-        : await pruneModel(from, stepConfig, { modelPath: req.model, calib, head: input.head });
+        : await pruneStep();
       if (config.method === 'hybrid') {
         const topUp = topUpMagnitude(pruned.model, weights, target, config, config.scope === 'layer' ? 'layer' : 'global');
         pruned.model = topUp.model;
@@ -163,7 +176,6 @@ export async function runGradual(input: StrategyInput, progress: Progress): Prom
       // recovery refits toward the dense model's weights (by name), whatever shapes this step started from
       return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct(target)}: ${pruned.description}` };
     };
-    const dir = path.join(stepsRoot, `step-${String(t).padStart(2, '0')}`);
     // structured steps cut an already-smaller model: its channels are refit toward the previous step's
     // outputs (the reference the pruner hands on), since the dense model's rows no longer line up
     const unit = await pruneAndRecover({

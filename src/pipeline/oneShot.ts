@@ -26,9 +26,8 @@ import type { Config } from '../config/schema.js';
 import { cacheDir } from '../io/measureCache.js';
 import { overallVerdict } from '../ledger/budgets.js';
 import { slowerThanDense } from '../measure/funnel.js';
-import type { MeasureOptions } from '../prune/structured/hardware.js';
 import { pruneForLatency } from './latencyTarget.js';
-import { checkWidths } from './widthCheck.js';
+import { checkWidths, widthProbes } from './widthCheck.js';
 import type { TargetRecord } from '../prune/structured/record.js';
 import { recoveryAllowance, type CutShort } from '../recover/work.js';
 import { modelCost } from '../onnx/flops.js';
@@ -54,7 +53,7 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
   const staged = hasRecoverySteps(config, calib) || config.quantize !== 'none';
   let roundSteps: StepRecord[] = [];
   let unit: UnitOutcome;
-  const hardware = hardwareOptions(config, progress);
+  const hardware = widthProbes(config, progress);
   // a latency target tries allocations until one measures fast enough; the others are steps of their own
   const targeted = config.targetSpeedup !== undefined || config.targetLatencyMs !== undefined
     ? await pruneForLatency(input.dense.proto, req.model, config, { modelPath: req.model, calib, progress, ...(hardware ? { hardware } : {}), data, stepsDir, provider: input.provider })
@@ -197,26 +196,6 @@ export async function judgeSteps(
     shifts,
     config,
   });
-}
-
-/** Structured pruning with `round-to: 0` measures the widths that run fast, at the run's batch sizes and threads. */
-function hardwareOptions(config: Config, progress: Progress): MeasureOptions | undefined {
-  if ((config.method !== 'structured' && config.method !== 'hybrid') || config.roundTo !== 0) return undefined;
-  let started = false;
-  return {
-    batches: config.batchSizes,
-    threads: config.latency.threads,
-    cacheDir: cacheDir(),
-    onProbe: (done, total) => {
-      if (!started) progress.stage({ kind: 'latency', detail: `channel widths: ${total} probes, cached per machine`, total });
-      started = true;
-      progress.update(done);
-      if (done === total) {
-        progress.stop();
-        started = false;
-      }
-    },
-  };
 }
 
 /**

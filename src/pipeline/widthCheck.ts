@@ -4,13 +4,14 @@ import { median } from 'simple-statistics';
 import type { Config } from '../config/schema.js';
 import { sliceBatch, type Dataset } from '../data/dataset.js';
 import { sha256File } from '../io/hash.js';
-import { readCached, writeCached } from '../io/measureCache.js';
+import { cacheDir, readCached, writeCached } from '../io/measureCache.js';
+import type { Progress } from '../io/progress.js';
 import { measureInterleaved } from '../measure/latency.js';
 import { saveModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
 import { pruneModel, type PruneContext, type PruneOutcome } from '../prune/pruneModel.js';
-import { machineId } from '../prune/structured/hardware.js';
+import { machineId, type MeasureOptions } from '../prune/structured/hardware.js';
 import type { WidthCheck } from '../prune/structured/record.js';
 
 /** The coarse prune ships only when it ran at least this much faster (geometric mean over batch sizes). */
@@ -197,5 +198,25 @@ function timeInterleaved(config: Config, ctx: { data: Dataset; provider: 'cpu' |
     const timing = { warmup: Math.min(config.latency.warmup, CHECK_TIMING.warmup), runs: Math.min(config.latency.runs, CHECK_TIMING.runs) };
     const samples = await measureInterleaved(files, source, { ...config.latency, ...timing, batchSizes: config.batchSizes, provider: ctx.provider });
     return samples.map((perBatch) => perBatch.map((s) => median(s)));
+  };
+}
+
+/** Structured pruning with `round-to: 0` measures the widths that run fast, at the run's batch sizes and threads. */
+export function widthProbes(config: Config, progress: Progress): MeasureOptions | undefined {
+  if ((config.method !== 'structured' && config.method !== 'hybrid') || config.roundTo !== 0) return undefined;
+  let started = false;
+  return {
+    batches: config.batchSizes,
+    threads: config.latency.threads,
+    cacheDir: cacheDir(),
+    onProbe: (done, total) => {
+      if (!started) progress.stage({ kind: 'latency', detail: `channel widths: ${total} probes, cached per machine`, total });
+      started = true;
+      progress.update(done);
+      if (done === total) {
+        progress.stop();
+        started = false;
+      }
+    },
   };
 }

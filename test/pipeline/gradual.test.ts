@@ -170,7 +170,7 @@ describe('gradual schedule with --bake-temperature', () => {
 });
 
 describe('gradual structured schedule (fixture CNN, channels)', () => {
-  it('removes channels from the already-smaller model so the cumulative ratio follows the schedule', async () => {
+  it('removes channels from the already-smaller model on fast widths so the cumulative ratio follows the schedule', async () => {
     const out = tempDir();
     const r = await runCli(['run', '--model', fixture('cnn-bn.onnx'), '--data', fixture('fmnist-test.npz'), '--sparsity', '0.5', '--method', 'structured', '--recovery', 'none', '--schedule', 'gradual', '--schedule-steps', '2', '--schedule-patience', '2', '--out', out, ...FAST]);
     expect(r.stderr).not.toMatch(/internal error/);
@@ -182,6 +182,10 @@ describe('gradual structured schedule (fixture CNN, channels)', () => {
     for (const row of s.steps) expect(Math.abs(row.channels_removed! - row.target)).toBeLessThan(0.03);
     expect(s.steps[1].size_bytes).toBeLessThan(s.steps[0].size_bytes);
     expect(s.steps[1].sparsity).toBeGreaterThan(s.steps[0].sparsity);
+    // every step's kept counts are on the widths measured to run fast, as a one-shot prune's are
+    const prunes = ledger.models[0].steps.filter((x) => x.name.startsWith('prune@'));
+    expect(prunes).toHaveLength(2);
+    for (const p of prunes) expect(p.description).toMatch(/snapped to the widths measured to run fast/);
   }, 120_000);
 });
 
