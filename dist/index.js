@@ -51503,6 +51503,181 @@ var init_unit = __esm({
   }
 });
 
+// src/io/hash.ts
+import { createHash as createHash3 } from "node:crypto";
+import * as fs19 from "node:fs";
+function sha256File(file) {
+  const hash = createHash3("sha256");
+  const fd2 = fs19.openSync(file, "r");
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (; ; ) {
+      const n = fs19.readSync(fd2, buf, 0, buf.length, null);
+      if (n === 0) break;
+      hash.update(buf.subarray(0, n));
+    }
+  } finally {
+    fs19.closeSync(fd2);
+  }
+  return hash.digest("hex");
+}
+var init_hash = __esm({
+  "src/io/hash.ts"() {
+    "use strict";
+  }
+});
+
+// src/pipeline/widthCheck.ts
+import * as fs20 from "node:fs";
+import * as path12 from "node:path";
+function coarseMultiples(multiples) {
+  if (multiples.length === 0) return [];
+  const max2 = Math.max(...multiples);
+  const out = multiples.every((m) => m === max2) ? [] : [max2];
+  for (let m = 2 * max2; m <= MAX_MULTIPLE; m *= 2) out.push(m);
+  return out;
+}
+function widthCandidates(multiples) {
+  if (multiples.length === 0) return [];
+  const coarse = new Set(coarseMultiples(multiples));
+  const out = [];
+  for (let m = Math.max(...multiples); m <= Math.max(MAX_MULTIPLE, Math.max(...multiples)); m *= 2) {
+    if (coarse.has(m)) out.push({ multiple: m, wholeBlocks: false });
+    out.push({ multiple: m, wholeBlocks: true });
+  }
+  return out;
+}
+function decideWidths(measuredMs, coarseMs) {
+  const speedups = coarseMs.map((c) => measuredMs.map((m, i2) => m / c[i2]));
+  const means = speedups.map(geometricMean);
+  const best = means.reduce((b, m, i2) => m > means[b] ? i2 : b, 0);
+  return { speedups, best, chosen: means[best] > 1 + COARSE_GAIN ? "coarse" : "measured" };
+}
+function shapes(m) {
+  return JSON.stringify(m.graph.initializer.map((t) => t.dims.map(Number)));
+}
+async function checkWidths(first, dense, config2, ctx) {
+  const a = first.allocation;
+  const groups = a?.rounding === "measured" ? a.groups ?? [] : [];
+  if (!a || groups.length === 0) return first;
+  const pruneOn = (c) => pruneModel(dense, config2, { ...ctx, widths: new Map(groups.map((g2) => [g2.name, c.multiple])), ...c.wholeBlocks ? { wholeBlocks: true } : {} });
+  const parentExisted = fs20.existsSync(ctx.dir);
+  const dir = path12.join(ctx.dir, "width-check");
+  const measuredFile = path12.join(dir, "width-check-measured.onnx");
+  const measuredShapes = shapes(first.model);
+  const seen = /* @__PURE__ */ new Set([measuredShapes]);
+  const alts = [];
+  const timedAs = ctx.shipForm?.name ?? "float";
+  const save = async (model, file) => {
+    saveModel(ctx.shipForm ? await ctx.shipForm.convert(model) : model, file);
+  };
+  fs20.mkdirSync(dir, { recursive: true });
+  let decision;
+  let hit = false;
+  try {
+    for (const rule2 of widthCandidates(groups.map((g2) => g2.multiple))) {
+      const alt2 = await pruneOn(rule2);
+      const model = alt2.model;
+      const counts2 = shapes(model);
+      if (seen.has(counts2) || (alt2.channels?.removed ?? 0) < MIN_REMOVED_SHARE * (first.channels?.removed ?? 0)) continue;
+      seen.add(counts2);
+      const file = path12.join(dir, `width-check-${rule2.multiple}${rule2.wholeBlocks ? "-whole" : ""}.onnx`);
+      await save(model, file);
+      alts.push({ rule: rule2, shapes: counts2, file });
+    }
+    if (alts.length === 0) return first;
+    const key = JSON.stringify({
+      what: "width-check",
+      machine: machineId(),
+      ort: onnxruntimeVersion(),
+      threads: config2.latency.threads,
+      batches: config2.batchSizes,
+      timedAs,
+      model: sha256File(ctx.modelPath),
+      measured: measuredShapes,
+      coarse: alts.map((x2) => x2.shapes)
+    });
+    decision = readCached(ctx.cacheDir, key, isDecision);
+    hit = !!decision;
+    if (!decision) {
+      await save(first.model, measuredFile);
+      ctx.progress?.note(`channel widths: timing the prune as a whole model${timedAs === "int8" ? ", quantized to INT8 as it ships," : ""} against every group on ${alts.map((x2) => ruleText(x2.rule)).join(", ")}`);
+      const [measured, ...coarseMs] = await (ctx.timeModels ?? timeInterleaved(config2, ctx))([measuredFile, ...alts.map((x2) => x2.file)]);
+      decision = decideWidths(measured, coarseMs);
+      writeCached(ctx.cacheDir, key, decision);
+    }
+  } finally {
+    fs20.rmSync(dir, { recursive: true, force: true });
+    if (!parentExisted && fs20.readdirSync(ctx.dir).length === 0) fs20.rmdirSync(ctx.dir);
+  }
+  const { rule } = alts[decision.best];
+  const check = {
+    coarse_multiple: rule.multiple,
+    whole_blocks: rule.wholeBlocks,
+    batches: [...config2.batchSizes],
+    speedup: decision.speedups[decision.best],
+    chosen: decision.chosen,
+    cached: hit,
+    timed_as: timedAs,
+    tried: alts.map((x2, i2) => ({ multiple: x2.rule.multiple, whole_blocks: x2.rule.wholeBlocks, speedup: decision.speedups[i2] }))
+  };
+  if (decision.chosen === "measured") return { ...first, allocation: { ...a, width_check: check } };
+  const alt = await pruneOn(rule);
+  return {
+    ...alt,
+    description: alt.description.replace(/; kept counts snapped to recorded widths: (.*)$/, `; kept counts snapped to the widths measured to run fast, coarsened by a whole-model timing: ${ruleText(rule)}`),
+    allocation: { ...a, groups: groups.map((g2) => ({ ...g2, multiple: rule.multiple, from: [...g2.from ?? [], `whole-model check: ${ruleText(rule)}`] })), width_check: check }
+  };
+}
+function timeInterleaved(config2, ctx) {
+  return async (files) => {
+    const source = sliceBatch(ctx.data, 0, Math.min(ctx.data.count, Math.max(...config2.batchSizes)));
+    const timing = { warmup: Math.min(config2.latency.warmup, CHECK_TIMING.warmup), runs: Math.min(config2.latency.runs, CHECK_TIMING.runs) };
+    const samples = await measureInterleaved(files, source, { ...config2.latency, ...timing, batchSizes: config2.batchSizes, provider: ctx.provider });
+    return samples.map((perBatch) => perBatch.map((s) => median(s)));
+  };
+}
+function widthProbes(config2, progress) {
+  if (config2.method !== "structured" && config2.method !== "hybrid" || config2.roundTo !== 0) return void 0;
+  let started = false;
+  return {
+    batches: config2.batchSizes,
+    threads: config2.latency.threads,
+    cacheDir: cacheDir(),
+    onProbe: (done, total2) => {
+      if (!started) progress.stage({ kind: "latency", detail: `channel widths: ${total2} probes, cached per machine`, total: total2 });
+      started = true;
+      progress.update(done);
+      if (done === total2) {
+        progress.stop();
+        started = false;
+      }
+    }
+  };
+}
+var COARSE_GAIN, MIN_REMOVED_SHARE, MAX_MULTIPLE, CHECK_TIMING, ruleText, geometricMean, isDecision;
+var init_widthCheck = __esm({
+  "src/pipeline/widthCheck.ts"() {
+    "use strict";
+    init_simple_statistics();
+    init_dataset();
+    init_hash();
+    init_measureCache();
+    init_latency();
+    init_model();
+    init_ort();
+    init_pruneModel();
+    init_hardware();
+    COARSE_GAIN = 0.02;
+    MIN_REMOVED_SHARE = 0.9;
+    MAX_MULTIPLE = 32;
+    CHECK_TIMING = { warmup: 3, runs: 15 };
+    ruleText = (c) => `${c.wholeBlocks ? "whole " : ""}multiples of ${c.multiple}`;
+    geometricMean = (xs) => Math.exp(xs.reduce((s, r) => s + Math.log(r), 0) / xs.length);
+    isDecision = (v) => !!v && Array.isArray(v.speedups) && Number.isInteger(v.best) && (v.chosen === "measured" || v.chosen === "coarse");
+  }
+});
+
 // src/pipeline/speedDecisions.ts
 function sequentialPlan(config2, limit) {
   const { runs, maxRuns, maxSeconds } = config2.latency;
@@ -51530,8 +51705,8 @@ var init_speedDecisions = __esm({
 });
 
 // src/pipeline/gradual.ts
-import * as fs19 from "node:fs";
-import * as path12 from "node:path";
+import * as fs21 from "node:fs";
+import * as path13 from "node:path";
 function regrownWeights(before, after, names) {
   const a = new GraphIndex(before.graph);
   const b = new GraphIndex(after.graph);
@@ -51575,8 +51750,9 @@ async function runGradual(input, progress) {
   const plan = config2.scope === "sensitivity" ? await unstructuredSensitivityPlan(denseModel, { calib, weights, config: config2, head: input.head }) : void 0;
   for (const n of plan?.notes ?? []) progress.note(n);
   progress.note(`schedule: gradual, ${targets.length} steps to ${pct5(config2.sparsity)} (${targets.map(pct5).join(", ")})`);
-  const stepsRoot = path12.join(req.out, "steps");
-  fs19.mkdirSync(stepsRoot, { recursive: true });
+  const stepsRoot = path13.join(req.out, "steps");
+  fs21.mkdirSync(stepsRoot, { recursive: true });
+  const hardware = config2.method === "structured" ? widthProbes(config2, progress) : void 0;
   const ctx = { data, shifts, denseWeights: weights, config: config2, progress, provider, head: input.head };
   const dense = await measureStep({ kind: "dense" }, "input model, unchanged (the rollback artifact)", req.model, ctx);
   const withDense = { ...ctx, dense: dense.preds };
@@ -51603,11 +51779,17 @@ async function runGradual(input, progress) {
       stepSparsity = Math.min(0.999, fractionOfRemaining(now.remaining, denseChannels.remaining, channels) * (now.remaining / Math.max(1, now.removable)));
       what = `structured to ${pct5(channels)} of the dense channels (${pct5(stepSparsity)} of the ${now.removable} still removable)${channelShare < 1 ? `, then magnitude to ${pct5(target)} of the dense weights` : ""}`;
     }
-    progress.stage({ kind: "prune", model: path12.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
+    progress.stage({ kind: "prune", model: path13.basename(req.model), schedule: { step: t, steps: targets.length }, detail: what });
     const stepConfig = { ...config2, method: structured ? "structured" : config2.method, sparsity: stepSparsity };
     const from = current;
+    const dir = path13.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
+    const pruneStep = async () => {
+      const pruneCtx = { modelPath: req.model, calib, head: input.head, ...hardware ? { hardware } : {} };
+      const first = await pruneModel(from, stepConfig, pruneCtx);
+      return hardware ? checkWidths(first, from, stepConfig, { ...pruneCtx, data, dir, cacheDir: cacheDir(), provider }) : first;
+    };
     const prune = async () => {
-      const pruned = plan ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] } : await pruneModel(from, stepConfig, { modelPath: req.model, calib, head: input.head });
+      const pruned = plan ? { model: pruneCounts(from, weights, plan.counts(target)), description: `unstructured magnitude pruning (sensitivity) of ${weights.length} weight tensors to ${pct5(target)}: per-layer ratios from the dense model's calibration-loss curves`, denseWeights: weights, notes: [] } : await pruneStep();
       if (config2.method === "hybrid") {
         const topUp = topUpMagnitude(pruned.model, weights, target, config2, config2.scope === "layer" ? "layer" : "global");
         pruned.model = topUp.model;
@@ -51620,7 +51802,6 @@ async function runGradual(input, progress) {
       if (t === 1) denseTally = pruned.channels;
       return { ...pruned, denseWeights: weights, description: `schedule step ${t}/${targets.length}, target ${pct5(target)}: ${pruned.description}` };
     };
-    const dir = path12.join(stepsRoot, `step-${String(t).padStart(2, "0")}`);
     const unit = await pruneAndRecover({
       prune,
       metadata: () => ({
@@ -51629,7 +51810,7 @@ async function runGradual(input, progress) {
         "prune-guard.scope": config2.scope,
         "prune-guard.target_sparsity": String(target),
         "prune-guard.schedule_step": `${t}/${targets.length}`,
-        "prune-guard.source": path12.basename(req.model),
+        "prune-guard.source": path13.basename(req.model),
         "prune-guard.recovery": config2.recovery
       }),
       pruneArtifact: stepFile(dir, 1, "prune"),
@@ -51697,7 +51878,7 @@ async function runGradual(input, progress) {
   const chosenPrune = measured.find((m) => m.step.name === stepName({ kind: "prune", at: chosen2.index })).step;
   const runJudged = judge(budgets, dense, chosen2.final, input, { reference: samples[0][0], candidate: samples[measured.indexOf(chosen2.final)][0], decisions: chosen2.decisions }, buildReduction(dense.step, chosenPrune, requestedReduction(config2), chosen2.channels));
   progress.note(`schedule: shipping step ${chosen2.index} (${chosen2.final.step.name}, ${pct5(chosen2.final.step.sparsity)}): ${choice.reason}`);
-  writeFileAtomic(outPath, fs19.readFileSync(chosen2.final.step.artifact));
+  writeFileAtomic(outPath, fs21.readFileSync(chosen2.final.step.artifact));
   const shipped = chosen2 === rows2[rows2.length - 1] ? chosen2.final : { ...chosen2.final, kind: { kind: "ship" }, step: { ...chosen2.final.step, name: stepName({ kind: "ship" }), artifact: outPath, description: `${chosen2.final.step.name} (schedule step ${chosen2.index}), copied byte for byte: ${choice.reason}` } };
   const schedule = {
     kind: "gradual",
@@ -51781,6 +51962,8 @@ var init_gradual = __esm({
     init_steps();
     init_timeSteps();
     init_unit();
+    init_widthCheck();
+    init_measureCache();
     init_verdicts();
     init_speedDecisions();
     init_quality();
@@ -51792,7 +51975,7 @@ var init_gradual = __esm({
 });
 
 // src/pipeline/rounds.ts
-import * as path13 from "node:path";
+import * as path14 from "node:path";
 function pruneRound(model, weights, target, config2, plan) {
   if (plan) return pruneCounts(model, weights, plan.counts(target));
   return magnitudePrune(model, weights, target, config2.scope === "layer" ? "layer" : "global").model;
@@ -51817,7 +52000,7 @@ async function runChain(dense, weights, config2, rounds, dir, ctx, chains, stop,
     const started = performance.now();
     const target = targets[r - 1];
     progress.stage({ kind: "recover", work: "round", round: r, rounds, detail: `${config2.method} to ${pct6(target)}` });
-    const roundDir = path13.join(dir, `round-${String(r).padStart(2, "0")}`);
+    const roundDir = path14.join(dir, `round-${String(r).padStart(2, "0")}`);
     const from2 = current;
     const unit = await pruneAndRecover({
       prune: async () => ({ model: pruneRound(from2, weights, target, config2, plan), description: "", denseWeights: [...weights], notes: [] }),
@@ -51868,8 +52051,8 @@ async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
   if (!(compare3 && config2.scope === "global" && ctx.calib.labels)) {
     return runChain(dense, weights, config2, rounds, ctx.stepsDir, ctx, 1, stop, config2.scope === "sensitivity" ? await sensitivity() : void 0);
   }
-  const global2 = await runChain(dense, weights, config2, rounds, path13.join(ctx.stepsDir, "global"), ctx, 2, stop);
-  const bySensitivity2 = await runChain(dense, weights, config2, rounds, path13.join(ctx.stepsDir, "sensitivity"), ctx, 2, stop, await sensitivity());
+  const global2 = await runChain(dense, weights, config2, rounds, path14.join(ctx.stepsDir, "global"), ctx, 2, stop);
+  const bySensitivity2 = await runChain(dense, weights, config2, rounds, path14.join(ctx.stepsDir, "sensitivity"), ctx, 2, stop, await sensitivity());
   const keepSensitivity = better(bySensitivity2.score, global2.score);
   const [won, lost] = keepSensitivity ? [bySensitivity2, global2] : [global2, bySensitivity2];
   const say = (c, name) => `${name} allocation calib acc ${(c.score.accuracy * 100).toFixed(2)}%, NLL ${c.score.nll.toFixed(4)} (${c.seconds.toFixed(1)} s)`;
@@ -51901,9 +52084,9 @@ var init_rounds2 = __esm({
 });
 
 // src/quantize/kernels.ts
-import * as fs20 from "node:fs";
+import * as fs22 from "node:fs";
 import * as os12 from "node:os";
-import * as path14 from "node:path";
+import * as path15 from "node:path";
 function kernelReport(written, optimised) {
   const ops = {};
   let integer2 = 0;
@@ -51936,10 +52119,10 @@ function kernelReport(written, optimised) {
 }
 async function optimisedGraph(modelPath, threads = 1) {
   const { ort } = onnxruntime();
-  const dir = fs20.mkdtempSync(path14.join(process.env.RUNNER_TEMP || os12.tmpdir(), "prune-guard-kernels-"));
-  const done = onInterrupt(() => fs20.rmSync(dir, { recursive: true, force: true }));
+  const dir = fs22.mkdtempSync(path15.join(process.env.RUNNER_TEMP || os12.tmpdir(), "prune-guard-kernels-"));
+  const done = onInterrupt(() => fs22.rmSync(dir, { recursive: true, force: true }));
   try {
-    const file = path14.join(dir, "optimised.onnx");
+    const file = path15.join(dir, "optimised.onnx");
     let session;
     try {
       session = await ort.InferenceSession.create(modelPath, { executionProviders: ["cpu"], graphOptimizationLevel: "all", intraOpNumThreads: threads, optimizedModelFilePath: file, logSeverityLevel: 3 });
@@ -51949,7 +52132,7 @@ async function optimisedGraph(modelPath, threads = 1) {
     await session.release();
     return loadModel(file).proto;
   } finally {
-    fs20.rmSync(dir, { recursive: true, force: true });
+    fs22.rmSync(dir, { recursive: true, force: true });
     done();
   }
 }
@@ -52765,8 +52948,8 @@ var init_dynamic = __esm({
 });
 
 // src/pipeline/quantizeStep.ts
-import * as fs21 from "node:fs";
-import * as path15 from "node:path";
+import * as fs23 from "node:fs";
+import * as path16 from "node:path";
 function firstSlice(d, n) {
   if (d.count <= n) return d;
   return { ...d, count: n, inputs: sliceBatch(d, 0, n), labels: d.labels ? d.labels.subarray(0, n) : null };
@@ -52823,21 +53006,21 @@ async function quantizeStep(input) {
   const { config: config2, progress, calib } = input;
   const threads = QUALITY_THREADS;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path15.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
+  progress.note(`quantizing ${path16.basename(input.source)} to INT8 (static QDQ, ${config2.quantizeCalibration} calibration on ${calib.count} samples)`);
   const prep = await prepareQuantization(float, calib, { calibrator: config2.quantizeCalibration, exclude: config2.quantizeExclude, threads });
   const slice = firstSlice(calib, DECISION_SAMPLES);
   const metric = slice.labels ? "accuracy" : "agreement";
   const floatPred = await predict2(float, slice, "fused", threads, input.head);
   const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
   const weights = await chooseWeightBits(prep, slice, threads, input.head);
-  const scratch = fs21.mkdtempSync(path15.join(path15.dirname(input.artifact), ".quantize-"));
+  const scratch = fs23.mkdtempSync(path16.join(path16.dirname(input.artifact), ".quantize-"));
   const measured = [];
   try {
     const plans = variants(prep);
     const files = [];
     for (const [k, v] of plans.entries()) {
       const q2 = buildQuantized(prep, new Set(v.keep.keys()), weights.bits);
-      const file = path15.join(scratch, `variant-${k}.onnx`);
+      const file = path16.join(scratch, `variant-${k}.onnx`);
       saveModel(q2.model, file);
       files.push(file);
       const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads, input.head), floatPred, slice.labels);
@@ -52853,7 +53036,7 @@ async function quantizeStep(input) {
       });
     }
   } finally {
-    fs21.rmSync(scratch, { recursive: true, force: true });
+    fs23.rmSync(scratch, { recursive: true, force: true });
   }
   const eligible = measured.filter((m) => m.calib_quality >= floatQuality - CALIB_TOLERANCE);
   const pick2 = (eligible.length ? eligible : measured).reduce(
@@ -52906,7 +53089,7 @@ async function quantizeStep(input) {
 }
 function cpuHasVnni() {
   try {
-    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs21.readFileSync("/proc/cpuinfo", "utf8"));
+    return /\b(avx512_vnni|avx_vnni|amx_int8|asimddp)\b/.test(fs23.readFileSync("/proc/cpuinfo", "utf8"));
   } catch {
     return void 0;
   }
@@ -52915,7 +53098,7 @@ async function quantizeDynamicStep(input) {
   const { config: config2, progress } = input;
   const threads = QUALITY_THREADS;
   const float = loadModel(input.source).proto;
-  progress.note(`quantizing ${path15.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
+  progress.note(`quantizing ${path16.basename(input.source)} to INT8 (dynamic: MatMul weights int8, activations quantized per batch)`);
   let bits2 = 8;
   let deviation = null;
   let reason;
@@ -53083,8 +53266,8 @@ var init_targetCandidates = __esm({
 });
 
 // src/pipeline/latencyTarget.ts
-import * as fs22 from "node:fs";
-import * as path16 from "node:path";
+import * as fs24 from "node:fs";
+import * as path17 from "node:path";
 async function pruneForLatency(dense, modelPath, config2, ctx) {
   const batch = config2.batchSizes[0];
   const source = sliceBatch(ctx.data, 0, Math.min(ctx.data.count, batch));
@@ -53098,8 +53281,8 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
   const needed = config2.targetSpeedup ?? denseMs / config2.targetLatencyMs;
   const curves = ctx.calib ? await lossCurves(dense, config2, ctx) : void 0;
   if (curves) ctx.progress.note(curves.note);
-  const dir = path16.join(ctx.stepsDir, "target");
-  fs22.mkdirSync(dir, { recursive: true });
+  const dir = path17.join(ctx.stepsDir, "target");
+  fs24.mkdirSync(dir, { recursive: true });
   const attempts = [];
   let budgetMs = denseMs / needed;
   const pruneAt = (spread3) => pruneModel(dense, { ...config2, scope: "global" }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs, spread: spread3 }, ...curves ? { lossCurves: curves.curves } : {} });
@@ -53118,7 +53301,7 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
   for (; ; ) {
     const outcome = first ?? await pruneAt(spread2);
     first = void 0;
-    const file = path16.join(dir, `attempt-${attempts.length + 1}.onnx`);
+    const file = path17.join(dir, `attempt-${attempts.length + 1}.onnx`);
     saveModel(outcome.model, file);
     const [d, p] = await time2([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
     const plan = outcome.allocation?.latency;
@@ -53208,163 +53391,6 @@ var init_latencyTarget2 = __esm({
   }
 });
 
-// src/io/hash.ts
-import { createHash as createHash3 } from "node:crypto";
-import * as fs23 from "node:fs";
-function sha256File(file) {
-  const hash = createHash3("sha256");
-  const fd2 = fs23.openSync(file, "r");
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (; ; ) {
-      const n = fs23.readSync(fd2, buf, 0, buf.length, null);
-      if (n === 0) break;
-      hash.update(buf.subarray(0, n));
-    }
-  } finally {
-    fs23.closeSync(fd2);
-  }
-  return hash.digest("hex");
-}
-var init_hash = __esm({
-  "src/io/hash.ts"() {
-    "use strict";
-  }
-});
-
-// src/pipeline/widthCheck.ts
-import * as fs24 from "node:fs";
-import * as path17 from "node:path";
-function coarseMultiples(multiples) {
-  if (multiples.length === 0) return [];
-  const max2 = Math.max(...multiples);
-  const out = multiples.every((m) => m === max2) ? [] : [max2];
-  for (let m = 2 * max2; m <= MAX_MULTIPLE; m *= 2) out.push(m);
-  return out;
-}
-function widthCandidates(multiples) {
-  if (multiples.length === 0) return [];
-  const coarse = new Set(coarseMultiples(multiples));
-  const out = [];
-  for (let m = Math.max(...multiples); m <= Math.max(MAX_MULTIPLE, Math.max(...multiples)); m *= 2) {
-    if (coarse.has(m)) out.push({ multiple: m, wholeBlocks: false });
-    out.push({ multiple: m, wholeBlocks: true });
-  }
-  return out;
-}
-function decideWidths(measuredMs, coarseMs) {
-  const speedups = coarseMs.map((c) => measuredMs.map((m, i2) => m / c[i2]));
-  const means = speedups.map(geometricMean);
-  const best = means.reduce((b, m, i2) => m > means[b] ? i2 : b, 0);
-  return { speedups, best, chosen: means[best] > 1 + COARSE_GAIN ? "coarse" : "measured" };
-}
-function shapes(m) {
-  return JSON.stringify(m.graph.initializer.map((t) => t.dims.map(Number)));
-}
-async function checkWidths(first, dense, config2, ctx) {
-  const a = first.allocation;
-  const groups = a?.rounding === "measured" ? a.groups ?? [] : [];
-  if (!a || groups.length === 0) return first;
-  const pruneOn = (c) => pruneModel(dense, config2, { ...ctx, widths: new Map(groups.map((g2) => [g2.name, c.multiple])), ...c.wholeBlocks ? { wholeBlocks: true } : {} });
-  const parentExisted = fs24.existsSync(ctx.dir);
-  const dir = path17.join(ctx.dir, "width-check");
-  const measuredFile = path17.join(dir, "width-check-measured.onnx");
-  const measuredShapes = shapes(first.model);
-  const seen = /* @__PURE__ */ new Set([measuredShapes]);
-  const alts = [];
-  const timedAs = ctx.shipForm?.name ?? "float";
-  const save = async (model, file) => {
-    saveModel(ctx.shipForm ? await ctx.shipForm.convert(model) : model, file);
-  };
-  fs24.mkdirSync(dir, { recursive: true });
-  let decision;
-  let hit = false;
-  try {
-    for (const rule2 of widthCandidates(groups.map((g2) => g2.multiple))) {
-      const alt2 = await pruneOn(rule2);
-      const model = alt2.model;
-      const counts2 = shapes(model);
-      if (seen.has(counts2) || (alt2.channels?.removed ?? 0) < MIN_REMOVED_SHARE * (first.channels?.removed ?? 0)) continue;
-      seen.add(counts2);
-      const file = path17.join(dir, `width-check-${rule2.multiple}${rule2.wholeBlocks ? "-whole" : ""}.onnx`);
-      await save(model, file);
-      alts.push({ rule: rule2, shapes: counts2, file });
-    }
-    if (alts.length === 0) return first;
-    const key = JSON.stringify({
-      what: "width-check",
-      machine: machineId(),
-      ort: onnxruntimeVersion(),
-      threads: config2.latency.threads,
-      batches: config2.batchSizes,
-      timedAs,
-      model: sha256File(ctx.modelPath),
-      measured: measuredShapes,
-      coarse: alts.map((x2) => x2.shapes)
-    });
-    decision = readCached(ctx.cacheDir, key, isDecision);
-    hit = !!decision;
-    if (!decision) {
-      await save(first.model, measuredFile);
-      ctx.progress?.note(`channel widths: timing the prune as a whole model${timedAs === "int8" ? ", quantized to INT8 as it ships," : ""} against every group on ${alts.map((x2) => ruleText(x2.rule)).join(", ")}`);
-      const [measured, ...coarseMs] = await (ctx.timeModels ?? timeInterleaved(config2, ctx))([measuredFile, ...alts.map((x2) => x2.file)]);
-      decision = decideWidths(measured, coarseMs);
-      writeCached(ctx.cacheDir, key, decision);
-    }
-  } finally {
-    fs24.rmSync(dir, { recursive: true, force: true });
-    if (!parentExisted && fs24.readdirSync(ctx.dir).length === 0) fs24.rmdirSync(ctx.dir);
-  }
-  const { rule } = alts[decision.best];
-  const check = {
-    coarse_multiple: rule.multiple,
-    whole_blocks: rule.wholeBlocks,
-    batches: [...config2.batchSizes],
-    speedup: decision.speedups[decision.best],
-    chosen: decision.chosen,
-    cached: hit,
-    timed_as: timedAs,
-    tried: alts.map((x2, i2) => ({ multiple: x2.rule.multiple, whole_blocks: x2.rule.wholeBlocks, speedup: decision.speedups[i2] }))
-  };
-  if (decision.chosen === "measured") return { ...first, allocation: { ...a, width_check: check } };
-  const alt = await pruneOn(rule);
-  return {
-    ...alt,
-    description: alt.description.replace(/; kept counts snapped to recorded widths: (.*)$/, `; kept counts snapped to the widths measured to run fast, coarsened by a whole-model timing: ${ruleText(rule)}`),
-    allocation: { ...a, groups: groups.map((g2) => ({ ...g2, multiple: rule.multiple, from: [...g2.from ?? [], `whole-model check: ${ruleText(rule)}`] })), width_check: check }
-  };
-}
-function timeInterleaved(config2, ctx) {
-  return async (files) => {
-    const source = sliceBatch(ctx.data, 0, Math.min(ctx.data.count, Math.max(...config2.batchSizes)));
-    const timing = { warmup: Math.min(config2.latency.warmup, CHECK_TIMING.warmup), runs: Math.min(config2.latency.runs, CHECK_TIMING.runs) };
-    const samples = await measureInterleaved(files, source, { ...config2.latency, ...timing, batchSizes: config2.batchSizes, provider: ctx.provider });
-    return samples.map((perBatch) => perBatch.map((s) => median(s)));
-  };
-}
-var COARSE_GAIN, MIN_REMOVED_SHARE, MAX_MULTIPLE, CHECK_TIMING, ruleText, geometricMean, isDecision;
-var init_widthCheck = __esm({
-  "src/pipeline/widthCheck.ts"() {
-    "use strict";
-    init_simple_statistics();
-    init_dataset();
-    init_hash();
-    init_measureCache();
-    init_latency();
-    init_model();
-    init_ort();
-    init_pruneModel();
-    init_hardware();
-    COARSE_GAIN = 0.02;
-    MIN_REMOVED_SHARE = 0.9;
-    MAX_MULTIPLE = 32;
-    CHECK_TIMING = { warmup: 3, runs: 15 };
-    ruleText = (c) => `${c.wholeBlocks ? "whole " : ""}multiples of ${c.multiple}`;
-    geometricMean = (xs) => Math.exp(xs.reduce((s, r) => s + Math.log(r), 0) / xs.length);
-    isDecision = (v) => !!v && Array.isArray(v.speedups) && Number.isInteger(v.best) && (v.chosen === "measured" || v.chosen === "coarse");
-  }
-});
-
 // src/pipeline/oneShot.ts
 import * as fs25 from "node:fs";
 import * as path18 from "node:path";
@@ -53380,7 +53406,7 @@ async function runOneShot(input, progress) {
   const staged = hasRecoverySteps(config2, calib) || config2.quantize !== "none";
   let roundSteps = [];
   let unit;
-  const hardware = hardwareOptions(config2, progress);
+  const hardware = widthProbes(config2, progress);
   const targeted = config2.targetSpeedup !== void 0 || config2.targetLatencyMs !== void 0 ? await pruneForLatency(input.dense.proto, req.model, config2, { modelPath: req.model, calib, progress, ...hardware ? { hardware } : {}, data, stepsDir, provider: input.provider }) : void 0;
   if (rounds > 1) {
     const r = await pruneWithRounds(input.dense.proto, config2, rounds, { modelPath: req.model, calib, stepsDir, progress, files, metadata, head }, resolveCompare(config2, rounds));
@@ -53483,24 +53509,6 @@ async function judgeSteps(input, measured, progress, record, reduction2, shortfa
     shifts,
     config: config2
   });
-}
-function hardwareOptions(config2, progress) {
-  if (config2.method !== "structured" && config2.method !== "hybrid" || config2.roundTo !== 0) return void 0;
-  let started = false;
-  return {
-    batches: config2.batchSizes,
-    threads: config2.latency.threads,
-    cacheDir: cacheDir(),
-    onProbe: (done, total2) => {
-      if (!started) progress.stage({ kind: "latency", detail: `channel widths: ${total2} probes, cached per machine`, total: total2 });
-      started = true;
-      progress.update(done);
-      if (done === total2) {
-        progress.stop();
-        started = false;
-      }
-    }
-  };
 }
 function structuredSpeedNotes(config2, dense, final) {
   if (config2.method !== "structured" && config2.method !== "hybrid") return [];
