@@ -50870,7 +50870,7 @@ var init_size = __esm({
 });
 
 // src/pipeline/release.ts
-import { setFlagsFromString } from "node:v8";
+import { getHeapStatistics, setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 function releaseField(holder, key, what) {
   Object.defineProperty(holder, key, {
@@ -50882,6 +50882,8 @@ function releaseField(holder, key, what) {
   });
 }
 function collectGarbage() {
+  const heap = getHeapStatistics();
+  if (heap.used_heap_size + heap.external_memory < COLLECT_FROM_BYTES) return;
   if (!collect) {
     const exposed = globalThis.gc;
     if (exposed) collect = exposed;
@@ -50892,10 +50894,11 @@ function collectGarbage() {
   }
   collect();
 }
-var collect;
+var collect, COLLECT_FROM_BYTES;
 var init_release = __esm({
   "src/pipeline/release.ts"() {
     "use strict";
+    COLLECT_FROM_BYTES = 128 * 1024 * 1024;
   }
 });
 
