@@ -9,9 +9,13 @@ import HeaviestFirst from './test/support/heaviestFirst.js';
 const probeCache = fs.mkdtempSync(path.join(os.tmpdir(), 'prune-guard-test-cache-'));
 
 // Files that need a process of their own: module mocks (vi.mock replaces a module for every later file in
-// the process), peak-memory readings (the process's high-water mark), and decisions on measured latency
-// (a heap left big by earlier files adds collector pauses to the timings)
+// the process), peak-memory readings (the process's high-water mark), decisions on measured latency
+// (a heap left big by earlier files adds collector pauses to the timings), and files that load big
+// libraries no other file uses (Playwright and Mermaid, dependency-cruiser: about 60 MB of heap that
+// would stay for the rest of a shared worker's files, every full collection walking it)
 const OWN_PROCESS = [
+  'test/github/comment.browser.test.ts',
+  'test/layers.test.ts',
   'test/pipeline/nmVerify.test.ts',
   'test/pipeline/funnel.test.ts',
   'test/measure/runtimeCost.test.ts',

@@ -35997,7 +35997,7 @@ function measureFileSize(file) {
 }
 
 // src/pipeline/release.ts
-import { setFlagsFromString } from "node:v8";
+import { getHeapStatistics, setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 function releaseField(holder, key, what) {
   Object.defineProperty(holder, key, {
@@ -36009,7 +36009,10 @@ function releaseField(holder, key, what) {
   });
 }
 var collect;
+var COLLECT_FROM_BYTES = 128 * 1024 * 1024;
 function collectGarbage() {
+  const heap = getHeapStatistics();
+  if (heap.used_heap_size + heap.external_memory < COLLECT_FROM_BYTES) return;
   if (!collect) {
     const exposed = globalThis.gc;
     if (exposed) collect = exposed;

@@ -50894,7 +50894,7 @@ var init_size = __esm({
 });
 
 // src/pipeline/release.ts
-import { setFlagsFromString } from "node:v8";
+import { getHeapStatistics, setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 function releaseField(holder, key, what) {
   Object.defineProperty(holder, key, {
@@ -50906,6 +50906,8 @@ function releaseField(holder, key, what) {
   });
 }
 function collectGarbage() {
+  const heap = getHeapStatistics();
+  if (heap.used_heap_size + heap.external_memory < COLLECT_FROM_BYTES) return;
   if (!collect) {
     const exposed = globalThis.gc;
     if (exposed) collect = exposed;
@@ -50916,10 +50918,11 @@ function collectGarbage() {
   }
   collect();
 }
-var collect;
+var collect, COLLECT_FROM_BYTES;
 var init_release = __esm({
   "src/pipeline/release.ts"() {
     "use strict";
+    COLLECT_FROM_BYTES = 128 * 1024 * 1024;
   }
 });
 

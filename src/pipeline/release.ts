@@ -1,4 +1,4 @@
-import { setFlagsFromString } from 'node:v8';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 /**
@@ -20,12 +20,22 @@ export function releaseField<T extends object>(holder: T, key: keyof T & string,
 let collect: (() => void) | undefined;
 
 /**
- * A full garbage collection now. Released models are plain JavaScript garbage, but V8 only collects when
- * JavaScript allocates, and onnxruntime's allocations are native: without this, the next session is
- * loaded on top of the last stage's garbage (ViT-B/16: about 1 GB still resident after pruning and
- * saving). Node exposes gc() only behind a flag, which V8 accepts at run time for contexts made after it.
+ * JavaScript memory (heap and array buffers) below which collectGarbage does nothing: it could free at
+ * most that much, little beside the native memory of the sessions that follow, while a full collection
+ * walks every live object (tens of milliseconds on a busy runner, several times a run).
+ */
+export const COLLECT_FROM_BYTES = 128 * 1024 * 1024;
+
+/**
+ * A full garbage collection now, when JavaScript holds enough memory for it to matter. Released models
+ * are plain JavaScript garbage, but V8 only collects when JavaScript allocates, and onnxruntime's
+ * allocations are native: without this, the next session is loaded on top of the last stage's garbage
+ * (ViT-B/16: about 1 GB still resident after pruning and saving). Node exposes gc() only behind a flag,
+ * which V8 accepts at run time for contexts made after it.
  */
 export function collectGarbage(): void {
+  const heap = getHeapStatistics();
+  if (heap.used_heap_size + heap.external_memory < COLLECT_FROM_BYTES) return;
   if (!collect) {
     const exposed = (globalThis as { gc?: () => void }).gc;
     if (exposed) collect = exposed;

@@ -49,7 +49,8 @@ describe('1000 classes', () => {
 
 describe('every file written', () => {
   it('passes onnx.checker', async () => {
-    const r = await run('sqz-softmax4d.onnx', TEST, '--calib', CALIB, '--method', 'structured', '--sparsity', '0.3', '--bake-temperature');
+    // channel widths taken as they are: which widths run fast changes channel counts, never which nodes are written
+    const r = await run('sqz-softmax4d.onnx', TEST, '--calib', CALIB, '--method', 'structured', '--sparsity', '0.3', '--round-to', '1', '--bake-temperature');
     expect([0, 1]).toContain(r.code);
     onnxCheckAll(r.model!.steps.slice(1).map((s) => s.artifact));
   });

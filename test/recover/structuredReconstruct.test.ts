@@ -16,7 +16,7 @@ import { withExtraOutputs } from '../../src/onnx/subgraph.js';
 import { layerSkipText } from '../../src/recover/refusals.js';
 import { runCli } from '../support/cli.js';
 import { fixture, tempDir } from '../support/fixtures.js';
-import { onnxCheck } from '../support/onnxChecker.js';
+import { onnxCheckAll } from '../support/onnxChecker.js';
 
 const OPTS = { sparsity: 0.3, scope: 'global' as const, roundTo: 1, criterion: 'l1' as const, protectedTensors: new Set<string>() };
 
@@ -134,6 +134,6 @@ describe('prune-guard run --method structured --recovery reconstruct', () => {
     expect(rec.recovery!.calib_accuracy_after!).toBeGreaterThan(rec.recovery!.calib_accuracy_before! + 0.3);
     expect(rec.accuracy!).toBeGreaterThan(steps[1].accuracy! + 0.3);
     expect(rec.accuracy!).toBeGreaterThan(steps[0].accuracy! - 0.06);
-    for (const s of steps.slice(1)) onnxCheck(s.artifact);
+    onnxCheckAll(steps.slice(1).map((s) => s.artifact));
   });
 });

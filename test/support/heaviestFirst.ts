@@ -8,21 +8,22 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  */
 const HEAVIEST = [
   'test/pipeline/coverageMatrix.test.ts',
-  'test/pipeline/realWorld.test.ts',
-  'test/github/comment.browser.test.ts',
-  'test/pipeline/gradual.test.ts',
-  'test/recover/rounds.test.ts',
-  'test/pipeline/opsets.test.ts',
   'test/pipeline/exports.test.ts',
-  'test/pipeline/exportVariants.test.ts',
-  'test/prune/sensitivity-macs.test.ts',
+  'test/github/comment.browser.test.ts',
   'test/hardening/interrupt.test.ts',
+  'test/recover/commandProcess.test.ts',
+  'test/pipeline/realWorld.test.ts',
+  'test/pipeline/opsets.test.ts',
   'test/hardening/outputs.test.ts',
   'test/referenceEval.test.ts',
-  'test/recover/commandProcess.test.ts',
-  'test/github/run.test.ts',
+  'test/recover/rounds.test.ts',
+  'test/pipeline/gradual.test.ts',
   'test/pipeline/determinism.test.ts',
+  'test/recover/external.test.ts',
+  'test/prune/sensitivity-macs.test.ts',
+  'test/recover/stageJudge.test.ts',
   'test/recover/pipeline.test.ts',
+  'test/pipeline/run.test.ts',
 ];
 
 const rank = (spec: TestSpecification): number => {
