@@ -11,7 +11,16 @@ import { LOCK_NAME, PRIVATE_DIR } from '../../src/io/lock.js';
 export function outputSet(dir: string, read: (file: string) => string = (f) => fs.readFileSync(f, 'utf8')): Record<string, string> {
   const seen: Record<string, string> = {};
   const walk = (d: string, prefix: string) => {
-    for (const n of fs.readdirSync(d).sort()) {
+    let names: string[];
+    try {
+      names = fs.readdirSync(d).sort();
+    } catch (e) {
+      // a linked folder can be gone by the time it is listed: the reader straddled a swap and the old set
+      // was removed; like a link to a name the current set lacks, it counts as absent
+      if (prefix !== '' && (e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
+    }
+    for (const n of names) {
       if (prefix === '' && (n === PRIVATE_DIR || n === LOCK_NAME)) continue;
       const st = fs.statSync(path.join(d, n), { throwIfNoEntry: false });
       if (!st) continue;
