@@ -36572,8 +36572,9 @@ function coarseMultiples(multiples) {
 function widthCandidates(multiples) {
   if (multiples.length === 0) return [];
   const coarse = new Set(coarseMultiples(multiples));
+  const largest = Math.max(...multiples);
   const out = [];
-  for (let m = Math.max(...multiples); m <= Math.max(MAX_MULTIPLE, Math.max(...multiples)); m *= 2) {
+  for (let m = largest; m <= Math.max(MAX_MULTIPLE, largest); m *= 2) {
     if (coarse.has(m)) out.push({ multiple: m, wholeBlocks: false });
     out.push({ multiple: m, wholeBlocks: true });
   }

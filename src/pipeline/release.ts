@@ -29,9 +29,9 @@ export const COLLECT_FROM_BYTES = 128 * 1024 * 1024;
 /**
  * A full garbage collection now, when JavaScript holds enough memory for it to matter. Released models
  * are plain JavaScript garbage, but V8 only collects when JavaScript allocates, and onnxruntime's
- * allocations are native: without this, the next session is loaded on top of the last stage's garbage
- * (ViT-B/16: about 1 GB still resident after pruning and saving). Node exposes gc() only behind a flag,
- * which V8 accepts at run time for contexts made after it.
+ * allocations are native: without this, the next onnxruntime session is created on top of the last
+ * stage's garbage (ViT-B/16: about 1 GB still resident after pruning and saving). Node exposes gc() only
+ * behind a flag, which V8 accepts at run time for contexts made after it.
  */
 export function collectGarbage(): void {
   const heap = getHeapStatistics();
