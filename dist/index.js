@@ -41057,6 +41057,9 @@ function unitSavings(layers, exponent) {
   const tie = layers.map((l) => (l.unitCost ?? 0) > 0 ? l.unitCost : floor);
   return { weight: tie.map((c) => (c / floor) ** exponent), tie };
 }
+function lossAlong(pts) {
+  return (r) => interpolate(pts, r);
+}
 function interpolate(pts, r) {
   for (let i2 = 1; i2 < pts.length; i2++) {
     if (r <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (r - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r);
@@ -44317,6 +44320,7 @@ function snapToWidths(groups, halvings = true) {
     for (let r = units - hi; r < units - lo; r++) sum += s[r];
     return sum / Math.max(1, hi - lo);
   };
+  const stepCost = (g2, lo, hi) => g2.lossAt ? (g2.lossAt(lo) - g2.lossAt(hi)) / Math.max(1, hi - lo) : meanBetween(g2, lo, hi);
   for (let guard = 0; guard < 1e4; guard++) {
     const gap = target - removed();
     let best;
@@ -44327,13 +44331,13 @@ function snapToWidths(groups, halvings = true) {
         const to = list[i2 - 1];
         const step = kept.get(g2.root) - to;
         if (Math.abs(gap - step) >= Math.abs(gap)) continue;
-        const cost = meanBetween(g2, to, kept.get(g2.root));
+        const cost = stepCost(g2, to, kept.get(g2.root));
         if (!best || cost < best.cost) best = { root: g2.root, to, cost };
       } else if (gap < 0 && i2 < list.length - 1) {
         const to = list[i2 + 1];
         const step = to - kept.get(g2.root);
         if (Math.abs(gap + step) >= Math.abs(gap)) continue;
-        const cost = -meanBetween(g2, kept.get(g2.root), to);
+        const cost = -stepCost(g2, kept.get(g2.root), to);
         if (!best || cost < best.cost) best = { root: g2.root, to, cost };
       }
     }
@@ -46609,7 +46613,7 @@ async function structuredPrune(input, opts) {
     const curves = /* @__PURE__ */ new Map();
     for (const g2 of prunable) {
       const points2 = opts.lossCurves?.get(g2.name);
-      if (points2) curves.set(g2.root, lossAt(monotoneCurve(points2, 1)));
+      if (points2) curves.set(g2.root, lossAlong(monotoneCurve(points2, 1)));
     }
     const cost = (root, from, to) => {
       const f = curves.get(root);
@@ -46638,7 +46642,14 @@ async function structuredPrune(input, opts) {
   } else if (widths) {
     const multiple = new Map(widths.groups.map((g2) => [g2.root, g2.multiple]));
     const plain2 = units.filter((u) => analysis.spaces.block(u.root) === 1);
-    const snapped = snapToWidths(plain2.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root), scores: normalised(unitImportance.get(u.root)) })), !opts.wholeBlocks);
+    const nameOf = new Map(prunable.map((g2) => [g2.root, g2.name]));
+    const snapped = snapToWidths(
+      plain2.map((u) => {
+        const lossAt = opts.snapLoss?.get(nameOf.get(u.root));
+        return { root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root), scores: normalised(unitImportance.get(u.root)), ...lossAt ? { lossAt } : {} };
+      }),
+      !opts.wholeBlocks
+    );
     const asked = plain2.reduce((n, u) => n + u.size - keptUnits.get(u.root), 0);
     const got = plain2.reduce((n, u) => n + u.size - snapped.get(u.root), 0);
     if (got !== asked) notes.push(`channel widths: ${got} channels removed instead of the ${asked} the allocation asked for, the nearest total the fast widths allow`);
@@ -46655,14 +46666,6 @@ async function structuredPrune(input, opts) {
   const outcome = groups.map((g2) => ({ ...g2, kept: keep.has(g2.root) ? keptCount.get(g2.root) : g2.size }));
   for (const g2 of outcome) if (g2.skip) notes.push(`group ${g2.name} (${g2.size} channels) not pruned: ${renderSkip(g2.skip)}`);
   return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), tally: channelTally(outcome), ...widths ? { widths } : {}, ...latency2 ? { latency: latency2 } : {} };
-}
-function lossAt(pts) {
-  return (ratio2) => {
-    for (let i2 = 1; i2 < pts.length; i2++) {
-      if (ratio2 <= pts[i2].r) return pts[i2 - 1].f + (pts[i2].f - pts[i2 - 1].f) * (ratio2 - pts[i2 - 1].r) / (pts[i2].r - pts[i2 - 1].r || 1);
-    }
-    return pts[pts.length - 1].f;
-  };
 }
 function normalised(scores) {
   let mean3 = 0;
@@ -47469,16 +47472,14 @@ async function sensitivityPrune(dense, req) {
   const structuredOpts = { roundTo: 1, criterion: req.config.criterion, protectedTensors: req.protectedTensors, calib: req.calib };
   const perMac = req.perMac === true && req.method === "structured";
   const { scorer, units, curves, seconds: analysisSeconds } = await analyse(dense, req, structuredOpts, perMac);
-  const allocation = allocateSparsity(
-    curves.map((c, i2) => ({
-      size: c.size,
-      maxUnits: units[i2].maxUnits,
-      points: c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll })),
-      ...c.macs_per_unit !== void 0 ? { unitCost: c.macs_per_unit } : {}
-    })),
-    req.sparsity,
-    { cap: DEFAULT_CAP, costExponent: perMac ? MAC_COST_EXPONENT : 0 }
-  );
+  const layerCurves = curves.map((c, i2) => ({
+    size: c.size,
+    maxUnits: units[i2].maxUnits,
+    points: c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll })),
+    ...c.macs_per_unit !== void 0 ? { unitCost: c.macs_per_unit } : {}
+  }));
+  const costExponent = perMac ? MAC_COST_EXPONENT : 0;
+  const allocation = allocateSparsity(layerCurves, req.sparsity, { cap: DEFAULT_CAP, costExponent });
   const notes = [];
   let model;
   let description;
@@ -47500,7 +47501,7 @@ async function sensitivityPrune(dense, req) {
       keptUnits.set(g2.root, keep);
       allocated.push(1 - keep * g2.block / g2.size);
     });
-    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits, ...req.widths ? { widths: req.widths, ...req.wholeBlocks ? { wholeBlocks: true } : {} } : req.hardware ? { hardware: req.hardware } : {} });
+    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits, snapLoss: snapLosses(curves, layerCurves, costExponent), ...req.widths ? { widths: req.widths, ...req.wholeBlocks ? { wholeBlocks: true } : {} } : req.hardware ? { hardware: req.hardware } : {} });
     notes.push(...r.notes);
     widths = r.widths;
     model = r.model;
@@ -47525,6 +47526,16 @@ async function sensitivityPrune(dense, req) {
       allocation: perMac ? "loss-per-mac" : "loss"
     }
   };
+}
+function snapLosses(curves, layers, costExponent) {
+  const { weight } = unitSavings(layers, costExponent);
+  return new Map(
+    curves.map((c, i2) => {
+      const size2 = layers[i2].size;
+      const f = lossAlong(monotoneCurve(layers[i2].points, 1));
+      return [c.name, (kept) => f(1 - kept / size2) / weight[i2]];
+    })
+  );
 }
 function sensitivityRecord(scorer, curves, allocated, predictedIncrease, seconds, unit) {
   return {

@@ -142,7 +142,7 @@ export function allocateSparsity(layers: readonly LayerCurve[], target: number, 
 }
 
 /** Per layer: the divisor of its loss per unit (unitCost^e, 1 when e = 0) and the tie-break (unitCost). */
-function unitSavings(layers: readonly LayerCurve[], exponent: number): { weight: number[]; tie: number[] } {
+export function unitSavings(layers: readonly LayerCurve[], exponent: number): { weight: number[]; tie: number[] } {
   const known = layers.map((l) => l.unitCost ?? 0).filter((c) => c > 0);
   if (exponent === 0 || known.length === 0) return { weight: layers.map(() => 1), tie: layers.map(() => 0) };
   const floor = Math.min(...known);
@@ -151,7 +151,12 @@ function unitSavings(layers: readonly LayerCurve[], exponent: number): { weight:
   return { weight: tie.map((c) => (c / floor) ** exponent), tie };
 }
 
-function interpolate(pts: Pt[], r: number): number {
+/** The loss along a monotone curve at any ratio (linear between its points, flat past the last). */
+export function lossAlong(pts: readonly Pt[]): (ratio: number) => number {
+  return (r) => interpolate(pts, r);
+}
+
+function interpolate(pts: readonly Pt[], r: number): number {
   for (let i = 1; i < pts.length; i++) {
     if (r <= pts[i].r) return pts[i - 1].f + ((pts[i].f - pts[i - 1].f) * (r - pts[i - 1].r)) / (pts[i].r - pts[i - 1].r);
   }

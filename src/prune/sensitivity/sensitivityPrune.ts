@@ -14,7 +14,7 @@ import { describeStructured } from '../structured/describe.js';
 import type { MeasureOptions } from '../structured/hardware.js';
 import type { KeptChannels } from '../structured/keptChannels.js';
 import { structuredGroups, structuredPrune, type StructuredResult } from '../structured/structuredPrune.js';
-import { allocateSparsity, DEFAULT_CAP } from './allocateSparsity.js';
+import { allocateSparsity, DEFAULT_CAP, lossAlong, monotoneCurve, unitSavings, type LayerCurve } from './allocateSparsity.js';
 import { defaultHead } from '../../onnx/runtime/classifier.js';
 import type { Head } from '../../onnx/head.js';
 import { calibScorer, DEFAULT_SENSITIVITY_SAMPLES, type CalibScorer } from './calibScorer.js';
@@ -111,16 +111,14 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
   const structuredOpts = { roundTo: 1, criterion: req.config.criterion as Exclude<typeof req.config.criterion, 'sparsegpt'>, protectedTensors: req.protectedTensors, calib: req.calib };
   const perMac = req.perMac === true && req.method === 'structured';
   const { scorer, units, curves, seconds: analysisSeconds } = await analyse(dense, req, structuredOpts, perMac);
-  const allocation = allocateSparsity(
-    curves.map((c, i) => ({
-      size: c.size,
-      maxUnits: units[i].maxUnits,
-      points: c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll })),
-      ...(c.macs_per_unit !== undefined ? { unitCost: c.macs_per_unit } : {}),
-    })),
-    req.sparsity,
-    { cap: DEFAULT_CAP, costExponent: perMac ? MAC_COST_EXPONENT : 0 },
-  );
+  const layerCurves: LayerCurve[] = curves.map((c, i) => ({
+    size: c.size,
+    maxUnits: units[i].maxUnits,
+    points: c.points.map((p) => ({ ratio: p.ratio, increase: p.calib_nll - scorer.dense.nll })),
+    ...(c.macs_per_unit !== undefined ? { unitCost: c.macs_per_unit } : {}),
+  }));
+  const costExponent = perMac ? MAC_COST_EXPONENT : 0;
+  const allocation = allocateSparsity(layerCurves, req.sparsity, { cap: DEFAULT_CAP, costExponent });
   const notes: string[] = [];
   let model: ModelProto;
   let description: string;
@@ -143,7 +141,7 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
       keptUnits.set(g.root, keep);
       allocated.push(1 - (keep * g.block) / g.size);
     });
-    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: 'global', keptUnits, ...(req.widths ? { widths: req.widths, ...(req.wholeBlocks ? { wholeBlocks: true } : {}) } : req.hardware ? { hardware: req.hardware } : {}) });
+    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: 'global', keptUnits, snapLoss: snapLosses(curves, layerCurves, costExponent), ...(req.widths ? { widths: req.widths, ...(req.wholeBlocks ? { wholeBlocks: true } : {}) } : req.hardware ? { hardware: req.hardware } : {}) });
     notes.push(...r.notes);
     widths = r.widths;
     model = r.model;
@@ -170,6 +168,22 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
       allocation: perMac ? 'loss-per-mac' : 'loss',
     },
   };
+}
+
+/**
+ * Each group's predicted loss at a kept count, as the allocation weighed it (per MAC saved for
+ * sensitivity-macs), so that rounding to fast widths trades channels by the same measure: a group the
+ * curves call sensitive is not cut to make up for a group the widths kept wider.
+ */
+function snapLosses(curves: readonly { name: string }[], layers: readonly LayerCurve[], costExponent: number): Map<string, (kept: number) => number> {
+  const { weight } = unitSavings(layers, costExponent);
+  return new Map(
+    curves.map((c, i) => {
+      const size = layers[i].size;
+      const f = lossAlong(monotoneCurve(layers[i].points, 1));
+      return [c.name, (kept: number) => f(1 - kept / size) / weight[i]];
+    }),
+  );
 }
 
 const againstText = (scorer: CalibScorer): string => (scorer.against === 'labels' ? 'NLL and accuracy vs labels' : 'KL and agreement vs the dense model: no labels');

@@ -6,7 +6,7 @@ import { type Criterion, type Importance, activationImportance, bnScaleImportanc
 import { type ChannelTally, channelTally } from '../reduction.js';
 import { allocate, keepMask } from './allocate.js';
 import { snapToWidths } from './widths.js';
-import { monotoneCurve } from '../sensitivity/allocateSparsity.js';
+import { lossAlong, monotoneCurve } from '../sensitivity/allocateSparsity.js';
 import { type DependencyAnalysis, type DependencyGroup, analyzeDependencies } from './depgraph.js';
 import { cacheDir } from '../../io/measureCache.js';
 import { groupMultiples, measureLayerTables, measureProbes, type MeasureOptions, type WidthTable } from './hardware.js';
@@ -61,6 +61,11 @@ export interface StructuredOptions {
    * group name), so the allocation removes channels where loss per millisecond saved is smallest
    */
   lossCurves?: ReadonlyMap<string, readonly { ratio: number; increase: number }[]>;
+  /**
+   * with `keptUnits` from a sensitivity allocation: each group's predicted loss at a kept count (by group
+   * name), so snapping to fast widths moves channels where that allocation predicts the least loss
+   */
+  snapLoss?: ReadonlyMap<string, (kept: number) => number>;
 }
 
 
@@ -115,7 +120,7 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
     const curves = new Map<number, (ratio: number) => number>();
     for (const g of prunable) {
       const points = opts.lossCurves?.get(g.name);
-      if (points) curves.set(g.root, lossAt(monotoneCurve(points, 1)));
+      if (points) curves.set(g.root, lossAlong(monotoneCurve(points, 1)));
     }
     const cost = (root: number, from: number, to: number): number | undefined => {
       const f = curves.get(root);
@@ -145,7 +150,14 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
   } else if (widths) {
     const multiple = new Map(widths.groups.map((g) => [g.root, g.multiple]));
     const plain = units.filter((u) => analysis.spaces.block(u.root) === 1);
-    const snapped = snapToWidths(plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root)!, scores: normalised(unitImportance.get(u.root)!) })), !opts.wholeBlocks);
+    const nameOf = new Map(prunable.map((g) => [g.root, g.name]));
+    const snapped = snapToWidths(
+      plain.map((u) => {
+        const lossAt = opts.snapLoss?.get(nameOf.get(u.root)!);
+        return { root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root)!, scores: normalised(unitImportance.get(u.root)!), ...(lossAt ? { lossAt } : {}) };
+      }),
+      !opts.wholeBlocks,
+    );
     const asked = plain.reduce((n, u) => n + u.size - keptUnits.get(u.root)!, 0);
     const got = plain.reduce((n, u) => n + u.size - snapped.get(u.root)!, 0);
     if (got !== asked) notes.push(`channel widths: ${got} channels removed instead of the ${asked} the allocation asked for, the nearest total the fast widths allow`);
@@ -162,16 +174,6 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
   const outcome = groups.map((g) => ({ ...g, kept: keep.has(g.root) ? keptCount.get(g.root)! : g.size }));
   for (const g of outcome) if (g.skip) notes.push(`group ${g.name} (${g.size} channels) not pruned: ${renderSkip(g.skip)}`);
   return { model: pruned, base: model, analysis, keep, groups: outcome, notes, kept: keptChannels(model, analysis, keep), tally: channelTally(outcome), ...(widths ? { widths } : {}), ...(latency ? { latency } : {}) };
-}
-
-/** Linear interpolation along a monotone loss curve. */
-function lossAt(pts: readonly { r: number; f: number }[]): (ratio: number) => number {
-  return (ratio) => {
-    for (let i = 1; i < pts.length; i++) {
-      if (ratio <= pts[i].r) return pts[i - 1].f + ((pts[i].f - pts[i - 1].f) * (ratio - pts[i - 1].r)) / (pts[i].r - pts[i - 1].r || 1);
-    }
-    return pts[pts.length - 1].f;
-  };
 }
 
 /** Importance divided by the group's mean, so step costs compare across groups as the global ranking does. */

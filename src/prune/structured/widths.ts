@@ -72,6 +72,11 @@ export interface SnapGroup {
    * which group moves when the total must be corrected
    */
   scores: Float64Array;
+  /**
+   * the predicted loss at a kept count, by the measure the allocation itself minimised (a sensitivity
+   * curve): when given, width steps go where it predicts the least loss per channel, not by `scores`
+   */
+  lossAt?: (kept: number) => number;
 }
 
 /**
@@ -98,8 +103,8 @@ function nearest(widths: readonly number[], kept: number): number {
  * Kept counts on fast widths, as close to the allocation as the widths allow: each group goes to its
  * nearest allowed width (ties keep more), then whole width steps move between groups while that brings
  * the total removed closer to what the allocation removed: a step down where it drops the least
- * important units per unit, a step up where it restores the most important ones. Deterministic: ties go
- * to the lower root.
+ * important units per unit (or adds the least predicted loss per unit, for groups with `lossAt`), a step
+ * up where it restores the most. Deterministic: ties go to the lower root.
  */
 export function snapToWidths(groups: readonly SnapGroup[], halvings = true): Map<number, number> {
   const widths = new Map(groups.map((g) => [g.root, allowedWidths(g.size, Math.max(1, g.multiple), halvings)]));
@@ -116,6 +121,8 @@ export function snapToWidths(groups: readonly SnapGroup[], halvings = true): Map
     for (let r = units - hi; r < units - lo; r++) sum += s[r];
     return sum / Math.max(1, hi - lo);
   };
+  /** what the units between two kept counts are worth, per unit: predicted loss when known, else importance */
+  const stepCost = (g: SnapGroup, lo: number, hi: number): number => (g.lossAt ? (g.lossAt(lo) - g.lossAt(hi)) / Math.max(1, hi - lo) : meanBetween(g, lo, hi));
   for (let guard = 0; guard < 10_000; guard++) {
     const gap = target - removed();
     let best: { root: number; to: number; cost: number } | undefined;
@@ -126,14 +133,14 @@ export function snapToWidths(groups: readonly SnapGroup[], halvings = true): Map
         const to = list[i - 1];
         const step = kept.get(g.root)! - to;
         if (Math.abs(gap - step) >= Math.abs(gap)) continue;
-        const cost = meanBetween(g, to, kept.get(g.root)!);
+        const cost = stepCost(g, to, kept.get(g.root)!);
         if (!best || cost < best.cost) best = { root: g.root, to, cost };
       } else if (gap < 0 && i < list.length - 1) {
         const to = list[i + 1];
         const step = to - kept.get(g.root)!;
         if (Math.abs(gap + step) >= Math.abs(gap)) continue;
         // the most important units restored first: minimise the negated importance
-        const cost = -meanBetween(g, kept.get(g.root)!, to);
+        const cost = -stepCost(g, kept.get(g.root)!, to);
         if (!best || cost < best.cost) best = { root: g.root, to, cost };
       }
     }

@@ -92,6 +92,21 @@ describe('snapToWidths keeps counts on the measured widths and the total near th
     // 28 channels asked for: the 16-wide group cannot give 12, so the wide one gives a second block
     expect([...snapToWidths(groups, false)]).toEqual([[1, 16], [2, 32]]);
   });
+
+  it('with a predicted loss per group, the steps go where it predicts least, not where the importance is lowest', () => {
+    // whole blocks keep the 16-wide group whole, so 16 channels must come from one of the two 32-wide ones.
+    // Group 2's weights are the smallest, but its curve says losing half of it costs far more than group 3
+    const weak = new Float64Array(32).fill(0.1);
+    const strong = new Float64Array(32).fill(5);
+    const linear = (perChannel: number) => (kept: number) => perChannel * (32 - kept);
+    const groups = [
+      { root: 1, size: 16, multiple: 16, kept: 8, scores: strong.subarray(0, 16) },
+      { root: 2, size: 32, multiple: 16, kept: 28, scores: weak, lossAt: linear(1) },
+      { root: 3, size: 32, multiple: 16, kept: 28, scores: strong, lossAt: linear(0.01) },
+    ];
+    expect([...snapToWidths(groups.map(({ lossAt: _, ...g }) => g), false)]).toEqual([[1, 16], [2, 16], [3, 32]]);
+    expect([...snapToWidths(groups, false)]).toEqual([[1, 16], [2, 32], [3, 16]]);
+  });
 });
 
 describe('groupMultiples takes the largest multiple any layer touching the group asks for', () => {
