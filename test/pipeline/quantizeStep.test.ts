@@ -6,7 +6,7 @@ import { silentProgress } from '../../src/io/progress.js';
 import { loadModel, saveModel } from '../../src/onnx/model.js';
 import { modelInputs } from '../../src/onnx/signature.js';
 import { setTensorFloat32, tensorDims, tensorToFloat32 } from '../../src/onnx/tensor.js';
-import { quantizeStep } from '../../src/pipeline/quantizeStep.js';
+import { CALIB_TOLERANCE, eligiblePlans, quantizeStep } from '../../src/pipeline/quantizeStep.js';
 import { fixture, tempDir } from '../support/fixtures.js';
 
 describe('the quantize:int8 step', () => {
@@ -30,4 +30,26 @@ describe('the quantize:int8 step', () => {
     expect(r.info.kernels.layers.find((l) => l.node === '/net/net.3/Gemm')!.integer).toBe(false);
     expect(r.info.calib_quality!.quantized).toBeGreaterThanOrEqual(r.info.calib_quality!.float - 0.005);
   }, 30_000);
+});
+
+describe('which INT8 plans may ship', () => {
+  const plan = (name: string, keep_float: string[], calib_quality: number) => ({ name, keep_float, calib_quality });
+
+  it('a plan keeping float every layer of a plan within tolerance may ship, even when its own sample scored a little lower', () => {
+    // 256 samples: the first conv kept float scored two predictions fewer than all-INT8
+    const all = plan('all-int8', [], 0.9297);
+    const first = plan('narrow-first-layer-float', ['stem'], 0.9219);
+    expect(eligiblePlans([all, first], 0.9297).map((p) => p.name)).toEqual(['all-int8', 'narrow-first-layer-float']);
+  });
+
+  it('a plan below tolerance that keeps no layer of a passing plan float, or keeps fewer, may not', () => {
+    const first = plan('narrow-first-layer-float', ['stem'], 0.93);
+    const dw = plan('depthwise-float', ['dw1', 'dw2'], 0.93 - CALIB_TOLERANCE - 0.01);
+    const all = plan('all-int8', [], 0.93 - CALIB_TOLERANCE - 0.01);
+    expect(eligiblePlans([all, first, dw], 0.93).map((p) => p.name)).toEqual(['narrow-first-layer-float']);
+  });
+
+  it('with no plan within tolerance, none is eligible (the error fallback takes over)', () => {
+    expect(eligiblePlans([plan('all-int8', [], 0.8), plan('both', ['stem', 'dw'], 0.85)], 0.93)).toEqual([]);
+  });
 });
