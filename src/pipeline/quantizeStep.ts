@@ -126,10 +126,6 @@ function detail(reason: FloatReason, v?: QuantizeVariant): string {
 }
 
 /**
- * The `quantize:int8` step: calibrate, choose weight precision and float layers by measurement on this
- * runner, write the static QDQ model, and read back which kernels onnxruntime runs for it.
- */
-/**
  * The plans whose calibration quality may ship: within CALIB_TOLERANCE of float, or keeping float every
  * layer a plan within it keeps. A layer kept float removes its quantization error, so such a plan is no
  * worse in expectation; on a few hundred samples a difference of one or two predictions is noise, and
@@ -140,6 +136,10 @@ export function eligiblePlans<P extends Pick<QuantizeVariant, 'calib_quality' | 
   return plans.filter((p) => within.includes(p) || within.some((w) => w.keep_float.every((n) => p.keep_float.includes(n))));
 }
 
+/**
+ * The `quantize:int8` step: calibrate, choose weight precision and float layers by measurement on this
+ * runner, write the static QDQ model, and read back which kernels onnxruntime runs for it.
+ */
 export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeStepResult> {
   const { config, progress, calib } = input;
   // calibration and every quality decision at the fixed thread count; only the timing uses latency.threads
