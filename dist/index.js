@@ -48193,6 +48193,39 @@ var init_adam = __esm({
   }
 });
 
+// src/recover/distill/earlyStop.ts
+var EarlyStop;
+var init_earlyStop = __esm({
+  "src/recover/distill/earlyStop.ts"() {
+    "use strict";
+    EarlyStop = class {
+      constructor(start, patience, clearGain) {
+        this.patience = patience;
+        this.clearGain = clearGain;
+        this.best = start;
+        this.anchor = start;
+      }
+      patience;
+      clearGain;
+      best;
+      anchor;
+      stale = 0;
+      /** One epoch's held-out score (lower is better): whether it is the best so far, and whether to stop. */
+      observe(score2) {
+        const best = score2 < this.best;
+        if (best) this.best = score2;
+        if (score2 < this.anchor * (1 - this.clearGain)) {
+          this.anchor = score2;
+          this.stale = 0;
+        } else {
+          this.stale++;
+        }
+        return { best, stop: this.stale >= this.patience };
+      }
+    };
+  }
+});
+
 // src/recover/distill/gradients.ts
 function describeGap(g2) {
   switch (g2.kind) {
@@ -49111,7 +49144,7 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, ta
     const epochs = [];
     const totalSteps = opts.maxEpochs * stepsPerEpoch;
     let step = 0;
-    let stale = 0;
+    const patience = new EarlyStop(before.kl, opts.patience, CLEAR_GAIN);
     let stopped = "epochs";
     for (let epoch = 1; epoch <= opts.maxEpochs && stopped === "epochs"; epoch++) {
       const t0 = performance.now();
@@ -49169,11 +49202,11 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, ta
       if (now.accuracy !== void 0) log.heldout_accuracy = now.accuracy;
       epochs.push(log);
       opts.onEpoch?.(log);
-      if (now.kl < best.score.kl) {
+      const seen = patience.observe(now.kl);
+      if (seen.stop && stopped === "epochs") stopped = "patience";
+      if (seen.best) {
         best = { score: now, epoch, values: params.map((p) => Float32Array.from(p.values)) };
-        stale = 0;
       } else {
-        if (++stale >= opts.patience && stopped === "epochs") stopped = "patience";
         if (now.kl > BACKTRACK * best.score.kl) {
           best.values.forEach((v, k) => params[k].values.set(v));
           lrScale /= 2;
@@ -49258,7 +49291,7 @@ async function captureWithParams(session, names, data, params, step) {
   const got = await captureActivations(session, data, names, step, paramFeeds(params));
   return new Map(names.map((t) => [t, got.get(t).data]));
 }
-var DEFAULT_DISTILL, BACKTRACK;
+var DEFAULT_DISTILL, BACKTRACK, CLEAR_GAIN;
 var init_distill = __esm({
   "src/recover/distill/distill.ts"() {
     "use strict";
@@ -49267,6 +49300,7 @@ var init_distill = __esm({
     init_session();
     init_subgraph();
     init_adam();
+    init_earlyStop();
     init_activationBudget();
     init_gradients();
     init_loss();
@@ -49280,6 +49314,7 @@ var init_distill = __esm({
     init_signature();
     DEFAULT_DISTILL = { maxEpochs: 30, batch: 64, lr: 2e-3, temperature: 2, labelWeight: 0, holdout: 0.2, patience: 8, threads: 0, seed: 1, hintWeight: 1 };
     BACKTRACK = 1.25;
+    CLEAR_GAIN = 0.02;
   }
 });
 
@@ -49372,7 +49407,7 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
   const held = r.heldoutCount > 0 ? `${r.heldoutCount} held-out samples` : "the training samples (too few to hold any out)";
   const acc2 = (a) => a === void 0 ? "" : `, accuracy ${(a * 100).toFixed(1)}%`;
   const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
-  const stop = r.stopped === "cut-short" ? "; cut short by the recovery-time-budget safety stop" : r.stopped === "patience" ? "; stopped when the held-out score stopped improving" : "";
+  const stop = r.stopped === "cut-short" ? "; cut short by the recovery-time-budget safety stop" : r.stopped === "patience" ? `; stopped after ${DEFAULT_DISTILL.patience} epochs without a held-out gain of ${CLEAR_GAIN * 100}%` : "";
   const target = opts.outputs ? `toward the dense model's outputs ${opts.outputs.map((o) => `'${o}'`).join(", ")} (relative MSE, each output alike)` : `toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""})`;
   const summary3 = `distilled ${r.parameters} parameters in ${r.trainables} tensors ${target} and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: ${toward === "KL" ? "KL to dense" : toward} ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
   return { kind: "distilled", model: r.model, result: r, seconds, summary: summary3 };
@@ -53059,7 +53094,7 @@ async function quantizeStep(input) {
   }
   const eligible = eligiblePlans(measured, floatQuality);
   const pick2 = (eligible.length ? eligible : measured).reduce(
-    (a, b) => eligible.length ? (b.speedup ?? 0) > (a.speedup ?? 0) * (b.keep_float.length > a.keep_float.length ? CLEAR_GAIN : 1 / CLEAR_GAIN) ? b : a : b.calib_quality > a.calib_quality ? b : a
+    (a, b) => eligible.length ? (b.speedup ?? 0) > (a.speedup ?? 0) * (b.keep_float.length > a.keep_float.length ? CLEAR_GAIN2 : 1 / CLEAR_GAIN2) ? b : a : b.calib_quality > a.calib_quality ? b : a
   );
   pick2.chosen = true;
   const keep = new Map(pick2.keep);
@@ -53176,7 +53211,7 @@ async function quantizeLast(source, calib, config2, artifact, progress, provider
   if (config2.quantize === "dynamic") return quantizeDynamicStep({ source, calib, config: config2, artifact, progress, provider, head });
   return void 0;
 }
-var DECISION_SAMPLES, CALIB_TOLERANCE, MAX_ERROR_FALLBACKS, DECISION_TIMING, CLEAR_GAIN, NARROW_CHANNELS, TIMING_CALIB_SAMPLES;
+var DECISION_SAMPLES, CALIB_TOLERANCE, MAX_ERROR_FALLBACKS, DECISION_TIMING, CLEAR_GAIN2, NARROW_CHANNELS, TIMING_CALIB_SAMPLES;
 var init_quantizeStep = __esm({
   "src/pipeline/quantizeStep.ts"() {
     "use strict";
@@ -53196,7 +53231,7 @@ var init_quantizeStep = __esm({
     CALIB_TOLERANCE = 5e-3;
     MAX_ERROR_FALLBACKS = 3;
     DECISION_TIMING = { warmup: 3, runs: 12, repeat: 3 };
-    CLEAR_GAIN = 1.03;
+    CLEAR_GAIN2 = 1.03;
     NARROW_CHANNELS = 4;
     TIMING_CALIB_SAMPLES = 64;
   }

@@ -5,6 +5,7 @@ import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
 import { captureActivations, sessionFromModel } from '../../onnx/runtime/session.js';
 import { withExtraOutputs } from '../../onnx/subgraph.js';
 import { Adam } from './adam.js';
+import { EarlyStop } from './earlyStop.js';
 import { boundedBatch } from '../../onnx/runtime/activationBudget.js';
 import { UnsupportedOp } from './gradients.js';
 import { distillLoss, relativeSquaredError, sigmoidDistillLoss, sigmoidHeldOut, sigmoidValues, softmaxRows } from './loss.js';
@@ -78,6 +79,8 @@ export interface DistillResult {
 
 /** held-out KL this many times the best so far means the learning rate is too high, not noise */
 const BACKTRACK = 1.25;
+/** a held-out gain of at least this fraction since the last clear one restarts the patience */
+export const CLEAR_GAIN = 0.02;
 
 /** A seeded permutation of 0..n-1 (an LCG driving Fisher-Yates; runs are reproducible). */
 function permutation(n: number, seed: number): number[] {
@@ -190,7 +193,7 @@ export async function distill(
     const epochs: EpochLog[] = [];
     const totalSteps = opts.maxEpochs * stepsPerEpoch;
     let step = 0;
-    let stale = 0;
+    const patience = new EarlyStop(before.kl, opts.patience, CLEAR_GAIN);
     let stopped: DistillResult['stopped'] = 'epochs';
     for (let epoch = 1; epoch <= opts.maxEpochs && stopped === 'epochs'; epoch++) {
       const t0 = performance.now();
@@ -252,11 +255,11 @@ export async function distill(
       if (now.accuracy !== undefined) log.heldout_accuracy = now.accuracy;
       epochs.push(log);
       opts.onEpoch?.(log);
-      if (now.kl < best.score.kl) {
+      const seen = patience.observe(now.kl);
+      if (seen.stop && stopped === 'epochs') stopped = 'patience';
+      if (seen.best) {
         best = { score: now, epoch, values: params.map((p) => Float32Array.from(p.values)) };
-        stale = 0;
       } else {
-        if (++stale >= opts.patience && stopped === 'epochs') stopped = 'patience';
         // a step size that made things clearly worse (typical when reconstruction already left the model
         // close to dense): back to the best weights with half the learning rate and fresh moments
         if (now.kl > BACKTRACK * best.score.kl) {
