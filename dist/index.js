@@ -44320,7 +44320,13 @@ function snapToWidths(groups, halvings = true) {
     for (let r = units - hi; r < units - lo; r++) sum += s[r];
     return sum / Math.max(1, hi - lo);
   };
-  const stepCost = (g2, lo, hi) => g2.lossAt ? (g2.lossAt(lo) - g2.lossAt(hi)) / Math.max(1, hi - lo) : meanBetween(g2, lo, hi);
+  const byLoss = groups.length > 0 && groups.every((g2) => g2.lossAt);
+  const stepCost = (g2, lo, hi) => {
+    const loss = byLoss ? (g2.lossAt(lo) - g2.lossAt(hi)) / Math.max(1, hi - lo) : 0;
+    return [Number.isFinite(loss) ? loss : Infinity, meanBetween(g2, lo, hi)];
+  };
+  const less = (a, b) => a[0] < b[0] || a[0] === b[0] && a[1] < b[1];
+  const negate2 = (c) => [-c[0], -c[1]];
   for (let guard = 0; guard < 1e4; guard++) {
     const gap = target - removed();
     let best;
@@ -44332,13 +44338,13 @@ function snapToWidths(groups, halvings = true) {
         const step = kept.get(g2.root) - to;
         if (Math.abs(gap - step) >= Math.abs(gap)) continue;
         const cost = stepCost(g2, to, kept.get(g2.root));
-        if (!best || cost < best.cost) best = { root: g2.root, to, cost };
+        if (!best || less(cost, best.cost)) best = { root: g2.root, to, cost };
       } else if (gap < 0 && i2 < list.length - 1) {
         const to = list[i2 + 1];
         const step = to - kept.get(g2.root);
         if (Math.abs(gap + step) >= Math.abs(gap)) continue;
-        const cost = -stepCost(g2, kept.get(g2.root), to);
-        if (!best || cost < best.cost) best = { root: g2.root, to, cost };
+        const cost = negate2(stepCost(g2, kept.get(g2.root), to));
+        if (!best || less(cost, best.cost)) best = { root: g2.root, to, cost };
       }
     }
     if (!best) break;
@@ -49144,7 +49150,7 @@ async function distill(dense, student, calib, masked, opts = DEFAULT_DISTILL, ta
     const epochs = [];
     const totalSteps = opts.maxEpochs * stepsPerEpoch;
     let step = 0;
-    const patience = new EarlyStop(before.kl, opts.patience, CLEAR_GAIN);
+    const patience = new EarlyStop(before.kl, opts.patience, CLEAR_HELDOUT_GAIN);
     let stopped = "epochs";
     for (let epoch = 1; epoch <= opts.maxEpochs && stopped === "epochs"; epoch++) {
       const t0 = performance.now();
@@ -49291,7 +49297,7 @@ async function captureWithParams(session, names, data, params, step) {
   const got = await captureActivations(session, data, names, step, paramFeeds(params));
   return new Map(names.map((t) => [t, got.get(t).data]));
 }
-var DEFAULT_DISTILL, BACKTRACK, CLEAR_GAIN;
+var DEFAULT_DISTILL, BACKTRACK, CLEAR_HELDOUT_GAIN;
 var init_distill = __esm({
   "src/recover/distill/distill.ts"() {
     "use strict";
@@ -49314,7 +49320,7 @@ var init_distill = __esm({
     init_signature();
     DEFAULT_DISTILL = { maxEpochs: 30, batch: 64, lr: 2e-3, temperature: 2, labelWeight: 0, holdout: 0.2, patience: 8, threads: 0, seed: 1, hintWeight: 1 };
     BACKTRACK = 1.25;
-    CLEAR_GAIN = 0.02;
+    CLEAR_HELDOUT_GAIN = 0.02;
   }
 });
 
@@ -49407,7 +49413,7 @@ async function distillStage(dense, current, calib, masked, config2, progress, op
   const held = r.heldoutCount > 0 ? `${r.heldoutCount} held-out samples` : "the training samples (too few to hold any out)";
   const acc2 = (a) => a === void 0 ? "" : `, accuracy ${(a * 100).toFixed(1)}%`;
   const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
-  const stop = r.stopped === "cut-short" ? "; cut short by the recovery-time-budget safety stop" : r.stopped === "patience" ? `; stopped after ${DEFAULT_DISTILL.patience} epochs without a held-out gain of ${CLEAR_GAIN * 100}%` : "";
+  const stop = r.stopped === "cut-short" ? "; cut short by the recovery-time-budget safety stop" : r.stopped === "patience" ? `; stopped after ${DEFAULT_DISTILL.patience} epochs without a held-out gain of ${CLEAR_HELDOUT_GAIN * 100}%` : "";
   const target = opts.outputs ? `toward the dense model's outputs ${opts.outputs.map((o) => `'${o}'`).join(", ")} (relative MSE, each output alike)` : `toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ""})`;
   const summary3 = `distilled ${r.parameters} parameters in ${r.trainables} tensors ${target} and the outputs of its pruned layers (relative MSE, weight ${DEFAULT_DISTILL.hintWeight}; Adam, masks held) on ${r.trainCount} calibration samples; ${how}${stop}; on ${held}: ${toward === "KL" ? "KL to dense" : toward} ${r.before.kl.toFixed(4)} -> ${r.after.kl.toFixed(4)}${acc2(r.before.accuracy)}${r.after.accuracy !== void 0 ? ` -> ${(r.after.accuracy * 100).toFixed(1)}%` : ""}`;
   return { kind: "distilled", model: r.model, result: r, seconds, summary: summary3 };
@@ -53052,9 +53058,14 @@ function detail(reason, v) {
       return "largest share of the quantization error while the calibration quality was below tolerance";
   }
 }
-function eligiblePlans(plans, floatQuality) {
+function eligiblePlans(plans, floatQuality, samples) {
   const within2 = plans.filter((p) => p.calib_quality >= floatQuality - CALIB_TOLERANCE);
-  return plans.filter((p) => within2.includes(p) || within2.some((w) => w.keep_float.every((n) => p.keep_float.includes(n))));
+  const noise = NOISE_PREDICTIONS / Math.max(1, samples);
+  return plans.flatMap((p) => {
+    if (within2.includes(p)) return [{ plan: p, through: p }];
+    const through = p.calib_quality >= floatQuality - CALIB_TOLERANCE - noise ? within2.find((w) => w.keep_float.every((n) => p.keep_float.includes(n))) : void 0;
+    return through ? [{ plan: p, through }] : [];
+  });
 }
 async function quantizeStep(input) {
   const { config: config2, progress, calib } = input;
@@ -53092,9 +53103,10 @@ async function quantizeStep(input) {
   } finally {
     fs23.rmSync(scratch, { recursive: true, force: true });
   }
-  const eligible = eligiblePlans(measured, floatQuality);
+  const passing = eligiblePlans(measured, floatQuality, slice.count);
+  const eligible = passing.map((e) => e.plan);
   const pick2 = (eligible.length ? eligible : measured).reduce(
-    (a, b) => eligible.length ? (b.speedup ?? 0) > (a.speedup ?? 0) * (b.keep_float.length > a.keep_float.length ? CLEAR_GAIN2 : 1 / CLEAR_GAIN2) ? b : a : b.calib_quality > a.calib_quality ? b : a
+    (a, b) => eligible.length ? (b.speedup ?? 0) > (a.speedup ?? 0) * (b.keep_float.length > a.keep_float.length ? CLEAR_GAIN : 1 / CLEAR_GAIN) ? b : a : b.calib_quality > a.calib_quality ? b : a
   );
   pick2.chosen = true;
   const keep = new Map(pick2.keep);
@@ -53121,6 +53133,12 @@ async function quantizeStep(input) {
   const notes = [];
   if (prep.granularityNote) notes.push(`quantize: ${prep.granularityNote}`);
   const backToFloat = [...keep.values()].filter((r) => r === "error").length;
+  const through = passing.find((e) => e.plan === pick2 && e.through !== pick2)?.through;
+  if (meets && through) {
+    notes.push(
+      `quantize: ${pick2.name} ships at calibration ${metric} ${(pick2.calib_quality * 100).toFixed(2)}% (${((floatQuality - pick2.calib_quality) * 100).toFixed(2)} pt below float, past the ${(CALIB_TOLERANCE * 100).toFixed(1)} pt tolerance by at most ${NOISE_PREDICTIONS} of ${slice.count} predictions): it keeps float every layer ${through.name} (${(through.calib_quality * 100).toFixed(2)}%) keeps, so it is no less accurate in expectation`
+    );
+  }
   if (!meets) notes.push(`quantize: calibration ${metric} ${(quality * 100).toFixed(2)}% is still more than ${(CALIB_TOLERANCE * 100).toFixed(1)} pt below float (${(floatQuality * 100).toFixed(2)}%) after ${backToFloat} layer${backToFloat === 1 ? "" : "s"} went back to float`);
   if (pick2.speedup !== null && pick2.speedup < 1) notes.push(`quantize: every INT8 plan measured slower than float on this runner (best ${pick2.speedup.toFixed(2)}x); the budgets judge the shipped model as measured`);
   const unfused = kernels.layers.filter((l) => !l.integer && !keep.has(l.node) && !prep.excluded.includes(l.node));
@@ -53211,7 +53229,7 @@ async function quantizeLast(source, calib, config2, artifact, progress, provider
   if (config2.quantize === "dynamic") return quantizeDynamicStep({ source, calib, config: config2, artifact, progress, provider, head });
   return void 0;
 }
-var DECISION_SAMPLES, CALIB_TOLERANCE, MAX_ERROR_FALLBACKS, DECISION_TIMING, CLEAR_GAIN2, NARROW_CHANNELS, TIMING_CALIB_SAMPLES;
+var DECISION_SAMPLES, CALIB_TOLERANCE, MAX_ERROR_FALLBACKS, DECISION_TIMING, CLEAR_GAIN, NARROW_CHANNELS, TIMING_CALIB_SAMPLES, NOISE_PREDICTIONS;
 var init_quantizeStep = __esm({
   "src/pipeline/quantizeStep.ts"() {
     "use strict";
@@ -53231,9 +53249,10 @@ var init_quantizeStep = __esm({
     CALIB_TOLERANCE = 5e-3;
     MAX_ERROR_FALLBACKS = 3;
     DECISION_TIMING = { warmup: 3, runs: 12, repeat: 3 };
-    CLEAR_GAIN2 = 1.03;
+    CLEAR_GAIN = 1.03;
     NARROW_CHANNELS = 4;
     TIMING_CALIB_SAMPLES = 64;
+    NOISE_PREDICTIONS = 2;
   }
 });
 

@@ -125,15 +125,24 @@ function detail(reason: FloatReason, v?: QuantizeVariant): string {
   }
 }
 
+/** Predictions on the decision samples a plan keeping more layers float may lose against the tolerance: noise. */
+const NOISE_PREDICTIONS = 2;
+
 /**
- * The plans whose calibration quality may ship: within CALIB_TOLERANCE of float, or keeping float every
+ * The plans whose calibration quality may ship, each with the plan it ships on the strength of: within
+ * CALIB_TOLERANCE of float (itself), or within NOISE_PREDICTIONS more of it while keeping float every
  * layer a plan within it keeps. A layer kept float removes its quantization error, so such a plan is no
- * worse in expectation; on a few hundred samples a difference of one or two predictions is noise, and
- * it must not rule out a plan that only times faster.
+ * worse in expectation, and one or two predictions of a few hundred must not rule out a plan that only
+ * times faster.
  */
-export function eligiblePlans<P extends Pick<QuantizeVariant, 'calib_quality' | 'keep_float'>>(plans: readonly P[], floatQuality: number): P[] {
+export function eligiblePlans<P extends Pick<QuantizeVariant, 'calib_quality' | 'keep_float'>>(plans: readonly P[], floatQuality: number, samples: number): { plan: P; through: P }[] {
   const within = plans.filter((p) => p.calib_quality >= floatQuality - CALIB_TOLERANCE);
-  return plans.filter((p) => within.includes(p) || within.some((w) => w.keep_float.every((n) => p.keep_float.includes(n))));
+  const noise = NOISE_PREDICTIONS / Math.max(1, samples);
+  return plans.flatMap((p) => {
+    if (within.includes(p)) return [{ plan: p, through: p }];
+    const through = p.calib_quality >= floatQuality - CALIB_TOLERANCE - noise ? within.find((w) => w.keep_float.every((n) => p.keep_float.includes(n))) : undefined;
+    return through ? [{ plan: p, through }] : [];
+  });
 }
 
 /**
@@ -180,7 +189,8 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
   }
-  const eligible = eligiblePlans(measured, floatQuality);
+  const passing = eligiblePlans(measured, floatQuality, slice.count);
+  const eligible = passing.map((e) => e.plan);
   // more float layers must buy a clear speedup over fewer: a tie within timing noise keeps INT8
   const pick = (eligible.length ? eligible : measured).reduce((a, b) =>
     eligible.length ? ((b.speedup ?? 0) > (a.speedup ?? 0) * (b.keep_float.length > a.keep_float.length ? CLEAR_GAIN : 1 / CLEAR_GAIN) ? b : a) : b.calib_quality > a.calib_quality ? b : a,
@@ -213,6 +223,13 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
   const notes: string[] = [];
   if (prep.granularityNote) notes.push(`quantize: ${prep.granularityNote}`);
   const backToFloat = [...keep.values()].filter((r) => r === 'error').length;
+  const through = passing.find((e) => e.plan === pick && e.through !== pick)?.through;
+  if (meets && through) {
+    notes.push(
+      `quantize: ${pick.name} ships at calibration ${metric} ${(pick.calib_quality * 100).toFixed(2)}% (${((floatQuality - pick.calib_quality) * 100).toFixed(2)} pt below float, past the ${(CALIB_TOLERANCE * 100).toFixed(1)} pt tolerance by at most ${NOISE_PREDICTIONS} of ${slice.count} predictions): ` +
+        `it keeps float every layer ${through.name} (${(through.calib_quality * 100).toFixed(2)}%) keeps, so it is no less accurate in expectation`,
+    );
+  }
   if (!meets) notes.push(`quantize: calibration ${metric} ${(quality * 100).toFixed(2)}% is still more than ${(CALIB_TOLERANCE * 100).toFixed(1)} pt below float (${(floatQuality * 100).toFixed(2)}%) after ${backToFloat} layer${backToFloat === 1 ? '' : 's'} went back to float`);
   if (pick.speedup !== null && pick.speedup < 1) notes.push(`quantize: every INT8 plan measured slower than float on this runner (best ${pick.speedup.toFixed(2)}x); the budgets judge the shipped model as measured`);
   // layers meant to run integer kernels that onnxruntime did not fuse

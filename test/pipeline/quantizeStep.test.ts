@@ -34,22 +34,26 @@ describe('the quantize:int8 step', () => {
 
 describe('which INT8 plans may ship', () => {
   const plan = (name: string, keep_float: string[], calib_quality: number) => ({ name, keep_float, calib_quality });
+  const names = (e: { plan: { name: string }; through: { name: string } }[]) => e.map((x) => `${x.plan.name} <- ${x.through.name}`);
 
-  it('a plan keeping float every layer of a plan within tolerance may ship, even when its own sample scored a little lower', () => {
-    // 256 samples: the first conv kept float scored two predictions fewer than all-INT8
+  it('a plan keeping float every layer of a plan within tolerance may ship when it scored at most two predictions lower, and says through which', () => {
+    // 256 samples: the first conv kept float scored two predictions fewer than all-INT8, which is as good as float
     const all = plan('all-int8', [], 0.9297);
-    const first = plan('narrow-first-layer-float', ['stem'], 0.9219);
-    expect(eligiblePlans([all, first], 0.9297).map((p) => p.name)).toEqual(['all-int8', 'narrow-first-layer-float']);
+    const first = plan('narrow-first-layer-float', ['stem'], 0.9297 - 2 / 256);
+    expect(names(eligiblePlans([all, first], 0.9297, 256))).toEqual(['all-int8 <- all-int8', 'narrow-first-layer-float <- all-int8']);
+    // three predictions below the tolerance is more than noise
+    const worse = plan('narrow-first-layer-float', ['stem'], 0.9297 - CALIB_TOLERANCE - 3 / 256);
+    expect(names(eligiblePlans([all, worse], 0.9297, 256))).toEqual(['all-int8 <- all-int8']);
   });
 
-  it('a plan below tolerance that keeps no layer of a passing plan float, or keeps fewer, may not', () => {
+  it('a plan below tolerance that keeps float none of a passing plan\'s float layers may not', () => {
     const first = plan('narrow-first-layer-float', ['stem'], 0.93);
-    const dw = plan('depthwise-float', ['dw1', 'dw2'], 0.93 - CALIB_TOLERANCE - 0.01);
-    const all = plan('all-int8', [], 0.93 - CALIB_TOLERANCE - 0.01);
-    expect(eligiblePlans([all, first, dw], 0.93).map((p) => p.name)).toEqual(['narrow-first-layer-float']);
+    const dw = plan('depthwise-float', ['dw1', 'dw2'], 0.93 - CALIB_TOLERANCE - 1 / 256);
+    const all = plan('all-int8', [], 0.93 - CALIB_TOLERANCE - 1 / 256);
+    expect(names(eligiblePlans([all, first, dw], 0.93, 256))).toEqual(['narrow-first-layer-float <- narrow-first-layer-float']);
   });
 
   it('with no plan within tolerance, none is eligible (the error fallback takes over)', () => {
-    expect(eligiblePlans([plan('all-int8', [], 0.8), plan('both', ['stem', 'dw'], 0.85)], 0.93)).toEqual([]);
+    expect(eligiblePlans([plan('all-int8', [], 0.8), plan('both', ['stem', 'dw'], 0.85)], 0.93, 256)).toEqual([]);
   });
 });

@@ -200,7 +200,8 @@ describe('sensitivity allocation on recorded widths', () => {
 
   it('rounding to whole blocks moves channels where the curves predict least loss, never onto the group they call most sensitive', async () => {
     // on the ResNet the stage-1 blocks cannot go below 16 in whole blocks, so their share must come from
-    // elsewhere; by weight magnitude it came from the stage-2 residual group, whose curve is the steepest
+    // elsewhere; ranked by weight magnitude it would come from the stage-2 residual group, whose curve is
+    // the steepest
     const dense = loadModel(fixture('resnet.onnx')).proto;
     const calib = loadDataset(firstSamples(fixture('fmnist-calib.npz'), 128), modelInputs(dense, 'resnet.onnx'), { requireLabels: true });
     const config = { ...structuredClone(DEFAULT_CONFIG), method: 'structured' as const, scope: 'sensitivity-macs' as const, sparsity: 0.3 };
@@ -208,6 +209,7 @@ describe('sensitivity allocation on recorded widths', () => {
     const whole = await pruneModel(dense, config, { modelPath: 'resnet.onnx', calib, widths: new Map(names.map((n) => [n, 16])), wholeBlocks: true });
     // the steepest curve among the groups whole blocks of 16 can cut at all
     const steepest = whole.sensitivity!.layers.filter((l) => l.size > 16).reduce((a, b) => (b.points[1].calib_nll > a.points[1].calib_nll ? b : a));
+    // the premise: the allocation (before any rounding) leaves that group whole
     expect(steepest.allocated).toBe(0);
     const graph = whole.model.graph!;
     const producer = graph.node.find((n) => n.name === steepest.name.split(' + ')[0])!;

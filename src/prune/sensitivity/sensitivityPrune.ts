@@ -171,9 +171,9 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
 }
 
 /**
- * Each group's predicted loss at a kept count, as the allocation weighed it (per MAC saved for
- * sensitivity-macs), so that rounding to fast widths trades channels by the same measure: a group the
- * curves call sensitive is not cut to make up for a group the widths kept wider.
+ * Each group's predicted loss at a kept count, from the curves the allocation ranked by (made monotone;
+ * per MAC saved for sensitivity-macs), so that rounding to fast widths trades channels by the same
+ * measure: a group the curves call sensitive is not cut to make up for a group the widths kept wider.
  */
 function snapLosses(curves: readonly { name: string }[], layers: readonly LayerCurve[], costExponent: number): Map<string, (kept: number) => number> {
   const { weight } = unitSavings(layers, costExponent);

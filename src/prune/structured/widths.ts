@@ -74,7 +74,8 @@ export interface SnapGroup {
   scores: Float64Array;
   /**
    * the predicted loss at a kept count, by the measure the allocation itself minimised (a sensitivity
-   * curve): when given, width steps go where it predicts the least loss per channel, not by `scores`
+   * curve): when every group has one, width steps go where it predicts the least loss per channel, with
+   * `scores` deciding between equal predictions (a flat stretch of a curve predicts none)
    */
   lossAt?: (kept: number) => number;
 }
@@ -102,9 +103,9 @@ function nearest(widths: readonly number[], kept: number): number {
 /**
  * Kept counts on fast widths, as close to the allocation as the widths allow: each group goes to its
  * nearest allowed width (ties keep more), then whole width steps move between groups while that brings
- * the total removed closer to what the allocation removed: a step down where it drops the least
- * important units per unit (or adds the least predicted loss per unit, for groups with `lossAt`), a step
- * up where it restores the most. Deterministic: ties go to the lower root.
+ * the total removed closer to what the allocation removed: a step down where it adds the least
+ * predicted loss per unit (when every group has `lossAt`), then where it drops the least important
+ * units, a step up where it restores the most. Deterministic: ties go to the lower root.
  */
 export function snapToWidths(groups: readonly SnapGroup[], halvings = true): Map<number, number> {
   const widths = new Map(groups.map((g) => [g.root, allowedWidths(g.size, Math.max(1, g.multiple), halvings)]));
@@ -121,11 +122,19 @@ export function snapToWidths(groups: readonly SnapGroup[], halvings = true): Map
     for (let r = units - hi; r < units - lo; r++) sum += s[r];
     return sum / Math.max(1, hi - lo);
   };
-  /** what the units between two kept counts are worth, per unit: predicted loss when known, else importance */
-  const stepCost = (g: SnapGroup, lo: number, hi: number): number => (g.lossAt ? (g.lossAt(lo) - g.lossAt(hi)) / Math.max(1, hi - lo) : meanBetween(g, lo, hi));
+  // a predicted loss and an importance are not on one scale: the losses rank only when every group has one
+  const byLoss = groups.length > 0 && groups.every((g) => g.lossAt);
+  /** what the units between two kept counts are worth, per unit: [predicted loss (0 without curves), importance] */
+  const stepCost = (g: SnapGroup, lo: number, hi: number): [number, number] => {
+    const loss = byLoss ? (g.lossAt!(lo) - g.lossAt!(hi)) / Math.max(1, hi - lo) : 0;
+    // a curve that cannot say (a non-finite score) makes the step as costly as any
+    return [Number.isFinite(loss) ? loss : Infinity, meanBetween(g, lo, hi)];
+  };
+  const less = (a: [number, number], b: [number, number]): boolean => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+  const negate = (c: [number, number]): [number, number] => [-c[0], -c[1]];
   for (let guard = 0; guard < 10_000; guard++) {
     const gap = target - removed();
-    let best: { root: number; to: number; cost: number } | undefined;
+    let best: { root: number; to: number; cost: [number, number] } | undefined;
     for (const g of groups) {
       const list = widths.get(g.root)!;
       const i = list.indexOf(kept.get(g.root)!);
@@ -134,14 +143,14 @@ export function snapToWidths(groups: readonly SnapGroup[], halvings = true): Map
         const step = kept.get(g.root)! - to;
         if (Math.abs(gap - step) >= Math.abs(gap)) continue;
         const cost = stepCost(g, to, kept.get(g.root)!);
-        if (!best || cost < best.cost) best = { root: g.root, to, cost };
+        if (!best || less(cost, best.cost)) best = { root: g.root, to, cost };
       } else if (gap < 0 && i < list.length - 1) {
         const to = list[i + 1];
         const step = to - kept.get(g.root)!;
         if (Math.abs(gap + step) >= Math.abs(gap)) continue;
-        // the most important units restored first: minimise the negated importance
-        const cost = -stepCost(g, kept.get(g.root)!, to);
-        if (!best || cost < best.cost) best = { root: g.root, to, cost };
+        // the most important units restored first: minimise the negated worth
+        const cost = negate(stepCost(g, kept.get(g.root)!, to));
+        if (!best || less(cost, best.cost)) best = { root: g.root, to, cost };
       }
     }
     if (!best) break;

@@ -34,7 +34,7 @@ export interface DistillOptions {
   labelWeight: number;
   /** fraction of the calibration set held out to pick the best epoch (never trained on) */
   holdout: number;
-  /** stop after this many epochs without a better held-out score */
+  /** stop after this many epochs without a held-out gain of CLEAR_HELDOUT_GAIN since the last such gain (EarlyStop) */
   patience: number;
   threads: number;
   /** the wall-clock safety stop: once passed, no further batch starts (the run is cut short) */
@@ -80,7 +80,7 @@ export interface DistillResult {
 /** held-out KL this many times the best so far means the learning rate is too high, not noise */
 const BACKTRACK = 1.25;
 /** a held-out gain of at least this fraction since the last clear one restarts the patience */
-export const CLEAR_GAIN = 0.02;
+export const CLEAR_HELDOUT_GAIN = 0.02;
 
 /** A seeded permutation of 0..n-1 (an LCG driving Fisher-Yates; runs are reproducible). */
 function permutation(n: number, seed: number): number[] {
@@ -193,7 +193,7 @@ export async function distill(
     const epochs: EpochLog[] = [];
     const totalSteps = opts.maxEpochs * stepsPerEpoch;
     let step = 0;
-    const patience = new EarlyStop(before.kl, opts.patience, CLEAR_GAIN);
+    const patience = new EarlyStop(before.kl, opts.patience, CLEAR_HELDOUT_GAIN);
     let stopped: DistillResult['stopped'] = 'epochs';
     for (let epoch = 1; epoch <= opts.maxEpochs && stopped === 'epochs'; epoch++) {
       const t0 = performance.now();

@@ -3,7 +3,7 @@ import type { Dataset } from '../../data/dataset.js';
 import { UserError } from '../../errors.js';
 import type { ModelProto } from '../../onnx/proto/onnx_pb.js';
 import type { Progress } from '../../io/progress.js';
-import { CLEAR_GAIN, DEFAULT_DISTILL, distill, type DistillResult } from './distill.js';
+import { CLEAR_HELDOUT_GAIN, DEFAULT_DISTILL, distill, type DistillResult } from './distill.js';
 import { describeGap, UnsupportedOp, type DistillGap } from './gradients.js';
 import type { Head } from '../../onnx/head.js';
 import { defaultHead } from '../../onnx/runtime/classifier.js';
@@ -60,7 +60,7 @@ export async function distillStage(
   const held = r.heldoutCount > 0 ? `${r.heldoutCount} held-out samples` : 'the training samples (too few to hold any out)';
   const acc = (a?: number) => (a === undefined ? '' : `, accuracy ${(a * 100).toFixed(1)}%`);
   const how = r.improved ? `best epoch ${r.bestEpoch} of ${r.epochs.length}` : `no epoch of ${r.epochs.length} beat the input, weights unchanged`;
-  const stop = r.stopped === 'cut-short' ? '; cut short by the recovery-time-budget safety stop' : r.stopped === 'patience' ? `; stopped after ${DEFAULT_DISTILL.patience} epochs without a held-out gain of ${CLEAR_GAIN * 100}%` : '';
+  const stop = r.stopped === 'cut-short' ? '; cut short by the recovery-time-budget safety stop' : r.stopped === 'patience' ? `; stopped after ${DEFAULT_DISTILL.patience} epochs without a held-out gain of ${CLEAR_HELDOUT_GAIN * 100}%` : '';
   const target = opts.outputs
     ? `toward the dense model's outputs ${opts.outputs.map((o) => `'${o}'`).join(', ')} (relative MSE, each output alike)`
     : `toward the dense model's logits (T = ${DEFAULT_DISTILL.temperature}${calib.labels && DEFAULT_DISTILL.labelWeight > 0 ? `, + ${DEFAULT_DISTILL.labelWeight} x label cross-entropy` : ''})`;

@@ -98,14 +98,30 @@ describe('snapToWidths keeps counts on the measured widths and the total near th
     // Group 2's weights are the smallest, but its curve says losing half of it costs far more than group 3
     const weak = new Float64Array(32).fill(0.1);
     const strong = new Float64Array(32).fill(5);
-    const linear = (perChannel: number) => (kept: number) => perChannel * (32 - kept);
+    const linear = (size: number, perChannel: number) => (kept: number) => perChannel * (size - kept);
     const groups = [
-      { root: 1, size: 16, multiple: 16, kept: 8, scores: strong.subarray(0, 16) },
-      { root: 2, size: 32, multiple: 16, kept: 28, scores: weak, lossAt: linear(1) },
-      { root: 3, size: 32, multiple: 16, kept: 28, scores: strong, lossAt: linear(0.01) },
+      { root: 1, size: 16, multiple: 16, kept: 8, scores: strong.subarray(0, 16), lossAt: linear(16, 5) },
+      { root: 2, size: 32, multiple: 16, kept: 28, scores: weak, lossAt: linear(32, 1) },
+      { root: 3, size: 32, multiple: 16, kept: 28, scores: strong, lossAt: linear(32, 0.01) },
     ];
     expect([...snapToWidths(groups.map(({ lossAt: _, ...g }) => g), false)]).toEqual([[1, 16], [2, 16], [3, 32]]);
     expect([...snapToWidths(groups, false)]).toEqual([[1, 16], [2, 32], [3, 16]]);
+    // a predicted loss and an importance are not on one scale: with one group lacking a curve, importance decides
+    expect([...snapToWidths([{ ...groups[0], lossAt: undefined }, groups[1], groups[2]], false)]).toEqual([[1, 16], [2, 16], [3, 32]]);
+  });
+
+  it('where the curves predict no loss either way (flat, or not finite), importance decides', () => {
+    const weak = new Float64Array(32).fill(0.1);
+    const strong = new Float64Array(32).fill(5);
+    const flat = () => 0;
+    const groups = [
+      { root: 1, size: 32, multiple: 16, kept: 24, scores: strong, lossAt: flat },
+      { root: 2, size: 32, multiple: 16, kept: 24, scores: weak, lossAt: flat },
+    ];
+    // together they lose 16 of 64: one of them goes to 16, the one with the weaker channels
+    expect([...snapToWidths(groups)]).toEqual([[1, 32], [2, 16]]);
+    const unknown = [{ ...groups[0], lossAt: () => NaN }, { ...groups[1], lossAt: (k: number) => 32 - k }];
+    expect([...snapToWidths(unknown)]).toEqual([[1, 32], [2, 16]]);
   });
 });
 
