@@ -28663,8 +28663,9 @@ function unitSavings(layers, exponent) {
   const tie = layers.map((l) => (l.unitCost ?? 0) > 0 ? l.unitCost : floor);
   return { weight: tie.map((c) => (c / floor) ** exponent), tie };
 }
-function lossAlong(pts) {
-  return (r) => interpolate(pts, r);
+function lossAtKept(points2, size2) {
+  const pts = monotoneCurve(points2, 1);
+  return (kept) => interpolate(pts, 1 - kept / size2);
 }
 function interpolate(pts, r) {
   for (let i2 = 1; i2 < pts.length; i2++) {
@@ -32132,12 +32133,11 @@ async function structuredPrune(input, opts) {
     const curves = /* @__PURE__ */ new Map();
     for (const g2 of prunable) {
       const points2 = opts.lossCurves?.get(g2.name);
-      if (points2) curves.set(g2.root, lossAlong(monotoneCurve(points2, 1)));
+      if (points2) curves.set(g2.root, lossAtKept(points2, g2.size / g2.block));
     }
     const cost = (root, from, to) => {
       const f = curves.get(root);
-      const size2 = units.find((u) => u.root === root).size;
-      return f ? f(1 - to / size2) - f(1 - from / size2) : void 0;
+      return f ? f(to) - f(from) : void 0;
     };
     const free = plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)) }));
     const maxCap = opts.maxLayerSparsity ?? 1;
@@ -32920,7 +32920,7 @@ async function sensitivityPrune(dense, req) {
       keptUnits.set(g2.root, keep);
       allocated.push(1 - keep * g2.block / g2.size);
     });
-    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits, snapLoss: snapLosses(curves, layerCurves, costExponent), ...req.widths ? { widths: req.widths, ...req.wholeBlocks ? { wholeBlocks: true } : {} } : req.hardware ? { hardware: req.hardware } : {} });
+    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: "global", keptUnits, snapLoss: snapLosses(curves, layerCurves, costExponent), ...widthSource(req) });
     notes.push(...r.notes);
     widths = r.widths;
     model = r.model;
@@ -32946,13 +32946,15 @@ async function sensitivityPrune(dense, req) {
     }
   };
 }
+function widthSource(req) {
+  return { ...req.widths ? { widths: req.widths } : {}, ...req.wholeBlocks ? { wholeBlocks: true } : {}, ...req.hardware ? { hardware: req.hardware } : {} };
+}
 function snapLosses(curves, layers, costExponent) {
   const { weight } = unitSavings(layers, costExponent);
   return new Map(
     curves.map((c, i2) => {
-      const size2 = layers[i2].size;
-      const f = lossAlong(monotoneCurve(layers[i2].points, 1));
-      return [c.name, (kept) => f(1 - kept / size2) / weight[i2]];
+      const at2 = lossAtKept(layers[i2].points, layers[i2].size);
+      return [c.name, (kept) => at2(kept) / weight[i2]];
     })
   );
 }
@@ -36706,7 +36708,7 @@ async function checkWidths(first, dense, config2, ctx) {
   const alt = await pruneOn(rule);
   return {
     ...alt,
-    description: alt.description.replace(/; kept counts snapped to recorded widths: (.*)$/, `; kept counts snapped to the widths measured to run fast, coarsened by a whole-model timing: ${ruleText(rule)}`),
+    description: alt.description.replace(/; kept counts snapped to recorded widths: .*$/, `; kept counts snapped to the widths measured to run fast, coarsened by a whole-model timing: ${ruleText(rule)}`),
     allocation: { ...a, groups: groups.map((g2) => ({ ...g2, multiple: rule.multiple, from: [...g2.from ?? [], `whole-model check: ${ruleText(rule)}`] })), width_check: check }
   };
 }

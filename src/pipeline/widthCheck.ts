@@ -187,7 +187,7 @@ export async function checkWidths(
   const alt = await pruneOn(rule);
   return {
     ...alt,
-    description: alt.description.replace(/; kept counts snapped to recorded widths: (.*)$/, `; kept counts snapped to the widths measured to run fast, coarsened by a whole-model timing: ${ruleText(rule)}`),
+    description: alt.description.replace(/; kept counts snapped to recorded widths: .*$/, `; kept counts snapped to the widths measured to run fast, coarsened by a whole-model timing: ${ruleText(rule)}`),
     allocation: { ...a, groups: groups.map((g) => ({ ...g, multiple: rule.multiple, from: [...(g.from ?? []), `whole-model check: ${ruleText(rule)}`] })), width_check: check },
   };
 }

@@ -151,9 +151,13 @@ export function unitSavings(layers: readonly LayerCurve[], exponent: number): { 
   return { weight: tie.map((c) => (c / floor) ** exponent), tie };
 }
 
-/** The loss along a monotone curve at any ratio (linear between its points, flat past the last). */
-export function lossAlong(pts: readonly Pt[]): (ratio: number) => number {
-  return (r) => interpolate(pts, r);
+/**
+ * A unit's predicted loss at a kept count, from its measured curve made monotone (linear between the
+ * points, flat past the last): what the snap to fast widths and the latency allocation price a cut by.
+ */
+export function lossAtKept(points: LayerCurve['points'], size: number): (kept: number) => number {
+  const pts = monotoneCurve(points, 1);
+  return (kept) => interpolate(pts, 1 - kept / size);
 }
 
 function interpolate(pts: readonly Pt[], r: number): number {

@@ -14,7 +14,7 @@ import { describeStructured } from '../structured/describe.js';
 import type { MeasureOptions } from '../structured/hardware.js';
 import type { KeptChannels } from '../structured/keptChannels.js';
 import { structuredGroups, structuredPrune, type StructuredResult } from '../structured/structuredPrune.js';
-import { allocateSparsity, DEFAULT_CAP, lossAlong, monotoneCurve, unitSavings, type LayerCurve } from './allocateSparsity.js';
+import { allocateSparsity, DEFAULT_CAP, lossAtKept, unitSavings, type LayerCurve } from './allocateSparsity.js';
 import { defaultHead } from '../../onnx/runtime/classifier.js';
 import type { Head } from '../../onnx/head.js';
 import { calibScorer, DEFAULT_SENSITIVITY_SAMPLES, type CalibScorer } from './calibScorer.js';
@@ -141,7 +141,7 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
       keptUnits.set(g.root, keep);
       allocated.push(1 - (keep * g.block) / g.size);
     });
-    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: 'global', keptUnits, snapLoss: snapLosses(curves, layerCurves, costExponent), ...(req.widths ? { widths: req.widths, ...(req.wholeBlocks ? { wholeBlocks: true } : {}) } : req.hardware ? { hardware: req.hardware } : {}) });
+    const r = await structuredPrune(dense, { ...structuredOpts, sparsity: req.sparsity, scope: 'global', keptUnits, snapLoss: snapLosses(curves, layerCurves, costExponent), ...widthSource(req) });
     notes.push(...r.notes);
     widths = r.widths;
     model = r.model;
@@ -170,6 +170,11 @@ export async function sensitivityPrune(dense: ModelProto, req: SensitivityReques
   };
 }
 
+/** Where the structured prune takes its widths from, as the request gives them (recorded widths win, as in structuredPrune). */
+function widthSource(req: SensitivityRequest): Pick<SensitivityRequest, 'widths' | 'wholeBlocks' | 'hardware'> {
+  return { ...(req.widths ? { widths: req.widths } : {}), ...(req.wholeBlocks ? { wholeBlocks: true } : {}), ...(req.hardware ? { hardware: req.hardware } : {}) };
+}
+
 /**
  * Each group's predicted loss at a kept count, from the curves the allocation ranked by (made monotone;
  * per MAC saved for sensitivity-macs), so that rounding to fast widths trades channels by the same
@@ -179,9 +184,8 @@ function snapLosses(curves: readonly { name: string }[], layers: readonly LayerC
   const { weight } = unitSavings(layers, costExponent);
   return new Map(
     curves.map((c, i) => {
-      const size = layers[i].size;
-      const f = lossAlong(monotoneCurve(layers[i].points, 1));
-      return [c.name, (kept: number) => f(1 - kept / size) / weight[i]];
+      const at = lossAtKept(layers[i].points, layers[i].size);
+      return [c.name, (kept: number) => at(kept) / weight[i]];
     }),
   );
 }

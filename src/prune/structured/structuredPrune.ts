@@ -6,7 +6,7 @@ import { type Criterion, type Importance, activationImportance, bnScaleImportanc
 import { type ChannelTally, channelTally } from '../reduction.js';
 import { allocate, keepMask } from './allocate.js';
 import { snapToWidths } from './widths.js';
-import { lossAlong, monotoneCurve } from '../sensitivity/allocateSparsity.js';
+import { lossAtKept } from '../sensitivity/allocateSparsity.js';
 import { type DependencyAnalysis, type DependencyGroup, analyzeDependencies } from './depgraph.js';
 import { cacheDir } from '../../io/measureCache.js';
 import { groupMultiples, measureLayerTables, measureProbes, type MeasureOptions, type WidthTable } from './hardware.js';
@@ -117,15 +117,14 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
     const tableWidths = plain.map((u) => ({ root: u.root, name: '', multiple: multiple.get(u.root) ?? 1, from: [] }));
     const tables = await measureLayerTables(layers, tableWidths, { batch: opts.latency.batch, threads: opts.hardware?.threads ?? 1, cacheDir: opts.hardware?.cacheDir ?? cacheDir(), onLayer: opts.hardware?.onProbe });
     const split = splitDense(tables, opts.latency.denseMs);
-    const curves = new Map<number, (ratio: number) => number>();
+    const curves = new Map<number, (kept: number) => number>();
     for (const g of prunable) {
       const points = opts.lossCurves?.get(g.name);
-      if (points) curves.set(g.root, lossAlong(monotoneCurve(points, 1)));
+      if (points) curves.set(g.root, lossAtKept(points, g.size / g.block));
     }
     const cost = (root: number, from: number, to: number): number | undefined => {
       const f = curves.get(root);
-      const size = units.find((u) => u.root === root)!.size;
-      return f ? f(1 - to / size) - f(1 - from / size) : undefined;
+      return f ? f(to) - f(from) : undefined;
     };
     const free = plain.map((u) => ({ root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, scores: normalised(unitImportance.get(u.root)!) }));
     const maxCap = opts.maxLayerSparsity ?? 1;
