@@ -27593,7 +27593,7 @@ var init_schema = __esm({
         flag: { commands: RUN }
       }),
       quantize: setting(oneOf(QUANTIZE_MODES), "none", {
-        help: "after pruning and recovery (or alone with sparsity 0), quantize the last float step: int8 = static QDQ calibrated on the calibration set (uint8 activations, per-channel int8 weights, layers kept float where measurement says so); dynamic = MatMul weights int8, activations quantized per batch at run time (docs/methods.md#int8-quantization)",
+        help: "after pruning and recovery (or alone with sparsity 0), quantize the last float step: int8 = static QDQ calibrated on the calibration set (uint8 or int8 activations, per-channel int8 weights, layers kept float, as measurement says); dynamic = MatMul weights int8, activations quantized per batch at run time (docs/methods.md#int8-quantization)",
         flag: { value: "<mode>", commands: RUN },
         input: "quantize"
       }),
@@ -29750,10 +29750,11 @@ function quantizeSection(model) {
   const q = step?.quantize;
   if (!q) return void 0;
   const k = q.kernels;
-  const how = q.calibration ? `static QDQ, uint8 activations, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits; ${q.calibration.method} calibration on ${q.calibration.samples} samples, decisions on ${q.calibration.decision_samples}` : `dynamic: uint8 activations quantized per batch at run time, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits`;
+  const how = q.calibration ? `static QDQ, ${q.activations} activations, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits; ${q.calibration.method} calibration on ${q.calibration.samples} samples, decisions on ${q.calibration.decision_samples}` : `dynamic: uint8 activations quantized per batch at run time, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits`;
   const lines2 = [
     `**Quantization** <sub>(${step.name}: ${how})</sub>`,
     `- ${q.weights.reason}`,
+    ...q.activation_choice ? [`- ${q.activation_choice.reason}`] : [],
     (q.calib_quality ? `- calibration ${q.calib_quality.metric}: float ${percent(q.calib_quality.float, 2)}, INT8 ${percent(q.calib_quality.quantized, 2)}; ` : "- ") + `${q.quantized_nodes} nodes quantized, ${q.absorbed_relus} Relu absorbed, ${q.folded_batch_norms} BatchNorm folded`,
     `- onnxruntime runs ${k.layers.filter((l) => l.integer).length} of ${k.layers.length} layers in integer kernels; ${k.boundaries} QuantizeLinear/DequantizeLinear left (float \u2194 int8 crossings), ${k.float_compute_nodes} float Conv/Gemm/MatMul`
   ];
@@ -52497,13 +52498,13 @@ function roundHalfEven(x2) {
   const r = Math.round(x2);
   return Math.abs(x2 % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
-function activationParams(range2) {
+function activationParams(range2, type = "uint8") {
   const lo = Math.min(range2.min, 0);
   const hi = Math.max(range2.max, 0);
-  if (!(hi > lo)) return { scale: 1, zeroPoint: 0 };
+  if (!(hi > lo)) return { scale: 1, zeroPoint: INT8_OFFSET[type] };
   const scale2 = Math.fround((hi - lo) / 255);
   const zeroPoint = Math.min(255, Math.max(0, roundHalfEven(-lo / scale2)));
-  return { scale: scale2, zeroPoint };
+  return { scale: scale2, zeroPoint: zeroPoint + INT8_OFFSET[type] };
 }
 function quantizeWeight(values, dims, axis, bits2) {
   const qmax = weightQMax(bits2);
@@ -52546,10 +52547,11 @@ function quantizeBias(bias, inputScale, weightScales) {
   }
   return { values, scales };
 }
-var INT32_MAX2;
+var INT8_OFFSET, INT32_MAX2;
 var init_params = __esm({
   "src/quantize/params.ts"() {
     "use strict";
+    INT8_OFFSET = { uint8: 0, int8: -128 };
     INT32_MAX2 = 2 ** 31 - 1;
   }
 });
@@ -52699,7 +52701,7 @@ function quantizeQdq(model, opts) {
     else {
       const r = opts.ranges.get(t);
       if (!r) throw new Error(`quantize: no calibrated range for tensor '${t}'`);
-      q = activationParams(r);
+      q = activationParams(r, opts.activations);
     }
     params.set(t, q);
     return q;
@@ -52708,10 +52710,11 @@ function quantizeQdq(model, opts) {
   const readers = new Map([...toQuantize].map((t) => [t, index.consumersOf(t)]));
   const quantizedOutput = /* @__PURE__ */ new Map();
   const dequantized = /* @__PURE__ */ new Map();
+  const zeroPointType = opts.activations === "int8" ? 3 /* INT8 */ : 2 /* UINT8 */;
   for (const t of toQuantize) {
     const q = paramsOf(t);
     const scale2 = ed.addFloatInitializer(`${t}_scale`, [], Float32Array.of(q.scale));
-    const zp = ed.addIntInitializer(`${t}_zero_point`, [], [q.zeroPoint], 2 /* UINT8 */);
+    const zp = ed.addIntInitializer(`${t}_zero_point`, [], [q.zeroPoint], zeroPointType);
     if (ed.isGraphOutput(t)) {
       ed.insertAfter(t, { name: `${t}_QuantizeLinear`, opType: "QuantizeLinear", inputs: [t, scale2, zp] }, `${t}_QuantizeLinear_Input`);
       const dq = ed.insertAfter(t, { name: `${t}_DequantizeLinear`, opType: "DequantizeLinear", inputs: [t, scale2, zp] }, `${t}_QuantizeLinear_Output`);
@@ -52739,7 +52742,7 @@ function quantizeQdq(model, opts) {
         const q = paramsOf(t);
         const own2 = `${t}_DequantizeLinear_${nodeLabel(n).replace(/[^A-Za-z0-9_.]/g, "_")}`;
         const scale2 = ed.addFloatInitializer(`${own2}_scale`, [channels], new Float32Array(channels).fill(q.scale));
-        const zp = ed.addIntInitializer(`${own2}_zero_point`, [channels], new Uint8Array(channels).fill(q.zeroPoint), 2 /* UINT8 */);
+        const zp = ed.addIntInitializer(`${own2}_zero_point`, [channels], new Array(channels).fill(q.zeroPoint), zeroPointType);
         const out = ed.fresh(`${own2}_Output`);
         ed.addNode({ name: own2, opType: "DequantizeLinear", inputs: [quantizedOutput.get(t), scale2, zp], outputs: [out], attrs: { axis: 1 } });
         ed.setInput(n, k, out);
@@ -52857,8 +52860,8 @@ async function prepareQuantization(model, calib, opts) {
     calibSamples: calib.count
   };
 }
-function buildQuantized(prep, keepFloat, weightBits) {
-  return quantizeQdq(prep.folded, { ranges: prep.ranges, keepFloat: /* @__PURE__ */ new Set([...prep.excluded, ...keepFloat]), weightBits, perChannel: prep.perChannel });
+function buildQuantized(prep, keepFloat, weightBits, activations = "uint8") {
+  return quantizeQdq(prep.folded, { ranges: prep.ranges, keepFloat: /* @__PURE__ */ new Set([...prep.excluded, ...keepFloat]), weightBits, activations, perChannel: prep.perChannel });
 }
 async function predict2(model, data, mode, threads, head) {
   const session = await sessionFromModel(model, threads, { lean: mode === "simulated" });
@@ -53069,6 +53072,18 @@ function eligiblePlans(plans, floatQuality, samples) {
     return through ? [{ plan: p, through }] : [];
   });
 }
+function chooseActivations(uint8, int8, gains, samples) {
+  const noise = NOISE_PREDICTIONS / Math.max(1, samples);
+  const interval = signTestInterval(gains, ACTIVATION_ALPHA);
+  const faster = interval !== null && interval[0] > Math.log(CLEAR_GAIN);
+  const asGood = int8.quality >= uint8.quality - noise;
+  const type = faster && asGood ? "int8" : "uint8";
+  const pct7 = (x2) => `${x2 >= 0 ? "+" : ""}${((Math.exp(x2) - 1) * 100).toFixed(0)}%`;
+  const vs = `the all-INT8 plan ran ${int8.speedup.toFixed(2)}x float with int8 activations and ${uint8.speedup.toFixed(2)}x with uint8` + (interval ? ` (median gain per round with int8 ${pct7(interval[0])} to ${pct7(interval[1])}, ${Math.round((1 - ACTIVATION_ALPHA) * 100)}% interval)` : "");
+  const clear = `more than ${Math.round((CLEAR_GAIN - 1) * 100)}% faster`;
+  const reason = type === "int8" ? `int8 activations: ${vs}, ${clear} at the same calibration quality` : faster ? `uint8 activations: ${vs}, but int8 scored ${((uint8.quality - int8.quality) * 100).toFixed(2)} pt lower in calibration quality` : `uint8 activations: ${vs}; int8 must be clearly ${clear}`;
+  return { type, record: { uint8_speedup: uint8.speedup, int8_speedup: int8.speedup, uint8_calib_quality: uint8.quality, int8_calib_quality: int8.quality, reason } };
+}
 async function quantizeStep(input) {
   const { config: config2, progress, calib } = input;
   const threads = QUALITY_THREADS;
@@ -53082,6 +53097,8 @@ async function quantizeStep(input) {
   const weights = await chooseWeightBits(prep, slice, threads, input.head);
   const scratch = fs23.mkdtempSync(path16.join(path16.dirname(input.artifact), ".quantize-"));
   const measured = [];
+  const signed2 = { speedup: NaN, quality: NaN };
+  const gains = [];
   try {
     const plans = variants(prep);
     const files = [];
@@ -53093,18 +53110,27 @@ async function quantizeStep(input) {
       const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads, input.head), floatPred, slice.labels);
       measured.push({ name: v.name, keep_float: [...v.keep.keys()], calib_quality: quality2, speedup: null, chosen: false, keep: v.keep });
     }
-    if (plans.length > 1) {
-      progress.stage({ kind: "latency", detail: `float and ${plans.length} INT8 plans interleaved`, total: config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
-      const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes))), { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads: config2.latency.threads, provider: input.provider }, (d) => progress.update(d));
-      progress.stop();
-      measured.forEach((m, k) => {
-        const logs = config2.batchSizes.map((_, b) => Math.log(median(samples[0][b]) / median(samples[k + 1][b])));
-        m.speedup = Math.exp(logs.reduce((a, x2) => a + x2, 0) / logs.length);
-      });
-    }
+    const signedModel = buildQuantized(prep, /* @__PURE__ */ new Set(), weights.bits, "int8").model;
+    const signedFile = path16.join(scratch, "variant-int8-activations.onnx");
+    saveModel(signedModel, signedFile);
+    signed2.quality = calibQuality(await predict2(signedModel, slice, "fused", threads, input.head), floatPred, slice.labels);
+    const timed = [input.source, ...files, signedFile];
+    progress.stage({ kind: "latency", detail: `float, ${plans.length} INT8 plan${plans.length === 1 ? "" : "s"} and int8 activations interleaved`, total: config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
+    const samples = await measureInterleaved(timed, sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes))), { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads: config2.latency.threads, provider: input.provider }, (d) => progress.update(d));
+    progress.stop();
+    const speedupOf = (k) => {
+      const logs = config2.batchSizes.map((_, b) => Math.log(median(samples[0][b]) / median(samples[k][b])));
+      return Math.exp(logs.reduce((a, x2) => a + x2, 0) / logs.length);
+    };
+    measured.forEach((m, k) => {
+      m.speedup = speedupOf(k + 1);
+    });
+    signed2.speedup = speedupOf(timed.length - 1);
+    for (let b = 0; b < config2.batchSizes.length; b++) samples[timed.length - 1][b].forEach((t, r) => gains.push(Math.log(samples[1][b][r] / t)));
   } finally {
     fs23.rmSync(scratch, { recursive: true, force: true });
   }
+  const activations = chooseActivations({ speedup: measured[0].speedup, quality: measured[0].calib_quality }, signed2, gains, slice.count);
   const passing = eligiblePlans(measured, floatQuality, slice.count);
   const eligible = passing.map((e) => e.plan);
   const pick2 = (eligible.length ? eligible : measured).reduce(
@@ -53112,20 +53138,21 @@ async function quantizeStep(input) {
   );
   pick2.chosen = true;
   const keep = new Map(pick2.keep);
-  let q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
-  let quality = pick2.calib_quality;
+  const { type } = activations;
+  let q = buildQuantized(prep, new Set(keep.keys()), weights.bits, type);
+  let quality = type === "uint8" ? pick2.calib_quality : keep.size === 0 ? signed2.quality : calibQuality(await predict2(q.model, slice, "fused", threads, input.head), floatPred, slice.labels);
   let meets = eligible.includes(pick2);
   let errors = await layerErrors(prep.folded, q, slice, threads);
   for (let k = 0; k < MAX_ERROR_FALLBACKS && !meets; k++) {
     const worst = errors.filter((e) => !keep.has(e.node)).sort((a, b) => b.output_error - b.input_error - (a.output_error - a.input_error))[0];
     if (!worst) break;
     keep.set(worst.node, "error");
-    q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
+    q = buildQuantized(prep, new Set(keep.keys()), weights.bits, type);
     quality = calibQuality(await predict2(q.model, slice, "fused", threads, input.head), floatPred, slice.labels);
     meets = quality >= floatQuality - CALIB_TOLERANCE;
     errors = await layerErrors(prep.folded, q, slice, threads);
   }
-  setMetadata(q.model, { "prune-guard.version": VERSION7, "prune-guard.quantize": "int8-static-qdq", "prune-guard.quantize.weight_bits": String(weights.bits) });
+  setMetadata(q.model, { "prune-guard.version": VERSION7, "prune-guard.quantize": "int8-static-qdq", "prune-guard.quantize.weight_bits": String(weights.bits), "prune-guard.quantize.activations": type });
   saveModel(q.model, input.artifact);
   const kernels = kernelReport(q.model, await optimisedGraph(input.artifact, 1));
   const floatLayers = [
@@ -53148,7 +53175,8 @@ async function quantizeStep(input) {
   const integerLayers = kernels.layers.filter((l) => l.integer).length;
   const info2 = {
     scheme: "static-qdq",
-    activations: "uint8",
+    activations: type,
+    activation_choice: activations.record,
     weights: { type: "int8", bits: weights.bits, granularity: q.perChannel ? "per-channel" : "per-tensor", fused_deviation: weights.deviation, reason: weights.reason },
     calibration: { method: prep.calibrator, samples: prep.calibSamples, decision_samples: slice.count },
     folded_batch_norms: prep.foldedBatchNorms,
@@ -53160,7 +53188,7 @@ async function quantizeStep(input) {
     layer_errors: [...errors].sort((a, b) => b.output_error - b.input_error - (a.output_error - a.input_error)).slice(0, 20),
     kernels
   };
-  const description = `INT8 static QDQ (${config2.quantizeCalibration} calibration, ${prep.calibSamples} samples): uint8 activations, ${weights.bits}-bit ${info2.weights.granularity} int8 weights; ${integerLayers} of ${kernels.layers.length} layers run integer kernels${floatLayers.length ? `, ${floatLayers.length} kept float` : ""}`;
+  const description = `INT8 static QDQ (${config2.quantizeCalibration} calibration, ${prep.calibSamples} samples): ${type} activations, ${weights.bits}-bit ${info2.weights.granularity} int8 weights; ${integerLayers} of ${kernels.layers.length} layers run integer kernels${floatLayers.length ? `, ${floatLayers.length} kept float` : ""}`;
   return { artifact: input.artifact, description, info: info2, notes };
 }
 function cpuHasVnni() {
@@ -53198,6 +53226,7 @@ async function quantizeDynamicStep(input) {
   const info2 = {
     scheme: "dynamic",
     activations: "uint8",
+    activation_choice: null,
     weights: { type: "int8", bits: bits2, granularity: "per-channel", fused_deviation: deviation, reason },
     calibration: null,
     folded_batch_norms: 0,
@@ -53231,12 +53260,13 @@ async function quantizeLast(source, calib, config2, artifact, progress, provider
   if (config2.quantize === "dynamic") return quantizeDynamicStep({ source, calib, config: config2, artifact, progress, provider, head });
   return void 0;
 }
-var DECISION_SAMPLES, CALIB_TOLERANCE, MAX_ERROR_FALLBACKS, DECISION_TIMING, CLEAR_GAIN, NARROW_CHANNELS, TIMING_CALIB_SAMPLES, NOISE_PREDICTIONS;
+var DECISION_SAMPLES, CALIB_TOLERANCE, MAX_ERROR_FALLBACKS, DECISION_TIMING, CLEAR_GAIN, NARROW_CHANNELS, TIMING_CALIB_SAMPLES, NOISE_PREDICTIONS, ACTIVATION_ALPHA;
 var init_quantizeStep = __esm({
   "src/pipeline/quantizeStep.ts"() {
     "use strict";
     init_dataset();
     init_latency();
+    init_sequential();
     init_model();
     init_simple_statistics();
     init_kernels();
@@ -53255,6 +53285,7 @@ var init_quantizeStep = __esm({
     NARROW_CHANNELS = 4;
     TIMING_CALIB_SAMPLES = 64;
     NOISE_PREDICTIONS = 2;
+    ACTIVATION_ALPHA = 0.05;
   }
 });
 

@@ -340,7 +340,7 @@ export const SETTINGS = {
   }),
   quantize: setting(oneOf(QUANTIZE_MODES), 'none', {
     help:
-      'after pruning and recovery (or alone with sparsity 0), quantize the last float step: int8 = static QDQ calibrated on the calibration set (uint8 activations, per-channel int8 weights, layers kept float where measurement says so); ' +
+      'after pruning and recovery (or alone with sparsity 0), quantize the last float step: int8 = static QDQ calibrated on the calibration set (uint8 or int8 activations, per-channel int8 weights, layers kept float, as measurement says); ' +
       'dynamic = MatMul weights int8, activations quantized per batch at run time (docs/methods.md#int8-quantization)',
     flag: { value: '<mode>', commands: RUN },
     input: 'quantize',

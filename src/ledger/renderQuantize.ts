@@ -16,11 +16,12 @@ export function quantizeSection(model: ModelLedger): string | undefined {
   if (!q) return undefined;
   const k = q.kernels;
   const how = q.calibration
-    ? `static QDQ, uint8 activations, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits; ${q.calibration.method} calibration on ${q.calibration.samples} samples, decisions on ${q.calibration.decision_samples}`
+    ? `static QDQ, ${q.activations} activations, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits; ${q.calibration.method} calibration on ${q.calibration.samples} samples, decisions on ${q.calibration.decision_samples}`
     : `dynamic: uint8 activations quantized per batch at run time, int8 ${q.weights.granularity} weights at ${q.weights.bits} bits`;
   const lines = [
     `**Quantization** <sub>(${step!.name}: ${how})</sub>`,
     `- ${q.weights.reason}`,
+    ...(q.activation_choice ? [`- ${q.activation_choice.reason}`] : []),
     (q.calib_quality ? `- calibration ${q.calib_quality.metric}: float ${percent(q.calib_quality.float, 2)}, INT8 ${percent(q.calib_quality.quantized, 2)}; ` : '- ') +
       `${q.quantized_nodes} nodes quantized, ${q.absorbed_relus} Relu absorbed, ${q.folded_batch_norms} BatchNorm folded`,
     `- onnxruntime runs ${k.layers.filter((l) => l.integer).length} of ${k.layers.length} layers in integer kernels; ` +

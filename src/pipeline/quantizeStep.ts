@@ -4,12 +4,13 @@ import type { Config } from '../config/schema.js';
 import { sliceBatch, type Dataset } from '../data/dataset.js';
 import type { Progress } from '../io/progress.js';
 import { measureInterleaved } from '../measure/latency.js';
+import { signTestInterval } from '../measure/stats/sequential.js';
 import { loadModel, opsetVersion, saveModel, setMetadata } from '../onnx/model.js';
 import { median } from 'simple-statistics';
 import { kernelReport, optimisedGraph } from '../quantize/kernels.js';
-import type { WeightBits } from '../quantize/params.js';
+import type { ActivationType, WeightBits } from '../quantize/params.js';
 import { buildQuantized, calibQuality, layerErrors, predict, prepareQuantization, relativeL2, type Prepared } from '../quantize/prepare.js';
-import type { FloatReason, QuantizeInfo, QuantizeVariant } from '../quantize/types.js';
+import type { ActivationChoice, FloatReason, QuantizeInfo, QuantizeVariant } from '../quantize/types.js';
 import { VERSION } from '../version.js';
 import { UserError } from '../errors.js';
 import type { Head } from '../onnx/head.js';
@@ -145,6 +146,43 @@ export function eligiblePlans<P extends Pick<QuantizeVariant, 'calib_quality' | 
   });
 }
 
+/** One plan as measured with one activation type: speedup over float and calibration quality. */
+interface Timed {
+  speedup: number;
+  quality: number;
+}
+
+/** Two-sided level of the sign-test interval int8 activations' gain must clear. */
+const ACTIVATION_ALPHA = 0.05;
+
+/**
+ * The activation type, from the all-INT8 plan built both ways. uint8 is the default (int8 activations
+ * once fused only partly on x86); int8 ships only when the sign-test interval of its per-round gain
+ * (`gains`: log of uint8's time over int8's, one per interleaved round and batch size) lies wholly
+ * above CLEAR_GAIN, and it scored no more than noise below uint8. A clear gain decides alike on an
+ * idle and a busy runner; a tie keeps the default, so the shipped file does not flip with the load.
+ * The two grids hold the same values, so a difference in quality is the kernels' arithmetic.
+ */
+export function chooseActivations(uint8: Timed, int8: Timed, gains: readonly number[], samples: number): { type: ActivationType; record: ActivationChoice } {
+  const noise = NOISE_PREDICTIONS / Math.max(1, samples);
+  const interval = signTestInterval(gains, ACTIVATION_ALPHA);
+  const faster = interval !== null && interval[0] > Math.log(CLEAR_GAIN);
+  const asGood = int8.quality >= uint8.quality - noise;
+  const type: ActivationType = faster && asGood ? 'int8' : 'uint8';
+  const pct = (x: number) => `${x >= 0 ? '+' : ''}${((Math.exp(x) - 1) * 100).toFixed(0)}%`;
+  const vs =
+    `the all-INT8 plan ran ${int8.speedup.toFixed(2)}x float with int8 activations and ${uint8.speedup.toFixed(2)}x with uint8` +
+    (interval ? ` (median gain per round with int8 ${pct(interval[0])} to ${pct(interval[1])}, ${Math.round((1 - ACTIVATION_ALPHA) * 100)}% interval)` : '');
+  const clear = `more than ${Math.round((CLEAR_GAIN - 1) * 100)}% faster`;
+  const reason =
+    type === 'int8'
+      ? `int8 activations: ${vs}, ${clear} at the same calibration quality`
+      : faster
+        ? `uint8 activations: ${vs}, but int8 scored ${((uint8.quality - int8.quality) * 100).toFixed(2)} pt lower in calibration quality`
+        : `uint8 activations: ${vs}; int8 must be clearly ${clear}`;
+  return { type, record: { uint8_speedup: uint8.speedup, int8_speedup: int8.speedup, uint8_calib_quality: uint8.quality, int8_calib_quality: int8.quality, reason } };
+}
+
 /**
  * The `quantize:int8` step: calibrate, choose weight precision and float layers by measurement on this
  * runner, write the static QDQ model, and read back which kernels onnxruntime runs for it.
@@ -162,9 +200,12 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
   const floatQuality = calibQuality(floatPred, floatPred, slice.labels);
   const weights = await chooseWeightBits(prep, slice, threads, input.head);
 
-  // time every plan against the float model in one interleaved pass, on calibration inputs
+  // time every plan against the float model in one interleaved pass, on calibration inputs, and the
+  // all-INT8 plan once more with int8 activations: which of the two runs faster is the CPU's to say
   const scratch = fs.mkdtempSync(path.join(path.dirname(input.artifact), '.quantize-'));
   const measured: (QuantizeVariant & { keep: Map<string, FloatReason> })[] = [];
+  const signed = { speedup: NaN, quality: NaN };
+  const gains: number[] = [];
   try {
     const plans = variants(prep);
     const files: string[] = [];
@@ -176,19 +217,28 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
       const quality = calibQuality(await predict(q.model, slice, 'fused', threads, input.head), floatPred, slice.labels);
       measured.push({ name: v.name, keep_float: [...v.keep.keys()], calib_quality: quality, speedup: null, chosen: false, keep: v.keep });
     }
-    // one plan needs no choosing: the step's own latency is measured with every other step's
-    if (plans.length > 1) {
-      progress.stage({ kind: 'latency', detail: `float and ${plans.length} INT8 plans interleaved`, total: config.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
-      const samples = await measureInterleaved([input.source, ...files], sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config.batchSizes))), { batchSizes: config.batchSizes, ...DECISION_TIMING, threads: config.latency.threads, provider: input.provider }, (d) => progress.update(d));
-      progress.stop();
-      measured.forEach((m, k) => {
-        const logs = config.batchSizes.map((_, b) => Math.log(median(samples[0][b]) / median(samples[k + 1][b])));
-        m.speedup = Math.exp(logs.reduce((a, x) => a + x, 0) / logs.length);
-      });
-    }
+    const signedModel = buildQuantized(prep, new Set(), weights.bits, 'int8').model;
+    const signedFile = path.join(scratch, 'variant-int8-activations.onnx');
+    saveModel(signedModel, signedFile);
+    signed.quality = calibQuality(await predict(signedModel, slice, 'fused', threads, input.head), floatPred, slice.labels);
+    const timed = [input.source, ...files, signedFile];
+    progress.stage({ kind: 'latency', detail: `float, ${plans.length} INT8 plan${plans.length === 1 ? '' : 's'} and int8 activations interleaved`, total: config.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
+    const samples = await measureInterleaved(timed, sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config.batchSizes))), { batchSizes: config.batchSizes, ...DECISION_TIMING, threads: config.latency.threads, provider: input.provider }, (d) => progress.update(d));
+    progress.stop();
+    const speedupOf = (k: number): number => {
+      const logs = config.batchSizes.map((_, b) => Math.log(median(samples[0][b]) / median(samples[k][b])));
+      return Math.exp(logs.reduce((a, x) => a + x, 0) / logs.length);
+    };
+    measured.forEach((m, k) => {
+      m.speedup = speedupOf(k + 1);
+    });
+    signed.speedup = speedupOf(timed.length - 1);
+    // per round, uint8's all-INT8 time over int8's: rounds are interleaved, so each pair ran side by side
+    for (let b = 0; b < config.batchSizes.length; b++) samples[timed.length - 1][b].forEach((t, r) => gains.push(Math.log(samples[1][b][r] / t)));
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
   }
+  const activations = chooseActivations({ speedup: measured[0].speedup!, quality: measured[0].calib_quality }, signed, gains, slice.count);
   const passing = eligiblePlans(measured, floatQuality, slice.count);
   const eligible = passing.map((e) => e.plan);
   // more float layers must buy a clear speedup over fewer: a tie within timing noise keeps INT8
@@ -198,21 +248,23 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
   pick.chosen = true;
   const keep = new Map(pick.keep);
 
+  const { type } = activations;
+  let q = buildQuantized(prep, new Set(keep.keys()), weights.bits, type);
+  // the plans were scored with uint8 activations; with int8 the shipped build is scored itself
+  let quality = type === 'uint8' ? pick.calib_quality : keep.size === 0 ? signed.quality : calibQuality(await predict(q.model, slice, 'fused', threads, input.head), floatPred, slice.labels);
   // layers whose error the calibration set cannot afford go back to float, worst contribution first
-  let q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
-  let quality = pick.calib_quality;
   let meets = eligible.includes(pick);
   let errors = await layerErrors(prep.folded, q, slice, threads);
   for (let k = 0; k < MAX_ERROR_FALLBACKS && !meets; k++) {
     const worst = errors.filter((e) => !keep.has(e.node)).sort((a, b) => b.output_error - b.input_error - (a.output_error - a.input_error))[0];
     if (!worst) break;
     keep.set(worst.node, 'error');
-    q = buildQuantized(prep, new Set(keep.keys()), weights.bits);
+    q = buildQuantized(prep, new Set(keep.keys()), weights.bits, type);
     quality = calibQuality(await predict(q.model, slice, 'fused', threads, input.head), floatPred, slice.labels);
     meets = quality >= floatQuality - CALIB_TOLERANCE;
     errors = await layerErrors(prep.folded, q, slice, threads);
   }
-  setMetadata(q.model, { 'prune-guard.version': VERSION, 'prune-guard.quantize': 'int8-static-qdq', 'prune-guard.quantize.weight_bits': String(weights.bits) });
+  setMetadata(q.model, { 'prune-guard.version': VERSION, 'prune-guard.quantize': 'int8-static-qdq', 'prune-guard.quantize.weight_bits': String(weights.bits), 'prune-guard.quantize.activations': type });
   saveModel(q.model, input.artifact);
   const kernels = kernelReport(q.model, await optimisedGraph(input.artifact, 1));
 
@@ -238,7 +290,8 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
   const integerLayers = kernels.layers.filter((l) => l.integer).length;
   const info: QuantizeInfo = {
     scheme: 'static-qdq',
-    activations: 'uint8',
+    activations: type,
+    activation_choice: activations.record,
     weights: { type: 'int8', bits: weights.bits, granularity: q.perChannel ? 'per-channel' : 'per-tensor', fused_deviation: weights.deviation, reason: weights.reason },
     calibration: { method: prep.calibrator, samples: prep.calibSamples, decision_samples: slice.count },
     folded_batch_norms: prep.foldedBatchNorms,
@@ -250,7 +303,7 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
     layer_errors: [...errors].sort((a, b) => b.output_error - b.input_error - (a.output_error - a.input_error)).slice(0, 20),
     kernels,
   };
-  const description = `INT8 static QDQ (${config.quantizeCalibration} calibration, ${prep.calibSamples} samples): uint8 activations, ${weights.bits}-bit ${info.weights.granularity} int8 weights; ${integerLayers} of ${kernels.layers.length} layers run integer kernels${floatLayers.length ? `, ${floatLayers.length} kept float` : ''}`;
+  const description = `INT8 static QDQ (${config.quantizeCalibration} calibration, ${prep.calibSamples} samples): ${type} activations, ${weights.bits}-bit ${info.weights.granularity} int8 weights; ${integerLayers} of ${kernels.layers.length} layers run integer kernels${floatLayers.length ? `, ${floatLayers.length} kept float` : ''}`;
   return { artifact: input.artifact, description, info, notes };
 }
 
@@ -297,6 +350,7 @@ export async function quantizeDynamicStep(input: Omit<QuantizeStepInput, 'calib'
   const info: QuantizeInfo = {
     scheme: 'dynamic',
     activations: 'uint8',
+    activation_choice: null,
     weights: { type: 'int8', bits, granularity: 'per-channel', fused_deviation: deviation, reason },
     calibration: null,
     folded_batch_norms: 0,

@@ -1,7 +1,7 @@
 /**
  * Quantization arithmetic as onnxruntime's own quantizer does it (onnxruntime/python/tools/quantization):
- * asymmetric uint8 activations whose range always contains 0, symmetric int8 weights per output
- * channel with zero point 0, int32 biases at scale input_scale * weight_scale.
+ * asymmetric 8-bit activations (uint8 or int8) whose range always contains 0, symmetric int8 weights per
+ * output channel with zero point 0, int32 biases at scale input_scale * weight_scale.
  */
 import type { Range } from './calibrate.js';
 
@@ -25,16 +25,26 @@ export function roundHalfEven(x: number): number {
 }
 
 /**
- * uint8 parameters of an activation range. The range is widened to contain 0, so 0 (padding, ReLU's
+ * Element type of the quantized activations. Both grids hold the same 256 real values for a range
+ * (int8's zero point is uint8's minus 128), so the choice changes which integer kernels run, not what
+ * they compute.
+ */
+export type ActivationType = 'uint8' | 'int8';
+
+/** Added to a uint8 zero point to give the int8 one of the same grid. */
+const INT8_OFFSET: Record<ActivationType, number> = { uint8: 0, int8: -128 };
+
+/**
+ * Parameters of an activation range. The range is widened to contain 0, so 0 (padding, ReLU's
  * floor) is represented exactly; a degenerate range gets scale 1.
  */
-export function activationParams(range: Range): QParams {
+export function activationParams(range: Range, type: ActivationType = 'uint8'): QParams {
   const lo = Math.min(range.min, 0);
   const hi = Math.max(range.max, 0);
-  if (!(hi > lo)) return { scale: 1, zeroPoint: 0 };
+  if (!(hi > lo)) return { scale: 1, zeroPoint: INT8_OFFSET[type] };
   const scale = Math.fround((hi - lo) / 255);
   const zeroPoint = Math.min(255, Math.max(0, roundHalfEven(-lo / scale)));
-  return { scale, zeroPoint };
+  return { scale, zeroPoint: zeroPoint + INT8_OFFSET[type] };
 }
 
 export interface QuantizedWeight {

@@ -11,7 +11,7 @@ import { calibrateRanges } from './calibration.js';
 import { foldBatchNorms } from './foldBatchNorm.js';
 import { resolveConstantAliases } from '../onnx/aliases.js';
 import { qdqSupport, quantizableNodes, quantizeQdq, tensorsToCalibrate, type QdqResult, type QuantizableNode } from './qdq.js';
-import type { WeightBits } from './params.js';
+import type { ActivationType, WeightBits } from './params.js';
 
 /** A float model made ready for quantization: BatchNorms folded, activations calibrated once for every plan. */
 export interface Prepared {
@@ -50,8 +50,8 @@ export async function prepareQuantization(model: ModelProto, calib: Dataset, opt
   };
 }
 
-export function buildQuantized(prep: Prepared, keepFloat: ReadonlySet<string>, weightBits: WeightBits): QdqResult {
-  return quantizeQdq(prep.folded, { ranges: prep.ranges, keepFloat: new Set([...prep.excluded, ...keepFloat]), weightBits, perChannel: prep.perChannel });
+export function buildQuantized(prep: Prepared, keepFloat: ReadonlySet<string>, weightBits: WeightBits, activations: ActivationType = 'uint8'): QdqResult {
+  return quantizeQdq(prep.folded, { ranges: prep.ranges, keepFloat: new Set([...prep.excluded, ...keepFloat]), weightBits, activations, perChannel: prep.perChannel });
 }
 
 /**

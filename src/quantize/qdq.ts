@@ -4,12 +4,12 @@ import { opsetVersion } from '../onnx/model.js';
 import type { ModelProto, NodeProto, TensorProto } from '../onnx/proto/onnx_pb.js';
 import { DataType, dataTypeName, tensorDims, tensorToFloat32 } from '../onnx/tensor.js';
 import type { Range } from './calibrate.js';
-import { activationParams, quantizeBias, quantizeWeight, type QParams, type WeightBits } from './params.js';
+import { activationParams, quantizeBias, quantizeWeight, type ActivationType, type QParams, type WeightBits } from './params.js';
 
 /**
- * Static QDQ quantization in the layout onnxruntime's own quantizer writes (QuantFormat.QDQ, U8S8):
+ * Static QDQ quantization in the layout onnxruntime's own quantizer writes (QuantFormat.QDQ, U8S8 or S8S8):
  * every activation a quantized node reads or writes passes through QuantizeLinear -> DequantizeLinear
- * (uint8, per tensor); weights are int8 initializers behind a per-channel DequantizeLinear; biases of
+ * (uint8 or int8, per tensor); weights are int8 initializers behind a per-channel DequantizeLinear; biases of
  * Conv and Gemm are int32 at scale input_scale * weight_scale. onnxruntime's graph optimiser then fuses
  * each DequantizeLinear -> op -> QuantizeLinear pattern into its integer kernel (QLinearConv, QGemm, ...).
  */
@@ -20,7 +20,7 @@ const WEIGHTED = new Set(['Conv', 'Gemm', 'MatMul']);
 const ACTIVATION_OPS = new Set(['Add', 'Mul', 'Concat', 'GlobalAveragePool', 'AveragePool', 'Sigmoid', 'LeakyRelu']);
 /**
  * Ops that only move or select values: onnxruntime drops the QuantizeLinear/DequantizeLinear around
- * them when both sides share scale and zero point, so they run on the uint8 data as they are.
+ * them when both sides share scale and zero point, so they run on the 8-bit data as they are.
  */
 const PASS_THROUGH = new Set(['MaxPool', 'Flatten', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze']);
 
@@ -154,6 +154,8 @@ export interface QdqOptions {
   /** labels (nodeLabel) of nodes to leave in float */
   keepFloat: ReadonlySet<string>;
   weightBits: WeightBits;
+  /** element type of every quantized activation: the same grid either way, run by different integer kernels */
+  activations: ActivationType;
   /** per-channel weight scales; forced off below opset 13, where DequantizeLinear has no axis */
   perChannel: boolean;
 }
@@ -162,7 +164,7 @@ export interface QdqResult {
   model: ModelProto;
   /** labels of the nodes that now read and write quantized tensors, in graph order */
   quantized: string[];
-  /** Relu nodes removed because the uint8 grid of their producer's output (zero point 0) already clips at 0 */
+  /** Relu nodes removed because the 8-bit grid of their producer's output (real 0 at its lowest level) already clips at 0 */
   absorbed: string[];
   /** activation tensors given a QuantizeLinear/DequantizeLinear pair */
   tensors: string[];
@@ -224,9 +226,9 @@ export function quantizeQdq(model: ModelProto, opts: QdqOptions): QdqResult {
   let index = new GraphIndex(ed.graph);
   const chosen = new Set(chooseNodes(index, opts.keepFloat));
 
-  // Relu after a quantized producer: zero point 0 on the producer's output makes the grid clip at 0,
-  // which is exactly ReLU, so the Relu goes and the producer writes its output (onnxruntime's quantizer
-  // does the same; the fused kernel then never leaves uint8)
+  // Relu after a quantized producer: a range starting at 0 puts real 0 at the grid's lowest level (zero
+  // point 0 in uint8, -128 in int8), so the grid clips at 0, which is exactly ReLU; the Relu goes and the
+  // producer writes its output (onnxruntime's quantizer does the same; the fused kernel never leaves 8 bits)
   const absorbed: string[] = [];
   for (const n of index.order) {
     if (n.opType !== 'Relu') continue;
@@ -261,7 +263,7 @@ export function quantizeQdq(model: ModelProto, opts: QdqOptions): QdqResult {
     else {
       const r = opts.ranges.get(t);
       if (!r) throw new Error(`quantize: no calibrated range for tensor '${t}'`);
-      q = activationParams(r);
+      q = activationParams(r, opts.activations);
     }
     params.set(t, q);
     return q;
@@ -272,10 +274,11 @@ export function quantizeQdq(model: ModelProto, opts: QdqOptions): QdqResult {
   const readers = new Map([...toQuantize].map((t) => [t, index.consumersOf(t)]));
   const quantizedOutput = new Map<string, string>();
   const dequantized = new Map<string, string>();
+  const zeroPointType = opts.activations === 'int8' ? DataType.INT8 : DataType.UINT8;
   for (const t of toQuantize) {
     const q = paramsOf(t);
     const scale = ed.addFloatInitializer(`${t}_scale`, [], Float32Array.of(q.scale));
-    const zp = ed.addIntInitializer(`${t}_zero_point`, [], [q.zeroPoint], DataType.UINT8);
+    const zp = ed.addIntInitializer(`${t}_zero_point`, [], [q.zeroPoint], zeroPointType);
     if (ed.isGraphOutput(t)) {
       // the graph output keeps its name: the producer writes a new tensor, the DequantizeLinear writes the output
       ed.insertAfter(t, { name: `${t}_QuantizeLinear`, opType: 'QuantizeLinear', inputs: [t, scale, zp] }, `${t}_QuantizeLinear_Input`);
@@ -309,7 +312,7 @@ export function quantizeQdq(model: ModelProto, opts: QdqOptions): QdqResult {
         const q = paramsOf(t);
         const own = `${t}_DequantizeLinear_${nodeLabel(n).replace(/[^A-Za-z0-9_.]/g, '_')}`;
         const scale = ed.addFloatInitializer(`${own}_scale`, [channels], new Float32Array(channels).fill(q.scale));
-        const zp = ed.addIntInitializer(`${own}_zero_point`, [channels], new Uint8Array(channels).fill(q.zeroPoint), DataType.UINT8);
+        const zp = ed.addIntInitializer(`${own}_zero_point`, [channels], new Array<number>(channels).fill(q.zeroPoint), zeroPointType);
         const out = ed.fresh(`${own}_Output`);
         ed.addNode({ name: own, opType: 'DequantizeLinear', inputs: [quantizedOutput.get(t)!, scale, zp], outputs: [out], attrs: { axis: 1 } });
         ed.setInput(n, k, out);

@@ -1,6 +1,6 @@
 import type { CalibratorName } from './calibrate.js';
 import type { KernelReport } from './kernels.js';
-import type { WeightBits } from './params.js';
+import type { ActivationType, WeightBits } from './params.js';
 import type { LayerError } from './prepare.js';
 
 /** Why a quantizable layer stayed in float. */
@@ -12,16 +12,32 @@ export interface QuantizeVariant {
   keep_float: string[];
   /** top-1 on the calibration slice (or agreement with the float model when it has no labels) */
   calib_quality: number;
-  /** float p50 / this p50, geometric mean over the configured batch sizes, interleaved; null when only one plan was possible */
+  /** float p50 / this p50, geometric mean over the configured batch sizes, interleaved; null when not timed */
   speedup: number | null;
   chosen: boolean;
+}
+
+/** Which activation type the step ships, from the all-INT8 plan timed and scored both ways. */
+export interface ActivationChoice {
+  /** float p50 / the plan's p50 with each activation type, geometric mean over the batch sizes */
+  uint8_speedup: number;
+  int8_speedup: number;
+  /** calibration quality of the plan with each type (the grids hold the same values; the kernels' arithmetic may differ) */
+  uint8_calib_quality: number;
+  int8_calib_quality: number;
+  reason: string;
 }
 
 /** What the `quantize:int8` step did, and why: recorded in its ledger step. */
 export interface QuantizeInfo {
   /** static: activation ranges calibrated ahead (QDQ); dynamic: measured per batch at run time (MatMulInteger) */
   scheme: 'static-qdq' | 'dynamic';
-  activations: 'uint8';
+  activations: ActivationType;
+  /**
+   * static only (null for dynamic, whose activations onnxruntime quantizes to uint8 at run time): the
+   * all-INT8 plan timed against float with uint8 and with int8 activations, interleaved with the plans
+   */
+  activation_choice?: ActivationChoice | null;
   weights: {
     type: 'int8';
     bits: WeightBits;

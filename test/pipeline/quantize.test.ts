@@ -50,6 +50,15 @@ describe('--quantize int8 --sparsity 0 on the fixture MLP', () => {
     expect(q.calibration).toMatchObject({ method: 'minmax', samples: 512 });
   });
 
+  it('times the all-INT8 plan with uint8 and int8 activations and ships the type the record says, for the reason it gives', () => {
+    const q = ledger.models[0].steps[1].quantize!;
+    const c = q.activation_choice!;
+    expect(c.uint8_speedup).toBeGreaterThan(0);
+    expect(c.int8_speedup).toBeGreaterThan(0);
+    expect(c.reason).toMatch(new RegExp(`^${q.activations} activations: the all-INT8 plan ran`));
+    expect(renderMarkdown(ledger)).toContain(`- ${c.reason}`);
+  });
+
   it('writes a schema-valid ledger whose Markdown has the quantization section, and a file onnx.checker accepts', () => {
     expect(validateLedger(ledger)).toEqual([]);
     expect(renderMarkdown(ledger)).toMatch(/\*\*Quantization\*\*[\s\S]*QGemm/);

@@ -6,7 +6,7 @@ import { silentProgress } from '../../src/io/progress.js';
 import { loadModel, saveModel } from '../../src/onnx/model.js';
 import { modelInputs } from '../../src/onnx/signature.js';
 import { setTensorFloat32, tensorDims, tensorToFloat32 } from '../../src/onnx/tensor.js';
-import { CALIB_TOLERANCE, eligiblePlans, quantizeStep } from '../../src/pipeline/quantizeStep.js';
+import { CALIB_TOLERANCE, chooseActivations, eligiblePlans, quantizeStep } from '../../src/pipeline/quantizeStep.js';
 import { fixture, tempDir } from '../support/fixtures.js';
 
 describe('the quantize:int8 step', () => {
@@ -55,5 +55,29 @@ describe('which INT8 plans may ship', () => {
 
   it('with no plan within tolerance, none is eligible (the error fallback takes over)', () => {
     expect(eligiblePlans([plan('all-int8', [], 0.8), plan('both', ['stem', 'dw'], 0.85)], 0.93, 256)).toEqual([]);
+  });
+});
+
+describe('which activation type ships', () => {
+  // per-round log gains of int8 over uint8 around a centre, spread like a busy runner's rounds
+  const rounds = (centre: number, spread: number) => Array.from({ length: 24 }, (_, i) => Math.log(centre) + spread * Math.sin(i * 2.4));
+
+  it('int8 activations only when every plausible per-round gain is above 3%, at the same calibration quality', () => {
+    expect(chooseActivations({ speedup: 1.9, quality: 0.93 }, { speedup: 2.3, quality: 0.93 }, rounds(1.2, 0.05), 256).type).toBe('int8');
+    // a 5% median gain in rounds that scatter by 15%: not clear, uint8 stays
+    const noisy = chooseActivations({ speedup: 1.9, quality: 0.93 }, { speedup: 2, quality: 0.93 }, rounds(1.05, 0.15), 256);
+    expect(noisy.type).toBe('uint8');
+    expect(noisy.record.reason).toMatch(/^uint8 activations: .*median gain per round with int8 -\d+% to \+\d+%.*clearly more than 3% faster$/);
+    expect(chooseActivations({ speedup: 1.9, quality: 0.93 }, { speedup: 1.5, quality: 0.93 }, rounds(0.8, 0.05), 256).type).toBe('uint8');
+    // too few rounds for any interval: the default
+    expect(chooseActivations({ speedup: 1, quality: 0.93 }, { speedup: 2, quality: 0.93 }, [0.7, 0.7, 0.7], 256).type).toBe('uint8');
+  });
+
+  it('a clearly faster int8 that scored more than two predictions lower keeps uint8, and the reason says so', () => {
+    expect(chooseActivations({ speedup: 1.5, quality: 0.93 }, { speedup: 2, quality: 0.93 - 2 / 256 }, rounds(1.3, 0.05), 256).type).toBe('int8');
+    const lower = chooseActivations({ speedup: 1.5, quality: 0.93 }, { speedup: 2, quality: 0.93 - 3 / 256 }, rounds(1.3, 0.05), 256);
+    expect(lower.type).toBe('uint8');
+    expect(lower.record).toMatchObject({ uint8_speedup: 1.5, int8_speedup: 2, uint8_calib_quality: 0.93 });
+    expect(lower.record.reason).toContain('1.17 pt lower');
   });
 });

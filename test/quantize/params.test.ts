@@ -19,6 +19,18 @@ describe('quantization arithmetic', () => {
     expect(activationParams({ min: 0, max: 0 })).toEqual({ scale: 1, zeroPoint: 0 });
   });
 
+  it('int8 activation parameters are the uint8 grid with the zero point 128 lower: the same real values', () => {
+    for (const r of [{ min: -0.81, max: 2.02 }, { min: 0, max: 24 }, { min: 1, max: 5 }, { min: -3, max: -1 }, { min: 0, max: 0 }]) {
+      const u = activationParams(r, 'uint8');
+      const s = activationParams(r, 'int8');
+      expect(s.scale).toBe(u.scale);
+      expect(s.zeroPoint).toBe(u.zeroPoint - 128);
+      for (const x of [r.min, r.max, 0, (r.min + r.max) / 2, r.max * 1.5 + 1, r.min * 1.5 - 1]) expect(fakeQuantize(x, s, -128, 127)).toBe(fakeQuantize(x, u, 0, 255));
+    }
+    // after ReLU real 0 is the lowest level of either grid
+    expect(activationParams({ min: 0, max: 24 }, 'int8').zeroPoint).toBe(-128);
+  });
+
   it('per-channel weights: each channel\'s largest magnitude maps to ±qmax, 7 bits to ±64', () => {
     const dims = [4, 3, 3, 3];
     const w = seededWeights(4 * 27, 5);
