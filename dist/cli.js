@@ -26428,6 +26428,7 @@ function quantizeSection(model) {
     (q.calib_quality ? `- calibration ${q.calib_quality.metric}: float ${percent(q.calib_quality.float, 2)}, INT8 ${percent(q.calib_quality.quantized, 2)}; ` : "- ") + `${q.quantized_nodes} nodes quantized, ${q.absorbed_relus} Relu absorbed, ${q.folded_batch_norms} BatchNorm folded`,
     `- onnxruntime runs ${k.layers.filter((l) => l.integer).length} of ${k.layers.length} layers in integer kernels; ${k.boundaries} QuantizeLinear/DequantizeLinear left (float \u2194 int8 crossings), ${k.float_compute_nodes} float Conv/Gemm/MatMul`
   ];
+  if (q.timing_cached) lines.push("- the plans' timings were read from the measurement cache: the same files, timed earlier on this machine");
   if (q.variants.length > 1) {
     lines.push(
       table3([
@@ -37954,18 +37955,34 @@ function eligiblePlans(plans, floatQuality, samples) {
     return through ? [{ plan: p, through }] : [];
   });
 }
-var ACTIVATION_ALPHA = 0.05;
+var CLEAR_ALPHA = 0.05;
 function chooseActivations(uint8, int8, gains, samples) {
   const noise = NOISE_PREDICTIONS / Math.max(1, samples);
-  const interval = signTestInterval(gains, ACTIVATION_ALPHA);
-  const faster = interval !== null && interval[0] > Math.log(CLEAR_GAIN);
+  const { interval, clear: faster } = gainInterval(gains);
   const asGood = int8.quality >= uint8.quality - noise;
   const type = faster && asGood ? "int8" : "uint8";
   const pct7 = (x2) => `${x2 >= 0 ? "+" : ""}${((Math.exp(x2) - 1) * 100).toFixed(0)}%`;
-  const vs = `the all-INT8 plan ran ${int8.speedup.toFixed(2)}x float with int8 activations and ${uint8.speedup.toFixed(2)}x with uint8` + (interval ? ` (median gain per round with int8 ${pct7(interval[0])} to ${pct7(interval[1])}, ${Math.round((1 - ACTIVATION_ALPHA) * 100)}% interval)` : "");
+  const vs = `the all-INT8 plan ran ${int8.speedup.toFixed(2)}x float with int8 activations and ${uint8.speedup.toFixed(2)}x with uint8` + (interval ? ` (median gain per round with int8 ${pct7(interval[0])} to ${pct7(interval[1])}, ${Math.round((1 - CLEAR_ALPHA) * 100)}% interval)` : "");
   const clear = `more than ${Math.round((CLEAR_GAIN - 1) * 100)}% faster`;
   const reason = type === "int8" ? `int8 activations: ${vs}, ${clear} at the same calibration quality` : faster ? `uint8 activations: ${vs}, but int8 scored ${((uint8.quality - int8.quality) * 100).toFixed(2)} pt lower in calibration quality` : `uint8 activations: ${vs}; int8 must be clearly ${clear}`;
   return { type, record: { uint8_speedup: uint8.speedup, int8_speedup: int8.speedup, uint8_calib_quality: uint8.quality, int8_calib_quality: int8.quality, reason } };
+}
+function pairedTimes(v, models, batches) {
+  const rows2 = (x2) => Array.isArray(x2) && x2.length === batches && x2.every((r) => Array.isArray(r) && r.length > 0 && r.every((t) => typeof t === "number" && t > 0));
+  return Array.isArray(v) && v.length === models && v.every(rows2) && v.every((m) => m.every((r, b) => r.length === v[0][b].length));
+}
+function pairedGains(slower, faster) {
+  return faster.map((t, r) => Math.log(slower[r] / t));
+}
+function gainInterval(gains) {
+  const interval = signTestInterval(gains, CLEAR_ALPHA);
+  return { interval, clear: interval !== null && interval[0] > Math.log(CLEAR_GAIN) };
+}
+function clearlyFaster(x2, y) {
+  return gainInterval(pairedGains(y.rounds, x2.rounds)).clear;
+}
+function pickPlan(eligible) {
+  return eligible.reduce((a, b) => b.keep_float.length > a.keep_float.length ? clearlyFaster(b, a) ? b : a : clearlyFaster(a, b) ? a : b);
 }
 async function quantizeStep(input) {
   const { config: config2, progress, calib } = input;
@@ -37982,6 +37999,7 @@ async function quantizeStep(input) {
   const measured = [];
   const signed2 = { speedup: NaN, quality: NaN };
   const gains = [];
+  let timingCached = false;
   try {
     const plans = variants(prep);
     const files = [];
@@ -37991,34 +38009,49 @@ async function quantizeStep(input) {
       saveModel(q2.model, file);
       files.push(file);
       const quality2 = calibQuality(await predict2(q2.model, slice, "fused", threads, input.head), floatPred, slice.labels);
-      measured.push({ name: v.name, keep_float: [...v.keep.keys()], calib_quality: quality2, speedup: null, chosen: false, keep: v.keep });
+      measured.push({ name: v.name, keep_float: [...v.keep.keys()], calib_quality: quality2, speedup: null, chosen: false, keep: v.keep, rounds: [] });
     }
     const signedModel = buildQuantized(prep, /* @__PURE__ */ new Set(), weights.bits, "int8").model;
     const signedFile = path17.join(scratch, "variant-int8-activations.onnx");
     saveModel(signedModel, signedFile);
     signed2.quality = calibQuality(await predict2(signedModel, slice, "fused", threads, input.head), floatPred, slice.labels);
     const timed = [input.source, ...files, signedFile];
-    progress.stage({ kind: "latency", detail: `float, ${plans.length} INT8 plan${plans.length === 1 ? "" : "s"} and int8 activations interleaved`, total: config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
-    const samples = await measureInterleaved(timed, sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes))), { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads: config2.latency.threads, provider: input.provider }, (d) => progress.update(d));
-    progress.stop();
+    const key = JSON.stringify({
+      what: "int8-plans",
+      machine: machineId(),
+      ort: onnxruntimeVersion(),
+      provider: input.provider,
+      threads: config2.latency.threads,
+      batches: config2.batchSizes,
+      timing: DECISION_TIMING,
+      files: timed.map(sha256File)
+    });
+    let samples = readCached(cacheDir(), key, (v) => pairedTimes(v, timed.length, config2.batchSizes.length));
+    timingCached = samples !== void 0;
+    if (!samples) {
+      progress.stage({ kind: "latency", detail: `float, ${plans.length} INT8 plan${plans.length === 1 ? "" : "s"} and int8 activations interleaved`, total: config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
+      samples = await measureInterleaved(timed, sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes))), { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads: config2.latency.threads, provider: input.provider }, (d) => progress.update(d));
+      progress.stop();
+      writeCached(cacheDir(), key, samples);
+    }
+    const timings = samples;
     const speedupOf = (k) => {
-      const logs = config2.batchSizes.map((_, b) => Math.log(median(samples[0][b]) / median(samples[k][b])));
+      const logs = config2.batchSizes.map((_, b) => Math.log(median(timings[0][b]) / median(timings[k][b])));
       return Math.exp(logs.reduce((a, x2) => a + x2, 0) / logs.length);
     };
     measured.forEach((m, k) => {
       m.speedup = speedupOf(k + 1);
+      m.rounds = timings[k + 1].flat();
     });
     signed2.speedup = speedupOf(timed.length - 1);
-    for (let b = 0; b < config2.batchSizes.length; b++) samples[timed.length - 1][b].forEach((t, r) => gains.push(Math.log(samples[1][b][r] / t)));
+    gains.push(...pairedGains(measured[0].rounds, timings[timed.length - 1].flat()));
   } finally {
     fs21.rmSync(scratch, { recursive: true, force: true });
   }
   const activations = chooseActivations({ speedup: measured[0].speedup, quality: measured[0].calib_quality }, signed2, gains, slice.count);
   const passing = eligiblePlans(measured, floatQuality, slice.count);
   const eligible = passing.map((e) => e.plan);
-  const pick2 = (eligible.length ? eligible : measured).reduce(
-    (a, b) => eligible.length ? (b.speedup ?? 0) > (a.speedup ?? 0) * (b.keep_float.length > a.keep_float.length ? CLEAR_GAIN : 1 / CLEAR_GAIN) ? b : a : b.calib_quality > a.calib_quality ? b : a
-  );
+  const pick2 = eligible.length ? pickPlan(eligible) : measured.reduce((a, b) => b.calib_quality > a.calib_quality ? b : a);
   pick2.chosen = true;
   const keep = new Map(pick2.keep);
   const { type } = activations;
@@ -38060,13 +38093,14 @@ async function quantizeStep(input) {
     scheme: "static-qdq",
     activations: type,
     activation_choice: activations.record,
+    timing_cached: timingCached,
     weights: { type: "int8", bits: weights.bits, granularity: q.perChannel ? "per-channel" : "per-tensor", fused_deviation: weights.deviation, reason: weights.reason },
     calibration: { method: prep.calibrator, samples: prep.calibSamples, decision_samples: slice.count },
     folded_batch_norms: prep.foldedBatchNorms,
     quantized_nodes: q.quantized.length,
     absorbed_relus: q.absorbed.length,
     float_layers: floatLayers,
-    variants: measured.map(({ keep: _keep, ...v }) => v),
+    variants: measured.map(({ keep: _keep, rounds: _rounds, ...v }) => v),
     calib_quality: { metric, float: floatQuality, quantized: quality },
     layer_errors: [...errors].sort((a, b) => b.output_error - b.input_error - (a.output_error - a.input_error)).slice(0, 20),
     kernels

@@ -27,6 +27,7 @@ export function quantizeSection(model: ModelLedger): string | undefined {
     `- onnxruntime runs ${k.layers.filter((l) => l.integer).length} of ${k.layers.length} layers in integer kernels; ` +
       `${k.boundaries} QuantizeLinear/DequantizeLinear left (float ↔ int8 crossings), ${k.float_compute_nodes} float Conv/Gemm/MatMul`,
   ];
+  if (q.timing_cached) lines.push('- the plans\' timings were read from the measurement cache: the same files, timed earlier on this machine');
   if (q.variants.length > 1) {
     lines.push(
       table([

@@ -3,7 +3,11 @@ import * as path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { sliceBatch, type Dataset } from '../data/dataset.js';
 import type { Progress } from '../io/progress.js';
+import { sha256File } from '../io/hash.js';
+import { cacheDir, readCached, writeCached } from '../io/measureCache.js';
 import { measureInterleaved } from '../measure/latency.js';
+import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
+import { machineId } from '../prune/structured/hardware.js';
 import { signTestInterval } from '../measure/stats/sequential.js';
 import { loadModel, opsetVersion, saveModel, setMetadata } from '../onnx/model.js';
 import { median } from 'simple-statistics';
@@ -32,7 +36,10 @@ const MAX_ERROR_FALLBACKS = 3;
  * preempted run on a shared runner does not decide; the shipped step is timed again with the others.
  */
 const DECISION_TIMING = { warmup: 3, runs: 12, repeat: 3 };
-/** How much faster a plan with more float layers must time than one with fewer to be chosen. */
+/**
+ * How much faster, round by round, a plan with more float layers (or int8 activations) must run than
+ * the plan it would replace to be chosen.
+ */
 const CLEAR_GAIN = 1.03;
 /** Input channels at or below which a first conv counts as narrow (a grey or RGB image). */
 const NARROW_CHANNELS = 4;
@@ -152,12 +159,12 @@ interface Timed {
   quality: number;
 }
 
-/** Two-sided level of the sign-test interval int8 activations' gain must clear. */
-const ACTIVATION_ALPHA = 0.05;
+/** Two-sided level of the sign-test interval a per-round gain must clear to count as clearly faster. */
+const CLEAR_ALPHA = 0.05;
 
 /**
- * The activation type, from the all-INT8 plan built both ways. uint8 is the default (int8 activations
- * once fused only partly on x86); int8 ships only when the sign-test interval of its per-round gain
+ * The activation type, from the all-INT8 plan built both ways. uint8 is the default (onnxruntime may
+ * fuse int8 activations only partly on x86); int8 ships only when the sign-test interval of its per-round gain
  * (`gains`: log of uint8's time over int8's, one per interleaved round and batch size) lies wholly
  * above CLEAR_GAIN, and it scored no more than noise below uint8. A clear gain decides alike on an
  * idle and a busy runner; a tie keeps the default, so the shipped file does not flip with the load.
@@ -165,14 +172,13 @@ const ACTIVATION_ALPHA = 0.05;
  */
 export function chooseActivations(uint8: Timed, int8: Timed, gains: readonly number[], samples: number): { type: ActivationType; record: ActivationChoice } {
   const noise = NOISE_PREDICTIONS / Math.max(1, samples);
-  const interval = signTestInterval(gains, ACTIVATION_ALPHA);
-  const faster = interval !== null && interval[0] > Math.log(CLEAR_GAIN);
+  const { interval, clear: faster } = gainInterval(gains);
   const asGood = int8.quality >= uint8.quality - noise;
   const type: ActivationType = faster && asGood ? 'int8' : 'uint8';
   const pct = (x: number) => `${x >= 0 ? '+' : ''}${((Math.exp(x) - 1) * 100).toFixed(0)}%`;
   const vs =
     `the all-INT8 plan ran ${int8.speedup.toFixed(2)}x float with int8 activations and ${uint8.speedup.toFixed(2)}x with uint8` +
-    (interval ? ` (median gain per round with int8 ${pct(interval[0])} to ${pct(interval[1])}, ${Math.round((1 - ACTIVATION_ALPHA) * 100)}% interval)` : '');
+    (interval ? ` (median gain per round with int8 ${pct(interval[0])} to ${pct(interval[1])}, ${Math.round((1 - CLEAR_ALPHA) * 100)}% interval)` : '');
   const clear = `more than ${Math.round((CLEAR_GAIN - 1) * 100)}% faster`;
   const reason =
     type === 'int8'
@@ -181,6 +187,38 @@ export function chooseActivations(uint8: Timed, int8: Timed, gains: readonly num
         ? `uint8 activations: ${vs}, but int8 scored ${((uint8.quality - int8.quality) * 100).toFixed(2)} pt lower in calibration quality`
         : `uint8 activations: ${vs}; int8 must be clearly ${clear}`;
   return { type, record: { uint8_speedup: uint8.speedup, int8_speedup: int8.speedup, uint8_calib_quality: uint8.quality, int8_calib_quality: int8.quality, reason } };
+}
+
+/** Times per model per batch size with the same number of rounds for every model at each batch size: what the decisions pair. */
+function pairedTimes(v: unknown, models: number, batches: number): v is number[][][] {
+  const rows = (x: unknown): x is number[][] => Array.isArray(x) && x.length === batches && x.every((r) => Array.isArray(r) && r.length > 0 && r.every((t) => typeof t === 'number' && t > 0));
+  return Array.isArray(v) && v.length === models && v.every(rows) && v.every((m: number[][]) => m.every((r, b) => r.length === (v[0] as number[][])[b].length));
+}
+
+/** Per round, log(time of `slower` / time of `faster`): what running `faster` instead gained in that round. */
+function pairedGains(slower: readonly number[], faster: readonly number[]): number[] {
+  return faster.map((t, r) => Math.log(slower[r] / t));
+}
+
+/** The sign-test interval of the median per-round log gain, and whether it lies wholly above CLEAR_GAIN. */
+function gainInterval(gains: readonly number[]): { interval: [number, number] | null; clear: boolean } {
+  const interval = signTestInterval(gains, CLEAR_ALPHA);
+  return { interval, clear: interval !== null && interval[0] > Math.log(CLEAR_GAIN) };
+}
+
+/** Whether `x` ran clearly faster than `y`, round by round. */
+function clearlyFaster(x: { rounds: readonly number[] }, y: { rounds: readonly number[] }): boolean {
+  return gainInterval(pairedGains(y.rounds, x.rounds)).clear;
+}
+
+/**
+ * The plan that ships among those eligible, in plan order: one keeping more layers float replaces one
+ * keeping fewer only when it ran clearly faster round by round; one keeping no more float layers
+ * replaces it unless the other ran clearly faster. A difference within the timing noise keeps INT8,
+ * so a rerun on a busy runner ships the same plan.
+ */
+export function pickPlan<P extends { keep_float: readonly string[]; rounds: readonly number[] }>(eligible: readonly P[]): P {
+  return eligible.reduce((a, b) => (b.keep_float.length > a.keep_float.length ? (clearlyFaster(b, a) ? b : a) : clearlyFaster(a, b) ? a : b));
 }
 
 /**
@@ -203,9 +241,10 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
   // time every plan against the float model in one interleaved pass, on calibration inputs, and the
   // all-INT8 plan once more with int8 activations: which of the two runs faster is the CPU's to say
   const scratch = fs.mkdtempSync(path.join(path.dirname(input.artifact), '.quantize-'));
-  const measured: (QuantizeVariant & { keep: Map<string, FloatReason> })[] = [];
+  const measured: (QuantizeVariant & { keep: Map<string, FloatReason>; rounds: number[] })[] = [];
   const signed = { speedup: NaN, quality: NaN };
   const gains: number[] = [];
+  let timingCached = false;
   try {
     const plans = variants(prep);
     const files: string[] = [];
@@ -215,36 +254,54 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
       saveModel(q.model, file);
       files.push(file);
       const quality = calibQuality(await predict(q.model, slice, 'fused', threads, input.head), floatPred, slice.labels);
-      measured.push({ name: v.name, keep_float: [...v.keep.keys()], calib_quality: quality, speedup: null, chosen: false, keep: v.keep });
+      measured.push({ name: v.name, keep_float: [...v.keep.keys()], calib_quality: quality, speedup: null, chosen: false, keep: v.keep, rounds: [] });
     }
     const signedModel = buildQuantized(prep, new Set(), weights.bits, 'int8').model;
     const signedFile = path.join(scratch, 'variant-int8-activations.onnx');
     saveModel(signedModel, signedFile);
     signed.quality = calibQuality(await predict(signedModel, slice, 'fused', threads, input.head), floatPred, slice.labels);
     const timed = [input.source, ...files, signedFile];
-    progress.stage({ kind: 'latency', detail: `float, ${plans.length} INT8 plan${plans.length === 1 ? '' : 's'} and int8 activations interleaved`, total: config.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
-    const samples = await measureInterleaved(timed, sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config.batchSizes))), { batchSizes: config.batchSizes, ...DECISION_TIMING, threads: config.latency.threads, provider: input.provider }, (d) => progress.update(d));
-    progress.stop();
+    // the timings are kept per machine and file contents, like the width probes: a rerun of the same
+    // inputs on this machine decides from the same rounds and ships the same file
+    const key = JSON.stringify({
+      what: 'int8-plans',
+      machine: machineId(),
+      ort: onnxruntimeVersion(),
+      provider: input.provider,
+      threads: config.latency.threads,
+      batches: config.batchSizes,
+      timing: DECISION_TIMING,
+      files: timed.map(sha256File),
+    });
+    let samples = readCached(cacheDir(), key, (v): v is number[][][] => pairedTimes(v, timed.length, config.batchSizes.length));
+    timingCached = samples !== undefined;
+    if (!samples) {
+      progress.stage({ kind: 'latency', detail: `float, ${plans.length} INT8 plan${plans.length === 1 ? '' : 's'} and int8 activations interleaved`, total: config.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
+      samples = await measureInterleaved(timed, sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config.batchSizes))), { batchSizes: config.batchSizes, ...DECISION_TIMING, threads: config.latency.threads, provider: input.provider }, (d) => progress.update(d));
+      progress.stop();
+      writeCached(cacheDir(), key, samples);
+    }
+    const timings = samples;
     const speedupOf = (k: number): number => {
-      const logs = config.batchSizes.map((_, b) => Math.log(median(samples[0][b]) / median(samples[k][b])));
+      const logs = config.batchSizes.map((_, b) => Math.log(median(timings[0][b]) / median(timings[k][b])));
       return Math.exp(logs.reduce((a, x) => a + x, 0) / logs.length);
     };
+    // each plan's times, round by round over the batch sizes: rounds are interleaved, so the k-th
+    // time of one plan ran beside the k-th of every other
     measured.forEach((m, k) => {
       m.speedup = speedupOf(k + 1);
+      m.rounds = timings[k + 1].flat();
     });
     signed.speedup = speedupOf(timed.length - 1);
     // per round, uint8's all-INT8 time over int8's: rounds are interleaved, so each pair ran side by side
-    for (let b = 0; b < config.batchSizes.length; b++) samples[timed.length - 1][b].forEach((t, r) => gains.push(Math.log(samples[1][b][r] / t)));
+    gains.push(...pairedGains(measured[0].rounds, timings[timed.length - 1].flat()));
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
   }
   const activations = chooseActivations({ speedup: measured[0].speedup!, quality: measured[0].calib_quality }, signed, gains, slice.count);
   const passing = eligiblePlans(measured, floatQuality, slice.count);
   const eligible = passing.map((e) => e.plan);
-  // more float layers must buy a clear speedup over fewer: a tie within timing noise keeps INT8
-  const pick = (eligible.length ? eligible : measured).reduce((a, b) =>
-    eligible.length ? ((b.speedup ?? 0) > (a.speedup ?? 0) * (b.keep_float.length > a.keep_float.length ? CLEAR_GAIN : 1 / CLEAR_GAIN) ? b : a) : b.calib_quality > a.calib_quality ? b : a,
-  );
+  const pick = eligible.length ? pickPlan(eligible) : measured.reduce((a, b) => (b.calib_quality > a.calib_quality ? b : a));
   pick.chosen = true;
   const keep = new Map(pick.keep);
 
@@ -292,13 +349,14 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
     scheme: 'static-qdq',
     activations: type,
     activation_choice: activations.record,
+    timing_cached: timingCached,
     weights: { type: 'int8', bits: weights.bits, granularity: q.perChannel ? 'per-channel' : 'per-tensor', fused_deviation: weights.deviation, reason: weights.reason },
     calibration: { method: prep.calibrator, samples: prep.calibSamples, decision_samples: slice.count },
     folded_batch_norms: prep.foldedBatchNorms,
     quantized_nodes: q.quantized.length,
     absorbed_relus: q.absorbed.length,
     float_layers: floatLayers,
-    variants: measured.map(({ keep: _keep, ...v }) => v),
+    variants: measured.map(({ keep: _keep, rounds: _rounds, ...v }) => v),
     calib_quality: { metric, float: floatQuality, quantized: quality },
     layer_errors: [...errors].sort((a, b) => b.output_error - b.input_error - (a.output_error - a.input_error)).slice(0, 20),
     kernels,

@@ -57,6 +57,8 @@ export interface QuantizeInfo {
   absorbed_relus: number;
   float_layers: { node: string; reason: FloatReason; detail: string }[];
   variants: QuantizeVariant[];
+  /** static: the plans' timings were read from the measurement cache (the same files timed earlier on this machine) */
+  timing_cached?: boolean;
   /** calibration-slice quality of the float input and of the shipped quantized model */
   calib_quality: { metric: 'accuracy' | 'agreement'; float: number; quantized: number } | null;
   /** each quantized layer's error contribution, largest first (at most 20) */

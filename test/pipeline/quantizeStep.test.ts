@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../../src/config/schema.js';
@@ -6,7 +7,7 @@ import { silentProgress } from '../../src/io/progress.js';
 import { loadModel, saveModel } from '../../src/onnx/model.js';
 import { modelInputs } from '../../src/onnx/signature.js';
 import { setTensorFloat32, tensorDims, tensorToFloat32 } from '../../src/onnx/tensor.js';
-import { CALIB_TOLERANCE, chooseActivations, eligiblePlans, quantizeStep } from '../../src/pipeline/quantizeStep.js';
+import { CALIB_TOLERANCE, chooseActivations, eligiblePlans, pickPlan, quantizeStep } from '../../src/pipeline/quantizeStep.js';
 import { fixture, tempDir } from '../support/fixtures.js';
 
 describe('the quantize:int8 step', () => {
@@ -80,4 +81,63 @@ describe('which activation type ships', () => {
     expect(lower.record).toMatchObject({ uint8_speedup: 1.5, int8_speedup: 2, uint8_calib_quality: 0.93 });
     expect(lower.record.reason).toContain('1.17 pt lower');
   });
+});
+
+describe('which eligible INT8 plan ships', () => {
+  // per-round times (ms) of a plan: a base time scaled by the load of each round, which every plan shares
+  const load = Array.from({ length: 12 }, (_, i) => 1 + 0.4 * Math.abs(Math.sin(i * 1.7)));
+  const plan = (name: string, keep_float: string[], ms: number, jitter = 0) => ({ name, keep_float, rounds: load.map((l, i) => ms * l * (1 + jitter * Math.sin(i * 2.9))) });
+
+  it('a plan keeping more layers float ships only when it ran clearly faster than all-INT8 round by round', () => {
+    const all = plan('all-int8', [], 10);
+    expect(pickPlan([all, plan('narrow-first-layer-float', ['stem'], 6.8)]).name).toBe('narrow-first-layer-float');
+    // 2% faster in every round: not the 3% it must buy
+    expect(pickPlan([all, plan('narrow-first-layer-float', ['stem'], 9.8)]).name).toBe('all-int8');
+    // 6% faster in the median but scattered by 10% round to round: noise, INT8 stays
+    expect(pickPlan([all, plan('narrow-first-layer-float', ['stem'], 9.4, 0.1)]).name).toBe('all-int8');
+  });
+
+  it('the same rounds under a heavier load pick the same plan', () => {
+    const busy = (p: ReturnType<typeof plan>) => ({ ...p, rounds: p.rounds.map((t, i) => t * (1 + (i % 3))) });
+    for (const ms of [6.8, 9.4, 9.8, 12]) {
+      const plans = [plan('all-int8', [], 10), plan('narrow-first-layer-float', ['stem'], ms)];
+      expect(pickPlan(plans.map(busy)).name).toBe(pickPlan(plans).name);
+    }
+  });
+
+  it('a plan with fewer float layers replaces one with more unless the one with more ran clearly faster', () => {
+    const first = plan('narrow-first-layer-float', ['stem'], 10);
+    expect(pickPlan([first, plan('all-int8', [], 10.2)]).name).toBe('all-int8');
+    expect(pickPlan([first, plan('all-int8', [], 14)]).name).toBe('narrow-first-layer-float');
+  });
+});
+
+describe('the INT8 decisions on a rerun', () => {
+  it('a rerun of the same files on this machine reads the plans\' timings from the cache, decides alike and ships the same file', async () => {
+    const dir = tempDir();
+    const cache = path.join(dir, 'cache');
+    const before = process.env.PRUNE_GUARD_CACHE_DIR;
+    process.env.PRUNE_GUARD_CACHE_DIR = cache;
+    try {
+      const source = fixture('cnn-bn.onnx');
+      const all = loadDataset(fixture('fmnist-calib.npz'), modelInputs(loadModel(source).proto, source), { requireLabels: false });
+      const calib = { ...all, count: 128, inputs: sliceBatch(all, 0, 128), labels: all.labels?.subarray(0, 128) ?? null };
+      const config = { ...DEFAULT_CONFIG, quantize: 'int8' as const, batchSizes: [8] };
+      const step = (name: string) => quantizeStep({ source, calib, config, artifact: path.join(dir, name), progress: silentProgress, provider: 'cpu' });
+      const first = await step('a.onnx');
+      expect(first.info.timing_cached).toBe(false);
+      expect(fs.readdirSync(cache).length).toBe(1);
+      const second = await step('b.onnx');
+      expect(second.info.timing_cached).toBe(true);
+      expect(second.info.variants).toEqual(first.info.variants);
+      expect(second.info.activation_choice).toEqual(first.info.activation_choice);
+      expect(fs.readFileSync(path.join(dir, 'b.onnx')).equals(fs.readFileSync(path.join(dir, 'a.onnx')))).toBe(true);
+      // a cache file that answers nothing usable is measured again
+      for (const f of fs.readdirSync(cache)) fs.writeFileSync(path.join(cache, f), '{"format":"prune-guard/measure-cache@1","key":"x","value":[[[]]]}');
+      expect((await step('c.onnx')).info.timing_cached).toBe(false);
+    } finally {
+      if (before === undefined) delete process.env.PRUNE_GUARD_CACHE_DIR;
+      else process.env.PRUNE_GUARD_CACHE_DIR = before;
+    }
+  }, 60_000);
 });
