@@ -38183,7 +38183,7 @@ import * as fs22 from "node:fs";
 import * as path18 from "node:path";
 
 // src/prune/structured/latencyTarget.ts
-var MAX_CORRECTIONS = 3;
+var MAX_CORRECTIONS = 6;
 var OVERSHOOT = 0.1;
 function nextCorrection(attempts, targetSpeedup, maxCorrections = MAX_CORRECTIONS) {
   const last = attempts[attempts.length - 1];

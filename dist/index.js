@@ -53359,7 +53359,7 @@ var MAX_CORRECTIONS, OVERSHOOT;
 var init_latencyTarget = __esm({
   "src/prune/structured/latencyTarget.ts"() {
     "use strict";
-    MAX_CORRECTIONS = 3;
+    MAX_CORRECTIONS = 6;
     OVERSHOOT = 0.1;
   }
 });

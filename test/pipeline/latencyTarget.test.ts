@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { Ledger } from '../../src/ledger/types.js';
 import { validateLedger } from '../../src/ledger/validateLedger.js';
 import { modelCost } from '../../src/onnx/flops.js';
+import { MAX_CORRECTIONS } from '../../src/prune/structured/latencyTarget.js';
 import { loadModel } from '../../src/onnx/model.js';
 import { runCli } from '../support/cli.js';
 import { head } from '../support/exportRuns.js';
@@ -23,7 +24,7 @@ describe('prune-guard run --target-speedup', () => {
     expect(t.kind).toBe('speedup');
     expect(t.value).toBe(1.5);
     expect(t.attempts.length).toBeGreaterThanOrEqual(1);
-    expect(t.attempts.length).toBeLessThanOrEqual(4);
+    expect(t.attempts.length).toBeLessThanOrEqual(MAX_CORRECTIONS + 1);
     expect(['met', 'limit', 'unreachable', 'unchanged']).toContain(t.outcome);
     // the attempt that ships is the prune step; every other attempt is a step of its own
     expect(t.attempts[t.shipped].step).toBe('prune');
