@@ -29165,10 +29165,18 @@ function allocationSection(a) {
     if (t.candidates && t.chosen !== void 0) {
       const c2 = t.candidates;
       parts.push(
-        `How the cut is spread (evenness 0: where the loss curves put it, 1: about the same fraction from every group; uniform: the same fraction from every group, as \`--scope layer\` cuts) was chosen on the first budget by calibration score on half the calibration set after reconstruction on the other half; later attempts keep it.`,
+        `How the cut is spread (evenness 0: where the loss curves put it, 1: about the same fraction from every group; uniform: the same fraction from every group, as \`--scope layer\` cuts): the correction loop runs on the uniform cut; once it met the target, every other spread was pruned at the same budget and timed against dense, and those at or above the target were scored on half the calibration set after reconstruction on the other half. One ships instead of the uniform cut only with a better score.`,
         table([
-          ["Spread", "Most any group lost", "Predicted ms", "MACs", "Calib accuracy", "Calib NLL"],
-          ...c2.map((x2, i2) => [`${spreadLabel(x2)}${i2 === t.chosen ? " (chosen)" : ""}`, `${(x2.max_group_ratio * 100).toFixed(1)}%`, ms3(x2.predicted_ms), String(x2.macs), `${(x2.calib_accuracy * 100).toFixed(2)}%`, x2.calib_nll.toFixed(4)])
+          ["Spread", "Most any group lost", "Predicted ms", "MACs", "Speedup", "Calib accuracy", "Calib NLL"],
+          ...c2.map((x2, i2) => [
+            `${spreadLabel(x2)}${i2 === t.chosen ? " (ships)" : ""}`,
+            `${(x2.max_group_ratio * 100).toFixed(1)}%`,
+            ms3(x2.predicted_ms),
+            String(x2.macs),
+            x2.speedup === void 0 ? "\u2014" : ratio(x2.speedup),
+            x2.calib_accuracy === null ? "not scored: short of the target" : `${(x2.calib_accuracy * 100).toFixed(2)}%`,
+            x2.calib_nll === null ? "\u2014" : x2.calib_nll.toFixed(4)
+          ])
         ])
       );
     }
@@ -53340,13 +53348,14 @@ function nextCorrection(attempts, targetSpeedup, maxCorrections = MAX_CORRECTION
     if (proposal > lo && proposal < hi) return proposal;
     return Number.isFinite(lo) && Number.isFinite(hi) ? (lo + hi) / 2 : proposal;
   };
+  const open2 = attempts.some((a) => a.speedup >= targetSpeedup) && attempts.some((a) => a.speedup < targetSpeedup);
   if (last.speedup >= targetSpeedup) {
-    if (last.speedup > targetSpeedup * (1 + OVERSHOOT) && left && !unchanged) return { kind: "correct", budgetMs: bracketed(last.budgetMs * last.speedup / targetSpeedup) };
+    if (last.speedup > targetSpeedup * (1 + OVERSHOOT) && left && (!unchanged || open2)) return { kind: "correct", budgetMs: bracketed(last.budgetMs * last.speedup / targetSpeedup) };
     return { kind: "met" };
   }
   const short = `measured ${last.speedup.toFixed(2)}x of ${targetSpeedup.toFixed(2)}x`;
   if (!last.reached) return { kind: "stop", reason: "unreachable", detail: `${short}; every channel group is already at its smallest fast width` };
-  if (unchanged) return { kind: "stop", reason: "unchanged", detail: `${short}; a tighter budget chose the same channels, so no further step helps` };
+  if (unchanged && !(open2 && left)) return { kind: "stop", reason: "unchanged", detail: `${short}; a tighter budget chose the same channels, so no further step helps` };
   if (!left) return { kind: "stop", reason: "limit", detail: `${short} after ${maxCorrections} corrections` };
   return { kind: "correct", budgetMs: bracketed(last.budgetMs * last.speedup / targetSpeedup) };
 }
@@ -53365,27 +53374,39 @@ var init_latencyTarget = __esm({
 });
 
 // src/pipeline/targetCandidates.ts
-async function chooseCandidate(grid, prune, score2, macs) {
-  const seen = /* @__PURE__ */ new Map();
-  const candidates = [];
+async function chooseMeasured(incumbent, grid, needed, io) {
+  const made = [];
+  for (const s of grid) if (s.kind !== "uniform") made.push(await io.make(s));
+  const distinct2 = made.filter((m, i2) => m.kept !== incumbent.kept && made.findIndex((x2) => x2.kept === m.kept) === i2);
+  const ms4 = distinct2.length ? await io.time(distinct2.map((m) => m.file)) : [];
+  const speed = new Map(distinct2.map((m, i2) => [m.kept, { speedup: ms4[0] / ms4[i2 + 1], p50: ms4[i2 + 1] }]));
+  speed.set(incumbent.kept, { speedup: incumbent.speedup, p50: incumbent.p50 });
+  const scores = /* @__PURE__ */ new Map([[incumbent.kept, await io.score(incumbent.outcome)]]);
   let best;
-  for (const spread2 of grid) {
-    const outcome = await prune(spread2);
-    const plan = outcome.allocation?.latency;
-    const key = JSON.stringify(plan?.kept ?? []);
-    const same2 = seen.get(key);
-    const evenness = spread2.kind === "capped" ? spread2.evenness : 1;
-    if (same2 !== void 0) {
-      candidates.push({ ...candidates[same2], spread: spread2.kind, evenness, max_group_ratio: plan?.max_group_ratio ?? 1 });
-      continue;
-    }
-    const s = await score2(outcome);
-    const reached = plan?.reached ?? true;
-    seen.set(key, candidates.length);
-    candidates.push({ spread: spread2.kind, evenness, max_group_ratio: plan?.max_group_ratio ?? 1, predicted_ms: plan?.predicted_ms ?? NaN, reached, macs: macs(outcome), calib_accuracy: s.accuracy, calib_nll: s.nll });
-    if (!best || reached && !best.reached || reached === best.reached && better(s, best.score)) best = { i: candidates.length - 1, outcome, score: s, reached };
+  for (const m of distinct2) {
+    if (speed.get(m.kept).speedup < needed) continue;
+    const o = await io.rebuild(m.spread);
+    const sc = await io.score(o);
+    scores.set(m.kept, sc);
+    if (better(sc, scores.get(best?.made.kept ?? incumbent.kept))) best = { made: m, outcome: o };
   }
-  return { chosen: best.i, outcome: best.outcome, candidates };
+  const entry3 = (spread2, kept, macs, plan) => {
+    const sc = scores.get(kept);
+    return {
+      spread: spread2.kind,
+      evenness: spread2.kind === "capped" ? spread2.evenness : 1,
+      max_group_ratio: plan?.max_group_ratio ?? 1,
+      predicted_ms: plan?.predicted_ms ?? NaN,
+      reached: plan?.reached ?? true,
+      macs,
+      speedup: speed.get(kept).speedup,
+      calib_accuracy: sc?.accuracy ?? null,
+      calib_nll: sc?.nll ?? null
+    };
+  };
+  const candidates = [...made.map((m) => entry3(m.spread, m.kept, m.macs, m.plan)), entry3({ kind: "uniform" }, incumbent.kept, incumbent.macs, incumbent.plan)];
+  if (!best) return { candidates, chosen: candidates.length - 1 };
+  return { candidates, chosen: made.indexOf(best.made), winner: { made: best.made, outcome: best.outcome, ...speed.get(best.made.kept) } };
 }
 function reconstructedScore(dense, calib, head, workMacs) {
   const fit = takeSamples(calib, Array.from({ length: fitSamples(calib.count) }, (_, i2) => 2 * i2));
@@ -53431,67 +53452,97 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
   fs24.mkdirSync(dir, { recursive: true });
   const attempts = [];
   let budgetMs = denseMs / needed;
-  const pruneAt = (spread3) => pruneModel(dense, { ...config2, scope: "global" }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs, spread: spread3 }, ...curves ? { lossCurves: curves.curves } : {} });
-  let spread2 = { kind: "capped", evenness: 0 };
-  let search;
-  let first;
-  if (curves && ctx.calib?.labels) {
-    const searchWork = recoveryAllowance({ macsPerSample: modelCost(dense).macs, calibSamples: fitSamples(ctx.calib.count) }, config2.recoveryWork);
-    const score2 = reconstructedScore(dense, ctx.calib, ctx.head ?? defaultHead(dense, config2.output), searchWork / SPREADS.length);
-    const { outcome: chosen2, ...scores } = await chooseCandidate(SPREADS, pruneAt, score2, (o) => modelCost(o.model).macs);
-    search = scores;
-    first = chosen2;
-    spread2 = SPREADS[search.chosen];
-    ctx.progress.note(`latency target: ${candidatesText(search)}`);
-  }
-  for (; ; ) {
-    const outcome = first ?? await pruneAt(spread2);
-    first = void 0;
-    const file = path17.join(dir, `attempt-${attempts.length + 1}.onnx`);
-    saveModel(outcome.model, file);
-    const [d, p] = await time2([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
-    const plan = outcome.allocation?.latency;
-    attempts.push({ budgetMs, reached: plan?.reached ?? true, kept: keptSignature(outcome), speedup: d / p, outcome, predicted: plan?.predicted_ms ?? NaN, file, p50: p, macs: modelCost(outcome.model).macs });
-    const leading = shippedAttempt(attempts, needed);
-    attempts.forEach((a, i2) => {
-      if (i2 !== leading) delete a.outcome;
+  const pruneAt = (spread2) => pruneModel(dense, { ...config2, scope: "global" }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs, spread: spread2 }, ...curves ? { lossCurves: curves.curves } : {} });
+  const trySpreads = async (incumbent, data) => {
+    const searchWork = recoveryAllowance({ macsPerSample: modelCost(dense).macs, calibSamples: fitSamples(data.count) }, config2.recoveryWork);
+    const score2 = reconstructedScore(dense, data, ctx.head ?? defaultHead(dense, config2.output), searchWork / SPREADS.length);
+    let n = 0;
+    const make = async (s) => {
+      const o = await pruneAt(s);
+      const file = path17.join(dir, `spread-${++n}.onnx`);
+      saveModel(o.model, file);
+      const plan2 = o.allocation?.latency;
+      return { spread: s, kept: keptSignature(o), macs: modelCost(o.model).macs, file, ...plan2 ? { plan: plan2 } : {} };
+    };
+    const plan = incumbent.outcome.allocation?.latency;
+    const files = [];
+    const choice = await chooseMeasured({ kept: incumbent.kept, macs: incumbent.macs, outcome: incumbent.outcome, speedup: incumbent.speedup, p50: incumbent.p50, ...plan ? { plan } : {} }, SPREADS, needed, {
+      make: async (s) => {
+        const m = await make(s);
+        files.push(m.file);
+        return m;
+      },
+      time: (timed) => time2([modelPath, ...timed], "latency target: the other spreads at the budget that met it"),
+      rebuild: pruneAt,
+      score: score2
     });
-    const next = nextCorrection(attempts, needed);
-    ctx.progress.note(`latency target: attempt ${attempts.length} (budget ${budgetMs.toFixed(3)} ms, predicted ${plan?.predicted_ms.toFixed(3)} ms) measured ${(d / p).toFixed(2)}x of ${needed.toFixed(2)}x`);
-    if (next.kind === "correct") {
-      budgetMs = next.budgetMs;
-      continue;
+    for (const f of files) if (f !== choice.winner?.made.file) fs24.rmSync(f, { force: true });
+    return choice;
+  };
+  const correct = async (spread2, own2) => {
+    const mine = () => own2.map((i2) => attempts[i2]);
+    for (let measured = own2.length > 0; ; measured = false) {
+      if (!measured) {
+        const outcome = await pruneAt(spread2);
+        const file = path17.join(dir, `attempt-${attempts.length + 1}.onnx`);
+        saveModel(outcome.model, file);
+        const [d, p] = await time2([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
+        const plan = outcome.allocation?.latency;
+        attempts.push({ budgetMs, reached: plan?.reached ?? true, kept: keptSignature(outcome), speedup: d / p, outcome, predicted: plan?.predicted_ms ?? NaN, file, p50: p, macs: modelCost(outcome.model).macs });
+        own2.push(attempts.length - 1);
+        ctx.progress.note(`latency target: attempt ${attempts.length} (budget ${budgetMs.toFixed(3)} ms, predicted ${plan?.predicted_ms.toFixed(3)} ms) measured ${(d / p).toFixed(2)}x of ${needed.toFixed(2)}x`);
+      }
+      const lead = own2[shippedAttempt(mine(), needed)];
+      attempts.forEach((a, i2) => {
+        if (i2 !== lead) delete a.outcome;
+      });
+      const next2 = nextCorrection(mine(), needed);
+      if (next2.kind !== "correct") return { next: next2, lead };
+      budgetMs = next2.budgetMs;
     }
-    const shipped = shippedAttempt(attempts, needed);
-    const met = attempts[shipped].speedup >= needed;
-    const record = {
-      kind: config2.targetSpeedup !== void 0 ? "speedup" : "latency-ms",
-      value: config2.targetSpeedup ?? config2.targetLatencyMs,
-      batch,
-      dense_ms: denseMs,
-      speedup_needed: needed,
-      attempts: attempts.map((a, i2) => ({
-        step: i2 === shipped ? "prune" : stepName({ kind: "target", attempt: i2 + 1 }),
-        budget_ms: a.budgetMs,
-        predicted_ms: a.predicted,
-        reached: a.reached,
-        p50_ms: a.p50,
-        speedup: a.speedup,
-        macs: a.macs
-      })),
-      outcome: met ? "met" : next.kind === "stop" ? next.reason : "limit",
-      detail: met ? `measured ${attempts[shipped].speedup.toFixed(2)}x of ${needed.toFixed(2)}x at batch ${batch}` : next.kind === "stop" ? next.detail : "not met",
-      shipped,
-      ...search ? { candidates: search.candidates, chosen: search.chosen } : {}
-    };
-    const shippedOutcome = attempts[shipped].outcome;
-    const allocation = shippedOutcome.allocation ? { ...shippedOutcome.allocation, target: record } : { rounding: "none", target: record };
-    return {
-      pruned: { ...shippedOutcome, allocation, description: `${shippedOutcome.description}; allocated for ${needed.toFixed(2)}x at batch ${batch} (attempt ${shipped + 1} of ${attempts.length})` },
-      earlier: attempts.flatMap((a, i2) => i2 === shipped ? [] : [{ step: { kind: "target", attempt: i2 + 1 }, description: `latency target attempt ${i2 + 1}: budget ${a.budgetMs.toFixed(3)} ms, measured ${a.speedup.toFixed(2)}x`, artifact: a.file }]),
-      record
-    };
+  };
+  const calib = curves && ctx.calib?.labels ? ctx.calib : void 0;
+  let { next, lead: shipped } = await correct(calib ? { kind: "uniform" } : { kind: "capped", evenness: 0 }, []);
+  let search;
+  if (calib && attempts[shipped].speedup >= needed) {
+    budgetMs = attempts[shipped].budgetMs;
+    const { winner, ...choice } = await trySpreads(attempts[shipped], calib);
+    search = choice;
+    ctx.progress.note(`latency target: ${candidatesText(search)}`);
+    if (winner) {
+      const plan = winner.outcome.allocation?.latency;
+      attempts.push({ budgetMs, reached: plan?.reached ?? true, kept: winner.made.kept, speedup: winner.speedup, outcome: winner.outcome, predicted: plan?.predicted_ms ?? NaN, file: winner.made.file, p50: winner.p50, macs: winner.made.macs });
+      ({ next, lead: shipped } = await correct(winner.made.spread, [attempts.length - 1]));
+    }
   }
+  const met = attempts[shipped].speedup >= needed;
+  const record = {
+    kind: config2.targetSpeedup !== void 0 ? "speedup" : "latency-ms",
+    value: config2.targetSpeedup ?? config2.targetLatencyMs,
+    batch,
+    dense_ms: denseMs,
+    speedup_needed: needed,
+    attempts: attempts.map((a, i2) => ({
+      step: i2 === shipped ? "prune" : stepName({ kind: "target", attempt: i2 + 1 }),
+      budget_ms: a.budgetMs,
+      predicted_ms: a.predicted,
+      reached: a.reached,
+      p50_ms: a.p50,
+      speedup: a.speedup,
+      macs: a.macs
+    })),
+    outcome: met ? "met" : next.kind === "stop" ? next.reason : "limit",
+    detail: met ? `measured ${attempts[shipped].speedup.toFixed(2)}x of ${needed.toFixed(2)}x at batch ${batch}` : next.kind === "stop" ? next.detail : "not met",
+    shipped,
+    ...search ? { candidates: search.candidates, chosen: search.chosen } : {}
+  };
+  const shippedOutcome = attempts[shipped].outcome;
+  const allocation = shippedOutcome.allocation ? { ...shippedOutcome.allocation, target: record } : { rounding: "none", target: record };
+  return {
+    pruned: { ...shippedOutcome, allocation, description: `${shippedOutcome.description}; allocated for ${needed.toFixed(2)}x at batch ${batch} (attempt ${shipped + 1} of ${attempts.length})` },
+    earlier: attempts.flatMap((a, i2) => i2 === shipped ? [] : [{ step: { kind: "target", attempt: i2 + 1 }, description: `latency target attempt ${i2 + 1}: budget ${a.budgetMs.toFixed(3)} ms, measured ${a.speedup.toFixed(2)}x`, artifact: a.file }]),
+    record
+  };
 }
 async function lossCurves(dense, config2, ctx) {
   const weights = prunableWeights(dense, { exclude: config2.exclude, keepFirstLayer: config2.keepFirstLayer, keepLastLayer: config2.keepLastLayer });
@@ -53514,8 +53565,8 @@ function keptSignature(o) {
   return JSON.stringify(o.allocation?.latency?.kept ?? []);
 }
 function candidatesText(c) {
-  const rows2 = c.candidates.map((k, i2) => `${i2 === c.chosen ? "*" : ""}${spreadLabel(k)}: ${(k.calib_accuracy * 100).toFixed(2)}% NLL ${k.calib_nll.toFixed(4)}`);
-  return `spread of the cut chosen by held-out calibration score after reconstruction (evenness or uniform: score) ${rows2.join(", ")}`;
+  const rows2 = c.candidates.map((k, i2) => `${i2 === c.chosen ? "*" : ""}${spreadLabel(k)}: ${k.speedup?.toFixed(2)}x${k.calib_accuracy === null || k.calib_nll === null ? " (short of the target, not scored)" : `, ${(k.calib_accuracy * 100).toFixed(2)}% NLL ${k.calib_nll.toFixed(4)}`}`);
+  return `spreads tried at the budget the uniform cut met the target at, timed against dense and scored by held-out calibration score after reconstruction (evenness or uniform: speedup, score) ${rows2.join(", ")}`;
 }
 var init_latencyTarget2 = __esm({
   "src/pipeline/latencyTarget.ts"() {

@@ -48,10 +48,18 @@ export function allocationSection(a: AllocationRecord): string | undefined {
     if (t.candidates && t.chosen !== undefined) {
       const c = t.candidates;
       parts.push(
-        `How the cut is spread (evenness 0: where the loss curves put it, 1: about the same fraction from every group; uniform: the same fraction from every group, as \`--scope layer\` cuts) was chosen on the first budget by calibration score on half the calibration set after reconstruction on the other half; later attempts keep it.`,
+        `How the cut is spread (evenness 0: where the loss curves put it, 1: about the same fraction from every group; uniform: the same fraction from every group, as \`--scope layer\` cuts): the correction loop runs on the uniform cut; once it met the target, every other spread was pruned at the same budget and timed against dense, and those at or above the target were scored on half the calibration set after reconstruction on the other half. One ships instead of the uniform cut only with a better score.`,
         table([
-          ['Spread', 'Most any group lost', 'Predicted ms', 'MACs', 'Calib accuracy', 'Calib NLL'],
-          ...c.map((x, i) => [`${spreadLabel(x)}${i === t.chosen ? ' (chosen)' : ''}`, `${(x.max_group_ratio * 100).toFixed(1)}%`, ms(x.predicted_ms), String(x.macs), `${(x.calib_accuracy * 100).toFixed(2)}%`, x.calib_nll.toFixed(4)]),
+          ['Spread', 'Most any group lost', 'Predicted ms', 'MACs', 'Speedup', 'Calib accuracy', 'Calib NLL'],
+          ...c.map((x, i) => [
+            `${spreadLabel(x)}${i === t.chosen ? ' (ships)' : ''}`,
+            `${(x.max_group_ratio * 100).toFixed(1)}%`,
+            ms(x.predicted_ms),
+            String(x.macs),
+            x.speedup === undefined ? '—' : ratio(x.speedup),
+            x.calib_accuracy === null ? 'not scored: short of the target' : `${(x.calib_accuracy * 100).toFixed(2)}%`,
+            x.calib_nll === null ? '—' : x.calib_nll.toFixed(4),
+          ]),
         ]),
       );
     }

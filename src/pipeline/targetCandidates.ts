@@ -3,7 +3,7 @@ import type { Head } from '../onnx/head.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
 import { QUALITY_THREADS } from '../onnx/runtime/quality.js';
 import type { PruneOutcome } from '../prune/pruneModel.js';
-import type { Spread } from '../prune/structured/latencyModel.js';
+import type { LatencyPlan, Spread } from '../prune/structured/latencyModel.js';
 import type { CandidateScore } from '../prune/structured/record.js';
 import { better, calibScore, type CalibScore } from '../recover/calibScore.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from '../recover/reconstruct.js';
@@ -19,46 +19,78 @@ import { WorkMeter } from '../recover/work.js';
  */
 export const SPREADS: readonly Spread[] = [...[0, 1 / 3, 2 / 3, 1].map((evenness) => ({ kind: 'capped' as const, evenness })), { kind: 'uniform' }];
 
-export interface CandidateChoice {
-  /** index into `candidates` of the one chosen */
-  chosen: number;
+/** A candidate spread as made at the budget: saved to `file`, its kept counts as a signature. */
+export interface MadeSpread {
+  spread: Spread;
+  kept: string;
+  macs: number;
+  plan?: LatencyPlan;
+  file: string;
+}
+
+/** The uniform cut that met the target, as measured in the correction loop. */
+export interface Incumbent {
+  kept: string;
+  macs: number;
+  plan?: LatencyPlan;
   outcome: PruneOutcome;
+  speedup: number;
+  p50: number;
+}
+
+export interface MeasuredChoice {
   candidates: CandidateScore[];
+  /** index into `candidates` of the one that ships */
+  chosen: number;
+  /** a spread that beat the uniform cut, rebuilt, with its measured speed */
+  winner?: { made: MadeSpread; outcome: PruneOutcome; speedup: number; p50: number };
 }
 
 /**
- * Prune at each evenness, keep those whose prediction reaches the budget (all of them when none does),
- * and choose the best by `score` (lower NLL, then accuracy; ties keep the earlier, less even one). An
- * evenness that picks the same channels as one before it is not scored again. Only the chosen outcome
- * stays in memory.
+ * Once the uniform cut met the target: every other spread of `grid` made at the same budget, timed
+ * against dense in one interleaved pass (`time`: p50 of dense and of each file), and those at or above
+ * `needed` scored with the uniform cut; one replaces it only with a better score (lower held-out NLL,
+ * then accuracy). Spreads that chose the same channels are timed and scored once. Only the winner is
+ * rebuilt and kept in memory.
  */
-export async function chooseCandidate(
+export async function chooseMeasured(
+  incumbent: Incumbent,
   grid: readonly Spread[],
-  prune: (spread: Spread) => Promise<PruneOutcome>,
-  score: (o: PruneOutcome) => Promise<CalibScore>,
-  macs: (o: PruneOutcome) => number,
-): Promise<CandidateChoice> {
-  const seen = new Map<string, number>();
-  const candidates: CandidateScore[] = [];
-  let best: { i: number; outcome: PruneOutcome; score: CalibScore; reached: boolean } | undefined;
-  for (const spread of grid) {
-    const outcome = await prune(spread);
-    const plan = outcome.allocation?.latency;
-    const key = JSON.stringify(plan?.kept ?? []);
-    const same = seen.get(key);
-    const evenness = spread.kind === 'capped' ? spread.evenness : 1;
-    if (same !== undefined) {
-      candidates.push({ ...candidates[same], spread: spread.kind, evenness, max_group_ratio: plan?.max_group_ratio ?? 1 });
-      continue;
-    }
-    const s = await score(outcome);
-    const reached = plan?.reached ?? true;
-    seen.set(key, candidates.length);
-    candidates.push({ spread: spread.kind, evenness, max_group_ratio: plan?.max_group_ratio ?? 1, predicted_ms: plan?.predicted_ms ?? NaN, reached, macs: macs(outcome), calib_accuracy: s.accuracy, calib_nll: s.nll });
-    // an allocation whose prediction reaches the budget beats any that does not
-    if (!best || (reached && !best.reached) || (reached === best.reached && better(s, best.score))) best = { i: candidates.length - 1, outcome, score: s, reached };
+  needed: number,
+  io: { make: (s: Spread) => Promise<MadeSpread>; time: (files: readonly string[]) => Promise<number[]>; rebuild: (s: Spread) => Promise<PruneOutcome>; score: (o: PruneOutcome) => Promise<CalibScore> },
+): Promise<MeasuredChoice> {
+  const made: MadeSpread[] = [];
+  for (const s of grid) if (s.kind !== 'uniform') made.push(await io.make(s));
+  const distinct = made.filter((m, i) => m.kept !== incumbent.kept && made.findIndex((x) => x.kept === m.kept) === i);
+  const ms = distinct.length ? await io.time(distinct.map((m) => m.file)) : [];
+  const speed = new Map(distinct.map((m, i) => [m.kept, { speedup: ms[0] / ms[i + 1], p50: ms[i + 1] }]));
+  speed.set(incumbent.kept, { speedup: incumbent.speedup, p50: incumbent.p50 });
+  const scores = new Map<string, CalibScore>([[incumbent.kept, await io.score(incumbent.outcome)]]);
+  let best: { made: MadeSpread; outcome: PruneOutcome } | undefined;
+  for (const m of distinct) {
+    if (speed.get(m.kept)!.speedup < needed) continue;
+    const o = await io.rebuild(m.spread);
+    const sc = await io.score(o);
+    scores.set(m.kept, sc);
+    if (better(sc, scores.get(best?.made.kept ?? incumbent.kept)!)) best = { made: m, outcome: o };
   }
-  return { chosen: best!.i, outcome: best!.outcome, candidates };
+  const entry = (spread: Spread, kept: string, macs: number, plan?: LatencyPlan): CandidateScore => {
+    const sc = scores.get(kept);
+    return {
+      spread: spread.kind,
+      evenness: spread.kind === 'capped' ? spread.evenness : 1,
+      max_group_ratio: plan?.max_group_ratio ?? 1,
+      predicted_ms: plan?.predicted_ms ?? NaN,
+      reached: plan?.reached ?? true,
+      macs,
+      speedup: speed.get(kept)!.speedup,
+      calib_accuracy: sc?.accuracy ?? null,
+      calib_nll: sc?.nll ?? null,
+    };
+  };
+  const candidates = [...made.map((m) => entry(m.spread, m.kept, m.macs, m.plan)), entry({ kind: 'uniform' }, incumbent.kept, incumbent.macs, incumbent.plan)];
+  if (!best) return { candidates, chosen: candidates.length - 1 };
+  return { candidates, chosen: made.indexOf(best.made), winner: { made: best.made, outcome: best.outcome, ...speed.get(best.made.kept)! } };
 }
 
 /** The calibration samples a candidate is refit on (even-indexed); the odd-indexed ones score it. */

@@ -5,54 +5,67 @@ import { loadModel } from '../../src/onnx/model.js';
 import { defaultHead } from '../../src/onnx/runtime/classifier.js';
 import { QUALITY_THREADS } from '../../src/onnx/runtime/quality.js';
 import { modelInputs } from '../../src/onnx/signature.js';
-import { chooseCandidate, reconstructedScore } from '../../src/pipeline/targetCandidates.js';
+import { chooseMeasured, reconstructedScore } from '../../src/pipeline/targetCandidates.js';
 import { pruneModel, type PruneOutcome } from '../../src/prune/pruneModel.js';
 import type { Spread } from '../../src/prune/structured/latencyModel.js';
 import { calibScore } from '../../src/recover/calibScore.js';
 import { fixture } from '../support/fixtures.js';
 import { firstSamples } from '../support/slice.js';
 
-/** A pruned outcome as the search sees it: its latency plan and nothing else. */
-function outcome(kept: number[], predicted: number, reached = true, cap = 1): PruneOutcome {
-  return { allocation: { rounding: 'measured', latency: { kept, predicted_ms: predicted, reached, max_group_ratio: cap } } } as unknown as PruneOutcome;
-}
+/** A pruned outcome as the search sees it: an identity to score by. */
+const outcome = (name: string): PruneOutcome => ({ name }) as unknown as PruneOutcome;
 
-describe('choosing how evenly a latency target cuts', () => {
-  it('keeps the allocation with the best held-out score, scores each distinct allocation once, and prefers one that reaches the budget', async () => {
-    const spreads: Spread[] = [{ kind: 'capped', evenness: 0 }, { kind: 'capped', evenness: 0.5 }, { kind: 'capped', evenness: 0.75 }, { kind: 'uniform' }];
-    const byEvenness = new Map([
-      [spreads[0], { o: outcome([8, 4], 0.19, true, 1), nll: 0.35, accuracy: 0.88 }],
-      [spreads[1], { o: outcome([16, 8], 0.19, true, 0.8), nll: 0.3, accuracy: 0.9 }],
-      // the same channels again: not scored twice
-      [spreads[2], { o: outcome([16, 8], 0.19, true, 0.7), nll: 0, accuracy: 1 }],
-      // would score best, but its prediction misses the budget
-      [spreads[3], { o: outcome([32, 16], 0.25, false, 0.5), nll: 0.1, accuracy: 0.95 }],
-    ]);
-    const scored: number[][] = [];
-    const c = await chooseCandidate(
-      spreads,
-      async (e) => byEvenness.get(e)!.o,
-      async (o) => {
-        const kept = o.allocation!.latency!.kept;
-        scored.push(kept);
-        const hit = [...byEvenness.values()].find((v) => v.o === o)!;
-        return { nll: hit.nll, accuracy: hit.accuracy };
+describe('choosing how a latency target cuts, once the uniform cut met it', () => {
+  const spreads: Spread[] = [{ kind: 'capped', evenness: 0 }, { kind: 'capped', evenness: 0.5 }, { kind: 'capped', evenness: 1 }, { kind: 'uniform' }];
+  const uniform = { kept: 'u', macs: 20, outcome: outcome('u'), speedup: 2.05, p50: 1 / 2.05 };
+
+  /** Each capped spread's channels, file time (dense at 1 ms) and score; the uniform cut's score. */
+  function run(table: Record<number, { kept: string; ms: number; nll: number }>, uniformNll: number) {
+    const scored: string[] = [];
+    const timed: string[][] = [];
+    const io = {
+      make: async (s: Spread) => {
+        const e = s.kind === 'capped' ? s.evenness : -1;
+        const t = table[e];
+        return { spread: s, kept: t.kept, macs: 10, file: `${t.kept}.onnx` };
       },
-      (o) => o.allocation!.latency!.kept.reduce((a, b) => a + b, 0),
-    );
-    expect(scored).toEqual([[8, 4], [16, 8], [32, 16]]);
+      time: async (files: readonly string[]) => {
+        timed.push([...files]);
+        return [1, ...files.map((f) => Object.values(table).find((t) => `${t.kept}.onnx` === f)!.ms)];
+      },
+      rebuild: async (s: Spread) => outcome(table[s.kind === 'capped' ? s.evenness : -1].kept),
+      score: async (o: PruneOutcome) => {
+        const name = (o as unknown as { name: string }).name;
+        scored.push(name);
+        return { nll: name === 'u' ? uniformNll : Object.values(table).find((t) => t.kept === name)!.nll, accuracy: 0.9 };
+      },
+    };
+    return { io, scored, timed };
+  }
+
+  it('scores only the spreads measured at or above the target, and ships one that scored better than the uniform cut', async () => {
+    const { io, scored } = run({ 0: { kept: 'a', ms: 0.6, nll: 0.2 }, 0.5: { kept: 'b', ms: 0.45, nll: 0.25 }, 1: { kept: 'c', ms: 0.4, nll: 0.35 } }, 0.3);
+    const c = await chooseMeasured(uniform, spreads, 2, io);
+    // a ran 1.67x: short of 2x, never scored, whatever its score would have been
+    expect(scored).toEqual(['u', 'b', 'c']);
+    expect(c.candidates.map((k) => [k.spread, k.evenness, k.calib_nll])).toEqual([['capped', 0, null], ['capped', 0.5, 0.25], ['capped', 1, 0.35], ['uniform', 1, 0.3]]);
+    expect(c.candidates[0].speedup).toBeCloseTo(1 / 0.6);
     expect(c.chosen).toBe(1);
-    expect(c.outcome).toBe(byEvenness.get(spreads[1])!.o);
-    expect(c.candidates.map((k) => [k.spread, k.evenness])).toEqual([['capped', 0], ['capped', 0.5], ['capped', 0.75], ['uniform', 1]]);
-    // the repeat carries the score of the allocation it repeats, under its own cap
-    expect(c.candidates[2]).toMatchObject({ calib_nll: 0.3, max_group_ratio: 0.7, macs: 24 });
-    expect(c.candidates[c.chosen].reached).toBe(true);
+    expect(c.winner).toMatchObject({ made: { kept: 'b' }, speedup: 1 / 0.45, p50: 0.45 });
   });
 
-  it('on equal scores keeps the earlier, less even allocation', async () => {
-    const outs = [outcome([8], 1), outcome([16], 1)];
-    const c = await chooseCandidate([{ kind: 'capped', evenness: 0 }, { kind: 'uniform' }], async (s) => outs[s.kind === 'uniform' ? 1 : 0], async () => ({ nll: 0.2, accuracy: 0.9 }), () => 1);
-    expect(c.chosen).toBe(0);
+  it('keeps the uniform cut on a tie or when every other spread fell short; repeats are timed and scored once', async () => {
+    const tie = run({ 0: { kept: 'a', ms: 0.45, nll: 0.3 }, 0.5: { kept: 'a', ms: 0.45, nll: 0.3 }, 1: { kept: 'u', ms: 0.5, nll: 0 } }, 0.3);
+    const c = await chooseMeasured(uniform, spreads, 2, tie.io);
+    expect(c.chosen).toBe(3);
+    expect(c.winner).toBeUndefined();
+    expect(tie.timed).toEqual([['a.onnx']]);
+    expect(tie.scored).toEqual(['u', 'a']);
+    // the repeat of the uniform cut carries its speed and score
+    expect(c.candidates[2]).toMatchObject({ speedup: 2.05, calib_nll: 0.3 });
+    const short = run({ 0: { kept: 'a', ms: 0.7, nll: 0 }, 0.5: { kept: 'b', ms: 0.8, nll: 0 }, 1: { kept: 'c', ms: 0.9, nll: 0 } }, 0.5);
+    expect((await chooseMeasured(uniform, spreads, 2, short.io)).chosen).toBe(3);
+    expect(short.scored).toEqual(['u']);
   });
 });
 

@@ -48,14 +48,17 @@ export function nextCorrection(attempts: readonly Attempt[], targetSpeedup: numb
     if (proposal > lo && proposal < hi) return proposal;
     return Number.isFinite(lo) && Number.isFinite(hi) ? (lo + hi) / 2 : proposal;
   };
+  // a budget between one that met the target and one that fell short may still choose other channels,
+  // even when the last budget chose channels tried before
+  const open = attempts.some((a) => a.speedup >= targetSpeedup) && attempts.some((a) => a.speedup < targetSpeedup);
   if (last.speedup >= targetSpeedup) {
     // well past the target: a looser budget keeps channels (accuracy) and may still meet it
-    if (last.speedup > targetSpeedup * (1 + OVERSHOOT) && left && !unchanged) return { kind: 'correct', budgetMs: bracketed((last.budgetMs * last.speedup) / targetSpeedup) };
+    if (last.speedup > targetSpeedup * (1 + OVERSHOOT) && left && (!unchanged || open)) return { kind: 'correct', budgetMs: bracketed((last.budgetMs * last.speedup) / targetSpeedup) };
     return { kind: 'met' };
   }
   const short = `measured ${last.speedup.toFixed(2)}x of ${targetSpeedup.toFixed(2)}x`;
   if (!last.reached) return { kind: 'stop', reason: 'unreachable', detail: `${short}; every channel group is already at its smallest fast width` };
-  if (unchanged) return { kind: 'stop', reason: 'unchanged', detail: `${short}; a tighter budget chose the same channels, so no further step helps` };
+  if (unchanged && !(open && left)) return { kind: 'stop', reason: 'unchanged', detail: `${short}; a tighter budget chose the same channels, so no further step helps` };
   if (!left) return { kind: 'stop', reason: 'limit', detail: `${short} after ${maxCorrections} corrections` };
   // the prediction was optimistic by the shortfall: ask it for that much more
   return { kind: 'correct', budgetMs: bracketed((last.budgetMs * last.speedup) / targetSpeedup) };

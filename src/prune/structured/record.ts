@@ -14,7 +14,7 @@ export interface TargetAttempt {
   macs: number;
 }
 
-/** One allocation tried for the same predicted-latency budget, scored after a quick reconstruction. */
+/** One allocation tried at the budget the uniform cut met the target at: timed, and scored after a quick reconstruction when it ran fast enough. */
 export interface CandidateScore {
   /** `uniform`: the same fraction from every group, as `--scope layer` cuts; `capped`: cost-ranked under a per-group cap */
   spread: 'capped' | 'uniform';
@@ -25,9 +25,11 @@ export interface CandidateScore {
   predicted_ms: number;
   reached: boolean;
   macs: number;
-  /** on the odd-indexed calibration samples, after reconstruction on the even-indexed ones */
-  calib_accuracy: number;
-  calib_nll: number;
+  /** dense p50 / its p50 at the target batch, timed interleaved */
+  speedup?: number;
+  /** on the odd-indexed calibration samples, after reconstruction on the even-indexed ones; null when it ran short of the target and was not scored */
+  calib_accuracy: number | null;
+  calib_nll: number | null;
 }
 
 /** A candidate's spread as a reader names it: its evenness, or `uniform`. */
@@ -50,8 +52,9 @@ export interface TargetRecord {
   /** index into attempts of the model that ships */
   shipped: number;
   /**
-   * with labelled calibration data: the allocations tried for the first budget, and the index of the
-   * one chosen; its evenness is kept for every later attempt
+   * with labelled calibration data, once the uniform cut met the target: every spread tried at the
+   * budget that met it, and the index of the one that ships (the uniform cut unless another ran at or
+   * above the target and scored better)
    */
   candidates?: CandidateScore[];
   chosen?: number;

@@ -104,6 +104,16 @@ describe('the correction loop of a latency target', () => {
     expect(budget).toBeGreaterThan(0.198);
     expect(budget).toBeLessThan(0.249);
   });
+  it('an overshoot that chose channels tried before still bisects while a budget that met and one that fell short bracket the target', () => {
+    // attempt 5 chose attempt 3's channels again; between 0.165 ms (met) and 0.175 ms (short) other channels remain
+    const runs = [attempt(0.125, 3.01, 'a'), attempt(0.188, 1.72, 'b'), attempt(0.162, 2.4, 'c'), attempt(0.175, 1.88, 'd'), attempt(0.165, 2.43, 'c')];
+    const next = nextCorrection(runs, 2);
+    expect(next.kind).toBe('correct');
+    expect((next as { budgetMs: number }).budgetMs).toBeGreaterThan(0.165);
+    expect((next as { budgetMs: number }).budgetMs).toBeLessThan(0.175);
+    // with no bracket, the same repetition is met (past the target) or stops (short of it)
+    expect(nextCorrection([attempt(0.125, 3.01, 'a'), attempt(0.2, 3.01, 'a')], 2).kind).toBe('met');
+  });
   it('always ends: repeated shortfalls run out of corrections', () => {
     const attempts = [attempt(5, 1.5, 'k0')];
     let c = nextCorrection(attempts, 2);
