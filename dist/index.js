@@ -29156,7 +29156,7 @@ function allocationSection(a) {
   const t = a.target;
   if (t) {
     parts.push(
-      `Latency target ${t.kind === "speedup" ? ratio(t.value) : `${t.value} ms`} at batch ${t.batch} (dense ${ms3(t.dense_ms)} ms, so ${ratio(t.speedup_needed)}): ${t.outcome === "met" ? "met" : `not met (${t.outcome})`}, ${t.detail}.`,
+      `Latency target ${t.kind === "speedup" ? ratio(t.value) : `${t.value} ms`} at batch ${t.batch} (dense ${ms3(t.dense_ms)} ms, so ${ratio(t.speedup_needed)}): ${t.outcome === "met" ? "met" : `not met (${t.outcome})`}, ${t.detail}.` + (t.timings_cached ? ` ${t.timings_cached} of its timings were read from the measurement cache (the same files, timed earlier on this machine).` : ""),
       table([
         ["Attempt", "Budget ms", "Predicted ms", "p50 ms", "Speedup", "MACs"],
         ...t.attempts.map((x2, i2) => [`${i2 + 1}${i2 === t.shipped ? " (ships)" : ""}`, ms3(x2.budget_ms), ms3(x2.predicted_ms), ms3(x2.p50_ms), ratio(x2.speedup), String(x2.macs)])
@@ -53355,20 +53355,21 @@ function nextCorrection(attempts, targetSpeedup, maxCorrections = MAX_CORRECTION
   }
   const short = `measured ${last.speedup.toFixed(2)}x of ${targetSpeedup.toFixed(2)}x`;
   if (!last.reached) return { kind: "stop", reason: "unreachable", detail: `${short}; every channel group is already at its smallest fast width` };
-  if (unchanged && !(open2 && left)) return { kind: "stop", reason: "unchanged", detail: `${short}; a tighter budget chose the same channels, so no further step helps` };
-  if (!left) return { kind: "stop", reason: "limit", detail: `${short} after ${maxCorrections} corrections` };
-  return { kind: "correct", budgetMs: bracketed(last.budgetMs * last.speedup / targetSpeedup) };
+  if (!left) return unchanged ? { kind: "stop", reason: "unchanged", detail: `${short}; the last budget chose channels tried before, after ${maxCorrections} corrections` } : { kind: "stop", reason: "limit", detail: `${short} after ${maxCorrections} corrections` };
+  const proportional = last.budgetMs * last.speedup / targetSpeedup;
+  return { kind: "correct", budgetMs: bracketed(unchanged ? Math.min(proportional, last.budgetMs * (1 - REPEAT_STEP)) : proportional) };
 }
 function shippedAttempt(attempts, targetSpeedup) {
   const met = attempts.map((a, i2) => ({ ...a, i: i2 })).filter((a) => a.speedup >= targetSpeedup);
   if (met.length > 0) return met.reduce((b, a) => a.macs > b.macs ? a : b).i;
   return attempts.reduce((b, a, i2) => a.speedup > attempts[b].speedup ? i2 : b, 0);
 }
-var MAX_CORRECTIONS, OVERSHOOT;
+var MAX_CORRECTIONS, REPEAT_STEP, OVERSHOOT;
 var init_latencyTarget = __esm({
   "src/prune/structured/latencyTarget.ts"() {
     "use strict";
     MAX_CORRECTIONS = 6;
+    REPEAT_STEP = 0.05;
     OVERSHOOT = 0.1;
   }
 });
@@ -53438,11 +53439,20 @@ import * as path17 from "node:path";
 async function pruneForLatency(dense, modelPath, config2, ctx) {
   const batch = config2.batchSizes[0];
   const source = sliceBatch(ctx.data, 0, Math.min(ctx.data.count, batch));
+  let cachedTimings = 0;
   const time2 = async (files, label) => {
+    const key = JSON.stringify({ what: "latency-target", machine: machineId(), ort: onnxruntimeVersion(), provider: ctx.provider, threads: config2.latency.threads, batch, latency: config2.latency, files: files.map(sha256File) });
+    const cached2 = readCached(cacheDir(), key, (v) => Array.isArray(v) && v.length === files.length && v.every((x2) => typeof x2 === "number" && x2 > 0));
+    if (cached2) {
+      cachedTimings++;
+      return cached2;
+    }
     ctx.progress.stage({ kind: "latency", detail: label, total: config2.latency.warmup + config2.latency.runs });
     const samples = await measureInterleaved(files, source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider: ctx.provider }, (d) => ctx.progress.update(d));
     ctx.progress.stop();
-    return samples.map((s) => median(s[0]));
+    const medians = samples.map((s) => median(s[0]));
+    writeCached(cacheDir(), key, medians);
+    return medians;
   };
   const [denseMs] = await time2([modelPath], `latency target: dense at batch ${batch}`);
   const needed = config2.targetSpeedup ?? denseMs / config2.targetLatencyMs;
@@ -53534,6 +53544,7 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
     outcome: met ? "met" : next.kind === "stop" ? next.reason : "limit",
     detail: met ? `measured ${attempts[shipped].speedup.toFixed(2)}x of ${needed.toFixed(2)}x at batch ${batch}` : next.kind === "stop" ? next.detail : "not met",
     shipped,
+    timings_cached: cachedTimings,
     ...search ? { candidates: search.candidates, chosen: search.chosen } : {}
   };
   const shippedOutcome = attempts[shipped].outcome;
@@ -53573,7 +53584,11 @@ var init_latencyTarget2 = __esm({
     "use strict";
     init_simple_statistics();
     init_dataset();
+    init_hash();
+    init_measureCache();
     init_latency();
+    init_ort();
+    init_hardware();
     init_flops();
     init_model();
     init_pruneModel();

@@ -39,7 +39,8 @@ export function allocationSection(a: AllocationRecord): string | undefined {
   const t = a.target;
   if (t) {
     parts.push(
-      `Latency target ${t.kind === 'speedup' ? ratio(t.value) : `${t.value} ms`} at batch ${t.batch} (dense ${ms(t.dense_ms)} ms, so ${ratio(t.speedup_needed)}): ${t.outcome === 'met' ? 'met' : `not met (${t.outcome})`}, ${t.detail}.`,
+      `Latency target ${t.kind === 'speedup' ? ratio(t.value) : `${t.value} ms`} at batch ${t.batch} (dense ${ms(t.dense_ms)} ms, so ${ratio(t.speedup_needed)}): ${t.outcome === 'met' ? 'met' : `not met (${t.outcome})`}, ${t.detail}.` +
+        (t.timings_cached ? ` ${t.timings_cached} of its timings were read from the measurement cache (the same files, timed earlier on this machine).` : ''),
       table([
         ['Attempt', 'Budget ms', 'Predicted ms', 'p50 ms', 'Speedup', 'MACs'],
         ...t.attempts.map((x, i) => [`${i + 1}${i === t.shipped ? ' (ships)' : ''}`, ms(x.budget_ms), ms(x.predicted_ms), ms(x.p50_ms), ratio(x.speedup), String(x.macs)]),

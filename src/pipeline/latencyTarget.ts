@@ -4,7 +4,11 @@ import { median } from 'simple-statistics';
 import type { Config } from '../config/schema.js';
 import { sliceBatch, type Dataset } from '../data/dataset.js';
 import type { Progress } from '../io/progress.js';
+import { sha256File } from '../io/hash.js';
+import { cacheDir, readCached, writeCached } from '../io/measureCache.js';
 import { measureInterleaved } from '../measure/latency.js';
+import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
+import { machineId } from '../prune/structured/hardware.js';
 import { modelCost } from '../onnx/flops.js';
 import { saveModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
@@ -40,11 +44,23 @@ export interface TargetedPrune {
 export async function pruneForLatency(dense: ModelProto, modelPath: string, config: Config, ctx: PruneContext & { data: Dataset; stepsDir: string; progress: Progress; provider: 'cpu' | 'cuda' }): Promise<TargetedPrune> {
   const batch = config.batchSizes[0];
   const source = sliceBatch(ctx.data, 0, Math.min(ctx.data.count, batch));
+  // every timing is kept per machine and file contents, like the width probes: the loop's decisions
+  // follow its measurements, and one allocation can measure either side of the target from run to
+  // run, so a rerun of the same inputs on this machine replays them and ships the same file
+  let cachedTimings = 0;
   const time = async (files: string[], label: string): Promise<number[]> => {
+    const key = JSON.stringify({ what: 'latency-target', machine: machineId(), ort: onnxruntimeVersion(), provider: ctx.provider, threads: config.latency.threads, batch, latency: config.latency, files: files.map(sha256File) });
+    const cached = readCached(cacheDir(), key, (v): v is number[] => Array.isArray(v) && v.length === files.length && v.every((x) => typeof x === 'number' && x > 0));
+    if (cached) {
+      cachedTimings++;
+      return cached;
+    }
     ctx.progress.stage({ kind: 'latency', detail: label, total: config.latency.warmup + config.latency.runs });
     const samples = await measureInterleaved(files, source, { ...config.latency, batchSizes: [batch], confidence: config.confidence, provider: ctx.provider }, (d) => ctx.progress.update(d));
     ctx.progress.stop();
-    return samples.map((s) => median(s[0]));
+    const medians = samples.map((s) => median(s[0]));
+    writeCached(cacheDir(), key, medians);
+    return medians;
   };
   const [denseMs] = await time([modelPath], `latency target: dense at batch ${batch}`);
   const needed = config.targetSpeedup ?? denseMs / config.targetLatencyMs!;
@@ -154,6 +170,7 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
     outcome: met ? 'met' : next.kind === 'stop' ? next.reason : 'limit',
     detail: met ? `measured ${attempts[shipped].speedup.toFixed(2)}x of ${needed.toFixed(2)}x at batch ${batch}` : next.kind === 'stop' ? next.detail : 'not met',
     shipped,
+    timings_cached: cachedTimings,
     ...(search ? { candidates: search.candidates, chosen: search.chosen } : {}),
   };
   const shippedOutcome = attempts[shipped].outcome!;

@@ -13,6 +13,8 @@
  * costs a prune and a few seconds of timing.
  */
 export const MAX_CORRECTIONS = 6;
+/** A budget that chose channels tried before, short of the target, is tightened at least this much next. */
+export const REPEAT_STEP = 0.05;
 /** A measured speedup this far above the target removed more than it had to: the budget is loosened to keep channels. */
 export const OVERSHOOT = 0.1;
 
@@ -58,10 +60,13 @@ export function nextCorrection(attempts: readonly Attempt[], targetSpeedup: numb
   }
   const short = `measured ${last.speedup.toFixed(2)}x of ${targetSpeedup.toFixed(2)}x`;
   if (!last.reached) return { kind: 'stop', reason: 'unreachable', detail: `${short}; every channel group is already at its smallest fast width` };
-  if (unchanged && !(open && left)) return { kind: 'stop', reason: 'unchanged', detail: `${short}; a tighter budget chose the same channels, so no further step helps` };
-  if (!left) return { kind: 'stop', reason: 'limit', detail: `${short} after ${maxCorrections} corrections` };
-  // the prediction was optimistic by the shortfall: ask it for that much more
-  return { kind: 'correct', budgetMs: bracketed((last.budgetMs * last.speedup) / targetSpeedup) };
+  // a tighter budget that chose the same channels is tightened again from there: the prediction moves
+  // in steps, and the next budget down may cross one
+  if (!left) return unchanged ? { kind: 'stop', reason: 'unchanged', detail: `${short}; the last budget chose channels tried before, after ${maxCorrections} corrections` } : { kind: 'stop', reason: 'limit', detail: `${short} after ${maxCorrections} corrections` };
+  // the prediction was optimistic by the shortfall: ask it for that much more, and at least REPEAT_STEP
+  // more when that shortfall already chose the same channels once
+  const proportional = (last.budgetMs * last.speedup) / targetSpeedup;
+  return { kind: 'correct', budgetMs: bracketed(unchanged ? Math.min(proportional, last.budgetMs * (1 - REPEAT_STEP)) : proportional) };
 }
 
 /**

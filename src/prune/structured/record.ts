@@ -51,6 +51,8 @@ export interface TargetRecord {
   detail: string;
   /** index into attempts of the model that ships */
   shipped: number;
+  /** how many of the loop's timings were read from the measurement cache (the same files, timed earlier on this machine) */
+  timings_cached?: number;
   /**
    * with labelled calibration data, once the uniform cut met the target: every spread tried at the
    * budget that met it, and the index of the one that ships (the uniform cut unless another ran at or

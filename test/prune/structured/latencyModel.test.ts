@@ -89,8 +89,12 @@ describe('the correction loop of a latency target', () => {
     const c = nextCorrection([attempt(5, 1.6, 'a')], 2);
     expect(c).toEqual({ kind: 'correct', budgetMs: 4 });
   });
-  it('stops when a tighter budget changed nothing, when the allocation bottomed out, and after the last correction', () => {
-    expect(nextCorrection([attempt(5, 1.6, 'a'), attempt(4, 1.6, 'a')], 2)).toMatchObject({ kind: 'stop', reason: 'unchanged' });
+  it('tightens again when a tighter budget changed nothing; stops when the allocation bottomed out and after the last correction', () => {
+    // 4 ms chose 5 ms's channels: the next budget goes below 4 ms by the shortfall again
+    expect(nextCorrection([attempt(5, 1.6, 'a'), attempt(4, 1.6, 'a')], 2)).toEqual({ kind: 'correct', budgetMs: 3.2 });
+    // a shortfall of 0.5% that repeated channels steps down 5%, not 0.5%
+    expect((nextCorrection([attempt(5, 1.99, 'a'), attempt(4.98, 1.99, 'a')], 2) as { budgetMs: number }).budgetMs).toBeCloseTo(4.98 * 0.95);
+    expect(nextCorrection([attempt(5, 1.6, 'a'), attempt(4, 1.6, 'b'), attempt(3.2, 1.6, 'c'), attempt(2.6, 1.6, 'c')], 2, 3)).toMatchObject({ kind: 'stop', reason: 'unchanged' });
     expect(nextCorrection([attempt(5, 1.6, 'a', false)], 2)).toMatchObject({ kind: 'stop', reason: 'unreachable' });
     const four = [attempt(5, 1.5, 'a'), attempt(4, 1.6, 'b'), attempt(3.5, 1.7, 'c'), attempt(3.2, 1.8, 'd')];
     expect(nextCorrection(four, 2, 3)).toMatchObject({ kind: 'stop', reason: 'limit' });
