@@ -15,9 +15,9 @@ except BatchNorm's running statistics, which are buffers updated in training mod
 prune-guard wrote are applied after every step, so pruned zeros stay zero. Every initializer is
 written back under its own name and shape, as prune-guard checks.
 
-Settings are those of bench/ceiling_finetune.py's full fine-tuning (AdamW lr 1e-3, cosine to 0,
-batch 128, shuffled with a fixed seed); FT_EPOCHS (default 1) and FT_THREADS (default 1) in the
-environment change the epochs and torch's threads.
+Settings follow bench/ceiling_finetune.py's full fine-tuning (AdamW lr 1e-3, cosine to 0, batch 128)
+with torch's default weight decay (0.01) and a fixed shuffling seed; FT_EPOCHS (default 1) and
+FT_THREADS (default 1) in the environment change the epochs and torch's threads.
 """
 
 import math
@@ -70,6 +70,8 @@ class OnnxGraph(torch.nn.Module):
         get = lambda n: env[n] if n in env else self.tensor(n)  # noqa: E731
         for node in self.graph.node:
             a, ins, op = attrs(node), node.input, node.op_type
+            if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or a.get("ceil_mode", 0) or a.get("transA", 0):
+                raise SystemExit(f"{node.name}: {op} attributes {sorted(a)} are not run by this fine-tuning script")
             if op == "Conv":
                 pads = a.get("pads", [0, 0, 0, 0])
                 if pads[0] != pads[2] or pads[1] != pads[3]:
@@ -87,6 +89,8 @@ class OnnxGraph(torch.nn.Module):
                 y = get(ins[0]).mean(dim=(2, 3), keepdim=True)
             elif op == "MaxPool":
                 pads = a.get("pads", [0, 0, 0, 0])
+                if pads[0] != pads[2] or pads[1] != pads[3]:
+                    raise SystemExit(f"{node.name}: asymmetric MaxPool padding is not supported here")
                 y = F.max_pool2d(get(ins[0]), a["kernel_shape"], a.get("strides", a["kernel_shape"]), pads[:2])
             elif op == "Flatten":
                 y = torch.flatten(get(ins[0]), a.get("axis", 1))

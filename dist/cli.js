@@ -25921,11 +25921,11 @@ function allocationSection(a) {
     if (t.candidates && t.chosen !== void 0) {
       const c2 = t.candidates;
       parts.push(
-        `How the cut is spread (evenness 0: where the loss curves put it, 1: about the same fraction from every group; uniform: the same fraction from every group, as \`--scope layer\` cuts): the correction loop runs on the uniform cut; once it met the target, every other spread was pruned at the same budget and timed against dense, and those at or above the target were scored on half the calibration set after reconstruction on the other half. One ships instead of the uniform cut only with a better score.`,
+        `How the cut is spread (evenness 0: where the loss curves put it, 1: about the same fraction from every group; uniform: the same fraction from every group, as \`--scope layer\` cuts): the correction loop runs on the uniform cut; once it met the target, every other spread was pruned at the same budget and timed against dense, and those at or above the target were scored on half the calibration set after reconstruction on the other half. One replaces the uniform cut only with a better score, and then gets a correction loop of its own (the attempts above).`,
         table([
           ["Spread", "Most any group lost", "Predicted ms", "MACs", "Speedup", "Calib accuracy", "Calib NLL"],
           ...c2.map((x2, i2) => [
-            `${spreadLabel(x2)}${i2 === t.chosen ? " (ships)" : ""}`,
+            `${spreadLabel(x2)}${i2 === t.chosen ? " (chosen)" : ""}`,
             `${(x2.max_group_ratio * 100).toFixed(1)}%`,
             ms3(x2.predicted_ms),
             String(x2.macs),
@@ -31678,7 +31678,8 @@ function machineId() {
   } catch {
   }
   const cpu = os6.cpus()[0]?.model ?? "cpu";
-  return `${cpu} ${process.arch} ${createHash2("sha256").update(flags).digest("hex").slice(0, 12)}`;
+  const cores = os6.availableParallelism?.() ?? os6.cpus().length;
+  return `${cpu} ${process.arch} ${cores} cores ${createHash2("sha256").update(flags).digest("hex").slice(0, 12)}`;
 }
 function probeSpecs(layers, batches) {
   const byKind = /* @__PURE__ */ new Map();
@@ -37990,7 +37991,7 @@ function clearlyFaster(x2, y) {
   return gainInterval(pairedGains(y.rounds, x2.rounds)).clear;
 }
 function pickPlan(eligible) {
-  return eligible.reduce((a, b) => b.keep_float.length > a.keep_float.length ? clearlyFaster(b, a) ? b : a : clearlyFaster(a, b) ? a : b);
+  return eligible.reduce((a, b) => b.keep_float.length >= a.keep_float.length ? clearlyFaster(b, a) ? b : a : clearlyFaster(a, b) ? a : b);
 }
 async function quantizeStep(input) {
   const { config: config2, progress, calib } = input;
@@ -38024,6 +38025,7 @@ async function quantizeStep(input) {
     saveModel(signedModel, signedFile);
     signed2.quality = calibQuality(await predict2(signedModel, slice, "fused", threads, input.head), floatPred, slice.labels);
     const timed = [input.source, ...files, signedFile];
+    const timingInput = sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes)));
     const key = JSON.stringify({
       what: "int8-plans",
       machine: machineId(),
@@ -38032,13 +38034,14 @@ async function quantizeStep(input) {
       threads: config2.latency.threads,
       batches: config2.batchSizes,
       timing: DECISION_TIMING,
+      input: [...timingInput.values()].map((a) => a.dims),
       files: timed.map(sha256File)
     });
     let samples = readCached(cacheDir(), key, (v) => pairedTimes(v, timed.length, config2.batchSizes.length));
     timingCached = samples !== void 0;
     if (!samples) {
       progress.stage({ kind: "latency", detail: `float, ${plans.length} INT8 plan${plans.length === 1 ? "" : "s"} and int8 activations interleaved`, total: config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
-      samples = await measureInterleaved(timed, sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes))), { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads: config2.latency.threads, provider: input.provider }, (d) => progress.update(d));
+      samples = await measureInterleaved(timed, timingInput, { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads: config2.latency.threads, provider: input.provider }, (d) => progress.update(d));
       progress.stop();
       writeCached(cacheDir(), key, samples);
     }
@@ -38062,9 +38065,14 @@ async function quantizeStep(input) {
   const pick2 = eligible.length ? pickPlan(eligible) : measured.reduce((a, b) => b.calib_quality > a.calib_quality ? b : a);
   pick2.chosen = true;
   const keep = new Map(pick2.keep);
-  const { type } = activations;
+  const plain = pick2 === measured[0];
+  const withinTolerance = signed2.quality >= floatQuality - CALIB_TOLERANCE;
+  const type = activations.type === "int8" && plain && withinTolerance ? "int8" : "uint8";
+  if (activations.type === "int8" && type === "uint8") {
+    activations.record.reason += plain ? `; uint8 ships: with int8 the calibration quality is more than ${(CALIB_TOLERANCE * 100).toFixed(1)} pt below float` : `; uint8 ships: the plan chosen keeps layers float, and int8 activations were timed on the all-INT8 plan only`;
+  }
   let q = buildQuantized(prep, new Set(keep.keys()), weights.bits, type);
-  let quality = type === "uint8" ? pick2.calib_quality : keep.size === 0 ? signed2.quality : calibQuality(await predict2(q.model, slice, "fused", threads, input.head), floatPred, slice.labels);
+  let quality = type === "uint8" ? pick2.calib_quality : signed2.quality;
   let meets = eligible.includes(pick2);
   let errors = await layerErrors(prep.folded, q, slice, threads);
   for (let k = 0; k < MAX_ERROR_FALLBACKS && !meets; k++) {
@@ -38276,7 +38284,7 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
   const source = sliceBatch(ctx.data, 0, Math.min(ctx.data.count, batch));
   let cachedTimings = 0;
   const time2 = async (files, label) => {
-    const key = JSON.stringify({ what: "latency-target", machine: machineId(), ort: onnxruntimeVersion(), provider: ctx.provider, threads: config2.latency.threads, batch, latency: config2.latency, files: files.map(sha256File) });
+    const key = JSON.stringify({ what: "latency-target", machine: machineId(), ort: onnxruntimeVersion(), provider: ctx.provider, threads: config2.latency.threads, batch, latency: config2.latency, confidence: config2.confidence, input: [...source.values()].map((a) => a.dims), files: files.map(sha256File) });
     const cached2 = readCached(cacheDir(), key, (v) => Array.isArray(v) && v.length === files.length && v.every((x2) => typeof x2 === "number" && x2 > 0));
     if (cached2) {
       cachedTimings++;
@@ -38311,18 +38319,24 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
     };
     const plan = incumbent.outcome.allocation?.latency;
     const files = [];
-    const choice = await chooseMeasured({ kept: incumbent.kept, macs: incumbent.macs, outcome: incumbent.outcome, speedup: incumbent.speedup, p50: incumbent.p50, ...plan ? { plan } : {} }, SPREADS, needed, {
-      make: async (s) => {
-        const m = await make(s);
-        files.push(m.file);
-        return m;
-      },
-      time: (timed) => time2([modelPath, ...timed], "latency target: the other spreads at the budget that met it"),
-      rebuild: pruneAt,
-      score: score2
-    });
-    for (const f of files) if (f !== choice.winner?.made.file) fs22.rmSync(f, { force: true });
-    return choice;
+    let winnerFile;
+    try {
+      const choice = await chooseMeasured({ kept: incumbent.kept, macs: incumbent.macs, outcome: incumbent.outcome, speedup: incumbent.speedup, p50: incumbent.p50, ...plan ? { plan } : {} }, SPREADS, needed, {
+        make: async (s) => {
+          const m = await make(s);
+          files.push(m.file);
+          return m;
+        },
+        time: (timed) => time2([modelPath, ...timed], "latency target: the other spreads at the budget that met it"),
+        rebuild: pruneAt,
+        score: score2
+      });
+      winnerFile = choice.winner?.made.file;
+      if (choice.winner && keptSignature(choice.winner.outcome) !== choice.winner.made.kept) throw new Error("latency target: a spread pruned again chose other channels than the file that was timed");
+      return choice;
+    } finally {
+      for (const f of files) if (f !== winnerFile) fs22.rmSync(f, { force: true });
+    }
   };
   const correct = async (spread2, own2) => {
     const mine = () => own2.map((i2) => attempts[i2]);

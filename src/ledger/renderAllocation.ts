@@ -49,11 +49,11 @@ export function allocationSection(a: AllocationRecord): string | undefined {
     if (t.candidates && t.chosen !== undefined) {
       const c = t.candidates;
       parts.push(
-        `How the cut is spread (evenness 0: where the loss curves put it, 1: about the same fraction from every group; uniform: the same fraction from every group, as \`--scope layer\` cuts): the correction loop runs on the uniform cut; once it met the target, every other spread was pruned at the same budget and timed against dense, and those at or above the target were scored on half the calibration set after reconstruction on the other half. One ships instead of the uniform cut only with a better score.`,
+        `How the cut is spread (evenness 0: where the loss curves put it, 1: about the same fraction from every group; uniform: the same fraction from every group, as \`--scope layer\` cuts): the correction loop runs on the uniform cut; once it met the target, every other spread was pruned at the same budget and timed against dense, and those at or above the target were scored on half the calibration set after reconstruction on the other half. One replaces the uniform cut only with a better score, and then gets a correction loop of its own (the attempts above).`,
         table([
           ['Spread', 'Most any group lost', 'Predicted ms', 'MACs', 'Speedup', 'Calib accuracy', 'Calib NLL'],
           ...c.map((x, i) => [
-            `${spreadLabel(x)}${i === t.chosen ? ' (ships)' : ''}`,
+            `${spreadLabel(x)}${i === t.chosen ? ' (chosen)' : ''}`,
             `${(x.max_group_ratio * 100).toFixed(1)}%`,
             ms(x.predicted_ms),
             String(x.macs),

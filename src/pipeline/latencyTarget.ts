@@ -49,7 +49,7 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
   // run, so a rerun of the same inputs on this machine replays them and ships the same file
   let cachedTimings = 0;
   const time = async (files: string[], label: string): Promise<number[]> => {
-    const key = JSON.stringify({ what: 'latency-target', machine: machineId(), ort: onnxruntimeVersion(), provider: ctx.provider, threads: config.latency.threads, batch, latency: config.latency, files: files.map(sha256File) });
+    const key = JSON.stringify({ what: 'latency-target', machine: machineId(), ort: onnxruntimeVersion(), provider: ctx.provider, threads: config.latency.threads, batch, latency: config.latency, confidence: config.confidence, input: [...source.values()].map((a) => a.dims), files: files.map(sha256File) });
     const cached = readCached(cacheDir(), key, (v): v is number[] => Array.isArray(v) && v.length === files.length && v.every((x) => typeof x === 'number' && x > 0));
     if (cached) {
       cachedTimings++;
@@ -69,7 +69,8 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
   if (curves) ctx.progress.note(curves.note);
   const dir = path.join(ctx.stepsDir, 'target');
   fs.mkdirSync(dir, { recursive: true });
-  // only the attempt that would ship keeps its models in memory (a pruned copy and an untied dense reference each)
+  // of the loop's attempts only the one that would ship keeps its models in memory (a pruned copy and an
+  // untied dense reference each); trying the spreads holds at most three such outcomes at once
   const attempts: (Attempt & { outcome?: PruneOutcome; predicted: number; file: string; p50: number; macs: number })[] = [];
   let budgetMs = denseMs / needed;
   const pruneAt = (spread: Spread): Promise<PruneOutcome> =>
@@ -89,19 +90,26 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
     };
     const plan = incumbent.outcome!.allocation?.latency;
     const files: string[] = [];
-    const choice = await chooseMeasured({ kept: incumbent.kept, macs: incumbent.macs, outcome: incumbent.outcome!, speedup: incumbent.speedup, p50: incumbent.p50, ...(plan ? { plan } : {}) }, SPREADS, needed, {
-      make: async (s) => {
-        const m = await make(s);
-        files.push(m.file);
-        return m;
-      },
-      time: (timed) => time([modelPath, ...timed], 'latency target: the other spreads at the budget that met it'),
-      rebuild: pruneAt,
-      score,
-    });
-    // only a winner's file stays, as its attempt's artifact
-    for (const f of files) if (f !== choice.winner?.made.file) fs.rmSync(f, { force: true });
-    return choice;
+    let winnerFile: string | undefined;
+    try {
+      const choice = await chooseMeasured({ kept: incumbent.kept, macs: incumbent.macs, outcome: incumbent.outcome!, speedup: incumbent.speedup, p50: incumbent.p50, ...(plan ? { plan } : {}) }, SPREADS, needed, {
+        make: async (s) => {
+          const m = await make(s);
+          files.push(m.file);
+          return m;
+        },
+        time: (timed) => time([modelPath, ...timed], 'latency target: the other spreads at the budget that met it'),
+        rebuild: pruneAt,
+        score,
+      });
+      winnerFile = choice.winner?.made.file;
+      // the file timed must be the model that ships: pruning is deterministic, and this checks it
+      if (choice.winner && keptSignature(choice.winner.outcome) !== choice.winner.made.kept) throw new Error('latency target: a spread pruned again chose other channels than the file that was timed');
+      return choice;
+    } finally {
+      // only a winner's file stays, as its attempt's artifact
+      for (const f of files) if (f !== winnerFile) fs.rmSync(f, { force: true });
+    }
   };
   /**
    * The correction loop on one spread from the current budget, appending to `attempts`; `own` are the

@@ -212,13 +212,13 @@ function clearlyFaster(x: { rounds: readonly number[] }, y: { rounds: readonly n
 }
 
 /**
- * The plan that ships among those eligible, in plan order: one keeping more layers float replaces one
- * keeping fewer only when it ran clearly faster round by round; one keeping no more float layers
- * replaces it unless the other ran clearly faster. A difference within the timing noise keeps INT8,
+ * The plan that ships among those eligible, in plan order: one keeping as many layers float or more
+ * replaces the plan so far only when it ran clearly faster round by round; one keeping fewer replaces
+ * it unless the plan so far ran clearly faster. A difference within the timing noise keeps INT8,
  * so a rerun on a busy runner ships the same plan.
  */
 export function pickPlan<P extends { keep_float: readonly string[]; rounds: readonly number[] }>(eligible: readonly P[]): P {
-  return eligible.reduce((a, b) => (b.keep_float.length > a.keep_float.length ? (clearlyFaster(b, a) ? b : a) : clearlyFaster(a, b) ? a : b));
+  return eligible.reduce((a, b) => (b.keep_float.length >= a.keep_float.length ? (clearlyFaster(b, a) ? b : a) : clearlyFaster(a, b) ? a : b));
 }
 
 /**
@@ -261,6 +261,7 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
     saveModel(signedModel, signedFile);
     signed.quality = calibQuality(await predict(signedModel, slice, 'fused', threads, input.head), floatPred, slice.labels);
     const timed = [input.source, ...files, signedFile];
+    const timingInput = sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config.batchSizes)));
     // the timings are kept per machine and file contents, like the width probes: a rerun of the same
     // inputs on this machine decides from the same rounds and ships the same file
     const key = JSON.stringify({
@@ -271,13 +272,14 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
       threads: config.latency.threads,
       batches: config.batchSizes,
       timing: DECISION_TIMING,
+      input: [...timingInput.values()].map((a) => a.dims),
       files: timed.map(sha256File),
     });
     let samples = readCached(cacheDir(), key, (v): v is number[][][] => pairedTimes(v, timed.length, config.batchSizes.length));
     timingCached = samples !== undefined;
     if (!samples) {
       progress.stage({ kind: 'latency', detail: `float, ${plans.length} INT8 plan${plans.length === 1 ? '' : 's'} and int8 activations interleaved`, total: config.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
-      samples = await measureInterleaved(timed, sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config.batchSizes))), { batchSizes: config.batchSizes, ...DECISION_TIMING, threads: config.latency.threads, provider: input.provider }, (d) => progress.update(d));
+      samples = await measureInterleaved(timed, timingInput, { batchSizes: config.batchSizes, ...DECISION_TIMING, threads: config.latency.threads, provider: input.provider }, (d) => progress.update(d));
       progress.stop();
       writeCached(cacheDir(), key, samples);
     }
@@ -305,10 +307,16 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
   pick.chosen = true;
   const keep = new Map(pick.keep);
 
-  const { type } = activations;
+  // int8 activations were timed on the all-INT8 plan only, and their quality must pass as uint8's did
+  const plain = pick === measured[0];
+  const withinTolerance = signed.quality >= floatQuality - CALIB_TOLERANCE;
+  const type: ActivationType = activations.type === 'int8' && plain && withinTolerance ? 'int8' : 'uint8';
+  if (activations.type === 'int8' && type === 'uint8') {
+    activations.record.reason += plain ? `; uint8 ships: with int8 the calibration quality is more than ${(CALIB_TOLERANCE * 100).toFixed(1)} pt below float` : `; uint8 ships: the plan chosen keeps layers float, and int8 activations were timed on the all-INT8 plan only`;
+  }
   let q = buildQuantized(prep, new Set(keep.keys()), weights.bits, type);
-  // the plans were scored with uint8 activations; with int8 the shipped build is scored itself
-  let quality = type === 'uint8' ? pick.calib_quality : keep.size === 0 ? signed.quality : calibQuality(await predict(q.model, slice, 'fused', threads, input.head), floatPred, slice.labels);
+  // the plans were scored with uint8 activations; int8 ships only on the all-INT8 plan, scored with them
+  let quality = type === 'uint8' ? pick.calib_quality : signed.quality;
   // layers whose error the calibration set cannot afford go back to float, worst contribution first
   let meets = eligible.includes(pick);
   let errors = await layerErrors(prep.folded, q, slice, threads);

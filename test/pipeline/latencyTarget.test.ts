@@ -53,8 +53,12 @@ describe('prune-guard run --target-speedup with labelled calibration data', () =
     expect(validateLedger(ledger)).toEqual([]);
     const a = ledger.models[0].allocation!;
     const t = a.target!;
-    // the loop's attempts are uniform cuts
-    expect(t.outcome).toBe('met');
+    // the spreads are tried only once the uniform cut met the target (their choice itself is
+    // test/pipeline/targetCandidates.test.ts's, on given timings)
+    if (t.outcome !== 'met') {
+      expect(t.candidates).toBeUndefined();
+      return;
+    }
     const c = t.candidates!;
     expect(c.map((k) => [k.spread, k.evenness])).toEqual([['capped', 0], ['capped', 1 / 3], ['capped', 2 / 3], ['capped', 1], ['uniform', 1]]);
     // tighter caps as the evenness grows, the loosest the run allows at 0
@@ -94,9 +98,10 @@ describe('prune-guard run --target-speedup again on the same machine', () => {
       };
       const first = await run();
       const second = await run();
-      // the dense timing and every attempt's (within the first run only an attempt that repeats an earlier file's channels)
+      // the dense timing and every attempt's; within the first run, only attempts that repeated an earlier one's channels
       expect(second.t.timings_cached).toBe(first.t.attempts.length + 1);
-      expect(first.t.timings_cached!).toBeLessThan(second.t.timings_cached!);
+      const repeats = first.t.attempts.length - new Set(first.t.attempts.map((a) => a.macs)).size;
+      expect(first.t.timings_cached!).toBeLessThanOrEqual(repeats);
       expect(second.t.attempts).toEqual(first.t.attempts);
       expect(second.file.equals(first.file)).toBe(true);
     } finally {

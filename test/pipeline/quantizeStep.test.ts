@@ -109,6 +109,9 @@ describe('which eligible INT8 plan ships', () => {
     const first = plan('narrow-first-layer-float', ['stem'], 10);
     expect(pickPlan([first, plan('all-int8', [], 10.2)]).name).toBe('all-int8');
     expect(pickPlan([first, plan('all-int8', [], 14)]).name).toBe('narrow-first-layer-float');
+    // as many float layers: the later plan must run clearly faster too
+    expect(pickPlan([first, plan('depthwise-float', ['dw'], 9.8)]).name).toBe('narrow-first-layer-float');
+    expect(pickPlan([first, plan('depthwise-float', ['dw'], 7)]).name).toBe('depthwise-float');
   });
 });
 
@@ -132,8 +135,12 @@ describe('the INT8 decisions on a rerun', () => {
       expect(second.info.variants).toEqual(first.info.variants);
       expect(second.info.activation_choice).toEqual(first.info.activation_choice);
       expect(fs.readFileSync(path.join(dir, 'b.onnx')).equals(fs.readFileSync(path.join(dir, 'a.onnx')))).toBe(true);
-      // a cache file that answers nothing usable is measured again
-      for (const f of fs.readdirSync(cache)) fs.writeFileSync(path.join(cache, f), '{"format":"prune-guard/measure-cache@1","key":"x","value":[[[]]]}');
+      // a cache entry under the right key whose rounds do not pair (one model timed fewer rounds) is measured again
+      for (const f of fs.readdirSync(cache)) {
+        const entry = JSON.parse(fs.readFileSync(path.join(cache, f), 'utf8')) as { value: number[][][] };
+        entry.value[1][0].pop();
+        fs.writeFileSync(path.join(cache, f), JSON.stringify(entry));
+      }
       expect((await step('c.onnx')).info.timing_cached).toBe(false);
     } finally {
       if (before === undefined) delete process.env.PRUNE_GUARD_CACHE_DIR;

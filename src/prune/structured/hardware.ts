@@ -52,7 +52,10 @@ export interface WidthTable {
   groups: GroupWidth[];
 }
 
-/** The processor and what it can execute: a cache written on another CPU or onnxruntime is not read. */
+/**
+ * The processor, what it can execute and how many cores it has (threads 0 means all of them, and hosted
+ * runners of one CPU model come with different core counts): a cache written on another machine is not read.
+ */
 export function machineId(): string {
   let flags = '';
   try {
@@ -61,7 +64,8 @@ export function machineId(): string {
     // not Linux: the model name and architecture have to do
   }
   const cpu = os.cpus()[0]?.model ?? 'cpu';
-  return `${cpu} ${process.arch} ${createHash('sha256').update(flags).digest('hex').slice(0, 12)}`;
+  const cores = os.availableParallelism?.() ?? os.cpus().length;
+  return `${cpu} ${process.arch} ${cores} cores ${createHash('sha256').update(flags).digest('hex').slice(0, 12)}`;
 }
 
 interface ProbeSpec {

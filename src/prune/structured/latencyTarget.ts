@@ -6,14 +6,13 @@
  */
 
 /**
- * At most this many allocations after the first. Width steps make the measured speed jump between
- * budgets, so a first cut far past the target can swing short and past again before the bracket
- * narrows: on the fixture ResNet at 2x one run went 3.38x, 1.46x, 2.51x, 1.87x and, stopped there,
- * shipped 2.51x; allowed more, a run converged at its fifth attempt (2.01x). An attempt at batch 1
- * costs a prune and a few seconds of timing.
+ * At most this many allocations after the first (per spread: a spread that replaces the uniform cut
+ * gets a loop of its own). Width steps make the measured speed jump between budgets, so a first cut
+ * far past the target can swing short and past again before the bracket narrows; an attempt at
+ * batch 1 costs a prune and a few seconds of timing, and none when its file was timed before.
  */
 export const MAX_CORRECTIONS = 6;
-/** A budget that chose channels tried before, short of the target, is tightened at least this much next. */
+/** A budget that chose channels tried before, short of the target, is tightened at least this much next (to the middle of the bracket when one is open and nearer). */
 export const REPEAT_STEP = 0.05;
 /** A measured speedup this far above the target removed more than it had to: the budget is loosened to keep channels. */
 export const OVERSHOOT = 0.1;

@@ -55,8 +55,8 @@ export interface TargetRecord {
   timings_cached?: number;
   /**
    * with labelled calibration data, once the uniform cut met the target: every spread tried at the
-   * budget that met it, and the index of the one that ships (the uniform cut unless another ran at or
-   * above the target and scored better)
+   * budget that met it, and the index of the one chosen (the uniform cut unless another ran at or above
+   * the target and scored better; that one's own correction loop then gave the attempt that ships)
    */
   candidates?: CandidateScore[];
   chosen?: number;
