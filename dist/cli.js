@@ -37103,6 +37103,18 @@ async function pruneWithRounds(dense, config2, rounds, ctx, compare3 = false) {
 import * as fs21 from "node:fs";
 import * as path17 from "node:path";
 
+// src/measure/timingCache.ts
+function timingKey(what, files, settings) {
+  return JSON.stringify({ what, machine: machineId(), ort: onnxruntimeVersion(), ...settings, files: files.map(sha256File) });
+}
+async function cachedTiming(key, valid, measure) {
+  const hit = readCached(cacheDir(), key, valid);
+  if (hit !== void 0) return { value: hit, cached: true };
+  const value = await measure();
+  writeCached(cacheDir(), key, value);
+  return { value, cached: false };
+}
+
 // src/quantize/kernels.ts
 import * as fs20 from "node:fs";
 import * as os8 from "node:os";
@@ -38026,26 +38038,14 @@ async function quantizeStep(input) {
     signed2.quality = calibQuality(await predict2(signedModel, slice, "fused", threads, input.head), floatPred, slice.labels);
     const timed = [input.source, ...files, signedFile];
     const timingInput = sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config2.batchSizes)));
-    const key = JSON.stringify({
-      what: "int8-plans",
-      machine: machineId(),
-      ort: onnxruntimeVersion(),
-      provider: input.provider,
-      threads: config2.latency.threads,
-      batches: config2.batchSizes,
-      timing: DECISION_TIMING,
-      input: [...timingInput.values()].map((a) => a.dims),
-      files: timed.map(sha256File)
-    });
-    let samples = readCached(cacheDir(), key, (v) => pairedTimes(v, timed.length, config2.batchSizes.length));
-    timingCached = samples !== void 0;
-    if (!samples) {
+    const key = timingKey("int8-plans", timed, { provider: input.provider, threads: config2.latency.threads, batches: config2.batchSizes, timing: DECISION_TIMING, input: [...timingInput.values()].map((a) => a.dims) });
+    const { value: timings, cached: cached2 } = await cachedTiming(key, (v) => pairedTimes(v, timed.length, config2.batchSizes.length), async () => {
       progress.stage({ kind: "latency", detail: `float, ${plans.length} INT8 plan${plans.length === 1 ? "" : "s"} and int8 activations interleaved`, total: config2.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
-      samples = await measureInterleaved(timed, timingInput, { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads: config2.latency.threads, provider: input.provider }, (d) => progress.update(d));
+      const measuredTimes = await measureInterleaved(timed, timingInput, { batchSizes: config2.batchSizes, ...DECISION_TIMING, threads: config2.latency.threads, provider: input.provider }, (d) => progress.update(d));
       progress.stop();
-      writeCached(cacheDir(), key, samples);
-    }
-    const timings = samples;
+      return measuredTimes;
+    });
+    timingCached = cached2;
     const speedupOf = (k) => {
       const logs = config2.batchSizes.map((_, b) => Math.log(median(timings[0][b]) / median(timings[k][b])));
       return Math.exp(logs.reduce((a, x2) => a + x2, 0) / logs.length);
@@ -38284,18 +38284,16 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
   const source = sliceBatch(ctx.data, 0, Math.min(ctx.data.count, batch));
   let cachedTimings = 0;
   const time2 = async (files, label) => {
-    const key = JSON.stringify({ what: "latency-target", machine: machineId(), ort: onnxruntimeVersion(), provider: ctx.provider, threads: config2.latency.threads, batch, latency: config2.latency, confidence: config2.confidence, input: [...source.values()].map((a) => a.dims), files: files.map(sha256File) });
-    const cached2 = readCached(cacheDir(), key, (v) => Array.isArray(v) && v.length === files.length && v.every((x2) => typeof x2 === "number" && x2 > 0));
-    if (cached2) {
-      cachedTimings++;
-      return cached2;
-    }
-    ctx.progress.stage({ kind: "latency", detail: label, total: config2.latency.warmup + config2.latency.runs });
-    const samples = await measureInterleaved(files, source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider: ctx.provider }, (d) => ctx.progress.update(d));
-    ctx.progress.stop();
-    const medians = samples.map((s) => median(s[0]));
-    writeCached(cacheDir(), key, medians);
-    return medians;
+    const key = timingKey("latency-target", files, { provider: ctx.provider, threads: config2.latency.threads, batch, latency: config2.latency, confidence: config2.confidence, input: [...source.values()].map((a) => a.dims) });
+    const valid = (v) => Array.isArray(v) && v.length === files.length && v.every((x2) => typeof x2 === "number" && x2 > 0);
+    const { value, cached: cached2 } = await cachedTiming(key, valid, async () => {
+      ctx.progress.stage({ kind: "latency", detail: label, total: config2.latency.warmup + config2.latency.runs });
+      const samples = await measureInterleaved(files, source, { ...config2.latency, batchSizes: [batch], confidence: config2.confidence, provider: ctx.provider }, (d) => ctx.progress.update(d));
+      ctx.progress.stop();
+      return samples.map((s) => median(s[0]));
+    });
+    if (cached2) cachedTimings++;
+    return value;
   };
   const [denseMs] = await time2([modelPath], `latency target: dense at batch ${batch}`);
   const needed = config2.targetSpeedup ?? denseMs / config2.targetLatencyMs;
@@ -38309,24 +38307,20 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
   const trySpreads = async (incumbent, data) => {
     const searchWork = recoveryAllowance({ macsPerSample: modelCost(dense).macs, calibSamples: fitSamples(data.count) }, config2.recoveryWork);
     const score2 = reconstructedScore(dense, data, ctx.head ?? defaultHead(dense, config2.output), searchWork / SPREADS.length);
-    let n = 0;
+    const files = [];
     const make = async (s) => {
       const o = await pruneAt(s);
-      const file = path18.join(dir, `spread-${++n}.onnx`);
+      const file = path18.join(dir, `spread-${files.length + 1}.onnx`);
       saveModel(o.model, file);
+      files.push(file);
       const plan2 = o.allocation?.latency;
       return { spread: s, kept: keptSignature(o), macs: modelCost(o.model).macs, file, ...plan2 ? { plan: plan2 } : {} };
     };
     const plan = incumbent.outcome.allocation?.latency;
-    const files = [];
     let winnerFile;
     try {
       const choice = await chooseMeasured({ kept: incumbent.kept, macs: incumbent.macs, outcome: incumbent.outcome, speedup: incumbent.speedup, p50: incumbent.p50, ...plan ? { plan } : {} }, SPREADS, needed, {
-        make: async (s) => {
-          const m = await make(s);
-          files.push(m.file);
-          return m;
-        },
+        make,
         time: (timed) => time2([modelPath, ...timed], "latency target: the other spreads at the budget that met it"),
         rebuild: pruneAt,
         score: score2

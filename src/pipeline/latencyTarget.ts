@@ -4,11 +4,8 @@ import { median } from 'simple-statistics';
 import type { Config } from '../config/schema.js';
 import { sliceBatch, type Dataset } from '../data/dataset.js';
 import type { Progress } from '../io/progress.js';
-import { sha256File } from '../io/hash.js';
-import { cacheDir, readCached, writeCached } from '../io/measureCache.js';
 import { measureInterleaved } from '../measure/latency.js';
-import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
-import { machineId } from '../prune/structured/hardware.js';
+import { cachedTiming, timingKey } from '../measure/timingCache.js';
 import { modelCost } from '../onnx/flops.js';
 import { saveModel } from '../onnx/model.js';
 import type { ModelProto } from '../onnx/proto/onnx_pb.js';
@@ -49,18 +46,16 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
   // run, so a rerun of the same inputs on this machine replays them and ships the same file
   let cachedTimings = 0;
   const time = async (files: string[], label: string): Promise<number[]> => {
-    const key = JSON.stringify({ what: 'latency-target', machine: machineId(), ort: onnxruntimeVersion(), provider: ctx.provider, threads: config.latency.threads, batch, latency: config.latency, confidence: config.confidence, input: [...source.values()].map((a) => a.dims), files: files.map(sha256File) });
-    const cached = readCached(cacheDir(), key, (v): v is number[] => Array.isArray(v) && v.length === files.length && v.every((x) => typeof x === 'number' && x > 0));
-    if (cached) {
-      cachedTimings++;
-      return cached;
-    }
-    ctx.progress.stage({ kind: 'latency', detail: label, total: config.latency.warmup + config.latency.runs });
-    const samples = await measureInterleaved(files, source, { ...config.latency, batchSizes: [batch], confidence: config.confidence, provider: ctx.provider }, (d) => ctx.progress.update(d));
-    ctx.progress.stop();
-    const medians = samples.map((s) => median(s[0]));
-    writeCached(cacheDir(), key, medians);
-    return medians;
+    const key = timingKey('latency-target', files, { provider: ctx.provider, threads: config.latency.threads, batch, latency: config.latency, confidence: config.confidence, input: [...source.values()].map((a) => a.dims) });
+    const valid = (v: unknown): v is number[] => Array.isArray(v) && v.length === files.length && v.every((x) => typeof x === 'number' && x > 0);
+    const { value, cached } = await cachedTiming(key, valid, async () => {
+      ctx.progress.stage({ kind: 'latency', detail: label, total: config.latency.warmup + config.latency.runs });
+      const samples = await measureInterleaved(files, source, { ...config.latency, batchSizes: [batch], confidence: config.confidence, provider: ctx.provider }, (d) => ctx.progress.update(d));
+      ctx.progress.stop();
+      return samples.map((s) => median(s[0]));
+    });
+    if (cached) cachedTimings++;
+    return value;
   };
   const [denseMs] = await time([modelPath], `latency target: dense at batch ${batch}`);
   const needed = config.targetSpeedup ?? denseMs / config.targetLatencyMs!;
@@ -80,24 +75,20 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
     // the search may spend what recovery may on the samples it refits on, shared evenly by its candidates
     const searchWork = recoveryAllowance({ macsPerSample: modelCost(dense).macs, calibSamples: fitSamples(data.count) }, config.recoveryWork);
     const score = reconstructedScore(dense, data, ctx.head ?? defaultHead(dense, config.output), searchWork / SPREADS.length);
-    let n = 0;
+    const files: string[] = [];
     const make = async (s: Spread): Promise<MadeSpread> => {
       const o = await pruneAt(s);
-      const file = path.join(dir, `spread-${++n}.onnx`);
+      const file = path.join(dir, `spread-${files.length + 1}.onnx`);
       saveModel(o.model, file);
+      files.push(file);
       const plan = o.allocation?.latency;
       return { spread: s, kept: keptSignature(o), macs: modelCost(o.model).macs, file, ...(plan ? { plan } : {}) };
     };
     const plan = incumbent.outcome!.allocation?.latency;
-    const files: string[] = [];
     let winnerFile: string | undefined;
     try {
       const choice = await chooseMeasured({ kept: incumbent.kept, macs: incumbent.macs, outcome: incumbent.outcome!, speedup: incumbent.speedup, p50: incumbent.p50, ...(plan ? { plan } : {}) }, SPREADS, needed, {
-        make: async (s) => {
-          const m = await make(s);
-          files.push(m.file);
-          return m;
-        },
+        make,
         time: (timed) => time([modelPath, ...timed], 'latency target: the other spreads at the budget that met it'),
         rebuild: pruneAt,
         score,

@@ -3,11 +3,8 @@ import * as path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { sliceBatch, type Dataset } from '../data/dataset.js';
 import type { Progress } from '../io/progress.js';
-import { sha256File } from '../io/hash.js';
-import { cacheDir, readCached, writeCached } from '../io/measureCache.js';
 import { measureInterleaved } from '../measure/latency.js';
-import { onnxruntimeVersion } from '../onnx/runtime/ort.js';
-import { machineId } from '../prune/structured/hardware.js';
+import { cachedTiming, timingKey } from '../measure/timingCache.js';
 import { signTestInterval } from '../measure/stats/sequential.js';
 import { loadModel, opsetVersion, saveModel, setMetadata } from '../onnx/model.js';
 import { median } from 'simple-statistics';
@@ -262,28 +259,15 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
     signed.quality = calibQuality(await predict(signedModel, slice, 'fused', threads, input.head), floatPred, slice.labels);
     const timed = [input.source, ...files, signedFile];
     const timingInput = sliceBatch(calib, 0, Math.min(calib.count, Math.max(...config.batchSizes)));
-    // the timings are kept per machine and file contents, like the width probes: a rerun of the same
-    // inputs on this machine decides from the same rounds and ships the same file
-    const key = JSON.stringify({
-      what: 'int8-plans',
-      machine: machineId(),
-      ort: onnxruntimeVersion(),
-      provider: input.provider,
-      threads: config.latency.threads,
-      batches: config.batchSizes,
-      timing: DECISION_TIMING,
-      input: [...timingInput.values()].map((a) => a.dims),
-      files: timed.map(sha256File),
-    });
-    let samples = readCached(cacheDir(), key, (v): v is number[][][] => pairedTimes(v, timed.length, config.batchSizes.length));
-    timingCached = samples !== undefined;
-    if (!samples) {
+    // kept per machine and file contents: a rerun of the same inputs here decides from the same rounds
+    const key = timingKey('int8-plans', timed, { provider: input.provider, threads: config.latency.threads, batches: config.batchSizes, timing: DECISION_TIMING, input: [...timingInput.values()].map((a) => a.dims) });
+    const { value: timings, cached } = await cachedTiming(key, (v): v is number[][][] => pairedTimes(v, timed.length, config.batchSizes.length), async () => {
       progress.stage({ kind: 'latency', detail: `float, ${plans.length} INT8 plan${plans.length === 1 ? '' : 's'} and int8 activations interleaved`, total: config.batchSizes.length * (DECISION_TIMING.warmup + DECISION_TIMING.runs) });
-      samples = await measureInterleaved(timed, timingInput, { batchSizes: config.batchSizes, ...DECISION_TIMING, threads: config.latency.threads, provider: input.provider }, (d) => progress.update(d));
+      const measuredTimes = await measureInterleaved(timed, timingInput, { batchSizes: config.batchSizes, ...DECISION_TIMING, threads: config.latency.threads, provider: input.provider }, (d) => progress.update(d));
       progress.stop();
-      writeCached(cacheDir(), key, samples);
-    }
-    const timings = samples;
+      return measuredTimes;
+    });
+    timingCached = cached;
     const speedupOf = (k: number): number => {
       const logs = config.batchSizes.map((_, b) => Math.log(median(timings[0][b]) / median(timings[k][b])));
       return Math.exp(logs.reduce((a, x) => a + x, 0) / logs.length);
