@@ -37977,15 +37977,16 @@ function eligiblePlans(plans, floatQuality, samples) {
   });
 }
 var CLEAR_ALPHA = 0.05;
-function chooseActivations(uint8, int8, gains, samples) {
+function chooseActivations(uint8, int8, gains, samples, ships = { floor: -Infinity, allInt8: true }) {
   const noise = NOISE_PREDICTIONS / Math.max(1, samples);
   const { interval, clear: faster } = gainInterval(gains);
   const asGood = int8.quality >= uint8.quality - noise;
-  const type = faster && asGood ? "int8" : "uint8";
+  const wins = faster && asGood;
+  const type = wins && ships.allInt8 && int8.quality >= ships.floor ? "int8" : "uint8";
   const pct7 = (x2) => `${x2 >= 0 ? "+" : ""}${((Math.exp(x2) - 1) * 100).toFixed(0)}%`;
   const vs = `the all-INT8 plan ran ${int8.speedup.toFixed(2)}x float with int8 activations and ${uint8.speedup.toFixed(2)}x with uint8` + (interval ? ` (median gain per round with int8 ${pct7(interval[0])} to ${pct7(interval[1])}, ${Math.round((1 - CLEAR_ALPHA) * 100)}% interval)` : "");
   const clear = `more than ${Math.round((CLEAR_GAIN - 1) * 100)}% faster`;
-  const reason = type === "int8" ? `int8 activations: ${vs}, ${clear} at the same calibration quality` : faster ? `uint8 activations: ${vs}, but int8 scored ${((uint8.quality - int8.quality) * 100).toFixed(2)} pt lower in calibration quality` : `uint8 activations: ${vs}; int8 must be clearly ${clear}`;
+  const reason = type === "int8" ? `int8 activations: ${vs}, ${clear} at the same calibration quality` : !faster ? `uint8 activations: ${vs}; int8 must be clearly ${clear}` : !asGood ? `uint8 activations: ${vs}, but int8 scored ${((uint8.quality - int8.quality) * 100).toFixed(2)} pt lower in calibration quality` : !ships.allInt8 ? `uint8 activations: ${vs}, but the plan chosen keeps layers float, and int8 activations were timed on the all-INT8 plan only` : `uint8 activations: ${vs}, but with int8 the calibration quality is below the tolerance under float`;
   return { type, record: { uint8_speedup: uint8.speedup, int8_speedup: int8.speedup, uint8_calib_quality: uint8.quality, int8_calib_quality: int8.quality, reason } };
 }
 function pairedTimes(v, models, batches) {
@@ -38018,8 +38019,7 @@ async function quantizeStep(input) {
   const weights = await chooseWeightBits(prep, slice, threads, input.head);
   const scratch = fs21.mkdtempSync(path17.join(path17.dirname(input.artifact), ".quantize-"));
   const measured = [];
-  const signed2 = { speedup: NaN, quality: NaN };
-  const gains = [];
+  const signed2 = { speedup: NaN, quality: NaN, rounds: [] };
   let timingCached = false;
   try {
     const plans = variants(prep);
@@ -38055,22 +38055,20 @@ async function quantizeStep(input) {
       m.rounds = timings[k + 1].flat();
     });
     signed2.speedup = speedupOf(timed.length - 1);
-    gains.push(...pairedGains(measured[0].rounds, timings[timed.length - 1].flat()));
+    signed2.rounds = timings[timed.length - 1].flat();
   } finally {
     fs21.rmSync(scratch, { recursive: true, force: true });
   }
-  const activations = chooseActivations({ speedup: measured[0].speedup, quality: measured[0].calib_quality }, signed2, gains, slice.count);
   const passing = eligiblePlans(measured, floatQuality, slice.count);
   const eligible = passing.map((e) => e.plan);
   const pick2 = eligible.length ? pickPlan(eligible) : measured.reduce((a, b) => b.calib_quality > a.calib_quality ? b : a);
   pick2.chosen = true;
   const keep = new Map(pick2.keep);
-  const plain = pick2 === measured[0];
-  const withinTolerance = signed2.quality >= floatQuality - CALIB_TOLERANCE;
-  const type = activations.type === "int8" && plain && withinTolerance ? "int8" : "uint8";
-  if (activations.type === "int8" && type === "uint8") {
-    activations.record.reason += plain ? `; uint8 ships: with int8 the calibration quality is more than ${(CALIB_TOLERANCE * 100).toFixed(1)} pt below float` : `; uint8 ships: the plan chosen keeps layers float, and int8 activations were timed on the all-INT8 plan only`;
-  }
+  const activations = chooseActivations({ speedup: measured[0].speedup, quality: measured[0].calib_quality }, signed2, pairedGains(measured[0].rounds, signed2.rounds), slice.count, {
+    floor: floatQuality - CALIB_TOLERANCE,
+    allInt8: pick2 === measured[0]
+  });
+  const { type } = activations;
   let q = buildQuantized(prep, new Set(keep.keys()), weights.bits, type);
   let quality = type === "uint8" ? pick2.calib_quality : signed2.quality;
   let meets = eligible.includes(pick2);
@@ -38303,6 +38301,10 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
   fs22.mkdirSync(dir, { recursive: true });
   const attempts = [];
   let budgetMs = denseMs / needed;
+  const attemptOf = (outcome, kept, file, speedup2, p50, macs) => {
+    const plan = outcome.allocation?.latency;
+    return { budgetMs, reached: plan?.reached ?? true, kept, speedup: speedup2, outcome, predicted: plan?.predicted_ms ?? NaN, file, p50, macs };
+  };
   const pruneAt = (spread2) => pruneModel(dense, { ...config2, scope: "global" }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs, spread: spread2 }, ...curves ? { lossCurves: curves.curves } : {} });
   const trySpreads = async (incumbent, data) => {
     const searchWork = recoveryAllowance({ macsPerSample: modelCost(dense).macs, calibSamples: fitSamples(data.count) }, config2.recoveryWork);
@@ -38340,10 +38342,9 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
         const file = path18.join(dir, `attempt-${attempts.length + 1}.onnx`);
         saveModel(outcome.model, file);
         const [d, p] = await time2([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
-        const plan = outcome.allocation?.latency;
-        attempts.push({ budgetMs, reached: plan?.reached ?? true, kept: keptSignature(outcome), speedup: d / p, outcome, predicted: plan?.predicted_ms ?? NaN, file, p50: p, macs: modelCost(outcome.model).macs });
+        attempts.push(attemptOf(outcome, keptSignature(outcome), file, d / p, p, modelCost(outcome.model).macs));
         own2.push(attempts.length - 1);
-        ctx.progress.note(`latency target: attempt ${attempts.length} (budget ${budgetMs.toFixed(3)} ms, predicted ${plan?.predicted_ms.toFixed(3)} ms) measured ${(d / p).toFixed(2)}x of ${needed.toFixed(2)}x`);
+        ctx.progress.note(`latency target: attempt ${attempts.length} (budget ${budgetMs.toFixed(3)} ms, predicted ${attempts[attempts.length - 1].predicted.toFixed(3)} ms) measured ${(d / p).toFixed(2)}x of ${needed.toFixed(2)}x`);
       }
       const lead = own2[shippedAttempt(mine(), needed)];
       attempts.forEach((a, i2) => {
@@ -38363,8 +38364,7 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
     search = choice;
     ctx.progress.note(`latency target: ${candidatesText(search)}`);
     if (winner) {
-      const plan = winner.outcome.allocation?.latency;
-      attempts.push({ budgetMs, reached: plan?.reached ?? true, kept: winner.made.kept, speedup: winner.speedup, outcome: winner.outcome, predicted: plan?.predicted_ms ?? NaN, file: winner.made.file, p50: winner.p50, macs: winner.made.macs });
+      attempts.push(attemptOf(winner.outcome, winner.made.kept, winner.made.file, winner.speedup, winner.p50, winner.made.macs));
       ({ next, lead: shipped } = await correct(winner.made.spread, [attempts.length - 1]));
     }
   }

@@ -68,6 +68,11 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
   // untied dense reference each); trying the spreads holds at most three such outcomes at once
   const attempts: (Attempt & { outcome?: PruneOutcome; predicted: number; file: string; p50: number; macs: number })[] = [];
   let budgetMs = denseMs / needed;
+  /** An attempt at the current budget, as measured against dense. */
+  const attemptOf = (outcome: PruneOutcome, kept: string, file: string, speedup: number, p50: number, macs: number): (typeof attempts)[number] => {
+    const plan = outcome.allocation?.latency;
+    return { budgetMs, reached: plan?.reached ?? true, kept, speedup, outcome, predicted: plan?.predicted_ms ?? NaN, file, p50, macs };
+  };
   const pruneAt = (spread: Spread): Promise<PruneOutcome> =>
     pruneModel(dense, { ...config, scope: 'global' }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs, spread }, ...(curves ? { lossCurves: curves.curves } : {}) });
   /** The other spreads at the budget the uniform cut met the target at (chooseMeasured). */
@@ -116,10 +121,9 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
         const file = path.join(dir, `attempt-${attempts.length + 1}.onnx`);
         saveModel(outcome.model, file);
         const [d, p] = await time([modelPath, file], `latency target: attempt ${attempts.length + 1} against dense`);
-        const plan = outcome.allocation?.latency;
-        attempts.push({ budgetMs, reached: plan?.reached ?? true, kept: keptSignature(outcome), speedup: d / p, outcome, predicted: plan?.predicted_ms ?? NaN, file, p50: p, macs: modelCost(outcome.model).macs });
+        attempts.push(attemptOf(outcome, keptSignature(outcome), file, d / p, p, modelCost(outcome.model).macs));
         own.push(attempts.length - 1);
-        ctx.progress.note(`latency target: attempt ${attempts.length} (budget ${budgetMs.toFixed(3)} ms, predicted ${plan?.predicted_ms.toFixed(3)} ms) measured ${(d / p).toFixed(2)}x of ${needed.toFixed(2)}x`);
+        ctx.progress.note(`latency target: attempt ${attempts.length} (budget ${budgetMs.toFixed(3)} ms, predicted ${attempts[attempts.length - 1].predicted.toFixed(3)} ms) measured ${(d / p).toFixed(2)}x of ${needed.toFixed(2)}x`);
       }
       const lead = own[shippedAttempt(mine(), needed)];
       attempts.forEach((a, i) => {
@@ -145,8 +149,7 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
     if (winner) {
       // the winner met the target at the uniform cut's budget, maybe well past it: its own loop
       // loosens the budget while it still meets the target, keeping channels
-      const plan = winner.outcome.allocation?.latency;
-      attempts.push({ budgetMs, reached: plan?.reached ?? true, kept: winner.made.kept, speedup: winner.speedup, outcome: winner.outcome, predicted: plan?.predicted_ms ?? NaN, file: winner.made.file, p50: winner.p50, macs: winner.made.macs });
+      attempts.push(attemptOf(winner.outcome, winner.made.kept, winner.made.file, winner.speedup, winner.p50, winner.made.macs));
       ({ next, lead: shipped } = await correct(winner.made.spread, [attempts.length - 1]));
     }
   }

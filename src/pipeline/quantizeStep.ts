@@ -163,15 +163,23 @@ const CLEAR_ALPHA = 0.05;
  * The activation type, from the all-INT8 plan built both ways. uint8 is the default (onnxruntime may
  * fuse int8 activations only partly on x86); int8 ships only when the sign-test interval of its per-round gain
  * (`gains`: log of uint8's time over int8's, one per interleaved round and batch size) lies wholly
- * above CLEAR_GAIN, and it scored no more than noise below uint8. A clear gain decides alike on an
+ * above CLEAR_GAIN, it scored no more than noise below uint8 and not below `ships.floor`, and the plan
+ * that ships is the all-INT8 one it was timed on. A clear gain decides alike on an
  * idle and a busy runner; a tie keeps the default, so the shipped file does not flip with the load.
  * The two grids hold the same values, so a difference in quality is the kernels' arithmetic.
  */
-export function chooseActivations(uint8: Timed, int8: Timed, gains: readonly number[], samples: number): { type: ActivationType; record: ActivationChoice } {
+export function chooseActivations(
+  uint8: Timed,
+  int8: Timed,
+  gains: readonly number[],
+  samples: number,
+  ships: { floor: number; allInt8: boolean } = { floor: -Infinity, allInt8: true },
+): { type: ActivationType; record: ActivationChoice } {
   const noise = NOISE_PREDICTIONS / Math.max(1, samples);
   const { interval, clear: faster } = gainInterval(gains);
   const asGood = int8.quality >= uint8.quality - noise;
-  const type: ActivationType = faster && asGood ? 'int8' : 'uint8';
+  const wins = faster && asGood;
+  const type: ActivationType = wins && ships.allInt8 && int8.quality >= ships.floor ? 'int8' : 'uint8';
   const pct = (x: number) => `${x >= 0 ? '+' : ''}${((Math.exp(x) - 1) * 100).toFixed(0)}%`;
   const vs =
     `the all-INT8 plan ran ${int8.speedup.toFixed(2)}x float with int8 activations and ${uint8.speedup.toFixed(2)}x with uint8` +
@@ -180,9 +188,13 @@ export function chooseActivations(uint8: Timed, int8: Timed, gains: readonly num
   const reason =
     type === 'int8'
       ? `int8 activations: ${vs}, ${clear} at the same calibration quality`
-      : faster
-        ? `uint8 activations: ${vs}, but int8 scored ${((uint8.quality - int8.quality) * 100).toFixed(2)} pt lower in calibration quality`
-        : `uint8 activations: ${vs}; int8 must be clearly ${clear}`;
+      : !faster
+        ? `uint8 activations: ${vs}; int8 must be clearly ${clear}`
+        : !asGood
+          ? `uint8 activations: ${vs}, but int8 scored ${((uint8.quality - int8.quality) * 100).toFixed(2)} pt lower in calibration quality`
+          : !ships.allInt8
+            ? `uint8 activations: ${vs}, but the plan chosen keeps layers float, and int8 activations were timed on the all-INT8 plan only`
+            : `uint8 activations: ${vs}, but with int8 the calibration quality is below the tolerance under float`;
   return { type, record: { uint8_speedup: uint8.speedup, int8_speedup: int8.speedup, uint8_calib_quality: uint8.quality, int8_calib_quality: int8.quality, reason } };
 }
 
@@ -239,8 +251,7 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
   // all-INT8 plan once more with int8 activations: which of the two runs faster is the CPU's to say
   const scratch = fs.mkdtempSync(path.join(path.dirname(input.artifact), '.quantize-'));
   const measured: (QuantizeVariant & { keep: Map<string, FloatReason>; rounds: number[] })[] = [];
-  const signed = { speedup: NaN, quality: NaN };
-  const gains: number[] = [];
+  const signed = { speedup: NaN, quality: NaN, rounds: [] as number[] };
   let timingCached = false;
   try {
     const plans = variants(prep);
@@ -279,25 +290,22 @@ export async function quantizeStep(input: QuantizeStepInput): Promise<QuantizeSt
       m.rounds = timings[k + 1].flat();
     });
     signed.speedup = speedupOf(timed.length - 1);
-    // per round, uint8's all-INT8 time over int8's: rounds are interleaved, so each pair ran side by side
-    gains.push(...pairedGains(measured[0].rounds, timings[timed.length - 1].flat()));
+    signed.rounds = timings[timed.length - 1].flat();
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
   }
-  const activations = chooseActivations({ speedup: measured[0].speedup!, quality: measured[0].calib_quality }, signed, gains, slice.count);
   const passing = eligiblePlans(measured, floatQuality, slice.count);
   const eligible = passing.map((e) => e.plan);
   const pick = eligible.length ? pickPlan(eligible) : measured.reduce((a, b) => (b.calib_quality > a.calib_quality ? b : a));
   pick.chosen = true;
   const keep = new Map(pick.keep);
 
-  // int8 activations were timed on the all-INT8 plan only, and their quality must pass as uint8's did
-  const plain = pick === measured[0];
-  const withinTolerance = signed.quality >= floatQuality - CALIB_TOLERANCE;
-  const type: ActivationType = activations.type === 'int8' && plain && withinTolerance ? 'int8' : 'uint8';
-  if (activations.type === 'int8' && type === 'uint8') {
-    activations.record.reason += plain ? `; uint8 ships: with int8 the calibration quality is more than ${(CALIB_TOLERANCE * 100).toFixed(1)} pt below float` : `; uint8 ships: the plan chosen keeps layers float, and int8 activations were timed on the all-INT8 plan only`;
-  }
+  // per round, uint8's all-INT8 time over int8's: rounds are interleaved, so each pair ran side by side
+  const activations = chooseActivations({ speedup: measured[0].speedup!, quality: measured[0].calib_quality }, signed, pairedGains(measured[0].rounds, signed.rounds), slice.count, {
+    floor: floatQuality - CALIB_TOLERANCE,
+    allInt8: pick === measured[0],
+  });
+  const { type } = activations;
   let q = buildQuantized(prep, new Set(keep.keys()), weights.bits, type);
   // the plans were scored with uint8 activations; int8 ships only on the all-INT8 plan, scored with them
   let quality = type === 'uint8' ? pick.calib_quality : signed.quality;
