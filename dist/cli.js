@@ -29953,13 +29953,18 @@ function allowedWidths(size2, multiple, halvings = true) {
   out.add(size2);
   return [...out].sort((a, b) => a - b);
 }
+function correctable(widths, multiple, kept) {
+  const under = widths.filter((w) => w <= kept);
+  const floor = under.length ? under[under.length - 1] : widths[0];
+  return widths.filter((w) => w >= Math.min(multiple, floor));
+}
 function nearest(widths, kept) {
   let best = widths[0];
   for (const w of widths) if (Math.abs(w - kept) < Math.abs(best - kept) || Math.abs(w - kept) === Math.abs(best - kept) && w > best) best = w;
   return best;
 }
 function snapToWidths(groups, halvings = true) {
-  const widths = new Map(groups.map((g2) => [g2.root, allowedWidths(g2.size, Math.max(1, g2.multiple), halvings)]));
+  const widths = new Map(groups.map((g2) => [g2.root, correctable(allowedWidths(g2.size, Math.max(1, g2.multiple), halvings).filter((w) => w >= (g2.minKept ?? 0) || w === g2.size), Math.max(1, g2.multiple), g2.kept)]));
   const kept = new Map(groups.map((g2) => [g2.root, nearest(widths.get(g2.root), g2.kept)]));
   const sorted = new Map(groups.map((g2) => [g2.root, Float64Array.from(g2.scores).sort()]));
   const target = groups.reduce((n, g2) => n + g2.size - g2.kept, 0);
@@ -32176,7 +32181,8 @@ async function structuredPrune(input, opts) {
     const snapped = snapToWidths(
       plain.map((u) => {
         const lossAt = opts.snapLoss?.get(nameOf.get(u.root));
-        return { root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root), scores: normalised(unitImportance.get(u.root)), ...lossAt ? { lossAt } : {} };
+        const cap = opts.scope === "global" ? opts.maxLayerSparsity ?? 1 : 1;
+        return { root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root), scores: normalised(unitImportance.get(u.root)), ...lossAt ? { lossAt } : {}, ...cap < 1 ? { minKept: capFloor(u.size, cap) } : {} };
       }),
       !opts.wholeBlocks
     );

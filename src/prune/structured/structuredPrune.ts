@@ -153,7 +153,8 @@ export async function structuredPrune(input: ModelProto, opts: StructuredOptions
     const snapped = snapToWidths(
       plain.map((u) => {
         const lossAt = opts.snapLoss?.get(nameOf.get(u.root)!);
-        return { root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root)!, scores: normalised(unitImportance.get(u.root)!), ...(lossAt ? { lossAt } : {}) };
+        const cap = opts.scope === 'global' ? (opts.maxLayerSparsity ?? 1) : 1;
+        return { root: u.root, size: u.size, multiple: multiple.get(u.root) ?? 1, kept: keptUnits.get(u.root)!, scores: normalised(unitImportance.get(u.root)!), ...(lossAt ? { lossAt } : {}), ...(cap < 1 ? { minKept: capFloor(u.size, cap) } : {}) };
       }),
       !opts.wholeBlocks,
     );

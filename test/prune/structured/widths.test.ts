@@ -1,7 +1,14 @@
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_CONFIG } from '../../../src/config/schema.js';
+import { loadModel } from '../../../src/onnx/model.js';
+import type { ModelProto } from '../../../src/onnx/proto/onnx_pb.js';
+import { pruneModel } from '../../../src/prune/pruneModel.js';
+import { structuredGroups } from '../../../src/prune/structured/structuredPrune.js';
 import { groupMultiples, type KindProbe } from '../../../src/prune/structured/hardware.js';
 import type { MacLayer } from '../../../src/prune/structured/macLayers.js';
 import { allowedWidths, chooseMultiple, snapToWidths, type WidthCurve } from '../../../src/prune/structured/widths.js';
+import { realWorldDir } from '../../support/fixtures.js';
 
 const COUNTS = Array.from({ length: 33 }, (_, i) => 40 + i);
 const curve = (f: (c: number) => number): WidthCurve => ({ counts: COUNTS, ms: COUNTS.map(f) });
@@ -63,6 +70,32 @@ describe('snapToWidths keeps counts on the measured widths and the total near th
     ]);
     expect(kept.get(1)).toBe(16);
     expect(kept.get(2)).toBe(32);
+  });
+
+  it('never takes a group below its minKept, even when the total asks for it', () => {
+    // group 2 snaps up from 42 to 48, so 6 units are still to remove, and group 1's units are the least
+    // important: uncapped it gives a block of 8; at its cap (16 of 32) it keeps them
+    const weak = new Float64Array(32).fill(0.01);
+    const groups = [
+      { root: 1, size: 32, multiple: 8, kept: 16, scores: weak, minKept: 16 },
+      { root: 2, size: 64, multiple: 16, kept: 42, scores: scores(64, 2) },
+    ];
+    expect(snapToWidths(groups.map(({ minKept: _, ...g }) => g)).get(1)).toBe(8);
+    expect([...snapToWidths(groups)]).toEqual([[1, 16], [2, 48]]);
+  });
+
+  it('correcting the total never walks a group down the halvings below the width under its asked count', () => {
+    // the allocation asked 12 of 32 (widths 1, 2, 4, 8, 16, 32): 12 snaps to 16 and the gap of 4 could be
+    // filled by 16 -> 8 -> 4 ...; the group stops at 8, the width under 12
+    const groups = [
+      { root: 1, size: 32, multiple: 16, kept: 12, scores: new Float64Array(32).fill(0.01) },
+      { root: 2, size: 64, multiple: 16, kept: 26, scores: scores(64, 2) },
+      { root: 3, size: 128, multiple: 16, kept: 74, scores: scores(128, 3) },
+    ];
+    const kept = snapToWidths(groups);
+    expect(kept.get(1)).toBeGreaterThanOrEqual(8);
+    // a group asked for a count inside the halvings may still be rounded to the halving under it
+    expect(snapToWidths([{ root: 1, size: 16, multiple: 16, kept: 3, scores: scores(16, 1) }]).get(1)).toBe(4);
   });
 
   it('is deterministic: the same input gives the same counts', () => {
@@ -136,5 +169,24 @@ describe('groupMultiples takes the largest multiple any layer touching the group
     const widths = groupMultiples(layers, probes, [{ root: 1, name: 'g1' }, { root: 2, name: 'g2' }]);
     expect(widths.map((w) => w.multiple)).toEqual([16, 16]);
     expect(widths[1].from).toContain('dw (channels): 4');
+  });
+});
+
+describe('snapping on a model trained elsewhere', () => {
+  const widthsOf = (m: ModelProto): number[] => {
+    const dims = new Map(m.graph!.initializer.map((t) => [t.name, t.dims.map(Number)]));
+    return m.graph!.node.filter((n) => n.opType === 'Conv' || n.opType === 'Gemm').map((n) => dims.get(n.input[1])![0]);
+  };
+
+  it('the real-world MNIST CNN at 50% on multiples of 16 keeps its first conv near the 12 of 32 the ranking asked, not 1', async () => {
+    const dense = loadModel(path.join(realWorldDir('mnist-cnn-pytorch'), 'model.onnx')).proto;
+    expect(widthsOf(dense)).toEqual([32, 64, 128, 10]);
+    const names = structuredGroups(dense, new Set()).groups.map((g) => g.name);
+    const config = { ...DEFAULT_CONFIG, method: 'structured' as const, sparsity: 0.5, scope: 'global' as const };
+    const asked = widthsOf((await pruneModel(dense, { ...config, roundTo: 1 }, { modelPath: 'model.onnx' })).model);
+    expect(asked[0]).toBe(12);
+    const snapped = widthsOf((await pruneModel(dense, config, { modelPath: 'model.onnx', widths: new Map(names.map((n) => [n, 16])) })).model);
+    expect(snapped[0]).toBeGreaterThanOrEqual(8);
+    expect(snapped[0] % 8).toBe(0);
   });
 });
