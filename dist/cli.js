@@ -38235,6 +38235,24 @@ function shippedAttempt(attempts, targetSpeedup) {
   return attempts.reduce((b, a, i2) => a.speedup > attempts[b].speedup ? i2 : b, 0);
 }
 
+// src/pipeline/heldOutScore.ts
+var fitSamples = (calibCount) => Math.ceil(calibCount / 2);
+function fitHalf(calib) {
+  return takeSamples(calib, Array.from({ length: fitSamples(calib.count) }, (_, i2) => 2 * i2));
+}
+function heldOutHalf(calib) {
+  return calib.count > 1 ? takeSamples(calib, Array.from({ length: Math.floor(calib.count / 2) }, (_, i2) => 2 * i2 + 1)) : calib;
+}
+function reconstructedScore(dense, calib, head, workMacs) {
+  const fit = fitHalf(calib);
+  const held = heldOutHalf(calib);
+  return async (o) => {
+    const work = new WorkMeter(workMacs);
+    const r = await reconstruct(o.structured?.reference ?? dense, o.model, refitWeights(o), fit, { ...DEFAULT_RECONSTRUCT, crossValidate: false, threads: QUALITY_THREADS, work, ...o.structured ? { kept: o.structured.kept } : {} });
+    return calibScore(r.model, held, QUALITY_THREADS, head);
+  };
+}
+
 // src/pipeline/targetCandidates.ts
 var SPREADS = [...[0, 1 / 3, 2 / 3, 1].map((evenness) => ({ kind: "capped", evenness })), { kind: "uniform" }];
 async function chooseMeasured(incumbent, grid, needed, io) {
@@ -38270,16 +38288,6 @@ async function chooseMeasured(incumbent, grid, needed, io) {
   const candidates = [...made.map((m) => entry(m.spread, m.kept, m.macs, m.plan)), entry({ kind: "uniform" }, incumbent.kept, incumbent.macs, incumbent.plan)];
   if (!best) return { candidates, chosen: candidates.length - 1 };
   return { candidates, chosen: made.indexOf(best.made), winner: { made: best.made, outcome: best.outcome, ...speed.get(best.made.kept) } };
-}
-var fitSamples = (calibCount) => Math.ceil(calibCount / 2);
-function reconstructedScore(dense, calib, head, workMacs) {
-  const fit = takeSamples(calib, Array.from({ length: fitSamples(calib.count) }, (_, i2) => 2 * i2));
-  const held = calib.count > 1 ? takeSamples(calib, Array.from({ length: Math.floor(calib.count / 2) }, (_, i2) => 2 * i2 + 1)) : fit;
-  return async (o) => {
-    const work = new WorkMeter(workMacs);
-    const r = await reconstruct(o.structured?.reference ?? dense, o.model, refitWeights(o), fit, { ...DEFAULT_RECONSTRUCT, crossValidate: false, threads: QUALITY_THREADS, work, ...o.structured ? { kept: o.structured.kept } : {} });
-    return calibScore(r.model, held, QUALITY_THREADS, head);
-  };
 }
 
 // src/pipeline/latencyTarget.ts
@@ -38429,6 +38437,41 @@ function candidatesText(c) {
   return `spreads tried at the budget the uniform cut met the target at, timed against dense and scored by held-out calibration score after reconstruction (evenness or uniform: speedup, score) ${rows2.join(", ")}`;
 }
 
+// src/pipeline/scopeChoice.ts
+var AUTO_ALTERNATIVES = ["layer", "global"];
+function replaces(c, incumbent, n) {
+  const se = Math.sqrt((c.accuracy * (1 - c.accuracy) + incumbent.accuracy * (1 - incumbent.accuracy)) / Math.max(1, n));
+  return c.nll < incumbent.nll && c.accuracy - incumbent.accuracy > 2 * se;
+}
+function pickScore(scores, n) {
+  let best = 0;
+  for (let i2 = 1; i2 < scores.length; i2++) if (replaces(scores[i2], scores[best], n)) best = i2;
+  return best;
+}
+async function chooseAutoScope(first, dense, config2, ctx) {
+  const held = heldOutHalf(ctx.calib);
+  const cut = (scope) => pruneModel(dense, { ...config2, scope }, ctx);
+  const candidates = [{ scope: first.scope ?? "sensitivity-macs", before: await calibScore(first.model, held, QUALITY_THREADS, ctx.head), macs: modelCost(first.model).macs }];
+  for (const scope of AUTO_ALTERNATIVES) {
+    const o = await cut(scope);
+    candidates.push({ scope, before: await calibScore(o.model, held, QUALITY_THREADS, ctx.head), macs: modelCost(o.model).macs });
+  }
+  let chosen2 = 0;
+  if (candidates.slice(1).some((c) => c.before.nll < candidates[0].before.nll && c.before.accuracy > candidates[0].before.accuracy)) {
+    const searchWork = recoveryAllowance({ macsPerSample: modelCost(dense).macs, calibSamples: fitSamples(ctx.calib.count) }, config2.recoveryWork);
+    const score2 = reconstructedScore(dense, ctx.calib, ctx.head, searchWork / candidates.length);
+    candidates[0].after = await score2(first);
+    for (const c of candidates.slice(1)) c.after = await score2(await cut(c.scope));
+    chosen2 = pickScore(candidates.map((c) => c.after), held.count);
+  }
+  const pruned = chosen2 === 0 ? first : { ...await cut(candidates[chosen2].scope), scope: candidates[chosen2].scope };
+  const text2 = (sc) => `${(sc.accuracy * 100).toFixed(2)}% NLL ${sc.nll.toFixed(3)}`;
+  const rows2 = candidates.map((c, i2) => `${i2 === chosen2 ? "*" : ""}${c.scope} ${text2(c.before)}${c.after ? ` -> ${text2(c.after)}` : ""} (${(c.macs / candidates[0].macs).toFixed(2)}x its MACs)`);
+  const how = candidates[0].after ? "as cut, then after a quick reconstruction on the even-indexed ones" : "as cut";
+  const note = `scope auto: the sensitivity-macs cut weighed against layer and global scope on the odd-indexed calibration samples, ${how} (accuracy, NLL; MACs against the sensitivity-macs cut): ${rows2.join(", ")}; ` + (chosen2 === 0 ? "sensitivity-macs ships" : `${candidates[chosen2].scope} ships (lower held-out NLL and accuracy higher by more than two standard errors${candidates[0].after ? " after the reconstruction" : ""})`);
+  return { pruned, candidates, chosen: chosen2, note };
+}
+
 // src/pipeline/oneShot.ts
 async function runOneShot(input, progress) {
   const { req, data, shifts, calib, outPath, scope, rounds, head } = input;
@@ -38456,7 +38499,15 @@ async function runOneShot(input, progress) {
         const pruneCtx = { modelPath: req.model, calib, progress, head, ...hardware ? { hardware } : {}, ...autoAnalysisMacs !== void 0 ? { autoAnalysisMacs } : {} };
         const shipForm = config2.quantize === "int8" && calib ? int8ShipForm(input.dense.proto, calib, config2) : void 0;
         const checkCtx = { ...pruneCtx, data, dir: stepsDir, cacheDir: cacheDir(), provider: input.provider, ...shipForm ? { shipForm } : {} };
-        const pruned2 = targeted?.pruned ?? await checkWidths(await pruneModel(input.dense.proto, config2, pruneCtx), input.dense.proto, config2, checkCtx);
+        if (targeted) {
+          for (const n of targeted.pruned.notes) progress.note(n);
+          return targeted.pruned;
+        }
+        let first = await pruneModel(input.dense.proto, config2, pruneCtx);
+        const choice = scope.reason && first.scope === "sensitivity-macs" && calib?.labels ? await chooseAutoScope(first, input.dense.proto, config2, { ...pruneCtx, calib, head }) : void 0;
+        if (choice) first = choice.pruned;
+        const checked = await checkWidths(first, input.dense.proto, { ...config2, scope: first.scope ?? config2.scope }, checkCtx);
+        const pruned2 = choice ? { ...checked, notes: [choice.note, ...checked.notes] } : checked;
         for (const n of pruned2.notes) progress.note(n);
         return pruned2;
       },

@@ -15,7 +15,8 @@ import type { CandidateScore, TargetRecord } from '../prune/structured/record.js
 import { prunableWeights } from '../prune/prunable.js';
 import { groupLossCurves } from '../prune/sensitivity/sensitivityPrune.js';
 import { stepName, type StepRecord } from './steps.js';
-import { chooseMeasured, fitSamples, reconstructedScore, SPREADS, type MadeSpread, type MeasuredChoice } from './targetCandidates.js';
+import { fitSamples, reconstructedScore } from './heldOutScore.js';
+import { chooseMeasured, SPREADS, type MadeSpread, type MeasuredChoice } from './targetCandidates.js';
 import { defaultHead } from '../onnx/runtime/classifier.js';
 import { recoveryAllowance } from '../recover/work.js';
 import type { Spread } from '../prune/structured/latencyModel.js';

@@ -27,6 +27,7 @@ import { cacheDir } from '../io/measureCache.js';
 import { overallVerdict } from '../ledger/budgets.js';
 import { slowerThanDense } from '../measure/funnel.js';
 import { pruneForLatency } from './latencyTarget.js';
+import { chooseAutoScope } from './scopeChoice.js';
 import { checkWidths, widthProbes } from './widthCheck.js';
 import type { TargetRecord } from '../prune/structured/record.js';
 import { recoveryAllowance, type CutShort } from '../recover/work.js';
@@ -72,7 +73,17 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
         const pruneCtx = { modelPath: req.model, calib, progress, head, ...(hardware ? { hardware } : {}), ...(autoAnalysisMacs !== undefined ? { autoAnalysisMacs } : {}) };
         const shipForm = config.quantize === 'int8' && calib ? int8ShipForm(input.dense.proto, calib, config) : undefined;
         const checkCtx = { ...pruneCtx, data, dir: stepsDir, cacheDir: cacheDir(), provider: input.provider, ...(shipForm ? { shipForm } : {}) };
-        const pruned = targeted?.pruned ?? (await checkWidths(await pruneModel(input.dense.proto, config, pruneCtx), input.dense.proto, config, checkCtx));
+        if (targeted) {
+          for (const n of targeted.pruned.notes) progress.note(n);
+          return targeted.pruned;
+        }
+        let first = await pruneModel(input.dense.proto, config, pruneCtx);
+        // scope auto's loss-per-MAC cut ships only if layer or global scope does not score better held out
+        const choice = scope.reason && first.scope === 'sensitivity-macs' && calib?.labels ? await chooseAutoScope(first, input.dense.proto, config, { ...pruneCtx, calib, head }) : undefined;
+        if (choice) first = choice.pruned;
+        // the width check prunes again on other widths, with the scope that was chosen
+        const checked = await checkWidths(first, input.dense.proto, { ...config, scope: first.scope ?? config.scope }, checkCtx);
+        const pruned = choice ? { ...checked, notes: [choice.note, ...checked.notes] } : checked;
         for (const n of pruned.notes) progress.note(n);
         return pruned;
       },

@@ -1,14 +1,7 @@
-import { takeSamples, type Dataset } from '../data/dataset.js';
-import type { Head } from '../onnx/head.js';
-import type { ModelProto } from '../onnx/proto/onnx_pb.js';
-import { QUALITY_THREADS } from '../onnx/runtime/quality.js';
 import type { PruneOutcome } from '../prune/pruneModel.js';
 import type { LatencyPlan, Spread } from '../prune/structured/latencyModel.js';
 import type { CandidateScore } from '../prune/structured/record.js';
-import { better, calibScore, type CalibScore } from '../recover/calibScore.js';
-import { DEFAULT_RECONSTRUCT, reconstruct } from '../recover/reconstruct.js';
-import { refitWeights } from '../recover/runRecovery.js';
-import { WorkMeter } from '../recover/work.js';
+import { better, type CalibScore } from '../recover/calibScore.js';
 
 /**
  * How a latency target's cut is spread: the candidates tried, from where the loss curves alone put it
@@ -91,24 +84,4 @@ export async function chooseMeasured(
   const candidates = [...made.map((m) => entry(m.spread, m.kept, m.macs, m.plan)), entry({ kind: 'uniform' }, incumbent.kept, incumbent.macs, incumbent.plan)];
   if (!best) return { candidates, chosen: candidates.length - 1 };
   return { candidates, chosen: made.indexOf(best.made), winner: { made: best.made, outcome: best.outcome, ...speed.get(best.made.kept)! } };
-}
-
-/** The calibration samples a candidate is refit on (even-indexed); the odd-indexed ones score it. */
-export const fitSamples = (calibCount: number): number => Math.ceil(calibCount / 2);
-
-/**
- * A candidate's calibration score after the recovery that will run on it, made cheap: layer-wise
- * reconstruction (fixed damp, no cross-validation) on the even-indexed calibration samples, scored on
- * the odd-indexed ones, so the choice is judged on samples the refit never saw. Each candidate's refit
- * gets the same `workMacs` (src/recover/work.ts), so candidates are compared under one bound and the
- * search's cost does not grow with the model beyond it.
- */
-export function reconstructedScore(dense: ModelProto, calib: Dataset, head: Head, workMacs: number): (o: PruneOutcome) => Promise<CalibScore> {
-  const fit = takeSamples(calib, Array.from({ length: fitSamples(calib.count) }, (_, i) => 2 * i));
-  const held = calib.count > 1 ? takeSamples(calib, Array.from({ length: Math.floor(calib.count / 2) }, (_, i) => 2 * i + 1)) : fit;
-  return async (o) => {
-    const work = new WorkMeter(workMacs);
-    const r = await reconstruct(o.structured?.reference ?? dense, o.model, refitWeights(o), fit, { ...DEFAULT_RECONSTRUCT, crossValidate: false, threads: QUALITY_THREADS, work, ...(o.structured ? { kept: o.structured.kept } : {}) });
-    return calibScore(r.model, held, QUALITY_THREADS, head);
-  };
 }
