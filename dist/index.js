@@ -53654,8 +53654,8 @@ async function chooseAutoScope(first, dense, config2, ctx) {
     const o = await cut(scope);
     candidates.push({ scope, before: await calibScore(o.model, held, QUALITY_THREADS, ctx.head), macs: modelCost(o.model).macs });
   }
-  let chosen2 = 0;
-  if (candidates.slice(1).some((c) => c.before.nll < candidates[0].before.nll && c.before.accuracy > candidates[0].before.accuracy)) {
+  let chosen2 = config2.recovery === "none" ? pickScore(candidates.map((c) => c.before), held.count) : 0;
+  if (config2.recovery !== "none" && candidates.slice(1).some((c) => c.before.nll < candidates[0].before.nll && c.before.accuracy > candidates[0].before.accuracy)) {
     const searchWork = recoveryAllowance({ macsPerSample: modelCost(dense).macs, calibSamples: fitSamples(ctx.calib.count) }, config2.recoveryWork);
     const score2 = reconstructedScore(dense, ctx.calib, ctx.head, searchWork / candidates.length);
     candidates[0].after = await score2(first);

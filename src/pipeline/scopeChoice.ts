@@ -50,7 +50,8 @@ export function pickScore(scores: readonly CalibScore[], n: number): number {
  * The structured cut `scope: auto` ships with a labelled calibration set: its `sensitivity-macs` cut
  * (`first`), or layer or global scope when one of them scores better on the held-out calibration samples
  * (heldOutScore.ts, `replaces`). As cut, before any recovery, the cuts are scored at the cost of one pass
- * each; when no alternative is ahead on both NLL and accuracy there the loss-per-MAC cut ships. Otherwise recovery may change the order, so
+ * each: without recovery that decides; with it, when no alternative is ahead on both NLL and accuracy
+ * there the loss-per-MAC cut ships. Otherwise recovery may change the order, so
  * every cut is scored again after the same quick reconstruction (within a third of what recovery may
  * spend on the samples it refits on) and that decides. Alternatives are pruned again rather than held,
  * so at most two outcomes are in memory.
@@ -68,10 +69,11 @@ export async function chooseAutoScope(
     const o = await cut(scope);
     candidates.push({ scope, before: await calibScore(o.model, held, QUALITY_THREADS, ctx.head), macs: modelCost(o.model).macs });
   }
-  // before recovery a cut that recovers far better can still sit near chance, so any alternative ahead on
-  // both scores is worth the reconstruction that decides
-  let chosen = 0;
-  if (candidates.slice(1).some((c) => c.before.nll < candidates[0].before.nll && c.before.accuracy > candidates[0].before.accuracy)) {
+  // without recovery the cut ships as made, and that score decides; before recovery a cut that recovers
+  // far better can still sit near chance, so any alternative ahead on both scores is worth the
+  // reconstruction that decides
+  let chosen = config.recovery === 'none' ? pickScore(candidates.map((c) => c.before), held.count) : 0;
+  if (config.recovery !== 'none' && candidates.slice(1).some((c) => c.before.nll < candidates[0].before.nll && c.before.accuracy > candidates[0].before.accuracy)) {
     const searchWork = recoveryAllowance({ macsPerSample: modelCost(dense).macs, calibSamples: fitSamples(ctx.calib.count) }, config.recoveryWork);
     const score = reconstructedScore(dense, ctx.calib, ctx.head, searchWork / candidates.length);
     candidates[0].after = await score(first);
