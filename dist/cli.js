@@ -38439,6 +38439,7 @@ function candidatesText(c) {
 
 // src/pipeline/scopeChoice.ts
 var AUTO_ALTERNATIVES = ["layer", "global"];
+var MIN_SCORED = 20;
 function replaces(c, incumbent, n) {
   const se = Math.sqrt((c.accuracy * (1 - c.accuracy) + incumbent.accuracy * (1 - incumbent.accuracy)) / Math.max(1, n));
   return c.nll < incumbent.nll && c.accuracy - incumbent.accuracy > 2 * se;
@@ -38449,8 +38450,11 @@ function pickScore(scores, n) {
   return best;
 }
 async function chooseAutoScope(first, dense, config2, ctx) {
-  const held = heldOutHalf(ctx.calib);
+  const held = config2.recovery === "none" ? ctx.calib : heldOutHalf(ctx.calib);
   const cut = (scope) => pruneModel(dense, { ...config2, scope }, ctx);
+  if (held.count < MIN_SCORED) {
+    return { pruned: first, candidates: [], chosen: 0, note: `scope auto: sensitivity-macs ships without being weighed against layer and global scope: ${held.count} calibration samples would score them, fewer than ${MIN_SCORED}` };
+  }
   const candidates = [{ scope: first.scope ?? "sensitivity-macs", before: await calibScore(first.model, held, QUALITY_THREADS, ctx.head), macs: modelCost(first.model).macs }];
   for (const scope of AUTO_ALTERNATIVES) {
     const o = await cut(scope);
@@ -38468,7 +38472,7 @@ async function chooseAutoScope(first, dense, config2, ctx) {
   const text2 = (sc) => `${(sc.accuracy * 100).toFixed(2)}% NLL ${sc.nll.toFixed(3)}`;
   const rows2 = candidates.map((c, i2) => `${i2 === chosen2 ? "*" : ""}${c.scope} ${text2(c.before)}${c.after ? ` -> ${text2(c.after)}` : ""} (${(c.macs / candidates[0].macs).toFixed(2)}x its MACs)`);
   const how = candidates[0].after ? "as cut, then after a quick reconstruction on the even-indexed ones" : "as cut";
-  const note = `scope auto: the sensitivity-macs cut weighed against layer and global scope on the odd-indexed calibration samples, ${how} (accuracy, NLL; MACs against the sensitivity-macs cut): ${rows2.join(", ")}; ` + (chosen2 === 0 ? "sensitivity-macs ships" : `${candidates[chosen2].scope} ships (lower held-out NLL and accuracy higher by more than two standard errors${candidates[0].after ? " after the reconstruction" : ""})`);
+  const note = `scope auto: the sensitivity-macs cut weighed against layer and global scope on ${config2.recovery === "none" ? "the calibration samples" : "the odd-indexed calibration samples"}, ${how} (accuracy, NLL; MACs against the sensitivity-macs cut): ${rows2.join(", ")}; ` + (chosen2 === 0 ? "sensitivity-macs ships" : `${candidates[chosen2].scope} ships (lower held-out NLL and accuracy higher by more than two standard errors${candidates[0].after ? " after the reconstruction" : ""})`);
   return { pruned, candidates, chosen: chosen2, note };
 }
 
@@ -38503,10 +38507,10 @@ async function runOneShot(input, progress) {
           for (const n of targeted.pruned.notes) progress.note(n);
           return targeted.pruned;
         }
-        let first = await pruneModel(input.dense.proto, config2, pruneCtx);
+        const first = await pruneModel(input.dense.proto, config2, pruneCtx);
         const choice = scope.reason && first.scope === "sensitivity-macs" && calib?.labels ? await chooseAutoScope(first, input.dense.proto, config2, { ...pruneCtx, calib, head }) : void 0;
-        if (choice) first = choice.pruned;
-        const checked = await checkWidths(first, input.dense.proto, { ...config2, scope: first.scope ?? config2.scope }, checkCtx);
+        const cut = choice?.pruned ?? first;
+        const checked = await checkWidths(cut, input.dense.proto, { ...config2, scope: cut.scope ?? config2.scope }, checkCtx);
         const pruned2 = choice ? { ...checked, notes: [choice.note, ...checked.notes] } : checked;
         for (const n of pruned2.notes) progress.note(n);
         return pruned2;

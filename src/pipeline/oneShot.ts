@@ -77,12 +77,12 @@ export async function runOneShot(input: StrategyInput, progress: Progress): Prom
           for (const n of targeted.pruned.notes) progress.note(n);
           return targeted.pruned;
         }
-        let first = await pruneModel(input.dense.proto, config, pruneCtx);
-        // scope auto's loss-per-MAC cut ships only if layer or global scope does not score better held out
+        const first = await pruneModel(input.dense.proto, config, pruneCtx);
+        // scope auto's loss-per-MAC cut ships only if layer or global scope does not score clearly better held out
         const choice = scope.reason && first.scope === 'sensitivity-macs' && calib?.labels ? await chooseAutoScope(first, input.dense.proto, config, { ...pruneCtx, calib, head }) : undefined;
-        if (choice) first = choice.pruned;
+        const cut = choice?.pruned ?? first;
         // the width check prunes again on other widths, with the scope that was chosen
-        const checked = await checkWidths(first, input.dense.proto, { ...config, scope: first.scope ?? config.scope }, checkCtx);
+        const checked = await checkWidths(cut, input.dense.proto, { ...config, scope: cut.scope ?? config.scope }, checkCtx);
         const pruned = choice ? { ...checked, notes: [choice.note, ...checked.notes] } : checked;
         for (const n of pruned.notes) progress.note(n);
         return pruned;

@@ -14,7 +14,7 @@ import { firstSamples } from '../support/slice.js';
 describe('which cut scope auto ships', () => {
   it('a candidate replaces the loss-per-MAC cut only with a lower NLL and an accuracy clearly higher', () => {
     // one sample of 256 better is noise; ten points on a coin-flip model is not
-    expect(replaces({ accuracy: 0.9883, nll: 0.036 }, { accuracy: 0.9844, nll: 0.051 }, 128)).toBe(false);
+    expect(replaces({ accuracy: 0.9883, nll: 0.036 }, { accuracy: 0.9844, nll: 0.051 }, 256)).toBe(false);
     expect(replaces({ accuracy: 0.556, nll: 1.309 }, { accuracy: 0.456, nll: 1.615 }, 250)).toBe(true);
     // clearly more accurate but a worse NLL: not replaced
     expect(replaces({ accuracy: 0.556, nll: 1.7 }, { accuracy: 0.456, nll: 1.615 }, 250)).toBe(false);
@@ -42,6 +42,19 @@ describe('which cut scope auto ships', () => {
     expect(choice.candidates[choice.chosen].after!.accuracy).toBeGreaterThan(choice.candidates[0].after!.accuracy + 0.05);
     expect(choice.note).toMatch(/layer|global/);
     expect(choice.note).toMatch(/ships \(lower held-out NLL/);
+  });
+
+  it('with fewer than 20 scoring samples the loss-per-MAC cut ships unweighed, and the note says why', async () => {
+    const dense = loadModel(fixture('cnn-bn.onnx')).proto;
+    const calib = loadDataset(firstSamples(fixture('fmnist-calib.npz'), 30), modelInputs(dense, 'cnn-bn.onnx'), { requireLabels: true });
+    const ctx = { modelPath: 'cnn-bn.onnx', calib, head: defaultHead(dense), widths: new Map<string, number>() };
+    const first = await pruneModel(dense, structured(), ctx);
+    const choice = await chooseAutoScope(first, dense, structured(), ctx);
+    expect(choice.pruned).toBe(first);
+    expect(choice.candidates).toEqual([]);
+    expect(choice.note).toMatch(/15 calibration samples would score them, fewer than 20/);
+    // without recovery all 30 score the cuts as made
+    expect((await chooseAutoScope(first, dense, structured({ recovery: 'none' }), ctx)).candidates).toHaveLength(3);
   });
 
   it('on cnn-bn the cut as made settles it: no alternative is clearly better, nothing is reconstructed, the same model ships', async () => {

@@ -95,7 +95,7 @@ describe('snapToWidths keeps counts on the measured widths and the total near th
     const kept = snapToWidths(groups);
     expect(kept.get(1)).toBeGreaterThanOrEqual(8);
     // a group asked for a count inside the halvings may still be rounded to the halving under it
-    expect(snapToWidths([{ root: 1, size: 16, multiple: 16, kept: 3, scores: scores(16, 1) }]).get(1)).toBe(4);
+    expect(snapToWidths([{ root: 1, size: 16, multiple: 16, kept: 5, scores: scores(16, 1) }]).get(1)).toBe(4);
   });
 
   it('is deterministic: the same input gives the same counts', () => {
@@ -178,7 +178,7 @@ describe('snapping on a model trained elsewhere', () => {
     return m.graph!.node.filter((n) => n.opType === 'Conv' || n.opType === 'Gemm').map((n) => dims.get(n.input[1])![0]);
   };
 
-  it('the real-world MNIST CNN at 50% on multiples of 16 keeps its first conv near the 12 of 32 the ranking asked, not 1', async () => {
+  it('the real-world MNIST CNN at 50% on multiples of 16 keeps its first conv at the width under the 12 of 32 the ranking asked, not 1', async () => {
     const dense = loadModel(path.join(realWorldDir('mnist-cnn-pytorch'), 'model.onnx')).proto;
     expect(widthsOf(dense)).toEqual([32, 64, 128, 10]);
     const names = structuredGroups(dense, new Set()).groups.map((g) => g.name);
@@ -186,7 +186,7 @@ describe('snapping on a model trained elsewhere', () => {
     const asked = widthsOf((await pruneModel(dense, { ...config, roundTo: 1 }, { modelPath: 'model.onnx' })).model);
     expect(asked[0]).toBe(12);
     const snapped = widthsOf((await pruneModel(dense, config, { modelPath: 'model.onnx', widths: new Map(names.map((n) => [n, 16])) })).model);
-    expect(snapped[0]).toBeGreaterThanOrEqual(8);
-    expect(snapped[0] % 8).toBe(0);
+    // 12 of 32 on widths 1, 2, 4, 8, 16, 32: the correction may take it to 8, the width under 12, no lower
+    expect(snapped[0]).toBe(8);
   });
 });
