@@ -35130,6 +35130,52 @@ function crossValidatedDamp(folds, rows2, m, grid = DAMP_GRID) {
   for (let i2 = 1; i2 < grid.length; i2++) if (errors[i2] < errors[best]) best = i2;
   return { damp: grid[best], errors };
 }
+var DUAL_MAX_PATCHES = 1024;
+function crossValidatedDampDual(k, t, n, rows2, m, half, grid = DAMP_GRID) {
+  const folds = [
+    [0, half],
+    [half, n]
+  ];
+  const errors = grid.map((damp) => {
+    let total2 = 0;
+    for (let f = 0; f < 2; f++) {
+      const [a0, a1] = folds[f];
+      const [b0, b1] = folds[1 - f];
+      const na = a1 - a0;
+      let trace = 0;
+      for (let i2 = a0; i2 < a1; i2++) trace += k[i2 * n + i2];
+      const l = new Float64Array(na * na);
+      for (let i2 = 0; i2 < na; i2++) for (let j = 0; j < na; j++) l[i2 * na + j] = k[(a0 + i2) * n + a0 + j];
+      for (let i2 = 0; i2 < na; i2++) l[i2 * na + i2] += damp * (trace / m || 1);
+      if (!choleskyLower(l, na)) return Infinity;
+      const z2 = new Float64Array(na * rows2);
+      const y = new Float64Array(na);
+      for (let r = 0; r < rows2; r++) {
+        for (let i2 = 0; i2 < na; i2++) {
+          let v = t[(a0 + i2) * rows2 + r];
+          for (let q = 0; q < i2; q++) v -= l[i2 * na + q] * y[q];
+          y[i2] = v / l[i2 * na + i2];
+        }
+        for (let i2 = na - 1; i2 >= 0; i2--) {
+          let v = y[i2];
+          for (let q = i2 + 1; q < na; q++) v -= l[q * na + i2] * z2[q * rows2 + r];
+          z2[i2 * rows2 + r] = v / l[i2 * na + i2];
+        }
+      }
+      for (let b = b0; b < b1; b++) {
+        for (let r = 0; r < rows2; r++) {
+          let pr = 0;
+          for (let i2 = 0; i2 < na; i2++) pr += k[b * n + a0 + i2] * z2[i2 * rows2 + r];
+          total2 += pr * (pr - 2 * t[b * rows2 + r]);
+        }
+      }
+    }
+    return total2;
+  });
+  let best = 0;
+  for (let i2 = 1; i2 < grid.length; i2++) if (errors[i2] < errors[best]) best = i2;
+  return { damp: grid[best], errors };
+}
 function ridgeSolve(h, g2, rows2, m, damp) {
   let mean3 = 0;
   for (let i2 = 0; i2 < m; i2++) mean3 += h[i2 * m + i2];
@@ -35556,7 +35602,8 @@ async function refitLayer(ed, pIndex, dIndex, node, p, d, rowMap, dPatches, pPat
     const half = Math.floor(n / 2);
     const hA = await crossGram(pPatches.perGroup[g2].subarray(0, half * cp), pPatches.perGroup[g2].subarray(0, half * cp), half, cp, cp);
     const cA = await crossGram(dPatches.perGroup[dg].subarray(0, half * cd), pPatches.perGroup[g2].subarray(0, half * cp), half, cd, cp);
-    const { candidates, damp } = solveBlocks(wd, wp, keep, withBias, hFull, cFull, p.rows, cd, cp, opts, opts.crossValidate && half > 0 ? { hA, cA } : void 0);
+    const dual = opts.crossValidate && half > 0 && cd !== cp && cp > CROSS_VALIDATE_MAX_COLS && n <= DUAL_MAX_PATCHES ? { k: await timesTransposed(pPatches.perGroup[g2], n, pPatches.perGroup[g2], n, cp), t: await timesTransposed(dPatches.perGroup[dg], n, Float32Array.from(wd), p.rows, cd), n, half } : void 0;
+    const { candidates, damp } = solveBlocks(wd, wp, keep, withBias, hFull, cFull, p.rows, cd, cp, opts, opts.crossValidate && half > 0 ? { hA, cA } : void 0, dual);
     damps.push(damp);
     const pe = strideRows(pPatches.perGroup[g2], n, cp, ERROR_PATCHES);
     const de = strideRows(dPatches.perGroup[dg], n, cd, ERROR_PATCHES);
@@ -35633,7 +35680,7 @@ function strip(w, rows2, cols, withBias) {
   for (let r = 0; r < rows2; r++) out.set(w.subarray(r * cols, r * cols + cols - 1), r * (cols - 1));
   return out;
 }
-function solveBlocks(wd, wp, keep, withBias, h, c, rows2, cd, cp, opts, foldA) {
+function solveBlocks(wd, wp, keep, withBias, h, c, rows2, cd, cp, opts, foldA, dual) {
   let used = 0;
   const aligned = cd === cp;
   const outs = aligned ? [new Float64Array(rows2 * cp), new Float64Array(rows2 * cp)] : [new Float64Array(rows2 * cp)];
@@ -35654,6 +35701,8 @@ function solveBlocks(wd, wp, keep, withBias, h, c, rows2, cd, cp, opts, foldA) {
       const hB = hb.map((v, i2) => v - hA[i2]);
       const gB = matmul2(wdb, cb, rows2, d1 - d0, m).map((v, i2) => v - gA[i2]);
       damp = crossValidatedDamp([{ h: hA, g: gA }, { h: hB, g: gB }], rows2, m).damp;
+    } else if (dual) {
+      damp = crossValidatedDampDual(dual.k, dual.t, dual.n, rows2, m, dual.half).damp;
     }
     used = Math.max(used, damp);
     const { inv, upper } = inverseHessian(hb, m, damp);

@@ -44,6 +44,69 @@ export function crossValidatedDamp(folds: readonly [Fold, Fold], rows: number, m
   return { damp: grid[best], errors };
 }
 
+/**
+ * Wider blocks fit on at most this many patches choose their damp from the patches themselves
+ * (crossValidatedDampDual): the solves are then of half this size, whatever the width.
+ */
+export const DUAL_MAX_PATCHES = 1024;
+
+/**
+ * The damp crossValidatedDamp would choose, computed from the patches instead of the m x m Grams: a
+ * layer after a flatten reads thousands of columns from a few hundred samples (the real-world CIFAR-10
+ * CNN's classifier: 1,600 columns after a 30% cut, 500 samples), too wide for the Gram solves and the
+ * layer that needs damping most, since it has fewer patches than columns. With X_k the fold's patches and
+ * T_k its targets, W_k = T_k^T (X_k X_k^T + d I)^-1 X_k is the same ridge solution, so the held-out output
+ * error needs only the kernel `k` = X X^T [n x n] and the targets `t` = T [n x rows]: the first `half`
+ * patches are fold A, the rest fold B, and d is damp * mean(diag X_k^T X_k) as in ridgeSolve.
+ */
+export function crossValidatedDampDual(k: Float64Array, t: Float64Array, n: number, rows: number, m: number, half: number, grid: readonly number[] = DAMP_GRID): { damp: number; errors: number[] } {
+  const folds = [
+    [0, half],
+    [half, n],
+  ] as const;
+  const errors = grid.map((damp) => {
+    let total = 0;
+    for (let f = 0; f < 2; f++) {
+      const [a0, a1] = folds[f];
+      const [b0, b1] = folds[1 - f];
+      const na = a1 - a0;
+      let trace = 0;
+      for (let i = a0; i < a1; i++) trace += k[i * n + i];
+      const l = new Float64Array(na * na);
+      for (let i = 0; i < na; i++) for (let j = 0; j < na; j++) l[i * na + j] = k[(a0 + i) * n + a0 + j];
+      for (let i = 0; i < na; i++) l[i * na + i] += damp * (trace / m || 1);
+      if (!choleskyLower(l, na)) return Infinity;
+      // Z = (K_AA + dI)^-1 T_A, one target column at a time
+      const z = new Float64Array(na * rows);
+      const y = new Float64Array(na);
+      for (let r = 0; r < rows; r++) {
+        for (let i = 0; i < na; i++) {
+          let v = t[(a0 + i) * rows + r];
+          for (let q = 0; q < i; q++) v -= l[i * na + q] * y[q];
+          y[i] = v / l[i * na + i];
+        }
+        for (let i = na - 1; i >= 0; i--) {
+          let v = y[i];
+          for (let q = i + 1; q < na; q++) v -= l[q * na + i] * z[q * rows + r];
+          z[i * rows + r] = v / l[i * na + i];
+        }
+      }
+      // predictions on fold B: K_BA Z; error ||P||^2 - 2 <P, T_B>, as heldOutError's
+      for (let b = b0; b < b1; b++) {
+        for (let r = 0; r < rows; r++) {
+          let pr = 0;
+          for (let i = 0; i < na; i++) pr += k[b * n + a0 + i] * z[i * rows + r];
+          total += pr * (pr - 2 * t[b * rows + r]);
+        }
+      }
+    }
+    return total;
+  });
+  let best = 0;
+  for (let i = 1; i < grid.length; i++) if (errors[i] < errors[best]) best = i;
+  return { damp: grid[best], errors };
+}
+
 /** W = G (H + damp * mean(diag H) I)^-1 by Cholesky, one row at a time; null when not positive definite. */
 export function ridgeSolve(h: Float64Array, g: Float64Array, rows: number, m: number, damp: number): Float64Array | null {
   let mean = 0;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/util/random.js';
-import { crossValidatedDamp, ridgeSolve, type Fold } from '../../src/recover/ridge.js';
+import { crossValidatedDamp, crossValidatedDampDual, ridgeSolve, type Fold } from '../../src/recover/ridge.js';
 
 /** Gram matrices of a linear problem y = w x + noise with n samples of m inputs. */
 function fold(n: number, m: number, w: Float64Array, noise: number, next: () => number): Fold {
@@ -36,5 +36,36 @@ describe('ridge least squares', () => {
     const noisy = crossValidatedDamp([fold(30, m, w, 2, next), fold(30, m, w, 2, next)], 1, m);
     expect(clean.damp).toBeLessThanOrEqual(1e-3);
     expect(noisy.damp).toBeGreaterThanOrEqual(1e-1);
+  });
+});
+
+describe('cross-validation from the patches (the dual form)', () => {
+  it('chooses the same damp with the same errors as the Gram form, on a problem with fewer patches than columns', () => {
+    const next = seededRandom(11);
+    const n = 40;
+    const m = 60;
+    const rows = 3;
+    const half = 20;
+    const x = Float64Array.from({ length: n * m }, () => next() * 2 - 1);
+    const t = Float64Array.from({ length: n * rows }, () => next() * 2 - 1);
+    const gram = (lo: number, hi: number): Fold => {
+      const h = new Float64Array(m * m);
+      const g = new Float64Array(rows * m);
+      for (let s = lo; s < hi; s++) {
+        for (let i = 0; i < m; i++) {
+          for (let r = 0; r < rows; r++) g[r * m + i] += t[s * rows + r] * x[s * m + i];
+          for (let j = 0; j < m; j++) h[i * m + j] += x[s * m + i] * x[s * m + j];
+        }
+      }
+      return { h, g };
+    };
+    const k = new Float64Array(n * n);
+    for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) for (let j = 0; j < m; j++) k[a * n + b] += x[a * m + j] * x[b * m + j];
+    const primal = crossValidatedDamp([gram(0, half), gram(half, n)], rows, m);
+    const dual = crossValidatedDampDual(k, t, n, rows, m, half);
+    expect(dual.damp).toBe(primal.damp);
+    dual.errors.forEach((e, i) => expect(e).toBeCloseTo(primal.errors[i], 6));
+    // underdetermined and noise-only targets: the smallest damp would fit the noise
+    expect(dual.damp).toBeGreaterThan(1e-4);
   });
 });

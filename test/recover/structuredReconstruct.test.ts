@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { loadDataset, type Dataset } from '../../src/data/dataset.js';
+import { loadDataset, takeSamples, type Dataset } from '../../src/data/dataset.js';
 import type { Ledger } from '../../src/ledger/types.js';
 import { GraphIndex } from '../../src/onnx/graph.js';
 import { loadModel } from '../../src/onnx/model.js';
@@ -15,7 +15,8 @@ import { captureActivations, sessionFromModel } from '../../src/onnx/runtime/ses
 import { withExtraOutputs } from '../../src/onnx/subgraph.js';
 import { layerSkipText } from '../../src/recover/refusals.js';
 import { runCli } from '../support/cli.js';
-import { fixture, tempDir } from '../support/fixtures.js';
+import { fixture, realWorldDir, tempDir } from '../support/fixtures.js';
+import { calibScore } from '../../src/recover/calibScore.js';
 import { onnxCheckAll } from '../support/onnxChecker.js';
 
 const OPTS = { sparsity: 0.3, scope: 'global' as const, roundTo: 1, criterion: 'l1' as const, protectedTensors: new Set<string>() };
@@ -135,5 +136,26 @@ describe('prune-guard run --method structured --recovery reconstruct', () => {
     expect(rec.accuracy!).toBeGreaterThan(steps[1].accuracy! + 0.3);
     expect(rec.accuracy!).toBeGreaterThan(steps[0].accuracy! - 0.06);
     onnxCheckAll(steps.slice(1).map((s) => s.artifact));
+  });
+});
+
+describe('a wide structured classifier fit on few samples', () => {
+  it('is cross-validated from its patches and generalizes better than the fixed damp (real-world CIFAR-10 CNN, 30% layer scope)', async () => {
+    // its Gemm reads 1,600 columns from 250 samples: far too few to fit with the fixed damp
+    const dir = realWorldDir('cifar10-cnn');
+    const dense = loadModel(path.join(dir, 'model.onnx')).proto;
+    const calib = loadDataset(path.join(dir, 'calib.npz'), modelInputs(dense, 'model.onnx'), { requireLabels: true });
+    const fit = takeSamples(calib, Array.from({ length: 250 }, (_, i) => 2 * i));
+    const held = takeSamples(calib, Array.from({ length: 250 }, (_, i) => 2 * i + 1));
+    const r = await structuredPrune(dense, { ...OPTS, scope: 'layer' });
+    const weights = [...r.kept.keys()].filter((n) => r.model.graph!.initializer.some((t) => t.name === n && t.dims.length >= 2));
+    const refit = async (crossValidate: boolean) => reconstruct(r.base, r.model, weights, fit, { ...DEFAULT_RECONSTRUCT, crossValidate, kept: r.kept });
+    const [fixed, validated] = [await refit(false), await refit(true)];
+    const gemm = (x: Awaited<ReturnType<typeof refit>>) => x.layers.find((l) => l.node === 'Gemm_11')!;
+    expect(gemm(fixed).damp).toBe(DEFAULT_RECONSTRUCT.damp);
+    expect(gemm(validated).damp).toBeGreaterThan(DEFAULT_RECONSTRUCT.damp);
+    const score = async (m: ModelProto) => calibScore(m, held, 1);
+    const [a, b] = [await score(fixed.model), await score(validated.model)];
+    expect(b.nll).toBeLessThan(a.nll);
   });
 });
