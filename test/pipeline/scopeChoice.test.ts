@@ -44,12 +44,17 @@ describe('which cut scope auto ships', () => {
     expect(choice.note).toMatch(/ships \(lower held-out NLL/);
   });
 
-  it('with fewer than 20 scoring samples the loss-per-MAC cut ships unweighed, and the note says why', async () => {
+  /** cnn-bn's loss-per-MAC cut at 30% on its first `count` calibration samples, and the choice made for it. */
+  async function cnnBnChoice(count: number) {
     const dense = loadModel(fixture('cnn-bn.onnx')).proto;
-    const calib = loadDataset(firstSamples(fixture('fmnist-calib.npz'), 30), modelInputs(dense, 'cnn-bn.onnx'), { requireLabels: true });
+    const calib = loadDataset(firstSamples(fixture('fmnist-calib.npz'), count), modelInputs(dense, 'cnn-bn.onnx'), { requireLabels: true });
     const ctx = { modelPath: 'cnn-bn.onnx', calib, head: defaultHead(dense), widths: new Map<string, number>() };
     const first = await pruneModel(dense, structured(), ctx);
-    const choice = await chooseAutoScope(first, dense, structured(), ctx);
+    return { dense, ctx, first, choice: await chooseAutoScope(first, dense, structured(), ctx) };
+  }
+
+  it('with fewer than 20 scoring samples the loss-per-MAC cut ships unweighed, and the note says why', async () => {
+    const { dense, ctx, first, choice } = await cnnBnChoice(30);
     expect(choice.pruned).toBe(first);
     expect(choice.candidates).toEqual([]);
     expect(choice.note).toMatch(/15 calibration samples would score them, fewer than 20/);
@@ -58,11 +63,7 @@ describe('which cut scope auto ships', () => {
   });
 
   it('on cnn-bn the cut as made settles it: no alternative is clearly better, nothing is reconstructed, the same model ships', async () => {
-    const dense = loadModel(fixture('cnn-bn.onnx')).proto;
-    const calib = loadDataset(firstSamples(fixture('fmnist-calib.npz'), 256), modelInputs(dense, 'cnn-bn.onnx'), { requireLabels: true });
-    const ctx = { modelPath: 'cnn-bn.onnx', calib, head: defaultHead(dense), widths: new Map<string, number>() };
-    const first = await pruneModel(dense, structured(), ctx);
-    const choice = await chooseAutoScope(first, dense, structured(), ctx);
+    const { first, choice } = await cnnBnChoice(256);
     expect(choice.chosen).toBe(0);
     expect(choice.pruned).toBe(first);
     expect(choice.candidates.every((c) => c.after === undefined)).toBe(true);
