@@ -50416,7 +50416,7 @@ async function refitLayer(ed, pIndex, dIndex, node, p, d, rowMap, dPatches, pPat
     const half = Math.floor(n / 2);
     const hA = await crossGram(pPatches.perGroup[g2].subarray(0, half * cp), pPatches.perGroup[g2].subarray(0, half * cp), half, cp, cp);
     const cA = await crossGram(dPatches.perGroup[dg].subarray(0, half * cd), pPatches.perGroup[g2].subarray(0, half * cp), half, cd, cp);
-    const dual = opts.crossValidate && half > 0 && cd !== cp && cp > CROSS_VALIDATE_MAX_COLS && n <= DUAL_MAX_PATCHES ? { k: await timesTransposed(pPatches.perGroup[g2], n, pPatches.perGroup[g2], n, cp), t: await timesTransposed(dPatches.perGroup[dg], n, Float32Array.from(wd), p.rows, cd), n, half } : void 0;
+    const dual = opts.crossValidate && half > 0 && opts.kept !== void 0 && cp > CROSS_VALIDATE_MAX_COLS && n <= DUAL_MAX_PATCHES ? { k: await timesTransposed(pPatches.perGroup[g2], n, pPatches.perGroup[g2], n, cp), t: await timesTransposed(dPatches.perGroup[dg], n, Float32Array.from(wd), p.rows, cd), n, half } : void 0;
     const { candidates, damp } = solveBlocks(wd, wp, keep, withBias, hFull, cFull, p.rows, cd, cp, opts, opts.crossValidate && half > 0 ? { hA, cA } : void 0, dual);
     damps.push(damp);
     const pe = strideRows(pPatches.perGroup[g2], n, cp, ERROR_PATCHES);

@@ -336,11 +336,12 @@ async function refitLayer(ed: ModelEditor, pIndex: GraphIndex, dIndex: GraphInde
     const half = Math.floor(n / 2);
     const hA = await crossGram(pPatches.perGroup[g].subarray(0, half * cp), pPatches.perGroup[g].subarray(0, half * cp), half, cp, cp);
     const cA = await crossGram(dPatches.perGroup[dg].subarray(0, half * cd), pPatches.perGroup[g].subarray(0, half * cp), half, cd, cp);
-    // a structured layer too wide for the Gram folds, fit on few patches, is cross-validated from the
-    // patches; a masked (unstructured) one keeps the fixed damp: the folds judge the unmasked solution, and
-    // on the MLP at 80% in rounds the damp they chose shipped 0.25 pt less
+    // a layer of a structured prune too wide for the Gram folds, fit on few patches, is cross-validated
+    // from the patches (one damp for all its column blocks); a masked (unstructured) one keeps the fixed
+    // damp: the folds judge the unmasked solution, and on the MLP at 80% in rounds the damp they chose
+    // shipped 0.25 pt less
     const dual =
-      opts.crossValidate && half > 0 && cd !== cp && cp > CROSS_VALIDATE_MAX_COLS && n <= DUAL_MAX_PATCHES
+      opts.crossValidate && half > 0 && opts.kept !== undefined && cp > CROSS_VALIDATE_MAX_COLS && n <= DUAL_MAX_PATCHES
         ? { k: await timesTransposed(pPatches.perGroup[g], n, pPatches.perGroup[g], n, cp), t: await timesTransposed(dPatches.perGroup[dg], n, Float32Array.from(wd), p.rows, cd), n, half }
         : undefined;
     const { candidates, damp } = solveBlocks(wd, wp, keep, withBias, hFull, cFull, p.rows, cd, cp, opts, opts.crossValidate && half > 0 ? { hA, cA } : undefined, dual);

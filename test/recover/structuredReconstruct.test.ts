@@ -140,7 +140,7 @@ describe('prune-guard run --method structured --recovery reconstruct', () => {
 });
 
 describe('a wide structured classifier fit on few samples', () => {
-  it('is cross-validated from its patches and generalizes better than the fixed damp (real-world CIFAR-10 CNN, 30% layer scope)', async () => {
+  it('is cross-validated from its patches and generalizes better than the fixed damp, whether its columns were cut or not (real-world CIFAR-10 CNN, 30% layer scope)', async () => {
     // its Gemm reads 1,600 columns from 250 samples: far too few to fit with the fixed damp
     const dir = realWorldDir('cifar10-cnn');
     const dense = loadModel(path.join(dir, 'model.onnx')).proto;
@@ -157,5 +157,11 @@ describe('a wide structured classifier fit on few samples', () => {
     const score = async (m: ModelProto) => calibScore(m, held, 1);
     const [a, b] = [await score(fixed.model), await score(validated.model)];
     expect(b.nll).toBeLessThan(a.nll);
+    // the last conv uncut: the classifier keeps its 2,400 columns, solved in blocks, and is cross-validated too
+    const lastConv = dense.graph!.node.filter((n) => n.opType === 'Conv').at(-1)!.input[1];
+    const kept = await structuredPrune(dense, { ...OPTS, scope: 'layer', protectedTensors: new Set([lastConv]) });
+    const classifier = dense.graph!.node.find((n) => n.opType === 'Gemm')!.input[1];
+    const aligned = await reconstruct(kept.base, kept.model, [classifier], fit, { ...DEFAULT_RECONSTRUCT, kept: kept.kept });
+    expect(gemm(aligned).damp).toBeGreaterThan(DEFAULT_RECONSTRUCT.damp);
   });
 });
