@@ -35126,9 +35126,7 @@ function crossValidatedDamp(folds, rows2, m, grid = DAMP_GRID) {
     }
     return total2;
   });
-  let best = 0;
-  for (let i2 = 1; i2 < grid.length; i2++) if (errors[i2] < errors[best]) best = i2;
-  return { damp: grid[best], errors };
+  return lowest(grid, errors);
 }
 var DUAL_MAX_PATCHES = 1024;
 function crossValidatedDampDual(k, t, n, rows2, m, half, grid = DAMP_GRID) {
@@ -35142,36 +35140,25 @@ function crossValidatedDampDual(k, t, n, rows2, m, half, grid = DAMP_GRID) {
       const [a0, a1] = folds[f];
       const [b0, b1] = folds[1 - f];
       const na = a1 - a0;
-      let trace = 0;
-      for (let i2 = a0; i2 < a1; i2++) trace += k[i2 * n + i2];
-      const l = new Float64Array(na * na);
-      for (let i2 = 0; i2 < na; i2++) for (let j = 0; j < na; j++) l[i2 * na + j] = k[(a0 + i2) * n + a0 + j];
-      for (let i2 = 0; i2 < na; i2++) l[i2 * na + i2] += damp * (trace / m || 1);
-      if (!choleskyLower(l, na)) return Infinity;
-      const z2 = new Float64Array(na * rows2);
-      const y = new Float64Array(na);
-      for (let r = 0; r < rows2; r++) {
-        for (let i2 = 0; i2 < na; i2++) {
-          let v = t[(a0 + i2) * rows2 + r];
-          for (let q = 0; q < i2; q++) v -= l[i2 * na + q] * y[q];
-          y[i2] = v / l[i2 * na + i2];
-        }
-        for (let i2 = na - 1; i2 >= 0; i2--) {
-          let v = y[i2];
-          for (let q = i2 + 1; q < na; q++) v -= l[q * na + i2] * z2[q * rows2 + r];
-          z2[i2 * rows2 + r] = v / l[i2 * na + i2];
-        }
-      }
+      const kaa = new Float64Array(na * na);
+      for (let i2 = 0; i2 < na; i2++) for (let j = 0; j < na; j++) kaa[i2 * na + j] = k[(a0 + i2) * n + a0 + j];
+      const ta = new Float64Array(rows2 * na);
+      for (let i2 = 0; i2 < na; i2++) for (let r = 0; r < rows2; r++) ta[r * na + i2] = t[(a0 + i2) * rows2 + r];
+      const z2 = ridgeSolve(kaa, ta, rows2, na, damp * na / m);
+      if (!z2) return Infinity;
       for (let b = b0; b < b1; b++) {
         for (let r = 0; r < rows2; r++) {
           let pr = 0;
-          for (let i2 = 0; i2 < na; i2++) pr += k[b * n + a0 + i2] * z2[i2 * rows2 + r];
+          for (let i2 = 0; i2 < na; i2++) pr += k[b * n + a0 + i2] * z2[r * na + i2];
           total2 += pr * (pr - 2 * t[b * rows2 + r]);
         }
       }
     }
     return total2;
   });
+  return lowest(grid, errors);
+}
+function lowest(grid, errors) {
   let best = 0;
   for (let i2 = 1; i2 < grid.length; i2++) if (errors[i2] < errors[best]) best = i2;
   return { damp: grid[best], errors };
@@ -35600,10 +35587,13 @@ async function refitLayer(ed, pIndex, dIndex, node, p, d, rowMap, dPatches, pPat
     const hFull = await crossGram(pPatches.perGroup[g2], pPatches.perGroup[g2], n, cp, cp);
     const cFull = await crossGram(dPatches.perGroup[dg], pPatches.perGroup[g2], n, cd, cp);
     const half = Math.floor(n / 2);
-    const hA = await crossGram(pPatches.perGroup[g2].subarray(0, half * cp), pPatches.perGroup[g2].subarray(0, half * cp), half, cp, cp);
-    const cA = await crossGram(dPatches.perGroup[dg].subarray(0, half * cd), pPatches.perGroup[g2].subarray(0, half * cp), half, cd, cp);
+    const gramFolds = opts.crossValidate && half > 0 && columnBlocks(cp, cd === cp, opts.maxBlock).some((m2) => m2 <= CROSS_VALIDATE_MAX_COLS);
+    const foldA = gramFolds ? {
+      hA: await crossGram(pPatches.perGroup[g2].subarray(0, half * cp), pPatches.perGroup[g2].subarray(0, half * cp), half, cp, cp),
+      cA: await crossGram(dPatches.perGroup[dg].subarray(0, half * cd), pPatches.perGroup[g2].subarray(0, half * cp), half, cd, cp)
+    } : void 0;
     const dual = opts.crossValidate && half > 0 && opts.kept !== void 0 && cp > CROSS_VALIDATE_MAX_COLS && n <= DUAL_MAX_PATCHES ? { k: await timesTransposed(pPatches.perGroup[g2], n, pPatches.perGroup[g2], n, cp), t: await timesTransposed(dPatches.perGroup[dg], n, Float32Array.from(wd), p.rows, cd), n, half } : void 0;
-    const { candidates, damp } = solveBlocks(wd, wp, keep, withBias, hFull, cFull, p.rows, cd, cp, opts, opts.crossValidate && half > 0 ? { hA, cA } : void 0, dual);
+    const { candidates, damp } = solveBlocks(wd, wp, keep, withBias, hFull, cFull, p.rows, cd, cp, opts, foldA, dual);
     damps.push(damp);
     const pe = strideRows(pPatches.perGroup[g2], n, cp, ERROR_PATCHES);
     const de = strideRows(dPatches.perGroup[dg], n, cd, ERROR_PATCHES);
@@ -38301,6 +38291,10 @@ function reconstructedScore(dense, calib, head, workMacs) {
     return calibScore(r.model, held, QUALITY_THREADS, head);
   };
 }
+function sharedReconstructedScore(dense, calib, head, recoveryWork, shares) {
+  const searchWork = recoveryAllowance({ macsPerSample: modelCost(dense).macs, calibSamples: fitSamples(calib.count) }, recoveryWork);
+  return reconstructedScore(dense, calib, head, searchWork / shares);
+}
 
 // src/pipeline/targetCandidates.ts
 var SPREADS = [...[0, 1 / 3, 2 / 3, 1].map((evenness) => ({ kind: "capped", evenness })), { kind: "uniform" }];
@@ -38370,8 +38364,7 @@ async function pruneForLatency(dense, modelPath, config2, ctx) {
   };
   const pruneAt = (spread2) => pruneModel(dense, { ...config2, scope: "global" }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs, spread: spread2 }, ...curves ? { lossCurves: curves.curves } : {} });
   const trySpreads = async (incumbent, data) => {
-    const searchWork = recoveryAllowance({ macsPerSample: modelCost(dense).macs, calibSamples: fitSamples(data.count) }, config2.recoveryWork);
-    const score2 = reconstructedScore(dense, data, ctx.head ?? defaultHead(dense, config2.output), searchWork / SPREADS.length);
+    const score2 = sharedReconstructedScore(dense, data, ctx.head ?? defaultHead(dense, config2.output), config2.recoveryWork, SPREADS.length);
     const files = [];
     const make = async (s) => {
       const o = await pruneAt(s);
@@ -38511,8 +38504,7 @@ async function chooseAutoScope(first, dense, config2, ctx) {
   }
   let chosen2 = config2.recovery === "none" ? pickScore(candidates.map((c) => c.before), held.count) : 0;
   if (config2.recovery !== "none" && candidates.slice(1).some((c) => c.before.nll < candidates[0].before.nll && c.before.accuracy > candidates[0].before.accuracy)) {
-    const searchWork = recoveryAllowance({ macsPerSample: modelCost(dense).macs, calibSamples: fitSamples(ctx.calib.count) }, config2.recoveryWork);
-    const score2 = reconstructedScore(dense, ctx.calib, ctx.head, searchWork / candidates.length);
+    const score2 = sharedReconstructedScore(dense, ctx.calib, ctx.head, config2.recoveryWork, candidates.length);
     candidates[0].after = await score2(first);
     for (const c of candidates.slice(1)) c.after = await score2(await cut(c.scope));
     chosen2 = pickScore(candidates.map((c) => c.after), held.count);

@@ -6,7 +6,8 @@ import type { PruneOutcome } from '../prune/pruneModel.js';
 import { calibScore, type CalibScore } from '../recover/calibScore.js';
 import { DEFAULT_RECONSTRUCT, reconstruct } from '../recover/reconstruct.js';
 import { refitWeights } from '../recover/runRecovery.js';
-import { WorkMeter } from '../recover/work.js';
+import { modelCost } from '../onnx/flops.js';
+import { recoveryAllowance, WorkMeter } from '../recover/work.js';
 
 /** The calibration samples a candidate is refit on (even-indexed); the odd-indexed ones score it. */
 export const fitSamples = (calibCount: number): number => Math.ceil(calibCount / 2);
@@ -36,4 +37,13 @@ export function reconstructedScore(dense: ModelProto, calib: Dataset, head: Head
     const r = await reconstruct(o.structured?.reference ?? dense, o.model, refitWeights(o), fit, { ...DEFAULT_RECONSTRUCT, crossValidate: false, threads: QUALITY_THREADS, work, ...(o.structured ? { kept: o.structured.kept } : {}) });
     return calibScore(r.model, held, QUALITY_THREADS, head);
   };
+}
+
+/**
+ * reconstructedScore for `shares` candidates that split evenly what recovery may spend (`recoveryWork`,
+ * src/recover/work.ts) on the samples they are refit on.
+ */
+export function sharedReconstructedScore(dense: ModelProto, calib: Dataset, head: Head, recoveryWork: number, shares: number): (o: PruneOutcome) => Promise<CalibScore> {
+  const searchWork = recoveryAllowance({ macsPerSample: modelCost(dense).macs, calibSamples: fitSamples(calib.count) }, recoveryWork);
+  return reconstructedScore(dense, calib, head, searchWork / shares);
 }

@@ -15,10 +15,9 @@ import type { CandidateScore, TargetRecord } from '../prune/structured/record.js
 import { prunableWeights } from '../prune/prunable.js';
 import { groupLossCurves } from '../prune/sensitivity/sensitivityPrune.js';
 import { stepName, type StepRecord } from './steps.js';
-import { fitSamples, reconstructedScore } from './heldOutScore.js';
+import { sharedReconstructedScore } from './heldOutScore.js';
 import { chooseMeasured, SPREADS, type MadeSpread, type MeasuredChoice } from './targetCandidates.js';
 import { defaultHead } from '../onnx/runtime/classifier.js';
-import { recoveryAllowance } from '../recover/work.js';
 import type { Spread } from '../prune/structured/latencyModel.js';
 import { spreadLabel } from '../prune/structured/record.js';
 
@@ -78,9 +77,7 @@ export async function pruneForLatency(dense: ModelProto, modelPath: string, conf
     pruneModel(dense, { ...config, scope: 'global' }, { ...ctx, latencyTarget: { batch, denseMs, budgetMs, spread }, ...(curves ? { lossCurves: curves.curves } : {}) });
   /** The other spreads at the budget the uniform cut met the target at (chooseMeasured). */
   const trySpreads = async (incumbent: (typeof attempts)[number], data: Dataset): Promise<MeasuredChoice> => {
-    // the search may spend what recovery may on the samples it refits on, shared evenly by its candidates
-    const searchWork = recoveryAllowance({ macsPerSample: modelCost(dense).macs, calibSamples: fitSamples(data.count) }, config.recoveryWork);
-    const score = reconstructedScore(dense, data, ctx.head ?? defaultHead(dense, config.output), searchWork / SPREADS.length);
+    const score = sharedReconstructedScore(dense, data, ctx.head ?? defaultHead(dense, config.output), config.recoveryWork, SPREADS.length);
     const files: string[] = [];
     const make = async (s: Spread): Promise<MadeSpread> => {
       const o = await pruneAt(s);

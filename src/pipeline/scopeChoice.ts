@@ -6,8 +6,7 @@ import { modelCost } from '../onnx/flops.js';
 import { pruneModel, type PruneContext, type PruneOutcome } from '../prune/pruneModel.js';
 import { QUALITY_THREADS } from '../onnx/runtime/quality.js';
 import { calibScore, type CalibScore } from '../recover/calibScore.js';
-import { recoveryAllowance } from '../recover/work.js';
-import { fitSamples, heldOutHalf, reconstructedScore } from './heldOutScore.js';
+import { heldOutHalf, sharedReconstructedScore } from './heldOutScore.js';
 
 /**
  * The allocations `scope: auto` weighs its loss-per-MAC cut against. The curves price each group pruned
@@ -81,8 +80,7 @@ export async function chooseAutoScope(
   // reconstruction that decides
   let chosen = config.recovery === 'none' ? pickScore(candidates.map((c) => c.before), held.count) : 0;
   if (config.recovery !== 'none' && candidates.slice(1).some((c) => c.before.nll < candidates[0].before.nll && c.before.accuracy > candidates[0].before.accuracy)) {
-    const searchWork = recoveryAllowance({ macsPerSample: modelCost(dense).macs, calibSamples: fitSamples(ctx.calib.count) }, config.recoveryWork);
-    const score = reconstructedScore(dense, ctx.calib, ctx.head, searchWork / candidates.length);
+    const score = sharedReconstructedScore(dense, ctx.calib, ctx.head, config.recoveryWork, candidates.length);
     candidates[0].after = await score(first);
     for (const c of candidates.slice(1)) c.after = await score(await cut(c.scope));
     chosen = pickScore(candidates.map((c) => c.after!), held.count);

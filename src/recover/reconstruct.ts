@@ -334,8 +334,14 @@ async function refitLayer(ed: ModelEditor, pIndex: GraphIndex, dIndex: GraphInde
     // the first half of the patches (the first half of the calibration samples: positions ascend by
     // sample) against the second, to choose the ridge strength by cross-validation
     const half = Math.floor(n / 2);
-    const hA = await crossGram(pPatches.perGroup[g].subarray(0, half * cp), pPatches.perGroup[g].subarray(0, half * cp), half, cp, cp);
-    const cA = await crossGram(dPatches.perGroup[dg].subarray(0, half * cd), pPatches.perGroup[g].subarray(0, half * cp), half, cd, cp);
+    // the fold's Grams only for a layer with a block narrow enough to be cross-validated from them
+    const gramFolds = opts.crossValidate && half > 0 && columnBlocks(cp, cd === cp, opts.maxBlock).some((m) => m <= CROSS_VALIDATE_MAX_COLS);
+    const foldA = gramFolds
+      ? {
+          hA: await crossGram(pPatches.perGroup[g].subarray(0, half * cp), pPatches.perGroup[g].subarray(0, half * cp), half, cp, cp),
+          cA: await crossGram(dPatches.perGroup[dg].subarray(0, half * cd), pPatches.perGroup[g].subarray(0, half * cp), half, cd, cp),
+        }
+      : undefined;
     // a layer of a structured prune too wide for the Gram folds, fit on few patches, is cross-validated
     // from the patches (one damp for all its column blocks); a masked (unstructured) one keeps the fixed
     // damp: the folds judge the unmasked solution, and on the MLP at 80% in rounds the damp they chose
@@ -344,7 +350,7 @@ async function refitLayer(ed: ModelEditor, pIndex: GraphIndex, dIndex: GraphInde
       opts.crossValidate && half > 0 && opts.kept !== undefined && cp > CROSS_VALIDATE_MAX_COLS && n <= DUAL_MAX_PATCHES
         ? { k: await timesTransposed(pPatches.perGroup[g], n, pPatches.perGroup[g], n, cp), t: await timesTransposed(dPatches.perGroup[dg], n, Float32Array.from(wd), p.rows, cd), n, half }
         : undefined;
-    const { candidates, damp } = solveBlocks(wd, wp, keep, withBias, hFull, cFull, p.rows, cd, cp, opts, opts.crossValidate && half > 0 ? { hA, cA } : undefined, dual);
+    const { candidates, damp } = solveBlocks(wd, wp, keep, withBias, hFull, cFull, p.rows, cd, cp, opts, foldA, dual);
     damps.push(damp);
     // judged on a strided subset of patches, as layer outputs computed in onnxruntime
     const pe = strideRows(pPatches.perGroup[g], n, cp, ERROR_PATCHES);

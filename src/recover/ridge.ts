@@ -39,9 +39,7 @@ export function crossValidatedDamp(folds: readonly [Fold, Fold], rows: number, m
     }
     return total;
   });
-  let best = 0;
-  for (let i = 1; i < grid.length; i++) if (errors[i] < errors[best]) best = i;
-  return { damp: grid[best], errors };
+  return lowest(grid, errors);
 }
 
 /**
@@ -70,38 +68,29 @@ export function crossValidatedDampDual(k: Float64Array, t: Float64Array, n: numb
       const [a0, a1] = folds[f];
       const [b0, b1] = folds[1 - f];
       const na = a1 - a0;
-      let trace = 0;
-      for (let i = a0; i < a1; i++) trace += k[i * n + i];
-      const l = new Float64Array(na * na);
-      for (let i = 0; i < na; i++) for (let j = 0; j < na; j++) l[i * na + j] = k[(a0 + i) * n + a0 + j];
-      for (let i = 0; i < na; i++) l[i * na + i] += damp * (trace / m || 1);
-      if (!choleskyLower(l, na)) return Infinity;
-      // Z = (K_AA + dI)^-1 T_A, one target column at a time
-      const z = new Float64Array(na * rows);
-      const y = new Float64Array(na);
-      for (let r = 0; r < rows; r++) {
-        for (let i = 0; i < na; i++) {
-          let v = t[(a0 + i) * rows + r];
-          for (let q = 0; q < i; q++) v -= l[i * na + q] * y[q];
-          y[i] = v / l[i * na + i];
-        }
-        for (let i = na - 1; i >= 0; i--) {
-          let v = y[i];
-          for (let q = i + 1; q < na; q++) v -= l[q * na + i] * z[q * rows + r];
-          z[i * rows + r] = v / l[i * na + i];
-        }
-      }
+      const kaa = new Float64Array(na * na);
+      for (let i = 0; i < na; i++) for (let j = 0; j < na; j++) kaa[i * na + j] = k[(a0 + i) * n + a0 + j];
+      const ta = new Float64Array(rows * na);
+      for (let i = 0; i < na; i++) for (let r = 0; r < rows; r++) ta[r * na + i] = t[(a0 + i) * rows + r];
+      // Z^T = T_A^T (K_AA + d I)^-1: ridgeSolve scales by mean(diag K_AA) = trace / na, the primal by trace / m
+      const z = ridgeSolve(kaa, ta, rows, na, (damp * na) / m);
+      if (!z) return Infinity;
       // predictions on fold B: K_BA Z; error ||P||^2 - 2 <P, T_B>, as heldOutError's
       for (let b = b0; b < b1; b++) {
         for (let r = 0; r < rows; r++) {
           let pr = 0;
-          for (let i = 0; i < na; i++) pr += k[b * n + a0 + i] * z[i * rows + r];
+          for (let i = 0; i < na; i++) pr += k[b * n + a0 + i] * z[r * na + i];
           total += pr * (pr - 2 * t[b * rows + r]);
         }
       }
     }
     return total;
   });
+  return lowest(grid, errors);
+}
+
+/** The damp of the grid with the lowest held-out error (the first on a tie), with every error. */
+function lowest(grid: readonly number[], errors: number[]): { damp: number; errors: number[] } {
   let best = 0;
   for (let i = 1; i < grid.length; i++) if (errors[i] < errors[best]) best = i;
   return { damp: grid[best], errors };
